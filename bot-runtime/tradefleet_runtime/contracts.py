@@ -1,0 +1,294 @@
+"""The contracts between the engine and its plugins.
+
+The engine calls a bot's chosen plugin objects directly through these types on every bar:
+pluggy is only used to *find* plugins (see ``plugins.hookspecs``), because a hook call costs
+about thirty plain method calls and the per-bar budget is about one microsecond.
+
+A strategy subclasses ``Strategy``; risk plugins, brokers and data feeds satisfy the
+``RiskPlugin``, ``Broker`` and ``DataFeed`` protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderType,
+    OrderUpdate,
+    Position,
+    RiskDecision,
+    Side,
+)
+
+if TYPE_CHECKING:
+    from tradefleet_runtime.spec.model import Mode
+
+
+class PluginParams(BaseModel):
+    """Base of every plugin's params model. Unknown params are refused, values are frozen.
+
+    A plugin's JSON Schema is ``Params.model_json_schema()``: write ``Field(description=...)``
+    on each param, and ``ge``/``le`` bounds where a value has a sane range.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(PluginParams):
+    """For plugins that take no params."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A bar series a strategy wants: a symbol at a timeframe (≥ the bot's base timeframe)."""
+
+    symbol: str
+    timeframe_s: int
+
+
+class StrategyContext(Protocol):
+    """What a strategy may see and do. The engine implements it; strategies only use it."""
+
+    @property
+    def now(self) -> int:
+        """Current time (UTC epoch seconds): the close time of the bar being handled."""
+        ...
+
+    @property
+    def symbols(self) -> Sequence[str]: ...
+
+    @property
+    def base_timeframe_s(self) -> int: ...
+
+    @property
+    def equity(self) -> float: ...
+
+    @property
+    def cash(self) -> float: ...
+
+    def position(self, symbol: str) -> Position:
+        """The bot's net position in ``symbol`` (quantity 0 when flat)."""
+        ...
+
+    def instrument(self, symbol: str) -> Instrument: ...
+
+    def submit(self, intent: OrderIntent) -> None:
+        """Queue an order intent; it passes the risk chain when the strategy returns."""
+        ...
+
+    def buy(
+        self,
+        symbol: str,
+        quantity: float | None = None,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        tag: str = "",
+    ) -> None: ...
+
+    def sell(
+        self,
+        symbol: str,
+        quantity: float | None = None,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        tag: str = "",
+    ) -> None: ...
+
+    def close(self, symbol: str, tag: str = "") -> None:
+        """Flatten ``symbol``: cancel its working orders and send a reduce-only market order."""
+        ...
+
+    def cancel(self, client_order_id: str) -> None: ...
+
+    def open_orders(self, symbol: str | None = None) -> Sequence[Order]: ...
+
+    def log(self, message: str, **fields: Any) -> None:
+        """Record a strategy event in the journal (and the log)."""
+        ...
+
+
+class Strategy:
+    """Base class of strategy plugins: override ``on_bar``; the rest is optional.
+
+    The engine sets ``self.ctx`` before ``on_start``. A strategy sees a bar only after it
+    closed, and its orders are filled on later bars: it cannot trade on a price it has not
+    seen yet, nor see one it should not.
+    """
+
+    ctx: StrategyContext
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    def subscriptions(self, symbols: Sequence[str], base_timeframe_s: int) -> list[Subscription]:
+        """The bar series this strategy wants. Default: every symbol at the base timeframe.
+
+        Ask for higher timeframes here; the engine aggregates them from the base bars and
+        hands each one over when it has closed.
+        """
+        return [Subscription(symbol, base_timeframe_s) for symbol in symbols]
+
+    def warmup_bars(self) -> int:
+        """How many base bars the strategy needs before its signals mean anything."""
+        return 0
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        """Called once before the first bar."""
+
+    def on_bar(self, bar: Bar) -> None:
+        """Called for every closed bar of every subscribed series, oldest first."""
+        raise NotImplementedError
+
+    def on_fill(self, fill: Fill) -> None:
+        """Called after one of the bot's orders was (partly) filled."""
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        """Called when an order is rejected or cancelled."""
+
+    def on_stop(self) -> None:
+        """Called once after the last bar."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContext:
+    """The account state a risk plugin decides on (a snapshot: it never changes under it)."""
+
+    ts: int
+    equity: float
+    cash: float
+    start_of_day_equity: float
+    peak_equity: float
+    positions: dict[str, Position]
+    marks: dict[str, float]
+    instrument: Instrument
+
+    def mark(self, symbol: str) -> float:
+        return self.marks.get(symbol, 0.0)
+
+
+@runtime_checkable
+class RiskPlugin(Protocol):
+    """Decides about each order intent; may only shrink or veto it.
+
+    The engine enforces that: a decision that grows an order, or sizes one that already had
+    a size, is treated as a veto and journaled as a plugin fault.
+    """
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerContext:
+    """What a broker is told when the bot starts."""
+
+    bot_name: str
+    mode: Mode
+    symbols: tuple[str, ...]
+    currency: str
+    initial_capital: float
+    credentials_dir: Path | None = None
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """An account at a venue (real or simulated). Paper, ccxt and MT5 brokers implement it.
+
+    ``client_order_id`` is the identity of an order: submitting an id the broker already
+    knows must never create a second order.
+    """
+
+    def connect(self, ctx: BrokerContext) -> None: ...
+
+    def instrument(self, symbol: str) -> Instrument: ...
+
+    def submit(self, order: Order) -> OrderUpdate:
+        """Send an order. Returns its status: OPEN (working), or REJECTED with a reason."""
+        ...
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None: ...
+
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+        """A base bar closed. Simulated brokers match working orders against it; live ones
+        return the fills and updates they saw since the last call."""
+        ...
+
+    def open_orders(self) -> Sequence[Order]: ...
+
+    def positions(self) -> dict[str, Position]: ...
+
+    def balance(self) -> float: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRequest:
+    """What the engine asks a data feed for."""
+
+    symbols: tuple[str, ...]
+    timeframe_s: int
+    base_dir: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(slots=True)
+class FeedReport:
+    """What a feed found in its data: counted, so that reports can say it."""
+
+    bars: int = 0
+    gaps: int = 0
+    missing_bars: int = 0
+    filled_bars: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class DataFeed(Protocol):
+    """A source of closed bars, oldest first; bars of one timestamp in ``symbols`` order."""
+
+    def bars(self, request: FeedRequest) -> Iterator[Bar]: ...
+
+    def report(self) -> FeedReport: ...
+
+
+__all__ = [
+    "Bar",
+    "Broker",
+    "BrokerContext",
+    "DataFeed",
+    "FeedReport",
+    "FeedRequest",
+    "Fill",
+    "Instrument",
+    "NoParams",
+    "Order",
+    "OrderIntent",
+    "OrderType",
+    "OrderUpdate",
+    "PluginParams",
+    "Position",
+    "RiskContext",
+    "RiskDecision",
+    "RiskPlugin",
+    "Side",
+    "Strategy",
+    "StrategyContext",
+    "Subscription",
+]

@@ -1,0 +1,578 @@
+"""The event engine: one loop per bot.
+
+For every closed base bar, in time order: the broker matches working orders against it (fills),
+the portfolio is marked to its close, higher-timeframe bars that closed are built, the strategy
+sees the bar, and the intents it queued pass the risk chain and go to the broker. At the end of
+each timestamp the equity is snapshotted. Backtest and paper runs share this loop; only the bar
+source (and its clock) differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tradefleet_runtime.contracts import (
+    Broker,
+    FeedReport,
+    RiskContext,
+    RiskPlugin,
+    Strategy,
+    Subscription,
+)
+from tradefleet_runtime.engine.aggregator import BarAggregator
+from tradefleet_runtime.engine.order_ids import bot_prefix, child_order_id, client_order_id
+from tradefleet_runtime.engine.portfolio import Portfolio, Trade
+from tradefleet_runtime.engine.risk_chain import judge, round_down
+from tradefleet_runtime.journal.sqlite import Journal
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    RiskAction,
+    RiskDecision,
+    Side,
+)
+
+log = logging.getLogger("tradefleet.engine")
+
+_QTY_EPSILON = 1e-12
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    bot_name: str
+    mode: str
+    symbols: tuple[str, ...]
+    base_timeframe_s: int
+    initial_capital: float
+    currency: str = "USD"
+    paused: bool = False
+
+
+@dataclass
+class RunResult:
+    """What a run produced, for reports."""
+
+    bot_name: str
+    initial_capital: float
+    currency: str
+    timeframe_s: int
+    equity_ts: array[int]
+    equity: array[float]
+    exposed: array[int]
+    trades: list[Trade]
+    fees: float
+    bars: int
+    open_positions: list[Position]
+    risk_decisions: Counter[tuple[str, str]]
+    orders: int
+    fills: int
+    feed: FeedReport | None = None
+    run_id: str = ""
+    journal_path: str = ""
+
+    @property
+    def final_equity(self) -> float:
+        return self.equity[-1] if self.equity else self.initial_capital
+
+
+@dataclass
+class _WorkingOrder:
+    order: Order
+    filled: float = 0.0
+
+
+@dataclass
+class EngineStats:
+    bars: int = 0
+    orders: int = 0
+    fills: int = 0
+    rejected: int = 0
+    risk_decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class Engine:
+    """Runs one bot: a strategy, its risk chain and a broker, journaling as it goes.
+
+    The engine is the strategy's :class:`~tradefleet_runtime.contracts.StrategyContext`.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        strategy: Strategy,
+        broker: Broker,
+        journal: Journal,
+        risk: Sequence[tuple[str, RiskPlugin]] = (),
+        *,
+        leverage: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.strategy = strategy
+        self.broker = broker
+        self.journal = journal
+        self.risk = list(risk)
+        self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
+        self.stats = EngineStats()
+        self.paused = config.paused
+        self._prefix = bot_prefix(config.bot_name)
+        self._symbols = config.symbols
+        self._symbol_set = frozenset(config.symbols)
+        self._now = 0
+        self._sequence_ts = -1
+        self._sequence = 0
+        self._intents: list[OrderIntent] = []
+        self._working: dict[str, _WorkingOrder] = {}
+        self._instruments: dict[str, Instrument] = {}
+        self._open_count = 0
+        self._peak_equity = config.initial_capital
+        self._day = -1
+        self._day_start_equity = config.initial_capital
+        self._equity_ts: array[int] = array("q")
+        self._equity: array[float] = array("d")
+        self._exposed: array[int] = array("b")
+        self._base_symbols: frozenset[str] = frozenset()
+        self._aggregators: dict[str, list[BarAggregator]] = {}
+        self._started = False
+
+    # -- StrategyContext ---------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        return self._now
+
+    @property
+    def symbols(self) -> Sequence[str]:
+        return self._symbols
+
+    @property
+    def base_timeframe_s(self) -> int:
+        return self.config.base_timeframe_s
+
+    @property
+    def equity(self) -> float:
+        return self.portfolio.equity()
+
+    @property
+    def cash(self) -> float:
+        return self.portfolio.cash
+
+    def position(self, symbol: str) -> Position:
+        return self.portfolio.position(symbol)
+
+    def instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            instrument = self._instruments[symbol] = self.broker.instrument(symbol)
+        return instrument
+
+    def submit(self, intent: OrderIntent) -> None:
+        self._intents.append(intent)
+
+    def buy(
+        self,
+        symbol: str,
+        quantity: float | None = None,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        tag: str = "",
+    ) -> None:
+        self._intents.append(
+            OrderIntent(
+                symbol, Side.BUY, quantity, order_type, price, stop_loss, take_profit, False, tag
+            )
+        )
+
+    def sell(
+        self,
+        symbol: str,
+        quantity: float | None = None,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        tag: str = "",
+    ) -> None:
+        self._intents.append(
+            OrderIntent(
+                symbol, Side.SELL, quantity, order_type, price, stop_loss, take_profit, False, tag
+            )
+        )
+
+    def close(self, symbol: str, tag: str = "") -> None:
+        for working in list(self._working.values()):
+            if working.order.symbol == symbol:
+                self.cancel(working.order.client_order_id)
+        quantity = self.portfolio.position(symbol).quantity
+        if quantity:
+            side = Side.SELL if quantity > 0 else Side.BUY
+            self._intents.append(
+                OrderIntent(symbol, side, abs(quantity), reduce_only=True, tag=tag or "close")
+            )
+
+    def cancel(self, client_order_id: str) -> None:
+        if client_order_id not in self._working:
+            return
+        update = self.broker.cancel(client_order_id)
+        if update is not None:
+            self._on_order_update(update)
+
+    def open_orders(self, symbol: str | None = None) -> Sequence[Order]:
+        return [
+            w.order for w in self._working.values() if symbol is None or w.order.symbol == symbol
+        ]
+
+    def log(self, message: str, **fields: Any) -> None:
+        log.info("%s: %s %s", self.config.bot_name, message, fields or "")
+        self.journal.record_event(self._now, "strategy", message, fields or None)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        subscriptions = self.strategy.subscriptions(self._symbols, self.config.base_timeframe_s)
+        self._wire(subscriptions)
+        self.strategy.ctx = self
+        self.strategy.on_start(self)
+        self._started = True
+
+    def _wire(self, subscriptions: Iterable[Subscription]) -> None:
+        base = self.config.base_timeframe_s
+        base_symbols = set()
+        for sub in subscriptions:
+            if sub.symbol not in self._symbol_set:
+                raise ValueError(
+                    f"strategy subscribed to {sub.symbol!r}, not in spec.market.symbols"
+                )
+            if sub.timeframe_s == base:
+                base_symbols.add(sub.symbol)
+            elif sub.timeframe_s < base or sub.timeframe_s % base:
+                raise ValueError(
+                    f"strategy asked for a {sub.timeframe_s}s series of {sub.symbol}: it must be a "
+                    f"multiple of the base timeframe ({base}s)"
+                )
+            else:
+                self._aggregators.setdefault(sub.symbol, []).append(
+                    BarAggregator(sub.symbol, sub.timeframe_s)
+                )
+        self._base_symbols = frozenset(base_symbols)
+
+    def run(self, bars: Iterable[Bar], should_stop: Callable[[], bool] | None = None) -> None:
+        """Consume bars until they end or ``should_stop()`` says so (checked per timestamp)."""
+        if not self._started:
+            self.start()
+        strategy_on_bar = self.strategy.on_bar
+        broker_on_bar = self.broker.on_bar
+        marks = self.portfolio.marks
+        base_symbols = self._base_symbols
+        aggregators = self._aggregators
+        intents = self._intents
+        close_step = self._close_step
+        current = None
+        count = 0
+        for bar in bars:
+            ts = bar[2]
+            if ts != current:
+                if current is not None:
+                    close_step(current)
+                    if should_stop is not None and should_stop():
+                        break
+                current = ts
+            count += 1
+            events = broker_on_bar(bar)
+            if events:
+                self._on_broker_events(events)
+            symbol = bar[0]
+            marks[symbol] = bar[6]
+            self._now = ts + bar[1]
+            if aggregators:
+                self._aggregate(bar, strategy_on_bar)
+            elif symbol in base_symbols:
+                strategy_on_bar(bar)
+            if intents:
+                self._process_intents()
+        else:
+            if current is not None:
+                close_step(current)
+        self.stats.bars += count
+
+    def _aggregate(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
+        later = []
+        for aggregator in self._aggregators.get(bar[0], ()):
+            before, after = aggregator.add(bar)
+            if before is not None:
+                deliver(before)
+            if after is not None:
+                later.append(after)
+        if bar[0] in self._base_symbols:
+            deliver(bar)
+        for higher in later:
+            deliver(higher)
+
+    def _close_step(self, ts: int) -> None:
+        """End of one timestamp: snapshot equity (batched into the journal)."""
+        portfolio = self.portfolio
+        if self._open_count:
+            equity = portfolio.equity()
+            exposure = portfolio.exposure()
+        else:
+            equity = portfolio.cash
+            exposure = 0.0
+        close_ts = ts + self.config.base_timeframe_s
+        self._equity_ts.append(close_ts)
+        self._equity.append(equity)
+        self._exposed.append(1 if self._open_count else 0)
+        if equity > self._peak_equity:
+            self._peak_equity = equity
+        day = close_ts // 86400
+        if day != self._day:
+            self._day = day
+            self._day_start_equity = equity
+        self.journal.record_equity(close_ts, equity, portfolio.cash, exposure)
+
+    def finish(self, feed: FeedReport | None = None) -> RunResult:
+        """Stop the strategy and return what the run produced (positions stay as they are)."""
+        self.strategy.on_stop()
+        self.journal.flush()
+        return RunResult(
+            bot_name=self.config.bot_name,
+            initial_capital=self.config.initial_capital,
+            currency=self.config.currency,
+            timeframe_s=self.config.base_timeframe_s,
+            equity_ts=self._equity_ts,
+            equity=self._equity,
+            exposed=self._exposed,
+            trades=list(self.portfolio.trades),
+            fees=self.portfolio.fees_paid,
+            bars=self.stats.bars,
+            open_positions=[p for p in self.portfolio.positions.values() if p.quantity],
+            risk_decisions=self.stats.risk_decisions,
+            orders=self.stats.orders,
+            fills=self.stats.fills,
+            feed=feed,
+            run_id=self.journal.run_id,
+            journal_path=self.journal.path,
+        )
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def _next_order_id(self, symbol: str) -> str:
+        if self._now != self._sequence_ts:
+            self._sequence_ts = self._now
+            self._sequence = 0
+        order_id = client_order_id(self._prefix, self._now, symbol, self._sequence)
+        self._sequence += 1
+        return order_id
+
+    def _risk_context(self, symbol: str) -> RiskContext:
+        portfolio = self.portfolio
+        return RiskContext(
+            ts=self._now,
+            equity=portfolio.equity(),
+            cash=portfolio.cash,
+            start_of_day_equity=self._day_start_equity,
+            peak_equity=self._peak_equity,
+            positions={s: replace(p) for s, p in portfolio.positions.items() if p.quantity},
+            marks=dict(portfolio.marks),
+            instrument=self.instrument(symbol),
+        )
+
+    def _process_intents(self) -> None:
+        while self._intents:
+            intent = self._intents.pop(0)
+            self._process_intent(intent)
+
+    def _decide(
+        self, plugin: str, intent: OrderIntent, order_id: str, decision: RiskDecision
+    ) -> None:
+        self.stats.risk_decisions[(plugin, decision.action.value)] += 1
+        self.journal.record_risk(
+            ts=self._now,
+            plugin=plugin,
+            symbol=intent.symbol,
+            side=intent.side.value,
+            decision=decision,
+            quantity_in=intent.quantity,
+            client_order_id=order_id,
+        )
+
+    def _process_intent(self, intent: OrderIntent) -> None:
+        if intent.symbol not in self._symbol_set:
+            self.journal.record_event(
+                self._now, "order_refused", f"{intent.symbol!r} is not one of the bot's symbols"
+            )
+            return
+        order_id = self._next_order_id(intent.symbol)
+        if self.paused and not intent.reduce_only:
+            self._decide("engine.paused", intent, order_id, RiskDecision.veto("bot is paused"))
+            return
+        context: RiskContext | None = None
+        quantity = intent.quantity
+        for name, plugin in self.risk:
+            if context is None:
+                context = self._risk_context(intent.symbol)
+            try:
+                decision = plugin.check(intent, context)
+            except Exception as error:  # a broken plugin vetoes, it never lets an order through
+                log.exception("risk plugin %s failed", name)
+                decision = RiskDecision.veto(f"{name} failed: {type(error).__name__}: {error}")
+            verdict = judge(name, quantity, decision)
+            self._decide(name, intent, order_id, verdict.decision)
+            if verdict.vetoed:
+                return
+            quantity = verdict.quantity
+            if quantity != intent.quantity:
+                intent = replace(intent, quantity=quantity)
+        if quantity is None:
+            self._decide(
+                "engine.sizing",
+                intent,
+                order_id,
+                RiskDecision.veto("order has no quantity and no sizer in spec.risk decided one"),
+            )
+            return
+        instrument = self.instrument(intent.symbol)
+        rounded = round_down(quantity, instrument.lot_step)
+        if rounded <= 0.0 or rounded < instrument.min_quantity:
+            self._decide(
+                "engine.sizing",
+                intent,
+                order_id,
+                RiskDecision.veto(
+                    f"quantity {quantity:g} rounds to {rounded:g}, below the instrument minimum "
+                    f"{instrument.min_quantity:g}"
+                ),
+            )
+            return
+        order = Order(
+            client_order_id=order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=rounded,
+            order_type=intent.order_type,
+            price=intent.price,
+            stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
+            reduce_only=intent.reduce_only,
+            created_ts=self._now,
+            tag=intent.tag,
+        )
+        self._send(order)
+
+    def _send(self, order: Order) -> None:
+        self.stats.orders += 1
+        self.journal.record_order(order, OrderStatus.PENDING, self._now)
+        self._working[order.client_order_id] = _WorkingOrder(order)
+        update = self.broker.submit(order)
+        self._on_order_update(update)
+
+    def _on_order_update(self, update: OrderUpdate) -> None:
+        working = self._working.get(update.client_order_id)
+        if working is None:
+            return
+        self.journal.update_order(
+            update.client_order_id,
+            update.status,
+            update.ts or self._now,
+            update.reason,
+            update.venue_order_id,
+        )
+        if update.status.is_final:
+            del self._working[update.client_order_id]
+            if update.status is OrderStatus.REJECTED:
+                self.stats.rejected += 1
+                self.journal.record_event(
+                    update.ts or self._now,
+                    "order_rejected",
+                    f"{update.client_order_id}: {update.reason}",
+                )
+            self.strategy.on_order_update(update)
+
+    def _on_broker_events(self, events: Sequence[Fill | OrderUpdate]) -> None:
+        for event in events:
+            if isinstance(event, Fill):
+                self._on_fill(event)
+            else:
+                self._on_order_update(event)
+
+    def _on_fill(self, fill: Fill) -> None:
+        self.stats.fills += 1
+        portfolio = self.portfolio
+        was_open = portfolio.position(fill.symbol).quantity != 0.0
+        trades_before = len(portfolio.trades)
+        portfolio.apply(fill)
+        position = portfolio.positions[fill.symbol]
+        is_open = position.quantity != 0.0
+        if was_open != is_open:
+            self._open_count += 1 if is_open else -1
+        working = self._working.get(fill.client_order_id)
+        status = OrderStatus.FILLED
+        if working is not None:
+            working.filled += fill.quantity
+            order = working.order
+            if working.filled + _QTY_EPSILON * max(order.quantity, 1.0) < order.quantity:
+                status = OrderStatus.PARTIALLY_FILLED
+            else:
+                del self._working[fill.client_order_id]
+            if order.stop_loss is not None or order.take_profit is not None:
+                self._register_bracket(order, fill)
+        self.journal.record_fill(fill, position, status)
+        for seq in range(trades_before, len(portfolio.trades)):
+            self.journal.record_trade(seq, portfolio.trades[seq])
+        self.strategy.on_fill(fill)
+
+    def _register_bracket(self, parent: Order, fill: Fill) -> None:
+        """Track the SL/TP children a broker works once their parent filled."""
+        group = parent.client_order_id
+        for role, order_type, price in (
+            ("sl", OrderType.STOP, parent.stop_loss),
+            ("tp", OrderType.LIMIT, parent.take_profit),
+        ):
+            if price is None:
+                continue
+            child_id = child_order_id(parent.client_order_id, role)
+            if child_id in self._working:
+                continue
+            child = Order(
+                client_order_id=child_id,
+                symbol=parent.symbol,
+                side=parent.side.opposite,
+                quantity=parent.quantity,
+                order_type=order_type,
+                price=price,
+                reduce_only=True,
+                parent_id=parent.client_order_id,
+                oco_group=group,
+                created_ts=fill.ts,
+                tag=role,
+            )
+            self._working[child_id] = _WorkingOrder(child)
+            self.journal.record_order(child, OrderStatus.OPEN, fill.ts)
+
+
+def annualisation_factor(timestamps: Sequence[int] | array[int]) -> float:
+    """Bars per year observed in the data (gaps such as weekends count as absent bars)."""
+    if len(timestamps) < 2:
+        return 0.0
+    span = timestamps[-1] - timestamps[0]
+    if span <= 0:
+        return 0.0
+    return (len(timestamps) - 1) / (span / (365.25 * 86400))
+
+
+__all__ = ["Engine", "EngineConfig", "RiskAction", "RunResult", "annualisation_factor", "math"]

@@ -1,0 +1,174 @@
+"""Account accounting: cash, net positions, marks, equity, round-trip trades.
+
+Cash is kept spot-style: a buy pays ``quantity × price`` out of cash and a sell receives it, so
+``equity = cash + Σ quantity × mark`` holds at every instant for longs and shorts alike (a
+short has negative quantity). Margin is then ``Σ |quantity| × mark / leverage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tradefleet_runtime.model import Fill, Position
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One round trip: from flat (or a reversal) back to flat (or the next reversal)."""
+
+    symbol: str
+    direction: int  # +1 long, -1 short
+    quantity: float
+    entry_ts: int
+    exit_ts: int
+    entry_price: float
+    exit_price: float
+    gross_pnl: float
+    fees: float
+
+    @property
+    def net_pnl(self) -> float:
+        return self.gross_pnl - self.fees
+
+
+@dataclass(frozen=True, slots=True)
+class FillEffect:
+    """What one fill did to a position."""
+
+    realized_pnl: float
+    closed_quantity: float
+    opened_quantity: float
+
+
+def apply_fill(position: Position, fill: Fill) -> FillEffect:
+    """Update ``position`` in place with ``fill`` (netting) and say what it realized."""
+    signed = fill.quantity if fill.side == "buy" else -fill.quantity
+    held = position.quantity
+    if held == 0.0 or (held > 0.0) == (signed > 0.0):
+        total = abs(held) + abs(signed)
+        position.average_price = (
+            abs(held) * position.average_price + abs(signed) * fill.price
+        ) / total
+        if held == 0.0:
+            position.opened_ts = fill.ts
+        position.quantity = held + signed
+        return FillEffect(0.0, 0.0, abs(signed))
+    closed = min(abs(signed), abs(held))
+    direction = 1.0 if held > 0.0 else -1.0
+    realized = closed * (fill.price - position.average_price) * direction
+    position.realized_pnl += realized
+    remaining = held + signed
+    if abs(remaining) < 1e-12 * max(abs(held), 1.0):
+        remaining = 0.0
+    opened = 0.0
+    if remaining == 0.0:
+        position.average_price = 0.0
+    elif (remaining > 0.0) != (held > 0.0):  # reversed through flat
+        position.average_price = fill.price
+        position.opened_ts = fill.ts
+        opened = abs(remaining)
+    position.quantity = remaining
+    return FillEffect(realized, closed, opened)
+
+
+@dataclass
+class _OpenTrade:
+    direction: int
+    entry_ts: int
+    quantity: float = 0.0  # largest size held during the trade
+    entry_value: float = 0.0
+    entry_qty: float = 0.0
+    exit_value: float = 0.0
+    exit_qty: float = 0.0
+    gross: float = 0.0
+    fees: float = 0.0
+
+
+@dataclass
+class Portfolio:
+    """The bot's own view of its account, updated from fills and marked on every bar."""
+
+    cash: float
+    leverage: float = 1.0
+    positions: dict[str, Position] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+    fees_paid: float = 0.0
+    trades: list[Trade] = field(default_factory=list)
+    _open_trades: dict[str, _OpenTrade] = field(default_factory=dict)
+
+    def position(self, symbol: str) -> Position:
+        position = self.positions.get(symbol)
+        if position is None:
+            position = self.positions[symbol] = Position(symbol)
+        return position
+
+    def equity(self) -> float:
+        value = self.cash
+        marks = self.marks
+        for symbol, position in self.positions.items():
+            if position.quantity:
+                value += position.quantity * marks.get(symbol, position.average_price)
+        return value
+
+    def exposure(self) -> float:
+        """Gross notional of open positions at their marks."""
+        marks = self.marks
+        return sum(
+            abs(p.quantity) * marks.get(s, p.average_price) for s, p in self.positions.items()
+        )
+
+    def used_margin(self) -> float:
+        return self.exposure() / self.leverage
+
+    def open_symbols(self) -> list[str]:
+        return [s for s, p in self.positions.items() if p.quantity]
+
+    def apply(self, fill: Fill) -> FillEffect:
+        """Book a fill: cash, fees, position, and round-trip trade records."""
+        signed = fill.quantity if fill.side == "buy" else -fill.quantity
+        self.cash -= signed * fill.price + fill.fee
+        self.fees_paid += fill.fee
+        position = self.position(fill.symbol)
+        before = position.quantity
+        effect = apply_fill(position, fill)
+        self._record_trade(fill, before, effect)
+        return effect
+
+    def _record_trade(self, fill: Fill, before: float, effect: FillEffect) -> None:
+        symbol = fill.symbol
+        trade = self._open_trades.get(symbol)
+        fee_share_close = (
+            fill.fee * (effect.closed_quantity / fill.quantity) if fill.quantity else 0.0
+        )
+        if trade is not None and effect.closed_quantity:
+            trade.exit_value += effect.closed_quantity * fill.price
+            trade.exit_qty += effect.closed_quantity
+            trade.gross += effect.realized_pnl
+            trade.fees += fee_share_close
+            if self.positions[symbol].quantity == 0.0 or effect.opened_quantity:
+                self.trades.append(
+                    Trade(
+                        symbol=symbol,
+                        direction=trade.direction,
+                        quantity=trade.quantity,
+                        entry_ts=trade.entry_ts,
+                        exit_ts=fill.ts,
+                        entry_price=trade.entry_value / trade.entry_qty,
+                        exit_price=trade.exit_value / trade.exit_qty,
+                        gross_pnl=trade.gross,
+                        fees=trade.fees,
+                    )
+                )
+                del self._open_trades[symbol]
+                trade = None
+        opened = effect.opened_quantity
+        if opened:
+            fee_share_open = fill.fee - fee_share_close
+            if trade is None:
+                direction = 1 if fill.side == "buy" else -1
+                trade = self._open_trades[symbol] = _OpenTrade(direction, fill.ts)
+            trade.entry_value += opened * fill.price
+            trade.entry_qty += opened
+            trade.fees += fee_share_open
+            trade.quantity = max(trade.quantity, abs(self.positions[symbol].quantity))
+        del before

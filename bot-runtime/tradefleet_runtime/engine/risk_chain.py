@@ -1,0 +1,58 @@
+"""The risk chain's one rule, as a pure function: plugins may only shrink or veto."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tradefleet_runtime.model import RiskAction, RiskDecision
+
+# Relative tolerance for "did not grow": sizers round, and floats wobble in the last bit.
+_GROWTH_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the engine makes of one plugin's decision."""
+
+    quantity: float | None  # the order's size after this plugin; 0 means vetoed
+    decision: RiskDecision  # what is journaled (a rule-breaking decision becomes a veto)
+    fault: bool = False
+
+    @property
+    def vetoed(self) -> bool:
+        return self.quantity is not None and self.quantity <= 0.0
+
+
+def judge(plugin: str, quantity: float | None, decision: RiskDecision) -> Verdict:
+    """Apply ``decision`` to an order of ``quantity`` (``None``: not sized yet)."""
+    if not isinstance(decision, RiskDecision):
+        return Verdict(
+            0.0,
+            RiskDecision.veto(f"{plugin} returned {type(decision).__name__}, not a decision"),
+            True,
+        )
+    if decision.action is RiskAction.VETO:
+        return Verdict(0.0, decision)
+    proposed = decision.quantity
+    if proposed is None:
+        return Verdict(quantity, decision)
+    if proposed != proposed or proposed <= 0.0:  # NaN or not positive
+        return Verdict(0.0, RiskDecision.veto(f"{plugin} sized the order to {proposed}"), True)
+    if quantity is not None and proposed > quantity * (1.0 + _GROWTH_TOLERANCE):
+        return Verdict(
+            0.0,
+            RiskDecision.veto(
+                f"{plugin} tried to grow the order from {quantity:g} to {proposed:g}; "
+                "risk plugins may only shrink or veto"
+            ),
+            True,
+        )
+    return Verdict(min(proposed, quantity) if quantity is not None else proposed, decision)
+
+
+def round_down(quantity: float, step: float) -> float:
+    """Round a quantity down to a lot step (never up: rounding must not grow an order)."""
+    if step <= 0.0:
+        return quantity
+    steps = int(quantity / step + 1e-9)
+    return round(steps * step, 12)

@@ -1,0 +1,5 @@
+"""The bot's journal: every order, fill, risk decision and event, in SQLite (WAL)."""
+
+from tradefleet_runtime.journal.sqlite import Journal, RunRecord
+
+__all__ = ["Journal", "RunRecord"]

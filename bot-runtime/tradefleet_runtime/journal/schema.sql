@@ -1,0 +1,103 @@
+-- tradefleet journal schema, version 1. One file per bot; a run is one start of the bot.
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    bot TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    status TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    initial_capital REAL NOT NULL,
+    timeframe_s INTEGER NOT NULL,
+    config_hash TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS orders (
+    run_id TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    order_type TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    price REAL,
+    stop_loss REAL,
+    take_profit REAL,
+    reduce_only INTEGER NOT NULL,
+    parent_id TEXT,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    venue_order_id TEXT,
+    created_ts INTEGER NOT NULL,
+    updated_ts INTEGER NOT NULL,
+    tag TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, client_order_id)
+);
+CREATE TABLE IF NOT EXISTS fills (
+    run_id TEXT NOT NULL,
+    fill_id TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    price REAL NOT NULL,
+    fee REAL NOT NULL,
+    ts INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, fill_id)
+);
+CREATE TABLE IF NOT EXISTS positions (
+    run_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    average_price REAL NOT NULL,
+    realized_pnl REAL NOT NULL,
+    updated_ts INTEGER NOT NULL,
+    PRIMARY KEY (run_id, symbol)
+);
+CREATE TABLE IF NOT EXISTS trades (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    direction INTEGER NOT NULL,
+    quantity REAL NOT NULL,
+    entry_ts INTEGER NOT NULL,
+    exit_ts INTEGER NOT NULL,
+    entry_price REAL NOT NULL,
+    exit_price REAL NOT NULL,
+    gross_pnl REAL NOT NULL,
+    fees REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS equity (
+    run_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    equity REAL NOT NULL,
+    cash REAL NOT NULL,
+    exposure REAL NOT NULL,
+    PRIMARY KEY (run_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS risk_decisions (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    plugin TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    action TEXT NOT NULL,
+    quantity_in REAL,
+    quantity_out REAL,
+    reason TEXT NOT NULL DEFAULT '',
+    client_order_id TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS fills_by_order ON fills (run_id, client_order_id);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (run_id, kind);

@@ -1,0 +1,191 @@
+"""The runtime's domain types: bars, orders, fills, positions and risk decisions.
+
+These are the words every plugin speaks. They are small immutable values so that a plugin can
+keep one without seeing it change later (which would leak the future into a backtest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Bar(NamedTuple):
+    """One closed OHLCV bar. ``ts`` is the bar's *open* time in UTC epoch seconds.
+
+    A strategy is handed a bar only after it has closed, i.e. at ``ts + timeframe_s``.
+    """
+
+    symbol: str
+    timeframe_s: int
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    @property
+    def close_ts(self) -> int:
+        """The time at which the bar closed (and became visible to strategies)."""
+        return self.ts + self.timeframe_s
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # accepted by the engine, not yet acknowledged by the broker
+    OPEN = "open"  # working at the broker
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What a strategy asks for, before risk and sizing.
+
+    ``quantity`` may be ``None``: the bot's sizer (a risk plugin) then decides it. Risk plugins
+    may only shrink or veto an intent; they never grow it or change its side.
+    """
+
+    symbol: str
+    side: Side
+    quantity: float | None = None
+    order_type: OrderType = OrderType.MARKET
+    price: float | None = None  # limit price, or trigger price of a stop order
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    reduce_only: bool = False
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as sent to a broker. ``client_order_id`` is deterministic (see ``order_ids``)."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType = OrderType.MARKET
+    price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    reduce_only: bool = False
+    parent_id: str | None = None  # set on the SL/TP children of a bracket
+    oco_group: str | None = None  # children sharing a group cancel each other when one fills
+    created_ts: int = 0
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution. ``fee`` is in the account currency and always ≥ 0."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    ts: int
+    fill_id: str
+    reason: str = ""  # "entry", "stop_loss", "take_profit", "limit", "stop", ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A change of an order's status reported by a broker (rejections, cancels, acks)."""
+
+    client_order_id: str
+    status: OrderStatus
+    ts: int
+    reason: str = ""
+    venue_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """What the venue says about a symbol: the rounding and size limits orders must obey."""
+
+    symbol: str
+    tick_size: float = 0.0  # 0 means any price
+    lot_step: float = 0.0  # 0 means any quantity
+    min_quantity: float = 0.0
+    max_quantity: float = float("inf")
+    min_notional: float = 0.0
+    contract_size: float = 1.0
+    quote_currency: str = ""
+
+
+@dataclass(slots=True)
+class Position:
+    """A net position in one symbol. ``quantity`` is signed: > 0 long, < 0 short."""
+
+    symbol: str
+    quantity: float = 0.0
+    average_price: float = 0.0
+    realized_pnl: float = 0.0
+    opened_ts: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.quantity != 0.0
+
+    def unrealized_pnl(self, mark: float) -> float:
+        return self.quantity * (mark - self.average_price)
+
+
+class RiskAction(StrEnum):
+    APPROVE = "approve"
+    SHRINK = "shrink"
+    VETO = "veto"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """A risk plugin's answer about one intent. Build it with the class methods."""
+
+    action: RiskAction
+    quantity: float | None = None
+    reason: str = ""
+    details: dict[str, float | str] = field(default_factory=dict)
+
+    @classmethod
+    def approve(cls, quantity: float | None = None, reason: str = "") -> RiskDecision:
+        return cls(RiskAction.APPROVE, quantity, reason)
+
+    @classmethod
+    def shrink(cls, quantity: float, reason: str) -> RiskDecision:
+        return cls(RiskAction.SHRINK, quantity, reason)
+
+    @classmethod
+    def veto(cls, reason: str) -> RiskDecision:
+        return cls(RiskAction.VETO, 0.0, reason)

@@ -1,0 +1,220 @@
+"""Finding plugins (pluggy + entry points), validating their params and building them."""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pluggy
+from pydantic import ValidationError
+
+from tradefleet_runtime.contracts import NoParams, PluginParams
+from tradefleet_runtime.errors import FieldError, PluginError, SpecError, join_path
+from tradefleet_runtime.plugins import hookspecs
+
+BUILTIN_MODULE = "tradefleet_plugins.registry"
+
+
+def _builtin_source() -> str:
+    try:
+        return f"tradefleet {metadata.version('tradefleet')} (built-in)"
+    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+        return "tradefleet (built-in, not installed)"
+
+
+BUILTIN_SOURCE = _builtin_source()
+
+
+class PluginKind(StrEnum):
+    STRATEGY = "strategy"
+    RISK = "risk"
+    BROKER = "broker"
+    DATA_FEED = "data"
+
+
+_HOOK_OF_KIND = {
+    PluginKind.STRATEGY: "tradefleet_strategies",
+    PluginKind.RISK: "tradefleet_risk_plugins",
+    PluginKind.BROKER: "tradefleet_brokers",
+    PluginKind.DATA_FEED: "tradefleet_data_feeds",
+}
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin's descriptor: who it is, what params it takes, and how to build it.
+
+    ``factory`` is called with the validated params object. Give it as ``"module:attr"`` to
+    defer importing the plugin's module (and its heavy dependencies) until a bot uses it.
+    """
+
+    kind: PluginKind | str
+    name: str
+    version: str
+    factory: Callable[..., Any] | str
+    params: type[PluginParams] = NoParams
+    summary: str = ""
+    modes: frozenset[str] | None = None  # bot modes the plugin can serve; None: all
+
+    def resolve_factory(self) -> Callable[..., Any]:
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attribute = self.factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            factory = getattr(module, attribute)
+        except (ImportError, AttributeError) as error:
+            raise PluginError(
+                f"{self.kind} plugin {self.name!r}: cannot load {self.factory!r}: {error}"
+            ) from error
+        if not callable(factory):
+            raise PluginError(f"{self.kind} plugin {self.name!r}: {self.factory!r} is not callable")
+        return factory  # type: ignore[no-any-return]
+
+    def params_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the params (what admission and ``plugins list`` show)."""
+        return self.params.model_json_schema()
+
+
+@dataclass(frozen=True)
+class RegisteredPlugin:
+    spec: PluginSpec
+    source: str  # the distribution that provides it, "name version"
+
+    @property
+    def kind(self) -> PluginKind:
+        return PluginKind(self.spec.kind)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class PluginRegistry:
+    """Every plugin found, by kind and name. Build one with :meth:`discover`."""
+
+    plugins: dict[tuple[PluginKind, str], RegisteredPlugin] = field(default_factory=dict)
+    conflicts: dict[tuple[PluginKind, str], list[str]] = field(default_factory=dict)
+    load_errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def discover(cls, *, entry_points: bool = True) -> PluginRegistry:
+        """Load the built-in plugins and every distribution's ``tradefleet`` entry points."""
+        manager = pluggy.PluginManager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        registry = cls()
+        if entry_points:
+            try:
+                manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+            except Exception as error:  # one broken distribution must not hide the others
+                registry.load_errors.append(f"loading entry points failed: {error}")
+        if not any(getattr(p, "__name__", "") == BUILTIN_MODULE for p in manager.get_plugins()):
+            manager.register(importlib.import_module(BUILTIN_MODULE), name="builtin")
+        registry._collect(manager)
+        return registry
+
+    @classmethod
+    def from_modules(cls, *modules: object) -> PluginRegistry:
+        """A registry of just these hook modules (for tests and embedding)."""
+        manager = pluggy.PluginManager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        for module in modules:
+            manager.register(module)
+        registry = cls()
+        registry._collect(manager)
+        return registry
+
+    def _collect(self, manager: pluggy.PluginManager) -> None:
+        sources = {
+            id(plugin): f"{dist.project_name} {dist.version}"
+            for plugin, dist in manager.list_plugin_distinfo()
+        }
+        for kind, hook_name in _HOOK_OF_KIND.items():
+            hook = getattr(manager.hook, hook_name)
+            for impl in reversed(hook.get_hookimpls()):  # registration order
+                source = sources.get(id(impl.plugin), BUILTIN_SOURCE)
+                if (
+                    impl.plugin_name == "builtin"
+                    or getattr(impl.plugin, "__name__", "") == BUILTIN_MODULE
+                ):
+                    source = BUILTIN_SOURCE
+                try:
+                    specs = impl.function()
+                except Exception as error:
+                    self.load_errors.append(f"{impl.plugin_name}.{hook_name}() failed: {error}")
+                    continue
+                for spec in specs or ():
+                    self._add(kind, spec, source)
+
+    def _add(self, kind: PluginKind, spec: PluginSpec, source: str) -> None:
+        key = (kind, spec.name)
+        if PluginKind(spec.kind) is not kind:
+            self.load_errors.append(
+                f"{source}: plugin {spec.name!r} declared kind {spec.kind!r} from the {kind} hook"
+            )
+            return
+        if key in self.plugins:
+            # The first registration (built-ins come first) keeps the name; using it reports both.
+            self.conflicts.setdefault(key, [self.plugins[key].source]).append(source)
+            return
+        self.plugins[key] = RegisteredPlugin(spec, source)
+
+    def all(self) -> list[RegisteredPlugin]:
+        return sorted(self.plugins.values(), key=lambda p: (p.kind.value, p.name))
+
+    def names(self, kind: PluginKind) -> list[str]:
+        return sorted(name for (k, name) in self.plugins if k is kind)
+
+    def get(self, kind: PluginKind, name: str) -> RegisteredPlugin:
+        key = (kind, name)
+        if key not in self.plugins:
+            known = ", ".join(self.names(kind)) or "none"
+            raise PluginError(f"no {kind} plugin named {name!r} (installed: {known})")
+        if key in self.conflicts:
+            raise PluginError(
+                f"{kind} plugin {name!r} is provided by several distributions: "
+                + ", ".join(self.conflicts[key])
+            )
+        return self.plugins[key]
+
+    def check(
+        self,
+        kind: PluginKind,
+        name: str,
+        params: Mapping[str, Any],
+        field_path: Sequence[str | int],
+    ) -> tuple[PluginParams | None, list[FieldError]]:
+        """Validate params for plugin ``name``; errors name the field and the plugin."""
+        try:
+            plugin = self.get(kind, name)
+        except PluginError as error:
+            return None, [FieldError(join_path([*field_path, "name"]), str(error))]
+        try:
+            return plugin.spec.params.model_validate(dict(params)), []
+        except ValidationError as error:
+            errors = []
+            for item in error.errors(include_url=False):
+                location = join_path([*field_path, "params", *item["loc"]])
+                message = str(item["msg"]).removeprefix("Value error, ")
+                if item["type"] == "extra_forbidden":
+                    message = "unknown param"
+                errors.append(FieldError(location, f"{message} ({kind} plugin {name!r})"))
+            return None, errors
+
+    def build(
+        self,
+        kind: PluginKind,
+        name: str,
+        params: Mapping[str, Any],
+        field_path: Sequence[str | int],
+    ) -> Any:
+        """Validate params and build the plugin object, or raise ``SpecError``."""
+        validated, errors = self.check(kind, name, params, field_path)
+        if errors or validated is None:
+            raise SpecError(errors)
+        return self.get(kind, name).spec.resolve_factory()(validated)

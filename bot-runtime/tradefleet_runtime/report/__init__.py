@@ -1,0 +1,1 @@
+"""Backtest and journal reports: figures (pure functions), a table, and a plot."""

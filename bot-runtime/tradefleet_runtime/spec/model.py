@@ -1,0 +1,251 @@
+"""Pydantic models of the ``TradingBot`` custom resource (``tradefleet.io/v1alpha1``).
+
+Field names are camelCase on the wire (the Kubernetes convention) and snake_case in Python.
+Every field carries a description: the CRD's OpenAPI schema is generated from this module, so
+what ``kubectl explain tb.spec`` prints is written here.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from tradefleet_runtime.timeframes import parse_timeframe
+
+API_VERSION = "tradefleet.io/v1alpha1"
+KIND = "TradingBot"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class Mode(StrEnum):
+    """How a bot trades. ``live`` is never a default and needs an explicit confirmation."""
+
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class PluginRef(_Model):
+    """A plugin chosen by name, with its params (validated against the plugin's schema)."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        description="Registered plugin name, as `tradefleet plugins list` shows it.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Plugin parameters; each plugin documents and validates its own.",
+    )
+
+
+class SecretRef(_Model):
+    """A Kubernetes Secret holding broker credentials, mounted into the bot's pod as files."""
+
+    name: str = Field(description="Name of the Secret in the bot's namespace.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value) or len(value) > 253:
+            raise ValueError(f"{value!r} is not a valid Secret name (lowercase DNS label)")
+        return value
+
+
+class BrokerRef(PluginRef):
+    """The broker plugin and, for real accounts, the Secret with its credentials."""
+
+    credentials_secret: SecretRef | None = Field(
+        default=None,
+        description="Secret with the account's API keys; required in live mode. "
+        "Its values are read from mounted files and never logged or reported.",
+    )
+
+
+class MarketSpec(_Model):
+    """What the bot trades and on which bar size."""
+
+    symbols: list[str] = Field(
+        min_length=1,
+        max_length=200,
+        description="Symbols in the broker's standard naming (e.g. EURUSD, BTC/USDT).",
+    )
+    timeframe: str = Field(
+        default="1h",
+        description="Base bar size the feed delivers: 1m, 5m, 15m, 1h, 4h, 1d (or M5, H1, D1).",
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for symbol in value:
+            if not _SYMBOL.match(symbol):
+                raise ValueError(f"{symbol!r} is not a valid symbol")
+            if symbol in seen:
+                raise ValueError(f"symbol {symbol!r} is listed twice")
+            seen.add(symbol)
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        parse_timeframe(value)
+        return value
+
+    @property
+    def timeframe_s(self) -> int:
+        return parse_timeframe(self.timeframe)
+
+
+class CapitalSpec(_Model):
+    """The account the bot starts with (backtest and paper) or reports in (live)."""
+
+    currency: str = Field(
+        default="USD", min_length=1, max_length=12, description="Account currency."
+    )
+    initial: float = Field(
+        default=100_000.0, gt=0, description="Starting balance in the account currency."
+    )
+
+
+class StopPolicy(_Model):
+    """What the bot does with its orders and positions when it is stopped."""
+
+    cancel_open_orders: bool = Field(
+        default=True, description="Cancel resting orders on stop (brackets on open positions stay)."
+    )
+    flatten_positions: bool = Field(
+        default=False, description="Close every open position at market on stop."
+    )
+
+
+class BotSpec(_Model):
+    """The desired state of one trading bot."""
+
+    mode: Mode = Field(
+        default=Mode.PAPER,
+        description="backtest (replay data), paper (simulated fills on live time) or live "
+        "(real orders; needs liveConfirmation and broker.credentialsSecret).",
+    )
+    strategy: PluginRef = Field(description="The strategy plugin and its params.")
+    market: MarketSpec = Field(description="Symbols and base timeframe.")
+    broker: BrokerRef = Field(
+        default_factory=lambda: BrokerRef(name="paper"),
+        description="The broker plugin (paper, ccxt, mt5) and its params.",
+    )
+    data: PluginRef | None = Field(
+        default=None,
+        description="The data feed plugin and its params; backtest needs one.",
+    )
+    risk: list[PluginRef] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Risk plugins, applied in order; each may only shrink or veto an order. "
+        "A sizer (fixed-fractional, fixed-size) decides the size of orders the strategy "
+        "leaves unsized.",
+    )
+    capital: CapitalSpec = Field(default_factory=CapitalSpec, description="Starting capital.")
+    live_confirmation: str | None = Field(
+        default=None,
+        description="Required for mode live: must equal metadata.name, typed by a person "
+        "who means it. Ignored in other modes.",
+    )
+    paused: bool = Field(default=False, description="A paused bot manages exits but opens nothing.")
+    on_stop: StopPolicy = Field(
+        default_factory=StopPolicy, description="What to do with orders and positions on stop."
+    )
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> BotSpec:
+        if self.mode is Mode.BACKTEST and self.data is None:
+            raise ValueError("spec.data: mode backtest needs a data feed")
+        return self
+
+
+class Metadata(_Model):
+    """The part of Kubernetes object metadata a bot uses."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    name: str = Field(description="Bot name: a lowercase DNS label, unique in its namespace.")
+    namespace: str = Field(default="default")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    generation: int | None = None
+    uid: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if len(value) > 63 or not _DNS_LABEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid bot name: lowercase letters, digits and '-', "
+                "at most 63 characters, starting and ending with a letter or digit"
+            )
+        return value
+
+
+class BotManifest(_Model):
+    """A whole ``TradingBot`` object, as written in YAML and applied with kubectl."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: Metadata
+    spec: BotSpec
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if value != API_VERSION:
+            raise ValueError(f"must be {API_VERSION!r}, not {value!r}")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value != KIND:
+            raise ValueError(f"must be {KIND!r}, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _live_is_confirmed(self) -> BotManifest:
+        problems = live_mode_problems(self.metadata.name, self.spec)
+        if problems:
+            # One line per field, "path: message"; the loader splits them into field errors.
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def live_mode_problems(bot_name: str, spec: BotSpec) -> list[str]:
+    """Why a live bot is refused, one ``"field: reason"`` line per missing safeguard."""
+    if spec.mode is not Mode.LIVE:
+        return []
+    problems = []
+    if spec.live_confirmation != bot_name:
+        problems.append(
+            "spec.liveConfirmation: live mode refused: must equal the bot's name "
+            f"({bot_name!r}), typed to confirm that this bot trades real money"
+        )
+    if spec.broker.credentials_secret is None:
+        problems.append(
+            "spec.broker.credentialsSecret: live mode refused: a credentials Secret is required"
+        )
+    return problems

@@ -1,0 +1,1 @@
+"""tradefleet's built-in plugins: registered through the ``tradefleet`` entry-point group."""

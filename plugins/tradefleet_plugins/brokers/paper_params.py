@@ -1,0 +1,51 @@
+"""Params of the paper broker (kept apart so listing plugins imports nothing else)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tradefleet_runtime.contracts import PluginParams
+
+
+class InstrumentParams(BaseModel):
+    """Rounding and size limits of one simulated symbol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tick_size: float = Field(default=0.0, ge=0, description="Price increment; 0: any price.")
+    lot_step: float = Field(default=0.0, ge=0, description="Quantity increment; 0: any quantity.")
+    min_quantity: float = Field(default=0.0, ge=0, description="Smallest order quantity.")
+    min_notional: float = Field(default=0.0, ge=0, description="Smallest order value.")
+
+
+class PaperBrokerParams(PluginParams):
+    """A simulated account: fees, slippage and margin like a venue, fills on later bars."""
+
+    fee_bps: float = Field(
+        default=0.0, ge=0, le=1000, description="Fee per fill in basis points of the notional."
+    )
+    maker_fee_bps: float | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Fee for limit-order fills (bps); defaults to fee_bps.",
+    )
+    slippage_bps: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="Adverse price move applied to market and stop fills, in basis points.",
+    )
+    leverage: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=1000.0,
+        description="Account leverage: an order is rejected when margin (notional / leverage) "
+        "would exceed equity.",
+    )
+    instruments: dict[str, InstrumentParams] = Field(
+        default_factory=dict, description="Per-symbol rounding and limits."
+    )
+    default_instrument: InstrumentParams = Field(
+        default_factory=InstrumentParams, description="Limits of symbols not listed."
+    )

@@ -1,0 +1,307 @@
+"""``csv``: replays OHLCV bars from CSV files, checked row by row.
+
+Refused, with the file and row named: unsorted or duplicate timestamps, missing or non-numeric
+values (NaN included), non-positive prices and bars whose high/low do not contain the open and
+close. Bars finer than the bot's timeframe are resampled to it. Gaps (missing bars) are counted
+and handled by ``gap_policy``.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tradefleet_plugins.feeds.csv_params import CsvFeedParams, GapPolicy, RowOrder
+from tradefleet_runtime.contracts import FeedReport, FeedRequest
+from tradefleet_runtime.engine.aggregator import BarAggregator
+from tradefleet_runtime.errors import DataError
+from tradefleet_runtime.model import Bar
+from tradefleet_runtime.timeframes import format_timeframe
+
+_TIME_HEADERS = ("timestamp", "time", "date", "datetime", "open_time", "opentime")
+_FIELD_HEADERS = {
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "volume": ("volume", "vol", "v", "volumefrom", "volume_base"),
+}
+_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+    "%d.%m.%Y %H:%M:%S.%f",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%Y.%m.%d %H:%M",
+)
+
+_new_bar = tuple.__new__
+
+
+def parse_time(text: str, fmt: str | None) -> int:
+    """UTC epoch seconds from a timestamp cell."""
+    text = text.strip()
+    if fmt:
+        return int(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp())
+    if text.isdigit():
+        value = int(text)
+        return value // 1000 if value > 10**11 else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        for candidate in _FORMATS:
+            try:
+                parsed = datetime.strptime(text, candidate)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise ValueError(f"unrecognised timestamp {text!r} (set timestamp_format)")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def _detect_format(sample: str) -> str | None:
+    """Pick the strptime format once, so 100k rows don't each try several."""
+    sample = sample.strip()
+    if sample.isdigit():
+        return None
+    for candidate in _FORMATS:
+        try:
+            datetime.strptime(sample, candidate)
+        except ValueError:
+            continue
+        return candidate
+    return None
+
+
+def _column(
+    header: list[str], wanted: str, names: tuple[str, ...], override: str | None, file: Path
+) -> int:
+    lowered = [h.strip().lower() for h in header]
+    if override is not None:
+        if override.strip().lower() not in lowered:
+            raise DataError(f"{file}: row 1: no column {override!r} (header: {', '.join(header)})")
+        return lowered.index(override.strip().lower())
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    raise DataError(f"{file}: row 1: no {wanted} column (header: {', '.join(header)})")
+
+
+def read_csv_bars(
+    file: Path, symbol: str, params: CsvFeedParams
+) -> tuple[list[tuple[int, float, float, float, float, float]], int]:
+    """Rows of (ts, open, high, low, close, volume), oldest first, checked; and the bar size."""
+    try:
+        handle = file.open(newline="", encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"{file}: cannot read: {error.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{file}: row 1: the file is empty")
+        time_index = _column(header, "time", _TIME_HEADERS, params.timestamp_column, file)
+        indices = []
+        for field_name, names in _FIELD_HEADERS.items():
+            override = params.columns.get(field_name)
+            if (
+                field_name == "volume"
+                and override is None
+                and not any(h.strip().lower() in names for h in header)
+            ):
+                indices.append(-1)
+                continue
+            indices.append(_column(header, field_name, names, override, file))
+        rows: list[tuple[int, float, float, float, float, float]] = []
+        lines: list[int] = []  # the file row of each bar, for error messages
+        fmt = params.timestamp_format
+        detected = False
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            try:
+                cell = row[time_index]
+                if fmt is None and not detected:
+                    fmt = _detect_format(cell)
+                    detected = True
+                ts = parse_time(cell, fmt)
+            except (ValueError, IndexError) as error:
+                raise DataError(f"{file}: row {line_no}: bad timestamp: {error}") from None
+            values = []
+            for field_name, index in zip(_FIELD_HEADERS, indices, strict=True):
+                if index < 0:
+                    values.append(0.0)
+                    continue
+                try:
+                    value = float(row[index])
+                except (ValueError, IndexError):
+                    text = row[index] if index < len(row) else ""
+                    raise DataError(
+                        f"{file}: row {line_no}: {field_name} is not a number: {text!r}"
+                    ) from None
+                if math.isnan(value) or math.isinf(value):
+                    raise DataError(f"{file}: row {line_no}: {field_name} is {value}")
+                values.append(value)
+            open_, high, low, close, volume = values
+            if min(open_, high, low, close) <= 0:
+                raise DataError(f"{file}: row {line_no}: prices must be positive")
+            if high < max(open_, close, low) or low > min(open_, close):
+                raise DataError(
+                    f"{file}: row {line_no}: high/low ({high}, {low}) do not contain open and "
+                    f"close ({open_}, {close})"
+                )
+            if volume < 0:
+                raise DataError(f"{file}: row {line_no}: volume is negative")
+            rows.append((ts, open_, high, low, close, volume))
+            lines.append(line_no)
+    if not rows:
+        raise DataError(f"{file}: no bars")
+    if params.order is RowOrder.DESCENDING:
+        rows.reverse()
+        lines.reverse()
+    for i in range(1, len(rows)):
+        if rows[i][0] == rows[i - 1][0]:
+            raise DataError(
+                f"{file}: row {lines[i]}: duplicate timestamp {_iso(rows[i][0])} "
+                f"(same as row {lines[i - 1]})"
+            )
+        if rows[i][0] < rows[i - 1][0]:
+            raise DataError(
+                f"{file}: row {lines[i]}: timestamp {_iso(rows[i][0])} is out of order "
+                f"(row {lines[i - 1]} has {_iso(rows[i - 1][0])}); the file must be sorted "
+                f"{params.order.value} (see the order param)"
+            )
+    step = min(rows[i][0] - rows[i - 1][0] for i in range(1, len(rows))) if len(rows) > 1 else 0
+    del symbol
+    return rows, step
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+class CsvFeed:
+    """Replays CSV files as closed bars for the requested symbols and timeframe."""
+
+    def __init__(self, params: CsvFeedParams) -> None:
+        self.params = params
+        self._report = FeedReport()
+
+    def report(self) -> FeedReport:
+        return self._report
+
+    def _files(self, request: FeedRequest) -> dict[str, Path]:
+        if self.params.path is not None:
+            if len(request.symbols) != 1:
+                raise DataError(
+                    "csv feed: `path` serves one symbol; this bot trades "
+                    f"{len(request.symbols)}: use `files` with one file per symbol"
+                )
+            files = {request.symbols[0]: self.params.path}
+        else:
+            missing = [s for s in request.symbols if s not in self.params.files]
+            if missing:
+                raise DataError(f"csv feed: no file for {', '.join(missing)} in `files`")
+            files = {s: self.params.files[s] for s in request.symbols}
+        return {s: (request.base_dir / p).resolve() for s, p in files.items()}
+
+    def _series(self, symbol: str, file: Path, request: FeedRequest) -> list[Bar]:
+        rows, step = read_csv_bars(file, symbol, self.params)
+        timeframe = request.timeframe_s
+        if step and step > timeframe:
+            raise DataError(
+                f"{file}: bars are {format_timeframe(step)} apart, coarser than the bot's "
+                f"timeframe {format_timeframe(timeframe)}"
+            )
+        start = _bound(self.params.start)
+        end = _bound(self.params.end)
+        bars: list[Bar] = []
+        if step and step < timeframe:
+            if timeframe % step:
+                raise DataError(
+                    f"{file}: {format_timeframe(step)} bars cannot be resampled to "
+                    f"{format_timeframe(timeframe)}"
+                )
+            aggregator = BarAggregator(symbol, timeframe)
+            for ts, o, h, low, c, v in rows:
+                before, after = aggregator.add(_new_bar(Bar, (symbol, step, ts, o, h, low, c, v)))
+                bars.extend(b for b in (before, after) if b is not None)
+            sizes = f"{format_timeframe(step)} bars to {format_timeframe(timeframe)}"
+            self._report.notes.append(f"{symbol}: resampled {sizes}")
+        else:
+            bars = [_new_bar(Bar, (symbol, timeframe, *row)) for row in rows]
+        if start is not None or end is not None:
+            bars = [
+                b for b in bars if (start is None or b.ts >= start) and (end is None or b.ts < end)
+            ]
+        return self._apply_gap_policy(symbol, file, bars, timeframe)
+
+    def _apply_gap_policy(
+        self, symbol: str, file: Path, bars: list[Bar], timeframe: int
+    ) -> list[Bar]:
+        gaps = 0
+        missing = 0
+        out: list[Bar] = []
+        policy = self.params.gap_policy
+        for bar in bars:
+            if out:
+                previous = out[-1]
+                distance = bar.ts - previous.ts
+                if distance > timeframe:
+                    gaps += 1
+                    absent = distance // timeframe - 1
+                    missing += absent
+                    if policy is GapPolicy.FAIL:
+                        raise DataError(
+                            f"{file}: gap of {absent} bar(s) between {_iso(previous.ts)} and "
+                            f"{_iso(bar.ts)} (gap_policy: fail)"
+                        )
+                    if policy is GapPolicy.FILL:
+                        close = previous.close
+                        for k in range(1, absent + 1):
+                            ts = previous.ts + k * timeframe
+                            out.append(
+                                _new_bar(
+                                    Bar, (symbol, timeframe, ts, close, close, close, close, 0.0)
+                                )
+                            )
+                        self._report.filled_bars += absent
+            out.append(bar)
+        self._report.gaps += gaps
+        self._report.missing_bars += missing
+        if gaps:
+            self._report.notes.append(
+                f"{symbol}: {gaps} gap(s), {missing} missing bar(s), policy {policy.value}"
+            )
+        return out
+
+    def bars(self, request: FeedRequest) -> Iterator[Bar]:
+        series = [self._series(s, f, request) for s, f in self._files(request).items()]
+        report = self._report
+        report.bars = sum(len(s) for s in series)
+        firsts = [s[0].ts for s in series if s]
+        lasts = [s[-1].ts for s in series if s]
+        report.first_ts = min(firsts) if firsts else None
+        report.last_ts = max(lasts) if lasts else None
+        if len(series) == 1:
+            return iter(series[0])
+        order = {symbol: i for i, symbol in enumerate(request.symbols)}
+        return heapq.merge(*series, key=lambda bar: (bar.ts, order[bar.symbol]))
+
+
+def _bound(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return parse_time(text, None)

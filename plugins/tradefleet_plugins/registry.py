@@ -1,0 +1,79 @@
+"""Hook implementations that register tradefleet's built-in plugins.
+
+Factories are ``"module:attr"`` strings so that listing plugins imports no plugin module.
+"""
+
+from __future__ import annotations
+
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_plugins.feeds.csv_params import CsvFeedParams
+from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
+from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
+from tradefleet_runtime.plugins import PluginKind, PluginSpec, hookimpl
+
+VERSION = "0.1.0"
+
+
+@hookimpl
+def tradefleet_strategies() -> list[PluginSpec]:
+    return [
+        PluginSpec(
+            kind=PluginKind.STRATEGY,
+            name="ema-cross",
+            version=VERSION,
+            factory="tradefleet_plugins.strategies.ema_cross:EmaCross",
+            params=EmaCrossParams,
+            summary="Long on a fast/slow EMA cross up, short (or flat) on a cross down.",
+        )
+    ]
+
+
+@hookimpl
+def tradefleet_risk_plugins() -> list[PluginSpec]:
+    return [
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="fixed-size",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.sizers:FixedSize",
+            params=FixedSizeParams,
+            summary="Sizer: the same quantity for every unsized order.",
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="fixed-fractional",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.sizers:FixedFractional",
+            params=FixedFractionalParams,
+            summary="Sizer: risk a fixed fraction of equity to the stop-loss.",
+        ),
+    ]
+
+
+@hookimpl
+def tradefleet_brokers() -> list[PluginSpec]:
+    return [
+        PluginSpec(
+            kind=PluginKind.BROKER,
+            name="paper",
+            version=VERSION,
+            factory="tradefleet_plugins.brokers.paper:PaperBroker",
+            params=PaperBrokerParams,
+            summary="Simulated venue: fees, slippage, margin, SL/TP, fills on later bars.",
+            modes=frozenset({"backtest", "paper"}),
+        )
+    ]
+
+
+@hookimpl
+def tradefleet_data_feeds() -> list[PluginSpec]:
+    return [
+        PluginSpec(
+            kind=PluginKind.DATA_FEED,
+            name="csv",
+            version=VERSION,
+            factory="tradefleet_plugins.feeds.csv_feed:CsvFeed",
+            params=CsvFeedParams,
+            summary="Replays OHLCV from CSV files; checks order, duplicates, NaN; resamples.",
+        )
+    ]

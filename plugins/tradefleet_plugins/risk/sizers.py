@@ -1,0 +1,61 @@
+"""Sizers: risk plugins that give unsized orders a quantity (and never grow a sized one)."""
+
+from __future__ import annotations
+
+from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
+from tradefleet_runtime.contracts import RiskContext
+from tradefleet_runtime.model import OrderIntent, RiskDecision
+
+
+class FixedSize:
+    """Every unsized order gets the same quantity (per symbol if configured)."""
+
+    def __init__(self, params: FixedSizeParams) -> None:
+        self.params = params
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        if intent.quantity is not None:
+            return RiskDecision.approve()
+        quantity = self.params.per_symbol.get(intent.symbol, self.params.quantity)
+        return RiskDecision.approve(quantity, "fixed size")
+
+
+def fixed_fractional_quantity(
+    equity: float,
+    price: float,
+    stop_distance: float,
+    risk_per_trade: float,
+    max_leverage: float,
+) -> float:
+    """Quantity that loses ``risk_per_trade × equity`` at the stop, capped by leverage."""
+    if equity <= 0 or price <= 0 or stop_distance <= 0:
+        return 0.0
+    by_risk = equity * risk_per_trade / stop_distance
+    by_leverage = equity * max_leverage / price
+    return min(by_risk, by_leverage)
+
+
+class FixedFractional:
+    """Risk a fixed fraction of equity per trade, measured to the order's stop-loss."""
+
+    def __init__(self, params: FixedFractionalParams) -> None:
+        self.params = params
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        if intent.quantity is not None or intent.reduce_only:
+            return RiskDecision.approve()
+        price = intent.price or ctx.mark(intent.symbol)
+        if price <= 0:
+            return RiskDecision.veto(f"no price known for {intent.symbol} to size the order")
+        if intent.stop_loss is not None:
+            distance = abs(price - intent.stop_loss)
+        else:
+            distance = price * self.params.default_stop_pct
+        quantity = fixed_fractional_quantity(
+            ctx.equity, price, distance, self.params.risk_per_trade, self.params.max_leverage
+        )
+        if quantity <= 0:
+            return RiskDecision.veto("equity or stop distance leaves nothing to trade")
+        return RiskDecision.approve(
+            quantity, f"risk {self.params.risk_per_trade:.2%} of {ctx.equity:.2f}"
+        )

@@ -1,0 +1,35 @@
+"""Params of the built-in sizers."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tradefleet_runtime.contracts import PluginParams
+
+
+class FixedSizeParams(PluginParams):
+    quantity: float = Field(gt=0, description="Quantity of every unsized order.")
+    per_symbol: dict[str, float] = Field(
+        default_factory=dict, description="Quantity per symbol, overriding `quantity`."
+    )
+
+
+class FixedFractionalParams(PluginParams):
+    risk_per_trade: float = Field(
+        default=0.01,
+        gt=0,
+        le=0.2,
+        description="Fraction of equity lost if the stop-loss is hit (0.01 = 1%).",
+    )
+    default_stop_pct: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="Stop distance assumed (fraction of price) for orders without a stop-loss.",
+    )
+    max_leverage: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Cap on the order's notional as a multiple of equity.",
+    )
