@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib import metadata
 from typing import Any
 
 import pluggy

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import heapq
 import math
+from itertools import pairwise
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +101,7 @@ def _column(
 
 
 def read_csv_bars(
-    file: Path, symbol: str, params: CsvFeedParams
+    file: Path, params: CsvFeedParams, notes: list[str] | None = None
 ) -> tuple[list[tuple[int, float, float, float, float, float]], int]:
     """Rows of (ts, open, high, low, close, volume), oldest first, checked; and the bar size."""
     try:
@@ -168,23 +169,38 @@ def read_csv_bars(
             lines.append(line_no)
     if not rows:
         raise DataError(f"{file}: no bars")
-    if params.order is RowOrder.DESCENDING:
-        rows.reverse()
-        lines.reverse()
+    if params.order is RowOrder.ANY:
+        falling = sum(1 for a, b in pairwise(rows) if b[0] < a[0])
+        newest_first = falling * 2 > len(rows) - 1
+        if newest_first:
+            rows.reverse()
+            lines.reverse()
+            falling = len(rows) - 1 - falling
+        if falling:
+            ranked = sorted(range(len(rows)), key=lambda i: rows[i][0])
+            rows = [rows[i] for i in ranked]
+            lines = [lines[i] for i in ranked]
+        if notes is not None and (falling or newest_first):
+            order = "newest first" if newest_first else "oldest first"
+            notes.append(f"{file.name}: {order}, {falling} row(s) out of time order, sorted")
+    # Checked in the file's own order, so the row named is the first one that breaks it.
+    direction = -1 if params.order is RowOrder.DESCENDING else 1
     for i in range(1, len(rows)):
-        if rows[i][0] == rows[i - 1][0]:
+        step = (rows[i][0] - rows[i - 1][0]) * direction
+        if step == 0:
             raise DataError(
                 f"{file}: row {lines[i]}: duplicate timestamp {_iso(rows[i][0])} "
                 f"(same as row {lines[i - 1]})"
             )
-        if rows[i][0] < rows[i - 1][0]:
+        if step < 0:
             raise DataError(
                 f"{file}: row {lines[i]}: timestamp {_iso(rows[i][0])} is out of order "
                 f"(row {lines[i - 1]} has {_iso(rows[i - 1][0])}); the file must be sorted "
                 f"{params.order.value} (see the order param)"
             )
+    if params.order is RowOrder.DESCENDING:
+        rows.reverse()
     step = min(rows[i][0] - rows[i - 1][0] for i in range(1, len(rows))) if len(rows) > 1 else 0
-    del symbol
     return rows, step
 
 
@@ -218,7 +234,7 @@ class CsvFeed:
         return {s: (request.base_dir / p).resolve() for s, p in files.items()}
 
     def _series(self, symbol: str, file: Path, request: FeedRequest) -> list[Bar]:
-        rows, step = read_csv_bars(file, symbol, self.params)
+        rows, step = read_csv_bars(file, self.params, self._report.notes)
         timeframe = request.timeframe_s
         if step and step > timeframe:
             raise DataError(

@@ -18,6 +18,7 @@ class GapPolicy(StrEnum):
 class RowOrder(StrEnum):
     ASCENDING = "ascending"
     DESCENDING = "descending"
+    ANY = "any"  # sort by time; the rows out of order are counted and reported
 
 
 class CsvFeedParams(PluginParams):
@@ -29,7 +30,9 @@ class CsvFeedParams(PluginParams):
         default_factory=dict, description="One CSV file per symbol (for multi-symbol bots)."
     )
     order: RowOrder = Field(
-        default=RowOrder.ASCENDING, description="Row order in the file: ascending or descending."
+        default=RowOrder.ASCENDING,
+        description="Row order in the file: ascending, descending, or any (sorted here; "
+        "how many rows were out of order is reported). Duplicates are refused either way.",
     )
     timestamp_column: str | None = Field(
         default=None, description="Header of the time column; default: time/date/timestamp."

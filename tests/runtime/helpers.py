@@ -1,0 +1,103 @@
+"""Small builders for engine tests: bars, a scripted strategy, and a one-call engine run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.contracts import BrokerContext, RiskPlugin, Strategy, StrategyContext
+from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import Bar, Fill, OrderUpdate
+from tradefleet_runtime.spec.model import Mode
+
+HOUR = 3600
+T0 = 1_500_000_000 - (1_500_000_000 % 86400)  # a midnight, so day boundaries are clean
+
+
+def bar(
+    i: int,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+    symbol: str = "TEST",
+    tf: int = HOUR,
+) -> Bar:
+    return Bar(symbol, tf, T0 + i * tf, open_, high, low, close, 1.0)
+
+
+def flat_bars(prices: Sequence[float], symbol: str = "TEST", tf: int = HOUR) -> list[Bar]:
+    """Bars whose open is the previous close and whose high/low hug open and close."""
+    bars = []
+    previous = prices[0]
+    for i, close in enumerate(prices):
+        bars.append(bar(i, previous, max(previous, close), min(previous, close), close, symbol, tf))
+        previous = close
+    return bars
+
+
+Action = Callable[[StrategyContext, Bar], None]
+
+
+@dataclass
+class Scripted(Strategy):
+    """Runs ``actions[i]`` on the i-th bar it sees (per symbol-agnostic counter)."""
+
+    actions: dict[int, Action] = field(default_factory=dict)
+    seen: list[Bar] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    updates: list[OrderUpdate] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(None)
+
+    def on_bar(self, bar: Bar) -> None:
+        index = len(self.seen)
+        self.seen.append(bar)
+        action = self.actions.get(index)
+        if action is not None:
+            action(self.ctx, bar)
+
+    def on_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.updates.append(update)
+
+
+def make_engine(
+    strategy: Strategy,
+    *,
+    symbols: Sequence[str] = ("TEST",),
+    capital: float = 10_000.0,
+    broker: dict[str, Any] | None = None,
+    risk: Iterable[tuple[str, RiskPlugin]] = (),
+    journal: Journal | None = None,
+    tf: int = HOUR,
+    name: str = "test-bot",
+) -> Engine:
+    paper = PaperBroker(PaperBrokerParams.model_validate(broker or {}))
+    paper.connect(BrokerContext(name, Mode.BACKTEST, tuple(symbols), "USD", capital))
+    journal = journal or Journal(":memory:")
+    journal.start_run(
+        run_id="test",
+        bot=name,
+        mode="backtest",
+        currency="USD",
+        initial_capital=capital,
+        timeframe_s=tf,
+        config_hash="x",
+        manifest={},
+    )
+    config = EngineConfig(name, "backtest", tuple(symbols), tf, capital)
+    return Engine(config, strategy, paper, journal, list(risk))
+
+
+def run(strategy: Strategy, bars: Iterable[Bar], **kwargs: Any) -> tuple[Engine, RunResult]:
+    engine = make_engine(strategy, **kwargs)
+    engine.run(bars)
+    return engine, engine.finish()

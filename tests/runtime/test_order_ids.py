@@ -1,0 +1,59 @@
+"""Client order ids are deterministic, short enough for venues, and never submitted twice."""
+
+from __future__ import annotations
+
+import re
+
+from tests.runtime.helpers import Scripted, bar, make_engine, run
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.engine.order_ids import bot_prefix, child_order_id, client_order_id
+from tradefleet_runtime.model import Order, OrderStatus, Side
+
+BINANCE_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+
+
+def test_ids_are_a_pure_function_of_bot_bar_symbol_and_sequence() -> None:
+    prefix = bot_prefix("eurusd-ema")
+    first = client_order_id(prefix, 1_700_000_000, "EURUSD", 0)
+    assert first == client_order_id(bot_prefix("eurusd-ema"), 1_700_000_000, "EURUSD", 0)
+    others = {
+        client_order_id(prefix, 1_700_000_000, "EURUSD", 1),
+        client_order_id(prefix, 1_700_003_600, "EURUSD", 0),
+        client_order_id(prefix, 1_700_000_000, "GBPUSD", 0),
+        client_order_id(bot_prefix("other-bot"), 1_700_000_000, "EURUSD", 0),
+    }
+    assert first not in others and len(others) == 4
+
+
+def test_ids_fit_binance_and_mt5_comment_limits() -> None:
+    parent = client_order_id(bot_prefix("x" * 63), 4_102_444_800, "BTC/USDT", 999)
+    child = child_order_id(parent, "sl")
+    assert BINANCE_CLIENT_ID.match(child)
+    assert len(child) <= 31  # an MT5 comment keeps about 31 characters
+
+
+def test_two_runs_of_the_same_bot_produce_the_same_ids() -> None:
+    def ids() -> list[str]:
+        strategy = Scripted({0: lambda c, b: c.buy("TEST", 1), 2: lambda c, b: c.close("TEST")})
+        engine, _ = run(strategy, [bar(i, 100, 101, 99, 100) for i in range(4)])
+        return [row[0] for row in engine.journal.query("SELECT client_order_id FROM orders")]
+
+    assert ids() == ids()
+
+
+def test_paper_broker_refuses_a_resubmitted_id() -> None:
+    broker = PaperBroker(PaperBrokerParams())
+    order = Order("tf-abc", "TEST", Side.BUY, 1.0)
+    assert broker.submit(order).status is OrderStatus.OPEN
+    again = broker.submit(order)
+    assert (again.status, again.reason) == (OrderStatus.REJECTED, "duplicate client order id")
+    assert len(broker.open_orders()) == 1
+
+
+def test_engine_journals_every_order_before_sending_it() -> None:
+    strategy = Scripted({0: lambda c, b: c.buy("TEST", 1)})
+    engine = make_engine(strategy)
+    engine.run([bar(0, 100, 100, 100, 100)])
+    [(status,)] = engine.journal.query("SELECT status FROM orders")
+    assert status == "open"  # journaled as pending, then the broker's answer
