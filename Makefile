@@ -28,7 +28,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# The Windows-only MetaTrader5 wheel is fetched (never installed) so the MT5 emulator's
+# constants and signatures are compared with the real package's.
+MT5_WHEEL := .cache/mt5-wheel/.fetched
+$(MT5_WHEEL): tests/venues/mt5/tools/fetch_wheel.sh
+	sh tests/venues/mt5/tools/fetch_wheel.sh
+	@touch $@
+
+pytest: $(STAMP) $(MT5_WHEEL)
 	$(BIN)/pytest
 
 test: lint typecheck pytest

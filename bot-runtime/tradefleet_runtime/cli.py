@@ -117,7 +117,7 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"note: {args.manifest} is a {manifest.spec.mode.value} bot; backtesting it anyway"
         )
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
-    journal = Journal(_journal_path(args.journal, bot.name))
+    journal = Journal(_journal_path(args.journal, bot.name), batched=True)
     try:
         start_journal(bot, journal)
         bars = feed_bars(bot)
@@ -240,7 +240,7 @@ def _report(args: argparse.Namespace, out: Console) -> int:
         initial=run.initial_capital,
         timestamps=timestamps,
         equity=equity,
-        exposed=[1 if e > 0 else 0 for e in exposure],
+        exposure=exposure,
         trades=trades,
         fees=float(fees),
     )

@@ -27,7 +27,7 @@ from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.report.metrics import Figures, compute_figures
-from tradefleet_runtime.spec.model import BotManifest
+from tradefleet_runtime.spec.model import BotManifest, Mode
 
 log = logging.getLogger("tradefleet.runner")
 
@@ -125,6 +125,8 @@ def _engine(bot: Bot, journal: Journal) -> Engine:
         initial_capital=spec.capital.initial,
         currency=spec.capital.currency,
         paused=spec.paused,
+        # A backtest journals equity in chunks; a paper or live bot after every bar.
+        equity_chunk=1024 if spec.mode is Mode.BACKTEST else 1,
     )
     bot.broker.connect(
         BrokerContext(
@@ -188,7 +190,7 @@ def run_bars(
         initial=result.initial_capital,
         timestamps=result.equity_ts,
         equity=result.equity,
-        exposed=result.exposed,
+        exposure=result.exposure,
         trades=result.trades,
         fees=result.fees,
     )

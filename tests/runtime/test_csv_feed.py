@@ -145,7 +145,7 @@ def test_multi_symbol_bars_are_merged_in_time_then_symbol_order(tmp_path: Path) 
 
 
 def test_missing_file_names_the_path() -> None:
-    with pytest.raises(DataError, match="nowhere.csv: cannot read"):
+    with pytest.raises(DataError, match=r"nowhere\.csv: cannot read"):
         _bars({"path": "nowhere.csv"})
 
 

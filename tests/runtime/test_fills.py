@@ -11,7 +11,7 @@ from tradefleet_runtime.model import OrderStatus, OrderType
 def test_market_order_fills_at_next_open_plus_slippage() -> None:
     strategy = Scripted({0: lambda ctx, b: ctx.buy("TEST", 10)})
     bars = [bar(0, 100, 101, 99, 100), bar(1, 102, 103, 101, 102), bar(2, 102, 104, 101, 103)]
-    _, result = run(strategy, bars, broker={"slippage_bps": 10})
+    _, _result = run(strategy, bars, broker={"slippage_bps": 10})
     [fill] = strategy.fills
     assert fill.price == pytest.approx(102 * 1.001)  # next open, 10 bp against the buyer
     assert fill.ts == T0 + HOUR  # on the bar after the signal, never the signal bar itself
@@ -28,7 +28,7 @@ def test_fees_are_charged_on_notional_of_every_fill() -> None:
         {0: lambda ctx, b: ctx.buy("TEST", 10), 1: lambda ctx, b: ctx.close("TEST")}
     )
     bars = [bar(0, 100, 100, 100, 100), bar(1, 100, 100, 100, 100), bar(2, 110, 110, 110, 110)]
-    engine, result = run(strategy, bars, broker={"fee_bps": 25})
+    _engine, result = run(strategy, bars, broker={"fee_bps": 25})
     entry, exit_ = strategy.fills
     assert entry.fee == pytest.approx(10 * 100 * 0.0025)
     assert exit_.fee == pytest.approx(10 * 110 * 0.0025)
@@ -118,7 +118,7 @@ def test_stop_entry_triggers_through_the_stop_with_slippage() -> None:
 def test_order_beyond_margin_is_rejected() -> None:
     strategy = Scripted({0: lambda ctx, b: ctx.buy("TEST", 1000)})
     bars = [bar(0, 100, 100, 100, 100), bar(1, 100, 100, 100, 100)]
-    engine, result = run(strategy, bars, broker={"leverage": 2})  # 100k notional on 10k equity
+    _engine, result = run(strategy, bars, broker={"leverage": 2})  # 100k notional on 10k equity
     assert strategy.fills == []
     [update] = strategy.updates
     assert (update.status, update.reason) == (OrderStatus.REJECTED, "insufficient margin")

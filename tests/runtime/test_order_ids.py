@@ -55,5 +55,6 @@ def test_engine_journals_every_order_before_sending_it() -> None:
     strategy = Scripted({0: lambda c, b: c.buy("TEST", 1)})
     engine = make_engine(strategy)
     engine.run([bar(0, 100, 100, 100, 100)])
-    [(status,)] = engine.journal.query("SELECT status FROM orders")
-    assert status == "open"  # journaled as pending, then the broker's answer
+    rows = engine.journal.query("SELECT status FROM order_updates ORDER BY id")
+    assert rows == [("pending",), ("open",)]  # journaled before sending, then the broker's answer
+    assert engine.journal.query("SELECT status FROM order_status") == [("open",)]

@@ -59,6 +59,8 @@ class EngineConfig:
     initial_capital: float
     currency: str = "USD"
     paused: bool = False
+    # Equity snapshots are journaled in chunks of this many bars (1: every bar, for live bots).
+    equity_chunk: int = 1024
 
 
 @dataclass
@@ -71,7 +73,7 @@ class RunResult:
     timeframe_s: int
     equity_ts: array[int]
     equity: array[float]
-    exposed: array[int]
+    exposure: array[float]
     trades: list[Trade]
     fees: float
     bars: int
@@ -86,6 +88,11 @@ class RunResult:
     @property
     def final_equity(self) -> float:
         return self.equity[-1] if self.equity else self.initial_capital
+
+    @property
+    def exposed(self) -> list[int]:
+        """1 for each bar that closed with a position open, else 0."""
+        return [1 if value > 0.0 else 0 for value in self.exposure]
 
 
 @dataclass
@@ -136,13 +143,13 @@ class Engine:
         self._intents: list[OrderIntent] = []
         self._working: dict[str, _WorkingOrder] = {}
         self._instruments: dict[str, Instrument] = {}
-        self._open_count = 0
         self._peak_equity = config.initial_capital
-        self._day = -1
+        self._next_day = 0
         self._day_start_equity = config.initial_capital
         self._equity_ts: array[int] = array("q")
         self._equity: array[float] = array("d")
-        self._exposed: array[int] = array("b")
+        self._exposure: array[float] = array("d")
+        self._journaled_steps = 0
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
@@ -273,24 +280,51 @@ class Engine:
         self._base_symbols = frozenset(base_symbols)
 
     def run(self, bars: Iterable[Bar], should_stop: Callable[[], bool] | None = None) -> None:
-        """Consume bars until they end or ``should_stop()`` says so (checked per timestamp)."""
+        """Consume bars until they end or ``should_stop()`` says so (checked per timestamp).
+
+        This is the hot loop: about a microsecond a bar is the budget, so the end-of-timestamp
+        snapshot is inlined and attributes are bound to locals.
+        """
         if not self._started:
             self.start()
         strategy_on_bar = self.strategy.on_bar
         broker_on_bar = self.broker.on_bar
-        marks = self.portfolio.marks
+        portfolio = self.portfolio
+        marks = portfolio.marks
+        open_positions = portfolio.open_positions
         base_symbols = self._base_symbols
         aggregators = self._aggregators
         intents = self._intents
-        close_step = self._close_step
+        timeframe = self.config.base_timeframe_s
+        chunk = self.config.equity_chunk
+        ts_append = self._equity_ts.append
+        equity_append = self._equity.append
+        exposure_append = self._exposure.append
         current = None
         count = 0
         for bar in bars:
             ts = bar[2]
             if ts != current:
                 if current is not None:
-                    close_step(current)
+                    # End of the previous timestamp: snapshot equity at its close.
+                    equity = portfolio.cash
+                    exposure = 0.0
+                    for held, position in open_positions.items():
+                        value = position.quantity * marks[held]
+                        equity += value
+                        exposure += value if value > 0.0 else -value
+                    close_ts = current + timeframe
+                    ts_append(close_ts)
+                    equity_append(equity)
+                    exposure_append(exposure)
+                    if equity > self._peak_equity:
+                        self._peak_equity = equity
+                    if close_ts >= self._next_day:
+                        self._new_day(close_ts, equity)
+                    if len(self._equity_ts) - self._journaled_steps >= chunk:
+                        self._journal_equity()
                     if should_stop is not None and should_stop():
+                        current = None
                         break
                 current = ts
             count += 1
@@ -306,10 +340,31 @@ class Engine:
                 strategy_on_bar(bar)
             if intents:
                 self._process_intents()
-        else:
-            if current is not None:
-                close_step(current)
+        if current is not None:
+            if open_positions:
+                equity, exposure = portfolio.equity_and_exposure()
+            else:
+                equity, exposure = portfolio.cash, 0.0
+            ts_append(current + timeframe)
+            equity_append(equity)
+            exposure_append(exposure)
+            if equity > self._peak_equity:
+                self._peak_equity = equity
+        self._journal_equity()
         self.stats.bars += count
+
+    def _new_day(self, close_ts: int, equity: float) -> None:
+        self._day_start_equity = equity
+        self._next_day = (close_ts // 86400 + 1) * 86400
+
+    def _journal_equity(self) -> None:
+        start = self._journaled_steps
+        end = len(self._equity_ts)
+        if end > start:
+            self.journal.record_equity(
+                self._equity_ts[start:end], self._equity[start:end], self._exposure[start:end]
+            )
+            self._journaled_steps = end
 
     def _aggregate(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
         later = []
@@ -324,30 +379,10 @@ class Engine:
         for higher in later:
             deliver(higher)
 
-    def _close_step(self, ts: int) -> None:
-        """End of one timestamp: snapshot equity (batched into the journal)."""
-        portfolio = self.portfolio
-        if self._open_count:
-            equity = portfolio.equity()
-            exposure = portfolio.exposure()
-        else:
-            equity = portfolio.cash
-            exposure = 0.0
-        close_ts = ts + self.config.base_timeframe_s
-        self._equity_ts.append(close_ts)
-        self._equity.append(equity)
-        self._exposed.append(1 if self._open_count else 0)
-        if equity > self._peak_equity:
-            self._peak_equity = equity
-        day = close_ts // 86400
-        if day != self._day:
-            self._day = day
-            self._day_start_equity = equity
-        self.journal.record_equity(close_ts, equity, portfolio.cash, exposure)
-
     def finish(self, feed: FeedReport | None = None) -> RunResult:
         """Stop the strategy and return what the run produced (positions stay as they are)."""
         self.strategy.on_stop()
+        self._journal_equity()
         self.journal.flush()
         return RunResult(
             bot_name=self.config.bot_name,
@@ -356,7 +391,7 @@ class Engine:
             timeframe_s=self.config.base_timeframe_s,
             equity_ts=self._equity_ts,
             equity=self._equity,
-            exposed=self._exposed,
+            exposure=self._exposure,
             trades=list(self.portfolio.trades),
             fees=self.portfolio.fees_paid,
             bars=self.stats.bars,
@@ -387,7 +422,10 @@ class Engine:
             cash=portfolio.cash,
             start_of_day_equity=self._day_start_equity,
             peak_equity=self._peak_equity,
-            positions={s: replace(p) for s, p in portfolio.positions.items() if p.quantity},
+            positions={
+                s: Position(s, p.quantity, p.average_price, p.realized_pnl, p.opened_ts)
+                for s, p in portfolio.open_positions.items()
+            },
             marks=dict(portfolio.marks),
             instrument=self.instrument(symbol),
         )
@@ -513,13 +551,9 @@ class Engine:
     def _on_fill(self, fill: Fill) -> None:
         self.stats.fills += 1
         portfolio = self.portfolio
-        was_open = portfolio.position(fill.symbol).quantity != 0.0
         trades_before = len(portfolio.trades)
         portfolio.apply(fill)
         position = portfolio.positions[fill.symbol]
-        is_open = position.quantity != 0.0
-        if was_open != is_open:
-            self._open_count += 1 if is_open else -1
         working = self._working.get(fill.client_order_id)
         status = OrderStatus.FILLED
         if working is not None:
@@ -531,9 +565,10 @@ class Engine:
                 del self._working[fill.client_order_id]
             if order.stop_loss is not None or order.take_profit is not None:
                 self._register_bracket(order, fill)
-        self.journal.record_fill(fill, position, status)
-        for seq in range(trades_before, len(portfolio.trades)):
-            self.journal.record_trade(seq, portfolio.trades[seq])
+        closed = [
+            (seq, portfolio.trades[seq]) for seq in range(trades_before, len(portfolio.trades))
+        ]
+        self.journal.record_fill(fill, position, status, closed)
         self.strategy.on_fill(fill)
 
     def _register_bracket(self, parent: Order, fill: Fill) -> None:
@@ -563,6 +598,10 @@ class Engine:
             )
             self._working[child_id] = _WorkingOrder(child)
             self.journal.record_order(child, OrderStatus.OPEN, fill.ts)
+
+    def snapshot_equity(self) -> None:
+        """Journal the equity snapshots not yet written (for live bots between bars)."""
+        self._journal_equity()
 
 
 def annualisation_factor(timestamps: Sequence[int] | array[int]) -> float:

@@ -10,6 +10,7 @@ limits: Binance allows 36 characters, an MT5 order comment keeps about 31; ours 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -29,10 +30,14 @@ def bot_prefix(bot_name: str) -> str:
     return "tf" + hashlib.blake2b(bot_name.encode(), digest_size=3).hexdigest()
 
 
+@lru_cache(maxsize=4096)
+def _symbol_tag(symbol: str) -> str:
+    return hashlib.blake2b(symbol.encode(), digest_size=2).hexdigest()
+
+
 def client_order_id(prefix: str, ts: int, symbol: str, sequence: int) -> str:
     """The id of the ``sequence``-th order a bot sent for ``symbol`` at bar time ``ts``."""
-    symbol_tag = hashlib.blake2b(symbol.encode(), digest_size=2).hexdigest()
-    return f"{prefix}{symbol_tag}{_base36(ts)}{_base36(sequence)}"
+    return f"{prefix}{_symbol_tag(symbol)}{_base36(ts)}{_base36(sequence)}"
 
 
 def child_order_id(parent_id: str, role: str) -> str:

@@ -91,6 +91,7 @@ class Portfolio:
     cash: float
     leverage: float = 1.0
     positions: dict[str, Position] = field(default_factory=dict)
+    open_positions: dict[str, Position] = field(default_factory=dict)  # quantity != 0 only
     marks: dict[str, float] = field(default_factory=dict)
     fees_paid: float = 0.0
     trades: list[Trade] = field(default_factory=list)
@@ -105,23 +106,32 @@ class Portfolio:
     def equity(self) -> float:
         value = self.cash
         marks = self.marks
-        for symbol, position in self.positions.items():
-            if position.quantity:
-                value += position.quantity * marks.get(symbol, position.average_price)
+        for symbol, position in self.open_positions.items():
+            value += position.quantity * marks.get(symbol, position.average_price)
         return value
 
     def exposure(self) -> float:
         """Gross notional of open positions at their marks."""
         marks = self.marks
         return sum(
-            abs(p.quantity) * marks.get(s, p.average_price) for s, p in self.positions.items()
+            abs(p.quantity) * marks.get(s, p.average_price) for s, p in self.open_positions.items()
         )
+
+    def equity_and_exposure(self) -> tuple[float, float]:
+        equity = self.cash
+        exposure = 0.0
+        marks = self.marks
+        for symbol, position in self.open_positions.items():
+            value = position.quantity * marks.get(symbol, position.average_price)
+            equity += value
+            exposure += value if value > 0.0 else -value
+        return equity, exposure
 
     def used_margin(self) -> float:
         return self.exposure() / self.leverage
 
     def open_symbols(self) -> list[str]:
-        return [s for s, p in self.positions.items() if p.quantity]
+        return list(self.open_positions)
 
     def apply(self, fill: Fill) -> FillEffect:
         """Book a fill: cash, fees, position, and round-trip trade records."""
@@ -129,12 +139,15 @@ class Portfolio:
         self.cash -= signed * fill.price + fill.fee
         self.fees_paid += fill.fee
         position = self.position(fill.symbol)
-        before = position.quantity
         effect = apply_fill(position, fill)
-        self._record_trade(fill, before, effect)
+        if position.quantity:
+            self.open_positions[fill.symbol] = position
+        else:
+            self.open_positions.pop(fill.symbol, None)
+        self._record_trade(fill, effect)
         return effect
 
-    def _record_trade(self, fill: Fill, before: float, effect: FillEffect) -> None:
+    def _record_trade(self, fill: Fill, effect: FillEffect) -> None:
         symbol = fill.symbol
         trade = self._open_trades.get(symbol)
         fee_share_close = (
@@ -171,4 +184,3 @@ class Portfolio:
             trade.entry_qty += opened
             trade.fees += fee_share_open
             trade.quantity = max(trade.quantity, abs(self.positions[symbol].quantity))
-        del before

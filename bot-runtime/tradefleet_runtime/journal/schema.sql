@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS runs (
     manifest TEXT NOT NULL,
     summary TEXT
 );
+-- An order's details, written once; its life is the append-only log in order_updates.
 CREATE TABLE IF NOT EXISTS orders (
     run_id TEXT NOT NULL,
     client_order_id TEXT NOT NULL,
@@ -26,14 +27,26 @@ CREATE TABLE IF NOT EXISTS orders (
     take_profit REAL,
     reduce_only INTEGER NOT NULL,
     parent_id TEXT,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    venue_order_id TEXT,
     created_ts INTEGER NOT NULL,
-    updated_ts INTEGER NOT NULL,
     tag TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, client_order_id)
 );
+CREATE TABLE IF NOT EXISTS order_updates (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    venue_order_id TEXT
+);
+CREATE INDEX IF NOT EXISTS order_updates_by_order ON order_updates (run_id, client_order_id);
+-- Each order with its latest status.
+CREATE VIEW IF NOT EXISTS order_status AS
+    SELECT o.*, u.status, u.reason, u.ts AS updated_ts, u.venue_order_id
+    FROM orders o JOIN order_updates u ON u.id = (
+        SELECT MAX(id) FROM order_updates
+        WHERE run_id = o.run_id AND client_order_id = o.client_order_id);
 CREATE TABLE IF NOT EXISTS fills (
     run_id TEXT NOT NULL,
     fill_id TEXT NOT NULL,
@@ -70,14 +83,17 @@ CREATE TABLE IF NOT EXISTS trades (
     fees REAL NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
-CREATE TABLE IF NOT EXISTS equity (
+-- Per-bar equity, in chunks: each row packs consecutive snapshots as little-endian arrays
+-- (ts: int64, equity and exposure: float64). A row per bar would cost more than the bar.
+CREATE TABLE IF NOT EXISTS equity_chunks (
     run_id TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    equity REAL NOT NULL,
-    cash REAL NOT NULL,
-    exposure REAL NOT NULL,
-    PRIMARY KEY (run_id, ts)
-) WITHOUT ROWID;
+    first_ts INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    ts BLOB NOT NULL,
+    equity BLOB NOT NULL,
+    exposure BLOB NOT NULL,
+    PRIMARY KEY (run_id, first_ts)
+);
 CREATE TABLE IF NOT EXISTS risk_decisions (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,

@@ -1,18 +1,23 @@
 """SQLite journal in WAL mode.
 
-Orders, fills, risk decisions and events are committed as they happen: a process killed at any
-instant loses no committed fill (WAL makes a commit durable against a process crash; ``durable``
-adds an fsync per commit against power loss, for paper and live bots). Per-bar equity snapshots
-are buffered and written in batches, because one row per transaction is about 20× slower.
+Every order, order status change, fill, position, risk decision and event is written; nothing is
+updated in place (order statuses are an append-only log), so the journal is also the audit trail.
+
+Paper and live bots commit each event as it happens: a process killed at any instant loses no
+committed fill (WAL makes a commit durable against a process crash; ``durable`` adds an fsync
+per commit against power loss). Backtests pass ``batched``: rows are grouped into transactions
+of ``BATCH_ROWS``, because a replay can be rerun and a commit costs more than the engine's bar.
+Per-bar equity snapshots are always buffered and written as packed chunks.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,8 +26,50 @@ from typing import Any
 from tradefleet_runtime.engine.portfolio import Trade
 from tradefleet_runtime.model import Fill, Order, OrderStatus, Position, RiskDecision
 
-SCHEMA_VERSION = "1"
-EQUITY_BATCH = 1000
+SCHEMA_VERSION = "2"
+BATCH_ROWS = 4096
+
+_INSERT_ORDER = (
+    "INSERT OR IGNORE INTO orders (run_id, client_order_id, symbol, side, order_type, quantity,"
+    " price, stop_loss, take_profit, reduce_only, parent_id, created_ts, tag)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_UPDATE = (
+    "INSERT INTO order_updates (run_id, client_order_id, ts, status, reason, venue_order_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_FILL = (
+    "INSERT OR IGNORE INTO fills (run_id, fill_id, client_order_id, symbol, side, quantity,"
+    " price, fee, ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_POSITION = (
+    "INSERT INTO positions (run_id, symbol, quantity, average_price, realized_pnl, updated_ts)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, symbol) DO UPDATE SET"
+    " quantity = excluded.quantity, average_price = excluded.average_price,"
+    " realized_pnl = excluded.realized_pnl, updated_ts = excluded.updated_ts"
+)
+_INSERT_TRADE = "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_RISK = (
+    "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, quantity_in,"
+    " quantity_out, reason, client_order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _packed(values: array[Any]) -> bytes:
+    if sys.byteorder != "little":
+        values = array(values.typecode, values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def _unpacked(typecode: str, blob: bytes) -> array[Any]:
+    values = array(typecode)
+    values.frombytes(blob)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,35 +91,64 @@ class RunRecord:
 class Journal:
     """One SQLite journal file (or ``:memory:``)."""
 
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = False, batched: bool = False) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is one transaction.
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a group is one transaction.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("PRAGMA foreign_keys=ON")
         schema = resources.files("tradefleet_runtime.journal").joinpath("schema.sql").read_text()
         self._db.executescript(schema)
         self._db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (SCHEMA_VERSION,),
         )
-        self._equity: list[tuple[str, int, float, float, float]] = []
+        self.batched = batched
         self.run_id = ""
+        self._buffer: dict[str, list[tuple[Any, ...]]] = {}
+        self._buffered = 0
 
     # -- writing ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN")
+    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Write rows as one transaction now, or (batched) with the next batch."""
+        if self.batched:
+            buffer = self._buffer
+            for sql, row in statements:
+                rows = buffer.get(sql)
+                if rows is None:
+                    rows = buffer[sql] = []
+                rows.append(row)
+            self._buffered += len(statements)
+            if self._buffered >= BATCH_ROWS:
+                self.flush()
+            return
+        db = self._db
+        db.execute("BEGIN")
         try:
-            yield self._db
+            for sql, row in statements:
+                db.execute(sql, row)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
+
+    def flush(self) -> None:
+        """Commit every buffered row (a no-op when nothing is buffered)."""
+        if not self._buffered:
+            return
+        buffer, self._buffer, self._buffered = self._buffer, {}, 0
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for sql, rows in buffer.items():
+                db.executemany(sql, rows)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def start_run(
         self,
@@ -87,33 +163,28 @@ class Journal:
         manifest: dict[str, Any],
     ) -> None:
         self.run_id = run_id
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO runs (run_id, bot, mode, started_at, status, currency,"
-                " initial_capital, timeframe_s, config_hash, manifest)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    bot,
-                    mode,
-                    time.time(),
-                    currency,
-                    initial_capital,
-                    timeframe_s,
-                    config_hash,
-                    json.dumps(manifest, sort_keys=True),
-                ),
-            )
+        self._db.execute(
+            "INSERT INTO runs (run_id, bot, mode, started_at, status, currency,"
+            " initial_capital, timeframe_s, config_hash, manifest)"
+            " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                bot,
+                mode,
+                time.time(),
+                currency,
+                initial_capital,
+                timeframe_s,
+                config_hash,
+                json.dumps(manifest, sort_keys=True),
+            ),
+        )
 
     def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO orders (run_id, client_order_id, symbol, side, order_type, quantity,"
-                " price, stop_loss, take_profit, reduce_only, parent_id, status, reason,"
-                " created_ts, updated_ts, tag)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, client_order_id) DO UPDATE SET status = excluded.status,"
-                " reason = excluded.reason, updated_ts = excluded.updated_ts",
+        """A new order and its first status, together."""
+        self._write(
+            (
+                _INSERT_ORDER,
                 (
                     self.run_id,
                     order.client_order_id,
@@ -126,13 +197,12 @@ class Journal:
                     order.take_profit,
                     int(order.reduce_only),
                     order.parent_id,
-                    status.value,
-                    reason,
                     order.created_ts,
-                    ts,
                     order.tag,
                 ),
-            )
+            ),
+            (_INSERT_UPDATE, (self.run_id, order.client_order_id, ts, status.value, reason, None)),
+        )
 
     def update_order(
         self,
@@ -142,22 +212,28 @@ class Journal:
         reason: str = "",
         venue_order_id: str | None = None,
     ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE orders SET status = ?, reason = ?, updated_ts = ?,"
-                " venue_order_id = COALESCE(?, venue_order_id)"
-                " WHERE run_id = ? AND client_order_id = ?",
-                (status.value, reason, ts, venue_order_id, self.run_id, client_order_id),
+        self._write(
+            (
+                _INSERT_UPDATE,
+                (self.run_id, client_order_id, ts, status.value, reason, venue_order_id),
             )
+        )
 
-    def record_fill(self, fill: Fill, position: Position, order_status: OrderStatus) -> None:
-        """A fill, the position it leaves and its order's status, in one transaction."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO fills (run_id, fill_id, client_order_id, symbol, side,"
-                " quantity, price, fee, ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def record_fill(
+        self,
+        fill: Fill,
+        position: Position,
+        order_status: OrderStatus,
+        trades: Iterable[tuple[int, Trade]] = (),
+    ) -> None:
+        """A fill, the position it leaves, its order's status and any trade it closed: one
+        transaction, so a crash never leaves one without the others."""
+        run = self.run_id
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                _INSERT_FILL,
                 (
-                    self.run_id,
+                    run,
                     fill.fill_id,
                     fill.client_order_id,
                     fill.symbol,
@@ -168,45 +244,40 @@ class Journal:
                     fill.ts,
                     fill.reason,
                 ),
-            )
-            db.execute(
-                "INSERT INTO positions (run_id, symbol, quantity, average_price, realized_pnl,"
-                " updated_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, symbol) DO UPDATE SET"
-                " quantity = excluded.quantity, average_price = excluded.average_price,"
-                " realized_pnl = excluded.realized_pnl, updated_ts = excluded.updated_ts",
+            ),
+            (
+                _UPSERT_POSITION,
                 (
-                    self.run_id,
+                    run,
                     position.symbol,
                     position.quantity,
                     position.average_price,
                     position.realized_pnl,
                     fill.ts,
                 ),
-            )
-            db.execute(
-                "UPDATE orders SET status = ?, updated_ts = ?"
-                " WHERE run_id = ? AND client_order_id = ?",
-                (order_status.value, fill.ts, self.run_id, fill.client_order_id),
-            )
-
-    def record_trade(self, seq: int, trade: Trade) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            (_INSERT_UPDATE, (run, fill.client_order_id, fill.ts, order_status.value, "", None)),
+        ]
+        for seq, trade in trades:
+            statements.append(
                 (
-                    self.run_id,
-                    seq,
-                    trade.symbol,
-                    trade.direction,
-                    trade.quantity,
-                    trade.entry_ts,
-                    trade.exit_ts,
-                    trade.entry_price,
-                    trade.exit_price,
-                    trade.gross_pnl,
-                    trade.fees,
-                ),
+                    _INSERT_TRADE,
+                    (
+                        run,
+                        seq,
+                        trade.symbol,
+                        trade.direction,
+                        trade.quantity,
+                        trade.entry_ts,
+                        trade.exit_ts,
+                        trade.entry_price,
+                        trade.exit_price,
+                        trade.gross_pnl,
+                        trade.fees,
+                    ),
+                )
             )
+        self._write(*statements)
 
     def record_risk(
         self,
@@ -219,10 +290,9 @@ class Journal:
         quantity_in: float | None,
         client_order_id: str | None = None,
     ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, quantity_in,"
-                " quantity_out, reason, client_order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._write(
+            (
+                _INSERT_RISK,
                 (
                     self.run_id,
                     ts,
@@ -236,41 +306,40 @@ class Journal:
                     client_order_id,
                 ),
             )
+        )
 
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)",
+        payload = json.dumps(data, sort_keys=True) if data else None
+        self._write((_INSERT_EVENT, (self.run_id, ts, kind, message, payload)))
+
+    def record_equity(
+        self, timestamps: array[int], equity: array[float], exposure: array[float]
+    ) -> None:
+        """Equity snapshots of consecutive bars (one packed chunk)."""
+        if not timestamps:
+            return
+        self._write(
+            (
+                _INSERT_EQUITY,
                 (
                     self.run_id,
-                    ts,
-                    kind,
-                    message,
-                    json.dumps(data, sort_keys=True) if data else None,
+                    timestamps[0],
+                    len(timestamps),
+                    _packed(timestamps),
+                    _packed(equity),
+                    _packed(exposure),
                 ),
             )
-
-    def record_equity(self, ts: int, equity: float, cash: float, exposure: float) -> None:
-        self._equity.append((self.run_id, ts, equity, cash, exposure))
-        if len(self._equity) >= EQUITY_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._equity:
-            return
-        rows, self._equity = self._equity, []
-        with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", rows)
+        )
 
     def finish_run(self, status: str, summary: dict[str, Any]) -> None:
         self.flush()
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET ended_at = ?, status = ?, summary = ? WHERE run_id = ?",
-                (time.time(), status, json.dumps(summary, sort_keys=True), self.run_id),
-            )
+        self._db.execute(
+            "UPDATE runs SET ended_at = ?, status = ?, summary = ? WHERE run_id = ?",
+            (time.time(), status, json.dumps(summary, sort_keys=True), self.run_id),
+        )
 
     def close(self) -> None:
         self.flush()
@@ -301,11 +370,19 @@ class Journal:
             for row in rows
         ]
 
-    def equity_curve(self, run_id: str) -> tuple[list[int], list[float], list[float]]:
-        rows = self._db.execute(
-            "SELECT ts, equity, exposure FROM equity WHERE run_id = ? ORDER BY ts", (run_id,)
-        ).fetchall()
-        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    def equity_curve(self, run_id: str) -> tuple[array[int], array[float], array[float]]:
+        """(close times, equity, gross exposure) of every bar of a run."""
+        timestamps: array[int] = array("q")
+        equity: array[float] = array("d")
+        exposure: array[float] = array("d")
+        for ts, eq, ex in self._db.execute(
+            "SELECT ts, equity, exposure FROM equity_chunks WHERE run_id = ? ORDER BY first_ts",
+            (run_id,),
+        ):
+            timestamps.extend(_unpacked("q", ts))
+            equity.extend(_unpacked("d", eq))
+            exposure.extend(_unpacked("d", ex))
+        return timestamps, equity, exposure
 
     def trades(self, run_id: str) -> list[Trade]:
         rows = self._db.execute(
@@ -318,3 +395,10 @@ class Journal:
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read-only access for reports and tests."""
         return self._db.execute(sql, args).fetchall()
+
+    def order_statuses(self, run_id: str | None = None) -> Sequence[tuple[str, str]]:
+        """(client order id, latest status) of every order of a run."""
+        return self._db.execute(
+            "SELECT client_order_id, status FROM order_status WHERE run_id = ?",
+            (run_id or self.run_id,),
+        ).fetchall()

@@ -76,7 +76,7 @@ def compute_figures(
     initial: float,
     timestamps: Sequence[int] | np.ndarray,
     equity: Sequence[float] | np.ndarray,
-    exposed: Sequence[int] | np.ndarray,
+    exposure: Sequence[float] | np.ndarray,
     trades: Sequence[Trade],
     fees: float,
 ) -> Figures:
@@ -88,7 +88,8 @@ def compute_figures(
     losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
     gross_loss = -sum(losses)
     profit_factor = sum(wins) / gross_loss if gross_loss > 0 else None
-    exposure = float(np.mean(np.asarray(exposed, dtype=float))) if len(exposed) else 0.0
+    # Share of bars that closed with a position open.
+    exposed = float(np.mean(np.asarray(exposure, dtype=float) > 0.0)) if len(exposure) else 0.0
     return Figures(
         trades=len(trades),
         win_rate=len(wins) / len(trades) if trades else 0.0,
@@ -100,7 +101,7 @@ def compute_figures(
         sortino=sortino,
         max_drawdown_pct=max_drawdown(curve) * 100.0,
         profit_factor=profit_factor,
-        exposure_pct=exposure * 100.0,
+        exposure_pct=exposed * 100.0,
         bars=int(curve.size),
         periods_per_year=per_year,
     )

@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import heapq
 import math
-from itertools import pairwise
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams, GapPolicy, RowOrder

@@ -1,0 +1,1 @@
+"""Tests of the MetaTrader 5 terminal emulator (tests/venues/mt5)."""

@@ -1,0 +1,250 @@
+"""Regenerate ``constants.py`` and ``signatures.txt`` from the real MetaTrader5 wheel.
+
+The real ``MetaTrader5`` package ships Windows wheels only.  Its pure-Python
+``MetaTrader5/__init__.py`` defines every constant; its compiled ``_core`` module carries
+each function's signature/doc line, the result structures' names and the field names
+(readable as plain ASCII strings, like ``strings(1)`` would show them).
+
+Usage (from the repository root)::
+
+    tests/venues/mt5/tools/fetch_wheel.sh                 # download into .cache/mt5-wheel/
+    .venv/bin/python -m tests.venues.mt5.tools.extract_constants [--wheel PATH] [--check]
+
+``--check`` compares instead of writing and exits 1 when the committed files are stale.
+The functions are also used by the live-wheel fidelity test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = PACKAGE_DIR.parent.parent.parent
+DEFAULT_WHEEL_DIR = REPO_ROOT / ".cache" / "mt5-wheel"
+CONSTANTS_PATH = PACKAGE_DIR / "constants.py"
+SIGNATURES_PATH = PACKAGE_DIR / "signatures.txt"
+
+_PRINTABLE = re.compile(rb"[\x20-\x7e]{2,}")
+_SIGNATURE = re.compile(r"^([a-z_]+)\((.*)\)$")
+
+
+@dataclass
+class WheelContents:
+    """The two members of the wheel that carry the API surface."""
+
+    wheel_name: str
+    init_source: str
+    core_binary: bytes
+
+
+@dataclass
+class CoreApi:
+    """What ``_core`` exposes, recovered from its strings."""
+
+    functions: list[tuple[str, str, str]] = field(default_factory=list)  # name, sig, doc
+    structures: list[tuple[str, str]] = field(default_factory=list)  # name, doc
+    fields: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def find_wheel(path: Path = DEFAULT_WHEEL_DIR) -> Path | None:
+    """Return a MetaTrader5 ``.whl`` (or an extracted wheel directory) under ``path``."""
+    if path.is_file() and path.suffix == ".whl":
+        return path
+    if not path.is_dir():
+        return None
+    wheels = sorted(path.glob("[Mm]eta[Tt]rader5-*.whl"))
+    if wheels:
+        return wheels[-1]
+    for candidate in (path, *sorted(p for p in path.iterdir() if p.is_dir())):
+        if (candidate / "MetaTrader5" / "__init__.py").is_file():
+            return candidate
+    return None
+
+
+def read_wheel(path: Path) -> WheelContents:
+    """Read ``MetaTrader5/__init__.py`` and the ``_core`` binary from a wheel or directory."""
+    if path.is_dir():
+        pkg = path / "MetaTrader5"
+        core = next(pkg.glob("_core*"))
+        return WheelContents(path.name, (pkg / "__init__.py").read_text("utf-8"), core.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        init_name = next(n for n in names if n.endswith("MetaTrader5/__init__.py"))
+        core_name = next(n for n in names if "MetaTrader5/_core" in n)
+        return WheelContents(path.name, zf.read(init_name).decode("utf-8"), zf.read(core_name))
+
+
+def _eval_int_expr(node: ast.expr) -> object:
+    """Evaluate the literal/``|`` expressions used in the wheel's ``__init__.py``."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _eval_int_expr(node.operand)
+        assert isinstance(value, int | float)
+        return -value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _eval_int_expr(node.left), _eval_int_expr(node.right)
+        assert isinstance(left, int) and isinstance(right, int)
+        return left | right
+    raise ValueError(f"unsupported constant expression: {ast.dump(node)}")
+
+
+def parse_constants(init_source: str) -> list[tuple[str, object, str]]:
+    """Return ``(name, value, comment)`` for every module-level constant, in source order."""
+    out: list[tuple[str, object, str]] = []
+    for line in init_source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("from ") or stripped.startswith("def "):
+            break
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        code, _, comment = stripped.partition("#")
+        tree = ast.parse(code.strip())
+        stmt = tree.body[0]
+        assert isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+        out.append((stmt.targets[0].id, _eval_int_expr(stmt.value), comment.strip()))
+    return out
+
+
+def render_constants_module(contents: WheelContents) -> str:
+    """Render the committed ``constants.py`` (deterministic, ruff-clean)."""
+    lines = [
+        '"""Every constant of the real ``MetaTrader5`` package, same names and values.',
+        "",
+        f"Source wheel: {contents.wheel_name}",
+        "GENERATED by tests/venues/mt5/tools/extract_constants.py from the wheel's",
+        "``MetaTrader5/__init__.py`` -- do not edit by hand; re-run the script instead.",
+        '"""',
+        "",
+    ]
+    body: list[str] = []
+    pending_header = ""
+    for raw in contents.init_source.splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("from ") or stripped.startswith("def "):
+            break
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            pending_header = "# " + stripped.lstrip("#").strip()
+            continue
+        if "=" not in stripped:
+            continue
+        (name, value, comment) = parse_constants(stripped)[0]
+        if name == "__version__":
+            name = "PACKAGE_VERSION"
+        elif name == "__author__":
+            name = "PACKAGE_AUTHOR"
+        if pending_header:
+            body.extend(["", pending_header])
+            pending_header = ""
+        if comment:
+            body.extend(textwrap.wrap(comment, 96, initial_indent="# ", subsequent_indent="# "))
+        literal = json.dumps(value) if isinstance(value, str) else repr(value)
+        body.append(f"{name} = {literal}")
+    lines.extend(body[1:] if body and body[0] == "" else body)
+    lines.extend(
+        [
+            "",
+            "",
+            "def all_constants() -> dict[str, object]:",
+            '    """Every public constant of the real module (name -> value), in wheel order."""',
+            "    return {k: v for k, v in globals().items() if k.isupper() and not "
+            'k.startswith("PACKAGE_")}',
+            "",
+        ]
+    )
+    return "\n".join(lines)
+
+
+def core_strings(binary: bytes) -> list[str]:
+    """ASCII runs of at least two printable characters, in file order."""
+    return [m.group().decode("ascii") for m in _PRINTABLE.finditer(binary)]
+
+
+def parse_core(binary: bytes) -> CoreApi:
+    """Recover functions, structure names, field names and error messages from ``_core``."""
+    runs = core_strings(binary)
+    api = CoreApi()
+    seen: set[str] = set()
+    for i, run in enumerate(runs[:-1]):
+        # each method is stored as: name (deduplicated, e.g. "login" is also a field name),
+        # "name(params)" signature line, one-line doc
+        match = _SIGNATURE.match(run)
+        if match and match.group(1) not in seen:
+            seen.add(match.group(1))
+            api.functions.append((match.group(1), run, runs[i + 1]))
+        if re.fullmatch(r"[A-Z][A-Za-z]+", run) and "structure" in runs[i + 1]:
+            api.structures.append((run, runs[i + 1]))
+    start = runs.index("Terminal: Call failed")
+    end = runs.index("(ssssssss)")
+    api.fields = [r for r in runs[start + 1 : end] if re.fullmatch(r"[a-z_][a-z_0-9]*", r)]
+    msg_start = runs.index("Terminal: Invalid params")
+    api.messages = list(runs[msg_start : start + 1])
+    for run in runs:
+        wanted = (
+            run.startswith("Invalid ")
+            or run.endswith("not allowed")
+            or "disabled in Terminal" in run
+            or run.startswith("Unsupported authorization")
+        )
+        if wanted and run not in api.messages:
+            api.messages.append(run)
+    return api
+
+
+def render_signatures(contents: WheelContents) -> str:
+    """Render the committed ``signatures.txt``."""
+    api = parse_core(contents.core_binary)
+    out = [
+        f"# Recorded from {contents.wheel_name}: MetaTrader5/_core strings.",
+        "# GENERATED by tests/venues/mt5/tools/extract_constants.py -- do not edit.",
+        "[functions]",
+    ]
+    out += [f"{sig}\t{doc}" for _, sig, doc in api.functions]
+    out.append("[structures]")
+    out += [f"{name}\t{doc}" for name, doc in api.structures]
+    out.append("[fields]")
+    out += api.fields
+    out.append("[messages]")
+    out += api.messages
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheel", type=Path, default=DEFAULT_WHEEL_DIR)
+    parser.add_argument("--check", action="store_true", help="compare, do not write")
+    args = parser.parse_args(argv)
+    wheel = find_wheel(args.wheel)
+    if wheel is None:
+        print(f"no MetaTrader5 wheel under {args.wheel}; run fetch_wheel.sh", file=sys.stderr)
+        return 2
+    contents = read_wheel(wheel)
+    outputs = {
+        CONSTANTS_PATH: render_constants_module(contents),
+        SIGNATURES_PATH: render_signatures(contents),
+    }
+    stale = False
+    for path, text in outputs.items():
+        if args.check:
+            if not path.exists() or path.read_text("utf-8") != text:
+                print(f"stale: {path}", file=sys.stderr)
+                stale = True
+        else:
+            path.write_text(text, "utf-8")
+            print(f"wrote {path}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
