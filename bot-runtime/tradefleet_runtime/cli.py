@@ -30,6 +30,7 @@ from tradefleet_runtime.runner import (
     run_bars,
     start_journal,
 )
+from tradefleet_runtime.service.serve import add_serve_command, run_serve
 from tradefleet_runtime.spec import Mode, load_manifest
 
 PROGRESS_EVERY = 2048
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--run", help="run id (default: the latest)")
     report.add_argument("--json", action="store_true")
 
+    add_serve_command(commands)
+
     plugins = commands.add_parser("plugins", help="plugin commands")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
     listing = plugin_commands.add_parser("list", help="every plugin with kind, version, source")
@@ -84,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, out, err)
         if args.command == "report":
             return _report(args, out)
+        if args.command == "serve":
+            logging.getLogger().setLevel(logging.INFO)
+            return run_serve(args)
         return _plugins_list(args, out)
     except SpecError as error:
         err.print(f"[bold red]refused[/]: {error}", markup=True, highlight=False)

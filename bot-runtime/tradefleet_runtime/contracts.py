@@ -164,6 +164,18 @@ class Strategy:
     def on_stop(self) -> None:
         """Called once after the last bar."""
 
+    def update_params(self, params: Any) -> None:
+        """Take new, already validated params while running (``UpdateParams``).
+
+        The default swaps ``self.params`` and calls :meth:`on_params_changed`; state built from
+        bars (indicators, positions) is kept.
+        """
+        self.params = params
+        self.on_params_changed()
+
+    def on_params_changed(self) -> None:
+        """Recompute what depends on params (periods, thresholds)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RiskContext:

@@ -175,17 +175,20 @@ class RiskDecision:
 
     action: RiskAction
     quantity: float | None = None
-    reason: str = ""
+    reason: str = ""  # for people: free text, journaled
+    code: str = ""  # for machines: a short fixed word (metrics label), e.g. "daily_loss"
     details: dict[str, float | str] = field(default_factory=dict)
 
     @classmethod
-    def approve(cls, quantity: float | None = None, reason: str = "") -> RiskDecision:
-        return cls(RiskAction.APPROVE, quantity, reason)
+    def approve(
+        cls, quantity: float | None = None, reason: str = "", code: str = ""
+    ) -> RiskDecision:
+        return cls(RiskAction.APPROVE, quantity, reason, code)
 
     @classmethod
-    def shrink(cls, quantity: float, reason: str) -> RiskDecision:
-        return cls(RiskAction.SHRINK, quantity, reason)
+    def shrink(cls, quantity: float, reason: str, code: str = "") -> RiskDecision:
+        return cls(RiskAction.SHRINK, quantity, reason, code)
 
     @classmethod
-    def veto(cls, reason: str) -> RiskDecision:
-        return cls(RiskAction.VETO, 0.0, reason)
+    def veto(cls, reason: str, code: str = "") -> RiskDecision:
+        return cls(RiskAction.VETO, 0.0, reason, code)

@@ -115,7 +115,8 @@ class RunOutcome:
     figures: Figures
 
 
-def _engine(bot: Bot, journal: Journal) -> Engine:
+def build_engine(bot: Bot, journal: Journal) -> Engine:
+    """The bot's engine, its broker connected."""
     spec = bot.manifest.spec
     config = EngineConfig(
         bot_name=bot.name,
@@ -171,7 +172,7 @@ def run_bars(
     should_stop: Callable[[], bool] | None = None,
 ) -> RunOutcome:
     """Run a bot over ``bars`` to the end (or until ``should_stop``), and report."""
-    engine = _engine(bot, journal)
+    engine = build_engine(bot, journal)
     journal.record_event(
         0, "run_started", f"{bot.name} started in {bot.manifest.spec.mode.value} mode"
     )
@@ -184,7 +185,7 @@ def run_bars(
             journal.record_event(engine.now, "run_failed", "the run ended with an error")
             journal.finish_run("failed", {})
     if status == "stopped":
-        _apply_stop_policy(bot, engine)
+        apply_stop_policy(bot, engine)
     result = engine.finish(bot.feed.report() if bot.feed else None)
     figures = compute_figures(
         initial=result.initial_capital,
@@ -206,12 +207,18 @@ def run_bars(
     return RunOutcome(result, figures)
 
 
-def _apply_stop_policy(bot: Bot, engine: Engine) -> None:
+def apply_stop_policy(bot: Bot, engine: Engine) -> None:
     policy = bot.manifest.spec.on_stop
     if policy.cancel_open_orders:
         for order in list(engine.open_orders()):
             if order.parent_id is None:  # keep the protective SL/TP of open positions
                 engine.cancel(order.client_order_id)
+    if policy.flatten_positions:
+        # Reduce-only market orders: a venue fills them at once; the paper broker would need a
+        # next bar, so a stopped paper bot keeps its positions in the journal instead.
+        for symbol in list(engine.portfolio.open_positions):
+            engine.close(symbol, tag="stop-flatten")
+        engine.send_queued()
     engine.journal.record_event(
         engine.now,
         "stopped",

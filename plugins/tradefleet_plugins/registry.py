@@ -9,6 +9,7 @@ from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
+from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
 from tradefleet_runtime.plugins import PluginKind, PluginSpec, hookimpl
 
 VERSION = "0.1.0"
@@ -24,7 +25,15 @@ def tradefleet_strategies() -> list[PluginSpec]:
             factory="tradefleet_plugins.strategies.ema_cross:EmaCross",
             params=EmaCrossParams,
             summary="Long on a fast/slow EMA cross up, short (or flat) on a cross down.",
-        )
+        ),
+        PluginSpec(
+            kind=PluginKind.STRATEGY,
+            name="external-signal",
+            version=VERSION,
+            factory="tradefleet_plugins.strategies.external_signal:ExternalSignal",
+            params=ExternalSignalParams,
+            summary="Trades signals pushed through the webhook or SubmitSignal, checked first.",
+        ),
     ]
 
 

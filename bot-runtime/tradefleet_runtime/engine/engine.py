@@ -10,12 +10,11 @@ source (and its clock) differs.
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from tradefleet_runtime.contracts import (
     Broker,
@@ -95,6 +94,18 @@ class RunResult:
         return [1 if value > 0.0 else 0 for value in self.exposure]
 
 
+class EngineListener(Protocol):
+    """Receives what the engine did, on the engine's thread (keep it quick)."""
+
+    def on_order(self, order: Order, update: OrderUpdate) -> None: ...
+
+    def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None: ...
+
+    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None: ...
+
+    def on_state(self, kind: str, message: str) -> None: ...
+
+
 @dataclass
 class _WorkingOrder:
     order: Order
@@ -134,6 +145,15 @@ class Engine:
         self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
         self.stats = EngineStats()
         self.paused = config.paused
+        self.pause_reason = "spec.paused" if config.paused else ""
+        # The kill switch: while halted, every order that is not reduce-only is vetoed first.
+        self.halted = False
+        self.halt_reason = ""
+        # Called for orders, fills, risk decisions and state changes when set (the service sets
+        # it; backtests leave it None and pay nothing).
+        self.listener: EngineListener | None = None
+        self.last_veto: RiskDecision | None = None
+        self.last_order_id = ""
         self._prefix = bot_prefix(config.bot_name)
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
@@ -175,6 +195,14 @@ class Engine:
     @property
     def cash(self) -> float:
         return self.portfolio.cash
+
+    @property
+    def peak_equity(self) -> float:
+        return self._peak_equity
+
+    @property
+    def day_start_equity(self) -> float:
+        return self._day_start_equity
 
     def position(self, symbol: str) -> Position:
         return self.portfolio.position(symbol)
@@ -302,6 +330,9 @@ class Engine:
         exposure_append = self._exposure.append
         current = None
         count = 0
+        unjournaled = len(self._equity_ts) - self._journaled_steps
+        peak = self._peak_equity
+        next_day = self._next_day
         for bar in bars:
             ts = bar[2]
             if ts != current:
@@ -317,12 +348,15 @@ class Engine:
                     ts_append(close_ts)
                     equity_append(equity)
                     exposure_append(exposure)
-                    if equity > self._peak_equity:
-                        self._peak_equity = equity
-                    if close_ts >= self._next_day:
+                    if equity > peak:
+                        peak = self._peak_equity = equity
+                    if close_ts >= next_day:
                         self._new_day(close_ts, equity)
-                    if len(self._equity_ts) - self._journaled_steps >= chunk:
+                        next_day = self._next_day
+                    unjournaled += 1
+                    if unjournaled >= chunk:
                         self._journal_equity()
+                        unjournaled = 0
                     if should_stop is not None and should_stop():
                         current = None
                         break
@@ -341,10 +375,7 @@ class Engine:
             if intents:
                 self._process_intents()
         if current is not None:
-            if open_positions:
-                equity, exposure = portfolio.equity_and_exposure()
-            else:
-                equity, exposure = portfolio.cash, 0.0
+            equity, exposure = portfolio.equity_and_exposure()
             ts_append(current + timeframe)
             equity_append(equity)
             exposure_append(exposure)
@@ -430,6 +461,10 @@ class Engine:
             instrument=self.instrument(symbol),
         )
 
+    def send_queued(self) -> None:
+        """Pass queued intents through the risk chain to the broker now (outside a bar)."""
+        self._process_intents()
+
     def _process_intents(self) -> None:
         while self._intents:
             intent = self._intents.pop(0)
@@ -439,6 +474,10 @@ class Engine:
         self, plugin: str, intent: OrderIntent, order_id: str, decision: RiskDecision
     ) -> None:
         self.stats.risk_decisions[(plugin, decision.action.value)] += 1
+        if decision.action is RiskAction.VETO:
+            self.last_veto = decision
+        if self.listener is not None:
+            self.listener.on_risk(plugin, intent, decision)
         self.journal.record_risk(
             ts=self._now,
             plugin=plugin,
@@ -456,8 +495,13 @@ class Engine:
             )
             return
         order_id = self._next_order_id(intent.symbol)
+        if self.halted and not intent.reduce_only:
+            veto = RiskDecision.veto(f"bot is halted: {self.halt_reason}", "halted")
+            self._decide("engine.halted", intent, order_id, veto)
+            return
         if self.paused and not intent.reduce_only:
-            self._decide("engine.paused", intent, order_id, RiskDecision.veto("bot is paused"))
+            veto = RiskDecision.veto("bot is paused", "paused")
+            self._decide("engine.paused", intent, order_id, veto)
             return
         context: RiskContext | None = None
         quantity = intent.quantity
@@ -468,7 +512,9 @@ class Engine:
                 decision = plugin.check(intent, context)
             except Exception as error:  # a broken plugin vetoes, it never lets an order through
                 log.exception("risk plugin %s failed", name)
-                decision = RiskDecision.veto(f"{name} failed: {type(error).__name__}: {error}")
+                decision = RiskDecision.veto(
+                    f"{name} failed: {type(error).__name__}: {error}", "plugin_fault"
+                )
             verdict = judge(name, quantity, decision)
             self._decide(name, intent, order_id, verdict.decision)
             if verdict.vetoed:
@@ -481,7 +527,9 @@ class Engine:
                 "engine.sizing",
                 intent,
                 order_id,
-                RiskDecision.veto("order has no quantity and no sizer in spec.risk decided one"),
+                RiskDecision.veto(
+                    "order has no quantity and no sizer in spec.risk decided one", "unsized"
+                ),
             )
             return
         instrument = self.instrument(intent.symbol)
@@ -493,7 +541,8 @@ class Engine:
                 order_id,
                 RiskDecision.veto(
                     f"quantity {quantity:g} rounds to {rounded:g}, below the instrument minimum "
-                    f"{instrument.min_quantity:g}"
+                    f"{instrument.min_quantity:g}",
+                    "below_minimum",
                 ),
             )
             return
@@ -514,6 +563,7 @@ class Engine:
 
     def _send(self, order: Order) -> None:
         self.stats.orders += 1
+        self.last_order_id = order.client_order_id
         self.journal.record_order(order, OrderStatus.PENDING, self._now)
         self._working[order.client_order_id] = _WorkingOrder(order)
         update = self.broker.submit(order)
@@ -523,6 +573,8 @@ class Engine:
         working = self._working.get(update.client_order_id)
         if working is None:
             return
+        if self.listener is not None:
+            self.listener.on_order(working.order, update)
         self.journal.update_order(
             update.client_order_id,
             update.status,
@@ -569,6 +621,8 @@ class Engine:
             (seq, portfolio.trades[seq]) for seq in range(trades_before, len(portfolio.trades))
         ]
         self.journal.record_fill(fill, position, status, closed)
+        if self.listener is not None:
+            self.listener.on_fill(fill, working.order if working is not None else None, position)
         self.strategy.on_fill(fill)
 
     def _register_bracket(self, parent: Order, fill: Fill) -> None:
@@ -603,15 +657,94 @@ class Engine:
         """Journal the equity snapshots not yet written (for live bots between bars)."""
         self._journal_equity()
 
+    # -- control (called on the engine's thread by the service) ------------------------------
 
-def annualisation_factor(timestamps: Sequence[int] | array[int]) -> float:
-    """Bars per year observed in the data (gaps such as weekends count as absent bars)."""
-    if len(timestamps) < 2:
-        return 0.0
-    span = timestamps[-1] - timestamps[0]
-    if span <= 0:
-        return 0.0
-    return (len(timestamps) - 1) / (span / (365.25 * 86400))
+    def _state(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        self.journal.record_event(self._now, kind, message, data)
+        if self.listener is not None:
+            self.listener.on_state(kind, message)
+
+    def pause(self, who: str, reason: str) -> None:
+        if self.paused:
+            return
+        self.paused, self.pause_reason = True, reason
+        self._state("paused", f"paused by {who}: {reason}", {"who": who, "reason": reason})
+
+    def resume(self, who: str, reason: str) -> None:
+        """Clear a pause and a halt."""
+        if not self.paused and not self.halted:
+            return
+        self.paused = self.halted = False
+        self.pause_reason = self.halt_reason = ""
+        self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
+
+    def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
+        """The emergency stop. Returns False when already halted (then nothing changes)."""
+        if self.halted:
+            return False
+        self.halted, self.halt_reason = True, reason
+        self._state(
+            "halted",
+            f"emergency stop by {who}: {reason}",
+            {"who": who, "reason": reason, "flatten": flatten},
+        )
+        for working in list(self._working.values()):
+            order = working.order
+            # Protective SL/TP children stay unless the positions they protect are closed now.
+            if flatten or not order.reduce_only:
+                self.cancel(order.client_order_id)
+        if flatten:
+            for symbol in list(self.portfolio.open_positions):
+                self.close(symbol, tag="emergency-flatten")
+            self._process_intents()
+        return True
+
+    def restore_halt(self, reason: str) -> None:
+        """Re-enter a halt that was in force when the bot last stopped (no new event)."""
+        self.halted, self.halt_reason = True, reason
+
+    def risk_states(self) -> list[tuple[str, bool, str]]:
+        """(plugin, locked, reason) for every risk plugin; plugins without locks are unlocked."""
+        states = []
+        for name, plugin in self.risk:
+            lock = getattr(plugin, "lock_reason", None)
+            reason = lock() if callable(lock) else None
+            states.append((name, bool(reason), reason or ""))
+        return states
+
+    def reset_risk_lock(self, plugin_name: str, who: str, reason: str) -> bool:
+        for name, plugin in self.risk:
+            if name == plugin_name:
+                reset = getattr(plugin, "reset_lock", None)
+                if callable(reset):
+                    reset()
+                self._state(
+                    "risk_lock_reset",
+                    f"{name} lock reset by {who}: {reason}",
+                    {"plugin": name, "who": who, "reason": reason},
+                )
+                return True
+        return False
+
+    def update_strategy_params(self, params: Any, who: str) -> None:
+        self.strategy.update_params(params)
+        self._state("params_updated", f"strategy params updated by {who}", {"who": who})
+
+    def handle_signal(self, signal: Any) -> tuple[bool, str, str]:
+        """Hand an external signal to the strategy: (accepted, reason, client order id)."""
+        on_signal = getattr(self.strategy, "on_signal", None)
+        if not callable(on_signal):
+            return False, "the bot's strategy does not take external signals", ""
+        refusal = on_signal(signal)
+        if refusal:
+            return False, str(refusal), ""
+        orders_before = self.stats.orders
+        self.last_veto = None
+        self._process_intents()
+        if self.stats.orders == orders_before:
+            reason = self.last_veto.reason if self.last_veto is not None else "no order resulted"
+            return False, reason, ""
+        return True, "", self.last_order_id
 
 
-__all__ = ["Engine", "EngineConfig", "RiskAction", "RunResult", "annualisation_factor", "math"]
+__all__ = ["Engine", "EngineConfig", "EngineListener", "RiskAction", "RunResult"]

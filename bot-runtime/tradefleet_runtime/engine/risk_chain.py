@@ -26,28 +26,25 @@ class Verdict:
 def judge(plugin: str, quantity: float | None, decision: RiskDecision) -> Verdict:
     """Apply ``decision`` to an order of ``quantity`` (``None``: not sized yet)."""
     if not isinstance(decision, RiskDecision):
-        return Verdict(
-            0.0,
-            RiskDecision.veto(f"{plugin} returned {type(decision).__name__}, not a decision"),
-            True,
-        )
+        kind = type(decision).__name__
+        return _fault(f"{plugin} returned {kind}, not a decision")
     if decision.action is RiskAction.VETO:
         return Verdict(0.0, decision)
     proposed = decision.quantity
     if proposed is None:
         return Verdict(quantity, decision)
     if proposed != proposed or proposed <= 0.0:  # NaN or not positive
-        return Verdict(0.0, RiskDecision.veto(f"{plugin} sized the order to {proposed}"), True)
+        return _fault(f"{plugin} sized the order to {proposed}")
     if quantity is not None and proposed > quantity * (1.0 + _GROWTH_TOLERANCE):
-        return Verdict(
-            0.0,
-            RiskDecision.veto(
-                f"{plugin} tried to grow the order from {quantity:g} to {proposed:g}; "
-                "risk plugins may only shrink or veto"
-            ),
-            True,
+        return _fault(
+            f"{plugin} tried to grow the order from {quantity:g} to {proposed:g}; "
+            "risk plugins may only shrink or veto"
         )
     return Verdict(min(proposed, quantity) if quantity is not None else proposed, decision)
+
+
+def _fault(reason: str) -> Verdict:
+    return Verdict(0.0, RiskDecision.veto(reason, "plugin_fault"), True)
 
 
 def round_down(quantity: float, step: float) -> float:

@@ -135,6 +135,34 @@ class StopPolicy(_Model):
     )
 
 
+class QualityLimit(_Model):
+    """Limits of one execution-quality measure; either side may be left open."""
+
+    min: float | None = Field(default=None, description="Lower specification limit.")
+    max: float | None = Field(default=None, description="Upper specification limit.")
+
+
+class QualitySpec(_Model):
+    """Execution quality tracked over a rolling window, with Cp/Cpk against these limits."""
+
+    window: int = Field(default=50, ge=5, le=10_000, description="Samples kept per measure.")
+    min_samples: int = Field(
+        default=10, ge=2, description="Cp/Cpk are reported once a measure has this many samples."
+    )
+    win_rate: QualityLimit | None = Field(
+        default=None, description="Limits of the share of winning trades (0..1)."
+    )
+    slippage_bps: QualityLimit | None = Field(
+        default=None, description="Limits of fill slippage against the decision price, in bp."
+    )
+    bar_to_order_ms: QualityLimit | None = Field(
+        default=None, description="Limits of the time from a bar's arrival to its order, in ms."
+    )
+    reward_risk: QualityLimit | None = Field(
+        default=None, description="Limits of take-profit distance over stop-loss distance."
+    )
+
+
 class BotSpec(_Model):
     """The desired state of one trading bot."""
 
@@ -169,6 +197,9 @@ class BotSpec(_Model):
     paused: bool = Field(default=False, description="A paused bot manages exits but opens nothing.")
     on_stop: StopPolicy = Field(
         default_factory=StopPolicy, description="What to do with orders and positions on stop."
+    )
+    quality: QualitySpec = Field(
+        default_factory=QualitySpec, description="Execution-quality window and limits."
     )
 
     @model_validator(mode="after")

@@ -27,10 +27,14 @@ class EmaCross(Strategy):
 
     def __init__(self, params: EmaCrossParams) -> None:
         super().__init__(params)
-        self._fast_alpha = 2.0 / (params.fast + 1)
-        self._slow_alpha = 2.0 / (params.slow + 1)
-        self._warmup = params.slow
         self._state: dict[str, _SymbolState] = {}
+        self.on_params_changed()
+
+    def on_params_changed(self) -> None:
+        # EMAs keep their values; new periods change only how fast they move from here on.
+        self._fast_alpha = 2.0 / (self.params.fast + 1)
+        self._slow_alpha = 2.0 / (self.params.slow + 1)
+        self._warmup = self.params.slow
 
     def warmup_bars(self) -> int:
         return self.params.slow

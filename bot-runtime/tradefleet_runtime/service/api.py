@@ -1,0 +1,233 @@
+"""What the service's front ends (gRPC, HTTP webhook, control CLI) see of a running bot.
+
+``ControlPlane`` is the one interface they use. Its implementation
+(:class:`~tradefleet_runtime.service.controller.BotController`) applies every change on the
+engine's own thread, so callers never touch engine state: reads return immutable snapshots,
+writes return once the engine has applied them (or refused them with a reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Phase(StrEnum):
+    STARTING = "Starting"  # loading plugins, reconciling with the broker
+    RUNNING = "Running"
+    PAUSED = "Paused"  # no new entries; exits and protective orders still work
+    HALTED = "Halted"  # emergency stop: nothing new is sent until resumed
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"  # the data ended or the bot was stopped
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPluginState:
+    name: str
+    version: str
+    locked: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    kind: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class QualityFigure:
+    """One execution-quality measure over the rolling window, with its capability indices.
+
+    ``cp``/``cpk`` are ``None`` until the window holds enough samples or when the spec sets no
+    limits for the measure.
+    """
+
+    name: str  # win_rate, slippage_bps, bar_to_order_ms, reward_risk
+    samples: int
+    mean: float
+    stddev: float
+    cp: float | None = None
+    cpk: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    bot: str
+    mode: str
+    phase: Phase
+    equity: float
+    balance: float  # cash in the account currency
+    currency: str
+    pnl_today: float
+    pnl_total: float
+    drawdown_pct: float  # from the equity peak, 0..100
+    open_positions: int
+    open_orders: int
+    halted: bool
+    halt_reason: str
+    paused: bool
+    pause_reason: str
+    last_bar_ts: int  # close time of the last bar handled (0 before the first)
+    config_hash: str
+    plugins: tuple[PluginInfo, ...] = ()
+    risk: tuple[RiskPluginState, ...] = ()
+    quality: tuple[QualityFigure, ...] = ()
+    broker_connected: bool = True
+    reconciled: bool = True
+    bars: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    symbol: str
+    quantity: float
+    average_price: float
+    mark: float
+    unrealized_pnl: float
+    realized_pnl: float
+    opened_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    client_order_id: str
+    symbol: str
+    side: str
+    order_type: str
+    quantity: float
+    filled: float
+    price: float | None
+    status: str
+    reduce_only: bool
+    parent_id: str | None
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class TradeView:
+    seq: int
+    symbol: str
+    direction: int
+    quantity: float
+    entry_ts: int
+    exit_ts: int
+    entry_price: float
+    exit_price: float
+    net_pnl: float
+    fees: float
+
+
+@dataclass(frozen=True, slots=True)
+class TradePage:
+    trades: tuple[TradeView, ...]
+    next_page_token: str  # "" when there are no more
+
+
+class EventKind(StrEnum):
+    ORDER = "order"  # an order was sent or changed status
+    FILL = "fill"
+    RISK = "risk"  # a risk decision
+    STATE = "state"  # phase changes: paused, resumed, halted, stopped
+    SIGNAL = "signal"  # an external signal was accepted or refused
+    DROPPED = "dropped"  # this subscriber was too slow; `data["count"]` events were dropped
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEvent:
+    seq: int
+    ts: int  # bot time (bar close) when it happened
+    kind: EventKind
+    message: str
+    data: Mapping[str, str | float | int | bool] = field(default_factory=dict)
+
+
+class EventSubscription(Protocol):
+    """Events from the moment of subscribing; iterate, and ``close()`` when done.
+
+    A subscriber that falls behind never slows the engine: its queue is bounded, and overflow is
+    replaced by one ``DROPPED`` event carrying the count.
+    """
+
+    def __iter__(self) -> Iterator[RuntimeEvent]: ...
+
+    def get(self, timeout: float | None = None) -> RuntimeEvent | None: ...
+
+    def close(self) -> None: ...
+
+
+class Direction(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A trade signal pushed from outside (webhook or ``SubmitSignal``)."""
+
+    symbol: str
+    direction: Direction
+    entry: float
+    stop_loss: float
+    take_profit: float
+    volume: float | None = None  # None: the bot's sizer decides
+    current_price: float | None = None
+    timeframe: str = ""
+    pattern_type: str = ""
+    source: str = ""
+    confidence: float | None = None  # 0..1
+    signal_id: str = ""  # for replay protection and journaling; set by the front end
+    received_at: float = 0.0  # wall clock (epoch seconds) when the front end accepted it
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    accepted: bool
+    reason: str = ""
+    client_order_id: str = ""  # the order it became, when accepted
+
+
+class ControlError(Exception):
+    """A control call was refused; ``field`` names the offending argument when there is one."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ControlPlane(Protocol):
+    """Everything the API front ends may ask of one running bot."""
+
+    def get_status(self) -> StatusSnapshot: ...
+
+    def list_positions(self) -> list[PositionView]: ...
+
+    def list_orders(self, include_closed: bool = False) -> list[OrderView]: ...
+
+    def list_trades(self, page_size: int = 100, page_token: str = "") -> TradePage: ...
+
+    def pause(self, who: str, reason: str) -> StatusSnapshot: ...
+
+    def resume(self, who: str, reason: str) -> StatusSnapshot:
+        """Clears a pause and a halt (the only way out of an emergency stop)."""
+        ...
+
+    def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
+        """Halt: refuse every new entry, cancel resting entry orders, optionally close every
+        position. Idempotent: a second call while halted changes nothing."""
+        ...
+
+    def reset_risk_lock(self, plugin: str, who: str, reason: str) -> StatusSnapshot: ...
+
+    def submit_signal(self, signal: Signal) -> SignalResult: ...
+
+    def update_params(self, params: Mapping[str, object], who: str) -> StatusSnapshot:
+        """Replace the strategy's params; raises ``ControlError`` naming the field when they
+        fail the strategy's schema, and then nothing changes."""
+        ...
+
+    def subscribe_events(self, max_queue: int = 1000) -> EventSubscription: ...

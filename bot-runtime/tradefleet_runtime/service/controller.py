@@ -1,0 +1,600 @@
+"""The running bot behind the service's front ends.
+
+One thread owns the engine. Bars are released to it on the wall clock (``speed``× real time for
+a replayed feed); between bars, and while waiting for the next one, that thread runs the control
+commands queued by the gRPC and HTTP threads. So engine state has a single writer, control calls
+are applied between bars (never inside one), and reads are served from an immutable snapshot the
+engine thread publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    RiskDecision,
+)
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.runner import (
+    Bot,
+    apply_stop_policy,
+    build_engine,
+    config_hash,
+    feed_bars,
+    start_journal,
+)
+from tradefleet_runtime.service.api import (
+    ControlError,
+    EventKind,
+    OrderView,
+    Phase,
+    PluginInfo,
+    PositionView,
+    RiskPluginState,
+    Signal,
+    SignalResult,
+    StatusSnapshot,
+    TradePage,
+    TradeView,
+)
+from tradefleet_runtime.service.events import EventHub, Subscription
+from tradefleet_runtime.service.metrics import RuntimeMetrics
+from tradefleet_runtime.service.quality import RollingQuality
+
+log = logging.getLogger("tradefleet.service")
+
+T = TypeVar("T")
+COMMAND_TIMEOUT_S = 10.0
+SNAPSHOT_EVERY_S = 0.02
+HEARTBEAT_S = 0.5
+
+
+class BotController:
+    """Implements :class:`~tradefleet_runtime.service.api.ControlPlane` for one bot."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        journal: Journal,
+        registry: PluginRegistry,
+        *,
+        speed: float = 1.0,
+        metrics: RuntimeMetrics | None = None,
+        bars: Iterable[Bar] | None = None,
+    ) -> None:
+        self.bot = bot
+        self.journal = journal
+        self.registry = registry
+        self.speed = speed
+        self.metrics = metrics or RuntimeMetrics(bot.name)
+        self.hub = EventHub()
+        self.quality = RollingQuality(bot.manifest.spec.quality)
+        self._bars = bars
+        self._config_hash = config_hash(bot.manifest)
+        self._plugins = self._plugin_infos()
+        self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"engine-{bot.name}", daemon=True)
+        self.phase = Phase.STARTING
+        self.heartbeat = time.monotonic()
+        self.last_bar_wall = 0.0
+        self.feed_done = False
+        self.broker_connected = False
+        self.reconciled = False
+        self.engine: Engine | None = None
+        self._bar_arrival = 0.0
+        self._decision_marks: dict[str, float] = {}
+        self._trades_seen = 0
+        self._last_published = 0.0
+        self._snapshot = self._empty_snapshot()
+        self._stopped = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.metrics.watch(lambda: self._snapshot, lambda: self.last_bar_wall)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current bar: no new entries, the stop policy applied, journal closed."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            start_journal(self.bot, self.journal)
+            engine = build_engine(self.bot, self.journal)
+            self.engine = engine
+            self.broker_connected = True
+            engine.listener = _Listener(self)
+            self._restore_halt(engine)
+            self.reconciled = True  # the paper broker starts from the journal's account
+            self.phase = Phase.RUNNING
+            engine.start()
+            self._publish(force=True)
+            bars = self._bars if self._bars is not None else feed_bars(self.bot)
+            engine.run(self._paced(bars), self._stop.is_set)
+            self.feed_done = True
+            if not self._stop.is_set():
+                self.phase = Phase.STOPPED
+                self.journal.record_event(engine.now, "data_ended", "the data feed ended")
+                self._publish(force=True)
+                self._serve_commands_until_stopped()
+            self._shut_down(engine)
+        except Exception:
+            log.exception("bot %s failed", self.bot.name)
+            self.phase = Phase.FAILED
+            self._publish(force=True)
+            self._fail_pending()
+        finally:
+            self._stopped.set()
+
+    def _restore_halt(self, engine: Engine) -> None:
+        rows = self.journal.query(
+            "SELECT kind, message FROM events WHERE kind IN ('halted', 'resumed')"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        if rows and rows[0][0] == "halted":
+            engine.restore_halt(f"restored after restart ({rows[0][1]})")
+            self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
+
+    def _shut_down(self, engine: Engine) -> None:
+        self.phase = Phase.STOPPING
+        self._drain_commands()
+        apply_stop_policy(self.bot, engine)
+        for position in engine.portfolio.open_positions.values():
+            message = (
+                f"open position at shutdown: {position.symbol} {position.quantity:+g} "
+                f"@ {position.average_price:g}"
+            )
+            log.warning("%s: %s", self.bot.name, message)
+            self.journal.record_event(engine.now, "open_position", message)
+        result = engine.finish()
+        self.journal.finish_run("stopped", {"bars": result.bars, "equity": result.final_equity})
+        self.phase = Phase.STOPPED
+        self._publish(force=True)
+        self._fail_pending()
+
+    def _paced(self, bars: Iterable[Bar]) -> Iterator[Bar]:
+        start_wall: float | None = None
+        first_close = 0
+        for bar in bars:
+            if self._stop.is_set():
+                return
+            if self.speed > 0:
+                if start_wall is None:
+                    start_wall, first_close = time.monotonic(), bar.close_ts
+                due = start_wall + (bar.close_ts - first_close) / self.speed
+                while True:
+                    self._drain_commands()
+                    self.heartbeat = time.monotonic()
+                    delay = due - self.heartbeat
+                    if delay <= 0 or self._stop.is_set():
+                        break
+                    self._wait_command(min(delay, HEARTBEAT_S))
+                if self._stop.is_set():
+                    return
+            else:
+                self._drain_commands()
+                self.heartbeat = time.monotonic()
+            self._bar_arrival = time.perf_counter()
+            self.last_bar_wall = time.time()
+            yield bar
+            self._publish()
+
+    def _serve_commands_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            self._wait_command(HEARTBEAT_S)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _wait_command(self, timeout: float) -> None:
+        try:
+            command, future = self._commands.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._execute(command, future)
+        self._drain_commands()
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                command, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._execute(command, future)
+
+    def _execute(self, command: Callable[[], Any], future: Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(command())
+        except BaseException as error:  # handed to the caller's thread
+            future.set_exception(error)
+        self._publish(force=True)
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                _command, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ControlError("the bot has stopped"))
+
+    def _call(self, command: Callable[[], T]) -> T:
+        """Run ``command`` on the engine thread and return its result."""
+        if self._stopped.is_set() or (self.engine is None and not self._thread.is_alive()):
+            raise ControlError("the bot is not running")
+        future: Future[T] = Future()
+        self._commands.put((command, future))
+        try:
+            return future.result(timeout=COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise ControlError("the bot did not answer in time") from None
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise ControlError("the bot is still starting")
+        return self.engine
+
+    # -- ControlPlane ------------------------------------------------------------------------
+
+    def get_status(self) -> StatusSnapshot:
+        return self._snapshot
+
+    def list_positions(self) -> list[PositionView]:
+        def read() -> list[PositionView]:
+            engine = self._engine()
+            marks = engine.portfolio.marks
+            return [
+                PositionView(
+                    symbol=p.symbol,
+                    quantity=p.quantity,
+                    average_price=p.average_price,
+                    mark=marks.get(p.symbol, p.average_price),
+                    unrealized_pnl=p.unrealized_pnl(marks.get(p.symbol, p.average_price)),
+                    realized_pnl=p.realized_pnl,
+                    opened_ts=p.opened_ts,
+                )
+                for p in engine.portfolio.open_positions.values()
+            ]
+
+        return self._call(read)
+
+    def list_orders(self, include_closed: bool = False) -> list[OrderView]:
+        def read() -> list[OrderView]:
+            engine = self._engine()
+            working = {o.client_order_id for o in engine.open_orders()}
+            rows = self.journal.query(
+                "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity,"
+                " COALESCE((SELECT SUM(quantity) FROM fills f WHERE f.run_id = s.run_id"
+                " AND f.client_order_id = s.client_order_id), 0), s.price, s.status,"
+                " s.reduce_only, s.parent_id, s.created_ts FROM order_status s"
+                " WHERE s.run_id = ? ORDER BY s.created_ts, s.client_order_id",
+                self.journal.run_id,
+            )
+            views = [
+                OrderView(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], r[10])
+                for r in rows
+            ]
+            if include_closed:
+                return views
+            return [v for v in views if v.client_order_id in working]
+
+        return self._call(read)
+
+    def list_trades(self, page_size: int = 100, page_token: str = "") -> TradePage:
+        if not 1 <= page_size <= 1000:
+            raise ControlError("page_size must be between 1 and 1000", "page_size")
+        try:
+            start = int(page_token) if page_token else 0
+        except ValueError:
+            raise ControlError("page_token is not one this server gave", "page_token") from None
+        if start < 0:
+            raise ControlError("page_token is not one this server gave", "page_token")
+
+        def read() -> TradePage:
+            engine = self._engine()
+            trades = engine.portfolio.trades[start : start + page_size]
+            views = tuple(
+                TradeView(
+                    seq=start + i,
+                    symbol=t.symbol,
+                    direction=t.direction,
+                    quantity=t.quantity,
+                    entry_ts=t.entry_ts,
+                    exit_ts=t.exit_ts,
+                    entry_price=t.entry_price,
+                    exit_price=t.exit_price,
+                    net_pnl=t.net_pnl,
+                    fees=t.fees,
+                )
+                for i, t in enumerate(trades)
+            )
+            more = start + page_size < len(engine.portfolio.trades)
+            return TradePage(views, str(start + page_size) if more else "")
+
+        return self._call(read)
+
+    def pause(self, who: str, reason: str) -> StatusSnapshot:
+        self._call(lambda: self._engine().pause(who, reason))
+        return self._snapshot
+
+    def resume(self, who: str, reason: str) -> StatusSnapshot:
+        self._call(lambda: self._engine().resume(who, reason))
+        return self._snapshot
+
+    def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
+        if not reason.strip():
+            raise ControlError("an emergency stop needs a reason", "reason")
+        self._call(lambda: self._engine().halt(who, reason, flatten=flatten))
+        return self._snapshot
+
+    def reset_risk_lock(self, plugin: str, who: str, reason: str) -> StatusSnapshot:
+        if not reason.strip():
+            raise ControlError("resetting a risk lock needs a reason", "reason")
+        found = self._call(lambda: self._engine().reset_risk_lock(plugin, who, reason))
+        if not found:
+            names = ", ".join(name for name, _ in self._engine().risk) or "none"
+            raise ControlError(f"no risk plugin {plugin!r} in this bot (it has: {names})", "plugin")
+        return self._snapshot
+
+    def submit_signal(self, signal: Signal) -> SignalResult:
+        def handle() -> SignalResult:
+            accepted, reason, order_id = self._engine().handle_signal(signal)
+            outcome = "accepted" if accepted else "refused"
+            self.metrics.signals.labels(self.bot.name, outcome).inc()
+            self.hub.publish(
+                self._engine().now,
+                EventKind.SIGNAL,
+                f"signal {signal.direction} {signal.symbol} {outcome}"
+                + (f": {reason}" if reason else ""),
+                {"symbol": signal.symbol, "accepted": accepted},
+            )
+            return SignalResult(accepted, reason, order_id)
+
+        self._bar_arrival = time.perf_counter()
+        return self._call(handle)
+
+    def update_params(self, params: Mapping[str, object], who: str) -> StatusSnapshot:
+        spec = self.bot.manifest.spec.strategy
+        plugin = self.registry.get(PluginKind.STRATEGY, spec.name)
+        try:
+            validated = plugin.spec.params.model_validate(dict(params))
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ControlError(
+                f"params.{field}: {first['msg']} (strategy plugin {spec.name!r})",
+                f"params.{field}",
+            ) from None
+        self._call(lambda: self._engine().update_strategy_params(validated, who))
+        return self._snapshot
+
+    def subscribe_events(self, max_queue: int = 1000) -> Subscription:
+        return self.hub.subscribe(max_queue)
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def _plugin_infos(self) -> tuple[PluginInfo, ...]:
+        spec = self.bot.manifest.spec
+        refs = [(PluginKind.STRATEGY, spec.strategy.name), (PluginKind.BROKER, spec.broker.name)]
+        if spec.data is not None:
+            refs.append((PluginKind.DATA_FEED, spec.data.name))
+        refs.extend((PluginKind.RISK, ref.name) for ref in spec.risk)
+        infos = []
+        for kind, name in refs:
+            plugin = self.registry.get(kind, name)
+            infos.append(PluginInfo(kind.value, name, plugin.spec.version))
+        return tuple(infos)
+
+    def _empty_snapshot(self) -> StatusSnapshot:
+        spec = self.bot.manifest.spec
+        return StatusSnapshot(
+            bot=self.bot.name,
+            mode=spec.mode.value,
+            phase=self.phase,
+            equity=spec.capital.initial,
+            balance=spec.capital.initial,
+            currency=spec.capital.currency,
+            pnl_today=0.0,
+            pnl_total=0.0,
+            drawdown_pct=0.0,
+            open_positions=0,
+            open_orders=0,
+            halted=False,
+            halt_reason="",
+            paused=spec.paused,
+            pause_reason="",
+            last_bar_ts=0,
+            config_hash=self._config_hash,
+            plugins=self._plugins,
+            broker_connected=False,
+            reconciled=False,
+        )
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_published < SNAPSHOT_EVERY_S:
+            return
+        self._last_published = now
+        engine = self.engine
+        if engine is None:
+            self._snapshot = self._empty_snapshot()
+            return
+        portfolio = engine.portfolio
+        equity = portfolio.equity()
+        peak = max(engine.peak_equity, equity)
+        versions = {info.name: info.version for info in self._plugins if info.kind == "risk"}
+        phase = self.phase
+        if phase is Phase.RUNNING and engine.halted:
+            phase = Phase.HALTED
+        elif phase is Phase.RUNNING and engine.paused:
+            phase = Phase.PAUSED
+        self._snapshot = StatusSnapshot(
+            bot=self.bot.name,
+            mode=self.bot.manifest.spec.mode.value,
+            phase=phase,
+            equity=equity,
+            balance=portfolio.cash,
+            currency=self.bot.manifest.spec.capital.currency,
+            pnl_today=equity - engine.day_start_equity,
+            pnl_total=equity - engine.config.initial_capital,
+            drawdown_pct=(peak - equity) / peak * 100.0 if peak > 0 else 0.0,
+            open_positions=len(portfolio.open_positions),
+            open_orders=len(engine.open_orders()),
+            halted=engine.halted,
+            halt_reason=engine.halt_reason,
+            paused=engine.paused,
+            pause_reason=engine.pause_reason,
+            last_bar_ts=engine.now,
+            config_hash=self._config_hash,
+            plugins=self._plugins,
+            risk=tuple(
+                RiskPluginState(name, versions.get(name, ""), locked, reason)
+                for name, locked, reason in engine.risk_states()
+            ),
+            quality=self.quality.figures(),
+            broker_connected=self.broker_connected,
+            reconciled=self.reconciled,
+            bars=engine.stats.bars,
+        )
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, str]:
+        """Liveness: the engine thread is alive and its loop not stuck."""
+        if not self._thread.is_alive():
+            if self.phase is Phase.STOPPED:
+                return True, "stopped"
+            return False, f"engine thread ended ({self.phase.value})"
+        age = time.monotonic() - self.heartbeat
+        if age > 30:
+            return False, f"engine loop silent for {age:.0f}s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready: broker connected, reconciled, and data flowing."""
+        if self.phase in (Phase.STARTING, Phase.FAILED, Phase.STOPPING, Phase.STOPPED):
+            return False, f"phase {self.phase.value}"
+        if not self.broker_connected:
+            return False, "broker not connected"
+        if not self.reconciled:
+            return False, "not reconciled with the broker"
+        if self.last_bar_wall and self.speed > 0:
+            expected = self.bot.manifest.spec.market.timeframe_s / self.speed
+            age = time.time() - self.last_bar_wall
+            if age > max(3 * expected, 10.0):
+                return False, f"no bar for {age:.0f}s"
+        return True, "ok"
+
+
+class _Listener:
+    """Engine events → metrics, quality samples and the event stream (engine thread)."""
+
+    def __init__(self, controller: BotController) -> None:
+        self.c = controller
+        self.bot = controller.bot.name
+
+    def on_order(self, order: Order, update: OrderUpdate) -> None:
+        c = self.c
+        c.metrics.orders.labels(self.bot, order.symbol, update.status.value).inc()
+        if update.status is OrderStatus.OPEN and order.parent_id is None:
+            engine = c.engine
+            mark = engine.portfolio.marks.get(order.symbol) if engine is not None else None
+            if mark:
+                c._decision_marks[order.client_order_id] = order.price or mark
+            if c._bar_arrival:
+                elapsed = time.perf_counter() - c._bar_arrival
+                c.metrics.bar_to_order.labels(self.bot).observe(elapsed)
+                c.quality.add("bar_to_order_ms", elapsed * 1000.0)
+            if order.stop_loss is not None and order.take_profit is not None and mark:
+                entry = order.price or mark
+                risk = abs(entry - order.stop_loss)
+                if risk > 0:
+                    c.quality.add("reward_risk", abs(order.take_profit - entry) / risk)
+        c.hub.publish(
+            order.created_ts,
+            EventKind.ORDER,
+            f"{order.side} {order.quantity:g} {order.symbol} {order.order_type}: {update.status}"
+            + (f" ({update.reason})" if update.reason else ""),
+            {
+                "client_order_id": order.client_order_id,
+                "symbol": order.symbol,
+                "status": update.status.value,
+            },
+        )
+
+    def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
+        c = self.c
+        c.metrics.fills.labels(self.bot, fill.symbol, fill.side.value).inc()
+        c.metrics.fees.labels(self.bot, fill.symbol).inc(fill.fee)
+        reference = c._decision_marks.pop(fill.client_order_id, None)
+        if order is not None and order.parent_id is not None:
+            reference = order.price
+        if reference:
+            sign = 1.0 if fill.side == "buy" else -1.0
+            slippage = (fill.price - reference) / reference * 10_000.0 * sign
+            c.metrics.slippage.labels(self.bot, fill.symbol).observe(slippage)
+            c.quality.add("slippage_bps", slippage)
+        engine = c.engine
+        if engine is not None:
+            trades = engine.portfolio.trades
+            for trade in trades[c._trades_seen :]:
+                c.quality.add("win_rate", 1.0 if trade.net_pnl > 0 else 0.0)
+            c._trades_seen = len(trades)
+        c.hub.publish(
+            fill.ts,
+            EventKind.FILL,
+            f"filled {fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:g}",
+            {
+                "client_order_id": fill.client_order_id,
+                "symbol": fill.symbol,
+                "price": fill.price,
+                "quantity": fill.quantity,
+                "position": position.quantity,
+            },
+        )
+
+    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+        c = self.c
+        action = decision.action.value
+        reason = c.metrics.reason_label(plugin, decision.code, action)
+        c.metrics.risk_decisions.labels(self.bot, plugin, action, reason).inc()
+        if decision.action.value != "approve":
+            c.hub.publish(
+                c.engine.now if c.engine else 0,
+                EventKind.RISK,
+                f"{plugin} {action} {intent.side} {intent.symbol}: {decision.reason}",
+                {"plugin": plugin, "action": action, "symbol": intent.symbol},
+            )
+
+    def on_state(self, kind: str, message: str) -> None:
+        c = self.c
+        c.hub.publish(c.engine.now if c.engine else 0, EventKind.STATE, message, {"state": kind})

@@ -1,0 +1,186 @@
+"""Prometheus metrics of one bot (prometheus_client).
+
+Names start with ``tradefleet_``. Labels take bounded values only: the bot's name, its
+symbols, its plugins' names, fixed words for states and outcomes, and risk reason codes
+filtered to short identifiers (anything else counts as ``other``). Never order ids, prices or
+free text. Account figures are read from the latest status snapshot at scrape time, so the
+engine pays nothing per bar for them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tradefleet_runtime.service.api import Phase, StatusSnapshot
+
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_REASONS_PER_PLUGIN = 32
+
+
+class SnapshotCollector(Collector):
+    """Gauges read from the latest status snapshot when Prometheus scrapes."""
+
+    def __init__(
+        self, snapshot: Callable[[], StatusSnapshot], last_bar_wall: Callable[[], float]
+    ) -> None:
+        self._snapshot = snapshot
+        self._last_bar_wall = last_bar_wall
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._snapshot()
+        bot = status.bot
+
+        def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, documentation, labels=["bot"])
+            family.add_metric([bot], value)
+            return family
+
+        yield gauge("tradefleet_equity", "Account equity in the account currency.", status.equity)
+        yield gauge("tradefleet_balance", "Cash balance in the account currency.", status.balance)
+        yield gauge(
+            "tradefleet_drawdown_ratio",
+            "Fall from the equity peak (0..1).",
+            status.drawdown_pct / 100.0,
+        )
+        yield gauge("tradefleet_pnl_today", "P&L since the day's first bar.", status.pnl_today)
+        yield gauge("tradefleet_pnl_total", "P&L since the start.", status.pnl_total)
+        yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
+        yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
+        yield gauge("tradefleet_halted", "1 while the emergency stop holds.", float(status.halted))
+        yield gauge("tradefleet_paused", "1 while paused.", float(status.paused))
+        yield gauge("tradefleet_bars_total", "Bars handled.", status.bars)
+        wall = self._last_bar_wall()
+        yield gauge(
+            "tradefleet_last_bar_age_seconds",
+            "Seconds since the last bar arrived (wall clock); -1 before the first.",
+            time.time() - wall if wall else -1.0,
+        )
+        yield gauge(
+            "tradefleet_last_bar_timestamp_seconds",
+            "Close time of the last bar handled (bot time).",
+            status.last_bar_ts,
+        )
+        phase = GaugeMetricFamily(
+            "tradefleet_phase", "1 for the bot's current phase.", labels=["bot", "phase"]
+        )
+        for value in Phase:
+            phase.add_metric([bot, value.value], 1.0 if status.phase is value else 0.0)
+        yield phase
+        locked = GaugeMetricFamily(
+            "tradefleet_risk_locked",
+            "1 while a risk plugin holds a lock.",
+            labels=["bot", "plugin"],
+        )
+        for state in status.risk:
+            locked.add_metric([bot, state.name], float(state.locked))
+        yield locked
+        cpk = GaugeMetricFamily(
+            "tradefleet_quality_cpk",
+            "Process capability Cpk per measure.",
+            labels=["bot", "measure"],
+        )
+        cp = GaugeMetricFamily(
+            "tradefleet_quality_cp", "Process capability Cp per measure.", labels=["bot", "measure"]
+        )
+        mean = GaugeMetricFamily(
+            "tradefleet_quality_mean", "Rolling mean per measure.", labels=["bot", "measure"]
+        )
+        for figure in status.quality:
+            mean.add_metric([bot, figure.name], figure.mean)
+            if figure.cpk is not None:
+                cpk.add_metric([bot, figure.name], figure.cpk)
+            if figure.cp is not None:
+                cp.add_metric([bot, figure.name], figure.cp)
+        yield mean
+        yield cp
+        yield cpk
+
+
+class RuntimeMetrics:
+    """Every metric of one bot, on its own registry."""
+
+    def __init__(self, bot: str, registry: CollectorRegistry | None = None) -> None:
+        self.bot = bot
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.orders = Counter(
+            "tradefleet_orders", "Order status changes.", ["bot", "symbol", "state"], registry=r
+        )
+        self.fills = Counter("tradefleet_fills", "Fills.", ["bot", "symbol", "side"], registry=r)
+        self.fees = Counter(
+            "tradefleet_fees", "Fees paid, account currency.", ["bot", "symbol"], registry=r
+        )
+        self.slippage = Histogram(
+            "tradefleet_slippage_bps",
+            "Fill price against the decision price, basis points (positive: worse).",
+            ["bot", "symbol"],
+            buckets=(-10, -1, 0, 0.5, 1, 2, 5, 10, 20, 50, 100),
+            registry=r,
+        )
+        self.risk_decisions = Counter(
+            "tradefleet_risk_decisions",
+            "Risk decisions by plugin, action and reason code.",
+            ["bot", "plugin", "action", "reason"],
+            registry=r,
+        )
+        self.bar_to_order = Histogram(
+            "tradefleet_bar_to_order_seconds",
+            "Wall time from a bar's arrival to its order reaching the broker.",
+            ["bot"],
+            buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+            registry=r,
+        )
+        self.broker_latency = Histogram(
+            "tradefleet_broker_request_seconds",
+            "Broker call latency.",
+            ["bot", "operation"],
+            buckets=(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+            registry=r,
+        )
+        self.broker_errors = Counter(
+            "tradefleet_broker_errors",
+            "Broker calls that failed.",
+            ["bot", "operation"],
+            registry=r,
+        )
+        self.webhook_requests = Counter(
+            "tradefleet_webhook_requests",
+            "Signal webhook requests by outcome.",
+            ["bot", "outcome"],
+            registry=r,
+        )
+        self.signals = Counter(
+            "tradefleet_signals", "External signals by outcome.", ["bot", "outcome"], registry=r
+        )
+        self.build = Info("tradefleet_build", "Build information.", registry=r)
+        try:
+            version = metadata.version("tradefleet")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        self.build.info({"version": version})
+        self._reasons: dict[str, set[str]] = {}
+
+    def reason_label(self, plugin: str, code: str, action: str) -> str:
+        """A bounded label value for a risk reason code."""
+        if not code:
+            return action
+        if not _CODE.match(code):
+            return "other"
+        seen = self._reasons.setdefault(plugin, set())
+        if code not in seen:
+            if len(seen) >= MAX_REASONS_PER_PLUGIN:
+                return "other"
+            seen.add(code)
+        return code
+
+    def watch(
+        self, snapshot: Callable[[], StatusSnapshot], last_bar_wall: Callable[[], float]
+    ) -> None:
+        self.registry.register(SnapshotCollector(snapshot, last_bar_wall))

@@ -1,0 +1,126 @@
+"""``tradefleet serve MANIFEST``: one bot as a long-lived service.
+
+gRPC (control API, health, reflection) on one port; HTTP (``/metrics``, ``/healthz``,
+``/readyz``, ``/webhook/signal``) on another. SIGTERM or SIGINT: stop new entries, apply the
+spec's stop policy, flush the journal, name every open position, exit 0 within the grace period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.runner import assemble
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.service.http_server import HttpServer, build_app
+from tradefleet_runtime.service.metrics import RuntimeMetrics
+from tradefleet_runtime.spec import Mode, load_manifest
+
+log = logging.getLogger("tradefleet.serve")
+
+
+def add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run one bot as a service (gRPC + HTTP)")
+    serve.add_argument("manifest", type=Path)
+    serve.add_argument("--grpc", default="0.0.0.0:50051", help="gRPC listen address")
+    serve.add_argument("--http", default="0.0.0.0:8080", help="HTTP listen address")
+    serve.add_argument("--auth-dir", type=Path, help="folder with control.token / read.token")
+    serve.add_argument(
+        "--insecure-no-auth", action="store_true", help="serve gRPC without tokens (development)"
+    )
+    serve.add_argument("--tls-dir", type=Path, help="folder with tls.crt, tls.key (and ca.crt)")
+    serve.add_argument("--webhook-keys", type=Path, help="folder of HMAC keys: enables the webhook")
+    serve.add_argument("--webhook-allow", action="append", default=[], help="allowed source CIDR")
+    serve.add_argument("--webhook-rate", type=int, default=60, help="signals per minute per key")
+    serve.add_argument(
+        "--speed", type=float, default=1.0, help="replay speed of a csv feed (0: no waiting)"
+    )
+    serve.add_argument("--journal", type=Path, help="journal file (default journals/NAME.sqlite)")
+    serve.add_argument("--grace", type=float, default=25.0, help="seconds to stop after SIGTERM")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest)
+    if manifest.spec.mode is Mode.LIVE:
+        # A live bot needs a live broker plugin; the registry's mode check refuses the rest.
+        log.info("serving a live bot")
+    if args.auth_dir is None and not args.insecure_no_auth:
+        print(
+            "refused: --auth-dir is required (or --insecure-no-auth for development)",
+            file=sys.stderr,
+        )
+        return 2
+    registry = PluginRegistry.discover()
+    bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
+    journal_path = args.journal or Path("journals") / f"{bot.name}.sqlite"
+    journal = Journal(journal_path, durable=True)
+    metrics = RuntimeMetrics(bot.name)
+    controller = BotController(bot, journal, registry, speed=args.speed, metrics=metrics)
+
+    add_routes = None
+    if args.webhook_keys is not None:
+        from tradefleet_runtime.service.webhook_routes import webhook_routes
+
+        add_routes = webhook_routes(
+            controller, args.webhook_keys, args.webhook_allow, args.webhook_rate
+        )
+    http_host, http_port = _split(args.http)
+    http = HttpServer(build_app(controller, add_routes), http_host, http_port)
+
+    from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
+    from tradefleet_runtime.service.grpc_server import build_grpc_server
+
+    endpoint = build_grpc_server(
+        controller,
+        address=args.grpc,
+        auth=TokenAuth(args.auth_dir) if args.auth_dir is not None else None,
+        tls=TlsFiles.from_directory(args.tls_dir) if args.tls_dir is not None else None,
+    )
+    endpoint.server.start()
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.warning("%s: stopping after the current bar", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+
+    controller.start()
+    http_port = http.start()
+    endpoint.set_serving(True)
+    listening = {"event": "listening", "bot": bot.name, "grpc": endpoint.port, "http": http_port}
+    print(json.dumps(listening), flush=True)
+    while not stop.is_set() and controller.alive:
+        stop.wait(0.2)
+    started = time.monotonic()
+    endpoint.set_serving(False)
+    controller.stop()
+    finished = controller.wait(max(1.0, args.grace - 2.0))
+    endpoint.stop(grace=1.0)
+    http.stop()
+    journal.close()
+    elapsed = time.monotonic() - started
+    print(
+        json.dumps({"event": "stopped", "bot": bot.name, "seconds": round(elapsed, 3)}), flush=True
+    )
+    if not finished:
+        log.error("the engine did not stop within the grace period")
+        return 1
+    return 0

@@ -1,0 +1,45 @@
+"""Wiring the signal webhook to a running bot: one code path with gRPC ``SubmitSignal``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from tradefleet_runtime.service.api import Signal, SignalResult
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.service.webhook import WebhookConfig, add_webhook_routes
+
+
+def webhook_routes(
+    controller: BotController,
+    keys_dir: Path,
+    allow_from: Sequence[str] = (),
+    rate_per_minute: int = 60,
+) -> Callable[[web.Application], None]:
+    config = WebhookConfig(
+        keys_dir=keys_dir, allow_from=list(allow_from), rate_per_minute=rate_per_minute
+    )
+
+    async def submit(signal: Signal) -> SignalResult:
+        # The controller queues the signal for the engine thread and waits for its answer.
+        return await asyncio.get_running_loop().run_in_executor(
+            None, controller.submit_signal, signal
+        )
+
+    def known_symbols() -> Collection[str]:
+        return controller.bot.manifest.spec.market.symbols
+
+    def add(app: web.Application) -> None:
+        add_webhook_routes(
+            app,
+            config=config,
+            submit=submit,
+            known_symbols=known_symbols,
+            requests_total=controller.metrics.webhook_requests,
+            bot=controller.bot.name,
+        )
+
+    return add

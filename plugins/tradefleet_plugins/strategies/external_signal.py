@@ -1,0 +1,86 @@
+"""``external-signal``: trades signals pushed from outside (webhook or the gRPC ``SubmitSignal``).
+
+Both paths reach :meth:`ExternalSignal.on_signal` through the service's one code path. A signal
+is checked against the market before anything is sent: a symbol the bot trades, a price seen,
+stop and target on the right sides of the entry, an entry near the last price, fresh enough,
+confident enough. Then it becomes an order with its stop-loss and take-profit attached, and
+passes the bot's risk chain like every other order.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tradefleet_runtime.contracts import Strategy, StrategyContext
+from tradefleet_runtime.model import Bar, OrderType
+from tradefleet_runtime.service.api import Direction, Signal
+from tradefleet_plugins.strategies.external_signal_params import EntryOrder, ExternalSignalParams
+
+
+class ExternalSignal(Strategy):
+    params: ExternalSignalParams
+
+    def __init__(self, params: ExternalSignalParams) -> None:
+        super().__init__(params)
+        self._marks: dict[str, float] = {}
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        self._marks = {}
+
+    def on_bar(self, bar: Bar) -> None:
+        self._marks[bar.symbol] = bar.close
+
+    def check(self, signal: Signal, now: float) -> str | None:
+        """Why ``signal`` is refused, or None. Pure: no orders are sent."""
+        params = self.params
+        if signal.symbol not in self.ctx.symbols:
+            return f"unknown symbol {signal.symbol!r} (the bot trades {', '.join(self.ctx.symbols)})"
+        mark = self._marks.get(signal.symbol)
+        if mark is None:
+            return f"no market price for {signal.symbol} yet"
+        if signal.received_at and now - signal.received_at > params.max_signal_age_s:
+            return f"signal is stale ({now - signal.received_at:.1f}s old)"
+        if signal.confidence is not None and signal.confidence < params.min_confidence:
+            return f"confidence {signal.confidence:g} is below {params.min_confidence:g}"
+        entry, stop, target = signal.entry, signal.stop_loss, signal.take_profit
+        if min(entry, stop, target) <= 0:
+            return "prices must be positive"
+        if signal.direction is Direction.BUY and not stop < entry < target:
+            return "a BUY needs stop_loss < entry < take_profit"
+        if signal.direction is Direction.SELL and not target < entry < stop:
+            return "a SELL needs take_profit < entry < stop_loss"
+        limit = params.max_entry_deviation_pct / 100.0
+        for name, price in (("entry", entry), ("current_price", signal.current_price)):
+            if price is not None and abs(price - mark) / mark > limit:
+                return (
+                    f"{name} {price:g} is {abs(price - mark) / mark:.2%} from the market "
+                    f"price {mark:g}"
+                )
+        held = self.ctx.position(signal.symbol).quantity
+        wants = 1 if signal.direction is Direction.BUY else -1
+        if held and (held > 0) == (wants > 0) and not params.allow_pyramiding:
+            return f"already {'long' if held > 0 else 'short'} {signal.symbol}"
+        if held and (held > 0) != (wants > 0) and not params.reverse_on_opposite:
+            return f"signal is against the open {'long' if held > 0 else 'short'} position"
+        return None
+
+    def on_signal(self, signal: Signal) -> str | None:
+        """Queue the signal's order, or return why it is refused."""
+        refusal = self.check(signal, time.time())
+        if refusal:
+            return refusal
+        ctx = self.ctx
+        if ctx.position(signal.symbol).quantity:
+            ctx.close(signal.symbol, tag="signal-reverse")
+        limit = self.params.entry_order is EntryOrder.LIMIT
+        send = ctx.buy if signal.direction is Direction.BUY else ctx.sell
+        send(
+            signal.symbol,
+            signal.volume,
+            order_type=OrderType.LIMIT if limit else OrderType.MARKET,
+            price=signal.entry if limit else None,
+            stop_loss=signal.stop_loss,
+            take_profit=signal.take_profit,
+            tag=(signal.pattern_type or "signal")[:24],
+        )
+        return None

@@ -1,0 +1,38 @@
+"""Params of ``external-signal``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from tradefleet_runtime.contracts import PluginParams
+
+
+class EntryOrder(StrEnum):
+    MARKET = "market"  # enter at the next price, bracketed by the signal's stop and target
+    LIMIT = "limit"  # rest at the signal's entry price
+
+
+class ExternalSignalParams(PluginParams):
+    max_signal_age_s: float = Field(
+        default=60, gt=0, description="Refuse signals received longer ago than this."
+    )
+    max_entry_deviation_pct: float = Field(
+        default=1.0,
+        gt=0,
+        le=50,
+        description="Refuse when the signal's entry (or current price) is this far from the "
+        "bot's last price, in percent.",
+    )
+    min_confidence: float = Field(
+        default=0.0, ge=0, le=1, description="Refuse signals below this confidence."
+    )
+    entry_order: EntryOrder = Field(default=EntryOrder.MARKET, description="market or limit.")
+    allow_pyramiding: bool = Field(
+        default=False, description="Accept a signal in the direction of an open position."
+    )
+    reverse_on_opposite: bool = Field(
+        default=False,
+        description="A signal against an open position closes it and enters; else it is refused.",
+    )
