@@ -102,6 +102,7 @@ class BotController:
         self._bar_arrival = 0.0
         self._decision_marks: dict[str, float] = {}
         self._trades_seen = 0
+        self._bars_seen = 0
         self._last_published = 0.0
         self._snapshot = self._empty_snapshot()
         self._stopped = threading.Event()
@@ -202,6 +203,7 @@ class BotController:
                 self.heartbeat = time.monotonic()
             self._bar_arrival = time.perf_counter()
             self.last_bar_wall = time.time()
+            self._bars_seen += 1
             yield bar
             self._publish()
 
@@ -483,7 +485,7 @@ class BotController:
             quality=self.quality.figures(),
             broker_connected=self.broker_connected,
             reconciled=self.reconciled,
-            bars=engine.stats.bars,
+            bars=self._bars_seen,
         )
 
     # -- readiness ---------------------------------------------------------------------------

@@ -1,0 +1,905 @@
+"""The signed signal webhook: ``POST /webhook/signal``.
+
+Alert services (TradingView-style) push trade signals to a running bot through this endpoint.
+It is internet-facing and moves money, so it refuses everything doubtful, says why in a small
+JSON body, and no input makes it answer with a 5xx.
+
+Signing a request
+-----------------
+
+Every request carries an HMAC-SHA256 signature made with one of the bot's keys. The keys live in
+a directory (in a cluster: a mounted Kubernetes Secret): each file holds one key, and the file's
+name is the key id. Surrounding whitespace (a trailing newline) is stripped from the key. Key
+ids are 1..128 of ``[A-Za-z0-9_.-]``, not starting with ``.`` or ``-``; other names (a Secret
+volume's ``..data``), subdirectories, empty files and files over 4 KiB are ignored.
+Files are re-read when they change (checked on each request, and re-read at least every second),
+so a rotated or revoked key takes effect without a restart.
+
+Headers:
+
+``X-Tradefleet-Key-Id``
+    the key's id (the file name); ``default`` when absent.
+``X-Tradefleet-Timestamp``
+    the current time in unix seconds (decimal digits only). It must be within
+    ``replay_window_s`` (default 300 s) of the bot's clock, either way.
+``X-Tradefleet-Signature``
+    ``sha256=`` followed by the lowercase hex HMAC-SHA256, keyed with the key's bytes, of the
+    timestamp header exactly as sent, a dot, and the raw request body::
+
+        mac = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        headers["X-Tradefleet-Signature"] = f"sha256={mac}"
+
+``X-Tradefleet-Nonce`` (optional)
+    1 to 128 characters of ``[A-Za-z0-9_.:-]`` (else 400), unique per key within the window (a
+    reused nonce is a replay). It becomes the signal's id (``KEYID:NONCE``); without it the
+    signal id is ``KEYID:sig-<hash of the signature>``.
+
+A request is accepted at most once: the bot remembers, per key, every signature (and every
+nonce) it accepted within the window, and refuses a second request with either as a replay. The
+nonce is not part of the signed text, so it cannot make two requests with the same timestamp and
+body both pass: the signature alone already identifies a request. A request refused before
+the replay memory (401, 403, 410, 413, 429) is not remembered, so it can be sent again as is
+(within the window); after a 503, sign it again with a fresh timestamp.
+
+The body is the alert's JSON (UTF-8; ``NaN``/``Infinity``, duplicate keys and unknown top-level
+fields are refused; numbers must be JSON numbers, not strings; ``direction`` may be any case;
+``symbol`` must be one of the bot's symbols exactly)::
+
+    {"symbol": "EURUSD", "timeframe": "M5", "pattern_type": "M5_BOS", "direction": "BUY",
+     "price_levels": {"entry": 1.0850, "stop_loss": 1.0830, "take_profit": 1.0890,
+                      "current_price": 1.0851},
+     "volume": 0.01, "metadata": {"source": "tv", "confidence": 0.85}}
+
+``volume`` is optional (the bot's sizer decides), further price levels (``previous_high``, …) and
+metadata fields are ignored, ``metadata.confidence`` is 0..1. A BUY needs
+``stop_loss < entry < take_profit``, a SELL ``take_profit < entry < stop_loss``.
+
+Checks, in order; the first that fails answers, and nothing is submitted unless all pass:
+
+====================  ======  ====================================================
+check                 status  outcome (the ``outcome`` label of the requests counter)
+====================  ======  ====================================================
+body size             413     ``too_large`` (``Content-Length``, then while reading)
+source address        403     ``forbidden_source`` (``allow_from`` CIDRs; see below)
+key id                401     ``unknown_key``
+signature             401     ``bad_signature`` (missing/malformed headers too)
+timestamp window      410     ``stale``
+replay                409     ``replay`` (a malformed nonce header: 400 ``malformed``)
+rate (per key)        429     ``rate_limited`` (with ``Retry-After``; also when the replay
+                              memory is full, rather than forget an entry)
+JSON and fields       400     ``malformed`` (the reason names the field)
+symbol                422     ``unknown_symbol``
+the bot's answer      422     ``refused`` (the bot's reason: risk veto, stale price, …)
+bot failure           503     ``unavailable`` (with ``Retry-After``)
+accepted              202     ``accepted``
+====================  ======  ====================================================
+
+Refusals answer ``{"accepted": false, "reason": "...", "outcome": "..."}``; an accepted signal
+answers ``{"accepted": true, "client_order_id": "...", "signal_id": "...", "outcome":
+"accepted"}``. The body is never parsed before its signature is verified, the rate limit counts
+only authenticated requests, and a nonce is remembered only once its request is authenticated
+(so forged requests cannot fill the memory). The rate limit is a token bucket per key id:
+``rate_per_minute`` tokens refilled evenly, so a burst of up to ``rate_per_minute`` passes.
+
+The source address is the TCP peer, or with ``trust_forwarded_for`` the first hop of the first
+``X-Forwarded-For`` header (only behind a proxy that overwrites that header: anyone can send it).
+An address that cannot be told or parsed is refused when ``allow_from`` is set.
+
+503 is the one 5xx, and no input causes it: it means the bot itself failed (its ``submit`` raised
+or did not answer within ``submit_timeout_s``). The signal stays remembered as seen, because the
+bot may still have acted on it; re-sign with a fresh timestamp to retry. An unexpected error in
+this module's own checks answers 400 ``malformed`` (and is logged), never a 5xx.
+
+Keys never appear in logs, responses, metrics or exceptions; bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import prometheus_client
+from aiohttp import web
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tradefleet_runtime.service.api import Direction, Signal, SignalResult
+
+__all__ = [
+    "KEY_ID_HEADER",
+    "NONCE_HEADER",
+    "OUTCOMES",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WEBHOOK_PATH",
+    "KeyStore",
+    "NonceMemory",
+    "RateLimiter",
+    "Refusal",
+    "SignalBody",
+    "SourceFilter",
+    "WebhookConfig",
+    "add_webhook_routes",
+    "check_key_id",
+    "check_nonce",
+    "check_timestamp_window",
+    "client_address",
+    "compute_signature",
+    "parse_signal_body",
+    "parse_timestamp",
+    "signal_id_for",
+    "verify_signature",
+]
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH: Final = "/webhook/signal"
+KEY_ID_HEADER: Final = "X-Tradefleet-Key-Id"
+TIMESTAMP_HEADER: Final = "X-Tradefleet-Timestamp"
+SIGNATURE_HEADER: Final = "X-Tradefleet-Signature"
+NONCE_HEADER: Final = "X-Tradefleet-Nonce"
+DEFAULT_KEY_ID: Final = "default"
+
+#: Every value the ``outcome`` label of the requests counter can take.
+OUTCOMES: Final[tuple[str, ...]] = (
+    "accepted",
+    "bad_signature",
+    "unknown_key",
+    "stale",
+    "replay",
+    "forbidden_source",
+    "malformed",
+    "too_large",
+    "unknown_symbol",
+    "refused",
+    "rate_limited",
+    "unavailable",
+)
+
+_KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_NONCE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_TIMESTAMP_RE: Final = re.compile(r"[0-9]{1,12}")
+_SIGNATURE_RE: Final = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_MAX_KEY_FILE_BYTES: Final = 4096
+_MAX_REASON_CHARS: Final = 500
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """How the webhook checks requests. Invalid values raise ``ValueError`` at construction."""
+
+    keys_dir: Path
+    replay_window_s: int = 300
+    rate_per_minute: int = 60
+    allow_from: list[str] = field(default_factory=list)  # CIDRs; empty: any source
+    trust_forwarded_for: bool = False  # use X-Forwarded-For's first hop (behind a proxy only)
+    max_body_bytes: int = 64 * 1024
+    submit_timeout_s: float = 10.0  # the bot must answer within this, else 503
+    replay_memory_max: int = 100_000  # remembered signatures/nonces, over all keys
+
+    def __post_init__(self) -> None:
+        if self.replay_window_s <= 0:
+            raise ValueError("replay_window_s must be positive")
+        if self.rate_per_minute <= 0:
+            raise ValueError("rate_per_minute must be positive")
+        if self.max_body_bytes <= 0:
+            raise ValueError("max_body_bytes must be positive")
+        if not self.submit_timeout_s > 0:
+            raise ValueError("submit_timeout_s must be positive")
+        if self.replay_memory_max <= 0:
+            raise ValueError("replay_memory_max must be positive")
+        SourceFilter(self.allow_from)  # raises ValueError naming a bad CIDR
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+class Refusal(Exception):
+    """A request is refused: the HTTP status, the counter outcome and a reason for the sender.
+
+    The reason goes to the sender verbatim, so it never holds a key.
+    """
+
+    def __init__(
+        self, status: int, outcome: str, reason: str, *, retry_after: int | None = None
+    ) -> None:
+        if outcome not in OUTCOMES:  # pragma: no cover - programming error
+            raise ValueError(f"unknown outcome {outcome!r}")
+        super().__init__(reason)
+        self.status = status
+        self.outcome = outcome
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _truncate(text: str, limit: int = _MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------- source address
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a peer or an X-Forwarded-For hop (``1.2.3.4``, ``1.2.3.4:80``,
+    ``[::1]:80``, ``::1``); IPv4-mapped IPv6 becomes IPv4. ``None`` when it is not one."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":", 1)[0]
+    if "%" in text:  # an IPv6 zone id
+        text = text.split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], *, trust_forwarded_for: bool
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address: the first hop of the first ``X-Forwarded-For`` header when trusted
+    and present, else the TCP peer. ``None`` when it cannot be told."""
+    if trust_forwarded_for and forwarded_for:
+        return _parse_ip(forwarded_for[0].split(",", 1)[0])
+    if peer is None:
+        return None
+    return _parse_ip(peer)
+
+
+class SourceFilter:
+    """An allowlist of networks (CIDRs, or single addresses); empty allows every source."""
+
+    def __init__(self, allow_from: Sequence[str]) -> None:
+        networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for cidr in allow_from:
+            try:
+                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"allow_from: {cidr!r} is not a CIDR ({exc})") from None
+        self.networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(networks)
+
+    @property
+    def allows_any(self) -> bool:
+        return not self.networks
+
+    def allows(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        if not self.networks:
+            return True
+        if address is None:
+            return False
+        return any(address.version == net.version and address in net for net in self.networks)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class KeyStore:
+    """The HMAC keys in a directory, one per file, named by key id.
+
+    ``get`` checks the directory (names, inodes, sizes, mtimes) on each call and re-reads the
+    files when that changed, or when ``max_age_s`` passed since the last read (so an in-place
+    rewrite within the filesystem's timestamp granularity is still seen). A Kubernetes Secret
+    volume swaps a ``..data`` symlink on update; the ``KEYID -> ..data/KEYID`` links then point
+    at new inodes, which the check sees.
+    """
+
+    def __init__(
+        self,
+        keys_dir: Path,
+        *,
+        max_age_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._dir = keys_dir
+        self._max_age_s = max_age_s
+        self._monotonic = monotonic
+        self._fingerprint: tuple[tuple[str, int, int, int, int], ...] | None = None
+        self._loaded_at = -math.inf
+        self._keys: dict[str, bytes] = {}
+        self._warned: set[str] = set()
+
+    def _scan(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        entries: list[tuple[str, int, int, int, int]] = []
+        try:
+            with os.scandir(self._dir) as it:
+                for entry in it:
+                    if not _KEY_ID_RE.fullmatch(entry.name):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=True)
+                    except OSError:
+                        continue
+                    if not entry.is_file(follow_symlinks=True):
+                        continue
+                    entries.append((entry.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError as exc:
+            self._warn_once("dir", "webhook keys directory %s unreadable: %s", exc.strerror)
+            return ()
+        entries.sort()
+        return tuple(entries)
+
+    def _warn_once(self, what: str, message: str, *detail: object) -> None:
+        """Logs ``message % (keys_dir, *detail)`` once per ``what`` (never a key's bytes)."""
+        if what in self._warned:
+            return
+        self._warned.add(what)
+        log.warning(message, self._dir, *detail)
+
+    def _load(self, fingerprint: tuple[tuple[str, int, int, int, int], ...]) -> None:
+        keys: dict[str, bytes] = {}
+        for name, *_ in fingerprint:
+            try:
+                with open(self._dir / name, "rb") as fh:
+                    raw = fh.read(_MAX_KEY_FILE_BYTES + 1)
+            except OSError:
+                continue
+            if len(raw) > _MAX_KEY_FILE_BYTES:
+                self._warn_once(f"big:{name}", "webhook key file %s/%s is over 4 KiB", name)
+                continue
+            key = raw.strip()
+            if not key:
+                self._warn_once(f"empty:{name}", "webhook key file %s/%s is empty", name)
+                continue
+            keys[name] = key
+        if not keys:
+            self._warn_once("nokeys", "no webhook keys in %s")
+        else:
+            self._warned.discard("nokeys")
+            self._warned.discard("dir")
+        if set(keys) != set(self._keys):
+            log.info("webhook key ids now: %s", ", ".join(sorted(keys)) or "(none)")
+        self._keys = keys
+
+    def refresh(self) -> None:
+        now = self._monotonic()
+        fingerprint = self._scan()
+        if fingerprint != self._fingerprint or now - self._loaded_at >= self._max_age_s:
+            self._load(fingerprint)
+            self._fingerprint = fingerprint
+            self._loaded_at = now
+
+    def get(self, key_id: str) -> bytes | None:
+        """The key for ``key_id``, or ``None`` when there is no such key (checked afresh)."""
+        self.refresh()
+        return self._keys.get(key_id)
+
+    def key_ids(self) -> list[str]:
+        self.refresh()
+        return sorted(self._keys)
+
+
+# --------------------------------------------------------------------------- signature
+
+
+def compute_signature(key: bytes, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256(key, f"{timestamp}." + body)>``."""
+    mac = hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def check_key_id(header: str | None) -> str:
+    """The key id named by the header (``default`` when absent); ``Refusal`` 401 when it cannot
+    name a key file."""
+    if header is None:
+        return DEFAULT_KEY_ID
+    key_id = header.strip()
+    if not _KEY_ID_RE.fullmatch(key_id):
+        raise Refusal(401, "unknown_key", f"{KEY_ID_HEADER} is not a valid key id")
+    return key_id
+
+
+def parse_timestamp(header: str | None) -> str:
+    """The timestamp header as sent (it is part of the signed text); ``Refusal`` 401 when it is
+    missing or not unix seconds."""
+    if header is None:
+        raise Refusal(401, "bad_signature", f"missing {TIMESTAMP_HEADER}")
+    if not _TIMESTAMP_RE.fullmatch(header):
+        raise Refusal(401, "bad_signature", f"{TIMESTAMP_HEADER} must be unix seconds")
+    return header
+
+
+def verify_signature(key: bytes, timestamp: str, body: bytes, header: str | None) -> str:
+    """Checks the signature header in constant time and returns its lowercase hex digest;
+    ``Refusal`` 401 ``bad_signature`` when it is missing, malformed or wrong."""
+    if header is None:
+        raise Refusal(401, "bad_signature", f"missing {SIGNATURE_HEADER}")
+    match = _SIGNATURE_RE.fullmatch(header.strip())
+    if match is None:
+        raise Refusal(401, "bad_signature", f"{SIGNATURE_HEADER} must be sha256=<64 hex digits>")
+    given = match.group(1).lower()
+    expected = compute_signature(key, timestamp, body)[len("sha256=") :]
+    if not hmac.compare_digest(given.encode("ascii"), expected.encode("ascii")):
+        raise Refusal(401, "bad_signature", "signature does not match")
+    return given
+
+
+def check_timestamp_window(timestamp: str, now: float, window_s: int) -> int:
+    """The timestamp as an int; ``Refusal`` 410 ``stale`` when it is more than ``window_s``
+    away from ``now`` (either way)."""
+    ts = int(timestamp)
+    if abs(now - ts) > window_s:
+        raise Refusal(
+            410,
+            "stale",
+            f"timestamp {ts} is outside ±{window_s} s of the server clock ({int(now)})",
+        )
+    return ts
+
+
+def check_nonce(header: str | None) -> str | None:
+    """The nonce header, or ``None`` when absent; ``Refusal`` 400 when malformed."""
+    if header is None:
+        return None
+    if not _NONCE_RE.fullmatch(header):
+        raise Refusal(400, "malformed", f"{NONCE_HEADER} must be 1..128 of [A-Za-z0-9_.:-]")
+    return header
+
+
+def signal_id_for(key_id: str, nonce: str | None, signature_hex: str) -> str:
+    """``KEYID:NONCE``, or ``KEYID:sig-<hash of the signature>`` without a nonce."""
+    if nonce is not None:
+        return f"{key_id}:{nonce}"
+    return f"{key_id}:sig-{hashlib.sha256(signature_hex.encode('ascii')).hexdigest()[:32]}"
+
+
+# --------------------------------------------------------------------------- replay memory
+
+
+class NonceMemory:
+    """What was accepted recently, per key, each remembered until ``max(ts, now) + window``
+    (after which its timestamp is stale anyway). Bounded: expired entries are dropped on each
+    call, and a full memory refuses to remember more (the caller refuses the request) rather
+    than forget an entry that could then be replayed."""
+
+    def __init__(self, window_s: int, max_entries: int = 100_000) -> None:
+        self.window_s = window_s
+        self.max_entries = max_entries
+        self._expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def expire(self, now: float) -> None:
+        # Entries are in insertion order; expiries are nearly monotonic. Dropping from the
+        # front until one has not expired may keep a few entries longer than needed: harmless.
+        while self._expiry:
+            token, expiry = next(iter(self._expiry.items()))
+            if expiry > now:
+                break
+            del self._expiry[token]
+
+    def seen(self, key_id: str, tokens: Collection[str], now: float) -> bool:
+        self.expire(now)
+        for token in tokens:
+            expiry = self._expiry.get((key_id, token))
+            if expiry is not None and expiry > now:
+                return True
+        return False
+
+    def has_room(self, count: int, now: float) -> bool:
+        self.expire(now)
+        return len(self._expiry) + count <= self.max_entries
+
+    def remember(self, key_id: str, tokens: Collection[str], ts: float, now: float) -> None:
+        expiry = max(ts, now) + self.window_s + 1
+        for token in tokens:
+            self._expiry[(key_id, token)] = expiry
+            self._expiry.move_to_end((key_id, token))
+
+
+# --------------------------------------------------------------------------- rate limit
+
+
+class RateLimiter:
+    """A token bucket per key: ``rate_per_minute`` tokens, refilled evenly over a minute (so a
+    full bucket allows a burst of ``rate_per_minute``)."""
+
+    def __init__(self, rate_per_minute: int) -> None:
+        self.capacity = float(rate_per_minute)
+        self.per_second = rate_per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: str, now: float) -> float:
+        """Takes a token: 0.0 when allowed, else the seconds until one is available."""
+        tokens, at = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.per_second)
+        at = max(at, now)  # a clock stepping back refills nothing, now or later
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, at)
+            return 0.0
+        self._buckets[key] = (tokens, at)
+        return (1.0 - tokens) / self.per_second
+
+
+# --------------------------------------------------------------------------- body
+
+
+_Symbol = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/#+-]+$")
+]
+_Price = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+
+
+class PriceLevels(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    entry: _Price
+    stop_loss: _Price
+    take_profit: _Price
+    current_price: _Price | None = None
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: Annotated[str, StringConstraints(max_length=128)] = ""
+    confidence: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)] | None = None
+
+
+class SignalBody(BaseModel):
+    """The webhook's JSON body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: _Symbol
+    direction: Literal["BUY", "SELL"]
+    price_levels: PriceLevels
+    timeframe: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9]*$")] = ""
+    pattern_type: Annotated[
+        str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.:/ -]*$")
+    ] = ""
+    volume: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _direction_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _levels_match_direction(self) -> SignalBody:
+        levels = self.price_levels
+        if self.direction == "BUY":
+            if not levels.stop_loss < levels.entry:
+                raise ValueError("price_levels.stop_loss must be below entry for a BUY")
+            if not levels.take_profit > levels.entry:
+                raise ValueError("price_levels.take_profit must be above entry for a BUY")
+        else:
+            if not levels.stop_loss > levels.entry:
+                raise ValueError("price_levels.stop_loss must be above entry for a SELL")
+            if not levels.take_profit < levels.entry:
+                raise ValueError("price_levels.take_profit must be below entry for a SELL")
+        return self
+
+    def to_signal(self, *, signal_id: str, received_at: float) -> Signal:
+        return Signal(
+            symbol=self.symbol,
+            direction=Direction(self.direction),
+            entry=self.price_levels.entry,
+            stop_loss=self.price_levels.stop_loss,
+            take_profit=self.price_levels.take_profit,
+            volume=self.volume,
+            current_price=self.price_levels.current_price,
+            timeframe=self.timeframe,
+            pattern_type=self.pattern_type,
+            source=self.metadata.source if self.metadata else "",
+            confidence=self.metadata.confidence if self.metadata else None,
+            signal_id=signal_id,
+            received_at=received_at,
+        )
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"duplicate key {_truncate(name, 64)!r}")
+        result[name] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(_truncate(str(p), 64) for p in error["loc"])
+        message = error["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        parts.append(f"{loc}: {message}" if loc else message)
+    return _truncate("; ".join(parts))
+
+
+def parse_signal_body(body: bytes) -> SignalBody:
+    """The body as a :class:`SignalBody`; ``Refusal`` 400 ``malformed`` naming the field."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refusal(400, "malformed", "body is not UTF-8") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Refusal(400, "malformed", _truncate(f"body is not valid JSON: {exc}")) from None
+    if not isinstance(data, dict):
+        raise Refusal(400, "malformed", "body must be a JSON object")
+    try:
+        return SignalBody.model_validate(data)
+    except ValidationError as exc:
+        raise Refusal(400, "malformed", _format_errors(exc)) from None
+
+
+# --------------------------------------------------------------------------- handler
+
+
+def _json_response(
+    status: int, payload: Mapping[str, object], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(payload),
+        content_type="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def _refusal_response(refusal: Refusal) -> web.Response:
+    headers: dict[str, str] = {}
+    if refusal.retry_after is not None:
+        headers["Retry-After"] = str(max(1, refusal.retry_after))
+    return _json_response(
+        refusal.status,
+        {"accepted": False, "reason": refusal.reason, "outcome": refusal.outcome},
+        headers,
+    )
+
+
+class _Unavailable(Exception):
+    """The bot (not the request) failed before submit: answered 503."""
+
+
+class _WebhookHandler:
+    def __init__(
+        self,
+        *,
+        config: WebhookConfig,
+        submit: Callable[[Signal], Awaitable[SignalResult]],
+        known_symbols: Callable[[], Collection[str]],
+        requests_total: prometheus_client.Counter,
+        bot: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.submit = submit
+        self.known_symbols = known_symbols
+        self.bot = bot
+        self.clock = clock
+        self.sources = SourceFilter(config.allow_from)
+        self.keys = KeyStore(config.keys_dir)
+        self.memory = NonceMemory(config.replay_window_s, config.replay_memory_max)
+        self.limiter = RateLimiter(config.rate_per_minute)
+        self.counters = {o: requests_total.labels(bot=bot, outcome=o) for o in OUTCOMES}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        received_at = self.clock()
+        context: dict[str, str] = {"key_id": "-", "source": request.remote or "-"}
+        try:
+            signal = await self._check(request, received_at, context)
+        except Refusal as refusal:
+            return self._refuse(refusal, context)
+        except _Unavailable:
+            return self._unavailable("bot unavailable")
+        except Exception:  # a bug here must not become a 5xx: refuse, and say so in the log
+            log.exception("webhook: unexpected error while checking a request")
+            return self._refuse(
+                Refusal(400, "malformed", "request could not be processed"), context
+            )
+        return await self._submit(signal, context)
+
+    def _refuse(self, refusal: Refusal, context: Mapping[str, str]) -> web.Response:
+        self.counters[refusal.outcome].inc()
+        authenticated = context["key_id"] != "-"
+        log.log(
+            logging.INFO if authenticated else logging.DEBUG,
+            "webhook refused: outcome=%s status=%d key_id=%s source=%s reason=%s",
+            refusal.outcome,
+            refusal.status,
+            context["key_id"],
+            context["source"],
+            refusal.reason,
+        )
+        return _refusal_response(refusal)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.config.max_body_bytes
+        too_large = Refusal(413, "too_large", f"body larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                chunk = await request.content.read(min(65536, limit + 1 - size))
+            except Exception as exc:  # a broken transfer encoding, a dropped connection
+                raise Refusal(400, "malformed", "body could not be read") from exc
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+        return b"".join(chunks)
+
+    async def _check(
+        self, request: web.Request, received_at: float, context: dict[str, str]
+    ) -> Signal:
+        config = self.config
+        headers = request.headers
+
+        # 1. size, by the declared length first (nothing is read from an oversized request)
+        declared = request.content_length
+        if declared is not None and declared > config.max_body_bytes:
+            raise Refusal(413, "too_large", f"body larger than {config.max_body_bytes} bytes")
+
+        # 2. source address
+        if not self.sources.allows_any:
+            address = client_address(
+                request.remote,
+                headers.getall("X-Forwarded-For", []),
+                trust_forwarded_for=config.trust_forwarded_for,
+            )
+            if address is not None:
+                context["source"] = str(address)
+            if not self.sources.allows(address):
+                raise Refusal(403, "forbidden_source", "source address not allowed")
+
+        body = await self._read_body(request)
+
+        # 3. key id and signature (the body is not parsed before this passes)
+        key_id = check_key_id(headers.get(KEY_ID_HEADER))
+        key = self.keys.get(key_id)
+        if key is None:
+            raise Refusal(401, "unknown_key", "unknown key id")
+        timestamp = parse_timestamp(headers.get(TIMESTAMP_HEADER))
+        signature = verify_signature(key, timestamp, body, headers.get(SIGNATURE_HEADER))
+        context["key_id"] = key_id
+
+        # 4. timestamp window
+        now = self.clock()
+        ts = check_timestamp_window(timestamp, now, config.replay_window_s)
+
+        # 5. replay (the signature, and the nonce when given)
+        nonce = check_nonce(headers.get(NONCE_HEADER))
+        tokens = ["sig:" + signature] if nonce is None else ["sig:" + signature, "n:" + nonce]
+        if self.memory.seen(key_id, tokens, now):
+            raise Refusal(409, "replay", "this request (signature or nonce) was already seen")
+
+        # 6. rate limit per key (only authenticated requests count)
+        wait = self.limiter.take(key_id, now)
+        if wait > 0:
+            raise Refusal(
+                429,
+                "rate_limited",
+                f"more than {config.rate_per_minute} signals per minute for this key",
+                retry_after=math.ceil(wait),
+            )
+        if not self.memory.has_room(len(tokens), now):
+            log.warning("webhook replay memory full (%d entries)", len(self.memory))
+            raise Refusal(429, "rate_limited", "too many recent signals", retry_after=60)
+        # Remembered now, before any await: a concurrent copy of this request is a replay.
+        self.memory.remember(key_id, tokens, ts, now)
+
+        # 7. JSON and fields
+        parsed = parse_signal_body(body)
+
+        # 8. known symbol
+        try:
+            symbols = self.known_symbols()
+            known = parsed.symbol in symbols
+        except Exception as exc:
+            log.exception("webhook: known_symbols failed")
+            raise _Unavailable from exc
+        if not known:
+            raise Refusal(422, "unknown_symbol", f"symbol {parsed.symbol!r} is not traded here")
+
+        return parsed.to_signal(
+            signal_id=signal_id_for(key_id, nonce, signature), received_at=received_at
+        )
+
+    async def _submit(self, signal: Signal, context: Mapping[str, str]) -> web.Response:
+        try:
+            result = await asyncio.wait_for(self.submit(signal), self.config.submit_timeout_s)
+            if not isinstance(result, SignalResult):
+                raise TypeError(f"submit returned {type(result).__name__}, not SignalResult")
+        except TimeoutError:
+            log.error("webhook: the bot did not answer signal %s in time", signal.signal_id)
+            return self._unavailable("bot did not answer in time; the signal may still apply")
+        except Exception:
+            log.exception("webhook: submitting signal %s failed", signal.signal_id)
+            return self._unavailable("bot unavailable")
+        if not result.accepted:
+            return self._refuse(
+                Refusal(422, "refused", _truncate(result.reason or "refused by the bot")),
+                context,
+            )
+        self.counters["accepted"].inc()
+        log.info(
+            "webhook accepted signal %s (%s %s) as %s",
+            signal.signal_id,
+            signal.direction.value,
+            signal.symbol,
+            result.client_order_id,
+        )
+        return _json_response(
+            202,
+            {
+                "accepted": True,
+                "client_order_id": result.client_order_id,
+                "signal_id": signal.signal_id,
+                "outcome": "accepted",
+            },
+        )
+
+    def _unavailable(self, reason: str) -> web.Response:
+        self.counters["unavailable"].inc()
+        return _json_response(
+            503,
+            {"accepted": False, "reason": reason, "outcome": "unavailable"},
+            {"Retry-After": "5"},
+        )
+
+
+def add_webhook_routes(
+    app: web.Application,
+    *,
+    config: WebhookConfig,
+    submit: Callable[[Signal], Awaitable[SignalResult]],
+    known_symbols: Callable[[], Collection[str]],
+    requests_total: prometheus_client.Counter,
+    bot: str,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Adds ``POST /webhook/signal`` to ``app``.
+
+    ``submit`` hands a fully checked signal to the bot; ``known_symbols`` names the symbols the
+    bot trades; ``requests_total`` is a counter with labels ``("bot", "outcome")`` (its outcome
+    values are :data:`OUTCOMES`, all created at zero here); ``clock`` is the wall clock in unix
+    seconds.
+    """
+    handler = _WebhookHandler(
+        config=config,
+        submit=submit,
+        known_symbols=known_symbols,
+        requests_total=requests_total,
+        bot=bot,
+        clock=clock,
+    )
+
+    app.router.add_post(WEBHOOK_PATH, handler.handle)
