@@ -163,6 +163,52 @@ class QualitySpec(_Model):
     )
 
 
+class EmergencyStopSpec(_Model):
+    """Set to halt the bot: it sends nothing new until this is removed (then it resumes)."""
+
+    reason: str = Field(min_length=1, max_length=500, description="Why; journaled and shown.")
+    flatten: bool = Field(default=False, description="Also close every open position at market.")
+
+
+class JournalStorage(_Model):
+    """Where the runtime keeps its journal (SQLite)."""
+
+    size: str = Field(default="1Gi", description="Size of the journal's PersistentVolumeClaim.")
+    storage_class_name: str | None = Field(
+        default=None, description="StorageClass of the claim; the cluster default when unset."
+    )
+    ephemeral: bool = Field(
+        default=False,
+        description="Use an emptyDir instead of a claim (the journal is lost with the pod: "
+        "for backtests and demos only).",
+    )
+
+
+class RuntimeSpec(_Model):
+    """How the bot's runtime pod is run."""
+
+    image: str | None = Field(
+        default=None, description="Runtime image; the operator's default when unset."
+    )
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {
+            "requests": {"cpu": "50m", "memory": "128Mi"},
+            "limits": {"memory": "256Mi"},
+        },
+        description="Container resources (requests/limits), as in a Pod spec.",
+    )
+    journal: JournalStorage = Field(default_factory=JournalStorage, description="Journal storage.")
+    replay_speed: float = Field(
+        default=1.0,
+        ge=0,
+        description="For a csv feed in paper mode: replay speed (1 = real time).",
+    )
+    webhook: bool = Field(
+        default=False,
+        description="Serve the signed signal webhook (keys from the Secret <name>-webhook-keys).",
+    )
+
+
 class BotSpec(_Model):
     """The desired state of one trading bot."""
 
@@ -200,6 +246,12 @@ class BotSpec(_Model):
     )
     quality: QualitySpec = Field(
         default_factory=QualitySpec, description="Execution-quality window and limits."
+    )
+    emergency_stop: EmergencyStopSpec | None = Field(
+        default=None, description="Set to halt the bot (the kill switch); remove to resume."
+    )
+    runtime: RuntimeSpec = Field(
+        default_factory=RuntimeSpec, description="The runtime pod: image, resources, journal."
     )
 
     @model_validator(mode="after")
