@@ -147,7 +147,9 @@ class ServeProcess:
     def stub(self) -> pb_grpc.RuntimeServiceStub:
         return pb_grpc.RuntimeServiceStub(self.channel())
 
-    def wait_for(self, predicate: object, timeout: float = 30.0, every: float = 0.1) -> pb.StatusSnapshot:
+    def wait_for(
+        self, predicate: object, timeout: float = 30.0, every: float = 0.1
+    ) -> pb.StatusSnapshot:
         """Poll GetStatus until ``predicate(status)`` holds."""
         deadline = time.monotonic() + timeout
         status = None

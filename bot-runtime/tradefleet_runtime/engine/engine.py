@@ -735,6 +735,13 @@ class Engine:
         on_signal = getattr(self.strategy, "on_signal", None)
         if not callable(on_signal):
             return False, "the bot's strategy does not take external signals", ""
+        # The kill switch comes first: a halted or paused bot takes no new entries at all.
+        if self.halted:
+            self._state("signal_refused", f"signal refused: bot is halted: {self.halt_reason}")
+            return False, f"bot is halted: {self.halt_reason}", ""
+        if self.paused:
+            self._state("signal_refused", "signal refused: bot is paused")
+            return False, "bot is paused", ""
         refusal = on_signal(signal)
         if refusal:
             return False, str(refusal), ""

@@ -128,6 +128,7 @@ class BotController:
         try:
             start_journal(self.bot, self.journal)
             engine = build_engine(self.bot, self.journal)
+            engine.broker = TimedBroker(engine.broker, self.metrics)
             self.engine = engine
             self.broker_connected = True
             engine.listener = _Listener(self)
@@ -515,6 +516,41 @@ class BotController:
             if age > max(3 * expected, 10.0):
                 return False, f"no bar for {age:.0f}s"
         return True, "ok"
+
+
+class TimedBroker:
+    """Times a broker's order calls and counts their failures, for the broker metrics."""
+
+    def __init__(self, broker: Any, metrics: RuntimeMetrics) -> None:
+        self._broker = broker
+        self._latency = metrics.broker_latency
+        self._errors = metrics.broker_errors
+        self._bot = metrics.bot
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def _timed(self, operation: str, call: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return call()
+        except Exception:
+            self._errors.labels(self._bot, operation).inc()
+            raise
+        finally:
+            self._latency.labels(self._bot, operation).observe(time.perf_counter() - started)
+
+    def submit(self, order: Order) -> OrderUpdate:
+        update = self._timed("submit", lambda: self._broker.submit(order))
+        if update.status is OrderStatus.REJECTED:
+            self._errors.labels(self._bot, "submit_rejected").inc()
+        return update  # type: ignore[no-any-return]
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        return self._timed("cancel", lambda: self._broker.cancel(client_order_id))  # type: ignore[no-any-return]
+
+    def on_bar(self, bar: Bar) -> Any:
+        return self._broker.on_bar(bar)
 
 
 class _Listener:
