@@ -23,8 +23,16 @@ from tests.e2e.serve_process import (
 )
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 
-RESTING_BUY = dict(symbol="EURUSD", direction=pb.DIRECTION_BUY, entry=1.025, stop_loss=1.015,
-                   take_profit=1.06, pattern_type="M5_BOS", source="e2e", confidence=0.9)  # fmt: skip
+RESTING_BUY = {
+    "symbol": "EURUSD",
+    "direction": pb.DIRECTION_BUY,
+    "entry": 1.025,  # about 2.5% below January 2017's prices: the limit order rests
+    "stop_loss": 1.015,
+    "take_profit": 1.06,
+    "pattern_type": "M5_BOS",
+    "source": "e2e",
+    "confidence": 0.9,
+}
 
 
 @pytest.fixture
@@ -88,11 +96,10 @@ def test_every_rpc_through_a_real_channel(serve: ServeProcess) -> None:
         )
     assert bad_params.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "max_entry_deviation_pct" in bad_params.value.details()
+    new_params = json.dumps({"entry_order": "limit", "max_entry_deviation_pct": 4})
     stub.UpdateParams(
-        pb.UpdateParamsRequest(params_json=json.dumps({"entry_order": "limit", "max_entry_deviation_pct": 4}),
-                               actor="e2e"),
-        metadata=control(),
-    )  # fmt: skip
+        pb.UpdateParamsRequest(params_json=new_params, actor="e2e"), metadata=control()
+    )
 
     with pytest.raises(grpc.RpcError) as unknown_plugin:
         stub.ResetRiskLock(pb.ResetRiskLockRequest(plugin="nope", reason="x"), metadata=control())
