@@ -1,4 +1,4 @@
-"""The ``tradefleet`` command: backtest, run, report, plugins list."""
+"""The ``tradefleet`` command: backtest, run, serve, control a running bot, report, plugins."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from tradefleet_runtime.runner import (
     run_bars,
     start_journal,
 )
+from tradefleet_runtime.service.cli_control import add_control_commands, run_control_command
 from tradefleet_runtime.service.serve import add_serve_command, run_serve
 from tradefleet_runtime.spec import Mode, load_manifest
 
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true")
 
     add_serve_command(commands)
+    add_control_commands(commands)
 
     plugins = commands.add_parser("plugins", help="plugin commands")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     err = Console(stderr=True)
     try:
+        if getattr(args, "control_command", None):
+            return run_control_command(args)
         if args.command == "backtest":
             return _backtest(args, out, err)
         if args.command == "run":

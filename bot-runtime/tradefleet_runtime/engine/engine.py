@@ -489,20 +489,28 @@ class Engine:
         )
 
     def _process_intent(self, intent: OrderIntent) -> None:
+        # The order's decisions and the order itself are journaled in one transaction, which
+        # commits before the broker sees the order (write-ahead).
+        with self.journal.grouped():
+            order = self._decide_order(intent)
+        if order is not None:
+            self._send(order)
+
+    def _decide_order(self, intent: OrderIntent) -> Order | None:
         if intent.symbol not in self._symbol_set:
             self.journal.record_event(
                 self._now, "order_refused", f"{intent.symbol!r} is not one of the bot's symbols"
             )
-            return
+            return None
         order_id = self._next_order_id(intent.symbol)
         if self.halted and not intent.reduce_only:
             veto = RiskDecision.veto(f"bot is halted: {self.halt_reason}", "halted")
             self._decide("engine.halted", intent, order_id, veto)
-            return
+            return None
         if self.paused and not intent.reduce_only:
             veto = RiskDecision.veto("bot is paused", "paused")
             self._decide("engine.paused", intent, order_id, veto)
-            return
+            return None
         context: RiskContext | None = None
         quantity = intent.quantity
         for name, plugin in self.risk:
@@ -518,7 +526,7 @@ class Engine:
             verdict = judge(name, quantity, decision)
             self._decide(name, intent, order_id, verdict.decision)
             if verdict.vetoed:
-                return
+                return None
             quantity = verdict.quantity
             if quantity != intent.quantity:
                 intent = replace(intent, quantity=quantity)
@@ -531,7 +539,7 @@ class Engine:
                     "order has no quantity and no sizer in spec.risk decided one", "unsized"
                 ),
             )
-            return
+            return None
         instrument = self.instrument(intent.symbol)
         rounded = round_down(quantity, instrument.lot_step)
         if rounded <= 0.0 or rounded < instrument.min_quantity:
@@ -545,7 +553,7 @@ class Engine:
                     "below_minimum",
                 ),
             )
-            return
+            return None
         order = Order(
             client_order_id=order_id,
             symbol=intent.symbol,
@@ -559,12 +567,13 @@ class Engine:
             created_ts=self._now,
             tag=intent.tag,
         )
-        self._send(order)
-
-    def _send(self, order: Order) -> None:
         self.stats.orders += 1
         self.last_order_id = order.client_order_id
         self.journal.record_order(order, OrderStatus.PENDING, self._now)
+        return order
+
+    def _send(self, order: Order) -> None:
+        """Hand a journaled (pending) order to the broker and journal its answer."""
         self._working[order.client_order_id] = _WorkingOrder(order)
         update = self.broker.submit(order)
         self._on_order_update(update)

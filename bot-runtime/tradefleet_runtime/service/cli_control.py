@@ -1,0 +1,345 @@
+"""The control commands of the ``tradefleet`` CLI, talking to a running bot over gRPC.
+
+::
+
+    tradefleet status ADDRESS [--json]
+    tradefleet positions ADDRESS [--json]
+    tradefleet orders ADDRESS [--all] [--json]
+    tradefleet trades ADDRESS [--page-size N] [--page-token T | --all] [--json]
+    tradefleet events ADDRESS [--kind KIND ...] [--count N] [--json]
+    tradefleet pause ADDRESS --reason TEXT [--json]
+    tradefleet resume ADDRESS --reason TEXT [--json]
+    tradefleet stop ADDRESS --reason TEXT [--flatten] [--json]
+    tradefleet reset-risk ADDRESS PLUGIN --reason TEXT [--json]
+
+The token comes from ``--token-file`` or ``$TRADEFLEET_TOKEN``; ``--tls`` (or any ``--tls-*``
+option) connects with TLS. Output is rich tables, or JSON with ``--json`` (``events --json``
+prints one JSON object per line). Exit codes: 0 done, 1 the bot refused or could not be reached
+(the gRPC status code is printed), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tradefleet_runtime.service.api import (
+    EventKind,
+    OrderView,
+    PositionView,
+    RuntimeEvent,
+    StatusSnapshot,
+    TradeView,
+)
+from tradefleet_runtime.service.client import (
+    TOKEN_ENV,
+    ApiError,
+    ClientTls,
+    RuntimeClient,
+    read_token,
+)
+
+CONTROL_COMMANDS = (
+    "status",
+    "positions",
+    "orders",
+    "trades",
+    "events",
+    "pause",
+    "resume",
+    "stop",
+    "reset-risk",
+)
+
+
+def _add(subparsers: Any, name: str, help: str, control: bool = False) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help)
+    parser.set_defaults(control_command=name)
+    parser.add_argument("address", help="the bot's gRPC address, host:port")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--token-file", type=Path, help=f"file holding the bearer token (default ${TOKEN_ENV})"
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (system CA roots)")
+    parser.add_argument("--tls-ca", type=Path, help="CA certificate to verify the bot with")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", type=Path, help="client key (mutual TLS)")
+    parser.add_argument("--tls-server-name", help="name the bot's certificate must carry")
+    if control:
+        parser.add_argument("--reason", required=True, help="why; journaled with your name")
+        parser.add_argument("--actor", help="who asks, for the audit trail (default user@host)")
+    return parser
+
+
+def add_control_commands(subparsers: Any) -> None:
+    """Add the control commands to the ``tradefleet`` parser's subparsers.
+
+    Each sets ``args.control_command`` to its name; hand such ``args`` to
+    :func:`run_control_command`.
+    """
+    _add(subparsers, "status", "a running bot's status")
+    _add(subparsers, "positions", "a running bot's open positions")
+    orders = _add(subparsers, "orders", "a running bot's working orders")
+    orders.add_argument("--all", action="store_true", help="closed orders too")
+    trades = _add(subparsers, "trades", "a running bot's closed trades")
+    trades.add_argument("--page-size", type=int, default=100)
+    pages = trades.add_mutually_exclusive_group()
+    pages.add_argument("--page-token", default="", help="next_page_token of a previous page")
+    pages.add_argument("--all", action="store_true", help="every page")
+    events = _add(subparsers, "events", "follow a running bot's events")
+    events.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        choices=[k.value for k in EventKind if k is not EventKind.DROPPED],
+        help="only this kind (repeatable)",
+    )
+    events.add_argument("--count", type=int, help="stop after this many events")
+    events.add_argument("--duration", type=float, help="stop after this many seconds")
+    _add(subparsers, "pause", "stop opening positions (exits still work)", control=True)
+    _add(subparsers, "resume", "clear a pause or an emergency stop", control=True)
+    stop = _add(
+        subparsers, "stop", "emergency stop: halt, cancel entries, optionally flatten", control=True
+    )
+    stop.add_argument("--flatten", action="store_true", help="also close every position")
+    reset = _add(subparsers, "reset-risk", "clear a risk plugin's lock", control=True)
+    reset.add_argument("plugin", help="the risk plugin's name (see `tradefleet status`)")
+
+
+def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run the control command parsed into ``args``; the exit code."""
+    stream = out if out is not None else sys.stdout
+    console = Console(file=stream, highlight=False, markup=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        token = read_token(args.token_file)
+    except OSError as error:
+        err.print(f"[bold red]error[/]: cannot read the token file: {escape(str(error.strerror))}")
+        return 2
+    tls = None
+    if args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name:
+        tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+    actor = getattr(args, "actor", None)
+    try:
+        with RuntimeClient(
+            args.address, token=token, tls=tls, timeout=args.timeout, actor=actor
+        ) as client:
+            return _run(client, args, stream, console)
+    except ApiError as error:
+        field = f" (field {error.field})" if error.field else ""
+        err.print(f"[bold red]{error.code}[/]: {escape(error.message + field)}")
+        return 1
+    except OSError as error:
+        err.print(f"[bold red]error[/]: {escape(str(error))}")
+        return 1
+
+
+def _run(client: RuntimeClient, args: argparse.Namespace, out: TextIO, console: Console) -> int:
+    command = args.control_command
+    if command == "events":
+        return _events(client, args, out, console)
+    result: Any
+    if command == "status":
+        result = client.get_status()
+    elif command == "positions":
+        result = client.list_positions()
+    elif command == "orders":
+        result = client.list_orders(include_closed=args.all)
+    elif command == "trades":
+        if args.all:
+            result = {"trades": list(client.iter_trades(args.page_size)), "next_page_token": ""}
+        else:
+            page = client.list_trades(args.page_size, args.page_token)
+            result = {"trades": list(page.trades), "next_page_token": page.next_page_token}
+    elif command == "pause":
+        result = client.pause(args.reason)
+    elif command == "resume":
+        result = client.resume(args.reason)
+    elif command == "stop":
+        result = client.emergency_stop(args.reason, flatten=args.flatten)
+    elif command == "reset-risk":
+        result = client.reset_risk_lock(args.plugin, args.reason)
+    else:  # pragma: no cover - argparse only offers the commands above
+        raise ValueError(command)
+    if args.json:
+        print(json.dumps(to_jsonable(result), indent=2), file=out)
+    elif isinstance(result, StatusSnapshot):
+        _print_status(console, result)
+    elif command == "positions":
+        console.print(_positions_table(result))
+    elif command == "orders":
+        console.print(_orders_table(result))
+    else:
+        console.print(_trades_table(result["trades"]))
+        if result["next_page_token"]:
+            console.print(f"more: --page-token {result['next_page_token']}")
+    return 0
+
+
+def _events(client: RuntimeClient, args: argparse.Namespace, out: TextIO, console: Console) -> int:
+    kinds = [EventKind(k) for k in args.kind]
+    seen = 0
+    with client.events(kinds=kinds, timeout=args.duration) as stream:
+        try:
+            for event in stream:
+                if args.json:
+                    print(json.dumps(to_jsonable(event)), file=out, flush=True)
+                else:
+                    console.print(_event_line(event))
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+        except ApiError as error:
+            if error.code != "DEADLINE_EXCEEDED":  # --duration ran out
+                raise
+    return 0
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses (snapshots, views, events) → plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "items"):  # other mappings (event data)
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return str(value)  # StrEnum members as their value
+    return value
+
+
+def _ts(seconds: int) -> str:
+    if not seconds:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _print_status(console: Console, status: StatusSnapshot) -> None:
+    table = Table(title=f"{status.bot} ({status.mode})", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    phase = status.phase.value
+    if status.halted:
+        phase += f" — halted: {status.halt_reason}"
+    elif status.paused:
+        phase += f" — paused: {status.pause_reason}"
+    rows = [
+        ("phase", phase),
+        ("equity", f"{_num(status.equity)} {status.currency}"),
+        ("balance", f"{_num(status.balance)} {status.currency}"),
+        ("pnl today / total", f"{_num(status.pnl_today)} / {_num(status.pnl_total)}"),
+        ("drawdown", f"{_num(status.drawdown_pct)} %"),
+        ("open positions / orders", f"{status.open_positions} / {status.open_orders}"),
+        ("bars", f"{status.bars} (last {_ts(status.last_bar_ts)})"),
+        ("broker", "connected" if status.broker_connected else "DISCONNECTED"),
+        ("reconciled", "yes" if status.reconciled else "NO"),
+        ("config", status.config_hash),
+        ("plugins", ", ".join(f"{p.kind} {p.name} {p.version}" for p in status.plugins)),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if status.risk:
+        risk = Table(title="risk chain")
+        for column in ("plugin", "version", "locked", "reason"):
+            risk.add_column(column)
+        for r in status.risk:
+            risk.add_row(r.name, r.version, "LOCKED" if r.locked else "no", r.reason)
+        console.print(risk)
+    if status.quality:
+        quality = Table(title="execution quality")
+        for column in ("measure", "samples", "mean", "stddev", "Cp", "Cpk"):
+            quality.add_column(column, justify="left" if column == "measure" else "right")
+        for q in status.quality:
+            quality.add_row(
+                q.name,
+                str(q.samples),
+                _num(q.mean, 4),
+                _num(q.stddev, 4),
+                _num(q.cp),
+                _num(q.cpk),
+            )
+        console.print(quality)
+
+
+def _positions_table(positions: Sequence[PositionView]) -> Table:
+    table = Table(title="positions")
+    for column in ("symbol", "quantity", "avg price", "mark", "unrealized", "realized", "opened"):
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    for p in positions:
+        table.add_row(
+            p.symbol,
+            f"{p.quantity:g}",
+            _num(p.average_price, 4),
+            _num(p.mark, 4),
+            _num(p.unrealized_pnl),
+            _num(p.realized_pnl),
+            _ts(p.opened_ts),
+        )
+    return table
+
+
+def _orders_table(orders: Sequence[OrderView]) -> Table:
+    table = Table(title="orders")
+    columns = ("id", "symbol", "side", "type", "qty", "filled", "price", "status", "parent")
+    for column in columns:
+        table.add_column(column)
+    for o in orders:
+        table.add_row(
+            o.client_order_id,
+            o.symbol,
+            o.side,
+            o.order_type + (" (reduce)" if o.reduce_only else ""),
+            f"{o.quantity:g}",
+            f"{o.filled:g}",
+            _num(o.price, 4),
+            o.status,
+            o.parent_id or "",
+        )
+    return table
+
+
+def _trades_table(trades: Sequence[TradeView]) -> Table:
+    table = Table(title="trades")
+    for column in ("#", "symbol", "side", "qty", "entry", "exit", "net pnl", "fees", "closed"):
+        table.add_column(column)
+    for t in trades:
+        table.add_row(
+            str(t.seq),
+            t.symbol,
+            "long" if t.direction > 0 else "short",
+            f"{t.quantity:g}",
+            _num(t.entry_price, 4),
+            _num(t.exit_price, 4),
+            _num(t.net_pnl),
+            _num(t.fees),
+            _ts(t.exit_ts),
+        )
+    return table
+
+
+def _event_line(event: RuntimeEvent) -> str:
+    data = " ".join(f"{k}={v}" for k, v in event.data.items())
+    return f"{_ts(event.ts)} #{event.seq} {event.kind.value:<7} {event.message} {data}".rstrip()
