@@ -76,7 +76,10 @@ def bench_latency(folder: Path) -> dict[str, float]:
                     "pattern_type": "bench",
                 }
             ).encode()
-            headers = {"Content-Type": "application/json", **sign(HMAC_KEY.encode(), body, int(time.time()))}
+            headers = {
+                "Content-Type": "application/json",
+                **sign(HMAC_KEY.encode(), body, int(time.time())),
+            }
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")
             started = time.perf_counter()
             with urllib.request.urlopen(request, timeout=10) as response:

@@ -17,19 +17,24 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from itertools import repeat
 from pathlib import Path
 
 import numpy as np
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from tradefleet_runtime.contracts import BrokerContext
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.contracts import BrokerContext, Strategy
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.spec.model import Mode
+from tradefleet_runtime.tracing import EngineTracer
 
 BARS = 1_000_000
 CHUNK = 65_536
@@ -90,9 +95,11 @@ def floor(bars: Iterator[Bar], fast: int = 10, slow: int = 30) -> tuple[int, int
     return count, flips
 
 
-def engine_run(bars: Iterator[Bar], journal_path: Path) -> tuple[int, int, int]:
+def engine_run(
+    bars: Iterator[Bar], journal_path: Path, fast: int = 10, slow: int = 30
+) -> tuple[int, int, int]:
     registry = PluginRegistry.discover()
-    strategy = registry.build(PluginKind.STRATEGY, "ema-cross", {"fast": 10, "slow": 30}, [])
+    strategy = registry.build(PluginKind.STRATEGY, "ema-cross", {"fast": fast, "slow": slow}, [])
     broker = registry.build(
         PluginKind.BROKER, "paper", {"fee_bps": 1, "slippage_bps": 1, "leverage": 10}, []
     )
@@ -117,6 +124,53 @@ def engine_run(bars: Iterator[Bar], journal_path: Path) -> tuple[int, int, int]:
     return result.bars, result.fills, len(result.trades)
 
 
+class EveryHundredBars(Strategy):
+    """Buys on one hundredth bar and closes on the next: a signal every 100 bars."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.count = 0
+
+    def on_bar(self, bar: Bar) -> None:
+        self.count += 1
+        if self.count % 100 == 0:
+            if self.ctx.position(bar.symbol).quantity:
+                self.ctx.close(bar.symbol)
+            else:
+                self.ctx.buy(bar.symbol, 10.0)
+
+
+class _Discard(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def traced_run(bars: Iterator[Bar], journal_path: Path) -> int:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_Discard(), max_queue_size=65536))
+    broker = PaperBroker(PaperBrokerParams(fee_bps=1))
+    broker.connect(BrokerContext("bench", Mode.BACKTEST, ("SYN",), "USD", 1_000_000.0))
+    journal = Journal(journal_path, batched=True)
+    journal.start_run(
+        run_id="traced",
+        bot="bench",
+        mode="backtest",
+        currency="USD",
+        initial_capital=1_000_000.0,
+        timeframe_s=HOUR,
+        config_hash="bench",
+        manifest={},
+    )
+    config = EngineConfig("bench", "backtest", ("SYN",), HOUR, 1_000_000.0)
+    engine = Engine(config, EveryHundredBars(), broker, journal)
+    engine.tracer = EngineTracer(provider.get_tracer("bench"), "bench")
+    engine.run(bars)
+    result = engine.finish()
+    journal.close()
+    provider.shutdown()
+    return result.bars
+
+
 def main() -> int:
     # Materialising bars costs the same for both loops; it is timed inside each.
     started = time.perf_counter()
@@ -126,13 +180,24 @@ def main() -> int:
         started = time.perf_counter()
         bars, fills, trades = engine_run(synthetic_bars(BARS), Path(folder) / "bench.sqlite")
         engine_s = time.perf_counter() - started
-    assert bars == count == BARS
+        started = time.perf_counter()
+        _, few_fills, _ = engine_run(synthetic_bars(BARS), Path(folder) / "few.sqlite", 200, 800)
+        few_s = time.perf_counter() - started
+        started = time.perf_counter()
+        traced = traced_run(synthetic_bars(BARS), Path(folder) / "traced.sqlite")
+        traced_s = time.perf_counter() - started
+    assert bars == count == traced == BARS
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures = {
         "bars": BARS,
         "engine_bars_per_s": round(BARS / engine_s),
         "floor_bars_per_s": round(BARS / floor_s),
         "engine_vs_floor": round(floor_s and engine_s / floor_s, 2),
+        "traced_bars_per_s": round(BARS / traced_s),
+        # The same engine with ema-cross 200/800 (a few hundred orders instead of ~73,000):
+        # what a bar costs when most bars send no order.
+        "engine_few_orders_bars_per_s": round(BARS / few_s),
+        "engine_few_orders_fills": few_fills,
         "engine_seconds": round(engine_s, 3),
         "floor_seconds": round(floor_s, 3),
         "peak_rss_mb": round(peak_rss_mb, 1),

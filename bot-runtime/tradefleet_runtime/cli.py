@@ -92,7 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(args, out)
         if args.command == "serve":
-            logging.getLogger().setLevel(logging.INFO)
             return run_serve(args)
         return _plugins_list(args, out)
     except SpecError as error:

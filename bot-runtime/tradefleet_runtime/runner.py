@@ -28,6 +28,7 @@ from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.report.metrics import Figures, compute_figures
 from tradefleet_runtime.spec.model import BotManifest, Mode
+from tradefleet_runtime.tracing import configure_from_env
 
 log = logging.getLogger("tradefleet.runner")
 
@@ -138,7 +139,9 @@ def build_engine(bot: Bot, journal: Journal) -> Engine:
             initial_capital=spec.capital.initial,
         )
     )
-    return Engine(config, bot.strategy, bot.broker, journal, bot.risk)
+    engine = Engine(config, bot.strategy, bot.broker, journal, bot.risk)
+    engine.tracer = configure_from_env("tradefleet-runtime", bot.name)
+    return engine
 
 
 def start_journal(bot: Bot, journal: Journal) -> str:

@@ -173,6 +173,9 @@ def test_sigterm_while_trading_names_every_open_position(tmp_path: Path) -> None
         assert any(symbol in message for message in events)
         assert f"open position at shutdown: {symbol}" in serve.output()
     assert '"event": "stopped"' in serve.output()
+    for line in serve.stderr:  # structured logs: one JSON object a line
+        entry = json.loads(line)
+        assert entry["bot"] == "ema-bot" and entry["level"] and entry["message"]
 
 
 def test_no_planted_secret_appears_in_any_output(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ source (and its clock) differs.
 from __future__ import annotations
 
 import logging
+import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +44,7 @@ from tradefleet_runtime.model import (
     RiskDecision,
     Side,
 )
+from tradefleet_runtime.tracing import EngineTracer
 
 log = logging.getLogger("tradefleet.engine")
 
@@ -152,6 +154,8 @@ class Engine:
         # Called for orders, fills, risk decisions and state changes when set (the service sets
         # it; backtests leave it None and pay nothing).
         self.listener: EngineListener | None = None
+        # OpenTelemetry spans for bars that produce orders; None (the default) costs nothing.
+        self.tracer: EngineTracer | None = None
         self.last_veto: RiskDecision | None = None
         self.last_order_id = ""
         self._prefix = bot_prefix(config.bot_name)
@@ -328,6 +332,8 @@ class Engine:
         ts_append = self._equity_ts.append
         equity_append = self._equity.append
         exposure_append = self._exposure.append
+        tracer = self.tracer
+        started = 0
         current = None
         count = 0
         unjournaled = len(self._equity_ts) - self._journaled_steps
@@ -368,12 +374,20 @@ class Engine:
             symbol = bar[0]
             marks[symbol] = bar[6]
             self._now = ts + bar[1]
+            if tracer is not None:
+                started = time.time_ns()
             if aggregators:
                 self._aggregate(bar, strategy_on_bar)
             elif symbol in base_symbols:
                 strategy_on_bar(bar)
             if intents:
-                self._process_intents()
+                if tracer is None:
+                    self._process_intents()
+                else:
+                    attributes = {"tradefleet.symbol": symbol, "tradefleet.bar_ts": ts}
+                    with tracer.decision("bar", attributes, started):
+                        tracer.signal(intents)
+                        self._process_intents()
         if current is not None:
             equity, exposure = portfolio.equity_and_exposure()
             ts_append(current + timeframe)
@@ -478,6 +492,8 @@ class Engine:
             self.last_veto = decision
         if self.listener is not None:
             self.listener.on_risk(plugin, intent, decision)
+        if self.tracer is not None:
+            self.tracer.risk(plugin, intent, decision)
         self.journal.record_risk(
             ts=self._now,
             plugin=plugin,
@@ -575,8 +591,11 @@ class Engine:
     def _send(self, order: Order) -> None:
         """Hand a journaled (pending) order to the broker and journal its answer."""
         self._working[order.client_order_id] = _WorkingOrder(order)
-        update = self.broker.submit(order)
-        self._on_order_update(update)
+        if self.tracer is None:
+            self._on_order_update(self.broker.submit(order))
+            return
+        with self.tracer.order(order):
+            self._on_order_update(self.broker.submit(order))
 
     def _on_order_update(self, update: OrderUpdate) -> None:
         working = self._working.get(update.client_order_id)
@@ -632,6 +651,8 @@ class Engine:
         self.journal.record_fill(fill, position, status, closed)
         if self.listener is not None:
             self.listener.on_fill(fill, working.order if working is not None else None, position)
+        if self.tracer is not None:
+            self.tracer.fill(fill, working.order.parent_id if working is not None else None)
         self.strategy.on_fill(fill)
 
     def _register_bracket(self, parent: Order, fill: Fill) -> None:
@@ -756,7 +777,13 @@ class Engine:
             return False, str(refusal), ""
         orders_before = self.stats.orders
         self.last_veto = None
-        self._process_intents()
+        if self.tracer is None:
+            self._process_intents()
+        else:
+            attributes = {"tradefleet.symbol": str(getattr(signal, "symbol", ""))}
+            with self.tracer.decision("external_signal", attributes, time.time_ns()):
+                self.tracer.signal(list(self._intents))
+                self._process_intents()
         if self.stats.orders == orders_before:
             reason = self.last_veto.reason if self.last_veto is not None else "no order resulted"
             return False, reason, ""

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.logs import configure_logging
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.runner import assemble
 from tradefleet_runtime.service.controller import BotController
@@ -47,6 +48,7 @@ def add_serve_command(commands: Any) -> None:
     )
     serve.add_argument("--journal", type=Path, help="journal file (default journals/NAME.sqlite)")
     serve.add_argument("--grace", type=float, default=25.0, help="seconds to stop after SIGTERM")
+    serve.add_argument("--log-format", choices=["json", "text"], default="json")
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -56,6 +58,7 @@ def _split(address: str) -> tuple[str, int]:
 
 def run_serve(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
+    configure_logging(args.log_format, bot=manifest.metadata.name)
     if manifest.spec.mode is Mode.LIVE:
         # A live bot needs a live broker plugin; the registry's mode check refuses the rest.
         log.info("serving a live bot")
