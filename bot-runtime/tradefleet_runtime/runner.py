@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -137,11 +138,18 @@ def build_engine(bot: Bot, journal: Journal) -> Engine:
             symbols=tuple(spec.market.symbols),
             currency=spec.capital.currency,
             initial_capital=spec.capital.initial,
+            credentials_dir=_credentials_dir(),
         )
     )
     engine = Engine(config, bot.strategy, bot.broker, journal, bot.risk)
     engine.tracer = configure_from_env("tradefleet-runtime", bot.name)
     return engine
+
+
+def _credentials_dir() -> Path | None:
+    """Where the broker's credentials Secret is mounted (set by the operator's pod spec)."""
+    folder = os.environ.get("TRADEFLEET_CREDENTIALS_DIR")
+    return Path(folder) if folder else None
 
 
 def start_journal(bot: Bot, journal: Journal) -> str:

@@ -14,6 +14,8 @@ _MT5_STYLE = re.compile(r"^([MHDW])(\d+)$")
 _MT5_UNIT = {"M": "m", "H": "h", "D": "d", "W": "w"}
 
 SECONDS_PER_YEAR = 365.25 * 86400
+# What parse_timeframe accepts, as one pattern (for the CRD's schema).
+TIMEFRAME_PATTERN = r"^([0-9]+[smhdw]|[MHDW][0-9]+)$"
 
 
 def parse_timeframe(text: str) -> int:

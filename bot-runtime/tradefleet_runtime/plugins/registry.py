@@ -59,6 +59,9 @@ class PluginSpec:
     params: type[PluginParams] = NoParams
     summary: str = ""
     modes: frozenset[str] | None = None  # bot modes the plugin can serve; None: all
+    # Brokers: whether a symbol can be traded (mapped to the venue), given validated params.
+    # Admission refuses a manifest naming a symbol this says no to; None accepts any symbol.
+    knows_symbol: Callable[[PluginParams, str], bool] | None = None
 
     def resolve_factory(self) -> Callable[..., Any]:
         if callable(self.factory):

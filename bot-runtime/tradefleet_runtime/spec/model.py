@@ -19,8 +19,11 @@ from tradefleet_runtime.timeframes import parse_timeframe
 API_VERSION = "tradefleet.io/v1alpha1"
 KIND = "TradingBot"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+# A bot's name names its Service too, so it must be a DNS-1035 label (starts with a letter).
+BOT_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Secret names are DNS-1123 subdomains.
+SECRET_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 
 
 class _Model(BaseModel):
@@ -62,8 +65,8 @@ class SecretRef(_Model):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value) or len(value) > 253:
-            raise ValueError(f"{value!r} is not a valid Secret name (lowercase DNS label)")
+        if not SECRET_NAME_RE.match(value) or len(value) > 253:
+            raise ValueError(f"{value!r} is not a valid Secret name (a DNS-1123 subdomain)")
         return value
 
 
@@ -95,7 +98,7 @@ class MarketSpec(_Model):
     def _symbols(cls, value: list[str]) -> list[str]:
         seen: set[str] = set()
         for symbol in value:
-            if not _SYMBOL.match(symbol):
+            if not SYMBOL_RE.match(symbol):
                 raise ValueError(f"{symbol!r} is not a valid symbol")
             if symbol in seen:
                 raise ValueError(f"symbol {symbol!r} is listed twice")
@@ -184,17 +187,19 @@ class JournalStorage(_Model):
     )
 
 
+def _default_resources() -> dict[str, dict[str, str | int]]:
+    # About what a paper bot uses (see bench/results/api.json: serve_rss_mb).
+    return {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+
+
 class RuntimeSpec(_Model):
     """How the bot's runtime pod is run."""
 
     image: str | None = Field(
         default=None, description="Runtime image; the operator's default when unset."
     )
-    resources: dict[str, dict[str, str]] = Field(
-        default_factory=lambda: {
-            "requests": {"cpu": "50m", "memory": "128Mi"},
-            "limits": {"memory": "256Mi"},
-        },
+    resources: dict[str, dict[str, str | int]] = Field(
+        default_factory=_default_resources,
         description="Container resources (requests/limits), as in a Pod spec.",
     )
     journal: JournalStorage = Field(default_factory=JournalStorage, description="Journal storage.")
@@ -237,6 +242,7 @@ class BotSpec(_Model):
     capital: CapitalSpec = Field(default_factory=CapitalSpec, description="Starting capital.")
     live_confirmation: str | None = Field(
         default=None,
+        max_length=63,
         description="Required for mode live: must equal metadata.name, typed by a person "
         "who means it. Ignored in other modes.",
     )
@@ -276,10 +282,10 @@ class Metadata(_Model):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if len(value) > 63 or not _DNS_LABEL.match(value):
+        if len(value) > 63 or not BOT_NAME_RE.match(value):
             raise ValueError(
                 f"{value!r} is not a valid bot name: lowercase letters, digits and '-', "
-                "at most 63 characters, starting and ending with a letter or digit"
+                "at most 63 characters, starting with a letter and ending with a letter or digit"
             )
         return value
 

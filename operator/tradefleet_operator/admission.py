@@ -1,0 +1,243 @@
+"""Admission validation of ``TradingBot`` objects: what the CRD schema cannot check.
+
+The CRD's schema and CEL rules refuse malformed objects early (types, enums, bounds, the
+live-mode safeguards). This module is the authority: it runs the runtime's own loader
+(``parse_manifest``: the same model, the same messages as ``tradefleet backtest``) and the
+plugin checks (``validate_plugins``: every plugin exists, serves the mode and accepts its
+params), and asks the broker plugin whether it knows each symbol when it can say.
+
+Every function here is pure except ``admit``, which raises ``kopf.AdmissionError`` for the
+``@kopf.on.validate`` handler (registered in ``handlers.py``)::
+
+    @kopf.on.validate("tradefleet.io", "v1alpha1", "tradingbots", operation=["CREATE", "UPDATE"])
+    def validate(body, **_):
+        admission.admit(body, admission.default_registry())
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from tradefleet_runtime.contracts import PluginParams
+from tradefleet_runtime.errors import FieldError, SpecError, join_path
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.runner import validate_plugins
+from tradefleet_runtime.spec import BotManifest, parse_manifest
+
+#: The optional broker hook: given the broker's validated params and one symbol, True when the
+#: broker can map the symbol to an instrument. A broker plugin offers it as the attribute
+#: ``knows_symbol`` of its ``PluginSpec`` (a proposed field; see ``symbols_mappable``). It must
+#: answer quickly and offline (a cached instrument list): admission webhooks time out in seconds.
+SymbolCheck = Callable[[PluginParams, str], bool]
+
+#: The HTTP status of a refused object (the API server's own code for invalid objects).
+INVALID = 422
+
+
+@functools.lru_cache(maxsize=1)
+def default_registry() -> PluginRegistry:
+    """The installed plugins, discovered once per process."""
+    return PluginRegistry.discover()
+
+
+def validate_trading_bot(body: Mapping[str, Any], registry: PluginRegistry) -> list[FieldError]:
+    """Every problem of one TradingBot, one ``FieldError`` per field (empty: admitted)."""
+    document = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": _plain(body.get("metadata") or {}),
+        "spec": _plain(body.get("spec")),
+    }
+    try:
+        manifest = parse_manifest(document)
+    except SpecError as error:
+        # The model refused some fields; still check the plugin refs that parse, so that one
+        # round trip names every wrong field, not just the first layer of them.
+        errors = list(error.errors)
+        errors.extend(_raw_plugin_errors(document["spec"], registry, errors))
+        errors.extend(name_problems(document["metadata"], errors))
+        return _unique(errors)
+    errors = validate_plugins(manifest, registry)
+    errors.extend(symbols_mappable(manifest, registry))
+    errors.extend(name_problems(document["metadata"], errors))
+    return _unique(errors)
+
+
+def name_problems(
+    metadata: Mapping[str, Any], known: Sequence[FieldError] = ()
+) -> list[FieldError]:
+    """What the runtime's name check lets through but the bot's objects cannot be named with.
+
+    The bot's Service is named after it, and Service names are DNS-1035 labels: a name that
+    starts with a digit passes the model (DNS-1123 label) but its Service would be refused.
+    """
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name or any(e.field == "metadata.name" for e in known):
+        return []
+    if not name[0].isalpha():
+        return [
+            FieldError(
+                "metadata.name",
+                f"{name!r} must start with a letter: the bot's Service is named after it "
+                "(a DNS-1035 label)",
+            )
+        ]
+    return []
+
+
+def symbols_mappable(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
+    """Symbols the bot's broker says it cannot trade, one error per symbol.
+
+    A broker answers through an optional ``knows_symbol(params, symbol) -> bool`` attribute of
+    its ``PluginSpec``. Brokers without it (``paper`` accepts any symbol) are not asked.
+    """
+    broker = manifest.spec.broker
+    plugin = registry.plugins.get((PluginKind.BROKER, broker.name))
+    if plugin is None:
+        return []  # validate_plugins already names spec.broker.name
+    check: SymbolCheck | None = getattr(plugin.spec, "knows_symbol", None)
+    if check is None or not callable(check):
+        return []
+    params, problems = registry.check(
+        PluginKind.BROKER, broker.name, broker.params, ["spec", "broker"]
+    )
+    if problems or params is None:
+        return []  # the params errors are reported by validate_plugins
+    errors = []
+    for index, symbol in enumerate(manifest.spec.market.symbols):
+        try:
+            known = bool(check(params, symbol))
+        except Exception as error:  # a broker's bug must not make the webhook fail open or 500
+            errors.append(
+                FieldError(
+                    f"spec.market.symbols[{index}]",
+                    f"broker {broker.name!r} could not check symbol {symbol!r}: {error}",
+                )
+            )
+            continue
+        if not known:
+            errors.append(
+                FieldError(
+                    f"spec.market.symbols[{index}]",
+                    f"broker {broker.name!r} does not know symbol {symbol!r}",
+                )
+            )
+    return errors
+
+
+def admission_message(errors: Sequence[FieldError], body: Mapping[str, Any] | None = None) -> str:
+    """One message naming every wrong field, as ``kubectl apply`` shows it."""
+    metadata = (body or {}).get("metadata") or {}
+    name = metadata.get("name")
+    what = "TradingBot"
+    if name:
+        what += f" {metadata.get('namespace') or 'default'}/{name}"
+    noun = "error" if len(errors) == 1 else "errors"
+    lines = "\n".join(f"  - {error.field}: {error.message}" for error in errors)
+    return f"{what} refused ({len(errors)} {noun}):\n{lines}"
+
+
+def admission_response(
+    errors: Sequence[FieldError],
+    uid: str = "",
+    body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An ``admission.k8s.io/v1`` AdmissionReview answer (for a webhook served without kopf).
+
+    Refusals carry HTTP 422 ``Invalid`` with one ``details.causes`` entry per field.
+    """
+    response: dict[str, Any] = {"uid": uid, "allowed": not errors}
+    if errors:
+        response["status"] = {
+            "code": INVALID,
+            "reason": "Invalid",
+            "message": admission_message(errors, body),
+            "details": {
+                "causes": [
+                    {"field": error.field, "message": error.message, "reason": "FieldValueInvalid"}
+                    for error in errors
+                ]
+            },
+        }
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def admit(body: Mapping[str, Any], registry: PluginRegistry | None = None) -> None:
+    """Raise ``kopf.AdmissionError`` (HTTP 422, every field named) if the bot is refused."""
+    import kopf  # only the operator process needs kopf; the pure functions above do not
+
+    errors = validate_trading_bot(body, registry or default_registry())
+    if errors:
+        raise kopf.AdmissionError(admission_message(errors, body), code=INVALID)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+_REFS: tuple[tuple[PluginKind, str], ...] = (
+    (PluginKind.STRATEGY, "strategy"),
+    (PluginKind.BROKER, "broker"),
+    (PluginKind.DATA_FEED, "data"),
+)
+
+
+def _raw_plugin_errors(
+    spec: Any, registry: PluginRegistry, known: Sequence[FieldError]
+) -> list[FieldError]:
+    """Plugin checks on an unparsed spec, for the refs whose own fields are well-formed."""
+    if not isinstance(spec, Mapping):
+        return []
+    refs: list[tuple[PluginKind, Any, list[str | int]]] = [
+        (kind, spec.get(key), ["spec", key]) for kind, key in _REFS
+    ]
+    risk = spec.get("risk")
+    if isinstance(risk, list):
+        refs.extend((PluginKind.RISK, ref, ["spec", "risk", i]) for i, ref in enumerate(risk))
+    errors: list[FieldError] = []
+    for kind, ref, path in refs:
+        if not isinstance(ref, Mapping):
+            continue
+        name, params = ref.get("name"), ref.get("params", {})
+        if not isinstance(name, str) or not name or not isinstance(params, Mapping):
+            continue
+        prefix = join_path(path)
+        if any(_under(error.field, f"{prefix}.name") for error in known):
+            continue
+        errors.extend(registry.check(kind, name, params, path)[1])
+    errors.extend(_raw_mode_error(spec, registry))
+    return errors
+
+
+def _raw_mode_error(spec: Mapping[str, Any], registry: PluginRegistry) -> list[FieldError]:
+    """``validate_plugins``' broker-mode check, on an unparsed spec."""
+    broker, mode = spec.get("broker"), spec.get("mode", "paper")
+    name = broker.get("name") if isinstance(broker, Mapping) else "paper"
+    plugin = registry.plugins.get((PluginKind.BROKER, name)) if isinstance(name, str) else None
+    if plugin is None or plugin.spec.modes is None or not isinstance(mode, str):
+        return []
+    if mode not in {"backtest", "paper", "live"} or mode in plugin.spec.modes:
+        return []
+    return [
+        FieldError(
+            "spec.broker.name",
+            f"broker {name!r} cannot serve mode {mode} "
+            f"(it serves {', '.join(sorted(plugin.spec.modes))})",
+        )
+    ]
+
+
+def _under(field: str, prefix: str) -> bool:
+    return field == prefix or field.startswith((f"{prefix}.", f"{prefix}["))
+
+
+def _unique(errors: Iterable[FieldError]) -> list[FieldError]:
+    return list(dict.fromkeys(errors))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

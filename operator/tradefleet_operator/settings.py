@@ -1,0 +1,63 @@
+"""What the operator puts into every bot's objects, independent of any one bot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+#: Where the runtime pod's files live (the paths the runtime's ``serve`` command is given).
+CONFIG_DIR = "/etc/tradefleet"
+CONFIG_FILE = "bot.yaml"
+AUTH_DIR = "/var/run/tradefleet/auth"
+CREDENTIALS_DIR = "/var/run/tradefleet/credentials"
+WEBHOOK_DIR = "/var/run/tradefleet/webhook"
+JOURNAL_DIR = "/var/lib/tradefleet"
+JOURNAL_FILE = "journal.sqlite"
+
+#: Labels and annotations the operator reads or writes.
+BOT_LABEL = "tradefleet.io/bot"
+CONFIG_HASH_ANNOTATION = "tradefleet.io/config-hash"
+#: Set on a TradingBot to reach its runtime somewhere else than ``<name>.<namespace>.svc``
+#: (for running the operator outside the cluster, e.g. against a port-forwarded runtime).
+RUNTIME_ADDRESS_ANNOTATION = "tradefleet.io/runtime-address"
+MANAGED_BY = "tradefleet-operator"
+APP_NAME = "tradefleet-bot"
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Operator-wide defaults for the objects it renders (one instance, read at start-up)."""
+
+    runtime_image: str = "ghcr.io/tradefleet/runtime:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    grpc_port: int = 50051
+    http_port: int = 8080
+    #: ServiceAccount of the runtime pods; None: the namespace's default account (the runtime
+    #: needs no Kubernetes API access, so its token is not mounted either way).
+    service_account_name: str | None = None
+    #: Extra labels on every object the operator creates (e.g. ``app.kubernetes.io/part-of``).
+    labels: Mapping[str, str] = field(
+        default_factory=lambda: _frozen({"app.kubernetes.io/part-of": "tradefleet"})
+    )
+    #: The runtime's executable; ``serve <bot.yaml> …`` is appended.
+    runtime_command: tuple[str, ...] = ("tradefleet",)
+    run_as_user: int = 10001
+    fs_group: int = 10001
+    termination_grace_period_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        # A frozen dataclass should not hold a mutable dict someone else can change later.
+        object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "runtime_command", tuple(self.runtime_command))
+        for port in (self.grpc_port, self.http_port):
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is out of range")
+        if self.grpc_port == self.http_port:
+            raise ValueError("the gRPC and HTTP ports must differ")
+        if not self.runtime_command:
+            raise ValueError("runtime_command must name an executable")
