@@ -23,6 +23,7 @@ from tradefleet_runtime.contracts import (
     Strategy,
 )
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.engine.recovery import load_carried_state
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
@@ -187,6 +188,11 @@ def run_bars(
     journal.record_event(
         0, "run_started", f"{bot.name} started in {bot.manifest.spec.mode.value} mode"
     )
+    if bot.manifest.spec.mode is not Mode.BACKTEST:
+        # A paper or live bot continues its account; a backtest always starts afresh.
+        carried = load_carried_state(journal, bot.name)
+        if carried is not None:
+            log.warning("%s: %s", bot.name, engine.restore(carried))
     status = "failed"
     try:
         engine.run(bars, should_stop)

@@ -28,6 +28,7 @@ from tradefleet_runtime.contracts import (
 from tradefleet_runtime.engine.aggregator import BarAggregator
 from tradefleet_runtime.engine.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.engine.portfolio import Portfolio, Trade
+from tradefleet_runtime.engine.recovery import CarriedState
 from tradefleet_runtime.engine.risk_chain import judge, round_down
 from tradefleet_runtime.journal.sqlite import Journal
 from tradefleet_runtime.model import (
@@ -678,7 +679,7 @@ class Engine:
                 parent_id=parent.client_order_id,
                 oco_group=group,
                 created_ts=fill.ts,
-                tag=role,
+                tag="stop_loss" if role == "sl" else "take_profit",
             )
             self._working[child_id] = _WorkingOrder(child)
             self.journal.record_order(child, OrderStatus.OPEN, fill.ts)
@@ -728,6 +729,47 @@ class Engine:
                 self.close(symbol, tag="emergency-flatten")
             self._process_intents()
         return True
+
+    def restore(self, state: CarriedState) -> str:
+        """Carry a bot's account and working orders over from its earlier runs (before start).
+
+        Returns a one-line summary for the journal and the log.
+        """
+        for fill in state.fills:
+            self.portfolio.apply(fill)
+        for symbol, position in self.portfolio.open_positions.items():
+            self.portfolio.marks.setdefault(symbol, position.average_price)
+        restore_account = getattr(self.broker, "restore_account", None)
+        if callable(restore_account):
+            restore_account(state.fills)
+        rearmed = 0
+        for order, filled in state.working:
+            self.journal.record_order(order, OrderStatus.PENDING, self._now, "re-armed on restart")
+            self._working[order.client_order_id] = _WorkingOrder(order, filled)
+            update = self.broker.submit(order)
+            if update.status is OrderStatus.REJECTED and "duplicate" in update.reason:
+                # The venue still holds it: it is working, which is what we wanted.
+                update = OrderUpdate(order.client_order_id, OrderStatus.OPEN, update.ts)
+            self._on_order_update(update)
+            rearmed += 1
+        for order in state.unacknowledged:
+            self.journal.record_order(
+                order,
+                OrderStatus.CANCELLED,
+                self._now,
+                "never acknowledged before the restart; not re-sent",
+            )
+        positions = ", ".join(
+            f"{s} {p.quantity:+g} @ {p.average_price:g}"
+            for s, p in self.portfolio.open_positions.items()
+        )
+        summary = (
+            f"restored from {state.runs} earlier run(s): {len(state.fills)} fill(s), cash "
+            f"{self.portfolio.cash:,.2f}, positions [{positions}], {rearmed} order(s) re-armed, "
+            f"{len(state.unacknowledged)} unacknowledged order(s) closed"
+        )
+        self._state("restored", summary)
+        return summary
 
     def restore_halt(self, reason: str) -> None:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""

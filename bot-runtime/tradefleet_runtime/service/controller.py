@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.engine.recovery import load_carried_state
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
@@ -133,7 +134,10 @@ class BotController:
             self.broker_connected = True
             engine.listener = _Listener(self)
             self._restore_halt(engine)
-            self.reconciled = True  # the paper broker starts from the journal's account
+            carried = load_carried_state(self.journal, self.bot.name)
+            if carried is not None:
+                log.warning("%s: %s", self.bot.name, engine.restore(carried))
+            self.reconciled = True
             self.phase = Phase.RUNNING
             engine.start()
             self._publish(force=True)

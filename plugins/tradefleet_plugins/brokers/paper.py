@@ -118,6 +118,12 @@ class PaperBroker:
     def close(self) -> None:
         """Nothing to release: the simulated account lives in memory."""
 
+    def restore_account(self, fills: Sequence[Fill]) -> None:
+        """Rebuild the simulated account from the bot's journaled fills (after a restart)."""
+        for fill in fills:
+            self._book(fill)
+        self._fill_count = len(fills)
+
     def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
         symbol = bar[0]
         if symbol in self._positions:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
+from tradefleet_plugins.strategies.external_signal_params import EntryOrder, ExternalSignalParams
 from tradefleet_runtime.contracts import Strategy, StrategyContext
 from tradefleet_runtime.model import Bar, OrderType
 from tradefleet_runtime.service.api import Direction, Signal
-from tradefleet_plugins.strategies.external_signal_params import EntryOrder, ExternalSignalParams
 
 
 class ExternalSignal(Strategy):
@@ -34,7 +34,9 @@ class ExternalSignal(Strategy):
         """Why ``signal`` is refused, or None. Pure: no orders are sent."""
         params = self.params
         if signal.symbol not in self.ctx.symbols:
-            return f"unknown symbol {signal.symbol!r} (the bot trades {', '.join(self.ctx.symbols)})"
+            return (
+                f"unknown symbol {signal.symbol!r} (the bot trades {', '.join(self.ctx.symbols)})"
+            )
         mark = self._marks.get(signal.symbol)
         if mark is None:
             return f"no market price for {signal.symbol} yet"

@@ -1,0 +1,78 @@
+"""A restarted paper bot continues its account and re-arms its working orders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.helpers import HOUR, T0, Scripted, bar
+from tradefleet_runtime.contracts import BrokerContext
+from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.engine.recovery import load_carried_state
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import OrderType
+from tradefleet_runtime.spec.model import Mode
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+
+
+def _engine(journal: Journal, run_id: str, strategy: Scripted) -> Engine:
+    broker = PaperBroker(PaperBrokerParams(fee_bps=10))
+    broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
+    journal.start_run(
+        run_id=run_id,
+        bot="bot",
+        mode="paper",
+        currency="USD",
+        initial_capital=10_000.0,
+        timeframe_s=HOUR,
+        config_hash="x",
+        manifest={},
+    )
+    config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
+    return Engine(config, strategy, broker, journal)
+
+
+def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    first = Journal(path, durable=True)
+    opener = Scripted(
+        {
+            0: lambda ctx, b: ctx.buy("TEST", 5, stop_loss=95, take_profit=110),
+            1: lambda ctx, b: ctx.sell("TEST", 1, order_type=OrderType.LIMIT, price=130),
+        }
+    )
+    engine = _engine(first, "run-1", opener)
+    engine.run([bar(0, 100, 100, 100, 100), bar(1, 100, 101, 99, 100), bar(2, 100, 101, 99, 100)])
+    cash_before, position_before = engine.portfolio.cash, engine.position("TEST").quantity
+    assert position_before == 5
+    # The process dies here: no finish(), no stop policy; the journal is all that is left.
+    first.close()
+
+    second = Journal(path, durable=True)
+    survivor = Scripted()
+    restarted = _engine(second, "run-2", survivor)
+    carried = load_carried_state(second, "bot")
+    assert carried is not None and carried.runs == 1
+    summary = restarted.restore(carried)
+    assert "1 earlier run" in summary
+    assert restarted.portfolio.cash == pytest.approx(cash_before)
+    assert restarted.position("TEST").quantity == position_before
+    working = {o.client_order_id[-3:]: o for o in restarted.open_orders()}
+    assert {"-sl", "-tp"} <= set(working)  # the protective bracket is armed again
+    assert any(o.order_type is OrderType.LIMIT and o.price == 130 for o in restarted.open_orders())
+    # The next bar trades through the stop: the re-armed bracket closes the position.
+    restarted.run([bar(3, 99, 99, 90, 92)])
+    assert restarted.position("TEST").quantity == 0
+    [trade] = restarted.portfolio.trades
+    assert (trade.entry_price, trade.exit_price, trade.entry_ts) == (100, 95, T0 + HOUR)
+    assert [f.reason for f in survivor.fills] == ["stop_loss"]
+    events = second.query("SELECT message FROM events WHERE kind = 'restored'")
+    assert len(events) == 1 and "3 order(s) re-armed" in events[0][0]
+    second.close()
+
+
+def test_a_backtest_never_inherits_state(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    assert load_carried_state(journal, "bot") is None
