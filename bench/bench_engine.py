@@ -72,6 +72,21 @@ def synthetic_bars(count: int, seed: int = 7) -> Iterator[Bar]:
         )
 
 
+def _journal(path: Path) -> Journal:
+    journal = Journal(path, batched=True)
+    journal.start_run(
+        run_id=path.stem,
+        bot="bench",
+        mode="backtest",
+        currency="USD",
+        initial_capital=1_000_000.0,
+        timeframe_s=HOUR,
+        config_hash="bench",
+        manifest={},
+    )
+    return journal
+
+
 def floor(bars: Iterator[Bar], fast: int = 10, slow: int = 30) -> tuple[int, int]:
     fast_alpha, slow_alpha = 2.0 / (fast + 1), 2.0 / (slow + 1)
     fast_ema = slow_ema = 0.0
@@ -105,17 +120,7 @@ def engine_run(
     )
     sizer = registry.build(PluginKind.RISK, "fixed-size", {"quantity": 100}, [])
     broker.connect(BrokerContext("bench", Mode.BACKTEST, ("SYN",), "USD", 1_000_000.0))
-    journal = Journal(journal_path, batched=True)
-    journal.start_run(
-        run_id="bench",
-        bot="bench",
-        mode="backtest",
-        currency="USD",
-        initial_capital=1_000_000.0,
-        timeframe_s=HOUR,
-        config_hash="bench",
-        manifest={},
-    )
+    journal = _journal(journal_path)
     config = EngineConfig("bench", "backtest", ("SYN",), HOUR, 1_000_000.0)
     engine = Engine(config, strategy, broker, journal, [("fixed-size", sizer)])
     engine.run(bars)
@@ -150,17 +155,7 @@ def traced_run(bars: Iterator[Bar], journal_path: Path) -> int:
     provider.add_span_processor(BatchSpanProcessor(_Discard(), max_queue_size=65536))
     broker = PaperBroker(PaperBrokerParams(fee_bps=1))
     broker.connect(BrokerContext("bench", Mode.BACKTEST, ("SYN",), "USD", 1_000_000.0))
-    journal = Journal(journal_path, batched=True)
-    journal.start_run(
-        run_id="traced",
-        bot="bench",
-        mode="backtest",
-        currency="USD",
-        initial_capital=1_000_000.0,
-        timeframe_s=HOUR,
-        config_hash="bench",
-        manifest={},
-    )
+    journal = _journal(journal_path)
     config = EngineConfig("bench", "backtest", ("SYN",), HOUR, 1_000_000.0)
     engine = Engine(config, EveryHundredBars(), broker, journal)
     engine.tracer = EngineTracer(provider.get_tracer("bench"), "bench")

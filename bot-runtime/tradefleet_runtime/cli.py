@@ -154,22 +154,25 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
+# The figures `backtest --json` prints, in this order: scripts rely on these keys.
+JSON_KEYS = (
+    "trades",
+    "win_rate",
+    "net_pnl",
+    "fees",
+    "final_equity",
+    "return_pct",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "profit_factor",
+    "exposure_pct",
+)
+
+
 def _json_figures(outcome: RunOutcome) -> dict[str, object]:
     figures = outcome.figures.as_json()
-    keys = (
-        "trades",
-        "win_rate",
-        "net_pnl",
-        "fees",
-        "final_equity",
-        "return_pct",
-        "sharpe",
-        "sortino",
-        "max_drawdown_pct",
-        "profit_factor",
-        "exposure_pct",
-    )
-    return {key: figures[key] for key in keys}
+    return {key: figures[key] for key in JSON_KEYS}
 
 
 def _print_outcome(out: Console, name: str, outcome: RunOutcome) -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from tests.runtime.helpers import HOUR, T0, Scripted, bar
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.engine.recovery import load_carried_state
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderType
 from tradefleet_runtime.spec.model import Mode
-from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 
 
 def _engine(journal: Journal, run_id: str, strategy: Scripted) -> Engine:

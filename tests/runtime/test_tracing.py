@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.runtime.helpers import Scripted, bar, make_engine
-from tradefleet_runtime.tracing import EngineTracer, tracing_requested
 from tradefleet_plugins.risk.sizers import FixedSize
 from tradefleet_plugins.risk.sizers_params import FixedSizeParams
+from tradefleet_runtime.tracing import EngineTracer, tracing_requested
 
 
 def _traced_run() -> list[object]:
