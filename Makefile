@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := examples/bots/eurusd-ema-cross.yaml
 
-.PHONY: all demo test lint typecheck pytest bench venv clean
+.PHONY: all demo test lint typecheck pytest bench venv clean prometheus
 
 all: test
 
@@ -35,7 +35,11 @@ $(MT5_WHEEL): tests/venues/mt5/tools/fetch_wheel.sh
 	sh tests/venues/mt5/tools/fetch_wheel.sh
 	@touch $@
 
-pytest: $(STAMP) $(MT5_WHEEL)
+# promtool and the Prometheus server (Debian's `prometheus` package) for tests/packaging.
+prometheus:
+	sh tools/install_prometheus.sh
+
+pytest: $(STAMP) $(MT5_WHEEL) prometheus
 	$(BIN)/pytest
 
 test: lint typecheck pytest

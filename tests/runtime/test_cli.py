@@ -17,9 +17,19 @@ ROOT = Path(__file__).resolve().parents[2]
 TRADEFLEET = str(Path(sys.executable).parent / "tradefleet")
 DEMO = ROOT / "examples" / "bots" / "eurusd-ema-cross.yaml"
 # Spelled out, not imported: the keys are a promise to scripts, and this test keeps it.
-JSON_KEYS = set(
-    ["trades", "win_rate", "net_pnl", "fees", "final_equity", "return_pct", "sharpe", "sortino", "max_drawdown_pct", "profit_factor", "exposure_pct"]
-)
+JSON_KEYS = {
+    "trades",
+    "win_rate",
+    "net_pnl",
+    "fees",
+    "final_equity",
+    "return_pct",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "profit_factor",
+    "exposure_pct",
+}
 
 
 def _tradefleet(*args: str) -> subprocess.CompletedProcess[str]:
