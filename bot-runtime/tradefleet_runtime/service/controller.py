@@ -111,7 +111,9 @@ class BotController:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.metrics.watch(lambda: self._snapshot, lambda: self.last_bar_wall)
+        timeframe = self.bot.manifest.spec.market.timeframe_s
+        interval = timeframe / self.speed if self.speed > 0 else float(timeframe)
+        self.metrics.watch(lambda: self._snapshot, lambda: self.last_bar_wall, interval)
         self._thread.start()
 
     def stop(self) -> None:

@@ -28,10 +28,14 @@ class SnapshotCollector(Collector):
     """Gauges read from the latest status snapshot when Prometheus scrapes."""
 
     def __init__(
-        self, snapshot: Callable[[], StatusSnapshot], last_bar_wall: Callable[[], float]
+        self,
+        snapshot: Callable[[], StatusSnapshot],
+        last_bar_wall: Callable[[], float],
+        bar_interval_s: float = 0.0,
     ) -> None:
         self._snapshot = snapshot
         self._last_bar_wall = last_bar_wall
+        self._bar_interval_s = bar_interval_s
 
     def collect(self) -> Iterator[Metric]:
         status = self._snapshot()
@@ -62,6 +66,12 @@ class SnapshotCollector(Collector):
             "Seconds since the last bar arrived (wall clock); -1 before the first.",
             time.time() - wall if wall else -1.0,
         )
+        if self._bar_interval_s > 0:
+            yield gauge(
+                "tradefleet_expected_bar_interval_seconds",
+                "Wall-clock seconds between bars (timeframe / replay speed): for no-bar alerts.",
+                self._bar_interval_s,
+            )
         yield gauge(
             "tradefleet_last_bar_timestamp_seconds",
             "Close time of the last bar handled (bot time).",
@@ -181,6 +191,9 @@ class RuntimeMetrics:
         return code
 
     def watch(
-        self, snapshot: Callable[[], StatusSnapshot], last_bar_wall: Callable[[], float]
+        self,
+        snapshot: Callable[[], StatusSnapshot],
+        last_bar_wall: Callable[[], float],
+        bar_interval_s: float = 0.0,
     ) -> None:
-        self.registry.register(SnapshotCollector(snapshot, last_bar_wall))
+        self.registry.register(SnapshotCollector(snapshot, last_bar_wall, bar_interval_s))
