@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -177,8 +177,7 @@ class Strategy:
         """Recompute what depends on params (periods, thresholds)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RiskContext:
+class RiskContext(NamedTuple):
     """The account state a risk plugin decides on (a snapshot: it never changes under it)."""
 
     ts: int

@@ -14,7 +14,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tradefleet_runtime.contracts import (
@@ -546,7 +546,7 @@ class Engine:
                 return None
             quantity = verdict.quantity
             if quantity != intent.quantity:
-                intent = replace(intent, quantity=quantity)
+                intent = intent._replace(quantity=quantity)
         if quantity is None:
             self._decide(
                 "engine.sizing",

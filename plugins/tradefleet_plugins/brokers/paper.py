@@ -63,6 +63,7 @@ class PaperBroker:
         self._known_ids: set[str] = set()
         self._fill_count = 0
         self._now = 0
+        self._instruments: dict[str, Instrument] = {}
 
     # -- Broker protocol ---------------------------------------------------------------------
 
@@ -70,16 +71,19 @@ class PaperBroker:
         self._cash = ctx.initial_capital
 
     def instrument(self, symbol: str) -> Instrument:
-        limits: InstrumentParams = self.params.instruments.get(
-            symbol, self.params.default_instrument
-        )
-        return Instrument(
-            symbol=symbol,
-            tick_size=limits.tick_size,
-            lot_step=limits.lot_step,
-            min_quantity=limits.min_quantity,
-            min_notional=limits.min_notional,
-        )
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            limits: InstrumentParams = self.params.instruments.get(
+                symbol, self.params.default_instrument
+            )
+            instrument = self._instruments[symbol] = Instrument(
+                symbol=symbol,
+                tick_size=limits.tick_size,
+                lot_step=limits.lot_step,
+                min_quantity=limits.min_quantity,
+                min_notional=limits.min_notional,
+            )
+        return instrument
 
     def submit(self, order: Order) -> OrderUpdate:
         order_id = order.client_order_id
