@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
@@ -69,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_command(commands)
     add_control_commands(commands)
+    # Commands other distributions add (the operator adds `fleet`) through the entry-point group
+    # `tradefleet.cli`: the runtime never imports them by name, and loads one only when used.
+    for extension in metadata.entry_points(group="tradefleet.cli"):
+        extra = commands.add_parser(
+            extension.name,
+            help=f"{extension.name} commands ({extension.value.split(':')[0]})",
+            add_help=False,
+        )
+        extra.add_argument("arguments", nargs=argparse.REMAINDER)
+        extra.set_defaults(extension=extension)
 
     plugins = commands.add_parser("plugins", help="plugin commands")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
@@ -83,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     err = Console(stderr=True)
     try:
+        extension = getattr(args, "extension", None)
+        if extension is not None:
+            run_extension: Callable[[list[str]], int] = extension.load()
+            return run_extension(list(args.arguments))  # main(argv after the command name)
         if getattr(args, "control_command", None):
             return run_control_command(args)
         if args.command == "backtest":

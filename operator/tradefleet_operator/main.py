@@ -1,0 +1,130 @@
+"""``tradefleet-operator``: run the kopf operator for ``TradingBot`` objects.
+
+::
+
+    tradefleet-operator --all-namespaces                  # or: -n team-a -n team-b
+    tradefleet-operator -A --metrics-port 9090 --liveness http://0.0.0.0:8080/healthz
+
+Peering keeps one operator active when several replicas run: each replica takes a random
+priority unless ``--priority`` is given, so exactly one (the highest) serves and the others wait
+(kopf freezes every replica when two share the highest priority). Logs are JSON lines.
+Metrics (prometheus_client): ``tradefleet_operator_reconciles_total{outcome}``,
+``tradefleet_operator_reconcile_seconds``, ``tradefleet_operator_bots{phase}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradefleet-operator", description="The tradefleet operator (TradingBot objects)."
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="serve this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="serve every namespace (default)"
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL ('' to disable)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=9090, help="0 disables metrics")
+    parser.add_argument("--peering", default="tradefleet", help="peering object's name")
+    parser.add_argument(
+        "--standalone", action="store_true", help="no peering (only one operator may run)"
+    )
+    parser.add_argument("--priority", type=int, help="peering priority (default: random)")
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=float(os.environ.get("TRADEFLEET_STATUS_INTERVAL", "10")),
+        help="seconds between two status reads of each bot",
+    )
+    parser.add_argument("--stop-timeout", type=float, default=20.0, help="deletion: wait for stop")
+    parser.add_argument("--rpc-timeout", type=float, default=3.0, help="gRPC call deadline")
+    parser.add_argument("--runtime-image", help="default image of the runtime pods")
+    parser.add_argument("--admission-port", type=int, help="serve the validating webhook here")
+    parser.add_argument("--admission-cert", help="webhook TLS certificate (PEM)")
+    parser.add_argument("--admission-key", help="webhook TLS private key (PEM)")
+    parser.add_argument("--admission-host", help="the webhook's Service DNS name")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
+    parser.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only")
+    parser.add_argument(
+        "--log-format", choices=["json", "plain"], default="json", help="log line format"
+    )
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> dict[str, Any]:
+    """What the startup handler reads from kopf's ``memo["options"]``."""
+    from tradefleet_operator.settings import OperatorSettings
+
+    settings = (
+        OperatorSettings(runtime_image=args.runtime_image)
+        if args.runtime_image
+        else OperatorSettings()
+    )
+    options: dict[str, Any] = {
+        "settings": settings,
+        "stop_timeout": args.stop_timeout,
+        "rpc_timeout": args.rpc_timeout,
+    }
+    if args.admission_port:
+        options["admission"] = {
+            "port": args.admission_port,
+            "certfile": args.admission_cert,
+            "pkeyfile": args.admission_key,
+            "host": args.admission_host,
+        }
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # The timer's interval is read when the handlers are imported.
+    os.environ["TRADEFLEET_STATUS_INTERVAL"] = str(args.status_interval)
+
+    import logging
+
+    import kopf
+
+    from tradefleet_operator import handlers  # registers the handlers
+
+    if args.admission_port:
+        handlers.register_admission()
+
+    kopf.configure(
+        verbose=args.verbose,
+        quiet=args.quiet,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)
+    priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness or None,
+        standalone=args.standalone,
+        peering_name=None if args.standalone else args.peering,
+        priority=None if args.standalone else priority,
+        memo=kopf.Memo(options=options_from(args)),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
