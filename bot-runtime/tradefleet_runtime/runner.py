@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -12,7 +10,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tradefleet_runtime.contracts import (
     Broker,
@@ -29,6 +26,7 @@ from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.report.metrics import Figures, compute_figures
+from tradefleet_runtime.spec.checks import config_hash, validate_plugins
 from tradefleet_runtime.spec.model import BotManifest, Mode
 from tradefleet_runtime.tracing import configure_from_env
 
@@ -49,42 +47,6 @@ class Bot:
     @property
     def name(self) -> str:
         return self.manifest.metadata.name
-
-
-def config_hash(manifest: BotManifest) -> str:
-    """A short hash of the spec: equal specs, equal hashes (rolls pods, names runs)."""
-    spec = manifest.spec.model_dump(mode="json", by_alias=True)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
-    """Every plugin exists, serves the bot's mode and gets valid params: one error per field."""
-    spec = manifest.spec
-    errors: list[FieldError] = []
-    checks: list[tuple[PluginKind, str, dict[str, Any], list[str | int]]] = [
-        (PluginKind.STRATEGY, spec.strategy.name, spec.strategy.params, ["spec", "strategy"]),
-        (PluginKind.BROKER, spec.broker.name, spec.broker.params, ["spec", "broker"]),
-    ]
-    if spec.data is not None:
-        checks.append((PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]))
-    for index, ref in enumerate(spec.risk):
-        checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
-    for kind, name, params, path in checks:
-        errors.extend(registry.check(kind, name, params, path)[1])
-    broker = registry.plugins.get((PluginKind.BROKER, spec.broker.name))
-    if (
-        broker is not None
-        and broker.spec.modes is not None
-        and spec.mode.value not in broker.spec.modes
-    ):
-        errors.append(
-            FieldError(
-                "spec.broker.name",
-                f"broker {spec.broker.name!r} cannot serve mode {spec.mode.value} "
-                f"(it serves {', '.join(sorted(broker.spec.modes))})",
-            )
-        )
-    return errors
 
 
 def assemble(

@@ -23,8 +23,8 @@ from typing import Any
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.runner import validate_plugins
 from tradefleet_runtime.spec import BotManifest, parse_manifest
+from tradefleet_runtime.spec.checks import validate_plugins
 
 #: The optional broker hook: given the broker's validated params and one symbol, True when the
 #: broker can map the symbol to an instrument. A broker plugin offers it as the attribute

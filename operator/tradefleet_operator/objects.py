@@ -47,9 +47,9 @@ from tradefleet_operator.settings import (
     WEBHOOK_DIR,
     OperatorSettings,
 )
-from tradefleet_runtime.runner import config_hash as runner_config_hash
 from tradefleet_runtime.service.auth import CONTROL_TOKEN_FILE, READ_TOKEN_FILE
 from tradefleet_runtime.spec import API_VERSION, KIND, BotManifest, parse_manifest
+from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
 
 #: Spec fields applied to the running bot over gRPC: changing them must not restart the pod.
 LIVE_FIELDS = ("paused", "emergencyStop")
@@ -167,7 +167,7 @@ def config_hash(body: Body) -> str:
     """Hash of what the pod runs: the spec without ``paused``/``emergencyStop`` (applied live).
 
     ``body`` is the TradingBot or its ``bot_config``. This is the runtime's own
-    ``tradefleet_runtime.runner.config_hash`` of the manifest with those two fields at their
+    ``tradefleet_runtime.spec.checks.config_hash`` of the manifest with those two fields at their
     defaults, so a runtime that is neither paused nor halted reports the same hash.
     """
     manifest = _manifest(body)
@@ -177,7 +177,9 @@ def config_hash(body: Body) -> str:
 
 def render_config(config: Mapping[str, Any]) -> str:
     """``bot.yaml`` text: stable key order, so an unchanged config renders byte-identical."""
-    return yaml.safe_dump(_plain(config), sort_keys=True, default_flow_style=False)
+    # libyaml's dumper writes the same text about four times faster (1,000 bots at startup).
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(_plain(config), Dumper=dumper, sort_keys=True, default_flow_style=False)
 
 
 # --- objects ---------------------------------------------------------------------------------

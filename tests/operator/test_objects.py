@@ -15,8 +15,8 @@ from tests.operator import validate_strict
 from tradefleet_operator import objects
 from tradefleet_operator.objects import ApiTokens
 from tradefleet_operator.settings import OperatorSettings
-from tradefleet_runtime.runner import config_hash as runtime_config_hash
 from tradefleet_runtime.spec import parse_manifest
+from tradefleet_runtime.spec.checks import config_hash as runtime_config_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = OperatorSettings(runtime_image="registry.example/tradefleet/runtime:1.2.3")

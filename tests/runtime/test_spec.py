@@ -10,8 +10,8 @@ import pytest
 
 from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.runner import validate_plugins
 from tradefleet_runtime.spec import load_manifest, parse_manifest
+from tradefleet_runtime.spec.checks import validate_plugins
 from tradefleet_runtime.spec.model import Mode
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,7 +37,6 @@ from tradefleet_runtime.runner import (
     Bot,
     apply_stop_policy,
     build_engine,
-    config_hash,
     feed_bars,
     start_journal,
 )
@@ -58,6 +57,7 @@ from tradefleet_runtime.service.api import (
 from tradefleet_runtime.service.events import EventHub, Subscription
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
+from tradefleet_runtime.spec.checks import config_hash
 
 log = logging.getLogger("tradefleet.service")
 

@@ -1,0 +1,51 @@
+"""Checks of a manifest against the installed plugins, and its config hash.
+
+Kept apart from the runner so that the operator (admission, desired state) can use them without
+importing the engine and its dependencies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from tradefleet_runtime.errors import FieldError
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.spec.model import BotManifest
+
+
+def config_hash(manifest: BotManifest) -> str:
+    """A short hash of the spec: equal specs, equal hashes (rolls pods, names runs)."""
+    spec = manifest.spec.model_dump(mode="json", by_alias=True)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
+    """Every plugin exists, serves the bot's mode and gets valid params: one error per field."""
+    spec = manifest.spec
+    errors: list[FieldError] = []
+    checks: list[tuple[PluginKind, str, dict[str, Any], list[str | int]]] = [
+        (PluginKind.STRATEGY, spec.strategy.name, spec.strategy.params, ["spec", "strategy"]),
+        (PluginKind.BROKER, spec.broker.name, spec.broker.params, ["spec", "broker"]),
+    ]
+    if spec.data is not None:
+        checks.append((PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]))
+    for index, ref in enumerate(spec.risk):
+        checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
+    for kind, name, params, path in checks:
+        errors.extend(registry.check(kind, name, params, path)[1])
+    broker = registry.plugins.get((PluginKind.BROKER, spec.broker.name))
+    if (
+        broker is not None
+        and broker.spec.modes is not None
+        and spec.mode.value not in broker.spec.modes
+    ):
+        errors.append(
+            FieldError(
+                "spec.broker.name",
+                f"broker {spec.broker.name!r} cannot serve mode {spec.mode.value} "
+                f"(it serves {', '.join(sorted(broker.spec.modes))})",
+            )
+        )
+    return errors
