@@ -41,13 +41,21 @@ def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
 
 def configure_from_env(service_name: str, bot: str) -> EngineTracer | None:
     """An engine tracer exporting as the ``OTEL_*`` variables say, or None when tracing is off."""
+    tracer = configure_tracer(service_name, {"tradefleet.bot": bot}, "tradefleet.engine")
+    return EngineTracer(tracer, bot) if tracer is not None else None
+
+
+def configure_tracer(
+    service_name: str, resource_attributes: Mapping[str, str], name: str
+) -> Any | None:
+    """An OpenTelemetry tracer exporting as the ``OTEL_*`` variables say, or None when off."""
     if not tracing_requested():
         return None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    resource = Resource.create({"service.name": service_name, "tradefleet.bot": bot})
+    resource = Resource.create({"service.name": service_name, **resource_attributes})
     provider = TracerProvider(resource=resource)
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
     exporter: Any
@@ -61,7 +69,7 @@ def configure_from_env(service_name: str, bot: str) -> EngineTracer | None:
     from opentelemetry import trace
 
     trace.set_tracer_provider(provider)
-    return EngineTracer(provider.get_tracer("tradefleet.engine"), bot)
+    return provider.get_tracer(name)
 
 
 class EngineTracer:

@@ -52,6 +52,7 @@ from tradefleet_operator.status import (
     status_changes,
     steer,
 )
+from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 
 __all__ = ["finalize", "poll_status", "reconcile", "register_admission", "startup", "validate"]
@@ -287,6 +288,7 @@ async def reconcile(
     new: dict[str, Any] = dict(current)
     generation = meta.get("generation")
     outcome = "ok"
+    span = start_reconcile_span(str(meta.get("name")), str(meta.get("namespace")), generation)
     try:
         # The runtime first: a halt must wait for nothing (not even the spec's hash).
         steered, snapshot = await steer(ctx, body, current, logger=logger)
@@ -341,6 +343,7 @@ async def reconcile(
     finally:
         RECONCILES.labels(outcome).inc()
         RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        end_reconcile_span(span, outcome)
         changes = status_changes(current, new)
         if changes:
             patch.status.update(changes)
