@@ -269,6 +269,25 @@ async def reconcile_objects(
     return outcomes
 
 
+# Spec fields applied to the running bot over gRPC; no child object depends on them.
+LIVE_FIELDS = frozenset({("spec", "paused"), ("spec", "emergencyStop")})
+
+
+def live_only_change(reason: str, diff: Any) -> bool:
+    """True for an update that changed nothing but live fields (and metadata)."""
+    if reason != "update" or not diff:
+        return False
+    for item in diff:
+        path = tuple(item[1])
+        if path[:1] == ("metadata",):
+            continue
+        if path[:2] not in LIVE_FIELDS and path not in {("spec",)}:
+            return False
+        if path == ("spec",):
+            return False
+    return True
+
+
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
@@ -279,6 +298,8 @@ async def reconcile(
     patch: kopf.Patch,
     memo: kopf.Memo,
     logger: kopf.Logger,
+    reason: str = "",
+    diff: Any = (),
     **_: Any,
 ) -> None:
     """Bring the runtime and every child object to the spec; write only what changed."""
@@ -309,6 +330,11 @@ async def reconcile(
             )  # fmt: skip
             return
 
+        if live_only_change(reason, diff) and current.get("configHash") == config_hash:
+            # Only live fields changed (pause, emergency stop): steered over gRPC above, and no
+            # object depends on them. Skipping the object pass keeps a fleet-wide stop fast.
+            new["observedGeneration"] = generation
+            return
         try:
             fresh = not current.get("configHash")  # never reconciled: create without reading
             outcomes = await reconcile_objects(ctx, body, config_hash, fresh=fresh)
