@@ -7,7 +7,6 @@ requests never touches the engine's thread.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable
 
@@ -84,10 +83,6 @@ class HttpServer:
             if sockets:
                 self.port = sockets[0].getsockname()[1]
 
-    def run(self, coroutine: object) -> object:
-        """Run a coroutine on the server's loop from another thread."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
-
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
@@ -100,6 +95,3 @@ class HttpServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
-
-def dumps(data: object) -> str:
-    return json.dumps(data, sort_keys=True)
