@@ -3,7 +3,7 @@
 An id is a pure function of (bot, bar time, symbol, intent number within that bar), so a retry
 or a restart that replays the same bar produces the same id, and the venue's duplicate-id check
 turns a second submission into a no-op instead of a second order. Ids stay within the venues'
-limits: Binance allows 36 characters, an MT5 order comment keeps about 31; ours are at most 24
+limits: Binance allows 36 characters, an MT5 order comment keeps about 31; ours are at most 25
 (bracket children add three).
 """
 
@@ -36,8 +36,11 @@ def _symbol_tag(symbol: str) -> str:
 
 
 def client_order_id(prefix: str, ts: int, symbol: str, sequence: int) -> str:
-    """The id of the ``sequence``-th order a bot sent for ``symbol`` at bar time ``ts``."""
-    return f"{prefix}{_symbol_tag(symbol)}{_base36(ts)}{_base36(sequence)}"
+    """The id of the ``sequence``-th order a bot sent for ``symbol`` at bar time ``ts``.
+
+    Hexadecimal time (formatted in C, on the per-order path) and a base-36 sequence.
+    """
+    return f"{prefix}{_symbol_tag(symbol)}{ts:x}{_base36(sequence)}"
 
 
 def child_order_id(parent_id: str, role: str) -> str:
