@@ -5,8 +5,9 @@ Writes ``bench/results/operator.json``:
 - ``reconcile_all_s``: from the apply until every bot has its five objects (ConfigMap, Secret,
   PVC, headless Service, Deployment) and a ``status.phase``;
 - ``rss_mb``: the operator process's peak resident memory during the run;
-- ``fleet_stop_s``: ``fleet stop`` of every bot (``set_emergency_stop``: all patches at once)
-  until every runtime got its ``EmergencyStop`` call; ``fleet_stop_patched_s``: the patches alone;
+- ``fleet_stop_s``: ``fleet stop`` of every bot (``set_emergency_stop``: all patches at once,
+  then ``halt_directly``: every runtime called at once, as the CLI does) until every runtime got
+  its ``EmergencyStop`` call; ``fleet_stop_patched_s``: the patches alone;
 - ``api_busy_s`` / ``api_share``: time the API counterpart spent serving requests, and its share
   of ``reconcile_all_s`` (so that the API is shown not to be the bottleneck);
 - ``requests``: requests served by method; ``requests_per_bot``.
@@ -41,7 +42,7 @@ import jsonpatch
 import psutil
 from aiohttp import web
 
-from tradefleet_operator.fleet import KubeApi, set_emergency_stop
+from tradefleet_operator.fleet import KubeApi, halt_directly, set_emergency_stop
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -428,6 +429,8 @@ async def run(bots: int) -> dict[str, Any]:
                 stop={"reason": "bench", "flatten": False},
             )
             patched_s = time.perf_counter() - stop_started
+            # What `tradefleet fleet stop` does next: call every reachable runtime at once.
+            results = await halt_directly(kube, results, "bench", False)
             await asyncio.wait_for(runtimes.all_stopped.wait(), 120)
             fleet_stop_s = time.perf_counter() - stop_started
         finally:

@@ -1,8 +1,9 @@
 """Fleet-wide commands, and the small Kubernetes REST client they and the operator share.
 
 ``tradefleet fleet stop --selector team=a --reason "..." [--flatten]`` sets ``spec.emergencyStop``
-on every matching ``TradingBot`` in one go (all patches in flight at once); the operator then
-fans the gRPC ``EmergencyStop`` calls out concurrently, so a whole fleet halts in about a second.
+on every matching ``TradingBot`` in one go (all patches in flight at once), then also calls every
+runtime it can reach directly, all at once; the operator enforces the spec for the rest (and
+for good), so a whole fleet halts in about a second.
 ``tradefleet fleet resume --selector team=a`` removes it again.
 
 The lead wires the commands into the ``tradefleet`` CLI with :func:`add_fleet_commands` and
@@ -311,6 +312,8 @@ class FleetResult:
     namespace: str
     name: str
     error: str = ""
+    halted_directly: bool = False
+    bot: Mapping[str, Any] | None = None
 
 
 async def set_emergency_stop(
@@ -332,9 +335,50 @@ async def set_emergency_stop(
             await api.patch(path, patch)
         except KubeError as error:
             return FleetResult(meta.get("namespace", ""), meta["name"], str(error))
-        return FleetResult(meta.get("namespace", ""), meta["name"])
+        return FleetResult(meta.get("namespace", ""), meta["name"], bot=bot)
 
     return list(await asyncio.gather(*(one(bot) for bot in bots)))
+
+
+async def halt_directly(
+    api: KubeApi, results: Sequence[FleetResult], reason: str, flatten: bool, timeout: float = 2.0
+) -> list[FleetResult]:
+    """Also send ``EmergencyStop`` to every patched bot's runtime at once, best effort.
+
+    The spec patch is what makes a halt stick (the operator enforces it); this only makes it
+    land sooner, without waiting for the operator to work through a whole fleet's events. A
+    runtime this process cannot reach (outside the cluster, no right to read the token Secret)
+    is simply left to the operator.
+    """
+    # Imported here: status.py imports this module, and needs kopf (the operator extra).
+    from tradefleet_operator import objects
+    from tradefleet_operator.settings import OperatorSettings
+    from tradefleet_operator.status import Call, RuntimeClients, token_secret_name
+
+    settings = OperatorSettings()
+    clients = RuntimeClients(timeout=timeout)
+    call = Call("EmergencyStop", reason, flatten)
+
+    async def one(result: FleetResult) -> FleetResult:
+        if result.error or result.bot is None:
+            return result
+        try:
+            secret = await api.get(
+                api_path("v1", "secrets", result.namespace, token_secret_name(result.name))
+            )
+            tokens = objects.tokens_from_secret(secret)
+            if tokens is None:
+                return result
+            address = objects.runtime_address(result.bot, settings)
+            await asyncio.wait_for(clients.invoke(address, tokens.control, call), timeout)
+        except Exception:  # unreachable, forbidden, slow: the operator will do it
+            return result
+        return FleetResult(result.namespace, result.name, halted_directly=True, bot=result.bot)
+
+    try:
+        return list(await asyncio.gather(*(one(result) for result in results)))
+    finally:
+        await clients.close()
 
 
 def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
@@ -357,6 +401,11 @@ def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
     common(stop)
     stop.add_argument("--reason", required=True, help="why; journaled by every bot")
     stop.add_argument("--flatten", action="store_true", help="also close every position")
+    stop.add_argument(
+        "--no-direct",
+        action="store_true",
+        help="only patch the specs; do not also call the runtimes (the operator will)",
+    )
     resume = commands.add_parser("resume", help="clear the emergency stop of every matching bot")
     common(resume)
     return fleet
@@ -382,13 +431,16 @@ async def _run(args: argparse.Namespace) -> int:
         results = await set_emergency_stop(
             api, selector=args.selector, namespace=namespace, stop=stop
         )
+        if stop is not None and not args.no_direct:
+            results = await halt_directly(api, results, args.reason, bool(args.flatten))
     finally:
         await api.close()
     verb = "stopped" if args.fleet_command == "stop" else "resumed"
     failed = [result for result in results if result.error]
     for result in results:
         line = f"{result.namespace}/{result.name}: "
-        print(line + (f"FAILED {result.error}" if result.error else verb))
+        how = " (halted directly)" if result.halted_directly else ""
+        print(line + (f"FAILED {result.error}" if result.error else verb + how))
     print(f"{len(results) - len(failed)} of {len(results)} bots {verb}")
     return 1 if failed or not results else 0
 

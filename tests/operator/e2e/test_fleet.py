@@ -36,7 +36,10 @@ def fleet(*argv: str) -> int:
 
 
 def test_fleet_stop_halts_the_selected_bots_only(
-    cluster: Cluster, operator: Operator, runtimes: dict[str, ServeProcess]
+    cluster: Cluster,
+    operator: Operator,
+    runtimes: dict[str, ServeProcess],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name, team in TEAMS.items():
         cluster.create(token_secret(name))
@@ -54,6 +57,7 @@ def test_fleet_stop_halts_the_selected_bots_only(
         halted = runtimes[name].wait_for(lambda s: s.halted, timeout=10, every=0.05)
         assert halted.halt_reason == "desk closed"
     elapsed = time.monotonic() - started
+    assert capsys.readouterr().out.count("(halted directly)") == 2  # reachable: called at once
     print(f"fleet stop: both runtimes halted {elapsed:.2f}s after the command started")
     assert elapsed < 5, f"the fleet took {elapsed:.1f}s to halt"
     bot = cluster.bot("a-one")
@@ -72,4 +76,15 @@ def test_fleet_stop_halts_the_selected_bots_only(
     assert fleet("resume", "--selector", "team=a", "-n", NS) == 0
     for name in ("a-one", "a-two"):
         runtimes[name].wait_for(lambda s: not s.halted, timeout=10)
+
+    # Without the direct calls the operator alone turns the patched specs into halts.
+    assert (
+        fleet("stop", "--selector", "team=a", "--reason", "via operator", "-n", NS, "--no-direct")
+        == 0
+    )
+    assert "(halted directly)" not in capsys.readouterr().out
+    for name in ("a-one", "a-two"):
+        halted = runtimes[name].wait_for(lambda s: s.halted, timeout=15, every=0.05)
+        assert halted.halt_reason == "via operator"
+    assert fleet("resume", "--selector", "team=a", "-n", NS) == 0
     assert fleet("stop", "--selector", "team=nobody", "--reason", "x", "-n", NS) == 1
