@@ -50,9 +50,7 @@ def rss_mb(pid: int) -> float:
 
 
 def bench_latency(folder: Path) -> dict[str, float]:
-    manifest = signal_bot_manifest().replace(
-        "max_signal_age_s: 30}", "max_signal_age_s: 30, allow_pyramiding: true}"
-    )
+    manifest = signal_bot_manifest(pyramiding=True)  # every signal adds a resting order
     serve = ServeProcess(folder, manifest, speed=60, extra=["--webhook-rate", "1000000"]).start()
     try:
         stub = serve.stub()

@@ -20,6 +20,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from tradefleet_operator.objects import plain
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -47,8 +48,8 @@ def validate_trading_bot(body: Mapping[str, Any], registry: PluginRegistry) -> l
     document = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": _plain(body.get("metadata") or {}),
-        "spec": _plain(body.get("spec")),
+        "metadata": plain(body.get("metadata") or {}),
+        "spec": plain(body.get("spec")),
     }
     try:
         manifest = parse_manifest(document)
@@ -233,11 +234,3 @@ def _under(field: str, prefix: str) -> bool:
 
 def _unique(errors: Iterable[FieldError]) -> list[FieldError]:
     return list(dict.fromkeys(errors))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -29,7 +29,9 @@ HMAC_KEY = "hmac-PLANTED-SECRET-c0ffee"
 SECRETS = (CONTROL_TOKEN, READ_TOKEN, HMAC_KEY)
 
 
-def signal_bot_manifest(name: str = "signal-bot", entry_order: str = "limit") -> str:
+def paper_bot_manifest(name: str, strategy: str, *, flatten_on_stop: bool = False) -> str:
+    """A paper TradingBot on the bundled EURUSD hours; ``strategy`` is its YAML flow mapping."""
+    flatten = "true" if flatten_on_stop else "false"
     return textwrap.dedent(
         f"""
         apiVersion: tradefleet.io/v1alpha1
@@ -37,9 +39,7 @@ def signal_bot_manifest(name: str = "signal-bot", entry_order: str = "limit") ->
         metadata: {{name: {name}}}
         spec:
           mode: paper
-          strategy:
-            name: external-signal
-            params: {{entry_order: {entry_order}, max_entry_deviation_pct: 3, max_signal_age_s: 30}}
+          strategy: {strategy}
           market: {{symbols: [EURUSD], timeframe: 1h}}
           broker: {{name: paper, params: {{fee_bps: 0.2, slippage_bps: 0.3, leverage: 30}}}}
           data: {{name: csv, params: {{path: {EURUSD}}}}}
@@ -47,29 +47,23 @@ def signal_bot_manifest(name: str = "signal-bot", entry_order: str = "limit") ->
             - name: fixed-fractional
               params: {{risk_per_trade: 0.01, max_leverage: 5}}
           capital: {{currency: USD, initial: 100000}}
+          onStop: {{cancelOpenOrders: true, flattenPositions: {flatten}}}
         """
     )
 
 
-def ema_bot_manifest(name: str = "ema-bot") -> str:
-    return textwrap.dedent(
-        f"""
-        apiVersion: tradefleet.io/v1alpha1
-        kind: TradingBot
-        metadata: {{name: {name}}}
-        spec:
-          mode: paper
-          strategy: {{name: ema-cross, params: {{fast: 3, slow: 8}}}}
-          market: {{symbols: [EURUSD], timeframe: 1h}}
-          broker: {{name: paper, params: {{fee_bps: 0.2, slippage_bps: 0.3, leverage: 30}}}}
-          data: {{name: csv, params: {{path: {EURUSD}}}}}
-          risk:
-            - name: fixed-fractional
-              params: {{risk_per_trade: 0.01, max_leverage: 5}}
-          capital: {{currency: USD, initial: 100000}}
-          onStop: {{cancelOpenOrders: true, flattenPositions: false}}
-        """
-    )
+def signal_bot_manifest(
+    name: str = "signal-bot", entry_order: str = "limit", *, pyramiding: bool = False
+) -> str:
+    params = f"entry_order: {entry_order}, max_entry_deviation_pct: 3, max_signal_age_s: 30"
+    if pyramiding:
+        params += ", allow_pyramiding: true"
+    return paper_bot_manifest(name, f"{{name: external-signal, params: {{{params}}}}}")
+
+
+def ema_bot_manifest(name: str = "ema-bot", *, fast: int = 3, flatten_on_stop: bool = False) -> str:
+    strategy = f"{{name: ema-cross, params: {{fast: {fast}, slow: 8}}}}"
+    return paper_bot_manifest(name, strategy, flatten_on_stop=flatten_on_stop)
 
 
 @dataclass

@@ -41,7 +41,7 @@ import kopf
 import yaml
 
 import tradefleet_operator.handlers  # noqa: F401  (registers the handlers)
-from tests.e2e.serve_process import EURUSD
+from tests.e2e.serve_process import ema_bot_manifest
 
 CRD = "tradefleet.io/v1alpha1/tradingbots"
 NS = "trading"
@@ -359,28 +359,9 @@ def bot_manifest(
     fast: int = 3,
 ) -> dict[str, Any]:
     """A paper TradingBot (ema-cross on EURUSD H1) whose runtime is reached at ``address``."""
-    text = textwrap.dedent(
-        f"""
-        apiVersion: tradefleet.io/v1alpha1
-        kind: TradingBot
-        metadata:
-          name: {name}
-          namespace: {namespace}
-          annotations: {{tradefleet.io/runtime-address: "{address}"}}
-        spec:
-          mode: paper
-          strategy: {{name: ema-cross, params: {{fast: {fast}, slow: 8}}}}
-          market: {{symbols: [EURUSD], timeframe: 1h}}
-          broker: {{name: paper, params: {{fee_bps: 0.2, slippage_bps: 0.3, leverage: 30}}}}
-          data: {{name: csv, params: {{path: {EURUSD}}}}}
-          risk:
-            - name: fixed-fractional
-              params: {{risk_per_trade: 0.01, max_leverage: 5}}
-          capital: {{currency: USD, initial: 100000}}
-          onStop: {{cancelOpenOrders: true, flattenPositions: true}}
-        """
-    )
-    bot: dict[str, Any] = yaml.safe_load(text)
+    bot: dict[str, Any] = yaml.safe_load(ema_bot_manifest(name, fast=fast, flatten_on_stop=True))
+    bot["metadata"]["namespace"] = namespace
+    bot["metadata"]["annotations"] = {"tradefleet.io/runtime-address": address}
     if labels:
         bot["metadata"]["labels"] = labels
     return bot
