@@ -36,6 +36,24 @@ def _start(journal: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _wait_for_run(journal: Path, runs: int, process: subprocess.Popen[bytes]) -> None:
+    """Until the process has started its run (its `runs` row is committed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        if journal.exists():
+            db = sqlite3.connect(journal, timeout=5)
+            try:
+                if db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= runs:
+                    return
+            except sqlite3.OperationalError:
+                pass  # the schema is being created
+            finally:
+                db.close()
+        time.sleep(0.02)
+    raise AssertionError(f"run {runs} did not start within 60 s")
+
+
 def _equity_timestamps(db: sqlite3.Connection) -> list[int]:
     stamps: list[int] = []
     for (blob,) in db.execute("SELECT ts FROM equity_chunks"):
@@ -47,9 +65,10 @@ def _equity_timestamps(db: sqlite3.Connection) -> list[int]:
 def test_paper_bot_sigkilled_and_restarted_20_times(tmp_path: Path) -> None:
     journal = tmp_path / "paper.sqlite"
     rng = random.Random(7)
-    for _ in range(KILLS):
+    for life in range(KILLS):
         process = _start(journal)
-        time.sleep(rng.uniform(1.2, 2.0))  # start-up (imports, restore) plus some trading
+        _wait_for_run(journal, life + 1, process)
+        time.sleep(rng.uniform(0.05, 0.8))  # somewhere in its trading
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     final = _start(journal)

@@ -348,12 +348,26 @@ class BotController:
         return self._snapshot
 
     def submit_signal(self, signal: Signal) -> SignalResult:
+        """Hand a signal to the bot. ``signal_id`` is an idempotency key: a repeat of an id the
+        journal knows (this run or an earlier one) returns the first outcome and does nothing
+        else, so a sender may retry after a timeout without doubling an order."""
+
         def handle() -> SignalResult:
-            accepted, reason, order_id = self._engine().handle_signal(signal)
+            engine = self._engine()
+            if signal.signal_id:
+                first = self.journal.signal_outcome(signal.signal_id)
+                if first is not None:
+                    self.metrics.signals.labels(self.bot.name, "repeated").inc()
+                    return SignalResult(first[0], first[1], first[2])
+            accepted, reason, order_id = engine.handle_signal(signal)
+            if signal.signal_id:
+                self.journal.record_signal(
+                    signal.signal_id, engine.now, accepted, reason, order_id
+                )
             outcome = "accepted" if accepted else "refused"
             self.metrics.signals.labels(self.bot.name, outcome).inc()
             self.hub.publish(
-                self._engine().now,
+                engine.now,
                 EventKind.SIGNAL,
                 f"signal {signal.direction} {signal.symbol} {outcome}"
                 + (f": {reason}" if reason else ""),

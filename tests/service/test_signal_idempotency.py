@@ -1,0 +1,106 @@
+"""`signal_id` is an idempotency key: a repeat returns the first outcome and sends nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.service.api import Direction, Signal
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.session import assemble
+from tradefleet_runtime.spec import parse_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
+
+
+def _controller(journal: Journal) -> BotController:
+    manifest = parse_manifest(
+        {
+            "apiVersion": "tradefleet.io/v1alpha1",
+            "kind": "TradingBot",
+            "metadata": {"name": "signal-bot"},
+            "spec": {
+                "mode": "paper",
+                "strategy": {
+                    "name": "external-signal",
+                    "params": {"max_signal_age_s": 3600, "allow_pyramiding": True},
+                },
+                "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+                "broker": {"name": "paper"},
+                "data": {"name": "csv", "params": {"path": str(DATA), "gap_policy": "trade"}},
+                "risk": [{"name": "fixed-size", "params": {"quantity": 1000}}],
+                "capital": {"currency": "USD", "initial": 100000},
+            },
+        }
+    )
+    registry = PluginRegistry.discover()
+    bot = assemble(manifest, registry, ROOT)
+    return BotController(bot, journal, registry, speed=0.0001)
+
+
+def _signal(signal_id: str) -> Signal:
+    return Signal(
+        symbol="EURUSD",
+        direction=Direction.BUY,
+        entry=1.0500,
+        stop_loss=1.0000,
+        take_profit=1.1000,
+        signal_id=signal_id,
+        received_at=time.time(),
+    )
+
+
+def _wait_for_a_bar(controller: BotController) -> None:
+    deadline = time.monotonic() + 20
+    while controller.get_status().bars < 1:
+        assert time.monotonic() < deadline, controller.failure
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "j.sqlite", durable=True)
+
+
+def test_repeated_signal_id_returns_the_first_outcome_and_sends_one_order(
+    journal: Journal, tmp_path: Path
+) -> None:
+    controller = _controller(journal)
+    controller.start()
+    try:
+        _wait_for_a_bar(controller)
+        signal = _signal("sig-42")
+        first = controller.submit_signal(signal)
+        again = controller.submit_signal(signal)
+        orders_after = [o for o in controller.list_orders(True) if o.parent_id is None]
+        other = controller.submit_signal(_signal("sig-43"))
+    finally:
+        controller.stop()
+        controller.wait(20)
+    assert first.accepted, first.reason
+    assert again == first
+    assert len(orders_after) == 1
+    assert other.accepted and other.client_order_id != first.client_order_id
+    rows = journal.query("SELECT signal_id, accepted FROM signals ORDER BY signal_id")
+    assert [r[0] for r in rows] == ["sig-42", "sig-43"]
+    journal.close()
+
+    # After a restart the key still holds: the journal remembers it.
+    restarted_journal = Journal(tmp_path / "j.sqlite", durable=True)
+    restarted = _controller(restarted_journal)
+    restarted.start()
+    try:
+        _wait_for_a_bar(restarted)
+        replay = restarted.submit_signal(_signal("sig-42"))
+        orders = [o for o in restarted.list_orders(True) if o.parent_id is None]
+    finally:
+        restarted.stop()
+        restarted.wait(20)
+        restarted_journal.close()
+    assert replay == first
+    assert orders == []  # nothing new in the restarted run
