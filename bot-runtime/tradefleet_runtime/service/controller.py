@@ -361,9 +361,7 @@ class BotController:
                     return SignalResult(first[0], first[1], first[2])
             accepted, reason, order_id = engine.handle_signal(signal)
             if signal.signal_id:
-                self.journal.record_signal(
-                    signal.signal_id, engine.now, accepted, reason, order_id
-                )
+                self.journal.record_signal(signal.signal_id, engine.now, accepted, reason, order_id)
             outcome = "accepted" if accepted else "refused"
             self.metrics.signals.labels(self.bot.name, outcome).inc()
             self.hub.publish(

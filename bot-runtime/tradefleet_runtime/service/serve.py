@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -50,6 +51,20 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--journal", type=Path, help="journal file (default journals/NAME.sqlite)")
     serve.add_argument("--grace", type=float, default=25.0, help="seconds to stop after SIGTERM")
     serve.add_argument("--log-format", choices=["json", "text"], default="json")
+    serve.add_argument(
+        "--failure-file",
+        type=Path,
+        default=os.environ.get("TRADEFLEET_FAILURE_FILE") or None,
+        help="write why the bot failed here before exiting 1 (a container's termination "
+        "message file; default $TRADEFLEET_FAILURE_FILE)",
+    )
+
+
+def _write_failure(path: Path, reason: str) -> None:
+    try:
+        path.write_text(reason[:4000] + "\n")  # Kubernetes keeps 4 KiB of it
+    except OSError as error:
+        log.error("could not write the failure reason to %s: %s", path, error)
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -128,7 +143,10 @@ def run_serve(args: argparse.Namespace) -> int:
         log.error("the engine did not stop within the grace period")
         return 1
     if controller.phase is Phase.FAILED:
-        # Kubernetes must see a failed bot as failed (a restart, an alert), never as done.
+        # Kubernetes must see a failed bot as failed (a restart, an alert), never as done; the
+        # reason goes to the termination message, where the pod's status shows it.
         log.error("bot %s failed: %s", bot.name, controller.failure)
+        if args.failure_file is not None:
+            _write_failure(args.failure_file, controller.failure)
         return 1
     return 0

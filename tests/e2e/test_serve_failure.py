@@ -1,0 +1,82 @@
+"""A bot that fails makes `tradefleet serve` exit non-zero, with the reason where it shows."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.serve_process import ServeProcess, ema_bot_manifest
+
+
+def _mount_small_disk(folder: Path, size: str) -> bool:
+    folder.mkdir()
+    if shutil.which("mount") is None:
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        timeout=10,
+    )
+    return done.returncode == 0
+
+
+def test_serve_exits_non_zero_when_its_bot_fails(tmp_path: Path) -> None:
+    """Regression: the journal's disk filled, the log said "bot failed", and the process
+    printed `stopped` and exited 0, so Kubernetes believed the pod finished cleanly."""
+    disk = tmp_path / "small-disk"
+    if not _mount_small_disk(disk, "400k"):
+        pytest.skip("needs to mount a small tmpfs (root with mount rights)")
+    try:
+        failure = tmp_path / "termination-log"
+        serve = ServeProcess(
+            tmp_path,
+            ema_bot_manifest("full-disk-bot"),
+            speed=3_600_000,
+            journal=disk / "journal.sqlite",
+            extra=["--failure-file", str(failure)],
+        ).start()
+        try:
+            assert serve.process is not None
+            code = serve.process.wait(120)
+        finally:
+            serve.kill()
+        time.sleep(0.2)  # the reader threads drain the pipes
+        output = serve.output()
+        assert code == 1, output
+        assert "full" in failure.read_text()  # "the disk failed or is full (...)"
+        assert str(disk / "journal.sqlite") in failure.read_text()
+        assert '"stopped"' in output  # it did shut down its servers
+        assert "Traceback" not in "".join(serve.stdout)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
+
+
+def test_a_bot_failing_at_start_exits_non_zero_and_journals_why(tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2017-01-02 00:00,1.05,1.06,1.04,1.05,10\n"
+        "2017-01-02 01:00,1.05,nan,1.04,1.05,10\n"
+    )
+    manifest = ema_bot_manifest("bad-data-bot").replace(
+        str(Path(__file__).resolve().parents[2] / "data" / "EURUSD_H1_2017.csv"), str(data)
+    )
+    assert str(data) in manifest
+    serve = ServeProcess(tmp_path, manifest, speed=3600).start()
+    try:
+        assert serve.process is not None
+        code = serve.process.wait(60)
+    finally:
+        serve.kill()
+    assert code == 1, serve.output()
+    db = sqlite3.connect(serve.journal or "")
+    status = db.execute("SELECT status, summary FROM runs").fetchall()
+    events = [r[0] for r in db.execute("SELECT message FROM events WHERE kind = 'run_failed'")]
+    db.close()
+    assert status[0][0] == "failed" and "bad.csv" in status[0][1]
+    assert events and "bad.csv" in events[0]
