@@ -22,8 +22,9 @@ from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.logs import configure_logging
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.runner import assemble
+from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.controller import BotController
-from tradefleet_runtime.service.http_server import HttpServer, build_app
+from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build_app
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.spec import Mode, load_manifest
 
@@ -43,6 +44,24 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--webhook-keys", type=Path, help="folder of HMAC keys: enables the webhook")
     serve.add_argument("--webhook-allow", action="append", default=[], help="allowed source CIDR")
     serve.add_argument("--webhook-rate", type=int, default=60, help="signals per minute per key")
+    serve.add_argument(
+        "--http-header-timeout",
+        type=float,
+        default=limits.HTTP_HEADER_TIMEOUT_S,
+        help="seconds for a request's headers to arrive, else the connection is closed",
+    )
+    serve.add_argument(
+        "--http-body-timeout",
+        type=float,
+        default=limits.HTTP_BODY_TIMEOUT_S,
+        help="seconds for a request's body to arrive after its headers, else it is closed",
+    )
+    serve.add_argument(
+        "--http-max-connections",
+        type=int,
+        default=limits.HTTP_MAX_CONNECTIONS,
+        help="open HTTP connections at once; more are answered 503",
+    )
     serve.add_argument(
         "--speed", type=float, default=1.0, help="replay speed of a csv feed (0: no waiting)"
     )
@@ -68,6 +87,15 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        http_limits = HttpLimits(
+            header_timeout_s=args.http_header_timeout,
+            body_timeout_s=args.http_body_timeout,
+            max_connections=args.http_max_connections,
+        )
+    except ValueError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 2
     registry = PluginRegistry.discover()
     bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
     journal_path = args.journal or Path("journals") / f"{bot.name}.sqlite"
@@ -83,7 +111,7 @@ def run_serve(args: argparse.Namespace) -> int:
             controller, args.webhook_keys, args.webhook_allow, args.webhook_rate
         )
     http_host, http_port = _split(args.http)
-    http = HttpServer(build_app(controller, add_routes), http_host, http_port)
+    http = HttpServer(build_app(controller, add_routes), http_host, http_port, http_limits)
 
     from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
     from tradefleet_runtime.service.grpc_server import build_grpc_server

@@ -123,6 +123,7 @@ from pydantic import (
     model_validator,
 )
 
+from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import Direction, Signal, SignalResult
 
 __all__ = [
@@ -196,7 +197,7 @@ class WebhookConfig:
     rate_per_minute: int = 60
     allow_from: list[str] = field(default_factory=list)  # CIDRs; empty: any source
     trust_forwarded_for: bool = False  # use X-Forwarded-For's first hop (behind a proxy only)
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = limits.MAX_BODY_BYTES
     submit_timeout_s: float = 10.0  # the bot must answer within this, else 503
     replay_memory_max: int = 100_000  # remembered signatures/nonces, over all keys
 
