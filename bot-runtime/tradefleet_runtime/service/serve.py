@@ -8,24 +8,27 @@ spec's stop policy, flush the journal, name every open position, exit 0 within t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.logs import configure_logging
-from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.runner import assemble
 from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build_app
 from tradefleet_runtime.service.metrics import RuntimeMetrics
+from tradefleet_runtime.service.webhook_routes import signal_symbols
 from tradefleet_runtime.spec import Mode, load_manifest
 
 log = logging.getLogger("tradefleet.serve")
@@ -68,6 +71,19 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--journal", type=Path, help="journal file (default journals/NAME.sqlite)")
     serve.add_argument("--grace", type=float, default=25.0, help="seconds to stop after SIGTERM")
     serve.add_argument("--log-format", choices=["json", "text"], default="json")
+
+
+def strategy_params_schema(controller: BotController) -> Callable[[], Mapping[str, Any] | None]:
+    """The JSON Schema of the bot's strategy params, made once on first use, for UpdateParams'
+    checks in front of the params model."""
+
+    @functools.cache
+    def schema() -> Mapping[str, Any] | None:
+        name = controller.bot.manifest.spec.strategy.name
+        model = controller.registry.get(PluginKind.STRATEGY, name).spec.params
+        return model.model_json_schema()
+
+    return schema
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -121,6 +137,8 @@ def run_serve(args: argparse.Namespace) -> int:
         address=args.grpc,
         auth=TokenAuth(args.auth_dir) if args.auth_dir is not None else None,
         tls=TlsFiles.from_directory(args.tls_dir) if args.tls_dir is not None else None,
+        known_symbols=signal_symbols(controller),
+        params_schema=strategy_params_schema(controller),
     )
     endpoint.server.start()
 
