@@ -236,3 +236,20 @@ def test_limits_must_be_sane() -> None:
         HttpLimits(header_timeout_s=0)
     with pytest.raises(ValueError, match="max_connections"):
         HttpLimits(max_connections=0)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "GET /ok HTTP/1.1\r\nX-Long: " + "a" * 9000 + "\r\n\r\n",
+        "GET /ok HTTP/1.1\r\n" + "".join(f"X-H{i}: v\r\n" for i in range(100)) + "\r\n",
+        "GET /" + "p" * 9000 + " HTTP/1.1\r\n\r\n",
+    ],
+    ids=["long-header-line", "too-many-headers", "long-request-line"],
+)
+def test_oversized_headers_are_refused(server: HttpServer, head: str) -> None:
+    with _connect(server.port) as sock:
+        sock.sendall(head.encode())
+        sock.settimeout(5)
+        assert sock.recv(4096).split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+        assert _closed_within(sock, 5)
