@@ -346,3 +346,25 @@ def test_undecodable_request_is_invalid_argument(
     error = refused(call, raw, "request")
     assert ("tradefleet-field", "request") in tuple(error.trailing_metadata() or ())
     assert control.calls == [] and control.signals == []
+
+
+def test_event_streams_beyond_the_limit_are_resource_exhausted(
+    control: FakeControlPlane,
+) -> None:
+    """However many worker threads, at most MAX_EVENT_STREAMS subscriptions run at once."""
+    with (
+        running_server(control, max_workers=4 * limits.MAX_EVENT_STREAMS) as endpoint,
+        grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
+    ):
+        stub = pb_grpc.RuntimeServiceStub(channel)
+        streams = [stub.StreamEvents(pb.StreamEventsRequest(), timeout=10)]
+        for _ in range(limits.MAX_EVENT_STREAMS - 1):
+            streams.append(stub.StreamEvents(pb.StreamEventsRequest(), timeout=10))
+        for stream in streams:
+            stream.initial_metadata()  # each subscription exists
+        assert control.subscribers == limits.MAX_EVENT_STREAMS
+        extra = stub.StreamEvents(pb.StreamEventsRequest(), timeout=10)
+        extra.initial_metadata()
+        assert extra.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for stream in streams:
+            stream.cancel()

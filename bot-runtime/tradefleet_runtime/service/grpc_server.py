@@ -365,8 +365,6 @@ def _check_signal_id(signal_id: str) -> None:
 def signal_from_proto(message: pb.SubmitSignalRequest, *, received_at: float) -> Signal:
     """The request as a :class:`Signal`, checked by :func:`validate_signal` exactly as the
     webhook checks its body; ``ControlError`` naming the request's field otherwise."""
-    if not message.symbol:
-        raise ControlError("a symbol is required", field="symbol")
     direction = _DIRECTIONS.get(message.direction)
     if direction is None:
         raise ControlError("give DIRECTION_BUY or DIRECTION_SELL", field="direction")
