@@ -17,22 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tradefleet_runtime.errors import DataError, PluginError, SpecError
+from tradefleet_runtime.errors import DataError, JournalError, PluginError, SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.report.metrics import compute_figures
 from tradefleet_runtime.report.table import report_table
-from tradefleet_runtime.runner import (
-    RunOutcome,
-    assemble,
-    feed_bars,
-    paced,
-    run_bars,
-    start_journal,
-)
 from tradefleet_runtime.service.cli_control import add_control_commands, run_control_command
 from tradefleet_runtime.service.serve import add_serve_command, run_serve
+from tradefleet_runtime.session import BotSession, RunOutcome, assemble, wall_clock
 from tradefleet_runtime.spec import Mode, load_manifest
 
 PROGRESS_EVERY = 2048
@@ -115,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, PluginError) as error:
         err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
         return 2
+    except JournalError as error:
+        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        return 1
 
 
 def _journal_path(given: Path | None, bot: str) -> Path:
@@ -143,11 +139,11 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
     journal = Journal(_journal_path(args.journal, bot.name), batched=True)
     try:
-        start_journal(bot, journal)
-        bars = feed_bars(bot)
+        session = BotSession(bot, journal)
         if not args.no_progress and not args.json and bot.feed is not None:
-            bars = _with_progress(bars, bot.feed.report().bars, err)
-        outcome = run_bars(bot, journal, bars)
+            total = bot.feed.report().bars
+            session.pacer = lambda bars: _with_progress(iter(bars), total, err)
+        outcome = session.run_to_end()
     finally:
         journal.close()
     if args.plot:
@@ -192,7 +188,10 @@ def _json_figures(outcome: RunOutcome) -> dict[str, object]:
 
 def _print_outcome(out: Console, name: str, outcome: RunOutcome) -> None:
     result = outcome.result
-    out.print(report_table(f"{name}: {result.bars:,} bars", outcome.figures, result.currency))
+    title = f"{name}: {result.bars:,} bars"
+    if result.history_bars:
+        title += f" (after {result.history_bars:,} bars of warm-up)"
+    out.print(report_table(title, outcome.figures, result.currency))
     if result.feed is not None:
         for note in result.feed.notes:
             out.print(f"data: {note}")
@@ -225,12 +224,14 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     journal = Journal(_journal_path(args.journal, bot.name), durable=True)
     try:
-        start_journal(bot, journal)
         out.print(
             f"{bot.name}: paper trading {', '.join(manifest.spec.market.symbols)} "
             f"(speed {args.speed:g}×); Ctrl-C stops"
         )
-        outcome = run_bars(bot, journal, paced(feed_bars(bot), args.speed, stop), stop.is_set)
+        session = BotSession(
+            bot, journal, pacer=wall_clock(args.speed, stop), should_stop=stop.is_set
+        )
+        outcome = session.run_to_end()
     finally:
         journal.close()
         for sig, handler in previous.items():
@@ -258,9 +259,7 @@ def _report(args: argparse.Namespace, out: Console) -> int:
         run = chosen[0]
         timestamps, equity, exposure = journal.equity_curve(run.run_id)
         trades = journal.trades(run.run_id)
-        fees = journal.query(
-            "SELECT COALESCE(SUM(fee), 0) FROM fills WHERE run_id = ?", run.run_id
-        )[0][0]
+        fees = journal.fees(run.run_id)
     finally:
         journal.close()
     figures = compute_figures(
@@ -296,6 +295,8 @@ def _plugins_list(args: argparse.Namespace, out: Console) -> int:
                 "version": plugin.spec.version,
                 "source": plugin.source,
                 "summary": plugin.spec.summary,
+                "contract": plugin.spec.contract,
+                "capabilities": sorted(c.value for c in plugin.spec.declared),
                 "params": params,
                 "params_schema": schema,
             }
@@ -304,15 +305,21 @@ def _plugins_list(args: argparse.Namespace, out: Console) -> int:
         out.print_json(json.dumps(rows))
         return 0
     table = Table(title="tradefleet plugins")
-    for column in ("kind", "name", "version", "source", "params (* required)"):
+    for column in ("kind", "name", "version", "source", "capabilities", "params (* required)"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(str(row[key]) for key in ("kind", "name", "version", "source", "params")))
+        row["capabilities"] = ", ".join(row["capabilities"]) or "-"
+        table.add_row(
+            *(
+                str(row[key])
+                for key in ("kind", "name", "version", "source", "capabilities", "params")
+            )
+        )
     out.print(table)
     for (kind, name), sources in registry.conflicts.items():
         out.print(f"[yellow]conflict[/]: {kind} {name!r} provided by {', '.join(sources)}")
     for problem in registry.load_errors:
-        out.print(f"[red]load error[/]: {problem}")
+        out.print(f"[red]load error[/]: {problem}", highlight=False)
     return 0
 
 

@@ -255,6 +255,11 @@ class FeedRequest:
     symbols: tuple[str, ...]
     timeframe_s: int
     base_dir: Path = field(default_factory=Path.cwd)
+    # A live feed sends this many bars of history first (the strategy's warm-up) ...
+    warmup_bars: int = 0
+    # ... and then every bar closing after this time (0: none handled yet). A restarted bot
+    # has handled bars up to here; a replaying feed may start anywhere before it.
+    resume_after_ts: int = 0
 
 
 @dataclass(slots=True)

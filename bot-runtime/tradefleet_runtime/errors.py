@@ -46,3 +46,7 @@ def join_path(parts: Iterable[str | int]) -> str:
         else:
             text += f".{part}" if text else part
     return text
+
+
+class JournalError(RuntimeError):
+    """A journal file cannot be opened or written; the message names the file and the cause."""

@@ -8,7 +8,7 @@ order it is asked about.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -187,3 +187,37 @@ class RiskDecision(NamedTuple):
     @classmethod
     def veto(cls, reason: str, code: str = "") -> RiskDecision:
         return cls(RiskAction.VETO, 0.0, reason, code)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One round trip: from flat (or a reversal) back to flat (or the next reversal)."""
+
+    symbol: str
+    direction: int  # +1 long, -1 short
+    quantity: float
+    entry_ts: int
+    exit_ts: int
+    entry_price: float
+    exit_price: float
+    gross_pnl: float
+    fees: float
+
+    @property
+    def net_pnl(self) -> float:
+        return self.gross_pnl - self.fees
+
+
+@dataclass
+class CarriedState:
+    """What a bot's earlier runs left in its journal: the account and orders to carry over."""
+
+    initial_capital: float
+    fills: list[Fill] = field(default_factory=list)
+    working: list[tuple[Order, float]] = field(default_factory=list)  # (order, filled so far)
+    unacknowledged: list[Order] = field(default_factory=list)
+    runs: int = 0
+    # Every client order id the bot ever journaled: none of them may be sent again as new.
+    known_order_ids: frozenset[str] = frozenset()
+    # Close time of the last bar the bot fully handled (0: none); a restart resumes after it.
+    last_bar_ts: int = 0

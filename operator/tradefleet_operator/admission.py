@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tradefleet_operator.objects import plain
+from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -91,15 +92,16 @@ def name_problems(
 def symbols_mappable(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
     """Symbols the bot's broker says it cannot trade, one error per symbol.
 
-    A broker answers through an optional ``knows_symbol(params, symbol) -> bool`` attribute of
-    its ``PluginSpec``. Brokers without it (``paper`` accepts any symbol) are not asked.
+    A broker that declares the ``knows-symbols`` capability answers through the
+    ``knows_symbol(params, symbol) -> bool`` of its ``PluginSpec``. Brokers without it
+    (``paper`` accepts any symbol) are not asked.
     """
     broker = manifest.spec.broker
     plugin = registry.plugins.get((PluginKind.BROKER, broker.name))
     if plugin is None:
         return []  # validate_plugins already names spec.broker.name
-    check: SymbolCheck | None = getattr(plugin.spec, "knows_symbol", None)
-    if check is None or not callable(check):
+    check: SymbolCheck | None = plugin.spec.knows_symbol
+    if not plugin.spec.has(Capability.KNOWS_SYMBOLS) or check is None:
         return []
     params, problems = registry.check(
         PluginKind.BROKER, broker.name, broker.params, ["spec", "broker"]

@@ -10,7 +10,7 @@ from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
-from tradefleet_runtime.plugins import PluginKind, PluginSpec, hookimpl
+from tradefleet_runtime.sdk import Capability, PluginKind, PluginSpec, hookimpl
 
 VERSION = "0.1.0"
 
@@ -33,6 +33,7 @@ def tradefleet_strategies() -> list[PluginSpec]:
             factory="tradefleet_plugins.strategies.external_signal:ExternalSignal",
             params=ExternalSignalParams,
             summary="Trades signals pushed through the webhook or SubmitSignal, checked first.",
+            capabilities=frozenset({Capability.TAKES_SIGNALS}),
         ),
     ]
 
@@ -70,6 +71,7 @@ def tradefleet_brokers() -> list[PluginSpec]:
             params=PaperBrokerParams,
             summary="Simulated venue: fees, slippage, margin, SL/TP, fills on later bars.",
             modes=frozenset({"backtest", "paper"}),
+            capabilities=frozenset({Capability.RESTORES_ACCOUNT}),
         )
     ]
 

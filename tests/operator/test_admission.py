@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tradefleet_operator import admission
+from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.errors import FieldError
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry, RegisteredPlugin
 
@@ -123,12 +124,15 @@ def test_not_a_mapping_and_wrong_kind(registry: PluginRegistry) -> None:
 
 @dataclass(frozen=True)
 class _SpecWithSymbols:
-    """A broker PluginSpec offering the proposed ``knows_symbol`` hook."""
+    """A broker PluginSpec declaring the ``knows-symbols`` capability."""
 
     inner: Any
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def has(self, capability: Capability) -> bool:
+        return capability is Capability.KNOWS_SYMBOLS or bool(self.inner.has(capability))
 
     @staticmethod
     def knows_symbol(params: Any, symbol: str) -> bool:

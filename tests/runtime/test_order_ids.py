@@ -7,8 +7,8 @@ import re
 from tests.runtime.helpers import Scripted, bar, make_engine, run
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
-from tradefleet_runtime.engine.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.model import Order, OrderStatus, Side
+from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
 
 BINANCE_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 

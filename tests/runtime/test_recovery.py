@@ -11,7 +11,6 @@ from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
-from tradefleet_runtime.engine.recovery import load_carried_state
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderType
 from tradefleet_runtime.spec.model import Mode
@@ -31,7 +30,7 @@ def _engine(journal: Journal, run_id: str, strategy: Scripted) -> Engine:
         manifest={},
     )
     config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
-    return Engine(config, strategy, broker, journal)
+    return Engine(config, strategy, broker, journal, restorer=broker)
 
 
 def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:
@@ -53,7 +52,7 @@ def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:
     second = Journal(path, durable=True)
     survivor = Scripted()
     restarted = _engine(second, "run-2", survivor)
-    carried = load_carried_state(second, "bot")
+    carried = second.carried_state("bot")
     assert carried is not None and carried.runs == 1
     summary = restarted.restore(carried)
     assert "1 earlier run" in summary
@@ -75,4 +74,4 @@ def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:
 
 def test_a_backtest_never_inherits_state(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite")
-    assert load_carried_state(journal, "bot") is None
+    assert journal.carried_state("bot") is None

@@ -127,7 +127,7 @@ def test_paused_bot_vetoes_entries_but_not_exits() -> None:
     from tests.runtime.helpers import make_engine
 
     engine = make_engine(strategy)
-    engine.paused = True
+    engine.state.pause("test")
     engine.run(BARS)
     assert strategy.fills == []
     assert _decisions(engine)[0][:2] == ("engine.paused", "veto")

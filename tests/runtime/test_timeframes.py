@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.runtime.helpers import HOUR, T0, Scripted, bar, run
+from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.contracts import Subscription
-from tradefleet_runtime.engine.aggregator import BarAggregator
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
 

@@ -80,7 +80,7 @@ def test_off_by_default_the_sdk_is_not_even_imported() -> None:
         "import sys\n"
         "from tradefleet_runtime.tracing import configure_from_env\n"
         "assert configure_from_env('x', 'y') is None\n"
-        "import tradefleet_runtime.runner, tradefleet_runtime.engine.engine\n"
+        "import tradefleet_runtime.session, tradefleet_runtime.engine.engine\n"
         "print('opentelemetry.sdk' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}

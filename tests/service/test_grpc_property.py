@@ -31,12 +31,12 @@ from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.runner import assemble
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.grpc_server import build_grpc_server
 from tradefleet_runtime.service.serve import strategy_params_schema
 from tradefleet_runtime.service.webhook_routes import signal_symbols
+from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import load_manifest
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RuntimeService"]

@@ -1,5 +1,10 @@
 """The event engine: one loop per bot.
 
+The engine wires the parts that each do one job — the strategy's context (``context``), the
+working orders and brackets (``order_book``), the way from intent to order (``risk_driver``),
+the kill switch and locks (``trading_state``), the account (``portfolio``) — and runs the loop.
+It writes through the ``JournalWriter`` protocol and knows no storage.
+
 For every closed base bar, in time order: the broker matches working orders against it (fills),
 the portfolio is marked to its close, higher-timeframe bars that closed are built, the strategy
 sees the bar, and the intents it queued pass the risk chain and go to the broker. At the end of
@@ -17,6 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tradefleet_runtime.aggregation import BarAggregator
+from tradefleet_runtime.capabilities import AccountRestorer, RiskLockHolder, SignalReceiver
 from tradefleet_runtime.contracts import (
     Broker,
     FeedReport,
@@ -25,31 +32,31 @@ from tradefleet_runtime.contracts import (
     Strategy,
     Subscription,
 )
-from tradefleet_runtime.engine.aggregator import BarAggregator
-from tradefleet_runtime.engine.order_ids import bot_prefix, child_order_id, client_order_id
-from tradefleet_runtime.engine.portfolio import Portfolio, Trade
-from tradefleet_runtime.engine.recovery import CarriedState
-from tradefleet_runtime.engine.risk_chain import judge, round_down
-from tradefleet_runtime.journal.sqlite import Journal
+from tradefleet_runtime.engine.context import BotContext
+from tradefleet_runtime.engine.journal_port import JournalWriter
+from tradefleet_runtime.engine.order_book import OrderBook
+from tradefleet_runtime.engine.portfolio import Portfolio
+from tradefleet_runtime.engine.risk_driver import RiskDriver
+from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.model import (
     Bar,
+    CarriedState,
     Fill,
     Instrument,
     Order,
     OrderIntent,
     OrderStatus,
-    OrderType,
     OrderUpdate,
     Position,
     RiskAction,
     RiskDecision,
-    Side,
+    Trade,
 )
+from tradefleet_runtime.order_ids import bot_prefix, client_order_id
+from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.tracing import EngineTracer
 
 log = logging.getLogger("tradefleet.engine")
-
-_QTY_EPSILON = 1e-12
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class RunResult:
     orders: int
     fills: int
     feed: FeedReport | None = None
+    history_bars: int = 0  # bars shown to the strategy as warm-up or resume history, not traded
     run_id: str = ""
     journal_path: str = ""
 
@@ -110,24 +118,23 @@ class EngineListener(Protocol):
 
 
 @dataclass
-class _WorkingOrder:
-    order: Order
-    filled: float = 0.0
-
-
-@dataclass
 class EngineStats:
     bars: int = 0
     orders: int = 0
     fills: int = 0
     rejected: int = 0
+    history_bars: int = 0  # bars the strategy saw as history (warm-up, already handled)
+    warmup_intents: int = 0  # orders a strategy asked for while warming up (dropped)
+    known_ids_skipped: int = 0  # intents whose id an earlier run already sent (not re-sent)
     risk_decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class Engine:
     """Runs one bot: a strategy, its risk chain and a broker, journaling as it goes.
 
-    The engine is the strategy's :class:`~tradefleet_runtime.contracts.StrategyContext`.
+    Optional abilities arrive typed, from the plugins' declared capabilities: ``signals`` (the
+    strategy takes external signals), ``lock_holders`` (risk plugins with locks) and
+    ``restorer`` (a broker that rebuilds its account from journaled fills).
     """
 
     def __init__(
@@ -135,23 +142,42 @@ class Engine:
         config: EngineConfig,
         strategy: Strategy,
         broker: Broker,
-        journal: Journal,
+        journal: JournalWriter,
         risk: Sequence[tuple[str, RiskPlugin]] = (),
         *,
         leverage: float = 1.0,
+        signals: SignalReceiver | None = None,
+        lock_holders: Sequence[tuple[str, RiskLockHolder]] = (),
+        restorer: AccountRestorer | None = None,
     ) -> None:
         self.config = config
         self.strategy = strategy
         self.broker = broker
         self.journal = journal
         self.risk = list(risk)
+        self.signals = signals
+        self.restorer = restorer
         self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
+        self.book = OrderBook()
+        self.state = TradingState(
+            paused=config.paused,
+            pause_reason="spec.paused" if config.paused else "",
+            lock_holders=tuple(lock_holders),
+        )
         self.stats = EngineStats()
-        self.paused = config.paused
-        self.pause_reason = "spec.paused" if config.paused else ""
-        # The kill switch: while halted, every order that is not reduce-only is vetoed first.
-        self.halted = False
-        self.halt_reason = ""
+        self.ctx = BotContext(
+            config.bot_name,
+            config.symbols,
+            config.base_timeframe_s,
+            self.portfolio,
+            self.book,
+            self.instrument,
+            self.cancel,
+            lambda kind, message, data: self.journal.record_event(self._now, kind, message, data),
+        )
+        self.driver = RiskDriver(
+            self.risk, self.state, self.instrument, self._risk_context, self._decide
+        )
         # Called for orders, fills, risk decisions and state changes when set (the service sets
         # it; backtests leave it None and pay nothing).
         self.listener: EngineListener | None = None
@@ -159,14 +185,14 @@ class Engine:
         self.tracer: EngineTracer | None = None
         self.last_veto: RiskDecision | None = None
         self.last_order_id = ""
+        # Client order ids earlier runs journaled: an intent that gets one is never re-sent.
+        self.known_ids: frozenset[str] = frozenset()
         self._prefix = bot_prefix(config.bot_name)
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
         self._now = 0
         self._sequence_ts = -1
         self._sequence = 0
-        self._intents: list[OrderIntent] = []
-        self._working: dict[str, _WorkingOrder] = {}
         self._instruments: dict[str, Instrument] = {}
         self._peak_equity = config.initial_capital
         self._next_day = 0
@@ -179,7 +205,7 @@ class Engine:
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
 
-    # -- StrategyContext ---------------------------------------------------------------------
+    # -- what the service and reports read ---------------------------------------------------
 
     @property
     def now(self) -> int:
@@ -190,16 +216,8 @@ class Engine:
         return self._symbols
 
     @property
-    def base_timeframe_s(self) -> int:
-        return self.config.base_timeframe_s
-
-    @property
     def equity(self) -> float:
         return self.portfolio.equity()
-
-    @property
-    def cash(self) -> float:
-        return self.portfolio.cash
 
     @property
     def peak_equity(self) -> float:
@@ -209,8 +227,27 @@ class Engine:
     def day_start_equity(self) -> float:
         return self._day_start_equity
 
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    @property
+    def pause_reason(self) -> str:
+        return self.state.pause_reason
+
+    @property
+    def halted(self) -> bool:
+        return self.state.halted
+
+    @property
+    def halt_reason(self) -> str:
+        return self.state.halt_reason
+
     def position(self, symbol: str) -> Position:
         return self.portfolio.position(symbol)
+
+    def open_orders(self, symbol: str | None = None) -> Sequence[Order]:
+        return self.book.orders(symbol)
 
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -218,77 +255,23 @@ class Engine:
             instrument = self._instruments[symbol] = self.broker.instrument(symbol)
         return instrument
 
-    def submit(self, intent: OrderIntent) -> None:
-        self._intents.append(intent)
-
-    def buy(
-        self,
-        symbol: str,
-        quantity: float | None = None,
-        *,
-        order_type: OrderType = OrderType.MARKET,
-        price: float | None = None,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        tag: str = "",
-    ) -> None:
-        self._intents.append(
-            OrderIntent(
-                symbol, Side.BUY, quantity, order_type, price, stop_loss, take_profit, False, tag
-            )
-        )
-
-    def sell(
-        self,
-        symbol: str,
-        quantity: float | None = None,
-        *,
-        order_type: OrderType = OrderType.MARKET,
-        price: float | None = None,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        tag: str = "",
-    ) -> None:
-        self._intents.append(
-            OrderIntent(
-                symbol, Side.SELL, quantity, order_type, price, stop_loss, take_profit, False, tag
-            )
-        )
-
-    def close(self, symbol: str, tag: str = "") -> None:
-        for working in list(self._working.values()):
-            if working.order.symbol == symbol:
-                self.cancel(working.order.client_order_id)
-        quantity = self.portfolio.position(symbol).quantity
-        if quantity:
-            side = Side.SELL if quantity > 0 else Side.BUY
-            self._intents.append(
-                OrderIntent(symbol, side, abs(quantity), reduce_only=True, tag=tag or "close")
-            )
-
     def cancel(self, client_order_id: str) -> None:
-        if client_order_id not in self._working:
+        if client_order_id not in self.book:
             return
         update = self.broker.cancel(client_order_id)
         if update is not None:
             self._on_order_update(update)
 
-    def open_orders(self, symbol: str | None = None) -> Sequence[Order]:
-        return [
-            w.order for w in self._working.values() if symbol is None or w.order.symbol == symbol
-        ]
-
-    def log(self, message: str, **fields: Any) -> None:
-        log.info("%s: %s %s", self.config.bot_name, message, fields or "")
-        self.journal.record_event(self._now, "strategy", message, fields or None)
+    def close(self, symbol: str, tag: str = "") -> None:
+        self.ctx.close(symbol, tag)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         subscriptions = self.strategy.subscriptions(self._symbols, self.config.base_timeframe_s)
         self._wire(subscriptions)
-        self.strategy.ctx = self
-        self.strategy.on_start(self)
+        self.strategy.ctx = self.ctx
+        self.strategy.on_start(self.ctx)
         self._started = True
 
     def _wire(self, subscriptions: Iterable[Subscription]) -> None:
@@ -312,8 +295,43 @@ class Engine:
                 )
         self._base_symbols = frozenset(base_symbols)
 
-    def run(self, bars: Iterable[Bar], should_stop: Callable[[], bool] | None = None) -> None:
+    def catch_up(self, bars: Iterable[Bar]) -> int:
+        """Show the strategy bars from before the bot's start (warm-up history, or bars an
+        earlier run already handled), so it rebuilds its state; returns how many.
+
+        The broker does not see them, no equity is recorded, and the orders the strategy asks
+        for are dropped (counted): those bars are history, already traded or never tradable.
+        """
+        if not self._started:
+            self.start()
+        strategy_on_bar = self.strategy.on_bar
+        marks = self.portfolio.marks
+        intents = self.ctx.intents
+        count = 0
+        for bar in bars:
+            count += 1
+            marks[bar[0]] = bar[6]
+            self.ctx.now = self._now = bar[2] + bar[1]
+            if self._aggregators:
+                self._aggregate(bar, strategy_on_bar)
+            elif bar[0] in self._base_symbols:
+                strategy_on_bar(bar)
+            if intents:
+                self.stats.warmup_intents += len(intents)
+                intents.clear()
+        self.stats.history_bars += count
+        return count
+
+    def run(
+        self,
+        bars: Iterable[Bar],
+        should_stop: Callable[[], bool] | None = None,
+        *,
+        warmup: bool = False,
+    ) -> None:
         """Consume bars until they end or ``should_stop()`` says so (checked per timestamp).
+
+        With ``warmup`` the strategy's orders are dropped (counted): it is still learning.
 
         This is the hot loop: about a microsecond a bar is the budget, so the end-of-timestamp
         snapshot is inlined and attributes are bound to locals.
@@ -321,13 +339,14 @@ class Engine:
         if not self._started:
             self.start()
         strategy_on_bar = self.strategy.on_bar
+        ctx = self.ctx
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio
         marks = portfolio.marks
         open_positions = portfolio.open_positions
         base_symbols = self._base_symbols
         aggregators = self._aggregators
-        intents = self._intents
+        intents = self.ctx.intents
         timeframe = self.config.base_timeframe_s
         chunk = self.config.equity_chunk
         ts_append = self._equity_ts.append
@@ -374,7 +393,7 @@ class Engine:
                 self._on_broker_events(events)
             symbol = bar[0]
             marks[symbol] = bar[6]
-            self._now = ts + bar[1]
+            ctx.now = self._now = ts + bar[1]
             if tracer is not None:
                 started = time.time_ns()
             if aggregators:
@@ -382,13 +401,16 @@ class Engine:
             elif symbol in base_symbols:
                 strategy_on_bar(bar)
             if intents:
-                if tracer is None:
-                    self._process_intents()
+                if warmup:
+                    self.stats.warmup_intents += len(intents)
+                    intents.clear()
+                elif tracer is None:
+                    self._process_intents(replay=True)
                 else:
                     attributes = {"tradefleet.symbol": symbol, "tradefleet.bar_ts": ts}
                     with tracer.decision("bar", attributes, started):
                         tracer.signal(intents)
-                        self._process_intents()
+                        self._process_intents(replay=True)
         if current is not None:
             equity, exposure = portfolio.equity_and_exposure()
             ts_append(current + timeframe)
@@ -446,6 +468,7 @@ class Engine:
             orders=self.stats.orders,
             fills=self.stats.fills,
             feed=feed,
+            history_bars=self.stats.history_bars,
             run_id=self.journal.run_id,
             journal_path=self.journal.path,
         )
@@ -480,10 +503,14 @@ class Engine:
         """Pass queued intents through the risk chain to the broker now (outside a bar)."""
         self._process_intents()
 
-    def _process_intents(self) -> None:
-        while self._intents:
-            intent = self._intents.pop(0)
-            self._process_intent(intent)
+    def _process_intents(self, replay: bool = False) -> None:
+        """Send the queued intents. ``replay``: they come from a bar, which an earlier run may
+        have handled already (it crashed before recording the bar): an id it journaled is then
+        that very order and is not sent again. Intents from signals and control calls are new
+        whatever their time, and take the next free id instead."""
+        intents = self.ctx.intents
+        while intents:
+            self._process_intent(intents.pop(0), replay)
 
     def _decide(
         self, plugin: str, intent: OrderIntent, order_id: str, decision: RiskDecision
@@ -505,85 +532,38 @@ class Engine:
             client_order_id=order_id,
         )
 
-    def _process_intent(self, intent: OrderIntent) -> None:
+    def _process_intent(self, intent: OrderIntent, replay: bool = False) -> None:
         # The order's decisions and the order itself are journaled in one transaction, which
         # commits before the broker sees the order (write-ahead).
         with self.journal.grouped():
-            order = self._decide_order(intent)
+            order = self._decide_order(intent, replay)
         if order is not None:
             self._send(order)
 
-    def _decide_order(self, intent: OrderIntent) -> Order | None:
+    def _decide_order(self, intent: OrderIntent, replay: bool = False) -> Order | None:
         if intent.symbol not in self._symbol_set:
             self.journal.record_event(
                 self._now, "order_refused", f"{intent.symbol!r} is not one of the bot's symbols"
             )
             return None
         order_id = self._next_order_id(intent.symbol)
-        if self.halted and not intent.reduce_only:
-            veto = RiskDecision.veto(f"bot is halted: {self.halt_reason}", "halted")
-            self._decide("engine.halted", intent, order_id, veto)
-            return None
-        if self.paused and not intent.reduce_only:
-            veto = RiskDecision.veto("bot is paused", "paused")
-            self._decide("engine.paused", intent, order_id, veto)
-            return None
-        context: RiskContext | None = None
-        quantity = intent.quantity
-        for name, plugin in self.risk:
-            if context is None:
-                context = self._risk_context(intent.symbol)
-            try:
-                decision = plugin.check(intent, context)
-            except Exception as error:  # a broken plugin vetoes, it never lets an order through
-                log.exception("risk plugin %s failed", name)
-                decision = RiskDecision.veto(
-                    f"{name} failed: {type(error).__name__}: {error}", "plugin_fault"
-                )
-            verdict = judge(name, quantity, decision)
-            self._decide(name, intent, order_id, verdict.decision)
-            if verdict.vetoed:
-                return None
-            quantity = verdict.quantity
-            if quantity != intent.quantity:
-                intent = intent._replace(quantity=quantity)
-        if quantity is None:
-            self._decide(
-                "engine.sizing",
-                intent,
-                order_id,
-                RiskDecision.veto(
-                    "order has no quantity and no sizer in spec.risk decided one", "unsized"
-                ),
+        while order_id in self.known_ids and not replay:
+            order_id = self._next_order_id(intent.symbol)
+        if order_id in self.known_ids:
+            # An earlier run sent this very order (the bot is handling a bar again after a
+            # crash): its fate is in the journal and at the venue; sending it again could fill
+            # it twice.
+            self.stats.known_ids_skipped += 1
+            self.journal.record_event(
+                self._now,
+                "order_known",
+                f"{order_id}: already sent by an earlier run; not sent again",
+                {"client_order_id": order_id},
             )
             return None
-        instrument = self.instrument(intent.symbol)
-        rounded = round_down(quantity, instrument.lot_step)
-        if rounded <= 0.0 or rounded < instrument.min_quantity:
-            self._decide(
-                "engine.sizing",
-                intent,
-                order_id,
-                RiskDecision.veto(
-                    f"quantity {quantity:g} rounds to {rounded:g}, below the instrument minimum "
-                    f"{instrument.min_quantity:g}",
-                    "below_minimum",
-                ),
-            )
+        order = self.driver.order_for(intent, order_id, self._now)
+        if order is None:
             return None
-        order = Order(
-            client_order_id=order_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            quantity=rounded,
-            order_type=intent.order_type,
-            price=intent.price,
-            stop_loss=intent.stop_loss,
-            take_profit=intent.take_profit,
-            reduce_only=intent.reduce_only,
-            created_ts=self._now,
-            tag=intent.tag,
-        )
         self.stats.orders += 1
         self.last_order_id = order.client_order_id
         self.journal.record_order(order, OrderStatus.PENDING, self._now)
@@ -591,7 +571,7 @@ class Engine:
 
     def _send(self, order: Order) -> None:
         """Hand a journaled (pending) order to the broker and journal its answer."""
-        self._working[order.client_order_id] = _WorkingOrder(order)
+        self.book.add(order)
         if self.tracer is None:
             self._on_order_update(self.broker.submit(order))
             return
@@ -599,7 +579,7 @@ class Engine:
             self._on_order_update(self.broker.submit(order))
 
     def _on_order_update(self, update: OrderUpdate) -> None:
-        working = self._working.get(update.client_order_id)
+        working = self.book.get(update.client_order_id)
         if working is None:
             return
         if self.listener is not None:
@@ -612,7 +592,7 @@ class Engine:
             update.venue_order_id,
         )
         if update.status.is_final:
-            del self._working[update.client_order_id]
+            self.book.remove(update.client_order_id)
             if update.status is OrderStatus.REJECTED:
                 self.stats.rejected += 1
                 self.journal.record_event(
@@ -635,54 +615,18 @@ class Engine:
         trades_before = len(portfolio.trades)
         portfolio.apply(fill)
         position = portfolio.positions[fill.symbol]
-        working = self._working.get(fill.client_order_id)
-        status = OrderStatus.FILLED
-        if working is not None:
-            working.filled += fill.quantity
-            order = working.order
-            if working.filled + _QTY_EPSILON * max(order.quantity, 1.0) < order.quantity:
-                status = OrderStatus.PARTIALLY_FILLED
-            else:
-                del self._working[fill.client_order_id]
-            if order.stop_loss is not None or order.take_profit is not None:
-                self._register_bracket(order, fill)
+        status, order, children = self.book.on_fill(fill)
+        for child in children:
+            self.journal.record_order(child, OrderStatus.OPEN, fill.ts)
         closed = [
             (seq, portfolio.trades[seq]) for seq in range(trades_before, len(portfolio.trades))
         ]
         self.journal.record_fill(fill, position, status, closed)
         if self.listener is not None:
-            self.listener.on_fill(fill, working.order if working is not None else None, position)
+            self.listener.on_fill(fill, order, position)
         if self.tracer is not None:
-            self.tracer.fill(fill, working.order.parent_id if working is not None else None)
+            self.tracer.fill(fill, order.parent_id if order is not None else None)
         self.strategy.on_fill(fill)
-
-    def _register_bracket(self, parent: Order, fill: Fill) -> None:
-        """Track the SL/TP children a broker works once their parent filled."""
-        group = parent.client_order_id
-        for role, order_type, price in (
-            ("sl", OrderType.STOP, parent.stop_loss),
-            ("tp", OrderType.LIMIT, parent.take_profit),
-        ):
-            if price is None:
-                continue
-            child_id = child_order_id(parent.client_order_id, role)
-            if child_id in self._working:
-                continue
-            child = Order(
-                client_order_id=child_id,
-                symbol=parent.symbol,
-                side=parent.side.opposite,
-                quantity=parent.quantity,
-                order_type=order_type,
-                price=price,
-                reduce_only=True,
-                parent_id=parent.client_order_id,
-                oco_group=group,
-                created_ts=fill.ts,
-                tag="stop_loss" if role == "sl" else "take_profit",
-            )
-            self._working[child_id] = _WorkingOrder(child)
-            self.journal.record_order(child, OrderStatus.OPEN, fill.ts)
 
     def snapshot_equity(self) -> None:
         """Journal the equity snapshots not yet written (for live bots between bars)."""
@@ -696,37 +640,31 @@ class Engine:
             self.listener.on_state(kind, message)
 
     def pause(self, who: str, reason: str) -> None:
-        if self.paused:
-            return
-        self.paused, self.pause_reason = True, reason
-        self._state("paused", f"paused by {who}: {reason}", {"who": who, "reason": reason})
+        if self.state.pause(reason):
+            self._state("paused", f"paused by {who}: {reason}", {"who": who, "reason": reason})
 
     def resume(self, who: str, reason: str) -> None:
         """Clear a pause and a halt."""
-        if not self.paused and not self.halted:
-            return
-        self.paused = self.halted = False
-        self.pause_reason = self.halt_reason = ""
-        self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
+        if self.state.resume():
+            self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
         """The emergency stop. Returns False when already halted (then nothing changes)."""
-        if self.halted:
+        if not self.state.halt(reason):
             return False
-        self.halted, self.halt_reason = True, reason
         self._state(
             "halted",
             f"emergency stop by {who}: {reason}",
             {"who": who, "reason": reason, "flatten": flatten},
         )
-        for working in list(self._working.values()):
+        for working in self.book:
             order = working.order
             # Protective SL/TP children stay unless the positions they protect are closed now.
             if flatten or not order.reduce_only:
                 self.cancel(order.client_order_id)
         if flatten:
             for symbol in list(self.portfolio.open_positions):
-                self.close(symbol, tag="emergency-flatten")
+                self.ctx.close(symbol, tag="emergency-flatten")
             self._process_intents()
         return True
 
@@ -739,13 +677,13 @@ class Engine:
             self.portfolio.apply(fill)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
-        restore_account = getattr(self.broker, "restore_account", None)
-        if callable(restore_account):
-            restore_account(state.fills)
+        if self.restorer is not None:
+            self.restorer.restore_account(state.fills)
+        self.known_ids = state.known_order_ids
         rearmed = 0
         for order, filled in state.working:
             self.journal.record_order(order, OrderStatus.PENDING, self._now, "re-armed on restart")
-            self._working[order.client_order_id] = _WorkingOrder(order, filled)
+            self.book.add(order, filled)
             update = self.broker.submit(order)
             if update.status is OrderStatus.REJECTED and "duplicate" in update.reason:
                 # The venue still holds it: it is working, which is what we wanted.
@@ -773,58 +711,50 @@ class Engine:
 
     def restore_halt(self, reason: str) -> None:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""
-        self.halted, self.halt_reason = True, reason
+        self.state.halt(reason)
 
     def risk_states(self) -> list[tuple[str, bool, str]]:
         """(plugin, locked, reason) for every risk plugin; plugins without locks are unlocked."""
-        states = []
-        for name, plugin in self.risk:
-            lock = getattr(plugin, "lock_reason", None)
-            reason = lock() if callable(lock) else None
-            states.append((name, bool(reason), reason or ""))
-        return states
+        locks = self.state.locks()
+        return [(name, name in locks, locks.get(name, "")) for name, _ in self.risk]
 
     def reset_risk_lock(self, plugin_name: str, who: str, reason: str) -> bool:
-        for name, plugin in self.risk:
+        if plugin_name not in {name for name, _ in self.risk}:
+            return False
+        for name, holder in self.state.lock_holders:
             if name == plugin_name:
-                reset = getattr(plugin, "reset_lock", None)
-                if callable(reset):
-                    reset()
-                self._state(
-                    "risk_lock_reset",
-                    f"{name} lock reset by {who}: {reason}",
-                    {"plugin": name, "who": who, "reason": reason},
-                )
-                return True
-        return False
+                holder.reset_lock()
+        self._state(
+            "risk_lock_reset",
+            f"{plugin_name} lock reset by {who}: {reason}",
+            {"plugin": plugin_name, "who": who, "reason": reason},
+        )
+        return True
 
     def update_strategy_params(self, params: Any, who: str) -> None:
         self.strategy.update_params(params)
         self._state("params_updated", f"strategy params updated by {who}", {"who": who})
 
-    def handle_signal(self, signal: Any) -> tuple[bool, str, str]:
+    def handle_signal(self, signal: Signal) -> tuple[bool, str, str]:
         """Hand an external signal to the strategy: (accepted, reason, client order id)."""
-        on_signal = getattr(self.strategy, "on_signal", None)
-        if not callable(on_signal):
+        if self.signals is None:
             return False, "the bot's strategy does not take external signals", ""
         # The kill switch comes first: a halted or paused bot takes no new entries at all.
-        if self.halted:
-            self._state("signal_refused", f"signal refused: bot is halted: {self.halt_reason}")
-            return False, f"bot is halted: {self.halt_reason}", ""
-        if self.paused:
-            self._state("signal_refused", "signal refused: bot is paused")
-            return False, "bot is paused", ""
-        refusal = on_signal(signal)
+        refusal = self.state.refusal()
         if refusal:
-            return False, str(refusal), ""
+            self._state("signal_refused", f"signal refused: {refusal}")
+            return False, refusal, ""
+        refused = self.signals.on_signal(signal)
+        if refused:
+            return False, str(refused), ""
         orders_before = self.stats.orders
         self.last_veto = None
         if self.tracer is None:
             self._process_intents()
         else:
-            attributes = {"tradefleet.symbol": str(getattr(signal, "symbol", ""))}
+            attributes = {"tradefleet.symbol": signal.symbol}
             with self.tracer.decision("external_signal", attributes, time.time_ns()):
-                self.tracer.signal(list(self._intents))
+                self.tracer.signal(list(self.ctx.intents))
                 self._process_intents()
         if self.stats.orders == orders_before:
             reason = self.last_veto.reason if self.last_veto is not None else "no order resulted"

@@ -1,4 +1,5 @@
--- tradefleet journal schema, version 1. One file per bot; a run is one start of the bot.
+-- tradefleet journal schema, version 3 (journal/versions.py migrates older files or refuses
+-- them). One file per bot; a run is one start of the bot.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -117,3 +118,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS fills_by_order ON fills (run_id, client_order_id);
 CREATE INDEX IF NOT EXISTS events_by_kind ON events (run_id, kind);
+-- External signals by id: a repeated signal_id returns the first outcome (idempotency key).
+CREATE TABLE IF NOT EXISTS signals (
+    signal_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    client_order_id TEXT NOT NULL DEFAULT ''
+);

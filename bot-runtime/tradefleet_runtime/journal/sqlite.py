@@ -24,10 +24,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tradefleet_runtime.engine.portfolio import Trade
-from tradefleet_runtime.model import Fill, Order, OrderStatus, Position, RiskDecision
+from tradefleet_runtime.errors import JournalError
+from tradefleet_runtime.journal import versions
+from tradefleet_runtime.model import (
+    CarriedState,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    RiskDecision,
+    Side,
+    Trade,
+)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = str(versions.CURRENT)
+
 BATCH_ROWS = 4096
 
 _INSERT_ORDER = (
@@ -94,23 +106,54 @@ class Journal:
 
     def __init__(self, path: str | Path, *, durable: bool = False, batched: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a group is one transaction.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        schema = resources.files("tradefleet_runtime.journal").joinpath("schema.sql").read_text()
-        self._db.executescript(schema)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (SCHEMA_VERSION,),
-        )
+        try:
+            self._db = self._open(durable)
+        except JournalError as error:
+            raise JournalError(f"journal {self.path}: {error}") from None
+        except (sqlite3.Error, OSError) as error:
+            raise JournalError(f"journal {self.path}: {_explain(error)}") from None
         self.batched = batched
         self.run_id = ""
         self._buffer: dict[str, list[tuple[Any, ...]]] = {}
         self._buffered = 0
         self._grouping = False
+
+    def _open(self, durable: bool) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            target = Path(self.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists() and not target.is_file():
+                raise JournalError("it is not a regular file")
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a group is one transaction.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            version = versions.stored_version(db)
+            versions.check_openable(version)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            schema = (
+                resources.files("tradefleet_runtime.journal").joinpath("schema.sql").read_text()
+            )
+            if version is None:
+                db.executescript(schema)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(versions.CURRENT),),
+                )
+            elif version < versions.CURRENT:
+                versions.migrate(db, version, schema)
+            # Fail now, naming the file, rather than at the first fill: can we write at all?
+            # (SQLite opens a file it may not write read-only, without a word; a write in a
+            # transaction rolled back is the reliable test.)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+            finally:
+                db.execute("ROLLBACK")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -144,30 +187,33 @@ class Journal:
             if self._buffered >= BATCH_ROWS and not self._grouping:
                 self.flush()
             return
-        db = self._db
-        db.execute("BEGIN")
-        try:
+        with self._transaction() as db:
             for sql, row in statements:
                 db.execute(sql, row)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def flush(self) -> None:
         """Commit every buffered row (a no-op when nothing is buffered)."""
         if not self._buffered:
             return
         buffer, self._buffer, self._buffered = self._buffer, {}, 0
-        db = self._db
-        db.execute("BEGIN")
-        try:
+        with self._transaction() as db:
             for sql, rows in buffer.items():
                 db.executemany(sql, rows)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; an SQLite failure (disk full, read-only) names the file."""
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise JournalError(f"journal {self.path}: {_explain(error)}") from None
 
     def start_run(
         self,
@@ -182,7 +228,24 @@ class Journal:
         manifest: dict[str, Any],
     ) -> None:
         self.run_id = run_id
-        self._db.execute(
+        with self._transaction() as db:
+            self._insert_run(
+                db, run_id, bot, mode, currency, initial_capital, timeframe_s, config_hash, manifest
+            )
+
+    @staticmethod
+    def _insert_run(
+        db: sqlite3.Connection,
+        run_id: str,
+        bot: str,
+        mode: str,
+        currency: str,
+        initial_capital: float,
+        timeframe_s: int,
+        config_hash: str,
+        manifest: dict[str, Any],
+    ) -> None:
+        db.execute(
             "INSERT INTO runs (run_id, bot, mode, started_at, status, currency,"
             " initial_capital, timeframe_s, config_hash, manifest)"
             " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
@@ -355,10 +418,11 @@ class Journal:
 
     def finish_run(self, status: str, summary: dict[str, Any]) -> None:
         self.flush()
-        self._db.execute(
-            "UPDATE runs SET ended_at = ?, status = ?, summary = ? WHERE run_id = ?",
-            (time.time(), status, json.dumps(summary, sort_keys=True), self.run_id),
-        )
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET ended_at = ?, status = ?, summary = ? WHERE run_id = ?",
+                (time.time(), status, json.dumps(summary, sort_keys=True), self.run_id),
+            )
 
     def close(self) -> None:
         self.flush()
@@ -411,6 +475,11 @@ class Journal:
         ).fetchall()
         return [Trade(*row) for row in rows]
 
+    def fees(self, run_id: str) -> float:
+        """Every fee a run paid, in the account currency."""
+        rows = self.query("SELECT COALESCE(SUM(fee), 0) FROM fills WHERE run_id = ?", run_id)
+        return float(rows[0][0])
+
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read-only access for reports and tests."""
         return self._db.execute(sql, args).fetchall()
@@ -421,3 +490,138 @@ class Journal:
             "SELECT client_order_id, status FROM order_status WHERE run_id = ?",
             (run_id or self.run_id,),
         ).fetchall()
+
+    # -- what earlier runs left (recovery) -------------------------------------------------
+
+    def _earlier_runs(self, bot: str) -> tuple[list[RunRecord], str, tuple[str, ...]]:
+        runs = [r for r in self.runs() if r.bot == bot and r.run_id != self.run_id]
+        ids = tuple(r.run_id for r in runs)
+        return runs, ",".join("?" * len(ids)), ids
+
+    def carried_state(self, bot: str) -> CarriedState | None:
+        """The bot's account and orders at the end of its earlier runs, or None if none."""
+        runs, marks, previous = self._earlier_runs(bot)
+        if not runs:
+            return None
+        state = CarriedState(initial_capital=runs[0].initial_capital, runs=len(runs))
+        rows = self.query(
+            "SELECT f.client_order_id, f.symbol, f.side, f.quantity, f.price, f.fee, f.ts,"
+            " f.fill_id, f.reason FROM fills f JOIN runs r USING (run_id)"
+            f" WHERE f.run_id IN ({marks}) ORDER BY r.started_at, f.rowid",
+            *previous,
+        )
+        state.fills = [
+            Fill(row[0], row[1], Side(row[2]), row[3], row[4], row[5], row[6], row[7], row[8])
+            for row in rows
+        ]
+        filled: dict[str, float] = {}
+        for fill in state.fills:
+            filled[fill.client_order_id] = filled.get(fill.client_order_id, 0.0) + fill.quantity
+        latest = self.query(
+            "SELECT o.client_order_id, o.symbol, o.side, o.order_type, o.quantity, o.price,"
+            " o.stop_loss, o.take_profit, o.reduce_only, o.parent_id, o.created_ts, o.tag,"
+            " u.status FROM order_updates u JOIN orders o USING (run_id, client_order_id)"
+            " WHERE u.id IN (SELECT MAX(id) FROM order_updates"
+            f" WHERE run_id IN ({marks}) GROUP BY client_order_id)"
+            " AND u.status IN ('pending', 'open', 'partially_filled') ORDER BY u.id",
+            *previous,
+        )
+        for row in latest:
+            order = Order(
+                client_order_id=row[0],
+                symbol=row[1],
+                side=Side(row[2]),
+                quantity=row[4],
+                order_type=OrderType(row[3]),
+                price=row[5],
+                stop_loss=row[6],
+                take_profit=row[7],
+                reduce_only=bool(row[8]),
+                parent_id=row[9],
+                oco_group=row[9],  # bracket children cancel each other, grouped by their parent
+                created_ts=row[10],
+                tag=row[11],
+            )
+            if row[12] == "pending":
+                state.unacknowledged.append(order)
+            else:
+                state.working.append((order, filled.get(order.client_order_id, 0.0)))
+        state.known_order_ids = frozenset(
+            row[0]
+            for row in self.query(
+                f"SELECT DISTINCT client_order_id FROM orders WHERE run_id IN ({marks})",
+                *previous,
+            )
+        )
+        state.last_bar_ts = self._last_bar_ts(marks, previous)
+        return state
+
+    def _last_bar_ts(self, marks: str, runs: tuple[str, ...]) -> int:
+        """Close time of the last bar whose equity snapshot an earlier run committed."""
+        last = 0
+        for (blob,) in self.query(
+            "SELECT ts FROM equity_chunks WHERE (run_id, first_ts) IN"
+            " (SELECT run_id, MAX(first_ts) FROM equity_chunks"
+            f" WHERE run_id IN ({marks}) GROUP BY run_id)",
+            *runs,
+        ):
+            stamps = _unpacked("q", blob)
+            if stamps:
+                last = max(last, max(stamps))
+        return last
+
+    def last_control_event(self) -> tuple[str, str] | None:
+        """The newest halt or resume ever journaled in this file: (kind, message)."""
+        rows = self.query(
+            "SELECT kind, message FROM events WHERE kind IN ('halted', 'resumed')"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def order_rows(self, run_id: str | None = None) -> list[tuple[Any, ...]]:
+        """Every order of a run with its filled quantity and latest status: (client order id,
+        symbol, side, type, quantity, filled, price, status, reduce_only, parent id, created)."""
+        return self.query(
+            "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity,"
+            " COALESCE((SELECT SUM(quantity) FROM fills f WHERE f.run_id = s.run_id"
+            " AND f.client_order_id = s.client_order_id), 0), s.price, s.status,"
+            " s.reduce_only, s.parent_id, s.created_ts FROM order_status s"
+            " WHERE s.run_id = ? ORDER BY s.created_ts, s.client_order_id",
+            run_id or self.run_id,
+        )
+
+    def signal_outcome(self, signal_id: str) -> tuple[bool, str, str] | None:
+        """The journaled outcome of an external signal id: (accepted, reason, order id)."""
+        rows = self.query(
+            "SELECT accepted, reason, client_order_id FROM signals WHERE signal_id = ?", signal_id
+        )
+        return (bool(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def record_signal(
+        self, signal_id: str, ts: int, accepted: bool, reason: str, client_order_id: str
+    ) -> None:
+        self._write(
+            (
+                "INSERT OR IGNORE INTO signals VALUES (?, ?, ?, ?, ?, ?)",
+                (signal_id, self.run_id, ts, int(accepted), reason, client_order_id),
+            )
+        )
+
+
+def _explain(error: BaseException) -> str:
+    """What an SQLite or OS error means for a journal, in words an operator can act on."""
+    text = str(error)
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        return "it is read-only for this process (check the volume's permissions and mount)"
+    if "unable to open" in lowered:
+        return "it cannot be opened or created (does the folder exist, and is it writable?)"
+    if "disk is full" in lowered or "disk i/o" in lowered:
+        return f"the disk failed or is full ({text})"
+    if "not a database" in lowered:
+        return "it is not an SQLite journal (or it is damaged)"
+    if "locked" in lowered or "busy" in lowered:
+        return "another process holds it locked (is another runtime using this journal?)"
+    if isinstance(error, PermissionError):
+        return "permission denied (check the volume's permissions)"
+    return text

@@ -12,11 +12,20 @@ from typing import Any
 import pluggy
 from pydantic import ValidationError
 
+from tradefleet_runtime.capabilities import Capability, check_object, parse_capabilities
 from tradefleet_runtime.contracts import NoParams, PluginParams
 from tradefleet_runtime.errors import FieldError, PluginError, SpecError, join_path
 from tradefleet_runtime.plugins import hookspecs
 
 BUILTIN_MODULE = "tradefleet_plugins.registry"
+
+#: The version of the plugin contract (the SDK surface) this runtime implements. A plugin
+#: written for another major version is refused when it is loaded; minor versions only add.
+CONTRACT_VERSION = "1.0"
+
+
+def contract_major(version: str) -> str:
+    return version.split(".", 1)[0]
 
 
 def _builtin_source() -> str:
@@ -59,9 +68,21 @@ class PluginSpec:
     params: type[PluginParams] = NoParams
     summary: str = ""
     modes: frozenset[str] | None = None  # bot modes the plugin can serve; None: all
-    # Brokers: whether a symbol can be traded (mapped to the venue), given validated params.
-    # Admission refuses a manifest naming a symbol this says no to; None accepts any symbol.
+    # Optional abilities (see ``tradefleet_runtime.capabilities``), checked when loaded.
+    capabilities: frozenset[Capability | str] = frozenset()
+    # With the ``knows-symbols`` capability: whether a symbol can be traded (mapped to the
+    # venue), given validated params. Admission refuses a manifest naming a symbol it says no to.
     knows_symbol: Callable[[PluginParams, str], bool] | None = None
+    # The plugin contract version the plugin was written for (``CONTRACT_VERSION``).
+    contract: str = CONTRACT_VERSION
+
+    @property
+    def declared(self) -> frozenset[Capability]:
+        """The declared capabilities (unknown names were refused at discovery)."""
+        return parse_capabilities(str(self.kind), self.capabilities)[0]
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.declared
 
     def resolve_factory(self) -> Callable[..., Any]:
         if callable(self.factory):
@@ -102,6 +123,9 @@ class PluginRegistry:
     """Every plugin found, by kind and name. Build one with :meth:`discover`."""
 
     plugins: dict[tuple[PluginKind, str], RegisteredPlugin] = field(default_factory=dict)
+    # Plugins found but refused (another contract major version, bad capability declarations):
+    # asking for one raises the reason instead of "no plugin named".
+    refused: dict[tuple[PluginKind, str], str] = field(default_factory=dict)
     conflicts: dict[tuple[PluginKind, str], list[str]] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
 
@@ -161,6 +185,11 @@ class PluginRegistry:
                 f"{source}: plugin {spec.name!r} declared kind {spec.kind!r} from the {kind} hook"
             )
             return
+        problem = _descriptor_problem(kind, spec, source)
+        if problem:
+            self.refused.setdefault(key, problem)
+            self.load_errors.append(problem)
+            return
         if key in self.plugins:
             # The first registration (built-ins come first) keeps the name; using it reports both.
             self.conflicts.setdefault(key, [self.plugins[key].source]).append(source)
@@ -175,6 +204,8 @@ class PluginRegistry:
 
     def get(self, kind: PluginKind, name: str) -> RegisteredPlugin:
         key = (kind, name)
+        if key not in self.plugins and key in self.refused:
+            raise PluginError(self.refused[key])
         if key not in self.plugins:
             known = ", ".join(self.names(kind)) or "none"
             raise PluginError(f"no {kind} plugin named {name!r} (installed: {known})")
@@ -220,4 +251,30 @@ class PluginRegistry:
         validated, errors = self.check(kind, name, params, field_path)
         if errors or validated is None:
             raise SpecError(errors)
-        return self.get(kind, name).spec.resolve_factory()(validated)
+        spec = self.get(kind, name).spec
+        built = spec.resolve_factory()(validated)
+        problems = check_object(kind.value, built, spec.declared)
+        if problems:
+            raise PluginError(
+                f"{kind} plugin {name!r} ({type(built).__name__}): " + "; ".join(problems)
+            )
+        return built
+
+
+def _descriptor_problem(kind: PluginKind, spec: PluginSpec, source: str) -> str:
+    """Why a descriptor cannot be used at all (contract version, capabilities), or ""."""
+    label = f"{kind} plugin {spec.name!r} from {source}"
+    if contract_major(str(spec.contract)) != contract_major(CONTRACT_VERSION):
+        return (
+            f"{label} was written for plugin contract {spec.contract}; this tradefleet "
+            f"implements {CONTRACT_VERSION} (major versions must match): upgrade the plugin "
+            "or tradefleet"
+        )
+    declared, errors = parse_capabilities(kind.value, spec.capabilities)
+    if errors:
+        return f"{label}: " + "; ".join(errors)
+    if Capability.KNOWS_SYMBOLS in declared and not callable(spec.knows_symbol):
+        return f"{label} declares 'knows-symbols' but its descriptor sets no knows_symbol"
+    if Capability.KNOWS_SYMBOLS not in declared and spec.knows_symbol is not None:
+        return f"{label} sets knows_symbol but does not declare the 'knows-symbols' capability"
+    return ""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tradefleet_runtime.engine.portfolio import Trade
+from tradefleet_runtime.model import Trade
 
 SECONDS_PER_YEAR = 365.25 * 86400
 

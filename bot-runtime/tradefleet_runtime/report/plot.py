@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tradefleet_runtime.engine.portfolio import Trade
+from tradefleet_runtime.model import Trade
 
 
 def write_plot(

@@ -23,6 +23,8 @@ from pydantic import (
 )
 
 from tradefleet_runtime.service import limits
+from tradefleet_runtime.signals import Direction as Direction
+from tradefleet_runtime.signals import Signal as Signal
 
 
 class Phase(StrEnum):
@@ -169,30 +171,6 @@ class EventSubscription(Protocol):
     def get(self, timeout: float | None = None) -> RuntimeEvent | None: ...
 
     def close(self) -> None: ...
-
-
-class Direction(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A trade signal pushed from outside (webhook or ``SubmitSignal``)."""
-
-    symbol: str
-    direction: Direction
-    entry: float
-    stop_loss: float
-    take_profit: float
-    volume: float | None = None  # None: the bot's sizer decides
-    current_price: float | None = None
-    timeframe: str = ""
-    pattern_type: str = ""
-    source: str = ""
-    confidence: float | None = None  # 0..1
-    signal_id: str = ""  # for replay protection and journaling; set by the front end
-    received_at: float = 0.0  # wall clock (epoch seconds) when the front end accepted it
 
 
 # --- signal validation: the ONE check of a signal's fields, for the webhook and SubmitSignal ---

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
-from tradefleet_runtime.engine.recovery import load_carried_state
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
@@ -33,13 +32,6 @@ from tradefleet_runtime.model import (
     RiskDecision,
 )
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.runner import (
-    Bot,
-    apply_stop_policy,
-    build_engine,
-    feed_bars,
-    start_journal,
-)
 from tradefleet_runtime.service.api import (
     ControlError,
     EventKind,
@@ -57,6 +49,7 @@ from tradefleet_runtime.service.api import (
 from tradefleet_runtime.service.events import EventHub, Subscription
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
+from tradefleet_runtime.session import Bot, BotSession
 from tradefleet_runtime.spec.checks import config_hash
 
 log = logging.getLogger("tradefleet.service")
@@ -100,6 +93,7 @@ class BotController:
         self.broker_connected = False
         self.reconciled = False
         self.engine: Engine | None = None
+        self.failure = ""  # why the bot failed, when its phase is Failed
         self._bar_arrival = 0.0
         self._decision_marks: dict[str, float] = {}
         self._trades_seen = 0
@@ -128,63 +122,49 @@ class BotController:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        session = BotSession(
+            self.bot,
+            self.journal,
+            bars=self._bars,
+            pacer=self._paced,
+            should_stop=self._stop.is_set,
+            prepare=self._prepare,
+        )
         try:
-            start_journal(self.bot, self.journal)
-            engine = build_engine(self.bot, self.journal)
-            engine.broker = TimedBroker(engine.broker, self.metrics)
-            self.engine = engine
-            self.broker_connected = True
-            engine.listener = _Listener(self)
-            self._restore_halt(engine)
-            carried = load_carried_state(self.journal, self.bot.name)
-            if carried is not None:
-                log.warning("%s: %s", self.bot.name, engine.restore(carried))
+            engine = session.open()
             self.reconciled = True
             self.phase = Phase.RUNNING
-            engine.start()
             self._publish(force=True)
-            bars = self._bars if self._bars is not None else feed_bars(self.bot)
-            engine.run(self._paced(bars), self._stop.is_set)
+            status = session.run()
             self.feed_done = True
-            if not self._stop.is_set():
+            if status == "completed":
                 self.phase = Phase.STOPPED
                 self.journal.record_event(engine.now, "data_ended", "the data feed ended")
                 self._publish(force=True)
                 self._serve_commands_until_stopped()
-            self._shut_down(engine)
-        except Exception:
+            self.phase = Phase.STOPPING
+            self._drain_commands()
+            session.close("stopped")
+            self.phase = Phase.STOPPED
+            self._publish(force=True)
+            self._fail_pending()
+        except Exception as error:
             log.exception("bot %s failed", self.bot.name)
+            self.failure = f"{type(error).__name__}: {error}"
+            if session.engine is None or self.phase is not Phase.RUNNING:
+                session.fail(error)  # run() journals its own failures
             self.phase = Phase.FAILED
             self._publish(force=True)
             self._fail_pending()
         finally:
             self._stopped.set()
 
-    def _restore_halt(self, engine: Engine) -> None:
-        rows = self.journal.query(
-            "SELECT kind, message FROM events WHERE kind IN ('halted', 'resumed')"
-            " ORDER BY id DESC LIMIT 1"
-        )
-        if rows and rows[0][0] == "halted":
-            engine.restore_halt(f"restored after restart ({rows[0][1]})")
-            self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
-
-    def _shut_down(self, engine: Engine) -> None:
-        self.phase = Phase.STOPPING
-        self._drain_commands()
-        apply_stop_policy(self.bot, engine)
-        for position in engine.portfolio.open_positions.values():
-            message = (
-                f"open position at shutdown: {position.symbol} {position.quantity:+g} "
-                f"@ {position.average_price:g}"
-            )
-            log.warning("%s: %s", self.bot.name, message)
-            self.journal.record_event(engine.now, "open_position", message)
-        result = engine.finish()
-        self.journal.finish_run("stopped", {"bars": result.bars, "equity": result.final_equity})
-        self.phase = Phase.STOPPED
-        self._publish(force=True)
-        self._fail_pending()
+    def _prepare(self, engine: Engine) -> None:
+        """Before anything is restored: time the broker and listen to the engine."""
+        engine.broker = TimedBroker(engine.broker, self.metrics)
+        self.engine = engine
+        self.broker_connected = True
+        engine.listener = _Listener(self)
 
     def _paced(self, bars: Iterable[Bar]) -> Iterator[Bar]:
         start_wall: float | None = None
@@ -300,14 +280,7 @@ class BotController:
         def read() -> list[OrderView]:
             engine = self._engine()
             working = {o.client_order_id for o in engine.open_orders()}
-            rows = self.journal.query(
-                "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity,"
-                " COALESCE((SELECT SUM(quantity) FROM fills f WHERE f.run_id = s.run_id"
-                " AND f.client_order_id = s.client_order_id), 0), s.price, s.status,"
-                " s.reduce_only, s.parent_id, s.created_ts FROM order_status s"
-                " WHERE s.run_id = ? ORDER BY s.created_ts, s.client_order_id",
-                self.journal.run_id,
-            )
+            rows = self.journal.order_rows()
             views = [
                 OrderView(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], r[10])
                 for r in rows

@@ -23,12 +23,13 @@ from typing import Any
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.logs import configure_logging
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.runner import assemble
 from tradefleet_runtime.service import limits
+from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build_app
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.webhook_routes import signal_symbols
+from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import Mode, load_manifest
 
 log = logging.getLogger("tradefleet.serve")
@@ -171,5 +172,9 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     if not finished:
         log.error("the engine did not stop within the grace period")
+        return 1
+    if controller.phase is Phase.FAILED:
+        # Kubernetes must see a failed bot as failed (a restart, an alert), never as done.
+        log.error("bot %s failed: %s", bot.name, controller.failure)
         return 1
     return 0

@@ -21,11 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
-from tradefleet_runtime.contracts import BrokerContext
-from tradefleet_runtime.engine.order_ids import child_order_id
-from tradefleet_runtime.engine.portfolio import apply_fill
-from tradefleet_runtime.model import (
+from tradefleet_runtime.sdk import (
     Bar,
+    BrokerContext,
     Fill,
     Instrument,
     Order,
@@ -34,6 +32,8 @@ from tradefleet_runtime.model import (
     OrderUpdate,
     Position,
     Side,
+    apply_fill,
+    bracket_children,
 )
 
 _EMPTY: tuple[Fill | OrderUpdate, ...] = ()
@@ -327,25 +327,7 @@ class PaperBroker:
                 )
 
     def _open_bracket(self, parent: Order, quantity: float, bar: Bar, at_open: bool) -> None:
-        for role, order_type, price in (
-            ("sl", OrderType.STOP, parent.stop_loss),
-            ("tp", OrderType.LIMIT, parent.take_profit),
-        ):
-            if price is None:
-                continue
-            child = Order(
-                client_order_id=child_order_id(parent.client_order_id, role),
-                symbol=parent.symbol,
-                side=parent.side.opposite,
-                quantity=quantity,
-                order_type=order_type,
-                price=price,
-                reduce_only=True,
-                parent_id=parent.client_order_id,
-                oco_group=parent.client_order_id,
-                created_ts=bar.ts,
-                tag="stop_loss" if role == "sl" else "take_profit",
-            )
+        for child in bracket_children(parent, quantity, bar.ts):
             self._known_ids.add(child.client_order_id)
             # Entered at the open: the whole bar is after the entry. Entered inside the bar: only
             # the worse outcome (the stop) may still happen in it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradefleet_runtime.contracts import PluginParams
+from tradefleet_runtime.sdk import PluginParams
 
 
 class InstrumentParams(BaseModel):

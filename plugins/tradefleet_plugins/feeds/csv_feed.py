@@ -17,11 +17,14 @@ from itertools import pairwise
 from pathlib import Path
 
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams, GapPolicy, RowOrder
-from tradefleet_runtime.contracts import FeedReport, FeedRequest
-from tradefleet_runtime.engine.aggregator import BarAggregator
-from tradefleet_runtime.errors import DataError
-from tradefleet_runtime.model import Bar
-from tradefleet_runtime.timeframes import format_timeframe
+from tradefleet_runtime.sdk import (
+    Bar,
+    BarAggregator,
+    DataError,
+    FeedReport,
+    FeedRequest,
+    format_timeframe,
+)
 
 _TIME_HEADERS = ("timestamp", "time", "date", "datetime", "open_time", "opentime")
 _FIELD_HEADERS = {

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from tradefleet_runtime.contracts import PluginParams
+from tradefleet_runtime.sdk import PluginParams
 
 
 class GapPolicy(StrEnum):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
-from tradefleet_runtime.contracts import RiskContext
-from tradefleet_runtime.model import OrderIntent, RiskDecision
+from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision
 
 
 class FixedSize:

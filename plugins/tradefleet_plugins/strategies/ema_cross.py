@@ -8,8 +8,7 @@ are left unsized: the bot's sizer (``fixed-size``, ``fixed-fractional``) decides
 from __future__ import annotations
 
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
-from tradefleet_runtime.contracts import Strategy, StrategyContext
-from tradefleet_runtime.model import Bar
+from tradefleet_runtime.sdk import Bar, Strategy, StrategyContext
 
 
 class _SymbolState:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import time
 
 from tradefleet_plugins.strategies.external_signal_params import EntryOrder, ExternalSignalParams
-from tradefleet_runtime.contracts import Strategy, StrategyContext
-from tradefleet_runtime.model import Bar, OrderType
-from tradefleet_runtime.service.api import Direction, Signal
+from tradefleet_runtime.sdk import Bar, Direction, OrderType, Signal, Strategy, StrategyContext
 
 
 class ExternalSignal(Strategy):

@@ -1,0 +1,51 @@
+"""Netting a fill into a position: the one accounting rule the engine and simulated venues share.
+
+Pure functions on the runtime's value types, so a simulated broker books its own account with
+exactly the arithmetic the engine's portfolio uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tradefleet_runtime.model import Fill, Position
+
+
+@dataclass(frozen=True, slots=True)
+class FillEffect:
+    """What one fill did to a position."""
+
+    realized_pnl: float
+    closed_quantity: float
+    opened_quantity: float
+
+
+def apply_fill(position: Position, fill: Fill) -> FillEffect:
+    """Update ``position`` in place with ``fill`` (netting) and say what it realized."""
+    signed = fill.quantity if fill.side == "buy" else -fill.quantity
+    held = position.quantity
+    if held == 0.0 or (held > 0.0) == (signed > 0.0):
+        total = abs(held) + abs(signed)
+        position.average_price = (
+            abs(held) * position.average_price + abs(signed) * fill.price
+        ) / total
+        if held == 0.0:
+            position.opened_ts = fill.ts
+        position.quantity = held + signed
+        return FillEffect(0.0, 0.0, abs(signed))
+    closed = min(abs(signed), abs(held))
+    direction = 1.0 if held > 0.0 else -1.0
+    realized = closed * (fill.price - position.average_price) * direction
+    position.realized_pnl += realized
+    remaining = held + signed
+    if abs(remaining) < 1e-12 * max(abs(held), 1.0):
+        remaining = 0.0
+    opened = 0.0
+    if remaining == 0.0:
+        position.average_price = 0.0
+    elif (remaining > 0.0) != (held > 0.0):  # reversed through flat
+        position.average_price = fill.price
+        position.opened_ts = fill.ts
+        opened = abs(remaining)
+    position.quantity = remaining
+    return FillEffect(realized, closed, opened)

@@ -1,0 +1,47 @@
+"""Bracket orders: the stop-loss and take-profit children of an entry, built in one place.
+
+The engine tracks them and a simulated venue works them; both build them here, sized by what the
+entry actually filled, so the two never disagree about a child's id, side or quantity.
+"""
+
+from __future__ import annotations
+
+from tradefleet_runtime.model import Order, OrderType
+from tradefleet_runtime.order_ids import child_order_id
+
+STOP_LOSS_TAG = "stop_loss"
+TAKE_PROFIT_TAG = "take_profit"
+
+
+def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]:
+    """The reduce-only SL/TP children of ``parent`` after ``filled`` of it was executed at ``ts``.
+
+    Children share the parent's id as their one-cancels-other group: when one fills, the venue
+    (or the paper broker) cancels the other.
+    """
+    children = []
+    for role, order_type, price, tag in (
+        ("sl", OrderType.STOP, parent.stop_loss, STOP_LOSS_TAG),
+        ("tp", OrderType.LIMIT, parent.take_profit, TAKE_PROFIT_TAG),
+    ):
+        if price is None:
+            continue
+        children.append(
+            Order(
+                client_order_id=child_order_id(parent.client_order_id, role),
+                symbol=parent.symbol,
+                side=parent.side.opposite,
+                quantity=filled,
+                order_type=order_type,
+                price=price,
+                reduce_only=True,
+                parent_id=parent.client_order_id,
+                oco_group=parent.client_order_id,
+                created_ts=ts,
+                tag=tag,
+            )
+        )
+    return tuple(children)
+
+
+__all__ = ["STOP_LOSS_TAG", "TAKE_PROFIT_TAG", "bracket_children"]

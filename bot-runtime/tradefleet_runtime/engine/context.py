@@ -1,0 +1,123 @@
+"""What a strategy sees and does: the engine's implementation of ``StrategyContext``.
+
+Reads come from the portfolio and the order book; every order a strategy asks for is queued as
+an intent, and the engine passes the queue through the risk chain when the strategy returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tradefleet_runtime.engine.order_book import OrderBook
+from tradefleet_runtime.engine.portfolio import Portfolio
+from tradefleet_runtime.model import Instrument, Order, OrderIntent, OrderType, Position, Side
+
+log = logging.getLogger("tradefleet.engine")
+
+
+class BotContext:
+    """One bot's :class:`~tradefleet_runtime.contracts.StrategyContext`."""
+
+    def __init__(
+        self,
+        bot_name: str,
+        symbols: tuple[str, ...],
+        base_timeframe_s: int,
+        portfolio: Portfolio,
+        book: OrderBook,
+        instrument: Callable[[str], Instrument],
+        cancel: Callable[[str], None],
+        record_event: Callable[[str, str, dict[str, Any] | None], None],
+    ) -> None:
+        self.bot_name = bot_name
+        self.intents: list[OrderIntent] = []
+        self.now = 0
+        self._symbols = symbols
+        self._base_timeframe_s = base_timeframe_s
+        self._portfolio = portfolio
+        self._book = book
+        self._instrument = instrument
+        self._cancel = cancel
+        self._record_event = record_event
+
+    @property
+    def symbols(self) -> Sequence[str]:
+        return self._symbols
+
+    @property
+    def base_timeframe_s(self) -> int:
+        return self._base_timeframe_s
+
+    @property
+    def equity(self) -> float:
+        return self._portfolio.equity()
+
+    @property
+    def cash(self) -> float:
+        return self._portfolio.cash
+
+    def position(self, symbol: str) -> Position:
+        return self._portfolio.position(symbol)
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self._instrument(symbol)
+
+    def submit(self, intent: OrderIntent) -> None:
+        self.intents.append(intent)
+
+    def buy(
+        self,
+        symbol: str,
+        quantity: float | None = None,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        tag: str = "",
+    ) -> None:
+        self.intents.append(
+            OrderIntent(
+                symbol, Side.BUY, quantity, order_type, price, stop_loss, take_profit, False, tag
+            )
+        )
+
+    def sell(
+        self,
+        symbol: str,
+        quantity: float | None = None,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        tag: str = "",
+    ) -> None:
+        self.intents.append(
+            OrderIntent(
+                symbol, Side.SELL, quantity, order_type, price, stop_loss, take_profit, False, tag
+            )
+        )
+
+    def close(self, symbol: str, tag: str = "") -> None:
+        for working in self._book:
+            if working.order.symbol == symbol:
+                self._cancel(working.order.client_order_id)
+        quantity = self._portfolio.position(symbol).quantity
+        if quantity:
+            side = Side.SELL if quantity > 0 else Side.BUY
+            self.intents.append(
+                OrderIntent(symbol, side, abs(quantity), reduce_only=True, tag=tag or "close")
+            )
+
+    def cancel(self, client_order_id: str) -> None:
+        self._cancel(client_order_id)
+
+    def open_orders(self, symbol: str | None = None) -> Sequence[Order]:
+        return self._book.orders(symbol)
+
+    def log(self, message: str, **fields: Any) -> None:
+        log.info("%s: %s %s", self.bot_name, message, fields or "")
+        self._record_event("strategy", message, fields or None)

@@ -1,0 +1,69 @@
+"""What the engine writes to its journal: a small protocol, so the engine knows no storage.
+
+``tradefleet_runtime.journal.Journal`` implements it (SQLite); tests and benchmarks may pass
+anything else with these methods. Every call is made on the engine's thread.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from tradefleet_runtime.model import Fill, Order, OrderStatus, Position, RiskDecision, Trade
+
+
+class JournalWriter(Protocol):
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    def grouped(self) -> AbstractContextManager[None]:
+        """Writes inside the block commit together, at its end (write-ahead of the broker)."""
+        ...
+
+    def record_order(
+        self, order: Order, status: OrderStatus, ts: int, reason: str = ""
+    ) -> None: ...
+
+    def update_order(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        venue_order_id: str | None = None,
+    ) -> None: ...
+
+    def record_fill(
+        self,
+        fill: Fill,
+        position: Position,
+        order_status: OrderStatus,
+        trades: Iterable[tuple[int, Trade]] = (),
+    ) -> None: ...
+
+    def record_risk(
+        self,
+        *,
+        ts: int,
+        plugin: str,
+        symbol: str,
+        side: str,
+        decision: RiskDecision,
+        quantity_in: float | None,
+        client_order_id: str | None = None,
+    ) -> None: ...
+
+    def record_event(
+        self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None: ...
+
+    def record_equity(
+        self, timestamps: array[int], equity: array[float], exposure: array[float]
+    ) -> None: ...
+
+    def flush(self) -> None: ...

@@ -1,0 +1,99 @@
+"""An intent's way to an order: the trading-state gate, the risk chain, sizing and rounding.
+
+Every decision — the gate's, each plugin's, the engine's own sizing checks — is handed to one
+``decide`` callback, which journals and counts it; so nothing is decided unrecorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from tradefleet_runtime.contracts import RiskContext, RiskPlugin
+from tradefleet_runtime.engine.risk_chain import judge, round_down
+from tradefleet_runtime.engine.trading_state import TradingState
+from tradefleet_runtime.model import Instrument, Order, OrderIntent, RiskDecision
+
+log = logging.getLogger("tradefleet.engine")
+
+Decide = Callable[[str, OrderIntent, str, RiskDecision], None]
+
+
+class RiskDriver:
+    def __init__(
+        self,
+        chain: Sequence[tuple[str, RiskPlugin]],
+        state: TradingState,
+        instrument: Callable[[str], Instrument],
+        context: Callable[[str], RiskContext],
+        decide: Decide,
+    ) -> None:
+        self.chain = list(chain)
+        self.state = state
+        self._instrument = instrument
+        self._context = context
+        self._decide = decide
+
+    def order_for(self, intent: OrderIntent, order_id: str, now: int) -> Order | None:
+        """The order ``intent`` becomes under ``order_id``, or None when it is refused."""
+        decide = self._decide
+        gated = self.state.gate(intent)
+        if gated is not None:
+            decide(gated[0], intent, order_id, gated[1])
+            return None
+        context: RiskContext | None = None
+        quantity = intent.quantity
+        for name, plugin in self.chain:
+            if context is None:
+                context = self._context(intent.symbol)
+            try:
+                decision = plugin.check(intent, context)
+            except Exception as error:  # a broken plugin vetoes, it never lets an order through
+                log.exception("risk plugin %s failed", name)
+                decision = RiskDecision.veto(
+                    f"{name} failed: {type(error).__name__}: {error}", "plugin_fault"
+                )
+            verdict = judge(name, quantity, decision)
+            decide(name, intent, order_id, verdict.decision)
+            if verdict.vetoed:
+                return None
+            quantity = verdict.quantity
+            if quantity != intent.quantity:
+                intent = intent._replace(quantity=quantity)
+        if quantity is None:
+            decide(
+                "engine.sizing",
+                intent,
+                order_id,
+                RiskDecision.veto(
+                    "order has no quantity and no sizer in spec.risk decided one", "unsized"
+                ),
+            )
+            return None
+        instrument = self._instrument(intent.symbol)
+        rounded = round_down(quantity, instrument.lot_step)
+        if rounded <= 0.0 or rounded < instrument.min_quantity:
+            decide(
+                "engine.sizing",
+                intent,
+                order_id,
+                RiskDecision.veto(
+                    f"quantity {quantity:g} rounds to {rounded:g}, below the instrument minimum "
+                    f"{instrument.min_quantity:g}",
+                    "below_minimum",
+                ),
+            )
+            return None
+        return Order(
+            client_order_id=order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=rounded,
+            order_type=intent.order_type,
+            price=intent.price,
+            stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
+            reduce_only=intent.reduce_only,
+            created_ts=now,
+            tag=intent.tag,
+        )

@@ -1,0 +1,81 @@
+"""Journal schema versions: what a file says it is, and bringing an older one up to date.
+
+A journal is opened by whatever tradefleet release a pod runs, so a file may be older or newer
+than the code. An older one is migrated in one transaction before anything reads it; one this
+release cannot read (too old to migrate, or written by a newer release) is refused with a
+message naming the file and both versions — never silently misread.
+
+History:
+- 1: the first skeleton (order status columns in ``orders``, an ``equity`` row per bar). No
+  released bot ran it; refused.
+- 2: ``order_updates`` log and packed ``equity_chunks`` (release 0.1.0).
+- 3: ``signals`` (idempotency of external signals). 2 → 3 only adds the table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tradefleet_runtime.errors import JournalError
+
+CURRENT = 3
+OLDEST_MIGRATABLE = 2
+
+
+def stored_version(db: sqlite3.Connection) -> int | None:
+    """The version a file records; None for an empty (new) file."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return None
+    if "meta" not in tables:
+        raise JournalError("it has tables but no meta table: not a tradefleet journal")
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise JournalError("it records no schema_version: not a tradefleet journal")
+    try:
+        return int(row[0])
+    except ValueError:
+        raise JournalError(f"its schema_version {row[0]!r} is not a number") from None
+
+
+def check_openable(version: int | None) -> None:
+    """Raise ``JournalError`` when a file of ``version`` cannot be read by this release."""
+    if version is None or OLDEST_MIGRATABLE <= version <= CURRENT:
+        return
+    if version > CURRENT:
+        raise JournalError(
+            f"it was written by a newer tradefleet (schema version {version}; this release "
+            f"reads up to {CURRENT}): upgrade tradefleet, or start a new journal"
+        )
+    raise JournalError(
+        f"its schema version {version} is older than this release can migrate (oldest "
+        f"{OLDEST_MIGRATABLE}): move the file aside to start a new journal"
+    )
+
+
+def migrate(db: sqlite3.Connection, version: int, schema: str) -> None:
+    """Bring a file from ``version`` to ``CURRENT`` in one transaction.
+
+    Every step so far only adds tables, which the schema script creates; later steps that
+    change existing tables go here, version by version.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _statements(schema):
+            db.execute(statement)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(CURRENT),)
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_from', ?)", (str(version),)
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script (it has no semicolons inside statements)."""
+    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in body.split(";") if part.strip()]

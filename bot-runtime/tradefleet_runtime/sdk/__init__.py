@@ -1,0 +1,122 @@
+"""The tradefleet SDK: everything a plugin author imports, from one place.
+
+This module is the stable, versioned API for plugins (``CONTRACT_VERSION``): the contracts a
+strategy, risk plugin, broker or data feed implements, the value types they exchange, the params
+base class, the descriptor and hook marker that register a plugin, the optional capabilities a
+plugin declares, and the helpers a plugin needs (deterministic order ids, bracket children,
+higher-timeframe bars, position accounting). Built-in plugins use nothing else, and neither
+should yours: the runtime's other modules may change between releases; this surface changes
+only with the contract version (minor: additions; major: a plugin must be updated, and the
+runtime refuses one built for another major version, naming both).
+
+Test a plugin with :mod:`tradefleet_runtime.sdk.testing`.
+
+::
+
+    from tradefleet_runtime.sdk import Bar, PluginParams, Strategy
+
+    class Breakout(Strategy):
+        def on_bar(self, bar: Bar) -> None:
+            ...
+"""
+
+from __future__ import annotations
+
+from tradefleet_runtime.accounting import FillEffect, apply_fill
+from tradefleet_runtime.aggregation import BarAggregator
+from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_children
+from tradefleet_runtime.capabilities import (
+    AccountRestorer,
+    Capability,
+    RiskLockHolder,
+    SignalReceiver,
+    SymbolChecker,
+)
+from tradefleet_runtime.contracts import (
+    Broker,
+    BrokerContext,
+    DataFeed,
+    FeedReport,
+    FeedRequest,
+    NoParams,
+    PluginParams,
+    RiskContext,
+    RiskPlugin,
+    Strategy,
+    StrategyContext,
+    Subscription,
+)
+from tradefleet_runtime.errors import DataError, PluginError
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    RiskAction,
+    RiskDecision,
+    Side,
+    Trade,
+)
+from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
+from tradefleet_runtime.plugins.hookspecs import hookimpl
+from tradefleet_runtime.plugins.registry import CONTRACT_VERSION, PluginKind, PluginSpec
+from tradefleet_runtime.signals import Direction, Signal
+from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "STOP_LOSS_TAG",
+    "TAKE_PROFIT_TAG",
+    "AccountRestorer",
+    "Bar",
+    "BarAggregator",
+    "Broker",
+    "BrokerContext",
+    "Capability",
+    "DataError",
+    "DataFeed",
+    "Direction",
+    "FeedReport",
+    "FeedRequest",
+    "Fill",
+    "FillEffect",
+    "Instrument",
+    "NoParams",
+    "Order",
+    "OrderIntent",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "PluginError",
+    "PluginKind",
+    "PluginParams",
+    "PluginSpec",
+    "Position",
+    "RiskAction",
+    "RiskContext",
+    "RiskDecision",
+    "RiskLockHolder",
+    "RiskPlugin",
+    "Side",
+    "Signal",
+    "SignalReceiver",
+    "Strategy",
+    "StrategyContext",
+    "Subscription",
+    "SymbolChecker",
+    "Trade",
+    "apply_fill",
+    "bot_prefix",
+    "bracket_children",
+    "bucket_start",
+    "child_order_id",
+    "client_order_id",
+    "format_timeframe",
+    "hookimpl",
+    "parse_timeframe",
+]

@@ -1,0 +1,400 @@
+"""One bot's life, the same in every mode: assemble → restore → warm up → run → stop.
+
+``tradefleet backtest``, ``tradefleet run`` and ``tradefleet serve`` all drive a bot through a
+:class:`BotSession`, so the restore, warm-up, resume and stop rules hold everywhere; only the
+pacer differs — instant for backtests, the wall clock (or a replay speed) for paper and live,
+and the service's own pacer, which runs control commands while it waits.
+
+- **Restore** (paper and live): the journal's earlier runs give the account, the working orders
+  (re-armed under their own ids), every client order id ever sent (never sent again as new),
+  the last bar handled, and a halt still in force. A backtest always starts afresh.
+- **Warm-up and resume**: bars that are history — the strategy's ``warmup_bars()`` before the
+  first tradable one, and every bar an earlier run already handled — are shown to the strategy
+  so it rebuilds its state, but the broker never sees them, no equity is recorded and the
+  orders they prompt are dropped. A restarted bot therefore trades on from where it stopped
+  instead of trading its history again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from tradefleet_runtime.capabilities import (
+    AccountRestorer,
+    Capability,
+    RiskLockHolder,
+    SignalReceiver,
+)
+from tradefleet_runtime.contracts import (
+    Broker,
+    BrokerContext,
+    DataFeed,
+    FeedRequest,
+    RiskPlugin,
+    Strategy,
+)
+from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.errors import FieldError, SpecError
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import Bar, CarriedState
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.report.metrics import Figures, compute_figures
+from tradefleet_runtime.spec.checks import config_hash, validate_plugins
+from tradefleet_runtime.spec.model import BotManifest, Mode
+from tradefleet_runtime.tracing import configure_from_env
+
+log = logging.getLogger("tradefleet.session")
+
+Pacer = Callable[[Iterable[Bar]], Iterator[Bar]]
+
+
+@dataclass
+class Bot:
+    """A bot's plugin objects, built from a validated manifest, with their capabilities."""
+
+    manifest: BotManifest
+    strategy: Strategy
+    broker: Broker
+    feed: DataFeed | None
+    risk: list[tuple[str, RiskPlugin]]
+    base_dir: Path
+    signals: SignalReceiver | None = None
+    lock_holders: list[tuple[str, RiskLockHolder]] = field(default_factory=list)
+    restorer: AccountRestorer | None = None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.metadata.name
+
+
+def assemble(
+    manifest: BotManifest, registry: PluginRegistry, base_dir: Path, source: str = ""
+) -> Bot:
+    """Build every plugin of ``manifest`` (params validated, capabilities checked)."""
+    errors = validate_plugins(manifest, registry)
+    if errors:
+        raise SpecError(errors, source)
+    spec = manifest.spec
+    strategy = registry.build(
+        PluginKind.STRATEGY, spec.strategy.name, spec.strategy.params, ["spec", "strategy"]
+    )
+    broker = registry.build(
+        PluginKind.BROKER, spec.broker.name, spec.broker.params, ["spec", "broker"]
+    )
+    feed = None
+    if spec.data is not None:
+        feed = registry.build(
+            PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]
+        )
+    risk = [
+        (ref.name, registry.build(PluginKind.RISK, ref.name, ref.params, ["spec", "risk", i]))
+        for i, ref in enumerate(spec.risk)
+    ]
+
+    def declares(kind: PluginKind, name: str, capability: Capability) -> bool:
+        return registry.get(kind, name).spec.has(capability)
+
+    return Bot(
+        manifest,
+        strategy,
+        broker,
+        feed,
+        risk,
+        base_dir,
+        signals=strategy
+        if declares(PluginKind.STRATEGY, spec.strategy.name, Capability.TAKES_SIGNALS)
+        else None,
+        lock_holders=[
+            (name, plugin)
+            for name, plugin in risk
+            if declares(PluginKind.RISK, name, Capability.RISK_LOCK)
+        ],
+        restorer=broker
+        if declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
+        else None,
+    )
+
+
+def instant(bars: Iterable[Bar]) -> Iterator[Bar]:
+    """The backtest pacer: bars as fast as the feed gives them."""
+    return iter(bars)
+
+
+def wall_clock(speed: float, stop: threading.Event) -> Pacer:
+    """A pacer releasing each bar when it would have closed on a clock ``speed``× real time.
+
+    ``speed`` 0 releases bars as fast as they come (a feed that itself waits for the market).
+    """
+
+    def pace(bars: Iterable[Bar]) -> Iterator[Bar]:
+        start_wall: float | None = None
+        first_close = 0
+        for bar in bars:
+            if stop.is_set():
+                return
+            if speed > 0:
+                if start_wall is None:
+                    start_wall = time.monotonic()
+                    first_close = bar.close_ts
+                due = start_wall + (bar.close_ts - first_close) / speed
+                delay = due - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    return
+            yield bar
+
+    return pace
+
+
+@dataclass
+class RunOutcome:
+    result: RunResult
+    figures: Figures
+    status: str = "completed"  # completed (data ended), stopped, failed
+
+
+def _credentials_dir() -> Path | None:
+    """Where the broker's credentials Secret is mounted (set by the operator's pod spec)."""
+    folder = os.environ.get("TRADEFLEET_CREDENTIALS_DIR")
+    return Path(folder) if folder else None
+
+
+class BotSession:
+    """Owns one run of one bot. Call :meth:`open`, :meth:`run`, then :meth:`close`; or
+    :meth:`run_to_end` for all three."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        journal: Journal,
+        *,
+        bars: Iterable[Bar] | None = None,
+        pacer: Pacer = instant,
+        should_stop: Callable[[], bool] | None = None,
+        prepare: Callable[[Engine], None] | None = None,
+    ) -> None:
+        self.bot = bot
+        self.journal = journal
+        self.pacer = pacer
+        self.should_stop = should_stop
+        self._bars = bars
+        self._prepare = prepare
+        self.engine: Engine | None = None
+        self.carried: CarriedState | None = None
+        self.history_bars = 0  # bars shown to the strategy as warm-up or already handled
+
+    @property
+    def mode(self) -> Mode:
+        return self.bot.manifest.spec.mode
+
+    def open(self) -> Engine:
+        """Start the journal's run, connect the broker, restore what earlier runs left."""
+        bot, journal = self.bot, self.journal
+        spec = bot.manifest.spec
+        self._start_journal()
+        config = EngineConfig(
+            bot_name=bot.name,
+            mode=spec.mode.value,
+            symbols=tuple(spec.market.symbols),
+            base_timeframe_s=spec.market.timeframe_s,
+            initial_capital=spec.capital.initial,
+            currency=spec.capital.currency,
+            paused=spec.paused,
+            # A backtest journals equity in chunks; a paper or live bot after every bar, which
+            # also marks the last bar it handled (where a restart resumes).
+            equity_chunk=1024 if spec.mode is Mode.BACKTEST else 1,
+        )
+        bot.broker.connect(
+            BrokerContext(
+                bot_name=bot.name,
+                mode=spec.mode,
+                symbols=tuple(spec.market.symbols),
+                currency=spec.capital.currency,
+                initial_capital=spec.capital.initial,
+                credentials_dir=_credentials_dir(),
+            )
+        )
+        engine = Engine(
+            config,
+            bot.strategy,
+            bot.broker,
+            journal,
+            bot.risk,
+            signals=bot.signals,
+            lock_holders=bot.lock_holders,
+            restorer=bot.restorer,
+        )
+        engine.tracer = configure_from_env("tradefleet-runtime", bot.name)
+        self.engine = engine
+        if self._prepare is not None:
+            self._prepare(engine)
+        journal.record_event(0, "run_started", f"{bot.name} started in {spec.mode.value} mode")
+        if spec.mode is not Mode.BACKTEST:
+            # A paper or live bot continues its account; a backtest always starts afresh.
+            self._restore(engine)
+        engine.start()
+        return engine
+
+    def _start_journal(self) -> None:
+        bot, spec = self.bot, self.bot.manifest.spec
+        self.journal.start_run(
+            run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
+            bot=bot.name,
+            mode=spec.mode.value,
+            currency=spec.capital.currency,
+            initial_capital=spec.capital.initial,
+            timeframe_s=spec.market.timeframe_s,
+            config_hash=config_hash(bot.manifest),
+            manifest=bot.manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
+        )
+
+    def _restore(self, engine: Engine) -> None:
+        control = self.journal.last_control_event()
+        if control is not None and control[0] == "halted":
+            engine.restore_halt(f"restored after restart ({control[1]})")
+            self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
+        carried = self.journal.carried_state(self.bot.name)
+        self.carried = carried
+        if carried is not None:
+            log.warning("%s: %s", self.bot.name, engine.restore(carried))
+
+    def feed_request(self) -> FeedRequest:
+        spec = self.bot.manifest.spec
+        return FeedRequest(
+            tuple(spec.market.symbols),
+            spec.market.timeframe_s,
+            self.bot.base_dir,
+            warmup_bars=self.bot.strategy.warmup_bars(),
+            resume_after_ts=self.carried.last_bar_ts if self.carried is not None else 0,
+        )
+
+    def bars(self) -> Iterator[Bar]:
+        if self._bars is not None:
+            return iter(self._bars)
+        if self.bot.feed is None:
+            raise SpecError([FieldError("spec.data", "this bot has no data feed")])
+        return iter(self.bot.feed.bars(self.feed_request()))
+
+    def run(self) -> str:
+        """Warm up, then trade until the bars end or ``should_stop``: "completed"/"stopped".
+
+        On an error the run is journaled as failed (with the reason) and the error re-raised.
+        """
+        engine = self.engine if self.engine is not None else self.open()
+        try:
+            request = self.feed_request()
+            bars = self.bars()
+            history, live = split_history(bars, request.warmup_bars, request.resume_after_ts)
+            self.history_bars = engine.catch_up(history)
+            if self.history_bars:
+                engine.journal.record_event(
+                    engine.now,
+                    "warmed_up",
+                    f"{self.history_bars} bar(s) of history shown to the strategy "
+                    f"(warm-up {request.warmup_bars}, resumed after {request.resume_after_ts})",
+                    {"bars": self.history_bars, "dropped_orders": engine.stats.warmup_intents},
+                )
+            engine.run(self.pacer(live()), self.should_stop)
+        except BaseException as error:
+            self.fail(error)
+            raise
+        stopped = self.should_stop is not None and self.should_stop()
+        return "stopped" if stopped else "completed"
+
+    def fail(self, error: BaseException) -> None:
+        """Journal the failure, naming it (best effort: the journal itself may be what failed)."""
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            now = self.engine.now if self.engine is not None else 0
+            self.journal.record_event(now, "run_failed", f"the run failed: {reason}")
+            self.journal.finish_run("failed", {"error": reason})
+        except Exception:
+            log.exception("%s: could not journal the failure", self.bot.name)
+
+    def close(self, status: str) -> RunOutcome:
+        """Apply the stop policy (when stopped), finish the run and journal what it left."""
+        engine = self.engine
+        assert engine is not None, "close() before open()"
+        journal = self.journal
+        if status == "stopped":
+            apply_stop_policy(self.bot, engine)
+        for position in engine.portfolio.open_positions.values():
+            message = (
+                f"{position.symbol}: {position.quantity:+g} @ {position.average_price:g} still open"
+            )
+            if status == "stopped":
+                log.warning("%s: open position at shutdown: %s", self.bot.name, message)
+            journal.record_event(engine.now, "open_position", message)
+        result = engine.finish(self.bot.feed.report() if self.bot.feed else None)
+        figures = compute_figures(
+            initial=result.initial_capital,
+            timestamps=result.equity_ts,
+            equity=result.equity,
+            exposure=result.exposure,
+            trades=result.trades,
+            fees=result.fees,
+        )
+        if result.feed is not None and result.feed.gaps:
+            journal.record_event(engine.now, "data_gaps", "; ".join(result.feed.notes))
+        journal.finish_run(status, figures.as_json())
+        return RunOutcome(result, figures, status)
+
+    def run_to_end(self) -> RunOutcome:
+        self.open()
+        return self.close(self.run())
+
+
+def split_history(
+    bars: Iterator[Bar], warmup_timestamps: int, resume_after_ts: int
+) -> tuple[Iterator[Bar], Callable[[], Iterator[Bar]]]:
+    """Split a bar stream at a timestamp boundary into history and the bars to trade.
+
+    History is every bar until both ``warmup_timestamps`` timestamps were seen and the bars
+    close after ``resume_after_ts``. Call the second item only after the first is exhausted.
+    """
+    first_live: list[Bar] = []
+
+    def history() -> Iterator[Bar]:
+        seen = 0
+        current: int | None = None
+        for bar in bars:
+            if bar[2] != current:
+                if seen >= warmup_timestamps and bar.close_ts > resume_after_ts:
+                    first_live.append(bar)
+                    return
+                current = bar[2]
+                seen += 1
+            yield bar
+
+    def live() -> Iterator[Bar]:
+        return chain(first_live, bars)
+
+    return history(), live
+
+
+def apply_stop_policy(bot: Bot, engine: Engine) -> None:
+    policy = bot.manifest.spec.on_stop
+    if policy.cancel_open_orders:
+        for order in list(engine.open_orders()):
+            if order.parent_id is None:  # keep the protective SL/TP of open positions
+                engine.cancel(order.client_order_id)
+    if policy.flatten_positions:
+        # Reduce-only market orders: a venue fills them at once; the paper broker would need a
+        # next bar, so a stopped paper bot keeps its positions in the journal instead.
+        for symbol in list(engine.portfolio.open_positions):
+            engine.close(symbol, tag="stop-flatten")
+        engine.send_queued()
+    engine.journal.record_event(
+        engine.now,
+        "stopped",
+        "stop requested: new entries stopped"
+        + ("; resting orders cancelled" if policy.cancel_open_orders else ""),
+        {"open_orders": [o.client_order_id for o in engine.open_orders()]},
+    )
