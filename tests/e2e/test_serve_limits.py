@@ -88,5 +88,5 @@ def test_serve_refuses_a_bad_limit_option(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert result.returncode == 2
-    assert "header_timeout_s must be positive" in result.stderr
+    assert "refused: --http-header-timeout must be positive" in result.stderr
     assert not (tmp_path / "journals").exists()  # refused before anything was opened

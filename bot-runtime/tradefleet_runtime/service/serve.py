@@ -87,6 +87,13 @@ def strategy_params_schema(controller: BotController) -> Callable[[], Mapping[st
     return schema
 
 
+_HTTP_LIMIT_OPTIONS = {
+    "header_timeout_s": "--http-header-timeout",
+    "body_timeout_s": "--http-body-timeout",
+    "max_connections": "--http-max-connections",
+}
+
+
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host or "0.0.0.0", int(port)
@@ -111,7 +118,10 @@ def run_serve(args: argparse.Namespace) -> int:
             max_connections=args.http_max_connections,
         )
     except ValueError as error:
-        print(f"refused: {error}", file=sys.stderr)
+        message = str(error)
+        for name, option in _HTTP_LIMIT_OPTIONS.items():  # name the option the user gave
+            message = message.replace(name, option)
+        print(f"refused: {message}", file=sys.stderr)
         return 2
     registry = PluginRegistry.discover()
     bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
