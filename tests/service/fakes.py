@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -335,8 +336,10 @@ def running_server(
     tls: TlsFiles | None = None,
     max_workers: int = 8,
     max_streams: int | None = None,
+    **options: Any,
 ) -> Iterator[GrpcEndpoint]:
-    """A started server on 127.0.0.1:<ephemeral>, marked SERVING; stopped with grace after."""
+    """A started server on 127.0.0.1:<ephemeral>, marked SERVING; stopped with grace after.
+    ``options`` go to :func:`build_grpc_server` (``known_symbols``, ``params_schema``, ...)."""
     endpoint = build_grpc_server(
         control,
         address="127.0.0.1:0",
@@ -345,6 +348,7 @@ def running_server(
         max_workers=max_workers,
         max_streams=max_streams,
         poll_interval=0.05,
+        **options,
     )
     endpoint.server.start()
     endpoint.set_serving(True)

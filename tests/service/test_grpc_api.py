@@ -188,15 +188,23 @@ def test_submit_signal(control: FakeControlPlane, client: RuntimeClient) -> None
     assert not refused.accepted and "paused" in refused.reason
 
 
+LEVELS: dict[str, Any] = {
+    "symbol": "X",
+    "direction": pb.DIRECTION_BUY,
+    "entry": 1.1,
+    "stop_loss": 1.0,
+    "take_profit": 1.2,
+}
+
+
 def test_submit_signal_validation(stub: pb_grpc.RuntimeServiceStub) -> None:
     cases = [
         (pb.SubmitSignalRequest(direction=pb.DIRECTION_BUY), "symbol"),
         (pb.SubmitSignalRequest(symbol="X"), "direction"),
-        (pb.SubmitSignalRequest(symbol="X", direction=pb.DIRECTION_BUY, volume=-1), "volume"),
-        (
-            pb.SubmitSignalRequest(symbol="X", direction=pb.DIRECTION_BUY, entry=float("nan")),
-            "entry",
-        ),
+        (pb.SubmitSignalRequest(**LEVELS, volume=-1), "volume"),
+        (pb.SubmitSignalRequest(**{**LEVELS, "entry": float("nan")}), "entry"),
+        (pb.SubmitSignalRequest(**{**LEVELS, "stop_loss": 1.2}), "stop_loss"),
+        (pb.SubmitSignalRequest(**LEVELS, confidence=1.5), "confidence"),
     ]
     for request, field in cases:
         with pytest.raises(grpc.RpcError) as error:

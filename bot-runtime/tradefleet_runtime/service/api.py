@@ -11,8 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Annotated, Literal, Protocol
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from tradefleet_runtime.service import limits
 from tradefleet_runtime.signals import Direction as Direction
 from tradefleet_runtime.signals import Signal as Signal
 
@@ -161,6 +171,139 @@ class EventSubscription(Protocol):
     def get(self, timeout: float | None = None) -> RuntimeEvent | None: ...
 
     def close(self) -> None: ...
+
+
+# --- signal validation: the ONE check of a signal's fields, for the webhook and SubmitSignal ---
+
+_Symbol = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/#+-]+$")
+]
+_Price = Annotated[
+    float, Field(strict=True, ge=limits.MIN_PRICE, le=limits.MAX_PRICE, allow_inf_nan=False)
+]
+_Volume = Annotated[
+    float, Field(strict=True, ge=limits.MIN_VOLUME, le=limits.MAX_VOLUME, allow_inf_nan=False)
+]
+
+
+class PriceLevels(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    entry: _Price
+    stop_loss: _Price
+    take_profit: _Price
+    current_price: _Price | None = None
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: Annotated[str, StringConstraints(max_length=128)] = ""
+    confidence: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)] | None = None
+
+
+class SignalBody(BaseModel):
+    """A signal's fields in the webhook's JSON shape. Build it with :func:`validate_signal`
+    (which also checks the price levels against the direction), never directly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: _Symbol
+    direction: Literal["BUY", "SELL"]
+    price_levels: PriceLevels
+    timeframe: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9]*$")] = ""
+    pattern_type: Annotated[
+        str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.:/ -]*$")
+    ] = ""
+    volume: _Volume | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _direction_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def to_signal(self, *, signal_id: str, received_at: float) -> Signal:
+        return Signal(
+            symbol=self.symbol,
+            direction=Direction(self.direction),
+            entry=self.price_levels.entry,
+            stop_loss=self.price_levels.stop_loss,
+            take_profit=self.price_levels.take_profit,
+            volume=self.volume,
+            current_price=self.price_levels.current_price,
+            timeframe=self.timeframe,
+            pattern_type=self.pattern_type,
+            source=self.metadata.source if self.metadata else "",
+            confidence=self.metadata.confidence if self.metadata else None,
+            signal_id=signal_id,
+            received_at=received_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalProblem:
+    """One reason a signal is refused: where (``("price_levels", "entry")``) and what."""
+
+    location: tuple[str, ...]
+    message: str
+
+    @property
+    def path(self) -> str:
+        return ".".join(self.location)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.location else self.message
+
+
+class SignalInvalid(ValueError):
+    """A signal failed :func:`validate_signal`; ``problems`` lists why (at most five)."""
+
+    def __init__(self, problems: list[SignalProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _level_problem(body: SignalBody) -> SignalProblem | None:
+    levels = body.price_levels
+    if body.direction == "BUY":
+        if not levels.stop_loss < levels.entry:
+            return SignalProblem(("price_levels", "stop_loss"), "must be below entry for a BUY")
+        if not levels.take_profit > levels.entry:
+            return SignalProblem(("price_levels", "take_profit"), "must be above entry for a BUY")
+    else:
+        if not levels.stop_loss > levels.entry:
+            return SignalProblem(("price_levels", "stop_loss"), "must be above entry for a SELL")
+        if not levels.take_profit < levels.entry:
+            return SignalProblem(("price_levels", "take_profit"), "must be below entry for a SELL")
+    return None
+
+
+def validate_signal(fields: Mapping[str, object]) -> SignalBody:
+    """The one validation of a signal pushed from outside, in the webhook's JSON shape; the
+    gRPC ``SubmitSignal`` builds that shape from its request and calls this too, so both front
+    ends refuse exactly the same signals. Raises :class:`SignalInvalid` naming the fields.
+
+    Numbers must be real numbers (not strings, not booleans), finite and within
+    :mod:`~tradefleet_runtime.service.limits`' ranges; a BUY needs ``stop_loss < entry <
+    take_profit``, a SELL ``take_profit < entry < stop_loss``.
+    """
+    try:
+        body = SignalBody.model_validate(dict(fields))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False)[:5]:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(SignalProblem(tuple(_clip(str(p)) for p in error["loc"]), message))
+        raise SignalInvalid(problems) from None
+    problem = _level_problem(body)
+    if problem is not None:
+        raise SignalInvalid([problem])
+    return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,13 @@ does the work on the engine's thread.
 
 Errors: :class:`~tradefleet_runtime.service.api.ControlError` becomes ``INVALID_ARGUMENT`` with
 the message ``"<field>: <message>"`` (and the field in the ``tradefleet-field`` trailing
-metadata); any other exception is logged and becomes ``INTERNAL``.
+metadata); any other exception is logged and becomes ``INTERNAL``. No input from a caller may
+cause ``INTERNAL`` or ``UNKNOWN``: unknown enum numbers, undecodable requests (field
+``request``), JSON beyond :mod:`~tradefleet_runtime.service.limits`, non-finite numbers and
+booleans for numbers in params, and texts beyond their limits are all ``INVALID_ARGUMENT``; a
+request over ``max_message_bytes`` is ``RESOURCE_EXHAUSTED`` (from gRPC itself).
+``SubmitSignal`` checks its fields with :func:`~tradefleet_runtime.service.api.validate_signal`,
+the webhook's own check.
 
 ``StreamEvents`` holds one worker thread per stream, so at most ``max_streams`` streams run at
 once (``RESOURCE_EXHAUSTED`` beyond); it polls its bounded :class:`EventSubscription` with a
@@ -21,23 +27,23 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent import futures
 from typing import Any, NamedTuple, NoReturn, ParamSpec, TypeVar
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped, unused-ignore]
 
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
+from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import (
     ControlError,
     ControlPlane,
@@ -51,21 +57,38 @@ from tradefleet_runtime.service.api import (
     RiskPluginState,
     RuntimeEvent,
     Signal,
+    SignalInvalid,
     SignalResult,
     StatusSnapshot,
     TradePage,
     TradeView,
+    validate_signal,
 )
 from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["RuntimeService"].full_name
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-DEFAULT_EVENT_QUEUE = 1000
-MAX_EVENT_QUEUE = 100_000
+_SERVICE = pb.DESCRIPTOR.services_by_name["RuntimeService"]
+SERVICE_NAME: str = _SERVICE.full_name
+# kept here for callers that imported them before limits.py existed
+DEFAULT_PAGE_SIZE = limits.DEFAULT_PAGE_SIZE
+MAX_PAGE_SIZE = limits.MAX_PAGE_SIZE
+DEFAULT_EVENT_QUEUE = limits.DEFAULT_EVENT_QUEUE
+MAX_EVENT_QUEUE = limits.MAX_EVENT_QUEUE
 FIELD_METADATA = "tradefleet-field"
+_MAX_ERROR_CHARS = 500
+
+# Enum numbers → names, built from the generated enums. A number outside these (proto3 keeps
+# unknown enum values as plain ints) is refused; ``pb.Direction.Name`` would raise ValueError.
+_DIRECTIONS: Mapping[int, Direction] = {
+    pb.DIRECTION_BUY: Direction.BUY,
+    pb.DIRECTION_SELL: Direction.SELL,
+}
+_EVENT_KINDS: Mapping[int, EventKind] = {
+    number: EventKind[name.removeprefix("EVENT_KIND_")]
+    for name, number in pb.EventKind.items()
+    if name.removeprefix("EVENT_KIND_") in EventKind.__members__
+}
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -296,46 +319,102 @@ def signal_result_from_proto(message: pb.SignalResult) -> SignalResult:
     )
 
 
+# What the webhook calls a field, as the SubmitSignalRequest field it comes from.
+_SIGNAL_FIELDS: Mapping[tuple[str, ...], str] = {
+    ("price_levels", "entry"): "entry",
+    ("price_levels", "stop_loss"): "stop_loss",
+    ("price_levels", "take_profit"): "take_profit",
+    ("price_levels", "current_price"): "current_price",
+    ("metadata", "source"): "source",
+    ("metadata", "confidence"): "confidence",
+}
+
+
+def _signal_fields(message: pb.SubmitSignalRequest, direction: Direction) -> dict[str, object]:
+    """The request in the webhook's JSON shape, for :func:`validate_signal`."""
+    levels: dict[str, object] = {
+        "entry": message.entry,
+        "stop_loss": message.stop_loss,
+        "take_profit": message.take_profit,
+    }
+    if message.HasField("current_price"):
+        levels["current_price"] = message.current_price
+    metadata: dict[str, object] = {"source": message.source}
+    if message.HasField("confidence"):
+        metadata["confidence"] = message.confidence
+    fields: dict[str, object] = {
+        "symbol": message.symbol,
+        "direction": direction.value,
+        "price_levels": levels,
+        "timeframe": message.timeframe,
+        "pattern_type": message.pattern_type,
+        "metadata": metadata,
+    }
+    if message.HasField("volume"):
+        fields["volume"] = message.volume
+    return fields
+
+
+def _check_signal_id(signal_id: str) -> None:
+    if len(signal_id) > limits.MAX_SIGNAL_ID_CHARS or not signal_id.isprintable():
+        raise ControlError(
+            f"at most {limits.MAX_SIGNAL_ID_CHARS} printable characters", field="signal_id"
+        )
+
+
 def signal_from_proto(message: pb.SubmitSignalRequest, *, received_at: float) -> Signal:
-    """The request as a :class:`Signal`; ``ControlError`` for a missing symbol or direction."""
-    if not message.symbol:
-        raise ControlError("a symbol is required", field="symbol")
-    direction_name = pb.Direction.Name(message.direction).removeprefix("DIRECTION_")
-    if direction_name not in Direction.__members__:
+    """The request as a :class:`Signal`, checked by :func:`validate_signal` exactly as the
+    webhook checks its body; ``ControlError`` naming the request's field otherwise."""
+    direction = _DIRECTIONS.get(message.direction)
+    if direction is None:
         raise ControlError("give DIRECTION_BUY or DIRECTION_SELL", field="direction")
-    for name in ("entry", "stop_loss", "take_profit", "volume", "current_price", "confidence"):
-        value = getattr(message, name)
-        if not math.isfinite(value):
-            raise ControlError("must be a finite number", field=name)
-    return Signal(
-        symbol=message.symbol,
-        direction=Direction[direction_name],
-        entry=message.entry,
-        stop_loss=message.stop_loss,
-        take_profit=message.take_profit,
-        volume=_optional(message, "volume"),
-        current_price=_optional(message, "current_price"),
-        timeframe=message.timeframe,
-        pattern_type=message.pattern_type,
-        source=message.source,
-        confidence=_optional(message, "confidence"),
-        signal_id=message.signal_id or uuid.uuid4().hex,
-        received_at=received_at,
-    )
+    _check_signal_id(message.signal_id)
+    try:
+        body = validate_signal(_signal_fields(message, direction))
+    except SignalInvalid as invalid:
+        problem = invalid.problems[0]
+        field = _SIGNAL_FIELDS.get(problem.location[:2], problem.path)
+        raise ControlError(problem.message, field=field) from None
+    return body.to_signal(signal_id=message.signal_id or uuid.uuid4().hex, received_at=received_at)
 
 
-def _whole_numbers_as_int(value: object) -> object:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _whole_numbers_as_int(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers_as_int(item) for item in value]
-    return value
+# --- UpdateParams ----------------------------------------------------------------------------
+
+
+def _from_struct_value(value: struct_pb2.Value, depth: int) -> object:
+    """A Struct value as Python. Whole numbers become ``int`` (Struct has only doubles); a
+    non-finite number stays a float for :func:`check_param_values` to refuse by name."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return _from_struct(value.struct_value, depth + 1)
+    if kind == "list_value":
+        if depth + 1 > limits.MAX_JSON_DEPTH:
+            raise ControlError(
+                f"nested deeper than {limits.MAX_JSON_DEPTH} levels", field="params_struct"
+            )
+        return [_from_struct_value(item, depth + 1) for item in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None  # null_value, or no kind set
+
+
+def _from_struct(struct: struct_pb2.Struct, depth: int = 1) -> dict[str, object]:
+    # Our own conversion: json_format.MessageToDict raises ValueError on NaN/Infinity.
+    if depth > limits.MAX_JSON_DEPTH:
+        raise ControlError(
+            f"nested deeper than {limits.MAX_JSON_DEPTH} levels", field="params_struct"
+        )
+    return {key: _from_struct_value(item, depth) for key, item in struct.fields.items()}
 
 
 def params_from_proto(message: pb.UpdateParamsRequest) -> dict[str, object]:
-    """The params of an ``UpdateParams`` request; ``ControlError`` when absent or not an object.
+    """The params of an ``UpdateParams`` request; ``ControlError`` when absent, not an object,
+    or beyond :mod:`~tradefleet_runtime.service.limits` (depth, number length).
 
     From a Struct, whole numbers become ``int`` (Struct has only doubles); pydantic accepts an
     int for a float field, so nothing is lost.
@@ -343,27 +422,116 @@ def params_from_proto(message: pb.UpdateParamsRequest) -> dict[str, object]:
     which = message.WhichOneof("params")
     if which == "params_json":
         try:
-            params = json.loads(message.params_json)
-        except json.JSONDecodeError as error:
-            raise ControlError(f"not valid JSON: {error}", field="params_json") from None
+            params = limits.load_json(message.params_json)
+        except limits.JsonRefused as error:
+            raise ControlError(str(error), field="params_json") from None
         if not isinstance(params, dict):
             raise ControlError("must be a JSON object", field="params_json")
         return params
     if which == "params_struct":
-        converted = _whole_numbers_as_int(json_format.MessageToDict(message.params_struct))
-        assert isinstance(converted, dict)
-        return converted
+        return _from_struct(message.params_struct)
     raise ControlError("give params_json or params_struct", field="params")
 
 
+def _resolve(node: Any, defs: Mapping[str, Any]) -> Any:
+    """A JSON Schema node with a local ``$ref`` followed (once per step, so cycles end)."""
+    for _ in range(limits.MAX_JSON_DEPTH):
+        if not isinstance(node, Mapping) or "$ref" not in node:
+            return node
+        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1])
+    return None
+
+
+def _alternatives(node: Any, defs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    node = _resolve(node, defs)
+    if not isinstance(node, Mapping):
+        return []
+    found = [node]
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in node.get(key, ()):
+            found.extend(_alternatives(sub, defs))
+    return found
+
+
+def _numbers_only(node: Any, defs: Mapping[str, Any]) -> bool:
+    """Whether the schema takes numbers (maybe null) but never a boolean."""
+    types: set[str] = set()
+    for alternative in _alternatives(node, defs):
+        kind = alternative.get("type")
+        types.update([kind] if isinstance(kind, str) else kind or ())
+    return bool(types & {"number", "integer"}) and types <= {"number", "integer", "null"}
+
+
+def _member(node: Any, key: str | int, defs: Mapping[str, Any]) -> Any:
+    """The schema of ``key`` (a property name or a list index) inside ``node``, if known."""
+    for alternative in _alternatives(node, defs):
+        if isinstance(key, int) and isinstance(alternative.get("items"), Mapping):
+            return alternative["items"]
+        if isinstance(key, str):
+            properties = alternative.get("properties")
+            if isinstance(properties, Mapping) and key in properties:
+                return properties[key]
+            if isinstance(alternative.get("additionalProperties"), Mapping):
+                return alternative["additionalProperties"]
+    return None
+
+
+def check_param_values(
+    value: object, schema: Mapping[str, Any] | None, path: str = "params"
+) -> None:
+    """Refuse, naming the field, what must not reach a plugin's params model whatever its
+    strictness: non-finite numbers anywhere, and booleans where ``schema`` (the params model's
+    JSON Schema; ``None``: unknown) wants a number (pydantic's lax mode reads ``true`` as 1)."""
+    defs = schema.get("$defs", {}) if schema is not None else {}
+    pending: list[tuple[object, Any, str]] = [(value, schema, path)]
+    while pending:  # iterative: the depth is bounded already, but no recursion is cheaper
+        item, node, where = pending.pop()
+        if isinstance(item, bool):
+            if node is not None and _numbers_only(node, defs):
+                raise ControlError("must be a number, not a boolean", field=where)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ControlError("must be a finite number", field=where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                pending.append((child, _member(node, str(key), defs), f"{where}.{key}"))
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                pending.append((child, _member(node, index, defs), f"{where}.{index}"))
+
+
 # --- the servicer -----------------------------------------------------------------------------
+
+
+class _Undecodable:
+    """Stands in for a request that could not be decoded (invalid UTF-8 in a string, nesting
+    beyond protobuf's limit, garbage): grpcio answers INTERNAL when a deserializer raises, so
+    ours never does, and the servicer refuses this with INVALID_ARGUMENT."""
+
+    def __init__(self, message_name: str) -> None:
+        self.message_name = message_name
+
+
+def _lenient_deserializer(message_class: Any) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception:  # DecodeError, RecursionError, ...: whatever the bytes were
+            return _Undecodable(message_class.DESCRIPTOR.full_name)
+
+    return deserialize
+
+
+def _decoded(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise ControlError(f"not a valid {request.message_name}", field="request")
 
 
 def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     """``ControlError`` → ``INVALID_ARGUMENT``; any other exception → ``INTERNAL`` (logged).
 
     The wrapped methods never call ``context.abort`` themselves (it raises a bare Exception);
-    they raise ``ControlError``.
+    they raise ``ControlError``. An undecodable request is refused before the method runs.
     """
 
     @functools.wraps(method)
@@ -371,6 +539,7 @@ def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
         context = args[2]
         assert isinstance(context, grpc.ServicerContext)
         try:
+            _decoded(args[1])
             return method(*args, **kwargs)
         except ControlError as error:
             _abort_control_error(context, error)
@@ -381,18 +550,41 @@ def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _metadata_safe(text: str) -> str:
+    """Printable ASCII only, at most 128 characters: gRPC fails the call (INTERNAL) for other
+    characters in a text metadata value, and the field may echo a caller's key (``params.ü``)."""
+    escaped = text[:128].encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in escaped)[:128]
+
+
 def _abort_control_error(context: grpc.ServicerContext, error: ControlError) -> NoReturn:
-    message = f"{error.field}: {error}" if error.field else str(error)
-    if error.field:
-        context.set_trailing_metadata(((FIELD_METADATA, error.field),))
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+    # Both are clipped: they may echo the caller's input, and an oversized status message or
+    # trailer fails the call with INTERNAL on the client's side.
+    field = _clip(error.field, 128)
+    message = f"{field}: {error}" if field else str(error)
+    if field:
+        context.set_trailing_metadata(((FIELD_METADATA, _metadata_safe(error.field)),))
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, _clip(message, _MAX_ERROR_CHARS))
+
+
+def _bounded(text: str, field: str, limit: int) -> str:
+    if len(text) > limit:
+        raise ControlError(f"at most {limit} characters", field=field)
+    return text
 
 
 class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     """Translates ``RuntimeService`` calls into :class:`ControlPlane` calls.
 
     ``auth`` (optional) is used only to name the caller's token scope in the ``who`` passed to
-    the control plane: ``"<actor> (grpc, <scope> token, <peer>)"``.
+    the control plane: ``"<actor> (grpc, <scope> token, <peer>)"``. ``known_symbols`` (optional)
+    refuses a signal for a symbol the bot does not trade, as the webhook does;
+    ``params_schema`` (optional) gives the strategy params' JSON Schema, so a boolean sent for a
+    number is refused before it reaches the params model.
     """
 
     def __init__(
@@ -400,9 +592,11 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
         control: ControlPlane,
         *,
         auth: TokenAuth | None = None,
-        max_streams: int = 4,
+        max_streams: int = limits.MAX_EVENT_STREAMS,
         poll_interval: float = 0.25,
         wall_clock: Callable[[], float] = time.time,
+        known_symbols: Callable[[], Collection[str]] | None = None,
+        params_schema: Callable[[], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self._control = control
         self._auth = auth
@@ -410,6 +604,8 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
         self._max_streams = max(1, max_streams)
         self._poll_interval = poll_interval
         self._wall_clock = wall_clock
+        self._known_symbols = known_symbols
+        self._params_schema = params_schema
 
     def _who(self, actor: str, context: grpc.ServicerContext) -> str:
         if self._auth is None:
@@ -418,8 +614,13 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
             granted = self._auth.scope_of(context.invocation_metadata())
             scope = f"{granted} token" if granted is not None else "no token"
         # the actor is the caller's free text: printable characters only, and not too long
-        name = "".join(ch for ch in actor if ch.isprintable()).strip()[:64] or "anonymous"
+        printable = "".join(ch for ch in actor[: 4 * limits.MAX_ACTOR_CHARS] if ch.isprintable())
+        name = printable.strip()[: limits.MAX_ACTOR_CHARS] or "anonymous"
         return f"{name} (grpc, {scope}, {context.peer()})"
+
+    @staticmethod
+    def _reason(text: str) -> str:
+        return _bounded(text, "reason", limits.MAX_REASON_CHARS)
 
     @_translate_errors
     def GetStatus(
@@ -445,31 +646,37 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     def ListTrades(
         self, request: pb.ListTradesRequest, context: grpc.ServicerContext
     ) -> pb.ListTradesResponse:
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise ControlError(f"must be 0 (default) or 1..{MAX_PAGE_SIZE}", field="page_size")
-        page = self._control.list_trades(page_size=size, page_token=request.page_token)
+        size = request.page_size or limits.DEFAULT_PAGE_SIZE
+        if not 1 <= size <= limits.MAX_PAGE_SIZE:
+            raise ControlError(
+                f"must be 0 (default) or 1..{limits.MAX_PAGE_SIZE}", field="page_size"
+            )
+        token = _bounded(request.page_token, "page_token", limits.MAX_PAGE_TOKEN_CHARS)
+        page = self._control.list_trades(page_size=size, page_token=token)
         return pb.ListTradesResponse(
             trades=[trade_to_proto(t) for t in page.trades], next_page_token=page.next_page_token
         )
 
     @_translate_errors
     def Pause(self, request: pb.PauseRequest, context: grpc.ServicerContext) -> pb.StatusSnapshot:
-        status = self._control.pause(self._who(request.actor, context), request.reason)
+        reason = self._reason(request.reason)
+        status = self._control.pause(self._who(request.actor, context), reason)
         return status_to_proto(status)
 
     @_translate_errors
     def Resume(self, request: pb.ResumeRequest, context: grpc.ServicerContext) -> pb.StatusSnapshot:
-        status = self._control.resume(self._who(request.actor, context), request.reason)
+        reason = self._reason(request.reason)
+        status = self._control.resume(self._who(request.actor, context), reason)
         return status_to_proto(status)
 
     @_translate_errors
     def EmergencyStop(
         self, request: pb.EmergencyStopRequest, context: grpc.ServicerContext
     ) -> pb.StatusSnapshot:
+        reason = self._reason(request.reason)
         who = self._who(request.actor, context)
         log.warning("emergency stop requested by %s (flatten=%s)", who, request.flatten)
-        status = self._control.emergency_stop(who, request.reason, flatten=request.flatten)
+        status = self._control.emergency_stop(who, reason, flatten=request.flatten)
         return status_to_proto(status)
 
     @_translate_errors
@@ -478,14 +685,18 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     ) -> pb.StatusSnapshot:
         if not request.plugin:
             raise ControlError("name the risk plugin", field="plugin")
+        plugin = _bounded(request.plugin, "plugin", limits.MAX_PLUGIN_NAME_CHARS)
+        reason = self._reason(request.reason)
         who = self._who(request.actor, context)
-        return status_to_proto(self._control.reset_risk_lock(request.plugin, who, request.reason))
+        return status_to_proto(self._control.reset_risk_lock(plugin, who, reason))
 
     @_translate_errors
     def SubmitSignal(
         self, request: pb.SubmitSignalRequest, context: grpc.ServicerContext
     ) -> pb.SignalResult:
         signal = signal_from_proto(request, received_at=self._wall_clock())
+        if self._known_symbols is not None and signal.symbol not in self._known_symbols():
+            raise ControlError(f"{signal.symbol!r} is not traded here", field="symbol")
         result = self._control.submit_signal(signal)
         return pb.SignalResult(
             accepted=result.accepted, reason=result.reason, client_order_id=result.client_order_id
@@ -496,20 +707,34 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
         self, request: pb.UpdateParamsRequest, context: grpc.ServicerContext
     ) -> pb.StatusSnapshot:
         params = params_from_proto(request)
+        schema = self._params_schema() if self._params_schema is not None else None
+        check_param_values(params, schema)
         status = self._control.update_params(params, self._who(request.actor, context))
         return status_to_proto(status)
+
+    @staticmethod
+    def _stream_kinds(request: pb.StreamEventsRequest) -> set[EventKind]:
+        """The kinds asked for; ``ControlError`` naming ``kinds``/``max_queue`` otherwise."""
+        _decoded(request)
+        if request.max_queue > limits.MAX_EVENT_QUEUE:
+            raise ControlError(f"at most {limits.MAX_EVENT_QUEUE}", field="max_queue")
+        if len(request.kinds) > limits.MAX_EVENT_KINDS:
+            raise ControlError(f"at most {limits.MAX_EVENT_KINDS} entries", field="kinds")
+        kinds: set[EventKind] = set()
+        for number in request.kinds:
+            kind = _EVENT_KINDS.get(number)
+            if kind is None:
+                raise ControlError(f"{number} is not an EventKind one may ask for", field="kinds")
+            kinds.add(kind)
+        return kinds
 
     def StreamEvents(
         self, request: pb.StreamEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.RuntimeEvent]:
-        if request.max_queue > MAX_EVENT_QUEUE:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"max_queue: at most {MAX_EVENT_QUEUE}")
-        kinds: set[EventKind] = set()
-        for kind in request.kinds:
-            name = pb.EventKind.Name(kind).removeprefix("EVENT_KIND_")
-            if name not in EventKind.__members__:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "kinds: EVENT_KIND_UNSPECIFIED")
-            kinds.add(EventKind[name])
+        try:
+            kinds = self._stream_kinds(request)
+        except ControlError as error:
+            _abort_control_error(context, error)
         if not self._streams.acquire(blocking=False):
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -517,6 +742,11 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
             )
         try:
             yield from self._stream(request, kinds, context)
+        except Exception:  # a bug must end the stream as INTERNAL (logged), not UNKNOWN
+            if not context.is_active():
+                return
+            log.exception("StreamEvents failed")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the bot's log")
         finally:
             self._streams.release()
 
@@ -571,6 +801,31 @@ class GrpcEndpoint(NamedTuple):
         self.executor.shutdown(wait=True)
 
 
+def _add_servicer(servicer: RuntimeServicer, server: grpc.Server) -> None:
+    """What the generated ``add_RuntimeServiceServicer_to_server`` does, but with lenient
+    request deserializers (see :class:`_Undecodable`)."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in _SERVICE.methods:
+        request_class = getattr(pb, method.input_type.name)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient_deserializer(request_class),
+            response_serializer=_serialize,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
 def set_serving(health_servicer: Any, serving: bool) -> None:
     status = (
         health_pb2.HealthCheckResponse.SERVING
@@ -591,14 +846,20 @@ def build_grpc_server(
     max_streams: int | None = None,
     reflection_enabled: bool = True,
     poll_interval: float = 0.25,
+    known_symbols: Callable[[], Collection[str]] | None = None,
+    params_schema: Callable[[], Mapping[str, Any] | None] | None = None,
+    max_message_bytes: int = limits.GRPC_MAX_MESSAGE_BYTES,
 ) -> GrpcEndpoint:
     """Build the bot's gRPC server bound to ``address`` (``host:port``; port 0 picks one).
 
     - ``auth``: the token interceptor; ``None`` serves without authentication (logged as a
       warning unless ``address`` is a loopback address).
     - ``tls``: serve TLS (mutual TLS when it names a CA); ``None`` serves plaintext.
-    - ``max_workers``: the thread pool; ``max_streams`` (default ``max_workers // 2``) caps
-      concurrent ``StreamEvents`` so control calls always find a thread.
+    - ``max_workers``: the thread pool; ``max_streams`` (default ``max_workers // 2``, at most
+      :data:`~tradefleet_runtime.service.limits.MAX_EVENT_STREAMS`) caps concurrent
+      ``StreamEvents`` so control calls always find a thread.
+    - ``known_symbols``, ``params_schema``: see :class:`RuntimeServicer`.
+    - ``max_message_bytes``: the largest request; a larger one gets ``RESOURCE_EXHAUSTED``.
 
     Health starts NOT_SERVING for ``""`` and ``tradefleet.v1.RuntimeService``; call
     ``endpoint.set_serving(True)`` once the bot runs. The caller starts the server
@@ -607,11 +868,23 @@ def build_grpc_server(
     """
     if auth is None and not _is_loopback(address):
         log.warning("gRPC API on %s without authentication", address)
-    streams = max_streams if max_streams is not None else max(1, max_workers // 2)
+    if max_streams is None:
+        max_streams = max(1, min(limits.MAX_EVENT_STREAMS, max_workers // 2))
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
-    server = grpc.server(executor, interceptors=[auth] if auth is not None else None)
-    servicer = RuntimeServicer(control, auth=auth, max_streams=streams, poll_interval=poll_interval)
-    pb_grpc.add_RuntimeServiceServicer_to_server(servicer, server)
+    server = grpc.server(
+        executor,
+        interceptors=[auth] if auth is not None else None,
+        options=[("grpc.max_receive_message_length", max_message_bytes)],
+    )
+    servicer = RuntimeServicer(
+        control,
+        auth=auth,
+        max_streams=max_streams,
+        poll_interval=poll_interval,
+        known_symbols=known_symbols,
+        params_schema=params_schema,
+    )
+    _add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     set_serving(health_servicer, False)

@@ -8,6 +8,7 @@ spec's stop policy, flush the journal, name every open position, exit 0 within t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -15,17 +16,20 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.logs import configure_logging
-from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
-from tradefleet_runtime.service.http_server import HttpServer, build_app
+from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build_app
 from tradefleet_runtime.service.metrics import RuntimeMetrics
+from tradefleet_runtime.service.webhook_routes import signal_symbols
 from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import Mode, load_manifest
 
@@ -45,6 +49,24 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--webhook-keys", type=Path, help="folder of HMAC keys: enables the webhook")
     serve.add_argument("--webhook-allow", action="append", default=[], help="allowed source CIDR")
     serve.add_argument("--webhook-rate", type=int, default=60, help="signals per minute per key")
+    serve.add_argument(
+        "--http-header-timeout",
+        type=float,
+        default=limits.HTTP_HEADER_TIMEOUT_S,
+        help="seconds for a request's headers to arrive, else the connection is closed",
+    )
+    serve.add_argument(
+        "--http-body-timeout",
+        type=float,
+        default=limits.HTTP_BODY_TIMEOUT_S,
+        help="seconds for a request's body to arrive after its headers, else it is closed",
+    )
+    serve.add_argument(
+        "--http-max-connections",
+        type=int,
+        default=limits.HTTP_MAX_CONNECTIONS,
+        help="open HTTP connections at once; more are answered 503",
+    )
     serve.add_argument(
         "--speed", type=float, default=1.0, help="replay speed of a csv feed (0: no waiting)"
     )
@@ -67,6 +89,26 @@ def _write_failure(path: Path, reason: str) -> None:
         log.error("could not write the failure reason to %s: %s", path, error)
 
 
+def strategy_params_schema(controller: BotController) -> Callable[[], Mapping[str, Any] | None]:
+    """The JSON Schema of the bot's strategy params, made once on first use, for UpdateParams'
+    checks in front of the params model."""
+
+    @functools.cache
+    def schema() -> Mapping[str, Any] | None:
+        name = controller.bot.manifest.spec.strategy.name
+        model = controller.registry.get(PluginKind.STRATEGY, name).spec.params
+        return model.model_json_schema()
+
+    return schema
+
+
+_HTTP_LIMIT_OPTIONS = {
+    "header_timeout_s": "--http-header-timeout",
+    "body_timeout_s": "--http-body-timeout",
+    "max_connections": "--http-max-connections",
+}
+
+
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host or "0.0.0.0", int(port)
@@ -84,6 +126,18 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        http_limits = HttpLimits(
+            header_timeout_s=args.http_header_timeout,
+            body_timeout_s=args.http_body_timeout,
+            max_connections=args.http_max_connections,
+        )
+    except ValueError as error:
+        message = str(error)
+        for name, option in _HTTP_LIMIT_OPTIONS.items():  # name the option the user gave
+            message = message.replace(name, option)
+        print(f"refused: {message}", file=sys.stderr)
+        return 2
     registry = PluginRegistry.discover()
     bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
     journal_path = args.journal or Path("journals") / f"{bot.name}.sqlite"
@@ -99,7 +153,7 @@ def run_serve(args: argparse.Namespace) -> int:
             controller, args.webhook_keys, args.webhook_allow, args.webhook_rate
         )
     http_host, http_port = _split(args.http)
-    http = HttpServer(build_app(controller, add_routes), http_host, http_port)
+    http = HttpServer(build_app(controller, add_routes), http_host, http_port, http_limits)
 
     from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
     from tradefleet_runtime.service.grpc_server import build_grpc_server
@@ -109,6 +163,8 @@ def run_serve(args: argparse.Namespace) -> int:
         address=args.grpc,
         auth=TokenAuth(args.auth_dir) if args.auth_dir is not None else None,
         tls=TlsFiles.from_directory(args.tls_dir) if args.tls_dir is not None else None,
+        known_symbols=signal_symbols(controller),
+        params_schema=strategy_params_schema(controller),
     )
     endpoint.server.start()
 

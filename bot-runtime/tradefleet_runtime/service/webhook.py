@@ -41,9 +41,10 @@ body both pass: the signature alone already identifies a request. A request refu
 the replay memory (401, 403, 410, 413, 429) is not remembered, so it can be sent again as is
 (within the window); after a 503, sign it again with a fresh timestamp.
 
-The body is the alert's JSON (UTF-8; ``NaN``/``Infinity``, duplicate keys and unknown top-level
-fields are refused; numbers must be JSON numbers, not strings; ``direction`` may be any case;
-``symbol`` must be one of the bot's symbols exactly)::
+The body is the alert's JSON (UTF-8; ``NaN``/``Infinity``, numbers that overflow, number
+literals over 64 characters, nesting deeper than 32, duplicate keys and unknown top-level fields
+are refused; numbers must be JSON numbers, not strings or booleans; ``direction`` may be any
+case; ``symbol`` must be one of the bot's symbols exactly)::
 
     {"symbol": "EURUSD", "timeframe": "M5", "pattern_type": "M5_BOS", "direction": "BUY",
      "price_levels": {"entry": 1.0850, "stop_loss": 1.0830, "take_profit": 1.0890,
@@ -51,8 +52,11 @@ fields are refused; numbers must be JSON numbers, not strings; ``direction`` may
      "volume": 0.01, "metadata": {"source": "tv", "confidence": 0.85}}
 
 ``volume`` is optional (the bot's sizer decides), further price levels (``previous_high``, …) and
-metadata fields are ignored, ``metadata.confidence`` is 0..1. A BUY needs
-``stop_loss < entry < take_profit``, a SELL ``take_profit < entry < stop_loss``.
+metadata fields are ignored, ``metadata.confidence`` is 0..1. Prices lie in 1e-12..1e12 and a
+volume in 1e-9..1e9 (:mod:`~tradefleet_runtime.service.limits`). A BUY needs
+``stop_loss < entry < take_profit``, a SELL ``take_profit < entry < stop_loss``. These field
+checks are :func:`~tradefleet_runtime.service.api.validate_signal`, which gRPC ``SubmitSignal``
+uses as well.
 
 Checks, in order; the first that fails answers, and nothing is submitted unless all pass:
 
@@ -109,21 +113,19 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Final
 
 import prometheus_client
 from aiohttp import web
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
 
-from tradefleet_runtime.service.api import Direction, Signal, SignalResult
+from tradefleet_runtime.service import limits
+from tradefleet_runtime.service.api import (
+    Signal,
+    SignalBody,
+    SignalInvalid,
+    SignalResult,
+    validate_signal,
+)
 
 __all__ = [
     "KEY_ID_HEADER",
@@ -196,7 +198,7 @@ class WebhookConfig:
     rate_per_minute: int = 60
     allow_from: list[str] = field(default_factory=list)  # CIDRs; empty: any source
     trust_forwarded_for: bool = False  # use X-Forwarded-For's first hop (behind a proxy only)
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = limits.MAX_BODY_BYTES
     submit_timeout_s: float = 10.0  # the bot must answer within this, else 503
     replay_memory_max: int = 100_000  # remembered signatures/nonces, over all keys
 
@@ -541,121 +543,27 @@ class RateLimiter:
 # --------------------------------------------------------------------------- body
 
 
-_Symbol = Annotated[
-    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/#+-]+$")
-]
-_Price = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-
-
-class PriceLevels(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    entry: _Price
-    stop_loss: _Price
-    take_profit: _Price
-    current_price: _Price | None = None
-
-
-class Metadata(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    source: Annotated[str, StringConstraints(max_length=128)] = ""
-    confidence: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)] | None = None
-
-
-class SignalBody(BaseModel):
-    """The webhook's JSON body."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    symbol: _Symbol
-    direction: Literal["BUY", "SELL"]
-    price_levels: PriceLevels
-    timeframe: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9]*$")] = ""
-    pattern_type: Annotated[
-        str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.:/ -]*$")
-    ] = ""
-    volume: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
-    metadata: Metadata | None = None
-
-    @field_validator("direction", mode="before")
-    @classmethod
-    def _direction_any_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _levels_match_direction(self) -> SignalBody:
-        levels = self.price_levels
-        if self.direction == "BUY":
-            if not levels.stop_loss < levels.entry:
-                raise ValueError("price_levels.stop_loss must be below entry for a BUY")
-            if not levels.take_profit > levels.entry:
-                raise ValueError("price_levels.take_profit must be above entry for a BUY")
-        else:
-            if not levels.stop_loss > levels.entry:
-                raise ValueError("price_levels.stop_loss must be above entry for a SELL")
-            if not levels.take_profit < levels.entry:
-                raise ValueError("price_levels.take_profit must be below entry for a SELL")
-        return self
-
-    def to_signal(self, *, signal_id: str, received_at: float) -> Signal:
-        return Signal(
-            symbol=self.symbol,
-            direction=Direction(self.direction),
-            entry=self.price_levels.entry,
-            stop_loss=self.price_levels.stop_loss,
-            take_profit=self.price_levels.take_profit,
-            volume=self.volume,
-            current_price=self.price_levels.current_price,
-            timeframe=self.timeframe,
-            pattern_type=self.pattern_type,
-            source=self.metadata.source if self.metadata else "",
-            confidence=self.metadata.confidence if self.metadata else None,
-            signal_id=signal_id,
-            received_at=received_at,
-        )
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate key {_truncate(name, 64)!r}")
-        result[name] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _format_errors(exc: ValidationError) -> str:
-    parts: list[str] = []
-    for error in exc.errors(include_url=False, include_input=False)[:5]:
-        loc = ".".join(_truncate(str(p), 64) for p in error["loc"])
-        message = error["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        parts.append(f"{loc}: {message}" if loc else message)
-    return _truncate("; ".join(parts))
-
-
 def parse_signal_body(body: bytes) -> SignalBody:
-    """The body as a :class:`SignalBody`; ``Refusal`` 400 ``malformed`` naming the field."""
+    """The body as a :class:`SignalBody`; ``Refusal`` 400 ``malformed`` naming the field.
+
+    JSON within :mod:`~tradefleet_runtime.service.limits` (depth, number length), then
+    :func:`~tradefleet_runtime.service.api.validate_signal`, the check gRPC ``SubmitSignal``
+    uses too.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Refusal(400, "malformed", "body is not UTF-8") from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise Refusal(400, "malformed", _truncate(f"body is not valid JSON: {exc}")) from None
+        data = limits.load_json(text)
+    except limits.JsonRefused as exc:
+        raise Refusal(400, "malformed", _truncate(f"body: {exc}")) from None
     if not isinstance(data, dict):
         raise Refusal(400, "malformed", "body must be a JSON object")
     try:
-        return SignalBody.model_validate(data)
-    except ValidationError as exc:
-        raise Refusal(400, "malformed", _format_errors(exc)) from None
+        return validate_signal(data)
+    except SignalInvalid as exc:
+        raise Refusal(400, "malformed", _truncate(str(exc))) from None
 
 
 # --------------------------------------------------------------------------- handler

@@ -13,6 +13,11 @@ from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.webhook import WebhookConfig, add_webhook_routes
 
 
+def signal_symbols(controller: BotController) -> Callable[[], Collection[str]]:
+    """The symbols the bot trades: the webhook and gRPC ``SubmitSignal`` refuse others."""
+    return lambda: controller.bot.manifest.spec.market.symbols
+
+
 def webhook_routes(
     controller: BotController,
     keys_dir: Path,
@@ -29,15 +34,12 @@ def webhook_routes(
             None, controller.submit_signal, signal
         )
 
-    def known_symbols() -> Collection[str]:
-        return controller.bot.manifest.spec.market.symbols
-
     def add(app: web.Application) -> None:
         add_webhook_routes(
             app,
             config=config,
             submit=submit,
-            known_symbols=known_symbols,
+            known_symbols=signal_symbols(controller),
             requests_total=controller.metrics.webhook_requests,
             bot=controller.bot.name,
         )
