@@ -23,8 +23,8 @@ from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.report.metrics import compute_figures
 from tradefleet_runtime.report.table import report_table
-from tradefleet_runtime.service.cli_control import add_control_commands, run_control_command
-from tradefleet_runtime.service.serve import add_serve_command, run_serve
+from tradefleet_runtime.service.control_args import add_control_commands
+from tradefleet_runtime.service.serve_args import add_serve_command
 from tradefleet_runtime.session import BotSession, RunOutcome, assemble, wall_clock
 from tradefleet_runtime.spec import Mode, load_manifest
 
@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_extension: Callable[[list[str]], int] = extension.load()
             return run_extension(list(args.arguments))  # main(argv after the command name)
         if getattr(args, "control_command", None):
+            # Loaded only when used: grpc is no business of a backtest.
+            from tradefleet_runtime.service.cli_control import run_control_command
+
             return run_control_command(args)
         if args.command == "backtest":
             return _backtest(args, out, err)
@@ -100,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(args, out)
         if args.command == "serve":
+            from tradefleet_runtime.service.serve import run_serve
+
             return run_serve(args)
         return _plugins_list(args, out)
     except SpecError as error:

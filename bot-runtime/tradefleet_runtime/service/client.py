@@ -39,6 +39,7 @@ from tradefleet_runtime.service.api import (
     TradePage,
     TradeView,
 )
+from tradefleet_runtime.service.control_args import TOKEN_ENV as TOKEN_ENV
 from tradefleet_runtime.service.grpc_server import (
     FIELD_METADATA,
     event_from_proto,
@@ -48,8 +49,6 @@ from tradefleet_runtime.service.grpc_server import (
     status_from_proto,
     trade_page_from_proto,
 )
-
-TOKEN_ENV = "TRADEFLEET_TOKEN"
 
 
 class ApiError(Exception):
