@@ -42,7 +42,8 @@ import jsonpatch
 import psutil
 from aiohttp import web
 
-from tradefleet_operator.fleet import KubeApi, halt_directly, set_emergency_stop
+from tradefleet_operator.fleet import halt_directly, set_emergency_stop
+from tradefleet_operator.k8s_api import KubeApi
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
