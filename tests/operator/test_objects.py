@@ -19,6 +19,7 @@ from tradefleet_operator.settings import OperatorSettings
 from tradefleet_operator.tokens import ApiTokens, tokens_from_secret
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.checks import config_hash as runtime_config_hash
+from tradefleet_runtime.spec.model import JournalStorage, RuntimeSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = OperatorSettings(runtime_image="registry.example/tradefleet/runtime:1.2.3")
@@ -426,3 +427,19 @@ def test_needs_update_replaces_changed_lists_and_restores_labels() -> None:
 )
 def test_quantities_compare_by_value(left: str, right: str, equal: bool) -> None:
     assert (parse_quantity(left) == parse_quantity(right)) is equal
+
+
+def test_defaults_are_the_spec_models() -> None:
+    """No copied defaults: a bot that leaves ``spec.runtime`` out gets the model's."""
+    body = example_bot()
+    body["spec"].pop("runtime", None)
+    parsed = bot(body)
+    defaults = RuntimeSpec()
+    (container,) = objects.deployment(parsed, SETTINGS, "h")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["resources"] == defaults.resources
+    assert container["command"][-2:] == ["--speed", format(defaults.replay_speed, "g")]
+    pvc = objects.journal_pvc(parsed)
+    assert pvc is not None
+    assert pvc["spec"]["resources"]["requests"]["storage"] == JournalStorage().size
