@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from tradefleet_operator.names import API_VERSION, KIND
+from tradefleet_operator.names import API_VERSION, KIND, LIVE_FIELDS
 from tradefleet_operator.settings import RUNTIME_ADDRESS_ANNOTATION, OperatorSettings
 from tradefleet_runtime.spec import BotManifest, BotSpec, parse_manifest
 from tradefleet_runtime.spec.model import EmergencyStopSpec
@@ -57,7 +57,7 @@ class LiveSpec:
         None if they are invalid too."""
         values: dict[str, Any] = {}
         try:
-            for name in ("paused", "emergency_stop"):
+            for name in LIVE_FIELDS:
                 info = BotSpec.model_fields[name]
                 raw = raw_spec.get(info.alias or name, info.get_default(call_default_factory=True))
                 adapter: TypeAdapter[Any] = TypeAdapter(info.annotation)  # type: ignore[arg-type]

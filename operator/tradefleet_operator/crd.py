@@ -34,7 +34,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tradefleet_operator.names import CRD_NAME, GROUP, KIND, PLURAL, SINGULAR, VERSION
+from tradefleet_operator.names import (
+    API_VERSION,
+    CRD_NAME,
+    GROUP,
+    KIND,
+    PLURAL,
+    SINGULAR,
+    VERSION,
+)
 from tradefleet_operator.status_model import BotStatus
 from tradefleet_runtime.spec.model import SECRET_NAME_RE, SYMBOL_RE, BotSpec
 from tradefleet_runtime.timeframes import TIMEFRAME_PATTERN
@@ -44,8 +52,8 @@ CATEGORIES = ["tradefleet"]
 
 #: Where ``main()`` writes the CRD, relative to the repository root (both files identical).
 OUTPUTS = (
-    Path("charts/tradefleet/crds/tradingbots.tradefleet.io.yaml"),
-    Path("manifests/crds/tradingbots.tradefleet.io.yaml"),
+    Path(f"charts/tradefleet/crds/{CRD_NAME}.yaml"),
+    Path(f"manifests/crds/{CRD_NAME}.yaml"),
 )
 
 HEADER = (
@@ -254,8 +262,8 @@ def object_schema() -> dict[str, Any]:
         "description": "A trading bot: the operator runs one runtime pod per TradingBot.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "tradefleet.io/v1alpha1"},
-            "kind": {"type": "string", "description": "TradingBot"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
+            "kind": {"type": "string", "description": KIND},
             "metadata": {"type": "object"},
             "spec": spec,
             "status": status_schema(),

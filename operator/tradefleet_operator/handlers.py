@@ -64,6 +64,7 @@ from tradefleet_operator.status_mapping import (
 from tradefleet_operator.status_model import BotStatus
 from tradefleet_operator.steering import Steered, steer
 from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
+from tradefleet_runtime.spec import BotSpec
 from tradefleet_runtime.spec.model import StopPolicy
 
 __all__ = ["finalize", "poll_status", "reconcile", "register_admission", "startup", "validate"]
@@ -130,8 +131,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 # --- reconcile ----------------------------------------------------------------------------------
 
-#: The live fields as diff paths: a change to nothing else needs no object pass.
-_LIVE_PATHS = frozenset(("spec", field) for field in LIVE_FIELDS)
+#: The live fields as diff paths (wire names): a change to nothing else needs no object pass.
+_LIVE_PATHS = frozenset(("spec", BotSpec.model_fields[name].alias or name) for name in LIVE_FIELDS)
 
 
 def live_only_change(reason: str, diff: Any) -> bool:
@@ -296,9 +297,9 @@ async def poll_status(
     ctx = context(memo)
     current: dict[str, Any] = dict(status)
     generation = meta.get("generation")
-    if current.get("observedGeneration") != generation:
-        return  # the change handler is still at work on this generation; it writes the status
     old = BotStatus.read(current)
+    if old.observed_generation != generation:
+        return  # the change handler is still at work on this generation; it writes the status
     address = runtime_address(meta, ctx.settings)
     namespace, name = meta.get("namespace", "default"), meta["name"]
     try:

@@ -53,9 +53,9 @@ class Control(StrEnum):
     HALTED = "Halted"
 
 
-#: Spec fields applied to the running bot over gRPC: no child object depends on them, and
-#: changing them must not restart the pod (they are left out of the config hash).
-LIVE_FIELDS = ("paused", "emergencyStop")
+#: ``BotSpec`` fields applied to the running bot over gRPC: no child object depends on them,
+#: and changing them must not restart the pod (they are left out of the config hash).
+LIVE_FIELDS = ("paused", "emergency_stop")
 
 
 def config_map_name(bot: str) -> str:

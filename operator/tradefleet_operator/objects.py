@@ -29,6 +29,7 @@ from tradefleet_operator.bot_api import TradingBot, plain
 from tradefleet_operator.names import (
     API_VERSION,
     KIND,
+    LIVE_FIELDS,
     api_token_secret_name,
     config_map_name,
     journal_pvc_name,
@@ -50,6 +51,7 @@ from tradefleet_operator.settings import (
 )
 from tradefleet_operator.tokens import ApiTokens, secret_data
 from tradefleet_runtime.api.conventions import CREDENTIALS_DIR_ENV
+from tradefleet_runtime.spec import BotSpec
 from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
 
 
@@ -105,7 +107,8 @@ def config_hash(bot: TradingBot) -> str:
     the same hash.
     """
     manifest = bot.manifest
-    neutral = manifest.spec.model_copy(update={"paused": False, "emergency_stop": None})
+    defaults = {name: BotSpec.model_fields[name].get_default() for name in LIVE_FIELDS}
+    neutral = manifest.spec.model_copy(update=defaults)
     return runner_config_hash(manifest.model_copy(update={"spec": neutral}))
 
 

@@ -20,8 +20,11 @@ import yaml
 from tradefleet_operator import bot_api, handlers
 from tradefleet_operator.context import OperatorContext
 from tradefleet_operator.k8s_api import KubeApi, KubeError, object_path
+from tradefleet_operator.names import Phase
 from tradefleet_operator.runtime_client import RuntimeClients
 from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.snapshot import RuntimeSnapshot
+from tradefleet_operator.tokens import tokens_from_secret
 from tradefleet_runtime.spec import BotManifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +155,49 @@ def test_an_invalid_spec_is_parsed_once_and_fails_the_bot(parses: list[str]) -> 
     assert written["phase"] == "Failed"
     reconciled = next(c for c in written["conditions"] if c["type"] == "Reconciled")
     assert reconciled["reason"] == "InvalidSpec"
+
+
+class FakeRuntimeClients:
+    """Answers every read with the same snapshot; records which token each call used."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    async def get_status(self, address: str, read_token: str) -> RuntimeSnapshot:
+        self.reads.append(read_token)
+        return RuntimeSnapshot(phase=Phase.RUNNING, equity=10.0, currency="USD")
+
+
+def _poll(kube: FakeKube, runtime: FakeRuntimeClients, body: dict[str, Any]) -> dict[str, Any]:
+    ctx = OperatorContext(
+        settings=OperatorSettings(), kube=cast(KubeApi, kube), runtime=cast(RuntimeClients, runtime)
+    )
+    patch = kopf.Patch()
+    asyncio.run(
+        handlers.poll_status(
+            body=cast(kopf.Body, body),
+            status=cast(kopf.Status, body.get("status") or {}),
+            meta=cast(kopf.Meta, body["metadata"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+        )
+    )
+    return dict(patch.get("status") or {})
+
+
+def test_the_timer_reads_with_the_read_token_and_writes_only_changes(parses: list[str]) -> None:
+    kube, runtime = FakeKube(), FakeRuntimeClients()
+    body = _body()
+    body["status"] = _reconcile(kube, body, "create")
+    secret = kube.objects["/api/v1/namespaces/trading/secrets/eurusd-paper-api-token"]
+    tokens = tokens_from_secret(secret)
+    assert tokens is not None
+
+    parses.clear()
+    first = _poll(kube, runtime, body)
+    assert first["phase"] == "Running" and first["equity"] == 10.0
+    assert runtime.reads == [tokens.read]
+    assert len(parses) == 1  # one parse per tick too
+    body["status"].update(first)
+    assert _poll(kube, runtime, body) == {}  # the same answer: no write
