@@ -25,6 +25,7 @@ request. The bots' runtimes are one in-process gRPC server (``FakeRuntimes``) th
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import os
@@ -42,7 +43,8 @@ import jsonpatch
 import psutil
 from aiohttp import web
 
-from tradefleet_operator.fleet import KubeApi, halt_directly, set_emergency_stop
+from tradefleet_operator.fleet import halt_directly, set_emergency_stop
+from tradefleet_operator.k8s_api import KubeApi
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -286,19 +288,32 @@ class LeanApi:
 
 
 class FakeRuntimes(pb_grpc.RuntimeServiceServicer):
-    """Every bot's runtime at one address, told apart by their tokens: answers GetStatus
-    (halted once stopped) and records when each bot's first EmergencyStop arrived."""
+    """Every bot's runtime at one address, told apart by their tokens (the operator reads with
+    a bot's read token and steers with its control token; both name the bot through its token
+    Secret): answers GetStatus (halted once stopped) and records when each bot's first
+    EmergencyStop arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: dict[tuple[str, str], dict[str, Any]]) -> None:
         self.stops = 0
         self.all_stopped = asyncio.Event()
         self.expected = 0
         self.stopped_at: list[float] = []
         self.halted: set[str] = set()
+        self.secrets = secrets
+        self.bots: dict[str, str] = {}  # "Bearer <token>" → the Secret's name
+        self.scanned: set[tuple[str, str]] = set()  # Secrets already in ``bots``
 
-    @staticmethod
-    def token(context: Any) -> str:
-        return str(dict(context.invocation_metadata()).get("authorization", ""))
+    def token(self, context: Any) -> str:
+        """The bot the call's token belongs to (either of its two tokens)."""
+        header = str(dict(context.invocation_metadata()).get("authorization", ""))
+        if header not in self.bots:
+            for key, secret in self.secrets.items():
+                if key in self.scanned:
+                    continue
+                self.scanned.add(key)
+                for value in (secret.get("data") or {}).values():
+                    self.bots["Bearer " + base64.b64decode(value).decode()] = key[1]
+        return self.bots.get(header, header)
 
     async def GetStatus(self, request: Any, context: Any) -> pb.StatusSnapshot:  # type: ignore[override]
         if self.token(context) in self.halted:
@@ -357,7 +372,7 @@ def done(api: LeanApi, name: str) -> bool:
 
 async def run(bots: int) -> dict[str, Any]:
     api = LeanApi()
-    runtimes = FakeRuntimes()
+    runtimes = FakeRuntimes(api.objects["secrets"])
     grpc_server = grpc.aio.server()
     pb_grpc.add_RuntimeServiceServicer_to_server(runtimes, grpc_server)
     grpc_port = grpc_server.add_insecure_port("127.0.0.1:0")

@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from tradefleet_operator.objects import plain
+from tradefleet_operator.bot_api import plain
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path

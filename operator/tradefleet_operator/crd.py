@@ -27,33 +27,40 @@ import argparse
 import copy
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from tradefleet_runtime.spec.model import API_VERSION, KIND, SECRET_NAME_RE, SYMBOL_RE, BotSpec
+from tradefleet_operator.names import (
+    API_VERSION,
+    CRD_NAME,
+    GROUP,
+    KIND,
+    PLURAL,
+    SINGULAR,
+    VERSION,
+)
+from tradefleet_operator.status_model import BotStatus
+from tradefleet_runtime.spec.model import SECRET_NAME_RE, SYMBOL_RE, BotSpec
 from tradefleet_runtime.timeframes import TIMEFRAME_PATTERN
 
-GROUP, VERSION = API_VERSION.split("/")
-PLURAL = "tradingbots"
-SINGULAR = "tradingbot"
-NAME = f"{PLURAL}.{GROUP}"
 SHORT_NAMES = ["tb"]
 CATEGORIES = ["tradefleet"]
 
 #: Where ``main()`` writes the CRD, relative to the repository root (both files identical).
 OUTPUTS = (
-    Path("charts/tradefleet/crds/tradingbots.tradefleet.io.yaml"),
-    Path("manifests/crds/tradingbots.tradefleet.io.yaml"),
+    Path(f"charts/tradefleet/crds/{CRD_NAME}.yaml"),
+    Path(f"manifests/crds/{CRD_NAME}.yaml"),
 )
 
 HEADER = (
-    "# Generated from tradefleet_runtime.spec.model by `python -m tradefleet_operator.crd`.\n"
+    "# Generated from tradefleet_runtime.spec.model and tradefleet_operator.status_model\n"
+    "# by `python -m tradefleet_operator.crd`.\n"
     "# Do not edit: change the model and regenerate (`--check` fails on a stale copy).\n"
 )
-
-PHASES = ["Pending", "Running", "Paused", "Halted", "Stopped", "Failed"]
 
 # JSON Schema keywords the converter passes through unchanged (all valid in a structural schema).
 _PASSTHROUGH = frozenset(
@@ -74,6 +81,8 @@ _PASSTHROUGH = frozenset(
         "multipleOf",
         "required",
         "x-kubernetes-int-or-string",
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
     }
 )
 
@@ -122,29 +131,52 @@ class SchemaConversionError(ValueError):
     """The model's JSON Schema uses something a structural CRD schema cannot express."""
 
 
+def model_schema(model: type[BaseModel], root: str, extra: Any = None) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of a pydantic model (``root`` names it in errors)."""
+    source = model.model_json_schema(by_alias=True)
+    defs = source.pop("$defs", {})
+    return _convert(source, defs, (), _Context(root, extra or {}))
+
+
 def spec_schema() -> dict[str, Any]:
     """The structural OpenAPI v3 schema of ``spec``, from ``BotSpec``."""
-    source = BotSpec.model_json_schema(by_alias=True)
-    defs = source.pop("$defs", {})
-    schema = _convert(source, defs, ())
+    schema = model_schema(BotSpec, "spec", _EXTRA)
     schema["x-kubernetes-validations"] = copy.deepcopy(SPEC_RULES)
     return schema
 
 
-def _resolve(node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+def status_schema() -> dict[str, Any]:
+    """The schema of ``status`` (written by the operator through the status subresource), from
+    ``BotStatus``: every field the operator writes, so the API server prunes none of them."""
+    return model_schema(BotStatus, "status")
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where a conversion is: the root's name (for errors) and the extra keys by path."""
+
+    root: str
+    extra: dict[tuple[str, ...], dict[str, Any]]
+
+
+def _resolve(
+    node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...], ctx: _Context
+) -> dict[str, Any]:
     """Inline ``$ref``/``allOf``/``anyOf [X, null]``; the referring field's keys win."""
     node = dict(node)
     if "$ref" in node:
         ref = node.pop("$ref")
         name = ref.rsplit("/", 1)[-1]
         if not ref.startswith("#/$defs/") or name not in defs:
-            raise SchemaConversionError(f"{_where(path)}: cannot resolve {ref!r}")
-        return _resolve({**defs[name], **node}, defs, path)
+            raise SchemaConversionError(f"{_where(ctx.root, path)}: cannot resolve {ref!r}")
+        return _resolve({**defs[name], **node}, defs, path, ctx)
     if "allOf" in node:
         parts = node.pop("allOf")
         if len(parts) != 1:
-            raise SchemaConversionError(f"{_where(path)}: allOf with {len(parts)} members")
-        return _resolve({**parts[0], **node}, defs, path)
+            raise SchemaConversionError(
+                f"{_where(ctx.root, path)}: allOf with {len(parts)} members"
+            )
+        return _resolve({**parts[0], **node}, defs, path, ctx)
     if "anyOf" in node:
         options = node.pop("anyOf")
         if sorted(o.get("type", "") for o in options) == ["integer", "string"]:
@@ -154,16 +186,18 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...]) 
         others = [option for option in options if option.get("type") != "null"]
         if len(others) != 1 or len(options) != 2:
             raise SchemaConversionError(
-                f"{_where(path)}: anyOf is only supported as [X, null], got {options!r}"
+                f"{_where(ctx.root, path)}: anyOf is only supported as [X, null], got {options!r}"
             )
-        resolved = _resolve({**others[0], **node}, defs, path)
+        resolved = _resolve({**others[0], **node}, defs, path, ctx)
         resolved["nullable"] = True
         return resolved
     return node
 
 
-def _convert(node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
-    node = _resolve(node, defs, path)
+def _convert(
+    node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...], ctx: _Context
+) -> dict[str, Any]:
+    node = _resolve(node, defs, path, ctx)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("title", "$defs"):
@@ -184,10 +218,10 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...]) 
                 out[key] = True
         elif key == "properties":
             out["properties"] = {
-                name: _convert(sub, defs, (*path, name)) for name, sub in value.items()
+                name: _convert(sub, defs, (*path, name), ctx) for name, sub in value.items()
             }
         elif key == "items":
-            out["items"] = _convert(value, defs, (*path, "[]"))
+            out["items"] = _convert(value, defs, (*path, "[]"), ctx)
         elif key == "additionalProperties":
             if value is True:
                 out["x-kubernetes-preserve-unknown-fields"] = True
@@ -196,14 +230,14 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: tuple[str, ...]) 
                 # fields are refused by field validation (kubectl's default) and pruned.
                 continue
             else:
-                out["additionalProperties"] = _convert(value, defs, (*path, "{}"))
+                out["additionalProperties"] = _convert(value, defs, (*path, "{}"), ctx)
         else:
-            raise SchemaConversionError(f"{_where(path)}: unsupported keyword {key!r}")
+            raise SchemaConversionError(f"{_where(ctx.root, path)}: unsupported keyword {key!r}")
     if "type" not in out and not out.get("x-kubernetes-int-or-string"):
-        raise SchemaConversionError(f"{_where(path)}: no type")
+        raise SchemaConversionError(f"{_where(ctx.root, path)}: no type")
     if "x-kubernetes-preserve-unknown-fields" in out and "properties" in out:
-        raise SchemaConversionError(f"{_where(path)}: free-form object with properties")
-    out.update(copy.deepcopy(_EXTRA.get(path, {})))
+        raise SchemaConversionError(f"{_where(ctx.root, path)}: free-form object with properties")
+    out.update(copy.deepcopy(ctx.extra.get(path, {})))
     return {key: out[key] for key in sorted(out, key=_key_order)}
 
 
@@ -215,121 +249,8 @@ def _key_order(key: str) -> tuple[int, str]:
     return (_FIRST.index(key), "") if key in _FIRST else (len(_FIRST), key)
 
 
-def _where(path: Sequence[str]) -> str:
-    return ".".join(("spec", *path)).replace(".[]", "[]")
-
-
-def _condition_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "One aspect of the bot's state (metav1.Condition).",
-        "required": ["type", "status"],
-        "properties": {
-            "type": {
-                "type": "string",
-                "maxLength": 316,
-                "description": "Condition type, e.g. Ready, Reconciled, LiveConfirmed.",
-            },
-            "status": {
-                "type": "string",
-                "enum": ["True", "False", "Unknown"],
-                "description": "True, False or Unknown.",
-            },
-            "reason": {
-                "type": "string",
-                "maxLength": 1024,
-                "description": "Machine-readable CamelCase reason for the last transition.",
-            },
-            "message": {
-                "type": "string",
-                "maxLength": 32768,
-                "description": "Human-readable details of the last transition.",
-            },
-            "lastTransitionTime": {
-                "type": "string",
-                "format": "date-time",
-                "description": "When the status last changed.",
-            },
-            "observedGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "minimum": 0,
-                "description": "The metadata.generation the condition was set for.",
-            },
-        },
-    }
-
-
-def status_schema() -> dict[str, Any]:
-    """The schema of ``status`` (written by the operator through the status subresource)."""
-
-    def number(description: str) -> dict[str, Any]:
-        return {"type": "number", "description": description}
-
-    return {
-        "type": "object",
-        "description": "The bot's observed state, reported by the operator from its runtime.",
-        "properties": {
-            "phase": {
-                "type": "string",
-                "enum": list(PHASES),
-                "description": "Pending, Running, Paused, Halted, Stopped or Failed.",
-            },
-            "conditions": {
-                "type": "array",
-                "description": "Current conditions of the bot (Ready, Reconciled, …).",
-                "maxItems": 32,
-                "items": _condition_schema(),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
-            "observedGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "description": "The metadata.generation the operator last reconciled.",
-            },
-            "equity": number("Cash plus open positions at their marks, in the account currency."),
-            "balance": number("Cash balance, in the account currency."),
-            "pnlToday": number("Profit and loss since 00:00 UTC, in the account currency."),
-            "pnlTotal": number("Profit and loss since the first start, in the account currency."),
-            "drawdownPct": number("Current drawdown from the equity peak, in percent."),
-            "openPositions": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Number of open positions.",
-            },
-            "lastBarTime": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Close time of the last bar the bot processed.",
-            },
-            "halted": {
-                "type": "boolean",
-                "description": "True while the bot is halted (kill switch or a risk plugin).",
-            },
-            "haltReason": {"type": "string", "description": "Why the bot is halted."},
-            "riskLocks": {
-                "type": "array",
-                "description": "Risk plugins currently refusing new entries.",
-                "items": {
-                    "type": "object",
-                    "required": ["plugin"],
-                    "properties": {
-                        "plugin": {"type": "string", "description": "Risk plugin name."},
-                        "reason": {"type": "string", "description": "Why it refuses."},
-                    },
-                },
-            },
-            "configHash": {
-                "type": "string",
-                "description": "Hash of the configuration the running pod was started with.",
-            },
-            "runtimeAddress": {
-                "type": "string",
-                "description": "host:port of the runtime's gRPC API.",
-            },
-        },
-    }
+def _where(root: str, path: Sequence[str]) -> str:
+    return ".".join((root, *path)).replace(".[]", "[]")
 
 
 def object_schema() -> dict[str, Any]:
@@ -341,8 +262,8 @@ def object_schema() -> dict[str, Any]:
         "description": "A trading bot: the operator runs one runtime pod per TradingBot.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "tradefleet.io/v1alpha1"},
-            "kind": {"type": "string", "description": "TradingBot"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
+            "kind": {"type": "string", "description": KIND},
             "metadata": {"type": "object"},
             "spec": spec,
             "status": status_schema(),
@@ -369,7 +290,7 @@ def build_crd() -> dict[str, Any]:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": NAME,
+            "name": CRD_NAME,
             "labels": {"app.kubernetes.io/part-of": "tradefleet"},
         },
         "spec": {

@@ -1,80 +1,79 @@
 """The kopf handlers of ``tradingbots.tradefleet.io/v1alpha1`` (handlers only).
 
-What each object looks like is :mod:`tradefleet_operator.objects` (pure functions); what the
-runtime reports and how it is steered is :mod:`tradefleet_operator.status`. Here:
+Each handler parses the TradingBot once (:meth:`TradingBot.parse`) and hands the typed bot to
+the modules that do the work: :mod:`.steering` (the runtime's pause / halt / resume),
+:mod:`.children` (create-or-adopt-and-patch the objects :mod:`.objects` describes) and
+:mod:`.status_mapping` (the new ``.status``, written only when it changed).
 
-- create / update / resume → :func:`reconcile`: steer the runtime first (pause, halt, resume,
-  risk-lock reset: a fleet stop must not wait for object writes), then create-or-adopt-and-patch
-  every desired object. A create that meets ``409 AlreadyExists`` (a retry of a half-done pass,
-  or an object someone made first) adopts and patches the existing object. The api-token
-  Secret's tokens are generated once; an existing Secret is read, never rotated. Nothing is
-  written when nothing differs (``objects.needs_update``), the status included.
+- create / update / resume → :func:`reconcile`: steer the runtime first (a fleet stop must not
+  wait for object writes), then bring every child object to the spec.
+- the timer :func:`poll_status`, every ``TRADEFLEET_STATUS_INTERVAL`` seconds (10): reads
+  ``GetStatus`` with the bot's read token, re-tries steering if an earlier attempt did not get
+  through, and patches the status only when something changed. A runtime it cannot reach sets
+  ``Ready=False, reason=RuntimeUnreachable``; it never raises.
 - delete → :func:`finalize`: ask the runtime to stop (``EmergencyStop``, flattening as
   ``spec.onStop.flattenPositions`` says), wait a bounded time, then let kopf drop the finalizer
   (owner references cascade the deletion). An unreachable runtime does not block deletion.
 - :func:`validate`: the admission webhook (``admission.validate_trading_bot``), registered by
   :func:`register_admission` when the operator serves the webhook.
-- the status timer lives in :mod:`tradefleet_operator.status` and is registered by importing it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from tradefleet_operator import admission, objects
-from tradefleet_operator.fleet import KubeApi, KubeError, object_path
-from tradefleet_operator.settings import CONFIG_HASH_ANNOTATION, OperatorSettings
-from tradefleet_operator.status import (
+from tradefleet_operator.bot_api import LiveSpec, TradingBot, runtime_address
+from tradefleet_operator.children import reconcile_objects
+from tradefleet_operator.context import OperatorContext, context, event
+from tradefleet_operator.control import observed_control
+from tradefleet_operator.k8s_api import KubeApi, KubeError
+from tradefleet_operator.metrics import (
+    RECONCILE_SECONDS,
+    RECONCILES,
+    forget_phase,
+    record_phase,
+)
+from tradefleet_operator.names import (
     GROUP,
+    LIVE_FIELDS,
     PLURAL,
     VERSION,
-    OperatorContext,
     Phase,
-    RuntimeCallError,
-    RuntimeClients,
+    api_token_secret_name,
+)
+from tradefleet_operator.runtime_client import RuntimeCallError, RuntimeClients
+from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.status_mapping import (
     advance,
-    context,
-    control_token,
-    event,
-    forget_phase,
+    condition_of,
     now_iso,
-    poll_status,
     reachable_status,
-    record_phase,
-    runtime_address_of,
     set_condition,
     status_changes,
-    steer,
+    unreachable_status,
 )
+from tradefleet_operator.status_model import BotStatus
+from tradefleet_operator.steering import Steered, steer
 from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
-from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+from tradefleet_runtime.spec import BotSpec
+from tradefleet_runtime.spec.model import StopPolicy
 
 __all__ = ["finalize", "poll_status", "reconcile", "register_admission", "startup", "validate"]
 
 FINALIZER = "tradefleet.io/finalizer"
 
-try:  # prometheus_client is a dependency of the runtime; metrics are optional here
-    from prometheus_client import Counter, Histogram
-
-    RECONCILES = Counter(
-        "tradefleet_operator_reconciles", "Reconcile passes by outcome", ["outcome"]
-    )
-    RECONCILE_SECONDS = Histogram(
-        "tradefleet_operator_reconcile_seconds",
-        "Duration of one reconcile pass",
-        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    )
-except ValueError:  # registered twice (module reloaded in tests)
-    from prometheus_client import REGISTRY
-
-    RECONCILES = REGISTRY._names_to_collectors["tradefleet_operator_reconciles"]  # type: ignore[assignment]
-    RECONCILE_SECONDS = REGISTRY._names_to_collectors["tradefleet_operator_reconcile_seconds"]  # type: ignore[assignment]
+#: How often each bot's status is read from its runtime (seconds; read when kopf registers
+#: the timer, i.e. at import).
+STATUS_INTERVAL = float(os.environ.get("TRADEFLEET_STATUS_INTERVAL", "10"))
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -132,145 +131,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 # --- reconcile ----------------------------------------------------------------------------------
 
-
-def _owner_reference_missing(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
-    wanted = {ref.get("uid") for ref in desired.get("metadata", {}).get("ownerReferences", [])}
-    have = {ref.get("uid") for ref in actual.get("metadata", {}).get("ownerReferences") or []}
-    return not wanted <= have
-
-
-def _patch_for(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What to send so that ``actual`` becomes ``desired`` (owner references included)."""
-    patch = objects.needs_update(desired, actual) or {}
-    if _owner_reference_missing(desired, actual):
-        refs = list(actual.get("metadata", {}).get("ownerReferences") or [])
-        known = {ref.get("uid") for ref in refs}
-        refs += [
-            ref for ref in desired["metadata"]["ownerReferences"] if ref.get("uid") not in known
-        ]
-        patch.setdefault("metadata", {})["ownerReferences"] = refs
-    return patch or None
-
-
-def _label(obj: Mapping[str, Any]) -> str:
-    return f"{obj['kind']}/{obj['metadata']['name']}"
-
-
-async def apply_object(
-    kube: KubeApi,
-    desired: Mapping[str, Any],
-    actual: Mapping[str, Any] | None = None,
-    *,
-    create_first: bool = False,
-) -> tuple[str, Mapping[str, Any] | None]:
-    """Create, or adopt and patch, one object. Returns what happened ("created", "adopted",
-    "patched", "unchanged") and the object as it was before (None if created).
-
-    ``create_first`` skips the read when the object is expected not to exist (a bot never
-    reconciled before): one request instead of two, and a 409 still ends in adopt-and-patch.
-    """
-    path = object_path(desired)
-    if actual is None and not create_first:
-        actual = await kube.get(path)
-    if actual is None:
-        try:
-            await kube.create(desired)
-            return "created", None
-        except KubeError as error:
-            if error.status != 409:
-                raise
-        # AlreadyExists: made by an earlier, half-done pass (or by someone else): adopt it.
-        actual = await kube.get(path)
-        if actual is None:
-            raise KubeError(409, "Conflict", f"{_label(desired)} exists and vanished; retrying")
-    patch = _patch_for(desired, actual)
-    if patch is None:
-        return "unchanged", actual
-    await kube.patch(path, patch)
-    adopted = _owner_reference_missing(desired, actual)
-    return ("adopted" if adopted else "patched"), actual
-
-
-def _pod_hash(deployment: Mapping[str, Any] | None) -> str | None:
-    if deployment is None:
-        return None
-    template = deployment.get("spec", {}).get("template", {})
-    annotations = template.get("metadata", {}).get("annotations") or {}
-    value = annotations.get(CONFIG_HASH_ANNOTATION)
-    return str(value) if value is not None else None
-
-
-async def reconcile_objects(
-    ctx: OperatorContext, body: kopf.Body, config_hash: str, *, fresh: bool = False
-) -> dict[str, list[str]]:
-    """Make every desired object exist as desired; returns object labels by outcome.
-
-    ``fresh``: the bot was never reconciled, so its objects are created without reading them
-    first (a 409 still adopts). The api-token Secret goes first: its tokens are the existing
-    Secret's when there is one, never new ones.
-    """
-    meta = body["metadata"]
-    namespace, name = meta.get("namespace", "default"), meta["name"]
-    secret_path = f"/api/v1/namespaces/{namespace}/secrets/{objects.api_token_secret_name(name)}"
-    outcomes: dict[str, list[str]] = {}
-    before: dict[str, Mapping[str, Any] | None] = {}
-
-    def desired_with(tokens: objects.ApiTokens) -> list[dict[str, Any]]:
-        found = objects.desired_objects(body, ctx.settings, config_hash, tokens)
-        kopf.adopt(found, owner=body)
-        return found
-
-    def record(obj: Mapping[str, Any], outcome: str, previous: Mapping[str, Any] | None) -> None:
-        outcomes.setdefault(outcome, []).append(_label(obj))
-        before[_label(obj)] = previous
-
-    secret = None if fresh else await ctx.kube.get(secret_path)
-    tokens = objects.tokens_from_secret(secret) or objects.ApiTokens.generate()
-    desired = desired_with(tokens)
-    token_secret = next(obj for obj in desired if obj["kind"] == "Secret")
-    if secret is None:
-        try:
-            await ctx.kube.create(token_secret)
-            record(token_secret, "created", None)
-        except KubeError as error:
-            if error.status != 409:
-                raise
-            secret = await ctx.kube.get(secret_path)
-            if secret is None:
-                raise KubeError(
-                    409, "Conflict", "the api-token Secret vanished; retrying"
-                ) from error
-            existing = objects.tokens_from_secret(secret)
-            if existing is not None:  # never rotate: the runtime may already use these
-                tokens = existing
-                desired = desired_with(tokens)
-                token_secret = next(obj for obj in desired if obj["kind"] == "Secret")
-    if secret is not None:
-        outcome, previous = await apply_object(ctx.kube, token_secret, secret)
-        record(token_secret, outcome, previous)
-    ctx.tokens[(namespace, name)] = tokens.control
-
-    async def one(obj: Mapping[str, Any]) -> None:
-        outcome, previous = await apply_object(ctx.kube, obj, create_first=fresh)
-        record(obj, outcome, previous)
-
-    rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
-    await asyncio.gather(*(one(obj) for obj in rest))
-    for obj in desired:
-        if obj["kind"] == "Deployment":
-            await one(obj)
-            old = _pod_hash(before.get(_label(obj)))
-            if old is not None and old != config_hash:
-                event(
-                    body,
-                    reason="ConfigChanged",
-                    message=f"config hash {old} → {config_hash}: rolling out the runtime pod",
-                )
-    return outcomes
-
-
-# Spec fields applied to the running bot over gRPC; no child object depends on them.
-LIVE_FIELDS = frozenset({("spec", "paused"), ("spec", "emergencyStop")})
+#: The live fields as diff paths (wire names): a change to nothing else needs no object pass.
+_LIVE_PATHS = frozenset(("spec", BotSpec.model_fields[name].alias or name) for name in LIVE_FIELDS)
 
 
 def live_only_change(reason: str, diff: Any) -> bool:
@@ -281,11 +143,19 @@ def live_only_change(reason: str, diff: Any) -> bool:
         path = tuple(item[1])
         if path[:1] == ("metadata",):
             continue
-        if path[:2] not in LIVE_FIELDS and path not in {("spec",)}:
+        if path[:2] not in _LIVE_PATHS and path not in {("spec",)}:
             return False
         if path == ("spec",):
             return False
     return True
+
+
+def _write(patch: kopf.Patch, current: Mapping[str, Any], new: BotStatus, uid: Any) -> None:
+    """Patch only the status keys that changed (none: no write at all)."""
+    changes = status_changes(current, new)
+    if changes:
+        patch.status.update(changes)
+    record_phase(str(uid), str(new.phase or Phase.PENDING))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -306,49 +176,63 @@ async def reconcile(
     started = time.perf_counter()
     ctx = context(memo)
     current: dict[str, Any] = dict(status)
-    new: dict[str, Any] = dict(current)
+    new = old = BotStatus.read(current)
     generation = meta.get("generation")
     outcome = "ok"
     span = start_reconcile_span(str(meta.get("name")), str(meta.get("namespace")), generation)
     try:
-        # The runtime first: a halt must wait for nothing (not even the spec's hash).
-        steered, snapshot = await steer(ctx, body, current, logger=logger)
-        new.update(steered)
-        if snapshot is not None:
-            new = reachable_status(new, snapshot, generation, now_iso())
-
+        bot: TradingBot | None = None
         try:
-            config_hash = objects.config_hash(body)
+            bot = TradingBot.parse(body)  # the one parse of this pass
         except Exception as error:  # an invalid spec (admission would have refused it)
+            problem = str(error)[:1000]
+        # The runtime first: a halt waits for nothing but the parse (not for object writes).
+        live = bot.live if bot is not None else LiveSpec.salvage(body.get("spec") or {})
+        if live is not None:
+            steered = await steer(ctx, body, live, new, logger=logger)
+            new = steered.apply(new)
+            if steered.snapshot is not None:
+                new = reachable_status(new, steered.snapshot, generation, now_iso())
+
+        if bot is None:
             outcome = "invalid"
-            event(body, warning=True, reason="InvalidSpec", message=str(error)[:1000])
-            new["phase"] = advance(current.get("phase"), Phase.FAILED).value
-            new["observedGeneration"] = generation
-            new["conditions"] = set_condition(
-                new.get("conditions"), "Reconciled", False, "InvalidSpec", str(error)[:1000],
-                generation, now_iso(),
+            event(body, warning=True, reason="InvalidSpec", message=problem)
+            new = new.model_copy(
+                update={
+                    "phase": advance(old.phase, Phase.FAILED),
+                    "observed_generation": generation,
+                    "conditions": set_condition(
+                        new.conditions, "Reconciled", False, "InvalidSpec", problem,
+                        generation, now_iso(),
+                    ),
+                }
             )  # fmt: skip
             return
 
-        if live_only_change(reason, diff) and current.get("configHash") == config_hash:
+        config_hash = objects.config_hash(bot)
+        if live_only_change(reason, diff) and old.config_hash == config_hash:
             # Only live fields changed (pause, emergency stop): steered over gRPC above, and no
             # object depends on them. Skipping the object pass keeps a fleet-wide stop fast.
-            new["observedGeneration"] = generation
+            new = new.model_copy(update={"observed_generation": generation})
             return
         try:
-            fresh = not current.get("configHash")  # never reconciled: create without reading
-            outcomes = await reconcile_objects(ctx, body, config_hash, fresh=fresh)
+            fresh = not old.config_hash  # never reconciled: create without reading
+            outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
                 outcome = "retry"
                 raise kopf.TemporaryError(str(error), delay=2) from error
             outcome = "failed"
             event(body, warning=True, reason="ReconcileFailed", message=str(error)[:1000])
-            new["phase"] = advance(current.get("phase"), Phase.FAILED).value
-            new["observedGeneration"] = generation
-            new["conditions"] = set_condition(
-                new.get("conditions"), "Reconciled", False, error.reason or "ApiError",
-                str(error)[:1000], generation, now_iso(),
+            new = new.model_copy(
+                update={
+                    "phase": advance(old.phase, Phase.FAILED),
+                    "observed_generation": generation,
+                    "conditions": set_condition(
+                        new.conditions, "Reconciled", False, error.reason or "ApiError",
+                        str(error)[:1000], generation, now_iso(),
+                    ),
+                }
             )  # fmt: skip
             return
         made = outcomes.get("created", []) + outcomes.get("adopted", [])
@@ -358,13 +242,16 @@ async def reconcile(
             event(body, reason="Adopted", message="adopted " + ", ".join(made))
         if outcomes.get("patched"):
             event(body, reason="Updated", message="updated " + ", ".join(outcomes["patched"]))
-        if not new.get("phase"):
-            new["phase"] = Phase.PENDING.value
-        new["observedGeneration"] = generation
-        new["configHash"] = config_hash
-        new["conditions"] = set_condition(
-            new.get("conditions"), "Reconciled", True, "UpToDate",
-            "every object matches the spec", generation, now_iso(),
+        new = new.model_copy(
+            update={
+                "phase": new.phase or Phase.PENDING,
+                "observed_generation": generation,
+                "config_hash": config_hash,
+                "conditions": set_condition(
+                    new.conditions, "Reconciled", True, "UpToDate",
+                    "every object matches the spec", generation, now_iso(),
+                ),
+            }
         )  # fmt: skip
     finally:
         RECONCILES.labels(outcome).inc()
@@ -373,33 +260,105 @@ async def reconcile(
         changes = status_changes(current, new)
         if changes:
             patch.status.update(changes)
-        if new.get("phase"):
-            record_phase(str(meta.get("uid")), str(new["phase"]))
+        if new.phase:
+            record_phase(str(meta.get("uid")), str(new.phase))
+
+
+# --- the status timer ---------------------------------------------------------------------------
+
+
+def first_tick(uid: str, **_: Any) -> float:
+    """Spread the first status reads over one interval (a fleet applied at once must not tick
+    in step), and wait at least a second for the first reconcile to land."""
+    spread = (zlib.crc32(uid.encode()) % 1000) / 1000
+    return 1.0 + spread * STATUS_INTERVAL
+
+
+def _live_spec(body: Mapping[str, Any]) -> LiveSpec | None:
+    """The spec's live fields (one parse), salvaged from a spec the model refuses."""
+    try:
+        return TradingBot.parse(body).live
+    except Exception:
+        return LiveSpec.salvage(body.get("spec") or {})
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL, initial_delay=first_tick)
+async def poll_status(
+    body: kopf.Body,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Read the runtime's status (read token) into the TradingBot; steer it (control token)
+    if an earlier attempt failed."""
+    ctx = context(memo)
+    current: dict[str, Any] = dict(status)
+    generation = meta.get("generation")
+    old = BotStatus.read(current)
+    if old.observed_generation != generation:
+        return  # the change handler is still at work on this generation; it writes the status
+    address = runtime_address(meta, ctx.settings)
+    namespace, name = meta.get("namespace", "default"), meta["name"]
+    try:
+        tokens = await ctx.bot_tokens(namespace, name)
+        if tokens is None:
+            raise RuntimeCallError(
+                "NoToken", f"no Secret {api_token_secret_name(name)}", unreachable=True
+            )
+        snapshot = await ctx.runtime.get_status(address, tokens.read)
+    except Exception as error:  # never crash the timer
+        if isinstance(error, RuntimeCallError) and error.code == "UNAUTHENTICATED":
+            ctx.forget(namespace, name)
+        # The message names the code only: a detail that varies would cost a write per tick.
+        code = error.code if isinstance(error, RuntimeCallError) else type(error).__name__
+        new = unreachable_status(old, f"{address}: {code}", generation, now_iso())
+        was = condition_of(old, "Ready")
+        if was is None or was.reason != "RuntimeUnreachable":
+            event(
+                body,
+                warning=True,
+                reason="RuntimeUnreachable",
+                message=f"cannot reach the runtime at {address}: {error}"[:500],
+            )
+    else:
+        live = _live_spec(body)
+        steered = Steered()
+        if live is not None:
+            steered = await steer(
+                ctx, body, live, old, observed=observed_control(snapshot), known=True, logger=logger
+            )
+        after = steered.snapshot or snapshot
+        new = steered.apply(reachable_status(old, after, generation, now_iso()))
+    _write(patch, current, new, meta.get("uid"))
 
 
 # --- delete -------------------------------------------------------------------------------------
 
 
-async def _stop_runtime(ctx: OperatorContext, body: kopf.Body, logger: kopf.Logger) -> str:
+async def _stop_runtime(ctx: OperatorContext, body: kopf.Body) -> str:
     """EmergencyStop, then wait (bounded) until the runtime is flat when flattening."""
     meta = body["metadata"]
     namespace, name = meta.get("namespace", "default"), meta["name"]
-    flatten = bool((body.get("spec", {}).get("onStop") or {}).get("flattenPositions", False))
-    address = runtime_address_of(body, ctx.settings)
+    try:
+        on_stop = TradingBot.parse(body).spec.on_stop
+    except Exception:  # a spec the model refuses still gets stopped, with the default policy
+        on_stop = StopPolicy()
+    flatten = on_stop.flatten_positions
+    address = runtime_address(meta, ctx.settings)
     deadline = time.monotonic() + ctx.stop_timeout
-    token = await control_token(ctx, namespace, name)
-    if token is None:
+    tokens = await ctx.bot_tokens(namespace, name)
+    if tokens is None:
         return "no api-token Secret"
-    request = pb.EmergencyStopRequest(
-        reason="TradingBot deleted", flatten=flatten, actor="tradefleet-operator"
-    )
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return "timed out"
         try:
-            snapshot = await ctx.runtime.call(
-                address, token, "EmergencyStop", request, timeout=min(remaining, 5.0)
+            snapshot = await ctx.runtime.emergency_stop(
+                address, tokens.control, "TradingBot deleted", flatten, min(remaining, 5.0)
             )
         except RuntimeCallError as error:
             if not error.unreachable or deadline - time.monotonic() < 1:
@@ -417,7 +376,7 @@ async def finalize(
 ) -> None:
     """Stop the runtime (bounded), then let the objects go with the TradingBot."""
     ctx = context(memo)
-    problem = await _stop_runtime(ctx, body, logger)
+    problem = await _stop_runtime(ctx, body)
     if problem:
         event(
             body,
@@ -428,13 +387,13 @@ async def finalize(
     else:
         event(body, reason="Stopped", message="runtime stopped; deleting its objects")
     ctx.forget(meta.get("namespace", "default"), meta["name"])
-    await ctx.runtime.drop(_address_or_empty(body, ctx.settings))
+    await ctx.runtime.drop(_address_or_empty(meta, ctx.settings))
     forget_phase(str(meta.get("uid")))
 
 
-def _address_or_empty(body: kopf.Body, settings: OperatorSettings) -> str:
+def _address_or_empty(meta: Mapping[str, Any], settings: OperatorSettings) -> str:
     try:
-        return objects.runtime_address(body, settings)
+        return runtime_address(meta, settings)
     except Exception:
         return ""
 

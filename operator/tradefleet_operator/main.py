@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from tradefleet_operator.settings import OperatorSettings
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -67,8 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from(args: argparse.Namespace) -> dict[str, Any]:
     """What the startup handler reads from kopf's ``memo["options"]``."""
-    from tradefleet_operator.settings import OperatorSettings
-
     settings = (
         OperatorSettings(runtime_image=args.runtime_image)
         if args.runtime_image

@@ -21,6 +21,8 @@ CONFIG_HASH_ANNOTATION = "tradefleet.io/config-hash"
 #: Set on a TradingBot to reach its runtime somewhere else than ``<name>.<namespace>.svc``
 #: (for running the operator outside the cluster, e.g. against a port-forwarded runtime).
 RUNTIME_ADDRESS_ANNOTATION = "tradefleet.io/runtime-address"
+#: Set on a TradingBot to clear a risk plugin's lock once: ``"<plugin>: <reason>"``.
+RESET_RISK_LOCK_ANNOTATION = "tradefleet.io/reset-risk-lock"
 MANAGED_BY = "tradefleet-operator"
 APP_NAME = "tradefleet-bot"
 

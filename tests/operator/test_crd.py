@@ -189,9 +189,10 @@ def test_status_schema(built: dict[str, Any]) -> None:
     props = status["properties"]
     assert props["phase"]["enum"] == ["Pending", "Running", "Paused", "Halted", "Stopped", "Failed"]
     expected = {
-        "phase", "conditions", "observedGeneration", "equity", "balance", "pnlToday",
-        "pnlTotal", "drawdownPct", "openPositions", "lastBarTime", "halted", "haltReason",
-        "riskLocks", "configHash", "runtimeAddress",
+        "phase", "conditions", "observedGeneration", "equity", "balance", "currency",
+        "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",
+        "halted", "haltReason", "paused", "pauseReason", "riskLocks", "configHash",
+        "runtimeConfigHash", "control", "riskLockReset",
     }  # fmt: skip
     assert set(props) == expected
     condition = props["conditions"]["items"]["properties"]

@@ -13,10 +13,13 @@ import yaml
 
 from tests.operator import validate_strict
 from tradefleet_operator import objects
-from tradefleet_operator.objects import ApiTokens
+from tradefleet_operator.bot_api import TradingBot
+from tradefleet_operator.object_diff import needs_update, parse_quantity
 from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.tokens import ApiTokens, tokens_from_secret
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.checks import config_hash as runtime_config_hash
+from tradefleet_runtime.spec.model import JournalStorage, RuntimeSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = OperatorSettings(runtime_image="registry.example/tradefleet/runtime:1.2.3")
@@ -36,6 +39,11 @@ def example_bot(**spec_changes: Any) -> dict[str, Any]:
     )
     body["spec"].update(spec_changes)
     return body
+
+
+def bot(body: dict[str, Any]) -> TradingBot:
+    """The TradingBot as the handlers hand it to the builders: parsed once."""
+    return TradingBot.parse(body)
 
 
 def live_bot() -> dict[str, Any]:
@@ -60,13 +68,17 @@ def by_kind(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def rendered() -> dict[str, dict[str, Any]]:
     body = example_bot()
-    return by_kind(objects.desired_objects(body, SETTINGS, objects.config_hash(body), TOKENS))
+    return by_kind(
+        objects.desired_objects(bot(body), SETTINGS, objects.config_hash(bot(body)), TOKENS)
+    )
 
 
 def test_all_objects_pass_kubernetes_validate_strict(tmp_path: Path) -> None:
     items = []
     for body in (example_bot(), live_bot(), example_bot(runtime={"journal": {"ephemeral": True}})):
-        items += objects.desired_objects(body, SETTINGS, objects.config_hash(body), TOKENS)
+        items += objects.desired_objects(
+            bot(body), SETTINGS, objects.config_hash(bot(body)), TOKENS
+        )
     assert {item["kind"] for item in items} == {
         "ConfigMap", "Secret", "PersistentVolumeClaim", "Service", "Deployment",
     }  # fmt: skip
@@ -113,29 +125,29 @@ def test_bot_config_is_stable() -> None:
     body = example_bot()
     shuffled = json.loads(json.dumps(body))
     shuffled["spec"] = dict(reversed(list(shuffled["spec"].items())))
-    assert objects.render_config(objects.bot_config(body)) == objects.render_config(
-        objects.bot_config(shuffled)
+    assert objects.render_config(objects.bot_config(bot(body))) == objects.render_config(
+        objects.bot_config(bot(shuffled))
     )
     explicit = example_bot(paused=False, capital={"currency": "USD", "initial": 100000.0})
-    assert objects.config_hash(explicit) == objects.config_hash(body)
+    assert objects.config_hash(bot(explicit)) == objects.config_hash(bot(body))
 
 
 def test_config_hash_follows_what_the_pod_runs() -> None:
-    base = objects.config_hash(example_bot())
+    base = objects.config_hash(bot(example_bot()))
     assert len(base) == 16
     changed = example_bot(strategy={"name": "ema-cross", "params": {"fast": 13, "slow": 48}})
-    assert objects.config_hash(changed) != base
-    assert objects.config_hash(example_bot(market={"symbols": ["GBPUSD"]})) != base
+    assert objects.config_hash(bot(changed)) != base
+    assert objects.config_hash(bot(example_bot(market={"symbols": ["GBPUSD"]}))) != base
     # Applied live over gRPC: no pod restart.
-    assert objects.config_hash(example_bot(paused=True)) == base
+    assert objects.config_hash(bot(example_bot(paused=True))) == base
     halted = example_bot(emergencyStop={"reason": "news", "flatten": True})
-    assert objects.config_hash(halted) == base
+    assert objects.config_hash(bot(halted)) == base
     with_status = example_bot()
     with_status["status"] = {"phase": "Running", "equity": 1.0}
-    assert objects.config_hash(with_status) == base
+    assert objects.config_hash(bot(with_status)) == base
     # The runtime's own hash of the same manifest, when neither paused nor halted.
     assert runtime_config_hash(parse_manifest(example_bot())) == base
-    assert objects.config_hash(objects.bot_config(example_bot())) == base
+    assert objects.config_hash(bot(objects.bot_config(bot(example_bot())))) == base
 
 
 def test_api_token_secret_and_tokens_round_trip(rendered: dict[str, dict[str, Any]]) -> None:
@@ -143,9 +155,9 @@ def test_api_token_secret_and_tokens_round_trip(rendered: dict[str, dict[str, An
     assert secret["type"] == "Opaque"
     assert set(secret["data"]) == {"control.token", "read.token"}
     assert base64.b64decode(secret["data"]["control.token"]).decode() == TOKENS.control
-    assert objects.tokens_from_secret(secret) == TOKENS
-    assert objects.tokens_from_secret(None) is None
-    assert objects.tokens_from_secret({"data": {"control.token": "!!"}}) is None
+    assert tokens_from_secret(secret) == TOKENS
+    assert tokens_from_secret(None) is None
+    assert tokens_from_secret({"data": {"control.token": "!!"}}) is None
     generated = ApiTokens.generate()
     assert generated.control != generated.read and len(generated.control) >= 40
     assert generated.control not in repr(generated)
@@ -153,7 +165,7 @@ def test_api_token_secret_and_tokens_round_trip(rendered: dict[str, dict[str, An
 
 def test_no_secret_value_outside_the_secret() -> None:
     body = live_bot()
-    items = objects.desired_objects(body, SETTINGS, objects.config_hash(body), TOKENS)
+    items = objects.desired_objects(bot(body), SETTINGS, objects.config_hash(bot(body)), TOKENS)
     for item in items:
         text = json.dumps(item)
         encoded = [base64.b64encode(t.encode()).decode() for t in (TOKENS.control, TOKENS.read)]
@@ -173,7 +185,7 @@ def test_deployment_shape(rendered: dict[str, dict[str, Any]]) -> None:
     template = spec["template"]
     assert LABELS.items() <= template["metadata"]["labels"].items()
     assert template["metadata"]["annotations"] == {
-        "tradefleet.io/config-hash": objects.config_hash(example_bot())
+        "tradefleet.io/config-hash": objects.config_hash(bot(example_bot()))
     }
     pod = template["spec"]
     assert pod["terminationGracePeriodSeconds"] == 30
@@ -224,7 +236,7 @@ def test_deployment_shape(rendered: dict[str, dict[str, Any]]) -> None:
 
 def test_deployment_of_a_live_bot_with_webhook() -> None:
     body = live_bot()
-    deployment = objects.deployment(body, SETTINGS, "abc")
+    deployment = objects.deployment(bot(body), SETTINGS, "abc")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -241,22 +253,22 @@ def test_deployment_of_a_live_bot_with_webhook() -> None:
 
 def test_ephemeral_journal_has_no_claim() -> None:
     body = example_bot(runtime={"journal": {"ephemeral": True}})
-    assert objects.journal_pvc(body) is None
-    kinds = [item["kind"] for item in objects.desired_objects(body, SETTINGS, "h", TOKENS)]
+    assert objects.journal_pvc(bot(body)) is None
+    kinds = [item["kind"] for item in objects.desired_objects(bot(body), SETTINGS, "h", TOKENS)]
     assert "PersistentVolumeClaim" not in kinds
-    volumes = objects.deployment(body, SETTINGS, "h")["spec"]["template"]["spec"]["volumes"]
+    volumes = objects.deployment(bot(body), SETTINGS, "h")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "journal", "emptyDir": {}} in volumes
 
 
 def test_journal_pvc() -> None:
-    pvc = objects.journal_pvc(live_bot(), SETTINGS)
+    pvc = objects.journal_pvc(bot(live_bot()), SETTINGS)
     assert pvc is not None
     assert pvc["spec"] == {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": "5Gi"}},
         "storageClassName": "fast-ssd",
     }
-    default = objects.journal_pvc(example_bot())
+    default = objects.journal_pvc(bot(example_bot()))
     assert default is not None
     assert default["spec"]["resources"]["requests"]["storage"] == "1Gi"
     assert "storageClassName" not in default["spec"]
@@ -274,9 +286,9 @@ def test_headless_service(rendered: dict[str, dict[str, Any]]) -> None:
 
 def test_runtime_address() -> None:
     body = example_bot()
-    assert objects.runtime_address(body, SETTINGS) == "eurusd-paper.trading.svc:50051"
+    assert bot(body).runtime_address(SETTINGS) == "eurusd-paper.trading.svc:50051"
     body["metadata"]["annotations"] = {"tradefleet.io/runtime-address": "127.0.0.1:15051"}
-    assert objects.runtime_address(body, SETTINGS) == "127.0.0.1:15051"
+    assert bot(body).runtime_address(SETTINGS) == "127.0.0.1:15051"
 
 
 def test_settings_are_frozen_and_checked() -> None:
@@ -359,38 +371,42 @@ def api_shaped(obj: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("make", [example_bot, live_bot], ids=["paper", "live"])
 def test_needs_update_is_none_for_an_unchanged_bot(make: Any) -> None:
     body = make()
-    for desired in objects.desired_objects(body, SETTINGS, objects.config_hash(body), TOKENS):
-        assert objects.needs_update(desired, api_shaped(desired)) is None, desired["kind"]
+    for desired in objects.desired_objects(
+        bot(body), SETTINGS, objects.config_hash(bot(body)), TOKENS
+    ):
+        assert needs_update(desired, api_shaped(desired)) is None, desired["kind"]
 
 
 def test_needs_update_patches_what_changed() -> None:
     body = example_bot()
-    old = api_shaped(objects.deployment(body, SETTINGS, objects.config_hash(body)))
+    old = api_shaped(objects.deployment(bot(body), SETTINGS, objects.config_hash(bot(body))))
     changed = example_bot(strategy={"name": "ema-cross", "params": {"fast": 13, "slow": 48}})
-    new_hash = objects.config_hash(changed)
-    patch = objects.needs_update(objects.deployment(changed, SETTINGS, new_hash), old)
+    new_hash = objects.config_hash(bot(changed))
+    patch = needs_update(objects.deployment(bot(changed), SETTINGS, new_hash), old)
     assert patch == {
         "spec": {"template": {"metadata": {"annotations": {"tradefleet.io/config-hash": new_hash}}}}
     }
     # A paused bot: the ConfigMap changes, the Deployment does not.
     paused = example_bot(paused=True)
     assert (
-        objects.needs_update(objects.deployment(paused, SETTINGS, objects.config_hash(paused)), old)
+        needs_update(
+            objects.deployment(bot(paused), SETTINGS, objects.config_hash(bot(paused))), old
+        )
         is None
     )
-    config_patch = objects.needs_update(
-        objects.configmap(paused, SETTINGS), api_shaped(objects.configmap(body, SETTINGS))
+    config_patch = needs_update(
+        objects.configmap(bot(paused), SETTINGS), api_shaped(objects.configmap(bot(body), SETTINGS))
     )
     assert config_patch is not None and "paused: true" in config_patch["data"]["bot.yaml"]
 
 
 def test_needs_update_replaces_changed_lists_and_restores_labels() -> None:
     body = live_bot()
-    desired = objects.deployment(body, SETTINGS, "h")
+    desired = objects.deployment(bot(body), SETTINGS, "h")
     without_webhook = copy.deepcopy(body)
     without_webhook["spec"]["runtime"]["webhook"] = False
-    actual = api_shaped(objects.deployment(without_webhook, SETTINGS, "h"))
-    patch = objects.needs_update(desired, actual)
+    actual = api_shaped(objects.deployment(bot(without_webhook), SETTINGS, "h"))
+    patch = needs_update(desired, actual)
     assert patch is not None
     pod = patch["spec"]["template"]["spec"]
     assert [v["name"] for v in pod["volumes"]] == [
@@ -400,7 +416,7 @@ def test_needs_update_replaces_changed_lists_and_restores_labels() -> None:
 
     actual = api_shaped(desired)
     del actual["metadata"]["labels"]["tradefleet.io/bot"]
-    assert objects.needs_update(desired, actual) == {
+    assert needs_update(desired, actual) == {
         "metadata": {"labels": {"tradefleet.io/bot": "eurusd-paper"}}
     }
 
@@ -410,4 +426,20 @@ def test_needs_update_replaces_changed_lists_and_restores_labels() -> None:
     [("500m", "0.5", True), ("1Gi", "1024Mi", True), ("1", "1000m", True), ("1G", "1Gi", False)],
 )
 def test_quantities_compare_by_value(left: str, right: str, equal: bool) -> None:
-    assert (objects.parse_quantity(left) == objects.parse_quantity(right)) is equal
+    assert (parse_quantity(left) == parse_quantity(right)) is equal
+
+
+def test_defaults_are_the_spec_models() -> None:
+    """No copied defaults: a bot that leaves ``spec.runtime`` out gets the model's."""
+    body = example_bot()
+    body["spec"].pop("runtime", None)
+    parsed = bot(body)
+    defaults = RuntimeSpec()
+    (container,) = objects.deployment(parsed, SETTINGS, "h")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["resources"] == defaults.resources
+    assert container["command"][-2:] == ["--speed", format(defaults.replay_speed, "g")]
+    pvc = objects.journal_pvc(parsed)
+    assert pvc is not None
+    assert pvc["spec"]["resources"]["requests"]["storage"] == JournalStorage().size

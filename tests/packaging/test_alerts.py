@@ -123,8 +123,7 @@ def operator_metric_names() -> frozenset[str]:
     """Sample names the operator registers (its modules register on the default registry)."""
     from prometheus_client import REGISTRY, generate_latest
 
-    import tradefleet_operator.handlers
-    import tradefleet_operator.status  # noqa: F401
+    import tradefleet_operator.metrics  # noqa: F401
 
     names = _names_from_exposition(generate_latest(REGISTRY).decode())
     return frozenset(n for n in names if n.startswith("tradefleet_operator_"))

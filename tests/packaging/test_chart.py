@@ -33,7 +33,10 @@ from tests.packaging.packaging_tools import (
 )
 from tradefleet_operator import main as operator_main
 from tradefleet_operator import objects
+from tradefleet_operator.bot_api import TradingBot
+from tradefleet_operator.k8s_api import PLURALS
 from tradefleet_operator.settings import APP_NAME, OperatorSettings
+from tradefleet_operator.tokens import ApiTokens
 
 #: Every optional part on, serving two namespaces (Roles, KopfPeerings and policies in each).
 ALL_ON_NAMESPACED = {
@@ -489,8 +492,8 @@ def _kinds_of_objects_the_operator_makes() -> set[tuple[str, str]]:
             "data": {"name": "csv", "params": {"path": "/data/x.csv"}},
         },
     }
-    made = objects.desired_objects(body, OperatorSettings(), "hash", objects.ApiTokens("a", "b"))
-    from tradefleet_operator.fleet import PLURALS
+    bot = TradingBot.parse(body)
+    made = objects.desired_objects(bot, OperatorSettings(), "hash", ApiTokens("a", "b"))
 
     return {(obj["apiVersion"].rpartition("/")[0], PLURALS[obj["kind"]]) for obj in made}
 
@@ -593,9 +596,13 @@ def test_several_replicas_need_peering() -> None:
 def _runtime_pod() -> dict[str, Any]:
     body = {
         "metadata": {"name": "probe", "namespace": "team-a"},
-        "spec": {"mode": "paper", "strategy": {"name": "ema-cross"}},
+        "spec": {
+            "mode": "paper",
+            "strategy": {"name": "ema-cross"},
+            "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+        },
     }
-    deployment = objects.deployment(body, OperatorSettings(), "hash")
+    deployment = objects.deployment(TradingBot.parse(body), OperatorSettings(), "hash")
     return deployment["spec"]["template"]  # type: ignore[no-any-return]
 
 

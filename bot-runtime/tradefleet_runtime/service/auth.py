@@ -36,11 +36,11 @@ from typing import Any, TypeVar
 
 import grpc
 
+from tradefleet_runtime.api.conventions import CONTROL_TOKEN_FILE, READ_TOKEN_FILE
+
 log = logging.getLogger(__name__)
 
 SERVICE = "tradefleet.v1.RuntimeService"
-CONTROL_TOKEN_FILE = "control.token"
-READ_TOKEN_FILE = "read.token"
 
 #: RPCs the read token may call; every other RPC of any service needs the control token.
 READ_ONLY_METHODS = frozenset(

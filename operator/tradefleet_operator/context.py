@@ -1,0 +1,61 @@
+"""What every handler of one operator run shares, and the kopf glue the handlers need.
+
+:class:`OperatorContext` lives in kopf's ``memo``: settings, the Kubernetes client, the
+runtimes' gRPC client and a cache of each bot's API tokens (read from its ``<name>-api-token``
+Secret once, forgotten when a runtime says a token is wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+
+from tradefleet_operator.k8s_api import KubeApi, api_path
+from tradefleet_operator.names import api_token_secret_name
+from tradefleet_operator.runtime_client import RuntimeClients
+from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.tokens import ApiTokens, tokens_from_secret
+
+
+@dataclass
+class OperatorContext:
+    """What every handler of one operator run shares (kept in kopf's ``memo``)."""
+
+    settings: OperatorSettings
+    kube: KubeApi
+    runtime: RuntimeClients
+    stop_timeout: float = 20.0
+    #: API tokens by (namespace, bot name), filled from the bots' token Secrets.
+    tokens: dict[tuple[str, str], ApiTokens] = field(default_factory=dict)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.tokens.pop((namespace, name), None)
+
+    async def bot_tokens(self, namespace: str, name: str) -> ApiTokens | None:
+        """The bot's tokens (cached), or None while it has no complete token Secret."""
+        cached = self.tokens.get((namespace, name))
+        if cached is not None:
+            return cached
+        path = api_path("v1", "secrets", namespace, api_token_secret_name(name))
+        found = tokens_from_secret(await self.kube.get(path))
+        if found is not None:
+            self.tokens[(namespace, name)] = found
+        return found
+
+
+def context(memo: Any) -> OperatorContext:
+    ctx = memo.get("tradefleet")
+    if not isinstance(ctx, OperatorContext):
+        raise kopf.TemporaryError("the operator is still starting up", delay=1)
+    return ctx
+
+
+def event(body: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    """A Kubernetes Event on the TradingBot (kopf posts it in the background)."""
+    # kopf.event, not kopf.info: the operator posts its log lines only from WARNING up (one
+    # "handler succeeded" Event per bot and pass would be noise), but every decision here.
+    kind = "Warning" if warning else "Normal"
+    kopf.event(cast(kopf.Body, body), type=kind, reason=reason, message=message)

@@ -1,0 +1,97 @@
+"""The gRPC calls that bring a runtime to what its spec asks (pure).
+
+The spec's live fields (``paused``, ``emergencyStop``; :class:`~.bot_api.LiveSpec`) say what the
+runtime should be doing; :func:`plan_control` turns that, what the operator last applied and
+(in the status timer) what the runtime reports, into Pause / Resume / EmergencyStop calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tradefleet_operator.bot_api import LiveSpec
+from tradefleet_operator.names import Control, Phase
+from tradefleet_operator.snapshot import RuntimeSnapshot
+
+__all__ = [
+    "Call",
+    "Control",
+    "desired_control",
+    "observed_control",
+    "parse_reset_request",
+    "plan_control",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str  # Pause, Resume, EmergencyStop
+    reason: str
+    flatten: bool = False
+
+
+def desired_control(live: LiveSpec) -> Control:
+    if live.emergency_stop is not None:
+        return Control.HALTED
+    if live.paused:
+        return Control.PAUSED
+    return Control.RUNNING
+
+
+def observed_control(snapshot: RuntimeSnapshot) -> Control | None:
+    """The runtime's state as a Control; None while it cannot be steered (starting/stopped)."""
+    if snapshot.halted or snapshot.phase is Phase.HALTED:
+        return Control.HALTED
+    if snapshot.paused or snapshot.phase is Phase.PAUSED:
+        return Control.PAUSED
+    if snapshot.phase is Phase.RUNNING:
+        return Control.RUNNING
+    return None
+
+
+def plan_control(
+    live: LiveSpec, applied: str | None, observed: Control | None, *, known: bool
+) -> list[Call]:
+    """The calls that bring the runtime to the spec.
+
+    ``applied`` is what the operator last brought about (``status.control.applied``);
+    ``known`` says whether ``observed`` (the runtime's state) was just read. Without it (in a
+    change handler) the plan follows the spec's change alone. With it (the timer) a halt or a
+    pause the spec asks for is enforced even after the runtime restarted; but a pause or halt
+    that someone made by hand while the spec says "run" is left alone, unless the spec's own
+    change to "run" has not reached the runtime yet.
+    """
+    desired = desired_control(live)
+    stop = live.emergency_stop
+    halt = Call("EmergencyStop", stop.reason if stop else "", stop.flatten if stop else False)
+    pause = Call("Pause", "spec.paused is true")
+    resume = Call("Resume", f"spec asks for {desired.value.lower()}")
+    if not known:
+        if applied == desired.value or (applied is None and desired is Control.RUNNING):
+            return []
+        if desired is Control.HALTED:
+            return [halt]
+        if desired is Control.PAUSED:
+            return [resume, pause] if applied == Control.HALTED.value else [pause]
+        return [resume]
+    if observed is None:  # starting, stopping, stopped or failed: nothing to steer yet
+        return []
+    if desired is Control.HALTED:
+        return [] if observed is Control.HALTED else [halt]
+    if desired is Control.PAUSED:
+        if observed is Control.PAUSED:
+            return []
+        if observed is Control.RUNNING:
+            return [pause]
+        return [resume, pause] if applied != Control.PAUSED.value else []
+    if observed is Control.RUNNING or applied == Control.RUNNING.value:
+        return []
+    return [resume]
+
+
+def parse_reset_request(value: str) -> tuple[str, str] | None:
+    """``"<plugin>: <reason>"`` → ``(plugin, reason)``; None when it does not say both."""
+    plugin, sep, reason = value.partition(":")
+    if not sep or not plugin.strip() or not reason.strip():
+        return None
+    return plugin.strip(), reason.strip()

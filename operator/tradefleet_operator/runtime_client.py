@@ -1,0 +1,149 @@
+"""The gRPC client the operator and the fleet command use to reach bot runtimes.
+
+One grpc.aio channel per runtime address, shared by every call to that runtime. Reads
+(``GetStatus``) take the bot's **read** token; only control calls (Pause, Resume, EmergencyStop,
+ResetRiskLock) take the **control** token, so status polling needs no power to steer a bot.
+Answers come back as plain :class:`~.snapshot.RuntimeSnapshot` values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from tradefleet_operator.control import Call
+from tradefleet_operator.names import Phase
+from tradefleet_operator.snapshot import RiskState, RuntimeSnapshot
+from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
+
+#: Who the runtime journals as the caller of a control call.
+ACTOR = "tradefleet-operator"
+
+RUNTIME_PHASES: Mapping[int, Phase] = {
+    pb.PHASE_STARTING: Phase.PENDING,
+    pb.PHASE_RUNNING: Phase.RUNNING,
+    pb.PHASE_PAUSED: Phase.PAUSED,
+    pb.PHASE_HALTED: Phase.HALTED,
+    pb.PHASE_STOPPING: Phase.STOPPED,
+    pb.PHASE_STOPPED: Phase.STOPPED,
+    pb.PHASE_FAILED: Phase.FAILED,
+}
+
+_UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class RuntimeCallError(Exception):
+    """A call to a runtime failed; ``unreachable`` when it did not answer at all."""
+
+    def __init__(self, code: str, message: str, *, unreachable: bool) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.unreachable = unreachable
+
+
+def snapshot_from_pb(message: pb.StatusSnapshot) -> RuntimeSnapshot:
+    """The runtime's ``StatusSnapshot`` message as a plain value."""
+    return RuntimeSnapshot(
+        phase=RUNTIME_PHASES.get(message.phase, Phase.PENDING),
+        equity=message.equity,
+        balance=message.balance,
+        currency=message.currency,
+        pnl_today=message.pnl_today,
+        pnl_total=message.pnl_total,
+        drawdown_pct=message.drawdown_pct,
+        open_positions=message.open_positions,
+        open_orders=message.open_orders,
+        last_bar_ts=message.last_bar_ts,
+        halted=message.halted,
+        halt_reason=message.halt_reason,
+        paused=message.paused,
+        pause_reason=message.pause_reason,
+        broker_connected=message.broker_connected,
+        config_hash=message.config_hash,
+        risk=tuple(RiskState(r.name, r.locked, r.reason) for r in message.risk),
+    )
+
+
+class RuntimeClients:
+    """One grpc.aio channel per runtime address, shared by every call to that runtime."""
+
+    def __init__(self, timeout: float = 3.0) -> None:
+        self.timeout = timeout
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self.calls = 0
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.initial_reconnect_backoff_ms", 200)]
+            )
+            self._channels[address] = channel
+        return channel
+
+    async def drop(self, address: str) -> None:
+        channel = self._channels.pop(address, None)
+        if channel is not None:
+            await channel.close()
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        await asyncio.gather(*(channel.close() for channel in channels), return_exceptions=True)
+
+    async def _call(
+        self, address: str, token: str, method: str, request: Any, timeout: float | None = None
+    ) -> RuntimeSnapshot:
+        # The generated stub is typed for sync channels; on an aio channel each call is awaitable.
+        stub: Any = pb_grpc.RuntimeServiceStub(self.channel(address))  # type: ignore[arg-type]
+        self.calls += 1
+        try:
+            answer: pb.StatusSnapshot = await getattr(stub, method)(
+                request,
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=timeout or self.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            raise RuntimeCallError(
+                code.name, error.details() or "", unreachable=code in _UNREACHABLE
+            ) from error
+        return snapshot_from_pb(answer)
+
+    async def get_status(self, address: str, read_token: str) -> RuntimeSnapshot:
+        """``GetStatus`` with the bot's read token."""
+        return await self._call(address, read_token, "GetStatus", pb.GetStatusRequest())
+
+    async def invoke(self, address: str, control_token: str, call: Call) -> RuntimeSnapshot:
+        """Pause, Resume or EmergencyStop with the bot's control token."""
+        request: Any
+        if call.method == "Pause":
+            request = pb.PauseRequest(reason=call.reason, actor=ACTOR)
+        elif call.method == "Resume":
+            request = pb.ResumeRequest(reason=call.reason, actor=ACTOR)
+        elif call.method == "EmergencyStop":
+            request = pb.EmergencyStopRequest(reason=call.reason, flatten=call.flatten, actor=ACTOR)
+        else:
+            raise ValueError(f"unknown control call {call.method}")
+        # A control call may queue behind a fleet's worth of others: a longer deadline than a
+        # status read, rather than a halt retried a whole timer interval later.
+        return await self._call(
+            address, control_token, call.method, request, max(self.timeout, 10.0)
+        )
+
+    async def emergency_stop(
+        self, address: str, control_token: str, reason: str, flatten: bool, timeout: float
+    ) -> RuntimeSnapshot:
+        """EmergencyStop with its own deadline (deletion waits for it, bounded)."""
+        request = pb.EmergencyStopRequest(reason=reason, flatten=flatten, actor=ACTOR)
+        return await self._call(address, control_token, "EmergencyStop", request, timeout)
+
+    async def reset_risk_lock(
+        self, address: str, control_token: str, plugin: str, reason: str
+    ) -> RuntimeSnapshot:
+        request = pb.ResetRiskLockRequest(plugin=plugin, reason=reason, actor=ACTOR)
+        return await self._call(address, control_token, "ResetRiskLock", request)

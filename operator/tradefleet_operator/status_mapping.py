@@ -1,0 +1,212 @@
+"""A TradingBot's ``.status`` from what its runtime reports (pure: no grpc, no kopf, no clock).
+
+- :func:`status_from_snapshot`: a :class:`~.snapshot.RuntimeSnapshot` → the runtime-reported
+  status fields;
+- :func:`set_condition`: standard conditions (``lastTransitionTime`` moves only on a flip);
+- :func:`advance`: the phase state machine;
+- :func:`reachable_status` / :func:`unreachable_status`: the whole new status after a read;
+- ``status_model.status_changes``: the smallest merge patch (empty: no write).
+
+Every function returns a :class:`~.status_model.BotStatus`, so each key the operator writes is
+a field of the model the CRD's status schema is generated from.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+
+from tradefleet_operator.names import Phase
+from tradefleet_operator.snapshot import RuntimeSnapshot
+from tradefleet_operator.status_model import BotStatus, Condition, RiskLock, status_changes
+
+__all__ = [
+    "TRANSITIONS",
+    "advance",
+    "bar_time",
+    "condition_of",
+    "now_iso",
+    "reachable_status",
+    "set_condition",
+    "status_changes",
+    "status_from_snapshot",
+    "unreachable_status",
+]
+
+#: Which phase may follow which. A stopped or failed bot comes back through Pending (its pod
+#: restarts) or straight to Running when the runtime answers again.
+TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
+    Phase.PENDING: frozenset(Phase),
+    Phase.RUNNING: frozenset(Phase),
+    Phase.PAUSED: frozenset(Phase),
+    Phase.HALTED: frozenset(Phase),
+    Phase.STOPPED: frozenset({Phase.PENDING, Phase.RUNNING, Phase.FAILED}),
+    Phase.FAILED: frozenset({Phase.PENDING, Phase.RUNNING}),
+}
+
+
+def advance(current: str | None, target: Phase) -> Phase:
+    """The phase after ``current`` when the evidence says ``target``.
+
+    An unknown or missing phase is Pending. A transition the table does not allow keeps the
+    current phase (e.g. a stale "halted" answer from a runtime that is already stopped)."""
+    try:
+        phase = Phase(current) if current else Phase.PENDING
+    except ValueError:
+        phase = Phase.PENDING
+    return target if target in TRANSITIONS[phase] or target == phase else phase
+
+
+# --- conditions ---------------------------------------------------------------------------------
+
+
+def now_iso() -> str:
+    return (
+        datetime.datetime.now(datetime.UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
+
+
+def set_condition(
+    conditions: Sequence[Condition] | None,
+    type_: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """``conditions`` with ``type_`` set (standard fields); ``lastTransitionTime`` changes only
+    when the condition's status does. Other conditions keep their order."""
+    value = "Unknown" if status is None else ("True" if status else "False")
+    result: list[Condition] = []
+    found = False
+    for existing in conditions or ():
+        if existing.type != type_:
+            result.append(existing)
+            continue
+        found = True
+        same = existing.status == value
+        when = (existing.last_transition_time or now) if same else now
+        result.append(_condition(type_, value, reason, message, when, generation))
+    if not found:
+        result.append(_condition(type_, value, reason, message, now, generation))
+    return result
+
+
+def _condition(
+    type_: str, status: str, reason: str, message: str, when: str, generation: int | None
+) -> Condition:
+    return Condition.model_validate(
+        {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": when,
+            "observedGeneration": generation,
+        }
+    )
+
+
+def condition_of(status: BotStatus, type_: str) -> Condition | None:
+    for cond in status.conditions or ():
+        if cond.type == type_:
+            return cond
+    return None
+
+
+# --- snapshot → status --------------------------------------------------------------------------
+
+
+def bar_time(ts: int) -> str | None:
+    if ts <= 0:
+        return None
+    moment = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def status_from_snapshot(status: BotStatus, snapshot: RuntimeSnapshot) -> BotStatus:
+    """``status`` with the runtime-reported fields replaced (money rounded to cents' cents)."""
+    return status.model_copy(
+        update={
+            "equity": round(snapshot.equity, 4),
+            "balance": round(snapshot.balance, 4),
+            "currency": snapshot.currency,
+            "pnl_today": round(snapshot.pnl_today, 4),
+            "pnl_total": round(snapshot.pnl_total, 4),
+            "drawdown_pct": round(snapshot.drawdown_pct, 4),
+            "open_positions": snapshot.open_positions,
+            "open_orders": snapshot.open_orders,
+            "last_bar_time": bar_time(snapshot.last_bar_ts),
+            "halted": snapshot.halted,
+            "halt_reason": snapshot.halt_reason,
+            "paused": snapshot.paused,
+            "pause_reason": snapshot.pause_reason,
+            "risk_locks": [
+                RiskLock(plugin=risk.name, reason=risk.reason) for risk in snapshot.risk_locks
+            ],
+            "runtime_config_hash": snapshot.config_hash,
+        }
+    )
+
+
+def reachable_status(
+    status: BotStatus, snapshot: RuntimeSnapshot, generation: int | None, now: str
+) -> BotStatus:
+    """The whole new status after a runtime's answer (compare with ``status_changes``)."""
+    phase = advance(status.phase, snapshot.phase)
+    ready = phase in (Phase.RUNNING, Phase.PAUSED, Phase.HALTED)
+    reason = "Runtime" + phase.value if phase is not Phase.PENDING else "RuntimeStarting"
+    conditions = set_condition(
+        status.conditions,
+        "Ready",
+        ready,
+        reason,
+        f"the runtime reports {phase.value}",
+        generation,
+        now,
+    )
+    connected = snapshot.broker_connected
+    conditions = set_condition(
+        conditions,
+        "BrokerConnected",
+        connected,
+        "Connected" if connected else "Disconnected",
+        "the broker connection is up" if connected else "no broker connection",
+        generation,
+        now,
+    )
+    locks = snapshot.risk_locks
+    conditions = set_condition(
+        conditions,
+        "RiskLocked",
+        bool(locks),
+        "RiskLockSet" if locks else "NoRiskLock",
+        "; ".join(f"{risk.name}: {risk.reason}" for risk in locks) or "no risk plugin is locked",
+        generation,
+        now,
+    )
+    return status_from_snapshot(status, snapshot).model_copy(
+        update={"phase": phase, "conditions": conditions}
+    )
+
+
+def unreachable_status(
+    status: BotStatus, error: str, generation: int | None, now: str
+) -> BotStatus:
+    """The new status when the runtime did not answer: the phase stays (Pending if none)."""
+    conditions = set_condition(
+        status.conditions,
+        "Ready",
+        False,
+        "RuntimeUnreachable",
+        f"the runtime did not answer: {error}"[:500],
+        generation,
+        now,
+    )
+    return status.model_copy(
+        update={"phase": status.phase or Phase.PENDING, "conditions": conditions}
+    )

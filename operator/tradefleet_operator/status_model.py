@@ -1,0 +1,162 @@
+"""``TradingBot.status`` as pydantic models: every field the operator writes, and nothing else.
+
+The CRD's status schema is generated from :class:`BotStatus` (``crd.py``), so a field the
+operator writes cannot be missing from the schema (the API server would prune it silently).
+Field names are camelCase on the wire and snake_case here, as in the spec model.
+
+Reading a stored status is lenient (:meth:`BotStatus.read`): a field that does not validate is
+dropped, as if it had never been written, rather than stopping status updates for the bot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from tradefleet_operator.names import Control, Phase
+
+_DATE_TIME: dict[str, Any] = {"format": "date-time"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON form written to the API server (camelCase keys)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Condition(_Model):
+    """One aspect of the bot's state (metav1.Condition)."""
+
+    type: str = Field(max_length=316, description="Condition type, e.g. Ready, Reconciled.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        default="",
+        max_length=1024,
+        description="Machine-readable CamelCase reason for the last transition.",
+    )
+    message: str = Field(
+        default="", max_length=32768, description="Human-readable details of the last transition."
+    )
+    last_transition_time: str | None = Field(
+        default=None, description="When the status last changed.", json_schema_extra=_DATE_TIME
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="The metadata.generation the condition was set for.",
+        json_schema_extra={"format": "int64"},
+    )
+
+
+class RiskLock(_Model):
+    """A risk plugin that refuses new entries."""
+
+    plugin: str = Field(description="Risk plugin name.")
+    reason: str = Field(default="", description="Why it refuses.")
+
+
+class ControlStatus(_Model):
+    """What the operator last brought the runtime to (pause, halt, run)."""
+
+    applied: Control | None = Field(
+        default=None, description="Running, Paused or Halted, as the spec asked."
+    )
+
+
+class RiskLockReset(_Model):
+    """The last ``tradefleet.io/reset-risk-lock`` annotation acted on, so it is done once."""
+
+    request: str = Field(description="The annotation's value: '<plugin>: <reason>'.")
+    result: str = Field(default="", description="done, malformed, or the runtime's refusal.")
+
+
+class BotStatus(_Model):
+    """The bot's observed state, reported by the operator from its runtime."""
+
+    phase: Phase | None = Field(
+        default=None, description="Pending, Running, Paused, Halted, Stopped or Failed."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=32,
+        description="Current conditions of the bot (Ready, Reconciled, …).",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        description="The metadata.generation the operator last reconciled.",
+        json_schema_extra={"format": "int64"},
+    )
+    config_hash: str | None = Field(
+        default=None,
+        description="Hash of the configuration the running pod was started with.",
+    )
+    runtime_config_hash: str | None = Field(
+        default=None, description="Hash of the configuration the runtime reports it runs."
+    )
+    equity: float | None = Field(
+        default=None, description="Cash plus open positions at their marks, in the currency."
+    )
+    balance: float | None = Field(default=None, description="Cash balance, in the currency.")
+    currency: str | None = Field(default=None, description="The account currency.")
+    pnl_today: float | None = Field(
+        default=None, description="Profit and loss since 00:00 UTC, in the account currency."
+    )
+    pnl_total: float | None = Field(
+        default=None, description="Profit and loss since the first start, in the currency."
+    )
+    drawdown_pct: float | None = Field(
+        default=None, description="Current drawdown from the equity peak, in percent."
+    )
+    open_positions: int | None = Field(default=None, ge=0, description="Open positions.")
+    open_orders: int | None = Field(default=None, ge=0, description="Working orders.")
+    last_bar_time: str | None = Field(
+        default=None,
+        description="Close time of the last bar the bot processed.",
+        json_schema_extra=_DATE_TIME,
+    )
+    halted: bool | None = Field(
+        default=None, description="True while the bot is halted (kill switch or a risk plugin)."
+    )
+    halt_reason: str | None = Field(default=None, description="Why the bot is halted.")
+    paused: bool | None = Field(default=None, description="True while the bot is paused.")
+    pause_reason: str | None = Field(default=None, description="Why the bot is paused.")
+    risk_locks: list[RiskLock] | None = Field(
+        default=None, description="Risk plugins currently refusing new entries."
+    )
+    control: ControlStatus | None = Field(
+        default=None, description="What the operator last brought the runtime to."
+    )
+    risk_lock_reset: RiskLockReset | None = Field(
+        default=None, description="The last risk-lock reset request acted on."
+    )
+
+    @classmethod
+    def read(cls, stored: Mapping[str, Any] | None) -> BotStatus:
+        """The status as stored; top-level fields that do not validate are left out."""
+        data = {str(key): value for key, value in (stored or {}).items()}
+        for _ in range(len(data) + 1):
+            try:
+                return cls.model_validate(data)
+            except ValidationError as error:
+                bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+                if not bad & set(data):
+                    break
+                data = {key: value for key, value in data.items() if key not in bad}
+        return cls()
+
+
+def status_changes(current: Mapping[str, Any], new: BotStatus) -> dict[str, Any]:
+    """The top-level status keys whose value differs from the stored ``current`` (the merge
+    patch to send; empty when nothing changed, so an unchanged bot costs no write)."""
+    return {key: value for key, value in new.wire().items() if current.get(key) != value}

@@ -1,0 +1,138 @@
+"""Bringing a runtime to what its spec asks, and acting on a risk-lock reset request.
+
+:func:`steer` runs the calls :func:`~.control.plan_control` plans (control token), posts one
+Event per decision and says what to record in ``.status`` (``control``, ``riskLockReset``).
+Change handlers call it without knowing the runtime's state; the status timer calls it with the
+state it just read, which re-tries a change that did not get through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tradefleet_operator.bot_api import LiveSpec, runtime_address
+from tradefleet_operator.context import OperatorContext, event
+from tradefleet_operator.control import (
+    Control,
+    desired_control,
+    parse_reset_request,
+    plan_control,
+)
+from tradefleet_operator.names import api_token_secret_name
+from tradefleet_operator.runtime_client import RuntimeCallError
+from tradefleet_operator.settings import RESET_RISK_LOCK_ANNOTATION
+from tradefleet_operator.snapshot import RuntimeSnapshot
+from tradefleet_operator.status_model import BotStatus, ControlStatus, RiskLockReset
+
+_EVENTS = {
+    Control.HALTED: ("Halted", "emergency stop: {reason}{flatten}"),
+    Control.PAUSED: ("Paused", "paused (spec.paused is true)"),
+    Control.RUNNING: ("Resumed", "resumed"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Steered:
+    """What :func:`steer` did: status fields to record and the runtime's last answer."""
+
+    control: ControlStatus | None = None
+    reset: RiskLockReset | None = None
+    snapshot: RuntimeSnapshot | None = None
+
+    def apply(self, status: BotStatus) -> BotStatus:
+        update: dict[str, Any] = {}
+        if self.control is not None:
+            update["control"] = self.control
+        if self.reset is not None:
+            update["risk_lock_reset"] = self.reset
+        return status.model_copy(update=update) if update else status
+
+
+async def steer(
+    ctx: OperatorContext,
+    body: Mapping[str, Any],
+    live: LiveSpec,
+    status: BotStatus,
+    *,
+    observed: Control | None = None,
+    known: bool = False,
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+) -> Steered:
+    """Bring the runtime to the spec (pause, halt, resume) and run a requested risk-lock reset.
+
+    A runtime that does not answer changes nothing: the status timer tries again. Events are
+    posted for each decision; "unreachable" only from change handlers (``known`` is false), so
+    that the timer does not repeat it every tick.
+    """
+    meta = body["metadata"]
+    namespace, name = meta.get("namespace", "default"), meta["name"]
+    desired = desired_control(live)
+    applied = status.control.applied if status.control else None
+    calls = plan_control(live, applied, observed, known=known)
+    annotation = (meta.get("annotations") or {}).get(RESET_RISK_LOCK_ANNOTATION, "")
+    reset_done = status.risk_lock_reset.request if status.risk_lock_reset else None
+    wants_reset = bool(annotation) and annotation != reset_done
+    control: ControlStatus | None = None
+    reset: RiskLockReset | None = None
+    if not calls and applied != desired and not (known and observed is None):
+        control = ControlStatus(applied=desired)
+    if not calls and not wants_reset:
+        return Steered(control)
+
+    address = runtime_address(meta, ctx.settings)
+    snapshot: RuntimeSnapshot | None = None
+    try:
+        tokens = await ctx.bot_tokens(namespace, name)
+        if tokens is None:
+            raise RuntimeCallError(
+                "NoToken", f"no Secret {api_token_secret_name(name)}", unreachable=True
+            )
+        for call in calls:
+            snapshot = await ctx.runtime.invoke(address, tokens.control, call)
+        if calls:
+            control = ControlStatus(applied=desired)
+            reason, template = _EVENTS[desired]
+            flatten = " (flattening every position)" if calls[-1].flatten else ""
+            message = template.format(reason=calls[-1].reason, flatten=flatten)
+            event(body, reason=reason, message=message)
+        if wants_reset:
+            parsed = parse_reset_request(annotation)
+            if parsed is None:
+                event(
+                    body,
+                    warning=True,
+                    reason="RiskLockResetRefused",
+                    message=f"{RESET_RISK_LOCK_ANNOTATION} must read '<plugin>: <reason>'",
+                )
+                reset = RiskLockReset(request=annotation, result="malformed")
+            else:
+                try:
+                    snapshot = await ctx.runtime.reset_risk_lock(address, tokens.control, *parsed)
+                except RuntimeCallError as error:
+                    if error.unreachable:
+                        raise
+                    event(body, warning=True, reason="RiskLockResetRefused", message=str(error))
+                    reset = RiskLockReset(request=annotation, result=str(error))
+                else:
+                    event(
+                        body,
+                        reason="RiskLockReset",
+                        message=f"risk lock of {parsed[0]} reset: {parsed[1]}",
+                    )
+                    reset = RiskLockReset(request=annotation, result="done")
+    except RuntimeCallError as error:
+        if error.code == "UNAUTHENTICATED":
+            ctx.forget(namespace, name)  # a replaced Secret: read it again next time
+        if not known:
+            event(
+                body,
+                warning=True,
+                reason="RuntimeUnreachable" if error.unreachable else "RuntimeRefused",
+                message=f"{desired.value.lower()} not applied yet ({error}); retrying",
+            )
+        if logger is not None:
+            logger.info(f"runtime at {address}: {error}")
+    return Steered(control, reset, snapshot)

@@ -1,0 +1,203 @@
+"""The reconcile handler in-process, against a fake Kubernetes API (no kopf operator running).
+
+Shows by counting what the e2e tests cannot: one spec parse per reconcile pass, and no status
+write when nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import kopf
+import pytest
+import yaml
+
+from tradefleet_operator import bot_api, handlers
+from tradefleet_operator.context import OperatorContext
+from tradefleet_operator.k8s_api import KubeApi, KubeError, object_path
+from tradefleet_operator.names import Phase
+from tradefleet_operator.runtime_client import RuntimeClients
+from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.snapshot import RuntimeSnapshot
+from tradefleet_operator.tokens import tokens_from_secret
+from tradefleet_runtime.spec import BotManifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeKube:
+    """Objects in a dict by API path; merge patches; 409 on a second create."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.writes: list[tuple[str, str]] = []
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        found = self.objects.get(path)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        path = object_path(obj)
+        if path in self.objects:
+            raise KubeError(409, "AlreadyExists", path)
+        self.writes.append(("POST", path))
+        self.objects[path] = copy.deepcopy(dict(obj))
+        return copy.deepcopy(self.objects[path])
+
+    async def patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        self.writes.append(("PATCH", path))
+        _merge(self.objects[path], patch)
+        return copy.deepcopy(self.objects[path])
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every spec parse the operator does (through ``TradingBot.parse``'s loader)."""
+    calls: list[str] = []
+    real = bot_api.parse_manifest
+
+    def counting(document: Any, source: str = "") -> BotManifest:
+        calls.append(source)
+        return real(document, source)
+
+    monkeypatch.setattr(bot_api, "parse_manifest", counting)
+    # kopf posts Events only inside a running operator; here they are dropped.
+    monkeypatch.setattr(kopf, "event", lambda *_, **__: None)
+    yield calls
+
+
+def _body(**spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((ROOT / "examples/bots/eurusd-paper.yaml").read_text())
+    body["metadata"].update(
+        {
+            "namespace": "trading",
+            "uid": "0b0e6f5e-1111-2222-3333-444455556666",
+            "generation": 1,
+            "annotations": {"tradefleet.io/runtime-address": "127.0.0.1:1"},
+        }
+    )
+    body["spec"].update(spec)
+    return body
+
+
+def _reconcile(kube: FakeKube, body: dict[str, Any], reason: str, diff: Any = ()) -> dict[str, Any]:
+    """One reconcile pass; returns the status patch it asked kopf to send."""
+    ctx = OperatorContext(
+        settings=OperatorSettings(),
+        kube=cast(KubeApi, kube),
+        runtime=RuntimeClients(timeout=0.2),
+    )
+    patch = kopf.Patch()
+    asyncio.run(
+        handlers.reconcile(
+            body=cast(kopf.Body, body),
+            meta=cast(kopf.Meta, body["metadata"]),
+            status=cast(kopf.Status, body.get("status") or {}),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+            reason=reason,
+            diff=diff,
+        )
+    )
+    return dict(patch.get("status") or {})
+
+
+def test_one_parse_per_reconcile_and_no_write_when_nothing_changed(parses: list[str]) -> None:
+    kube = FakeKube()
+    body = _body()
+    written = _reconcile(kube, body, "create")
+    assert len(parses) == 1
+    assert written["phase"] == "Pending" and written["configHash"]
+    assert len(kube.writes) == 5  # ConfigMap, Secret, PVC, Service, Deployment
+
+    body["status"] = written
+    parses.clear()
+    kube.writes.clear()
+    assert _reconcile(kube, body, "resume") == {}  # nothing changed: no status write
+    assert len(parses) == 1
+    assert kube.writes == []  # and no object write
+
+
+def test_a_live_only_change_parses_once_and_skips_the_object_pass(parses: list[str]) -> None:
+    kube = FakeKube()
+    body = _body()
+    body["status"] = _reconcile(kube, body, "create")
+    parses.clear()
+    kube.writes.clear()
+    body["spec"]["paused"] = True
+    body["metadata"]["generation"] = 2
+    written = _reconcile(kube, body, "update", [("change", ("spec", "paused"), False, True)])
+    assert len(parses) == 1
+    assert kube.writes == []
+    assert written["observedGeneration"] == 2
+
+
+def test_an_invalid_spec_is_parsed_once_and_fails_the_bot(parses: list[str]) -> None:
+    body = _body(market={"symbols": ["EURUSD"], "timeframe": "7 fortnights"})
+    written = _reconcile(FakeKube(), body, "create")
+    assert len(parses) == 1
+    assert written["phase"] == "Failed"
+    reconciled = next(c for c in written["conditions"] if c["type"] == "Reconciled")
+    assert reconciled["reason"] == "InvalidSpec"
+
+
+class FakeRuntimeClients:
+    """Answers every read with the same snapshot; records which token each call used."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    async def get_status(self, address: str, read_token: str) -> RuntimeSnapshot:
+        self.reads.append(read_token)
+        return RuntimeSnapshot(phase=Phase.RUNNING, equity=10.0, currency="USD")
+
+
+def _poll(kube: FakeKube, runtime: FakeRuntimeClients, body: dict[str, Any]) -> dict[str, Any]:
+    ctx = OperatorContext(
+        settings=OperatorSettings(), kube=cast(KubeApi, kube), runtime=cast(RuntimeClients, runtime)
+    )
+    patch = kopf.Patch()
+    asyncio.run(
+        handlers.poll_status(
+            body=cast(kopf.Body, body),
+            status=cast(kopf.Status, body.get("status") or {}),
+            meta=cast(kopf.Meta, body["metadata"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+        )
+    )
+    return dict(patch.get("status") or {})
+
+
+def test_the_timer_reads_with_the_read_token_and_writes_only_changes(parses: list[str]) -> None:
+    kube, runtime = FakeKube(), FakeRuntimeClients()
+    body = _body()
+    body["status"] = _reconcile(kube, body, "create")
+    secret = kube.objects["/api/v1/namespaces/trading/secrets/eurusd-paper-api-token"]
+    tokens = tokens_from_secret(secret)
+    assert tokens is not None
+
+    parses.clear()
+    first = _poll(kube, runtime, body)
+    assert first["phase"] == "Running" and first["equity"] == 10.0
+    assert runtime.reads == [tokens.read]
+    assert len(parses) == 1  # one parse per tick too
+    body["status"].update(first)
+    assert _poll(kube, runtime, body) == {}  # the same answer: no write

@@ -1,0 +1,225 @@
+"""The pure parts of the status timer and the fleet command (no cluster, no runtime)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from tradefleet_operator.bot_api import LiveSpec
+from tradefleet_operator.control import (
+    Call,
+    Control,
+    observed_control,
+    parse_reset_request,
+    plan_control,
+)
+from tradefleet_operator.k8s_api import parse_selector, selector_matches
+from tradefleet_operator.main import build_parser, options_from
+from tradefleet_operator.names import Phase
+from tradefleet_operator.runtime_client import snapshot_from_pb
+from tradefleet_operator.snapshot import RiskState, RuntimeSnapshot
+from tradefleet_operator.status_mapping import (
+    advance,
+    reachable_status,
+    set_condition,
+    status_changes,
+    status_from_snapshot,
+    unreachable_status,
+)
+from tradefleet_operator.status_model import BotStatus
+from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+from tradefleet_runtime.spec.model import EmergencyStopSpec
+
+NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
+EMPTY = BotStatus()
+
+
+def snapshot(**fields: Any) -> RuntimeSnapshot:
+    base: dict[str, Any] = dict(
+        phase=Phase.RUNNING, equity=101_234.56789, balance=99_000.0, currency="USD",
+        pnl_today=12.345678, pnl_total=1234.56789, drawdown_pct=1.5, open_positions=1,
+        open_orders=2, last_bar_ts=1_483_315_200, config_hash="abc", broker_connected=True,
+    )  # fmt: skip
+    base.update(fields)
+    return RuntimeSnapshot(**base)
+
+
+def test_the_pure_modules_import_neither_grpc_nor_kopf() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import tradefleet_operator.status_mapping, tradefleet_operator.control\n"
+        "import tradefleet_operator.objects, tradefleet_operator.status_model\n"
+        "import tradefleet_operator.crd\n"
+        "bad = [m for m in ('grpc', 'kopf') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_snapshot_message_converts_to_a_plain_value() -> None:
+    locked = pb.RiskPluginState(name="daily-loss", version="1", locked=True, reason="-5%")
+    message = pb.StatusSnapshot(
+        bot="b", phase=pb.PHASE_STOPPING, equity=1.5, currency="EUR", open_orders=3,
+        last_bar_ts=7, paused=True, pause_reason="p", config_hash="h", risk=[locked],
+    )  # fmt: skip
+    value = snapshot_from_pb(message)
+    assert value.phase is Phase.STOPPED  # the runtime's Stopping is the operator's Stopped
+    assert (value.equity, value.currency, value.open_orders, value.last_bar_ts) == (
+        1.5, "EUR", 3, 7,
+    )  # fmt: skip
+    assert (value.paused, value.pause_reason, value.config_hash) == (True, "p", "h")
+    assert value.risk == (RiskState("daily-loss", True, "-5%"),)
+    assert snapshot_from_pb(pb.StatusSnapshot(phase=pb.PHASE_STARTING)).phase is Phase.PENDING
+
+
+def test_snapshot_maps_to_status_fields() -> None:
+    locked = RiskState(name="daily-loss", locked=True, reason="-5%")
+    free = RiskState(name="sizer")
+    status = status_from_snapshot(
+        EMPTY, snapshot(risk=(locked, free), halted=True, halt_reason="x")
+    )
+    fields = status.wire()
+    assert fields["equity"] == 101_234.5679 and fields["pnlTotal"] == 1234.5679
+    assert fields["lastBarTime"] == "2017-01-02T00:00:00Z"
+    assert fields["riskLocks"] == [{"plugin": "daily-loss", "reason": "-5%"}]
+    assert fields["halted"] and fields["haltReason"] == "x"
+    assert (fields["currency"], fields["openOrders"], fields["runtimeConfigHash"]) == (
+        "USD", 2, "abc",
+    )  # fmt: skip
+    assert status_from_snapshot(EMPTY, snapshot(last_bar_ts=0)).last_bar_time is None
+
+
+def test_reachable_status_sets_phase_and_conditions() -> None:
+    new = reachable_status(EMPTY, snapshot(phase=Phase.HALTED, halted=True), 3, NOW)
+    assert new.phase is Phase.HALTED
+    by_type = {c.type: c for c in new.conditions or ()}
+    assert by_type["Ready"].status == "True" and by_type["Ready"].observed_generation == 3
+    assert by_type["BrokerConnected"].status == "True"
+    assert by_type["RiskLocked"].status == "False"
+    # The same answer later changes nothing: no write.
+    stored = new.wire()
+    again = reachable_status(
+        BotStatus.read(stored), snapshot(phase=Phase.HALTED, halted=True), 3, LATER
+    )
+    assert status_changes(stored, again) == {}
+
+
+def test_unreachable_keeps_the_phase_and_flips_ready_once() -> None:
+    running = reachable_status(EMPTY, snapshot(), 1, NOW)
+    lost = unreachable_status(running, "UNAVAILABLE: refused", 1, LATER)
+    assert lost.phase is Phase.RUNNING
+    ready = next(c for c in lost.conditions or () if c.type == "Ready")
+    assert (ready.status, ready.reason, ready.last_transition_time) == (
+        "False",
+        "RuntimeUnreachable",
+        LATER,
+    )
+    assert unreachable_status(EMPTY, "x", None, NOW).phase is Phase.PENDING
+    again = unreachable_status(lost, "UNAVAILABLE: refused", 1, "z")
+    assert status_changes(lost.wire(), again) == {}
+
+
+def test_status_changes_is_the_smallest_patch() -> None:
+    stored = reachable_status(EMPTY, snapshot(), 1, NOW).wire()
+    moved = reachable_status(BotStatus.read(stored), snapshot(equity=5.0), 1, LATER)
+    assert status_changes(stored, moved) == {"equity": 5.0}
+    # Keys the model does not know are left alone; a field that does not validate is dropped.
+    assert BotStatus.read({"phase": "nonsense", "equity": 1.0, "other": 1}).wire()["phase"] is None
+    assert BotStatus.read({"phase": "nonsense", "equity": 1.0}).equity == 1.0
+
+
+def test_condition_transition_time_changes_only_with_status() -> None:
+    first = set_condition(None, "Ready", True, "A", "m", 1, NOW)
+    same = set_condition(first, "Ready", True, "B", "n", 2, LATER)
+    assert same[0].last_transition_time == NOW and same[0].reason == "B"
+    flipped = set_condition(same, "Ready", False, "C", "o", 2, LATER)
+    assert flipped[0].last_transition_time == LATER
+    assert set_condition(first, "Other", None, "D", "", 1, NOW)[1].status == "Unknown"
+
+
+def test_phase_state_machine() -> None:
+    assert advance(None, Phase.RUNNING) is Phase.RUNNING
+    assert advance("Running", Phase.HALTED) is Phase.HALTED
+    assert advance("Stopped", Phase.HALTED) is Phase.STOPPED  # a stale answer after a stop
+    assert advance("Failed", Phase.PENDING) is Phase.PENDING
+    assert advance("nonsense", Phase.PAUSED) is Phase.PAUSED
+
+
+HALT = LiveSpec(emergency_stop=EmergencyStopSpec(reason="r", flatten=True))
+PAUSE = LiveSpec(paused=True)
+RUN = LiveSpec()
+
+
+@pytest.mark.parametrize(
+    ("live", "applied", "observed", "known", "methods"),
+    [
+        (RUN, None, None, False, []),  # a new running bot: nothing to do
+        (PAUSE, None, None, False, ["Pause"]),
+        (HALT, "Running", None, False, ["EmergencyStop"]),
+        (PAUSE, "Halted", None, False, ["Resume", "Pause"]),
+        (RUN, "Halted", None, False, ["Resume"]),
+        (HALT, "Halted", None, False, []),
+        # the timer: enforce halts and pauses the spec asks for, even after a restart
+        (HALT, "Halted", Control.RUNNING, True, ["EmergencyStop"]),
+        (PAUSE, "Paused", Control.RUNNING, True, ["Pause"]),
+        # ... but leave a halt someone made by hand alone when the spec says run
+        (RUN, "Running", Control.HALTED, True, []),
+        (RUN, "Halted", Control.HALTED, True, ["Resume"]),  # the spec's resume did not land yet
+        (RUN, None, None, True, []),  # a runtime that is starting cannot be steered
+    ],
+)
+def test_plan_control(
+    live: LiveSpec,
+    applied: str | None,
+    observed: Control | None,
+    known: bool,
+    methods: list[str],
+) -> None:
+    calls = plan_control(live, applied, observed, known=known)
+    assert [call.method for call in calls] == methods
+    if methods == ["EmergencyStop"]:
+        assert calls[0] == Call("EmergencyStop", "r", True)
+
+
+def test_live_fields_are_salvaged_from_a_spec_the_model_refuses() -> None:
+    broken = {"market": {"timeframe": "7 fortnights"}, "emergencyStop": {"reason": "news"}}
+    live = LiveSpec.salvage(broken)
+    assert live is not None and live.emergency_stop == EmergencyStopSpec(reason="news")
+    assert live.paused is False  # the model's default
+    assert LiveSpec.salvage({"paused": "maybe"}) is None
+
+
+def test_observed_control() -> None:
+    assert observed_control(snapshot(halted=True)) is Control.HALTED
+    assert observed_control(snapshot(paused=True, phase=Phase.PAUSED)) is Control.PAUSED
+    assert observed_control(snapshot()) is Control.RUNNING
+    assert observed_control(snapshot(phase=Phase.PENDING)) is None
+
+
+def test_reset_request_annotation() -> None:
+    assert parse_reset_request("daily-loss: reviewed, ok") == ("daily-loss", "reviewed, ok")
+    assert parse_reset_request("daily-loss") is None
+    assert parse_reset_request(": why") is None
+
+
+def test_label_selectors() -> None:
+    bot = {"metadata": {"labels": {"team": "a", "tier": "gold"}}}
+    assert selector_matches("team=a", bot) and selector_matches("team==a,tier", bot)
+    assert not selector_matches("team!=a", bot) and not selector_matches("!tier", bot)
+    assert selector_matches("tier in (gold, silver)", bot)
+    assert not selector_matches("tier notin (gold)", bot)
+    assert selector_matches("", bot)
+    assert parse_selector("a in (x,y),!b") == [("a", "in", ("x", "y")), ("b", "!exists", ())]
+    with pytest.raises(ValueError):
+        parse_selector("team=a=b")
+
+
+def test_operator_command_line() -> None:
+    args = build_parser().parse_args(["-n", "team-a", "--runtime-image", "img:1"])
+    assert args.namespace == ["team-a"] and not args.all_namespaces
+    options = options_from(args)
+    assert options["settings"].runtime_image == "img:1" and "admission" not in options
