@@ -23,7 +23,6 @@ It loads no service code (gRPC, HTTP, metrics) and no Kubernetes client. Import 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -34,11 +33,13 @@ from typing import Any, NamedTuple, TypeAlias
 from tradefleet_runtime.capabilities import RiskLockHolder
 from tradefleet_runtime.contracts import FeedRequest, RiskContext, RiskPlugin, Strategy
 from tradefleet_runtime.engine import risk_chain
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
     Fill,
     Instrument,
+    Order,
     OrderIntent,
     OrderStatus,
     OrderType,
@@ -49,7 +50,7 @@ from tradefleet_runtime.model import (
     Trade,
 )
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.session import Bot, BotSession
+from tradefleet_runtime.session import Bot, BotSession, RunOutcome
 from tradefleet_runtime.spec.model import BotManifest
 from tradefleet_runtime.timeframes import format_timeframe, parse_timeframe
 
@@ -197,7 +198,7 @@ class Event(NamedTuple):
 
 @dataclass(frozen=True)
 class StrategyRun:
-    """What :func:`run_strategy` produced, read back from the run's journal. Immutable.
+    """What :func:`run_strategy` produced, as the engine journaled it. Immutable.
 
     ``equity`` is the final equity (cash + positions at their last close); ``positions`` has
     every symbol of the run (flat ones with quantity 0, keeping their realized P&L);
@@ -331,7 +332,7 @@ def run_strategy(
     >>> class BuyOnce(Strategy):
     ...     def on_bar(self, bar):
     ...         if not self.ctx.position(bar.symbol).quantity and not self.ctx.open_orders():
-    ...             self.ctx.buy(bar.symbol, 2)
+    ...             self.ctx.buy(bar.symbol, 2.0)
     >>> run = run_strategy(BuyOnce(None), make_bars([10, 11, 12]))
     >>> [(fill.quantity, fill.price) for fill in run.fills], run.equity
     ([(2.0, 10.0)], 10004.0)
@@ -354,115 +355,140 @@ def run_strategy(
         base_dir=Path.cwd(),
         lock_holders=[(n, p) for n, p in chain if isinstance(p, RiskLockHolder)],
     )
-    journal = Journal(":memory:")
+    journal = _RecordingJournal()
     try:
         session = _KitSession(bot, journal, ordered, warmup)
-        session.open()
+        engine = session.open()
         outcome = session.close(session.run())
-        assert session.engine is not None
-        return _read_run(
-            journal,
-            outcome.result.final_equity,
-            session.engine.portfolio.positions,
-            chosen,
-            session.history_bars,
-            session.engine.stats.warmup_intents,
-            tuple(outcome.result.equity),
-        )
+        return journal.result(outcome, engine, chosen, session.history_bars)
     finally:
         journal.close()
 
 
-def _read_run(
-    journal: Journal,
-    equity: float,
-    positions: Mapping[str, Position],
-    symbols: Sequence[str],
-    history_bars: int,
-    dropped_orders: int,
-    equity_curve: tuple[float, ...],
-) -> StrategyRun:
-    run = journal.run_id
-    return StrategyRun(
-        orders=_orders(journal, run),
-        fills=_fills(journal, run),
-        trades=tuple(journal.trades(run)),
-        decisions=_decisions(journal, run),
-        equity=equity,
-        events=_events(journal, run),
-        positions=MappingProxyType(
-            {symbol: replace(positions.get(symbol, Position(symbol))) for symbol in symbols}
-        ),
-        history_bars=history_bars,
-        dropped_orders=dropped_orders,
-        equity_curve=equity_curve,
-    )
+class _RecordingJournal(Journal):
+    """An in-memory journal that also keeps what the engine wrote to it, as values.
 
+    The kit reads a run back from these writes (the engine's journal protocol), never by SQL:
+    SQL lives only in the journal package.
+    """
 
-def _orders(journal: Journal, run: str) -> tuple[SentOrder, ...]:
-    rows = journal.query(
-        "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity, s.price,"
-        " s.stop_loss, s.take_profit, s.reduce_only, s.parent_id, s.created_ts, s.tag,"
-        " s.status, COALESCE((SELECT SUM(f.quantity) FROM fills f WHERE f.run_id = s.run_id"
-        " AND f.client_order_id = s.client_order_id), 0), s.reason"
-        " FROM order_status s WHERE s.run_id = ?"
-        " ORDER BY (SELECT MIN(u.id) FROM order_updates u WHERE u.run_id = s.run_id"
-        " AND u.client_order_id = s.client_order_id)",
-        run,
-    )
-    return tuple(
-        SentOrder(
-            client_order_id=row[0],
-            symbol=row[1],
-            side=Side(row[2]),
-            quantity=row[4],
-            order_type=OrderType(row[3]),
-            price=row[5],
-            stop_loss=row[6],
-            take_profit=row[7],
-            reduce_only=bool(row[8]),
-            parent_id=row[9],
-            created_ts=row[10],
-            tag=row[11],
-            status=OrderStatus(row[12]),
-            filled=float(row[13]),
-            reason=row[14],
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.orders: dict[str, SentOrder] = {}
+        self.fills: list[Fill] = []
+        self.decisions: list[Decision] = []
+        self.events: list[Event] = []
+
+    def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
+        super().record_order(order, status, ts, reason)
+        self.orders[order.client_order_id] = SentOrder(
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.order_type,
+            order.price,
+            order.stop_loss,
+            order.take_profit,
+            order.reduce_only,
+            order.parent_id,
+            order.created_ts,
+            order.tag,
+            status,
+            0.0,
+            reason,
         )
-        for row in rows
-    )
 
+    def update_order(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        venue_order_id: str | None = None,
+    ) -> None:
+        super().update_order(client_order_id, status, ts, reason, venue_order_id)
+        self._set_status(client_order_id, status, reason)
 
-def _fills(journal: Journal, run: str) -> tuple[Fill, ...]:
-    rows = journal.query(
-        "SELECT client_order_id, symbol, side, quantity, price, fee, ts, fill_id, reason"
-        " FROM fills WHERE run_id = ? ORDER BY rowid",
-        run,
-    )
-    return tuple(
-        Fill(row[0], row[1], Side(row[2]), row[3], row[4], row[5], row[6], row[7], row[8])
-        for row in rows
-    )
+    def record_fill(
+        self,
+        fill: Fill,
+        position: Position,
+        order_status: OrderStatus,
+        trades: Iterable[tuple[int, Trade]] = (),
+    ) -> None:
+        super().record_fill(fill, position, order_status, trades)
+        self.fills.append(fill)
+        self._set_status(fill.client_order_id, order_status, "", fill.quantity)
 
+    def _set_status(
+        self, order_id: str, status: OrderStatus, reason: str, filled: float = 0.0
+    ) -> None:
+        order = self.orders.get(order_id)
+        if order is not None:
+            self.orders[order_id] = order._replace(
+                status=status, reason=reason, filled=order.filled + filled
+            )
 
-def _decisions(journal: Journal, run: str) -> tuple[Decision, ...]:
-    rows = journal.query(
-        "SELECT ts, plugin, symbol, side, action, quantity_in, quantity_out, reason,"
-        " client_order_id FROM risk_decisions WHERE run_id = ? ORDER BY id",
-        run,
-    )
-    return tuple(
-        Decision(row[0], row[1], row[2], Side(row[3]), RiskAction(row[4]), *row[5:]) for row in rows
-    )
+    def record_risk(
+        self,
+        *,
+        ts: int,
+        plugin: str,
+        symbol: str,
+        side: str,
+        decision: RiskDecision,
+        quantity_in: float | None,
+        client_order_id: str | None = None,
+    ) -> None:
+        super().record_risk(
+            ts=ts,
+            plugin=plugin,
+            symbol=symbol,
+            side=side,
+            decision=decision,
+            quantity_in=quantity_in,
+            client_order_id=client_order_id,
+        )
+        self.decisions.append(
+            Decision(
+                ts,
+                plugin,
+                symbol,
+                Side(side),
+                decision.action,
+                quantity_in,
+                decision.quantity,
+                decision.reason,
+                client_order_id,
+            )
+        )
 
+    def record_event(
+        self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        super().record_event(ts, kind, message, data)
+        self.events.append(Event(ts, kind, message, MappingProxyType(dict(data or {}))))
 
-def _events(journal: Journal, run: str) -> tuple[Event, ...]:
-    rows = journal.query(
-        "SELECT ts, kind, message, data FROM events WHERE run_id = ? ORDER BY id", run
-    )
-    return tuple(
-        Event(row[0], row[1], row[2], MappingProxyType(json.loads(row[3]) if row[3] else {}))
-        for row in rows
-    )
+    def result(
+        self, outcome: RunOutcome, engine: Engine, symbols: Sequence[str], history_bars: int
+    ) -> StrategyRun:
+        """The run, as the engine journaled it, with the account it left."""
+        positions = engine.portfolio.positions
+        return StrategyRun(
+            orders=tuple(self.orders.values()),
+            fills=tuple(self.fills),
+            trades=tuple(outcome.result.trades),
+            decisions=tuple(self.decisions),
+            equity=outcome.result.final_equity,
+            events=tuple(self.events),
+            positions=MappingProxyType(
+                {symbol: replace(positions.get(symbol, Position(symbol))) for symbol in symbols}
+            ),
+            history_bars=history_bars,
+            dropped_orders=engine.stats.warmup_intents,
+            equity_curve=tuple(outcome.result.equity),
+        )
 
 
 # -- judging a risk plugin -------------------------------------------------------------------
