@@ -14,10 +14,10 @@ It loads no service code (gRPC, HTTP, metrics) and no Kubernetes client. Import 
 
     from tradefleet_runtime.sdk.testing import make_bars, run_strategy
 
-    def test_buys_the_breakout():
-        run = run_strategy(Breakout(BreakoutParams(lookback=3)), make_bars([1, 1, 1, 2, 3]),
-                           quantity=10)
-        assert [fill.price for fill in run.fills] == [3.0]
+    def test_buys_the_breakout():  # docs/writing-a-strategy.md's Breakout
+        bars = make_bars([1, 1, 1, 2, 3])  # bars 0-2: warm-up; bar 3 closes above the channel
+        run = run_strategy(Breakout(BreakoutParams(lookback=3)), bars, quantity=10)
+        assert [fill.price for fill in run.fills] == [bars[4].open]  # the next bar's open
 """
 
 from __future__ import annotations
