@@ -9,7 +9,13 @@ should yours: the runtime's other modules may change between releases; this surf
 only with the contract version (minor: additions; major: a plugin must be updated, and the
 runtime refuses one built for another major version, naming both).
 
-Test a plugin with :mod:`tradefleet_runtime.sdk.testing`.
+Test a plugin with :mod:`tradefleet_runtime.sdk.testing`: ``make_bars``/``make_bar`` build bars
+by hand, ``run_strategy`` backtests a strategy on them through the real engine and ``paper``
+broker (orders, fills, trades, risk decisions, equity, events), ``judge`` asks a risk plugin
+about hand-made intents and ``check_shrink_or_veto`` applies the engine's shrink-or-veto rule
+to its answers. Import them from ``tradefleet_runtime.sdk.testing``: they are not re-exported
+here, because they load the session, engine and journal a plugin itself never needs. The
+walk-through from nothing to an installed, tested plugin is ``docs/writing-a-strategy.md``.
 
 ::
 
