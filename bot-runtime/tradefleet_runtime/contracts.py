@@ -38,7 +38,8 @@ class PluginParams(BaseModel):
     """Base of every plugin's params model. Unknown params are refused, values are frozen.
 
     A plugin's JSON Schema is ``Params.model_json_schema()``: write ``Field(description=...)``
-    on each param, and ``ge``/``le`` bounds where a value has a sane range.
+    on each param, and ``ge``/``le`` bounds where a value has a sane range. Every number is
+    finite and ``true``/``false`` never stand for one, without a word in the subclass.
     """
 
     # Params are finite numbers (an inf or nan size, fee or limit breaks every figure made from
