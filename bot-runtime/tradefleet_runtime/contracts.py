@@ -38,10 +38,17 @@ class PluginParams(BaseModel):
     """Base of every plugin's params model. Unknown params are refused, values are frozen.
 
     A plugin's JSON Schema is ``Params.model_json_schema()``: write ``Field(description=...)``
-    on each param, and ``ge``/``le`` bounds where a value has a sane range.
+    on each param, and ``ge``/``le`` bounds where a value has a sane range. Every number is
+    finite and ``true``/``false`` never stand for one, without a word in the subclass.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Params are finite numbers (an inf or nan size, fee or limit breaks every figure made from
+    # it), and `true` is not read as 1: one setting here for every plugin's params.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    # Imported in the class body, so that the check is the spec models' own and this file's
+    # imports stay as they are.
+    from tradefleet_runtime.spec.values import no_bools_as_numbers as _numbers
 
 
 class NoParams(PluginParams):

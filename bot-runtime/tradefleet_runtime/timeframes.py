@@ -14,6 +14,11 @@ _MT5_STYLE = re.compile(r"^([MHDW])(\d+)$")
 _MT5_UNIT = {"M": "m", "H": "h", "D": "d", "W": "w"}
 
 SECONDS_PER_YEAR = 365.25 * 86400
+# The longest bar: 366 days. Longer ones mean a typo (and overflowed the journal's 64-bit
+# integers once the count had twenty digits).
+MAX_TIMEFRAME_S = 366 * 86400
+# Digits of the count, checked before int() (Python refuses to convert over 4,300 digits).
+_MAX_COUNT_DIGITS = 9
 # What parse_timeframe accepts, as one pattern (for the CRD's schema).
 TIMEFRAME_PATTERN = r"^([0-9]+[smhdw]|[MHDW][0-9]+)$"
 
@@ -22,17 +27,30 @@ def parse_timeframe(text: str) -> int:
     """Return the length of a timeframe in seconds, or raise ``ValueError`` naming the text."""
     match = _CCXT_STYLE.match(text)
     if match:
-        count, unit = int(match.group(1)), match.group(2)
+        digits, unit = match.group(1), match.group(2)
     else:
         mt5 = _MT5_STYLE.match(text)
         if not mt5:
             raise ValueError(
-                f"unknown timeframe {text!r}: use e.g. 1m, 5m, 15m, 1h, 4h, 1d (or M5, H1, D1)"
+                f"unknown timeframe {_shown(text)}: use e.g. 1m, 5m, 15m, 1h, 4h, 1d "
+                "(or M5, H1, D1)"
             )
-        count, unit = int(mt5.group(2)), _MT5_UNIT[mt5.group(1)]
+        digits, unit = mt5.group(2), _MT5_UNIT[mt5.group(1)]
+    too_long = f"timeframe {_shown(text)} is longer than {MAX_TIMEFRAME_S // 86400} days"
+    if len(digits.lstrip("0")) > _MAX_COUNT_DIGITS:
+        raise ValueError(too_long)
+    count = int(digits.lstrip("0") or "0")
     if count <= 0:
-        raise ValueError(f"timeframe {text!r} must be a positive length")
-    return count * _UNIT_SECONDS[unit]
+        raise ValueError(f"timeframe {_shown(text)} must be a positive length")
+    seconds = count * _UNIT_SECONDS[unit]
+    if seconds > MAX_TIMEFRAME_S:
+        raise ValueError(too_long)
+    return seconds
+
+
+def _shown(text: str) -> str:
+    # A refused timeframe is quoted in the error; a huge one is cut, not printed whole.
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
 
 
 def format_timeframe(seconds: int) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from tradefleet_runtime.spec.values import no_bools_as_numbers
 from tradefleet_runtime.timeframes import parse_timeframe
 
 API_VERSION = "tradefleet.io/v1alpha1"
@@ -27,12 +28,17 @@ SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 
 
 class _Model(BaseModel):
+    # Every number of the spec is finite (JSON and Kubernetes have no inf/nan, and an infinite
+    # capital or limit breaks every figure computed from it), and `true` is not read as 1.
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
+
+    _numbers = no_bools_as_numbers
 
 
 class Mode(StrEnum):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tradefleet_runtime.sdk import PluginParams
 
 
-class InstrumentParams(BaseModel):
-    """Rounding and size limits of one simulated symbol."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class InstrumentParams(PluginParams):
+    """Rounding and size limits of one simulated symbol (params, hence finite numbers)."""
 
     tick_size: float = Field(default=0.0, ge=0, description="Price increment; 0: any price.")
     lot_step: float = Field(default=0.0, ge=0, description="Quantity increment; 0: any quantity.")

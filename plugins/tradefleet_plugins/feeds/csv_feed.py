@@ -234,7 +234,20 @@ class CsvFeed:
             if missing:
                 raise DataError(f"csv feed: no file for {', '.join(missing)} in `files`")
             files = {s: self.params.files[s] for s in request.symbols}
-        return {s: (request.base_dir / p).resolve() for s, p in files.items()}
+        resolved = {s: (request.base_dir / p).resolve() for s, p in files.items()}
+        for symbol, file in resolved.items():
+            # A device or FIFO would be read forever (/dev/zero) or block: refuse it by field.
+            try:
+                irregular = file.exists() and not file.is_file()
+            except OSError:
+                irregular = False  # e.g. a name too long: reading it reports why
+            if irregular:
+                where = "path" if self.params.path is not None else f"files.{symbol}"
+                raise DataError(
+                    f"spec.data.params.{where}: {file} is not a regular file "
+                    "(a device, FIFO or directory)"
+                )
+        return resolved
 
     def _series(self, symbol: str, file: Path, request: FeedRequest) -> list[Bar]:
         rows, step = read_csv_bars(file, self.params, self._report.notes)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from enum import StrEnum
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tradefleet_runtime.sdk import PluginParams
 
@@ -52,8 +54,43 @@ class CsvFeedParams(PluginParams):
     start: str | None = Field(default=None, description="Only bars at or after this ISO time.")
     end: str | None = Field(default=None, description="Only bars before this ISO time.")
 
+    @field_validator("path")
+    @classmethod
+    def _path_is_a_file(cls, value: str | None) -> str | None:
+        return None if value is None else _regular_file(value)
+
+    @field_validator("files")
+    @classmethod
+    def _files_are_files(cls, value: dict[str, str]) -> dict[str, str]:
+        for symbol, path in value.items():
+            try:
+                _regular_file(path)
+            except ValueError as error:
+                raise ValueError(f"{symbol}: {error}") from None
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> CsvFeedParams:
         if (self.path is None) == (not self.files):
             raise ValueError("give either path (one symbol) or files (one per symbol)")
         return self
+
+
+def _regular_file(path: str) -> str:
+    """Refuse a path that can never be a CSV file: a device, FIFO or directory.
+
+    Reading ``/dev/zero`` never ends and a FIFO blocks, so they are refused before the feed
+    opens them. Relative paths are resolved against the manifest's folder only when the feed
+    runs (it checks them again there); here an absolute one that exists is checked already.
+    """
+    if "\0" in path:
+        raise ValueError("a path cannot contain a NUL character")
+    if not os.path.isabs(path):
+        return path
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return path  # missing here (e.g. in the operator's pod): the feed reports it
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file (a device, FIFO or directory)")
+    return path

@@ -70,10 +70,15 @@ class ExternalSignal(Strategy):
         if refusal:
             return refusal
         ctx = self.ctx
-        if ctx.position(signal.symbol).quantity:
+        held = ctx.position(signal.symbol).quantity
+        buying = signal.direction is Direction.BUY
+        if held and (held > 0) != buying:
+            # Only a signal against the position (check() let it through because of
+            # reverse_on_opposite) closes it first. A same-direction signal (allow_pyramiding)
+            # adds to it: closing would also cancel the earlier entries' SL/TP orders.
             ctx.close(signal.symbol, tag="signal-reverse")
         limit = self.params.entry_order is EntryOrder.LIMIT
-        send = ctx.buy if signal.direction is Direction.BUY else ctx.sell
+        send = ctx.buy if buying else ctx.sell
         send(
             signal.symbol,
             signal.volume,
