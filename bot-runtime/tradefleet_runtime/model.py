@@ -116,7 +116,7 @@ class Fill(NamedTuple):
     fee: float
     ts: int
     fill_id: str
-    reason: str = ""  # "entry", "stop_loss", "take_profit", "limit", "stop", ...
+    reason: str = ""  # "market", "limit", "stop", or the order's tag ("stop_loss", ...)
 
 
 class OrderUpdate(NamedTuple):

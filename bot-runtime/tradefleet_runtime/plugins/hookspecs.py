@@ -9,7 +9,7 @@ module holds ``@hookimpl`` functions below, each returning plugin descriptors
     my_strategies = "my_package.tradefleet_hooks"
 
     # my_package/tradefleet_hooks.py
-    from tradefleet_runtime.plugins import PluginSpec, hookimpl
+    from tradefleet_runtime.sdk import PluginSpec, hookimpl
 
     @hookimpl
     def tradefleet_strategies():
@@ -43,7 +43,7 @@ def tradefleet_strategies() -> Sequence[PluginSpec]:
     """Return the strategy plugins this module provides.
 
     Called once at discovery. Each descriptor's factory builds a
-    :class:`~tradefleet_runtime.contracts.Strategy` from validated params. Results of all
+    :class:`~tradefleet_runtime.sdk.Strategy` from validated params. Results of all
     modules are concatenated; a name given twice is reported as a conflict.
     """
     raise NotImplementedError
@@ -53,7 +53,7 @@ def tradefleet_strategies() -> Sequence[PluginSpec]:
 def tradefleet_risk_plugins() -> Sequence[PluginSpec]:
     """Return the risk plugins (sizers, limits, circuit breakers) this module provides.
 
-    Each factory builds a :class:`~tradefleet_runtime.contracts.RiskPlugin`. Risk plugins may
+    Each factory builds a :class:`~tradefleet_runtime.sdk.RiskPlugin`. Risk plugins may
     only shrink or veto an order; the engine enforces it and journals every decision.
     """
     raise NotImplementedError
@@ -63,7 +63,7 @@ def tradefleet_risk_plugins() -> Sequence[PluginSpec]:
 def tradefleet_brokers() -> Sequence[PluginSpec]:
     """Return the broker plugins this module provides.
 
-    Each factory builds a :class:`~tradefleet_runtime.contracts.Broker`. Set the descriptor's
+    Each factory builds a :class:`~tradefleet_runtime.sdk.Broker`. Set the descriptor's
     ``modes`` to the bot modes the broker can serve (the paper broker: backtest and paper).
     """
     raise NotImplementedError
@@ -73,7 +73,7 @@ def tradefleet_brokers() -> Sequence[PluginSpec]:
 def tradefleet_data_feeds() -> Sequence[PluginSpec]:
     """Return the data feed plugins this module provides.
 
-    Each factory builds a :class:`~tradefleet_runtime.contracts.DataFeed` replaying or
+    Each factory builds a :class:`~tradefleet_runtime.sdk.DataFeed` replaying or
     streaming closed OHLCV bars.
     """
     raise NotImplementedError
