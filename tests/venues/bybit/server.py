@@ -545,9 +545,9 @@ def h_amend(ctx: RequestContext) -> Any:
 def h_realtime(ctx: RequestContext) -> Any:
     _linear(ctx)
     p = ctx.params
-    if not p.get("symbol") and not p.get("settleCoin") and not p.get("baseCoin"):
-        if not p.get("orderId") and not p.get("orderLinkId"):
-            raise E.params("params error: symbol or settleCoin is required")  # guessed
+    scoped = p.get("symbol") or p.get("settleCoin") or p.get("baseCoin")
+    if not scoped and not p.get("orderId") and not p.get("orderLinkId"):
+        raise E.params("params error: symbol or settleCoin is required")  # guessed
     orders = ctx.state.open_orders(ctx.acct, p)
     chunk, nxt = _page(orders, p, 20, 50)
     return {"list": [order_json(o) for o in chunk], "nextPageCursor": nxt, "category": "linear"}
