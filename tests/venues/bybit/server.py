@@ -488,13 +488,11 @@ def _position_json(ctx: RequestContext, symbol: str, idx: int) -> dict[str, Any]
         "bustPrice": "",
         "positionBalance": fmt(im),
         "leverageSysUpdatedTime": "",
-        "curRealisedPnl": "0",
         "size": fmt(abs(size)),
         "positionStatus": "Normal",
         "mmrSysUpdatedTime": "",
         "stopLoss": fmt(pos.stop_loss) if pos is not None and pos.stop_loss else "",
         "tradeMode": a.trade_mode.get(symbol, 0),
-        "sessionAvgPrice": "",
     }
 
 
