@@ -972,7 +972,7 @@ class FakeBybit:
         raise AssertionError(f"unhandled fault {fault.name}")  # pragma: no cover
 
 
-def read_ohlcv_csv(path: str | Path) -> list[Candle]:  # pragma: no cover - thin helper
+def read_ohlcv_csv(path: str | Path) -> list[Candle]:
     """Rows ``open_time_ms,open,high,low,close,volume`` (header optional)."""
     out = []
     for line in Path(path).read_text().splitlines():
