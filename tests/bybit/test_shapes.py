@@ -32,7 +32,8 @@ NUMERIC_AS_TEXT = {
 def recorded(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((RECORDED / name).read_text())
     assert data["source"].startswith("https://github.com/ccxt/ccxt/")
-    return data["httpResponse"]
+    response: dict[str, Any] = data["httpResponse"]
+    return response
 
 
 def kind(key: str, value: Any) -> str:

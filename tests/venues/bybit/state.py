@@ -494,6 +494,7 @@ class BybitState:
     def _check_link_id(self, acct: Account, link_id: str) -> None:
         if not _LINK_ID_RE.match(link_id):
             raise E.params("params error: orderLinkId invalid")  # guessed wording
+        # unique across all of the account's orders, finished ones included  # guessed
         if (acct.api_key, link_id) in self.by_link_id:
             raise E.duplicate_link_id()
 
@@ -571,7 +572,7 @@ class BybitState:
             reducing = (pos.size > 0 and side == "Sell") or (pos.size < 0 and side == "Buy")
             if not reducing:
                 raise E.reduce_only()
-            qty = min(qty, abs(pos.size))  # Bybit trims reduce-only qty to the position
+            qty = min(qty, abs(pos.size))  # trimmed to the position  # guessed
         key = (acct.api_key, inst.symbol)
         if self.open_count.get(key, 0) >= inst.max_open_orders:
             raise BybitError(E.TOO_MANY_ORDERS, "number of active orders greater than 500")
@@ -1024,7 +1025,8 @@ class BybitState:
 
     # -- listings ------------------------------------------------------------
     def open_orders(self, acct: Account, p: dict[str, str]) -> list[Order]:
-        """``/v5/order/realtime``: open orders, newest first; by id also closed ones."""
+        """``/v5/order/realtime``: open orders, newest first; by id also finished ones
+        (ccxt: "the last 500 orders of any status")."""  # guessed
         symbol = p.get("symbol")
         if symbol:
             self.instrument(symbol)
