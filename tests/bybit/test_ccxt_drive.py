@@ -81,6 +81,8 @@ async def test_balance_orders_trades_positions(fake_bybit: FakeBybit, async_: bo
         pos = await call(ex.fetch_positions, [PERP])
         assert pos[0]["contracts"] == 0.01 and pos[0]["side"] == "long"
         assert pos[0]["entryPrice"] == 50_000
+        one = await call(ex.fetch_position, PERP)
+        assert one["contracts"] == 0.01 and one["leverage"] == 10
         bal = await call(ex.fetch_balance)
         assert bal["USDT"]["used"] > 0
         fake_bybit.set_price("BTCUSDT", 48_900)  # the limit crosses: maker fill at 49,000
