@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -156,7 +157,7 @@ def _plot_unavailable(err: Console) -> bool:
         return False
     err.print(
         f"[bold red]refused[/]: --plot needs the plot extra ({missing} not importable):"
-        f" {INSTALL_HINT}",
+        f" {escape(INSTALL_HINT)}",
         markup=True,
         highlight=False,
     )

@@ -192,11 +192,15 @@ def longest_losing_streak(trades: Sequence[Trade]) -> int:
 def cagr(initial: float, final: float, years: float) -> float | None:
     """Compound annual growth rate (a fraction); None without a span or with equity ≤ 0.
 
-    Runs shorter than a year are extrapolated, as the formula does; read it with the span.
+    Runs shorter than a year are extrapolated, as the formula does; read it with the span
+    (one too short to extrapolate without overflowing gives None).
     """
     if years <= 0 or initial <= 0 or final <= 0:
         return None
-    return float((final / initial) ** (1.0 / years) - 1.0)
+    try:
+        return float((final / initial) ** (1.0 / years) - 1.0)
+    except OverflowError:  # hours of data extrapolated to a year: no meaningful figure
+        return None
 
 
 def monthly_returns(

@@ -92,7 +92,14 @@ def _monthly(monthly: list[tuple[str, float]]) -> Table:
     for month, value in monthly:
         year, number = month.split("-")
         years.setdefault(year, {})[int(number)] = value
-    table = Table(title="monthly returns %", show_header=True, header_style="bold")
+    # Compact (one decimal, no sign for gains, no frame) so a year fits 80 columns.
+    table = Table(
+        title="monthly returns %",
+        show_header=True,
+        header_style="bold",
+        box=None,
+        padding=(0, 0, 0, 1),
+    )
     table.add_column("year")
     for name in MONTHS:
         table.add_column(name, justify="right")
@@ -105,7 +112,7 @@ def _monthly(monthly: list[tuple[str, float]]) -> Table:
 
 
 def _signed(value: float) -> str:
-    text = f"{value * 100.0:+.2f}"
+    text = f"{value * 100.0:.1f}"
     return f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text
 
 

@@ -27,7 +27,7 @@ def trades_table(title: str, trades: Sequence[Trade], currency: str) -> Table:
         ("entry reason", False),
         ("exit reason", False),
     ):
-        table.add_column(column, justify="right" if right else "left")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for number, trade in enumerate(trades, 1):
         pnl = f"{trade.net_pnl:,.2f}"
         table.add_row(
