@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         extra.add_argument("arguments", nargs=argparse.REMAINDER)
         extra.set_defaults(extension=extension)
 
+    for name, summary in (
+        ("optimize", "search a strategy's params (tradefleet optimize MANIFEST --space S.yaml)"),
+        ("walkforward", "walk-forward analysis (tradefleet walkforward MANIFEST --space S.yaml)"),
+    ):  # they parse their own arguments: tradefleet_runtime.optimize.commands
+        passed = commands.add_parser(name, help=summary, add_help=False)
+        passed.add_argument("arguments", nargs=argparse.REMAINDER)
+
     plugins = commands.add_parser("plugins", help="plugin commands")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
     listing = plugin_commands.add_parser("list", help="every plugin with kind, version, source")
@@ -96,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tradefleet_runtime.service.cli_control import run_control_command
 
             return run_control_command(args)
+        if args.command in ("optimize", "walkforward"):
+            from tradefleet_runtime.optimize import commands as optimize_commands
+
+            run_optimize = getattr(optimize_commands, f"{args.command}_main")
+            return int(run_optimize(list(args.arguments)))
         if args.command == "backtest":
             return _backtest(args, out, err)
         if args.command == "run":

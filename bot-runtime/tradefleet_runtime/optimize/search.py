@@ -16,7 +16,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -148,9 +148,26 @@ def open_storage(path: Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+class _AskTellGridSampler(GridSampler):
+    """A grid sampler that does not call ``study.stop()`` when the grid is done.
+
+    ``stop`` works only inside ``study.optimize``; with ask and tell this module counts the
+    grid's remaining points itself and asks for no more.
+    """
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
 def _sampler(config: SearchConfig, parallel: bool) -> BaseSampler:
     if config.sampler == "grid":
-        return GridSampler(config.space.grid(), seed=config.seed)
+        return _AskTellGridSampler(config.space.grid(), seed=config.seed)
     if config.sampler == "random":
         return RandomSampler(seed=config.seed)
     # constant_liar: trials still running count as bad, so parallel trials spread out.
@@ -307,6 +324,9 @@ def run_search(
                     study.tell(trial, state=TrialState.FAIL)
                     raise
                 trial.set_user_attr("figures", evaluation.figures)
+                # The first and last bar the run was given: walk-forward's proof that an
+                # in-sample search never saw its test window.
+                trial.set_user_attr("bars_seen", list(evaluation.seen))
                 value = _value(evaluation.figures, config.metric)
                 if value is None:
                     trial.set_user_attr("invalid", f"{config.metric} is not defined")

@@ -134,8 +134,11 @@ def _dimension(name: str, raw: object) -> tuple[Dimension | None, list[FieldErro
         for key in unknown
     ]
     if len(kinds) != 1:
-        found = ", ".join(kinds) or "none"
-        errors.append(FieldError(where, f"give exactly one of int, float, choice (found {found})"))
+        if kinds or not errors:  # a misspelt kind alone is named once, by its key
+            found = ", ".join(kinds) or "none"
+            errors.append(
+                FieldError(where, f"give exactly one of int, float, choice (found {found})")
+            )
         return None, errors
     kind = kinds[0]
     log = raw.get("log", False)
@@ -174,9 +177,7 @@ def _dimension(name: str, raw: object) -> tuple[Dimension | None, list[FieldErro
             return None, [FieldError(f"{where}.log", "a log scale takes no step")]
         count = (high - low) / step
         if abs(count - round(count)) > 1e-9:
-            return None, [
-                FieldError(field, f"step {step} does not divide the range {low}..{high}")
-            ]
+            return None, [FieldError(field, f"step {step} does not divide the range {low}..{high}")]
     if log and low <= 0:
         return None, [FieldError(f"{where}.log", f"a log scale needs low > 0 (low is {low})")]
     if kind == "int":
