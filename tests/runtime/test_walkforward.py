@@ -104,7 +104,7 @@ def test_the_feed_limited_by_its_params_gives_the_bars_the_slice_gives() -> None
 
 def _walk(manifest: dict[str, Any], study: Path, jobs: int = 1) -> WalkForwardResult:
     timeline = load_timeline(manifest, str(ROOT))
-    with executor(jobs) as pool:
+    with executor(jobs, manifest, str(ROOT)) as pool:
         return walk_forward(
             manifest=manifest,
             base_dir=str(ROOT),

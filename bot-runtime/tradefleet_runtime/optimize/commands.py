@@ -200,8 +200,8 @@ def _optimize(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     with (
+        executor(args.jobs, document, base_dir) as pool,
         _progress(not (args.json or args.no_progress), "optimize") as progress,
-        executor(args.jobs) as pool,
     ):
         result = run_search(config, pool, jobs=args.jobs, progress=progress)
     out = Console()
@@ -244,8 +244,8 @@ def _walkforward(args: argparse.Namespace) -> int:
     study_path = args.study or Path("studies") / f"{name}-walkforward.jsonl"
     out_path = args.out or Path("studies") / f"{name}-walkforward.json"
     with (
+        executor(args.jobs, document, base_dir) as pool,
         _progress(not (args.json or args.no_progress), "in-sample search") as progress,
-        executor(args.jobs) as pool,
     ):
         result = walk_forward(
             manifest=document,

@@ -87,6 +87,13 @@ def default_registry() -> PluginRegistry:
     return PluginRegistry.discover()
 
 
+def warm_up(manifest: Mapping[str, Any] | None, base_dir: str) -> None:
+    """A pool worker's start: discover the plugins and read the bot's data once."""
+    default_registry()
+    if manifest is not None:
+        feed_bars(manifest, base_dir)
+
+
 def with_params(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``manifest`` as a backtest, its strategy params overridden by ``params``."""
     document = copy.deepcopy(dict(manifest))
