@@ -54,7 +54,16 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 #
 #     "optimize": ("tradefleet_runtime.optimize.commands:optimize_main", "Search ..."),
 #     "walkforward": ("tradefleet_runtime.optimize.commands:walkforward_main", "Walk ..."),
-PASS_THROUGH: dict[str, tuple[str, str]] = {}
+PASS_THROUGH: dict[str, tuple[str, str]] = {
+    "optimize": (
+        "tradefleet_runtime.optimize.commands:optimize_main",
+        "Search a strategy's params over a space (Optuna, every core).",
+    ),
+    "walkforward": (
+        "tradefleet_runtime.optimize.commands:walkforward_main",
+        "Walk-forward analysis: params chosen in-sample, judged out-of-sample only.",
+    ),
+}
 
 #: One-line help of known extension commands, so that tradefleet --help imports none of them.
 EXTENSION_HELP = {
