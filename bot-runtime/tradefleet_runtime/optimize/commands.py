@@ -28,7 +28,7 @@ from tradefleet_runtime.optimize.space import Space, check_names, load_space
 from tradefleet_runtime.optimize.worker import FigureValues, default_registry, load_timeline
 from tradefleet_runtime.plugins.registry import PluginKind
 from tradefleet_runtime.report.metrics import Figures
-from tradefleet_runtime.report.table import report_table
+from tradefleet_runtime.report.table import figures_table
 from tradefleet_runtime.spec import load_manifest
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def _print_search(out: Console, result: SearchResult, study: str, document: dict
     for note in result.notes:
         out.print(f"note: {note}")
     out.print(_params_table(f"best {result.metric}: {result.best_value:.4g}", result.best_params))
-    out.print(report_table("best trial", _figures(result.best_figures), currency))
+    out.print(figures_table("best trial", _figures(result.best_figures), currency))
 
 
 def walkforward_main(argv: list[str]) -> int:
@@ -309,7 +309,7 @@ def _print_walkforward(
             "-" if oos_value is None else f"{oos_value:.4g}",
         )
     out.print(table)
-    out.print(report_table("out of sample only (stitched)", result.figures, currency))
+    out.print(figures_table("out of sample only (stitched)", result.figures, currency))
     per_bar = " per bar" if metric in ("net_pnl", "return_pct") else ""
     ratio = "n/a" if result.efficiency is None else f"{result.efficiency:.0%}"
     out.print(
