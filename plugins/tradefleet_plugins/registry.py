@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
+from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
@@ -56,6 +57,23 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.sizers:FixedFractional",
             params=FixedFractionalParams,
             summary="Sizer: risk a fixed fraction of equity to the stop-loss.",
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="circuit-breaker",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.circuit_breaker:CircuitBreaker",
+            params=CircuitBreakerParams,
+            summary="Drawdown tiers 5/10/15%: cut sizes, halt and cut exposure, flatten and "
+            "lock; weekly and peak limits.",
+            capabilities=frozenset(
+                {
+                    Capability.RISK_LOCK,
+                    Capability.RESTORES_LOCK,
+                    Capability.ACTS_ON_ACCOUNT,
+                    Capability.REPORTS_TIER,
+                }
+            ),
         ),
     ]
 
