@@ -200,6 +200,8 @@ class RiskContext(NamedTuple):
     stops: dict[str, tuple[tuple[float, float], ...]] = {}  # noqa: RUF012 (never mutated)
     # The bot's leverage at its venue (margin = exposure / leverage).
     leverage: float = 1.0
+    # The account's capital when the bot first started (spec.capital.initial).
+    initial_equity: float = 0.0
 
     def mark(self, symbol: str) -> float:
         return self.marks.get(symbol, 0.0)

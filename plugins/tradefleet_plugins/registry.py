@@ -8,6 +8,7 @@ from __future__ import annotations
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
+from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
@@ -72,6 +73,24 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.RESTORES_LOCK,
                     Capability.ACTS_ON_ACCOUNT,
                     Capability.REPORTS_TIER,
+                }
+            ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="prop-firm",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.prop_firm:PropFirm",
+            params=PropFirmParams,
+            summary="FTMO-style daily/total loss in the worst case (all stops hit), leverage, "
+            "target; flattens before a breach.",
+            capabilities=frozenset(
+                {
+                    Capability.RISK_LOCK,
+                    Capability.RESTORES_LOCK,
+                    Capability.ACTS_ON_ACCOUNT,
+                    Capability.READS_TRADES,
+                    Capability.OBSERVES_FILLS,
                 }
             ),
         ),

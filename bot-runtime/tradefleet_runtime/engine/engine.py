@@ -535,6 +535,7 @@ class Engine:
             instrument=self.instrument(symbol),
             stops=stops,
             leverage=portfolio.leverage,
+            initial_equity=self.config.initial_capital,
         )
 
     def send_queued(self) -> None:
