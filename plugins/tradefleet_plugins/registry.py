@@ -8,6 +8,7 @@ from __future__ import annotations
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
+from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
@@ -93,6 +94,16 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.OBSERVES_FILLS,
                 }
             ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="pre-trade",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.pre_trade:PreTrade",
+            params=PreTradeParams,
+            summary="Price band, size/notional, free margin, gross/group exposure, correlation, "
+            "positions, leverage, hours, trades a day, holding, loss cooldown, balance.",
+            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.READS_TRADES}),
         ),
     ]
 
