@@ -8,9 +8,11 @@ from __future__ import annotations
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
+from tradefleet_plugins.risk.kelly_params import KellyParams
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
+from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
 from tradefleet_runtime.sdk import Capability, PluginKind, PluginSpec, hookimpl
@@ -104,6 +106,24 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             summary="Price band, size/notional, free margin, gross/group exposure, correlation, "
             "positions, leverage, hours, trades a day, holding, loss cooldown, balance.",
             capabilities=frozenset({Capability.OBSERVES_BARS, Capability.READS_TRADES}),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="kelly",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.kelly:Kelly",
+            params=KellyParams,
+            summary="Sizer: fractional Kelly (0.25) from the bot's own closed trades, capped.",
+            capabilities=frozenset({Capability.READS_TRADES}),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="volatility-target",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.volatility_target:VolatilityTarget",
+            params=VolatilityTargetParams,
+            summary="Sizer: risk a fraction of equity over a multiple of the ATR.",
+            capabilities=frozenset({Capability.OBSERVES_BARS}),
         ),
     ]
 
