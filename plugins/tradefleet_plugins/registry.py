@@ -10,6 +10,7 @@ from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.kelly_params import KellyParams
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
+from tradefleet_plugins.risk.probation_params import ProbationParams
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
@@ -124,6 +125,18 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             params=VolatilityTargetParams,
             summary="Sizer: risk a fraction of equity over a multiple of the ATR.",
             capabilities=frozenset({Capability.OBSERVES_BARS}),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="probation",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.probation:Probation",
+            params=ProbationParams,
+            summary="Rolling P&L of the last trades: x0.5 from -5%, x0.25 from -10%, "
+            "hibernate (lock) beyond -15%.",
+            capabilities=frozenset(
+                {Capability.READS_TRADES, Capability.RISK_LOCK, Capability.RESTORES_LOCK}
+            ),
         ),
     ]
 
