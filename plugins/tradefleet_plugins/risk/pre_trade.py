@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
-from tradefleet_plugins.risk.rules import gross_exposure, zone
+from tradefleet_plugins.risk.rules import gross_exposure, local_weekday_minute, zone
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
 
 APPROVE = RiskDecision.approve()
@@ -39,12 +39,13 @@ def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 
 def in_hours(ts: int, p: PreTradeParams) -> bool:
-    local = datetime.fromtimestamp(ts, UTC).astimezone(zone(p.timezone))
-    if local.weekday() not in p.trading_days:
+    if p.trading_hours is None and len(p.trading_days) == 7:
+        return True
+    weekday, minute = local_weekday_minute(ts, p.timezone)
+    if weekday not in p.trading_days:
         return False
     if p.trading_hours is None:
         return True
-    minute = local.hour * 60 + local.minute
     start, end = (int(t[:2]) * 60 + int(t[3:]) for t in p.trading_hours)
     return start <= minute < end if start <= end else minute >= start or minute < end
 

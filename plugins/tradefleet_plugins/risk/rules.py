@@ -18,6 +18,7 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=1024)
 def trading_day(ts: int, tz: str, start_minute: int = 0) -> date:
     """The trading day bar time ``ts`` (UTC epoch seconds) falls in, for days that begin at
     ``start_minute`` past local midnight in ``tz`` (DST-aware: the local wall clock decides)."""
@@ -25,14 +26,28 @@ def trading_day(ts: int, tz: str, start_minute: int = 0) -> date:
     return (local - timedelta(minutes=start_minute)).date()
 
 
+@lru_cache(maxsize=1024)
 def trading_week(ts: int, tz: str, start_minute: int = 0) -> tuple[int, int]:
     """(ISO year, ISO week) of the trading day of ``ts``."""
     iso = trading_day(ts, tz, start_minute).isocalendar()
     return iso[0], iso[1]
 
 
+@lru_cache(maxsize=1024)
+def local_weekday_minute(ts: int, tz: str) -> tuple[int, int]:
+    """(weekday 0 = Monday, minute of the day) of ``ts`` on the local wall clock of ``tz``."""
+    local = datetime.fromtimestamp(ts, UTC).astimezone(zone(tz))
+    return local.weekday(), local.hour * 60 + local.minute
+
+
 def gross_exposure(positions: Mapping[str, Position], marks: Mapping[str, float]) -> float:
-    return sum(abs(p.quantity) * marks.get(s, p.average_price) for s, p in positions.items())
+    total = 0.0
+    for symbol, position in positions.items():
+        quantity = position.quantity
+        total += (quantity if quantity > 0 else -quantity) * marks.get(
+            symbol, position.average_price
+        )
+    return total
 
 
 def exposure_cut(
