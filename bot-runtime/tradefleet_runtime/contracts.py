@@ -195,8 +195,9 @@ class RiskContext(NamedTuple):
     positions: dict[str, Position]
     marks: dict[str, float]
     instrument: Instrument
-    # Protective stops working for each symbol: (quantity, stop price) of every reduce-only
-    # stop order (bracket stop-losses), so a rule can bound what open positions may still lose.
+    # Protective stops working for each open position: (quantity left, stop price) of every
+    # reduce-only stop order on its closing side (bracket stop-losses), in the order the venue
+    # holds them, so a rule can bound what open positions may still lose.
     stops: dict[str, tuple[tuple[float, float], ...]] = {}  # noqa: RUF012 (never mutated)
     # The bot's leverage at its venue (margin = exposure / leverage).
     leverage: float = 1.0

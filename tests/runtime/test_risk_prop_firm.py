@@ -194,7 +194,7 @@ def test_total_loss_flatten_locks_until_reset() -> None:
 def test_cut_to_fit() -> None:
     assert cut_to_fit(100_000, 4_000, 95_000) == 0.0
     assert cut_to_fit(100_000, 5_000, 95_000) == 0.0
-    assert cut_to_fit(100_000, 10_000, 95_000) == pytest.approx(0.5)
+    assert cut_to_fit(100_000, 10_000, 95_000) == pytest.approx(0.5, rel=1e-5)
 
 
 def test_passing_the_target_stops_new_entries() -> None:
@@ -267,3 +267,23 @@ def test_no_day_ends_beyond_its_limit_with_stops_honoured(
         start = day_start.setdefault(day, equity)
         assert equity >= start * 0.95 - 1e-6, (day, start, equity)
         assert equity >= 100_000 * 0.90 - 1e-6
+
+
+def test_a_stop_left_from_before_a_reversal_protects_nothing(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """Found by the property test: a long's sell stop, left after the position flipped short,
+    was counted as protecting the short; only closing-side stops count now."""
+    strategy = Scripted(
+        {
+            0: lambda c, b: c.submit(OrderIntent("TEST", Side.BUY, 10, stop_loss=96.875)),
+            1: lambda c, b: c.submit(OrderIntent("TEST", Side.SELL, 829, stop_loss=101.0)),
+        }
+    )
+    bot = bot_with(registry, manifest([{"name": "prop-firm"}], capital=1e5), strategy, tmp_path)
+    session = open_session(bot)
+    assert session.engine is not None
+    session.engine.run(flat_bars([100.0] * 4))
+    context = session.engine._risk_context("TEST")
+    assert context.positions["TEST"].quantity == -819
+    assert context.stops["TEST"] == ((829.0, 101.0),)

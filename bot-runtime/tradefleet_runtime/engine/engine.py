@@ -516,9 +516,15 @@ class Engine:
     def _risk_context(self, symbol: str) -> RiskContext:
         portfolio = self.portfolio
         stops: dict[str, tuple[tuple[float, float], ...]] = {}
+        held = portfolio.open_positions
         for working in self.book:
             order = working.order
             if order.reduce_only and order.order_type is OrderType.STOP and order.price:
+                position = held.get(order.symbol)
+                # Only a stop on the closing side protects (a long's sell stop, a short's buy
+                # stop); one left from before a reversal would not reduce anything.
+                if position is None or position.quantity * order.side.sign >= 0:
+                    continue
                 left = order.quantity - working.filled
                 stops[order.symbol] = (*stops.get(order.symbol, ()), (left, order.price))
         return RiskContext(
@@ -710,7 +716,7 @@ class Engine:
                     "risk_action",
                     f"{name} {action.kind.value}"
                     f"{' ' + action.symbol if action.symbol else ''}"
-                    f"{f' {action.fraction:.0%}' if action.kind is ActionKind.REDUCE else ''}"
+                    f"{f' {action.fraction:.2%}' if action.kind is ActionKind.REDUCE else ''}"
                     f": {action.reason}",
                     {
                         "plugin": name,

@@ -104,10 +104,12 @@ def check_entry(
 
 def cut_to_fit(equity: float, at_risk: float, floor: float) -> float:
     """Share of every open position to close so that all stops hit leaves equity >= floor."""
-    if at_risk <= 0.0 or equity - at_risk >= floor:
+    if at_risk <= 0.0 or equity - at_risk >= _less(floor):
         return 0.0
-    room = max(0.0, equity - floor)
-    return min(1.0, 1.0 - room / at_risk + 1e-9)
+    # Leave a hair of room, so the cut (and float rounding) does not land just under the floor
+    # and ask for another sliver on the next bar.
+    room = max(0.0, equity - floor) * (1.0 - 1e-6)
+    return min(1.0, 1.0 - room / at_risk)
 
 
 class PropFirm:
