@@ -40,6 +40,7 @@ CHAIN: list[tuple[str, dict[str, object]]] = [
     ("prop-firm", {"max_leverage": 100}),
     ("circuit-breaker", {}),
     ("probation", {}),
+    ("exits", {"trailing_pct": 0.01, "break_even_r": 1}),  # acts between bars; check approves
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
+from tradefleet_plugins.risk.exits_params import ExitsParams
 from tradefleet_plugins.risk.kelly_params import KellyParams
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.probation_params import ProbationParams
@@ -137,6 +138,16 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             capabilities=frozenset(
                 {Capability.READS_TRADES, Capability.RISK_LOCK, Capability.RESTORES_LOCK}
             ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="exits",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.exits:Exits",
+            params=ExitsParams,
+            summary="Early exit at 80% of the stop distance, trailing and break-even exits "
+            "(decided on closed bars, sent as reduce-only market orders).",
+            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.ACTS_ON_ACCOUNT}),
         ),
     ]
 

@@ -12,7 +12,7 @@ the cooldown; the reset starts the day, week and peak afresh at the equity of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.rules import exposure_cut, trading_day, trading_week
@@ -27,8 +27,7 @@ from tradefleet_runtime.sdk import (
 NORMAL, WARN, REDUCE, LOCKED = 0, 1, 2, 3
 
 
-@dataclass(frozen=True, slots=True)
-class Measures:
+class Measures(NamedTuple):
     day_loss: float  # from the day's start, fraction (≥ 0)
     day_drawdown: float  # from the day's peak
     week_loss: float

@@ -91,20 +91,25 @@ def open_risk(
     against the position. A stop already beyond the mark (the loss is in the price) counts 0.
     """
     total = 0.0
+    empty: tuple[tuple[float, float], ...] = ()
     for symbol, position in positions.items():
-        quantity = abs(position.quantity)
-        if not quantity:
+        signed = position.quantity
+        if not signed:
             continue
         mark = marks.get(symbol, position.average_price)
-        direction = 1.0 if position.quantity > 0 else -1.0
+        quantity, direction = (signed, 1.0) if signed > 0 else (-signed, -1.0)
         covered = 0.0
-        for stop_quantity, stop in stops.get(symbol, ()):
-            take = min(stop_quantity, quantity - covered)
-            if take <= 0.0:
+        for stop_quantity, stop in stops.get(symbol, empty):
+            left = quantity - covered
+            if left <= 0.0:
                 break
-            total += take * max(0.0, direction * (mark - stop))
+            take = stop_quantity if stop_quantity < left else left
+            loss = (mark - stop) * direction
+            if loss > 0.0:
+                total += take * loss
             covered += take
-        total += (quantity - covered) * mark * unprotected_move
+        if covered < quantity:
+            total += (quantity - covered) * mark * unprotected_move
     return total
 
 
