@@ -147,3 +147,12 @@ def test_the_chain_never_grows_a_size_or_flips_a_side(
         for _, q_in, q_out, _, action in decisions:
             if q_in is not None and q_out is not None and action != "veto":
                 assert q_out <= q_in * (1 + 1e-9)
+
+
+def test_history_bars_warm_up_bar_observers(registry: PluginRegistry, tmp_path: Path) -> None:
+    bot = bot_with(registry, manifest([{"name": "volatility-target"}]), Scripted(), tmp_path)
+    session = open_session(bot)
+    assert session.engine is not None
+    session.engine.catch_up(flat_bars([100.0] * 14))  # warm-up history: no broker, no orders
+    [(_, observer)] = bot.risk_hooks.bar_observers
+    assert observer._atr["TEST"].value is not None  # type: ignore[attr-defined]

@@ -325,11 +325,16 @@ class Engine:
         strategy_on_bar = self.strategy.on_bar
         marks = self.portfolio.marks
         intents = self.ctx.intents
+        # Risk plugins that observe bars rebuild their state (ATR, returns) from history too.
+        observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
         count = 0
         for bar in bars:
             count += 1
             marks[bar[0]] = bar[6]
             self.ctx.now = self._now = bar[2] + bar[1]
+            if observers:
+                for observe in observers:
+                    observe(bar)
             if self._aggregators:
                 self._aggregate(bar, strategy_on_bar)
             elif bar[0] in self._base_symbols:
