@@ -44,6 +44,7 @@ from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
 from tradefleet_runtime.engine.trading_state import TradingState
+from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
@@ -222,6 +223,9 @@ class Engine:
         self._acting = False
         for _, reader in self.hooks.trade_readers:
             reader.bind_trades(_TradesView(self.portfolio.trades))
+        # What each bar is handed to: on_bar, after the strategy's declared indicators (set at
+        # start, once they are declared).
+        self._on_bar: Callable[[Bar], None] = strategy.on_bar
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -290,6 +294,7 @@ class Engine:
         self._wire(subscriptions)
         self.strategy.ctx = self.ctx
         self.strategy.on_start(self.ctx)
+        self._on_bar = bar_handler(self.strategy.on_bar, self.strategy.indicator_book)
         self._started = True
 
     def _wire(self, subscriptions: Iterable[Subscription]) -> None:
@@ -322,7 +327,7 @@ class Engine:
         """
         if not self._started:
             self.start()
-        strategy_on_bar = self.strategy.on_bar
+        strategy_on_bar = self._on_bar
         marks = self.portfolio.marks
         intents = self.ctx.intents
         # Risk plugins that observe bars rebuild their state (ATR, returns) from history too.
@@ -361,7 +366,7 @@ class Engine:
         """
         if not self._started:
             self.start()
-        strategy_on_bar = self.strategy.on_bar
+        strategy_on_bar = self._on_bar
         ctx = self.ctx
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio

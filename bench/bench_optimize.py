@@ -1,0 +1,90 @@
+"""``tradefleet optimize`` throughput: an ema-cross grid on the bundled EURUSD 2017 hourly bars.
+
+Writes ``bench/results/optimize.json``:
+- ``optimize_trials_per_s``: trials per second at ``--jobs 2`` (the figure the issue tracks);
+- ``trials_per_s_jobs1`` and ``trials_per_s_jobs2``: the same 120-point grid in this process
+  alone, and on a pool of two worker processes; each the best of ``REPEATS`` runs, each run
+  timed from the pool's creation to its shutdown, so starting the workers and each worker's
+  read of the CSV file are inside the time;
+- ``speedup_jobs2``: their ratio (the issue asks for at least 1.7 on two cores);
+- ``search_*``: the same, timed from the first trial asked to the last told (the pool running);
+- ``load_before`` / ``load_after``: the 1-minute load average, since the machine is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from tradefleet_runtime.optimize import worker
+from tradefleet_runtime.optimize.search import SearchConfig, executor, run_search
+from tradefleet_runtime.optimize.space import parse_space
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / "examples" / "bots" / "eurusd-ema-cross.yaml"
+# 10 x 12 = 120 points, every one valid (slow > fast).
+SPACE = {"fast": {"int": [4, 40, 4]}, "slow": {"int": [48, 224, 16]}}
+REPEATS = 3
+RESULTS = Path(__file__).parent / "results" / "optimize.json"
+
+
+def measure(jobs: int, folder: Path) -> tuple[float, float]:
+    """(trials/s of the whole command, pool start included; trials/s once the pool runs)."""
+    best_total = best_search = 0.0
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    for repeat in range(REPEATS):
+        worker._BARS.clear()  # every run reads the data afresh, in each process
+        config = SearchConfig(
+            manifest=manifest,
+            base_dir=str(MANIFEST.parent),
+            space=parse_space(SPACE),
+            study_path=folder / f"jobs{jobs}-{repeat}.jsonl",
+            study_name="bench",
+            sampler="grid",
+        )
+        started = time.perf_counter()
+        with executor(jobs, manifest, str(MANIFEST.parent)) as pool:
+            result = run_search(config, pool, jobs=jobs)
+        total = time.perf_counter() - started
+        assert result.complete == 120, result
+        best_total = max(best_total, result.complete / total)
+        best_search = max(best_search, result.trials_per_s)
+    return best_total, best_search
+
+
+def main() -> int:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        one, one_search = measure(1, Path(tmp))
+        two, two_search = measure(2, Path(tmp))
+    figures = {
+        "optimize_trials_per_s": round(two, 2),
+        "trials_per_s_jobs1": round(one, 2),
+        "trials_per_s_jobs2": round(two, 2),
+        "speedup_jobs2": round(two / one, 3),
+        "search_trials_per_s_jobs1": round(one_search, 2),
+        "search_trials_per_s_jobs2": round(two_search, 2),
+        "search_speedup_jobs2": round(two_search / one_search, 3),
+        "grid_points": 120,
+        "bars_per_trial": 6225,
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The search: an Optuna study on a file, asked for params here, trials run in processes.
+
+This process owns the study (ask → run → tell), so the study's file has one writer and the
+workers stay plain functions of a :class:`~tradefleet_runtime.optimize.worker.Task`. Up to
+``jobs`` trials run at once in a process pool (the engine is pure Python: threads would share
+one core). The study lives in an Optuna ``JournalStorage`` on a file: run the same command
+with the same ``--study`` again and it continues (a grid skips the points already done);
+``optuna.load_study`` reads it for anything else.
+
+Optuna is imported by this module only, which the commands import when they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
+from optuna.storages import JournalStorage
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from tradefleet_runtime.errors import FieldError, SpecError
+from tradefleet_runtime.optimize.space import Choice, FloatRange, IntRange, Space, Value
+from tradefleet_runtime.optimize.worker import (
+    Evaluation,
+    FigureValues,
+    Task,
+    Window,
+    default_registry,
+    evaluate,
+    warm_up,
+)
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+
+# The figures a search may rank by, and which way is better.
+Direction = Literal["maximize", "minimize"]
+METRICS: dict[str, Direction] = {
+    "sharpe": "maximize",
+    "sortino": "maximize",
+    "net_pnl": "maximize",
+    "return_pct": "maximize",
+    "profit_factor": "maximize",
+    "win_rate": "maximize",
+    "max_drawdown_pct": "minimize",
+}
+SAMPLERS = ("grid", "random", "tpe")
+DEFAULT_TRIALS = 100  # random and TPE; a grid runs its points
+
+log = logging.getLogger("tradefleet.optimize")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    manifest: Mapping[str, Any]
+    base_dir: str
+    space: Space
+    study_path: Path
+    study_name: str
+    sampler: str = "tpe"
+    metric: str = "sharpe"
+    trials: int | None = None
+    seed: int = 0
+    window: Window | None = None
+    timeline: tuple[int, ...] = ()
+
+
+@dataclass
+class SearchResult:
+    study_name: str
+    metric: str
+    direction: str
+    best_params: dict[str, Any]
+    best_value: float
+    best_figures: FigureValues
+    ran: int  # trials run by this call
+    complete: int  # complete trials in the study (earlier runs included)
+    failed: int
+    invalid: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def trials_per_s(self) -> float:
+        return self.ran / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "study": self.study_name,
+            "metric": self.metric,
+            "direction": self.direction,
+            "best_params": self.best_params,
+            "best_value": self.best_value,
+            "best_figures": self.best_figures,
+            "trials_run": self.ran,
+            "trials_complete": self.complete,
+            "trials_failed": self.failed,
+            "trials_invalid": self.invalid,
+            "seconds": round(self.seconds, 3),
+            "trials_per_s": round(self.trials_per_s, 3),
+        }
+
+
+Progress = Callable[[int, int], None]  # (trials done by this call, trials to run)
+
+
+class InlineExecutor(Executor):
+    """Runs each task at submit, in this process: ``--jobs 1`` needs no pool."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
+
+
+@contextmanager
+def executor(
+    jobs: int, manifest: Mapping[str, Any] | None = None, base_dir: str = "."
+) -> Iterator[Executor]:
+    """A pool of ``jobs`` processes (or this process for 1), shut down on leaving.
+
+    With ``manifest``, each worker reads the bot's data as it starts (in parallel), not at its
+    first trial.
+    """
+    if jobs <= 1:
+        yield InlineExecutor()
+        return
+    # forkserver: workers start from a clean server process, not a fork of this one with its
+    # threads (a progress bar's) mid-flight. The server imports the main module and the worker
+    # once, so each worker does not import them again.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        context.set_forkserver_preload(["__main__", "tradefleet_runtime.optimize.worker"])
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=context,
+        initializer=warm_up,
+        initargs=(dict(manifest) if manifest is not None else None, base_dir),
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class BufferedJournalFile(BaseJournalBackend):
+    """Optuna's journal file, appended to at most every ``interval`` seconds.
+
+    ``JournalFileBackend`` fsyncs each of the ~8 log lines a trial writes (about 30 ms a trial
+    here, as long as the trial itself), and the one process that owns the study would spend
+    its time waiting on the disk. This process is the study's only writer, so it keeps its
+    newest lines in memory (reads see them) and appends them in one go: an interrupted run
+    loses at most the last ``interval`` seconds of trials, which a resumed run runs again.
+    """
+
+    def __init__(self, path: Path, interval: float = 0.5) -> None:
+        self._file = JournalFileBackend(str(path))
+        self._in_file = sum(1 for _ in self._file.read_logs(0))
+        self._pending: list[dict[str, Any]] = []
+        self._interval = interval
+        self._flushed_at = time.monotonic()
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        if log_number_from < self._in_file:
+            yield from self._file.read_logs(log_number_from)
+        yield from self._pending[max(0, log_number_from - self._in_file) :]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self._pending.extend(logs)
+        if time.monotonic() - self._flushed_at >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.append_logs(self._pending)
+            self._in_file += len(self._pending)
+            self._pending = []
+        self._flushed_at = time.monotonic()
+
+
+def open_storage(path: Path) -> JournalStorage:
+    """The study file for reading (e.g. ``optuna.load_study``), unbuffered."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+class _AskTellGridSampler(GridSampler):
+    """A grid sampler that does not call ``study.stop()`` when the grid is done.
+
+    ``stop`` works only inside ``study.optimize``; with ask and tell this module counts the
+    grid's remaining points itself and asks for no more.
+    """
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
+def _sampler(config: SearchConfig, parallel: bool) -> BaseSampler:
+    if config.sampler == "grid":
+        return _AskTellGridSampler(config.space.grid(), seed=config.seed)
+    if config.sampler == "random":
+        return RandomSampler(seed=config.seed)
+    # constant_liar: trials still running count as bad, so parallel trials spread out.
+    return TPESampler(seed=config.seed, constant_liar=parallel)
+
+
+def suggest(trial: Trial, space: Space) -> dict[str, Value]:
+    params: dict[str, Value] = {}
+    for name, dimension in space.dimensions.items():
+        if isinstance(dimension, IntRange):
+            params[name] = trial.suggest_int(
+                name, dimension.low, dimension.high, step=dimension.step, log=dimension.log
+            )
+        elif isinstance(dimension, FloatRange):
+            params[name] = trial.suggest_float(
+                name, dimension.low, dimension.high, step=dimension.step, log=dimension.log
+            )
+        else:
+            assert isinstance(dimension, Choice)
+            params[name] = trial.suggest_categorical(name, list(dimension.options))
+    return params
+
+
+def check_params(
+    manifest: Mapping[str, Any], params: Mapping[str, Any], registry: PluginRegistry
+) -> list[FieldError]:
+    """The strategy's params model on the manifest's params with ``params`` set over them."""
+    strategy = manifest.get("spec", {}).get("strategy", {})
+    merged = {**(strategy.get("params") or {}), **params}
+    _, errors = registry.check(
+        PluginKind.STRATEGY, str(strategy.get("name")), merged, ["spec", "strategy"]
+    )
+    return errors
+
+
+def _identity(config: SearchConfig) -> dict[str, Any]:
+    """What a study was made for; a resumed study must match it."""
+    return {
+        "metric": config.metric,
+        "sampler": config.sampler,
+        "space": config.space.as_json(),
+        "strategy": config.manifest.get("spec", {}).get("strategy", {}).get("name"),
+        "window": config.window.as_json() if config.window is not None else None,
+    }
+
+
+def _check_resumed(study: optuna.Study, config: SearchConfig) -> None:
+    stored = study.user_attrs.get("identity")
+    if stored is None:
+        study.set_user_attr("identity", _identity(config))
+        return
+    wanted = _identity(config)
+    option = {"metric": "--metric", "sampler": "--sampler", "space": "--space"}
+    problems = [
+        FieldError(
+            option.get(key, key),
+            f"the study {config.study_name!r} in {config.study_path} was made with "
+            f"{key} {stored.get(key)!r}, not {wanted[key]!r}: use another --study file",
+        )
+        for key in wanted
+        if stored.get(key) != wanted[key]
+    ]
+    if problems:
+        raise SpecError(problems, str(config.study_path))
+
+
+def _fail_stale(study: optuna.Study) -> int:
+    """Trials an interrupted run left running: failed, so a grid runs their points again."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(stale)
+
+
+def _grid_done(study: optuna.Study) -> int:
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    return len({t.system_attrs.get("grid_id") for t in finished} - {None})
+
+
+def _value(figures: FigureValues, metric: str) -> float | None:
+    value = figures.get(metric)
+    if value is None or not math.isfinite(float(value)):
+        return None  # e.g. no profit factor without a losing trade: nothing to rank
+    return float(value)
+
+
+def run_search(
+    config: SearchConfig,
+    pool: Executor,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    registry: PluginRegistry | None = None,
+) -> SearchResult:
+    """Run ``config``'s trials (``jobs`` at once on ``pool``) and return the best."""
+    if config.metric not in METRICS:
+        raise SpecError([FieldError("--metric", f"one of {', '.join(METRICS)}")])
+    registry = registry or default_registry()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = METRICS[config.metric]
+    config.study_path.parent.mkdir(parents=True, exist_ok=True)
+    backend = BufferedJournalFile(config.study_path)
+    try:
+        study = optuna.create_study(
+            study_name=config.study_name,
+            storage=JournalStorage(backend),
+            sampler=_sampler(config, jobs > 1),
+            direction=direction,
+            load_if_exists=True,
+        )
+        return _search(study, config, pool, jobs, progress, registry, direction)
+    finally:
+        backend.flush()
+
+
+def _search(
+    study: optuna.Study,
+    config: SearchConfig,
+    pool: Executor,
+    jobs: int,
+    progress: Progress | None,
+    registry: PluginRegistry,
+    direction: Direction,
+) -> SearchResult:
+    _check_resumed(study, config)
+    notes: list[str] = []
+    stale = _fail_stale(study)
+    if stale:
+        notes.append(f"{stale} trial(s) an interrupted run left running were marked failed")
+    if config.sampler == "grid":
+        size = config.space.grid_size() or 0
+        remaining = size - _grid_done(study)
+        total = remaining if config.trials is None else min(config.trials, remaining)
+    else:
+        total = DEFAULT_TRIALS if config.trials is None else config.trials
+    started = time.perf_counter()
+    pending: dict[Future[Evaluation], Trial] = {}
+    asked = done = 0
+    try:
+        while asked < total or pending:
+            while asked < total and len(pending) < max(jobs, 1):
+                trial = study.ask()
+                asked += 1
+                params = suggest(trial, config.space)
+                problems = check_params(config.manifest, params, registry)
+                if problems:
+                    # Checked before running: the params model refuses the set (slow <= fast).
+                    trial.set_user_attr("invalid", "; ".join(str(p) for p in problems))
+                    study.tell(trial, state=TrialState.FAIL)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    continue
+                task = Task(
+                    config.manifest,
+                    config.base_dir,
+                    params,
+                    config.window,
+                    config.timeline if config.window is not None else (),
+                )
+                pending[pool.submit(evaluate, task)] = trial
+            if not pending:
+                continue
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                trial = pending.pop(future)
+                try:
+                    evaluation = future.result()
+                except BaseException:
+                    # A worker's error (bad data, a plugin bug) would recur: end the search.
+                    study.tell(trial, state=TrialState.FAIL)
+                    raise
+                trial.set_user_attr("figures", evaluation.figures)
+                # The first and last bar the run was given: walk-forward's proof that an
+                # in-sample search never saw its test window.
+                trial.set_user_attr("bars_seen", list(evaluation.seen))
+                value = _value(evaluation.figures, config.metric)
+                if value is None:
+                    trial.set_user_attr("invalid", f"{config.metric} is not defined")
+                    study.tell(trial, state=TrialState.FAIL)
+                else:
+                    study.tell(trial, value)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    except BaseException:
+        for future, trial in pending.items():
+            future.cancel()
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+    return _result(study, config, direction, done, time.perf_counter() - started, notes)
+
+
+def _result(
+    study: optuna.Study,
+    config: SearchConfig,
+    direction: str,
+    ran: int,
+    seconds: float,
+    notes: list[str],
+) -> SearchResult:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    failed = [t for t in trials if t.state is TrialState.FAIL]
+    invalid = [t for t in failed if "invalid" in t.user_attrs]
+    if not complete:
+        reasons = sorted({str(t.user_attrs.get("invalid", "failed")) for t in failed})[:3]
+        raise SpecError(
+            [FieldError("--space", "no trial completed: " + " | ".join(reasons or ["none ran"]))],
+            str(config.study_path),
+        )
+    best = _best(complete, direction)
+    return SearchResult(
+        study_name=config.study_name,
+        metric=config.metric,
+        direction=direction,
+        best_params=dict(best.params),
+        best_value=float(best.value if best.value is not None else math.nan),
+        best_figures=dict(best.user_attrs.get("figures", {})),
+        ran=ran,
+        complete=len(complete),
+        failed=len(failed) - len(invalid),
+        invalid=len(invalid),
+        seconds=seconds,
+        notes=notes,
+    )
+
+
+def _best(complete: list[FrozenTrial], direction: str) -> FrozenTrial:
+    """The best trial; ties broken by the params, whatever order trials finished in."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    return min(complete, key=lambda t: (sign * float(t.value or 0.0), _order_key(t.params)))
+
+
+def _order_key(params: Mapping[str, Any]) -> tuple[str, ...]:
+    # Ties between equal values are broken by the params themselves, not the trial number:
+    # with several processes the numbers depend on timing, the params do not.
+    return tuple(f"{k}={params[k]!r}" for k in sorted(params))

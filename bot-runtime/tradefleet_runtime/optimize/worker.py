@@ -1,0 +1,257 @@
+"""One trial: a bot's manifest, strategy params and a window of bars in; figures out.
+
+:func:`evaluate` is a function of its :class:`Task` alone (it reads the bot's data files and
+writes nothing but an in-memory journal), so the same call can run in this process, in a
+process pool, or — later — in a Kubernetes Job given the task as JSON.
+
+A window is a range of bar indices over the feed's *timeline* (its distinct bar timestamps).
+The worker limits the feed through the manifest (the feed's ``start``/``end`` params, which the
+``csv`` feed has) to ``warmup`` bars before the window's first bar up to its end: the session
+shows those warm-up bars to the strategy as history (never traded), so trading starts exactly
+at the window's first bar — the way a backtest of the window would, with the strategy's state
+built only from bars before it.
+
+Parsing a CSV file costs about four times the backtest of its bars, so by default
+(``Task.reuse_bars``) a process reads the feed once and slices the same ``[start, end)`` range
+out of its bars for each trial (:func:`feed_bars`); ``reuse_bars=False`` has the feed read the
+file for every trial, limited by its params. Both give the same bars (tested).
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tradefleet_runtime.contracts import FeedRequest
+from tradefleet_runtime.errors import FieldError, SpecError
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import Bar, Trade
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.session import BotSession, assemble
+from tradefleet_runtime.spec import parse_manifest
+
+FigureValues = dict[str, float | int | None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Bars ``start`` (first traded) to ``end`` (one past the last), as timeline indices."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise ValueError(f"a window needs 0 <= start < end (got {self.start}, {self.end})")
+
+    def as_json(self) -> dict[str, int]:
+        return {"start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything one trial needs; picklable, and JSON-able but for the tuple types."""
+
+    manifest: Mapping[str, Any]  # the bot's manifest document (wire names, as in YAML)
+    base_dir: str  # the manifest's folder: relative data paths resolve against it
+    params: Mapping[str, Any]  # strategy params set over the manifest's own
+    window: Window | None = None  # None: every bar the feed gives
+    timeline: tuple[int, ...] = ()  # the feed's bar timestamps; needed with a window
+    detail: bool = False  # also return the equity curve and the trades
+    reuse_bars: bool = True  # slice this process's copy of the feed's bars (see above)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    figures: FigureValues
+    seen: tuple[int | None, int | None]  # first and last bar the feed gave (history included)
+    history_bars: int
+    equity_ts: tuple[int, ...] = ()
+    equity: tuple[float, ...] = ()
+    exposure: tuple[float, ...] = ()
+    trades: tuple[Trade, ...] = ()
+    fees: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+
+@functools.cache
+def default_registry() -> PluginRegistry:
+    """The installed plugins, discovered once per process (discovery reads entry points)."""
+    return PluginRegistry.discover()
+
+
+def warm_up(manifest: Mapping[str, Any] | None, base_dir: str) -> None:
+    """A pool worker's start: discover the plugins and read the bot's data once."""
+    default_registry()
+    if manifest is not None:
+        feed_bars(manifest, base_dir)
+
+
+def with_params(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``manifest`` as a backtest, its strategy params overridden by ``params``."""
+    document = copy.deepcopy(dict(manifest))
+    spec = document.setdefault("spec", {})
+    if not isinstance(spec, dict) or not isinstance(spec.get("strategy"), dict):
+        raise SpecError([FieldError("spec.strategy", "required field is missing")])
+    spec["mode"] = "backtest"  # a paper or live bot is searched on its data, never traded
+    strategy = spec["strategy"]
+    strategy["params"] = {**(strategy.get("params") or {}), **params}
+    return document
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def feed_bounds(
+    timeline: Sequence[int], window: Window, warmup: int
+) -> tuple[int | None, int | None]:
+    """The feed's first and end (exclusive) timestamps for ``window`` after ``warmup`` bars.
+
+    None means unbounded on that side. A window starting before ``warmup`` bars of data exist
+    starts the feed at the first bar: the session's warm-up then delays trading, as in a
+    backtest of the whole data.
+    """
+    if window.end > len(timeline):
+        raise ValueError(f"window ends at bar {window.end}; the data has {len(timeline)}")
+    first = window.start - warmup
+    start = timeline[first] if first > 0 else None
+    end = timeline[window.end] if window.end < len(timeline) else None
+    return start, end
+
+
+def limit_feed(
+    document: dict[str, Any], registry: PluginRegistry, start: int | None, end: int | None
+) -> dict[str, Any]:
+    """Set the feed's ``start``/``end`` params in ``document`` (a backtest manifest)."""
+    if start is None and end is None:
+        return document
+    data = document["spec"].get("data")
+    if not isinstance(data, dict) or "name" not in data:
+        raise SpecError([FieldError("spec.data", "a window needs a data feed")])
+    properties = (
+        registry.get(PluginKind.DATA_FEED, data["name"]).spec.params_schema().get("properties", {})
+    )
+    if "start" not in properties or "end" not in properties:
+        raise SpecError(
+            [
+                FieldError(
+                    "spec.data.name",
+                    f"feed {data['name']!r} has no start/end params, so it cannot be limited "
+                    "to a window of bars",
+                )
+            ]
+        )
+    params = dict(data.get("params") or {})
+    params.pop("start", None)
+    params.pop("end", None)
+    if start is not None:
+        params["start"] = _iso(start)
+    if end is not None:
+        params["end"] = _iso(end)
+    data["params"] = params
+    return document
+
+
+def feed_bars(
+    manifest: Mapping[str, Any], base_dir: str, registry: PluginRegistry | None = None
+) -> tuple[Bar, ...]:
+    """Every bar the bot's feed gives, in order; read once per process for the same feed."""
+    spec = manifest.get("spec", {})
+    data, market = spec.get("data"), spec.get("market")
+    key = json.dumps([data, market, base_dir], sort_keys=True, default=str)
+    cached = _BARS.get(key)
+    if cached is not None:
+        return cached
+    if not isinstance(data, dict) or "name" not in data:
+        raise SpecError([FieldError("spec.data", "optimisation needs a data feed")])
+    manifest_model = parse_manifest(with_params(manifest, {}))
+    registry = registry or default_registry()
+    feed = registry.build(
+        PluginKind.DATA_FEED, data["name"], data.get("params") or {}, ["spec", "data"]
+    )
+    market_spec = manifest_model.spec.market
+    request = FeedRequest(tuple(market_spec.symbols), market_spec.timeframe_s, Path(base_dir))
+    bars = tuple(feed.bars(request))
+    _BARS.clear()  # one feed per process at a time: a search or walk-forward reads one
+    _BARS[key] = bars
+    return bars
+
+
+# The bars of the last feed read by this process (see feed_bars): a cache, not state.
+_BARS: dict[str, tuple[Bar, ...]] = {}
+
+
+def load_timeline(
+    manifest: Mapping[str, Any], base_dir: str, registry: PluginRegistry | None = None
+) -> tuple[int, ...]:
+    """The distinct bar timestamps the bot's feed gives, oldest first."""
+    return tuple(sorted({bar[2] for bar in feed_bars(manifest, base_dir, registry)}))
+
+
+def _slice(bars: Sequence[Bar], start: int | None, end: int | None) -> Sequence[Bar]:
+    """The bars with ``start <= ts < end``: what the feed limited by its params gives."""
+    stamps = [bar[2] for bar in bars]
+    first = 0 if start is None else bisect.bisect_left(stamps, start)
+    last = len(bars) if end is None else bisect.bisect_left(stamps, end)
+    return bars[first:last]
+
+
+def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
+    """Backtest ``task.manifest`` with ``task.params`` on ``task.window``: its figures.
+
+    The run is the one ``tradefleet backtest`` makes (assemble → ``BotSession``), with a fresh
+    in-memory journal: a trial never touches the bot's own journal.
+    """
+    registry = registry or default_registry()
+    document = with_params(task.manifest, task.params)
+    start = end = None
+    if task.window is not None:
+        strategy = document["spec"]["strategy"]
+        built = registry.build(
+            PluginKind.STRATEGY,
+            strategy["name"],
+            strategy["params"],
+            ["spec", "strategy"],
+        )
+        start, end = feed_bounds(task.timeline, task.window, built.warmup_bars())
+    bars: Sequence[Bar] | None = None
+    if task.reuse_bars:
+        bars = _slice(feed_bars(task.manifest, task.base_dir, registry), start, end)
+    else:
+        document = limit_feed(document, registry, start, end)
+    bot = assemble(parse_manifest(document), registry, Path(task.base_dir))
+    journal = Journal(":memory:", batched=True)
+    try:
+        outcome = BotSession(bot, journal, bars=bars).run_to_end()
+    finally:
+        journal.close()
+    result = outcome.result
+    seen: tuple[int | None, int | None]
+    if bars is not None:
+        seen = (bars[0][2], bars[-1][2]) if bars else (None, None)
+        notes: tuple[str, ...] = ()
+    else:
+        feed = result.feed
+        seen = (feed.first_ts, feed.last_ts) if feed is not None else (None, None)
+        notes = tuple(feed.notes) if feed is not None else ()
+    if not task.detail:
+        return Evaluation(outcome.figures.as_json(), seen, result.history_bars, notes=notes)
+    return Evaluation(
+        outcome.figures.as_json(),
+        seen,
+        result.history_bars,
+        equity_ts=tuple(result.equity_ts),
+        equity=tuple(result.equity),
+        exposure=tuple(result.exposure),
+        trades=tuple(result.trades),
+        fees=result.fees,
+        notes=notes,
+    )

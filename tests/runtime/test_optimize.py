@@ -1,0 +1,281 @@
+"""`tradefleet optimize`: the space file, the search on real data, resume, processes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradefleet_runtime import cli
+from tradefleet_runtime.errors import SpecError
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.optimize.search import SearchConfig, executor, run_search
+from tradefleet_runtime.optimize.space import (
+    Choice,
+    FloatRange,
+    IntRange,
+    check_names,
+    load_space,
+    parse_space,
+)
+from tradefleet_runtime.optimize.worker import Task, evaluate, with_params
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.session import BotSession, assemble
+from tradefleet_runtime.spec import parse_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
+SMALL_GRID = {"fast": {"int": [12, 24, 12]}, "slow": {"int": [48, 96, 48]}}
+
+
+def eurusd_manifest() -> dict[str, Any]:
+    return {
+        "apiVersion": "tradefleet.io/v1alpha1",
+        "kind": "TradingBot",
+        "metadata": {"name": "opt-check"},
+        "spec": {
+            "mode": "backtest",
+            "strategy": {"name": "ema-cross", "params": {"fast": 10, "slow": 30}},
+            "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+            "broker": {
+                "name": "paper",
+                "params": {"fee_bps": 0.2, "slippage_bps": 0.3, "leverage": 100},
+            },
+            "data": {"name": "csv", "params": {"path": str(DATA)}},
+            "risk": [{"name": "fixed-size", "params": {"quantity": 100_000}}],
+            "capital": {"currency": "USD", "initial": 100_000},
+        },
+    }
+
+
+def _config(study: Path, space: dict[str, Any], **kwargs: Any) -> SearchConfig:
+    return SearchConfig(
+        manifest=eurusd_manifest(),
+        base_dir=str(ROOT),
+        space=parse_space(space),
+        study_path=study,
+        study_name="opt-check",
+        **{"sampler": "grid", "metric": "sharpe", **kwargs},
+    )
+
+
+# -- the space file ---------------------------------------------------------------------------
+
+
+def test_a_space_reads_every_kind(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            fast: {int: [5, 50]}
+            slow: {int: [20, 200, 10]}
+            stop_loss_pct: {float: [0.001, 0.05], log: true}
+            take_profit_pct: {float: [0.01, 0.03, 0.01]}
+            allow_short: {choice: [true, false]}
+            """
+        )
+    )
+    space = load_space(path)
+    assert space.dimensions == {
+        "fast": IntRange(5, 50),
+        "slow": IntRange(20, 200, 10),
+        "stop_loss_pct": FloatRange(0.001, 0.05, None, log=True),
+        "take_profit_pct": FloatRange(0.01, 0.03, 0.01),
+        "allow_short": Choice((True, False)),
+    }
+    assert space.dimensions["slow"].values() == list(range(20, 201, 10))
+    assert space.dimensions["take_profit_pct"].values() == [0.01, 0.02, 0.03]
+    assert space.grid_size() is None  # a float range without a step has no grid
+    with pytest.raises(SpecError) as refused:
+        space.grid()
+    assert [e.field for e in refused.value.errors] == ["space.stop_loss_pct.float"]
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"),
+    [
+        ({"fast": 5}, "space.fast", "expected a mapping"),
+        ({"fast": {"int": [50, 5]}}, "space.fast.int", "low 50 is above high 5"),
+        ({"fast": {"int": [5]}}, "space.fast.int", "[low, high]"),
+        ({"fast": {"int": [1.5, 3]}}, "space.fast.int", "whole numbers"),
+        ({"fast": {"int": [True, 3]}}, "space.fast.int", "must be numbers"),
+        ({"fast": {"int": [0, 10, 3]}}, "space.fast.int", "does not divide"),
+        ({"fast": {"int": [0, 10, 0]}}, "space.fast.int", "must be positive"),
+        ({"fast": {"int": [1, 2], "float": [1, 2]}}, "space.fast", "exactly one"),
+        ({"fast": {"itn": [1, 2]}}, "space.fast.itn", "unknown key"),
+        ({"sl": {"float": [0, 0.1], "log": True}}, "space.sl.log", "low > 0"),
+        ({"sl": {"float": [0.1, 1, 0.1], "log": True}}, "space.sl.log", "no step"),
+        ({"sl": {"float": [0.1, 1], "log": "yes"}}, "space.sl.log", "true or false"),
+        ({"short": {"choice": []}}, "space.short.choice", "non-empty"),
+        ({"short": {"choice": [1, 1]}}, "space.short.choice", "twice"),
+        ([1, 2], "space", "mapping"),
+    ],
+)
+def test_a_bad_space_names_the_field(document: Any, field: str, words: str) -> None:
+    with pytest.raises(SpecError) as refused:
+        parse_space(document)
+    assert [e.field for e in refused.value.errors] == [field]
+    assert words in refused.value.errors[0].message
+
+
+def test_a_space_param_the_strategy_lacks_is_named() -> None:
+    registry = PluginRegistry.discover()
+    schema = registry.get(PluginKind.STRATEGY, "ema-cross").spec.params_schema()
+    space = parse_space({"fast": {"int": [5, 10]}, "fsat": {"int": [5, 10]}})
+    problems = check_names(space, schema, "ema-cross")
+    assert [p.field for p in problems] == ["space.fsat"]
+    assert "no param 'fsat'" in problems[0].message
+
+
+# -- the search on real data ------------------------------------------------------------------
+
+
+def _backtest_sharpe(params: dict[str, Any], tmp_path: Path) -> float:
+    """The plain backtest path (assemble → BotSession → a journal file), not the worker."""
+    manifest = parse_manifest(with_params(eurusd_manifest(), params))
+    bot = assemble(manifest, PluginRegistry.discover(), ROOT)
+    journal = Journal(tmp_path / f"{params['fast']}-{params['slow']}.sqlite", batched=True)
+    try:
+        return BotSession(bot, journal).run_to_end().figures.sharpe
+    finally:
+        journal.close()
+
+
+def test_a_grid_finds_the_best_of_running_each_param_set(tmp_path: Path) -> None:
+    with executor(1) as pool:
+        result = run_search(_config(tmp_path / "study.jsonl", SMALL_GRID), pool)
+    direct = {
+        (fast, slow): _backtest_sharpe({"fast": fast, "slow": slow}, tmp_path)
+        for fast in (12, 24)
+        for slow in (48, 96)
+    }
+    (fast, slow), sharpe = max(direct.items(), key=lambda item: item[1])
+    assert (result.complete, result.ran, result.invalid) == (4, 4, 0)
+    assert result.best_params == {"fast": fast, "slow": slow}
+    assert result.best_value == sharpe
+    assert result.best_figures["sharpe"] == sharpe
+    assert len(set(direct.values())) == 4  # the grid's points really differ
+
+
+def test_param_sets_the_params_model_refuses_are_not_run(tmp_path: Path) -> None:
+    space = {"fast": {"int": [24, 48, 24]}, "slow": {"int": [24, 48, 24]}}
+    with executor(1) as pool:
+        result = run_search(_config(tmp_path / "study.jsonl", space), pool)
+    # slow must exceed fast: (24, 24), (48, 24) and (48, 48) are refused before running.
+    assert (result.complete, result.invalid, result.failed) == (1, 3, 0)
+    assert result.best_params == {"fast": 24, "slow": 48}
+
+
+def test_a_second_run_resumes_the_study_file(tmp_path: Path) -> None:
+    study = tmp_path / "study.jsonl"
+    with executor(1) as pool:
+        first = run_search(_config(study, SMALL_GRID, trials=3), pool)
+        assert (first.ran, first.complete) == (3, 3)
+        second = run_search(_config(study, SMALL_GRID), pool)
+        assert (second.ran, second.complete) == (1, 4)  # only the grid's last point ran
+        third = run_search(_config(study, SMALL_GRID), pool)
+        assert (third.ran, third.complete) == (0, 4)
+    import optuna
+
+    trials = optuna.load_study(study_name="opt-check", storage=str_storage(study)).trials
+    assert sorted((t.params["fast"], t.params["slow"]) for t in trials) == [
+        (12, 48),
+        (12, 96),
+        (24, 48),
+        (24, 96),
+    ]
+    assert third.best_params == second.best_params
+
+
+def str_storage(path: Path) -> Any:
+    from tradefleet_runtime.optimize.search import open_storage
+
+    return open_storage(path)
+
+
+def test_resuming_with_another_metric_is_refused(tmp_path: Path) -> None:
+    study = tmp_path / "study.jsonl"
+    with executor(1) as pool:
+        run_search(_config(study, SMALL_GRID, trials=1), pool)
+        with pytest.raises(SpecError) as refused:
+            run_search(_config(study, SMALL_GRID, metric="net_pnl"), pool)
+    assert [e.field for e in refused.value.errors] == ["--metric"]
+
+
+def test_two_processes_give_the_grid_one_process_gives(tmp_path: Path) -> None:
+    results = {}
+    values = {}
+    for jobs in (1, 2):
+        study = tmp_path / f"jobs{jobs}.jsonl"
+        with executor(jobs) as pool:
+            results[jobs] = run_search(_config(study, SMALL_GRID), pool, jobs=jobs)
+        import optuna
+
+        trials = optuna.load_study(study_name="opt-check", storage=str_storage(study)).trials
+        values[jobs] = {(t.params["fast"], t.params["slow"]): t.value for t in trials}
+    assert values[1] == values[2]
+    assert len(values[1]) == 4
+    assert results[1].best_params == results[2].best_params
+    assert results[1].best_value == results[2].best_value
+
+
+def test_the_worker_scores_what_a_backtest_scores(tmp_path: Path) -> None:
+    evaluation = evaluate(Task(eurusd_manifest(), str(ROOT), {"fast": 12, "slow": 48}))
+    assert evaluation.figures["sharpe"] == _backtest_sharpe({"fast": 12, "slow": 48}, tmp_path)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def _files(tmp_path: Path, space: dict[str, Any]) -> tuple[Path, Path]:
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(json.dumps(eurusd_manifest()))
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(json.dumps(space))
+    return manifest, space_file
+
+
+def test_the_command_prints_the_best_params_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, space = _files(tmp_path, SMALL_GRID)
+    study = tmp_path / "study.jsonl"
+    argv = ["optimize", str(manifest), "--space", str(space), "--sampler", "grid"]
+    code = cli.main([*argv, "--jobs", "1", "--study", str(study), "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["trials_complete"] == 4
+    assert printed["study_file"] == str(study)
+    assert set(printed["best_params"]) == {"fast", "slow"}
+    assert study.exists()
+
+
+def test_the_command_refuses_a_bad_space_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, space = _files(tmp_path, {"fast": {"int": [5, 10]}, "fsat": {"int": [5, 10]}})
+    code = cli.main(["optimize", str(manifest), "--space", str(space), "--jobs", "1"])
+    assert code == 2
+    assert "space.fsat" in capsys.readouterr().err
+
+
+def test_the_command_loads_no_service_and_optuna_only_when_it_runs() -> None:
+    probe = textwrap.dedent(
+        """
+        import sys
+        from tradefleet_runtime import cli
+        from tradefleet_runtime.optimize import commands
+        heavy = ("grpc", "aiohttp", "prometheus_client", "kopf", "optuna")
+        print(",".join(m for m in heavy if m in sys.modules))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
