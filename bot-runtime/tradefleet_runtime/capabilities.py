@@ -15,10 +15,13 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tradefleet_runtime.model import Fill
+from tradefleet_runtime.model import Bar, Fill, Trade
 from tradefleet_runtime.signals import Signal
+
+if TYPE_CHECKING:
+    from tradefleet_runtime.contracts import RiskContext
 
 
 class Capability(StrEnum):
@@ -28,6 +31,12 @@ class Capability(StrEnum):
     RISK_LOCK = "risk-lock"  # risk plugin: RiskLockHolder (a lock only a person resets)
     RESTORES_ACCOUNT = "restores-account"  # broker: AccountRestorer
     KNOWS_SYMBOLS = "knows-symbols"  # any plugin's descriptor: SymbolChecker (admission)
+    OBSERVES_BARS = "observes-bars"  # risk plugin: BarObserver (every base bar)
+    OBSERVES_FILLS = "observes-fills"  # risk plugin: FillObserver (every fill of the bot)
+    READS_TRADES = "reads-trades"  # risk plugin: TradeReader (the bot's closed trades)
+    ACTS_ON_ACCOUNT = "acts-on-account"  # risk plugin: AccountActor (reduce, flatten, cancel)
+    RESTORES_LOCK = "restores-lock"  # risk plugin: LockRestorer (a journaled lock after restart)
+    REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
 
 
 @runtime_checkable
@@ -47,9 +56,80 @@ class RiskLockHolder(Protocol):
         """Why trading is locked, or None while unlocked."""
         ...
 
-    def reset_lock(self) -> None:
-        """A person cleared the lock (who and why are journaled by the engine)."""
+    def reset_lock(self) -> str | None:
+        """A person asks to clear the lock (who and why are journaled by the engine).
+
+        Return None when cleared, or why it cannot be cleared yet (a cooldown): the lock then
+        stays and the refusal is given to the person.
+        """
         ...
+
+
+@runtime_checkable
+class LockRestorer(Protocol):
+    """A lock holder told, after a restart, of the lock the journal says it still holds."""
+
+    def restore_lock(self, reason: str, since_ts: int) -> None:
+        """Hold the lock again: ``reason`` as journaled, locked since bar time ``since_ts``."""
+        ...
+
+
+@runtime_checkable
+class BarObserver(Protocol):
+    """A risk plugin that sees every base bar after the broker matched it (ATR, returns)."""
+
+    def on_bar(self, bar: Bar) -> None: ...
+
+
+@runtime_checkable
+class FillObserver(Protocol):
+    """A risk plugin that sees every fill of the bot (trade counts, cooldowns)."""
+
+    def on_fill(self, fill: Fill) -> None: ...
+
+
+@runtime_checkable
+class TradeReader(Protocol):
+    """A risk plugin given read access to the bot's closed trades (this run and earlier ones,
+    oldest first; the sequence grows as trades close and must not be changed)."""
+
+    def bind_trades(self, trades: Sequence[Trade]) -> None: ...
+
+
+@runtime_checkable
+class TierReporter(Protocol):
+    """A risk plugin with escalation levels (0: normal); the engine journals each change and
+    the service shows the tier in ``GetStatus`` and its metrics."""
+
+    def tier(self) -> int: ...
+
+
+class ActionKind(StrEnum):
+    """What a risk plugin may do to the account between orders: only ever less exposure."""
+
+    REDUCE = "reduce"  # cut a position (or every position) by a fraction
+    FLATTEN = "flatten"  # close a position (or every position) and cancel its working orders
+    CANCEL_ENTRIES = "cancel_entries"  # cancel resting orders that are not reduce-only
+
+
+@dataclass(frozen=True, slots=True)
+class AccountAction:
+    """One action a risk plugin asks for; the engine turns it into reduce-only orders through
+    its normal order path (own client order ids, the risk chain, the journal)."""
+
+    kind: ActionKind
+    reason: str
+    symbol: str | None = None  # None: every open position (or every resting entry)
+    fraction: float = 1.0  # REDUCE: the share of the position to close, 0 < fraction <= 1
+    code: str = ""  # a short fixed word for metrics, e.g. "drawdown_tier_2"
+
+
+@runtime_checkable
+class AccountActor(Protocol):
+    """A risk plugin that acts on the account between orders. Called after each base bar's
+    orders were sent (the bar's price is marked), with the account's snapshot."""
+
+    def account_actions(self, ctx: RiskContext) -> Sequence[AccountAction]: ...
 
 
 @runtime_checkable
@@ -78,6 +158,12 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.RISK_LOCK: _Shape(frozenset({"risk"}), (("lock_reason", 0), ("reset_lock", 0))),
     Capability.RESTORES_ACCOUNT: _Shape(frozenset({"broker"}), (("restore_account", 1),)),
     Capability.KNOWS_SYMBOLS: _Shape(frozenset({"strategy", "risk", "broker", "data"}), ()),
+    Capability.OBSERVES_BARS: _Shape(frozenset({"risk"}), (("on_bar", 1),)),
+    Capability.OBSERVES_FILLS: _Shape(frozenset({"risk"}), (("on_fill", 1),)),
+    Capability.READS_TRADES: _Shape(frozenset({"risk"}), (("bind_trades", 1),)),
+    Capability.ACTS_ON_ACCOUNT: _Shape(frozenset({"risk"}), (("account_actions", 1),)),
+    Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
+    Capability.REPORTS_TIER: _Shape(frozenset({"risk"}), (("tier", 0),)),
 }
 
 
@@ -143,11 +229,19 @@ def check_object(kind: str, obj: object, declared: frozenset[Capability]) -> lis
 
 __all__ = [
     "SHAPES",
+    "AccountAction",
+    "AccountActor",
     "AccountRestorer",
+    "ActionKind",
+    "BarObserver",
     "Capability",
+    "FillObserver",
+    "LockRestorer",
     "RiskLockHolder",
     "SignalReceiver",
     "SymbolChecker",
+    "TierReporter",
+    "TradeReader",
     "check_object",
     "parse_capabilities",
 ]

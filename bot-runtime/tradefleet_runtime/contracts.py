@@ -237,6 +237,14 @@ class RiskContext(NamedTuple):
     positions: dict[str, Position]
     marks: dict[str, float]
     instrument: Instrument
+    # Protective stops working for each open position: (quantity left, stop price) of every
+    # reduce-only stop order on its closing side (bracket stop-losses), in the order the venue
+    # holds them, so a rule can bound what open positions may still lose.
+    stops: dict[str, tuple[tuple[float, float], ...]] = {}  # noqa: RUF012 (never mutated)
+    # The bot's leverage at its venue (margin = exposure / leverage).
+    leverage: float = 1.0
+    # The account's capital when the bot first started (spec.capital.initial).
+    initial_equity: float = 0.0
 
     def mark(self, symbol: str) -> float:
         return self.marks.get(symbol, 0.0)

@@ -85,6 +85,8 @@ class OrderIntent(NamedTuple):
     take_profit: float | None = None
     reduce_only: bool = False
     tag: str = ""
+    # How sure the strategy (or the signal behind it) is, 0..1; sizers may scale by it.
+    confidence: float | None = None
 
 
 class Order(NamedTuple):

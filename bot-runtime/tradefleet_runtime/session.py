@@ -26,12 +26,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import Any, cast
 
 from tradefleet_runtime.capabilities import (
+    AccountActor,
     AccountRestorer,
+    BarObserver,
     Capability,
+    FillObserver,
+    LockRestorer,
     RiskLockHolder,
     SignalReceiver,
+    TierReporter,
+    TradeReader,
 )
 from tradefleet_runtime.contracts import (
     Broker,
@@ -42,6 +49,7 @@ from tradefleet_runtime.contracts import (
     Strategy,
 )
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, CarriedState
@@ -69,6 +77,7 @@ class Bot:
     signals: SignalReceiver | None = None
     lock_holders: list[tuple[str, RiskLockHolder]] = field(default_factory=list)
     restorer: AccountRestorer | None = None
+    risk_hooks: RiskHooks = field(default_factory=RiskHooks)
 
     @property
     def name(self) -> str:
@@ -102,6 +111,19 @@ def assemble(
     def declares(kind: PluginKind, name: str, capability: Capability) -> bool:
         return registry.get(kind, name).spec.has(capability)
 
+    def risk_with(capability: Capability) -> list[tuple[str, Any]]:
+        # The registry checked at build time that each such object has the capability's methods.
+        return [(n, p) for n, p in risk if declares(PluginKind.RISK, n, capability)]
+
+    hooks = RiskHooks(
+        bar_observers=cast("list[tuple[str, BarObserver]]", risk_with(Capability.OBSERVES_BARS)),
+        fill_observers=cast("list[tuple[str, FillObserver]]", risk_with(Capability.OBSERVES_FILLS)),
+        trade_readers=cast("list[tuple[str, TradeReader]]", risk_with(Capability.READS_TRADES)),
+        actors=cast("list[tuple[str, AccountActor]]", risk_with(Capability.ACTS_ON_ACCOUNT)),
+        lock_restorers=cast("list[tuple[str, LockRestorer]]", risk_with(Capability.RESTORES_LOCK)),
+        tier_reporters=cast("list[tuple[str, TierReporter]]", risk_with(Capability.REPORTS_TIER)),
+    )
+
     return Bot(
         manifest,
         strategy,
@@ -120,6 +142,7 @@ def assemble(
         restorer=broker
         if declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
         else None,
+        risk_hooks=hooks,
     )
 
 
@@ -230,6 +253,7 @@ class BotSession:
             signals=bot.signals,
             lock_holders=bot.lock_holders,
             restorer=bot.restorer,
+            hooks=bot.risk_hooks,
         )
         engine.tracer = configure_from_env("tradefleet-runtime", bot.name)
         self.engine = engine
@@ -260,6 +284,10 @@ class BotSession:
         if control is not None and control[0] == "halted":
             engine.restore_halt(f"restored after restart ({control[1]})")
             self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
+        locks = self.journal.risk_locks()
+        if locks:
+            # A risk lock outlives the process: only a person's ResetRiskLock clears it.
+            engine.restore_locks(locks)
         carried = self.journal.carried_state(self.bot.name)
         self.carried = carried
         if carried is not None:

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
+from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
+from tradefleet_plugins.risk.exits_params import ExitsParams
+from tradefleet_plugins.risk.kelly_params import KellyParams
+from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
+from tradefleet_plugins.risk.probation_params import ProbationParams
+from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
+from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_plugins.strategies.bos_retest_params import BosRetestParams
 from tradefleet_plugins.strategies.confluence_params import ConfluenceParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
@@ -92,6 +99,91 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.sizers:FixedFractional",
             params=FixedFractionalParams,
             summary="Sizer: risk a fixed fraction of equity to the stop-loss.",
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="circuit-breaker",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.circuit_breaker:CircuitBreaker",
+            params=CircuitBreakerParams,
+            summary="Drawdown tiers 5/10/15%: cut sizes, halt and cut exposure, flatten and "
+            "lock; weekly and peak limits.",
+            capabilities=frozenset(
+                {
+                    Capability.RISK_LOCK,
+                    Capability.RESTORES_LOCK,
+                    Capability.ACTS_ON_ACCOUNT,
+                    Capability.REPORTS_TIER,
+                }
+            ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="prop-firm",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.prop_firm:PropFirm",
+            params=PropFirmParams,
+            summary="FTMO-style daily/total loss in the worst case (all stops hit), leverage, "
+            "target; flattens before a breach.",
+            capabilities=frozenset(
+                {
+                    Capability.RISK_LOCK,
+                    Capability.RESTORES_LOCK,
+                    Capability.ACTS_ON_ACCOUNT,
+                    Capability.READS_TRADES,
+                    Capability.OBSERVES_FILLS,
+                }
+            ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="pre-trade",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.pre_trade:PreTrade",
+            params=PreTradeParams,
+            summary="Price band, size/notional, free margin, gross/group exposure, correlation, "
+            "positions, leverage, hours, trades a day, holding, loss cooldown, balance.",
+            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.READS_TRADES}),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="kelly",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.kelly:Kelly",
+            params=KellyParams,
+            summary="Sizer: fractional Kelly (0.25) from the bot's own closed trades, capped.",
+            capabilities=frozenset({Capability.READS_TRADES}),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="volatility-target",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.volatility_target:VolatilityTarget",
+            params=VolatilityTargetParams,
+            summary="Sizer: risk a fraction of equity over a multiple of the ATR.",
+            capabilities=frozenset({Capability.OBSERVES_BARS}),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="probation",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.probation:Probation",
+            params=ProbationParams,
+            summary="Rolling P&L of the last trades: x0.5 from -5%, x0.25 from -10%, "
+            "hibernate (lock) beyond -15%.",
+            capabilities=frozenset(
+                {Capability.READS_TRADES, Capability.RISK_LOCK, Capability.RESTORES_LOCK}
+            ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="exits",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.exits:Exits",
+            params=ExitsParams,
+            summary="Early exit at 80% of the stop distance, trailing and break-even exits "
+            "(decided on closed bars, sent as reduce-only market orders).",
+            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.ACTS_ON_ACCOUNT}),
         ),
     ]
 

@@ -483,6 +483,7 @@ def test_cli_status_json(cli_address: str) -> None:
         "version": "0.2.0",
         "locked": True,
         "reason": "loss limit hit",
+        "tier": 0,
     }
 
 

@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tradefleet_runtime.aggregation import BarAggregator
-from tradefleet_runtime.capabilities import AccountRestorer, RiskLockHolder, SignalReceiver
+from tradefleet_runtime.capabilities import (
+    AccountRestorer,
+    ActionKind,
+    RiskLockHolder,
+    SignalReceiver,
+)
 from tradefleet_runtime.contracts import (
     Broker,
     FeedReport,
@@ -37,6 +42,7 @@ from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
+from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.model import (
@@ -47,6 +53,7 @@ from tradefleet_runtime.model import (
     Order,
     OrderIntent,
     OrderStatus,
+    OrderType,
     OrderUpdate,
     Position,
     RiskAction,
@@ -150,6 +157,7 @@ class Engine:
         signals: SignalReceiver | None = None,
         lock_holders: Sequence[tuple[str, RiskLockHolder]] = (),
         restorer: AccountRestorer | None = None,
+        hooks: RiskHooks | None = None,
     ) -> None:
         self.config = config
         self.strategy = strategy
@@ -205,6 +213,16 @@ class Engine:
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
+        # Risk plugins' declared abilities beyond check (observe, act, tiers): the per-bar loop
+        # touches them only when the chain declares one.
+        self.hooks = hooks if hooks is not None else RiskHooks()
+        self._risk_after_bar_needed = bool(
+            self.hooks.actors or self.hooks.tier_reporters or self.state.lock_holders
+        )
+        self._tiers: dict[str, int] = {name: 0 for name, _ in self.hooks.tier_reporters}
+        self._acting = False
+        for _, reader in self.hooks.trade_readers:
+            reader.bind_trades(_TradesView(self.portfolio.trades))
         # What each bar is handed to: on_bar, after the strategy's declared indicators (set at
         # start, once they are declared).
         self._on_bar: Callable[[Bar], None] = strategy.on_bar
@@ -312,11 +330,16 @@ class Engine:
         strategy_on_bar = self._on_bar
         marks = self.portfolio.marks
         intents = self.ctx.intents
+        # Risk plugins that observe bars rebuild their state (ATR, returns) from history too.
+        observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
         count = 0
         for bar in bars:
             count += 1
             marks[bar[0]] = bar[6]
             self.ctx.now = self._now = bar[2] + bar[1]
+            if observers:
+                for observe in observers:
+                    observe(bar)
             if self._aggregators:
                 self._aggregate(bar, strategy_on_bar)
             elif bar[0] in self._base_symbols:
@@ -358,6 +381,8 @@ class Engine:
         equity_append = self._equity.append
         exposure_append = self._exposure.append
         tracer = self.tracer
+        observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
+        risk_after_bar = self._risk_after_bar_needed
         started = 0
         current = None
         count = 0
@@ -399,6 +424,9 @@ class Engine:
             symbol = bar[0]
             marks[symbol] = bar[6]
             ctx.now = self._now = ts + bar[1]
+            if observers:
+                for observe in observers:
+                    observe(bar)
             if tracer is not None:
                 started = time.time_ns()
             if aggregators:
@@ -416,6 +444,10 @@ class Engine:
                     with tracer.decision("bar", attributes, started):
                         tracer.signal(intents)
                         self._process_intents(replay=True)
+            if risk_after_bar:
+                # At once, not at the next bar: a lock must be journaled, and a flatten sent,
+                # before a live bot waits an hour for its next bar (or is killed meanwhile).
+                self._risk_after_bar()
         if current is not None:
             equity, exposure = portfolio.equity_and_exposure()
             ts_append(current + timeframe)
@@ -484,12 +516,27 @@ class Engine:
         if self._now != self._sequence_ts:
             self._sequence_ts = self._now
             self._sequence = 0
-        order_id = client_order_id(self._prefix, self._now, symbol, self._sequence)
+        # Orders of a risk plugin's account action carry their own prefix ("r"): they never
+        # take an id a strategy's order of the same bar would have had.
+        prefix = self._prefix + "r" if self._acting else self._prefix
+        order_id = client_order_id(prefix, self._now, symbol, self._sequence)
         self._sequence += 1
         return order_id
 
     def _risk_context(self, symbol: str) -> RiskContext:
         portfolio = self.portfolio
+        stops: dict[str, tuple[tuple[float, float], ...]] = {}
+        held = portfolio.open_positions
+        for working in self.book:
+            order = working.order
+            if order.reduce_only and order.order_type is OrderType.STOP and order.price:
+                position = held.get(order.symbol)
+                # Only a stop on the closing side protects (a long's sell stop, a short's buy
+                # stop); one left from before a reversal would not reduce anything.
+                if position is None or position.quantity * order.side.sign >= 0:
+                    continue
+                left = order.quantity - working.filled
+                stops[order.symbol] = (*stops.get(order.symbol, ()), (left, order.price))
         return RiskContext(
             ts=self._now,
             equity=portfolio.equity(),
@@ -502,6 +549,9 @@ class Engine:
             },
             marks=dict(portfolio.marks),
             instrument=self.instrument(symbol),
+            stops=stops,
+            leverage=portfolio.leverage,
+            initial_equity=self.config.initial_capital,
         )
 
     def send_queued(self) -> None:
@@ -632,6 +682,76 @@ class Engine:
         if self.tracer is not None:
             self.tracer.fill(fill, order.parent_id if order is not None else None)
         self.strategy.on_fill(fill)
+        for _, observer in self.hooks.fill_observers:
+            observer.on_fill(fill)
+
+    # -- risk plugins between orders ---------------------------------------------------------
+
+    def _risk_after_bar(self) -> None:
+        """After a bar's orders: account actions, new locks and tier changes of risk plugins."""
+        if self.hooks.actors:
+            self._act()
+        for name, reason in self.state.newly_locked(self._now):
+            self._state(
+                "risk_locked",
+                f"{name} locked trading until a person resets it: {reason}",
+                {"plugin": name, "reason": reason, "since_ts": self._now},
+            )
+        self._refresh_tiers()
+
+    def _refresh_tiers(self) -> None:
+        for name, reporter in self.hooks.tier_reporters:
+            tier = reporter.tier()
+            if tier != self._tiers.get(name, 0):
+                before = self._tiers.get(name, 0)
+                self._tiers[name] = tier
+                self._state(
+                    "risk_tier",
+                    f"{name} tier {before} -> {tier}",
+                    {"plugin": name, "tier": tier, "previous": before},
+                )
+
+    def _act(self) -> None:
+        """Ask each acting risk plugin what to do, and do it through the normal order path."""
+        context = self._risk_context(self._symbols[0])
+        for name, actor in self.hooks.actors:
+            try:
+                actions = list(actor.account_actions(context))
+            except Exception as error:  # a broken plugin acts on nothing; it is journaled
+                log.exception("risk plugin %s failed to act", name)
+                self._state("risk_action_failed", f"{name} failed: {type(error).__name__}: {error}")
+                continue
+            for action in actions:
+                self._state(
+                    "risk_action",
+                    f"{name} {action.kind.value}"
+                    f"{' ' + action.symbol if action.symbol else ''}"
+                    f"{f' {action.fraction:.2%}' if action.kind is ActionKind.REDUCE else ''}"
+                    f": {action.reason}",
+                    {
+                        "plugin": name,
+                        "kind": action.kind.value,
+                        "symbol": action.symbol,
+                        "fraction": action.fraction,
+                        "reason": action.reason,
+                        "code": action.code,
+                    },
+                )
+                if action.kind is not ActionKind.REDUCE:
+                    flatten = action.kind is ActionKind.FLATTEN
+                    for working in list(self.book):
+                        order = working.order
+                        if action.symbol is not None and order.symbol != action.symbol:
+                            continue
+                        if flatten or not order.reduce_only:
+                            self.cancel(order.client_order_id)
+                self.ctx.intents.extend(action_intents(name, action, self.portfolio.open_positions))
+            if self.ctx.intents:
+                self._acting = True
+                try:
+                    self._process_intents(replay=True)
+                finally:
+                    self._acting = False
 
     def snapshot_equity(self) -> None:
         """Journal the equity snapshots not yet written (for live bots between bars)."""
@@ -718,23 +838,60 @@ class Engine:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""
         self.state.halt(reason)
 
-    def risk_states(self) -> list[tuple[str, bool, str]]:
-        """(plugin, locked, reason) for every risk plugin; plugins without locks are unlocked."""
-        locks = self.state.locks()
-        return [(name, name in locks, locks.get(name, "")) for name, _ in self.risk]
+    def restore_locks(self, locks: dict[str, tuple[str, int]]) -> None:
+        """Re-enter the risk locks the journal says are still in force (plugin → reason,
+        since): the gate refuses new entries at once, and a plugin that declared
+        ``restores-lock`` holds its lock again (its cooldown counts from ``since``)."""
+        names = {name for name, _ in self.risk}
+        restorers = dict(self.hooks.lock_restorers)
+        for name, (reason, since) in locks.items():
+            # A lock of a plugin no longer in the chain still holds: a person must clear it.
+            self.state.held[name] = (reason, since)
+            if name in restorers:
+                restorers[name].restore_lock(reason, since)
+            note = "" if name in names else " (plugin no longer in spec.risk)"
+            self.journal.record_event(
+                self._now,
+                "risk_lock_restored",
+                f"{name} lock still holds after restart{note}: {reason}",
+                {"plugin": name, "reason": reason, "since_ts": since},
+            )
+        self._refresh_tiers()
 
-    def reset_risk_lock(self, plugin_name: str, who: str, reason: str) -> bool:
-        if plugin_name not in {name for name, _ in self.risk}:
-            return False
+    def risk_states(self) -> list[tuple[str, bool, str, int]]:
+        """(plugin, locked, reason, tier) for every risk plugin (and any restored lock of a
+        plugin no longer in the chain); plugins without locks are unlocked, tier 0."""
+        locks = self.state.locks()
+        tiers = {name: reporter.tier() for name, reporter in self.hooks.tier_reporters}
+        names = [name for name, _ in self.risk]
+        names += [name for name in locks if name not in names]
+        return [(name, name in locks, locks.get(name, ""), tiers.get(name, 0)) for name in names]
+
+    def risk_tiers(self) -> dict[str, int]:
+        return dict(self._tiers)
+
+    def reset_risk_lock(self, plugin_name: str, who: str, reason: str) -> tuple[bool, str]:
+        """A person clears ``plugin_name``'s lock: (plugin found, refusal or "")."""
+        if plugin_name not in {name for name, _ in self.risk} | set(self.state.held):
+            return False, ""
         for name, holder in self.state.lock_holders:
             if name == plugin_name:
-                holder.reset_lock()
+                refusal = holder.reset_lock()
+                if refusal:
+                    self._state(
+                        "risk_lock_reset_refused",
+                        f"{plugin_name} lock not reset for {who}: {refusal}",
+                        {"plugin": plugin_name, "who": who, "reason": reason, "why": refusal},
+                    )
+                    return True, str(refusal)
+        self.state.release(plugin_name)
         self._state(
             "risk_lock_reset",
             f"{plugin_name} lock reset by {who}: {reason}",
             {"plugin": plugin_name, "who": who, "reason": reason},
         )
-        return True
+        self._refresh_tiers()
+        return True, ""
 
     def update_strategy_params(self, params: Any, who: str) -> None:
         self.strategy.update_params(params)
@@ -767,4 +924,19 @@ class Engine:
         return True, "", self.last_order_id
 
 
-__all__ = ["Engine", "EngineConfig", "EngineListener", "RiskAction", "RunResult"]
+class _TradesView(Sequence[Trade]):
+    """Read-only, live view of the portfolio's closed trades (for ``reads-trades`` plugins)."""
+
+    __slots__ = ("_trades",)
+
+    def __init__(self, trades: list[Trade]) -> None:
+        self._trades = trades
+
+    def __len__(self) -> int:
+        return len(self._trades)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._trades[index]
+
+
+__all__ = ["Engine", "EngineConfig", "EngineListener", "RiskAction", "RiskHooks", "RunResult"]

@@ -22,6 +22,11 @@ class TradingState:
     halt_reason: str = ""
     # Risk plugins that declared the ``risk-lock`` capability, by name, in chain order.
     lock_holders: Sequence[tuple[str, RiskLockHolder]] = field(default_factory=tuple)
+    # Locks in force, by plugin: (reason, bar time it was taken). The engine records a lock
+    # here when a holder reports one (and journals it), or when a restart restores one; while
+    # any is held, the gate refuses every order that does not reduce a position, whatever the
+    # plugin does after. Only ``release`` (a person's reset) removes one.
+    held: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def gate(self, intent: OrderIntent) -> tuple[str, RiskDecision] | None:
         """(deciding rule, veto) for an intent the state refuses, or None to let it on."""
@@ -33,7 +38,13 @@ class TradingState:
             )
         if self.paused:
             return "engine.paused", RiskDecision.veto("bot is paused", "paused")
+        if self.held:
+            return "engine.locked", RiskDecision.veto(self._locked_reason(), "risk_locked")
         return None
+
+    def _locked_reason(self) -> str:
+        named = "; ".join(f"{name}: {reason}" for name, (reason, _) in self.held.items())
+        return f"risk lock in force until a person resets it ({named})"
 
     def refusal(self) -> str:
         """Why the bot takes no new entries now ("" when it does)."""
@@ -41,7 +52,24 @@ class TradingState:
             return f"bot is halted: {self.halt_reason}"
         if self.paused:
             return "bot is paused"
+        if self.held:
+            return self._locked_reason()
         return ""
+
+    def newly_locked(self, now: int) -> list[tuple[str, str]]:
+        """Ask every holder; record and return the (plugin, reason) of locks taken since."""
+        taken = []
+        for name, holder in self.lock_holders:
+            if name in self.held:
+                continue
+            reason = holder.lock_reason()
+            if reason:
+                self.held[name] = (reason, now)
+                taken.append((name, reason))
+        return taken
+
+    def release(self, name: str) -> None:
+        self.held.pop(name, None)
 
     def pause(self, reason: str) -> bool:
         if self.paused:
@@ -64,10 +92,11 @@ class TradingState:
         return True
 
     def locks(self) -> dict[str, str]:
-        """Reason of every lock in force, by plugin."""
-        held = {}
+        """Reason of every lock in force, by plugin (recorded, restored or newly reported)."""
+        held = {name: reason for name, (reason, _) in self.held.items()}
         for name, holder in self.lock_holders:
-            reason = holder.lock_reason()
-            if reason:
-                held[name] = reason
+            if name not in held:
+                reason = holder.lock_reason()
+                if reason:
+                    held[name] = reason
         return held

@@ -591,6 +591,27 @@ class Journal:
         )
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def risk_locks(self) -> dict[str, tuple[str, int]]:
+        """Risk locks still in force in this file: plugin → (reason, bar time locked).
+
+        A lock is the newest ``risk_locked`` event of a plugin with no ``risk_lock_reset``
+        after it, in any run: it outlives restarts until a person resets it.
+        """
+        held: dict[str, tuple[str, int]] = {}
+        for kind, data in self.query(
+            "SELECT kind, data FROM events WHERE kind IN ('risk_locked', 'risk_lock_reset')"
+            " ORDER BY id"
+        ):
+            fields = json.loads(data) if data else {}
+            plugin = str(fields.get("plugin", ""))
+            if not plugin:
+                continue
+            if kind == "risk_locked":
+                held[plugin] = (str(fields.get("reason", "")), int(fields.get("since_ts", 0)))
+            else:
+                held.pop(plugin, None)
+        return held
+
     def order_rows(self, run_id: str | None = None) -> list[tuple[Any, ...]]:
         """Every order of a run with its filled quantity and latest status: (client order id,
         symbol, side, type, quantity, filled, price, status, reduce_only, parent id, created)."""

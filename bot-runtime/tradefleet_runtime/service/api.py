@@ -43,6 +43,7 @@ class RiskPluginState:
     version: str
     locked: bool = False
     reason: str = ""
+    tier: int = 0  # escalation tier of a plugin with tiers (circuit-breaker 0..3), else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -341,7 +341,9 @@ class BotController:
     def reset_risk_lock(self, plugin: str, who: str, reason: str) -> StatusSnapshot:
         if not reason.strip():
             raise ControlError("resetting a risk lock needs a reason", "reason")
-        found = self._call(lambda: self._engine().reset_risk_lock(plugin, who, reason))
+        found, refusal = self._call(lambda: self._engine().reset_risk_lock(plugin, who, reason))
+        if refusal:
+            raise ControlError(f"{plugin} lock not reset: {refusal}", "plugin")
         if not found:
             names = ", ".join(name for name, _ in self._engine().risk) or "none"
             raise ControlError(f"no risk plugin {plugin!r} in this bot (it has: {names})", "plugin")
@@ -471,8 +473,8 @@ class BotController:
             config_hash=self._config_hash,
             plugins=self._plugins,
             risk=tuple(
-                RiskPluginState(name, versions.get(name, ""), locked, reason)
-                for name, locked, reason in engine.risk_states()
+                RiskPluginState(name, versions.get(name, ""), locked, reason, tier)
+                for name, locked, reason, tier in engine.risk_states()
             ),
             quality=self.quality.figures(),
             broker_connected=self.broker_connected,

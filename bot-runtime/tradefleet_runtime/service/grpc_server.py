@@ -120,7 +120,9 @@ def status_to_proto(status: StatusSnapshot) -> pb.StatusSnapshot:
             pb.PluginInfo(kind=p.kind, name=p.name, version=p.version) for p in status.plugins
         ],
         risk=[
-            pb.RiskPluginState(name=r.name, version=r.version, locked=r.locked, reason=r.reason)
+            pb.RiskPluginState(
+                name=r.name, version=r.version, locked=r.locked, reason=r.reason, tier=r.tier
+            )
             for r in status.risk
         ],
         quality=[
@@ -226,7 +228,9 @@ def status_from_proto(message: pb.StatusSnapshot) -> StatusSnapshot:
         last_bar_ts=message.last_bar_ts,
         config_hash=message.config_hash,
         plugins=tuple(PluginInfo(p.kind, p.name, p.version) for p in message.plugins),
-        risk=tuple(RiskPluginState(r.name, r.version, r.locked, r.reason) for r in message.risk),
+        risk=tuple(
+            RiskPluginState(r.name, r.version, r.locked, r.reason, r.tier) for r in message.risk
+        ),
         quality=tuple(
             QualityFigure(
                 name=q.name,

@@ -88,9 +88,16 @@ class SnapshotCollector(Collector):
             "1 while a risk plugin holds a lock.",
             labels=["bot", "plugin"],
         )
+        tier = GaugeMetricFamily(
+            "tradefleet_risk_tier",
+            "Escalation tier of a risk plugin with tiers (circuit-breaker 0..3; else 0).",
+            labels=["bot", "plugin"],
+        )
         for state in status.risk:
             locked.add_metric([bot, state.name], float(state.locked))
+            tier.add_metric([bot, state.name], float(state.tier))
         yield locked
+        yield tier
         cpk = GaugeMetricFamily(
             "tradefleet_quality_cpk",
             "Process capability Cpk per measure.",

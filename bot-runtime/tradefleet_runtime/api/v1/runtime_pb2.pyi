@@ -71,16 +71,18 @@ class PluginInfo(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class RiskPluginState(_message.Message):
-    __slots__ = ("name", "version", "locked", "reason")
+    __slots__ = ("name", "version", "locked", "reason", "tier")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     locked: bool
     reason: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., locked: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    tier: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., locked: _Optional[bool] = ..., reason: _Optional[str] = ..., tier: _Optional[int] = ...) -> None: ...
 
 class QualityFigure(_message.Message):
     __slots__ = ("name", "samples", "mean", "stddev", "cp", "cpk")

@@ -1,0 +1,189 @@
+"""``circuit-breaker``: three drawdown tiers, weekly and peak limits, and a lock only a person
+clears.
+
+Tiers measure the worse of the loss from the trading day's start and from the day's equity peak:
+1 (default 5%) warns and cuts new sizes by 25%; 2 (10%, or a loss of 10% from the week's start)
+stops new entries, cancels resting entries and closes half the open exposure, riskiest first;
+3 (15%, or a drawdown of 20% from the all-time peak) flattens everything and locks. Within a
+day the tier only rises; a new day starts at 0 unless locked. The lock is journaled by the
+engine, survives restarts (``restores-lock``) and is cleared only by ``ResetRiskLock`` after
+the cooldown; the reset starts the day, week and peak afresh at the equity of that moment.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
+from tradefleet_plugins.risk.rules import exposure_cut, trading_day, trading_week
+from tradefleet_runtime.sdk import (
+    AccountAction,
+    ActionKind,
+    OrderIntent,
+    RiskContext,
+    RiskDecision,
+)
+
+NORMAL, WARN, REDUCE, LOCKED = 0, 1, 2, 3
+
+
+class Measures(NamedTuple):
+    day_loss: float  # from the day's start, fraction (≥ 0)
+    day_drawdown: float  # from the day's peak
+    week_loss: float
+    drawdown: float  # from the all-time peak
+
+
+def measures(
+    equity: float, day_start: float, day_peak: float, week_start: float, peak: float
+) -> Measures:
+    def loss(base: float) -> float:
+        return max(0.0, (base - equity) / base) if base > 0 else 0.0
+
+    return Measures(loss(day_start), loss(day_peak), loss(week_start), loss(peak))
+
+
+def tier_for(m: Measures, p: CircuitBreakerParams) -> tuple[int, str]:
+    """The tier these measures call for, and why (a limit is hit at or beyond its value)."""
+    day = max(m.day_loss, m.day_drawdown)
+    if m.drawdown >= p.max_drawdown:
+        return LOCKED, f"drawdown {m.drawdown:.2%} from the equity peak >= {p.max_drawdown:.2%}"
+    if day >= p.lock_drawdown:
+        return LOCKED, f"daily drawdown {day:.2%} >= {p.lock_drawdown:.2%}"
+    if m.week_loss >= p.weekly_loss:
+        # No new entries while the week is this far down (the week's start is fixed, so this
+        # holds across days until the week ends or the account recovers).
+        return REDUCE, f"weekly loss {m.week_loss:.2%} >= {p.weekly_loss:.2%}"
+    if day >= p.reduce_drawdown:
+        return REDUCE, f"daily drawdown {day:.2%} >= {p.reduce_drawdown:.2%}"
+    if day >= p.warn_drawdown:
+        return WARN, f"daily drawdown {day:.2%} >= {p.warn_drawdown:.2%}"
+    return NORMAL, ""
+
+
+def decide(intent: OrderIntent, tier: int, reason: str, p: CircuitBreakerParams) -> RiskDecision:
+    """The breaker's answer to an intent in ``tier`` (reduce-only orders always pass)."""
+    if intent.reduce_only or tier == NORMAL:
+        return RiskDecision.approve()
+    if tier >= REDUCE:
+        code = "breaker_locked" if tier == LOCKED else "breaker_halt"
+        return RiskDecision.veto(f"circuit breaker tier {tier}: {reason}", code)
+    if intent.quantity is None or p.warn_size_cut == 0:
+        return RiskDecision.approve(reason=f"tier 1: {reason}")
+    return RiskDecision.shrink(
+        intent.quantity * (1.0 - p.warn_size_cut),
+        f"circuit breaker tier 1 ({reason}): size cut by {p.warn_size_cut:.0%}",
+        "breaker_warn",
+    )
+
+
+class CircuitBreaker:
+    def __init__(self, params: CircuitBreakerParams) -> None:
+        self.params = params
+        self._tier = NORMAL
+        self._reason = ""
+        self._now = 0
+        self._equity = 0.0
+        self._day: object = None
+        self._week: object = None
+        self._day_start = self._day_peak = self._week_start = self._peak = 0.0
+        self._locked_since: int | None = None
+        self._pending: list[AccountAction] = []
+
+    # -- state from the account ------------------------------------------------------------
+
+    def _observe(self, ts: int, equity: float) -> None:
+        p = self.params
+        self._now = max(self._now, ts)
+        self._equity = equity
+        day = trading_day(ts, p.timezone, p.day_start_minute)
+        week = trading_week(ts, p.timezone, p.day_start_minute)
+        if self._peak <= 0.0:
+            self._peak = equity
+        if day != self._day:
+            self._day, self._day_start, self._day_peak = day, equity, equity
+            if self._tier != LOCKED:
+                self._tier, self._reason = NORMAL, ""
+        if week != self._week:
+            self._week, self._week_start = week, equity
+        self._day_peak = max(self._day_peak, equity)
+        self._peak = max(self._peak, equity)
+        if self._tier == LOCKED:
+            return
+        tier, reason = tier_for(
+            measures(equity, self._day_start, self._day_peak, self._week_start, self._peak), p
+        )
+        if tier > self._tier:
+            self._escalate(tier, reason)
+
+    def _escalate(self, tier: int, reason: str) -> None:
+        p = self.params
+        if tier >= REDUCE and self._tier < REDUCE:
+            self._pending.append(
+                AccountAction(ActionKind.CANCEL_ENTRIES, f"tier {tier}: {reason}", code="tier_2")
+            )
+        if tier == REDUCE:
+            self._pending.append(_marker(reason, p.reduce_fraction))
+        if tier == LOCKED:
+            self._pending.append(
+                AccountAction(ActionKind.FLATTEN, f"tier 3: {reason}", code="tier_3")
+            )
+            self._locked_since = self._now
+        self._tier, self._reason = tier, reason
+
+    # -- the risk plugin -------------------------------------------------------------------
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        self._observe(ctx.ts, ctx.equity)
+        return decide(intent, self._tier, self._reason, self.params)
+
+    def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
+        self._observe(ctx.ts, ctx.equity)
+        if not self._pending:
+            return []
+        actions: list[AccountAction] = []
+        for action in self._pending:
+            if action.code == "tier_2_cut":
+                # Which positions to cut is decided now, on this snapshot: riskiest first.
+                for symbol, share in exposure_cut(ctx.positions, ctx.marks, action.fraction):
+                    actions.append(
+                        AccountAction(ActionKind.REDUCE, action.reason, symbol, share, "tier_2")
+                    )
+            else:
+                actions.append(action)
+        self._pending.clear()
+        return actions
+
+    def tier(self) -> int:
+        return self._tier
+
+    def lock_reason(self) -> str | None:
+        return f"circuit breaker tier 3: {self._reason}" if self._tier == LOCKED else None
+
+    def reset_lock(self) -> str | None:
+        if self._tier != LOCKED:
+            return None
+        since = self._locked_since or 0
+        left = since + self.params.cooldown_minutes * 60 - self._now
+        if left > 0:
+            return (
+                f"cooldown: the lock was taken at bar time {since} and may be reset "
+                f"{self.params.cooldown_minutes:g} min after it ({left / 60:.0f} min left)"
+            )
+        # A person accepted the loss: the day, week and peak start again from here.
+        equity = self._equity
+        self._day_start = self._day_peak = self._week_start = self._peak = equity
+        self._tier, self._reason, self._locked_since = NORMAL, "", None
+        self._pending.clear()
+        return None
+
+    def restore_lock(self, reason: str, since_ts: int) -> None:
+        self._tier, self._locked_since = LOCKED, since_ts
+        prefix = "circuit breaker tier 3: "
+        self._reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
+        self._now = max(self._now, since_ts)
+
+
+def _marker(reason: str, fraction: float) -> AccountAction:
+    """A tier-2 cut to be resolved into per-position reductions on the next snapshot."""
+    return AccountAction(ActionKind.REDUCE, f"tier 2: {reason}", None, fraction, "tier_2_cut")

@@ -1,0 +1,238 @@
+"""``pre-trade``: the checks every entry passes before it reaches the venue.
+
+Each check is a pure function of the intent, the account snapshot and the plugin's own small
+state (returns for correlation, trade counts): price band, order size and notional, free margin,
+gross and per-group exposure, correlation with open positions, open positions, leverage per
+symbol, trading hours and days in a timezone, trades per day, minimum holding period, cooldown
+after a loss, minimum balance. Reduce-only orders always pass: no check may stop an exit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+
+from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
+from tradefleet_plugins.risk.rules import gross_exposure, local_weekday_minute, zone
+from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
+
+APPROVE = RiskDecision.approve()
+
+
+def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson correlation of two equally long series (None when either is flat or short)."""
+    n = len(xs)
+    if n < 10 or n != len(ys):
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sxx = syy = 0.0
+    for x, y in zip(xs, ys, strict=True):
+        dx, dy = x - mx, y - my
+        sxy += dx * dy
+        sxx += dx * dx
+        syy += dy * dy
+    if sxx <= 0.0 or syy <= 0.0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def in_hours(ts: int, p: PreTradeParams) -> bool:
+    if p.trading_hours is None and len(p.trading_days) == 7:
+        return True
+    weekday, minute = local_weekday_minute(ts, p.timezone)
+    if weekday not in p.trading_days:
+        return False
+    if p.trading_hours is None:
+        return True
+    start, end = (int(t[:2]) * 60 + int(t[3:]) for t in p.trading_hours)
+    return start <= minute < end if start <= end else minute >= start or minute < end
+
+
+def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> RiskDecision:
+    """Checks on the intent and the snapshot alone (no history)."""
+    symbol = intent.symbol
+    last = ctx.mark(symbol)
+    quantity = intent.quantity
+    if p.min_balance and ctx.equity < p.min_balance:
+        return RiskDecision.veto(
+            f"equity {ctx.equity:,.2f} below the minimum balance {p.min_balance:,.2f}",
+            "min_balance",
+        )
+    if not in_hours(ctx.ts, p):
+        return RiskDecision.veto("outside the allowed trading hours or days", "trading_hours")
+    if p.price_band and intent.price is not None and last > 0:
+        off = abs(intent.price - last) / last
+        if off > p.price_band + 1e-12:
+            return RiskDecision.veto(
+                f"price {intent.price:g} is {off:.2%} from the last price {last:g} "
+                f"(band {p.price_band:.0%})",
+                "price_band",
+            )
+    if quantity is None:
+        return APPROVE  # sizers come first; an unsized order is the engine's to refuse
+    price = intent.price or last
+    if price <= 0:
+        return RiskDecision.veto(f"no price known for {symbol}", "no_price")
+    cap_reason = ""
+    if p.max_order_quantity and quantity > p.max_order_quantity:
+        quantity, cap_reason = p.max_order_quantity, "max_quantity"
+    if p.max_order_notional and quantity * price > p.max_order_notional:
+        quantity, cap_reason = p.max_order_notional / price, "max_notional"
+    notional = quantity * price
+    positions = ctx.positions
+    held = positions.get(symbol)
+    opens_one = held is None or not held.quantity
+    if p.max_open_positions and opens_one and len(positions) >= p.max_open_positions:
+        return RiskDecision.veto(
+            f"{len(positions)} positions open (at most {p.max_open_positions})",
+            "max_positions",
+        )
+    if ctx.equity <= 0:
+        return RiskDecision.veto("no equity", "no_equity")
+    gross = gross_exposure(positions, ctx.marks)
+    leverage = p.margin_leverage or ctx.leverage or 1.0
+    free = ctx.equity - gross / leverage
+    if notional / leverage > free + 1e-9:
+        return RiskDecision.veto(
+            f"order margin {notional / leverage:,.2f} exceeds free margin {free:,.2f}",
+            "free_margin",
+        )
+    if p.max_gross_exposure and gross + notional > p.max_gross_exposure * ctx.equity + 1e-9:
+        return RiskDecision.veto(
+            f"gross exposure would be {(gross + notional) / ctx.equity:.0%} of equity "
+            f"(cap {p.max_gross_exposure:.0%})",
+            "gross_exposure",
+        )
+    group = p.groups.get(symbol)
+    if group is not None and p.group_cap:
+        in_group = notional + sum(
+            abs(pos.quantity) * ctx.marks.get(s, pos.average_price)
+            for s, pos in positions.items()
+            if p.groups.get(s) == group
+        )
+        if in_group > p.group_cap * ctx.equity + 1e-9:
+            return RiskDecision.veto(
+                f"group {group} would hold {in_group / ctx.equity:.0%} of equity "
+                f"(cap {p.group_cap:.0%})",
+                "group_cap",
+            )
+    cap = p.max_leverage_per_symbol.get(symbol, p.max_leverage)
+    if cap:
+        signed = (held.quantity if held else 0.0) + quantity * intent.side.sign
+        if abs(signed) * price > cap * ctx.equity + 1e-9:
+            return RiskDecision.veto(
+                f"{symbol} would be {abs(signed) * price / ctx.equity:.1f}x equity "
+                f"(at most {cap:g}x)",
+                "max_leverage",
+            )
+    if cap_reason:
+        return RiskDecision.shrink(
+            quantity, f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')})", cap_reason
+        )
+    return APPROVE
+
+
+def correlated_with(
+    intent: OrderIntent,
+    positions: Mapping[str, object],
+    signs: Mapping[str, float],
+    returns: Mapping[str, deque[tuple[int, float]]],
+    limit: float,
+) -> tuple[str, float] | None:
+    """An open position the entry would double up on: (symbol, correlation), or None."""
+    own = returns.get(intent.symbol)
+    if own is None:
+        return None
+    mine = dict(own)
+    for symbol in positions:
+        if symbol == intent.symbol:
+            continue
+        other = returns.get(symbol)
+        if other is None:
+            continue
+        pairs = [(mine[ts], value) for ts, value in other if ts in mine]
+        rho = correlation([a for a, _ in pairs], [b for _, b in pairs])
+        if rho is None:
+            continue
+        if rho * intent.side.sign * signs[symbol] > limit:
+            return symbol, rho
+    return None
+
+
+class PreTrade:
+    def __init__(self, params: PreTradeParams) -> None:
+        self.params = params
+        self._returns: dict[str, deque[tuple[int, float]]] = {}
+        self._last_close: dict[str, float] = {}
+        self._trades: Sequence[Trade] = ()
+        self._day: date | None = None
+        self._entries_today = 0
+        self._corr_cache: dict[tuple[int, str, int], tuple[str, float] | None] = {}
+
+    def bind_trades(self, trades: Sequence[Trade]) -> None:
+        self._trades = trades
+
+    def on_bar(self, bar: Bar) -> None:
+        if not self.params.max_correlation:
+            return
+        symbol, close = bar[0], bar[6]
+        previous = self._last_close.get(symbol)
+        self._last_close[symbol] = close
+        if previous:
+            series = self._returns.get(symbol)
+            if series is None:
+                series = self._returns[symbol] = deque(maxlen=self.params.correlation_bars)
+            series.append((bar[2], close / previous - 1.0))
+            self._corr_cache.clear()
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        if intent.reduce_only:
+            return APPROVE
+        p = self.params
+        decision = static_checks(intent, ctx, p)
+        if decision.action is RiskAction.VETO:
+            return decision
+        held = ctx.positions.get(intent.symbol)
+        if p.min_holding_s and held is not None and held.quantity * intent.side.sign < 0:
+            age = ctx.ts - held.opened_ts
+            if age < p.min_holding_s:
+                return RiskDecision.veto(
+                    f"{intent.symbol} position is {age}s old (held at least {p.min_holding_s}s)",
+                    "min_holding",
+                )
+        if p.cooldown_after_loss_s and self._trades:
+            last = self._trades[-1]
+            wait = last.exit_ts + p.cooldown_after_loss_s - ctx.ts
+            if last.net_pnl < 0 and wait > 0:
+                return RiskDecision.veto(
+                    f"cooling down after a losing trade ({wait}s left)", "loss_cooldown"
+                )
+        if p.max_correlation and ctx.positions:
+            key = (ctx.ts, intent.symbol, intent.side.sign)
+            if key in self._corr_cache:
+                found = self._corr_cache[key]
+            else:
+                signs = {s: (1.0 if pos.quantity > 0 else -1.0) for s, pos in ctx.positions.items()}
+                found = correlated_with(
+                    intent, ctx.positions, signs, self._returns, p.max_correlation
+                )
+                self._corr_cache[key] = found
+            if found is not None:
+                return RiskDecision.veto(
+                    f"{intent.symbol} correlates {found[1]:.2f} with open {found[0]} "
+                    f"(limit {p.max_correlation:g})",
+                    "correlation",
+                )
+        if p.max_trades_per_day:
+            day = datetime.fromtimestamp(ctx.ts, UTC).astimezone(zone(p.timezone)).date()
+            if day != self._day:
+                self._day, self._entries_today = day, 0
+            if self._entries_today >= p.max_trades_per_day:
+                return RiskDecision.veto(
+                    f"{self._entries_today} entries today (at most {p.max_trades_per_day})",
+                    "max_trades",
+                )
+            self._entries_today += 1
+        return decision

@@ -1,0 +1,226 @@
+"""``prop-firm``: FTMO-style challenge rules, checked in the worst case before every entry.
+
+- Daily loss: equity must stay at or above ``(1 - max_daily_loss) ×`` the equity at the start of
+  the trading day (a configured time in a configured timezone, DST-aware; floating P&L counts).
+- Total loss: equity must stay at or above ``(1 - max_total_loss) ×`` the initial capital.
+- An entry is vetoed when, with every open position's protective stop hit and the order's own
+  stop hit, equity would end below the higher of the two floors (``worst < floor``: ending
+  exactly on the floor is allowed). Orders without a stop are vetoed when ``require_stop``.
+- Gross exposure after the order may not exceed ``max_leverage ×`` equity.
+- Between orders (``acts-on-account``): once the day's loss reaches ``flatten_at`` of its
+  allowance, everything is flattened and the day takes no more entries; the same on the total
+  loss, which also locks until a person resets. When open positions could, if every stop were
+  hit, take equity below the floor (a new day raised it), they are cut to fit.
+- Passing: equity at or above ``(1 + profit_target) ×`` initial with ``min_trading_days`` days
+  traded; with ``stop_at_target`` no entry is taken after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
+from tradefleet_plugins.risk.rules import gross_exposure, open_risk, order_risk, trading_day
+from tradefleet_runtime.sdk import (
+    AccountAction,
+    ActionKind,
+    Fill,
+    OrderIntent,
+    RiskContext,
+    RiskDecision,
+    Trade,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    daily: float
+    total: float
+    target: float
+    min_days: int
+    leverage: float
+
+    @classmethod
+    def of(cls, p: PropFirmParams) -> Limits:
+        return cls(
+            p.value("max_daily_loss"),
+            p.value("max_total_loss"),
+            p.value("profit_target"),
+            int(p.value("min_trading_days")),
+            p.value("max_leverage"),
+        )
+
+
+def floors(day_start: float, initial: float, limits: Limits) -> tuple[float, str]:
+    """The equity the account must not end below, and which limit sets it."""
+    daily = day_start * (1.0 - limits.daily)
+    total = initial * (1.0 - limits.total)
+    return (daily, "daily_loss") if daily >= total else (total, "total_loss")
+
+
+def check_entry(
+    intent: OrderIntent,
+    ctx: RiskContext,
+    day_start: float,
+    initial: float,
+    limits: Limits,
+    p: PropFirmParams,
+) -> RiskDecision:
+    """The veto rule for one entry, in the worst case (pure)."""
+    if intent.reduce_only:
+        return RiskDecision.approve()
+    if intent.stop_loss is None and p.require_stop:
+        return RiskDecision.veto("prop-firm: an entry needs a stop-loss", "no_stop")
+    if intent.quantity is None:
+        return RiskDecision.veto(
+            "prop-firm: the order has no size yet (put a sizer before prop-firm)", "unsized"
+        )
+    entry = intent.price or ctx.mark(intent.symbol)
+    if entry <= 0:
+        return RiskDecision.veto(f"prop-firm: no price known for {intent.symbol}", "no_price")
+    floor, which = floors(day_start, initial, limits)
+    at_risk = open_risk(ctx.positions, ctx.marks, ctx.stops, p.unprotected_move)
+    worst = (
+        ctx.equity
+        - at_risk
+        - order_risk(intent.quantity, entry, intent.stop_loss, p.unprotected_move)
+    )
+    if worst < _less(floor):
+        return RiskDecision.veto(
+            f"prop-firm: if every stop is hit equity would be {worst:,.2f}, below the "
+            f"{which.replace('_', ' ')} floor {floor:,.2f}",
+            which,
+        )
+    gross = gross_exposure(ctx.positions, ctx.marks) + intent.quantity * entry
+    if ctx.equity <= 0 or gross > limits.leverage * ctx.equity:
+        return RiskDecision.veto(
+            f"prop-firm: exposure {gross:,.2f} would exceed {limits.leverage:g}x equity",
+            "max_leverage",
+        )
+    return RiskDecision.approve()
+
+
+def cut_to_fit(equity: float, at_risk: float, floor: float) -> float:
+    """Share of every open position to close so that all stops hit leaves equity >= floor."""
+    if at_risk <= 0.0 or equity - at_risk >= _less(floor):
+        return 0.0
+    # Leave a hair of room, so the cut (and float rounding) does not land just under the floor
+    # and ask for another sliver on the next bar.
+    room = max(0.0, equity - floor) * (1.0 - 1e-6)
+    return min(1.0, 1.0 - room / at_risk)
+
+
+class PropFirm:
+    def __init__(self, params: PropFirmParams) -> None:
+        self.params = params
+        self.limits = Limits.of(params)
+        self._day: date | None = None
+        self._day_start = 0.0
+        self._day_blocked = ""
+        self._locked = ""
+        self._locked_since = 0
+        self._passed = False
+        self._trades: Sequence[Trade] = ()
+        self._fill_days: set[date] = set()
+
+    # -- capabilities ----------------------------------------------------------------------
+
+    def bind_trades(self, trades: Sequence[Trade]) -> None:
+        self._trades = trades
+
+    def on_fill(self, fill: Fill) -> None:
+        self._fill_days.add(self._trading_day(fill.ts))
+
+    def lock_reason(self) -> str | None:
+        return self._locked or None
+
+    def reset_lock(self) -> str | None:
+        self._locked = ""
+        return None
+
+    def restore_lock(self, reason: str, since_ts: int) -> None:
+        self._locked, self._locked_since = reason, since_ts
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _trading_day(self, ts: int) -> date:
+        return trading_day(ts, self.params.timezone, self.params.day_start_minute)
+
+    def trading_days(self) -> int:
+        days = set(self._fill_days)
+        for trade in self._trades:
+            days.add(self._trading_day(trade.entry_ts))
+            days.add(self._trading_day(trade.exit_ts))
+        return len(days)
+
+    def _observe(self, ctx: RiskContext) -> None:
+        day = self._trading_day(ctx.ts)
+        if day != self._day:
+            self._day, self._day_start, self._day_blocked = day, ctx.equity, ""
+        initial = ctx.initial_equity or ctx.equity
+        if (
+            not self._passed
+            and self.limits.target > 0
+            and ctx.equity >= _less(initial * (1.0 + self.limits.target))
+            and self.trading_days() >= self.limits.min_days
+        ):
+            self._passed = True
+
+    # -- the risk plugin ---------------------------------------------------------------------
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        self._observe(ctx)
+        if intent.reduce_only:
+            return RiskDecision.approve()
+        if self._locked:
+            return RiskDecision.veto(f"prop-firm: {self._locked}", "total_loss")
+        if self._day_blocked:
+            return RiskDecision.veto(f"prop-firm: {self._day_blocked}", "daily_loss")
+        if self._passed and self.params.stop_at_target:
+            return RiskDecision.veto("prop-firm: profit target reached", "target_reached")
+        initial = ctx.initial_equity or ctx.equity
+        return check_entry(intent, ctx, self._day_start, initial, self.limits, self.params)
+
+    def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
+        self._observe(ctx)
+        if not ctx.positions:
+            return []
+        initial = ctx.initial_equity or ctx.equity
+        limits, p = self.limits, self.params
+        day_loss = self._day_start - ctx.equity
+        total_loss = initial - ctx.equity
+        if total_loss >= _less(p.flatten_at * limits.total * initial) and not self._locked:
+            self._locked = (
+                f"total loss {total_loss:,.2f} reached {p.flatten_at:.0%} of the "
+                f"{limits.total:.0%} limit"
+            )
+            return _flatten(self._locked, "total_loss")
+        threshold = _less(p.flatten_at * limits.daily * self._day_start)
+        if day_loss >= threshold and not self._day_blocked:
+            self._day_blocked = (
+                f"the day's loss {day_loss:,.2f} reached {p.flatten_at:.0%} of the "
+                f"{limits.daily:.0%} daily limit; no entries until the next trading day"
+            )
+            return _flatten(self._day_blocked, "daily_loss")
+        floor, which = floors(self._day_start, initial, limits)
+        share = cut_to_fit(
+            ctx.equity, open_risk(ctx.positions, ctx.marks, ctx.stops, p.unprotected_move), floor
+        )
+        if share <= 0.0:
+            return []
+        reason = f"open stops could take equity below the {which.replace('_', ' ')} floor"
+        return [AccountAction(ActionKind.REDUCE, reason, None, share, which)]
+
+
+def _less(value: float) -> float:
+    """``value`` less a relative 1e-9: a limit computed as 0.8 × 0.05 × 100,000 is 4,000."""
+    return value - abs(value) * 1e-9
+
+
+def _flatten(reason: str, code: str) -> list[AccountAction]:
+    return [
+        AccountAction(ActionKind.CANCEL_ENTRIES, reason, code=code),
+        AccountAction(ActionKind.FLATTEN, reason, code=code),
+    ]

@@ -1,0 +1,97 @@
+"""Params of the ``prop-firm`` risk plugin: a preset, every value of which can be overridden."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tradefleet_runtime.sdk import PluginParams
+
+# FTMO-style challenges (values as their rules state them; check your firm's current terms).
+PRESETS: dict[str, dict[str, float]] = {
+    "ftmo-2step": {
+        "max_daily_loss": 0.05,
+        "max_total_loss": 0.10,
+        "profit_target": 0.10,
+        "min_trading_days": 4,
+        "max_leverage": 100.0,
+    },
+    "ftmo-1step": {
+        "max_daily_loss": 0.03,
+        "max_total_loss": 0.10,
+        "profit_target": 0.10,
+        "min_trading_days": 0,
+        "max_leverage": 100.0,
+    },
+}
+
+
+class PropFirmParams(PluginParams):
+    preset: Literal["ftmo-2step", "ftmo-1step"] = Field(
+        default="ftmo-2step",
+        description="Starting values: ftmo-2step (daily 5%, total 10%, target 10%, 4 trading "
+        "days, 100:1) or ftmo-1step (daily 3%, total 10%, target 10%). Any field set below "
+        "overrides the preset.",
+    )
+    max_daily_loss: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Largest loss in one trading day, as a fraction of the day's starting "
+        "equity (floating P&L included).",
+    )
+    max_total_loss: float | None = Field(
+        default=None, gt=0, lt=1, description="Largest loss from the initial capital."
+    )
+    profit_target: float | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="Gain over the initial capital that passes the challenge (0: none).",
+    )
+    min_trading_days: int | None = Field(
+        default=None, ge=0, le=365, description="Trading days (days with a fill) to pass."
+    )
+    max_leverage: float | None = Field(
+        default=None, gt=0, le=1000, description="Cap on gross exposure / equity."
+    )
+    timezone: str = Field(
+        default="Europe/Prague",
+        description="Timezone of the trading day (FTMO: midnight CE(S)T, Europe/Prague).",
+    )
+    day_start_minute: int = Field(
+        default=0, ge=0, lt=1440, description="Minutes after local midnight a day starts."
+    )
+    require_stop: bool = Field(default=True, description="Veto entries that carry no stop-loss.")
+    flatten_at: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Flatten everything when the day's (or the total) loss reaches this share "
+        "of its limit: the day's entries stop (the total: a lock only a person resets).",
+    )
+    unprotected_move: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Adverse move (fraction of price) assumed for quantity no stop protects.",
+    )
+    stop_at_target: bool = Field(
+        default=True, description="Take no new entries once the challenge is passed."
+    )
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> PropFirmParams:
+        from tradefleet_plugins.risk.rules import zone
+
+        try:
+            zone(self.timezone)
+        except Exception as error:
+            raise ValueError(f"unknown timezone {self.timezone!r}") from error
+        return self
+
+    def value(self, name: str) -> float:
+        """A limit: the explicit param, else the preset's."""
+        own = getattr(self, name)
+        return float(own if own is not None else PRESETS[self.preset][name])

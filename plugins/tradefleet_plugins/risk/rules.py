@@ -1,0 +1,120 @@
+"""Pure helpers the risk rules share: trading days in a timezone, exposure, worst-case losses.
+
+No I/O and no clock: every function takes the bar time it decides at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from tradefleet_runtime.sdk import Position
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@lru_cache(maxsize=1024)
+def trading_day(ts: int, tz: str, start_minute: int = 0) -> date:
+    """The trading day bar time ``ts`` (UTC epoch seconds) falls in, for days that begin at
+    ``start_minute`` past local midnight in ``tz`` (DST-aware: the local wall clock decides)."""
+    local = datetime.fromtimestamp(ts, UTC).astimezone(zone(tz))
+    return (local - timedelta(minutes=start_minute)).date()
+
+
+@lru_cache(maxsize=1024)
+def trading_week(ts: int, tz: str, start_minute: int = 0) -> tuple[int, int]:
+    """(ISO year, ISO week) of the trading day of ``ts``."""
+    iso = trading_day(ts, tz, start_minute).isocalendar()
+    return iso[0], iso[1]
+
+
+@lru_cache(maxsize=1024)
+def local_weekday_minute(ts: int, tz: str) -> tuple[int, int]:
+    """(weekday 0 = Monday, minute of the day) of ``ts`` on the local wall clock of ``tz``."""
+    local = datetime.fromtimestamp(ts, UTC).astimezone(zone(tz))
+    return local.weekday(), local.hour * 60 + local.minute
+
+
+def gross_exposure(positions: Mapping[str, Position], marks: Mapping[str, float]) -> float:
+    total = 0.0
+    for symbol, position in positions.items():
+        quantity = position.quantity
+        total += (quantity if quantity > 0 else -quantity) * marks.get(
+            symbol, position.average_price
+        )
+    return total
+
+
+def exposure_cut(
+    positions: Mapping[str, Position], marks: Mapping[str, float], fraction: float
+) -> list[tuple[str, float]]:
+    """Which positions to reduce, and by what share of each, to take ``fraction`` of the gross
+    exposure off: the riskiest first (largest notional, then the worst unrealised P&L), whole
+    positions while they fit, the last one in part."""
+    notional = {
+        s: abs(p.quantity) * marks.get(s, p.average_price)
+        for s, p in positions.items()
+        if p.quantity
+    }
+    target = sum(notional.values()) * min(max(fraction, 0.0), 1.0)
+    order = sorted(
+        notional,
+        key=lambda s: (-notional[s], positions[s].unrealized_pnl(marks.get(s, 0.0)), s),
+    )
+    cuts: list[tuple[str, float]] = []
+    for symbol in order:
+        if target <= 1e-12:
+            break
+        value = notional[symbol]
+        if value <= 0.0:
+            continue
+        share = min(1.0, target / value)
+        cuts.append((symbol, share))
+        target -= value * share
+    return cuts
+
+
+def open_risk(
+    positions: Mapping[str, Position],
+    marks: Mapping[str, float],
+    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    unprotected_move: float,
+) -> float:
+    """What the open positions lose from their marks if every protective stop is hit (≥ 0).
+
+    Quantity no stop protects is assumed to move ``unprotected_move`` (a fraction of its mark)
+    against the position. A stop already beyond the mark (the loss is in the price) counts 0.
+    """
+    total = 0.0
+    empty: tuple[tuple[float, float], ...] = ()
+    for symbol, position in positions.items():
+        signed = position.quantity
+        if not signed:
+            continue
+        mark = marks.get(symbol, position.average_price)
+        quantity, direction = (signed, 1.0) if signed > 0 else (-signed, -1.0)
+        covered = 0.0
+        for stop_quantity, stop in stops.get(symbol, empty):
+            left = quantity - covered
+            if left <= 0.0:
+                break
+            take = stop_quantity if stop_quantity < left else left
+            loss = (mark - stop) * direction
+            if loss > 0.0:
+                total += take * loss
+            covered += take
+        if covered < quantity:
+            total += (quantity - covered) * mark * unprotected_move
+    return total
+
+
+def order_risk(quantity: float, entry: float, stop: float | None, unprotected_move: float) -> float:
+    """What an order loses from ``entry`` if its stop is hit (or the assumed move without one)."""
+    if stop is None:
+        return quantity * entry * unprotected_move
+    return quantity * abs(entry - stop)

@@ -1,0 +1,66 @@
+"""A backtest on the bundled EURUSD hours that trips the circuit breaker: tier events, actions,
+vetoes and the lock are in the journal and the printed report."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tradefleet_runtime import cli
+from tradefleet_runtime.journal import Journal
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_backtest_trips_the_breaker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: tradefleet.io/v1alpha1
+            kind: TradingBot
+            metadata: {{name: breaker-bt}}
+            spec:
+              mode: backtest
+              strategy: {{name: ema-cross, params: {{fast: 3, slow: 8, allow_short: true}}}}
+              market: {{symbols: [EURUSD], timeframe: 1h}}
+              broker: {{name: paper, params: {{fee_bps: 0.2, slippage_bps: 0.3, leverage: 30}}}}
+              data:
+                name: csv
+                params: {{path: {ROOT / "data" / "EURUSD_H1_2017.csv"}, gap_policy: trade}}
+              risk:
+                - name: fixed-fractional
+                  params: {{risk_per_trade: 0.02, default_stop_pct: 0.002, max_leverage: 10}}
+                - name: circuit-breaker
+                  params: {{warn_drawdown: 0.01, reduce_drawdown: 0.02, lock_drawdown: 0.03}}
+              capital: {{currency: USD, initial: 100000}}
+            """
+        )
+    )
+    path = tmp_path / "j.sqlite"
+    assert cli.main(["backtest", str(manifest), "--journal", str(path)]) == 0
+    report = capsys.readouterr().out
+    assert "risk: circuit-breaker vetoed" in report and "risk: engine.locked vetoed" in report
+    journal = Journal(path)
+    tiers = [
+        json.loads(d)["tier"]
+        for (d,) in journal.query("SELECT data FROM events WHERE kind = 'risk_tier' ORDER BY id")
+    ]
+    assert 2 in tiers and tiers[-1] == 3
+    kinds = {k for (k,) in journal.query("SELECT kind FROM events WHERE kind LIKE 'risk%'")}
+    assert {"risk_tier", "risk_action", "risk_locked"} <= kinds
+    [(reason, since)] = journal.risk_locks().values()
+    assert reason.startswith("circuit breaker tier 3") and since > 0
+    vetoes = journal.query(
+        "SELECT plugin, COUNT(*) FROM risk_decisions WHERE action = 'veto' GROUP BY plugin"
+    )
+    assert dict(vetoes)["engine.locked"] > 0
+    # Every order after the lock is vetoed by the engine's gate, none sent.
+    sent_after = journal.query(
+        "SELECT COUNT(*) FROM orders WHERE created_ts > ? AND reduce_only = 0", since
+    )
+    assert sent_after == [(0,)]
+    journal.close()

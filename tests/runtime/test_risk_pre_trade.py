@@ -1,0 +1,191 @@
+"""pre-trade: each check at its boundary (just under, at, just over)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tradefleet_plugins.risk.pre_trade import PreTrade, correlation, in_hours
+from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
+from tradefleet_runtime.contracts import RiskContext
+from tradefleet_runtime.model import (
+    Bar,
+    Instrument,
+    OrderIntent,
+    OrderType,
+    Position,
+    RiskAction,
+    Side,
+    Trade,
+)
+
+TS = int(datetime(2024, 6, 5, 12, 0, tzinfo=UTC).timestamp())  # a Wednesday, noon UTC
+A, S, V = RiskAction.APPROVE, RiskAction.SHRINK, RiskAction.VETO
+
+
+def ctx(
+    equity: float = 100_000.0,
+    positions: dict[str, Position] | None = None,
+    marks: dict[str, float] | None = None,
+    ts: int = TS,
+    leverage: float = 100.0,
+) -> RiskContext:
+    return RiskContext(
+        ts=ts, equity=equity, cash=equity, start_of_day_equity=equity, peak_equity=equity,
+        positions=positions or {}, marks=marks or {"X": 100.0, "Y": 100.0, "Z": 100.0},
+        instrument=Instrument("X"), leverage=leverage, initial_equity=equity,
+    )  # fmt: skip
+
+
+def check(intent: OrderIntent, context: RiskContext | None = None, **params: Any) -> Any:
+    # Everything off but the check under test, unless a test says otherwise.
+    off: dict[str, Any] = {
+        "price_band": 0, "max_gross_exposure": 0, "group_cap": 0, "max_correlation": 0,
+        "max_open_positions": 0, "max_leverage": 0,
+    }  # fmt: skip
+    return PreTrade(PreTradeParams(**{**off, **params})).check(intent, context or ctx())
+
+
+def buy(quantity: float = 1.0, price: float | None = None, symbol: str = "X") -> OrderIntent:
+    order_type = OrderType.LIMIT if price is not None else OrderType.MARKET
+    return OrderIntent(symbol, Side.BUY, quantity, order_type, price)
+
+
+@pytest.mark.parametrize(("price", "action"), [(109.99, A), (110.0, A), (110.01, V), (89.99, V)])
+def test_price_band(price: float, action: RiskAction) -> None:
+    assert check(buy(1, price), price_band=0.10).action is action
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(9.9, A), (10, A), (10.1, S)])
+def test_max_quantity_shrinks(quantity: float, action: RiskAction) -> None:
+    decision = check(buy(quantity), max_order_quantity=10)
+    assert decision.action is action
+    if action is S:
+        assert decision.quantity == 10
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(99, A), (100, A), (101, S)])
+def test_max_notional_shrinks(quantity: float, action: RiskAction) -> None:
+    decision = check(buy(quantity), max_order_notional=10_000)
+    assert decision.action is action
+    if action is S:
+        assert decision.quantity == pytest.approx(100)
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(9_999, A), (10_000, A), (10_001, V)])
+def test_free_margin_is_leverage_aware(quantity: float, action: RiskAction) -> None:
+    # 10:1 on 100,000 with nothing open: 1,000,000 of notional fits, no more.
+    assert check(buy(quantity), margin_leverage=10).action is action
+    # With 500,000 already open only 500,000 more fits.
+    held = ctx(positions={"Y": Position("Y", 5_000, 100.0)})
+    assert check(buy(quantity / 2), held, margin_leverage=10).action is action
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(1_499, A), (1_500, A), (1_501, V)])
+def test_gross_exposure_cap(quantity: float, action: RiskAction) -> None:
+    assert check(buy(quantity), max_gross_exposure=1.5).action is action
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(199, A), (200, A), (201, V)])
+def test_group_cap(quantity: float, action: RiskAction) -> None:
+    # EUR already holds 200 × 100 = 20% of equity; the cap is 40%.
+    held = ctx(positions={"Y": Position("Y", 200, 100.0)})
+    groups = {"X": "EUR", "Y": "EUR"}
+    assert check(buy(quantity), held, group_cap=0.4, groups=groups).action is action
+    assert check(buy(quantity, symbol="Z"), held, group_cap=0.4, groups=groups).action is A
+
+
+def test_max_open_positions() -> None:
+    two = {s: Position(s, 1, 100.0) for s in ("X", "Y")}
+    three = {**two, "Z": Position("Z", 1, 100.0)}
+    assert check(buy(1, symbol="Z"), ctx(positions=two), max_open_positions=3).action is A
+    assert check(buy(1, symbol="W"), ctx(positions=three), max_open_positions=3).action is V
+    assert check(buy(1, symbol="X"), ctx(positions=three), max_open_positions=3).action is A
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(9_999, A), (10_000, A), (10_001, V)])
+def test_max_leverage_per_symbol(quantity: float, action: RiskAction) -> None:
+    assert check(buy(quantity), max_leverage=10).action is action
+    assert (
+        check(buy(quantity * 3), max_leverage=10, max_leverage_per_symbol={"X": 30}).action
+        is action
+    )
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "allowed"),
+    [(7, 59, False), (8, 0, True), (16, 59, True), (17, 0, False)],
+)
+def test_trading_hours_in_a_timezone(hour: int, minute: int, allowed: bool) -> None:
+    # 08:00–17:00 in New York (EDT in June: UTC-4).
+    ts = int(datetime(2024, 6, 5, hour + 4, minute, tzinfo=UTC).timestamp())
+    p = PreTradeParams(timezone="America/New_York", trading_hours=("08:00", "17:00"))
+    assert in_hours(ts, p) is allowed
+
+
+def test_trading_hours_across_midnight_and_days() -> None:
+    p = PreTradeParams(trading_hours=("22:00", "02:00"), trading_days=[0, 1, 2, 3, 4])
+    at = lambda d, h: int(datetime(2024, 6, d, h, tzinfo=UTC).timestamp())  # noqa: E731
+    assert in_hours(at(5, 23), p) and in_hours(at(5, 1), p) and not in_hours(at(5, 2), p)
+    assert not in_hours(at(8, 23), p)  # a Saturday
+
+
+def test_max_trades_per_day() -> None:
+    plugin = PreTrade(PreTradeParams(max_trades_per_day=2, max_correlation=0))
+    assert [plugin.check(buy(), ctx()).action for _ in range(3)] == [A, A, V]
+    assert plugin.check(buy(), ctx(ts=TS + 86_400)).action is A  # a new day
+
+
+@pytest.mark.parametrize(("age", "action"), [(3_599, V), (3_600, A), (3_601, A)])
+def test_min_holding_period(age: int, action: RiskAction) -> None:
+    held = ctx(positions={"X": Position("X", 10, 100.0, opened_ts=TS - age)})
+    sell = OrderIntent("X", Side.SELL, 10)
+    assert check(sell, held, min_holding_s=3_600).action is action
+    exit_ = OrderIntent("X", Side.SELL, 10, reduce_only=True)
+    assert check(exit_, held, min_holding_s=3_600).action is A
+
+
+@pytest.mark.parametrize(("since", "action"), [(599, V), (600, A), (601, A)])
+def test_cooldown_after_a_loss(since: int, action: RiskAction) -> None:
+    plugin = PreTrade(PreTradeParams(cooldown_after_loss_s=600, max_correlation=0))
+    loss = Trade("X", 1, 1, TS - 5_000, TS - since, 100, 99, -1.0, 0.0)
+    plugin.bind_trades([loss])
+    assert plugin.check(buy(), ctx()).action is action
+    plugin.bind_trades([Trade("X", 1, 1, TS - 5_000, TS - 1, 100, 101, 1.0, 0.0)])
+    assert plugin.check(buy(), ctx()).action is A
+
+
+@pytest.mark.parametrize(("equity", "action"), [(999.99, V), (1_000, A), (1_000.01, A)])
+def test_min_balance(equity: float, action: RiskAction) -> None:
+    assert check(buy(0.001), ctx(equity), min_balance=1_000).action is action
+
+
+def test_correlation_guard() -> None:
+    plugin = PreTrade(PreTradeParams(max_correlation=0.7, correlation_bars=100, max_leverage=0))
+    price = {"X": 100.0, "Y": 100.0, "Z": 100.0}
+    for i in range(60):
+        wiggle = 0.01 if i % 3 else -0.012
+        moves = {"X": wiggle, "Y": wiggle * 0.9 + 0.0001 * (i % 2), "Z": 0.01 if i % 2 else -0.01}
+        for symbol, move in moves.items():
+            price[symbol] *= 1 + move
+            plugin.on_bar(Bar(symbol, 3600, TS + i * 3600, 1, 1, 1, price[symbol], 1))
+    long_y = ctx(positions={"Y": Position("Y", 10, 100.0)}, ts=TS + 61 * 3600)
+    decision = plugin.check(buy(1), long_y)
+    assert decision.action is V and decision.code == "correlation"
+    assert plugin.check(OrderIntent("X", Side.SELL, 1), long_y).action is A  # a hedge
+    assert plugin.check(buy(1, symbol="Z"), long_y).action is A  # uncorrelated
+
+
+def test_correlation_function() -> None:
+    xs = [float(i % 5) for i in range(20)]
+    assert correlation(xs, xs) == pytest.approx(1.0)
+    assert correlation(xs, [-x for x in xs]) == pytest.approx(-1.0)
+    assert correlation(xs[:5], xs[:5]) is None  # too short
+    assert correlation([1.0] * 20, xs) is None  # flat
+
+
+def test_reduce_only_always_passes() -> None:
+    exit_ = OrderIntent("X", Side.SELL, 1e9, reduce_only=True)
+    assert PreTrade(PreTradeParams(min_balance=1e12)).check(exit_, ctx()).action is A

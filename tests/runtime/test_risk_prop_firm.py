@@ -1,0 +1,289 @@
+"""prop-firm: worst-case vetoes at their boundaries, trading days across DST in a non-UTC zone,
+flattening before a breach, and a property: with stops honoured no day ends past its limit."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tests.runtime.helpers import Scripted, flat_bars
+from tests.runtime.risk_helpers import bot_with, manifest, open_session
+from tradefleet_plugins.risk.prop_firm import Limits, PropFirm, check_entry, cut_to_fit, floors
+from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
+from tradefleet_plugins.risk.rules import trading_day
+from tradefleet_runtime.contracts import RiskContext
+from tradefleet_runtime.model import Bar, Instrument, OrderIntent, Position, RiskAction, Side
+from tradefleet_runtime.plugins.registry import PluginRegistry
+
+P = PropFirmParams()
+LIMITS = Limits.of(P)
+
+
+def ctx(
+    equity: float = 100_000.0,
+    positions: dict[str, Position] | None = None,
+    stops: dict[str, tuple[tuple[float, float], ...]] | None = None,
+    ts: int = 1_700_000_000,
+    marks: dict[str, float] | None = None,
+) -> RiskContext:
+    return RiskContext(
+        ts=ts,
+        equity=equity,
+        cash=equity,
+        start_of_day_equity=equity,
+        peak_equity=equity,
+        positions=positions or {},
+        marks=marks or {"X": 100.0},
+        instrument=Instrument("X"),
+        stops=stops or {},
+        initial_equity=100_000.0,
+    )
+
+
+def buy(quantity: float | None, stop: float | None = 99.0) -> OrderIntent:
+    return OrderIntent("X", Side.BUY, quantity, stop_loss=stop)
+
+
+def test_presets_and_overrides() -> None:
+    assert (LIMITS.daily, LIMITS.total, LIMITS.target, LIMITS.min_days) == (0.05, 0.1, 0.1, 4)
+    one = Limits.of(PropFirmParams(preset="ftmo-1step", max_daily_loss=0.04))
+    assert (one.daily, one.total) == (0.04, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "action"),
+    [(4999, RiskAction.APPROVE), (5000, RiskAction.APPROVE), (5001, RiskAction.VETO)],
+)
+def test_daily_floor_at_its_boundary(quantity: float, action: RiskAction) -> None:
+    # Day started at 100,000: the floor is 95,000; a stop 1.00 away risks 1 per unit.
+    decision = check_entry(buy(quantity), ctx(), 100_000.0, 100_000.0, LIMITS, P)
+    assert decision.action is action
+    if action is RiskAction.VETO:
+        assert decision.code == "daily_loss"
+
+
+@pytest.mark.parametrize(
+    ("quantity", "action"),
+    [(2999, RiskAction.APPROVE), (3000, RiskAction.APPROVE), (3001, RiskAction.VETO)],
+)
+def test_open_positions_stops_count_in_the_worst_case(quantity: float, action: RiskAction) -> None:
+    # 1,000 long at a mark of 100 with its stop at 98 may still lose 2,000.
+    positions = {"X": Position("X", 1000, 100.0)}
+    context = ctx(positions=positions, stops={"X": ((1000.0, 98.0),)})
+    assert check_entry(buy(quantity), context, 100_000, 100_000, LIMITS, P).action is action
+
+
+@pytest.mark.parametrize(
+    ("equity", "quantity", "action"),
+    [
+        (91_000, 999, RiskAction.APPROVE),
+        (91_000, 1000, RiskAction.APPROVE),
+        (91_000, 1001, RiskAction.VETO),
+    ],
+)
+def test_total_floor_binds_when_lower_days_start_lower(
+    equity: float, quantity: float, action: RiskAction
+) -> None:
+    # The day started at 91,000: its floor (86,450) is below the total floor (90,000).
+    assert floors(91_000, 100_000, LIMITS) == (90_000.0, "total_loss")
+    decision = check_entry(buy(quantity), ctx(equity), 91_000, 100_000, LIMITS, P)
+    assert decision.action is action
+    if action is RiskAction.VETO:
+        assert decision.code == "total_loss"
+
+
+def test_stops_required_and_unprotected_orders_assumed_to_move() -> None:
+    assert check_entry(buy(10, None), ctx(), 1e5, 1e5, LIMITS, P).code == "no_stop"
+    loose = PropFirmParams(require_stop=False, unprotected_move=0.02)
+    # Without a stop, 2% of 100 per unit is assumed: 2,500 units risk exactly 5,000.
+    assert check_entry(buy(2500, None), ctx(), 1e5, 1e5, LIMITS, loose).action is RiskAction.APPROVE
+    assert check_entry(buy(2501, None), ctx(), 1e5, 1e5, LIMITS, loose).action is RiskAction.VETO
+    assert check_entry(buy(None), ctx(), 1e5, 1e5, LIMITS, P).code == "unsized"
+    close = OrderIntent("X", Side.SELL, 10, reduce_only=True)
+    assert check_entry(close, ctx(), 1e5, 1e5, LIMITS, P).action is RiskAction.APPROVE
+
+
+@pytest.mark.parametrize(
+    ("quantity", "action"),
+    [(99_999, RiskAction.APPROVE), (100_000, RiskAction.APPROVE), (100_001, RiskAction.VETO)],
+)
+def test_max_leverage_at_its_boundary(quantity: float, action: RiskAction) -> None:
+    p = PropFirmParams(max_leverage=100, max_daily_loss=0.5, max_total_loss=0.5)
+    decision = check_entry(buy(quantity, 99.99999), ctx(), 1e5, 1e5, Limits.of(p), p)
+    assert decision.action is action
+    if action is RiskAction.VETO:
+        assert decision.code == "max_leverage"
+
+
+def _utc(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("ts", "day"),
+    [
+        # Spring forward (CET → CEST, 2024-03-31): midnight is 23:00 UTC before, 22:00 after.
+        (_utc(2024, 3, 30, 22, 59, 59), date(2024, 3, 30)),
+        (_utc(2024, 3, 30, 23, 0, 0), date(2024, 3, 31)),
+        (_utc(2024, 3, 31, 21, 59, 59), date(2024, 3, 31)),
+        (_utc(2024, 3, 31, 22, 0, 0), date(2024, 4, 1)),
+        # Fall back (CEST → CET on 2024-10-27): 22:00 UTC before, 23:00 UTC after.
+        (_utc(2024, 10, 26, 21, 59, 59), date(2024, 10, 26)),
+        (_utc(2024, 10, 26, 22, 0, 0), date(2024, 10, 27)),
+        (_utc(2024, 10, 27, 22, 59, 59), date(2024, 10, 27)),
+        (_utc(2024, 10, 27, 23, 0, 0), date(2024, 10, 28)),
+    ],
+)
+def test_prague_trading_day_across_dst(ts: int, day: date) -> None:
+    assert trading_day(ts, "Europe/Prague") == day
+
+
+@pytest.mark.parametrize(
+    ("ts", "day"),
+    [
+        # A 17:00 New York day (FX convention) across the US spring-forward (2024-03-10).
+        (_utc(2024, 3, 8, 21, 59, 59), date(2024, 3, 7)),
+        (_utc(2024, 3, 8, 22, 0, 0), date(2024, 3, 8)),  # 17:00 EST
+        (_utc(2024, 3, 11, 20, 59, 59), date(2024, 3, 10)),
+        (_utc(2024, 3, 11, 21, 0, 0), date(2024, 3, 11)),  # 17:00 EDT
+    ],
+)
+def test_new_york_five_pm_day(ts: int, day: date) -> None:
+    assert trading_day(ts, "America/New_York", 17 * 60) == day
+
+
+def test_the_days_start_resets_exactly_at_the_prague_boundary() -> None:
+    plugin = PropFirm(PropFirmParams())
+    before = _utc(2024, 3, 31, 21, 0, 0)
+    boundary = _utc(2024, 3, 31, 22, 0, 0)  # midnight CEST
+    plugin.check(buy(1), ctx(100_000, ts=before))
+    assert plugin._day_start == 100_000
+    plugin.check(buy(1), ctx(96_000, ts=boundary - 1))
+    assert plugin._day_start == 100_000  # same day: 96,000 is 4% down, 1,000 of room left
+    assert plugin.check(buy(1001), ctx(96_000, ts=boundary - 1)).action is RiskAction.VETO
+    plugin.check(buy(1), ctx(96_000, ts=boundary))
+    assert plugin._day_start == 96_000  # a new day starts from the equity at its start
+
+
+@pytest.mark.parametrize(("loss", "flattens"), [(3_999.0, False), (4_000.0, True), (4_001.0, True)])
+def test_flattens_at_80_percent_of_the_daily_allowance(loss: float, flattens: bool) -> None:
+    plugin = PropFirm(PropFirmParams())
+    positions = {"X": Position("X", 100, 100.0)}
+    stops = {"X": ((100.0, 99.99),)}
+    plugin.account_actions(ctx(100_000, positions, stops))
+    actions = plugin.account_actions(ctx(100_000 - loss, positions, stops))
+    kinds = [a.kind.value for a in actions]
+    assert (kinds == ["cancel_entries", "flatten"]) is flattens
+    if flattens:
+        assert plugin.check(buy(1), ctx(100_000 - loss)).code == "daily_loss"
+
+
+def test_total_loss_flatten_locks_until_reset() -> None:
+    plugin = PropFirm(PropFirmParams())
+    positions = {"X": Position("X", 100, 100.0)}
+    plugin.account_actions(ctx(93_000, positions))  # the day starts at 93,000
+    assert plugin.account_actions(ctx(92_000, positions))[1].kind.value == "flatten"
+    assert plugin.lock_reason() and plugin.check(buy(1), ctx(92_000)).code == "total_loss"
+    assert plugin.reset_lock() is None and plugin.lock_reason() is None
+
+
+def test_cut_to_fit() -> None:
+    assert cut_to_fit(100_000, 4_000, 95_000) == 0.0
+    assert cut_to_fit(100_000, 5_000, 95_000) == 0.0
+    assert cut_to_fit(100_000, 10_000, 95_000) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_passing_the_target_stops_new_entries() -> None:
+    plugin = PropFirm(PropFirmParams(min_trading_days=0))
+    assert plugin.check(buy(1), ctx(109_999)).action is RiskAction.APPROVE
+    assert plugin.check(buy(1), ctx(110_000)).code == "target_reached"
+
+
+# -- property: a simulated account with stops honoured never breaches a limit ----------------
+
+DAY0 = _utc(2024, 3, 29, 23, 0, 0)  # midnight in Prague (CET), two days before DST starts
+
+
+@pytest.fixture(scope="module")
+def registry() -> PluginRegistry:
+    return PluginRegistry.discover()
+
+
+orders = st.dictionaries(
+    st.integers(0, 95),
+    st.tuples(
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.floats(10, 5_000),
+        st.floats(0.002, 0.05),
+    ),
+    max_size=25,
+)
+moves = st.lists(st.floats(-0.012, 0.012), min_size=96, max_size=96)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(orders=orders, moves=moves)
+def test_no_day_ends_beyond_its_limit_with_stops_honoured(
+    registry: PluginRegistry,
+    tmp_path: Path,
+    orders: dict[int, tuple[Side, float, float]],
+    moves: list[float],
+) -> None:
+    prices = [100.0]
+    for move in moves:
+        prices.append(prices[-1] * (1 + move))
+    bars = [
+        Bar("TEST", 3600, DAY0 + i * 3600, b.open, b.high, b.low, b.close, 1.0)
+        for i, b in enumerate(flat_bars(prices))
+    ]
+
+    def order(side: Side, quantity: float, distance: float):  # type: ignore[no-untyped-def]
+        def act(context, bar):  # type: ignore[no-untyped-def]
+            stop = bar.close * (1 - distance if side is Side.BUY else 1 + distance)
+            context.submit(OrderIntent("TEST", side, quantity, stop_loss=stop))
+
+        return act
+
+    strategy = Scripted({i: order(*o) for i, o in orders.items()})
+    document = manifest([{"name": "prop-firm"}], capital=100_000.0, leverage=100.0)
+    bot = bot_with(registry, document, strategy, tmp_path)
+    session = open_session(bot)
+    engine = session.engine
+    assert engine is not None
+    engine.run(bars)
+    result = engine.finish()
+    event(f"fills: {min(result.fills, 5)}")
+    vetoed = sum(n for (plugin, action), n in result.risk_decisions.items() if action == "veto")
+    event(f"vetoes: {min(vetoed, 3)}")
+    day_start: dict[date, float] = {}
+    for ts, equity in zip(result.equity_ts, result.equity, strict=True):
+        day = trading_day(ts, "Europe/Prague")
+        start = day_start.setdefault(day, equity)
+        assert equity >= start * 0.95 - 1e-6, (day, start, equity)
+        assert equity >= 100_000 * 0.90 - 1e-6
+
+
+def test_a_stop_left_from_before_a_reversal_protects_nothing(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """Found by the property test: a long's sell stop, left after the position flipped short,
+    was counted as protecting the short; only closing-side stops count now."""
+    strategy = Scripted(
+        {
+            0: lambda c, b: c.submit(OrderIntent("TEST", Side.BUY, 10, stop_loss=96.875)),
+            1: lambda c, b: c.submit(OrderIntent("TEST", Side.SELL, 829, stop_loss=101.0)),
+        }
+    )
+    bot = bot_with(registry, manifest([{"name": "prop-firm"}], capital=1e5), strategy, tmp_path)
+    session = open_session(bot)
+    assert session.engine is not None
+    session.engine.run(flat_bars([100.0] * 4))
+    context = session.engine._risk_context("TEST")
+    assert context.positions["TEST"].quantity == -819
+    assert context.stops["TEST"] == ((829.0, 101.0),)
