@@ -279,3 +279,28 @@ def test_the_command_loads_no_service_and_optuna_only_when_it_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_points_an_interrupted_run_left_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradefleet_runtime.optimize import search
+
+    calls = []
+
+    def interrupted(task: Task) -> Any:
+        calls.append(task.params)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return evaluate(task)
+
+    study = tmp_path / "study.jsonl"
+    monkeypatch.setattr(search, "evaluate", interrupted)
+    with executor(1) as pool, pytest.raises(KeyboardInterrupt):
+        run_search(_config(study, SMALL_GRID), pool)
+    monkeypatch.undo()
+    with executor(1) as pool:
+        resumed = run_search(_config(study, SMALL_GRID), pool)
+    # The point the interruption failed ran again, with the one never reached: all four done.
+    assert (resumed.ran, resumed.complete) == (2, 4)
+    assert resumed.notes == ["1 grid point(s) an earlier run did not finish run again"]

@@ -117,6 +117,10 @@ def _guarded(run: Callable[[], int]) -> int:
     except JournalError as error:
         err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
         return 1
+    except KeyboardInterrupt:
+        # The study file keeps every trial told so far: the same command continues it.
+        err.print("interrupted: run the same command again to continue the study")
+        return 130
 
 
 def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str, str, Space]:

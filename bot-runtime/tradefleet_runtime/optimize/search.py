@@ -291,9 +291,37 @@ def _fail_stale(study: optuna.Study) -> int:
     return len(stale)
 
 
-def _grid_done(study: optuna.Study) -> int:
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-    return len({t.system_attrs.get("grid_id") for t in finished} - {None})
+def _point(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, repr(params[name])) for name in sorted(params))
+
+
+def _grid_progress(study: optuna.Study) -> tuple[int, int]:
+    """(grid points done, points queued again): failed points — interrupted or lost with a
+    worker, not refused by the params model — are queued to run again.
+
+    Optuna's grid sampler counts a failed trial's point as visited; it is not, so its params
+    are enqueued (``study.ask`` hands out enqueued trials first).
+    """
+    trials = study.get_trials(deepcopy=False)
+    done = {
+        _point(t.params)
+        for t in trials
+        if t.state is TrialState.COMPLETE
+        or (t.state is TrialState.FAIL and "invalid" in t.user_attrs)
+    }
+    waiting = {
+        _point(t.system_attrs.get("fixed_params", {}))
+        for t in trials
+        if t.state is TrialState.WAITING
+    }
+    again: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for trial in trials:
+        point = _point(trial.params)
+        if trial.state is TrialState.FAIL and trial.params and point not in done | waiting:
+            again[point] = dict(trial.params)
+    for params in again.values():
+        study.enqueue_trial(params, skip_if_exists=False)
+    return len(done), len(again) + len(waiting)
 
 
 def _value(figures: FigureValues, metric: str) -> float | None:
@@ -347,8 +375,10 @@ def _search(
     if stale:
         notes.append(f"{stale} trial(s) an interrupted run left running were marked failed")
     if config.sampler == "grid":
-        size = config.space.grid_size() or 0
-        remaining = size - _grid_done(study)
+        done, queued = _grid_progress(study)
+        if queued:
+            notes.append(f"{queued} grid point(s) an earlier run did not finish run again")
+        remaining = (config.space.grid_size() or 0) - done
         total = remaining if config.trials is None else min(config.trials, remaining)
     else:
         total = DEFAULT_TRIALS if config.trials is None else config.trials
