@@ -77,9 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, summary in (
         ("optimize", "search a strategy's params (tradefleet optimize MANIFEST --space S.yaml)"),
         ("walkforward", "walk-forward analysis (tradefleet walkforward MANIFEST --space S.yaml)"),
-    ):  # they parse their own arguments: tradefleet_runtime.optimize.commands
-        passed = commands.add_parser(name, help=summary, add_help=False)
-        passed.add_argument("arguments", nargs=argparse.REMAINDER)
+    ):  # listed for --help; main() hands their arguments to tradefleet_runtime.optimize
+        commands.add_parser(name, help=summary, add_help=False)
 
     plugins = commands.add_parser("plugins", help="plugin commands")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
@@ -89,7 +88,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] in (["optimize"], ["walkforward"]):
+        # They parse their own arguments, --help included (tradefleet_runtime.optimize).
+        from tradefleet_runtime.optimize import commands as optimize_commands
+
+        run_optimize = getattr(optimize_commands, f"{arguments[0]}_main")
+        return int(run_optimize(arguments[1:]))
+    args = _parser().parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = Console()
     err = Console(stderr=True)
@@ -103,11 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tradefleet_runtime.service.cli_control import run_control_command
 
             return run_control_command(args)
-        if args.command in ("optimize", "walkforward"):
-            from tradefleet_runtime.optimize import commands as optimize_commands
-
-            run_optimize = getattr(optimize_commands, f"{args.command}_main")
-            return int(run_optimize(list(args.arguments)))
         if args.command == "backtest":
             return _backtest(args, out, err)
         if args.command == "run":

@@ -264,13 +264,18 @@ def test_the_command_refuses_a_bad_space_naming_the_field(
     assert "space.fsat" in capsys.readouterr().err
 
 
-def test_the_command_loads_no_service_and_optuna_only_when_it_runs() -> None:
+def test_the_command_loads_no_service_and_optuna_only_when_it_runs(tmp_path: Path) -> None:
+    manifest, space = _files(tmp_path, {"fast": {"int": [12, 12]}, "slow": {"int": [48, 48]}})
+    argv = ["optimize", str(manifest), "--space", str(space), "--sampler", "grid", "--jobs", "1"]
+    argv += ["--study", str(tmp_path / "study.jsonl"), "--json"]
     probe = textwrap.dedent(
-        """
-        import sys
+        f"""
+        import sys, contextlib, io
         from tradefleet_runtime import cli
-        from tradefleet_runtime.optimize import commands
         heavy = ("grpc", "aiohttp", "prometheus_client", "kopf", "optuna")
+        print(",".join(m for m in heavy if m in sys.modules))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main({argv!r}) == 0
         print(",".join(m for m in heavy if m in sys.modules))
         """
     )
@@ -278,7 +283,8 @@ def test_the_command_loads_no_service_and_optuna_only_when_it_runs() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ""
+    before, after = done.stdout.splitlines()
+    assert (before, after) == ("", "optuna")
 
 
 def test_points_an_interrupted_run_left_run_again(
