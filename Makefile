@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEMO_STAMP := $(VENV)/.demo-stamp
 DEMO := examples/bots/eurusd-ema-cross.yaml
+# Where `make demo` journals its run: `tradefleet report $(DEMO_JOURNAL)` reprints it.
+DEMO_JOURNAL := build/demo/eurusd-ema-cross.sqlite
+DEMO_PLOT := build/demo/eurusd-ema-cross.png
 
 .PHONY: all demo test lint typecheck pytest bench venv clean prometheus helm hadolint manifests crds proto
 
@@ -18,8 +22,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/tradefleet backtest $(DEMO) --plot build/demo/eurusd-ema-cross.png --journal build/demo/eurusd-ema-cross.sqlite
+# The demo needs the runtime and the plot extra only (no dev tools); `make test` adds the rest.
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[plot]'
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/tradefleet backtest $(DEMO) --plot $(DEMO_PLOT) --journal $(DEMO_JOURNAL)
+	@echo "reprint this report: $(BIN)/tradefleet report $(DEMO_JOURNAL)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The ``tradefleet`` command: backtest, run, serve, control a running bot, report, plugins."""
+"""The tradefleet command: backtest, run, serve, control a running bot, report, plugins."""
 
 from __future__ import annotations
 
@@ -12,123 +12,281 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from tradefleet_runtime import logs
+from tradefleet_runtime.cli_auth import auth_group
+from tradefleet_runtime.cli_control_commands import control_commands
+from tradefleet_runtime.cli_plugins import plugins_group
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.errors import DataError, JournalError, PluginError, SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.report.metrics import compute_figures
 from tradefleet_runtime.report.table import report_table
-from tradefleet_runtime.service.control_args import add_control_commands
-from tradefleet_runtime.service.serve_args import add_serve_command
+from tradefleet_runtime.service.serve_args import serve_command
 from tradefleet_runtime.session import BotSession, RunOutcome, assemble, wall_clock
 from tradefleet_runtime.spec import Mode, load_manifest
+from tradefleet_runtime.trade_log import RunProgress, TradeLogListener
 
 PROGRESS_EVERY = 2048
 
+#: Exit codes of every command.
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tradefleet", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+# --- commands handed to a function main(argv) -> int -----------------------------------------
+#
+# A command whose body parses its own arguments (argparse or anything else) is registered as a
+# pass-through: the CLI hands it every argument after the command's name, --help included, and
+# returns its exit code; it is imported only when it runs. Commands other distributions add
+# (the operator adds fleet) arrive the same way through the entry-point group tradefleet.cli,
+# whose objects may also be click commands. To register a runtime command, add a line here:
+#
+#     "optimize": ("tradefleet_runtime.optimize.commands:optimize_main", "Search ..."),
+#     "walkforward": ("tradefleet_runtime.optimize.commands:walkforward_main", "Walk ..."),
+PASS_THROUGH: dict[str, tuple[str, str]] = {
+    "optimize": (
+        "tradefleet_runtime.optimize.commands:optimize_main",
+        "Search a strategy's params on its data (Optuna, every core).",
+    ),
+    "walkforward": (
+        "tradefleet_runtime.optimize.commands:walkforward_main",
+        "Choose params in sample, judge them out of sample, report the latter.",
+    ),
+}
 
-    backtest = commands.add_parser("backtest", help="replay a bot's data through its strategy")
-    backtest.add_argument("manifest", type=Path)
-    backtest.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object"
+#: One-line help of known extension commands, so that tradefleet --help imports none of them.
+EXTENSION_HELP = {
+    "fleet": "Act on many TradingBots at once, by label: stop, resume.",
+}
+
+EXTENSION_GROUP = "tradefleet.cli"
+
+
+def _call_target(target: Any, name: str, arguments: list[str]) -> int:
+    """Run a pass-through target: a click command, or a function ``main(argv) -> int``."""
+    saved = sys.argv
+    # A main() that falls back to sys.argv[1:] when given no arguments sees these too.
+    sys.argv = [f"tradefleet {name}", *arguments]
+    try:
+        if isinstance(target, click.Command):
+            result = target.main(arguments, prog_name=f"tradefleet {name}", standalone_mode=False)
+        else:
+            result = target(arguments)
+    except SystemExit as done:  # argparse's --help (0) and usage errors (2)
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_FAILURE)
+    except (click.ClickException, click.Abort):
+        raise
+    except Exception as error:  # a failure, told in one line (the traceback at debug level)
+        logging.getLogger("tradefleet.cli").debug("tradefleet %s failed", name, exc_info=True)
+        raise click.ClickException(f"tradefleet {name}: {error}") from error
+    finally:
+        sys.argv = saved
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def pass_through(name: str, help: str, load: Callable[[], Any], group: str = "") -> click.Command:
+    """A command that hands its arguments to what ``load()`` returns (imported when it runs)."""
+
+    def run(arguments: tuple[str, ...]) -> int:
+        try:
+            target = load()
+        except ImportError as error:
+            extra = " (install the operator extra: pip install 'tradefleet[operator]')"
+            hint = extra if name == "fleet" else ""
+            raise click.ClickException(f"tradefleet {name} cannot load: {error}{hint}") from error
+        return _call_target(target, name, list(arguments))
+
+    return click.Command(
+        name,
+        callback=run,
+        params=[click.Argument(["arguments"], nargs=-1, type=click.UNPROCESSED)],
+        help=help + f"\n\nRun 'tradefleet {name} --help' for its commands and options.",
+        short_help=help,
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+        add_help_option=False,
     )
-    backtest.add_argument("--plot", type=Path, help="write the equity curve to this PNG file")
-    backtest.add_argument(
-        "--journal", type=Path, help="journal file (default journals/NAME.sqlite)"
-    )
-    backtest.add_argument("--no-progress", action="store_true")
 
-    run = commands.add_parser("run", help="run a paper bot in the foreground on the wall clock")
-    run.add_argument("manifest", type=Path)
-    run.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        help="csv replay speed: 1 is real time, 3600 plays an hour a second, 0 no waiting",
-    )
-    run.add_argument("--journal", type=Path)
 
-    report = commands.add_parser("report", help="reprint the report of a journal's runs")
-    report.add_argument("journal", type=Path)
-    report.add_argument("--run", help="run id (default: the latest)")
-    report.add_argument("--json", action="store_true")
+def _first_line(text: str | None) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line.replace("``", "").strip()
 
-    add_serve_command(commands)
-    add_control_commands(commands)
-    # Commands other distributions add (the operator adds `fleet`) through the entry-point group
-    # `tradefleet.cli`: the runtime never imports them by name, and loads one only when used.
-    for extension in metadata.entry_points(group="tradefleet.cli"):
-        extra = commands.add_parser(
-            extension.name,
-            help=f"{extension.name} commands ({extension.value.split(':')[0]})",
-            add_help=False,
-        )
-        extra.add_argument("arguments", nargs=argparse.REMAINDER)
-        extra.set_defaults(extension=extension)
 
-    for name, summary in (
-        ("optimize", "search a strategy's params (tradefleet optimize MANIFEST --space S.yaml)"),
-        ("walkforward", "walk-forward analysis (tradefleet walkforward MANIFEST --space S.yaml)"),
-    ):  # listed for --help; main() hands their arguments to tradefleet_runtime.optimize
-        commands.add_parser(name, help=summary, add_help=False)
+class TradefleetGroup(click.Group):
+    """The root group: built-in commands, pass-through commands and entry-point commands, the
+    last two imported only when they run."""
 
-    plugins = commands.add_parser("plugins", help="plugin commands")
-    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
-    listing = plugin_commands.add_parser("list", help="every plugin with kind, version, source")
-    listing.add_argument("--json", action="store_true")
-    return parser
+    def _extensions(self) -> dict[str, metadata.EntryPoint]:
+        found: dict[str, metadata.EntryPoint] = {}
+        for point in metadata.entry_points(group=EXTENSION_GROUP):
+            if point.name not in self.commands and point.name not in PASS_THROUGH:
+                found.setdefault(point.name, point)
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *PASS_THROUGH, *self._extensions()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in PASS_THROUGH:
+            target, help = PASS_THROUGH[cmd_name]
+            own = metadata.EntryPoint(cmd_name, target, "")
+            return pass_through(cmd_name, help, own.load)
+        extension = self._extensions().get(cmd_name)
+        if extension is None:
+            return None
+        help = EXTENSION_HELP.get(cmd_name) or f"Commands of {_dist_name(extension)}."
+        return pass_through(cmd_name, help, extension.load)
+
+
+def _dist_name(point: metadata.EntryPoint) -> str:
+    dist = getattr(point, "dist", None)
+    return str(dist.name) if dist is not None else "an installed package"
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(
+    cls=TradefleetGroup,
+    context_settings=CONTEXT,
+    epilog="Exit codes: 0 done, 1 failed, 2 bad usage or a refused manifest.",
+)
+@click.version_option(package_name="tradefleet", prog_name="tradefleet")
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="TRADEFLEET_LOG_LEVEL",
+    help="Least severe log level shown (env TRADEFLEET_LOG_LEVEL).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="auto",
+    show_default=True,
+    envvar="TRADEFLEET_LOG_FORMAT",
+    help="Logs on stderr: text, json (one object a line), or auto: text on a terminal, "
+    "json elsewhere (a pod). Env TRADEFLEET_LOG_FORMAT.",
+)
+def tradefleet(log_level: str, log_format: str) -> None:
+    """Run trading bots: backtest, paper-trade, serve, control a running bot, report, plugins.
+
+    A bot is a TradingBot manifest (YAML). Start with:
+
+    \b
+      tradefleet backtest examples/bots/eurusd-ema-cross.yaml
+      tradefleet plugins list
+    """
+    logs.choose(log_format, log_level)
+    logs.configure_logging()
+
+
+_MANIFEST = click.Path(path_type=Path, exists=True, dir_okay=False)
+_FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+@tradefleet.command(context_settings=CONTEXT)
+@click.argument("manifest", type=_MANIFEST)
+@click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
+@click.option("--plot", type=_FILE, help="Write the equity curve to this PNG file.")
+@click.option("--journal", type=_FILE, help="Journal file (default: journals/NAME.sqlite).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def backtest(**options: Any) -> int:
+    """Replay a bot's data through its strategy; print the figures."""
+    return _backtest(_namespace(options), Console(), Console(stderr=True))
+
+
+@tradefleet.command(context_settings=CONTEXT)
+@click.argument("manifest", type=_MANIFEST)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Replay speed of a csv feed: 1 is real time, 3600 plays an hour a second, 0 no waiting.",
+)
+@click.option("--journal", type=_FILE, help="Journal file (default: journals/NAME.sqlite).")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Delete the bot's journal first and start afresh (asks first; --yes does not).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting with --fresh.")
+@click.option("--no-progress", is_flag=True, help="No progress line on a terminal.")
+def run(**options: Any) -> int:
+    """Paper-trade a bot in the foreground, on the wall clock.
+
+    Every order, fill, trade close and risk veto is logged as one line; a terminal also shows
+    a progress line. Ctrl-C or SIGTERM stop after the current bar and apply the bot's stop
+    policy. A restarted bot continues from its journal unless --fresh.
+    """
+    return _run(_namespace(options), Console(), Console(stderr=True))
+
+
+@tradefleet.command(context_settings=CONTEXT)
+@click.argument("journal", type=_FILE)
+@click.option("--run", "run", help="Run id (default: the latest).")
+@click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
+def report(**options: Any) -> int:
+    """Reprint the report of a run from its journal.
+
+    JOURNAL is the file a run wrote: journals/NAME.sqlite by default, or the --journal file;
+    make demo writes build/demo/eurusd-ema-cross.sqlite.
+    """
+    return _report(_namespace(options), Console())
+
+
+def _namespace(options: dict[str, Any]) -> argparse.Namespace:
+    if "json_" in options:
+        options["json"] = options.pop("json_")
+    return argparse.Namespace(**options)
+
+
+tradefleet.add_command(serve_command)
+for _command in control_commands():
+    tradefleet.add_command(_command)
+tradefleet.add_command(plugins_group)
+tradefleet.add_command(auth_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] in (["optimize"], ["walkforward"]):
-        # They parse their own arguments, --help included (tradefleet_runtime.optimize).
-        from tradefleet_runtime.optimize import commands as optimize_commands
-
-        run_optimize = getattr(optimize_commands, f"{arguments[0]}_main")
-        return int(run_optimize(arguments[1:]))
-    args = _parser().parse_args(arguments)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    out = Console()
+    """The console script: run one command, return its exit code (0 ok, 1 failure, 2 usage)."""
     err = Console(stderr=True)
     try:
-        extension = getattr(args, "extension", None)
-        if extension is not None:
-            run_extension: Callable[[list[str]], int] = extension.load()
-            return run_extension(list(args.arguments))  # main(argv after the command name)
-        if getattr(args, "control_command", None):
-            # Loaded only when used: grpc is no business of a backtest.
-            from tradefleet_runtime.service.cli_control import run_control_command
-
-            return run_control_command(args)
-        if args.command == "backtest":
-            return _backtest(args, out, err)
-        if args.command == "run":
-            return _run(args, out, err)
-        if args.command == "report":
-            return _report(args, out)
-        if args.command == "serve":
-            from tradefleet_runtime.service.serve import run_serve
-
-            return run_serve(args)
-        return _plugins_list(args, out)
+        result = tradefleet.main(
+            args=list(argv) if argv is not None else sys.argv[1:],
+            prog_name="tradefleet",
+            standalone_mode=False,
+        )
+    except click.UsageError as error:
+        error.show()
+        return EXIT_USAGE
+    except click.ClickException as error:
+        error.show()
+        return EXIT_FAILURE
+    except click.Abort:
+        err.print("aborted")
+        return EXIT_FAILURE
     except SpecError as error:
         err.print(f"[bold red]refused[/]: {error}", markup=True, highlight=False)
-        return 2
+        return EXIT_USAGE
     except (DataError, PluginError) as error:
         err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
-        return 2
+        return EXIT_USAGE
     except JournalError as error:
         err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
-        return 1
+        return EXIT_FAILURE
+    return result if isinstance(result, int) else EXIT_OK
 
 
 def _journal_path(given: Path | None, bot: str) -> Path:
@@ -152,7 +310,8 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     manifest = load_manifest(args.manifest)
     if manifest.spec.mode is not Mode.BACKTEST:
         err.print(
-            f"note: {args.manifest} is a {manifest.spec.mode.value} bot; backtesting it anyway"
+            f"note: {args.manifest} is a {manifest.spec.mode.value} bot; backtesting it anyway",
+            highlight=False,
         )
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
     journal = Journal(_journal_path(args.journal, bot.name), batched=True)
@@ -227,11 +386,14 @@ def _print_outcome(out: Console, name: str, outcome: RunOutcome) -> None:
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     manifest = load_manifest(args.manifest)
     if manifest.spec.mode is Mode.BACKTEST:
-        err.print("[bold red]refused[/]: spec.mode is backtest; use `tradefleet backtest`")
-        return 2
+        err.print("[bold red]refused[/]: spec.mode is backtest; use tradefleet backtest")
+        return EXIT_USAGE
     if manifest.spec.mode is Mode.LIVE:
-        err.print("[bold red]refused[/]: live bots run as a service (`tradefleet serve`)")
-        return 2
+        err.print("[bold red]refused[/]: live bots run as a service (tradefleet serve)")
+        return EXIT_USAGE
+    journal_path = _journal_path(args.journal, manifest.metadata.name)
+    if args.fresh:
+        _start_afresh(journal_path, args.yes, err)
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
     stop = threading.Event()
 
@@ -239,16 +401,25 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         err.print(f"{signal.Signals(signum).name}: stopping after the current bar")
         stop.set()
 
+    currency = manifest.spec.capital.currency
+    trade_log = TradeLogListener(bot.name, currency)
+    progress = RunProgress(err, currency) if err.is_terminal and not args.no_progress else None
+
+    def prepare(engine: Engine) -> None:
+        trade_log.attach(engine)
+        if progress is not None:
+            progress.prepare(engine)
+
+    paced = wall_clock(args.speed, stop)
+    pacer = paced if progress is None else (lambda bars: progress.wrap(paced(bars)))
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    journal = Journal(_journal_path(args.journal, bot.name), durable=True)
+    journal = Journal(journal_path, durable=True)
     try:
         out.print(
             f"{bot.name}: paper trading {', '.join(manifest.spec.market.symbols)} "
             f"(speed {args.speed:g}×); Ctrl-C stops"
         )
-        session = BotSession(
-            bot, journal, pacer=wall_clock(args.speed, stop), should_stop=stop.is_set
-        )
+        session = BotSession(bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare)
         outcome = session.run_to_end()
     finally:
         journal.close()
@@ -258,12 +429,29 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if outcome.result.open_positions:
         names = ", ".join(f"{p.symbol} {p.quantity:+g}" for p in outcome.result.open_positions)
         out.print(f"[yellow]warning[/]: open positions left: {names}")
-    return 0
+    return EXIT_OK
+
+
+def _start_afresh(journal_path: Path, yes: bool, err: Console) -> None:
+    """Delete a paper bot's journal (after asking) so that the run starts a new account."""
+    files = [journal_path.with_name(journal_path.name + s) for s in ("", "-wal", "-shm")]
+    if not journal_path.exists():
+        return
+    if not yes:
+        click.confirm(
+            f"Delete {journal_path} (every run, order, fill and trade of this bot) and start"
+            " afresh?",
+            abort=True,
+            err=True,
+        )
+    for file in files:
+        file.unlink(missing_ok=True)
+    err.print(f"deleted {journal_path}: starting afresh")
 
 
 def _report(args: argparse.Namespace, out: Console) -> int:
     if not args.journal.exists():
-        raise DataError(f"{args.journal}: no such journal")
+        raise DataError(f"{args.journal}: no such journal" + _known_journals())
     journal = Journal(args.journal)
     try:
         runs = journal.runs()
@@ -295,64 +483,11 @@ def _report(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def _plugins_list(args: argparse.Namespace, out: Console) -> int:
-    registry = PluginRegistry.discover()
-    rows = []
-    for plugin in registry.all():
-        schema = plugin.spec.params_schema()
-        properties = schema.get("properties", {})
-        required = set(schema.get("required", []))
-        params = ", ".join(
-            f"{name}{'*' if name in required else ''}: {_type_of(prop)}"
-            for name, prop in properties.items()
-        )
-        rows.append(
-            {
-                "kind": plugin.kind.value,
-                "name": plugin.name,
-                "version": plugin.spec.version,
-                "source": plugin.source,
-                "summary": plugin.spec.summary,
-                "contract": plugin.spec.contract,
-                "capabilities": sorted(c.value for c in plugin.spec.declared),
-                "params": params,
-                "params_schema": schema,
-            }
-        )
-    if args.json:
-        out.print_json(json.dumps(rows))
-        return 0
-    table = Table(title="tradefleet plugins")
-    for column in ("kind", "name", "version", "source", "capabilities", "params (* required)"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        row["capabilities"] = ", ".join(row["capabilities"]) or "-"
-        table.add_row(
-            *(
-                str(row[key])
-                for key in ("kind", "name", "version", "source", "capabilities", "params")
-            )
-        )
-    out.print(table)
-    for (kind, name), sources in registry.conflicts.items():
-        out.print(f"[yellow]conflict[/]: {kind} {name!r} provided by {', '.join(sources)}")
-    for problem in registry.load_errors:
-        out.print(f"[red]load error[/]: {problem}", highlight=False)
-    return 0
-
-
-def _type_of(prop: dict[str, object]) -> str:
-    if "type" in prop:
-        return str(prop["type"])
-    if "anyOf" in prop:
-        options = prop["anyOf"]
-        if isinstance(options, list):
-            return "|".join(str(o.get("type", "object")) for o in options if isinstance(o, dict))
-    if "$ref" in prop or "allOf" in prop:
-        return "object"
-    if "enum" in prop:
-        return "enum"
-    return "any"
+def _known_journals() -> str:
+    found = sorted({*Path("journals").glob("*.sqlite"), *Path("build/demo").glob("*.sqlite")})
+    if not found:
+        return " (runs write journals/NAME.sqlite unless given --journal)"
+    return " (journals here: " + ", ".join(str(p) for p in found[:8]) + ")"
 
 
 if __name__ == "__main__":

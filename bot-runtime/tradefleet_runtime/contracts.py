@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from tradefleet_runtime.indicators import DEFAULT_HISTORY, BarHistory, Indicator, IndicatorBook
 from tradefleet_runtime.model import (
     Bar,
     Fill,
@@ -29,9 +30,12 @@ from tradefleet_runtime.model import (
     RiskDecision,
     Side,
 )
+from tradefleet_runtime.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
     from tradefleet_runtime.spec.model import Mode
+
+AnyIndicator = TypeVar("AnyIndicator", bound=Indicator)
 
 
 class PluginParams(BaseModel):
@@ -139,9 +143,43 @@ class Strategy:
     """
 
     ctx: StrategyContext
+    # Declared indicators and bar histories; None until the first declaration (then the engine
+    # updates them before each on_bar; a strategy that declares nothing pays nothing).
+    indicator_book: IndicatorBook | None = None
 
     def __init__(self, params: Any) -> None:
         self.params = params
+
+    # -- indicators and history (declare in on_start: the engine then keeps them current) ----
+
+    def _series_key(self, symbol: str, timeframe: str | int | None) -> tuple[str, int]:
+        if timeframe is None:
+            return symbol, self.ctx.base_timeframe_s
+        return symbol, timeframe if isinstance(timeframe, int) else parse_timeframe(timeframe)
+
+    def _book(self) -> IndicatorBook:
+        if self.indicator_book is None:
+            self.indicator_book = IndicatorBook()
+        return self.indicator_book
+
+    def indicator(
+        self, indicator: AnyIndicator, symbol: str, timeframe: str | int | None = None
+    ) -> AnyIndicator:
+        """Have the engine update ``indicator`` with every closed bar of ``symbol`` at
+        ``timeframe`` (default: the base timeframe; a higher one must be in
+        :meth:`subscriptions`) before this strategy's ``on_bar`` sees that bar. Returns it::
+
+            self.ema = self.indicator(EMA(20), "EURUSD")   # in on_start; then self.ema[-1]
+        """
+        self._book().add(self._series_key(symbol, timeframe), indicator)
+        return indicator
+
+    def bars(
+        self, symbol: str, timeframe: str | int | None = None, size: int = DEFAULT_HISTORY
+    ) -> BarHistory:
+        """The last ``size`` closed bars of ``symbol`` at ``timeframe``; ``[-1]`` is the bar
+        being handled, ``[-2]`` the one before. Declare it in ``on_start`` and keep it."""
+        return self._book().history(self._series_key(symbol, timeframe), size)
 
     def subscriptions(self, symbols: Sequence[str], base_timeframe_s: int) -> list[Subscription]:
         """The bar series this strategy wants. Default: every symbol at the base timeframe.
@@ -152,8 +190,12 @@ class Strategy:
         return [Subscription(symbol, base_timeframe_s) for symbol in symbols]
 
     def warmup_bars(self) -> int:
-        """How many base bars the strategy needs before its signals mean anything."""
-        return 0
+        """How many base bars the strategy needs before its signals mean anything.
+
+        Default: enough for every declared indicator to have a value (0 without any).
+        """
+        book = self.indicator_book
+        return book.warmup_bars(self.ctx.base_timeframe_s) if book is not None else 0
 
     def on_start(self, ctx: StrategyContext) -> None:
         """Called once before the first bar."""

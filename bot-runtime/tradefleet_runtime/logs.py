@@ -1,4 +1,10 @@
-"""Structured logs: one JSON object a line, with the trace and span ids when a span is active."""
+"""Logs: one JSON object a line in a pod (with the trace and span ids when a span is active),
+readable lines on a terminal.
+
+``tradefleet --log-format auto|text|json --log-level LEVEL`` chooses; ``auto`` is text when
+stderr is a terminal and JSON otherwise (a pod's log, a pipe). A record's ``fields`` (pass
+``extra={"fields": {...}}``) become keys of the JSON object.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,11 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+FORMATS = ("auto", "text", "json")
+LEVELS = ("debug", "info", "warning", "error")
+
+_chosen: dict[str, Any] = {"format": "auto", "level": logging.INFO}
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,10 +33,33 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **self.static,
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
         entry.update(_trace_ids())
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``12:00:01 INFO  fill: buy 1000 EURUSD @ 1.0812`` — for a person at a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record arrives (a progress display may have
+    redirected it), not to the stream that was there when logging was set up."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def _trace_ids() -> dict[str, str]:
@@ -40,12 +74,30 @@ def _trace_ids() -> dict[str, str]:
     return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
-def configure_logging(fmt: str = "json", level: int = logging.INFO, **static: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
+def choose(fmt: str | None = None, level: str | int | None = None) -> None:
+    """Remember the format and level the command line chose (for later :func:`configure_logging`
+    calls that do not name their own)."""
+    if fmt is not None:
+        _chosen["format"] = fmt
+    if level is not None:
+        _chosen["level"] = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+
+
+def resolved_format(fmt: str | None = None) -> str:
+    """``text`` or ``json``: ``auto`` (the default) is text on a terminal, JSON elsewhere."""
+    chosen = fmt or str(_chosen["format"])
+    if chosen == "auto":
+        return "text" if sys.stderr.isatty() else "json"
+    return chosen
+
+
+def configure_logging(fmt: str | None = None, level: int | None = None, **static: str) -> None:
+    handler = _StderrHandler()
+    if resolved_format(fmt) == "json":
         handler.setFormatter(JsonFormatter(static))
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    # Replace only a handler set up here before (a test runner's handlers stay).
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)] + [handler]
+    root.setLevel(level if level is not None else int(_chosen["level"]))

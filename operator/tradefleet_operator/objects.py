@@ -53,6 +53,7 @@ from tradefleet_operator.tokens import ApiTokens, secret_data
 from tradefleet_runtime.api.conventions import CREDENTIALS_DIR_ENV
 from tradefleet_runtime.spec import BotSpec
 from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
+from tradefleet_runtime.spec.model import RuntimeSpec
 
 
 def labels(bot: TradingBot, settings: OperatorSettings | None = None) -> dict[str, str]:
@@ -220,6 +221,24 @@ def runtime_command(bot: TradingBot, settings: OperatorSettings) -> list[str]:
     return command
 
 
+def _placement(runtime: RuntimeSpec) -> dict[str, Any]:
+    """The pod spec's placement and pull fields the bot's ``spec.runtime`` sets."""
+    placed: dict[str, Any] = {}
+    if runtime.image_pull_secrets:
+        placed["imagePullSecrets"] = [{"name": s.name} for s in runtime.image_pull_secrets]
+    if runtime.node_selector:
+        placed["nodeSelector"] = dict(runtime.node_selector)
+    if runtime.tolerations:
+        placed["tolerations"] = [dict(t) for t in runtime.tolerations]
+    if runtime.affinity:
+        placed["affinity"] = dict(runtime.affinity)
+    if runtime.priority_class_name:
+        placed["priorityClassName"] = runtime.priority_class_name
+    if runtime.service_account_name:
+        placed["serviceAccountName"] = runtime.service_account_name
+    return placed
+
+
 def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) -> dict[str, Any]:
     """The bot's Deployment: one non-root, read-only pod running ``tradefleet serve``."""
     name = bot.name
@@ -327,7 +346,8 @@ def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) ->
     }
     if settings.service_account_name:
         pod_spec["serviceAccountName"] = settings.service_account_name
-    pod_labels = labels(bot, settings)
+    pod_spec.update(_placement(runtime))
+    pod_labels = {**runtime.pod_labels, **labels(bot, settings)}  # ours win: the selector
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -339,7 +359,10 @@ def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) ->
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                    "annotations": {
+                        **runtime.pod_annotations,
+                        CONFIG_HASH_ANNOTATION: config_hash,
+                    },
                 },
                 "spec": pod_spec,
             },

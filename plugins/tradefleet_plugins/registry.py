@@ -8,8 +8,12 @@ from __future__ import annotations
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
+from tradefleet_plugins.strategies.bos_retest_params import BosRetestParams
+from tradefleet_plugins.strategies.confluence_params import ConfluenceParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
+from tradefleet_plugins.strategies.ensemble_params import EnsembleParams
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
+from tradefleet_plugins.strategies.fib_atr_params import FibAtrParams
 from tradefleet_runtime.sdk import Capability, PluginKind, PluginSpec, hookimpl
 
 VERSION = "0.1.0"
@@ -34,6 +38,38 @@ def tradefleet_strategies() -> list[PluginSpec]:
             params=ExternalSignalParams,
             summary="Trades signals pushed through the webhook or SubmitSignal, checked first.",
             capabilities=frozenset({Capability.TAKES_SIGNALS}),
+        ),
+        PluginSpec(
+            kind=PluginKind.STRATEGY,
+            name="indicator-confluence",
+            version=VERSION,
+            factory="tradefleet_plugins.strategies.confluence:IndicatorConfluence",
+            params=ConfluenceParams,
+            summary="RSI, MACD, EMA trend, Bollinger and VWAP vote; enter at 3 of 5.",
+        ),
+        PluginSpec(
+            kind=PluginKind.STRATEGY,
+            name="bos-retest",
+            version=VERSION,
+            factory="tradefleet_plugins.strategies.bos_retest:BosRetest",
+            params=BosRetestParams,
+            summary="Break of structure on a higher timeframe, entered on its retest.",
+        ),
+        PluginSpec(
+            kind=PluginKind.STRATEGY,
+            name="fib-atr",
+            version=VERSION,
+            factory="tradefleet_plugins.strategies.fib_atr:FibAtr",
+            params=FibAtrParams,
+            summary="Pullbacks to Fibonacci retracements in the trend; ATR stops and targets.",
+        ),
+        PluginSpec(
+            kind=PluginKind.STRATEGY,
+            name="ensemble",
+            version=VERSION,
+            factory="tradefleet_plugins.strategies.ensemble:Ensemble",
+            params=EnsembleParams,
+            summary="Child strategies vote; trades when a quorum agrees with confidence.",
         ),
     ]
 

@@ -101,6 +101,9 @@ def test_preserve_unknown_fields_only_on_plugin_params(built: dict[str, Any]) ->
         ".spec.broker.params",
         ".spec.data.params",
         ".spec.risk[].params",
+        # Pod-spec pass-through: Kubernetes validates these when it takes the Deployment.
+        ".spec.runtime.affinity",
+        ".spec.runtime.tolerations[]",
         ".spec.strategy.params",
     ]
     for path in free:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -30,6 +31,11 @@ LABELS = {
     "app.kubernetes.io/managed-by": "tradefleet-operator",
     "tradefleet.io/bot": "eurusd-paper",
 }
+
+
+CRD_FILE = (
+    Path(__file__).resolve().parents[2] / "charts/tradefleet/crds/tradingbots.tradefleet.io.yaml"
+)
 
 
 def example_bot(**spec_changes: Any) -> dict[str, Any]:
@@ -443,3 +449,53 @@ def test_defaults_are_the_spec_models() -> None:
     pvc = objects.journal_pvc(parsed)
     assert pvc is not None
     assert pvc["spec"]["resources"]["requests"]["storage"] == JournalStorage().size
+
+
+def test_pod_placement_and_pull_settings_pass_through() -> None:
+    runtime = {
+        "imagePullSecrets": [{"name": "regcred"}],
+        "nodeSelector": {"pool": "trading"},
+        "tolerations": [{"key": "trading", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                    ]
+                }
+            }
+        },
+        "priorityClassName": "trading-high",
+        "serviceAccountName": "bot-sa",
+        "podLabels": {"team": "fx", "app.kubernetes.io/name": "not-ours"},
+        "podAnnotations": {"example.com/owner": "desk-1"},
+    }
+    body = {
+        "metadata": {"name": "placed", "namespace": "team-a"},
+        "spec": {
+            "mode": "paper",
+            "strategy": {"name": "ema-cross"},
+            "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+            "runtime": runtime,
+        },
+    }
+    crd = yaml.safe_load((CRD_FILE).read_text())
+    crd_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec_schema = crd_schema["properties"]["spec"]
+    for field in runtime:
+        assert field in spec_schema["properties"]["runtime"]["properties"], field
+    # The CRD accepts every new field (OpenAPI 3.0 bounds are draft 4's).
+    jsonschema.Draft4Validator(spec_schema).validate(body["spec"])
+    settings = OperatorSettings()
+    made = objects.deployment(TradingBot.parse(body), settings, "hash")
+    template = made["spec"]["template"]
+    pod = template["spec"]
+    for field in ("imagePullSecrets", "nodeSelector", "tolerations", "affinity"):
+        assert pod[field] == runtime[field]
+    assert pod["priorityClassName"] == "trading-high"
+    assert pod["serviceAccountName"] == "bot-sa"
+    assert pod["automountServiceAccountToken"] is False
+    assert template["metadata"]["labels"]["team"] == "fx"
+    assert made["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert template["metadata"]["annotations"]["example.com/owner"] == "desk-1"
+    assert template["metadata"]["annotations"][objects.CONFIG_HASH_ANNOTATION] == "hash"

@@ -13,12 +13,43 @@ from tradefleet_plugins.risk.sizers_params import FixedFractionalParams
 from tradefleet_plugins.strategies.ema_cross import EmaCross
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_runtime.model import Bar
+from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.sdk import Strategy, build_strategy
+
+# Params that make each built-in strategy trade on a 700-bar random walk. Every registered
+# strategy must be listed (checked below), so a new one cannot skip this test.
+EVERY_STRATEGY: dict[str, dict[str, object]] = {
+    "ema-cross": {"fast": 5, "slow": 20, "stop_loss_pct": 0.01, "take_profit_pct": 0.02},
+    "indicator-confluence": {"stop_loss_pct": 0.01, "take_profit_pct": 0.02, "ema_period": 20},
+    "bos-retest": {
+        "higher_timeframe": "3h",
+        "swing_left": 1,
+        "swing_right": 1,
+        "retest_pips": 200,
+        "pip_size": 0.01,
+        "expiry_bars": 10,
+    },
+    "fib-atr": {"trend_period": 20, "swing_left": 2, "swing_right": 2},
+    "ensemble": {
+        "children": [
+            {"name": "ema-cross", "params": {"fast": 3, "slow": 10}},
+            {"name": "ema-cross", "params": {"fast": 5, "slow": 20}},
+            {"name": "fib-atr", "params": {"trend_period": 20}},
+        ],
+        "quorum": 2,
+    },
+    # Trades only signals pushed from outside: no bar can make it decide anything.
+    "external-signal": {},
+}
 
 
 def _decisions(
-    bars: list[Bar],
+    bars: list[Bar], strategy: Strategy | None = None
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[float]]:
-    strategy = EmaCross(EmaCrossParams(fast=5, slow=20, stop_loss_pct=0.01, take_profit_pct=0.02))
+    if strategy is None:
+        strategy = EmaCross(
+            EmaCrossParams(fast=5, slow=20, stop_loss_pct=0.01, take_profit_pct=0.02)
+        )
     sizer = FixedFractional(FixedFractionalParams(risk_per_trade=0.02, max_leverage=3))
     engine = make_engine(strategy, risk=[("fixed-fractional", sizer)], broker={"fee_bps": 3})
     engine.run(bars)
@@ -58,6 +89,32 @@ def test_changing_bars_after_t_changes_no_decision_up_to_t(cut: int) -> None:
     assert upto(fills, 3) == [r for r in upto(other_fills, 3) if r[3] <= bars[cut].ts]
     assert equity[: cut + 1] == other_equity[: cut + 1]
     assert orders != other_orders, "the perturbation should change later decisions"
+
+
+def test_every_built_in_strategy_is_perturbed() -> None:
+    registry = PluginRegistry.discover(entry_points=False)
+    names = set(registry.names(PluginKind.STRATEGY))
+    assert names == set(EVERY_STRATEGY)
+
+
+@pytest.mark.parametrize("name", sorted(set(EVERY_STRATEGY) - {"external-signal"}))
+@pytest.mark.parametrize("cut", [150, 400])
+def test_no_built_in_strategy_decides_on_later_bars(name: str, cut: int) -> None:
+    bars = _random_walk(700, seed=11)
+    orders, fills, equity = _decisions(bars, build_strategy(name, EVERY_STRATEGY[name]))
+    changed = _perturb_after(bars, cut, seed=cut)
+    other_orders, other_fills, other_equity = _decisions(
+        changed, build_strategy(name, EVERY_STRATEGY[name])
+    )
+    decided_by = bars[cut].close_ts
+    assert [r for r in orders if int(str(r[5])) <= decided_by] == [
+        r for r in other_orders if int(str(r[5])) <= decided_by
+    ]
+    assert len(orders) >= 2, f"{name} should decide something on the random walk"
+    assert [r for r in fills if int(str(r[3])) <= bars[cut].ts] == [
+        r for r in other_fills if int(str(r[3])) <= bars[cut].ts
+    ]
+    assert equity[: cut + 1] == other_equity[: cut + 1]
 
 
 def test_a_strategy_never_sees_the_bar_it_is_filled_on() -> None:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.runner import assemble
+from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import load_manifest, parse_manifest
 from tradefleet_runtime.spec.checks import config_hash, validate_plugins
 

@@ -1,4 +1,4 @@
-"""A paper bot killed (SIGKILL) and restarted 20 times on one journal trades on, never again.
+"""A paper bot SIGKILLed and restarted 20 times on one journal trades on, never its history again.
 
 Regression for "a restarted paper bot trades its history again": the feed restarted from its
 first bar after every restart, so ids were created again and filled in several runs. Now a
@@ -62,7 +62,7 @@ def _equity_timestamps(db: sqlite3.Connection) -> list[int]:
 
 
 @pytest.mark.slow
-def test_paper_bot_sigkilled_and_restarted_20_times(tmp_path: Path) -> None:
+def test_restarted_paper_bot_never_trades_its_history_again(tmp_path: Path) -> None:
     journal = tmp_path / "paper.sqlite"
     rng = random.Random(7)
     for life in range(KILLS):

@@ -44,6 +44,7 @@ def _signal_engine(**params: Any) -> tuple[Any, list[Order]]:
     """An engine trading ``external-signal`` on the paper broker, recording every order sent."""
     strategy = ExternalSignal(ExternalSignalParams.model_validate(params))
     engine = make_engine(strategy, capital=100_000.0)
+    engine.signals = strategy  # it declares the takes-signals capability
     sent: list[Order] = []
     submit = engine.broker.submit
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import io
 import json
 import threading
@@ -22,11 +22,11 @@ from tests.service.fakes import (
     no_leaked_server_threads,  # noqa: F401 - autouse fixture
     running_server,
 )
+from tradefleet_runtime import cli
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.service.api import Direction, EventKind, Phase, Signal
 from tradefleet_runtime.service.auth import TokenAuth
-from tradefleet_runtime.service.cli_control import add_control_commands, run_control_command
 from tradefleet_runtime.service.client import ApiError, RuntimeClient
 from tradefleet_runtime.service.grpc_server import SERVICE_NAME, GrpcEndpoint
 
@@ -459,11 +459,9 @@ def cli_endpoint(control: FakeControlPlane, cli_tokens: Path) -> Iterator[GrpcEn
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="tradefleet")
-    add_control_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
     out = io.StringIO()
-    code = run_control_command(args, out=out)
+    with contextlib.redirect_stdout(out):
+        code = cli.main(list(argv))
     return code, out.getvalue()
 
 

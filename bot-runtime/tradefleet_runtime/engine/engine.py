@@ -38,6 +38,7 @@ from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.trading_state import TradingState
+from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
@@ -204,6 +205,9 @@ class Engine:
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
+        # What each bar is handed to: on_bar, after the strategy's declared indicators (set at
+        # start, once they are declared).
+        self._on_bar: Callable[[Bar], None] = strategy.on_bar
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -272,6 +276,7 @@ class Engine:
         self._wire(subscriptions)
         self.strategy.ctx = self.ctx
         self.strategy.on_start(self.ctx)
+        self._on_bar = bar_handler(self.strategy.on_bar, self.strategy.indicator_book)
         self._started = True
 
     def _wire(self, subscriptions: Iterable[Subscription]) -> None:
@@ -304,7 +309,7 @@ class Engine:
         """
         if not self._started:
             self.start()
-        strategy_on_bar = self.strategy.on_bar
+        strategy_on_bar = self._on_bar
         marks = self.portfolio.marks
         intents = self.ctx.intents
         count = 0
@@ -338,7 +343,7 @@ class Engine:
         """
         if not self._started:
             self.start()
-        strategy_on_bar = self.strategy.on_bar
+        strategy_on_bar = self._on_bar
         ctx = self.ctx
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio

@@ -28,6 +28,10 @@ walk-through from nothing to an installed, tested plugin is ``docs/writing-a-str
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from tradefleet_runtime.accounting import FillEffect, apply_fill
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_children
@@ -53,6 +57,31 @@ from tradefleet_runtime.contracts import (
     Subscription,
 )
 from tradefleet_runtime.errors import DataError, PluginError
+from tradefleet_runtime.indicators import (
+    ADX,
+    ATR,
+    DEFAULT_HISTORY,
+    EMA,
+    EXTENSIONS,
+    MACD,
+    RETRACEMENTS,
+    RSI,
+    SMA,
+    VWAP,
+    WMA,
+    BarHistory,
+    Bollinger,
+    CloseIndicator,
+    Donchian,
+    Fibonacci,
+    Indicator,
+    Series,
+    SessionVWAP,
+    Stochastic,
+    Swings,
+    bar_handler,
+    true_range,
+)
 from tradefleet_runtime.model import (
     Bar,
     Fill,
@@ -70,27 +99,71 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.plugins.hookspecs import hookimpl
-from tradefleet_runtime.plugins.registry import CONTRACT_VERSION, PluginKind, PluginSpec
+from tradefleet_runtime.plugins.registry import (
+    CONTRACT_VERSION,
+    PluginKind,
+    PluginRegistry,
+    PluginSpec,
+)
 from tradefleet_runtime.signals import Direction, Signal
 from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
 
+
+@functools.cache
+def _registry() -> PluginRegistry:
+    return PluginRegistry.discover()
+
+
+def build_strategy(
+    name: str, params: Mapping[str, Any] | None = None, field_path: Sequence[str | int] = ()
+) -> Strategy:
+    """Build the installed strategy plugin ``name`` with ``params`` (validated by its model;
+    a wrong one raises ``SpecError`` naming ``field_path``). For strategies made of other
+    strategies (``ensemble``): a plugin never imports the registry itself.
+
+    The child is not wired to the engine: the parent gives it a context (``child.ctx``), calls
+    its ``on_start``, then hands each bar to ``bar_handler(child.on_bar, child.indicator_book)``
+    so its declared indicators are updated first.
+    """
+    path = list(field_path) or ["strategy", name]
+    built: Strategy = _registry().build(PluginKind.STRATEGY, name, dict(params or {}), path)
+    return built
+
+
 __all__ = [
+    "ADX",
+    "ATR",
     "CONTRACT_VERSION",
+    "DEFAULT_HISTORY",
+    "EMA",
+    "EXTENSIONS",
+    "MACD",
+    "RETRACEMENTS",
+    "RSI",
+    "SMA",
     "STOP_LOSS_TAG",
     "TAKE_PROFIT_TAG",
+    "VWAP",
+    "WMA",
     "AccountRestorer",
     "Bar",
     "BarAggregator",
+    "BarHistory",
+    "Bollinger",
     "Broker",
     "BrokerContext",
     "Capability",
+    "CloseIndicator",
     "DataError",
     "DataFeed",
     "Direction",
+    "Donchian",
     "FeedReport",
     "FeedRequest",
+    "Fibonacci",
     "Fill",
     "FillEffect",
+    "Indicator",
     "Instrument",
     "NoParams",
     "Order",
@@ -108,21 +181,28 @@ __all__ = [
     "RiskDecision",
     "RiskLockHolder",
     "RiskPlugin",
+    "Series",
+    "SessionVWAP",
     "Side",
     "Signal",
     "SignalReceiver",
+    "Stochastic",
     "Strategy",
     "StrategyContext",
     "Subscription",
+    "Swings",
     "SymbolChecker",
     "Trade",
     "apply_fill",
+    "bar_handler",
     "bot_prefix",
     "bracket_children",
     "bucket_start",
+    "build_strategy",
     "child_order_id",
     "client_order_id",
     "format_timeframe",
     "hookimpl",
     "parse_timeframe",
+    "true_range",
 ]

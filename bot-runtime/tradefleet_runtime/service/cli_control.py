@@ -46,8 +46,6 @@ from tradefleet_runtime.service.client import (
     RuntimeClient,
     read_token,
 )
-from tradefleet_runtime.service.control_args import CONTROL_COMMANDS as CONTROL_COMMANDS
-from tradefleet_runtime.service.control_args import add_control_commands as add_control_commands
 
 
 def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.logs import configure_logging
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -27,10 +28,10 @@ from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build_app
 from tradefleet_runtime.service.metrics import RuntimeMetrics
-from tradefleet_runtime.service.serve_args import add_serve_command as add_serve_command
 from tradefleet_runtime.service.webhook_routes import signal_symbols
 from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import Mode, load_manifest
+from tradefleet_runtime.trade_log import TradeLogListener, log_phase
 
 log = logging.getLogger("tradefleet.serve")
 
@@ -60,6 +61,16 @@ _HTTP_LIMIT_OPTIONS = {
     "body_timeout_s": "--http-body-timeout",
     "max_connections": "--http-max-connections",
 }
+
+
+class LoggedController(BotController):
+    """The bot controller, with every order, fill, trade close, risk decision and state change
+    also logged as one line (in front of the metrics listener)."""
+
+    def _prepare(self, engine: Engine) -> None:
+        super()._prepare(engine)
+        currency = self.bot.manifest.spec.capital.currency
+        TradeLogListener(self.bot.name, currency).attach(engine)
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -96,7 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
     journal_path = args.journal or Path("journals") / f"{bot.name}.sqlite"
     journal = Journal(journal_path, durable=True)
     metrics = RuntimeMetrics(bot.name)
-    controller = BotController(bot, journal, registry, speed=args.speed, metrics=metrics)
+    controller = LoggedController(bot, journal, registry, speed=args.speed, metrics=metrics)
 
     add_routes = None
     if args.webhook_keys is not None:
@@ -135,8 +146,13 @@ def run_serve(args: argparse.Namespace) -> int:
     endpoint.set_serving(True)
     listening = {"event": "listening", "bot": bot.name, "grpc": endpoint.port, "http": http_port}
     print(json.dumps(listening), flush=True)
+    phase = controller.phase
+    log_phase(bot.name, phase.value)
     while not stop.is_set() and controller.alive:
         stop.wait(0.2)
+        if controller.phase is not phase:
+            phase = controller.phase
+            log_phase(bot.name, phase.value, controller.failure)
     started = time.monotonic()
     endpoint.set_serving(False)
     controller.stop()
@@ -144,6 +160,8 @@ def run_serve(args: argparse.Namespace) -> int:
     endpoint.stop(grace=1.0)
     http.stop()
     journal.close()
+    if controller.phase is not phase:
+        log_phase(bot.name, controller.phase.value, controller.failure)
     elapsed = time.monotonic() - started
     print(
         json.dumps({"event": "stopped", "bot": bot.name, "seconds": round(elapsed, 3)}), flush=True

@@ -1,56 +1,100 @@
-"""``tradefleet serve``'s arguments, kept apart from the service so that building the CLI's
-parser loads none of it (no grpc, aiohttp or prometheus_client for ``tradefleet backtest``)."""
+"""``tradefleet serve``'s options, kept apart from the service so that building the CLI loads
+none of it (no grpc, aiohttp or prometheus_client for ``tradefleet backtest``)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Any
 
+import click
+
 from tradefleet_runtime.service import limits
 
+_DIR = click.Path(path_type=Path, file_okay=False)
 
-def add_serve_command(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run one bot as a service (gRPC + HTTP)")
-    serve.add_argument("manifest", type=Path)
-    serve.add_argument("--grpc", default="0.0.0.0:50051", help="gRPC listen address")
-    serve.add_argument("--http", default="0.0.0.0:8080", help="HTTP listen address")
-    serve.add_argument("--auth-dir", type=Path, help="folder with control.token / read.token")
-    serve.add_argument(
-        "--insecure-no-auth", action="store_true", help="serve gRPC without tokens (development)"
-    )
-    serve.add_argument("--tls-dir", type=Path, help="folder with tls.crt, tls.key (and ca.crt)")
-    serve.add_argument("--webhook-keys", type=Path, help="folder of HMAC keys: enables the webhook")
-    serve.add_argument("--webhook-allow", action="append", default=[], help="allowed source CIDR")
-    serve.add_argument("--webhook-rate", type=int, default=60, help="signals per minute per key")
-    serve.add_argument(
-        "--http-header-timeout",
-        type=float,
-        default=limits.HTTP_HEADER_TIMEOUT_S,
-        help="seconds for a request's headers to arrive, else the connection is closed",
-    )
-    serve.add_argument(
-        "--http-body-timeout",
-        type=float,
-        default=limits.HTTP_BODY_TIMEOUT_S,
-        help="seconds for a request's body to arrive after its headers, else it is closed",
-    )
-    serve.add_argument(
-        "--http-max-connections",
-        type=int,
-        default=limits.HTTP_MAX_CONNECTIONS,
-        help="open HTTP connections at once; more are answered 503",
-    )
-    serve.add_argument(
-        "--speed", type=float, default=1.0, help="replay speed of a csv feed (0: no waiting)"
-    )
-    serve.add_argument("--journal", type=Path, help="journal file (default journals/NAME.sqlite)")
-    serve.add_argument("--grace", type=float, default=25.0, help="seconds to stop after SIGTERM")
-    serve.add_argument("--log-format", choices=["json", "text"], default="json")
-    serve.add_argument(
-        "--failure-file",
-        type=Path,
-        default=os.environ.get("TRADEFLEET_FAILURE_FILE") or None,
-        help="write why the bot failed here before exiting 1 (a container's termination "
-        "message file; default $TRADEFLEET_FAILURE_FILE)",
-    )
+
+@click.command(
+    "serve",
+    short_help="Run one bot as a service (gRPC + HTTP).",
+)
+@click.argument("manifest", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--grpc", default="0.0.0.0:50051", show_default=True, help="gRPC listen address.")
+@click.option("--http", default="0.0.0.0:8080", show_default=True, help="HTTP listen address.")
+@click.option(
+    "--auth-dir",
+    type=_DIR,
+    help="Folder with control.token and read.token (make one with: tradefleet auth init DIR).",
+)
+@click.option(
+    "--insecure-no-auth", is_flag=True, help="Serve gRPC without tokens (development only)."
+)
+@click.option("--tls-dir", type=_DIR, help="Folder with tls.crt, tls.key (and ca.crt).")
+@click.option("--webhook-keys", type=_DIR, help="Folder of HMAC keys: enables the webhook.")
+@click.option(
+    "--webhook-allow", multiple=True, help="Allowed source CIDR of webhook calls (repeatable)."
+)
+@click.option(
+    "--webhook-rate", type=int, default=60, show_default=True, help="Signals per minute per key."
+)
+@click.option(
+    "--http-header-timeout",
+    type=float,
+    default=limits.HTTP_HEADER_TIMEOUT_S,
+    show_default=True,
+    help="Seconds for a request's headers to arrive, else the connection is closed.",
+)
+@click.option(
+    "--http-body-timeout",
+    type=float,
+    default=limits.HTTP_BODY_TIMEOUT_S,
+    show_default=True,
+    help="Seconds for a request's body to arrive after its headers, else it is closed.",
+)
+@click.option(
+    "--http-max-connections",
+    type=int,
+    default=limits.HTTP_MAX_CONNECTIONS,
+    show_default=True,
+    help="Open HTTP connections at once; more are answered 503.",
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Replay speed of a csv feed (0: no waiting).",
+)
+@click.option(
+    "--journal",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Journal file (default: journals/NAME.sqlite).",
+)
+@click.option(
+    "--grace", type=float, default=25.0, show_default=True, help="Seconds to stop after SIGTERM."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    help="Same as tradefleet --log-format (kept for existing pod specs).",
+)
+@click.option(
+    "--failure-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: os.environ.get("TRADEFLEET_FAILURE_FILE") or None,
+    help="Write why the bot failed here before exiting 1 (a container's termination message "
+    "file; default: $TRADEFLEET_FAILURE_FILE).",
+)
+def serve_command(**options: Any) -> int:
+    """Run one bot as a long-lived service.
+
+    gRPC (control API, health, reflection) on one port; HTTP (/metrics, /healthz, /readyz,
+    /webhook/signal) on another. Every order, fill, trade close, risk veto and phase change is
+    logged as one line. SIGTERM or SIGINT: stop new entries, apply the bot's stop policy, flush
+    the journal, name every open position, exit 0 within the grace period; a failed bot exits 1.
+    """
+    from tradefleet_runtime.service.serve import run_serve
+
+    options["webhook_allow"] = list(options["webhook_allow"])
+    return run_serve(argparse.Namespace(**options))

@@ -198,6 +198,12 @@ def _default_resources() -> dict[str, dict[str, str | int]]:
     return {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
 
 
+class LocalObjectReference(_Model):
+    """A Secret in the bot's namespace, by name."""
+
+    name: str = Field(min_length=1, max_length=253, description="The Secret's name.")
+
+
 class RuntimeSpec(_Model):
     """How the bot's runtime pod is run."""
 
@@ -217,6 +223,34 @@ class RuntimeSpec(_Model):
     webhook: bool = Field(
         default=False,
         description="Serve the signed signal webhook (keys from the Secret <name>-webhook-keys).",
+    )
+    # Pod placement and pulling, passed to the bot's pod as Kubernetes spells them.
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, description="Secrets to pull a private runtime image with."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the bot's pod must run on."
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerations of the bot's pod, as in a Pod spec."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None, description="Affinity of the bot's pod, as in a Pod spec."
+    )
+    priority_class_name: str | None = Field(
+        default=None, description="PriorityClass of the bot's pod."
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount of the bot's pod (its token is not mounted); the operator's "
+        "default when unset.",
+    )
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels of the bot's pod (the operator's own labels win).",
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations of the bot's pod."
     )
 
 

@@ -1,6 +1,7 @@
 """``ema-cross``: long when the fast EMA crosses above the slow one, short (or flat) below.
 
-EMAs use ``alpha = 2 / (period + 1)`` seeded with the first close. The direction is taken after
+EMAs use ``alpha = 2 / (period + 1)`` seeded with the first close (``EMA(seed_first=True)``,
+declared per symbol and updated by the engine before each bar). The direction is taken after
 ``slow`` bars, and the strategy trades only when it changes (a cross), never on warm-up. Orders
 are left unsized: the bot's sizer (``fixed-size``, ``fixed-fractional``) decides the quantity.
 """
@@ -8,17 +9,7 @@ are left unsized: the bot's sizer (``fixed-size``, ``fixed-fractional``) decides
 from __future__ import annotations
 
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
-from tradefleet_runtime.sdk import Bar, Strategy, StrategyContext
-
-
-class _SymbolState:
-    __slots__ = ("count", "direction", "fast", "slow")
-
-    def __init__(self) -> None:
-        self.fast = 0.0
-        self.slow = 0.0
-        self.count = 0
-        self.direction = 0
+from tradefleet_runtime.sdk import EMA, Bar, Strategy, StrategyContext
 
 
 class EmaCross(Strategy):
@@ -26,37 +17,38 @@ class EmaCross(Strategy):
 
     def __init__(self, params: EmaCrossParams) -> None:
         super().__init__(params)
-        self._state: dict[str, _SymbolState] = {}
-        self.on_params_changed()
+        self._fast: dict[str, EMA] = {}
+        self._slow: dict[str, EMA] = {}
+        self._direction: dict[str, int] = {}
 
     def on_params_changed(self) -> None:
         # EMAs keep their values; new periods change only how fast they move from here on.
-        self._fast_alpha = 2.0 / (self.params.fast + 1)
-        self._slow_alpha = 2.0 / (self.params.slow + 1)
-        self._warmup = self.params.slow
+        for ema in self._fast.values():
+            ema.period, ema.alpha = self.params.fast, 2.0 / (self.params.fast + 1)
+        for ema in self._slow.values():
+            ema.period, ema.alpha = self.params.slow, 2.0 / (self.params.slow + 1)
 
     def warmup_bars(self) -> int:
         return self.params.slow
 
     def on_start(self, ctx: StrategyContext) -> None:
-        self._state = {symbol: _SymbolState() for symbol in ctx.symbols}
+        fast, slow = self.params.fast, self.params.slow
+        for symbol in ctx.symbols:
+            self._fast[symbol] = self.indicator(EMA(fast, seed_first=True), symbol)
+            self._slow[symbol] = self.indicator(EMA(slow, seed_first=True), symbol)
+            self._direction[symbol] = 0
 
     def on_bar(self, bar: Bar) -> None:
-        state = self._state[bar[0]]
-        close = bar[6]
-        if state.count:
-            state.fast += self._fast_alpha * (close - state.fast)
-            state.slow += self._slow_alpha * (close - state.slow)
-        else:
-            state.fast = state.slow = close
-        state.count += 1
-        if state.count < self._warmup:
+        symbol = bar[0]
+        slow_ema = self._slow[symbol]
+        if slow_ema.count < self.params.slow:
             return
-        fast, slow = state.fast, state.slow
+        fast, slow = self._fast[symbol].value, slow_ema.value
         direction = 1 if fast > slow else (-1 if fast < slow else 0)
-        if direction == 0 or direction == state.direction:
+        previous = self._direction[symbol]
+        if direction == 0 or direction == previous:
             return
-        previous, state.direction = state.direction, direction
+        self._direction[symbol] = direction
         if previous == 0:
             return  # the first direction after warm-up is not a cross
         self._turn(bar, direction)

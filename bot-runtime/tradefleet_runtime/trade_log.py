@@ -1,0 +1,190 @@
+"""What a running bot does, as log lines: one per order update, fill, trade close (with its net
+P&L and exit reason), risk veto or shrink, and trading-state change.
+
+:class:`TradeLogListener` is an engine listener; :meth:`TradeLogListener.attach` puts it in front
+of whatever listener the engine already has (the service's metrics listener), so both hear every
+event. ``tradefleet run`` and ``tradefleet serve`` attach one through ``BotSession(prepare=...)``.
+Each line's facts are also keys of the JSON log object (``event``, ``symbol``, ``pnl`` ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from tradefleet_runtime.engine.engine import Engine, EngineListener
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderUpdate,
+    Position,
+    RiskDecision,
+)
+
+log = logging.getLogger("tradefleet.trading")
+
+
+def _time(ts: int) -> str:
+    if ts <= 0:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+class TradeLogListener:
+    """Logs the engine's events; passes each on to the listener it was put in front of."""
+
+    def __init__(self, bot: str, currency: str = "") -> None:
+        self.bot = bot
+        self.currency = currency
+        self.engine: Engine | None = None
+        self.inner: EngineListener | None = None
+        self._trades_seen = 0
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+        self.inner = engine.listener
+        self._trades_seen = len(engine.portfolio.trades)
+        engine.listener = self
+
+    def _log(self, level: int, message: str, **fields: Any) -> None:
+        fields = {"bot": self.bot, **fields}
+        log.log(level, message, extra={"fields": fields})
+
+    def on_order(self, order: Order, update: OrderUpdate) -> None:
+        kind = order.tag or str(order.order_type.value)
+        price = f" @ {order.price:g}" if order.price is not None else ""
+        reason = f" ({update.reason})" if update.reason else ""
+        self._log(
+            logging.INFO,
+            f"order {update.status.value}: {order.side.value} {order.quantity:g} {order.symbol}"
+            f" {kind}{price}{reason}",
+            event="order",
+            status=update.status.value,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side.value,
+            quantity=order.quantity,
+            order_type=kind,
+            price=order.price,
+            reason=update.reason,
+            bar_time=_time(update.ts),
+        )
+        if self.inner is not None:
+            self.inner.on_order(order, update)
+
+    def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
+        reason = fill.reason or "fill"
+        self._log(
+            logging.INFO,
+            f"fill: {fill.side.value} {fill.quantity:g} {fill.symbol} @ {fill.price:g}"
+            f" ({reason}), fee {fill.fee:.2f}; position {position.quantity:+g}",
+            event="fill",
+            client_order_id=fill.client_order_id,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            reason=fill.reason,
+            position=position.quantity,
+            bar_time=_time(fill.ts),
+        )
+        if self.engine is not None:
+            trades = self.engine.portfolio.trades
+            for trade in trades[self._trades_seen :]:
+                side = "long" if trade.direction > 0 else "short"
+                self._log(
+                    logging.INFO,
+                    f"trade closed: {side} {trade.quantity:g} {trade.symbol}"
+                    f" {trade.entry_price:g} → {trade.exit_price:g}, net P&L"
+                    f" {trade.net_pnl:+,.2f} {self.currency}".rstrip()
+                    + f", exit {reason}",
+                    event="trade_closed",
+                    symbol=trade.symbol,
+                    direction=side,
+                    quantity=trade.quantity,
+                    entry_price=trade.entry_price,
+                    exit_price=trade.exit_price,
+                    pnl=trade.net_pnl,
+                    fees=trade.fees,
+                    currency=self.currency,
+                    exit_reason=reason,
+                    entry_time=_time(trade.entry_ts),
+                    bar_time=_time(trade.exit_ts),
+                )
+            self._trades_seen = len(trades)
+        if self.inner is not None:
+            self.inner.on_fill(fill, order, position)
+
+    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+        action = decision.action.value
+        if action != "approve":
+            self._log(
+                logging.WARNING if action == "veto" else logging.INFO,
+                f"risk {action} by {plugin}: {intent.side.value} {intent.symbol}"
+                f" — {decision.reason}",
+                event="risk",
+                action=action,
+                plugin=plugin,
+                code=decision.code,
+                symbol=intent.symbol,
+                side=intent.side.value,
+                reason=decision.reason,
+            )
+        if self.inner is not None:
+            self.inner.on_risk(plugin, intent, decision)
+
+    def on_state(self, kind: str, message: str) -> None:
+        self._log(logging.WARNING, f"state {kind}: {message}", event="state", state=kind)
+        if self.inner is not None:
+            self.inner.on_state(kind, message)
+
+
+def log_phase(bot: str, phase: str, detail: str = "") -> None:
+    """One line when a bot's phase changes (Starting, Running, Stopping, Stopped, Failed)."""
+    message = f"phase {phase}" + (f": {detail}" if detail else "")
+    level = logging.ERROR if phase == "Failed" else logging.INFO
+    log.log(level, message, extra={"fields": {"bot": bot, "event": "phase", "phase": phase}})
+
+
+class RunProgress:
+    """A one-line progress display on a terminal for ``tradefleet run``: the last bar's time,
+    bars, fills, closed trades and equity; refreshed at most 10 times a second."""
+
+    def __init__(self, console: Console, currency: str) -> None:
+        self.console = console
+        self.currency = currency
+        self.engine: Engine | None = None
+
+    def prepare(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def wrap(self, bars: Iterable[Bar]) -> Iterator[Bar]:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"))
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task("starting", total=None)
+            shown = 0.0
+            for count, bar in enumerate(bars, start=1):
+                yield bar
+                now = time.monotonic()
+                if now - shown >= 0.1:
+                    shown = now
+                    progress.update(task, description=self._line(bar, count))
+
+    def _line(self, bar: Bar, count: int) -> str:
+        engine = self.engine
+        if engine is None:
+            return f"{_time(bar.ts)} · {count:,} bars"
+        portfolio = engine.portfolio
+        return (
+            f"{_time(bar.ts)} · {count:,} bars · {engine.stats.fills:,} fills ·"
+            f" {len(portfolio.trades):,} trades · equity {portfolio.equity():,.2f} {self.currency}"
+        )

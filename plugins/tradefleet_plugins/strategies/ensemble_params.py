@@ -1,0 +1,51 @@
+"""Params of ``ensemble``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tradefleet_runtime.sdk import PluginParams
+
+
+class ChildParams(PluginParams):
+    name: str = Field(description="A strategy plugin's name (as `tradefleet plugins list` says).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Its params.")
+    confidence: float = Field(
+        default=0.8, ge=0, le=1, description="How much this child's vote is trusted (0–1)."
+    )
+
+
+def _default_children() -> list[ChildParams]:
+    return [
+        ChildParams(name="ema-cross", params={"fast": 12, "slow": 48}),
+        ChildParams(name="indicator-confluence"),
+        ChildParams(name="fib-atr"),
+    ]
+
+
+class EnsembleParams(PluginParams):
+    children: list[ChildParams] = Field(
+        default_factory=_default_children,
+        min_length=1,
+        description="The voting strategies, each by name and params.",
+    )
+    quorum: int = Field(
+        default=2, ge=1, le=100, description="Children that must agree on a direction."
+    )
+    min_confidence: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Least mean confidence of the agreeing children before acting.",
+    )
+    stop_loss_pct: float | None = Field(
+        default=None, gt=0, lt=1, description="Stop-loss distance from the entry bar's close."
+    )
+    take_profit_pct: float | None = Field(
+        default=None, gt=0, description="Take-profit distance from the entry bar's close."
+    )
+    exit_without_quorum: bool = Field(
+        default=False, description="Close the position when its direction loses the quorum."
+    )
