@@ -310,3 +310,31 @@ def test_points_an_interrupted_run_left_run_again(
     # The point the interruption failed ran again, with the one never reached: all four done.
     assert (resumed.ran, resumed.complete) == (2, 4)
     assert resumed.notes == ["1 grid point(s) an earlier run did not finish run again"]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_seeded_sampler_searches_every_kind_of_range_reproducibly(
+    sampler: str, tmp_path: Path
+) -> None:
+    space = {
+        "fast": {"int": [5, 20]},
+        "slow": {"int": [30, 60, 10]},
+        "allow_short": {"choice": [True, False]},
+        "stop_loss_pct": {"float": [0.001, 0.05], "log": True},
+    }
+    import optuna
+
+    chosen = []
+    for run in range(2):
+        study = tmp_path / f"{run}.jsonl"
+        with executor(1) as pool:
+            result = run_search(_config(study, space, sampler=sampler, trials=6, seed=7), pool)
+        assert (result.ran, result.complete) == (6, 6)
+        trials = optuna.load_study(study_name="opt-check", storage=str_storage(study)).trials
+        chosen.append([t.params for t in trials])
+    assert chosen[0] == chosen[1]  # the same seed samples the same params
+    for params in chosen[0]:
+        assert 5 <= params["fast"] <= 20
+        assert params["slow"] in (30, 40, 50, 60)
+        assert params["allow_short"] in (True, False)
+        assert 0.001 <= params["stop_loss_pct"] <= 0.05

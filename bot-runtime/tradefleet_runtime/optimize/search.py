@@ -12,7 +12,6 @@ Optuna is imported by this module only, which the commands import when they run.
 
 from __future__ import annotations
 
-import logging
 import math
 import multiprocessing
 import sys
@@ -56,8 +55,6 @@ METRICS: dict[str, Direction] = {
 }
 SAMPLERS = ("grid", "random", "tpe")
 DEFAULT_TRIALS = 100  # random and TPE; a grid runs its points
-
-log = logging.getLogger("tradefleet.optimize")
 
 
 @dataclass(frozen=True)
