@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tradefleet_runtime import logs
@@ -27,8 +28,12 @@ from tradefleet_runtime.errors import DataError, JournalError, PluginError, Spec
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.report.metrics import compute_figures
+from tradefleet_runtime.report.bars import BarRecorder
+from tradefleet_runtime.report.json_schema import report_json, trades_json
+from tradefleet_runtime.report.metrics import Report, ReportInput, build_report
+from tradefleet_runtime.report.sources import finish_backtest, from_journal, from_result
 from tradefleet_runtime.report.table import report_table
+from tradefleet_runtime.report.trades_table import trades_table
 from tradefleet_runtime.service.serve_args import serve_command
 from tradefleet_runtime.session import BotSession, RunOutcome, assemble, wall_clock
 from tradefleet_runtime.spec import Mode, load_manifest
@@ -52,11 +57,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PASS_THROUGH: dict[str, tuple[str, str]] = {
     "optimize": (
         "tradefleet_runtime.optimize.commands:optimize_main",
-        "Search a strategy's params on its data (Optuna, every core).",
+        "Search a strategy's params over a space (Optuna, every core).",
     ),
     "walkforward": (
         "tradefleet_runtime.optimize.commands:walkforward_main",
-        "Choose params in sample, judge them out of sample, report the latter.",
+        "Walk-forward analysis: params chosen in-sample, judged out-of-sample only.",
     ),
 }
 
@@ -198,7 +203,12 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 @tradefleet.command(context_settings=CONTEXT)
 @click.argument("manifest", type=_MANIFEST)
 @click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
-@click.option("--plot", type=_FILE, help="Write the equity curve to this PNG file.")
+@click.option(
+    "--plot",
+    type=_FILE,
+    help="Write a candlestick chart (trades, equity, drawdown) to this PNG file; a second"
+    " symbol's goes beside it as NAME-SYMBOL.png (needs the plot extra).",
+)
 @click.option("--journal", type=_FILE, help="Journal file (default: journals/NAME.sqlite).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def backtest(**options: Any) -> int:
@@ -237,6 +247,7 @@ def run(**options: Any) -> int:
 @click.argument("journal", type=_FILE)
 @click.option("--run", "run", help="Run id (default: the latest).")
 @click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
+@click.option("--trades", is_flag=True, help="List every trade (times, prices, P&L, reasons).")
 def report(**options: Any) -> int:
     """Reprint the report of a run from its journal.
 
@@ -306,7 +317,25 @@ def _with_progress(bars: Iterator[Bar], total: int, console: Console) -> Iterato
         progress.update(task, completed=count)
 
 
+def _plot_unavailable(err: Console) -> bool:
+    """Say so before a run when --plot cannot be drawn (not as a traceback after it)."""
+    from tradefleet_runtime.report.plot import INSTALL_HINT, plotting_missing
+
+    missing = plotting_missing()
+    if missing is None:
+        return False
+    err.print(
+        f"[bold red]refused[/]: --plot needs the plot extra ({missing} not importable):"
+        f" {escape(INSTALL_HINT)}",
+        markup=True,
+        highlight=False,
+    )
+    return True
+
+
 def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.plot and _plot_unavailable(err):
+        return 2
     manifest = load_manifest(args.manifest)
     if manifest.spec.mode is not Mode.BACKTEST:
         err.print(
@@ -315,60 +344,66 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         )
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
     journal = Journal(_journal_path(args.journal, bot.name), batched=True)
+    # Sees the traded bars: first open/last close per symbol, and OHLC arrays for a chart.
+    recorder = BarRecorder(ohlc=args.plot is not None)
     try:
         session = BotSession(bot, journal)
+        pacer = recorder.watch
         if not args.no_progress and not args.json and bot.feed is not None:
             total = bot.feed.report().bars
-            session.pacer = lambda bars: _with_progress(iter(bars), total, err)
+            pacer = lambda bars: _with_progress(recorder.watch(bars), total, err)  # noqa: E731
+        session.pacer = pacer
         outcome = session.run_to_end()
+        result = outcome.result
+        assert session.engine is not None
+        ended = result.equity_ts[-1] if result.equity_ts else 0
+        report_input = finish_backtest(
+            journal,
+            result,
+            session.engine.portfolio.end_of_data_trades(ended),
+            recorder.ranges(),
+        )
     finally:
         journal.close()
+    report = build_report(report_input)
     if args.plot:
-        from tradefleet_runtime.report.plot import write_plot
-
-        write_plot(
-            args.plot,
-            f"{bot.name} — equity",
-            list(outcome.result.equity_ts),
-            list(outcome.result.equity),
-            outcome.result.trades,
-        )
+        _write_charts(args.plot, bot.name, recorder, report_input)
     if args.json:
-        out.print_json(json.dumps(_json_figures(outcome)))
+        out.print_json(json.dumps(report_json(report, result.currency)))
         return 0
-    _print_outcome(out, bot.name, outcome)
+    _print_outcome(out, bot.name, outcome, report)
     if args.plot:
         out.print(f"plot: {args.plot}")
     return 0
 
 
-# The figures `backtest --json` prints, in this order: scripts rely on these keys.
-JSON_KEYS = (
-    "trades",
-    "win_rate",
-    "net_pnl",
-    "fees",
-    "final_equity",
-    "return_pct",
-    "sharpe",
-    "sortino",
-    "max_drawdown_pct",
-    "profit_factor",
-    "exposure_pct",
-)
+def _write_charts(path: Path, name: str, recorder: BarRecorder, data: ReportInput) -> None:
+    from tradefleet_runtime.report.plot import write_charts
+
+    # Indicator overlays: none yet. The strategy's declared indicators, recorded per bar
+    # like the OHLC arrays, go here as {symbol: {name: values aligned to the bars}}.
+    write_charts(
+        path,
+        name,
+        {symbol: recorder.ohlc(symbol) for symbol in recorder.symbols()},
+        data.timeframe_s,
+        data.timestamps,
+        data.equity,
+        data.trades,
+        overlays=None,
+    )
 
 
-def _json_figures(outcome: RunOutcome) -> dict[str, object]:
-    figures = outcome.figures.as_json()
-    return {key: figures[key] for key in JSON_KEYS}
-
-
-def _print_outcome(out: Console, name: str, outcome: RunOutcome) -> None:
+def _print_outcome(
+    out: Console, name: str, outcome: RunOutcome, report: Report | None = None
+) -> None:
     result = outcome.result
     title = f"{name}: {result.bars:,} bars"
     if result.history_bars:
         title += f" (after {result.history_bars:,} bars of warm-up)"
-    out.print(report_table(title, outcome.figures, result.currency))
+    if report is None:
+        report = build_report(from_result(result))
+    out.print(report_table(title, report, result.currency))
     if result.feed is not None:
         for note in result.feed.notes:
             out.print(f"data: {note}")
@@ -463,23 +498,20 @@ def _report(args: argparse.Namespace, out: Console) -> int:
                 f"{args.journal}: no run {args.run!r} (runs: {', '.join(r.run_id for r in runs)})"
             )
         run = chosen[0]
-        timestamps, equity, exposure = journal.equity_curve(run.run_id)
-        trades = journal.trades(run.run_id)
-        fees = journal.fees(run.run_id)
+        data = from_journal(journal, run)
     finally:
         journal.close()
-    figures = compute_figures(
-        initial=run.initial_capital,
-        timestamps=timestamps,
-        equity=equity,
-        exposure=exposure,
-        trades=trades,
-        fees=float(fees),
-    )
+    report = build_report(data)
     if args.json:
-        out.print_json(json.dumps(figures.as_json()))
+        document = report_json(report, run.currency)
+        if args.trades:
+            document["trade_list"] = trades_json(data.trades)
+        out.print_json(json.dumps(document))
         return 0
-    out.print(report_table(f"{run.bot} run {run.run_id} ({run.status})", figures, run.currency))
+    title = f"{run.bot} run {run.run_id} ({run.status})"
+    out.print(report_table(title, report, run.currency))
+    if args.trades:
+        out.print(trades_table(f"{run.bot} run {run.run_id}: trades", data.trades, run.currency))
     return 0
 
 

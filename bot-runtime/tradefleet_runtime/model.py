@@ -189,9 +189,19 @@ class RiskDecision(NamedTuple):
         return cls(RiskAction.VETO, 0.0, reason, code)
 
 
+# The exit reason of a position still open when a backtest's data ends: the report marks it at
+# the last close as if closed there (no exit fee), so every position shows up as a trade.
+END_OF_DATA = "end of data"
+
+
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """One round trip: from flat (or a reversal) back to flat (or the next reversal)."""
+    """One round trip: from flat (or a reversal) back to flat (or the next reversal).
+
+    ``entry_reason``/``exit_reason`` are the ``Fill.reason`` of the fill that opened the trade
+    and of the one that ended it: the order's tag (``stop_loss``/``take_profit`` for bracket
+    children, the strategy's own tags, ``emergency-flatten``...) or, untagged, its type.
+    """
 
     symbol: str
     direction: int  # +1 long, -1 short
@@ -202,6 +212,8 @@ class Trade:
     exit_price: float
     gross_pnl: float
     fees: float
+    entry_reason: str = ""
+    exit_reason: str = ""
 
     @property
     def net_pnl(self) -> float:

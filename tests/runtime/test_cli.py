@@ -51,7 +51,7 @@ def test_backtest_json_then_report_reprints_the_same_figures(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert set(figures) == JSON_KEYS
+    assert set(figures) >= JSON_KEYS
     assert figures["trades"] > 10
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = _tradefleet("report", str(journal), "--json")

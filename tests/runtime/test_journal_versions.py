@@ -50,7 +50,9 @@ def test_a_version_2_journal_is_migrated_and_read_the_same(tmp_path: Path) -> No
     journal.close()
     # Opening it again does not migrate again.
     again = Journal(path)
-    assert dict(again.query("SELECT key, value FROM meta"))["schema_version"] == "3"
+    assert dict(again.query("SELECT key, value FROM meta"))["schema_version"] == str(
+        versions.CURRENT
+    )
     again.close()
 
 

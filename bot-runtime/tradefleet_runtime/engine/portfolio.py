@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tradefleet_runtime.accounting import FillEffect, apply_fill
-from tradefleet_runtime.model import Fill, Position, Trade
+from tradefleet_runtime.model import END_OF_DATA, Fill, Position, Trade
 
 
 @dataclass
 class _OpenTrade:
     direction: int
     entry_ts: int
+    entry_reason: str = ""
     quantity: float = 0.0  # largest size held during the trade
     entry_value: float = 0.0
     entry_qty: float = 0.0
@@ -112,6 +113,8 @@ class Portfolio:
                         exit_price=trade.exit_value / trade.exit_qty,
                         gross_pnl=trade.gross,
                         fees=trade.fees,
+                        entry_reason=trade.entry_reason,
+                        exit_reason=fill.reason,
                     )
                 )
                 del self._open_trades[symbol]
@@ -121,8 +124,39 @@ class Portfolio:
             fee_share_open = fill.fee - fee_share_close
             if trade is None:
                 direction = 1 if fill.side == "buy" else -1
-                trade = self._open_trades[symbol] = _OpenTrade(direction, fill.ts)
+                trade = self._open_trades[symbol] = _OpenTrade(direction, fill.ts, fill.reason)
             trade.entry_value += opened * fill.price
             trade.entry_qty += opened
             trade.fees += fee_share_open
             trade.quantity = max(trade.quantity, abs(self.positions[symbol].quantity))
+
+    def end_of_data_trades(self, ts: int) -> list[Trade]:
+        """Every trade still open, as if closed at its mark at ``ts`` (reason ``END_OF_DATA``).
+
+        For reports at the end of a backtest: the account is left as it is. No exit fee is
+        charged, so the trades' net P&L adds up to the change of equity.
+        """
+        ended = []
+        for symbol, trade in self._open_trades.items():
+            position = self.positions[symbol]
+            if not position.quantity:
+                continue
+            mark = self.marks.get(symbol, position.average_price)
+            held = abs(position.quantity)
+            exit_value = trade.exit_value + held * mark
+            ended.append(
+                Trade(
+                    symbol=symbol,
+                    direction=trade.direction,
+                    quantity=trade.quantity,
+                    entry_ts=trade.entry_ts,
+                    exit_ts=ts,
+                    entry_price=trade.entry_value / trade.entry_qty,
+                    exit_price=exit_value / (trade.exit_qty + held),
+                    gross_pnl=trade.gross + position.unrealized_pnl(mark),
+                    fees=trade.fees,
+                    entry_reason=trade.entry_reason,
+                    exit_reason=END_OF_DATA,
+                )
+            )
+        return ended

@@ -1,4 +1,4 @@
--- tradefleet journal schema, version 3 (journal/versions.py migrates older files or refuses
+-- tradefleet journal schema, version 4 (journal/versions.py migrates older files or refuses
 -- them). One file per bot; a run is one start of the bot.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -82,7 +82,23 @@ CREATE TABLE IF NOT EXISTS trades (
     exit_price REAL NOT NULL,
     gross_pnl REAL NOT NULL,
     fees REAL NOT NULL,
+    -- The reasons (order tag or type) of the opening and the closing fill; a position open
+    -- when a backtest's data ended is journaled as a trade with exit_reason 'end of data'.
+    entry_reason TEXT NOT NULL DEFAULT '',
+    exit_reason TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, seq)
+);
+-- The bars a run traded, per symbol: how many, the first open and the last close (the
+-- buy-and-hold benchmark of the report), written once at the end of a backtest.
+CREATE TABLE IF NOT EXISTS run_symbols (
+    run_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    bars INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    first_open REAL NOT NULL,
+    last_ts INTEGER NOT NULL,
+    last_close REAL NOT NULL,
+    PRIMARY KEY (run_id, symbol)
 );
 -- Per-bar equity, in chunks: each row packs consecutive snapshots as little-endian arrays
 -- (ts: int64, equity and exposure: float64). A row per bar would cost more than the bar.

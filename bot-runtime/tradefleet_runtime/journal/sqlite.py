@@ -61,7 +61,16 @@ _UPSERT_POSITION = (
     " quantity = excluded.quantity, average_price = excluded.average_price,"
     " realized_pnl = excluded.realized_pnl, updated_ts = excluded.updated_ts"
 )
-_INSERT_TRADE = "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Columns named: a migrated file has the reason columns last, a new one too, but say so.
+_INSERT_TRADE = (
+    "INSERT OR REPLACE INTO trades (run_id, seq, symbol, direction, quantity, entry_ts, exit_ts,"
+    " entry_price, exit_price, gross_pnl, fees, entry_reason, exit_reason)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RUN_SYMBOL = (
+    "INSERT OR REPLACE INTO run_symbols (run_id, symbol, bars, first_ts, first_open, last_ts,"
+    " last_close) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_RISK = (
     "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, quantity_in,"
     " quantity_out, reason, client_order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -341,25 +350,18 @@ class Journal:
             (_INSERT_UPDATE, (run, fill.client_order_id, fill.ts, order_status.value, "", None)),
         ]
         for seq, trade in trades:
-            statements.append(
-                (
-                    _INSERT_TRADE,
-                    (
-                        run,
-                        seq,
-                        trade.symbol,
-                        trade.direction,
-                        trade.quantity,
-                        trade.entry_ts,
-                        trade.exit_ts,
-                        trade.entry_price,
-                        trade.exit_price,
-                        trade.gross_pnl,
-                        trade.fees,
-                    ),
-                )
-            )
+            statements.append((_INSERT_TRADE, _trade_row(run, seq, trade)))
         self._write(*statements)
+
+    def record_trades(self, trades: Iterable[tuple[int, Trade]]) -> None:
+        """Trades that no fill closed: positions open when a backtest's data ended."""
+        run = self.run_id
+        self._write(*((_INSERT_TRADE, _trade_row(run, seq, trade)) for seq, trade in trades))
+
+    def record_run_symbols(self, rows: Iterable[tuple[str, int, int, float, int, float]]) -> None:
+        """Per symbol traded: (symbol, bars, first ts, first open, last ts, last close)."""
+        run = self.run_id
+        self._write(*((_INSERT_RUN_SYMBOL, (run, *row)) for row in rows))
 
     def record_risk(
         self,
@@ -470,10 +472,21 @@ class Journal:
     def trades(self, run_id: str) -> list[Trade]:
         rows = self._db.execute(
             "SELECT symbol, direction, quantity, entry_ts, exit_ts, entry_price, exit_price,"
-            " gross_pnl, fees FROM trades WHERE run_id = ? ORDER BY seq",
+            " gross_pnl, fees, entry_reason, exit_reason FROM trades WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ).fetchall()
         return [Trade(*row) for row in rows]
+
+    def run_symbols(self, run_id: str) -> list[tuple[str, int, int, float, int, float]]:
+        """What ``record_run_symbols`` wrote for a run (empty for runs that wrote none)."""
+        rows = self.query(
+            "SELECT symbol, bars, first_ts, first_open, last_ts, last_close FROM run_symbols"
+            " WHERE run_id = ? ORDER BY symbol",
+            run_id,
+        )
+        return [
+            (str(r[0]), int(r[1]), int(r[2]), float(r[3]), int(r[4]), float(r[5])) for r in rows
+        ]
 
     def fees(self, run_id: str) -> float:
         """Every fee a run paid, in the account currency."""
@@ -606,6 +619,24 @@ class Journal:
                 (signal_id, self.run_id, ts, int(accepted), reason, client_order_id),
             )
         )
+
+
+def _trade_row(run: str, seq: int, trade: Trade) -> tuple[Any, ...]:
+    return (
+        run,
+        seq,
+        trade.symbol,
+        trade.direction,
+        trade.quantity,
+        trade.entry_ts,
+        trade.exit_ts,
+        trade.entry_price,
+        trade.exit_price,
+        trade.gross_pnl,
+        trade.fees,
+        trade.entry_reason,
+        trade.exit_reason,
+    )
 
 
 def _explain(error: BaseException) -> str:

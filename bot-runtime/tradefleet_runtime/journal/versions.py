@@ -10,6 +10,9 @@ History:
   released bot ran it; refused.
 - 2: ``order_updates`` log and packed ``equity_chunks`` (release 0.1.0).
 - 3: ``signals`` (idempotency of external signals). 2 → 3 only adds the table.
+- 4: ``trades.entry_reason``/``exit_reason`` (why a trade opened and ended) and
+  ``run_symbols`` (first open and last close per symbol: the report's buy-and-hold benchmark).
+  3 → 4 adds the columns (``ALTER TABLE``; old trades get '') and the table.
 """
 
 from __future__ import annotations
@@ -18,8 +21,17 @@ import sqlite3
 
 from tradefleet_runtime.errors import JournalError
 
-CURRENT = 3
+CURRENT = 4
 OLDEST_MIGRATABLE = 2
+
+# Statements that change existing tables, by the version they lead to. New tables come from the
+# schema script (CREATE ... IF NOT EXISTS), which runs first.
+_STEPS: dict[int, tuple[str, ...]] = {
+    4: (
+        "ALTER TABLE trades ADD COLUMN entry_reason TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE trades ADD COLUMN exit_reason TEXT NOT NULL DEFAULT ''",
+    ),
+}
 
 
 def stored_version(db: sqlite3.Connection) -> int | None:
@@ -56,13 +68,16 @@ def check_openable(version: int | None) -> None:
 def migrate(db: sqlite3.Connection, version: int, schema: str) -> None:
     """Bring a file from ``version`` to ``CURRENT`` in one transaction.
 
-    Every step so far only adds tables, which the schema script creates; later steps that
-    change existing tables go here, version by version.
+    The schema script creates the tables a step adds; ``_STEPS`` changes existing ones,
+    version by version (a version 2 file takes every step after 2).
     """
     db.execute("BEGIN IMMEDIATE")
     try:
         for statement in _statements(schema):
             db.execute(statement)
+        for target in range(version + 1, CURRENT + 1):
+            for statement in _STEPS.get(target, ()):
+                db.execute(statement)
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(CURRENT),)
         )

@@ -3,17 +3,25 @@
 Sharpe and Sortino are annualised with the number of bars per year *observed in the data*
 (a forex market closed at weekends has about 6,200 hourly bars a year, crypto 8,766), with a
 zero risk-free rate. Returns are simple per-bar returns of equity.
+
+The trader's report (``build_report``) adds figures of the trades (expectancy, average win and
+loss, duration, losing streak), groups (long/short, per symbol, per exit reason), calendar
+months, CAGR and Calmar over the run's span (first bar's open to last bar's close), and an
+equal-weight buy-and-hold benchmark. A position still open at the end counts as a trade closed
+at the last close with the reason "end of data" (no exit fee), so trades add up to the equity.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from tradefleet_runtime.model import Trade
+from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG
+from tradefleet_runtime.model import END_OF_DATA, Trade
 
 SECONDS_PER_YEAR = 365.25 * 86400
 
@@ -104,4 +112,237 @@ def compute_figures(
         exposure_pct=exposed * 100.0,
         bars=int(curve.size),
         periods_per_year=per_year,
+    )
+
+
+# -- the trader's report: figures of trades, groups, months and a benchmark -------------------
+
+# What kind of exit a fill reason is. Reasons are order tags (bracket children carry the
+# brackets module's tags, strategies their own) or, untagged, the order type.
+STOP_LOSS = "stop-loss"
+TAKE_PROFIT = "take-profit"
+SIGNAL = "signal"
+RISK = "risk"
+_STOP_REASONS = frozenset({STOP_LOSS_TAG, "stop-loss", "stop", "sl", "trailing_stop"})
+_TARGET_REASONS = frozenset({TAKE_PROFIT_TAG, "take-profit", "tp"})
+# Flattens the runtime itself sends: the kill switch and the stop policy; risk plugins' tags.
+_RISK_REASONS = frozenset({"emergency-flatten", "stop-flatten"})
+
+
+def exit_kind(reason: str) -> str:
+    """stop-loss, take-profit, risk, end of data, or signal (the strategy's own exits)."""
+    if reason in _STOP_REASONS:
+        return STOP_LOSS
+    if reason in _TARGET_REASONS:
+        return TAKE_PROFIT
+    if reason == END_OF_DATA:
+        return END_OF_DATA
+    if reason in _RISK_REASONS or reason.startswith("risk"):
+        return RISK
+    return SIGNAL
+
+
+@dataclass(frozen=True)
+class TradeGroup:
+    """Trades sharing a direction, a symbol or an exit reason. A win is a net P&L > 0."""
+
+    trades: int
+    wins: int
+    net_pnl: float
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.trades if self.trades else 0.0
+
+    @property
+    def expectancy(self) -> float:
+        return self.net_pnl / self.trades if self.trades else 0.0
+
+    def as_json(self) -> dict[str, float | int]:
+        return {
+            "trades": self.trades,
+            "wins": self.wins,
+            "win_rate": self.win_rate,
+            "net_pnl": self.net_pnl,
+            "expectancy": self.expectancy,
+        }
+
+
+def group_trades(trades: Sequence[Trade], key: Callable[[Trade], str]) -> dict[str, TradeGroup]:
+    """One ``TradeGroup`` per key, most trades first (ties by key)."""
+    counts: dict[str, list[float]] = {}
+    for trade in trades:
+        counts.setdefault(key(trade), []).append(trade.net_pnl)
+    groups = {
+        name: TradeGroup(len(pnls), sum(1 for p in pnls if p > 0), math.fsum(pnls))
+        for name, pnls in counts.items()
+    }
+    return dict(sorted(groups.items(), key=lambda item: (-item[1].trades, item[0])))
+
+
+def longest_losing_streak(trades: Sequence[Trade]) -> int:
+    """Most consecutive trades, in order of exit, that were not wins (net P&L ≤ 0)."""
+    longest = current = 0
+    for trade in sorted(trades, key=lambda t: t.exit_ts):  # stable: same-time exits keep order
+        current = current + 1 if trade.net_pnl <= 0 else 0
+        longest = max(longest, current)
+    return longest
+
+
+def cagr(initial: float, final: float, years: float) -> float | None:
+    """Compound annual growth rate (a fraction); None without a span or with equity ≤ 0.
+
+    Runs shorter than a year are extrapolated, as the formula does; read it with the span
+    (one too short to extrapolate without overflowing gives None).
+    """
+    if years <= 0 or initial <= 0 or final <= 0:
+        return None
+    try:
+        return float((final / initial) ** (1.0 / years) - 1.0)
+    except OverflowError:  # hours of data extrapolated to a year: no meaningful figure
+        return None
+
+
+def monthly_returns(
+    timestamps: Sequence[int] | np.ndarray, equity: Sequence[float] | np.ndarray, initial: float
+) -> list[tuple[str, float]]:
+    """("YYYY-MM", return as a fraction) per calendar month (UTC) of the equity curve.
+
+    A month's return is its last equity over the previous month's last (``initial`` for the
+    first month); a bar belongs to the month its close time falls in.
+    """
+    stamps = np.asarray(timestamps, dtype="int64")
+    curve = np.asarray(equity, dtype=float)
+    if stamps.size == 0:
+        return []
+    months = stamps.astype("datetime64[s]").astype("datetime64[M]")
+    last = np.flatnonzero(np.append(months[1:] != months[:-1], True))  # last bar of each month
+    ends = curve[last]
+    starts = np.concatenate(([initial], ends[:-1]))
+    return [
+        (str(month), float(end / start - 1.0))
+        for month, end, start in zip(months[last], ends, starts, strict=True)
+    ]
+
+
+class SymbolRange(NamedTuple):
+    """The bars a run traded for one symbol (journaled in ``run_symbols``)."""
+
+    symbol: str
+    bars: int
+    first_ts: int  # open time of the first traded bar
+    first_open: float
+    last_ts: int
+    last_close: float
+
+    @property
+    def buy_and_hold(self) -> float:
+        return self.last_close / self.first_open - 1.0 if self.first_open else 0.0
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Buy and hold: equal parts of the capital in each symbol at the first traded bar's open,
+    held to the last bar's close, never rebalanced, no fees. The portfolio's return is then
+    the plain mean of the symbols' returns."""
+
+    symbols: tuple[SymbolRange, ...]
+    years: float
+
+    @property
+    def return_pct(self) -> float:
+        return float(np.mean([s.buy_and_hold for s in self.symbols])) * 100.0
+
+    def as_json(self) -> dict[str, object]:
+        growth = cagr(1.0, 1.0 + self.return_pct / 100.0, self.years)
+        return {
+            "method": "equal-weight buy and hold: first traded open to last close, no fees",
+            "return_pct": self.return_pct,
+            "cagr_pct": None if growth is None else growth * 100.0,
+            "symbols": {
+                s.symbol: {
+                    "first_open": s.first_open,
+                    "last_close": s.last_close,
+                    "return_pct": s.buy_and_hold * 100.0,
+                }
+                for s in self.symbols
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """What a report is computed from: the same for a backtest just run and a journal read."""
+
+    initial: float
+    currency: str
+    timeframe_s: int
+    timestamps: Sequence[int] | np.ndarray  # close time of each bar (equity snapshots)
+    equity: Sequence[float] | np.ndarray
+    exposure: Sequence[float] | np.ndarray
+    trades: Sequence[Trade]  # closed trades, then any still open as END_OF_DATA trades
+    fees: float
+    symbols: Sequence[SymbolRange] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the report table shows (``report.json_schema`` turns it into JSON)."""
+
+    figures: Figures
+    start_ts: int | None  # open of the first bar
+    end_ts: int | None  # close of the last bar
+    years: float
+    cagr: float | None
+    calmar: float | None  # CAGR over max drawdown; None without a drawdown or a CAGR
+    expectancy: float  # mean net P&L per trade
+    average_win: float | None
+    average_loss: float | None  # ≤ 0
+    average_duration_s: float | None
+    longest_losing_streak: int
+    by_direction: dict[str, TradeGroup]
+    by_symbol: dict[str, TradeGroup]
+    exit_reasons: dict[str, TradeGroup]
+    monthly: list[tuple[str, float]]
+    benchmark: Benchmark | None
+
+
+def build_report(data: ReportInput) -> Report:
+    """All the report's figures, from a run's equity curve, trades and traded bars."""
+    trades = data.trades
+    figures = compute_figures(
+        initial=data.initial,
+        timestamps=data.timestamps,
+        equity=data.equity,
+        exposure=data.exposure,
+        trades=trades,
+        fees=data.fees,
+    )
+    stamps = np.asarray(data.timestamps, dtype="int64")
+    start = int(stamps[0]) - data.timeframe_s if stamps.size else None
+    end = int(stamps[-1]) if stamps.size else None
+    years = (end - start) / SECONDS_PER_YEAR if start is not None and end is not None else 0.0
+    growth = cagr(data.initial, figures.final_equity, years)
+    drawdown = figures.max_drawdown_pct / 100.0
+    wins = [t.net_pnl for t in trades if t.net_pnl > 0]
+    losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
+    return Report(
+        figures=figures,
+        start_ts=start,
+        end_ts=end,
+        years=years,
+        cagr=growth,
+        calmar=growth / drawdown if growth is not None and drawdown > 0 else None,
+        expectancy=math.fsum(t.net_pnl for t in trades) / len(trades) if trades else 0.0,
+        average_win=math.fsum(wins) / len(wins) if wins else None,
+        average_loss=math.fsum(losses) / len(losses) if losses else None,
+        average_duration_s=(
+            math.fsum(t.exit_ts - t.entry_ts for t in trades) / len(trades) if trades else None
+        ),
+        longest_losing_streak=longest_losing_streak(trades),
+        by_direction=group_trades(trades, lambda t: "long" if t.direction > 0 else "short"),
+        by_symbol=group_trades(trades, lambda t: t.symbol),
+        exit_reasons=group_trades(trades, lambda t: t.exit_reason or "(none)"),
+        monthly=monthly_returns(stamps, data.equity, data.initial),
+        benchmark=Benchmark(tuple(data.symbols), years) if data.symbols else None,
     )

@@ -1,69 +1,269 @@
-"""The equity-curve plot: equity with trades marked, and drawdown below (matplotlib, lazily)."""
+"""The run's chart: candles with indicator overlays, entries and exits marked with their reason,
+and the account's equity and drawdown in panels below (mplfinance, imported lazily).
+
+Choices a reader should know:
+- **One PNG per symbol.** The first symbol goes to the file asked for, each other one beside it
+  as ``NAME-SYMBOL.png``; equity and drawdown are the whole account's in every file.
+- **Long runs are downsampled, not paged.** Past ``MAX_CANDLES`` bars, each candle joins ``k``
+  consecutive bars (open of the first, highest high, lowest low, close of the last) and the
+  title says so; equity is the last value in each candle and drawdown its deepest. A trade's
+  markers sit in the candle holding its fill, at the fill's price: several trades in one
+  candle of the same kind share a marker there.
+- ``chart_data`` (pure numpy) decides everything drawn; ``write_chart`` only draws it, so tests
+  check the data handed to mplfinance, not pixels.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tradefleet_runtime.model import Trade
+from tradefleet_runtime.model import END_OF_DATA, Trade
+from tradefleet_runtime.report.bars import OHLC
+from tradefleet_runtime.report.metrics import RISK, SIGNAL, STOP_LOSS, TAKE_PROFIT, exit_kind
+
+MAX_CANDLES = 500
+INSTALL_HINT = "pip install 'tradefleet[plot]'"
+
+# Marker of each kind: (label, matplotlib marker, colour). Entries point the trade's way; exits
+# differ in shape as well as colour, so they read in grey print too.
+LONG_ENTRY = "long entry"
+SHORT_ENTRY = "short entry"
+MARKERS: dict[str, tuple[str, str]] = {
+    LONG_ENTRY: ("^", "#1a9641"),
+    SHORT_ENTRY: ("v", "#d7191c"),
+    f"exit: {STOP_LOSS}": ("X", "#b2182b"),
+    f"exit: {TAKE_PROFIT}": ("*", "#f4a300"),
+    f"exit: {SIGNAL}": ("o", "#2166ac"),
+    f"exit: {RISK}": ("D", "#7b3294"),
+    f"exit: {END_OF_DATA}": ("s", "#636363"),
+}
+OVERLAY_COLOURS = ("#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 
 
-def write_plot(
-    path: str | Path,
-    title: str,
-    timestamps: Sequence[int],
-    equity: Sequence[float],
+def plotting_missing() -> str | None:
+    """None when the ``plot`` extra imports; else the modules that do not (for a message)."""
+    missing = []
+    for module in ("matplotlib", "pandas", "mplfinance"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    return ", ".join(missing) or None
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What one symbol's chart draws, one value per candle."""
+
+    symbol: str
+    bars_per_candle: int
+    times: np.ndarray  # open time of each candle, datetime64[s]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    equity: np.ndarray
+    drawdown_pct: np.ndarray  # ≤ 0
+    markers: dict[str, np.ndarray]  # kind -> price in the candle, NaN where none
+    overlays: dict[str, np.ndarray]
+
+    def marker_count(self, kind: str) -> int:
+        return int(np.count_nonzero(~np.isnan(self.markers[kind])))
+
+
+def chart_data(
+    symbol: str,
+    bars: OHLC,
+    timeframe_s: int,
+    equity_ts: Sequence[int] | np.ndarray,
+    equity: Sequence[float] | np.ndarray,
     trades: Sequence[Trade],
-) -> Path:
+    overlays: Mapping[str, Sequence[float | None]] | None = None,
+    max_candles: int = MAX_CANDLES,
+) -> ChartData:
+    """Candles, markers, overlays, equity and drawdown of ``symbol``, downsampled to at most
+    ``max_candles`` candles. ``overlays`` are series aligned to ``bars`` (None: no value)."""
+    n = int(bars.ts.size)
+    if n == 0:
+        raise ValueError(f"{symbol}: no bars to chart")
+    k = max(1, -(-n // max_candles))  # bars per candle, rounded up
+    starts = np.arange(0, n, k)
+    ends = np.minimum(starts + k, n) - 1
+    times = bars.ts[starts].astype("datetime64[s]")
+
+    curve = np.asarray(equity, dtype=float)
+    stamps = np.asarray(equity_ts, dtype="int64")
+    if curve.size:
+        # Equity when each candle closed, and the deepest drawdown reached inside it.
+        peaks = np.maximum.accumulate(curve)
+        drawdown = (curve - peaks) / peaks * 100.0
+        closes_at = bars.ts[ends] + timeframe_s
+        last = np.clip(np.searchsorted(stamps, closes_at, side="right") - 1, 0, curve.size - 1)
+        first = np.concatenate(([0], np.minimum(last[:-1] + 1, curve.size - 1)))
+        candle_equity = curve[last]
+        candle_drawdown = np.minimum.reduceat(drawdown, first)
+        candle_drawdown = np.minimum(candle_drawdown, drawdown[last])
+    else:
+        candle_equity = np.full(starts.size, np.nan)
+        candle_drawdown = np.zeros(starts.size)
+
+    def candle_of(ts: int) -> int:
+        # The bar holding ts (fills happen at or after a bar's open); the end of data is the
+        # last bar's close, which lands in the last candle.
+        index = int(np.searchsorted(bars.ts, ts, side="right")) - 1
+        return min(max(index, 0), n - 1) // k
+
+    markers = {kind: np.full(starts.size, np.nan) for kind in MARKERS}
+    for trade in trades:
+        if trade.symbol != symbol:
+            continue
+        entry = LONG_ENTRY if trade.direction > 0 else SHORT_ENTRY
+        markers[entry][candle_of(trade.entry_ts)] = trade.entry_price
+        markers[f"exit: {exit_kind(trade.exit_reason)}"][candle_of(trade.exit_ts)] = (
+            trade.exit_price
+        )
+
+    series = {}
+    for name, values in (overlays or {}).items():
+        line = np.array([np.nan if v is None else v for v in values], dtype=float)
+        if line.size != n:
+            raise ValueError(f"overlay {name!r} has {line.size} values for {n} bars of {symbol}")
+        series[name] = line[ends]  # the value at each candle's close
+    return ChartData(
+        symbol=symbol,
+        bars_per_candle=k,
+        times=times,
+        open=bars.open[starts],
+        high=np.maximum.reduceat(bars.high, starts),
+        low=np.minimum.reduceat(bars.low, starts),
+        close=bars.close[ends],
+        equity=candle_equity,
+        drawdown_pct=candle_drawdown,
+        markers=markers,
+        overlays=series,
+    )
+
+
+def addplots(data: ChartData) -> list[dict[str, Any]]:
+    """The ``mplfinance.make_addplot`` arguments of a chart (keyword dicts, for tests).
+
+    Exits sit at their fill price. Entries point at their candle from outside it (a long's
+    triangle below the low, a short's above the high): a reversal exits and enters at one
+    price, and the two markers would hide each other.
+    """
+    plots: list[dict[str, Any]] = []
+    for (name, line), colour in zip(data.overlays.items(), OVERLAY_COLOURS * 4, strict=False):
+        plots.append({"data": line, "panel": 0, "color": colour, "width": 1.0, "label": name})
+    pad = 0.012 * float(np.nanmax(data.high) - np.nanmin(data.low))
+    for kind, prices in data.markers.items():
+        if np.isnan(prices).all():
+            continue  # mplfinance refuses an all-NaN scatter
+        marker, colour = MARKERS[kind]
+        shown = prices
+        if kind == LONG_ENTRY:
+            shown = np.minimum(prices, data.low) - pad
+        elif kind == SHORT_ENTRY:
+            shown = np.maximum(prices, data.high) + pad
+        plots.append(
+            {
+                "data": shown,
+                "panel": 0,
+                "type": "scatter",
+                "marker": marker,
+                "color": colour,
+                "edgecolors": "black",
+                "linewidths": 0.4,
+                "markersize": 45 if kind.startswith("exit: ") else 70,
+                "label": f"{kind} ({data.marker_count(kind)})",
+            }
+        )
+    plots.append(
+        {"data": data.equity, "panel": 1, "color": "#1f77b4", "width": 1.2, "ylabel": "equity"}
+    )
+    plots.append(
+        {
+            "data": data.drawdown_pct,
+            "panel": 2,
+            "color": "#d62728",
+            "width": 0.8,
+            "ylabel": "drawdown %",
+            "fill_between": {"y1": data.drawdown_pct, "y2": 0.0, "color": "#d62728", "alpha": 0.35},
+        }
+    )
+    return plots
+
+
+def write_chart(path: str | Path, title: str, data: ChartData, timeframe_s: int) -> Path:
+    """Draw one symbol's chart to a PNG file."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import mplfinance as mpf
+    import pandas as pd
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    times = [datetime.fromtimestamp(ts, UTC) for ts in timestamps]
-    curve = np.asarray(equity, dtype=float)
-    peaks = np.maximum.accumulate(curve) if curve.size else curve
-    drawdown = (curve - peaks) / peaks * 100.0 if curve.size else curve
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    frame = pd.DataFrame(
+        {"Open": data.open, "High": data.high, "Low": data.low, "Close": data.close},
+        index=pd.DatetimeIndex(data.times),
     )
-    top.plot(times, curve, linewidth=1.0, color="#1f77b4", label="equity")
-    index = {ts: i for i, ts in enumerate(timestamps)}
-    for trade in trades:
-        exit_i = _nearest(index, timestamps, trade.exit_ts)
-        if exit_i is None:
-            continue
-        colour = "#2ca02c" if trade.net_pnl > 0 else "#d62728"
-        marker = "^" if trade.direction > 0 else "v"
-        top.scatter(times[exit_i], curve[exit_i], s=14, color=colour, marker=marker, zorder=3)
-    top.set_title(title)
-    top.set_ylabel("equity")
-    top.grid(alpha=0.3)
-    top.legend(
-        loc="upper left",
-        fontsize=8,
-        title="▲ long / ▼ short exits; green win, red loss",
-        title_fontsize=7,
+    span = _duration(timeframe_s * data.bars_per_candle)
+    subtitle = f"{data.symbol}: 1 candle = {span}"
+    if data.bars_per_candle > 1:
+        subtitle += f" ({data.bars_per_candle} bars)"
+    figure, axes = mpf.plot(
+        frame,
+        type="candle",
+        style="yahoo",
+        addplot=[mpf.make_addplot(**p) for p in addplots(data)],
+        panel_ratios=(5, 2, 1.2),
+        figsize=(14, 9),
+        ylabel=data.symbol,
+        datetime_format="%Y-%m-%d",
+        xrotation=0,
+        tight_layout=True,
+        warn_too_much_data=10 * MAX_CANDLES,
+        returnfig=True,
     )
-    bottom.fill_between(times, drawdown, 0.0, color="#d62728", alpha=0.4, linewidth=0)
-    bottom.set_ylabel("drawdown %")
-    bottom.grid(alpha=0.3)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    figure.savefig(target, dpi=110)
+    figure.suptitle(f"{title} — {subtitle}", fontsize=12)
+    axes[0].legend(loc="upper left", fontsize=8, framealpha=0.85, ncol=2)
+    # bbox "tight": mplfinance's right-hand tick labels are otherwise cut at the edge.
+    figure.savefig(target, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return target
 
 
-def _nearest(index: dict[int, int], timestamps: Sequence[int], ts: int) -> int | None:
-    if ts in index:
-        return index[ts]
-    position = int(np.searchsorted(np.asarray(timestamps), ts))
-    if position >= len(timestamps):
-        return len(timestamps) - 1 if timestamps else None
-    return position
+def write_charts(
+    path: str | Path,
+    title: str,
+    bars: Mapping[str, OHLC],
+    timeframe_s: int,
+    equity_ts: Sequence[int] | np.ndarray,
+    equity: Sequence[float] | np.ndarray,
+    trades: Sequence[Trade],
+    overlays: Mapping[str, Mapping[str, Sequence[float | None]]] | None = None,
+) -> list[Path]:
+    """One chart per symbol (see the module's docstring): ``path``, then ``path-SYMBOL``."""
+    target = Path(path)
+    written = []
+    for i, (symbol, ohlc) in enumerate(bars.items()):
+        file = target if i == 0 else target.with_name(f"{target.stem}-{symbol}{target.suffix}")
+        data = chart_data(
+            symbol, ohlc, timeframe_s, equity_ts, equity, trades, (overlays or {}).get(symbol)
+        )
+        written.append(write_chart(file, title, data, timeframe_s))
+    return written
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

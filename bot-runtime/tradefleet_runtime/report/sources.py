@@ -1,0 +1,69 @@
+"""Where a report's input comes from: a backtest just run, or a run read back from a journal.
+
+Both give the same ``ReportInput`` for the same run (``tradefleet backtest --json`` and
+``tradefleet report --json`` print the same object): a backtest journals, at its end, the two
+things the engine's rows lack — positions still open (as trades ending with the reason "end of
+data") and each symbol's first open and last close (the buy-and-hold benchmark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tradefleet_runtime.engine.engine import RunResult
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.journal.sqlite import RunRecord
+from tradefleet_runtime.model import Trade
+from tradefleet_runtime.report.metrics import ReportInput, SymbolRange
+
+
+def finish_backtest(
+    journal: Journal,
+    result: RunResult,
+    open_trades: Sequence[Trade],
+    symbols: Sequence[SymbolRange],
+) -> ReportInput:
+    """Journal the end-of-data trades and symbol ranges of a backtest; its report's input."""
+    first_seq = len(result.trades)
+    journal.record_trades((first_seq + i, trade) for i, trade in enumerate(open_trades))
+    journal.record_run_symbols(symbols)
+    return ReportInput(
+        initial=result.initial_capital,
+        currency=result.currency,
+        timeframe_s=result.timeframe_s,
+        timestamps=result.equity_ts,
+        equity=result.equity,
+        exposure=result.exposure,
+        trades=[*result.trades, *open_trades],
+        fees=result.fees,
+        symbols=tuple(symbols),
+    )
+
+
+def from_result(result: RunResult) -> ReportInput:
+    """A run's report without end-of-data trades or a benchmark (a paper run, left open)."""
+    return ReportInput(
+        initial=result.initial_capital,
+        currency=result.currency,
+        timeframe_s=result.timeframe_s,
+        timestamps=result.equity_ts,
+        equity=result.equity,
+        exposure=result.exposure,
+        trades=result.trades,
+        fees=result.fees,
+    )
+
+
+def from_journal(journal: Journal, run: RunRecord) -> ReportInput:
+    timestamps, equity, exposure = journal.equity_curve(run.run_id)
+    return ReportInput(
+        initial=run.initial_capital,
+        currency=run.currency,
+        timeframe_s=run.timeframe_s,
+        timestamps=timestamps,
+        equity=equity,
+        exposure=exposure,
+        trades=journal.trades(run.run_id),
+        fees=journal.fees(run.run_id),
+        symbols=tuple(SymbolRange(*row) for row in journal.run_symbols(run.run_id)),
+    )
