@@ -338,3 +338,15 @@ def test_a_seeded_sampler_searches_every_kind_of_range_reproducibly(
         assert params["slow"] in (30, 40, 50, 60)
         assert params["allow_short"] in (True, False)
         assert 0.001 <= params["stop_loss_pct"] <= 0.05
+
+
+def test_the_command_prints_the_best_trials_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, space = _files(tmp_path, SMALL_GRID)
+    argv = ["optimize", str(manifest), "--space", str(space), "--sampler", "grid"]
+    code = cli.main([*argv, "--jobs", "1", "--study", str(tmp_path / "s.jsonl")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 complete" in " ".join(printed.split())
+    assert "best trial" in printed and "exit reasons" in printed
