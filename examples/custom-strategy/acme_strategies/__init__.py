@@ -1,0 +1,1 @@
+"""ACME's private strategies for tradefleet."""
