@@ -8,17 +8,21 @@ Writes ``bench/results/optimize.json``:
   read of the CSV file are inside the time;
 - ``speedup_jobs2``: their ratio (the issue asks for at least 1.7 on two cores);
 - ``search_*``: the same, timed from the first trial asked to the last told (the pool running);
+- ``machine_speedup_2_processes``: in the same run, what two processes gain over one on a bare
+  Python loop — the ceiling the machine allowed at that moment (it is shared);
 - ``load_before`` / ``load_after``: the 1-minute load average, since the machine is shared.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -31,39 +35,64 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "examples" / "bots" / "eurusd-ema-cross.yaml"
 # 10 x 12 = 120 points, every one valid (slow > fast).
 SPACE = {"fast": {"int": [4, 40, 4]}, "slow": {"int": [48, 224, 16]}}
-REPEATS = 3
+REPEATS = 5
 RESULTS = Path(__file__).parent / "results" / "optimize.json"
 
 
-def measure(jobs: int, folder: Path) -> tuple[float, float]:
+def run_once(jobs: int, folder: Path, repeat: int) -> tuple[float, float]:
     """(trials/s of the whole command, pool start included; trials/s once the pool runs)."""
-    best_total = best_search = 0.0
     manifest = yaml.safe_load(MANIFEST.read_text())
-    for repeat in range(REPEATS):
-        worker._BARS.clear()  # every run reads the data afresh, in each process
-        config = SearchConfig(
-            manifest=manifest,
-            base_dir=str(MANIFEST.parent),
-            space=parse_space(SPACE),
-            study_path=folder / f"jobs{jobs}-{repeat}.jsonl",
-            study_name="bench",
-            sampler="grid",
-        )
+    worker._BARS.clear()  # every run reads the data afresh
+    config = SearchConfig(
+        manifest=manifest,
+        base_dir=str(MANIFEST.parent),
+        space=parse_space(SPACE),
+        study_path=folder / f"jobs{jobs}-{repeat}.jsonl",
+        study_name="bench",
+        sampler="grid",
+    )
+    started = time.perf_counter()
+    with executor(jobs, manifest, str(MANIFEST.parent)) as pool:
+        result = run_search(config, pool, jobs=jobs)
+    total = time.perf_counter() - started
+    assert result.complete == 120, result
+    return result.complete / total, result.trials_per_s
+
+
+def _spin(count: int) -> int:
+    total = 0
+    for i in range(count):
+        total += i
+    return total
+
+
+def machine_speedup() -> float:
+    """What two processes gain over one on a pure-Python loop right now: the ceiling here."""
+    work = [2_000_000] * 8
+    started = time.perf_counter()
+    for count in work:
+        _spin(count)
+    one = time.perf_counter() - started
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool.submit(int).result()
         started = time.perf_counter()
-        with executor(jobs, manifest, str(MANIFEST.parent)) as pool:
-            result = run_search(config, pool, jobs=jobs)
-        total = time.perf_counter() - started
-        assert result.complete == 120, result
-        best_total = max(best_total, result.complete / total)
-        best_search = max(best_search, result.trials_per_s)
-    return best_total, best_search
+        list(pool.map(_spin, work))
+        two = time.perf_counter() - started
+    return one / two
 
 
 def main() -> int:
     load_before = os.getloadavg()[0]
+    best: dict[int, list[float]] = {1: [0.0, 0.0], 2: [0.0, 0.0]}
+    ceilings = []
     with tempfile.TemporaryDirectory() as tmp:
-        one, one_search = measure(1, Path(tmp))
-        two, two_search = measure(2, Path(tmp))
+        for repeat in range(REPEATS):
+            # Interleaved, so a neighbour's burst of load hurts both settings alike.
+            for jobs in (1, 2):
+                total, search = run_once(jobs, Path(tmp), repeat)
+                best[jobs] = [max(best[jobs][0], total), max(best[jobs][1], search)]
+            ceilings.append(machine_speedup())
+    (one, one_search), (two, two_search) = best[1], best[2]
     figures = {
         "optimize_trials_per_s": round(two, 2),
         "trials_per_s_jobs1": round(one, 2),
@@ -72,6 +101,7 @@ def main() -> int:
         "search_trials_per_s_jobs1": round(one_search, 2),
         "search_trials_per_s_jobs2": round(two_search, 2),
         "search_speedup_jobs2": round(two_search / one_search, 3),
+        "machine_speedup_2_processes": round(max(ceilings), 3),
         "grid_points": 120,
         "bars_per_trial": 6225,
         "load_before": round(load_before, 2),

@@ -264,13 +264,18 @@ def test_the_command_refuses_a_bad_space_naming_the_field(
     assert "space.fsat" in capsys.readouterr().err
 
 
-def test_the_command_loads_no_service_and_optuna_only_when_it_runs() -> None:
+def test_the_command_loads_no_service_and_optuna_only_when_it_runs(tmp_path: Path) -> None:
+    manifest, space = _files(tmp_path, {"fast": {"int": [12, 12]}, "slow": {"int": [48, 48]}})
+    argv = ["optimize", str(manifest), "--space", str(space), "--sampler", "grid", "--jobs", "1"]
+    argv += ["--study", str(tmp_path / "study.jsonl"), "--json"]
     probe = textwrap.dedent(
-        """
-        import sys
+        f"""
+        import sys, contextlib, io
         from tradefleet_runtime import cli
-        from tradefleet_runtime.optimize import commands
         heavy = ("grpc", "aiohttp", "prometheus_client", "kopf", "optuna")
+        print(",".join(m for m in heavy if m in sys.modules))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main({argv!r}) == 0
         print(",".join(m for m in heavy if m in sys.modules))
         """
     )
@@ -278,4 +283,70 @@ def test_the_command_loads_no_service_and_optuna_only_when_it_runs() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ""
+    before, after = done.stdout.splitlines()
+    assert (before, after) == ("", "optuna")
+
+
+def test_points_an_interrupted_run_left_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradefleet_runtime.optimize import search
+
+    calls = []
+
+    def interrupted(task: Task) -> Any:
+        calls.append(task.params)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return evaluate(task)
+
+    study = tmp_path / "study.jsonl"
+    monkeypatch.setattr(search, "evaluate", interrupted)
+    with executor(1) as pool, pytest.raises(KeyboardInterrupt):
+        run_search(_config(study, SMALL_GRID), pool)
+    monkeypatch.undo()
+    with executor(1) as pool:
+        resumed = run_search(_config(study, SMALL_GRID), pool)
+    # The point the interruption failed ran again, with the one never reached: all four done.
+    assert (resumed.ran, resumed.complete) == (2, 4)
+    assert resumed.notes == ["1 grid point(s) an earlier run did not finish run again"]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_seeded_sampler_searches_every_kind_of_range_reproducibly(
+    sampler: str, tmp_path: Path
+) -> None:
+    space = {
+        "fast": {"int": [5, 20]},
+        "slow": {"int": [30, 60, 10]},
+        "allow_short": {"choice": [True, False]},
+        "stop_loss_pct": {"float": [0.001, 0.05], "log": True},
+    }
+    import optuna
+
+    chosen = []
+    for run in range(2):
+        study = tmp_path / f"{run}.jsonl"
+        with executor(1) as pool:
+            result = run_search(_config(study, space, sampler=sampler, trials=6, seed=7), pool)
+        assert (result.ran, result.complete) == (6, 6)
+        trials = optuna.load_study(study_name="opt-check", storage=str_storage(study)).trials
+        chosen.append([t.params for t in trials])
+    assert chosen[0] == chosen[1]  # the same seed samples the same params
+    for params in chosen[0]:
+        assert 5 <= params["fast"] <= 20
+        assert params["slow"] in (30, 40, 50, 60)
+        assert params["allow_short"] in (True, False)
+        assert 0.001 <= params["stop_loss_pct"] <= 0.05
+
+
+def test_the_command_prints_the_best_trials_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, space = _files(tmp_path, SMALL_GRID)
+    argv = ["optimize", str(manifest), "--space", str(space), "--sampler", "grid"]
+    code = cli.main([*argv, "--jobs", "1", "--study", str(tmp_path / "s.jsonl")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 complete" in " ".join(printed.split())
+    assert "best trial" in printed and "exit reasons" in printed

@@ -260,3 +260,19 @@ def test_the_command_saves_its_results_as_json(
     assert [w["out_of_sample"]["start"] for w in saved["windows"]] == [3000, 5000]
     assert set(saved) >= {"out_of_sample", "gap", "efficiency", "gate_passed", "equity"}
     assert saved["out_of_sample"]["bars"] == 6225 - 3000
+
+
+def test_the_command_prints_the_out_of_sample_report_and_the_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(json.dumps(eurusd_manifest()))
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(GRID))
+    argv = ["walkforward", str(manifest), "--space", str(space), "--sampler", "grid"]
+    argv += ["--train", "3000", "--test", "2000", "--jobs", "1"]
+    code = cli.main([*argv, "--study", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "o")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "out of sample only (stitched)" in printed
+    assert "efficiency" in printed and "gate 80%" in printed

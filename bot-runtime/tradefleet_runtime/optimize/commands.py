@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,11 +23,18 @@ from rich.table import Table
 
 from tradefleet_runtime.errors import DataError, FieldError, JournalError, PluginError, SpecError
 from tradefleet_runtime.optimize.space import Space, check_names, load_space
-from tradefleet_runtime.optimize.worker import FigureValues, default_registry, load_timeline
+from tradefleet_runtime.optimize.worker import (
+    Evaluation,
+    Task,
+    default_registry,
+    evaluate,
+    load_timeline,
+)
 from tradefleet_runtime.plugins.registry import PluginKind
-from tradefleet_runtime.report.metrics import Figures
-from tradefleet_runtime.report.table import figures_table
+from tradefleet_runtime.report.metrics import Report, ReportInput, build_report
+from tradefleet_runtime.report.table import report_table
 from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
     from tradefleet_runtime.optimize.search import SearchResult
@@ -117,6 +122,10 @@ def _guarded(run: Callable[[], int]) -> int:
     except JournalError as error:
         err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
         return 1
+    except KeyboardInterrupt:
+        # The study file keeps every trial told so far: the same command continues it.
+        err.print("interrupted: run the same command again to continue the study")
+        return 130
 
 
 def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str, str, Space]:
@@ -154,17 +163,6 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] 
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-def _figures(values: FigureValues) -> Figures:
-    known = {f.name for f in fields(Figures)}
-    # as_json wrote non-finite figures as null; only profit_factor is None by meaning.
-    restored: dict[str, Any] = {
-        name: (math.nan if value is None and name != "profit_factor" else value)
-        for name, value in values.items()
-        if name in known
-    }
-    return Figures(**restored)
 
 
 def _params_table(title: str, params: dict[str, Any]) -> Table:
@@ -208,11 +206,37 @@ def _optimize(args: argparse.Namespace) -> int:
     if args.json:
         out.print_json(json.dumps({"study_file": str(study_path), **result.as_json()}))
         return 0
-    _print_search(out, result, str(study_path), document)
+    # The study keeps the best trial's figures; its full report (exit reasons, months) comes
+    # from running it once more here.
+    best = evaluate(Task(document, base_dir, result.best_params, detail=True))
+    _print_search(out, result, str(study_path), document, _report(document, [best]))
     return 0
 
 
-def _print_search(out: Console, result: SearchResult, study: str, document: dict[str, Any]) -> None:
+def _report(document: dict[str, Any], runs: list[Evaluation]) -> Report:
+    """The report of ``runs`` stitched (one run: itself), as ``tradefleet backtest`` shows it."""
+    from tradefleet_runtime.optimize.walkforward import stitch
+
+    spec = document.get("spec", {})
+    initial = float(spec.get("capital", {}).get("initial", 100_000.0))
+    timestamps, equity, exposure, trades, fees = stitch(initial, runs)
+    return build_report(
+        ReportInput(
+            initial=initial,
+            currency=str(spec.get("capital", {}).get("currency", "USD")),
+            timeframe_s=parse_timeframe(str(spec.get("market", {}).get("timeframe", "1h"))),
+            timestamps=timestamps,
+            equity=equity,
+            exposure=exposure,
+            trades=trades,
+            fees=fees,
+        )
+    )
+
+
+def _print_search(
+    out: Console, result: SearchResult, study: str, document: dict[str, Any], best: Report
+) -> None:
     currency = str(document.get("spec", {}).get("capital", {}).get("currency", "USD"))
     out.print(
         f"study {study}: {result.complete} complete, {result.invalid} refused by the params "
@@ -222,7 +246,7 @@ def _print_search(out: Console, result: SearchResult, study: str, document: dict
     for note in result.notes:
         out.print(f"note: {note}")
     out.print(_params_table(f"best {result.metric}: {result.best_value:.4g}", result.best_params))
-    out.print(figures_table("best trial", _figures(result.best_figures), currency))
+    out.print(report_table("best trial", best, currency))
 
 
 def walkforward_main(argv: list[str]) -> int:
@@ -275,7 +299,8 @@ def _walkforward(args: argparse.Namespace) -> int:
         out.print_json(json.dumps(report))
         return 0
     currency = str(document.get("spec", {}).get("capital", {}).get("currency", "USD"))
-    _print_walkforward(out, result, timeline, currency)
+    stitched = _report(document, [w.out_of_sample for w in result.windows])
+    _print_walkforward(out, result, timeline, currency, stitched)
     out.print(f"results: {out_path}; studies: {study_path}")
     return 0
 
@@ -289,7 +314,11 @@ def _span(timeline: tuple[int, ...], start: int, end: int) -> str:
 
 
 def _print_walkforward(
-    out: Console, result: WalkForwardResult, timeline: tuple[int, ...], currency: str
+    out: Console,
+    result: WalkForwardResult,
+    timeline: tuple[int, ...],
+    currency: str,
+    stitched: Report,
 ) -> None:
     from tradefleet_runtime.optimize.walkforward import comparable
 
@@ -309,7 +338,7 @@ def _print_walkforward(
             "-" if oos_value is None else f"{oos_value:.4g}",
         )
     out.print(table)
-    out.print(figures_table("out of sample only (stitched)", result.figures, currency))
+    out.print(report_table("out of sample only (stitched)", stitched, currency))
     per_bar = " per bar" if metric in ("net_pnl", "return_pct") else ""
     ratio = "n/a" if result.efficiency is None else f"{result.efficiency:.0%}"
     out.print(

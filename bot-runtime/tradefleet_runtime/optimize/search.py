@@ -12,9 +12,9 @@ Optuna is imported by this module only, which the commands import when they run.
 
 from __future__ import annotations
 
-import logging
 import math
 import multiprocessing
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -55,8 +55,6 @@ METRICS: dict[str, Direction] = {
 }
 SAMPLERS = ("grid", "random", "tpe")
 DEFAULT_TRIALS = 100  # random and TPE; a grid runs its points
-
-log = logging.getLogger("tradefleet.optimize")
 
 
 @dataclass(frozen=True)
@@ -131,26 +129,27 @@ def executor(
 ) -> Iterator[Executor]:
     """A pool of ``jobs`` processes (or this process for 1), shut down on leaving.
 
-    With ``manifest``, each worker reads the bot's data as it starts (in parallel), not at its
-    first trial.
+    With ``manifest``, the bot's data is read before the workers start, so they start with it.
+    Call this before starting any thread (a progress bar): see below.
     """
     if jobs <= 1:
         yield InlineExecutor()
         return
-    # forkserver: workers start from a clean server process, not a fork of this one with its
-    # threads (a progress bar's) mid-flight. The server imports the main module and the worker
-    # once, so each worker does not import them again.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        context.set_forkserver_preload(["__main__", "tradefleet_runtime.optimize.worker"])
+    initargs = (dict(manifest) if manifest is not None else None, base_dir)
+    if sys.platform == "linux":
+        # fork: a worker starts as a copy of this process — plugins discovered, data read — in
+        # milliseconds, where a fresh interpreter takes seconds to import and read them again
+        # (longer than a 100-trial grid). A fork copies only the forking thread, so the workers
+        # are all started here, at the first submit, before this process starts another thread.
+        warm_up(*initargs)
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=context,
-        initializer=warm_up,
-        initargs=(dict(manifest) if manifest is not None else None, base_dir),
+        max_workers=jobs, mp_context=context, initializer=warm_up, initargs=initargs
     )
     try:
+        pool.submit(int).result()  # starts the workers now (with fork, all of them at once)
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -291,9 +290,37 @@ def _fail_stale(study: optuna.Study) -> int:
     return len(stale)
 
 
-def _grid_done(study: optuna.Study) -> int:
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-    return len({t.system_attrs.get("grid_id") for t in finished} - {None})
+def _point(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, repr(params[name])) for name in sorted(params))
+
+
+def _grid_progress(study: optuna.Study) -> tuple[int, int]:
+    """(grid points done, points queued again): failed points — interrupted or lost with a
+    worker, not refused by the params model — are queued to run again.
+
+    Optuna's grid sampler counts a failed trial's point as visited; it is not, so its params
+    are enqueued (``study.ask`` hands out enqueued trials first).
+    """
+    trials = study.get_trials(deepcopy=False)
+    done = {
+        _point(t.params)
+        for t in trials
+        if t.state is TrialState.COMPLETE
+        or (t.state is TrialState.FAIL and "invalid" in t.user_attrs)
+    }
+    waiting = {
+        _point(t.system_attrs.get("fixed_params", {}))
+        for t in trials
+        if t.state is TrialState.WAITING
+    }
+    again: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for trial in trials:
+        point = _point(trial.params)
+        if trial.state is TrialState.FAIL and trial.params and point not in done | waiting:
+            again[point] = dict(trial.params)
+    for params in again.values():
+        study.enqueue_trial(params, skip_if_exists=False)
+    return len(done), len(again) + len(waiting)
 
 
 def _value(figures: FigureValues, metric: str) -> float | None:
@@ -347,8 +374,10 @@ def _search(
     if stale:
         notes.append(f"{stale} trial(s) an interrupted run left running were marked failed")
     if config.sampler == "grid":
-        size = config.space.grid_size() or 0
-        remaining = size - _grid_done(study)
+        done, queued = _grid_progress(study)
+        if queued:
+            notes.append(f"{queued} grid point(s) an earlier run did not finish run again")
+        remaining = (config.space.grid_size() or 0) - done
         total = remaining if config.trials is None else min(config.trials, remaining)
     else:
         total = DEFAULT_TRIALS if config.trials is None else config.trials
