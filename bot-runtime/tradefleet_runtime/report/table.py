@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from rich.console import Group
 from rich.table import Table
 
-from tradefleet_runtime.report.metrics import Figures, Report, TradeGroup, exit_kind
+from tradefleet_runtime.report.metrics import Report, TradeGroup, exit_kind
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -25,31 +25,6 @@ def report_table(title: str, report: Report, currency: str) -> Group:
     if report.monthly:
         parts.append(_monthly(report.monthly))
     return Group(*parts)
-
-
-def figures_table(title: str, figures: Figures, currency: str) -> Table:
-    """The headline figures alone (optimisation trials and walk-forward windows have no more)."""
-    table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    pf = "∞ (no losing trade)" if figures.profit_factor is None else f"{figures.profit_factor:.3f}"
-    rows = [
-        ("bars", f"{figures.bars:,}"),
-        ("trades", f"{figures.trades:,}"),
-        ("win rate", f"{figures.win_rate:.1%}"),
-        ("net P&L", _money(figures.net_pnl, currency)),
-        ("fees", _money(figures.fees, currency)),
-        ("final equity", _money(figures.final_equity, currency)),
-        ("return", f"{figures.return_pct:.2f} %"),
-        ("Sharpe (annualised)", f"{figures.sharpe:.3f}"),
-        ("Sortino (annualised)", f"{figures.sortino:.3f}"),
-        ("max drawdown", f"{figures.max_drawdown_pct:.2f} %"),
-        ("profit factor", pf),
-        ("exposure", f"{figures.exposure_pct:.1f} % of bars"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
 
 
 def _figures(title: str, report: Report, currency: str) -> Table:
