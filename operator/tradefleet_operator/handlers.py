@@ -31,7 +31,7 @@ from typing import Any
 import kopf
 
 from tradefleet_operator import admission, objects
-from tradefleet_operator.bot_api import LiveSpec, TradingBot, runtime_address
+from tradefleet_operator.bot_api import LiveSpec, TradingBot
 from tradefleet_operator.children import reconcile_objects
 from tradefleet_operator.context import OperatorContext, context, event
 from tradefleet_operator.control import observed_control
@@ -51,7 +51,7 @@ from tradefleet_operator.names import (
     api_token_secret_name,
 )
 from tradefleet_operator.runtime_client import RuntimeCallError, RuntimeClients
-from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.settings import OperatorSettings, runtime_address
 from tradefleet_operator.status_mapping import (
     advance,
     condition_of,
@@ -170,9 +170,34 @@ async def reconcile(
     logger: kopf.Logger,
     reason: str = "",
     diff: Any = (),
+    retry: int = 0,
     **_: Any,
 ) -> None:
-    """Bring the runtime and every child object to the spec; write only what changed."""
+    """Bring the runtime and every child object to the spec; write only what changed.
+
+    A control call that did not get through is retried by kopf (the status written so far is
+    kept): the timer re-enforces halts and pauses but never resumes, so a resume is retried
+    only here, with this handler's newest view of the spec.
+    """
+    steering_left = await _reconcile(body, meta, status, patch, memo, logger, reason, diff)
+    if steering_left:
+        raise kopf.TemporaryError(
+            "the runtime did not take the spec's control change yet", delay=min(30, 1 + retry)
+        )
+
+
+async def _reconcile(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    reason: str,
+    diff: Any,
+) -> bool:
+    """One reconcile pass; True when a control call must be retried."""
+    steering_left = False
     started = time.perf_counter()
     ctx = context(memo)
     current: dict[str, Any] = dict(status)
@@ -186,10 +211,14 @@ async def reconcile(
             bot = TradingBot.parse(body)  # the one parse of this pass
         except Exception as error:  # an invalid spec (admission would have refused it)
             problem = str(error)[:1000]
+        if bot is not None:
+            # kubectl prints a list column as a JSON array: the joined string is in .status.
+            new = new.model_copy(update={"symbols": ",".join(bot.spec.market.symbols)})
         # The runtime first: a halt waits for nothing but the parse (not for object writes).
         live = bot.live if bot is not None else LiveSpec.salvage(body.get("spec") or {})
         if live is not None:
             steered = await steer(ctx, body, live, new, logger=logger)
+            steering_left = steered.pending
             new = steered.apply(new)
             if steered.snapshot is not None:
                 new = reachable_status(new, steered.snapshot, generation, now_iso())
@@ -207,14 +236,14 @@ async def reconcile(
                     ),
                 }
             )  # fmt: skip
-            return
+            return steering_left
 
         config_hash = objects.config_hash(bot)
         if live_only_change(reason, diff) and old.config_hash == config_hash:
             # Only live fields changed (pause, emergency stop): steered over gRPC above, and no
             # object depends on them. Skipping the object pass keeps a fleet-wide stop fast.
             new = new.model_copy(update={"observed_generation": generation})
-            return
+            return steering_left
         try:
             fresh = not old.config_hash  # never reconciled: create without reading
             outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
@@ -234,7 +263,7 @@ async def reconcile(
                     ),
                 }
             )  # fmt: skip
-            return
+            return steering_left
         made = outcomes.get("created", []) + outcomes.get("adopted", [])
         if outcomes.get("created"):
             event(body, reason="Created", message="created " + ", ".join(made))
@@ -262,6 +291,7 @@ async def reconcile(
             patch.status.update(changes)
         if new.phase:
             record_phase(str(meta.get("uid")), str(new.phase))
+    return steering_left
 
 
 # --- the status timer ---------------------------------------------------------------------------

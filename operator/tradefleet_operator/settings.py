@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 #: Where the runtime pod's files live (the paths the runtime's ``serve`` command is given).
 CONFIG_DIR = "/etc/tradefleet"
@@ -63,3 +64,15 @@ class OperatorSettings:
             raise ValueError("the gRPC and HTTP ports must differ")
         if not self.runtime_command:
             raise ValueError("runtime_command must name an executable")
+
+
+def runtime_address(metadata: Mapping[str, Any], settings: OperatorSettings | None = None) -> str:
+    """``host:port`` of a bot's gRPC API: the annotation ``tradefleet.io/runtime-address`` if
+    set (an operator outside the cluster), else the bot's headless Service."""
+    annotations = metadata.get("annotations") or {}
+    override = str(annotations.get(RUNTIME_ADDRESS_ANNOTATION) or "").strip()
+    if override:
+        return override
+    namespace = metadata.get("namespace") or "default"
+    port = (settings or OperatorSettings()).grpc_port
+    return f"{metadata['name']}.{namespace}.svc:{port}"

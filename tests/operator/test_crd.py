@@ -192,7 +192,7 @@ def test_status_schema(built: dict[str, Any]) -> None:
         "phase", "conditions", "observedGeneration", "equity", "balance", "currency",
         "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",
         "halted", "haltReason", "paused", "pauseReason", "riskLocks", "configHash",
-        "runtimeConfigHash", "control", "riskLockReset",
+        "runtimeConfigHash", "control", "riskLockReset", "symbols",
     }  # fmt: skip
     assert set(props) == expected
     condition = props["conditions"]["items"]["properties"]

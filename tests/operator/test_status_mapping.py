@@ -166,9 +166,12 @@ RUN = LiveSpec()
         # the timer: enforce halts and pauses the spec asks for, even after a restart
         (HALT, "Halted", Control.RUNNING, True, ["EmergencyStop"]),
         (PAUSE, "Paused", Control.RUNNING, True, ["Pause"]),
-        # ... but leave a halt someone made by hand alone when the spec says run
+        # ... but never resume: the timer's spec may be a generation old (issue 19, item 8)
         (RUN, "Running", Control.HALTED, True, []),
-        (RUN, "Halted", Control.HALTED, True, ["Resume"]),  # the spec's resume did not land yet
+        (RUN, "Halted", Control.HALTED, True, []),  # the change handler retries a resume
+        (RUN, None, Control.HALTED, True, []),  # status.control pruned or never written
+        (RUN, "Paused", Control.PAUSED, True, []),
+        (PAUSE, "Running", Control.HALTED, True, []),  # a halt is never turned into a pause
         (RUN, None, None, True, []),  # a runtime that is starting cannot be steered
     ],
 )

@@ -48,12 +48,14 @@ def _every_status_the_operator_writes() -> list[BotStatus]:
     )  # fmt: skip
     reached = reachable_status(BotStatus(), snapshot, 2, NOW)
     steered = Steered(
-        ControlStatus(applied=Control.HALTED), RiskLockReset(request="a: b", result="done")
+        ControlStatus(applied=Control.HALTED, generation=2),
+        RiskLockReset(request="a: b", result="done"),
     ).apply(reached)
     reconciled = steered.model_copy(
         update={
             "observed_generation": 2,
             "config_hash": "c",
+            "symbols": "EURUSD,GBPUSD",
             "conditions": set_condition(steered.conditions, "Reconciled", True, "UpToDate",
                                         "ok", 2, NOW),
         }
