@@ -5,9 +5,9 @@ Writes ``bench/results/operator.json``:
 - ``reconcile_all_s``: from the apply until every bot has its five objects (ConfigMap, Secret,
   PVC, headless Service, Deployment) and a ``status.phase``;
 - ``rss_mb``: the operator process's peak resident memory during the run;
-- ``fleet_stop_s``: ``fleet stop`` of every bot (``set_emergency_stop``: all patches at once,
-  then ``halt_directly``: every runtime called at once, as the CLI does) until every runtime got
-  its ``EmergencyStop`` call; ``fleet_stop_patched_s``: the patches alone;
+- ``fleet_stop_s``: ``fleet stop`` of every bot (``fleet.stop_fleet``: per bot the direct
+  ``EmergencyStop``, then the spec patch, every bot at once) until every runtime got its
+  ``EmergencyStop`` call; ``fleet_stop_patched_s``: until the command returned;
 - ``api_busy_s`` / ``api_share``: time the API counterpart spent serving requests, and its share
   of ``reconcile_all_s`` (so that the API is shown not to be the bottleneck);
 - ``requests``: requests served by method; ``requests_per_bot``.
@@ -43,8 +43,8 @@ import jsonpatch
 import psutil
 from aiohttp import web
 
-from tradefleet_operator.fleet import halt_directly, set_emergency_stop
-from tradefleet_operator.k8s_api import KubeApi
+from tradefleet_operator.fleet import stop_fleet
+from tradefleet_operator.kube_light import Credentials, LightKube
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -432,24 +432,19 @@ async def run(bots: int) -> dict[str, Any]:
 
         # tradefleet fleet stop --selector team: every bot, patched at once; the operator fans
         # the EmergencyStop calls out.
-        os.environ["KUBECONFIG"] = str(kubeconfig)
-        kube = KubeApi.from_environment()
+        kube = LightKube(Credentials.from_kubeconfig(kubeconfig))
         runtimes.expected = bots
         stop_started = time.perf_counter()
         try:
-            results = await set_emergency_stop(
-                kube,
-                selector="team",
-                namespace=NAMESPACE,
-                stop={"reason": "bench", "flatten": False},
+            # Each bot: the direct EmergencyStop, then the spec patch (as the CLI does).
+            results = await asyncio.to_thread(
+                stop_fleet, kube, selector="team", namespace=NAMESPACE, reason="bench"
             )
             patched_s = time.perf_counter() - stop_started
-            # What `tradefleet fleet stop` does next: call every reachable runtime at once.
-            results = await halt_directly(kube, results, "bench", False)
             await asyncio.wait_for(runtimes.all_stopped.wait(), 120)
             fleet_stop_s = time.perf_counter() - stop_started
         finally:
-            await kube.close()
+            kube.close()
         assert len(results) == bots and not any(result.error for result in results)
         for _ in range(10):
             await asyncio.sleep(0.1)

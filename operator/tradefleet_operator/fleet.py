@@ -95,26 +95,54 @@ def _since_process_start() -> float:
 _LOADED = time.monotonic()
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def emergency_stop_request(reason: str, flatten: bool, actor: str) -> bytes:
+    """``EmergencyStopRequest`` in protobuf wire format (fields 1 reason, 2 flatten, 3 actor),
+    written by hand: importing protobuf and the generated modules would cost 50-70 ms before
+    the first halt. A test checks it against the generated class."""
+    out = bytearray()
+    for number, text in ((1, reason), (3, actor)):
+        if text:
+            data = text.encode()
+            out += _varint(number << 3 | 2) + _varint(len(data)) + data
+        if number == 1 and flatten:
+            out += _varint(2 << 3) + b"\x01"
+    return bytes(out)
+
+
+#: The method's full name (``proto/tradefleet/v1/runtime.proto``; a test checks it).
+EMERGENCY_STOP_METHOD = "/tradefleet.v1.RuntimeService/EmergencyStop"
+
+
 class _Direct:
-    """Sends ``EmergencyStop`` over one gRPC channel per runtime (sync stubs: no event loop)."""
+    """Sends ``EmergencyStop`` over one gRPC channel per runtime (sync: no event loop). Only
+    ``grpc`` is imported; the request is encoded by hand and the answer is not decoded (an
+    answer at all means the runtime applied the halt: control calls wait for the engine)."""
 
     def __init__(self, reason: str, flatten: bool, timeout: float) -> None:
         import grpc
 
-        from tradefleet_runtime.api.v1 import runtime_pb2 as pb
-        from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
-
         self.grpc = grpc
-        self._stub = pb_grpc.RuntimeServiceStub
-        self._request = pb.EmergencyStopRequest(reason=reason, flatten=flatten, actor=ACTOR)
+        self._request = emergency_stop_request(reason, flatten, ACTOR)
         self.timeout = timeout
         self._channels: list[Any] = []
         self.first_sent: float | None = None
+        self.ready_at = _since_process_start()
+        self.listed_at: float | None = None
 
     def send(self, address: str, token: str) -> Any:
         channel = self.grpc.insecure_channel(address)
         self._channels.append(channel)
-        future = self._stub(channel).EmergencyStop.future(
+        call = channel.unary_unary(EMERGENCY_STOP_METHOD)  # bytes in, bytes out
+        future = call.future(
             self._request, metadata=(("authorization", f"Bearer {token}"),), timeout=self.timeout
         )
         if self.first_sent is None:
@@ -158,6 +186,8 @@ def stop_fleet(
         if sender is not None and on_direct is not None:
             on_direct(sender)
         bots = [bot for bot in listing.result() if selector_matches(selector, bot)]
+        if sender is not None:
+            sender.listed_at = _since_process_start()
 
         def one(bot: Mapping[str, Any]) -> FleetResult:
             meta = bot["metadata"]
@@ -336,6 +366,12 @@ def _run(args: argparse.Namespace) -> int:
         first = sender[0].first_sent if sender else None
         sent = f"{first * 1000:.0f} ms" if first is not None else "never"
         print(f"first EmergencyStop sent {sent} after the interpreter started", file=sys.stderr)
+        if sender:
+            ready, listed = sender[0].ready_at, sender[0].listed_at or 0.0
+            print(
+                f"gRPC stubs ready at {ready * 1000:.0f} ms, bots listed at {listed * 1000:.0f} ms",
+                file=sys.stderr,
+            )
     return 1 if failed or not results else 0
 
 

@@ -102,7 +102,8 @@ def test_fleet_stop_imports_only_what_the_first_emergency_stop_needs() -> None:
     code = (
         "import sys, tradefleet_operator.fleet as f\n"
         "f._Direct('r', False, 1.0)\n"  # what it imports while the bots are listed
-        "heavy = {'kopf', 'aiohttp', 'pydantic', 'numpy', 'tradefleet_runtime.spec'}\n"
+        "heavy = {'kopf', 'aiohttp', 'pydantic', 'numpy', 'tradefleet_runtime.spec',\n"
+        "         'google.protobuf'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     out = subprocess.run(
@@ -115,3 +116,17 @@ def test_fleet_constants_match_the_operators_names() -> None:
     from tradefleet_operator import fleet, names
 
     assert (fleet.API_VERSION, fleet.PLURAL) == (names.API_VERSION, names.PLURAL)
+
+
+def test_the_hand_written_emergency_stop_request_matches_the_generated_one() -> None:
+    from tradefleet_operator import fleet
+    from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+
+    for reason, flatten in (("desk closed", False), ("news ünïcode", True), ("", True)):
+        raw = fleet.emergency_stop_request(reason, flatten, fleet.ACTOR)
+        parsed = pb.EmergencyStopRequest.FromString(raw)
+        assert (parsed.reason, parsed.flatten, parsed.actor) == (reason, flatten, fleet.ACTOR)
+        expected = pb.EmergencyStopRequest(reason=reason, flatten=flatten, actor=fleet.ACTOR)
+        assert raw == expected.SerializeToString()
+    method = pb.DESCRIPTOR.services_by_name["RuntimeService"].methods_by_name["EmergencyStop"]
+    assert f"/{method.containing_service.full_name}/EmergencyStop" == fleet.EMERGENCY_STOP_METHOD
