@@ -141,7 +141,7 @@ class _Direct:
     def send(self, address: str, token: str) -> Any:
         channel = self.grpc.insecure_channel(address)
         self._channels.append(channel)
-        call = channel.unary_unary(EMERGENCY_STOP_METHOD)  # bytes in, bytes out
+        call: Any = channel.unary_unary(EMERGENCY_STOP_METHOD)  # bytes in, bytes out
         future = call.future(
             self._request, metadata=(("authorization", f"Bearer {token}"),), timeout=self.timeout
         )
