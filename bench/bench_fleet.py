@@ -223,25 +223,32 @@ def run(count: int) -> dict[str, Any]:
             ).start(timeout=180)
             return name, serve, time.monotonic()
 
-        listening: dict[str, float] = {}
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for name, serve, moment in pool.map(start, names):
-                serves[name], listening[name] = serve, moment
-
         def status_of(name: str) -> dict[str, Any]:
             found = api.objects["tradingbots"].get((NAMESPACE, name)) or {}
             return dict(found.get("status") or {})
 
         visible: dict[str, float] = {}
-        deadline = time.monotonic() + 120
-        while len(visible) < count and time.monotonic() < deadline:
-            statuses = server.call(lambda: {name: status_of(name) for name in names})
-            now = time.monotonic()
-            for name, status in statuses.items():
-                if name not in visible and status.get("currency") and status.get("phase"):
-                    visible[name] = now
-            time.sleep(0.1)
-        status_visible = [visible[name] - listening[name] for name in visible]
+        watching = threading.Event()
+
+        def watch_statuses() -> None:  # from before the first runtime starts
+            deadline = time.monotonic() + 400
+            while len(visible) < count and time.monotonic() < deadline and not watching.is_set():
+                statuses = server.call(lambda: {name: status_of(name) for name in names})
+                now = time.monotonic()
+                for name, status in statuses.items():
+                    if name not in visible and status.get("currency") and status.get("phase"):
+                        visible[name] = now
+                time.sleep(0.1)
+
+        poller = threading.Thread(target=watch_statuses, daemon=True)
+        poller.start()
+        listening: dict[str, float] = {}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for name, serve, moment in pool.map(start, names):
+                serves[name], listening[name] = serve, moment
+        poller.join(180)
+        watching.set()
+        status_visible = [visible[name] - listening[name] for name in visible if name in listening]
 
         for name in names:
             watches[name] = StateWatch(serves[name])

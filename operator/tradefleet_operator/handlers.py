@@ -179,7 +179,7 @@ async def reconcile(
     kept): the timer re-enforces halts and pauses but never resumes, so a resume is retried
     only here, with this handler's newest view of the spec.
     """
-    steering_left = await _reconcile(body, meta, status, patch, memo, logger, reason, diff)
+    steering_left = await _reconcile(body, meta, status, patch, memo, logger, reason, diff, retry)
     if steering_left:
         raise kopf.TemporaryError(
             "the runtime did not take the spec's control change yet", delay=min(30, 1 + retry)
@@ -195,6 +195,7 @@ async def _reconcile(
     logger: kopf.Logger,
     reason: str,
     diff: Any,
+    retry: int = 0,
 ) -> bool:
     """One reconcile pass; True when a control call must be retried."""
     steering_left = False
@@ -249,8 +250,12 @@ async def _reconcile(
             outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
+                # Transient (a conflict, an earlier bot's children not collected yet, the API
+                # server busy): retried with backoff, never a permanent Failed.
                 outcome = "retry"
-                raise kopf.TemporaryError(str(error), delay=2) from error
+                if retry == 0:
+                    event(body, warning=True, reason="ReconcileRetrying", message=str(error)[:500])
+                raise kopf.TemporaryError(str(error), delay=min(30, 2 * (retry + 1))) from error
             outcome = "failed"
             event(body, warning=True, reason="ReconcileFailed", message=str(error)[:1000])
             new = new.model_copy(

@@ -41,6 +41,8 @@ class KubeError(Exception):
     @property
     def temporary(self) -> bool:
         """Worth retrying: no answer, a conflict, throttling or a server error."""
+        if self.status == 422 and "Only one reference can have Controller" in self.message:
+            return True  # a child of an earlier bot not collected yet: adopt or wait (retry)
         return self.status in (0, 409, 429) or self.status >= 500
 
 

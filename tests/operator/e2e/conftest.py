@@ -41,7 +41,9 @@ import kopf
 import yaml
 
 import tradefleet_operator.handlers  # noqa: F401  (registers the handlers)
+from tradefleet_operator import crd
 from tests.e2e.serve_process import ema_bot_manifest
+from tests.operator.pruning import prune
 
 CRD = "tradefleet.io/v1alpha1/tradingbots"
 NS = "trading"
@@ -56,6 +58,8 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     log: list[tuple[str, str]] = attrs.field(factory=list)  # (method, path) of every request
     #: plural → how many creates still store the object but answer 500.
     half_done_creates: dict[str, int] = attrs.field(factory=dict)
+    #: Seconds before garbage is collected (a real controller-manager takes a while).
+    gc_delay: float = 0.0
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
@@ -64,6 +68,16 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         resource = request.resource
         data = request.data
         if resource is not None and isinstance(data, dict):
+            refs = (data.get("metadata") or {}).get("ownerReferences") or []
+            if sum(1 for ref in refs if ref.get("controller")) > 1:
+                return aiohttp.web.json_response(
+                    {"kind": "Status", "code": 422, "reason": "Invalid",
+                     "message": "metadata.ownerReferences: Invalid value: []v1.OwnerReference"
+                                "{...}: Only one reference can have Controller set to true"},
+                    status=422,
+                )  # fmt: skip
+            if resource.plural == "tradingbots" and isinstance(data.get("status"), dict):
+                data["status"] = prune(data["status"], STATUS_SCHEMA)
             if request.action == kmock.action.CREATE:
                 meta = data.setdefault("metadata", {})
                 if not meta.get("name") and meta.get("generateName"):
@@ -101,7 +115,12 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                     status=500,
                 )  # fmt: skip
         if resource is not None and request.name is not None and method in ("DELETE", "PATCH"):
-            await self._collect_garbage()
+            if self.gc_delay:
+                asyncio.get_running_loop().call_later(
+                    self.gc_delay, lambda: asyncio.ensure_future(self._collect_garbage())
+                )
+            else:
+                await self._collect_garbage()
         return response
 
     async def _collect_garbage(self) -> None:
@@ -125,6 +144,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 raw = obj.raw
                 obj.delete()
                 await self._buses[resource].put({"type": "DELETED", "object": raw})
+
+
+STATUS_SCHEMA = crd.status_schema()
 
 
 def _declare(emulator: Emulator) -> None:
