@@ -61,10 +61,20 @@ from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 UNSELECTED_EVERY = 10  # every 10th bot is team b: the selector must leave it trading
 
 
+_next_port = iter(range(21000 + os.getpid() % 4000, 32000))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the ephemeral range (the runtimes' HTTP ports, bound to port 0, take
+    theirs from it: a port picked there could be taken before its runtime binds it)."""
+    for port in _next_port:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 class ApiThread:

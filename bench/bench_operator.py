@@ -487,7 +487,10 @@ def main() -> None:
     bots = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     result = asyncio.run(run(bots))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    # bench_fleet.py adds its keys (real runtimes) to the same file: keep them.
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update(result)
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

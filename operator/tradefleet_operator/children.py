@@ -77,6 +77,15 @@ def _earlier_self(ref: Mapping[str, Any], ours: list[Mapping[str, Any]]) -> bool
     )
 
 
+def _mutable_part(desired: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What may be patched on an existing object: a claim's spec is immutable but for its
+    storage request (an existing claim keeps its access mode and class)."""
+    if desired.get("kind") != "PersistentVolumeClaim":
+        return desired
+    spec = desired.get("spec") or {}
+    return {**desired, "spec": {"resources": spec.get("resources") or {}}}
+
+
 def _label(obj: Mapping[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
@@ -108,7 +117,7 @@ async def apply_object(
         actual = await kube.get(path)
         if actual is None:
             raise KubeError(409, "Conflict", f"{_label(desired)} exists and vanished; retrying")
-    patch = _patch_for(desired, actual)
+    patch = _patch_for(_mutable_part(desired), actual)
     if patch is None:
         return "unchanged", actual
     if "resourceVersion" in actual.get("metadata", {}) and "ownerReferences" in patch.get(

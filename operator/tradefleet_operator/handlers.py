@@ -51,12 +51,14 @@ from tradefleet_operator.names import (
     api_token_secret_name,
 )
 from tradefleet_operator.runtime_client import RuntimeCallError, RuntimeClients
-from tradefleet_operator.settings import OperatorSettings, runtime_address
+from tradefleet_operator.settings import BOT_LABEL, OperatorSettings, runtime_address
 from tradefleet_operator.status_mapping import (
     advance,
     condition_of,
+    failed_status,
     now_iso,
     reachable_status,
+    runtime_failure,
     set_condition,
     status_changes,
     unreachable_status,
@@ -103,10 +105,14 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
     options = memo.get("options") or {}
+    if options.get("namespaced"):
+        # Serving named namespaces: kopf must not list namespaces at cluster scope (the chart's
+        # namespaced Roles do not allow it; kopf retried for ~54 s at every start).
+        settings.scanning.disabled = True
     admission = options.get("admission")
     if admission:
         settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0",
+            addr=admission.get("address") or "127.0.0.1",
             port=int(admission["port"]),
             host=admission.get("host"),
             certfile=admission.get("certfile"),
@@ -350,8 +356,13 @@ async def poll_status(
         # The message names the code only: a detail that varies would cost a write per tick.
         code = error.code if isinstance(error, RuntimeCallError) else type(error).__name__
         new = unreachable_status(old, f"{address}: {code}", generation, now_iso())
+        failure = await _runtime_failure(ctx, namespace, name)
         was = condition_of(old, "Ready")
-        if was is None or was.reason != "RuntimeUnreachable":
+        if failure is not None:
+            new = failed_status(old, failure, generation, now_iso())
+            if was is None or was.reason != "RuntimeFailed":
+                event(body, warning=True, reason="RuntimeFailed", message=failure[:500])
+        elif was is None or was.reason != "RuntimeUnreachable":
             event(
                 body,
                 warning=True,
@@ -368,6 +379,16 @@ async def poll_status(
         after = steered.snapshot or snapshot
         new = steered.apply(reachable_status(old, after, generation, now_iso()))
     _write(patch, current, new, meta.get("uid"))
+
+
+async def _runtime_failure(ctx: OperatorContext, namespace: str, name: str) -> str | None:
+    """Why the bot's runtime container failed (exit code ≠ 0: its termination message), read
+    from its pods; None when none failed or the pods cannot be read."""
+    try:
+        pods = await ctx.kube.list("v1", "pods", namespace, f"{BOT_LABEL}={name}")
+    except Exception:  # never crash the timer: unreadable pods report nothing
+        return None
+    return runtime_failure(pods)
 
 
 # --- delete -------------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ class OperatorSettings:
     run_as_user: int = 10001
     fs_group: int = 10001
     termination_grace_period_seconds: int = 30
+    #: Access mode of new journal claims: ReadWriteOncePod (one pod only; needs a CSI driver,
+    #: Kubernetes ≥ 1.29) fences a second runtime of a bot; ReadWriteOnce for other drivers.
+    journal_access_mode: str = "ReadWriteOncePod"
 
     def __post_init__(self) -> None:
         # A frozen dataclass should not hold a mutable dict someone else can change later.

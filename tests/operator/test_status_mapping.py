@@ -226,3 +226,56 @@ def test_operator_command_line() -> None:
     assert args.namespace == ["team-a"] and not args.all_namespaces
     options = options_from(args)
     assert options["settings"].runtime_image == "img:1" and "admission" not in options
+    assert options["namespaced"]  # named namespaces: kopf's namespace scanning goes off
+
+
+def test_listeners_bind_all_interfaces_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19, item 5: liveness defaulted to 0.0.0.0:8080, metrics had no bind address, the
+    webhook was hard-coded to 0.0.0.0."""
+    from tradefleet_operator.main import liveness_url
+
+    monkeypatch.delenv("POD_IP", raising=False)
+    args = build_parser().parse_args(["-A", "--admission-port", "9443"])
+    assert args.bind_address == "127.0.0.1"
+    assert liveness_url(args) == "http://127.0.0.1:8080/healthz"
+    assert options_from(args)["admission"]["address"] == "127.0.0.1"
+    assert not options_from(args)["namespaced"]
+    monkeypatch.setenv("POD_IP", "10.1.2.3")
+    args = build_parser().parse_args(["-A"])
+    assert liveness_url(args) == "http://10.1.2.3:8080/healthz"
+    assert liveness_url(build_parser().parse_args(["--liveness", ""])) is None
+
+
+def _pod(state: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    container = {"name": "runtime", "state": state, "lastState": last or {}}
+    return {"status": {"containerStatuses": [container]}}
+
+
+def test_a_runtime_that_exited_non_zero_makes_the_bot_failed_with_its_reason() -> None:
+    from tradefleet_operator.status_mapping import failed_status, runtime_failure
+
+    crashed = {
+        "terminated": {
+            "exitCode": 1,
+            "reason": "Error",
+            "message": "journal refused: schema version 9 is newer than 3",
+            "finishedAt": "2026-01-01T00:00:05Z",
+        }
+    }
+    assert runtime_failure([_pod(crashed)]) == "journal refused: schema version 9 is newer than 3"
+    # in a crash loop the reason is in lastState while the container waits to restart
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    assert runtime_failure([_pod(waiting, crashed)]) == crashed["terminated"]["message"]
+    killed = {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+    assert runtime_failure([_pod(killed)]) == "the runtime exited with code 137 (OOMKilled)"
+    assert runtime_failure([_pod({"terminated": {"exitCode": 0}})]) is None
+    assert runtime_failure([_pod({"running": {}})]) is None
+    assert runtime_failure([]) is None
+    status = failed_status(BotStatus(phase=Phase.RUNNING), "journal refused", 3, "now")
+    assert status.phase == "Failed"
+    ready = next(c for c in status.conditions or () if c.type == "Ready")
+    assert (ready.status, ready.reason, ready.message) == (
+        "False",
+        "RuntimeFailed",
+        "journal refused",
+    )

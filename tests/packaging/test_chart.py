@@ -409,7 +409,12 @@ def test_operator_arguments_parse(variant: str) -> None:
     args = operator_main.build_parser().parse_args(container["args"])
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     # The probes hit kopf's liveness endpoint on the port the operator is told to serve it on.
-    liveness = re.fullmatch(r"http://0\.0\.0\.0:(\d+)(/\S*)", args.liveness)
+    # ... bound to the pod's IP, never to every interface (issue 19, item 5).
+    assert args.bind_address == "$(POD_IP)"
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in (
+        container["env"]
+    )
+    liveness = re.fullmatch(r"http://\$\(POD_IP\):(\d+)(/\S*)", args.liveness)
     assert liveness, args.liveness
     assert int(liveness.group(1)) == ports["liveness"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -467,6 +472,7 @@ BOT_RULES = {
     ("", "persistentvolumeclaims"): {"get", "create", "patch"},
     ("apps", "deployments"): {"get", "create", "patch"},
     ("", "events"): {"create"},
+    ("", "pods"): {"list", "watch"},  # a failed runtime container's termination message
 }
 
 

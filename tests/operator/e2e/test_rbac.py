@@ -98,6 +98,14 @@ def test_the_chart_grants_exactly_what_a_bots_life_needs(
         lambda: (cluster.bot("rbac") or {}).get("status", {}).get("observedGeneration") == 4,
         message="all spec changes handled",
     )
+    # The status timer meets the unreachable runtime and reads its pods (a failed container?).
+    cluster.wait(
+        lambda: any(
+            c["type"] == "Ready" and c["reason"] == "RuntimeUnreachable"
+            for c in ((cluster.bot("rbac") or {}).get("status") or {}).get("conditions") or []
+        ),
+        message="the timer read the pods",
+    )
     cluster.delete_bot("rbac")
     cluster.wait(lambda: cluster.bot("rbac") is None, message="the finalizer let the bot go")
 
