@@ -26,11 +26,11 @@ import os
 import time
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
-from tradefleet_operator import admission, objects
+from tradefleet_operator import admission, objects, webhook_tls
 from tradefleet_operator.bot_api import LiveSpec, TradingBot
 from tradefleet_operator.children import reconcile_objects
 from tradefleet_operator.context import OperatorContext, context, event
@@ -111,12 +111,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.scanning.disabled = True
     admission = options.get("admission")
     if admission:
+        certfile, pkeyfile, cadata = admission.get("certfile"), admission.get("pkeyfile"), None
+        if not certfile:
+            # No certificate given (cert-manager): a CA of our own, new at every start.
+            host = admission.get("host") or "localhost"
+            hosts = [host, host.split(".")[0], *(admission.get("extra_hosts") or [])]
+            tls = webhook_tls.self_signed(list(dict.fromkeys(hosts)))
+            memo["webhook_tls"] = tls
+            certfile, pkeyfile, cadata = str(tls.certfile), str(tls.keyfile), tls.ca_pem
         settings.admission.server = kopf.WebhookServer(
             addr=admission.get("address") or "127.0.0.1",
             port=int(admission["port"]),
             host=admission.get("host"),
-            certfile=admission.get("certfile"),
-            pkeyfile=admission.get("pkeyfile"),
+            certfile=certfile,
+            pkeyfile=pkeyfile,
+            cadata=cadata,
         )
         settings.admission.managed = "tradefleet.io"
     memo["tradefleet"] = OperatorContext(
@@ -459,20 +468,71 @@ def _address_or_empty(meta: Mapping[str, Any], settings: OperatorSettings) -> st
 
 def validate(body: kopf.Body, **_: Any) -> None:
     """Refuse a TradingBot the runtime would refuse, naming every offending field (HTTP 422)."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    mode = str((body.get("spec") or {}).get("mode") or "")
+    said = labels.get(MODE_LABEL)
+    if said is not None and said != mode:
+        raise kopf.AdmissionError(
+            f"metadata.labels.{MODE_LABEL}: says {said!r} but spec.mode is {mode!r}; the label "
+            "is set from spec.mode (it decides whether admission fails open)",
+            code=admission.INVALID,
+        )
     admission.admit(body, admission.default_registry())
 
 
-def register_admission(registry: kopf.OperatorRegistry | None = None) -> None:
-    """Register :func:`validate` as a ``@kopf.on.validate`` handler.
+def label_mode(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Mutating webhook: ``tradefleet.io/mode`` = ``spec.mode``, so that the validating webhook
+    for live bots (and unlabelled ones) fails closed and the others' fail open."""
+    mode = (body.get("spec") or {}).get("mode")
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    if isinstance(mode, str) and mode and labels.get(MODE_LABEL) != mode:
+        patch.metadata.labels[MODE_LABEL] = mode
 
-    Only when the webhook is served (``main`` with ``--admission-port``): kopf stops the whole
-    operator when admission handlers exist but no admission server is configured.
+
+#: Set by the mutating webhook from ``spec.mode``.
+MODE_LABEL = "tradefleet.io/mode"
+#: Which bots' admission fails open when the webhook cannot answer: paper and backtest bots
+#: (an operator outage must not stop research); live bots, and bots not labelled yet, fail
+#: closed (nothing reaches real money unchecked).
+FAIL_OPEN_MODES = ("paper", "backtest")
+
+
+def register_admission(registry: kopf.OperatorRegistry | None = None) -> None:
+    """Register the admission handlers (only when ``main`` serves the webhook: kopf stops the
+    whole operator when admission handlers exist but no admission server is configured).
+
+    kopf registers them in one Validating- and one MutatingWebhookConfiguration: the mutating
+    ``label-mode`` (fails open: a missing label fails closed below) and one validating webhook
+    per label value, so that the API server's ``failurePolicy`` is ``Fail`` for live and
+    unlabelled bots and ``Ignore`` for paper and backtest bots.
     """
+    operations: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
+    kopf.on.mutate(
+        GROUP, VERSION, PLURAL, id="label-mode", operations=operations,
+        ignore_failures=True, registry=registry,
+    )(label_mode)  # fmt: skip
     kopf.on.validate(
-        GROUP,
-        VERSION,
-        PLURAL,
-        id="validate-tradingbot",
-        operations=["CREATE", "UPDATE"],
-        registry=registry,
-    )(validate)
+        GROUP, VERSION, PLURAL, id="validate-live", operations=operations,
+        labels={MODE_LABEL: "live"}, registry=registry,
+    )(validate)  # fmt: skip
+    kopf.on.validate(
+        GROUP, VERSION, PLURAL, id="validate-unlabelled", operations=operations,
+        labels={MODE_LABEL: kopf.ABSENT}, registry=registry,
+    )(validate)  # fmt: skip
+    for mode in FAIL_OPEN_MODES:
+        kopf.on.validate(
+            GROUP, VERSION, PLURAL, id=f"validate-{mode}", operations=operations,
+            labels={MODE_LABEL: mode}, ignore_failures=True, registry=registry,
+        )(validate)  # fmt: skip
+
+
+@kopf.on.probe(id="webhookCertificate")
+def webhook_certificate(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: a self-made webhook certificate past its rotation age fails the probe, so
+    the kubelet restarts the operator, which makes a new one (see ``webhook_tls``)."""
+    tls = memo.get("webhook_tls")
+    if isinstance(tls, webhook_tls.WebhookTls):
+        if tls.needs_rotation():
+            raise RuntimeError("the webhook certificate is due for rotation: restart")
+        return tls.not_after.isoformat()
+    return "none"

@@ -106,6 +106,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
             "certfile": args.admission_cert,
             "pkeyfile": args.admission_key,
             "host": args.admission_host,
+            "extra_hosts": [args.bind_address],
         }
     return options
 

@@ -72,6 +72,7 @@ MINIMAL = {
     "operator.serviceAccount.create": "false",
     "operator.serviceAccount.name": "my-operator",
     "operator.metrics.port": "0",
+    "operator.admission.enabled": "false",
     "networkPolicy.enabled": "false",
 }
 VARIANTS = {
@@ -337,7 +338,7 @@ WRONG_VALUES = [
     {"operator.watch.allNamespaces": "maybe"},
     {"operator.watch.namespaces": "{Team_A}"},
     {"operator.liveness.port": "80000"},
-    {"operator.admission.enabled": "true"},  # no certificate Secret
+    {"operator.admission.port": "0"},
     {"monitoring.podMonitor.interval": "soon"},
     {"networkPolicy.enabled": "yes"},
     {"unknownKey": "1"},
@@ -523,10 +524,13 @@ def test_rbac_is_namespaced_by_default() -> None:
             "namespace": "tradefleet-system",
         }
     ]
-    # The only cluster-wide grant: reading CRDs (kopf notices new ones).
+    # The only cluster-wide grants: reading CRDs (kopf notices new ones) and registering the
+    # admission webhooks (on by default, issue 19).
     (cluster_role,) = by_kind(docs, "ClusterRole")
     assert grants(cluster_role) == {
-        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"create", "patch"},
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"create", "patch"},
     }
 
 
@@ -547,6 +551,7 @@ def test_rbac_per_served_namespace_with_peering() -> None:
     assert grants(framework) == {
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"create", "patch"},
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"create", "patch"},
     }
     peerings = by_kind(docs, "KopfPeering")
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]

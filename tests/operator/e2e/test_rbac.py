@@ -27,6 +27,14 @@ NEEDED_BEYOND_THE_EMULATOR = {
     ("", "secrets", "patch"): "restoring the API-token Secret's labels when they drift",
     ("", "services", "patch"): "restoring the Service when it drifts (ports, selector)",
     ("", "persistentvolumeclaims", "patch"): "restoring the claim's labels when they drift",
+    # The admission webhooks (on by default) are registered by the operator process that
+    # serves them: test_admission_https.py runs that process and reads what it registered.
+    **{
+        ("admissionregistration.k8s.io", f"{kind}webhookconfigurations", verb): "kopf "
+        "registers the admission webhooks (test_admission_https.py)"
+        for kind in ("validating", "mutating")
+        for verb in ("create", "patch")
+    },
 }
 # What the test itself sends (it plays kubectl): not the operator's.
 DRIVER_ONLY = {
