@@ -4,7 +4,10 @@ Writes ``bench/results/operator.json``:
 - ``bots``: how many TradingBots were applied at once;
 - ``reconcile_all_s``: from the apply until every bot has its five objects (ConfigMap, Secret,
   PVC, headless Service, Deployment) and a ``status.phase``;
-- ``rss_mb``: the operator process's peak resident memory during the run;
+- ``rss_mb``: the operator process's peak resident memory during the run; ``rss_minimal_mb``:
+  a minimal kopf operator's (``minimal_kopf_operator.py``: ConfigMap, Deployment, Service and a
+  status timer per bot) reconciling the same bots against the same counterpart in the same run,
+  and ``rss_ratio`` (goal: < 1.3);
 - ``fleet_stop_s``: ``fleet stop`` of every bot (``fleet.stop_fleet``: per bot the direct
   ``EmergencyStop``, then the spec patch, every bot at once) until every runtime got its
   ``EmergencyStop`` call; ``fleet_stop_patched_s``: until the command returned;
@@ -483,9 +486,77 @@ async def run(bots: int) -> dict[str, Any]:
     }
 
 
+async def minimal_run(bots: int) -> dict[str, Any]:
+    """A minimal kopf operator (``bench/minimal_kopf_operator.py``) against a fresh lean API,
+    the same bots, in the same run: its peak RSS is the yardstick (issue 19, item 6)."""
+    api = LeanApi()
+    runner = web.ServerRunner(web.Server(api.handle), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    folder = Path(tempfile.mkdtemp(prefix="bench-minimal-"))
+    kubeconfig = folder / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "bench",
+                "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "bench", "user": {"token": "bench"}}],
+                "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
+            }
+        )
+    )
+    log = (folder / "operator.log").open("w")
+    operator = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "minimal_kopf_operator.py")],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    process = psutil.Process(operator.pid)
+    peak = 0
+    try:
+        await asyncio.wait_for(api.watching.wait(), 60)
+        started = time.perf_counter()
+        for index in range(bots):
+            api.create("tradingbots", NAMESPACE, bot(index))
+        names = {f"bot-{index:04d}" for index in range(bots)}
+
+        def finished(name: str) -> bool:
+            found = api.objects["tradingbots"].get((NAMESPACE, name)) or {}
+            return bool((found.get("status") or {}).get("phase")) and all(
+                (NAMESPACE, pattern.format(name)) in api.objects[plural]
+                for plural, pattern in CHILDREN
+                if plural in ("configmaps", "services", "deployments")
+            )
+
+        while names:
+            await asyncio.sleep(0.05)
+            names = {name for name in names if not finished(name)}
+            peak = max(peak, process.memory_info().rss)
+            if time.perf_counter() - started > 600:
+                raise TimeoutError(f"minimal operator: {len(names)} bots not reconciled")
+        elapsed = time.perf_counter() - started
+        for _ in range(40):  # as long as the real operator is watched after its reconcile
+            await asyncio.sleep(0.1)
+            peak = max(peak, process.memory_info().rss)
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        log.close()
+        await runner.cleanup()
+    return {"rss_minimal_mb": round(peak / 2**20, 1), "reconcile_all_minimal_s": round(elapsed, 2)}
+
+
 def main() -> None:
     bots = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     result = asyncio.run(run(bots))
+    result.update(asyncio.run(minimal_run(bots)))
+    result["rss_ratio"] = round(result["rss_mb"] / result["rss_minimal_mb"], 2)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     # bench_fleet.py adds its keys (real runtimes) to the same file: keep them.
     merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

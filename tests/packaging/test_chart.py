@@ -745,3 +745,14 @@ def test_a_missing_tool_fails_naming_its_make_target(
     for name, target in (("helm", "make helm"), ("hadolint", "make hadolint")):
         with pytest.raises(pytest.fail.Exception, match=target):
             packaging_tools.tool(name)
+
+
+def test_a_pod_disruption_budget_only_with_several_replicas() -> None:
+    """Issue 19, scope 5: with peering and two replicas a drain keeps a standby; one replica
+    gets no PDB (it would block every drain)."""
+    assert not by_kind(documents(render({})), "PodDisruptionBudget")
+    docs = documents(render(ALL_ON_NAMESPACED))
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    labels = operator_deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
