@@ -105,6 +105,8 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
     options = memo.get("options") or {}
+    if options.get("peering_lifetime"):
+        settings.peering.lifetime = int(options["peering_lifetime"])
     if options.get("namespaced"):
         # Serving named namespaces: kopf must not list namespaces at cluster scope (the chart's
         # namespaced Roles do not allow it; kopf retried for ~54 s at every start).

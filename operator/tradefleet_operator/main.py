@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--priority", type=int, help="peering priority (default: random)")
     parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        help="seconds a replica's peering record lasts: a standby takes over this long after "
+        "the active replica died",
+    )
+    parser.add_argument(
         "--status-interval",
         type=float,
         default=float(os.environ.get("TRADEFLEET_STATUS_INTERVAL", "10")),
@@ -98,6 +105,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         "rpc_timeout": args.rpc_timeout,
         # Plain namespace names: no namespace scanning (no cluster-scope list of namespaces).
         "namespaced": bool(args.namespace),
+        "peering_lifetime": args.peering_lifetime,
     }
     if args.admission_port:
         options["admission"] = {
