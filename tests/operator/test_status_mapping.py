@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,3 +281,23 @@ def test_a_runtime_that_exited_non_zero_makes_the_bot_failed_with_its_reason() -
         "RuntimeFailed",
         "journal refused",
     )
+
+
+def test_a_self_made_webhook_certificate_fails_liveness_before_it_ages_out(
+    tmp_path: Path,
+) -> None:
+    import datetime
+
+    import kopf
+
+    from tradefleet_operator import handlers, webhook_tls
+
+    tls = webhook_tls.self_signed(["tradefleet-operator.ops.svc", "10.0.0.7"], tmp_path)
+    assert tls.not_after - tls.issued == datetime.timedelta(days=webhook_tls.SERVING_DAYS)
+    assert webhook_tls.ROTATE_AFTER_DAYS < webhook_tls.SERVING_DAYS
+    assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0
+    memo = kopf.Memo(webhook_tls=tls)
+    assert handlers.webhook_certificate(memo=memo) == tls.not_after.isoformat()
+    old = dataclasses.replace(tls, issued=tls.issued - datetime.timedelta(days=61))
+    with pytest.raises(RuntimeError, match="rotation"):
+        handlers.webhook_certificate(memo=kopf.Memo(webhook_tls=old))
