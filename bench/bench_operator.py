@@ -4,10 +4,13 @@ Writes ``bench/results/operator.json``:
 - ``bots``: how many TradingBots were applied at once;
 - ``reconcile_all_s``: from the apply until every bot has its five objects (ConfigMap, Secret,
   PVC, headless Service, Deployment) and a ``status.phase``;
-- ``rss_mb``: the operator process's peak resident memory during the run;
-- ``fleet_stop_s``: ``fleet stop`` of every bot (``set_emergency_stop``: all patches at once,
-  then ``halt_directly``: every runtime called at once, as the CLI does) until every runtime got
-  its ``EmergencyStop`` call; ``fleet_stop_patched_s``: the patches alone;
+- ``rss_mb``: the operator process's peak resident memory during the run; ``rss_minimal_mb``:
+  a minimal kopf operator's (``minimal_kopf_operator.py``: ConfigMap, Deployment, Service and a
+  status timer per bot) reconciling the same bots against the same counterpart in the same run,
+  and ``rss_ratio`` (goal: < 1.3);
+- ``fleet_stop_s``: ``fleet stop`` of every bot (``fleet.stop_fleet``: per bot the direct
+  ``EmergencyStop``, then the spec patch, every bot at once) until every runtime got its
+  ``EmergencyStop`` call; ``fleet_stop_patched_s``: until the command returned;
 - ``api_busy_s`` / ``api_share``: time the API counterpart spent serving requests, and its share
   of ``reconcile_all_s`` (so that the API is shown not to be the bottleneck);
 - ``requests``: requests served by method; ``requests_per_bot``.
@@ -43,8 +46,8 @@ import jsonpatch
 import psutil
 from aiohttp import web
 
-from tradefleet_operator.fleet import halt_directly, set_emergency_stop
-from tradefleet_operator.k8s_api import KubeApi
+from tradefleet_operator.fleet import stop_fleet
+from tradefleet_operator.kube_light import Credentials, LightKube
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -432,24 +435,19 @@ async def run(bots: int) -> dict[str, Any]:
 
         # tradefleet fleet stop --selector team: every bot, patched at once; the operator fans
         # the EmergencyStop calls out.
-        os.environ["KUBECONFIG"] = str(kubeconfig)
-        kube = KubeApi.from_environment()
+        kube = LightKube(Credentials.from_kubeconfig(kubeconfig))
         runtimes.expected = bots
         stop_started = time.perf_counter()
         try:
-            results = await set_emergency_stop(
-                kube,
-                selector="team",
-                namespace=NAMESPACE,
-                stop={"reason": "bench", "flatten": False},
+            # Each bot: the direct EmergencyStop, then the spec patch (as the CLI does).
+            results = await asyncio.to_thread(
+                stop_fleet, kube, selector="team", namespace=NAMESPACE, reason="bench"
             )
             patched_s = time.perf_counter() - stop_started
-            # What `tradefleet fleet stop` does next: call every reachable runtime at once.
-            results = await halt_directly(kube, results, "bench", False)
             await asyncio.wait_for(runtimes.all_stopped.wait(), 120)
             fleet_stop_s = time.perf_counter() - stop_started
         finally:
-            await kube.close()
+            kube.close()
         assert len(results) == bots and not any(result.error for result in results)
         for _ in range(10):
             await asyncio.sleep(0.1)
@@ -488,11 +486,82 @@ async def run(bots: int) -> dict[str, Any]:
     }
 
 
+async def minimal_run(bots: int) -> dict[str, Any]:
+    """A minimal kopf operator (``bench/minimal_kopf_operator.py``) against a fresh lean API,
+    the same bots, in the same run: its peak RSS is the yardstick (issue 19, item 6)."""
+    api = LeanApi()
+    runner = web.ServerRunner(web.Server(api.handle), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    folder = Path(tempfile.mkdtemp(prefix="bench-minimal-"))
+    kubeconfig = folder / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "bench",
+                "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "bench", "user": {"token": "bench"}}],
+                "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
+            }
+        )
+    )
+    log = (folder / "operator.log").open("w")
+    operator = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "minimal_kopf_operator.py")],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    process = psutil.Process(operator.pid)
+    peak = 0
+    try:
+        await asyncio.wait_for(api.watching.wait(), 60)
+        started = time.perf_counter()
+        for index in range(bots):
+            api.create("tradingbots", NAMESPACE, bot(index))
+        names = {f"bot-{index:04d}" for index in range(bots)}
+
+        def finished(name: str) -> bool:
+            found = api.objects["tradingbots"].get((NAMESPACE, name)) or {}
+            return bool((found.get("status") or {}).get("phase")) and all(
+                (NAMESPACE, pattern.format(name)) in api.objects[plural]
+                for plural, pattern in CHILDREN
+                if plural in ("configmaps", "services", "deployments")
+            )
+
+        while names:
+            await asyncio.sleep(0.05)
+            names = {name for name in names if not finished(name)}
+            peak = max(peak, process.memory_info().rss)
+            if time.perf_counter() - started > 600:
+                raise TimeoutError(f"minimal operator: {len(names)} bots not reconciled")
+        elapsed = time.perf_counter() - started
+        for _ in range(40):  # as long as the real operator is watched after its reconcile
+            await asyncio.sleep(0.1)
+            peak = max(peak, process.memory_info().rss)
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        log.close()
+        await runner.cleanup()
+    return {"rss_minimal_mb": round(peak / 2**20, 1), "reconcile_all_minimal_s": round(elapsed, 2)}
+
+
 def main() -> None:
     bots = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     result = asyncio.run(run(bots))
+    result.update(asyncio.run(minimal_run(bots)))
+    result["rss_ratio"] = round(result["rss_mb"] / result["rss_minimal_mb"], 2)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    # bench_fleet.py adds its keys (real runtimes) to the same file: keep them.
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update(result)
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

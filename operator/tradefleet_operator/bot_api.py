@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from tradefleet_operator.names import API_VERSION, KIND, LIVE_FIELDS
-from tradefleet_operator.settings import RUNTIME_ADDRESS_ANNOTATION, OperatorSettings
+from tradefleet_operator.settings import OperatorSettings, runtime_address
 from tradefleet_runtime.spec import BotManifest, BotSpec, parse_manifest
 from tradefleet_runtime.spec.model import EmergencyStopSpec
 
@@ -26,17 +26,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-def runtime_address(metadata: Mapping[str, Any], settings: OperatorSettings) -> str:
-    """``host:port`` of a bot's gRPC API: the annotation ``tradefleet.io/runtime-address`` if
-    set (an operator outside the cluster), else the bot's headless Service."""
-    annotations = metadata.get("annotations") or {}
-    override = str(annotations.get(RUNTIME_ADDRESS_ANNOTATION) or "").strip()
-    if override:
-        return override
-    namespace = metadata.get("namespace") or "default"
-    return f"{metadata['name']}.{namespace}.svc:{settings.grpc_port}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,16 +31,59 @@ def _owner_reference_missing(desired: Mapping[str, Any], actual: Mapping[str, An
 
 
 def _patch_for(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What to send so that ``actual`` becomes ``desired`` (owner references included)."""
+    """What to send so that ``actual`` becomes ``desired`` (owner references included).
+
+    An object controlled by an earlier TradingBot of the same name (deleted, and its children
+    not yet collected: delete then an immediate re-apply) is adopted: that stale controller
+    reference is replaced, never added to (the API server refuses two controllers with 422).
+    An object still being deleted, or controlled by anything else, is waited for
+    (:class:`KubeError` 409, retried with backoff), never failed for good.
+    """
     patch = needs_update(desired, actual) or {}
     if _owner_reference_missing(desired, actual):
-        refs = list(actual.get("metadata", {}).get("ownerReferences") or [])
+        ours = desired["metadata"]["ownerReferences"]
+        if actual.get("metadata", {}).get("deletionTimestamp"):
+            raise KubeError(
+                409, "Conflict", f"{_label(desired)} of an earlier bot is being deleted; waiting"
+            )
+        refs = []
+        for ref in actual.get("metadata", {}).get("ownerReferences") or []:
+            if not ref.get("controller"):
+                refs.append(ref)
+            elif _earlier_self(ref, ours):
+                continue  # the deleted predecessor's reference: replaced by ours
+            else:
+                raise KubeError(
+                    409,
+                    "Conflict",
+                    f"{_label(desired)} is controlled by {ref.get('kind')}/{ref.get('name')}; "
+                    "waiting for it to let go",
+                )
         known = {ref.get("uid") for ref in refs}
-        refs += [
-            ref for ref in desired["metadata"]["ownerReferences"] if ref.get("uid") not in known
-        ]
+        refs += [ref for ref in ours if ref.get("uid") not in known]
         patch.setdefault("metadata", {})["ownerReferences"] = refs
     return patch or None
+
+
+def _earlier_self(ref: Mapping[str, Any], ours: list[Mapping[str, Any]]) -> bool:
+    """``ref`` names a TradingBot of the same name as ours, with another uid."""
+    return any(
+        ref.get("kind") == mine.get("kind")
+        and ref.get("name") == mine.get("name")
+        and str(ref.get("apiVersion", "")).split("/")[0]
+        == str(mine.get("apiVersion", "")).split("/")[0]
+        and ref.get("uid") != mine.get("uid")
+        for mine in ours
+    )
+
+
+def _mutable_part(desired: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What may be patched on an existing object: a claim's spec is immutable but for its
+    storage request (an existing claim keeps its access mode and class)."""
+    if desired.get("kind") != "PersistentVolumeClaim":
+        return desired
+    spec = desired.get("spec") or {}
+    return {**desired, "spec": {"resources": spec.get("resources") or {}}}
 
 
 def _label(obj: Mapping[str, Any]) -> str:
@@ -74,9 +117,14 @@ async def apply_object(
         actual = await kube.get(path)
         if actual is None:
             raise KubeError(409, "Conflict", f"{_label(desired)} exists and vanished; retrying")
-    patch = _patch_for(desired, actual)
+    patch = _patch_for(_mutable_part(desired), actual)
     if patch is None:
         return "unchanged", actual
+    if "resourceVersion" in actual.get("metadata", {}) and "ownerReferences" in patch.get(
+        "metadata", {}
+    ):
+        # Optimistic concurrency when owners change: the collector may be deleting it now.
+        patch["metadata"]["resourceVersion"] = actual["metadata"]["resourceVersion"]
     await kube.patch(path, patch)
     adopted = _owner_reference_missing(desired, actual)
     return ("adopted" if adopted else "patched"), actual

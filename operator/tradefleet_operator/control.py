@@ -55,11 +55,17 @@ def plan_control(
     """The calls that bring the runtime to the spec.
 
     ``applied`` is what the operator last brought about (``status.control.applied``);
-    ``known`` says whether ``observed`` (the runtime's state) was just read. Without it (in a
-    change handler) the plan follows the spec's change alone. With it (the timer) a halt or a
-    pause the spec asks for is enforced even after the runtime restarted; but a pause or halt
-    that someone made by hand while the spec says "run" is left alone, unless the spec's own
-    change to "run" has not reached the runtime yet.
+    ``known`` says whether ``observed`` (the runtime's state) was just read.
+
+    Without it (a change handler, i.e. a spec generation newer than the last one acted on) the
+    plan follows the spec's change alone: this is the only path that ever sends ``Resume``.
+
+    With it (the status timer, whose view of the spec may be a generation old) control only
+    moves towards safety: a halt the spec asks for is enforced, and a pause on a running
+    runtime, even after the runtime restarted; but the timer never resumes anything. A halt
+    or pause the runtime reports while the timer's spec says "run" may come from a newer spec
+    the timer has not seen (a fleet stop's direct call), from a risk plugin or from a person:
+    undoing it is for a spec change, never for a timer tick (issue 19, item 8).
     """
     desired = desired_control(live)
     stop = live.emergency_stop
@@ -78,15 +84,9 @@ def plan_control(
         return []
     if desired is Control.HALTED:
         return [] if observed is Control.HALTED else [halt]
-    if desired is Control.PAUSED:
-        if observed is Control.PAUSED:
-            return []
-        if observed is Control.RUNNING:
-            return [pause]
-        return [resume, pause] if applied != Control.PAUSED.value else []
-    if observed is Control.RUNNING or applied == Control.RUNNING.value:
-        return []
-    return [resume]
+    if desired is Control.PAUSED and observed is Control.RUNNING:
+        return [pause]
+    return []
 
 
 def parse_reset_request(value: str) -> tuple[str, str] | None:

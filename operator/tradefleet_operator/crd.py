@@ -275,7 +275,7 @@ def object_schema() -> dict[str, Any]:
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
     {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy.name"},
-    {"name": "Symbols", "type": "string", "jsonPath": ".spec.market.symbols"},
+    {"name": "Symbols", "type": "string", "jsonPath": ".status.symbols"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Equity", "type": "number", "jsonPath": ".status.equity"},
     {"name": "PnL", "type": "number", "jsonPath": ".status.pnlTotal"},

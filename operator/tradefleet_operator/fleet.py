@@ -1,107 +1,263 @@
 """Fleet-wide commands: ``tradefleet fleet stop`` and ``tradefleet fleet resume``.
 
-``tradefleet fleet stop --selector team=a --reason "..." [--flatten]`` sets ``spec.emergencyStop``
-on every matching ``TradingBot`` in one go (all patches in flight at once), then also calls every
-runtime it can reach directly, all at once; the operator enforces the spec for the rest (and
-for good), so a whole fleet halts in about a second.
-``tradefleet fleet resume --selector team=a`` removes it again.
+``tradefleet fleet stop --selector team=a --reason "..." [--flatten]`` halts every matching
+``TradingBot``, each bot on its own thread, all at once:
 
-The lead wires the commands into the ``tradefleet`` CLI with :func:`add_fleet_commands` and
-:func:`run_fleet_command`. Nothing here imports kopf at module level: the CLI stays light, and
-kopf (the ``operator`` extra) is only needed to read the kubeconfig when a command runs.
+1. read the bot's ``<name>-api-token`` Secret and send ``EmergencyStop`` straight to its
+   runtime (control token);
+2. merge-patch ``spec.emergencyStop`` (what makes the halt stick: the operator enforces the spec,
+   also for a runtime this command cannot reach, and after a restart) — sent once the direct
+   call has answered, or after ``settle`` seconds (0.2) if it has not, so a slow runtime never
+   holds the spec back.
 
-It talks to the Kubernetes API through :mod:`.k8s_api` and to the runtimes through
-:mod:`.runtime_client` (control token from each bot's api-token Secret).
+Because the spec changes only after the direct call answered, the operator cannot have halted
+the bot first: the report says, per bot, which path halted it — ``halted directly``, ``halted
+(direct answer came after the spec patch: either path may have been first)`` or ``spec
+patched: the operator halts it`` with the reason the direct call failed.
+
+``tradefleet fleet resume --selector team=a`` removes ``spec.emergencyStop``; the operator
+resumes each bot on that spec change (only a spec change resumes, never its status timer).
+
+Speed is the point: the command imports only the standard library, PyYAML (kubeconfig) and
+the gRPC stubs (imported while the TradingBots are being listed), never kopf, aiohttp or the
+spec model (:mod:`.kube_light`); ``--timings`` prints when the first ``EmergencyStop`` left,
+counted from the interpreter's start.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from tradefleet_operator.bot_api import runtime_address
-from tradefleet_operator.control import Call
-from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path, parse_selector
-from tradefleet_operator.names import API_VERSION, PLURAL, api_token_secret_name
-from tradefleet_operator.runtime_client import RuntimeClients
-from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.kube_light import Credentials, LightKube, LightKubeError, Unsupported
+from tradefleet_operator.label_selectors import parse_selector, selector_matches
+from tradefleet_operator.settings import runtime_address
 from tradefleet_operator.tokens import tokens_from_secret
 
-# --- the fleet command --------------------------------------------------------------------------
+__all__ = ["FleetResult", "add_fleet_commands", "main", "run_fleet_command", "stop_fleet"]
+
+#: The TradingBot API (``names.API_VERSION`` / ``names.PLURAL``; ``names`` imports the spec
+#: model, which costs 0.4 s: a test keeps these equal).
+API_VERSION = "tradefleet.io/v1alpha1"
+PLURAL = "tradingbots"
+#: Who the runtime journals as the caller.
+ACTOR = "tradefleet-fleet"
+
+DIRECT = "direct"  # the direct call answered before the spec was patched
+EITHER = "direct-or-operator"  # the direct call answered after the patch
+OPERATOR = "operator"  # only the spec was patched (the direct call failed or was not made)
+_PATHS = {
+    DIRECT: "halted directly",
+    EITHER: "halted (the direct call answered after the spec patch: either path may be first)",
+    OPERATOR: "spec patched: the operator halts it",
+}
 
 
-@dataclass(frozen=True, slots=True)
+def bots_path(namespace: str | None, name: str | None = None) -> str:
+    path = f"/apis/{API_VERSION}" + (f"/namespaces/{namespace}" if namespace else "")
+    return path + f"/{PLURAL}" + (f"/{name}" if name else "")
+
+
+@dataclass
 class FleetResult:
     namespace: str
     name: str
-    error: str = ""
-    halted_directly: bool = False
-    bot: Mapping[str, Any] | None = None
+    error: str = ""  # the spec patch failed (the bot may still run!)
+    path: str = ""  # DIRECT, EITHER or OPERATOR (stop only)
+    direct_error: str = ""
+    #: Seconds from the command's start until the direct call answered (halted).
+    halted_after_s: float | None = None
+    bot: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def halted_directly(self) -> bool:
+        return self.path == DIRECT
 
 
-async def set_emergency_stop(
-    api: KubeApi,
+def _since_process_start() -> float:
+    """Seconds since this interpreter started (Linux /proc; else since this module loaded)."""
+    try:
+        with open("/proc/self/stat") as stat:
+            start_ticks = int(stat.read().rpartition(")")[2].split()[19])
+        with open("/proc/uptime") as uptime:
+            up = float(uptime.read().split()[0])
+        return up - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _LOADED
+
+
+_LOADED = time.monotonic()
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def emergency_stop_request(reason: str, flatten: bool, actor: str) -> bytes:
+    """``EmergencyStopRequest`` in protobuf wire format (fields 1 reason, 2 flatten, 3 actor),
+    written by hand: importing protobuf and the generated modules would cost 50-70 ms before
+    the first halt. A test checks it against the generated class."""
+    out = bytearray()
+    for number, text in ((1, reason), (3, actor)):
+        if text:
+            data = text.encode()
+            out += _varint(number << 3 | 2) + _varint(len(data)) + data
+        if number == 1 and flatten:
+            out += _varint(2 << 3) + b"\x01"
+    return bytes(out)
+
+
+#: The method's full name (``proto/tradefleet/v1/runtime.proto``; a test checks it).
+EMERGENCY_STOP_METHOD = "/tradefleet.v1.RuntimeService/EmergencyStop"
+
+
+class _Direct:
+    """Sends ``EmergencyStop`` over one gRPC channel per runtime (sync: no event loop). Only
+    ``grpc`` is imported; the request is encoded by hand and the answer is not decoded (an
+    answer at all means the runtime applied the halt: control calls wait for the engine)."""
+
+    def __init__(self, reason: str, flatten: bool, timeout: float) -> None:
+        import grpc
+
+        self.grpc = grpc
+        self._request = emergency_stop_request(reason, flatten, ACTOR)
+        self.timeout = timeout
+        self._channels: list[Any] = []
+        self.first_sent: float | None = None
+        self.ready_at = _since_process_start()
+        self.listed_at: float | None = None
+
+    def send(self, address: str, token: str) -> Any:
+        channel = self.grpc.insecure_channel(address)
+        self._channels.append(channel)
+        call: Any = channel.unary_unary(EMERGENCY_STOP_METHOD)  # bytes in, bytes out
+        future = call.future(
+            self._request, metadata=(("authorization", f"Bearer {token}"),), timeout=self.timeout
+        )
+        if self.first_sent is None:
+            self.first_sent = _since_process_start()
+        return future
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+
+def _error(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    if callable(code):
+        details = getattr(error, "details", lambda: "")()
+        return f"{code().name}: {details}"[:200]
+    return f"{type(error).__name__}: {error}"[:200]
+
+
+def stop_fleet(
+    kube: LightKube,
     *,
     selector: str,
     namespace: str | None,
-    stop: Mapping[str, Any] | None,
+    reason: str,
+    flatten: bool = False,
+    direct: bool = True,
+    timeout: float = 2.0,
+    settle: float = 0.2,
+    started: float | None = None,
+    on_direct: Callable[[_Direct], None] | None = None,
 ) -> list[FleetResult]:
-    """Set (``stop`` given) or clear (``None``) ``spec.emergencyStop`` on every matching bot,
-    all patches at once. One result per bot; a bot that could not be patched names its error."""
-    bots = await api.list(API_VERSION, PLURAL, namespace, selector)
-    patch = {"spec": {"emergencyStop": dict(stop) if stop is not None else None}}
+    """Halt every matching bot (direct call first, then the spec patch); one result per bot."""
+    started = time.monotonic() if started is None else started
+    patch = {"spec": {"emergencyStop": {"reason": reason, "flatten": bool(flatten)}}}
+    with ThreadPoolExecutor(max_workers=64, thread_name_prefix="fleet") as pool:
+        listing: Future[list[dict[str, Any]]] = pool.submit(
+            kube.list, bots_path(namespace), selector
+        )
+        sender = _Direct(reason, flatten, timeout) if direct else None  # imports while listing
+        if sender is not None and on_direct is not None:
+            on_direct(sender)
+        bots = [bot for bot in listing.result() if selector_matches(selector, bot)]
+        if sender is not None:
+            sender.listed_at = _since_process_start()
 
-    async def one(bot: Mapping[str, Any]) -> FleetResult:
+        def one(bot: Mapping[str, Any]) -> FleetResult:
+            meta = bot["metadata"]
+            result = FleetResult(str(meta.get("namespace") or ""), str(meta["name"]), bot=bot)
+            call = None
+            if sender is not None:
+                try:
+                    secret = kube.get(
+                        f"/api/v1/namespaces/{result.namespace}/secrets/{result.name}-api-token"
+                    )
+                    tokens = tokens_from_secret(secret)
+                    if tokens is None:
+                        result.direct_error = "no api-token Secret"
+                    else:
+                        call = sender.send(runtime_address(meta), tokens.control)
+                except Exception as error:  # forbidden, unreachable: the spec still goes
+                    result.direct_error = _error(error)
+            answered_first = False
+            if call is not None:
+                try:
+                    call.result(timeout=settle)
+                    answered_first = True
+                    result.halted_after_s = time.monotonic() - started
+                except sender.grpc.FutureTimeoutError:  # type: ignore[union-attr]
+                    pass
+                except Exception as error:
+                    result.direct_error, call = _error(error), None
+            try:
+                kube.merge_patch(bots_path(result.namespace, result.name), patch)
+            except LightKubeError as error:
+                result.error = str(error)
+            if answered_first:
+                result.path = DIRECT
+            elif call is not None:
+                try:
+                    call.result()
+                    result.path = EITHER
+                    result.halted_after_s = time.monotonic() - started
+                except Exception as error:
+                    result.direct_error, result.path = _error(error), OPERATOR
+            else:
+                result.path = OPERATOR
+            return result
+
+        try:
+            return list(pool.map(one, bots))
+        finally:
+            if sender is not None:
+                sender.close()
+
+
+def resume_fleet(kube: LightKube, *, selector: str, namespace: str | None) -> list[FleetResult]:
+    """Remove ``spec.emergencyStop`` from every matching bot; the operator resumes each one."""
+    bots = [
+        bot for bot in kube.list(bots_path(namespace), selector) if selector_matches(selector, bot)
+    ]
+
+    def one(bot: Mapping[str, Any]) -> FleetResult:
         meta = bot["metadata"]
-        path = api_path(API_VERSION, PLURAL, meta.get("namespace"), meta["name"])
+        result = FleetResult(str(meta.get("namespace") or ""), str(meta["name"]), bot=bot)
         try:
-            await api.patch(path, patch)
-        except KubeError as error:
-            return FleetResult(meta.get("namespace", ""), meta["name"], str(error))
-        return FleetResult(meta.get("namespace", ""), meta["name"], bot=bot)
-
-    return list(await asyncio.gather(*(one(bot) for bot in bots)))
-
-
-async def halt_directly(
-    api: KubeApi, results: Sequence[FleetResult], reason: str, flatten: bool, timeout: float = 2.0
-) -> list[FleetResult]:
-    """Also send ``EmergencyStop`` to every patched bot's runtime at once, best effort.
-
-    The spec patch is what makes a halt stick (the operator enforces it); this only makes it
-    land sooner, without waiting for the operator to work through a whole fleet's events. A
-    runtime this process cannot reach (outside the cluster, no right to read the token Secret)
-    is simply left to the operator.
-    """
-    settings = OperatorSettings()
-    clients = RuntimeClients(timeout=timeout)
-    call = Call("EmergencyStop", reason, flatten)
-
-    async def one(result: FleetResult) -> FleetResult:
-        if result.error or result.bot is None:
-            return result
-        try:
-            secret = await api.get(
-                api_path("v1", "secrets", result.namespace, api_token_secret_name(result.name))
+            kube.merge_patch(
+                bots_path(result.namespace, result.name), {"spec": {"emergencyStop": None}}
             )
-            tokens = tokens_from_secret(secret)
-            if tokens is None:
-                return result
-            address = runtime_address(result.bot["metadata"], settings)
-            await asyncio.wait_for(clients.invoke(address, tokens.control, call), timeout)
-        except Exception:  # unreachable, forbidden, slow: the operator will do it
-            return result
-        return FleetResult(result.namespace, result.name, halted_directly=True, bot=result.bot)
+        except LightKubeError as error:
+            result.error = str(error)
+        return result
 
-    try:
-        return list(await asyncio.gather(*(one(result) for result in results)))
-    finally:
-        await clients.close()
+    with ThreadPoolExecutor(max_workers=64, thread_name_prefix="fleet") as pool:
+        return list(pool.map(one, bots))
 
 
 def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
@@ -129,59 +285,111 @@ def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="only patch the specs; do not also call the runtimes (the operator will)",
     )
+    stop.add_argument(
+        "--timings", action="store_true", help="print when the first EmergencyStop was sent"
+    )
     resume = commands.add_parser("resume", help="clear the emergency stop of every matching bot")
     common(resume)
     return fleet
 
 
-def _namespace(args: argparse.Namespace, api: KubeApi) -> str | None:
-    if args.all_namespaces:
-        return None
-    return str(args.namespace or api.info.default_namespace or "default")
-
-
-async def _run(args: argparse.Namespace) -> int:
-    parse_selector(args.selector)  # refuse a bad selector before touching anything
+def _credentials(args: argparse.Namespace) -> Credentials:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
-    api = KubeApi.from_environment()
     try:
-        namespace = _namespace(args, api)
+        return Credentials.from_environment()
+    except Unsupported:
+        return _credentials_via_kopf()
+
+
+def _credentials_via_kopf() -> Credentials:
+    """kopf's login (which can use an installed kubernetes client for exec plugins)."""
+    import kopf
+
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise LightKubeError(0, "NoCredentials", "no service account and no kubeconfig found")
+    return Credentials(
+        server=info.server,
+        namespace=info.default_namespace or "default",
+        token=info.token,
+        ca_file=os.fsdecode(info.ca_path) if info.ca_path else None,
+        ca_data=info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data,
+        username=info.username,
+        password=info.password,
+        insecure=bool(info.insecure),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    parse_selector(args.selector)  # refuse a bad selector before touching anything
+    kube = LightKube(_credentials(args))
+    namespace = None if args.all_namespaces else str(args.namespace or kube.default_namespace)
+    sender: list[_Direct] = []
+    try:
         if args.fleet_command == "stop":
-            stop: dict[str, Any] | None = {"reason": args.reason, "flatten": bool(args.flatten)}
+            results = stop_fleet(
+                kube,
+                selector=args.selector,
+                namespace=namespace,
+                reason=args.reason,
+                flatten=bool(args.flatten),
+                direct=not args.no_direct,
+                started=started,
+                on_direct=sender.append,
+            )
         else:
-            stop = None
-        results = await set_emergency_stop(
-            api, selector=args.selector, namespace=namespace, stop=stop
-        )
-        if stop is not None and not args.no_direct:
-            results = await halt_directly(api, results, args.reason, bool(args.flatten))
+            results = resume_fleet(kube, selector=args.selector, namespace=namespace)
     finally:
-        await api.close()
-    verb = "stopped" if args.fleet_command == "stop" else "resumed"
+        kube.close()
     failed = [result for result in results if result.error]
     for result in results:
         line = f"{result.namespace}/{result.name}: "
-        how = " (halted directly)" if result.halted_directly else ""
-        print(line + (f"FAILED {result.error}" if result.error else verb + how))
+        if result.error:
+            print(line + f"FAILED to patch the spec ({result.error}); " + _PATHS[result.path])
+        elif args.fleet_command == "stop":
+            how = _PATHS[result.path]
+            if result.halted_after_s is not None:
+                how += f" {result.halted_after_s * 1000:.0f} ms after the start"
+            if result.direct_error:
+                how += f" (direct call: {result.direct_error})"
+            print(line + how)
+        else:
+            print(line + "spec.emergencyStop removed: the operator resumes it")
+    verb = "stopped" if args.fleet_command == "stop" else "resumed"
     print(f"{len(results) - len(failed)} of {len(results)} bots {verb}")
+    if args.fleet_command == "stop" and getattr(args, "timings", False):
+        first = sender[0].first_sent if sender else None
+        sent = f"{first * 1000:.0f} ms" if first is not None else "never"
+        print(f"first EmergencyStop sent {sent} after the interpreter started", file=sys.stderr)
+        if sender:
+            ready, listed = sender[0].ready_at, sender[0].listed_at or 0.0
+            print(
+                f"gRPC stubs ready at {ready * 1000:.0f} ms, bots listed at {listed * 1000:.0f} ms",
+                file=sys.stderr,
+            )
     return 1 if failed or not results else 0
 
 
 def run_fleet_command(args: argparse.Namespace) -> int:
     """Run a parsed ``fleet`` command; 0 when every matching bot was patched (and some did)."""
     try:
-        return asyncio.run(_run(args))
+        return _run(args)
     except ValueError as error:
         print(f"tradefleet fleet: {error}", file=sys.stderr)
         return 2
-    except KubeError as error:
+    except (LightKubeError, Unsupported, OSError) as error:
         print(f"tradefleet fleet: {error}", file=sys.stderr)
         return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tradefleet_operator.fleet stop ...`` (for use before the CLI wiring)."""
+    """``tradefleet fleet ...`` (the CLI's ``tradefleet.cli`` entry point), or
+    ``python -m tradefleet_operator.fleet stop ...``."""
     parser = argparse.ArgumentParser(prog="tradefleet")
     add_fleet_commands(parser.add_subparsers(dest="command", required=True))
     return run_fleet_command(parser.parse_args(["fleet", *(argv or sys.argv[1:])]))

@@ -26,12 +26,12 @@ import os
 import time
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
-from tradefleet_operator import admission, objects
-from tradefleet_operator.bot_api import LiveSpec, TradingBot, runtime_address
+from tradefleet_operator import admission, objects, webhook_tls
+from tradefleet_operator.bot_api import LiveSpec, TradingBot
 from tradefleet_operator.children import reconcile_objects
 from tradefleet_operator.context import OperatorContext, context, event
 from tradefleet_operator.control import observed_control
@@ -51,12 +51,14 @@ from tradefleet_operator.names import (
     api_token_secret_name,
 )
 from tradefleet_operator.runtime_client import RuntimeCallError, RuntimeClients
-from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.settings import BOT_LABEL, OperatorSettings, runtime_address
 from tradefleet_operator.status_mapping import (
     advance,
     condition_of,
+    failed_status,
     now_iso,
     reachable_status,
+    runtime_failure,
     set_condition,
     status_changes,
     unreachable_status,
@@ -103,14 +105,29 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
     options = memo.get("options") or {}
+    if options.get("peering_lifetime"):
+        settings.peering.lifetime = int(options["peering_lifetime"])
+    if options.get("namespaced"):
+        # Serving named namespaces: kopf must not list namespaces at cluster scope (the chart's
+        # namespaced Roles do not allow it; kopf retried for ~54 s at every start).
+        settings.scanning.disabled = True
     admission = options.get("admission")
     if admission:
+        certfile, pkeyfile, cadata = admission.get("certfile"), admission.get("pkeyfile"), None
+        if not certfile:
+            # No certificate given (cert-manager): a CA of our own, new at every start.
+            host = admission.get("host") or "localhost"
+            hosts = [host, host.split(".")[0], *(admission.get("extra_hosts") or [])]
+            tls = webhook_tls.self_signed(list(dict.fromkeys(hosts)))
+            memo["webhook_tls"] = tls
+            certfile, pkeyfile, cadata = str(tls.certfile), str(tls.keyfile), tls.ca_pem
         settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0",
+            addr=admission.get("address") or "127.0.0.1",
             port=int(admission["port"]),
             host=admission.get("host"),
-            certfile=admission.get("certfile"),
-            pkeyfile=admission.get("pkeyfile"),
+            certfile=certfile,
+            pkeyfile=pkeyfile,
+            cadata=cadata,
         )
         settings.admission.managed = "tradefleet.io"
     memo["tradefleet"] = OperatorContext(
@@ -170,9 +187,35 @@ async def reconcile(
     logger: kopf.Logger,
     reason: str = "",
     diff: Any = (),
+    retry: int = 0,
     **_: Any,
 ) -> None:
-    """Bring the runtime and every child object to the spec; write only what changed."""
+    """Bring the runtime and every child object to the spec; write only what changed.
+
+    A control call that did not get through is retried by kopf (the status written so far is
+    kept): the timer re-enforces halts and pauses but never resumes, so a resume is retried
+    only here, with this handler's newest view of the spec.
+    """
+    steering_left = await _reconcile(body, meta, status, patch, memo, logger, reason, diff, retry)
+    if steering_left:
+        raise kopf.TemporaryError(
+            "the runtime did not take the spec's control change yet", delay=min(30, 1 + retry)
+        )
+
+
+async def _reconcile(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    reason: str,
+    diff: Any,
+    retry: int = 0,
+) -> bool:
+    """One reconcile pass; True when a control call must be retried."""
+    steering_left = False
     started = time.perf_counter()
     ctx = context(memo)
     current: dict[str, Any] = dict(status)
@@ -186,10 +229,14 @@ async def reconcile(
             bot = TradingBot.parse(body)  # the one parse of this pass
         except Exception as error:  # an invalid spec (admission would have refused it)
             problem = str(error)[:1000]
+        if bot is not None:
+            # kubectl prints a list column as a JSON array: the joined string is in .status.
+            new = new.model_copy(update={"symbols": ",".join(bot.spec.market.symbols)})
         # The runtime first: a halt waits for nothing but the parse (not for object writes).
         live = bot.live if bot is not None else LiveSpec.salvage(body.get("spec") or {})
         if live is not None:
             steered = await steer(ctx, body, live, new, logger=logger)
+            steering_left = steered.pending
             new = steered.apply(new)
             if steered.snapshot is not None:
                 new = reachable_status(new, steered.snapshot, generation, now_iso())
@@ -207,21 +254,25 @@ async def reconcile(
                     ),
                 }
             )  # fmt: skip
-            return
+            return steering_left
 
         config_hash = objects.config_hash(bot)
         if live_only_change(reason, diff) and old.config_hash == config_hash:
             # Only live fields changed (pause, emergency stop): steered over gRPC above, and no
             # object depends on them. Skipping the object pass keeps a fleet-wide stop fast.
             new = new.model_copy(update={"observed_generation": generation})
-            return
+            return steering_left
         try:
             fresh = not old.config_hash  # never reconciled: create without reading
             outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
+                # Transient (a conflict, an earlier bot's children not collected yet, the API
+                # server busy): retried with backoff, never a permanent Failed.
                 outcome = "retry"
-                raise kopf.TemporaryError(str(error), delay=2) from error
+                if retry == 0:
+                    event(body, warning=True, reason="ReconcileRetrying", message=str(error)[:500])
+                raise kopf.TemporaryError(str(error), delay=min(30, 2 * (retry + 1))) from error
             outcome = "failed"
             event(body, warning=True, reason="ReconcileFailed", message=str(error)[:1000])
             new = new.model_copy(
@@ -234,7 +285,7 @@ async def reconcile(
                     ),
                 }
             )  # fmt: skip
-            return
+            return steering_left
         made = outcomes.get("created", []) + outcomes.get("adopted", [])
         if outcomes.get("created"):
             event(body, reason="Created", message="created " + ", ".join(made))
@@ -262,6 +313,7 @@ async def reconcile(
             patch.status.update(changes)
         if new.phase:
             record_phase(str(meta.get("uid")), str(new.phase))
+    return steering_left
 
 
 # --- the status timer ---------------------------------------------------------------------------
@@ -315,8 +367,13 @@ async def poll_status(
         # The message names the code only: a detail that varies would cost a write per tick.
         code = error.code if isinstance(error, RuntimeCallError) else type(error).__name__
         new = unreachable_status(old, f"{address}: {code}", generation, now_iso())
+        failure = await _runtime_failure(ctx, namespace, name)
         was = condition_of(old, "Ready")
-        if was is None or was.reason != "RuntimeUnreachable":
+        if failure is not None:
+            new = failed_status(old, failure, generation, now_iso())
+            if was is None or was.reason != "RuntimeFailed":
+                event(body, warning=True, reason="RuntimeFailed", message=failure[:500])
+        elif was is None or was.reason != "RuntimeUnreachable":
             event(
                 body,
                 warning=True,
@@ -333,6 +390,16 @@ async def poll_status(
         after = steered.snapshot or snapshot
         new = steered.apply(reachable_status(old, after, generation, now_iso()))
     _write(patch, current, new, meta.get("uid"))
+
+
+async def _runtime_failure(ctx: OperatorContext, namespace: str, name: str) -> str | None:
+    """Why the bot's runtime container failed (exit code ≠ 0: its termination message), read
+    from its pods; None when none failed or the pods cannot be read."""
+    try:
+        pods = await ctx.kube.list("v1", "pods", namespace, f"{BOT_LABEL}={name}")
+    except Exception:  # never crash the timer: unreadable pods report nothing
+        return None
+    return runtime_failure(pods)
 
 
 # --- delete -------------------------------------------------------------------------------------
@@ -403,20 +470,71 @@ def _address_or_empty(meta: Mapping[str, Any], settings: OperatorSettings) -> st
 
 def validate(body: kopf.Body, **_: Any) -> None:
     """Refuse a TradingBot the runtime would refuse, naming every offending field (HTTP 422)."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    mode = str((body.get("spec") or {}).get("mode") or "")
+    said = labels.get(MODE_LABEL)
+    if said is not None and said != mode:
+        raise kopf.AdmissionError(
+            f"metadata.labels.{MODE_LABEL}: says {said!r} but spec.mode is {mode!r}; the label "
+            "is set from spec.mode (it decides whether admission fails open)",
+            code=admission.INVALID,
+        )
     admission.admit(body, admission.default_registry())
 
 
-def register_admission(registry: kopf.OperatorRegistry | None = None) -> None:
-    """Register :func:`validate` as a ``@kopf.on.validate`` handler.
+def label_mode(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Mutating webhook: ``tradefleet.io/mode`` = ``spec.mode``, so that the validating webhook
+    for live bots (and unlabelled ones) fails closed and the others' fail open."""
+    mode = (body.get("spec") or {}).get("mode")
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    if isinstance(mode, str) and mode and labels.get(MODE_LABEL) != mode:
+        patch.metadata.labels[MODE_LABEL] = mode
 
-    Only when the webhook is served (``main`` with ``--admission-port``): kopf stops the whole
-    operator when admission handlers exist but no admission server is configured.
+
+#: Set by the mutating webhook from ``spec.mode``.
+MODE_LABEL = "tradefleet.io/mode"
+#: Which bots' admission fails open when the webhook cannot answer: paper and backtest bots
+#: (an operator outage must not stop research); live bots, and bots not labelled yet, fail
+#: closed (nothing reaches real money unchecked).
+FAIL_OPEN_MODES = ("paper", "backtest")
+
+
+def register_admission(registry: kopf.OperatorRegistry | None = None) -> None:
+    """Register the admission handlers (only when ``main`` serves the webhook: kopf stops the
+    whole operator when admission handlers exist but no admission server is configured).
+
+    kopf registers them in one Validating- and one MutatingWebhookConfiguration: the mutating
+    ``label-mode`` (fails open: a missing label fails closed below) and one validating webhook
+    per label value, so that the API server's ``failurePolicy`` is ``Fail`` for live and
+    unlabelled bots and ``Ignore`` for paper and backtest bots.
     """
+    operations: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
+    kopf.on.mutate(
+        GROUP, VERSION, PLURAL, id="label-mode", operations=operations,
+        ignore_failures=True, registry=registry,
+    )(label_mode)  # fmt: skip
     kopf.on.validate(
-        GROUP,
-        VERSION,
-        PLURAL,
-        id="validate-tradingbot",
-        operations=["CREATE", "UPDATE"],
-        registry=registry,
-    )(validate)
+        GROUP, VERSION, PLURAL, id="validate-live", operations=operations,
+        labels={MODE_LABEL: "live"}, registry=registry,
+    )(validate)  # fmt: skip
+    kopf.on.validate(
+        GROUP, VERSION, PLURAL, id="validate-unlabelled", operations=operations,
+        labels={MODE_LABEL: kopf.ABSENT}, registry=registry,
+    )(validate)  # fmt: skip
+    for mode in FAIL_OPEN_MODES:
+        kopf.on.validate(
+            GROUP, VERSION, PLURAL, id=f"validate-{mode}", operations=operations,
+            labels={MODE_LABEL: mode}, ignore_failures=True, registry=registry,
+        )(validate)  # fmt: skip
+
+
+@kopf.on.probe(id="webhookCertificate")
+def webhook_certificate(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: a self-made webhook certificate past its rotation age fails the probe, so
+    the kubelet restarts the operator, which makes a new one (see ``webhook_tls``)."""
+    tls = memo.get("webhook_tls")
+    if isinstance(tls, webhook_tls.WebhookTls):
+        if tls.needs_rotation():
+            raise RuntimeError("the webhook certificate is due for rotation: restart")
+        return tls.not_after.isoformat()
+    return "none"

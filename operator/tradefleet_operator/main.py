@@ -3,7 +3,15 @@
 ::
 
     tradefleet-operator --all-namespaces                  # or: -n team-a -n team-b
-    tradefleet-operator -A --metrics-port 9090 --liveness http://0.0.0.0:8080/healthz
+    tradefleet-operator -A --metrics-port 9090 --liveness http://$POD_IP:8080/healthz
+
+Listeners bind to ``$POD_IP`` when set (the chart sets it from the downward API), else to
+127.0.0.1 — never to every interface by default: ``--bind-address`` changes all three (liveness
+host when ``--liveness`` is not given, metrics, admission webhook).
+
+Namespaces: with ``-n`` (one or more plain names) the operator serves exactly those and turns
+kopf's namespace scanning off, so it never lists namespaces at cluster scope (which the chart's
+namespaced Roles do not grant: kopf stalled ~54 s at every start retrying it).
 
 Peering keeps one operator active when several replicas run: each replica takes a random
 priority unless ``--priority`` is given, so exactly one (the highest) serves and the others wait
@@ -36,9 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-namespaces", "-A", action="store_true", help="serve every namespace (default)"
     )
     parser.add_argument(
+        "--bind-address",
+        default=os.environ.get("POD_IP") or "127.0.0.1",
+        help="address the listeners bind to (default: $POD_IP, else 127.0.0.1)",
+    )
+    parser.add_argument(
         "--liveness",
-        default="http://0.0.0.0:8080/healthz",
-        help="liveness endpoint URL ('' to disable)",
+        default=None,
+        help="liveness endpoint URL ('' to disable; default http://<bind-address>:8080/healthz)",
     )
     parser.add_argument("--metrics-port", type=int, default=9090, help="0 disables metrics")
     parser.add_argument("--peering", default="tradefleet", help="peering object's name")
@@ -46,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--standalone", action="store_true", help="no peering (only one operator may run)"
     )
     parser.add_argument("--priority", type=int, help="peering priority (default: random)")
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        help="seconds a replica's peering record lasts: a standby takes over this long after "
+        "the active replica died",
+    )
     parser.add_argument(
         "--status-interval",
         type=float,
@@ -55,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-timeout", type=float, default=20.0, help="deletion: wait for stop")
     parser.add_argument("--rpc-timeout", type=float, default=3.0, help="gRPC call deadline")
     parser.add_argument("--runtime-image", help="default image of the runtime pods")
+    parser.add_argument(
+        "--journal-access-mode",
+        default="ReadWriteOncePod",
+        choices=["ReadWriteOncePod", "ReadWriteOnce"],
+        help="access mode of new journal claims (ReadWriteOncePod needs a CSI driver)",
+    )
     parser.add_argument("--admission-port", type=int, help="serve the validating webhook here")
     parser.add_argument("--admission-cert", help="webhook TLS certificate (PEM)")
     parser.add_argument("--admission-key", help="webhook TLS private key (PEM)")
@@ -69,24 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from(args: argparse.Namespace) -> dict[str, Any]:
     """What the startup handler reads from kopf's ``memo["options"]``."""
-    settings = (
-        OperatorSettings(runtime_image=args.runtime_image)
-        if args.runtime_image
-        else OperatorSettings()
-    )
+    overrides: dict[str, Any] = {"journal_access_mode": args.journal_access_mode}
+    if args.runtime_image:
+        overrides["runtime_image"] = args.runtime_image
+    settings = OperatorSettings(**overrides)
     options: dict[str, Any] = {
         "settings": settings,
         "stop_timeout": args.stop_timeout,
         "rpc_timeout": args.rpc_timeout,
+        # Plain namespace names: no namespace scanning (no cluster-scope list of namespaces).
+        "namespaced": bool(args.namespace),
+        "peering_lifetime": args.peering_lifetime,
     }
     if args.admission_port:
         options["admission"] = {
+            "address": args.bind_address,
             "port": args.admission_port,
             "certfile": args.admission_cert,
             "pkeyfile": args.admission_key,
             "host": args.admission_host,
+            "extra_hosts": [args.bind_address],
         }
     return options
+
+
+def liveness_url(args: argparse.Namespace) -> str | None:
+    if args.liveness is None:
+        host = args.bind_address
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:8080/healthz"
+    return str(args.liveness) or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,12 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port)
+        start_http_server(args.metrics_port, addr=args.bind_address)
     priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        liveness_endpoint=args.liveness or None,
+        liveness_endpoint=liveness_url(args),
         standalone=args.standalone,
         peering_name=None if args.standalone else args.peering,
         priority=None if args.standalone else priority,

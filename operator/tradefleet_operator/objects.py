@@ -55,6 +55,9 @@ from tradefleet_runtime.spec import BotSpec
 from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
 from tradefleet_runtime.spec.model import RuntimeSpec
 
+#: Where the runtime writes why it failed (the kubelet's default termination message path).
+TERMINATION_LOG = "/dev/termination-log"
+
 
 def labels(bot: TradingBot, settings: OperatorSettings | None = None) -> dict[str, str]:
     """Labels on every object of one bot (the settings' extra labels first, ours win)."""
@@ -150,12 +153,20 @@ def api_token_secret(
 
 
 def journal_pvc(bot: TradingBot, settings: OperatorSettings | None = None) -> dict[str, Any] | None:
-    """``<name>-journal`` (ReadWriteOnce), or None when the journal is ephemeral."""
+    """``<name>-journal``, or None when the journal is ephemeral.
+
+    ``ReadWriteOncePod`` by default (``OperatorSettings.journal_access_mode``): only one pod
+    may mount the journal, so a second runtime of the bot (a node that stopped answering but
+    still runs its pod, a manual copy) cannot start on it; the runtime's own journal lock
+    fences any copy that shares the volume anyway. An ephemeral journal (an ``emptyDir``) is
+    fenced by neither: only ``replicas: 1`` and ``Recreate`` protect it, so live bots should
+    keep a claim."""
     journal = bot.spec.runtime.journal
     if journal.ephemeral:
         return None
+    mode = (settings or OperatorSettings()).journal_access_mode
     spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [mode],
         "resources": {"requests": {"storage": journal.size}},
     }
     if journal.storage_class_name:
@@ -293,6 +304,9 @@ def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) ->
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        # A failing runtime writes its reason here and exits 1: the kubelet keeps it as the
+        # container's termination message, which the operator reports as the Failed reason.
+        {"name": "TRADEFLEET_FAILURE_FILE", "value": TERMINATION_LOG},
     ]
     if credentials:
         env.append({"name": CREDENTIALS_DIR_ENV, "value": CREDENTIALS_DIR})
@@ -310,6 +324,9 @@ def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) ->
         "env": env,
         "resources": resources,
         "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_LOG,
+        # No reason written (killed before it could): the log's tail instead.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "initialDelaySeconds": 5,

@@ -80,8 +80,17 @@ class RuntimeClients:
     def channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
+            # A runtime that is not listening yet (its pod is starting) must be seen as soon as
+            # it listens: gRPC's default reconnect backoff grows to 120 s, which delayed a new
+            # bot's first status by up to a minute (issue 19, item 7). Capped at 1 s here, and
+            # a channel whose call found nobody listening is dropped (:meth:`_call`).
             channel = grpc.aio.insecure_channel(
-                address, options=[("grpc.initial_reconnect_backoff_ms", 200)]
+                address,
+                options=[
+                    ("grpc.initial_reconnect_backoff_ms", 200),
+                    ("grpc.min_reconnect_backoff_ms", 200),
+                    ("grpc.max_reconnect_backoff_ms", 1000),
+                ],
             )
             self._channels[address] = channel
         return channel
@@ -109,6 +118,8 @@ class RuntimeClients:
             )
         except grpc.aio.AioRpcError as error:
             code = error.code()
+            if code is grpc.StatusCode.UNAVAILABLE:
+                await self.drop(address)  # the next call starts afresh, not in a backoff
             raise RuntimeCallError(
                 code.name, error.details() or "", unreachable=code in _UNREACHABLE
             ) from error

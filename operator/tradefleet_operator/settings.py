@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 #: Where the runtime pod's files live (the paths the runtime's ``serve`` command is given).
 CONFIG_DIR = "/etc/tradefleet"
@@ -51,6 +52,9 @@ class OperatorSettings:
     run_as_user: int = 10001
     fs_group: int = 10001
     termination_grace_period_seconds: int = 30
+    #: Access mode of new journal claims: ReadWriteOncePod (one pod only; needs a CSI driver,
+    #: Kubernetes ≥ 1.29) fences a second runtime of a bot; ReadWriteOnce for other drivers.
+    journal_access_mode: str = "ReadWriteOncePod"
 
     def __post_init__(self) -> None:
         # A frozen dataclass should not hold a mutable dict someone else can change later.
@@ -63,3 +67,15 @@ class OperatorSettings:
             raise ValueError("the gRPC and HTTP ports must differ")
         if not self.runtime_command:
             raise ValueError("runtime_command must name an executable")
+
+
+def runtime_address(metadata: Mapping[str, Any], settings: OperatorSettings | None = None) -> str:
+    """``host:port`` of a bot's gRPC API: the annotation ``tradefleet.io/runtime-address`` if
+    set (an operator outside the cluster), else the bot's headless Service."""
+    annotations = metadata.get("annotations") or {}
+    override = str(annotations.get(RUNTIME_ADDRESS_ANNOTATION) or "").strip()
+    if override:
+        return override
+    namespace = metadata.get("namespace") or "default"
+    port = (settings or OperatorSettings()).grpc_port
+    return f"{metadata['name']}.{namespace}.svc:{port}"

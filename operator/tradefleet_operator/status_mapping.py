@@ -25,8 +25,10 @@ __all__ = [
     "advance",
     "bar_time",
     "condition_of",
+    "failed_status",
     "now_iso",
     "reachable_status",
+    "runtime_failure",
     "set_condition",
     "status_changes",
     "status_from_snapshot",
@@ -209,4 +211,47 @@ def unreachable_status(
     )
     return status.model_copy(
         update={"phase": status.phase or Phase.PENDING, "conditions": conditions}
+    )
+
+
+# --- a runtime that failed ----------------------------------------------------------------------
+
+RUNTIME_CONTAINER = "runtime"
+
+
+def runtime_failure(pods: Sequence[Mapping[str, object]]) -> str | None:
+    """The termination message of a bot's runtime container that exited with a code other than
+    0 (the runtime writes its failure reason to the termination log and exits 1), else None.
+
+    Reads ``state.terminated`` (the container has not restarted yet) or, while it restarts in
+    a crash loop, ``lastState.terminated``; the newest pod wins."""
+    found: tuple[str, str] | None = None
+    for pod in pods:
+        status = pod.get("status")
+        if not isinstance(status, Mapping):
+            continue
+        for container in status.get("containerStatuses") or ():
+            if not isinstance(container, Mapping) or container.get("name") != RUNTIME_CONTAINER:
+                continue
+            for key in ("state", "lastState"):
+                terminated = (container.get(key) or {}).get("terminated")
+                if isinstance(terminated, Mapping) and terminated.get("exitCode") not in (0, None):
+                    when = str(terminated.get("finishedAt") or "")
+                    message = str(terminated.get("message") or "").strip() or (
+                        f"the runtime exited with code {terminated.get('exitCode')}"
+                        f" ({terminated.get('reason') or 'Error'})"
+                    )
+                    if found is None or when > found[0]:
+                        found = (when, message[-1000:])
+                    break
+    return found[1] if found else None
+
+
+def failed_status(status: BotStatus, reason: str, generation: int | None, now: str) -> BotStatus:
+    """The status of a bot whose runtime failed: phase Failed, Ready=False with the reason."""
+    conditions = set_condition(
+        status.conditions, "Ready", False, "RuntimeFailed", reason[:1000], generation, now
+    )
+    return status.model_copy(
+        update={"phase": advance(status.phase, Phase.FAILED), "conditions": conditions}
     )

@@ -68,6 +68,13 @@ class ControlStatus(_Model):
     applied: Control | None = Field(
         default=None, description="Running, Paused or Halted, as the spec asked."
     )
+    generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="The metadata.generation whose spec asked for it (control only moves "
+        "forward: an older spec never undoes it).",
+        json_schema_extra={"format": "int64"},
+    )
 
 
 class RiskLockReset(_Model):
@@ -96,6 +103,10 @@ class BotStatus(_Model):
         default=None,
         description="The metadata.generation the operator last reconciled.",
         json_schema_extra={"format": "int64"},
+    )
+    symbols: str | None = Field(
+        default=None,
+        description="The spec's symbols, comma-separated (the Symbols column of kubectl get).",
     )
     config_hash: str | None = Field(
         default=None,

@@ -3,7 +3,12 @@
 :func:`steer` runs the calls :func:`~.control.plan_control` plans (control token), posts one
 Event per decision and says what to record in ``.status`` (``control``, ``riskLockReset``).
 Change handlers call it without knowing the runtime's state; the status timer calls it with the
-state it just read, which re-tries a change that did not get through.
+state it just read, which re-enforces a halt or a pause that did not get through.
+
+Control moves only forward by generation (issue 19, item 8): ``status.control`` records the
+spec generation it came from; a view older than that steers nothing, only a change handler
+resumes (the timer never does), and a change handler re-reads the TradingBot before a
+``Resume`` and sends it only while that generation is still the newest.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tradefleet_operator.bot_api import LiveSpec, runtime_address
+from tradefleet_operator.bot_api import LiveSpec
 from tradefleet_operator.context import OperatorContext, event
 from tradefleet_operator.control import (
     Control,
@@ -21,9 +26,10 @@ from tradefleet_operator.control import (
     parse_reset_request,
     plan_control,
 )
-from tradefleet_operator.names import api_token_secret_name
+from tradefleet_operator.k8s_api import KubeError, api_path
+from tradefleet_operator.names import API_VERSION, PLURAL, api_token_secret_name
 from tradefleet_operator.runtime_client import RuntimeCallError
-from tradefleet_operator.settings import RESET_RISK_LOCK_ANNOTATION
+from tradefleet_operator.settings import RESET_RISK_LOCK_ANNOTATION, runtime_address
 from tradefleet_operator.snapshot import RuntimeSnapshot
 from tradefleet_operator.status_model import BotStatus, ControlStatus, RiskLockReset
 
@@ -41,6 +47,9 @@ class Steered:
     control: ControlStatus | None = None
     reset: RiskLockReset | None = None
     snapshot: RuntimeSnapshot | None = None
+    #: A change handler's call did not get through: the handler must be retried (the timer
+    #: never resumes, so a failed Resume is retried only there).
+    pending: bool = False
 
     def apply(self, status: BotStatus) -> BotStatus:
         update: dict[str, Any] = {}
@@ -69,16 +78,29 @@ async def steer(
     """
     meta = body["metadata"]
     namespace, name = meta.get("namespace", "default"), meta["name"]
+    generation = meta.get("generation")
     desired = desired_control(live)
-    applied = status.control.applied if status.control else None
+    recorded = status.control
+    if not known and _older(generation, recorded):
+        return Steered()  # a view older than the spec that decided the last control
+    applied = recorded.applied if recorded else None
     calls = plan_control(live, applied, observed, known=known)
+    if any(call.method == "Resume" for call in calls):
+        try:
+            newest = await _still_newest(ctx, namespace, name, generation)
+        except KubeError:
+            return Steered(pending=True)  # cannot tell: retry rather than resume blind
+        if not newest:
+            # A newer spec exists (e.g. a fleet stop's patch): its own handler decides;
+            # resuming from this view could undo a halt that has already landed directly.
+            return Steered()
     annotation = (meta.get("annotations") or {}).get(RESET_RISK_LOCK_ANNOTATION, "")
     reset_done = status.risk_lock_reset.request if status.risk_lock_reset else None
     wants_reset = bool(annotation) and annotation != reset_done
     control: ControlStatus | None = None
     reset: RiskLockReset | None = None
-    if not calls and applied != desired and not (known and observed is None):
-        control = ControlStatus(applied=desired)
+    if not calls and applied != desired and (not known or observed is desired):
+        control = ControlStatus(applied=desired, generation=generation)
     if not calls and not wants_reset:
         return Steered(control)
 
@@ -93,7 +115,7 @@ async def steer(
         for call in calls:
             snapshot = await ctx.runtime.invoke(address, tokens.control, call)
         if calls:
-            control = ControlStatus(applied=desired)
+            control = ControlStatus(applied=desired, generation=generation)
             reason, template = _EVENTS[desired]
             flatten = " (flattening every position)" if calls[-1].flatten else ""
             message = template.format(reason=calls[-1].reason, flatten=flatten)
@@ -135,4 +157,23 @@ async def steer(
             )
         if logger is not None:
             logger.info(f"runtime at {address}: {error}")
+        # A failed resume or halt is retried by the change handler (soon, with its view); a
+        # pause is also re-enforced by the timer, so it needs no retry of its own.
+        retry = not known and any(call.method in ("Resume", "EmergencyStop") for call in calls)
+        return Steered(control, reset, snapshot, pending=retry)
     return Steered(control, reset, snapshot)
+
+
+def _older(generation: Any, recorded: ControlStatus | None) -> bool:
+    """True when ``generation`` is older than the one the recorded control came from."""
+    if recorded is None or recorded.generation is None or not isinstance(generation, int):
+        return False
+    return generation < recorded.generation
+
+
+async def _still_newest(ctx: OperatorContext, namespace: str, name: str, generation: Any) -> bool:
+    """The TradingBot as stored now still has ``generation`` (no newer spec was written)."""
+    fresh = await ctx.kube.get(api_path(API_VERSION, PLURAL, namespace, name))
+    if fresh is None:
+        return False  # deleted: the finalizer stops the runtime
+    return bool(fresh.get("metadata", {}).get("generation") == generation)

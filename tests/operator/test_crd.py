@@ -73,6 +73,9 @@ def test_names_scope_and_version(built: dict[str, Any]) -> None:
     assert version["subresources"] == {"status": {}}
     columns = [column["name"] for column in version["additionalPrinterColumns"]]
     assert columns == ["Mode", "Strategy", "Symbols", "Phase", "Equity", "PnL", "Drawdown", "Age"]
+    # kubectl prints a list as a JSON array: the column reads the joined string in .status.
+    symbols = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Symbols")
+    assert symbols["jsonPath"] == ".status.symbols"
 
 
 def test_schema_is_structural(built: dict[str, Any]) -> None:
@@ -195,7 +198,7 @@ def test_status_schema(built: dict[str, Any]) -> None:
         "phase", "conditions", "observedGeneration", "equity", "balance", "currency",
         "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",
         "halted", "haltReason", "paused", "pauseReason", "riskLocks", "configHash",
-        "runtimeConfigHash", "control", "riskLockReset",
+        "runtimeConfigHash", "control", "riskLockReset", "symbols",
     }  # fmt: skip
     assert set(props) == expected
     condition = props["conditions"]["items"]["properties"]

@@ -201,6 +201,11 @@ def test_deployment_shape(rendered: dict[str, dict[str, Any]]) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     assert container["image"] == "registry.example/tradefleet/runtime:1.2.3"
+    # A failing runtime writes its reason to the termination log (and exits 1); with no reason
+    # written the log's tail stands in. The operator reports it as the Failed reason.
+    assert {"name": "TRADEFLEET_FAILURE_FILE", "value": "/dev/termination-log"} in container["env"]
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
@@ -270,7 +275,8 @@ def test_journal_pvc() -> None:
     pvc = objects.journal_pvc(bot(live_bot()), SETTINGS)
     assert pvc is not None
     assert pvc["spec"] == {
-        "accessModes": ["ReadWriteOnce"],
+        # one pod only: a second runtime of the bot cannot mount the journal (fencing)
+        "accessModes": ["ReadWriteOncePod"],
         "resources": {"requests": {"storage": "5Gi"}},
         "storageClassName": "fast-ssd",
     }
@@ -342,9 +348,8 @@ def api_shaped(obj: dict[str, Any]) -> dict[str, Any]:
             if "configMap" in volume:
                 volume["configMap"]["defaultMode"] = 420
         container = pod["containers"][0]
-        container.update(
-            {"terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
-        )
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
         for variable in container["env"]:
             if "valueFrom" in variable:
                 variable["valueFrom"]["fieldRef"]["apiVersion"] = "v1"

@@ -201,3 +201,148 @@ def test_the_timer_reads_with_the_read_token_and_writes_only_changes(parses: lis
     assert len(parses) == 1  # one parse per tick too
     body["status"].update(first)
     assert _poll(kube, runtime, body) == {}  # the same answer: no write
+
+
+# --- issue 19, item 8: an emergency stop briefly undone by a stale view --------------------------
+
+
+class HaltingRuntime:
+    """A runtime halted by a fleet stop's direct call just before the timer reads it."""
+
+    def __init__(self) -> None:
+        self.halted = False
+        self.calls: list[str] = []
+
+    async def get_status(self, address: str, read_token: str) -> RuntimeSnapshot:
+        self.halted = True  # the CLI's direct EmergencyStop lands between the tick's two reads
+        return RuntimeSnapshot(phase=Phase.HALTED, halted=True, halt_reason="desk closed")
+
+    async def invoke(self, address: str, control_token: str, call: Any) -> RuntimeSnapshot:
+        self.calls.append(call.method)
+        if call.method == "Resume":
+            self.halted = False
+        elif call.method == "EmergencyStop":
+            self.halted = True
+        phase = Phase.HALTED if self.halted else Phase.RUNNING
+        return RuntimeSnapshot(phase=phase, halted=self.halted)
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        None,  # status.control pruned by the API server (the measured case)
+        {"applied": "Halted", "generation": 1},  # an older halt, resumed since
+        {"applied": "Running", "generation": 2},
+    ],
+)
+def test_emergency_stop_briefly_undone_by_a_timer_tick_holding_the_previous_spec(
+    parses: list[str], control: dict[str, Any] | None
+) -> None:
+    """The race from the real cluster: a fleet stop patches the spec (generation 3) and halts
+    the runtime directly while a timer tick still carries generation 2 ("run"). The tick must
+    not resume the bot; only a handler of a newer generation may."""
+    kube, runtime = FakeKube(), HaltingRuntime()
+    body = _body()
+    body["status"] = _reconcile(kube, body, "create")
+    body["metadata"]["generation"] = 2
+    body["status"]["observedGeneration"] = 2
+    if control is None:
+        body["status"].pop("control", None)
+    else:
+        body["status"]["control"] = control
+    ctx = OperatorContext(
+        settings=OperatorSettings(), kube=cast(KubeApi, kube), runtime=cast(RuntimeClients, runtime)
+    )
+    patch = kopf.Patch()
+    asyncio.run(
+        handlers.poll_status(
+            body=cast(kopf.Body, body),
+            status=cast(kopf.Status, body["status"]),
+            meta=cast(kopf.Meta, body["metadata"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+        )
+    )
+    assert runtime.calls == [] and runtime.halted, "a timer tick resumed a halted bot"
+    written = dict(patch.get("status") or {})
+    assert written.get("phase") == "Halted"
+    assert written.get("control", control) == control  # the tick records no control change
+
+
+def test_a_resume_from_a_superseded_generation_is_not_sent(parses: list[str]) -> None:
+    """A change handler holding generation 2 ("run", after a halt at 1) must not resume when
+    the stored bot is already at generation 3 (a fleet stop's patch): that handler decides."""
+    kube, runtime = FakeKube(), HaltingRuntime()
+    body = _body()
+    body["status"] = _reconcile(kube, body, "create")
+    body["status"]["control"] = {"applied": "Halted", "generation": 1}
+    body["metadata"]["generation"] = 2
+    stored = copy.deepcopy(body)
+    stored["metadata"]["generation"] = 3
+    stored["spec"]["emergencyStop"] = {"reason": "desk closed"}
+    kube.objects["/apis/tradefleet.io/v1alpha1/namespaces/trading/tradingbots/eurusd-paper"] = (
+        stored
+    )
+    ctx = OperatorContext(
+        settings=OperatorSettings(), kube=cast(KubeApi, kube), runtime=cast(RuntimeClients, runtime)
+    )
+    patch = kopf.Patch()
+    diff = [("change", ("spec", "emergencyStop"), {"reason": "r"}, None)]
+    asyncio.run(
+        handlers.reconcile(
+            body=cast(kopf.Body, body),
+            meta=cast(kopf.Meta, body["metadata"]),
+            status=cast(kopf.Status, body["status"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+            reason="update",
+            diff=diff,
+        )
+    )
+    assert runtime.calls == []
+    # ... and when generation 2 is still the newest, the handler resumes and records it.
+    stored["metadata"]["generation"] = 2
+    stored["spec"].pop("emergencyStop")
+    patch = kopf.Patch()
+    asyncio.run(
+        handlers.reconcile(
+            body=cast(kopf.Body, body),
+            meta=cast(kopf.Meta, body["metadata"]),
+            status=cast(kopf.Status, body["status"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+            reason="update",
+            diff=diff,
+        )
+    )
+    assert runtime.calls == ["Resume"]
+    assert dict(patch["status"])["control"] == {"applied": "Running", "generation": 2}
+
+
+def test_a_halted_view_older_than_the_recorded_control_steers_nothing(parses: list[str]) -> None:
+    kube, runtime = FakeKube(), HaltingRuntime()
+    body = _body()
+    body["status"] = _reconcile(kube, body, "create")
+    body["spec"]["emergencyStop"] = {"reason": "old"}
+    body["status"]["control"] = {"applied": "Running", "generation": 5}
+    body["metadata"]["generation"] = 4
+    ctx = OperatorContext(
+        settings=OperatorSettings(), kube=cast(KubeApi, kube), runtime=cast(RuntimeClients, runtime)
+    )
+    patch = kopf.Patch()
+    asyncio.run(
+        handlers.reconcile(
+            body=cast(kopf.Body, body),
+            meta=cast(kopf.Meta, body["metadata"]),
+            status=cast(kopf.Status, body["status"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("test")),
+            reason="update",
+            diff=[("change", ("spec", "paused"), None, False)],
+        )
+    )
+    assert runtime.calls == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,9 +168,12 @@ RUN = LiveSpec()
         # the timer: enforce halts and pauses the spec asks for, even after a restart
         (HALT, "Halted", Control.RUNNING, True, ["EmergencyStop"]),
         (PAUSE, "Paused", Control.RUNNING, True, ["Pause"]),
-        # ... but leave a halt someone made by hand alone when the spec says run
+        # ... but never resume: the timer's spec may be a generation old (issue 19, item 8)
         (RUN, "Running", Control.HALTED, True, []),
-        (RUN, "Halted", Control.HALTED, True, ["Resume"]),  # the spec's resume did not land yet
+        (RUN, "Halted", Control.HALTED, True, []),  # the change handler retries a resume
+        (RUN, None, Control.HALTED, True, []),  # status.control pruned or never written
+        (RUN, "Paused", Control.PAUSED, True, []),
+        (PAUSE, "Running", Control.HALTED, True, []),  # a halt is never turned into a pause
         (RUN, None, None, True, []),  # a runtime that is starting cannot be steered
     ],
 )
@@ -223,3 +228,76 @@ def test_operator_command_line() -> None:
     assert args.namespace == ["team-a"] and not args.all_namespaces
     options = options_from(args)
     assert options["settings"].runtime_image == "img:1" and "admission" not in options
+    assert options["namespaced"]  # named namespaces: kopf's namespace scanning goes off
+
+
+def test_listeners_bind_all_interfaces_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19, item 5: liveness defaulted to 0.0.0.0:8080, metrics had no bind address, the
+    webhook was hard-coded to 0.0.0.0."""
+    from tradefleet_operator.main import liveness_url
+
+    monkeypatch.delenv("POD_IP", raising=False)
+    args = build_parser().parse_args(["-A", "--admission-port", "9443"])
+    assert args.bind_address == "127.0.0.1"
+    assert liveness_url(args) == "http://127.0.0.1:8080/healthz"
+    assert options_from(args)["admission"]["address"] == "127.0.0.1"
+    assert not options_from(args)["namespaced"]
+    monkeypatch.setenv("POD_IP", "10.1.2.3")
+    args = build_parser().parse_args(["-A"])
+    assert liveness_url(args) == "http://10.1.2.3:8080/healthz"
+    assert liveness_url(build_parser().parse_args(["--liveness", ""])) is None
+
+
+def _pod(state: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    container = {"name": "runtime", "state": state, "lastState": last or {}}
+    return {"status": {"containerStatuses": [container]}}
+
+
+def test_a_runtime_that_exited_non_zero_makes_the_bot_failed_with_its_reason() -> None:
+    from tradefleet_operator.status_mapping import failed_status, runtime_failure
+
+    crashed = {
+        "terminated": {
+            "exitCode": 1,
+            "reason": "Error",
+            "message": "journal refused: schema version 9 is newer than 3",
+            "finishedAt": "2026-01-01T00:00:05Z",
+        }
+    }
+    assert runtime_failure([_pod(crashed)]) == "journal refused: schema version 9 is newer than 3"
+    # in a crash loop the reason is in lastState while the container waits to restart
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    assert runtime_failure([_pod(waiting, crashed)]) == crashed["terminated"]["message"]
+    killed = {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+    assert runtime_failure([_pod(killed)]) == "the runtime exited with code 137 (OOMKilled)"
+    assert runtime_failure([_pod({"terminated": {"exitCode": 0}})]) is None
+    assert runtime_failure([_pod({"running": {}})]) is None
+    assert runtime_failure([]) is None
+    status = failed_status(BotStatus(phase=Phase.RUNNING), "journal refused", 3, "now")
+    assert status.phase == "Failed"
+    ready = next(c for c in status.conditions or () if c.type == "Ready")
+    assert (ready.status, ready.reason, ready.message) == (
+        "False",
+        "RuntimeFailed",
+        "journal refused",
+    )
+
+
+def test_a_self_made_webhook_certificate_fails_liveness_before_it_ages_out(
+    tmp_path: Path,
+) -> None:
+    import datetime
+
+    import kopf
+
+    from tradefleet_operator import handlers, webhook_tls
+
+    tls = webhook_tls.self_signed(["tradefleet-operator.ops.svc", "10.0.0.7"], tmp_path)
+    assert tls.not_after - tls.issued == datetime.timedelta(days=webhook_tls.SERVING_DAYS)
+    assert webhook_tls.ROTATE_AFTER_DAYS < webhook_tls.SERVING_DAYS
+    assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0
+    memo = kopf.Memo(webhook_tls=tls)
+    assert handlers.webhook_certificate(memo=memo) == tls.not_after.isoformat()
+    old = dataclasses.replace(tls, issued=tls.issued - datetime.timedelta(days=61))
+    with pytest.raises(RuntimeError, match="rotation"):
+        handlers.webhook_certificate(memo=kopf.Memo(webhook_tls=old))

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import Field
 
+from tests.operator.pruning import prune
 from tradefleet_operator import crd
 from tradefleet_operator.names import Control, Phase
 from tradefleet_operator.snapshot import RiskState, RuntimeSnapshot
@@ -48,12 +49,14 @@ def _every_status_the_operator_writes() -> list[BotStatus]:
     )  # fmt: skip
     reached = reachable_status(BotStatus(), snapshot, 2, NOW)
     steered = Steered(
-        ControlStatus(applied=Control.HALTED), RiskLockReset(request="a: b", result="done")
+        ControlStatus(applied=Control.HALTED, generation=2),
+        RiskLockReset(request="a: b", result="done"),
     ).apply(reached)
     reconciled = steered.model_copy(
         update={
             "observed_generation": 2,
             "config_hash": "c",
+            "symbols": "EURUSD,GBPUSD",
             "conditions": set_condition(steered.conditions, "Reconciled", True, "UpToDate",
                                         "ok", 2, NOW),
         }
@@ -84,3 +87,20 @@ def test_the_committed_crd_goes_stale_when_a_status_field_changes(
     monkeypatch.setattr(crd, "BotStatus", Grown)
     assert "extraField" in crd.status_schema()["properties"]
     assert len(crd.stale_files(ROOT)) == len(crd.OUTPUTS)
+
+
+def test_status_fields_the_api_server_pruned_are_kept_and_not_rewritten() -> None:
+    """Issue 19, item 2: the server pruned control, currency, openOrders, pauseReason, paused,
+    runtimeConfigHash and riskLockReset, so each bot was re-patched every tick. Through a
+    pruning counterpart every written field survives, and writing the same status again
+    sends nothing."""
+    schema = crd.status_schema()
+    for status in _every_status_the_operator_writes():
+        written = status_changes({}, status)
+        stored = prune(written, schema)
+        assert stored == written, "the API server would drop some of these"
+        assert status_changes(stored, status) == {}, "an unchanged bot would be re-patched"
+    everything = _every_status_the_operator_writes()[2].wire()
+    for field in ("control", "currency", "openOrders", "pauseReason", "paused",
+                  "runtimeConfigHash", "riskLockReset", "symbols"):  # fmt: skip
+        assert field in prune(everything, schema), field

@@ -72,6 +72,7 @@ MINIMAL = {
     "operator.serviceAccount.create": "false",
     "operator.serviceAccount.name": "my-operator",
     "operator.metrics.port": "0",
+    "operator.admission.enabled": "false",
     "networkPolicy.enabled": "false",
 }
 VARIANTS = {
@@ -336,6 +337,7 @@ WRONG_VALUES = [
     {"operator.watch.allNamespaces": "maybe"},
     {"operator.watch.namespaces": "{Team_A}"},
     {"operator.liveness.port": "80000"},
+    {"operator.admission.port": "0"},
     {"monitoring.podMonitor.interval": "soon"},
     {"networkPolicy.enabled": "yes"},
     {"unknownKey": "1"},
@@ -426,7 +428,12 @@ def test_operator_arguments_parse(variant: str) -> None:
     args = operator_main.build_parser().parse_args(container["args"])
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     # The probes hit kopf's liveness endpoint on the port the operator is told to serve it on.
-    liveness = re.fullmatch(r"http://0\.0\.0\.0:(\d+)(/\S*)", args.liveness)
+    # ... bound to the pod's IP, never to every interface (issue 19, item 5).
+    assert args.bind_address == "$(POD_IP)"
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in (
+        container["env"]
+    )
+    liveness = re.fullmatch(r"http://\$\(POD_IP\):(\d+)(/\S*)", args.liveness)
     assert liveness, args.liveness
     assert int(liveness.group(1)) == ports["liveness"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -484,6 +491,7 @@ BOT_RULES = {
     ("", "persistentvolumeclaims"): {"get", "create", "patch"},
     ("apps", "deployments"): {"get", "create", "patch"},
     ("", "events"): {"create"},
+    ("", "pods"): {"list", "watch"},  # a failed runtime container's termination message
 }
 
 
@@ -534,10 +542,13 @@ def test_rbac_is_namespaced_by_default() -> None:
             "namespace": "tradefleet-system",
         }
     ]
-    # The only cluster-wide grant: reading CRDs (kopf notices new ones).
+    # The only cluster-wide grants: reading CRDs (kopf notices new ones) and registering the
+    # admission webhooks (on by default, issue 19).
     (cluster_role,) = by_kind(docs, "ClusterRole")
     assert grants(cluster_role) == {
-        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"create", "patch"},
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"create", "patch"},
     }
 
 
@@ -558,6 +569,7 @@ def test_rbac_per_served_namespace_with_peering() -> None:
     assert grants(framework) == {
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"create", "patch"},
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"create", "patch"},
     }
     peerings = by_kind(docs, "KopfPeering")
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]

@@ -12,7 +12,10 @@ Per-bar equity snapshots are always buffered and written as packed chunks.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -110,17 +113,63 @@ class RunRecord:
     summary: dict[str, Any] | None
 
 
+def _lock(path: str) -> int | None:
+    """An exclusive ``flock`` on ``<path>.lock`` (no lock for ``:memory:``), held until the
+    descriptor is closed — also released by the kernel when the process dies, so a crashed
+    runtime never leaves a stale lock. JournalError naming the holder while another has it."""
+    if path == ":memory:":
+        return None
+    lock_path = path + ".lock"
+    try:
+        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise JournalError(f"journal {path}: cannot open its lock file: {error}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise JournalError(
+                f"journal {path} is in use by {holder} (it holds {lock_path}); two runtimes "
+                "of one bot must never trade at once: stop the other one first"
+            ) from None
+        raise JournalError(f"journal {path}: cannot lock {lock_path}: {error}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+    return fd
+
+
 class Journal:
     """One SQLite journal file (or ``:memory:``)."""
 
-    def __init__(self, path: str | Path, *, durable: bool = False, batched: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durable: bool = False,
+        batched: bool = False,
+        exclusive: bool | None = None,
+    ) -> None:
+        """``exclusive`` (default: ``durable``, i.e. a paper or live bot's journal): hold an
+        exclusive lock on ``<path>.lock`` for the journal's whole life and refuse to open while
+        another process holds it — two runtimes of one bot must never both send orders."""
         self.path = str(path)
+        self._lock_fd: int | None = None
+        if exclusive if exclusive is not None else durable:
+            self._lock_fd = _lock(self.path)
         try:
             self._db = self._open(durable)
         except JournalError as error:
+            self._unlock()
             raise JournalError(f"journal {self.path}: {error}") from None
         except (sqlite3.Error, OSError) as error:
+            self._unlock()
             raise JournalError(f"journal {self.path}: {_explain(error)}") from None
+        except BaseException:
+            self._unlock()
+            raise
         self.batched = batched
         self.run_id = ""
         self._buffer: dict[str, list[tuple[Any, ...]]] = {}
@@ -427,8 +476,16 @@ class Journal:
             )
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+            self._db.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)  # releases the flock (the file stays: removing it would race)
 
     # -- reading ---------------------------------------------------------------------------
 

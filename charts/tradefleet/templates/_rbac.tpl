@@ -21,6 +21,11 @@ merge-patch; child objects go with the bot through owner references, so no delet
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch"]
+# The runtime pods' status: a runtime container that exited with a code other than 0 gives
+# the bot's Failed reason (its termination message). Read only, never written.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 # kopf posts Kubernetes Events about each bot.
 - apiGroups: [""]
   resources: ["events"]

@@ -18,6 +18,7 @@ import datetime
 import itertools
 import json
 import os
+import re
 import textwrap
 import threading
 import time
@@ -42,6 +43,8 @@ import yaml
 
 import tradefleet_operator.handlers  # noqa: F401  (registers the handlers)
 from tests.e2e.serve_process import ema_bot_manifest
+from tests.operator.pruning import prune
+from tradefleet_operator import crd
 
 CRD = "tradefleet.io/v1alpha1/tradingbots"
 NS = "trading"
@@ -56,14 +59,37 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     log: list[tuple[str, str]] = attrs.field(factory=list)  # (method, path) of every request
     #: plural → how many creates still store the object but answer 500.
     half_done_creates: dict[str, int] = attrs.field(factory=dict)
+    #: Seconds before garbage is collected (a real controller-manager takes a while).
+    gc_delay: float = 0.0
+    #: RBAC as a real API server enforces it: (namespace or None for cluster-wide, apiGroup,
+    #: resource, verb) granted to the operator; None: everything allowed.
+    grants: set[tuple[str | None, str, str, str]] | None = None
+    #: Requests refused by RBAC: (method, path, missing permission).
+    forbidden: list[tuple[str, str, str]] = attrs.field(factory=list)
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
         method = method.upper()
         self.log.append((method, str(request.url.path)))
+        # RBAC binds the operator's identity (the kubeconfig's token); the test's own requests
+        # (it plays kubectl, with no token) are an admin's.
+        if (request.headers or {}).get("Authorization"):
+            refusal = self._refused(method, str(request.url.path), dict(request.params or {}))
+            if refusal is not None:
+                return refusal
         resource = request.resource
         data = request.data
         if resource is not None and isinstance(data, dict):
+            refs = (data.get("metadata") or {}).get("ownerReferences") or []
+            if sum(1 for ref in refs if ref.get("controller")) > 1:
+                return aiohttp.web.json_response(
+                    {"kind": "Status", "code": 422, "reason": "Invalid",
+                     "message": "metadata.ownerReferences: Invalid value: []v1.OwnerReference"
+                                "{...}: Only one reference can have Controller set to true"},
+                    status=422,
+                )  # fmt: skip
+            if resource.plural == "tradingbots" and isinstance(data.get("status"), dict):
+                data["status"] = prune(data["status"], STATUS_SCHEMA)
             if request.action == kmock.action.CREATE:
                 meta = data.setdefault("metadata", {})
                 if not meta.get("name") and meta.get("generateName"):
@@ -101,8 +127,43 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                     status=500,
                 )  # fmt: skip
         if resource is not None and request.name is not None and method in ("DELETE", "PATCH"):
-            await self._collect_garbage()
+            if self.gc_delay:
+                asyncio.get_running_loop().call_later(
+                    self.gc_delay, lambda: asyncio.ensure_future(self._collect_garbage())
+                )
+            else:
+                await self._collect_garbage()
         return response
+
+    def _refused(
+        self, method: str, path: str, params: dict[str, str]
+    ) -> aiohttp.web.StreamResponse | None:
+        """403 for a request the granted rules do not allow, as a real API server answers."""
+        if self.grants is None:
+            return None
+        match = RBAC_PATH.match(path)
+        if match is None:
+            return None  # discovery: allowed to every authenticated user
+        group = "" if match["core"] else match["group"]
+        resource = match["resource"] + (f"/{match['sub']}" if match["sub"] else "")
+        if method == "GET":
+            verb = "get" if match["name"] else ("watch" if params.get("watch") else "list")
+        else:
+            verb = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+        namespace = match["namespace"]
+        if (None, group, resource, verb) in self.grants or (
+            namespace is not None and (namespace, group, resource, verb) in self.grants
+        ):
+            return None
+        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        self.forbidden.append((method, path, f"{group}/{resource}:{verb}"))
+        message = (
+            f'{resource} is forbidden: User "system:serviceaccount:tradefleet:tradefleet" '
+            f'cannot {verb} resource "{resource}" in API group "{group}" {scope}'
+        )
+        return aiohttp.web.json_response(
+            {"kind": "Status", "code": 403, "reason": "Forbidden", "message": message}, status=403
+        )
 
     async def _collect_garbage(self) -> None:
         """Delete objects whose owners are gone (what kube-controller-manager's GC does)."""
@@ -125,6 +186,14 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 raw = obj.raw
                 obj.delete()
                 await self._buses[resource].put({"type": "DELETED", "object": raw})
+
+
+STATUS_SCHEMA = crd.status_schema()
+RBAC_PATH = re.compile(
+    r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+    r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[^/]+)"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$"
+)
 
 
 def _declare(emulator: Emulator) -> None:
@@ -269,7 +338,13 @@ class Cluster:
 class Operator:
     """The real operator (every registered kopf handler) in its own thread and event loop."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, namespaces: list[str] | None = None, **options: Any) -> None:
+        """``namespaces``: serve these (as ``-n`` does: the operator turns kopf's namespace
+        scanning off itself); None: every namespace (scanning off here: kmock cannot list
+        namespaces)."""
+        self.namespaces = namespaces
+        if namespaces:
+            options["namespaced"] = True
         self.options = {"stop_timeout": 3.0, "rpc_timeout": 1.0, **options}
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -281,11 +356,13 @@ class Operator:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         settings = kopf.OperatorSettings()
-        settings.scanning.disabled = True
+        if not self.namespaces:
+            settings.scanning.disabled = True
         try:
             loop.run_until_complete(
                 kopf.operator(
-                    clusterwide=True,
+                    clusterwide=not self.namespaces,
+                    namespaces=self.namespaces or (),
                     standalone=True,
                     settings=settings,
                     stop_flag=self._stop,

@@ -203,3 +203,42 @@ def test_an_invalid_spec_fails_the_bot_without_stopping_the_operator(
     assert cluster.get("apps/v1", "deployments", "broken") is None
     cluster.apply_bot(bot_manifest("fine"))
     _settled(cluster, "fine")
+
+
+def test_delete_then_immediate_reapply_is_not_stuck_failed(
+    cluster: Cluster, operator: Operator
+) -> None:
+    """Issue 19, item 3: the old children were not collected yet, a second controller owner
+    reference made the server answer 422, and the bot stayed Failed for good. Now the old
+    children are adopted (the dead predecessor's reference replaced) or waited for."""
+    assert cluster.emulator is not None
+    emulator = cluster.emulator
+    cluster.apply_bot(bot_manifest("phoenix"))
+    first = cluster.wait(
+        lambda: (c := _condition(cluster.bot("phoenix"), "Reconciled")) and c["status"] == "True"
+    )
+    assert first
+    old_uid = (cluster.bot("phoenix") or {})["metadata"]["uid"]
+    cluster.call(lambda: setattr(emulator, "gc_delay", 5.0))  # a slow garbage collector
+    cluster.delete_bot("phoenix")
+    cluster.wait(lambda: cluster.bot("phoenix") is None, message="the finalizer let it go")
+    assert cluster.get("apps/v1", "deployments", "phoenix")  # old children still there
+    cluster.apply_bot(bot_manifest("phoenix"))  # kubectl apply at once
+    bot = cluster.wait(
+        lambda: (
+            (b := cluster.bot("phoenix"))
+            and b["metadata"]["uid"] != old_uid
+            and (c := _condition(b, "Reconciled"))
+            and c["status"] == "True"
+            and b
+        ),
+        timeout=20,
+        message="the re-applied bot reconciled",
+    )
+    assert bot["status"]["phase"] != "Failed"
+    time.sleep(6)  # past the slow collector: nothing of the new bot was collected
+    for api_version, plural, pattern in CHILDREN:
+        child = cluster.get(api_version, plural, pattern.format("phoenix"))
+        assert child is not None, plural
+        refs = child["metadata"]["ownerReferences"]
+        assert [ref["uid"] for ref in refs if ref.get("controller")] == [bot["metadata"]["uid"]]

@@ -27,6 +27,14 @@ NEEDED_BEYOND_THE_EMULATOR = {
     ("", "secrets", "patch"): "restoring the API-token Secret's labels when they drift",
     ("", "services", "patch"): "restoring the Service when it drifts (ports, selector)",
     ("", "persistentvolumeclaims", "patch"): "restoring the claim's labels when they drift",
+    # The admission webhooks (on by default) are registered by the operator process that
+    # serves them: test_admission_https.py runs that process and reads what it registered.
+    **{
+        ("admissionregistration.k8s.io", f"{kind}webhookconfigurations", verb): "kopf "
+        "registers the admission webhooks (test_admission_https.py)"
+        for kind in ("validating", "mutating")
+        for verb in ("create", "patch")
+    },
 }
 # What the test itself sends (it plays kubectl): not the operator's.
 DRIVER_ONLY = {
@@ -97,6 +105,14 @@ def test_the_chart_grants_exactly_what_a_bots_life_needs(
     cluster.wait(
         lambda: (cluster.bot("rbac") or {}).get("status", {}).get("observedGeneration") == 4,
         message="all spec changes handled",
+    )
+    # The status timer meets the unreachable runtime and reads its pods (a failed container?).
+    cluster.wait(
+        lambda: any(
+            c["type"] == "Ready" and c["reason"] == "RuntimeUnreachable"
+            for c in ((cluster.bot("rbac") or {}).get("status") or {}).get("conditions") or []
+        ),
+        message="the timer read the pods",
     )
     cluster.delete_bot("rbac")
     cluster.wait(lambda: cluster.bot("rbac") is None, message="the finalizer let the bot go")

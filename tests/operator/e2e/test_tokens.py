@@ -129,3 +129,28 @@ def test_the_operator_polls_with_the_read_token(
     assert ("Pause", CONTROL) in calls
     assert {token for method, token in calls if method == "GetStatus"} == {READ}
     assert all(token == CONTROL for method, token in calls if method != "GetStatus")
+
+
+def test_status_stalled_by_a_cached_channel_in_reconnect_backoff() -> None:
+    """Issue 19, item 7: status reached .status 32-59 s after a runtime started listening: the
+    operator's cached channel to the address kept failing fast inside gRPC's reconnect backoff
+    (growing towards 120 s). A call that finds nobody listening drops the channel, so the next
+    timer tick dials afresh."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+
+    async def run() -> None:
+        clients = RuntimeClients(timeout=0.5)
+        try:
+            for _ in range(3):
+                with pytest.raises(RuntimeCallError) as failed:
+                    await clients.get_status(address, "token")
+                assert failed.value.unreachable
+                assert address not in clients._channels  # dropped: no backoff carried over
+        finally:
+            await clients.close()
+
+    asyncio.run(run())
