@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -394,6 +395,10 @@ def _write_charts(path: Path, name: str, recorder: BarRecorder, data: ReportInpu
     )
 
 
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _print_outcome(
     out: Console, name: str, outcome: RunOutcome, report: Report | None = None
 ) -> None:
@@ -415,6 +420,18 @@ def _print_outcome(
     vetoes = {k: v for k, v in result.risk_decisions.items() if k[1] == "veto"}
     for (plugin, _action), count in sorted(vetoes.items()):
         out.print(f"risk: {plugin} vetoed {count} order(s)")
+    shown = 10  # tier changes can be many over years of bars: the first ones and a count
+    for note in result.risk_notes[:shown]:
+        stamp, _, message = note.partition(" ")
+        out.print(f"risk: {_utc(int(stamp))} {message}", highlight=False)
+    if len(result.risk_notes) > shown:
+        out.print(f"risk: … and {len(result.risk_notes) - shown} more tier changes and locks")
+    for plugin, reason in sorted(result.risk_locks.items()):
+        out.print(
+            f"[bold red]risk lock[/] in force: {plugin}: {reason} (only `tradefleet reset-risk`"
+            " on a running bot clears it)",
+            highlight=False,
+        )
     out.print(f"journal: {result.journal_path} (run {result.run_id})")
 
 

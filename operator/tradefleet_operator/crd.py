@@ -280,6 +280,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Equity", "type": "number", "jsonPath": ".status.equity"},
     {"name": "PnL", "type": "number", "jsonPath": ".status.pnlTotal"},
     {"name": "Drawdown", "type": "number", "jsonPath": ".status.drawdownPct"},
+    {"name": "Tier", "type": "integer", "jsonPath": ".status.riskTier"},
+    {"name": "Locks", "type": "string", "jsonPath": ".status.riskLocks[*].plugin"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -65,7 +65,7 @@ def snapshot_from_pb(message: pb.StatusSnapshot) -> RuntimeSnapshot:
         pause_reason=message.pause_reason,
         broker_connected=message.broker_connected,
         config_hash=message.config_hash,
-        risk=tuple(RiskState(r.name, r.locked, r.reason) for r in message.risk),
+        risk=tuple(RiskState(r.name, r.locked, r.reason, r.tier) for r in message.risk),
     )
 
 

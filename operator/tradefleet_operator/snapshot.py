@@ -19,6 +19,7 @@ class RiskState:
     name: str
     locked: bool = False
     reason: str = ""
+    tier: int = 0  # a circuit breaker's tier: 0 normal, 1 warn, 2 halt entries, 3 flattened
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +51,8 @@ class RuntimeSnapshot:
     @property
     def risk_locks(self) -> list[RiskState]:
         return [state for state in self.risk if state.locked]
+
+    @property
+    def risk_tier(self) -> int:
+        """The highest tier any risk plugin reports (0 when none has tiers)."""
+        return max((state.tier for state in self.risk), default=0)

@@ -150,6 +150,7 @@ def status_from_snapshot(status: BotStatus, snapshot: RuntimeSnapshot) -> BotSta
             "risk_locks": [
                 RiskLock(plugin=risk.name, reason=risk.reason) for risk in snapshot.risk_locks
             ],
+            "risk_tier": snapshot.risk_tier,
             "runtime_config_hash": snapshot.config_hash,
         }
     )

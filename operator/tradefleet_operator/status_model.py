@@ -145,6 +145,13 @@ class BotStatus(_Model):
     risk_locks: list[RiskLock] | None = Field(
         default=None, description="Risk plugins currently refusing new entries."
     )
+    risk_tier: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="Highest circuit-breaker tier in force: 0 normal, 1 warn (sizes cut), "
+        "2 new entries halted and exposure cut, 3 flattened and locked until a person resets it.",
+    )
     control: ControlStatus | None = Field(
         default=None, description="What the operator last brought the runtime to."
     )

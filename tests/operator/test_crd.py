@@ -72,7 +72,10 @@ def test_names_scope_and_version(built: dict[str, Any]) -> None:
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
     assert version["subresources"] == {"status": {}}
     columns = [column["name"] for column in version["additionalPrinterColumns"]]
-    assert columns == ["Mode", "Strategy", "Symbols", "Phase", "Equity", "PnL", "Drawdown", "Age"]
+    assert columns == [
+        "Mode", "Strategy", "Symbols", "Phase", "Equity", "PnL", "Drawdown", "Tier", "Locks",
+        "Age",
+    ]  # fmt: skip
     # kubectl prints a list as a JSON array: the column reads the joined string in .status.
     symbols = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Symbols")
     assert symbols["jsonPath"] == ".status.symbols"
@@ -197,7 +200,7 @@ def test_status_schema(built: dict[str, Any]) -> None:
     expected = {
         "phase", "conditions", "observedGeneration", "equity", "balance", "currency",
         "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",
-        "halted", "haltReason", "paused", "pauseReason", "riskLocks", "configHash",
+        "halted", "haltReason", "paused", "pauseReason", "riskLocks", "riskTier", "configHash",
         "runtimeConfigHash", "control", "riskLockReset", "symbols",
     }  # fmt: skip
     assert set(props) == expected

@@ -17,6 +17,7 @@ from tradefleet_operator.control import (
     parse_reset_request,
     plan_control,
 )
+from tradefleet_operator.crd import PRINTER_COLUMNS
 from tradefleet_operator.k8s_api import parse_selector, selector_matches
 from tradefleet_operator.main import build_parser, options_from
 from tradefleet_operator.names import Phase
@@ -93,6 +94,26 @@ def test_snapshot_maps_to_status_fields() -> None:
         "USD", 2, "abc",
     )  # fmt: skip
     assert status_from_snapshot(EMPTY, snapshot(last_bar_ts=0)).last_bar_time is None
+
+
+def test_the_circuit_breaker_tier_and_locks_reach_the_status_and_its_columns() -> None:
+    """Issue 15: the TradingBot shows the breaker's tier and any lock (`kubectl get tb`)."""
+    breaker = RiskState(name="circuit-breaker", locked=True, reason="drawdown 15.2%", tier=3)
+    sizer = RiskState(name="fixed-size")
+    fields = status_from_snapshot(EMPTY, snapshot(risk=(sizer, breaker))).wire()
+    assert fields["riskTier"] == 3
+    assert fields["riskLocks"] == [{"plugin": "circuit-breaker", "reason": "drawdown 15.2%"}]
+    assert status_from_snapshot(EMPTY, snapshot(risk=(sizer,))).wire()["riskTier"] == 0
+    columns = {c["name"]: c["jsonPath"] for c in PRINTER_COLUMNS}
+    assert columns["Tier"] == ".status.riskTier"
+    assert columns["Locks"] == ".status.riskLocks[*].plugin"
+
+
+def test_the_runtime_tier_is_read_from_its_status() -> None:
+    message = pb.StatusSnapshot(
+        risk=[pb.RiskPluginState(name="circuit-breaker", locked=False, tier=2)]
+    )
+    assert snapshot_from_pb(message).risk_tier == 2
 
 
 def test_reachable_status_sets_phase_and_conditions() -> None:

@@ -44,6 +44,9 @@ def test_backtest_trips_the_breaker(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli.main(["backtest", str(manifest), "--journal", str(path)]) == 0
     report = capsys.readouterr().out
     assert "risk: circuit-breaker vetoed" in report and "risk: engine.locked vetoed" in report
+    # The report says what the breaker did and that its lock still holds.
+    assert "circuit-breaker tier 0 -> " in report
+    assert "risk lock in force: circuit-breaker" in report
     journal = Journal(path)
     tiers = [
         json.loads(d)["tier"]

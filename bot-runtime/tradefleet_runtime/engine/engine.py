@@ -100,6 +100,10 @@ class RunResult:
     fills: int
     feed: FeedReport | None = None
     history_bars: int = 0  # bars shown to the strategy as warm-up or resume history, not traded
+    # Risk tier changes and locks as they happened ("<bar close> <message>"), and the locks in
+    # force at the end: what the report says about the risk plugins beside their vetoes.
+    risk_notes: list[str] = field(default_factory=list)
+    risk_locks: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
     journal_path: str = ""
 
@@ -220,6 +224,7 @@ class Engine:
             self.hooks.actors or self.hooks.tier_reporters or self.state.lock_holders
         )
         self._tiers: dict[str, int] = {name: 0 for name, _ in self.hooks.tier_reporters}
+        self._risk_notes: list[str] = []
         self._acting = False
         for _, reader in self.hooks.trade_readers:
             reader.bind_trades(_TradesView(self.portfolio.trades))
@@ -506,6 +511,8 @@ class Engine:
             fills=self.stats.fills,
             feed=feed,
             history_bars=self.stats.history_bars,
+            risk_notes=list(self._risk_notes),
+            risk_locks=self.state.locks(),
             run_id=self.journal.run_id,
             journal_path=self.journal.path,
         )
@@ -692,6 +699,7 @@ class Engine:
         if self.hooks.actors:
             self._act()
         for name, reason in self.state.newly_locked(self._now):
+            self._risk_notes.append(f"{self._now} {name} locked trading: {reason}")
             self._state(
                 "risk_locked",
                 f"{name} locked trading until a person resets it: {reason}",
@@ -705,6 +713,7 @@ class Engine:
             if tier != self._tiers.get(name, 0):
                 before = self._tiers.get(name, 0)
                 self._tiers[name] = tier
+                self._risk_notes.append(f"{self._now} {name} tier {before} -> {tier}")
                 self._state(
                     "risk_tier",
                     f"{name} tier {before} -> {tier}",
