@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -26,6 +27,7 @@ from tradefleet_runtime.cli_control_commands import control_commands
 from tradefleet_runtime.cli_plugins import plugins_group
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.errors import DataError, JournalError, PluginError, SpecError
+from tradefleet_runtime.indicators import Indicator
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -36,7 +38,7 @@ from tradefleet_runtime.report.sources import finish_backtest, from_journal, fro
 from tradefleet_runtime.report.table import report_table
 from tradefleet_runtime.report.trades_table import trades_table
 from tradefleet_runtime.service.serve_args import serve_command
-from tradefleet_runtime.session import BotSession, RunOutcome, assemble, wall_clock
+from tradefleet_runtime.session import Bot, BotSession, RunOutcome, assemble, wall_clock
 from tradefleet_runtime.spec import Mode, load_manifest
 from tradefleet_runtime.trade_log import RunProgress, TradeLogListener
 
@@ -345,8 +347,9 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         )
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
     journal = Journal(_journal_path(args.journal, bot.name), batched=True)
-    # Sees the traded bars: first open/last close per symbol, and OHLC arrays for a chart.
-    recorder = BarRecorder(ohlc=args.plot is not None)
+    # Sees the traded bars: first open/last close per symbol and, for a chart, OHLC arrays and
+    # each declared indicator's value at those bars.
+    recorder = BarRecorder(ohlc=args.plot is not None, indicators=partial(_declared, bot))
     try:
         session = BotSession(bot, journal)
         pacer = recorder.watch
@@ -381,22 +384,28 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _write_charts(path: Path, name: str, recorder: BarRecorder, data: ReportInput) -> None:
     from tradefleet_runtime.report.plot import write_charts
 
-    # Indicator overlays: none yet. The strategy's declared indicators, recorded per bar
-    # like the OHLC arrays, go here as {symbol: {name: values aligned to the bars}}.
+    symbols = recorder.symbols()
     write_charts(
         path,
         name,
-        {symbol: recorder.ohlc(symbol) for symbol in recorder.symbols()},
+        {symbol: recorder.ohlc(symbol) for symbol in symbols},
         data.timeframe_s,
         data.timestamps,
         data.equity,
         data.trades,
-        overlays=None,
+        overlays={symbol: recorder.overlays(symbol) for symbol in symbols},
+        panels={symbol: recorder.panels(symbol) for symbol in symbols},
     )
 
 
 def _utc(ts: int) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _declared(bot: Bot) -> list[tuple[tuple[str, int], Indicator]]:
+    """The indicators the bot's strategy declared (in on_start: asked for after it ran)."""
+    book = bot.strategy.indicator_book
+    return list(book.indicators) if book is not None else []
 
 
 def _print_outcome(

@@ -13,6 +13,8 @@ from tradefleet_runtime.indicators.book import IndicatorBook, bar_handler
 from tradefleet_runtime.indicators.oscillators import MACD, RSI, Stochastic
 from tradefleet_runtime.indicators.series import (
     DEFAULT_HISTORY,
+    PANEL,
+    PRICE,
     BarHistory,
     CloseIndicator,
     Indicator,
@@ -30,6 +32,8 @@ __all__ = [
     "EMA",
     "EXTENSIONS",
     "MACD",
+    "PANEL",
+    "PRICE",
     "RETRACEMENTS",
     "RSI",
     "SMA",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import ClassVar
 
-from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, CloseIndicator
+from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, PRICE, CloseIndicator
 
 
 def _check_period(period: int, least: int = 1) -> None:
@@ -14,6 +16,8 @@ def _check_period(period: int, least: int = 1) -> None:
 
 class SMA(CloseIndicator):
     """Simple moving average of the last ``period`` values (a running sum: O(1) per bar)."""
+
+    chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
     __slots__ = ("_total", "_window", "period")
 
@@ -44,6 +48,8 @@ class EMA(CloseIndicator):
     from the first bar (``ema-cross``'s historical definition).
     """
 
+    chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
+
     __slots__ = ("_seed_total", "alpha", "period", "seed_first")
 
     def __init__(
@@ -71,6 +77,8 @@ class EMA(CloseIndicator):
 
 class WMA(CloseIndicator):
     """Linearly weighted moving average (weights 1..period, newest heaviest), O(1) per bar."""
+
+    chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
     __slots__ = ("_divisor", "_numerator", "_total", "_window", "period")
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import ClassVar
 
 from tradefleet_runtime.indicators.averages import _check_period
 from tradefleet_runtime.indicators.extremes import RollingMax, RollingMin
 from tradefleet_runtime.indicators.series import (
     DEFAULT_HISTORY,
     NAN,
+    PANEL,
     CloseIndicator,
     Indicator,
     Series,
@@ -65,6 +68,8 @@ class MACD(CloseIndicator):
     TA-Lib, the fast EMA is seeded on the same bar as the slow one (the SMA of the ``fast``
     closes up to bar ``slow``), so the first values appear after ``slow + signal − 1`` bars.
     """
+
+    chart: ClassVar[Mapping[str, str]] = {"line": PANEL, "signal": PANEL, "hist": PANEL}
 
     __slots__ = (
         "_closes",
@@ -147,6 +152,8 @@ class MACD(CloseIndicator):
 class Stochastic(Indicator):
     """Slow stochastic: %K = SMA(``smooth_k``) of the raw %K over ``period`` bars, %D =
     SMA(``d``) of %K. ``self[-1]`` is %K; ``d`` is a series too (TA-Lib ``STOCH``)."""
+
+    chart: ClassVar[Mapping[str, str]] = {"k": PANEL, "d": PANEL}
 
     __slots__ = (
         "_d_window",

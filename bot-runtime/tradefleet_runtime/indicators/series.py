@@ -8,7 +8,8 @@ bot that runs for months, and appending is O(1).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import ClassVar, Literal
 
 from tradefleet_runtime.model import Bar
 
@@ -16,6 +17,11 @@ from tradefleet_runtime.model import Bar
 DEFAULT_HISTORY = 256
 
 NAN = float("nan")
+
+#: Where a chart draws an output: over the candles, or in the indicator's own panel below.
+PRICE: Literal["price"] = "price"
+PANEL: Literal["panel"] = "panel"
+_LABEL_PARAMS = ("period", "fast_period", "slow_period", "signal_period", "k", "left", "right")
 
 
 class Series:
@@ -51,7 +57,13 @@ class Indicator:
     primary output; indicators with several outputs (MACD, Bollinger, ...) expose each as a
     :class:`Series` attribute too. ``warmup`` is how many bars it needs before its first value:
     a strategy's default ``warmup_bars()`` is the largest of its indicators'.
+
+    ``chart`` says where a chart draws each output: ``PRICE`` over the candles (averages,
+    bands, channels), ``PANEL`` in the indicator's own panel (oscillators); outputs it leaves
+    out are not drawn.
     """
+
+    chart: ClassVar[Mapping[str, str]] = {"value": PANEL}
 
     __slots__ = ("_push", "count", "history", "value", "values", "warmup")
 
@@ -79,6 +91,16 @@ class Indicator:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def label(self) -> str:
+        """A short name for legends: the class and its periods, e.g. ``EMA(20)``."""
+        params = [
+            getattr(self, name)
+            for name in _LABEL_PARAMS
+            if isinstance(getattr(self, name, None), int | float)
+        ]
+        shown = ",".join(f"{p:g}" for p in params)
+        return f"{type(self).__name__}({shown})"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(value={self.value:.6g}, bars={self.count})"

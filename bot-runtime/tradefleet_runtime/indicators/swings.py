@@ -8,8 +8,10 @@ later — that is when it is *confirmed* and shows up here, never earlier (no lo
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import ClassVar
 
-from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, Indicator, Series
+from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, PRICE, Indicator, Series
 from tradefleet_runtime.model import Bar
 
 #: Retracement ratios traders watch, and the usual extensions.
@@ -21,6 +23,8 @@ class Swings(Indicator):
     """Confirmed swing points. ``high``/``low`` are series of the last confirmed swing high and
     low prices; ``high_ts``/``low_ts`` their bars' open times; ``last`` is +1 when the newest
     confirmed point is a high, −1 a low, 0 none yet. ``self[-1]`` is ``last``."""
+
+    chart: ClassVar[Mapping[str, str]] = {"high": PRICE, "low": PRICE}
 
     __slots__ = (
         "_bars",
@@ -84,6 +88,8 @@ class Fibonacci(Indicator):
     start; ``extension(e)`` is ``e`` times the swing measured from its start. ``self[-1]`` is the
     61.8% retracement.
     """
+
+    chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
     __slots__ = ("direction", "end", "start", "swings")
 

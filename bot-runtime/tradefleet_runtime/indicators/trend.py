@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from tradefleet_runtime.indicators.averages import _check_period
-from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, Indicator, Series
+from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, PANEL, Indicator, Series
 from tradefleet_runtime.indicators.volatility import true_range
 from tradefleet_runtime.model import Bar
 
@@ -15,6 +18,8 @@ class ADX(Indicator):
     Wilder-smoothed; the first ADX is the mean of ``period`` DX values (after ``2 × period``
     bars) and is Wilder-smoothed after that.
     """
+
+    chart: ClassVar[Mapping[str, str]] = {"adx": PANEL, "plus_di": PANEL, "minus_di": PANEL}
 
     __slots__ = (
         "_close",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from math import sqrt
+from typing import ClassVar
 
 from tradefleet_runtime.indicators.averages import _check_period
 from tradefleet_runtime.indicators.extremes import RollingMax, RollingMin
 from tradefleet_runtime.indicators.series import (
     DEFAULT_HISTORY,
     NAN,
+    PRICE,
     CloseIndicator,
     Indicator,
     Series,
@@ -20,6 +23,8 @@ from tradefleet_runtime.model import Bar
 class Bollinger(CloseIndicator):
     """SMA(``period``) ± ``k`` population standard deviations. ``self[-1]`` and ``middle`` are
     the SMA; ``upper`` and ``lower`` are series too. Running sums of x and x²: O(1) per bar."""
+
+    chart: ClassVar[Mapping[str, str]] = {"middle": PRICE, "upper": PRICE, "lower": PRICE}
 
     __slots__ = ("_squares", "_total", "_window", "k", "lower", "middle", "period", "upper")
 
@@ -101,6 +106,8 @@ class Donchian(Indicator):
     ``self[-1]`` and ``upper`` are the highest high; ``lower`` and ``middle`` are series too.
     A breakout of the *previous* channel compares a close with ``upper[-2]``.
     """
+
+    chart: ClassVar[Mapping[str, str]] = {"upper": PRICE, "lower": PRICE, "middle": PRICE}
 
     __slots__ = ("_high", "_low", "lower", "middle", "period", "upper")
 

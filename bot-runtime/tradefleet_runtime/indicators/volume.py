@@ -4,9 +4,11 @@ rolling window of bars, or since the start of the current session."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import ClassVar
 
 from tradefleet_runtime.indicators.averages import _check_period
-from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, Indicator
+from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, PRICE, Indicator
 from tradefleet_runtime.model import Bar
 
 DAY = 86_400
@@ -14,6 +16,8 @@ DAY = 86_400
 
 class VWAP(Indicator):
     """Rolling VWAP over the last ``period`` bars (NaN while their volume is zero)."""
+
+    chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
     __slots__ = ("_volume", "_weighted", "_window", "period")
 
@@ -47,6 +51,8 @@ class VWAP(Indicator):
 class SessionVWAP(Indicator):
     """VWAP since the session began: sessions start every day at ``session_start_s`` seconds
     after midnight UTC (0: midnight). A bar belongs to the session its open time falls in."""
+
+    chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
     __slots__ = ("_session", "_volume", "_weighted", "session_start_s")
 

@@ -1,26 +1,34 @@
 """What a run's bars leave for the report: per symbol the first open and last close (the
-buy-and-hold benchmark) and, for a chart, every bar's OHLC in typed arrays.
+buy-and-hold benchmark) and, for a chart, every bar's OHLC and the strategy's declared
+indicators' values in typed arrays.
 
 The recorder wraps the bar stream a session trades (its pacer), so it sees exactly the bars
 that produced equity: not warm-up history. Arrays hold 8 bytes a value and no per-bar Python
 objects, so a million-bar run costs 40 MB per charted symbol, and nothing when no chart is
-asked for.
+asked for. An indicator's value is read once per traded bar of its symbol, after the engine
+has handled that bar (the generator resumes only then), so it is the value ``on_bar`` saw;
+NaN in warm-up, and a higher timeframe's indicator holds its last value between its bars.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
 import numpy as np
 
+from tradefleet_runtime.indicators import PANEL, PRICE, Indicator, Series
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.report.metrics import SymbolRange
 
 # ts, open, high, low, close
 _Columns: TypeAlias = "tuple[array[int], array[float], array[float], array[float], array[float]]"
+#: The declared indicators, each with its series key (symbol, timeframe in seconds).
+IndicatorSource: TypeAlias = Callable[[], Iterable[tuple[tuple[str, int], Indicator]]]
+_Plan: TypeAlias = "list[tuple[Series, array[float]]]"
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -44,16 +52,49 @@ class OHLC:
 
 
 class BarRecorder:
-    """Counts and (with ``ohlc``) keeps the bars passing through ``watch``."""
+    """Counts and (with ``ohlc``) keeps the bars passing through ``watch``; with ``indicators``
+    too, each declared indicator's chart outputs (asked for at a symbol's first bar, when the
+    strategy has declared them)."""
 
-    def __init__(self, *, ohlc: bool = False) -> None:
+    def __init__(self, *, ohlc: bool = False, indicators: IndicatorSource | None = None) -> None:
         self.keep_ohlc = ohlc
+        self._indicators = indicators if ohlc else None
         # symbol -> [bars, first ts, first open, last ts, last close]
         self._ranges: dict[str, list[float]] = {}
         self._arrays: dict[str, _Columns] = {}
+        self._plans: dict[str, _Plan] = {}
+        # symbol -> name -> values: outputs on the price scale, and panels of the others
+        self._price: dict[str, dict[str, array[float]]] = {}
+        self._panels: dict[str, dict[str, dict[str, array[float]]]] = {}
+
+    def _plan(self, symbol: str, timeframe_s: int) -> _Plan:
+        plan: _Plan = []
+        price = self._price[symbol] = {}
+        panels = self._panels[symbol] = {}
+        assert self._indicators is not None
+        for (of, timeframe), indicator in self._indicators():
+            if of != symbol:
+                continue
+            label = indicator.label()
+            if timeframe != timeframe_s:
+                label += f" @{_span(timeframe)}"
+            outputs = indicator.outputs()
+            panel: dict[str, array[float]] = {}
+            for output, where in indicator.chart.items():
+                values: array[float] = array("d")
+                plan.append((outputs[output], values))
+                if where == PANEL:
+                    panel[output] = values
+                elif where == PRICE:
+                    name = label if output == "value" else f"{label} {output}"
+                    price[_unique(name, price)] = values
+            if panel:
+                panels[_unique(label, panels)] = panel
+        return plan
 
     def watch(self, bars: Iterable[Bar]) -> Iterator[Bar]:
         ranges, arrays, keep = self._ranges, self._arrays, self.keep_ohlc
+        plans = self._plans
         for bar in bars:
             symbol = bar[0]
             state = ranges.get(symbol)
@@ -67,6 +108,8 @@ class BarRecorder:
                         array("d"),
                         array("d"),
                     )
+                    if self._indicators is not None:
+                        plans[symbol] = self._plan(symbol, bar[1])
             state[0] += 1
             state[3] = bar[2]
             state[4] = bar[6]
@@ -77,6 +120,14 @@ class BarRecorder:
                 h.append(bar[4])
                 lo.append(bar[5])
                 c.append(bar[6])
+                plan = plans.get(symbol)
+                if plan:
+                    try:
+                        yield bar  # the engine handles the bar (and updates indicators) here
+                    finally:
+                        for series, values in plan:
+                            values.append(series[-1] if len(series) else NAN)
+                    continue
             yield bar
 
     def ranges(self) -> list[SymbolRange]:
@@ -95,3 +146,33 @@ class BarRecorder:
             np.frombuffer(ts, dtype="int64"),
             *(np.frombuffer(a, dtype=float) for a in (o, h, lo, c)),
         )
+
+    def overlays(self, symbol: str) -> dict[str, np.ndarray]:
+        """Outputs drawn over ``symbol``'s candles, by name, one value per traded bar."""
+        return {name: _floats(v) for name, v in self._price.get(symbol, {}).items()}
+
+    def panels(self, symbol: str) -> dict[str, dict[str, np.ndarray]]:
+        """Outputs drawn in their indicator's own panel: {indicator: {output: values}}."""
+        return {
+            name: {output: _floats(v) for output, v in outputs.items()}
+            for name, outputs in self._panels.get(symbol, {}).items()
+        }
+
+
+def _floats(values: array[float]) -> np.ndarray:
+    return np.frombuffer(values, dtype=float) if len(values) else np.zeros(0)
+
+
+def _unique(name: str, taken: Container[str]) -> str:
+    n, unique = 1, name
+    while unique in taken:
+        n += 1
+        unique = f"{name} #{n}"
+    return unique
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -9,6 +9,9 @@ Choices a reader should know:
   title says so; equity is the last value in each candle and drawdown its deepest. A trade's
   markers sit in the candle holding its fill, at the fill's price: several trades in one
   candle of the same kind share a marker there.
+- **Indicators**: outputs on the price scale (averages, bands, channels) are lines over the
+  candles; oscillators (RSI, MACD, ATR, ...) get a panel each between the candles and equity.
+  Both are the value at each candle's last bar.
 - ``chart_data`` (pure numpy) decides everything drawn; ``write_chart`` only draws it, so tests
   check the data handed to mplfinance, not pixels.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,7 @@ class ChartData:
     drawdown_pct: np.ndarray  # ≤ 0
     markers: dict[str, np.ndarray]  # kind -> price in the candle, NaN where none
     overlays: dict[str, np.ndarray]
+    panels: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # name -> lines
 
     def marker_count(self, kind: str) -> int:
         return int(np.count_nonzero(~np.isnan(self.markers[kind])))
@@ -84,11 +88,13 @@ def chart_data(
     equity_ts: Sequence[int] | np.ndarray,
     equity: Sequence[float] | np.ndarray,
     trades: Sequence[Trade],
-    overlays: Mapping[str, Sequence[float | None]] | None = None,
+    overlays: Mapping[str, Sequence[float | None] | np.ndarray] | None = None,
     max_candles: int = MAX_CANDLES,
+    panels: Mapping[str, Mapping[str, Sequence[float | None] | np.ndarray]] | None = None,
 ) -> ChartData:
     """Candles, markers, overlays, equity and drawdown of ``symbol``, downsampled to at most
-    ``max_candles`` candles. ``overlays`` are series aligned to ``bars`` (None: no value)."""
+    ``max_candles`` candles. ``overlays`` are series aligned to ``bars`` (None or NaN: no
+    value) drawn over the candles; ``panels`` groups of them drawn in a panel each."""
     n = int(bars.ts.size)
     if n == 0:
         raise ValueError(f"{symbol}: no bars to chart")
@@ -129,12 +135,23 @@ def chart_data(
             trade.exit_price
         )
 
-    series = {}
-    for name, values in (overlays or {}).items():
-        line = np.array([np.nan if v is None else v for v in values], dtype=float)
+    def at_candles(name: str, values: Sequence[float | None] | np.ndarray) -> np.ndarray:
+        line: np.ndarray
+        if isinstance(values, np.ndarray):
+            line = values.astype(float)
+        else:
+            line = np.array([np.nan if v is None else v for v in values], dtype=float)
         if line.size != n:
             raise ValueError(f"overlay {name!r} has {line.size} values for {n} bars of {symbol}")
-        series[name] = line[ends]  # the value at each candle's close
+        at_close: np.ndarray = line[ends]  # the value at each candle's close
+        return at_close
+
+    series = {name: at_candles(name, values) for name, values in (overlays or {}).items()}
+    lower = {
+        panel: {name: at_candles(f"{panel} {name}", v) for name, v in lines.items()}
+        for panel, lines in (panels or {}).items()
+        if lines
+    }
     return ChartData(
         symbol=symbol,
         bars_per_candle=k,
@@ -147,6 +164,7 @@ def chart_data(
         drawdown_pct=candle_drawdown,
         markers=markers,
         overlays=series,
+        panels=lower,
     )
 
 
@@ -183,13 +201,35 @@ def addplots(data: ChartData) -> list[dict[str, Any]]:
                 "label": f"{kind} ({data.marker_count(kind)})",
             }
         )
+    panel = 0
+    for panel, (name, lines) in enumerate(data.panels.items(), start=1):
+        for (output, line), colour in zip(lines.items(), OVERLAY_COLOURS * 4, strict=False):
+            if np.isnan(line).all():
+                continue  # mplfinance cannot scale an all-NaN line
+            plots.append(
+                {
+                    "data": line,
+                    "panel": panel,
+                    "color": colour,
+                    "width": 0.9,
+                    "label": output,
+                    "ylabel": name,
+                    "secondary_y": False,  # one scale per panel, not one per line
+                }
+            )
     plots.append(
-        {"data": data.equity, "panel": 1, "color": "#1f77b4", "width": 1.2, "ylabel": "equity"}
+        {
+            "data": data.equity,
+            "panel": panel + 1,
+            "color": "#1f77b4",
+            "width": 1.2,
+            "ylabel": "equity",
+        }
     )
     plots.append(
         {
             "data": data.drawdown_pct,
-            "panel": 2,
+            "panel": panel + 2,
             "color": "#d62728",
             "width": 0.8,
             "ylabel": "drawdown %",
@@ -223,8 +263,8 @@ def write_chart(path: str | Path, title: str, data: ChartData, timeframe_s: int)
         type="candle",
         style="yahoo",
         addplot=[mpf.make_addplot(**p) for p in addplots(data)],
-        panel_ratios=(5, 2, 1.2),
-        figsize=(14, 9),
+        panel_ratios=(5, *(1.5 for _ in data.panels), 2, 1.2),
+        figsize=(14, 9 + 1.5 * len(data.panels)),
         ylabel=data.symbol,
         datetime_format="%Y-%m-%d",
         xrotation=0,
@@ -248,15 +288,25 @@ def write_charts(
     equity_ts: Sequence[int] | np.ndarray,
     equity: Sequence[float] | np.ndarray,
     trades: Sequence[Trade],
-    overlays: Mapping[str, Mapping[str, Sequence[float | None]]] | None = None,
+    overlays: Mapping[str, Mapping[str, Sequence[float | None] | np.ndarray]] | None = None,
+    panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float | None] | np.ndarray]]]
+    | None = None,
 ) -> list[Path]:
-    """One chart per symbol (see the module's docstring): ``path``, then ``path-SYMBOL``."""
+    """One chart per symbol (see the module's docstring): ``path``, then ``path-SYMBOL``.
+    ``overlays`` and ``panels`` are by symbol (see :func:`chart_data`)."""
     target = Path(path)
     written = []
     for i, (symbol, ohlc) in enumerate(bars.items()):
         file = target if i == 0 else target.with_name(f"{target.stem}-{symbol}{target.suffix}")
         data = chart_data(
-            symbol, ohlc, timeframe_s, equity_ts, equity, trades, (overlays or {}).get(symbol)
+            symbol,
+            ohlc,
+            timeframe_s,
+            equity_ts,
+            equity,
+            trades,
+            (overlays or {}).get(symbol),
+            panels=(panels or {}).get(symbol),
         )
         written.append(write_chart(file, title, data, timeframe_s))
     return written
