@@ -360,8 +360,9 @@ def test_schema_refuses_a_wrong_value(values: dict[str, str]) -> None:
 # if/then would answer 'Must validate "then" as "if" was valid').
 NEEDS = [
     ({"operator.replicas": "2"}, "operator.peering.enabled: true"),
-    ({"operator.admission.enabled": "true"}, "operator.admission.certSecret"),
 ]
+# (Admission no longer needs a certSecret: the operator makes and rotates its own CA unless the
+# chart is told to use cert-manager's.)
 
 
 @pytest.mark.parametrize("values,needed", NEEDS, ids=lambda v: str(v))
