@@ -134,3 +134,28 @@ def test_reversal_books_a_trade_and_opens_the_other_side() -> None:
     assert result.trades[0].gross_pnl == pytest.approx(20)
     position = engine.position("TEST")
     assert (position.quantity, position.average_price) == (-2, 110)
+
+
+def test_a_reduce_only_order_cut_to_the_position_leaves_no_remainder_working() -> None:
+    """Regression: the paper broker filled a reduce-only stop up to the position and dropped
+    the rest silently; the engine kept the rest as a working order (a phantom stop)."""
+    strategy = Scripted(
+        {
+            0: lambda ctx, b: ctx.sell("TEST", 10, stop_loss=110),
+            1: lambda ctx, b: ctx.buy("TEST", 4),  # reduces the short to 6: the stop is for 10
+        }
+    )
+    engine, _ = run(
+        strategy,
+        [
+            bar(0, 100, 100, 100, 100),
+            bar(1, 100, 101, 99, 100),
+            bar(2, 100, 101, 99, 100),
+            bar(3, 100, 112, 99, 111),  # through the stop: it closes the 6 that are left
+            bar(4, 111, 112, 110, 111),
+        ],
+    )
+    assert engine.position("TEST").quantity == 0
+    assert engine.open_orders() == []
+    [cut] = [u for u in strategy.updates if u.client_order_id.endswith("-sl")]
+    assert cut.status is OrderStatus.CANCELLED and "reduce-only" in cut.reason

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.runtime.helpers import Scripted, flat_bars
@@ -229,6 +229,30 @@ moves = st.lists(st.floats(-0.012, 0.012), min_size=96, max_size=96)
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(orders=orders, moves=moves)
+# Found by this test: the paper broker cut a reduce-only stop to the position and dropped the
+# rest without a word, so the engine still counted 188 units of it as a stop protecting a later
+# short; prop-firm approved an entry whose worst case was below the floor.
+@example(
+    orders={
+        12: (Side.SELL, 2803.0, 0.01171875),
+        13: (Side.BUY, 10.0, 0.03125),
+        14: (Side.BUY, 10.0, 0.03125),
+        15: (Side.BUY, 168.0, 0.03125),
+        40: (Side.SELL, 642.0, 0.01171875),
+        41: (Side.SELL, 387.0, 0.01953125),
+        60: (Side.SELL, 4778.0, 0.005),
+    },
+    moves=[0.0] * 11
+    + [0.0078125, 0.0078125]
+    + [0.0] * 24
+    + [0.0078125, 0.0, 0.0, 0.0, -0.0090635545621899, 0.01171875, 0.006292521454941583]
+    + [-0.0078125, -0.009765625]
+    + [0.0] * 8
+    + [0.0078125, 0.0078125]
+    + [0.0] * 12
+    + [0.01171875]
+    + [0.0] * 27,
+)
 def test_no_day_ends_beyond_its_limit_with_stops_honoured(
     registry: PluginRegistry,
     tmp_path: Path,

@@ -288,6 +288,18 @@ class PaperBroker:
         )
         self._book(fill)
         events.append(fill)
+        if quantity < order.quantity:
+            # A reduce-only order cut to the position: the rest is gone, and the bot must know
+            # (it would otherwise count a working remainder, e.g. as a stop protecting a later
+            # position, that the venue no longer holds).
+            events.append(
+                OrderUpdate(
+                    order.client_order_id,
+                    OrderStatus.CANCELLED,
+                    bar.ts,
+                    f"reduce-only: {order.quantity - quantity:g} more would have opened a position",
+                )
+            )
         self._cancel_group(order, bar, events)
         if order.stop_loss is not None or order.take_profit is not None:
             self._open_bracket(order, quantity, bar, at_open)
