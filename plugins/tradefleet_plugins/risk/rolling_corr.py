@@ -1,0 +1,125 @@
+"""Rolling pairwise return statistics kept incrementally, so the correlation guard answers an
+intent in O(open positions) instead of re-pairing every window (O(positions × window)).
+
+The running sums are a *filter*, never the judge of a close call: whenever the estimate lies
+within ``MARGIN`` of the limit, or a series is nearly flat or dominated by its mean (where the
+one-pass formula loses precision), or a symbol's series is irregular (two returns at one bar
+time), the caller recomputes the pair exactly, two-pass, over the same window as before. Far
+from those cases the estimate's error (well under 1e-10 with the re-sum every few windows) cannot
+move the answer across the limit, so every decision is the exact computation's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+# How close to the limit (in correlation units) the estimate must not be to be trusted.
+MARGIN = 1e-7
+# A series whose centred sum of squares is below this share of its raw sum of squares is treated
+# as flat-or-trending: the one-pass variance cancels there, so the exact pass decides.
+CANCEL = 1e-3
+
+
+class _Pair:
+    __slots__ = ("n", "ops", "sx", "sxx", "sxy", "sy", "syy")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.ops = 0
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def add(self, x: float, y: float, sign: float) -> None:
+        self.n += 1 if sign > 0 else -1
+        self.ops += 1
+        self.sx += sign * x
+        self.sy += sign * y
+        self.sxx += sign * x * x
+        self.syy += sign * y * y
+        self.sxy += sign * x * y
+
+
+class RollingReturns:
+    """Per-symbol windows of (bar time, return) and, for every pair, running sums over the bar
+    times both windows hold."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.series: dict[str, deque[tuple[int, float]]] = {}
+        self._at: dict[str, dict[int, float]] = {}  # the window by bar time
+        self._irregular: set[str] = set()
+        self._pairs: dict[tuple[str, str], _Pair] = {}
+
+    def _pair(self, a: str, b: str) -> tuple[_Pair, bool]:
+        """The pair's sums, and whether ``a`` is its x (pairs are stored once, a < b)."""
+        key = (a, b) if a < b else (b, a)
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = self._pairs[key] = self._resum(key)
+        return pair, key[0] == a
+
+    def _resum(self, key: tuple[str, str]) -> _Pair:
+        pair = _Pair()
+        xs, ys = self._at.get(key[0], {}), self._at.get(key[1], {})
+        for ts, x in xs.items():
+            y = ys.get(ts)
+            if y is not None:
+                pair.add(x, y, 1.0)
+        pair.ops = 0
+        return pair
+
+    def append(self, symbol: str, ts: int, value: float) -> None:
+        series = self.series.get(symbol)
+        if series is None:
+            series = self.series[symbol] = deque(maxlen=self.window)
+            self._at[symbol] = {}
+        at = self._at[symbol]
+        irregular = symbol in self._irregular
+        if not irregular and ts in at:
+            self._irregular.add(symbol)  # two returns at one time: only the exact pass is right
+            irregular = True
+        if len(series) == series.maxlen and series:
+            old_ts, old = series[0]
+            if not irregular:
+                del at[old_ts]
+                self._update(symbol, old_ts, old, -1.0)
+        series.append((ts, value))
+        if not irregular:
+            at[ts] = value
+            self._update(symbol, ts, value, 1.0)
+
+    def _update(self, symbol: str, ts: int, value: float, sign: float) -> None:
+        pairs = self._pairs
+        for other, at in self._at.items():
+            if other == symbol:
+                continue
+            y = at.get(ts)
+            if y is None:
+                continue
+            key = (symbol, other) if symbol < other else (other, symbol)
+            pair = pairs.get(key)
+            if pair is None:
+                continue  # built lazily (from the windows) when first asked for
+            if key[0] == symbol:
+                pair.add(value, y, sign)
+            else:
+                pair.add(y, value, sign)
+
+    def estimate(self, a: str, b: str) -> tuple[bool, float | None]:
+        """(trusted, correlation of ``a`` with ``b`` over their common bar times): None when
+        fewer than 10 common bars; not trusted when only the exact pass may decide (irregular,
+        flat or trending series)."""
+        if a in self._irregular or b in self._irregular:
+            return False, None
+        pair, _ = self._pair(a, b)
+        if pair.ops > 4 * self.window:  # bound the add/subtract drift
+            key = (a, b) if a < b else (b, a)
+            pair = self._pairs[key] = self._resum(key)
+        n = pair.n
+        if n < 10:
+            return True, None
+        sxx = pair.sxx - pair.sx * pair.sx / n
+        syy = pair.syy - pair.sy * pair.sy / n
+        if sxx <= CANCEL * pair.sxx or syy <= CANCEL * pair.syy:
+            return False, None
+        return True, (pair.sxy - pair.sx * pair.sy / n) / math.sqrt(sxx * syy)
