@@ -16,7 +16,7 @@ from datetime import date
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.rolling_corr import MARGIN, RollingReturns
-from tradefleet_plugins.risk.rules import local_weekday_minute, trading_day
+from tradefleet_plugins.risk.rules import DayClock, local_weekday_minute
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
 
 APPROVE = RiskDecision.approve()
@@ -184,6 +184,7 @@ class PreTrade:
         self._trades: Sequence[Trade] = ()
         self._day: date | None = None
         self._entries_today = 0
+        self._clock = DayClock(params.timezone)
         self._corr_cache: dict[tuple[int, str, int], tuple[str, float] | None] = {}
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
@@ -260,7 +261,7 @@ class PreTrade:
                     "correlation",
                 )
         if p.max_trades_per_day:
-            day = trading_day(ctx.ts, p.timezone)  # the local calendar day (cached per ts)
+            day = self._clock.day(ctx.ts)  # the local calendar day
             if day != self._day:
                 self._day, self._entries_today = day, 0
             if self._entries_today >= p.max_trades_per_day:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
-from tradefleet_plugins.risk.rules import gross_exposure, open_risk, order_risk, trading_day
+from tradefleet_plugins.risk.rules import DayClock, gross_exposure, open_risk, order_risk
 from tradefleet_runtime.sdk import (
     AccountAction,
     ActionKind,
@@ -124,6 +124,7 @@ class PropFirm:
         self._passed = False
         self._trades: Sequence[Trade] = ()
         self._fill_days: set[date] = set()
+        self._clock = DayClock(params.timezone, params.day_start_minute)
 
     # -- capabilities ----------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ class PropFirm:
     # -- state ------------------------------------------------------------------------------
 
     def _trading_day(self, ts: int) -> date:
-        return trading_day(ts, self.params.timezone, self.params.day_start_minute)
+        return self._clock.day(ts)
 
     def trading_days(self) -> int:
         days = set(self._fill_days)

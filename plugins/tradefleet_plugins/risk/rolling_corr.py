@@ -40,32 +40,28 @@ class _Pair:
 
 
 class RollingReturns:
-    """Per-symbol windows of (bar time, return) and, for every pair, running sums over the bar
-    times both windows hold."""
+    """Per-symbol windows of (bar time, return) and, for every pair asked about, running sums
+    over the bar times both windows hold."""
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.series: dict[str, deque[tuple[int, float]]] = {}
         self._at: dict[str, dict[int, float]] = {}  # the window by bar time
         self._irregular: set[str] = set()
-        self._pairs: dict[tuple[str, str], _Pair] = {}
+        # symbol -> other -> (the pair's sums, whether symbol is the pair's x); both directions
+        # share one _Pair
+        self._partners: dict[str, dict[str, tuple[_Pair, bool]]] = {}
 
-    def _pair(self, a: str, b: str) -> tuple[_Pair, bool]:
-        """The pair's sums, and whether ``a`` is its x (pairs are stored once, a < b)."""
-        key = (a, b) if a < b else (b, a)
-        pair = self._pairs.get(key)
-        if pair is None:
-            pair = self._pairs[key] = self._resum(key)
-        return pair, key[0] == a
-
-    def _resum(self, key: tuple[str, str]) -> _Pair:
+    def _resum(self, x: str, y: str) -> _Pair:
         pair = _Pair()
-        xs, ys = self._at.get(key[0], {}), self._at.get(key[1], {})
-        for ts, x in xs.items():
-            y = ys.get(ts)
-            if y is not None:
-                pair.add(x, y, 1.0)
+        ys = self._at.get(y, {})
+        for ts, value in self._at.get(x, {}).items():
+            other = ys.get(ts)
+            if other is not None:
+                pair.add(value, other, 1.0)
         pair.ops = 0
+        self._partners.setdefault(x, {})[y] = (pair, True)
+        self._partners.setdefault(y, {})[x] = (pair, False)
         return pair
 
     def append(self, symbol: str, ts: int, value: float) -> None:
@@ -89,18 +85,15 @@ class RollingReturns:
             self._update(symbol, ts, value, 1.0)
 
     def _update(self, symbol: str, ts: int, value: float, sign: float) -> None:
-        pairs = self._pairs
-        for other, at in self._at.items():
-            if other == symbol:
-                continue
-            y = at.get(ts)
+        partners = self._partners.get(symbol)
+        if not partners:
+            return
+        windows = self._at
+        for other, (pair, is_x) in partners.items():
+            y = windows[other].get(ts)
             if y is None:
                 continue
-            key = (symbol, other) if symbol < other else (other, symbol)
-            pair = pairs.get(key)
-            if pair is None:
-                continue  # built lazily (from the windows) when first asked for
-            if key[0] == symbol:
+            if is_x:
                 pair.add(value, y, sign)
             else:
                 pair.add(y, value, sign)
@@ -109,17 +102,20 @@ class RollingReturns:
         """(trusted, correlation of ``a`` with ``b`` over their common bar times): None when
         fewer than 10 common bars; not trusted when only the exact pass may decide (irregular,
         flat or trending series)."""
-        if a in self._irregular or b in self._irregular:
+        irregular = self._irregular
+        if irregular and (a in irregular or b in irregular):
             return False, None
-        pair, _ = self._pair(a, b)
+        partners = self._partners.get(a)
+        found = partners.get(b) if partners is not None else None
+        pair = found[0] if found is not None else self._resum(a, b)
         if pair.ops > 4 * self.window:  # bound the add/subtract drift
-            key = (a, b) if a < b else (b, a)
-            pair = self._pairs[key] = self._resum(key)
+            pair = self._resum(a, b)
         n = pair.n
         if n < 10:
             return True, None
-        sxx = pair.sxx - pair.sx * pair.sx / n
-        syy = pair.syy - pair.sy * pair.sy / n
+        sx, sy = pair.sx, pair.sy
+        sxx = pair.sxx - sx * sx / n
+        syy = pair.syy - sy * sy / n
         if sxx <= CANCEL * pair.sxx or syy <= CANCEL * pair.syy:
             return False, None
-        return True, (pair.sxy - pair.sx * pair.sy / n) / math.sqrt(sxx * syy)
+        return True, (pair.sxy - sx * sy / n) / math.sqrt(sxx * syy)
