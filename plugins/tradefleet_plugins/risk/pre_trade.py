@@ -93,14 +93,15 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
     if ctx.equity <= 0:
         return RiskDecision.veto("no equity", "no_equity")
     marks = ctx.marks
-    group = p.groups.get(symbol) if p.group_cap else None
+    groups = p.groups
+    group = groups.get(symbol) if p.group_cap else None
     gross = 0.0
     in_group_values: list[float] = []
     for s, pos in positions.items():  # gross exposure and the order's group, in one pass
         q = pos.quantity
         value = (q if q > 0 else -q) * marks.get(s, pos.average_price)
         gross += value
-        if group is not None and p.groups.get(s) == group:
+        if group is not None and groups.get(s) == group:
             in_group_values.append(value)
     leverage = p.margin_leverage or ctx.leverage or 1.0
     free = ctx.equity - gross / leverage

@@ -117,6 +117,37 @@ def open_risk(
     return total
 
 
+def open_risk_and_gross(
+    positions: Mapping[str, Position],
+    marks: Mapping[str, float],
+    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    unprotected_move: float,
+) -> tuple[float, float]:
+    """``(open_risk(...), gross_exposure(...))`` in one pass (the same sums, in the same order)."""
+    total = gross = 0.0
+    empty: tuple[tuple[float, float], ...] = ()
+    for symbol, position in positions.items():
+        signed = position.quantity
+        mark = marks.get(symbol, position.average_price)
+        gross += (signed if signed > 0 else -signed) * mark
+        if not signed:
+            continue
+        quantity, direction = (signed, 1.0) if signed > 0 else (-signed, -1.0)
+        covered = 0.0
+        for stop_quantity, stop in stops.get(symbol, empty):
+            left = quantity - covered
+            if left <= 0.0:
+                break
+            take = stop_quantity if stop_quantity < left else left
+            loss = (mark - stop) * direction
+            if loss > 0.0:
+                total += take * loss
+            covered += take
+        if covered < quantity:
+            total += (quantity - covered) * mark * unprotected_move
+    return total, gross
+
+
 def order_risk(quantity: float, entry: float, stop: float | None, unprotected_move: float) -> float:
     """What an order loses from ``entry`` if its stop is hit (or the assumed move without one)."""
     if stop is None:
