@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
-from tradefleet_plugins.risk.rolling_corr import MARGIN, RollingReturns
+from tradefleet_plugins.risk.rolling_corr import RollingReturns
 from tradefleet_plugins.risk.rules import DayClock, local_weekday_minute
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
 
@@ -211,15 +211,7 @@ class PreTrade:
         own = returns.get(symbol)
         if own is None:
             return None
-        rolling = self._rolling
-        side = intent.side.sign
-        for other, pos in ctx.positions.items():
-            if other == symbol or other not in returns:
-                continue
-            trusted, rho = rolling.estimate(symbol, other)
-            sign = side * (1.0 if pos.quantity > 0 else -1.0)
-            if trusted and (rho is None or rho * sign < limit - MARGIN):
-                continue  # clearly below the limit (or too short): the exact pass agrees
+        for other, sign in self._rolling.screen(symbol, ctx.positions, intent.side.sign, limit):
             # Above or near the limit: the exact pass decides, and gives the figure reported.
             rho = pair_correlation(own, returns[other])
             if rho is not None and rho * sign > limit:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
+
+from tradefleet_runtime.sdk import Position
 
 # How close to the limit (in correlation units) the estimate must not be to be trusted.
 MARGIN = 1e-7
@@ -98,24 +101,41 @@ class RollingReturns:
             else:
                 pair.add(y, value, sign)
 
-    def estimate(self, a: str, b: str) -> tuple[bool, float | None]:
-        """(trusted, correlation of ``a`` with ``b`` over their common bar times): None when
-        fewer than 10 common bars; not trusted when only the exact pass may decide (irregular,
-        flat or trending series)."""
+    def screen(
+        self, a: str, positions: Mapping[str, Position], side: float, limit: float
+    ) -> list[tuple[str, float]]:
+        """The open positions (in their order, with the sign of side × position) whose
+        correlation with an entry in ``a`` the exact pass must decide: every one the running
+        sums cannot show to be clearly below ``limit`` (or too short to count)."""
+        out: list[tuple[str, float]] = []
+        series = self.series
         irregular = self._irregular
-        if irregular and (a in irregular or b in irregular):
-            return False, None
         partners = self._partners.get(a)
-        found = partners.get(b) if partners is not None else None
-        pair = found[0] if found is not None else self._resum(a, b)
-        if pair.ops > 4 * self.window:  # bound the add/subtract drift
-            pair = self._resum(a, b)
-        n = pair.n
-        if n < 10:
-            return True, None
-        sx, sy = pair.sx, pair.sy
-        sxx = pair.sxx - sx * sx / n
-        syy = pair.syy - sy * sy / n
-        if sxx <= CANCEL * pair.sxx or syy <= CANCEL * pair.syy:
-            return False, None
-        return True, (pair.sxy - sx * sy / n) / math.sqrt(sxx * syy)
+        if partners is None:
+            partners = self._partners[a] = {}
+        floor = limit - MARGIN
+        too_long = 4 * self.window
+        for b, position in positions.items():
+            if b == a or b not in series:
+                continue
+            sign = side if position.quantity > 0 else -side
+            if irregular and (a in irregular or b in irregular):
+                out.append((b, sign))
+                continue
+            found = partners.get(b)
+            pair = found[0] if found is not None else self._resum(a, b)
+            if pair.ops > too_long:  # bound the add/subtract drift
+                pair = self._resum(a, b)
+            n = pair.n
+            if n < 10:
+                continue  # the exact pass finds too few common bars too
+            sx, sy = pair.sx, pair.sy
+            sxx = pair.sxx - sx * sx / n
+            syy = pair.syy - sy * sy / n
+            if sxx <= CANCEL * pair.sxx or syy <= CANCEL * pair.syy:
+                out.append((b, sign))
+                continue
+            if (pair.sxy - sx * sy / n) / math.sqrt(sxx * syy) * sign < floor:
+                continue
+            out.append((b, sign))
+        return out
