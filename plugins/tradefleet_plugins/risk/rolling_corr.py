@@ -88,18 +88,26 @@ class RollingReturns:
             self._update(symbol, ts, value, 1.0)
 
     def _update(self, symbol: str, ts: int, value: float, sign: float) -> None:
+        """Add (or take out) ``symbol``'s return at ``ts`` in every pair it has (called after
+        the window changed, so a re-sum here already counts the change)."""
         partners = self._partners.get(symbol)
         if not partners:
             return
         windows = self._at
+        due: list[str] = []
+        limit = 4 * self.window
         for other, (pair, is_x) in partners.items():
             y = windows[other].get(ts)
             if y is None:
                 continue
-            if is_x:
+            if pair.ops >= limit:  # bound the add/subtract drift: re-sum, on the bar's time
+                due.append(other)
+            elif is_x:
                 pair.add(value, y, sign)
             else:
                 pair.add(y, value, sign)
+        for other in due:
+            self._resum(symbol, other)
 
     def screen(
         self, a: str, positions: Mapping[str, Position], side: float, limit: float
