@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.runtime.helpers import HOUR, T0, Scripted, flat_bars
 from tests.runtime.risk_helpers import bot_with, events, manifest, open_session
@@ -20,7 +22,7 @@ from tradefleet_plugins.risk.circuit_breaker import (
     tier_for,
 )
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
-from tradefleet_plugins.risk.rules import exposure_cut
+from tradefleet_plugins.risk.rules import DayClock, exposure_cut, trading_day, trading_week
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderIntent, OrderType, Position, RiskAction, Side
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -232,3 +234,22 @@ def test_a_journaled_lock_is_restored_by_a_paper_session(
     assert engine.stats.orders == 0
     assert ("engine.locked", "veto") in engine.stats.risk_decisions
     assert events(session.journal, "risk_lock_restored")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start_minute=st.integers(min_value=0, max_value=1439),
+    moves=st.lists(
+        st.sampled_from([-86401, -3600, -1, 0, 1, 59, 3600, 86399, 86400, 86401, 7 * 86400]),
+        max_size=200,
+    ),
+    tz=st.sampled_from(["UTC", "Etc/UTC", "Europe/Prague", "America/New_York"]),
+)
+def test_day_clock_is_trading_day(start_minute: int, moves: list[int], tz: str) -> None:
+    # The cached day bounds answer exactly as the per-ts conversion, in any direction of time.
+    clock = DayClock(tz, start_minute)
+    ts = 1_711_846_800  # 2024-03-31 01:00 UTC: a DST change in Prague
+    for move in moves:
+        ts += move
+        assert clock.day(ts) == trading_day(ts, tz, start_minute)
+        assert clock.week(ts) == trading_week(ts, tz, start_minute)

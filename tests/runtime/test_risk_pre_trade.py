@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tradefleet_plugins.risk.pre_trade import PreTrade, correlation, in_hours
+from tradefleet_plugins.risk.pre_trade import PreTrade, correlated_with, correlation, in_hours
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.model import (
@@ -189,3 +192,52 @@ def test_correlation_function() -> None:
 def test_reduce_only_always_passes() -> None:
     exit_ = OrderIntent("X", Side.SELL, 1e9, reduce_only=True)
     assert PreTrade(PreTradeParams(min_balance=1e12)).check(exit_, ctx()).action is A
+
+
+# The correlation guard's running sums decide only far from the limit; the exact two-pass
+# computation decides every close call. Over random bar streams (gaps, repeated bar times, flat
+# and trending series, window evictions, limits near the realised correlations) the guard's
+# answer must be the exact one's, every time.
+_bar_step = st.tuples(
+    st.integers(min_value=0, max_value=3),  # symbol
+    st.integers(min_value=0, max_value=2),  # 0: next bar time, 1: same time again, 2: a gap
+    st.sampled_from([0.0, 0.01, -0.01, 0.002, 0.5, -0.3, 1e-9]),
+    st.floats(min_value=-0.05, max_value=0.05, allow_nan=False),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(_bar_step, min_size=0, max_size=400),
+    window=st.integers(min_value=10, max_value=40),
+    limit=st.sampled_from([0.0, 0.3, 0.7, 0.95, 0.999999, 1.0, -0.5]),
+    follow=st.booleans(),
+)
+def test_incremental_correlation_decides_as_the_exact_pass(
+    steps: list[tuple[int, int, float, float]], window: int, limit: float, follow: bool
+) -> None:
+    symbols = ["A", "B", "C", "D"]
+    plugin = PreTrade(PreTradeParams(max_correlation=0.7, correlation_bars=window))
+    price = dict.fromkeys(symbols, 100.0)
+    ts = TS
+    for index, kind, base, noise in steps:
+        symbol = symbols[index]
+        ts += (0, 0, 7200)[kind] if kind else 3600
+        move = (base + noise) if not follow else base + noise * (index + 1) / 4
+        price[symbol] = max(1e-6, price[symbol] * (1 + move))
+        plugin.on_bar(Bar(symbol, 3600, ts, 1, 1, 1, price[symbol], 1))
+        if index == 0:  # every symbol moves on A's bar too, mostly together
+            for other in symbols[1:]:
+                price[other] = max(1e-6, price[other] * (1 + move * 0.9 + noise * 0.1))
+                plugin.on_bar(Bar(other, 3600, ts, 1, 1, 1, price[other], 1))
+    returns: dict[str, deque[tuple[int, float]]] = plugin._returns
+    for mine in symbols:
+        for side in (Side.BUY, Side.SELL):
+            positions = {
+                s: Position(s, 1.0 if i % 2 else -1.0, 100.0) for i, s in enumerate(symbols)
+            }
+            intent = OrderIntent(mine, side, 1.0)
+            context = ctx(positions=positions)
+            signs = {s: (1.0 if p.quantity > 0 else -1.0) for s, p in positions.items()}
+            exact = correlated_with(intent, positions, signs, returns, limit)
+            assert plugin._correlated(intent, context, limit) == exact

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from tradefleet_runtime.contracts import RiskContext, RiskPlugin
 from tradefleet_runtime.engine.risk_chain import judge, round_down
 from tradefleet_runtime.engine.trading_state import TradingState
-from tradefleet_runtime.model import Instrument, Order, OrderIntent, RiskDecision
+from tradefleet_runtime.model import Instrument, Order, OrderIntent, RiskAction, RiskDecision
+
+_APPROVE = RiskAction.APPROVE
 
 log = logging.getLogger("tradefleet.engine")
 
@@ -53,6 +55,13 @@ class RiskDriver:
                 decision = RiskDecision.veto(
                     f"{name} failed: {type(error).__name__}: {error}", "plugin_fault"
                 )
+            if (
+                type(decision) is RiskDecision
+                and decision.action is _APPROVE
+                and decision.quantity is None
+            ):  # a plain approval: ``judge`` would leave the quantity as it is
+                decide(name, intent, order_id, decision)
+                continue
             verdict = judge(name, quantity, decision)
             decide(name, intent, order_id, verdict.decision)
             if verdict.vetoed:

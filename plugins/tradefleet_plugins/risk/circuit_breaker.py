@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
-from tradefleet_plugins.risk.rules import exposure_cut, trading_day, trading_week
+from tradefleet_plugins.risk.rules import DayClock, exposure_cut
 from tradefleet_runtime.sdk import (
     AccountAction,
     ActionKind,
@@ -37,10 +37,14 @@ class Measures(NamedTuple):
 def measures(
     equity: float, day_start: float, day_peak: float, week_start: float, peak: float
 ) -> Measures:
-    def loss(base: float) -> float:
-        return max(0.0, (base - equity) / base) if base > 0 else 0.0
+    return Measures(
+        _loss(day_start, equity), _loss(day_peak, equity), _loss(week_start, equity),
+        _loss(peak, equity),
+    )  # fmt: skip
 
-    return Measures(loss(day_start), loss(day_peak), loss(week_start), loss(peak))
+
+def _loss(base: float, equity: float) -> float:
+    return max(0.0, (base - equity) / base) if base > 0 else 0.0
 
 
 def tier_for(m: Measures, p: CircuitBreakerParams) -> tuple[int, str]:
@@ -89,6 +93,7 @@ class CircuitBreaker:
         self._day_start = self._day_peak = self._week_start = self._peak = 0.0
         self._locked_since: int | None = None
         self._pending: list[AccountAction] = []
+        self._clock = DayClock(params.timezone, params.day_start_minute)
 
     # -- state from the account ------------------------------------------------------------
 
@@ -96,8 +101,8 @@ class CircuitBreaker:
         p = self.params
         self._now = max(self._now, ts)
         self._equity = equity
-        day = trading_day(ts, p.timezone, p.day_start_minute)
-        week = trading_week(ts, p.timezone, p.day_start_minute)
+        day = self._clock.day(ts)
+        week = self._clock.week(ts)
         if self._peak <= 0.0:
             self._peak = equity
         if day != self._day:

@@ -32,9 +32,14 @@ class Kelly:
         self.params = params
         self._trades: Sequence[Trade] = ()
         self._cached: tuple[int, float] = (-1, 0.0)
+        # The last answer of risk_fraction (by trade count) and the last reason text: both are
+        # the same on every intent until a trade closes, so they are formatted once.
+        self._fraction: tuple[int, tuple[float, str]] = (-1, (0.0, ""))
+        self._reason: tuple[float, str, str] = (0.0, "", "")
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
+        self._fraction = (-1, (0.0, ""))
 
     def risk_fraction(self) -> tuple[float, str]:
         p = self.params
@@ -51,7 +56,10 @@ class Kelly:
         if intent.quantity is not None or intent.reduce_only:
             return RiskDecision.approve()
         p = self.params
-        risk, why = self.risk_fraction()
+        count = len(self._trades)
+        if self._fraction[0] != count:
+            self._fraction = (count, self.risk_fraction())
+        risk, why = self._fraction[1]
         if risk <= 0.0:
             return RiskDecision.veto(f"kelly: no edge to size on ({why})", "no_edge")
         price = intent.price or ctx.mark(intent.symbol)
@@ -61,4 +69,6 @@ class Kelly:
         distance = stop or price * p.default_stop_pct
         quantity = min(ctx.equity * risk / distance, ctx.equity * p.max_leverage / price)
         quantity = scaled(quantity, intent, p.scale_by_confidence)
-        return sized(quantity, ctx.instrument, f"risk {risk:.2%} of equity ({why})")
+        if self._reason[0] != risk or self._reason[1] is not why:
+            self._reason = (risk, why, f"risk {risk:.2%} of equity ({why})")
+        return sized(quantity, ctx.instrument, self._reason[2])

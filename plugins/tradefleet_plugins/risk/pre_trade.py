@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
-from tradefleet_plugins.risk.rules import gross_exposure, local_weekday_minute, zone
+from tradefleet_plugins.risk.rolling_corr import RollingReturns
+from tradefleet_plugins.risk.rules import DayClock, local_weekday_minute
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
 
 APPROVE = RiskDecision.approve()
@@ -91,7 +92,17 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         )
     if ctx.equity <= 0:
         return RiskDecision.veto("no equity", "no_equity")
-    gross = gross_exposure(positions, ctx.marks)
+    marks = ctx.marks
+    groups = p.groups
+    group = groups.get(symbol) if p.group_cap else None
+    gross = 0.0
+    in_group_values: list[float] = []
+    for s, pos in positions.items():  # gross exposure and the order's group, in one pass
+        q = pos.quantity
+        value = (q if q > 0 else -q) * marks.get(s, pos.average_price)
+        gross += value
+        if group is not None and groups.get(s) == group:
+            in_group_values.append(value)
     leverage = p.margin_leverage or ctx.leverage or 1.0
     free = ctx.equity - gross / leverage
     if notional / leverage > free + 1e-9:
@@ -105,13 +116,8 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
             f"(cap {p.max_gross_exposure:.0%})",
             "gross_exposure",
         )
-    group = p.groups.get(symbol)
-    if group is not None and p.group_cap:
-        in_group = notional + sum(
-            abs(pos.quantity) * ctx.marks.get(s, pos.average_price)
-            for s, pos in positions.items()
-            if p.groups.get(s) == group
-        )
+    if group is not None:
+        in_group = notional + sum(in_group_values)
         if in_group > p.group_cap * ctx.equity + 1e-9:
             return RiskDecision.veto(
                 f"group {group} would hold {in_group / ctx.equity:.0%} of equity "
@@ -161,14 +167,25 @@ def correlated_with(
     return None
 
 
+def pair_correlation(
+    own: deque[tuple[int, float]], other: deque[tuple[int, float]]
+) -> float | None:
+    """The exact correlation ``correlated_with`` computes for one pair."""
+    mine = dict(own)
+    pairs = [(mine[ts], value) for ts, value in other if ts in mine]
+    return correlation([a for a, _ in pairs], [b for _, b in pairs])
+
+
 class PreTrade:
     def __init__(self, params: PreTradeParams) -> None:
         self.params = params
-        self._returns: dict[str, deque[tuple[int, float]]] = {}
+        self._rolling = RollingReturns(params.correlation_bars)
+        self._returns: dict[str, deque[tuple[int, float]]] = self._rolling.series
         self._last_close: dict[str, float] = {}
         self._trades: Sequence[Trade] = ()
         self._day: date | None = None
         self._entries_today = 0
+        self._clock = DayClock(params.timezone)
         self._corr_cache: dict[tuple[int, str, int], tuple[str, float] | None] = {}
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
@@ -181,11 +198,25 @@ class PreTrade:
         previous = self._last_close.get(symbol)
         self._last_close[symbol] = close
         if previous:
-            series = self._returns.get(symbol)
-            if series is None:
-                series = self._returns[symbol] = deque(maxlen=self.params.correlation_bars)
-            series.append((bar[2], close / previous - 1.0))
+            self._rolling.append(symbol, bar[2], close / previous - 1.0)
             self._corr_cache.clear()
+
+    def _correlated(
+        self, intent: OrderIntent, ctx: RiskContext, limit: float
+    ) -> tuple[str, float] | None:
+        """``correlated_with``'s answer, from the running sums where they are decisive and the
+        exact two-pass computation where they are not (and for the correlation reported)."""
+        symbol = intent.symbol
+        returns = self._returns
+        own = returns.get(symbol)
+        if own is None:
+            return None
+        for other, sign in self._rolling.screen(symbol, ctx.positions, intent.side.sign, limit):
+            # Above or near the limit: the exact pass decides, and gives the figure reported.
+            rho = pair_correlation(own, returns[other])
+            if rho is not None and rho * sign > limit:
+                return other, rho
+        return None
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:
@@ -214,10 +245,7 @@ class PreTrade:
             if key in self._corr_cache:
                 found = self._corr_cache[key]
             else:
-                signs = {s: (1.0 if pos.quantity > 0 else -1.0) for s, pos in ctx.positions.items()}
-                found = correlated_with(
-                    intent, ctx.positions, signs, self._returns, p.max_correlation
-                )
+                found = self._correlated(intent, ctx, p.max_correlation)
                 self._corr_cache[key] = found
             if found is not None:
                 return RiskDecision.veto(
@@ -226,7 +254,7 @@ class PreTrade:
                     "correlation",
                 )
         if p.max_trades_per_day:
-            day = datetime.fromtimestamp(ctx.ts, UTC).astimezone(zone(p.timezone)).date()
+            day = self._clock.day(ctx.ts)  # the local calendar day
             if day != self._day:
                 self._day, self._entries_today = day, 0
             if self._entries_today >= p.max_trades_per_day:

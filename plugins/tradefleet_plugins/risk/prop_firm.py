@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
-from tradefleet_plugins.risk.rules import gross_exposure, open_risk, order_risk, trading_day
+from tradefleet_plugins.risk.rules import DayClock, open_risk, open_risk_and_gross, order_risk
 from tradefleet_runtime.sdk import (
     AccountAction,
     ActionKind,
@@ -81,7 +81,9 @@ def check_entry(
     if entry <= 0:
         return RiskDecision.veto(f"prop-firm: no price known for {intent.symbol}", "no_price")
     floor, which = floors(day_start, initial, limits)
-    at_risk = open_risk(ctx.positions, ctx.marks, ctx.stops, p.unprotected_move)
+    at_risk, open_gross = open_risk_and_gross(
+        ctx.positions, ctx.marks, ctx.stops, p.unprotected_move
+    )
     worst = (
         ctx.equity
         - at_risk
@@ -93,7 +95,7 @@ def check_entry(
             f"{which.replace('_', ' ')} floor {floor:,.2f}",
             which,
         )
-    gross = gross_exposure(ctx.positions, ctx.marks) + intent.quantity * entry
+    gross = open_gross + intent.quantity * entry
     if ctx.equity <= 0 or gross > limits.leverage * ctx.equity:
         return RiskDecision.veto(
             f"prop-firm: exposure {gross:,.2f} would exceed {limits.leverage:g}x equity",
@@ -124,6 +126,7 @@ class PropFirm:
         self._passed = False
         self._trades: Sequence[Trade] = ()
         self._fill_days: set[date] = set()
+        self._clock = DayClock(params.timezone, params.day_start_minute)
 
     # -- capabilities ----------------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class PropFirm:
     # -- state ------------------------------------------------------------------------------
 
     def _trading_day(self, ts: int) -> date:
-        return trading_day(ts, self.params.timezone, self.params.day_start_minute)
+        return self._clock.day(ts)
 
     def trading_days(self) -> int:
         days = set(self._fill_days)
