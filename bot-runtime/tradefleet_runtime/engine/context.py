@@ -30,10 +30,12 @@ class BotContext:
         instrument: Callable[[str], Instrument],
         cancel: Callable[[str], None],
         record_event: Callable[[str, str, dict[str, Any] | None], None],
+        clock: Callable[[], int] = lambda: 0,
     ) -> None:
         self.bot_name = bot_name
         self.intents: list[OrderIntent] = []
-        self.now = 0
+        # Read from the engine when asked: setting it on every bar would cost the hot loop.
+        self._clock = clock
         self._symbols = symbols
         self._base_timeframe_s = base_timeframe_s
         self._portfolio = portfolio
@@ -41,6 +43,11 @@ class BotContext:
         self._instrument = instrument
         self._cancel = cancel
         self._record_event = record_event
+
+    @property
+    def now(self) -> int:
+        """Close time of the bar being handled (UTC epoch seconds)."""
+        return self._clock()
 
     @property
     def symbols(self) -> Sequence[str]:

@@ -187,6 +187,7 @@ class Engine:
             self.instrument,
             self.cancel,
             lambda kind, message, data: self.journal.record_event(self._now, kind, message, data),
+            clock=lambda: self._now,
         )
         self.driver = RiskDriver(
             self.risk, self.state, self.instrument, self._risk_context, self._decide
@@ -341,7 +342,7 @@ class Engine:
         for bar in bars:
             count += 1
             marks[bar[0]] = bar[6]
-            self.ctx.now = self._now = bar[2] + bar[1]
+            self._now = bar[2] + bar[1]
             if observers:
                 for observe in observers:
                     observe(bar)
@@ -372,7 +373,6 @@ class Engine:
         if not self._started:
             self.start()
         strategy_on_bar = self._on_bar
-        ctx = self.ctx
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio
         marks = portfolio.marks
@@ -428,7 +428,7 @@ class Engine:
                 self._on_broker_events(events)
             symbol = bar[0]
             marks[symbol] = bar[6]
-            ctx.now = self._now = ts + bar[1]
+            self._now = ts + bar[1]
             if observers:
                 for observe in observers:
                     observe(bar)
