@@ -7,6 +7,7 @@ Secret once, forgotten when a runtime says a token is wrong).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,6 +31,12 @@ class OperatorContext:
     stop_timeout: float = 20.0
     #: API tokens by (namespace, bot name), filled from the bots' token Secrets.
     tokens: dict[tuple[str, str], ApiTokens] = field(default_factory=dict)
+    #: How many bots' object passes (build the children, write them) run at once. A fleet
+    #: applied at once otherwise builds every bot's objects together and holds them all while
+    #: they queue for the API connections: the operator's memory peak (issue 19, item 4). The
+    #: connection pool is the real limit, so this costs no reconcile time. Steering (a halt)
+    #: never waits for it.
+    object_passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
 
     def forget(self, namespace: str, name: str) -> None:
         self.tokens.pop((namespace, name), None)

@@ -264,7 +264,8 @@ async def _reconcile(
             return steering_left
         try:
             fresh = not old.config_hash  # never reconciled: create without reading
-            outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
+            async with ctx.object_passes:  # bounded: the memory peak of a fleet applied at once
+                outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
                 # Transient (a conflict, an earlier bot's children not collected yet, the API
