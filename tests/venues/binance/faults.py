@@ -46,9 +46,7 @@ Fault names (see :data:`FAULTS`):
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any
+from tests.venues.fault_registry import Fault, FaultRegistry
 
 FAULTS: tuple[str, ...] = (
     "accept_then_timeout",
@@ -65,68 +63,10 @@ FAULTS: tuple[str, ...] = (
 )
 
 
-@dataclass
-class Fault:
-    name: str
-    path: str | None = None
-    method: str | None = None
-    times: int | None = 1
-    params: dict[str, Any] = field(default_factory=dict)
-    hits: int = 0
+class FaultInjector(FaultRegistry):
+    """The faults this venue's fake can inject (:data:`FAULTS`)."""
 
-    def matches(self, method: str, path: str) -> bool:
-        if self.path is not None and self.path != path:
-            return False
-        return self.method is None or self.method.upper() == method.upper()
-
-    @property
-    def exhausted(self) -> bool:
-        return self.times is not None and self.hits >= self.times
+    known = FAULTS
 
 
-class FaultInjector:
-    """Thread-safe registry of pending faults."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self.history: list[tuple[str, str, str]] = []  # (fault, method, path)
-
-    def inject(
-        self,
-        name: str,
-        *,
-        path: str | None = None,
-        method: str | None = None,
-        times: int | None = 1,
-        **params: Any,
-    ) -> Fault:
-        if name not in FAULTS:
-            raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
-        fault = Fault(name, path, method, times, dict(params))
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[Fault]:
-        with self._lock:
-            return [f for f in self._faults if not f.exhausted]
-
-    def take(self, method: str, path: str, names: tuple[str, ...] | None = None) -> Fault | None:
-        """Consume one hit of the first matching fault (optionally among ``names``)."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.exhausted or not fault.matches(method, path):
-                    continue
-                if names is not None and fault.name not in names:
-                    continue
-                fault.hits += 1
-                self.history.append((fault.name, method, path))
-                if fault.exhausted:
-                    self._faults.remove(fault)
-                return fault
-        return None
+__all__ = ["FAULTS", "Fault", "FaultInjector"]
