@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tradefleet_runtime.model import Bar, Fill, Trade
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    OrderReport,
+    OrderUpdate,
+    PositionReport,
+    Trade,
+)
 from tradefleet_runtime.signals import Signal
 
 if TYPE_CHECKING:
@@ -37,6 +44,7 @@ class Capability(StrEnum):
     ACTS_ON_ACCOUNT = "acts-on-account"  # risk plugin: AccountActor (reduce, flatten, cancel)
     RESTORES_LOCK = "restores-lock"  # risk plugin: LockRestorer (a journaled lock after restart)
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
+    VENUE_EXECUTION = "venue-execution"  # broker: VenueExecution (events, queries, reports)
 
 
 @runtime_checkable
@@ -139,6 +147,62 @@ class AccountRestorer(Protocol):
     def restore_account(self, fills: Sequence[Fill]) -> None: ...
 
 
+@runtime_checkable
+class VenueExecution(Protocol):
+    """A broker for a real venue (and the paper broker, the contract's reference).
+
+    Shaped after NautilusTrader's live execution client: the venue's answers arrive as events
+    when they happen, and the bot can ask the venue what it holds.
+
+    - ``submit``/``cancel``/``amend`` never wait on the network: they hand the request to the
+      broker's own I/O thread and return at once — ``submit`` with status PENDING (the ack
+      follows as an event) or a final answer it knows without asking (a local refusal).
+      Network time must never delay bars, the control API or an emergency stop.
+    - The broker calls ``BrokerContext.wake`` (from any thread) when it has events; the
+      runtime then calls ``drain_events`` on the engine thread and applies them in order:
+      acks (OPEN with the venue's order id), PARTIALLY_FILLED/FILLED updates, ``Fill``s,
+      cancels and rejections, each with a ``ReasonCode``. ``on_bar`` returns them too.
+    - The queries block (they are for reconciliation at start-up and for the broker's own
+      retries, never for the per-bar path): ``query_order`` by client order id (None: the venue
+      never saw it), ``order_reports``/``fill_reports`` since a time, ``position_reports``.
+    """
+
+    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+        """Every event since the last call, oldest first (engine thread)."""
+        ...
+
+    def query_order(self, client_order_id: str) -> OrderReport | None: ...
+
+    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
+        """The bot's orders at the venue: every open one, and those closed at or after
+        ``since_ts`` (UTC epoch seconds)."""
+        ...
+
+    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
+        """The bot's executions at or after ``since_ts``, oldest first; ``fill_id`` is the
+        venue's trade id, so the same execution always has the same id."""
+        ...
+
+    def position_reports(self) -> Sequence[PositionReport]:
+        """The venue's net positions in the bot's symbols (spot: base-asset balances)."""
+        ...
+
+    def cancel_all(self, symbol: str | None) -> None:
+        """Cancel every working order of the bot in ``symbol`` (None: every symbol)."""
+        ...
+
+    def amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> OrderUpdate | None:
+        """Change a working order's quantity and/or price: natively where the venue can,
+        cancel-replace otherwise (the replacement keeps a derived client order id)."""
+        ...
+
+    def is_connected(self) -> bool:
+        """Whether the venue answered the last request (for readiness, truthfully)."""
+        ...
+
+
 class SymbolChecker(Protocol):
     """Descriptor-level: whether a symbol can be traded with these (validated) params."""
 
@@ -164,6 +228,19 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.ACTS_ON_ACCOUNT: _Shape(frozenset({"risk"}), (("account_actions", 1),)),
     Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
     Capability.REPORTS_TIER: _Shape(frozenset({"risk"}), (("tier", 0),)),
+    Capability.VENUE_EXECUTION: _Shape(
+        frozenset({"broker"}),
+        (
+            ("drain_events", 0),
+            ("query_order", 1),
+            ("order_reports", 1),
+            ("fill_reports", 1),
+            ("position_reports", 0),
+            ("cancel_all", 1),
+            ("amend", 3),
+            ("is_connected", 0),
+        ),
+    ),
 }
 
 
@@ -242,6 +319,7 @@ __all__ = [
     "SymbolChecker",
     "TierReporter",
     "TradeReader",
+    "VenueExecution",
     "check_object",
     "parse_capabilities",
 ]

@@ -10,7 +10,7 @@ A strategy subclasses ``Strategy``; risk plugins, brokers and data feeds satisfy
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
@@ -271,6 +271,10 @@ class BrokerContext:
     currency: str
     initial_capital: float
     credentials_dir: Path | None = None
+    # A broker with the ``venue-execution`` capability calls this (from any thread, cheaply,
+    # never holding a lock the engine might need) when it has events for ``drain_events``:
+    # the runtime then wakes the engine thread to apply them, between bars.
+    wake: Callable[[], None] | None = None
 
 
 @runtime_checkable
@@ -286,7 +290,10 @@ class Broker(Protocol):
     def instrument(self, symbol: str) -> Instrument: ...
 
     def submit(self, order: Order) -> OrderUpdate:
-        """Send an order. Returns its status: OPEN (working), or REJECTED with a reason."""
+        """Send an order. Returns its status: OPEN (working), REJECTED with a reason and a
+        ``ReasonCode``, or — for a broker whose venue answers later (``venue-execution``) —
+        PENDING, the answer following as an event. An id the broker already knows is refused
+        with ``ReasonCode.DUPLICATE_CLIENT_ID`` and never becomes a second order."""
         ...
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None: ...
@@ -317,6 +324,10 @@ class FeedRequest:
     # ... and then every bar closing after this time (0: none handled yet). A restarted bot
     # has handled bars up to here; a replaying feed may start anywhere before it.
     resume_after_ts: int = 0
+    # A live feed waiting for the next bar calls this at least every quarter second (on the
+    # engine thread, between bars): the runtime serves control calls and the broker's events
+    # meanwhile, so a bar that is an hour away never delays an emergency stop.
+    idle: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)

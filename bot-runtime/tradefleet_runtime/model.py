@@ -121,14 +121,76 @@ class Fill(NamedTuple):
     reason: str = ""  # "market", "limit", "stop", or the order's tag ("stop_loss", ...)
 
 
+class ReasonCode(StrEnum):
+    """Why an order was refused, cancelled or left in doubt: a fixed word for machines.
+
+    ``OrderUpdate.reason`` is for people (the venue's own message, journaled); the engine, the
+    metrics and the contract tests act on the code, never on the words of a reason.
+    """
+
+    NONE = ""
+    INSUFFICIENT_FUNDS = "insufficient_funds"  # balance or margin too small
+    INVALID_PRICE = "invalid_price"  # off the tick, outside the venue's price band
+    INVALID_QUANTITY = "invalid_quantity"  # off the lot step, above the maximum
+    BELOW_MIN_QUANTITY = "below_min_quantity"
+    BELOW_MIN_NOTIONAL = "below_min_notional"
+    REDUCE_ONLY = "reduce_only"  # a reduce-only order that would open or grow a position
+    RATE_LIMITED = "rate_limited"  # the venue throttled us (429/418): retried by the broker
+    VENUE_UNAVAILABLE = "venue_unavailable"  # 5xx, maintenance, connection refused
+    DUPLICATE_CLIENT_ID = "duplicate_client_id"  # the venue already holds this client order id
+    UNKNOWN_ORDER = "unknown_order"  # the venue does not know the order (cancel, query)
+    UNKNOWN_OUTCOME = "unknown_outcome"  # sent, but whether it arrived is not known yet
+    AUTHENTICATION = "authentication"  # credentials refused or missing permission
+    MARKET_CLOSED = "market_closed"
+    EXPIRED = "expired"  # time in force ran out (day orders, IOC/FOK remainders)
+    CANCELLED_BY_USER = "cancelled_by_user"  # the bot (or a person on its behalf) cancelled
+    CANCELLED_BY_VENUE = "cancelled_by_venue"  # OCO sibling, self-trade prevention, liquidation
+    VENUE_REJECTED = "venue_rejected"  # any other refusal; ``reason`` has the venue's words
+
+
 class OrderUpdate(NamedTuple):
-    """A change of an order's status reported by a broker (rejections, cancels, acks)."""
+    """A change of an order's status reported by a broker (rejections, cancels, acks, fills'
+    progress). ``code`` says why for machines, ``reason`` for people."""
 
     client_order_id: str
     status: OrderStatus
     ts: int
     reason: str = ""
     venue_order_id: str | None = None
+    code: ReasonCode = ReasonCode.NONE
+    # Set on PARTIALLY_FILLED/FILLED acks from a venue: how much of the order is done so far.
+    filled_quantity: float | None = None
+
+
+class OrderReport(NamedTuple):
+    """What a venue says about one order right now (``query_order``, ``order_reports``):
+    what the bot reconciles its journal against after a restart."""
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: float
+    filled_quantity: float
+    status: OrderStatus
+    ts: int
+    price: float | None = None  # limit price, or a stop's trigger price
+    average_price: float | None = None  # of the filled part
+    reduce_only: bool = False
+
+    @property
+    def remaining(self) -> float:
+        return max(self.quantity - self.filled_quantity, 0.0)
+
+
+class PositionReport(NamedTuple):
+    """A venue's net position in one symbol (signed quantity; > 0 long, < 0 short)."""
+
+    symbol: str
+    quantity: float
+    average_price: float = 0.0
+    ts: int = 0
 
 
 class Instrument(NamedTuple):

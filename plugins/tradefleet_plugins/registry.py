@@ -199,7 +199,7 @@ def tradefleet_brokers() -> list[PluginSpec]:
             params=PaperBrokerParams,
             summary="Simulated venue: fees, slippage, margin, SL/TP, fills on later bars.",
             modes=frozenset({"backtest", "paper"}),
-            capabilities=frozenset({Capability.RESTORES_ACCOUNT}),
+            capabilities=frozenset({Capability.RESTORES_ACCOUNT, Capability.VENUE_EXECUTION}),
         )
     ]
 

@@ -45,6 +45,7 @@ from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.indicators import bar_handler
+from tradefleet_runtime.instruments import limit_problem, round_price
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
@@ -56,6 +57,7 @@ from tradefleet_runtime.model import (
     OrderType,
     OrderUpdate,
     Position,
+    ReasonCode,
     RiskAction,
     RiskDecision,
     Trade,
@@ -208,6 +210,14 @@ class Engine:
         self._sequence_ts = -1
         self._sequence = 0
         self._instruments: dict[str, Instrument] = {}
+        # Per symbol: whether its instrument has a tick or limits to check (unknown: True, so
+        # that the first order looks; a symbol without any then costs nothing per order).
+        self._instrument_limits: dict[str, bool] = {}
+        # A venue broker's event source (``venue-execution``), for ``pump``; None otherwise.
+        drain = getattr(broker, "drain_events", None)
+        self._drain: Callable[[], Sequence[Fill | OrderUpdate]] | None = (
+            drain if callable(drain) else None
+        )
         self._peak_equity = config.initial_capital
         self._next_day = 0
         self._day_start_equity = config.initial_capital
@@ -626,10 +636,69 @@ class Engine:
         order = self.driver.order_for(intent, order_id, self._now)
         if order is None:
             return None
+        if self._instrument_limits.get(order.symbol, True):
+            order = self._fit_instrument(intent, order)
+            if order is None:
+                return None
         self.stats.orders += 1
         self.last_order_id = order.client_order_id
         self.journal.record_order(order, OrderStatus.PENDING, self._now)
         return order
+
+    def _fit_instrument(self, intent: OrderIntent, order: Order) -> Order | None:
+        """Prices on the instrument's tick, and the venue's limits checked before the order
+        leaves: a venue refuses an off-tick price or a sub-minimum notional outright, after the
+        risk chain approved the order; here the refusal is the engine's, journaled, naming the
+        limit (``instruments.py``)."""
+        instrument = self.instrument(order.symbol)
+        limited = bool(
+            instrument.tick_size
+            or instrument.min_notional
+            or instrument.max_quantity != float("inf")
+        )
+        self._instrument_limits[order.symbol] = limited
+        if not limited:
+            return order
+        tick = instrument.tick_size
+        if tick and (order.price or order.stop_loss or order.take_profit):
+            side = order.side
+            exit_side = side.opposite
+            order = order._replace(
+                price=round_price(order.price, tick, side, order.order_type)
+                if order.price
+                else order.price,
+                # A stop-loss is a stop on the closing side, a take-profit a limit there.
+                stop_loss=round_price(order.stop_loss, tick, exit_side, OrderType.STOP)
+                if order.stop_loss
+                else order.stop_loss,
+                take_profit=round_price(order.take_profit, tick, exit_side, OrderType.LIMIT)
+                if order.take_profit
+                else order.take_profit,
+            )
+        price = order.price if order.price else self.portfolio.marks.get(order.symbol)
+        problem = limit_problem(instrument, order.quantity, price)
+        if problem is None:
+            return order
+        self._decide(
+            "engine.instrument",
+            intent,
+            order.client_order_id,
+            RiskDecision.veto(problem[1], problem[0].value),
+        )
+        return None
+
+    def pump(self) -> int:
+        """Apply the events a venue broker has reported since the last call (engine thread),
+        then let risk plugins act on them at once: a fill that breaks a limit locks or
+        flattens now, not at the next bar. Returns how many events were applied."""
+        if self._drain is None:
+            return 0
+        events = self._drain()
+        if events:
+            self._on_broker_events(events)
+            if self._risk_after_bar_needed:
+                self._risk_after_bar()
+        return len(events)
 
     def _send(self, order: Order) -> None:
         """Hand a journaled (pending) order to the broker and journal its answer."""
@@ -641,6 +710,8 @@ class Engine:
             self._on_order_update(self.broker.submit(order))
 
     def _on_order_update(self, update: OrderUpdate) -> None:
+        if update.status is OrderStatus.PENDING:
+            return  # sent; the venue's answer follows as an event (the journal says pending)
         working = self.book.get(update.client_order_id)
         if working is None:
             return
@@ -819,7 +890,10 @@ class Engine:
             self.journal.record_order(order, OrderStatus.PENDING, self._now, "re-armed on restart")
             self.book.add(order, filled)
             update = self.broker.submit(order)
-            if update.status is OrderStatus.REJECTED and "duplicate" in update.reason:
+            if (
+                update.status is OrderStatus.REJECTED
+                and update.code is ReasonCode.DUPLICATE_CLIENT_ID
+            ):
                 # The venue still holds it: it is working, which is what we wanted.
                 update = OrderUpdate(order.client_order_id, OrderStatus.OPEN, update.ts)
             self._on_order_update(update)

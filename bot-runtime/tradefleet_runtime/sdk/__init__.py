@@ -49,6 +49,7 @@ from tradefleet_runtime.capabilities import (
     SymbolChecker,
     TierReporter,
     TradeReader,
+    VenueExecution,
 )
 from tradefleet_runtime.contracts import (
     Broker,
@@ -90,16 +91,20 @@ from tradefleet_runtime.indicators import (
     bar_handler,
     true_range,
 )
+from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
     Bar,
     Fill,
     Instrument,
     Order,
     OrderIntent,
+    OrderReport,
     OrderStatus,
     OrderType,
     OrderUpdate,
     Position,
+    PositionReport,
+    ReasonCode,
     RiskAction,
     RiskDecision,
     Side,
@@ -182,6 +187,7 @@ __all__ = [
     "NoParams",
     "Order",
     "OrderIntent",
+    "OrderReport",
     "OrderStatus",
     "OrderType",
     "OrderUpdate",
@@ -190,6 +196,8 @@ __all__ = [
     "PluginParams",
     "PluginSpec",
     "Position",
+    "PositionReport",
+    "ReasonCode",
     "RiskAction",
     "RiskContext",
     "RiskDecision",
@@ -209,6 +217,7 @@ __all__ = [
     "TierReporter",
     "Trade",
     "TradeReader",
+    "VenueExecution",
     "apply_fill",
     "bar_handler",
     "bot_prefix",
@@ -219,6 +228,9 @@ __all__ = [
     "client_order_id",
     "format_timeframe",
     "hookimpl",
+    "limit_problem",
     "parse_timeframe",
+    "round_price",
+    "round_quantity",
     "true_range",
 ]

@@ -13,6 +13,11 @@ Fill rules (the engine's promise to strategy authors):
   Children of an entry that filled inside a bar (not at its open) may only stop out on that
   same bar: the path after the entry is unknown, so the worse outcome is assumed.
 - A fill that would leave margin (gross notional / leverage) above equity is rejected.
+
+It implements the real venues' contract (``venue-execution``) as its reference: refusals and
+cancels carry a ``ReasonCode``, orders can be queried by client order id, amended and cancelled
+per symbol, and it reports orders, fills and positions as a venue would. Its answers are
+immediate (no network), so ``submit`` returns OPEN or REJECTED rather than PENDING.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from tradefleet_runtime.sdk import (
     Fill,
     Instrument,
     Order,
+    OrderReport,
     OrderStatus,
     OrderType,
     OrderUpdate,
     Position,
+    PositionReport,
+    ReasonCode,
     Side,
     apply_fill,
     bracket_children,
@@ -64,11 +72,23 @@ class PaperBroker:
         self._fill_count = 0
         self._now = 0
         self._instruments: dict[str, Instrument] = {}
+        # For the venue's reports: every order sent, what of it filled (quantity, notional),
+        # how it ended (status, ts), and the executions. Kept as plain references and tuples:
+        # reports are built only when asked, so the per-order path pays next to nothing.
+        self._orders: dict[str, Order] = {}
+        self._filled: dict[str, tuple[float, float]] = {}
+        self._final: dict[str, tuple[OrderStatus, int]] = {}
+        self._fills: list[Fill] = []
+        self._queued: list[Fill | OrderUpdate] = []
+        # A backtest asks no venue questions: its report comes from the journal. Keeping every
+        # order and fill of a million-bar run in memory would cost tens of megabytes for nothing.
+        self._keep = True
 
     # -- Broker protocol ---------------------------------------------------------------------
 
     def connect(self, ctx: BrokerContext) -> None:
         self._cash = ctx.initial_capital
+        self._keep = ctx.mode != "backtest"
 
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -90,21 +110,125 @@ class PaperBroker:
         if order_id in self._known_ids:
             # The venue's answer to a retried id: refuse, never create a second order.
             return OrderUpdate(
-                order_id, OrderStatus.REJECTED, order.created_ts, "duplicate client order id"
+                order_id,
+                OrderStatus.REJECTED,
+                order.created_ts,
+                "duplicate client order id",
+                code=ReasonCode.DUPLICATE_CLIENT_ID,
             )
         self._known_ids.add(order_id)
+        if self._keep:
+            self._orders[order_id] = order
         problem = self._validate(order)
         if problem:
-            return OrderUpdate(order_id, OrderStatus.REJECTED, order.created_ts, problem)
+            self._final[order_id] = (OrderStatus.REJECTED, order.created_ts)
+            return OrderUpdate(
+                order_id, OrderStatus.REJECTED, order.created_ts, problem[1], code=problem[0]
+            )
         self._work(_Working(order))
-        return OrderUpdate(order_id, OrderStatus.OPEN, order.created_ts)
+        return OrderUpdate(order_id, OrderStatus.OPEN, order.created_ts, venue_order_id=order_id)
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None:
         working = self._by_id.pop(client_order_id, None)
         if working is None:
             return None
         self._working[working.order.symbol].remove(working)
-        return OrderUpdate(client_order_id, OrderStatus.CANCELLED, self._now, "cancelled")
+        self._final[client_order_id] = (OrderStatus.CANCELLED, self._now)
+        return OrderUpdate(
+            client_order_id,
+            OrderStatus.CANCELLED,
+            self._now,
+            "cancelled",
+            code=ReasonCode.CANCELLED_BY_USER,
+        )
+
+    # -- venue-execution: the real venues' contract, answered from memory --------------------
+
+    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+        events, self._queued = self._queued, []
+        return events
+
+    def query_order(self, client_order_id: str) -> OrderReport | None:
+        order = self._orders.get(client_order_id)
+        return None if order is None else self._report(order)
+
+    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
+        return [
+            self._report(order)
+            for order_id, order in self._orders.items()
+            if order_id in self._by_id or self._final.get(order_id, (None, 0))[1] >= since_ts
+        ]
+
+    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
+        return [fill for fill in self._fills if fill.ts >= since_ts]
+
+    def position_reports(self) -> Sequence[PositionReport]:
+        return [
+            PositionReport(s, p.quantity, p.average_price, self._now)
+            for s, p in self._positions.items()
+            if p.quantity
+        ]
+
+    def cancel_all(self, symbol: str | None) -> None:
+        for working in list(self._by_id.values()):
+            if symbol is None or working.order.symbol == symbol:
+                update = self.cancel(working.order.client_order_id)
+                if update is not None:
+                    self._queued.append(update)
+
+    def amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> OrderUpdate | None:
+        """Native amend: the order keeps its id and its place (a simulator has no queue)."""
+        working = self._by_id.get(client_order_id)
+        if working is None:
+            return OrderUpdate(
+                client_order_id,
+                OrderStatus.REJECTED,
+                self._now,
+                "no working order with this client order id",
+                code=ReasonCode.UNKNOWN_ORDER,
+            )
+        changed = working.order
+        if quantity is not None:
+            changed = changed._replace(quantity=quantity)
+        if price is not None:
+            changed = changed._replace(price=price)
+        problem = self._validate(changed)
+        if problem:
+            # The order stays as it was: a refused amend changes nothing.
+            return OrderUpdate(
+                client_order_id, OrderStatus.REJECTED, self._now, problem[1], code=problem[0]
+            )
+        working.order = changed
+        self._orders[client_order_id] = changed
+        return OrderUpdate(client_order_id, OrderStatus.OPEN, self._now, "amended", client_order_id)
+
+    def is_connected(self) -> bool:
+        return True
+
+    def _report(self, order: Order) -> OrderReport:
+        order_id = order.client_order_id
+        filled, notional = self._filled.get(order_id, (0.0, 0.0))
+        if order_id in self._by_id:
+            status = OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN
+            ts = order.created_ts
+        else:
+            status, ts = self._final.get(order_id, (OrderStatus.FILLED, order.created_ts))
+        return OrderReport(
+            client_order_id=order_id,
+            venue_order_id=order_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            quantity=order.quantity,
+            filled_quantity=filled,
+            status=status,
+            ts=ts,
+            price=order.price,
+            average_price=notional / filled if filled else None,
+            reduce_only=order.reduce_only,
+        )
 
     def open_orders(self) -> Sequence[Order]:
         return [w.order for w in self._by_id.values()]
@@ -139,15 +263,18 @@ class PaperBroker:
 
     # -- matching ----------------------------------------------------------------------------
 
-    def _validate(self, order: Order) -> str:
+    def _validate(self, order: Order) -> tuple[ReasonCode, str] | None:
         if order.quantity <= 0 or order.quantity != order.quantity:
-            return f"quantity must be positive, got {order.quantity}"
+            return ReasonCode.INVALID_QUANTITY, f"quantity must be positive, got {order.quantity}"
         if order.order_type is not OrderType.MARKET and (order.price is None or order.price <= 0):
-            return f"{order.order_type} order needs a positive price"
+            return ReasonCode.INVALID_PRICE, f"{order.order_type} order needs a positive price"
         limits = self.instrument(order.symbol)
         if limits.min_quantity and order.quantity < limits.min_quantity:
-            return f"quantity {order.quantity:g} below minimum {limits.min_quantity:g}"
-        return ""
+            return (
+                ReasonCode.BELOW_MIN_QUANTITY,
+                f"quantity {order.quantity:g} below minimum {limits.min_quantity:g}",
+            )
+        return None
 
     def _work(self, working: _Working) -> None:
         self._working.setdefault(working.order.symbol, []).append(working)
@@ -256,8 +383,10 @@ class PaperBroker:
                         OrderStatus.CANCELLED,
                         bar.ts,
                         "reduce-only order: no position to reduce",
+                        code=ReasonCode.REDUCE_ONLY,
                     )
                 )
+                self._final[order.client_order_id] = (OrderStatus.CANCELLED, bar.ts)
                 self._cancel_group(order, bar, events)
                 return
             quantity = min(quantity, reducible)
@@ -269,9 +398,14 @@ class PaperBroker:
             self._drop(item)
             events.append(
                 OrderUpdate(
-                    order.client_order_id, OrderStatus.REJECTED, bar.ts, "insufficient margin"
+                    order.client_order_id,
+                    OrderStatus.REJECTED,
+                    bar.ts,
+                    "insufficient margin",
+                    code=ReasonCode.INSUFFICIENT_FUNDS,
                 )
             )
+            self._final[order.client_order_id] = (OrderStatus.REJECTED, bar.ts)
             return
         self._drop(item)
         self._fill_count += 1
@@ -287,6 +421,13 @@ class PaperBroker:
             reason=reason,
         )
         self._book(fill)
+        if self._keep:
+            self._fills.append(fill)
+            self._filled[order.client_order_id] = (quantity, quantity * price)
+            self._final[order.client_order_id] = (
+                OrderStatus.FILLED if quantity >= order.quantity else OrderStatus.CANCELLED,
+                bar.ts,
+            )
         events.append(fill)
         if quantity < order.quantity:
             # A reduce-only order cut to the position: the rest is gone, and the bot must know
@@ -298,6 +439,7 @@ class PaperBroker:
                     OrderStatus.CANCELLED,
                     bar.ts,
                     f"reduce-only: {order.quantity - quantity:g} more would have opened a position",
+                    code=ReasonCode.REDUCE_ONLY,
                 )
             )
         self._cancel_group(order, bar, events)
@@ -335,12 +477,16 @@ class PaperBroker:
                         OrderStatus.CANCELLED,
                         bar.ts,
                         "one-cancels-other sibling filled",
+                        code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
+                self._final[sibling.order.client_order_id] = (OrderStatus.CANCELLED, bar.ts)
 
     def _open_bracket(self, parent: Order, quantity: float, bar: Bar, at_open: bool) -> None:
         for child in bracket_children(parent, quantity, bar.ts):
             self._known_ids.add(child.client_order_id)
+            if self._keep:
+                self._orders[child.client_order_id] = child
             # Entered at the open: the whole bar is after the entry. Entered inside the bar: only
             # the worse outcome (the stop) may still happen in it.
             self._work(_Working(child, stop_only_from=0 if at_open else bar.ts + bar.timeframe_s))
