@@ -39,6 +39,7 @@ from tradefleet_runtime.capabilities import (
     SignalReceiver,
     TierReporter,
     TradeReader,
+    VenueExecution,
 )
 from tradefleet_runtime.contracts import (
     Broker,
@@ -53,7 +54,9 @@ from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, CarriedState
+from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
 from tradefleet_runtime.report.metrics import Figures, compute_figures
 from tradefleet_runtime.spec.checks import config_hash, validate_plugins
 from tradefleet_runtime.spec.model import BotManifest, Mode
@@ -78,6 +81,9 @@ class Bot:
     lock_holders: list[tuple[str, RiskLockHolder]] = field(default_factory=list)
     restorer: AccountRestorer | None = None
     risk_hooks: RiskHooks = field(default_factory=RiskHooks)
+    # A broker whose account lives at a venue (``venue-execution``, and no journal-restored
+    # account): reconciled with the venue on every start before it trades.
+    venue: VenueExecution | None = None
 
     @property
     def name(self) -> str:
@@ -143,6 +149,10 @@ def assemble(
         if declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
         else None,
         risk_hooks=hooks,
+        venue=cast("VenueExecution", broker)
+        if declares(PluginKind.BROKER, spec.broker.name, Capability.VENUE_EXECUTION)
+        and not declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
+        else None,
     )
 
 
@@ -202,6 +212,9 @@ class BotSession:
         pacer: Pacer = instant,
         should_stop: Callable[[], bool] | None = None,
         prepare: Callable[[Engine], None] | None = None,
+        wake: Callable[[], None] | None = None,
+        idle: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.bot = bot
         self.journal = journal
@@ -212,6 +225,13 @@ class BotSession:
         self.engine: Engine | None = None
         self.carried: CarriedState | None = None
         self.history_bars = 0  # bars shown to the strategy as warm-up or already handled
+        # The runtime's hooks for a live venue and feed (the service wakes its engine thread
+        # with the first and serves commands and venue events with the second).
+        self._wake = wake
+        self._idle = idle
+        self._clock = clock
+        # What start-up reconciliation found (None: the broker's account is the journal's).
+        self.reconciliation: ReconcilePlan | None = None
 
     @property
     def mode(self) -> Mode:
@@ -242,6 +262,7 @@ class BotSession:
                 currency=spec.capital.currency,
                 initial_capital=spec.capital.initial,
                 credentials_dir=_credentials_dir(),
+                wake=self._wake,
             )
         )
         engine = Engine(
@@ -290,8 +311,48 @@ class BotSession:
             engine.restore_locks(locks)
         carried = self.journal.carried_state(self.bot.name)
         self.carried = carried
-        if carried is not None:
+        if self.bot.venue is not None:
+            self._reconcile(engine, self.bot.venue, carried)
+        elif carried is not None:
             log.warning("%s: %s", self.bot.name, engine.restore(carried))
+
+    def _reconcile(
+        self, engine: Engine, venue: VenueExecution, carried: CarriedState | None
+    ) -> None:
+        """Compare the journal with the venue before the first order (``reconcile.py``)."""
+        spec = self.bot.manifest.spec
+        state = carried or CarriedState(initial_capital=spec.capital.initial)
+        now = int(self._clock())
+        # Fills the bot may have missed: since its last journaled fill or the oldest order it
+        # thought working (a week back for a bot with no journal: a lost volume).
+        starts = [fill.ts for fill in state.fills[-1:]]
+        starts += [order.created_ts for order, _ in state.working]
+        starts += [order.created_ts for order in state.unacknowledged]
+        since = min(starts) if starts else now - 7 * 86400
+        working = {order.client_order_id: order for order, _ in state.working}
+        working.update({order.client_order_id: order for order in state.unacknowledged})
+        tolerance = min((engine.instrument(s).lot_step for s in spec.market.symbols), default=0.0)
+        plan = plan_reconciliation(
+            prefix=bot_prefix(self.bot.name),
+            symbols=spec.market.symbols,
+            journal_fills=state.fills,
+            journal_working=working,
+            known_order_ids=state.known_order_ids,
+            venue_orders=venue.order_reports(since),
+            venue_fills=venue.fill_reports(since),
+            venue_positions=venue.position_reports(),
+            now=now,
+            tolerance=tolerance / 2 if tolerance > 0 else 1e-9,
+            adopt_venue_positions=spec.broker.adopt_venue_positions,
+        )
+        self.reconciliation = plan
+        summary = engine.restore_from_venue(state, plan, now)
+        if plan.degraded:
+            log.error("%s: %s", self.bot.name, summary)
+        else:
+            log.warning("%s: %s", self.bot.name, summary)
+        for note in plan.notes:
+            self.journal.record_event(now, "reconcile_note", note)
 
     def feed_request(self) -> FeedRequest:
         spec = self.bot.manifest.spec
@@ -301,6 +362,7 @@ class BotSession:
             self.bot.base_dir,
             warmup_bars=self.bot.strategy.warmup_bars(),
             resume_after_ts=self.carried.last_bar_ts if self.carried is not None else 0,
+            idle=self._idle,
         )
 
     def bars(self) -> Iterator[Bar]:

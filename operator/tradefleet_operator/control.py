@@ -40,7 +40,7 @@ def desired_control(live: LiveSpec) -> Control:
 
 def observed_control(snapshot: RuntimeSnapshot) -> Control | None:
     """The runtime's state as a Control; None while it cannot be steered (starting/stopped)."""
-    if snapshot.halted or snapshot.phase is Phase.HALTED:
+    if snapshot.halted or snapshot.phase in (Phase.HALTED, Phase.DEGRADED):
         return Control.HALTED
     if snapshot.paused or snapshot.phase is Phase.PAUSED:
         return Control.PAUSED

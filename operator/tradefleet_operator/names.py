@@ -41,6 +41,9 @@ class Phase(StrEnum):
     RUNNING = "Running"
     PAUSED = "Paused"
     HALTED = "Halted"
+    # The runtime found its venue and journal disagreeing on start: it trades nothing until a
+    # person resumes it.
+    DEGRADED = "Degraded"
     STOPPED = "Stopped"
     FAILED = "Failed"
 

@@ -29,6 +29,7 @@ RUNTIME_PHASES: Mapping[int, Phase] = {
     pb.PHASE_RUNNING: Phase.RUNNING,
     pb.PHASE_PAUSED: Phase.PAUSED,
     pb.PHASE_HALTED: Phase.HALTED,
+    pb.PHASE_DEGRADED: Phase.DEGRADED,
     pb.PHASE_STOPPING: Phase.STOPPED,
     pb.PHASE_STOPPED: Phase.STOPPED,
     pb.PHASE_FAILED: Phase.FAILED,

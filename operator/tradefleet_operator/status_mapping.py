@@ -42,6 +42,7 @@ TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     Phase.RUNNING: frozenset(Phase),
     Phase.PAUSED: frozenset(Phase),
     Phase.HALTED: frozenset(Phase),
+    Phase.DEGRADED: frozenset(Phase),
     Phase.STOPPED: frozenset({Phase.PENDING, Phase.RUNNING, Phase.FAILED}),
     Phase.FAILED: frozenset({Phase.PENDING, Phase.RUNNING}),
 }

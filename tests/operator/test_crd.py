@@ -196,7 +196,9 @@ def test_cel_rules(built: dict[str, Any]) -> None:
 def test_status_schema(built: dict[str, Any]) -> None:
     status = _root(built)["properties"]["status"]
     props = status["properties"]
-    assert props["phase"]["enum"] == ["Pending", "Running", "Paused", "Halted", "Stopped", "Failed"]
+    assert props["phase"]["enum"] == [
+        "Pending", "Running", "Paused", "Halted", "Degraded", "Stopped", "Failed",
+    ]  # fmt: skip
     expected = {
         "phase", "conditions", "observedGeneration", "equity", "balance", "currency",
         "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",

@@ -63,6 +63,7 @@ from tradefleet_runtime.model import (
     Trade,
 )
 from tradefleet_runtime.order_ids import bot_prefix, client_order_id
+from tradefleet_runtime.reconcile import ReconcilePlan, order_from_report
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.tracing import EngineTracer
 
@@ -242,6 +243,8 @@ class Engine:
         # What each bar is handed to: on_bar, after the strategy's declared indicators (set at
         # start, once they are declared).
         self._on_bar: Callable[[Bar], None] = strategy.on_bar
+        # Why start-up reconciliation left the bot halted (Degraded), until a person resumes.
+        self.degraded_reason = ""
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -849,7 +852,8 @@ class Engine:
             self._state("paused", f"paused by {who}: {reason}", {"who": who, "reason": reason})
 
     def resume(self, who: str, reason: str) -> None:
-        """Clear a pause and a halt."""
+        """Clear a pause and a halt (a Degraded bot's too: a person has looked at the venue)."""
+        self.degraded_reason = ""
         if self.state.resume():
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
@@ -916,6 +920,78 @@ class Engine:
         )
         self._state("restored", summary)
         return summary
+
+    def restore_from_venue(self, state: CarriedState, plan: ReconcilePlan, now: int) -> str:
+        """Carry a bot's account over from its journal *as the venue confirms it* (a broker
+        whose account lives at a venue; ``reconcile.py`` made ``plan``). Nothing is re-sent:
+        orders still working at the venue are adopted under their own ids, fills the bot
+        missed while down are journaled as reconciled fills, and a disagreement the plan could
+        not resolve halts the bot (Degraded) until a person resumes it.
+        """
+        for fill in state.fills:
+            self.portfolio.apply(fill)
+        adopted_ids = {report.client_order_id for report in plan.adopted}
+        for fill in (*plan.missed_fills, *plan.adjustments):
+            self._apply_reconciled_fill(
+                fill,
+                OrderStatus.PARTIALLY_FILLED
+                if fill.client_order_id in adopted_ids
+                else OrderStatus.FILLED,
+            )
+        for symbol, position in self.portfolio.open_positions.items():
+            self.portfolio.marks.setdefault(symbol, position.average_price)
+        journaled = {order.client_order_id: order for order, _ in state.working}
+        journaled.update({order.client_order_id: order for order in state.unacknowledged})
+        for order_id, report in plan.closed:
+            self.journal.update_order(
+                order_id,
+                report.status,
+                report.ts or now,
+                f"{report.status.value} at the venue while the bot was down",
+                report.venue_order_id,
+            )
+        for order_id in plan.never_sent:
+            self.journal.update_order(
+                order_id,
+                OrderStatus.CANCELLED,
+                now,
+                "the venue never received it; not re-sent",
+            )
+        for report in plan.adopted:
+            order = journaled.get(report.client_order_id) or order_from_report(report)
+            if report.client_order_id not in journaled:
+                self.journal.record_order(
+                    order, OrderStatus.PENDING, now, "found working at the venue"
+                )
+            self.journal.update_order(
+                report.client_order_id,
+                report.status,
+                now,
+                "adopted from the venue on restart",
+                report.venue_order_id,
+            )
+            self.book.add(order, report.filled_quantity)
+        self.known_ids = state.known_order_ids | frozenset(
+            report.client_order_id for report in plan.adopted
+        )
+        if plan.degraded:
+            self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
+            self.state.halt(self.degraded_reason)
+        summary = f"reconciled with the venue: {plan.summary()}"
+        self._state("degraded" if plan.degraded else "reconciled", summary)
+        return summary
+
+    def _apply_reconciled_fill(self, fill: Fill, status: OrderStatus) -> None:
+        """A fill the venue reports and the journal lacked: booked and journaled like any fill,
+        but not shown to the strategy (it has not started; it rebuilds from history)."""
+        portfolio = self.portfolio
+        trades_before = len(portfolio.trades)
+        portfolio.apply(fill)
+        closed = [
+            (seq, portfolio.trades[seq]) for seq in range(trades_before, len(portfolio.trades))
+        ]
+        self.journal.record_fill(fill, portfolio.positions[fill.symbol], status, closed)
+        self.stats.fills += 1
 
     def restore_halt(self, reason: str) -> None:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""

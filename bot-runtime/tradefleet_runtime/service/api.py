@@ -32,6 +32,9 @@ class Phase(StrEnum):
     RUNNING = "Running"
     PAUSED = "Paused"  # no new entries; exits and protective orders still work
     HALTED = "Halted"  # emergency stop: nothing new is sent until resumed
+    # Start-up reconciliation found the venue and the journal disagreeing: nothing is sent
+    # until a person has looked and resumed the bot (or restarted it after fixing the account).
+    DEGRADED = "Degraded"
     STOPPING = "Stopping"
     STOPPED = "Stopped"  # the data ended or the bot was stopped
     FAILED = "Failed"

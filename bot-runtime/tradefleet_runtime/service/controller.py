@@ -101,6 +101,7 @@ class BotController:
         self._last_published = 0.0
         self._snapshot = self._empty_snapshot()
         self._stopped = threading.Event()
+        self._pump_queued = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -129,10 +130,15 @@ class BotController:
             pacer=self._paced,
             should_stop=self._stop.is_set,
             prepare=self._prepare,
+            wake=self._wake,
+            idle=self._idle,
         )
         try:
             engine = session.open()
-            self.reconciled = True
+            # Truthfully: a bot whose broker holds no account of its own (paper) is reconciled
+            # by restoring its journal; a venue's only when the venue and journal agreed.
+            plan = session.reconciliation
+            self.reconciled = plan is None or not plan.degraded
             self.phase = Phase.RUNNING
             self._publish(force=True)
             status = session.run()
@@ -163,6 +169,8 @@ class BotController:
         """Before anything is restored: time the broker and listen to the engine."""
         engine.broker = TimedBroker(engine.broker, self.metrics)
         self.engine = engine
+        # connect() returned: the broker reached its venue (a venue broker says so itself
+        # from now on, in every snapshot).
         self.broker_connected = True
         engine.listener = _Listener(self)
 
@@ -192,6 +200,26 @@ class BotController:
             self.last_bar_wall = time.time()
             self._bars_seen += 1
             yield bar
+            self._publish()
+
+    def _wake(self) -> None:
+        """The broker has events (any thread): have the engine thread apply them now, once
+        however many wakes arrive before it gets to them."""
+        if self._pump_queued.is_set():
+            return
+        self._pump_queued.set()
+        self._commands.put((self._pump, Future()))
+
+    def _pump(self) -> int:
+        self._pump_queued.clear()
+        return self.engine.pump() if self.engine is not None else 0
+
+    def _idle(self) -> None:
+        """A live feed waits for its next bar (engine thread): serve what has come in."""
+        self.heartbeat = time.monotonic()
+        self._drain_commands()
+        if self.engine is not None:
+            self.engine.pump()
             self._publish()
 
     def _serve_commands_until_stopped(self) -> None:
@@ -329,7 +357,15 @@ class BotController:
         return self._snapshot
 
     def resume(self, who: str, reason: str) -> StatusSnapshot:
-        self._call(lambda: self._engine().resume(who, reason))
+        def resume() -> None:
+            engine = self._engine()
+            if engine.degraded_reason:
+                # A person looked at the venue and the journal and resumed: from now on the
+                # bot trades on the account as it stands (journaled by the engine).
+                self.reconciled = True
+            engine.resume(who, reason)
+
+        self._call(resume)
         return self._snapshot
 
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
@@ -449,7 +485,12 @@ class BotController:
         peak = max(engine.peak_equity, equity)
         versions = {info.name: info.version for info in self._plugins if info.kind == "risk"}
         phase = self.phase
-        if phase is Phase.RUNNING and engine.halted:
+        venue = self.bot.venue
+        if venue is not None:
+            self.broker_connected = venue.is_connected()
+        if phase is Phase.RUNNING and engine.degraded_reason:
+            phase = Phase.DEGRADED
+        elif phase is Phase.RUNNING and engine.halted:
             phase = Phase.HALTED
         elif phase is Phase.RUNNING and engine.paused:
             phase = Phase.PAUSED

@@ -84,6 +84,12 @@ class BrokerRef(PluginRef):
         description="Secret with the account's API keys; required in live mode. "
         "Its values are read from mounted files and never logged or reported.",
     )
+    adopt_venue_positions: bool = Field(
+        default=False,
+        description="On start-up reconciliation, when the venue's position in a symbol differs "
+        "from the journal's beyond the lot step: take the venue's (journaled as a "
+        "reconciliation fill) instead of stopping the bot as Degraded until a person resumes it.",
+    )
 
 
 class MarketSpec(_Model):

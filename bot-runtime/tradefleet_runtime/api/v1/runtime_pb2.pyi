@@ -21,6 +21,7 @@ class Phase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PHASE_STOPPING: _ClassVar[Phase]
     PHASE_STOPPED: _ClassVar[Phase]
     PHASE_FAILED: _ClassVar[Phase]
+    PHASE_DEGRADED: _ClassVar[Phase]
 
 class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +46,7 @@ PHASE_HALTED: Phase
 PHASE_STOPPING: Phase
 PHASE_STOPPED: Phase
 PHASE_FAILED: Phase
+PHASE_DEGRADED: Phase
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_BUY: Direction
 DIRECTION_SELL: Direction

@@ -1,0 +1,223 @@
+"""Start-up reconciliation: what the journal says against what the venue holds. Pure.
+
+A restarted bot (or a new pod after a node loss) must not trade on a picture of its account that
+the venue no longer shares. Before its first order the session asks a ``venue-execution`` broker
+for its orders, fills and positions and this module decides, without touching anything:
+
+- **fills that happened while the bot was down** (the venue's executions of the bot's own
+  orders that the journal lacks) are journaled as reconciled fills, so cash and positions move
+  as the venue's did;
+- **the bot's own orders still working at the venue** (recognised by the client-id prefix) are
+  adopted as working orders, with what of them already filled;
+- **orders the journal thought working** that the venue has closed take the venue's final
+  status; those the venue never saw are closed as never sent (not re-sent: the strategy decides
+  again on fresh data);
+- **foreign orders and positions** (other prefixes, other symbols) are reported, never touched;
+- **positions** are compared after all that: when the venue and the journal still disagree by
+  more than the tolerance, the bot is ``Degraded`` and trades nothing until a person resolves it
+  — or, when the bot's spec says so, the venue's position is adopted through a reconciliation
+  fill at the venue's average price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tradefleet_runtime.accounting import apply_fill
+from tradefleet_runtime.model import (
+    Fill,
+    Order,
+    OrderReport,
+    OrderStatus,
+    Position,
+    PositionReport,
+    Side,
+)
+
+RECONCILED_REASON = "reconciled"
+ADOPTED_REASON = "reconciliation: venue position adopted"
+
+
+@dataclass(frozen=True)
+class ReconcilePlan:
+    """What to apply, in order: ``missed_fills``, ``closed``, ``adopted``, ``adjustments``."""
+
+    missed_fills: tuple[Fill, ...] = ()
+    # Journal-working orders the venue has closed: (order id, the venue's report).
+    closed: tuple[tuple[str, OrderReport], ...] = ()
+    # Journal-working orders the venue has never seen.
+    never_sent: tuple[str, ...] = ()
+    # The bot's orders still working at the venue (whether or not the journal knew them).
+    adopted: tuple[OrderReport, ...] = ()
+    # Fills that make the journal's position equal the venue's (only when adopting positions).
+    adjustments: tuple[Fill, ...] = ()
+    foreign_orders: tuple[OrderReport, ...] = ()
+    foreign_positions: tuple[PositionReport, ...] = ()
+    # Each disagreement beyond tolerance, for people; non-empty means Degraded.
+    mismatches: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.mismatches)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.missed_fills)} fill(s) while down journaled",
+            f"{len(self.adopted)} working order(s) adopted",
+            f"{len(self.closed)} order(s) closed at the venue",
+            f"{len(self.never_sent)} never reached the venue",
+        ]
+        if self.adjustments:
+            parts.append(f"{len(self.adjustments)} venue position(s) adopted")
+        if self.foreign_orders or self.foreign_positions:
+            parts.append(
+                f"{len(self.foreign_orders)} foreign order(s) and "
+                f"{len(self.foreign_positions)} foreign position(s) left alone"
+            )
+        if self.mismatches:
+            parts.append("MISMATCH: " + "; ".join(self.mismatches))
+        return ", ".join(parts)
+
+
+def _net_positions(fills: Iterable[Fill]) -> dict[str, Position]:
+    positions: dict[str, Position] = {}
+    for fill in fills:
+        position = positions.get(fill.symbol)
+        if position is None:
+            position = positions[fill.symbol] = Position(fill.symbol)
+        apply_fill(position, fill)
+    return positions
+
+
+def order_from_report(report: OrderReport) -> Order:
+    """The order a venue reports, as the bot's own (adopting one the journal never recorded)."""
+    return Order(
+        client_order_id=report.client_order_id,
+        symbol=report.symbol,
+        side=report.side,
+        quantity=report.quantity,
+        order_type=report.order_type,
+        price=report.price,
+        reduce_only=report.reduce_only,
+        created_ts=report.ts,
+        tag="adopted",
+    )
+
+
+def plan_reconciliation(
+    *,
+    prefix: str,
+    symbols: Sequence[str],
+    journal_fills: Sequence[Fill],
+    journal_working: Mapping[str, Order],
+    known_order_ids: frozenset[str],
+    venue_orders: Sequence[OrderReport],
+    venue_fills: Sequence[Fill],
+    venue_positions: Sequence[PositionReport],
+    now: int,
+    tolerance: float = 1e-9,
+    adopt_venue_positions: bool = False,
+) -> ReconcilePlan:
+    """The plan for making the journal agree with the venue (see the module doc).
+
+    ``journal_working`` are the orders the journal thinks are working (by client order id);
+    ``known_order_ids`` every id the bot ever journaled; ``tolerance`` the absolute quantity
+    difference that still counts as equal (e.g. half a lot step).
+    """
+    symbol_set = frozenset(symbols)
+    ours = {r.client_order_id: r for r in venue_orders if r.client_order_id.startswith(prefix)}
+    foreign_orders = tuple(r for r in venue_orders if not r.client_order_id.startswith(prefix))
+
+    # An execution is its venue trade id: one the journal has, or one a paginated report
+    # listed twice, is booked once.
+    seen = {fill.fill_id for fill in journal_fills}
+    missed_fills: list[Fill] = []
+    for fill in sorted(venue_fills, key=lambda f: (f.ts, f.fill_id)):
+        if fill.client_order_id.startswith(prefix) and fill.fill_id not in seen:
+            seen.add(fill.fill_id)
+            missed_fills.append(fill._replace(reason=fill.reason or RECONCILED_REASON))
+    missed = tuple(missed_fills)
+    notes: list[str] = []
+    unknown_ids = {f.client_order_id for f in missed if f.client_order_id not in known_order_ids}
+    if unknown_ids:
+        # Our prefix, but no journal row: sent by a run that died between the venue's ack and
+        # the journal's commit, or by a copy of this bot. Either way the venue's word counts.
+        notes.append(
+            f"{len(unknown_ids)} order id(s) with the bot's prefix not in the journal: "
+            + ", ".join(sorted(unknown_ids)[:5])
+        )
+
+    closed: list[tuple[str, OrderReport]] = []
+    never_sent: list[str] = []
+    for order_id in journal_working:
+        report = ours.get(order_id)
+        if report is None:
+            never_sent.append(order_id)
+        elif report.status.is_final:
+            closed.append((order_id, report))
+    adopted = tuple(
+        report
+        for report in ours.values()
+        if not report.status.is_final and report.status is not OrderStatus.REJECTED
+    )
+
+    expected = _net_positions([*journal_fills, *missed])
+    venue_net = {p.symbol: p for p in venue_positions if p.quantity}
+    foreign_positions = tuple(p for s, p in venue_net.items() if s not in symbol_set)
+    mismatches: list[str] = []
+    adjustments: list[Fill] = []
+    for symbol in symbols:
+        held = expected.get(symbol)
+        have = held.quantity if held is not None else 0.0
+        at_venue = venue_net.get(symbol)
+        venue = at_venue.quantity if at_venue is not None else 0.0
+        difference = venue - have
+        if abs(difference) <= tolerance:
+            continue
+        if adopt_venue_positions:
+            # At the venue's entry price when it has one; a position the venue no longer has
+            # is closed at the journal's own entry price (no invented profit or loss).
+            if at_venue is not None and at_venue.average_price:
+                price = at_venue.average_price
+            else:
+                price = held.average_price if held is not None else 0.0
+            adjustments.append(
+                Fill(
+                    client_order_id=f"{prefix}reconcile",
+                    symbol=symbol,
+                    side=Side.BUY if difference > 0 else Side.SELL,
+                    quantity=abs(difference),
+                    price=price,
+                    fee=0.0,
+                    ts=now,
+                    fill_id=f"{prefix}reconcile-{symbol}-{now}",
+                    reason=ADOPTED_REASON,
+                )
+            )
+        else:
+            mismatches.append(
+                f"{symbol}: the journal holds {have:+g}, the venue {venue:+g} "
+                f"(difference {difference:+g})"
+            )
+    return ReconcilePlan(
+        missed_fills=missed,
+        closed=tuple(closed),
+        never_sent=tuple(never_sent),
+        adopted=adopted,
+        adjustments=tuple(adjustments),
+        foreign_orders=foreign_orders,
+        foreign_positions=foreign_positions,
+        mismatches=tuple(mismatches),
+        notes=tuple(notes),
+    )
+
+
+__all__ = [
+    "ADOPTED_REASON",
+    "RECONCILED_REASON",
+    "ReconcilePlan",
+    "order_from_report",
+    "plan_reconciliation",
+]

@@ -1,0 +1,445 @@
+"""Start-up reconciliation: a restarted bot compares its journal with the venue before trading.
+
+The venue here is the paper broker's account held outside the bot's process (`SharedVenue`): it
+outlives each `BotSession`, as an exchange outlives a pod, and things happen to it while the bot
+is down. The plan itself is a pure function (`reconcile.plan_reconciliation`), tested first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.capabilities import Capability
+from tradefleet_runtime.contracts import BrokerContext
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderReport,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    PositionReport,
+    Side,
+)
+from tradefleet_runtime.order_ids import bot_prefix
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.reconcile import plan_reconciliation
+from tradefleet_runtime.sdk import NoParams, PluginKind, PluginSpec, Strategy, hookimpl
+from tradefleet_runtime.service.api import Phase
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.session import BotSession, assemble
+from tradefleet_runtime.spec import load_manifest
+
+HOUR = 3600
+T0 = 1_500_000_000 - (1_500_000_000 % 86400)
+NAME = "recon-bot"
+PREFIX = bot_prefix(NAME)
+
+
+# -- the plan (pure) ------------------------------------------------------------------------
+
+
+def _fill(order_id: str, fill_id: str, side: Side, quantity: float, ts: int = T0) -> Fill:
+    return Fill(order_id, "BTCUSDT", side, quantity, 100.0, 0.1, ts, fill_id)
+
+
+def _report(order_id: str, status: OrderStatus, filled: float = 0.0) -> OrderReport:
+    return OrderReport(
+        order_id, "v-" + order_id, "BTCUSDT", Side.BUY, OrderType.LIMIT, 1.0, filled, status, T0,
+        price=90.0,
+    )  # fmt: skip
+
+
+def _plan(**changes: Any) -> Any:
+    arguments: dict[str, Any] = {
+        "prefix": PREFIX,
+        "symbols": ["BTCUSDT"],
+        "journal_fills": [_fill(PREFIX + "1", "t1", Side.BUY, 1.0)],
+        "journal_working": {},
+        "known_order_ids": frozenset({PREFIX + "1"}),
+        "venue_orders": [],
+        "venue_fills": [_fill(PREFIX + "1", "t1", Side.BUY, 1.0)],
+        "venue_positions": [PositionReport("BTCUSDT", 1.0, 100.0)],
+        "now": T0 + HOUR,
+    }
+    arguments.update(changes)
+    return plan_reconciliation(**arguments)
+
+
+def test_a_journal_that_agrees_with_the_venue_plans_nothing() -> None:
+    plan = _plan()
+    assert not plan.degraded
+    assert (plan.missed_fills, plan.adopted, plan.closed, plan.never_sent) == ((), (), (), ())
+
+
+def test_fills_while_down_are_planned_once_each_and_the_position_then_agrees() -> None:
+    missed = _fill(PREFIX + "2", "t2", Side.BUY, 2.0, T0 + 60)
+    plan = _plan(
+        venue_fills=[_fill(PREFIX + "1", "t1", Side.BUY, 1.0), missed, missed],
+        venue_positions=[PositionReport("BTCUSDT", 3.0, 100.0)],
+    )
+    assert [f.fill_id for f in plan.missed_fills] == ["t2"]
+    assert plan.missed_fills[0].reason == "reconciled"
+    assert not plan.degraded
+    assert plan.notes, "an id the journal never recorded is worth a note"
+
+
+def test_own_working_orders_are_adopted_and_foreign_ones_only_reported() -> None:
+    ours = _report(PREFIX + "5", OrderStatus.PARTIALLY_FILLED, 0.4)
+    foreign = _report("manual-77", OrderStatus.OPEN)
+    plan = _plan(venue_orders=[ours, foreign])
+    assert plan.adopted == (ours,)
+    assert plan.foreign_orders == (foreign,)
+
+
+def test_journal_working_orders_take_the_venue_final_status_or_are_closed_as_never_sent() -> None:
+    working = {
+        PREFIX + "7": Order(PREFIX + "7", "BTCUSDT", Side.BUY, 1.0, OrderType.LIMIT, 90.0),
+        PREFIX + "8": Order(PREFIX + "8", "BTCUSDT", Side.BUY, 1.0, OrderType.LIMIT, 90.0),
+    }
+    cancelled = _report(PREFIX + "7", OrderStatus.CANCELLED)
+    plan = _plan(journal_working=working, venue_orders=[cancelled])
+    assert plan.closed == ((PREFIX + "7", cancelled),)
+    assert plan.never_sent == (PREFIX + "8",)
+
+
+def test_a_position_the_journal_cannot_explain_degrades_the_bot_naming_both_sides() -> None:
+    plan = _plan(venue_positions=[PositionReport("BTCUSDT", 4.0, 100.0)])
+    assert plan.degraded
+    assert plan.mismatches == ("BTCUSDT: the journal holds +1, the venue +4 (difference +3)",)
+
+
+def test_adopting_venue_positions_books_the_difference_at_the_venue_price_instead() -> None:
+    plan = _plan(
+        venue_positions=[PositionReport("BTCUSDT", 4.0, 105.0)], adopt_venue_positions=True
+    )
+    assert not plan.degraded
+    (adjustment,) = plan.adjustments
+    assert (adjustment.side, adjustment.quantity, adjustment.price) == (Side.BUY, 3.0, 105.0)
+    gone = _plan(venue_positions=[], adopt_venue_positions=True)
+    (close,) = gone.adjustments
+    # A position the venue no longer has closes at the journal's entry: no invented P&L.
+    assert (close.side, close.quantity, close.price) == (Side.SELL, 1.0, 100.0)
+
+
+def test_positions_in_other_symbols_are_foreign_and_within_tolerance_is_equal() -> None:
+    plan = _plan(
+        venue_positions=[
+            PositionReport("BTCUSDT", 1.0 + 1e-12, 100.0),
+            PositionReport("ETHUSDT", 5.0, 2000.0),
+        ]
+    )
+    assert not plan.degraded
+    assert [p.symbol for p in plan.foreign_positions] == ["ETHUSDT"]
+
+
+# -- a bot restarted against a venue that lived on ------------------------------------------
+
+
+class SharedVenue:
+    """A view of one account that outlives every broker object (and bot process) made for it."""
+
+    account: ClassVar[PaperBroker | None] = None
+
+    def __init__(self, params: Any) -> None:
+        if SharedVenue.account is None:
+            SharedVenue.account = PaperBroker(PaperBrokerParams())
+            SharedVenue.account.connect(
+                BrokerContext(NAME, "paper", ("BTCUSDT",), "USD", 100_000.0)  # type: ignore[arg-type]
+            )
+        self.venue: PaperBroker = SharedVenue.account
+
+    def connect(self, ctx: BrokerContext) -> None:
+        """The account is already there; connecting changes nothing at the venue."""
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self.venue.instrument(symbol)
+
+    def submit(self, order: Order) -> OrderUpdate:
+        return self.venue.submit(order)
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        return self.venue.cancel(client_order_id)
+
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+        return self.venue.on_bar(bar)
+
+    def open_orders(self) -> Sequence[Order]:
+        return self.venue.open_orders()
+
+    def positions(self) -> dict[str, Position]:
+        return self.venue.positions()
+
+    def balance(self) -> float:
+        return self.venue.balance()
+
+    def close(self) -> None:
+        """The venue stays."""
+
+    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+        return self.venue.drain_events()
+
+    def query_order(self, client_order_id: str) -> OrderReport | None:
+        return self.venue.query_order(client_order_id)
+
+    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
+        return self.venue.order_reports(since_ts)
+
+    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
+        return self.venue.fill_reports(since_ts)
+
+    def position_reports(self) -> Sequence[PositionReport]:
+        return self.venue.position_reports()
+
+    def cancel_all(self, symbol: str | None) -> None:
+        self.venue.cancel_all(symbol)
+
+    def amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> OrderUpdate | None:
+        return self.venue.amend(client_order_id, quantity, price)
+
+    def is_connected(self) -> bool:
+        return True
+
+
+class BuyAndRest(Strategy):
+    """On its first bar: buys 1 at market and rests a limit buy of 1 at 90 (below the data).
+    From the bar at ``T0 + 8h`` on it asks to buy 1 more on every bar (a Degraded bot must send
+    none of them)."""
+
+    def on_bar(self, bar: Bar) -> None:
+        ctx = self.ctx
+        if bar.ts >= T0 + 8 * HOUR:
+            ctx.buy(bar.symbol, 1)
+        elif ctx.position(bar.symbol).quantity == 0 and not ctx.open_orders(bar.symbol):
+            ctx.buy(bar.symbol, 1)
+            ctx.buy(bar.symbol, 1, order_type=OrderType.LIMIT, price=90.0)
+
+
+HOOKS = SimpleNamespace(
+    tradefleet_strategies=hookimpl(
+        lambda: [
+            PluginSpec(
+                kind=PluginKind.STRATEGY,
+                name="buy-and-rest",
+                version="1.0.0",
+                factory=lambda params: BuyAndRest(params),
+                params=NoParams,
+            )
+        ]
+    ),
+    tradefleet_brokers=hookimpl(
+        lambda: [
+            PluginSpec(
+                kind=PluginKind.BROKER,
+                name="shared-venue",
+                version="1.0.0",
+                factory=lambda params: SharedVenue(params),
+                params=NoParams,
+                modes=frozenset({"paper", "backtest"}),
+                capabilities=frozenset({Capability.VENUE_EXECUTION}),
+            )
+        ]
+    ),
+)
+
+
+@pytest.fixture
+def registry() -> PluginRegistry:
+    SharedVenue.account = None
+    installed = PluginRegistry.discover()
+    installed.plugins.update(PluginRegistry.from_modules(HOOKS).plugins)
+    return installed
+
+
+def _bars(start: int, count: int, low: float | None = None) -> list[Bar]:
+    bars = []
+    for i in range(start, start + count):
+        price = 100.0 + (i % 5)
+        bars.append(
+            Bar("BTCUSDT", HOUR, T0 + i * HOUR, price, price + 1, low or price - 1, price, 10.0)
+        )
+    return bars
+
+
+def _manifest(folder: Path, adopt: bool = False) -> Path:
+    manifest = {
+        "apiVersion": "tradefleet.io/v1alpha1",
+        "kind": "TradingBot",
+        "metadata": {"name": NAME},
+        "spec": {
+            "mode": "paper",
+            "strategy": {"name": "buy-and-rest"},
+            "market": {"symbols": ["BTCUSDT"], "timeframe": "1h"},
+            "broker": {"name": "shared-venue", "adoptVenuePositions": adopt},
+            "capital": {"currency": "USD", "initial": 100000},
+        },
+    }
+    path = folder / "bot.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def _run(
+    folder: Path, registry: PluginRegistry, bars: list[Bar], adopt: bool = False
+) -> BotSession:
+    """One life of the bot: open (reconcile), trade ``bars``, then die without a stop policy."""
+    bot = assemble(load_manifest(_manifest(folder, adopt)), registry, folder)
+    assert bot.venue is not None and bot.restorer is None
+    journal = Journal(folder / "journal.sqlite", durable=True)
+    session = BotSession(bot, journal, bars=bars)
+    session.open()
+    session.run()
+    journal.close()  # killed: no stop policy, nothing closed at the venue
+    return session
+
+
+def _venue() -> PaperBroker:
+    assert SharedVenue.account is not None
+    return SharedVenue.account
+
+
+def _our_orders_at_venue() -> list[str]:
+    return [
+        r.client_order_id for r in _venue().order_reports(0) if r.client_order_id[:4] == PREFIX[:4]
+    ]
+
+
+def test_a_restart_adopts_the_order_still_working_at_the_venue_without_resending_it(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    resting = [o.client_order_id for o in _venue().open_orders()]
+    assert len(resting) == 1
+    sent_before = _our_orders_at_venue()
+
+    second = _run(tmp_path, registry, _bars(5, 3))
+    plan = second.reconciliation
+    assert plan is not None and not plan.degraded
+    assert [r.client_order_id for r in plan.adopted] == resting
+    assert second.engine is not None
+    assert [o.client_order_id for o in second.engine.open_orders()] == resting
+    # Nothing was sent twice: the venue holds each id once, and no new order went out.
+    assert _our_orders_at_venue() == sent_before
+
+
+def test_a_fill_while_the_bot_was_down_is_journaled_as_reconciled_and_booked(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    # While the bot is down the market trades through 90: the resting limit fills at the venue.
+    _venue().on_bar(_bars(5, 1, low=89.0)[0])
+    assert _venue().positions()["BTCUSDT"].quantity == 2.0
+
+    second = _run(tmp_path, registry, _bars(6, 3))
+    plan = second.reconciliation
+    assert plan is not None and not plan.degraded
+    assert len(plan.missed_fills) == 1
+    assert second.engine is not None
+    assert second.engine.portfolio.positions["BTCUSDT"].quantity == 2.0
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        carried = journal.carried_state(NAME)
+        assert carried is not None
+        assert [f.quantity for f in carried.fills] == [1.0, 1.0]
+        assert carried.fills[-1].reason == "limit"
+        # A third start finds nothing new: the fill is journaled exactly once.
+    finally:
+        journal.close()
+    third = _run(tmp_path, registry, _bars(9, 1))
+    assert third.reconciliation is not None and third.reconciliation.missed_fills == ()
+
+
+def test_a_foreign_order_is_reported_and_left_working(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    foreign = Order("manual-1", "BTCUSDT", Side.BUY, 0.5, OrderType.LIMIT, 50.0, created_ts=T0)
+    assert _venue().submit(foreign).status is OrderStatus.OPEN
+
+    second = _run(tmp_path, registry, _bars(5, 2))
+    plan = second.reconciliation
+    assert plan is not None
+    assert [r.client_order_id for r in plan.foreign_orders] == ["manual-1"]
+    assert _venue().query_order("manual-1") is not None
+    assert "manual-1" in [o.client_order_id for o in _venue().open_orders()]
+
+
+def _foreign_fill_while_down() -> None:
+    foreign = Order("manual-2", "BTCUSDT", Side.BUY, 3.0, created_ts=T0 + 5 * HOUR)
+    assert _venue().submit(foreign).status is OrderStatus.OPEN
+    _venue().on_bar(_bars(5, 1)[0])
+    assert _venue().positions()["BTCUSDT"].quantity == 4.0
+
+
+def test_a_venue_position_the_journal_cannot_explain_leaves_the_bot_degraded_sending_nothing(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    _foreign_fill_while_down()
+    sent_before = _our_orders_at_venue()
+
+    second = _run(tmp_path, registry, _bars(6, 4))
+    plan = second.reconciliation
+    assert plan is not None and plan.degraded
+    engine = second.engine
+    assert engine is not None
+    assert engine.halted and engine.degraded_reason.startswith("reconciliation: BTCUSDT")
+    assert engine.stats.orders == 0
+    assert engine.stats.risk_decisions, "the strategy's asks were vetoed and journaled"
+    assert _our_orders_at_venue() == sent_before
+
+
+def test_adopt_venue_positions_takes_the_venue_position_and_trades_on(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    _foreign_fill_while_down()
+    second = _run(tmp_path, registry, _bars(6, 4), adopt=True)
+    plan = second.reconciliation
+    assert plan is not None and not plan.degraded and len(plan.adjustments) == 1
+    assert second.engine is not None and not second.engine.halted
+    # The venue's 4, then the buy asked at 8h filled at the next open (the 9h one still works).
+    assert second.engine.portfolio.positions["BTCUSDT"].quantity == pytest.approx(5.0)
+
+
+def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    _foreign_fill_while_down()
+    bot = assemble(load_manifest(_manifest(tmp_path)), registry, tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite", durable=True)
+    # Paced by the wall clock: the first bar at once, the next an hour later — the bot stays up.
+    controller = BotController(bot, journal, registry, speed=1.0, bars=_bars(6, 2))
+    controller.start()
+    try:
+        deadline = 200
+        while controller.get_status().phase is not Phase.DEGRADED and deadline:
+            controller.wait(0.05)
+            deadline -= 1
+        status = controller.get_status()
+        assert status.phase is Phase.DEGRADED
+        assert not status.reconciled
+        ready, why = controller.readiness()
+        assert not ready and "reconciled" in why
+        # A person looks at the account and resumes: the bot trades again.
+        assert controller.resume("alice", "checked the account").phase is Phase.RUNNING
+        assert controller.get_status().reconciled
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
