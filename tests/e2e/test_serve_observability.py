@@ -109,9 +109,12 @@ def test_a_signed_webhook_signal_becomes_an_order_through_the_risk_chain(tmp_pat
     assert tags == [("M5_BOS",)]
 
 
-def test_metrics_parse_and_every_label_is_bounded(tmp_path: Path) -> None:
+def test_metrics_parse_and_every_label_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEFLEET_TEAM", "desk-fx")  # as the operator sets it in the pod
     manifest = signal_bot_manifest(entry_order="market")
-    serve = ServeProcess(tmp_path, manifest, speed=36000, extra=["--team", "desk-fx"]).start()
+    serve = ServeProcess(tmp_path, manifest, speed=36000).start()
     try:
         serve.wait_for(lambda s: s.bars >= 2)
         assert _post_signal(serve, **MARKET_BUY)[0] == 202

@@ -14,7 +14,7 @@ a bare ``sum``, or USD, USDT and BTC accounts are added together. ``MONEY_SERIES
 series to group by strategy or team::
 
     sum by (team, currency) (
-      tradefleet_equity * on (namespace, bot) group_left (strategy, team) tradefleet_bot_info
+      tradefleet_equity * on (job, instance, bot) group_left (strategy, team) tradefleet_bot_info
     )
 
 Series per bot: a fixed set, plus two per symbol of the spec (position quantity and notional),
@@ -85,7 +85,7 @@ class SnapshotCollector(Collector):
         bot_info = GaugeMetricFamily(
             "tradefleet_bot_info",
             "1, labelled with the bot's strategy, team, mode, broker and account currency: "
-            "join it on (namespace, bot) to group any series by them.",
+            "join it on (job, instance, bot) to group any series by them.",
             labels=list(info),
         )
         bot_info.add_metric(list(info.values()), 1.0)
