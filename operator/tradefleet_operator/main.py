@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.settings import TEAM_LABEL, OperatorSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["ReadWriteOncePod", "ReadWriteOnce"],
         help="access mode of new journal claims (ReadWriteOncePod needs a CSI driver)",
     )
+    parser.add_argument(
+        "--team-label",
+        default=os.environ.get("TRADEFLEET_TEAM_LABEL", TEAM_LABEL),
+        help="bot label whose value the runtime exports as its metrics' team ('' for none; "
+        "default: $TRADEFLEET_TEAM_LABEL, else tradefleet.io/team)",
+    )
     parser.add_argument("--admission-port", type=int, help="serve the validating webhook here")
     parser.add_argument("--admission-cert", help="webhook TLS certificate (PEM)")
     parser.add_argument("--admission-key", help="webhook TLS private key (PEM)")
@@ -95,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from(args: argparse.Namespace) -> dict[str, Any]:
     """What the startup handler reads from kopf's ``memo["options"]``."""
-    overrides: dict[str, Any] = {"journal_access_mode": args.journal_access_mode}
+    overrides: dict[str, Any] = {
+        "journal_access_mode": args.journal_access_mode,
+        "team_label": args.team_label,
+    }
     if args.runtime_image:
         overrides["runtime_image"] = args.runtime_image
     settings = OperatorSettings(**overrides)

@@ -310,6 +310,9 @@ def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) ->
     ]
     if credentials:
         env.append({"name": CREDENTIALS_DIR_ENV, "value": CREDENTIALS_DIR})
+    team = bot.manifest.metadata.labels.get(settings.team_label) if settings.team_label else None
+    if team:  # only then: a bot without the label keeps its pod template (no roll on upgrade)
+        env.append({"name": "TRADEFLEET_TEAM", "value": team})
 
     resources = plain(runtime.resources)
     container: dict[str, Any] = {

@@ -24,6 +24,9 @@ CONFIG_HASH_ANNOTATION = "tradefleet.io/config-hash"
 RUNTIME_ADDRESS_ANNOTATION = "tradefleet.io/runtime-address"
 #: Set on a TradingBot to clear a risk plugin's lock once: ``"<plugin>: <reason>"``.
 RESET_RISK_LOCK_ANNOTATION = "tradefleet.io/reset-risk-lock"
+#: The bot label whose value the runtime exports as its team (``tradefleet_bot_info{team}``);
+#: ``--team-label`` names another key.
+TEAM_LABEL = "tradefleet.io/team"
 MANAGED_BY = "tradefleet-operator"
 APP_NAME = "tradefleet-bot"
 
@@ -55,6 +58,9 @@ class OperatorSettings:
     #: Access mode of new journal claims: ReadWriteOncePod (one pod only; needs a CSI driver,
     #: Kubernetes ≥ 1.29) fences a second runtime of a bot; ReadWriteOnce for other drivers.
     journal_access_mode: str = "ReadWriteOncePod"
+    #: The TradingBot label whose value becomes the runtime's ``TRADEFLEET_TEAM`` (its metrics'
+    #: team); "" passes none.
+    team_label: str = TEAM_LABEL
 
     def __post_init__(self) -> None:
         # A frozen dataclass should not hold a mutable dict someone else can change later.

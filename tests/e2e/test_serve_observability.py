@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.serve_process import (
     HMAC_KEY,
     SECRETS,
+    TRADEFLEET,
     ServeProcess,
     control,
     ema_bot_manifest,
@@ -37,7 +40,8 @@ EXPECTED_SERIES = {
     "tradefleet_risk_decisions", "tradefleet_halted", "tradefleet_paused",
     "tradefleet_bar_to_order_seconds", "tradefleet_broker_request_seconds",
     "tradefleet_last_bar_age_seconds", "tradefleet_webhook_requests", "tradefleet_build_info",
-    "tradefleet_phase", "tradefleet_quality_mean",
+    "tradefleet_phase", "tradefleet_quality_mean", "tradefleet_bot_info",
+    "tradefleet_position_quantity", "tradefleet_position_notional",
 }  # fmt: skip
 REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -105,8 +109,12 @@ def test_a_signed_webhook_signal_becomes_an_order_through_the_risk_chain(tmp_pat
     assert tags == [("M5_BOS",)]
 
 
-def test_metrics_parse_and_every_label_is_bounded(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path, signal_bot_manifest(entry_order="market"), speed=36000).start()
+def test_metrics_parse_and_every_label_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEFLEET_TEAM", "desk-fx")  # as the operator sets it in the pod
+    manifest = signal_bot_manifest(entry_order="market")
+    serve = ServeProcess(tmp_path, manifest, speed=36000).start()
     try:
         serve.wait_for(lambda s: s.bars >= 2)
         assert _post_signal(serve, **MARKET_BUY)[0] == 202
@@ -130,6 +138,11 @@ def test_metrics_parse_and_every_label_is_bounded(tmp_path: Path) -> None:
         "operation": {"submit", "cancel", "submit_rejected"},
         "phase": {p.value for p in Phase},
         "measure": set(MEASURES),
+        "currency": {"USD"},
+        "strategy": {"external-signal"},
+        "team": {"desk-fx"},
+        "mode": {"paper"},
+        "broker": {"paper"},
         "version": None,  # the package version
         "le": None,  # histogram buckets
     }
@@ -146,6 +159,30 @@ def test_metrics_parse_and_every_label_is_bounded(tmp_path: Path) -> None:
     webhook = {s.labels["outcome"]: s.value for s in families["tradefleet_webhook_requests"].samples
                if s.name.endswith("_total")}  # fmt: skip
     assert webhook["accepted"] == 1 and webhook["unknown_symbol"] == 1
+    # Issue 18, item 5: the desk's labels and the position held, read from the snapshot.
+    (info,) = families["tradefleet_bot_info"].samples
+    assert info.labels["team"] == "desk-fx" and info.labels["strategy"] == "external-signal"
+    (held,) = families["tradefleet_position_quantity"].samples
+    (notional,) = families["tradefleet_position_notional"].samples
+    assert held.labels == {"bot": "signal-bot", "symbol": "EURUSD"} and held.value > 0
+    assert notional.labels["currency"] == "USD"
+    assert notional.value == pytest.approx(held.value * 1.05, rel=0.1)  # EURUSD near 1.05
+    for name in ("tradefleet_equity", "tradefleet_fees"):
+        assert all(s.labels["currency"] == "USD" for s in families[name].samples), name
+
+
+def test_serve_refuses_a_team_that_is_not_a_label_value(tmp_path: Path) -> None:
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(signal_bot_manifest())
+    failure = tmp_path / "termination-log"
+    result = subprocess.run(
+        [TRADEFLEET, "serve", str(manifest), "--insecure-no-auth", "--team", "two words",
+         "--failure-file", str(failure)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "TRADEFLEET_TEAM": ""},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "refused: --team: not a valid team name" in result.stderr
+    assert failure.read_text().startswith("--team: ")
 
 
 def test_sigterm_while_trading_names_every_open_position(tmp_path: Path) -> None:

@@ -504,3 +504,21 @@ def test_pod_placement_and_pull_settings_pass_through() -> None:
     assert made["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
     assert template["metadata"]["annotations"]["example.com/owner"] == "desk-1"
     assert template["metadata"]["annotations"][objects.CONFIG_HASH_ANNOTATION] == "hash"
+
+
+def _runtime_env(body: dict[str, Any], settings: OperatorSettings = SETTINGS) -> dict[str, str]:
+    deployment = objects.deployment(bot(body), settings, objects.config_hash(bot(body)))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_the_team_label_reaches_the_runtime_as_tradefleet_team() -> None:
+    """Issue 18, item 5: the bot's team label becomes its metrics' team (TRADEFLEET_TEAM)."""
+    body = example_bot()
+    assert "TRADEFLEET_TEAM" not in _runtime_env(body)  # no label: the pod template is unchanged
+    body["metadata"]["labels"] = {"tradefleet.io/team": "desk-fx", "desk": "rates"}
+    assert _runtime_env(body)["TRADEFLEET_TEAM"] == "desk-fx"
+    other_key = OperatorSettings(runtime_image=SETTINGS.runtime_image, team_label="desk")
+    assert _runtime_env(body, other_key)["TRADEFLEET_TEAM"] == "rates"
+    off = OperatorSettings(runtime_image=SETTINGS.runtime_image, team_label="")
+    assert "TRADEFLEET_TEAM" not in _runtime_env(body, off)

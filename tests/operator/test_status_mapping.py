@@ -244,12 +244,16 @@ def test_label_selectors() -> None:
         parse_selector("team=a=b")
 
 
-def test_operator_command_line() -> None:
+def test_operator_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRADEFLEET_TEAM_LABEL", raising=False)
     args = build_parser().parse_args(["-n", "team-a", "--runtime-image", "img:1"])
     assert args.namespace == ["team-a"] and not args.all_namespaces
     options = options_from(args)
     assert options["settings"].runtime_image == "img:1" and "admission" not in options
     assert options["namespaced"]  # named namespaces: kopf's namespace scanning goes off
+    assert options["settings"].team_label == "tradefleet.io/team"
+    desk = options_from(build_parser().parse_args(["-A", "--team-label", "example.com/desk"]))
+    assert desk["settings"].team_label == "example.com/desk"
 
 
 def test_listeners_bind_all_interfaces_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:

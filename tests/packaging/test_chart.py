@@ -440,6 +440,7 @@ def test_operator_arguments_parse(variant: str) -> None:
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": liveness.group(2), "port": "liveness"}
     assert args.metrics_port == ports.get("metrics", 0)
+    assert args.team_label == "tradefleet.io/team"  # the runtime's team comes from this label
     values = VARIANTS[variant]
     if values.get("operator.watch.allNamespaces") == "true":
         assert args.all_namespaces and not args.namespace

@@ -31,19 +31,23 @@ SUBSTITUTE = {
     "$__range": "1h",
     "$namespace": ".*",
     "$bot": ".*",
+    "$team": ".*",
+    "$strategy": ".*",
 }
 #: Metrics each dashboard must show (the issue's list of panels).
 REQUIRED = {
     "fleet-overview.json": {
         "tradefleet_operator_bots", "tradefleet_phase", "tradefleet_equity",
         "tradefleet_pnl_today", "tradefleet_pnl_total", "tradefleet_drawdown_ratio",
-        "tradefleet_halted", "tradefleet_risk_locked",
+        "tradefleet_halted", "tradefleet_risk_locked", "tradefleet_bot_info",
+        "tradefleet_position_notional", "tradefleet_position_quantity",
     },
     "bot.json": {
         "tradefleet_equity", "tradefleet_open_positions", "tradefleet_orders_total",
         "tradefleet_fills_total", "tradefleet_slippage_bps_bucket",
         "tradefleet_risk_decisions_total", "tradefleet_bar_to_order_seconds_bucket",
         "tradefleet_webhook_requests_total", "tradefleet_quality_cp", "tradefleet_quality_cpk",
+        "tradefleet_fees_total", "tradefleet_position_quantity", "tradefleet_position_notional",
     },
     "operator.json": {
         "tradefleet_operator_reconciles_total", "tradefleet_operator_reconcile_seconds_bucket",
@@ -199,14 +203,25 @@ def test_dashboard_queries_run_on_a_real_prometheus(tmp_path: Path) -> None:
                 "fleet-overview.json: Equity by bot",
                 "fleet-overview.json: Bots by phase (runtimes)",
                 "fleet-overview.json: Drawdown by bot",
+                "fleet-overview.json: Fleet equity",
+                "fleet-overview.json: Equity by team",
+                "fleet-overview.json: Net exposure by symbol",
+                "fleet-overview.json: Bots by team and strategy",
                 "bot.json: Equity and balance",
                 "bot.json: Positions and working orders",
                 "bot.json: Risk locks",
                 "bot.json: Quality means",
+                "bot.json: Notional by symbol",
             }
             assert expected <= shown, sorted(expected - shown)
             bots = prom.query(substitute(variable_metric_expr(_variable(load("bot.json"), "bot"))))
             assert {s["metric"].get("bot") for s in bots} == {"signal-bot"}
+            # Issue 18, item 5: money per currency, and the desk's join finds the bot's team.
+            fleet = {title: expr for title, expr in expressions(load("fleet-overview.json"))}
+            (equity,) = prom.query(substitute(fleet["Fleet equity"]))
+            assert equity["metric"] == {"currency": "USD"}
+            (team,) = prom.query(substitute(fleet["Equity by team"]))
+            assert team["metric"] == {"team": "unassigned", "currency": "USD"}
     finally:
         serve.kill()
 

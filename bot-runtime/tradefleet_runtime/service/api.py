@@ -73,6 +73,16 @@ class QualityFigure:
 
 
 @dataclass(frozen=True, slots=True)
+class SymbolExposure:
+    """One open net position for the exposure gauges: signed quantity and notional at the mark
+    (in the account currency, as the engine's equity counts it)."""
+
+    symbol: str
+    quantity: float
+    notional: float
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     bot: str
     mode: str
@@ -97,6 +107,7 @@ class StatusSnapshot:
     broker_connected: bool = True
     reconciled: bool = True
     bars: int = 0
+    exposure: tuple[SymbolExposure, ...] = ()  # open positions only
 
 
 @dataclass(frozen=True, slots=True)

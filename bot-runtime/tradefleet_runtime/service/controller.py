@@ -43,10 +43,12 @@ from tradefleet_runtime.service.api import (
     Signal,
     SignalResult,
     StatusSnapshot,
+    SymbolExposure,
     TradePage,
     TradeView,
 )
 from tradefleet_runtime.service.events import EventHub, Subscription
+from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
 from tradefleet_runtime.session import Bot, BotSession
@@ -77,7 +79,7 @@ class BotController:
         self.journal = journal
         self.registry = registry
         self.speed = speed
-        self.metrics = metrics or RuntimeMetrics(bot.name)
+        self.metrics = metrics or RuntimeMetrics(bot_labels(bot.manifest))
         self.hub = EventHub()
         self.quality = RollingQuality(bot.manifest.spec.quality)
         self._bars = bars
@@ -482,6 +484,7 @@ class BotController:
             return
         portfolio = engine.portfolio
         equity = portfolio.equity()
+        marks = portfolio.marks
         peak = max(engine.peak_equity, equity)
         versions = {info.name: info.version for info in self._plugins if info.kind == "risk"}
         phase = self.phase
@@ -521,6 +524,14 @@ class BotController:
             broker_connected=self.broker_connected,
             reconciled=self.reconciled,
             bars=self._bars_seen,
+            exposure=tuple(
+                SymbolExposure(
+                    symbol,
+                    position.quantity,
+                    position.quantity * marks.get(symbol, position.average_price),
+                )
+                for symbol, position in portfolio.open_positions.items()
+            ),
         )
 
     # -- readiness ---------------------------------------------------------------------------
@@ -626,7 +637,7 @@ class _Listener:
     def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
         c = self.c
         c.metrics.fills.labels(self.bot, fill.symbol, fill.side.value).inc()
-        c.metrics.fees.labels(self.bot, fill.symbol).inc(fill.fee)
+        c.metrics.fees.labels(self.bot, fill.symbol, c.metrics.labels.currency).inc(fill.fee)
         reference = c._decision_marks.pop(fill.client_order_id, None)
         if order is not None and order.parent_id is not None:
             reference = order.price

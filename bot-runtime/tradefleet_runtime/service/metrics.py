@@ -1,10 +1,24 @@
 """Prometheus metrics of one bot (prometheus_client).
 
-Names start with ``tradefleet_``. Labels take bounded values only: the bot's name, its
-symbols, its plugins' names, fixed words for states and outcomes, and risk reason codes
-filtered to short identifiers (anything else counts as ``other``). Never order ids, prices or
-free text. Account figures are read from the latest status snapshot at scrape time, so the
-engine pays nothing per bar for them.
+Names start with ``tradefleet_``. Labels take bounded values only (see
+:mod:`~tradefleet_runtime.service.metric_labels`): the bot's name, its symbols, its plugins'
+names, its account currency, its team, fixed words for states and outcomes, and risk reason
+codes filtered to short identifiers (anything else counts as ``other``). Never order ids, prices
+or free text. Account figures and positions are read from the latest status snapshot at scrape
+time, so the engine pays nothing per bar for them.
+
+Every series that holds an amount of money carries ``currency`` (the bot's account currency,
+one value per bot), so a query that adds bots up must keep it: ``sum by (currency) (...)``, never
+a bare ``sum``, or USD, USDT and BTC accounts are added together. ``MONEY_SERIES`` lists them.
+``tradefleet_bot_info{bot,strategy,team,mode,broker,currency}`` is 1 and is joined to any bot
+series to group by strategy or team::
+
+    sum by (team, currency) (
+      tradefleet_equity * on (job, instance, bot) group_left (strategy, team) tradefleet_bot_info
+    )
+
+Series per bot: a fixed set, plus two per symbol of the spec (position quantity and notional),
+plus the counters and histograms per symbol, plugin, operation and outcome.
 """
 
 from __future__ import annotations
@@ -19,9 +33,22 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tradefleet_runtime.service.api import Phase, StatusSnapshot
+from tradefleet_runtime.service.metric_labels import BotLabels
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_REASONS_PER_PLUGIN = 32
+#: Sample names whose values are amounts of money: each carries the ``currency`` label.
+MONEY_SERIES = frozenset(
+    {
+        "tradefleet_equity",
+        "tradefleet_balance",
+        "tradefleet_pnl_today",
+        "tradefleet_pnl_total",
+        "tradefleet_position_notional",
+        "tradefleet_fees_total",
+        "tradefleet_fees_created",
+    }
+)
 
 
 class SnapshotCollector(Collector):
@@ -29,32 +56,50 @@ class SnapshotCollector(Collector):
 
     def __init__(
         self,
+        labels: BotLabels,
         snapshot: Callable[[], StatusSnapshot],
         last_bar_wall: Callable[[], float],
         bar_interval_s: float = 0.0,
     ) -> None:
+        self._labels = labels
         self._snapshot = snapshot
         self._last_bar_wall = last_bar_wall
         self._bar_interval_s = bar_interval_s
 
     def collect(self) -> Iterator[Metric]:
         status = self._snapshot()
-        bot = status.bot
+        labels = self._labels
+        bot, currency = labels.bot, labels.currency
 
         def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
             family = GaugeMetricFamily(name, documentation, labels=["bot"])
             family.add_metric([bot], value)
             return family
 
-        yield gauge("tradefleet_equity", "Account equity in the account currency.", status.equity)
-        yield gauge("tradefleet_balance", "Cash balance in the account currency.", status.balance)
+        def money(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, documentation, labels=["bot", "currency"])
+            family.add_metric([bot, currency], value)
+            return family
+
+        info = labels.info()
+        bot_info = GaugeMetricFamily(
+            "tradefleet_bot_info",
+            "1, labelled with the bot's strategy, team, mode, broker and account currency: "
+            "join it on (job, instance, bot) to group any series by them.",
+            labels=list(info),
+        )
+        bot_info.add_metric(list(info.values()), 1.0)
+        yield bot_info
+        yield money("tradefleet_equity", "Account equity in the account currency.", status.equity)
+        yield money("tradefleet_balance", "Cash balance in the account currency.", status.balance)
         yield gauge(
             "tradefleet_drawdown_ratio",
             "Fall from the equity peak (0..1).",
             status.drawdown_pct / 100.0,
         )
-        yield gauge("tradefleet_pnl_today", "P&L since the day's first bar.", status.pnl_today)
-        yield gauge("tradefleet_pnl_total", "P&L since the start.", status.pnl_total)
+        yield money("tradefleet_pnl_today", "P&L since the day's first bar.", status.pnl_today)
+        yield money("tradefleet_pnl_total", "P&L since the start.", status.pnl_total)
+        yield from self._exposure(status)
         yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
         yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
         yield gauge("tradefleet_halted", "1 while the emergency stop holds.", float(status.halted))
@@ -119,12 +164,39 @@ class SnapshotCollector(Collector):
         yield cp
         yield cpk
 
+    def _exposure(self, status: StatusSnapshot) -> Iterator[Metric]:
+        """Net position and notional per spec symbol (0 when flat, so the series stay put)."""
+        labels = self._labels
+        quantities = dict.fromkeys(labels.symbols, 0.0)
+        notionals = dict.fromkeys(labels.symbols, 0.0)
+        for position in status.exposure:
+            symbol = labels.symbol(position.symbol)
+            quantities[symbol] = quantities.get(symbol, 0.0) + position.quantity
+            notionals[symbol] = notionals.get(symbol, 0.0) + position.notional
+        quantity = GaugeMetricFamily(
+            "tradefleet_position_quantity",
+            "Net position per symbol (signed: > 0 long, < 0 short), in the symbol's units.",
+            labels=["bot", "symbol"],
+        )
+        notional = GaugeMetricFamily(
+            "tradefleet_position_notional",
+            "Net position per symbol at its mark, signed, in the account currency "
+            "(abs() for gross exposure).",
+            labels=["bot", "symbol", "currency"],
+        )
+        for symbol, value in quantities.items():
+            quantity.add_metric([labels.bot, symbol], value)
+            notional.add_metric([labels.bot, symbol, labels.currency], notionals[symbol])
+        yield quantity
+        yield notional
+
 
 class RuntimeMetrics:
     """Every metric of one bot, on its own registry."""
 
-    def __init__(self, bot: str, registry: CollectorRegistry | None = None) -> None:
-        self.bot = bot
+    def __init__(self, labels: BotLabels, registry: CollectorRegistry | None = None) -> None:
+        self.labels = labels
+        self.bot = labels.bot
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.orders = Counter(
@@ -132,7 +204,10 @@ class RuntimeMetrics:
         )
         self.fills = Counter("tradefleet_fills", "Fills.", ["bot", "symbol", "side"], registry=r)
         self.fees = Counter(
-            "tradefleet_fees", "Fees paid, account currency.", ["bot", "symbol"], registry=r
+            "tradefleet_fees",
+            "Fees paid, in the account currency.",
+            ["bot", "symbol", "currency"],
+            registry=r,
         )
         self.slippage = Histogram(
             "tradefleet_slippage_bps",
@@ -203,4 +278,6 @@ class RuntimeMetrics:
         last_bar_wall: Callable[[], float],
         bar_interval_s: float = 0.0,
     ) -> None:
-        self.registry.register(SnapshotCollector(snapshot, last_bar_wall, bar_interval_s))
+        self.registry.register(
+            SnapshotCollector(self.labels, snapshot, last_bar_wall, bar_interval_s)
+        )

@@ -27,6 +27,7 @@ from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build_app
+from tradefleet_runtime.service.metric_labels import MetricLabelError, bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.webhook_routes import signal_symbols
 from tradefleet_runtime.session import assemble
@@ -102,11 +103,18 @@ def run_serve(args: argparse.Namespace) -> int:
             message = message.replace(name, option)
         print(f"refused: {message}", file=sys.stderr)
         return 2
+    try:
+        labels = bot_labels(manifest, args.team)
+    except MetricLabelError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        if args.failure_file is not None:
+            _write_failure(args.failure_file, str(error))
+        return 2
     registry = PluginRegistry.discover()
     bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
     journal_path = args.journal or Path("journals") / f"{bot.name}.sqlite"
     journal = Journal(journal_path, durable=True)
-    metrics = RuntimeMetrics(bot.name)
+    metrics = RuntimeMetrics(labels)
     controller = LoggedController(bot, journal, registry, speed=args.speed, metrics=metrics)
 
     add_routes = None

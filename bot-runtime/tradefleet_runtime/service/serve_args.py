@@ -80,6 +80,13 @@ _DIR = click.Path(path_type=Path, file_okay=False)
     help="Same as tradefleet --log-format (kept for existing pod specs).",
 )
 @click.option(
+    "--team",
+    default=lambda: os.environ.get("TRADEFLEET_TEAM") or None,
+    help="The bot's team, exported as the team label of tradefleet_bot_info (at most 63 "
+    "letters, digits, '-', '_', '.'; default: $TRADEFLEET_TEAM, else 'unassigned'; the "
+    "operator sets it from the bot's team label).",
+)
+@click.option(
     "--failure-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=lambda: os.environ.get("TRADEFLEET_FAILURE_FILE") or None,
