@@ -2,10 +2,10 @@
 
 A live feed waits for candles to close. :class:`ReplayClock` is a feed clock (``time`` and
 ``sleep``) whose sleep moves the fake venue's frozen clock forward instead of waiting, and plays
-each scripted candle as the venue's time passes it: at the candle's open the venue shows it
-flat at the open with half its volume (a candle still forming), half-way through the rest
-(high, low, close and the other half of the volume) is merged in. A feed that ever hands out a
-forming candle therefore hands out a candle that differs from the script.
+each scripted candle as the venue's time passes it, in three trades: at its open (flat at the
+open), half-way (its high) and in its last second (its low and close); each brings a third of
+its volume. Until its last second the venue shows it with the wrong low, close and volume, so
+a feed that ever hands out a forming candle hands out one that differs from the script.
 
 The venue's clock may run ``offset_ms`` apart from the local clock the feed reads
 (``clock.offset_ms`` on the fake): candles follow the venue's time.
@@ -55,11 +55,14 @@ class ReplayClock:
         self.timeframe_ms = timeframe_ms
         self.on_sleep = on_sleep
         self.slept: list[float] = []
-        # (due venue ms, sequence, phase, candle): phase 0 = opening, 1 = the rest
+        # (due venue ms, sequence, phase, candle): the three trades of each candle
         self._events: list[tuple[int, int, int, ScriptCandle]] = []
+        offsets = (0, timeframe_ms // 2, timeframe_ms - 1_000)
         for i, candle in enumerate(candles):
-            heapq.heappush(self._events, (candle.open_ms, 2 * i, 0, candle))
-            heapq.heappush(self._events, (candle.open_ms + timeframe_ms // 2, 2 * i + 1, 1, candle))
+            for phase, offset in enumerate(offsets):
+                event = (candle.open_ms + offset, 3 * i + phase, phase, candle)
+                heapq.heappush(self._events, event)
+        self._local_ms = float(start_ms)
         venue_clock.frozen_ms = start_ms
         self._play()
 
@@ -67,13 +70,13 @@ class ReplayClock:
         return int(self.venue_clock.now_ms())
 
     def time(self) -> float:
-        frozen: int = self.venue_clock.frozen_ms
-        return frozen / 1000  # the local clock: the venue's without its offset
+        return self._local_ms / 1000  # the local clock: the venue's without its offset
 
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0, seconds
         self.slept.append(seconds)
-        self.venue_clock.frozen_ms += max(1, round(seconds * 1000))
+        self._local_ms += seconds * 1000
+        self.venue_clock.frozen_ms = int(self._local_ms)
         self._play()
         if self.on_sleep is not None:
             self.on_sleep(seconds)
@@ -84,14 +87,18 @@ class ReplayClock:
     def _play(self) -> None:
         now = self.venue_ms()
         while self._events and self._events[0][0] <= now:
-            _, _, phase, c = heapq.heappop(self._events)
-            half = Decimal(repr(c.volume)) / 2
+            due, _, phase, c = heapq.heappop(self._events)
+            third = Decimal(repr(c.volume)) / 3
             o = Decimal(repr(c.open))
             if phase == 0:
-                self.apply(c.symbol, c.open_ms, o, o, o, o, half)
+                self.apply(c.symbol, due, o, o, o, o, third)
+            elif phase == 1:
+                high = Decimal(repr(c.high))
+                self.apply(c.symbol, due, high, high, high, high, third)
             else:
-                high, low, close = (Decimal(repr(v)) for v in (c.high, c.low, c.close))
-                self.apply(c.symbol, c.open_ms + self.timeframe_ms // 2, o, high, low, close, half)
+                low, close = Decimal(repr(c.low)), Decimal(repr(c.close))
+                self.apply(c.symbol, due, low, low, low, low, Decimal(repr(c.volume)) - 2 * third)
+                self.apply(c.symbol, due, close, close, close, close, Decimal(0))
 
 
 def binance_apply(fake: Any, market: str) -> Apply:

@@ -315,11 +315,11 @@ class CcxtFeed:
         p = self.params
         ceiling = min(p.backoff_max_s, p.backoff_s * 2.0**attempt)
         delay = ceiling / 2 + self.rng.random() * ceiling / 2
-        if isinstance(error, self._ccxt.DDoSProtection):
+        if isinstance(error, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded)):
             headers = getattr(self.client, "last_response_headers", None) or {}
-            retry_after = _retry_after(headers)
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, p.backoff_max_s))
+            wait = _retry_after(headers, self.clock.time() + self._offset_s)
+            if wait is not None:
+                delay = max(delay, min(wait, p.backoff_max_s))
         return delay
 
 
@@ -353,13 +353,17 @@ def _is_type(market: Mapping[str, Any], market_type: MarketType) -> bool:
     return bool(market.get(market_type.value)) and not market.get("spot")
 
 
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    for key, value in headers.items():
-        if str(key).lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except (TypeError, ValueError):
-                return None
+def _retry_after(headers: Mapping[str, Any], venue_now: float) -> float | None:
+    """Seconds the venue asked us to wait: ``Retry-After`` (Binance's 429/418), or the
+    reset time of Bybit's ``X-Bapi-Limit-Reset-Timestamp`` (epoch ms)."""
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after" in lowered:
+            return max(0.0, float(lowered["retry-after"]))
+        if "x-bapi-limit-reset-timestamp" in lowered:
+            return max(0.0, float(lowered["x-bapi-limit-reset-timestamp"]) / 1000 - venue_now)
+    except (TypeError, ValueError):
+        return None
     return None
 
 
