@@ -9,7 +9,7 @@ DEMO := examples/bots/eurusd-ema-cross.yaml
 DEMO_JOURNAL := build/demo/eurusd-ema-cross.sqlite
 DEMO_PLOT := build/demo/eurusd-ema-cross.png
 
-.PHONY: all demo test lint typecheck pytest bench venv clean prometheus helm hadolint manifests crds proto
+.PHONY: all demo test lint typecheck pytest audit bench venv clean prometheus helm hadolint manifests crds proto
 
 all: test
 
@@ -79,7 +79,18 @@ proto: $(STAMP)
 pytest: $(STAMP) $(MT5_WHEEL) prometheus $(HELM) $(HADOLINT)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# Supply chain: pip-audit over the installed environment (our own editable package is skipped:
+# it is not on PyPI). An advisory fails the run unless .pip-audit-ignore.toml lists it with a
+# reason and a review date less than 180 days old (tools/pip_audit_gate.py). pip-audit asks
+# PyPI's JSON API about every installed version; when that service cannot be reached, or a
+# package cannot be looked up, the run FAILS loudly instead of passing with nothing audited
+# (pip-audit alone only skips such a package and reports "no known vulnerabilities"). CI
+# reaches PyPI; offline, run `make lint typecheck pytest`. It runs last in `make test`, so an
+# unreachable service does not hide the other results.
+audit: $(STAMP)
+	$(BIN)/python tools/pip_audit_gate.py
+
+test: lint typecheck pytest audit
 
 bench: $(STAMP)
 	@mkdir -p bench/results
