@@ -108,3 +108,13 @@ def test_a_paper_bot_trades_hundreds_of_live_candles_from_the_ccxt_feed(
     assert len(outcome.result.equity_ts) == LIVE  # one equity mark per traded candle
     assert "warmed_up" in events
     assert outcome.result.equity_ts[-1] == feed.last_ts + 60
+
+
+def test_the_documented_manifest_builds(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "live-data.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "btc-paper.yaml"
+    path.write_text(block)
+    bot = assemble(load_manifest(path), PluginRegistry.discover(), tmp_path)
+    assert type(bot.feed).__name__ == "CcxtFeed"
+    assert bot.feed.client.id == "binance"  # type: ignore[union-attr]
