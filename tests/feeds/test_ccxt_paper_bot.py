@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.feeds.conftest import MINUTE_MS, T0_MS, Venue
+from tests.feeds.conftest import MINUTE_MS, T0_MS, Venue, _binance
 from tests.venues.candle_replay import ReplayClock, wave
+from tradefleet_plugins.feeds import ccxt_feed
+from tradefleet_runtime import cli
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.session import BotSession, assemble, wall_clock
@@ -108,6 +110,36 @@ def test_a_paper_bot_trades_hundreds_of_live_candles_from_the_ccxt_feed(
     assert len(outcome.result.equity_ts) == LIVE  # one equity mark per traded candle
     assert "warmed_up" in events
     assert outcome.result.equity_ts[-1] == feed.last_ts + 60
+
+
+def test_tradefleet_run_paper_trades_the_ccxt_feed_of_the_fake_usdm_futures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same through the command line: ``tradefleet run --speed 0`` (the feed waits for
+    the market itself). The feed is built inside the command, so its default clock is the
+    replay clock here."""
+    started = _binance("usdm")  # held: the fake stops when the generator closes
+    venue = next(started)
+    try:
+        candles = wave(venue.ids[0], T0_MS, 100 + LIVE + 20)
+        clock = ReplayClock(venue.fake.state.clock, venue.apply, candles, start_ms=START_MS)
+        monkeypatch.setattr(ccxt_feed, "SystemClock", lambda: clock)
+        manifest = _manifest(tmp_path, venue)
+        journal_path = tmp_path / "run.sqlite"
+        argv = ["run", str(manifest), "--speed", "0", "--journal", str(journal_path)]
+        assert cli.main([*argv, "--no-progress"]) == 0
+    finally:
+        started.close()
+    out = capsys.readouterr().out
+    assert "paper trading BTC/USDT:USDT" in out
+    journal = Journal(journal_path)
+    try:
+        (run,) = journal.runs()
+        trades = journal.trades(run.run_id)
+    finally:
+        journal.close()
+    assert len(trades) >= 4
+    assert clock.venue_ms() >= T0_MS + (100 + LIVE) * MINUTE_MS
 
 
 def test_the_documented_manifest_builds(tmp_path: Path) -> None:
