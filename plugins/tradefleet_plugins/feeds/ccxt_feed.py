@@ -161,7 +161,7 @@ class CcxtFeed:
                 # The venue's time *before* the request: a candle closed then is closed in
                 # the answer, whatever the venue did meanwhile.
                 now = self._venue_now()
-                if cursor + tf > now:
+                if cursor + tf > now or (stitch.end is not None and cursor >= stitch.end):
                     return
                 window_end = cursor + page * tf
                 rows = self._call(
