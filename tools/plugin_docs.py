@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "plugins.md"
 
 
-def _type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+def _type(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
+    if isinstance(prop, bool):  # JSON Schema's `true`: any value (e.g. dict[str, Any])
+        return "any"
     if "$ref" in prop:
         name = prop["$ref"].rsplit("/", 1)[-1]
         target = defs.get(name, {})

@@ -6,6 +6,7 @@ Factories are ``"module:attr"`` strings so that listing plugins imports no plugi
 from __future__ import annotations
 
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_plugins.feeds.ccxt_feed_params import CcxtFeedParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.exits_params import ExitsParams
@@ -214,5 +215,14 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             factory="tradefleet_plugins.feeds.csv_feed:CsvFeed",
             params=CsvFeedParams,
             summary="Replays OHLCV from CSV files; checks order, duplicates, NaN; resamples.",
-        )
+        ),
+        PluginSpec(
+            kind=PluginKind.DATA_FEED,
+            name="ccxt",
+            version=VERSION,
+            factory="tradefleet_plugins.feeds.ccxt_feed:CcxtFeed",
+            params=CcxtFeedParams,
+            summary="Closed OHLCV candles from a crypto venue through ccxt: warm-up history, "
+            "then each candle once closed on the venue's clock; gaps reported; retries.",
+        ),
     ]

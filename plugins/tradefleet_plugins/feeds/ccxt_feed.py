@@ -1,0 +1,382 @@
+"""``ccxt``: closed OHLCV candles from a crypto venue, through the ccxt library.
+
+History first: ``warmup_bars`` closed candles before now (and, for a restarted bot, everything
+after the last candle it handled), paged through ``fetch_ohlcv``. Then each candle once it has
+closed on the *venue's* clock (``fetch_time`` when the venue has it, resynchronised every
+minute; the local clock otherwise) plus ``settle_s``; a candle still forming is never sent
+(``candle_stitch``). Gaps are counted and handled by ``gap_policy``, like the csv feed's.
+
+Requests that fail for a passing reason — ccxt's ``NetworkError`` family (timeouts, dropped
+connections, 5xx ``ExchangeNotAvailable``, ``RateLimitExceeded``/``DDoSProtection``) and
+``OperationFailed`` — are retried with exponential backoff and jitter, never sooner than a
+``Retry-After`` the venue sent. An ``AuthenticationError`` or ``BadSymbol`` is not retried: the
+feed fails with an error naming the param to fix. ccxt's own rate limiter stays on.
+
+The iterator runs on the engine's thread, so every wait goes through :meth:`CcxtFeed._wait`,
+in slices of at most ``WAIT_SLICE_S``; the clock (``time`` and ``sleep``) is the feed's
+``clock`` attribute, which tests replace to replay candles without waiting for them.
+
+ccxt is imported when a feed is built, never by ``tradefleet plugins list``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from tradefleet_plugins.feeds.candle_stitch import CandleStitcher, history_start, iso
+from tradefleet_plugins.feeds.ccxt_feed_params import CcxtFeedParams, MarketType, end_epoch
+from tradefleet_runtime.sdk import Bar, DataError, FeedReport, FeedRequest, format_timeframe
+
+log = logging.getLogger("tradefleet.feeds.ccxt")
+
+# The longest single sleep on the engine thread while waiting for a candle or a retry.
+WAIT_SLICE_S = 0.25
+# How often the venue's clock is asked for again (local seconds).
+RESYNC_S = 60.0
+_MESSAGE_CHARS = 300
+
+
+class FeedClock(Protocol):
+    """The feed's view of time: epoch seconds and a blocking sleep."""
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class CcxtFeed:
+    """Closed candles of the bot's symbols from one ccxt venue."""
+
+    def __init__(self, params: CcxtFeedParams, clock: FeedClock | None = None) -> None:
+        self.params = params
+        self.clock: FeedClock = clock if clock is not None else SystemClock()
+        self.rng = random.Random()
+        self.retries = 0
+        self._report = FeedReport()
+        self._ccxt = _import_ccxt()
+        self.client: Any = self._make_client()
+        self._offset_s = 0.0
+        self._synced_at: float | None = None
+        self._has_time = bool(self.client.has.get("fetchTime"))
+        # The runtime's idle hook (``FeedRequest.idle``): control calls and the broker's
+        # events are served on the engine thread while the feed waits for a candle.
+        self._idle: Callable[[], None] | None = None
+
+    # -- the DataFeed contract ------------------------------------------------------------
+    def report(self) -> FeedReport:
+        notes = list(self._report.notes)
+        if self.retries:
+            notes.append(f"{self.params.exchange}: {self.retries} request(s) retried")
+        return dataclasses.replace(self._report, notes=notes)
+
+    def bars(self, request: FeedRequest) -> Iterator[Bar]:
+        return self._stream(request)
+
+    # -- building the client ----------------------------------------------------------------
+    def _make_client(self) -> Any:
+        p = self.params
+        ccxt = self._ccxt
+        klass = getattr(ccxt, p.exchange, None)
+        if p.exchange not in ccxt.exchanges or klass is None:
+            raise DataError(
+                f"spec.data.params.exchange: {p.exchange!r} is not an exchange ccxt "
+                f"{ccxt.__version__} knows (e.g. binance, binanceusdm, bybit, kraken, okx)"
+            )
+        options: dict[str, Any] = {
+            "fetchMarkets": {"types": [p.market_type.value]},
+            "defaultType": "spot" if p.market_type is MarketType.SPOT else "swap",
+            "fetchCurrencies": False,
+        }
+        if p.market_type is not MarketType.SPOT:
+            options["defaultSubType"] = p.market_type.value
+        options.update(p.ccxt_options)
+        config: dict[str, Any] = {
+            "enableRateLimit": True,
+            "timeout": p.timeout_ms,
+            "options": options,
+            # Market data needs the markets, not the currencies (a private call on some venues).
+            "has": {"fetchCurrencies": False},
+        }
+        if p.rate_limit_ms is not None:
+            config["rateLimit"] = p.rate_limit_ms
+        client = klass(config)
+        if p.sandbox:
+            try:
+                client.set_sandbox_mode(True)
+            except ccxt.NotSupported:
+                raise DataError(
+                    f"spec.data.params.sandbox: {p.exchange} has no sandbox/testnet in ccxt"
+                ) from None
+        if p.base_url is not None:
+            _point_at(client, p.base_url)
+        return client
+
+    # -- the stream -------------------------------------------------------------------------
+    def _stream(self, request: FeedRequest) -> Iterator[Bar]:
+        p = self.params
+        tf = request.timeframe_s
+        self._idle = request.idle
+        self._call("load_markets", self.client.load_markets)
+        venue_symbols = self._resolve_symbols(request.symbols)
+        timeframe = self._timeframe(tf)
+        end = end_epoch(p.end) if p.end is not None else None
+        now = self._venue_now()
+        start = history_start(now, tf, request.warmup_bars, request.resume_after_ts)
+        stitch = CandleStitcher(request.symbols, tf, p.gap_policy, self._report, start, end)
+        fetch = self._fetcher(stitch, venue_symbols, timeframe, tf)
+        for symbol in request.symbols:
+            fetch(symbol)
+        yield from stitch.ready(self._venue_now(), p.late_s)
+        while not stitch.finished():
+            due = stitch.next_ts() + tf + p.settle_s
+            self._wait(due - self._venue_now())
+            for symbol in request.symbols:
+                if stitch.wants(symbol):
+                    fetch(symbol)
+            released = stitch.ready(self._venue_now(), p.late_s)
+            if released:
+                yield from released
+            else:
+                self._wait(p.poll_s)  # the venue has not written it yet
+
+    def _fetcher(
+        self, stitch: CandleStitcher, venue_symbols: Mapping[str, str], timeframe: str, tf: int
+    ) -> Callable[[str], None]:
+        page = self.params.page_limit
+
+        def fetch(symbol: str) -> None:
+            """Every closed candle of ``symbol`` after the last one seen, page by page."""
+            cursor = stitch.cursor(symbol)
+            while True:
+                # The venue's time *before* the request: a candle closed then is closed in
+                # the answer, whatever the venue did meanwhile.
+                now = self._venue_now()
+                if cursor + tf > now or (stitch.end is not None and cursor >= stitch.end):
+                    return
+                window_end = cursor + page * tf
+                rows = self._call(
+                    "fetch_ohlcv",
+                    self.client.fetch_ohlcv,
+                    venue_symbols[symbol],
+                    timeframe,
+                    cursor * 1000,
+                    page,
+                    {"until": window_end * 1000 - 1},
+                    symbol=symbol,
+                )
+                stitch.add(symbol, rows, now)
+                newest = max((int(r[0]) // 1000 for r in rows), default=None)
+                if newest is not None and newest >= cursor:
+                    if newest + tf > now:
+                        return  # reached the forming candle
+                    cursor = newest + tf
+                elif window_end + tf <= now:
+                    cursor = window_end  # an empty stretch in the past (venue downtime)
+                else:
+                    return  # nothing closed yet
+
+        return fetch
+
+    # -- venue lookups ----------------------------------------------------------------------
+    def _resolve_symbols(self, symbols: tuple[str, ...]) -> dict[str, str]:
+        p = self.params
+        markets: Mapping[str, Any] = self.client.markets or {}
+        by_id: Mapping[str, Any] = self.client.markets_by_id or {}
+        resolved: dict[str, str] = {}
+        for i, symbol in enumerate(symbols):
+            mapped = symbol in p.symbols
+            venue = p.symbols.get(symbol, symbol)
+            where = f"spec.data.params.symbols.{symbol}" if mapped else f"spec.market.symbols[{i}]"
+            found = None
+            market = markets.get(venue)
+            if market is not None and _is_type(market, p.market_type):
+                found = market["symbol"]
+            else:
+                candidates = by_id.get(venue) or []
+                for candidate in candidates:
+                    if _is_type(candidate, p.market_type):
+                        found = candidate["symbol"]
+                        break
+            if found is None:
+                examples = [s for s, m in markets.items() if _is_type(m, p.market_type)][:5]
+                raise DataError(
+                    f"{where}: {venue!r} is not a {p.exchange} {p.market_type.value} market "
+                    f"(e.g. {', '.join(examples) or 'none loaded'}; see spec.data.params."
+                    "market_type and spec.data.params.symbols)"
+                )
+            resolved[symbol] = found
+        return resolved
+
+    def _timeframe(self, timeframe_s: int) -> str:
+        client = self.client
+        if not client.has.get("fetchOHLCV"):
+            raise DataError(
+                f"spec.data.params.exchange: {self.params.exchange} has no candles in ccxt"
+            )
+        names = list(client.timeframes or {})
+        for name in names:
+            if client.parse_timeframe(name) == timeframe_s:
+                return str(name)
+        raise DataError(
+            f"spec.market.timeframe: {self.params.exchange} has no "
+            f"{format_timeframe(timeframe_s)} candles (it has {', '.join(names)})"
+        )
+
+    # -- time -------------------------------------------------------------------------------
+    def _venue_now(self) -> float:
+        """The venue's time in epoch seconds, never ahead of it (the clock is resynchronised
+        every ``RESYNC_S`` from ``fetch_time`` where the venue has it)."""
+        local = self.clock.time()
+        if self._has_time and (self._synced_at is None or local - self._synced_at >= RESYNC_S):
+            server_ms = self._call("fetch_time", self.client.fetch_time)
+            after = self.clock.time()
+            if isinstance(server_ms, int | float):
+                # The server read its clock before ``after``: taking its reading as if made at
+                # ``after`` errs late, so a candle is never counted closed too early.
+                self._offset_s = server_ms / 1000 - after
+                self._synced_at = after
+            local = self.clock.time()
+        return local + self._offset_s
+
+    def _wait(self, seconds: float) -> None:
+        """Wait ``seconds`` on the engine thread, in slices of at most ``WAIT_SLICE_S``.
+
+        Every wait of the feed comes through here, and calls the runtime's idle hook
+        (``FeedRequest.idle``) once per slice: control commands and venue events are served
+        while the feed waits.
+        """
+        deadline = self.clock.time() + seconds
+        while True:
+            if self._idle is not None:
+                self._idle()
+            left = deadline - self.clock.time()
+            if left <= 0:
+                return
+            self.clock.sleep(min(WAIT_SLICE_S, left))
+
+    # -- requests ---------------------------------------------------------------------------
+    def _call(
+        self, what: str, method: Callable[..., Any], *args: Any, symbol: str | None = None
+    ) -> Any:
+        """``method(*args)``, retried on passing failures; other failures named and raised."""
+        ccxt = self._ccxt
+        p = self.params
+        attempt = 0
+        while True:
+            try:
+                return method(*args)
+            except ccxt.AuthenticationError as error:
+                raise DataError(
+                    f"spec.data.params.exchange: {p.exchange} refused {what} as unauthorised "
+                    f"({type(error).__name__}: {_short(error)}); the ccxt feed reads public "
+                    "candles: check exchange, sandbox and base_url"
+                ) from None
+            except ccxt.BadSymbol as error:
+                where = "spec.market.symbols"
+                if symbol is not None and symbol in p.symbols:
+                    where = f"spec.data.params.symbols.{symbol}"
+                raise DataError(
+                    f"{where}: {p.exchange} does not know {symbol or 'a symbol'!r} "
+                    f"({type(error).__name__}: {_short(error)})"
+                ) from None
+            except ccxt.OperationFailed as error:
+                if p.max_retries is not None and attempt >= p.max_retries:
+                    raise DataError(
+                        f"{p.exchange}: {what} still failing after {attempt + 1} attempt(s) "
+                        f"({type(error).__name__}: {_short(error)}; "
+                        "spec.data.params.max_retries)"
+                    ) from None
+                delay = self._backoff(attempt, error)
+                attempt += 1
+                self.retries += 1
+                log.warning(
+                    "%s: %s failed (%s), retry %d in %.2fs",
+                    p.exchange,
+                    what,
+                    type(error).__name__,
+                    attempt,
+                    delay,
+                )
+                self._wait(delay)
+            except ccxt.BaseError as error:
+                raise DataError(
+                    f"{p.exchange}: {what} failed ({type(error).__name__}: {_short(error)})"
+                ) from None
+
+    def _backoff(self, attempt: int, error: Exception) -> float:
+        """Exponential backoff with jitter (half fixed, half random), at least Retry-After."""
+        p = self.params
+        ceiling = min(p.backoff_max_s, p.backoff_s * 2.0**attempt)
+        delay = ceiling / 2 + self.rng.random() * ceiling / 2
+        if isinstance(error, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded)):
+            headers = getattr(self.client, "last_response_headers", None) or {}
+            wait = _retry_after(headers, self.clock.time() + self._offset_s)
+            if wait is not None:
+                delay = max(delay, min(wait, p.backoff_max_s))
+        return delay
+
+
+def _import_ccxt() -> Any:
+    try:
+        import ccxt
+    except ImportError:  # pragma: no cover - ccxt is in the dev and ccxt extras
+        raise DataError(
+            "spec.data.name: the ccxt feed needs the ccxt library: pip install 'tradefleet[ccxt]'"
+        ) from None
+    return ccxt
+
+
+def _point_at(client: Any, base_url: str) -> None:
+    """Send every API URL of ``client`` to ``base_url``, keeping each one's path."""
+    hostname = getattr(client, "hostname", None) or ""
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str):
+            return base_url + urlsplit(value.replace("{hostname}", hostname)).path
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        return value
+
+    client.urls["api"] = rewrite(client.urls["api"])
+
+
+def _is_type(market: Mapping[str, Any], market_type: MarketType) -> bool:
+    if market_type is MarketType.SPOT:
+        return bool(market.get("spot"))
+    return bool(market.get(market_type.value)) and not market.get("spot")
+
+
+def _retry_after(headers: Mapping[str, Any], venue_now: float) -> float | None:
+    """Seconds the venue asked us to wait: ``Retry-After`` (Binance's 429/418), or the
+    reset time of Bybit's ``X-Bapi-Limit-Reset-Timestamp`` (epoch ms)."""
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after" in lowered:
+            return max(0.0, float(lowered["retry-after"]))
+        if "x-bapi-limit-reset-timestamp" in lowered:
+            return max(0.0, float(lowered["x-bapi-limit-reset-timestamp"]) / 1000 - venue_now)
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _short(error: Exception) -> str:
+    text = str(error)
+    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "..."
+
+
+__all__ = ["WAIT_SLICE_S", "CcxtFeed", "FeedClock", "SystemClock", "iso"]
