@@ -45,6 +45,9 @@ class Capability(StrEnum):
     RESTORES_LOCK = "restores-lock"  # risk plugin: LockRestorer (a journaled lock after restart)
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
     VENUE_EXECUTION = "venue-execution"  # broker: VenueExecution (events, queries, reports)
+    # data feed: its bars arrive when they close at the venue, so the runtime never paces
+    # them (a restarted bot's missed bars are caught up at once, not one per timeframe).
+    LIVE_FEED = "live-feed"
 
 
 @runtime_checkable
@@ -222,6 +225,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.RISK_LOCK: _Shape(frozenset({"risk"}), (("lock_reason", 0), ("reset_lock", 0))),
     Capability.RESTORES_ACCOUNT: _Shape(frozenset({"broker"}), (("restore_account", 1),)),
     Capability.KNOWS_SYMBOLS: _Shape(frozenset({"strategy", "risk", "broker", "data"}), ()),
+    Capability.LIVE_FEED: _Shape(frozenset({"data"}), ()),
     Capability.OBSERVES_BARS: _Shape(frozenset({"risk"}), (("on_bar", 1),)),
     Capability.OBSERVES_FILLS: _Shape(frozenset({"risk"}), (("on_fill", 1),)),
     Capability.READS_TRADES: _Shape(frozenset({"risk"}), (("bind_trades", 1),)),

@@ -466,12 +466,17 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     trade_log = TradeLogListener(bot.name, currency)
     progress = RunProgress(err, currency) if err.is_terminal and not args.no_progress else None
 
+    pump = _EnginePump()
+
     def prepare(engine: Engine) -> None:
+        pump.attach(engine)
         trade_log.attach(engine)
         if progress is not None:
             progress.prepare(engine)
 
-    paced = wall_clock(args.speed, stop)
+    # A live feed's bars arrive when they close: pacing them again would leave a restarted
+    # bot's caught-up bars one timeframe apart, trading ever later than the market.
+    paced = wall_clock(0 if bot.live_feed else args.speed, stop)
     pacer = paced if progress is None else (lambda bars: progress.wrap(paced(bars)))
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     journal = Journal(journal_path, durable=True)
@@ -480,7 +485,9 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"{bot.name}: paper trading {', '.join(manifest.spec.market.symbols)} "
             f"(speed {args.speed:g}×); Ctrl-C stops"
         )
-        session = BotSession(bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare)
+        session = BotSession(
+            bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare, idle=pump
+        )
         outcome = session.run_to_end()
     finally:
         journal.close()
@@ -491,6 +498,21 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         names = ", ".join(f"{p.symbol} {p.quantity:+g}" for p in outcome.result.open_positions)
         out.print(f"[yellow]warning[/]: open positions left: {names}")
     return EXIT_OK
+
+
+class _EnginePump:
+    """``FeedRequest.idle`` for ``tradefleet run``: apply a venue broker's events while a live
+    feed waits for its next bar (``serve`` does this, and serves control calls, itself)."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> None:
+        if self.engine is not None:
+            self.engine.pump()
 
 
 def _start_afresh(journal_path: Path, yes: bool, err: Console) -> None:

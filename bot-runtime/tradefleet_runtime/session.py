@@ -84,6 +84,8 @@ class Bot:
     # A broker whose account lives at a venue (``venue-execution``, and no journal-restored
     # account): reconciled with the venue on every start before it trades.
     venue: VenueExecution | None = None
+    # The feed's bars come in real time (``live-feed``): pacers release them as they arrive.
+    live_feed: bool = False
 
     @property
     def name(self) -> str:
@@ -153,6 +155,8 @@ def assemble(
         if declares(PluginKind.BROKER, spec.broker.name, Capability.VENUE_EXECUTION)
         and not declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
         else None,
+        live_feed=spec.data is not None
+        and declares(PluginKind.DATA_FEED, spec.data.name, Capability.LIVE_FEED),
     )
 
 

@@ -224,5 +224,6 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             params=CcxtFeedParams,
             summary="Closed OHLCV candles from a crypto venue through ccxt: warm-up history, "
             "then each candle once closed on the venue's clock; gaps reported; retries.",
+            capabilities=frozenset({Capability.LIVE_FEED}),
         ),
     ]

@@ -178,9 +178,9 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Serve the bot against a venue answering after ``latency`` seconds."""
     started: list[tuple[BotController, Any, Journal]] = []
 
-    def start(latency: float) -> BotController:
+    def start(latency: float, live_feed: bool = False) -> BotController:
         monkeypatch.setattr(ThreadedVenue, "latency", latency)
-        controller, broker, journal = _start(tmp_path)
+        controller, broker, journal = _start(tmp_path, live_feed)
         started.append((controller, broker, journal))
         return controller
 
@@ -192,7 +192,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         journal.close()
 
 
-def _start(tmp_path: Path) -> tuple[BotController, Any, Journal]:
+def _start(tmp_path: Path, live_feed: bool = False) -> tuple[BotController, Any, Journal]:
     registry = PluginRegistry.discover()
     registry.plugins.update(PluginRegistry.from_modules(HOOKS).plugins)
     manifest = tmp_path / "bot.yaml"
@@ -213,6 +213,7 @@ def _start(tmp_path: Path) -> tuple[BotController, Any, Journal]:
         )
     )
     bot = assemble(load_manifest(manifest), registry, tmp_path)
+    bot.live_feed = live_feed  # as a feed declaring `live-feed` would make it
     journal = Journal(tmp_path / "journal.sqlite", durable=True)
     bars = [Bar("BTCUSDT", HOUR, T0 + i * HOUR, 100, 101, 99, 100, 1) for i in range(3)]
     served = BotController(bot, journal, registry, speed=1.0, bars=bars)
@@ -250,3 +251,10 @@ def test_an_emergency_stop_lands_within_a_second_while_the_venue_takes_five(serv
     # The venue's late answer still lands (the halt sends nothing new; it loses nothing).
     assert _until(lambda: controller.get_status().open_positions == 1, timeout=10)
     assert controller.get_status().halted
+
+
+def test_bars_of_a_live_feed_are_not_paced_again(serve: Any) -> None:
+    # A live feed hands over bars as they close; three an hour apart that it already has (a
+    # restarted bot's missed ones) are handled at once, not one an hour.
+    controller = serve(0.05, live_feed=True)
+    assert _until(lambda: controller.get_status().bars == 3)

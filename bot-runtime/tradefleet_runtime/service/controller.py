@@ -182,7 +182,7 @@ class BotController:
         for bar in bars:
             if self._stop.is_set():
                 return
-            if self.speed > 0:
+            if self.speed > 0 and not self.bot.live_feed:
                 if start_wall is None:
                     start_wall, first_close = time.monotonic(), bar.close_ts
                 due = start_wall + (bar.close_ts - first_close) / self.speed

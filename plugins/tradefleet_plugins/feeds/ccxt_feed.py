@@ -264,7 +264,9 @@ class CcxtFeed:
             if self._idle is not None:
                 self._idle()
             left = deadline - self.clock.time()
-            if left <= 0:
+            # A clock kept in float seconds leaves crumbs of a microsecond after the last
+            # slice: not worth another wait.
+            if left <= 1e-3:
                 return
             self.clock.sleep(min(WAIT_SLICE_S, left))
 
