@@ -5,6 +5,7 @@ Factories are ``"module:attr"`` strings so that listing plugins imports no plugi
 
 from __future__ import annotations
 
+from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
@@ -200,7 +201,18 @@ def tradefleet_brokers() -> list[PluginSpec]:
             summary="Simulated venue: fees, slippage, margin, SL/TP, fills on later bars.",
             modes=frozenset({"backtest", "paper"}),
             capabilities=frozenset({Capability.RESTORES_ACCOUNT, Capability.VENUE_EXECUTION}),
-        )
+        ),
+        PluginSpec(
+            kind=PluginKind.BROKER,
+            name="mt5",
+            version=VERSION,
+            factory="tradefleet_plugins.brokers.mt5_broker:Mt5Broker",
+            params=Mt5BrokerParams,
+            summary="MetaTrader 5 account through a terminal (package, bridge): symbol map, "
+            "filling modes, retcodes reconciled by magic and comment, netting and hedging.",
+            modes=frozenset({"live"}),
+            capabilities=frozenset({Capability.VENUE_EXECUTION}),
+        ),
     ]
 
 
