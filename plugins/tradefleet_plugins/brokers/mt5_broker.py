@@ -614,11 +614,12 @@ class Mt5Broker:
             leg.doubt = False
             retcode = int(result.retcode)
             v = verdict(retcode)
-            if v.action in (Action.DONE, Action.DONE_PARTIAL):
+            if v.action in (Action.DONE, Action.DONE_PARTIAL) and not pending:
                 leg.ticket = int(result.order)
                 leg.executed = float(result.volume)
                 return None
-            if v.action is Action.PLACED:
+            if v.action in (Action.PLACED, Action.DONE, Action.DONE_PARTIAL):
+                # A resting order "done" is placed: it works at the broker until it fills.
                 leg.ticket = int(result.order)
                 leg.placed = True
                 return None
