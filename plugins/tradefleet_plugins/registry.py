@@ -8,6 +8,7 @@ from __future__ import annotations
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
+from tradefleet_plugins.feeds.mt5_feed_params import Mt5FeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.exits_params import ExitsParams
 from tradefleet_plugins.risk.kelly_params import KellyParams
@@ -226,5 +227,15 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             factory="tradefleet_plugins.feeds.csv_feed:CsvFeed",
             params=CsvFeedParams,
             summary="Replays OHLCV from CSV files; checks order, duplicates, NaN; resamples.",
-        )
+        ),
+        PluginSpec(
+            kind=PluginKind.DATA_FEED,
+            name="mt5",
+            version=VERSION,
+            factory="tradefleet_plugins.feeds.mt5_feed:Mt5Feed",
+            params=Mt5FeedParams,
+            summary="Bars from a MetaTrader 5 terminal: history warm-up, then each closed bar "
+            "(server time to UTC, gap policy).",
+            modes=frozenset({"paper", "live"}),
+        ),
     ]

@@ -9,6 +9,7 @@ in an error (an error says which file, never what it holds) and never shown by `
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,20 @@ from tradefleet_runtime.sdk import PluginError
 # without us learning the answer; everything else is an answer from a working terminal.
 IPC_LOST = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 AUTH_FAILED = -6
+
+
+_LOCKS: dict[int, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def terminal_lock(module: Any) -> threading.RLock:
+    """One lock per terminal object: the broker's thread and the data feed share a terminal
+    (the real package is one per process), and a terminal serves one call at a time."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(id(module))
+        if lock is None:
+            lock = _LOCKS[id(module)] = threading.RLock()
+        return lock
 
 
 class TerminalLost(Exception):
@@ -113,6 +128,7 @@ class Link:
         self._wait = wait
         self.up = False
         self.reconnects = 0
+        self._lock = terminal_lock(module)
 
     def _secret_free(self, text: str) -> str:
         credentials = self._credentials
@@ -125,19 +141,21 @@ class Link:
 
     def last_error(self) -> tuple[int, str]:
         try:
-            code, message = self.module.last_error()
+            with self._lock:
+                code, message = self.module.last_error()
         except Exception:  # a broken link answers nothing: treat as lost
             return -10004, "no IPC connection"
         return int(code), self._secret_free(str(message))
 
     def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``function``; None/False answers are checked for a lost terminal."""
-        result = getattr(self.module, function)(*args, **kwargs)
-        if result is None or result is False:
-            code, _ = self.last_error()
-            if code in IPC_LOST:
-                self.up = False
-                raise TerminalLost(function, code)
+        with self._lock:
+            result = getattr(self.module, function)(*args, **kwargs)
+            failed = result is None or result is False
+            code = self.last_error()[0] if failed else 0
+        if failed and code in IPC_LOST:
+            self.up = False
+            raise TerminalLost(function, code)
         return result
 
     def _initialize(self) -> tuple[bool, int, str]:
@@ -148,7 +166,8 @@ class Link:
                 login=credentials.login, password=credentials.password, server=credentials.server
             )
         args = (self._params.path,) if self._params.path else ()
-        ok = bool(self.module.initialize(*args, **kwargs))
+        with self._lock:
+            ok = bool(self.module.initialize(*args, **kwargs))
         if ok:
             return True, 0, ""
         code, message = self.last_error()
@@ -184,4 +203,11 @@ class Link:
             delay = min(delay * 2, self._params.max_backoff_s)
 
 
-__all__ = ["Credentials", "Link", "TerminalLost", "load_terminal", "read_credentials"]
+__all__ = [
+    "Credentials",
+    "Link",
+    "TerminalLost",
+    "load_terminal",
+    "read_credentials",
+    "terminal_lock",
+]
