@@ -85,6 +85,8 @@ _DEAL_ENTRY_INOUT = 2
 class _Job:
     run: Callable[[], Any]
     future: Future[Any] | None = None
+    # What to tell the bot when the job can never run (the terminal refused the account).
+    refuse: Callable[[PluginError], None] | None = None
 
 
 @dataclass
@@ -156,6 +158,7 @@ class Mt5Broker:
         self._poll_from = 0
         self._next_poll = 0.0
         self._server_now = 0
+        self._fatal: PluginError | None = None  # the terminal refused the account: no retry
 
     # -- Broker protocol ---------------------------------------------------------------------
 
@@ -169,7 +172,11 @@ class Mt5Broker:
         self._link = Link(self._terminal, self.params, credentials, self._wait)
         self._thread = threading.Thread(target=self._run, name="mt5-broker", daemon=True)
         self._thread.start()
-        self._ask(lambda: self._start(ctx.symbols), first=True)
+        try:
+            self._ask(lambda: self._start(ctx.symbols), first=True)
+        except BaseException:
+            self.close()
+            raise
 
     def instrument(self, symbol: str) -> Instrument:
         found = self._instruments.get(symbol)
@@ -203,7 +210,12 @@ class Mt5Broker:
         with self._lock:
             self._working[order_id] = order
         submission = _Submission(order)
-        self._queue(_Job(lambda: self._submit_job(submission)))
+        self._queue(
+            _Job(
+                lambda: self._submit_job(submission),
+                refuse=lambda error: self._refuse(submission, ReasonCode.AUTHENTICATION, error),
+            )
+        )
         return OrderUpdate(order_id, OrderStatus.PENDING, order.created_ts)
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None:
@@ -266,7 +278,7 @@ class Mt5Broker:
 
     def is_connected(self) -> bool:
         link = self._link
-        return bool(link is not None and link.up and self._server_up)
+        return bool(link is not None and link.up and self._server_up and self._fatal is None)
 
     def settle(self, timeout: float = _QUERY_TIMEOUT_S) -> None:
         """Wait until every job queued so far ran and the terminal was polled once (tests,
@@ -318,11 +330,16 @@ class Mt5Broker:
                 if job is not None and job.future is not None:
                     job.future.set_exception(PluginError("broker: closed"))
                 break
+            if self._fatal is not None:
+                self._refuse_job(job, self._fatal)
+                continue
             try:
                 # Before the first connection (start-up) only the start job runs, and it
                 # connects with a bounded number of attempts itself.
                 if not link.up and link.reconnects and not self._reconnect(link, job):
                     break
+                if self._fatal is not None:
+                    continue  # the job was refused by _reconnect
                 if job is not None:
                     result = job.run()
                     if job.future is not None:
@@ -345,14 +362,42 @@ class Mt5Broker:
     def _reconnect(self, link: Link, job: _Job | None) -> bool:
         try:
             ok = link.ensure()
-        except PluginError as error:  # login refused: fail queries, keep the orders queued
-            if job is not None and job.future is not None:
-                job.future.set_exception(error)
-                return True
-            raise
+        except PluginError as error:
+            # The account was refused (a changed password): retrying could lock it. Every
+            # job from now on is refused; the bot's readiness says it is not connected.
+            log.error("%s", error)
+            self._fatal = error
+            self._refuse_job(job, error)
+            return True
         if not ok and job is not None:
             self._queue(job, first=True)
         return ok
+
+    def _refuse_job(self, job: _Job | None, error: PluginError) -> None:
+        if job is None:
+            return
+        if job.future is not None:
+            job.future.set_exception(error)
+        elif job.refuse is not None:
+            job.refuse(error)
+
+    def _refuse(self, sub: _Submission, code: ReasonCode, error: Exception) -> None:
+        """A submission that cannot be completed: rejected if nothing went out, else reported
+        as far as it got (the legs already executed are fills)."""
+        sub.refusal = (code, str(error))
+        if sub.legs is None:
+            sub.legs = []
+        order_id = sub.order.client_order_id
+        if any(leg.ticket for leg in sub.legs):
+            spec = self._specs.get(sub.order.symbol)
+            if spec is not None and self._link is not None and self._link.up:
+                self._report_submission(sub, spec)
+                return
+        with self._lock:
+            self._working.pop(order_id, None)
+        self._emit(
+            OrderUpdate(order_id, OrderStatus.REJECTED, sub.order.created_ts, str(error), code=code)
+        )
 
     def _fail_pending(self) -> None:
         with self._cv:
@@ -464,6 +509,15 @@ class Mt5Broker:
         return rq.volume_problem(rq.round_volume(order.quantity, spec), spec)
 
     def _submit_job(self, sub: _Submission) -> None:
+        try:
+            self._submit(sub)
+        except TerminalLost:
+            raise  # runs again once the terminal is back, reconciling first
+        except Exception as error:
+            log.exception("%s: submission failed", sub.order.client_order_id)
+            self._refuse(sub, ReasonCode.VENUE_REJECTED, error)
+
+    def _submit(self, sub: _Submission) -> None:
         order = sub.order
         spec = self._spec(order.symbol)
         legs = sub.legs

@@ -149,3 +149,34 @@ def test_unreadable_credentials_name_the_file_not_the_content(tmp_path: Path) ->
         harness.connect()
     harness.close()
     assert "Pl4nted" not in str(error.value)
+
+
+def test_a_password_changed_while_running_is_not_retried(tmp_path: Path) -> None:
+    folder = write_credentials(tmp_path / "creds")
+    harness = Mt5Harness.build(credentials_dir=folder).connect()
+    try:
+        harness.terminal._password = "changed-by-the-broker"  # test-side: the account moved on
+        harness.terminal.faults.disconnect("ipc")
+        for _ in range(2):
+            harness.broker.submit(harness.order())
+            with pytest.raises(PluginError, match="refused the account"):
+                harness.broker.settle()  # queries fail loudly
+            (update,) = harness.broker.drain_events()
+            assert update.status is OrderStatus.REJECTED  # type: ignore[union-attr]
+            assert update.code is ReasonCode.AUTHENTICATION  # type: ignore[union-attr]
+            assert not harness.broker.is_connected()
+        assert harness.terminal.calls["initialize"] == 2  # one refused try, no retry storm
+        assert harness.history_orders() == []
+    finally:
+        harness.close()
+
+
+def test_an_unknown_symbol_is_a_rejection_not_a_stuck_order(tmp_path: Path) -> None:
+    harness = Mt5Harness.netting().connect()
+    try:
+        (update,) = harness.submit(harness.order(symbol="NOPE"))
+        assert update.status is OrderStatus.REJECTED  # type: ignore[union-attr]
+        assert "NOPE" in update.reason  # type: ignore[union-attr]
+        assert harness.broker.open_orders() == []
+    finally:
+        harness.close()
