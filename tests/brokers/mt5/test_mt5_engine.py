@@ -4,12 +4,13 @@ terminal's answers come back through ``pump``, and the journal equals the termin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness
 from tests.runtime.helpers import Scripted
-from tests.venues.mt5 import UnknownOutcome
+from tests.venues.mt5 import Disconnect, UnknownOutcome
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
@@ -22,9 +23,9 @@ def _bar(i: int, price: float) -> Bar:
     return Bar("EURUSD", MINUTE, T0 - 10 * MINUTE + i * MINUTE, price, price, price, price, 1.0)
 
 
-@pytest.fixture
-def venue() -> Iterator[Mt5Harness]:
-    harness = Mt5Harness.netting()
+@pytest.fixture(params=["netting", "hedging"])
+def venue(request: pytest.FixtureRequest) -> Iterator[Mt5Harness]:
+    harness = Mt5Harness.build(request.param)
     harness.symbols = ("EURUSD",)
     harness.connect()
     yield harness
@@ -80,14 +81,52 @@ def test_bracketed_entry_stopped_out_journal_equals_terminal(venue: Mt5Harness) 
     _journal_equals_terminal(journal, venue)
 
 
-def test_entry_in_doubt_is_journaled_once(venue: Mt5Harness) -> None:
-    venue.terminal.faults.script("order_send", [UnknownOutcome(10012, executed=True)])
-    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 0.1)})
+FAULTS: dict[str, list[Any]] = {
+    "timeout-executed": [UnknownOutcome(10012, executed=True)],
+    "timeout-not-executed": [UnknownOutcome(10012, executed=False)],
+    "no-connection-executed": [UnknownOutcome(10031, executed=True)],
+    "no-connection-not-executed": [UnknownOutcome(10031, executed=False)],
+    "unnamed-code": [UnknownOutcome(10099, executed=True)],
+    "terminal-lost-executed": [Disconnect("ipc", executed=True)],
+    "terminal-lost-not-executed": [Disconnect("ipc", executed=False)],
+    "requote-storm": [10004, 10020, 10021],
+    "throttled": [10024, 10024],
+    "filling-refused": [10030],
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str) -> None:
+    venue.terminal.faults.script("order_send", FAULTS[fault])
+    strategy = Scripted(
+        {
+            0: lambda ctx, bar: ctx.buy("EURUSD", 0.1),
+            1: lambda ctx, bar: ctx.close("EURUSD"),
+        }
+    )
     engine, journal = _engine(venue, strategy)
     engine.run([_bar(0, 1.1)])
     _apply(engine, venue)
     assert list(dict(journal.order_statuses()).values()) == ["filled"]
     assert engine.portfolio.position("EURUSD").quantity == 0.1
+    venue.terminal.faults.script("order_send", FAULTS[fault])  # the exit meets it too
+    engine.run([_bar(1, 1.1)])
+    _apply(engine, venue)
+    assert list(dict(journal.order_statuses()).values()) == ["filled", "filled"]
+    assert engine.portfolio.position("EURUSD").quantity == 0.0
+    assert venue.terminal.positions_get() == ()
+    _journal_equals_terminal(journal, venue)
+
+
+def test_partial_fill_journaled_as_the_terminal_has_it(venue: Mt5Harness) -> None:
+    venue.terminal.faults.script("order_send", [10010])
+    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 0.1)})
+    engine, journal = _engine(venue, strategy)
+    engine.run([_bar(0, 1.1)])
+    _apply(engine, venue)
+    assert list(dict(journal.order_statuses()).values()) == ["cancelled"]
+    assert engine.portfolio.position("EURUSD").quantity == 0.05
+    assert [p.volume for p in venue.terminal.positions_get()] == [0.05]
     _journal_equals_terminal(journal, venue)
 
 
