@@ -232,3 +232,47 @@ def test_a_client_order_id_never_goes_out_twice(netting: Mt5Harness) -> None:
     again = netting.broker.submit(order)
     assert again.code is ReasonCode.DUPLICATE_CLIENT_ID
     assert len(netting.history_orders(order.client_order_id)) == 1
+
+
+def test_a_resting_order_removed_at_the_terminal_is_reported(netting: Mt5Harness) -> None:
+    order = netting.order(order_type=OrderType.LIMIT, price=1.0990)
+    netting.submit(order)
+    (resting,) = netting.terminal.orders_get()
+    done = netting.terminal.order_send({"action": C.TRADE_ACTION_REMOVE, "order": resting.ticket})
+    assert done.retcode == C.TRADE_RETCODE_DONE  # removed by a person in the terminal
+    (update,) = netting.settle()
+    assert update.status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+    assert update.code is ReasonCode.CANCELLED_BY_VENUE  # type: ignore[union-attr]
+    assert netting.broker.open_orders() == []
+
+
+def test_cancel_all_clears_the_positions_sl_tp_children(netting: Mt5Harness) -> None:
+    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0, take_profit=2670.0)
+    netting.submit(order)
+    netting.broker.cancel_all(None)
+    cancelled = {u.client_order_id for u in updates(netting.settle())}
+    assert cancelled == {f"{order.client_order_id}-sl", f"{order.client_order_id}-tp"}
+    (position,) = netting.terminal.positions_get()
+    assert (position.sl, position.tp) == (0.0, 0.0)
+
+
+def test_amending_a_resting_orders_volume_is_refused_and_changes_nothing(
+    netting: Mt5Harness,
+) -> None:
+    order = netting.order(order_type=OrderType.LIMIT, price=1.0990)
+    netting.submit(order)
+    netting.broker.amend(order.client_order_id, 0.2, None)
+    (update,) = netting.settle()
+    assert update.code is ReasonCode.VENUE_REJECTED  # type: ignore[union-attr]
+    assert netting.terminal.orders_get()[0].volume_current == 0.1
+
+
+def test_closing_a_bracketed_position_cancels_its_children(hedging: Mt5Harness) -> None:
+    entry = hedging.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0)
+    hedging.submit(entry)
+    events = hedging.submit(hedging.order(Side.SELL, symbol="XAUUSD", quantity=0.05))
+    assert fills(events)
+    child = updates(events)[-1]
+    assert child.client_order_id == f"{entry.client_order_id}-sl"
+    assert child.status is OrderStatus.CANCELLED
+    assert hedging.settle() == []
