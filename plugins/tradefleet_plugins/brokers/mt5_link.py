@@ -85,9 +85,22 @@ def read_credentials(folder: Path | None, params: Mt5BrokerParams) -> Credential
     return Credentials(int(values["login"]), values["password"], values["server"])
 
 
+_LOADED: dict[str, Any] = {}
+
+
 def load_terminal(spec: str) -> Any:
     """The object with the ``MetaTrader5`` functions: a module name, or ``module:attr`` where
-    ``attr`` is such an object or a factory returning one."""
+    ``attr`` is such an object or a factory returning one. One object per ``spec`` and process:
+    the broker and the data feed of a bot naming the same terminal share it (as they share the
+    real package, which is one per process)."""
+    with _LOCKS_GUARD:
+        found = _LOADED.get(spec)
+        if found is None:
+            found = _LOADED[spec] = _load(spec)
+        return found
+
+
+def _load(spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -107,7 +120,10 @@ def load_terminal(spec: str) -> Any:
         found = getattr(module, attr)
     except AttributeError:
         raise PluginError(f"broker.params.terminal: {module_name!r} has no {attr!r}") from None
-    return found() if callable(found) and not hasattr(found, "order_send") else found
+    # A class or a factory function builds the object; a module-like object is used as it is.
+    if isinstance(found, type) or (callable(found) and not hasattr(found, "order_send")):
+        return found()
+    return found
 
 
 class Link:

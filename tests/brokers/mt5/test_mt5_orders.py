@@ -276,3 +276,21 @@ def test_closing_a_bracketed_position_cancels_its_children(hedging: Mt5Harness) 
     assert child.client_order_id == f"{entry.client_order_id}-sl"
     assert child.status is OrderStatus.CANCELLED
     assert hedging.settle() == []
+
+
+def test_built_through_the_registry_from_params() -> None:
+    from tradefleet_runtime.sdk import BrokerContext, PluginKind, PluginRegistry
+
+    registry = PluginRegistry.discover()
+    broker = registry.build(
+        PluginKind.BROKER,
+        "mt5",
+        {"terminal": "tests.venues.mt5:MT5Terminal", "symbols": {"XAUUSD": "GOLD.pro"}},
+        ["broker"],
+    )
+    broker.connect(BrokerContext("default/registry", "live", ("EURUSD",), "USD", 1e4))
+    try:
+        assert broker.instrument("EURUSD").lot_step == 0.01
+        assert isinstance(broker, VenueExecution) and broker.is_connected()
+    finally:
+        broker.close()

@@ -157,3 +157,19 @@ def test_symbol_map_both_ways_and_one_to_one() -> None:
     assert names.venue("EURUSD") == "EURUSD" and names.ours("DJ30") == "US30"
     with pytest.raises(ValueError, match="both map to 'DJ30'"):
         Mt5BrokerParams(symbols={"US30": "DJ30", "DOW": "DJ30"})
+
+
+def test_broker_and_feed_naming_one_terminal_share_it() -> None:
+    from tradefleet_plugins.brokers.mt5_link import load_terminal
+
+    first = load_terminal("tests.venues.mt5:MT5Terminal")
+    assert load_terminal("tests.venues.mt5:MT5Terminal") is first
+    assert hasattr(first, "order_send")
+
+
+def test_a_missing_package_says_what_to_do() -> None:
+    from tradefleet_plugins.brokers.mt5_link import load_terminal
+    from tradefleet_runtime.sdk import PluginError
+
+    with pytest.raises(PluginError, match="bridge"):
+        load_terminal("MetaTrader5")
