@@ -5,9 +5,11 @@ Factories are ``"module:attr"`` strings so that listing plugins imports no plugi
 
 from __future__ import annotations
 
+from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.ccxt_feed_params import CcxtFeedParams
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
+from tradefleet_plugins.feeds.mt5_feed_params import Mt5FeedParams
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.exits_params import ExitsParams
 from tradefleet_plugins.risk.kelly_params import KellyParams
@@ -201,7 +203,18 @@ def tradefleet_brokers() -> list[PluginSpec]:
             summary="Simulated venue: fees, slippage, margin, SL/TP, fills on later bars.",
             modes=frozenset({"backtest", "paper"}),
             capabilities=frozenset({Capability.RESTORES_ACCOUNT, Capability.VENUE_EXECUTION}),
-        )
+        ),
+        PluginSpec(
+            kind=PluginKind.BROKER,
+            name="mt5",
+            version=VERSION,
+            factory="tradefleet_plugins.brokers.mt5_broker:Mt5Broker",
+            params=Mt5BrokerParams,
+            summary="MetaTrader 5 account through a terminal (package, bridge): symbol map, "
+            "filling modes, retcodes reconciled by magic and comment, netting and hedging.",
+            modes=frozenset({"live"}),
+            capabilities=frozenset({Capability.VENUE_EXECUTION}),
+        ),
     ]
 
 
@@ -224,6 +237,17 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             params=CcxtFeedParams,
             summary="Closed OHLCV candles from a crypto venue through ccxt: warm-up history, "
             "then each candle once closed on the venue's clock; gaps reported; retries.",
+            capabilities=frozenset({Capability.LIVE_FEED}),
+        ),
+        PluginSpec(
+            kind=PluginKind.DATA_FEED,
+            name="mt5",
+            version=VERSION,
+            factory="tradefleet_plugins.feeds.mt5_feed:Mt5Feed",
+            params=Mt5FeedParams,
+            summary="Bars from a MetaTrader 5 terminal: history warm-up, then each closed bar "
+            "(server time to UTC, gap policy).",
+            modes=frozenset({"paper", "live"}),
             capabilities=frozenset({Capability.LIVE_FEED}),
         ),
     ]

@@ -1,0 +1,1122 @@
+"""The MetaTrader 5 broker: orders to a terminal, on the broker contract for real venues.
+
+Threads. Every terminal call runs on the broker's own I/O thread (the terminal serves one
+caller at a time, and its calls take network time): ``submit``/``cancel``/``amend`` queue a
+job and return at once (PENDING / None); the answers come back as events through
+``drain_events``, and ``BrokerContext.wake`` tells the runtime there are some. The queries
+(``query_order``, reports, ``instrument``) queue a job and wait for it: they are for start-up
+reconciliation, never the per-bar path.
+
+One order of the bot -> one MT5 request, except on a hedging account, where an order against
+the bot's open positions closes them by ticket (oldest first) before the rest opens a new
+one: each request is a *leg* with its own comment (``<id>``, ``<id>#1``, ...). Every request
+carries the bot's magic number and the client order id in its comment, so the bot finds its
+orders again after a restart, and so an order in doubt is looked up before anything is sent
+again. What each retcode does is ``mt5_retcodes``; what a request holds is ``mt5_requests``.
+
+SL/TP are position attributes (sent with the entry, changed with TRADE_ACTION_SLTP): the
+engine's bracket children ``<id>-sl``/``<id>-tp`` are those attributes. When the terminal
+closes a position on its SL or TP, the broker reports the fill as the child's and cancels the
+sibling; cancelling or amending a child clears or moves the attribute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tradefleet_plugins.brokers import mt5_requests as rq
+from tradefleet_plugins.brokers.mt5_link import Link, TerminalLost, load_terminal, read_credentials
+from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
+from tradefleet_plugins.brokers.mt5_reports import (
+    child_role,
+    deal_client_id,
+    fill_from_deal,
+    order_reports,
+    ours,
+    position_reports,
+)
+from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
+from tradefleet_runtime.sdk import (
+    Bar,
+    BrokerContext,
+    Fill,
+    Instrument,
+    Order,
+    OrderReport,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    PluginError,
+    Position,
+    PositionReport,
+    ReasonCode,
+    Side,
+    child_order_id,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_FAR = 2**31 - 1  # "until now" for history queries (server time, seconds)
+_DAY = 86_400
+_EPS = 1e-9
+_QUERY_TIMEOUT_S = 60.0
+_ACCOUNT_MARGIN_MODE_RETAIL_HEDGING = 2
+_POSITION_TYPE_BUY = 0
+_ORDER_STATE_FILLED = 4
+_ORDER_STATE_PARTIAL = 3
+_ORDER_STATE_PLACED = 1
+_ORDER_STATE_STARTED = 0
+_ORDER_STATE_CANCELED = 2
+_ORDER_STATE_EXPIRED = 6
+_DEAL_ENTRY_IN = 0
+_DEAL_ENTRY_INOUT = 2
+
+
+@dataclass
+class _Job:
+    run: Callable[[], Any]
+    future: Future[Any] | None = None
+    # What to tell the bot when the job can never run (the terminal refused the account).
+    refuse: Callable[[PluginError], None] | None = None
+
+
+@dataclass
+class _Leg:
+    volume: float
+    position: int = 0  # hedging: close this position by ticket
+    doubt: bool = False  # a request went out and its outcome is not known yet
+    sent_at: int = 0  # server time of the first attempt (the reconcile window)
+    ticket: int = 0  # the MT5 order, once known
+    executed: float = 0.0
+    placed: bool = False
+    unknown: int = 0
+
+
+@dataclass
+class _Submission:
+    order: Order
+    legs: list[_Leg] | None = None  # planned on the I/O thread, once
+    next_leg: int = 0
+    refusal: tuple[ReasonCode, str] | None = None
+    acked: bool = False
+    remainder_code: ReasonCode = ReasonCode.EXPIRED
+    remainder_words: str = ""
+    tickets: list[int] = field(default_factory=list)
+
+
+class Mt5Broker:
+    """An MT5 account through a terminal (``terminal``: the module object, injected by tests
+    and by the runtime; None: ``params.terminal`` is loaded at ``connect``)."""
+
+    def __init__(
+        self,
+        params: Mt5BrokerParams,
+        terminal: Any = None,
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.params = params
+        self._terminal = terminal
+        self._sleep = sleep  # tests: waits that move the emulator's clock instead
+        self._symbols = SymbolMap(params.symbols)
+        self._magic = params.magic or 0
+        self._offset = params.server_offset_s
+        self._stop = threading.Event()
+        self._cv = threading.Condition()
+        self._jobs: deque[_Job] = deque()
+        self._thread: threading.Thread | None = None
+        self._events: list[Fill | OrderUpdate] = []
+        self._events_lock = threading.Lock()
+        self._wake: Callable[[], None] | None = None
+        self._link: Link | None = None
+        self._hedging = False
+        self._server_up = True
+        # engine-thread caches (filled by the I/O thread, read under the lock)
+        self._lock = threading.Lock()
+        self._specs: dict[str, rq.SymbolSpec] = {}  # by the bot's symbol
+        self._instruments: dict[str, Instrument] = {}
+        self._known_ids: set[str] = set()
+        self._known_comments: set[str] = set()
+        self._working: dict[str, Order] = {}
+        self._balance = 0.0
+        self._positions: dict[str, Position] = {}
+        # I/O-thread state
+        self._comment_ids: dict[str, str] = {}  # comment -> client order id
+        self._tickets: dict[int, str] = {}  # resting MT5 orders we watch -> client order id
+        self._parents: dict[int, str] = {}  # position id -> id of the order that opened it
+        self._children: dict[str, tuple[int, str]] = {}  # child id -> (position id, role)
+        self._seen_deals: set[int] = set()
+        self._poll_from = 0
+        self._next_poll = 0.0
+        self._server_now = 0
+        self._fatal: PluginError | None = None  # the terminal refused the account: no retry
+
+    # -- Broker protocol ---------------------------------------------------------------------
+
+    def connect(self, ctx: BrokerContext) -> None:
+        if self._terminal is None:
+            self._terminal = load_terminal(self.params.terminal)
+        if not self._magic:
+            self._magic = magic_number(ctx.bot_name)
+        self._wake = ctx.wake
+        credentials = read_credentials(ctx.credentials_dir, self.params)
+        self._link = Link(self._terminal, self.params, credentials, self._wait)
+        self._thread = threading.Thread(target=self._run, name="mt5-broker", daemon=True)
+        self._thread.start()
+        try:
+            self._ask(lambda: self._start(ctx.symbols), first=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def instrument(self, symbol: str) -> Instrument:
+        found = self._instruments.get(symbol)
+        if found is None:
+            spec = self._ask(lambda: self._spec(symbol))
+            found = self._instrument_of(symbol, spec)
+        return found
+
+    def submit(self, order: Order) -> OrderUpdate:
+        order_id = order.client_order_id
+        with self._lock:
+            duplicate = (
+                order_id in self._known_ids or rq.comment_for(order_id) in self._known_comments
+            )
+            if not duplicate:
+                self._known_ids.add(order_id)
+                self._known_comments.add(rq.comment_for(order_id))
+        if duplicate:
+            return OrderUpdate(
+                order_id,
+                OrderStatus.REJECTED,
+                order.created_ts,
+                "duplicate client order id: this id was already sent to the terminal",
+                code=ReasonCode.DUPLICATE_CLIENT_ID,
+            )
+        problem = self._local_problem(order)
+        if problem is not None:
+            return OrderUpdate(
+                order_id, OrderStatus.REJECTED, order.created_ts, problem[1], code=problem[0]
+            )
+        with self._lock:
+            self._working[order_id] = order
+        submission = _Submission(order)
+        self._queue(
+            _Job(
+                lambda: self._submit_job(submission),
+                refuse=lambda error: self._refuse(submission, ReasonCode.AUTHENTICATION, error),
+            )
+        )
+        return OrderUpdate(order_id, OrderStatus.PENDING, order.created_ts)
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        self._queue(_Job(lambda: self._cancel_job(client_order_id, user=True)))
+        return None
+
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+        return self.drain_events()
+
+    def open_orders(self) -> Sequence[Order]:
+        with self._lock:
+            return list(self._working.values())
+
+    def positions(self) -> dict[str, Position]:
+        with self._lock:
+            return dict(self._positions)
+
+    def balance(self) -> float:
+        return self._balance
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        if self._terminal is not None and self._link is not None and self._link.up:
+            # Closing: a dead terminal has nothing left to release.
+            with contextlib.suppress(Exception):
+                self._terminal.shutdown()
+
+    # -- venue-execution ---------------------------------------------------------------------
+
+    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+        with self._events_lock:
+            events, self._events = self._events, []
+        return events
+
+    def query_order(self, client_order_id: str) -> OrderReport | None:
+        return self._ask(lambda: self._query_order(client_order_id))
+
+    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
+        return self._ask(lambda: self._order_reports(since_ts))
+
+    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
+        return self._ask(lambda: self._fill_reports(since_ts))
+
+    def position_reports(self) -> Sequence[PositionReport]:
+        return self._ask(self._position_reports)
+
+    def cancel_all(self, symbol: str | None) -> None:
+        self._queue(_Job(lambda: self._cancel_all_job(symbol)))
+
+    def amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> OrderUpdate | None:
+        self._queue(_Job(lambda: self._amend_job(client_order_id, quantity, price)))
+        return None
+
+    def is_connected(self) -> bool:
+        link = self._link
+        return bool(link is not None and link.up and self._server_up and self._fatal is None)
+
+    def settle(self, timeout: float = _QUERY_TIMEOUT_S) -> None:
+        """Wait until every job queued so far ran and the terminal was polled once (tests,
+        benchmarks and an orderly stop use it; the engine never needs to)."""
+        self._ask(self._poll, timeout=timeout)
+
+    # -- the I/O thread ----------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (the injected sleep in tests); True when the broker is closing."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+            return self._stop.is_set()
+        return self._stop.wait(seconds)
+
+    def _queue(self, job: _Job, first: bool = False) -> None:
+        with self._cv:
+            if first:
+                self._jobs.appendleft(job)
+            else:
+                self._jobs.append(job)
+            self._cv.notify()
+
+    def _ask(self, run: Callable[[], T], first: bool = False, timeout: float = 0.0) -> T:
+        if self._thread is None:
+            raise PluginError("broker: the MT5 broker is not connected (connect() first)")
+        future: Future[T] = Future()
+        self._queue(_Job(run, future), first=first)
+        try:
+            return future.result(timeout=timeout or _QUERY_TIMEOUT_S)
+        except TimeoutError:
+            raise PluginError(
+                f"broker: the MetaTrader 5 terminal did not answer within "
+                f"{timeout or _QUERY_TIMEOUT_S:g} s"
+            ) from None
+
+    def _next_job(self) -> _Job | None:
+        with self._cv:
+            if not self._jobs:
+                self._cv.wait(timeout=self.params.poll_interval_s)
+            return self._jobs.popleft() if self._jobs else None
+
+    def _run(self) -> None:
+        link = self._link
+        assert link is not None
+        while not self._stop.is_set():
+            job = self._next_job()
+            if self._stop.is_set():
+                if job is not None and job.future is not None:
+                    job.future.set_exception(PluginError("broker: closed"))
+                break
+            if self._fatal is not None:
+                self._refuse_job(job, self._fatal)
+                continue
+            try:
+                # Before the first connection (start-up) only the start job runs, and it
+                # connects with a bounded number of attempts itself.
+                if not link.up and link.reconnects and not self._reconnect(link, job):
+                    break
+                if self._fatal is not None:
+                    continue  # the job was refused by _reconnect
+                if job is not None:
+                    result = job.run()
+                    if job.future is not None:
+                        job.future.set_result(result)
+                if time.monotonic() >= self._next_poll and link.up and self._magic:
+                    self._poll()
+            except TerminalLost as lost:
+                # Nothing of this job is lost: a submission keeps its progress and doubts,
+                # and runs again first once the terminal is back (reconciling first).
+                log.warning("%s; reconnecting", lost)
+                if job is not None:
+                    self._queue(job, first=True)
+            except Exception as error:
+                if job is not None and job.future is not None:
+                    job.future.set_exception(error)
+                else:
+                    log.exception("MT5 broker job failed")
+        self._fail_pending()
+
+    def _reconnect(self, link: Link, job: _Job | None) -> bool:
+        try:
+            ok = link.ensure()
+        except PluginError as error:
+            # The account was refused (a changed password): retrying could lock it. Every
+            # job from now on is refused; the bot's readiness says it is not connected.
+            log.error("%s", error)
+            self._fatal = error
+            self._refuse_job(job, error)
+            return True
+        if not ok and job is not None:
+            self._queue(job, first=True)
+        return ok
+
+    def _refuse_job(self, job: _Job | None, error: PluginError) -> None:
+        if job is None:
+            return
+        if job.future is not None:
+            job.future.set_exception(error)
+        elif job.refuse is not None:
+            job.refuse(error)
+
+    def _refuse(self, sub: _Submission, code: ReasonCode, error: Exception) -> None:
+        """A submission that cannot be completed: rejected if nothing went out, else reported
+        as far as it got (the legs already executed are fills)."""
+        sub.refusal = (code, str(error))
+        if sub.legs is None:
+            sub.legs = []
+        order_id = sub.order.client_order_id
+        if any(leg.ticket for leg in sub.legs):
+            spec = self._specs.get(sub.order.symbol)
+            if spec is not None and self._link is not None and self._link.up:
+                self._report_submission(sub, spec)
+                return
+        with self._lock:
+            self._working.pop(order_id, None)
+        self._emit(
+            OrderUpdate(order_id, OrderStatus.REJECTED, sub.order.created_ts, str(error), code=code)
+        )
+
+    def _fail_pending(self) -> None:
+        with self._cv:
+            jobs, self._jobs = list(self._jobs), deque()
+        for job in jobs:
+            if job.future is not None and not job.future.done():
+                job.future.set_exception(PluginError("broker: closed"))
+
+    def _emit(self, *events: Fill | OrderUpdate) -> None:
+        with self._events_lock:
+            self._events.extend(events)
+        wake = self._wake
+        if wake is not None:
+            wake()
+
+    def _call(self, function: str, *args: Any, **kwargs: Any) -> Any:
+        link = self._link
+        assert link is not None
+        return link.call(function, *args, **kwargs)
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def _start(self, symbols: Sequence[str]) -> None:
+        link = self._link
+        assert link is not None
+        if not link.ensure(attempts=self.params.connect_attempts):
+            raise PluginError("broker: closed while connecting")
+        account = self._call("account_info")
+        self._hedging = int(account.margin_mode) == _ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+        self._balance = float(account.balance)
+        for symbol in symbols:
+            self._spec(symbol)
+        now = self._now()
+        since = now - self.params.history_days * _DAY
+        # Every id the bot ever sent (within the history window) is known: a restarted bot
+        # re-sending one gets DUPLICATE_CLIENT_ID, never a second order.
+        comments = {str(o.comment) for o in ours(self._call("orders_get"), self._magic)}
+        history = ours(self._call("history_orders_get", since, _FAR), self._magic)
+        comments.update(str(o.comment) for o in history)
+        deals = ours(self._call("history_deals_get", since, _FAR), self._magic)
+        self._seen_deals.update(int(d.ticket) for d in deals)
+        self._poll_from = max([now - _DAY, *(int(d.time) for d in deals)])
+        for order in ours(self._call("orders_get"), self._magic):
+            client_id = self._resolve(str(order.comment))
+            if client_id is not None:
+                self._tickets[int(order.ticket)] = client_id
+        with self._lock:
+            for comment in comments:
+                self._known_comments.add(comment)
+                self._known_comments.add(rq.base_comment(comment))
+        self._refresh_positions()
+
+    def _now(self) -> int:
+        """The trade server's time now (its clock, its time zone), from the latest tick."""
+        latest = self._server_now
+        for spec in list(self._specs.values())[:1]:
+            tick = self._call("symbol_info_tick", spec.name)
+            if tick is not None and int(tick.time):
+                latest = max(latest, int(tick.time))
+        if not latest:
+            latest = int(time.time()) + self._offset
+        self._server_now = latest
+        return latest
+
+    def _spec(self, symbol: str) -> rq.SymbolSpec:
+        spec = self._specs.get(symbol)
+        if spec is not None:
+            return spec
+        venue = self._symbols.venue(symbol)
+        # symbol_select first: a symbol outside Market Watch has no ticks to price orders with.
+        if not self._call("symbol_select", venue, True):
+            raise PluginError(
+                f"broker: the terminal does not know symbol {venue!r} (for {symbol!r}); "
+                "check broker.params.symbols"
+            )
+        info = self._call("symbol_info", venue)
+        if info is None:
+            raise PluginError(f"broker: no symbol_info for {venue!r}")
+        spec = rq.spec_from_info(info)
+        self._instrument_of(symbol, spec)
+        with self._lock:
+            self._specs[symbol] = spec
+        return spec
+
+    def _instrument_of(self, symbol: str, spec: rq.SymbolSpec) -> Instrument:
+        instrument = Instrument(
+            symbol=symbol,
+            tick_size=spec.tick_size,
+            lot_step=spec.volume_step,
+            min_quantity=spec.volume_min,
+            max_quantity=spec.volume_max,
+            contract_size=spec.contract_size,
+            quote_currency=spec.currency_profit,
+        )
+        self._instruments[symbol] = instrument
+        return instrument
+
+    # -- submit ------------------------------------------------------------------------------
+
+    def _local_problem(self, order: Order) -> tuple[ReasonCode, str] | None:
+        """A refusal known without asking the terminal (the spec is cached after start)."""
+        if not order.quantity > 0:
+            return ReasonCode.INVALID_QUANTITY, f"quantity must be positive, got {order.quantity}"
+        if order.order_type is not OrderType.MARKET and not (order.price and order.price > 0):
+            return ReasonCode.INVALID_PRICE, f"{order.order_type} order needs a positive price"
+        spec = self._specs.get(order.symbol)
+        if spec is None:
+            return None
+        return rq.volume_problem(rq.round_volume(order.quantity, spec), spec)
+
+    def _submit_job(self, sub: _Submission) -> None:
+        try:
+            self._submit(sub)
+        except TerminalLost:
+            raise  # runs again once the terminal is back, reconciling first
+        except Exception as error:
+            log.exception("%s: submission failed", sub.order.client_order_id)
+            self._refuse(sub, ReasonCode.VENUE_REJECTED, error)
+
+    def _submit(self, sub: _Submission) -> None:
+        order = sub.order
+        spec = self._spec(order.symbol)
+        legs = sub.legs
+        if legs is None:
+            volume = rq.round_volume(order.quantity, spec)
+            problem = rq.volume_problem(volume, spec)
+            legs = []
+            if problem is None:
+                legs, problem = self._plan(sub, spec, volume)
+            if problem is not None:
+                legs = []
+                sub.refusal = problem
+            sub.legs = legs
+            self._register(order, len(legs))
+        while sub.refusal is None and sub.next_leg < len(legs):
+            leg = legs[sub.next_leg]
+            problem = self._send_leg(sub, spec, leg, sub.next_leg)
+            if problem is not None:
+                sub.refusal = problem
+                break
+            sub.next_leg += 1
+        self._report_submission(sub, spec)
+
+    def _register(self, order: Order, legs: int) -> None:
+        for leg in range(max(legs, 1)):
+            self._comment_ids[rq.comment_for(order.client_order_id, leg)] = order.client_order_id
+
+    def _plan(
+        self, sub: _Submission, spec: rq.SymbolSpec, volume: float
+    ) -> tuple[list[_Leg], tuple[ReasonCode, str] | None]:
+        order = sub.order
+        if order.order_type is not OrderType.MARKET:
+            if order.reduce_only and self._hedging:
+                return [], (
+                    ReasonCode.VENUE_REJECTED,
+                    "a hedging account cannot rest a reduce-only order; use stop_loss/"
+                    "take_profit on the entry (position attributes)",
+                )
+            return [_Leg(volume)], None
+        held = ours(self._call("positions_get", symbol=spec.name), self._magic)
+        buy = order.side is Side.BUY
+        opposite = [p for p in held if (int(p.type) == _POSITION_TYPE_BUY) != buy]
+        if self._hedging:
+            legs: list[_Leg] = []
+            left = volume
+            for position in sorted(opposite, key=lambda p: (int(p.time_msc), int(p.ticket))):
+                if left <= _EPS:
+                    break
+                part = rq.round_volume(min(float(position.volume), left), spec)
+                legs.append(_Leg(part, position=int(position.ticket)))
+                left = round(left - part, 8)
+            if left > _EPS:
+                if order.reduce_only:
+                    sub.remainder_code = ReasonCode.REDUCE_ONLY
+                    sub.remainder_words = f"reduce-only: {left:g} more would open a position"
+                else:
+                    legs.append(_Leg(left))
+            if not legs:
+                return [], (ReasonCode.REDUCE_ONLY, "reduce-only order: no position to reduce")
+            return legs, None
+        if order.reduce_only:
+            reducible = rq.round_volume(sum(float(p.volume) for p in opposite), spec)
+            if reducible <= _EPS:
+                return [], (ReasonCode.REDUCE_ONLY, "reduce-only order: no position to reduce")
+            if reducible < volume - _EPS:
+                sub.remainder_code = ReasonCode.REDUCE_ONLY
+                sub.remainder_words = f"reduce-only: {volume - reducible:g} more would reverse"
+                volume = reducible
+        return [_Leg(volume)], None
+
+    def _send_leg(
+        self, sub: _Submission, spec: rq.SymbolSpec, leg: _Leg, index: int
+    ) -> tuple[ReasonCode, str] | None:
+        """Send one request until the terminal gives a final answer; None when the leg was
+        executed or placed, else the refusal."""
+        order = sub.order
+        pending = order.order_type is not OrderType.MARKET
+        modes = rq.filling_modes(spec, pending)
+        mode = 0
+        requotes = busy = 0
+        reference = 0.0
+        p = self.params
+        while True:
+            if leg.doubt:
+                # Reconcile before anything else: the last request may have gone through.
+                if self._reconcile(sub, spec, leg, index):
+                    return None
+                leg.doubt = False
+                leg.unknown += 1
+                if leg.unknown > p.unknown_retries:
+                    return (
+                        ReasonCode.UNKNOWN_OUTCOME,
+                        f"no answer from the trade server after {leg.unknown} attempts, and "
+                        "history shows no such order",
+                    )
+                if self._wait(self._backoff(leg.unknown)):
+                    return ReasonCode.VENUE_UNAVAILABLE, "broker closed"
+            tick = self._call("symbol_info_tick", spec.name)
+            if tick is None or not (float(tick.bid) > 0 and float(tick.ask) > 0):
+                return ReasonCode.MARKET_CLOSED, f"no prices for {spec.name}"
+            self._server_now = max(self._server_now, int(tick.time))
+            if not leg.sent_at:
+                leg.sent_at = int(tick.time) or self._server_now
+            buy = order.side is Side.BUY
+            price = float(tick.ask) if buy else float(tick.bid)
+            if pending:
+                request = rq.pending_request(
+                    order, spec, magic=self._magic, volume=leg.volume, filling=modes[mode]
+                )
+            else:
+                if not reference:
+                    reference = price
+                moved = (price - reference) if buy else (reference - price)
+                if moved > p.max_requote_points * spec.point + _EPS:
+                    return (
+                        ReasonCode.VENUE_REJECTED,
+                        f"price moved {moved / spec.point:.0f} points against the order since "
+                        f"the first quote (max_requote_points {p.max_requote_points})",
+                    )
+                if not leg.position and (order.stop_loss or order.take_profit):
+                    close_side = float(tick.bid) if buy else float(tick.ask)
+                    bad = rq.stops_problem(
+                        order.side,
+                        close_side,
+                        order.stop_loss or 0.0,
+                        order.take_profit or 0.0,
+                        spec,
+                    )
+                    if bad is not None:
+                        return ReasonCode.INVALID_PRICE, bad
+                request = rq.deal_request(
+                    order,
+                    spec,
+                    magic=self._magic,
+                    volume=leg.volume,
+                    price=price,
+                    deviation=p.deviation_points,
+                    filling=modes[mode],
+                    position=leg.position,
+                    leg=index,
+                )
+            leg.doubt = True  # until the answer is read: a lost terminal leaves it in doubt
+            result = self._call("order_send", request)
+            if result is None:
+                leg.doubt = False
+                code, message = self._link.last_error() if self._link else (0, "")
+                return ReasonCode.VENUE_REJECTED, f"order_send refused: {code} {message}"
+            leg.doubt = False
+            retcode = int(result.retcode)
+            v = verdict(retcode)
+            if v.action in (Action.DONE, Action.DONE_PARTIAL) and not pending:
+                leg.ticket = int(result.order)
+                leg.executed = float(result.volume)
+                return None
+            if v.action in (Action.PLACED, Action.DONE, Action.DONE_PARTIAL):
+                # A resting order "done" is placed: it works at the broker until it fills.
+                leg.ticket = int(result.order)
+                leg.placed = True
+                return None
+            if v.action is Action.RETRY_PRICE:
+                requotes += 1
+                if requotes > p.requote_retries:
+                    return ReasonCode.VENUE_REJECTED, f"{v.words} ({retcode}) {requotes} times"
+                continue
+            if v.action is Action.NEXT_FILLING:
+                mode += 1
+                if mode >= len(modes):
+                    return v.code, f"{v.words} ({retcode}): no filling mode left to try"
+                continue
+            if v.action is Action.BACK_OFF:
+                busy += 1
+                if busy > p.busy_retries:
+                    return v.code, f"{v.words} ({retcode}) {busy} times"
+                if self._wait(self._backoff(busy)):
+                    return ReasonCode.VENUE_UNAVAILABLE, "broker closed"
+                continue
+            if v.action is Action.RECONCILE:
+                leg.doubt = True
+                log.warning(
+                    "%s: %s (%d); reconciling through history",
+                    order.client_order_id,
+                    v.words,
+                    retcode,
+                )
+                last_code = v
+                if self._reconcile(sub, spec, leg, index):
+                    return None
+                leg.doubt = False
+                leg.unknown += 1
+                if leg.unknown > p.unknown_retries:
+                    return last_code.code, (
+                        f"{last_code.words} ({retcode}) {leg.unknown} times; history shows no "
+                        "such order"
+                    )
+                if self._wait(self._backoff(leg.unknown)):
+                    return ReasonCode.VENUE_UNAVAILABLE, "broker closed"
+                continue
+            return v.code, f"{v.words} ({retcode})"
+
+    def _backoff(self, attempt: int) -> float:
+        p = self.params
+        return float(min(p.backoff_s * 2 ** max(attempt - 1, 0), p.max_backoff_s))
+
+    def _reconcile(self, sub: _Submission, spec: rq.SymbolSpec, leg: _Leg, index: int) -> bool:
+        """Whether the leg's request reached the market: its comment and the bot's magic number
+        in the terminal's orders or history. Records what it found."""
+        comment = rq.comment_for(sub.order.client_order_id, index)
+        for order in ours(self._call("orders_get", symbol=spec.name), self._magic):
+            if str(order.comment) == comment:
+                leg.ticket, leg.placed = int(order.ticket), True
+                return True
+        since = (leg.sent_at or self._now()) - _DAY
+        history = self._call("history_orders_get", since, _FAR, group=spec.name)
+        for order in ours(history, self._magic):
+            if str(order.comment) != comment:
+                continue
+            state = int(order.state)
+            if state in (_ORDER_STATE_FILLED, _ORDER_STATE_PARTIAL):
+                leg.ticket = int(order.ticket)
+                leg.executed = float(order.volume_initial) - float(order.volume_current)
+                return True
+            if state in (_ORDER_STATE_PLACED, _ORDER_STATE_STARTED):
+                leg.ticket, leg.placed = int(order.ticket), True
+                return True
+        return False
+
+    def _report_submission(self, sub: _Submission, spec: rq.SymbolSpec) -> None:
+        order = sub.order
+        order_id = order.client_order_id
+        ts = self._utc(self._server_now) or order.created_ts
+        legs = sub.legs or []
+        tickets = [leg.ticket for leg in legs if leg.ticket]
+        events: list[Fill | OrderUpdate] = []
+        if not tickets:
+            refusal = sub.refusal or (ReasonCode.VENUE_REJECTED, "nothing sent")
+            with self._lock:
+                self._working.pop(order_id, None)
+            self._emit(OrderUpdate(order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0]))
+            return
+        venue_id = ",".join(str(t) for t in tickets)
+        events.append(OrderUpdate(order_id, OrderStatus.OPEN, ts, venue_order_id=venue_id))
+        executed = 0.0
+        resting = False
+        for leg in legs:
+            if leg.placed:
+                self._tickets[leg.ticket] = order_id
+                resting = True
+                continue
+            if not leg.ticket:
+                continue
+            executed += leg.executed
+            deals = self._call("history_deals_get", ticket=leg.ticket) or ()
+            for deal in deals:
+                ticket = int(deal.ticket)
+                if ticket in self._seen_deals:
+                    continue
+                self._seen_deals.add(ticket)
+                fill = fill_from_deal(deal, order_id, order.symbol)
+                if fill is None:
+                    continue
+                events.append(fill._replace(ts=self._utc(int(deal.time))))
+                self._note_entry(order, deal)
+        if not resting:
+            wanted = sum(leg.volume for leg in legs)
+            gone = round(order.quantity - executed, 8)
+            if gone > _EPS:
+                if sub.refusal is not None:
+                    code, words = sub.refusal
+                elif executed < wanted - _EPS:
+                    code, words = (
+                        ReasonCode.EXPIRED,
+                        (f"filled {executed:g} of {wanted:g}; the rest expired (IOC)"),
+                    )
+                elif sub.remainder_words:
+                    code, words = sub.remainder_code, sub.remainder_words
+                else:
+                    code, words = (
+                        ReasonCode.INVALID_QUANTITY,
+                        (f"{gone:g} below {spec.name}'s volume step {spec.volume_step:g}"),
+                    )
+                events.append(OrderUpdate(order_id, OrderStatus.CANCELLED, ts, words, code=code))
+            with self._lock:
+                self._working.pop(order_id, None)
+        self._emit(*events)
+
+    def _note_entry(self, order: Order, deal: Any) -> None:
+        """A deal that opened (or reversed into) a position with the order's SL/TP: the
+        position's SL/TP are the order's bracket children from now on."""
+        if int(deal.entry) not in (_DEAL_ENTRY_IN, _DEAL_ENTRY_INOUT):
+            return
+        position = int(deal.position_id)
+        self._parents[position] = order.client_order_id
+        for role, price in (("sl", order.stop_loss), ("tp", order.take_profit)):
+            if price:
+                self._children[child_order_id(order.client_order_id, role)] = (position, role)
+
+    # -- cancel / amend ----------------------------------------------------------------------
+
+    def _cancel_job(self, client_order_id: str, user: bool) -> None:
+        ts = self._utc(self._server_now)
+        code = ReasonCode.CANCELLED_BY_USER
+        child = self._children.get(client_order_id)
+        if child is not None:
+            refusal = self._set_stops(child[0], child[1], 0.0)
+            if refusal is None:
+                del self._children[client_order_id]
+                self._emit(
+                    OrderUpdate(client_order_id, OrderStatus.CANCELLED, ts, "cancelled", code=code)
+                )
+            return
+        ticket = next((t for t, cid in self._tickets.items() if cid == client_order_id), 0)
+        if not ticket:
+            return  # not resting at the terminal (filled, or never placed): nothing to cancel
+        result = self._call("order_send", rq.remove_request(ticket))
+        if result is not None and verdict(int(result.retcode)).action is Action.DONE:
+            del self._tickets[ticket]
+            with self._lock:
+                self._working.pop(client_order_id, None)
+            self._emit(
+                OrderUpdate(client_order_id, OrderStatus.CANCELLED, ts, "cancelled", code=code)
+            )
+        # Otherwise it filled or went meanwhile: the next poll reports what happened to it.
+
+    def _cancel_all_job(self, symbol: str | None) -> None:
+        with self._lock:
+            working = [
+                cid
+                for cid, order in self._working.items()
+                if symbol is None or order.symbol == symbol
+            ]
+        for client_order_id in working:
+            self._cancel_job(client_order_id, user=True)
+        venue = None if symbol is None else self._symbols.venue(symbol)
+        live = {int(p.ticket): p for p in ours(self._call("positions_get"), self._magic)}
+        for child_id, (position, _role) in list(self._children.items()):
+            held = live.get(position)
+            if held is not None and (venue is None or str(held.symbol) == venue):
+                self._cancel_job(child_id, user=True)
+
+    def _set_stops(
+        self, position_id: int, role: str, price: float
+    ) -> tuple[ReasonCode, str] | None:
+        held = ours(self._call("positions_get", ticket=position_id), self._magic)
+        if not held:
+            return ReasonCode.UNKNOWN_ORDER, "the position the child protected is closed"
+        position = held[0]
+        spec = next((s for s in self._specs.values() if s.name == str(position.symbol)), None)
+        if spec is None:
+            spec = self._spec(self._symbols.ours(str(position.symbol)))
+        sl = price if role == "sl" else float(position.sl)
+        tp = price if role == "tp" else float(position.tp)
+        if price:
+            exit_side = Side.SELL if int(position.type) == _POSITION_TYPE_BUY else Side.BUY
+            kind = OrderType.STOP if role == "sl" else OrderType.LIMIT
+            rounded = rq.on_tick(price, spec, exit_side, kind)
+            sl, tp = (rounded, tp) if role == "sl" else (sl, rounded)
+        request = rq.sltp_request(
+            spec, position=int(position.ticket), stop_loss=sl, take_profit=tp, magic=self._magic
+        )
+        result = self._call("order_send", request)
+        if result is None:
+            return ReasonCode.VENUE_REJECTED, "order_send refused the SL/TP change"
+        retcode = int(result.retcode)
+        if retcode in (10009, 10025):  # done, or no change needed
+            return None
+        v = verdict(retcode)
+        return (v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"
+
+    def _amend_job(self, client_order_id: str, quantity: float | None, price: float | None) -> None:
+        ts = self._utc(self._server_now)
+        refusal: tuple[ReasonCode, str] | None
+        child = self._children.get(client_order_id)
+        if child is not None:
+            if quantity is not None:
+                refusal = (
+                    ReasonCode.VENUE_REJECTED,
+                    "MT5 SL/TP are position attributes: their quantity is the position's",
+                )
+            elif price is None:
+                refusal = None
+            else:
+                refusal = self._set_stops(child[0], child[1], price)
+        else:
+            refusal = self._modify_pending(client_order_id, quantity, price)
+        if refusal is None:
+            self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended"))
+        else:
+            self._emit(
+                OrderUpdate(client_order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0])
+            )
+
+    def _modify_pending(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> tuple[ReasonCode, str] | None:
+        ticket = next((t for t, cid in self._tickets.items() if cid == client_order_id), 0)
+        with self._lock:
+            order = self._working.get(client_order_id)
+        if not ticket or order is None:
+            return ReasonCode.UNKNOWN_ORDER, "no resting order with this client order id"
+        if quantity is not None and abs(quantity - order.quantity) > _EPS:
+            return (
+                ReasonCode.VENUE_REJECTED,
+                "MT5 cannot change a resting order's volume; cancel it and send a new one",
+            )
+        if price is None:
+            return None
+        spec = self._spec(order.symbol)
+        new_price = rq.on_tick(price, spec, order.side, order.order_type)
+        live = ours(self._call("orders_get", ticket=ticket), self._magic)
+        sl = float(live[0].sl) if live else 0.0
+        tp = float(live[0].tp) if live else 0.0
+        request = rq.modify_request(
+            spec, ticket=ticket, price=new_price, stop_loss=sl, take_profit=tp
+        )
+        result = self._call("order_send", request)
+        if result is None:
+            return ReasonCode.VENUE_REJECTED, "order_send refused the change"
+        retcode = int(result.retcode)
+        if retcode in (10009, 10025):
+            with self._lock:
+                self._working[client_order_id] = order._replace(price=new_price)
+            return None
+        v = verdict(retcode)
+        return (v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"
+
+    # -- polling: fills of resting orders, SL/TP closes, the account -------------------------
+
+    def _poll(self) -> None:
+        self._next_poll = time.monotonic() + self.params.poll_interval_s
+        link = self._link
+        if link is None or not link.up or not self._magic:
+            return
+        account = self._call("account_info")
+        self._balance = float(account.balance)
+        info = self._call("terminal_info")
+        self._server_up = bool(info.connected)
+        events: list[Fill | OrderUpdate] = []
+        deals = ours(self._call("history_deals_get", self._poll_from, _FAR), self._magic)
+        for deal in sorted(deals, key=lambda d: int(d.ticket)):
+            ticket = int(deal.ticket)
+            self._poll_from = max(self._poll_from, int(deal.time) - 1)
+            if ticket in self._seen_deals:
+                continue
+            self._seen_deals.add(ticket)
+            self._deal_event(deal, events)
+        live = {int(o.ticket) for o in ours(self._call("orders_get"), self._magic)}
+        for ticket, client_order_id in list(self._tickets.items()):
+            if ticket in live:
+                continue
+            del self._tickets[ticket]
+            self._resting_gone(ticket, client_order_id, events)
+        positions = {int(p.ticket) for p in ours(self._call("positions_get"), self._magic)}
+        for child_id, (position, _role) in list(self._children.items()):
+            if position not in positions:
+                del self._children[child_id]
+                events.append(
+                    OrderUpdate(
+                        child_id,
+                        OrderStatus.CANCELLED,
+                        self._utc(self._server_now),
+                        "the position it protected is closed",
+                        code=ReasonCode.CANCELLED_BY_VENUE,
+                    )
+                )
+        self._refresh_positions()
+        if events:
+            self._emit(*events)
+
+    def _deal_event(self, deal: Any, events: list[Fill | OrderUpdate]) -> None:
+        client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
+        if client_order_id is None:
+            return
+        symbol = self._symbols.ours(str(deal.symbol))
+        fill = fill_from_deal(deal, client_order_id, symbol)
+        if fill is None:
+            return
+        events.append(fill._replace(ts=self._utc(int(deal.time))))
+        role = child_role(int(deal.reason))
+        if role is not None:
+            # The terminal closed the position on its SL/TP: the other child is gone with it.
+            parent = self._parent_of(int(deal.position_id))
+            self._children.pop(client_order_id, None)
+            if parent is not None:
+                sibling = child_order_id(parent, "tp" if role == "sl" else "sl")
+                if self._children.pop(sibling, None) is not None:
+                    events.append(
+                        OrderUpdate(
+                            sibling,
+                            OrderStatus.CANCELLED,
+                            fill.ts,
+                            "one-cancels-other sibling filled",
+                            code=ReasonCode.CANCELLED_BY_VENUE,
+                        )
+                    )
+            return
+        with self._lock:
+            order = self._working.get(client_order_id)
+        if order is not None:
+            self._note_entry(order, deal)
+
+    def _resting_gone(
+        self, ticket: int, client_order_id: str, events: list[Fill | OrderUpdate]
+    ) -> None:
+        history = self._call("history_orders_get", ticket=ticket) or ()
+        state = int(history[0].state) if history else _ORDER_STATE_CANCELED
+        with self._lock:
+            self._working.pop(client_order_id, None)
+        if state in (_ORDER_STATE_FILLED, _ORDER_STATE_PARTIAL):
+            return  # its deals were reported above
+        expired = state == _ORDER_STATE_EXPIRED
+        code = ReasonCode.EXPIRED if expired else ReasonCode.CANCELLED_BY_VENUE
+        status = OrderStatus.CANCELLED
+        if state == 5:  # ORDER_STATE_REJECTED: activation refused (e.g. no money)
+            status, code = OrderStatus.REJECTED, ReasonCode.VENUE_REJECTED
+        events.append(
+            OrderUpdate(
+                client_order_id,
+                status,
+                self._utc(self._server_now),
+                "the terminal no longer holds the order",
+                code=code,
+            )
+        )
+
+    def _refresh_positions(self) -> None:
+        reports = position_reports(
+            ours(self._call("positions_get"), self._magic),
+            self._symbols.ours,
+            self._utc(self._server_now),
+        )
+        with self._lock:
+            self._positions = {
+                r.symbol: Position(r.symbol, r.quantity, r.average_price) for r in reports
+            }
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def _resolve(self, comment: str) -> str | None:
+        found = self._comment_ids.get(comment)
+        if found is not None:
+            return found
+        if not comment or comment.startswith(("[", "h:")):
+            return None  # the terminal's own comment, or an id hashed by another process
+        return rq.base_comment(comment)
+
+    def _parent_of(self, position_id: int) -> str | None:
+        found = self._parents.get(position_id)
+        if found is not None:
+            return found
+        deals = self._call("history_deals_get", position=position_id) or ()
+        for deal in sorted(deals, key=lambda d: int(d.ticket)):
+            if int(deal.entry) in (_DEAL_ENTRY_IN, _DEAL_ENTRY_INOUT):
+                parent = self._resolve(str(deal.comment))
+                if parent is not None:
+                    self._parents[position_id] = parent
+                    return parent
+        return None
+
+    def _utc(self, server_ts: int) -> int:
+        return server_ts - self._offset if server_ts else 0
+
+    def _query_order(self, client_order_id: str) -> OrderReport | None:
+        comments = {rq.comment_for(client_order_id, leg) for leg in range(10)}
+        live = [o for o in ours(self._call("orders_get"), self._magic) if o.comment in comments]
+        since = self._now() - self.params.history_days * _DAY
+        history = [
+            o
+            for o in ours(self._call("history_orders_get", since, _FAR), self._magic)
+            if o.comment in comments
+        ]
+        for comment in comments:
+            self._comment_ids.setdefault(comment, client_order_id)
+        reports = order_reports([*history, *live], self._resolve, self._symbols.ours)
+        return next((r for r in reports if r.client_order_id == client_order_id), None)
+
+    def _order_reports(self, since_ts: int) -> list[OrderReport]:
+        live = ours(self._call("orders_get"), self._magic)
+        history = ours(self._call("history_orders_get", since_ts + self._offset, _FAR), self._magic)
+        reports = order_reports([*history, *live], self._resolve, self._symbols.ours)
+        return [r._replace(ts=self._utc(r.ts)) for r in reports]
+
+    def _fill_reports(self, since_ts: int) -> list[Fill]:
+        deals = ours(self._call("history_deals_get", since_ts + self._offset, _FAR), self._magic)
+        fills = []
+        for deal in sorted(deals, key=lambda d: (int(d.time_msc), int(d.ticket))):
+            client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
+            if client_order_id is None:
+                continue
+            fill = fill_from_deal(deal, client_order_id, self._symbols.ours(str(deal.symbol)))
+            if fill is not None:
+                fills.append(fill._replace(ts=self._utc(int(deal.time))))
+        return fills
+
+    def _position_reports(self) -> list[PositionReport]:
+        return position_reports(
+            ours(self._call("positions_get"), self._magic),
+            self._symbols.ours,
+            self._utc(self._now()),
+        )
+
+
+__all__ = ["Mt5Broker"]

@@ -1,0 +1,229 @@
+"""The link to one MetaTrader 5 terminal: loading the module, the account's credentials,
+``initialize``/``login`` with backoff, and every call checked for a lost terminal.
+
+Used only from the MT5 broker's own I/O thread (the terminal serves one caller at a time).
+Credentials are read from files and kept in this object only: they are never logged, never put
+in an error (an error says which file, never what it holds) and never shown by ``repr``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
+from tradefleet_runtime.sdk import PluginError
+
+# last_error() codes meaning the terminal itself is gone (IPC): the call did not run, or ran
+# without us learning the answer; everything else is an answer from a working terminal.
+IPC_LOST = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
+AUTH_FAILED = -6
+
+
+_LOCKS: dict[int, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def terminal_lock(module: Any) -> threading.RLock:
+    """One lock per terminal object: the broker's thread and the data feed share a terminal
+    (the real package is one per process), and a terminal serves one call at a time."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(id(module))
+        if lock is None:
+            lock = _LOCKS[id(module)] = threading.RLock()
+        return lock
+
+
+class TerminalLost(Exception):
+    """The terminal stopped answering (IPC lost) during ``function``."""
+
+    def __init__(self, function: str, code: int) -> None:
+        super().__init__(f"MetaTrader 5 terminal lost during {function} (error {code})")
+        self.function = function
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Credentials:
+    login: int
+    password: str = field(repr=False)
+    server: str = field(repr=False)
+
+    def __repr__(self) -> str:  # never the values, not even the login
+        return "Credentials(<hidden>)"
+
+
+def read_credentials(folder: Path | None, params: Mt5BrokerParams) -> Credentials | None:
+    """login/password/server from ``folder`` (None: use the account the terminal has open).
+    Errors name the file, never its content."""
+    if folder is None:
+        return None
+    values: dict[str, str] = {}
+    for key, name in (
+        ("login", params.login_file),
+        ("password", params.password_file),
+        ("server", params.server_file),
+    ):
+        path = folder / name
+        try:
+            values[key] = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise PluginError(
+                f"broker.credentialsSecret: cannot read {key} from {path} ({error.strerror})"
+            ) from None
+        if not values[key]:
+            raise PluginError(f"broker.credentialsSecret: {path} ({key}) is empty")
+    if not values["login"].isdigit():
+        raise PluginError(
+            f"broker.credentialsSecret: {folder / params.login_file} must hold the account "
+            "number (digits only)"
+        )
+    return Credentials(int(values["login"]), values["password"], values["server"])
+
+
+_LOADED: dict[str, Any] = {}
+
+
+def load_terminal(spec: str) -> Any:
+    """The object with the ``MetaTrader5`` functions: a module name, or ``module:attr`` where
+    ``attr`` is such an object or a factory returning one. One object per ``spec`` and process:
+    the broker and the data feed of a bot naming the same terminal share it (as they share the
+    real package, which is one per process)."""
+    with _LOCKS_GUARD:
+        found = _LOADED.get(spec)
+        if found is None:
+            found = _LOADED[spec] = _load(spec)
+        return found
+
+
+def _load(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        hint = (
+            " (the MetaTrader5 package exists only for Windows; on Linux, run the bridge "
+            "beside a terminal and name its client here)"
+            if module_name == "MetaTrader5"
+            else ""
+        )
+        raise PluginError(f"broker.params.terminal: cannot import {module_name!r}{hint}") from (
+            error
+        )
+    if not attr:
+        return module
+    try:
+        found = getattr(module, attr)
+    except AttributeError:
+        raise PluginError(f"broker.params.terminal: {module_name!r} has no {attr!r}") from None
+    # A class or a factory function builds the object; a module-like object is used as it is.
+    if isinstance(found, type) or (callable(found) and not hasattr(found, "order_send")):
+        return found()
+    return found
+
+
+class Link:
+    """One terminal, reached through ``module``; ``call`` raises ``TerminalLost`` when the
+    terminal went away, and ``ensure`` brings it back (initialize + login, with backoff)."""
+
+    def __init__(
+        self,
+        module: Any,
+        params: Mt5BrokerParams,
+        credentials: Credentials | None,
+        wait: Callable[[float], bool],
+    ) -> None:
+        self.module = module
+        self._params = params
+        self._credentials = credentials
+        # wait(seconds) -> True when the broker is closing (stop waiting, stop reconnecting).
+        self._wait = wait
+        self.up = False
+        self.reconnects = 0
+        self._lock = terminal_lock(module)
+
+    def _secret_free(self, text: str) -> str:
+        credentials = self._credentials
+        if credentials is None:
+            return text
+        for secret in (credentials.password, credentials.server, str(credentials.login)):
+            if secret:
+                text = text.replace(secret, "<hidden>")
+        return text
+
+    def last_error(self) -> tuple[int, str]:
+        try:
+            with self._lock:
+                code, message = self.module.last_error()
+        except Exception:  # a broken link answers nothing: treat as lost
+            return -10004, "no IPC connection"
+        return int(code), self._secret_free(str(message))
+
+    def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``function``; None/False answers are checked for a lost terminal."""
+        with self._lock:
+            result = getattr(self.module, function)(*args, **kwargs)
+            failed = result is None or result is False
+            code = self.last_error()[0] if failed else 0
+        if failed and code in IPC_LOST:
+            self.up = False
+            raise TerminalLost(function, code)
+        return result
+
+    def _initialize(self) -> tuple[bool, int, str]:
+        kwargs: dict[str, Any] = {"timeout": self._params.timeout_ms}
+        credentials = self._credentials
+        if credentials is not None:
+            kwargs.update(
+                login=credentials.login, password=credentials.password, server=credentials.server
+            )
+        args = (self._params.path,) if self._params.path else ()
+        with self._lock:
+            ok = bool(self.module.initialize(*args, **kwargs))
+        if ok:
+            return True, 0, ""
+        code, message = self.last_error()
+        return False, code, message
+
+    def ensure(self, attempts: int | None = None) -> bool:
+        """Connected, or connect: initialize (and log in) with exponential backoff. ``attempts``
+        None: until it works or the broker closes. Returns whether the terminal is up; a refused
+        login raises at once (retrying a wrong password only locks the account)."""
+        if self.up:
+            return True
+        delay = self._params.backoff_s
+        tries = 0
+        while True:
+            tries += 1
+            ok, code, message = self._initialize()
+            if ok:
+                self.up = True
+                self.reconnects += 1
+                return True
+            if code == AUTH_FAILED:
+                raise PluginError(
+                    "broker: the MetaTrader 5 terminal refused the account in the credentials "
+                    f"folder ({code} {message}); check the login, password and server files"
+                )
+            if attempts is not None and tries >= attempts:
+                raise PluginError(
+                    f"broker: MetaTrader 5 terminal not reachable after {tries} attempts "
+                    f"(last error {code} {message})"
+                )
+            if self._wait(delay):
+                return False
+            delay = min(delay * 2, self._params.max_backoff_s)
+
+
+__all__ = [
+    "Credentials",
+    "Link",
+    "TerminalLost",
+    "load_terminal",
+    "read_credentials",
+    "terminal_lock",
+]

@@ -1,0 +1,195 @@
+"""The terminal's orders, deals and positions -> the contract's reports. Pure functions.
+
+An order of the bot is one or more MT5 orders carrying its client order id in their comment
+(``mt5_requests.comment_for``); MT5's own SL/TP closes carry the terminal's comment
+(``[sl 1.09500]``) and are the bot's bracket children, found through the position they closed:
+the position was opened by the parent order, whose id is in the opening deal's comment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tradefleet_runtime.sdk import (
+    Fill,
+    OrderReport,
+    OrderStatus,
+    OrderType,
+    PositionReport,
+    Side,
+    child_order_id,
+)
+
+ORDER_STATE_STARTED = 0
+ORDER_STATE_PLACED = 1
+ORDER_STATE_CANCELED = 2
+ORDER_STATE_PARTIAL = 3
+ORDER_STATE_FILLED = 4
+ORDER_STATE_REJECTED = 5
+ORDER_STATE_EXPIRED = 6
+DEAL_TYPE_BUY = 0
+DEAL_TYPE_SELL = 1
+DEAL_REASON_SL = 4
+DEAL_REASON_TP = 5
+ORDER_REASON_SL = 4
+ORDER_REASON_TP = 5
+POSITION_TYPE_BUY = 0
+
+_BUY_TYPES = frozenset({0, 2, 4, 6})
+_TYPES = {
+    0: OrderType.MARKET,
+    1: OrderType.MARKET,
+    2: OrderType.LIMIT,
+    3: OrderType.LIMIT,
+    4: OrderType.STOP,
+    5: OrderType.STOP,
+    6: OrderType.STOP,
+    7: OrderType.STOP,
+}
+_STATES = {
+    ORDER_STATE_STARTED: OrderStatus.OPEN,
+    ORDER_STATE_PLACED: OrderStatus.OPEN,
+    ORDER_STATE_CANCELED: OrderStatus.CANCELLED,
+    ORDER_STATE_PARTIAL: OrderStatus.PARTIALLY_FILLED,
+    ORDER_STATE_FILLED: OrderStatus.FILLED,
+    ORDER_STATE_REJECTED: OrderStatus.REJECTED,
+    ORDER_STATE_EXPIRED: OrderStatus.CANCELLED,
+}
+
+# comment -> the bot's client order id (None: not one of the bot's comments)
+Resolver = Callable[[str], str | None]
+# position id -> the client order id of the order that opened it (SL/TP children)
+ParentOf = Callable[[int], str | None]
+
+
+def child_role(reason: int) -> str | None:
+    """``sl``/``tp`` for a deal or order the terminal made when a position's SL/TP fired."""
+    if reason == DEAL_REASON_SL:
+        return "sl"
+    if reason == DEAL_REASON_TP:
+        return "tp"
+    return None
+
+
+def deal_client_id(deal: Any, resolve: Resolver, parent_of: ParentOf) -> str | None:
+    """The client order id a deal belongs to (an SL/TP close: the bracket child's id)."""
+    role = child_role(int(deal.reason))
+    if role is not None:
+        parent = parent_of(int(deal.position_id))
+        return None if parent is None else child_order_id(parent, role)
+    return resolve(str(deal.comment))
+
+
+def fill_from_deal(deal: Any, client_order_id: str, symbol: str) -> Fill | None:
+    """A buy/sell deal -> ``Fill`` (balance, credit, ... deals -> None). The deal ticket is the
+    fill id, so the same execution always has the same id; commission and fee are costs when
+    negative, and ``Fill.fee`` is their size."""
+    if int(deal.type) not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
+        return None
+    role = child_role(int(deal.reason))
+    cost = float(deal.commission) + float(getattr(deal, "fee", 0.0))
+    return Fill(
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=Side.BUY if int(deal.type) == DEAL_TYPE_BUY else Side.SELL,
+        quantity=float(deal.volume),
+        price=float(deal.price),
+        fee=-cost if cost < 0 else 0.0,
+        ts=int(deal.time),
+        fill_id=str(deal.ticket),
+        reason={"sl": "stop_loss", "tp": "take_profit"}.get(role or "", "market"),
+    )
+
+
+def order_reports(
+    orders: Iterable[Any], resolve: Resolver, symbol_of: Callable[[str], str]
+) -> list[OrderReport]:
+    """MT5 orders (live and history) -> one report per client order id: the legs of one order
+    (hedging closes by ticket) are summed."""
+    merged: dict[str, OrderReport] = {}
+    notional: dict[str, float] = {}
+    for order in orders:
+        client_id = resolve(str(order.comment))
+        if client_id is None:
+            continue
+        otype = int(order.type)
+        initial = float(order.volume_initial)
+        state = int(order.state)
+        filled = initial - float(order.volume_current) if state != ORDER_STATE_CANCELED else 0.0
+        if state in (ORDER_STATE_FILLED,):
+            filled = initial
+        status = _STATES.get(state, OrderStatus.OPEN)
+        order_type = _TYPES.get(otype, OrderType.MARKET)
+        price = float(order.price_open) if order_type is not OrderType.MARKET else None
+        fill_price = float(order.price_current) or float(order.price_open)
+        ts = int(order.time_done) or int(order.time_setup)
+        report = OrderReport(
+            client_order_id=client_id,
+            venue_order_id=str(order.ticket),
+            symbol=symbol_of(str(order.symbol)),
+            side=Side.BUY if otype in _BUY_TYPES else Side.SELL,
+            order_type=order_type,
+            quantity=initial,
+            filled_quantity=filled,
+            status=status,
+            ts=ts,
+            price=price,
+            average_price=fill_price if filled else None,
+        )
+        before = merged.get(client_id)
+        if before is None:
+            merged[client_id] = report
+            notional[client_id] = filled * fill_price
+            continue
+        # Another leg of the same order: quantities add up; working if any leg works.
+        total_filled = before.filled_quantity + filled
+        notional[client_id] += filled * fill_price
+        working = OrderStatus.OPEN in (before.status, status)
+        merged[client_id] = before._replace(
+            venue_order_id=f"{before.venue_order_id},{order.ticket}",
+            quantity=before.quantity + initial,
+            filled_quantity=total_filled,
+            status=OrderStatus.OPEN
+            if working
+            else (before.status if before.status is status else OrderStatus.FILLED),
+            ts=max(before.ts, ts),
+            average_price=notional[client_id] / total_filled if total_filled else None,
+        )
+    return list(merged.values())
+
+
+def position_reports(
+    positions: Iterable[Any], symbol_of: Callable[[str], str], ts: int
+) -> list[PositionReport]:
+    """MT5 positions (hedging: several per symbol) -> one net position per symbol."""
+    quantity: dict[str, float] = {}
+    notional: dict[str, float] = {}
+    for position in positions:
+        symbol = symbol_of(str(position.symbol))
+        sign = 1.0 if int(position.type) == POSITION_TYPE_BUY else -1.0
+        quantity[symbol] = quantity.get(symbol, 0.0) + sign * float(position.volume)
+        notional[symbol] = notional.get(symbol, 0.0) + sign * float(position.volume) * float(
+            position.price_open
+        )
+    reports = []
+    for symbol, net in quantity.items():
+        if abs(net) < 1e-12:
+            continue
+        reports.append(PositionReport(symbol, round(net, 8), notional[symbol] / net, ts))
+    return reports
+
+
+def ours(items: Sequence[Any] | None, magic: int) -> list[Any]:
+    """The records stamped with the bot's magic number (None: none)."""
+    return [item for item in items or () if int(item.magic) == magic]
+
+
+__all__ = [
+    "child_role",
+    "deal_client_id",
+    "fill_from_deal",
+    "order_reports",
+    "ours",
+    "position_reports",
+]

@@ -1,0 +1,315 @@
+"""An order -> the ``order_send`` request dict MetaTrader 5 wants. Pure functions.
+
+What real MT5 demands, in one place:
+- the broker's symbol name (``mt5_params.SymbolMap``);
+- a filling mode the symbol allows: FOK/IOC from its ``filling_mode`` flags, RETURN only outside
+  market execution for market orders (``filling_modes``; 10030 moves to the next one);
+- volume rounded *down* to ``volume_step`` and within ``volume_min``/``volume_max`` (an order
+  never grows: below the minimum it is refused, never rounded up);
+- prices on ``trade_tick_size`` and ``digits``, never worse for the bot than asked (the
+  runtime's ``round_price`` rules);
+- stops at least ``trade_stops_level`` points from the price they are measured from;
+- the bot's magic number, and the client order id in the comment: the terminal keeps 31
+  characters, so a longer id is replaced by a deterministic hash (``comment_for``).
+
+The numeric constants are the ``MetaTrader5`` package's own (pinned by a test against the
+emulator, whose constants are generated from the real wheel), so this module needs no terminal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, NamedTuple
+
+from tradefleet_runtime.sdk import Order, OrderType, ReasonCode, Side, round_price
+
+# -- the MetaTrader5 package's constants -----------------------------------------------------
+ORDER_TYPE_BUY = 0
+ORDER_TYPE_SELL = 1
+ORDER_TYPE_BUY_LIMIT = 2
+ORDER_TYPE_SELL_LIMIT = 3
+ORDER_TYPE_BUY_STOP = 4
+ORDER_TYPE_SELL_STOP = 5
+ORDER_FILLING_FOK = 0
+ORDER_FILLING_IOC = 1
+ORDER_FILLING_RETURN = 2
+ORDER_TIME_GTC = 0
+TRADE_ACTION_DEAL = 1
+TRADE_ACTION_PENDING = 5
+TRADE_ACTION_SLTP = 6
+TRADE_ACTION_MODIFY = 7
+TRADE_ACTION_REMOVE = 8
+SYMBOL_TRADE_EXECUTION_REQUEST = 0
+SYMBOL_TRADE_EXECUTION_INSTANT = 1
+SYMBOL_TRADE_EXECUTION_MARKET = 2
+# SYMBOL_FILLING_* exist in MQL5 only (not in the Python package): bits of symbol filling_mode.
+SYMBOL_FILLING_FOK = 1
+SYMBOL_FILLING_IOC = 2
+
+COMMENT_MAX = 31  # MqlTradeRequest.comment: a 32-character buffer, 31 survive
+LEG_MARK = "#"  # comment of the k-th request of one order (hedging closes): "<id>#k"
+_HASH_MARK = "h:"
+
+
+class SymbolSpec(NamedTuple):
+    """What an order must obey at the broker, read from ``symbol_info``."""
+
+    name: str  # the broker's name
+    digits: int
+    point: float
+    tick_size: float
+    volume_min: float
+    volume_max: float
+    volume_step: float
+    stops_level: int
+    filling_flags: int
+    execution_mode: int
+    contract_size: float = 1.0
+    currency_profit: str = ""
+
+
+def spec_from_info(info: Any) -> SymbolSpec:
+    """A ``SymbolInfo`` (any object with its fields) -> ``SymbolSpec``."""
+    return SymbolSpec(
+        name=str(info.name),
+        digits=int(info.digits),
+        point=float(info.point),
+        tick_size=float(info.trade_tick_size) or float(info.point),
+        volume_min=float(info.volume_min),
+        volume_max=float(info.volume_max),
+        volume_step=float(info.volume_step),
+        stops_level=int(info.trade_stops_level),
+        filling_flags=int(info.filling_mode),
+        execution_mode=int(info.trade_exemode),
+        contract_size=float(info.trade_contract_size),
+        currency_profit=str(info.currency_profit),
+    )
+
+
+# -- comments: the client order id the terminal keeps -----------------------------------------
+
+
+def comment_for(client_order_id: str, leg: int = 0) -> str:
+    """The comment carrying ``client_order_id`` (leg > 0: the k-th request of one order).
+
+    tradefleet's own ids are at most 28 characters and go in as they are; a longer one (a
+    third-party plugin's) becomes ``h:`` + a hash of it, the same every time, so the order is
+    still found by its comment after a restart."""
+    text = client_order_id if leg == 0 else f"{client_order_id}{LEG_MARK}{leg}"
+    if len(text) <= COMMENT_MAX:
+        return text
+    digest = hashlib.blake2b(text.encode(), digest_size=14).hexdigest()
+    return _HASH_MARK + digest[: COMMENT_MAX - len(_HASH_MARK)]
+
+
+def base_comment(comment: str) -> str:
+    """The comment of an order's first request, from any of its legs' comments."""
+    head, mark, leg = comment.rpartition(LEG_MARK)
+    return head if mark and leg.isdigit() and head else comment
+
+
+# -- volume and prices -----------------------------------------------------------------------
+
+_EPS = 1e-9
+
+
+def round_volume(volume: float, spec: SymbolSpec) -> float:
+    """``volume`` rounded down to the volume step (never up: an order never grows)."""
+    step = spec.volume_step
+    if step <= 0:
+        return volume
+    units = volume / step
+    nearest = round(units)
+    whole = nearest if abs(units - nearest) <= _EPS * max(1.0, units) else int(units)
+    return round(whole * step, 8)
+
+
+def volume_problem(volume: float, spec: SymbolSpec) -> tuple[ReasonCode, str] | None:
+    """Why ``volume`` (already rounded) cannot be sent, naming the limit; None if it can."""
+    if volume <= 0:
+        return ReasonCode.INVALID_QUANTITY, (
+            f"quantity rounds to nothing on {spec.name}'s volume step {spec.volume_step:g}"
+        )
+    if volume < spec.volume_min - _EPS:
+        return ReasonCode.BELOW_MIN_QUANTITY, (
+            f"quantity {volume:g} is below {spec.name}'s volume_min {spec.volume_min:g}"
+        )
+    if volume > spec.volume_max + _EPS:
+        return ReasonCode.INVALID_QUANTITY, (
+            f"quantity {volume:g} is above {spec.name}'s volume_max {spec.volume_max:g}"
+        )
+    return None
+
+
+def on_tick(price: float, spec: SymbolSpec, side: Side, order_type: OrderType) -> float:
+    """``price`` on the tick (never worse for the bot), printed to the symbol's digits."""
+    return round(round_price(price, spec.tick_size, side, order_type), spec.digits)
+
+
+def stops_problem(
+    side: Side, reference: float, stop_loss: float, take_profit: float, spec: SymbolSpec
+) -> str | None:
+    """Why SL/TP of a position opened on ``side`` cannot be set ``reference`` being the price
+    they are measured from (the close side of the market, or a pending order's price)."""
+    level = spec.stops_level * spec.point
+    for name, value, below in (
+        ("stop_loss", stop_loss, side is Side.BUY),
+        ("take_profit", take_profit, side is Side.SELL),
+    ):
+        if not value:
+            continue
+        distance = (reference - value) if below else (value - reference)
+        if distance <= 0:
+            where = "below" if below else "above"
+            return f"{name} {value:g} must be {where} {reference:g} for a {side} position"
+        if distance < level - spec.point * 1e-3:
+            return (
+                f"{name} {value:g} is {distance / spec.point:.0f} points from {reference:g}; "
+                f"{spec.name} needs at least trade_stops_level {spec.stops_level} points"
+            )
+    return None
+
+
+# -- filling modes ---------------------------------------------------------------------------
+
+
+def filling_modes(spec: SymbolSpec, pending: bool) -> tuple[int, ...]:
+    """Filling modes to try, best first. Market orders: FOK (all or nothing), then IOC, then
+    RETURN where the execution mode allows it (not in market execution). Pending orders:
+    RETURN (the remainder keeps working), then FOK/IOC if the symbol allows them."""
+    flags = spec.filling_flags
+    fok = (ORDER_FILLING_FOK,) if flags & SYMBOL_FILLING_FOK else ()
+    ioc = (ORDER_FILLING_IOC,) if flags & SYMBOL_FILLING_IOC else ()
+    if pending:
+        return (ORDER_FILLING_RETURN, *fok, *ioc)
+    ret = (ORDER_FILLING_RETURN,) if spec.execution_mode != SYMBOL_TRADE_EXECUTION_MARKET else ()
+    modes = (*fok, *ioc, *ret)
+    # No flag at all (a broker that leaves the field 0): let the terminal say which it takes.
+    return modes or (ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN)
+
+
+def needs_price(spec: SymbolSpec) -> bool:
+    """Instant and request execution quote a price: the request must carry one."""
+    return spec.execution_mode in (SYMBOL_TRADE_EXECUTION_INSTANT, SYMBOL_TRADE_EXECUTION_REQUEST)
+
+
+# -- request dicts ---------------------------------------------------------------------------
+
+
+def _pending_type(order: Order) -> int:
+    buy = order.side is Side.BUY
+    if order.order_type is OrderType.LIMIT:
+        return ORDER_TYPE_BUY_LIMIT if buy else ORDER_TYPE_SELL_LIMIT
+    return ORDER_TYPE_BUY_STOP if buy else ORDER_TYPE_SELL_STOP
+
+
+def deal_request(
+    order: Order,
+    spec: SymbolSpec,
+    *,
+    magic: int,
+    volume: float,
+    price: float,
+    deviation: int,
+    filling: int,
+    position: int = 0,
+    leg: int = 0,
+) -> dict[str, Any]:
+    """A market order (``position``: close that hedging position by ticket; no SL/TP then)."""
+    request: dict[str, Any] = {
+        "action": TRADE_ACTION_DEAL,
+        "symbol": spec.name,
+        "volume": volume,
+        "type": ORDER_TYPE_BUY if order.side is Side.BUY else ORDER_TYPE_SELL,
+        "price": round(price, spec.digits),
+        "deviation": deviation,
+        "magic": magic,
+        "comment": comment_for(order.client_order_id, leg),
+        "type_time": ORDER_TIME_GTC,
+        "type_filling": filling,
+    }
+    if position:
+        request["position"] = position
+    else:
+        _add_stops(request, order, spec)
+    return request
+
+
+def pending_request(
+    order: Order, spec: SymbolSpec, *, magic: int, volume: float, filling: int
+) -> dict[str, Any]:
+    """A limit or stop order resting at the broker."""
+    assert order.price is not None
+    request: dict[str, Any] = {
+        "action": TRADE_ACTION_PENDING,
+        "symbol": spec.name,
+        "volume": volume,
+        "type": _pending_type(order),
+        "price": on_tick(order.price, spec, order.side, order.order_type),
+        "magic": magic,
+        "comment": comment_for(order.client_order_id),
+        "type_time": ORDER_TIME_GTC,
+        "type_filling": filling,
+    }
+    _add_stops(request, order, spec)
+    return request
+
+
+def _add_stops(request: dict[str, Any], order: Order, spec: SymbolSpec) -> None:
+    exit_side = order.side.opposite
+    if order.stop_loss:
+        request["sl"] = on_tick(order.stop_loss, spec, exit_side, OrderType.STOP)
+    if order.take_profit:
+        request["tp"] = on_tick(order.take_profit, spec, exit_side, OrderType.LIMIT)
+
+
+def sltp_request(
+    spec: SymbolSpec, *, position: int, stop_loss: float, take_profit: float, magic: int
+) -> dict[str, Any]:
+    """Set a position's SL/TP (0: none), by ticket."""
+    return {
+        "action": TRADE_ACTION_SLTP,
+        "symbol": spec.name,
+        "position": position,
+        "sl": round(stop_loss, spec.digits),
+        "tp": round(take_profit, spec.digits),
+        "magic": magic,
+    }
+
+
+def remove_request(ticket: int) -> dict[str, Any]:
+    return {"action": TRADE_ACTION_REMOVE, "order": ticket}
+
+
+def modify_request(
+    spec: SymbolSpec, *, ticket: int, price: float, stop_loss: float, take_profit: float
+) -> dict[str, Any]:
+    return {
+        "action": TRADE_ACTION_MODIFY,
+        "order": ticket,
+        "symbol": spec.name,
+        "price": round(price, spec.digits),
+        "sl": round(stop_loss, spec.digits),
+        "tp": round(take_profit, spec.digits),
+        "type_time": ORDER_TIME_GTC,
+    }
+
+
+__all__ = [
+    "COMMENT_MAX",
+    "SymbolSpec",
+    "base_comment",
+    "comment_for",
+    "deal_request",
+    "filling_modes",
+    "modify_request",
+    "needs_price",
+    "on_tick",
+    "pending_request",
+    "remove_request",
+    "round_volume",
+    "sltp_request",
+    "spec_from_info",
+    "stops_problem",
+    "volume_problem",
+]

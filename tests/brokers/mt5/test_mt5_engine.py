@@ -1,0 +1,149 @@
+"""The real engine with the mt5 broker on the emulated terminal: orders leave as PENDING, the
+terminal's answers come back through ``pump``, and the journal equals the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.brokers.mt5.harness import Mt5Harness
+from tests.runtime.helpers import Scripted
+from tests.venues.mt5 import Disconnect, UnknownOutcome
+from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import Bar
+
+T0 = 1_736_121_600  # the emulator's clock: 2025-01-06 00:00 UTC
+MINUTE = 60
+
+
+def _bar(i: int, price: float) -> Bar:
+    return Bar("EURUSD", MINUTE, T0 - 10 * MINUTE + i * MINUTE, price, price, price, price, 1.0)
+
+
+@pytest.fixture(params=["netting", "hedging"])
+def venue(request: pytest.FixtureRequest) -> Iterator[Mt5Harness]:
+    harness = Mt5Harness.build(request.param)
+    harness.symbols = ("EURUSD",)
+    harness.connect()
+    yield harness
+    harness.close()
+
+
+def _engine(venue: Mt5Harness, strategy: Scripted) -> tuple[Engine, Journal]:
+    journal = Journal(":memory:")
+    journal.start_run(
+        run_id="live",
+        bot=venue.bot,
+        mode="live",
+        currency="USD",
+        initial_capital=10_000.0,
+        timeframe_s=MINUTE,
+        config_hash="x",
+        manifest={},
+    )
+    config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
+    return Engine(config, strategy, venue.broker, journal), journal
+
+
+def _apply(engine: Engine, venue: Mt5Harness) -> int:
+    venue.broker.settle(timeout=30.0)
+    return engine.pump()
+
+
+def _journal_equals_terminal(journal: Journal, venue: Mt5Harness) -> None:
+    journaled = sorted(row[0] for row in journal.query("SELECT fill_id FROM fills"))
+    magic = venue.broker._magic
+    at_terminal = sorted(str(d.ticket) for d in venue.deals() if d.magic == magic)
+    assert journaled == at_terminal
+
+
+def test_bracketed_entry_stopped_out_journal_equals_terminal(venue: Mt5Harness) -> None:
+    strategy = Scripted(
+        {0: lambda ctx, bar: ctx.buy("EURUSD", 0.1, stop_loss=1.0950, take_profit=1.1100)}
+    )
+    engine, journal = _engine(venue, strategy)
+    engine.run([_bar(0, 1.1)])
+    assert dict(journal.order_statuses())  # journaled pending before the terminal answered
+    assert _apply(engine, venue) == 2  # ack + fill
+    statuses = dict(journal.order_statuses())
+    parent = next(cid for cid in statuses if not cid.endswith(("-sl", "-tp")))
+    assert statuses == {parent: "filled", f"{parent}-sl": "open", f"{parent}-tp": "open"}
+    assert engine.portfolio.position("EURUSD").quantity == 0.1
+    venue.terminal.set_price("EURUSD", 1.0940)
+    _apply(engine, venue)
+    statuses = dict(journal.order_statuses())
+    assert statuses[f"{parent}-sl"] == "filled" and statuses[f"{parent}-tp"] == "cancelled"
+    assert engine.portfolio.position("EURUSD").quantity == 0.0
+    assert venue.terminal.positions_get() == ()
+    _journal_equals_terminal(journal, venue)
+
+
+FAULTS: dict[str, list[Any]] = {
+    "timeout-executed": [UnknownOutcome(10012, executed=True)],
+    "timeout-not-executed": [UnknownOutcome(10012, executed=False)],
+    "no-connection-executed": [UnknownOutcome(10031, executed=True)],
+    "no-connection-not-executed": [UnknownOutcome(10031, executed=False)],
+    "unnamed-code": [UnknownOutcome(10099, executed=True)],
+    "terminal-lost-executed": [Disconnect("ipc", executed=True)],
+    "terminal-lost-not-executed": [Disconnect("ipc", executed=False)],
+    "requote-storm": [10004, 10020, 10021],
+    "throttled": [10024, 10024],
+    "filling-refused": [10030],
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str) -> None:
+    venue.terminal.faults.script("order_send", FAULTS[fault])
+    strategy = Scripted(
+        {
+            0: lambda ctx, bar: ctx.buy("EURUSD", 0.1),
+            1: lambda ctx, bar: ctx.close("EURUSD"),
+        }
+    )
+    engine, journal = _engine(venue, strategy)
+    engine.run([_bar(0, 1.1)])
+    _apply(engine, venue)
+    assert list(dict(journal.order_statuses()).values()) == ["filled"]
+    assert engine.portfolio.position("EURUSD").quantity == 0.1
+    venue.terminal.faults.script("order_send", FAULTS[fault])  # the exit meets it too
+    engine.run([_bar(1, 1.1)])
+    _apply(engine, venue)
+    assert list(dict(journal.order_statuses()).values()) == ["filled", "filled"]
+    assert engine.portfolio.position("EURUSD").quantity == 0.0
+    assert venue.terminal.positions_get() == ()
+    _journal_equals_terminal(journal, venue)
+
+
+def test_partial_fill_journaled_as_the_terminal_has_it(venue: Mt5Harness) -> None:
+    venue.terminal.faults.script("order_send", [10010])
+    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 0.1)})
+    engine, journal = _engine(venue, strategy)
+    engine.run([_bar(0, 1.1)])
+    _apply(engine, venue)
+    assert list(dict(journal.order_statuses()).values()) == ["cancelled"]
+    assert engine.portfolio.position("EURUSD").quantity == 0.05
+    assert [p.volume for p in venue.terminal.positions_get()] == [0.05]
+    _journal_equals_terminal(journal, venue)
+
+
+def test_exit_closes_the_position_and_cancels_its_children(venue: Mt5Harness) -> None:
+    strategy = Scripted(
+        {
+            0: lambda ctx, bar: ctx.buy("EURUSD", 0.1, stop_loss=1.0950),
+            1: lambda ctx, bar: ctx.close("EURUSD"),
+        }
+    )
+    engine, journal = _engine(venue, strategy)
+    engine.run([_bar(0, 1.1)])
+    _apply(engine, venue)
+    engine.run([_bar(1, 1.1)])
+    _apply(engine, venue)
+    statuses = dict(journal.order_statuses())
+    assert sorted(statuses.values()) == ["cancelled", "filled", "filled"]
+    assert engine.portfolio.position("EURUSD").quantity == 0.0
+    assert venue.terminal.positions_get() == ()
+    _journal_equals_terminal(journal, venue)
