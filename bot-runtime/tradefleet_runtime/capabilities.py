@@ -198,7 +198,11 @@ class VenueExecution(Protocol):
         self, client_order_id: str, quantity: float | None, price: float | None
     ) -> OrderUpdate | None:
         """Change a working order's quantity and/or price: natively where the venue can,
-        cancel-replace otherwise (the replacement keeps a derived client order id)."""
+        cancel-replace otherwise (the replacement's id is ``sdk.replacement_order_id``).
+
+        A refused amend leaves the order as it was: answer ``OPEN`` with the refusal's
+        ``ReasonCode`` and words (never ``REJECTED``, which would end an order the venue still
+        holds); only an order the venue does not know is ``REJECTED``/``UNKNOWN_ORDER``."""
         ...
 
     def is_connected(self) -> bool:

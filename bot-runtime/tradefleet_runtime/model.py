@@ -132,6 +132,7 @@ class ReasonCode(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"  # balance or margin too small
     INVALID_PRICE = "invalid_price"  # off the tick, outside the venue's price band
     INVALID_QUANTITY = "invalid_quantity"  # off the lot step, above the maximum
+    INVALID_STOPS = "invalid_stops"  # stop-loss/take-profit too close or on the wrong side
     BELOW_MIN_QUANTITY = "below_min_quantity"
     BELOW_MIN_NOTIONAL = "below_min_notional"
     REDUCE_ONLY = "reduce_only"  # a reduce-only order that would open or grow a position

@@ -43,6 +43,14 @@ def client_order_id(prefix: str, ts: int, symbol: str, sequence: int) -> str:
     return f"{prefix}{_symbol_tag(symbol)}{ts:x}{_base36(sequence)}"
 
 
+def replacement_order_id(client_order_id: str, amendment: int) -> str:
+    """Id of the ``amendment``-th (1, 2, …) replacement of an order that a venue without a
+    native amend cancels and sends again: derived, so a retry of the same amendment is the same
+    id (never a second order), and within the venues' limits (a child's id stays ≤ 31)."""
+    base = client_order_id.split("~", 1)[0]
+    return f"{base}~{_base36(amendment)}"
+
+
 def child_order_id(parent_id: str, role: str) -> str:
     """Id of a bracket child: ``role`` is ``sl`` or ``tp``."""
     return f"{parent_id}-{role}"

@@ -31,6 +31,7 @@ from tradefleet_runtime.model import (
     OrderUpdate,
     Position,
     PositionReport,
+    ReasonCode,
     Side,
 )
 from tradefleet_runtime.order_ids import bot_prefix
@@ -443,3 +444,27 @@ def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
         controller.stop()
         controller.wait(10)
         journal.close()
+
+
+def test_a_refused_amend_leaves_the_order_working_as_it_was() -> None:
+    broker = PaperBroker(PaperBrokerParams())
+    broker.connect(BrokerContext(NAME, "paper", ("BTCUSDT",), "USD", 1000.0))  # type: ignore[arg-type]
+    order = Order(PREFIX + "a", "BTCUSDT", Side.BUY, 1.0, OrderType.LIMIT, 90.0, created_ts=T0)
+    broker.submit(order)
+    refused = broker.amend(order.client_order_id, None, -5.0)
+    assert refused is not None
+    assert (refused.status, refused.code) == (OrderStatus.OPEN, ReasonCode.INVALID_PRICE)
+    report = broker.query_order(order.client_order_id)
+    assert report is not None and report.price == 90.0 and report.status is OrderStatus.OPEN
+    unknown = broker.amend("nope", 2.0, None)
+    assert unknown is not None
+    assert (unknown.status, unknown.code) == (OrderStatus.REJECTED, ReasonCode.UNKNOWN_ORDER)
+
+
+def test_replacement_ids_are_derived_and_stable() -> None:
+    from tradefleet_runtime.sdk import replacement_order_id
+
+    first = replacement_order_id(PREFIX + "x", 1)
+    assert first == replacement_order_id(PREFIX + "x", 1) == PREFIX + "x~1"
+    # A replacement of a replacement derives from the original, never grows without bound.
+    assert replacement_order_id(first, 2) == PREFIX + "x~2"

@@ -110,7 +110,12 @@ from tradefleet_runtime.model import (
     Side,
     Trade,
 )
-from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
+from tradefleet_runtime.order_ids import (
+    bot_prefix,
+    child_order_id,
+    client_order_id,
+    replacement_order_id,
+)
 from tradefleet_runtime.plugins.hookspecs import hookimpl
 from tradefleet_runtime.plugins.registry import (
     CONTRACT_VERSION,
@@ -230,6 +235,7 @@ __all__ = [
     "hookimpl",
     "limit_problem",
     "parse_timeframe",
+    "replacement_order_id",
     "round_price",
     "round_quantity",
     "true_range",

@@ -904,9 +904,21 @@ class Mt5Broker:
             refusal = self._modify_pending(client_order_id, quantity, price)
         if refusal is None:
             self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended"))
-        else:
+        elif refusal[0] is ReasonCode.UNKNOWN_ORDER:
             self._emit(
                 OrderUpdate(client_order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0])
+            )
+        else:
+            # The terminal still holds the order as it was: it stays working (a REJECTED here
+            # would make the engine drop a live order, e.g. a protective stop).
+            self._emit(
+                OrderUpdate(
+                    client_order_id,
+                    OrderStatus.OPEN,
+                    ts,
+                    f"amend refused: {refusal[1]}",
+                    code=refusal[0],
+                )
             )
 
     def _modify_pending(

@@ -49,7 +49,7 @@ _TABLE: dict[int, Verdict] = {
     10019: Verdict(Action.REJECT, ReasonCode.INSUFFICIENT_FUNDS, "not enough money"),
     10014: Verdict(Action.REJECT, ReasonCode.INVALID_QUANTITY, "invalid volume"),
     10015: Verdict(Action.REJECT, ReasonCode.INVALID_PRICE, "invalid price"),
-    10016: Verdict(Action.REJECT, ReasonCode.INVALID_PRICE, "invalid stops"),
+    10016: Verdict(Action.REJECT, ReasonCode.INVALID_STOPS, "invalid stops"),
     # Refusals that say so: the request did not reach the market and would be refused again.
     10006: Verdict(Action.REJECT, ReasonCode.VENUE_REJECTED, "request rejected"),
     10007: Verdict(Action.REJECT, ReasonCode.VENUE_REJECTED, "request canceled by trader"),

@@ -196,9 +196,13 @@ class PaperBroker:
             changed = changed._replace(price=price)
         problem = self._validate(changed)
         if problem:
-            # The order stays as it was: a refused amend changes nothing.
+            # The order stays as it was, still working: a refused amend changes nothing.
             return OrderUpdate(
-                client_order_id, OrderStatus.REJECTED, self._now, problem[1], code=problem[0]
+                client_order_id,
+                OrderStatus.OPEN,
+                self._now,
+                f"amend refused: {problem[1]}",
+                code=problem[0],
             )
         working.order = changed
         self._orders[client_order_id] = changed

@@ -149,7 +149,7 @@ def test_throttling_beyond_the_retries_is_rate_limited(netting: Mt5Harness) -> N
         (10019, ReasonCode.INSUFFICIENT_FUNDS),
         (10014, ReasonCode.INVALID_QUANTITY),
         (10015, ReasonCode.INVALID_PRICE),
-        (10016, ReasonCode.INVALID_PRICE),
+        (10016, ReasonCode.INVALID_STOPS),
     ],
 )
 def test_refusals_are_typed_and_never_retried(

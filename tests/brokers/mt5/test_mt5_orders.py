@@ -264,6 +264,8 @@ def test_amending_a_resting_orders_volume_is_refused_and_changes_nothing(
     netting.broker.amend(order.client_order_id, 0.2, None)
     (update,) = netting.settle()
     assert update.code is ReasonCode.VENUE_REJECTED  # type: ignore[union-attr]
+    # Refused, not ended: the order still works at the terminal, so it stays OPEN.
+    assert update.status is OrderStatus.OPEN  # type: ignore[union-attr]
     assert netting.terminal.orders_get()[0].volume_current == 0.1
 
 

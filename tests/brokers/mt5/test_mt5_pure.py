@@ -63,7 +63,7 @@ def test_constants_are_the_real_packages() -> None:
         (10019, Action.REJECT, ReasonCode.INSUFFICIENT_FUNDS),
         (10014, Action.REJECT, ReasonCode.INVALID_QUANTITY),
         (10015, Action.REJECT, ReasonCode.INVALID_PRICE),
-        (10016, Action.REJECT, ReasonCode.INVALID_PRICE),
+        (10016, Action.REJECT, ReasonCode.INVALID_STOPS),
         (10018, Action.REJECT, ReasonCode.MARKET_CLOSED),
     ],
 )
