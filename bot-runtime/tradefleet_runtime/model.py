@@ -186,12 +186,17 @@ class OrderReport(NamedTuple):
 
 
 class PositionReport(NamedTuple):
-    """A venue's net position in one symbol (signed quantity; > 0 long, < 0 short)."""
+    """A venue's net position in one symbol (signed quantity; > 0 long, < 0 short).
+
+    ``balance`` marks a spot venue's holding of the base asset: it is the account's, and may
+    include coins that were never the bot's, so reconciliation only checks that it covers what
+    the bot holds."""
 
     symbol: str
     quantity: float
     average_price: float = 0.0
     ts: int = 0
+    balance: bool = False
 
 
 class Instrument(NamedTuple):

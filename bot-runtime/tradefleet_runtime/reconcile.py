@@ -13,10 +13,11 @@ for its orders, fills and positions and this module decides, without touching an
   status; those the venue never saw are closed as never sent (not re-sent: the strategy decides
   again on fresh data);
 - **foreign orders and positions** (other prefixes, other symbols) are reported, never touched;
-- **positions** are compared after all that: when the venue and the journal still disagree by
-  more than the tolerance, the bot is ``Degraded`` and trades nothing until a person resolves it
-  — or, when the bot's spec says so, the venue's position is adopted through a reconciliation
-  fill at the venue's average price.
+- **positions** are compared after all that (a spot venue's balance only has to cover what the
+  bot holds: the account may hold more of the coin than the bot bought): when the venue and
+  the journal still disagree by more than the tolerance, the bot is ``Degraded`` and trades
+  nothing until a person resolves it — or, when the bot's spec says so, the venue's position
+  is adopted through a reconciliation fill at the venue's average price.
 """
 
 from __future__ import annotations
@@ -175,6 +176,9 @@ def plan_reconciliation(
         venue = at_venue.quantity if at_venue is not None else 0.0
         difference = venue - have
         if abs(difference) <= tolerance:
+            continue
+        if at_venue is not None and at_venue.balance and difference > 0 and have >= 0:
+            # A spot balance larger than the bot's holding: the rest is the owner's coins.
             continue
         if adopt_venue_positions:
             # At the venue's entry price when it has one; a position the venue no longer has

@@ -468,3 +468,10 @@ def test_replacement_ids_are_derived_and_stable() -> None:
     assert first == replacement_order_id(PREFIX + "x", 1) == PREFIX + "x~1"
     # A replacement of a replacement derives from the original, never grows without bound.
     assert replacement_order_id(first, 2) == PREFIX + "x~2"
+
+
+def test_a_spot_balance_only_has_to_cover_what_the_bot_holds() -> None:
+    more = _plan(venue_positions=[PositionReport("BTCUSDT", 7.5, 0.0, balance=True)])
+    assert not more.degraded, "the owner's own coins are not the bot's business"
+    less = _plan(venue_positions=[PositionReport("BTCUSDT", 0.25, 0.0, balance=True)])
+    assert less.mismatches == ("BTCUSDT: the journal holds +1, the venue +0.25 (difference -0.75)",)
