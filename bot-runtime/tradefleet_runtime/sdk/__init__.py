@@ -34,6 +34,7 @@ from typing import Any
 
 from tradefleet_runtime.accounting import FillEffect, apply_fill
 from tradefleet_runtime.aggregation import BarAggregator
+from tradefleet_runtime.bar_columns import BarColumns, cached_columns, fast_csv_columns
 from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_children
 from tradefleet_runtime.capabilities import (
     AccountAction,
@@ -159,6 +160,7 @@ __all__ = [
     "ActionKind",
     "Bar",
     "BarAggregator",
+    "BarColumns",
     "BarHistory",
     "BarObserver",
     "Bollinger",
@@ -215,8 +217,10 @@ __all__ = [
     "bracket_children",
     "bucket_start",
     "build_strategy",
+    "cached_columns",
     "child_order_id",
     "client_order_id",
+    "fast_csv_columns",
     "format_timeframe",
     "hookimpl",
     "parse_timeframe",
