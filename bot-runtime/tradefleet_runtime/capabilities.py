@@ -21,6 +21,10 @@ from tradefleet_runtime.model import Bar, Fill, Trade
 from tradefleet_runtime.signals import Signal
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from tradefleet_runtime.bar_columns import BarColumns
     from tradefleet_runtime.contracts import RiskContext
 
 
@@ -37,6 +41,7 @@ class Capability(StrEnum):
     ACTS_ON_ACCOUNT = "acts-on-account"  # risk plugin: AccountActor (reduce, flatten, cancel)
     RESTORES_LOCK = "restores-lock"  # risk plugin: LockRestorer (a journaled lock after restart)
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
+    TARGET_POSITIONS = "target-positions"  # strategy: TargetPositioner (vectorised sweeps)
 
 
 @runtime_checkable
@@ -45,6 +50,30 @@ class SignalReceiver(Protocol):
 
     def on_signal(self, signal: Signal) -> str | None:
         """Queue the signal's orders on the context, or return why it is refused."""
+        ...
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """A strategy's whole run as target positions, for the vectorised sweep path.
+
+    ``target[i]`` is the position the strategy holds after bar ``i`` closed, in units of the
+    sizer's quantity (1 long, -1 short, 0 flat), for every bar the strategy is shown, warm-up
+    included (where it must be 0). Each change is traded as the event engine trades ema-cross:
+    a market order closing what is held, then a market order opening the new target, both
+    filled at the next bar's open.
+    """
+
+    target: npt.NDArray[np.float64]
+
+
+@runtime_checkable
+class TargetPositioner(Protocol):
+    """A strategy that can state its whole run as target positions of one symbol's bars."""
+
+    def target_positions(self, columns: BarColumns) -> TargetPlan | None:
+        """The plan for these bars (oldest first), or None when these params need the event
+        engine (brackets, anything decided on fills): the optimiser then runs it."""
         ...
 
 
@@ -164,6 +193,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.ACTS_ON_ACCOUNT: _Shape(frozenset({"risk"}), (("account_actions", 1),)),
     Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
     Capability.REPORTS_TIER: _Shape(frozenset({"risk"}), (("tier", 0),)),
+    Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
 }
 
 
@@ -240,6 +270,8 @@ __all__ = [
     "RiskLockHolder",
     "SignalReceiver",
     "SymbolChecker",
+    "TargetPlan",
+    "TargetPositioner",
     "TierReporter",
     "TradeReader",
     "check_object",

@@ -48,6 +48,8 @@ from tradefleet_runtime.capabilities import (
     RiskLockHolder,
     SignalReceiver,
     SymbolChecker,
+    TargetPlan,
+    TargetPositioner,
     TierReporter,
     TradeReader,
 )
@@ -90,6 +92,7 @@ from tradefleet_runtime.indicators import (
     Swings,
     bar_handler,
     true_range,
+    vectorised,
 )
 from tradefleet_runtime.model import (
     Bar,
@@ -208,6 +211,8 @@ __all__ = [
     "Subscription",
     "Swings",
     "SymbolChecker",
+    "TargetPlan",
+    "TargetPositioner",
     "TierReporter",
     "Trade",
     "TradeReader",
@@ -225,4 +230,5 @@ __all__ = [
     "hookimpl",
     "parse_timeframe",
     "true_range",
+    "vectorised",
 ]
