@@ -63,11 +63,18 @@ class VectorRun:
     equity_ts: Ints  # close time of each traded bar
     equity: Floats
     exposure: Floats
-    trades: list[Trade]
+    trade_net_pnl: Floats  # of each closed round trip, oldest first
+    trade_columns: tuple[Any, ...]  # what trade_list() builds Trade objects from
     fees: float
     history_bars: int
     orders: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def trade_list(self) -> list[Trade]:
+        """The round trips as the engine's ``Trade`` objects (built on demand: a sweep needs
+        only their P&L)."""
+        symbol, *columns = self.trade_columns
+        return [Trade(symbol, *row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 
 def vector_terms(
@@ -167,7 +174,9 @@ def run_plan(
     value = position * columns.close[traded]
     equity = cash[last_fill] + value
     exposure = np.abs(value)
-    trades = _trades(terms.symbol, columns.ts, bar, side, quantity, price, fee, opening, reasons)
+    trade_columns, net = _trades(
+        terms.symbol, columns.ts, bar, side, quantity, price, fee, opening, reasons
+    )
     fees = float(np.cumsum(fee)[-1]) if fee.size else 0.0
     return VectorRun(
         fill_bar=bar,
@@ -179,7 +188,8 @@ def run_plan(
         equity_ts=columns.ts[traded] + terms.timeframe_s,
         equity=equity,
         exposure=exposure,
-        trades=trades,
+        trade_net_pnl=net,
+        trade_columns=trade_columns,
         fees=fees,
         history_bars=history,
         orders=int(bar.size),
@@ -196,8 +206,9 @@ def _trades(
     fee: Floats,
     opening: npt.NDArray[np.bool_],
     reasons: npt.NDArray[Any],
-) -> list[Trade]:
-    """Round trips as the engine's portfolio books them (each close ends the last opening)."""
+) -> tuple[tuple[Any, ...], Floats]:
+    """Round trips as the engine's portfolio books them (each close ends the last opening):
+    the columns of their ``Trade`` fields, and their net P&L."""
     entry = np.flatnonzero(opening)
     exit_ = np.flatnonzero(~opening)
     entry = entry[: exit_.size]  # the last opening may still be held
@@ -207,20 +218,21 @@ def _trades(
     direction = side[entry]
     gross = quantity[exit_] * (price[exit_] - entry_price) * direction
     fees = fee[entry] + fee[exit_] * (quantity[exit_] / quantity[exit_])
-    columns = zip(
-        direction.astype(int).tolist(),
-        quantity[entry].tolist(),
-        ts[bar[entry]].tolist(),
-        ts[bar[exit_]].tolist(),
-        entry_price.tolist(),
-        exit_price.tolist(),
-        gross.tolist(),
-        fees.tolist(),
-        reasons[entry].tolist(),
-        reasons[exit_].tolist(),
-        strict=True,
+    columns = (
+        symbol,
+        direction.astype(int),
+        quantity[entry],
+        ts[bar[entry]],
+        ts[bar[exit_]],
+        entry_price,
+        exit_price,
+        gross,
+        fees,
+        reasons[entry],
+        reasons[exit_],
     )
-    return [Trade(symbol, *row) for row in columns]
+    net: Floats = gross - fees
+    return columns, net
 
 
 __all__ = ["VectorRun", "VectorTerms", "run_plan", "vector_terms"]

@@ -334,8 +334,9 @@ def _vector_evaluation(
         timestamps=run.equity_ts,
         equity=run.equity,
         exposure=run.exposure,
-        trades=run.trades,
+        trades=(),
         fees=run.fees,
+        net_pnls=run.trade_net_pnl,
     )
     seen = (bars[0][2], bars[-1][2]) if bars else (None, None)
     if not task.detail:
@@ -347,7 +348,7 @@ def _vector_evaluation(
         equity_ts=tuple(run.equity_ts.tolist()),
         equity=tuple(run.equity.tolist()),
         exposure=tuple(run.exposure.tolist()),
-        trades=tuple(run.trades),
+        trades=tuple(run.trade_list()),
         fees=run.fees,
         path="vector",
     )
