@@ -17,6 +17,7 @@ rebuilt; it is written to a temporary file and renamed, so a reader never sees h
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import tempfile
@@ -95,7 +96,21 @@ class BarColumns:
         )
 
     def bars(self, symbol: str, timeframe_s: int) -> list[Bar]:
-        """One :class:`Bar` per row (built without per-field checks: the columns are checked)."""
+        """One :class:`Bar` per row (built without per-field checks: the columns are checked).
+
+        The garbage collector is paused meanwhile: a million new tuples would otherwise set off
+        collections that scan them again and again (0.3 s instead of 1.1 s for 1M bars), and
+        tuples of numbers and a string cannot form a cycle.
+        """
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._bars(symbol, timeframe_s)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _bars(self, symbol: str, timeframe_s: int) -> list[Bar]:
         return list(
             map(
                 _make_bar,
