@@ -91,7 +91,9 @@ audit: $(STAMP)
 
 test: lint typecheck pytest audit
 
+# The bench extra (backtesting.py, the engine bench's comparison) is installed for the bench only.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@mkdir -p bench/results
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -28,6 +28,10 @@ from tradefleet_runtime.model import (
 from tradefleet_runtime.signals import Signal
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from tradefleet_runtime.bar_columns import BarColumns
     from tradefleet_runtime.contracts import RiskContext
 
 
@@ -48,6 +52,7 @@ class Capability(StrEnum):
     # data feed: its bars arrive when they close at the venue, so the runtime never paces
     # them (a restarted bot's missed bars are caught up at once, not one per timeframe).
     LIVE_FEED = "live-feed"
+    TARGET_POSITIONS = "target-positions"  # strategy: TargetPositioner (vectorised sweeps)
 
 
 @runtime_checkable
@@ -56,6 +61,30 @@ class SignalReceiver(Protocol):
 
     def on_signal(self, signal: Signal) -> str | None:
         """Queue the signal's orders on the context, or return why it is refused."""
+        ...
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """A strategy's whole run as target positions, for the vectorised sweep path.
+
+    ``target[i]`` is the position the strategy holds after bar ``i`` closed, in units of the
+    sizer's quantity (1 long, -1 short, 0 flat), for every bar the strategy is shown, warm-up
+    included (where it must be 0). Each change is traded as the event engine trades ema-cross:
+    a market order closing what is held, then a market order opening the new target, both
+    filled at the next bar's open.
+    """
+
+    target: npt.NDArray[np.float64]
+
+
+@runtime_checkable
+class TargetPositioner(Protocol):
+    """A strategy that can state its whole run as target positions of one symbol's bars."""
+
+    def target_positions(self, columns: BarColumns) -> TargetPlan | None:
+        """The plan for these bars (oldest first), or None when these params need the event
+        engine (brackets, anything decided on fills): the optimiser then runs it."""
         ...
 
 
@@ -249,6 +278,7 @@ SHAPES: dict[Capability, _Shape] = {
             ("is_connected", 0),
         ),
     ),
+    Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
 }
 
 
@@ -325,6 +355,8 @@ __all__ = [
     "RiskLockHolder",
     "SignalReceiver",
     "SymbolChecker",
+    "TargetPlan",
+    "TargetPositioner",
     "TierReporter",
     "TradeReader",
     "VenueExecution",

@@ -39,6 +39,7 @@ def tradefleet_strategies() -> list[PluginSpec]:
             factory="tradefleet_plugins.strategies.ema_cross:EmaCross",
             params=EmaCrossParams,
             summary="Long on a fast/slow EMA cross up, short (or flat) on a cross down.",
+            capabilities=frozenset({Capability.TARGET_POSITIONS}),
         ),
         PluginSpec(
             kind=PluginKind.STRATEGY,

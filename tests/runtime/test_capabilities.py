@@ -204,7 +204,7 @@ def test_plugins_list_json_shows_capabilities_and_contract() -> None:
     rows = {(row["kind"], row["name"]): row for row in json.loads(output)}
     assert rows[("strategy", "external-signal")]["capabilities"] == ["takes-signals"]
     assert rows[("broker", "paper")]["capabilities"] == ["restores-account", "venue-execution"]
-    assert rows[("strategy", "ema-cross")]["capabilities"] == []
+    assert rows[("strategy", "ema-cross")]["capabilities"] == ["target-positions"]
     assert all(row["contract"] == CONTRACT_VERSION for row in rows.values())
 
 

@@ -309,7 +309,10 @@ def test_points_an_interrupted_run_left_run_again(
         resumed = run_search(_config(study, SMALL_GRID), pool)
     # The point the interruption failed ran again, with the one never reached: all four done.
     assert (resumed.ran, resumed.complete) == (2, 4)
-    assert resumed.notes == ["1 grid point(s) an earlier run did not finish run again"]
+    assert resumed.notes == [
+        "1 grid point(s) an earlier run did not finish run again",
+        "2 trial(s) evaluated by the vectorised path",
+    ]
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])

@@ -7,6 +7,9 @@ Paper and live bots commit each event as it happens: a process killed at any ins
 committed fill (WAL makes a commit durable against a process crash; ``durable`` adds an fsync
 per commit against power loss). Backtests pass ``batched``: rows are grouped into transactions
 of ``BATCH_ROWS``, because a replay can be rerun and a commit costs more than the engine's bar.
+A batch also keeps only the last position row of each symbol: a position row is an upsert, so
+the rows an earlier fill of the same batch would have written are overwritten before anyone
+could read them (the file holds the same rows after each commit as with one commit per fill).
 Per-bar equity snapshots are always buffered and written as packed chunks.
 """
 
@@ -174,6 +177,8 @@ class Journal:
         self.run_id = ""
         self._buffer: dict[str, list[tuple[Any, ...]]] = {}
         self._buffered = 0
+        # Batched: the latest position row of each (run, symbol) since the last commit.
+        self._positions: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._grouping = False
 
     def _open(self, durable: bool) -> sqlite3.Connection:
@@ -254,9 +259,12 @@ class Journal:
         if not self._buffered:
             return
         buffer, self._buffer, self._buffered = self._buffer, {}, 0
+        positions, self._positions = self._positions, {}
         with self._transaction() as db:
             for sql, rows in buffer.items():
                 db.executemany(sql, rows)
+            if positions:
+                db.executemany(_UPSERT_POSITION, positions.values())
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -369,34 +377,40 @@ class Journal:
         """A fill, the position it leaves, its order's status and any trade it closed: one
         transaction, so a crash never leaves one without the others."""
         run = self.run_id
+        fill_row = (
+            run,
+            fill.fill_id,
+            fill.client_order_id,
+            fill.symbol,
+            fill.side.value,
+            fill.quantity,
+            fill.price,
+            fill.fee,
+            fill.ts,
+            fill.reason,
+        )
+        position_row = (
+            run,
+            position.symbol,
+            position.quantity,
+            position.average_price,
+            position.realized_pnl,
+            fill.ts,
+        )
+        update_row = (run, fill.client_order_id, fill.ts, order_status.value, "", None)
+        if self.batched:
+            # The position's latest row replaces the batch's earlier one (see the module).
+            self._positions[(run, position.symbol)] = position_row
+            self._write(
+                (_INSERT_FILL, fill_row),
+                (_INSERT_UPDATE, update_row),
+                *((_INSERT_TRADE, _trade_row(run, seq, trade)) for seq, trade in trades),
+            )
+            return
         statements: list[tuple[str, tuple[Any, ...]]] = [
-            (
-                _INSERT_FILL,
-                (
-                    run,
-                    fill.fill_id,
-                    fill.client_order_id,
-                    fill.symbol,
-                    fill.side.value,
-                    fill.quantity,
-                    fill.price,
-                    fill.fee,
-                    fill.ts,
-                    fill.reason,
-                ),
-            ),
-            (
-                _UPSERT_POSITION,
-                (
-                    run,
-                    position.symbol,
-                    position.quantity,
-                    position.average_price,
-                    position.realized_pnl,
-                    fill.ts,
-                ),
-            ),
-            (_INSERT_UPDATE, (run, fill.client_order_id, fill.ts, order_status.value, "", None)),
+            (_INSERT_FILL, fill_row),
+            (_UPSERT_POSITION, position_row),
+            (_INSERT_UPDATE, update_row),
         ]
         for seq, trade in trades:
             statements.append((_INSERT_TRADE, _trade_row(run, seq, trade)))

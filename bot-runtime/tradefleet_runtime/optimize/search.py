@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -384,6 +385,7 @@ def _search(
     started = time.perf_counter()
     pending: dict[Future[Evaluation], Trial] = {}
     asked = done = 0
+    paths: Counter[tuple[str, str]] = Counter()  # (path, why the engine ran it): trials
     try:
         while asked < total or pending:
             while asked < total and len(pending) < max(jobs, 1):
@@ -419,6 +421,7 @@ def _search(
                     study.tell(trial, state=TrialState.FAIL)
                     raise
                 trial.set_user_attr("figures", evaluation.figures)
+                paths[(evaluation.path, evaluation.fallback)] += 1
                 # The first and last bar the run was given: walk-forward's proof that an
                 # in-sample search never saw its test window.
                 trial.set_user_attr("bars_seen", list(evaluation.seen))
@@ -436,7 +439,20 @@ def _search(
             future.cancel()
             study.tell(trial, state=TrialState.FAIL)
         raise
+    notes.extend(path_notes(paths))
     return _result(study, config, direction, done, time.perf_counter() - started, notes)
+
+
+def path_notes(paths: Counter[tuple[str, str]]) -> list[str]:
+    """Which path evaluated the trials, and why the event engine ran those it ran."""
+    notes = []
+    for (path, why), count in sorted(paths.items()):
+        if path == "vector":
+            notes.append(f"{count} trial(s) evaluated by the vectorised path")
+        else:
+            reason = f": {why}" if why else ""
+            notes.append(f"{count} trial(s) evaluated by the event engine{reason}")
+    return notes
 
 
 def _result(

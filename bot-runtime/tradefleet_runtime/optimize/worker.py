@@ -15,6 +15,12 @@ Parsing a CSV file costs about four times the backtest of its bars, so by defaul
 (``Task.reuse_bars``) a process reads the feed once and slices the same ``[start, end)`` range
 out of its bars for each trial (:func:`feed_bars`); ``reuse_bars=False`` has the feed read the
 file for every trial, limited by its params. Both give the same bars (tested).
+
+A strategy with the ``target-positions`` capability, on a bot the vectorised path supports
+(one symbol, the paper broker, a fixed-size sizer alone: :func:`~tradefleet_runtime.optimize.
+vector.vector_terms`), is evaluated by :mod:`tradefleet_runtime.optimize.vector` instead of the
+event engine (``Task.vector``); the evaluation says which path ran it and, when the engine did,
+why (``Evaluation.path``, ``Evaluation.fallback``).
 """
 
 from __future__ import annotations
@@ -29,12 +35,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tradefleet_runtime.bar_columns import BarColumns, bar_columns
+from tradefleet_runtime.capabilities import Capability, TargetPositioner
 from tradefleet_runtime.contracts import FeedRequest
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, Trade
+from tradefleet_runtime.optimize.vector import run_plan, vector_terms
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.session import BotSession, assemble
+from tradefleet_runtime.report.metrics import compute_figures
+from tradefleet_runtime.session import Bot, BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
 
 FigureValues = dict[str, float | int | None]
@@ -66,6 +78,7 @@ class Task:
     timeline: tuple[int, ...] = ()  # the feed's bar timestamps; needed with a window
     detail: bool = False  # also return the equity curve and the trades
     reuse_bars: bool = True  # slice this process's copy of the feed's bars (see above)
+    vector: bool = True  # the vectorised path when the bot supports it (see above)
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,8 @@ class Evaluation:
     trades: tuple[Trade, ...] = ()
     fees: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    path: str = "engine"  # "vector": evaluated by the vectorised path
+    fallback: str = ""  # why the event engine ran it, when the vectorised path was asked for
 
 
 @functools.cache
@@ -223,11 +238,20 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         )
         start, end = feed_bounds(task.timeline, task.window, built.warmup_bars())
     bars: Sequence[Bar] | None = None
+    fallback = ""
     if task.reuse_bars:
         bars = _slice(feed_bars(task.manifest, task.base_dir, registry), start, end)
     else:
         document = limit_feed(document, registry, start, end)
+        fallback = "the bars are read by the feed for each trial (reuse_bars off)"
     bot = assemble(parse_manifest(document), registry, Path(task.base_dir))
+    if task.vector and bars is not None:
+        vectorised = _vector_evaluation(task, bot, bars, start, end, registry)
+        if isinstance(vectorised, Evaluation):
+            return vectorised
+        fallback = vectorised
+    elif not task.vector:
+        fallback = "the vectorised path was not asked for"
     journal = Journal(":memory:", batched=True)
     try:
         outcome = BotSession(bot, journal, bars=bars).run_to_end()
@@ -243,7 +267,13 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         seen = (feed.first_ts, feed.last_ts) if feed is not None else (None, None)
         notes = tuple(feed.notes) if feed is not None else ()
     if not task.detail:
-        return Evaluation(outcome.figures.as_json(), seen, result.history_bars, notes=notes)
+        return Evaluation(
+            outcome.figures.as_json(),
+            seen,
+            result.history_bars,
+            notes=notes,
+            fallback=fallback,
+        )
     return Evaluation(
         outcome.figures.as_json(),
         seen,
@@ -254,4 +284,89 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         trades=tuple(result.trades),
         fees=result.fees,
         notes=notes,
+        fallback=fallback,
     )
+
+
+def _params_of(plugin: object) -> dict[str, Any]:
+    """A plugin's validated params as a dict (empty when it keeps none)."""
+    params = getattr(plugin, "params", None)
+    dump = getattr(params, "model_dump", None)
+    return dict(dump()) if callable(dump) else {}
+
+
+def _vector_evaluation(
+    task: Task,
+    bot: Bot,
+    bars: Sequence[Bar],
+    start: int | None,
+    end: int | None,
+    registry: PluginRegistry,
+) -> Evaluation | str:
+    """The trial by the vectorised path, or why the event engine must run it."""
+    spec = bot.manifest.spec
+    name = spec.strategy.name
+    if not registry.get(PluginKind.STRATEGY, name).spec.has(Capability.TARGET_POSITIONS):
+        return f"strategy {name!r} does not offer target positions"
+    terms = vector_terms(
+        tuple(spec.market.symbols),
+        (spec.broker.name, _params_of(bot.broker)),
+        [(risk_name, _params_of(plugin)) for risk_name, plugin in bot.risk],
+        initial_capital=spec.capital.initial,
+        timeframe_s=spec.market.timeframe_s,
+        paused=spec.paused,
+    )
+    if isinstance(terms, str):
+        return terms
+    strategy = bot.strategy
+    assert isinstance(strategy, TargetPositioner)
+    columns = _window_columns(task, bars, start, end, registry)
+    if len(columns) != len(bars) or any(bar[1] != spec.market.timeframe_s for bar in bars[:1]):
+        return "the feed's bars are not one series of the bot's timeframe"
+    plan = strategy.target_positions(columns)
+    if plan is None:
+        return f"strategy {name!r} cannot state these params as target positions"
+    run = run_plan(columns, plan, terms, strategy.warmup_bars())
+    if isinstance(run, str):
+        return run
+    figures = compute_figures(
+        initial=terms.initial_capital,
+        timestamps=run.equity_ts,
+        equity=run.equity,
+        exposure=run.exposure,
+        trades=(),
+        fees=run.fees,
+        net_pnls=run.trade_net_pnl,
+    )
+    seen = (bars[0][2], bars[-1][2]) if bars else (None, None)
+    if not task.detail:
+        return Evaluation(figures.as_json(), seen, run.history_bars, path="vector")
+    return Evaluation(
+        figures.as_json(),
+        seen,
+        run.history_bars,
+        equity_ts=tuple(run.equity_ts.tolist()),
+        equity=tuple(run.equity.tolist()),
+        exposure=tuple(run.exposure.tolist()),
+        trades=tuple(run.trade_list()),
+        fees=run.fees,
+        path="vector",
+    )
+
+
+def _window_columns(
+    task: Task, bars: Sequence[Bar], start: int | None, end: int | None, registry: PluginRegistry
+) -> BarColumns:
+    """The columns of ``bars`` (the feed's bars limited to ``[start, end)``), built once per
+    process from the whole feed and sliced."""
+    whole = feed_bars(task.manifest, task.base_dir, registry)
+    if not _COLUMNS or _COLUMNS[0][0] is not whole:
+        _COLUMNS[:] = [(whole, bar_columns(whole))]
+    columns = _COLUMNS[0][1]
+    first = 0 if start is None else int(np.searchsorted(columns.ts, start, "left"))
+    last = len(columns) if end is None else int(np.searchsorted(columns.ts, end, "left"))
+    return columns.take(slice(first, last))
+
+
+# The columns of the feed's bars read last (see _window_columns): a cache, not state.
+_COLUMNS: list[tuple[tuple[Bar, ...], BarColumns]] = []

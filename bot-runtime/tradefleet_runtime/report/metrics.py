@@ -87,20 +87,32 @@ def compute_figures(
     exposure: Sequence[float] | np.ndarray,
     trades: Sequence[Trade],
     fees: float,
+    net_pnls: np.ndarray | None = None,
 ) -> Figures:
+    """The run's figures. ``net_pnls``: the trades' net P&L as an array, in place of
+    ``trades`` (the vectorised path, which builds no Trade objects for a sweep)."""
     curve = np.asarray(equity, dtype=float)
     final = float(curve[-1]) if curve.size else initial
     per_year = periods_per_year(timestamps)
     sharpe, sortino = sharpe_sortino(curve, initial, per_year)
-    wins = [t.net_pnl for t in trades if t.net_pnl > 0]
-    losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
-    gross_loss = -sum(losses)
-    profit_factor = sum(wins) / gross_loss if gross_loss > 0 else None
+    if net_pnls is None:
+        wins = [t.net_pnl for t in trades if t.net_pnl > 0]
+        losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
+        count, won, won_total, lost_total = len(trades), len(wins), sum(wins), sum(losses)
+    else:
+        # Running sums, as Python's sum adds the lists above: the same figures to the bit.
+        net = np.asarray(net_pnls, dtype=float)
+        win, loss = net[net > 0], net[net <= 0]
+        count, won = int(net.size), int(win.size)
+        won_total = float(np.cumsum(win)[-1]) if win.size else 0
+        lost_total = float(np.cumsum(loss)[-1]) if loss.size else 0
+    gross_loss = -lost_total
+    profit_factor = won_total / gross_loss if gross_loss > 0 else None
     # Share of bars that closed with a position open.
     exposed = float(np.mean(np.asarray(exposure, dtype=float) > 0.0)) if len(exposure) else 0.0
     return Figures(
-        trades=len(trades),
-        win_rate=len(wins) / len(trades) if trades else 0.0,
+        trades=count,
+        win_rate=won / count if count else 0.0,
         net_pnl=final - initial,
         fees=fees,
         final_equity=final,

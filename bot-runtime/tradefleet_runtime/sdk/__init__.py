@@ -34,6 +34,7 @@ from typing import Any
 
 from tradefleet_runtime.accounting import FillEffect, apply_fill
 from tradefleet_runtime.aggregation import BarAggregator
+from tradefleet_runtime.bar_columns import BarColumns, cached_columns, fast_csv_columns
 from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_children
 from tradefleet_runtime.capabilities import (
     AccountAction,
@@ -47,6 +48,8 @@ from tradefleet_runtime.capabilities import (
     RiskLockHolder,
     SignalReceiver,
     SymbolChecker,
+    TargetPlan,
+    TargetPositioner,
     TierReporter,
     TradeReader,
     VenueExecution,
@@ -90,6 +93,7 @@ from tradefleet_runtime.indicators import (
     Swings,
     bar_handler,
     true_range,
+    vectorised,
 )
 from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
@@ -169,6 +173,7 @@ __all__ = [
     "ActionKind",
     "Bar",
     "BarAggregator",
+    "BarColumns",
     "BarHistory",
     "BarObserver",
     "Bollinger",
@@ -219,6 +224,8 @@ __all__ = [
     "Subscription",
     "Swings",
     "SymbolChecker",
+    "TargetPlan",
+    "TargetPositioner",
     "TierReporter",
     "Trade",
     "TradeReader",
@@ -229,8 +236,10 @@ __all__ = [
     "bracket_children",
     "bucket_start",
     "build_strategy",
+    "cached_columns",
     "child_order_id",
     "client_order_id",
+    "fast_csv_columns",
     "format_timeframe",
     "hookimpl",
     "limit_problem",
@@ -239,4 +248,5 @@ __all__ = [
     "round_price",
     "round_quantity",
     "true_range",
+    "vectorised",
 ]

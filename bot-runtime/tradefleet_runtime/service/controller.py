@@ -192,6 +192,10 @@ class BotController:
                     delay = due - self.heartbeat
                     if delay <= 0 or self._stop.is_set():
                         break
+                    # The publish after the last bar may have been throttled away (a bar that
+                    # came within SNAPSHOT_EVERY_S of the one before): while waiting for the
+                    # next bar, which may be an hour away, the status must not stay behind.
+                    self._publish()
                     self._wait_command(min(delay, HEARTBEAT_S))
                 if self._stop.is_set():
                     return

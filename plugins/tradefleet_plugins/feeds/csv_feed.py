@@ -4,25 +4,37 @@ Refused, with the file and row named: unsorted or duplicate timestamps, missing 
 values (NaN included), non-positive prices and bars whose high/low do not contain the open and
 close. Bars finer than the bot's timeframe are resampled to it. Gaps (missing bars) are counted
 and handled by ``gap_policy``.
+
+A plain file (one row a line, fixed-width timestamps, numbers in the price columns) is read
+in one pass of numpy's reader and checked with whole-array comparisons; anything else, and
+any file with an error, is read row by row (:func:`read_csv_bars`), which names the row. The
+checked columns are cached beside the file (``.NAME.tfcols.npz``, keyed by the file's hash
+and the reading params), so a second run skips parsing; a stale or unreadable cache is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+
+import numpy as np
 
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams, GapPolicy, RowOrder
 from tradefleet_runtime.sdk import (
     Bar,
     BarAggregator,
+    BarColumns,
     DataError,
     FeedReport,
     FeedRequest,
+    cached_columns,
+    fast_csv_columns,
     format_timeframe,
 )
 
@@ -207,6 +219,106 @@ def read_csv_bars(
     return rows, step
 
 
+def _header_and_sample(file: Path, params: CsvFeedParams) -> tuple[int, list[int], str | None]:
+    """The time column, the value columns (-1: no volume) and the first row's time cell."""
+    with file.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{file}: row 1: the file is empty")
+        time_index = _column(header, "time", _TIME_HEADERS, params.timestamp_column, file)
+        indices = []
+        for field_name, names in _FIELD_HEADERS.items():
+            override = params.columns.get(field_name)
+            if (
+                field_name == "volume"
+                and override is None
+                and not any(h.strip().lower() in names for h in header)
+            ):
+                indices.append(-1)
+                continue
+            indices.append(_column(header, field_name, names, override, file))
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                return time_index, indices, row[time_index] if time_index < len(row) else None
+    return time_index, indices, None
+
+
+def _read_columns(file: Path, params: CsvFeedParams, notes: list[str]) -> BarColumns:
+    """The file's checked bars as columns, oldest first (row by row when not plain)."""
+    time_index, indices, sample = 0, list[int](), None
+    with contextlib.suppress(OSError, UnicodeError, csv.Error):  # read row by row: it says why
+        time_index, indices, sample = _header_and_sample(file, params)
+    columns = None
+    if sample is not None:
+        fmt = params.timestamp_format
+        if fmt is None:
+            fmt = _detect_format(sample)
+        if fmt is not None or sample.strip().isdigit():
+            columns = fast_csv_columns(file, time_index, indices, sample, fmt)
+    if columns is not None:
+        columns = _ordered(columns, file, params, notes)
+    if columns is None:
+        rows, _ = read_csv_bars(file, params, notes)
+        columns = BarColumns.from_rows(rows)
+    return columns
+
+
+def _ordered(
+    columns: BarColumns, file: Path, params: CsvFeedParams, notes: list[str]
+) -> BarColumns | None:
+    """``columns`` oldest first as ``params.order`` says, or None when the order is broken (a
+    duplicate, a row out of order): the row-by-row reader then names the row."""
+    count = len(columns)
+    local: list[str] = []
+    if params.order is RowOrder.ANY:
+        falling = int(np.count_nonzero(np.diff(columns.ts) < 0))
+        newest_first = falling * 2 > count - 1
+        if newest_first:
+            columns = columns.take(slice(None, None, -1))
+            falling = count - 1 - falling
+        if falling:
+            columns = columns.take(np.argsort(columns.ts, kind="stable"))
+        if falling or newest_first:
+            order = "newest first" if newest_first else "oldest first"
+            local.append(f"{file.name}: {order}, {falling} row(s) out of time order, sorted")
+    direction = -1 if params.order is RowOrder.DESCENDING else 1
+    if (np.diff(columns.ts) * direction <= 0).any():
+        return None
+    if params.order is RowOrder.DESCENDING:
+        columns = columns.take(slice(None, None, -1))
+    notes.extend(local)
+    return columns
+
+
+def _reading_options(params: CsvFeedParams) -> str:
+    """What the cached columns depend on besides the file's bytes."""
+    return repr(
+        (
+            params.order.value,
+            params.timestamp_column,
+            params.timestamp_format,
+            sorted(params.columns.items()),
+        )
+    )
+
+
+def read_csv_columns(
+    file: Path, params: CsvFeedParams, notes: list[str] | None = None
+) -> tuple[BarColumns, int]:
+    """The file's checked bars as columns, oldest first, and the bar size (cached, see above)."""
+    try:
+        columns, found = cached_columns(
+            file, _reading_options(params), lambda found: _read_columns(file, params, found)
+        )
+    except OSError as error:
+        raise DataError(f"{file}: cannot read: {error.strerror}") from None
+    if notes is not None:
+        notes.extend(found)
+    step = int(np.diff(columns.ts).min()) if len(columns) > 1 else 0
+    return columns, step
+
+
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -249,8 +361,8 @@ class CsvFeed:
                 )
         return resolved
 
-    def _series(self, symbol: str, file: Path, request: FeedRequest) -> list[Bar]:
-        rows, step = read_csv_bars(file, self.params, self._report.notes)
+    def _series(self, symbol: str, file: Path, request: FeedRequest) -> Sequence[Bar] | _ColumnBars:
+        columns, step = read_csv_columns(file, self.params, self._report.notes)
         timeframe = request.timeframe_s
         if step and step > timeframe:
             raise DataError(
@@ -267,22 +379,50 @@ class CsvFeed:
                     f"{format_timeframe(timeframe)}"
                 )
             aggregator = BarAggregator(symbol, timeframe)
-            for ts, o, h, low, c, v in rows:
+            for ts, o, h, low, c, v in columns.rows():
                 before, after = aggregator.add(_new_bar(Bar, (symbol, step, ts, o, h, low, c, v)))
                 bars.extend(b for b in (before, after) if b is not None)
             sizes = f"{format_timeframe(step)} bars to {format_timeframe(timeframe)}"
             self._report.notes.append(f"{symbol}: resampled {sizes}")
+            if start is not None or end is not None:
+                bars = [
+                    b
+                    for b in bars
+                    if (start is None or b.ts >= start) and (end is None or b.ts < end)
+                ]
+            stamps = np.fromiter((b[2] for b in bars), dtype=np.int64, count=len(bars))
         else:
-            bars = [_new_bar(Bar, (symbol, timeframe, *row)) for row in rows]
-        if start is not None or end is not None:
-            bars = [
-                b for b in bars if (start is None or b.ts >= start) and (end is None or b.ts < end)
-            ]
-        return self._apply_gap_policy(symbol, file, bars, timeframe)
+            if start is not None or end is not None:
+                first = 0 if start is None else int(np.searchsorted(columns.ts, start, "left"))
+                last = len(columns) if end is None else int(np.searchsorted(columns.ts, end))
+                columns = columns.take(slice(first, last))
+            stamps = columns.ts
+            return self._apply_gap_policy(
+                symbol, file, _ColumnBars(columns, symbol, timeframe), timeframe, stamps
+            )
+        return self._apply_gap_policy(symbol, file, bars, timeframe, stamps)
 
     def _apply_gap_policy(
-        self, symbol: str, file: Path, bars: list[Bar], timeframe: int
-    ) -> list[Bar]:
+        self,
+        symbol: str,
+        file: Path,
+        bars: Sequence[Bar] | _ColumnBars,
+        timeframe: int,
+        stamps: np.ndarray[tuple[int], np.dtype[np.int64]],
+    ) -> Sequence[Bar] | _ColumnBars:
+        distances = np.diff(stamps)
+        gapped = np.flatnonzero(distances > timeframe)
+        if not gapped.size:
+            return bars  # the common case, decided without a loop over the bars
+        if self.params.gap_policy is GapPolicy.TRADE:
+            gaps = int(gapped.size)
+            missing = int((distances[gapped] // timeframe - 1).sum())
+            self._report.gaps += gaps
+            self._report.missing_bars += missing
+            self._report.notes.append(
+                f"{symbol}: {gaps} gap(s), {missing} missing bar(s), policy trade"
+            )
+            return bars
         gaps = 0
         missing = 0
         out: list[Bar] = []
@@ -323,14 +463,46 @@ class CsvFeed:
         series = [self._series(s, f, request) for s, f in self._files(request).items()]
         report = self._report
         report.bars = sum(len(s) for s in series)
-        firsts = [s[0].ts for s in series if s]
-        lasts = [s[-1].ts for s in series if s]
+        firsts = [_first_ts(s) for s in series if len(s)]
+        lasts = [_last_ts(s) for s in series if len(s)]
         report.first_ts = min(firsts) if firsts else None
         report.last_ts = max(lasts) if lasts else None
         if len(series) == 1:
             return iter(series[0])
         order = {symbol: i for i, symbol in enumerate(request.symbols)}
         return heapq.merge(*series, key=lambda bar: (bar.ts, order[bar.symbol]))
+
+
+class _ColumnBars:
+    """One symbol's bars, made from its checked columns a chunk at a time as they are read: a
+    million ``Bar`` objects never live at once (about 250 MB), only the arrays (48 MB)."""
+
+    CHUNK = 65_536
+
+    def __init__(self, columns: BarColumns, symbol: str, timeframe: int) -> None:
+        self.columns = columns
+        self.symbol = symbol
+        self.timeframe = timeframe
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __iter__(self) -> Iterator[Bar]:
+        columns, chunk = self.columns, self.CHUNK
+        for start in range(0, len(columns), chunk):
+            yield from columns.take(slice(start, start + chunk)).bars(self.symbol, self.timeframe)
+
+
+def _first_ts(series: Sequence[Bar] | _ColumnBars) -> int:
+    if isinstance(series, _ColumnBars):
+        return int(series.columns.ts[0])
+    return series[0].ts
+
+
+def _last_ts(series: Sequence[Bar] | _ColumnBars) -> int:
+    if isinstance(series, _ColumnBars):
+        return int(series.columns.ts[-1])
+    return series[-1].ts
 
 
 def _bound(text: str | None) -> int | None:

@@ -4,12 +4,30 @@ EMAs use ``alpha = 2 / (period + 1)`` seeded with the first close (``EMA(seed_fi
 declared per symbol and updated by the engine before each bar). The direction is taken after
 ``slow`` bars, and the strategy trades only when it changes (a cross), never on warm-up. Orders
 are left unsized: the bot's sizer (``fixed-size``, ``fixed-fractional``) decides the quantity.
+
+Without stop-loss or take-profit the whole run is a target position per bar
+(:meth:`EmaCross.target_positions`, capability ``target-positions``), which the optimiser's
+vectorised path evaluates without the event loop.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
-from tradefleet_runtime.sdk import EMA, Bar, Strategy, StrategyContext
+from tradefleet_runtime.sdk import (
+    EMA,
+    Bar,
+    BarColumns,
+    Strategy,
+    StrategyContext,
+    TargetPlan,
+    vectorised,
+)
+
+# Vectorised EMAs agree with the incremental ones to about 1e-15 of the price (measured on 1M
+# bars); where the two EMAs are closer than this, the incremental arithmetic decides the side.
+_TIE = 1e-11
 
 
 class EmaCross(Strategy):
@@ -77,3 +95,44 @@ class EmaCross(Strategy):
                 take_profit=close * (1 - target) if target else None,
                 tag="cross-down",
             )
+
+    def target_positions(self, columns: BarColumns) -> TargetPlan | None:
+        """The position after each bar's close, as :meth:`on_bar` trades it: flat until the
+        first cross after the direction is known (bar ``slow``), then the direction (or flat
+        below, without ``allow_short``). None with brackets: they need the event engine."""
+        params = self.params
+        if params.stop_loss_pct is not None or params.take_profit_pct is not None:
+            return None
+        close = columns.close
+        count = close.size
+        fast = vectorised.ema(close, params.fast, seed_first=True)
+        slow = vectorised.ema(close, params.slow, seed_first=True)
+        known_from = params.slow - 1  # both EMAs start at the first close: equal before
+        gap = np.abs(fast[known_from:] - slow[known_from:])
+        if (gap <= _TIE * np.abs(slow[known_from:])).any():
+            fast, slow = _incremental_ema(close, params.fast), _incremental_ema(close, params.slow)
+        direction = np.sign(fast - slow)
+        direction[: params.slow - 1] = 0.0  # no direction before `slow` bars were seen
+        # A bar where the EMAs are equal keeps the direction it had.
+        known = np.where(direction != 0.0, np.arange(count), -1)
+        np.maximum.accumulate(known, out=known)
+        held = np.where(known >= 0, direction[np.maximum(known, 0)], 0.0)
+        target = np.zeros(count)
+        first = np.flatnonzero(held != 0.0)
+        if first.size:
+            turns = np.flatnonzero(held[first[0] + 1 :] != held[first[0] : -1]) + first[0] + 1
+            if turns.size:  # the first direction is not a cross: trading starts at a turn
+                target[turns[0] :] = held[turns[0] :]
+        if not params.allow_short:
+            np.maximum(target, 0.0, out=target)
+        return TargetPlan(target)
+
+
+def _incremental_ema(close: np.ndarray, period: int) -> np.ndarray:
+    """The EMA exactly as the strategy's indicator computes it, bar by bar."""
+    ema = EMA(period, seed_first=True)
+    out = np.empty(close.size)
+    for i, value in enumerate(close.tolist()):
+        ema.add(value)
+        out[i] = ema.value
+    return out
