@@ -40,7 +40,7 @@ class Venue:
         values: dict[str, Any] = {
             "exchange": self.exchange,
             "market_type": self.market_type,
-            "base_url": self.fake.url,
+            "api_url": self.fake.url,
             "rate_limit_ms": 1,  # the limiter stays on; a local fake needs no spacing
             "timeout_ms": 2000,
             "settle_s": 1.0,

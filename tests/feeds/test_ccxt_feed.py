@@ -305,8 +305,8 @@ def test_params_are_checked_naming_the_field() -> None:
         CcxtFeed(CcxtFeedParams(exchange="nosuchvenue"))
     with pytest.raises(ValidationError, match="exchange"):
         CcxtFeedParams(exchange="Binance!")
-    with pytest.raises(ValidationError, match="base_url"):
-        CcxtFeedParams(exchange="binance", base_url="ftp://example.com")
+    with pytest.raises(ValidationError, match="api_url"):
+        CcxtFeedParams(exchange="binance", api_url="ftp://example.com")
     with pytest.raises(ValidationError, match="end"):
         CcxtFeedParams(exchange="binance", end="tomorrow")
     with pytest.raises(ValidationError, match="backoff_max_s"):

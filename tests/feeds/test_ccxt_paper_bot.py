@@ -49,7 +49,7 @@ def _manifest(folder: Path, venue: Venue) -> Path:
                 "params": {
                     "exchange": venue.exchange,
                     "market_type": venue.market_type,
-                    "base_url": venue.fake.url,
+                    "api_url": venue.fake.url,
                     "rate_limit_ms": 1,
                     "settle_s": 1,
                     "end": _iso(T0_MS + end_minute * MINUTE_MS),

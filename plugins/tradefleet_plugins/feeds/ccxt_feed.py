@@ -121,8 +121,8 @@ class CcxtFeed:
                 raise DataError(
                     f"spec.data.params.sandbox: {p.exchange} has no sandbox/testnet in ccxt"
                 ) from None
-        if p.base_url is not None:
-            _point_at(client, p.base_url)
+        if p.api_url is not None:
+            _point_at(client, p.api_url)
         return client
 
     # -- the stream -------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class CcxtFeed:
                 raise DataError(
                     f"spec.data.params.exchange: {p.exchange} refused {what} as unauthorised "
                     f"({type(error).__name__}: {_short(error)}); the ccxt feed reads public "
-                    "candles: check exchange, sandbox and base_url"
+                    "candles: check exchange, sandbox and api_url"
                 ) from None
             except ccxt.BadSymbol as error:
                 where = "spec.market.symbols"
@@ -342,13 +342,13 @@ def _import_ccxt() -> Any:
     return ccxt
 
 
-def _point_at(client: Any, base_url: str) -> None:
-    """Send every API URL of ``client`` to ``base_url``, keeping each one's path."""
+def _point_at(client: Any, api_url: str) -> None:
+    """Send every API URL of ``client`` to ``api_url``, keeping each one's path."""
     hostname = getattr(client, "hostname", None) or ""
 
     def rewrite(value: Any) -> Any:
         if isinstance(value, str):
-            return base_url + urlsplit(value.replace("{hostname}", hostname)).path
+            return api_url + urlsplit(value.replace("{hostname}", hostname)).path
         if isinstance(value, dict):
             return {k: rewrite(v) for k, v in value.items()}
         return value

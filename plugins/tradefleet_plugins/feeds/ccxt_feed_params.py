@@ -40,7 +40,7 @@ class CcxtFeedParams(PluginParams):
     sandbox: bool = Field(
         default=False, description="Use the venue's testnet/sandbox (ccxt set_sandbox_mode)."
     )
-    base_url: str | None = Field(
+    api_url: str | None = Field(
         default=None,
         description="Send every request to this http(s) origin instead of the venue's hosts "
         "(tests against a local counterpart, or a proxy). The venue's paths are kept.",
@@ -119,7 +119,7 @@ class CcxtFeedParams(PluginParams):
             raise ValueError(f"{value!r} is not a ccxt exchange id (lowercase, e.g. binance)")
         return value
 
-    @field_validator("base_url")
+    @field_validator("api_url")
     @classmethod
     def _origin(cls, value: str | None) -> str | None:
         if value is None:
