@@ -100,9 +100,10 @@ def check_entry(
     signed = intent.quantity * intent.side.sign
     position = ctx.positions.get(intent.symbol)
     held = position.quantity if position is not None else 0.0
-    if held * signed >= 0.0:
+    if held * signed >= 0.0 and intent.symbol in ctx.stops:
         # Opening or adding: the stops already worked may close the new quantity before its
-        # own stop does (the larger of the two ways of counting is the worst case).
+        # own stop does (the larger of the two ways of counting is the worst case; with no
+        # stop working for the symbol the two are the same).
         mark = ctx.marks.get(
             intent.symbol, position.average_price if position is not None else entry
         )
