@@ -14,7 +14,7 @@ from tests.runtime.helpers import Scripted, flat_bars
 from tests.runtime.risk_helpers import bot_with, manifest, open_session
 from tradefleet_plugins.risk.prop_firm import Limits, PropFirm, check_entry, cut_to_fit, floors
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
-from tradefleet_plugins.risk.rules import trading_day
+from tradefleet_plugins.risk.rules import open_risk, share_to_cut, trading_day
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.model import Bar, Instrument, OrderIntent, Position, RiskAction, Side
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -197,6 +197,44 @@ def test_cut_to_fit() -> None:
     assert cut_to_fit(100_000, 10_000, 95_000) == pytest.approx(0.5, rel=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("quantity", "action"),
+    [(2399, RiskAction.APPROVE), (2400, RiskAction.APPROVE), (2401, RiskAction.VETO)],
+)
+def test_stops_left_whole_by_a_cut_close_a_new_entry_first(
+    quantity: float, action: RiskAction
+) -> None:
+    """Found by the property test: a reduce cut a 3,000 long to 100 and left its stop (3,000
+    at 98) whole. The venue works that stop before a new entry's own, so it closes the entry's
+    first 2,900 units at 98, not at the entry's stop 0.1 below the mark: 2,400 more risk
+    2,500 × 2 = 5,000, all the day's room. Counting the entry as protected by its own stop
+    (200 + 2,401 × 0.1 = 440) approved entries that could end the day below its floor."""
+    positions = {"X": Position("X", 100, 100.0)}
+    context = ctx(positions=positions, stops={"X": ((3000.0, 98.0),)})
+    decision = check_entry(buy(quantity, 99.9), context, 100_000, 100_000, LIMITS, P)
+    assert decision.action is action
+    if action is RiskAction.VETO:
+        assert decision.code == "daily_loss"
+
+
+def test_a_cut_leaves_what_its_wider_stops_can_lose_within_the_room() -> None:
+    """A cut closes the quantity the last stops cover, not a slice of every stop: with 1,000
+    stopped 5 below the mark and 2,000 (worked later) 1.5 below, the proportional share of a
+    5,150 room (1 - 5,150 / 8,000) leaves 1,931.25 risking 6,396.88. Only 1,100 fit."""
+    positions = {"X": Position("X", 3000, 100.0)}
+    marks = {"X": 101.0}
+    stops = {"X": ((1000.0, 96.0), (2000.0, 99.5))}
+    proportional = cut_to_fit(103_000, 8_000, 97_850)
+    assert proportional == pytest.approx(1 - 5_150 / 8_000, rel=1e-5)
+    share = share_to_cut(positions, marks, stops, 0.02, 5_150, at_least=proportional)
+    assert share == pytest.approx(1 - 1_100 / 3_000, rel=1e-9)
+    left = {"X": Position("X", 3000 * (1 - share), 100.0)}
+    assert open_risk(left, marks, stops, 0.02) <= 5_150
+    # Risk that does fall in proportion (one stop) keeps the proportional share.
+    one = {"X": ((3000.0, 98.0),)}
+    assert share_to_cut(positions, marks, one, 0.02, 5_150, at_least=0.5) == 0.5
+
+
 def test_passing_the_target_stops_new_entries() -> None:
     plugin = PropFirm(PropFirmParams(min_trading_days=0))
     assert plugin.check(buy(1), ctx(109_999)).action is RiskAction.APPROVE
@@ -252,6 +290,34 @@ moves = st.lists(st.floats(-0.012, 0.012), min_size=96, max_size=96)
     + [0.0] * 12
     + [0.01171875]
     + [0.0] * 27,
+)
+# Found by this test: a reduce cut the position but left its stops whole; the 2913-unit stop,
+# 0.76 below the mark, outlived most of its position and, worked before a new 4488-unit
+# entry's own stop 0.2 below, would close that entry first. prop-firm counted the entry as
+# protected by its own stop and approved it; the cuts that followed assumed the risk fell in
+# proportion to the quantity, cut too little three bars running, and the stops hit first.
+@example(
+    orders={
+        **{i: (Side.BUY, 10.0, 0.015625) for i in (0, 1, 2, 3, 4, 5, 8, 11, 12, 13, 14, 15, 16)},
+        **{i: (Side.BUY, 10.0, 0.03125) for i in (6, 7, 9, 10, 56, 68)},
+        17: (Side.BUY, 10.0, 0.0234375),
+        45: (Side.SELL, 10.0, 0.03125),
+        49: (Side.BUY, 2913.0, 0.002),
+        63: (Side.BUY, 1702.0, 0.002),
+        89: (Side.BUY, 4488.0, 0.002),
+    },
+    moves=[0.0] * 43
+    + [-0.0078125] * 3
+    + [0.0] * 7
+    + [0.01171875, 0.009765625, 0.009369477745672605, 0.002992330202753581]
+    + [-0.01062531183124105, -0.00390625, -0.005859375, 0.0, 0.0, 0.0]
+    + [0.010932639274309014, 0.005859375, 0.00515002111693566, 0.005, 0.0034250718958620096]
+    + [-0.01171875, -0.005859375]
+    + [0.0] * 9
+    + [-0.006172582083772341, 0.009543337510162838, -0.0078125, -0.007027215502914038]
+    + [0.009765625, -0.009765625, -0.004437405889062213, -0.00390625]
+    + [0.0] * 5
+    + [-0.0078125, 0.0, 0.0, 0.0],
 )
 def test_no_day_ends_beyond_its_limit_with_stops_honoured(
     registry: PluginRegistry,
@@ -311,3 +377,35 @@ def test_a_stop_left_from_before_a_reversal_protects_nothing(
     context = session.engine._risk_context("TEST")
     assert context.positions["TEST"].quantity == -819
     assert context.stops["TEST"] == ((829.0, 101.0),)
+
+
+def test_a_new_days_cut_keeps_the_day_above_its_floor(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """1,000 stopped at 96 and 2,000 at 99.5 (5,000 at risk: the whole first day's room); the
+    price rises to 101 and the next day starts at 103,000 (floor 97,850). The cut must leave
+    no more than 5,150 at risk: a proportional one left 6,396.88 and, when the next bar fell
+    through every stop, the day ended at 96,603.13."""
+    prices = [100.0] * 3 + [101.0] * 21 + [95.0, 95.0]
+    bars = [
+        Bar("TEST", 3600, DAY0 + i * 3600, b.open, b.high, b.low, b.close, 1.0)
+        for i, b in enumerate(flat_bars(prices))
+    ]
+    strategy = Scripted(
+        {
+            0: lambda c, b: c.submit(OrderIntent("TEST", Side.BUY, 1000, stop_loss=96.0)),
+            1: lambda c, b: c.submit(OrderIntent("TEST", Side.BUY, 2000, stop_loss=99.5)),
+        }
+    )
+    document = manifest([{"name": "prop-firm"}], capital=100_000.0, leverage=100.0)
+    session = open_session(bot_with(registry, document, strategy, tmp_path))
+    assert session.engine is not None
+    session.engine.run(bars)
+    result = session.engine.finish()
+    by_day: dict[date, list[float]] = {}
+    for ts, equity in zip(result.equity_ts, result.equity, strict=True):
+        by_day.setdefault(trading_day(ts, "Europe/Prague"), []).append(equity)
+    second = by_day[date(2024, 3, 31)]
+    assert second[0] == pytest.approx(103_000)
+    assert min(second) >= 103_000 * 0.95 - 1e-6
+    assert min(second) == pytest.approx(97_850, abs=1.0)  # the cut used the room, no more

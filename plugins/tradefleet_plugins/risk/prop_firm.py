@@ -5,12 +5,16 @@
 - Total loss: equity must stay at or above ``(1 - max_total_loss) ×`` the initial capital.
 - An entry is vetoed when, with every open position's protective stop hit and the order's own
   stop hit, equity would end below the higher of the two floors (``worst < floor``: ending
-  exactly on the floor is allowed). Orders without a stop are vetoed when ``require_stop``.
+  exactly on the floor is allowed). Stops are taken in the order the venue works them: an
+  entry adding to a position whose stops outlived part of it (a cut leaves them whole) is
+  closed by those first, at their prices, before its own stop. Orders without a stop are
+  vetoed when ``require_stop``.
 - Gross exposure after the order may not exceed ``max_leverage ×`` equity.
 - Between orders (``acts-on-account``): once the day's loss reaches ``flatten_at`` of its
   allowance, everything is flattened and the day takes no more entries; the same on the total
   loss, which also locks until a person resets. When open positions could, if every stop were
-  hit, take equity below the floor (a new day raised it), they are cut to fit.
+  hit, take equity below the floor (a new day raised it), they are cut to fit (the share is
+  found on the stops: a cut removes what the last stops cover, not a slice of every stop).
 - Passing: equity at or above ``(1 + profit_target) ×`` initial with ``min_trading_days`` days
   traded; with ``stop_at_target`` no entry is taken after that.
 """
@@ -22,7 +26,15 @@ from dataclasses import dataclass
 from datetime import date
 
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
-from tradefleet_plugins.risk.rules import DayClock, open_risk, open_risk_and_gross, order_risk
+from tradefleet_plugins.risk.rules import (
+    DayClock,
+    open_risk,
+    open_risk_and_gross,
+    order_risk,
+    position_risk,
+    risk_after_entry,
+    share_to_cut,
+)
 from tradefleet_runtime.sdk import (
     AccountAction,
     ActionKind,
@@ -84,11 +96,24 @@ def check_entry(
     at_risk, open_gross = open_risk_and_gross(
         ctx.positions, ctx.marks, ctx.stops, p.unprotected_move
     )
-    worst = (
-        ctx.equity
-        - at_risk
-        - order_risk(intent.quantity, entry, intent.stop_loss, p.unprotected_move)
-    )
+    loss = at_risk + order_risk(intent.quantity, entry, intent.stop_loss, p.unprotected_move)
+    signed = intent.quantity * intent.side.sign
+    position = ctx.positions.get(intent.symbol)
+    held = position.quantity if position is not None else 0.0
+    if held * signed >= 0.0 and intent.symbol in ctx.stops:
+        # Opening or adding: the stops already worked may close the new quantity before its
+        # own stop does (the larger of the two ways of counting is the worst case; with no
+        # stop working for the symbol the two are the same).
+        mark = ctx.marks.get(
+            intent.symbol, position.average_price if position is not None else entry
+        )
+        stops = ctx.stops.get(intent.symbol, ())
+        before = position_risk(held, mark, stops, p.unprotected_move)
+        after = risk_after_entry(
+            held, mark, stops, signed, entry, intent.stop_loss, p.unprotected_move
+        )
+        loss = max(loss, at_risk - before + after)
+    worst = ctx.equity - loss
     if worst < _less(floor):
         return RiskDecision.veto(
             f"prop-firm: if every stop is hit equity would be {worst:,.2f}, below the "
@@ -213,6 +238,12 @@ class PropFirm:
         )
         if share <= 0.0:
             return []
+        # The proportional share is too small when the stops covering what a cut leaves are
+        # the wider ones; cut to what actually fits (never less than the proportional share).
+        room = max(0.0, ctx.equity - floor) * (1.0 - 1e-6)
+        share = share_to_cut(
+            ctx.positions, ctx.marks, ctx.stops, p.unprotected_move, room, at_least=share
+        )
         reason = f"open stops could take equity below the {which.replace('_', ' ')} floor"
         return [AccountAction(ActionKind.REDUCE, reason, None, share, which)]
 

@@ -148,6 +148,93 @@ def open_risk_and_gross(
     return total, gross
 
 
+def position_risk(
+    quantity: float,
+    mark: float,
+    stops: tuple[tuple[float, float], ...],
+    unprotected_move: float,
+) -> float:
+    """``open_risk`` of one position of signed ``quantity`` at ``mark`` (the same sum)."""
+    if not quantity:
+        return 0.0
+    size, direction = (quantity, 1.0) if quantity > 0 else (-quantity, -1.0)
+    total = covered = 0.0
+    for stop_quantity, stop in stops:
+        left = size - covered
+        if left <= 0.0:
+            break
+        take = stop_quantity if stop_quantity < left else left
+        loss = (mark - stop) * direction
+        if loss > 0.0:
+            total += take * loss
+        covered += take
+    if covered < size:
+        total += (size - covered) * mark * unprotected_move
+    return total
+
+
+def risk_after_entry(
+    held: float,
+    mark: float,
+    stops: tuple[tuple[float, float], ...],
+    signed_quantity: float,
+    entry: float,
+    stop: float | None,
+    unprotected_move: float,
+) -> float:
+    """What a position of ``held`` (signed) at ``mark``, with ``stops`` working for it, loses
+    from now if an entry of ``signed_quantity`` filled at ``entry`` and then every stop were
+    hit, the order's own worked after those already held (≥ 0).
+
+    Stops fill in the order the venue holds them, so stops larger than what is left of their
+    position (a position cut by a reduce order keeps its stops whole) close the new quantity
+    first, at their own, possibly much wider, prices: the order's own stop protects only what
+    they leave. Units bought at ``entry`` rather than the mark add ``(entry - mark)`` each.
+    Only for an entry that opens or adds to a position; one against it nets the position and
+    leaves the venue's stops on the wrong side, which this does not model.
+    """
+    if stop is not None:
+        stops = (*stops, (abs(signed_quantity), stop))
+    risk = position_risk(held + signed_quantity, mark, stops, unprotected_move)
+    return max(0.0, risk + signed_quantity * (entry - mark))
+
+
+def share_to_cut(
+    positions: Mapping[str, Position],
+    marks: Mapping[str, float],
+    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    unprotected_move: float,
+    room: float,
+    at_least: float = 0.0,
+) -> float:
+    """The smallest share (≥ ``at_least``) of every open position to close so that
+    ``open_risk`` of what is left is at most ``room``.
+
+    A reduce order closes quantity but leaves the stops whole, and stops cover a position in
+    the order the venue holds them: the cut takes off the quantity the last stops covered,
+    not a slice of every stop. When the last stops are the tighter ones, what is left risks
+    more than its share of the whole, so the share is found on ``open_risk`` itself (bisection:
+    the risk only falls as the cut grows), ending on the side that fits.
+    """
+
+    def risk_left(share: float) -> float:
+        keep = 1.0 - share
+        cut = {s: Position(s, p.quantity * keep, p.average_price) for s, p in positions.items()}
+        return open_risk(cut, marks, stops, unprotected_move)
+
+    low = min(max(at_least, 0.0), 1.0)
+    if risk_left(low) <= room:
+        return low
+    high = 1.0
+    for _ in range(60):
+        middle = (low + high) / 2.0
+        if risk_left(middle) <= room:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def order_risk(quantity: float, entry: float, stop: float | None, unprotected_move: float) -> float:
     """What an order loses from ``entry`` if its stop is hit (or the assumed move without one)."""
     if stop is None:
