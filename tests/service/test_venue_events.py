@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -178,9 +178,11 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Serve the bot against a venue answering after ``latency`` seconds."""
     started: list[tuple[BotController, Any, Journal]] = []
 
-    def start(latency: float, live_feed: bool = False) -> BotController:
+    def start(
+        latency: float, live_feed: bool = False, bars: Iterable[Bar] | None = None
+    ) -> BotController:
         monkeypatch.setattr(ThreadedVenue, "latency", latency)
-        controller, broker, journal = _start(tmp_path, live_feed)
+        controller, broker, journal = _start(tmp_path, live_feed, bars)
         started.append((controller, broker, journal))
         return controller
 
@@ -192,7 +194,9 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         journal.close()
 
 
-def _start(tmp_path: Path, live_feed: bool = False) -> tuple[BotController, Any, Journal]:
+def _start(
+    tmp_path: Path, live_feed: bool = False, bars: Iterable[Bar] | None = None
+) -> tuple[BotController, Any, Journal]:
     registry = PluginRegistry.discover()
     registry.plugins.update(PluginRegistry.from_modules(HOOKS).plugins)
     manifest = tmp_path / "bot.yaml"
@@ -215,7 +219,8 @@ def _start(tmp_path: Path, live_feed: bool = False) -> tuple[BotController, Any,
     bot = assemble(load_manifest(manifest), registry, tmp_path)
     bot.live_feed = live_feed  # as a feed declaring `live-feed` would make it
     journal = Journal(tmp_path / "journal.sqlite", durable=True)
-    bars = [Bar("BTCUSDT", HOUR, T0 + i * HOUR, 100, 101, 99, 100, 1) for i in range(3)]
+    if bars is None:
+        bars = [Bar("BTCUSDT", HOUR, T0 + i * HOUR, 100, 101, 99, 100, 1) for i in range(3)]
     served = BotController(bot, journal, registry, speed=1.0, bars=bars)
     served.start()
     return served, bot.broker, journal
@@ -258,3 +263,25 @@ def test_bars_of_a_live_feed_are_not_paced_again(serve: Any) -> None:
     # restarted bot's missed ones) are handled at once, not one an hour.
     controller = serve(0.05, live_feed=True)
     assert _until(lambda: controller.get_status().bars == 3)
+
+
+def test_an_emergency_stop_lands_within_a_second_while_the_live_feed_waits_five_on_its_venue(
+    serve: Any,
+) -> None:
+    fetching = threading.Event()
+
+    def slow_venue() -> Iterator[Bar]:
+        yield Bar("BTCUSDT", HOUR, T0, 100, 101, 99, 100, 1)
+        fetching.set()
+        time.sleep(5.0)  # the venue takes five seconds to answer the next candle request
+        yield Bar("BTCUSDT", HOUR, T0 + HOUR, 100, 101, 99, 100, 1)
+
+    controller = serve(0.05, live_feed=True, bars=slow_venue())
+    assert fetching.wait(5)
+    started = time.monotonic()
+    controller.emergency_stop("alice", "market is moving")
+    took = time.monotonic() - started
+    assert controller.get_status().halted
+    assert took < 1.0, f"the halt took {took:.2f}s"
+    # The late candle still arrives and is handled (the feed lost nothing).
+    assert _until(lambda: controller.get_status().bars == 2, timeout=10)

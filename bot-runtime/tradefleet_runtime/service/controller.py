@@ -179,6 +179,8 @@ class BotController:
     def _paced(self, bars: Iterable[Bar]) -> Iterator[Bar]:
         start_wall: float | None = None
         first_close = 0
+        if self.bot.live_feed:
+            bars = self._feed_thread(bars)
         for bar in bars:
             if self._stop.is_set():
                 return
@@ -208,6 +210,51 @@ class BotController:
             yield bar
             self._publish()
 
+    def _feed_thread(self, bars: Iterable[Bar]) -> Iterator[Bar]:
+        """A live feed's bars, fetched on a thread of their own.
+
+        A live feed asks its venue over the network for every bar; on the engine thread a venue
+        answering in five seconds would hold every control call (an emergency stop included)
+        for five seconds. Here the feed blocks only its own thread; the engine thread waits for
+        the next bar while serving commands and venue events, woken as soon as one arrives.
+        """
+        arrived: queue.Queue[Bar | BaseException | None] = queue.Queue(maxsize=256)
+
+        def fetch() -> None:
+            try:
+                for bar in bars:
+                    arrived.put(bar)
+                    self._wake_for_bar()
+                    if self._stop.is_set():
+                        break
+                arrived.put(None)
+            except BaseException as error:  # handed to the engine thread, which fails the bot
+                arrived.put(error)
+            self._wake_for_bar()
+
+        threading.Thread(target=fetch, name=f"feed-{self.bot.name}", daemon=True).start()
+        while True:
+            try:
+                item = arrived.get_nowait()
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                self.heartbeat = time.monotonic()
+                if self.engine is not None:
+                    self.engine.pump()
+                self._publish()
+                self._wait_command(HEARTBEAT_S)
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _wake_for_bar(self) -> None:
+        """A bar arrived (feed thread): end the engine thread's wait for a command now."""
+        self._commands.put((lambda: None, Future()))
+
     def _wake(self) -> None:
         """The broker has events (any thread): have the engine thread apply them now, once
         however many wakes arrive before it gets to them."""
@@ -221,7 +268,10 @@ class BotController:
         return self.engine.pump() if self.engine is not None else 0
 
     def _idle(self) -> None:
-        """A live feed waits for its next bar (engine thread): serve what has come in."""
+        """A live feed waits for its next bar: serve what has come in — on the engine thread
+        only (a feed fetching on its own thread, see ``_feed_thread``, gets nothing here)."""
+        if threading.current_thread() is not self._thread:
+            return
         self.heartbeat = time.monotonic()
         self._drain_commands()
         if self.engine is not None:
