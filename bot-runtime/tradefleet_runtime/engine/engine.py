@@ -189,8 +189,16 @@ class Engine:
             lambda kind, message, data: self.journal.record_event(self._now, kind, message, data),
             clock=lambda: self._now,
         )
+        # Risk plugins' declared abilities beyond check (observe, act, tiers): the per-bar loop
+        # touches them only when the chain declares one.
+        self.hooks = hooks if hooks is not None else RiskHooks()
         self.driver = RiskDriver(
-            self.risk, self.state, self.instrument, self._risk_context, self._decide
+            self.risk,
+            self.state,
+            self.instrument,
+            self._risk_context,
+            self._decide,
+            order_observers=self.hooks.order_observers,
         )
         # Called for orders, fills, risk decisions and state changes when set (the service sets
         # it; backtests leave it None and pay nothing).
@@ -218,9 +226,6 @@ class Engine:
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
-        # Risk plugins' declared abilities beyond check (observe, act, tiers): the per-bar loop
-        # touches them only when the chain declares one.
-        self.hooks = hooks if hooks is not None else RiskHooks()
         self._risk_after_bar_needed = bool(
             self.hooks.actors or self.hooks.tier_reporters or self.state.lock_holders
         )
