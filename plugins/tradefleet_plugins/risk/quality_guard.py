@@ -44,7 +44,7 @@ from tradefleet_runtime.sdk import (
 NORMAL, SHRINK, STOPPED = 0, 1, 2
 # References of orders that never fill (cancelled, expired) are forgotten oldest first.
 MAX_REFERENCES = 4_096
-LOCK_PREFIX = "quality-guard: "
+PREFIX = "quality-guard: "
 
 
 def slippage_bps(side: Side, price: float, reference: float) -> float:
@@ -133,7 +133,7 @@ class QualityGuard:
         wins = [self._trades[i].net_pnl > 0.0 for i in range(start, count)]
         state, why = assess(self._slippage, wins, self.params)
         if state == STOPPED:
-            self._lock = f"{LOCK_PREFIX}entries stopped: {why}"
+            self._lock = f"entries stopped: {why}"
         self._state, self._why = state, why
 
     # -- decisions ---------------------------------------------------------------------------
@@ -142,12 +142,12 @@ class QualityGuard:
         if intent.reduce_only:
             return RiskDecision.approve()
         if self._lock:
-            return RiskDecision.veto(self._lock, "quality_stopped")
+            return RiskDecision.veto(f"{PREFIX}{self._lock}", "quality_stopped")
         if self._state == NORMAL or intent.quantity is None:
             return RiskDecision.approve()
         return RiskDecision.shrink(
             intent.quantity * self.params.shrink_factor,
-            f"{LOCK_PREFIX}{self._why}: size x{self.params.shrink_factor:g}",
+            f"{PREFIX}{self._why}: size x{self.params.shrink_factor:g}",
             "quality_shrink",
         )
 
