@@ -3,8 +3,11 @@
 Writes ``bench/results/risk.json``:
 - ``chain_p50_us`` / ``chain_p99_us``: microseconds (wall clock, ``perf_counter_ns``) for
   ``RiskDriver.order_for`` (the trading gate, every plugin's ``check`` judged by the
-  shrink-or-veto rule, rounding, the order) on one entry, with the account snapshot built as the
-  engine builds it (10 positions, their stops). Every sample is the *first* intent of a new bar:
+  shrink-or-veto rule, rounding, the order) on one entry, with the account snapshot built by the
+  engine's own ``RiskSnapshots`` over a real portfolio and order book (10 positions, each with
+  its protective stop order). No fill comes between samples, so the snapshot's copy of the
+  positions and stops is reused as in a bar without fills (``plugins.context_after_fill`` is the
+  snapshot when a fill just changed the account). Every sample is the *first* intent of a new bar:
   the observing plugins saw one more bar of every symbol first (outside the timed region), so no
   per-bar cache (correlation, trading day) is warm from the previous sample.
   The cyclic GC is disabled during that timed loop (``gc_disabled_in_timed_loop``); the same
@@ -33,9 +36,21 @@ from pathlib import Path
 
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import RiskContext
+from tradefleet_runtime.engine.order_book import OrderBook
+from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
+from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots
 from tradefleet_runtime.engine.trading_state import TradingState
-from tradefleet_runtime.model import Bar, Instrument, OrderIntent, Position, RiskDecision, Side
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderType,
+    RiskDecision,
+    Side,
+)
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 
 RESULTS = Path(__file__).parent / "results" / "risk.json"
@@ -54,6 +69,7 @@ CHAIN: list[tuple[str, dict[str, object]]] = [
     ("prop-firm", {"max_leverage": 100}),
     ("circuit-breaker", {}),
     ("probation", {}),
+    ("quality-guard", {}),  # no fills measured yet: checks and approves
     ("exits", {"trailing_pct": 0.01, "break_even_r": 1}),  # acts between bars; check approves
 ]  # fmt: skip
 
@@ -69,6 +85,7 @@ def main() -> int:
     registry = PluginRegistry.discover()
     chain = []
     observers = []
+    order_observers = []
     for name, params in CHAIN:
         plugin = registry.build(PluginKind.RISK, name, params, [])
         spec = registry.get(PluginKind.RISK, name).spec
@@ -76,6 +93,8 @@ def main() -> int:
             plugin.bind_trades([])
         if spec.has(Capability.OBSERVES_BARS):
             observers.append(plugin)
+        if spec.has(Capability.OBSERVES_ORDERS):
+            order_observers.append((name, plugin))
         chain.append((name, plugin))
     step = 0
 
@@ -92,29 +111,31 @@ def main() -> int:
 
     for _ in range(120):  # a warm ATR and correlation window
         now = next_bar()
-    positions = {s: Position(s, 10.0 * (1 if i % 2 else -1), 100.0, 0.0, T0) for i, s in
-                 enumerate(SYMBOLS[:10])}  # fmt: skip
-    marks = {s: 100.0 for s in SYMBOLS}
-    stops = {s: ((10.0, 99.0 if p.quantity > 0 else 101.0),) for s, p in positions.items()}
+    # The account: 10 positions (long and short, filled at 100), each with its stop order.
+    portfolio = Portfolio(cash=1_000_000.0, leverage=30.0)
+    book = OrderBook()
+    for i, symbol in enumerate(SYMBOLS[:10]):
+        side = Side.BUY if i % 2 else Side.SELL
+        portfolio.apply(Fill(f"e{i}", symbol, side, 10.0, 100.0, 0.0, T0, f"f{i}"))
+        stop = 99.0 if side is Side.BUY else 101.0
+        book.add(Order(f"e{i}-sl", symbol, side.opposite, 10.0, OrderType.STOP, stop,
+                       reduce_only=True, parent_id=f"e{i}"))  # fmt: skip
+    portfolio.marks.update({s: 100.0 for s in SYMBOLS})
+    positions = portfolio.open_positions
     instrument = Instrument(SYMBOLS[10], lot_step=0.01, min_quantity=0.01)
+    snapshots = RiskSnapshots(portfolio, book, lambda s: instrument, 1_000_000.0)
 
     def context(symbol: str) -> RiskContext:
-        # Built per intent, as the engine does (copies of positions and marks).
-        return RiskContext(
-            ts=now, equity=1_000_000.0, cash=1_000_000.0, start_of_day_equity=1_000_000.0,
-            peak_equity=1_000_000.0,
-            positions={s: Position(s, p.quantity, p.average_price, 0.0, p.opened_ts)
-                       for s, p in positions.items()},
-            marks=dict(marks), instrument=instrument, stops=stops, leverage=30.0,
-            initial_equity=1_000_000.0,
-        )  # fmt: skip
+        # As the engine builds it (Engine._risk_context).
+        return snapshots.context(symbol, now, 1_000_000.0, 1_000_000.0)
 
     decisions: list[RiskDecision] = []
 
     def decide(plugin: str, intent: OrderIntent, order_id: str, d: RiskDecision) -> None:
         decisions.append(d)
 
-    driver = RiskDriver(chain, TradingState(), lambda s: instrument, context, decide)
+    driver = RiskDriver(chain, TradingState(), lambda s: instrument, context, decide,
+                        order_observers=order_observers)  # fmt: skip
     intent = OrderIntent(SYMBOLS[10], Side.BUY, None, stop_loss=99.0)
     order = driver.order_for(intent, "id", now)
     assert order is not None, decisions
@@ -140,11 +161,15 @@ def main() -> int:
     cpu = run(time.thread_time_ns, gc_off=True)
 
     # Per plugin: the same chain, each check timed on its own (GC off).
-    per: dict[str, list[int]] = {"context": []}
+    per: dict[str, list[int]] = {"context": [], "context_after_fill": []}
     clock = time.perf_counter_ns
     for _ in range(SAMPLES):
         now = next_bar()
         gc.disable()
+        portfolio.version += 1  # as a fill does: the positions and stops are copied again
+        started = clock()
+        context(intent.symbol)
+        per["context_after_fill"].append(clock() - started)
         started = clock()
         ctx = context(intent.symbol)
         per["context"].append(clock() - started)

@@ -43,6 +43,7 @@ from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
+from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.model import (
@@ -53,7 +54,6 @@ from tradefleet_runtime.model import (
     Order,
     OrderIntent,
     OrderStatus,
-    OrderType,
     OrderUpdate,
     Position,
     RiskAction,
@@ -172,6 +172,9 @@ class Engine:
         self.restorer = restorer
         self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
         self.book = OrderBook()
+        self._snapshots = RiskSnapshots(
+            self.portfolio, self.book, self.instrument, config.initial_capital
+        )
         self.state = TradingState(
             paused=config.paused,
             pause_reason="spec.paused" if config.paused else "",
@@ -536,35 +539,7 @@ class Engine:
         return order_id
 
     def _risk_context(self, symbol: str) -> RiskContext:
-        portfolio = self.portfolio
-        stops: dict[str, tuple[tuple[float, float], ...]] = {}
-        held = portfolio.open_positions
-        for working in self.book:
-            order = working.order
-            if order.reduce_only and order.order_type is OrderType.STOP and order.price:
-                position = held.get(order.symbol)
-                # Only a stop on the closing side protects (a long's sell stop, a short's buy
-                # stop); one left from before a reversal would not reduce anything.
-                if position is None or position.quantity * order.side.sign >= 0:
-                    continue
-                left = order.quantity - working.filled
-                stops[order.symbol] = (*stops.get(order.symbol, ()), (left, order.price))
-        return RiskContext(
-            ts=self._now,
-            equity=portfolio.equity(),
-            cash=portfolio.cash,
-            start_of_day_equity=self._day_start_equity,
-            peak_equity=self._peak_equity,
-            positions={
-                s: Position(s, p.quantity, p.average_price, p.realized_pnl, p.opened_ts)
-                for s, p in portfolio.open_positions.items()
-            },
-            marks=dict(portfolio.marks),
-            instrument=self.instrument(symbol),
-            stops=stops,
-            leverage=portfolio.leverage,
-            initial_equity=self.config.initial_capital,
-        )
+        return self._snapshots.context(symbol, self._now, self._day_start_equity, self._peak_equity)
 
     def send_queued(self) -> None:
         """Pass queued intents through the risk chain to the broker now (outside a bar)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tradefleet_runtime.model import RiskAction, RiskDecision
 
@@ -10,9 +10,9 @@ from tradefleet_runtime.model import RiskAction, RiskDecision
 _GROWTH_TOLERANCE = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the engine makes of one plugin's decision."""
+class Verdict(NamedTuple):
+    """What the engine makes of one plugin's decision (a named tuple: it is made for every
+    sizing or shrinking decision, on the order's path)."""
 
     quantity: float | None  # the order's size after this plugin; 0 means vetoed
     decision: RiskDecision  # what is journaled (a rule-breaking decision becomes a veto)

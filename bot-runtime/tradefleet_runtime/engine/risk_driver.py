@@ -18,6 +18,9 @@ from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.model import Instrument, Order, OrderIntent, RiskAction, RiskDecision
 
 _APPROVE = RiskAction.APPROVE
+# Named tuples built positionally: ``_replace`` and keyword construction cost several times more,
+# and these run for every order.
+_new = tuple.__new__
 
 log = logging.getLogger("tradefleet.engine")
 
@@ -73,8 +76,8 @@ class RiskDriver:
             if verdict.vetoed:
                 return None
             quantity = verdict.quantity
-            if quantity != intent.quantity:
-                intent = intent._replace(quantity=quantity)
+            if quantity != intent.quantity:  # intent._replace(quantity=quantity), positionally
+                intent = _new(OrderIntent, (intent[0], intent[1], quantity, *intent[3:]))
         if quantity is None:
             decide(
                 "engine.sizing",
@@ -99,18 +102,23 @@ class RiskDriver:
                 ),
             )
             return None
-        order = Order(
-            client_order_id=order_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            quantity=rounded,
-            order_type=intent.order_type,
-            price=intent.price,
-            stop_loss=intent.stop_loss,
-            take_profit=intent.take_profit,
-            reduce_only=intent.reduce_only,
-            created_ts=now,
-            tag=intent.tag,
+        order: Order = _new(
+            Order,
+            (
+                order_id,
+                intent.symbol,
+                intent.side,
+                rounded,
+                intent.order_type,
+                intent.price,
+                intent.stop_loss,
+                intent.take_profit,
+                intent.reduce_only,
+                None,  # parent_id
+                None,  # oco_group
+                now,  # created_ts
+                intent.tag,
+            ),
         )
         if self._order_observers:
             self._tell_observers(order, context)

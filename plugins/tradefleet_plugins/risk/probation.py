@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from tradefleet_plugins.risk.probation_params import ProbationParams
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
+APPROVE = RiskDecision.approve()
+
 
 def rolling_loss(pnls: Sequence[float], equity: float) -> float:
     """Loss of the window as a fraction of the equity before it (0 when it made money)."""
@@ -41,9 +43,12 @@ class Probation:
         self._trades: Sequence[Trade] = ()
         self._from = 0  # trades before this index (a reset) no longer count
         self._hibernating = ""
+        # The window's P&Ls by (trade count, reset index): they change only when a trade closes.
+        self._window: tuple[int, int, list[float]] = (-1, -1, [])
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
+        self._window = (-1, -1, [])
 
     def lock_reason(self) -> str | None:
         return self._hibernating or None
@@ -59,12 +64,17 @@ class Probation:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         if self._hibernating:
             return RiskDecision.veto(f"probation: {self._hibernating}", "hibernating")
         count = len(self._trades)
         start = max(self._from, count - self.params.window_trades)
-        loss = rolling_loss([self._trades[i].net_pnl for i in range(start, count)], ctx.equity)
+        window = self._window
+        if window[0] != count or window[1] != start:
+            window = self._window = (
+                count, start, [self._trades[i].net_pnl for i in range(start, count)]
+            )  # fmt: skip
+        loss = rolling_loss(window[2], ctx.equity)
         factor = multiplier(loss, self.params)
         if factor == 0.0:
             self._hibernating = (
@@ -73,7 +83,7 @@ class Probation:
             )
             return RiskDecision.veto(f"probation: {self._hibernating}", "hibernating")
         if factor == 1.0 or intent.quantity is None:
-            return RiskDecision.approve()
+            return APPROVE
         return RiskDecision.shrink(
             intent.quantity * factor,
             f"probation: rolling loss {loss:.2%}, size x{factor:g}",

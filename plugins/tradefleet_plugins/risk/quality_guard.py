@@ -41,6 +41,9 @@ from tradefleet_runtime.sdk import (
     child_order_id,
 )
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 NORMAL, SHRINK, STOPPED = 0, 1, 2
 # References of orders that never fill (cancelled, expired) are forgotten oldest first.
 MAX_REFERENCES = 4_096
@@ -140,11 +143,11 @@ class QualityGuard:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         if self._lock:
             return RiskDecision.veto(f"{PREFIX}{self._lock}", "quality_stopped")
         if self._state == NORMAL or intent.quantity is None:
-            return RiskDecision.approve()
+            return APPROVE
         return RiskDecision.shrink(
             intent.quantity * self.params.shrink_factor,
             f"{PREFIX}{self._why}: size x{self.params.shrink_factor:g}",
