@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 from tradefleet_runtime.model import RiskAction, RiskDecision
 
+_VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
+
 # Relative tolerance for "did not grow": sizers round, and floats wobble in the last bit.
 _GROWTH_TOLERANCE = 1e-9
 
@@ -28,7 +30,7 @@ def judge(plugin: str, quantity: float | None, decision: RiskDecision) -> Verdic
     if not isinstance(decision, RiskDecision):
         kind = type(decision).__name__
         return _fault(f"{plugin} returned {kind}, not a decision")
-    if decision.action is RiskAction.VETO:
+    if decision.action is _VETO:
         return Verdict(0.0, decision)
     proposed = decision.quantity
     if proposed is None:

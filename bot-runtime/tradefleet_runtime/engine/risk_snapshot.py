@@ -18,6 +18,7 @@ from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.model import Instrument, OrderType, Position
 
 Stops = dict[str, tuple[tuple[float, float], ...]]
+_STOP = OrderType.STOP  # a module name: an enum member read through its class costs ~0.3 µs
 
 
 def protective_stops(portfolio: Portfolio, book: OrderBook) -> Stops:
@@ -27,7 +28,7 @@ def protective_stops(portfolio: Portfolio, book: OrderBook) -> Stops:
     held = portfolio.open_positions
     for working in book:
         order = working.order
-        if order.reduce_only and order.order_type is OrderType.STOP and order.price:
+        if order.reduce_only and order.order_type is _STOP and order.price:
             position = held.get(order.symbol)
             # Only a stop on the closing side protects (a long's sell stop, a short's buy
             # stop); one left from before a reversal would not reduce anything.

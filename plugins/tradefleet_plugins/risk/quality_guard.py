@@ -52,7 +52,7 @@ PREFIX = "quality-guard: "
 
 def slippage_bps(side: Side, price: float, reference: float) -> float:
     """A fill's slippage against its decision price, in bp; worse for the bot is positive."""
-    sign = 1.0 if side is Side.BUY else -1.0
+    sign = 1.0 if side.sign > 0 else -1.0
     return (price - reference) / reference * 10_000.0 * sign
 
 
