@@ -177,7 +177,7 @@ class PropFirm:
         return len(self._days)
 
     def _observe(self, ctx: RiskContext) -> None:
-        day = self._trading_day(ctx.ts)
+        day = self._clock.day(ctx.ts)
         if day != self._day:
             self._day, self._day_start, self._day_blocked = day, ctx.equity, ""
         initial = ctx.initial_equity or ctx.equity

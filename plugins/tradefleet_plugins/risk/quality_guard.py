@@ -13,7 +13,8 @@ new entries are taken — a lock the engine journals and keeps across restarts u
 resets it (the samples then start afresh). With no spread at all (every sample equal) the
 process is capable when the mean is inside the limit and not at all when it is not. An optional
 ``win_rate_floor`` cuts sizes too while the share of winning trades over the last ``window``
-closed trades is below it. Sizes only ever shrink; reduce-only orders (exits) always pass.
+closed trades is below it. Sizes only ever shrink; reduce-only orders (exits) always pass. Put
+it after the bot's sizer: an order without a size yet has nothing to shrink and passes.
 
 The figures are taken when a sample arrives (a fill), so ``check`` costs a lookup. Slippage
 samples live in memory: after a restart the lock holds (``restores-lock``), the win rate is
