@@ -43,12 +43,15 @@ class Probation:
         self._trades: Sequence[Trade] = ()
         self._from = 0  # trades before this index (a reset) no longer count
         self._hibernating = ""
-        # The window's P&Ls by (trade count, reset index): they change only when a trade closes.
-        self._window: tuple[int, int, list[float]] = (-1, -1, [])
+        # The window's P&Ls and their sum by (trade count, reset index): they change only when
+        # a trade closes.
+        self._window: tuple[int, int, list[float], float] = (-1, -1, [], 0.0)
+        # A window that made money is no loss, whatever the equity: its multiplier, once.
+        self._at_no_loss = multiplier(0.0, params)
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
-        self._window = (-1, -1, [])
+        self._window = (-1, -1, [], 0.0)
 
     def lock_reason(self) -> str | None:
         return self._hibernating or None
@@ -71,11 +74,13 @@ class Probation:
         start = max(self._from, count - self.params.window_trades)
         window = self._window
         if window[0] != count or window[1] != start:
-            window = self._window = (
-                count, start, [self._trades[i].net_pnl for i in range(start, count)]
-            )  # fmt: skip
-        loss = rolling_loss(window[2], ctx.equity)
-        factor = multiplier(loss, self.params)
+            pnls = [self._trades[i].net_pnl for i in range(start, count)]
+            window = self._window = (count, start, pnls, sum(pnls))
+        if window[3] >= 0.0:  # what rolling_loss answers for a window that made money
+            loss, factor = 0.0, self._at_no_loss
+        else:
+            loss = rolling_loss(window[2], ctx.equity)
+            factor = multiplier(loss, self.params)
         if factor == 0.0:
             self._hibernating = (
                 f"hibernating: rolling loss {loss:.2%} over {count - start} trade(s) beyond "
