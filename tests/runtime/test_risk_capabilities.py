@@ -34,7 +34,8 @@ class Watcher:
 
 
 def test_new_capabilities_are_for_risk_plugins_only() -> None:
-    for name in ("observes-bars", "observes-fills", "reads-trades", "acts-on-account"):
+    for name in ("observes-bars", "observes-fills", "observes-orders", "reads-trades",
+                 "acts-on-account"):  # fmt: skip
         declared, errors = parse_capabilities("risk", [name])
         assert declared == {Capability(name)} and not errors
         assert parse_capabilities("strategy", [name])[1]
@@ -52,7 +53,7 @@ def test_a_method_without_its_declaration_or_the_reverse_is_refused() -> None:
 
 def test_builtin_descriptors_declare_what_their_objects_do(registry: PluginRegistry) -> None:
     for name in ("circuit-breaker", "prop-firm", "pre-trade", "kelly", "volatility-target",
-                 "probation"):  # fmt: skip
+                 "probation", "quality-guard"):  # fmt: skip
         registry.build(PluginKind.RISK, name, {}, [])  # raises on a mismatch
     spec = registry.get(PluginKind.RISK, "volatility-target").spec
     assert spec.has(Capability.OBSERVES_BARS) and not spec.has(Capability.ACTS_ON_ACCOUNT)
@@ -79,6 +80,7 @@ ALL = [
     {"name": "prop-firm", "params": {"require_stop": False}},
     {"name": "circuit-breaker"},
     {"name": "probation"},
+    {"name": "quality-guard", "params": {"window": 5, "min_samples": 3}},
 ]
 intents = st.lists(
     st.tuples(

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from tradefleet_runtime.service.quality import RollingQuality, capability
+from tradefleet_runtime.process_capability import capability_indices as capability
+from tradefleet_runtime.service.quality import RollingQuality
 from tradefleet_runtime.spec.model import QualityLimit, QualitySpec
 
 

@@ -43,6 +43,7 @@ from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
+from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.instruments import limit_problem, round_price
@@ -175,6 +176,9 @@ class Engine:
         self.restorer = restorer
         self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
         self.book = OrderBook()
+        self._snapshots = RiskSnapshots(
+            self.portfolio, self.book, self.instrument, config.initial_capital
+        )
         self.state = TradingState(
             paused=config.paused,
             pause_reason="spec.paused" if config.paused else "",
@@ -192,8 +196,16 @@ class Engine:
             lambda kind, message, data: self.journal.record_event(self._now, kind, message, data),
             clock=lambda: self._now,
         )
+        # Risk plugins' declared abilities beyond check (observe, act, tiers): the per-bar loop
+        # touches them only when the chain declares one.
+        self.hooks = hooks if hooks is not None else RiskHooks()
         self.driver = RiskDriver(
-            self.risk, self.state, self.instrument, self._risk_context, self._decide
+            self.risk,
+            self.state,
+            self.instrument,
+            self._risk_context,
+            self._decide,
+            order_observers=self.hooks.order_observers,
         )
         # Called for orders, fills, risk decisions and state changes when set (the service sets
         # it; backtests leave it None and pay nothing).
@@ -229,9 +241,6 @@ class Engine:
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
-        # Risk plugins' declared abilities beyond check (observe, act, tiers): the per-bar loop
-        # touches them only when the chain declares one.
-        self.hooks = hooks if hooks is not None else RiskHooks()
         self._risk_after_bar_needed = bool(
             self.hooks.actors or self.hooks.tier_reporters or self.state.lock_holders
         )
@@ -544,35 +553,7 @@ class Engine:
         return order_id
 
     def _risk_context(self, symbol: str) -> RiskContext:
-        portfolio = self.portfolio
-        stops: dict[str, tuple[tuple[float, float], ...]] = {}
-        held = portfolio.open_positions
-        for working in self.book:
-            order = working.order
-            if order.reduce_only and order.order_type is OrderType.STOP and order.price:
-                position = held.get(order.symbol)
-                # Only a stop on the closing side protects (a long's sell stop, a short's buy
-                # stop); one left from before a reversal would not reduce anything.
-                if position is None or position.quantity * order.side.sign >= 0:
-                    continue
-                left = order.quantity - working.filled
-                stops[order.symbol] = (*stops.get(order.symbol, ()), (left, order.price))
-        return RiskContext(
-            ts=self._now,
-            equity=portfolio.equity(),
-            cash=portfolio.cash,
-            start_of_day_equity=self._day_start_equity,
-            peak_equity=self._peak_equity,
-            positions={
-                s: Position(s, p.quantity, p.average_price, p.realized_pnl, p.opened_ts)
-                for s, p in portfolio.open_positions.items()
-            },
-            marks=dict(portfolio.marks),
-            instrument=self.instrument(symbol),
-            stops=stops,
-            leverage=portfolio.leverage,
-            initial_equity=self.config.initial_capital,
-        )
+        return self._snapshots.context(symbol, self._now, self._day_start_equity, self._peak_equity)
 
     def send_queued(self) -> None:
         """Pass queued intents through the risk chain to the broker now (outside a bar)."""

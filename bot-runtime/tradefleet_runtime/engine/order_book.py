@@ -22,6 +22,9 @@ class OrderBook:
 
     def __init__(self) -> None:
         self._working: dict[str, WorkingOrder] = {}
+        # Bumped by every change (an order added, removed or filled): what a copy of the
+        # protective stops was taken at (risk_snapshot.py).
+        self.version = 0
 
     def __contains__(self, client_order_id: object) -> bool:
         return client_order_id in self._working
@@ -36,9 +39,11 @@ class OrderBook:
         return self._working.get(client_order_id)
 
     def add(self, order: Order, filled: float = 0.0) -> None:
+        self.version += 1
         self._working[order.client_order_id] = WorkingOrder(order, filled)
 
     def remove(self, client_order_id: str) -> WorkingOrder | None:
+        self.version += 1
         return self._working.pop(client_order_id, None)
 
     def orders(self, symbol: str | None = None) -> list[Order]:
@@ -56,6 +61,7 @@ class OrderBook:
         if working is None:
             return OrderStatus.FILLED, None, ()
         order = working.order
+        self.version += 1
         working.filled += fill.quantity
         status = OrderStatus.FILLED
         if working.filled + _QTY_EPSILON * max(order.quantity, 1.0) < order.quantity:

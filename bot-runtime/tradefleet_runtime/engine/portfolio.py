@@ -39,6 +39,8 @@ class Portfolio:
     fees_paid: float = 0.0
     trades: list[Trade] = field(default_factory=list)
     _open_trades: dict[str, _OpenTrade] = field(default_factory=dict)
+    # Bumped by every fill: what a copy of the positions was taken at (risk_snapshot.py).
+    version: int = field(default=0, compare=False)
 
     def position(self, symbol: str) -> Position:
         position = self.positions.get(symbol)
@@ -81,6 +83,7 @@ class Portfolio:
         signed = fill.quantity if fill.side == "buy" else -fill.quantity
         self.cash -= signed * fill.price + fill.fee
         self.fees_paid += fill.fee
+        self.version += 1
         position = self.position(fill.symbol)
         effect = apply_fill(position, fill)
         if position.quantity:

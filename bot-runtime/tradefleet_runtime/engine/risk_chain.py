@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tradefleet_runtime.model import RiskAction, RiskDecision
+
+_VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
 
 # Relative tolerance for "did not grow": sizers round, and floats wobble in the last bit.
 _GROWTH_TOLERANCE = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the engine makes of one plugin's decision."""
+class Verdict(NamedTuple):
+    """What the engine makes of one plugin's decision (a named tuple: it is made for every
+    sizing or shrinking decision, on the order's path)."""
 
     quantity: float | None  # the order's size after this plugin; 0 means vetoed
     decision: RiskDecision  # what is journaled (a rule-breaking decision becomes a veto)
@@ -28,7 +30,7 @@ def judge(plugin: str, quantity: float | None, decision: RiskDecision) -> Verdic
     if not isinstance(decision, RiskDecision):
         kind = type(decision).__name__
         return _fault(f"{plugin} returned {kind}, not a decision")
-    if decision.action is RiskAction.VETO:
+    if decision.action is _VETO:
         return Verdict(0.0, decision)
     proposed = decision.quantity
     if proposed is None:

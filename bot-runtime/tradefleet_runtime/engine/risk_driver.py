@@ -1,7 +1,9 @@
 """An intent's way to an order: the trading-state gate, the risk chain, sizing and rounding.
 
 Every decision — the gate's, each plugin's, the engine's own sizing checks — is handed to one
-``decide`` callback, which journals and counts it; so nothing is decided unrecorded.
+``decide`` callback, which journals and counts it; so nothing is decided unrecorded. Plugins that
+declared ``observes-orders`` are told of each order let through, with the price it was decided
+at (a bot whose chain declares none pays one falsy test per order).
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from tradefleet_runtime.capabilities import OrderObserver
 from tradefleet_runtime.contracts import RiskContext, RiskPlugin
 from tradefleet_runtime.engine.risk_chain import judge, round_down
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.model import Instrument, Order, OrderIntent, RiskAction, RiskDecision
 
 _APPROVE = RiskAction.APPROVE
+# Named tuples built positionally: ``_replace`` and keyword construction cost several times more,
+# and these run for every order.
+_new = tuple.__new__
 
 log = logging.getLogger("tradefleet.engine")
 
@@ -29,12 +35,15 @@ class RiskDriver:
         instrument: Callable[[str], Instrument],
         context: Callable[[str], RiskContext],
         decide: Decide,
+        *,
+        order_observers: Sequence[tuple[str, OrderObserver]] = (),
     ) -> None:
         self.chain = list(chain)
         self.state = state
         self._instrument = instrument
         self._context = context
         self._decide = decide
+        self._order_observers = tuple(order_observers)
 
     def order_for(self, intent: OrderIntent, order_id: str, now: int) -> Order | None:
         """The order ``intent`` becomes under ``order_id``, or None when it is refused."""
@@ -67,8 +76,8 @@ class RiskDriver:
             if verdict.vetoed:
                 return None
             quantity = verdict.quantity
-            if quantity != intent.quantity:
-                intent = intent._replace(quantity=quantity)
+            if quantity != intent.quantity:  # intent._replace(quantity=quantity), positionally
+                intent = _new(OrderIntent, (intent[0], intent[1], quantity, *intent[3:]))
         if quantity is None:
             decide(
                 "engine.sizing",
@@ -93,16 +102,40 @@ class RiskDriver:
                 ),
             )
             return None
-        return Order(
-            client_order_id=order_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            quantity=rounded,
-            order_type=intent.order_type,
-            price=intent.price,
-            stop_loss=intent.stop_loss,
-            take_profit=intent.take_profit,
-            reduce_only=intent.reduce_only,
-            created_ts=now,
-            tag=intent.tag,
+        order: Order = _new(
+            Order,
+            (
+                order_id,
+                intent.symbol,
+                intent.side,
+                rounded,
+                intent.order_type,
+                intent.price,
+                intent.stop_loss,
+                intent.take_profit,
+                intent.reduce_only,
+                None,  # parent_id
+                None,  # oco_group
+                now,  # created_ts
+                intent.tag,
+            ),
         )
+        if self._order_observers:
+            self._tell_observers(order, context)
+        return order
+
+    def _tell_observers(self, order: Order, context: RiskContext | None) -> None:
+        """Hand each order observer the order and the price it was decided at: its limit or
+        trigger price, else the symbol's mark in the snapshot the chain decided on."""
+        reference = order.price
+        if reference is None:
+            if context is None:
+                context = self._context(order.symbol)
+            reference = context.mark(order.symbol)
+        if not reference or reference != reference:  # no mark yet, or NaN: nothing to measure
+            return
+        for name, observer in self._order_observers:
+            try:
+                observer.on_order(order, reference)
+            except Exception:  # an observer's fault must not stop an order the chain let through
+                log.exception("risk plugin %s failed observing an order", name)

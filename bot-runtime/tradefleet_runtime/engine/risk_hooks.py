@@ -18,6 +18,7 @@ from tradefleet_runtime.capabilities import (
     BarObserver,
     FillObserver,
     LockRestorer,
+    OrderObserver,
     TierReporter,
     TradeReader,
 )
@@ -32,6 +33,7 @@ class RiskHooks:
 
     bar_observers: Sequence[tuple[str, BarObserver]] = ()
     fill_observers: Sequence[tuple[str, FillObserver]] = ()
+    order_observers: Sequence[tuple[str, OrderObserver]] = ()
     trade_readers: Sequence[tuple[str, TradeReader]] = ()
     actors: Sequence[tuple[str, AccountActor]] = ()
     lock_restorers: Sequence[tuple[str, LockRestorer]] = ()

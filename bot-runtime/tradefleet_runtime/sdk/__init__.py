@@ -4,10 +4,11 @@ This module is the stable, versioned API for plugins (``CONTRACT_VERSION``): the
 strategy, risk plugin, broker or data feed implements, the value types they exchange, the params
 base class, the descriptor and hook marker that register a plugin, the optional capabilities a
 plugin declares, and the helpers a plugin needs (deterministic order ids, bracket children,
-higher-timeframe bars, position accounting). Built-in plugins use nothing else, and neither
-should yours: the runtime's other modules may change between releases; this surface changes
-only with the contract version (minor: additions; major: a plugin must be updated, and the
-runtime refuses one built for another major version, naming both).
+higher-timeframe bars, position accounting, process capability indices). Built-in plugins
+use nothing else, and neither should yours: the runtime's other modules may change between
+releases; this surface changes only with the contract version (minor: additions; major: a
+plugin must be updated, and the runtime refuses one built for another major version, naming
+both).
 
 Test a plugin with :mod:`tradefleet_runtime.sdk.testing`: ``make_bars``/``make_bar`` build bars
 by hand, ``run_strategy`` backtests a strategy on them through the real engine and ``paper``
@@ -45,6 +46,7 @@ from tradefleet_runtime.capabilities import (
     Capability,
     FillObserver,
     LockRestorer,
+    OrderObserver,
     RiskLockHolder,
     SignalReceiver,
     SymbolChecker,
@@ -127,6 +129,7 @@ from tradefleet_runtime.plugins.registry import (
     PluginRegistry,
     PluginSpec,
 )
+from tradefleet_runtime.process_capability import CapabilityFigures, capability_indices
 from tradefleet_runtime.signals import Direction, Signal
 from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
 
@@ -180,6 +183,7 @@ __all__ = [
     "Broker",
     "BrokerContext",
     "Capability",
+    "CapabilityFigures",
     "CloseIndicator",
     "DataError",
     "DataFeed",
@@ -197,6 +201,7 @@ __all__ = [
     "NoParams",
     "Order",
     "OrderIntent",
+    "OrderObserver",
     "OrderReport",
     "OrderStatus",
     "OrderType",
@@ -237,6 +242,7 @@ __all__ = [
     "bucket_start",
     "build_strategy",
     "cached_columns",
+    "capability_indices",
     "child_order_id",
     "client_order_id",
     "fast_csv_columns",

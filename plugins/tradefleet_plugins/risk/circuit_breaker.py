@@ -24,6 +24,9 @@ from tradefleet_runtime.sdk import (
     RiskDecision,
 )
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 NORMAL, WARN, REDUCE, LOCKED = 0, 1, 2, 3
 
 
@@ -68,7 +71,7 @@ def tier_for(m: Measures, p: CircuitBreakerParams) -> tuple[int, str]:
 def decide(intent: OrderIntent, tier: int, reason: str, p: CircuitBreakerParams) -> RiskDecision:
     """The breaker's answer to an intent in ``tier`` (reduce-only orders always pass)."""
     if intent.reduce_only or tier == NORMAL:
-        return RiskDecision.approve()
+        return APPROVE
     if tier >= REDUCE:
         code = "breaker_locked" if tier == LOCKED else "breaker_halt"
         return RiskDecision.veto(f"circuit breaker tier {tier}: {reason}", code)
@@ -99,10 +102,12 @@ class CircuitBreaker:
 
     def _observe(self, ts: int, equity: float) -> None:
         p = self.params
-        self._now = max(self._now, ts)
+        if ts > self._now:
+            self._now = ts
         self._equity = equity
-        day = self._clock.day(ts)
-        week = self._clock.week(ts)
+        clock = self._clock
+        day = clock.day(ts)
+        week = clock.week(ts)
         if self._peak <= 0.0:
             self._peak = equity
         if day != self._day:
@@ -111,13 +116,26 @@ class CircuitBreaker:
                 self._tier, self._reason = NORMAL, ""
         if week != self._week:
             self._week, self._week_start = week, equity
-        self._day_peak = max(self._day_peak, equity)
-        self._peak = max(self._peak, equity)
+        if equity > self._day_peak:
+            self._day_peak = equity
+        if equity > self._peak:
+            self._peak = equity
         if self._tier == LOCKED:
             return
-        tier, reason = tier_for(
-            measures(equity, self._day_start, self._day_peak, self._week_start, self._peak), p
-        )
+        # Below every tier's first limit (the same losses ``measures`` takes, compared with the
+        # lowest limit of each): tier 0, nothing to escalate. Most calls end here.
+        start, day_peak, week_start, peak = (
+            self._day_start, self._day_peak, self._week_start, self._peak
+        )  # fmt: skip
+        warn = p.warn_drawdown
+        if not (
+            (start > 0 and (start - equity) / start >= warn)
+            or (day_peak > 0 and (day_peak - equity) / day_peak >= warn)
+            or (week_start > 0 and (week_start - equity) / week_start >= p.weekly_loss)
+            or (peak > 0 and (peak - equity) / peak >= p.max_drawdown)
+        ):
+            return
+        tier, reason = tier_for(measures(equity, start, day_peak, week_start, peak), p)
         if tier > self._tier:
             self._escalate(tier, reason)
 

@@ -29,6 +29,9 @@ from tradefleet_runtime.sdk import (
     RiskDecision,
 )
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 
 @dataclass
 class _Trade:
@@ -99,7 +102,7 @@ class Exits:
             atr.add(bar[4], bar[5], bar[6])
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
-        return RiskDecision.approve()
+        return APPROVE
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
         actions = []

@@ -13,6 +13,9 @@ from tradefleet_plugins.risk.kelly_params import KellyParams
 from tradefleet_plugins.risk.sizing import scaled, sized
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 
 def kelly_fraction(pnls: Sequence[float]) -> float:
     """Full Kelly fraction of a list of trade P&Ls (0 when there is no loss or no win)."""
@@ -54,7 +57,7 @@ class Kelly:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.quantity is not None or intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         p = self.params
         count = len(self._trades)
         if self._fraction[0] != count:

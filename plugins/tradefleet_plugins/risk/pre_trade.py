@@ -20,6 +20,7 @@ from tradefleet_plugins.risk.rules import DayClock, local_weekday_minute
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
 
 APPROVE = RiskDecision.approve()
+VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
 
 
 def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -223,7 +224,7 @@ class PreTrade:
             return APPROVE
         p = self.params
         decision = static_checks(intent, ctx, p)
-        if decision.action is RiskAction.VETO:
+        if decision.action is VETO:
             return decision
         held = ctx.positions.get(intent.symbol)
         if p.min_holding_s and held is not None and held.quantity * intent.side.sign < 0:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from tradefleet_plugins.risk.probation_params import ProbationParams
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
+APPROVE = RiskDecision.approve()
+
 
 def rolling_loss(pnls: Sequence[float], equity: float) -> float:
     """Loss of the window as a fraction of the equity before it (0 when it made money)."""
@@ -41,9 +43,15 @@ class Probation:
         self._trades: Sequence[Trade] = ()
         self._from = 0  # trades before this index (a reset) no longer count
         self._hibernating = ""
+        # The window's P&Ls and their sum by (trade count, reset index): they change only when
+        # a trade closes.
+        self._window: tuple[int, int, list[float], float] = (-1, -1, [], 0.0)
+        # A window that made money is no loss, whatever the equity: its multiplier, once.
+        self._at_no_loss = multiplier(0.0, params)
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
+        self._window = (-1, -1, [], 0.0)
 
     def lock_reason(self) -> str | None:
         return self._hibernating or None
@@ -59,13 +67,20 @@ class Probation:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         if self._hibernating:
             return RiskDecision.veto(f"probation: {self._hibernating}", "hibernating")
         count = len(self._trades)
         start = max(self._from, count - self.params.window_trades)
-        loss = rolling_loss([self._trades[i].net_pnl for i in range(start, count)], ctx.equity)
-        factor = multiplier(loss, self.params)
+        window = self._window
+        if window[0] != count or window[1] != start:
+            pnls = [self._trades[i].net_pnl for i in range(start, count)]
+            window = self._window = (count, start, pnls, sum(pnls))
+        if window[3] >= 0.0:  # what rolling_loss answers for a window that made money
+            loss, factor = 0.0, self._at_no_loss
+        else:
+            loss = rolling_loss(window[2], ctx.equity)
+            factor = multiplier(loss, self.params)
         if factor == 0.0:
             self._hibernating = (
                 f"hibernating: rolling loss {loss:.2%} over {count - start} trade(s) beyond "
@@ -73,7 +88,7 @@ class Probation:
             )
             return RiskDecision.veto(f"probation: {self._hibernating}", "hibernating")
         if factor == 1.0 or intent.quantity is None:
-            return RiskDecision.approve()
+            return APPROVE
         return RiskDecision.shrink(
             intent.quantity * factor,
             f"probation: rolling loss {loss:.2%}, size x{factor:g}",

@@ -45,6 +45,9 @@ from tradefleet_runtime.sdk import (
     Trade,
 )
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -82,7 +85,7 @@ def check_entry(
 ) -> RiskDecision:
     """The veto rule for one entry, in the worst case (pure)."""
     if intent.reduce_only:
-        return RiskDecision.approve()
+        return APPROVE
     if intent.stop_loss is None and p.require_stop:
         return RiskDecision.veto("prop-firm: an entry needs a stop-loss", "no_stop")
     if intent.quantity is None:
@@ -126,7 +129,7 @@ def check_entry(
             f"prop-firm: exposure {gross:,.2f} would exceed {limits.leverage:g}x equity",
             "max_leverage",
         )
-    return RiskDecision.approve()
+    return APPROVE
 
 
 def cut_to_fit(equity: float, at_risk: float, floor: float) -> float:
@@ -151,15 +154,23 @@ class PropFirm:
         self._passed = False
         self._trades: Sequence[Trade] = ()
         self._fill_days: set[date] = set()
+        # Days with a fill or a closed trade's entry or exit, kept as they come (``trading_days``
+        # is asked on every intent; recounting every trade each time grew with the history).
+        self._days: set[date] = set()
+        self._trades_counted = 0
         self._clock = DayClock(params.timezone, params.day_start_minute)
 
     # -- capabilities ----------------------------------------------------------------------
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
+        self._days = set(self._fill_days)
+        self._trades_counted = 0
 
     def on_fill(self, fill: Fill) -> None:
-        self._fill_days.add(self._trading_day(fill.ts))
+        day = self._trading_day(fill.ts)
+        self._fill_days.add(day)
+        self._days.add(day)
 
     def lock_reason(self) -> str | None:
         return self._locked or None
@@ -177,14 +188,21 @@ class PropFirm:
         return self._clock.day(ts)
 
     def trading_days(self) -> int:
-        days = set(self._fill_days)
-        for trade in self._trades:
-            days.add(self._trading_day(trade.entry_ts))
-            days.add(self._trading_day(trade.exit_ts))
-        return len(days)
+        trades = self._trades
+        count = len(trades)
+        if count < self._trades_counted:  # another sequence: count it afresh
+            self._days, self._trades_counted = set(self._fill_days), 0
+        if count != self._trades_counted:
+            days = self._days
+            for i in range(self._trades_counted, count):
+                trade = trades[i]
+                days.add(self._trading_day(trade.entry_ts))
+                days.add(self._trading_day(trade.exit_ts))
+            self._trades_counted = count
+        return len(self._days)
 
     def _observe(self, ctx: RiskContext) -> None:
-        day = self._trading_day(ctx.ts)
+        day = self._clock.day(ctx.ts)
         if day != self._day:
             self._day, self._day_start, self._day_blocked = day, ctx.equity, ""
         initial = ctx.initial_equity or ctx.equity
@@ -201,7 +219,7 @@ class PropFirm:
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         self._observe(ctx)
         if intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         if self._locked:
             return RiskDecision.veto(f"prop-firm: {self._locked}", "total_loss")
         if self._day_blocked:

@@ -123,6 +123,7 @@ class RollingReturns:
             partners = self._partners[a] = {}
         floor = limit - MARGIN
         too_long = 4 * self.window
+        sqrt = math.sqrt
         for b, position in positions.items():
             if b == a or b not in series:
                 continue
@@ -137,13 +138,13 @@ class RollingReturns:
             n = pair.n
             if n < 10:
                 continue  # the exact pass finds too few common bars too
-            sx, sy = pair.sx, pair.sy
-            sxx = pair.sxx - sx * sx / n
-            syy = pair.syy - sy * sy / n
-            if sxx <= CANCEL * pair.sxx or syy <= CANCEL * pair.syy:
+            sx, sy, raw_xx, raw_yy = pair.sx, pair.sy, pair.sxx, pair.syy
+            sxx = raw_xx - sx * sx / n
+            syy = raw_yy - sy * sy / n
+            if sxx <= CANCEL * raw_xx or syy <= CANCEL * raw_yy:
                 out.append((b, sign))
                 continue
-            if (pair.sxy - sx * sy / n) / math.sqrt(sxx * syy) * sign < floor:
+            if (pair.sxy - sx * sy / n) / sqrt(sxx * syy) * sign < floor:
                 continue
             out.append((b, sign))
         return out

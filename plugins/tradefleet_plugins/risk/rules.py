@@ -126,15 +126,22 @@ def open_risk_and_gross(
     """``(open_risk(...), gross_exposure(...))`` in one pass (the same sums, in the same order)."""
     total = gross = 0.0
     empty: tuple[tuple[float, float], ...] = ()
+    mark_of, stops_of = marks.get, stops.get
     for symbol, position in positions.items():
         signed = position.quantity
-        mark = marks.get(symbol, position.average_price)
-        gross += (signed if signed > 0 else -signed) * mark
-        if not signed:
+        mark = mark_of(symbol)
+        if mark is None:
+            mark = position.average_price
+        if signed > 0:
+            quantity, direction = signed, 1.0
+        elif signed < 0:
+            quantity, direction = -signed, -1.0
+        else:  # flat: adds its 0 x mark to the gross, and no risk
+            gross += -signed * mark
             continue
-        quantity, direction = (signed, 1.0) if signed > 0 else (-signed, -1.0)
+        gross += quantity * mark
         covered = 0.0
-        for stop_quantity, stop in stops.get(symbol, empty):
+        for stop_quantity, stop in stops_of(symbol, empty):
             left = quantity - covered
             if left <= 0.0:
                 break

@@ -5,6 +5,9 @@ from __future__ import annotations
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 
 class FixedSize:
     """Every unsized order gets the same quantity (per symbol if configured)."""
@@ -14,7 +17,7 @@ class FixedSize:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.quantity is not None:
-            return RiskDecision.approve()
+            return APPROVE
         quantity = self.params.per_symbol.get(intent.symbol, self.params.quantity)
         return RiskDecision.approve(quantity, "fixed size")
 
@@ -42,7 +45,7 @@ class FixedFractional:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.quantity is not None or intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         price = intent.price or ctx.mark(intent.symbol)
         if price <= 0:
             return RiskDecision.veto(f"no price known for {intent.symbol} to size the order")

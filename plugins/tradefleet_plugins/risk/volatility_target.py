@@ -7,6 +7,9 @@ from tradefleet_plugins.risk.sizing import scaled, sized
 from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskContext, RiskDecision
 
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
 
 class Atr:
     """Wilder's average true range, one update per closed bar (None until warmed up)."""
@@ -56,7 +59,7 @@ class VolatilityTarget:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.quantity is not None or intent.reduce_only:
-            return RiskDecision.approve()
+            return APPROVE
         atr = self._atr.get(intent.symbol)
         if atr is None or atr.value is None:
             return RiskDecision.veto(

@@ -1,0 +1,176 @@
+"""``quality-guard``: the control action on execution quality — cut sizes, then stop entries.
+
+The runtime reports Cp/Cpk of the bot's execution (``spec.quality``); this plugin acts on them.
+Every fill of an order the chain let through is a slippage sample: its price against the price
+the order was decided at (``observes-orders``: the limit or trigger price, else the mark the
+chain decided on; a bracket child's is its stop-loss or take-profit price), in basis points,
+worse for the bot positive. Over the last ``window`` samples, once there are ``min_samples``:
+
+    Cpk = (slippage_limit_bps - mean) / (3 sigma)        (the same function the service reports)
+
+below ``shrink_below_cpk`` new entries are cut by ``shrink_factor``; below ``stop_below_cpk`` no
+new entries are taken — a lock the engine journals and keeps across restarts until a person
+resets it (the samples then start afresh). With no spread at all (every sample equal) the
+process is capable when the mean is inside the limit and not at all when it is not. An optional
+``win_rate_floor`` cuts sizes too while the share of winning trades over the last ``window``
+closed trades is below it. Sizes only ever shrink; reduce-only orders (exits) always pass. Put
+it after the bot's sizer: an order without a size yet has nothing to shrink and passes.
+
+The figures are taken when a sample arrives (a fill), so ``check`` costs a lookup. Slippage
+samples live in memory: after a restart the lock holds (``restores-lock``), the win rate is
+taken from the journaled trades, and slippage needs ``min_samples`` new fills before it acts
+again. Wall-clock measures (bar-to-order time) are left to the service's report: acting on them
+would make a backtest's decisions depend on the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+from tradefleet_plugins.risk.quality_guard_params import QualityGuardParams
+from tradefleet_runtime.sdk import (
+    Fill,
+    Order,
+    OrderIntent,
+    RiskContext,
+    RiskDecision,
+    Side,
+    Trade,
+    capability_indices,
+    child_order_id,
+)
+
+# A plain approval: one immutable value, shared (no allocation per intent).
+APPROVE = RiskDecision.approve()
+
+NORMAL, SHRINK, STOPPED = 0, 1, 2
+# References of orders that never fill (cancelled, expired) are forgotten oldest first.
+MAX_REFERENCES = 4_096
+PREFIX = "quality-guard: "
+
+
+def slippage_bps(side: Side, price: float, reference: float) -> float:
+    """A fill's slippage against its decision price, in bp; worse for the bot is positive."""
+    sign = 1.0 if side.sign > 0 else -1.0
+    return (price - reference) / reference * 10_000.0 * sign
+
+
+def slippage_cpk(samples: Sequence[float], limit: float) -> tuple[float, float, float]:
+    """(Cpk, mean, sigma) of slippage samples against the upper ``limit`` (one-sided).
+
+    Without spread Cpk is undefined; the guard then reads it as +inf (mean inside the limit)
+    or -inf (at or beyond it), so a constant bad slippage still stops entries.
+    """
+    figures = capability_indices(samples, None, limit)
+    if figures.cpk is not None:
+        return figures.cpk, figures.mean, figures.sigma
+    cpk = math.inf if figures.mean < limit else -math.inf
+    return cpk, figures.mean, figures.sigma
+
+
+def assess(
+    slippage: Sequence[float], wins: Sequence[bool], p: QualityGuardParams
+) -> tuple[int, str]:
+    """The state these samples call for (NORMAL, SHRINK, STOPPED), and why."""
+    state, why = NORMAL, ""
+    if len(slippage) >= p.min_samples:
+        cpk, mean, sigma = slippage_cpk(slippage, p.slippage_limit_bps)
+        figures = (
+            f"slippage Cpk {cpk:.2f} over the last {len(slippage)} fills (mean {mean:.2f} bp, "
+            f"sigma {sigma:.2f} bp, limit {p.slippage_limit_bps:g} bp)"
+        )
+        if cpk < p.stop_below_cpk:
+            return STOPPED, f"{figures} < {p.stop_below_cpk:g}"
+        if cpk < p.shrink_below_cpk:
+            state, why = SHRINK, f"{figures} < {p.shrink_below_cpk:g}"
+    if p.win_rate_floor is not None and len(wins) >= p.min_samples:
+        rate = sum(wins) / len(wins)
+        if rate < p.win_rate_floor:
+            note = f"win rate {rate:.0%} over the last {len(wins)} trades < {p.win_rate_floor:.0%}"
+            state, why = SHRINK, f"{why}; {note}" if why else note
+    return state, why
+
+
+class QualityGuard:
+    def __init__(self, params: QualityGuardParams) -> None:
+        self.params = params
+        self._references: dict[str, float] = {}
+        self._slippage: deque[float] = deque(maxlen=params.window)
+        self._trades: Sequence[Trade] = ()
+        self._from = 0  # trades before this index (a reset) no longer count
+        self._state = NORMAL
+        self._why = ""
+        self._lock = ""
+
+    # -- what the runtime hands it -----------------------------------------------------------
+
+    def bind_trades(self, trades: Sequence[Trade]) -> None:
+        self._trades = trades
+        self._assess()
+
+    def on_order(self, order: Order, reference: float) -> None:
+        references = self._references
+        references[order.client_order_id] = reference
+        # A bracket's children are measured against their own prices, as the venue works them.
+        if order.stop_loss is not None:
+            references[child_order_id(order.client_order_id, "sl")] = order.stop_loss
+        if order.take_profit is not None:
+            references[child_order_id(order.client_order_id, "tp")] = order.take_profit
+        while len(references) > MAX_REFERENCES:
+            del references[next(iter(references))]
+
+    def on_fill(self, fill: Fill) -> None:
+        reference = self._references.get(fill.client_order_id)
+        if reference and reference > 0.0:
+            sample = slippage_bps(fill.side, fill.price, reference)
+            if math.isfinite(sample):
+                self._slippage.append(sample)
+        self._assess()  # a fill may also have closed a trade
+
+    def _assess(self) -> None:
+        if self._lock:
+            return
+        count = len(self._trades)
+        start = max(self._from, count - self.params.window)
+        wins = [self._trades[i].net_pnl > 0.0 for i in range(start, count)]
+        state, why = assess(self._slippage, wins, self.params)
+        if state == STOPPED:
+            self._lock = f"entries stopped: {why}"
+        self._state, self._why = state, why
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        if intent.reduce_only:
+            return APPROVE
+        if self._lock:
+            return RiskDecision.veto(f"{PREFIX}{self._lock}", "quality_stopped")
+        if self._state == NORMAL or intent.quantity is None:
+            return APPROVE
+        return RiskDecision.shrink(
+            intent.quantity * self.params.shrink_factor,
+            f"{PREFIX}{self._why}: size x{self.params.shrink_factor:g}",
+            "quality_shrink",
+        )
+
+    # -- the lock and its tier ---------------------------------------------------------------
+
+    def tier(self) -> int:
+        return STOPPED if self._lock else self._state
+
+    def lock_reason(self) -> str | None:
+        return self._lock or None
+
+    def reset_lock(self) -> str | None:
+        # A person looked at the execution: measure afresh from here.
+        self._lock = ""
+        self._slippage.clear()
+        self._from = len(self._trades)
+        self._state, self._why = NORMAL, ""
+        return None
+
+    def restore_lock(self, reason: str, since_ts: int) -> None:
+        self._lock = reason
+        self._state = STOPPED
