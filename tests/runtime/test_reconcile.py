@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 import yaml
 
+from tests.plugin_hooks import registry_with, venue_plugins
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
-from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
@@ -37,7 +36,7 @@ from tradefleet_runtime.model import (
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.reconcile import plan_reconciliation
-from tradefleet_runtime.sdk import NoParams, PluginKind, PluginSpec, Strategy, hookimpl
+from tradefleet_runtime.sdk import Strategy
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.session import BotSession, assemble
@@ -230,40 +229,13 @@ class BuyAndRest(Strategy):
             ctx.buy(bar.symbol, 1, order_type=OrderType.LIMIT, price=90.0)
 
 
-HOOKS = SimpleNamespace(
-    tradefleet_strategies=hookimpl(
-        lambda: [
-            PluginSpec(
-                kind=PluginKind.STRATEGY,
-                name="buy-and-rest",
-                version="1.0.0",
-                factory=lambda params: BuyAndRest(params),
-                params=NoParams,
-            )
-        ]
-    ),
-    tradefleet_brokers=hookimpl(
-        lambda: [
-            PluginSpec(
-                kind=PluginKind.BROKER,
-                name="shared-venue",
-                version="1.0.0",
-                factory=lambda params: SharedVenue(params),
-                params=NoParams,
-                modes=frozenset({"paper", "backtest"}),
-                capabilities=frozenset({Capability.VENUE_EXECUTION}),
-            )
-        ]
-    ),
-)
+HOOKS = venue_plugins(("buy-and-rest", BuyAndRest), ("shared-venue", SharedVenue))
 
 
 @pytest.fixture
 def registry() -> PluginRegistry:
     SharedVenue.account = None
-    installed = PluginRegistry.discover()
-    installed.plugins.update(PluginRegistry.from_modules(HOOKS).plugins)
-    return installed
+    return registry_with(HOOKS)
 
 
 def _bars(start: int, count: int, low: float | None = None) -> list[Bar]:

@@ -14,13 +14,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
-from tradefleet_runtime.capabilities import Capability
+from tests.plugin_hooks import registry_with, venue_plugins
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
@@ -34,8 +33,7 @@ from tradefleet_runtime.model import (
     Position,
     PositionReport,
 )
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.sdk import NoParams, PluginKind, PluginSpec, Strategy, hookimpl
+from tradefleet_runtime.sdk import Strategy
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.session import assemble
@@ -145,31 +143,8 @@ class BuyOnce(Strategy):
             self.ctx.buy(bar.symbol, 1)
 
 
-HOOKS = SimpleNamespace(
-    tradefleet_strategies=hookimpl(
-        lambda: [
-            PluginSpec(
-                kind=PluginKind.STRATEGY,
-                name="buy-once",
-                version="1.0.0",
-                factory=lambda params: BuyOnce(params),
-                params=NoParams,
-            )
-        ]
-    ),
-    tradefleet_brokers=hookimpl(
-        lambda: [
-            PluginSpec(
-                kind=PluginKind.BROKER,
-                name="threaded-venue",
-                version="1.0.0",
-                factory=lambda params: ThreadedVenue(params),
-                params=NoParams,
-                modes=frozenset({"paper"}),
-                capabilities=frozenset({Capability.VENUE_EXECUTION}),
-            )
-        ]
-    ),
+HOOKS = venue_plugins(
+    ("buy-once", BuyOnce), ("threaded-venue", ThreadedVenue), frozenset({"paper"})
 )
 
 
@@ -197,8 +172,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def _start(
     tmp_path: Path, live_feed: bool = False, bars: Iterable[Bar] | None = None
 ) -> tuple[BotController, Any, Journal]:
-    registry = PluginRegistry.discover()
-    registry.plugins.update(PluginRegistry.from_modules(HOOKS).plugins)
+    registry = registry_with(HOOKS)
     manifest = tmp_path / "bot.yaml"
     manifest.write_text(
         yaml.safe_dump(
