@@ -97,6 +97,11 @@ class BridgeTerminal:
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # a restarted bridge (a sidecar, a Windows service) is found again within seconds,
+            # not after gRPC's default backoff of up to two minutes
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ]
         if tls is None:
             self._channel = grpc.insecure_channel(address, options)

@@ -47,7 +47,6 @@ def parser() -> argparse.ArgumentParser:
         help="The module with the terminal's functions: MetaTrader5 (Windows, or Python under "
         "Wine), or module:attr (an object or a factory of one).",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
 
@@ -64,10 +63,8 @@ def load_terminal(spec: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # logging: as every tradefleet command (tradefleet --log-level/--log-format mt5-bridge ...)
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     if args.auth_dir is None and not args.insecure_no_auth:
         print(
             "refused: --auth-dir is required (or --insecure-no-auth for development)",

@@ -42,6 +42,22 @@ BRIDGE_TOKEN = "bridge-token-for-tests"
 TRANSPORT = "direct"
 
 
+PLANTED_LOGIN = 90817263
+PLANTED_PASSWORD = "Pl4nted-Passw0rd-7781"
+PLANTED_SERVER = "Pl4ntedBroker-Live-3"
+
+
+def planted_terminal() -> MT5Terminal:
+    """A hedging terminal whose account has planted, recognisable secrets (also the factory a
+    bridge subprocess names: ``tests.brokers.mt5.harness:planted_terminal``)."""
+    return MT5Terminal(
+        login=PLANTED_LOGIN,
+        password=PLANTED_PASSWORD,
+        server=PLANTED_SERVER,
+        symbols=gold_pro_symbols(),
+    )
+
+
 @dataclass
 class Bridge:
     """An in-process bridge server in front of ``terminal`` and a client for it."""
