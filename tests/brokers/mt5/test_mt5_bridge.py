@@ -477,3 +477,47 @@ def test_a_bridge_killed_mid_order_ends_with_journal_equal_to_terminal(margin_mo
         _journal_equals_terminal(journal, venue)
     finally:
         venue.close()
+
+
+# --- params and the example manifest ----------------------------------------------------------
+
+
+def test_the_example_manifest_names_a_bridge_and_validates() -> None:
+    from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+    from tradefleet_runtime.spec import load_manifest
+    from tradefleet_runtime.spec.model import live_mode_problems
+
+    manifest = load_manifest(ROOT / "examples" / "bots" / "eurusd-mt5-bridge.yaml")
+    spec = manifest.spec
+    assert live_mode_problems(manifest.metadata.name, spec) == []
+    assert spec.broker.credentials_secret is not None
+    registry = PluginRegistry.discover()
+    broker, errors = registry.check(PluginKind.BROKER, "mt5", spec.broker.params, ["broker"])
+    assert errors == [] and isinstance(broker, Mt5BrokerParams)
+    assert broker.bridge_address == "mt5-bridge.trading.svc:50061"
+    assert broker.bridge_token_file == "mt5-bridge.token" and broker.bridge_tls
+    feed, errors = registry.check(PluginKind.DATA_FEED, "mt5", spec.data.params, ["data"])
+    assert errors == [] and feed is not None
+    assert feed.bridge_address == broker.bridge_address  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ({"bridge_address": "no-port"}, "bridge_address", "host:port"),
+        ({"bridge_address": "h:99999"}, "bridge_address", "host:port"),
+        ({"bridge_address": "h:1", "bridge_token_file": "../token"}, "bridge_token_file", "not a"),
+        ({"bridge_address": "h:1", "bridge_ca_file": "/etc/ca.crt"}, "bridge_ca_file", "not a"),
+        ({"bridge_address": "h:1", "terminal": "tests.venues.mt5:MT5Terminal"}, "", "terminal"),
+    ],
+)
+def test_bridge_params_are_checked_naming_the_field(
+    params: dict[str, Any], field: str, words: str
+) -> None:
+    from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+
+    registry = PluginRegistry.discover()
+    _, errors = registry.check(PluginKind.BROKER, "mt5", params, ["broker"])
+    assert len(errors) == 1
+    assert str(errors[0]).startswith(f"broker.params.{field}".rstrip("."))
+    assert words in str(errors[0])
