@@ -10,6 +10,7 @@ The emulator stays the ground truth and the place faults are scripted either way
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,19 @@ def planted_terminal() -> MT5Terminal:
         password=PLANTED_PASSWORD,
         server=PLANTED_SERVER,
         symbols=gold_pro_symbols(),
+    )
+
+
+UPSTREAM_ENV = "TF_TEST_MT5_UPSTREAM"
+
+
+def relay_terminal() -> BridgeTerminal:
+    """A terminal that is itself a bridge client, to the address in ``$TF_TEST_MT5_UPSTREAM``
+    (token: the file in ``$TF_TEST_MT5_UPSTREAM_TOKEN``). A bridge subprocess serving it can be
+    killed while the terminal behind it, in the test's own process, lives on — as a real
+    terminal outlives its bridge."""
+    return BridgeTerminal(
+        os.environ[UPSTREAM_ENV], token_file=os.environ[UPSTREAM_ENV + "_TOKEN"], timeout_s=30.0
     )
 
 

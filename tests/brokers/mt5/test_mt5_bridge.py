@@ -31,6 +31,7 @@ from tests.brokers.mt5.harness import (
     PLANTED_LOGIN,
     PLANTED_PASSWORD,
     PLANTED_SERVER,
+    UPSTREAM_ENV,
     Bridge,
     Mt5Harness,
     fills,
@@ -322,8 +323,8 @@ def _tradefleet() -> list[str]:
     return [found]
 
 
-def _start_bridge(auth: Path, port: int, terminal: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _start_bridge(auth: Path, port: int, terminal: str, **env_vars: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_vars}
     process = subprocess.Popen(
         [
             *_tradefleet(),
@@ -477,6 +478,86 @@ def test_a_bridge_killed_mid_order_ends_with_journal_equal_to_terminal(margin_mo
         _journal_equals_terminal(journal, venue)
     finally:
         venue.close()
+
+
+class _HeldMidOrder:
+    """The terminal behind the bridge: executes an order, then holds its answer until the test
+    has killed the bridge process that asked."""
+
+    def __init__(self, terminal: MT5Terminal) -> None:
+        self.terminal = terminal
+        self.armed = False
+        self.executed = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.terminal, name)
+
+    def order_send(self, request: dict[str, Any]) -> Any:
+        answer = self.terminal.order_send(request)
+        if self.armed:
+            self.armed = False
+            self.executed.set()
+            self.release.wait(30)
+        return answer
+
+
+def test_a_bridge_process_killed_mid_order_then_restarted(tmp_path: Path) -> None:
+    """SIGKILL of a real ``tradefleet mt5-bridge`` process while an order is at the terminal:
+    after a new bridge process starts on the same address, the broker reconciles, and the
+    journal equals the terminal (one order, one deal)."""
+    term = MT5Terminal(margin_mode="netting", symbols=None)
+    held = _HeldMidOrder(term)
+    upstream = Bridge.start(held)  # the terminal's side, in this process: it outlives the kill
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    (auth / "control.token").write_text(BRIDGE_TOKEN)
+    folder = write_credentials(tmp_path / "creds")
+    (folder / "mt5-bridge.token").write_text(BRIDGE_TOKEN)
+    relay = {
+        UPSTREAM_ENV: upstream.client.address,
+        UPSTREAM_ENV + "_TOKEN": str(upstream.token_file),
+    }
+    terminal = "tests.brokers.mt5.harness:relay_terminal"
+    port = _free_port()
+    process = _start_bridge(auth, port, terminal, **relay)
+    broker = None
+    try:
+        broker = _connected_broker(port, folder)
+        venue = Mt5Harness(venue=term, broker=broker)
+        strategy = Scripted(
+            {
+                0: lambda ctx, bar: ctx.buy("EURUSD", 0.1),
+                1: lambda ctx, bar: ctx.close("EURUSD"),
+            }
+        )
+        engine, journal = _engine(venue, strategy)
+        held.armed = True
+        engine.run([_bar(0, 1.1)])
+        assert held.executed.wait(30)
+        process.kill()  # SIGKILL: no goodbye, the answer is lost with the process
+        process.wait(30)
+        held.release.set()
+        assert len(venue.history_orders()) == 1
+        process = _start_bridge(auth, port, terminal, **relay)
+        _apply(engine, venue)
+        assert list(dict(journal.order_statuses()).values()) == ["filled"]
+        assert engine.portfolio.position("EURUSD").quantity == 0.1
+        assert len(venue.history_orders()) == 1  # reconciled, never sent again
+        assert broker._link is not None and broker._link.reconnects == 2
+        engine.run([_bar(1, 1.1)])
+        _apply(engine, venue)
+        assert engine.portfolio.position("EURUSD").quantity == 0.0
+        assert term.positions_get() == ()
+        _journal_equals_terminal(journal, venue)
+    finally:
+        held.release.set()
+        if broker is not None:
+            broker.close()
+        forget_bridge(f"127.0.0.1:{port}")
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+        upstream.stop()
 
 
 # --- params and the example manifest ----------------------------------------------------------
