@@ -40,6 +40,7 @@ from tests.brokers.mt5.harness import (
 )
 from tests.brokers.mt5.test_mt5_engine import _apply, _bar, _engine, _journal_equals_terminal
 from tests.runtime.helpers import Scripted
+from tests.service.test_auth import certificates  # noqa: F401  (the openssl-made CA and cert)
 from tests.venues.mt5 import MT5Terminal
 from tradefleet_plugins.brokers.mt5_broker import Mt5Broker
 from tradefleet_plugins.brokers.mt5_link import IPC_LOST, forget_bridge
@@ -49,8 +50,9 @@ from tradefleet_runtime.api.v1 import mt5_bridge_pb2_grpc as pb_grpc
 from tradefleet_runtime.mt5_bridge import codec
 from tradefleet_runtime.mt5_bridge.client import BridgeTerminal
 from tradefleet_runtime.mt5_bridge.command import main as bridge_main
-from tradefleet_runtime.mt5_bridge.server import constants_of
+from tradefleet_runtime.mt5_bridge.server import build_bridge_server, constants_of
 from tradefleet_runtime.sdk import BrokerContext, OrderStatus, PluginError, Side
+from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRETS = (PLANTED_PASSWORD, PLANTED_SERVER, str(PLANTED_LOGIN))
@@ -242,6 +244,42 @@ def test_a_broker_trades_on_across_a_rotation(tmp_path: Path) -> None:
         assert len(harness.history_orders()) == 2
     finally:
         harness.close()
+
+
+def test_tls_as_the_runtime_api_and_the_ca_from_the_credentials_folder(
+    certificates: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    (auth / "control.token").write_text(BRIDGE_TOKEN)
+    term = MT5Terminal(margin_mode="netting", symbols=None)
+    endpoint = build_bridge_server(
+        term,
+        address="127.0.0.1:0",
+        auth=TokenAuth(auth),
+        tls=TlsFiles(cert=certificates / "tls.crt", key=certificates / "tls.key"),
+    ).start()
+    address = f"127.0.0.1:{endpoint.port}"
+    folder = write_credentials(tmp_path / "creds")
+    (folder / "mt5-bridge.token").write_text(BRIDGE_TOKEN)
+    shutil.copy(certificates / "ca.crt", folder / "ca.crt")
+    plain = BridgeTerminal(address, token_file=folder / "mt5-bridge.token", timeout_s=3)
+    broker = None
+    try:
+        assert plain.account_info() is None and plain.last_error()[0] in IPC_LOST
+        broker = _connected_broker(endpoint.port, folder, bridge_ca_file="ca.crt")
+        order = Mt5Harness(venue=None, broker=broker).order()
+        broker.submit(order)
+        broker.settle(timeout=30.0)
+        assert len(fills(list(broker.drain_events()))) == 1
+        assert len([d for d in term.history_deals_get(0, 2**31 - 1) if d.symbol]) == 1
+    finally:
+        plain.close()
+        if broker is not None:
+            broker.close()
+        forget_bridge(address)
+        endpoint.stop(0)
 
 
 # --- secrets ----------------------------------------------------------------------------------
