@@ -90,6 +90,8 @@ def decode(message: pb.Mt5Value) -> Any:
         return decode_entries(message.map_value.entries)
     if kind == "record_value":
         record = message.record_value
+        if len(record.values) != len(record.fields):
+            raise TypeError("mt5 bridge: a record needs one value per field")
         cls = record_type(record.type, tuple(record.fields))
         return cls(*(decode(item) for item in record.values))
     return _decode_rows(message.rows_value)
@@ -105,7 +107,10 @@ def record_type(name: str, fields: tuple[str, ...]) -> type[tuple[Any, ...]]:
     fields, so equal structures compare and hash alike across calls)."""
     if not name.isidentifier():
         raise TypeError("mt5 bridge: a record's type name must be an identifier")
-    cls: type[tuple[Any, ...]] = collections.namedtuple(name, fields)  # type: ignore[misc]
+    try:
+        cls: type[tuple[Any, ...]] = collections.namedtuple(name, fields)  # type: ignore[misc]
+    except ValueError as error:  # a field name that is no identifier, or twice
+        raise TypeError(f"mt5 bridge: bad record fields ({error})") from None
     return cls
 
 

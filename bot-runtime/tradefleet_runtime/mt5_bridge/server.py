@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "tradefleet.v1.Mt5BridgeService"
 #: Requests are small; answers (rates, history) may be large.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def secrets_of(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
@@ -153,7 +154,7 @@ def build_bridge_server(
         executor,
         interceptors=[auth] if auth is not None else None,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )

@@ -165,6 +165,26 @@ def test_values_cross_the_wire_unchanged(value: Any) -> None:
     assert back == value and type(back) is type(value)
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        pb.Mt5Record(type="not a name", fields=["a"], values=[codec.encode(1)]),
+        pb.Mt5Record(type="T", fields=["a", "a"], values=[codec.encode(1), codec.encode(2)]),
+        pb.Mt5Record(type="T", fields=["1x"], values=[codec.encode(1)]),
+        pb.Mt5Record(type="T", fields=["a"], values=[]),
+    ],
+)
+def test_a_malformed_argument_is_invalid_not_internal(bridge: Bridge, record: Any) -> None:
+    with grpc.insecure_channel(bridge.client.address) as channel:
+        stub = pb_grpc.Mt5BridgeServiceStub(channel)
+        request = pb.Mt5CallRequest(function="order_check", args=[pb.Mt5Value(record_value=record)])
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Call(request, metadata=(("authorization", f"Bearer {BRIDGE_TOKEN}"),))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("order_check: mt5 bridge:")
+    assert bridge.endpoint.servicer.calls == 0
+
+
 # --- tokens -----------------------------------------------------------------------------------
 
 
