@@ -626,7 +626,7 @@ def test_the_example_manifest_names_a_bridge_and_validates() -> None:
     from tradefleet_runtime.spec import load_manifest
     from tradefleet_runtime.spec.model import live_mode_problems
 
-    manifest = load_manifest(ROOT / "examples" / "bots" / "eurusd-mt5-bridge.yaml")
+    manifest = load_manifest(ROOT / "examples" / "mt5" / "eurusd-mt5-bridge.yaml")
     spec = manifest.spec
     assert live_mode_problems(manifest.metadata.name, spec) == []
     assert spec.broker.credentials_secret is not None
@@ -660,3 +660,24 @@ def test_bridge_params_are_checked_naming_the_field(
     assert len(errors) == 1
     assert str(errors[0]).startswith(f"broker.params.{field}".rstrip("."))
     assert words in str(errors[0])
+
+
+def test_the_example_bridge_deployment_is_valid_and_keeps_one_terminal() -> None:
+    import yaml
+
+    from tests.packaging.packaging_tools import KUBERNETES_VALIDATE, run
+
+    path = ROOT / "examples" / "mt5" / "mt5-bridge.yaml"
+    deployment, service = yaml.safe_load_all(path.read_text())
+    result = run([*KUBERNETES_VALIDATE, "--strict", "-k", "1.30.0", str(path)])
+    assert result.returncode == 0 and "ERROR" not in result.stdout, result.stdout + result.stderr
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    (container,) = spec["template"]["spec"]["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/var/run/tradefleet/bridge-auth"] == "token"  # start.sh's --auth-dir
+    assert "env" not in container  # no account in the bridge's pod
+    port = service["spec"]["ports"][0]["port"]
+    bot = yaml.safe_load((ROOT / "examples" / "mt5" / "eurusd-mt5-bridge.yaml").read_text())
+    address = bot["spec"]["broker"]["params"]["bridge_address"]
+    assert address == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
