@@ -124,6 +124,13 @@ def test_answers_are_the_packages_structures(bridge: Bridge) -> None:
     assert rates["close"][-1] == direct["close"][-1]
 
 
+def test_the_bridge_serves_exactly_the_packages_functions() -> None:
+    from tests.venues.mt5 import API_FUNCTIONS  # pinned to the real wheel's signatures
+    from tradefleet_runtime.mt5_bridge.functions import FUNCTIONS
+
+    assert set(API_FUNCTIONS) == FUNCTIONS
+
+
 def test_errors_and_constants_are_the_terminals(bridge: Bridge) -> None:
     term, client = bridge.endpoint.servicer.terminal, bridge.client
     client.initialize()
