@@ -6,15 +6,20 @@ Writes ``bench/results/mt5_brokers.json`` (the lead merges it into ``brokers.jso
   request, ``order_send``, reading the deal back. The emulator answers at once, so this is the
   plugin's own cost; a real terminal adds its round trip to the trade server.
 - ``mt5_submit_return_p50_us``: how long ``submit`` itself holds the engine thread.
+- ``mt5_bridge_submit_p50_ms`` / ``mt5_bridge_submit_p99_ms``: the same, with the broker
+  talking to the emulator through ``tradefleet mt5-bridge`` (the server in-process, gRPC on
+  loopback, with a token): the bridge's cost per order (``mt5_bridge_calls_per_submit`` calls).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -23,7 +28,10 @@ from tests.brokers.mt5.harness import gold_pro_symbols  # noqa: E402
 from tests.venues.mt5 import MT5Terminal  # noqa: E402
 from tradefleet_plugins.brokers.mt5_broker import Mt5Broker  # noqa: E402
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams  # noqa: E402
+from tradefleet_runtime.mt5_bridge.client import BridgeTerminal  # noqa: E402
+from tradefleet_runtime.mt5_bridge.server import build_bridge_server  # noqa: E402
 from tradefleet_runtime.sdk import BrokerContext, Fill, Order, Side  # noqa: E402
+from tradefleet_runtime.service.auth import TokenAuth  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "mt5_brokers.json"
 ORDERS = 2000
@@ -35,9 +43,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
-    term = MT5Terminal(margin_mode="netting", symbols=gold_pro_symbols(), balance=1e9)
-    broker = Mt5Broker(Mt5BrokerParams(poll_interval_s=60.0), term)
+def measure(module: Any) -> tuple[list[float], list[float]]:
+    """Submit-to-fill (ms) and submit-return (us) of ORDERS market orders on ``module``."""
+    broker = Mt5Broker(Mt5BrokerParams(poll_interval_s=60.0), module)
     ready = threading.Event()
     broker.connect(
         BrokerContext(
@@ -69,10 +77,36 @@ def main() -> None:
                 return_us.append((returned - start) * 1e6)
     finally:
         broker.close()
+    return submit_ms, return_us
+
+
+def terminal() -> MT5Terminal:
+    return MT5Terminal(margin_mode="netting", symbols=gold_pro_symbols(), balance=1e9)
+
+
+def main() -> None:
+    submit_ms, return_us = measure(terminal())
+    with tempfile.TemporaryDirectory(prefix="tf-bench-bridge-") as folder:
+        (Path(folder) / "control.token").write_text("bench-token\n")
+        endpoint = build_bridge_server(
+            terminal(), address="127.0.0.1:0", auth=TokenAuth(folder)
+        ).start()
+        client = BridgeTerminal(
+            f"127.0.0.1:{endpoint.port}", token_file=Path(folder) / "control.token"
+        )
+        try:
+            bridge_ms, _ = measure(client)
+            calls = endpoint.servicer.calls
+        finally:
+            client.close()
+            endpoint.stop(0)
     figures = {
         "mt5_submit_p50_ms": round(percentile(submit_ms, 0.50), 3),
         "mt5_submit_p99_ms": round(percentile(submit_ms, 0.99), 3),
         "mt5_submit_return_p50_us": round(percentile(return_us, 0.50), 1),
+        "mt5_bridge_submit_p50_ms": round(percentile(bridge_ms, 0.50), 3),
+        "mt5_bridge_submit_p99_ms": round(percentile(bridge_ms, 0.99), 3),
+        "mt5_bridge_calls_per_submit": round(calls / (WARMUP + ORDERS), 1),
         "orders": ORDERS,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,10 @@ PASS_THROUGH: dict[str, tuple[str, str]] = {
         "tradefleet_runtime.optimize.commands:walkforward_main",
         "Walk-forward analysis: params chosen in-sample, judged out-of-sample only.",
     ),
+    "mt5-bridge": (
+        "tradefleet_runtime.mt5_bridge.command:main",
+        "Serve one MetaTrader 5 terminal over gRPC, for bots on Linux (Windows host or Wine).",
+    ),
 }
 
 #: One-line help of known extension commands, so that tradefleet --help imports none of them.

@@ -258,3 +258,34 @@ def test_fnmatch_sanity() -> None:  # the dockerignore matcher agrees with fnmat
     assert bool(_dockerignore_regex("data/*.csv").match("data/x.csv")) == fnmatch.fnmatch(
         "data/x.csv", "data/*.csv"
     )
+
+
+# --- the MT5 bridge recipe (docker/mt5-bridge: linted and read, never built by CI) -------------
+
+MT5_BRIDGE = ROOT / "docker" / "mt5-bridge" / "Dockerfile"
+
+
+def test_the_mt5_bridge_recipe_passes_hadolint_and_says_it_is_not_built() -> None:
+    result = run([tool("hadolint"), "--no-color", MT5_BRIDGE])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NOT BUILT BY CI" in MT5_BRIDGE.read_text()
+
+
+def test_the_mt5_bridge_recipe_runs_as_non_root_and_copies_what_the_context_has() -> None:
+    (final,) = stages(MT5_BRIDGE)
+    users = [i.arguments for i in final.instructions if i.keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    for instruction in final.instructions:
+        if instruction.keyword == "COPY":
+            for source in _copy_sources(instruction):
+                files = (
+                    [source]
+                    if (ROOT / source).is_file()
+                    else [
+                        str(p.relative_to(ROOT)) for p in (ROOT / source).rglob("*") if p.is_file()
+                    ]
+                )
+                assert files and any(in_build_context(f) for f in files), source
+    # the account never goes into the image: the bot sends it through initialize
+    text = MT5_BRIDGE.read_text().lower()
+    assert "password=" not in text and "mt5_login" not in text

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 PROTO_ROOT = ROOT / "proto"
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROTOS = ("tradefleet/v1/runtime.proto",)
+PROTOS = ("tradefleet/v1/runtime.proto", "tradefleet/v1/mt5_bridge.proto")
 HEADER = "# ruff: noqa\n# fmt: off\n"
 # protoc's message stubs use a bare ``Mapping`` in constructor signatures.
 PYI_HEADER = HEADER + '# mypy: disable-error-code="type-arg"\n'

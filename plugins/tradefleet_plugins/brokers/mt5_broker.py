@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tradefleet_plugins.brokers import mt5_requests as rq
-from tradefleet_plugins.brokers.mt5_link import Link, TerminalLost, load_terminal, read_credentials
+from tradefleet_plugins.brokers.mt5_link import (
+    Link,
+    TerminalLost,
+    load_bridge,
+    load_terminal,
+    read_credentials,
+)
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
 from tradefleet_plugins.brokers.mt5_reports import (
     child_role,
@@ -164,7 +170,11 @@ class Mt5Broker:
 
     def connect(self, ctx: BrokerContext) -> None:
         if self._terminal is None:
-            self._terminal = load_terminal(self.params.terminal)
+            self._terminal = (
+                load_bridge(self.params, ctx.credentials_dir)
+                if self.params.bridge_address is not None
+                else load_terminal(self.params.terminal)
+            )
         if not self._magic:
             self._magic = magic_number(ctx.bot_name)
         self._wake = ctx.wake
@@ -333,6 +343,9 @@ class Mt5Broker:
             if self._fatal is not None:
                 self._refuse_job(job, self._fatal)
                 continue
+            # The job ran to its end: a terminal lost in the poll after it must not run it
+            # again (its future is already answered).
+            done = False
             try:
                 # Before the first connection (start-up) only the start job runs, and it
                 # connects with a bounded number of attempts itself.
@@ -342,6 +355,7 @@ class Mt5Broker:
                     continue  # the job was refused by _reconnect
                 if job is not None:
                     result = job.run()
+                    done = True
                     if job.future is not None:
                         job.future.set_result(result)
                 if time.monotonic() >= self._next_poll and link.up and self._magic:
@@ -350,10 +364,10 @@ class Mt5Broker:
                 # Nothing of this job is lost: a submission keeps its progress and doubts,
                 # and runs again first once the terminal is back (reconciling first).
                 log.warning("%s; reconnecting", lost)
-                if job is not None:
+                if job is not None and not done:
                     self._queue(job, first=True)
             except Exception as error:
-                if job is not None and job.future is not None:
+                if job is not None and not done and job.future is not None:
                     job.future.set_exception(error)
                 else:
                     log.exception("MT5 broker job failed")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
+from tradefleet_plugins.brokers.mt5_params import Mt5BridgeParams, Mt5BrokerParams
 from tradefleet_runtime.sdk import PluginError
 
 # last_error() codes meaning the terminal itself is gone (IPC): the call did not run, or ran
@@ -126,6 +126,57 @@ def _load(spec: str) -> Any:
     return found
 
 
+#: The bridge client's factory. Loaded by name, as the ``MetaTrader5`` package is: plugins import
+#: only the SDK, and the client is runtime tooling (it shares the generated gRPC stubs with the
+#: ``tradefleet mt5-bridge`` server); the plugin needs only the module surface it returns.
+BRIDGE_CLIENT = "tradefleet_runtime.mt5_bridge.client:connect"
+
+
+def load_bridge(params: Mt5BridgeParams, credentials_dir: Path | None) -> Any:
+    """The bridge client for ``params.bridge_address``: one per address and process (the broker
+    and the data feed share it, as they share a terminal). The token (and CA) are files of the
+    credentials folder; without one, calls go out without a token (a bridge run with
+    ``--insecure-no-auth``, development only)."""
+    address = params.bridge_address
+    if address is None:
+        raise PluginError("broker.params.bridge_address: not set")
+    key = f"bridge:{address}"
+    with _LOCKS_GUARD:
+        found = _LOADED.get(key)
+        if found is not None:
+            return found
+        module_name, _, attr = BRIDGE_CLIENT.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as error:
+            raise PluginError(
+                f"broker.params.bridge_address: the bridge client is not installed ({error})"
+            ) from None
+        folder = credentials_dir
+        found = _LOADED[key] = factory(
+            address,
+            token_file=folder / params.bridge_token_file if folder is not None else None,
+            ca_file=(
+                folder / params.bridge_ca_file
+                if folder is not None and params.bridge_ca_file
+                else None
+            ),
+            server_name=params.bridge_server_name,
+            tls=params.bridge_tls,
+            timeout_s=params.bridge_timeout_s,
+        )
+        return found
+
+
+def forget_bridge(address: str) -> None:
+    """Drop the client kept for ``address`` (tests: a new bridge on the same address)."""
+    with _LOCKS_GUARD:
+        client = _LOADED.pop(f"bridge:{address}", None)
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
 class Link:
     """One terminal, reached through ``module``; ``call`` raises ``TerminalLost`` when the
     terminal went away, and ``ensure`` brings it back (initialize + login, with backoff)."""
@@ -223,6 +274,8 @@ __all__ = [
     "Credentials",
     "Link",
     "TerminalLost",
+    "forget_bridge",
+    "load_bridge",
     "load_terminal",
     "read_credentials",
     "terminal_lock",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tradefleet_runtime.sdk import PluginParams
 
@@ -17,7 +17,86 @@ from tradefleet_runtime.sdk import PluginParams
 _MAGIC_SPACE = 2**31 - 1
 
 
-class Mt5BrokerParams(PluginParams):
+def _file_name(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if not value or "/" in value or "\\" in value or value in (".", ".."):
+        raise ValueError(f"{field}: a file name in the credentials folder, not a path")
+    return value
+
+
+class Mt5BridgeParams(PluginParams):
+    """Where the terminal is when it runs elsewhere: a ``tradefleet mt5-bridge`` beside it
+    (a Windows host, or a Wine sidecar). The plugins load the bridge client for it; the token
+    is a file of the bot's credentials folder (``spec.broker.credentialsSecret``)."""
+
+    bridge_address: str | None = Field(
+        default=None,
+        description="host:port of the tradefleet mt5-bridge serving the terminal (None: the "
+        "terminal is reached through `terminal`, in this process).",
+    )
+    bridge_token_file: str = Field(
+        default="mt5-bridge.token",
+        description="File in the credentials folder holding the bridge's bearer token "
+        "(re-read when it changes).",
+    )
+    bridge_tls: bool = Field(
+        default=False,
+        description="Talk TLS to the bridge (implied by bridge_ca_file). Off only for a "
+        "bridge on loopback or inside the pod.",
+    )
+    bridge_ca_file: str | None = Field(
+        default=None,
+        description="File in the credentials folder with the CA that signed the bridge's "
+        "certificate (None with bridge_tls: the system's roots).",
+    )
+    bridge_server_name: str | None = Field(
+        default=None,
+        description="Name to check in the bridge's certificate when it differs from the "
+        "address's host.",
+    )
+    bridge_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest wait for one answer of the bridge; longer is a lost terminal "
+        "(an order in flight is then reconciled).",
+    )
+
+    @field_validator("bridge_token_file")
+    @classmethod
+    def _token_file_name(cls, value: str) -> str:
+        checked = _file_name(value, "bridge_token_file")
+        assert checked is not None
+        return checked
+
+    @field_validator("bridge_ca_file")
+    @classmethod
+    def _ca_file_name(cls, value: str | None) -> str | None:
+        return _file_name(value, "bridge_ca_file")
+
+    @field_validator("bridge_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("bridge_address: host:port, e.g. mt5-bridge:50061")
+        return value
+
+    @model_validator(mode="after")
+    def _one_terminal(self) -> Mt5BridgeParams:
+        terminal = getattr(self, "terminal", "MetaTrader5")
+        if self.bridge_address is not None and terminal != "MetaTrader5":
+            raise ValueError(
+                "bridge_address: the terminal is reached through the bridge; leave `terminal` "
+                f"unset (it names {terminal!r})"
+            )
+        return self
+
+
+class Mt5BrokerParams(Mt5BridgeParams):
     """An account at a MetaTrader 5 broker, reached through a terminal (the `MetaTrader5`
     package on Windows, the tradefleet bridge client, or the test emulator)."""
 
@@ -154,4 +233,4 @@ def magic_number(bot_name: str) -> int:
     return int.from_bytes(digest, "big") % _MAGIC_SPACE + 1
 
 
-__all__ = ["Mt5BrokerParams", "SymbolMap", "magic_number"]
+__all__ = ["Mt5BridgeParams", "Mt5BrokerParams", "SymbolMap", "magic_number"]

@@ -14,11 +14,13 @@ take the same per-terminal lock as the broker's thread.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from tradefleet_plugins.brokers.mt5_link import load_terminal, terminal_lock
+from tradefleet_plugins.brokers.mt5_link import load_bridge, load_terminal, terminal_lock
 from tradefleet_plugins.brokers.mt5_params import SymbolMap
 from tradefleet_plugins.feeds.mt5_bars import apply_gap_policy, mt5_timeframe, rows_to_bars
 from tradefleet_plugins.feeds.mt5_feed_params import Mt5FeedParams
@@ -26,6 +28,14 @@ from tradefleet_runtime.sdk import Bar, DataError, FeedReport, FeedRequest
 
 _IDLE_S = 0.25
 _MAX_BARS = 100_000
+# The folder the operator mounts the broker's credentials Secret at: the feed reads the bridge's
+# token from it (a feed is given no credentials folder of its own).
+_CREDENTIALS_DIR_ENV = "TRADEFLEET_CREDENTIALS_DIR"
+
+
+def _credentials_dir() -> Path | None:
+    folder = os.environ.get(_CREDENTIALS_DIR_ENV)
+    return Path(folder) if folder else None
 
 
 class Mt5Feed:
@@ -61,7 +71,11 @@ class Mt5Feed:
 
     def bars(self, request: FeedRequest) -> Iterator[Bar]:
         if self._terminal is None:
-            self._terminal = load_terminal(self.params.terminal)
+            self._terminal = (
+                load_bridge(self.params, _credentials_dir())
+                if self.params.bridge_address is not None
+                else load_terminal(self.params.terminal)
+            )
         with terminal_lock(self._terminal):
             if self._terminal.terminal_info() is None and not self._terminal.initialize():
                 code, message = self._terminal.last_error()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from tradefleet_plugins.brokers.mt5_params import Mt5BridgeParams
 from tradefleet_plugins.feeds.csv_params import GapPolicy
-from tradefleet_runtime.sdk import PluginParams
 
 
-class Mt5FeedParams(PluginParams):
+class Mt5FeedParams(Mt5BridgeParams):
     """Bars from a MetaTrader 5 terminal: history for the warm-up, then each bar once closed."""
 
     terminal: str = Field(

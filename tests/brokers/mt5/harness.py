@@ -1,10 +1,17 @@
 """One MT5 broker on one emulated terminal: the setup the MT5 tests (and, later, the shared
 broker contract suite) drive. A harness per setup: ``Mt5Harness.netting()``,
 ``Mt5Harness.hedging()``; ``broker`` is the plugin object, ``venue`` the terminal it trades on.
+
+Two transports (``transport=``, default :data:`TRANSPORT`, which the ``transport`` fixture
+sets): ``direct``, the broker calls the emulator; ``bridge``, the broker calls a bridge client
+and an in-process ``tradefleet mt5-bridge`` server (loopback, with a token) calls the emulator.
+The emulator stays the ground truth and the place faults are scripted either way.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +20,8 @@ from typing import Any
 from tests.venues.mt5 import MT5Terminal, default_symbol_specs
 from tradefleet_plugins.brokers.mt5_broker import Mt5Broker
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
+from tradefleet_runtime.mt5_bridge.client import BridgeTerminal
+from tradefleet_runtime.mt5_bridge.server import BridgeEndpoint, build_bridge_server
 from tradefleet_runtime.sdk import (
     BrokerContext,
     Fill,
@@ -27,6 +36,69 @@ BOT = "default/gold-bot"
 LOGIN = 51234567
 PASSWORD = "demo-password"
 SERVER = "MetaQuotes-Demo"
+BRIDGE_TOKEN = "bridge-token-for-tests"
+
+#: The transport a harness uses when not told: ``direct`` or ``bridge`` (set by the
+#: ``transport`` fixture of conftest.py for the suites that run both ways).
+TRANSPORT = "direct"
+
+
+PLANTED_LOGIN = 90817263
+PLANTED_PASSWORD = "Pl4nted-Passw0rd-7781"
+PLANTED_SERVER = "Pl4ntedBroker-Live-3"
+
+
+def planted_terminal() -> MT5Terminal:
+    """A hedging terminal whose account has planted, recognisable secrets (also the factory a
+    bridge subprocess names: ``tests.brokers.mt5.harness:planted_terminal``)."""
+    return MT5Terminal(
+        login=PLANTED_LOGIN,
+        password=PLANTED_PASSWORD,
+        server=PLANTED_SERVER,
+        symbols=gold_pro_symbols(),
+    )
+
+
+UPSTREAM_ENV = "TF_TEST_MT5_UPSTREAM"
+
+
+def relay_terminal() -> BridgeTerminal:
+    """A terminal that is itself a bridge client, to the address in ``$TF_TEST_MT5_UPSTREAM``
+    (token: the file in ``$TF_TEST_MT5_UPSTREAM_TOKEN``). A bridge subprocess serving it can be
+    killed while the terminal behind it, in the test's own process, lives on — as a real
+    terminal outlives its bridge."""
+    return BridgeTerminal(
+        os.environ[UPSTREAM_ENV], token_file=os.environ[UPSTREAM_ENV + "_TOKEN"], timeout_s=30.0
+    )
+
+
+@dataclass
+class Bridge:
+    """An in-process bridge server in front of ``terminal`` and a client for it."""
+
+    endpoint: BridgeEndpoint
+    client: BridgeTerminal
+    token_file: Path
+
+    @classmethod
+    def start(cls, terminal: Any, token: str = BRIDGE_TOKEN, port: int = 0) -> Bridge:
+        from tradefleet_runtime.service.auth import TokenAuth
+
+        folder = Path(tempfile.mkdtemp(prefix="tf-mt5-bridge-"))
+        (folder / "control.token").write_text(token + "\n")
+        endpoint = build_bridge_server(
+            terminal,
+            address=f"127.0.0.1:{port}",
+            auth=TokenAuth(folder, refresh_interval=0),
+        ).start()
+        client = BridgeTerminal(
+            f"127.0.0.1:{endpoint.port}", token_file=folder / "control.token", timeout_s=10.0
+        )
+        return cls(endpoint, client, folder / "control.token")
+
+    def stop(self) -> None:
+        self.client.close()
+        self.endpoint.stop(0)
 
 
 def gold_pro_symbols() -> dict[str, dict[str, Any]]:
@@ -53,6 +125,8 @@ class Mt5Harness:
     bot: str = BOT
     symbols: tuple[str, ...] = ("EURUSD", "XAUUSD")
     credentials_dir: Path | None = None
+    bridge: Bridge | None = None
+    connected: bool = False
     wakes: list[int] = field(default_factory=list)
     slept: list[float] = field(default_factory=list)
     _seq: int = 0
@@ -64,6 +138,7 @@ class Mt5Harness:
         *,
         venue: Any = None,
         credentials_dir: Path | None = None,
+        transport: str | None = None,
         **params: Any,
     ) -> Mt5Harness:
         term = (
@@ -79,7 +154,11 @@ class Mt5Harness:
         }
         settings.update(params)
         harness = cls(venue=term, broker=None, credentials_dir=credentials_dir)  # type: ignore[arg-type]
-        harness.broker = Mt5Broker(Mt5BrokerParams(**settings), term, sleep=harness._sleep)
+        module: Any = term
+        if (transport or TRANSPORT) == "bridge":
+            harness.bridge = Bridge.start(term)
+            module = harness.bridge.client
+        harness.broker = Mt5Broker(Mt5BrokerParams(**settings), module, sleep=harness._sleep)
         return harness
 
     @classmethod
@@ -108,10 +187,15 @@ class Mt5Harness:
                 wake=lambda: self.wakes.append(1),
             )
         )
+        self.connected = True
         return self
 
     def close(self) -> None:
         self.broker.close()
+        if self.bridge is not None:
+            # the broker really went through the bridge (a harness can't silently go direct)
+            assert not self.connected or self.bridge.endpoint.servicer.calls > 0
+            self.bridge.stop()
 
     def order(
         self,

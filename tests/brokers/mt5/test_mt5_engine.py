@@ -24,8 +24,9 @@ def _bar(i: int, price: float) -> Bar:
 
 
 @pytest.fixture(params=["netting", "hedging"])
-def venue(request: pytest.FixtureRequest) -> Iterator[Mt5Harness]:
-    harness = Mt5Harness.build(request.param)
+def venue(request: pytest.FixtureRequest, transport: str) -> Iterator[Mt5Harness]:
+    # transport: direct, and through an in-process bridge (conftest.py)
+    harness = Mt5Harness.build(request.param, transport=transport)
     harness.symbols = ("EURUSD",)
     harness.connect()
     yield harness

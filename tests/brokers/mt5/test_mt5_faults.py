@@ -13,6 +13,9 @@ from tradefleet_runtime.sdk import OrderStatus, ReasonCode
 
 from .harness import gold_pro_symbols
 
+# Every test runs twice: on the emulator, and through the bridge in front of it.
+pytestmark = pytest.mark.usefixtures("transport")
+
 
 def _one_order(harness: Mt5Harness, client_order_id: str) -> None:
     """The terminal holds exactly one order and one deal for this id."""

@@ -16,7 +16,7 @@ from tradefleet_plugins.feeds.mt5_feed import Mt5Feed
 from tradefleet_plugins.feeds.mt5_feed_params import Mt5FeedParams
 from tradefleet_runtime.sdk import Bar, DataError, FeedRequest
 
-from .harness import gold_pro_symbols
+from .harness import Bridge, gold_pro_symbols
 
 OFFSET = 2 * 3600  # a broker on UTC+2
 
@@ -24,9 +24,12 @@ OFFSET = 2 * 3600  # a broker on UTC+2
 class _Market:
     """The emulator, and a clock that moves only when the feed waits (ticks every second)."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: str = "direct") -> None:
         self.term = MT5Terminal(margin_mode="netting", symbols=gold_pro_symbols())
         assert self.term.initialize()
+        # the feed reads the terminal directly, or through a bridge in front of it
+        self.bridge = Bridge.start(self.term) if transport == "bridge" else None
+        self.module = self.bridge.client if self.bridge is not None else self.term
         self.start = int(self.term.now.timestamp())
         self.idles = 0
         self.price = 1.1
@@ -57,7 +60,7 @@ class _Market:
         settings.update(params, server_offset_s=OFFSET)
         return Mt5Feed(
             Mt5FeedParams(**settings),  # type: ignore[arg-type]
-            self.term,
+            self.module,
             clock=self.clock,
             sleep=self.sleep,
         )
@@ -73,9 +76,11 @@ class _Market:
 
 
 @pytest.fixture
-def market() -> Iterator[_Market]:
-    found = _Market()
+def market(transport: str) -> Iterator[_Market]:
+    found = _Market(transport)
     yield found
+    if found.bridge is not None:
+        found.bridge.stop()
     found.term.shutdown()
 
 

@@ -3,6 +3,8 @@ stops, resting orders, SL/TP as position attributes, netting and hedging account
 
 from __future__ import annotations
 
+import pytest
+
 from tests.brokers.mt5.harness import Mt5Harness, fills, updates
 from tests.venues.mt5 import constants as C
 from tradefleet_runtime.capabilities import check_object
@@ -14,6 +16,9 @@ from tradefleet_runtime.sdk import (
     Side,
     VenueExecution,
 )
+
+# Every test runs twice: on the emulator, and through the bridge in front of it.
+pytestmark = pytest.mark.usefixtures("transport")
 
 
 def test_submit_returns_pending_and_the_answer_follows_as_events(netting: Mt5Harness) -> None:

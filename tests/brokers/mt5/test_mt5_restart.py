@@ -19,6 +19,9 @@ from tradefleet_runtime.sdk import OrderStatus, OrderType, PluginError, ReasonCo
 
 from .harness import gold_pro_symbols
 
+# Every test runs twice: on the emulator, and through the bridge in front of it.
+pytestmark = pytest.mark.usefixtures("transport")
+
 
 def _restart(old: Mt5Harness, **params: object) -> Mt5Harness:
     old.close()
