@@ -94,6 +94,13 @@ class _Tracked:
     sending: bool = True  # create_order (or its look-ups) still running
     final_sent: bool = False
     children_placed: bool = False
+    # The id the venue knows the order by: the bot's, or after a cancel-replace amend (Binance
+    # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
+    venue_cid: str = ""
+    replaced: int = 0
+
+    def __post_init__(self) -> None:
+        self.venue_cid = self.venue_cid or self.order.client_order_id
 
 
 class CcxtBroker:
@@ -382,6 +389,11 @@ class CcxtBroker:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self._venue is not None:
             await self._venue.close()
 
@@ -399,7 +411,6 @@ class CcxtBroker:
     async def _create(self, tracked: _Tracked, args: CreateArgs) -> None:
         venue = self._venue
         assert venue is not None
-        order = tracked.order
         attempt = 0
         while True:
             try:
@@ -418,7 +429,7 @@ class CcxtBroker:
                     # It may exist (ours, sent by an attempt whose answer was lost): look it
                     # up before anything else; a failed look-up is no answer.
                     try:
-                        found = await self._lookup(order.client_order_id, tracked.market)
+                        found = await self._lookup(tracked.venue_cid, tracked.market)
                     except VenueFailure as lookup:
                         await self._in_doubt(tracked, lookup.failure.message)
                         return
@@ -451,7 +462,7 @@ class CcxtBroker:
     async def _lookup_quietly(self, tracked: _Tracked) -> dict[str, Any] | None:
         """A look-up whose failure means "no news" (the poller tries again)."""
         try:
-            return await self._lookup(tracked.order.client_order_id, tracked.market)
+            return await self._lookup(tracked.venue_cid, tracked.market)
         except VenueFailure:
             return None
 
@@ -592,7 +603,7 @@ class CcxtBroker:
         assert venue is not None
         params: dict[str, Any] = {"trigger": True} if self._algo(tracked.order) else {}
         if not tracked.venue_id:
-            params.update(_client_id_params(self._dialect, client_order_id, bool(params)))
+            params.update(_client_id_params(self._dialect, tracked.venue_cid, bool(params)))
         try:
             await venue.request("cancel_order", tracked.venue_id or "", tracked.market, params)
         except VenueFailure as error:
@@ -671,11 +682,13 @@ class CcxtBroker:
         assert venue is not None
         params = dict(args.params)
         params.pop("clientOrderId", None)
+        replacement = tracked.venue_cid
         if self._dialect is Dialect.BINANCE_SPOT:
-            # Spot amends by cancel-replace; the replacement keeps the client order id (the
-            # old one is cancelled first, and Binance checks ids only among open orders).
-            params["newClientOrderId"] = client_order_id
-            params["cancelOrigClientOrderId"] = client_order_id
+            # Spot amends by cancel-replace: the replacement gets a derived id, so that no
+            # client order id is ever placed twice at the venue.
+            replacement = f"{client_order_id}-a{tracked.replaced + 1}"
+            params["newClientOrderId"] = replacement
+            params["cancelOrigClientOrderId"] = tracked.venue_cid
         try:
             raw = await venue.request(
                 "edit_order",
@@ -700,6 +713,9 @@ class CcxtBroker:
             )
             return
         tracked.order = changed
+        if replacement != tracked.venue_cid:
+            tracked.replaced += 1
+            tracked.venue_cid = replacement
         venue_id = str(raw.get("id") or "") or tracked.venue_id
         if venue_id and venue_id != tracked.venue_id:
             tracked.venue_id = venue_id
@@ -743,9 +759,9 @@ class CcxtBroker:
         for tracked in list(self._tracked.values()):
             if tracked.market != market or tracked.final_sent or tracked.sending:
                 continue
-            raw = by_id.get(tracked.order.client_order_id)
+            raw = by_id.get(tracked.venue_cid)
             if raw is None:
-                raw = await self._lookup(tracked.order.client_order_id, market)
+                raw = await self._lookup(tracked.venue_cid, market)
                 if raw is None:
                     if tracked.status is OrderStatus.PENDING:
                         # In doubt and the venue (answering) has no such order: it never
@@ -829,10 +845,12 @@ class CcxtBroker:
     async def _query(self, client_order_id: str) -> OrderReport | None:
         tracked = self._tracked.get(client_order_id)
         markets = [tracked.market] if tracked is not None else list(self._markets.values())
+        venue_cid = tracked.venue_cid if tracked is not None else client_order_id
         for market in markets:
-            row = await self._lookup(client_order_id, market)
+            row = await self._lookup(venue_cid, market)
             if row is not None:
-                return report_of(row, self._bot_symbols[market])
+                report = report_of(row, self._bot_symbols[market])
+                return report._replace(client_order_id=client_order_id)
         return None
 
     async def _orders_since(self, market: str, since_ms: int) -> list[dict[str, Any]]:
