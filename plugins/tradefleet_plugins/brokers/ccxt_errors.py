@@ -175,6 +175,14 @@ def classify(
     wait = retry_after_s(headers, message, now_ms)
     if (code is not None and code in _CLOCK_CODES) or "InvalidNonce" in names:
         return Failure(ReasonCode.VENUE_REJECTED, Retry.RESYNC_CLOCK, words, code)
+    known = BINANCE_CODES.get(code) if code is not None and code < 0 else None
+    if known is None and code is not None and code > 0:
+        known = BYBIT_CODES.get(code)
+    if known is ReasonCode.AUTHENTICATION and http_status not in (418, 429):
+        # ccxt raises Binance's -2015 as DDoSProtection once a key has worked (a temporary
+        # ban looks the same); the venue's code says the key or its permissions were refused,
+        # and retrying a refused key only digs the hole deeper.
+        return Failure(ReasonCode.AUTHENTICATION, Retry.NEVER, words, code)
     rate_limited = (
         http_status in (418, 429)
         or code in (-1003, 10006)
@@ -182,9 +190,6 @@ def classify(
     )
     if rate_limited:
         return Failure(ReasonCode.RATE_LIMITED, Retry.SAFE, words, code, wait)
-    known = BINANCE_CODES.get(code) if code is not None and code < 0 else None
-    if known is None and code is not None and code > 0:
-        known = BYBIT_CODES.get(code)
     if code is not None and code in _SERVER_BUSY_CODES:
         return Failure(ReasonCode.VENUE_UNAVAILABLE, Retry.IN_DOUBT, words, code, wait)
     if known is not None:

@@ -124,6 +124,7 @@ class CcxtVenue:
         if params.api_url:
             self._point_at(exchange, params.api_url.rstrip("/"))
         self._record_status(exchange)
+        self._gate_sends(exchange)
         if self.credentials is not None:
             self._apply(exchange, self.credentials.current)
         self.exchange = exchange
@@ -179,6 +180,19 @@ class CcxtVenue:
 
         exchange.handle_errors = errors
         exchange.handle_http_status_code = status
+
+    def _gate_sends(self, exchange: Any) -> None:
+        """Check the ban gate again at the moment a request leaves: ccxt's own rate limiter
+        may have held it back, past the start of a ban another request ran into."""
+        fetch = exchange.fetch
+
+        async def gated(
+            url: Any, method: str = "GET", headers: Any = None, body: Any = None
+        ) -> Any:
+            await self._gate()
+            return await fetch(url, method, headers, body)
+
+        exchange.fetch = gated
 
     @staticmethod
     def _apply(exchange: Any, credentials: Credentials) -> None:
