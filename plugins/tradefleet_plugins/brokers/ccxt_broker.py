@@ -98,6 +98,8 @@ class _Tracked:
     # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
     venue_cid: str = ""
     replaced: int = 0
+    # Why a cancel was asked for (None: not by this broker — the venue or a person did it).
+    cancel_code: ReasonCode | None = None
 
     def __post_init__(self) -> None:
         self.venue_cid = self.venue_cid or self.order.client_order_id
@@ -151,12 +153,17 @@ class CcxtBroker:
         self._loop = VenueLoop(f"ccxt-{self.params.exchange}")
         try:
             self._loop.call(self._start(ctx), _CONNECT_TIMEOUT_S)
-        except VenueFailure as error:
-            self._loop.call(self._venue.close(), 10)
-            self._loop.stop()
-            raise ConnectionError(
-                f"exchange {self.params.exchange}: connecting failed ({error})"
-            ) from None
+        except BaseException as error:
+            self._closed = True
+            try:
+                self._loop.call(self._stop(), 15)
+            finally:
+                self._loop.stop()
+            if isinstance(error, VenueFailure):
+                raise ConnectionError(
+                    f"exchange {self.params.exchange}: connecting failed ({error})"
+                ) from None
+            raise
 
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -302,6 +309,7 @@ class CcxtBroker:
         exchange = venue.build()
         self._poke = asyncio.Event()
         await venue.request("load_markets")
+        venue.share_markets()
         decimal_places = getattr(exchange, "precisionMode", None) == 2  # ccxt DECIMAL_PLACES
         for symbol in ctx.symbols:
             market = self._find_market(exchange, symbol)
@@ -528,6 +536,8 @@ class CcxtBroker:
             return
         if tracked.seen < tracked.filled - _EPS:
             return  # its fills first: the poller fetches the trades, then reports the end
+        if status is OrderStatus.CANCELLED and code is ReasonCode.CANCELLED_BY_USER:
+            code = tracked.cancel_code or ReasonCode.CANCELLED_BY_VENUE
         self._final(
             tracked,
             status,
@@ -599,6 +609,7 @@ class CcxtBroker:
             return
         while tracked.sending:
             await asyncio.sleep(0.01)  # its create is still in flight: cancel what it made
+        tracked.cancel_code = tracked.cancel_code or code
         venue = self._venue
         assert venue is not None
         params: dict[str, Any] = {"trigger": True} if self._algo(tracked.order) else {}
@@ -630,7 +641,7 @@ class CcxtBroker:
         if tracked.seen < tracked.filled - _EPS:
             self._wake_poller()
             return
-        self._final(tracked, OrderStatus.CANCELLED, "cancelled", code)
+        self._final(tracked, OrderStatus.CANCELLED, "cancelled", tracked.cancel_code or code)
 
     async def _cancel_all(self, symbol: str | None) -> None:
         venue = self._venue
@@ -749,13 +760,16 @@ class CcxtBroker:
             await self._poll_market(market)
 
     async def _poll_market(self, market: str) -> None:
+        """Open orders first (cheap); own trades only when some order filled more than its
+        reported fills, or left the open list (request weight is what a poll costs)."""
         venue = self._venue
         assert venue is not None
-        await self._poll_trades(market)
         opens = await venue.request("fetch_open_orders", market)
         if self._dialect is Dialect.BINANCE_USDM:
             opens += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
         by_id = {str(o.get("clientOrderId")): o for o in opens if o.get("clientOrderId")}
+        rows: list[tuple[_Tracked, dict[str, Any]]] = []
+        need_trades = False
         for tracked in list(self._tracked.values()):
             if tracked.market != market or tracked.final_sent or tracked.sending:
                 continue
@@ -773,6 +787,12 @@ class CcxtBroker:
                             ReasonCode.VENUE_UNAVAILABLE,
                         )
                     continue
+            if float(raw.get("filled") or 0.0) > tracked.seen + _EPS:
+                need_trades = True
+            rows.append((tracked, raw))
+        if need_trades:
+            await self._poll_trades(market)
+        for tracked, raw in rows:
             self._apply(tracked, raw)
 
     async def _poll_trades(self, market: str) -> None:
@@ -892,9 +912,9 @@ class CcxtBroker:
             cursor = max(int(r.get("timestamp") or 0) for r in page)
 
     async def _trades_since_ms(self, market: str, since_ms: int) -> list[dict[str, Any]]:
-        """Own trades from ``since_ms`` on. Binance answers at most seven days a request:
-        read in such windows (at most ``_TRADE_HISTORY_DAYS`` back)."""
-        if self._dialect not in (Dialect.BINANCE_SPOT, Dialect.BINANCE_USDM):
+        """Own trades from ``since_ms`` on. Binance USDⓈ-M answers at most seven days a
+        request: read in such windows (at most ``_TRADE_HISTORY_DAYS`` back)."""
+        if self._dialect is not Dialect.BINANCE_USDM:
             return await self._paged("fetch_my_trades", market, since_ms)
         venue = self._venue
         assert venue is not None

@@ -35,6 +35,7 @@ _SILENT = logging.getLogger("tradefleet.brokers.ccxt.wire")
 _SILENT.propagate = False
 _SILENT.disabled = True
 
+_ORDER_ENTRY = frozenset({"create_order", "cancel_order", "edit_order", "cancel_all_orders"})
 _SIGNATURE = re.compile(r"(signature|sign)=[0-9A-Fa-f]+")
 
 
@@ -87,7 +88,8 @@ class CcxtVenue:
     def __init__(self, params: CcxtBrokerParams, credentials: CredentialFiles | None) -> None:
         self.params = params
         self.credentials = credentials
-        self.exchange: Any = None
+        self.exchange: Any = None  # reads
+        self.trader: Any = None  # order entry
         self.connected = False
         self._gate_until = 0.0  # loop time before which no request may leave
         self._random = random.Random()
@@ -118,17 +120,29 @@ class CcxtVenue:
             "logger": _SILENT,
             "timeout_on_exit": 0,
         }
-        exchange = klass(config)
-        if params.sandbox:
+        # Two clients, each with ccxt's rate limiter: one enters orders (create, cancel,
+        # amend), one reads (polls, reports). An order never queues behind a poll's request
+        # weight; together they stay far below the venues' limits (ccxt's spacing is
+        # conservative: Binance 20 weight units a second of its 100).
+        self.exchange = self._client(klass, config)
+        self.trader = self._client(klass, config)
+        return self.exchange
+
+    def _client(self, klass: Any, config: dict[str, Any]) -> Any:
+        exchange = klass(dict(config, options=dict(config["options"])))
+        if self.params.sandbox:
             exchange.set_sandbox_mode(True)
-        if params.api_url:
-            self._point_at(exchange, params.api_url.rstrip("/"))
+        if self.params.api_url:
+            self._point_at(exchange, self.params.api_url.rstrip("/"))
         self._record_status(exchange)
         self._gate_sends(exchange)
         if self.credentials is not None:
             self._apply(exchange, self.credentials.current)
-        self.exchange = exchange
         return exchange
+
+    def share_markets(self) -> None:
+        """After ``load_markets`` on the reader: the order client uses the same markets."""
+        self.trader.set_markets(self.exchange.markets, self.exchange.currencies)
 
     @staticmethod
     def _point_at(exchange: Any, base: str) -> None:
@@ -237,9 +251,11 @@ class CcxtVenue:
             fresh = self.credentials.refresh()
             if fresh is not None:
                 self._apply(self.exchange, fresh)
+                self._apply(self.trader, fresh)
                 log.info("ccxt broker: credentials re-read after the files changed")
         try:
-            result = await getattr(self.exchange, method)(*args)
+            client = self.trader if method in _ORDER_ENTRY else self.exchange
+            result = await getattr(client, method)(*args)
         except Exception as error:
             failure = self.classify(error)
             # The venue answered (a refusal) or did not (network, 5xx, rate limit).
@@ -269,6 +285,9 @@ class CcxtVenue:
         if failure.retry is Retry.RESYNC_CLOCK:
             try:
                 await self.exchange.load_time_difference()
+                self.trader.options["timeDifference"] = self.exchange.options.get(
+                    "timeDifference", 0
+                )
             except Exception as error:
                 log.warning("ccxt broker: clock resync failed: %s", self.redact(str(error)))
         await asyncio.sleep(self.delay(failure, attempt))
@@ -287,9 +306,11 @@ class CcxtVenue:
                 attempt += 1
 
     async def close(self) -> None:
-        if self.exchange is not None:
+        for client in (self.exchange, self.trader):
+            if client is None:
+                continue
             try:
-                await self.exchange.close()
+                await client.close()
             except Exception as error:  # closing must not fail a shutdown
                 log.warning("ccxt broker: close failed: %s", self.redact(str(error)))
 
