@@ -8,6 +8,7 @@ matching engine fills what crosses).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -296,6 +297,11 @@ class VenueHarness(Harness):
         counts = Counter(self.venue_client_ids())
         doubled = [cid for cid, n in counts.items() if n > 1]
         assert not doubled, f"client ids placed twice at the venue: {doubled}"
+        # Every order the venue holds was reported by the broker (a cancel-replace amend's
+        # replacement, ``<id>-a<n>``, under the bot's own id).
+        answered = {e.client_order_id for e in self.events if isinstance(e, OrderUpdate)}
+        unreported = {cid for cid in counts if re.sub(r"-a\d+$", "", cid) not in answered}
+        assert not unreported, f"venue orders the broker never reported: {unreported}"
         reported = [e.fill_id for e in self.events if isinstance(e, Fill)]
         assert len(reported) == len(set(reported)), f"a fill reported twice: {reported}"
         assert sorted(reported) == sorted(self.venue_fill_ids())
