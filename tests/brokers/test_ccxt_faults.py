@@ -313,3 +313,22 @@ def test_a_slow_venue_never_delays_submit(name: str, tmp_path: Path) -> None:
         harness.assert_venue_matches()
     finally:
         harness.close()
+
+
+def test_an_order_whose_look_up_also_fails_is_never_resent(tmp_path: Path) -> None:
+    harness = _venue("binance-spot", tmp_path, max_retries=1)
+    try:
+        harness.fake.faults.inject(
+            "accept_then_timeout", path=ORDER_PATH["binance-spot"], method="POST", hold_s=4
+        )
+        # The look-ups by client id fail too (5xx), until the poller's later one.
+        harness.fake.faults.inject(
+            "server_error", path=ORDER_PATH["binance-spot"], method="GET", times=2
+        )
+        _limit(harness, "lost1")
+        _opened(harness, "lost1")
+        assert len(_posts(harness)) == 1
+        assert harness.venue_client_ids().count("lost1") == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()

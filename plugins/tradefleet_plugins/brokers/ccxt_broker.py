@@ -100,6 +100,7 @@ class _Tracked:
     replaced: int = 0
     # Why a cancel was asked for (None: not by this broker — the venue or a person did it).
     cancel_code: ReasonCode | None = None
+    doubt_since: float = 0.0  # when the retries were spent without an answer (0: not in doubt)
 
     def __post_init__(self) -> None:
         self.venue_cid = self.venue_cid or self.order.client_order_id
@@ -448,6 +449,10 @@ class CcxtBroker:
                         self._final(tracked, OrderStatus.REJECTED, failure.message, failure.code)
                         return
                 if not await venue.recover(failure, attempt):
+                    if failure.retry is Retry.IN_DOUBT:
+                        # A late copy of an attempt may still land: keep looking a while.
+                        await self._in_doubt(tracked, failure.message)
+                        return
                     self._final(tracked, OrderStatus.REJECTED, failure.message, failure.code)
                     return
                 attempt += 1
@@ -466,6 +471,7 @@ class CcxtBroker:
             message,
         )
         tracked.status = OrderStatus.PENDING  # the poller resolves it
+        tracked.doubt_since = time.monotonic()
 
     async def _lookup_quietly(self, tracked: _Tracked) -> dict[str, Any] | None:
         """A look-up whose failure means "no news" (the poller tries again)."""
@@ -777,9 +783,14 @@ class CcxtBroker:
             if raw is None:
                 raw = await self._lookup(tracked.venue_cid, market)
                 if raw is None:
-                    if tracked.status is OrderStatus.PENDING:
-                        # In doubt and the venue (answering) has no such order: it never
-                        # arrived. Rejected, never resent behind the bot's back.
+                    grace = max(30.0, 3 * self.params.timeout_ms / 1000)
+                    if (
+                        tracked.status is OrderStatus.PENDING
+                        and time.monotonic() - tracked.doubt_since > grace
+                    ):
+                        # In doubt, and the venue (answering) still has no such order well
+                        # after the last attempt: it never arrived. Rejected, never resent
+                        # behind the bot's back.
                         self._final(
                             tracked,
                             OrderStatus.REJECTED,
