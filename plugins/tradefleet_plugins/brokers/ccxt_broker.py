@@ -100,6 +100,7 @@ class _Tracked:
     replaced: int = 0
     # Why a cancel was asked for (None: not by this broker — the venue or a person did it).
     cancel_code: ReasonCode | None = None
+    adopted_ms: int = 0  # an order of an earlier run: its trades before this are not ours to report
     doubt_since: float = 0.0  # when the retries were spent without an answer (0: not in doubt)
 
     def __post_init__(self) -> None:
@@ -124,6 +125,7 @@ class CcxtBroker:
         self._fee_currencies: dict[str, frozenset[str]] = {}
         self._known: set[str] = set()
         self._known_lock = threading.Lock()
+        self._preloaded: set[str] = set()  # ids an earlier run sent (loaded at connect)
         self._events: list[Fill | OrderUpdate] = []
         self._events_lock = threading.Lock()
         # I/O thread state
@@ -178,6 +180,10 @@ class CcxtBroker:
             duplicate = order_id in self._known
             self._known.add(order_id)
         if duplicate:
+            if order_id in self._preloaded:
+                # Re-armed after a restart: the venue holds it; follow it from here on.
+                self._preloaded.discard(order_id)
+                self._io().spawn(self._adopt(order_id))
             return OrderUpdate(
                 order_id,
                 OrderStatus.REJECTED,
@@ -388,10 +394,10 @@ class CcxtBroker:
         since = int(time.time() - self.params.known_ids_lookback_h * 3600)
         prefix = bot_prefix(ctx.bot_name)
         reports = await self._order_reports(since)
+        ids = {r.client_order_id for r in reports if r.client_order_id.startswith(prefix)}
         with self._known_lock:
-            self._known.update(
-                r.client_order_id for r in reports if r.client_order_id.startswith(prefix)
-            )
+            self._known.update(ids)
+            self._preloaded.update(ids)
 
     async def _stop(self) -> None:
         if self._poller is not None:
@@ -607,10 +613,55 @@ class CcxtBroker:
             ):
                 await self._cancel(sibling.client_order_id, ReasonCode.CANCELLED_BY_VENUE)
 
+    async def _adopt(self, client_order_id: str) -> _Tracked | None:
+        """Follow a working order an earlier run of the bot left at the venue (it was
+        re-armed, or is cancelled or amended now): its later fills and end become events."""
+        tracked = self._tracked.get(client_order_id)
+        if tracked is not None:
+            return tracked
+        for bot_symbol, market in self._markets.items():
+            try:
+                row = await self._lookup(client_order_id, market)
+            except VenueFailure as error:
+                log.warning(
+                    "ccxt broker: look-up of %s failed: %s", client_order_id, error.failure.message
+                )
+                return None
+            if row is None:
+                continue
+            report = report_of(row, bot_symbol)
+            if report.status.is_final or client_order_id in self._tracked:
+                return self._tracked.get(client_order_id)
+            order = Order(
+                client_order_id,
+                bot_symbol,
+                report.side,
+                report.quantity,
+                report.order_type,
+                report.price,
+                reduce_only=report.reduce_only,
+            )
+            tracked = _Tracked(
+                order,
+                market,
+                status=report.status,
+                venue_id=report.venue_order_id,
+                filled=report.filled_quantity,
+                seen=report.filled_quantity,
+                reported=report.filled_quantity,
+                sending=False,
+                adopted_ms=int(time.time() * 1000),
+            )
+            self._tracked[client_order_id] = tracked
+            self._by_venue_id[report.venue_order_id] = client_order_id
+            self._wake_poller()
+            return tracked
+        return None
+
     async def _cancel(
         self, client_order_id: str, code: ReasonCode = ReasonCode.CANCELLED_BY_USER
     ) -> None:
-        tracked = self._tracked.get(client_order_id)
+        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
         if tracked is None or tracked.final_sent:
             return
         while tracked.sending:
@@ -653,15 +704,35 @@ class CcxtBroker:
         venue = self._venue
         assert venue is not None
         markets = [self._markets[symbol]] if symbol is not None else list(self._markets.values())
+        prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
         for market in markets:
-            working = [t for t in self._tracked.values() if t.market == market and not t.final_sent]
-            for tracked in working:
-                await self._cancel(tracked.order.client_order_id)
+            ids = [
+                t.order.client_order_id
+                for t in self._tracked.values()
+                if t.market == market and not t.final_sent
+            ]
+            # The bot's own orders an earlier run left (never another's: foreign orders in
+            # the same account are not the bot's to cancel).
+            try:
+                opens = await venue.request("fetch_open_orders", market)
+                if self._dialect is Dialect.BINANCE_USDM:
+                    opens += await venue.request(
+                        "fetch_open_orders", market, None, None, {"trigger": True}
+                    )
+            except VenueFailure as error:
+                log.warning("ccxt broker: cancel-all could not list orders: %s", error)
+                opens = []
+            for row in opens:
+                cid = str(row.get("clientOrderId") or "")
+                if prefix and cid.startswith(prefix) and cid not in ids:
+                    ids.append(cid)
+            for client_order_id in ids:
+                await self._cancel(client_order_id)
 
     async def _amend(
         self, client_order_id: str, quantity: float | None, price: float | None
     ) -> None:
-        tracked = self._tracked.get(client_order_id)
+        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
         now = int(time.time())
         if tracked is None or tracked.final_sent:
             self._emit(
@@ -820,6 +891,9 @@ class CcxtBroker:
                 continue
             tracked = self._tracked.get(client_id)
             if tracked is None:
+                continue
+            if int(trade.get("timestamp") or 0) < tracked.adopted_ms:
+                self._trade_ids.add(trade_id)  # before adoption: the reconciler's, not ours
                 continue
             self._trade_ids.add(trade_id)
             stamp = int(trade.get("timestamp") or 0)

@@ -278,3 +278,20 @@ def test_a_new_broker_on_the_same_account_reports_what_the_old_one_left(setup: H
     # The new object knows the old ids: sending one again is refused, never a second order.
     again = fresh.submit(setup.order(old1))
     assert again.code is ReasonCode.DUPLICATE_CLIENT_ID
+
+
+def test_a_new_broker_follows_and_cancels_the_orders_an_earlier_run_left(setup: Harness) -> None:
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    kept, dropped = f"{PREFIX}keep1", f"{PREFIX}drop1"
+    for cid, price in ((kept, 45_000.0), (dropped, 40_000.0)):
+        setup.answer(setup.broker.submit(setup.order(cid, price=price, order_type=OrderType.LIMIT)))
+    fresh = setup.restart()
+    # Re-armed after the restart: refused as a duplicate, then followed to its fill.
+    rearmed = fresh.submit(setup.order(kept, price=45_000.0, order_type=OrderType.LIMIT))
+    assert rearmed.code is ReasonCode.DUPLICATE_CLIENT_ID
+    fresh.cancel(dropped)
+    final = setup.wait_final(dropped)
+    assert final.status is OrderStatus.CANCELLED and final.code is ReasonCode.CANCELLED_BY_USER
+    setup.trade_through(44_900.0)
+    setup.wait_filled(kept)
+    assert setup.wait_final(kept).status is OrderStatus.FILLED
