@@ -76,6 +76,7 @@ log = logging.getLogger("tradefleet.brokers.ccxt")
 _EPS = 1e-12
 _CONNECT_TIMEOUT_S = 120.0
 _QUERY_TIMEOUT_S = 300.0
+_STOP_STEP_S = 3.0
 _DAY_MS = 86_400_000
 _TRADE_HISTORY_DAYS = 90
 
@@ -220,7 +221,9 @@ class CcxtBroker:
             return
         self._closed = True
         try:
-            self._loop.call(self._stop(), 15)
+            self._loop.call(self._stop(), 4 * _STOP_STEP_S)
+        except TimeoutError:
+            log.warning("ccxt broker: shutdown timed out; leaving its thread behind")
         finally:
             self._loop.stop()
 
@@ -400,17 +403,19 @@ class CcxtBroker:
             self._preloaded.update(ids)
 
     async def _stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
+        """Cancel the broker's tasks and close the clients, each step bounded: a venue that
+        hangs must not hang the bot's shutdown."""
         current = asyncio.current_task()
         pending = [t for t in asyncio.all_tasks() if t is not current]
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            await asyncio.wait(pending, timeout=_STOP_STEP_S)
         if self._venue is not None:
-            await self._venue.close()
+            try:
+                await asyncio.wait_for(self._venue.close(), _STOP_STEP_S)
+            except TimeoutError:
+                log.warning("ccxt broker: closing the venue clients timed out")
 
     # -- orders (I/O thread) -----------------------------------------------------------------
 

@@ -97,7 +97,13 @@ class CcxtVenue:
     # -- building --------------------------------------------------------------------------
 
     def build(self) -> Any:
-        import ccxt.async_support as ccxt_async
+        try:
+            import ccxt.async_support as ccxt_async
+        except ImportError:
+            raise ImportError(
+                "exchange: the ccxt broker needs the ccxt library — install tradefleet[ccxt] "
+                "(the runtime image: build it with --build-arg EXTRAS=ccxt)"
+            ) from None
 
         params = self.params
         klass = getattr(ccxt_async, params.exchange, None)
