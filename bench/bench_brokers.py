@@ -194,8 +194,9 @@ def main() -> None:
         "venue_reports_1000_orders_s": reports["seconds_best_of_3"],
         "per_venue": per_venue,
         "notes": "ccxt figures: one order at a time against the local fakes with ccxt's rate "
-        "limiter on (Binance spacing 50 ms a weight unit, Bybit 20 ms), so they include the "
-        "limiter's spacing; machine shared with other jobs.",
+        "limiter on, as in production, so each includes the limiter's spacing for an order: "
+        "Binance spot cost 0.2 x 50 ms, USDⓈ-M 4 x 50 ms, Bybit 2.5 x 20 ms (ccxt's own "
+        "weights). Polls use a second client and never delay an order. Shared machine.",
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
