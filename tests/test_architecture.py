@@ -135,7 +135,7 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycles(planted) == [["tradefleet_runtime.a", "tradefleet_runtime.b"]]
 
 
-HEAVY = ("grpc", "aiohttp", "prometheus_client", "kopf", "opentelemetry.sdk")
+HEAVY = ("grpc", "aiohttp", "prometheus_client", "kopf", "opentelemetry.sdk", "ccxt")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Factories are ``"module:attr"`` strings so that listing plugins imports no plugi
 
 from __future__ import annotations
 
+from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.ccxt_feed_params import CcxtFeedParams
@@ -233,6 +234,19 @@ def tradefleet_brokers() -> list[PluginSpec]:
             params=Mt5BrokerParams,
             summary="MetaTrader 5 account through a terminal (package, bridge): symbol map, "
             "filling modes, retcodes reconciled by magic and comment, netting and hedging.",
+            modes=frozenset({"live"}),
+            capabilities=frozenset({Capability.VENUE_EXECUTION}),
+        ),
+        PluginSpec(
+            kind=PluginKind.BROKER,
+            name="ccxt",
+            version=VERSION,
+            factory="tradefleet_plugins.brokers.ccxt_broker:CcxtBroker",
+            params=CcxtBrokerParams,
+            summary="A real account at any venue ccxt speaks (spot, linear futures): async, "
+            "retried safely, orders looked up by client id before any resend.",
+            # Live only: a paper bot trades a simulated account (the paper broker); a testnet
+            # is a live bot with ``sandbox: true``.
             modes=frozenset({"live"}),
             capabilities=frozenset({Capability.VENUE_EXECUTION}),
         ),

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -78,6 +78,8 @@ class RequestRecord:
     path: str
     params: Params
     status: int = 0
+    # when the request arrived (monotonic): rate-limit tests check the gaps
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -16,8 +16,9 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ class RequestRecord:
     params: Params
     status: int = 0
     ret_code: int | None = None
+    # when the request arrived (monotonic): rate-limit tests check the gaps
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -1,0 +1,1137 @@
+"""The ccxt broker: an account at any venue ccxt speaks, spot or linear futures.
+
+Threads: the engine calls ``submit``/``cancel``/``amend``/``cancel_all`` and they return at once
+(PENDING / None); the work runs on the broker's own event-loop thread (``ccxt_venue``), whose
+answers come back as events the engine drains (``drain_events``) after ``ctx.wake()``. The
+queries (``query_order``, the reports) block: they are for start-up reconciliation.
+
+Money safety:
+- a client order id is sent once. An id this broker (or, within ``known_ids_lookback_h``, an
+  earlier run of the bot at this venue) already used is refused with DUPLICATE_CLIENT_ID;
+- after a timeout, a dropped connection or a 5xx the order may exist: it is looked up by its
+  client order id before it is sent again, and a duplicate-id refusal from the venue means
+  "look it up", never a second order;
+- nothing is sent while a 429/418 ``Retry-After`` lasts (a request during a ban extends it).
+
+Fills come from the venue's own trade list (``fetch_my_trades``), the trade id being the fill
+id, so the same execution is the same fill in every report and after every restart. An order's
+final update (FILLED, or CANCELLED after part of it filled) follows its fills.
+
+Brackets: after an entry with stop-loss/take-profit fills, its children (``bracket_children``)
+are placed as native reduce-only orders — Binance USDⓈ-M ``STOP_MARKET``/``TAKE_PROFIT_MARKET``,
+Binance spot ``STOP_LOSS`` and a limit, Bybit a conditional market order and a reduce-only
+limit — and the broker cancels the other child when one fills (one-cancels-other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
+from tradefleet_plugins.brokers.ccxt_errors import Retry
+from tradefleet_plugins.brokers.ccxt_orders import (
+    CreateArgs,
+    Dialect,
+    Refusal,
+    create_args,
+    dialect_for,
+    fee_in,
+    fill_of,
+    instrument_of,
+    position_of,
+    report_of,
+    status_of,
+)
+from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
+from tradefleet_plugins.brokers.ccxt_venue import CcxtVenue, VenueFailure, VenueLoop
+from tradefleet_runtime.sdk import (
+    TAKE_PROFIT_TAG,
+    Bar,
+    BrokerContext,
+    Fill,
+    Instrument,
+    Order,
+    OrderReport,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    PositionReport,
+    ReasonCode,
+    Side,
+    apply_fill,
+    bot_prefix,
+    bracket_children,
+)
+
+log = logging.getLogger("tradefleet.brokers.ccxt")
+
+_EPS = 1e-12
+_CONNECT_TIMEOUT_S = 120.0
+_QUERY_TIMEOUT_S = 300.0
+_STOP_STEP_S = 3.0
+_DAY_MS = 86_400_000
+_TRADE_HISTORY_DAYS = 90
+
+
+@dataclass
+class _Tracked:
+    """One order of this broker at the venue (touched on the I/O thread only)."""
+
+    order: Order
+    market: str
+    status: OrderStatus = OrderStatus.PENDING
+    venue_id: str | None = None
+    filled: float = 0.0  # what the venue says is filled
+    seen: float = 0.0  # what this broker reported as fills
+    reported: float = 0.0  # filled quantity of the last PARTIALLY_FILLED update
+    sending: bool = True  # create_order (or its look-ups) still running
+    final_sent: bool = False
+    children_placed: bool = False
+    # The id the venue knows the order by: the bot's, or after a cancel-replace amend (Binance
+    # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
+    venue_cid: str = ""
+    replaced: int = 0
+    # Why a cancel was asked for (None: not by this broker — the venue or a person did it).
+    cancel_code: ReasonCode | None = None
+    adopted_ms: int = 0  # an order of an earlier run: its trades before this are not ours to report
+    doubt_since: float = 0.0  # when the retries were spent without an answer (0: not in doubt)
+
+    def __post_init__(self) -> None:
+        self.venue_cid = self.venue_cid or self.order.client_order_id
+
+
+class CcxtBroker:
+    """A venue account through ccxt (``venue-execution``)."""
+
+    def __init__(self, params: CcxtBrokerParams) -> None:
+        self.params = params
+        linear = params.market_type is MarketType.LINEAR
+        self._dialect = dialect_for(params.exchange, linear)
+        self._linear = linear
+        self._ctx: BrokerContext | None = None
+        self._loop: VenueLoop | None = None
+        self._venue: CcxtVenue | None = None
+        self._markets: dict[str, str] = {}  # bot symbol -> ccxt symbol
+        self._bot_symbols: dict[str, str] = {}  # ccxt symbol -> bot symbol
+        self._instruments: dict[str, Instrument] = {}
+        self._bases: dict[str, str] = {}
+        self._fee_currencies: dict[str, frozenset[str]] = {}
+        self._known: set[str] = set()
+        self._known_lock = threading.Lock()
+        self._preloaded: set[str] = set()  # ids an earlier run sent (loaded at connect)
+        self._events: list[Fill | OrderUpdate] = []
+        self._events_lock = threading.Lock()
+        # I/O thread state
+        self._tracked: dict[str, _Tracked] = {}
+        self._by_venue_id: dict[str, str] = {}
+        self._trade_ids: set[str] = set()
+        self._trades_since: dict[str, int] = {}
+        self._foreign_ids: set[str] = set()
+        self._fee_warned = False
+        self._poke: asyncio.Event | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._closed = False
+        # The bot's account as this broker saw it (for open_orders/positions/balance).
+        self._positions: dict[str, Position] = {}
+        self._cash = 0.0
+
+    # -- Broker protocol: engine thread ------------------------------------------------------
+
+    def connect(self, ctx: BrokerContext) -> None:
+        self._ctx = ctx
+        self._cash = ctx.initial_capital
+        credentials = (
+            CredentialFiles(ctx.credentials_dir) if ctx.credentials_dir is not None else None
+        )
+        if credentials is None and ctx.mode == "live":
+            raise ValueError("credentials_dir: a live ccxt broker needs its credentials Secret")
+        self._venue = CcxtVenue(self.params, credentials)
+        self._loop = VenueLoop(f"ccxt-{self.params.exchange}")
+        try:
+            self._loop.call(self._start(ctx), _CONNECT_TIMEOUT_S)
+        except BaseException as error:
+            self._closed = True
+            try:
+                self._loop.call(self._stop(), 15)
+            finally:
+                self._loop.stop()
+            if isinstance(error, VenueFailure):
+                raise ConnectionError(
+                    f"exchange {self.params.exchange}: connecting failed ({error})"
+                ) from None
+            raise
+
+    def instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise KeyError(f"symbol: {symbol!r} is not a market of {self.params.exchange}")
+        return instrument
+
+    def submit(self, order: Order) -> OrderUpdate:
+        order_id = order.client_order_id
+        with self._known_lock:
+            duplicate = order_id in self._known
+            self._known.add(order_id)
+        if duplicate:
+            if order_id in self._preloaded:
+                # Re-armed after a restart: the venue holds it; follow it from here on.
+                self._preloaded.discard(order_id)
+                self._io().spawn(self._adopt(order_id))
+            return OrderUpdate(
+                order_id,
+                OrderStatus.REJECTED,
+                order.created_ts,
+                "duplicate client order id: the venue already has (or had) this order",
+                code=ReasonCode.DUPLICATE_CLIENT_ID,
+            )
+        args = self._args(order)
+        if isinstance(args, Refusal):
+            return OrderUpdate(
+                order_id, OrderStatus.REJECTED, order.created_ts, args.reason, code=args.code
+            )
+        self._io().spawn(self._place(order, args))
+        return OrderUpdate(order_id, OrderStatus.PENDING, order.created_ts)
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        self._io().spawn(self._cancel(client_order_id))
+        return None
+
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+        return self.drain_events()
+
+    def open_orders(self) -> Sequence[Order]:
+        return self._io().call(self._open_orders(), _QUERY_TIMEOUT_S)
+
+    def positions(self) -> dict[str, Position]:
+        return {s: p for s, p in self._positions.items() if p.quantity}
+
+    def balance(self) -> float:
+        return self._cash
+
+    def close(self) -> None:
+        if self._loop is None or self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.call(self._stop(), 4 * _STOP_STEP_S)
+        except TimeoutError:
+            log.warning("ccxt broker: shutdown timed out; leaving its thread behind")
+        finally:
+            self._loop.stop()
+
+    # -- venue-execution -------------------------------------------------------------------
+
+    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+        with self._events_lock:
+            events, self._events = self._events, []
+        for event in events:
+            if isinstance(event, Fill):
+                self._book(event)
+        return events
+
+    def query_order(self, client_order_id: str) -> OrderReport | None:
+        return self._io().call(self._query(client_order_id), _QUERY_TIMEOUT_S)
+
+    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
+        return self._io().call(self._order_reports(since_ts), _QUERY_TIMEOUT_S)
+
+    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
+        return self._io().call(self._fill_reports(since_ts), _QUERY_TIMEOUT_S)
+
+    def position_reports(self) -> Sequence[PositionReport]:
+        return self._io().call(self._position_reports(), _QUERY_TIMEOUT_S)
+
+    def cancel_all(self, symbol: str | None) -> None:
+        self._io().spawn(self._cancel_all(symbol))
+
+    def amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> OrderUpdate | None:
+        self._io().spawn(self._amend(client_order_id, quantity, price))
+        return None
+
+    def is_connected(self) -> bool:
+        return self._venue is not None and self._venue.connected and not self._closed
+
+    # -- helpers (engine thread) -------------------------------------------------------------
+
+    def _io(self) -> VenueLoop:
+        if self._loop is None:
+            raise RuntimeError("the ccxt broker is not connected")
+        return self._loop
+
+    def _ex(self) -> Any:
+        assert self._venue is not None
+        return self._venue.exchange
+
+    def _args(self, order: Order) -> CreateArgs | Refusal:
+        market = self._markets.get(order.symbol)
+        if market is None:
+            return Refusal(
+                ReasonCode.VENUE_REJECTED,
+                f"symbol {order.symbol!r} is not a market of {self.params.exchange}",
+            )
+        exchange = self._ex()
+        return create_args(
+            order,
+            market,
+            self._dialect,
+            self._instruments[order.symbol],
+            exchange.amount_to_precision,
+            exchange.price_to_precision,
+        )
+
+    def _algo(self, order: Order) -> bool:
+        """Binance USDⓈ-M keeps conditional orders (stops, take-profit-market) apart."""
+        return self._dialect is Dialect.BINANCE_USDM and (
+            order.order_type is OrderType.STOP
+            or (order.reduce_only and order.tag == TAKE_PROFIT_TAG)
+        )
+
+    def _book(self, fill: Fill) -> None:
+        signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
+        self._cash -= signed * fill.price + fill.fee
+        position = self._positions.setdefault(fill.symbol, Position(fill.symbol))
+        apply_fill(position, fill)
+
+    def _emit(self, *events: Fill | OrderUpdate) -> None:
+        if not events:
+            return
+        with self._events_lock:
+            self._events.extend(events)
+        ctx = self._ctx
+        if ctx is not None and ctx.wake is not None:
+            ctx.wake()
+
+    # -- start and stop (I/O thread) ---------------------------------------------------------
+
+    async def _start(self, ctx: BrokerContext) -> None:
+        venue = self._venue
+        assert venue is not None
+        exchange = venue.build()
+        self._poke = asyncio.Event()
+        await venue.request("load_markets")
+        venue.share_markets()
+        decimal_places = getattr(exchange, "precisionMode", None) == 2  # ccxt DECIMAL_PLACES
+        for symbol in ctx.symbols:
+            market = self._find_market(exchange, symbol)
+            if market is None:
+                raise ValueError(
+                    f"symbols: {symbol!r} is not a {self.params.market_type} market of "
+                    f"{self.params.exchange}"
+                )
+            unified = str(market["symbol"])
+            self._markets[symbol] = unified
+            self._bot_symbols[unified] = symbol
+            self._instruments[symbol] = instrument_of(symbol, market, decimal_places)
+            self._bases[symbol] = str(market.get("base") or "")
+            self._fee_currencies[symbol] = frozenset(
+                c for c in (ctx.currency, market.get("quote"), market.get("settle")) if c
+            )
+        if self._linear:
+            await self._setup_futures()
+        await self._load_known_ids(ctx)
+        now_ms = int(time.time() * 1000)
+        for unified in self._markets.values():
+            self._trades_since[unified] = now_ms - 60_000
+        self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    def _find_market(self, exchange: Any, symbol: str) -> dict[str, Any] | None:
+        markets: dict[str, Any] = exchange.markets or {}
+        wanted_spot = not self._linear
+        candidates = [markets[symbol]] if symbol in markets else []
+        by_id = (exchange.markets_by_id or {}).get(symbol) or []
+        candidates += list(by_id)
+        for market in candidates:
+            if bool(market.get("spot")) == wanted_spot and (wanted_spot or market.get("linear")):
+                return dict(market)
+        return None
+
+    async def _setup_futures(self) -> None:
+        """One-way position mode expected; margin mode and leverage before the first order."""
+        venue = self._venue
+        assert venue is not None
+        exchange = venue.exchange
+        for market in self._markets.values():
+            hedged = await self._hedged(market)
+            if hedged:
+                raise ValueError(
+                    f"exchange {self.params.exchange}: the account is in hedge (dual-side) "
+                    f"position mode for {market}; the ccxt broker trades one-way mode only — "
+                    "switch the account to one-way mode"
+                )
+            if self.params.margin_mode is not None and exchange.has.get("setMarginMode"):
+                try:
+                    await venue.request("set_margin_mode", self.params.margin_mode.value, market)
+                except VenueFailure as error:
+                    if not _no_change(error):
+                        raise
+            if self.params.leverage is not None and exchange.has.get("setLeverage"):
+                try:
+                    await venue.request("set_leverage", self.params.leverage, market)
+                except VenueFailure as error:
+                    if not _no_change(error):
+                        raise
+
+    async def _hedged(self, market: str) -> bool:
+        venue = self._venue
+        assert venue is not None
+        if venue.exchange.has.get("fetchPositionMode"):
+            mode = await venue.request("fetch_position_mode", market)
+            return bool(mode.get("hedged"))
+        # Bybit: a hedge-mode account reports a long and a short slot (positionIdx 1 and 2).
+        positions = await venue.request("fetch_positions", [market])
+        return any(str((p.get("info") or {}).get("positionIdx", "0")) != "0" for p in positions)
+
+    async def _load_known_ids(self, ctx: BrokerContext) -> None:
+        if self.params.known_ids_lookback_h <= 0:
+            return
+        since = int(time.time() - self.params.known_ids_lookback_h * 3600)
+        prefix = bot_prefix(ctx.bot_name)
+        reports = await self._order_reports(since)
+        ids = {r.client_order_id for r in reports if r.client_order_id.startswith(prefix)}
+        with self._known_lock:
+            self._known.update(ids)
+            self._preloaded.update(ids)
+
+    async def _stop(self) -> None:
+        """Cancel the broker's tasks and close the clients, each step bounded: a venue that
+        hangs must not hang the bot's shutdown."""
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=_STOP_STEP_S)
+        if self._venue is not None:
+            try:
+                await asyncio.wait_for(self._venue.close(), _STOP_STEP_S)
+            except TimeoutError:
+                log.warning("ccxt broker: closing the venue clients timed out")
+
+    # -- orders (I/O thread) -----------------------------------------------------------------
+
+    async def _place(self, order: Order, args: CreateArgs) -> None:
+        tracked = _Tracked(order, args.symbol)
+        self._tracked[order.client_order_id] = tracked
+        try:
+            await self._create(tracked, args)
+        finally:
+            tracked.sending = False
+            self._wake_poller()
+
+    async def _create(self, tracked: _Tracked, args: CreateArgs) -> None:
+        venue = self._venue
+        assert venue is not None
+        attempt = 0
+        while True:
+            try:
+                raw = await venue.once(
+                    "create_order",
+                    args.symbol,
+                    args.type,
+                    args.side,
+                    args.amount,
+                    args.price,
+                    dict(args.params),
+                )
+            except VenueFailure as error:
+                failure = error.failure
+                if failure.duplicate or failure.retry is Retry.IN_DOUBT:
+                    # It may exist (ours, sent by an attempt whose answer was lost): look it
+                    # up before anything else; a failed look-up is no answer.
+                    try:
+                        found = await self._lookup(tracked.venue_cid, tracked.market)
+                    except VenueFailure as lookup:
+                        await self._in_doubt(tracked, lookup.failure.message)
+                        return
+                    if found is not None:
+                        self._apply(tracked, found)
+                        return
+                    if failure.duplicate:
+                        self._final(tracked, OrderStatus.REJECTED, failure.message, failure.code)
+                        return
+                if not await venue.recover(failure, attempt):
+                    if failure.retry is Retry.IN_DOUBT:
+                        # A late copy of an attempt may still land: keep looking a while.
+                        await self._in_doubt(tracked, failure.message)
+                        return
+                    self._final(tracked, OrderStatus.REJECTED, failure.message, failure.code)
+                    return
+                attempt += 1
+                continue
+            self._apply(tracked, raw)
+            return
+
+    async def _in_doubt(self, tracked: _Tracked, message: str) -> None:
+        """The retries are spent and the venue never said whether it has the order: the
+        poller keeps looking it up (never resending). If a look-up succeeds and finds
+        nothing, the order never arrived: rejected, the bot may decide again."""
+        log.warning(
+            "ccxt broker: %s outcome unknown after %d attempts (%s); looking it up",
+            tracked.order.client_order_id,
+            self.params.max_retries + 1,
+            message,
+        )
+        tracked.status = OrderStatus.PENDING  # the poller resolves it
+        tracked.doubt_since = time.monotonic()
+
+    async def _lookup_quietly(self, tracked: _Tracked) -> dict[str, Any] | None:
+        """A look-up whose failure means "no news" (the poller tries again)."""
+        try:
+            return await self._lookup(tracked.venue_cid, tracked.market)
+        except VenueFailure:
+            return None
+
+    async def _lookup(self, client_order_id: str, market: str) -> dict[str, Any] | None:
+        """The venue's order with this client order id (None: the venue does not have it)."""
+        venue = self._venue
+        assert venue is not None
+        dialect = self._dialect
+        if dialect is Dialect.BYBIT:
+            for method in ("fetch_open_orders", "fetch_closed_orders", "fetch_canceled_orders"):
+                rows = await venue.request(
+                    method, market, None, None, {"orderLinkId": client_order_id}
+                )
+                for row in rows:
+                    if row.get("clientOrderId") == client_order_id:
+                        return dict(row)
+            return None
+        queries: list[dict[str, Any]] = [{"origClientOrderId": client_order_id}]
+        if dialect is Dialect.BINANCE_USDM:
+            queries.append({"trigger": True, "clientAlgoId": client_order_id})
+        if dialect is Dialect.GENERIC:
+            queries = [{"clientOrderId": client_order_id}]
+        for query in queries:
+            try:
+                row = await venue.request("fetch_order", None, market, query)
+            except VenueFailure as error:
+                if error.failure.code is ReasonCode.UNKNOWN_ORDER:
+                    continue
+                raise
+            if row:
+                return dict(row)
+        return None
+
+    def _apply(self, tracked: _Tracked, raw: dict[str, Any]) -> None:
+        """What the venue says about a tracked order, as events (never twice the same)."""
+        order = tracked.order
+        venue_id = str(raw.get("id") or "") or tracked.venue_id
+        if venue_id and venue_id != tracked.venue_id:
+            tracked.venue_id = venue_id
+            self._by_venue_id[venue_id] = order.client_order_id
+        filled = float(raw.get("filled") or 0.0)
+        status, code = status_of(raw.get("status"), filled)
+        now = int(time.time())
+        if tracked.status is OrderStatus.PENDING:
+            tracked.status = OrderStatus.OPEN
+            self._emit(OrderUpdate(order.client_order_id, OrderStatus.OPEN, now, "", venue_id))
+        if filled > tracked.filled + _EPS:
+            tracked.filled = filled
+        if not status.is_final:
+            if tracked.seen > tracked.reported + _EPS and tracked.seen >= filled - _EPS:
+                tracked.reported = tracked.seen
+                tracked.status = OrderStatus.PARTIALLY_FILLED
+                self._emit(
+                    OrderUpdate(
+                        order.client_order_id,
+                        OrderStatus.PARTIALLY_FILLED,
+                        now,
+                        "",
+                        venue_id,
+                        filled_quantity=tracked.seen,
+                    )
+                )
+            return
+        if tracked.seen < tracked.filled - _EPS:
+            return  # its fills first: the poller fetches the trades, then reports the end
+        if status is OrderStatus.CANCELLED and code is ReasonCode.CANCELLED_BY_USER:
+            code = tracked.cancel_code or ReasonCode.CANCELLED_BY_VENUE
+        self._final(
+            tracked,
+            status,
+            _reason(status, code),
+            code if status is not OrderStatus.FILLED else ReasonCode.NONE,
+        )
+
+    def _final(self, tracked: _Tracked, status: OrderStatus, reason: str, code: ReasonCode) -> None:
+        if tracked.final_sent:
+            return
+        tracked.final_sent = True
+        tracked.status = status
+        order = tracked.order
+        self._emit(
+            OrderUpdate(
+                order.client_order_id,
+                status,
+                int(time.time()),
+                reason,
+                tracked.venue_id,
+                code,
+                tracked.filled if tracked.filled else None,
+            )
+        )
+        if tracked.filled > _EPS and (order.stop_loss is not None or order.take_profit is not None):
+            self._spawn_children(tracked)
+        if tracked.filled > _EPS and order.oco_group is not None:
+            self._spawn(self._cancel_siblings(order))
+
+    def _spawn(self, coro: Any) -> None:
+        asyncio.get_running_loop().create_task(coro)
+
+    def _spawn_children(self, tracked: _Tracked) -> None:
+        if tracked.children_placed:
+            return
+        tracked.children_placed = True
+        for child in bracket_children(tracked.order, tracked.filled, int(time.time())):
+            with self._known_lock:
+                self._known.add(child.client_order_id)
+            args = self._args(child)
+            if isinstance(args, Refusal):
+                self._emit(
+                    OrderUpdate(
+                        child.client_order_id,
+                        OrderStatus.REJECTED,
+                        int(time.time()),
+                        args.reason,
+                        code=args.code,
+                    )
+                )
+                continue
+            self._spawn(self._place(child, args))
+
+    async def _cancel_siblings(self, order: Order) -> None:
+        for other in list(self._tracked.values()):
+            sibling = other.order
+            if (
+                sibling.oco_group == order.oco_group
+                and sibling.client_order_id != order.client_order_id
+                and not other.final_sent
+            ):
+                await self._cancel(sibling.client_order_id, ReasonCode.CANCELLED_BY_VENUE)
+
+    async def _adopt(self, client_order_id: str) -> _Tracked | None:
+        """Follow a working order an earlier run of the bot left at the venue (it was
+        re-armed, or is cancelled or amended now): its later fills and end become events."""
+        tracked = self._tracked.get(client_order_id)
+        if tracked is not None:
+            return tracked
+        for bot_symbol, market in self._markets.items():
+            try:
+                row = await self._lookup(client_order_id, market)
+            except VenueFailure as error:
+                log.warning(
+                    "ccxt broker: look-up of %s failed: %s", client_order_id, error.failure.message
+                )
+                return None
+            if row is None:
+                continue
+            report = report_of(row, bot_symbol)
+            if report.status.is_final or client_order_id in self._tracked:
+                return self._tracked.get(client_order_id)
+            return self._follow(report, market)
+        return None
+
+    def _follow(self, report: OrderReport, market: str) -> _Tracked:
+        """Track a working order of the bot's that this broker object did not send."""
+        client_order_id = report.client_order_id
+        order = Order(
+            client_order_id,
+            report.symbol,
+            report.side,
+            report.quantity,
+            report.order_type,
+            report.price,
+            reduce_only=report.reduce_only,
+        )
+        tracked = _Tracked(
+            order,
+            market,
+            status=report.status,
+            venue_id=report.venue_order_id,
+            filled=report.filled_quantity,
+            seen=report.filled_quantity,
+            reported=report.filled_quantity,
+            sending=False,
+            adopted_ms=int(time.time() * 1000),
+        )
+        self._tracked[client_order_id] = tracked
+        self._by_venue_id[report.venue_order_id] = client_order_id
+        self._wake_poller()
+        return tracked
+
+    async def _cancel(
+        self, client_order_id: str, code: ReasonCode = ReasonCode.CANCELLED_BY_USER
+    ) -> None:
+        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        if tracked is None or tracked.final_sent:
+            return
+        while tracked.sending:
+            await asyncio.sleep(0.01)  # its create is still in flight: cancel what it made
+        tracked.cancel_code = tracked.cancel_code or code
+        venue = self._venue
+        assert venue is not None
+        params: dict[str, Any] = {"trigger": True} if self._algo(tracked.order) else {}
+        if not tracked.venue_id:
+            params.update(_client_id_params(self._dialect, tracked.venue_cid, bool(params)))
+        try:
+            await venue.request("cancel_order", tracked.venue_id or "", tracked.market, params)
+        except VenueFailure as error:
+            if error.failure.code is not ReasonCode.UNKNOWN_ORDER:
+                log.warning(
+                    "ccxt broker: cancel of %s failed: %s", client_order_id, error.failure.message
+                )
+            # Unknown at the venue: it filled or ended meanwhile; the poller reports how.
+            self._wake_poller()
+            return
+        await self._settle(tracked, code)
+
+    async def _settle(self, tracked: _Tracked, code: ReasonCode) -> None:
+        """After a cancel: its fills first, then the cancel with its code."""
+        await self._poll_trades(tracked.market)
+        row = await self._lookup_quietly(tracked)
+        if row is not None:
+            filled = float(row.get("filled") or 0.0)
+            tracked.filled = max(tracked.filled, filled)
+            status, _ = status_of(row.get("status"), filled)
+            if status is OrderStatus.FILLED:
+                self._apply(tracked, row)
+                return
+        if tracked.seen < tracked.filled - _EPS:
+            self._wake_poller()
+            return
+        self._final(tracked, OrderStatus.CANCELLED, "cancelled", tracked.cancel_code or code)
+
+    async def _cancel_all(self, symbol: str | None) -> None:
+        venue = self._venue
+        assert venue is not None
+        markets = [self._markets[symbol]] if symbol is not None else list(self._markets.values())
+        prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
+        for market in markets:
+            ids = [
+                t.order.client_order_id
+                for t in self._tracked.values()
+                if t.market == market and not t.final_sent
+            ]
+            # The bot's own orders an earlier run left (never another's: foreign orders in
+            # the same account are not the bot's to cancel).
+            try:
+                opens = await venue.request("fetch_open_orders", market)
+                if self._dialect is Dialect.BINANCE_USDM:
+                    opens += await venue.request(
+                        "fetch_open_orders", market, None, None, {"trigger": True}
+                    )
+            except VenueFailure as error:
+                log.warning("ccxt broker: cancel-all could not list orders: %s", error)
+                opens = []
+            for row in opens:
+                cid = str(row.get("clientOrderId") or "")
+                if prefix and cid.startswith(prefix) and cid not in ids:
+                    ids.append(cid)
+            for client_order_id in ids:
+                await self._cancel(client_order_id)
+
+    async def _amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> None:
+        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        now = int(time.time())
+        if tracked is None or tracked.final_sent:
+            self._emit(
+                OrderUpdate(
+                    client_order_id,
+                    OrderStatus.REJECTED,
+                    now,
+                    "amend: no working order with this client order id",
+                    code=ReasonCode.UNKNOWN_ORDER,
+                )
+            )
+            return
+        while tracked.sending:
+            await asyncio.sleep(0.01)
+        changed = tracked.order
+        if quantity is not None:
+            changed = changed._replace(quantity=quantity)
+        if price is not None:
+            changed = changed._replace(price=price)
+        args = self._args(changed)
+        if isinstance(args, Refusal):
+            # A refused amend changes nothing: the order keeps working as it was.
+            self._emit(
+                OrderUpdate(
+                    client_order_id,
+                    OrderStatus.OPEN,
+                    now,
+                    f"amend refused: {args.reason}",
+                    tracked.venue_id,
+                    args.code,
+                )
+            )
+            return
+        venue = self._venue
+        assert venue is not None
+        params = dict(args.params)
+        params.pop("clientOrderId", None)
+        replacement = tracked.venue_cid
+        if self._dialect is Dialect.BINANCE_SPOT:
+            # Spot amends by cancel-replace: the replacement gets a derived id, so that no
+            # client order id is ever placed twice at the venue.
+            replacement = f"{client_order_id}-a{tracked.replaced + 1}"
+            params["newClientOrderId"] = replacement
+            params["cancelOrigClientOrderId"] = tracked.venue_cid
+        try:
+            raw = await venue.request(
+                "edit_order",
+                tracked.venue_id,
+                args.symbol,
+                args.type,
+                args.side,
+                args.amount,
+                args.price,
+                params,
+            )
+        except VenueFailure as error:
+            self._emit(
+                OrderUpdate(
+                    client_order_id,
+                    OrderStatus.OPEN,
+                    now,
+                    f"amend refused: {error.failure.message}",
+                    tracked.venue_id,
+                    error.failure.code,
+                )
+            )
+            return
+        tracked.order = changed
+        if replacement != tracked.venue_cid:
+            tracked.replaced += 1
+            tracked.venue_cid = replacement
+        venue_id = str(raw.get("id") or "") or tracked.venue_id
+        if venue_id and venue_id != tracked.venue_id:
+            tracked.venue_id = venue_id
+            self._by_venue_id[venue_id] = client_order_id
+        self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, now, "amended", venue_id))
+
+    # -- polling (I/O thread) ----------------------------------------------------------------
+
+    def _wake_poller(self) -> None:
+        if self._poke is not None:
+            self._poke.set()
+
+    async def _poll_forever(self) -> None:
+        assert self._poke is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.params.poll_interval_s)
+            self._poke.clear()
+            try:
+                await self._poll()
+            except VenueFailure as error:
+                log.warning("ccxt broker: poll failed: %s", error.failure.message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ccxt broker: poll failed")
+
+    async def _poll(self) -> None:
+        markets = {t.market for t in self._tracked.values() if not t.final_sent}
+        for market in markets:
+            await self._poll_market(market)
+
+    async def _poll_market(self, market: str) -> None:
+        """Open orders first (cheap); own trades only when some order filled more than its
+        reported fills, or left the open list (request weight is what a poll costs)."""
+        venue = self._venue
+        assert venue is not None
+        opens = await venue.request("fetch_open_orders", market)
+        if self._dialect is Dialect.BINANCE_USDM:
+            opens += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
+        by_id = {str(o.get("clientOrderId")): o for o in opens if o.get("clientOrderId")}
+        rows: list[tuple[_Tracked, dict[str, Any]]] = []
+        need_trades = False
+        for tracked in list(self._tracked.values()):
+            if tracked.market != market or tracked.final_sent or tracked.sending:
+                continue
+            raw = by_id.get(tracked.venue_cid)
+            if raw is None:
+                raw = await self._lookup(tracked.venue_cid, market)
+                if raw is None:
+                    grace = max(30.0, 3 * self.params.timeout_ms / 1000)
+                    if (
+                        tracked.status is OrderStatus.PENDING
+                        and time.monotonic() - tracked.doubt_since > grace
+                    ):
+                        # In doubt, and the venue (answering) still has no such order well
+                        # after the last attempt: it never arrived. Rejected, never resent
+                        # behind the bot's back.
+                        self._final(
+                            tracked,
+                            OrderStatus.REJECTED,
+                            "the venue never received the order (retries spent)",
+                            ReasonCode.VENUE_UNAVAILABLE,
+                        )
+                    continue
+            if float(raw.get("filled") or 0.0) > tracked.seen + _EPS:
+                need_trades = True
+            rows.append((tracked, raw))
+        if need_trades:
+            await self._poll_trades(market)
+        for tracked, raw in rows:
+            self._apply(tracked, raw)
+
+    async def _poll_trades(self, market: str) -> None:
+        venue = self._venue
+        assert venue is not None
+        since = self._trades_since.get(market, 0)
+        trades = await venue.request("fetch_my_trades", market, since)
+        for trade in sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id")))):
+            trade_id = str(trade.get("id"))
+            if trade_id in self._trade_ids:
+                continue
+            client_id = await self._client_id_of(trade, market)
+            if client_id is None:
+                continue
+            tracked = self._tracked.get(client_id)
+            if tracked is None:
+                continue
+            if int(trade.get("timestamp") or 0) < tracked.adopted_ms:
+                self._trade_ids.add(trade_id)  # before adoption: the reconciler's, not ours
+                continue
+            self._trade_ids.add(trade_id)
+            stamp = int(trade.get("timestamp") or 0)
+            # Trades at the last stamp are fetched again next time (deduplicated by id).
+            self._trades_since[market] = max(self._trades_since.get(market, 0), stamp)
+            bot_symbol = self._bot_symbols[market]
+            fee, converted = fee_in(
+                trade, self._fee_currencies[bot_symbol], self._bases[bot_symbol]
+            )
+            if not converted and not self._fee_warned:
+                self._fee_warned = True
+                log.warning(
+                    "ccxt broker: fees charged in %s are not converted to %s (recorded as 0)",
+                    (trade.get("fee") or {}).get("currency"),
+                    self._ctx.currency if self._ctx else "the account currency",
+                )
+            if tracked.status is OrderStatus.PENDING:
+                tracked.status = OrderStatus.OPEN
+                self._emit(
+                    OrderUpdate(client_id, OrderStatus.OPEN, int(time.time()), "", tracked.venue_id)
+                )
+            fill = fill_of(trade, client_id, bot_symbol, fee, tracked.order.tag)
+            tracked.seen += fill.quantity
+            tracked.filled = max(tracked.filled, tracked.seen)
+            self._emit(fill)
+
+    async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
+        venue_id = str(trade.get("order") or "")
+        known = self._by_venue_id.get(venue_id)
+        if known is not None:
+            return known
+        info = trade.get("info") or {}
+        link = info.get("orderLinkId") or trade.get("clientOrderId")
+        if link and link in self._tracked:
+            self._by_venue_id[venue_id] = str(link)
+            return str(link)
+        if not venue_id or venue_id in self._foreign_ids:
+            return None
+        venue = self._venue
+        assert venue is not None
+        try:
+            row = await venue.request("fetch_order", venue_id, market)
+        except VenueFailure:
+            return None
+        client_id = str(row.get("clientOrderId") or "")
+        if client_id in self._tracked:
+            self._by_venue_id[venue_id] = client_id
+            return client_id
+        self._foreign_ids.add(venue_id)
+        return None
+
+    # -- queries (I/O thread) ----------------------------------------------------------------
+
+    async def _query(self, client_order_id: str) -> OrderReport | None:
+        tracked = self._tracked.get(client_order_id)
+        markets = [tracked.market] if tracked is not None else list(self._markets.values())
+        venue_cid = tracked.venue_cid if tracked is not None else client_order_id
+        for market in markets:
+            row = await self._lookup(venue_cid, market)
+            if row is not None:
+                report = report_of(row, self._bot_symbols[market])
+                return report._replace(client_order_id=client_order_id)
+        return None
+
+    async def _orders_since(self, market: str, since_ms: int) -> list[dict[str, Any]]:
+        venue = self._venue
+        assert venue is not None
+        rows: list[dict[str, Any]] = list(await venue.request("fetch_open_orders", market))
+        if self._dialect is Dialect.BINANCE_USDM:
+            rows += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
+        if self._dialect is Dialect.BYBIT:
+            for method in ("fetch_closed_orders", "fetch_canceled_orders"):
+                rows += await venue.request(method, market, since_ms, None, {"paginate": True})
+        elif venue.exchange.has.get("fetchOrders"):
+            rows += await self._paged("fetch_orders", market, since_ms)
+            if self._dialect is Dialect.BINANCE_USDM:
+                rows += await venue.request(
+                    "fetch_orders", market, since_ms, None, {"trigger": True}
+                )
+        else:
+            rows += await venue.request("fetch_closed_orders", market, since_ms)
+        unique: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            unique[str(row.get("id"))] = row
+        return list(unique.values())
+
+    async def _paged(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
+        """A list endpoint read page by page (1,000 rows at a time) from ``since_ms`` on."""
+        venue = self._venue
+        assert venue is not None
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        cursor = since_ms
+        while True:
+            page = await venue.request(method, market, cursor, 1000)
+            fresh = [r for r in page if str(r.get("id")) not in seen]
+            rows += fresh
+            seen.update(str(r.get("id")) for r in fresh)
+            if len(page) < 1000 or not fresh:
+                return rows
+            cursor = max(int(r.get("timestamp") or 0) for r in page)
+
+    async def _trades_since_ms(self, market: str, since_ms: int) -> list[dict[str, Any]]:
+        """Own trades from ``since_ms`` on. Binance USDⓈ-M answers at most seven days a
+        request: read in such windows (at most ``_TRADE_HISTORY_DAYS`` back)."""
+        if self._dialect is not Dialect.BINANCE_USDM:
+            return await self._paged("fetch_my_trades", market, since_ms)
+        venue = self._venue
+        assert venue is not None
+        now_ms = int(time.time() * 1000) + 60_000
+        start = max(since_ms, now_ms - _TRADE_HISTORY_DAYS * _DAY_MS)
+        rows: dict[str, dict[str, Any]] = {}
+        while start < now_ms:
+            end = min(start + 7 * _DAY_MS - 1, now_ms)
+            cursor = start
+            while True:
+                page = await venue.request("fetch_my_trades", market, cursor, 1000, {"until": end})
+                fresh = [r for r in page if str(r.get("id")) not in rows]
+                rows.update((str(r.get("id")), r) for r in fresh)
+                if len(page) < 1000 or not fresh:
+                    break
+                cursor = max(int(r.get("timestamp") or 0) for r in page)
+            start = end + 1
+        return sorted(rows.values(), key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
+
+    async def _order_reports(self, since_ts: int) -> list[OrderReport]:
+        reports: list[OrderReport] = []
+        prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
+        for bot_symbol, market in self._markets.items():
+            for row in await self._orders_since(market, since_ts * 1000):
+                report = report_of(row, bot_symbol)
+                if report.status.is_final and report.ts < since_ts:
+                    continue
+                reports.append(report)
+                if (
+                    prefix is not None
+                    and report.client_order_id.startswith(prefix)
+                    and not report.status.is_final
+                    and report.client_order_id not in self._tracked
+                ):
+                    # Start-up reconciliation adopts the bot's working orders from these
+                    # reports without re-sending them: follow them from here on, so their
+                    # later fills and end reach the bot as events (earlier fills are the
+                    # reconciler's, from fill_reports).
+                    self._follow(report, market)
+        return reports
+
+    async def _fill_reports(self, since_ts: int) -> list[Fill]:
+        venue = self._venue
+        assert venue is not None
+        fills: list[Fill] = []
+        for bot_symbol, market in self._markets.items():
+            ids = {
+                str(row.get("id")): str(row.get("clientOrderId") or "")
+                for row in await self._orders_since(market, since_ts * 1000 - 86_400_000)
+            }
+            trades = await self._trades_since_ms(market, since_ts * 1000)
+            for trade in trades:
+                client_id = ids.get(str(trade.get("order") or ""))
+                if client_id is None:
+                    client_id = str((trade.get("info") or {}).get("orderLinkId") or "")
+                fee, _converted = fee_in(
+                    trade, self._fee_currencies[bot_symbol], self._bases[bot_symbol]
+                )
+                fills.append(fill_of(trade, client_id, bot_symbol, fee))
+        fills.sort(key=lambda f: (f.ts, f.fill_id))
+        return fills
+
+    async def _position_reports(self) -> list[PositionReport]:
+        venue = self._venue
+        assert venue is not None
+        now = int(time.time())
+        if not self._linear:
+            balance = await venue.request("fetch_balance")
+            totals = balance.get("total") or {}
+            out = []
+            for bot_symbol in self._markets:
+                held = float(totals.get(self._bases[bot_symbol]) or 0.0)
+                if held:
+                    # The account's balance of the coin, not the bot's position: the
+                    # reconciler only checks that it covers what the bot holds.
+                    out.append(PositionReport(bot_symbol, held, 0.0, now, balance=True))
+            return out
+        rows = await venue.request("fetch_positions", list(self._markets.values()))
+        reports = []
+        for row in rows:
+            owner = self._bot_symbols.get(str(row.get("symbol")))
+            if owner is None:
+                continue
+            report = position_of(row, owner)
+            if report is not None:
+                reports.append(report)
+        return reports
+
+    async def _open_orders(self) -> list[Order]:
+        return [
+            t.order
+            for t in self._tracked.values()
+            if not t.final_sent and t.status is not OrderStatus.PENDING
+        ]
+
+
+def _no_change(error: VenueFailure) -> bool:
+    """Setting leverage or margin mode to what it already is is not a failure."""
+    words = error.failure.message.lower()
+    return error.failure.venue_code in (-4046, 110043, 110026, 110025) or any(
+        phrase in words for phrase in ("no need to change", "not modified", "already")
+    )
+
+
+def _client_id_params(dialect: Dialect, client_order_id: str, algo: bool) -> dict[str, Any]:
+    if dialect is Dialect.BYBIT:
+        return {"orderLinkId": client_order_id}
+    if algo:
+        return {"clientAlgoId": client_order_id}
+    if dialect in (Dialect.BINANCE_SPOT, Dialect.BINANCE_USDM):
+        return {"origClientOrderId": client_order_id}
+    return {"clientOrderId": client_order_id}
+
+
+def _reason(status: OrderStatus, code: ReasonCode) -> str:
+    if status is OrderStatus.FILLED:
+        return "filled"
+    if code is ReasonCode.EXPIRED:
+        return "expired at the venue"
+    if status is OrderStatus.REJECTED:
+        return "rejected by the venue"
+    return "cancelled at the venue"
+
+
+__all__ = ["CcxtBroker"]

@@ -1,0 +1,297 @@
+"""The broker contract (``venue-execution``), the same cases for every broker setup.
+
+Paper is the reference; the ccxt broker runs them against the fake Binance spot, Binance
+USDⓈ-M and Bybit v5 linear, and after each case the venue's own orders and fills must equal
+what the broker reported, with no client order id placed twice (``conftest.setup``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.brokers.contract.conftest import venue_only
+from tests.brokers.harness import PREFIX, QUANTITY, SYMBOL, Harness, updates
+from tradefleet_runtime.sdk import (
+    Fill,
+    OrderStatus,
+    OrderType,
+    ReasonCode,
+    Side,
+)
+
+
+def test_the_instrument_carries_the_venues_rules(setup: Harness) -> None:
+    instrument = setup.broker.instrument(SYMBOL)
+    assert instrument.symbol == SYMBOL
+    assert instrument.tick_size > 0 and instrument.lot_step > 0
+    assert instrument.min_quantity > 0 and instrument.min_notional > 0
+    assert instrument.contract_size == 1.0
+
+
+def test_a_market_order_fills_and_its_report_says_so(setup: Harness) -> None:
+    update = setup.broker.submit(setup.order("mkt1"))
+    assert update.status in (OrderStatus.OPEN, OrderStatus.PENDING)
+    assert setup.answer(update).status is not OrderStatus.REJECTED
+    setup.settle()
+    setup.wait_filled("mkt1")
+    fills = [e for e in setup.events if isinstance(e, Fill) and e.client_order_id == "mkt1"]
+    assert sum(f.quantity for f in fills) == pytest.approx(QUANTITY)
+    assert all(f.side is Side.BUY and f.symbol == SYMBOL and f.fee >= 0 for f in fills)
+    report = setup.broker.query_order("mkt1")
+    assert report is not None and report.status is OrderStatus.FILLED
+    assert report.filled_quantity == pytest.approx(QUANTITY)
+    assert report.average_price == pytest.approx(fills[0].price, rel=1e-3)
+
+
+def test_a_limit_order_rests_then_fills_when_the_market_trades_through(setup: Harness) -> None:
+    setup.answer(
+        setup.broker.submit(setup.order("lim1", price=49_000.0, order_type=OrderType.LIMIT))
+    )
+    setup.trade_through(49_500.0)
+    setup.collect()
+    assert setup.filled("lim1") == 0.0
+    report = setup.broker.query_order("lim1")
+    assert report is not None and report.status is OrderStatus.OPEN
+    assert report.price == pytest.approx(49_000.0)
+    setup.trade_through(48_900.0)
+    setup.wait_filled("lim1")
+    fill = next(e for e in setup.events if isinstance(e, Fill) and e.client_order_id == "lim1")
+    assert fill.price <= 49_000.0
+
+
+def test_a_stop_order_triggers_when_the_market_trades_through(setup: Harness) -> None:
+    answer = setup.answer(
+        setup.broker.submit(setup.order("stp1", order_type=OrderType.STOP, price=51_000.0))
+    )
+    assert answer.status is OrderStatus.OPEN
+    setup.trade_through(50_500.0)
+    setup.collect()
+    assert setup.filled("stp1") == 0.0
+    setup.trade_through(51_200.0)
+    setup.settle()
+    setup.wait_filled("stp1")
+    report = setup.broker.query_order("stp1")
+    assert report is not None and report.status is OrderStatus.FILLED
+
+
+def test_a_bracket_places_its_children_and_one_cancels_the_other(setup: Harness) -> None:
+    entry = setup.order("brk1", stop_loss=48_000.0, take_profit=52_000.0)
+    setup.answer(setup.broker.submit(entry))
+    setup.settle()
+    setup.wait_filled("brk1")
+    if setup.venue:
+        # The children go to the venue after the entry filled.
+        setup.wait_for(
+            lambda _e: all(
+                (r := setup.broker.query_order(c)) is not None and r.status is OrderStatus.OPEN
+                for c in ("brk1-sl", "brk1-tp")
+            )
+        )
+    setup.trade_through(52_100.0)
+    setup.settle()
+    setup.wait_filled("brk1-tp")
+    cancelled = setup.wait_final("brk1-sl")
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.code is ReasonCode.CANCELLED_BY_VENUE
+    assert setup.filled("brk1-sl") == 0.0
+    if setup.name != "binance-spot":  # spot: the base balance is the "position"
+        assert [p for p in setup.broker.position_reports() if p.symbol == SYMBOL] == []
+
+
+def test_a_partial_fill_reports_progress_then_the_rest(setup: Harness) -> None:
+    venue_only(setup, "the simulator fills whole orders")
+    path = {"bybit": "/v5/order/create", "binance-usdm": "/fapi/v1/order"}.get(
+        setup.name, "/api/v3/order"
+    )
+    setup.fake.faults.inject("partial_fill", path=path, method="POST", fraction=0.4)
+    # A marketable limit: 40 % fills at once, the rest on a later move.
+    setup.answer(
+        setup.broker.submit(setup.order("part1", price=50_500.0, order_type=OrderType.LIMIT))
+    )
+    setup.wait_for(
+        lambda _e: any(
+            u.status is OrderStatus.PARTIALLY_FILLED for u in updates(setup.events, "part1")
+        )
+    )
+    assert setup.filled("part1") == pytest.approx(QUANTITY * 0.4)
+    partial = [
+        u for u in updates(setup.events, "part1") if u.status is OrderStatus.PARTIALLY_FILLED
+    ]
+    assert partial[0].filled_quantity == pytest.approx(QUANTITY * 0.4)
+    setup.trade_through(50_400.0)
+    setup.wait_filled("part1")
+    final = setup.wait_final("part1")
+    assert final.status is OrderStatus.FILLED and final.filled_quantity == pytest.approx(QUANTITY)
+
+
+def test_amend_moves_a_working_order(setup: Harness) -> None:
+    setup.answer(
+        setup.broker.submit(setup.order("amd1", price=45_000.0, order_type=OrderType.LIMIT))
+    )
+    answer = setup.broker.amend("amd1", None, 46_000.0)
+    if answer is None:
+        setup.wait_for(lambda _e: any(u.reason == "amended" for u in updates(setup.events, "amd1")))
+    else:
+        assert answer.status is OrderStatus.OPEN
+    report = setup.broker.query_order("amd1")
+    assert report is not None and report.status is OrderStatus.OPEN
+    assert report.price == pytest.approx(46_000.0)
+    assert report.client_order_id == "amd1"
+    setup.trade_through(45_900.0)
+    setup.wait_filled("amd1")
+
+
+def test_an_amend_below_the_minimum_is_refused_and_changes_nothing(setup: Harness) -> None:
+    setup.answer(
+        setup.broker.submit(setup.order("amd2", price=45_000.0, order_type=OrderType.LIMIT))
+    )
+    answer = setup.broker.amend("amd2", 0.0000001, None)
+    if answer is None:
+        setup.wait_for(
+            lambda _e: any(u.code is not ReasonCode.NONE for u in updates(setup.events, "amd2"))
+        )
+        answer = [u for u in updates(setup.events, "amd2") if u.code is not ReasonCode.NONE][-1]
+    assert answer.code in (ReasonCode.INVALID_QUANTITY, ReasonCode.BELOW_MIN_QUANTITY)
+    report = setup.broker.query_order("amd2")
+    assert report is not None and report.status is OrderStatus.OPEN
+    assert report.quantity == pytest.approx(QUANTITY)
+
+
+def test_cancel_all_cancels_every_working_order_of_the_symbol(setup: Harness) -> None:
+    for cid, price in (("ca1", 45_000.0), ("ca2", 44_000.0)):
+        setup.answer(setup.broker.submit(setup.order(cid, price=price, order_type=OrderType.LIMIT)))
+    setup.broker.cancel_all(SYMBOL)
+    for cid in ("ca1", "ca2"):
+        final = setup.wait_final(cid)
+        assert final.status is OrderStatus.CANCELLED
+        assert final.code is ReasonCode.CANCELLED_BY_USER
+        report = setup.broker.query_order(cid)
+        assert report is not None and report.status is OrderStatus.CANCELLED
+    setup.trade_through(43_000.0)
+    setup.settle()
+    setup.collect()
+    assert setup.filled("ca1") == setup.filled("ca2") == 0.0
+
+
+def test_a_quantity_below_the_minimum_is_refused_before_it_leaves(setup: Harness) -> None:
+    minimum = setup.broker.instrument(SYMBOL).min_quantity
+    update = setup.broker.submit(
+        setup.order("min1", quantity=minimum / 10, price=45_000.0, order_type=OrderType.LIMIT)
+    )
+    assert update.status is OrderStatus.REJECTED
+    assert update.code in (ReasonCode.BELOW_MIN_QUANTITY, ReasonCode.INVALID_QUANTITY)
+    assert setup.venue_client_ids() == []
+
+
+def test_a_notional_below_the_minimum_is_refused_naming_the_limit(setup: Harness) -> None:
+    venue_only(setup, "the engine checks the minimum notional before a paper order")
+    instrument = setup.broker.instrument(SYMBOL)
+    quantity = max(instrument.min_quantity, instrument.lot_step)
+    price = instrument.min_notional / quantity / 2
+    update = setup.broker.submit(
+        setup.order("not1", quantity=quantity, price=round(price, 1), order_type=OrderType.LIMIT)
+    )
+    assert update.status is OrderStatus.REJECTED
+    assert update.code is ReasonCode.BELOW_MIN_NOTIONAL
+    assert "minimum notional" in update.reason
+    assert setup.venue_client_ids() == []
+
+
+def test_quantities_and_prices_are_rounded_with_the_venues_precision(setup: Harness) -> None:
+    venue_only(setup, "the engine rounds a paper order to the instrument before it is sent")
+    update = setup.broker.submit(
+        setup.order("rnd1", quantity=0.0123456, price=45_000.0, order_type=OrderType.LIMIT)
+    )
+    setup.answer(update)
+    report = setup.broker.query_order("rnd1")
+    assert report is not None
+    step = setup.broker.instrument(SYMBOL).lot_step
+    assert report.quantity <= 0.0123456
+    assert report.quantity == pytest.approx(round(report.quantity / step) * step)
+
+
+def test_a_duplicate_client_id_never_creates_a_second_order(setup: Harness) -> None:
+    order = setup.order("dup1", price=45_000.0, order_type=OrderType.LIMIT)
+    setup.answer(setup.broker.submit(order))
+    again = setup.broker.submit(order)
+    assert again.status is OrderStatus.REJECTED
+    assert again.code is ReasonCode.DUPLICATE_CLIENT_ID
+    if setup.venue:
+        assert setup.venue_client_ids().count("dup1") == 1
+
+
+def test_query_by_client_id_known_and_unknown(setup: Harness) -> None:
+    setup.answer(
+        setup.broker.submit(
+            setup.order("qry1", side=Side.SELL, price=55_000.0, order_type=OrderType.LIMIT)
+        )
+    )
+    report = setup.broker.query_order("qry1")
+    assert report is not None
+    assert (report.client_order_id, report.symbol, report.side) == ("qry1", SYMBOL, Side.SELL)
+    assert report.order_type is OrderType.LIMIT and report.status is OrderStatus.OPEN
+    assert report.quantity == pytest.approx(QUANTITY) and report.venue_order_id
+    assert setup.broker.query_order("never-sent") is None
+
+
+def test_order_fill_and_position_reports(setup: Harness) -> None:
+    setup.answer(setup.broker.submit(setup.order("rep1")))
+    setup.settle()
+    setup.wait_filled("rep1")
+    setup.answer(
+        setup.broker.submit(setup.order("rep2", price=45_000.0, order_type=OrderType.LIMIT))
+    )
+    orders = {r.client_order_id: r for r in setup.broker.order_reports(0)}
+    assert orders["rep1"].status is OrderStatus.FILLED
+    assert orders["rep2"].status is OrderStatus.OPEN
+    fills = setup.broker.fill_reports(0)
+    mine = [f for f in fills if f.client_order_id == "rep1"]
+    assert sum(f.quantity for f in mine) == pytest.approx(QUANTITY)
+    reported = {e.fill_id for e in setup.events if isinstance(e, Fill)}
+    assert {f.fill_id for f in mine} <= reported  # the same execution, the same id
+    assert [f.fill_id for f in setup.broker.fill_reports(0)] == [f.fill_id for f in fills]
+    positions = {p.symbol: p for p in setup.broker.position_reports()}
+    if setup.name == "binance-spot":
+        assert positions[SYMBOL].quantity == pytest.approx(1.0 + QUANTITY, rel=1e-3)
+    else:
+        assert positions[SYMBOL].quantity == pytest.approx(QUANTITY)
+
+
+def test_a_new_broker_on_the_same_account_reports_what_the_old_one_left(setup: Harness) -> None:
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    old1, old2 = f"{PREFIX}old1", f"{PREFIX}old2"
+    setup.answer(setup.broker.submit(setup.order(old1)))
+    setup.wait_filled(old1)
+    setup.answer(setup.broker.submit(setup.order(old2, price=45_000.0, order_type=OrderType.LIMIT)))
+    before_positions = setup.broker.position_reports()
+    before_fills = [f.fill_id for f in setup.broker.fill_reports(0)]
+    fresh = setup.restart()
+    orders = {r.client_order_id: r for r in fresh.order_reports(0)}
+    assert orders[old1].status is OrderStatus.FILLED
+    assert orders[old2].status is OrderStatus.OPEN
+    assert [f.fill_id for f in fresh.fill_reports(0)] == before_fills
+    assert [(p.symbol, p.quantity) for p in fresh.position_reports()] == [
+        (p.symbol, p.quantity) for p in before_positions
+    ]
+    report = fresh.query_order(old2)
+    assert report is not None and report.status is OrderStatus.OPEN
+    # The new object knows the old ids: sending one again is refused, never a second order.
+    again = fresh.submit(setup.order(old1))
+    assert again.code is ReasonCode.DUPLICATE_CLIENT_ID
+
+
+def test_a_new_broker_follows_and_cancels_the_orders_an_earlier_run_left(setup: Harness) -> None:
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    kept, dropped = f"{PREFIX}keep1", f"{PREFIX}drop1"
+    for cid, price in ((kept, 45_000.0), (dropped, 40_000.0)):
+        setup.answer(setup.broker.submit(setup.order(cid, price=price, order_type=OrderType.LIMIT)))
+    fresh = setup.restart()
+    # Re-armed after the restart: refused as a duplicate, then followed to its fill.
+    rearmed = fresh.submit(setup.order(kept, price=45_000.0, order_type=OrderType.LIMIT))
+    assert rearmed.code is ReasonCode.DUPLICATE_CLIENT_ID
+    fresh.cancel(dropped)
+    final = setup.wait_final(dropped)
+    assert final.status is OrderStatus.CANCELLED and final.code is ReasonCode.CANCELLED_BY_USER
+    setup.trade_through(44_900.0)
+    setup.wait_filled(kept)
+    assert setup.wait_final(kept).status is OrderStatus.FILLED

@@ -1,0 +1,334 @@
+"""Venue faults at the broker level, one named test each (the fakes' named faults).
+
+After each: the venue's orders and fills equal what the broker reported, and no client order
+id is placed twice at the venue (``VenueHarness.assert_venue_matches``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.brokers.harness import (
+    QUANTITY,
+    VENUE_SETUPS,
+    VenueHarness,
+    updates,
+)
+from tradefleet_runtime.sdk import OrderStatus, OrderType, ReasonCode
+
+ORDER_PATH = {
+    "binance-spot": "/api/v3/order",
+    "binance-usdm": "/fapi/v1/order",
+    "bybit": "/v5/order/create",
+}
+
+venues = pytest.mark.parametrize("name", VENUE_SETUPS)
+
+
+def _venue(name: str, tmp_path: Path, **params: object) -> VenueHarness:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    return VenueHarness(name, credentials, **params)
+
+
+def _posts(harness: VenueHarness) -> list[float]:
+    path = ORDER_PATH[harness.name]
+    return [r.at for r in harness.fake.requests if r.method == "POST" and r.path == path]
+
+
+def _limit(harness: VenueHarness, cid: str) -> None:
+    harness.broker.submit(harness.order(cid, price=45_000.0, order_type=OrderType.LIMIT))
+
+
+def _opened(harness: VenueHarness, cid: str) -> None:
+    harness.wait_for(
+        lambda _e: any(u.status is OrderStatus.OPEN for u in updates(harness.events, cid))
+    )
+
+
+@venues
+def test_accept_then_timeout_leaves_exactly_one_order(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "accept_then_timeout", path=ORDER_PATH[name], method="POST", hold_s=4
+        )
+        _limit(harness, "att1")
+        _opened(harness, "att1")
+        ack = updates(harness.events, "att1")[0]
+        assert ack.venue_order_id  # found by its client id, not sent again
+        assert len(_posts(harness)) == 1
+        assert harness.venue_client_ids().count("att1") == 1
+        harness.trade_through(44_900.0)
+        harness.wait_filled("att1")
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@venues
+def test_dropped_connection_after_accept_is_looked_up_not_resent(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject("accept_then_drop", path=ORDER_PATH[name], method="POST")
+        _limit(harness, "drp1")
+        _opened(harness, "drp1")
+        assert len(_posts(harness)) == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@venues
+def test_dropped_connection_before_accept_is_sent_again_once(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject("drop_connection", path=ORDER_PATH[name], method="POST")
+        _limit(harness, "drp2")
+        _opened(harness, "drp2")
+        assert len(_posts(harness)) == 2  # looked up (absent), then sent once more
+        assert harness.venue_client_ids().count("drp2") == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@venues
+def test_a_5xx_burst_is_ridden_out_with_one_order(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "server_error", path=ORDER_PATH[name], method="POST", status=503, times=3
+        )
+        _limit(harness, "5xx1")
+        _opened(harness, "5xx1")
+        assert len(_posts(harness)) == 4
+        assert harness.venue_client_ids().count("5xx1") == 1
+        assert harness.broker.is_connected()
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+def _quiet_after(harness: VenueHarness, start: float, seconds: float) -> list[float]:
+    """Arrival times of any request in (start, start + seconds): none may come during a ban."""
+    margin = 0.1  # requests already on the wire when the refusal arrived
+    return [
+        r.at - start
+        for r in harness.fake.requests
+        if start + margin < r.at < start + seconds - margin
+    ]
+
+
+@venues
+def test_a_429_burst_is_ridden_out_honouring_retry_after(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "rate_limit", path=ORDER_PATH[name], method="POST", retry_after=2, times=2
+        )
+        _limit(harness, "429a")
+        _opened(harness, "429a")
+        posts = _posts(harness)
+        assert len(posts) == 3
+        for refused in posts[:2]:
+            # Binance: Retry-After 2 s; Bybit: its reset timestamp, 1-2 s ahead.
+            wait = 2.0 if name != "bybit" else 1.0
+            assert _quiet_after(harness, refused, wait) == []
+            assert not [p for p in posts if refused < p < refused + wait]
+        assert harness.venue_client_ids().count("429a") == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+def test_a_418_ban_is_waited_out_without_extending_it(tmp_path: Path) -> None:
+    harness = _venue("binance-spot", tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "ip_ban", path=ORDER_PATH["binance-spot"], method="POST", retry_after=2
+        )
+        _limit(harness, "418a")
+        _opened(harness, "418a")
+        posts = _posts(harness)
+        assert len(posts) == 2
+        assert posts[1] - posts[0] >= 2.0
+        # Nothing at all reached the venue while the ban lasted (polls included).
+        assert _quiet_after(harness, posts[0], 2.0) == []
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@venues
+def test_partial_fill_fault_reports_each_execution_once(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "partial_fill", path=ORDER_PATH[name], method="POST", fraction=0.3
+        )
+        harness.broker.submit(harness.order("pf1", price=50_500.0, order_type=OrderType.LIMIT))
+        harness.wait_for(lambda _e: harness.filled("pf1") > 0)
+        assert harness.filled("pf1") == pytest.approx(QUANTITY * 0.3)
+        harness.trade_through(50_300.0)
+        harness.wait_filled("pf1")
+        final = harness.wait_final("pf1")
+        assert final.status is OrderStatus.FILLED
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+REJECTS = [
+    (
+        "binance-spot",
+        -2010,
+        "Account has insufficient balance for requested action.",
+        ReasonCode.INSUFFICIENT_FUNDS,
+    ),
+    ("binance-spot", -1013, "Filter failure: NOTIONAL", ReasonCode.BELOW_MIN_NOTIONAL),
+    ("binance-spot", -1013, "Filter failure: LOT_SIZE", ReasonCode.INVALID_QUANTITY),
+    (
+        "binance-spot",
+        -1111,
+        "Precision is over the maximum defined for this asset.",
+        ReasonCode.INVALID_QUANTITY,
+    ),
+    (
+        "binance-spot",
+        -2015,
+        "Invalid API-key, IP, or permissions for action.",
+        ReasonCode.AUTHENTICATION,
+    ),
+    ("binance-usdm", -2019, "Margin is insufficient.", ReasonCode.INSUFFICIENT_FUNDS),
+    (
+        "binance-usdm",
+        -4164,
+        "Order's notional must be no smaller than 100 (unless you choose reduce only).",
+        ReasonCode.BELOW_MIN_NOTIONAL,
+    ),
+    ("binance-usdm", -2022, "ReduceOnly Order is rejected.", ReasonCode.REDUCE_ONLY),
+    ("binance-usdm", -4014, "Price not increased by tick size.", ReasonCode.INVALID_PRICE),
+    ("bybit", 110007, "ab not enough for new order", ReasonCode.INSUFFICIENT_FUNDS),
+    (
+        "bybit",
+        110094,
+        "Order does not meet minimum order value 5USDT",
+        ReasonCode.BELOW_MIN_NOTIONAL,
+    ),
+    (
+        "bybit",
+        110017,
+        "current position is zero, cannot fix reduce-only order qty",
+        ReasonCode.REDUCE_ONLY,
+    ),
+    ("bybit", 10003, "API key is invalid.", ReasonCode.AUTHENTICATION),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "message", "expected"),
+    REJECTS,
+    ids=[f"{r[0]}{r[1]}" for r in REJECTS],
+)
+def test_a_reject_with_a_real_code_gives_its_reason_code(
+    name: str, code: int, message: str, expected: ReasonCode, tmp_path: Path
+) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "reject", path=ORDER_PATH[name], method="POST", code=code, msg=message
+        )
+        _limit(harness, "rej1")
+        final = harness.wait_final("rej1")
+        assert final.status is OrderStatus.REJECTED
+        assert final.code is expected
+        assert message[:20] in final.reason
+        assert len(_posts(harness)) == 1  # never retried
+        assert harness.venue_client_ids() == []
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@venues
+def test_a_venue_duplicate_refusal_is_looked_up_never_a_second_order(
+    name: str, tmp_path: Path
+) -> None:
+    harness = _venue(name, tmp_path)
+    try:
+        # The first answer is lost (timeout) and the venue refuses the retry as a duplicate:
+        # the broker looks the order up and adopts it.
+        harness.fake.faults.inject(
+            "accept_then_timeout", path=ORDER_PATH[name], method="POST", hold_s=4
+        )
+        _limit(harness, "dup2")
+        _opened(harness, "dup2")
+        assert harness.venue_client_ids().count("dup2") == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+def test_a_skewed_clock_is_resynchronised_and_the_order_sent(tmp_path: Path) -> None:
+    harness = _venue("binance-spot", tmp_path)
+    try:
+        harness.fake.faults.inject(
+            "clock_skew", path=ORDER_PATH["binance-spot"], method="POST", offset_ms=-30_000
+        )
+        _limit(harness, "skw1")
+        _opened(harness, "skw1")
+        assert len(_posts(harness)) == 2
+        assert any(r.path == "/api/v3/time" for r in harness.fake.requests)
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@venues
+def test_a_slow_venue_never_delays_submit(name: str, tmp_path: Path) -> None:
+    harness = _venue(name, tmp_path, timeout_ms=10_000)
+    try:
+        harness.fake.faults.inject(
+            "latency", path=ORDER_PATH[name], method="POST", delay_ms=5_000, times=2
+        )
+        started = time.monotonic()
+        first = harness.broker.submit(
+            harness.order("slow1", price=45_000.0, order_type=OrderType.LIMIT)
+        )
+        second = harness.broker.submit(
+            harness.order("slow2", price=45_000.0, order_type=OrderType.LIMIT)
+        )
+        harness.broker.cancel("slow1")
+        harness.broker.drain_events()
+        spent = time.monotonic() - started
+        assert first.status is second.status is OrderStatus.PENDING
+        assert spent < 1.0, f"the engine thread waited {spent:.2f}s on a slow venue"
+        assert harness.final("slow1") is None  # the venue has not answered yet
+        _opened(harness, "slow2")
+        harness.wait_final("slow1")  # the cancel followed the (slow) ack
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+def test_an_order_whose_look_up_also_fails_is_never_resent(tmp_path: Path) -> None:
+    harness = _venue("binance-spot", tmp_path, max_retries=1)
+    try:
+        harness.fake.faults.inject(
+            "accept_then_timeout", path=ORDER_PATH["binance-spot"], method="POST", hold_s=4
+        )
+        # The look-ups by client id fail too (5xx), until the poller's later one.
+        harness.fake.faults.inject(
+            "server_error", path=ORDER_PATH["binance-spot"], method="GET", times=2
+        )
+        _limit(harness, "lost1")
+        _opened(harness, "lost1")
+        assert len(_posts(harness)) == 1
+        assert harness.venue_client_ids().count("lost1") == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()

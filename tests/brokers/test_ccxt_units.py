@@ -1,0 +1,323 @@
+"""The ccxt broker's pure parts: error classification, backoff, order arguments, fees, ids,
+and the credential files (no venue)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tradefleet_plugins.brokers.ccxt_credentials import (
+    CredentialFiles,
+    CredentialsError,
+    read_credentials,
+)
+from tradefleet_plugins.brokers.ccxt_errors import (
+    Retry,
+    backoff_s,
+    classify,
+    retry_after_s,
+    wait_s,
+)
+from tradefleet_plugins.brokers.ccxt_orders import (
+    CreateArgs,
+    Dialect,
+    Refusal,
+    client_id_problem,
+    create_args,
+    fee_in,
+    status_of,
+)
+from tradefleet_runtime.sdk import (
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    ReasonCode,
+    Side,
+    bracket_children,
+)
+
+NET = ["RequestTimeout", "NetworkError", "OperationFailed", "BaseError", "Exception"]
+INVALID = ["InvalidOrder", "ExchangeError", "BaseError", "Exception"]
+
+
+@pytest.mark.parametrize(
+    ("names", "message", "status", "code", "retry"),
+    [
+        (
+            NET,
+            "binance POST http://x/api/v3/order",
+            None,
+            ReasonCode.VENUE_UNAVAILABLE,
+            Retry.IN_DOUBT,
+        ),
+        (
+            ["ExchangeNotAvailable", *NET[1:]],
+            "503 Service Unavailable",
+            503,
+            ReasonCode.VENUE_UNAVAILABLE,
+            Retry.IN_DOUBT,
+        ),
+        (
+            ["DDoSProtection", *NET[1:]],
+            'binance 429 {"code":-1003,"msg":"Too much"}',
+            429,
+            ReasonCode.RATE_LIMITED,
+            Retry.SAFE,
+        ),
+        (
+            ["RateLimitExceeded", *NET[1:]],
+            '{"retCode":10006,"retMsg":"Too many visits!"}',
+            200,
+            ReasonCode.RATE_LIMITED,
+            Retry.SAFE,
+        ),
+        (
+            ["InvalidNonce", *NET[1:]],
+            '{"code":-1021,"msg":"Timestamp outside"}',
+            400,
+            ReasonCode.VENUE_REJECTED,
+            Retry.RESYNC_CLOCK,
+        ),
+        (
+            INVALID,
+            'binance {"code":-2010,"msg":"Duplicate order sent."}',
+            400,
+            ReasonCode.DUPLICATE_CLIENT_ID,
+            Retry.NEVER,
+        ),
+        (
+            INVALID,
+            'binance {"code":-2010,"msg":"Account has insufficient balance for requested action."}',
+            400,
+            ReasonCode.INSUFFICIENT_FUNDS,
+            Retry.NEVER,
+        ),
+        (
+            INVALID,
+            'binance {"code":-1013,"msg":"Filter failure: NOTIONAL"}',
+            400,
+            ReasonCode.BELOW_MIN_NOTIONAL,
+            Retry.NEVER,
+        ),
+        (
+            INVALID,
+            'binance {"code":-1013,"msg":"Filter failure: PRICE_FILTER"}',
+            400,
+            ReasonCode.INVALID_PRICE,
+            Retry.NEVER,
+        ),
+        (
+            INVALID,
+            '{"code":-4164,"msg":"notional"}',
+            400,
+            ReasonCode.BELOW_MIN_NOTIONAL,
+            Retry.NEVER,
+        ),
+        (
+            INVALID,
+            '{"code":-4116,"msg":"ClientOrderId is duplicated."}',
+            400,
+            ReasonCode.DUPLICATE_CLIENT_ID,
+            Retry.NEVER,
+        ),
+        (
+            ["InsufficientFunds", "ExchangeError"],
+            '{"retCode":110007,"retMsg":"ab not enough"}',
+            200,
+            ReasonCode.INSUFFICIENT_FUNDS,
+            Retry.NEVER,
+        ),
+        (
+            INVALID,
+            '{"retCode":110072,"retMsg":"OrderLinkedID is duplicate"}',
+            200,
+            ReasonCode.DUPLICATE_CLIENT_ID,
+            Retry.NEVER,
+        ),
+        (
+            ["DDoSProtection", *NET[1:]],
+            'binance {"code":-2015,"msg":"Invalid API-key"}',
+            400,
+            ReasonCode.AUTHENTICATION,
+            Retry.NEVER,
+        ),
+        (
+            ["AuthenticationError", "ExchangeError"],
+            "bybit key",
+            None,
+            ReasonCode.AUTHENTICATION,
+            Retry.NEVER,
+        ),
+        (
+            ["OrderNotFound", *INVALID],
+            '{"code":-2013,"msg":"Order does not exist."}',
+            400,
+            ReasonCode.UNKNOWN_ORDER,
+            Retry.NEVER,
+        ),
+        (["ExchangeError", "BaseError"], "unexpected", 404, ReasonCode.VENUE_REJECTED, Retry.NEVER),
+    ],
+)
+def test_errors_are_classified_by_venue_code_and_class(
+    names: list[str], message: str, status: int | None, code: ReasonCode, retry: Retry
+) -> None:
+    failure = classify(names, message, status)
+    assert (failure.code, failure.retry) == (code, retry)
+
+
+def test_the_venues_wait_is_read_from_its_headers_and_ban_message() -> None:
+    assert retry_after_s({"Retry-After": "7"}, "", 0) == 7.0
+    assert retry_after_s({"X-Bapi-Limit-Reset-Timestamp": "12500"}, "", 10_000) == 2.5
+    message = "Way too much request weight used; IP banned until 1700000060000."
+    assert retry_after_s(None, message, 1_700_000_000_000) == 60.0
+    assert retry_after_s({"Content-Type": "json"}, "", 0) is None
+    failure = classify(["DDoSProtection"], "418", 418, {"Retry-After": "120"})
+    assert failure.wait_s == 120.0
+    assert wait_s(failure, 0, 0.5, 30.0, 0.0) >= 120.0  # never less than the venue asked
+
+
+@given(
+    attempt=st.integers(0, 50),
+    base=st.floats(0.01, 5.0),
+    cap=st.floats(5.0, 600.0),
+    jitter=st.floats(0.0, 0.999),
+)
+def test_backoff_grows_is_capped_and_jittered_within_half(
+    attempt: int, base: float, cap: float, jitter: float
+) -> None:
+    delay = backoff_s(attempt, base, cap, jitter)
+    ceiling = min(cap, base * 2.0**attempt)
+    assert ceiling / 2 - 1e-9 <= delay <= ceiling + 1e-9
+    assert backoff_s(attempt + 1, base, cap, jitter) >= delay - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("client_id", "dialect", "ok"),
+    [
+        ("tf1a2b3c4d5e6f7g8h9i-sl", Dialect.BINANCE_SPOT, True),
+        ("x" * 36, Dialect.BYBIT, True),
+        ("x" * 37, Dialect.BINANCE_USDM, False),
+        ("has space", Dialect.BYBIT, False),
+        ("a.b", Dialect.BYBIT, False),
+        ("a.b", Dialect.BINANCE_SPOT, True),
+        ("", Dialect.GENERIC, False),
+    ],
+)
+def test_client_ids_are_checked_against_the_venues_rule(
+    client_id: str, dialect: Dialect, ok: bool
+) -> None:
+    assert (client_id_problem(client_id, dialect) is None) is ok
+
+
+INSTRUMENT = Instrument("BTCUSDT", 0.1, 0.001, 0.001, 1000.0, 100.0)
+
+
+def _precision(step: float):  # type: ignore[no-untyped-def]
+    def fn(_symbol: str, value: float) -> str:
+        units = int(value / step + 1e-9)
+        return f"{units * step:.10f}"
+
+    return fn
+
+
+def _args(order: Order, dialect: Dialect) -> CreateArgs | Refusal:
+    return create_args(
+        order, "BTC/USDT:USDT", dialect, INSTRUMENT, _precision(0.001), _precision(0.1)
+    )
+
+
+def test_a_usdm_bracket_becomes_native_reduce_only_stop_and_take_profit_market() -> None:
+    entry = Order("tfabc1", "BTCUSDT", Side.BUY, 0.01, stop_loss=48_000.0, take_profit=52_000.0)
+    stop, take = bracket_children(entry, 0.01, 0)
+    sl = _args(stop, Dialect.BINANCE_USDM)
+    tp = _args(take, Dialect.BINANCE_USDM)
+    assert isinstance(sl, CreateArgs) and isinstance(tp, CreateArgs)
+    assert (sl.type, sl.side, sl.params["stopLossPrice"], sl.params["reduceOnly"]) == (
+        "market",
+        "sell",
+        48_000.0,
+        True,
+    )
+    assert (tp.type, tp.params["takeProfitPrice"], tp.params["reduceOnly"]) == (
+        "market",
+        52_000.0,
+        True,
+    )
+    assert sl.params["clientOrderId"] == "tfabc1-sl"
+
+
+def test_stops_are_spelled_per_venue() -> None:
+    stop = Order("s1", "BTCUSDT", Side.BUY, 0.01, OrderType.STOP, 51_000.0)
+    spot = _args(stop, Dialect.BINANCE_SPOT)
+    bybit = _args(stop, Dialect.BYBIT)
+    assert isinstance(spot, CreateArgs) and isinstance(bybit, CreateArgs)
+    assert spot.params == {"clientOrderId": "s1", "stopLossPrice": 51_000.0}
+    assert bybit.params["triggerDirection"] == "ascending"
+    sell = _args(stop._replace(side=Side.SELL, price=49_000.0), Dialect.BYBIT)
+    assert isinstance(sell, CreateArgs) and sell.params["triggerDirection"] == "descending"
+
+
+def test_an_order_below_a_limit_is_refused_naming_it() -> None:
+    tiny = _args(Order("t1", "BTCUSDT", Side.BUY, 0.0004, OrderType.LIMIT, 50_000.0), Dialect.BYBIT)
+    assert isinstance(tiny, Refusal) and tiny.code is ReasonCode.INVALID_QUANTITY
+    small = _args(Order("t2", "BTCUSDT", Side.BUY, 0.001, OrderType.LIMIT, 50_000.0), Dialect.BYBIT)
+    assert isinstance(small, Refusal) and small.code is ReasonCode.BELOW_MIN_NOTIONAL
+    assert "minimum notional 100" in small.reason
+    rounded = _args(
+        Order("t3", "BTCUSDT", Side.BUY, 0.01234, OrderType.LIMIT, 50_000.07), Dialect.BYBIT
+    )
+    assert isinstance(rounded, CreateArgs)
+    assert (rounded.amount, rounded.price) == (0.012, 50_000.0)
+
+
+def test_fees_are_converted_to_the_account_currency_when_they_can_be() -> None:
+    usdt = frozenset({"USDT"})
+    assert fee_in({"fee": {"cost": 0.5, "currency": "USDT"}, "price": 50_000}, usdt, "BTC") == (
+        0.5,
+        True,
+    )
+    assert fee_in({"fee": {"cost": 0.00001, "currency": "BTC"}, "price": 50_000}, usdt, "BTC") == (
+        pytest.approx(0.5),
+        True,
+    )
+    assert fee_in({"fee": {"cost": 0.001, "currency": "BNB"}, "price": 50_000}, usdt, "BTC") == (
+        0.0,
+        False,
+    )
+    assert fee_in({"fee": None}, usdt, "BTC") == (0.0, True)
+
+
+def test_ccxt_statuses_map_to_ours() -> None:
+    assert status_of("open", 0.0) == (OrderStatus.OPEN, ReasonCode.NONE)
+    assert status_of("open", 0.1)[0] is OrderStatus.PARTIALLY_FILLED
+    assert status_of("closed", 1.0)[0] is OrderStatus.FILLED
+    assert status_of("expired", 0.0) == (OrderStatus.CANCELLED, ReasonCode.EXPIRED)
+    assert status_of("canceled", 0.0) == (OrderStatus.CANCELLED, ReasonCode.CANCELLED_BY_USER)
+    assert status_of(None, 0.0)[0] is OrderStatus.OPEN  # Bybit's create ack has no status
+
+
+def test_credentials_print_no_value_and_are_re_read_when_they_rotate(tmp_path: Path) -> None:
+    (tmp_path / "apiKey").write_text("PLANTED-KEY-0001\n")
+    (tmp_path / "secret").write_text("PLANTED-SECRET-0001")
+    files = CredentialFiles(tmp_path)
+    assert files.current.values == {"apiKey": "PLANTED-KEY-0001", "secret": "PLANTED-SECRET-0001"}
+    assert "PLANTED" not in repr(files.current) and "PLANTED" not in str(files.current)
+    assert files.refresh() is None
+    (tmp_path / "secret").write_text("PLANTED-SECRET-0002")
+    os.utime(tmp_path / "secret", (1, 1))
+    fresh = files.refresh()
+    assert fresh is not None and fresh.values["secret"] == "PLANTED-SECRET-0002"
+    text = files.redact("key PLANTED-KEY-0001 old PLANTED-SECRET-0001 new PLANTED-SECRET-0002")
+    assert "PLANTED" not in text
+
+
+def test_a_missing_credential_file_is_named_never_a_value(tmp_path: Path) -> None:
+    (tmp_path / "apiKey").write_text("PLANTED-KEY-0002")
+    with pytest.raises(CredentialsError, match="secret") as error:
+        read_credentials(tmp_path)
+    assert "PLANTED" not in str(error.value)
