@@ -1290,6 +1290,10 @@ class FakeBinance:
         self.requests: list[RequestRecord] = []
         self.unhandled: list[RequestRecord] = []
         self.api_key = DEFAULT_API_KEY
+        # When set, signed requests' timestamps are checked against this clock (ms) instead of
+        # the venue's: a test replaying market time faster than real time keeps the bot's
+        # signed requests (stamped with the real time) valid.
+        self.signing_clock: Callable[[], int] | None = None
         self.secret = DEFAULT_SECRET
         if default_account:
             self.state.add_account(
@@ -1508,6 +1512,9 @@ class FakeBinance:
             record.status = -1
             return await self._pre_fault(request, fault)
         server_time = self.state.clock.now_ms() + skew
+        signing_time = (
+            self.signing_clock() + skew if self.signing_clock is not None else server_time
+        )
         minute = server_time // 60_000
         if minute != self._weight_minute:
             self._weight_minute, self._weight_used = minute, 0
@@ -1528,7 +1535,7 @@ class FakeBinance:
                         query=query,
                         body=body,
                         params=params,
-                        server_time_ms=server_time,
+                        server_time_ms=signing_time,
                     )
                     account = self.state.accounts[key]
                 ctx = RequestContext(self, method, path, params, account, server_time)

@@ -678,6 +678,10 @@ class FakeBybit:
         self.requests: list[RequestRecord] = []
         self.unhandled: list[RequestRecord] = []
         self.api_key = DEFAULT_API_KEY
+        # When set, signed requests' timestamps are checked against this clock (ms) instead of
+        # the venue's: a test replaying market time faster than real time keeps the bot's
+        # signed requests (stamped with the real time) valid.
+        self.signing_clock: Callable[[], int] | None = None
         self.secret = DEFAULT_SECRET
         if default_account:
             self.state.add_account(DEFAULT_API_KEY, DEFAULT_SECRET, DEFAULT_USDT)
@@ -856,6 +860,9 @@ class FakeBybit:
             record.status = -1
             return await self._pre_fault(request, fault)
         server_time = self.state.clock.now_ms() + skew
+        signing_time = (
+            self.signing_clock() + skew if self.signing_clock is not None else server_time
+        )
         headers: dict[str, str] = {}
         if route.signed:
             second = server_time // 1000
@@ -877,7 +884,7 @@ class FakeBybit:
                             self.state.accounts[k].secret if k in self.state.accounts else None
                         ),
                         body if method == "POST" else query,
-                        server_time,
+                        signing_time,
                     )
                     account = self.state.accounts[key]
                 if bad_json:
