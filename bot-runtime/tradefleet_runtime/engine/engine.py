@@ -923,7 +923,11 @@ class Engine:
             self.portfolio.marks.setdefault(symbol, position.average_price)
         journaled = {order.client_order_id: order for order, _ in state.working}
         journaled.update({order.client_order_id: order for order in state.unacknowledged})
+        # An order's status log lives in the run that journaled it: one carried over is
+        # journaled in this run first (as a re-armed one is), then given the venue's word.
         for order_id, report in plan.closed:
+            order = journaled.get(order_id) or order_from_report(report)
+            self.journal.record_order(order, OrderStatus.PENDING, now, "carried over")
             self.journal.update_order(
                 order_id,
                 report.status,
@@ -932,6 +936,10 @@ class Engine:
                 report.venue_order_id,
             )
         for order_id in plan.never_sent:
+            if order_id in journaled:
+                self.journal.record_order(
+                    journaled[order_id], OrderStatus.PENDING, now, "carried over"
+                )
             self.journal.update_order(
                 order_id,
                 OrderStatus.CANCELLED,
@@ -940,10 +948,12 @@ class Engine:
             )
         for report in plan.adopted:
             order = journaled.get(report.client_order_id) or order_from_report(report)
-            if report.client_order_id not in journaled:
-                self.journal.record_order(
-                    order, OrderStatus.PENDING, now, "found working at the venue"
-                )
+            self.journal.record_order(
+                order,
+                OrderStatus.PENDING,
+                now,
+                "carried over" if report.client_order_id in journaled else "found at the venue",
+            )
             self.journal.update_order(
                 report.client_order_id,
                 report.status,

@@ -1,0 +1,231 @@
+"""A live bot on a real venue's API, SIGKILLed at the worst moments and started again.
+
+`tradefleet serve` runs a `live` bot (`external-signal`, the `ccxt` broker) against the fake
+Binance USDⓈ-M in this process; its credentials are files in a folder, as the operator mounts
+the Secret. The process is killed
+
+- between submit and ack: the venue executed the order, its answer never came back;
+- before the venue saw the order at all (the request hung unexecuted);
+- between ack and fill: a limit order rested, then filled while the bot was down.
+
+After the restart the bot reconciles with the venue before it trades: afterwards the journal
+holds exactly the venue's fills, every order has the venue's final word, and no client order
+id was ever placed twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.serve_process import ServeProcess, control
+from tests.venues.binance.server import FakeBinance
+from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+
+SYMBOL = "BTC/USDT:USDT"
+VENUE_SYMBOL = "BTCUSDT"
+PRICE = 50_000.0
+NAME = "live-restart"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBinance]:
+    venue = FakeBinance().start()
+    venue.set_price(VENUE_SYMBOL, PRICE, market="usdm")
+    try:
+        yield venue
+    finally:
+        venue.stop()
+
+
+def _bot(folder: Path, fake: FakeBinance, entry_order: str) -> str:
+    keys = folder / "keys"
+    keys.mkdir(exist_ok=True)
+    (keys / "apiKey").write_text(fake.api_key)
+    (keys / "secret").write_text(fake.secret)
+    now = int(time.time()) // 3600 * 3600
+    rows = ["timestamp,open,high,low,close,volume"]
+    rows += [f"{now - (6 - i) * 3600},{PRICE},{PRICE},{PRICE},{PRICE},1" for i in range(8)]
+    (folder / "btc.csv").write_text("\n".join(rows) + "\n")
+    return textwrap.dedent(
+        f"""
+        apiVersion: tradefleet.io/v1alpha1
+        kind: TradingBot
+        metadata: {{name: {NAME}}}
+        spec:
+          mode: live
+          liveConfirmation: {NAME}
+          strategy:
+            name: external-signal
+            params: {{entry_order: {entry_order}, max_entry_deviation_pct: 3}}
+          market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
+          broker:
+            name: ccxt
+            credentialsSecret: {{name: {NAME}-keys}}
+            params:
+              exchange: binanceusdm
+              market_type: linear
+              api_url: {fake.url}
+              poll_interval_s: 0.05
+              timeout_ms: 1500
+              backoff_base_s: 0.05
+              backoff_max_s: 0.5
+          data: {{name: csv, params: {{path: {folder / "btc.csv"}}}}}
+          risk: [{{name: fixed-size, params: {{quantity: 0.01}}}}]
+          capital: {{currency: USDT, initial: 100000}}
+        """
+    )
+
+
+def _serve(folder: Path, manifest: str, monkeypatch: pytest.MonkeyPatch) -> ServeProcess:
+    monkeypatch.setenv("TRADEFLEET_CREDENTIALS_DIR", str(folder / "keys"))
+    serve = ServeProcess(folder, manifest, speed=1.0).start()
+    serve.wait_for(lambda s: s.phase == pb.PHASE_RUNNING and s.reconciled)
+    return serve
+
+
+def _signal(serve: ServeProcess, entry: float) -> str:
+    answer = serve.stub().SubmitSignal(
+        pb.SubmitSignalRequest(
+            symbol=SYMBOL,
+            direction=pb.DIRECTION_BUY,
+            entry=entry,
+            stop_loss=entry * 0.96,
+            take_profit=entry * 1.04,
+            source="e2e",
+        ),
+        metadata=control(),
+    )
+    assert answer.accepted, answer.reason
+    return answer.client_order_id
+
+
+def _until(check: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def _venue_client_ids(fake: FakeBinance) -> list[str]:
+    with fake.state.lock:
+        algos = list(fake.state.usdm.algo_orders.values())
+    # A triggered conditional order places a regular order under the same id: count it once.
+    placed = {a.client_algo_id for a in algos if a.actual_order_id is not None}
+    ids = [o.client_order_id for o in fake.orders("usdm") if o.client_order_id not in placed]
+    return ids + [a.client_algo_id for a in algos]
+
+
+def _venue_fills(fake: FakeBinance) -> list[str]:
+    with fake.state.lock:
+        return [
+            str(t.id)
+            for (account, _symbol), trades in fake.state.usdm.trades.items()
+            if account == fake.api_key
+            for t in trades
+        ]
+
+
+def _journal(folder: Path) -> tuple[list[str], dict[str, str]]:
+    db = sqlite3.connect(folder / "journal.sqlite")
+    try:
+        fills = [r[0] for r in db.execute("SELECT fill_id FROM fills")]
+        statuses = dict(db.execute("SELECT client_order_id, status FROM order_status").fetchall())
+    finally:
+        db.close()
+    return fills, statuses
+
+
+def _kill(serve: ServeProcess) -> None:
+    assert serve.process is not None
+    serve.process.send_signal(signal.SIGKILL)
+    serve.process.wait(10)
+    serve.kill()
+
+
+def _assert_journal_is_the_venue(folder: Path, fake: FakeBinance) -> dict[str, str]:
+    fills, statuses = _journal(folder)
+    assert Counter(fills) == Counter(_venue_fills(fake)), "journal fills = venue fills"
+    doubled = [i for i, n in Counter(_venue_client_ids(fake)).items() if n > 1]
+    assert not doubled, f"client ids placed twice at the venue: {doubled}"
+    return statuses
+
+
+def test_killed_between_submit_and_ack_the_venue_order_is_journaled_once_after_restart(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _bot(tmp_path, fake, "market")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    # The venue executes the order, and its answer never leaves: then the bot dies.
+    fake.faults.inject("accept_then_timeout", path="/fapi/v1/order", method="POST")
+    order_id = _signal(serve, PRICE)
+    _until(lambda: order_id in _venue_client_ids(fake))
+    _kill(serve)
+    fake.faults.clear()
+    assert _journal(tmp_path)[1][order_id] == "pending"
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        status = again.wait_for(lambda s: s.open_positions == 1)
+        assert status.reconciled
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert statuses[order_id] == "filled"
+    assert _venue_client_ids(fake).count(order_id) == 1
+
+
+def test_killed_before_the_venue_saw_the_order_it_is_closed_not_resent(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _bot(tmp_path, fake, "market")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    # The request hangs unexecuted (a network that swallowed it); the bot dies meanwhile.
+    fake.faults.inject("timeout", path="/fapi/v1/order", method="POST")
+    order_id = _signal(serve, PRICE)
+    _until(lambda: bool(fake.order_requests("usdm")))
+    _kill(serve)
+    fake.faults.clear()
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        time.sleep(1.0)  # the restarted bot's pollers run: nothing may be sent for this order
+        status = again.wait_for(lambda s: s.reconciled)
+        assert status.open_positions == 0
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert statuses[order_id] == "cancelled"
+    assert order_id not in _venue_client_ids(fake)
+
+
+def test_killed_between_ack_and_fill_the_fill_while_down_is_journaled_after_restart(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _bot(tmp_path, fake, "limit")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    order_id = _signal(serve, PRICE * 0.99)  # rests below the market
+    serve.wait_for(lambda s: s.open_orders == 1)
+    _until(lambda: _journal(tmp_path)[1].get(order_id) == "open")
+    _kill(serve)
+    # While the bot is down the market trades through the limit: it fills at the venue.
+    fake.set_price(VENUE_SYMBOL, PRICE * 0.985, market="usdm")
+    assert len(_venue_fills(fake)) == 1
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        again.wait_for(lambda s: s.open_positions == 1)
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert statuses[order_id] == "filled"
