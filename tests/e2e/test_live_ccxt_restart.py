@@ -34,11 +34,17 @@ SYMBOL = "BTC/USDT:USDT"
 VENUE_SYMBOL = "BTCUSDT"
 PRICE = 50_000.0
 NAME = "live-restart"
+# The account's credentials, planted: they must appear in no log line, error or journal byte.
+# (Binance keys are 64 letters and digits; the fake refuses any other shape.)
+API_KEY = "PLANTEDKEY" + "7f3a9c" * 9
+API_SECRET = "PLANTEDSECRET" + "2b8e41" * 8 + "abc"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeBinance]:
     venue = FakeBinance().start()
+    venue.add_account(API_KEY, API_SECRET, futures={"USDT": 1_000_000})
+    venue.api_key = API_KEY  # the fake's own views (orders, trades) are of this account
     venue.set_price(VENUE_SYMBOL, PRICE, market="usdm")
     try:
         yield venue
@@ -49,8 +55,8 @@ def fake() -> Iterator[FakeBinance]:
 def _bot(folder: Path, fake: FakeBinance, entry_order: str) -> str:
     keys = folder / "keys"
     keys.mkdir(exist_ok=True)
-    (keys / "apiKey").write_text(fake.api_key)
-    (keys / "secret").write_text(fake.secret)
+    (keys / "apiKey").write_text(API_KEY)
+    (keys / "secret").write_text(API_SECRET)
     now = int(time.time()) // 3600 * 3600
     rows = ["timestamp,open,high,low,close,volume"]
     rows += [f"{now - (6 - i) * 3600},{PRICE},{PRICE},{PRICE},{PRICE},1" for i in range(8)]
@@ -183,6 +189,13 @@ def test_killed_between_submit_and_ack_the_venue_order_is_journaled_once_after_r
     statuses = _assert_journal_is_the_venue(tmp_path, fake)
     assert statuses[order_id] == "filled"
     assert _venue_client_ids(fake).count(order_id) == 1
+    # The planted credentials: in no log line or error of either process, nor the journal.
+    logs = serve.output() + again.output()
+    assert "reconciled with the venue" in logs
+    journal = b"".join(f.read_bytes() for f in tmp_path.glob("journal.sqlite*"))
+    for secret in (API_KEY, API_SECRET):
+        assert secret not in logs
+        assert secret.encode() not in journal
 
 
 def test_killed_before_the_venue_saw_the_order_it_is_closed_not_resent(
