@@ -12,7 +12,10 @@ Writes ``bench/results/brokers.json`` with
   USDⓈ-M and Bybit under ``per_venue``;
 * ``submit_call_p99_ms``: how long ``submit`` itself holds the engine thread (ccxt);
 * ``venue_reports_1000_orders_s``: ``order_reports`` + ``fill_reports`` of a fresh broker
-  with 1,000 open orders (and 100 fills) on the fake Binance spot.
+  with 1,000 open orders (and 100 fills) on the fake Binance spot;
+* ``reconcile_1000_orders_s``: a restarted live bot's start-up (``BotSession.open``: connect,
+  the venue's reports, the reconciliation plan, 1,000 working orders adopted and journaled)
+  with 1,000 of its orders open on the fake Binance spot and in its journal.
 
 Speed goals live here only; the tests never assert timings.
 """
@@ -51,7 +54,12 @@ from tradefleet_runtime.sdk import (  # noqa: E402
 )
 
 SYMBOL = "BTCUSDT"
-GOALS = {"ccxt_submit_p99_ms": 250.0, "submit_call_p99_ms": 1.0, "venue_reports_1000_orders_s": 5.0}
+GOALS = {
+    "ccxt_submit_p99_ms": 250.0,
+    "submit_call_p99_ms": 1.0,
+    "venue_reports_1000_orders_s": 5.0,
+    "reconcile_1000_orders_s": 10.0,
+}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -159,6 +167,105 @@ def bench_reports(open_orders: int = 1000, fills: int = 100) -> dict[str, float]
     return {"seconds_best_of_3": round(best, 3)}
 
 
+def bench_reconcile(open_orders: int = 1000) -> dict[str, float]:
+    """A restarted live bot with ``open_orders`` working orders, at the venue and in its
+    journal: how long its start-up takes, reconciliation included (best of 3)."""
+    import os
+
+    from tradefleet_runtime.journal import Journal
+    from tradefleet_runtime.plugins.registry import PluginRegistry
+    from tradefleet_runtime.sdk import bot_prefix, client_order_id
+    from tradefleet_runtime.session import BotSession, assemble
+    from tradefleet_runtime.spec.model import BotManifest
+
+    symbols = [replace(s, max_num_orders=open_orders * 2) for s in default_spot_symbols()]
+    fake = FakeBinance(spot_symbols=symbols).start()
+    best = float("inf")
+    adopted = 0
+    try:
+        fake.set_price(SYMBOL, 50_000, market="spot")
+        client = make_ccxt_binance(fake, timeout_ms=10_000)
+        client.load_markets()
+        name = "bench-reconcile"
+        now = int(time.time())
+        orders = [
+            Order(
+                client_order_id(bot_prefix(name), now - 60, SYMBOL, i),
+                SYMBOL,
+                Side.BUY,
+                0.001,
+                OrderType.LIMIT,
+                30_000.0 + i,
+                created_ts=now - 60,
+            )
+            for i in range(open_orders)
+        ]
+        for order in orders:
+            client.create_order(
+                "BTC/USDT",
+                "limit",
+                "buy",
+                order.quantity,
+                order.price,
+                {"clientOrderId": order.client_order_id},
+            )
+        manifest = BotManifest.model_validate(
+            {
+                "apiVersion": "tradefleet.io/v1alpha1",
+                "kind": "TradingBot",
+                "metadata": {"name": name},
+                "spec": {
+                    "mode": "live",
+                    "liveConfirmation": name,
+                    "strategy": {"name": "external-signal"},
+                    "market": {"symbols": [SYMBOL], "timeframe": "1h"},
+                    "broker": {
+                        "name": "ccxt",
+                        "credentialsSecret": {"name": "keys"},
+                        "params": {"exchange": "binance", "api_url": fake.url},
+                    },
+                    "capital": {"currency": "USDT", "initial": 100000},
+                },
+            }
+        )
+        registry = PluginRegistry.discover()
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as folder:
+                keys = Path(folder) / "keys"
+                keys.mkdir()
+                (keys / "apiKey").write_text(fake.api_key)
+                (keys / "secret").write_text(fake.secret)
+                os.environ["TRADEFLEET_CREDENTIALS_DIR"] = str(keys)
+                journal = Journal(Path(folder) / "journal.sqlite")
+                journal.start_run(
+                    run_id="before",
+                    bot=name,
+                    mode="live",
+                    currency="USDT",
+                    initial_capital=100000.0,
+                    timeframe_s=3600,
+                    config_hash="",
+                    manifest={},
+                )
+                for order in orders:
+                    journal.record_order(order, OrderStatus.PENDING, now - 60)
+                    journal.update_order(order.client_order_id, OrderStatus.OPEN, now - 59)
+                journal.flush()
+                bot = assemble(manifest, registry, Path(folder))
+                start = time.perf_counter()
+                session = BotSession(bot, journal)
+                session.open()
+                best = min(best, time.perf_counter() - start)
+                assert session.reconciliation is not None
+                adopted = len(session.reconciliation.adopted)
+                assert adopted == open_orders and not session.reconciliation.degraded
+                bot.broker.close()
+                journal.close()
+    finally:
+        fake.stop()
+    return {"seconds_best_of_3": round(best, 3), "adopted": adopted}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=200)
@@ -179,6 +286,7 @@ def main() -> None:
     finally:
         bybit.stop()
     reports = bench_reports()
+    reconcile = bench_reconcile()
     spot = per_venue["binance_spot"]
     result = {
         "benchmark": "brokers",
@@ -192,6 +300,7 @@ def main() -> None:
         "ccxt_submit_p99_ms": spot["p99_ms"],
         "submit_call_p99_ms": max(v["call_p99_ms"] for v in per_venue.values()),
         "venue_reports_1000_orders_s": reports["seconds_best_of_3"],
+        "reconcile_1000_orders_s": reconcile["seconds_best_of_3"],
         "per_venue": per_venue,
         "notes": "ccxt figures: one order at a time against the local fakes with ccxt's rate "
         "limiter on, as in production, so each includes the limiter's spacing for an order: "

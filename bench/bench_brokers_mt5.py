@@ -1,6 +1,8 @@
 """Order latency of the ``mt5`` broker against the in-process terminal emulator.
 
-Writes ``bench/results/mt5_brokers.json`` (the lead merges it into ``brokers.json``):
+Writes ``bench/results/mt5_brokers.json`` and adds its ``mt5_*`` figures to
+``bench/results/brokers.json`` (``make bench`` runs this after ``bench_brokers.py``, which
+writes that file afresh):
 - ``mt5_submit_p50_ms`` / ``mt5_submit_p99_ms``: ``Broker.submit`` of a market order until its
   fill is ready for ``drain_events`` (the broker's wake call): the thread hop, building the
   request, ``order_send``, reading the deal back. The emulator answers at once, so this is the
@@ -111,6 +113,10 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    brokers = RESULTS.with_name("brokers.json")
+    merged = json.loads(brokers.read_text()) if brokers.exists() else {"benchmark": "brokers"}
+    merged.update({k: v for k, v in figures.items() if k.startswith("mt5_")})
+    brokers.write_text(json.dumps(merged, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 

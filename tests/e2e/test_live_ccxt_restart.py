@@ -182,13 +182,19 @@ def test_killed_between_submit_and_ack_the_venue_order_is_journaled_once_after_r
 
     again = _serve(tmp_path, manifest, monkeypatch)
     try:
-        status = again.wait_for(lambda s: s.open_positions == 1)
+        status = again.wait_for(lambda s: s.open_positions == 1 and s.open_orders == 2)
         assert status.reconciled
+        # The bracket the restarted bot placed reaches the venue (ccxt spaces orders).
+        _until(lambda: {f"{order_id}-sl", f"{order_id}-tp"} <= set(_venue_client_ids(fake)))
     finally:
         assert again.terminate() == 0
     statuses = _assert_journal_is_the_venue(tmp_path, fake)
     assert statuses[order_id] == "filled"
     assert _venue_client_ids(fake).count(order_id) == 1
+    # The entry filled while the bot was down, so it never placed the bracket: the restarted
+    # bot did, sized on the fill (the position is not left without its stop).
+    assert {f"{order_id}-sl", f"{order_id}-tp"} <= set(_venue_client_ids(fake))
+    assert statuses[f"{order_id}-sl"] == "open"
     # The planted credentials: in no log line or error of either process, nor the journal.
     logs = serve.output() + again.output()
     assert "reconciled with the venue" in logs
@@ -237,8 +243,10 @@ def test_killed_between_ack_and_fill_the_fill_while_down_is_journaled_after_rest
 
     again = _serve(tmp_path, manifest, monkeypatch)
     try:
-        again.wait_for(lambda s: s.open_positions == 1)
+        again.wait_for(lambda s: s.open_positions == 1 and s.open_orders == 2)
+        _until(lambda: {f"{order_id}-sl", f"{order_id}-tp"} <= set(_venue_client_ids(fake)))
     finally:
         assert again.terminate() == 0
     statuses = _assert_journal_is_the_venue(tmp_path, fake)
     assert statuses[order_id] == "filled"
+    assert {f"{order_id}-sl", f"{order_id}-tp"} <= set(_venue_client_ids(fake))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tradefleet_runtime.aggregation import BarAggregator
+from tradefleet_runtime.brackets import bracket_children
 from tradefleet_runtime.capabilities import (
     AccountRestorer,
     ActionKind,
@@ -965,12 +966,41 @@ class Engine:
         self.known_ids = state.known_order_ids | frozenset(
             report.client_order_id for report in plan.adopted
         )
+        protected = self._protect_missed_entries(plan, journaled, now)
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
             self.state.halt(self.degraded_reason)
         summary = f"reconciled with the venue: {plan.summary()}"
+        if protected:
+            summary += f", {protected} protective order(s) placed for entries filled while down"
         self._state("degraded" if plan.degraded else "reconciled", summary)
         return summary
+
+    def _protect_missed_entries(
+        self, plan: ReconcilePlan, journaled: dict[str, Order], now: int
+    ) -> int:
+        """An entry with a stop-loss or take-profit that filled while the bot was down has no
+        protection at the venue (the bot places a bracket's children when it sees the fill):
+        place them now, sized on what filled, unless an earlier run already sent them."""
+        filled: dict[str, float] = {}
+        for fill in plan.missed_fills:
+            parent = journaled.get(fill.client_order_id)
+            if parent is not None and (parent.stop_loss or parent.take_profit):
+                filled[parent.client_order_id] = filled.get(parent.client_order_id, 0.0) + (
+                    fill.quantity
+                )
+        sent = 0
+        for parent_id, quantity in filled.items():
+            children = bracket_children(journaled[parent_id], quantity, now)
+            if any(child.client_order_id in self.known_ids for child in children):
+                continue  # the venue has (or had) them: reconciliation adopted what still works
+            for child in children:
+                self.journal.record_order(
+                    child, OrderStatus.PENDING, now, "protects an entry filled while down"
+                )
+                self._send(child)
+                sent += 1
+        return sent
 
     def _apply_reconciled_fill(self, fill: Fill, status: OrderStatus) -> None:
         """A fill the venue reports and the journal lacked: booked and journaled like any fill,
