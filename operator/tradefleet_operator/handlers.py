@@ -264,8 +264,14 @@ async def _reconcile(
             return steering_left
         try:
             fresh = not old.config_hash  # never reconciled: create without reading
+            if ctx.object_passes.locked():
+                # Queued behind other bots' passes (a fleet applied at once queues nearly every
+                # bot here): hold only the body kopf keeps anyway, not the parsed spec, and
+                # parse it again once a slot is ours (issue 19, memory at scale).
+                bot = None
             async with ctx.object_passes:  # bounded: the memory peak of a fleet applied at once
-                outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
+                parsed = bot or TradingBot.parse(body)
+                outcomes = await reconcile_objects(ctx, body, parsed, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
                 # Transient (a conflict, an earlier bot's children not collected yet, the API

@@ -157,6 +157,52 @@ def test_an_invalid_spec_is_parsed_once_and_fails_the_bot(parses: list[str]) -> 
     assert reconciled["reason"] == "InvalidSpec"
 
 
+def test_a_pass_queued_behind_others_holds_no_parsed_spec_and_writes_the_same(
+    parses: list[str],
+) -> None:
+    """A fleet applied at once queues nearly every bot for an object pass: a queued pass drops
+    its parse while it waits and parses again once a slot is its own, with the same result."""
+    alone, queued = FakeKube(), FakeKube()
+    expected = _reconcile(alone, _body(), "create")
+    parses.clear()
+
+    async def behind_a_full_house() -> dict[str, Any]:
+        ctx = OperatorContext(
+            settings=OperatorSettings(),
+            kube=cast(KubeApi, queued),
+            runtime=RuntimeClients(timeout=0.2),
+            object_passes=asyncio.Semaphore(1),
+        )
+        await ctx.object_passes.acquire()  # another bot's pass holds the only slot
+        patch = kopf.Patch()
+        body = _body()
+        task = asyncio.create_task(
+            handlers.reconcile(
+                body=cast(kopf.Body, body),
+                meta=cast(kopf.Meta, body["metadata"]),
+                status=cast(kopf.Status, {}),
+                patch=patch,
+                memo=kopf.Memo(tradefleet=ctx),
+                logger=cast(kopf.Logger, logging.getLogger("test")),
+                reason="create",
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert not task.done() and queued.writes == []  # waiting for the slot
+        ctx.object_passes.release()
+        await task
+        return dict(patch.get("status") or {})
+
+    written = asyncio.run(behind_a_full_house())
+    assert len(parses) == 2  # once to steer, once more when the slot came
+    assert sorted(queued.writes) == sorted(alone.writes)
+    for path, obj in alone.objects.items():
+        if not path.endswith("-api-token"):  # fresh tokens each time
+            assert queued.objects[path] == obj, path
+    assert written["configHash"] == expected["configHash"]
+    assert written["phase"] == expected["phase"]
+
+
 class FakeRuntimeClients:
     """Answers every read with the same snapshot; records which token each call used."""
 
