@@ -162,6 +162,10 @@ class RuntimeClients:
             if not acquire.done():
                 acquire.cancel()  # a slot granted meanwhile goes back (asyncio.Semaphore)
 
+    def saturated(self) -> bool:
+        """Every slot is taken: a call made now waits."""
+        return self._in_flight.locked()
+
     def _give_slot(self) -> None:
         self._last_release = asyncio.get_running_loop().time()
         self._in_flight.release()

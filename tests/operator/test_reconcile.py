@@ -203,8 +203,37 @@ def test_a_pass_queued_behind_others_holds_no_parsed_spec_and_writes_the_same(
     assert written["phase"] == expected["phase"]
 
 
+def test_a_pass_whose_steering_may_queue_drops_its_parse_first(
+    parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every gRPC slot taken (a fleet stop steers every bot at once): the pass holds no parsed
+    spec while it steers; a live-only change needs none after, an object pass parses again."""
+    alone = FakeKube()
+    expected = _reconcile(alone, _body(), "create")
+    parses.clear()
+    monkeypatch.setattr(RuntimeClients, "saturated", lambda self: True)
+    kube = FakeKube()
+    body = _body()
+    written = _reconcile(kube, body, "create")
+    assert len(parses) == 2  # once to steer, once for the object pass
+    assert sorted(kube.writes) == sorted(alone.writes)
+    assert written["configHash"] == expected["configHash"]
+
+    body["status"] = written
+    parses.clear()
+    kube.writes.clear()
+    body["spec"]["paused"] = True
+    body["metadata"]["generation"] = 2
+    written = _reconcile(kube, body, "update", [("change", ("spec", "paused"), False, True)])
+    assert len(parses) == 1 and kube.writes == []  # live only: no second parse, no object pass
+    assert written["observedGeneration"] == 2
+
+
 class FakeRuntimeClients:
     """Answers every read with the same snapshot; records which token each call used."""
+
+    def saturated(self) -> bool:
+        return False
 
     def __init__(self) -> None:
         self.reads: list[str] = []
@@ -254,6 +283,9 @@ def test_the_timer_reads_with_the_read_token_and_writes_only_changes(parses: lis
 
 class HaltingRuntime:
     """A runtime halted by a fleet stop's direct call just before the timer reads it."""
+
+    def saturated(self) -> bool:
+        return False
 
     def __init__(self) -> None:
         self.halted = False
