@@ -229,11 +229,17 @@ async def _reconcile(
             bot = TradingBot.parse(body)  # the one parse of this pass
         except Exception as error:  # an invalid spec (admission would have refused it)
             problem = str(error)[:1000]
+        valid, config_hash = bot is not None, ""
         if bot is not None:
             # kubectl prints a list column as a JSON array: the joined string is in .status.
             new = new.model_copy(update={"symbols": ",".join(bot.spec.market.symbols)})
+            config_hash = objects.config_hash(bot)
         # The runtime first: a halt waits for nothing but the parse (not for object writes).
         live = bot.live if bot is not None else LiveSpec.salvage(body.get("spec") or {})
+        if ctx.runtime.saturated():
+            # Steering may queue for a gRPC slot (a fleet stop steers every bot at once): hold
+            # no parsed spec meanwhile; an object pass parses it again (issue 19, memory).
+            bot = None
         if live is not None:
             steered = await steer(ctx, body, live, new, logger=logger)
             steering_left = steered.pending
@@ -241,7 +247,7 @@ async def _reconcile(
             if steered.snapshot is not None:
                 new = reachable_status(new, steered.snapshot, generation, now_iso())
 
-        if bot is None:
+        if not valid:
             outcome = "invalid"
             event(body, warning=True, reason="InvalidSpec", message=problem)
             new = new.model_copy(
@@ -256,7 +262,6 @@ async def _reconcile(
             )  # fmt: skip
             return steering_left
 
-        config_hash = objects.config_hash(bot)
         if live_only_change(reason, diff) and old.config_hash == config_hash:
             # Only live fields changed (pause, emergency stop): steered over gRPC above, and no
             # object depends on them. Skipping the object pass keeps a fleet-wide stop fast.
@@ -264,8 +269,14 @@ async def _reconcile(
             return steering_left
         try:
             fresh = not old.config_hash  # never reconciled: create without reading
+            if ctx.object_passes.locked():
+                # Queued behind other bots' passes (a fleet applied at once queues nearly every
+                # bot here): hold only the body kopf keeps anyway, not the parsed spec, and
+                # parse it again once a slot is ours (issue 19, memory at scale).
+                bot = None
             async with ctx.object_passes:  # bounded: the memory peak of a fleet applied at once
-                outcomes = await reconcile_objects(ctx, body, bot, config_hash, fresh=fresh)
+                parsed = bot or TradingBot.parse(body)
+                outcomes = await reconcile_objects(ctx, body, parsed, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
                 # Transient (a conflict, an earlier bot's children not collected yet, the API

@@ -4,6 +4,11 @@
 for a bot's child objects and token Secret, the fleet command for TradingBots. It takes its
 credentials from kopf's :class:`kopf.ConnectionInfo` (service account or kubeconfig), so no
 Kubernetes client library is needed.
+
+Not the official ``kubernetes_asyncio`` client, by measurement (issue 18, item 6; figures in
+ARCHITECTURE.md, "The operator"): its import alone adds ~36 MB to the operator (the memory goal
+at 1,000 bots is < 1.3x a minimal kopf operator), and the 1,000-bot bench with the requests
+over its ``ApiClient`` used ~34 % more CPU and ~37 % more time to reconcile.
 """
 
 from __future__ import annotations

@@ -157,8 +157,83 @@ def test_an_invalid_spec_is_parsed_once_and_fails_the_bot(parses: list[str]) -> 
     assert reconciled["reason"] == "InvalidSpec"
 
 
+def test_a_pass_queued_behind_others_holds_no_parsed_spec_and_writes_the_same(
+    parses: list[str],
+) -> None:
+    """A fleet applied at once queues nearly every bot for an object pass: a queued pass drops
+    its parse while it waits and parses again once a slot is its own, with the same result."""
+    alone, queued = FakeKube(), FakeKube()
+    expected = _reconcile(alone, _body(), "create")
+    parses.clear()
+
+    async def behind_a_full_house() -> dict[str, Any]:
+        ctx = OperatorContext(
+            settings=OperatorSettings(),
+            kube=cast(KubeApi, queued),
+            runtime=RuntimeClients(timeout=0.2),
+            object_passes=asyncio.Semaphore(1),
+        )
+        await ctx.object_passes.acquire()  # another bot's pass holds the only slot
+        patch = kopf.Patch()
+        body = _body()
+        task = asyncio.create_task(
+            handlers.reconcile(
+                body=cast(kopf.Body, body),
+                meta=cast(kopf.Meta, body["metadata"]),
+                status=cast(kopf.Status, {}),
+                patch=patch,
+                memo=kopf.Memo(tradefleet=ctx),
+                logger=cast(kopf.Logger, logging.getLogger("test")),
+                reason="create",
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert not task.done() and queued.writes == []  # waiting for the slot
+        ctx.object_passes.release()
+        await task
+        return dict(patch.get("status") or {})
+
+    written = asyncio.run(behind_a_full_house())
+    assert len(parses) == 2  # once to steer, once more when the slot came
+    assert sorted(queued.writes) == sorted(alone.writes)
+    for path, obj in alone.objects.items():
+        if not path.endswith("-api-token"):  # fresh tokens each time
+            assert queued.objects[path] == obj, path
+    assert written["configHash"] == expected["configHash"]
+    assert written["phase"] == expected["phase"]
+
+
+def test_a_pass_whose_steering_may_queue_drops_its_parse_first(
+    parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every gRPC slot taken (a fleet stop steers every bot at once): the pass holds no parsed
+    spec while it steers; a live-only change needs none after, an object pass parses again."""
+    alone = FakeKube()
+    expected = _reconcile(alone, _body(), "create")
+    parses.clear()
+    monkeypatch.setattr(RuntimeClients, "saturated", lambda self: True)
+    kube = FakeKube()
+    body = _body()
+    written = _reconcile(kube, body, "create")
+    assert len(parses) == 2  # once to steer, once for the object pass
+    assert sorted(kube.writes) == sorted(alone.writes)
+    assert written["configHash"] == expected["configHash"]
+
+    body["status"] = written
+    parses.clear()
+    kube.writes.clear()
+    body["spec"]["paused"] = True
+    body["metadata"]["generation"] = 2
+    written = _reconcile(kube, body, "update", [("change", ("spec", "paused"), False, True)])
+    assert len(parses) == 1 and kube.writes == []  # live only: no second parse, no object pass
+    assert written["observedGeneration"] == 2
+
+
 class FakeRuntimeClients:
     """Answers every read with the same snapshot; records which token each call used."""
+
+    def saturated(self) -> bool:
+        return False
 
     def __init__(self) -> None:
         self.reads: list[str] = []
@@ -208,6 +283,9 @@ def test_the_timer_reads_with_the_read_token_and_writes_only_changes(parses: lis
 
 class HaltingRuntime:
     """A runtime halted by a fleet stop's direct call just before the timer reads it."""
+
+    def saturated(self) -> bool:
+        return False
 
     def __init__(self) -> None:
         self.halted = False
