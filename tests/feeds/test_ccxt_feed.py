@@ -324,10 +324,12 @@ def test_listing_plugins_does_not_load_ccxt() -> None:
         """
         import sys, contextlib, io
         from tradefleet_runtime import cli
-        for argv in (["plugins", "list", "--json"], ["plugins", "show", "ccxt"]):
+        # A broker and a data feed are both named ccxt: show each by its kind.
+        shows = [["plugins", "show", "ccxt", "--kind", kind] for kind in ("data", "broker")]
+        for argv in (["plugins", "list", "--json"], *shows):
             with contextlib.redirect_stdout(io.StringIO()) as out:
                 assert cli.main(argv) == 0, argv
-        assert "exchange" in out.getvalue()
+            assert argv[1] == "list" or "exchange" in out.getvalue()
         print("ccxt" in sys.modules)
         """
     )
