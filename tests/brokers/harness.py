@@ -1,9 +1,13 @@
 """One harness per broker setup: the broker, a way to make its market trade through a price, and
 (for the fake venues) what the venue itself holds, to compare with what the broker reported.
 
-Setups: ``paper`` (bars fed to the paper broker), and the ccxt broker against the fake Binance
+Setups: ``paper`` (bars fed to the paper broker), the ccxt broker against the fake Binance
 spot, Binance USDⓈ-M and Bybit v5 linear (``set_price`` moves the fake's last price; its
-matching engine fills what crosses).
+matching engine fills what crosses), and the MT5 broker on the emulated terminal (a netting
+account), ``mt5`` direct and ``mt5-bridge`` through an in-process bridge server.
+
+Each harness owns its instrument: ``symbol``, ``start_price``, ``quantity``; the cases write
+prices on a BTCUSDT scale around 50,000 and ``px`` maps them onto the harness's market.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.brokers.mt5.harness import Mt5Harness
 from tests.venues.binance.server import FakeBinance
 from tests.venues.bybit.server import FakeBybit
 from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams
+from tradefleet_plugins.brokers.mt5_reports import child_role
+from tradefleet_plugins.brokers.mt5_requests import base_comment
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
 from tradefleet_runtime.sdk import (
@@ -39,8 +46,9 @@ PREFIX = bot_prefix(BOT)
 SYMBOL = "BTCUSDT"
 START_PRICE = 50_000.0
 QUANTITY = 0.01
-SETUPS = ("paper", "binance-spot", "binance-usdm", "bybit")
-VENUE_SETUPS = SETUPS[1:]
+SETUPS = ("paper", "binance-spot", "binance-usdm", "bybit", "mt5", "mt5-bridge")
+VENUE_SETUPS = ("binance-spot", "binance-usdm", "bybit")  # the ccxt broker's fakes
+MT5_SETUPS = ("mt5", "mt5-bridge")
 
 Event = Fill | OrderUpdate
 
@@ -52,11 +60,24 @@ class Harness:
     venue: bool = False
     broker: Any
     events: list[Event]
+    symbol: str = SYMBOL
+    start_price: float = START_PRICE
+    quantity: float = QUANTITY
+    contract_size: float = 1.0
+    #: Whether the venue has a minimum order value (MT5 has a minimum volume only).
+    has_min_notional: bool = True
+    #: Whether a resting order's fill ends with a FILLED update (the MT5 broker's final word
+    #: on a filled order is its fills: the terminal's deals, the order then reports FILLED).
+    fill_ends_with_update: bool = True
 
     def __init__(self) -> None:
         self.events = []
-        self.price = START_PRICE
+        self.price = self.start_price
         self._clock = 1_700_000_000
+
+    def px(self, price: float) -> float:
+        """A case's price (written on the BTCUSDT scale around 50,000) on this market."""
+        return price
 
     def now(self) -> int:
         return self._clock
@@ -65,16 +86,16 @@ class Harness:
         self,
         client_order_id: str,
         side: Side = Side.BUY,
-        quantity: float = QUANTITY,
+        quantity: float | None = None,
         order_type: OrderType = OrderType.MARKET,
         price: float | None = None,
         **extra: Any,
     ) -> Order:
         return Order(
             client_order_id,
-            SYMBOL,
+            self.symbol,
             side,
-            quantity,
+            self.quantity if quantity is None else quantity,
             order_type,
             price,
             created_ts=self.now(),
@@ -110,8 +131,9 @@ class Harness:
             if isinstance(e, Fill) and e.client_order_id == client_order_id
         )
 
-    def wait_filled(self, client_order_id: str, quantity: float = QUANTITY) -> None:
-        self.wait_for(lambda _e: self.filled(client_order_id) >= quantity - 1e-12)
+    def wait_filled(self, client_order_id: str, quantity: float | None = None) -> None:
+        wanted = self.quantity if quantity is None else quantity
+        self.wait_for(lambda _e: self.filled(client_order_id) >= wanted - 1e-12)
 
     def final(self, client_order_id: str) -> OrderUpdate | None:
         for event in self.events:
@@ -153,6 +175,21 @@ class Harness:
 
     def venue_fill_ids(self) -> list[str]:
         return []
+
+    def assert_venue_matches(self) -> None:
+        """No client id twice at the venue; every venue fill reported once by the broker."""
+        self.collect()
+        counts = Counter(self.venue_client_ids())
+        doubled = [cid for cid, n in counts.items() if n > 1]
+        assert not doubled, f"client ids placed twice at the venue: {doubled}"
+        # Every order the venue holds was reported by the broker (a cancel-replace amend's
+        # replacement, ``<id>-a<n>``, under the bot's own id).
+        answered = {e.client_order_id for e in self.events if isinstance(e, OrderUpdate)}
+        unreported = {cid for cid in counts if re.sub(r"-a\d+$", "", cid) not in answered}
+        assert not unreported, f"venue orders the broker never reported: {unreported}"
+        reported = [e.fill_id for e in self.events if isinstance(e, Fill)]
+        assert len(reported) == len(set(reported)), f"a fill reported twice: {reported}"
+        assert sorted(reported) == sorted(self.venue_fill_ids())
 
     def close(self) -> None:
         self.broker.close()
@@ -291,21 +328,6 @@ class VenueHarness(Harness):
                 for t in trades
             ]
 
-    def assert_venue_matches(self) -> None:
-        """No client id twice at the venue; every venue fill reported once by the broker."""
-        self.collect()
-        counts = Counter(self.venue_client_ids())
-        doubled = [cid for cid, n in counts.items() if n > 1]
-        assert not doubled, f"client ids placed twice at the venue: {doubled}"
-        # Every order the venue holds was reported by the broker (a cancel-replace amend's
-        # replacement, ``<id>-a<n>``, under the bot's own id).
-        answered = {e.client_order_id for e in self.events if isinstance(e, OrderUpdate)}
-        unreported = {cid for cid in counts if re.sub(r"-a\d+$", "", cid) not in answered}
-        assert not unreported, f"venue orders the broker never reported: {unreported}"
-        reported = [e.fill_id for e in self.events if isinstance(e, Fill)]
-        assert len(reported) == len(set(reported)), f"a fill reported twice: {reported}"
-        assert sorted(reported) == sorted(self.venue_fill_ids())
-
     def close(self) -> None:
         try:
             self.broker.close()
@@ -313,11 +335,84 @@ class VenueHarness(Harness):
             self.fake.stop()
 
 
+class Mt5ContractHarness(Harness):
+    """The MT5 broker on an emulated netting account, trading EURUSD in lots (``mt5``: on the
+    emulator; ``mt5-bridge``: through an in-process bridge server in front of it). The terminal
+    is polled on ``collect`` and ``settle`` (the broker's own poll timer is out of the way)."""
+
+    venue = True
+    symbol = "EURUSD"
+    start_price = 1.10000  # the emulator's bid; the ask is 1 pip above
+    quantity = 0.1  # lots
+    contract_size = 100_000.0
+    has_min_notional = False
+    fill_ends_with_update = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.transport = "bridge" if name == "mt5-bridge" else "direct"
+        self.mt5 = self._connect(None)
+
+    def _connect(self, terminal: Any) -> Mt5Harness:
+        mt5 = Mt5Harness.build("netting", venue=terminal, transport=self.transport)
+        mt5.bot, mt5.symbols = BOT, (self.symbol,)
+        return mt5.connect()
+
+    @property
+    def broker(self) -> Any:  # type: ignore[override]
+        return self.mt5.broker
+
+    def px(self, price: float) -> float:
+        return round(self.start_price * price / START_PRICE, 5)
+
+    def trade_through(self, price: float) -> None:
+        self.price = price
+        self.mt5.terminal.set_price(self.symbol, price)
+
+    def settle(self) -> None:
+        self.broker.settle(timeout=30.0)
+
+    def collect(self) -> list[Event]:
+        self.settle()
+        return super().collect()
+
+    def restart(self) -> Any:
+        terminal = self.mt5.terminal
+        self.mt5.close()
+        self.mt5 = self._connect(terminal)
+        return self.broker
+
+    def _venue_orders(self) -> list[Any]:
+        terminal = self.mt5.terminal
+        working = terminal.orders_get() or ()
+        done = terminal.history_orders_get(0, 2**31 - 1) or ()
+        return [o for o in (*working, *done) if o.magic == self.broker._magic]
+
+    def venue_client_ids(self) -> list[str]:
+        # An order's first request carries its id as comment (later legs: a leg mark).
+        # The terminal's own SL/TP closes (``[tp 1.14400]``) are the children's fills.
+        return [
+            o.comment
+            for o in self._venue_orders()
+            if o.comment and base_comment(o.comment) == o.comment and child_role(o.reason) is None
+        ]
+
+    def venue_fill_ids(self) -> list[str]:
+        deals = self.mt5.terminal.history_deals_get(0, 2**31 - 1) or ()
+        return [str(d.ticket) for d in deals if d.symbol]
+
+    def close(self) -> None:
+        self.mt5.close()
+
+
 @contextmanager
 def harness_for(name: str, tmp_path: Path, **params: Any) -> Iterator[Harness]:
     harness: Harness
     if name == "paper":
         harness = PaperHarness()
+    elif name in MT5_SETUPS:
+        harness = Mt5ContractHarness(name)
     else:
         credentials = tmp_path / "credentials"
         credentials.mkdir(exist_ok=True)

@@ -42,6 +42,7 @@ from tradefleet_plugins.brokers.mt5_link import (
 )
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
 from tradefleet_plugins.brokers.mt5_reports import (
+    child_report,
     child_role,
     deal_client_id,
     fill_from_deal,
@@ -944,6 +945,12 @@ class Mt5Broker:
         if not ticket or order is None:
             return ReasonCode.UNKNOWN_ORDER, "no resting order with this client order id"
         if quantity is not None and abs(quantity - order.quantity) > _EPS:
+            # Bad input is named as such (below the minimum, off the volume range) before the
+            # venue's own limit: MT5 cannot change a resting order's volume at all.
+            spec = self._spec(order.symbol)
+            problem = rq.volume_problem(rq.round_volume(quantity, spec), spec)
+            if problem is not None:
+                return problem
             return (
                 ReasonCode.VENUE_REJECTED,
                 "MT5 cannot change a resting order's volume; cancel it and send a new one",
@@ -1117,7 +1124,18 @@ class Mt5Broker:
         for comment in comments:
             self._comment_ids.setdefault(comment, client_order_id)
         reports = order_reports([*history, *live], self._resolve, self._symbols.ours)
-        return next((r for r in reports if r.client_order_id == client_order_id), None)
+        found = next((r for r in reports if r.client_order_id == client_order_id), None)
+        if found is None and client_order_id in self._children:
+            return self._child_report(client_order_id)
+        return found
+
+    def _child_report(self, client_order_id: str) -> OrderReport | None:
+        """A working SL/TP child: an attribute of its position, not an MT5 order."""
+        position_id, role = self._children[client_order_id]
+        for position in ours(self._call("positions_get", ticket=position_id), self._magic):
+            symbol = self._symbols.ours(str(position.symbol))
+            return child_report(position, client_order_id, role, symbol, self._utc(self._now()))
+        return None
 
     def _order_reports(self, since_ts: int) -> list[OrderReport]:
         live = ours(self._call("orders_get"), self._magic)

@@ -180,12 +180,38 @@ def position_reports(
     return reports
 
 
+def child_report(
+    position: Any, client_order_id: str, role: str, symbol: str, ts: int
+) -> OrderReport | None:
+    """A bracket child that is still working: the SL (``role`` ``sl``, a stop) or TP (``tp``,
+    a limit) of the ``position`` its parent opened, closing all of it on the other side. MT5
+    keeps them as the position's attributes, not orders: the position ticket is the venue id.
+    None when the position carries no such level any more."""
+    price = float(position.sl if role == "sl" else position.tp)
+    if price <= 0.0:
+        return None
+    return OrderReport(
+        client_order_id=client_order_id,
+        venue_order_id=str(position.ticket),
+        symbol=symbol,
+        side=Side.SELL if int(position.type) == POSITION_TYPE_BUY else Side.BUY,
+        order_type=OrderType.STOP if role == "sl" else OrderType.LIMIT,
+        quantity=float(position.volume),
+        filled_quantity=0.0,
+        status=OrderStatus.OPEN,
+        ts=ts,
+        price=price,
+        reduce_only=True,
+    )
+
+
 def ours(items: Sequence[Any] | None, magic: int) -> list[Any]:
     """The records stamped with the bot's magic number (None: none)."""
     return [item for item in items or () if int(item.magic) == magic]
 
 
 __all__ = [
+    "child_report",
     "child_role",
     "deal_client_id",
     "fill_from_deal",

@@ -301,3 +301,50 @@ def test_built_through_the_registry_from_params() -> None:
         assert isinstance(broker, VenueExecution) and broker.is_connected()
     finally:
         broker.close()
+
+
+def test_an_amend_to_a_volume_below_the_step_is_refused_naming_the_step(
+    netting: Mt5Harness,
+) -> None:
+    # Bad input is named as such, before MT5's own "no volume change" limit.
+    order = netting.order(order_type=OrderType.LIMIT, price=1.0990)
+    netting.submit(order)
+    netting.broker.amend(order.client_order_id, 0.004, None)
+    (update,) = netting.settle()
+    assert update.code is ReasonCode.INVALID_QUANTITY  # type: ignore[union-attr]
+    assert "volume step 0.01" in update.reason  # type: ignore[union-attr]
+    assert update.status is OrderStatus.OPEN  # type: ignore[union-attr]
+    assert netting.terminal.orders_get()[0].volume_current == 0.1
+
+
+def test_a_working_sl_tp_child_is_found_by_its_client_id(netting: Mt5Harness) -> None:
+    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0, take_profit=2670.0)
+    netting.submit(order)
+    (position,) = netting.terminal.positions_get()
+    sl = netting.broker.query_order(f"{order.client_order_id}-sl")
+    tp = netting.broker.query_order(f"{order.client_order_id}-tp")
+    assert sl is not None and tp is not None
+    assert (sl.status, sl.order_type, sl.side, sl.price) == (
+        OrderStatus.OPEN,
+        OrderType.STOP,
+        Side.SELL,
+        2640.0,
+    )
+    assert (tp.status, tp.order_type, tp.side, tp.price) == (
+        OrderStatus.OPEN,
+        OrderType.LIMIT,
+        Side.SELL,
+        2670.0,
+    )
+    assert sl.quantity == tp.quantity == 0.05 and sl.filled_quantity == 0.0
+    assert sl.symbol == "XAUUSD" and sl.venue_order_id == str(position.ticket)
+    assert sl.reduce_only
+    # Cancelled (the position no longer carries the level): no longer a working child.
+    netting.broker.cancel(f"{order.client_order_id}-tp")
+    netting.settle()
+    assert netting.broker.query_order(f"{order.client_order_id}-tp") is None
+    # Fired: the SL is then the terminal's close, a filled order.
+    netting.terminal.set_price("GOLD.pro", 2639.0)
+    netting.settle()
+    fired = netting.broker.query_order(f"{order.client_order_id}-sl")
+    assert fired is None or fired.status is OrderStatus.FILLED
