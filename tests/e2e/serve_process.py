@@ -52,6 +52,18 @@ def paper_bot_manifest(name: str, strategy: str, *, flatten_on_stop: bool = Fals
     )
 
 
+def flat_hours_csv(path: Path, price: float, hours: int = 8) -> Path:
+    """Hourly bars at one ``price`` ending at the current hour: a live bot's data that waits
+    for the wall clock (its next bar is up to an hour away) while signals drive its orders."""
+    now = int(time.time()) // 3600 * 3600
+    rows = ["timestamp,open,high,low,close,volume"]
+    rows += [
+        f"{now - (hours - 2 - i) * 3600},{price},{price},{price},{price},1" for i in range(hours)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 def signal_bot_manifest(
     name: str = "signal-bot", entry_order: str = "limit", *, pyramiding: bool = False
 ) -> str:

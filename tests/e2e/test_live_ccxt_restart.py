@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.serve_process import ServeProcess, control
+from tests.e2e.serve_process import ServeProcess, control, flat_hours_csv
 from tests.venues.binance.server import FakeBinance
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 
@@ -57,10 +57,7 @@ def _bot(folder: Path, fake: FakeBinance, entry_order: str) -> str:
     keys.mkdir(exist_ok=True)
     (keys / "apiKey").write_text(API_KEY)
     (keys / "secret").write_text(API_SECRET)
-    now = int(time.time()) // 3600 * 3600
-    rows = ["timestamp,open,high,low,close,volume"]
-    rows += [f"{now - (6 - i) * 3600},{PRICE},{PRICE},{PRICE},{PRICE},1" for i in range(8)]
-    (folder / "btc.csv").write_text("\n".join(rows) + "\n")
+    flat_hours_csv(folder / "btc.csv", PRICE)
     return textwrap.dedent(
         f"""
         apiVersion: tradefleet.io/v1alpha1

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 import textwrap
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.brokers.mt5.harness import (
     planted_terminal,
     write_credentials,
 )
-from tests.e2e.serve_process import EURUSD, ServeProcess, control
+from tests.e2e.serve_process import EURUSD, ServeProcess, control, flat_hours_csv
 from tests.venues.mt5 import MT5Terminal
 from tradefleet_plugins.brokers.mt5_link import forget_bridge
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
@@ -65,10 +64,7 @@ def bridge(tmp_path: Path, terminal: MT5Terminal) -> Iterator[int]:
 def _manifest(folder: Path, port: int) -> str:
     keys = write_credentials(folder / "keys", PLANTED_LOGIN, PLANTED_PASSWORD, PLANTED_SERVER)
     (keys / "mt5-bridge.token").write_text(BRIDGE_TOKEN + "\n")
-    now = int(time.time()) // 3600 * 3600
-    rows = ["timestamp,open,high,low,close,volume"]
-    rows += [f"{now - (6 - i) * 3600},{PRICE},{PRICE},{PRICE},{PRICE},1" for i in range(8)]
-    (folder / "eurusd.csv").write_text("\n".join(rows) + "\n")
+    flat_hours_csv(folder / "eurusd.csv", PRICE)
     return textwrap.dedent(
         f"""
         apiVersion: tradefleet.io/v1alpha1
