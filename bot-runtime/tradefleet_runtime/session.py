@@ -85,6 +85,9 @@ class Bot:
     # A broker whose account lives at a venue (``venue-execution``, and no journal-restored
     # account): reconciled with the venue on every start before it trades.
     venue: VenueExecution | None = None
+    # Any broker declaring ``venue-execution`` (the paper broker too): the engine drains its
+    # events through it.
+    executes: VenueExecution | None = None
     # The feed's bars come in real time (``live-feed``): pacers release them as they arrive.
     live_feed: bool = False
 
@@ -158,6 +161,9 @@ def assemble(
         venue=cast("VenueExecution", broker)
         if declares(PluginKind.BROKER, spec.broker.name, Capability.VENUE_EXECUTION)
         and not declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
+        else None,
+        executes=cast("VenueExecution", broker)
+        if declares(PluginKind.BROKER, spec.broker.name, Capability.VENUE_EXECUTION)
         else None,
         live_feed=spec.data is not None
         and declares(PluginKind.DATA_FEED, spec.data.name, Capability.LIVE_FEED),
@@ -282,6 +288,7 @@ class BotSession:
             signals=bot.signals,
             lock_holders=bot.lock_holders,
             restorer=bot.restorer,
+            venue=bot.executes,
             hooks=bot.risk_hooks,
         )
         engine.tracer = configure_from_env("tradefleet-runtime", bot.name)

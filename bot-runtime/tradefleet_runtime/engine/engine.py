@@ -29,6 +29,7 @@ from tradefleet_runtime.capabilities import (
     ActionKind,
     RiskLockHolder,
     SignalReceiver,
+    VenueExecution,
 )
 from tradefleet_runtime.contracts import (
     Broker,
@@ -166,6 +167,7 @@ class Engine:
         signals: SignalReceiver | None = None,
         lock_holders: Sequence[tuple[str, RiskLockHolder]] = (),
         restorer: AccountRestorer | None = None,
+        venue: VenueExecution | None = None,
         hooks: RiskHooks | None = None,
     ) -> None:
         self.config = config
@@ -227,10 +229,10 @@ class Engine:
         # Per symbol: whether its instrument has a tick or limits to check (unknown: True, so
         # that the first order looks; a symbol without any then costs nothing per order).
         self._instrument_limits: dict[str, bool] = {}
-        # A venue broker's event source (``venue-execution``), for ``pump``; None otherwise.
-        drain = getattr(broker, "drain_events", None)
+        # The broker's event source when it declares ``venue-execution`` (checked at load),
+        # for ``pump``; None otherwise.
         self._drain: Callable[[], Sequence[Fill | OrderUpdate]] | None = (
-            drain if callable(drain) else None
+            venue.drain_events if venue is not None else None
         )
         self._peak_equity = config.initial_capital
         self._next_day = 0

@@ -46,7 +46,7 @@ def _engine(venue: Mt5Harness, strategy: Scripted) -> tuple[Engine, Journal]:
         manifest={},
     )
     config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
-    return Engine(config, strategy, venue.broker, journal), journal
+    return Engine(config, strategy, venue.broker, journal, venue=venue.broker), journal
 
 
 def _apply(engine: Engine, venue: Mt5Harness) -> int:
