@@ -1,8 +1,9 @@
 """A backtest's journal holds the same records batched (lean) as written row by row.
 
-Backtests batch rows and keep only the last position row of each batch; paper and live bots
-write each fill with its position at once. The tables and ``tradefleet report --json`` must
-not tell the two apart.
+Backtests batch rows and keep only the last position row and the last status of each order of
+each batch; paper and live bots write each fill with its position and every status at once. The
+tables (each order's latest status), and ``tradefleet report --json``, must not tell the two
+apart; the status steps the lean log leaves out are only those derivable from the order row.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ MANIFEST: dict[str, Any] = {
 # Every table of a run, ordered so that two files compare row by row (run ids left out).
 TABLES = {
     "orders": "SELECT * FROM orders ORDER BY client_order_id",
-    "order_updates": "SELECT client_order_id, ts, status, reason, venue_order_id"
-    " FROM order_updates ORDER BY id",
+    # The lean log leaves out steps a backtest can derive (test below); each order's latest
+    # status, what every reader takes, is the same.
+    "order_status": "SELECT client_order_id, status, reason, updated_ts, venue_order_id"
+    " FROM order_status ORDER BY client_order_id",
     "fills": "SELECT * FROM fills ORDER BY fill_id",
     "positions": "SELECT * FROM positions ORDER BY symbol",
     "trades": "SELECT * FROM trades ORDER BY seq",
@@ -102,6 +105,64 @@ def test_batched_backtest_journal_holds_the_same_rows(journals: tuple[Path, Path
     assert len(lean["positions"]) == 1
     for name in TABLES:
         assert lean[name] == row_by_row[name], name
+
+
+def _status_logs(path: Path) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, int]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        logs: dict[str, list[tuple[Any, ...]]] = {}
+        for order_id, ts, status, reason, venue in db.execute(
+            "SELECT client_order_id, ts, status, reason, venue_order_id FROM order_updates"
+            " ORDER BY id"
+        ):
+            logs.setdefault(order_id, []).append((ts, status, reason, venue))
+        created = dict(db.execute("SELECT client_order_id, created_ts FROM orders"))
+        return logs, created
+
+
+def test_the_lean_status_log_leaves_out_only_steps_derivable_from_the_order(
+    journals: tuple[Path, Path],
+) -> None:
+    (lean, _), (full, created) = _status_logs(journals[0]), _status_logs(journals[1])
+    assert lean.keys() == full.keys() == created.keys()
+    dropped = 0
+    for order_id, steps in full.items():
+        kept = lean[order_id]
+        assert kept[-1] == steps[-1], order_id  # the latest status, its time and reason
+        remaining = iter(steps)  # the lean log is the full one with steps left out, in order
+        assert all(step in remaining for step in kept), order_id
+        for step in steps:
+            if step not in kept:
+                dropped += 1
+                # Only the acceptance: pending, then open, at the order's own time.
+                assert step[1] in ("pending", "open") and step[0] == created[order_id], step
+    assert dropped >= len(full)  # at least each order's pending step
+
+
+def test_an_order_working_across_batches_keeps_a_status_in_each(tmp_path: Path) -> None:
+    from tradefleet_runtime.model import Order, OrderStatus, OrderType, Side
+
+    journal = Journal(tmp_path / "j.sqlite", batched=True)
+    journal.start_run(
+        run_id="r",
+        bot="b",
+        mode="backtest",
+        currency="USD",
+        initial_capital=1.0,
+        timeframe_s=60,
+        config_hash="h",
+        manifest={},
+    )
+    order = Order("o1", "X", Side.BUY, 1.0, OrderType.LIMIT, 9.0, created_ts=100)
+    journal.record_order(order, OrderStatus.PENDING, 100)
+    journal.update_order("o1", OrderStatus.OPEN, 100)
+    journal.flush()
+    journal.update_order("o1", OrderStatus.CANCELLED, 160, "cancelled")
+    journal.flush()
+    rows = journal.query("SELECT ts, status, reason FROM order_updates ORDER BY id")
+    latest = journal.query("SELECT status, updated_ts FROM order_status")
+    journal.close()
+    assert rows == [(100, "open", ""), (160, "cancelled", "cancelled")]
+    assert latest == [("cancelled", 160)]
 
 
 def test_batched_backtest_report_is_the_same(journals: tuple[Path, Path]) -> None:

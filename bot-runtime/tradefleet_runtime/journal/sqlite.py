@@ -10,6 +10,11 @@ of ``BATCH_ROWS``, because a replay can be rerun and a commit costs more than th
 A batch also keeps only the last position row of each symbol: a position row is an upsert, so
 the rows an earlier fill of the same batch would have written are overwritten before anyone
 could read them (the file holds the same rows after each commit as with one commit per fill).
+And it keeps only each order's last status of the batch: a backtest's order is pending and
+then open at its ``created_ts`` (the simulated venue answers at once), so those steps of the
+status log are derivable from the order row and are not written; the last status, its time
+and reason — what ``order_status``, the reports and a rerun read — are. About two rows of six
+an order fewer, a tenth of a backtest's cost per order. Paper and live bots keep every step.
 Per-bar equity snapshots are always buffered and written as packed chunks.
 """
 
@@ -179,6 +184,8 @@ class Journal:
         self._buffered = 0
         # Batched: the latest position row of each (run, symbol) since the last commit.
         self._positions: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # Batched: the latest status row of each (run, order) since the last commit.
+        self._statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._grouping = False
 
     def _open(self, durable: bool) -> sqlite3.Connection:
@@ -260,11 +267,14 @@ class Journal:
             return
         buffer, self._buffer, self._buffered = self._buffer, {}, 0
         positions, self._positions = self._positions, {}
+        statuses, self._statuses = self._statuses, {}
         with self._transaction() as db:
             for sql, rows in buffer.items():
                 db.executemany(sql, rows)
             if positions:
                 db.executemany(_UPSERT_POSITION, positions.values())
+            if statuses:
+                db.executemany(_INSERT_UPDATE, statuses.values())
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -330,27 +340,31 @@ class Journal:
 
     def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
         """A new order and its first status, together."""
-        self._write(
-            (
-                _INSERT_ORDER,
-                (
-                    self.run_id,
-                    order.client_order_id,
-                    order.symbol,
-                    order.side.value,
-                    order.order_type.value,
-                    order.quantity,
-                    order.price,
-                    order.stop_loss,
-                    order.take_profit,
-                    int(order.reduce_only),
-                    order.parent_id,
-                    order.created_ts,
-                    order.tag,
-                ),
-            ),
-            (_INSERT_UPDATE, (self.run_id, order.client_order_id, ts, status.value, reason, None)),
+        run = self.run_id
+        # Enum members are str: SQLite stores their value as text (``.value`` costs a descriptor
+        # call per column, on every order).
+        order_id = order.client_order_id
+        order_row = (
+            run,
+            order_id,
+            order.symbol,
+            order.side,
+            order.order_type,
+            order.quantity,
+            order.price,
+            order.stop_loss,
+            order.take_profit,
+            int(order.reduce_only),
+            order.parent_id,
+            order.created_ts,
+            order.tag,
         )
+        status_row = (run, order_id, ts, status, reason, None)
+        if self.batched:
+            self._statuses[(run, order_id)] = status_row
+            self._write((_INSERT_ORDER, order_row))
+            return
+        self._write((_INSERT_ORDER, order_row), (_INSERT_UPDATE, status_row))
 
     def update_order(
         self,
@@ -360,12 +374,16 @@ class Journal:
         reason: str = "",
         venue_order_id: str | None = None,
     ) -> None:
-        self._write(
-            (
-                _INSERT_UPDATE,
-                (self.run_id, client_order_id, ts, status.value, reason, venue_order_id),
-            )
-        )
+        run = self.run_id
+        row = (run, client_order_id, ts, status, reason, venue_order_id)
+        if self.batched:
+            # The order's latest status replaces the batch's earlier one (see the module).
+            self._statuses[(run, client_order_id)] = row
+            self._buffered += 1
+            if self._buffered >= BATCH_ROWS:
+                self.flush()
+            return
+        self._write((_INSERT_UPDATE, row))
 
     def record_fill(
         self,
@@ -382,7 +400,7 @@ class Journal:
             fill.fill_id,
             fill.client_order_id,
             fill.symbol,
-            fill.side.value,
+            fill.side,
             fill.quantity,
             fill.price,
             fill.fee,
@@ -397,15 +415,19 @@ class Journal:
             position.realized_pnl,
             fill.ts,
         )
-        update_row = (run, fill.client_order_id, fill.ts, order_status.value, "", None)
+        update_row = (run, fill.client_order_id, fill.ts, order_status, "", None)
         if self.batched:
-            # The position's latest row replaces the batch's earlier one (see the module).
+            # The position's and the order's latest rows replace the batch's earlier ones (see
+            # the module).
             self._positions[(run, position.symbol)] = position_row
-            self._write(
-                (_INSERT_FILL, fill_row),
-                (_INSERT_UPDATE, update_row),
-                *((_INSERT_TRADE, _trade_row(run, seq, trade)) for seq, trade in trades),
-            )
+            self._statuses[(run, fill.client_order_id)] = update_row
+            if trades:
+                self._write(
+                    (_INSERT_FILL, fill_row),
+                    *((_INSERT_TRADE, _trade_row(run, seq, trade)) for seq, trade in trades),
+                )
+            else:
+                self._write((_INSERT_FILL, fill_row))
             return
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (_INSERT_FILL, fill_row),
