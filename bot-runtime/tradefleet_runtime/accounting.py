@@ -6,14 +6,14 @@ exactly the arithmetic the engine's portfolio uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tradefleet_runtime.model import Fill, Position
 
 
-@dataclass(frozen=True, slots=True)
-class FillEffect:
-    """What one fill did to a position."""
+class FillEffect(NamedTuple):
+    """What one fill did to a position (a named tuple: one is made per fill, and a frozen
+    dataclass costs several times more to build)."""
 
     realized_pnl: float
     closed_quantity: float

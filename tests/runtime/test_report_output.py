@@ -190,3 +190,23 @@ def test_journal_migrates_from_2_and_from_3_and_keeps_trade_reasons(tmp_path: Pa
         assert again.trades(run_id)[-1] == trade
         assert again.run_symbols(run_id) == [("EURUSD", 3, 0, 1.0, 7200, 1.2)]
         again.close()
+
+
+def test_the_recorder_counts_the_same_ranges_with_and_without_a_chart() -> None:
+    from tests.runtime.helpers import flat_bars
+
+    b_bars = flat_bars([5.0, 6.0, 7.0], symbol="B")
+    a_bars = flat_bars([1.0, 1.0, 2.0], symbol="A")[1:]  # from the second hour on
+    stream = [b_bars[0], b_bars[1], a_bars[0], b_bars[2], a_bars[1]]
+    charted, counted = BarRecorder(ohlc=True), BarRecorder()
+    assert list(charted.watch(stream)) == stream
+    assert list(counted.watch(stream)) == stream
+    assert counted.symbols() == charted.symbols() == ["B", "A"]  # first bar's order
+    ranges = counted.ranges()
+    assert ranges == charted.ranges()
+    assert [(r.symbol, r.bars, r.first_open, r.last_close) for r in ranges] == [
+        ("A", 2, 1.0, 2.0),
+        ("B", 3, 5.0, 7.0),
+    ]
+    assert ranges[1].first_ts == b_bars[0].ts and ranges[1].last_ts == b_bars[2].ts
+    assert ranges[0].first_ts == a_bars[0].ts != b_bars[0].ts

@@ -70,6 +70,8 @@ from tradefleet_runtime.reconcile import ReconcilePlan, order_from_report
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.tracing import EngineTracer
 
+_VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
+
 log = logging.getLogger("tradefleet.engine")
 
 
@@ -574,8 +576,9 @@ class Engine:
     def _decide(
         self, plugin: str, intent: OrderIntent, order_id: str, decision: RiskDecision
     ) -> None:
-        self.stats.risk_decisions[(plugin, decision.action.value)] += 1
-        if decision.action is RiskAction.VETO:
+        action = decision.action
+        self.stats.risk_decisions[(plugin, action.value)] += 1
+        if action is _VETO:
             self.last_veto = decision
         if self.listener is not None:
             self.listener.on_risk(plugin, intent, decision)
@@ -593,9 +596,13 @@ class Engine:
 
     def _process_intent(self, intent: OrderIntent, replay: bool = False) -> None:
         # The order's decisions and the order itself are journaled in one transaction, which
-        # commits before the broker sees the order (write-ahead).
-        with self.journal.grouped():
+        # commits before the broker sees the order (write-ahead). A batched journal (a
+        # backtest's) commits in large batches anyway: no block to enter per order.
+        if self.journal.batched:
             order = self._decide_order(intent, replay)
+        else:
+            with self.journal.grouped():
+                order = self._decide_order(intent, replay)
         if order is not None:
             self._send(order)
 

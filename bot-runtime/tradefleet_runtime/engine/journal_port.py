@@ -21,6 +21,9 @@ class JournalWriter(Protocol):
     @property
     def path(self) -> str: ...
 
+    #: Rows go out in large transactions (a backtest): ``grouped`` has nothing to group.
+    batched: bool
+
     def grouped(self) -> AbstractContextManager[None]:
         """Writes inside the block commit together, at its end (write-ahead of the broker)."""
         ...

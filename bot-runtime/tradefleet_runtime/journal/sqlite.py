@@ -468,7 +468,7 @@ class Journal:
                     plugin,
                     symbol,
                     side,
-                    decision.action.value,
+                    decision.action,
                     quantity_in,
                     decision.quantity,
                     decision.reason,

@@ -61,6 +61,10 @@ class BarRecorder:
         self._indicators = indicators if ohlc else None
         # symbol -> [bars, first ts, first open, last ts, last close]
         self._ranges: dict[str, list[float]] = {}
+        # Without a chart: each symbol's first and latest bar, and how many came.
+        self._firsts: dict[str, Bar] = {}
+        self._lasts: dict[str, Bar] = {}
+        self._counts: dict[str, int] = {}
         self._arrays: dict[str, _Columns] = {}
         self._plans: dict[str, _Plan] = {}
         # symbol -> name -> values: outputs on the price scale, and panels of the others
@@ -93,6 +97,22 @@ class BarRecorder:
         return plan
 
     def watch(self, bars: Iterable[Bar]) -> Iterator[Bar]:
+        if self.keep_ohlc:
+            yield from self._watch_ohlc(bars)
+            return
+        # Ranges only (no chart): this generator runs on every bar of a backtest, so it keeps
+        # the first and the latest bar of each symbol and a count, and builds nothing per bar.
+        firsts, lasts, counts = self._firsts, self._lasts, self._counts
+        for bar in bars:
+            symbol = bar[0]
+            if symbol not in firsts:
+                firsts[symbol] = bar
+                counts[symbol] = 0
+            counts[symbol] += 1
+            lasts[symbol] = bar
+            yield bar
+
+    def _watch_ohlc(self, bars: Iterable[Bar]) -> Iterator[Bar]:
         ranges, arrays, keep = self._ranges, self._arrays, self.keep_ohlc
         plans = self._plans
         for bar in bars:
@@ -131,6 +151,12 @@ class BarRecorder:
             yield bar
 
     def ranges(self) -> list[SymbolRange]:
+        if not self.keep_ohlc:
+            lasts, counts = self._lasts, self._counts
+            return [
+                SymbolRange(symbol, counts[symbol], first[2], first[3], *lasts[symbol][2:7:4])
+                for symbol, first in sorted(self._firsts.items())
+            ]
         return [
             SymbolRange(symbol, int(s[0]), int(s[1]), s[2], int(s[3]), s[4])
             for symbol, s in sorted(self._ranges.items())
@@ -138,7 +164,7 @@ class BarRecorder:
 
     def symbols(self) -> list[str]:
         """Symbols in the order their first bar came."""
-        return list(self._ranges)
+        return list(self._ranges if self.keep_ohlc else self._firsts)
 
     def ohlc(self, symbol: str) -> OHLC:
         ts, o, h, lo, c = self._arrays[symbol]
