@@ -55,6 +55,9 @@ class Capability(StrEnum):
     # them (a restarted bot's missed bars are caught up at once, not one per timeframe).
     LIVE_FEED = "live-feed"
     TARGET_POSITIONS = "target-positions"  # strategy: TargetPositioner (vectorised sweeps)
+    # risk plugin: its check decides on the intent alone (a sizer of fixed quantities), so the
+    # engine builds no account snapshot for it: it is handed ``BLANK_CONTEXT``.
+    INTENT_ONLY = "intent-only"
 
 
 @runtime_checkable
@@ -291,6 +294,7 @@ SHAPES: dict[Capability, _Shape] = {
         ),
     ),
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
+    Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
 }
 
 

@@ -137,6 +137,7 @@ def assemble(
         actors=cast("list[tuple[str, AccountActor]]", risk_with(Capability.ACTS_ON_ACCOUNT)),
         lock_restorers=cast("list[tuple[str, LockRestorer]]", risk_with(Capability.RESTORES_LOCK)),
         tier_reporters=cast("list[tuple[str, TierReporter]]", risk_with(Capability.REPORTS_TIER)),
+        intent_only=frozenset(name for name, _ in risk_with(Capability.INTENT_ONLY)),
     )
 
     return Bot(

@@ -97,6 +97,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.sizers:FixedSize",
             params=FixedSizeParams,
             summary="Sizer: the same quantity for every unsized order.",
+            capabilities=frozenset({Capability.INTENT_ONLY}),
         ),
         PluginSpec(
             kind=PluginKind.RISK,

@@ -35,7 +35,7 @@ class Watcher:
 
 def test_new_capabilities_are_for_risk_plugins_only() -> None:
     for name in ("observes-bars", "observes-fills", "observes-orders", "reads-trades",
-                 "acts-on-account"):  # fmt: skip
+                 "acts-on-account", "intent-only"):  # fmt: skip
         declared, errors = parse_capabilities("risk", [name])
         assert declared == {Capability(name)} and not errors
         assert parse_capabilities("strategy", [name])[1]
@@ -57,14 +57,23 @@ def test_builtin_descriptors_declare_what_their_objects_do(registry: PluginRegis
         registry.build(PluginKind.RISK, name, {}, [])  # raises on a mismatch
     spec = registry.get(PluginKind.RISK, "volatility-target").spec
     assert spec.has(Capability.OBSERVES_BARS) and not spec.has(Capability.ACTS_ON_ACCOUNT)
+    # Only a sizer that never reads the account may skip its snapshot.
+    intent_only = {
+        name
+        for name in registry.names(PluginKind.RISK)
+        if registry.get(PluginKind.RISK, name).spec.has(Capability.INTENT_ONLY)
+    }
+    assert intent_only == {"fixed-size"}
 
 
 def test_bars_reach_only_declared_observers(registry: PluginRegistry, tmp_path: Path) -> None:
     strategy = Scripted()
-    # fixed-size declares nothing: no hooks at all, so the per-bar loop skips them.
+    # fixed-size declares only that it reads the intent alone: no per-bar hooks at all, so
+    # the per-bar loop skips them.
     plain = bot_with(registry, manifest([{"name": "fixed-size", "params": {"quantity": 1}}]),
                      strategy, tmp_path)  # fmt: skip
-    assert not any(vars(plain.risk_hooks).values())
+    hooks = dict(vars(plain.risk_hooks))
+    assert hooks.pop("intent_only") == {"fixed-size"} and not any(hooks.values())
     watched = bot_with(registry, manifest([{"name": "volatility-target"}]), Scripted(), tmp_path)
     [(name, observer)] = watched.risk_hooks.bar_observers
     assert name == "volatility-target"

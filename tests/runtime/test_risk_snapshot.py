@@ -173,3 +173,60 @@ def test_a_vetoed_intent_is_never_observed() -> None:
         is None
     )
     assert watcher.seen == []
+
+
+class ContextReader:
+    """A plugin that sizes by the equity it is shown, and remembers each context."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def check(self, intent: OrderIntent, ctx: Any) -> RiskDecision:
+        self.seen.append(ctx)
+        return (
+            RiskDecision.approve(ctx.equity / 10_000.0)
+            if intent.quantity is None
+            else (RiskDecision.approve())
+        )
+
+
+def test_intent_only_plugins_cost_no_snapshot_and_the_others_share_one() -> None:
+    from tradefleet_runtime.engine.risk_driver import BLANK_CONTEXT
+
+    _, _, snapshots = account()
+    built: list[str] = []
+
+    def context(symbol: str) -> Any:
+        built.append(symbol)
+        return snapshots.context(symbol, T0, 1.0, 1.0)
+
+    def chain(*links: tuple[str, Any], intent_only: frozenset[str]) -> RiskDriver:
+        return RiskDriver(
+            list(links),
+            TradingState(),
+            lambda s: Instrument(s),
+            context,
+            lambda *a: None,
+            intent_only=intent_only,
+        )
+
+    sizer, reader, later = ContextReader(), ContextReader(), ContextReader()
+    sized = chain(("size", sizer), intent_only=frozenset({"size"}))
+    # Declared intent-only and reading the equity anyway: NaN sizes nothing (a plugin fault).
+    assert sized.order_for(OrderIntent("A", Side.BUY, None), "id", T0) is None
+    assert sizer.seen == [BLANK_CONTEXT] and built == []
+    both = chain(
+        ("size", sizer), ("read", reader), ("later", later), intent_only=frozenset({"size"})
+    )
+    assert both.order_for(OrderIntent("A", Side.BUY, 1.0), "id2", T0) is not None
+    assert sizer.seen[-1] is BLANK_CONTEXT
+    assert built == ["A"]  # one snapshot for the intent, built when the first reader came
+    assert reader.seen[-1] is later.seen[-1] and reader.seen[-1].equity == 10_005.0
+
+
+def test_the_blank_context_cannot_be_written_into() -> None:
+    from tradefleet_runtime.engine.risk_driver import BLANK_CONTEXT
+
+    with pytest.raises(TypeError):
+        BLANK_CONTEXT.positions["A"] = Position("A", 1.0)  # type: ignore[index]
+    assert BLANK_CONTEXT.mark("A") == 0.0 and BLANK_CONTEXT.equity != BLANK_CONTEXT.equity

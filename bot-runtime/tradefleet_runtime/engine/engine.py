@@ -211,6 +211,7 @@ class Engine:
             self._risk_context,
             self._decide,
             order_observers=self.hooks.order_observers,
+            intent_only=self.hooks.intent_only,
         )
         # Called for orders, fills, risk decisions and state changes when set (the service sets
         # it; backtests leave it None and pay nothing).

@@ -3,21 +3,51 @@
 Every decision — the gate's, each plugin's, the engine's own sizing checks — is handed to one
 ``decide`` callback, which journals and counts it; so nothing is decided unrecorded. Plugins that
 declared ``observes-orders`` are told of each order let through, with the price it was decided
-at (a bot whose chain declares none pays one falsy test per order).
+at (a bot whose chain declares none pays one falsy test per order). The account snapshot is
+built once per intent, and only when a plugin that reads it is reached: plugins that declared
+``intent-only`` get ``BLANK_CONTEXT`` (so a chain of sizers alone builds none).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from types import MappingProxyType
+from typing import cast
 
 from tradefleet_runtime.capabilities import OrderObserver
 from tradefleet_runtime.contracts import RiskContext, RiskPlugin
 from tradefleet_runtime.engine.risk_chain import judge, round_down
 from tradefleet_runtime.engine.trading_state import TradingState
-from tradefleet_runtime.model import Instrument, Order, OrderIntent, RiskAction, RiskDecision
+from tradefleet_runtime.model import (
+    Instrument,
+    Order,
+    OrderIntent,
+    Position,
+    RiskAction,
+    RiskDecision,
+)
 
 _APPROVE = RiskAction.APPROVE
+_NAN = float("nan")
+
+#: What an ``intent-only`` plugin is handed instead of the account: no time, NaN figures, no
+#: positions, marks or stops (read-only), so a plugin that declared ``intent-only`` and reads
+#: the account anyway sizes nothing (NaN is a plugin fault, journaled as a veto) rather than
+#: deciding on figures that look real.
+BLANK_CONTEXT = RiskContext(
+    0,
+    _NAN,
+    _NAN,
+    _NAN,
+    _NAN,
+    cast("dict[str, Position]", MappingProxyType({})),
+    cast("dict[str, float]", MappingProxyType({})),
+    Instrument(""),
+    cast("dict[str, tuple[tuple[float, float], ...]]", MappingProxyType({})),
+    _NAN,
+    _NAN,
+)
 # Named tuples built positionally: ``_replace`` and keyword construction cost several times more,
 # and these run for every order.
 _new = tuple.__new__
@@ -37,8 +67,11 @@ class RiskDriver:
         decide: Decide,
         *,
         order_observers: Sequence[tuple[str, OrderObserver]] = (),
+        intent_only: Collection[str] = frozenset(),
     ) -> None:
         self.chain = list(chain)
+        # (name, plugin, whether it reads the account snapshot), in chain order.
+        self._links = [(name, plugin, name not in intent_only) for name, plugin in self.chain]
         self.state = state
         self._instrument = instrument
         self._context = context
@@ -54,11 +87,15 @@ class RiskDriver:
             return None
         context: RiskContext | None = None
         quantity = intent.quantity
-        for name, plugin in self.chain:
-            if context is None:
-                context = self._context(intent.symbol)
+        for name, plugin, reads_account in self._links:
+            if not reads_account:
+                given = BLANK_CONTEXT
+            elif context is None:
+                given = context = self._context(intent.symbol)
+            else:
+                given = context
             try:
-                decision = plugin.check(intent, context)
+                decision = plugin.check(intent, given)
             except Exception as error:  # a broken plugin vetoes, it never lets an order through
                 log.exception("risk plugin %s failed", name)
                 decision = RiskDecision.veto(

@@ -38,6 +38,9 @@ class RiskHooks:
     actors: Sequence[tuple[str, AccountActor]] = ()
     lock_restorers: Sequence[tuple[str, LockRestorer]] = ()
     tier_reporters: Sequence[tuple[str, TierReporter]] = field(default_factory=tuple)
+    # Names of the plugins that decide on the intent alone (``intent-only``): no account
+    # snapshot is built for them.
+    intent_only: frozenset[str] = frozenset()
 
 
 def action_intents(

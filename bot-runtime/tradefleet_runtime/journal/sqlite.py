@@ -180,7 +180,12 @@ class Journal:
             raise
         self.batched = batched
         self.run_id = ""
+        # Rows waiting for the next commit, by statement. The lists live as long as the journal
+        # (a flush empties them in place), so the per-order methods append to them directly.
         self._buffer: dict[str, list[tuple[Any, ...]]] = {}
+        self._order_rows = self._rows(_INSERT_ORDER)
+        self._fill_rows = self._rows(_INSERT_FILL)
+        self._risk_rows = self._rows(_INSERT_RISK)
         self._buffered = 0
         # Batched: the latest position row of each (run, symbol) since the last commit.
         self._positions: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -244,15 +249,17 @@ class Journal:
             self._grouping = False
             self.flush()
 
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        rows = self._buffer.get(sql)
+        if rows is None:
+            rows = self._buffer[sql] = []
+        return rows
+
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         """Write rows as one transaction now, or (batched) with the next batch."""
         if self.batched or self._grouping:
-            buffer = self._buffer
             for sql, row in statements:
-                rows = buffer.get(sql)
-                if rows is None:
-                    rows = buffer[sql] = []
-                rows.append(row)
+                self._rows(sql).append(row)
             self._buffered += len(statements)
             if self._buffered >= BATCH_ROWS and not self._grouping:
                 self.flush()
@@ -261,20 +268,31 @@ class Journal:
             for sql, row in statements:
                 db.execute(sql, row)
 
+    def _batched(self, rows: int) -> None:
+        """Count ``rows`` appended to the batch; commit it when full."""
+        self._buffered += rows
+        if self._buffered >= BATCH_ROWS:
+            self.flush()
+
     def flush(self) -> None:
         """Commit every buffered row (a no-op when nothing is buffered)."""
         if not self._buffered:
             return
-        buffer, self._buffer, self._buffered = self._buffer, {}, 0
+        self._buffered = 0
         positions, self._positions = self._positions, {}
         statuses, self._statuses = self._statuses, {}
-        with self._transaction() as db:
-            for sql, rows in buffer.items():
-                db.executemany(sql, rows)
-            if positions:
-                db.executemany(_UPSERT_POSITION, positions.values())
-            if statuses:
-                db.executemany(_INSERT_UPDATE, statuses.values())
+        try:
+            with self._transaction() as db:
+                for sql, rows in self._buffer.items():
+                    if rows:
+                        db.executemany(sql, rows)
+                if positions:
+                    db.executemany(_UPSERT_POSITION, positions.values())
+                if statuses:
+                    db.executemany(_INSERT_UPDATE, statuses.values())
+        finally:
+            for rows in self._buffer.values():
+                rows.clear()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -362,7 +380,8 @@ class Journal:
         status_row = (run, order_id, ts, status, reason, None)
         if self.batched:
             self._statuses[(run, order_id)] = status_row
-            self._write((_INSERT_ORDER, order_row))
+            self._order_rows.append(order_row)
+            self._batched(2)
             return
         self._write((_INSERT_ORDER, order_row), (_INSERT_UPDATE, status_row))
 
@@ -379,9 +398,7 @@ class Journal:
         if self.batched:
             # The order's latest status replaces the batch's earlier one (see the module).
             self._statuses[(run, client_order_id)] = row
-            self._buffered += 1
-            if self._buffered >= BATCH_ROWS:
-                self.flush()
+            self._batched(1)
             return
         self._write((_INSERT_UPDATE, row))
 
@@ -421,13 +438,12 @@ class Journal:
             # the module).
             self._positions[(run, position.symbol)] = position_row
             self._statuses[(run, fill.client_order_id)] = update_row
+            self._fill_rows.append(fill_row)
             if trades:
                 self._write(
-                    (_INSERT_FILL, fill_row),
-                    *((_INSERT_TRADE, _trade_row(run, seq, trade)) for seq, trade in trades),
+                    *((_INSERT_TRADE, _trade_row(run, seq, trade)) for seq, trade in trades)
                 )
-            else:
-                self._write((_INSERT_FILL, fill_row))
+            self._batched(3)
             return
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (_INSERT_FILL, fill_row),
@@ -459,23 +475,23 @@ class Journal:
         quantity_in: float | None,
         client_order_id: str | None = None,
     ) -> None:
-        self._write(
-            (
-                _INSERT_RISK,
-                (
-                    self.run_id,
-                    ts,
-                    plugin,
-                    symbol,
-                    side,
-                    decision.action,
-                    quantity_in,
-                    decision.quantity,
-                    decision.reason,
-                    client_order_id,
-                ),
-            )
+        row = (
+            self.run_id,
+            ts,
+            plugin,
+            symbol,
+            side,
+            decision.action,
+            quantity_in,
+            decision.quantity,
+            decision.reason,
+            client_order_id,
         )
+        if self.batched:
+            self._risk_rows.append(row)
+            self._batched(1)
+            return
+        self._write((_INSERT_RISK, row))
 
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None

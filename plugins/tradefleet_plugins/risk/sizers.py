@@ -10,16 +10,24 @@ APPROVE = RiskDecision.approve()
 
 
 class FixedSize:
-    """Every unsized order gets the same quantity (per symbol if configured)."""
+    """Every unsized order gets the same quantity (per symbol if configured).
+
+    It reads the intent alone (capability ``intent-only``: the engine builds no account snapshot
+    for it), and its decisions are immutable values made once per quantity.
+    """
 
     def __init__(self, params: FixedSizeParams) -> None:
         self.params = params
+        self._decisions: dict[float, RiskDecision] = {}
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.quantity is not None:
             return APPROVE
         quantity = self.params.per_symbol.get(intent.symbol, self.params.quantity)
-        return RiskDecision.approve(quantity, "fixed size")
+        decision = self._decisions.get(quantity)
+        if decision is None:
+            decision = self._decisions[quantity] = RiskDecision.approve(quantity, "fixed size")
+        return decision
 
 
 def fixed_fractional_quantity(
