@@ -307,6 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else EXIT_OK
 
 
+def print_json(out: Console, document: Any) -> None:
+    """A JSON document for programs, as ``json`` writes it: rich's highlighter would cost more
+    than a short backtest's whole report (and adds nothing to a pipe)."""
+    out.file.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
 def _journal_path(given: Path | None, bot: str) -> Path:
     return given if given is not None else Path("journals") / f"{bot}.sqlite"
 
@@ -377,7 +383,7 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.plot:
         _write_charts(args.plot, bot.name, recorder, report_input)
     if args.json:
-        out.print_json(json.dumps(report_json(report, result.currency)))
+        print_json(out, report_json(report, result.currency))
         return 0
     _print_outcome(out, bot.name, outcome, report)
     if args.plot:
@@ -558,7 +564,7 @@ def _report(args: argparse.Namespace, out: Console) -> int:
         document = report_json(report, run.currency)
         if args.trades:
             document["trade_list"] = trades_json(data.trades)
-        out.print_json(json.dumps(document))
+        print_json(out, document)
         return 0
     title = f"{run.bot} run {run.run_id} ({run.status})"
     out.print(report_table(title, report, run.currency))
