@@ -19,6 +19,12 @@ process and one run, on the same bars, each reaching the same final equity and t
   it and computes the EMAs: ``backtesting_py_process.py``);
 - ``per_order_us`` and ``per_bar_us``: from the engine's time on two runs of the same bars with
   different numbers of orders (10/30 and 200/800): time = bars × per_bar + orders × per_order;
+- where the time goes: ``per_order_unjournaled_us`` is ``per_order_us`` measured again with a
+  journal that drops every order, decision, fill and status row (what an order costs the engine,
+  the broker and the strategy; the rest, ``per_order_journal_us``, is SQLite and its rows), and
+  ``loop_per_bar_us`` is a bar through the engine and the paper broker with a strategy that
+  declares nothing and does nothing (the rest of ``per_bar_us`` is the strategy's indicators
+  and ``on_bar``);
 - ``peak_rss_mb``: the peak resident memory of the ``tradefleet backtest`` process (a
   1M-bar backtest on its own, polled from ``/proc``); ``bench_peak_rss_mb`` is this process's,
   which holds every path's data at once;
@@ -180,12 +186,54 @@ def _ema(closes: list[float], period: int) -> np.ndarray:
 # -- the paths --------------------------------------------------------------------------------
 
 
-def engine(bars: list[Bar], csv: Path, journal_path: Path, fast: int, slow: int) -> Any:
+class Unjournaled(Journal):
+    """A journal that keeps runs, events and equity but drops every order, risk decision,
+    fill and status row: the engine's cost per order without SQLite's."""
+
+    def record_order(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def update_order(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def record_fill(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def record_risk(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def engine(
+    bars: list[Bar],
+    csv: Path,
+    journal_path: Path,
+    fast: int,
+    slow: int,
+    journal_type: type[Journal] = Journal,
+) -> Any:
     registry = PluginRegistry.discover()
     bot = assemble(parse_manifest(manifest(csv, fast, slow)), registry, csv.parent)
-    journal = Journal(journal_path, batched=True)
+    journal = journal_type(journal_path, batched=True)
     try:
         return BotSession(bot, journal, bars=bars).run_to_end()
+    finally:
+        journal.close()
+
+
+def loop_only(bars: list[Bar], csv: Path, journal_path: Path) -> float:
+    """CPU seconds of the engine and the paper broker over ``bars`` with a strategy that
+    declares no indicator and does nothing on a bar."""
+    registry = PluginRegistry.discover()
+    bot = assemble(parse_manifest(manifest(csv)), registry, csv.parent)
+    bot.strategy.on_start = lambda ctx: None  # type: ignore[method-assign]
+    bot.strategy.on_bar = lambda bar: None  # type: ignore[method-assign]
+    journal = Journal(journal_path, batched=True)
+    try:
+        session = BotSession(bot, journal, bars=bars)
+        engine = session.open()
+        started = time.process_time()
+        engine.run(iter(bars))
+        return time.process_time() - started
     finally:
         journal.close()
 
@@ -328,6 +376,13 @@ def main() -> int:
         started = time.process_time()
         few = engine(bars, csv, Path(folder) / "few.sqlite", 200, 800).result
         few_s = time.process_time() - started
+        started = time.process_time()
+        engine(bars, csv, Path(folder) / "bare.sqlite", FAST, SLOW, Unjournaled)
+        bare_s = time.process_time() - started
+        started = time.process_time()
+        engine(bars, csv, Path(folder) / "bare-few.sqlite", 200, 800, Unjournaled)
+        bare_few_s = time.process_time() - started
+        loop_s = loop_only(bars, csv, Path(folder) / "loop.sqlite")
 
         bt_equity, bt_trades, bt_s = backtesting_py(columns)
 
@@ -384,6 +439,7 @@ def main() -> int:
     orders_main, orders_few = result.orders, few.orders
     per_order = (engine_s - few_s) / (orders_main - orders_few)
     per_bar = (few_s - orders_few * per_order) / BARS
+    per_order_bare = (bare_s - bare_few_s) / (orders_main - orders_few)
     figures.update(
         {
             "floor_bars_per_s": round(BARS / floor_s),
@@ -402,6 +458,9 @@ def main() -> int:
             "backtesting_py_process_vs_cli": round(bt_cpu / cli_cpu, 2),
             "per_order_us": round(per_order * 1e6, 2),
             "per_bar_us": round(per_bar * 1e6, 3),
+            "per_order_unjournaled_us": round(per_order_bare * 1e6, 2),
+            "per_order_journal_us": round((per_order - per_order_bare) * 1e6, 2),
+            "loop_per_bar_us": round(loop_s / BARS * 1e6, 3),
             "peak_rss_mb": round(cli_rss, 1),
             "backtesting_py_process_peak_rss_mb": round(bt_rss, 1),
             "bench_peak_rss_mb": round(own_rss_mb, 1),
