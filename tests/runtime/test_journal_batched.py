@@ -138,10 +138,8 @@ def test_the_lean_status_log_leaves_out_only_steps_derivable_from_the_order(
     assert dropped >= len(full)  # at least each order's pending step
 
 
-def test_an_order_working_across_batches_keeps_a_status_in_each(tmp_path: Path) -> None:
-    from tradefleet_runtime.model import Order, OrderStatus, OrderType, Side
-
-    journal = Journal(tmp_path / "j.sqlite", batched=True)
+def _batched_run(folder: Path) -> Journal:
+    journal = Journal(folder / "j.sqlite", batched=True)
     journal.start_run(
         run_id="r",
         bot="b",
@@ -152,6 +150,13 @@ def test_an_order_working_across_batches_keeps_a_status_in_each(tmp_path: Path) 
         config_hash="h",
         manifest={},
     )
+    return journal
+
+
+def test_an_order_working_across_batches_keeps_a_status_in_each(tmp_path: Path) -> None:
+    from tradefleet_runtime.model import Order, OrderStatus, OrderType, Side
+
+    journal = _batched_run(tmp_path)
     order = Order("o1", "X", Side.BUY, 1.0, OrderType.LIMIT, 9.0, created_ts=100)
     journal.record_order(order, OrderStatus.PENDING, 100)
     journal.update_order("o1", OrderStatus.OPEN, 100)
@@ -175,17 +180,7 @@ def test_batched_backtest_report_is_the_same(journals: tuple[Path, Path]) -> Non
 def test_position_rows_of_a_batch_collapse_to_the_last(tmp_path: Path) -> None:
     from tradefleet_runtime.model import Fill, OrderStatus, Position, Side
 
-    journal = Journal(tmp_path / "j.sqlite", batched=True)
-    journal.start_run(
-        run_id="r",
-        bot="b",
-        mode="backtest",
-        currency="USD",
-        initial_capital=1.0,
-        timeframe_s=60,
-        config_hash="h",
-        manifest={},
-    )
+    journal = _batched_run(tmp_path)
     for i, quantity in enumerate((1.0, 3.0, 0.0)):
         fill = Fill(f"o{i}", "X", Side.BUY, 1.0, 10.0 + i, 0.0, 100 + i, f"f{i}")
         journal.record_fill(fill, Position("X", quantity, 10.0, 0.5 * i), OrderStatus.FILLED)
