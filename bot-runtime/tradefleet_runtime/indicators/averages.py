@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, PRICE, CloseIndicator
+from tradefleet_runtime.model import Bar
 
 
 def _check_period(period: int, least: int = 1) -> None:
@@ -27,6 +28,19 @@ class SMA(CloseIndicator):
         self.period = period
         self._window: deque[float] = deque()
         self._total = 0.0
+
+    def update(self, bar: Bar) -> None:
+        # ``add(bar[6])`` inlined (the engine calls this for every bar): same arithmetic.
+        value = bar[6]
+        window = self._window
+        window.append(value)
+        self._total += value
+        self.count += 1
+        if len(window) > self.period:
+            self._total -= window.popleft()
+        if self.count >= self.period:
+            self.value = self._total / self.period
+        self._push(self.value)
 
     def add(self, value: float) -> None:
         window = self._window
@@ -62,6 +76,16 @@ class EMA(CloseIndicator):
         self.seed_first = seed_first
         self._seed_total = 0.0
 
+    def update(self, bar: Bar) -> None:
+        if self.count >= self.warmup:  # seeded: one multiply-add, as ``add`` does it
+            current = self.value
+            current += self.alpha * (bar[6] - current)
+            self.value = current
+            self.count += 1
+            self._push(current)
+        else:
+            self.add(bar[6])
+
     def add(self, value: float) -> None:
         count = self.count = self.count + 1
         if count > self.warmup:
@@ -90,6 +114,23 @@ class WMA(CloseIndicator):
         self._numerator = 0.0  # Σ weight × value over the window
         self._total = 0.0  # Σ value over the window
         self._divisor = period * (period + 1) / 2.0
+
+    def update(self, bar: Bar) -> None:
+        # ``add(bar[6])`` inlined (the engine calls this for every bar): same arithmetic.
+        value = bar[6]
+        window = self._window
+        self.count += 1
+        if len(window) < self.period:
+            window.append(value)
+            self._numerator += len(window) * value
+            self._total += value
+        else:
+            self._numerator += self.period * value - self._total
+            self._total += value - window.popleft()
+            window.append(value)
+        if self.count >= self.period:
+            self.value = self._numerator / self._divisor
+        self._push(self.value)
 
     def add(self, value: float) -> None:
         window = self._window

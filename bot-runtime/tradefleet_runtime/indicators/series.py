@@ -107,9 +107,19 @@ class Indicator:
 
 
 class CloseIndicator(Indicator):
-    """An indicator of one number per bar (the close by default); ``add`` takes that number."""
+    """An indicator of one number per bar (the close by default); ``add`` takes that number.
+
+    ``update(bar)`` is ``add(bar.close)``. A hot indicator may give ``update`` the arithmetic of
+    its ``add`` directly (one call per bar instead of two); a subclass that overrides ``add``
+    alone then gets this plain ``update`` back, so its own ``add`` still sees every close.
+    """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "add" in cls.__dict__ and "update" not in cls.__dict__:
+            cls.update = CloseIndicator.update  # type: ignore[method-assign]
 
     def update(self, bar: Bar) -> None:
         self.add(bar[6])
