@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradefleet_plugins.strategies.ema_cross import EmaCross
+from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_runtime.indicators import (
     EMA,
     SMA,
@@ -22,7 +24,8 @@ from tradefleet_runtime.indicators import (
     bar_handler,
 )
 from tradefleet_runtime.model import Bar
-from tradefleet_runtime.sdk.testing import make_bars
+from tradefleet_runtime.sdk import Strategy
+from tradefleet_runtime.sdk.testing import make_bars, run_strategy
 
 HOUR = 3600
 SYMBOLS = ("AAA", "BBB", "CCC")
@@ -220,3 +223,86 @@ def test_an_ema_whose_alpha_is_changed_live_computes_with_the_new_alpha() -> Non
         ema.update(bar)
         expected += 0.2 * (bar.close - expected)
         assert ema.value == expected
+
+
+# -- ema-cross -------------------------------------------------------------------------------
+
+
+class _Context:
+    symbols = ("AAA", "BBB")
+    base_timeframe_s = HOUR
+
+
+def test_ema_cross_params_changed_live_move_its_emas_with_the_new_periods() -> None:
+    strategy = EmaCross(EmaCrossParams(fast=3, slow=8))
+    strategy.ctx = _Context()  # type: ignore[assignment]
+    strategy.on_start(strategy.ctx)
+    handle = bar_handler(lambda bar: None, strategy.indicator_book)
+    closes = [100.0 + 3 * math.sin(i / 3) for i in range(30)]
+    reference = {period: EMA(period, seed_first=True) for period in (3, 8)}
+    for i, close in enumerate(closes):
+        if i == 12:
+            strategy.update_params(EmaCrossParams(fast=5, slow=20))
+            for ema, period in zip(reference.values(), (5, 20), strict=True):
+                ema.alpha = 2.0 / (period + 1)
+        for symbol in _Context.symbols:
+            handle(_bar_at(symbol, i, close))
+        for ema in reference.values():
+            ema.add(close)
+    book = strategy.indicator_book
+    assert book is not None
+    values = [indicator.value for (symbol, _), indicator in book.indicators if symbol == "BBB"]
+    assert values == [reference[3].value, reference[8].value]
+    assert [indicator.period for _, indicator in book.indicators] == [5, 20, 5, 20]  # type: ignore[attr-defined]
+
+
+def _bar_at(symbol: str, index: int, close: float) -> Bar:
+    return Bar(symbol, HOUR, index * HOUR, close, close, close, close, 1.0)
+
+
+class _ReferenceEmaCross(EmaCross):
+    """ema-cross's rule as first written: warm-up checked first, then the side, then a turn."""
+
+    def __init__(self, params: EmaCrossParams) -> None:
+        super().__init__(params)
+        self.previous: dict[str, int] = {}
+
+    def on_bar(self, bar: Bar) -> None:
+        leg = self._legs[bar.symbol]
+        if leg.slow.count < self.params.slow:
+            return
+        fast, slow = leg.fast.value, leg.slow.value
+        direction = 1 if fast > slow else (-1 if fast < slow else 0)
+        previous = self.previous.get(bar.symbol, 0)
+        if direction == 0 or direction == previous:
+            return
+        self.previous[bar.symbol] = direction
+        if previous == 0:
+            return
+        self._turn(bar, direction)
+
+
+@pytest.mark.parametrize("allow_short", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_ema_cross_trades_exactly_as_its_rule_reads(seed: int, allow_short: bool) -> None:
+    # Closes on a coarse grid; a flat start keeps both EMAs exactly equal past the warm-up (a
+    # tie: no direction yet), and the engine trades from the first bar, so the strategy's own
+    # warm-up rule is what holds it back.
+    rng = random.Random(seed)
+    bars: list[Bar] = []
+    for symbol in ("AAA", "BBB"):
+        closes, close = [100.0] * (12 if symbol == "AAA" else 1), 100.0
+        for _ in range(300):
+            if rng.random() < 0.6:
+                close = max(1.0, close + rng.choice((-2.0, -1.0, 1.0, 2.0)))
+            closes.append(close)
+        bars += make_bars(closes, symbol=symbol)
+    params = EmaCrossParams(fast=3, slow=7, allow_short=allow_short)
+
+    def run(strategy: Strategy) -> list[tuple[object, ...]]:
+        result = run_strategy(strategy, bars, quantity=1.0, symbols=["AAA", "BBB"], warmup=False)
+        return [(o.symbol, o.side, o.created_ts, o.tag) for o in result.orders]
+
+    orders = run(EmaCross(params))
+    assert orders  # the walk crosses: the comparison is not vacuous
+    assert orders == run(_ReferenceEmaCross(params))
