@@ -19,6 +19,7 @@ from tradefleet_runtime.indicators import (
     EMA,
     SMA,
     WMA,
+    BarHistory,
     CloseIndicator,
     IndicatorBook,
     bar_handler,
@@ -82,10 +83,10 @@ def test_each_indicator_sees_exactly_its_series_bars_in_order_before_on_bar(
     log: list[object] = []
     book = IndicatorBook()
     recorders = [Recorder(log) for _ in declared]
-    histories = {}
-    for key, recorder, history in zip(declared, recorders, with_history, strict=False):
+    histories: dict[tuple[str, int], BarHistory] = {}
+    for key, recorder, keep_bars in zip(declared, recorders, with_history, strict=False):
         book.add(key, recorder)
-        if history:
+        if keep_bars:
             histories[key] = book.history(key, 4)
     seen: list[Bar] = []
 
@@ -197,18 +198,59 @@ def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a.hex() == b.hex()
 
 
-def test_a_subclass_overriding_add_alone_still_sees_every_close_through_update() -> None:
-    class Doubled(EMA):
+def _doubling(base: type[CloseIndicator], own_update: bool) -> type[CloseIndicator]:
+    """``base`` with its own ``add`` (twice the close), and an ``update`` of its own too."""
+
+    class Doubled(base):  # type: ignore[valid-type, misc]
         __slots__ = ()
 
         def add(self, value: float) -> None:
             super().add(2 * value)
 
-    doubled, plain = Doubled(3), EMA(3)
-    for bar in make_bars([1.0, 2.0, 4.0, 3.0, 5.0, 6.0]):
+    if not own_update:
+        return Doubled
+
+    class Deferring(Doubled):
+        __slots__ = ()
+
+        def update(self, bar: Bar) -> None:  # its own, handing the bar to the inherited one
+            super().update(bar)
+
+    return Deferring
+
+
+@pytest.mark.parametrize("own_update", [False, True])
+@pytest.mark.parametrize("base", [EMA, SMA, WMA])
+def test_a_subclass_with_its_own_add_sees_every_close_through_update(
+    base: type[CloseIndicator], own_update: bool
+) -> None:
+    doubled, plain = _doubling(base, own_update)(3), base(3)
+    closes = [1.0, 2.0, 4.0, 3.0, 5.0, 6.0, 2.5, 7.0]
+    for bar in make_bars(closes):
         doubled.update(bar)
         plain.add(2 * bar.close)
-    assert doubled.value == plain.value and list(doubled.values) == list(plain.values)
+    assert doubled.count == plain.count == len(closes)
+    assert list(doubled.values) == list(plain.values)
+
+
+def test_an_update_of_a_subclass_is_kept_when_a_further_subclass_overrides_add() -> None:
+    class OfHighs(EMA):
+        __slots__ = ()
+
+        def update(self, bar: Bar) -> None:
+            self.add(bar.high)
+
+    class HalfHighs(OfHighs):
+        __slots__ = ()
+
+        def add(self, value: float) -> None:
+            super().add(value / 2)
+
+    ema, reference = HalfHighs(3), EMA(3)
+    for bar in make_bars([1.0, 3.0, 2.0, 5.0, 4.0]):
+        ema.update(bar)
+        reference.add(bar.high / 2)
+    assert list(ema.values) == list(reference.values)
 
 
 def test_an_ema_whose_alpha_is_changed_live_computes_with_the_new_alpha() -> None:
