@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from typing import ClassVar
 
 from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, PRICE, CloseIndicator
+from tradefleet_runtime.model import Bar
 
 
 def _check_period(period: int, least: int = 1) -> None:
@@ -19,7 +21,7 @@ class SMA(CloseIndicator):
 
     chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
-    __slots__ = ("_total", "_window", "period")
+    __slots__ = ("_inline", "_total", "_window", "period")
 
     def __init__(self, period: int, history: int = DEFAULT_HISTORY) -> None:
         _check_period(period)
@@ -27,6 +29,23 @@ class SMA(CloseIndicator):
         self.period = period
         self._window: deque[float] = deque()
         self._total = 0.0
+        self._inline = self._adds_with(_SMA_ADD)
+
+    def update(self, bar: Bar) -> None:
+        if not self._inline:
+            self.add(bar[6])
+            return
+        # ``add(bar[6])`` inlined (the engine calls this for every bar): the same arithmetic.
+        value = bar[6]
+        window = self._window
+        window.append(value)
+        self._total += value
+        self.count += 1
+        if len(window) > self.period:
+            self._total -= window.popleft()
+        if self.count >= self.period:
+            self.value = self._total / self.period
+        self._push(self.value)
 
     def add(self, value: float) -> None:
         window = self._window
@@ -50,7 +69,7 @@ class EMA(CloseIndicator):
 
     chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
-    __slots__ = ("_seed_total", "alpha", "period", "seed_first")
+    __slots__ = ("_inline_from", "_seed_total", "alpha", "period", "seed_first")
 
     def __init__(
         self, period: int, *, seed_first: bool = False, history: int = DEFAULT_HISTORY
@@ -61,6 +80,19 @@ class EMA(CloseIndicator):
         self.alpha = 2.0 / (period + 1)
         self.seed_first = seed_first
         self._seed_total = 0.0
+        # From this count on, update() does add's multiply-add itself (never, with a subclass's
+        # own add).
+        self._inline_from = self.warmup if self._adds_with(_EMA_ADD) else math.inf
+
+    def update(self, bar: Bar) -> None:
+        if self.count >= self._inline_from:  # seeded: one multiply-add, as ``add`` does it
+            current = self.value
+            current += self.alpha * (bar[6] - current)
+            self.value = current
+            self.count += 1
+            self._push(current)
+        else:
+            self.add(bar[6])
 
     def add(self, value: float) -> None:
         count = self.count = self.count + 1
@@ -80,7 +112,7 @@ class WMA(CloseIndicator):
 
     chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
-    __slots__ = ("_divisor", "_numerator", "_total", "_window", "period")
+    __slots__ = ("_divisor", "_inline", "_numerator", "_total", "_window", "period")
 
     def __init__(self, period: int, history: int = DEFAULT_HISTORY) -> None:
         _check_period(period)
@@ -90,6 +122,27 @@ class WMA(CloseIndicator):
         self._numerator = 0.0  # Σ weight × value over the window
         self._total = 0.0  # Σ value over the window
         self._divisor = period * (period + 1) / 2.0
+        self._inline = self._adds_with(_WMA_ADD)
+
+    def update(self, bar: Bar) -> None:
+        if not self._inline:
+            self.add(bar[6])
+            return
+        # ``add(bar[6])`` inlined (the engine calls this for every bar): the same arithmetic.
+        value = bar[6]
+        window = self._window
+        self.count += 1
+        if len(window) < self.period:
+            window.append(value)
+            self._numerator += len(window) * value
+            self._total += value
+        else:
+            self._numerator += self.period * value - self._total
+            self._total += value - window.popleft()
+            window.append(value)
+        if self.count >= self.period:
+            self.value = self._numerator / self._divisor
+        self._push(self.value)
 
     def add(self, value: float) -> None:
         window = self._window
@@ -106,3 +159,10 @@ class WMA(CloseIndicator):
         if self.count >= self.period:
             self.value = self._numerator / self._divisor
         self._push(self.value)
+
+
+# The adds the updates above inline, as defined here (not as a subclass or a patch redefines
+# them): an instance whose add is another one has update call it.
+_SMA_ADD = SMA.add
+_EMA_ADD = EMA.add
+_WMA_ADD = WMA.add

@@ -75,16 +75,80 @@ class IndicatorBook:
 
 
 def bar_handler(on_bar: Callable[[Bar], None], book: IndicatorBook | None) -> Callable[[Bar], None]:
-    """What the engine calls per bar: ``on_bar`` itself, or the book's update and then it."""
+    """What the engine calls per bar: ``on_bar`` itself, or the book's update and then it.
+
+    The book is sealed here, so its series are fixed: the handler is specialised once for them
+    (one series, one timeframe, or any) and builds nothing per bar.
+    """
     if book is None:
         return on_bar
     book.sealed = True
     if not book:
         return on_bar
-    updates = book._updates
+    series = {key: tuple(updates) for key, updates in book._updates.items() if updates}
+    if not series:
+        return on_bar
+    if len(series) == 1:
+        return _one_series(on_bar, *next(iter(series.items())))
+    timeframes = {timeframe_s for _, timeframe_s in series}
+    if len(timeframes) == 1:
+        return _one_timeframe(on_bar, timeframes.pop(), series)
+    return _any_series(on_bar, series)
+
+
+def _one_series(
+    on_bar: Callable[[Bar], None], key: SeriesKey, updates: tuple[Callable[[Bar], None], ...]
+) -> Callable[[Bar], None]:
+    symbol, timeframe_s = key
+    if len(updates) == 2:  # the common case (two averages, or a history and an indicator)
+        first, second = updates
+
+        def handle_two(bar: Bar) -> None:
+            if bar[1] == timeframe_s and bar[0] == symbol:
+                first(bar)
+                second(bar)
+            on_bar(bar)
+
+        return handle_two
 
     def handle(bar: Bar) -> None:
-        for update in updates.get((bar[0], bar[1]), ()):
+        if bar[1] == timeframe_s and bar[0] == symbol:
+            for update in updates:
+                update(bar)
+        on_bar(bar)
+
+    return handle
+
+
+def _one_timeframe(
+    on_bar: Callable[[Bar], None],
+    timeframe_s: int,
+    series: dict[SeriesKey, tuple[Callable[[Bar], None], ...]],
+) -> Callable[[Bar], None]:
+    by_symbol = {symbol: updates for (symbol, _), updates in series.items()}
+    find = by_symbol.get
+
+    def handle(bar: Bar) -> None:
+        if bar[1] == timeframe_s:
+            for update in find(bar[0], ()):
+                update(bar)
+        on_bar(bar)
+
+    return handle
+
+
+def _any_series(
+    on_bar: Callable[[Bar], None], series: dict[SeriesKey, tuple[Callable[[Bar], None], ...]]
+) -> Callable[[Bar], None]:
+    # Symbol, then timeframe: two lookups of values the bar holds, no key built per bar.
+    by_symbol: dict[str, dict[int, tuple[Callable[[Bar], None], ...]]] = {}
+    for (symbol, timeframe_s), updates in series.items():
+        by_symbol.setdefault(symbol, {})[timeframe_s] = updates
+    find = by_symbol.get
+    none: dict[int, tuple[Callable[[Bar], None], ...]] = {}
+
+    def handle(bar: Bar) -> None:
+        for update in find(bar[0], none).get(bar[1], ()):
             update(bar)
         on_bar(bar)
 

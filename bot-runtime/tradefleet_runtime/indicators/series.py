@@ -8,8 +8,8 @@ bot that runs for months, and appending is O(1).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
-from typing import ClassVar, Literal
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Literal
 
 from tradefleet_runtime.model import Bar
 
@@ -107,9 +107,19 @@ class Indicator:
 
 
 class CloseIndicator(Indicator):
-    """An indicator of one number per bar (the close by default); ``add`` takes that number."""
+    """An indicator of one number per bar (the close by default); ``add`` takes that number.
+
+    ``update(bar)`` is ``add(bar.close)``. A hot indicator may do its ``add``'s arithmetic in
+    ``update`` directly (one call per bar instead of two), but only on an instance whose ``add``
+    is that very one (:meth:`_adds_with`): a subclass with its own ``add`` still sees every
+    close through it, however its ``update`` is reached.
+    """
 
     __slots__ = ()
+
+    def _adds_with(self, add: Callable[[Any, float], None]) -> bool:
+        """Whether this instance's ``add`` is ``add`` (the function ``update`` inlines)."""
+        return type(self).add is add
 
     def update(self, bar: Bar) -> None:
         self.add(bar[6])

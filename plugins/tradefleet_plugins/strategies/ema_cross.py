@@ -30,21 +30,30 @@ from tradefleet_runtime.sdk import (
 _TIE = 1e-11
 
 
+class _Leg:
+    """One symbol's EMAs and the direction last taken: bound once, read on every bar."""
+
+    __slots__ = ("direction", "fast", "slow")
+
+    def __init__(self, fast: EMA, slow: EMA) -> None:
+        self.fast = fast
+        self.slow = slow
+        self.direction = 0
+
+
 class EmaCross(Strategy):
     params: EmaCrossParams
 
     def __init__(self, params: EmaCrossParams) -> None:
         super().__init__(params)
-        self._fast: dict[str, EMA] = {}
-        self._slow: dict[str, EMA] = {}
-        self._direction: dict[str, int] = {}
+        self._legs: dict[str, _Leg] = {}
 
     def on_params_changed(self) -> None:
         # EMAs keep their values; new periods change only how fast they move from here on.
-        for ema in self._fast.values():
-            ema.period, ema.alpha = self.params.fast, 2.0 / (self.params.fast + 1)
-        for ema in self._slow.values():
-            ema.period, ema.alpha = self.params.slow, 2.0 / (self.params.slow + 1)
+        fast, slow = self.params.fast, self.params.slow
+        for leg in self._legs.values():
+            leg.fast.period, leg.fast.alpha = fast, 2.0 / (fast + 1)
+            leg.slow.period, leg.slow.alpha = slow, 2.0 / (slow + 1)
 
     def warmup_bars(self) -> int:
         return self.params.slow
@@ -52,21 +61,27 @@ class EmaCross(Strategy):
     def on_start(self, ctx: StrategyContext) -> None:
         fast, slow = self.params.fast, self.params.slow
         for symbol in ctx.symbols:
-            self._fast[symbol] = self.indicator(EMA(fast, seed_first=True), symbol)
-            self._slow[symbol] = self.indicator(EMA(slow, seed_first=True), symbol)
-            self._direction[symbol] = 0
+            self._legs[symbol] = _Leg(
+                self.indicator(EMA(fast, seed_first=True), symbol),
+                self.indicator(EMA(slow, seed_first=True), symbol),
+            )
 
     def on_bar(self, bar: Bar) -> None:
-        symbol = bar[0]
-        slow_ema = self._slow[symbol]
-        if slow_ema.count < self.params.slow:
+        leg = self._legs[bar[0]]
+        fast, slow = leg.fast.value, leg.slow.value
+        # Most bars keep the direction: decided with two comparisons, nothing else read.
+        if fast > slow:
+            direction = 1
+        elif fast < slow:
+            direction = -1
+        else:
             return
-        fast, slow = self._fast[symbol].value, slow_ema.value
-        direction = 1 if fast > slow else (-1 if fast < slow else 0)
-        previous = self._direction[symbol]
-        if direction == 0 or direction == previous:
+        previous = leg.direction
+        if direction == previous:
             return
-        self._direction[symbol] = direction
+        if leg.slow.count < self.params.slow:
+            return  # no direction before `slow` bars were seen
+        leg.direction = direction
         if previous == 0:
             return  # the first direction after warm-up is not a cross
         self._turn(bar, direction)
