@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from tradefleet_runtime.service.api import EventKind
 from tradefleet_runtime.service.control_args import TOKEN_ENV
+from tradefleet_runtime.service.event_kinds import EventKind
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 

@@ -194,3 +194,17 @@ def test_sigkill_loses_no_committed_fill(tmp_path: Path) -> None:
     assert orphans == 0
     assert held == pytest.approx(signed, abs=1e-9)
     assert status == "running"  # killed: the run never closed, and says so
+
+
+def test_building_the_cli_loads_neither_grpc_nor_the_service_api() -> None:
+    # Every `tradefleet backtest` pays for what the CLI imports; the control commands load
+    # their gRPC client (and the service's pydantic API) only when one of them runs.
+    probe = (
+        "import sys, tradefleet_runtime.cli as cli; cli.main(['--help']) if False else None;"
+        "print(sorted(m for m in sys.modules if m == 'grpc' or m.startswith("
+        "('tradefleet_runtime.service.api', 'tradefleet_runtime.service.grpc'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert loaded == "[]"

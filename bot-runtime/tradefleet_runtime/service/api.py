@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from tradefleet_runtime.service import limits
+from tradefleet_runtime.service.event_kinds import EventKind as EventKind
 from tradefleet_runtime.signals import Direction as Direction
 from tradefleet_runtime.signals import Signal as Signal
 
@@ -154,15 +155,6 @@ class TradeView:
 class TradePage:
     trades: tuple[TradeView, ...]
     next_page_token: str  # "" when there are no more
-
-
-class EventKind(StrEnum):
-    ORDER = "order"  # an order was sent or changed status
-    FILL = "fill"
-    RISK = "risk"  # a risk decision
-    STATE = "state"  # phase changes: paused, resumed, halted, stopped
-    SIGNAL = "signal"  # an external signal was accepted or refused
-    DROPPED = "dropped"  # this subscriber was too slow; `data["count"]` events were dropped
 
 
 @dataclass(frozen=True, slots=True)
