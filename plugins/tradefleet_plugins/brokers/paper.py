@@ -426,11 +426,26 @@ class PaperBroker:
         events: list[Fill | OrderUpdate],
         at_open: bool,
     ) -> None:
-        order_id, symbol, side, wanted = order[0], order[1], order[2], order[3]
+        # One unpacking: cheaper than a named field read each (this runs for every fill).
+        (
+            order_id,
+            symbol,
+            side,
+            wanted,
+            _,
+            _,
+            stop_loss,
+            take_profit,
+            reduce_only,
+            _,
+            oco_group,
+            _,
+            _,
+        ) = order
         ts = bar[2]
         held = self._held.get(symbol, 0.0)
         quantity = wanted
-        if order.reduce_only:
+        if reduce_only:
             reducible = -held if side is _BUY else held
             if reducible <= 0:
                 self._drop(order)
@@ -502,9 +517,9 @@ class PaperBroker:
                     code=ReasonCode.REDUCE_ONLY,
                 )
             )
-        if order.oco_group is not None:
+        if oco_group is not None:
             self._cancel_group(order, ts, events)
-        if order.stop_loss is not None or order.take_profit is not None:
+        if stop_loss is not None or take_profit is not None:
             self._open_bracket(order, quantity, bar, at_open)
 
     def _margin_ok(self, symbol: str, new_quantity: float, price: float, fee: float) -> bool:
