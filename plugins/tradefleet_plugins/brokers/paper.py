@@ -479,7 +479,11 @@ class PaperBroker:
             )
             self._final[order_id] = (_REJECTED, ts)
             return
-        self._drop(order)
+        # ``_drop`` inlined: this is every fill's path.
+        del self._by_id[order_id]
+        self._working[symbol].remove(order)
+        if self._stop_only_until:
+            self._stop_only_until.pop(order_id, None)
         self._fill_count += 1
         fill: Fill = _new(
             Fill,
@@ -497,7 +501,15 @@ class PaperBroker:
         )
         # The account as matching needs it; positions and PnL are the engine portfolio's.
         self._cash -= signed * price + fee
-        self._held[symbol] = _netted(held, signed)
+        # ``_netted`` inlined (every fill's path): apply_fill's netting, its snap to zero too.
+        remaining = held + signed
+        if (
+            held != 0.0
+            and (held > 0.0) != (signed > 0.0)
+            and abs(remaining) < 1e-12 * max(abs(held), 1.0)
+        ):
+            remaining = 0.0
+        self._held[symbol] = remaining
         self._marks[symbol] = price
         if self._keep:
             self._fills.append(fill)
