@@ -18,12 +18,16 @@ It implements the real venues' contract (``venue-execution``) as its reference: 
 cancels carry a ``ReasonCode``, orders can be queried by client order id, amended and cancelled
 per symbol, and it reports orders, fills and positions as a venue would. Its answers are
 immediate (no network), so ``submit`` returns OPEN or REJECTED rather than PENDING.
+
+One book of the account: the engine's portfolio applies fills to positions (average price,
+realized PnL). This broker keeps only what matching needs, the cash and the signed quantity
+of each symbol (reduce-only clipping, the margin check) and the marks; a position's average
+price is worked out when asked, by replaying the fills it keeps (a backtest keeps none).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
 from tradefleet_runtime.sdk import (
@@ -45,12 +49,29 @@ from tradefleet_runtime.sdk import (
 )
 
 _EMPTY: tuple[Fill | OrderUpdate, ...] = ()
+# Read per order and per fill: module constants, not attribute lookups through the enum classes.
+_BUY = Side.BUY
+_MARKET = OrderType.MARKET
+_STOP = OrderType.STOP
+_LIMIT = OrderType.LIMIT
+_OPEN = OrderStatus.OPEN
+_FILLED = OrderStatus.FILLED
+_CANCELLED = OrderStatus.CANCELLED
+_REJECTED = OrderStatus.REJECTED
+_NO_CODE = ReasonCode.NONE
+# Named tuples built positionally: keyword construction costs several times more, and these
+# are built for every order and every fill.
+_new = tuple.__new__
 
 
-@dataclass
-class _Working:
-    order: Order
-    stop_only_from: int = 0  # children of an intrabar entry: only the stop may trigger before
+def _netted(held: float, signed: float) -> float:
+    """The signed quantity after ``signed`` is executed on ``held``: ``apply_fill``'s netting,
+    its snap to zero of a close's float residue included, so both books agree to the bit."""
+    remaining = held + signed
+    closing = held != 0.0 and (held > 0.0) != (signed > 0.0)
+    if closing and abs(remaining) < 1e-12 * max(abs(held), 1.0):
+        return 0.0
+    return remaining
 
 
 class PaperBroker:
@@ -63,11 +84,18 @@ class PaperBroker:
             params.maker_fee_bps if params.maker_fee_bps is not None else params.fee_bps
         ) / 10_000.0
         self._slip = params.slippage_bps / 10_000.0
+        self._leverage = params.leverage
+        # The account as matching sees it: cash, the signed quantity per symbol (a symbol stays
+        # once it has traded, flat or not) and the last price of each symbol.
         self._cash = 0.0
-        self._positions: dict[str, Position] = {}
+        self._held: dict[str, float] = {}
         self._marks: dict[str, float] = {}
-        self._working: dict[str, list[_Working]] = {}
-        self._by_id: dict[str, _Working] = {}
+        # Working orders, by symbol in the order they were sent, and by client order id.
+        self._working: dict[str, list[Order]] = {}
+        self._by_id: dict[str, Order] = {}
+        # Bracket children of an entry filled inside a bar: before this time only the stop may
+        # trigger (the path after the entry is unknown).
+        self._stop_only_until: dict[str, int] = {}
         self._known_ids: set[str] = set()
         self._fill_count = 0
         self._now = 0
@@ -79,6 +107,9 @@ class PaperBroker:
         self._filled: dict[str, tuple[float, float]] = {}
         self._final: dict[str, tuple[OrderStatus, int]] = {}
         self._fills: list[Fill] = []
+        # The journaled fills an account was restored from: with ``_fills``, what positions'
+        # average prices are replayed from when asked.
+        self._restored: list[Fill] = []
         self._queued: list[Fill | OrderUpdate] = []
         # A backtest asks no venue questions: its report comes from the journal. Keeping every
         # order and fill of a million-bar run in memory would cost tens of megabytes for nothing.
@@ -121,19 +152,17 @@ class PaperBroker:
             self._orders[order_id] = order
         problem = self._validate(order)
         if problem:
-            self._final[order_id] = (OrderStatus.REJECTED, order.created_ts)
-            return OrderUpdate(
-                order_id, OrderStatus.REJECTED, order.created_ts, problem[1], code=problem[0]
-            )
-        self._work(_Working(order))
-        return OrderUpdate(order_id, OrderStatus.OPEN, order.created_ts, venue_order_id=order_id)
+            self._final[order_id] = (_REJECTED, order.created_ts)
+            return OrderUpdate(order_id, _REJECTED, order.created_ts, problem[1], code=problem[0])
+        self._work(order)
+        return _new(OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None))
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        working = self._by_id.pop(client_order_id, None)
-        if working is None:
+        order = self._by_id.get(client_order_id)
+        if order is None:
             return None
-        self._working[working.order.symbol].remove(working)
-        self._final[client_order_id] = (OrderStatus.CANCELLED, self._now)
+        self._drop(order)
+        self._final[client_order_id] = (_CANCELLED, self._now)
         return OrderUpdate(
             client_order_id,
             OrderStatus.CANCELLED,
@@ -165,14 +194,13 @@ class PaperBroker:
     def position_reports(self) -> Sequence[PositionReport]:
         return [
             PositionReport(s, p.quantity, p.average_price, self._now)
-            for s, p in self._positions.items()
-            if p.quantity
+            for s, p in self.positions().items()
         ]
 
     def cancel_all(self, symbol: str | None) -> None:
-        for working in list(self._by_id.values()):
-            if symbol is None or working.order.symbol == symbol:
-                update = self.cancel(working.order.client_order_id)
+        for order in list(self._by_id.values()):
+            if symbol is None or order.symbol == symbol:
+                update = self.cancel(order.client_order_id)
                 if update is not None:
                     self._queued.append(update)
 
@@ -180,8 +208,8 @@ class PaperBroker:
         self, client_order_id: str, quantity: float | None, price: float | None
     ) -> OrderUpdate | None:
         """Native amend: the order keeps its id and its place (a simulator has no queue)."""
-        working = self._by_id.get(client_order_id)
-        if working is None:
+        order = self._by_id.get(client_order_id)
+        if order is None:
             return OrderUpdate(
                 client_order_id,
                 OrderStatus.REJECTED,
@@ -189,7 +217,7 @@ class PaperBroker:
                 "no working order with this client order id",
                 code=ReasonCode.UNKNOWN_ORDER,
             )
-        changed = working.order
+        changed = order
         if quantity is not None:
             changed = changed._replace(quantity=quantity)
         if price is not None:
@@ -204,7 +232,9 @@ class PaperBroker:
                 f"amend refused: {problem[1]}",
                 code=problem[0],
             )
-        working.order = changed
+        working = self._working[order.symbol]
+        working[working.index(order)] = changed
+        self._by_id[client_order_id] = changed
         self._orders[client_order_id] = changed
         return OrderUpdate(client_order_id, OrderStatus.OPEN, self._now, "amended", client_order_id)
 
@@ -235,14 +265,25 @@ class PaperBroker:
         )
 
     def open_orders(self) -> Sequence[Order]:
-        return [w.order for w in self._by_id.values()]
+        return list(self._by_id.values())
 
     def positions(self) -> dict[str, Position]:
-        return {
-            s: Position(s, p.quantity, p.average_price, p.realized_pnl, p.opened_ts)
-            for s, p in self._positions.items()
-            if p.quantity
-        }
+        """Open positions with their average price and realized PnL, replayed from the fills.
+
+        A rare question (tests, a venue's report), so the fills pay nothing for it. A backtest
+        keeps no fills: its positions are the engine portfolio's, the one book of the account.
+        """
+        if not self._keep:
+            raise RuntimeError(
+                "positions: a backtest's paper broker keeps no fills; ask the engine's portfolio"
+            )
+        book: dict[str, Position] = {}
+        for fill in (*self._restored, *self._fills):
+            position = book.get(fill.symbol)
+            if position is None:
+                position = book[fill.symbol] = Position(fill.symbol)
+            apply_fill(position, fill)
+        return {s: p for s, p in book.items() if p.quantity}
 
     def balance(self) -> float:
         return self._cash
@@ -253,13 +294,17 @@ class PaperBroker:
     def restore_account(self, fills: Sequence[Fill]) -> None:
         """Rebuild the simulated account from the bot's journaled fills (after a restart)."""
         for fill in fills:
-            self._book(fill)
+            signed = fill.quantity if fill.side is _BUY else -fill.quantity
+            self._cash -= signed * fill.price + fill.fee
+            self._held[fill.symbol] = _netted(self._held.get(fill.symbol, 0.0), signed)
+            self._marks[fill.symbol] = fill.price
+        self._restored.extend(fills)
         self._fill_count = len(fills)
 
     def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
         symbol = bar[0]
-        if symbol in self._positions:
-            self._marks[symbol] = bar[6]
+        # Every symbol's last close (only those with a position are ever read: the margin check).
+        self._marks[symbol] = bar[6]
         working = self._working.get(symbol)
         if not working:
             return _EMPTY
@@ -268,56 +313,62 @@ class PaperBroker:
     # -- matching ----------------------------------------------------------------------------
 
     def _validate(self, order: Order) -> tuple[ReasonCode, str] | None:
-        if order.quantity <= 0 or order.quantity != order.quantity:
-            return ReasonCode.INVALID_QUANTITY, f"quantity must be positive, got {order.quantity}"
-        if order.order_type is not OrderType.MARKET and (order.price is None or order.price <= 0):
+        quantity = order.quantity
+        if not quantity > 0:  # NaN too
+            return ReasonCode.INVALID_QUANTITY, f"quantity must be positive, got {quantity}"
+        if order.order_type is not _MARKET and (order.price is None or order.price <= 0):
             return ReasonCode.INVALID_PRICE, f"{order.order_type} order needs a positive price"
-        limits = self.instrument(order.symbol)
-        if limits.min_quantity and order.quantity < limits.min_quantity:
+        limits = self._instruments.get(order.symbol) or self.instrument(order.symbol)
+        if limits.min_quantity and quantity < limits.min_quantity:
             return (
                 ReasonCode.BELOW_MIN_QUANTITY,
-                f"quantity {order.quantity:g} below minimum {limits.min_quantity:g}",
+                f"quantity {quantity:g} below minimum {limits.min_quantity:g}",
             )
         return None
 
-    def _work(self, working: _Working) -> None:
-        self._working.setdefault(working.order.symbol, []).append(working)
-        self._by_id[working.order.client_order_id] = working
+    def _work(self, order: Order) -> None:
+        working = self._working.get(order.symbol)
+        if working is None:
+            working = self._working[order.symbol] = []
+        working.append(order)
+        self._by_id[order.client_order_id] = order
 
-    def _drop(self, working: _Working) -> None:
-        self._by_id.pop(working.order.client_order_id, None)
-        self._working[working.order.symbol].remove(working)
+    def _drop(self, order: Order) -> None:
+        self._by_id.pop(order.client_order_id, None)
+        self._working[order.symbol].remove(order)
+        if self._stop_only_until:
+            self._stop_only_until.pop(order.client_order_id, None)
 
-    def _match(self, bar: Bar, working: list[_Working]) -> list[Fill | OrderUpdate]:
-        self._now = bar.ts
+    def _match(self, bar: Bar, working: list[Order]) -> list[Fill | OrderUpdate]:
+        ts = bar[2]
+        self._now = ts
         events: list[Fill | OrderUpdate] = []
-        eligible = [w for w in working if w.order.created_ts <= bar.ts]
-        if not eligible:
+        # 1. Market orders at the open (the common case: often the only orders working).
+        ready = [order for order in working if order[4] is _MARKET and order[11] <= ts]
+        if ready:
+            by_id = self._by_id
+            buy_price = bar[3] * (1.0 + self._slip)
+            sell_price = bar[3] * (1.0 - self._slip)
+            for order in ready:
+                if order[0] in by_id:
+                    price = buy_price if order[2] is _BUY else sell_price
+                    self._execute(order, price, bar, self._fee, "market", events, True)
+        if not working:
             return events
-        # 1. Market orders at the open.
-        for item in eligible:
-            if (
-                item.order.order_type is OrderType.MARKET
-                and item.order.client_order_id in self._by_id
-            ):
-                price = bar.open * (
-                    1.0 + self._slip if item.order.side is Side.BUY else 1.0 - self._slip
-                )
-                self._execute(item, price, bar, self._fee, "market", events, at_open=True)
         # 2. Resting orders; one-cancels-other groups resolved together. Children born in a pass
         # (brackets of an entry that just filled) get their own pass over the same bar.
         seen: set[str] = set()
         for _pass in range(3):
             resting = [
-                w
-                for w in self._working.get(bar.symbol, ())
-                if w.order.created_ts <= bar.ts
-                and w.order.order_type is not OrderType.MARKET
-                and w.order.client_order_id not in seen
+                order
+                for order in working
+                if order.created_ts <= ts
+                and order.order_type is not _MARKET
+                and order.client_order_id not in seen
             ]
             if not resting:
                 break
-            seen.update(w.order.client_order_id for w in resting)
+            seen.update(order.client_order_id for order in resting)
             self._match_resting(bar, resting, events)
         return events
 
@@ -325,8 +376,8 @@ class PaperBroker:
         """(fill price, triggered at the open) if ``bar`` triggers ``order``, else None."""
         price = order.price
         assert price is not None
-        buy = order.side is Side.BUY
-        if order.order_type is OrderType.LIMIT:
+        buy = order.side is _BUY
+        if order.order_type is _LIMIT:
             if (bar.open <= price) if buy else (bar.open >= price):
                 return bar.open, True
             if (bar.low <= price) if buy else (bar.high >= price):
@@ -342,155 +393,185 @@ class PaperBroker:
         return base * (1.0 + self._slip if buy else 1.0 - self._slip), at_open
 
     def _match_resting(
-        self, bar: Bar, resting: list[_Working], events: list[Fill | OrderUpdate]
+        self, bar: Bar, resting: list[Order], events: list[Fill | OrderUpdate]
     ) -> None:
-        triggered: list[tuple[int, _Working, float, bool]] = []
-        for item in resting:
-            if item.stop_only_from > bar.ts and item.order.order_type is not OrderType.STOP:
+        triggered: list[tuple[int, Order, float, bool]] = []
+        for order in resting:
+            if (
+                self._stop_only_until.get(order.client_order_id, 0) > bar.ts
+                and order.order_type is not _STOP
+            ):
                 continue
-            hit = self._trigger(item.order, bar)
+            hit = self._trigger(order, bar)
             if hit is not None:
                 price, at_open = hit
                 # At-open triggers happened first; then stops before limits (the worse outcome).
-                rank = 0 if at_open else (1 if item.order.order_type is OrderType.STOP else 2)
-                triggered.append((rank, item, price, at_open))
+                rank = 0 if at_open else (1 if order.order_type is _STOP else 2)
+                triggered.append((rank, order, price, at_open))
         triggered.sort(key=lambda entry: entry[0])
-        for _rank, item, price, at_open in triggered:
-            if item.order.client_order_id not in self._by_id:
+        for _rank, order, price, at_open in triggered:
+            if order.client_order_id not in self._by_id:
                 continue  # cancelled by its OCO sibling
-            fee = self._maker_fee if item.order.order_type is OrderType.LIMIT else self._fee
-            reason = item.order.tag or item.order.order_type.value
-            self._execute(item, price, bar, fee, reason, events, at_open=at_open)
+            fee = self._maker_fee if order.order_type is _LIMIT else self._fee
+            reason = order.tag or order.order_type.value
+            self._execute(order, price, bar, fee, reason, events, at_open)
 
     def _execute(
         self,
-        item: _Working,
+        order: Order,
         price: float,
         bar: Bar,
         fee_rate: float,
         reason: str,
         events: list[Fill | OrderUpdate],
-        *,
         at_open: bool,
     ) -> None:
-        order = item.order
-        position = self._positions.get(order.symbol)
-        held = position.quantity if position else 0.0
-        quantity = order.quantity
-        if order.reduce_only:
-            reducible = -held if order.side is Side.BUY else held
+        # One unpacking: cheaper than a named field read each (this runs for every fill).
+        (
+            order_id,
+            symbol,
+            side,
+            wanted,
+            _,
+            _,
+            stop_loss,
+            take_profit,
+            reduce_only,
+            _,
+            oco_group,
+            _,
+            _,
+        ) = order
+        ts = bar[2]
+        held = self._held.get(symbol, 0.0)
+        quantity = wanted
+        if reduce_only:
+            reducible = -held if side is _BUY else held
             if reducible <= 0:
-                self._drop(item)
+                self._drop(order)
                 events.append(
                     OrderUpdate(
-                        order.client_order_id,
+                        order_id,
                         OrderStatus.CANCELLED,
-                        bar.ts,
+                        ts,
                         "reduce-only order: no position to reduce",
                         code=ReasonCode.REDUCE_ONLY,
                     )
                 )
-                self._final[order.client_order_id] = (OrderStatus.CANCELLED, bar.ts)
-                self._cancel_group(order, bar, events)
+                self._final[order_id] = (_CANCELLED, ts)
+                self._cancel_group(order, ts, events)
                 return
             quantity = min(quantity, reducible)
         fee = quantity * price * fee_rate
-        signed = quantity if order.side is Side.BUY else -quantity
+        signed = quantity if side is _BUY else -quantity
         if abs(held + signed) > abs(held) and not self._margin_ok(
-            order.symbol, held + signed, price, fee
+            symbol, held + signed, price, fee
         ):
-            self._drop(item)
+            self._drop(order)
             events.append(
                 OrderUpdate(
-                    order.client_order_id,
+                    order_id,
                     OrderStatus.REJECTED,
-                    bar.ts,
+                    ts,
                     "insufficient margin",
                     code=ReasonCode.INSUFFICIENT_FUNDS,
                 )
             )
-            self._final[order.client_order_id] = (OrderStatus.REJECTED, bar.ts)
+            self._final[order_id] = (_REJECTED, ts)
             return
-        self._drop(item)
+        # ``_drop`` inlined: this is every fill's path.
+        del self._by_id[order_id]
+        self._working[symbol].remove(order)
+        if self._stop_only_until:
+            self._stop_only_until.pop(order_id, None)
         self._fill_count += 1
-        fill = Fill(
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=quantity,
-            price=price,
-            fee=fee,
-            ts=bar.ts,
-            fill_id=f"{order.client_order_id}-f{self._fill_count}",
-            reason=reason,
+        fill: Fill = _new(
+            Fill,
+            (
+                order_id,
+                symbol,
+                side,
+                quantity,
+                price,
+                fee,
+                ts,
+                f"{order_id}-f{self._fill_count}",
+                reason,
+            ),
         )
-        self._book(fill)
+        # The account as matching needs it; positions and PnL are the engine portfolio's.
+        self._cash -= signed * price + fee
+        # ``_netted`` inlined (every fill's path): apply_fill's netting, its snap to zero too.
+        remaining = held + signed
+        if (
+            held != 0.0
+            and (held > 0.0) != (signed > 0.0)
+            and abs(remaining) < 1e-12 * max(abs(held), 1.0)
+        ):
+            remaining = 0.0
+        self._held[symbol] = remaining
+        self._marks[symbol] = price
         if self._keep:
             self._fills.append(fill)
-            self._filled[order.client_order_id] = (quantity, quantity * price)
-            self._final[order.client_order_id] = (
-                OrderStatus.FILLED if quantity >= order.quantity else OrderStatus.CANCELLED,
-                bar.ts,
-            )
+            self._filled[order_id] = (quantity, quantity * price)
+            self._final[order_id] = (_FILLED if quantity >= wanted else _CANCELLED, ts)
         events.append(fill)
-        if quantity < order.quantity:
+        if quantity < wanted:
             # A reduce-only order cut to the position: the rest is gone, and the bot must know
             # (it would otherwise count a working remainder, e.g. as a stop protecting a later
             # position, that the venue no longer holds).
             events.append(
                 OrderUpdate(
-                    order.client_order_id,
+                    order_id,
                     OrderStatus.CANCELLED,
-                    bar.ts,
-                    f"reduce-only: {order.quantity - quantity:g} more would have opened a position",
+                    ts,
+                    f"reduce-only: {wanted - quantity:g} more would have opened a position",
                     code=ReasonCode.REDUCE_ONLY,
                 )
             )
-        self._cancel_group(order, bar, events)
-        if order.stop_loss is not None or order.take_profit is not None:
+        if oco_group is not None:
+            self._cancel_group(order, ts, events)
+        if stop_loss is not None or take_profit is not None:
             self._open_bracket(order, quantity, bar, at_open)
 
     def _margin_ok(self, symbol: str, new_quantity: float, price: float, fee: float) -> bool:
         exposure = abs(new_quantity) * price
         equity = self._cash - fee
-        for other, position in self._positions.items():
-            mark = price if other == symbol else self._marks.get(other, position.average_price)
-            if other != symbol:
-                exposure += abs(position.quantity) * mark
-            equity += position.quantity * mark
-        return exposure / self.params.leverage <= equity
+        marks = self._marks
+        for other, quantity in self._held.items():
+            if other == symbol:
+                equity += quantity * price
+            else:
+                # Set at the symbol's first fill, so every held symbol has one.
+                mark = marks[other]
+                exposure += abs(quantity) * mark
+                equity += quantity * mark
+        return exposure / self._leverage <= equity
 
-    def _book(self, fill: Fill) -> None:
-        signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
-        self._cash -= signed * fill.price + fill.fee
-        position = self._positions.get(fill.symbol)
-        if position is None:
-            position = self._positions[fill.symbol] = Position(fill.symbol)
-        apply_fill(position, fill)
-        self._marks[fill.symbol] = fill.price
-
-    def _cancel_group(self, order: Order, bar: Bar, events: list[Fill | OrderUpdate]) -> None:
+    def _cancel_group(self, order: Order, ts: int, events: list[Fill | OrderUpdate]) -> None:
         if order.oco_group is None:
             return
         for sibling in list(self._working.get(order.symbol, ())):
-            if sibling.order.oco_group == order.oco_group:
+            if sibling.oco_group == order.oco_group:
                 self._drop(sibling)
                 events.append(
                     OrderUpdate(
-                        sibling.order.client_order_id,
+                        sibling.client_order_id,
                         OrderStatus.CANCELLED,
-                        bar.ts,
+                        ts,
                         "one-cancels-other sibling filled",
                         code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
-                self._final[sibling.order.client_order_id] = (OrderStatus.CANCELLED, bar.ts)
+                self._final[sibling.client_order_id] = (_CANCELLED, ts)
 
     def _open_bracket(self, parent: Order, quantity: float, bar: Bar, at_open: bool) -> None:
         for child in bracket_children(parent, quantity, bar.ts):
             self._known_ids.add(child.client_order_id)
             if self._keep:
                 self._orders[child.client_order_id] = child
+            self._work(child)
             # Entered at the open: the whole bar is after the entry. Entered inside the bar: only
             # the worse outcome (the stop) may still happen in it.
-            self._work(_Working(child, stop_only_from=0 if at_open else bar.ts + bar.timeframe_s))
+            if not at_open:
+                self._stop_only_until[child.client_order_id] = bar.ts + bar.timeframe_s
