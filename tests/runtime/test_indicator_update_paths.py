@@ -4,9 +4,10 @@
   up) equals ``add(bar.close)`` to the last bit: count, readiness, the newest value, every
   output's whole history and the state a strategy reads (MACD's line and signal values).
 - A subclass that overrides ``add`` still sees every close through ``update``.
-- ATR, Swings and Fibonacci equal their earlier implementations (kept below as references) bar
-  for bar, on random walks on a coarse price grid so that equal highs and lows — the ties the
-  swing rule decides with ``<`` on one side and ``<=`` on the other — happen often.
+- ATR, ADX, Swings and Fibonacci equal their earlier implementations
+  (kept below as references) bar for bar, on random walks on a coarse price grid so that equal
+  highs and lows — the ties the swing rule decides with ``<`` on one side and ``<=`` on the
+  other, flat bars — happen often.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradefleet_runtime.indicators import (
+    ADX,
     ATR,
     MACD,
     RSI,
@@ -271,3 +273,71 @@ def test_atr_equals_the_earlier_implementation(period: int, seed: int) -> None:
         assert _same(atr.value, reference.value)
     assert atr.ready
     assert _same_series(atr.values, reference.values)
+
+
+class ReferenceADX(Indicator):
+    def __init__(self, period: int) -> None:
+        super().__init__(2 * period)
+        self.period = period
+        self._high = self._low = self._close = NAN
+        self._plus_dm = self._minus_dm = self._tr = 0.0
+        self._dx_total = 0.0
+        self.plus_di = Series()
+        self.minus_di = Series()
+
+    def update(self, bar: Bar) -> None:
+        count = self.count = self.count + 1
+        high, low = bar[4], bar[5]
+        up, down = high - self._high, self._low - low
+        tr = true_range(high, low, self._close)
+        self._high, self._low, self._close = high, low, bar[6]
+        period = self.period
+        plus_di = minus_di = NAN
+        if count > 1:
+            if count > period:
+                self._plus_dm -= self._plus_dm / period
+                self._minus_dm -= self._minus_dm / period
+                self._tr -= self._tr / period
+            if down > 0.0 and up < down:
+                self._minus_dm += down
+            elif up > 0.0 and up > down:
+                self._plus_dm += up
+            self._tr += tr
+            if count > period and self._tr != 0.0:
+                plus_di = 100.0 * self._plus_dm / self._tr
+                minus_di = 100.0 * self._minus_dm / self._tr
+                both = plus_di + minus_di
+                dx = 100.0 * abs(minus_di - plus_di) / both if both != 0.0 else 0.0
+                if count <= 2 * period:
+                    self._dx_total += dx
+                    if count == 2 * period:
+                        self.value = self._dx_total / period
+                else:
+                    self.value = (self.value * (period - 1) + dx) / period
+        self._push(self.value)
+        self.plus_di.append(plus_di)
+        self.minus_di.append(minus_di)
+
+    def outputs(self) -> dict[str, Series]:
+        return {"adx": self.values, "plus_di": self.plus_di, "minus_di": self.minus_di}
+
+
+BAR_INDICATORS: dict[str, tuple[Callable[[], Indicator], Callable[[], Indicator]]] = {
+    "ADX-2": (lambda: ADX(2), lambda: ReferenceADX(2)),
+    "ADX-14": (lambda: ADX(14), lambda: ReferenceADX(14)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAR_INDICATORS))
+@pytest.mark.parametrize("seed", range(3))
+def test_bar_indicators_equal_their_earlier_implementations(name: str, seed: int) -> None:
+    make, make_reference = BAR_INDICATORS[name]
+    indicator, reference = make(), make_reference()
+    for bar in _walk(seed, 500):
+        indicator.update(bar)
+        reference.update(bar)
+        assert indicator.count == reference.count
+        assert _same(indicator.value, reference.value)
+    assert indicator.ready
+    assert _same_outputs(indicator, reference)
+    assert not math.isnan(indicator.value)
