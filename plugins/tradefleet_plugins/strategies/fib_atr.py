@@ -27,20 +27,17 @@ class FibAtr(Strategy):
 
     def __init__(self, params: FibAtrParams) -> None:
         super().__init__(params)
-        self._trend: dict[str, EMA] = {}
-        self._atr: dict[str, ATR] = {}
-        self._fib: dict[str, Fibonacci] = {}
         self._legs: dict[str, _Leg] = {}
         self._traded: dict[str, tuple[float, float]] = {}
 
     def on_start(self, ctx: StrategyContext) -> None:
         p = self.params
         for symbol in ctx.symbols:
-            trend = self._trend[symbol] = self.indicator(EMA(p.trend_period), symbol)
-            atr = self._atr[symbol] = self.indicator(ATR(p.atr_period), symbol)
-            fib = Fibonacci(p.swing_left, p.swing_right)
-            self._fib[symbol] = self.indicator(fib, symbol)
-            self._legs[symbol] = _Leg(trend, atr, fib)
+            self._legs[symbol] = _Leg(
+                self.indicator(EMA(p.trend_period), symbol),
+                self.indicator(ATR(p.atr_period), symbol),
+                self.indicator(Fibonacci(p.swing_left, p.swing_right), symbol),
+            )
 
     def touched_level(self, bar: Bar) -> float | None:
         """The retracement level this bar bounced from in the trend's direction, or None."""
