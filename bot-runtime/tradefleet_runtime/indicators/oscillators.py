@@ -24,7 +24,7 @@ class RSI(CloseIndicator):
     (the first change needs two closes; gains and losses are averaged over ``period`` changes).
     """
 
-    __slots__ = ("_gain", "_loss", "_previous", "period")
+    __slots__ = ("_gain", "_inline", "_loss", "_previous", "period")
 
     def __init__(self, period: int = 14, history: int = DEFAULT_HISTORY) -> None:
         _check_period(period, 2)
@@ -33,6 +33,25 @@ class RSI(CloseIndicator):
         self._previous = NAN
         self._gain = 0.0
         self._loss = 0.0
+        self._inline = self._adds_with(_RSI_ADD)
+
+    def update(self, bar: Bar) -> None:
+        if not (self._inline and self.count > self.period):
+            self.add(bar[6])
+            return
+        # Seeded (and this instance's add is RSI's own): add's smoothing step, inlined.
+        value = bar[6]
+        self.count += 1
+        change = value - self._previous
+        self._previous = value
+        gain = change if change > 0.0 else 0.0
+        loss = -change if change < 0.0 else 0.0
+        period = self.period
+        average_gain = self._gain = (self._gain * (period - 1) + gain) / period
+        average_loss = self._loss = (self._loss * (period - 1) + loss) / period
+        total = average_gain + average_loss
+        rsi = self.value = 100.0 * average_gain / total if total != 0.0 else 0.0
+        self._push(rsi)
 
     def add(self, value: float) -> None:
         count = self.count = self.count + 1
@@ -74,7 +93,10 @@ class MACD(CloseIndicator):
     __slots__ = (
         "_closes",
         "_fast",
+        "_inline",
         "_line_seed",
+        "_push_hist",
+        "_push_signal",
         "_slow",
         "_slow_seed",
         "fast_alpha",
@@ -110,6 +132,28 @@ class MACD(CloseIndicator):
         self.line = self.values  # the primary output
         self.signal = Series(history)
         self.hist = Series(history)
+        self._push_signal = self.signal.append
+        self._push_hist = self.hist.append
+        self._inline = self._adds_with(_MACD_ADD)
+
+    def update(self, bar: Bar) -> None:
+        if not (self._inline and self.count >= self.slow_period + self.signal_period - 1):
+            self.add(bar[6])
+            return
+        # Every line seeded (and this instance's add is MACD's own): add's three EMA steps.
+        value = bar[6]
+        self.count += 1
+        fast = self._fast
+        fast = self._fast = fast + self.fast_alpha * (value - fast)
+        slow = self._slow
+        slow = self._slow = slow + self.slow_alpha * (value - slow)
+        line = self.line_value = fast - slow
+        signal = self.signal_value
+        signal = self.signal_value = signal + self.signal_alpha * (line - signal)
+        self.value = line
+        self._push(line)
+        self._push_signal(signal)
+        self._push_hist(line - signal)
 
     def add(self, value: float) -> None:
         count = self.count = self.count + 1
@@ -147,6 +191,12 @@ class MACD(CloseIndicator):
 
     def outputs(self) -> dict[str, Series]:
         return {"line": self.line, "signal": self.signal, "hist": self.hist}
+
+
+# The adds the updates above inline, as defined here: an instance whose add is another one
+# (a subclass's) has update call it.
+_RSI_ADD = RSI.add
+_MACD_ADD = MACD.add
 
 
 class Stochastic(Indicator):

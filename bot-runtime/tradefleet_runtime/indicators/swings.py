@@ -27,7 +27,14 @@ class Swings(Indicator):
     chart: ClassVar[Mapping[str, str]] = {"high": PRICE, "low": PRICE}
 
     __slots__ = (
-        "_bars",
+        "_after",
+        "_before",
+        "_highs",
+        "_lows",
+        "_push_high",
+        "_push_low",
+        "_size",
+        "_stamps",
         "high",
         "high_ts",
         "last",
@@ -44,37 +51,71 @@ class Swings(Indicator):
     def __init__(self, left: int = 2, right: int = 2, history: int = DEFAULT_HISTORY) -> None:
         if left < 1 or right < 0:
             raise ValueError(f"need left >= 1 and right >= 0 bars, not {left} and {right}")
-        super().__init__(left + right + 1, history)
+        size = left + right + 1
+        super().__init__(size, history)
         self.left, self.right = left, right
-        self._bars: deque[tuple[int, float, float]] = deque(maxlen=left + right + 1)
+        # The window's open times, highs and lows side by side (no tuple built per bar).
+        self._size = size
+        self._stamps: deque[int] = deque(maxlen=size)
+        self._highs: deque[float] = deque(maxlen=size)
+        self._lows: deque[float] = deque(maxlen=size)
+        # Window positions before and after the middle bar, nearest first: a neighbour is
+        # the likeliest to rule a bar out, and the first failed comparison ends the check.
+        self._before = tuple(range(left - 1, -1, -1))
+        self._after = tuple(range(left + 1, size))
         self.swing_high = self.swing_low = NAN
         self.high_ts = self.low_ts = -1
         self.last = 0
         self.new_high = self.new_low = False  # confirmed on the bar just handled
         self.high = Series(history)
         self.low = Series(history)
+        self._push_high = self.high.append
+        self._push_low = self.low.append
 
     def update(self, bar: Bar) -> None:
-        bars = self._bars
-        bars.append((bar[2], bar[4], bar[5]))
-        self.count += 1
-        self.new_high = self.new_low = False
-        if len(bars) == bars.maxlen:
+        highs, lows = self._highs, self._lows
+        self._stamps.append(bar[2])
+        highs.append(bar[4])
+        lows.append(bar[5])
+        count = self.count = self.count + 1
+        new_high = new_low = False
+        if count >= self._size:
+            # The middle bar is a swing high when every high before it is below its high and
+            # none after it is above; the same comparisons as ``all(b < high for b in
+            # before) and all(b <= high for b in after)``, stopping at the first that fails.
             left = self.left
-            ts, high, low = bars[left]
-            before = [bars[i] for i in range(left)]
-            after = [bars[i] for i in range(left + 1, len(bars))]
-            if all(b[1] < high for b in before) and all(b[1] <= high for b in after):
-                self.swing_high, self.high_ts, self.new_high = high, ts, True
-                self.last = 1
-            if all(b[2] > low for b in before) and all(b[2] >= low for b in after):
-                self.swing_low, self.low_ts, self.new_low = low, ts, True
-                # An outside bar that is both: the later extreme decides nothing, keep the high.
-                self.last = -1 if not self.new_high else self.last
-        self.value = float(self.last)
-        self._push(self.value)
-        self.high.append(self.swing_high)
-        self.low.append(self.swing_low)
+            high = highs[left]
+            for i in self._before:
+                if not highs[i] < high:
+                    break
+            else:
+                for i in self._after:
+                    if not highs[i] <= high:
+                        break
+                else:
+                    new_high = True
+                    self.swing_high, self.high_ts = high, self._stamps[left]
+                    self.last = 1
+            low = lows[left]
+            for i in self._before:
+                if not lows[i] > low:
+                    break
+            else:
+                for i in self._after:
+                    if not lows[i] >= low:
+                        break
+                else:
+                    new_low = True
+                    self.swing_low, self.low_ts = low, self._stamps[left]
+                    # An outside bar that is both: the later extreme decides nothing, keep the
+                    # high.
+                    if not new_high:
+                        self.last = -1
+        self.new_high, self.new_low = new_high, new_low
+        value = self.value = float(self.last)
+        self._push(value)
+        self._push_high(self.swing_high)
+        self._push_low(self.swing_low)
 
     def outputs(self) -> dict[str, Series]:
         return {"last": self.values, "high": self.high, "low": self.low}
@@ -103,13 +144,18 @@ class Fibonacci(Indicator):
         swings = self.swings
         swings.update(bar)
         self.count += 1
-        if swings.high_ts >= 0 and swings.low_ts >= 0:
-            if swings.high_ts > swings.low_ts:
-                self.direction, self.start, self.end = 1, swings.swing_low, swings.swing_high
-            elif swings.low_ts > swings.high_ts:
-                self.direction, self.start, self.end = -1, swings.swing_high, swings.swing_low
-        self.value = self.retracement(0.618)
-        self._push(self.value)
+        # The swing changes only on a bar that confirmed a point (and both are known).
+        if swings.new_high or swings.new_low:
+            high_ts, low_ts = swings.high_ts, swings.low_ts
+            if high_ts >= 0 and low_ts >= 0:
+                if high_ts > low_ts:
+                    self.direction, self.start, self.end = 1, swings.swing_low, swings.swing_high
+                elif low_ts > high_ts:
+                    self.direction, self.start, self.end = -1, swings.swing_high, swings.swing_low
+        # ``retracement(0.618)``'s arithmetic.
+        end = self.end
+        value = self.value = end - 0.618 * (end - self.start)
+        self._push(value)
 
     def retracement(self, ratio: float) -> float:
         return self.end - ratio * (self.end - self.start)

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from tradefleet_runtime.indicators.averages import _check_period
 from tradefleet_runtime.indicators.series import DEFAULT_HISTORY, NAN, PANEL, Indicator, Series
-from tradefleet_runtime.indicators.volatility import true_range
 from tradefleet_runtime.model import Bar
 
 
@@ -28,6 +27,8 @@ class ADX(Indicator):
         "_low",
         "_minus_dm",
         "_plus_dm",
+        "_push_minus",
+        "_push_plus",
         "_tr",
         "minus_di",
         "period",
@@ -43,28 +44,33 @@ class ADX(Indicator):
         self._dx_total = 0.0
         self.plus_di = Series(history)
         self.minus_di = Series(history)
+        self._push_plus = self.plus_di.append
+        self._push_minus = self.minus_di.append
 
     def update(self, bar: Bar) -> None:
         count = self.count = self.count + 1
-        high, low = bar[4], bar[5]
+        high, low, previous = bar[4], bar[5], self._close
         up, down = high - self._high, self._low - low
-        tr = true_range(high, low, self._close)
+        # ``true_range(high, low, previous)``, inlined: one call fewer per bar.
+        tr = (high if high > previous else previous) - (low if low < previous else previous)
         self._high, self._low, self._close = high, low, bar[6]
         period = self.period
         plus_di = minus_di = NAN
         if count > 1:
+            plus_dm, minus_dm, total_tr = self._plus_dm, self._minus_dm, self._tr
             if count > period:  # smoothing starts once period − 1 changes are summed
-                self._plus_dm -= self._plus_dm / period
-                self._minus_dm -= self._minus_dm / period
-                self._tr -= self._tr / period
+                plus_dm -= plus_dm / period
+                minus_dm -= minus_dm / period
+                total_tr -= total_tr / period
             if down > 0.0 and up < down:
-                self._minus_dm += down
+                minus_dm += down
             elif up > 0.0 and up > down:
-                self._plus_dm += up
-            self._tr += tr
-            if count > period and self._tr != 0.0:
-                plus_di = 100.0 * self._plus_dm / self._tr
-                minus_di = 100.0 * self._minus_dm / self._tr
+                plus_dm += up
+            total_tr += tr
+            self._plus_dm, self._minus_dm, self._tr = plus_dm, minus_dm, total_tr
+            if count > period and total_tr != 0.0:
+                plus_di = 100.0 * plus_dm / total_tr
+                minus_di = 100.0 * minus_dm / total_tr
                 both = plus_di + minus_di
                 dx = 100.0 * abs(minus_di - plus_di) / both if both != 0.0 else 0.0
                 if count <= 2 * period:
@@ -74,8 +80,8 @@ class ADX(Indicator):
                 else:
                     self.value = (self.value * (period - 1) + dx) / period
         self._push(self.value)
-        self.plus_di.append(plus_di)
-        self.minus_di.append(minus_di)
+        self._push_plus(plus_di)
+        self._push_minus(minus_di)
 
     def outputs(self) -> dict[str, Series]:
         return {"adx": self.values, "plus_di": self.plus_di, "minus_di": self.minus_di}

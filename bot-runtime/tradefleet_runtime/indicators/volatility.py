@@ -26,7 +26,19 @@ class Bollinger(CloseIndicator):
 
     chart: ClassVar[Mapping[str, str]] = {"middle": PRICE, "upper": PRICE, "lower": PRICE}
 
-    __slots__ = ("_squares", "_total", "_window", "k", "lower", "middle", "period", "upper")
+    __slots__ = (
+        "_inline",
+        "_push_lower",
+        "_push_upper",
+        "_squares",
+        "_total",
+        "_window",
+        "k",
+        "lower",
+        "middle",
+        "period",
+        "upper",
+    )
 
     def __init__(self, period: int = 20, k: float = 2.0, history: int = DEFAULT_HISTORY) -> None:
         _check_period(period)
@@ -38,6 +50,32 @@ class Bollinger(CloseIndicator):
         self.middle = self.values
         self.upper = Series(history)
         self.lower = Series(history)
+        self._push_upper = self.upper.append
+        self._push_lower = self.lower.append
+        self._inline = self._adds_with(_BOLLINGER_ADD)
+
+    def update(self, bar: Bar) -> None:
+        period = self.period
+        window = self._window
+        if not (self._inline and len(window) == period and self.count >= period):
+            self.add(bar[6])
+            return
+        # A full window (and this instance's add is Bollinger's own): add's arithmetic in
+        # the same order — the new value in, the oldest out, mean and width.
+        value = bar[6]
+        window.append(value)
+        old = window.popleft()
+        total = self._total + value
+        squares = self._squares + value * value
+        self.count += 1
+        total = self._total = total - old
+        squares = self._squares = squares - old * old
+        mean = self.value = total / period
+        variance = squares / period - mean * mean
+        width = self.k * sqrt(variance) if variance > 0.0 else 0.0
+        self._push(mean)
+        self._push_upper(mean + width)
+        self._push_lower(mean - width)
 
     def add(self, value: float) -> None:
         window = self._window
@@ -65,6 +103,10 @@ class Bollinger(CloseIndicator):
         return {"middle": self.middle, "upper": self.upper, "lower": self.lower}
 
 
+# The add Bollinger's update inlines, as defined here (not a subclass's).
+_BOLLINGER_ADD = Bollinger.add
+
+
 def true_range(high: float, low: float, previous_close: float) -> float:
     """The bar's range, stretched to the previous close when the bar gapped away from it."""
     top = high if high > previous_close else previous_close
@@ -87,9 +129,12 @@ class ATR(Indicator):
 
     def update(self, bar: Bar) -> None:
         count = self.count = self.count + 1
-        previous, self._previous_close = self._previous_close, bar[6]
+        previous = self._previous_close
+        self._previous_close = bar[6]
         if count > 1:
-            tr = true_range(bar[4], bar[5], previous)
+            # ``true_range(high, low, previous)``, inlined: one call fewer per bar.
+            high, low = bar[4], bar[5]
+            tr = (high if high > previous else previous) - (low if low < previous else previous)
             period = self.period
             if count <= period + 1:
                 self._total += tr

@@ -72,7 +72,7 @@ class BosRetest(Strategy):
     def on_bar(self, bar: Bar) -> None:
         if bar[1] == self._higher_s:
             self._on_higher(bar)
-        else:
+        elif self.setups[bar[0]] is not None:  # most base bars: no break waiting, no call
             self._on_base(bar)
 
     def _on_higher(self, bar: Bar) -> None:

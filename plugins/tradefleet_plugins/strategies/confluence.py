@@ -53,7 +53,11 @@ class IndicatorConfluence(Strategy):
         """(long votes, short votes) on the bar just handled; (0, 0) until all are ready."""
         i = self._indicators[bar[0]]
         close = bar[6]
-        rsi, hist, ema = i.rsi.value, i.macd.hist[-1], i.ema.value
+        macd = i.macd
+        # The histogram's newest value, as MACD computes it (NaN until MACD is ready): read
+        # from its two values, not through its series.
+        hist = macd.value - macd.signal_value
+        rsi, ema = i.rsi.value, i.ema.value
         middle, vwap = i.bollinger.value, i.vwap.value
         if not (rsi == rsi and hist == hist and ema == ema and middle == middle and vwap == vwap):
             return 0, 0  # NaN somewhere: not warmed up

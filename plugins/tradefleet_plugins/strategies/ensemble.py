@@ -134,6 +134,9 @@ class Ensemble(Strategy):
         self.children = list(children)
         self.contexts: list[VotingContext] = []
         self._handlers: list[Callable[[Bar], None]] = []
+        # (confidence, that child's standing votes) per child, in order: what tally reads.
+        self._ballots: list[tuple[float, dict[str, int]]] = []
+        self._base_s = 0
 
     def subscriptions(self, symbols: Sequence[str], base_timeframe_s: int) -> list[Subscription]:
         wanted: dict[Subscription, None] = {}
@@ -146,11 +149,13 @@ class Ensemble(Strategy):
         return max(child.warmup_bars() for _, child, _ in self.children)
 
     def on_start(self, ctx: StrategyContext) -> None:
-        for name, child, _ in self.children:
+        self._base_s = ctx.base_timeframe_s
+        for name, child, confidence in self.children:
             voting = VotingContext(ctx, name)
             child.ctx = voting
             child.on_start(voting)
             self.contexts.append(voting)
+            self._ballots.append((confidence, voting.votes))
             self._handlers.append(bar_handler(child.on_bar, child.indicator_book))
 
     def on_stop(self) -> None:
@@ -160,11 +165,10 @@ class Ensemble(Strategy):
     def tally(self, symbol: str) -> int:
         """The direction a quorum agrees on with enough confidence: +1, −1 or 0."""
         p = self.params
+        ballots = self._ballots
         for direction in (1, -1):
             confidences = [
-                confidence
-                for (_, _, confidence), voting in zip(self.children, self.contexts, strict=True)
-                if voting.votes.get(symbol, 0) == direction
+                confidence for confidence, votes in ballots if votes.get(symbol, 0) == direction
             ]
             if len(confidences) >= p.quorum and (
                 sum(confidences) / len(confidences) >= p.min_confidence
@@ -175,7 +179,7 @@ class Ensemble(Strategy):
     def on_bar(self, bar: Bar) -> None:
         for handle in self._handlers:
             handle(bar)
-        if bar[1] != self.ctx.base_timeframe_s:
+        if bar[1] != self._base_s:
             return
         symbol = bar[0]
         target = self.tally(symbol)

@@ -26,7 +26,7 @@ class ExternalSignal(Strategy):
         self._marks = {}
 
     def on_bar(self, bar: Bar) -> None:
-        self._marks[bar.symbol] = bar.close
+        self._marks[bar[0]] = bar[6]  # symbol → close, by index: this runs on every bar
 
     def check(self, signal: Signal, now: float) -> str | None:
         """Why ``signal`` is refused, or None. Pure: no orders are sent."""

@@ -13,42 +13,67 @@ from tradefleet_plugins.strategies.fib_atr_params import FibAtrParams
 from tradefleet_runtime.sdk import ATR, EMA, Bar, Fibonacci, Strategy, StrategyContext
 
 
+class _Leg:
+    """One symbol's indicators: bound once, read on every bar."""
+
+    __slots__ = ("atr", "fib", "trend")
+
+    def __init__(self, trend: EMA, atr: ATR, fib: Fibonacci) -> None:
+        self.trend, self.atr, self.fib = trend, atr, fib
+
+
 class FibAtr(Strategy):
     params: FibAtrParams
 
     def __init__(self, params: FibAtrParams) -> None:
         super().__init__(params)
-        self._trend: dict[str, EMA] = {}
-        self._atr: dict[str, ATR] = {}
-        self._fib: dict[str, Fibonacci] = {}
+        self._legs: dict[str, _Leg] = {}
         self._traded: dict[str, tuple[float, float]] = {}
 
     def on_start(self, ctx: StrategyContext) -> None:
         p = self.params
         for symbol in ctx.symbols:
-            self._trend[symbol] = self.indicator(EMA(p.trend_period), symbol)
-            self._atr[symbol] = self.indicator(ATR(p.atr_period), symbol)
-            self._fib[symbol] = self.indicator(Fibonacci(p.swing_left, p.swing_right), symbol)
+            self._legs[symbol] = _Leg(
+                self.indicator(EMA(p.trend_period), symbol),
+                self.indicator(ATR(p.atr_period), symbol),
+                self.indicator(Fibonacci(p.swing_left, p.swing_right), symbol),
+            )
 
     def touched_level(self, bar: Bar) -> float | None:
         """The retracement level this bar bounced from in the trend's direction, or None."""
         symbol = bar[0]
-        fib, trend = self._fib[symbol], self._trend[symbol].value
-        if fib.direction == 0 or trend != trend:
+        leg = self._legs[symbol]
+        fib, trend = leg.fib, leg.trend.value
+        swing = fib.direction
+        if swing == 0 or trend != trend:
             return None
         close = bar[6]
         direction = 1 if close > trend else -1
-        if fib.direction != direction or self._traded.get(symbol) == (fib.start, fib.end):
+        if swing != direction:
             return None
+        start, end = fib.start, fib.end
+        traded = self._traded.get(symbol)
+        if traded is not None and traded[0] == start and traded[1] == end:
+            return None  # one trade per swing
+        # The deepest level reached: levels are sorted, so the last one hit, found from the
+        # end (``retracement(r)``'s arithmetic: end - r * (end - start)).
         if direction > 0:
-            if bar[5] <= fib.start:  # the swing's low broke: no pullback any more
+            low = bar[5]
+            if low <= start:  # the swing's low broke: no pullback any more
                 return None
-            hit = [lvl for r in self.params.levels if bar[5] <= (lvl := fib.retracement(r)) < close]
+            for ratio in reversed(self.params.levels):
+                level = end - ratio * (end - start)
+                if low <= level < close:
+                    return level
         else:
-            if bar[4] >= fib.start:
+            high = bar[4]
+            if high >= start:
                 return None
-            hit = [lvl for r in self.params.levels if bar[4] >= (lvl := fib.retracement(r)) > close]
-        return hit[-1] if hit else None  # the deepest level reached
+            for ratio in reversed(self.params.levels):
+                level = end - ratio * (end - start)
+                if high >= level > close:
+                    return level
+        return None
 
     def on_bar(self, bar: Bar) -> None:
         symbol = bar[0]
@@ -56,10 +81,13 @@ class FibAtr(Strategy):
         if ctx.position(symbol).quantity or ctx.open_orders(symbol):
             return
         level = self.touched_level(bar)
-        atr = self._atr[symbol].value
-        if level is None or atr != atr:
+        if level is None:
             return
-        fib = self._fib[symbol]
+        leg = self._legs[symbol]
+        atr = leg.atr.value
+        if atr != atr:
+            return
+        fib = leg.fib
         self._traded[symbol] = (fib.start, fib.end)
         close, p = bar[6], self.params
         if fib.direction > 0:
