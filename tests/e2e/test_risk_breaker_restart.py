@@ -49,7 +49,10 @@ def test_breaker_lock_survives_kill_9_and_resets_only_after_cooldown(tmp_path: P
     manifest = breaker_manifest(cooldown_minutes=24 * 60)
     serve = ServeProcess(tmp_path, manifest, speed=36_000).start()
     try:
-        locked = serve.wait_for(lambda s: _breaker(s).locked, timeout=60)
+        # A status read while the bot is still starting lists no risk plugins yet.
+        locked = serve.wait_for(
+            lambda s: any(r.name == BREAKER and r.locked for r in s.risk), timeout=60
+        )
         assert _breaker(locked).tier == 3 and "tier 3" in _breaker(locked).reason
     finally:
         serve.kill()  # SIGKILL: no shutdown code runs
