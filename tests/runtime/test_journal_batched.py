@@ -190,3 +190,40 @@ def test_position_rows_of_a_batch_collapse_to_the_last(tmp_path: Path) -> None:
     rows = journal.query("SELECT symbol, quantity, realized_pnl, updated_ts FROM positions")
     journal.close()
     assert rows == [("X", 0.0, 1.0, 102)]
+
+
+@pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 64 * 3 + 7])
+def test_many_row_inserts_hold_the_rows_one_by_one_inserts_do(count: int) -> None:
+    from tradefleet_runtime.journal.sqlite import _INSERT_ORDER, _UPSERT_POSITION, _insert_rows
+
+    schema = (ROOT / "bot-runtime/tradefleet_runtime/journal/schema.sql").read_text()
+    rows = [
+        (
+            "r",
+            f"o{i % (count - 3) if count > 6 else i}",
+            "X",
+            "buy",
+            "market",
+            1.0 + i,
+            None,
+            None,
+            None,
+            0,
+            None,
+            i,
+            "",
+        )
+        for i in range(count)
+    ]  # fmt: skip  (a few ids repeat: INSERT OR IGNORE keeps the first, either way)
+    tables = []
+    for insert in (_insert_rows, lambda db, sql, rows: db.executemany(sql, rows)):
+        with contextlib.closing(sqlite3.connect(":memory:")) as db:
+            db.executescript(schema)
+            insert(db, _INSERT_ORDER, rows)
+            tables.append(db.execute("SELECT rowid, * FROM orders ORDER BY rowid").fetchall())
+    assert tables[0] == tables[1]
+    assert len(tables[0]) == len({row[1] for row in rows})
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:  # an upsert: one by one
+        db.executescript(schema)
+        _insert_rows(db, _UPSERT_POSITION, [("r", "X", float(q), 1.0, 0.0, q) for q in range(70)])
+        assert db.execute("SELECT quantity FROM positions").fetchall() == [(69.0,)]
