@@ -21,7 +21,7 @@ class SMA(CloseIndicator):
 
     chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
-    __slots__ = ("_inline", "_total", "_window", "period")
+    __slots__ = ("_total", "_window", "period")
 
     def __init__(self, period: int, history: int = DEFAULT_HISTORY) -> None:
         _check_period(period)
@@ -29,23 +29,6 @@ class SMA(CloseIndicator):
         self.period = period
         self._window: deque[float] = deque()
         self._total = 0.0
-        self._inline = self._adds_with(_SMA_ADD)
-
-    def update(self, bar: Bar) -> None:
-        if not self._inline:
-            self.add(bar[6])
-            return
-        # ``add(bar[6])`` inlined (the engine calls this for every bar): the same arithmetic.
-        value = bar[6]
-        window = self._window
-        window.append(value)
-        self._total += value
-        self.count += 1
-        if len(window) > self.period:
-            self._total -= window.popleft()
-        if self.count >= self.period:
-            self.value = self._total / self.period
-        self._push(self.value)
 
     def add(self, value: float) -> None:
         window = self._window
@@ -112,7 +95,7 @@ class WMA(CloseIndicator):
 
     chart: ClassVar[Mapping[str, str]] = {"value": PRICE}
 
-    __slots__ = ("_divisor", "_inline", "_numerator", "_total", "_window", "period")
+    __slots__ = ("_divisor", "_numerator", "_total", "_window", "period")
 
     def __init__(self, period: int, history: int = DEFAULT_HISTORY) -> None:
         _check_period(period)
@@ -122,27 +105,6 @@ class WMA(CloseIndicator):
         self._numerator = 0.0  # Σ weight × value over the window
         self._total = 0.0  # Σ value over the window
         self._divisor = period * (period + 1) / 2.0
-        self._inline = self._adds_with(_WMA_ADD)
-
-    def update(self, bar: Bar) -> None:
-        if not self._inline:
-            self.add(bar[6])
-            return
-        # ``add(bar[6])`` inlined (the engine calls this for every bar): the same arithmetic.
-        value = bar[6]
-        window = self._window
-        self.count += 1
-        if len(window) < self.period:
-            window.append(value)
-            self._numerator += len(window) * value
-            self._total += value
-        else:
-            self._numerator += self.period * value - self._total
-            self._total += value - window.popleft()
-            window.append(value)
-        if self.count >= self.period:
-            self.value = self._numerator / self._divisor
-        self._push(self.value)
 
     def add(self, value: float) -> None:
         window = self._window
@@ -161,8 +123,6 @@ class WMA(CloseIndicator):
         self._push(self.value)
 
 
-# The adds the updates above inline, as defined here (not as a subclass or a patch redefines
-# them): an instance whose add is another one has update call it.
-_SMA_ADD = SMA.add
+# The add EMA.update inlines, as defined here (not as a subclass or a patch redefines it): an
+# instance whose add is another one has update call it.
 _EMA_ADD = EMA.add
-_WMA_ADD = WMA.add
