@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_engine import CAPITAL, FEE_BPS, HOUR, synthetic
+from bench_engine import HOUR, manifest, synthetic
 
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -104,20 +104,10 @@ SESSION_SKIPPED = {
 
 
 def session_manifest(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": "bench"},
-        "spec": {
-            "mode": "backtest",
-            "strategy": {"name": name, "params": params},
-            "market": {"symbols": ["SYN"], "timeframe": "1h"},
-            "broker": {"name": "paper", "params": {"fee_bps": FEE_BPS, "leverage": 10}},
-            "data": {"name": "csv", "params": {"path": "unused.csv"}},
-            "risk": [{"name": "fixed-size", "params": {"quantity": 1.0}}],
-            "capital": {"currency": "USD", "initial": CAPITAL},
-        },
-    }
+    """bench_engine's bot (paper broker, fixed size, the same fee and capital) with ``name``."""
+    document = manifest(Path("unused.csv"))
+    document["spec"]["strategy"] = {"name": name, "params": params}
+    return document
 
 
 def session_run(
