@@ -128,18 +128,7 @@ def read_csv_bars(
         header = next(reader, None)
         if header is None:
             raise DataError(f"{file}: row 1: the file is empty")
-        time_index = _column(header, "time", _TIME_HEADERS, params.timestamp_column, file)
-        indices = []
-        for field_name, names in _FIELD_HEADERS.items():
-            override = params.columns.get(field_name)
-            if (
-                field_name == "volume"
-                and override is None
-                and not any(h.strip().lower() in names for h in header)
-            ):
-                indices.append(-1)
-                continue
-            indices.append(_column(header, field_name, names, override, file))
+        time_index, indices = _header_columns(header, params, file)
         rows: list[tuple[int, float, float, float, float, float]] = []
         lines: list[int] = []  # the file row of each bar, for error messages
         fmt = params.timestamp_format
@@ -219,6 +208,23 @@ def read_csv_bars(
     return rows, step
 
 
+def _header_columns(header: list[str], params: CsvFeedParams, file: Path) -> tuple[int, list[int]]:
+    """The time column and the value columns of ``header`` (-1: the file has no volume)."""
+    time_index = _column(header, "time", _TIME_HEADERS, params.timestamp_column, file)
+    indices = []
+    for field_name, names in _FIELD_HEADERS.items():
+        override = params.columns.get(field_name)
+        if (
+            field_name == "volume"
+            and override is None
+            and not any(h.strip().lower() in names for h in header)
+        ):
+            indices.append(-1)
+            continue
+        indices.append(_column(header, field_name, names, override, file))
+    return time_index, indices
+
+
 def _header_and_sample(file: Path, params: CsvFeedParams) -> tuple[int, list[int], str | None]:
     """The time column, the value columns (-1: no volume) and the first row's time cell."""
     with file.open(newline="", encoding="utf-8") as handle:
@@ -226,18 +232,7 @@ def _header_and_sample(file: Path, params: CsvFeedParams) -> tuple[int, list[int
         header = next(reader, None)
         if header is None:
             raise DataError(f"{file}: row 1: the file is empty")
-        time_index = _column(header, "time", _TIME_HEADERS, params.timestamp_column, file)
-        indices = []
-        for field_name, names in _FIELD_HEADERS.items():
-            override = params.columns.get(field_name)
-            if (
-                field_name == "volume"
-                and override is None
-                and not any(h.strip().lower() in names for h in header)
-            ):
-                indices.append(-1)
-                continue
-            indices.append(_column(header, field_name, names, override, file))
+        time_index, indices = _header_columns(header, params, file)
         for row in reader:
             if row and any(cell.strip() for cell in row):
                 return time_index, indices, row[time_index] if time_index < len(row) else None
