@@ -12,19 +12,15 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from typing import Any
 
 import pandas as pd
 from backtesting import Backtest, Strategy
 
 
-def main(argv: list[str]) -> int:
-    path, fast, slow, quantity, fee = argv[0], int(argv[1]), int(argv[2]), argv[3], argv[4]
-    frame = pd.read_csv(path, index_col="timestamp", parse_dates=True)
-    frame.columns = [c.capitalize() for c in frame.columns]
-    close = frame["Close"]
-    fast_ema = close.ewm(span=fast, adjust=False).mean().to_numpy()
-    slow_ema = close.ewm(span=slow, adjust=False).mean().to_numpy()
-    size = float(quantity)
+def ema_cross(fast_ema: Any, slow_ema: Any, slow: int, size: float) -> type[Strategy]:
+    """ema-cross's rules as a backtesting.py strategy, on EMA values computed beforehand (this
+    process and bench_engine.py's in-process run trade the very same rules)."""
 
     class EmaCross(Strategy):
         def init(self) -> None:
@@ -48,6 +44,18 @@ def main(argv: list[str]) -> int:
                 self.buy(size=size)
             else:
                 self.sell(size=size)
+
+    return EmaCross
+
+
+def main(argv: list[str]) -> int:
+    path, fast, slow, quantity, fee = argv[0], int(argv[1]), int(argv[2]), argv[3], argv[4]
+    frame = pd.read_csv(path, index_col="timestamp", parse_dates=True)
+    frame.columns = [c.capitalize() for c in frame.columns]
+    close = frame["Close"]
+    fast_ema = close.ewm(span=fast, adjust=False).mean().to_numpy()
+    slow_ema = close.ewm(span=slow, adjust=False).mean().to_numpy()
+    EmaCross = ema_cross(fast_ema, slow_ema, slow, float(quantity))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

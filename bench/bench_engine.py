@@ -262,7 +262,8 @@ def vector(columns: BarColumns) -> tuple[float, int]:
 def backtesting_py(columns: BarColumns) -> tuple[float, int, float]:
     """backtesting.py on the same bars and EMA values: (final equity, trades, CPU seconds)."""
     import pandas as pd
-    from backtesting import Backtest, Strategy
+    from backtesting import Backtest
+    from backtesting_py_process import ema_cross
 
     closes = columns.close.tolist()
     fast_ema, slow_ema = _ema(closes, FAST), _ema(closes, SLOW)
@@ -277,28 +278,7 @@ def backtesting_py(columns: BarColumns) -> tuple[float, int, float]:
         index=pd.to_datetime(columns.ts, unit="s"),
     )
 
-    class EmaCross(Strategy):
-        def init(self) -> None:
-            self.fast = self.I(lambda: fast_ema, name="fast")
-            self.slow = self.I(lambda: slow_ema, name="slow")
-            self.direction = 0
-
-        def next(self) -> None:
-            if len(self.data) < SLOW:
-                return
-            f, s = self.fast[-1], self.slow[-1]
-            direction = 1 if f > s else (-1 if f < s else 0)
-            if direction == 0 or direction == self.direction:
-                return
-            previous, self.direction = self.direction, direction
-            if previous == 0:
-                return
-            if self.position:
-                self.position.close()
-            if direction > 0:
-                self.buy(size=QUANTITY)
-            else:
-                self.sell(size=QUANTITY)
+    EmaCross = ema_cross(fast_ema, slow_ema, SLOW, QUANTITY)
 
     test = Backtest(frame, EmaCross, cash=CAPITAL, commission=FEE_BPS / 10_000.0)
     with warnings.catch_warnings():
