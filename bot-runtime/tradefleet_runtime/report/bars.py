@@ -59,9 +59,7 @@ class BarRecorder:
     def __init__(self, *, ohlc: bool = False, indicators: IndicatorSource | None = None) -> None:
         self.keep_ohlc = ohlc
         self._indicators = indicators if ohlc else None
-        # symbol -> [bars, first ts, first open, last ts, last close]
-        self._ranges: dict[str, list[float]] = {}
-        # Without a chart: each symbol's first and latest bar, and how many came.
+        # Each symbol's first and latest bar, and how many came.
         self._firsts: dict[str, Bar] = {}
         self._lasts: dict[str, Bar] = {}
         self._counts: dict[str, int] = {}
@@ -97,42 +95,21 @@ class BarRecorder:
         return plan
 
     def watch(self, bars: Iterable[Bar]) -> Iterator[Bar]:
-        if self.keep_ohlc:
-            yield from self._watch_ohlc(bars)
-            return
-        # Ranges only (no chart): this generator runs on every bar of a backtest, so it keeps
-        # the first and the latest bar of each symbol and a count, and builds nothing per bar.
+        # This generator runs on every traded bar: per symbol it keeps the first and the latest
+        # bar and a count (nothing built per bar), and with a chart the OHLC arrays too.
         firsts, lasts, counts = self._firsts, self._lasts, self._counts
+        arrays, plans, keep = self._arrays, self._plans, self.keep_ohlc
         for bar in bars:
             symbol = bar[0]
             if symbol not in firsts:
                 firsts[symbol] = bar
                 counts[symbol] = 0
-            counts[symbol] += 1
-            lasts[symbol] = bar
-            yield bar
-
-    def _watch_ohlc(self, bars: Iterable[Bar]) -> Iterator[Bar]:
-        ranges, arrays, keep = self._ranges, self._arrays, self.keep_ohlc
-        plans = self._plans
-        for bar in bars:
-            symbol = bar[0]
-            state = ranges.get(symbol)
-            if state is None:
-                state = ranges[symbol] = [0, bar[2], bar[3], 0, 0.0]
                 if keep:
-                    arrays[symbol] = (
-                        array("q"),
-                        array("d"),
-                        array("d"),
-                        array("d"),
-                        array("d"),
-                    )
+                    arrays[symbol] = (array("q"), array("d"), array("d"), array("d"), array("d"))
                     if self._indicators is not None:
                         plans[symbol] = self._plan(symbol, bar[1])
-            state[0] += 1
-            state[3] = bar[2]
-            state[4] = bar[6]
+            counts[symbol] += 1
+            lasts[symbol] = bar
             if keep:
                 ts, o, h, lo, c = arrays[symbol]
                 ts.append(bar[2])
@@ -151,20 +128,15 @@ class BarRecorder:
             yield bar
 
     def ranges(self) -> list[SymbolRange]:
-        if not self.keep_ohlc:
-            lasts, counts = self._lasts, self._counts
-            return [
-                SymbolRange(symbol, counts[symbol], first[2], first[3], *lasts[symbol][2:7:4])
-                for symbol, first in sorted(self._firsts.items())
-            ]
+        lasts, counts = self._lasts, self._counts
         return [
-            SymbolRange(symbol, int(s[0]), int(s[1]), s[2], int(s[3]), s[4])
-            for symbol, s in sorted(self._ranges.items())
+            SymbolRange(symbol, counts[symbol], first[2], first[3], *lasts[symbol][2:7:4])
+            for symbol, first in sorted(self._firsts.items())
         ]
 
     def symbols(self) -> list[str]:
         """Symbols in the order their first bar came."""
-        return list(self._ranges if self.keep_ohlc else self._firsts)
+        return list(self._firsts)
 
     def ohlc(self, symbol: str) -> OHLC:
         ts, o, h, lo, c = self._arrays[symbol]
