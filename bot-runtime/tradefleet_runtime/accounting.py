@@ -20,6 +20,16 @@ class FillEffect(NamedTuple):
     opened_quantity: float
 
 
+def netted_quantity(held: float, signed: float) -> float:
+    """The signed quantity after executing ``signed`` on ``held``: a close that leaves only
+    float residue (1e-12 of the position) is flat. The one netting rule: a simulated venue that
+    books quantities alone uses it to agree with the portfolio to the bit."""
+    remaining = held + signed
+    if held and (held > 0.0) != (signed > 0.0) and abs(remaining) < 1e-12 * max(abs(held), 1.0):
+        return 0.0
+    return remaining
+
+
 def apply_fill(position: Position, fill: Fill) -> FillEffect:
     """Update ``position`` in place with ``fill`` (netting) and say what it realized."""
     signed = fill.quantity if fill.side == "buy" else -fill.quantity
@@ -37,9 +47,7 @@ def apply_fill(position: Position, fill: Fill) -> FillEffect:
     direction = 1.0 if held > 0.0 else -1.0
     realized = closed * (fill.price - position.average_price) * direction
     position.realized_pnl += realized
-    remaining = held + signed
-    if abs(remaining) < 1e-12 * max(abs(held), 1.0):
-        remaining = 0.0
+    remaining = netted_quantity(held, signed)
     opened = 0.0
     if remaining == 0.0:
         position.average_price = 0.0

@@ -33,7 +33,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tradefleet_runtime.accounting import FillEffect, apply_fill
+from tradefleet_runtime.accounting import FillEffect, apply_fill, netted_quantity
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.bar_columns import BarColumns, cached_columns, fast_csv_columns
 from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_children
@@ -249,6 +249,7 @@ __all__ = [
     "format_timeframe",
     "hookimpl",
     "limit_problem",
+    "netted_quantity",
     "parse_timeframe",
     "replacement_order_id",
     "round_price",

@@ -46,6 +46,7 @@ from tradefleet_runtime.sdk import (
     Side,
     apply_fill,
     bracket_children,
+    netted_quantity,
 )
 
 _EMPTY: tuple[Fill | OrderUpdate, ...] = ()
@@ -62,16 +63,6 @@ _NO_CODE = ReasonCode.NONE
 # Named tuples built positionally: keyword construction costs several times more, and these
 # are built for every order and every fill.
 _new = tuple.__new__
-
-
-def _netted(held: float, signed: float) -> float:
-    """The signed quantity after ``signed`` is executed on ``held``: ``apply_fill``'s netting,
-    its snap to zero of a close's float residue included, so both books agree to the bit."""
-    remaining = held + signed
-    closing = held != 0.0 and (held > 0.0) != (signed > 0.0)
-    if closing and abs(remaining) < 1e-12 * max(abs(held), 1.0):
-        return 0.0
-    return remaining
 
 
 class PaperBroker:
@@ -296,7 +287,7 @@ class PaperBroker:
         for fill in fills:
             signed = fill.quantity if fill.side is _BUY else -fill.quantity
             self._cash -= signed * fill.price + fill.fee
-            self._held[fill.symbol] = _netted(self._held.get(fill.symbol, 0.0), signed)
+            self._held[fill.symbol] = netted_quantity(self._held.get(fill.symbol, 0.0), signed)
             self._marks[fill.symbol] = fill.price
         self._restored.extend(fills)
         self._fill_count = len(fills)
@@ -501,15 +492,7 @@ class PaperBroker:
         )
         # The account as matching needs it; positions and PnL are the engine portfolio's.
         self._cash -= signed * price + fee
-        # ``_netted`` inlined (every fill's path): apply_fill's netting, its snap to zero too.
-        remaining = held + signed
-        if (
-            held != 0.0
-            and (held > 0.0) != (signed > 0.0)
-            and abs(remaining) < 1e-12 * max(abs(held), 1.0)
-        ):
-            remaining = 0.0
-        self._held[symbol] = remaining
+        self._held[symbol] = netted_quantity(held, signed)
         self._marks[symbol] = price
         if self._keep:
             self._fills.append(fill)
