@@ -94,7 +94,27 @@ def open_risk(
     Quantity no stop protects is assumed to move ``unprotected_move`` (a fraction of its mark)
     against the position. A stop already beyond the mark (the loss is in the price) counts 0.
     """
-    return open_risk_and_gross(positions, marks, stops, unprotected_move)[0]
+    total = 0.0
+    empty: tuple[tuple[float, float], ...] = ()
+    for symbol, position in positions.items():
+        signed = position.quantity
+        if not signed:
+            continue
+        mark = marks.get(symbol, position.average_price)
+        quantity, direction = (signed, 1.0) if signed > 0 else (-signed, -1.0)
+        covered = 0.0
+        for stop_quantity, stop in stops.get(symbol, empty):
+            left = quantity - covered
+            if left <= 0.0:
+                break
+            take = stop_quantity if stop_quantity < left else left
+            loss = (mark - stop) * direction
+            if loss > 0.0:
+                total += take * loss
+            covered += take
+        if covered < quantity:
+            total += (quantity - covered) * mark * unprotected_move
+    return total
 
 
 def open_risk_and_gross(
@@ -103,15 +123,35 @@ def open_risk_and_gross(
     stops: Mapping[str, tuple[tuple[float, float], ...]],
     unprotected_move: float,
 ) -> tuple[float, float]:
-    """``(open_risk(...), gross_exposure(...))`` in one pass: each position's
-    :func:`position_risk` (the one walk over its stops) and its notional at the mark."""
+    """``(open_risk(...), gross_exposure(...))`` in one pass (the same sums, in the same order)."""
     total = gross = 0.0
     empty: tuple[tuple[float, float], ...] = ()
+    mark_of, stops_of = marks.get, stops.get
     for symbol, position in positions.items():
         signed = position.quantity
-        mark = marks.get(symbol, position.average_price)
-        gross += abs(signed) * mark
-        total += position_risk(signed, mark, stops.get(symbol, empty), unprotected_move)
+        mark = mark_of(symbol)
+        if mark is None:
+            mark = position.average_price
+        if signed > 0:
+            quantity, direction = signed, 1.0
+        elif signed < 0:
+            quantity, direction = -signed, -1.0
+        else:  # flat: adds its 0 x mark to the gross, and no risk
+            gross += -signed * mark
+            continue
+        gross += quantity * mark
+        covered = 0.0
+        for stop_quantity, stop in stops_of(symbol, empty):
+            left = quantity - covered
+            if left <= 0.0:
+                break
+            take = stop_quantity if stop_quantity < left else left
+            loss = (mark - stop) * direction
+            if loss > 0.0:
+                total += take * loss
+            covered += take
+        if covered < quantity:
+            total += (quantity - covered) * mark * unprotected_move
     return total, gross
 
 
