@@ -123,7 +123,12 @@ def open_risk_and_gross(
     stops: Mapping[str, tuple[tuple[float, float], ...]],
     unprotected_move: float,
 ) -> tuple[float, float]:
-    """``(open_risk(...), gross_exposure(...))`` in one pass (the same sums, in the same order)."""
+    """``(open_risk(...), gross_exposure(...))`` in one pass (the same sums, in the same order).
+
+    ``open_risk``, this and ``position_risk`` each walk the stops inline: they run for every
+    intent through ``prop-firm``, and summing ``position_risk`` per position instead cost the
+    plugin 0.8 µs (10%) in ``bench_risk.py``. ``tests/runtime/test_risk_rules_agree.py`` holds the
+    three to the same figures."""
     total = gross = 0.0
     empty: tuple[tuple[float, float], ...] = ()
     mark_of, stops_of = marks.get, stops.get
