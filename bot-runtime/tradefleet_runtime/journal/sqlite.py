@@ -98,6 +98,11 @@ _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)
 # table (13 columns) stay under SQLite's oldest limit of 999 variables.
 _ROWS_PER_INSERT = 64
 
+# The enum members of a row (side, order type, status, risk action) are bound as exact str,
+# ``member + ""``: the sqlite3 module binds an exact str directly, but a str subclass goes
+# through its adaptation lookup first, which fails on two attribute lookups and costs about
+# a microsecond per value (measured: 1.54 against 0.58 µs per bound value), five per order.
+
 
 @functools.cache
 def _many_rows(sql: str) -> str | None:
@@ -392,15 +397,14 @@ class Journal:
     def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
         """A new order and its first status, together."""
         run = self.run_id
-        # Enum members are str: SQLite stores their value as text (``.value`` costs a descriptor
-        # call per column, on every order).
+        # Enum members are bound as exact str (``member + ""``: see _ROWS_PER_INSERT).
         order_id = order.client_order_id
         order_row = (
             run,
             order_id,
             order.symbol,
-            order.side,
-            order.order_type,
+            order.side + "",
+            order.order_type + "",
             order.quantity,
             order.price,
             order.stop_loss,
@@ -410,7 +414,7 @@ class Journal:
             order.created_ts,
             order.tag,
         )
-        status_row = (run, order_id, ts, status, reason, None)
+        status_row = (run, order_id, ts, status + "", reason, None)
         if self.batched:
             self._statuses[(run, order_id)] = status_row
             self._order_rows.append(order_row)
@@ -427,7 +431,7 @@ class Journal:
         venue_order_id: str | None = None,
     ) -> None:
         run = self.run_id
-        row = (run, client_order_id, ts, status, reason, venue_order_id)
+        row = (run, client_order_id, ts, status + "", reason, venue_order_id)
         if self.batched:
             # The order's latest status replaces the batch's earlier one (see the module).
             self._statuses[(run, client_order_id)] = row
@@ -450,7 +454,7 @@ class Journal:
             fill.fill_id,
             fill.client_order_id,
             fill.symbol,
-            fill.side,
+            fill.side + "",
             fill.quantity,
             fill.price,
             fill.fee,
@@ -465,7 +469,7 @@ class Journal:
             position.realized_pnl,
             fill.ts,
         )
-        update_row = (run, fill.client_order_id, fill.ts, order_status, "", None)
+        update_row = (run, fill.client_order_id, fill.ts, order_status + "", "", None)
         if self.batched:
             # The position's and the order's latest rows replace the batch's earlier ones (see
             # the module).
@@ -513,8 +517,8 @@ class Journal:
             ts,
             plugin,
             symbol,
-            side,
-            decision.action,
+            side + "",
+            decision.action + "",
             quantity_in,
             decision.quantity,
             decision.reason,
