@@ -227,3 +227,34 @@ def test_many_row_inserts_hold_the_rows_one_by_one_inserts_do(count: int) -> Non
         db.executescript(schema)
         _insert_rows(db, _UPSERT_POSITION, [("r", "X", float(q), 1.0, 0.0, q) for q in range(70)])
         assert db.execute("SELECT quantity FROM positions").fetchall() == [(69.0,)]
+
+
+# Columns whose values are enum members (sides, order types, statuses, risk actions) or often
+# absent (prices, stops, venue ids): the journal binds them as plain str and None.
+STORED_TYPES = {
+    "orders": {
+        "side": {"text"},
+        "order_type": {"text"},
+        "price": {"null", "real"},  # the stop-loss children carry one
+        "parent_id": {"null", "text"},
+    },
+    "order_updates": {"status": {"text"}, "venue_order_id": {"null", "text"}},
+    "fills": {"side": {"text"}},
+    "risk_decisions": {"action": {"text"}, "side": {"text"}},
+}
+
+
+def test_enum_members_are_stored_as_text_and_absent_values_as_null(
+    journals: tuple[Path, Path],
+) -> None:
+    with contextlib.closing(sqlite3.connect(journals[0])) as db:
+        for table, columns in STORED_TYPES.items():
+            for column, expected in columns.items():
+                stored = {
+                    row[0] for row in db.execute(f"SELECT DISTINCT typeof({column}) FROM {table}")
+                }
+                assert stored == expected, (table, column, stored)
+        sides = {row[0] for row in db.execute("SELECT DISTINCT side FROM orders")}
+        assert sides == {"buy", "sell"}
+        # The strategy's market orders carry no price.
+        assert db.execute("SELECT COUNT(*) FROM orders WHERE price IS NULL").fetchone()[0] > 100
