@@ -259,15 +259,11 @@ def vector(columns: BarColumns) -> tuple[float, int]:
     return figures.final_equity, figures.trades
 
 
-def backtesting_py(columns: BarColumns) -> tuple[float, int, float]:
-    """backtesting.py on the same bars and EMA values: (final equity, trades, CPU seconds)."""
+def price_frame(columns: BarColumns) -> Any:
+    """The bars as backtesting.py takes them: a DataFrame of OHLCV indexed by time."""
     import pandas as pd
-    from backtesting import Backtest
-    from backtesting_py_process import ema_cross
 
-    closes = columns.close.tolist()
-    fast_ema, slow_ema = _ema(closes, FAST), _ema(closes, SLOW)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "Open": columns.open,
             "High": columns.high,
@@ -277,6 +273,16 @@ def backtesting_py(columns: BarColumns) -> tuple[float, int, float]:
         },
         index=pd.to_datetime(columns.ts, unit="s"),
     )
+
+
+def backtesting_py(columns: BarColumns) -> tuple[float, int, float]:
+    """backtesting.py on the same bars and EMA values: (final equity, trades, CPU seconds)."""
+    from backtesting import Backtest
+    from backtesting_py_process import ema_cross
+
+    closes = columns.close.tolist()
+    fast_ema, slow_ema = _ema(closes, FAST), _ema(closes, SLOW)
+    frame = price_frame(columns)
 
     EmaCross = ema_cross(fast_ema, slow_ema, SLOW, QUANTITY)
 

@@ -82,21 +82,11 @@ def _child(path: str, data: Path, count: int, fast: int, slow: int) -> int:
 def _backtesting_py(
     columns: BarColumns, closes: list[float], count: int, fast: int, slow: int
 ) -> None:
-    import pandas as pd
     from backtesting import Backtest
     from backtesting_py_process import ema_cross
 
     fast_ema, slow_ema = workload._ema(closes, fast), workload._ema(closes, slow)
-    frame = pd.DataFrame(
-        {
-            "Open": columns.open,
-            "High": columns.high,
-            "Low": columns.low,
-            "Close": columns.close,
-            "Volume": columns.volume,
-        },
-        index=pd.to_datetime(columns.ts, unit="s"),
-    )
+    frame = workload.price_frame(columns)
     strategy = ema_cross(fast_ema[:count], slow_ema[:count], slow, workload.QUANTITY)
     test = Backtest(
         frame.iloc[:count], strategy, cash=workload.CAPITAL, commission=workload.FEE_BPS / 1e4
