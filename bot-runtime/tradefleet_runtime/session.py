@@ -17,12 +17,14 @@ and the service's own pacer, which runs control commands while it waits.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -169,6 +171,26 @@ def assemble(
         live_feed=spec.data is not None
         and declares(PluginKind.DATA_FEED, spec.data.name, Capability.LIVE_FEED),
     )
+
+
+@contextmanager
+def _collector_frozen(frozen: bool) -> Iterator[None]:
+    """Freeze what the garbage collector tracks for the block (a backtest's run), then thaw it.
+
+    A backtest's set-up lives until its run ends: the plugins, and the bars when they were
+    loaded up front (every trial of an optimisation shares them). Frozen, the collector stops
+    walking them on each collection it makes for the run's own objects, which it still
+    collects: 5% of a 300,000-bar run, measured A/B in one process. Thawed afterwards, so
+    what the run left behind is collected as before.
+    """
+    if not frozen:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def instant(bars: Iterable[Bar]) -> Iterator[Bar]:
@@ -407,7 +429,8 @@ class BotSession:
                     f"(warm-up {request.warmup_bars}, resumed after {request.resume_after_ts})",
                     {"bars": self.history_bars, "dropped_orders": engine.stats.warmup_intents},
                 )
-            engine.run(self.pacer(live()), self.should_stop)
+            with _collector_frozen(self.mode is Mode.BACKTEST):
+                engine.run(self.pacer(live()), self.should_stop)
         except BaseException as error:
             self.fail(error)
             raise

@@ -6,6 +6,7 @@ through `BotSession`; these tests go through each entry point, not around it.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -212,3 +213,54 @@ def test_restore_is_the_same_in_paper_run_and_serve(
     resumed = T0 + (WARMUP + 12 + 1) * HOUR
     assert first_equity == resumed
     assert orders and min(o[3] for o in orders) == resumed
+
+
+def _probe_freezing(monkeypatch: pytest.MonkeyPatch, fail_at: int = 0) -> list[int]:
+    """Record the collector's frozen-object count on each bar `eager` sees (raising on bar
+    ``fail_at`` when given)."""
+    seen: list[int] = []
+    on_bar = Eager.on_bar
+
+    def probed(self: Eager, bar: Bar) -> None:
+        seen.append(gc.get_freeze_count())
+        if len(seen) == fail_at:
+            raise RuntimeError("probe: a strategy that breaks mid-run")
+        on_bar(self, bar)
+
+    monkeypatch.setattr(Eager, "on_bar", probed)
+    return seen
+
+
+def test_a_backtest_runs_with_its_set_up_frozen_and_thaws_it_after(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _probe_freezing(monkeypatch)
+    before = gc.get_freeze_count()
+    manifest = _manifest(tmp_path, "backtest")
+    assert cli.main(["backtest", str(manifest), "--journal", str(tmp_path / "j.sqlite")]) == 0
+    traded = seen[WARMUP:]  # the warm-up bars are shown before the run proper
+    assert traded and all(count > before for count in traded)
+    assert gc.get_freeze_count() == before
+
+
+def test_a_failed_backtest_thaws_the_collector_too(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _probe_freezing(monkeypatch, fail_at=WARMUP + 3)
+    before = gc.get_freeze_count()
+    manifest = _manifest(tmp_path, "backtest")
+    with pytest.raises(RuntimeError, match="probe"):
+        cli.main(["backtest", str(manifest), "--journal", str(tmp_path / "j.sqlite")])
+    assert seen[-1] > before  # it failed inside the frozen run
+    assert gc.get_freeze_count() == before
+
+
+def test_a_paper_run_never_freezes_the_collector(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _probe_freezing(monkeypatch)
+    before = gc.get_freeze_count()
+    manifest = _manifest(tmp_path, "paper")
+    journal = tmp_path / "run.sqlite"
+    assert cli.main(["run", str(manifest), "--journal", str(journal), "--speed", "0"]) == 0
+    assert seen and set(seen) == {before}
