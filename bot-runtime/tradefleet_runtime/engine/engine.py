@@ -514,20 +514,21 @@ class Engine:
         self._next_day = (close_ts // 86400 + 1) * 86400
 
     def _journal_equity(self) -> None:
-        """Move the pending snapshots into the run's arrays and journal them as one chunk."""
+        """Journal the pending snapshots as one chunk, then move them into the run's arrays
+        (a chunk the journal refused stays pending, to be written with the next)."""
         pending = self._pending_ts
         if not pending:
             return
         timestamps = array("q", pending)
         equity = _doubles(self._pending_equity)
         exposure = _doubles(self._pending_exposure)
+        self.journal.record_equity(timestamps, equity, exposure)
         pending.clear()
         self._pending_equity.clear()
         self._pending_exposure.clear()
         self._equity_ts.extend(timestamps)
         self._equity.extend(equity)
         self._exposure.extend(exposure)
-        self.journal.record_equity(timestamps, equity, exposure)
 
     def _aggregate(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
         later = []
