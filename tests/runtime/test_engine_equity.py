@@ -6,31 +6,14 @@ from __future__ import annotations
 from array import array
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.runtime.test_journal_batched import MANIFEST, ROOT  # the bundled EURUSD backtest
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.session import BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-MANIFEST: dict[str, Any] = {
-    "apiVersion": "tradefleet.io/v1alpha1",
-    "kind": "TradingBot",
-    "metadata": {"name": "equity"},
-    "spec": {
-        "mode": "backtest",
-        "strategy": {"name": "ema-cross", "params": {"fast": 5, "slow": 20}},
-        "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
-        "broker": {"name": "paper", "params": {"fee_bps": 1, "leverage": 30}},
-        "data": {"name": "csv", "params": {"path": "data/EURUSD_H1_2017.csv"}},
-        "risk": [{"name": "fixed-size", "params": {"quantity": 10_000}}],
-        "capital": {"currency": "USD", "initial": 100_000},
-    },
-}
 
 
 class RefusesOneChunk(Journal):
