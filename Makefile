@@ -76,8 +76,14 @@ crds: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python bot-runtime/tradefleet_runtime/api/generate.py
 
+# The suite runs on every core (pytest-xdist), a test file to a worker so that a module's
+# fixtures (a fake venue, a Prometheus server, an emulated cluster) start once. Tests marked
+# `serial` change what all the workers share (a plugin installed into the virtualenv) and run
+# alone, first. PYTEST_WORKERS=0 runs the rest in one process too.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP) $(MT5_WHEEL) prometheus $(HELM) $(HADOLINT)
-	$(BIN)/pytest
+	$(BIN)/pytest -m serial
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
 
 # Supply chain: pip-audit over the installed environment (our own editable package is skipped:
 # it is not on PyPI). An advisory fails the run unless .pip-audit-ignore.toml lists it with a

@@ -28,6 +28,10 @@ DIST = "acme-breakout"
 PLUGIN = "acme-breakout"
 MANIFEST = "eurusd-breakout.yaml"
 
+# The module installs its plugin into the virtualenv every test shares: run it alone, so no other
+# test (a `tradefleet plugins list`, a registry's discovery) meets it half installed.
+pytestmark = pytest.mark.serial
+
 # A marked block: the marker comment, then a fenced block right below it.
 MARKED = re.compile(r"<!-- file: (?P<path>\S+) -->\n```[a-z]*\n(?P<body>.*?)^```$", re.S | re.M)
 FENCED = re.compile(r"^```(?P<lang>[a-z]*)\n", re.M)
