@@ -13,7 +13,9 @@ of the same data; both children load the same file and build the same objects, s
 difference is the cost of ``LARGE - SMALL`` bars with every import and set-up cancelled out.
 The engine runs two workloads (ema-cross 10/30 and 200/800, many orders and few) so its count
 splits into a quiet bar and an order, as ``bench_engine.py`` splits its times:
-``instructions = bars × per_bar + orders × per_order``.
+``instructions = bars × per_bar + orders × per_order``. It runs the first once more with a
+journal that drops every order, decision, fill and status row (``bench_engine.Unjournaled``):
+the difference is what journaling an order costs, SQLite's binding and inserts included.
 
 An instruction is not a fixed time (a cache miss costs more than an addition), so these are
 ratios to read beside the timed ones, not a replacement. Writes
@@ -61,10 +63,11 @@ def _child(path: str, data: Path, count: int, fast: int, slow: int) -> int:
     columns = BarColumns(*(stored[name] for name in _FIELDS))
     bars = columns.bars("SYN", workload.HOUR)  # the same work whatever `count`
     opens, closes = columns.open.tolist(), columns.close.tolist()
-    if path == "engine":
+    if path in ("engine", "engine_unjournaled"):
         folder = Path(tempfile.mkdtemp())
+        journal = workload.Unjournaled if path == "engine_unjournaled" else workload.Journal
         outcome = workload.engine(
-            bars[:count], folder / "unused.csv", folder / "journal.sqlite", fast, slow
+            bars[:count], folder / "unused.csv", folder / "journal.sqlite", fast, slow, journal
         )
         shutil.rmtree(folder)
         return int(outcome.result.orders)
@@ -142,7 +145,9 @@ def main() -> int:
         floor, _ = _difference(data, "floor", workload.FAST, workload.SLOW)
         engine, orders = _difference(data, "engine", workload.FAST, workload.SLOW)
         few, few_orders = _difference(data, "engine", 200, 800)
+        bare, bare_orders = _difference(data, "engine_unjournaled", workload.FAST, workload.SLOW)
         backtesting_py, _ = _difference(data, "backtesting_py", workload.FAST, workload.SLOW)
+    assert bare_orders == orders, (bare_orders, orders)  # the journal decides nothing
     per_order = (engine - few) / (orders - few_orders)
     per_quiet_bar = (few - few_orders * per_order) / bars
     figures: dict[str, Any] = {
@@ -152,6 +157,9 @@ def main() -> int:
         "engine_instructions_per_bar": round(engine / bars),
         "engine_instructions_per_quiet_bar": round(per_quiet_bar),
         "engine_instructions_per_order": round(per_order),
+        # Of each order: journaling it (its rows built, bound and inserted), and the rest.
+        "engine_journal_instructions_per_order": round((engine - bare) / orders),
+        "engine_unjournaled_instructions_per_order": round(per_order - (engine - bare) / orders),
         "backtesting_py_instructions_per_bar": round(backtesting_py / bars),
         "engine_vs_floor": round(engine * FLOOR_REPEAT / floor, 2),
         "engine_vs_backtesting_py": round(backtesting_py / engine, 2),

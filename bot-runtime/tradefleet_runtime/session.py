@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from tradefleet_runtime.capabilities import (
     AccountActor,
@@ -53,9 +53,9 @@ from tradefleet_runtime.contracts import (
     Strategy,
 )
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.errors import FieldError, SpecError
-from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, CarriedState
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -173,6 +173,33 @@ def assemble(
     )
 
 
+class RunJournal(JournalWriter, Protocol):
+    """The journal a session runs on: the engine's writes, a run's start and end, and what
+    earlier runs left (read by paper and live bots only). ``tradefleet_runtime.journal.Journal``
+    (SQLite) is every bot's; an optimiser's trial runs on ``DiscardingJournal``."""
+
+    def start_run(
+        self,
+        *,
+        run_id: str,
+        bot: str,
+        mode: str,
+        currency: str,
+        initial_capital: float,
+        timeframe_s: int,
+        config_hash: str,
+        manifest: dict[str, Any],
+    ) -> None: ...
+
+    def finish_run(self, status: str, summary: dict[str, Any]) -> None: ...
+
+    def last_control_event(self) -> tuple[str, str] | None: ...
+
+    def risk_locks(self) -> dict[str, tuple[str, int]]: ...
+
+    def carried_state(self, bot: str) -> CarriedState | None: ...
+
+
 @contextmanager
 def _collector_frozen(frozen: bool) -> Iterator[None]:
     """Freeze what the garbage collector tracks for the block (a backtest's run), then thaw it.
@@ -243,7 +270,7 @@ class BotSession:
     def __init__(
         self,
         bot: Bot,
-        journal: Journal,
+        journal: RunJournal,
         *,
         bars: Iterable[Bar] | None = None,
         pacer: Pacer = instant,

@@ -1,8 +1,8 @@
 """One trial: a bot's manifest, strategy params and a window of bars in; figures out.
 
 :func:`evaluate` is a function of its :class:`Task` alone (it reads the bot's data files and
-writes nothing but an in-memory journal), so the same call can run in this process, in a
-process pool, or — later — in a Kubernetes Job given the task as JSON.
+writes nothing: its journal is a ``DiscardingJournal``), so the same call can run in this
+process, in a process pool, or — later — in a Kubernetes Job given the task as JSON.
 
 A window is a range of bar indices over the feed's *timeline* (its distinct bar timestamps).
 The worker limits the feed through the manifest (the feed's ``start``/``end`` params, which the
@@ -41,7 +41,7 @@ from tradefleet_runtime.bar_columns import BarColumns, bar_columns
 from tradefleet_runtime.capabilities import Capability, TargetPositioner
 from tradefleet_runtime.contracts import FeedRequest
 from tradefleet_runtime.errors import FieldError, SpecError
-from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.journal.discarding import DiscardingJournal
 from tradefleet_runtime.model import Bar, Trade
 from tradefleet_runtime.optimize.vector import run_plan, vector_terms
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -222,8 +222,9 @@ def _slice(bars: Sequence[Bar], start: int | None, end: int | None) -> Sequence[
 def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
     """Backtest ``task.manifest`` with ``task.params`` on ``task.window``: its figures.
 
-    The run is the one ``tradefleet backtest`` makes (assemble → ``BotSession``), with a fresh
-    in-memory journal: a trial never touches the bot's own journal.
+    The run is the one ``tradefleet backtest`` makes (assemble → ``BotSession``), on a journal
+    that keeps nothing (``DiscardingJournal``): a trial never touches the bot's own journal, and
+    writes none of its own that nobody would read.
     """
     registry = registry or default_registry()
     document = with_params(task.manifest, task.params)
@@ -252,11 +253,8 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         fallback = vectorised
     elif not task.vector:
         fallback = "the vectorised path was not asked for"
-    journal = Journal(":memory:", batched=True)
-    try:
-        outcome = BotSession(bot, journal, bars=bars).run_to_end()
-    finally:
-        journal.close()
+    # Its figures come from the engine's result: a journal would be written and thrown away.
+    outcome = BotSession(bot, DiscardingJournal(), bars=bars).run_to_end()
     result = outcome.result
     seen: tuple[int | None, int | None]
     if bars is not None:

@@ -1,0 +1,136 @@
+"""A journal that keeps nothing, for a backtest whose journal nobody reads: an optimiser's trial.
+
+A trial is a backtest run for its figures, and they come from the engine's ``RunResult``
+(equity, trades, fees, the counts of orders, fills and risk decisions), never from its journal:
+neither the engine nor a backtest's session reads a journal back. So a trial's journal used to be
+an in-memory SQLite file, created with the whole schema, written and closed unread. Building,
+binding and inserting an order's rows is about 40% of what an order costs in a backtest
+(``engine_journal_instructions_per_order`` in ``bench/results/instructions.json``): work whose
+result was thrown away, for every order of every trial.
+
+Only a backtest may run on it: :meth:`DiscardingJournal.start_run` refuses a paper or live run,
+whose journal is its durable account, audit trail and restart point. ``tradefleet backtest``
+keeps its SQLite journal: its report and ``tradefleet report`` read it.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tradefleet_runtime.errors import JournalError
+from tradefleet_runtime.model import (
+    CarriedState,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+    RiskDecision,
+    Trade,
+)
+
+BACKTEST = "backtest"
+
+
+class DiscardingJournal:
+    """Takes every write of a backtest's run and keeps none of it."""
+
+    #: As a backtest's SQLite journal: no write-ahead group to enter per order.
+    batched = True
+
+    def __init__(self) -> None:
+        self.run_id = ""
+        self.path = ""  # no file: the run's result names none
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        yield
+
+    def start_run(
+        self,
+        *,
+        run_id: str,
+        bot: str,
+        mode: str,
+        currency: str,
+        initial_capital: float,
+        timeframe_s: int,
+        config_hash: str,
+        manifest: dict[str, Any],
+    ) -> None:
+        if mode != BACKTEST:
+            raise JournalError(
+                f"bot {bot}: a {mode} run needs its journal (its account, its audit trail and "
+                "where a restart resumes); only a backtest may run without one"
+            )
+        self.run_id = run_id
+
+    def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
+        pass
+
+    def update_order(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        venue_order_id: str | None = None,
+    ) -> None:
+        pass
+
+    def record_fill(
+        self,
+        fill: Fill,
+        position: Position,
+        order_status: OrderStatus,
+        trades: Iterable[tuple[int, Trade]] = (),
+    ) -> None:
+        pass
+
+    def record_risk(
+        self,
+        *,
+        ts: int,
+        plugin: str,
+        symbol: str,
+        side: str,
+        decision: RiskDecision,
+        quantity_in: float | None,
+        client_order_id: str | None = None,
+    ) -> None:
+        pass
+
+    def record_event(
+        self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        pass
+
+    def record_equity(
+        self, timestamps: array[int], equity: array[float], exposure: array[float]
+    ) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def finish_run(self, status: str, summary: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    # What earlier runs left: a backtest starts afresh, and a discarding journal holds none.
+
+    def last_control_event(self) -> tuple[str, str] | None:
+        return None
+
+    def risk_locks(self) -> dict[str, tuple[str, int]]:
+        return {}
+
+    def carried_state(self, bot: str) -> CarriedState | None:
+        return None
+
+
+__all__ = ["DiscardingJournal"]
