@@ -110,15 +110,14 @@ def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
     columns = bar_columns(feed_bars(document, str(ROOT)))
     plan = bot.strategy.target_positions(columns)  # type: ignore[attr-defined]
     spec = document["spec"]
-    terms = VectorTerms(
-        spec["market"]["symbols"][0],
-        quantity=float(spec["risk"][0]["params"]["quantity"]),
-        fee_rate=spec["broker"]["params"]["fee_bps"] / 10_000,
-        slippage=spec["broker"]["params"]["slippage_bps"] / 10_000,
-        leverage=spec["broker"]["params"]["leverage"],
+    terms = vector_terms(
+        (spec["market"]["symbols"][0],),
+        ("paper", bot.broker.params.model_dump()),  # type: ignore[attr-defined]
+        [(name, plugin.params.model_dump()) for name, plugin in bot.risk],  # type: ignore[attr-defined]
         initial_capital=spec["capital"]["initial"],
         timeframe_s=HOUR,
     )
+    assert isinstance(terms, VectorTerms), terms
     run = run_plan(columns, plan, terms, bot.strategy.warmup_bars())
     assert not isinstance(run, str)
     assert len(fills) == run.fill_bar.size > 0
@@ -129,6 +128,26 @@ def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
     np.testing.assert_allclose([f.fee for f in fills], run.fill_fee, rtol=0, atol=1e-9)
 
 
+# The sizers the vectorised path takes: a fixed size, and a share of equity at each turn
+# (limited by the risk to the assumed stop in one, by the leverage cap in the other).
+SIZERS: dict[str, list[dict[str, Any]]] = {
+    "fixed-size": [{"name": "fixed-size", "params": {"quantity": 3}}],
+    "fractional-by-risk": [
+        {
+            "name": "fixed-fractional",
+            "params": {"risk_per_trade": 0.01, "default_stop_pct": 0.005, "max_leverage": 5},
+        }
+    ],
+    "fractional-by-leverage": [
+        {
+            "name": "fixed-fractional",
+            "params": {"risk_per_trade": 0.05, "default_stop_pct": 0.005, "max_leverage": 2},
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("sizer", sorted(SIZERS))
 @pytest.mark.parametrize(
     "params",
     [
@@ -143,9 +162,17 @@ def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
     [("EURUSD_H1_2017.csv", "EURUSD"), ("BTCUSD_H1_bitfinex_2017-2019.csv", "BTCUSD")],
 )
 def test_vector_path_equals_the_engine_on_bundled_data(
-    name: str, symbol: str, params: dict[str, Any]
+    name: str, symbol: str, params: dict[str, Any], sizer: str
 ) -> None:
-    _check_equal(_manifest(DATA / name, symbol), params)
+    _check_equal(_manifest(DATA / name, symbol, risk=SIZERS[sizer]), params)
+
+
+def test_fractional_sizes_follow_the_equity() -> None:
+    # Not one size scaled: each entry is sized on the equity the trades before it left.
+    document = _manifest(DATA / "EURUSD_H1_2017.csv", "EURUSD", risk=SIZERS["fractional-by-risk"])
+    fills = _engine_fills(document, {"fast": 10, "slow": 30})
+    sizes = {round(f.quantity, 6) for f in fills}
+    assert len(sizes) > len(fills) // 4
 
 
 def _gapped_csv(folder: Path, seed: int, count: int = 1500) -> Path:
@@ -170,12 +197,13 @@ def _gapped_csv(folder: Path, seed: int, count: int = 1500) -> Path:
     return path
 
 
+@pytest.mark.parametrize("sizer", sorted(SIZERS))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("params", [{"fast": 3, "slow": 8}, {"fast": 12, "slow": 26}])
 def test_vector_path_equals_the_engine_on_gapped_data(
-    tmp_path: Path, seed: int, params: dict[str, Any]
+    tmp_path: Path, seed: int, params: dict[str, Any], sizer: str
 ) -> None:
-    document = _manifest(_gapped_csv(tmp_path, seed), "SYN")
+    document = _manifest(_gapped_csv(tmp_path, seed), "SYN", risk=SIZERS[sizer])
     _check_equal(document, params)
 
 
@@ -228,9 +256,27 @@ BASE = _manifest(DATA / "EURUSD_H1_2017.csv", "EURUSD")
             "risk chain fixed-size, pre-trade",
         ),
         (
-            _with(BASE, risk=[{"name": "fixed-fractional", "params": {}}]),
+            _with(BASE, risk=[{"name": "kelly", "params": {}}]),
             {},
-            "risk chain fixed-fractional",
+            "risk chain kelly",
+        ),
+        (
+            _with(
+                BASE,
+                capital={"currency": "USD", "initial": 1_000},
+                risk=[
+                    {
+                        "name": "fixed-fractional",
+                        "params": {"risk_per_trade": 0.2, "default_stop_pct": 0.001},
+                    }
+                ],
+                broker={
+                    "name": "paper",
+                    "params": {"fee_bps": 10, "slippage_bps": 2, "leverage": 1},
+                },
+            ),
+            {},
+            "would be refused for margin",
         ),
         (BASE, {"stop_loss_pct": 0.01}, "cannot state these params as target positions"),
         (
@@ -239,7 +285,7 @@ BASE = _manifest(DATA / "EURUSD_H1_2017.csv", "EURUSD")
             "would be refused for margin",
         ),
     ],
-    ids=["two-risk-plugins", "other-sizer", "brackets", "margin"],
+    ids=["two-risk-plugins", "other-sizer", "fractional-margin", "brackets", "margin"],
 )
 def test_unsupported_bots_fall_back_to_the_engine_saying_why(
     document: dict[str, Any], params: dict[str, Any], reason: str

@@ -15,9 +15,16 @@ against the engine to 1e-9, on real data and on data whose opens jump away from 
 - an opening fill needs ``notional / leverage <= cash − fee`` (the paper broker's margin check):
   a plan that would be refused there is not evaluated here (None: run the engine).
 
+- the opening order's size is the sizer's: ``fixed-size``'s quantity, or ``fixed-fractional``'s
+  ``min(equity × risk_per_trade / (close × default_stop_pct), equity × max_leverage / close)``
+  on the equity and close at the deciding bar (a plan's orders carry no stop-loss). That
+  equity depends on every earlier fill, so these sizes are found by a loop over the plan's
+  turns (a few hundred), with the engine's arithmetic; everything per bar stays in numpy.
+
 :func:`vector_terms` says whether a bot can take this path at all, and why not when it
 cannot: one symbol, the ``paper`` broker without instrument limits, exactly one risk plugin
-and it ``fixed-size``, not paused. Anything else is evaluated by the event engine.
+and it ``fixed-size`` or ``fixed-fractional``, not paused. Anything else is evaluated by the
+event engine.
 """
 
 from __future__ import annotations
@@ -38,16 +45,26 @@ Ints = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
+class FractionalSizing:
+    """The ``fixed-fractional`` sizer's params: each opening order risks a share of equity."""
+
+    risk_per_trade: float
+    default_stop_pct: float
+    max_leverage: float
+
+
+@dataclass(frozen=True)
 class VectorTerms:
     """What the broker and the sizer do to every order, and the account it starts with."""
 
     symbol: str
-    quantity: float  # the fixed size of every opening order
+    quantity: float  # the fixed size of every opening order (unless ``fractional``)
     fee_rate: float  # fraction of the notional
     slippage: float  # fraction of the open, against the taker
     leverage: float
     initial_capital: float
     timeframe_s: int
+    fractional: FractionalSizing | None = None  # sized from equity at each turn instead
 
 
 @dataclass(frozen=True)
@@ -101,11 +118,24 @@ def vector_terms(
     instrument = dict(params.get("instruments", {})).get(symbol, params.get("default_instrument"))
     if instrument and any(float(value or 0.0) for value in dict(instrument).values()):
         return f"instrument limits for {symbol} (lot step, tick size or minimums)"
-    if [n for n, _ in risk] != ["fixed-size"]:
-        names = ", ".join(n for n, _ in risk) or "none"
-        return f"risk chain {names} (the vectorised path supports exactly one fixed-size sizer)"
+    names = [n for n, _ in risk]
+    if names not in (["fixed-size"], ["fixed-fractional"]):
+        listed = ", ".join(names) or "none"
+        return (
+            f"risk chain {listed} (the vectorised path supports exactly one sizer, "
+            "fixed-size or fixed-fractional)"
+        )
     sizer = risk[0][1]
-    quantity = float(dict(sizer.get("per_symbol", {})).get(symbol, sizer["quantity"]))
+    quantity = 0.0
+    fractional = None
+    if names == ["fixed-size"]:
+        quantity = float(dict(sizer.get("per_symbol", {})).get(symbol, sizer["quantity"]))
+    else:
+        fractional = FractionalSizing(
+            risk_per_trade=float(sizer["risk_per_trade"]),
+            default_stop_pct=float(sizer["default_stop_pct"]),
+            max_leverage=float(sizer["max_leverage"]),
+        )
     return VectorTerms(
         symbol=symbol,
         quantity=quantity,
@@ -114,6 +144,7 @@ def vector_terms(
         leverage=float(params.get("leverage", 1.0)),
         initial_capital=initial_capital,
         timeframe_s=timeframe_s,
+        fractional=fractional,
     )
 
 
@@ -135,8 +166,16 @@ def run_plan(
     else:
         before = np.concatenate(([0.0], target[: count - 2]))[: decided.size]
     turn = decided[target[history : count - 1] != before]
-    held = np.where(turn > history, target[np.maximum(turn - 1, 0)], 0.0) * terms.quantity
-    wanted = target[turn] * terms.quantity
+    if terms.fractional is None:
+        sizes: Floats = np.full(turn.size, terms.quantity)
+    else:
+        found = _fractional_sizes(columns, target, turn, terms, terms.fractional)
+        if isinstance(found, str):
+            return found
+        sizes = found
+    wanted = target[turn] * sizes
+    # What each turn's closing order closes: the position the turn before opened.
+    held = np.concatenate(([0.0], wanted[:-1]))
     # Two order slots a turn: close what is held, then open the target.
     closes, opens = held != 0.0, wanted != 0.0
     slots = np.empty(turn.size * 2, dtype=bool)
@@ -167,9 +206,9 @@ def run_plan(
     reasons = np.full(bar.size, "market", dtype=object)  # the paper broker's market fills
     # Equity at each traded bar's close: cash after its fills + position × close.
     traded = np.arange(history, count)
-    position = np.zeros(count)
-    position[history + 1 :] = target[history : count - 1] * terms.quantity
-    position = position[traded]
+    # The position at each traded bar's close: what the last turn filled by then opened.
+    opened = np.searchsorted(turn + 1, traded, side="right") - 1
+    position = np.where(opened >= 0, wanted[np.maximum(opened, 0)], 0.0)
     last_fill = np.searchsorted(bar, traded, side="right")
     value = position * columns.close[traded]
     equity = cash[last_fill] + value
@@ -194,6 +233,50 @@ def run_plan(
         history_bars=history,
         orders=int(bar.size),
     )
+
+
+def _fractional_sizes(
+    columns: BarColumns,
+    target: Floats,
+    turn: Ints,
+    terms: VectorTerms,
+    sizing: FractionalSizing,
+) -> Floats | str:
+    """The ``fixed-fractional`` size of each turn's opening order, or why there is none.
+
+    The sizer reads the account's equity when the turn is decided, at its bar's close: cash
+    after every fill so far plus the held position at that close. Cash moves by the fills, which
+    depend on the sizes before: hence a loop over turns, with the engine's arithmetic in its
+    order (the same operations on the same float64 values give the same bits as numpy's)."""
+    sizes = np.empty(turn.size)
+    opens, closes = columns.open.tolist(), columns.close.tolist()
+    buy_at, sell_at = 1.0 + terms.slippage, 1.0 - terms.slippage
+    fee_rate = terms.fee_rate
+    cash = terms.initial_capital
+    held = 0.0
+    for k, (at, wants) in enumerate(zip(turn.tolist(), target[turn].tolist(), strict=True)):
+        size = 0.0  # a turn to flat opens nothing: the sizer is not asked
+        if wants:
+            close = closes[at]
+            equity = cash + held * close if held else cash
+            distance = close * sizing.default_stop_pct
+            if equity <= 0 or close <= 0 or distance <= 0:
+                return f"the sizer vetoes the entry at {int(columns.ts[at])} (equity {equity:g})"
+            by_risk = equity * sizing.risk_per_trade / distance
+            by_leverage = equity * sizing.max_leverage / close
+            size = min(by_risk, by_leverage)
+        sizes[k] = size
+        wanted = wants * size
+        # The turn's fills at the next bar's open: close what is held, then open ``wanted``.
+        for quantity in (-held, wanted):
+            if quantity:
+                side = 1.0 if quantity > 0 else -1.0
+                amount = abs(quantity)
+                price = opens[at + 1] * (buy_at if side > 0 else sell_at)
+                fee = amount * price * fee_rate
+                cash = cash + -(side * amount * price + fee)
+        held = wanted
+    return sizes
 
 
 def _trades(
@@ -235,4 +318,4 @@ def _trades(
     return columns, net
 
 
-__all__ = ["VectorRun", "VectorTerms", "run_plan", "vector_terms"]
+__all__ = ["FractionalSizing", "VectorRun", "VectorTerms", "run_plan", "vector_terms"]
