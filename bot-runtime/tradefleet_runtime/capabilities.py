@@ -11,7 +11,9 @@ protocols, on the objects the registry vouched for.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -318,6 +320,15 @@ def parse_capabilities(kind: str, names: Any) -> tuple[frozenset[Capability], li
 
 def _arity_problem(method: Callable[..., Any], wanted: int) -> str:
     """Why ``method`` (bound) cannot be called with ``wanted`` positional arguments, or ""."""
+    function = getattr(method, "__func__", None)
+    # A method defined on the class: its signature is the function's, found once per function
+    # (a plugin is built for every trial of an optimisation, its methods checked each time).
+    if (
+        isinstance(method, types.MethodType)
+        and isinstance(function, types.FunctionType)
+        and _binds_after_self(function, wanted)
+    ):
+        return ""
     try:
         signature = inspect.signature(method)
     except (TypeError, ValueError):  # a builtin without a signature: trust it
@@ -329,10 +340,19 @@ def _arity_problem(method: Callable[..., Any], wanted: int) -> str:
     return ""
 
 
+@functools.cache
+def _binds_after_self(function: types.FunctionType, wanted: int) -> bool:
+    """Whether ``function``, bound to an object, takes ``wanted`` positional arguments."""
+    try:
+        inspect.signature(function).bind(None, *([None] * wanted))
+    except (TypeError, ValueError):
+        return False  # the caller looks again, on the bound method, to say why
+    return True
+
+
 def check_object(kind: str, obj: object, declared: frozenset[Capability]) -> list[str]:
     """Problems with a built plugin object against its declared capabilities (empty: fine)."""
     problems: list[str] = []
-    attributes = [name for name in dir(obj) if not name.startswith("__")]
     for capability, shape in SHAPES.items():
         if kind not in shape.kinds:
             continue
@@ -340,6 +360,7 @@ def check_object(kind: str, obj: object, declared: frozenset[Capability]) -> lis
             method = getattr(obj, method_name, None)
             if capability in declared:
                 if not callable(method):
+                    attributes = [name for name in dir(obj) if not name.startswith("__")]
                     near = difflib.get_close_matches(method_name, attributes, n=1)
                     hint = f" (found {near[0]!r}: misspelt?)" if near else ""
                     problems.append(

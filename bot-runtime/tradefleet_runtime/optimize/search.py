@@ -386,9 +386,14 @@ def _search(
     pending: dict[Future[Evaluation], Trial] = {}
     asked = done = 0
     paths: Counter[tuple[str, str]] = Counter()  # (path, why the engine ran it): trials
+    # Trials in flight: one per worker, and for samplers that learn nothing from results (grid,
+    # random) one more queued behind each, so a worker starts its next trial while this process
+    # records the last one (with trials of a few milliseconds, a worker waiting on this process
+    # made two workers slower than one).
+    inflight = max(jobs, 1) * (2 if jobs > 1 and config.sampler in ("grid", "random") else 1)
     try:
         while asked < total or pending:
-            while asked < total and len(pending) < max(jobs, 1):
+            while asked < total and len(pending) < inflight:
                 trial = study.ask()
                 asked += 1
                 params = suggest(trial, config.space)
