@@ -214,8 +214,9 @@ def test_next_open_fills_differ_from_fills_at_the_signal_close(tmp_path: Path) -
     assert np.count_nonzero(columns.open[1:] != columns.close[:-1]) == len(columns) - 1
 
 
-def test_vector_path_on_a_window_equals_the_engine() -> None:
-    document = _manifest(DATA / "EURUSD_H1_2017.csv", "EURUSD")
+@pytest.mark.parametrize("sizer", sorted(SIZERS))
+def test_vector_path_on_a_window_equals_the_engine(sizer: str) -> None:
+    document = _manifest(DATA / "EURUSD_H1_2017.csv", "EURUSD", risk=SIZERS[sizer])
     from tradefleet_runtime.optimize.worker import Window, load_timeline
 
     timeline = load_timeline(document, str(ROOT))
@@ -225,11 +226,14 @@ def test_vector_path_on_a_window_equals_the_engine() -> None:
     engine = evaluate(
         Task(document, str(ROOT), params, window, timeline, detail=True, vector=False)
     )
-    assert vector.path == "vector"
+    assert vector.path == "vector", vector.fallback
     assert vector.seen == engine.seen
     assert vector.equity_ts == engine.equity_ts
     np.testing.assert_allclose(vector.equity, engine.equity, rtol=0, atol=1e-9)
     assert len(vector.trades) == len(engine.trades) > 0
+    assert [t.quantity for t in vector.trades] == pytest.approx(
+        [t.quantity for t in engine.trades], abs=1e-9
+    )
 
 
 def _with(document: dict[str, Any], **changes: Any) -> dict[str, Any]:
