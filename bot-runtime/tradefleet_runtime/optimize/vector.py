@@ -16,8 +16,8 @@ against the engine to 1e-9, on real data and on data whose opens jump away from 
   a plan that would be refused there is not evaluated here (None: run the engine).
 
 - the opening order's size is the sizer's: ``fixed-size``'s quantity, or ``fixed-fractional``'s
-  ``min(equity × risk_per_trade / (close × default_stop_pct), equity × max_leverage / close)``
-  on the equity and close at the deciding bar (a plan's orders carry no stop-loss). That
+  (``tradefleet_runtime.sizing``, the function the plugin calls) on the equity and close at the
+  deciding bar, the stop at ``default_stop_pct`` (a plan's orders carry no stop-loss). That
   equity depends on every earlier fill, so these sizes are found by a loop over the plan's
   turns (a few hundred), with the engine's arithmetic; everything per bar stays in numpy.
 
@@ -39,6 +39,7 @@ import numpy.typing as npt
 from tradefleet_runtime.bar_columns import BarColumns
 from tradefleet_runtime.capabilities import TargetPlan
 from tradefleet_runtime.model import Trade
+from tradefleet_runtime.sizing import fixed_fractional_quantity
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -259,12 +260,15 @@ def _fractional_sizes(
         if wants:
             close = closes[at]
             equity = cash + held * close if held else cash
-            distance = close * sizing.default_stop_pct
-            if equity <= 0 or close <= 0 or distance <= 0:
+            size = fixed_fractional_quantity(
+                equity,
+                close,
+                close * sizing.default_stop_pct,
+                sizing.risk_per_trade,
+                sizing.max_leverage,
+            )
+            if size <= 0:
                 return f"the sizer vetoes the entry at {int(columns.ts[at])} (equity {equity:g})"
-            by_risk = equity * sizing.risk_per_trade / distance
-            by_leverage = equity * sizing.max_leverage / close
-            size = min(by_risk, by_leverage)
         sizes[k] = size
         wanted = wants * size
         # The turn's fills at the next bar's open: close what is held, then open ``wanted``.

@@ -32,6 +32,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -214,13 +215,10 @@ def load_timeline(
 def _slice(bars: Sequence[Bar], start: int | None, end: int | None) -> Sequence[Bar]:
     """The bars with ``start <= ts < end``: what the feed limited by its params gives."""
     # Searched in place (the bars are sorted by time): a trial copies no list of timestamps.
-    first = 0 if start is None else bisect.bisect_left(bars, start, key=_time)
-    last = len(bars) if end is None else bisect.bisect_left(bars, end, key=_time)
+    time_of = itemgetter(2)
+    first = 0 if start is None else bisect.bisect_left(bars, start, key=time_of)
+    last = len(bars) if end is None else bisect.bisect_left(bars, end, key=time_of)
     return bars if (first, last) == (0, len(bars)) else bars[first:last]
-
-
-def _time(bar: Bar) -> int:
-    return bar[2]
 
 
 def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:

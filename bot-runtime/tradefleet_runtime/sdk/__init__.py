@@ -131,6 +131,7 @@ from tradefleet_runtime.plugins.registry import (
 )
 from tradefleet_runtime.process_capability import CapabilityFigures, capability_indices
 from tradefleet_runtime.signals import Direction, Signal
+from tradefleet_runtime.sizing import fixed_fractional_quantity
 from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
 
 
@@ -246,6 +247,7 @@ __all__ = [
     "child_order_id",
     "client_order_id",
     "fast_csv_columns",
+    "fixed_fractional_quantity",
     "format_timeframe",
     "hookimpl",
     "limit_problem",

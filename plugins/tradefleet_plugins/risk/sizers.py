@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
-from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision
+from tradefleet_runtime.sdk import (
+    OrderIntent,
+    RiskContext,
+    RiskDecision,
+    fixed_fractional_quantity,
+)
 
 # A plain approval: one immutable value, shared (no allocation per intent).
 APPROVE = RiskDecision.approve()
@@ -30,21 +35,6 @@ class FixedSize:
         return decision
 
 
-def fixed_fractional_quantity(
-    equity: float,
-    price: float,
-    stop_distance: float,
-    risk_per_trade: float,
-    max_leverage: float,
-) -> float:
-    """Quantity that loses ``risk_per_trade × equity`` at the stop, capped by leverage."""
-    if equity <= 0 or price <= 0 or stop_distance <= 0:
-        return 0.0
-    by_risk = equity * risk_per_trade / stop_distance
-    by_leverage = equity * max_leverage / price
-    return min(by_risk, by_leverage)
-
-
 class FixedFractional:
     """Risk a fixed fraction of equity per trade, measured to the order's stop-loss."""
 
@@ -69,3 +59,6 @@ class FixedFractional:
         return RiskDecision.approve(
             quantity, f"risk {self.params.risk_per_trade:.2%} of {ctx.equity:.2f}"
         )
+
+
+__all__ = ["FixedFractional", "FixedSize", "fixed_fractional_quantity"]
