@@ -80,9 +80,16 @@ class TargetPlan:
     included (where it must be 0). Each change is traded as the event engine trades ema-cross:
     a market order closing what is held, then a market order opening the new target, both
     filled at the next bar's open.
+
+    The tags are those the strategy's own orders carry for the same steps (closing, opening a
+    long, opening a short): they are the fills' and trades' reasons, as in the event engine.
+    Untagged orders' fills read ``market``.
     """
 
     target: npt.NDArray[np.float64]
+    close_tag: str = ""
+    buy_tag: str = ""
+    sell_tag: str = ""
 
 
 @runtime_checkable

@@ -274,7 +274,7 @@ def test_run_logs_one_line_per_fill_and_per_trade_close(tmp_path: Path) -> None:
     assert len(fills) == len(journal_fills) > 0
     assert len(closes) == journal_trades > 0
     for close in closes:
-        assert close["exit_reason"] in {"market", "stop_loss", "take_profit", "stop", "limit"}
+        assert close["exit_reason"] in {"cross", "stop_loss", "take_profit"}  # tags
         assert isinstance(close["pnl"], float)
         assert close["currency"] == "USD"
         assert "net P&L" in close["message"]

@@ -60,6 +60,7 @@ def test_backtest_json_and_report_json_are_one_schema_and_agree(
         assert ran[key] is not None, key
     reasons = {row["reason"]: row["trades"] for row in ran["exit_reasons"]}  # type: ignore[attr-defined]
     assert reasons[END_OF_DATA] == 1 and sum(reasons.values()) == ran["trades"]
+    assert set(reasons) == {"cross", END_OF_DATA}  # ema-cross's exits carry its own tag
     benchmark = ran["benchmark"]
     assert isinstance(benchmark, dict) and set(benchmark["symbols"]) == {"EURUSD"}
     assert len(ran["monthly_returns"]) == 12  # type: ignore[arg-type]

@@ -96,10 +96,18 @@ def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
     assert vector.fees == pytest.approx(engine.fees, abs=1e-9)
     assert len(vector.trades) == len(engine.trades)
     for ours, theirs in zip(vector.trades, engine.trades, strict=True):
-        assert (ours.direction, ours.entry_ts, ours.exit_ts) == (
+        assert (
+            ours.direction,
+            ours.entry_ts,
+            ours.exit_ts,
+            ours.entry_reason,
+            ours.exit_reason,
+        ) == (
             theirs.direction,
             theirs.entry_ts,
             theirs.exit_ts,
+            theirs.entry_reason,
+            theirs.exit_reason,
         )
         assert ours.net_pnl == pytest.approx(theirs.net_pnl, abs=1e-9)
     assert vector.figures == pytest.approx(engine.figures, abs=1e-9)
@@ -126,6 +134,9 @@ def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
     np.testing.assert_allclose([f.quantity for f in fills], run.fill_quantity, rtol=0, atol=1e-9)
     np.testing.assert_allclose([f.price for f in fills], run.fill_price, rtol=0, atol=1e-9)
     np.testing.assert_allclose([f.fee for f in fills], run.fill_fee, rtol=0, atol=1e-9)
+    # The order's tag, as the strategy tags a turn's orders (the report's exit reasons).
+    assert [f.reason for f in fills] == run.fill_reason
+    assert set(run.fill_reason) <= {"cross", "cross-up", "cross-down"}
 
 
 # The sizers the vectorised path takes: a fixed size, and a share of equity at each turn

@@ -204,7 +204,12 @@ def run_plan(
     if refused.any():
         at = int(columns.ts[bar[np.argmax(refused)]])
         return f"an opening fill at {at} would be refused for margin (the engine rejects it)"
-    reasons = np.full(bar.size, "market", dtype=object)  # the paper broker's market fills
+    # The paper broker's market fills: the order's tag, or "market" untagged.
+    reasons = np.where(
+        opening,
+        np.where(side > 0, plan.buy_tag or "market", plan.sell_tag or "market"),
+        plan.close_tag or "market",
+    ).astype(object)
     # Equity at each traded bar's close: cash after its fills + position × close.
     traded = np.arange(history, count)
     # The position at each traded bar's close: what the last turn filled by then opened.

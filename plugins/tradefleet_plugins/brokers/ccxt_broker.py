@@ -925,7 +925,8 @@ class CcxtBroker:
                 self._emit(
                     OrderUpdate(client_id, OrderStatus.OPEN, int(time.time()), "", tracked.venue_id)
                 )
-            fill = fill_of(trade, client_id, bot_symbol, fee, tracked.order.tag)
+            order = tracked.order
+            fill = fill_of(trade, client_id, bot_symbol, fee, order.tag or order.order_type.value)
             tracked.seen += fill.quantity
             tracked.filled = max(tracked.filled, tracked.seen)
             self._emit(fill)

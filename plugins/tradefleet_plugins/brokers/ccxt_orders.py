@@ -269,9 +269,12 @@ def fill_of(
     client_order_id: str,
     bot_symbol: str,
     fee: float,
-    tag: str = "",
+    reason: str = "",
 ) -> Fill:
-    """A ccxt trade as a ``Fill``; the venue's trade id is the fill id (stable across runs)."""
+    """A ccxt trade as a ``Fill``; the venue's trade id is the fill id (stable across runs).
+
+    ``reason``: the order's tag, or untagged, its type (``Fill.reason``); without the order (a
+    venue report after a restart) the trade's own type, as the venue states it."""
     return Fill(
         client_order_id=client_order_id,
         symbol=bot_symbol,
@@ -281,7 +284,7 @@ def fill_of(
         fee=fee,
         ts=_ts(trade.get("timestamp")),
         fill_id=str(trade.get("id")),
-        reason=tag,
+        reason=reason or str(trade.get("type") or ""),
     )
 
 

@@ -790,7 +790,9 @@ class Mt5Broker:
                 if ticket in self._seen_deals:
                     continue
                 self._seen_deals.add(ticket)
-                fill = fill_from_deal(deal, order_id, order.symbol)
+                fill = fill_from_deal(
+                    deal, order_id, order.symbol, order.tag or order.order_type.value
+                )
                 if fill is None:
                     continue
                 events.append(fill._replace(ts=self._utc(int(deal.time))))
@@ -1024,7 +1026,10 @@ class Mt5Broker:
         if client_order_id is None:
             return
         symbol = self._symbols.ours(str(deal.symbol))
-        fill = fill_from_deal(deal, client_order_id, symbol)
+        with self._lock:
+            tracked = self._working.get(client_order_id)
+        reason = (tracked.tag or tracked.order_type.value) if tracked is not None else "market"
+        fill = fill_from_deal(deal, client_order_id, symbol, reason)
         if fill is None:
             return
         events.append(fill._replace(ts=self._utc(int(deal.time))))

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tradefleet_runtime.sdk import (
+    STOP_LOSS_TAG,
+    TAKE_PROFIT_TAG,
     Fill,
     OrderReport,
     OrderStatus,
@@ -81,10 +83,13 @@ def deal_client_id(deal: Any, resolve: Resolver, parent_of: ParentOf) -> str | N
     return resolve(str(deal.comment))
 
 
-def fill_from_deal(deal: Any, client_order_id: str, symbol: str) -> Fill | None:
+def fill_from_deal(
+    deal: Any, client_order_id: str, symbol: str, reason: str = "market"
+) -> Fill | None:
     """A buy/sell deal -> ``Fill`` (balance, credit, ... deals -> None). The deal ticket is the
     fill id, so the same execution always has the same id; commission and fee are costs when
-    negative, and ``Fill.fee`` is their size."""
+    negative, and ``Fill.fee`` is their size. ``reason``: the order's tag, or untagged, its
+    type; the terminal's own SL/TP closes are ``stop_loss``/``take_profit``."""
     if int(deal.type) not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
         return None
     role = child_role(int(deal.reason))
@@ -98,7 +103,7 @@ def fill_from_deal(deal: Any, client_order_id: str, symbol: str) -> Fill | None:
         fee=-cost if cost < 0 else 0.0,
         ts=int(deal.time),
         fill_id=str(deal.ticket),
-        reason={"sl": "stop_loss", "tp": "take_profit"}.get(role or "", "market"),
+        reason={"sl": STOP_LOSS_TAG, "tp": TAKE_PROFIT_TAG}.get(role or "", reason),
     )
 
 

@@ -343,7 +343,7 @@ class PaperBroker:
             for order in ready:
                 if order[0] in by_id:
                     price = buy_price if order[2] is _BUY else sell_price
-                    self._execute(order, price, bar, self._fee, "market", events, True)
+                    self._execute(order, price, bar, self._fee, order[12] or "market", events, True)
         if not working:
             return events
         # 2. Resting orders; one-cancels-other groups resolved together. Children born in a pass

@@ -28,6 +28,8 @@ from tradefleet_runtime.sdk import (
 # Vectorised EMAs agree with the incremental ones to about 1e-15 of the price (measured on 1M
 # bars); where the two EMAs are closer than this, the incremental arithmetic decides the side.
 _TIE = 1e-11
+# The tags of a turn's orders: the fills' and trades' reasons (and the vectorised path's).
+_CLOSE_TAG, _UP_TAG, _DOWN_TAG = "cross", "cross-up", "cross-down"
 
 
 class _Leg:
@@ -90,7 +92,7 @@ class EmaCross(Strategy):
         ctx = self.ctx
         symbol = bar.symbol
         if ctx.position(symbol).quantity:
-            ctx.close(symbol, tag="cross")
+            ctx.close(symbol, tag=_CLOSE_TAG)
         if direction < 0 and not self.params.allow_short:
             return
         close = bar.close
@@ -101,14 +103,14 @@ class EmaCross(Strategy):
                 symbol,
                 stop_loss=close * (1 - stop) if stop else None,
                 take_profit=close * (1 + target) if target else None,
-                tag="cross-up",
+                tag=_UP_TAG,
             )
         else:
             ctx.sell(
                 symbol,
                 stop_loss=close * (1 + stop) if stop else None,
                 take_profit=close * (1 - target) if target else None,
-                tag="cross-down",
+                tag=_DOWN_TAG,
             )
 
     def target_positions(self, columns: BarColumns) -> TargetPlan | None:
@@ -140,7 +142,7 @@ class EmaCross(Strategy):
                 target[turns[0] :] = held[turns[0] :]
         if not params.allow_short:
             np.maximum(target, 0.0, out=target)
-        return TargetPlan(target)
+        return TargetPlan(target, close_tag=_CLOSE_TAG, buy_tag=_UP_TAG, sell_tag=_DOWN_TAG)
 
 
 def _incremental_ema(close: np.ndarray, period: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 from tests.brokers.contract.conftest import not_on, venue_only
 from tests.brokers.harness import MT5_SETUPS, PREFIX, Harness, updates
 from tradefleet_runtime.sdk import (
+    TAKE_PROFIT_TAG,
     Fill,
     OrderStatus,
     OrderType,
@@ -44,6 +45,19 @@ def test_a_market_order_fills_and_its_report_says_so(setup: Harness) -> None:
     assert report is not None and report.status is OrderStatus.FILLED
     assert report.filled_quantity == pytest.approx(setup.quantity)
     assert report.average_price == pytest.approx(fills[0].price, rel=1e-3)
+
+
+def test_a_fill_names_its_orders_tag_or_else_its_type(setup: Harness) -> None:
+    """``Fill.reason`` is the order's tag (a strategy's own, ``emergency-flatten``, a risk
+    plugin's), or, untagged, its type: the trades' entry and exit reasons, which the report
+    groups into signal, risk, stop-loss and take-profit exits, are read from it."""
+    setup.answer(setup.broker.submit(setup.order("tag1", tag="emergency-flatten")))
+    setup.answer(setup.broker.submit(setup.order("plain1", side=Side.SELL)))
+    setup.settle()
+    setup.wait_filled("tag1")
+    setup.wait_filled("plain1")
+    reasons = {e.client_order_id: e.reason for e in setup.events if isinstance(e, Fill)}
+    assert reasons == {"tag1": "emergency-flatten", "plain1": "market"}
 
 
 def test_a_limit_order_rests_then_fills_when_the_market_trades_through(setup: Harness) -> None:
@@ -97,6 +111,8 @@ def test_a_bracket_places_its_children_and_one_cancels_the_other(setup: Harness)
     setup.trade_through(setup.px(52_100.0))
     setup.settle()
     setup.wait_filled("brk1-tp")
+    exits = [e for e in setup.events if isinstance(e, Fill) and e.client_order_id == "brk1-tp"]
+    assert {e.reason for e in exits} == {TAKE_PROFIT_TAG}
     cancelled = setup.wait_final("brk1-sl")
     assert cancelled.status is OrderStatus.CANCELLED
     assert cancelled.code is ReasonCode.CANCELLED_BY_VENUE
