@@ -369,14 +369,7 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         session.pacer = pacer
         outcome = session.run_to_end()
         result = outcome.result
-        assert session.engine is not None
-        ended = result.equity_ts[-1] if result.equity_ts else 0
-        report_input = finish_backtest(
-            journal,
-            result,
-            session.engine.portfolio.end_of_data_trades(ended),
-            recorder.ranges(),
-        )
+        report_input = finish_backtest(journal, result, outcome.open_trades, recorder.ranges())
     finally:
         journal.close()
     report = build_report(report_input)

@@ -56,7 +56,7 @@ from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.errors import FieldError, SpecError
-from tradefleet_runtime.model import Bar, CarriedState
+from tradefleet_runtime.model import Bar, CarriedState, Trade
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
@@ -255,6 +255,10 @@ class RunOutcome:
     result: RunResult
     figures: Figures
     status: str = "completed"  # completed (data ended), stopped, failed
+    # A backtest's positions still open when it ended, as trades closed at their last mark
+    # (``END_OF_DATA``, no exit fee): its figures count them, as its report does. Empty for
+    # a paper or live run, whose positions carry over to the next start.
+    open_trades: tuple[Trade, ...] = ()
 
 
 def _credentials_dir() -> Path | None:
@@ -489,18 +493,22 @@ class BotSession:
                 log.warning("%s: open position at shutdown: %s", self.bot.name, message)
             journal.record_event(engine.now, "open_position", message)
         result = engine.finish(self.bot.feed.report() if self.bot.feed else None)
+        open_trades: tuple[Trade, ...] = ()
+        if self.mode is Mode.BACKTEST:
+            ended = result.equity_ts[-1] if result.equity_ts else 0
+            open_trades = tuple(engine.portfolio.end_of_data_trades(ended))
         figures = compute_figures(
             initial=result.initial_capital,
             timestamps=result.equity_ts,
             equity=result.equity,
             exposure=result.exposure,
-            trades=result.trades,
+            trades=[*result.trades, *open_trades],
             fees=result.fees,
         )
         if result.feed is not None and result.feed.gaps:
             journal.record_event(engine.now, "data_gaps", "; ".join(result.feed.notes))
         journal.finish_run(status, figures.as_json())
-        return RunOutcome(result, figures, status)
+        return RunOutcome(result, figures, status, open_trades)
 
     def run_to_end(self) -> RunOutcome:
         self.open()

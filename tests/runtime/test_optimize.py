@@ -14,6 +14,7 @@ import pytest
 from tradefleet_runtime import cli
 from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import END_OF_DATA
 from tradefleet_runtime.optimize.search import SearchConfig, executor, run_search
 from tradefleet_runtime.optimize.space import (
     Choice,
@@ -227,6 +228,36 @@ def test_two_processes_give_the_grid_one_process_gives(tmp_path: Path) -> None:
 def test_the_worker_scores_what_a_backtest_scores(tmp_path: Path) -> None:
     evaluation = evaluate(Task(eurusd_manifest(), str(ROOT), {"fast": 12, "slow": 48}))
     assert evaluation.figures["sharpe"] == _backtest_sharpe({"fast": 12, "slow": 48}, tmp_path)
+
+
+@pytest.mark.parametrize("vector", [True, False], ids=["vector", "engine"])
+def test_a_trial_counts_every_figure_as_the_backtest_report_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], vector: bool
+) -> None:
+    """Trades, win rate, profit factor, expectancy: a position still open when the data ends
+    is a trade closed at its last mark (``end of data``) in the report, so it is in a trial's
+    figures (both paths) and in the run summary the journal keeps; ranking by any figure ranks
+    what ``tradefleet backtest`` then shows."""
+    params = {"fast": 12, "slow": 48, "allow_short": True}  # always in the market
+    evaluation = evaluate(Task(eurusd_manifest(), str(ROOT), params, vector=vector))
+    assert evaluation.path == ("vector" if vector else "engine"), evaluation.fallback
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(json.dumps(with_params(eurusd_manifest(), params)))
+    journal = tmp_path / "bot.sqlite"
+    assert cli.main(["backtest", str(manifest), "--json", "--journal", str(journal)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    reasons = {row["reason"] for row in report["exit_reasons"]}
+    assert END_OF_DATA in reasons  # the case this test is about
+    opened = Journal(journal)
+    try:
+        (run,) = opened.runs()
+    finally:
+        opened.close()
+    assert run.summary is not None
+    for name, value in evaluation.figures.items():
+        assert report[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+        assert run.summary[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    assert {"trades", "win_rate", "profit_factor", "sharpe"} <= set(evaluation.figures)
 
 
 # -- the command ------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ against the engine to 1e-9, on real data and on data whose opens jump away from 
   market order closing what is held, then one opening the new target; buys pay
   ``open × (1 + slippage)``, sells get ``open × (1 − slippage)``, each fill pays
   ``quantity × price × fee``; orders of the last bar never fill;
+- a position still held when the data ends is one more trade, closed at the last close without
+  an exit fee (reason ``end of data``), as a backtest's figures and report count it;
 - an opening fill needs ``notional / leverage <= cash − fee`` (the paper broker's margin check):
   a plan that would be refused there is not evaluated here (None: run the engine).
 
@@ -38,7 +40,7 @@ import numpy.typing as npt
 
 from tradefleet_runtime.bar_columns import BarColumns
 from tradefleet_runtime.capabilities import TargetPlan
-from tradefleet_runtime.model import Trade
+from tradefleet_runtime.model import END_OF_DATA, Trade
 from tradefleet_runtime.sizing import fixed_fractional_quantity
 
 Floats = npt.NDArray[np.float64]
@@ -81,7 +83,8 @@ class VectorRun:
     equity_ts: Ints  # close time of each traded bar
     equity: Floats
     exposure: Floats
-    trade_net_pnl: Floats  # of each closed round trip, oldest first
+    # Of each round trip, oldest first, then of a position held at the end (``end of data``).
+    trade_net_pnl: Floats
     trade_columns: tuple[Any, ...]  # what trade_list() builds Trade objects from
     fees: float
     history_bars: int
@@ -222,6 +225,23 @@ def run_plan(
     trade_columns, net = _trades(
         terms.symbol, columns.ts, bar, side, quantity, price, fee, opening, reasons
     )
+    if turn.size and wanted[-1] != 0.0:
+        # Still held when the data ends: a trade closed at the last close, as a backtest's
+        # figures and report count it (the engine's ``end_of_data_trades``: no exit fee).
+        trade_columns, net = _with_end_of_data(
+            trade_columns,
+            net,
+            wanted[-1],
+            int(columns.ts[-1]) + terms.timeframe_s,
+            float(columns.close[-1]),
+            columns.ts,
+            bar,
+            quantity,
+            price,
+            fee,
+            opening,
+            reasons,
+        )
     fees = float(np.cumsum(fee)[-1]) if fee.size else 0.0
     return VectorRun(
         fill_bar=bar,
@@ -325,6 +345,43 @@ def _trades(
     )
     net: Floats = gross - fees
     return columns, net
+
+
+def _with_end_of_data(
+    columns: tuple[Any, ...],
+    net: Floats,
+    held: float,
+    ended: int,
+    mark: float,
+    ts: Ints,
+    bar: Ints,
+    quantity: Floats,
+    price: Floats,
+    fee: Floats,
+    opening: npt.NDArray[np.bool_],
+    reasons: npt.NDArray[Any],
+) -> tuple[tuple[Any, ...], Floats]:
+    """``columns`` and ``net`` with the position ``held`` at the end as one more trade, in the
+    portfolio's arithmetic (its opening fill is the last one)."""
+    entry = int(np.flatnonzero(opening)[-1])
+    size, paid = quantity[entry], price[entry]
+    entry_price = (size * paid) / size
+    gross = held * (mark - entry_price)
+    row = (
+        np.array([1 if held > 0 else -1]),
+        np.array([size]),
+        np.array([ts[bar[entry]]]),
+        np.array([ended]),
+        np.array([entry_price]),
+        np.array([(size * mark) / size]),
+        np.array([gross]),
+        np.array([fee[entry]]),
+        np.array([reasons[entry]], dtype=object),
+        np.array([END_OF_DATA], dtype=object),
+    )
+    symbol, *rest = columns
+    joined = tuple(np.concatenate((old, new)) for old, new in zip(rest, row, strict=True))
+    return (symbol, *joined), np.concatenate((net, [gross - fee[entry]]))
 
 
 __all__ = ["FractionalSizing", "VectorRun", "VectorTerms", "run_plan", "vector_terms"]

@@ -90,6 +90,8 @@ class Evaluation:
     equity_ts: tuple[int, ...] = ()
     equity: tuple[float, ...] = ()
     exposure: tuple[float, ...] = ()
+    # Closed trades, then any position the run ended with, closed at its last mark (``end of
+    # data``): the trades the figures count, as a backtest's report does.
     trades: tuple[Trade, ...] = ()
     fees: float = 0.0
     notes: tuple[str, ...] = field(default=())
@@ -281,7 +283,7 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         equity_ts=tuple(result.equity_ts),
         equity=tuple(result.equity),
         exposure=tuple(result.exposure),
-        trades=tuple(result.trades),
+        trades=(*result.trades, *outcome.open_trades),
         fees=result.fees,
         notes=notes,
         fallback=fallback,
