@@ -440,6 +440,8 @@ def main() -> int:
     # The report counts a position still open at the end as a trade (closed at its mark).
     cli_equity = float(cli_figures["final_equity"])
     cli_trades = int(cli_figures["trades"]) - len(result.open_positions)
+    # So do the vectorised path's figures (as every backtest's figures do).
+    vector_trades -= len(result.open_positions)
 
     def same(equity: float, trades: int) -> bool:
         return abs(equity - engine_equity) <= 1e-6 * abs(engine_equity) and trades == engine_trades
