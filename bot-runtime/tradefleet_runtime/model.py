@@ -307,3 +307,5 @@ class CarriedState:
     known_order_ids: frozenset[str] = frozenset()
     # Close time of the last bar the bot fully handled (0: none); a restart resumes after it.
     last_bar_ts: int = 0
+    # The account's equity at that bar's close: where the next run's own figures start.
+    last_equity: float | None = None

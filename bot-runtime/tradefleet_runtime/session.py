@@ -498,7 +498,7 @@ class BotSession:
             ended = result.equity_ts[-1] if result.equity_ts else 0
             open_trades = tuple(engine.portfolio.end_of_data_trades(ended))
         figures = compute_figures(
-            initial=result.initial_capital,
+            initial=result.start_equity,
             timestamps=result.equity_ts,
             equity=result.equity,
             exposure=result.exposure,

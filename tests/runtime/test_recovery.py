@@ -13,7 +13,15 @@ from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderType
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.report.metrics import build_report
+from tradefleet_runtime.report.sources import from_journal
+from tradefleet_runtime.session import Bot, BotSession, assemble
+from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.model import Mode
+
+ROOT = Path(__file__).resolve().parents[2]
+EURUSD = ROOT / "data" / "EURUSD_H1_2017.csv"
 
 
 def _engine(journal: Journal, run_id: str, strategy: Scripted) -> Engine:
@@ -75,3 +83,62 @@ def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:
 def test_a_backtest_never_inherits_state(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite")
     assert journal.carried_state("bot") is None
+
+
+def _paper_bot(end: str) -> Bot:
+    manifest = {
+        "apiVersion": "tradefleet.io/v1alpha1",
+        "kind": "TradingBot",
+        "metadata": {"name": "continued"},
+        "spec": {
+            "mode": "paper",
+            "strategy": {
+                "name": "ema-cross",
+                "params": {
+                    "fast": 12,
+                    "slow": 48,
+                    "stop_loss_pct": 0.004,
+                    "take_profit_pct": 0.008,
+                },
+            },
+            "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+            "broker": {"name": "paper", "params": {"fee_bps": 0.2, "leverage": 30}},
+            "data": {"name": "csv", "params": {"path": str(EURUSD), "end": end}},
+            "risk": [{"name": "fixed-fractional", "params": {"risk_per_trade": 0.005}}],
+            "capital": {"currency": "USD", "initial": 100_000},
+        },
+    }
+    return assemble(parse_manifest(manifest), PluginRegistry.discover(), ROOT)
+
+
+def test_a_continued_runs_figures_are_its_own(tmp_path: Path) -> None:
+    """A restarted paper bot's run starts from the equity it took over and counts its own
+    trades and fees: the runs' P&L adds up to the account's, and the run summary the journal
+    keeps, the report read back from it and the trades journaled in the run agree."""
+    path = tmp_path / "paper.sqlite"
+    for end in ("2017-03-01", "2017-04-01"):  # the second run resumes after the first's bars
+        journal = Journal(path, durable=True)
+        try:
+            BotSession(_paper_bot(end), journal).run_to_end()
+        finally:
+            journal.close()
+    journal = Journal(path)
+    try:
+        first, second = journal.runs()
+        ended_first = journal.equity_curve(first.run_id)[1][-1]
+        ended_second = journal.equity_curve(second.run_id)[1][-1]
+        assert journal.start_equity(first) == 100_000
+        assert journal.start_equity(second) == ended_first != 100_000
+        assert first.summary is not None and second.summary is not None
+        assert second.summary["net_pnl"] == pytest.approx(ended_second - ended_first, abs=1e-6)
+        assert first.summary["net_pnl"] + second.summary["net_pnl"] == pytest.approx(
+            ended_second - 100_000, abs=1e-6
+        )
+        assert second.summary["trades"] == len(journal.trades(second.run_id)) > 0
+        assert second.summary["fees"] == pytest.approx(journal.fees(second.run_id), rel=1e-9)
+        for run in (first, second):
+            assert run.summary is not None
+            shown = build_report(from_journal(journal, run)).figures.as_json()
+            assert shown == pytest.approx(run.summary, rel=1e-9, abs=1e-9)
+    finally:
+        journal.close()

@@ -107,6 +107,11 @@ class RunResult:
 
     bot_name: str
     initial_capital: float
+    # The equity this run started from: the capital, or for a run that continued an account
+    # (a restarted paper or live bot) its equity when the last run stopped. ``trades`` and
+    # ``fees`` are this run's own too: its figures are the run's, not the account's since its
+    # first run.
+    start_equity: float
     currency: str
     timeframe_s: int
     equity_ts: array[int]
@@ -130,7 +135,7 @@ class RunResult:
 
     @property
     def final_equity(self) -> float:
-        return self.equity[-1] if self.equity else self.initial_capital
+        return self.equity[-1] if self.equity else self.start_equity
 
     @property
     def exposed(self) -> list[int]:
@@ -252,6 +257,11 @@ class Engine:
             venue.drain_events if venue is not None else None
         )
         self._peak_equity = config.initial_capital
+        # Where this run's own figures start (``_carry``): a run that continues an account
+        # reports from the equity it took over, with the trades and fees it made itself.
+        self._start_equity = config.initial_capital
+        self._carried_trades = 0
+        self._carried_fees = 0.0
         self._next_day = 0
         self._day_start_equity = config.initial_capital
         self._equity_ts: array[int] = array("q")
@@ -551,13 +561,14 @@ class Engine:
         return RunResult(
             bot_name=self.config.bot_name,
             initial_capital=self.config.initial_capital,
+            start_equity=self._start_equity,
             currency=self.config.currency,
             timeframe_s=self.config.base_timeframe_s,
             equity_ts=self._equity_ts,
             equity=self._equity,
             exposure=self._exposure,
-            trades=list(self.portfolio.trades),
-            fees=self.portfolio.fees_paid,
+            trades=self.portfolio.trades[self._carried_trades :],
+            fees=self.portfolio.fees_paid - self._carried_fees,
             bars=self.stats.bars,
             open_positions=[p for p in self.portfolio.positions.values() if p.quantity],
             risk_decisions=self.stats.risk_decisions,
@@ -908,6 +919,7 @@ class Engine:
             self.portfolio.apply(fill)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
+        self._carry(state)
         if self.restorer is not None:
             self.restorer.restore_account(state.fills)
         self.known_ids = state.known_order_ids
@@ -940,8 +952,18 @@ class Engine:
             f"{self.portfolio.cash:,.2f}, positions [{positions}], {rearmed} order(s) re-armed, "
             f"{len(state.unacknowledged)} unacknowledged order(s) closed"
         )
-        self._state("restored", summary)
+        self._state("restored", summary, {"start_equity": self._start_equity})
         return summary
+
+    def _carry(self, state: CarriedState) -> None:
+        """This run starts where the account was left: its figures start from the equity
+        journaled at the last bar an earlier run handled (from the carried account, marked at
+        its entry prices, when none was), and count only the trades and fees made from here."""
+        self._carried_trades = len(self.portfolio.trades)
+        self._carried_fees = self.portfolio.fees_paid
+        self._start_equity = (
+            state.last_equity if state.last_equity is not None else self.portfolio.equity()
+        )
 
     def restore_from_venue(self, state: CarriedState, plan: ReconcilePlan, now: int) -> str:
         """Carry a bot's account over from its journal *as the venue confirms it* (a broker
@@ -952,6 +974,7 @@ class Engine:
         """
         for fill in state.fills:
             self.portfolio.apply(fill)
+        self._carry(state)  # fills missed while down are this run's: journaled in it
         adopted_ids = {report.client_order_id for report in plan.adopted}
         for fill in (*plan.missed_fills, *plan.adjustments):
             self._apply_reconciled_fill(
@@ -1013,7 +1036,11 @@ class Engine:
         summary = f"reconciled with the venue: {plan.summary()}"
         if protected:
             summary += f", {protected} protective order(s) placed for entries filled while down"
-        self._state("degraded" if plan.degraded else "reconciled", summary)
+        self._state(
+            "degraded" if plan.degraded else "reconciled",
+            summary,
+            {"start_equity": self._start_equity},
+        )
         return summary
 
     def _protect_missed_entries(

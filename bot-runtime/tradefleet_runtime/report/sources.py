@@ -28,7 +28,7 @@ def finish_backtest(
     journal.record_trades((first_seq + i, trade) for i, trade in enumerate(open_trades))
     journal.record_run_symbols(symbols)
     return ReportInput(
-        initial=result.initial_capital,
+        initial=result.start_equity,
         currency=result.currency,
         timeframe_s=result.timeframe_s,
         timestamps=result.equity_ts,
@@ -43,7 +43,7 @@ def finish_backtest(
 def from_result(result: RunResult) -> ReportInput:
     """A run's report without end-of-data trades or a benchmark (a paper run, left open)."""
     return ReportInput(
-        initial=result.initial_capital,
+        initial=result.start_equity,
         currency=result.currency,
         timeframe_s=result.timeframe_s,
         timestamps=result.equity_ts,
@@ -57,7 +57,7 @@ def from_result(result: RunResult) -> ReportInput:
 def from_journal(journal: Journal, run: RunRecord) -> ReportInput:
     timestamps, equity, exposure = journal.equity_curve(run.run_id)
     return ReportInput(
-        initial=run.initial_capital,
+        initial=journal.start_equity(run),
         currency=run.currency,
         timeframe_s=run.timeframe_s,
         timestamps=timestamps,
