@@ -25,7 +25,7 @@ from tradefleet_runtime import logs
 from tradefleet_runtime.cli_auth import auth_group
 from tradefleet_runtime.cli_control_commands import control_commands
 from tradefleet_runtime.cli_plugins import plugins_group
-from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.engine.engine import Engine, RunResult
 from tradefleet_runtime.errors import DataError, JournalError, PluginError, SpecError
 from tradefleet_runtime.indicators import Indicator
 from tradefleet_runtime.journal import Journal
@@ -431,7 +431,10 @@ def _print_outcome(
         )
     vetoes = {k: v for k, v in result.risk_decisions.items() if k[1] == "veto"}
     for (plugin, _action), count in sorted(vetoes.items()):
-        out.print(f"risk: {plugin} vetoed {count} order(s)")
+        out.print(
+            f"risk: {plugin} vetoed {count} order(s){_why_vetoed(result, plugin)}",
+            highlight=False,
+        )
     shown = 10  # tier changes can be many over years of bars: the first ones and a count
     for note in result.risk_notes[:shown]:
         stamp, _, message = note.partition(" ")
@@ -445,6 +448,21 @@ def _print_outcome(
             highlight=False,
         )
     out.print(f"journal: {result.journal_path} (run {result.run_id})")
+
+
+def _why_vetoed(result: RunResult, plugin: str, shown: int = 3) -> str:
+    """What ``plugin`` refused most often: ": 30× <its reason>; 4× <another>", so a chain
+    that vetoes every entry says why (a sizer after a rule that needs a size, a lock...)."""
+    counts = sorted(
+        ((count, why) for (name, why), count in result.vetoes.items() if name == plugin),
+        key=lambda item: (-item[0], item[1]),
+    )
+    if not counts:
+        return ""
+    parts = [f"{count}× {result.veto_reasons[(plugin, why)]}" for count, why in counts[:shown]]
+    if len(counts) > shown:
+        parts.append(f"{len(counts) - shown} more reason(s) in the journal")
+    return ": " + "; ".join(parts)
 
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -67,3 +67,43 @@ def test_backtest_trips_the_breaker(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     assert sent_after == [(0,)]
     journal.close()
+
+
+def test_the_summary_says_why_a_plugin_vetoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A chain that refuses every entry says why at the end of the run, not only in the
+    journal: prop-firm refuses ema-cross's entries, which carry no stop-loss."""
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: tradefleet.io/v1alpha1
+            kind: TradingBot
+            metadata: {{name: refused-bt}}
+            spec:
+              mode: backtest
+              strategy: {{name: ema-cross, params: {{fast: 12, slow: 48}}}}
+              market: {{symbols: [EURUSD], timeframe: 1h}}
+              broker: {{name: paper, params: {{fee_bps: 0.2, leverage: 30}}}}
+              data: {{name: csv, params: {{path: {ROOT / "data" / "EURUSD_H1_2017.csv"}}}}}
+              risk:
+                - name: fixed-fractional
+                  params: {{risk_per_trade: 0.01}}
+                - name: prop-firm
+              capital: {{currency: USD, initial: 100000}}
+            """
+        )
+    )
+    path = tmp_path / "j.sqlite"
+    assert cli.main(["backtest", str(manifest), "--journal", str(path)]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    journal = Journal(path)
+    try:
+        [(count, reason)] = journal.query(
+            "SELECT COUNT(*), reason FROM risk_decisions WHERE action = 'veto' GROUP BY reason"
+        )
+    finally:
+        journal.close()
+    assert count > 10 and "stop-loss" in reason
+    assert f"risk: prop-firm vetoed {count} order(s): {count}× {reason}" in printed

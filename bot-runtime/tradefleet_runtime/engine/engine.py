@@ -130,6 +130,9 @@ class RunResult:
     # force at the end: what the report says about the risk plugins beside their vetoes.
     risk_notes: list[str] = field(default_factory=list)
     risk_locks: dict[str, str] = field(default_factory=dict)
+    # Vetoes by (plugin, code or reason) with the first reason of each (``EngineStats``).
+    vetoes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    veto_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     run_id: str = ""
     journal_path: str = ""
 
@@ -165,6 +168,10 @@ class EngineStats:
     warmup_intents: int = 0  # orders a strategy asked for while warming up (dropped)
     known_ids_skipped: int = 0  # intents whose id an earlier run already sent (not re-sent)
     risk_decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Vetoes by (plugin, code, or the reason when the plugin gave no code), and the first
+    # reason given for each: what the end-of-run summary says a plugin refused, and why.
+    vetoes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    veto_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Engine:
@@ -578,6 +585,8 @@ class Engine:
             history_bars=self.stats.history_bars,
             risk_notes=list(self._risk_notes),
             risk_locks=self.state.locks(),
+            vetoes=self.stats.vetoes,
+            veto_reasons=self.stats.veto_reasons,
             run_id=self.journal.run_id,
             journal_path=self.journal.path,
         )
@@ -618,6 +627,9 @@ class Engine:
         self.stats.risk_decisions[(plugin, action.value)] += 1
         if action is _VETO:
             self.last_veto = decision
+            why = (plugin, decision.code or decision.reason)
+            self.stats.vetoes[why] += 1
+            self.stats.veto_reasons.setdefault(why, decision.reason)
         if self.listener is not None:
             self.listener.on_risk(plugin, intent, decision)
         if self.tracer is not None:
