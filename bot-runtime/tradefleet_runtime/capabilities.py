@@ -51,6 +51,9 @@ class Capability(StrEnum):
     READS_TRADES = "reads-trades"  # risk plugin: TradeReader (the bot's closed trades)
     ACTS_ON_ACCOUNT = "acts-on-account"  # risk plugin: AccountActor (reduce, flatten, cancel)
     RESTORES_LOCK = "restores-lock"  # risk plugin: LockRestorer (a journaled lock after restart)
+    # risk plugin: EquityRestorer (the account's journaled equity after a restart, so limits
+    # measured from a day's start or a peak do not start again from the restart)
+    RESTORES_EQUITY = "restores-equity"
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
     VENUE_EXECUTION = "venue-execution"  # broker: VenueExecution (events, queries, reports)
     # data feed: its bars arrive when they close at the venue, so the runtime never paces
@@ -125,6 +128,20 @@ class LockRestorer(Protocol):
 
     def restore_lock(self, reason: str, since_ts: int) -> None:
         """Hold the lock again: ``reason`` as journaled, locked since bar time ``since_ts``."""
+        ...
+
+
+@runtime_checkable
+class EquityRestorer(Protocol):
+    """A risk plugin whose limits are measured from the account's past equity (the day's
+    start, the week's, the peak): after a restart, before the first bar, it is shown the
+    equity snapshots the bot's earlier runs journaled, so a restart never moves a baseline
+    (a bot down 4% today may not lose another 5% because it was restarted)."""
+
+    def restore_equity(self, timestamps: Sequence[int], equity: Sequence[float]) -> None:
+        """Rebuild the baselines from these bar-close snapshots, oldest first: every one the
+        bot journaled since its first run, or since a person last reset this plugin's lock.
+        What they would have asked the account to do was done before the restart."""
         ...
 
 
@@ -288,6 +305,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.READS_TRADES: _Shape(frozenset({"risk"}), (("bind_trades", 1),)),
     Capability.ACTS_ON_ACCOUNT: _Shape(frozenset({"risk"}), (("account_actions", 1),)),
     Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
+    Capability.RESTORES_EQUITY: _Shape(frozenset({"risk"}), (("restore_equity", 2),)),
     Capability.REPORTS_TIER: _Shape(frozenset({"risk"}), (("tier", 0),)),
     Capability.VENUE_EXECUTION: _Shape(
         frozenset({"broker"}),
@@ -394,6 +412,7 @@ __all__ = [
     "ActionKind",
     "BarObserver",
     "Capability",
+    "EquityRestorer",
     "FillObserver",
     "LockRestorer",
     "OrderObserver",

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -35,6 +35,7 @@ from tradefleet_runtime.capabilities import (
     AccountRestorer,
     BarObserver,
     Capability,
+    EquityRestorer,
     FillObserver,
     LockRestorer,
     OrderObserver,
@@ -138,6 +139,9 @@ def assemble(
         trade_readers=cast("list[tuple[str, TradeReader]]", risk_with(Capability.READS_TRADES)),
         actors=cast("list[tuple[str, AccountActor]]", risk_with(Capability.ACTS_ON_ACCOUNT)),
         lock_restorers=cast("list[tuple[str, LockRestorer]]", risk_with(Capability.RESTORES_LOCK)),
+        equity_restorers=cast(
+            "list[tuple[str, EquityRestorer]]", risk_with(Capability.RESTORES_EQUITY)
+        ),
         tier_reporters=cast("list[tuple[str, TierReporter]]", risk_with(Capability.REPORTS_TIER)),
         intent_only=frozenset(name for name, _ in risk_with(Capability.INTENT_ONLY)),
     )
@@ -198,6 +202,10 @@ class RunJournal(JournalWriter, Protocol):
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
     def carried_state(self, bot: str) -> CarriedState | None: ...
+
+    def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
+
+    def lock_resets(self) -> dict[str, int]: ...
 
 
 @contextmanager
@@ -374,6 +382,11 @@ class BotSession:
         if control is not None and control[0] == "halted":
             engine.restore_halt(f"restored after restart ({control[1]})")
             self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
+        if self.bot.risk_hooks.equity_restorers:
+            # Before the locks: a restored lock is the last word on a plugin's state.
+            timestamps, equity = self.journal.account_equity(self.bot.name)
+            if timestamps:  # a first start has no past to restore
+                engine.restore_equity(timestamps, equity, self.journal.lock_resets())
         locks = self.journal.risk_locks()
         if locks:
             # A risk lock outlives the process: only a person's ResetRiskLock clears it.

@@ -119,6 +119,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                 {
                     Capability.RISK_LOCK,
                     Capability.RESTORES_LOCK,
+                    Capability.RESTORES_EQUITY,
                     Capability.ACTS_ON_ACCOUNT,
                     Capability.REPORTS_TIER,
                 }
@@ -136,6 +137,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                 {
                     Capability.RISK_LOCK,
                     Capability.RESTORES_LOCK,
+                    Capability.RESTORES_EQUITY,
                     Capability.ACTS_ON_ACCOUNT,
                     Capability.READS_TRADES,
                     Capability.OBSERVES_FILLS,

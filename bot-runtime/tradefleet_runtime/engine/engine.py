@@ -14,12 +14,13 @@ source (and its clock) differs.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import struct
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -1096,6 +1097,25 @@ class Engine:
     def restore_halt(self, reason: str) -> None:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""
         self.state.halt(reason)
+
+    def restore_equity(
+        self, timestamps: Sequence[int], equity: Sequence[float], resets: Mapping[str, int]
+    ) -> None:
+        """Show each ``restores-equity`` plugin the account's journaled equity (oldest first),
+        from after the newest reset of its lock a person made (``resets``: plugin → bar time),
+        before the first bar: its day, week and peak baselines survive the restart."""
+        for name, restorer in self.hooks.equity_restorers:
+            start = bisect.bisect_right(timestamps, resets.get(name, 0))
+            shown_ts, shown = timestamps[start:], equity[start:]
+            restorer.restore_equity(shown_ts, shown)
+            self.journal.record_event(
+                self._now,
+                "risk_equity_restored",
+                f"{name} rebuilt its baselines from {len(shown_ts)} equity snapshot(s) of "
+                "earlier runs",
+                {"plugin": name, "snapshots": len(shown_ts)},
+            )
+        self._refresh_tiers()  # a tier the baselines restored is journaled (and shown) now
 
     def restore_locks(self, locks: dict[str, tuple[str, int]]) -> None:
         """Re-enter the risk locks the journal says are still in force (plugin → reason,

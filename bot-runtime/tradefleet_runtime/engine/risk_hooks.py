@@ -16,6 +16,7 @@ from tradefleet_runtime.capabilities import (
     AccountActor,
     ActionKind,
     BarObserver,
+    EquityRestorer,
     FillObserver,
     LockRestorer,
     OrderObserver,
@@ -37,6 +38,7 @@ class RiskHooks:
     trade_readers: Sequence[tuple[str, TradeReader]] = ()
     actors: Sequence[tuple[str, AccountActor]] = ()
     lock_restorers: Sequence[tuple[str, LockRestorer]] = ()
+    equity_restorers: Sequence[tuple[str, EquityRestorer]] = ()
     tier_reporters: Sequence[tuple[str, TierReporter]] = field(default_factory=tuple)
     # Names of the plugins that decide on the intent alone (``intent-only``): no account
     # snapshot is built for them.

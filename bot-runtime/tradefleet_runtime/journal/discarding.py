@@ -16,7 +16,7 @@ keeps its SQLite journal: its report and ``tradefleet report`` read it.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,6 +131,12 @@ class DiscardingJournal:
 
     def carried_state(self, bot: str) -> CarriedState | None:
         return None
+
+    def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]:
+        return (), ()
+
+    def lock_resets(self) -> dict[str, int]:
+        return {}
 
 
 __all__ = ["DiscardingJournal"]

@@ -753,6 +753,33 @@ class Journal:
                 return float(value)
         return run.initial_capital
 
+    def account_equity(self, bot: str) -> tuple[array[int], array[float]]:
+        """Every equity snapshot the bot's earlier runs journaled, oldest first: the account
+        a restarted bot continues, for the risk plugins whose limits start from its past."""
+        _, marks, previous = self._earlier_runs(bot)
+        timestamps: array[int] = array("q")
+        equity: array[float] = array("d")
+        if not previous:
+            return timestamps, equity
+        for ts, values in self.query(
+            f"SELECT ts, equity FROM equity_chunks WHERE run_id IN ({marks}) ORDER BY first_ts",
+            *previous,
+        ):
+            timestamps.extend(_unpacked("q", ts))
+            equity.extend(_unpacked("d", values))
+        return timestamps, equity
+
+    def lock_resets(self) -> dict[str, int]:
+        """Plugin → bar time of the newest reset of its lock a person made, in any run."""
+        resets: dict[str, int] = {}
+        for ts, data in self.query(
+            "SELECT ts, data FROM events WHERE kind = 'risk_lock_reset' ORDER BY id"
+        ):
+            plugin = str((json.loads(data) if data else {}).get("plugin", ""))
+            if plugin:
+                resets[plugin] = int(ts)
+        return resets
+
     def last_control_event(self) -> tuple[str, str] | None:
         """The newest halt or resume ever journaled in this file: (kind, message)."""
         rows = self.query(

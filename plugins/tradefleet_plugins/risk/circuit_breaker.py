@@ -8,10 +8,13 @@ stops new entries, cancels resting entries and closes half the open exposure, ri
 day the tier only rises; a new day starts at 0 unless locked. The lock is journaled by the
 engine, survives restarts (``restores-lock``) and is cleared only by ``ResetRiskLock`` after
 the cooldown; the reset starts the day, week and peak afresh at the equity of that moment.
+A restart moves no baseline either (``restores-equity``): the journaled equity since the last
+reset is replayed, so the day, week, peak and the tier they reached are those of the account.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
@@ -199,6 +202,14 @@ class CircuitBreaker:
         self._tier, self._reason, self._locked_since = NORMAL, "", None
         self._pending.clear()
         return None
+
+    def restore_equity(self, timestamps: Sequence[int], equity: Sequence[float]) -> None:
+        # Each snapshot observed as a live bar is: the day, week and peak baselines and the
+        # tier they reached survive the restart. What a tier asked of the account (cancel
+        # entries, cut, flatten) was done, or journaled as refused, before the restart.
+        for ts, value in zip(timestamps, equity, strict=True):
+            self._observe(int(ts), float(value))
+        self._pending.clear()
 
     def restore_lock(self, reason: str, since_ts: int) -> None:
         self._tier, self._locked_since = LOCKED, since_ts

@@ -17,6 +17,8 @@
   found on the stops: a cut removes what the last stops cover, not a slice of every stop).
 - Passing: equity at or above ``(1 + profit_target) ×`` initial with ``min_trading_days`` days
   traded; with ``stop_at_target`` no entry is taken after that.
+- Restarts (``restores-equity``): the day's start, and the day's block once it was flattened,
+  are rebuilt from the journaled equity, so a restart never gives the day a new start.
 """
 
 from __future__ import annotations
@@ -182,6 +184,28 @@ class PropFirm:
     def restore_lock(self, reason: str, since_ts: int) -> None:
         self._locked, self._locked_since = reason, since_ts
 
+    def restore_equity(self, timestamps: Sequence[int], equity: Sequence[float]) -> None:
+        # The day's start as the live run took it (its first bar close), and the day's block
+        # if the day's loss reached the flatten threshold since: a restart must not give the
+        # day a new start, nor lift "no entries until the next trading day".
+        for ts, value in zip(timestamps, equity, strict=True):
+            day = self._clock.day(int(ts))
+            if day != self._day:
+                self._day, self._day_start, self._day_blocked = day, float(value), ""
+            if not self._day_blocked:
+                self._day_blocked = self._day_block(self._day_start - float(value))
+
+    def _day_block(self, day_loss: float) -> str:
+        """Why the day takes no more entries once its loss reached ``flatten_at`` of the daily
+        limit, or "" while it has not."""
+        p, limits = self.params, self.limits
+        if day_loss < _less(p.flatten_at * limits.daily * self._day_start):
+            return ""
+        return (
+            f"the day's loss {day_loss:,.2f} reached {p.flatten_at:.0%} of the "
+            f"{limits.daily:.0%} daily limit; no entries until the next trading day"
+        )
+
     # -- state ------------------------------------------------------------------------------
 
     def _trading_day(self, ts: int) -> date:
@@ -243,13 +267,10 @@ class PropFirm:
                 f"{limits.total:.0%} limit"
             )
             return _flatten(self._locked, "total_loss")
-        threshold = _less(p.flatten_at * limits.daily * self._day_start)
-        if day_loss >= threshold and not self._day_blocked:
-            self._day_blocked = (
-                f"the day's loss {day_loss:,.2f} reached {p.flatten_at:.0%} of the "
-                f"{limits.daily:.0%} daily limit; no entries until the next trading day"
-            )
-            return _flatten(self._day_blocked, "daily_loss")
+        if not self._day_blocked:
+            self._day_blocked = self._day_block(day_loss)
+            if self._day_blocked:
+                return _flatten(self._day_blocked, "daily_loss")
         floor, which = floors(self._day_start, initial, limits)
         share = cut_to_fit(
             ctx.equity, open_risk(ctx.positions, ctx.marks, ctx.stops, p.unprotected_move), floor
