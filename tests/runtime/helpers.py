@@ -10,6 +10,7 @@ from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.contracts import BrokerContext, RiskPlugin, Strategy, StrategyContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, Fill, OrderUpdate
 from tradefleet_runtime.spec.model import Mode
@@ -95,6 +96,34 @@ def make_engine(
     )
     config = EngineConfig(name, "backtest", tuple(symbols), tf, capital)
     return Engine(config, strategy, paper, journal, list(risk))
+
+
+def paper_engine(
+    journal: Journal,
+    run_id: str,
+    strategy: Strategy,
+    *,
+    fee_bps: float = 0.0,
+    hooks: RiskHooks | None = None,
+    restores_account: bool = False,
+) -> Engine:
+    """A paper bot "bot" trading TEST on 10,000 USD, one run of a journal file (a restart is
+    a second engine on the same file), equity journaled every bar as a paper bot's is."""
+    broker = PaperBroker(PaperBrokerParams(fee_bps=fee_bps))
+    broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
+    journal.start_run(
+        run_id=run_id,
+        bot="bot",
+        mode="paper",
+        currency="USD",
+        initial_capital=10_000.0,
+        timeframe_s=HOUR,
+        config_hash="x",
+        manifest={},
+    )
+    config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
+    restorer = broker if restores_account else None
+    return Engine(config, strategy, broker, journal, restorer=restorer, hooks=hooks)
 
 
 def run(strategy: Strategy, bars: Iterable[Bar], **kwargs: Any) -> tuple[Engine, RunResult]:

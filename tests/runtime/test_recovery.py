@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.helpers import HOUR, T0, Scripted, bar
-from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
-from tradefleet_runtime.contracts import BrokerContext
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tests.runtime.helpers import HOUR, T0, Scripted, bar, paper_engine
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderType
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -18,27 +15,13 @@ from tradefleet_runtime.report.metrics import build_report
 from tradefleet_runtime.report.sources import from_journal
 from tradefleet_runtime.session import Bot, BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
-from tradefleet_runtime.spec.model import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
 EURUSD = ROOT / "data" / "EURUSD_H1_2017.csv"
 
 
 def _engine(journal: Journal, run_id: str, strategy: Scripted) -> Engine:
-    broker = PaperBroker(PaperBrokerParams(fee_bps=10))
-    broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
-    journal.start_run(
-        run_id=run_id,
-        bot="bot",
-        mode="paper",
-        currency="USD",
-        initial_capital=10_000.0,
-        timeframe_s=HOUR,
-        config_hash="x",
-        manifest={},
-    )
-    config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
-    return Engine(config, strategy, broker, journal, restorer=broker)
+    return paper_engine(journal, run_id, strategy, fee_bps=10, restores_account=True)
 
 
 def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:

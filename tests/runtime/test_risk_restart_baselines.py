@@ -16,23 +16,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.runtime.helpers import HOUR, Scripted, bar, flat_bars
+from tests.runtime.helpers import HOUR, Scripted, bar, flat_bars, paper_engine
 from tests.runtime.risk_helpers import bot_with, manifest
-from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.risk.circuit_breaker import CircuitBreaker
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.prop_firm import PropFirm
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_runtime.capabilities import Capability
-from tradefleet_runtime.contracts import BrokerContext, RiskContext
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.contracts import RiskContext
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Instrument, OrderIntent, Position, RiskAction, Side
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.session import BotSession
-from tradefleet_runtime.spec.model import Mode
 
 # Noon in Prague, 2024-03-30: a 40-hour path crosses the trading day's boundary (midnight).
 NOON = int(datetime(2024, 3, 30, 11, tzinfo=UTC).timestamp())
@@ -140,20 +137,7 @@ class _Recorder:
 
 
 def _engine(journal: Journal, run_id: str, hooks: RiskHooks) -> Engine:
-    broker = PaperBroker(PaperBrokerParams())
-    broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
-    journal.start_run(
-        run_id=run_id,
-        bot="bot",
-        mode="paper",
-        currency="USD",
-        initial_capital=10_000.0,
-        timeframe_s=HOUR,
-        config_hash="x",
-        manifest={},
-    )
-    config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
-    return Engine(config, Scripted(), broker, journal, hooks=hooks)
+    return paper_engine(journal, run_id, Scripted(), hooks=hooks)
 
 
 def test_the_journal_shows_each_plugin_the_account_since_its_last_reset(tmp_path: Path) -> None:

@@ -222,26 +222,12 @@ def run_plan(
     value = position * columns.close[traded]
     equity = cash[last_fill] + value
     exposure = np.abs(value)
+    # A position still held at the end is a trade closed at the last close, as a backtest's
+    # figures and report count it (the engine's ``end_of_data_trades``).
+    end = (int(columns.ts[-1]) + terms.timeframe_s, float(columns.close[-1])) if count else (0, 0.0)
     trade_columns, net = _trades(
-        terms.symbol, columns.ts, bar, side, quantity, price, fee, opening, reasons
+        terms.symbol, columns.ts, bar, side, quantity, price, fee, opening, reasons, end
     )
-    if turn.size and wanted[-1] != 0.0:
-        # Still held when the data ends: a trade closed at the last close, as a backtest's
-        # figures and report count it (the engine's ``end_of_data_trades``: no exit fee).
-        trade_columns, net = _with_end_of_data(
-            trade_columns,
-            net,
-            wanted[-1],
-            int(columns.ts[-1]) + terms.timeframe_s,
-            float(columns.close[-1]),
-            columns.ts,
-            bar,
-            quantity,
-            price,
-            fee,
-            opening,
-            reasons,
-        )
     fees = float(np.cumsum(fee)[-1]) if fee.size else 0.0
     return VectorRun(
         fill_bar=bar,
@@ -318,70 +304,49 @@ def _trades(
     fee: Floats,
     opening: npt.NDArray[np.bool_],
     reasons: npt.NDArray[Any],
+    end: tuple[int, float],
 ) -> tuple[tuple[Any, ...], Floats]:
-    """Round trips as the engine's portfolio books them (each close ends the last opening):
-    the columns of their ``Trade`` fields, and their net P&L."""
+    """Round trips as the engine's portfolio books them (each close ends the last opening),
+    then a position still held, closed at ``end`` (the last bar's close time and close) without
+    an exit fee, as ``end_of_data_trades`` does: the columns of their ``Trade`` fields, and
+    their net P&L."""
     entry = np.flatnonzero(opening)
     exit_ = np.flatnonzero(~opening)
-    entry = entry[: exit_.size]  # the last opening may still be held
+    held = entry[exit_.size :]  # the last opening, when nothing closed it
+    entry = entry[: exit_.size]
     # The portfolio's arithmetic: values over quantities, realised P&L against the average.
     entry_price = (quantity[entry] * price[entry]) / quantity[entry]
     exit_price = (quantity[exit_] * price[exit_]) / quantity[exit_]
     direction = side[entry]
     gross = quantity[exit_] * (price[exit_] - entry_price) * direction
     fees = fee[entry] + fee[exit_] * (quantity[exit_] / quantity[exit_])
+    exit_ts, exit_reasons = ts[bar[exit_]], reasons[exit_]
+    if held.size:
+        ended, mark = end
+        size = quantity[held]
+        opened = (size * price[held]) / size
+        entry, direction = np.concatenate((entry, held)), np.concatenate((direction, side[held]))
+        entry_price = np.concatenate((entry_price, opened))
+        exit_price = np.concatenate((exit_price, (size * mark) / size))
+        gross = np.concatenate((gross, side[held] * size * (mark - opened)))
+        fees = np.concatenate((fees, fee[held]))
+        exit_ts = np.concatenate((exit_ts, [ended]))
+        exit_reasons = np.concatenate((exit_reasons, np.array([END_OF_DATA], dtype=object)))
     columns = (
         symbol,
         direction.astype(int),
         quantity[entry],
         ts[bar[entry]],
-        ts[bar[exit_]],
+        exit_ts,
         entry_price,
         exit_price,
         gross,
         fees,
         reasons[entry],
-        reasons[exit_],
+        exit_reasons,
     )
     net: Floats = gross - fees
     return columns, net
-
-
-def _with_end_of_data(
-    columns: tuple[Any, ...],
-    net: Floats,
-    held: float,
-    ended: int,
-    mark: float,
-    ts: Ints,
-    bar: Ints,
-    quantity: Floats,
-    price: Floats,
-    fee: Floats,
-    opening: npt.NDArray[np.bool_],
-    reasons: npt.NDArray[Any],
-) -> tuple[tuple[Any, ...], Floats]:
-    """``columns`` and ``net`` with the position ``held`` at the end as one more trade, in the
-    portfolio's arithmetic (its opening fill is the last one)."""
-    entry = int(np.flatnonzero(opening)[-1])
-    size, paid = quantity[entry], price[entry]
-    entry_price = (size * paid) / size
-    gross = held * (mark - entry_price)
-    row = (
-        np.array([1 if held > 0 else -1]),
-        np.array([size]),
-        np.array([ts[bar[entry]]]),
-        np.array([ended]),
-        np.array([entry_price]),
-        np.array([(size * mark) / size]),
-        np.array([gross]),
-        np.array([fee[entry]]),
-        np.array([reasons[entry]], dtype=object),
-        np.array([END_OF_DATA], dtype=object),
-    )
-    symbol, *rest = columns
-    joined = tuple(np.concatenate((old, new)) for old, new in zip(rest, row, strict=True))
-    return (symbol, *joined), np.concatenate((net, [gross - fee[entry]]))
 
 
 __all__ = ["FractionalSizing", "VectorRun", "VectorTerms", "run_plan", "vector_terms"]
