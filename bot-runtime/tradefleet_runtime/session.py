@@ -382,11 +382,11 @@ class BotSession:
         if control is not None and control[0] == "halted":
             engine.restore_halt(f"restored after restart ({control[1]})")
             self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
-        if self.bot.risk_hooks.equity_restorers:
-            # Before the locks: a restored lock is the last word on a plugin's state.
-            timestamps, equity = self.journal.account_equity(self.bot.name)
-            if timestamps:  # a first start has no past to restore
-                engine.restore_equity(timestamps, equity, self.journal.lock_resets())
+        # The account's past equity, before the locks (a restored lock is the last word on a
+        # plugin's state); a first start has none.
+        timestamps, equity = self.journal.account_equity(self.bot.name)
+        if timestamps:
+            engine.restore_equity(timestamps, equity, self.journal.lock_resets())
         locks = self.journal.risk_locks()
         if locks:
             # A risk lock outlives the process: only a person's ResetRiskLock clears it.

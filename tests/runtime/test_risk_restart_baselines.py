@@ -1,5 +1,6 @@
 """A restart moves no risk baseline: ``prop-firm`` keeps the day's start and its "no entries
-until the next trading day", ``circuit-breaker`` its day, week and peak and the tier they set.
+until the next trading day", ``circuit-breaker`` its day, week and peak and the tier they set,
+and the engine its equity peak and day's start (the status's drawdown and today's P&L).
 
 Each plugin restored from the journaled equity (``restores-equity``) decides as the one that
 lived through the same bars; without the restore, a bot down 4% on the day could lose another
@@ -195,4 +196,36 @@ def test_a_restarted_paper_bot_restores_its_breakers_baselines(tmp_path: Path) -
     assert len(shown) == 1 and '"snapshots": 5' in shown[0][0]
     tiers = journal.query("SELECT message FROM events WHERE kind = 'risk_tier' ORDER BY id")
     assert tiers[-1][0] == "circuit-breaker tier 0 -> 2"  # said again after the restart
+    journal.close()
+
+
+def test_a_restarted_bot_keeps_its_equity_peak_and_days_start(tmp_path: Path) -> None:
+    """The status's drawdown and today's P&L (their metrics and the drawdown alerts) are the
+    account's after a restart: a bot 8.6% below its peak is not at 0% because it restarted."""
+    registry = PluginRegistry.discover()
+    document = manifest([], mode="paper", capital=10_000.0)
+    path = tmp_path / "journal.sqlite"
+    # 100 units bought at 100. The 24th bar closes at midnight: day 2 starts at 10,500, the
+    # peak; then 9,500 and 9,600.
+    prices = [100.0] * 23 + [105.0, 95.0, 96.0]
+    opener = Scripted({0: lambda ctx, b: ctx.buy("TEST", 100)})
+    journal = Journal(path, durable=True)
+    first = BotSession(
+        bot_with(registry, document, opener, tmp_path), journal, bars=flat_bars(prices)
+    )
+    first.run_to_end()
+    assert first.engine is not None
+    lived = (first.engine.peak_equity, first.engine.day_start_equity, first.engine.equity)
+    assert lived == (10_500.0, 10_500.0, 9_600.0)
+    journal.close()
+
+    # The restart is shown the same bars: all of them were handled, so all are history.
+    journal = Journal(path, durable=True)
+    second = BotSession(
+        bot_with(registry, document, Scripted(), tmp_path), journal, bars=flat_bars(prices)
+    )
+    second.run_to_end()
+    assert second.engine is not None
+    restarted = second.engine
+    assert (restarted.peak_equity, restarted.day_start_equity, restarted.equity) == lived
     journal.close()
