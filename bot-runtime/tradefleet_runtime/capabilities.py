@@ -140,7 +140,8 @@ class EquityRestorer(Protocol):
 
     def restore_equity(self, timestamps: Sequence[int], equity: Sequence[float]) -> None:
         """Rebuild the baselines from these bar-close snapshots, oldest first: every one the
-        bot journaled since its first run, or since a person last reset this plugin's lock.
+        bot journaled since its first run or, once a person reset this plugin's lock, since
+        that reset (the snapshot of its bar, the equity the reset started from, included).
         What they would have asked the account to do was done before the restart."""
         ...
 

@@ -146,7 +146,7 @@ def test_the_journal_shows_each_plugin_the_account_since_its_last_reset(tmp_path
     first = Journal(path, durable=True)
     engine = _engine(first, "run-1", RiskHooks())
     engine.run([bar(i, 100, 100, 100, 100) for i in range(5)])
-    reset_at = engine.now - 2 * HOUR  # a person reset "b"'s lock three bars ago
+    reset_at = engine.now - 2 * HOUR  # a person reset "b"'s lock at the third bar's close
     first.record_event(reset_at, "risk_lock_reset", "b lock reset", {"plugin": "b"})
     first.close()
 
@@ -157,7 +157,8 @@ def test_the_journal_shows_each_plugin_the_account_since_its_last_reset(tmp_path
     assert len(timestamps) == 5 and list(equity) == [10_000.0] * 5
     restarted.restore_equity(timestamps, equity, second.lock_resets())
     assert a.shown == [(list(timestamps), list(equity))]
-    assert b.shown == [(list(timestamps[3:]), list(equity[3:]))]  # after the reset only
+    # From the reset on: the snapshot at its time is the equity the reset started from.
+    assert b.shown == [(list(timestamps[2:]), list(equity[2:]))]
     shown = second.query("SELECT data FROM events WHERE kind = 'risk_equity_restored'")
     assert len(shown) == 2
     second.close()

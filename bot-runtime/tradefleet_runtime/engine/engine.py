@@ -1104,8 +1104,9 @@ class Engine:
         """Continue from the account's journaled equity (oldest first), before the first bar:
         the equity peak and the day's start (the status's drawdown and today's P&L, their
         metrics and alerts, the risk context) are the account's, not the restart's; and each
-        ``restores-equity`` plugin is shown it from after the newest reset of its lock a person
-        made (``resets``: plugin → bar time), so its day, week and peak survive the restart."""
+        ``restores-equity`` plugin is shown it from the newest reset of its lock a person made
+        (``resets``: plugin → bar time; the snapshot at that time is the equity the reset took
+        as its new start), so its day, week and peak survive the restart."""
         if timestamps:
             self._peak_equity = max(self._peak_equity, max(equity))
             # The day started at its first bar close (as ``run`` takes it, on UTC days).
@@ -1113,7 +1114,7 @@ class Engine:
             self._day_start_equity = equity[bisect.bisect_left(timestamps, midnight)]
             self._next_day = midnight + 86400
         for name, restorer in self.hooks.equity_restorers:
-            start = bisect.bisect_right(timestamps, resets.get(name, 0))
+            start = bisect.bisect_left(timestamps, resets.get(name, 0))
             shown_ts, shown = timestamps[start:], equity[start:]
             restorer.restore_equity(shown_ts, shown)
             self.journal.record_event(
