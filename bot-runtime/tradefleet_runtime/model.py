@@ -125,6 +125,13 @@ class Fill(NamedTuple):
     reason: str = ""  # "market", "limit", "stop", or the order's tag ("stop_loss", ...)
 
 
+def fill_reason(order: Order) -> str:
+    """``Fill.reason`` for a fill of ``order``: its tag, or untagged, its type. Every broker
+    gives it (the contract suite checks), so the trades' entry and exit reasons, which the
+    report groups into signal, risk, stop-loss and take-profit exits, mean the same on all."""
+    return order.tag or order.order_type.value
+
+
 class ReasonCode(StrEnum):
     """Why an order was refused, cancelled or left in doubt: a fixed word for machines.
 
@@ -307,5 +314,3 @@ class CarriedState:
     known_order_ids: frozenset[str] = frozenset()
     # Close time of the last bar the bot fully handled (0: none); a restart resumes after it.
     last_bar_ts: int = 0
-    # The account's equity at that bar's close: where the next run's own figures start.
-    last_equity: float | None = None

@@ -265,9 +265,10 @@ class Engine:
             venue.drain_events if venue is not None else None
         )
         self._peak_equity = config.initial_capital
-        # Where this run's own figures start (``_carry``): a run that continues an account
-        # reports from the equity it took over, with the trades and fees it made itself.
-        self._start_equity = config.initial_capital
+        # Where this run's own figures start: a run that continues an account reports from
+        # the equity it took over (``restore_equity``, else ``_carry``), with the trades and
+        # fees it made itself. None: a first run, from the capital.
+        self._start_equity: float | None = None
         self._carried_trades = 0
         self._carried_fees = 0.0
         self._next_day = 0
@@ -569,7 +570,9 @@ class Engine:
         return RunResult(
             bot_name=self.config.bot_name,
             initial_capital=self.config.initial_capital,
-            start_equity=self._start_equity,
+            start_equity=(
+                self.config.initial_capital if self._start_equity is None else self._start_equity
+            ),
             currency=self.config.currency,
             timeframe_s=self.config.base_timeframe_s,
             equity_ts=self._equity_ts,
@@ -932,7 +935,7 @@ class Engine:
             self.portfolio.apply(fill)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
-        self._carry(state)
+        self._carry()
         if self.restorer is not None:
             self.restorer.restore_account(state.fills)
         self.known_ids = state.known_order_ids
@@ -968,15 +971,15 @@ class Engine:
         self._state("restored", summary, {"start_equity": self._start_equity})
         return summary
 
-    def _carry(self, state: CarriedState) -> None:
-        """This run starts where the account was left: its figures start from the equity
-        journaled at the last bar an earlier run handled (from the carried account, marked at
-        its entry prices, when none was), and count only the trades and fees made from here."""
+    def _carry(self) -> None:
+        """This run starts where the account was left: its figures count only the trades and
+        fees made from here, from the equity journaled at the last bar an earlier run handled
+        (``restore_equity``, which the session calls first) or, when none was, from the carried
+        account marked at its entry prices."""
         self._carried_trades = len(self.portfolio.trades)
         self._carried_fees = self.portfolio.fees_paid
-        self._start_equity = (
-            state.last_equity if state.last_equity is not None else self.portfolio.equity()
-        )
+        if self._start_equity is None:
+            self._start_equity = self.portfolio.equity()
 
     def restore_from_venue(self, state: CarriedState, plan: ReconcilePlan, now: int) -> str:
         """Carry a bot's account over from its journal *as the venue confirms it* (a broker
@@ -987,7 +990,7 @@ class Engine:
         """
         for fill in state.fills:
             self.portfolio.apply(fill)
-        self._carry(state)  # fills missed while down are this run's: journaled in it
+        self._carry()  # fills missed while down are this run's: journaled in it
         adopted_ids = {report.client_order_id for report in plan.adopted}
         for fill in (*plan.missed_fills, *plan.adjustments):
             self._apply_reconciled_fill(
@@ -1108,11 +1111,11 @@ class Engine:
         (``resets``: plugin → bar time; the snapshot at that time is the equity the reset took
         as its new start), so its day, week and peak survive the restart."""
         if timestamps:
+            self._start_equity = equity[-1]
             self._peak_equity = max(self._peak_equity, max(equity))
-            # The day started at its first bar close (as ``run`` takes it, on UTC days).
-            midnight = timestamps[-1] // 86400 * 86400
-            self._day_start_equity = equity[bisect.bisect_left(timestamps, midnight)]
-            self._next_day = midnight + 86400
+            # The last (UTC) day started at its first bar close, as ``run`` takes it.
+            first = bisect.bisect_left(timestamps, timestamps[-1] // 86400 * 86400)
+            self._new_day(timestamps[first], equity[first])
         for name, restorer in self.hooks.equity_restorers:
             start = bisect.bisect_left(timestamps, resets.get(name, 0))
             shown_ts, shown = timestamps[start:], equity[start:]

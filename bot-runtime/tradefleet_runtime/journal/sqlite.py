@@ -720,24 +720,22 @@ class Journal:
                 *previous,
             )
         )
-        state.last_bar_ts, state.last_equity = self._last_bar(marks, previous)
+        state.last_bar_ts = self._last_bar_ts(marks, previous)
         return state
 
-    def _last_bar(self, marks: str, runs: tuple[str, ...]) -> tuple[int, float | None]:
-        """Close time of the last bar whose equity snapshot an earlier run committed, and the
-        equity it snapshotted (None: no snapshot)."""
-        last, equity = 0, None
-        for stamps_blob, equity_blob in self.query(
-            "SELECT ts, equity FROM equity_chunks WHERE (run_id, first_ts) IN"
+    def _last_bar_ts(self, marks: str, runs: tuple[str, ...]) -> int:
+        """Close time of the last bar whose equity snapshot an earlier run committed."""
+        last = 0
+        for (blob,) in self.query(
+            "SELECT ts FROM equity_chunks WHERE (run_id, first_ts) IN"
             " (SELECT run_id, MAX(first_ts) FROM equity_chunks"
             f" WHERE run_id IN ({marks}) GROUP BY run_id)",
             *runs,
         ):
-            stamps, values = _unpacked("q", stamps_blob), _unpacked("d", equity_blob)
-            for stamp, value in zip(stamps, values, strict=True):
-                if stamp > last:
-                    last, equity = stamp, value
-        return last, equity
+            stamps = _unpacked("q", blob)
+            if stamps:
+                last = max(last, max(stamps))
+        return last
 
     def start_equity(self, run: RunRecord) -> float:
         """The equity ``run`` started from: its capital, or, for a run that continued the

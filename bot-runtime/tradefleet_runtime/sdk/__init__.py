@@ -116,6 +116,7 @@ from tradefleet_runtime.model import (
     RiskDecision,
     Side,
     Trade,
+    fill_reason,
 )
 from tradefleet_runtime.order_ids import (
     bot_prefix,
@@ -249,6 +250,7 @@ __all__ = [
     "child_order_id",
     "client_order_id",
     "fast_csv_columns",
+    "fill_reason",
     "fixed_fractional_quantity",
     "format_timeframe",
     "hookimpl",

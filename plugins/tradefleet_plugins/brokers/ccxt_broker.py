@@ -69,6 +69,7 @@ from tradefleet_runtime.sdk import (
     apply_fill,
     bot_prefix,
     bracket_children,
+    fill_reason,
 )
 
 log = logging.getLogger("tradefleet.brokers.ccxt")
@@ -925,8 +926,7 @@ class CcxtBroker:
                 self._emit(
                     OrderUpdate(client_id, OrderStatus.OPEN, int(time.time()), "", tracked.venue_id)
                 )
-            order = tracked.order
-            fill = fill_of(trade, client_id, bot_symbol, fee, order.tag or order.order_type.value)
+            fill = fill_of(trade, client_id, bot_symbol, fee, fill_reason(tracked.order))
             tracked.seen += fill.quantity
             tracked.filled = max(tracked.filled, tracked.seen)
             self._emit(fill)

@@ -67,6 +67,7 @@ from tradefleet_runtime.sdk import (
     ReasonCode,
     Side,
     child_order_id,
+    fill_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -790,9 +791,7 @@ class Mt5Broker:
                 if ticket in self._seen_deals:
                     continue
                 self._seen_deals.add(ticket)
-                fill = fill_from_deal(
-                    deal, order_id, order.symbol, order.tag or order.order_type.value
-                )
+                fill = fill_from_deal(deal, order_id, order.symbol, fill_reason(order))
                 if fill is None:
                     continue
                 events.append(fill._replace(ts=self._utc(int(deal.time))))
@@ -1028,7 +1027,7 @@ class Mt5Broker:
         symbol = self._symbols.ours(str(deal.symbol))
         with self._lock:
             tracked = self._working.get(client_order_id)
-        reason = (tracked.tag or tracked.order_type.value) if tracked is not None else "market"
+        reason = fill_reason(tracked) if tracked is not None else "market"
         fill = fill_from_deal(deal, client_order_id, symbol, reason)
         if fill is None:
             return

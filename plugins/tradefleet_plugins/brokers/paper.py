@@ -46,6 +46,7 @@ from tradefleet_runtime.sdk import (
     Side,
     apply_fill,
     bracket_children,
+    fill_reason,
     netted_quantity,
 )
 
@@ -343,7 +344,7 @@ class PaperBroker:
             for order in ready:
                 if order[0] in by_id:
                     price = buy_price if order[2] is _BUY else sell_price
-                    self._execute(order, price, bar, self._fee, order[12] or "market", events, True)
+                    self._execute(order, price, bar, self._fee, fill_reason(order), events, True)
         if not working:
             return events
         # 2. Resting orders; one-cancels-other groups resolved together. Children born in a pass
@@ -404,8 +405,7 @@ class PaperBroker:
             if order.client_order_id not in self._by_id:
                 continue  # cancelled by its OCO sibling
             fee = self._maker_fee if order.order_type is _LIMIT else self._fee
-            reason = order.tag or order.order_type.value
-            self._execute(order, price, bar, fee, reason, events, at_open)
+            self._execute(order, price, bar, fee, fill_reason(order), events, at_open)
 
     def _execute(
         self,

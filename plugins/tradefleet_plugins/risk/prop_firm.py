@@ -189,9 +189,7 @@ class PropFirm:
         # if the day's loss reached the flatten threshold since: a restart must not give the
         # day a new start, nor lift "no entries until the next trading day".
         for ts, value in zip(timestamps, equity, strict=True):
-            day = self._clock.day(int(ts))
-            if day != self._day:
-                self._day, self._day_start, self._day_blocked = day, float(value), ""
+            self._roll_day(int(ts), float(value))
             if not self._day_blocked:
                 self._day_blocked = self._day_block(self._day_start - float(value))
 
@@ -225,10 +223,14 @@ class PropFirm:
             self._trades_counted = count
         return len(self._days)
 
-    def _observe(self, ctx: RiskContext) -> None:
-        day = self._clock.day(ctx.ts)
+    def _roll_day(self, ts: int, equity: float) -> None:
+        """A new trading day starts from the first equity seen in it, unblocked."""
+        day = self._clock.day(ts)
         if day != self._day:
-            self._day, self._day_start, self._day_blocked = day, ctx.equity, ""
+            self._day, self._day_start, self._day_blocked = day, equity, ""
+
+    def _observe(self, ctx: RiskContext) -> None:
+        self._roll_day(ctx.ts, ctx.equity)
         initial = ctx.initial_equity or ctx.equity
         if (
             not self._passed
