@@ -10,13 +10,18 @@ the risk chain had approved it; rounding here keeps the journaled order the one 
 
 from __future__ import annotations
 
+import decimal
+import functools
 import math
 
 from tradefleet_runtime.model import Instrument, OrderType, ReasonCode, Side
 
 # Prices and quantities are multiples of a step in decimal, but steps such as 0.1 are not exact
-# in binary: a price that is "on" the tick may sit a few ulps below it.
-_EPSILON = 1e-9
+# in binary: a price that is "on" the tick may sit a few ulps off it (0.3 / 0.1 is
+# 2.9999999999999996). Only that much is snapped to the grid: a relative 1e-14 is about 45 ulps
+# (1e-9 snapped 313.18999968 lots up to 313.19, and a 0.27-tick difference on a 274,429.58
+# price with a 0.00001 tick to the tick). So "never grows" holds to within 1e-14 of the value.
+_EPSILON = 1e-14
 
 
 def _on_grid(value: float, step: float, up: bool) -> float:
@@ -26,9 +31,16 @@ def _on_grid(value: float, step: float, up: bool) -> float:
         units = nearest
     else:
         units = math.ceil(units) if up else math.floor(units)
-    # Decimal digits of the step, so that 0.1 × 3 prints as 0.3 and not 0.30000000000000004.
-    digits = max(0, -math.floor(math.log10(step)) + 1) if step < 1 else 0
-    return round(units * step, digits + 6)
+    # To the step's own decimals: 0.1 × 3 is 0.3, not 0.30000000000000004 (a buy limit one ulp
+    # above the price it asked for, on 5560.0 with a 0.00001 tick).
+    return round(units * step, _decimals(step))
+
+
+@functools.cache
+def _decimals(step: float) -> int:
+    """How many decimals ``step`` is written with (0.25: 2, 1e-05: 5, 5.0: 0)."""
+    exponent = decimal.Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
 
 
 def round_quantity(quantity: float, lot_step: float) -> float:

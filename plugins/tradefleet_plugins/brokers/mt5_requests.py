@@ -21,7 +21,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any, NamedTuple
 
-from tradefleet_runtime.sdk import Order, OrderType, ReasonCode, Side, round_price
+from tradefleet_runtime.sdk import (
+    Order,
+    OrderType,
+    ReasonCode,
+    Side,
+    round_price,
+    round_quantity,
+)
 
 # -- the MetaTrader5 package's constants -----------------------------------------------------
 ORDER_TYPE_BUY = 0
@@ -114,14 +121,9 @@ _EPS = 1e-9
 
 
 def round_volume(volume: float, spec: SymbolSpec) -> float:
-    """``volume`` rounded down to the volume step (never up: an order never grows)."""
-    step = spec.volume_step
-    if step <= 0:
-        return volume
-    units = volume / step
-    nearest = round(units)
-    whole = nearest if abs(units - nearest) <= _EPS * max(1.0, units) else int(units)
-    return round(whole * step, 8)
+    """``volume`` rounded down to the volume step (never up: an order never grows): the
+    runtime's lot-step rounding (``round_quantity``), on the symbol's step."""
+    return round_quantity(volume, spec.volume_step)
 
 
 def volume_problem(volume: float, spec: SymbolSpec) -> tuple[ReasonCode, str] | None:
