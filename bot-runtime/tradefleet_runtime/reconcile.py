@@ -5,10 +5,15 @@ the venue no longer shares. Before its first order the session asks a ``venue-ex
 for its orders, fills and positions and this module decides, without touching anything:
 
 - **fills that happened while the bot was down** (the venue's executions of the bot's own
-  orders that the journal lacks) are journaled as reconciled fills, so cash and positions move
-  as the venue's did;
+  orders that the journal lacks) are journaled, so cash and positions move as the venue's did,
+  under the reason their order gives any fill (``fill_reason``: a stop-loss child's fill is a
+  ``stop_loss`` exit, as if the bot had seen it), or, for an order the journal does not hold,
+  the venue's own word;
 - **the bot's own orders still working at the venue** (recognised by the client-id prefix) are
-  adopted as working orders, with what of them already filled;
+  adopted as working orders, with what of them already filled; but a bracket child whose
+  sibling filled (a stop hit while the bot was down, or just before it died) is cancelled: the
+  bot cancels the sibling when it sees the fill, and left working, the reduce-only target of a
+  closed position would act on the next position opened in that symbol;
 - **orders the journal thought working** that the venue has closed take the venue's final
   status; those the venue never saw are closed as never sent (not re-sent: the strategy decides
   again on fresh data);
@@ -34,6 +39,7 @@ from tradefleet_runtime.model import (
     Position,
     PositionReport,
     Side,
+    fill_reason,
 )
 
 RECONCILED_REASON = "reconciled"
@@ -51,6 +57,8 @@ class ReconcilePlan:
     never_sent: tuple[str, ...] = ()
     # The bot's orders still working at the venue (whether or not the journal knew them).
     adopted: tuple[OrderReport, ...] = ()
+    # Adopted bracket children whose OCO sibling has filled: to cancel at the venue.
+    orphaned: tuple[str, ...] = ()
     # Fills that make the journal's position equal the venue's (only when adopting positions).
     adjustments: tuple[Fill, ...] = ()
     foreign_orders: tuple[OrderReport, ...] = ()
@@ -70,6 +78,10 @@ class ReconcilePlan:
             f"{len(self.closed)} order(s) closed at the venue",
             f"{len(self.never_sent)} never reached the venue",
         ]
+        if self.orphaned:
+            parts.append(
+                f"{len(self.orphaned)} bracket order(s) whose sibling filled to be cancelled"
+            )
         if self.adjustments:
             parts.append(f"{len(self.adjustments)} venue position(s) adopted")
         if self.foreign_orders or self.foreign_positions:
@@ -90,6 +102,30 @@ def _net_positions(fills: Iterable[Fill]) -> dict[str, Position]:
             position = positions[fill.symbol] = Position(fill.symbol)
         apply_fill(position, fill)
     return positions
+
+
+def _orphaned(
+    adopted: Sequence[OrderReport],
+    journal_working: Mapping[str, Order],
+    order_groups: Mapping[str, str],
+    fills: Sequence[Fill],
+) -> tuple[str, ...]:
+    """The adopted orders whose OCO group saw a fill of another member: as the broker cancels
+    a bracket's sibling on its fill, on any fill (a stop that started executing ends the
+    target)."""
+    groups = dict(order_groups)
+    groups.update({i: o.oco_group for i, o in journal_working.items() if o.oco_group})
+    filled: dict[str, set[str]] = {}
+    for fill in fills:
+        group = groups.get(fill.client_order_id)
+        if group is not None:
+            filled.setdefault(group, set()).add(fill.client_order_id)
+    orphaned = []
+    for report in adopted:
+        group = groups.get(report.client_order_id)
+        if group is not None and filled.get(group, set()) - {report.client_order_id}:
+            orphaned.append(report.client_order_id)
+    return tuple(orphaned)
 
 
 def order_from_report(report: OrderReport) -> Order:
@@ -120,12 +156,15 @@ def plan_reconciliation(
     now: int,
     tolerance: float = 1e-9,
     adopt_venue_positions: bool = False,
+    order_groups: Mapping[str, str] | None = None,
 ) -> ReconcilePlan:
     """The plan for making the journal agree with the venue (see the module doc).
 
     ``journal_working`` are the orders the journal thinks are working (by client order id);
     ``known_order_ids`` every id the bot ever journaled; ``tolerance`` the absolute quantity
-    difference that still counts as equal (e.g. half a lot step).
+    difference that still counts as equal (e.g. half a lot step); ``order_groups`` the OCO
+    group of each journaled order that has one (bracket children: their parent's id), finished
+    ones included (the working ones carry theirs).
     """
     symbol_set = frozenset(symbols)
     ours = {r.client_order_id: r for r in venue_orders if r.client_order_id.startswith(prefix)}
@@ -138,7 +177,9 @@ def plan_reconciliation(
     for fill in sorted(venue_fills, key=lambda f: (f.ts, f.fill_id)):
         if fill.client_order_id.startswith(prefix) and fill.fill_id not in seen:
             seen.add(fill.fill_id)
-            missed_fills.append(fill._replace(reason=fill.reason or RECONCILED_REASON))
+            order = journal_working.get(fill.client_order_id)
+            reason = fill_reason(order) if order is not None else fill.reason
+            missed_fills.append(fill._replace(reason=reason or RECONCILED_REASON))
     missed = tuple(missed_fills)
     notes: list[str] = []
     unknown_ids = {f.client_order_id for f in missed if f.client_order_id not in known_order_ids}
@@ -163,6 +204,7 @@ def plan_reconciliation(
         for report in ours.values()
         if not report.status.is_final and report.status is not OrderStatus.REJECTED
     )
+    orphaned = _orphaned(adopted, journal_working, order_groups or {}, [*journal_fills, *missed])
 
     expected = _net_positions([*journal_fills, *missed])
     venue_net = {p.symbol: p for p in venue_positions if p.quantity}
@@ -210,6 +252,7 @@ def plan_reconciliation(
         closed=tuple(closed),
         never_sent=tuple(never_sent),
         adopted=adopted,
+        orphaned=orphaned,
         adjustments=tuple(adjustments),
         foreign_orders=foreign_orders,
         foreign_positions=foreign_positions,

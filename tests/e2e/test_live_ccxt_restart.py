@@ -6,7 +6,8 @@ the Secret. The process is killed
 
 - between submit and ack: the venue executed the order, its answer never came back;
 - before the venue saw the order at all (the request hung unexecuted);
-- between ack and fill: a limit order rested, then filled while the bot was down.
+- between ack and fill: a limit order rested, then filled while the bot was down;
+- with a position and its bracket at the venue: the stop triggered while the bot was down.
 
 After the restart the bot reconciles with the venue before it trades: afterwards the journal
 holds exactly the venue's fills, every order has the venue's final word, and no client order
@@ -247,3 +248,52 @@ def test_killed_between_ack_and_fill_the_fill_while_down_is_journaled_after_rest
     statuses = _assert_journal_is_the_venue(tmp_path, fake)
     assert statuses[order_id] == "filled"
     assert {f"{order_id}-sl", f"{order_id}-tp"} <= set(_venue_client_ids(fake))
+
+
+def test_a_stop_hit_while_down_is_a_stop_loss_exit_and_its_target_is_cancelled(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _bot(tmp_path, fake, "market")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    order_id = _signal(serve, PRICE)
+    stop, target = f"{order_id}-sl", f"{order_id}-tp"
+    _until(lambda: {stop, target} <= set(_venue_client_ids(fake)))
+    _until(lambda: _journal(tmp_path)[1].get(target) == "open")
+    _kill(serve)
+    # While the bot is down the market falls through the stop: the venue closes the position
+    # and leaves the target working (Binance does not link the two).
+    fake.set_price(VENUE_SYMBOL, PRICE * 0.95, market="usdm")
+    assert len(_venue_fills(fake)) == 2
+    assert _algo_status(fake, target) == "NEW"
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        # The target protected the closed position: left working, it would sell out of the
+        # next long the bot opens. The restarted bot cancels it at the venue.
+        _until(lambda: _algo_status(fake, target) == "CANCELED")
+        status = again.wait_for(lambda s: s.open_orders == 0)
+        assert status.open_positions == 0
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert (statuses[stop], statuses[target]) == ("filled", "cancelled")
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    try:
+        reasons = db.execute(
+            "SELECT reason FROM fills WHERE client_order_id = ?", (stop,)
+        ).fetchall()
+        exits = db.execute("SELECT entry_reason, exit_reason FROM trades").fetchall()
+    finally:
+        db.close()
+    # The stop's fill is a stop-loss exit, as if the bot had seen it (not "reconciled", which
+    # the report counted as a strategy's own exit).
+    assert reasons == [("stop_loss",)]
+    assert exits == [("signal", "stop_loss")]
+
+
+def _algo_status(fake: FakeBinance, client_id: str) -> str:
+    with fake.state.lock:
+        for algo in fake.state.usdm.algo_orders.values():
+            if algo.client_algo_id == client_id:
+                return str(algo.status)
+    return ""

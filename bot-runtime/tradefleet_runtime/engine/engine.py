@@ -984,9 +984,10 @@ class Engine:
     def restore_from_venue(self, state: CarriedState, plan: ReconcilePlan, now: int) -> str:
         """Carry a bot's account over from its journal *as the venue confirms it* (a broker
         whose account lives at a venue; ``reconcile.py`` made ``plan``). Nothing is re-sent:
-        orders still working at the venue are adopted under their own ids, fills the bot
-        missed while down are journaled as reconciled fills, and a disagreement the plan could
-        not resolve halts the bot (Degraded) until a person resumes it.
+        orders still working at the venue are adopted under their own ids (but a bracket child
+        whose sibling filled is cancelled), fills the bot missed while down are journaled, and a
+        disagreement the plan could not resolve halts the bot (Degraded) until a person resumes
+        it.
         """
         for fill in state.fills:
             self.portfolio.apply(fill)
@@ -1045,6 +1046,10 @@ class Engine:
         self.known_ids = state.known_order_ids | frozenset(
             report.client_order_id for report in plan.adopted
         )
+        # A bracket child whose sibling filled protects a position that is gone: cancelled at
+        # the venue, as the broker cancels a sibling when it sees the fill.
+        for order_id in plan.orphaned:
+            self.cancel(order_id)
         protected = self._protect_missed_entries(plan, journaled, now)
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)

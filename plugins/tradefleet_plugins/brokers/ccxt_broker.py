@@ -45,6 +45,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     fee_in,
     fill_of,
     instrument_of,
+    is_take_profit,
     position_of,
     report_of,
     status_of,
@@ -638,11 +639,16 @@ class CcxtBroker:
             report = report_of(row, bot_symbol)
             if report.status.is_final or client_order_id in self._tracked:
                 return self._tracked.get(client_order_id)
-            return self._follow(report, market)
+            return self._follow(report, market, is_take_profit(row))
         return None
 
-    def _follow(self, report: OrderReport, market: str) -> _Tracked:
-        """Track a working order of the bot's that this broker object did not send."""
+    def _follow(self, report: OrderReport, market: str, take_profit: bool) -> _Tracked:
+        """Track a working order of the bot's that this broker object did not send.
+
+        ``take_profit``: the venue calls it one. A reduce-only take-profit is a bracket's
+        target, tagged as the bot tags it: Binance USDⓈ-M keeps it with the conditional
+        orders, where a cancel must look for it (``_algo``), and its fill is a take-profit exit.
+        """
         client_order_id = report.client_order_id
         order = Order(
             client_order_id,
@@ -652,6 +658,7 @@ class CcxtBroker:
             report.order_type,
             report.price,
             reduce_only=report.reduce_only,
+            tag=TAKE_PROFIT_TAG if take_profit and report.reduce_only else "",
         )
         tracked = _Tracked(
             order,
@@ -1049,7 +1056,7 @@ class CcxtBroker:
                     # reports without re-sending them: follow them from here on, so their
                     # later fills and end reach the bot as events (earlier fills are the
                     # reconciler's, from fill_reports).
-                    self._follow(report, market)
+                    self._follow(report, market, is_take_profit(row))
         return reports
 
     async def _fill_reports(self, since_ts: int) -> list[Fill]:

@@ -1145,7 +1145,28 @@ class Mt5Broker:
         live = ours(self._call("orders_get"), self._magic)
         history = ours(self._call("history_orders_get", since_ts + self._offset, _FAR), self._magic)
         reports = order_reports([*history, *live], self._resolve, self._symbols.ours)
-        return [r._replace(ts=self._utc(r.ts)) for r in reports]
+        return [r._replace(ts=self._utc(r.ts)) for r in reports] + self._child_reports()
+
+    def _child_reports(self) -> list[OrderReport]:
+        """The working SL/TP children of the bot's open positions, under their ids (the
+        opening order's, ``-sl``/``-tp``): start-up reconciliation adopts them as working
+        orders, as they are (not closed as never sent), and from here on this broker cancels
+        and amends them like its own."""
+        reports = []
+        now = self._utc(self._now())
+        for position in ours(self._call("positions_get"), self._magic):
+            ticket = int(position.ticket)
+            parent = self._parent_of(ticket)
+            if parent is None:
+                continue
+            symbol = self._symbols.ours(str(position.symbol))
+            for role in ("sl", "tp"):
+                child_id = child_order_id(parent, role)
+                report = child_report(position, child_id, role, symbol, now)
+                if report is not None:
+                    self._children.setdefault(child_id, (ticket, role))
+                    reports.append(report)
+        return reports
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
         deals = ours(self._call("history_deals_get", since_ts + self._offset, _FAR), self._magic)

@@ -346,3 +346,40 @@ def test_a_new_broker_follows_and_cancels_the_orders_an_earlier_run_left(setup: 
         assert setup.wait_final(kept).status is OrderStatus.FILLED
     report = fresh.query_order(kept)
     assert report is not None and report.status is OrderStatus.FILLED
+
+
+def test_a_new_broker_cancels_a_bracket_an_earlier_run_left(setup: Harness) -> None:
+    """A new broker object (a restarted bot) reports an earlier run's bracket children as
+    working and cancels them: the take-profit whose stop filled while the bot was down (start-up
+    reconciliation does), either one a person cancels. On Binance USDⓈ-M both are conditional
+    orders, which a cancel must look for among those; on MT5 the open position's SL and TP."""
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    entry = f"{PREFIX}brk2"
+    order = setup.order(entry, stop_loss=setup.px(48_000.0), take_profit=setup.px(52_000.0))
+    setup.answer(setup.broker.submit(order))
+    setup.settle()
+    setup.wait_filled(entry)
+    children = (f"{entry}-tp", f"{entry}-sl")
+    setup.wait_for(
+        lambda _e: all(
+            (r := setup.broker.query_order(c)) is not None and r.status is OrderStatus.OPEN
+            for c in children
+        )
+    )
+    fresh = setup.restart()
+    # Start-up reconciliation's input: both children working, so the bot adopts them (a child
+    # missing here would be closed in the journal as never sent while it works at the venue).
+    reports = {r.client_order_id: r for r in fresh.order_reports(0)}
+    assert [reports[c].status for c in children] == [OrderStatus.OPEN] * 2
+    for cid in children:
+        fresh.cancel(cid)
+        final = setup.wait_final(cid)
+        assert final.status is OrderStatus.CANCELLED, cid
+        report = fresh.query_order(cid)
+        if setup.name in MT5_SETUPS:  # a level of the position, removed: nothing to report
+            assert report is None, cid
+        else:
+            assert report is not None and report.status is OrderStatus.CANCELLED, cid
+    if setup.name in MT5_SETUPS:
+        held = [p for p in setup.mt5.terminal.positions_get() or () if p.symbol == setup.symbol]
+        assert [(p.sl, p.tp) for p in held] == [(0.0, 0.0)]
