@@ -4,6 +4,7 @@ terminal's answers come back through ``pump``, and the journal equals the termin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from tests.venues.mt5 import Disconnect, UnknownOutcome
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
+from tradefleet_runtime.order_ids import bot_prefix
+from tradefleet_runtime.reconcile import plan_reconciliation
 
 T0 = 1_736_121_600  # the emulator's clock: 2025-01-06 00:00 UTC
 MINUTE = 60
@@ -33,10 +36,12 @@ def venue(request: pytest.FixtureRequest, transport: str) -> Iterator[Mt5Harness
     harness.close()
 
 
-def _engine(venue: Mt5Harness, strategy: Scripted) -> tuple[Engine, Journal]:
-    journal = Journal(":memory:")
+def _engine(
+    venue: Mt5Harness, strategy: Scripted, journal: Journal | None = None, run_id: str = "live"
+) -> tuple[Engine, Journal]:
+    journal = journal if journal is not None else Journal(":memory:")
     journal.start_run(
-        run_id="live",
+        run_id=run_id,
         bot=venue.bot,
         mode="live",
         currency="USD",
@@ -148,3 +153,58 @@ def test_exit_closes_the_position_and_cancels_its_children(venue: Mt5Harness) ->
     assert engine.portfolio.position("EURUSD").quantity == 0.0
     assert venue.terminal.positions_get() == ()
     _journal_equals_terminal(journal, venue)
+
+
+def test_a_restarted_bot_adopts_its_positions_sl_and_tp_and_they_still_act(
+    venue: Mt5Harness, transport: str, tmp_path: Path
+) -> None:
+    """MT5 keeps a bracket as its position's SL and TP, not as orders. A restarted bot's
+    reconciliation must find them working (adopted: shown as open orders, cancellable), not
+    close them in the journal as never sent while they still act at the terminal."""
+    path = tmp_path / "journal.sqlite"
+    strategy = Scripted(
+        {0: lambda ctx, bar: ctx.buy("EURUSD", 0.1, stop_loss=1.0950, take_profit=1.1100)}
+    )
+    engine, journal = _engine(venue, strategy, Journal(path, durable=True))
+    engine.run([_bar(0, 1.1)])
+    _apply(engine, venue)
+    parent = engine.last_order_id
+    children = {f"{parent}-sl", f"{parent}-tp"}
+    journal.close()  # killed: the terminal keeps the position with its SL and TP
+
+    venue.close()
+    restarted = Mt5Harness.build(venue=venue.terminal, transport=transport)
+    restarted.symbols = ("EURUSD",)
+    restarted.connect()
+    try:
+        second = Journal(path, durable=True)
+        again, _ = _engine(restarted, Scripted(), second, run_id="live-2")
+        carried = second.carried_state(venue.bot)
+        assert carried is not None
+        working = {o.client_order_id: o for o, _ in carried.working}
+        assert set(working) == children
+        plan = plan_reconciliation(
+            prefix=bot_prefix(venue.bot),
+            symbols=("EURUSD",),
+            journal_fills=carried.fills,
+            journal_working=working,
+            known_order_ids=carried.known_order_ids,
+            venue_orders=restarted.broker.order_reports(0),
+            venue_fills=restarted.broker.fill_reports(0),
+            venue_positions=restarted.broker.position_reports(),
+            now=T0,
+            order_groups=carried.order_groups,
+        )
+        assert (plan.never_sent, plan.degraded) == ((), False)
+        again.restore_from_venue(carried, plan, T0)
+        assert {o.client_order_id for o in again.open_orders()} == children
+        # The stop still acts, and the restarted bot books it as its stop-loss exit.
+        restarted.terminal.set_price("EURUSD", 1.0940)
+        _apply(again, restarted)
+        statuses = dict(second.order_statuses())
+        assert (statuses[f"{parent}-sl"], statuses[f"{parent}-tp"]) == ("filled", "cancelled")
+        assert again.portfolio.position("EURUSD").quantity == 0.0
+        assert [t.exit_reason for t in again.portfolio.trades] == ["stop_loss"]
+        second.close()
+    finally:
+        restarted.close()
