@@ -16,7 +16,9 @@ for its orders, fills and positions and this module decides, without touching an
   closed position would act on the next position opened in that symbol;
 - **orders the journal thought working** that the venue has closed take the venue's final
   status; those the venue never saw are closed as never sent (not re-sent: the strategy decides
-  again on fresh data);
+  again on fresh data) — but a bracket child protecting a position that is still open (the bot
+  died after its entry filled, before the venue took the stop) is sent now, under its own id:
+  closing it would leave the position without its stop-loss;
 - **foreign orders and positions** (other prefixes, other symbols) are reported, never touched;
 - **positions** are compared after all that (a spot venue's balance only has to cover what the
   bot holds: the account may hold more of the coin than the bot bought): when the venue and
@@ -55,6 +57,8 @@ class ReconcilePlan:
     closed: tuple[tuple[str, OrderReport], ...] = ()
     # Journal-working orders the venue has never seen.
     never_sent: tuple[str, ...] = ()
+    # Of those, bracket children protecting a position still open: to send now, not close.
+    resend: tuple[str, ...] = ()
     # The bot's orders still working at the venue (whether or not the journal knew them).
     adopted: tuple[OrderReport, ...] = ()
     # Adopted bracket children whose OCO sibling has filled: to cancel at the venue.
@@ -78,6 +82,10 @@ class ReconcilePlan:
             f"{len(self.closed)} order(s) closed at the venue",
             f"{len(self.never_sent)} never reached the venue",
         ]
+        if self.resend:
+            parts.append(
+                f"{len(self.resend)} protective order(s) the venue never received sent again"
+            )
         if self.orphaned:
             parts.append(
                 f"{len(self.orphaned)} bracket order(s) whose sibling filled to be cancelled"
@@ -104,15 +112,10 @@ def _net_positions(fills: Iterable[Fill]) -> dict[str, Position]:
     return positions
 
 
-def _orphaned(
-    adopted: Sequence[OrderReport],
-    journal_working: Mapping[str, Order],
-    order_groups: Mapping[str, str],
-    fills: Sequence[Fill],
-) -> tuple[str, ...]:
-    """The adopted orders whose OCO group saw a fill of another member: as the broker cancels
-    a bracket's sibling on its fill, on any fill (a stop that started executing ends the
-    target)."""
+def _filled_members(
+    journal_working: Mapping[str, Order], order_groups: Mapping[str, str], fills: Sequence[Fill]
+) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Each order's OCO group, and of each group the members that have a fill."""
     groups = dict(order_groups)
     groups.update({i: o.oco_group for i, o in journal_working.items() if o.oco_group})
     filled: dict[str, set[str]] = {}
@@ -120,12 +123,36 @@ def _orphaned(
         group = groups.get(fill.client_order_id)
         if group is not None:
             filled.setdefault(group, set()).add(fill.client_order_id)
+    return groups, filled
+
+
+def _orphaned(
+    adopted: Sequence[OrderReport], groups: Mapping[str, str], filled: Mapping[str, set[str]]
+) -> tuple[str, ...]:
+    """The adopted orders whose OCO group saw a fill of another member: as the broker cancels
+    a bracket's sibling on its fill, on any fill (a stop that started executing ends the
+    target)."""
     orphaned = []
     for report in adopted:
         group = groups.get(report.client_order_id)
         if group is not None and filled.get(group, set()) - {report.client_order_id}:
             orphaned.append(report.client_order_id)
     return tuple(orphaned)
+
+
+def _protects(
+    order: Order, positions: Mapping[str, Position], filled: Mapping[str, set[str]]
+) -> bool:
+    """Whether ``order`` is a bracket child still protecting an open position: its entry's
+    fill stands (the position is open on the side the child closes) and no member of its OCO
+    group has filled."""
+    if order.parent_id is None or not order.reduce_only:
+        return False
+    if order.oco_group is not None and filled.get(order.oco_group):
+        return False
+    held = positions.get(order.symbol)
+    quantity = held.quantity if held is not None else 0.0
+    return quantity < 0 if order.side is Side.BUY else quantity > 0
 
 
 def order_from_report(report: OrderReport) -> Order:
@@ -191,12 +218,15 @@ def plan_reconciliation(
             + ", ".join(sorted(unknown_ids)[:5])
         )
 
+    expected = _net_positions([*journal_fills, *missed])
+    groups, filled = _filled_members(journal_working, order_groups or {}, [*journal_fills, *missed])
     closed: list[tuple[str, OrderReport]] = []
     never_sent: list[str] = []
-    for order_id in journal_working:
+    resend: list[str] = []
+    for order_id, order in journal_working.items():
         report = ours.get(order_id)
         if report is None:
-            never_sent.append(order_id)
+            (resend if _protects(order, expected, filled) else never_sent).append(order_id)
         elif report.status.is_final:
             closed.append((order_id, report))
     adopted = tuple(
@@ -204,9 +234,8 @@ def plan_reconciliation(
         for report in ours.values()
         if not report.status.is_final and report.status is not OrderStatus.REJECTED
     )
-    orphaned = _orphaned(adopted, journal_working, order_groups or {}, [*journal_fills, *missed])
+    orphaned = _orphaned(adopted, groups, filled)
 
-    expected = _net_positions([*journal_fills, *missed])
     venue_net = {p.symbol: p for p in venue_positions if p.quantity}
     foreign_positions = tuple(p for s, p in venue_net.items() if s not in symbol_set)
     mismatches: list[str] = []
@@ -251,6 +280,7 @@ def plan_reconciliation(
         missed_fills=missed,
         closed=tuple(closed),
         never_sent=tuple(never_sent),
+        resend=tuple(resend),
         adopted=adopted,
         orphaned=orphaned,
         adjustments=tuple(adjustments),

@@ -7,6 +7,7 @@ the Secret. The process is killed
 - between submit and ack: the venue executed the order, its answer never came back;
 - before the venue saw the order at all (the request hung unexecuted);
 - between ack and fill: a limit order rested, then filled while the bot was down;
+- after its entry filled, before the venue took the stop-loss and take-profit;
 - with a position and its bracket at the venue: the stop triggered while the bot was down.
 
 After the restart the bot reconciles with the venue before it trades: afterwards the journal
@@ -297,3 +298,34 @@ def _algo_status(fake: FakeBinance, client_id: str) -> str:
             if algo.client_algo_id == client_id:
                 return str(algo.status)
     return ""
+
+
+def test_killed_after_the_entry_filled_before_the_venue_took_its_stop_the_stop_is_sent(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _bot(tmp_path, fake, "market")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    # The bracket's placement hangs unexecuted: the bot dies with its entry filled, the stop-loss
+    # and take-profit journaled but never at the venue.
+    fake.faults.inject("timeout", path="/fapi/v1/algoOrder", method="POST", times=None)
+    order_id = _signal(serve, PRICE)
+    stop, target = f"{order_id}-sl", f"{order_id}-tp"
+    _until(lambda: _journal(tmp_path)[1].get(target) == "open")
+    _kill(serve)
+    fake.faults.clear()
+    assert _venue_client_ids(fake) == [order_id]
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        # Closing them as never sent would leave the position without its stop-loss.
+        _until(lambda: _algo_status(fake, stop) == _algo_status(fake, target) == "NEW")
+        status = again.wait_for(lambda s: s.open_orders == 2)
+        assert (status.open_positions, status.reconciled) == (1, True)
+        # The stop acts: the market falls through it and the restarted bot books the exit.
+        fake.set_price(VENUE_SYMBOL, PRICE * 0.95, market="usdm")
+        again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert (statuses[stop], statuses[target]) == ("filled", "cancelled")
+    assert _venue_client_ids(fake).count(stop) == 1

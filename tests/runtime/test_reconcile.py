@@ -190,6 +190,41 @@ def test_a_bracket_child_whose_sibling_filled_is_to_be_cancelled_not_adopted_as_
     assert {r.client_order_id for r in missed.adopted} >= {b_sl.client_order_id, lone}
 
 
+def test_a_stop_the_venue_never_received_is_sent_while_its_position_is_open() -> None:
+    """The bot died after its entry filled, before the venue took the bracket: closing the
+    children as never sent would leave the position without its stop-loss. A strategy's own
+    order, a child of a position that is gone, or one whose sibling filled, is closed as
+    ever (not re-sent)."""
+    a = PREFIX + "1"
+    a_sl = _child(a, "sl", OrderType.STOP, "stop_loss")
+    a_tp = _child(a, "tp", OrderType.LIMIT, "take_profit")
+    resting = Order(PREFIX + "4", "BTCUSDT", Side.BUY, 1.0, OrderType.LIMIT, 95.0, created_ts=T0)
+    working = {o.client_order_id: o for o in (a_sl, a_tp, resting)}
+    entry = _fill(a, "t1", Side.BUY, 1.0)
+    plan = _plan(journal_fills=[entry], journal_working=working, venue_fills=[entry])
+    assert plan.resend == (a_sl.client_order_id, a_tp.client_order_id)
+    assert plan.never_sent == (resting.client_order_id,)
+    assert "2 protective order(s) the venue never received sent again" in plan.summary()
+    # The position is gone (closed by another order while the bot was down): nothing to protect.
+    out = _fill(PREFIX + "6", "t6", Side.SELL, 1.0, T0 + 60)
+    flat = _plan(
+        journal_fills=[entry],
+        journal_working=working,
+        venue_fills=[entry, out],
+        venue_positions=[],
+    )
+    assert (flat.resend, len(flat.never_sent)) == ((), 3)
+    # Its sibling filled: the bracket is done.
+    stopped = _plan(
+        journal_fills=[entry],
+        journal_working={a_tp.client_order_id: a_tp},
+        order_groups={a_sl.client_order_id: a},
+        venue_fills=[entry, _fill(a_sl.client_order_id, "t2", Side.SELL, 1.0, T0 + 60)],
+        venue_positions=[],
+    )
+    assert (stopped.resend, stopped.never_sent) == ((), (a_tp.client_order_id,))
+
+
 def test_own_working_orders_are_adopted_and_foreign_ones_only_reported() -> None:
     ours = _report(PREFIX + "5", OrderStatus.PARTIALLY_FILLED, 0.4)
     foreign = _report("manual-77", OrderStatus.OPEN)

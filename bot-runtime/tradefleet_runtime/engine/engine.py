@@ -985,7 +985,8 @@ class Engine:
         """Carry a bot's account over from its journal *as the venue confirms it* (a broker
         whose account lives at a venue; ``reconcile.py`` made ``plan``). Nothing is re-sent:
         orders still working at the venue are adopted under their own ids (but a bracket child
-        whose sibling filled is cancelled), fills the bot missed while down are journaled, and a
+        whose sibling filled is cancelled, and one protecting an open position that the venue
+        never received is sent), fills the bot missed while down are journaled, and a
         disagreement the plan could not resolve halts the bot (Degraded) until a person resumes
         it.
         """
@@ -1050,6 +1051,15 @@ class Engine:
         # the venue, as the broker cancels a sibling when it sees the fill.
         for order_id in plan.orphaned:
             self.cancel(order_id)
+        # A stop (or target) the venue never received while its position is open: the bot died
+        # between the entry's fill and the venue's ack of the child. Sent now, under its own id
+        # (the venue has no order of that id: a broker refuses a duplicate anyway).
+        for order_id in plan.resend:
+            order = journaled[order_id]
+            self.journal.record_order(
+                order, OrderStatus.PENDING, now, "the venue never received it; sent again"
+            )
+            self._send(order)
         protected = self._protect_missed_entries(plan, journaled, now)
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
