@@ -11,6 +11,9 @@ from tradefleet_runtime.order_ids import child_order_id
 
 STOP_LOSS_TAG = "stop_loss"
 TAKE_PROFIT_TAG = "take_profit"
+# The market exit of a position whose stop-loss the venue refused (a stop already crossed,
+# say): without its stop the position is closed, not left to run unprotected.
+STOP_REFUSED_TAG = "stop-refused"
 
 
 def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]:
@@ -44,4 +47,4 @@ def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]
     return tuple(children)
 
 
-__all__ = ["STOP_LOSS_TAG", "TAKE_PROFIT_TAG", "bracket_children"]
+__all__ = ["STOP_LOSS_TAG", "STOP_REFUSED_TAG", "TAKE_PROFIT_TAG", "bracket_children"]

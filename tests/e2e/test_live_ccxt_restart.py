@@ -8,7 +8,9 @@ the Secret. The process is killed
 - before the venue saw the order at all (the request hung unexecuted);
 - between ack and fill: a limit order rested, then filled while the bot was down;
 - after its entry filled, before the venue took the stop-loss and take-profit;
-- with a position and its bracket at the venue: the stop triggered while the bot was down.
+- with a position and its bracket at the venue: the stop triggered while the bot was down;
+
+and, alive, its stop-loss is refused by the venue (the position is closed, not left bare).
 
 After the restart the bot reconciles with the venue before it trades: afterwards the journal
 holds exactly the venue's fills, every order has the venue's final word, and no client order
@@ -329,3 +331,38 @@ def test_killed_after_the_entry_filled_before_the_venue_took_its_stop_the_stop_i
     statuses = _assert_journal_is_the_venue(tmp_path, fake)
     assert (statuses[stop], statuses[target]) == ("filled", "cancelled")
     assert _venue_client_ids(fake).count(stop) == 1
+
+
+def test_a_stop_the_venue_refuses_closes_its_position_at_market(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _bot(tmp_path, fake, "market")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        # The stop-loss is refused (the market already crossed it): the position must not run
+        # without it. The take-profit was placed; it goes with the position.
+        fake.faults.inject(
+            "reject",
+            path="/fapi/v1/algoOrder",
+            method="POST",
+            code=-2021,
+            msg="Order would immediately trigger.",
+        )
+        order_id = _signal(serve, PRICE)
+        status = serve.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+        assert status.phase == pb.PHASE_RUNNING
+    finally:
+        assert serve.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    stop, target = f"{order_id}-sl", f"{order_id}-tp"
+    assert (statuses[stop], statuses[target]) == ("rejected", "cancelled")
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    try:
+        exits = db.execute("SELECT exit_reason FROM trades").fetchall()
+        events = [
+            r[0] for r in db.execute("SELECT message FROM events WHERE kind = 'stop_refused'")
+        ]
+    finally:
+        db.close()
+    assert exits == [("stop-refused",)]
+    assert len(events) == 1 and "would immediately trigger" in events[0]

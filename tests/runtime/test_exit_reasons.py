@@ -35,3 +35,13 @@ def test_tagged_market_orders_name_their_trades_entries_and_exits() -> None:
         ("breakout", "emergency-flatten"),
     ]
     assert [exit_kind(exit_) for _, exit_ in reasons] == [SIGNAL, SIGNAL, RISK]
+
+
+def test_the_runtimes_own_exits_are_risk_exits() -> None:
+    """The kill switch's flatten, the stop policy's, and the market exit of a position whose
+    stop-loss the venue refused: none is the strategy's signal."""
+    assert {r: exit_kind(r) for r in ("emergency-flatten", "stop-flatten", "stop-refused")} == {
+        "emergency-flatten": RISK,
+        "stop-flatten": RISK,
+        "stop-refused": RISK,
+    }

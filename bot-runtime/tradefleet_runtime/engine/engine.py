@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tradefleet_runtime.aggregation import BarAggregator
-from tradefleet_runtime.brackets import bracket_children
+from tradefleet_runtime.brackets import STOP_LOSS_TAG, STOP_REFUSED_TAG, bracket_children
 from tradefleet_runtime.capabilities import (
     AccountRestorer,
     ActionKind,
@@ -65,6 +65,7 @@ from tradefleet_runtime.model import (
     ReasonCode,
     RiskAction,
     RiskDecision,
+    Side,
     Trade,
 )
 from tradefleet_runtime.order_ids import bot_prefix, client_order_id
@@ -782,7 +783,37 @@ class Engine:
                     "order_rejected",
                     f"{update.client_order_id}: {update.reason}",
                 )
+                order = working.order
+                if (
+                    order.tag == STOP_LOSS_TAG
+                    and order.parent_id is not None
+                    and update.code is not ReasonCode.DUPLICATE_CLIENT_ID  # the venue has it
+                ):
+                    self._exit_unprotected(order, update.reason)
             self.strategy.on_order_update(update)
+
+    def _exit_unprotected(self, stop: Order, why: str) -> None:
+        """The venue refused a bracket's stop-loss (its price already crossed, say) while the
+        position it was to protect is open: close that position at market now, reduce-only,
+        and cancel the rest of the bracket. Left alone, the position would run without the
+        stop the strategy asked for until someone noticed."""
+        held = self.portfolio.position(stop.symbol).quantity
+        if not (held > 0.0 if stop.side is Side.SELL else held < 0.0):
+            return  # nothing left to protect on that side
+        quantity = min(stop.quantity, abs(held))
+        if stop.oco_group is not None:
+            for working in self.book:
+                if working.order.oco_group == stop.oco_group:
+                    self.cancel(working.order.client_order_id)
+        self._state(
+            "stop_refused",
+            f"{stop.client_order_id}: the venue refused the stop-loss ({why}); closing "
+            f"{quantity:g} {stop.symbol} at market",
+            {"client_order_id": stop.client_order_id, "reason": why, "quantity": quantity},
+        )
+        self._process_intent(
+            OrderIntent(stop.symbol, stop.side, quantity, reduce_only=True, tag=STOP_REFUSED_TAG)
+        )
 
     def _on_broker_events(self, events: Sequence[Fill | OrderUpdate]) -> None:
         for event in events:
