@@ -16,6 +16,18 @@ TAKE_PROFIT_TAG = "take_profit"
 STOP_REFUSED_TAG = "stop-refused"
 
 
+_ROLE_TAGS = {"sl": STOP_LOSS_TAG, "tp": TAKE_PROFIT_TAG}
+
+
+def bracket_role(client_order_id: str) -> tuple[str, str] | None:
+    """(the parent's id, the child's tag) of a bracket child's id (``child_order_id``); None
+    for any other id. A broker that finds an earlier run's orders at the venue (after a restart)
+    knows its brackets by them: their one-cancels-other group and their fills' reasons."""
+    parent, dash, role = client_order_id.rpartition("-")
+    tag = _ROLE_TAGS.get(role) if dash and parent else None
+    return (parent, tag) if tag is not None else None
+
+
 def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]:
     """The reduce-only SL/TP children of ``parent`` after ``filled`` of it was executed at ``ts``.
 
@@ -47,4 +59,10 @@ def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]
     return tuple(children)
 
 
-__all__ = ["STOP_LOSS_TAG", "STOP_REFUSED_TAG", "TAKE_PROFIT_TAG", "bracket_children"]
+__all__ = [
+    "STOP_LOSS_TAG",
+    "STOP_REFUSED_TAG",
+    "TAKE_PROFIT_TAG",
+    "bracket_children",
+    "bracket_role",
+]

@@ -7,8 +7,14 @@ import re
 from tests.runtime.helpers import Scripted, bar, make_engine, run
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_role
 from tradefleet_runtime.model import Order, OrderStatus, Side
-from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
+from tradefleet_runtime.order_ids import (
+    bot_prefix,
+    child_order_id,
+    client_order_id,
+    replacement_order_id,
+)
 
 BINANCE_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 
@@ -31,6 +37,20 @@ def test_ids_fit_binance_and_mt5_comment_limits() -> None:
     child = child_order_id(parent, "sl")
     assert BINANCE_CLIENT_ID.match(child)
     assert len(child) <= 31  # an MT5 comment keeps about 31 characters
+
+
+def test_a_bracket_childs_id_names_its_parent_and_role() -> None:
+    """What a restarted broker knows an earlier run's bracket by; no other id of the bot's is
+    taken for a child (sequences are base 36, replacements end in ``~n``)."""
+    prefix = bot_prefix("eurusd-ema")
+    parents = [client_order_id(prefix, 1_700_000_000, "BTC/USDT", n) for n in (0, 35, 36 * 36)]
+    for parent in parents:
+        assert bracket_role(child_order_id(parent, "sl")) == (parent, STOP_LOSS_TAG)
+        assert bracket_role(child_order_id(parent, "tp")) == (parent, TAKE_PROFIT_TAG)
+        assert bracket_role(parent) is None
+        assert bracket_role(replacement_order_id(parent, 1)) is None
+    assert bracket_role("-sl") is None
+    assert bracket_role(f"{parents[0]}-xx") is None
 
 
 def test_two_runs_of_the_same_bot_produce_the_same_ids() -> None:

@@ -36,7 +36,12 @@ from typing import Any
 from tradefleet_runtime.accounting import FillEffect, apply_fill, netted_quantity
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.bar_columns import BarColumns, cached_columns, fast_csv_columns
-from tradefleet_runtime.brackets import STOP_LOSS_TAG, TAKE_PROFIT_TAG, bracket_children
+from tradefleet_runtime.brackets import (
+    STOP_LOSS_TAG,
+    TAKE_PROFIT_TAG,
+    bracket_children,
+    bracket_role,
+)
 from tradefleet_runtime.capabilities import (
     AccountAction,
     AccountActor,
@@ -243,6 +248,7 @@ __all__ = [
     "bar_handler",
     "bot_prefix",
     "bracket_children",
+    "bracket_role",
     "bucket_start",
     "build_strategy",
     "cached_columns",

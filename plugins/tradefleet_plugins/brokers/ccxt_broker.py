@@ -45,7 +45,6 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     fee_in,
     fill_of,
     instrument_of,
-    is_take_profit,
     position_of,
     report_of,
     status_of,
@@ -70,6 +69,7 @@ from tradefleet_runtime.sdk import (
     apply_fill,
     bot_prefix,
     bracket_children,
+    bracket_role,
     fill_reason,
 )
 
@@ -639,17 +639,20 @@ class CcxtBroker:
             report = report_of(row, bot_symbol)
             if report.status.is_final or client_order_id in self._tracked:
                 return self._tracked.get(client_order_id)
-            return self._follow(report, market, is_take_profit(row))
+            return self._follow(report, market)
         return None
 
-    def _follow(self, report: OrderReport, market: str, take_profit: bool) -> _Tracked:
+    def _follow(self, report: OrderReport, market: str) -> _Tracked:
         """Track a working order of the bot's that this broker object did not send.
 
-        ``take_profit``: the venue calls it one. A reduce-only take-profit is a bracket's
-        target, tagged as the bot tags it: Binance USDⓈ-M keeps it with the conditional
-        orders, where a cancel must look for it (``_algo``), and its fill is a take-profit exit.
+        An order with a bracket child's id (``<entry>-sl``/``-tp``: the bot's own ids) is
+        followed as that child: its fill cancels its sibling (one-cancels-other, as for the
+        children this object places), its fill's reason is the bot's tag, and a Binance USDⓈ-M
+        take-profit is looked for among the conditional orders when cancelled (``_algo``).
         """
         client_order_id = report.client_order_id
+        child = bracket_role(client_order_id)
+        parent, tag = child if child is not None else (None, "")
         order = Order(
             client_order_id,
             report.symbol,
@@ -658,7 +661,9 @@ class CcxtBroker:
             report.order_type,
             report.price,
             reduce_only=report.reduce_only,
-            tag=TAKE_PROFIT_TAG if take_profit and report.reduce_only else "",
+            parent_id=parent,
+            oco_group=parent,
+            tag=tag,
         )
         tracked = _Tracked(
             order,
@@ -1056,7 +1061,7 @@ class CcxtBroker:
                     # reports without re-sending them: follow them from here on, so their
                     # later fills and end reach the bot as events (earlier fills are the
                     # reconciler's, from fill_reports).
-                    self._follow(report, market, is_take_profit(row))
+                    self._follow(report, market)
         return reports
 
     async def _fill_reports(self, since_ts: int) -> list[Fill]:

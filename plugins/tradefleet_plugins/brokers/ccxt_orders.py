@@ -203,20 +203,10 @@ def trigger_of(raw: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _venue_type(raw: Mapping[str, Any]) -> str:
-    info = raw.get("info") or {}
-    return str(info.get("type") or info.get("orderType") or "").upper()
-
-
-def is_take_profit(raw: Mapping[str, Any]) -> bool:
-    """Whether the venue calls this order a take-profit (a bracket's target, when reduce-only:
-    on Binance USDⓈ-M a conditional order, cancelled as one)."""
-    return "TAKE_PROFIT" in _venue_type(raw)
-
-
 def order_type_of(raw: Mapping[str, Any]) -> OrderType:
     kind = str(raw.get("type") or "").lower()
-    venue_type = _venue_type(raw)
+    info = raw.get("info") or {}
+    venue_type = str(info.get("type") or info.get("orderType") or "").upper()
     if "TAKE_PROFIT" in venue_type:
         return OrderType.LIMIT  # a bracket's take-profit, whatever the venue calls it
     if trigger_of(raw) is not None or "STOP" in venue_type:
@@ -349,7 +339,6 @@ __all__ = [
     "fee_in",
     "fill_of",
     "instrument_of",
-    "is_take_profit",
     "order_type_of",
     "position_of",
     "report_of",

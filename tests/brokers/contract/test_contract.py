@@ -383,3 +383,36 @@ def test_a_new_broker_cancels_a_bracket_an_earlier_run_left(setup: Harness) -> N
     if setup.name in MT5_SETUPS:
         held = [p for p in setup.mt5.terminal.positions_get() or () if p.symbol == setup.symbol]
         assert [(p.sl, p.tp) for p in held] == [(0.0, 0.0)]
+
+
+def test_a_bracket_an_earlier_run_left_still_cancels_the_other_child(setup: Harness) -> None:
+    """After a restart the take-profit fills: the new broker object cancels the stop, as the
+    old one would have (a stop left working would act on the next position), and the fill
+    reads as a take-profit exit."""
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    entry = f"{PREFIX}brk3"
+    order = setup.order(entry, stop_loss=setup.px(48_000.0), take_profit=setup.px(52_000.0))
+    setup.answer(setup.broker.submit(order))
+    setup.settle()
+    setup.wait_filled(entry)
+    stop, target = f"{entry}-sl", f"{entry}-tp"
+    setup.wait_for(
+        lambda _e: all(
+            (r := setup.broker.query_order(c)) is not None and r.status is OrderStatus.OPEN
+            for c in (stop, target)
+        )
+    )
+    fresh = setup.restart()
+    fresh.order_reports(0)  # start-up reconciliation: the new object follows what it finds
+    setup.trade_through(setup.px(52_100.0))
+    setup.settle()
+    setup.wait_filled(target)
+    exits = [e for e in setup.events if isinstance(e, Fill) and e.client_order_id == target]
+    assert {e.reason for e in exits} == {TAKE_PROFIT_TAG}
+    cancelled = setup.wait_final(stop)
+    assert cancelled.status is OrderStatus.CANCELLED
+    report = fresh.query_order(stop)
+    if setup.name in MT5_SETUPS:  # a level of the closed position: nothing left to report
+        assert report is None
+    else:
+        assert report is not None and report.status is OrderStatus.CANCELLED
