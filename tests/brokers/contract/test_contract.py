@@ -9,6 +9,8 @@ Prices are written around 50,000 and mapped onto each setup's market by ``setup.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.brokers.contract.conftest import not_on, venue_only
@@ -348,25 +350,32 @@ def test_a_new_broker_follows_and_cancels_the_orders_an_earlier_run_left(setup: 
     assert report is not None and report.status is OrderStatus.FILLED
 
 
+def _bracket_then_restart(setup: Harness, entry: str) -> tuple[str, str, Any]:
+    """An entry with a stop-loss and take-profit, filled with both children working at the
+    venue; then the broker object is replaced (a restarted bot). The (stop, target) ids and the
+    new broker."""
+    order = setup.order(entry, stop_loss=setup.px(48_000.0), take_profit=setup.px(52_000.0))
+    setup.answer(setup.broker.submit(order))
+    setup.settle()
+    setup.wait_filled(entry)
+    stop, target = f"{entry}-sl", f"{entry}-tp"
+    setup.wait_for(
+        lambda _e: all(
+            (r := setup.broker.query_order(c)) is not None and r.status is OrderStatus.OPEN
+            for c in (stop, target)
+        )
+    )
+    return stop, target, setup.restart()
+
+
 def test_a_new_broker_cancels_a_bracket_an_earlier_run_left(setup: Harness) -> None:
     """A new broker object (a restarted bot) reports an earlier run's bracket children as
     working and cancels them: the take-profit whose stop filled while the bot was down (start-up
     reconciliation does), either one a person cancels. On Binance USDⓈ-M both are conditional
     orders, which a cancel must look for among those; on MT5 the open position's SL and TP."""
     venue_only(setup, "a simulated account lives in its process (restored from the journal)")
-    entry = f"{PREFIX}brk2"
-    order = setup.order(entry, stop_loss=setup.px(48_000.0), take_profit=setup.px(52_000.0))
-    setup.answer(setup.broker.submit(order))
-    setup.settle()
-    setup.wait_filled(entry)
-    children = (f"{entry}-tp", f"{entry}-sl")
-    setup.wait_for(
-        lambda _e: all(
-            (r := setup.broker.query_order(c)) is not None and r.status is OrderStatus.OPEN
-            for c in children
-        )
-    )
-    fresh = setup.restart()
+    stop, target, fresh = _bracket_then_restart(setup, f"{PREFIX}brk2")
+    children = (target, stop)
     # Start-up reconciliation's input: both children working, so the bot adopts them (a child
     # missing here would be closed in the journal as never sent while it works at the venue).
     reports = {r.client_order_id: r for r in fresh.order_reports(0)}
@@ -390,19 +399,7 @@ def test_a_bracket_an_earlier_run_left_still_cancels_the_other_child(setup: Harn
     old one would have (a stop left working would act on the next position), and the fill
     reads as a take-profit exit."""
     venue_only(setup, "a simulated account lives in its process (restored from the journal)")
-    entry = f"{PREFIX}brk3"
-    order = setup.order(entry, stop_loss=setup.px(48_000.0), take_profit=setup.px(52_000.0))
-    setup.answer(setup.broker.submit(order))
-    setup.settle()
-    setup.wait_filled(entry)
-    stop, target = f"{entry}-sl", f"{entry}-tp"
-    setup.wait_for(
-        lambda _e: all(
-            (r := setup.broker.query_order(c)) is not None and r.status is OrderStatus.OPEN
-            for c in (stop, target)
-        )
-    )
-    fresh = setup.restart()
+    stop, target, fresh = _bracket_then_restart(setup, f"{PREFIX}brk3")
     fresh.order_reports(0)  # start-up reconciliation: the new object follows what it finds
     setup.trade_through(setup.px(52_100.0))
     setup.settle()
