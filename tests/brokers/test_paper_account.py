@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.runtime.helpers import HOUR, T0, Scripted, bar
+from tests.runtime.helpers import HOUR, T0, Scripted, bar, start_test_run
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.contracts import BrokerContext
@@ -130,16 +130,7 @@ def test_the_engine_portfolio_and_the_paper_account_agree_after_an_engine_run() 
     paper = PaperBroker(PaperBrokerParams(fee_bps=10, slippage_bps=5))
     paper.connect(BrokerContext("one-book", Mode.PAPER, ("TEST",), "USD", 10_000.0))
     journal = Journal(":memory:")
-    journal.start_run(
-        run_id="one-book",
-        bot="one-book",
-        mode="paper",
-        currency="USD",
-        initial_capital=10_000.0,
-        timeframe_s=HOUR,
-        config_hash="x",
-        manifest={},
-    )
+    start_test_run(journal, "one-book", bot="one-book")
     config = EngineConfig("one-book", "backtest", ("TEST",), HOUR, 10_000.0)
     engine = Engine(config, strategy, paper, journal, [])
     prices = [100, 102, 101, 105, 99, 97, 103, 108, 104, 100, 101]

@@ -98,6 +98,26 @@ def make_engine(
     return Engine(config, strategy, paper, journal, list(risk))
 
 
+def start_test_run(
+    journal: Journal,
+    run_id: str,
+    bot: str = "bot",
+    mode: str = "paper",
+    timeframe_s: int = HOUR,
+) -> None:
+    """Start ``run_id`` of a test bot on 10,000 USD in ``journal``."""
+    journal.start_run(
+        run_id=run_id,
+        bot=bot,
+        mode=mode,
+        currency="USD",
+        initial_capital=10_000.0,
+        timeframe_s=timeframe_s,
+        config_hash="x",
+        manifest={},
+    )
+
+
 def paper_engine(
     journal: Journal,
     run_id: str,
@@ -111,16 +131,7 @@ def paper_engine(
     a second engine on the same file), equity journaled every bar as a paper bot's is."""
     broker = PaperBroker(PaperBrokerParams(fee_bps=fee_bps))
     broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
-    journal.start_run(
-        run_id=run_id,
-        bot="bot",
-        mode="paper",
-        currency="USD",
-        initial_capital=10_000.0,
-        timeframe_s=HOUR,
-        config_hash="x",
-        manifest={},
-    )
+    start_test_run(journal, run_id)
     config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
     restorer = broker if restores_account else None
     return Engine(config, strategy, broker, journal, restorer=restorer, hooks=hooks)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness
-from tests.runtime.helpers import Scripted
+from tests.runtime.helpers import Scripted, start_test_run
 from tests.venues.mt5 import Disconnect, UnknownOutcome
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
@@ -40,16 +40,7 @@ def _engine(
     venue: Mt5Harness, strategy: Scripted, journal: Journal | None = None, run_id: str = "live"
 ) -> tuple[Engine, Journal]:
     journal = journal if journal is not None else Journal(":memory:")
-    journal.start_run(
-        run_id=run_id,
-        bot=venue.bot,
-        mode="live",
-        currency="USD",
-        initial_capital=10_000.0,
-        timeframe_s=MINUTE,
-        config_hash="x",
-        manifest={},
-    )
+    start_test_run(journal, run_id, bot=venue.bot, mode="live", timeframe_s=MINUTE)
     config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
     return Engine(config, strategy, venue.broker, journal, venue=venue.broker), journal
 
