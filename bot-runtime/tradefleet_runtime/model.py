@@ -312,7 +312,5 @@ class CarriedState:
     runs: int = 0
     # Every client order id the bot ever journaled: none of them may be sent again as new.
     known_order_ids: frozenset[str] = frozenset()
-    # The OCO group (a bracket child's parent id) of every journaled order that has one.
-    order_groups: dict[str, str] = field(default_factory=dict)
     # Close time of the last bar the bot fully handled (0: none); a restart resumes after it.
     last_bar_ts: int = 0

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tradefleet_runtime.accounting import apply_fill
+from tradefleet_runtime.brackets import bracket_role
 from tradefleet_runtime.model import (
     Fill,
     Order,
@@ -112,29 +113,30 @@ def _net_positions(fills: Iterable[Fill]) -> dict[str, Position]:
     return positions
 
 
-def _filled_members(
-    journal_working: Mapping[str, Order], order_groups: Mapping[str, str], fills: Sequence[Fill]
-) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """Each order's OCO group, and of each group the members that have a fill."""
-    groups = dict(order_groups)
-    groups.update({i: o.oco_group for i, o in journal_working.items() if o.oco_group})
+def _group(client_order_id: str) -> str | None:
+    """A bracket child's one-cancels-other group (its parent's id), known from its id alone:
+    bracket children are the only orders with a group (``brackets.py``)."""
+    role = bracket_role(client_order_id)
+    return role[0] if role is not None else None
+
+
+def _filled_members(fills: Sequence[Fill]) -> dict[str, set[str]]:
+    """Of each OCO group, the members that have a fill."""
     filled: dict[str, set[str]] = {}
     for fill in fills:
-        group = groups.get(fill.client_order_id)
+        group = _group(fill.client_order_id)
         if group is not None:
             filled.setdefault(group, set()).add(fill.client_order_id)
-    return groups, filled
+    return filled
 
 
-def _orphaned(
-    adopted: Sequence[OrderReport], groups: Mapping[str, str], filled: Mapping[str, set[str]]
-) -> tuple[str, ...]:
+def _orphaned(adopted: Sequence[OrderReport], filled: Mapping[str, set[str]]) -> tuple[str, ...]:
     """The adopted orders whose OCO group saw a fill of another member: as the broker cancels
     a bracket's sibling on its fill, on any fill (a stop that started executing ends the
     target)."""
     orphaned = []
     for report in adopted:
-        group = groups.get(report.client_order_id)
+        group = _group(report.client_order_id)
         if group is not None and filled.get(group, set()) - {report.client_order_id}:
             orphaned.append(report.client_order_id)
     return tuple(orphaned)
@@ -148,7 +150,8 @@ def _protects(
     group has filled."""
     if order.parent_id is None or not order.reduce_only:
         return False
-    if order.oco_group is not None and filled.get(order.oco_group):
+    group = _group(order.client_order_id)
+    if group is not None and filled.get(group):
         return False
     held = positions.get(order.symbol)
     quantity = held.quantity if held is not None else 0.0
@@ -183,15 +186,12 @@ def plan_reconciliation(
     now: int,
     tolerance: float = 1e-9,
     adopt_venue_positions: bool = False,
-    order_groups: Mapping[str, str] | None = None,
 ) -> ReconcilePlan:
     """The plan for making the journal agree with the venue (see the module doc).
 
     ``journal_working`` are the orders the journal thinks are working (by client order id);
     ``known_order_ids`` every id the bot ever journaled; ``tolerance`` the absolute quantity
-    difference that still counts as equal (e.g. half a lot step); ``order_groups`` the OCO
-    group of each journaled order that has one (bracket children: their parent's id), finished
-    ones included (the working ones carry theirs).
+    difference that still counts as equal (e.g. half a lot step).
     """
     symbol_set = frozenset(symbols)
     ours = {r.client_order_id: r for r in venue_orders if r.client_order_id.startswith(prefix)}
@@ -219,7 +219,7 @@ def plan_reconciliation(
         )
 
     expected = _net_positions([*journal_fills, *missed])
-    groups, filled = _filled_members(journal_working, order_groups or {}, [*journal_fills, *missed])
+    filled = _filled_members([*journal_fills, *missed])
     closed: list[tuple[str, OrderReport]] = []
     never_sent: list[str] = []
     resend: list[str] = []
@@ -234,7 +234,7 @@ def plan_reconciliation(
         for report in ours.values()
         if not report.status.is_final and report.status is not OrderStatus.REJECTED
     )
-    orphaned = _orphaned(adopted, groups, filled)
+    orphaned = _orphaned(adopted, filled)
 
     venue_net = {p.symbol: p for p in venue_positions if p.quantity}
     foreign_positions = tuple(p for s, p in venue_net.items() if s not in symbol_set)

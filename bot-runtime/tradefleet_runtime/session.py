@@ -426,7 +426,6 @@ class BotSession:
             now=now,
             tolerance=tolerance / 2 if tolerance > 0 else 1e-9,
             adopt_venue_positions=spec.broker.adopt_venue_positions,
-            order_groups=state.order_groups,
         )
         self.reconciliation = plan
         summary = engine.restore_from_venue(state, plan, now)

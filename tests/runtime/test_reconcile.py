@@ -176,17 +176,11 @@ def test_a_bracket_child_whose_sibling_filled_is_to_be_cancelled_not_adopted_as_
     assert missed.orphaned == (a_tp.client_order_id,)
     assert "1 bracket order(s) whose sibling filled to be cancelled" in missed.summary()
     # The stop's fill journaled before the bot died, the sibling's cancel never sent: the
-    # journal's groups name the filled stop, which is no longer working.
+    # filled stop is no longer working, and its id still names its group.
     still_working = {o.client_order_id: o for o in (a_tp, b_sl, b_tp)}
-    journaled = plan(
-        journal_fills=venue_fills,
-        journal_working=still_working,
-        order_groups={o.client_order_id: str(o.oco_group) for o in (a_sl, a_tp, b_sl, b_tp)},
-    )
+    journaled = plan(journal_fills=venue_fills, journal_working=still_working)
     assert journaled.missed_fills == ()
     assert journaled.orphaned == (a_tp.client_order_id,)
-    # Without the groups of finished orders, that case is not recognised (what they are for).
-    assert plan(journal_fills=venue_fills, journal_working=still_working).orphaned == ()
     assert {r.client_order_id for r in missed.adopted} >= {b_sl.client_order_id, lone}
 
 
@@ -218,7 +212,6 @@ def test_a_stop_the_venue_never_received_is_sent_while_its_position_is_open() ->
     stopped = _plan(
         journal_fills=[entry],
         journal_working={a_tp.client_order_id: a_tp},
-        order_groups={a_sl.client_order_id: a},
         venue_fills=[entry, _fill(a_sl.client_order_id, "t2", Side.SELL, 1.0, T0 + 60)],
         venue_positions=[],
     )

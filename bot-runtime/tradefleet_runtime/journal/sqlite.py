@@ -720,13 +720,6 @@ class Journal:
                 *previous,
             )
         )
-        state.order_groups = dict(
-            self.query(
-                "SELECT client_order_id, parent_id FROM orders"
-                f" WHERE parent_id IS NOT NULL AND run_id IN ({marks})",
-                *previous,
-            )
-        )
         state.last_bar_ts = self._last_bar_ts(marks, previous)
         return state
 

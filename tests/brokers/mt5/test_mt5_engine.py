@@ -184,7 +184,6 @@ def test_a_restarted_bot_adopts_its_positions_sl_and_tp_and_they_still_act(
             venue_fills=restarted.broker.fill_reports(0),
             venue_positions=restarted.broker.position_reports(),
             now=T0,
-            order_groups=carried.order_groups,
         )
         assert (plan.never_sent, plan.degraded) == ((), False)
         again.restore_from_venue(carried, plan, T0)
