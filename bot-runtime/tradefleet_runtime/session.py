@@ -41,6 +41,7 @@ from tradefleet_runtime.capabilities import (
     OrderObserver,
     RiskLockHolder,
     SignalReceiver,
+    TargetPositioner,
     TierReporter,
     TradeReader,
     VenueExecution,
@@ -93,6 +94,9 @@ class Bot:
     executes: VenueExecution | None = None
     # The feed's bars come in real time (``live-feed``): pacers release them as they arrive.
     live_feed: bool = False
+    # The strategy states its run as target positions (``target-positions``): a backtest or a
+    # sweep may take the vectorised path (``vector_backtest``, ``optimize/vector.py``).
+    planner: TargetPositioner | None = None
 
     @property
     def name(self) -> str:
@@ -174,6 +178,9 @@ def assemble(
         else None,
         live_feed=spec.data is not None
         and declares(PluginKind.DATA_FEED, spec.data.name, Capability.LIVE_FEED),
+        planner=cast("TargetPositioner", strategy)
+        if declares(PluginKind.STRATEGY, spec.strategy.name, Capability.TARGET_POSITIONS)
+        else None,
     )
 
 
@@ -206,6 +213,21 @@ class RunJournal(JournalWriter, Protocol):
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
 
     def lock_resets(self) -> dict[str, int]: ...
+
+
+def start_journal_run(bot: Bot, journal: RunJournal) -> None:
+    """Open the run's row in the journal: a new run id, the bot, its mode and manifest."""
+    spec = bot.manifest.spec
+    journal.start_run(
+        run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
+        bot=bot.name,
+        mode=spec.mode.value,
+        currency=spec.capital.currency,
+        initial_capital=spec.capital.initial,
+        timeframe_s=spec.market.timeframe_s,
+        config_hash=config_hash(bot.manifest),
+        manifest=bot.manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
 
 
 @contextmanager
@@ -365,17 +387,7 @@ class BotSession:
         return engine
 
     def _start_journal(self) -> None:
-        bot, spec = self.bot, self.bot.manifest.spec
-        self.journal.start_run(
-            run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
-            bot=bot.name,
-            mode=spec.mode.value,
-            currency=spec.capital.currency,
-            initial_capital=spec.capital.initial,
-            timeframe_s=spec.market.timeframe_s,
-            config_hash=config_hash(bot.manifest),
-            manifest=bot.manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
-        )
+        start_journal_run(self.bot, self.journal)
 
     def _restore(self, engine: Engine) -> None:
         control = self.journal.last_control_event()

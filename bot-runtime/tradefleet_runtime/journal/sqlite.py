@@ -33,12 +33,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from itertools import chain
+from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import Any
 
 from tradefleet_runtime.errors import JournalError
 from tradefleet_runtime.journal import versions
+from tradefleet_runtime.journal.run_rows import RunRows
 from tradefleet_runtime.model import (
     CarriedState,
     Fill,
@@ -97,6 +98,8 @@ _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)
 # times (20-40% less per row, measured on the order and decision rows). 64 rows of the widest
 # table (13 columns) stay under SQLite's oldest limit of 999 variables.
 _ROWS_PER_INSERT = 64
+# Rows ``record_run_rows`` makes and inserts at a time (a multiple of _ROWS_PER_INSERT).
+_SLICE_ROWS = 64 * _ROWS_PER_INSERT
 
 # The enum members of a row (side, order type, status, risk action) are bound as exact str,
 # ``member + ""``: the sqlite3 module binds an exact str directly, but a str subclass goes
@@ -405,23 +408,8 @@ class Journal:
     def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
         """A new order and its first status, together."""
         run = self.run_id
-        # Enum members are bound as exact str (``member + ""``: see _ROWS_PER_INSERT).
         order_id = order.client_order_id
-        order_row = (
-            run,
-            order_id,
-            order.symbol,
-            order.side + "",
-            order.order_type + "",
-            order.quantity,
-            order.price,
-            order.stop_loss,
-            order.take_profit,
-            int(order.reduce_only),
-            order.parent_id,
-            order.created_ts,
-            order.tag,
-        )
+        order_row = _order_row(run, order)
         status_row = (run, order_id, ts, status + "", reason, None)
         if self.batched:
             self._statuses[(run, order_id)] = status_row
@@ -457,26 +445,8 @@ class Journal:
         """A fill, the position it leaves, its order's status and any trade it closed: one
         transaction, so a crash never leaves one without the others."""
         run = self.run_id
-        fill_row = (
-            run,
-            fill.fill_id,
-            fill.client_order_id,
-            fill.symbol,
-            fill.side + "",
-            fill.quantity,
-            fill.price,
-            fill.fee,
-            fill.ts,
-            fill.reason,
-        )
-        position_row = (
-            run,
-            position.symbol,
-            position.quantity,
-            position.average_price,
-            position.realized_pnl,
-            fill.ts,
-        )
+        fill_row = _fill_row(run, fill)
+        position_row = _position_row(run, position, fill.ts)
         update_row = (run, fill.client_order_id, fill.ts, order_status + "", "", None)
         if self.batched:
             # The position's and the order's latest rows replace the batch's earlier ones (see
@@ -537,6 +507,94 @@ class Journal:
             self._batched(1)
             return
         self._write((_INSERT_RISK, row))
+
+    # -- a whole run's rows at once (the vectorised backtest) ----------------------------------
+
+    def record_run_rows(self, rows: RunRows) -> None:
+        """A whole run's orders (with each one's last status), risk decisions, fills, position
+        and round trips, in one transaction: the rows the engine's calls would leave (see
+        ``RunRows``). Rows are made and inserted a slice at a time: a million-bar run's rows
+        never live at once as Python tuples."""
+        self.flush()
+        run = self.run_id
+        symbol = rows.symbol
+        orders, decisions, fills = rows.orders, rows.decisions, rows.fills
+        count = len(orders.order_ids)
+        tables: list[tuple[str, Iterator[tuple[Any, ...]]]] = [
+            (
+                _INSERT_ORDER,
+                zip(
+                    repeat(run, count),
+                    orders.order_ids,
+                    repeat(symbol),
+                    orders.sides,
+                    repeat(OrderType.MARKET + ""),
+                    orders.quantities,
+                    repeat(None),
+                    repeat(None),
+                    repeat(None),
+                    orders.reduce_only,
+                    repeat(None),
+                    orders.created_ts,
+                    orders.tags,
+                    strict=False,
+                ),
+            ),
+            (
+                _INSERT_UPDATE,
+                zip(
+                    repeat(run, count),
+                    orders.order_ids,
+                    orders.status_ts,
+                    orders.statuses,
+                    repeat(""),
+                    orders.venue_order_ids,
+                    strict=False,
+                ),
+            ),
+            (
+                _INSERT_RISK,
+                zip(
+                    repeat(run, len(decisions.ts)),
+                    decisions.ts,
+                    repeat(decisions.plugin),
+                    repeat(symbol),
+                    decisions.sides,
+                    decisions.actions,
+                    decisions.quantity_in,
+                    decisions.quantity_out,
+                    decisions.reasons,
+                    decisions.order_ids,
+                    strict=False,
+                ),
+            ),
+            (
+                _INSERT_FILL,
+                zip(
+                    repeat(run, len(fills.fill_ids)),
+                    fills.fill_ids,
+                    fills.order_ids,
+                    repeat(symbol),
+                    fills.sides,
+                    fills.quantities,
+                    fills.prices,
+                    fills.fees,
+                    fills.ts,
+                    fills.reasons,
+                    strict=False,
+                ),
+            ),
+            (
+                _INSERT_TRADE,
+                (_trade_row(run, seq, trade) for seq, trade in enumerate(rows.trades)),
+            ),
+        ]
+        with self._transaction() as db:
+            for sql, made in tables:
+                while chunk := list(islice(made, _SLICE_ROWS)):
+                    _insert_rows(db, sql, chunk)
+            if fills.fill_ids:
+                db.execute(_UPSERT_POSITION, _position_row(run, rows.position, fills.ts[-1]))
 
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
@@ -835,6 +893,51 @@ class Journal:
                 (signal_id, self.run_id, ts, int(accepted), reason, client_order_id),
             )
         )
+
+
+def _order_row(run: str, order: Order) -> tuple[Any, ...]:
+    # Enum members are bound as exact str (``member + ""``: see _ROWS_PER_INSERT).
+    return (
+        run,
+        order.client_order_id,
+        order.symbol,
+        order.side + "",
+        order.order_type + "",
+        order.quantity,
+        order.price,
+        order.stop_loss,
+        order.take_profit,
+        int(order.reduce_only),
+        order.parent_id,
+        order.created_ts,
+        order.tag,
+    )
+
+
+def _fill_row(run: str, fill: Fill) -> tuple[Any, ...]:
+    return (
+        run,
+        fill.fill_id,
+        fill.client_order_id,
+        fill.symbol,
+        fill.side + "",
+        fill.quantity,
+        fill.price,
+        fill.fee,
+        fill.ts,
+        fill.reason,
+    )
+
+
+def _position_row(run: str, position: Position, ts: int) -> tuple[Any, ...]:
+    return (
+        run,
+        position.symbol,
+        position.quantity,
+        position.average_price,
+        position.realized_pnl,
+        ts,
+    )
 
 
 def _trade_row(run: str, seq: int, trade: Trade) -> tuple[Any, ...]:

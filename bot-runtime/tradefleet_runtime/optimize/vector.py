@@ -80,6 +80,7 @@ class VectorRun:
     fill_price: Floats
     fill_fee: Floats
     fill_reason: list[str]
+    fill_opening: npt.NDArray[np.bool_]  # the fill opens the turn's target (else it closes)
     equity_ts: Ints  # close time of each traded bar
     equity: Floats
     exposure: Floats
@@ -236,6 +237,7 @@ def run_plan(
         fill_price=price,
         fill_fee=fee,
         fill_reason=[str(r) for r in reasons],
+        fill_opening=opening,
         equity_ts=columns.ts[traded] + terms.timeframe_s,
         equity=equity,
         exposure=exposure,

@@ -39,16 +39,16 @@ from typing import Any
 import numpy as np
 
 from tradefleet_runtime.bar_columns import BarColumns, bar_columns
-from tradefleet_runtime.capabilities import Capability, TargetPositioner
 from tradefleet_runtime.contracts import FeedRequest
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal.discarding import DiscardingJournal
 from tradefleet_runtime.model import Bar, Trade
-from tradefleet_runtime.optimize.vector import run_plan, vector_terms
+from tradefleet_runtime.optimize.vector import run_plan
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.report.metrics import compute_figures
 from tradefleet_runtime.session import Bot, BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
+from tradefleet_runtime.vector_backtest import vector_terms_of
 
 FigureValues = dict[str, float | int | None]
 
@@ -290,13 +290,6 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
     )
 
 
-def _params_of(plugin: object) -> dict[str, Any]:
-    """A plugin's validated params as a dict (empty when it keeps none)."""
-    params = getattr(plugin, "params", None)
-    dump = getattr(params, "model_dump", None)
-    return dict(dump()) if callable(dump) else {}
-
-
 def _vector_evaluation(
     task: Task,
     bot: Bot,
@@ -308,27 +301,18 @@ def _vector_evaluation(
     """The trial by the vectorised path, or why the event engine must run it."""
     spec = bot.manifest.spec
     name = spec.strategy.name
-    if not registry.get(PluginKind.STRATEGY, name).spec.has(Capability.TARGET_POSITIONS):
-        return f"strategy {name!r} does not offer target positions"
-    terms = vector_terms(
-        tuple(spec.market.symbols),
-        (spec.broker.name, _params_of(bot.broker)),
-        [(risk_name, _params_of(plugin)) for risk_name, plugin in bot.risk],
-        initial_capital=spec.capital.initial,
-        timeframe_s=spec.market.timeframe_s,
-        paused=spec.paused,
-    )
+    terms = vector_terms_of(bot)
     if isinstance(terms, str):
         return terms
-    strategy = bot.strategy
-    assert isinstance(strategy, TargetPositioner)
+    strategy = bot.planner
+    assert strategy is not None  # vector_terms_of refused a bot without one
     columns = _window_columns(task, bars, start, end, registry)
     if len(columns) != len(bars) or any(bar[1] != spec.market.timeframe_s for bar in bars[:1]):
         return "the feed's bars are not one series of the bot's timeframe"
     plan = strategy.target_positions(columns)
     if plan is None:
         return f"strategy {name!r} cannot state these params as target positions"
-    run = run_plan(columns, plan, terms, strategy.warmup_bars())
+    run = run_plan(columns, plan, terms, bot.strategy.warmup_bars())
     if isinstance(run, str):
         return run
     figures = compute_figures(

@@ -35,7 +35,12 @@ from typing import Any
 
 from tradefleet_runtime.accounting import FillEffect, apply_fill, netted_quantity
 from tradefleet_runtime.aggregation import BarAggregator
-from tradefleet_runtime.bar_columns import BarColumns, cached_columns, fast_csv_columns
+from tradefleet_runtime.bar_columns import (
+    BarColumns,
+    ColumnBars,
+    cached_columns,
+    fast_csv_columns,
+)
 from tradefleet_runtime.brackets import (
     STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
@@ -193,6 +198,7 @@ __all__ = [
     "Capability",
     "CapabilityFigures",
     "CloseIndicator",
+    "ColumnBars",
     "DataError",
     "DataFeed",
     "Direction",

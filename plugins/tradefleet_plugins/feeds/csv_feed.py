@@ -30,6 +30,7 @@ from tradefleet_runtime.sdk import (
     Bar,
     BarAggregator,
     BarColumns,
+    ColumnBars,
     DataError,
     FeedReport,
     FeedRequest,
@@ -463,16 +464,17 @@ class CsvFeed:
         report.first_ts = min(firsts) if firsts else None
         report.last_ts = max(lasts) if lasts else None
         if len(series) == 1:
-            return iter(series[0])
+            only = series[0]
+            if isinstance(only, _ColumnBars):
+                # Whole columns too: a backtest that takes the series at once reads them.
+                return ColumnBars(only.columns, only.symbol, only.timeframe)
+            return iter(only)
         order = {symbol: i for i, symbol in enumerate(request.symbols)}
         return heapq.merge(*series, key=lambda bar: (bar.ts, order[bar.symbol]))
 
 
 class _ColumnBars:
-    """One symbol's bars, made from its checked columns a chunk at a time as they are read: a
-    million ``Bar`` objects never live at once (about 250 MB), only the arrays (48 MB)."""
-
-    CHUNK = 65_536
+    """One symbol's checked columns, until they are read (as :class:`ColumnBars`)."""
 
     def __init__(self, columns: BarColumns, symbol: str, timeframe: int) -> None:
         self.columns = columns
@@ -483,9 +485,7 @@ class _ColumnBars:
         return len(self.columns)
 
     def __iter__(self) -> Iterator[Bar]:
-        columns, chunk = self.columns, self.CHUNK
-        for start in range(0, len(columns), chunk):
-            yield from columns.take(slice(start, start + chunk)).bars(self.symbol, self.timeframe)
+        return ColumnBars(self.columns, self.symbol, self.timeframe)
 
 
 def _first_ts(series: Sequence[Bar] | _ColumnBars) -> int:
