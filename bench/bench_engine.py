@@ -15,6 +15,10 @@ process and one run, on the same bars, each reaching the same final equity and t
   :func:`run_plan`, the figures) on the same bars as columns;
 - ``cli_backtest_s``: the whole ``tradefleet backtest --json`` process on the same bars as a
   CSV file, its columnar cache removed first (``cli_backtest_cached_s``: run again, cached);
+  this bot is one the vectorised path can state, so the CLI takes it
+  (``tradefleet_runtime.vector_backtest``: the engine's journal rows and report);
+  ``cli_engine_backtest_s`` is the same process with ``--engine`` (bar by bar), whose report
+  must be the same;
 - ``backtesting_py_process_s``: backtesting.py's whole process on the same CSV (pandas reads
   it and computes the EMAs: ``backtesting_py_process.py``);
 - ``per_order_us`` and ``per_bar_us``: from the engine's time on two runs of the same bars with
@@ -26,7 +30,8 @@ process and one run, on the same bars, each reaching the same final equity and t
   declares nothing and does nothing (the rest of ``per_bar_us`` is the strategy's indicators
   and ``on_bar``);
 - ``peak_rss_mb``: the peak resident memory of the ``tradefleet backtest`` process (a
-  1M-bar backtest on its own, polled from ``/proc``); ``bench_peak_rss_mb`` is this process's,
+  1M-bar backtest on its own, polled from ``/proc``; ``cli_engine_peak_rss_mb`` with
+  ``--engine``); ``bench_peak_rss_mb`` is this process's,
   which holds every path's data at once;
 - ``csv_read_s`` / ``csv_cached_read_s``: the csv feed reading the 1M-row file (numpy reader,
   checks included) without and with its cache;
@@ -404,7 +409,7 @@ def main() -> int:
             str(Path(folder) / "cli.sqlite"),
         ]
 
-        def cli_runs(cached: bool) -> tuple[str, float, float, float]:
+        def cli_runs(cached: bool, *extra: str) -> tuple[str, float, float, float]:
             """The best of two processes (CPU, and its wall time), the larger peak RSS."""
             runs = []
             for _ in range(2):
@@ -412,13 +417,15 @@ def main() -> int:
                     cache_path(csv).unlink(missing_ok=True)
                 for leftover in Path(folder).glob("cli.sqlite*"):
                     leftover.unlink()
-                runs.append(timed_process(cli))
+                runs.append(timed_process([*cli, *extra]))
             out, cpu, wall, _ = min(runs, key=lambda run: run[1])
             return out, cpu, wall, max(run[3] for run in runs)
 
         out, cli_cpu, cli_wall, cli_rss = cli_runs(cached=False)
         cli_json = json.loads(out)
         _, cli_cached_cpu, cli_cached_wall, _ = cli_runs(cached=True)
+        out, cli_engine_cpu, _, cli_engine_rss = cli_runs(False, "--engine")
+        cli_engine_json = json.loads(out)
 
         bt_argv = [
             sys.executable,
@@ -440,6 +447,7 @@ def main() -> int:
     # The report counts a position still open at the end as a trade (closed at its mark).
     cli_equity = float(cli_figures["final_equity"])
     cli_trades = int(cli_figures["trades"]) - len(result.open_positions)
+    cli_engine_figures = cli_engine_json.get("figures", cli_engine_json)
     # So do the vectorised path's figures (as every backtest's figures do).
     vector_trades -= len(result.open_positions)
 
@@ -467,6 +475,9 @@ def main() -> int:
             "backtesting_py_process_s": round(bt_cpu, 3),
             "backtesting_py_process_wall_s": round(bt_wall, 3),
             "backtesting_py_process_vs_cli": round(bt_cpu / cli_cpu, 2),
+            "cli_engine_backtest_s": round(cli_engine_cpu, 3),
+            "cli_engine_peak_rss_mb": round(cli_engine_rss, 1),
+            "backtesting_py_process_vs_cli_engine": round(bt_cpu / cli_engine_cpu, 2),
             "per_order_us": round(per_order * 1e6, 2),
             "per_bar_us": round(per_bar * 1e6, 3),
             "per_order_unjournaled_us": round(per_order_bare * 1e6, 2),
@@ -492,6 +503,10 @@ def main() -> int:
                 "vector": [round(vector_equity, 6), vector_trades],
                 "backtesting_py": [round(bt_equity, 6), bt_trades],
                 "cli": [round(cli_equity, 6), cli_trades],
+                "cli_engine": [
+                    round(float(cli_engine_figures["final_equity"]), 6),
+                    int(cli_engine_figures["trades"]) - len(result.open_positions),
+                ],
                 "backtesting_py_process": [
                     round(bt_process["final_equity"], 6),
                     bt_process["trades"],
@@ -504,6 +519,7 @@ def main() -> int:
                     same(vector_equity, vector_trades),
                     same(bt_equity, bt_trades),
                     same(cli_equity, cli_trades),
+                    cli_engine_figures == cli_figures,
                 )
             ),
             "backtesting_py_process_equal": same(bt_process["final_equity"], bt_process["trades"]),

@@ -54,7 +54,7 @@ from tradefleet_runtime.report.metrics import SymbolRange, compute_figures
 from tradefleet_runtime.session import Bot, RunOutcome, start_journal_run
 from tradefleet_runtime.sizing import fixed_fractional_quantity
 from tradefleet_runtime.spec.model import Mode
-from tradefleet_runtime.tracing import configure_from_env
+from tradefleet_runtime.tracing import tracing_requested
 
 log = logging.getLogger("tradefleet.backtest")
 
@@ -108,7 +108,7 @@ def vector_refusal(bot: Bot) -> str | None:
     terms = vector_terms_of(bot)
     if isinstance(terms, str):
         return terms
-    if configure_from_env("tradefleet-runtime", bot.name) is not None:
+    if tracing_requested():
         return "tracing is on (the engine's spans are per order)"
     return None
 

@@ -24,6 +24,7 @@ from tradefleet_runtime.cli import main
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import parse_manifest
+from tradefleet_runtime.vector_backtest import vector_refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600
@@ -253,3 +254,20 @@ def test_column_bars_are_the_columns_bars_and_say_when_reading_began() -> None:
     first = next(bars)
     assert not bars.untouched
     assert [first, *bars] == columns.bars("SYN", HOUR)
+
+
+def test_the_path_is_refused_before_any_bar_is_read_for_what_it_cannot_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv = _write(_gapped(100, seed=4), tmp_path / "syn.csv")
+
+    def refusal(**changes: Any) -> str | None:
+        document = yaml.safe_load(_bot(tmp_path, csv, **changes).read_text())
+        bot = assemble(parse_manifest(document), PluginRegistry.discover(), tmp_path)
+        return vector_refusal(bot)
+
+    assert refusal() is None
+    assert "paper" in str(refusal(mode="paper"))
+    assert "target positions" in str(refusal(strategy={"name": "external-signal", "params": {}}))
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # the engine's spans are per order
+    assert "tracing" in str(refusal())
