@@ -20,7 +20,6 @@ event engine.
 
 from __future__ import annotations
 
-import logging
 from array import array
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -55,8 +54,6 @@ from tradefleet_runtime.session import Bot, RunOutcome, start_journal_run
 from tradefleet_runtime.sizing import fixed_fractional_quantity
 from tradefleet_runtime.spec.model import Mode
 from tradefleet_runtime.tracing import tracing_requested
-
-log = logging.getLogger("tradefleet.backtest")
 
 #: As the engine journals equity in a backtest: a packed chunk per this many bars.
 EQUITY_CHUNK = 1024
@@ -433,11 +430,7 @@ def _journal(
         fees=run.fees,
         bars=len(columns) - history,
         open_positions=open_positions,
-        risk_decisions=Counter(
-            {(bot.risk[0][0], RiskAction.APPROVE.value): len(rows.orders.order_ids)}
-        )
-        if rows.orders
-        else Counter(),
+        risk_decisions=Counter((rows.decisions.plugin, a) for a in rows.decisions.actions),
         orders=len(rows.orders.order_ids),
         fills=len(rows.fills.fill_ids),
         feed=feed,

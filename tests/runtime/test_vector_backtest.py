@@ -21,10 +21,11 @@ import yaml
 
 from tradefleet_runtime.bar_columns import BarColumns, ColumnBars
 from tradefleet_runtime.cli import main
+from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.session import assemble
+from tradefleet_runtime.session import BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
-from tradefleet_runtime.vector_backtest import vector_refusal
+from tradefleet_runtime.vector_backtest import columns_of, vector_backtest, vector_refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600
@@ -118,8 +119,8 @@ def _gapped(count: int, seed: int) -> BarColumns:
     low = np.minimum(open_, close) * 0.998
     steps = np.where(rng.random(count) < 0.03, 3, 1)  # about one gap in 30 bars
     ts = 1_600_000_000 - 1_600_000_000 % HOUR + np.cumsum(steps) * HOUR
-    rounded = [np.round(values, 6) for values in (open_, high, low, close)]
-    return BarColumns(ts.astype(np.int64), *rounded, np.ones(count))
+    o, h, lo, c = (np.round(values, 6) for values in (open_, high, low, close))
+    return BarColumns(ts.astype(np.int64), o, h, lo, c, np.ones(count))
 
 
 def _write(columns: BarColumns, path: Path) -> Path:
@@ -205,7 +206,7 @@ def test_a_bot_the_vectorised_path_cannot_state_runs_bar_by_bar(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     csv = _write(_gapped(600, seed=3), tmp_path / "syn.csv")
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "brackets": {"strategy": {"name": "ema-cross", "params": {"stop_loss_pct": 0.02}}},
         "a second risk plugin": {
             "risk": [
@@ -271,3 +272,47 @@ def test_the_path_is_refused_before_any_bar_is_read_for_what_it_cannot_state(
     assert "target positions" in str(refusal(strategy={"name": "external-signal", "params": {}}))
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # the engine's spans are per order
     assert "tracing" in str(refusal())
+
+
+def test_the_run_result_the_cli_prints_is_the_engines(tmp_path: Path) -> None:
+    manifest = ROOT / "examples" / "bots" / "eurusd-ema-cross.yaml"
+
+    def bot() -> Any:
+        document = yaml.safe_load(manifest.read_text())
+        return assemble(parse_manifest(document), PluginRegistry.discover(), manifest.parent)
+
+    vector_bot = bot()
+    journal = Journal(tmp_path / "vector.sqlite", batched=True)
+    feed = vector_bot.feed
+    bars = feed.bars(BotSession(vector_bot, journal).feed_request())
+    columns = columns_of(bars, vector_bot)
+    assert columns is not None
+    done = vector_backtest(vector_bot, journal, columns)
+    journal.close()
+    assert not isinstance(done, str), done
+    journal = Journal(tmp_path / "engine.sqlite", batched=True)
+    outcome = BotSession(bot(), journal).run_to_end()
+    journal.close()
+    vector, engine = done.outcome.result, outcome.result
+    for name in (
+        "bars",
+        "history_bars",
+        "orders",
+        "fills",
+        "risk_decisions",
+        "vetoes",
+        "risk_notes",
+        "fees",
+        "trades",
+        "open_positions",
+        "equity_ts",
+        "equity",
+        "exposure",
+        "start_equity",
+        "currency",
+    ):
+        assert getattr(vector, name) == getattr(engine, name), name
+    assert vector.feed is not None and engine.feed is not None
+    assert vector.feed.notes == engine.feed.notes
+    assert done.outcome.open_trades == outcome.open_trades
+    assert done.outcome.figures == outcome.figures
