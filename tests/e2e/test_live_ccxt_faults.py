@@ -9,8 +9,9 @@ against the venue; these check the journal.)
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,10 @@ def test_a_venue_fault_ends_with_the_journal_equal_to_the_venue(
             if fault == "partial_fill" and _venue_fills(fake):
                 fake.set_price(VENUE_SYMBOL, PRICE, market="usdm")  # the rest trades later
             working = {o.client_order_id for o in engine.open_orders()}
+            children = {f"{order_id}-sl", f"{order_id}-tp"}
             settled = order_id not in working and (
-                fault == "reject" or {f"{order_id}-sl", f"{order_id}-tp"} <= working
+                fault == "reject"
+                or (children <= working and len(_venue_quantities(fake, children)) == 2)
             )
             time.sleep(0.05)
         assert settled, f"{fault}: the order never settled"
@@ -137,3 +140,35 @@ def test_a_venue_fault_ends_with_the_journal_equal_to_the_venue(
     else:
         assert statuses[order_id] == "filled"
         assert sum(1 for _ in _venue_fills(fake)) >= 1
+        # The bracket covers all the entry executed, in the journal as at the venue (the
+        # broker places the children when the entry is done: a partly filled entry's first
+        # part is not what they protect).
+        entry, children = _quantities(tmp_path, order_id)
+        assert children == {f"{order_id}-sl": entry, f"{order_id}-tp": entry}
+        assert _venue_quantities(fake, children) == children
+
+
+def _quantities(folder: Path, order_id: str) -> tuple[float, dict[str, float]]:
+    """What the entry executed, and its children's quantities, as the journal has them."""
+    db = sqlite3.connect(folder / "journal.sqlite")
+    try:
+        (filled,) = db.execute(
+            "SELECT SUM(quantity) FROM fills WHERE client_order_id = ?", (order_id,)
+        ).fetchone()
+        children = dict(
+            db.execute(
+                "SELECT client_order_id, quantity FROM orders WHERE parent_id = ?", (order_id,)
+            )
+        )
+    finally:
+        db.close()
+    return filled, children
+
+
+def _venue_quantities(fake: FakeBinance, ids: Iterable[str]) -> dict[str, float]:
+    with fake.state.lock:
+        return {
+            a.client_algo_id: float(a.quantity)
+            for a in fake.state.usdm.algo_orders.values()
+            if a.client_algo_id in ids
+        }

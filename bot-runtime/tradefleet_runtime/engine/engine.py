@@ -775,7 +775,9 @@ class Engine:
             update.venue_order_id,
         )
         if status in _FINAL:
-            self.book.remove(update.client_order_id)
+            ended = update.ts or self._now
+            for child in self.book.end(update.client_order_id, update.filled_quantity, ended):
+                self.journal.record_order(child, OrderStatus.OPEN, ended)
             if status is OrderStatus.REJECTED:
                 self.stats.rejected += 1
                 self.journal.record_event(

@@ -54,8 +54,11 @@ class OrderBook:
     def on_fill(self, fill: Fill) -> tuple[OrderStatus, Order | None, Sequence[Order]]:
         """Book a fill against its order: (its status now, the order, new bracket children).
 
-        Children are built by ``bracket_children`` — the one place brackets are made — sized by
-        what this fill executed, as the venue sizes them.
+        A bracket's children are made when its entry is done — here, by its last fill — and
+        sized on all it executed, as the venues' brokers place them (the ccxt broker when the
+        entry is final; the paper broker and MT5 fill an entry at once). While an entry is
+        only partly filled no child is working at the venue, and none is in the book: what
+        the status and the risk plugins see is what protects the position.
         """
         working = self._working.get(fill.client_order_id)
         if working is None:
@@ -63,18 +66,32 @@ class OrderBook:
         order = working.order
         self.version += 1
         working.filled += fill.quantity
-        status = OrderStatus.FILLED
         if working.filled + _QTY_EPSILON * max(order.quantity, 1.0) < order.quantity:
-            status = OrderStatus.PARTIALLY_FILLED
-        else:
-            del self._working[fill.client_order_id]
-        children: Sequence[Order] = ()
-        if order.stop_loss is not None or order.take_profit is not None:
-            children = [
-                child
-                for child in bracket_children(order, fill.quantity, fill.ts)
-                if child.client_order_id not in self._working
-            ]
-            for child in children:
-                self.add(child)
-        return status, order, children
+            return OrderStatus.PARTIALLY_FILLED, order, ()
+        del self._working[fill.client_order_id]
+        return OrderStatus.FILLED, order, self._children(order, working.filled, fill.ts)
+
+    def end(self, client_order_id: str, filled: float | None, ts: int) -> Sequence[Order]:
+        """An order ended by the venue's word (cancelled or expired after part of it filled,
+        rejected, or reported filled before its last fill arrived): out of the book. Its
+        bracket's children, sized on what it executed (the most the venue or its fills say),
+        when it executed any."""
+        working = self.remove(client_order_id)
+        if working is None:
+            return ()
+        done = max(working.filled, filled or 0.0)
+        return self._children(working.order, done, ts) if done > 0.0 else ()
+
+    def _children(self, order: Order, filled: float, ts: int) -> Sequence[Order]:
+        """The children of ``order`` (built by ``bracket_children``, the one place brackets
+        are made) not in the book yet, added to it."""
+        if order.stop_loss is None and order.take_profit is None:
+            return ()
+        children = [
+            child
+            for child in bracket_children(order, filled, ts)
+            if child.client_order_id not in self._working
+        ]
+        for child in children:
+            self.add(child)
+        return children
