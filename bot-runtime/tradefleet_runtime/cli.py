@@ -323,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JournalError as error:
         err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
         return EXIT_FAILURE
+    except ConnectionError as error:  # a venue that cannot be reached (serve waits for it)
+        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        return EXIT_FAILURE
     return result if isinstance(result, int) else EXIT_OK
 
 

@@ -313,6 +313,7 @@ class BotSession:
         wake: Callable[[], None] | None = None,
         idle: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        connect_retry: Callable[[ConnectionError, int], bool] | None = None,
     ) -> None:
         self.bot = bot
         self.journal = journal
@@ -330,6 +331,11 @@ class BotSession:
         self._clock = clock
         # What start-up reconciliation found (None: the broker's account is the journal's).
         self.reconciliation: ReconcilePlan | None = None
+        # A venue that cannot be reached when the bot starts (the broker's connect raises
+        # ConnectionError): called with the error and the attempt, it waits and answers
+        # whether to try again (False: the error ends the run). None: the first such error
+        # ends it.
+        self._connect_retry = connect_retry
 
     @property
     def mode(self) -> Mode:
@@ -352,7 +358,7 @@ class BotSession:
             # also marks the last bar it handled (where a restart resumes).
             equity_chunk=1024 if spec.mode is Mode.BACKTEST else 1,
         )
-        bot.broker.connect(
+        self._connect(
             BrokerContext(
                 bot_name=bot.name,
                 mode=spec.mode,
@@ -385,6 +391,20 @@ class BotSession:
             self._restore(engine)
         engine.start()
         return engine
+
+    def _connect(self, context: BrokerContext) -> None:
+        """Connect the broker; while its venue cannot be reached, try again as
+        ``connect_retry`` says (anything else the broker raises — refused credentials, a bad
+        symbol — ends the run at once: waiting would not change it)."""
+        attempt = 0
+        while True:
+            try:
+                self.bot.broker.connect(context)
+                return
+            except ConnectionError as error:
+                attempt += 1
+                if self._connect_retry is None or not self._connect_retry(error, attempt):
+                    raise
 
     def _start_journal(self) -> None:
         start_journal_run(self.bot, self.journal)
@@ -493,13 +513,20 @@ class BotSession:
         stopped = self.should_stop is not None and self.should_stop()
         return "stopped" if stopped else "completed"
 
-    def fail(self, error: BaseException) -> None:
-        """Journal the failure, naming it (best effort: the journal itself may be what failed)."""
+    def fail(self, error: BaseException, status: str = "failed") -> None:
+        """Journal the failure, naming it (best effort: the journal itself may be what failed).
+        ``status`` "stopped": the run was stopped before it could start (the error says why
+        it had not)."""
         reason = f"{type(error).__name__}: {error}"
         try:
             now = self.engine.now if self.engine is not None else 0
-            self.journal.record_event(now, "run_failed", f"the run failed: {reason}")
-            self.journal.finish_run("failed", {"error": reason})
+            if status == "failed":
+                self.journal.record_event(now, "run_failed", f"the run failed: {reason}")
+            else:
+                self.journal.record_event(
+                    now, "run_stopped", f"stopped before it started: {reason}"
+                )
+            self.journal.finish_run(status, {"error": reason})
         except Exception:
             log.exception("%s: could not journal the failure", self.bot.name)
 

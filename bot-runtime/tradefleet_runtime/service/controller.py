@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -60,6 +61,9 @@ T = TypeVar("T")
 COMMAND_TIMEOUT_S = 10.0
 SNAPSHOT_EVERY_S = 0.02
 HEARTBEAT_S = 0.5
+# Waits between tries of a venue that cannot be reached at start: doubling from the first.
+VENUE_WAIT_FIRST_S = 2.0
+VENUE_WAIT_MAX_S = 60.0
 
 
 class BotController:
@@ -96,6 +100,7 @@ class BotController:
         self.reconciled = False
         self.engine: Engine | None = None
         self.failure = ""  # why the bot failed, when its phase is Failed
+        self.waiting = ""  # why it is still starting: the venue it waits for
         self._bar_arrival = 0.0
         self._decision_marks: dict[str, float] = {}
         self._trades_seen = 0
@@ -134,6 +139,7 @@ class BotController:
             prepare=self._prepare,
             wake=self._wake,
             idle=self._idle,
+            connect_retry=self._wait_for_venue,
         )
         try:
             engine = session.open()
@@ -156,16 +162,46 @@ class BotController:
             self.phase = Phase.STOPPED
             self._publish(force=True)
             self._fail_pending()
+        except ConnectionError as error:
+            if session.engine is not None or not self._stop.is_set():
+                self._failed(session, error)
+            else:  # stopped while it waited for the venue: nothing ran, nothing failed
+                log.warning("bot %s stopped while %s", self.bot.name, self.waiting)
+                session.fail(error, status="stopped")
+                self.phase = Phase.STOPPED
+                self._publish(force=True)
+                self._fail_pending()
         except Exception as error:
-            log.exception("bot %s failed", self.bot.name)
-            self.failure = f"{type(error).__name__}: {error}"
-            if session.engine is None or self.phase is not Phase.RUNNING:
-                session.fail(error)  # run() journals its own failures
-            self.phase = Phase.FAILED
-            self._publish(force=True)
-            self._fail_pending()
+            self._failed(session, error)
         finally:
             self._stopped.set()
+
+    def _failed(self, session: BotSession, error: Exception) -> None:
+        log.exception("bot %s failed", self.bot.name)
+        self.failure = f"{type(error).__name__}: {error}"
+        if session.engine is None or self.phase is not Phase.RUNNING:
+            session.fail(error)  # run() journals its own failures
+        self.phase = Phase.FAILED
+        self._publish(force=True)
+        self._fail_pending()
+
+    def _wait_for_venue(self, error: ConnectionError, attempt: int) -> bool:
+        """The venue cannot be reached at start (an exchange's maintenance, a network
+        partition): wait in phase Starting, not ready, and try again — doubling the wait up
+        to ``VENUE_WAIT_MAX_S`` — until it answers or the bot is stopped (False). Exiting
+        instead would put a whole fleet into crash-loop back-off and reconnect minutes late."""
+        delay = min(VENUE_WAIT_FIRST_S * 2 ** (attempt - 1), VENUE_WAIT_MAX_S)
+        delay *= 0.8 + 0.4 * random.random()  # a fleet does not retry in lockstep
+        self.waiting = f"waiting for the venue: {error} (attempt {attempt}, next in {delay:.0f}s)"
+        log.warning("bot %s: %s", self.bot.name, self.waiting)
+        deadline = time.monotonic() + delay
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()  # alive: waiting is not being stuck
+            left = deadline - self.heartbeat
+            if left <= 0:
+                return True
+            self._stop.wait(min(left, 1.0))
+        return False
 
     def _prepare(self, engine: Engine) -> None:
         """Before anything is restored: time the broker and listen to the engine."""
@@ -174,6 +210,7 @@ class BotController:
         # connect() returned: the broker reached its venue (a venue broker says so itself
         # from now on, in every snapshot).
         self.broker_connected = True
+        self.waiting = ""
         engine.listener = _Listener(self)
 
     def _paced(self, bars: Iterable[Bar]) -> Iterator[Bar]:
@@ -603,6 +640,8 @@ class BotController:
 
     def readiness(self) -> tuple[bool, str]:
         """Ready: broker connected, reconciled, and data flowing."""
+        if self.phase is Phase.STARTING and self.waiting:
+            return False, self.waiting
         if self.phase in (Phase.STARTING, Phase.FAILED, Phase.STOPPING, Phase.STOPPED):
             return False, f"phase {self.phase.value}"
         if not self.broker_connected:

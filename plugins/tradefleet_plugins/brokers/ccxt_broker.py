@@ -62,6 +62,7 @@ from tradefleet_runtime.sdk import (
     OrderStatus,
     OrderType,
     OrderUpdate,
+    PluginError,
     Position,
     PositionReport,
     ReasonCode,
@@ -77,6 +78,10 @@ log = logging.getLogger("tradefleet.brokers.ccxt")
 
 _EPS = 1e-12
 _CONNECT_TIMEOUT_S = 120.0
+# Failures that say the venue cannot be reached now, not that it refused the bot.
+_UNREACHABLE = frozenset(
+    (ReasonCode.VENUE_UNAVAILABLE, ReasonCode.RATE_LIMITED, ReasonCode.UNKNOWN_OUTCOME)
+)
 _QUERY_TIMEOUT_S = 300.0
 _STOP_STEP_S = 3.0
 _DAY_MS = 86_400_000
@@ -148,6 +153,9 @@ class CcxtBroker:
     # -- Broker protocol: engine thread ------------------------------------------------------
 
     def connect(self, ctx: BrokerContext) -> None:
+        # A connect that failed closed the broker; the runtime may call connect again (a
+        # venue that was down at start): each try starts from a new venue client and loop.
+        self._closed = False
         self._ctx = ctx
         self._cash = ctx.initial_capital
         credentials = (
@@ -165,9 +173,19 @@ class CcxtBroker:
                 self._loop.call(self._stop(), 15)
             finally:
                 self._loop.stop()
-            if isinstance(error, VenueFailure):
+            # Unreachable (down, throttled, no answer in time): ConnectionError, which the
+            # runtime may wait out. Refused (credentials, permissions, anything else): final.
+            if isinstance(error, VenueFailure) and error.failure.code in _UNREACHABLE:
                 raise ConnectionError(
                     f"exchange {self.params.exchange}: connecting failed ({error})"
+                ) from None
+            if isinstance(error, TimeoutError):
+                raise ConnectionError(
+                    f"exchange {self.params.exchange}: no answer within {_CONNECT_TIMEOUT_S:g}s"
+                ) from None
+            if isinstance(error, VenueFailure):
+                raise PluginError(
+                    f"broker: exchange {self.params.exchange} refused the connection ({error})"
                 ) from None
             raise
 

@@ -180,6 +180,9 @@ class Mt5Broker:
         if not self._magic:
             self._magic = magic_number(ctx.bot_name)
         self._wake = ctx.wake
+        # A connect that failed closed the broker; the runtime may call connect again (a
+        # terminal that was unreachable at start): each try starts a new I/O thread.
+        self._stop.clear()
         credentials = read_credentials(ctx.credentials_dir, self.params)
         self._link = Link(self._terminal, self.params, credentials, self._wait)
         self._thread = threading.Thread(target=self._run, name="mt5-broker", daemon=True)

@@ -261,7 +261,9 @@ class Link:
                     f"folder ({code} {message}); check the login, password and server files"
                 )
             if attempts is not None and tries >= attempts:
-                raise PluginError(
+                # Unreachable, not refused: the runtime may wait for it (a refused login
+                # raised above).
+                raise ConnectionError(
                     f"broker: MetaTrader 5 terminal not reachable after {tries} attempts "
                     f"(last error {code} {message})"
                 )

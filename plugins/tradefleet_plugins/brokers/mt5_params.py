@@ -159,7 +159,8 @@ class Mt5BrokerParams(Mt5BridgeParams):
         default=5,
         ge=1,
         le=100,
-        description="initialize/login attempts at start before the bot fails.",
+        description="initialize attempts at start before the terminal counts as unreachable"
+        " (serve then waits and tries again; a refused login fails at once).",
     )
     timeout_ms: int = Field(
         default=60_000, ge=1_000, le=600_000, description="initialize/login timeout."

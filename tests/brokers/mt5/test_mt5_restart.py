@@ -183,3 +183,18 @@ def test_an_unknown_symbol_is_a_rejection_not_a_stuck_order(tmp_path: Path) -> N
         assert harness.broker.open_orders() == []
     finally:
         harness.close()
+
+
+def test_a_terminal_unreachable_at_start_is_a_connection_error_the_runtime_waits_out() -> None:
+    # Not a refusal: after its attempts the broker says ConnectionError, which `tradefleet
+    # serve` waits out in phase Starting (tests/e2e/test_live_venue_down_at_start.py) instead
+    # of exiting into a crash loop; connecting again once the terminal answers works.
+    harness = Mt5Harness.build(connect_attempts=3)
+    harness.terminal.faults.script("initialize", [-10003] * 3)
+    try:
+        with pytest.raises(ConnectionError, match="not reachable after 3 attempts"):
+            harness.connect()
+        harness.connect()
+        assert harness.broker.is_connected()
+    finally:
+        harness.close()
