@@ -58,7 +58,7 @@ from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.errors import FieldError, SpecError
-from tradefleet_runtime.model import Bar, CarriedState, Trade
+from tradefleet_runtime.model import Bar, CarriedState, Position, Trade
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
@@ -228,6 +228,50 @@ def start_journal_run(bot: Bot, journal: RunJournal) -> None:
         config_hash=config_hash(bot.manifest),
         manifest=bot.manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
     )
+
+
+def journal_warm_up(
+    journal: RunJournal, now: int, bars: int, request: FeedRequest, dropped: int
+) -> None:
+    """Journal the history shown to the strategy before the run traded (``warmed_up``)."""
+    journal.record_event(
+        now,
+        "warmed_up",
+        f"{bars} bar(s) of history shown to the strategy "
+        f"(warm-up {request.warmup_bars}, resumed after {request.resume_after_ts})",
+        {"bars": bars, "dropped_orders": dropped},
+    )
+
+
+def journal_open_position(journal: RunJournal, now: int, position: Position) -> str:
+    """Journal a position the run leaves open (its ``open_position`` event); the message."""
+    message = f"{position.symbol}: {position.quantity:+g} @ {position.average_price:g} still open"
+    journal.record_event(now, "open_position", message)
+    return message
+
+
+def finish_run(
+    journal: RunJournal,
+    now: int,
+    result: RunResult,
+    status: str,
+    open_trades: tuple[Trade, ...] = (),
+) -> RunOutcome:
+    """The run's figures (positions left open counted as ``open_trades``), its data gaps and
+    its end, journaled: what every run's close — the engine's or the vectorised path's — does
+    last."""
+    figures = compute_figures(
+        initial=result.start_equity,
+        timestamps=result.equity_ts,
+        equity=result.equity,
+        exposure=result.exposure,
+        trades=[*result.trades, *open_trades],
+        fees=result.fees,
+    )
+    if result.feed is not None and result.feed.gaps:
+        journal.record_event(now, "data_gaps", "; ".join(result.feed.notes))
+    journal.finish_run(status, figures.as_json())
+    return RunOutcome(result, figures, status, open_trades)
 
 
 @contextmanager
@@ -498,12 +542,12 @@ class BotSession:
             history, live = split_history(bars, request.warmup_bars, request.resume_after_ts)
             self.history_bars = engine.catch_up(history)
             if self.history_bars:
-                engine.journal.record_event(
+                journal_warm_up(
+                    self.journal,
                     engine.now,
-                    "warmed_up",
-                    f"{self.history_bars} bar(s) of history shown to the strategy "
-                    f"(warm-up {request.warmup_bars}, resumed after {request.resume_after_ts})",
-                    {"bars": self.history_bars, "dropped_orders": engine.stats.warmup_intents},
+                    self.history_bars,
+                    request,
+                    engine.stats.warmup_intents,
                 )
             with _collector_frozen(self.mode is Mode.BACKTEST):
                 engine.run(self.pacer(live()), self.should_stop)
@@ -538,29 +582,15 @@ class BotSession:
         if status == "stopped":
             apply_stop_policy(self.bot, engine)
         for position in engine.portfolio.open_positions.values():
-            message = (
-                f"{position.symbol}: {position.quantity:+g} @ {position.average_price:g} still open"
-            )
+            message = journal_open_position(journal, engine.now, position)
             if status == "stopped":
                 log.warning("%s: open position at shutdown: %s", self.bot.name, message)
-            journal.record_event(engine.now, "open_position", message)
         result = engine.finish(self.bot.feed.report() if self.bot.feed else None)
         open_trades: tuple[Trade, ...] = ()
         if self.mode is Mode.BACKTEST:
             ended = result.equity_ts[-1] if result.equity_ts else 0
             open_trades = tuple(engine.portfolio.end_of_data_trades(ended))
-        figures = compute_figures(
-            initial=result.start_equity,
-            timestamps=result.equity_ts,
-            equity=result.equity,
-            exposure=result.exposure,
-            trades=[*result.trades, *open_trades],
-            fees=result.fees,
-        )
-        if result.feed is not None and result.feed.gaps:
-            journal.record_event(engine.now, "data_gaps", "; ".join(result.feed.notes))
-        journal.finish_run(status, figures.as_json())
-        return RunOutcome(result, figures, status, open_trades)
+        return finish_run(journal, engine.now, result, status, open_trades)
 
     def run_to_end(self) -> RunOutcome:
         self.open()

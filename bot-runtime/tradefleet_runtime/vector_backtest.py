@@ -49,8 +49,16 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.optimize.vector import VectorRun, VectorTerms, run_plan, vector_terms
 from tradefleet_runtime.order_ids import bot_prefix, client_order_id
-from tradefleet_runtime.report.metrics import SymbolRange, compute_figures
-from tradefleet_runtime.session import Bot, RunOutcome, start_journal_run
+from tradefleet_runtime.report.metrics import SymbolRange
+from tradefleet_runtime.session import (
+    Bot,
+    BotSession,
+    RunOutcome,
+    finish_run,
+    journal_open_position,
+    journal_warm_up,
+    start_journal_run,
+)
 from tradefleet_runtime.sizing import fixed_fractional_quantity
 from tradefleet_runtime.spec.model import Mode
 from tradefleet_runtime.tracing import tracing_requested
@@ -391,13 +399,10 @@ def _journal(
     journal.record_event(0, "run_started", f"{bot.name} started in {spec.mode.value} mode")
     history = run.history_bars
     if history:
-        journal.record_event(
-            int(columns.ts[history - 1]) + tf,
-            "warmed_up",
-            f"{history} bar(s) of history shown to the strategy "
-            f"(warm-up {bot.strategy.warmup_bars()}, resumed after 0)",
-            {"bars": history, "dropped_orders": 0},
-        )
+        # A plan is flat during warm-up (run_plan refuses it otherwise), as the strategy's
+        # on_bar trades: it sends nothing there for the engine to drop.
+        request = BotSession(bot, journal).feed_request()
+        journal_warm_up(journal, int(columns.ts[history - 1]) + tf, history, request, 0)
     trades = run.trade_list()
     held = rows.position.quantity
     closed, open_trades = (trades[:-1], tuple(trades[-1:])) if held else (trades, ())
@@ -411,12 +416,7 @@ def _journal(
     now = int(columns.ts[-1]) + tf if len(columns) else 0
     open_positions = [rows.position] if held else []
     for position in open_positions:
-        journal.record_event(
-            now,
-            "open_position",
-            f"{position.symbol}: {position.quantity:+g} @ {position.average_price:g} still open",
-        )
-    feed = bot.feed.report() if bot.feed is not None else None
+        journal_open_position(journal, now, position)
     result = RunResult(
         bot_name=bot.name,
         initial_capital=terms.initial_capital,
@@ -433,22 +433,12 @@ def _journal(
         risk_decisions=Counter((rows.decisions.plugin, a) for a in rows.decisions.actions),
         orders=len(rows.orders.order_ids),
         fills=len(rows.fills.fill_ids),
-        feed=feed,
+        feed=bot.feed.report() if bot.feed is not None else None,
         history_bars=history,
         run_id=journal.run_id,
         journal_path=journal.path,
     )
-    figures = compute_figures(
-        initial=result.start_equity,
-        timestamps=result.equity_ts,
-        equity=result.equity,
-        exposure=result.exposure,
-        trades=[*result.trades, *open_trades],
-        fees=result.fees,
-    )
-    if feed is not None and feed.gaps:
-        journal.record_event(now, "data_gaps", "; ".join(feed.notes))
-    journal.finish_run("completed", figures.as_json())
+    outcome = finish_run(journal, now, result, "completed", open_trades)
     traded = slice(history, None)
     ranges = []
     if len(columns) > history:
@@ -458,7 +448,6 @@ def _journal(
                 symbol, int(ts.size), int(ts[0]), float(opens[0]), int(ts[-1]), float(closes[-1])
             )
         )
-    outcome = RunOutcome(result, figures, "completed", open_trades)
     return VectorBacktest(outcome, ranges)
 
 

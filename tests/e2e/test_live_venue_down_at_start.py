@@ -15,27 +15,15 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.serve_process import ServeProcess
-from tests.e2e.test_live_ccxt_restart import API_KEY, API_SECRET, PRICE, VENUE_SYMBOL, _bot
+from tests.e2e.test_live_ccxt_restart import API_KEY, API_SECRET, _bot
+from tests.e2e.test_live_ccxt_restart import fake as fake  # the fake Binance USDⓈ-M fixture
 from tests.venues.binance.server import FakeBinance
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBinance]:
-    venue = FakeBinance().start()
-    venue.add_account(API_KEY, API_SECRET, futures={"USDT": 1_000_000})
-    venue.api_key = API_KEY
-    venue.set_price(VENUE_SYMBOL, PRICE, market="usdm")
-    try:
-        yield venue
-    finally:
-        venue.stop()
 
 
 def _http(serve: ServeProcess, path: str) -> tuple[int, dict[str, object]]:
