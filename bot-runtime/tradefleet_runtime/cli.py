@@ -431,7 +431,7 @@ def _vectorised(
     bars: Iterable[Bar] | None = None
     if why is None and bot.feed is None:
         why = "no data feed"
-    if why is None and bot.feed is not None:
+    elif why is None and bot.feed is not None:
         bars = bot.feed.bars(BotSession(bot, journal).feed_request())
         columns = columns_of(bars, bot)
         if columns is None:

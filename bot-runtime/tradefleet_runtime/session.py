@@ -231,14 +231,15 @@ def start_journal_run(bot: Bot, journal: RunJournal) -> None:
 
 
 def journal_warm_up(
-    journal: RunJournal, now: int, bars: int, request: FeedRequest, dropped: int
+    journal: RunJournal, now: int, bars: int, warmup: int, resumed_after: int, dropped: int
 ) -> None:
-    """Journal the history shown to the strategy before the run traded (``warmed_up``)."""
+    """Journal the history shown to the strategy before the run traded (``warmed_up``):
+    ``bars`` of it, for a warm-up of ``warmup`` bars and a restart after ``resumed_after``."""
     journal.record_event(
         now,
         "warmed_up",
         f"{bars} bar(s) of history shown to the strategy "
-        f"(warm-up {request.warmup_bars}, resumed after {request.resume_after_ts})",
+        f"(warm-up {warmup}, resumed after {resumed_after})",
         {"bars": bars, "dropped_orders": dropped},
     )
 
@@ -546,7 +547,8 @@ class BotSession:
                     self.journal,
                     engine.now,
                     self.history_bars,
-                    request,
+                    request.warmup_bars,
+                    request.resume_after_ts,
                     engine.stats.warmup_intents,
                 )
             with _collector_frozen(self.mode is Mode.BACKTEST):

@@ -52,14 +52,12 @@ from tradefleet_runtime.order_ids import bot_prefix, client_order_id
 from tradefleet_runtime.report.metrics import SymbolRange
 from tradefleet_runtime.session import (
     Bot,
-    BotSession,
     RunOutcome,
     finish_run,
     journal_open_position,
     journal_warm_up,
     start_journal_run,
 )
-from tradefleet_runtime.sizing import fixed_fractional_quantity
 from tradefleet_runtime.spec.model import Mode
 from tradefleet_runtime.tracing import tracing_requested
 
@@ -179,18 +177,15 @@ def _rows(
     position = Position(symbol)
     end = len(columns) - 1
     if end >= max(history, 1) and target[end] != target[end - 1]:
-        # What the run holds at the end: the last opening fill's side and size, if any since
-        # the last closing one (the engine's position, before the portfolio books it below).
-        held = _held_at_end(run)
-        wanted = float(target[end])
+        # The plan's turn at the last bar: close what the target before it holds, then open
+        # the new one. Their quantities (NaN here) are the position's and the sizer's, asked
+        # in order below as the engine asks them.
+        before, wanted = float(target[end - 1]), float(target[end])
         extra: list[tuple[bool, float, bool]] = []
-        if held:
-            extra.append((held < 0, abs(held), True))
+        if before:
+            extra.append((before < 0, _NAN, True))
         if wanted:
-            size = _last_size(terms, float(run.equity[end - history]), float(columns.close[end]))
-            if size is None:
-                return "the sizer vetoes the last bar's order (the engine journals the veto)"
-            extra.append((wanted > 0, size, False))
+            extra.append((wanted > 0, _NAN, False))
         if extra:
             decided = np.concatenate((decided, np.full(len(extra), end)))
             buys = np.concatenate((buys, [e[0] for e in extra]))
@@ -270,15 +265,6 @@ def _rows(
     )
 
 
-def _held_at_end(run: VectorRun) -> float:
-    """The position the run's fills leave (each opening fill opens from flat)."""
-    opening = np.flatnonzero(run.fill_opening)
-    if not opening.size or not run.fill_opening[-1]:
-        return 0.0
-    last = int(opening[-1])
-    return float(run.fill_side[last] * run.fill_quantity[last])
-
-
 def _decisions(
     bot: Bot,
     terms: VectorTerms,
@@ -290,7 +276,11 @@ def _decisions(
 ) -> tuple[list[str], list[float | None], list[float | None], list[str]] | str:
     """Ask the sizer about each order's intent, as the engine's risk chain does, booking each
     fill into ``position`` after its order's decision (as the engine's portfolio does): the
-    decisions' columns, or why they are not the run's orders (to the bit)."""
+    decisions' columns, or why they are not the run's orders (to the bit).
+
+    A NaN quantity (an order of the last bar, which the run does not fill) is set in
+    ``orders`` to what the engine would send: the position, for a closing order; the sizer's
+    quantity, for an opening one."""
     symbol = terms.symbol
     sizer_name, sizer = bot.risk[0]
     check = sizer.check
@@ -306,7 +296,10 @@ def _decisions(
     quantity_out: list[float | None] = []
     reasons: list[str] = []
     context = BLANK_CONTEXT
+    quantities = orders[2]
     for k, (now, side, quantity, shut, tag) in enumerate(zip(*orders, strict=True)):
+        if shut and quantity != quantity:
+            quantity = abs(position.quantity)
         given = quantity if shut else None
         intent: OrderIntent = _new(
             OrderIntent, (symbol, side, given, _MARKET, None, None, None, shut, tag, None)
@@ -339,6 +332,7 @@ def _decisions(
                 ),
             )
         decision = check(intent, context)
+        sized = given
         if not (
             type(decision) is RiskDecision
             and decision.action is _APPROVE
@@ -347,9 +341,10 @@ def _decisions(
             verdict = judge(sizer_name, given, decision)
             if verdict.vetoed or verdict.decision.action is RiskAction.VETO:
                 return f"{sizer_name} vetoes the order at {now} (the engine journals the veto)"
-            if verdict.quantity != quantity:
-                return f"{sizer_name}'s quantity at {now} is not the vectorised run's"
-            decision = verdict.decision
+            sized, decision = verdict.quantity, verdict.decision
+        if sized is None or (sized != quantity and quantity == quantity):
+            return f"{sizer_name}'s quantity at {now} is not the vectorised run's"
+        quantities[k] = sized
         actions.append(decision.action + "")
         quantity_in.append(given)
         quantity_out.append(decision.quantity)
@@ -373,17 +368,6 @@ def _decisions(
     return actions, quantity_in, quantity_out, reasons
 
 
-def _last_size(terms: VectorTerms, equity: float, close: float) -> float | None:
-    """The quantity the sizer gives an order opened at the last bar (never filled)."""
-    if terms.fractional is None:
-        return terms.quantity
-    sizing = terms.fractional
-    size = fixed_fractional_quantity(
-        equity, close, close * sizing.default_stop_pct, sizing.risk_per_trade, sizing.max_leverage
-    )
-    return size if size > 0 else None
-
-
 def _journal(
     bot: Bot,
     journal: Journal,
@@ -401,8 +385,8 @@ def _journal(
     if history:
         # A plan is flat during warm-up (run_plan refuses it otherwise), as the strategy's
         # on_bar trades: it sends nothing there for the engine to drop.
-        request = BotSession(bot, journal).feed_request()
-        journal_warm_up(journal, int(columns.ts[history - 1]) + tf, history, request, 0)
+        ended = int(columns.ts[history - 1]) + tf
+        journal_warm_up(journal, ended, history, bot.strategy.warmup_bars(), 0, 0)
     trades = run.trade_list()
     held = rows.position.quantity
     closed, open_trades = (trades[:-1], tuple(trades[-1:])) if held else (trades, ())
