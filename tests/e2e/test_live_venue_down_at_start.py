@@ -17,9 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
-from tests.e2e.serve_process import ServeProcess
+from tests.e2e.serve_process import ServeProcess, control
 from tests.e2e.test_live_ccxt_restart import API_KEY, API_SECRET, _bot
 from tests.e2e.test_live_ccxt_restart import fake as fake  # the fake Binance USDⓈ-M fixture
 from tests.venues.binance.server import FakeBinance
@@ -65,6 +66,12 @@ def test_a_venue_down_at_start_is_waited_for_then_the_bot_runs_reconciled(
         assert code == 503
         assert "waiting for the venue" in str(ready["reason"]), ready
         assert _http(serve, "/healthz")[0] == 200  # alive: no restart by the liveness probe
+        # A person's emergency stop meanwhile is answered at once, not left to time out.
+        asked = time.monotonic()
+        with pytest.raises(grpc.RpcError) as refused:
+            serve.stub().EmergencyStop(pb.EmergencyStopRequest(reason="drill"), metadata=control())
+        assert "still starting" in str(refused.value.details())
+        assert time.monotonic() - asked < 5
         fake.faults.clear()  # the venue is back
         status = serve.wait_for(
             lambda s: s.phase == pb.PHASE_RUNNING and s.reconciled and s.broker_connected,

@@ -197,10 +197,13 @@ class BotController:
         deadline = time.monotonic() + delay
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()  # alive: waiting is not being stuck
+            # A command meanwhile (pause, halt) is answered now — "still starting" — rather
+            # than left to time out, as it would be until the venue answered.
+            self._drain_commands()
             left = deadline - self.heartbeat
             if left <= 0:
                 return True
-            self._stop.wait(min(left, 1.0))
+            self._stop.wait(min(left, 0.2))
         return False
 
     def _prepare(self, engine: Engine) -> None:
