@@ -206,6 +206,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def last_control_event(self) -> tuple[str, str] | None: ...
 
+    def flatten_owed(self) -> tuple[str, str] | None: ...
+
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
     def carried_state(self, bot: str) -> CarriedState | None: ...
@@ -435,6 +437,11 @@ class BotSession:
             # A paper or live bot continues its account; a backtest always starts afresh.
             self._restore(engine)
         engine.start()
+        owed = journal.flatten_owed() if spec.mode is not Mode.BACKTEST else None
+        if owed is not None:
+            # An emergency stop with flatten was given while the venue could not be reached:
+            # now that it answers (and the account is reconciled), close what the bot holds.
+            engine.flatten(*owed)
         return engine
 
     def _connect(self, context: BrokerContext) -> None:

@@ -3,7 +3,8 @@
 The real ``tradefleet serve`` (ccxt broker) against the fake Binance USDⓈ-M answering 503 to
 everything, as during an exchange's maintenance. The bot stays in phase Starting, alive and
 not ready (``/readyz`` says what it waits for), tries again with a growing wait, and runs —
-reconciled — once the venue answers. Exiting instead would put a fleet into Kubernetes'
+reconciled — once the venue answers. An emergency stop given meanwhile is taken, and the bot
+starts halted. Exiting instead would put a fleet into Kubernetes'
 crash-loop back-off and bring it back minutes after the venue. A refusal (wrong credentials)
 is not waited out: the bot fails at once, saying why.
 """
@@ -66,17 +67,27 @@ def test_a_venue_down_at_start_is_waited_for_then_the_bot_runs_reconciled(
         assert code == 503
         assert "waiting for the venue" in str(ready["reason"]), ready
         assert _http(serve, "/healthz")[0] == 200  # alive: no restart by the liveness probe
-        # A person's emergency stop meanwhile is answered at once, not left to time out.
+        # A person's emergency stop meanwhile is taken at once, not left to time out nor
+        # refused: the bot must not trade when the venue is back.
         asked = time.monotonic()
-        with pytest.raises(grpc.RpcError) as refused:
-            serve.stub().EmergencyStop(pb.EmergencyStopRequest(reason="drill"), metadata=control())
-        assert "still starting" in str(refused.value.details())
+        status = serve.stub().EmergencyStop(
+            pb.EmergencyStopRequest(reason="drill"), metadata=control()
+        )
         assert time.monotonic() - asked < 5
+        assert status.halted and status.phase == pb.PHASE_STARTING
+        # What needs the engine is refused at once, as a state (not an input) error.
+        with pytest.raises(grpc.RpcError) as refused:
+            serve.stub().ListPositions(pb.ListPositionsRequest(), metadata=control())
+        assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "still starting" in str(refused.value.details())
         fake.faults.clear()  # the venue is back
         status = serve.wait_for(
-            lambda s: s.phase == pb.PHASE_RUNNING and s.reconciled and s.broker_connected,
+            lambda s: s.phase == pb.PHASE_HALTED and s.reconciled and s.broker_connected,
             timeout=90,
         )
+        assert status.halted
+        status = serve.stub().Resume(pb.ResumeRequest(reason="drill over"), metadata=control())
+        assert status.phase == pb.PHASE_RUNNING and not status.halted
     finally:
         assert serve.terminate() == 0
     # Secrets stay out of what it said while it waited.

@@ -7,7 +7,9 @@ is down. The plan itself is a pure function (`reconcile.plan_reconciliation`), t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +39,7 @@ from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.reconcile import plan_reconciliation
 from tradefleet_runtime.sdk import Strategy
+from tradefleet_runtime.service import controller as controller_module
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.session import BotSession, assemble
@@ -274,6 +277,8 @@ class SharedVenue:
     """A view of one account that outlives every broker object (and bot process) made for it."""
 
     account: ClassVar[PaperBroker | None] = None
+    # Cleared: the venue cannot be reached (an exchange's maintenance); connect raises.
+    reachable: ClassVar[threading.Event] = threading.Event()
 
     def __init__(self, params: Any) -> None:
         if SharedVenue.account is None:
@@ -285,6 +290,8 @@ class SharedVenue:
 
     def connect(self, ctx: BrokerContext) -> None:
         """The account is already there; connecting changes nothing at the venue."""
+        if not SharedVenue.reachable.is_set():
+            raise ConnectionError("the venue answers 503 (maintenance)")
 
     def instrument(self, symbol: str) -> Instrument:
         return self.venue.instrument(symbol)
@@ -357,6 +364,7 @@ HOOKS = venue_plugins(("buy-and-rest", BuyAndRest), ("shared-venue", SharedVenue
 @pytest.fixture
 def registry() -> PluginRegistry:
     SharedVenue.account = None
+    SharedVenue.reachable.set()
     return registry_with(HOOKS)
 
 
@@ -569,3 +577,141 @@ def test_a_spot_balance_only_has_to_cover_what_the_bot_holds() -> None:
     assert not more.degraded, "the owner's own coins are not the bot's business"
     less = _plan(venue_positions=[PositionReport("BTCUSDT", 0.25, 0.0, balance=True)])
     assert less.mismatches == ("BTCUSDT: the journal holds +1, the venue +0.25 (difference -0.75)",)
+
+
+# -- control given while the venue cannot be reached at start ------------------------------------
+
+
+def _until(check: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s")
+        time.sleep(0.02)
+
+
+def _waiting_controller(
+    folder: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> tuple[BotController, Journal]:
+    """A restart while the venue is down: the controller waits for it in phase Starting."""
+    monkeypatch.setattr(controller_module, "VENUE_WAIT_FIRST_S", 0.05)
+    SharedVenue.reachable.clear()
+    bot = assemble(load_manifest(_manifest(folder)), registry, folder)
+    journal = Journal(folder / "journal.sqlite", durable=True)
+    controller = BotController(bot, journal, registry, speed=1.0, bars=_bars(6, 2))
+    controller.start()
+    _until(lambda: controller.waiting)
+    return controller, journal
+
+
+def _event_kinds(journal: Journal) -> list[str]:
+    return [str(row[0]) for row in journal.query("SELECT kind FROM events ORDER BY id")]
+
+
+def test_an_emergency_stop_with_flatten_given_while_the_venue_is_down_is_carried_out_after(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A halt given during an exchange's maintenance holds from the bot's first bar on (it is
+    not refused as "still starting", leaving the bot to trade when the venue is back), and its
+    flatten is done once the venue answers and the account is reconciled — exactly once."""
+    _run(tmp_path, registry, _bars(0, 5))
+    assert _venue().positions()["BTCUSDT"].quantity == 1.0 and _our_orders_at_venue()
+    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
+    try:
+        status = controller.emergency_stop("alice", "exchange incident", flatten=True)
+        assert status.phase is Phase.STARTING
+        assert status.halted and status.halt_reason == "exchange incident"
+        # Journaled at once: a restart of the pod meanwhile would keep it.
+        assert journal.last_control_event() == (
+            "halted",
+            "emergency stop by alice: exchange incident (to flatten once the venue answers)",
+        )
+        assert journal.flatten_owed() == ("alice", "exchange incident")
+        assert _venue().positions()["BTCUSDT"].quantity == 1.0  # nothing to be done yet
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.HALTED)
+        _until(lambda: controller.get_status().bars >= 1)
+        assert _venue().positions().get("BTCUSDT") is None or (
+            _venue().positions()["BTCUSDT"].quantity == 0.0
+        )
+        assert not _venue().open_orders()  # the resting limit buy went too
+        engine = controller.engine
+        assert engine is not None and engine.halted
+        assert engine.stats.orders == 1  # the closing sell; the strategy's buys were vetoed
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        kinds = _event_kinds(journal)
+        assert kinds.index("halted") < kinds.index("halt_restored") < kinds.index("flattened")
+        assert journal.flatten_owed() is None  # done: a later start does not flatten again
+        assert journal.last_control_event() is not None
+        assert journal.last_control_event()[0] == "halted"  # type: ignore[index]
+    finally:
+        journal.close()
+
+
+def test_a_pause_and_a_resume_given_while_the_venue_is_down_are_applied_in_order(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
+    try:
+        status = controller.pause("bob", "looking at the venue")
+        assert status.paused and status.pause_reason == "looking at the venue"
+        assert not status.halted and status.phase is Phase.STARTING
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.PAUSED)
+        assert controller.resume("bob", "venue is fine").phase is Phase.RUNNING
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
+
+
+def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted bot whose halt is still in force says so while it waits; a person's resume
+    meanwhile is a newer, explicit resume: journaled, so the start does not restore the halt."""
+    _run(tmp_path, registry, _bars(0, 5))
+    journal = Journal(tmp_path / "journal.sqlite", durable=True)
+    journal.record_event(0, "halted", "emergency stop by carol: drill", {"who": "carol"})
+    journal.close()
+    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
+    try:
+        status = controller.get_status()
+        assert status.halted
+        assert status.halt_reason == "restored after restart (emergency stop by carol: drill)"
+        status = controller.resume("carol", "drill over")
+        assert not status.halted and status.phase is Phase.STARTING
+        assert journal.last_control_event() == ("resumed", "resumed by carol: drill over")
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.RUNNING)
+        assert "halt_restored" not in _event_kinds(journal)
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
+
+
+def test_a_halt_and_a_resume_while_waiting_owe_no_flatten(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(tmp_path, registry, _bars(0, 5))
+    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
+    try:
+        controller.emergency_stop("alice", "incident", flatten=True)
+        controller.resume("alice", "false alarm")
+        assert journal.flatten_owed() is None
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.RUNNING)
+        _until(lambda: controller.get_status().bars >= 1)
+        assert _venue().positions()["BTCUSDT"].quantity >= 1.0  # not flattened
+        assert "flattened" not in _event_kinds(journal)
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()

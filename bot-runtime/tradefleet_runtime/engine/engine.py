@@ -948,16 +948,33 @@ class Engine:
             f"emergency stop by {who}: {reason}",
             {"who": who, "reason": reason, "flatten": flatten},
         )
+        if flatten:
+            self._flatten()
+            return True
         for working in self.book:
             order = working.order
-            # Protective SL/TP children stay unless the positions they protect are closed now.
-            if flatten or not order.reduce_only:
+            # Protective SL/TP children stay: the positions they protect stay open.
+            if not order.reduce_only:
                 self.cancel(order.client_order_id)
-        if flatten:
-            for symbol in list(self.portfolio.open_positions):
-                self.ctx.close(symbol, tag="emergency-flatten")
-            self._process_intents()
         return True
+
+    def flatten(self, who: str, reason: str) -> None:
+        """Carry out the flatten of an emergency stop given before the bot could trade (while
+        it waited for its venue at start): cancel every working order, close every position,
+        and journal that it was done (so a later start does not do it again)."""
+        self._flatten()
+        self._state(
+            "flattened",
+            f"flattened for the emergency stop by {who}: {reason}",
+            {"who": who, "reason": reason},
+        )
+
+    def _flatten(self) -> None:
+        for working in self.book:
+            self.cancel(working.order.client_order_id)
+        for symbol in list(self.portfolio.open_positions):
+            self.ctx.close(symbol, tag="emergency-flatten")
+        self._process_intents()
 
     def restore(self, state: CarriedState) -> str:
         """Carry a bot's account and working orders over from its earlier runs (before start).

@@ -126,6 +126,9 @@ class DiscardingJournal:
     def last_control_event(self) -> tuple[str, str] | None:
         return None
 
+    def flatten_owed(self) -> tuple[str, str] | None:
+        return None
+
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         return {}
 

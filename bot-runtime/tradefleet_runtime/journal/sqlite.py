@@ -844,6 +844,24 @@ class Journal:
         )
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def flatten_owed(self) -> tuple[str, str] | None:
+        """(who, reason) of the emergency stop in force whose flatten is still owed: one given
+        while the bot waited for its venue at start (its ``halted`` event says
+        ``flatten_when_connected``) with no ``flattened`` event after it. None otherwise — a
+        halt the engine flattened at once owes nothing, and a resume since cancels it."""
+        rows = self.query(
+            "SELECT id, kind, data FROM events WHERE kind IN ('halted', 'resumed')"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        if not rows or rows[0][1] != "halted":
+            return None
+        fields = json.loads(rows[0][2]) if rows[0][2] else {}
+        if not fields.get("flatten_when_connected"):
+            return None
+        if self.query("SELECT 1 FROM events WHERE kind = 'flattened' AND id > ?", rows[0][0]):
+            return None
+        return str(fields.get("who", "")), str(fields.get("reason", ""))
+
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         """Risk locks still in force in this file: plugin → (reason, bar time locked).
 

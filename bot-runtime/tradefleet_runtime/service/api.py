@@ -321,11 +321,31 @@ class SignalResult:
 
 
 class ControlError(Exception):
-    """A control call was refused; ``field`` names the offending argument when there is one."""
+    """A control call was refused; ``field`` names the offending argument when there is one.
+
+    ``grpc_code`` is the gRPC status it becomes: the request was wrong (``INVALID_ARGUMENT``)
+    unless a subclass says the bot could not take a good request now.
+    """
+
+    grpc_code = "INVALID_ARGUMENT"
 
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+class NotNow(ControlError):
+    """The bot cannot take the call in its present state (still starting, stopped): the
+    request itself was fine. ``FAILED_PRECONDITION``: sending it again unchanged is futile
+    until the bot's state changes."""
+
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class NoAnswer(NotNow):
+    """The bot's engine did not answer in time: ``UNAVAILABLE``, worth trying again."""
+
+    grpc_code = "UNAVAILABLE"
 
 
 class ControlPlane(Protocol):

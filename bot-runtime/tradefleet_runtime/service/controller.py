@@ -36,6 +36,8 @@ from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.service.api import (
     ControlError,
     EventKind,
+    NoAnswer,
+    NotNow,
     OrderView,
     Phase,
     PluginInfo,
@@ -49,6 +51,7 @@ from tradefleet_runtime.service.api import (
     TradeView,
 )
 from tradefleet_runtime.service.events import EventHub, Subscription
+from tradefleet_runtime.service.held_control import HeldControl
 from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
@@ -101,6 +104,8 @@ class BotController:
         self.engine: Engine | None = None
         self.failure = ""  # why the bot failed, when its phase is Failed
         self.waiting = ""  # why it is still starting: the venue it waits for
+        # While it waits for the venue: the pauses, resumes and halts given meanwhile.
+        self._held: HeldControl | None = None
         self._bar_arrival = 0.0
         self._decision_marks: dict[str, float] = {}
         self._trades_seen = 0
@@ -143,6 +148,9 @@ class BotController:
         )
         try:
             engine = session.open()
+            if self._held is not None:
+                self._held.apply(engine)
+                self._held = None
             # Truthfully: a bot whose broker holds no account of its own (paper) is reconciled
             # by restoring its journal; a venue's only when the venue and journal agreed.
             plan = session.reconciliation
@@ -194,11 +202,15 @@ class BotController:
         delay *= 0.8 + 0.4 * random.random()  # a fleet does not retry in lockstep
         self.waiting = f"waiting for the venue: {error} (attempt {attempt}, next in {delay:.0f}s)"
         log.warning("bot %s: %s", self.bot.name, self.waiting)
+        if self._held is None:
+            self._held = HeldControl(self.journal, self.bot.manifest.spec.paused)
+            self._publish(force=True)  # a halt still in force from before shows while it waits
         deadline = time.monotonic() + delay
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()  # alive: waiting is not being stuck
-            # A command meanwhile (pause, halt) is answered now — "still starting" — rather
-            # than left to time out, as it would be until the venue answered.
+            # A command meanwhile is answered now, not left to time out until the venue
+            # answers: a pause, resume or emergency stop is taken (``HeldControl``), anything
+            # else is refused as "still starting".
             self._drain_commands()
             left = deadline - self.heartbeat
             if left <= 0:
@@ -357,23 +369,23 @@ class BotController:
             except queue.Empty:
                 return
             if future.set_running_or_notify_cancel():
-                future.set_exception(ControlError("the bot has stopped"))
+                future.set_exception(NotNow("the bot has stopped"))
 
     def _call(self, command: Callable[[], T]) -> T:
         """Run ``command`` on the engine thread and return its result."""
         if self._stopped.is_set() or (self.engine is None and not self._thread.is_alive()):
-            raise ControlError("the bot is not running")
+            raise NotNow("the bot is not running")
         future: Future[T] = Future()
         self._commands.put((command, future))
         try:
             return future.result(timeout=COMMAND_TIMEOUT_S)
         except TimeoutError:
             future.cancel()
-            raise ControlError("the bot did not answer in time") from None
+            raise NoAnswer("the bot did not answer in time") from None
 
     def _engine(self) -> Engine:
         if self.engine is None:
-            raise ControlError("the bot is still starting")
+            raise NotNow("the bot is still starting")
         return self.engine
 
     # -- ControlPlane ------------------------------------------------------------------------
@@ -449,11 +461,20 @@ class BotController:
         return self._call(read)
 
     def pause(self, who: str, reason: str) -> StatusSnapshot:
-        self._call(lambda: self._engine().pause(who, reason))
+        def pause() -> None:
+            if self._held is not None and self.engine is None:
+                self._held.pause(who, reason)
+            else:
+                self._engine().pause(who, reason)
+
+        self._call(pause)
         return self._snapshot
 
     def resume(self, who: str, reason: str) -> StatusSnapshot:
         def resume() -> None:
+            if self._held is not None and self.engine is None:
+                self._held.resume(who, reason)
+                return
             engine = self._engine()
             if engine.degraded_reason:
                 # A person looked at the venue and the journal and resumed: from now on the
@@ -467,7 +488,14 @@ class BotController:
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
         if not reason.strip():
             raise ControlError("an emergency stop needs a reason", "reason")
-        self._call(lambda: self._engine().halt(who, reason, flatten=flatten))
+
+        def halt() -> None:
+            if self._held is not None and self.engine is None:
+                self._held.halt(who, reason, flatten)
+            else:
+                self._engine().halt(who, reason, flatten=flatten)
+
+        self._call(halt)
         return self._snapshot
 
     def reset_risk_lock(self, plugin: str, who: str, reason: str) -> StatusSnapshot:
@@ -544,6 +572,7 @@ class BotController:
 
     def _empty_snapshot(self) -> StatusSnapshot:
         spec = self.bot.manifest.spec
+        held = self._held
         return StatusSnapshot(
             bot=self.bot.name,
             mode=spec.mode.value,
@@ -556,10 +585,10 @@ class BotController:
             drawdown_pct=0.0,
             open_positions=0,
             open_orders=0,
-            halted=False,
-            halt_reason="",
-            paused=spec.paused,
-            pause_reason="",
+            halted=held.halted if held else False,
+            halt_reason=held.halt_reason if held else "",
+            paused=held.paused if held else spec.paused,
+            pause_reason=held.pause_reason if held else "",
             last_bar_ts=0,
             config_hash=self._config_hash,
             plugins=self._plugins,

@@ -7,7 +7,9 @@ does the work on the engine's thread.
 
 Errors: :class:`~tradefleet_runtime.service.api.ControlError` becomes ``INVALID_ARGUMENT`` with
 the message ``"<field>: <message>"`` (and the field in the ``tradefleet-field`` trailing
-metadata); any other exception is logged and becomes ``INTERNAL``. No input from a caller may
+metadata), or, for a good request the bot cannot take now, ``FAILED_PRECONDITION`` (``NotNow``:
+stopped, still starting) or ``UNAVAILABLE`` (``NoAnswer``: the engine did not answer in time);
+any other exception is logged and becomes ``INTERNAL``. No input from a caller may
 cause ``INTERNAL`` or ``UNKNOWN``: unknown enum numbers, undecodable requests (field
 ``request``), JSON beyond :mod:`~tradefleet_runtime.service.limits`, non-finite numbers and
 booleans for numbers in params, and texts beyond their limits are all ``INVALID_ARGUMENT``; a
@@ -532,7 +534,7 @@ def _decoded(request: Any) -> None:
 
 
 def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``ControlError`` → ``INVALID_ARGUMENT``; any other exception → ``INTERNAL`` (logged).
+    """``ControlError`` → its ``grpc_code``; any other exception → ``INTERNAL`` (logged).
 
     The wrapped methods never call ``context.abort`` themselves (it raises a bare Exception);
     they raise ``ControlError``. An undecodable request is refused before the method runs.
@@ -572,7 +574,7 @@ def _abort_control_error(context: grpc.ServicerContext, error: ControlError) -> 
     message = f"{field}: {error}" if field else str(error)
     if field:
         context.set_trailing_metadata(((FIELD_METADATA, _metadata_safe(error.field)),))
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, _clip(message, _MAX_ERROR_CHARS))
+    context.abort(grpc.StatusCode[error.grpc_code], _clip(message, _MAX_ERROR_CHARS))
 
 
 def _bounded(text: str, field: str, limit: int) -> str:
