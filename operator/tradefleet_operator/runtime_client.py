@@ -76,6 +76,7 @@ def snapshot_from_pb(message: pb.StatusSnapshot) -> RuntimeSnapshot:
         paused=message.paused,
         pause_reason=message.pause_reason,
         broker_connected=message.broker_connected,
+        starting_reason=message.starting_reason,
         config_hash=message.config_hash,
         risk=tuple(RiskState(r.name, r.locked, r.reason, r.tier) for r in message.risk),
     )

@@ -47,6 +47,7 @@ class RuntimeSnapshot:
     broker_connected: bool = False
     config_hash: str = ""
     risk: tuple[RiskState, ...] = ()
+    starting_reason: str = ""  # while Starting: what the runtime waits for
 
     @property
     def risk_locks(self) -> list[RiskState]:

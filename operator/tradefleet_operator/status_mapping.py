@@ -164,12 +164,14 @@ def reachable_status(
     phase = advance(status.phase, snapshot.phase)
     ready = phase in (Phase.RUNNING, Phase.PAUSED, Phase.HALTED)
     reason = "Runtime" + phase.value if phase is not Phase.PENDING else "RuntimeStarting"
+    # What a starting runtime waits for (a venue down at start): on both conditions it explains.
+    waiting = f": {snapshot.starting_reason}" if snapshot.starting_reason else ""
     conditions = set_condition(
         status.conditions,
         "Ready",
         ready,
         reason,
-        f"the runtime reports {phase.value}",
+        f"the runtime reports {phase.value}{waiting}",
         generation,
         now,
     )
@@ -179,7 +181,7 @@ def reachable_status(
         "BrokerConnected",
         connected,
         "Connected" if connected else "Disconnected",
-        "the broker connection is up" if connected else "no broker connection",
+        "the broker connection is up" if connected else f"no broker connection{waiting}",
         generation,
         now,
     )

@@ -63,6 +63,8 @@ def test_a_venue_down_at_start_is_waited_for_then_the_bot_runs_reconciled(
         status = serve.wait_for(lambda s: True)
         assert status.phase == pb.PHASE_STARTING
         assert not status.broker_connected
+        assert status.starting_reason.startswith("waiting for the venue: "), status
+        assert "attempt" not in status.starting_reason  # the status changes with the error only
         code, ready = _http(serve, "/readyz")
         assert code == 503
         assert "waiting for the venue" in str(ready["reason"]), ready
@@ -85,7 +87,7 @@ def test_a_venue_down_at_start_is_waited_for_then_the_bot_runs_reconciled(
             lambda s: s.phase == pb.PHASE_HALTED and s.reconciled and s.broker_connected,
             timeout=90,
         )
-        assert status.halted
+        assert status.halted and status.starting_reason == ""
         status = serve.stub().Resume(pb.ResumeRequest(reason="drill over"), metadata=control())
         assert status.phase == pb.PHASE_RUNNING and not status.halted
     finally:

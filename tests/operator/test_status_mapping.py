@@ -131,6 +131,26 @@ def test_reachable_status_sets_phase_and_conditions() -> None:
     assert status_changes(stored, again) == {}
 
 
+def test_a_runtime_waiting_for_its_venue_says_so_on_its_conditions() -> None:
+    """A venue down at start (an exchange's maintenance): ``kubectl describe tb`` says what the
+    runtime waits for, not only that it is starting; the message holds no attempt count, so
+    the status is written once per error, not on every try."""
+    waiting = "waiting for the venue: exchange binanceusdm: connecting failed (503)"
+    message = pb.StatusSnapshot(
+        phase=pb.PHASE_STARTING, broker_connected=False, starting_reason=waiting
+    )
+    new = reachable_status(EMPTY, snapshot_from_pb(message), 2, NOW)
+    by_type = {c.type: c for c in new.conditions or ()}
+    assert by_type["Ready"].status == "False"
+    assert by_type["Ready"].message == f"the runtime reports Pending: {waiting}"
+    assert by_type["BrokerConnected"].message == f"no broker connection: {waiting}"
+    again = reachable_status(BotStatus.read(new.wire()), snapshot_from_pb(message), 2, LATER)
+    assert status_changes(new.wire(), again) == {}
+    running = reachable_status(BotStatus.read(new.wire()), snapshot(), 2, LATER)
+    ready = next(c for c in running.conditions or () if c.type == "Ready")
+    assert ready.message == "the runtime reports Running"
+
+
 def test_unreachable_keeps_the_phase_and_flips_ready_once() -> None:
     running = reachable_status(EMPTY, snapshot(), 1, NOW)
     lost = unreachable_status(running, "UNAVAILABLE: refused", 1, LATER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import threading
@@ -514,6 +515,20 @@ def test_cli_tables_by_default(cli_address: str) -> None:
         assert "BTC/USDT" in out or "btc-ema" in out
     code, out = run_cli("status", cli_address)
     assert "daily-loss" in out and "LOCKED" in out and "slippage_bps" in out
+
+
+def test_cli_status_says_what_a_starting_bot_waits_for(
+    cli_address: str, control: FakeControlPlane
+) -> None:
+    waiting = "waiting for the venue: exchange binanceusdm: connecting failed (503)"
+    control.status = dataclasses.replace(
+        control.status, phase=Phase.STARTING, broker_connected=False, starting_reason=waiting
+    )
+    code, out = run_cli("status", cli_address, "--json")
+    assert code == 0 and json.loads(out)["starting_reason"] == waiting
+    code, out = run_cli("status", cli_address)
+    assert code == 0
+    assert "DISCONNECTED" in out and "waiting for the venue" in " ".join(out.split())
 
 
 def test_cli_stop_with_control_token_file(

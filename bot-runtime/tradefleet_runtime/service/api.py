@@ -109,6 +109,7 @@ class StatusSnapshot:
     reconciled: bool = True
     bars: int = 0
     exposure: tuple[SymbolExposure, ...] = ()  # open positions only
+    starting_reason: str = ""  # while Starting: what it waits for (the venue at start)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,13 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
         ("drawdown", f"{_num(status.drawdown_pct)} %"),
         ("open positions / orders", f"{status.open_positions} / {status.open_orders}"),
         ("bars", f"{status.bars} (last {_ts(status.last_bar_ts)})"),
-        ("broker", "connected" if status.broker_connected else "DISCONNECTED"),
+        (
+            "broker",
+            "connected"
+            if status.broker_connected
+            else "DISCONNECTED"
+            + (f" — {status.starting_reason}" if status.starting_reason else ""),
+        ),
         ("reconciled", "yes" if status.reconciled else "NO"),
         ("config", status.config_hash),
         ("plugins", ", ".join(f"{p.kind} {p.name} {p.version}" for p in status.plugins)),

@@ -104,6 +104,9 @@ class BotController:
         self.engine: Engine | None = None
         self.failure = ""  # why the bot failed, when its phase is Failed
         self.waiting = ""  # why it is still starting: the venue it waits for
+        # The same without the attempt and the next wait, for the status: it changes only when
+        # the error does (the operator patches the TradingBot's status on every change).
+        self.waiting_for = ""
         # While it waits for the venue: the pauses, resumes and halts given meanwhile.
         self._held: HeldControl | None = None
         self._bar_arrival = 0.0
@@ -200,11 +203,13 @@ class BotController:
         instead would put a whole fleet into crash-loop back-off and reconnect minutes late."""
         delay = min(VENUE_WAIT_FIRST_S * 2 ** (attempt - 1), VENUE_WAIT_MAX_S)
         delay *= 0.8 + 0.4 * random.random()  # a fleet does not retry in lockstep
-        self.waiting = f"waiting for the venue: {error} (attempt {attempt}, next in {delay:.0f}s)"
+        self.waiting_for = f"waiting for the venue: {error}"
+        self.waiting = f"{self.waiting_for} (attempt {attempt}, next in {delay:.0f}s)"
         log.warning("bot %s: %s", self.bot.name, self.waiting)
         if self._held is None:
             self._held = HeldControl(self.journal, self.bot.manifest.spec.paused)
-            self._publish(force=True)  # a halt still in force from before shows while it waits
+        # The status says what it waits for, and a halt still in force from before.
+        self._publish(force=True)
         deadline = time.monotonic() + delay
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()  # alive: waiting is not being stuck
@@ -594,6 +599,7 @@ class BotController:
             plugins=self._plugins,
             broker_connected=False,
             reconciled=False,
+            starting_reason=self.waiting_for if self.phase is Phase.STARTING else "",
         )
 
     def _publish(self, force: bool = False) -> None:

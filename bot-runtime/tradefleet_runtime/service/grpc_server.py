@@ -136,6 +136,7 @@ def status_to_proto(status: StatusSnapshot) -> pb.StatusSnapshot:
         broker_connected=status.broker_connected,
         reconciled=status.reconciled,
         bars=status.bars,
+        starting_reason=status.starting_reason,
     )
 
 
@@ -247,6 +248,7 @@ def status_from_proto(message: pb.StatusSnapshot) -> StatusSnapshot:
         broker_connected=message.broker_connected,
         reconciled=message.reconciled,
         bars=message.bars,
+        starting_reason=message.starting_reason,
     )
 
 
