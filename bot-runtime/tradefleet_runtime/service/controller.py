@@ -230,7 +230,7 @@ class BotController:
         # connect() returned: the broker reached its venue (a venue broker says so itself
         # from now on, in every snapshot).
         self.broker_connected = True
-        self.waiting = ""
+        self.waiting = self.waiting_for = ""
         engine.listener = _Listener(self)
 
     def _paced(self, bars: Iterable[Bar]) -> Iterator[Bar]:
