@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -590,18 +591,25 @@ def _until(check: Callable[[], object], timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+@contextmanager
 def _waiting_controller(
     folder: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
-) -> tuple[BotController, Journal]:
-    """A restart while the venue is down: the controller waits for it in phase Starting."""
+) -> Iterator[tuple[BotController, Journal]]:
+    """A restart while the venue is down: the controller waits for it in phase Starting (and
+    is stopped, its journal closed, at the block's end)."""
     monkeypatch.setattr(controller_module, "VENUE_WAIT_FIRST_S", 0.05)
     SharedVenue.reachable.clear()
     bot = assemble(load_manifest(_manifest(folder)), registry, folder)
     journal = Journal(folder / "journal.sqlite", durable=True)
     controller = BotController(bot, journal, registry, speed=1.0, bars=_bars(6, 2))
     controller.start()
-    _until(lambda: controller.waiting)
-    return controller, journal
+    try:
+        _until(lambda: controller.waiting)
+        yield controller, journal
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
 
 
 def _event_kinds(journal: Journal) -> list[str]:
@@ -616,8 +624,7 @@ def test_an_emergency_stop_with_flatten_given_while_the_venue_is_down_is_carried
     flatten is done once the venue answers and the account is reconciled — exactly once."""
     _run(tmp_path, registry, _bars(0, 5))
     assert _venue().positions()["BTCUSDT"].quantity == 1.0 and _our_orders_at_venue()
-    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
-    try:
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
         status = controller.emergency_stop("alice", "exchange incident", flatten=True)
         assert status.phase is Phase.STARTING
         assert status.halted and status.halt_reason == "exchange incident"
@@ -638,10 +645,6 @@ def test_an_emergency_stop_with_flatten_given_while_the_venue_is_down_is_carried
         engine = controller.engine
         assert engine is not None and engine.halted
         assert engine.stats.orders == 1  # the closing sell; the strategy's buys were vetoed
-    finally:
-        controller.stop()
-        controller.wait(10)
-        journal.close()
     journal = Journal(tmp_path / "journal.sqlite")
     try:
         kinds = _event_kinds(journal)
@@ -657,18 +660,13 @@ def test_a_pause_and_a_resume_given_while_the_venue_is_down_are_applied_in_order
     tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _run(tmp_path, registry, _bars(0, 5))
-    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
-    try:
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, _journal):
         status = controller.pause("bob", "looking at the venue")
         assert status.paused and status.pause_reason == "looking at the venue"
         assert not status.halted and status.phase is Phase.STARTING
         SharedVenue.reachable.set()
         _until(lambda: controller.get_status().phase is Phase.PAUSED)
         assert controller.resume("bob", "venue is fine").phase is Phase.RUNNING
-    finally:
-        controller.stop()
-        controller.wait(10)
-        journal.close()
 
 
 def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
@@ -680,8 +678,7 @@ def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
     journal = Journal(tmp_path / "journal.sqlite", durable=True)
     journal.record_event(0, "halted", "emergency stop by carol: drill", {"who": "carol"})
     journal.close()
-    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
-    try:
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
         status = controller.get_status()
         assert status.halted
         assert status.halt_reason == "restored after restart (emergency stop by carol: drill)"
@@ -691,18 +688,13 @@ def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
         SharedVenue.reachable.set()
         _until(lambda: controller.get_status().phase is Phase.RUNNING)
         assert "halt_restored" not in _event_kinds(journal)
-    finally:
-        controller.stop()
-        controller.wait(10)
-        journal.close()
 
 
 def test_a_halt_and_a_resume_while_waiting_owe_no_flatten(
     tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _run(tmp_path, registry, _bars(0, 5))
-    controller, journal = _waiting_controller(tmp_path, registry, monkeypatch)
-    try:
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
         controller.emergency_stop("alice", "incident", flatten=True)
         controller.resume("alice", "false alarm")
         assert journal.flatten_owed() is None
@@ -711,7 +703,3 @@ def test_a_halt_and_a_resume_while_waiting_owe_no_flatten(
         _until(lambda: controller.get_status().bars >= 1)
         assert _venue().positions()["BTCUSDT"].quantity >= 1.0  # not flattened
         assert "flattened" not in _event_kinds(journal)
-    finally:
-        controller.stop()
-        controller.wait(10)
-        journal.close()
