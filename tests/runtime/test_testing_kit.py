@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import doctest
 import math
+import random
 import subprocess
 import sys
 from typing import Any
 
+import numpy as np
 import pytest
 
+from tradefleet_plugins.strategies.ema_cross import EmaCross
+from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_runtime.sdk import (
     Bar,
     Instrument,
@@ -25,11 +29,13 @@ from tradefleet_runtime.sdk import (
     RiskDecision,
     Side,
     Strategy,
+    TargetPlan,
 )
 from tradefleet_runtime.sdk import testing as kit
 from tradefleet_runtime.sdk.testing import (
     START,
     check_shrink_or_veto,
+    check_target_plan,
     judge,
     make_bar,
     make_bars,
@@ -303,6 +309,91 @@ def test_check_shrink_or_veto_refuses_a_nan_size() -> None:
 
     (verdict,) = check_shrink_or_veto(Broken(), OrderIntent("TEST", Side.BUY))
     assert verdict.fault and verdict.vetoed
+
+
+# -- proving a target-positions plan -----------------------------------------------------------
+
+
+def _gapped(count: int) -> list[Bar]:
+    """A seeded walk whose opens jump away from the previous close (fill-at-close engines would
+    differ), with turns often enough for an EMA cross."""
+    rng = random.Random(11)
+    bars, close = [], 100.0
+    for index in range(count):
+        open_ = close * (1 + rng.uniform(-0.004, 0.004))
+        close = open_ * (1 + rng.gauss(0, 0.01))
+        high, low = max(open_, close) * 1.001, min(open_, close) * 0.999
+        bars.append(make_bar(open_, high, low, close, index=index))
+    return bars
+
+
+def test_ema_cross_plan_trades_as_its_on_bar() -> None:
+    strategy = EmaCross(EmaCrossParams(fast=5, slow=12))
+    run = check_target_plan(strategy, _gapped(600), quantity=2.0, broker_params={"fee_bps": 10})
+    assert len(run.fills) > 20 and run.trades  # it did trade: the comparison had content
+    assert {fill.reason for fill in run.fills} >= {"cross-up", "cross-down"}
+
+
+class _Flip(Strategy):
+    """Long for 10 bars, short for 10, … after a warm-up of 5; ``late`` makes its on_bar turn
+    one bar after its plan, ``tag`` names its opening orders differently from its plan."""
+
+    def __init__(self, late: bool = False, tag: str = "open") -> None:
+        super().__init__(None)
+        self.late, self.tag, self.seen = late, tag, -1
+
+    def warmup_bars(self) -> int:
+        return 5
+
+    def _wanted(self, index: int) -> float:
+        return 0.0 if index < 5 else (1.0 if (index // 10) % 2 == 0 else -1.0)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.seen += 1
+        index = self.seen - 1 if self.late else self.seen
+        wanted = self._wanted(max(index, 0))
+        held = self.ctx.position(bar.symbol).quantity
+        if wanted == (held > 0) - (held < 0) or self.ctx.open_orders():
+            return
+        if held:
+            self.ctx.close(bar.symbol, tag="shut")
+        if wanted > 0:
+            self.ctx.buy(bar.symbol, tag=self.tag)
+        elif wanted < 0:
+            self.ctx.sell(bar.symbol, tag=self.tag)
+
+    def target_positions(self, columns: Any) -> TargetPlan:
+        target = np.array([self._wanted(i) for i in range(len(columns))])
+        return TargetPlan(target, close_tag="shut", buy_tag="open", sell_tag="open")
+
+
+def test_a_plan_that_trades_as_on_bar_passes() -> None:
+    run = check_target_plan(_Flip(), make_bars([100 + (i % 7) for i in range(60)]))
+    assert len(run.fills) == 11  # the entry after warm-up, then a close and an open at 5 turns
+
+
+def test_a_plan_a_bar_ahead_of_on_bar_fails_naming_the_first_fill() -> None:
+    with pytest.raises(AssertionError, match=r"fill 0: time"):
+        check_target_plan(_Flip(late=True), make_bars([100 + (i % 7) for i in range(60)]))
+
+
+def test_a_plan_whose_tags_differ_from_on_bar_fails_naming_the_reason() -> None:
+    with pytest.raises(AssertionError, match=r"fill 0: reason: 'other' by on_bar, 'open'"):
+        check_target_plan(_Flip(tag="other"), make_bars([100 + (i % 7) for i in range(60)]))
+
+
+def test_nothing_to_compare_is_a_value_error() -> None:
+    class NoPlan(Strategy):
+        def on_bar(self, bar: Bar) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="no target_positions"):
+        check_target_plan(NoPlan(None), make_bars([1, 2, 3]))
+    with pytest.raises(ValueError, match="one symbol"):
+        check_target_plan(_Flip(), make_bars([1, 2]) + make_bars([1, 2], symbol="OTHER"))
+    bracketed = EmaCross(EmaCrossParams(fast=5, slow=12, stop_loss_pct=0.01))
+    with pytest.raises(ValueError, match="offers no plan"):
+        check_target_plan(bracketed, _gapped(50))
 
 
 # -- the kit itself --------------------------------------------------------------------------

@@ -23,14 +23,16 @@ It loads no service code (gRPC, HTTP, metrics) and no Kubernetes client. Import 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeAlias
 
-from tradefleet_runtime.capabilities import RiskLockHolder
+from tradefleet_runtime.bar_columns import BarColumns
+from tradefleet_runtime.capabilities import RiskLockHolder, TargetPositioner
 from tradefleet_runtime.contracts import FeedRequest, RiskContext, RiskPlugin, Strategy
 from tradefleet_runtime.engine import risk_chain
 from tradefleet_runtime.engine.engine import Engine
@@ -49,6 +51,7 @@ from tradefleet_runtime.model import (
     Side,
     Trade,
 )
+from tradefleet_runtime.optimize.vector import run_plan, vector_terms
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.session import Bot, BotSession, RunOutcome
 from tradefleet_runtime.spec.model import BotManifest
@@ -652,6 +655,125 @@ def check_shrink_or_veto(
     return verdicts
 
 
+# -- proving a target-positions plan -----------------------------------------------------------
+
+
+def check_target_plan(
+    strategy: Strategy,
+    bars: Iterable[Bar],
+    *,
+    quantity: float = 1.0,
+    capital: float = 10_000.0,
+    broker_params: Mapping[str, Any] | None = None,
+    rel_tol: float = 1e-9,
+) -> StrategyRun:
+    """Prove that ``strategy``'s ``target_positions`` plan trades exactly as its ``on_bar``.
+
+    A strategy that declares ``target-positions`` is backtested and swept by the vectorised
+    path whenever a bot allows it (``docs/optimize.md``), so its plan must be its ``on_bar``:
+    each change of target a market order closing what is held (tagged ``close_tag``), then one
+    opening the new target (``buy_tag``/``sell_tag``), flat during warm-up. This runs both on
+    the same bars of one symbol — the event engine through :func:`run_strategy` with the
+    ``fixed-size`` sizer of ``quantity``, the plan through the vectorised path's own
+    ``run_plan`` — and compares their fills (side, quantity, price, fee, time, reason), the
+    equity after every traded bar and the closed trades, to ``rel_tol``.
+
+    Returns the engine's run. Raises ``AssertionError`` naming the first difference (or why the
+    vectorised path refused the plan), and ``ValueError`` when there is nothing to compare: the
+    strategy offers no plan (no ``target_positions``, or None for these params), or the bars or
+    broker params are beyond the vectorised path (several symbols, instrument limits).
+
+    >>> import numpy as np
+    >>> from tradefleet_runtime.sdk import Strategy, TargetPlan
+    >>> class AlwaysLong(Strategy):
+    ...     def on_bar(self, bar):
+    ...         if not self.ctx.position(bar.symbol).quantity and not self.ctx.open_orders():
+    ...             self.ctx.buy(bar.symbol, tag="in")
+    ...     def target_positions(self, columns):
+    ...         return TargetPlan(np.ones(len(columns)), buy_tag="in")
+    >>> run = check_target_plan(AlwaysLong(None), make_bars([10, 11, 12, 13]))
+    >>> [(fill.price, fill.reason) for fill in run.fills]
+    [(10.0, 'in')]
+    """
+    given = list(bars)
+    symbols = _symbols_of(given, None)
+    if len(symbols) != 1:
+        raise ValueError(f"bars of one symbol expected, got {', '.join(symbols) or 'none'}")
+    if not isinstance(strategy, TargetPositioner):
+        raise ValueError(f"{type(strategy).__name__} has no target_positions")
+    ordered = _ordered(given, symbols)
+    timeframe_s = _timeframe_of(ordered)
+    columns = BarColumns.from_rows(
+        [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in ordered]
+    )
+    # Asked first, of a strategy that has not run: as the optimiser and the CLI ask it.
+    plan = strategy.target_positions(columns)
+    if plan is None:
+        raise ValueError(f"{type(strategy).__name__} offers no plan for these params")
+    broker = _registry().build(PluginKind.BROKER, "paper", dict(broker_params or {}), ["broker"])
+    validated: dict[str, Any] = getattr(getattr(broker, "params", None), "model_dump", dict)()
+    terms = vector_terms(
+        symbols,
+        ("paper", validated),
+        [("fixed-size", {"quantity": quantity})],
+        initial_capital=capital,
+        timeframe_s=timeframe_s,
+    )
+    if isinstance(terms, str):
+        raise ValueError(f"the vectorised path cannot run these terms: {terms}")
+    planned = run_plan(columns, plan, terms, strategy.warmup_bars())
+    if isinstance(planned, str):
+        raise AssertionError(f"the vectorised path refused the plan: {planned}")
+    run = run_strategy(
+        strategy, ordered, capital=capital, broker_params=broker_params, quantity=quantity
+    )
+    _same_fills(run.fills, planned, columns, rel_tol)
+    _same_numbers("equity after bar", run.equity_curve, planned.equity.tolist(), rel_tol)
+    trades = planned.trade_list()
+    if run.position(symbols[0]).quantity:
+        trades = trades[:-1]  # the position held at the end: not a closed trade
+    if len(run.trades) != len(trades):
+        raise AssertionError(f"on_bar closed {len(run.trades)} trades, the plan {len(trades)}")
+    for k, (mine, theirs) in enumerate(zip(run.trades, trades, strict=True)):
+        for name in (column.name for column in fields(Trade)):
+            _same(f"trade {k}: {name}", getattr(mine, name), getattr(theirs, name), rel_tol)
+    return run
+
+
+def _same_fills(fills: Sequence[Fill], planned: Any, columns: BarColumns, rel_tol: float) -> None:
+    if len(fills) != planned.fill_bar.size:
+        raise AssertionError(
+            f"on_bar's orders filled {len(fills)} times, the plan's {planned.fill_bar.size}"
+        )
+    stamps = columns.ts[planned.fill_bar].tolist()
+    for k, fill in enumerate(fills):
+        side = Side.BUY if planned.fill_side[k] > 0 else Side.SELL
+        _same(f"fill {k}: side", fill.side, side, rel_tol)
+        _same(f"fill {k}: time", fill.ts, stamps[k], rel_tol)
+        _same(f"fill {k}: quantity", fill.quantity, float(planned.fill_quantity[k]), rel_tol)
+        _same(f"fill {k}: price", fill.price, float(planned.fill_price[k]), rel_tol)
+        _same(f"fill {k}: fee", fill.fee, float(planned.fill_fee[k]), rel_tol)
+        _same(f"fill {k}: reason", fill.reason, planned.fill_reason[k], rel_tol)
+
+
+def _same_numbers(
+    what: str, mine: Sequence[float], theirs: Sequence[float], rel_tol: float
+) -> None:
+    if len(mine) != len(theirs):
+        raise AssertionError(f"{what}: {len(mine)} bars on_bar, {len(theirs)} the plan")
+    for k, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        _same(f"{what} {k}", a, b, rel_tol)
+
+
+def _same(what: str, mine: Any, theirs: Any, rel_tol: float) -> None:
+    if isinstance(mine, float) or isinstance(theirs, float):
+        if math.isclose(float(mine), float(theirs), rel_tol=rel_tol, abs_tol=rel_tol):
+            return
+    elif mine == theirs:
+        return
+    raise AssertionError(f"{what}: {mine!r} by on_bar, {theirs!r} by the plan")
+
+
 __all__ = [
     "BARS_SOURCE",
     "BOT_NAME",
@@ -662,6 +784,7 @@ __all__ = [
     "StrategyRun",
     "Verdict",
     "check_shrink_or_veto",
+    "check_target_plan",
     "judge",
     "make_bar",
     "make_bars",
