@@ -50,12 +50,19 @@ def observed_control(snapshot: RuntimeSnapshot) -> Control | None:
 
 
 def plan_control(
-    live: LiveSpec, applied: str | None, observed: Control | None, *, known: bool
+    live: LiveSpec,
+    applied: str | None,
+    observed: Control | None,
+    *,
+    known: bool,
+    flattened: bool = False,
 ) -> list[Call]:
     """The calls that bring the runtime to the spec.
 
     ``applied`` is what the operator last brought about (``status.control.applied``);
-    ``known`` says whether ``observed`` (the runtime's state) was just read.
+    ``known`` says whether ``observed`` (the runtime's state) was just read; ``flattened``
+    whether the halt applied included a flatten (``status.control.flattened``): a spec that
+    adds ``flatten`` to a halt already applied gets the halt sent again, with it.
 
     Without it (a change handler, i.e. a spec generation newer than the last one acted on) the
     plan follows the spec's change alone: this is the only path that ever sends ``Resume``.
@@ -74,7 +81,8 @@ def plan_control(
     resume = Call("Resume", f"spec asks for {desired.value.lower()}")
     if not known:
         if applied == desired.value or (applied is None and desired is Control.RUNNING):
-            return []
+            flatten_asked = stop is not None and stop.flatten
+            return [halt] if desired is Control.HALTED and flatten_asked and not flattened else []
         if desired is Control.HALTED:
             return [halt]
         if desired is Control.PAUSED:

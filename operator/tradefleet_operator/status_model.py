@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 from tradefleet_operator.names import Control, Phase
@@ -75,6 +82,21 @@ class ControlStatus(_Model):
         "forward: an older spec never undoes it).",
         json_schema_extra={"format": "int64"},
     )
+    flattened: bool | None = Field(
+        default=None,
+        description="The halt applied included spec.emergencyStop.flatten: a flatten asked "
+        "after the halt landed is sent once more (the runtime flattens a halted bot).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset (not a halt): left out, not written as null. A null in the merge patch deletes
+        # the key, so the stored status would never equal the written one and every status
+        # tick would write again.
+        data: dict[str, Any] = handler(self)
+        if data.get("flattened") is None:
+            data.pop("flattened", None)
+        return data
 
 
 class RiskLockReset(_Model):

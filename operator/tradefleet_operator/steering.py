@@ -84,7 +84,8 @@ async def steer(
     if not known and _older(generation, recorded):
         return Steered()  # a view older than the spec that decided the last control
     applied = recorded.applied if recorded else None
-    calls = plan_control(live, applied, observed, known=known)
+    flattened = bool(recorded and recorded.flattened)
+    calls = plan_control(live, applied, observed, known=known, flattened=flattened)
     if any(call.method == "Resume" for call in calls):
         try:
             newest = await _still_newest(ctx, namespace, name, generation)
@@ -116,6 +117,10 @@ async def steer(
             snapshot = await ctx.runtime.invoke(address, tokens.control, call)
         if calls:
             control = ControlStatus(applied=desired, generation=generation)
+            if desired is Control.HALTED:
+                # The last call of a halt is the EmergencyStop: did it flatten? (Set only
+                # here: an unset field stays out of the status, as it always was.)
+                control = control.model_copy(update={"flattened": calls[-1].flatten})
             reason, template = _EVENTS[desired]
             flatten = " (flattening every position)" if calls[-1].flatten else ""
             message = template.format(reason=calls[-1].reason, flatten=flatten)

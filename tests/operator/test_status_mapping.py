@@ -225,10 +225,23 @@ def test_plan_control(
     known: bool,
     methods: list[str],
 ) -> None:
-    calls = plan_control(live, applied, observed, known=known)
+    # ``flattened``: the halt applied was this spec's, flatten included.
+    calls = plan_control(live, applied, observed, known=known, flattened=True)
     assert [call.method for call in calls] == methods
     if methods == ["EmergencyStop"]:
         assert calls[0] == Call("EmergencyStop", "r", True)
+
+
+def test_a_flatten_added_to_a_halt_already_applied_is_sent() -> None:
+    """Halted without flatten, then the spec (or a fleet stop) asks to flatten too: the halt
+    goes again, with it — the runtime flattens a bot that is already halted. Once done, or
+    when the spec asks no flatten, nothing more is sent; the timer never sends it."""
+    halt_only = LiveSpec(emergency_stop=EmergencyStopSpec(reason="r"))
+    calls = plan_control(HALT, "Halted", None, known=False, flattened=False)
+    assert calls == [Call("EmergencyStop", "r", True)]
+    assert plan_control(HALT, "Halted", None, known=False, flattened=True) == []
+    assert plan_control(halt_only, "Halted", None, known=False, flattened=False) == []
+    assert plan_control(HALT, "Halted", Control.HALTED, known=True, flattened=False) == []
 
 
 def test_live_fields_are_salvaged_from_a_spec_the_model_refuses() -> None:

@@ -8,6 +8,7 @@ this is the path that feeds it.)
 from __future__ import annotations
 
 from tests.runtime.helpers import Scripted, flat_bars, make_engine
+from tradefleet_runtime.model import OrderType
 from tradefleet_runtime.report.metrics import RISK, SIGNAL, exit_kind
 
 
@@ -45,3 +46,33 @@ def test_the_runtimes_own_exits_are_risk_exits() -> None:
         "stop-flatten": RISK,
         "stop-refused": RISK,
     }
+
+
+def test_a_flatten_asked_of_a_bot_already_halted_is_done() -> None:
+    """Halted first (positions kept), then asked to flatten: the flatten is done at once — a
+    person must not have to resume, letting the strategy trade, to get it — and journaled."""
+    strategy = Scripted(
+        actions={
+            1: lambda ctx, bar: ctx.buy(bar.symbol, 2.0, tag="breakout"),
+            2: lambda ctx, bar: ctx.buy(bar.symbol, 1.0, order_type=OrderType.LIMIT, price=50.0),
+        }
+    )
+    engine = make_engine(strategy)
+    bars = flat_bars([100.0 + i for i in range(8)])
+    engine.run(bars[:4])
+    assert engine.position("TEST").quantity == 2.0 and engine.open_orders()
+    assert engine.halt("an operator", "venue outage")
+    assert engine.position("TEST").quantity == 2.0  # a halt alone keeps the position
+    assert not engine.halt("an operator", "flatten it too", flatten=True)  # already halted
+    # Asked again before the close filled (a fleet stop's direct call, then the operator's):
+    # the close on its way stays, and no second one is sent.
+    assert not engine.halt("the operator", "spec.emergencyStop", flatten=True)
+    engine.run(bars[4:6])
+    assert engine.position("TEST").quantity == 0.0
+    assert not engine.open_orders()
+    assert engine.halted and engine.halt_reason == "venue outage"
+    kinds = [row[0] for row in engine.journal.query("SELECT kind FROM events ORDER BY id")]
+    assert kinds.count("halted") == 1 and kinds.count("flattened") == 2
+    assert not engine.halt("an operator", "again")  # a second halt without flatten: nothing
+    engine.run(bars[6:])
+    assert engine.stats.orders == 3  # the entry, the resting limit, the one close

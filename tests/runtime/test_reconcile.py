@@ -690,6 +690,28 @@ def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
         assert "halt_restored" not in _event_kinds(journal)
 
 
+def test_a_flatten_asked_of_a_bot_halted_from_before_is_owed_while_it_waits(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Halted before the restart (position kept), then asked to flatten while the venue is
+    down: the halt still holds and the flatten is done once the venue answers."""
+    _run(tmp_path, registry, _bars(0, 5))
+    journal = Journal(tmp_path / "journal.sqlite", durable=True)
+    journal.record_event(0, "halted", "emergency stop by carol: drill", {"who": "carol"})
+    journal.close()
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
+        status = controller.emergency_stop("carol", "flatten it", flatten=True)
+        assert status.halt_reason == "restored after restart (emergency stop by carol: drill)"
+        assert journal.flatten_owed() == ("carol", "flatten it")
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.HALTED)
+        _until(lambda: controller.get_status().bars >= 1)
+        assert _venue().positions().get("BTCUSDT") is None or (
+            _venue().positions()["BTCUSDT"].quantity == 0.0
+        )
+        assert "flattened" in _event_kinds(journal)
+
+
 def test_a_halt_and_a_resume_while_waiting_owe_no_flatten(
     tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,6 +80,8 @@ _FINAL = frozenset(status for status in OrderStatus if status.is_final)
 _NONE_CLOSED: tuple[tuple[int, Trade], ...] = ()  # a fill that closed no trade
 
 log = logging.getLogger("tradefleet.engine")
+# The tag of an emergency stop's closing orders (a risk exit in the report, not a signal).
+_FLATTEN_TAG = "emergency-flatten"
 
 
 def _doubles(values: list[float]) -> array[float]:
@@ -940,8 +942,12 @@ class Engine:
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
-        """The emergency stop. Returns False when already halted (then nothing changes)."""
+        """The emergency stop. Returns False when already halted: then nothing changes, but a
+        flatten asked now is done (a person who halted first and then asks to flatten must
+        not have to resume — letting the strategy trade — to get it)."""
         if not self.state.halt(reason):
+            if flatten:
+                self.flatten(who, reason)
             return False
         self._state(
             "halted",
@@ -959,9 +965,10 @@ class Engine:
         return True
 
     def flatten(self, who: str, reason: str) -> None:
-        """Carry out the flatten of an emergency stop given before the bot could trade (while
-        it waited for its venue at start): cancel every working order, close every position,
-        and journal that it was done (so a later start does not do it again)."""
+        """Flatten a halted bot: the flatten of an emergency stop given while it was already
+        halted, or before it could trade (while it waited for its venue at start). Cancel every
+        working order, close every position, and journal that it was done (so a later start
+        does not do it again)."""
         self._flatten()
         self._state(
             "flattened",
@@ -970,10 +977,21 @@ class Engine:
         )
 
     def _flatten(self) -> None:
+        # A symbol whose flatten is already on its way (a second emergency stop right after
+        # the first, e.g. a fleet stop's direct call and then the operator's): its closing
+        # order stays and no second one is sent. The position only changes when the close's
+        # fill arrives, and a close sent again before then would close it twice.
+        closing = {
+            working.order.symbol
+            for working in self.book
+            if working.order.reduce_only and working.order.tag == _FLATTEN_TAG
+        }
         for working in self.book:
-            self.cancel(working.order.client_order_id)
+            if working.order.symbol not in closing:
+                self.cancel(working.order.client_order_id)
         for symbol in list(self.portfolio.open_positions):
-            self.ctx.close(symbol, tag="emergency-flatten")
+            if symbol not in closing:
+                self.ctx.close(symbol, tag=_FLATTEN_TAG)
         self._process_intents()
 
     def restore(self, state: CarriedState) -> str:

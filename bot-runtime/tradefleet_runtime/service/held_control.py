@@ -63,9 +63,10 @@ class HeldControl:
         self._steps.append(("resume", who, reason))
 
     def halt(self, who: str, reason: str, flatten: bool) -> None:
-        """Journal the emergency stop now (nothing changes when one is already in force, as
-        with the engine's)."""
-        if self.halt_reason:
+        """Journal the emergency stop now. When one is already in force nothing changes, as
+        with the engine's, but a flatten asked now is owed: journaled as a halt that still
+        holds, with the flatten to do once the venue answers."""
+        if self.halt_reason and not flatten:
             return
         self._journal.record_event(
             0,
@@ -74,7 +75,7 @@ class HeldControl:
             + (" (to flatten once the venue answers)" if flatten else ""),
             {"who": who, "reason": reason, "flatten": flatten, "flatten_when_connected": flatten},
         )
-        self.halt_reason = reason
+        self.halt_reason = self.halt_reason or reason
 
     def apply(self, engine: Engine) -> None:
         """Carry out the pauses and resumes owed, in order, on the engine just opened. A resume

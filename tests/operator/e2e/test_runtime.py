@@ -79,8 +79,8 @@ def test_status_follows_the_runtime_and_the_spec_steers_it(
     serve.wait_for(lambda s: s.paused, timeout=10)
     cluster.wait(lambda: _status(cluster, "paper-bot").get("phase") == "Paused")
 
-    # spec.emergencyStop → EmergencyStop(reason, flatten)
-    stop = {"reason": "e2e kill switch", "flatten": True}
+    # spec.emergencyStop → EmergencyStop(reason)
+    stop = {"reason": "e2e kill switch"}
     cluster.patch_bot("paper-bot", {"spec": {"emergencyStop": stop}})
     halted = serve.wait_for(lambda s: s.halted, timeout=10)
     assert halted.halt_reason == "e2e kill switch"
@@ -88,6 +88,13 @@ def test_status_follows_the_runtime_and_the_spec_steers_it(
         lambda: (s := _status(cluster, "paper-bot")).get("phase") == "Halted" and s
     )
     assert status["halted"] and status["haltReason"] == "e2e kill switch"
+    assert status["control"]["flattened"] is False
+    # ... then flatten added to the halt already applied: sent again, with it; the runtime
+    # flattens the halted bot and the status records that the flatten was sent.
+    cluster.patch_bot("paper-bot", {"spec": {"emergencyStop": {**stop, "flatten": True}}})
+    cluster.wait(lambda: _status(cluster, "paper-bot")["control"].get("flattened") is True)
+    flat = serve.wait_for(lambda s: s.halted and s.open_positions == 0, timeout=10)
+    assert flat.halt_reason == "e2e kill switch"  # still the first halt
 
     # emergencyStop removed (paused still true) → Resume, then Pause again; then run.
     cluster.patch_bot("paper-bot", {"spec": {"emergencyStop": None}})
