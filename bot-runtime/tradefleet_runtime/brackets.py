@@ -7,7 +7,7 @@ entry actually filled, so the two never disagree about a child's id, side or qua
 from __future__ import annotations
 
 from tradefleet_runtime.model import Order, OrderType
-from tradefleet_runtime.order_ids import child_order_id
+from tradefleet_runtime.order_ids import child_order_id, original_order_id
 
 STOP_LOSS_TAG = "stop_loss"
 TAKE_PROFIT_TAG = "take_profit"
@@ -22,8 +22,9 @@ _ROLE_TAGS = {"sl": STOP_LOSS_TAG, "tp": TAKE_PROFIT_TAG}
 def bracket_role(client_order_id: str) -> tuple[str, str] | None:
     """(the parent's id, the child's tag) of a bracket child's id (``child_order_id``); None
     for any other id. A broker that finds an earlier run's orders at the venue (after a restart)
-    knows its brackets by them: their one-cancels-other group and their fills' reasons."""
-    parent, dash, role = client_order_id.rpartition("-")
+    knows its brackets by them: their one-cancels-other group and their fills' reasons — also
+    a child amended by cancel-replace, held at the venue under its replacement's id."""
+    parent, dash, role = original_order_id(client_order_id).rpartition("-")
     tag = _ROLE_TAGS.get(role) if dash and parent else None
     return (parent, tag) if tag is not None else None
 

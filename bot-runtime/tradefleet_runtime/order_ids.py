@@ -10,6 +10,7 @@ limits: Binance allows 36 characters, an MT5 order comment keeps about 31; ours 
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -49,6 +50,27 @@ def replacement_order_id(client_order_id: str, amendment: int) -> str:
     id (never a second order), and within the venues' limits (a child's id stays ≤ 31)."""
     base = client_order_id.split("~", 1)[0]
     return f"{base}~{_base36(amendment)}"
+
+
+def venue_replacement_id(client_order_id: str, amendment: int) -> str:
+    """The venue's id of the ``amendment``-th (1, 2, …) cancel-replace of an order, where the
+    venue's ids allow no ``~`` (Binance spot: letters, digits and ``.:/_-``). The bot still
+    calls the order by its own id; whoever finds it at the venue later (a restarted broker,
+    start-up reconciliation) gets that id back with :func:`original_order_id`."""
+    return f"{original_order_id(client_order_id)}-a{amendment}"
+
+
+# What a replacement adds to the bot's own id: ``~n`` (replacement_order_id) or ``-a<n>``
+# (venue_replacement_id). Neither can end an id the bot makes: ids are lowercase hex and
+# base 36 without ``-`` or ``~``, bracket children end in ``-sl``/``-tp``.
+_REPLACED = re.compile(r"(?:~[0-9a-z]+|-a[0-9]+)$")
+
+
+def original_order_id(client_order_id: str) -> str:
+    """The bot's own id of an order a venue holds under a replacement's id; any other id as
+    it is. A bracket child amended by cancel-replace stays that bracket's child after a
+    restart only through this (its role, its one-cancels-other group)."""
+    return _REPLACED.sub("", client_order_id)
 
 
 def child_order_id(parent_id: str, role: str) -> str:

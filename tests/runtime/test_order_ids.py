@@ -13,7 +13,9 @@ from tradefleet_runtime.order_ids import (
     bot_prefix,
     child_order_id,
     client_order_id,
+    original_order_id,
     replacement_order_id,
+    venue_replacement_id,
 )
 
 BINANCE_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
@@ -51,6 +53,30 @@ def test_a_bracket_childs_id_names_its_parent_and_role() -> None:
         assert bracket_role(replacement_order_id(parent, 1)) is None
     assert bracket_role("-sl") is None
     assert bracket_role(f"{parents[0]}-xx") is None
+
+
+def test_a_replaced_order_is_known_by_its_own_id() -> None:
+    """A venue holds an order amended by cancel-replace under the replacement's id: ``~n``
+    (``replacement_order_id``) or, where ``~`` is not allowed (Binance spot), ``-a<n>``
+    (``venue_replacement_id``). ``original_order_id`` gives the bot's id back, so a replaced
+    bracket child keeps its role and group; no id the bot makes is changed by it."""
+    prefix = bot_prefix("btc-spot")
+    parent = client_order_id(prefix, 1_700_000_000, "BTC/USDT", 37)
+    stop = child_order_id(parent, "sl")
+    for moved in (
+        replacement_order_id(stop, 1),
+        replacement_order_id(stop, 36),
+        venue_replacement_id(stop, 1),
+        venue_replacement_id(venue_replacement_id(stop, 1), 2),
+    ):
+        assert original_order_id(moved) == stop, moved
+        assert bracket_role(moved) == (parent, STOP_LOSS_TAG), moved
+    assert venue_replacement_id(stop, 2) == f"{stop}-a2"
+    assert BINANCE_CLIENT_ID.match(venue_replacement_id(stop, 99))
+    for own in (parent, stop, child_order_id(parent, "tp"), prefix + "reconcile"):
+        assert original_order_id(own) == own
+    assert original_order_id(replacement_order_id(parent, 3)) == parent
+    assert bracket_role(replacement_order_id(parent, 3)) is None
 
 
 def test_two_runs_of_the_same_bot_produce_the_same_ids() -> None:

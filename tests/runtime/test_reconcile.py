@@ -36,7 +36,7 @@ from tradefleet_runtime.model import (
     ReasonCode,
     Side,
 )
-from tradefleet_runtime.order_ids import bot_prefix
+from tradefleet_runtime.order_ids import bot_prefix, venue_replacement_id
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.reconcile import plan_reconciliation
 from tradefleet_runtime.sdk import Strategy
@@ -186,6 +186,34 @@ def test_a_bracket_child_whose_sibling_filled_is_to_be_cancelled_not_adopted_as_
     assert journaled.missed_fills == ()
     assert journaled.orphaned == (a_tp.client_order_id,)
     assert {r.client_order_id for r in missed.adopted} >= {b_sl.client_order_id, lone}
+
+
+def test_an_amended_stop_held_under_its_replacement_id_is_still_its_brackets_child() -> None:
+    """A stop moved by cancel-replace lives at the venue under its replacement's id (Binance
+    spot: ``<id>-a1``; ``~n`` elsewhere). After a restart it must still be its bracket's
+    child: when its take-profit filled while the bot was down it is cancelled, not adopted
+    as a lone order — a spot stop left working would sell what the bot no longer holds."""
+    entry = PREFIX + "1"
+    stop = _child(entry, "sl", OrderType.STOP, "stop_loss")
+    target = _child(entry, "tp", OrderType.LIMIT, "take_profit")
+    for moved in (venue_replacement_id(stop.client_order_id, 1), f"{stop.client_order_id}~2"):
+        plan = _plan(
+            journal_fills=[_fill(entry, "t1", Side.BUY, 1.0)],
+            journal_working={o.client_order_id: o for o in (stop, target)},
+            known_order_ids=frozenset({entry, stop.client_order_id, target.client_order_id}),
+            venue_orders=[
+                _report(stop.client_order_id, OrderStatus.CANCELLED),  # replaced
+                _report(moved, OrderStatus.OPEN),
+                _report(target.client_order_id, OrderStatus.FILLED, 1.0),
+            ],
+            venue_fills=[
+                _fill(entry, "t1", Side.BUY, 1.0),
+                _fill(target.client_order_id, "t2", Side.SELL, 1.0, T0 + 60),
+            ],
+            venue_positions=[],
+        )
+        assert plan.orphaned == (moved,), moved
+        assert not plan.degraded
 
 
 def test_a_stop_the_venue_never_received_is_sent_while_its_position_is_open() -> None:

@@ -132,7 +132,9 @@ from tradefleet_runtime.order_ids import (
     bot_prefix,
     child_order_id,
     client_order_id,
+    original_order_id,
     replacement_order_id,
+    venue_replacement_id,
 )
 from tradefleet_runtime.plugins.hookspecs import hookimpl
 from tradefleet_runtime.plugins.registry import (
@@ -268,10 +270,12 @@ __all__ = [
     "hookimpl",
     "limit_problem",
     "netted_quantity",
+    "original_order_id",
     "parse_timeframe",
     "replacement_order_id",
     "round_price",
     "round_quantity",
     "true_range",
     "vectorised",
+    "venue_replacement_id",
 ]

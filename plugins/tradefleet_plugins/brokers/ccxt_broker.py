@@ -72,6 +72,7 @@ from tradefleet_runtime.sdk import (
     bracket_children,
     bracket_role,
     fill_reason,
+    venue_replacement_id,
 )
 
 log = logging.getLogger("tradefleet.brokers.ccxt")
@@ -815,7 +816,7 @@ class CcxtBroker:
         if self._dialect is Dialect.BINANCE_SPOT:
             # Spot amends by cancel-replace: the replacement gets a derived id, so that no
             # client order id is ever placed twice at the venue.
-            replacement = f"{client_order_id}-a{tracked.replaced + 1}"
+            replacement = venue_replacement_id(client_order_id, tracked.replaced + 1)
             params["newClientOrderId"] = replacement
             params["cancelOrigClientOrderId"] = tracked.venue_cid
         try:
