@@ -203,13 +203,14 @@ class BotController:
         instead would put a whole fleet into crash-loop back-off and reconnect minutes late."""
         delay = min(VENUE_WAIT_FIRST_S * 2 ** (attempt - 1), VENUE_WAIT_MAX_S)
         delay *= 0.8 + 0.4 * random.random()  # a fleet does not retry in lockstep
-        self.waiting_for = f"waiting for the venue: {error}"
-        self.waiting = f"{self.waiting_for} (attempt {attempt}, next in {delay:.0f}s)"
-        log.warning("bot %s: %s", self.bot.name, self.waiting)
         if self._held is None:
             self._held = HeldControl(self.journal, self.bot.manifest.spec.paused)
-        # The status says what it waits for, and a halt still in force from before.
+        self.waiting_for = f"waiting for the venue: {error}"
+        # The status says what it waits for, and a halt still in force from before — before
+        # readiness says it waits (whoever sees that it waits then sees the status too).
         self._publish(force=True)
+        self.waiting = f"{self.waiting_for} (attempt {attempt}, next in {delay:.0f}s)"
+        log.warning("bot %s: %s", self.bot.name, self.waiting)
         deadline = time.monotonic() + delay
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()  # alive: waiting is not being stuck
