@@ -159,7 +159,11 @@ def _protects(
 
 
 def order_from_report(report: OrderReport) -> Order:
-    """The order a venue reports, as the bot's own (adopting one the journal never recorded)."""
+    """The order a venue reports, as the bot's own (adopting one the journal never recorded):
+    a bracket child by its id — also under a replacement's id, after an amend — keeps its
+    parent, its one-cancels-other group and its tag, as the broker follows it."""
+    role = bracket_role(report.client_order_id)
+    parent, tag = role if role is not None else (None, "adopted")
     return Order(
         client_order_id=report.client_order_id,
         symbol=report.symbol,
@@ -168,8 +172,10 @@ def order_from_report(report: OrderReport) -> Order:
         order_type=report.order_type,
         price=report.price,
         reduce_only=report.reduce_only,
+        parent_id=parent,
+        oco_group=parent,
         created_ts=report.ts,
-        tag="adopted",
+        tag=tag,
     )
 
 

@@ -38,7 +38,7 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix, venue_replacement_id
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.reconcile import plan_reconciliation
+from tradefleet_runtime.reconcile import order_from_report, plan_reconciliation
 from tradefleet_runtime.sdk import Strategy
 from tradefleet_runtime.service import controller as controller_module
 from tradefleet_runtime.service.api import Phase
@@ -214,6 +214,10 @@ def test_an_amended_stop_held_under_its_replacement_id_is_still_its_brackets_chi
         )
         assert plan.orphaned == (moved,), moved
         assert not plan.degraded
+        adopted = order_from_report(_report(moved, OrderStatus.OPEN))
+        assert (adopted.parent_id, adopted.oco_group, adopted.tag) == (entry, entry, "stop_loss")
+    lone = order_from_report(_report(PREFIX + "9", OrderStatus.OPEN))
+    assert (lone.parent_id, lone.oco_group, lone.tag) == (None, None, "adopted")
 
 
 def test_a_stop_the_venue_never_received_is_sent_while_its_position_is_open() -> None:
