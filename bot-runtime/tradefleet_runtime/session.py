@@ -57,6 +57,7 @@ from tradefleet_runtime.contracts import (
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
+from tradefleet_runtime.engine.trading_state import restored_halt_reason
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.model import Bar, CarriedState, Position, Trade
 from tradefleet_runtime.order_ids import bot_prefix
@@ -464,7 +465,7 @@ class BotSession:
     def _restore(self, engine: Engine) -> None:
         control = self.journal.last_control_event()
         if control is not None and control[0] == "halted":
-            engine.restore_halt(f"restored after restart ({control[1]})")
+            engine.restore_halt(restored_halt_reason(control[1]))
             self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
         # The account's past equity, before the locks (a restored lock is the last word on a
         # plugin's state); a first start has none.

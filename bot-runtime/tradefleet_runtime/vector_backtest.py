@@ -47,7 +47,13 @@ from tradefleet_runtime.model import (
     RiskDecision,
     Side,
 )
-from tradefleet_runtime.optimize.vector import VectorRun, VectorTerms, run_plan, vector_terms
+from tradefleet_runtime.optimize.vector import (
+    VectorRun,
+    VectorTerms,
+    plugin_params,
+    run_plan,
+    vector_terms,
+)
 from tradefleet_runtime.order_ids import bot_prefix, client_order_id
 from tradefleet_runtime.report.metrics import SymbolRange
 from tradefleet_runtime.session import (
@@ -81,13 +87,6 @@ class VectorBacktest:
     ranges: list[SymbolRange]
 
 
-def _params_of(plugin: object) -> dict[str, Any]:
-    """A plugin's validated params as a dict (empty when it keeps none)."""
-    params = getattr(plugin, "params", None)
-    dump = getattr(params, "model_dump", None)
-    return dict(dump()) if callable(dump) else {}
-
-
 def vector_terms_of(bot: Bot) -> VectorTerms | str:
     """The vectorised path's terms for ``bot`` (broker, sizer, capital), or why it has none."""
     spec = bot.manifest.spec
@@ -95,8 +94,8 @@ def vector_terms_of(bot: Bot) -> VectorTerms | str:
         return f"strategy {spec.strategy.name!r} does not offer target positions"
     return vector_terms(
         tuple(spec.market.symbols),
-        (spec.broker.name, _params_of(bot.broker)),
-        [(name, _params_of(plugin)) for name, plugin in bot.risk],
+        (spec.broker.name, plugin_params(bot.broker)),
+        [(name, plugin_params(plugin)) for name, plugin in bot.risk],
         initial_capital=spec.capital.initial,
         timeframe_s=spec.market.timeframe_s,
         paused=spec.paused,

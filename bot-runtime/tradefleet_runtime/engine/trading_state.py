@@ -14,6 +14,12 @@ from tradefleet_runtime.capabilities import RiskLockHolder
 from tradefleet_runtime.model import OrderIntent, RiskDecision
 
 
+def restored_halt_reason(journaled: str) -> str:
+    """The reason a halt in force when the bot last stopped is shown with after a start:
+    ``journaled`` is its journaled message (``emergency stop by <who>: <reason>``)."""
+    return f"restored after restart ({journaled})"
+
+
 @dataclass
 class TradingState:
     paused: bool = False

@@ -94,12 +94,6 @@ _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?,
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
 
 
-# Rows a batch inserts per statement: one ``INSERT … VALUES (…), (…), …`` of 64 rows binds the
-# same values as 64 executions of the one-row statement, but SQLite steps once instead of 64
-# times (20-40% less per row, measured on the order and decision rows). 64 rows of the widest
-# table (13 columns) stay under SQLite's oldest limit of 999 variables.
-_ROWS_PER_INSERT = ROWS_PER_INSERT
-
 # The enum members of a row (side, order type, status, risk action) are bound as exact str,
 # ``member + ""``: the sqlite3 module binds an exact str directly, but a str subclass goes
 # through its adaptation lookup first, which fails on two attribute lookups and costs about
@@ -116,12 +110,12 @@ sqlite3.register_adapter(type(None), _NOTHING.get)
 
 @functools.cache
 def _many_rows(sql: str) -> str | None:
-    """``sql`` (an insert of one row, its values last) made to insert ``_ROWS_PER_INSERT``
+    """``sql`` (an insert of one row, its values last) made to insert ``ROWS_PER_INSERT``
     rows; None for any other statement (an upsert's ``ON CONFLICT`` clause, say)."""
     head, found, values = sql.partition(" VALUES ")
     if not found or not values.startswith("(") or values.index(")") != len(values) - 1:
         return None
-    return f"{head} VALUES {', '.join([values] * _ROWS_PER_INSERT)}"
+    return f"{head} VALUES {', '.join([values] * ROWS_PER_INSERT)}"
 
 
 def _insert_rows(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -129,7 +123,7 @@ def _insert_rows(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...
     one by one. (Not by columns, as ``record_run_rows``: for the engine's batches of rows, made
     as tuples, turning them into columns cost more than binding fewer values saved — the
     flushes of a 1M-bar backtest took 2.0-2.1 s against 1.8-1.9.)"""
-    many, step = _many_rows(sql), _ROWS_PER_INSERT
+    many, step = _many_rows(sql), ROWS_PER_INSERT
     grouped = 0
     if many is not None:
         grouped = len(rows) - len(rows) % step
@@ -858,29 +852,31 @@ class Journal:
                 resets[plugin] = int(ts)
         return resets
 
-    def last_control_event(self) -> tuple[str, str] | None:
-        """The newest halt or resume ever journaled in this file: (kind, message)."""
+    def _last_control_row(self) -> tuple[Any, ...] | None:
+        """(id, kind, message, data) of the newest halt or resume ever journaled here."""
         rows = self.query(
-            "SELECT kind, message FROM events WHERE kind IN ('halted', 'resumed')"
+            "SELECT id, kind, message, data FROM events WHERE kind IN ('halted', 'resumed')"
             " ORDER BY id DESC LIMIT 1"
         )
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+        return rows[0] if rows else None
+
+    def last_control_event(self) -> tuple[str, str] | None:
+        """The newest halt or resume ever journaled in this file: (kind, message)."""
+        row = self._last_control_row()
+        return (str(row[1]), str(row[2])) if row is not None else None
 
     def flatten_owed(self) -> tuple[str, str] | None:
         """(who, reason) of the emergency stop in force whose flatten is still owed: one given
         while the bot waited for its venue at start (its ``halted`` event says
         ``flatten_when_connected``) with no ``flattened`` event after it. None otherwise — a
         halt the engine flattened at once owes nothing, and a resume since cancels it."""
-        rows = self.query(
-            "SELECT id, kind, data FROM events WHERE kind IN ('halted', 'resumed')"
-            " ORDER BY id DESC LIMIT 1"
-        )
-        if not rows or rows[0][1] != "halted":
+        row = self._last_control_row()
+        if row is None or row[1] != "halted":
             return None
-        fields = json.loads(rows[0][2]) if rows[0][2] else {}
+        fields = json.loads(row[3]) if row[3] else {}
         if not fields.get("flatten_when_connected"):
             return None
-        if self.query("SELECT 1 FROM events WHERE kind = 'flattened' AND id > ?", rows[0][0]):
+        if self.query("SELECT 1 FROM events WHERE kind = 'flattened' AND id > ?", row[0]):
             return None
         return str(fields.get("who", "")), str(fields.get("reason", ""))
 
@@ -936,7 +932,7 @@ class Journal:
 
 
 def _order_row(run: str, order: Order) -> tuple[Any, ...]:
-    # Enum members are bound as exact str (``member + ""``: see _ROWS_PER_INSERT).
+    # Enum members are bound as exact str (``member + ""``: see _NOTHING).
     return (
         run,
         order.client_order_id,

@@ -99,6 +99,14 @@ class VectorRun:
         return [Trade(symbol, *row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 
+def plugin_params(plugin: object) -> dict[str, Any]:
+    """A plugin's validated params as a dict (empty when it keeps none): what
+    :func:`vector_terms` takes of a built broker or sizer."""
+    params = getattr(plugin, "params", None)
+    dump = getattr(params, "model_dump", None)
+    return dict(dump()) if callable(dump) else {}
+
+
 def vector_terms(
     symbols: tuple[str, ...],
     broker: tuple[str, Mapping[str, Any]],
@@ -351,4 +359,11 @@ def _trades(
     return columns, net
 
 
-__all__ = ["FractionalSizing", "VectorRun", "VectorTerms", "run_plan", "vector_terms"]
+__all__ = [
+    "FractionalSizing",
+    "VectorRun",
+    "VectorTerms",
+    "plugin_params",
+    "run_plan",
+    "vector_terms",
+]

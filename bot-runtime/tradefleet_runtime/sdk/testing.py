@@ -51,7 +51,7 @@ from tradefleet_runtime.model import (
     Side,
     Trade,
 )
-from tradefleet_runtime.optimize.vector import run_plan, vector_terms
+from tradefleet_runtime.optimize.vector import plugin_params, run_plan, vector_terms
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.session import Bot, BotSession, RunOutcome
 from tradefleet_runtime.spec.model import BotManifest
@@ -711,10 +711,9 @@ def check_target_plan(
     if plan is None:
         raise ValueError(f"{type(strategy).__name__} offers no plan for these params")
     broker = _registry().build(PluginKind.BROKER, "paper", dict(broker_params or {}), ["broker"])
-    validated: dict[str, Any] = getattr(getattr(broker, "params", None), "model_dump", dict)()
     terms = vector_terms(
         symbols,
-        ("paper", validated),
+        ("paper", plugin_params(broker)),
         [("fixed-size", {"quantity": quantity})],
         initial_capital=capital,
         timeframe_s=timeframe_s,

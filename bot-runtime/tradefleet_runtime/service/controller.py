@@ -394,6 +394,13 @@ class BotController:
             raise NotNow("the bot is still starting")
         return self.engine
 
+    def _engine_or_held(self) -> Engine | HeldControl:
+        """Who takes a pause, resume or halt now: the engine, or — while the bot waits for its
+        venue at start — the control held for it (``held_control.py``)."""
+        if self.engine is None and self._held is not None:
+            return self._held
+        return self._engine()
+
     # -- ControlPlane ------------------------------------------------------------------------
 
     def get_status(self) -> StatusSnapshot:
@@ -467,21 +474,15 @@ class BotController:
         return self._call(read)
 
     def pause(self, who: str, reason: str) -> StatusSnapshot:
-        def pause() -> None:
-            if self._held is not None and self.engine is None:
-                self._held.pause(who, reason)
-            else:
-                self._engine().pause(who, reason)
-
-        self._call(pause)
+        self._call(lambda: self._engine_or_held().pause(who, reason))
         return self._snapshot
 
     def resume(self, who: str, reason: str) -> StatusSnapshot:
         def resume() -> None:
-            if self._held is not None and self.engine is None:
-                self._held.resume(who, reason)
+            engine = self._engine_or_held()
+            if isinstance(engine, HeldControl):
+                engine.resume(who, reason)
                 return
-            engine = self._engine()
             if engine.degraded_reason:
                 # A person looked at the venue and the journal and resumed: from now on the
                 # bot trades on the account as it stands (journaled by the engine).
@@ -495,13 +496,7 @@ class BotController:
         if not reason.strip():
             raise ControlError("an emergency stop needs a reason", "reason")
 
-        def halt() -> None:
-            if self._held is not None and self.engine is None:
-                self._held.halt(who, reason, flatten)
-            else:
-                self._engine().halt(who, reason, flatten=flatten)
-
-        self._call(halt)
+        self._call(lambda: self._engine_or_held().halt(who, reason, flatten=flatten))
         return self._snapshot
 
     def reset_risk_lock(self, plugin: str, who: str, reason: str) -> StatusSnapshot:

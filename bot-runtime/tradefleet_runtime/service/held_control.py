@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.engine.trading_state import restored_halt_reason
 
 __all__ = ["HeldControl"]
 
@@ -36,10 +37,9 @@ class HeldControl:
     def __init__(self, journal: ControlJournal, paused: bool) -> None:
         self._journal = journal
         control = journal.last_control_event()
-        # As the engine will word a halt it restores (``BotSession._restore``).
-        self.halt_reason = f"restored after restart ({control[1]})" if control else ""
-        if control is not None and control[0] != "halted":
-            self.halt_reason = ""
+        # As the start will word the halt it restores (``BotSession._restore``).
+        in_force = control is not None and control[0] == "halted"
+        self.halt_reason = restored_halt_reason(control[1]) if control and in_force else ""
         self.paused = paused  # the spec's pause, until a command changes it
         self.pause_reason = ""
         self._steps: list[tuple[str, str, str]] = []
@@ -62,7 +62,7 @@ class HeldControl:
         self.paused, self.pause_reason = False, ""
         self._steps.append(("resume", who, reason))
 
-    def halt(self, who: str, reason: str, flatten: bool) -> None:
+    def halt(self, who: str, reason: str, *, flatten: bool = False) -> None:
         """Journal the emergency stop now. When one is already in force nothing changes, as
         with the engine's, but a flatten asked now is owed: journaled as a halt that still
         holds, with the flatten to do once the venue answers."""
