@@ -17,8 +17,8 @@ _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _base36(value: int) -> str:
-    if value == 0:
-        return "0"
+    if value < 36:  # nearly every id: the first few orders of a bar
+        return _ALPHABET[value]
     digits = []
     while value:
         value, rest = divmod(value, 36)

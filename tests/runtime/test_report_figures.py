@@ -80,6 +80,7 @@ def test_trade_figures_expectancy_average_win_loss_duration_and_streak() -> None
 def test_streak_follows_exit_order_not_list_order() -> None:
     trades = [_trade(-1.0, exit_=3), _trade(5.0, exit_=2), _trade(-1.0, exit_=1)]
     assert longest_losing_streak(trades) == 1
+    assert longest_losing_streak(trades, [t.net_pnl for t in trades]) == 1  # P&L read once
 
 
 def test_long_short_per_symbol_and_exit_reasons() -> None:

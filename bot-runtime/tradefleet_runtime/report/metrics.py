@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -96,8 +97,9 @@ def compute_figures(
     per_year = periods_per_year(timestamps)
     sharpe, sortino = sharpe_sortino(curve, initial, per_year)
     if net_pnls is None:
-        wins = [t.net_pnl for t in trades if t.net_pnl > 0]
-        losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
+        pnls = [t.net_pnl for t in trades]  # a computed property: read once per trade
+        wins = [pnl for pnl in pnls if pnl > 0]
+        losses = [pnl for pnl in pnls if pnl <= 0]
         count, won, won_total, lost_total = len(trades), len(wins), sum(wins), sum(losses)
     else:
         # Running sums, as Python's sum adds the lists above: the same figures to the bit.
@@ -182,9 +184,14 @@ class TradeGroup:
 
 def group_trades(trades: Sequence[Trade], key: Callable[[Trade], str]) -> dict[str, TradeGroup]:
     """One ``TradeGroup`` per key, most trades first (ties by key)."""
+    return _grouped([key(t) for t in trades], [t.net_pnl for t in trades])
+
+
+def _grouped(keys: Sequence[str], net_pnls: Sequence[float]) -> dict[str, TradeGroup]:
+    """``group_trades`` of trades given as their keys and net P&L, in the same order."""
     counts: dict[str, list[float]] = {}
-    for trade in trades:
-        counts.setdefault(key(trade), []).append(trade.net_pnl)
+    for name, pnl in zip(keys, net_pnls, strict=True):
+        counts.setdefault(name, []).append(pnl)
     groups = {
         name: TradeGroup(len(pnls), sum(1 for p in pnls if p > 0), math.fsum(pnls))
         for name, pnls in counts.items()
@@ -192,12 +199,22 @@ def group_trades(trades: Sequence[Trade], key: Callable[[Trade], str]) -> dict[s
     return dict(sorted(groups.items(), key=lambda item: (-item[1].trades, item[0])))
 
 
-def longest_losing_streak(trades: Sequence[Trade]) -> int:
-    """Most consecutive trades, in order of exit, that were not wins (net P&L ≤ 0)."""
+def longest_losing_streak(trades: Sequence[Trade], net_pnls: Sequence[float] = ()) -> int:
+    """Most consecutive trades, in order of exit, that were not wins (net P&L ≤ 0).
+
+    ``net_pnls``: the trades' net P&L, in their order, when the caller has read them."""
+    pnls = list(net_pnls) if len(net_pnls) == len(trades) else [t.net_pnl for t in trades]
+    exits = [t.exit_ts for t in trades]
+    if any(later < earlier for earlier, later in pairwise(exits)):
+        # stable: same-time exits keep their order
+        pnls = [pnls[k] for k in sorted(range(len(exits)), key=exits.__getitem__)]
     longest = current = 0
-    for trade in sorted(trades, key=lambda t: t.exit_ts):  # stable: same-time exits keep order
-        current = current + 1 if trade.net_pnl <= 0 else 0
-        longest = max(longest, current)
+    for pnl in pnls:
+        if pnl <= 0:
+            current += 1
+            longest = max(longest, current)
+        else:
+            current = 0
     return longest
 
 
@@ -336,8 +353,9 @@ def build_report(data: ReportInput) -> Report:
     years = (end - start) / SECONDS_PER_YEAR if start is not None and end is not None else 0.0
     growth = cagr(data.initial, figures.final_equity, years)
     drawdown = figures.max_drawdown_pct / 100.0
-    wins = [t.net_pnl for t in trades if t.net_pnl > 0]
-    losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
+    pnls = [t.net_pnl for t in trades]  # a computed property: read once per trade
+    wins = [pnl for pnl in pnls if pnl > 0]
+    losses = [pnl for pnl in pnls if pnl <= 0]
     return Report(
         figures=figures,
         start_ts=start,
@@ -345,16 +363,16 @@ def build_report(data: ReportInput) -> Report:
         years=years,
         cagr=growth,
         calmar=growth / drawdown if growth is not None and drawdown > 0 else None,
-        expectancy=math.fsum(t.net_pnl for t in trades) / len(trades) if trades else 0.0,
+        expectancy=math.fsum(pnls) / len(pnls) if pnls else 0.0,
         average_win=math.fsum(wins) / len(wins) if wins else None,
         average_loss=math.fsum(losses) / len(losses) if losses else None,
         average_duration_s=(
             math.fsum(t.exit_ts - t.entry_ts for t in trades) / len(trades) if trades else None
         ),
-        longest_losing_streak=longest_losing_streak(trades),
-        by_direction=group_trades(trades, lambda t: "long" if t.direction > 0 else "short"),
-        by_symbol=group_trades(trades, lambda t: t.symbol),
-        exit_reasons=group_trades(trades, lambda t: t.exit_reason or "(none)"),
+        longest_losing_streak=longest_losing_streak(trades, pnls),
+        by_direction=_grouped(["long" if t.direction > 0 else "short" for t in trades], pnls),
+        by_symbol=_grouped([t.symbol for t in trades], pnls),
+        exit_reasons=_grouped([t.exit_reason or "(none)" for t in trades], pnls),
         monthly=monthly_returns(stamps, data.equity, data.initial),
         benchmark=Benchmark(tuple(data.symbols), years) if data.symbols else None,
     )
