@@ -56,6 +56,9 @@ class Capability(StrEnum):
     RESTORES_EQUITY = "restores-equity"
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
     VENUE_EXECUTION = "venue-execution"  # broker: VenueExecution (events, queries, reports)
+    # broker: BracketFollower (places a bracket's children itself; told the bracket of an
+    # entry adopted from the venue after a restart, which the venue does not keep)
+    FOLLOWS_BRACKETS = "follows-brackets"
     # data feed: its bars arrive when they close at the venue, so the runtime never paces
     # them (a restarted bot's missed bars are caught up at once, not one per timeframe).
     LIVE_FEED = "live-feed"
@@ -221,6 +224,20 @@ class AccountRestorer(Protocol):
 
 
 @runtime_checkable
+class BracketFollower(Protocol):
+    """A venue broker that places a bracket entry's stop-loss/take-profit children itself —
+    from the entry's first fill, sized on what filled, resized as the rest fills — and so must
+    be told the bracket of an entry it finds working at the venue after a restart: the venue
+    keeps the entry, not the bot's stop-loss and take-profit for it."""
+
+    def follow_bracket(self, order: Order) -> None:
+        """``order`` (as the bot journaled it, with ``stop_loss``/``take_profit``) is working
+        at the venue and was adopted at start-up: protect what of it filled, and what fills
+        from now on, as for an entry this broker sent. Never sends ``order`` itself."""
+        ...
+
+
+@runtime_checkable
 class VenueExecution(Protocol):
     """A broker for a real venue (and the paper broker, the contract's reference).
 
@@ -321,6 +338,7 @@ SHAPES: dict[Capability, _Shape] = {
             ("is_connected", 0),
         ),
     ),
+    Capability.FOLLOWS_BRACKETS: _Shape(frozenset({"broker"}), (("follow_bracket", 1),)),
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
 }
@@ -412,6 +430,7 @@ __all__ = [
     "AccountRestorer",
     "ActionKind",
     "BarObserver",
+    "BracketFollower",
     "Capability",
     "EquityRestorer",
     "FillObserver",

@@ -34,6 +34,7 @@ from tradefleet_runtime.capabilities import (
     AccountActor,
     AccountRestorer,
     BarObserver,
+    BracketFollower,
     Capability,
     EquityRestorer,
     FillObserver,
@@ -86,6 +87,8 @@ class Bot:
     signals: SignalReceiver | None = None
     lock_holders: list[tuple[str, RiskLockHolder]] = field(default_factory=list)
     restorer: AccountRestorer | None = None
+    # A broker that places bracket children itself (told the brackets it adopts at a restart).
+    brackets: BracketFollower | None = None
     risk_hooks: RiskHooks = field(default_factory=RiskHooks)
     # A broker whose account lives at a venue (``venue-execution``, and no journal-restored
     # account): reconciled with the venue on every start before it trades.
@@ -170,6 +173,9 @@ def assemble(
         if declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
         else None,
         risk_hooks=hooks,
+        brackets=cast("BracketFollower", broker)
+        if declares(PluginKind.BROKER, spec.broker.name, Capability.FOLLOWS_BRACKETS)
+        else None,
         venue=cast("VenueExecution", broker)
         if declares(PluginKind.BROKER, spec.broker.name, Capability.VENUE_EXECUTION)
         and not declares(PluginKind.BROKER, spec.broker.name, Capability.RESTORES_ACCOUNT)
@@ -428,6 +434,7 @@ class BotSession:
             restorer=bot.restorer,
             venue=bot.executes,
             hooks=bot.risk_hooks,
+            brackets=bot.brackets,
         )
         engine.tracer = configure_from_env("tradefleet-runtime", bot.name)
         self.engine = engine

@@ -251,7 +251,7 @@ def tradefleet_brokers() -> list[PluginSpec]:
             # Live only: a paper bot trades a simulated account (the paper broker); a testnet
             # is a live bot with ``sandbox: true``.
             modes=frozenset({"live"}),
-            capabilities=frozenset({Capability.VENUE_EXECUTION}),
+            capabilities=frozenset({Capability.VENUE_EXECUTION, Capability.FOLLOWS_BRACKETS}),
         ),
     ]
 

@@ -30,6 +30,7 @@ from tests.e2e.test_live_ccxt_restart import (
 )
 from tests.venues.binance.server import FakeBinance
 from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.order_ids import original_order_id
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.session import BotSession, assemble
 from tradefleet_runtime.signals import Direction, Signal
@@ -118,18 +119,27 @@ def test_a_venue_fault_ends_with_the_journal_equal_to_the_venue(
         assert accepted, reason
         deadline = time.monotonic() + 30
         settled = False
+        children = {f"{order_id}-sl", f"{order_id}-tp"}
+        part_protected = False  # the first part's stop and target seen at the venue
         while time.monotonic() < deadline and not settled:
             engine.pump()
-            if fault == "partial_fill" and _venue_fills(fake):
-                fake.set_price(VENUE_SYMBOL, PRICE, market="usdm")  # the rest trades later
+            if fault == "partial_fill" and _venue_fills(fake) and not part_protected:
+                part = _venue_traded(fake)
+                part_protected = _venue_quantities(fake, children) == dict.fromkeys(children, part)
+                if part_protected:  # the rest of the entry trades later
+                    fake.set_price(VENUE_SYMBOL, PRICE, market="usdm")
             working = {o.client_order_id for o in engine.open_orders()}
-            children = {f"{order_id}-sl", f"{order_id}-tp"}
             settled = order_id not in working and (
                 fault == "reject"
-                or (children <= working and len(_venue_quantities(fake, children)) == 2)
+                or (
+                    children <= working
+                    and _venue_quantities(fake, children)
+                    == dict.fromkeys(children, _venue_traded(fake))
+                )
             )
             time.sleep(0.05)
         assert settled, f"{fault}: the order never settled"
+        assert part_protected or fault != "partial_fill"
         session.close("completed")
     finally:
         session.bot.broker.close()
@@ -141,8 +151,7 @@ def test_a_venue_fault_ends_with_the_journal_equal_to_the_venue(
         assert statuses[order_id] == "filled"
         assert sum(1 for _ in _venue_fills(fake)) >= 1
         # The bracket covers all the entry executed, in the journal as at the venue (the
-        # broker places the children when the entry is done: a partly filled entry's first
-        # part is not what they protect).
+        # broker places the children at the entry's first fill and resizes them as it fills).
         entry, children = _quantities(tmp_path, order_id)
         assert children == {f"{order_id}-sl": entry, f"{order_id}-tp": entry}
         assert _venue_quantities(fake, children) == children
@@ -165,10 +174,24 @@ def _quantities(folder: Path, order_id: str) -> tuple[float, dict[str, float]]:
     return filled, children
 
 
+def _venue_traded(fake: FakeBinance) -> float:
+    """What the account traded at the venue (the entry's part, before any child fills)."""
+    with fake.state.lock:
+        return sum(
+            float(t.qty)
+            for (account, _symbol), trades in fake.state.usdm.trades.items()
+            if account == fake.api_key
+            for t in trades
+        )
+
+
 def _venue_quantities(fake: FakeBinance, ids: Iterable[str]) -> dict[str, float]:
+    """The working conditional orders of these ids at the venue (a child resized as its entry
+    filled is the one placed again under ``<id>-a<n>``, its first copy cancelled)."""
+    wanted = set(ids)
     with fake.state.lock:
         return {
-            a.client_algo_id: float(a.quantity)
+            original_order_id(a.client_algo_id): float(a.quantity)
             for a in fake.state.usdm.algo_orders.values()
-            if a.client_algo_id in ids
+            if original_order_id(a.client_algo_id) in wanted and a.status == "NEW"
         }

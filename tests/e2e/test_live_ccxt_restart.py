@@ -19,6 +19,7 @@ id was ever placed twice.
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import textwrap
@@ -366,3 +367,99 @@ def test_a_stop_the_venue_refuses_closes_its_position_at_market(
         db.close()
     assert exits == [("stop-refused",)]
     assert len(events) == 1 and "would immediately trigger" in events[0]
+
+
+def _working_children(fake: FakeBinance, order_id: str) -> dict[str, float]:
+    """The entry's stop-loss and take-profit working at the venue (a resized one is placed
+    again under ``<id>-a<n>``), by the bot's ids: their quantities."""
+    with fake.state.lock:
+        algos = list(fake.state.usdm.algo_orders.values())
+    return {
+        re.sub(r"-a\d+$", "", a.client_algo_id): float(a.quantity)
+        for a in algos
+        if a.client_algo_id.startswith(f"{order_id}-") and a.status == "NEW"
+    }
+
+
+def _journaled_quantities(folder: Path, order_id: str) -> dict[str, tuple[float, str]]:
+    db = sqlite3.connect(folder / "journal.sqlite")
+    try:
+        rows = db.execute(
+            "SELECT client_order_id, quantity, status FROM order_status WHERE parent_id = ?",
+            (order_id,),
+        ).fetchall()
+    finally:
+        db.close()
+    return {cid: (quantity, status) for cid, quantity, status in rows}
+
+
+def test_a_limit_entry_resting_through_a_restart_gets_its_stop_when_it_fills(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue keeps the entry, not its stop-loss and take-profit: the restarted bot tells
+    its broker (``follows-brackets``), so the fill after the restart is protected at the venue,
+    as the journal says."""
+    manifest = _bot(tmp_path, fake, "limit")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    order_id = _signal(serve, PRICE * 0.99)  # rests below the market
+    serve.wait_for(lambda s: s.open_orders == 1)
+    _until(lambda: _journal(tmp_path)[1].get(order_id) == "open")
+    _kill(serve)
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        again.wait_for(lambda s: s.open_orders == 1)
+        fake.set_price(VENUE_SYMBOL, PRICE * 0.985, market="usdm")  # the entry fills now
+        _until(
+            lambda: (
+                _working_children(fake, order_id)
+                == dict.fromkeys((f"{order_id}-sl", f"{order_id}-tp"), 0.01)
+            )
+        )
+        again.wait_for(lambda s: s.open_positions == 1 and s.open_orders == 2)
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert statuses[order_id] == "filled"
+    assert _journaled_quantities(tmp_path, order_id) == {
+        f"{order_id}-sl": (0.01, "open"),
+        f"{order_id}-tp": (0.01, "open"),
+    }
+
+
+def test_a_part_filled_entry_keeps_growing_its_stop_after_a_restart(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part of a limit entry filled (its stop and target cover that part at the venue) when
+    the bot died; the rest fills after the restart: they grow to all of it, at the venue and in
+    the journal."""
+    manifest = _bot(tmp_path, fake, "limit")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    fake.faults.inject("partial_fill", path="/fapi/v1/order", method="POST", fraction=0.4)
+    order_id = _signal(serve, PRICE * 1.01)  # marketable: 40 % fills at once, the rest rests
+    children = (f"{order_id}-sl", f"{order_id}-tp")
+    _until(lambda: _working_children(fake, order_id) == dict.fromkeys(children, 0.004))
+    _until(
+        lambda: (
+            {c: q for c, (q, _) in _journaled_quantities(tmp_path, order_id).items()}
+            == dict.fromkeys(children, 0.004)
+        )
+    )
+    _kill(serve)
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        again.wait_for(lambda s: s.open_positions == 1 and s.open_orders == 3)
+        fake.set_price(VENUE_SYMBOL, PRICE * 0.999, market="usdm")  # the rest fills now
+        _until(lambda: _working_children(fake, order_id) == dict.fromkeys(children, 0.01))
+        _until(
+            lambda: (
+                {c: q for c, (q, _) in _journaled_quantities(tmp_path, order_id).items()}
+                == dict.fromkeys(children, 0.01)
+            )
+        )
+        again.wait_for(lambda s: s.open_orders == 2)
+    finally:
+        assert again.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert statuses[order_id] == "filled"

@@ -1,9 +1,10 @@
-"""The engine's book of working orders makes a bracket's children when its entry is done.
+"""The engine's book of working orders: a bracket's children come with its entry's first fill.
 
-Sized on all the entry executed, as the venues' brokers place them (the ccxt broker when the
-entry is final): a partly filled entry has no child at the venue, so none is in the book (the
-status and risk plugins would otherwise see a stop that does not exist, sized on the first
-part). ``tests/e2e/test_live_ccxt_faults.py`` checks the same against the fake Binance.
+Sized on what filled and grown with each fill, as the venues' brokers place them (the ccxt
+broker amends them as the entry fills; the paper broker and MT5 fill an entry at once): what
+the status and the risk plugins see is what protects the position, and no filled part of a
+resting entry waits for the rest without its stop. The broker contract suite
+(``tests/brokers/contract``) checks the same at the fake venues.
 """
 
 from __future__ import annotations
@@ -16,33 +17,42 @@ ENTRY = Order(
 )
 
 
-def _fill(quantity: float, n: int) -> Fill:
-    return Fill(
-        ENTRY.client_order_id, ENTRY.symbol, Side.BUY, quantity, 100.0, 0.0, 10 + n, f"f{n}"
-    )
+def _fill(quantity: float, n: int, order_id: str = ENTRY.client_order_id) -> Fill:
+    return Fill(order_id, ENTRY.symbol, Side.BUY, quantity, 100.0, 0.0, 10 + n, f"f{n}")
 
 
-def test_children_come_when_the_entry_is_filled_sized_on_all_of_it() -> None:
+def _sizes(book: OrderBook) -> dict[str, float]:
+    return {o.client_order_id: o.quantity for o in book.orders() if o.parent_id is not None}
+
+
+def test_children_come_with_the_first_fill_and_grow_with_each() -> None:
     book = OrderBook()
     book.add(ENTRY)
-    status, order, children = book.on_fill(_fill(0.3, 1))
-    assert (status, order, children) == (OrderStatus.PARTIALLY_FILLED, ENTRY, ())
-    assert [o.client_order_id for o in book.orders()] == ["tfentry0"]
-    status, _, children = book.on_fill(_fill(0.7, 2))
-    assert status is OrderStatus.FILLED
-    assert [(c.client_order_id, c.quantity, c.created_ts) for c in children] == [
-        ("tfentry0-sl", 1.0, 12),
-        ("tfentry0-tp", 1.0, 12),
+    status, order, placed, resized = book.on_fill(_fill(0.3, 1))
+    assert (status, order, resized) == (OrderStatus.PARTIALLY_FILLED, ENTRY, ())
+    assert [(c.client_order_id, c.quantity, c.created_ts, c.side) for c in placed] == [
+        ("tfentry0-sl", 0.3, 11, Side.SELL),
+        ("tfentry0-tp", 0.3, 11, Side.SELL),
     ]
-    assert {o.client_order_id for o in book.orders()} == {"tfentry0-sl", "tfentry0-tp"}
+    assert _sizes(book) == {"tfentry0-sl": 0.3, "tfentry0-tp": 0.3}
+    before = book.version
+    status, _, placed, resized = book.on_fill(_fill(0.7, 2))
+    assert status is OrderStatus.FILLED and placed == ()
+    assert [(c.client_order_id, c.quantity) for c in resized] == [
+        ("tfentry0-sl", 1.0),
+        ("tfentry0-tp", 1.0),
+    ]
+    assert book.version > before  # the risk plugins' copy of the stops is taken again
+    assert _sizes(book) == {"tfentry0-sl": 1.0, "tfentry0-tp": 1.0}
+    assert book.get(ENTRY.client_order_id) is None
 
 
-def test_an_entry_cancelled_after_a_part_filled_protects_that_part() -> None:
+def test_an_entry_cancelled_after_a_part_filled_keeps_that_parts_children() -> None:
     book = OrderBook()
     book.add(ENTRY)
     book.on_fill(_fill(0.25, 1))
-    children = book.end(ENTRY.client_order_id, None, 20)
-    assert [(c.quantity, c.reduce_only, c.side) for c in children] == [(0.25, True, Side.SELL)] * 2
+    assert book.end(ENTRY.client_order_id, None, 20) == ((), ())
+    assert _sizes(book) == {"tfentry0-sl": 0.25, "tfentry0-tp": 0.25}
     assert book.get(ENTRY.client_order_id) is None
 
 
@@ -50,15 +60,27 @@ def test_a_venue_that_says_filled_before_the_last_fill_arrives_sizes_on_its_word
     book = OrderBook()
     book.add(ENTRY)
     book.on_fill(_fill(0.4, 1))
-    children = book.end(ENTRY.client_order_id, 1.0, 20)
-    assert [c.quantity for c in children] == [1.0, 1.0]
+    placed, resized = book.end(ENTRY.client_order_id, 1.0, 20)
+    assert placed == () and [c.quantity for c in resized] == [1.0, 1.0]
     # The last fill then finds no working entry: no second bracket.
-    assert book.on_fill(_fill(0.6, 2))[2] == ()
+    assert book.on_fill(_fill(0.6, 2))[2:] == ((), ())
+
+
+def test_a_child_that_filled_is_not_made_again_by_the_entrys_next_fill() -> None:
+    """Its id was sent once: the stop of the first part filled, the entry's later fills
+    find it gone (a second stop under the same id would be a second order)."""
+    book = OrderBook()
+    book.add(ENTRY)
+    book.on_fill(_fill(0.4, 1))
+    assert book.on_fill(_fill(0.4, 2, "tfentry0-sl")).status is OrderStatus.FILLED
+    book.remove("tfentry0-tp")  # its sibling's fill cancelled it
+    assert book.on_fill(_fill(0.6, 3))[2:] == ((), ())
+    assert _sizes(book) == {}
 
 
 def test_an_entry_that_ended_unfilled_has_no_children() -> None:
     book = OrderBook()
     book.add(ENTRY)
-    assert book.end(ENTRY.client_order_id, None, 20) == ()
-    assert book.end("unknown", 1.0, 20) == ()
+    assert book.end(ENTRY.client_order_id, None, 20) == ((), ())
+    assert book.end("unknown", 1.0, 20) == ((), ())
     assert len(book) == 0

@@ -29,6 +29,7 @@ from tradefleet_runtime.brackets import STOP_LOSS_TAG, STOP_REFUSED_TAG, bracket
 from tradefleet_runtime.capabilities import (
     AccountRestorer,
     ActionKind,
+    BracketFollower,
     RiskLockHolder,
     SignalReceiver,
     VenueExecution,
@@ -182,8 +183,9 @@ class Engine:
     """Runs one bot: a strategy, its risk chain and a broker, journaling as it goes.
 
     Optional abilities arrive typed, from the plugins' declared capabilities: ``signals`` (the
-    strategy takes external signals), ``lock_holders`` (risk plugins with locks) and
-    ``restorer`` (a broker that rebuilds its account from journaled fills).
+    strategy takes external signals), ``lock_holders`` (risk plugins with locks),
+    ``restorer`` (a broker that rebuilds its account from journaled fills) and ``brackets`` (a
+    broker that places bracket children itself, told the brackets it adopts at a restart).
     """
 
     def __init__(
@@ -200,6 +202,7 @@ class Engine:
         restorer: AccountRestorer | None = None,
         venue: VenueExecution | None = None,
         hooks: RiskHooks | None = None,
+        brackets: BracketFollower | None = None,
     ) -> None:
         self.config = config
         self.strategy = strategy
@@ -208,6 +211,7 @@ class Engine:
         self.risk = list(risk)
         self.signals = signals
         self.restorer = restorer
+        self.brackets = brackets
         self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
         self.book = OrderBook()
         self._snapshots = RiskSnapshots(
@@ -778,8 +782,8 @@ class Engine:
         )
         if status in _FINAL:
             ended = update.ts or self._now
-            for child in self.book.end(update.client_order_id, update.filled_quantity, ended):
-                self.journal.record_order(child, OrderStatus.OPEN, ended)
+            placed, resized = self.book.end(update.client_order_id, update.filled_quantity, ended)
+            self._journal_children(placed, resized, ended)
             if status is OrderStatus.REJECTED:
                 self.stats.rejected += 1
                 self.journal.record_event(
@@ -819,6 +823,18 @@ class Engine:
             OrderIntent(stop.symbol, stop.side, quantity, reduce_only=True, tag=STOP_REFUSED_TAG)
         )
 
+    def _journal_children(self, placed: Sequence[Order], resized: Sequence[Order], ts: int) -> None:
+        """Bracket children the broker places (or resizes) at the venue as their entry fills."""
+        for child in placed:
+            self.journal.record_order(child, OrderStatus.OPEN, ts)
+        for child in resized:
+            self.journal.resize_order(
+                child.client_order_id,
+                child.quantity,
+                ts,
+                f"resized to {child.quantity:g}: what of its entry filled",
+            )
+
     def _on_broker_events(self, events: Sequence[Fill | OrderUpdate]) -> None:
         for event in events:
             if isinstance(event, Fill):
@@ -832,9 +848,9 @@ class Engine:
         trades_before = len(portfolio.trades)
         portfolio.apply(fill)
         position = portfolio.positions[fill.symbol]
-        status, order, children = self.book.on_fill(fill)
-        for child in children:
-            self.journal.record_order(child, OrderStatus.OPEN, fill.ts)
+        status, order, placed, resized = self.book.on_fill(fill)
+        if placed or resized:
+            self._journal_children(placed, resized, fill.ts)
         trades = portfolio.trades
         closed = (
             [(seq, trades[seq]) for seq in range(trades_before, len(trades))]
@@ -1098,6 +1114,10 @@ class Engine:
             )
         for report in plan.adopted:
             order = journaled.get(report.client_order_id) or order_from_report(report)
+            if report.quantity > 0.0 and report.quantity != order.quantity:
+                # The venue's word on what works now (a bracket child resized as its entry
+                # filled, an amended order).
+                order = order._replace(quantity=report.quantity)
             self.journal.record_order(
                 order,
                 OrderStatus.PENDING,
@@ -1115,6 +1135,7 @@ class Engine:
         self.known_ids = state.known_order_ids | frozenset(
             report.client_order_id for report in plan.adopted
         )
+        followed = self._follow_brackets(plan, now)
         # A bracket child whose sibling filled protects a position that is gone: cancelled at
         # the venue, as the broker cancels a sibling when it sees the fill.
         for order_id in plan.orphaned:
@@ -1128,7 +1149,7 @@ class Engine:
                 order, OrderStatus.PENDING, now, "the venue never received it; sent again"
             )
             self._send(order)
-        protected = self._protect_missed_entries(plan, journaled, now)
+        protected = self._protect_missed_entries(plan, journaled, now, followed)
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
             self.state.halt(self.degraded_reason)
@@ -1142,16 +1163,58 @@ class Engine:
         )
         return summary
 
+    def _follow_brackets(self, plan: ReconcilePlan, now: int) -> frozenset[str]:
+        """Bracket entries still working at the venue, told to a broker that places their
+        children itself (``follows-brackets``): the venue keeps the entry, not its stop-loss.
+        The children of what already filled are in the book (adopted, or placed now by the
+        broker). The entries' ids."""
+        follower = self.brackets
+        if follower is None:
+            return frozenset()
+        followed: list[str] = []
+        for report in plan.adopted:
+            working = self.book.get(report.client_order_id)
+            if working is None:
+                continue
+            order = working.order
+            if order.parent_id is not None or (
+                order.stop_loss is None and order.take_profit is None
+            ):
+                continue
+            follower.follow_bracket(order)
+            followed.append(order.client_order_id)
+            if working.filled > 0.0:
+                placed, resized = self.book.protect(order, working.filled, now)
+                for child in placed:
+                    self.journal.record_order(
+                        child, OrderStatus.PENDING, now, "protects what of its entry filled"
+                    )
+                for child in resized:
+                    self.journal.resize_order(
+                        child.client_order_id,
+                        child.quantity,
+                        now,
+                        f"resized to {child.quantity:g}: what of its entry filled",
+                    )
+        return frozenset(followed)
+
     def _protect_missed_entries(
-        self, plan: ReconcilePlan, journaled: dict[str, Order], now: int
+        self,
+        plan: ReconcilePlan,
+        journaled: dict[str, Order],
+        now: int,
+        followed: frozenset[str] = frozenset(),
     ) -> int:
         """An entry with a stop-loss or take-profit that filled while the bot was down has no
         protection at the venue (the bot places a bracket's children when it sees the fill):
-        place them now, sized on what filled, unless an earlier run already sent them."""
+        place them now, sized on what filled, unless an earlier run already sent them — or the
+        broker follows the entry's bracket (``followed``: it sizes them on all that filled)."""
         filled: dict[str, float] = {}
         for fill in plan.missed_fills:
             parent = journaled.get(fill.client_order_id)
-            if parent is not None and (parent.stop_loss or parent.take_profit):
+            if parent is None or parent.client_order_id in followed:
+                continue
+            if parent.stop_loss or parent.take_profit:
                 filled[parent.client_order_id] = filled.get(parent.client_order_id, 0.0) + (
                     fill.quantity
                 )

@@ -32,6 +32,8 @@ class JournalWriter(Protocol):
         self, order: Order, status: OrderStatus, ts: int, reason: str = ""
     ) -> None: ...
 
+    def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None: ...
+
     def update_order(
         self,
         client_order_id: str,

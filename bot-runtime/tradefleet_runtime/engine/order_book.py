@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tradefleet_runtime.brackets import bracket_children
 from tradefleet_runtime.model import Fill, Order, OrderStatus
@@ -17,11 +18,28 @@ class WorkingOrder:
     filled: float = 0.0
 
 
+# (children added to the book, children whose quantity grew)
+BookedChildren = tuple[tuple[Order, ...], tuple[Order, ...]]
+
+
+class BookedFill(NamedTuple):
+    """What a fill did to the book: its order's status, the order (None: not in the book),
+    and the bracket children it placed or resized."""
+
+    status: OrderStatus
+    order: Order | None
+    placed: tuple[Order, ...]
+    resized: tuple[Order, ...]
+
+
 class OrderBook:
     """Orders sent and not yet final, by client order id (insertion order kept)."""
 
     def __init__(self) -> None:
         self._working: dict[str, WorkingOrder] = {}
+        # Bracket children that left the book: a later fill of their entry does not make
+        # them again (their ids were sent once).
+        self._ended: set[str] = set()
         # Bumped by every change (an order added, removed or filled): what a copy of the
         # protective stops was taken at (risk_snapshot.py).
         self.version = 0
@@ -44,54 +62,68 @@ class OrderBook:
 
     def remove(self, client_order_id: str) -> WorkingOrder | None:
         self.version += 1
-        return self._working.pop(client_order_id, None)
+        working = self._working.pop(client_order_id, None)
+        if working is not None and working.order.parent_id is not None:
+            self._ended.add(client_order_id)
+        return working
 
     def orders(self, symbol: str | None = None) -> list[Order]:
         return [
             w.order for w in self._working.values() if symbol is None or w.order.symbol == symbol
         ]
 
-    def on_fill(self, fill: Fill) -> tuple[OrderStatus, Order | None, Sequence[Order]]:
-        """Book a fill against its order: (its status now, the order, new bracket children).
+    def on_fill(self, fill: Fill) -> BookedFill:
+        """Book a fill against its order: its status now, the order, and its bracket's
+        children placed or resized by this fill.
 
-        A bracket's children are made when its entry is done — here, by its last fill — and
-        sized on all it executed, as the venues' brokers place them (the ccxt broker when the
-        entry is final; the paper broker and MT5 fill an entry at once). While an entry is
-        only partly filled no child is working at the venue, and none is in the book: what
-        the status and the risk plugins see is what protects the position.
+        A bracket's children come with its entry's first fill, sized on what filled, and grow
+        with each fill — as the venues' brokers place them (the ccxt broker amends them as
+        the entry fills; the paper broker and MT5 fill an entry at once): what the status and
+        the risk plugins see is what protects the position, and no filled part waits for the
+        rest of a resting entry without its stop.
         """
         working = self._working.get(fill.client_order_id)
         if working is None:
-            return OrderStatus.FILLED, None, ()
+            return BookedFill(OrderStatus.FILLED, None, (), ())
         order = working.order
         self.version += 1
         working.filled += fill.quantity
-        if working.filled + _QTY_EPSILON * max(order.quantity, 1.0) < order.quantity:
-            return OrderStatus.PARTIALLY_FILLED, order, ()
-        del self._working[fill.client_order_id]
-        return OrderStatus.FILLED, order, self._children(order, working.filled, fill.ts)
+        done = working.filled + _QTY_EPSILON * max(order.quantity, 1.0) >= order.quantity
+        if done:
+            self.remove(fill.client_order_id)
+        placed, resized = self.protect(order, working.filled, fill.ts)
+        status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        return BookedFill(status, order, placed, resized)
 
-    def end(self, client_order_id: str, filled: float | None, ts: int) -> Sequence[Order]:
+    def end(self, client_order_id: str, filled: float | None, ts: int) -> BookedChildren:
         """An order ended by the venue's word (cancelled or expired after part of it filled,
         rejected, or reported filled before its last fill arrived): out of the book. Its
-        bracket's children, sized on what it executed (the most the venue or its fills say),
-        when it executed any."""
+        bracket's children, placed or resized to what it executed (the most the venue or its
+        fills say), when it executed any."""
         working = self.remove(client_order_id)
         if working is None:
-            return ()
+            return (), ()
         done = max(working.filled, filled or 0.0)
-        return self._children(working.order, done, ts) if done > 0.0 else ()
+        return self.protect(working.order, done, ts) if done > 0.0 else ((), ())
 
-    def _children(self, order: Order, filled: float, ts: int) -> Sequence[Order]:
+    def protect(self, order: Order, filled: float, ts: int) -> BookedChildren:
         """The children of ``order`` (built by ``bracket_children``, the one place brackets
-        are made) not in the book yet, added to it."""
+        are made) covering ``filled``: (those added to the book, those whose quantity grew).
+        A child that left the book (filled, cancelled) is not made again."""
         if order.stop_loss is None and order.take_profit is None:
-            return ()
-        children = [
-            child
-            for child in bracket_children(order, filled, ts)
-            if child.client_order_id not in self._working
-        ]
-        for child in children:
-            self.add(child)
-        return children
+            return (), ()
+        placed: list[Order] = []
+        resized: list[Order] = []
+        for child in bracket_children(order, filled, ts):
+            child_id = child.client_order_id
+            if child_id in self._ended:
+                continue
+            working = self._working.get(child_id)
+            if working is None:
+                self.add(child)
+                placed.append(child)
+            elif working.order.quantity + _QTY_EPSILON * max(filled, 1.0) < filled:
+                self.version += 1
+                working.order = working.order._replace(quantity=filled)
+                resized.append(working.order)
+        return tuple(placed), tuple(resized)

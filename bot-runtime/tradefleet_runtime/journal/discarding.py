@@ -70,6 +70,9 @@ class DiscardingJournal:
     def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
         pass
 
+    def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None:
+        pass
+
     def update_order(
         self,
         client_order_id: str,

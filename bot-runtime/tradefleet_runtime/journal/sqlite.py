@@ -66,6 +66,9 @@ _INSERT_UPDATE = (
     "INSERT INTO order_updates (run_id, client_order_id, ts, status, reason, venue_order_id)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+# A working order's quantity changed at the venue (a bracket child grown with its entry's
+# fills): the order's row says what works now; the status log says when and why.
+_RESIZE_ORDER = "UPDATE orders SET quantity = ? WHERE run_id = ? AND client_order_id = ?"
 _INSERT_FILL = (
     "INSERT OR IGNORE INTO fills (run_id, fill_id, client_order_id, symbol, side, quantity,"
     " price, fee, ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -429,6 +432,15 @@ class Journal:
             self._batched(1)
             return
         self._write((_INSERT_UPDATE, row))
+
+    def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None:
+        """A working order's quantity is now ``quantity`` (its status log says so, with
+        ``reason``), in one transaction."""
+        run = self.run_id
+        self._write(
+            (_RESIZE_ORDER, (quantity, run, client_order_id)),
+            (_INSERT_UPDATE, (run, client_order_id, ts, OrderStatus.OPEN + "", reason, None)),
+        )
 
     def record_fill(
         self,

@@ -17,10 +17,14 @@ Fills come from the venue's own trade list (``fetch_my_trades``), the trade id b
 id, so the same execution is the same fill in every report and after every restart. An order's
 final update (FILLED, or CANCELLED after part of it filled) follows its fills.
 
-Brackets: after an entry with stop-loss/take-profit fills, its children (``bracket_children``)
+Brackets: from an entry's first fill, its stop-loss/take-profit children (``bracket_children``)
 are placed as native reduce-only orders — Binance USDⓈ-M ``STOP_MARKET``/``TAKE_PROFIT_MARKET``,
 Binance spot ``STOP_LOSS`` and a limit, Bybit a conditional market order and a reduce-only
-limit — and the broker cancels the other child when one fills (one-cancels-other).
+limit — sized on what of the entry filled, and resized as the rest fills (amended where the
+venue can; on Binance spot by cancel-replace, on USDⓈ-M by cancel and place again under a
+derived id): no filled part waits for the rest without its stop. The broker cancels the other
+child when one fills (one-cancels-other). An entry adopted after a restart is told its bracket
+by the bot (``follow_bracket``: the venue does not keep it) and is protected the same way.
 """
 
 from __future__ import annotations
@@ -102,7 +106,11 @@ class _Tracked:
     reported: float = 0.0  # filled quantity of the last PARTIALLY_FILLED update
     sending: bool = True  # create_order (or its look-ups) still running
     final_sent: bool = False
-    children_placed: bool = False
+    # A bracket entry: what of it its children should cover (what filled), and what they cover
+    # at the venue; one task at a time brings them there.
+    protect_to: float = 0.0
+    protected: float = 0.0
+    protecting: bool = False
     # The id the venue knows the order by: the bot's, or after a cancel-replace amend (Binance
     # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
     venue_cid: str = ""
@@ -600,34 +608,99 @@ class CcxtBroker:
                 tracked.filled if tracked.filled else None,
             )
         )
-        if tracked.filled > _EPS and (order.stop_loss is not None or order.take_profit is not None):
-            self._spawn_children(tracked)
+        if tracked.filled > _EPS:
+            self._protect(tracked, tracked.filled)
         if tracked.filled > _EPS and order.oco_group is not None:
             self._spawn(self._cancel_siblings(order))
 
     def _spawn(self, coro: Any) -> None:
         asyncio.get_running_loop().create_task(coro)
 
-    def _spawn_children(self, tracked: _Tracked) -> None:
-        if tracked.children_placed:
+    def _protect(self, entry: _Tracked, quantity: float) -> None:
+        """Have a bracket entry's children cover ``quantity`` (what of it filled): placed at
+        its first fill, resized as it fills, so no filled part waits unprotected for the rest
+        (a limit entry can rest part-filled for hours)."""
+        order = entry.order
+        if order.stop_loss is None and order.take_profit is None:
             return
-        tracked.children_placed = True
-        for child in bracket_children(tracked.order, tracked.filled, int(time.time())):
+        if quantity <= entry.protect_to + _EPS:
+            return
+        entry.protect_to = quantity
+        if not entry.protecting:
+            entry.protecting = True
+            self._spawn(self._keep_protected(entry))
+
+    async def _keep_protected(self, entry: _Tracked) -> None:
+        """Bring the children to what the entry filled, one step after another (fills that
+        arrive meanwhile make one more step)."""
+        try:
+            while entry.protected < entry.protect_to - _EPS:
+                want = entry.protect_to
+                for child in bracket_children(entry.order, want, int(time.time())):
+                    await self._cover(child)
+                entry.protected = want
+        finally:
+            entry.protecting = False
+
+    async def _cover(self, child: Order) -> None:
+        """Place ``child``, or bring the one at the venue to its quantity. A child that ended
+        (its sibling filled, a person cancelled it) is not placed again: an id is sent once."""
+        child_id = child.client_order_id
+        tracked = self._tracked.get(child_id)
+        if tracked is None:
             with self._known_lock:
-                self._known.add(child.client_order_id)
-            args = self._args(child)
-            if isinstance(args, Refusal):
-                self._emit(
-                    OrderUpdate(
-                        child.client_order_id,
-                        OrderStatus.REJECTED,
-                        int(time.time()),
-                        args.reason,
-                        code=args.code,
+                known = child_id in self._known
+                self._known.add(child_id)
+            if known:
+                # Sent before (by an earlier run, or by the bot after a restart): follow it.
+                tracked = await self._adopt(child_id)
+                if tracked is None:
+                    log.warning(
+                        "ccxt broker: %s was sent before and is not working at the venue; "
+                        "not sent again",
+                        child_id,
                     )
-                )
-                continue
-            self._spawn(self._place(child, args))
+                    return
+            else:
+                args = self._args(child)
+                if isinstance(args, Refusal):
+                    self._emit(
+                        OrderUpdate(
+                            child_id,
+                            OrderStatus.REJECTED,
+                            int(time.time()),
+                            args.reason,
+                            code=args.code,
+                        )
+                    )
+                    return
+                await self._place(child, args)
+                return
+        while tracked.sending:
+            await asyncio.sleep(0.01)
+        if tracked.final_sent or abs(tracked.order.quantity - child.quantity) <= _EPS:
+            return
+        await self._amend(child_id, child.quantity, None)
+
+    def follow_bracket(self, order: Order) -> None:
+        """``follows-brackets``: ``order``, adopted from the venue after a restart, is a
+        bracket's entry (its stop-loss and take-profit are the bot's, not the venue's): protect
+        what of it filled, and what fills from now on, as for an entry this object sent."""
+        self._io().spawn(self._take_bracket(order))
+
+    async def _take_bracket(self, order: Order) -> None:
+        tracked = self._tracked.get(order.client_order_id) or await self._adopt(
+            order.client_order_id
+        )
+        if tracked is None:
+            return  # ended at the venue: the bot protects what filled while it was down
+        tracked.order = tracked.order._replace(
+            stop_loss=order.stop_loss,
+            take_profit=order.take_profit,
+            tag=order.tag or tracked.order.tag,
+        )
+        if tracked.filled > _EPS:
+            self._protect(tracked, tracked.filled)
 
     async def _cancel_siblings(self, order: Order) -> None:
         for other in list(self._tracked.values()):
@@ -808,6 +881,9 @@ class CcxtBroker:
                 )
             )
             return
+        if self._algo(changed):
+            await self._replace_algo(tracked, changed)
+            return
         venue = self._venue
         assert venue is not None
         params = dict(args.params)
@@ -819,6 +895,11 @@ class CcxtBroker:
             replacement = venue_replacement_id(client_order_id, tracked.replaced + 1)
             params["newClientOrderId"] = replacement
             params["cancelOrigClientOrderId"] = tracked.venue_cid
+            if "stopLossPrice" in params:
+                # ccxt's spot edit reads a stop's trigger as triggerPrice (its create, as
+                # stopLossPrice): passed on unread, the replacement would be a market order.
+                params["triggerPrice"] = params.pop("stopLossPrice")
+        tracked.sending = True  # the poller would read a cancel-replace's cancel as its end
         try:
             raw = await venue.request(
                 "edit_order",
@@ -831,17 +912,19 @@ class CcxtBroker:
                 params,
             )
         except VenueFailure as error:
-            self._emit(
-                OrderUpdate(
-                    client_order_id,
-                    OrderStatus.OPEN,
-                    now,
-                    f"amend refused: {error.failure.message}",
-                    tracked.venue_id,
-                    error.failure.code,
-                )
-            )
-            return
+            # A cancel-replace retried after a lost answer fails its cancel (done by the first
+            # attempt): the replacement, under its derived id, may be working all the same.
+            found = None
+            if replacement != tracked.venue_cid:
+                with contextlib.suppress(VenueFailure):
+                    found = await self._lookup(replacement, tracked.market)
+            if found is None:
+                tracked.sending = False
+                await self._amend_failed(tracked, error)
+                return
+            raw = found
+        finally:
+            tracked.sending = False
         tracked.order = changed
         if replacement != tracked.venue_cid:
             tracked.replaced += 1
@@ -851,6 +934,107 @@ class CcxtBroker:
             tracked.venue_id = venue_id
             self._by_venue_id[venue_id] = client_order_id
         self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, now, "amended", venue_id))
+
+    async def _amend_failed(self, tracked: _Tracked, error: VenueFailure) -> None:
+        """A refused amend leaves the order as it was — unless the venue had already cancelled
+        it (a cancel-replace whose new order was refused): then it is over, said as REJECTED
+        with the venue's reason (for a stop-loss child the bot then closes what it protected)."""
+        client_order_id = tracked.order.client_order_id
+        now = int(time.time())
+        row = await self._lookup_quietly(tracked)
+        if row is not None:
+            status, _ = status_of(row.get("status"), float(row.get("filled") or 0.0))
+            if status is OrderStatus.CANCELLED:
+                await self._poll_trades(tracked.market)
+                self._final(
+                    tracked,
+                    OrderStatus.REJECTED,
+                    f"amend failed after the venue cancelled the order: {error.failure.message}",
+                    error.failure.code,
+                )
+                return
+        self._emit(
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.OPEN,
+                now,
+                f"amend refused: {error.failure.message}",
+                tracked.venue_id,
+                error.failure.code,
+            )
+        )
+
+    async def _replace_algo(self, tracked: _Tracked, changed: Order) -> None:
+        """Binance USDⓈ-M cannot modify a conditional order: the changed one is placed under a
+        derived id (an id is placed once), then the old one cancelled — never a moment without
+        the order (a stop resized as its entry fills). Both are reduce-only: if the old one
+        triggers meanwhile, the new one can only close what is left. A refused new order
+        changes nothing."""
+        client_order_id = tracked.order.client_order_id
+        venue = self._venue
+        assert venue is not None
+        replacement = venue_replacement_id(client_order_id, tracked.replaced + 1)
+        args = self._args(changed._replace(client_order_id=replacement))
+        if isinstance(args, Refusal):  # checked on the same terms by the caller
+            return
+        try:
+            raw = await venue.once(
+                "create_order",
+                args.symbol,
+                args.type,
+                args.side,
+                args.amount,
+                args.price,
+                dict(args.params),
+            )
+        except VenueFailure as error:
+            # An answer lost on the way: the replacement may exist all the same.
+            found = None
+            if error.failure.duplicate or error.failure.retry is Retry.IN_DOUBT:
+                with contextlib.suppress(VenueFailure):
+                    found = await self._lookup(replacement, tracked.market)
+            if found is None:
+                self._emit(
+                    OrderUpdate(
+                        client_order_id,
+                        OrderStatus.OPEN,
+                        int(time.time()),
+                        f"amend refused: {error.failure.message}",
+                        tracked.venue_id,
+                        error.failure.code,
+                    )
+                )
+                return
+            raw = found
+        old_venue_id, old_cid = tracked.venue_id, tracked.venue_cid
+        # From here the replacement is the order (its fills and end); the old one's fills,
+        # should it trigger before the cancel lands, still map to the order by venue id.
+        tracked.order = changed
+        tracked.replaced += 1
+        tracked.venue_cid = replacement
+        venue_id = str(raw.get("id") or "")
+        if venue_id:
+            tracked.venue_id = venue_id
+            self._by_venue_id[venue_id] = client_order_id
+        params: dict[str, Any] = {"trigger": True}
+        if not old_venue_id:
+            params.update(_client_id_params(self._dialect, old_cid, True))
+        try:
+            await venue.request("cancel_order", old_venue_id or "", tracked.market, params)
+        except VenueFailure as error:
+            log.warning(
+                "ccxt broker: %s resized, but its earlier copy %s was not cancelled (%s); "
+                "both are reduce-only",
+                client_order_id,
+                old_cid,
+                error.failure.message,
+            )
+            self._wake_poller()
+        self._emit(
+            OrderUpdate(
+                client_order_id, OrderStatus.OPEN, int(time.time()), "amended", tracked.venue_id
+            )
+        )
 
     # -- polling (I/O thread) ----------------------------------------------------------------
 
@@ -961,6 +1145,7 @@ class CcxtBroker:
             tracked.seen += fill.quantity
             tracked.filled = max(tracked.filled, tracked.seen)
             self._emit(fill)
+            self._protect(tracked, tracked.seen)
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
         venue_id = str(trade.get("order") or "")

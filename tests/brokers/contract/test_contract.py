@@ -413,3 +413,132 @@ def test_a_bracket_an_earlier_run_left_still_cancels_the_other_child(setup: Harn
         assert report is None
     else:
         assert report is not None and report.status is OrderStatus.CANCELLED
+
+
+def _children_cover(setup: Harness, broker: Any, entry: str, quantity: float) -> None:
+    """Wait until both of ``entry``'s bracket children work at the venue for ``quantity``."""
+    setup.wait_for(
+        lambda _e: all(
+            (r := broker.query_order(f"{entry}-{role}")) is not None
+            and r.status is OrderStatus.OPEN
+            and r.quantity == pytest.approx(quantity)
+            for role in ("sl", "tp")
+        )
+    )
+
+
+def _partial_on_next_order(setup: Harness, fraction: float) -> None:
+    path = {"bybit": "/v5/order/create", "binance-usdm": "/fapi/v1/order"}.get(
+        setup.name, "/api/v3/order"
+    )
+    setup.fake.faults.inject("partial_fill", path=path, method="POST", fraction=fraction)
+
+
+_NO_RESTING_PART = (
+    "an MT5 deal's unfilled volume expires with it: no partly filled entry rests unprotected"
+)
+
+
+def test_a_part_filled_bracket_entry_is_protected_for_what_filled(setup: Harness) -> None:
+    """A limit entry can rest part-filled for hours: what filled has its stop-loss and
+    take-profit at the venue at once, sized on it, and they grow with each fill (amended, or
+    replaced under a derived id where the venue cannot amend), so the stop closes all of it."""
+    venue_only(setup, "the simulator fills whole orders")
+    not_on(setup, setup.name not in MT5_SETUPS, _NO_RESTING_PART)
+    entry = "pbk1"
+    _partial_on_next_order(setup, 0.4)
+    order = setup.order(
+        entry,
+        price=setup.px(50_500.0),
+        order_type=OrderType.LIMIT,
+        stop_loss=setup.px(48_000.0),
+        take_profit=setup.px(52_000.0),
+    )
+    setup.answer(setup.broker.submit(order))
+    setup.wait_filled(entry, setup.quantity * 0.4)
+    _children_cover(setup, setup.broker, entry, setup.quantity * 0.4)
+    setup.trade_through(setup.px(50_400.0))
+    setup.wait_filled(entry)
+    _children_cover(setup, setup.broker, entry, setup.quantity)
+    setup.trade_through(setup.px(47_900.0))
+    setup.wait_filled(f"{entry}-sl")
+    assert setup.filled(f"{entry}-sl") == pytest.approx(setup.quantity)
+    cancelled = setup.wait_final(f"{entry}-tp")
+    assert cancelled.status is OrderStatus.CANCELLED
+    if setup.name != "binance-spot":  # spot: the base balance is the "position"
+        assert [p for p in setup.broker.position_reports() if p.symbol == setup.symbol] == []
+
+
+def test_a_bracket_entry_adopted_after_a_restart_is_protected_when_it_fills(
+    setup: Harness,
+) -> None:
+    """The venue keeps no entry's stop-loss: after a restart the bot tells the new broker
+    object (``follows-brackets``), which places the children when the entry fills."""
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    not_on(setup, setup.name not in MT5_SETUPS, "MT5 sends an entry's SL/TP with it")
+    entry = f"{PREFIX}pbk2"
+    order = setup.order(
+        entry,
+        price=setup.px(49_000.0),
+        order_type=OrderType.LIMIT,
+        stop_loss=setup.px(48_000.0),
+        take_profit=setup.px(52_000.0),
+    )
+    setup.answer(setup.broker.submit(order))
+    fresh = setup.restart()
+    reports = {r.client_order_id: r for r in fresh.order_reports(0)}  # start-up reconciliation
+    assert reports[entry].status is OrderStatus.OPEN
+    fresh.follow_bracket(order)
+    setup.trade_through(setup.px(48_900.0))
+    setup.wait_filled(entry)
+    _children_cover(setup, fresh, entry, setup.quantity)
+    setup.trade_through(setup.px(52_100.0))
+    setup.wait_filled(f"{entry}-tp")
+    assert setup.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
+
+
+def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_children(
+    setup: Harness,
+) -> None:
+    """Part of the entry filled (its children work for that part) when the bot restarted: the
+    new broker object follows the children and resizes them as the rest fills."""
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    not_on(setup, setup.name not in MT5_SETUPS, _NO_RESTING_PART)
+    entry = f"{PREFIX}pbk3"
+    _partial_on_next_order(setup, 0.4)
+    order = setup.order(
+        entry,
+        price=setup.px(50_500.0),
+        order_type=OrderType.LIMIT,
+        stop_loss=setup.px(48_000.0),
+        take_profit=setup.px(52_000.0),
+    )
+    setup.answer(setup.broker.submit(order))
+    setup.wait_filled(entry, setup.quantity * 0.4)
+    _children_cover(setup, setup.broker, entry, setup.quantity * 0.4)
+    fresh = setup.restart()
+    fresh.order_reports(0)
+    fresh.follow_bracket(order)
+    setup.trade_through(setup.px(50_400.0))
+    setup.wait_filled(entry)
+    _children_cover(setup, fresh, entry, setup.quantity)
+
+
+def test_amend_moves_a_working_stop(setup: Harness) -> None:
+    """A stop's trigger moves (a trailing stop): natively, by cancel-replace (Binance spot) or,
+    where the venue cannot modify a conditional order (Binance USDⓈ-M), cancelled and placed
+    again under a derived id; the bot still calls it by its own id."""
+    not_on(setup, setup.name not in MT5_SETUPS, "the MT5 broker's stops are position levels")
+    stop = setup.order("amd3", side=Side.SELL, price=setup.px(45_000.0), order_type=OrderType.STOP)
+    setup.answer(setup.broker.submit(stop))
+    answer = setup.broker.amend("amd3", None, setup.px(46_000.0))
+    if answer is None:
+        setup.wait_for(lambda _e: any(u.reason == "amended" for u in updates(setup.events, "amd3")))
+    else:
+        assert answer.status is OrderStatus.OPEN
+    report = setup.broker.query_order("amd3")
+    assert report is not None and report.status is OrderStatus.OPEN
+    assert report.price == pytest.approx(setup.px(46_000.0))
+    setup.trade_through(setup.px(45_900.0))
+    setup.settle()
+    setup.wait_filled("amd3")
