@@ -17,7 +17,7 @@ from tests.brokers.harness import (
     VenueHarness,
     updates,
 )
-from tradefleet_runtime.sdk import OrderStatus, OrderType, ReasonCode
+from tradefleet_runtime.sdk import OrderStatus, OrderType, ReasonCode, Side
 
 ORDER_PATH = {
     "binance-spot": "/api/v3/order",
@@ -329,6 +329,37 @@ def test_an_order_whose_look_up_also_fails_is_never_resent(tmp_path: Path) -> No
         _opened(harness, "lost1")
         assert len(_posts(harness)) == 1
         assert harness.venue_client_ids().count("lost1") == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize("name", ["binance-spot", "binance-usdm"])
+def test_a_stop_amended_past_the_market_is_never_left_half_done(name: str, tmp_path: Path) -> None:
+    """Moving a sell stop above the market is refused (it would trigger at once). Spot's
+    cancel-replace has cancelled the old stop by then: the order is over, said as REJECTED
+    (for a stop-loss child the bot then closes its position). USDⓈ-M places the changed copy
+    first: refused, the old stop keeps working and the amend is refused."""
+    harness = _venue(name, tmp_path)
+    try:
+        stop = harness.order("amd4", side=Side.SELL, price=45_000.0, order_type=OrderType.STOP)
+        harness.broker.submit(stop)
+        _opened(harness, "amd4")
+        harness.broker.amend("amd4", None, 51_000.0)
+        harness.wait_for(
+            lambda _e: any(u.code is not ReasonCode.NONE for u in updates(harness.events, "amd4"))
+        )
+        answer = [u for u in updates(harness.events, "amd4") if u.code is not ReasonCode.NONE][-1]
+        report = harness.broker.query_order("amd4")
+        assert report is not None
+        if name == "binance-spot":
+            assert answer.status is OrderStatus.REJECTED
+            assert "cancelled the order" in answer.reason
+            assert report.status is OrderStatus.CANCELLED
+        else:
+            assert answer.status is OrderStatus.OPEN and answer.reason.startswith("amend refused")
+            assert report.status is OrderStatus.OPEN
+            assert report.price == pytest.approx(45_000.0)
         harness.assert_venue_matches()
     finally:
         harness.close()

@@ -919,8 +919,7 @@ class CcxtBroker:
                 with contextlib.suppress(VenueFailure):
                     found = await self._lookup(replacement, tracked.market)
             if found is None:
-                tracked.sending = False
-                await self._amend_failed(tracked, error)
+                await self._amend_failed(tracked, error)  # still "sending": the poller waits
                 return
             raw = found
         finally:
