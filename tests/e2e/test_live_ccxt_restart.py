@@ -230,15 +230,24 @@ def test_killed_before_the_venue_saw_the_order_it_is_closed_not_resent(
     assert order_id not in _venue_client_ids(fake)
 
 
+def _resting_limit_then_killed(
+    folder: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """A bot whose limit entry (with its bracket) rests below the market is SIGKILLed: its
+    manifest and the entry's id."""
+    manifest = _bot(folder, fake, "limit")
+    serve = _serve(folder, manifest, monkeypatch)
+    order_id = _signal(serve, PRICE * 0.99)  # rests below the market
+    serve.wait_for(lambda s: s.open_orders == 1)
+    _until(lambda: _journal(folder)[1].get(order_id) == "open")
+    _kill(serve)
+    return manifest, order_id
+
+
 def test_killed_between_ack_and_fill_the_fill_while_down_is_journaled_after_restart(
     tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = _bot(tmp_path, fake, "limit")
-    serve = _serve(tmp_path, manifest, monkeypatch)
-    order_id = _signal(serve, PRICE * 0.99)  # rests below the market
-    serve.wait_for(lambda s: s.open_orders == 1)
-    _until(lambda: _journal(tmp_path)[1].get(order_id) == "open")
-    _kill(serve)
+    manifest, order_id = _resting_limit_then_killed(tmp_path, fake, monkeypatch)
     # While the bot is down the market trades through the limit: it fills at the venue.
     fake.set_price(VENUE_SYMBOL, PRICE * 0.985, market="usdm")
     assert len(_venue_fills(fake)) == 1
@@ -399,12 +408,7 @@ def test_a_limit_entry_resting_through_a_restart_gets_its_stop_when_it_fills(
     """The venue keeps the entry, not its stop-loss and take-profit: the restarted bot tells
     its broker (``follows-brackets``), so the fill after the restart is protected at the venue,
     as the journal says."""
-    manifest = _bot(tmp_path, fake, "limit")
-    serve = _serve(tmp_path, manifest, monkeypatch)
-    order_id = _signal(serve, PRICE * 0.99)  # rests below the market
-    serve.wait_for(lambda s: s.open_orders == 1)
-    _until(lambda: _journal(tmp_path)[1].get(order_id) == "open")
-    _kill(serve)
+    manifest, order_id = _resting_limit_then_killed(tmp_path, fake, monkeypatch)
 
     again = _serve(tmp_path, manifest, monkeypatch)
     try:

@@ -457,21 +457,27 @@ class CcxtBroker:
             tracked.sending = False
             self._wake_poller()
 
+    async def _create_order(self, args: CreateArgs) -> Any:
+        """One ``create_order`` request (no retry: a lost answer is looked up, never resent)."""
+        venue = self._venue
+        assert venue is not None
+        return await venue.once(
+            "create_order",
+            args.symbol,
+            args.type,
+            args.side,
+            args.amount,
+            args.price,
+            dict(args.params),
+        )
+
     async def _create(self, tracked: _Tracked, args: CreateArgs) -> None:
         venue = self._venue
         assert venue is not None
         attempt = 0
         while True:
             try:
-                raw = await venue.once(
-                    "create_order",
-                    args.symbol,
-                    args.type,
-                    args.side,
-                    args.amount,
-                    args.price,
-                    dict(args.params),
-                )
+                raw = await self._create_order(args)
             except VenueFailure as error:
                 failure = error.failure
                 if failure.duplicate or failure.retry is Retry.IN_DOUBT:
@@ -977,15 +983,7 @@ class CcxtBroker:
         if isinstance(args, Refusal):  # checked on the same terms by the caller
             return
         try:
-            raw = await venue.once(
-                "create_order",
-                args.symbol,
-                args.type,
-                args.side,
-                args.amount,
-                args.price,
-                dict(args.params),
-            )
+            raw = await self._create_order(args)
         except VenueFailure as error:
             # An answer lost on the way: the replacement may exist all the same.
             found = None

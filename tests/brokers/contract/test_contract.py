@@ -427,11 +427,29 @@ def _children_cover(setup: Harness, broker: Any, entry: str, quantity: float) ->
     )
 
 
-def _partial_on_next_order(setup: Harness, fraction: float) -> None:
+def _limit_bracket(setup: Harness, entry: str, price: float) -> Any:
+    """A limit buy at ``price`` with its stop-loss at 48,000 and take-profit at 52,000."""
+    return setup.order(
+        entry,
+        price=setup.px(price),
+        order_type=OrderType.LIMIT,
+        stop_loss=setup.px(48_000.0),
+        take_profit=setup.px(52_000.0),
+    )
+
+
+def _part_filled_bracket(setup: Harness, entry: str) -> Any:
+    """A marketable limit entry with a stop-loss and take-profit, 40 % filled at once (the rest
+    rests), its children working for that part at the venue: the order."""
     path = {"bybit": "/v5/order/create", "binance-usdm": "/fapi/v1/order"}.get(
         setup.name, "/api/v3/order"
     )
-    setup.fake.faults.inject("partial_fill", path=path, method="POST", fraction=fraction)
+    setup.fake.faults.inject("partial_fill", path=path, method="POST", fraction=0.4)
+    order = _limit_bracket(setup, entry, 50_500.0)
+    setup.answer(setup.broker.submit(order))
+    setup.wait_filled(entry, setup.quantity * 0.4)
+    _children_cover(setup, setup.broker, entry, setup.quantity * 0.4)
+    return order
 
 
 _NO_RESTING_PART = (
@@ -446,17 +464,7 @@ def test_a_part_filled_bracket_entry_is_protected_for_what_filled(setup: Harness
     venue_only(setup, "the simulator fills whole orders")
     not_on(setup, setup.name not in MT5_SETUPS, _NO_RESTING_PART)
     entry = "pbk1"
-    _partial_on_next_order(setup, 0.4)
-    order = setup.order(
-        entry,
-        price=setup.px(50_500.0),
-        order_type=OrderType.LIMIT,
-        stop_loss=setup.px(48_000.0),
-        take_profit=setup.px(52_000.0),
-    )
-    setup.answer(setup.broker.submit(order))
-    setup.wait_filled(entry, setup.quantity * 0.4)
-    _children_cover(setup, setup.broker, entry, setup.quantity * 0.4)
+    _part_filled_bracket(setup, entry)
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled(entry)
     _children_cover(setup, setup.broker, entry, setup.quantity)
@@ -477,13 +485,7 @@ def test_a_bracket_entry_adopted_after_a_restart_is_protected_when_it_fills(
     venue_only(setup, "a simulated account lives in its process (restored from the journal)")
     not_on(setup, setup.name not in MT5_SETUPS, "MT5 sends an entry's SL/TP with it")
     entry = f"{PREFIX}pbk2"
-    order = setup.order(
-        entry,
-        price=setup.px(49_000.0),
-        order_type=OrderType.LIMIT,
-        stop_loss=setup.px(48_000.0),
-        take_profit=setup.px(52_000.0),
-    )
+    order = _limit_bracket(setup, entry, 49_000.0)
     setup.answer(setup.broker.submit(order))
     fresh = setup.restart()
     reports = {r.client_order_id: r for r in fresh.order_reports(0)}  # start-up reconciliation
@@ -505,17 +507,7 @@ def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_c
     venue_only(setup, "a simulated account lives in its process (restored from the journal)")
     not_on(setup, setup.name not in MT5_SETUPS, _NO_RESTING_PART)
     entry = f"{PREFIX}pbk3"
-    _partial_on_next_order(setup, 0.4)
-    order = setup.order(
-        entry,
-        price=setup.px(50_500.0),
-        order_type=OrderType.LIMIT,
-        stop_loss=setup.px(48_000.0),
-        take_profit=setup.px(52_000.0),
-    )
-    setup.answer(setup.broker.submit(order))
-    setup.wait_filled(entry, setup.quantity * 0.4)
-    _children_cover(setup, setup.broker, entry, setup.quantity * 0.4)
+    order = _part_filled_bracket(setup, entry)
     fresh = setup.restart()
     fresh.order_reports(0)
     fresh.follow_bracket(order)
