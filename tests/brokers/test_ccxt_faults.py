@@ -363,3 +363,34 @@ def test_a_stop_amended_past_the_market_is_never_left_half_done(name: str, tmp_p
         harness.assert_venue_matches()
     finally:
         harness.close()
+
+
+def test_a_resized_stops_earlier_copy_the_venue_kept_is_cancelled_later(tmp_path: Path) -> None:
+    """USDⓈ-M resizes a stop by placing the new copy, then cancelling the old: when that
+    cancel fails past its retries, the old copy (reduce-only, but able to act on a later
+    position) is cancelled by a later poll — the venue ends with one stop, the new one."""
+    harness = _venue("binance-usdm", tmp_path, max_retries=1)
+    try:
+        stop = harness.order("amd5", side=Side.SELL, price=45_000.0, order_type=OrderType.STOP)
+        harness.broker.submit(stop)
+        _opened(harness, "amd5")
+        harness.fake.faults.inject(
+            "server_error", path="/fapi/v1/algoOrder", method="DELETE", times=2
+        )
+        harness.broker.amend("amd5", QUANTITY * 2, None)
+        harness.wait_for(
+            lambda _e: any(u.reason == "amended" for u in updates(harness.events, "amd5"))
+        )
+
+        def working() -> list[tuple[str, float]]:
+            with harness.fake.state.lock:
+                algos = list(harness.fake.state.usdm.algo_orders.values())
+            return [(a.client_algo_id, float(a.quantity)) for a in algos if a.status == "NEW"]
+
+        harness.wait_for(lambda _e: working() == [("amd5-a1", QUANTITY * 2)])
+        report = harness.broker.query_order("amd5")
+        assert report is not None and report.status is OrderStatus.OPEN
+        assert report.quantity == pytest.approx(QUANTITY * 2)
+        harness.assert_venue_matches()
+    finally:
+        harness.close()

@@ -151,6 +151,9 @@ class CcxtBroker:
         self._trade_ids: set[str] = set()
         self._trades_since: dict[str, int] = {}
         self._foreign_ids: set[str] = set()
+        # Earlier copies of resized conditional orders the venue has not cancelled yet:
+        # (market, venue id, client id). A copy left working would act on a later position.
+        self._stale: list[tuple[str, str, str]] = []
         self._fee_warned = False
         self._poke: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -1019,13 +1022,15 @@ class CcxtBroker:
         try:
             await venue.request("cancel_order", old_venue_id or "", tracked.market, params)
         except VenueFailure as error:
-            log.warning(
-                "ccxt broker: %s resized, but its earlier copy %s was not cancelled (%s); "
-                "both are reduce-only",
-                client_order_id,
-                old_cid,
-                error.failure.message,
-            )
+            if error.failure.code is not ReasonCode.UNKNOWN_ORDER:  # else: gone (triggered)
+                log.warning(
+                    "ccxt broker: %s resized, but its earlier copy %s was not cancelled (%s); "
+                    "trying again with each poll (both are reduce-only meanwhile)",
+                    client_order_id,
+                    old_cid,
+                    error.failure.message,
+                )
+                self._stale.append((tracked.market, old_venue_id or "", old_cid))
             self._wake_poller()
         self._emit(
             OrderUpdate(
@@ -1055,9 +1060,29 @@ class CcxtBroker:
                 log.exception("ccxt broker: poll failed")
 
     async def _poll(self) -> None:
+        if self._stale:
+            await self._cancel_stale()
         markets = {t.market for t in self._tracked.values() if not t.final_sent}
         for market in markets:
             await self._poll_market(market)
+
+    async def _cancel_stale(self) -> None:
+        """Cancel the earlier copies of resized conditional orders a cancel missed (until the
+        venue has, or says it has no such order)."""
+        venue = self._venue
+        assert venue is not None
+        pending, self._stale = self._stale, []
+        left: list[tuple[str, str, str]] = []
+        for market, venue_id, client_id in pending:
+            params: dict[str, Any] = {"trigger": True}
+            if not venue_id:
+                params.update(_client_id_params(self._dialect, client_id, True))
+            try:
+                await venue.request("cancel_order", venue_id, market, params)
+            except VenueFailure as error:
+                if error.failure.code is not ReasonCode.UNKNOWN_ORDER:
+                    left.append((market, venue_id, client_id))
+        self._stale.extend(left)  # after any a resize added meanwhile
 
     async def _poll_market(self, market: str) -> None:
         """Open orders first (cheap); own trades only when some order filled more than its
