@@ -394,3 +394,48 @@ def test_a_resized_stops_earlier_copy_the_venue_kept_is_cancelled_later(tmp_path
         harness.assert_venue_matches()
     finally:
         harness.close()
+
+
+@pytest.mark.parametrize("name", ["binance-spot", "binance-usdm"])
+def test_a_first_part_below_the_minimum_waits_for_the_rest_before_its_stop(
+    name: str, tmp_path: Path
+) -> None:
+    """An entry's first part too small for the venue's minimum notional gets no stop yet (a
+    refused stop would read as a position without one, and the bot would close it): the
+    children come, sized on it all, when the rest fills."""
+    harness = _venue(name, tmp_path)
+    try:
+        instrument = harness.broker.instrument(harness.symbol)
+        stop_price = 48_000.0
+        fraction = 0.5 * instrument.min_notional / (QUANTITY * stop_price)
+        assert QUANTITY * fraction >= instrument.lot_step  # a fill the venue can make
+        harness.fake.faults.inject(
+            "partial_fill", path=ORDER_PATH[name], method="POST", fraction=fraction
+        )
+        entry = harness.order(
+            "tiny1",
+            price=50_500.0,
+            order_type=OrderType.LIMIT,
+            stop_loss=stop_price,
+            take_profit=52_000.0,
+        )
+        harness.broker.submit(entry)
+        harness.wait_for(lambda _e: harness.filled("tiny1") > 0.0)
+        time.sleep(0.5)  # polls come and go: nothing is placed, nothing refused
+        harness.collect()
+        children = ("tiny1-sl", "tiny1-tp")
+        assert not [e for e in harness.events if e.client_order_id in children]
+        assert all(harness.broker.query_order(c) is None for c in children)
+        harness.trade_through(50_400.0)
+        harness.wait_filled("tiny1")
+        harness.wait_for(
+            lambda _e: all(
+                (r := harness.broker.query_order(c)) is not None
+                and r.status is OrderStatus.OPEN
+                and r.quantity == pytest.approx(QUANTITY)
+                for c in children
+            )
+        )
+        harness.assert_venue_matches()
+    finally:
+        harness.close()

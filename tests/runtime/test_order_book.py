@@ -84,3 +84,24 @@ def test_an_entry_that_ended_unfilled_has_no_children() -> None:
     assert book.end(ENTRY.client_order_id, None, 20) == ((), ())
     assert book.end("unknown", 1.0, 20) == ((), ())
     assert len(book) == 0
+
+
+def test_a_first_part_below_the_venues_minimum_waits_for_more_of_its_entry() -> None:
+    """The venue would refuse a stop that small (and the bot would read the refusal as a
+    position without its stop): the children come when enough of the entry filled — or at its
+    end, whatever it executed."""
+    book = OrderBook()
+    book.add(ENTRY)
+
+    def big_enough(child: Order) -> bool:
+        return child.quantity >= 0.5
+
+    assert book.on_fill(_fill(0.1, 1), big_enough)[2:] == ((), ())
+    assert _sizes(book) == {}
+    placed = book.on_fill(_fill(0.5, 2), big_enough).placed
+    assert [c.quantity for c in placed] == [0.6, 0.6]
+    # An entry cancelled with only a small part filled: its children are made all the same.
+    book.add(ENTRY._replace(client_order_id="tfentry1"))
+    book.on_fill(_fill(0.1, 3, "tfentry1"), big_enough)
+    placed, _ = book.end("tfentry1", None, 20)
+    assert [c.quantity for c in placed] == [0.1, 0.1]

@@ -51,7 +51,7 @@ from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.indicators import bar_handler
-from tradefleet_runtime.instruments import limit_problem, round_price
+from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
@@ -823,6 +823,14 @@ class Engine:
             OrderIntent(stop.symbol, stop.side, quantity, reduce_only=True, tag=STOP_REFUSED_TAG)
         )
 
+    def _child_placeable(self, child: Order) -> bool:
+        """Whether the venue takes ``child`` (over its minimum quantity and notional, on the
+        lot step): a bracket child sized on an entry's first part below them waits for more of
+        the entry, as the venue brokers' do."""
+        instrument = self.instrument(child.symbol)
+        quantity = round_quantity(child.quantity, instrument.lot_step)
+        return limit_problem(instrument, quantity, child.price) is None
+
     def _journal_children(self, placed: Sequence[Order], resized: Sequence[Order], ts: int) -> None:
         """Bracket children the broker places (or resizes) at the venue as their entry fills."""
         for child in placed:
@@ -848,7 +856,7 @@ class Engine:
         trades_before = len(portfolio.trades)
         portfolio.apply(fill)
         position = portfolio.positions[fill.symbol]
-        status, order, placed, resized = self.book.on_fill(fill)
+        status, order, placed, resized = self.book.on_fill(fill, self._child_placeable)
         if placed or resized:
             self._journal_children(placed, resized, fill.ts)
         trades = portfolio.trades
@@ -1184,7 +1192,9 @@ class Engine:
             follower.follow_bracket(order)
             followed.append(order.client_order_id)
             if working.filled > 0.0:
-                placed, resized = self.book.protect(order, working.filled, now)
+                placed, resized = self.book.protect(
+                    order, working.filled, now, self._child_placeable
+                )
                 for child in placed:
                     self.journal.record_order(
                         child, OrderStatus.PENDING, now, "protects what of its entry filled"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -72,7 +72,7 @@ class OrderBook:
             w.order for w in self._working.values() if symbol is None or w.order.symbol == symbol
         ]
 
-    def on_fill(self, fill: Fill) -> BookedFill:
+    def on_fill(self, fill: Fill, placeable: Callable[[Order], bool] | None = None) -> BookedFill:
         """Book a fill against its order: its status now, the order, and its bracket's
         children placed or resized by this fill.
 
@@ -80,7 +80,9 @@ class OrderBook:
         with each fill — as the venues' brokers place them (the ccxt broker amends them as
         the entry fills; the paper broker and MT5 fill an entry at once): what the status and
         the risk plugins see is what protects the position, and no filled part waits for the
-        rest of a resting entry without its stop.
+        rest of a resting entry without its stop. ``placeable`` says whether the venue would
+        take a child (its minimums): one sized on a part below them waits for more of its
+        entry, as the broker's does; when the entry is done it is placed (and refused there).
         """
         working = self._working.get(fill.client_order_id)
         if working is None:
@@ -91,7 +93,7 @@ class OrderBook:
         done = working.filled + _QTY_EPSILON * max(order.quantity, 1.0) >= order.quantity
         if done:
             self.remove(fill.client_order_id)
-        placed, resized = self.protect(order, working.filled, fill.ts)
+        placed, resized = self.protect(order, working.filled, fill.ts, None if done else placeable)
         status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
         return BookedFill(status, order, placed, resized)
 
@@ -106,10 +108,17 @@ class OrderBook:
         done = max(working.filled, filled or 0.0)
         return self.protect(working.order, done, ts) if done > 0.0 else ((), ())
 
-    def protect(self, order: Order, filled: float, ts: int) -> BookedChildren:
+    def protect(
+        self,
+        order: Order,
+        filled: float,
+        ts: int,
+        placeable: Callable[[Order], bool] | None = None,
+    ) -> BookedChildren:
         """The children of ``order`` (built by ``bracket_children``, the one place brackets
         are made) covering ``filled``: (those added to the book, those whose quantity grew).
-        A child that left the book (filled, cancelled) is not made again."""
+        A child that left the book (filled, cancelled) is not made again; a new one that is
+        not ``placeable`` is not made yet."""
         if order.stop_loss is None and order.take_profit is None:
             return (), ()
         placed: list[Order] = []
@@ -120,6 +129,8 @@ class OrderBook:
                 continue
             working = self._working.get(child_id)
             if working is None:
+                if placeable is not None and not placeable(child):
+                    continue
                 self.add(child)
                 placed.append(child)
             elif working.order.quantity + _QTY_EPSILON * max(filled, 1.0) < filled:

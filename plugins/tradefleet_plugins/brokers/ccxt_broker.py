@@ -88,6 +88,11 @@ _UNREACHABLE = frozenset(
     (ReasonCode.VENUE_UNAVAILABLE, ReasonCode.RATE_LIMITED, ReasonCode.UNKNOWN_OUTCOME)
 )
 _QUERY_TIMEOUT_S = 300.0
+# Refusals of a quantity too small for the venue: a bracket child sized on an entry's first
+# part waits for more of it rather than being refused.
+_TOO_SMALL = frozenset(
+    (ReasonCode.BELOW_MIN_QUANTITY, ReasonCode.BELOW_MIN_NOTIONAL, ReasonCode.INVALID_QUANTITY)
+)
 _STOP_STEP_S = 3.0
 _DAY_MS = 86_400_000
 _TRADE_HISTORY_DAYS = 90
@@ -632,31 +637,51 @@ class CcxtBroker:
         order = entry.order
         if order.stop_loss is None and order.take_profit is None:
             return
-        if quantity <= entry.protect_to + _EPS:
+        if quantity <= entry.protected + _EPS:
             return
-        entry.protect_to = quantity
+        entry.protect_to = max(entry.protect_to, quantity)
         if not entry.protecting:
             entry.protecting = True
             self._spawn(self._keep_protected(entry))
 
     async def _keep_protected(self, entry: _Tracked) -> None:
         """Bring the children to what the entry filled, one step after another (fills that
-        arrive meanwhile make one more step)."""
+        arrive meanwhile make one more step). A first part below the venue's minimum waits
+        for more of the entry (the next fill, or its end, tries again)."""
         try:
             while entry.protected < entry.protect_to - _EPS:
                 want = entry.protect_to
+                # Fills summed in floats (0.001 + 0.009 = 0.009999999999999998) would be
+                # truncated to the lot step below what the position holds: on the grid first.
+                step = self._instruments[entry.order.symbol].lot_step
+                if step > 0.0 and abs(want / step - round(want / step)) < 1e-6:
+                    want = round(want / step) * step
+                done = entry.final_sent
+                covered = True
                 for child in bracket_children(entry.order, want, int(time.time())):
-                    await self._cover(child)
+                    covered = await self._cover(child, done) and covered
+                if not covered:
+                    return
                 entry.protected = want
         finally:
             entry.protecting = False
 
-    async def _cover(self, child: Order) -> None:
-        """Place ``child``, or bring the one at the venue to its quantity. A child that ended
-        (its sibling filled, a person cancelled it) is not placed again: an id is sent once."""
+    async def _cover(self, child: Order, entry_done: bool) -> bool:
+        """Place ``child``, or bring the one at the venue to its quantity; False when it is
+        below the venue's minimum while its entry still works (it waits for more of it).
+        A child that ended (its sibling filled, a person cancelled it) is not placed again:
+        an id is sent once."""
         child_id = child.client_order_id
         tracked = self._tracked.get(child_id)
         if tracked is None:
+            args = self._args(child)
+            if (
+                isinstance(args, Refusal)
+                and not entry_done
+                and args.code in _TOO_SMALL
+                and child_id not in self._known
+            ):
+                return False
             with self._known_lock:
                 known = child_id in self._known
                 self._known.add(child_id)
@@ -669,27 +694,28 @@ class CcxtBroker:
                         "not sent again",
                         child_id,
                     )
-                    return
-            else:
-                args = self._args(child)
-                if isinstance(args, Refusal):
-                    self._emit(
-                        OrderUpdate(
-                            child_id,
-                            OrderStatus.REJECTED,
-                            int(time.time()),
-                            args.reason,
-                            code=args.code,
-                        )
+                    return True
+            elif isinstance(args, Refusal):
+                # The whole entry's stop refused: said as the venue's refusal would be (the bot
+                # then closes the position at market).
+                self._emit(
+                    OrderUpdate(
+                        child_id,
+                        OrderStatus.REJECTED,
+                        int(time.time()),
+                        args.reason,
+                        code=args.code,
                     )
-                    return
+                )
+                return True
+            else:
                 await self._place(child, args)
-                return
+                return True
         while tracked.sending:
             await asyncio.sleep(0.01)
-        if tracked.final_sent or abs(tracked.order.quantity - child.quantity) <= _EPS:
-            return
-        await self._amend(child_id, child.quantity, None)
+        if not tracked.final_sent and abs(tracked.order.quantity - child.quantity) > _EPS:
+            await self._amend(child_id, child.quantity, None)
+        return True
 
     def follow_bracket(self, order: Order) -> None:
         """``follows-brackets``: ``order``, adopted from the venue after a restart, is a
