@@ -439,3 +439,41 @@ def test_a_first_part_below_the_minimum_waits_for_the_rest_before_its_stop(
         harness.assert_venue_matches()
     finally:
         harness.close()
+
+
+def test_a_child_cancelled_before_it_was_placed_is_never_placed(tmp_path: Path) -> None:
+    """A flatten cancels every order the bot knows, a bracket child waiting for more of its
+    entry included: it is said cancelled at once and never placed later (a stop placed after
+    a flatten would act on the next position); its sibling still protects the entry."""
+    harness = _venue("binance-usdm", tmp_path)
+    try:
+        instrument = harness.broker.instrument(harness.symbol)
+        fraction = 0.5 * instrument.min_notional / (QUANTITY * 48_000.0)
+        harness.fake.faults.inject(
+            "partial_fill", path=ORDER_PATH["binance-usdm"], method="POST", fraction=fraction
+        )
+        entry = harness.order(
+            "wh1",
+            price=50_500.0,
+            order_type=OrderType.LIMIT,
+            stop_loss=48_000.0,
+            take_profit=52_000.0,
+        )
+        harness.broker.submit(entry)
+        harness.wait_for(lambda _e: harness.filled("wh1") > 0.0)
+        harness.broker.cancel("wh1-tp")
+        cancelled = harness.wait_final("wh1-tp")
+        assert cancelled.status is OrderStatus.CANCELLED
+        harness.trade_through(50_400.0)
+        harness.wait_filled("wh1")
+        harness.wait_for(
+            lambda _e: (
+                (r := harness.broker.query_order("wh1-sl")) is not None
+                and r.status is OrderStatus.OPEN
+            )
+        )
+        time.sleep(0.3)
+        assert harness.broker.query_order("wh1-tp") is None
+        harness.assert_venue_matches()
+    finally:
+        harness.close()

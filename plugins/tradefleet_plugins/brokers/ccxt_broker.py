@@ -159,6 +159,8 @@ class CcxtBroker:
         # Earlier copies of resized conditional orders the venue has not cancelled yet:
         # (market, venue id, client id). A copy left working would act on a later position.
         self._stale: list[tuple[str, str, str]] = []
+        # Bracket children cancelled before they were placed: never placed.
+        self._withheld: set[str] = set()
         self._fee_warned = False
         self._poke: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -672,6 +674,8 @@ class CcxtBroker:
         A child that ended (its sibling filled, a person cancelled it) is not placed again:
         an id is sent once."""
         child_id = child.client_order_id
+        if child_id in self._withheld:
+            return True
         tracked = self._tracked.get(child_id)
         if tracked is None:
             args = self._args(child)
@@ -812,6 +816,8 @@ class CcxtBroker:
         self, client_order_id: str, code: ReasonCode = ReasonCode.CANCELLED_BY_USER
     ) -> None:
         tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        if tracked is None and self._withhold(client_order_id, code):
+            return
         if tracked is None or tracked.final_sent:
             return
         while tracked.sending:
@@ -833,6 +839,28 @@ class CcxtBroker:
             self._wake_poller()
             return
         await self._settle(tracked, code)
+
+    def _withhold(self, client_order_id: str, code: ReasonCode) -> bool:
+        """A cancel of a bracket child not placed yet (its entry's first part was below the
+        venue's minimum, or its placing is queued behind a fill): it is never placed, and the
+        bot hears it cancelled — a flatten must not leave a stop to be placed after it."""
+        if bracket_role(client_order_id) is None:
+            return False
+        with self._known_lock:
+            if client_order_id in self._known:
+                return False  # placed (or sent by an earlier run): the venue answers for it
+            self._known.add(client_order_id)  # never placed from now on
+            self._withheld.add(client_order_id)
+        self._emit(
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.CANCELLED,
+                int(time.time()),
+                "cancelled before it was placed",
+                code=code,
+            )
+        )
+        return True
 
     async def _settle(self, tracked: _Tracked, code: ReasonCode) -> None:
         """After a cancel: its fills first, then the cancel with its code."""
