@@ -38,9 +38,9 @@ def test_children_come_with_the_first_fill_and_grow_with_each() -> None:
     before = book.version
     status, _, placed, resized = book.on_fill(_fill(0.7, 2))
     assert status is OrderStatus.FILLED and placed == ()
-    assert [(c.client_order_id, c.quantity) for c in resized] == [
-        ("tfentry0-sl", 1.0),
-        ("tfentry0-tp", 1.0),
+    assert [(c.client_order_id, c.quantity, before) for c, before in resized] == [
+        ("tfentry0-sl", 1.0, 0.3),
+        ("tfentry0-tp", 1.0, 0.3),
     ]
     assert book.version > before  # the risk plugins' copy of the stops is taken again
     assert _sizes(book) == {"tfentry0-sl": 1.0, "tfentry0-tp": 1.0}
@@ -61,7 +61,7 @@ def test_a_venue_that_says_filled_before_the_last_fill_arrives_sizes_on_its_word
     book.add(ENTRY)
     book.on_fill(_fill(0.4, 1))
     placed, resized = book.end(ENTRY.client_order_id, 1.0, 20)
-    assert placed == () and [c.quantity for c in resized] == [1.0, 1.0]
+    assert placed == () and [(r.order.quantity, r.previous) for r in resized] == [(1.0, 0.4)] * 2
     # The last fill then finds no working entry: no second bracket.
     assert book.on_fill(_fill(0.6, 2))[2:] == ((), ())
 

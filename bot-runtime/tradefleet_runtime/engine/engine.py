@@ -44,7 +44,7 @@ from tradefleet_runtime.contracts import (
 )
 from tradefleet_runtime.engine.context import BotContext
 from tradefleet_runtime.engine.journal_port import JournalWriter
-from tradefleet_runtime.engine.order_book import OrderBook
+from tradefleet_runtime.engine.order_book import OrderBook, Resized
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
@@ -831,16 +831,24 @@ class Engine:
         quantity = round_quantity(child.quantity, instrument.lot_step)
         return limit_problem(instrument, quantity, child.price) is None
 
-    def _journal_children(self, placed: Sequence[Order], resized: Sequence[Order], ts: int) -> None:
-        """Bracket children the broker places (or resizes) at the venue as their entry fills."""
+    def _journal_children(
+        self,
+        placed: Sequence[Order],
+        resized: Sequence[Resized],
+        ts: int,
+        status: OrderStatus = OrderStatus.OPEN,
+        reason: str = "",
+    ) -> None:
+        """Bracket children the broker places (or resizes) at the venue as their entry fills;
+        a resize keeps what the child was in its log."""
         for child in placed:
-            self.journal.record_order(child, OrderStatus.OPEN, ts)
-        for child in resized:
+            self.journal.record_order(child, status, ts, reason)
+        for child, previous in resized:
             self.journal.resize_order(
                 child.client_order_id,
                 child.quantity,
                 ts,
-                f"resized to {child.quantity:g}: what of its entry filled",
+                f"resized from {previous:g} to {child.quantity:g}: what of its entry filled",
             )
 
     def _on_broker_events(self, events: Sequence[Fill | OrderUpdate]) -> None:
@@ -1195,17 +1203,9 @@ class Engine:
                 placed, resized = self.book.protect(
                     order, working.filled, now, self._child_placeable
                 )
-                for child in placed:
-                    self.journal.record_order(
-                        child, OrderStatus.PENDING, now, "protects what of its entry filled"
-                    )
-                for child in resized:
-                    self.journal.resize_order(
-                        child.client_order_id,
-                        child.quantity,
-                        now,
-                        f"resized to {child.quantity:g}: what of its entry filled",
-                    )
+                self._journal_children(
+                    placed, resized, now, OrderStatus.PENDING, "protects what of its entry filled"
+                )
         return frozenset(followed)
 
     def _protect_missed_entries(

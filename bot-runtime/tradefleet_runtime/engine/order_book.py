@@ -18,8 +18,15 @@ class WorkingOrder:
     filled: float = 0.0
 
 
+class Resized(NamedTuple):
+    """A working bracket child whose quantity grew with its entry's fills."""
+
+    order: Order  # as it works now
+    previous: float  # the quantity it had
+
+
 # (children added to the book, children whose quantity grew)
-BookedChildren = tuple[tuple[Order, ...], tuple[Order, ...]]
+BookedChildren = tuple[tuple[Order, ...], tuple[Resized, ...]]
 
 
 class BookedFill(NamedTuple):
@@ -29,7 +36,7 @@ class BookedFill(NamedTuple):
     status: OrderStatus
     order: Order | None
     placed: tuple[Order, ...]
-    resized: tuple[Order, ...]
+    resized: tuple[Resized, ...]
 
 
 class OrderBook:
@@ -122,7 +129,7 @@ class OrderBook:
         if order.stop_loss is None and order.take_profit is None:
             return (), ()
         placed: list[Order] = []
-        resized: list[Order] = []
+        resized: list[Resized] = []
         for child in bracket_children(order, filled, ts):
             child_id = child.client_order_id
             if child_id in self._ended:
@@ -135,6 +142,7 @@ class OrderBook:
                 placed.append(child)
             elif working.order.quantity + _QTY_EPSILON * max(filled, 1.0) < filled:
                 self.version += 1
+                previous = working.order.quantity
                 working.order = working.order._replace(quantity=filled)
-                resized.append(working.order)
+                resized.append(Resized(working.order, previous))
         return tuple(placed), tuple(resized)

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS runs (
     manifest TEXT NOT NULL,
     summary TEXT
 );
--- An order's details, written once; its life is the append-only log in order_updates.
+-- An order's details, written once (but a bracket child's quantity, which grows with its entry's
+-- fills: each resize is in its log too); its life is the append-only log in order_updates.
 CREATE TABLE IF NOT EXISTS orders (
     run_id TEXT NOT NULL,
     client_order_id TEXT NOT NULL,

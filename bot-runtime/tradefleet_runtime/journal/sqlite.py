@@ -437,10 +437,14 @@ class Journal:
         """A working order's quantity is now ``quantity`` (its status log says so, with
         ``reason``), in one transaction."""
         run = self.run_id
-        self._write(
-            (_RESIZE_ORDER, (quantity, run, client_order_id)),
-            (_INSERT_UPDATE, (run, client_order_id, ts, OrderStatus.OPEN + "", reason, None)),
-        )
+        status_row = (run, client_order_id, ts, OrderStatus.OPEN + "", reason, None)
+        if self.batched:
+            # As every status of a batch: the order's latest replaces its earlier ones.
+            self._statuses[(run, client_order_id)] = status_row
+            self._rows(_RESIZE_ORDER).append((quantity, run, client_order_id))
+            self._batched(2)
+            return
+        self._write((_RESIZE_ORDER, (quantity, run, client_order_id)), (_INSERT_UPDATE, status_row))
 
     def record_fill(
         self,
