@@ -14,6 +14,9 @@ TAKE_PROFIT_TAG = "take_profit"
 # The market exit of a position whose stop-loss the venue refused (a stop already crossed,
 # say): without its stop the position is closed, not left to run unprotected.
 STOP_REFUSED_TAG = "stop-refused"
+# The market exit of a part of an entry that filled after one of its children had (the trade
+# was over, its bracket spent: its ids are sent once), before the entry's cancel landed.
+BRACKET_SPENT_TAG = "bracket-spent"
 
 
 _ROLE_TAGS = {"sl": STOP_LOSS_TAG, "tp": TAKE_PROFIT_TAG}
@@ -61,6 +64,7 @@ def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]
 
 
 __all__ = [
+    "BRACKET_SPENT_TAG",
     "STOP_LOSS_TAG",
     "STOP_REFUSED_TAG",
     "TAKE_PROFIT_TAG",

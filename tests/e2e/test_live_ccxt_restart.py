@@ -467,3 +467,85 @@ def test_a_part_filled_entry_keeps_growing_its_stop_after_a_restart(
         assert again.terminate() == 0
     statuses = _assert_journal_is_the_venue(tmp_path, fake)
     assert statuses[order_id] == "filled"
+
+
+def _venue_order_status(fake: FakeBinance, client_order_id: str) -> str:
+    with fake.state.lock:
+        return next(o.status for o in fake.orders("usdm") if o.client_order_id == client_order_id)
+
+
+def test_a_take_profit_filled_while_its_entry_still_rests_ends_the_entry(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limit entry part-filled, its bracket working for that part; the market runs to the
+    take-profit before the rest fills. The trade is over: the rest of the entry is cancelled —
+    left working it would open a position its spent bracket could not protect."""
+    manifest = _bot(tmp_path, fake, "limit")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        fake.faults.inject("partial_fill", path="/fapi/v1/order", method="POST", fraction=0.4)
+        order_id = _signal(serve, PRICE * 1.01)  # marketable: 40 % fills, the rest rests
+        children = (f"{order_id}-sl", f"{order_id}-tp")
+        _until(lambda: _working_children(fake, order_id) == dict.fromkeys(children, 0.004))
+        fake.set_price(VENUE_SYMBOL, PRICE * 1.01 * 1.05, market="usdm")  # through the target
+        _until(lambda: _venue_order_status(fake, order_id) == "CANCELED")
+        _until(lambda: _journal(tmp_path)[1].get(order_id) == "cancelled")
+        fake.set_price(VENUE_SYMBOL, PRICE, market="usdm")  # back below the entry's limit
+        time.sleep(0.5)
+        serve.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+    finally:
+        assert serve.terminate() == 0
+    statuses = _assert_journal_is_the_venue(tmp_path, fake)
+    assert statuses[f"{order_id}-tp"] == "filled"
+    assert statuses[f"{order_id}-sl"] == "cancelled"
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    try:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM events")]
+    finally:
+        db.close()
+    assert "bracket_entry_cancelled" in kinds
+
+
+def test_a_part_of_the_entry_filled_after_its_bracket_ended_is_closed(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the venue does not take the entry's cancel and the rest of it fills: that
+    part has no bracket left (a child's id is sent once), so the bot closes it at market,
+    reduce-only (exit reason ``bracket-spent``, a risk exit): no position without its stop."""
+    manifest = _bot(tmp_path, fake, "limit")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        fake.faults.inject("partial_fill", path="/fapi/v1/order", method="POST", fraction=0.4)
+        order_id = _signal(serve, PRICE * 1.01)
+        children = (f"{order_id}-sl", f"{order_id}-tp")
+        _until(lambda: _working_children(fake, order_id) == dict.fromkeys(children, 0.004))
+        fake.faults.inject(
+            "reject",
+            path="/fapi/v1/order",
+            method="DELETE",
+            times=None,
+            code=-2011,
+            msg="Unknown order sent.",
+        )
+        fake.set_price(VENUE_SYMBOL, PRICE * 1.01 * 1.05, market="usdm")  # through the target
+        _until(lambda: _journal(tmp_path)[1].get(f"{order_id}-tp") == "filled")
+        fake.set_price(VENUE_SYMBOL, PRICE, market="usdm")  # the rest of the entry fills
+        _until(lambda: _journal(tmp_path)[1].get(order_id) == "filled")
+        serve.wait_for(lambda s: s.open_positions == 0)
+    finally:
+        fake.faults.clear()
+        assert serve.terminate() == 0
+    _assert_journal_is_the_venue(tmp_path, fake)
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    try:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM events")]
+        exits = db.execute(
+            "SELECT quantity, status FROM order_status WHERE tag = 'bracket-spent'"
+        ).fetchall()
+    finally:
+        db.close()
+    assert "bracket_spent" in kinds
+    assert exits == [(pytest.approx(0.006), "filled")]
+    with fake.state.lock:
+        held = fake.state.accounts[API_KEY].positions.get(VENUE_SYMBOL)
+    assert held is None or held.amount == 0  # flat at the venue too

@@ -105,3 +105,24 @@ def test_a_first_part_below_the_venues_minimum_waits_for_more_of_its_entry() -> 
     book.on_fill(_fill(0.1, 3, "tfentry1"), big_enough)
     placed, _ = book.end("tfentry1", None, 20)
     assert [c.quantity for c in placed] == [0.1, 0.1]
+
+
+def test_a_child_that_filled_ends_the_bracket_one_cancelled_does_not() -> None:
+    """A stop or target that filled ends the bracket's trade: the entry's later fills grow
+    nothing (the engine closes them, ``bracket-spent``). One a person cancelled is not made
+    again, but its sibling still grows with the entry."""
+    book = OrderBook()
+    book.add(ENTRY)
+    book.on_fill(_fill(0.4, 1))
+    book.on_fill(_fill(0.1, 2, "tfentry0-tp"))  # part of the target filled
+    assert book.bracket_spent(ENTRY)
+    assert book.on_fill(_fill(0.6, 3))[2:] == ((), ())
+    assert _sizes(book) == {"tfentry0-sl": 0.4, "tfentry0-tp": 0.4}
+
+    other = ENTRY._replace(client_order_id="tfentry1")
+    book.add(other)
+    book.on_fill(_fill(0.4, 4, "tfentry1"))
+    book.remove("tfentry1-tp")  # cancelled by a person
+    assert not book.bracket_spent(other)
+    resized = book.on_fill(_fill(0.6, 5, "tfentry1")).resized
+    assert [(r.order.client_order_id, r.order.quantity) for r in resized] == [("tfentry1-sl", 1.0)]

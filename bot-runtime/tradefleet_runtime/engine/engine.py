@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tradefleet_runtime.aggregation import BarAggregator
-from tradefleet_runtime.brackets import STOP_LOSS_TAG, STOP_REFUSED_TAG, bracket_children
+from tradefleet_runtime.brackets import (
+    BRACKET_SPENT_TAG,
+    STOP_LOSS_TAG,
+    STOP_REFUSED_TAG,
+    bracket_children,
+)
 from tradefleet_runtime.capabilities import (
     AccountRestorer,
     ActionKind,
@@ -823,6 +828,42 @@ class Engine:
             OrderIntent(stop.symbol, stop.side, quantity, reduce_only=True, tag=STOP_REFUSED_TAG)
         )
 
+    def _bracket_after_fill(self, order: Order, fill: Fill, protected: bool) -> None:
+        """A bracket's trade is over once one of its children fills: an entry still working
+        (a limit resting part-filled) is cancelled — the rest would open a position its spent
+        bracket could no longer protect (a child's id is sent once). A fill of that entry
+        that comes anyway (before the cancel landed) is closed at market, reduce-only."""
+        parent_id = order.parent_id
+        if parent_id is not None:
+            if parent_id in self.book:
+                self._state(
+                    "bracket_entry_cancelled",
+                    f"{parent_id}: its {order.tag or 'child'} filled while it still worked; "
+                    "the rest of the entry is cancelled",
+                    {"client_order_id": parent_id, "child": order.client_order_id},
+                )
+                self.cancel(parent_id)
+            return
+        if protected or not (order.stop_loss or order.take_profit):
+            return
+        if not self.book.bracket_spent(order):
+            return
+        self._state(
+            "bracket_spent",
+            f"{order.client_order_id}: {fill.quantity:g} filled after its bracket ended; "
+            f"closing it at market",
+            {"client_order_id": order.client_order_id, "quantity": fill.quantity},
+        )
+        self._process_intent(
+            OrderIntent(
+                fill.symbol,
+                fill.side.opposite,
+                fill.quantity,
+                reduce_only=True,
+                tag=BRACKET_SPENT_TAG,
+            )
+        )
+
     def _child_placeable(self, child: Order) -> bool:
         """Whether the venue takes ``child`` (over its minimum quantity and notional, on the
         lot step): a bracket child sized on an entry's first part below them waits for more of
@@ -874,6 +915,12 @@ class Engine:
             else _NONE_CLOSED
         )
         self.journal.record_fill(fill, position, status, closed)
+        if order is not None and (
+            order.parent_id is not None
+            or order.stop_loss is not None
+            or order.take_profit is not None
+        ):
+            self._bracket_after_fill(order, fill, bool(placed or resized))
         if self.listener is not None:
             self.listener.on_fill(fill, order, position)
         if self.tracer is not None:

@@ -47,6 +47,8 @@ class OrderBook:
         # Bracket children that left the book: a later fill of their entry does not make
         # them again (their ids were sent once).
         self._ended: set[str] = set()
+        # Bracket entries one of whose children filled: their trade is over.
+        self._spent: set[str] = set()
         # Bumped by every change (an order added, removed or filled): what a copy of the
         # protective stops was taken at (risk_snapshot.py).
         self.version = 0
@@ -97,6 +99,8 @@ class OrderBook:
         order = working.order
         self.version += 1
         working.filled += fill.quantity
+        if order.parent_id is not None:
+            self._spent.add(order.parent_id)
         done = working.filled + _QTY_EPSILON * max(order.quantity, 1.0) >= order.quantity
         if done:
             self.remove(fill.client_order_id)
@@ -115,6 +119,10 @@ class OrderBook:
         done = max(working.filled, filled or 0.0)
         return self.protect(working.order, done, ts) if done > 0.0 else ((), ())
 
+    def bracket_spent(self, order: Order) -> bool:
+        """Whether a child of ``order``'s bracket has filled: its trade is over."""
+        return order.client_order_id in self._spent
+
     def protect(
         self,
         order: Order,
@@ -124,10 +132,13 @@ class OrderBook:
     ) -> BookedChildren:
         """The children of ``order`` (built by ``bracket_children``, the one place brackets
         are made) covering ``filled``: (those added to the book, those whose quantity grew).
-        A child that left the book (filled, cancelled) is not made again; a new one that is
-        not ``placeable`` is not made yet."""
+        A child that left the book (filled, cancelled) is not made again (its id was sent
+        once); once a child filled the bracket is spent: nothing is made or grown for it again.
+        A new child that is not ``placeable`` is not made yet."""
         if order.stop_loss is None and order.take_profit is None:
             return (), ()
+        if order.client_order_id in self._spent:
+            return (), ()  # the bracket's trade is over: its other child is being cancelled
         placed: list[Order] = []
         resized: list[Resized] = []
         for child in bracket_children(order, filled, ts):

@@ -21,7 +21,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tradefleet_runtime.brackets import STOP_LOSS_TAG, STOP_REFUSED_TAG, TAKE_PROFIT_TAG
+from tradefleet_runtime.brackets import (
+    BRACKET_SPENT_TAG,
+    STOP_LOSS_TAG,
+    STOP_REFUSED_TAG,
+    TAKE_PROFIT_TAG,
+)
 from tradefleet_runtime.model import END_OF_DATA, Trade
 
 SECONDS_PER_YEAR = 365.25 * 86400
@@ -140,7 +145,9 @@ RISK = "risk"
 _STOP_REASONS = frozenset({STOP_LOSS_TAG, "stop-loss", "stop", "sl", "trailing_stop"})
 _TARGET_REASONS = frozenset({TAKE_PROFIT_TAG, "take-profit", "tp"})
 # Flattens the runtime itself sends: the kill switch and the stop policy; risk plugins' tags.
-_RISK_REASONS = frozenset({"emergency-flatten", "stop-flatten", STOP_REFUSED_TAG})
+_RISK_REASONS = frozenset(
+    {"emergency-flatten", "stop-flatten", STOP_REFUSED_TAG, BRACKET_SPENT_TAG}
+)
 
 
 def exit_kind(reason: str) -> str:

@@ -659,14 +659,24 @@ class CcxtBroker:
                 if step > 0.0 and abs(want / step - round(want / step)) < 1e-6:
                     want = round(want / step) * step
                 done = entry.final_sent
+                children = bracket_children(entry.order, want, int(time.time()))
+                if any(self._filled(child.client_order_id) for child in children):
+                    # One child filled: the bracket's trade is over, its sibling being
+                    # cancelled; nothing is placed or grown for it again.
+                    return
                 covered = True
-                for child in bracket_children(entry.order, want, int(time.time())):
+                for child in children:
                     covered = await self._cover(child, done) and covered
                 if not covered:
                     return
                 entry.protected = want
         finally:
             entry.protecting = False
+
+    def _filled(self, client_order_id: str) -> bool:
+        """Whether any of this order filled (as far as this broker saw)."""
+        tracked = self._tracked.get(client_order_id)
+        return tracked is not None and tracked.filled > _EPS
 
     async def _cover(self, child: Order, entry_done: bool) -> bool:
         """Place ``child``, or bring the one at the venue to its quantity; False when it is
