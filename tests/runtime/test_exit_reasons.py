@@ -39,13 +39,11 @@ def test_tagged_market_orders_name_their_trades_entries_and_exits() -> None:
 
 
 def test_the_runtimes_own_exits_are_risk_exits() -> None:
-    """The kill switch's flatten, the stop policy's, and the market exit of a position whose
-    stop-loss the venue refused: none is the strategy's signal."""
-    assert {r: exit_kind(r) for r in ("emergency-flatten", "stop-flatten", "stop-refused")} == {
-        "emergency-flatten": RISK,
-        "stop-flatten": RISK,
-        "stop-refused": RISK,
-    }
+    """The kill switch's flatten, the stop policy's, the market exit of a position whose
+    stop-loss the venue refused, and that of an entry's part filled after its bracket ended:
+    none is the strategy's signal."""
+    runtime_exits = ("emergency-flatten", "stop-flatten", "stop-refused", "bracket-spent")
+    assert {r: exit_kind(r) for r in runtime_exits} == dict.fromkeys(runtime_exits, RISK)
 
 
 def test_a_flatten_asked_of_a_bot_already_halted_is_done() -> None:
