@@ -101,17 +101,24 @@ def _serve(folder: Path, manifest: str, monkeypatch: pytest.MonkeyPatch) -> Serv
 
 
 def _signal(serve: ServeProcess, entry: float) -> str:
-    answer = serve.stub().SubmitSignal(
-        pb.SubmitSignalRequest(
-            symbol=SYMBOL,
-            direction=pb.DIRECTION_BUY,
-            entry=entry,
-            stop_loss=entry * 0.96,
-            take_profit=entry * 1.04,
-            source="e2e",
-        ),
-        metadata=control(),
+    request = pb.SubmitSignalRequest(
+        symbol=SYMBOL,
+        direction=pb.DIRECTION_BUY,
+        entry=entry,
+        stop_loss=entry * 0.96,
+        take_profit=entry * 1.04,
+        source="e2e",
     )
+    deadline = time.monotonic() + 15.0
+    while True:
+        answer = serve.stub().SubmitSignal(request, metadata=control())
+        # Running and reconciled comes before the first bar's price on a loaded machine: the
+        # bot refuses a signal it cannot price yet (and says so), so ask again.
+        if answer.accepted or "no market price" not in answer.reason:
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert answer.accepted, answer.reason
     return answer.client_order_id
 
