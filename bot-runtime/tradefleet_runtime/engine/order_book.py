@@ -44,10 +44,12 @@ class OrderBook:
 
     def __init__(self) -> None:
         self._working: dict[str, WorkingOrder] = {}
-        # Bracket children that left the book: a later fill of their entry does not make
-        # them again (their ids were sent once).
+        # Bracket children that left the book while their entry still worked: a later fill of
+        # the entry does not make them again (their ids were sent once). Only then: a child
+        # of an entry done is never made again anyway, so a backtest's brackets add nothing.
         self._ended: set[str] = set()
-        # Bracket entries one of whose children filled: their trade is over.
+        # Bracket entries one of whose children filled while they still worked: their trade
+        # is over.
         self._spent: set[str] = set()
         # Bumped by every change (an order added, removed or filled): what a copy of the
         # protective stops was taken at (risk_snapshot.py).
@@ -72,7 +74,7 @@ class OrderBook:
     def remove(self, client_order_id: str) -> WorkingOrder | None:
         self.version += 1
         working = self._working.pop(client_order_id, None)
-        if working is not None and working.order.parent_id is not None:
+        if working is not None and working.order.parent_id in self._working:
             self._ended.add(client_order_id)
         return working
 
@@ -99,7 +101,7 @@ class OrderBook:
         order = working.order
         self.version += 1
         working.filled += fill.quantity
-        if order.parent_id is not None:
+        if order.parent_id in self._working:
             self._spent.add(order.parent_id)
         done = working.filled + _QTY_EPSILON * max(order.quantity, 1.0) >= order.quantity
         if done:

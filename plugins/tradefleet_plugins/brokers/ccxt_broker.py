@@ -942,17 +942,7 @@ class CcxtBroker:
             changed = changed._replace(price=price)
         args = self._args(changed)
         if isinstance(args, Refusal):
-            # A refused amend changes nothing: the order keeps working as it was.
-            self._emit(
-                OrderUpdate(
-                    client_order_id,
-                    OrderStatus.OPEN,
-                    now,
-                    f"amend refused: {args.reason}",
-                    tracked.venue_id,
-                    args.code,
-                )
-            )
+            self._amend_refused(tracked, args.reason, args.code)
             return
         if self._algo(changed):
             await self._replace_algo(tracked, changed)
@@ -997,22 +987,12 @@ class CcxtBroker:
             raw = found
         finally:
             tracked.sending = False
-        tracked.order = changed
-        if replacement != tracked.venue_cid:
-            tracked.replaced += 1
-            tracked.venue_cid = replacement
-        venue_id = str(raw.get("id") or "") or tracked.venue_id
-        if venue_id and venue_id != tracked.venue_id:
-            tracked.venue_id = venue_id
-            self._by_venue_id[venue_id] = client_order_id
-        self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, now, "amended", venue_id))
+        self._replaced(tracked, changed, replacement, raw)
 
     async def _amend_failed(self, tracked: _Tracked, error: VenueFailure) -> None:
         """A refused amend leaves the order as it was — unless the venue had already cancelled
         it (a cancel-replace whose new order was refused): then it is over, said as REJECTED
         with the venue's reason (for a stop-loss child the bot then closes what it protected)."""
-        client_order_id = tracked.order.client_order_id
-        now = int(time.time())
         row = await self._lookup_quietly(tracked)
         if row is not None:
             status, _ = status_of(row.get("status"), float(row.get("filled") or 0.0))
@@ -1025,16 +1005,53 @@ class CcxtBroker:
                     error.failure.code,
                 )
                 return
+        self._amend_refused(tracked, error.failure.message, error.failure.code)
+
+    def _amend_refused(self, tracked: _Tracked, reason: str, code: ReasonCode) -> None:
+        """A refused amend changes nothing: the order keeps working as it was (OPEN, with the
+        refusal's code and words)."""
         self._emit(
             OrderUpdate(
-                client_order_id,
+                tracked.order.client_order_id,
                 OrderStatus.OPEN,
-                now,
-                f"amend refused: {error.failure.message}",
+                int(time.time()),
+                f"amend refused: {reason}",
                 tracked.venue_id,
-                error.failure.code,
+                code,
             )
         )
+
+    def _replaced(
+        self, tracked: _Tracked, changed: Order, replacement: str, raw: dict[str, Any]
+    ) -> None:
+        """The changed order works at the venue (``raw``), under ``replacement`` (the venue's
+        client id: derived when a copy replaced it): said as amended under the bot's id."""
+        client_order_id = changed.client_order_id
+        tracked.order = changed
+        if replacement != tracked.venue_cid:
+            tracked.replaced += 1
+            tracked.venue_cid = replacement
+        venue_id = str(raw.get("id") or "") or tracked.venue_id
+        if venue_id and venue_id != tracked.venue_id:
+            tracked.venue_id = venue_id
+            self._by_venue_id[venue_id] = client_order_id
+        self._emit(
+            OrderUpdate(client_order_id, OrderStatus.OPEN, int(time.time()), "amended", venue_id)
+        )
+
+    async def _cancel_algo_copy(self, market: str, venue_id: str, client_id: str) -> bool:
+        """Cancel a copy of a conditional order a resize replaced: whether it is gone (the
+        venue cancelled it, or no longer has it: it triggered)."""
+        venue = self._venue
+        assert venue is not None
+        params: dict[str, Any] = {"trigger": True}
+        if not venue_id:
+            params.update(_client_id_params(self._dialect, client_id, True))
+        try:
+            await venue.request("cancel_order", venue_id, market, params)
+        except VenueFailure as error:
+            return error.failure.code is ReasonCode.UNKNOWN_ORDER
+        return True
 
     async def _replace_algo(self, tracked: _Tracked, changed: Order) -> None:
         """Binance USDⓈ-M cannot modify a conditional order: the changed one is placed under a
@@ -1058,49 +1075,22 @@ class CcxtBroker:
                 with contextlib.suppress(VenueFailure):
                     found = await self._lookup(replacement, tracked.market)
             if found is None:
-                self._emit(
-                    OrderUpdate(
-                        client_order_id,
-                        OrderStatus.OPEN,
-                        int(time.time()),
-                        f"amend refused: {error.failure.message}",
-                        tracked.venue_id,
-                        error.failure.code,
-                    )
-                )
+                self._amend_refused(tracked, error.failure.message, error.failure.code)
                 return
             raw = found
-        old_venue_id, old_cid = tracked.venue_id, tracked.venue_cid
+        old_venue_id, old_cid = tracked.venue_id or "", tracked.venue_cid
         # From here the replacement is the order (its fills and end); the old one's fills,
         # should it trigger before the cancel lands, still map to the order by venue id.
-        tracked.order = changed
-        tracked.replaced += 1
-        tracked.venue_cid = replacement
-        venue_id = str(raw.get("id") or "")
-        if venue_id:
-            tracked.venue_id = venue_id
-            self._by_venue_id[venue_id] = client_order_id
-        params: dict[str, Any] = {"trigger": True}
-        if not old_venue_id:
-            params.update(_client_id_params(self._dialect, old_cid, True))
-        try:
-            await venue.request("cancel_order", old_venue_id or "", tracked.market, params)
-        except VenueFailure as error:
-            if error.failure.code is not ReasonCode.UNKNOWN_ORDER:  # else: gone (triggered)
-                log.warning(
-                    "ccxt broker: %s resized, but its earlier copy %s was not cancelled (%s); "
-                    "trying again with each poll (both are reduce-only meanwhile)",
-                    client_order_id,
-                    old_cid,
-                    error.failure.message,
-                )
-                self._stale.append((tracked.market, old_venue_id or "", old_cid))
-            self._wake_poller()
-        self._emit(
-            OrderUpdate(
-                client_order_id, OrderStatus.OPEN, int(time.time()), "amended", tracked.venue_id
+        self._replaced(tracked, changed, replacement, raw)
+        if not await self._cancel_algo_copy(tracked.market, old_venue_id, old_cid):
+            log.warning(
+                "ccxt broker: %s resized, but its earlier copy %s was not cancelled; trying "
+                "again with each poll (both are reduce-only meanwhile)",
+                client_order_id,
+                old_cid,
             )
-        )
+            self._stale.append((tracked.market, old_venue_id, old_cid))
+            self._wake_poller()
 
     # -- polling (I/O thread) ----------------------------------------------------------------
 
@@ -1133,19 +1123,8 @@ class CcxtBroker:
     async def _cancel_stale(self) -> None:
         """Cancel the earlier copies of resized conditional orders a cancel missed (until the
         venue has, or says it has no such order)."""
-        venue = self._venue
-        assert venue is not None
         pending, self._stale = self._stale, []
-        left: list[tuple[str, str, str]] = []
-        for market, venue_id, client_id in pending:
-            params: dict[str, Any] = {"trigger": True}
-            if not venue_id:
-                params.update(_client_id_params(self._dialect, client_id, True))
-            try:
-                await venue.request("cancel_order", venue_id, market, params)
-            except VenueFailure as error:
-                if error.failure.code is not ReasonCode.UNKNOWN_ORDER:
-                    left.append((market, venue_id, client_id))
+        left = [copy for copy in pending if not await self._cancel_algo_copy(*copy)]
         self._stale.extend(left)  # after any a resize added meanwhile
 
     async def _poll_market(self, market: str) -> None:

@@ -160,23 +160,31 @@ def test_a_partial_fill_reports_progress_then_the_rest(setup: Harness) -> None:
     )
 
 
-def test_amend_moves_a_working_order(setup: Harness) -> None:
-    setup.answer(
-        setup.broker.submit(
-            setup.order("amd1", price=setup.px(45_000.0), order_type=OrderType.LIMIT)
-        )
-    )
-    answer = setup.broker.amend("amd1", None, setup.px(46_000.0))
+@pytest.mark.parametrize(
+    ("order_type", "side"), [(OrderType.LIMIT, Side.BUY), (OrderType.STOP, Side.SELL)]
+)
+def test_amend_moves_a_working_order(setup: Harness, order_type: OrderType, side: Side) -> None:
+    """A limit's price or a stop's trigger moves (a trailing stop): natively, by cancel-replace
+    (Binance spot) or, where the venue cannot modify a conditional order (Binance USDⓈ-M),
+    placed again under a derived id; the bot still calls it by its own id."""
+    stop = order_type is OrderType.STOP
+    not_on(setup, not (stop and setup.name in MT5_SETUPS), "the MT5 broker's stops are levels")
+    cid = "amd3" if stop else "amd1"
+    order = setup.order(cid, side=side, price=setup.px(45_000.0), order_type=order_type)
+    setup.answer(setup.broker.submit(order))
+    answer = setup.broker.amend(cid, None, setup.px(46_000.0))
     if answer is None:
-        setup.wait_for(lambda _e: any(u.reason == "amended" for u in updates(setup.events, "amd1")))
+        setup.wait_for(lambda _e: any(u.reason == "amended" for u in updates(setup.events, cid)))
     else:
         assert answer.status is OrderStatus.OPEN
-    report = setup.broker.query_order("amd1")
+    report = setup.broker.query_order(cid)
     assert report is not None and report.status is OrderStatus.OPEN
     assert report.price == pytest.approx(setup.px(46_000.0))
-    assert report.client_order_id == "amd1"
+    assert report.client_order_id == cid
     setup.trade_through(setup.px(45_900.0))
-    setup.wait_filled("amd1")
+    if stop:
+        setup.settle()  # the triggered stop is a market order
+    setup.wait_filled(cid)
 
 
 def test_an_amend_below_the_minimum_is_refused_and_changes_nothing(setup: Harness) -> None:
@@ -514,23 +522,3 @@ def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_c
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled(entry)
     _children_cover(setup, fresh, entry, setup.quantity)
-
-
-def test_amend_moves_a_working_stop(setup: Harness) -> None:
-    """A stop's trigger moves (a trailing stop): natively, by cancel-replace (Binance spot) or,
-    where the venue cannot modify a conditional order (Binance USDⓈ-M), cancelled and placed
-    again under a derived id; the bot still calls it by its own id."""
-    not_on(setup, setup.name not in MT5_SETUPS, "the MT5 broker's stops are position levels")
-    stop = setup.order("amd3", side=Side.SELL, price=setup.px(45_000.0), order_type=OrderType.STOP)
-    setup.answer(setup.broker.submit(stop))
-    answer = setup.broker.amend("amd3", None, setup.px(46_000.0))
-    if answer is None:
-        setup.wait_for(lambda _e: any(u.reason == "amended" for u in updates(setup.events, "amd3")))
-    else:
-        assert answer.status is OrderStatus.OPEN
-    report = setup.broker.query_order("amd3")
-    assert report is not None and report.status is OrderStatus.OPEN
-    assert report.price == pytest.approx(setup.px(46_000.0))
-    setup.trade_through(setup.px(45_900.0))
-    setup.settle()
-    setup.wait_filled("amd3")
