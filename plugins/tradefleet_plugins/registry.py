@@ -246,8 +246,9 @@ def tradefleet_brokers() -> list[PluginSpec]:
             version=VERSION,
             factory="tradefleet_plugins.brokers.ccxt_broker:CcxtBroker",
             params=CcxtBrokerParams,
-            summary="A real account at any venue ccxt speaks (spot, linear futures): async, "
-            "retried safely, orders looked up by client id before any resend.",
+            summary="A real account at Binance (spot, USDⓈ-M) or Bybit (linear), the venues "
+            "it is proven against: async, retried safely, orders looked up by client id before "
+            "any resend.",
             # Live only: a paper bot trades a simulated account (the paper broker); a testnet
             # is a live bot with ``sandbox: true``.
             modes=frozenset({"live"}),

@@ -28,8 +28,15 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     Refusal,
     client_id_problem,
     create_args,
+    dialect_for,
     fee_in,
     status_of,
+)
+from tradefleet_plugins.brokers.ccxt_params import (
+    VERIFIED_VENUES,
+    CcxtBrokerParams,
+    MarketType,
+    venue_refusal,
 )
 from tradefleet_runtime.sdk import (
     Instrument,
@@ -205,13 +212,47 @@ def test_backoff_grows_is_capped_and_jittered_within_half(
         ("has space", Dialect.BYBIT, False),
         ("a.b", Dialect.BYBIT, False),
         ("a.b", Dialect.BINANCE_SPOT, True),
-        ("", Dialect.GENERIC, False),
+        ("", Dialect.BYBIT, False),
     ],
 )
 def test_client_ids_are_checked_against_the_venues_rule(
     client_id: str, dialect: Dialect, ok: bool
 ) -> None:
     assert (client_id_problem(client_id, dialect) is None) is ok
+
+
+@pytest.mark.parametrize(("exchange", "market_type"), sorted(VERIFIED_VENUES))
+def test_each_proven_venue_is_accepted_and_has_its_dialect(
+    exchange: str, market_type: MarketType
+) -> None:
+    assert venue_refusal(exchange, market_type) is None
+    CcxtBrokerParams(exchange=exchange, market_type=market_type)
+    assert dialect_for(exchange, market_type is MarketType.LINEAR) in Dialect
+
+
+@pytest.mark.parametrize(
+    ("exchange", "market_type", "said"),
+    [
+        # Kraken's ids: free text of at most 18 characters; the bot's are 21 and more.
+        ("kraken", MarketType.SPOT, "at most 18 characters"),
+        ("binance", MarketType.LINEAR, "exchange 'binanceusdm'"),
+        ("binanceusdm", MarketType.SPOT, "exchange 'binance'"),
+        ("bybit", MarketType.SPOT, "linear perpetuals only"),
+        ("okx", MarketType.LINEAR, "binance (spot), binanceusdm (linear), bybit (linear)"),
+    ],
+)
+def test_a_venue_the_broker_is_not_proven_against_is_refused_naming_the_field(
+    exchange: str, market_type: MarketType, said: str
+) -> None:
+    """Before this, any ccxt exchange id was taken and its orders spelled as a guess: Kraken
+    refused every one of them (its client ids are 18 characters at most), and no test showed
+    that a lost answer there could not make a second order."""
+    with pytest.raises(ValueError, match="not a venue the ccxt broker is proven against") as e:
+        CcxtBrokerParams(exchange=exchange, market_type=market_type)
+    assert f"exchange: {exchange!r} with market_type {market_type.value!r}" in str(e.value)
+    assert said in str(e.value)
+    with pytest.raises(ValueError, match="no proven dialect"):
+        dialect_for(exchange, market_type is MarketType.LINEAR)
 
 
 INSTRUMENT = Instrument("BTCUSDT", 0.1, 0.001, 0.001, 1000.0, 100.0)

@@ -232,9 +232,16 @@ class PluginRegistry:
             return plugin.spec.params.model_validate(dict(params)), []
         except ValidationError as error:
             errors = []
+            fields = plugin.spec.params.model_fields
             for item in error.errors(include_url=False):
-                location = join_path([*field_path, "params", *item["loc"]])
+                loc = list(item["loc"])
                 message = str(item["msg"]).removeprefix("Value error, ")
+                named, colon, rest = message.partition(": ")
+                if not loc and colon and named in fields:
+                    # A check across params says which one it refuses ("leverage: only for
+                    # market_type 'linear'"): the error names that field.
+                    loc, message = [named], rest
+                location = join_path([*field_path, "params", *loc])
                 if item["type"] == "extra_forbidden":
                     message = "unknown param"
                 errors.append(FieldError(location, f"{message} ({kind} plugin {name!r})"))

@@ -553,8 +553,6 @@ class CcxtBroker:
         queries: list[dict[str, Any]] = [{"origClientOrderId": client_order_id}]
         if dialect is Dialect.BINANCE_USDM:
             queries.append({"trigger": True, "clientAlgoId": client_order_id})
-        if dialect is Dialect.GENERIC:
-            queries = [{"clientOrderId": client_order_id}]
         for query in queries:
             try:
                 row = await venue.request("fetch_order", None, market, query)
@@ -1401,9 +1399,7 @@ def _client_id_params(dialect: Dialect, client_order_id: str, algo: bool) -> dic
         return {"orderLinkId": client_order_id}
     if algo:
         return {"clientAlgoId": client_order_id}
-    if dialect in (Dialect.BINANCE_SPOT, Dialect.BINANCE_USDM):
-        return {"origClientOrderId": client_order_id}
-    return {"clientOrderId": client_order_id}
+    return {"origClientOrderId": client_order_id}  # Binance, spot and USDⓈ-M
 
 
 def _reason(status: OrderStatus, code: ReasonCode) -> str:

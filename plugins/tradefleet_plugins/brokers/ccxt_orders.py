@@ -38,7 +38,6 @@ class Dialect(StrEnum):
     BINANCE_SPOT = "binance-spot"
     BINANCE_USDM = "binance-usdm"
     BYBIT = "bybit"
-    GENERIC = "generic"
 
     @property
     def futures(self) -> bool:
@@ -46,15 +45,19 @@ class Dialect(StrEnum):
 
 
 def dialect_for(exchange: str, linear: bool) -> Dialect:
-    if exchange in ("binance", "binanceusdm"):
-        return Dialect.BINANCE_USDM if linear else Dialect.BINANCE_SPOT
-    if exchange == "bybit":
+    """The dialect of a venue the broker is proven against (``ccxt_params.VERIFIED_VENUES``:
+    the params refuse any other, so this never guesses one for an unproven venue)."""
+    if exchange == "binance" and not linear:
+        return Dialect.BINANCE_SPOT
+    if exchange == "binanceusdm" and linear:
+        return Dialect.BINANCE_USDM
+    if exchange == "bybit" and linear:
         return Dialect.BYBIT
-    return Dialect.GENERIC
+    raise ValueError(f"exchange: no proven dialect for {exchange!r} (linear={linear})")
 
 
 # Binance: ``^[\.A-Z\:/a-z0-9_-]{1,36}$`` (spot and USDⓈ-M); Bybit ``orderLinkId``: up to 36
-# letters, digits, dashes and underscores. Other venues: the common subset, 32 long.
+# letters, digits, dashes and underscores.
 _ID_RULES: dict[Dialect, tuple[re.Pattern[str], str]] = {
     Dialect.BINANCE_SPOT: (
         re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$"),
@@ -65,7 +68,6 @@ _ID_RULES: dict[Dialect, tuple[re.Pattern[str], str]] = {
         "1-36 of A-Z a-z 0-9 . : / _ -",
     ),
     Dialect.BYBIT: (re.compile(r"^[A-Za-z0-9_-]{1,36}$"), "1-36 of A-Z a-z 0-9 _ -"),
-    Dialect.GENERIC: (re.compile(r"^[A-Za-z0-9_-]{1,32}$"), "1-32 of A-Z a-z 0-9 _ -"),
 }
 
 

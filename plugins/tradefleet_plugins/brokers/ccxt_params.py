@@ -19,11 +19,52 @@ class MarginMode(StrEnum):
     ISOLATED = "isolated"
 
 
+# The venues the broker is proven against: the real ccxt driving local counterparts that speak
+# their REST shapes (tests/venues), with the shared contract suite and a test per venue fault.
+# A venue trades real money only once it is there: what keeps a known client order id from
+# filling twice (the id's allowed form, how an order is found by it, which orders the venue
+# checks it against) differs per venue, and ccxt does not unify it.
+VERIFIED_VENUES: frozenset[tuple[str, MarketType]] = frozenset(
+    {
+        ("binance", MarketType.SPOT),
+        ("binanceusdm", MarketType.LINEAR),
+        ("bybit", MarketType.LINEAR),
+    }
+)
+
+# What is known of a venue this broker does not trade (shown with the refusal).
+_NOT_VERIFIED_WHY: dict[tuple[str, MarketType], str] = {
+    ("binance", MarketType.LINEAR): "Binance USDⓈ-M perpetuals are exchange 'binanceusdm'",
+    ("binanceusdm", MarketType.SPOT): "binanceusdm is Binance's futures venue; its spot "
+    "venue is exchange 'binance'",
+    ("bybit", MarketType.SPOT): "the broker is proven on Bybit's linear perpetuals only",
+    ("kraken", MarketType.SPOT): "Kraken takes a client order id of at most 18 characters "
+    "of free text (the bot's are longer) and checks it only against open orders, and ccxt "
+    "looks an order up there by an integer reference, not by that id",
+}
+
+
+def venue_refusal(exchange: str, market_type: MarketType) -> str | None:
+    """Why the broker refuses to trade ``exchange``'s ``market_type`` markets, or None (pure)."""
+    if (exchange, market_type) in VERIFIED_VENUES:
+        return None
+    verified = ", ".join(f"{name} ({kind})" for name, kind in sorted(VERIFIED_VENUES))
+    why = _NOT_VERIFIED_WHY.get((exchange, market_type))
+    return (
+        f"exchange: {exchange!r} with market_type {market_type.value!r} is not a venue the "
+        f"ccxt broker is proven against; it trades {verified}"
+        + (f" ({why})" if why else "")
+        + ". A venue trades real money once its client order ids are proven never to fill "
+        "twice there: see docs/live-crypto.md, 'Venues'"
+    )
+
+
 class CcxtBrokerParams(PluginParams):
     """An account at any venue ccxt speaks: spot or linear futures, async, retried safely."""
 
     exchange: str = Field(
-        description="ccxt exchange id: binance, binanceusdm, bybit, kraken, …",
+        description="ccxt exchange id: binance (market_type spot), binanceusdm or bybit "
+        "(market_type linear), the venues the broker is proven against.",
         min_length=2,
         max_length=40,
         pattern=r"^[a-z0-9_]+$",
@@ -90,7 +131,10 @@ class CcxtBrokerParams(PluginParams):
     )
 
     @model_validator(mode="after")
-    def _futures_only(self) -> CcxtBrokerParams:
+    def _checked(self) -> CcxtBrokerParams:
+        refusal = venue_refusal(self.exchange, self.market_type)
+        if refusal is not None:
+            raise ValueError(refusal)
         if self.market_type is MarketType.SPOT:
             for name in ("leverage", "margin_mode"):
                 if getattr(self, name) is not None:
