@@ -54,6 +54,9 @@ class Capability(StrEnum):
     # risk plugin: EquityRestorer (the account's journaled equity after a restart, so limits
     # measured from a day's start or a peak do not start again from the restart)
     RESTORES_EQUITY = "restores-equity"
+    # risk plugin: FillRestorer (the fills of earlier runs with the prices their orders were
+    # decided at, so execution measured over a window does not start again from a restart)
+    RESTORES_FILLS = "restores-fills"
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
     VENUE_EXECUTION = "venue-execution"  # broker: VenueExecution (events, queries, reports)
     # broker: BracketFollower (places a bracket's children itself; told the bracket of an
@@ -131,6 +134,26 @@ class LockRestorer(Protocol):
 
     def restore_lock(self, reason: str, since_ts: int) -> None:
         """Hold the lock again: ``reason`` as journaled, locked since bar time ``since_ts``."""
+        ...
+
+
+# The most fills of earlier runs a ``restores-fills`` plugin is shown after a restart: more than
+# any window a plugin measures execution over needs, and one query's worth at start.
+RESTORED_FILLS = 10_000
+
+
+@runtime_checkable
+class FillRestorer(Protocol):
+    """A risk plugin that measures execution over its last fills (slippage against the price
+    each order was decided at): after a restart, before the first bar, it is shown the fills
+    of the bot's earlier runs with those prices, so a restart does not empty its window (a bot
+    restarted at every deploy would otherwise never collect enough fills to act)."""
+
+    def restore_fills(self, fills: Sequence[tuple[Fill, float]]) -> None:
+        """Take these (fill, the price its order was decided at) pairs, oldest first: at most
+        ``RESTORED_FILLS`` of the bot's last fills or, once a person reset this plugin's lock,
+        those since that reset. Orders journaled before the runtime recorded the price are
+        left out. What they would have asked the account to do was done before the restart."""
         ...
 
 
@@ -324,6 +347,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.ACTS_ON_ACCOUNT: _Shape(frozenset({"risk"}), (("account_actions", 1),)),
     Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
     Capability.RESTORES_EQUITY: _Shape(frozenset({"risk"}), (("restore_equity", 2),)),
+    Capability.RESTORES_FILLS: _Shape(frozenset({"risk"}), (("restore_fills", 1),)),
     Capability.REPORTS_TIER: _Shape(frozenset({"risk"}), (("tier", 0),)),
     Capability.VENUE_EXECUTION: _Shape(
         frozenset({"broker"}),
@@ -424,6 +448,7 @@ def check_object(kind: str, obj: object, declared: frozenset[Capability]) -> lis
 
 
 __all__ = [
+    "RESTORED_FILLS",
     "SHAPES",
     "AccountAction",
     "AccountActor",
@@ -434,6 +459,7 @@ __all__ = [
     "Capability",
     "EquityRestorer",
     "FillObserver",
+    "FillRestorer",
     "LockRestorer",
     "OrderObserver",
     "RiskLockHolder",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from tradefleet_runtime.capabilities import (
+    RESTORED_FILLS,
     AccountActor,
     AccountRestorer,
     BarObserver,
@@ -38,6 +39,7 @@ from tradefleet_runtime.capabilities import (
     Capability,
     EquityRestorer,
     FillObserver,
+    FillRestorer,
     LockRestorer,
     OrderObserver,
     RiskLockHolder,
@@ -60,7 +62,7 @@ from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.engine.trading_state import restored_halt_reason
 from tradefleet_runtime.errors import FieldError, SpecError
-from tradefleet_runtime.model import Bar, CarriedState, Position, Trade
+from tradefleet_runtime.model import Bar, CarriedState, Fill, Position, Trade
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
@@ -150,6 +152,7 @@ def assemble(
         equity_restorers=cast(
             "list[tuple[str, EquityRestorer]]", risk_with(Capability.RESTORES_EQUITY)
         ),
+        fill_restorers=cast("list[tuple[str, FillRestorer]]", risk_with(Capability.RESTORES_FILLS)),
         tier_reporters=cast("list[tuple[str, TierReporter]]", risk_with(Capability.REPORTS_TIER)),
         intent_only=frozenset(name for name, _ in risk_with(Capability.INTENT_ONLY)),
     )
@@ -222,6 +225,8 @@ class RunJournal(JournalWriter, Protocol):
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
 
     def lock_resets(self) -> dict[str, int]: ...
+
+    def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]: ...
 
 
 def start_journal_run(bot: Bot, journal: RunJournal) -> None:
@@ -483,6 +488,15 @@ class BotSession:
         if locks:
             # A risk lock outlives the process: only a person's ResetRiskLock clears it.
             engine.restore_locks(locks)
+        measured = (
+            self.journal.measured_fills(self.bot.name, RESTORED_FILLS)
+            if engine.hooks.fill_restorers
+            else []
+        )
+        if measured:
+            # After the locks: a plugin that holds one again takes them, measuring from the
+            # reset a person makes.
+            engine.restore_fills(measured, self.journal.lock_resets())
         carried = self.journal.carried_state(self.bot.name)
         self.carried = carried
         if self.bot.venue is not None:

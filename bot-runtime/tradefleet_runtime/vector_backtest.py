@@ -207,13 +207,15 @@ def _rows(
     ]
     fill_ts = columns.ts[run.fill_bar].tolist()
     fill_ids = [f"{order_id}-f{n}" for n, order_id in enumerate(order_ids[:fills], 1)]
+    # The mark each order was decided at: its bar's close (the engine's mark then).
+    marks = columns.close[decided].tolist()
     decisions = _decisions(
         bot,
         terms,
         position,
         (now_list, sides, quantity_list, closing_list, order_tags),
         run.equity[decided - history].tolist(),
-        columns.close[decided].tolist(),
+        marks,
         (run, fill_ts, fill_ids, order_ids),
     )
     if isinstance(decisions, str):
@@ -238,6 +240,7 @@ def _rows(
             statuses,
             status_ts,
             venue_ids,
+            marks,
         ),
         DecisionColumns(
             bot.risk[0][0],

@@ -199,6 +199,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.READS_TRADES,
                     Capability.RISK_LOCK,
                     Capability.RESTORES_LOCK,
+                    Capability.RESTORES_FILLS,
                     Capability.REPORTS_TIER,
                 }
             ),

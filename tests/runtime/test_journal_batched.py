@@ -212,6 +212,7 @@ def test_many_row_inserts_hold_the_rows_one_by_one_inserts_do(count: int) -> Non
             None,
             i,
             "",
+            100.0 + i,
         )
         for i in range(count)
     ]  # a few ids repeat: INSERT OR IGNORE keeps the first, either way

@@ -34,6 +34,9 @@ def test_a_version_2_journal_is_migrated_and_read_the_same(tmp_path: Path) -> No
     working = sorted(o.client_order_id[-3:] for o, _ in carried.working)
     assert working == ["-sl", "-tp", "a00"]
     assert len(carried.known_order_ids) == 4 and carried.last_bar_ts > 0
+    # Its orders have no reference price (schema 5): their fills are not measured.
+    assert journal.query("SELECT COUNT(*) FROM orders WHERE reference_price IS NULL") == [(4,)]
+    assert journal.measured_fills("bot", 100) == []
     # The migrated file takes the new kinds of rows.
     journal.start_run(
         run_id="run-2",

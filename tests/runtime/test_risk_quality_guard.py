@@ -25,7 +25,17 @@ from tradefleet_plugins.risk.quality_guard import (
 from tradefleet_plugins.risk.quality_guard_params import QualityGuardParams
 from tradefleet_runtime.contracts import StrategyContext
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, Fill, Order, OrderIntent, RiskAction, Side, Trade
+from tradefleet_runtime.model import (
+    Bar,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Position,
+    RiskAction,
+    Side,
+    Trade,
+)
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.process_capability import capability_indices
 from tradefleet_runtime.sdk.testing import check_shrink_or_veto, judge
@@ -282,3 +292,86 @@ def test_a_journaled_stop_holds_after_a_restart_until_a_person_resets_it(
     assert engine.stats.orders == 0 and ("engine.locked", "veto") in engine.stats.risk_decisions
     assert engine.reset_risk_lock("quality-guard", "ops", "venue fixed") == (True, "")
     assert engine.state.locks() == {}
+
+
+def test_the_slippage_window_survives_a_restart(tmp_path: Path) -> None:
+    """Before, a restart emptied the window: a bot restarted at every deploy, with fewer fills
+    between deploys than ``min_samples``, was never measured at all. Now the fills of earlier
+    runs, with the prices their orders were decided at, refill it before the first bar."""
+
+    def act(i: int):  # type: ignore[no-untyped-def]
+        def buy_or_close(ctx: StrategyContext, _: Bar) -> None:
+            if i % 2 == 0:
+                ctx.submit(OrderIntent("TEST", Side.BUY))
+            else:
+                ctx.close("TEST")
+
+        return buy_or_close
+
+    # Entries 4 and 22 bp worse in turn, exits 1 bp: slippage Cpk 1.20 over the 12 fills,
+    # between stop (1.0) and shrink (1.33).
+    gaps = [g for entry in [4.0, 22.0] * 3 for g in (entry, 1.0)]
+    risk = [
+        {"name": "fixed-size", "params": {"quantity": 10}},
+        {"name": "quality-guard", "params": {"window": 12, "min_samples": 12,
+                                             "slippage_limit_bps": 40}},
+    ]  # fmt: skip
+    path = tmp_path / "j.sqlite"
+    first = open_session(
+        bot_with(
+            PluginRegistry.discover(),
+            manifest(risk, mode="paper"),
+            Scripted({i: act(i) for i in range(len(gaps))}),
+            tmp_path,
+        ),
+        path,
+    )
+    assert first.engine is not None
+    first.engine.run(gapped_bars(gaps))
+    assert first.engine.stats.fills == 12
+    assert first.engine.risk_tiers()["quality-guard"] == SHRINK  # measured at the 12th fill
+    first.journal.close()
+
+    buy = Scripted({0: lambda ctx, _: ctx.submit(OrderIntent("TEST", Side.BUY))})
+    second = open_session(
+        bot_with(PluginRegistry.discover(), manifest(risk, mode="paper"), buy, tmp_path), path
+    )
+    engine = second.engine
+    assert engine is not None
+    # Shrinking from the first bar, with no fill of its own yet.
+    assert engine.risk_tiers()["quality-guard"] == SHRINK
+    [(_, data)] = events(second.journal, "risk_fills_restored")
+    assert json.loads(data) == {"plugin": "quality-guard", "fills": 12}
+    start = len(gaps) + 5
+    engine.run([bar(start + k, 100.0, 100.0, 100.0, 100.0) for k in range(2)])
+    [(quantity,)] = second.journal.query(
+        "SELECT quantity FROM orders WHERE run_id = ?", second.journal.run_id
+    )
+    assert quantity == 5.0  # 10 without the restored fills: fewer than min_samples of its own
+
+
+def test_fills_before_a_reset_of_the_lock_are_not_restored(tmp_path: Path) -> None:
+    """A person's reset starts the samples afresh; a restart must not bring back the fills
+    that made the lock."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal.start_run(
+        run_id="r1", bot="risk-bot", mode="paper", currency="USD", initial_capital=1e4,
+        timeframe_s=HOUR, config_hash="x", manifest={},
+    )  # fmt: skip
+    for k in range(8):
+        order = Order(f"o{k}", "TEST", Side.BUY, 1.0, created_ts=T0 + k * HOUR)
+        journal.record_order(order, OrderStatus.PENDING, T0 + k * HOUR, "", 100.0)
+        journal.record_fill(
+            Fill(f"o{k}", "TEST", Side.BUY, 1.0, 101.0, 0.0, T0 + k * HOUR, f"f{k}"),
+            Position("TEST"),
+            OrderStatus.FILLED,
+        )
+    journal.record_event(T0 + 5 * HOUR, "risk_lock_reset", "reset", {"plugin": "quality-guard"})
+    journal.close()
+    document = manifest([{"name": "quality-guard", "params": {"min_samples": 2}}], mode="paper")
+    session = open_session(
+        bot_with(PluginRegistry.discover(), document, Scripted(), tmp_path), path
+    )
+    [(_, data)] = events(session.journal, "risk_fills_restored")
+    assert json.loads(data) == {"plugin": "quality-guard", "fills": 3}  # those at 5, 6 and 7

@@ -702,7 +702,9 @@ class Engine:
                 return None
         self.stats.orders += 1
         self.last_order_id = order.client_order_id
-        self.journal.record_order(order, OrderStatus.PENDING, self._now)
+        self.journal.record_order(
+            order, OrderStatus.PENDING, self._now, "", self.portfolio.marks.get(order.symbol)
+        )
         return order
 
     def _fit_instrument(self, intent: OrderIntent, order: Order) -> Order | None:
@@ -1331,6 +1333,23 @@ class Engine:
                 {"plugin": name, "snapshots": len(shown_ts)},
             )
         self._refresh_tiers()  # a tier the baselines restored is journaled (and shown) now
+
+    def restore_fills(self, fills: Sequence[tuple[Fill, float]], resets: Mapping[str, int]) -> None:
+        """Show each ``restores-fills`` plugin the fills of earlier runs with the prices their
+        orders were decided at (oldest first), from the newest reset of its lock a person made
+        (``resets``: plugin → bar time), before the first bar: execution measured over a
+        window survives the restart."""
+        for name, restorer in self.hooks.fill_restorers:
+            since = resets.get(name)
+            shown = fills if since is None else [pair for pair in fills if pair[0].ts >= since]
+            restorer.restore_fills(shown)
+            self.journal.record_event(
+                self._now,
+                "risk_fills_restored",
+                f"{name} took {len(shown)} fill(s) of earlier runs",
+                {"plugin": name, "fills": len(shown)},
+            )
+        self._refresh_tiers()  # a tier the fills restored is journaled (and shown) now
 
     def restore_locks(self, locks: dict[str, tuple[str, int]]) -> None:
         """Re-enter the risk locks the journal says are still in force (plugin → reason,

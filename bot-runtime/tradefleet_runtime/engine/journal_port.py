@@ -29,7 +29,12 @@ class JournalWriter(Protocol):
         ...
 
     def record_order(
-        self, order: Order, status: OrderStatus, ts: int, reason: str = ""
+        self,
+        order: Order,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        mark: float | None = None,
     ) -> None: ...
 
     def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None: ...

@@ -18,6 +18,7 @@ from tradefleet_runtime.capabilities import (
     BarObserver,
     EquityRestorer,
     FillObserver,
+    FillRestorer,
     LockRestorer,
     OrderObserver,
     TierReporter,
@@ -39,6 +40,7 @@ class RiskHooks:
     actors: Sequence[tuple[str, AccountActor]] = ()
     lock_restorers: Sequence[tuple[str, LockRestorer]] = ()
     equity_restorers: Sequence[tuple[str, EquityRestorer]] = ()
+    fill_restorers: Sequence[tuple[str, FillRestorer]] = ()
     tier_reporters: Sequence[tuple[str, TierReporter]] = field(default_factory=tuple)
     # Names of the plugins that decide on the intent alone (``intent-only``): no account
     # snapshot is built for them.

@@ -67,7 +67,14 @@ class DiscardingJournal:
             )
         self.run_id = run_id
 
-    def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
+    def record_order(
+        self,
+        order: Order,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        mark: float | None = None,
+    ) -> None:
         pass
 
     def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None:
@@ -143,6 +150,9 @@ class DiscardingJournal:
 
     def lock_resets(self) -> dict[str, int]:
         return {}
+
+    def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]:
+        return []
 
 
 __all__ = ["DiscardingJournal"]

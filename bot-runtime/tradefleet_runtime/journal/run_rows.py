@@ -28,6 +28,7 @@ class OrderColumns:
     statuses: Sequence[str]
     status_ts: Sequence[int]
     venue_order_ids: Sequence[str | None]  # of the last status (the venue's answer, if any)
+    marks: Sequence[float]  # each order's reference price: the close it was decided at
 
 
 @dataclass(frozen=True)

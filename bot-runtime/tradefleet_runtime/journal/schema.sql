@@ -1,4 +1,4 @@
--- tradefleet journal schema, version 4 (journal/versions.py migrates older files or refuses
+-- tradefleet journal schema, version 5 (journal/versions.py migrates older files or refuses
 -- them). One file per bot; a run is one start of the bot.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS orders (
     parent_id TEXT,
     created_ts INTEGER NOT NULL,
     tag TEXT NOT NULL DEFAULT '',
+    -- The price the order was decided at: its own (limit, trigger; a bracket child's), else the
+    -- symbol's mark when the risk chain let it through. A fill's slippage is measured against
+    -- it. NULL: not known (no mark yet, or an order journaled before schema version 5).
+    reference_price REAL,
     PRIMARY KEY (run_id, client_order_id)
 );
 CREATE TABLE IF NOT EXISTS order_updates (

@@ -59,8 +59,8 @@ BATCH_ROWS = 4096
 
 _INSERT_ORDER = (
     "INSERT OR IGNORE INTO orders (run_id, client_order_id, symbol, side, order_type, quantity,"
-    " price, stop_loss, take_profit, reduce_only, parent_id, created_ts, tag)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " price, stop_loss, take_profit, reduce_only, parent_id, created_ts, tag, reference_price)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_UPDATE = (
     "INSERT INTO order_updates (run_id, client_order_id, ts, status, reason, venue_order_id)"
@@ -403,11 +403,19 @@ class Journal:
             ),
         )
 
-    def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
-        """A new order and its first status, together."""
+    def record_order(
+        self,
+        order: Order,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        mark: float | None = None,
+    ) -> None:
+        """A new order and its first status, together. ``mark``: the symbol's mark when the
+        order was decided, its reference price when it has no price of its own."""
         run = self.run_id
         order_id = order.client_order_id
-        order_row = _order_row(run, order)
+        order_row = _order_row(run, order, mark)
         status_row = (run, order_id, ts, status + "", reason, None)
         if self.batched:
             self._statuses[(run, order_id)] = status_row
@@ -549,6 +557,7 @@ class Journal:
                     "parent_id": nothing,
                     "created_ts": orders.created_ts,
                     "tag": orders.tags,
+                    "reference_price": orders.marks,
                 },
                 len(orders.order_ids),
             )
@@ -857,6 +866,29 @@ class Journal:
             equity.extend(_unpacked("d", values))
         return timestamps, equity
 
+    def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]:
+        """The last ``limit`` fills of the bot's earlier runs whose order has a reference price,
+        each with it, oldest first: the execution a restarted bot's quality is measured on."""
+        runs, marks, previous = self._earlier_runs(bot)
+        if not runs or limit <= 0:
+            return []
+        rows = self.query(
+            "SELECT f.client_order_id, f.symbol, f.side, f.quantity, f.price, f.fee, f.ts,"
+            " f.fill_id, f.reason, o.reference_price FROM fills f"
+            " JOIN orders o USING (run_id, client_order_id) JOIN runs r USING (run_id)"
+            f" WHERE f.run_id IN ({marks}) AND o.reference_price IS NOT NULL"
+            " ORDER BY r.started_at DESC, f.rowid DESC LIMIT ?",
+            *previous,
+            limit,
+        )
+        return [
+            (
+                Fill(row[0], row[1], Side(row[2]), row[3], row[4], row[5], row[6], row[7], row[8]),
+                float(row[9]),
+            )
+            for row in reversed(rows)
+        ]
+
     def lock_resets(self) -> dict[str, int]:
         """Plugin → bar time of the newest reset of its lock a person made, in any run."""
         resets: dict[str, int] = {}
@@ -947,8 +979,9 @@ class Journal:
         )
 
 
-def _order_row(run: str, order: Order) -> tuple[Any, ...]:
+def _order_row(run: str, order: Order, mark: float | None) -> tuple[Any, ...]:
     # Enum members are bound as exact str (``member + ""``: see _NOTHING).
+    price = order.price
     return (
         run,
         order.client_order_id,
@@ -956,13 +989,14 @@ def _order_row(run: str, order: Order) -> tuple[Any, ...]:
         order.side + "",
         order.order_type + "",
         order.quantity,
-        order.price,
+        price,
         order.stop_loss,
         order.take_profit,
         int(order.reduce_only),
         order.parent_id,
         order.created_ts,
         order.tag,
+        price if price is not None else (mark if mark and mark == mark else None),
     )
 
 

@@ -13,6 +13,9 @@ History:
 - 4: ``trades.entry_reason``/``exit_reason`` (why a trade opened and ended) and
   ``run_symbols`` (first open and last close per symbol: the report's buy-and-hold benchmark).
   3 → 4 adds the columns (``ALTER TABLE``; old trades get '') and the table.
+- 5: ``orders.reference_price``, the price an order was decided at (its own price, else the
+  mark): what a fill's slippage is measured against, so execution quality survives a restart.
+  4 → 5 adds the column (old orders get NULL: not measured).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sqlite3
 
 from tradefleet_runtime.errors import JournalError
 
-CURRENT = 4
+CURRENT = 5
 OLDEST_MIGRATABLE = 2
 
 # Statements that change existing tables, by the version they lead to. New tables come from the
@@ -31,6 +34,7 @@ _STEPS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE trades ADD COLUMN entry_reason TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE trades ADD COLUMN exit_reason TEXT NOT NULL DEFAULT ''",
     ),
+    5: ("ALTER TABLE orders ADD COLUMN reference_price REAL",),
 }
 
 

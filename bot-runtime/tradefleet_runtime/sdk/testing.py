@@ -382,8 +382,15 @@ class _RecordingJournal(Journal):
         self.decisions: list[Decision] = []
         self.events: list[Event] = []
 
-    def record_order(self, order: Order, status: OrderStatus, ts: int, reason: str = "") -> None:
-        super().record_order(order, status, ts, reason)
+    def record_order(
+        self,
+        order: Order,
+        status: OrderStatus,
+        ts: int,
+        reason: str = "",
+        mark: float | None = None,
+    ) -> None:
+        super().record_order(order, status, ts, reason, mark)
         self.orders[order.client_order_id] = SentOrder(
             order.client_order_id,
             order.symbol,

@@ -16,11 +16,14 @@ process is capable when the mean is inside the limit and not at all when it is n
 closed trades is below it. Sizes only ever shrink; reduce-only orders (exits) always pass. Put
 it after the bot's sizer: an order without a size yet has nothing to shrink and passes.
 
-The figures are taken when a sample arrives (a fill), so ``check`` costs a lookup. Slippage
-samples live in memory: after a restart the lock holds (``restores-lock``), the win rate is
-taken from the journaled trades, and slippage needs ``min_samples`` new fills before it acts
-again. Wall-clock measures (bar-to-order time) are left to the service's report: acting on them
-would make a backtest's decisions depend on the machine it ran on.
+The figures are taken when a sample arrives (a fill), so ``check`` costs a lookup. A restart
+loses nothing: the lock holds (``restores-lock``), the win rate is taken from the journaled
+trades, and the slippage window is refilled from the journaled fills of earlier runs with the
+prices their orders were decided at (``restores-fills``; since the last reset of the lock, as a
+reset starts the samples afresh). Orders journaled before the runtime recorded that price
+(journal schema 4 and older) are not measured. Wall-clock measures (bar-to-order time) are left
+to the service's report: acting on them would make a backtest's decisions depend on the machine
+it ran on.
 """
 
 from __future__ import annotations
@@ -122,12 +125,19 @@ class QualityGuard:
             del references[next(iter(references))]
 
     def on_fill(self, fill: Fill) -> None:
-        reference = self._references.get(fill.client_order_id)
+        self._sample(fill, self._references.get(fill.client_order_id))
+        self._assess()  # a fill may also have closed a trade
+
+    def restore_fills(self, fills: Sequence[tuple[Fill, float]]) -> None:
+        for fill, reference in fills:
+            self._sample(fill, reference)
+        self._assess()
+
+    def _sample(self, fill: Fill, reference: float | None) -> None:
         if reference and reference > 0.0:
             sample = slippage_bps(fill.side, fill.price, reference)
             if math.isfinite(sample):
                 self._slippage.append(sample)
-        self._assess()  # a fill may also have closed a trade
 
     def _assess(self) -> None:
         if self._lock:
