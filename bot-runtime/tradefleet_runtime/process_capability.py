@@ -15,6 +15,13 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 
+def slippage_bps(side: str, price: float, reference: float) -> float:
+    """A fill's slippage against the price its order was decided at, in basis points; worse
+    for the bot is positive (a buy filled higher, a sell lower). ``side``: "buy" or "sell"."""
+    sign = 1.0 if side == "buy" else -1.0
+    return (price - reference) / reference * 10_000.0 * sign
+
+
 class CapabilityFigures(NamedTuple):
     """A sample's size, mean, standard deviation, and its indices (None when undefined: no
     limit, fewer than two samples, or no spread)."""

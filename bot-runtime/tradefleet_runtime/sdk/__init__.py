@@ -145,7 +145,11 @@ from tradefleet_runtime.plugins.registry import (
     PluginRegistry,
     PluginSpec,
 )
-from tradefleet_runtime.process_capability import CapabilityFigures, capability_indices
+from tradefleet_runtime.process_capability import (
+    CapabilityFigures,
+    capability_indices,
+    slippage_bps,
+)
 from tradefleet_runtime.signals import Direction, Signal
 from tradefleet_runtime.sizing import fixed_fractional_quantity
 from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
@@ -279,6 +283,7 @@ __all__ = [
     "replacement_order_id",
     "round_price",
     "round_quantity",
+    "slippage_bps",
     "true_range",
     "vectorised",
     "venue_replacement_id",

@@ -33,6 +33,7 @@ from tradefleet_runtime.model import (
     RiskDecision,
 )
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.process_capability import slippage_bps
 from tradefleet_runtime.service.api import (
     ControlError,
     EventKind,
@@ -151,6 +152,12 @@ class BotController:
         )
         try:
             engine = session.open()
+            # The status's execution quality continues from earlier runs, as the guard does.
+            self.quality.restore(
+                self.journal.measured_fills(self.bot.name, self.quality.spec.window),
+                engine.portfolio.trades,
+            )
+            self._trades_seen = len(engine.portfolio.trades)
             if self._held is not None:
                 self._held.apply(engine)
                 self._held = None
@@ -769,8 +776,7 @@ class _Listener:
         if order is not None and order.parent_id is not None:
             reference = order.price
         if reference:
-            sign = 1.0 if fill.side == "buy" else -1.0
-            slippage = (fill.price - reference) / reference * 10_000.0 * sign
+            slippage = slippage_bps(fill.side, fill.price, reference)
             c.metrics.slippage.labels(self.bot, fill.symbol).observe(slippage)
             c.quality.add("slippage_bps", slippage)
         engine = c.engine

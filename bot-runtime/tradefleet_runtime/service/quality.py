@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 
-from tradefleet_runtime.process_capability import capability_indices
+from tradefleet_runtime.model import Fill, Trade
+from tradefleet_runtime.process_capability import capability_indices, slippage_bps
 from tradefleet_runtime.service.api import QualityFigure
 from tradefleet_runtime.spec.model import QualityLimit, QualitySpec
 
@@ -31,6 +33,16 @@ class RollingQuality:
     def add(self, measure: str, value: float) -> None:
         if math.isfinite(value):
             self._samples[measure].append(value)
+
+    def restore(self, fills: Sequence[tuple[Fill, float]], trades: Sequence[Trade]) -> None:
+        """Continue from earlier runs: their fills' slippage against the prices their orders
+        were decided at, and their closed trades' wins, oldest first (the window keeps the
+        newest). Time to order and reward/risk are not journaled: they start afresh."""
+        for fill, reference in fills:
+            if reference > 0.0:
+                self.add("slippage_bps", slippage_bps(fill.side, fill.price, reference))
+        for trade in trades[-self.spec.window :]:
+            self.add("win_rate", 1.0 if trade.net_pnl > 0 else 0.0)
 
     def figures(self) -> tuple[QualityFigure, ...]:
         out = []

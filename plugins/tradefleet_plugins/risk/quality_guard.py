@@ -39,10 +39,10 @@ from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
     RiskDecision,
-    Side,
     Trade,
     capability_indices,
     child_order_id,
+    slippage_bps,
 )
 
 # A plain approval: one immutable value, shared (no allocation per intent).
@@ -52,12 +52,6 @@ NORMAL, SHRINK, STOPPED = 0, 1, 2
 # References of orders that never fill (cancelled, expired) are forgotten oldest first.
 MAX_REFERENCES = 4_096
 PREFIX = "quality-guard: "
-
-
-def slippage_bps(side: Side, price: float, reference: float) -> float:
-    """A fill's slippage against its decision price, in bp; worse for the bot is positive."""
-    sign = 1.0 if side.sign > 0 else -1.0
-    return (price - reference) / reference * 10_000.0 * sign
 
 
 def slippage_cpk(samples: Sequence[float], limit: float) -> tuple[float, float, float]:
