@@ -209,9 +209,9 @@ def gapped_bars(gaps_bps: list[float]) -> list[Bar]:
     return bars
 
 
-def test_deteriorating_fills_shrink_then_stop_entries_while_exits_pass(
-    tmp_path: Path,
-) -> None:
+def buy_then_close(count: int) -> Scripted:
+    """A strategy that buys on even bars and closes on odd ones, for ``count`` bars."""
+
     def act(i: int):  # type: ignore[no-untyped-def]
         def buy_or_close(ctx: StrategyContext, _: Bar) -> None:
             if i % 2 == 0:
@@ -221,11 +221,17 @@ def test_deteriorating_fills_shrink_then_stop_entries_while_exits_pass(
 
         return buy_or_close
 
+    return Scripted({i: act(i) for i in range(count)})
+
+
+def test_deteriorating_fills_shrink_then_stop_entries_while_exits_pass(
+    tmp_path: Path,
+) -> None:
     # Entries fill 1-3 bp worse for a while, then each worse than the last; exits stay at 1 bp
     # (so the stop comes on an entry's fill, with a position left to close).
     entry_gaps = [1.0, 2.0, 3.0] * 2 + [4.0 + 5.0 * k for k in range(15)]
     gaps = [g for entry in entry_gaps for g in (entry, 1.0)]
-    strategy = Scripted({i: act(i) for i in range(len(gaps))})
+    strategy = buy_then_close(len(gaps))
     risk = [
         {"name": "fixed-size", "params": {"quantity": 10}},
         {"name": "quality-guard", "params": {"window": 12, "min_samples": 6,
@@ -299,15 +305,6 @@ def test_the_slippage_window_survives_a_restart(tmp_path: Path) -> None:
     between deploys than ``min_samples``, was never measured at all. Now the fills of earlier
     runs, with the prices their orders were decided at, refill it before the first bar."""
 
-    def act(i: int):  # type: ignore[no-untyped-def]
-        def buy_or_close(ctx: StrategyContext, _: Bar) -> None:
-            if i % 2 == 0:
-                ctx.submit(OrderIntent("TEST", Side.BUY))
-            else:
-                ctx.close("TEST")
-
-        return buy_or_close
-
     # Entries 4 and 22 bp worse in turn, exits 1 bp: slippage Cpk 1.20 over the 12 fills,
     # between stop (1.0) and shrink (1.33).
     gaps = [g for entry in [4.0, 22.0] * 3 for g in (entry, 1.0)]
@@ -321,7 +318,7 @@ def test_the_slippage_window_survives_a_restart(tmp_path: Path) -> None:
         bot_with(
             PluginRegistry.discover(),
             manifest(risk, mode="paper"),
-            Scripted({i: act(i) for i in range(len(gaps))}),
+            buy_then_close(len(gaps)),
             tmp_path,
         ),
         path,
