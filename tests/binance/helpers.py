@@ -1,14 +1,14 @@
-"""Small helpers shared by the fake-Binance tests."""
+"""Small helpers shared by the fake-Binance tests (the venue-independent ones live in
+``tests/venues/venue_checks.py``)."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from tests.venues.binance.fixtures import make_ccxt_binance
 from tests.venues.binance.server import FakeBinance
+from tests.venues.venue_checks import call, session
 
 SPOT = "BTC/USDT"
 PERP = "BTC/USDT:USDT"
@@ -17,25 +17,13 @@ PERP = "BTC/USDT:USDT"
 MODES = [(False, False), (False, True), (True, False), (True, True)]
 MODE_IDS = ["spot-sync", "spot-async", "usdm-sync", "usdm-async"]
 
-
-async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a sync or async ccxt method and return its result."""
-    result = fn(*args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+__all__ = ["MODES", "MODE_IDS", "PERP", "SPOT", "call", "client", "order_path"]
 
 
-@asynccontextmanager
-async def client(
+def client(
     fake: FakeBinance, futures: bool, async_: bool, **kwargs: Any
-) -> AsyncIterator[Any]:
-    ex = make_ccxt_binance(fake, futures=futures, async_=async_, **kwargs)
-    try:
-        yield ex
-    finally:
-        if async_:
-            await ex.close()
+) -> AbstractAsyncContextManager[Any]:
+    return session(make_ccxt_binance(fake, futures=futures, async_=async_, **kwargs), async_)
 
 
 def order_path(futures: bool) -> str:

@@ -19,6 +19,7 @@ import pytest
 
 from tests.venues.binance.faults import FAULTS
 from tests.venues.binance.server import FakeBinance
+from tests.venues.venue_checks import COMMON_FAULT_NAMES, check_unknown_fault_name_is_refused
 
 from .helpers import MODE_IDS, MODES, PERP, SPOT, call, client, order_path
 
@@ -27,24 +28,11 @@ modes = pytest.mark.parametrize(("futures", "async_"), MODES, ids=MODE_IDS)
 
 def test_fault_names_are_stable() -> None:
     """The names later broker tests use to reproduce each fault."""
-    assert set(FAULTS) == {
-        "accept_then_timeout",
-        "timeout",
-        "rate_limit",
-        "ip_ban",
-        "server_error",
-        "partial_fill",
-        "reject",
-        "drop_connection",
-        "accept_then_drop",
-        "clock_skew",
-        "latency",
-    }
+    assert set(FAULTS) == COMMON_FAULT_NAMES | {"ip_ban"}
 
 
 def test_unknown_fault_name_is_refused(fake_binance: FakeBinance) -> None:
-    with pytest.raises(ValueError, match="unknown fault"):
-        fake_binance.faults.inject("meteor_strike")
+    check_unknown_fault_name_is_refused(fake_binance)
 
 
 @modes

@@ -15,6 +15,7 @@ import time
 import ccxt
 import pytest
 
+from tests.venues import venue_checks as checks
 from tests.venues.bybit.faults import FAULTS
 from tests.venues.bybit.server import FakeBybit
 
@@ -24,23 +25,11 @@ modes = pytest.mark.parametrize("async_", ASYNC_MODES, ids=MODE_IDS)
 
 
 def test_fault_names_are_stable() -> None:
-    assert set(FAULTS) == {
-        "accept_then_timeout",
-        "timeout",
-        "rate_limit",
-        "server_error",
-        "partial_fill",
-        "reject",
-        "drop_connection",
-        "accept_then_drop",
-        "clock_skew",
-        "latency",
-    }
+    assert set(FAULTS) == checks.COMMON_FAULT_NAMES
 
 
 def test_unknown_fault_name_is_refused(fake_bybit: FakeBybit) -> None:
-    with pytest.raises(ValueError, match="unknown fault"):
-        fake_bybit.faults.inject("meteor_strike")
+    checks.check_unknown_fault_name_is_refused(fake_bybit)
 
 
 @modes
@@ -73,10 +62,7 @@ async def test_timeout_executes_nothing(fake_bybit: FakeBybit, async_: bool) -> 
     async with client(fake_bybit, async_, timeout_ms=400) as ex:
         await call(ex.load_markets)
         await call(ex.fetch_balance)
-        fake_bybit.faults.inject("timeout", path=CREATE)
-        with pytest.raises(ccxt.RequestTimeout):
-            await call(ex.create_order, PERP, "market", "buy", 0.01)
-        assert fake_bybit.orders() == []
+        await checks.check_timeout_executes_nothing(ex, fake_bybit, CREATE, PERP)
 
 
 @modes
@@ -100,11 +86,7 @@ async def test_rate_limit_10006_and_ip_403(fake_bybit: FakeBybit, async_: bool) 
 async def test_server_error_burst(fake_bybit: FakeBybit, async_: bool) -> None:
     async with client(fake_bybit, async_) as ex:
         await call(ex.load_markets)
-        fake_bybit.faults.inject("server_error", status=502, times=3)
-        for _ in range(3):
-            with pytest.raises(ccxt.ExchangeNotAvailable):
-                await call(ex.fetch_ticker, PERP)
-        assert (await call(ex.fetch_ticker, PERP))["last"] == 50_000
+        await checks.check_server_error_burst(ex, fake_bybit, PERP)
         fake_bybit.faults.inject("server_error", status=200, json_code=10016)
         with pytest.raises(ccxt.ExchangeError):
             await call(ex.fetch_ticker, PERP)
@@ -149,16 +131,9 @@ async def test_drop_connection_and_accept_then_drop(fake_bybit: FakeBybit, async
     async with client(fake_bybit, async_) as ex:
         await call(ex.load_markets)
         await call(ex.fetch_balance)
-        fake_bybit.faults.inject("drop_connection", path=CREATE)
-        with pytest.raises(ccxt.NetworkError):
-            await call(ex.create_order, PERP, "market", "buy", 0.01, None, {"clientOrderId": "d1"})
-        assert fake_bybit.orders() == []
-        fake_bybit.faults.inject("accept_then_drop", path=CREATE)
-        with pytest.raises(ccxt.NetworkError):
-            await call(ex.create_order, PERP, "market", "buy", 0.01, None, {"clientOrderId": "d2"})
-        assert [o.link_id for o in fake_bybit.orders()] == ["d2"]
-        closed = await call(ex.fetch_closed_orders, PERP, None, None, {"orderLinkId": "d2"})
-        assert closed[0]["status"] == "closed"
+        await checks.check_drop_connection_and_accept_then_drop(
+            ex, fake_bybit, CREATE, PERP, lambda o: o.link_id, "orderLinkId"
+        )
 
 
 @modes
@@ -176,13 +151,7 @@ async def test_clock_skew_is_10002_invalid_nonce(fake_bybit: FakeBybit, async_: 
 async def test_latency(fake_bybit: FakeBybit, async_: bool) -> None:
     async with client(fake_bybit, async_, timeout_ms=300) as ex:
         await call(ex.load_markets)
-        fake_bybit.faults.inject("latency", delay_ms=150)
-        t0 = time.perf_counter()
-        await call(ex.fetch_ticker, PERP)
-        assert time.perf_counter() - t0 >= 0.15
-        fake_bybit.faults.inject("latency", delay_ms=1_000)
-        with pytest.raises(ccxt.RequestTimeout):
-            await call(ex.fetch_ticker, PERP)
+        await checks.check_latency(ex, fake_bybit, PERP)
 
 
 @modes

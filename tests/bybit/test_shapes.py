@@ -19,6 +19,7 @@ import ccxt
 import pytest
 
 from tests.venues.bybit.server import FakeBybit
+from tests.venues.venue_checks import json_kind
 
 from .helpers import PERP
 
@@ -37,15 +38,7 @@ def recorded(name: str) -> dict[str, Any]:
 
 
 def kind(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, dict):
-        return "dict"
-    if isinstance(value, list):
-        return "list"
-    if key in NUMERIC_AS_TEXT and isinstance(value, int | str):
-        return "number-or-text"
-    return type(value).__name__
+    return json_kind(value, (int, str) if key in NUMERIC_AS_TEXT else ())
 
 
 def assert_same_shape(ours: dict[str, Any], theirs: dict[str, Any]) -> None:

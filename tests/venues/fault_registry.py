@@ -10,6 +10,21 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+# The faults every fake venue can inject (a venue may add its own, e.g. Binance's ``ip_ban``);
+# each venue's ``faults`` module documents what each does on its wire.
+COMMON_FAULTS: tuple[str, ...] = (
+    "accept_then_timeout",
+    "timeout",
+    "rate_limit",
+    "server_error",
+    "partial_fill",
+    "reject",
+    "drop_connection",
+    "accept_then_drop",
+    "clock_skew",
+    "latency",
+)
+
 
 @dataclass
 class Fault:

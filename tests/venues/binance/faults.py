@@ -46,21 +46,9 @@ Fault names (see :data:`FAULTS`):
 
 from __future__ import annotations
 
-from tests.venues.fault_registry import Fault, FaultRegistry
+from tests.venues.fault_registry import COMMON_FAULTS, Fault, FaultRegistry
 
-FAULTS: tuple[str, ...] = (
-    "accept_then_timeout",
-    "timeout",
-    "rate_limit",
-    "ip_ban",
-    "server_error",
-    "partial_fill",
-    "reject",
-    "drop_connection",
-    "accept_then_drop",
-    "clock_skew",
-    "latency",
-)
+FAULTS: tuple[str, ...] = (*COMMON_FAULTS, "ip_ban")
 
 
 class FaultInjector(FaultRegistry):

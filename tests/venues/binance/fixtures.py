@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+
+from tests.venues.ccxt_wiring import UnexpectedHost, closing, make_client, point_at, serving
 
 from .server import FakeBinance
 
 __all__ = [
     "REAL_HOSTS",
+    "UnexpectedHost",
     "binance_spot",
     "binance_spot_async",
     "binance_usdm",
@@ -43,10 +45,6 @@ REAL_HOSTS: tuple[tuple[str, str], ...] = (
 )
 
 
-class UnexpectedHost(AssertionError):
-    """ccxt tried to reach a host other than the fake."""
-
-
 def point_at_fake(client: Any, fake: FakeBinance) -> None:
     """Rewrite every ``urls['api']`` entry to the fake, keeping the path.
 
@@ -56,10 +54,7 @@ def point_at_fake(client: Any, fake: FakeBinance) -> None:
     back to the real host for that lookup only.  Every ``fetch`` is also guarded:
     a URL outside the fake raises :class:`UnexpectedHost` before any I/O.
     """
-    api = client.urls["api"]
-    for name, value in list(api.items()):
-        if isinstance(value, str):
-            api[name] = fake.url + urlsplit(value).path
+    point_at(client, fake.url)
     base = fake.url
     original_lookup = client.get_exceptions_by_url
 
@@ -74,32 +69,6 @@ def point_at_fake(client: Any, fake: FakeBinance) -> None:
         return result
 
     client.get_exceptions_by_url = get_exceptions_by_url
-    original_fetch = client.fetch
-
-    def check(url: str) -> None:
-        if not url.startswith(base + "/"):
-            raise UnexpectedHost(f"ccxt tried to reach {url!r}, outside the fake at {base}")
-
-    if _is_async(client):
-
-        async def afetch(
-            url: str, method: str = "GET", headers: Any = None, body: Any = None
-        ) -> Any:
-            check(url)
-            return await original_fetch(url, method, headers, body)
-
-        client.fetch = afetch
-    else:
-
-        def fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-            check(url)
-            return original_fetch(url, method, headers, body)
-
-        client.fetch = fetch
-
-
-def _is_async(client: Any) -> bool:
-    return type(client).__module__.startswith("ccxt.async_support")
 
 
 def make_ccxt_binance(
@@ -119,11 +88,7 @@ def make_ccxt_binance(
     only loads spot (``futures=False``) or linear (``futures=True``) markets;
     rate limiting is off; the timeout is short so fault tests stay fast.
     """
-    if async_:
-        import ccxt.async_support as ccxt_mod
-    else:
-        import ccxt as ccxt_mod
-    klass = ccxt_mod.binanceusdm if futures else ccxt_mod.binance
+    exchange_id = "binanceusdm" if futures else "binance"
     opts: dict[str, Any] = {
         "fetchCurrencies": False,
         "fetchMargins": False,
@@ -134,31 +99,14 @@ def make_ccxt_binance(
         "recvWindow": 5000,
     }
     opts.update(options or {})
-    cfg: dict[str, Any] = {
-        "apiKey": api_key if api_key is not None else fake.api_key,
-        "secret": secret if secret is not None else fake.secret,
-        "enableRateLimit": False,
-        "timeout": timeout_ms,
-        "options": opts,
-    }
-    if async_:
-        # ccxt sleeps timeout_on_exit (250 ms) in close() to let TLS sessions wind down;
-        # there is no TLS to the fake
-        cfg["timeout_on_exit"] = 0
-    cfg.update(config or {})
-    client = klass(cfg)
+    client = make_client(exchange_id, fake, async_, api_key, secret, timeout_ms, opts, config)
     point_at_fake(client, fake)
     return client
 
 
 @pytest.fixture
 def fake_binance() -> Iterator[FakeBinance]:
-    fake = FakeBinance()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    yield from serving(FakeBinance())
 
 
 @pytest.fixture
@@ -173,17 +121,11 @@ def binance_usdm(fake_binance: FakeBinance) -> Any:
 
 @pytest.fixture
 async def binance_spot_async(fake_binance: FakeBinance) -> AsyncIterator[Any]:
-    client = make_ccxt_binance(fake_binance, async_=True)
-    try:
+    async for client in closing(make_ccxt_binance(fake_binance, async_=True)):
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
 async def binance_usdm_async(fake_binance: FakeBinance) -> AsyncIterator[Any]:
-    client = make_ccxt_binance(fake_binance, futures=True, async_=True)
-    try:
+    async for client in closing(make_ccxt_binance(fake_binance, futures=True, async_=True)):
         yield client
-    finally:
-        await client.close()

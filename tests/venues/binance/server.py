@@ -11,13 +11,10 @@ Response shapes follow Binance's API docs and the recorded responses in ccxt's
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -25,6 +22,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from tests.venues.http_fake import (
+    PRE_FAULTS,
+    HttpFake,
+    Params,
+    RequestRecord,
+    html_5xx,
+    json_response,
+)
 
 from . import errors as E
 from . import signing
@@ -48,38 +54,13 @@ from .state import (
     read_ohlcv_csv,
 )
 
-log = logging.getLogger(__name__)
-
 DEFAULT_API_KEY = "fakeBinanceApiKey0000000000000000000000000000000000000000000000001"
 DEFAULT_SECRET = "fakeBinanceSecret000000000000000000000000000000000000000000000001"
 DEFAULT_SPOT_BALANCES: dict[str, object] = {"USDT": 100_000, "BTC": 1, "ETH": 10}
 DEFAULT_FUTURES_BALANCES: dict[str, object] = {"USDT": 100_000}
 
-Params = dict[str, str]
 Handler = Callable[["RequestContext"], Any]
 Market = MarketKind | str
-
-PRE_FAULTS: tuple[str, ...] = (
-    "timeout",
-    "rate_limit",
-    "ip_ban",
-    "server_error",
-    "reject",
-    "drop_connection",
-    "latency",
-    "clock_skew",
-)
-POST_FAULTS: tuple[str, ...] = ("accept_then_timeout", "accept_then_drop")
-
-
-@dataclass
-class RequestRecord:
-    method: str
-    path: str
-    params: Params
-    status: int = 0
-    # when the request arrived (monotonic): rate-limit tests check the gaps
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -1254,25 +1235,11 @@ ROUTES = _routes()
 # ---------------------------------------------------------------------------
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, separators=(",", ":")),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-_HTML_5XX = {
-    500: "500 Internal Server Error",
-    502: "502 Bad Gateway",
-    503: "503 Service Temporarily Unavailable",
-    504: "504 Gateway Time-out",
-}
-
-
-class FakeBinance:
+class FakeBinance(HttpFake[RequestRecord]):
     """The fake venue: state + faults + an HTTP server in a background thread."""
+
+    venue = "binance"
+    pre_fault_names = (*PRE_FAULTS, "ip_ban")
 
     def __init__(
         self,
@@ -1283,12 +1250,8 @@ class FakeBinance:
         port: int = 0,
         default_account: bool = True,
     ) -> None:
+        super().__init__(FaultInjector(), host, port)
         self.state = BinanceState(spot_symbols, futures_symbols)
-        self.faults = FaultInjector()
-        self.host = host
-        self.port = port
-        self.requests: list[RequestRecord] = []
-        self.unhandled: list[RequestRecord] = []
         self.api_key = DEFAULT_API_KEY
         # When set, signed requests' timestamps are checked against this clock (ms) instead of
         # the venue's: a test replaying market time faster than real time keeps the bot's
@@ -1299,95 +1262,8 @@ class FakeBinance:
             self.state.add_account(
                 DEFAULT_API_KEY, DEFAULT_SECRET, DEFAULT_SPOT_BALANCES, DEFAULT_FUTURES_BALANCES
             )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._hanging: set[asyncio.Task[Any]] = set()
         self._weight_minute = 0
         self._weight_used = 0
-
-    # -- lifecycle --------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> FakeBinance:
-        if self._thread is not None:
-            return self
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, name="fake-binance", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake binance did not start")
-        if self._start_error is not None:
-            self._thread.join(5)
-            self._thread = None
-            raise RuntimeError("fake binance failed to start") from self._start_error
-        return self
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # surfaced by start()
-            self._start_error = exc
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-            self._loop = None
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._shutdown())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
-
-    async def _serve(self) -> None:
-        app = self.make_app()
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=0.2,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1]
-        self._runner = runner
-
-    async def _shutdown(self) -> None:
-        for task in list(self._hanging):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeBinance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- test controls ----------------------------------------------------------
     def _engines(self, market: Market) -> list[Engine]:
@@ -1469,11 +1345,6 @@ class FakeBinance:
         return [r for r in self.requests if r.method == "POST" and r.path == path]
 
     # -- HTTP -----------------------------------------------------------------
-    def make_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        return app
-
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         method = request.method
         path = request.path
@@ -1482,35 +1353,19 @@ class FakeBinance:
         params: Params = dict(parse_qsl(query, keep_blank_values=True))
         if body:
             params.update(parse_qsl(body, keep_blank_values=True))
-        record = RequestRecord(method, path, params)
-        self.requests.append(record)
+        record = self.record(RequestRecord(method, path, params))
         route = ROUTES.get((method, path))
         if route is None:
-            self.unhandled.append(record)
-            log.warning("fake binance: no such endpoint %s %s (404)", method, path)
-            record.status = 404
+            self.not_found(record)
             # Not a venue answer: a marker error (code -1 is not a Binance code) that ccxt
             # turns into a plain, non-retryable ExchangeError naming the missing endpoint.
-            return _json(
+            return json_response(
                 {"code": -1, "msg": f"fake binance does not implement {method} {path}"},
                 status=404,
             )
-        skew = 0
-        names = PRE_FAULTS
-        while True:
-            fault = self.faults.take(method, path, names)
-            if fault is None:
-                break
-            # each kind of fault applies at most once per request
-            names = tuple(n for n in names if n != fault.name)
-            if fault.name == "clock_skew":
-                skew += int(fault.params.get("offset_ms", 60_000))
-                continue
-            if fault.name == "latency":
-                await asyncio.sleep(float(fault.params.get("delay_ms", 500)) / 1000)
-                continue
-            record.status = -1
-            return await self._pre_fault(request, fault)
+        skew, answered = await self.apply_pre_faults(request, record)
+        if answered is not None:
+            return answered
         server_time = self.state.clock.now_ms() + skew
         signing_time = (
             self.signing_clock() + skew if self.signing_clock is not None else server_time
@@ -1547,47 +1402,19 @@ class FakeBinance:
                     result = {}
                 else:
                     result = route.handler(ctx)
-            response = _json(result, headers=headers)
+            response = json_response(result, headers=headers)
             record.status = 200
         except BinanceError as exc:
             record.status = exc.http_status
-            response = _json(exc.body(), status=exc.http_status, headers=headers)
-        post = self.faults.take(method, path, POST_FAULTS)
-        if post is not None:
-            record.status = -1
-            if post.name == "accept_then_timeout":
-                await self._hang(float(post.params.get("hold_s", 30)))
-            await self._drop(request)
+            response = json_response(exc.body(), status=exc.http_status, headers=headers)
+        await self.apply_post_faults(request, record)
         return response
 
-    async def _hang(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._hanging.add(task)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            if task is not None:
-                self._hanging.discard(task)
-
-    async def _drop(self, request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        # the handler is cancelled once aiohttp notices the lost connection
-        await asyncio.sleep(5)
-        raise ConnectionResetError("dropped by fault")
-
-    async def _pre_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+    def fault_response(self, fault: Fault) -> web.StreamResponse:
         p = fault.params
-        if fault.name == "timeout":
-            await self._hang(float(p.get("hold_s", 30)))
-            await self._drop(request)
-        if fault.name == "drop_connection":
-            await self._drop(request)
         if fault.name == "rate_limit":
             retry = int(p.get("retry_after", 1))
-            return _json(
+            return json_response(
                 {
                     "code": E.TOO_MANY_REQUESTS,
                     "msg": "Too much request weight used; current limit is 6000 request "
@@ -1600,7 +1427,7 @@ class FakeBinance:
         if fault.name == "ip_ban":
             retry = int(p.get("retry_after", 120))
             until = int(time.time() * 1000) + retry * 1000
-            return _json(
+            return json_response(
                 {
                     "code": E.TOO_MANY_REQUESTS,
                     "msg": f"Way too much request weight used; IP banned until {until}. "
@@ -1612,7 +1439,7 @@ class FakeBinance:
         if fault.name == "server_error":
             status = int(p.get("status", 503))
             if p.get("json_code") is not None:
-                return _json(
+                return json_response(
                     {
                         "code": int(p["json_code"]),
                         "msg": p.get(
@@ -1622,15 +1449,9 @@ class FakeBinance:
                     },
                     status=status,
                 )
-            title = _HTML_5XX.get(status, f"{status} Error")
-            return web.Response(
-                status=status,
-                content_type="text/html",
-                text=f"<html><head><title>{title}</title></head><body>"
-                f"<center><h1>{title}</h1></center></body></html>",
-            )
+            return html_5xx(status)
         if fault.name == "reject":
-            return _json(
+            return json_response(
                 {
                     "code": int(p.get("code", E.UNKNOWN)),
                     "msg": str(

@@ -28,13 +28,14 @@ import heapq
 import itertools
 import re
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
+
+from tests.venues.price_path import Clock, PricePath
 
 from . import errors as E
 from .errors import BinanceError
@@ -404,25 +405,15 @@ class Account:
     update_time: int = 0
 
 
-class Clock:
-    """Wall-clock milliseconds plus an offset the test can set."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-        self.frozen_ms: int | None = None
-
-    def now_ms(self) -> int:
-        base = self.frozen_ms if self.frozen_ms is not None else time.time_ns() // 1_000_000
-        return base + self.offset_ms
-
-
 # ---------------------------------------------------------------------------
 # Engine (one per market kind)
 # ---------------------------------------------------------------------------
 
 
-class Engine:
+class Engine(PricePath[Candle, Trade]):
     """Order book, price path and matching for one market kind (spot or usdm)."""
+
+    candle_type = Candle
 
     def __init__(
         self,
@@ -550,30 +541,9 @@ class Engine:
                 )
             )
 
-    def load_path(self, symbol: str, prices: Iterable[object]) -> None:
-        """Queue prices; ``advance`` consumes one per call."""
-        self.spec(symbol)
-        start = self.now
-        for i, p in enumerate(prices):
-            v = dec(p)
-            self.path[symbol].append(Candle(start + i * 60_000, v, v, v, v))
-
-    def load_candles(self, symbol: str, candles: Iterable[Candle], history: int = 0) -> None:
-        """Queue candles for replay; the first ``history`` become past klines."""
-        self.spec(symbol)
-        items = list(candles)
-        for c in items[:history]:
-            self._record_candle(symbol, c)
-            self.prices[symbol] = c.close
-        self.path[symbol].extend(items[history:])
-
-    def advance(self, symbol: str, steps: int = 1) -> list[Trade]:
-        fills: list[Trade] = []
-        for _ in range(steps):
-            if not self.path[symbol]:
-                break
-            fills += self.apply_candle(symbol, self.path[symbol].pop(0))
-        return fills
+    def _market(self, name: str) -> str:
+        self.spec(name)
+        return name
 
     def klines(
         self,

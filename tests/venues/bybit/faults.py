@@ -28,20 +28,9 @@ names Bybit's faults and what each does on its wire.  Usage from a test::
 
 from __future__ import annotations
 
-from tests.venues.fault_registry import Fault, FaultRegistry
+from tests.venues.fault_registry import COMMON_FAULTS, Fault, FaultRegistry
 
-FAULTS: tuple[str, ...] = (
-    "accept_then_timeout",
-    "timeout",
-    "rate_limit",
-    "server_error",
-    "partial_fill",
-    "reject",
-    "drop_connection",
-    "accept_then_drop",
-    "clock_skew",
-    "latency",
-)
+FAULTS: tuple[str, ...] = COMMON_FAULTS
 
 
 class FaultInjector(FaultRegistry):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+
+from tests.venues.ccxt_wiring import UnexpectedHost, closing, make_client, point_at, serving
 
 from .server import FakeBybit
 
@@ -29,10 +30,6 @@ __all__ = [
 ]
 
 
-class UnexpectedHost(AssertionError):
-    """ccxt tried to reach a host other than the fake."""
-
-
 def point_at_fake(client: Any, fake: FakeBybit) -> None:
     """Rewrite every ``urls['api']`` entry to the fake and refuse any other host.
 
@@ -41,33 +38,7 @@ def point_at_fake(client: Any, fake: FakeBybit) -> None:
     goes to ``fake.url + '/' + path``.  ccxt's Bybit error map is not chosen by
     host, so no host mapping is needed (unlike Binance).
     """
-    api = client.urls["api"]
-    for name, value in list(api.items()):
-        if isinstance(value, str):
-            api[name] = fake.url + urlsplit(value.replace("{hostname}", "bybit.com")).path
-    base = fake.url
-    original_fetch = client.fetch
-
-    def check(url: str) -> None:
-        if not url.startswith(base + "/"):
-            raise UnexpectedHost(f"ccxt tried to reach {url!r}, outside the fake at {base}")
-
-    if type(client).__module__.startswith("ccxt.async_support"):
-
-        async def afetch(
-            url: str, method: str = "GET", headers: Any = None, body: Any = None
-        ) -> Any:
-            check(url)
-            return await original_fetch(url, method, headers, body)
-
-        client.fetch = afetch
-    else:
-
-        def fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-            check(url)
-            return original_fetch(url, method, headers, body)
-
-        client.fetch = fetch
+    point_at(client, fake.url)
 
 
 def make_ccxt_bybit(
@@ -88,10 +59,6 @@ def make_ccxt_bybit(
     (``/v5/user/query-api`` + ``/v5/account/info``) is left to ccxt: the fake
     answers it as a UTA 2.0 account.
     """
-    if async_:
-        import ccxt.async_support as ccxt_mod
-    else:
-        import ccxt as ccxt_mod
     opts: dict[str, Any] = {
         "fetchMarkets": {"types": ["linear"]},
         "defaultType": "swap",
@@ -100,30 +67,15 @@ def make_ccxt_bybit(
         "recvWindow": 5000,
     }
     opts.update(options or {})
-    cfg: dict[str, Any] = {
-        "apiKey": api_key if api_key is not None else fake.api_key,
-        "secret": secret if secret is not None else fake.secret,
-        "enableRateLimit": False,
-        "timeout": timeout_ms,
-        "options": opts,
-        "has": {"fetchCurrencies": False},
-    }
-    if async_:
-        cfg["timeout_on_exit"] = 0  # no TLS session to wind down
-    cfg.update(config or {})
-    client = ccxt_mod.bybit(cfg)
+    has = {"fetchCurrencies": False}
+    client = make_client("bybit", fake, async_, api_key, secret, timeout_ms, opts, config, has)
     point_at_fake(client, fake)
     return client
 
 
 @pytest.fixture
 def fake_bybit() -> Iterator[FakeBybit]:
-    fake = FakeBybit()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    yield from serving(FakeBybit())
 
 
 @pytest.fixture
@@ -133,8 +85,5 @@ def bybit(fake_bybit: FakeBybit) -> Any:
 
 @pytest.fixture
 async def bybit_async(fake_bybit: FakeBybit) -> AsyncIterator[Any]:
-    client = make_ccxt_bybit(fake_bybit, async_=True)
-    try:
+    async for client in closing(make_ccxt_bybit(fake_bybit, async_=True)):
         yield client
-    finally:
-        await client.close()

@@ -12,19 +12,18 @@ Every answer is Bybit's envelope ``{"retCode", "retMsg", "result", "retExtInfo",
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from tests.venues.http_fake import HttpFake, Params, flatten, html_5xx, json_response
+from tests.venues.http_fake import RequestRecord as BaseRecord
 
 from . import errors as E
 from . import signing
@@ -42,37 +41,17 @@ from .state import (
     fmt,
 )
 
-log = logging.getLogger(__name__)
-
 DEFAULT_API_KEY = "fakeBybitApiKey00001"
 DEFAULT_SECRET = "fakeBybitSecret0000000000000000000001"
 DEFAULT_USDT = 100_000
 RATE_LIMIT = 10  # guessed: X-Bapi-Limit per second for order endpoints
 
-Params = dict[str, str]
 Handler = Callable[["RequestContext"], Any]
-
-PRE_FAULTS: tuple[str, ...] = (
-    "timeout",
-    "rate_limit",
-    "server_error",
-    "reject",
-    "drop_connection",
-    "latency",
-    "clock_skew",
-)
-POST_FAULTS: tuple[str, ...] = ("accept_then_timeout", "accept_then_drop")
 
 
 @dataclass
-class RequestRecord:
-    method: str
-    path: str
-    params: Params
-    status: int = 0
+class RequestRecord(BaseRecord):
     ret_code: int | None = None
-    # when the request arrived (monotonic): rate-limit tests check the gaps
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -636,31 +615,10 @@ def _envelope(code: int, msg: str, result: Any, now: int) -> dict[str, Any]:
     return {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": now}
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, separators=(",", ":")),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-def _flatten(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-_HTML_5XX = {
-    500: "500 Internal Server Error",
-    502: "502 Bad Gateway",
-    503: "503 Service Temporarily Unavailable",
-    504: "504 Gateway Time-out",
-}
-
-
-class FakeBybit:
+class FakeBybit(HttpFake[RequestRecord]):
     """The fake venue: state + faults + an HTTP server in a background thread."""
+
+    venue = "bybit"
 
     def __init__(
         self,
@@ -671,12 +629,8 @@ class FakeBybit:
         default_account: bool = True,
         prices: dict[str, object] | None = None,
     ) -> None:
+        super().__init__(FaultInjector(), host, port)
         self.state = BybitState(instruments)
-        self.faults = FaultInjector()
-        self.host = host
-        self.port = port
-        self.requests: list[RequestRecord] = []
-        self.unhandled: list[RequestRecord] = []
         self.api_key = DEFAULT_API_KEY
         # When set, signed requests' timestamps are checked against this clock (ms) instead of
         # the venue's: a test replaying market time faster than real time keeps the bot's
@@ -688,96 +642,8 @@ class FakeBybit:
         for symbol, price in (prices or {"BTCUSDT": 50_000, "ETHUSDT": 3_000}).items():
             if symbol in self.state.instruments:
                 self.state.set_price(symbol, price)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._hanging: set[asyncio.Task[Any]] = set()
         self._limit_window = 0
         self._limit_used = 0
-
-    # -- lifecycle --------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> FakeBybit:
-        if self._thread is not None:
-            return self
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, name="fake-bybit", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake bybit did not start")
-        if self._start_error is not None:
-            self._thread.join(5)
-            self._thread = None
-            raise RuntimeError("fake bybit failed to start") from self._start_error
-        return self
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # surfaced by start()
-            self._start_error = exc
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-            self._loop = None
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._shutdown())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=0.2,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1]
-        self._runner = runner
-
-    async def _shutdown(self) -> None:
-        for task in list(self._hanging):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeBybit:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- test controls ----------------------------------------------------------
     def set_price(self, symbol: str, price: object, volume: object = 0) -> list[Execution]:
@@ -828,37 +694,22 @@ class FakeBybit:
             except ValueError:
                 decoded, bad_json = None, True
             if isinstance(decoded, dict):
-                params.update({k: _flatten(v) for k, v in decoded.items() if v is not None})
+                params.update({k: flatten(v) for k, v in decoded.items() if v is not None})
             elif not bad_json:
                 bad_json = True
-        record = RequestRecord(method, path, params)
-        self.requests.append(record)
+        record = self.record(RequestRecord(method, path, params))
         route = ROUTES.get((method, path))
         if route is None:
-            self.unhandled.append(record)
-            log.warning("fake bybit: no such endpoint %s %s (404)", method, path)
-            record.status = 404
+            self.not_found(record)
             # Not a venue answer: a marker (retCode -1 is not a Bybit code) that ccxt
             # raises as a plain, non-retryable ExchangeError naming the missing endpoint.
-            return _json(
+            return json_response(
                 _envelope(-1, f"fake bybit does not implement {method} {path}", {}, 0),
                 status=404,
             )
-        skew = 0
-        names = PRE_FAULTS
-        while True:
-            fault = self.faults.take(method, path, names)
-            if fault is None:
-                break
-            names = tuple(n for n in names if n != fault.name)
-            if fault.name == "clock_skew":
-                skew += int(fault.params.get("offset_ms", 60_000))
-                continue
-            if fault.name == "latency":
-                await asyncio.sleep(float(fault.params.get("delay_ms", 500)) / 1000)
-                continue
-            record.status = -1
-            return await self._pre_fault(request, fault)
+        skew, answered = await self.apply_pre_faults(request, record)
+        if answered is not None:
+            return answered
         server_time = self.state.clock.now_ms() + skew
         signing_time = (
             self.signing_clock() + skew if self.signing_clock is not None else server_time
@@ -901,40 +752,13 @@ class FakeBybit:
             record.ret_code = exc.code
             data = _envelope(exc.code, exc.msg, {}, server_time)
         record.status = 200
-        response = _json(data, headers=headers)
-        post = self.faults.take(method, path, POST_FAULTS)
-        if post is not None:
-            record.status = -1
-            if post.name == "accept_then_timeout":
-                await self._hang(float(post.params.get("hold_s", 30)))
-            await self._drop(request)
+        response = json_response(data, headers=headers)
+        await self.apply_post_faults(request, record)
         return response
 
-    async def _hang(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._hanging.add(task)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            if task is not None:
-                self._hanging.discard(task)
-
-    async def _drop(self, request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        await asyncio.sleep(5)
-        raise ConnectionResetError("dropped by fault")
-
-    async def _pre_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+    def fault_response(self, fault: Fault) -> web.StreamResponse:
         p = fault.params
         now = self.state.clock.now_ms()
-        if fault.name == "timeout":
-            await self._hang(float(p.get("hold_s", 30)))
-            await self._drop(request)
-        if fault.name == "drop_connection":
-            await self._drop(request)
         if fault.name == "rate_limit":
             if int(p.get("status", 200)) == 403:
                 # IP-level limit: plain-text 403 from the edge
@@ -942,7 +766,7 @@ class FakeBybit:
                     status=403, text="access too frequent", content_type="text/plain"
                 )
             reset = now - now % 1000 + 1000 * int(p.get("retry_after", 1))
-            return _json(
+            return json_response(
                 _envelope(E.TOO_MANY, "Too many visits!", {}, now),
                 headers={
                     "X-Bapi-Limit": str(RATE_LIMIT),
@@ -953,7 +777,7 @@ class FakeBybit:
         if fault.name == "server_error":
             status = int(p.get("status", 503))
             if p.get("json_code") is not None:
-                return _json(
+                return json_response(
                     _envelope(
                         int(p["json_code"]),
                         str(p.get("msg", "Internal System Error.")),
@@ -962,15 +786,9 @@ class FakeBybit:
                     ),
                     status=status,
                 )
-            title = _HTML_5XX.get(status, f"{status} Error")
-            return web.Response(
-                status=status,
-                content_type="text/html",
-                text=f"<html><head><title>{title}</title></head><body>"
-                f"<center><h1>{title}</h1></center></body></html>",
-            )
+            return html_5xx(status)
         if fault.name == "reject":
-            return _json(
+            return json_response(
                 _envelope(
                     int(p.get("code", E.PARAMS)),
                     str(p.get("msg", "params error")),

@@ -28,10 +28,11 @@ import heapq
 import itertools
 import re
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+
+from tests.venues.price_path import Clock, PricePath
 
 from . import errors as E
 from .errors import BybitError
@@ -277,23 +278,13 @@ class Account:
     positions: dict[tuple[str, int], Position] = field(default_factory=dict)
 
 
-class Clock:
-    """Wall-clock milliseconds plus an offset the test can set."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-        self.frozen_ms: int | None = None
-
-    def now_ms(self) -> int:
-        base = self.frozen_ms if self.frozen_ms is not None else time.time_ns() // 1_000_000
-        return base + self.offset_ms
-
-
 DEFAULT_LEVERAGE = D(10)  # guessed: a new account's default on Bybit linear
 
 
-class BybitState:
+class BybitState(PricePath[Candle, Execution]):
     """Instruments, accounts, orders, executions and matching for category=linear."""
+
+    candle_type = Candle
 
     def __init__(self, instruments: Iterable[Instrument] | None = None) -> None:
         self.lock = threading.RLock()
@@ -323,10 +314,6 @@ class BybitState:
         self._users = itertools.count(100_001)
 
     # -- helpers -------------------------------------------------------------
-    @property
-    def now(self) -> int:
-        return self.clock.now_ms()
-
     def instrument(self, symbol: str | None) -> Instrument:
         if not symbol:
             raise E.missing("symbol")
@@ -420,28 +407,9 @@ class BybitState:
         if len(series) > 1 and series[-2].open_time > minute:
             series.sort(key=lambda c: c.open_time)
 
-    def load_path(self, symbol: str, prices: Iterable[object]) -> None:
-        self.instrument(symbol)
-        start = self.now
-        for i, p in enumerate(prices):
-            v = dec(p)
-            self.path[symbol].append(Candle(start + i * 60_000, v, v, v, v))
-
-    def load_candles(self, symbol: str, candles: Iterable[Candle], history: int = 0) -> None:
-        self.instrument(symbol)
-        items = list(candles)
-        for c in items[:history]:
-            self._record_candle(symbol, c)
-            self.prices[symbol] = c.close
-        self.path[symbol].extend(items[history:])
-
-    def advance(self, symbol: str, steps: int = 1) -> list[Execution]:
-        fills: list[Execution] = []
-        for _ in range(steps):
-            if not self.path[symbol]:
-                break
-            fills += self.apply_candle(symbol, self.path[symbol].pop(0))
-        return fills
+    def _market(self, name: str) -> str:
+        self.instrument(name)
+        return name
 
     def klines(
         self, symbol: str, interval: str, start: int | None, end: int | None, limit: int
