@@ -247,9 +247,9 @@ def tradefleet_brokers() -> list[PluginSpec]:
             version=VERSION,
             factory="tradefleet_plugins.brokers.ccxt_broker:CcxtBroker",
             params=CcxtBrokerParams,
-            summary="A real account at Binance (spot, USDⓈ-M) or Bybit (linear), the venues "
-            "it is proven against: async, retried safely, orders looked up by client id before "
-            "any resend.",
+            summary="A real account at Binance (spot, USDⓈ-M), Bybit (linear) or Kraken (spot), "
+            "the venues it is proven against: async, retried safely, orders looked up by client "
+            "id before any resend.",
             # Live only: a paper bot trades a simulated account (the paper broker); a testnet
             # is a live bot with ``sandbox: true``.
             modes=frozenset({"live"}),

@@ -2,9 +2,9 @@
 (for the fake venues) what the venue itself holds, to compare with what the broker reported.
 
 Setups: ``paper`` (bars fed to the paper broker), the ccxt broker against the fake Binance
-spot, Binance USDⓈ-M and Bybit v5 linear (``set_price`` moves the fake's last price; its
-matching engine fills what crosses), and the MT5 broker on the emulated terminal (a netting
-account), ``mt5`` direct and ``mt5-bridge`` through an in-process bridge server.
+spot, Binance USDⓈ-M, Bybit v5 linear and Kraken spot (``set_price`` moves the fake's last
+price; its matching engine fills what crosses), and the MT5 broker on the emulated terminal
+(a netting account), ``mt5`` direct and ``mt5-bridge`` through an in-process bridge server.
 
 Each harness owns its instrument: ``symbol``, ``start_price``, ``quantity``; the cases write
 prices on a BTCUSDT scale around 50,000 and ``px`` maps them onto the harness's market.
@@ -23,7 +23,9 @@ from typing import Any
 from tests.brokers.mt5.harness import Mt5Harness
 from tests.venues.binance.server import FakeBinance
 from tests.venues.bybit.server import FakeBybit
+from tests.venues.kraken.server import FakeKraken
 from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
+from tradefleet_plugins.brokers.ccxt_orders import Dialect, bot_client_id
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams
 from tradefleet_plugins.brokers.mt5_reports import child_role
 from tradefleet_plugins.brokers.mt5_requests import base_comment
@@ -46,9 +48,16 @@ PREFIX = bot_prefix(BOT)
 SYMBOL = "BTCUSDT"
 START_PRICE = 50_000.0
 QUANTITY = 0.01
-SETUPS = ("paper", "binance-spot", "binance-usdm", "bybit", "mt5", "mt5-bridge")
-VENUE_SETUPS = ("binance-spot", "binance-usdm", "bybit")  # the ccxt broker's fakes
+SETUPS = ("paper", "binance-spot", "binance-usdm", "bybit", "kraken", "mt5", "mt5-bridge")
+VENUE_SETUPS = ("binance-spot", "binance-usdm", "bybit", "kraken")  # the ccxt broker's fakes
 MT5_SETUPS = ("mt5", "mt5-bridge")
+# Where each fake venue takes a new order (a fault aimed at order entry names it).
+ORDER_PATH = {
+    "binance-spot": "/api/v3/order",
+    "binance-usdm": "/fapi/v1/order",
+    "bybit": "/v5/order/create",
+    "kraken": "/0/private/AddOrder",
+}
 
 Event = Fill | OrderUpdate
 
@@ -66,6 +75,8 @@ class Harness:
     contract_size: float = 1.0
     #: Whether the venue has a minimum order value (MT5 has a minimum volume only).
     has_min_notional: bool = True
+    #: A spot account: the base asset's balance is the "position" (the fakes start with 1 BTC).
+    spot: bool = False
     #: Whether a resting order's fill ends with a FILLED update (the MT5 broker's final word
     #: on a filled order is its fills: the terminal's deals, the order then reports FILLED).
     fill_ends_with_update: bool = True
@@ -242,12 +253,18 @@ class VenueHarness(Harness):
             "binance-spot": ("binance", "spot"),
             "binance-usdm": ("binanceusdm", "linear"),
             "bybit": ("bybit", "linear"),
+            "kraken": ("kraken", "spot"),
         }[name]
+        self.currency = "USDT"
         if name == "bybit":
             self.fake = FakeBybit().start()
+        elif name == "kraken":
+            self.fake = FakeKraken().start()
+            self.symbol, self.currency = "BTC/USD", "USD"  # Kraken's XBTUSD, by ccxt's name
         else:
             self.fake = FakeBinance().start()
         self.market = "spot" if name == "binance-spot" else "usdm"
+        self.spot = market_type == "spot"
         self._set(START_PRICE)
         (credentials / "apiKey").write_text(self.fake.api_key)
         (credentials / "secret").write_text(self.fake.secret)
@@ -260,6 +277,10 @@ class VenueHarness(Harness):
             "backoff_base_s": 0.05,
             "backoff_max_s": 0.5,
         }
+        if name == "kraken":
+            # ccxt spaces Kraken's private calls 3-6 s apart (its model of the venue's call
+            # counter); the fake keeps none: 20 ms a cost unit keeps the cases' waits short.
+            settings["rate_limit_ms"] = 20
         settings.update(params)
         self.params = CcxtBrokerParams(**settings)
         self.wakes = 0
@@ -271,8 +292,8 @@ class VenueHarness(Harness):
             BrokerContext(
                 BOT,
                 "live",
-                (SYMBOL,),
-                "USDT",
+                (self.symbol,),
+                self.currency,
                 100_000.0,
                 self.credentials,
                 wake=self._wake,
@@ -284,7 +305,9 @@ class VenueHarness(Harness):
         self.wakes += 1
 
     def _set(self, price: float) -> None:
-        if self.name == "bybit":
+        if self.name == "kraken":
+            self.fake.set_price("XBTUSD", price)
+        elif self.name == "bybit":
             self.fake.set_price(SYMBOL, price)
         else:
             self.fake.set_price(SYMBOL, price, market=self.market)
@@ -299,13 +322,20 @@ class VenueHarness(Harness):
         return self.broker
 
     def venue_orders(self) -> list[Any]:
-        if self.name == "bybit":
+        if self.name in ("bybit", "kraken"):
             return list(self.fake.orders())
         return list(self.fake.orders(self.market))
 
     def venue_client_ids(self) -> list[str]:
         if self.name == "bybit":
             return [o.link_id for o in self.fake.orders() if o.link_id]
+        if self.name == "kraken":
+            # The venue holds the bot's ids packed into its 18 characters: named as the bot's.
+            return [
+                bot_client_id(o.cl_ord_id, Dialect.KRAKEN)
+                for o in self.fake.orders()
+                if o.cl_ord_id
+            ]
         ids = [o.client_order_id for o in self.fake.orders(self.market)]
         if self.market == "usdm":
             with self.fake.state.lock:
@@ -320,6 +350,12 @@ class VenueHarness(Harness):
         with self.fake.state.lock:
             if self.name == "bybit":
                 return [x.exec_id for x in self.fake.state.executions[self.fake.api_key]]
+            if self.name == "kraken":
+                return [
+                    t.txid
+                    for t in self.fake.state.trades.values()
+                    if t.account == self.fake.api_key
+                ]
             engine = self.fake.state.spot if self.market == "spot" else self.fake.state.usdm
             return [
                 str(t.id)

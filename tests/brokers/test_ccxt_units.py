@@ -26,11 +26,13 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
     Refusal,
+    bot_client_id,
     client_id_problem,
     create_args,
     dialect_for,
     fee_in,
     status_of,
+    venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import (
     VERIFIED_VENUES,
@@ -45,7 +47,10 @@ from tradefleet_runtime.sdk import (
     OrderType,
     ReasonCode,
     Side,
+    bot_prefix,
     bracket_children,
+    child_order_id,
+    client_order_id,
 )
 
 NET = ["RequestTimeout", "NetworkError", "OperationFailed", "BaseError", "Exception"]
@@ -233,8 +238,7 @@ def test_each_proven_venue_is_accepted_and_has_its_dialect(
 @pytest.mark.parametrize(
     ("exchange", "market_type", "said"),
     [
-        # Kraken's ids: free text of at most 18 characters; the bot's are 21 and more.
-        ("kraken", MarketType.SPOT, "at most 18 characters"),
+        ("kraken", MarketType.LINEAR, "Kraken's spot markets only"),
         ("binance", MarketType.LINEAR, "exchange 'binanceusdm'"),
         ("binanceusdm", MarketType.SPOT, "exchange 'binance'"),
         ("bybit", MarketType.SPOT, "linear perpetuals only"),
@@ -245,14 +249,51 @@ def test_a_venue_the_broker_is_not_proven_against_is_refused_naming_the_field(
     exchange: str, market_type: MarketType, said: str
 ) -> None:
     """Before this, any ccxt exchange id was taken and its orders spelled as a guess: Kraken
-    refused every one of them (its client ids are 18 characters at most), and no test showed
-    that a lost answer there could not make a second order."""
+    refused every one of them (its client ids were 18 characters at most, the bot's longer),
+    and no test showed that a lost answer there could not make a second order."""
     with pytest.raises(ValueError, match="not a venue the ccxt broker is proven against") as e:
         CcxtBrokerParams(exchange=exchange, market_type=market_type)
     assert f"exchange: {exchange!r} with market_type {market_type.value!r}" in str(e.value)
     assert said in str(e.value)
     with pytest.raises(ValueError, match="no proven dialect"):
         dialect_for(exchange, market_type is MarketType.LINEAR)
+
+
+@given(
+    st.integers(min_value=1 << 28, max_value=(1 << 32) - 1),
+    st.integers(min_value=0, max_value=511),
+    st.sampled_from(["", "sl", "tp"]),
+    st.text("abcdefghijklmnopqrstuvwxyz0123456789/", min_size=1, max_size=12),
+)
+def test_a_bots_id_packs_into_krakens_18_characters_and_back(
+    ts: int, sequence: int, role: str, symbol: str
+) -> None:
+    own = client_order_id(bot_prefix("a-bot"), ts, symbol, sequence)
+    own = child_order_id(own, role) if role else own
+    packed = venue_client_id(own, Dialect.KRAKEN)
+    assert packed is not None and len(packed) == 18
+    assert client_id_problem(packed, Dialect.KRAKEN) is None
+    assert packed.startswith(bot_prefix("a-bot"))  # still the bot's by its prefix
+    assert bot_client_id(packed, Dialect.KRAKEN) == own
+    assert venue_client_id(packed, Dialect.KRAKEN) == packed  # packing twice changes nothing
+
+
+def test_ids_that_are_not_the_bots_pass_or_are_refused_on_kraken() -> None:
+    assert venue_client_id("manual-1", Dialect.KRAKEN) == "manual-1"  # fits: as it is
+    assert bot_client_id("manual-1", Dialect.KRAKEN) == "manual-1"
+    assert venue_client_id("x" * 19, Dialect.KRAKEN) is None
+    prefix = bot_prefix("a-bot")
+    too_many = client_order_id(prefix, 1 << 30, "BTC/USD", 512)
+    assert venue_client_id(too_many, Dialect.KRAKEN) is None
+    order = Order(too_many, "BTC/USD", Side.BUY, 1.0)
+    refusal = create_args(
+        order, "BTC/USD", Dialect.KRAKEN, INSTRUMENT, _precision(0.001), _precision(0.1)
+    )
+    assert isinstance(refusal, Refusal) and "18 characters" in refusal.reason
+    # A foreign id of the packed shape that unpacks to nothing the bot makes stays as it is.
+    assert bot_client_id(prefix + "zzzzzzzzzz", Dialect.KRAKEN) == prefix + "zzzzzzzzzz"
+    # Binance and Bybit take the bot's ids as they are.
+    assert venue_client_id(too_many, Dialect.BYBIT) == too_many
 
 
 INSTRUMENT = Instrument("BTCUSDT", 0.1, 0.001, 0.001, 1000.0, 100.0)

@@ -44,6 +44,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
     Refusal,
+    bot_client_id,
     create_args,
     dialect_for,
     fee_in,
@@ -52,6 +53,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     position_of,
     report_of,
     status_of,
+    venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
 from tradefleet_plugins.brokers.ccxt_venue import CcxtVenue, VenueFailure, VenueLoop
@@ -96,6 +98,8 @@ _TOO_SMALL = frozenset(
 _STOP_STEP_S = 3.0
 _DAY_MS = 86_400_000
 _TRADE_HISTORY_DAYS = 90
+# Rows in a page of Kraken's closed orders and own trades.
+_KRAKEN_PAGE = 50
 
 
 @dataclass
@@ -459,7 +463,8 @@ class CcxtBroker:
     # -- orders (I/O thread) -----------------------------------------------------------------
 
     async def _place(self, order: Order, args: CreateArgs) -> None:
-        tracked = _Tracked(order, args.symbol)
+        venue_cid = str(args.params.get("clientOrderId") or order.client_order_id)
+        tracked = _Tracked(order, args.symbol, venue_cid=venue_cid)
         self._tracked[order.client_order_id] = tracked
         try:
             await self._create(tracked, args)
@@ -536,16 +541,36 @@ class CcxtBroker:
         except VenueFailure:
             return None
 
+    def _vcid(self, client_order_id: str) -> str:
+        """The id the venue knows one of the bot's orders by (Kraken: packed; see
+        ``ccxt_orders.venue_client_id``)."""
+        return venue_client_id(client_order_id, self._dialect) or client_order_id
+
+    def _bot_cid(self, venue_cid: str) -> str:
+        """The bot's own id of an order the venue names ``venue_cid``."""
+        return bot_client_id(venue_cid, self._dialect)
+
+    def _report(self, row: dict[str, Any], bot_symbol: str) -> OrderReport:
+        report = report_of(row, bot_symbol)
+        own = self._bot_cid(report.client_order_id)
+        return report if own == report.client_order_id else report._replace(client_order_id=own)
+
     async def _lookup(self, client_order_id: str, market: str) -> dict[str, Any] | None:
         """The venue's order with this client order id (None: the venue does not have it)."""
         venue = self._venue
         assert venue is not None
         dialect = self._dialect
-        if dialect is Dialect.BYBIT:
-            for method in ("fetch_open_orders", "fetch_closed_orders", "fetch_canceled_orders"):
-                rows = await venue.request(
-                    method, market, None, None, {"orderLinkId": client_order_id}
-                )
+        client_order_id = self._vcid(client_order_id)
+        if dialect in (Dialect.BYBIT, Dialect.KRAKEN):
+            # By the client id among open, then ended orders: Kraken's fetch_order sends it as
+            # an integer reference, Bybit's finds nothing without a venue id. Kraken checks an
+            # id against open orders only, so a filled order is found among the closed ones.
+            key = "orderLinkId" if dialect is Dialect.BYBIT else "clientOrderId"
+            methods = ["fetch_open_orders", "fetch_closed_orders"]
+            if dialect is Dialect.BYBIT:
+                methods.append("fetch_canceled_orders")
+            for method in methods:
+                rows = await venue.request(method, market, None, None, {key: client_order_id})
                 for row in rows:
                     if row.get("clientOrderId") == client_order_id:
                         return dict(row)
@@ -775,7 +800,7 @@ class CcxtBroker:
                 return None
             if row is None:
                 continue
-            report = report_of(row, bot_symbol)
+            report = self._report(row, bot_symbol)
             if report.status.is_final or client_order_id in self._tracked:
                 return self._tracked.get(client_order_id)
             return self._follow(report, market)
@@ -814,6 +839,7 @@ class CcxtBroker:
             reported=report.filled_quantity,
             sending=False,
             adopted_ms=int(time.time() * 1000),
+            venue_cid=self._vcid(client_order_id),
         )
         self._tracked[client_order_id] = tracked
         self._by_venue_id[report.venue_order_id] = client_order_id
@@ -909,7 +935,7 @@ class CcxtBroker:
                 log.warning("ccxt broker: cancel-all could not list orders: %s", error)
                 opens = []
             for row in opens:
-                cid = str(row.get("clientOrderId") or "")
+                cid = self._bot_cid(str(row.get("clientOrderId") or ""))
                 if prefix and cid.startswith(prefix) and cid not in ids:
                     ids.append(cid)
             for client_order_id in ids:
@@ -1030,6 +1056,8 @@ class CcxtBroker:
             tracked.replaced += 1
             tracked.venue_cid = replacement
         venue_id = str(raw.get("id") or "") or tracked.venue_id
+        if self._dialect is Dialect.KRAKEN:
+            venue_id = tracked.venue_id  # an amend keeps the order; its answer names the amend
         if venue_id and venue_id != tracked.venue_id:
             tracked.venue_id = venue_id
             self._by_venue_id[venue_id] = client_order_id
@@ -1170,6 +1198,10 @@ class CcxtBroker:
         venue = self._venue
         assert venue is not None
         since = self._trades_since.get(market, 0)
+        if since and self._dialect is Dialect.KRAKEN:
+            # Kraken's start is whole seconds and exclusive: a later trade in the second of
+            # the last one seen would be left out (the repeat is deduplicated by id).
+            since -= 1000
         trades = await venue.request("fetch_my_trades", market, since)
         for trade in sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id")))):
             trade_id = str(trade.get("id"))
@@ -1217,6 +1249,7 @@ class CcxtBroker:
             return known
         info = trade.get("info") or {}
         link = info.get("orderLinkId") or trade.get("clientOrderId")
+        link = self._bot_cid(str(link)) if link else None
         if link and link in self._tracked:
             self._by_venue_id[venue_id] = str(link)
             return str(link)
@@ -1228,7 +1261,7 @@ class CcxtBroker:
             row = await venue.request("fetch_order", venue_id, market)
         except VenueFailure:
             return None
-        client_id = str(row.get("clientOrderId") or "")
+        client_id = self._bot_cid(str(row.get("clientOrderId") or ""))
         if client_id in self._tracked:
             self._by_venue_id[venue_id] = client_id
             return client_id
@@ -1244,7 +1277,7 @@ class CcxtBroker:
         for market in markets:
             row = await self._lookup(venue_cid, market)
             if row is not None:
-                report = report_of(row, self._bot_symbols[market])
+                report = self._report(row, self._bot_symbols[market])
                 return report._replace(client_order_id=client_order_id)
         return None
 
@@ -1257,6 +1290,8 @@ class CcxtBroker:
         if self._dialect is Dialect.BYBIT:
             for method in ("fetch_closed_orders", "fetch_canceled_orders"):
                 rows += await venue.request(method, market, since_ms, None, {"paginate": True})
+        elif self._dialect is Dialect.KRAKEN:
+            rows += await self._offset_pages("fetch_closed_orders", market, since_ms)
         elif venue.exchange.has.get("fetchOrders"):
             rows += await self._paged("fetch_orders", market, since_ms)
             if self._dialect is Dialect.BINANCE_USDM:
@@ -1269,6 +1304,21 @@ class CcxtBroker:
         for row in rows:
             unique[str(row.get("id"))] = row
         return list(unique.values())
+
+    async def _offset_pages(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
+        """Kraken's lists (closed orders, own trades): 50 rows a page, newest first, from
+        ``since_ms`` on, paged by offset. Asked for every market, as Kraken filters by none:
+        a page ccxt filtered to one market would look like the last."""
+        venue = self._venue
+        assert venue is not None
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = await venue.request(method, None, since_ms, None, {"ofs": offset})
+            rows += [row for row in page if row.get("symbol") == market]
+            if len(page) < _KRAKEN_PAGE:
+                return rows
+            offset += len(page)
 
     async def _paged(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
         """A list endpoint read page by page (1,000 rows at a time) from ``since_ms`` on."""
@@ -1289,6 +1339,9 @@ class CcxtBroker:
     async def _trades_since_ms(self, market: str, since_ms: int) -> list[dict[str, Any]]:
         """Own trades from ``since_ms`` on. Binance USDⓈ-M answers at most seven days a
         request: read in such windows (at most ``_TRADE_HISTORY_DAYS`` back)."""
+        if self._dialect is Dialect.KRAKEN:
+            trades = await self._offset_pages("fetch_my_trades", market, since_ms)
+            return sorted(trades, key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
         if self._dialect is not Dialect.BINANCE_USDM:
             return await self._paged("fetch_my_trades", market, since_ms)
         venue = self._venue
@@ -1314,7 +1367,7 @@ class CcxtBroker:
         prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
         for bot_symbol, market in self._markets.items():
             for row in await self._orders_since(market, since_ts * 1000):
-                report = report_of(row, bot_symbol)
+                report = self._report(row, bot_symbol)
                 if report.status.is_final and report.ts < since_ts:
                     continue
                 reports.append(report)
@@ -1337,7 +1390,7 @@ class CcxtBroker:
         fills: list[Fill] = []
         for bot_symbol, market in self._markets.items():
             ids = {
-                str(row.get("id")): str(row.get("clientOrderId") or "")
+                str(row.get("id")): self._bot_cid(str(row.get("clientOrderId") or ""))
                 for row in await self._orders_since(market, since_ts * 1000 - 86_400_000)
             }
             trades = await self._trades_since_ms(market, since_ts * 1000)
@@ -1397,6 +1450,8 @@ def _no_change(error: VenueFailure) -> bool:
 def _client_id_params(dialect: Dialect, client_order_id: str, algo: bool) -> dict[str, Any]:
     if dialect is Dialect.BYBIT:
         return {"orderLinkId": client_order_id}
+    if dialect is Dialect.KRAKEN:
+        return {"clientOrderId": client_order_id}  # ccxt sends it as cl_ord_id
     if algo:
         return {"clientAlgoId": client_order_id}
     return {"origClientOrderId": client_order_id}  # Binance, spot and USDⓈ-M

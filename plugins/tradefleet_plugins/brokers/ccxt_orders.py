@@ -38,10 +38,15 @@ class Dialect(StrEnum):
     BINANCE_SPOT = "binance-spot"
     BINANCE_USDM = "binance-usdm"
     BYBIT = "bybit"
+    KRAKEN = "kraken"  # spot
 
     @property
     def futures(self) -> bool:
         return self in (Dialect.BINANCE_USDM,)
+
+    @property
+    def spot(self) -> bool:
+        return self in (Dialect.BINANCE_SPOT, Dialect.KRAKEN)
 
 
 def dialect_for(exchange: str, linear: bool) -> Dialect:
@@ -53,6 +58,8 @@ def dialect_for(exchange: str, linear: bool) -> Dialect:
         return Dialect.BINANCE_USDM
     if exchange == "bybit" and linear:
         return Dialect.BYBIT
+    if exchange == "kraken" and not linear:
+        return Dialect.KRAKEN
     raise ValueError(f"exchange: no proven dialect for {exchange!r} (linear={linear})")
 
 
@@ -68,7 +75,77 @@ _ID_RULES: dict[Dialect, tuple[re.Pattern[str], str]] = {
         "1-36 of A-Z a-z 0-9 . : / _ -",
     ),
     Dialect.BYBIT: (re.compile(r"^[A-Za-z0-9_-]{1,36}$"), "1-36 of A-Z a-z 0-9 _ -"),
+    # Kraken's ``cl_ord_id``: a UUID, or free text of at most 18 characters; ours are packed
+    # into the free text's letters and digits (``venue_client_id``).
+    Dialect.KRAKEN: (re.compile(r"^[A-Za-z0-9_-]{1,18}$"), "1-18 of A-Z a-z 0-9 _ -"),
 }
+
+# -- Kraken's 18 characters -------------------------------------------------------------------
+# The bot's ids are longer (``order_ids``: 8-character bot prefix, 4 hex of the symbol, the bar
+# time in hex, a base-36 sequence, ``-sl``/``-tp`` for a bracket's children: 21 characters and
+# more), so on Kraken an id travels packed: its bot prefix as it is (a venue row is still the
+# bot's by its prefix), then symbol, bar time, sequence and role in 10 base-62 digits. The
+# packing is reversible: a row read back names the bot's own id, in a restarted broker too,
+# with no table to keep. Kraken amends in place, so no replacement id is ever needed there.
+_OWN_ID = re.compile(
+    r"^(tf[0-9a-f]{6})([0-9a-f]{4})([1-9a-f][0-9a-f]{7})(0|[1-9a-z][0-9a-z]?)(-sl|-tp)?$"
+)
+_PACKED = re.compile(r"^(tf[0-9a-f]{6})([0-9A-Za-z]{10})$")
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_ROLES = ("", "-sl", "-tp")
+_SEQUENCE_BITS = 9  # at most 512 orders of one symbol in one bar
+
+
+def venue_client_id(client_order_id: str, dialect: Dialect) -> str | None:
+    """The id the venue knows the bot's order by: the bot's own, but on Kraken packed into 18
+    characters (an id of 18 or fewer that is not the bot's goes as it is); None when it
+    cannot be (on Kraken: a longer id not the bot's, or a sequence above 511 in one bar)."""
+    if dialect is not Dialect.KRAKEN:
+        return client_order_id
+    if _PACKED.match(client_order_id):
+        return client_order_id  # packed already
+    own = _OWN_ID.match(client_order_id)
+    if own is None:
+        # Not one of the bot's ids (a person's, a test's): sent as it is when it fits.
+        return client_order_id if len(client_order_id) <= 18 else None
+    prefix, symbol, ts, sequence, role = own.groups()
+    number = int(sequence, 36)
+    if number >= 1 << _SEQUENCE_BITS:
+        return None
+    value = (int(symbol, 16) << 32 | int(ts, 16)) << _SEQUENCE_BITS | number
+    value = value << 2 | _ROLES.index(role or "")
+    digits = []
+    for _ in range(10):
+        value, rest = divmod(value, 62)
+        digits.append(_BASE62[rest])
+    return prefix + "".join(reversed(digits))
+
+
+def bot_client_id(venue_cid: str, dialect: Dialect) -> str:
+    """The bot's own id of an order the venue names ``venue_cid`` (the inverse of
+    ``venue_client_id``); any other id as it is."""
+    if dialect is not Dialect.KRAKEN:
+        return venue_cid
+    packed = _PACKED.match(venue_cid)
+    if packed is None:
+        return venue_cid
+    prefix, digits = packed.groups()
+    value = 0
+    for char in digits:
+        value = value * 62 + _BASE62.index(char)
+    role, value = value & 3, value >> 2
+    number, value = value & ((1 << _SEQUENCE_BITS) - 1), value >> _SEQUENCE_BITS
+    symbol, ts = value >> 32, value & 0xFFFFFFFF
+    if role > 2 or symbol > 0xFFFF or ts < 1 << 28:
+        return venue_cid  # not one the bot packed
+    sequence = ""
+    while True:
+        number, rest = divmod(number, 36)
+        sequence = _BASE36[rest] + sequence
+        if not number:
+            break
+    return f"{prefix}{symbol:04x}{ts:08x}{sequence}{_ROLES[role]}"
 
 
 def client_id_problem(client_order_id: str, dialect: Dialect) -> str | None:
@@ -116,7 +193,14 @@ def create_args(
     price_to_precision: Precision,
 ) -> CreateArgs | Refusal:
     """``order`` as a ``create_order`` call, or why it must not leave (naming the limit)."""
-    problem = client_id_problem(order.client_order_id, dialect)
+    venue_cid = venue_client_id(order.client_order_id, dialect)
+    if venue_cid is None:
+        return Refusal(
+            ReasonCode.VENUE_REJECTED,
+            f"client order id {order.client_order_id!r} does not fit the venue's 18 characters "
+            "(not one of the bot's ids, or more than 512 orders of a symbol in one bar)",
+        )
+    problem = client_id_problem(venue_cid, dialect)
     if problem is not None:
         return Refusal(ReasonCode.VENUE_REJECTED, problem)
     if not order.quantity > 0.0 or math.isinf(order.quantity):
@@ -142,8 +226,8 @@ def create_args(
     limit = limit_problem(instrument, amount, price)
     if limit is not None:
         return Refusal(limit[0], limit[1])
-    params: dict[str, Any] = {"clientOrderId": order.client_order_id}
-    if order.reduce_only and dialect is not Dialect.BINANCE_SPOT:
+    params: dict[str, Any] = {"clientOrderId": venue_cid}
+    if order.reduce_only and not dialect.spot:
         params["reduceOnly"] = True
     side = order.side.value
     if order.order_type is OrderType.MARKET:
@@ -156,19 +240,18 @@ def create_args(
             return CreateArgs(market_symbol, "market", side, amount, None, params)
         return CreateArgs(market_symbol, "limit", side, amount, price, params)
     # A stop: triggers when the market trades through ``price``, then a market order.
-    if dialect is Dialect.BINANCE_SPOT:
-        # STOP_LOSS: a buy above the market, a sell below it (Binance's own rule).
+    if dialect.spot:
+        # Binance's STOP_LOSS, Kraken's stop-loss: a buy above the market, a sell below it (ccxt
+        # maps no triggerPrice on Kraken: the order would go in as a plain one).
         params["stopLossPrice"] = price
     elif dialect is Dialect.BINANCE_USDM:
         if order.reduce_only and order.tag == STOP_LOSS_TAG:
             params["stopLossPrice"] = price  # STOP_MARKET, reduce-only
         else:
             params["triggerPrice"] = price
-    elif dialect is Dialect.BYBIT:
-        params["triggerPrice"] = price
-        params["triggerDirection"] = "ascending" if order.side is Side.BUY else "descending"
     else:
         params["triggerPrice"] = price
+        params["triggerDirection"] = "ascending" if order.side is Side.BUY else "descending"
     return CreateArgs(market_symbol, "market", side, amount, None, params)
 
 
@@ -335,6 +418,7 @@ __all__ = [
     "CreateArgs",
     "Dialect",
     "Refusal",
+    "bot_client_id",
     "client_id_problem",
     "create_args",
     "dialect_for",
@@ -346,4 +430,5 @@ __all__ = [
     "report_of",
     "status_of",
     "trigger_of",
+    "venue_client_id",
 ]

@@ -29,6 +29,7 @@ VERIFIED_VENUES: frozenset[tuple[str, MarketType]] = frozenset(
         ("binance", MarketType.SPOT),
         ("binanceusdm", MarketType.LINEAR),
         ("bybit", MarketType.LINEAR),
+        ("kraken", MarketType.SPOT),
     }
 )
 
@@ -38,9 +39,7 @@ _NOT_VERIFIED_WHY: dict[tuple[str, MarketType], str] = {
     ("binanceusdm", MarketType.SPOT): "binanceusdm is Binance's futures venue; its spot "
     "venue is exchange 'binance'",
     ("bybit", MarketType.SPOT): "the broker is proven on Bybit's linear perpetuals only",
-    ("kraken", MarketType.SPOT): "Kraken takes a client order id of at most 18 characters "
-    "of free text (the bot's are longer) and checks it only against open orders, and ccxt "
-    "looks an order up there by an integer reference, not by that id",
+    ("kraken", MarketType.LINEAR): "the broker is proven on Kraken's spot markets only",
 }
 
 
@@ -63,8 +62,8 @@ class CcxtBrokerParams(PluginParams):
     """An account at any venue ccxt speaks: spot or linear futures, async, retried safely."""
 
     exchange: str = Field(
-        description="ccxt exchange id: binance (market_type spot), binanceusdm or bybit "
-        "(market_type linear), the venues the broker is proven against.",
+        description="ccxt exchange id: binance or kraken (market_type spot), binanceusdm or "
+        "bybit (market_type linear), the venues the broker is proven against.",
         min_length=2,
         max_length=40,
         pattern=r"^[a-z0-9_]+$",
@@ -105,6 +104,14 @@ class CcxtBrokerParams(PluginParams):
     )
     backoff_max_s: float = Field(
         default=30.0, gt=0.0, le=600.0, description="Longest delay between two retries."
+    )
+    rate_limit_ms: int | None = Field(
+        default=None,
+        ge=10,
+        le=60_000,
+        description="ccxt's spacing of requests, in ms per unit of an endpoint's cost (null: "
+        "ccxt's own for the venue; Kraken's is 1000, so one poll of orders and trades there "
+        "takes several seconds). Lower it only as far as the account's rate tier allows.",
     )
     max_ban_wait_s: float = Field(
         default=600.0,

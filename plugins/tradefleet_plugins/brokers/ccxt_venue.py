@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles, Credentials
 from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry, classify, wait_s
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
+from tradefleet_runtime.sdk import ReasonCode
 
 T = TypeVar("T")
 
@@ -36,6 +37,10 @@ _SILENT.propagate = False
 _SILENT.disabled = True
 
 _ORDER_ENTRY = frozenset({"create_order", "cancel_order", "edit_order", "cancel_all_orders"})
+# How long every request waits after a rate-limit refusal that names no wait (Kraken's
+# "EAPI:Rate limit exceeded" has no Retry-After): its call counter falls only while nothing is
+# sent, by a third of a call a second at the slowest tier.
+_UNTIMED_LIMIT_HOLD_S = 3.0
 _SIGNATURE = re.compile(r"(signature|sign)=[0-9A-Fa-f]+")
 
 
@@ -126,6 +131,8 @@ class CcxtVenue:
             "logger": _SILENT,
             "timeout_on_exit": 0,
         }
+        if params.rate_limit_ms is not None:
+            config["rateLimit"] = params.rate_limit_ms
         # Two clients, each with ccxt's rate limiter: one enters orders (create, cancel,
         # amend), one reads (polls, reports). An order never queues behind a poll's request
         # weight; together they stay far below the venues' limits (ccxt's spacing is
@@ -268,6 +275,8 @@ class CcxtVenue:
             self.connected = failure.retry is Retry.NEVER
             if failure.wait_s is not None:
                 self._hold(min(failure.wait_s, self.params.max_ban_wait_s) + 0.05)
+            elif failure.code is ReasonCode.RATE_LIMITED:
+                self._hold(_UNTIMED_LIMIT_HOLD_S)
             raise VenueFailure(failure) from None
         self.connected = True
         return result

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.brokers.contract.conftest import not_on, venue_only
-from tests.brokers.harness import MT5_SETUPS, PREFIX, Harness, updates
+from tests.brokers.harness import MT5_SETUPS, ORDER_PATH, PREFIX, Harness, updates
 from tradefleet_runtime.sdk import (
     TAKE_PROFIT_TAG,
     Fill,
@@ -119,7 +119,7 @@ def test_a_bracket_places_its_children_and_one_cancels_the_other(setup: Harness)
     assert cancelled.status is OrderStatus.CANCELLED
     assert cancelled.code is ReasonCode.CANCELLED_BY_VENUE
     assert setup.filled("brk1-sl") == 0.0
-    if setup.name != "binance-spot":  # spot: the base balance is the "position"
+    if not setup.spot:  # spot: the base balance is the "position"
         assert [p for p in setup.broker.position_reports() if p.symbol == setup.symbol] == []
 
 
@@ -132,9 +132,7 @@ def test_a_partial_fill_reports_progress_then_the_rest(setup: Harness) -> None:
         "market-execution account executes a pending order whole): no partly filled order "
         "rests for the rest (the part-and-expire path: test_mt5_faults)",
     )
-    path = {"bybit": "/v5/order/create", "binance-usdm": "/fapi/v1/order"}.get(
-        setup.name, "/api/v3/order"
-    )
+    path = ORDER_PATH[setup.name]
     setup.fake.faults.inject("partial_fill", path=path, method="POST", fraction=0.4)
     # A marketable limit: 40 % fills at once, the rest on a later move.
     setup.answer(
@@ -307,7 +305,7 @@ def test_order_fill_and_position_reports(setup: Harness) -> None:
     assert {f.fill_id for f in mine} <= reported  # the same execution, the same id
     assert [f.fill_id for f in setup.broker.fill_reports(0)] == [f.fill_id for f in fills]
     positions = {p.symbol: p for p in setup.broker.position_reports()}
-    if setup.name == "binance-spot":
+    if setup.spot:  # the account's 1 BTC, and what the bot bought
         assert positions[setup.symbol].quantity == pytest.approx(1.0 + setup.quantity, rel=1e-3)
     else:
         assert positions[setup.symbol].quantity == pytest.approx(setup.quantity)
@@ -449,9 +447,7 @@ def _limit_bracket(setup: Harness, entry: str, price: float) -> Any:
 def _part_filled_bracket(setup: Harness, entry: str) -> Any:
     """A marketable limit entry with a stop-loss and take-profit, 40 % filled at once (the rest
     rests), its children working for that part at the venue: the order."""
-    path = {"bybit": "/v5/order/create", "binance-usdm": "/fapi/v1/order"}.get(
-        setup.name, "/api/v3/order"
-    )
+    path = ORDER_PATH[setup.name]
     setup.fake.faults.inject("partial_fill", path=path, method="POST", fraction=0.4)
     order = _limit_bracket(setup, entry, 50_500.0)
     setup.answer(setup.broker.submit(order))
@@ -481,7 +477,7 @@ def test_a_part_filled_bracket_entry_is_protected_for_what_filled(setup: Harness
     assert setup.filled(f"{entry}-sl") == pytest.approx(setup.quantity)
     cancelled = setup.wait_final(f"{entry}-tp")
     assert cancelled.status is OrderStatus.CANCELLED
-    if setup.name != "binance-spot":  # spot: the base balance is the "position"
+    if not setup.spot:  # spot: the base balance is the "position"
         assert [p for p in setup.broker.position_reports() if p.symbol == setup.symbol] == []
 
 
