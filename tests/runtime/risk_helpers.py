@@ -46,6 +46,17 @@ def bot_with(
     return dataclasses.replace(bot, strategy=strategy)
 
 
+def earlier_run(path: Path) -> Journal:
+    """A journal at ``path`` holding one earlier run of ``risk-bot`` (paper, hourly): what a
+    restart finds, once the caller has journaled what it wants in it and closed it."""
+    journal = Journal(path)
+    journal.start_run(
+        run_id="r1", bot="risk-bot", mode="paper", currency="USD", initial_capital=1e4,
+        timeframe_s=3600, config_hash="x", manifest={},
+    )  # fmt: skip
+    return journal
+
+
 def open_session(bot: Bot, journal_path: Path | str = ":memory:") -> BotSession:
     session = BotSession(bot, Journal(journal_path), bars=[])
     session.open()

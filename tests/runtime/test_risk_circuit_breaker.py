@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.runtime.helpers import HOUR, T0, Scripted, flat_bars
-from tests.runtime.risk_helpers import bot_with, events, manifest, open_session
+from tests.runtime.risk_helpers import bot_with, earlier_run, events, manifest, open_session
 from tradefleet_plugins.risk.circuit_breaker import (
     LOCKED,
     NORMAL,
@@ -23,7 +23,6 @@ from tradefleet_plugins.risk.circuit_breaker import (
 )
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
 from tradefleet_plugins.risk.rules import DayClock, exposure_cut, trading_day, trading_week
-from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderIntent, OrderType, Position, RiskAction, Side
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.session import Bot
@@ -211,11 +210,7 @@ def test_a_journaled_lock_is_restored_by_a_paper_session(
     registry: PluginRegistry, tmp_path: Path
 ) -> None:
     path = tmp_path / "j.sqlite"
-    journal = Journal(path)
-    journal.start_run(
-        run_id="r1", bot="risk-bot", mode="paper", currency="USD", initial_capital=1e4,
-        timeframe_s=HOUR, config_hash="x", manifest={},
-    )  # fmt: skip
+    journal = earlier_run(path)
     journal.record_event(
         T0,
         "risk_locked",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.runtime.helpers import HOUR, T0, Scripted, bar, flat_bars
-from tests.runtime.risk_helpers import bot_with, events, manifest, open_session
+from tests.runtime.risk_helpers import bot_with, earlier_run, events, manifest, open_session
 from tradefleet_plugins.risk.quality_guard import (
     NORMAL,
     SHRINK,
@@ -24,7 +24,6 @@ from tradefleet_plugins.risk.quality_guard import (
 )
 from tradefleet_plugins.risk.quality_guard_params import QualityGuardParams
 from tradefleet_runtime.contracts import StrategyContext
-from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
     Fill,
@@ -276,11 +275,7 @@ def test_a_journaled_stop_holds_after_a_restart_until_a_person_resets_it(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "j.sqlite"
-    journal = Journal(path)
-    journal.start_run(
-        run_id="r1", bot="risk-bot", mode="paper", currency="USD", initial_capital=1e4,
-        timeframe_s=HOUR, config_hash="x", manifest={},
-    )  # fmt: skip
+    journal = earlier_run(path)
     reason = "entries stopped: slippage Cpk 0.70 over the last 20 fills"
     journal.record_event(T0, "risk_locked", "locked",
                          {"plugin": "quality-guard", "reason": reason, "since_ts": T0})  # fmt: skip
@@ -351,11 +346,7 @@ def test_fills_before_a_reset_of_the_lock_are_not_restored(tmp_path: Path) -> No
     """A person's reset starts the samples afresh; a restart must not bring back the fills
     that made the lock."""
     path = tmp_path / "j.sqlite"
-    journal = Journal(path)
-    journal.start_run(
-        run_id="r1", bot="risk-bot", mode="paper", currency="USD", initial_capital=1e4,
-        timeframe_s=HOUR, config_hash="x", manifest={},
-    )  # fmt: skip
+    journal = earlier_run(path)
     for k in range(8):
         order = Order(f"o{k}", "TEST", Side.BUY, 1.0, created_ts=T0 + k * HOUR)
         journal.record_order(order, OrderStatus.PENDING, T0 + k * HOUR, "", 100.0)
