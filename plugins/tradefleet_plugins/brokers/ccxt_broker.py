@@ -100,6 +100,8 @@ _DAY_MS = 86_400_000
 _TRADE_HISTORY_DAYS = 90
 # Rows in a page of Kraken's closed orders and own trades.
 _KRAKEN_PAGE = 50
+# Lists read for all markets at once (Kraken's), by (method, since), within one report.
+_Lists = dict[tuple[str, int], list[dict[str, Any]]]
 
 
 @dataclass
@@ -463,8 +465,7 @@ class CcxtBroker:
     # -- orders (I/O thread) -----------------------------------------------------------------
 
     async def _place(self, order: Order, args: CreateArgs) -> None:
-        venue_cid = str(args.params.get("clientOrderId") or order.client_order_id)
-        tracked = _Tracked(order, args.symbol, venue_cid=venue_cid)
+        tracked = _Tracked(order, args.symbol, venue_cid=self._vcid(order.client_order_id))
         self._tracked[order.client_order_id] = tracked
         try:
             await self._create(tracked, args)
@@ -1281,7 +1282,9 @@ class CcxtBroker:
                 return report._replace(client_order_id=client_order_id)
         return None
 
-    async def _orders_since(self, market: str, since_ms: int) -> list[dict[str, Any]]:
+    async def _orders_since(
+        self, market: str, since_ms: int, lists: _Lists | None = None
+    ) -> list[dict[str, Any]]:
         venue = self._venue
         assert venue is not None
         rows: list[dict[str, Any]] = list(await venue.request("fetch_open_orders", market))
@@ -1291,7 +1294,7 @@ class CcxtBroker:
             for method in ("fetch_closed_orders", "fetch_canceled_orders"):
                 rows += await venue.request(method, market, since_ms, None, {"paginate": True})
         elif self._dialect is Dialect.KRAKEN:
-            rows += await self._offset_pages("fetch_closed_orders", market, since_ms)
+            rows += await self._offset_pages("fetch_closed_orders", market, since_ms, lists)
         elif venue.exchange.has.get("fetchOrders"):
             rows += await self._paged("fetch_orders", market, since_ms)
             if self._dialect is Dialect.BINANCE_USDM:
@@ -1305,20 +1308,29 @@ class CcxtBroker:
             unique[str(row.get("id"))] = row
         return list(unique.values())
 
-    async def _offset_pages(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
-        """Kraken's lists (closed orders, own trades): 50 rows a page, newest first, from
-        ``since_ms`` on, paged by offset. Asked for every market, as Kraken filters by none:
-        a page ccxt filtered to one market would look like the last."""
-        venue = self._venue
-        assert venue is not None
-        rows: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = await venue.request(method, None, since_ms, None, {"ofs": offset})
-            rows += [row for row in page if row.get("symbol") == market]
-            if len(page) < _KRAKEN_PAGE:
-                return rows
-            offset += len(page)
+    async def _offset_pages(
+        self, method: str, market: str, since_ms: int, lists: _Lists | None = None
+    ) -> list[dict[str, Any]]:
+        """``market``'s rows of a Kraken list (closed orders, own trades): 50 rows a page,
+        newest first, from ``since_ms`` on, paged by offset. Read for every market at once, as
+        Kraken filters by none (a page ccxt filtered to one market would look like the last);
+        ``lists`` keeps what one report already read for its other markets."""
+        key = (method, since_ms)
+        rows = lists.get(key) if lists is not None else None
+        if rows is None:
+            venue = self._venue
+            assert venue is not None
+            rows = []
+            offset = 0
+            while True:
+                page = await venue.request(method, None, since_ms, None, {"ofs": offset})
+                rows += page
+                if len(page) < _KRAKEN_PAGE:
+                    break
+                offset += len(page)
+            if lists is not None:
+                lists[key] = rows
+        return [row for row in rows if row.get("symbol") == market]
 
     async def _paged(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
         """A list endpoint read page by page (1,000 rows at a time) from ``since_ms`` on."""
@@ -1336,11 +1348,13 @@ class CcxtBroker:
                 return rows
             cursor = max(int(r.get("timestamp") or 0) for r in page)
 
-    async def _trades_since_ms(self, market: str, since_ms: int) -> list[dict[str, Any]]:
+    async def _trades_since_ms(
+        self, market: str, since_ms: int, lists: _Lists | None = None
+    ) -> list[dict[str, Any]]:
         """Own trades from ``since_ms`` on. Binance USDⓈ-M answers at most seven days a
         request: read in such windows (at most ``_TRADE_HISTORY_DAYS`` back)."""
         if self._dialect is Dialect.KRAKEN:
-            trades = await self._offset_pages("fetch_my_trades", market, since_ms)
+            trades = await self._offset_pages("fetch_my_trades", market, since_ms, lists)
             return sorted(trades, key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
         if self._dialect is not Dialect.BINANCE_USDM:
             return await self._paged("fetch_my_trades", market, since_ms)
@@ -1365,8 +1379,9 @@ class CcxtBroker:
     async def _order_reports(self, since_ts: int) -> list[OrderReport]:
         reports: list[OrderReport] = []
         prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
+        lists: _Lists = {}
         for bot_symbol, market in self._markets.items():
-            for row in await self._orders_since(market, since_ts * 1000):
+            for row in await self._orders_since(market, since_ts * 1000, lists):
                 report = self._report(row, bot_symbol)
                 if report.status.is_final and report.ts < since_ts:
                     continue
@@ -1388,12 +1403,13 @@ class CcxtBroker:
         venue = self._venue
         assert venue is not None
         fills: list[Fill] = []
+        lists: _Lists = {}
         for bot_symbol, market in self._markets.items():
             ids = {
                 str(row.get("id")): self._bot_cid(str(row.get("clientOrderId") or ""))
-                for row in await self._orders_since(market, since_ts * 1000 - 86_400_000)
+                for row in await self._orders_since(market, since_ts * 1000 - 86_400_000, lists)
             }
-            trades = await self._trades_since_ms(market, since_ts * 1000)
+            trades = await self._trades_since_ms(market, since_ts * 1000, lists)
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
