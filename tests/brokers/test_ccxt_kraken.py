@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.venues.kraken.server import FakeKraken
 from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams
-from tradefleet_runtime.sdk import BrokerContext, Order, Side
+from tradefleet_runtime.sdk import BrokerContext, Order, OrderType, Side
 
 SYMBOLS = ("BTC/USD", "ETH/USD")
 
@@ -48,6 +48,50 @@ def test_reports_over_two_symbols_read_each_kraken_list_once(tmp_path: Path) -> 
         # ...from one read of each list per report (one page each here), not one per symbol.
         assert asked.count("/0/private/ClosedOrders") == 2  # order_reports, fill_reports
         assert asked.count("/0/private/TradesHistory") == 1
+    finally:
+        broker.close()
+        fake.stop()
+
+
+def test_a_poll_cycle_reads_krakens_open_orders_once_for_every_symbol(tmp_path: Path) -> None:
+    """Kraken's open-order list holds every market, and each read is a rate-limited call of
+    seconds there: one read a cycle, not one per symbol."""
+    fake = FakeKraken().start()
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "apiKey").write_text(fake.api_key)
+    (credentials / "secret").write_text(fake.secret)
+    params = CcxtBrokerParams(
+        exchange="kraken", api_url=fake.url, poll_interval_s=0.05, rate_limit_ms=10
+    )
+    broker = CcxtBroker(params)
+    cycles = 0
+    try:
+        broker.connect(BrokerContext("two-symbols", "live", SYMBOLS, "USD", 1e5, credentials))
+        poll = broker._poll
+
+        async def counted() -> None:
+            nonlocal cycles
+            cycles += 1
+            await poll()
+
+        broker._poll = counted  # type: ignore[method-assign]
+        for k, (symbol, price) in enumerate(zip(SYMBOLS, (40_000.0, 2_000.0), strict=True)):
+            broker.submit(
+                Order(f"kr{k}", symbol, Side.BUY, 0.01, OrderType.LIMIT, price)  # rests
+            )
+        deadline = time.monotonic() + 10
+        opened: set[str] = set()
+        while len(opened) < 2:
+            assert time.monotonic() < deadline, opened
+            opened |= {e.client_order_id for e in broker.drain_events()}
+            time.sleep(0.02)
+        before, first = len(fake.requests), cycles
+        time.sleep(1.0)
+        reads = [r.path for r in list(fake.requests)[before:]].count("/0/private/OpenOrders")
+        done = cycles - first
+        assert done >= 3
+        assert reads <= done + 1  # (a cycle may be on its way at either end)
     finally:
         broker.close()
         fake.stop()

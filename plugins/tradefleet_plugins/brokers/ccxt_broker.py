@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
@@ -100,7 +100,13 @@ _DAY_MS = 86_400_000
 _TRADE_HISTORY_DAYS = 90
 # Rows in a page of Kraken's closed orders and own trades.
 _KRAKEN_PAGE = 50
-# Lists read for all markets at once (Kraken's), by (method, since), within one report.
+# Rows in a page of Bybit's lists, the largest it gives (unless asked: 50 trades, 20 orders).
+_BYBIT_TRADE_PAGE = 100
+_BYBIT_ORDER_PAGE = 50
+# Venue clocks and list indexing lag ours by a little: reads from our times start this early.
+_CLOCK_MARGIN_MS = 60_000
+# Lists read for all markets at once (Kraken's), by (method, since), within one report or
+# one poll.
 _Lists = dict[tuple[str, int], list[dict[str, Any]]]
 
 
@@ -130,9 +136,17 @@ class _Tracked:
     cancel_code: ReasonCode | None = None
     adopted_ms: int = 0  # an order of an earlier run: its trades before this are not ours to report
     doubt_since: float = 0.0  # when the retries were spent without an answer (0: not in doubt)
+    # When this broker began to follow it (ms): none of its trades is older than that, less
+    # the clock margin, so a poll reads the venue's trades from there at the earliest.
+    tracked_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def __post_init__(self) -> None:
         self.venue_cid = self.venue_cid or self.order.client_order_id
+
+    @property
+    def trades_from_ms(self) -> int:
+        """The earliest venue time its trades (those this broker reports) can carry."""
+        return (self.adopted_ms or self.tracked_ms) - _CLOCK_MARGIN_MS
 
 
 class CcxtBroker:
@@ -161,6 +175,7 @@ class CcxtBroker:
         self._by_venue_id: dict[str, str] = {}
         self._trade_ids: set[str] = set()
         self._trades_since: dict[str, int] = {}
+        self._polled_ms = 0  # when the last poll cycle began (ms)
         self._foreign_ids: set[str] = set()
         # Earlier copies of resized conditional orders the venue has not cancelled yet:
         # (market, venue id, client id). A copy left working would act on a later position.
@@ -386,7 +401,8 @@ class CcxtBroker:
         await self._load_known_ids(ctx)
         now_ms = int(time.time() * 1000)
         for unified in self._markets.values():
-            self._trades_since[unified] = now_ms - 60_000
+            self._trades_since[unified] = now_ms - _CLOCK_MARGIN_MS
+        self._polled_ms = now_ms
         self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
 
     def _find_market(self, exchange: Any, symbol: str) -> dict[str, Any] | None:
@@ -569,7 +585,9 @@ class CcxtBroker:
             key = "orderLinkId" if dialect is Dialect.BYBIT else "clientOrderId"
             methods = ["fetch_open_orders", "fetch_closed_orders"]
             if dialect is Dialect.BYBIT:
-                methods.append("fetch_canceled_orders")
+                # Every ended order, whatever Bybit names its end (a stop cancelled before it
+                # triggered is "Deactivated", neither filled nor cancelled).
+                methods[1] = "fetch_canceled_and_closed_orders"
             for method in methods:
                 rows = await venue.request(method, market, None, None, {key: client_order_id})
                 for row in rows:
@@ -899,7 +917,7 @@ class CcxtBroker:
 
     async def _settle(self, tracked: _Tracked, code: ReasonCode) -> None:
         """After a cancel: its fills first, then the cancel with its code."""
-        await self._poll_trades(tracked.market)
+        await self._poll_trades(tracked.market, tracked.trades_from_ms)
         row = await self._lookup_quietly(tracked)
         if row is not None:
             filled = float(row.get("filled") or 0.0)
@@ -927,11 +945,7 @@ class CcxtBroker:
             # The bot's own orders an earlier run left (never another's: foreign orders in
             # the same account are not the bot's to cancel).
             try:
-                opens = await venue.request("fetch_open_orders", market)
-                if self._dialect is Dialect.BINANCE_USDM:
-                    opens += await venue.request(
-                        "fetch_open_orders", market, None, None, {"trigger": True}
-                    )
+                opens = await self._open_rows(market)
             except VenueFailure as error:
                 log.warning("ccxt broker: cancel-all could not list orders: %s", error)
                 opens = []
@@ -1022,7 +1036,7 @@ class CcxtBroker:
         if row is not None:
             status, _ = status_of(row.get("status"), float(row.get("filled") or 0.0))
             if status is OrderStatus.CANCELLED:
-                await self._poll_trades(tracked.market)
+                await self._poll_trades(tracked.market, tracked.trades_from_ms)
                 self._final(
                     tracked,
                     OrderStatus.REJECTED,
@@ -1144,8 +1158,12 @@ class CcxtBroker:
         if self._stale:
             await self._cancel_stale()
         markets = {t.market for t in self._tracked.values() if not t.final_sent}
+        # Kraken's lists hold every market: one cycle reads each once, for all of them.
+        cycle: _Lists = {}
+        started = int(time.time() * 1000)
         for market in markets:
-            await self._poll_market(market)
+            await self._poll_market(market, cycle)
+        self._polled_ms = started
 
     async def _cancel_stale(self) -> None:
         """Cancel the earlier copies of resized conditional orders a cancel missed (until the
@@ -1154,21 +1172,27 @@ class CcxtBroker:
         left = [copy for copy in pending if not await self._cancel_algo_copy(*copy)]
         self._stale.extend(left)  # after any a resize added meanwhile
 
-    async def _poll_market(self, market: str) -> None:
+    async def _poll_market(self, market: str, cycle: _Lists) -> None:
         """Open orders first (cheap); own trades only when some order filled more than its
         reported fills, or left the open list (request weight is what a poll costs)."""
         venue = self._venue
         assert venue is not None
-        opens = await venue.request("fetch_open_orders", market)
-        if self._dialect is Dialect.BINANCE_USDM:
-            opens += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
+        kraken = self._dialect is Dialect.KRAKEN
+        opens = await self._open_rows(market, cycle)
         by_id = {str(o.get("clientOrderId")): o for o in opens if o.get("clientOrderId")}
         rows: list[tuple[_Tracked, dict[str, Any]]] = []
-        need_trades = False
+        need_trades: int | None = None  # the earliest trade time of the orders that need them
         for tracked in list(self._tracked.values()):
             if tracked.market != market or tracked.final_sent or tracked.sending:
                 continue
             raw = by_id.get(tracked.venue_cid)
+            if raw is None and kraken:
+                # Ended since the last cycle: among the orders closed since then (one read
+                # for every market), before a look-up of its own (two calls each there).
+                closed = await self._offset_pages(
+                    "fetch_closed_orders", market, self._polled_ms - _CLOCK_MARGIN_MS, cycle
+                )
+                raw = next((r for r in closed if r.get("clientOrderId") == tracked.venue_cid), None)
             if raw is None:
                 raw = await self._lookup(tracked.venue_cid, market)
                 if raw is None:
@@ -1188,23 +1212,30 @@ class CcxtBroker:
                         )
                     continue
             if float(raw.get("filled") or 0.0) > tracked.seen + _EPS:
-                need_trades = True
+                start = tracked.trades_from_ms
+                need_trades = start if need_trades is None else min(need_trades, start)
             rows.append((tracked, raw))
-        if need_trades:
-            await self._poll_trades(market)
+        if need_trades is not None:
+            await self._poll_trades(market, need_trades, cycle)
         for tracked, raw in rows:
             self._apply(tracked, raw)
 
-    async def _poll_trades(self, market: str) -> None:
-        venue = self._venue
-        assert venue is not None
-        since = self._trades_since.get(market, 0)
-        if since and self._dialect is Dialect.KRAKEN:
+    async def _poll_trades(
+        self, market: str, earliest_ms: int, cycle: _Lists | None = None
+    ) -> None:
+        """The bot's new trades on ``market``: every page of them from the last one seen (but
+        none from before the orders that need them were followed, less the clock margin).
+
+        One page is not enough: Bybit and Kraken answer newest first, and a read that took
+        only the newest page would move past the rest for ever (their orders never ending,
+        their part of the position missing)."""
+        since = max(self._trades_since.get(market, 0), earliest_ms)
+        if self._dialect is Dialect.KRAKEN:
             # Kraken's start is whole seconds and exclusive: a later trade in the second of
             # the last one seen would be left out (the repeat is deduplicated by id).
             since -= 1000
-        trades = await venue.request("fetch_my_trades", market, since)
-        for trade in sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id")))):
+        trades = await self._trades_since_ms(market, since, cycle)
+        for trade in trades:
             trade_id = str(trade.get("id"))
             if trade_id in self._trade_ids:
                 continue
@@ -1287,12 +1318,11 @@ class CcxtBroker:
     ) -> list[dict[str, Any]]:
         venue = self._venue
         assert venue is not None
-        rows: list[dict[str, Any]] = list(await venue.request("fetch_open_orders", market))
-        if self._dialect is Dialect.BINANCE_USDM:
-            rows += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
+        rows = await self._open_rows(market, lists)
         if self._dialect is Dialect.BYBIT:
-            for method in ("fetch_closed_orders", "fetch_canceled_orders"):
-                rows += await venue.request(method, market, since_ms, None, {"paginate": True})
+            # Every ended order (filled, cancelled, and those Bybit names otherwise: a stop
+            # cancelled before it triggered is "Deactivated"), every page, a week at a time.
+            rows += await self._weekly("fetch_canceled_and_closed_orders", market, since_ms)
         elif self._dialect is Dialect.KRAKEN:
             rows += await self._offset_pages("fetch_closed_orders", market, since_ms, lists)
         elif venue.exchange.has.get("fetchOrders"):
@@ -1348,33 +1378,106 @@ class CcxtBroker:
                 return rows
             cursor = max(int(r.get("timestamp") or 0) for r in page)
 
+    async def _open_rows(self, market: str, lists: _Lists | None = None) -> list[dict[str, Any]]:
+        """``market``'s open orders at the venue, all of them.
+
+        Kraken's list holds every market (one answer, not paged): read once per poll cycle or
+        report (``lists``). Bybit's comes 20 a page unless asked (50 at most): every page.
+        Binance USDⓈ-M keeps conditional orders in a list of their own."""
+        venue = self._venue
+        assert venue is not None
+        dialect = self._dialect
+        if dialect is Dialect.KRAKEN:
+            key = ("fetch_open_orders", 0)
+            rows = lists.get(key) if lists is not None else None
+            if rows is None:
+                rows = list(await venue.request("fetch_open_orders", None))
+                if lists is not None:
+                    lists[key] = rows
+            return [row for row in rows if row.get("symbol") == market]
+        if dialect is Dialect.BYBIT:
+            return await self._cursor_pages("fetch_open_orders", market, None, _BYBIT_ORDER_PAGE)
+        opens = list(await venue.request("fetch_open_orders", market))
+        if dialect is Dialect.BINANCE_USDM:
+            opens += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
+        return opens
+
+    async def _cursor_pages(
+        self,
+        method: str,
+        market: str,
+        since_ms: int | None,
+        limit: int,
+        params: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every page of a Bybit list, by the cursor each page names (ccxt hands it on in
+        one row's ``info``; "" or none on the last page)."""
+        venue = self._venue
+        assert venue is not None
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            extra = dict(params or {})
+            if cursor:
+                extra["cursor"] = cursor
+            page = list(await venue.request(method, market, since_ms, limit, extra))
+            rows += page
+            cursor = next(
+                (
+                    str(row["info"]["nextPageCursor"])
+                    for row in page
+                    if (row.get("info") or {}).get("nextPageCursor")
+                ),
+                None,
+            )
+            if not page or not cursor:
+                return rows
+
     async def _trades_since_ms(
         self, market: str, since_ms: int, lists: _Lists | None = None
     ) -> list[dict[str, Any]]:
-        """Own trades from ``since_ms`` on. Binance USDⓈ-M answers at most seven days a
-        request: read in such windows (at most ``_TRADE_HISTORY_DAYS`` back)."""
-        if self._dialect is Dialect.KRAKEN:
+        """Own trades from ``since_ms`` on, every page of them, oldest first.
+
+        Kraken: 50 a page by offset (``_offset_pages``). Binance spot: oldest first from the
+        start asked, 1,000 a page. Binance USDⓈ-M and Bybit answer at most seven days a
+        request: read in such windows (at most ``_TRADE_HISTORY_DAYS`` back); Bybit answers
+        newest first, 100 a page at most, by its cursor."""
+        dialect = self._dialect
+        if dialect is Dialect.KRAKEN:
             trades = await self._offset_pages("fetch_my_trades", market, since_ms, lists)
-            return sorted(trades, key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
-        if self._dialect is not Dialect.BINANCE_USDM:
-            return await self._paged("fetch_my_trades", market, since_ms)
+        elif dialect is Dialect.BINANCE_SPOT:
+            trades = await self._paged("fetch_my_trades", market, since_ms)
+        else:
+            trades = await self._weekly("fetch_my_trades", market, since_ms)
+        unique = {str(r.get("id")): r for r in trades}
+        return sorted(unique.values(), key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
+
+    async def _weekly(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
+        """A list (own trades; Bybit's ended orders) from ``since_ms`` on, read in windows
+        of seven days (Binance USDⓈ-M and Bybit answer no more a request), every page of
+        each: Bybit's by its cursor, Binance's by time (oldest first, 1,000 a page)."""
         venue = self._venue
         assert venue is not None
-        now_ms = int(time.time() * 1000) + 60_000
+        now_ms = int(time.time() * 1000) + _CLOCK_MARGIN_MS
         start = max(since_ms, now_ms - _TRADE_HISTORY_DAYS * _DAY_MS)
         rows: dict[str, dict[str, Any]] = {}
         while start < now_ms:
             end = min(start + 7 * _DAY_MS - 1, now_ms)
-            cursor = start
-            while True:
-                page = await venue.request("fetch_my_trades", market, cursor, 1000, {"until": end})
-                fresh = [r for r in page if str(r.get("id")) not in rows]
-                rows.update((str(r.get("id")), r) for r in fresh)
-                if len(page) < 1000 or not fresh:
-                    break
-                cursor = max(int(r.get("timestamp") or 0) for r in page)
+            if self._dialect is Dialect.BYBIT:
+                size = _BYBIT_TRADE_PAGE if method == "fetch_my_trades" else _BYBIT_ORDER_PAGE
+                page = await self._cursor_pages(method, market, start, size, {"until": end})
+                rows.update((str(r.get("id")), r) for r in page)
+            else:
+                stamp = start
+                while True:
+                    page = await venue.request(method, market, stamp, 1000, {"until": end})
+                    fresh = [r for r in page if str(r.get("id")) not in rows]
+                    rows.update((str(r.get("id")), r) for r in fresh)
+                    if len(page) < 1000 or not fresh:
+                        break
+                    stamp = max(int(r.get("timestamp") or 0) for r in page)
             start = end + 1
-        return sorted(rows.values(), key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
+        return list(rows.values())
 
     async def _order_reports(self, since_ts: int) -> list[OrderReport]:
         reports: list[OrderReport] = []

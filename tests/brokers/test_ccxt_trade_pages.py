@@ -1,0 +1,92 @@
+"""More of the bot's trades than one page of the venue's list: every fill still reaches the bot.
+
+Bybit's execution list and Kraken's trade history answer newest first, a page at a time (50
+rows unless asked otherwise; Bybit at most 100). A poll that read one page from its last trade
+on would take the newest page, move past the rest, and never see them: those orders would
+stay open in the bot's book for ever and their part of the position would be missing. The
+same holds for the fills a restart reconciles (``fill_reports``). Binance answers oldest
+first from the start asked; it is here as the control.
+
+One price move fills more resting orders at once than a page holds (120: more than Bybit's
+largest page and two of Kraken's)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.brokers.harness import VENUE_SETUPS, Harness, VenueHarness, harness_for
+from tradefleet_runtime.sdk import Fill, OrderStatus, OrderType, OrderUpdate, Side
+
+ORDERS = 120
+QUANTITY = 0.003  # above every fake's minimum order value at 49,000
+
+
+def _rest_many(harness: Harness) -> list[str]:
+    ids = [f"pg{n:03d}" for n in range(ORDERS)]
+    for cid in ids:
+        order = harness.order(
+            cid, quantity=QUANTITY, order_type=OrderType.LIMIT, price=harness.px(49_000)
+        )
+        answer = harness.broker.submit(order)
+        assert not answer.status.is_final, answer
+
+    def all_open(events: list[Fill | OrderUpdate]) -> bool:
+        opened = {
+            e.client_order_id
+            for e in events
+            if isinstance(e, OrderUpdate) and e.status is OrderStatus.OPEN
+        }
+        return opened >= set(ids)
+
+    harness.wait_for(all_open, timeout=60)
+    return ids
+
+
+@pytest.mark.parametrize("name", VENUE_SETUPS)
+def test_more_fills_than_a_page_between_two_polls_all_reach_the_bot(
+    name: str, tmp_path: Path
+) -> None:
+    # ccxt's spacing made short (the fakes keep no rate limit): 120 orders and their look-ups.
+    with harness_for(name, tmp_path, rate_limit_ms=10) as harness:
+        ids = _rest_many(harness)
+        harness.trade_through(harness.px(48_000))
+
+        def all_done(_events: list[Fill | OrderUpdate]) -> bool:
+            return all(harness.final(cid) is not None for cid in ids)
+
+        harness.wait_for(all_done, timeout=60)
+        for cid in ids:
+            final = harness.final(cid)
+            assert final is not None and final.status is OrderStatus.FILLED, (cid, final)
+            assert harness.filled(cid) == pytest.approx(QUANTITY), cid
+        harness.assert_venue_matches()
+
+        # A restart reconciles from the venue's own list of the bot's fills: all of them.
+        reports = harness.broker.fill_reports(0)
+        counts = Counter(f.client_order_id for f in reports)
+        assert {cid: counts[cid] for cid in ids} == dict.fromkeys(ids, 1)
+        assert sum(f.quantity for f in reports) == pytest.approx(ORDERS * QUANTITY)
+
+
+def test_a_stop_cancelled_before_it_triggered_is_in_bybits_order_reports(tmp_path: Path) -> None:
+    """Bybit names such an order "Deactivated": neither filled nor cancelled. A restart's
+    reconciliation reads every ended order, so it finds it, cancelled, not missing."""
+    with harness_for("bybit", tmp_path, rate_limit_ms=10) as harness:
+        stop = harness.order("dst1", Side.SELL, order_type=OrderType.STOP, price=harness.px(45_000))
+        harness.broker.submit(stop)
+        harness.answer(harness.broker.submit(harness.order("dst2")))  # a market order beside
+        harness.wait_for(
+            lambda events: any(
+                isinstance(e, OrderUpdate) and e.client_order_id == "dst1" for e in events
+            )
+        )
+        harness.broker.cancel("dst1")
+        assert harness.wait_final("dst1").status is OrderStatus.CANCELLED
+        assert isinstance(harness, VenueHarness)
+        assert [o.status for o in harness.venue_orders() if o.link_id == "dst1"] == ["Deactivated"]
+        reports = {r.client_order_id: r for r in harness.broker.order_reports(0)}
+        assert reports["dst1"].status is OrderStatus.CANCELLED
+        assert reports["dst2"].status is OrderStatus.FILLED
