@@ -1,4 +1,5 @@
-"""More of the bot's trades than one page of the venue's list: every fill still reaches the bot.
+"""More of the bot's orders and trades than one page of the venue's lists: every working order
+is reported, and every fill reaches the bot.
 
 Bybit's execution list and Kraken's trade history answer newest first, a page at a time (50
 rows unless asked otherwise; Bybit at most 100). A poll that read one page from its last trade
@@ -52,6 +53,9 @@ def test_more_fills_than_a_page_between_two_polls_all_reach_the_bot(
     # ccxt's spacing made short (the fakes keep no rate limit): 120 orders and their look-ups.
     with harness_for(name, tmp_path, rate_limit_ms=10) as harness:
         ids = _rest_many(harness)
+        # A restart finds every working order (Bybit lists open orders 20 a page unless asked).
+        working = {r.client_order_id: r.status for r in harness.broker.order_reports(0)}
+        assert {cid: working.get(cid) for cid in ids} == dict.fromkeys(ids, OrderStatus.OPEN)
         harness.trade_through(harness.px(48_000))
 
         def all_done(_events: list[Fill | OrderUpdate]) -> bool:

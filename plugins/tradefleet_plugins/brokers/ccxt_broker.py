@@ -1416,10 +1416,12 @@ class CcxtBroker:
         assert venue is not None
         rows: list[dict[str, Any]] = []
         cursor: str | None = None
+        asked: set[str] = set()
         while True:
             extra = dict(params or {})
             if cursor:
                 extra["cursor"] = cursor
+                asked.add(cursor)
             page = list(await venue.request(method, market, since_ms, limit, extra))
             rows += page
             cursor = next(
@@ -1430,7 +1432,7 @@ class CcxtBroker:
                 ),
                 None,
             )
-            if not page or not cursor:
+            if not page or not cursor or cursor in asked:  # (a cursor twice: never loop)
                 return rows
 
     async def _trades_since_ms(
