@@ -1,10 +1,13 @@
-"""The ccxt broker's Kraken dialect where a second symbol matters: Kraken's lists (closed
-orders, own trades) hold every market at once, so a report over several symbols reads them
-once, not once a symbol (each page is a rate-limited call of several seconds there)."""
+"""The ccxt broker's Kraken dialect where a second symbol matters: Kraken's lists (open and
+closed orders, own trades) hold every market at once, so a report or a poll cycle over several
+symbols reads each once, not once a symbol (each page is a rate-limited call of several
+seconds there)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.venues.kraken.server import FakeKraken
@@ -15,7 +18,9 @@ from tradefleet_runtime.sdk import BrokerContext, Order, OrderType, Side
 SYMBOLS = ("BTC/USD", "ETH/USD")
 
 
-def test_reports_over_two_symbols_read_each_kraken_list_once(tmp_path: Path) -> None:
+@contextmanager
+def _two_symbols(tmp_path: Path) -> Iterator[tuple[FakeKraken, CcxtBroker]]:
+    """A broker on a fake Kraken account trading both symbols."""
     fake = FakeKraken().start()
     credentials = tmp_path / "credentials"
     credentials.mkdir()
@@ -27,6 +32,14 @@ def test_reports_over_two_symbols_read_each_kraken_list_once(tmp_path: Path) -> 
     broker = CcxtBroker(params)
     try:
         broker.connect(BrokerContext("two-symbols", "live", SYMBOLS, "USD", 1e5, credentials))
+        yield fake, broker
+    finally:
+        broker.close()
+        fake.stop()
+
+
+def test_reports_over_two_symbols_read_each_kraken_list_once(tmp_path: Path) -> None:
+    with _two_symbols(tmp_path) as (fake, broker):
         for k, (symbol, quantity) in enumerate(zip(SYMBOLS, (0.01, 0.1), strict=True)):
             broker.submit(Order(f"ks{k}", symbol, Side.BUY, quantity))
         deadline = time.monotonic() + 10
@@ -48,26 +61,13 @@ def test_reports_over_two_symbols_read_each_kraken_list_once(tmp_path: Path) -> 
         # ...from one read of each list per report (one page each here), not one per symbol.
         assert asked.count("/0/private/ClosedOrders") == 2  # order_reports, fill_reports
         assert asked.count("/0/private/TradesHistory") == 1
-    finally:
-        broker.close()
-        fake.stop()
 
 
 def test_a_poll_cycle_reads_krakens_open_orders_once_for_every_symbol(tmp_path: Path) -> None:
     """Kraken's open-order list holds every market, and each read is a rate-limited call of
     seconds there: one read a cycle, not one per symbol."""
-    fake = FakeKraken().start()
-    credentials = tmp_path / "credentials"
-    credentials.mkdir()
-    (credentials / "apiKey").write_text(fake.api_key)
-    (credentials / "secret").write_text(fake.secret)
-    params = CcxtBrokerParams(
-        exchange="kraken", api_url=fake.url, poll_interval_s=0.05, rate_limit_ms=10
-    )
-    broker = CcxtBroker(params)
     cycles = 0
-    try:
-        broker.connect(BrokerContext("two-symbols", "live", SYMBOLS, "USD", 1e5, credentials))
+    with _two_symbols(tmp_path) as (fake, broker):
         poll = broker._poll
 
         async def counted() -> None:
@@ -92,6 +92,3 @@ def test_a_poll_cycle_reads_krakens_open_orders_once_for_every_symbol(tmp_path: 
         done = cycles - first
         assert done >= 3
         assert reads <= done + 1  # (a cycle may be on its way at either end)
-    finally:
-        broker.close()
-        fake.stop()
