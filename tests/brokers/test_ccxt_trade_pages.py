@@ -94,3 +94,22 @@ def test_a_stop_cancelled_before_it_triggered_is_in_bybits_order_reports(tmp_pat
         reports = {r.client_order_id: r for r in harness.broker.order_reports(0)}
         assert reports["dst1"].status is OrderStatus.CANCELLED
         assert reports["dst2"].status is OrderStatus.FILLED
+
+
+def test_fills_over_more_than_a_week_reach_a_restarted_bot_on_bybit(tmp_path: Path) -> None:
+    """Bybit answers at most seven days a request (only a start: the seven days after it). A
+    bot restarted after more than a week reconciles every fill since it went down, not the
+    first week's."""
+    with harness_for("bybit", tmp_path, rate_limit_ms=10) as harness:
+        assert isinstance(harness, VenueHarness)
+        for cid in ("wk1", "wk2"):
+            harness.broker.submit(harness.order(cid))
+            harness.wait_filled(cid)
+        now_ms = harness.fake.state.clock.now_ms()
+        with harness.fake.state.lock:
+            first = next(
+                x for x in harness.fake.state.executions[harness.fake.api_key] if x.link_id == "wk1"
+            )
+            first.time = now_ms - 9 * 86_400_000  # nine days ago
+        reports = harness.broker.fill_reports(now_ms // 1000 - 10 * 86_400)
+        assert sorted(f.client_order_id for f in reports) == ["wk1", "wk2"]

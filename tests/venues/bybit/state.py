@@ -1052,7 +1052,7 @@ class BybitState(PricePath[Candle, Execution]):
         if symbol:
             self.instrument(symbol)
         oid, link = p.get("orderId"), p.get("orderLinkId")
-        start, end = p.get("startTime"), p.get("endTime")
+        start, end = _week(p.get("startTime"), p.get("endTime"), self.clock.now_ms())
         exec_type = p.get("execType")
         out = []
         for ex in reversed(self.executions[acct.api_key]):
@@ -1064,9 +1064,34 @@ class BybitState(PricePath[Candle, Execution]):
                 continue
             if exec_type and exec_type != "Trade":
                 continue
-            if start and ex.time < int(start):
-                continue
-            if end and ex.time > int(end):
+            if ex.time < start or ex.time > end:
                 continue
             out.append(ex)
         return out
+
+
+_WEEK_MS = 7 * 86_400_000
+
+
+def _week(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
+    """``/v5/execution/list``'s time range (Bybit's v5 docs): neither bound, the last 7
+    days; only ``startTime``, 7 days from it; only ``endTime``, the 7 days before it;
+    both, at most 7 days apart."""
+    try:
+        first = int(start) if start else None
+        last = int(end) if end else None
+    except ValueError as exc:
+        raise E.params("params error: startTime or endTime invalid") from exc  # guessed
+    if first is None and last is None:
+        return now_ms - _WEEK_MS, now_ms
+    if last is None:
+        assert first is not None
+        return first, first + _WEEK_MS
+    if first is None:
+        return last - _WEEK_MS, last
+    if last - first > _WEEK_MS:
+        # guessed wording
+        raise E.params(
+            "params error: The time range between startTime and endTime cannot exceed 7 days"
+        )
+    return first, last
