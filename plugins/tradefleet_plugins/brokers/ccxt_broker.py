@@ -103,6 +103,9 @@ _KRAKEN_PAGE = 50
 # Rows in a page of Bybit's lists, the largest it gives (unless asked: 50 trades, 20 orders).
 _BYBIT_TRADE_PAGE = 100
 _BYBIT_ORDER_PAGE = 50
+# Pages of Bybit's newest ended orders a poll cycle reads for the orders that left the open
+# list, before it looks the rest up one by one.
+_BYBIT_ENDED_PAGES = 4
 # Venue clocks and list indexing lag ours by a little: reads from our times start this early.
 _CLOCK_MARGIN_MS = 60_000
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
@@ -149,6 +152,17 @@ class _Tracked:
         return (self.adopted_ms or self.tracked_ms) - _CLOCK_MARGIN_MS
 
 
+@dataclass
+class _EndedPages:
+    """A market's newest ended orders at Bybit, read a page at a time within one poll cycle,
+    by the venue's client id."""
+
+    by_cid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cursor: str | None = None
+    pages: int = 0
+    done: bool = False
+
+
 class CcxtBroker:
     """A venue account through ccxt (``venue-execution``)."""
 
@@ -176,6 +190,7 @@ class CcxtBroker:
         self._trade_ids: set[str] = set()
         self._trades_since: dict[str, int] = {}
         self._polled_ms = 0  # when the last poll cycle began (ms)
+        self._ended: dict[str, _EndedPages] = {}  # this poll cycle's, by market (Bybit)
         self._foreign_ids: set[str] = set()
         # Earlier copies of resized conditional orders the venue has not cancelled yet:
         # (market, venue id, client id). A copy left working would act on a later position.
@@ -1160,6 +1175,7 @@ class CcxtBroker:
         markets = {t.market for t in self._tracked.values() if not t.final_sent}
         # Kraken's lists hold every market: one cycle reads each once, for all of them.
         cycle: _Lists = {}
+        self._ended = {}
         started = int(time.time() * 1000)
         for market in markets:
             await self._poll_market(market, cycle)
@@ -1193,6 +1209,8 @@ class CcxtBroker:
                     "fetch_closed_orders", market, self._polled_ms - _CLOCK_MARGIN_MS, cycle
                 )
                 raw = next((r for r in closed if r.get("clientOrderId") == tracked.venue_cid), None)
+            elif raw is None and self._dialect is Dialect.BYBIT:
+                raw = await self._bybit_ended(market, tracked.venue_cid)
             if raw is None:
                 raw = await self._lookup(tracked.venue_cid, market)
                 if raw is None:
@@ -1410,8 +1428,7 @@ class CcxtBroker:
         limit: int,
         params: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every page of a Bybit list, by the cursor each page names (ccxt hands it on in
-        one row's ``info``; "" or none on the last page)."""
+        """Every page of a Bybit list, by the cursor each page names (``_next_cursor``)."""
         venue = self._venue
         assert venue is not None
         rows: list[dict[str, Any]] = []
@@ -1424,16 +1441,37 @@ class CcxtBroker:
                 asked.add(cursor)
             page = list(await venue.request(method, market, since_ms, limit, extra))
             rows += page
-            cursor = next(
-                (
-                    str(row["info"]["nextPageCursor"])
-                    for row in page
-                    if (row.get("info") or {}).get("nextPageCursor")
-                ),
-                None,
-            )
+            cursor = _next_cursor(page)
             if not page or not cursor or cursor in asked:  # (a cursor twice: never loop)
                 return rows
+
+    async def _bybit_ended(self, market: str, venue_cid: str) -> dict[str, Any] | None:
+        """An order that left Bybit's open list, among the market's newest ended orders: read
+        a page at a time for all such orders of the cycle (a call for 50 of them, not one
+        each), at most ``_BYBIT_ENDED_PAGES`` pages. None: not there — the caller looks it up
+        by its id (Bybit's history may lag its open list)."""
+        venue = self._venue
+        assert venue is not None
+        pages = self._ended.setdefault(market, _EndedPages())
+        found = pages.by_cid.get(venue_cid)
+        while found is None and not pages.done:
+            params = {"cursor": pages.cursor} if pages.cursor else {}
+            page = list(
+                await venue.request(
+                    "fetch_canceled_and_closed_orders", market, None, _BYBIT_ORDER_PAGE, params
+                )
+            )
+            pages.pages += 1
+            for row in page:
+                cid = row.get("clientOrderId")
+                if cid:
+                    pages.by_cid.setdefault(str(cid), row)  # the newest row of an id
+            cursor = _next_cursor(page)
+            repeated = cursor == pages.cursor  # (a cursor twice: never loop)
+            pages.done = not page or not cursor or repeated or pages.pages >= _BYBIT_ENDED_PAGES
+            pages.cursor = cursor
+            found = pages.by_cid.get(venue_cid)
+        return dict(found) if found is not None else None
 
     async def _trades_since_ms(
         self, market: str, since_ms: int, lists: _Lists | None = None
@@ -1563,6 +1601,16 @@ class CcxtBroker:
             for t in self._tracked.values()
             if not t.final_sent and t.status is not OrderStatus.PENDING
         ]
+
+
+def _next_cursor(page: Sequence[dict[str, Any]]) -> str | None:
+    """The next-page cursor of a Bybit list page (ccxt hands it on in one row's ``info``; ""
+    or none on the last page)."""
+    for row in page:
+        cursor = (row.get("info") or {}).get("nextPageCursor")
+        if cursor:
+            return str(cursor)
+    return None
 
 
 def _no_change(error: VenueFailure) -> bool:
