@@ -34,7 +34,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,8 +157,8 @@ class _EndedPages:
     """A market's newest ended orders at Bybit, read a page at a time within one poll cycle,
     by the venue's client id."""
 
+    source: AsyncIterator[list[dict[str, Any]]]
     by_cid: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cursor: str | None = None
     pages: int = 0
     done: bool = False
 
@@ -1428,10 +1428,24 @@ class CcxtBroker:
         limit: int,
         params: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every page of a Bybit list, by the cursor each page names (``_next_cursor``)."""
+        """Every page of a Bybit list, by the cursor each page names."""
+        rows: list[dict[str, Any]] = []
+        async for page in self._cursor_page_iter(method, market, since_ms, limit, params):
+            rows += page
+        return rows
+
+    async def _cursor_page_iter(
+        self,
+        method: str,
+        market: str,
+        since_ms: int | None,
+        limit: int,
+        params: dict[str, Any] | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """A Bybit list a page at a time, by the cursor each page names (``_next_cursor``),
+        to its last page (a cursor named twice ends it: never a loop)."""
         venue = self._venue
         assert venue is not None
-        rows: list[dict[str, Any]] = []
         cursor: str | None = None
         asked: set[str] = set()
         while True:
@@ -1440,36 +1454,32 @@ class CcxtBroker:
                 extra["cursor"] = cursor
                 asked.add(cursor)
             page = list(await venue.request(method, market, since_ms, limit, extra))
-            rows += page
+            if page:
+                yield page
             cursor = _next_cursor(page)
-            if not page or not cursor or cursor in asked:  # (a cursor twice: never loop)
-                return rows
+            if not page or not cursor or cursor in asked:
+                return
 
     async def _bybit_ended(self, market: str, venue_cid: str) -> dict[str, Any] | None:
         """An order that left Bybit's open list, among the market's newest ended orders: read
         a page at a time for all such orders of the cycle (a call for 50 of them, not one
         each), at most ``_BYBIT_ENDED_PAGES`` pages. None: not there — the caller looks it up
         by its id (Bybit's history may lag its open list)."""
-        venue = self._venue
-        assert venue is not None
-        pages = self._ended.setdefault(market, _EndedPages())
+        pages = self._ended.get(market)
+        if pages is None:
+            source = self._cursor_page_iter(
+                "fetch_canceled_and_closed_orders", market, None, _BYBIT_ORDER_PAGE
+            )
+            pages = self._ended[market] = _EndedPages(source)
         found = pages.by_cid.get(venue_cid)
         while found is None and not pages.done:
-            params = {"cursor": pages.cursor} if pages.cursor else {}
-            page = list(
-                await venue.request(
-                    "fetch_canceled_and_closed_orders", market, None, _BYBIT_ORDER_PAGE, params
-                )
-            )
+            page = await anext(pages.source, None)
             pages.pages += 1
-            for row in page:
+            for row in page or ():
                 cid = row.get("clientOrderId")
                 if cid:
                     pages.by_cid.setdefault(str(cid), row)  # the newest row of an id
-            cursor = _next_cursor(page)
-            repeated = cursor == pages.cursor  # (a cursor twice: never loop)
-            pages.done = not page or not cursor or repeated or pages.pages >= _BYBIT_ENDED_PAGES
-            pages.cursor = cursor
+            pages.done = page is None or pages.pages >= _BYBIT_ENDED_PAGES
             found = pages.by_cid.get(venue_cid)
         return dict(found) if found is not None else None
 
