@@ -538,7 +538,10 @@ def test_a_part_of_the_entry_filled_after_its_bracket_ended_is_closed(
         _until(lambda: _journal(tmp_path)[1].get(f"{order_id}-tp") == "filled")
         fake.set_price(VENUE_SYMBOL, PRICE, market="usdm")  # the rest of the entry fills
         _until(lambda: _journal(tmp_path)[1].get(order_id) == "filled")
-        serve.wait_for(lambda s: s.open_positions == 0)
+        # The status may answer before the rest's fill reached the bot: wait for the close
+        # itself (its order done, its fill journaled) before stopping the bot.
+        serve.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+        _until(lambda: len(_journal(tmp_path)[0]) >= len(_venue_fills(fake)) >= 4)
     finally:
         fake.faults.clear()
         assert serve.terminate() == 0
