@@ -57,6 +57,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
 )
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
 from tradefleet_plugins.brokers.ccxt_venue import CcxtVenue, VenueFailure, VenueLoop
+from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_runtime.sdk import (
     TAKE_PROFIT_TAG,
     Bar,
@@ -187,7 +188,7 @@ class CcxtBroker:
         # I/O thread state
         self._tracked: dict[str, _Tracked] = {}
         self._by_venue_id: dict[str, str] = {}
-        self._trade_ids: set[str] = set()
+        self._trade_ids: dict[str, SeenIds[str]] = {}  # by market
         self._trades_since: dict[str, int] = {}
         self._polled_ms = 0  # when the last poll cycle began (ms)
         self._ended: dict[str, _EndedPages] = {}  # this poll cycle's, by market (Bybit)
@@ -1253,9 +1254,12 @@ class CcxtBroker:
             # the last one seen would be left out (the repeat is deduplicated by id).
             since -= 1000
         trades = await self._trades_since_ms(market, since, cycle)
+        seen = self._trade_ids.setdefault(market, SeenIds())
         for trade in trades:
             trade_id = str(trade.get("id"))
-            if trade_id in self._trade_ids:
+            raw_stamp = trade.get("timestamp")
+            venue_ms = int(raw_stamp) if raw_stamp is not None else None
+            if seen.taken(trade_id, venue_ms):
                 continue
             client_id = await self._client_id_of(trade, market)
             if client_id is None:
@@ -1263,11 +1267,10 @@ class CcxtBroker:
             tracked = self._tracked.get(client_id)
             if tracked is None:
                 continue
-            if int(trade.get("timestamp") or 0) < tracked.adopted_ms:
-                self._trade_ids.add(trade_id)  # before adoption: the reconciler's, not ours
-                continue
-            self._trade_ids.add(trade_id)
-            stamp = int(trade.get("timestamp") or 0)
+            seen.add(trade_id, venue_ms)
+            stamp = venue_ms or 0
+            if stamp < tracked.adopted_ms:
+                continue  # before adoption: the reconciler's, not ours
             # Trades at the last stamp are fetched again next time (deduplicated by id).
             self._trades_since[market] = max(self._trades_since.get(market, 0), stamp)
             bot_symbol = self._bot_symbols[market]
@@ -1291,6 +1294,9 @@ class CcxtBroker:
             tracked.filled = max(tracked.filled, tracked.seen)
             self._emit(fill)
             self._protect(tracked, tracked.seen)
+        # No later read starts before the last trade seen, less a second (Kraken) and its whole
+        # seconds: older ids cannot come back, and a long-lived pod need not keep them.
+        seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
         venue_id = str(trade.get("order") or "")

@@ -51,6 +51,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     position_reports,
 )
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
+from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_runtime.sdk import (
     Bar,
     BrokerContext,
@@ -162,7 +163,7 @@ class Mt5Broker:
         self._tickets: dict[int, str] = {}  # resting MT5 orders we watch -> client order id
         self._parents: dict[int, str] = {}  # position id -> id of the order that opened it
         self._children: dict[str, tuple[int, str]] = {}  # child id -> (position id, role)
-        self._seen_deals: set[int] = set()
+        self._seen_deals: SeenIds[int] = SeenIds()  # by ticket, with the deal's server time
         self._poll_from = 0
         self._next_poll = 0.0
         self._server_now = 0
@@ -457,7 +458,8 @@ class Mt5Broker:
         history = ours(self._call("history_orders_get", since, _FAR), self._magic)
         comments.update(str(o.comment) for o in history)
         deals = ours(self._call("history_deals_get", since, _FAR), self._magic)
-        self._seen_deals.update(int(d.ticket) for d in deals)
+        for deal in deals:
+            self._seen_deals.add(int(deal.ticket), int(deal.time))
         self._poll_from = max([now - _DAY, *(int(d.time) for d in deals)])
         for order in ours(self._call("orders_get"), self._magic):
             client_id = self._resolve(str(order.comment))
@@ -791,9 +793,9 @@ class Mt5Broker:
             deals = self._call("history_deals_get", ticket=leg.ticket) or ()
             for deal in deals:
                 ticket = int(deal.ticket)
-                if ticket in self._seen_deals:
+                if self._seen_deals.taken(ticket, int(deal.time)):
                     continue
-                self._seen_deals.add(ticket)
+                self._seen_deals.add(ticket, int(deal.time))
                 fill = fill_from_deal(deal, order_id, order.symbol, fill_reason(order))
                 if fill is None:
                     continue
@@ -996,10 +998,13 @@ class Mt5Broker:
         for deal in sorted(deals, key=lambda d: int(d.ticket)):
             ticket = int(deal.ticket)
             self._poll_from = max(self._poll_from, int(deal.time) - 1)
-            if ticket in self._seen_deals:
+            if self._seen_deals.taken(ticket, int(deal.time)):
                 continue
-            self._seen_deals.add(ticket)
+            self._seen_deals.add(ticket, int(deal.time))
             self._deal_event(deal, events)
+        # No later read reaches back a day before the poll's start: older deals cannot come
+        # back, and a long-lived pod need not keep their tickets.
+        self._seen_deals.forget_before(self._poll_from - _DAY)
         live = {int(o.ticket) for o in ours(self._call("orders_get"), self._magic)}
         for ticket, client_order_id in list(self._tickets.items()):
             if ticket in live:
