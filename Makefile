@@ -76,11 +76,13 @@ crds: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python bot-runtime/tradefleet_runtime/api/generate.py
 
-# The suite runs on every core (pytest-xdist), a test file to a worker so that a module's
-# fixtures (a fake venue, a Prometheus server, an emulated cluster) start once. Tests marked
-# `serial` change what all the workers share (a plugin installed into the virtualenv) and run
-# alone, first. PYTEST_WORKERS=0 runs the rest in one process too.
-PYTEST_WORKERS ?= auto
+# The suite runs on pytest-xdist workers, a test file to a worker so that a module's fixtures
+# (a fake venue, a Prometheus server, an emulated cluster) start once. Two workers a core: much
+# of the suite waits (on fake venues, bot processes, polls), and with one a core the cores were
+# busy about half the time (2 cores: 657 s with 2 workers, 457 s with 4). Tests marked `serial`
+# change what all the workers share (a plugin installed into the virtualenv) and run alone,
+# first. PYTEST_WORKERS=0 runs the rest in one process too.
+PYTEST_WORKERS ?= $(shell echo $$((2 * $$(nproc 2>/dev/null || echo 1))))
 pytest: $(STAMP) $(MT5_WHEEL) prometheus $(HELM) $(HADOLINT)
 	$(BIN)/pytest -m serial
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
