@@ -395,6 +395,10 @@ class CcxtBroker:
         exchange = venue.build()
         self._poke = asyncio.Event()
         await venue.request("load_markets")
+        if self._dialect is Dialect.BYBIT:
+            # ccxt asks whether the account is unified before an order until it knows: once
+            # here, not once for each of the first orders sent at once (two calls each).
+            await venue.request("is_unified_enabled")
         venue.share_markets()
         decimal_places = getattr(exchange, "precisionMode", None) == 2  # ccxt DECIMAL_PLACES
         for symbol in ctx.symbols:

@@ -81,6 +81,12 @@ class VenueLoop:
             self.loop.close()
 
 
+# What ccxt's Bybit client asks the venue before its first order (two calls: is the account
+# unified?) and keeps in its options. Asked once at start, by the reader, and handed to the
+# order client: otherwise each of the first orders sent at once asks again.
+_ACCOUNT_KIND = ("enableUnifiedMargin", "enableUnifiedAccount", "unifiedMarginStatus")
+
+
 def _linear_options(exchange: str) -> dict[str, Any]:
     if exchange == "bybit":
         return {"defaultType": "swap", "defaultSubType": "linear"}
@@ -154,8 +160,12 @@ class CcxtVenue:
         return exchange
 
     def share_markets(self) -> None:
-        """After ``load_markets`` on the reader: the order client uses the same markets."""
+        """After ``load_markets`` on the reader: the order client uses the same markets, and
+        what the reader learnt of the account (``_ACCOUNT_KIND``)."""
         self.trader.set_markets(self.exchange.markets, self.exchange.currencies)
+        for key in _ACCOUNT_KIND:
+            if key in self.exchange.options:
+                self.trader.options[key] = self.exchange.options[key]
 
     @staticmethod
     def _point_at(exchange: Any, base: str) -> None:
