@@ -92,3 +92,56 @@ def test_a_poll_cycle_reads_krakens_open_orders_once_for_every_symbol(tmp_path: 
         done = cycles - first
         assert done >= 3
         assert reads <= done + 1  # (a cycle may be on its way at either end)
+
+
+def test_an_order_signed_while_a_read_is_on_the_wire_is_not_refused_for_its_nonce(
+    tmp_path: Path,
+) -> None:
+    """Kraken's nonce must grow from one accepted request to the next, per key, and the broker
+    has two clients on the key (orders, reads). A read held on its way to the venue, and an
+    order signed after it and sent at once: the read must not arrive with the smaller nonce
+    (refused, "EAPI:Invalid nonce"), nor the order be refused for an equal one."""
+    with _two_symbols(tmp_path) as (fake, broker):
+        broker.submit(Order("kn0", "BTC/USD", Side.BUY, 0.01, OrderType.LIMIT, 40_000.0))
+        deadline = time.monotonic() + 10
+        while not any(e.client_order_id == "kn0" for e in broker.drain_events()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # The poller reads the open orders every cycle (one order rests): hold the next read.
+        fake.faults.inject("latency", path="/0/private/OpenOrders", method="POST", delay_ms=800)
+        before = len(fake.requests)
+        while not any(r.path == "/0/private/OpenOrders" for r in list(fake.requests)[before:]):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        broker.submit(Order("kn1", "ETH/USD", Side.BUY, 0.1))  # signed while the read waits
+        fills = []
+        while not fills:
+            assert time.monotonic() < deadline + 5
+            fills = [e for e in broker.drain_events() if getattr(e, "client_order_id", "") == "kn1"]
+            time.sleep(0.02)
+        time.sleep(1.0)  # the held read's answer is back
+        assert fake.nonces.refused == 0
+        assert [r.path for r in fake.requests].count("/0/private/AddOrder") == 2
+
+
+def test_a_request_slow_to_be_answered_holds_the_next_one_two_seconds_at_most(
+    tmp_path: Path,
+) -> None:
+    """Requests go one at a time on Kraken, but a hung one (a stop may be next) does not hold
+    the others for the client's whole timeout: the next order goes after two seconds."""
+    with _two_symbols(tmp_path) as (fake, broker):
+        fake.faults.inject("latency", path="/0/private/AddOrder", method="POST", delay_ms=6_000)
+        broker.submit(Order("kh0", "BTC/USD", Side.BUY, 0.01, OrderType.LIMIT, 40_000.0))
+        time.sleep(0.2)  # on the wire, held
+        broker.submit(Order("kh1", "ETH/USD", Side.BUY, 0.1, OrderType.LIMIT, 2_000.0))
+        deadline = time.monotonic() + 20
+        opened: list[str] = []
+        while len(opened) < 2:
+            assert time.monotonic() < deadline, opened
+            opened += [e.client_order_id for e in broker.drain_events()]
+            time.sleep(0.02)
+        assert opened == ["kh1", "kh0"]  # the second went before the first was answered
+        # The held one may then reach the venue with the smaller nonce: refused unexecuted,
+        # and sent again. Each order is at the venue once.
+        venue_ids = [o.cl_ord_id for o in fake.orders()]
+        assert len(venue_ids) == len(set(venue_ids)) == 2

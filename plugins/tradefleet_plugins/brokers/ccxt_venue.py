@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles, Credentials
 from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry, classify, wait_s
+from tradefleet_plugins.brokers.ccxt_nonce import COUNTER_NONCE, one_signer_at_a_time
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
 from tradefleet_runtime.sdk import ReasonCode
 
@@ -145,6 +146,8 @@ class CcxtVenue:
         # conservative: Binance 20 weight units a second of its 100).
         self.exchange = self._client(klass, config)
         self.trader = self._client(klass, config)
+        if params.exchange in COUNTER_NONCE:
+            one_signer_at_a_time(self.exchange, self.trader)
         return self.exchange
 
     def _client(self, klass: Any, config: dict[str, Any]) -> Any:

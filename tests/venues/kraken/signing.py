@@ -35,13 +35,16 @@ class NonceBook:
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
+        self.refused = 0  # requests refused for their nonce (tests read it)
 
     def accept(self, api_key: str, raw: str) -> None:
         try:
             nonce = int(raw)
         except ValueError as exc:
+            self.refused += 1
             raise KrakenError(E.INVALID_NONCE) from exc  # guessed: a missing nonce
         if nonce <= self.last.get(api_key, 0):
+            self.refused += 1
             raise KrakenError(E.INVALID_NONCE)
         self.last[api_key] = nonce
 
