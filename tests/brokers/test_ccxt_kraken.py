@@ -5,10 +5,13 @@ seconds there)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from tests.venues.kraken.server import FakeKraken
 from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
@@ -145,3 +148,25 @@ def test_a_request_slow_to_be_answered_holds_the_next_one_two_seconds_at_most(
         # and sent again. Each order is at the venue once.
         venue_ids = [o.cl_ord_id for o in fake.orders()]
         assert len(venue_ids) == len(set(venue_ids)) == 2
+
+
+def test_a_second_signer_on_the_key_is_named_in_the_log_and_the_order_still_goes_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process on the same key (a second bot) took a nonce ahead of ours: Kraken
+    refuses ours until our counter passes it. The broker says what is likely wrong, without
+    the key, and the order reaches the venue once."""
+    with _two_symbols(tmp_path) as (fake, broker):
+        ahead = int(time.time() * 1000) + 1_500  # the other process's last nonce
+        fake.nonces.last[fake.api_key] = ahead
+        with caplog.at_level(logging.WARNING, logger="tradefleet.brokers.ccxt"):
+            broker.submit(Order("ko0", "BTC/USD", Side.BUY, 0.01, OrderType.LIMIT, 40_000.0))
+            deadline = time.monotonic() + 20
+            while not any(e.client_order_id == "ko0" for e in broker.drain_events()):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert fake.nonces.refused >= 1
+        warnings = [r.getMessage() for r in caplog.records if "nonce" in r.getMessage()]
+        assert len(warnings) == 1, warnings  # said once, not once a refusal
+        assert "same API key" in warnings[0] and fake.api_key not in warnings[0]
+        assert len(fake.orders()) == 1

@@ -1298,8 +1298,8 @@ class CcxtBroker:
             tracked.filled = max(tracked.filled, tracked.seen)
             self._emit(fill)
             self._protect(tracked, tracked.seen)
-        # No later read starts before the last trade seen, less a second (Kraken) and its whole
-        # seconds: older ids cannot come back, and a long-lived pod need not keep them.
+        # No later read starts before the last trade seen less a second (Kraken's whole-second
+        # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:

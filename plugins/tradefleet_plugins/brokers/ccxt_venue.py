@@ -42,6 +42,9 @@ _ORDER_ENTRY = frozenset({"create_order", "cancel_order", "edit_order", "cancel_
 # "EAPI:Rate limit exceeded" has no Retry-After): its call counter falls only while nothing is
 # sent, by a third of a call a second at the slowest tier.
 _UNTIMED_LIMIT_HOLD_S = 3.0
+# A nonce refusal is said at most this often (seconds): a second process on the key would
+# otherwise fill the log.
+_NONCE_WARNING_EVERY_S = 600.0
 _SIGNATURE = re.compile(r"(signature|sign)=[0-9A-Fa-f]+")
 
 
@@ -104,6 +107,7 @@ class CcxtVenue:
         self.trader: Any = None  # order entry
         self.connected = False
         self._gate_until = 0.0  # loop time before which no request may leave
+        self._nonce_warned_until = 0.0  # monotonic
         self._random = random.Random()
 
     # -- building --------------------------------------------------------------------------
@@ -286,6 +290,8 @@ class CcxtVenue:
             failure = self.classify(error)
             # The venue answered (a refusal) or did not (network, 5xx, rate limit).
             self.connected = failure.retry is Retry.NEVER
+            if failure.retry is Retry.RESYNC_CLOCK and self.params.exchange in COUNTER_NONCE:
+                self._nonce_refused()
             if failure.wait_s is not None:
                 self._hold(min(failure.wait_s, self.params.max_ban_wait_s) + 0.05)
             elif failure.code is ReasonCode.RATE_LIMITED:
@@ -293,6 +299,20 @@ class CcxtVenue:
             raise VenueFailure(failure) from None
         self.connected = True
         return result
+
+    def _nonce_refused(self) -> None:
+        """This process signs one request at a time (``ccxt_nonce``), so a nonce refusal almost
+        always means another process signs with the same key: say so, once in a while."""
+        now = time.monotonic()
+        if now < self._nonce_warned_until:
+            return
+        self._nonce_warned_until = now + _NONCE_WARNING_EVERY_S
+        log.warning(
+            "ccxt broker: %s refused a request for its nonce; another process (a second bot?) "
+            "may be signing with the same API key — give each bot its own key, or a nonce "
+            "window to the key",
+            self.params.exchange,
+        )
 
     def delay(self, failure: Failure, attempt: int) -> float:
         return wait_s(
