@@ -37,6 +37,7 @@ os.environ.setdefault("TRADEFLEET_STATUS_INTERVAL", "1")
 
 import aiohttp.web
 import attrs
+import jsonpatch
 import kmock
 import kopf
 import yaml
@@ -116,7 +117,16 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                     meta["resourceVersion"] = str(next(_versions))
                     if request.subresource != "status" and "spec" in data:
                         meta["generation"] = int(current.get("generation") or 1) + 1
-        response = await super()._handle(request)
+        try:
+            response = await super()._handle(request)
+        except jsonpatch.JsonPatchTestFailed as failed:
+            # A JSON patch whose `test` op fails (kopf tests metadata.resourceVersion) is
+            # answered 422 by a real API server, and kopf then patches again on its next
+            # cycle; the emulator's 500 made kopf resend the same stale patch for a minute.
+            return aiohttp.web.json_response(
+                {"kind": "Status", "code": 422, "reason": "Invalid", "message": str(failed)},
+                status=422,
+            )
         if resource is not None and request.action == kmock.action.CREATE:
             left = self.half_done_creates.get(resource.plural, 0)
             if left > 0 and response.status < 300:
