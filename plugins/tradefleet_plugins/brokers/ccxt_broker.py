@@ -1424,27 +1424,15 @@ class CcxtBroker:
                     lists[key] = rows
             return [row for row in rows if row.get("symbol") == market]
         if dialect is Dialect.BYBIT:
-            return await self._cursor_pages("fetch_open_orders", market, None, _BYBIT_ORDER_PAGE)
+            return await _every_row(
+                self._cursor_pages("fetch_open_orders", market, None, _BYBIT_ORDER_PAGE)
+            )
         opens = list(await venue.request("fetch_open_orders", market))
         if dialect is Dialect.BINANCE_USDM:
             opens += await venue.request("fetch_open_orders", market, None, None, {"trigger": True})
         return opens
 
     async def _cursor_pages(
-        self,
-        method: str,
-        market: str,
-        since_ms: int | None,
-        limit: int,
-        params: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Every page of a Bybit list, by the cursor each page names."""
-        rows: list[dict[str, Any]] = []
-        async for page in self._cursor_page_iter(method, market, since_ms, limit, params):
-            rows += page
-        return rows
-
-    async def _cursor_page_iter(
         self,
         method: str,
         market: str,
@@ -1477,7 +1465,7 @@ class CcxtBroker:
         by its id (Bybit's history may lag its open list)."""
         pages = self._ended.get(market)
         if pages is None:
-            source = self._cursor_page_iter(
+            source = self._cursor_pages(
                 "fetch_canceled_and_closed_orders", market, None, _BYBIT_ORDER_PAGE
             )
             pages = self._ended[market] = _EndedPages(source)
@@ -1529,7 +1517,7 @@ class CcxtBroker:
             until: dict[str, Any] = {} if last else {"until": end}
             if self._dialect is Dialect.BYBIT:
                 size = _BYBIT_TRADE_PAGE if method == "fetch_my_trades" else _BYBIT_ORDER_PAGE
-                page = await self._cursor_pages(method, market, start, size, until)
+                page = await _every_row(self._cursor_pages(method, market, start, size, until))
                 rows.update((str(r.get("id")), r) for r in page)
             else:
                 stamp = start
@@ -1662,3 +1650,8 @@ def _reason(status: OrderStatus, code: ReasonCode) -> str:
 
 
 __all__ = ["CcxtBroker"]
+
+
+async def _every_row(pages: AsyncIterator[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A list read whole: the rows of every page ``pages`` yields."""
+    return [row async for page in pages for row in page]
