@@ -135,7 +135,22 @@ class Harness:
                 raise AssertionError(f"{self.name}: timed out; events so far: {self.events}")
             time.sleep(0.02)
 
+    def executed(self, fill: Fill) -> float:
+        """What the venue executed of the order in ``fill`` (its quantity, where the account
+        holds all of it)."""
+        return fill.quantity
+
     def filled(self, client_order_id: str) -> float:
+        """What the venue executed of the order, by its fills."""
+        return sum(
+            self.executed(e)
+            for e in self.events
+            if isinstance(e, Fill) and e.client_order_id == client_order_id
+        )
+
+    def held(self, client_order_id: str) -> float:
+        """What the account holds of the order, by its fills (the bot's count: on Binance spot
+        a buy's fee comes out of the asset bought)."""
         return sum(
             e.quantity
             for e in self.events
@@ -303,6 +318,13 @@ class VenueHarness(Harness):
 
     def _wake(self) -> None:
         self.wakes += 1
+
+    def executed(self, fill: Fill) -> float:
+        """Binance spot takes a buy's fee from the asset bought: the fill is what the account
+        holds, and its fee (at the fill price) the rest of what the venue executed."""
+        if self.name == "binance-spot" and fill.side is Side.BUY and fill.price > 0.0:
+            return fill.quantity + fill.fee / fill.price
+        return fill.quantity
 
     def _set(self, price: float) -> None:
         if self.name == "kraken":

@@ -453,7 +453,7 @@ def test_a_first_part_below_the_minimum_waits_for_the_rest_before_its_stop(
             lambda _e: all(
                 (r := harness.broker.query_order(c)) is not None
                 and r.status is OrderStatus.OPEN
-                and r.quantity == pytest.approx(QUANTITY)
+                and r.quantity == pytest.approx(harness.held("tiny1"))
                 for c in children
             )
         )

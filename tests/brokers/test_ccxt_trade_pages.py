@@ -96,7 +96,7 @@ def test_more_fills_than_a_page_between_two_polls_all_reach_the_bot(
         reports = harness.broker.fill_reports(0)
         counts = Counter(f.client_order_id for f in reports)
         assert {cid: counts[cid] for cid in ids} == dict.fromkeys(ids, 1)
-        assert sum(f.quantity for f in reports) == pytest.approx(ORDERS * QUANTITY)
+        assert sum(harness.executed(f) for f in reports) == pytest.approx(ORDERS * QUANTITY)
 
 
 def test_a_stop_cancelled_before_it_triggered_is_in_bybits_order_reports(tmp_path: Path) -> None:

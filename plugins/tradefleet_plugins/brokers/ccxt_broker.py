@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
@@ -43,12 +44,13 @@ from tradefleet_plugins.brokers.ccxt_errors import Retry
 from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
+    FillTerms,
     Refusal,
     bot_client_id,
     create_args,
     dialect_for,
-    fee_in,
     fill_of,
+    fill_terms,
     instrument_of,
     position_of,
     report_of,
@@ -107,6 +109,7 @@ _BYBIT_ORDER_PAGE = 50
 # Pages of Bybit's newest ended orders a poll cycle reads for the orders that left the open
 # list, before it looks the rest up one by one.
 _BYBIT_ENDED_PAGES = 4
+_NO_DUST = Decimal(0)
 # Venue clocks and list indexing lag ours by a little: reads from our times start this early.
 _CLOCK_MARGIN_MS = 60_000
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
@@ -123,7 +126,15 @@ class _Tracked:
     status: OrderStatus = OrderStatus.PENDING
     venue_id: str | None = None
     filled: float = 0.0  # what the venue says is filled
-    seen: float = 0.0  # what this broker reported as fills
+    seen: float = 0.0  # what this broker reported as fills (the venue's amounts)
+    # What of ``seen`` the account holds (on spot, less a fee taken in the asset bought: the
+    # bot's position, and what the bracket's children sell); ``seen`` elsewhere.
+    held: float = 0.0
+    # The rest of its fills below the lot step the account holds beyond ``held``, counted in
+    # its next fill (``held_quantity``). Carried within one order only: a person may convert
+    # an idle account's dust to another coin, and a count that leaned on it would sell more
+    # than the account has.
+    dust: Decimal = _NO_DUST
     reported: float = 0.0  # filled quantity of the last PARTIALLY_FILLED update
     sending: bool = True  # create_order (or its look-ups) still running
     final_sent: bool = False
@@ -146,6 +157,12 @@ class _Tracked:
 
     def __post_init__(self) -> None:
         self.venue_cid = self.venue_cid or self.order.client_order_id
+
+    @property
+    def held_filled(self) -> float:
+        """What the account holds of ``filled``: ``held``, and any part whose trades are not
+        seen yet as the venue states it."""
+        return self.held + max(self.filled - self.seen, 0.0)
 
     @property
     def trades_from_ms(self) -> int:
@@ -654,7 +671,7 @@ class CcxtBroker:
                         now,
                         "",
                         venue_id,
-                        filled_quantity=tracked.seen,
+                        filled_quantity=tracked.held,
                     )
                 )
             return
@@ -683,11 +700,11 @@ class CcxtBroker:
                 reason,
                 tracked.venue_id,
                 code,
-                tracked.filled if tracked.filled else None,
+                tracked.held_filled if tracked.filled else None,
             )
         )
         if tracked.filled > _EPS:
-            self._protect(tracked, tracked.filled)
+            self._protect(tracked, tracked.held_filled)
         if tracked.filled > _EPS and order.oco_group is not None:
             self._spawn(self._cancel_siblings(order))
 
@@ -811,7 +828,7 @@ class CcxtBroker:
             tag=order.tag or tracked.order.tag,
         )
         if tracked.filled > _EPS:
-            self._protect(tracked, tracked.filled)
+            self._protect(tracked, tracked.held_filled)
 
     async def _cancel_siblings(self, order: Order) -> None:
         for other in list(self._tracked.values()):
@@ -842,8 +859,41 @@ class CcxtBroker:
             report = self._report(row, bot_symbol)
             if report.status.is_final or client_order_id in self._tracked:
                 return self._tracked.get(client_order_id)
-            return self._follow(report, market)
+            return await self._follow_working(report, market, row)
         return None
+
+    async def _follow_working(
+        self, report: OrderReport, market: str, row: dict[str, Any]
+    ) -> _Tracked:
+        """``_follow``, and on spot what the account holds of what filled before."""
+        tracked = self._follow(report, market)
+        if not self._linear and report.filled_quantity > _EPS:
+            await self._hold_adopted(tracked, row, report.symbol)
+        return tracked
+
+    async def _hold_adopted(self, tracked: _Tracked, row: dict[str, Any], bot_symbol: str) -> None:
+        """What the account holds of a spot order's fills before it was adopted: its trades'
+        fees in the asset are not held (``held_quantity``), and the children of a bracket
+        entry sized on the gross amount would sell more than the account has."""
+        venue_id = tracked.venue_id or str(row.get("id") or "")
+        created_ms = int(float(row.get("timestamp") or 0) or tracked.adopted_ms)
+        try:
+            trades = await self._trades_since_ms(tracked.market, created_ms - _CLOCK_MARGIN_MS)
+        except VenueFailure as error:
+            log.warning(
+                "ccxt broker: the trades of %s before this run could not be read (%s); its "
+                "bracket is sized on its filled amount, fees in the asset included",
+                tracked.order.client_order_id,
+                error.failure.message,
+            )
+            return
+        for trade in trades:
+            if str(trade.get("order") or "") != venue_id:
+                continue
+            if int(trade.get("timestamp") or 0) >= tracked.adopted_ms:
+                continue  # the poller's to report (and to count)
+            terms = self._fill_terms(trade, bot_symbol)
+            tracked.held += terms.quantity - float(trade.get("amount") or 0.0)
 
     def _follow(self, report: OrderReport, market: str) -> _Tracked:
         """Track a working order of the bot's that this broker object did not send.
@@ -875,6 +925,7 @@ class CcxtBroker:
             venue_id=report.venue_order_id,
             filled=report.filled_quantity,
             seen=report.filled_quantity,
+            held=report.filled_quantity,
             reported=report.filled_quantity,
             sending=False,
             adopted_ms=int(time.time() * 1000),
@@ -1278,10 +1329,9 @@ class CcxtBroker:
             # Trades at the last stamp are fetched again next time (deduplicated by id).
             self._trades_since[market] = max(self._trades_since.get(market, 0), stamp)
             bot_symbol = self._bot_symbols[market]
-            fee, converted = fee_in(
-                trade, self._fee_currencies[bot_symbol], self._bases[bot_symbol]
-            )
-            if not converted and not self._fee_warned:
+            terms = self._fill_terms(trade, bot_symbol, tracked.dust)
+            tracked.dust = terms.dust
+            if not terms.converted and not self._fee_warned:
                 self._fee_warned = True
                 log.warning(
                     "ccxt broker: fees charged in %s are not converted to %s (recorded as 0)",
@@ -1293,14 +1343,30 @@ class CcxtBroker:
                 self._emit(
                     OrderUpdate(client_id, OrderStatus.OPEN, int(time.time()), "", tracked.venue_id)
                 )
-            fill = fill_of(trade, client_id, bot_symbol, fee, fill_reason(tracked.order))
-            tracked.seen += fill.quantity
+            fill = fill_of(
+                trade, client_id, bot_symbol, terms.fee, fill_reason(tracked.order), terms.quantity
+            )
+            tracked.seen += float(trade.get("amount") or 0.0)
+            tracked.held += fill.quantity
             tracked.filled = max(tracked.filled, tracked.seen)
             self._emit(fill)
-            self._protect(tracked, tracked.seen)
+            self._protect(tracked, tracked.held)
         # No later read starts before the last trade seen less a second (Kraken's whole-second
         # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
+
+    def _fill_terms(
+        self, trade: dict[str, Any], bot_symbol: str, dust: Decimal = _NO_DUST
+    ) -> FillTerms:
+        """One of the bot's trades as it books it (``ccxt_orders.fill_terms``)."""
+        return fill_terms(
+            trade,
+            self._fee_currencies[bot_symbol],
+            self._bases[bot_symbol],
+            self._instruments[bot_symbol].lot_step,
+            spot=not self._linear,
+            dust=dust,
+        )
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
         venue_id = str(trade.get("order") or "")
@@ -1552,7 +1618,7 @@ class CcxtBroker:
                     # reports without re-sending them: follow them from here on, so their
                     # later fills and end reach the bot as events (earlier fills are the
                     # reconciler's, from fill_reports).
-                    self._follow(report, market)
+                    await self._follow_working(report, market, row)
         return reports
 
     async def _fill_reports(self, since_ts: int) -> list[Fill]:
@@ -1570,10 +1636,12 @@ class CcxtBroker:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
                     client_id = str((trade.get("info") or {}).get("orderLinkId") or "")
-                fee, _converted = fee_in(
-                    trade, self._fee_currencies[bot_symbol], self._bases[bot_symbol]
+                # Each alone (no dust carried): a report's fills must not depend on which
+                # other trades the read happened to include.
+                terms = self._fill_terms(trade, bot_symbol)
+                fills.append(
+                    fill_of(trade, client_id, bot_symbol, terms.fee, quantity=terms.quantity)
                 )
-                fills.append(fill_of(trade, client_id, bot_symbol, fee))
         fills.sort(key=lambda f: (f.ts, f.fill_id))
         return fills
 

@@ -13,8 +13,9 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from tradefleet_runtime.sdk import (
     STOP_LOSS_TAG,
@@ -268,6 +269,9 @@ def status_of(ccxt_status: str | None, filled: float) -> tuple[OrderStatus, Reas
     return (OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.OPEN), ReasonCode.NONE
 
 
+_NO_DUST = Decimal(0)
+
+
 def _num(value: Any, default: float = 0.0) -> float:
     try:
         number = float(value)
@@ -349,22 +353,114 @@ def fee_in(
     return 0.0, False
 
 
+class Held(NamedTuple):
+    """What a spot trade moved of the base asset, as the bot counts it (``held_quantity``)."""
+
+    quantity: float
+    # What the account holds of the asset beyond what the bot counts, after this trade: the
+    # rests below the lot step its buys left (carried into the next buy's count).
+    dust: Decimal
+
+
+def held_quantity(
+    trade: Mapping[str, Any], base: str, lot_step: float, dust: Decimal = _NO_DUST
+) -> Held:
+    """What a spot ``trade`` moved of the ``base`` asset the bot may trade again.
+
+    A fee taken in the asset itself (Binance takes a buy's commission from the coin bought,
+    unless BNB pays it) is not held: a buy of 0.01 BTC leaves 0.00999. The count is on the lot
+    step, rounded so the bot never counts more than the account holds (a buy down, a sell whose
+    fee came out of the asset too up): a position off the step would leave, after its exit, a
+    rest no order can sell that reads as open for ever. A buy's rest below the step is
+    ``dust`` and counts in the next buy (``dust`` in: the rests so far; the broker carries them
+    within one order), so what the bot leaves uncounted stays under one step an order, not one
+    a trade. A trade whose fee is not in the asset moved its amount exactly (``dust``
+    unchanged)."""
+    amount = _num(trade.get("amount"))
+    cost = _fee_in_asset(trade, base)
+    if not cost:
+        return Held(amount, dust)
+    gross = Decimal(repr(amount))
+    taken = Decimal(repr(cost))
+    step = Decimal(repr(lot_step))
+    if trade.get("side") != "buy":
+        moved = gross + taken
+        if step > 0:
+            moved = (moved / step).to_integral_value(ROUND_CEILING) * step
+        return Held(float(moved), dust + moved - gross - taken)
+    exact = gross - taken + dust
+    if step <= 0:
+        return Held(float(exact), _NO_DUST) if exact > 0 else Held(amount, dust)
+    on_step = (exact / step).to_integral_value(ROUND_FLOOR) * step
+    if on_step <= 0:
+        # A trade of about one step nets below it: counted exactly rather than as nothing (a
+        # fill moves something), the position off the step until its exit.
+        return Held(float(exact), _NO_DUST) if exact > 0 else Held(amount, dust)
+    return Held(float(on_step), exact - on_step)
+
+
+def _fee_in_asset(trade: Mapping[str, Any], base: str) -> float:
+    """The fee of ``trade`` when the venue took it in the ``base`` asset (else 0)."""
+    fee = trade.get("fee") or {}
+    if not base or str(fee.get("currency") or "") != base:
+        return 0.0
+    return abs(_num(fee.get("cost")))
+
+
+class FillTerms(NamedTuple):
+    """A trade as the bot books it (``fill_terms``)."""
+
+    quantity: float
+    fee: float  # in the account currency
+    converted: bool  # False: the fee was in a third currency, booked as 0
+    dust: Decimal  # ``Held.dust`` after it
+
+
+def fill_terms(
+    trade: Mapping[str, Any],
+    account_currencies: frozenset[str],
+    base: str,
+    lot_step: float,
+    spot: bool,
+    dust: Decimal = _NO_DUST,
+) -> FillTerms:
+    """``trade`` as the bot books it: on spot, the quantity it counts as held
+    (``held_quantity``) and as fee the rest of the trade's value at its price (the fee taken in
+    the asset, less or more the dust), so the cash booked is exactly what the trade cost or
+    paid; otherwise its amount and ``fee_in``'s fee."""
+    amount = _num(trade.get("amount"))
+    if spot and _fee_in_asset(trade, base):
+        held = held_quantity(trade, base, lot_step, dust)
+        # In decimal: 0.01 - 0.00999 is 1.0000000000000009e-05 in floats. A buy counts at
+        # most its amount, a sell at least it (the dust a part takes from earlier parts can
+        # make a buy's count its whole amount: its fee was paid by them).
+        rest = abs(Decimal(repr(amount)) - Decimal(repr(held.quantity)))
+        fee = float(rest * Decimal(repr(_num(trade.get("price")))))
+        return FillTerms(held.quantity, fee, True, held.dust)
+    fee, converted = fee_in(trade, account_currencies, base)
+    return FillTerms(amount, fee, converted, dust)
+
+
 def fill_of(
     trade: Mapping[str, Any],
     client_order_id: str,
     bot_symbol: str,
     fee: float,
     reason: str = "",
+    quantity: float | None = None,
 ) -> Fill:
     """A ccxt trade as a ``Fill``; the venue's trade id is the fill id (stable across runs).
 
     ``reason``: the order's tag, or untagged, its type (``Fill.reason``); without the order (a
-    venue report after a restart) the trade's own type, as the venue states it."""
+    venue report after a restart) the trade's own type, as the venue states it. ``quantity``:
+    what the bot holds of it (``held_quantity``) when that is not the trade's amount; ``fee``
+    then includes the rest's value at the fill price, so the cash the fill books is what the
+    trade paid or received."""
     return Fill(
         client_order_id=client_order_id,
         symbol=bot_symbol,
         side=Side.BUY if trade.get("side") == "buy" else Side.SELL,
-        quantity=_num(trade.get("amount")),
+        quantity=_num(trade.get("amount")) if quantity is None else quantity,
         price=_num(trade.get("price")),
         fee=fee,
         ts=_ts(trade.get("timestamp")),
@@ -417,6 +513,8 @@ def instrument_of(
 __all__ = [
     "CreateArgs",
     "Dialect",
+    "FillTerms",
+    "Held",
     "Refusal",
     "bot_client_id",
     "client_id_problem",
@@ -424,6 +522,8 @@ __all__ = [
     "dialect_for",
     "fee_in",
     "fill_of",
+    "fill_terms",
+    "held_quantity",
     "instrument_of",
     "order_type_of",
     "position_of",

@@ -41,7 +41,8 @@ def test_a_market_order_fills_and_its_report_says_so(setup: Harness) -> None:
     setup.settle()
     setup.wait_filled("mkt1")
     fills = [e for e in setup.events if isinstance(e, Fill) and e.client_order_id == "mkt1"]
-    assert sum(f.quantity for f in fills) == pytest.approx(setup.quantity)
+    assert setup.filled("mkt1") == pytest.approx(setup.quantity)
+    assert setup.held("mkt1") <= setup.quantity + 1e-12
     assert all(f.side is Side.BUY and f.symbol == setup.symbol and f.fee >= 0 for f in fills)
     report = setup.broker.query_order("mkt1")
     assert report is not None and report.status is OrderStatus.FILLED
@@ -112,7 +113,7 @@ def test_a_bracket_places_its_children_and_one_cancels_the_other(setup: Harness)
         )
     setup.trade_through(setup.px(52_100.0))
     setup.settle()
-    setup.wait_filled("brk1-tp")
+    setup.wait_filled("brk1-tp", setup.held("brk1"))  # what the account holds
     exits = [e for e in setup.events if isinstance(e, Fill) and e.client_order_id == "brk1-tp"]
     assert {e.reason for e in exits} == {TAKE_PROFIT_TAG}
     cancelled = setup.wait_final("brk1-sl")
@@ -149,12 +150,12 @@ def test_a_partial_fill_reports_progress_then_the_rest(setup: Harness) -> None:
     partial = [
         u for u in updates(setup.events, "part1") if u.status is OrderStatus.PARTIALLY_FILLED
     ]
-    assert partial[0].filled_quantity == pytest.approx(setup.quantity * 0.4)
+    assert partial[0].filled_quantity == pytest.approx(setup.held("part1"))
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled("part1")
     final = setup.wait_final("part1")
     assert final.status is OrderStatus.FILLED and final.filled_quantity == pytest.approx(
-        setup.quantity
+        setup.held("part1")
     )
 
 
@@ -300,7 +301,8 @@ def test_order_fill_and_position_reports(setup: Harness) -> None:
     assert orders["rep2"].status is OrderStatus.OPEN
     fills = setup.broker.fill_reports(0)
     mine = [f for f in fills if f.client_order_id == "rep1"]
-    assert sum(f.quantity for f in mine) == pytest.approx(setup.quantity)
+    assert sum(setup.executed(f) for f in mine) == pytest.approx(setup.quantity)
+    assert sum(f.quantity for f in mine) == pytest.approx(setup.held("rep1"))
     reported = {e.fill_id for e in setup.events if isinstance(e, Fill)}
     assert {f.fill_id for f in mine} <= reported  # the same execution, the same id
     assert [f.fill_id for f in setup.broker.fill_reports(0)] == [f.fill_id for f in fills]
@@ -409,7 +411,7 @@ def test_a_bracket_an_earlier_run_left_still_cancels_the_other_child(setup: Harn
     fresh.order_reports(0)  # start-up reconciliation: the new object follows what it finds
     setup.trade_through(setup.px(52_100.0))
     setup.settle()
-    setup.wait_filled(target)
+    setup.wait_filled(target, setup.held(f"{PREFIX}brk3"))
     exits = [e for e in setup.events if isinstance(e, Fill) and e.client_order_id == target]
     assert {e.reason for e in exits} == {TAKE_PROFIT_TAG}
     cancelled = setup.wait_final(stop)
@@ -452,7 +454,7 @@ def _part_filled_bracket(setup: Harness, entry: str) -> Any:
     order = _limit_bracket(setup, entry, 50_500.0)
     setup.answer(setup.broker.submit(order))
     setup.wait_filled(entry, setup.quantity * 0.4)
-    _children_cover(setup, setup.broker, entry, setup.quantity * 0.4)
+    _children_cover(setup, setup.broker, entry, setup.held(entry))
     return order
 
 
@@ -471,10 +473,10 @@ def test_a_part_filled_bracket_entry_is_protected_for_what_filled(setup: Harness
     _part_filled_bracket(setup, entry)
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled(entry)
-    _children_cover(setup, setup.broker, entry, setup.quantity)
+    _children_cover(setup, setup.broker, entry, setup.held(entry))
     setup.trade_through(setup.px(47_900.0))
-    setup.wait_filled(f"{entry}-sl")
-    assert setup.filled(f"{entry}-sl") == pytest.approx(setup.quantity)
+    setup.wait_filled(f"{entry}-sl", setup.held(entry))
+    assert setup.filled(f"{entry}-sl") == pytest.approx(setup.held(entry))
     cancelled = setup.wait_final(f"{entry}-tp")
     assert cancelled.status is OrderStatus.CANCELLED
     if not setup.spot:  # spot: the base balance is the "position"
@@ -497,9 +499,9 @@ def test_a_bracket_entry_adopted_after_a_restart_is_protected_when_it_fills(
     fresh.follow_bracket(order)
     setup.trade_through(setup.px(48_900.0))
     setup.wait_filled(entry)
-    _children_cover(setup, fresh, entry, setup.quantity)
+    _children_cover(setup, fresh, entry, setup.held(entry))
     setup.trade_through(setup.px(52_100.0))
-    setup.wait_filled(f"{entry}-tp")
+    setup.wait_filled(f"{entry}-tp", setup.held(entry))
     assert setup.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
 
 
@@ -517,4 +519,4 @@ def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_c
     fresh.follow_bracket(order)
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled(entry)
-    _children_cover(setup, fresh, entry, setup.quantity)
+    _children_cover(setup, fresh, entry, setup.held(entry))
