@@ -100,9 +100,9 @@ def _serve(folder: Path, manifest: str, monkeypatch: pytest.MonkeyPatch) -> Serv
     return serve
 
 
-def _signal(serve: ServeProcess, entry: float) -> str:
+def _signal(serve: ServeProcess, entry: float, symbol: str = SYMBOL) -> str:
     request = pb.SubmitSignalRequest(
-        symbol=SYMBOL,
+        symbol=symbol,
         direction=pb.DIRECTION_BUY,
         entry=entry,
         stop_loss=entry * 0.96,
