@@ -46,6 +46,15 @@ INVALID_SIDE = -1117
 BAD_SYMBOL = -1121
 INVALID_RECV_WINDOW = -1131
 INVALID_MESSAGE = -1013  # filter failures (spot)
+# --- spot order lists (errors.md, "11xx - Request issues") -----------------------
+OCO_ORDER_TYPE_REJECTED = -1158
+BUY_OCO_LIMIT_MUST_BE_BELOW = -1165
+SELL_OCO_LIMIT_MUST_BE_ABOVE = -1166
+BOTH_OCO_ORDERS_CANNOT_BE_LIMIT = -1168
+BUY_OCO_STOP_LOSS_MUST_BE_ABOVE = -1196
+SELL_OCO_STOP_LOSS_MUST_BE_BELOW = -1197
+BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW = -1198
+SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE = -1199
 NEW_ORDER_REJECTED = -2010
 CANCEL_REJECTED = -2011
 NO_SUCH_ORDER = -2013
@@ -86,6 +95,12 @@ MSG_FUTURES_DUPLICATE = "ClientOrderId is duplicated."
 MSG_PRECISION = "Precision is over the maximum defined for this asset."
 MSG_WOULD_TAKE = "Order would immediately match and take."
 MSG_REDUCE_ONLY = "ReduceOnly Order is rejected."
+MSG_OCO_TYPE = "Order type not supported in OCO."
+MSG_OCO_PRICES = "The relationship of the prices for the orders is not correct."
+# guessed: the margin API answers this for an unknown list (seen in client bug reports); the
+# spot docs give no message for DELETE /api/v3/orderList on an unknown list
+MSG_UNKNOWN_ORDER_LIST = "Unknown order list sent."
+MSG_ORDER_LIST_NOT_EXIST = "Order list does not exist."  # guessed (-2013's list wording)
 
 
 def mandatory(name: str) -> BinanceError:

@@ -46,6 +46,7 @@ from .state import (
     Engine,
     MarketKind,
     Order,
+    OrderList,
     SymbolSpec,
     Trade,
     dec,
@@ -291,7 +292,7 @@ def spot_order(order: Order, *, with_time: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "price": fmt8(order.price),
         "origQty": fmt8(order.orig_qty),
@@ -318,7 +319,7 @@ def spot_new_order(order: Order, resp_type: str) -> dict[str, Any]:
     ack = {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "transactTime": order.time,
     }
@@ -348,7 +349,7 @@ def spot_cancel(order: Order, cancel_id: str) -> dict[str, Any]:
         "symbol": order.symbol,
         "origClientOrderId": order.client_order_id,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": cancel_id,
         "transactTime": order.update_time,
         "price": fmt8(order.price),
@@ -362,6 +363,36 @@ def spot_cancel(order: Order, cancel_id: str) -> dict[str, Any]:
         **({"stopPrice": fmt8(order.stop_price)} if order.is_stop else {}),
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
+
+
+def spot_order_list(
+    lst: OrderList, legs: list[Order], reports: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A spot order list (Binance "Query Order list"); placing and cancelling add the legs'
+    ``orderReports`` (new-order shapes, resp. cancel shapes)."""
+    out: dict[str, Any] = {
+        "orderListId": lst.order_list_id,
+        "contingencyType": "OCO",
+        "listStatusType": lst.status,
+        "listOrderStatus": lst.order_status,
+        "listClientOrderId": lst.client_id,
+        "transactionTime": lst.update_time,
+        "symbol": lst.symbol,
+        "orders": [
+            {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_order_id}
+            for o in legs
+        ],
+    }
+    if reports is not None:
+        out["orderReports"] = reports
+    return out
+
+
+def spot_list_cancel(engine: Engine, lst: OrderList, cancel_id: str) -> dict[str, Any]:
+    """A cancelled list: both legs' cancel shapes under the one cancel id (Binance's example
+    gives both reports the request's clientOrderId)."""
+    legs = engine.list_legs(lst)
+    return spot_order_list(lst, legs, [spot_cancel(o, cancel_id) for o in legs])
 
 
 def futures_order(order: Order, *, with_time: bool = True, ack: bool = False) -> dict[str, Any]:
@@ -407,7 +438,7 @@ def spot_trade(t: Trade) -> dict[str, Any]:
         "symbol": t.symbol,
         "id": t.id,
         "orderId": t.order_id,
-        "orderListId": -1,
+        "orderListId": t.order_list_id,
         "price": fmt8(t.price),
         "qty": fmt8(t.qty),
         "quoteQty": fmt8(t.quote_qty),
@@ -711,11 +742,25 @@ def h_get_order(ctx: RequestContext, kind: MarketKind) -> Any:
 
 
 def h_cancel_order(ctx: RequestContext, kind: MarketKind) -> Any:
-    order = ctx.state.engine(kind).cancel_order(_acct(ctx), ctx.params)
-    if kind == "spot":
-        cancel_id = ctx.params.get("newClientOrderId") or f"cancel{order.order_id}"
-        return spot_cancel(order, cancel_id)
-    return futures_order(order, with_time=False)
+    engine = ctx.state.engine(kind)
+    if kind == "usdm":
+        return futures_order(engine.cancel_order(_acct(ctx), ctx.params), with_time=False)
+    order, lst = engine.cancel_with_list(_acct(ctx), ctx.params)
+    cancel_id = ctx.params.get("newClientOrderId") or f"cancel{order.order_id}"
+    return _spot_cancel_answer(engine, order, lst, cancel_id)
+
+
+def _spot_cancel_answer(
+    engine: Engine, order: Order, lst: OrderList | None, cancel_id: str
+) -> dict[str, Any]:
+    """What cancelling a spot order answers: its cancel shape, or, when it was a leg of an
+    executing OCO list (which the cancel ended whole), the list's cancel shape. Binance's
+    REST page for DELETE /api/v3/order shows only the single shape; its WebSocket API
+    (order.cancel, same matching engine) documents the list answer "When an order list is
+    canceled", and DELETE /api/v3/openOrders answers lists that way too: followed here."""
+    if lst is not None:
+        return spot_list_cancel(engine, lst, cancel_id)
+    return spot_cancel(order, cancel_id)
 
 
 def h_open_orders(ctx: RequestContext, kind: MarketKind) -> Any:
@@ -724,12 +769,29 @@ def h_open_orders(ctx: RequestContext, kind: MarketKind) -> Any:
 
 
 def h_cancel_all(ctx: RequestContext, kind: MarketKind) -> Any:
-    orders = ctx.state.engine(kind).cancel_all(_acct(ctx), ctx.params.get("symbol"))
+    engine = ctx.state.engine(kind)
+    orders = engine.cancel_all(_acct(ctx), ctx.params.get("symbol"))
     if kind == "spot":
         if not orders:
             raise BinanceError(E.CANCEL_REJECTED, E.MSG_UNKNOWN_ORDER)
-        return [spot_cancel(o, f"cancel{o.order_id}") for o in orders]
+        return _spot_cancel_all_answer(engine, orders)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
+def _spot_cancel_all_answer(engine: Engine, orders: list[Order]) -> list[dict[str, Any]]:
+    """One entry per cancelled order, except that the legs of a list cancelled whole are one
+    list-shaped entry (Binance's DELETE /api/v3/openOrders example)."""
+    canceled = {o.order_id for o in orders}
+    out: list[dict[str, Any]] = []
+    shown: set[int] = set()
+    for order in orders:
+        lst = engine.order_lists.get(order.order_list_id)
+        if lst is None or not all(oid in canceled for oid in lst.order_ids):
+            out.append(spot_cancel(order, f"cancel{order.order_id}"))
+        elif lst.order_list_id not in shown:
+            shown.add(lst.order_list_id)
+            out.append(spot_list_cancel(engine, lst, f"cancel{lst.order_list_id}"))
+    return out
 
 
 def h_all_orders(ctx: RequestContext, kind: MarketKind) -> Any:
@@ -740,6 +802,38 @@ def h_all_orders(ctx: RequestContext, kind: MarketKind) -> Any:
 def h_my_trades(ctx: RequestContext, kind: MarketKind) -> Any:
     trades = ctx.state.engine(kind).list_trades(_acct(ctx), ctx.params)
     return [spot_trade(t) if kind == "spot" else futures_trade(t) for t in trades]
+
+
+def h_new_order_list(ctx: RequestContext, fault: Fault | None) -> Any:
+    """POST /api/v3/orderList/oco: always the list shape; "Response format for
+    ``orderReports`` is selected using the ``newOrderRespType`` parameter". The default is
+    not documented: RESULT, the shape of every example (the deprecated endpoint's too),
+    which carry no ``fills``."""
+    engine = ctx.state.spot
+    fraction = dec(fault.params.get("fraction", "0.5")) if fault is not None else None
+    lst = engine.new_order_list(_acct(ctx), ctx.params, fill_fraction=fraction)
+    resp_type = ctx.params.get("newOrderRespType") or "RESULT"
+    legs = engine.list_legs(lst)
+    return spot_order_list(lst, legs, [spot_new_order(o, resp_type) for o in legs])
+
+
+def h_cancel_order_list(ctx: RequestContext) -> Any:
+    engine = ctx.state.spot
+    lst = engine.cancel_order_list(_acct(ctx), ctx.params)
+    cancel_id = ctx.params.get("newClientOrderId") or f"cancel{lst.order_list_id}"
+    return spot_list_cancel(engine, lst, cancel_id)
+
+
+def h_get_order_list(ctx: RequestContext) -> Any:
+    engine = ctx.state.spot
+    lst = engine.find_order_list(_acct(ctx), ctx.params)
+    return spot_order_list(lst, engine.list_legs(lst))
+
+
+def h_order_lists(ctx: RequestContext, open_only: bool) -> Any:
+    engine = ctx.state.spot
+    lists = engine.list_order_lists(_acct(ctx), ctx.params, open_only)
+    return [spot_order_list(lst, engine.list_legs(lst)) for lst in lists]
 
 
 def _futures_asset(ctx: RequestContext, acct: Account, v3: bool) -> dict[str, Any]:
@@ -1104,8 +1198,11 @@ def h_cancel_replace(ctx: RequestContext) -> Any:
         cancel_params["origClientOrderId"] = p["cancelOrigClientOrderId"]
     cancel_resp: dict[str, Any]
     try:
-        canceled = engine.cancel_order(acct, cancel_params)
-        cancel_resp = spot_cancel(canceled, p.get("cancelNewClientOrderId") or "cancelreplace")
+        # a leg of an OCO list: "Like order.cancel, if you cancel an individual order from an
+        # order list, the entire order list is canceled" (Binance, order.cancelReplace)
+        canceled, lst = engine.cancel_with_list(acct, cancel_params)
+        cancel_id = p.get("cancelNewClientOrderId") or "cancelreplace"
+        cancel_resp = _spot_cancel_answer(engine, canceled, lst, cancel_id)
         cancel_ok = True
     except BinanceError as exc:
         cancel_resp, cancel_ok = exc.body(), False
@@ -1193,6 +1290,12 @@ def _routes() -> dict[tuple[str, str], Route]:
     add("GET", "/api/v3/ticker", partial(h_ticker_24h, kind="spot"), False, "spot", 4)
     add("GET", "/api/v3/account", h_spot_account, True, "spot", 20)
     add("GET", "/api/v3/myTrades", partial(h_my_trades, kind="spot"), True, "spot", 20)
+    # spot order lists; POST orderList/oco is special-cased like POST order (partial_fill)
+    add("POST", "/api/v3/orderList/oco", h_ping, True, "spot")
+    add("DELETE", "/api/v3/orderList", h_cancel_order_list, True, "spot")
+    add("GET", "/api/v3/orderList", h_get_order_list, True, "spot", 4)
+    add("GET", "/api/v3/openOrderList", partial(h_order_lists, open_only=True), True, "spot", 6)
+    add("GET", "/api/v3/allOrderList", partial(h_order_lists, open_only=False), True, "spot", 20)
     add("DELETE", "/api/v3/openOrders", partial(h_cancel_all, kind="spot"), True, "spot")
     add("GET", "/fapi/v1/premiumIndex", h_premium_index, False, "usdm")
     add("GET", "/fapi/v2/ticker/price", partial(h_ticker_price, kind="usdm"), False, "usdm")
@@ -1397,6 +1500,9 @@ class FakeBinance(HttpFake[RequestRecord]):
                 if method == "POST" and path in ("/api/v3/order", "/fapi/v1/order"):
                     partial = self.faults.take(method, path, ("partial_fill",))
                     result = h_new_order(ctx, route.kind, partial)
+                elif method == "POST" and path == "/api/v3/orderList/oco":
+                    partial = self.faults.take(method, path, ("partial_fill",))
+                    result = h_new_order_list(ctx, partial)
                 elif method == "POST" and path.endswith("/order/test"):
                     self.state.engine(route.kind).new_order(_acct(ctx), params, dry_run=True)
                     result = {}

@@ -54,6 +54,15 @@ MarketKind = Literal["spot", "usdm"]
 
 STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 SPOT_TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", *STOP_TYPES)
+# aboveType / belowType of POST /api/v3/orderList/oco
+OCO_LEG_TYPES = ("LIMIT_MAKER", *STOP_TYPES)
+# an OCO leg's parameter -> the single-order parameter it stands for ("abovePrice" -> "price")
+_LEG_PARAMS = {
+    "Price": "price",
+    "StopPrice": "stopPrice",
+    "TimeInForce": "timeInForce",
+    "ClientOrderId": "newClientOrderId",
+}
 _NUM_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _SPOT_COID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
 _FUT_COID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
@@ -275,6 +284,7 @@ class Trade:
     time: int
     is_maker: bool
     realized_pnl: Decimal = ZERO
+    order_list_id: int = -1  # the order's orderListId (spot OCO leg), -1 when none
 
     @property
     def quote_qty(self) -> Decimal:
@@ -315,6 +325,11 @@ class Order:
     # decimals the venue prints prices / quantities with (futures pricePrecision etc.)
     price_dp: int = 8
     qty_dp: int = 8
+    # spot OCO: the list this order is a leg of (Binance's orderListId), -1 when none
+    order_list_id: int = -1
+    # whether the order's funds are held on it: an OCO list holds its funds once, on one
+    # leg, until a leg executes and holds its own (see Engine._resolve_list)
+    holds_funds: bool = True
 
     @property
     def is_stop(self) -> bool:
@@ -341,6 +356,123 @@ class Order:
     @property
     def avg_price(self) -> Decimal:
         return self.cum_quote / self.executed_qty if self.executed_qty else ZERO
+
+
+@dataclass
+class OrderList:
+    """A spot order list of contingencyType OCO: two legs, one cancels the other."""
+
+    order_list_id: int
+    account: str
+    symbol: str
+    client_id: str  # listClientOrderId
+    # the STOP_LOSS(_LIMIT) leg first, then the other: the order of Binance's examples
+    order_ids: tuple[int, int]
+    time: int
+    update_time: int
+    status: str = "EXEC_STARTED"  # listStatusType: EXEC_STARTED -> ALL_DONE
+    order_status: str = "EXECUTING"  # listOrderStatus: EXECUTING -> ALL_DONE
+
+    @property
+    def is_open(self) -> bool:
+        return self.order_status == "EXECUTING"
+
+
+@dataclass
+class _Draft:
+    """An order that passed the request's checks (parameters, filters, client id format) but
+    not yet the matching engine's (duplicates, prices against the market, funds)."""
+
+    spec: SymbolSpec
+    side: str
+    otype: str
+    tif: str
+    qty: Decimal
+    price: Decimal | None
+    stop_price: Decimal | None
+    coid: str
+    reduce_only: bool
+    last: Decimal
+    quote_qty_sent: str | None = None
+
+    @property
+    def marketable(self) -> bool:
+        """Takes on arrival: a MARKET, or a limit that crosses the last price."""
+        if self.otype == "MARKET":
+            return True
+        if self.stop_price is not None or self.price is None:
+            return False
+        return self.price >= self.last if self.side == "BUY" else self.price <= self.last
+
+    @property
+    def lock_price(self) -> Decimal:
+        """The price a resting spot BUY holds quote at: its limit, else its stop."""
+        if self.price is not None:
+            return self.price
+        return self.stop_price if self.stop_price is not None else self.last
+
+
+def _reaches_stop(otype: str, side: str, stop_price: Decimal, last: Decimal) -> bool:
+    """Whether ``last`` already reached a spot stop's trigger ("Order would trigger
+    immediately."): STOP_LOSS BUY and TAKE_PROFIT SELL trigger on the way up."""
+    upward = otype.startswith("STOP_LOSS") == (side == "BUY")
+    return last >= stop_price if upward else last <= stop_price
+
+
+def _check_oco_types(side: str, above: str, below: str) -> None:
+    """Binance's leg types for an OCO: errors.md -1158, -1165/-1166, -1168, -1196..-1199."""
+    for otype in (above, below):
+        if otype not in OCO_LEG_TYPES:
+            raise BinanceError(E.OCO_ORDER_TYPE_REJECTED, E.MSG_OCO_TYPE)
+    if above == below == "LIMIT_MAKER":
+        raise BinanceError(
+            E.BOTH_OCO_ORDERS_CANNOT_BE_LIMIT, "At least one OCO order must be contingent."
+        )
+    if side == "SELL":
+        if above.startswith("STOP_LOSS"):
+            raise BinanceError(
+                E.SELL_OCO_STOP_LOSS_MUST_BE_BELOW, "A stop loss order in a sell OCO must be below."
+            )
+        if below == "LIMIT_MAKER":
+            raise BinanceError(
+                E.SELL_OCO_LIMIT_MUST_BE_ABOVE, "A limit order in a sell OCO must be above."
+            )
+        if below.startswith("TAKE_PROFIT"):
+            raise BinanceError(
+                E.SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE,
+                "A take profit order in a sell OCO must be above.",
+            )
+        return
+    if below.startswith("STOP_LOSS"):
+        raise BinanceError(
+            E.BUY_OCO_STOP_LOSS_MUST_BE_ABOVE, "A stop loss order in a buy OCO must be above."
+        )
+    if above == "LIMIT_MAKER":
+        raise BinanceError(
+            E.BUY_OCO_LIMIT_MUST_BE_BELOW, "A limit order in a buy OCO must be below."
+        )
+    if above.startswith("TAKE_PROFIT"):
+        raise BinanceError(
+            E.BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW, "A take profit order in a buy OCO must be below."
+        )
+
+
+def _breaks_oco_prices(leg: _Draft) -> bool:
+    """A leg against the last price: no stop reached yet, and a LIMIT_MAKER /
+    TAKE_PROFIT_LIMIT limit on its side of the market (it would take otherwise)."""
+    if leg.stop_price is not None and _reaches_stop(leg.otype, leg.side, leg.stop_price, leg.last):
+        return True
+    if leg.otype in ("LIMIT_MAKER", "TAKE_PROFIT_LIMIT") and leg.price is not None:
+        return leg.price <= leg.last if leg.side == "SELL" else leg.price >= leg.last
+    return False
+
+
+def _leg_error(exc: BinanceError, leg: str) -> BinanceError:
+    """An OCO leg's refusal naming the leg's own parameter ('abovePrice', not 'price')."""
+    msg = exc.msg
+    for suffix, single in _LEG_PARAMS.items():
+        msg = msg.replace(f"'{single}'", f"'{leg}{suffix}'")
+    return BinanceError(exc.code, msg, exc.http_status, exc.data)
 
 
 ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT")
@@ -454,6 +586,10 @@ class Engine(PricePath[Candle, Trade]):
         self.algo_up: dict[str, list[tuple[Decimal, int, int]]] = {s: [] for s in self.symbols}
         self.algo_down: dict[str, list[tuple[Decimal, int, int]]] = {s: [] for s in self.symbols}
         self._algo_ids = itertools.count(3_000_001)
+        # spot OCO order lists
+        self.order_lists: dict[int, OrderList] = {}
+        self.lists_by_client: dict[str, dict[str, int]] = {}  # account -> listClientOrderId -> id
+        self._list_ids = itertools.count(20_001)
 
     # -- helpers ---------------------------------------------------------------
     @property
@@ -659,6 +795,38 @@ class Engine(PricePath[Candle, Trade]):
         dry_run: bool = False,
     ) -> Order:
         """Validate and place an order (``dry_run``: validate only, like ``order/test``)."""
+        draft = self._draft(account, params)
+        self._check_open(account, draft.spec, [draft.coid], market=draft.otype == "MARKET")
+        self._check_arrival(draft)
+        self.state.check_funds(
+            self,
+            account,
+            draft.spec,
+            draft.side,
+            draft.otype,
+            draft.qty,
+            draft.lock_price,
+            draft.reduce_only,
+            draft.marketable,
+        )
+        order = self._make_order(account, draft)
+        if dry_run:
+            return order
+        self._cap(order, draft.spec, fill_fraction)
+        self._register(order)
+        if draft.marketable:
+            self._fill(order, draft.spec, order.remaining, draft.last, maker=False)
+        if order.remaining > 0 and order.type == "LIMIT" and draft.tif in ("IOC", "FOK"):
+            # immediate-or-cancel: whatever did not fill now expires
+            order.status = "EXPIRED"
+            order.update_time = order.time
+            return order
+        if order.remaining > 0:
+            self._rest(order, account)
+        return order
+
+    def _draft(self, account: Account, params: dict[str, str]) -> _Draft:
+        """The request's own checks: parameters, filters, client order id format."""
         spec = self.spec(params.get("symbol"))
         side = params.get("side")
         if not side:
@@ -736,93 +904,95 @@ class Engine(PricePath[Candle, Trade]):
             raise BinanceError(
                 E.POSITION_SIDE_NOT_MATCH, "Order's position side does not match user's setting."
             )
-        coid = self._client_id(params)
-        key = (account.api_key, spec.symbol)
+        return _Draft(
+            spec=spec,
+            side=side,
+            otype=otype,
+            tif=tif,
+            qty=qty,
+            price=price,
+            stop_price=stop_price,
+            coid=self._client_id(params),
+            reduce_only=reduce_only,
+            last=last,
+            quote_qty_sent=params.get("quoteOrderQty") if self.kind == "spot" else None,
+        )
+
+    def _check_open(
+        self, account: Account, spec: SymbolSpec, coids: list[str], market: bool = False
+    ) -> None:
+        """Client order ids unique among the account's open orders; MAX_NUM_ORDERS counts
+        every new resting order (an OCO list adds two)."""
         open_ids = self.open_client_ids.setdefault(account.api_key, set())
-        if coid in open_ids:
+        if any(coid in open_ids for coid in coids) or len(set(coids)) < len(coids):
             if self.kind == "spot":
                 raise BinanceError(E.NEW_ORDER_REJECTED, E.MSG_DUPLICATE_ORDER)
             raise BinanceError(E.DUPLICATED_CLIENT_ORDER_ID, E.MSG_FUTURES_DUPLICATE)
-        if self.open_count.get(key, 0) >= spec.max_num_orders and otype != "MARKET":
+        key = (account.api_key, spec.symbol)
+        if self.open_count.get(key, 0) + len(coids) > spec.max_num_orders and not market:
             if self.kind == "spot":
                 raise E.filter_failure("MAX_NUM_ORDERS")
             raise BinanceError(-4041, "Reach max open order limit.")  # guessed message
-        marketable = otype == "MARKET" or (
-            stop_price is None
-            and price is not None
-            and ((side == "BUY" and price >= last) or (side == "SELL" and price <= last))
-        )
-        if stop_price is not None:
-            upward = otype.startswith("STOP_LOSS") == (side == "BUY")
-            if (upward and last >= stop_price) or (not upward and last <= stop_price):
-                raise BinanceError(E.NEW_ORDER_REJECTED, "Order would trigger immediately.")
-        if otype == "LIMIT_MAKER" and marketable:
+
+    def _check_arrival(self, draft: _Draft) -> None:
+        """The engine's checks against the last price (stops, post-only, FOK)."""
+        if draft.stop_price is not None and _reaches_stop(
+            draft.otype, draft.side, draft.stop_price, draft.last
+        ):
+            raise BinanceError(E.NEW_ORDER_REJECTED, "Order would trigger immediately.")
+        if draft.otype == "LIMIT_MAKER" and draft.marketable:
             raise BinanceError(E.NEW_ORDER_REJECTED, E.MSG_WOULD_TAKE)
-        if self.kind == "usdm" and tif == "GTX" and marketable:
+        if self.kind == "usdm" and draft.tif == "GTX" and draft.marketable:
             raise BinanceError(
                 E.POST_ONLY_REJECT,
                 "Due to the order could not be executed as maker, the Post Only order will "
                 "be rejected.",
             )
-        if self.kind == "usdm" and tif == "FOK" and not marketable:
+        if self.kind == "usdm" and draft.tif == "FOK" and not draft.marketable:
             raise BinanceError(
                 E.FOK_REJECT,
                 "Due to the order could not be filled immediately, the FOK order has been "
                 "rejected.",
             )
-        self.state.check_funds(
-            self,
-            account,
-            spec,
-            side,
-            otype,
-            qty,
-            price if price is not None else (stop_price or last),
-            reduce_only,
-            marketable,
-        )
-        now = self.now
-        quote_qty_sent = params.get("quoteOrderQty") if self.kind == "spot" else None
-        order = Order(
+
+    def _make_order(self, account: Account, draft: _Draft, now: int | None = None) -> Order:
+        now = self.now if now is None else now
+        spec = draft.spec
+        return Order(
             order_id=next(self._order_ids),
             account=account.api_key,
             symbol=spec.symbol,
-            side=side,
-            type=otype,
-            time_in_force=tif or "GTC",
-            price=price if price is not None else ZERO,
-            orig_qty=qty,
-            client_order_id=coid,
+            side=draft.side,
+            type=draft.otype,
+            time_in_force=draft.tif or "GTC",
+            price=draft.price if draft.price is not None else ZERO,
+            orig_qty=draft.qty,
+            client_order_id=draft.coid,
             time=now,
             update_time=now,
             kind=self.kind,
-            reduce_only=reduce_only,
+            reduce_only=draft.reduce_only,
             seq=next(self._seq),
-            orig_quote_qty=D(quote_qty_sent) if quote_qty_sent else ZERO,
-            stop_price=stop_price or ZERO,
-            working=stop_price is None,
-            working_time=now if stop_price is None else -1,
+            orig_quote_qty=D(draft.quote_qty_sent) if draft.quote_qty_sent else ZERO,
+            stop_price=draft.stop_price or ZERO,
+            working=draft.stop_price is None,
+            working_time=now if draft.stop_price is None else -1,
             price_dp=8 if self.kind == "spot" else spec.price_precision,
             qty_dp=8 if self.kind == "spot" else spec.quantity_precision,
         )
-        if dry_run:
-            return order
+
+    @staticmethod
+    def _cap(order: Order, spec: SymbolSpec, fill_fraction: Decimal | None) -> None:
+        """partial_fill fault: the order's first fill stops at ``fill_fraction`` of it."""
         if fill_fraction is not None:
-            cap = (qty * fill_fraction / spec.step_size).to_integral_value(ROUND_DOWN)
+            cap = (order.orig_qty * fill_fraction / spec.step_size).to_integral_value(ROUND_DOWN)
             order.fill_cap = cap * spec.step_size
+
+    def _register(self, order: Order) -> None:
+        key = (order.account, order.symbol)
         self.orders[order.order_id] = order
-        self.by_client_id.setdefault(key, {})[coid] = order.order_id
+        self.by_client_id.setdefault(key, {})[order.client_order_id] = order.order_id
         self.all_orders.setdefault(key, []).append(order)
-        if marketable:
-            self._fill(order, spec, order.remaining, last, maker=False)
-        if order.remaining > 0 and otype == "LIMIT" and tif in ("IOC", "FOK"):
-            # immediate-or-cancel: whatever did not fill now expires
-            order.status = "EXPIRED"
-            order.update_time = now
-            return order
-        if order.remaining > 0:
-            self._rest(order, account)
-        return order
 
     def _rest(self, order: Order, account: Account) -> None:
         key = (order.account, order.symbol)
@@ -837,14 +1007,7 @@ class Engine(PricePath[Candle, Trade]):
             # remainder of a capped market order; continues on the next price move
             self.open_markets[order.symbol][order.order_id] = order
             return
-        if self.kind == "spot":
-            spec = self.symbols[order.symbol]
-            if order.side == "BUY":
-                need = order.remaining * (order.price or order.stop_price)
-                self.state.move_spot(account, spec.quote, -need, need)
-                order.locked = need
-            else:
-                self.state.move_spot(account, spec.base, -order.remaining, order.remaining)
+        self._lock(order, account)
         if not order.working:
             if order.triggers_upward:
                 heapq.heappush(
@@ -859,6 +1022,22 @@ class Engine(PricePath[Candle, Trade]):
         sort_key = -order.price if order.side == "BUY" else order.price
         heapq.heappush(book[order.symbol], (sort_key, order.seq, order.order_id))
 
+    def _lock(self, order: Order, account: Account) -> None:
+        """Hold what a resting spot order needs: the quote at its limit (else its stop) for a
+        BUY, the base for a SELL. A capped market remainder holds nothing (it pays from free
+        funds as it fills), nor does the leg of an OCO list that does not hold the list's."""
+        if self.kind != "spot" or not order.holds_funds:
+            return
+        if order.working and order.is_market_like:
+            return
+        spec = self.symbols[order.symbol]
+        if order.side == "BUY":
+            need = order.remaining * (order.price or order.stop_price)
+            self.state.move_spot(account, spec.quote, -need, need)
+            order.locked = need
+        else:
+            self.state.move_spot(account, spec.base, -order.remaining, order.remaining)
+
     def _unrest(self, order: Order) -> None:
         key = (order.account, order.symbol)
         self.open_orders.get(key, {}).pop(order.order_id, None)
@@ -868,7 +1047,11 @@ class Engine(PricePath[Candle, Trade]):
             self.open_notional.get(key, ZERO) - order.remaining * order.ref_price
         )
         self.open_markets[order.symbol].pop(order.order_id, None)
-        if self.kind == "spot" and not (order.working and order.is_market_like):
+        if (
+            self.kind == "spot"
+            and order.holds_funds
+            and not (order.working and order.is_market_like)
+        ):
             account = self.state.accounts[order.account]
             spec = self.symbols[order.symbol]
             if order.side == "BUY":
@@ -912,6 +1095,8 @@ class Engine(PricePath[Candle, Trade]):
                 order = self.orders[oid]
                 if not order.is_open or order.working:
                     continue
+                if order.order_list_id != -1:
+                    self._resolve_list(order)  # a triggered leg ends its OCO list
                 self._unrest(order)  # releases the funds locked at placement
                 order.working = True
                 order.working_time = order.update_time = self.now
@@ -947,11 +1132,14 @@ class Engine(PricePath[Candle, Trade]):
             if order.executed_qty > 0:
                 order.status = "PARTIALLY_FILLED"
             return []
+        if order.order_list_id != -1:
+            self._resolve_list(order)  # a leg filling, even in part, ends its OCO list
         account = self.state.accounts[order.account]
         was_open_resting = order.order_id in self.open_orders.get((order.account, order.symbol), {})
         trade = self.state.settle(
             self, account, spec, order, qty, price, maker, next(self._trade_ids)
         )
+        trade.order_list_id = order.order_list_id
         order.executed_qty += qty
         order.cum_quote += qty * price
         if was_open_resting:
@@ -1002,6 +1190,14 @@ class Engine(PricePath[Candle, Trade]):
         return order
 
     def cancel_order(self, account: Account, params: dict[str, str]) -> Order:
+        return self.cancel_with_list(account, params)[0]
+
+    def cancel_with_list(
+        self, account: Account, params: dict[str, str]
+    ) -> tuple[Order, OrderList | None]:
+        """DELETE /api/v3/order: the order, and the OCO list it ended with it if it was a leg
+        of an executing one ("If you cancel an order that is a part of an order list, the
+        entire order list is canceled.")."""
         try:
             order = self.find_order(account, params)
         except BinanceError as exc:
@@ -1010,10 +1206,17 @@ class Engine(PricePath[Candle, Trade]):
             raise
         if not order.is_open:
             raise BinanceError(E.CANCEL_REJECTED, E.MSG_UNKNOWN_ORDER)
+        lst = self.order_lists.get(order.order_list_id)
+        if lst is not None and lst.is_open:
+            self._cancel_list(lst)
+            return order, lst
+        self._cancel_one(order)
+        return order, None
+
+    def _cancel_one(self, order: Order) -> None:
         self._unrest(order)
         order.status = "CANCELED"
         order.update_time = self.now
-        return order
 
     def modify_order(self, account: Account, params: dict[str, str]) -> Order:
         """PUT /fapi/v1/order (USDⓈ-M "Modify Order"): new price/quantity of an open LIMIT
@@ -1053,10 +1256,16 @@ class Engine(PricePath[Candle, Trade]):
     def cancel_all(self, account: Account, symbol: str | None) -> list[Order]:
         spec = self.spec(symbol)
         orders = list(self.open_orders.get((account.api_key, spec.symbol), {}).values())
+        lists = {
+            o.order_list_id: self.order_lists[o.order_list_id]
+            for o in orders
+            if o.order_list_id != -1
+        }
         for order in orders:
-            self._unrest(order)
-            order.status = "CANCELED"
-            order.update_time = self.now
+            self._cancel_one(order)
+        for lst in lists.values():
+            if lst.is_open:  # "This includes orders that are part of an order list."
+                self._close_list(lst)
         return orders
 
     def list_open(self, account: Account, symbol: str | None) -> list[Order]:
@@ -1100,6 +1309,221 @@ class Engine(PricePath[Candle, Trade]):
             and (end is None or t.time <= end)
             and (from_id is None or t.id >= from_id)
             and (order_id is None or t.order_id == order_id)
+        ]
+        return out[:limit] if (from_id is not None or start is not None) else out[-limit:]
+
+    # -- spot OCO order lists -------------------------------------------------------
+    def new_order_list(
+        self,
+        account: Account,
+        params: dict[str, str],
+        fill_fraction: Decimal | None = None,
+    ) -> OrderList:
+        """POST /api/v3/orderList/oco ("New Order list - OCO"): two legs of one quantity,
+        the above and the below order; all of it is checked before anything is placed.
+
+        Binance's rules: a SELL list has a LIMIT_MAKER / TAKE_PROFIT(_LIMIT) above and a
+        STOP_LOSS(_LIMIT) below; a BUY list the mirror. Each leg passes a single order's
+        request checks; against the last price, "LIMIT_MAKER/TAKE_PROFIT_LIMIT price > Last
+        Traded Price > STOP_LOSS/STOP_LOSS_LIMIT stopPrice" (SELL, mirrored for BUY), else
+        -2010 "The relationship of the prices for the orders is not correct.".
+        The list holds its funds once (see :meth:`_list_holder`)."""
+        spec = self.spec(params.get("symbol"))
+        side = params.get("side")
+        if not side:
+            raise E.mandatory("side")
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(E.INVALID_SIDE, "Invalid side.")
+        list_coid = self._list_client_id(params)
+        above_type, below_type = params.get("aboveType"), params.get("belowType")
+        if not above_type:
+            raise E.mandatory("aboveType")
+        if not below_type:
+            raise E.mandatory("belowType")
+        _check_oco_types(side, above_type, below_type)
+        above = self._leg_draft(account, params, "above", side)
+        below = self._leg_draft(account, params, "below", side)
+        # the STOP_LOSS(_LIMIT) leg first, as in every list Binance's docs show
+        legs = [below, above] if below.otype.startswith("STOP_LOSS") else [above, below]
+        if self._open_list_id(account, list_coid) is not None:
+            raise BinanceError(E.NEW_ORDER_REJECTED, E.MSG_DUPLICATE_ORDER)  # guessed
+        self._check_open(account, spec, [d.coid for d in legs])
+        if any(_breaks_oco_prices(d) for d in legs):
+            raise BinanceError(E.NEW_ORDER_REJECTED, E.MSG_OCO_PRICES)
+        # funds once for the list: the larger of what each leg alone would hold
+        biggest = max(legs, key=lambda d: d.lock_price)
+        self.state.check_funds(
+            self, account, spec, side, biggest.otype, biggest.qty, biggest.lock_price, False, False
+        )
+        now = self.now  # one transaction: the list and both legs share its time
+        orders = [self._make_order(account, d, now) for d in legs]
+        lst = OrderList(
+            next(self._list_ids),
+            account.api_key,
+            spec.symbol,
+            list_coid,
+            (orders[0].order_id, orders[1].order_id),
+            now,
+            now,
+        )
+        holder = self._list_holder(orders)
+        for order in orders:
+            order.order_list_id = lst.order_list_id
+            order.holds_funds = order is holder
+            self._cap(order, spec, fill_fraction)  # whichever leg fills first is capped
+            self._register(order)
+            self._rest(order, account)  # neither leg is marketable (checked above)
+        self.order_lists[lst.order_list_id] = lst
+        self.lists_by_client.setdefault(account.api_key, {})[list_coid] = lst.order_list_id
+        return lst
+
+    def _leg_draft(self, account: Account, params: dict[str, str], leg: str, side: str) -> _Draft:
+        """One leg checked as the single order of its type would be, its refusals naming the
+        leg's parameters ("Mandatory parameter 'belowStopPrice' ...")."""
+        single = {"symbol": params.get("symbol", ""), "side": side, "type": params[f"{leg}Type"]}
+        if params.get("quantity") is not None:
+            single["quantity"] = params["quantity"]
+        for suffix, name in _LEG_PARAMS.items():
+            value = params.get(f"{leg}{suffix}")
+            if value is not None:
+                single[name] = value
+        try:
+            return self._draft(account, single)
+        except BinanceError as exc:
+            raise _leg_error(exc, leg) from None
+
+    def _list_client_id(self, params: dict[str, str]) -> str:
+        coid = params.get("listClientOrderId")
+        if not coid:
+            return f"fakelist{next(self._seq):012d}"
+        if not _SPOT_COID_RE.match(coid):  # guessed: the legs' rule
+            raise BinanceError(
+                E.ILLEGAL_CHARS,
+                "Illegal characters found in parameter 'listClientOrderId'; "
+                "legal range is '^[a-zA-Z0-9-_]{1,36}$'.",
+            )
+        return coid
+
+    def _open_list_id(self, account: Account, list_coid: str) -> int | None:
+        """The executing list of the account under ``list_coid``: "A new order list with the
+        same listClientOrderId is accepted only when the previous one is filled or completely
+        expired"."""
+        found = self.lists_by_client.get(account.api_key, {}).get(list_coid)
+        lst = self.order_lists.get(found) if found is not None else None
+        return lst.order_list_id if lst is not None and lst.is_open else None
+
+    def _list_holder(self, orders: list[Order]) -> Order:
+        """The leg that holds the list's funds: a SELL list holds ``quantity`` of the base once
+        (on its first leg), a BUY list the quote for the leg that needs the most (quantity x
+        its limit, else its stop), so the list holds max(legs) and never both."""
+        if orders[0].side == "SELL":
+            return orders[0]
+        return max(orders, key=lambda o: o.price or o.stop_price)
+
+    def _resolve_list(self, order: Order) -> None:
+        """``order``, a leg of an executing OCO list, fills (even in part) or triggers: the
+        other leg expires at once and the list is ALL_DONE. From now on ``order`` holds its
+        own funds as a single order would (it may not be the leg that held the list's: then
+        the other leg's release frees what it needs)."""
+        lst = self.order_lists.get(order.order_list_id)
+        if lst is None or not lst.is_open:
+            return
+        for oid in lst.order_ids:
+            other = self.orders[oid]
+            if other is not order and other.is_open:
+                self._unrest(other)
+                other.status = "EXPIRED"
+                other.update_time = self.now
+        self._close_list(lst)
+        if not order.holds_funds:
+            order.holds_funds = True
+            if order.order_id in self.open_orders.get((order.account, order.symbol), {}):
+                self._lock(order, self.state.accounts[order.account])
+
+    def _close_list(self, lst: OrderList) -> None:
+        lst.status = lst.order_status = "ALL_DONE"
+        lst.update_time = self.now
+
+    def _cancel_list(self, lst: OrderList) -> None:
+        for oid in lst.order_ids:
+            order = self.orders[oid]
+            if order.is_open:
+                self._cancel_one(order)
+        self._close_list(lst)
+
+    def list_legs(self, lst: OrderList) -> list[Order]:
+        return [self.orders[oid] for oid in lst.order_ids]
+
+    def _lookup_list(
+        self, account: Account, raw_id: str | None, coid: str | None
+    ) -> OrderList | None:
+        """By orderListId (then checked against the client id if both are sent, as Binance
+        says), else by listClientOrderId; only the account's own lists."""
+        lst: OrderList | None
+        if raw_id:
+            if not raw_id.isdigit():
+                raise E.illegal("orderListId")
+            lst = self.order_lists.get(int(raw_id))
+            if lst is not None and coid and lst.client_id != coid:
+                lst = None
+        else:
+            found = self.lists_by_client.get(account.api_key, {}).get(coid or "")
+            lst = self.order_lists.get(found) if found is not None else None
+        return lst if lst is not None and lst.account == account.api_key else None
+
+    def find_order_list(self, account: Account, params: dict[str, str]) -> OrderList:
+        """GET /api/v3/orderList (no symbol): by orderListId or origClientOrderId (the
+        list's listClientOrderId)."""
+        raw_id, coid = params.get("orderListId"), params.get("origClientOrderId")
+        if not raw_id and not coid:
+            raise BinanceError(  # guessed wording, as for GET /api/v3/order
+                E.MANDATORY_PARAM_EMPTY_OR_MALFORMED,
+                "Param 'orderListId' or 'origClientOrderId' must be sent, but both were "
+                "empty/null!",
+            )
+        lst = self._lookup_list(account, raw_id, coid)
+        if lst is None:
+            raise BinanceError(E.NO_SUCH_ORDER, E.MSG_ORDER_LIST_NOT_EXIST)
+        return lst
+
+    def cancel_order_list(self, account: Account, params: dict[str, str]) -> OrderList:
+        """DELETE /api/v3/orderList ("Cancel Order list"): both legs CANCELED, ALL_DONE."""
+        spec = self.spec(params.get("symbol"))
+        raw_id, coid = params.get("orderListId"), params.get("listClientOrderId")
+        if not raw_id and not coid:
+            raise BinanceError(  # guessed wording
+                E.MANDATORY_PARAM_EMPTY_OR_MALFORMED,
+                "Param 'orderListId' or 'listClientOrderId' must be sent, but both were "
+                "empty/null!",
+            )
+        lst = self._lookup_list(account, raw_id, coid)
+        if lst is None or lst.symbol != spec.symbol or not lst.is_open:
+            raise BinanceError(E.CANCEL_REJECTED, E.MSG_UNKNOWN_ORDER_LIST)
+        self._cancel_list(lst)
+        return lst
+
+    def list_order_lists(
+        self, account: Account, params: dict[str, str], open_only: bool
+    ) -> list[OrderList]:
+        """GET /api/v3/openOrderList (every symbol) and GET /api/v3/allOrderList (fromId,
+        startTime, endTime, limit: Default 500; Maximum 1000)."""
+        lists = [
+            lst
+            for lst in self.order_lists.values()
+            if lst.account == account.api_key and (lst.is_open or not open_only)
+        ]
+        if open_only:
+            return lists
+        start = int(params["startTime"]) if params.get("startTime") else None
+        end = int(params["endTime"]) if params.get("endTime") else None
+        from_id = int(params["fromId"]) if params.get("fromId") else None
+        limit = min(int(params.get("limit") or 500), 1000)
+        out = [
+            lst
+            for lst in lists
+            if (start is None or lst.time >= start)
+            and (end is None or lst.time <= end)
+            and (from_id is None or lst.order_list_id >= from_id)
         ]
         return out[:limit] if (from_id is not None or start is not None) else out[-limit:]
 
