@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradefleet_plugins.brokers.ccxt_orders import fill_terms, held_quantity
+from tradefleet_plugins.brokers.ccxt_orders import fill_terms, held_quantity, terms_by_trade
 
 USDT = frozenset({"USDT"})
 STEP = 0.00001
@@ -79,6 +79,26 @@ def test_off_spot_a_fill_is_the_trades_amount_and_fee() -> None:
     assert terms.fee == pytest.approx(0.5)
     quote_fee = fill_terms(_trade("buy", 0.01, 0.25, "USDT"), USDT, "BTC", STEP, spot=True)
     assert (quote_fee.quantity, quote_fee.fee) == (0.01, 0.25)
+
+
+def test_dust_is_carried_within_an_order_in_the_venues_order_never_across_orders() -> None:
+    def part(trade_id: str, order: str, ts: int, amount: float) -> dict[str, Any]:
+        return {
+            **_trade("buy", amount, amount / 1000),
+            "id": trade_id,
+            "order": order,
+            "timestamp": ts,
+        }
+
+    trades = [
+        part("3", "B", 1_000, 0.006),  # another order: starts with no dust
+        part("2", "A", 2_000, 0.006),
+        part("1", "A", 1_000, 0.004),
+    ]
+    terms = terms_by_trade(trades, USDT, "BTC", STEP, spot=True)
+    assert terms["1"].quantity == 0.00399  # A's first part: 0.000006 left over
+    assert terms["2"].quantity == 0.006  # ... counted in A's next part
+    assert terms["3"].quantity == 0.00599  # B's own: nothing carried from A
 
 
 @given(

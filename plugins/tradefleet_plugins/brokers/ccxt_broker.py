@@ -35,12 +35,12 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
-from tradefleet_plugins.brokers.ccxt_errors import Retry
+from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry
 from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
@@ -52,15 +52,18 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     fill_of,
     fill_terms,
     instrument_of,
+    oco_params,
     position_of,
     report_of,
     status_of,
+    terms_by_trade,
     venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
 from tradefleet_plugins.brokers.ccxt_venue import CcxtVenue, VenueFailure, VenueLoop
 from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_runtime.sdk import (
+    STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
     Bar,
     BrokerContext,
@@ -147,6 +150,9 @@ class _Tracked:
     # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
     venue_cid: str = ""
     replaced: int = 0
+    # The venue's order list (a Binance spot OCO: a bracket's stop-loss and take-profit) this
+    # order is a leg of, by the venue's list id; "" when none.
+    list_id: str = ""
     # Why a cancel was asked for (None: not by this broker — the venue or a person did it).
     cancel_code: ReasonCode | None = None
     adopted_ms: int = 0  # an order of an earlier run: its trades before this are not ours to report
@@ -679,6 +685,9 @@ class CcxtBroker:
             return  # its fills first: the poller fetches the trades, then reports the end
         if status is OrderStatus.CANCELLED and code is ReasonCode.CANCELLED_BY_USER:
             code = tracked.cancel_code or ReasonCode.CANCELLED_BY_VENUE
+        elif status is OrderStatus.CANCELLED and tracked.list_id and code is ReasonCode.EXPIRED:
+            # Its list's other leg filled or triggered: the venue's one-cancels-other.
+            code = tracked.cancel_code or ReasonCode.CANCELLED_BY_VENUE
         self._final(
             tracked,
             status,
@@ -744,13 +753,147 @@ class CcxtBroker:
                     # cancelled; nothing is placed or grown for it again.
                     return
                 covered = True
-                for child in children:
-                    covered = await self._cover(child, done) and covered
+                pair = self._new_pair(children)
+                if pair is None or not await self._place_pair(*pair):
+                    for child in children:
+                        covered = await self._cover(child, done) and covered
                 if not covered:
                     return
                 entry.protected = want
         finally:
             entry.protecting = False
+
+    def _new_pair(
+        self, children: Sequence[Order]
+    ) -> tuple[Order, Order, CreateArgs, CreateArgs] | None:
+        """A bracket's stop-loss and take-profit to place as one order list (Binance spot, a
+        sell pair, neither sent before nor refused here): (stop, target, their arguments)."""
+        if self._dialect is not Dialect.BINANCE_SPOT or len(children) != 2:
+            return None
+        stop, target = children
+        if stop.tag != STOP_LOSS_TAG or target.tag != TAKE_PROFIT_TAG:
+            return None
+        with self._known_lock:
+            if any(c.client_order_id in self._known for c in children):
+                return None  # sent before (or withheld): followed one by one
+        stop_args, target_args = self._args(stop), self._args(target)
+        if isinstance(stop_args, Refusal) or isinstance(target_args, Refusal):
+            return None  # refused as each alone would be
+        return stop, target, stop_args, target_args
+
+    def _list_params(
+        self, stop: CreateArgs, target: CreateArgs, stop_cid: str, target_cid: str
+    ) -> dict[str, str] | None:
+        """``ccxt_orders.oco_params`` with the venue's own strings for quantity and prices."""
+        exchange = self._ex()
+        market = stop.symbol
+        stop_price = stop.params.get("stopLossPrice")
+        if target.price is None or stop_price is None:
+            return None
+        params = oco_params(
+            str(exchange.market(market)["id"]),
+            replace(stop, params={**stop.params, "clientOrderId": stop_cid}),
+            replace(target, params={**target.params, "clientOrderId": target_cid}),
+            exchange.amount_to_precision(market, stop.amount),
+            exchange.price_to_precision(market, stop_price),
+            exchange.price_to_precision(market, target.price),
+        )
+        return params
+
+    async def _place_pair(
+        self, stop: Order, target: Order, stop_args: CreateArgs, target_args: CreateArgs
+    ) -> bool:
+        """Place a bracket's two children as one OCO list: True when it is at the venue (or
+        in doubt, looked up by the poller); False when the venue refused it, nothing placed,
+        so the caller places them one by one as before."""
+        params = self._list_params(
+            stop_args,
+            target_args,
+            self._vcid(stop.client_order_id),
+            self._vcid(target.client_order_id),
+        )
+        if params is None:
+            return False
+        ids = (stop.client_order_id, target.client_order_id)
+        with self._known_lock:
+            if any(i in self._known for i in ids):
+                return False
+            self._known.update(ids)
+        legs = [
+            _Tracked(order, args.symbol, venue_cid=self._vcid(order.client_order_id))
+            for order, args in ((stop, stop_args), (target, target_args))
+        ]
+        for leg in legs:
+            self._tracked[leg.order.client_order_id] = leg
+        try:
+            refused = await self._send_list(legs, params)
+            if refused is not None:
+                # Nothing at the venue: the ids were never placed, so the children go one by
+                # one under them.
+                log.warning(
+                    "ccxt broker: the venue refused %s and %s as one order list (%s); placing "
+                    "them one by one",
+                    *ids,
+                    refused.message,
+                )
+                for leg in legs:
+                    self._tracked.pop(leg.order.client_order_id, None)
+                with self._known_lock:
+                    self._known.difference_update(ids)
+            return refused is None
+        finally:
+            for leg in legs:
+                leg.sending = False
+            self._wake_poller()
+
+    async def _send_list(self, legs: list[_Tracked], params: dict[str, str]) -> Failure | None:
+        """Send one OCO list for ``legs`` (its stop, its target): None once the venue has it
+        (the legs then follow its answer) or may have it (in doubt: the poller looks the legs
+        up by their client ids, never resending); the venue's refusal otherwise."""
+        venue = self._venue
+        assert venue is not None
+        attempt = 0
+        while True:
+            try:
+                raw = await venue.once("private_post_orderlist_oco", params)
+            except VenueFailure as error:
+                failure = error.failure
+                if failure.duplicate or failure.retry is Retry.IN_DOUBT:
+                    try:
+                        found = await self._lookup(legs[0].venue_cid, legs[0].market)
+                    except VenueFailure as lookup:
+                        for leg in legs:
+                            await self._in_doubt(leg, lookup.failure.message)
+                        return None
+                    if found is not None:
+                        for leg in legs:
+                            row = found if leg is legs[0] else await self._lookup_quietly(leg)
+                            if row is not None:
+                                self._take_leg(leg, row)
+                            else:
+                                await self._in_doubt(leg, "its list's other leg was found")
+                        return None
+                if not await venue.recover(failure, attempt):
+                    if failure.retry is Retry.IN_DOUBT:
+                        for leg in legs:
+                            await self._in_doubt(leg, failure.message)
+                        return None
+                    return failure
+                attempt += 1
+                continue
+            list_id = str(raw.get("orderListId", ""))
+            by_cid = {str(o.get("clientOrderId")): o for o in raw.get("orders") or []}
+            for leg in legs:
+                answer = by_cid.get(leg.venue_cid) or {}
+                row = {"id": str(answer.get("orderId") or ""), "filled": 0.0, "status": "open"}
+                leg.list_id = list_id
+                self._apply(leg, row)
+            return None
+
+    def _take_leg(self, leg: _Tracked, row: dict[str, Any]) -> None:
+        """A leg found at the venue by its client id: its list, then what the venue says."""
+        leg.list_id = _list_id(row)
+        self._apply(leg, row)
 
     def _filled(self, client_order_id: str) -> bool:
         """Whether any of this order filled (as far as this broker saw)."""
@@ -867,6 +1010,7 @@ class CcxtBroker:
     ) -> _Tracked:
         """``_follow``, and on spot what the account holds of what filled before."""
         tracked = self._follow(report, market)
+        tracked.list_id = _list_id(row)
         if not self._linear and report.filled_quantity > _EPS:
             await self._hold_adopted(tracked, row, report.symbol)
         return tracked
@@ -877,6 +1021,7 @@ class CcxtBroker:
         entry sized on the gross amount would sell more than the account has."""
         venue_id = tracked.venue_id or str(row.get("id") or "")
         created_ms = int(float(row.get("timestamp") or 0) or tracked.adopted_ms)
+        seen = tracked.seen
         try:
             trades = await self._trades_since_ms(tracked.market, created_ms - _CLOCK_MARGIN_MS)
         except VenueFailure as error:
@@ -887,13 +1032,19 @@ class CcxtBroker:
                 error.failure.message,
             )
             return
-        for trade in trades:
-            if str(trade.get("order") or "") != venue_id:
-                continue
-            if int(trade.get("timestamp") or 0) >= tracked.adopted_ms:
-                continue  # the poller's to report (and to count)
-            terms = self._fill_terms(trade, bot_symbol)
+        before = [
+            trade
+            for trade in trades
+            if str(trade.get("order") or "") == venue_id
+            # Later ones are the poller's to report (and to count).
+            and int(trade.get("timestamp") or 0) < tracked.adopted_ms
+        ]
+        counted = self._terms_by_trade(before, bot_symbol)
+        for trade in before:
+            terms = counted[str(trade.get("id"))]
             tracked.held += terms.quantity - float(trade.get("amount") or 0.0)
+            if tracked.seen == seen:  # no later fill counted meanwhile (with no dust)
+                tracked.dust = terms.dust  # the last one's (in the venue's order) carries on
 
     def _follow(self, report: OrderReport, market: str) -> _Tracked:
         """Track a working order of the bot's that this broker object did not send.
@@ -1057,6 +1208,9 @@ class CcxtBroker:
         if self._algo(changed):
             await self._replace_algo(tracked, changed)
             return
+        if tracked.list_id:
+            await self._replace_list(tracked, changed)
+            return
         venue = self._venue
         assert venue is not None
         params = dict(args.params)
@@ -1098,6 +1252,102 @@ class CcxtBroker:
         finally:
             tracked.sending = False
         self._replaced(tracked, changed, replacement, raw)
+
+    async def _replace_list(self, tracked: _Tracked, changed: Order) -> None:
+        """Amend a leg of an OCO list (a resize as its entry fills, a moved price): Binance
+        amends no list, so the list is cancelled and placed again, both legs under derived
+        ids (an id is placed once), with the one quantity the list holds the coin for. Between
+        the two requests the position has no stop at the venue for one round trip; a new
+        list the venue refuses after the cancel ends both legs, said as REJECTED with its
+        reason (for the stop-loss the bot then closes the position at market)."""
+        sibling = next(
+            (
+                t
+                for t in self._tracked.values()
+                if t is not tracked and t.list_id == tracked.list_id and not t.final_sent
+            ),
+            None,
+        )
+        if sibling is None:
+            self._amend_refused(tracked, "its order list has ended", ReasonCode.UNKNOWN_ORDER)
+            return
+        stop, target = (tracked, sibling) if changed.tag == STOP_LOSS_TAG else (sibling, tracked)
+        orders = {
+            id(t): changed if t is tracked else t.order._replace(quantity=changed.quantity)
+            for t in (stop, target)
+        }
+        stop_args, target_args = self._args(orders[id(stop)]), self._args(orders[id(target)])
+        if isinstance(stop_args, Refusal) or isinstance(target_args, Refusal):
+            refusal = stop_args if isinstance(stop_args, Refusal) else target_args
+            assert isinstance(refusal, Refusal)
+            self._amend_refused(tracked, refusal.reason, refusal.code)
+            return
+        cids = {
+            id(t): venue_replacement_id(t.order.client_order_id, t.replaced + 1)
+            for t in (stop, target)
+        }
+        params = self._list_params(stop_args, target_args, cids[id(stop)], cids[id(target)])
+        venue = self._venue
+        assert venue is not None and params is not None
+        legs = [stop, target]
+        for leg in legs:
+            leg.sending = True  # the poller would read the list's cancel as their end
+        try:
+            try:
+                await venue.request(
+                    "private_delete_orderlist",
+                    {"symbol": params["symbol"], "orderListId": tracked.list_id},
+                )
+            except VenueFailure as error:
+                if not await self._cancelled_whole(legs):
+                    # A leg filled or triggered meanwhile (the list is over), or the venue
+                    # refused: nothing changed; the poller reports what happened.
+                    self._amend_refused(tracked, error.failure.message, error.failure.code)
+                    return
+                # A retried cancel whose first attempt had landed: cancelled all the same.
+            # Fills before the cancel stay the legs' (their venue ids still map to them).
+            await self._poll_trades(tracked.market, min(t.trades_from_ms for t in legs))
+            for leg in legs:
+                leg.order = orders[id(leg)]
+                leg.venue_cid = cids[id(leg)]
+                leg.replaced += 1
+                leg.venue_id = None
+            refused = await self._send_list(legs, params)
+            if refused is not None:
+                for leg in legs:
+                    self._final(
+                        leg,
+                        OrderStatus.REJECTED,
+                        f"amend failed after the venue cancelled the order list: {refused.message}",
+                        refused.code,
+                    )
+                return
+            for leg in legs:
+                if leg.status is not OrderStatus.PENDING:  # in doubt: the poller looks it up
+                    self._emit(
+                        OrderUpdate(
+                            leg.order.client_order_id,
+                            OrderStatus.OPEN,
+                            int(time.time()),
+                            "amended",
+                            leg.venue_id,
+                        )
+                    )
+        finally:
+            for leg in legs:
+                leg.sending = False
+            self._wake_poller()
+
+    async def _cancelled_whole(self, legs: list[_Tracked]) -> bool:
+        """Whether every leg is cancelled at the venue with nothing of it filled (what a list's
+        cancel leaves; not a leg that filled, nor the other leg it expired)."""
+        for leg in legs:
+            row = await self._lookup_quietly(leg)
+            if row is None or row.get("status") not in ("canceled", "cancelled"):
+                return False
+            if float(row.get("filled") or 0.0) > leg.filled + _EPS:
+                return False
+        return True
 
     async def _amend_failed(self, tracked: _Tracked, error: VenueFailure) -> None:
         """A refused amend leaves the order as it was — unless the venue had already cancelled
@@ -1354,6 +1604,19 @@ class CcxtBroker:
         # No later read starts before the last trade seen less a second (Kraken's whole-second
         # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
+
+    def _terms_by_trade(
+        self, trades: list[dict[str, Any]], bot_symbol: str
+    ) -> dict[str, FillTerms]:
+        """Trades of the bot's as it books them, each order's dust carried as the poller does
+        (``ccxt_orders.terms_by_trade``)."""
+        return terms_by_trade(
+            trades,
+            self._fee_currencies[bot_symbol],
+            self._bases[bot_symbol],
+            self._instruments[bot_symbol].lot_step,
+            spot=not self._linear,
+        )
 
     def _fill_terms(
         self, trade: dict[str, Any], bot_symbol: str, dust: Decimal = _NO_DUST
@@ -1627,18 +1890,29 @@ class CcxtBroker:
         fills: list[Fill] = []
         lists: _Lists = {}
         for bot_symbol, market in self._markets.items():
+            rows = await self._orders_since(market, since_ts * 1000 - 86_400_000, lists)
             ids = {
                 str(row.get("id")): self._bot_cid(str(row.get("clientOrderId") or ""))
-                for row in await self._orders_since(market, since_ts * 1000 - 86_400_000, lists)
+                for row in rows
             }
             trades = await self._trades_since_ms(market, since_ts * 1000, lists)
+            counted_from = trades
+            if not self._linear:
+                # A spot fill's count carries its order's earlier rests below the lot step (as
+                # the poller counted them): read its orders' trades from the first one's start.
+                created = {str(row.get("id")): int(row.get("timestamp") or 0) for row in rows}
+                first = min(
+                    (created.get(str(t.get("order") or ""), since_ts * 1000) for t in trades),
+                    default=since_ts * 1000,
+                )
+                if first < since_ts * 1000:
+                    counted_from = await self._trades_since_ms(market, first, lists)
+            counted = self._terms_by_trade(counted_from, bot_symbol)
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
                     client_id = str((trade.get("info") or {}).get("orderLinkId") or "")
-                # Each alone (no dust carried): a report's fills must not depend on which
-                # other trades the read happened to include.
-                terms = self._fill_terms(trade, bot_symbol)
+                terms = counted.get(str(trade.get("id"))) or self._fill_terms(trade, bot_symbol)
                 fills.append(
                     fill_of(trade, client_id, bot_symbol, terms.fee, quantity=terms.quantity)
                 )
@@ -1677,6 +1951,13 @@ class CcxtBroker:
             for t in self._tracked.values()
             if not t.final_sent and t.status is not OrderStatus.PENDING
         ]
+
+
+def _list_id(row: dict[str, Any]) -> str:
+    """The venue's order list a ccxt order row is a leg of (Binance's ``orderListId``; -1,
+    or none: not a leg), as a string; "" when none."""
+    value = str((row.get("info") or {}).get("orderListId", "-1"))
+    return "" if value in ("-1", "", "None") else value
 
 
 def _next_cursor(page: Sequence[dict[str, Any]]) -> str | None:

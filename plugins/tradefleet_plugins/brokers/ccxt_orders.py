@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -256,6 +256,35 @@ def create_args(
     return CreateArgs(market_symbol, "market", side, amount, None, params)
 
 
+def oco_params(
+    market_id: str,
+    stop: CreateArgs,
+    target: CreateArgs,
+    amount: str,
+    stop_price: str,
+    target_price: str,
+) -> dict[str, str] | None:
+    """A spot bracket's stop-loss and take-profit as one Binance OCO order list
+    (``POST /api/v3/orderList/oco``): the coin is held once for both, where two orders would
+    each hold it (and the second be refused for the balance on an account holding only the
+    position). The take-profit is the list's LIMIT_MAKER above the market, the stop-loss its
+    STOP_LOSS below; when one fills or triggers the venue expires the other. None for a buy
+    pair (closing a short: no spot bracket here has one), which goes as two orders."""
+    if stop.side != "sell" or target.side != "sell":
+        return None
+    return {
+        "symbol": market_id,
+        "side": "SELL",
+        "quantity": amount,
+        "aboveType": "LIMIT_MAKER",
+        "aboveClientOrderId": str(target.params["clientOrderId"]),
+        "abovePrice": target_price,
+        "belowType": "STOP_LOSS",
+        "belowClientOrderId": str(stop.params["clientOrderId"]),
+        "belowStopPrice": stop_price,
+    }
+
+
 def status_of(ccxt_status: str | None, filled: float) -> tuple[OrderStatus, ReasonCode]:
     """ccxt's unified order status as ours (``expired`` is a cancel with its own code)."""
     if ccxt_status == "closed":
@@ -441,6 +470,29 @@ def fill_terms(
     return FillTerms(amount, fee, converted, dust)
 
 
+def terms_by_trade(
+    trades: Sequence[Mapping[str, Any]],
+    account_currencies: frozenset[str],
+    base: str,
+    lot_step: float,
+    spot: bool,
+) -> dict[str, FillTerms]:
+    """``fill_terms`` of each trade (by its id), the dust carried within each order in the
+    venue's order of its trades (time, then id): as the broker counts them live, so a
+    restart's reports and an adopted order agree with what the journal holds. Each order's
+    earlier trades must be among ``trades``."""
+    dust: dict[str, Decimal] = {}
+    terms: dict[str, FillTerms] = {}
+    for trade in sorted(trades, key=lambda t: (_num(t.get("timestamp")), str(t.get("id")))):
+        order = str(trade.get("order") or "")
+        each = fill_terms(
+            trade, account_currencies, base, lot_step, spot, dust.get(order, _NO_DUST)
+        )
+        dust[order] = each.dust
+        terms[str(trade.get("id"))] = each
+    return terms
+
+
 def fill_of(
     trade: Mapping[str, Any],
     client_order_id: str,
@@ -525,10 +577,12 @@ __all__ = [
     "fill_terms",
     "held_quantity",
     "instrument_of",
+    "oco_params",
     "order_type_of",
     "position_of",
     "report_of",
     "status_of",
+    "terms_by_trade",
     "trigger_of",
     "venue_client_id",
 ]

@@ -37,7 +37,17 @@ _SILENT = logging.getLogger("tradefleet.brokers.ccxt.wire")
 _SILENT.propagate = False
 _SILENT.disabled = True
 
-_ORDER_ENTRY = frozenset({"create_order", "cancel_order", "edit_order", "cancel_all_orders"})
+_ORDER_ENTRY = frozenset(
+    {
+        "create_order",
+        "cancel_order",
+        "edit_order",
+        "cancel_all_orders",
+        # Binance spot's OCO order lists (a bracket's two children as one), by ccxt's raw calls.
+        "private_post_orderlist_oco",
+        "private_delete_orderlist",
+    }
+)
 # How long every request waits after a rate-limit refusal that names no wait (Kraken's
 # "EAPI:Rate limit exceeded" has no Retry-After): its call counter falls only while nothing is
 # sent, by a third of a call a second at the slowest tier.
