@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +480,26 @@ def harness_for(name: str, tmp_path: Path, **params: Any) -> Iterator[Harness]:
         yield harness
     finally:
         harness.close()
+
+
+@contextmanager
+def coinless_spot(tmp_path: Path) -> Iterator[VenueHarness]:
+    """The fake Binance spot account funded in USDT only (no BTC), as most spot bots' are."""
+    with harness_for("binance-spot", tmp_path, rate_limit_ms=10) as harness:
+        assert isinstance(harness, VenueHarness)
+        with harness.fake.state.lock:
+            harness.fake.state.accounts[harness.fake.api_key].spot_free["BTC"] = Decimal(0)
+        yield harness
+
+
+def base_balance(harness: VenueHarness) -> tuple[Decimal, Decimal]:
+    """(free, held by orders) BTC of the fake Binance spot account."""
+    with harness.fake.state.lock:
+        account = harness.fake.state.accounts[harness.fake.api_key]
+        return (
+            account.spot_free.get("BTC", Decimal(0)),
+            account.spot_locked.get("BTC", Decimal(0)),
+        )
 
 
 def updates(events: Sequence[Event], client_order_id: str) -> list[OrderUpdate]:

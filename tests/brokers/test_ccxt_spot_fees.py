@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import VenueHarness, harness_for
+from tests.brokers.harness import VenueHarness, base_balance, coinless_spot
 from tradefleet_runtime.sdk import Fill, OrderStatus, OrderType, Side
 
 PRICE = 50_000.0  # the fake's start price
@@ -20,19 +20,8 @@ STEP = Decimal("0.00001")  # the fake's BTCUSDT lot step
 
 @pytest.fixture
 def spot(tmp_path: Path) -> Iterator[VenueHarness]:
-    """The fake Binance spot account with no BTC (its USDT only)."""
-    with harness_for("binance-spot", tmp_path, rate_limit_ms=10) as harness:
-        assert isinstance(harness, VenueHarness)
-        with harness.fake.state.lock:
-            harness.fake.state.accounts[harness.fake.api_key].spot_free["BTC"] = Decimal(0)
+    with coinless_spot(tmp_path) as harness:
         yield harness
-
-
-def _btc(harness: VenueHarness) -> tuple[Decimal, Decimal]:
-    """(free, locked) BTC of the account at the venue."""
-    with harness.fake.state.lock:
-        account = harness.fake.state.accounts[harness.fake.api_key]
-        return account.spot_free.get("BTC", Decimal(0)), account.spot_locked.get("BTC", Decimal(0))
 
 
 def _fills(harness: VenueHarness, client_order_id: str) -> list[Fill]:
@@ -47,7 +36,7 @@ def test_a_round_trip_sells_what_the_buy_left_not_what_it_asked(spot: VenueHarne
     (fill,) = _fills(spot, "fee1")
     # 0.01 less the 0.1 % taker fee in BTC: what the account holds, to the satoshi.
     assert fill.quantity == 0.00999
-    assert _btc(spot) == (Decimal("0.00999"), Decimal(0))
+    assert base_balance(spot) == (Decimal("0.00999"), Decimal(0))
     assert spot.final("fee1").filled_quantity == 0.00999  # type: ignore[union-attr]
     # The cash the fill books is what the buy cost: 0.01 × 50,000.
     assert fill.quantity * fill.price + fill.fee == pytest.approx(500.0, abs=1e-9)
@@ -56,7 +45,7 @@ def test_a_round_trip_sells_what_the_buy_left_not_what_it_asked(spot: VenueHarne
     spot.answer(spot.broker.submit(spot.order("fee2", Side.SELL, quantity=fill.quantity)))
     exit_ = spot.wait_final("fee2")
     assert exit_.status is OrderStatus.FILLED, exit_.reason
-    assert _btc(spot) == (Decimal(0), Decimal(0))
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
 
 
 def test_a_fee_off_the_lot_step_leaves_dust_the_bot_counts_as_fee(spot: VenueHarness) -> None:
@@ -64,14 +53,14 @@ def test_a_fee_off_the_lot_step_leaves_dust_the_bot_counts_as_fee(spot: VenueHar
     spot.wait_final("dust1")
     (fill,) = _fills(spot, "dust1")
     # The account holds 0.01234 - 0.00001234 = 0.01232766; the bot counts what it can sell.
-    assert _btc(spot)[0] == Decimal("0.01232766")
+    assert base_balance(spot)[0] == Decimal("0.01232766")
     assert fill.quantity == 0.01232
     assert fill.fee == pytest.approx((0.01234 - 0.01232) * PRICE, abs=1e-9)
     assert fill.quantity * fill.price + fill.fee == pytest.approx(0.01234 * PRICE, abs=1e-9)
 
     spot.answer(spot.broker.submit(spot.order("dust2", Side.SELL, quantity=fill.quantity)))
     assert spot.wait_final("dust2").status is OrderStatus.FILLED
-    free, _locked = _btc(spot)
+    free, _locked = base_balance(spot)
     assert Decimal(0) < free < STEP  # dust no order can sell, not a position the bot holds
 
 
@@ -94,7 +83,7 @@ def test_a_stop_loss_covers_what_the_account_holds_and_closes_all_of_it(
     stop = spot.wait_final("sl1-sl")
     assert stop.status is OrderStatus.FILLED, stop.reason
     assert spot.held("sl1-sl") == pytest.approx(held)
-    assert _btc(spot) == (Decimal(0), Decimal(0))
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
     spot.assert_venue_matches()
 
 
@@ -115,7 +104,7 @@ def test_an_order_filled_in_parts_leaves_under_one_step_uncounted(spot: VenueHar
     # 0.004 bought less its fee leaves 0.003996: 0.00399 counted, the rest in the next part's
     # count (0.006 less 0.000006, and 0.000006): the account's 0.00999 to the satoshi.
     assert [f.quantity for f in fills] == [0.00399, 0.006]
-    free, _locked = _btc(spot)
+    free, _locked = base_balance(spot)
     assert sum(Decimal(repr(f.quantity)) for f in fills) == free == Decimal("0.00999")
     # A restart's reports count the same trades the same way (the journal's fills by id).
     reported = [f for f in spot.broker.fill_reports(0) if f.client_order_id == "prt1"]

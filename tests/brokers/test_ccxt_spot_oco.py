@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import PREFIX, VenueHarness, harness_for, updates
+from tests.brokers.harness import PREFIX, VenueHarness, base_balance, coinless_spot, updates
 from tradefleet_runtime.sdk import OrderStatus, OrderType, ReasonCode
 
 STOP, TARGET = 48_000.0, 52_000.0
@@ -19,21 +19,8 @@ STOP, TARGET = 48_000.0, 52_000.0
 
 @pytest.fixture
 def spot(tmp_path: Path) -> Iterator[VenueHarness]:
-    """The fake Binance spot account with no BTC (its USDT only)."""
-    with harness_for("binance-spot", tmp_path, rate_limit_ms=10) as harness:
-        assert isinstance(harness, VenueHarness)
-        with harness.fake.state.lock:
-            harness.fake.state.accounts[harness.fake.api_key].spot_free["BTC"] = Decimal(0)
+    with coinless_spot(tmp_path) as harness:
         yield harness
-
-
-def _btc(harness: VenueHarness) -> tuple[Decimal, Decimal]:
-    with harness.fake.state.lock:
-        account = harness.fake.state.accounts[harness.fake.api_key]
-        return (
-            account.spot_free.get("BTC", Decimal(0)),
-            account.spot_locked.get("BTC", Decimal(0)),
-        )
 
 
 def _legs(harness: VenueHarness, entry: str) -> dict[str, tuple[str, int, Decimal]]:
@@ -71,7 +58,7 @@ def test_both_children_work_as_one_list_holding_the_coin_once(spot: VenueHarness
     assert set(legs) == {"oco1-sl", "oco1-tp"}
     (list_id,) = {list_id for _status, list_id, _qty in legs.values()}
     assert list_id >= 0
-    free, locked = _btc(spot)
+    free, locked = base_balance(spot)
     assert free == 0  # held once, by the list
     assert float(locked) == pytest.approx(held)
 
@@ -80,7 +67,7 @@ def test_both_children_work_as_one_list_holding_the_coin_once(spot: VenueHarness
     stop = spot.wait_final("oco1-sl")
     assert (stop.status, stop.code) == (OrderStatus.CANCELLED, ReasonCode.CANCELLED_BY_VENUE)
     assert spot.held("oco1-tp") == pytest.approx(held)
-    assert _btc(spot) == (Decimal(0), Decimal(0))
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
     spot.assert_venue_matches()
 
 
@@ -91,7 +78,7 @@ def test_the_stop_triggering_ends_the_target(spot: VenueHarness) -> None:
     target = spot.wait_final("oco2-tp")
     assert (target.status, target.code) == (OrderStatus.CANCELLED, ReasonCode.CANCELLED_BY_VENUE)
     assert spot.held("oco2-sl") == pytest.approx(held)
-    assert _btc(spot) == (Decimal(0), Decimal(0))
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
 
 
 def test_a_part_filled_entrys_list_grows_as_it_fills(spot: VenueHarness) -> None:
@@ -117,14 +104,14 @@ def test_a_part_filled_entrys_list_grows_as_it_fills(spot: VenueHarness) -> None
     assert set(working) == {"oco3-sl-a1", "oco3-tp-a1"}
     assert len({v[1] for v in working.values()}) == 1
     assert {v[0] for cid, v in legs.items() if cid not in working} == {"CANCELED"}
-    free, locked = _btc(spot)
+    free, locked = base_balance(spot)
     assert free == 0
     assert float(locked) == pytest.approx(held)
     assert "amended" in {u.reason for u in updates(spot.events, "oco3-sl")}
     spot.trade_through(STOP - 100.0)
     assert spot.wait_final("oco3-sl").status is OrderStatus.FILLED
     assert spot.held("oco3-sl") == pytest.approx(held)
-    assert _btc(spot) == (Decimal(0), Decimal(0))
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
     spot.assert_venue_matches()
 
 
@@ -134,7 +121,7 @@ def test_cancelling_the_bracket_frees_the_coin(spot: VenueHarness) -> None:
     spot.broker.cancel("oco4-tp")
     assert spot.wait_final("oco4-sl").status is OrderStatus.CANCELLED
     assert spot.wait_final("oco4-tp").status is OrderStatus.CANCELLED
-    free, locked = _btc(spot)
+    free, locked = base_balance(spot)
     assert float(free) == pytest.approx(held)
     assert locked == 0
 
@@ -192,3 +179,42 @@ def test_a_list_the_venue_refuses_goes_as_two_orders(spot: VenueHarness) -> None
     assert _list_posts(spot) == 1
     legs = _legs(spot, "oco7")
     assert {cid: list_id for cid, (_s, list_id, _q) in legs.items()} == {"oco7-sl": -1}
+
+
+def test_moving_the_stop_places_the_list_again_with_the_new_price(spot: VenueHarness) -> None:
+    held = _bracket(spot, "oco8")
+    spot.broker.amend("oco8-sl", None, 48_500.0)
+    spot.wait_for(lambda _e: any(u.reason == "amended" for u in updates(spot.events, "oco8-sl")))
+    working = {
+        o.client_order_id: o
+        for o in spot.venue_orders()
+        if o.client_order_id.startswith("oco8-") and o.status == "NEW"
+    }
+    assert set(working) == {"oco8-sl-a1", "oco8-tp-a1"}
+    assert float(working["oco8-sl-a1"].stop_price) == 48_500.0
+    assert float(working["oco8-tp-a1"].price) == TARGET
+    assert working["oco8-sl-a1"].order_list_id == working["oco8-tp-a1"].order_list_id
+    spot.trade_through(48_400.0)
+    assert spot.wait_final("oco8-sl").status is OrderStatus.FILLED
+    assert spot.held("oco8-sl") == pytest.approx(held)
+    spot.assert_venue_matches()
+
+
+def test_a_list_cancel_whose_answer_was_lost_still_gets_its_new_list(spot: VenueHarness) -> None:
+    """The cancel landed, its answer did not; the retry hears "unknown order list". The legs
+    are cancelled at the venue with nothing filled: the new list is placed all the same (not
+    left unplaced with the bot believing the old one works)."""
+    held = _bracket(spot, "oco9")
+    spot.fake.faults.inject(
+        "accept_then_timeout", path="/api/v3/orderList", method="DELETE", hold_s=4
+    )
+    spot.broker.amend("oco9-sl", None, 48_500.0)
+    spot.wait_for(
+        lambda _e: any(u.reason == "amended" for u in updates(spot.events, "oco9-sl")),
+        timeout=15.0,
+    )
+    working = {o.client_order_id for o in spot.venue_orders() if o.status == "NEW"}
+    assert working == {"oco9-sl-a1", "oco9-tp-a1"}
+    spot.trade_through(48_400.0)
+    assert spot.wait_final("oco9-sl").status is OrderStatus.FILLED
+    assert spot.held("oco9-sl") == pytest.approx(held)

@@ -57,7 +57,15 @@ def fake() -> Iterator[FakeBinance]:
         venue.stop()
 
 
-def _bot(folder: Path, fake: FakeBinance, entry_order: str) -> str:
+def _bot(
+    folder: Path,
+    fake: FakeBinance,
+    entry_order: str,
+    symbol: str = SYMBOL,
+    exchange: str = "binanceusdm",
+    market_type: str = "linear",
+) -> str:
+    """The bot's manifest (Binance USDⓈ-M unless told), its keys and its bars in ``folder``."""
     keys = folder / "keys"
     keys.mkdir(exist_ok=True)
     (keys / "apiKey").write_text(API_KEY)
@@ -74,13 +82,13 @@ def _bot(folder: Path, fake: FakeBinance, entry_order: str) -> str:
           strategy:
             name: external-signal
             params: {{entry_order: {entry_order}, max_entry_deviation_pct: 3}}
-          market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
+          market: {{symbols: ["{symbol}"], timeframe: 1h}}
           broker:
             name: ccxt
             credentialsSecret: {{name: {NAME}-keys}}
             params:
-              exchange: binanceusdm
-              market_type: linear
+              exchange: {exchange}
+              market_type: {market_type}
               api_url: {fake.url}
               poll_interval_s: 0.05
               timeout_ms: 1500

@@ -11,7 +11,6 @@ order list, which holds the coin once: the venue expires the target when the sto
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.serve_process import ServeProcess, control, flat_hours_csv
+from tests.e2e.serve_process import ServeProcess, control
 from tests.e2e.test_live_ccxt_restart import (
     API_KEY,
     API_SECRET,
-    NAME,
     PRICE,
     VENUE_SYMBOL,
+    _bot,
     _kill,
     _serve,
     _signal,
@@ -49,42 +48,6 @@ def fake() -> Iterator[FakeBinance]:
         venue.stop()
 
 
-def _bot(folder: Path, fake: FakeBinance) -> str:
-    keys = folder / "keys"
-    keys.mkdir(exist_ok=True)
-    (keys / "apiKey").write_text(API_KEY)
-    (keys / "secret").write_text(API_SECRET)
-    flat_hours_csv(folder / "btc.csv", PRICE)
-    return textwrap.dedent(
-        f"""
-        apiVersion: tradefleet.io/v1alpha1
-        kind: TradingBot
-        metadata: {{name: {NAME}}}
-        spec:
-          mode: live
-          liveConfirmation: {NAME}
-          strategy:
-            name: external-signal
-            params: {{entry_order: market, max_entry_deviation_pct: 3}}
-          market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
-          broker:
-            name: ccxt
-            credentialsSecret: {{name: {NAME}-keys}}
-            params:
-              exchange: binance
-              market_type: spot
-              api_url: {fake.url}
-              poll_interval_s: 0.05
-              timeout_ms: 1500
-              backoff_base_s: 0.05
-              backoff_max_s: 0.5
-          data: {{name: csv, params: {{path: {folder / "btc.csv"}}}}}
-          risk: [{{name: fixed-size, params: {{quantity: 0.01}}}}]
-          capital: {{currency: USDT, initial: 100000}}
-        """
-    )
-
-
 def _btc(fake: FakeBinance) -> Decimal:
     """The account's BTC at the venue, free and held by orders."""
     with fake.state.lock:
@@ -104,7 +67,7 @@ def _held(serve: ServeProcess) -> float:
 def test_a_spot_position_is_what_the_account_holds_through_a_restart_to_its_stop(
     tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = _bot(tmp_path, fake)
+    manifest = _bot(tmp_path, fake, "market", SYMBOL, "binance", "spot")
     serve = _serve(tmp_path, manifest, monkeypatch)
     order_id = _signal(serve, PRICE, SYMBOL)
     stop, target = f"{order_id}-sl", f"{order_id}-tp"
