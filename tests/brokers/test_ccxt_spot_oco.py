@@ -218,3 +218,27 @@ def test_a_list_cancel_whose_answer_was_lost_still_gets_its_new_list(spot: Venue
     spot.trade_through(48_400.0)
     assert spot.wait_final("oco9-sl").status is OrderStatus.FILLED
     assert spot.held("oco9-sl") == pytest.approx(held)
+
+
+def test_a_refused_stop_leaves_no_take_profit_holding_the_coin(spot: VenueHarness) -> None:
+    """The market is already below the stop when the entry fills: the venue refuses the list
+    (its prices), then the stop alone ("would trigger immediately"). The bot closes the
+    position at market; a take-profit placed now would hold the coin that close must sell, so
+    it is not placed (said cancelled)."""
+    entry = spot.order(
+        "oco10",
+        price=50_500.0,
+        order_type=OrderType.LIMIT,
+        stop_loss=50_200.0,  # above the 50,000 the entry fills at
+        take_profit=TARGET,
+    )
+    spot.answer(spot.broker.submit(entry))
+    assert spot.wait_final("oco10").status is OrderStatus.FILLED
+    stop = spot.wait_final("oco10-sl")
+    assert stop.status is OrderStatus.REJECTED
+    target = spot.wait_final("oco10-tp")
+    assert target.status is OrderStatus.CANCELLED
+    assert _legs(spot, "oco10") == {}  # neither at the venue
+    free, locked = base_balance(spot)
+    assert float(free) == pytest.approx(spot.held("oco10"))
+    assert locked == 0

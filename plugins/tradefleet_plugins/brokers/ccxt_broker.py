@@ -83,6 +83,7 @@ from tradefleet_runtime.sdk import (
     bot_prefix,
     bracket_children,
     bracket_role,
+    child_order_id,
     fill_reason,
     venue_replacement_id,
 )
@@ -756,12 +757,29 @@ class CcxtBroker:
                 pair = self._new_pair(children)
                 if pair is None or not await self._place_pair(*pair):
                     for child in children:
+                        if self._stop_refused_on_spot(child):
+                            # The bot closes the position at market: on spot a resting
+                            # take-profit would hold the coin that close has to sell.
+                            self._withhold(child.client_order_id, ReasonCode.CANCELLED_BY_VENUE)
+                            continue
                         covered = await self._cover(child, done) and covered
                 if not covered:
                     return
                 entry.protected = want
         finally:
             entry.protecting = False
+
+    def _stop_refused_on_spot(self, child: Order) -> bool:
+        """Whether ``child`` is a spot bracket's take-profit whose stop-loss the venue refused
+        (not placed yet: a take-profit already working is the venue's to settle)."""
+        if not self._dialect.spot or child.tag != TAKE_PROFIT_TAG:
+            return False
+        if child.client_order_id in self._tracked:
+            return False
+        if child.parent_id is None:
+            return False
+        stop = self._tracked.get(child_order_id(child.parent_id, "sl"))
+        return stop is not None and stop.final_sent and stop.status is OrderStatus.REJECTED
 
     def _new_pair(
         self, children: Sequence[Order]
