@@ -1481,8 +1481,11 @@ class CcxtBroker:
     async def _poll_forever(self) -> None:
         assert self._poke is not None
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns a wake-up that
+            # lands with a cancel and drops the cancel, and the poller then outlived close().
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.params.poll_interval_s)
+                async with asyncio.timeout(self.params.poll_interval_s):
+                    await self._poke.wait()
             self._poke.clear()
             try:
                 await self._poll()
