@@ -11,10 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradefleet_plugins.brokers.ccxt_orders import fill_terms, held_quantity, terms_by_trade
+from tradefleet_plugins.brokers.ccxt_orders import (
+    FillRules,
+    fill_terms,
+    held_quantity,
+    terms_by_trade,
+)
 
 USDT = frozenset({"USDT"})
 STEP = 0.00001
+SPOT = FillRules(USDT, "BTC", STEP, spot=True)
+LINEAR = FillRules(USDT, "BTC", STEP, spot=False)
 
 
 def _trade(side: str, amount: float, fee: float, currency: str = "BTC") -> dict[str, Any]:
@@ -67,17 +74,17 @@ def test_a_fee_not_in_the_coin_leaves_the_amount(trade: dict[str, Any], base: st
 
 
 def test_a_fill_books_the_cash_the_trade_cost() -> None:
-    terms = fill_terms(_trade("buy", 0.01234, 0.00001234), USDT, "BTC", STEP, spot=True)
+    terms = fill_terms(_trade("buy", 0.01234, 0.00001234), SPOT)
     assert terms.quantity == 0.01232
     assert terms.fee == 1.0  # (0.01234 - 0.01232) × 50,000, exactly
     assert terms.converted
 
 
 def test_off_spot_a_fill_is_the_trades_amount_and_fee() -> None:
-    terms = fill_terms(_trade("buy", 0.01, 0.00001), USDT, "BTC", STEP, spot=False)
+    terms = fill_terms(_trade("buy", 0.01, 0.00001), LINEAR)
     assert (terms.quantity, terms.converted) == (0.01, True)
     assert terms.fee == pytest.approx(0.5)
-    quote_fee = fill_terms(_trade("buy", 0.01, 0.25, "USDT"), USDT, "BTC", STEP, spot=True)
+    quote_fee = fill_terms(_trade("buy", 0.01, 0.25, "USDT"), SPOT)
     assert (quote_fee.quantity, quote_fee.fee) == (0.01, 0.25)
 
 
@@ -95,7 +102,7 @@ def test_dust_is_carried_within_an_order_in_the_venues_order_never_across_orders
         part("2", "A", 2_000, 0.006),
         part("1", "A", 1_000, 0.004),
     ]
-    terms = terms_by_trade(trades, USDT, "BTC", STEP, spot=True)
+    terms = terms_by_trade(trades, SPOT)
     assert terms["1"].quantity == 0.00399  # A's first part: 0.000006 left over
     assert terms["2"].quantity == 0.006  # ... counted in A's next part
     assert terms["3"].quantity == 0.00599  # B's own: nothing carried from A
@@ -125,7 +132,7 @@ def test_an_orders_fills_never_count_more_than_the_account_holds(
             "price": float(price),
             "fee": {"cost": float(fee), "currency": "BTC"},
         }
-        terms = fill_terms(trade, USDT, "BTC", float(step), spot=True, dust=dust)
+        terms = fill_terms(trade, SPOT, dust)
         dust = terms.dust
         quantity = Decimal(repr(terms.quantity))
         assert quantity > 0

@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -44,7 +44,7 @@ from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry
 from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
-    FillTerms,
+    FillRules,
     Refusal,
     bot_client_id,
     create_args,
@@ -113,7 +113,6 @@ _BYBIT_ORDER_PAGE = 50
 # Pages of Bybit's newest ended orders a poll cycle reads for the orders that left the open
 # list, before it looks the rest up one by one.
 _BYBIT_ENDED_PAGES = 4
-_NO_DUST = Decimal(0)
 # Venue clocks and list indexing lag ours by a little: reads from our times start this early.
 _CLOCK_MARGIN_MS = 60_000
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
@@ -138,7 +137,7 @@ class _Tracked:
     # its next fill (``held_quantity``). Carried within one order only: a person may convert
     # an idle account's dust to another coin, and a count that leaned on it would sell more
     # than the account has.
-    dust: Decimal = _NO_DUST
+    dust: Decimal = Decimal(0)
     reported: float = 0.0  # filled quantity of the last PARTIALLY_FILLED update
     sending: bool = True  # create_order (or its look-ups) still running
     final_sent: bool = False
@@ -202,8 +201,8 @@ class CcxtBroker:
         self._markets: dict[str, str] = {}  # bot symbol -> ccxt symbol
         self._bot_symbols: dict[str, str] = {}  # ccxt symbol -> bot symbol
         self._instruments: dict[str, Instrument] = {}
-        self._bases: dict[str, str] = {}
-        self._fee_currencies: dict[str, frozenset[str]] = {}
+        # How each bot symbol's trades are booked (fee currencies, base asset, lot step).
+        self._fill_rules: dict[str, FillRules] = {}
         self._known: set[str] = set()
         self._known_lock = threading.Lock()
         self._preloaded: set[str] = set()  # ids an earlier run sent (loaded at connect)
@@ -435,10 +434,15 @@ class CcxtBroker:
             unified = str(market["symbol"])
             self._markets[symbol] = unified
             self._bot_symbols[unified] = symbol
-            self._instruments[symbol] = instrument_of(symbol, market, decimal_places)
-            self._bases[symbol] = str(market.get("base") or "")
-            self._fee_currencies[symbol] = frozenset(
-                c for c in (ctx.currency, market.get("quote"), market.get("settle")) if c
+            instrument = instrument_of(symbol, market, decimal_places)
+            self._instruments[symbol] = instrument
+            self._fill_rules[symbol] = FillRules(
+                frozenset(
+                    c for c in (ctx.currency, market.get("quote"), market.get("settle")) if c
+                ),
+                str(market.get("base") or ""),
+                instrument.lot_step,
+                spot=not self._linear,
             )
         if self._linear:
             await self._setup_futures()
@@ -808,15 +812,13 @@ class CcxtBroker:
         stop_price = stop.params.get("stopLossPrice")
         if target.price is None or stop_price is None:
             return None
-        params = oco_params(
+        return oco_params(
             str(exchange.market(market)["id"]),
-            replace(stop, params={**stop.params, "clientOrderId": stop_cid}),
-            replace(target, params={**target.params, "clientOrderId": target_cid}),
+            stop.side,
             exchange.amount_to_precision(market, stop.amount),
-            exchange.price_to_precision(market, stop_price),
-            exchange.price_to_precision(market, target.price),
+            (stop_cid, exchange.price_to_precision(market, stop_price)),
+            (target_cid, exchange.price_to_precision(market, target.price)),
         )
-        return params
 
     async def _place_pair(
         self, stop: Order, target: Order, stop_args: CreateArgs, target_args: CreateArgs
@@ -1057,7 +1059,7 @@ class CcxtBroker:
             # Later ones are the poller's to report (and to count).
             and int(trade.get("timestamp") or 0) < tracked.adopted_ms
         ]
-        counted = self._terms_by_trade(before, bot_symbol)
+        counted = terms_by_trade(before, self._fill_rules[bot_symbol])
         for trade in before:
             terms = counted[str(trade.get("id"))]
             tracked.held += terms.quantity - float(trade.get("amount") or 0.0)
@@ -1600,7 +1602,7 @@ class CcxtBroker:
             # Trades at the last stamp are fetched again next time (deduplicated by id).
             self._trades_since[market] = max(self._trades_since.get(market, 0), stamp)
             bot_symbol = self._bot_symbols[market]
-            terms = self._fill_terms(trade, bot_symbol, tracked.dust)
+            terms = fill_terms(trade, self._fill_rules[bot_symbol], tracked.dust)
             tracked.dust = terms.dust
             if not terms.converted and not self._fee_warned:
                 self._fee_warned = True
@@ -1625,32 +1627,6 @@ class CcxtBroker:
         # No later read starts before the last trade seen less a second (Kraken's whole-second
         # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
-
-    def _terms_by_trade(
-        self, trades: list[dict[str, Any]], bot_symbol: str
-    ) -> dict[str, FillTerms]:
-        """Trades of the bot's as it books them, each order's dust carried as the poller does
-        (``ccxt_orders.terms_by_trade``)."""
-        return terms_by_trade(
-            trades,
-            self._fee_currencies[bot_symbol],
-            self._bases[bot_symbol],
-            self._instruments[bot_symbol].lot_step,
-            spot=not self._linear,
-        )
-
-    def _fill_terms(
-        self, trade: dict[str, Any], bot_symbol: str, dust: Decimal = _NO_DUST
-    ) -> FillTerms:
-        """One of the bot's trades as it books it (``ccxt_orders.fill_terms``)."""
-        return fill_terms(
-            trade,
-            self._fee_currencies[bot_symbol],
-            self._bases[bot_symbol],
-            self._instruments[bot_symbol].lot_step,
-            spot=not self._linear,
-            dust=dust,
-        )
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
         venue_id = str(trade.get("order") or "")
@@ -1916,24 +1892,26 @@ class CcxtBroker:
                 str(row.get("id")): self._bot_cid(str(row.get("clientOrderId") or ""))
                 for row in rows
             }
-            trades = await self._trades_since_ms(market, since_ts * 1000, lists)
+            since_ms = since_ts * 1000
+            trades = await self._trades_since_ms(market, since_ms, lists)
             counted_from = trades
             if not self._linear:
                 # A spot fill's count carries its order's earlier rests below the lot step (as
                 # the poller counted them): read its orders' trades from the first one's start.
                 created = {str(row.get("id")): int(row.get("timestamp") or 0) for row in rows}
                 first = min(
-                    (created.get(str(t.get("order") or ""), since_ts * 1000) for t in trades),
-                    default=since_ts * 1000,
+                    (created.get(str(t.get("order") or ""), since_ms) for t in trades),
+                    default=since_ms,
                 )
-                if first < since_ts * 1000:
+                if first < since_ms:
                     counted_from = await self._trades_since_ms(market, first, lists)
-            counted = self._terms_by_trade(counted_from, bot_symbol)
+                    trades = [t for t in counted_from if int(t.get("timestamp") or 0) >= since_ms]
+            counted = terms_by_trade(counted_from, self._fill_rules[bot_symbol])
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
                     client_id = str((trade.get("info") or {}).get("orderLinkId") or "")
-                terms = counted.get(str(trade.get("id"))) or self._fill_terms(trade, bot_symbol)
+                terms = counted[str(trade.get("id"))]
                 fills.append(
                     fill_of(trade, client_id, bot_symbol, terms.fee, quantity=terms.quantity)
                 )
@@ -1949,7 +1927,7 @@ class CcxtBroker:
             totals = balance.get("total") or {}
             out = []
             for bot_symbol in self._markets:
-                held = float(totals.get(self._bases[bot_symbol]) or 0.0)
+                held = float(totals.get(self._fill_rules[bot_symbol].base) or 0.0)
                 if held:
                     # The account's balance of the coin, not the bot's position: the
                     # reconciler only checks that it covers what the bot holds.

@@ -258,29 +258,32 @@ def create_args(
 
 def oco_params(
     market_id: str,
-    stop: CreateArgs,
-    target: CreateArgs,
+    side: str,
     amount: str,
-    stop_price: str,
-    target_price: str,
+    stop: tuple[str, str],
+    target: tuple[str, str],
 ) -> dict[str, str] | None:
     """A spot bracket's stop-loss and take-profit as one Binance OCO order list
     (``POST /api/v3/orderList/oco``): the coin is held once for both, where two orders would
     each hold it (and the second be refused for the balance on an account holding only the
     position). The take-profit is the list's LIMIT_MAKER above the market, the stop-loss its
     STOP_LOSS below; when one fills or triggers the venue expires the other. None for a buy
-    pair (closing a short: no spot bracket here has one), which goes as two orders."""
-    if stop.side != "sell" or target.side != "sell":
+    pair (closing a short: no spot bracket here has one), which goes as two orders.
+
+    ``side``: ccxt's ("sell"); ``stop``, ``target``: each leg's (client id, price) as the venue
+    writes them."""
+    if side != "sell":
         return None
+    (stop_cid, stop_price), (target_cid, target_price) = stop, target
     return {
         "symbol": market_id,
         "side": "SELL",
         "quantity": amount,
         "aboveType": "LIMIT_MAKER",
-        "aboveClientOrderId": str(target.params["clientOrderId"]),
+        "aboveClientOrderId": target_cid,
         "abovePrice": target_price,
         "belowType": "STOP_LOSS",
-        "belowClientOrderId": str(stop.params["clientOrderId"]),
+        "belowClientOrderId": stop_cid,
         "belowStopPrice": stop_price,
     }
 
@@ -436,6 +439,18 @@ def _fee_in_asset(trade: Mapping[str, Any], base: str) -> float:
     return abs(_num(fee.get("cost")))
 
 
+@dataclass(frozen=True, slots=True)
+class FillRules:
+    """How one market's trades are booked (``fill_terms``): the currencies a fee is taken as it
+    is in, the base asset, the lot step, and whether it is spot (a fee in the base asset then
+    is not held)."""
+
+    account_currencies: frozenset[str]
+    base: str
+    lot_step: float
+    spot: bool
+
+
 class FillTerms(NamedTuple):
     """A trade as the bot books it (``fill_terms``)."""
 
@@ -445,38 +460,26 @@ class FillTerms(NamedTuple):
     dust: Decimal  # ``Held.dust`` after it
 
 
-def fill_terms(
-    trade: Mapping[str, Any],
-    account_currencies: frozenset[str],
-    base: str,
-    lot_step: float,
-    spot: bool,
-    dust: Decimal = _NO_DUST,
-) -> FillTerms:
+def fill_terms(trade: Mapping[str, Any], rules: FillRules, dust: Decimal = _NO_DUST) -> FillTerms:
     """``trade`` as the bot books it: on spot, the quantity it counts as held
     (``held_quantity``) and as fee the rest of the trade's value at its price (the fee taken in
     the asset, less or more the dust), so the cash booked is exactly what the trade cost or
     paid; otherwise its amount and ``fee_in``'s fee."""
     amount = _num(trade.get("amount"))
-    if spot and _fee_in_asset(trade, base):
-        held = held_quantity(trade, base, lot_step, dust)
+    base = rules.base
+    if rules.spot and _fee_in_asset(trade, base):
+        held = held_quantity(trade, base, rules.lot_step, dust)
         # In decimal: 0.01 - 0.00999 is 1.0000000000000009e-05 in floats. A buy counts at
         # most its amount, a sell at least it (the dust a part takes from earlier parts can
         # make a buy's count its whole amount: its fee was paid by them).
         rest = abs(Decimal(repr(amount)) - Decimal(repr(held.quantity)))
         fee = float(rest * Decimal(repr(_num(trade.get("price")))))
         return FillTerms(held.quantity, fee, True, held.dust)
-    fee, converted = fee_in(trade, account_currencies, base)
+    fee, converted = fee_in(trade, rules.account_currencies, base)
     return FillTerms(amount, fee, converted, dust)
 
 
-def terms_by_trade(
-    trades: Sequence[Mapping[str, Any]],
-    account_currencies: frozenset[str],
-    base: str,
-    lot_step: float,
-    spot: bool,
-) -> dict[str, FillTerms]:
+def terms_by_trade(trades: Sequence[Mapping[str, Any]], rules: FillRules) -> dict[str, FillTerms]:
     """``fill_terms`` of each trade (by its id), the dust carried within each order in the
     venue's order of its trades (time, then id): as the broker counts them live, so a
     restart's reports and an adopted order agree with what the journal holds. Each order's
@@ -485,9 +488,7 @@ def terms_by_trade(
     terms: dict[str, FillTerms] = {}
     for trade in sorted(trades, key=lambda t: (_num(t.get("timestamp")), str(t.get("id")))):
         order = str(trade.get("order") or "")
-        each = fill_terms(
-            trade, account_currencies, base, lot_step, spot, dust.get(order, _NO_DUST)
-        )
+        each = fill_terms(trade, rules, dust.get(order, _NO_DUST))
         dust[order] = each.dust
         terms[str(trade.get("id"))] = each
     return terms
@@ -565,6 +566,7 @@ def instrument_of(
 __all__ = [
     "CreateArgs",
     "Dialect",
+    "FillRules",
     "FillTerms",
     "Held",
     "Refusal",
