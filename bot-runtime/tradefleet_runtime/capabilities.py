@@ -250,13 +250,21 @@ class AccountRestorer(Protocol):
 class BracketFollower(Protocol):
     """A venue broker that places a bracket entry's stop-loss/take-profit children itself —
     from the entry's first fill, sized on what filled, resized as the rest fills — and so must
-    be told the bracket of an entry it finds working at the venue after a restart: the venue
-    keeps the entry, not the bot's stop-loss and take-profit for it."""
+    be told the bracket of an entry it finds working at the venue after a restart (the venue
+    keeps the entry, not the bot's stop-loss and take-profit for it), and asked to place the
+    children of one that filled while the bot was down."""
 
     def follow_bracket(self, order: Order) -> None:
         """``order`` (as the bot journaled it, with ``stop_loss``/``take_profit``) is working
         at the venue and was adopted at start-up: protect what of it filled, and what fills
         from now on, as for an entry this broker sent. Never sends ``order`` itself."""
+        ...
+
+    def protect_filled(self, order: Order, quantity: float) -> None:
+        """``order`` (as journaled) ended at the venue while the bot was down, ``quantity`` of
+        it filled (what the account holds), and no earlier run placed its children: place them
+        now covering ``quantity``, as this broker places them at a fill (the bot has journaled
+        and booked them under their ids, pending). Never sends ``order`` itself."""
         ...
 
 
@@ -362,7 +370,9 @@ SHAPES: dict[Capability, _Shape] = {
             ("is_connected", 0),
         ),
     ),
-    Capability.FOLLOWS_BRACKETS: _Shape(frozenset({"broker"}), (("follow_bracket", 1),)),
+    Capability.FOLLOWS_BRACKETS: _Shape(
+        frozenset({"broker"}), (("follow_bracket", 1), ("protect_filled", 2))
+    ),
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
 }

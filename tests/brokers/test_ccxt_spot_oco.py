@@ -242,3 +242,28 @@ def test_a_refused_stop_leaves_no_take_profit_holding_the_coin(spot: VenueHarnes
     free, locked = base_balance(spot)
     assert float(free) == pytest.approx(spot.held("oco10"))
     assert locked == 0
+
+
+def test_an_entry_filled_while_the_bot_was_down_gets_its_children_as_one_list(
+    spot: VenueHarness,
+) -> None:
+    """The restarted bot asks for the bracket of an entry that filled while it was down
+    (``protect_filled``): the same one list, not two orders (the target would be refused)."""
+    order = spot.order("oco9", stop_loss=STOP, take_profit=TARGET)
+    spot.answer(spot.broker.submit(order._replace(stop_loss=None, take_profit=None)))
+    assert spot.wait_final("oco9").status is OrderStatus.FILLED
+    held = spot.held("oco9")
+    fresh = spot.restart()
+    fresh.order_reports(0)
+    fresh.protect_filled(order, held)
+    _both_open(spot, "oco9", held)
+    legs = _legs(spot, "oco9")
+    assert set(legs) == {"oco9-sl", "oco9-tp"}
+    (list_id,) = {list_id for _status, list_id, _qty in legs.values()}
+    assert list_id >= 0
+    assert base_balance(spot) == (Decimal(0), Decimal(str(held)))
+    spot.trade_through(STOP - 100.0)
+    assert spot.wait_final("oco9-sl").status is OrderStatus.FILLED
+    assert spot.wait_final("oco9-tp").status is OrderStatus.CANCELLED
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
+    spot.assert_venue_matches()

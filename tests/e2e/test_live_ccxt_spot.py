@@ -111,3 +111,33 @@ def test_a_spot_position_is_what_the_account_holds_through_a_restart_to_its_stop
     assert rows == {order_id: 0.00999, stop: 0.00999}
     assert (statuses[stop], statuses[target]) == ("filled", "cancelled")
     assert not [n for n in notes if "the journal holds" in n], notes
+
+
+def test_an_entry_filled_while_down_gets_its_bracket_as_one_order_list_after_restart(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot dies before the venue's answer to its entry: it never saw the fill, so it never
+    placed the bracket. The restarted bot places it, and on Binance spot as one OCO list: sent
+    as two orders, the stop-loss would hold the coin and the venue would refuse the target."""
+    manifest = _bot(tmp_path, fake, "market", SYMBOL, "binance", "spot")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    fake.faults.inject("accept_then_timeout", path="/api/v3/order", method="POST")
+    order_id = _signal(serve, PRICE, SYMBOL)
+    _until(lambda: _order_status(fake, order_id) == "FILLED")
+    _kill(serve)
+    fake.faults.clear()
+    stop, target = f"{order_id}-sl", f"{order_id}-tp"
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        _until(lambda: _order_status(fake, stop) == _order_status(fake, target) == "NEW")
+        with fake.state.lock:
+            legs = [o for o in fake.orders("spot") if o.client_order_id in (stop, target)]
+        assert len({leg.order_list_id for leg in legs}) == 1 and legs[0].order_list_id != -1
+        assert _held(again) == 0.00999
+        fake.set_price(VENUE_SYMBOL, PRICE * 1.05, market="spot")
+        again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+    finally:
+        assert again.terminate() == 0
+    assert (_order_status(fake, stop), _order_status(fake, target)) == ("EXPIRED", "FILLED")
+    assert _btc(fake) == 0  # the target sold all of it

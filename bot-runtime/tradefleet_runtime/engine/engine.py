@@ -1267,7 +1267,12 @@ class Engine:
         """An entry with a stop-loss or take-profit that filled while the bot was down has no
         protection at the venue (the bot places a bracket's children when it sees the fill):
         place them now, sized on what filled, unless an earlier run already sent them — or the
-        broker follows the entry's bracket (``followed``: it sizes them on all that filled)."""
+        broker follows the entry's bracket (``followed``: it sizes them on all that filled).
+
+        A broker that places brackets itself (``follows-brackets``) is asked to place them
+        (``protect_filled``), as it would have at the fill: it knows how its venue takes them
+        (Binance spot: one OCO list, since a stop-loss sent alone holds the coin and the venue
+        refuses the take-profit). The children are journaled and booked here all the same."""
         filled: dict[str, float] = {}
         for fill in plan.missed_fills:
             parent = journaled.get(fill.client_order_id)
@@ -1286,8 +1291,13 @@ class Engine:
                 self.journal.record_order(
                     child, OrderStatus.PENDING, now, "protects an entry filled while down"
                 )
-                self._send(child)
+                if self.brackets is None:
+                    self._send(child)
+                else:
+                    self.book.add(child)
                 sent += 1
+            if self.brackets is not None:
+                self.brackets.protect_filled(journaled[parent_id], quantity)
         return sent
 
     def _apply_reconciled_fill(self, fill: Fill, status: OrderStatus) -> None:

@@ -24,7 +24,9 @@ limit — sized on what of the entry filled, and resized as the rest fills (amen
 venue can; on Binance spot by cancel-replace, on USDⓈ-M by cancel and place again under a
 derived id): no filled part waits for the rest without its stop. The broker cancels the other
 child when one fills (one-cancels-other). An entry adopted after a restart is told its bracket
-by the bot (``follow_bracket``: the venue does not keep it) and is protected the same way.
+by the bot (``follow_bracket``: the venue does not keep it) and is protected the same way;
+the children of an entry that filled while the bot was down are placed when the bot asks
+(``protect_filled``), as at its fill.
 """
 
 from __future__ import annotations
@@ -978,6 +980,32 @@ class CcxtBroker:
         bracket's entry (its stop-loss and take-profit are the bot's, not the venue's): protect
         what of it filled, and what fills from now on, as for an entry this object sent."""
         self._io().spawn(self._take_bracket(order))
+
+    def protect_filled(self, order: Order, quantity: float) -> None:
+        """``follows-brackets``: ``order``, a bracket entry, ended while the bot was down with
+        ``quantity`` of it held: place its children covering that, as at a fill (on Binance
+        spot one OCO list: a stop-loss alone would hold the coin the take-profit sells)."""
+        self._io().spawn(self._protect_ended(order, quantity))
+
+    async def _protect_ended(self, order: Order, quantity: float) -> None:
+        market = self._markets.get(order.symbol)
+        if market is None:
+            for child in bracket_children(order, quantity, int(time.time())):
+                await self._cover(child, True)  # refused, as any order of that symbol
+            return
+        # The entry itself is done: a stand-in that only carries what its children cover (the
+        # poller has nothing of it to follow).
+        entry = _Tracked(
+            order,
+            market,
+            status=OrderStatus.FILLED,
+            filled=quantity,
+            seen=quantity,
+            held=quantity,
+            sending=False,
+            final_sent=True,
+        )
+        self._protect(entry, quantity)
 
     async def _take_bracket(self, order: Order) -> None:
         tracked = self._tracked.get(order.client_order_id) or await self._adopt(

@@ -505,6 +505,29 @@ def test_a_bracket_entry_adopted_after_a_restart_is_protected_when_it_fills(
     assert setup.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
 
 
+def test_the_bracket_of_an_entry_that_filled_while_the_bot_was_down_is_placed_when_asked(
+    setup: Harness,
+) -> None:
+    """The entry filled while the bot was down, so no child was placed: after the restart the
+    bot asks the new broker object (``protect_filled``) to place them on what the account
+    holds, as at the fill — on Binance spot one order list, both legs working on the coin."""
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    not_on(setup, setup.name not in MT5_SETUPS, "MT5 sends an entry's SL/TP with it")
+    entry = f"{PREFIX}pbk5"
+    order = setup.order(entry, stop_loss=setup.px(48_000.0), take_profit=setup.px(52_000.0))
+    # Sent without its bracket: this broker object never places the children.
+    setup.answer(setup.broker.submit(order._replace(stop_loss=None, take_profit=None)))
+    setup.wait_filled(entry)
+    fresh = setup.restart()
+    fresh.order_reports(0)
+    fresh.protect_filled(order, setup.held(entry))
+    _children_cover(setup, fresh, entry, setup.held(entry))
+    setup.trade_through(setup.px(52_100.0))
+    setup.wait_filled(f"{entry}-tp", setup.held(entry))
+    assert setup.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
+    assert setup.venue_client_ids().count(f"{entry}-sl") == 1
+
+
 def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_children(
     setup: Harness,
 ) -> None:
