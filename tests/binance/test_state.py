@@ -68,6 +68,26 @@ def test_spot_locks_and_fees() -> None:
     assert acct.spot_free["USDT"] == D("96000") + D("19500") - D("19.5")
 
 
+def test_an_account_paying_fees_in_bnb_gets_all_it_bought_and_pays_in_bnb() -> None:
+    """The account's "Using BNB to pay for fees": the commission in BNB at 25 % off, priced at
+    BNBUSDT's last price; the coin bought (or the USDT received) whole. Without the BNB the
+    commission is taken as without the switch."""
+    s = BinanceState()
+    s.add_account(KEY, "s1", spot={"USDT": 100_000, "BNB": D("0.001")}, bnb_fees=True)
+    acct = s.accounts[KEY]
+    s.spot.set_price("BNBUSDT", D("600"))
+    s.spot.set_price("BTCUSDT", D("50000"))
+    buy = s.spot.new_order(acct, _market("BUY", "0.01"))
+    # 500 USDT x 0.1 % x 0.75 / 600
+    assert (buy.fills[0].commission, buy.fills[0].commission_asset) == (D("0.000625"), "BNB")
+    assert acct.spot_free["BTC"] == D("0.01")
+    assert acct.spot_free["USDT"] == D("99500")
+    assert acct.spot_free["BNB"] == D("0.000375")
+    sell = s.spot.new_order(acct, _market("SELL", "0.01"))  # 0.000625 BNB due, 0.000375 held
+    assert (sell.fills[0].commission, sell.fills[0].commission_asset) == (D("0.5"), "USDT")
+    assert acct.spot_free["USDT"] == D("99999.5")
+
+
 def test_cancel_releases_locked_funds() -> None:
     s = _state()
     acct = s.accounts[KEY]

@@ -109,3 +109,55 @@ def test_an_order_filled_in_parts_leaves_under_one_step_uncounted(spot: VenueHar
     # A restart's reports count the same trades the same way (the journal's fills by id).
     reported = [f for f in spot.broker.fill_reports(0) if f.client_order_id == "prt1"]
     assert [(f.fill_id, f.quantity) for f in reported] == [(f.fill_id, f.quantity) for f in fills]
+
+
+BNB_PRICE = 600.0
+
+
+def _pays_in_bnb(harness: VenueHarness, bnb: str = "1") -> None:
+    """The account's "Using BNB to pay for fees" switched on, with ``bnb`` BNB, BNB at 600."""
+    fake = harness.fake
+    with fake.state.lock:
+        account = fake.state.accounts[fake.api_key]
+        account.bnb_fees = True
+        account.spot_free["BNB"] = Decimal(bnb)
+    fake.set_price("BNBUSDT", BNB_PRICE, market="spot")
+
+
+def test_a_fee_paid_in_bnb_is_booked_at_bnbs_price_and_the_coin_bought_whole(
+    spot: VenueHarness,
+) -> None:
+    """With BNB paying the fees the account holds all it bought, and the fee is worth what the
+    BNB taken was worth (booked as 0 it would overstate every trade's result): the same live
+    and in a restart's reports."""
+    _pays_in_bnb(spot)
+    spot.answer(spot.broker.submit(spot.order("bnb1", quantity=0.01)))
+    assert spot.wait_final("bnb1").status is OrderStatus.FILLED
+    (fill,) = _fills(spot, "bnb1")
+    assert fill.quantity == 0.01
+    assert base_balance(spot) == (Decimal("0.01"), Decimal(0))
+    # 500 USDT x 0.1 % x 0.75 = 0.375 USDT, taken as 0.000625 BNB at 600.
+    assert fill.fee == pytest.approx(0.375, abs=1e-9)
+
+    spot.answer(spot.broker.submit(spot.order("bnb2", Side.SELL, quantity=0.01)))
+    assert spot.wait_final("bnb2").status is OrderStatus.FILLED
+    assert base_balance(spot) == (Decimal(0), Decimal(0))
+    (sold,) = _fills(spot, "bnb2")
+    assert sold.fee == pytest.approx(0.375, abs=1e-9)
+
+    fresh = spot.restart()
+    reported = {f.fill_id: f.fee for f in fresh.fill_reports(0)}
+    assert reported == {fill.fill_id: fill.fee, sold.fill_id: sold.fee}
+
+
+def test_a_fee_in_bnb_with_no_price_for_bnb_is_booked_as_nothing_and_said(
+    spot: VenueHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    _pays_in_bnb(spot)
+    with spot.fake.state.lock:
+        spot.fake.state.spot.candles["BNBUSDT"].clear()  # no candle: the venue has no price
+    spot.answer(spot.broker.submit(spot.order("bnb3", quantity=0.01)))
+    assert spot.wait_final("bnb3").status is OrderStatus.FILLED
+    (fill,) = _fills(spot, "bnb3")
+    assert (fill.quantity, fill.fee) == (0.01, 0.0)
+    assert "fees charged in BNB are not converted" in caplog.text

@@ -25,13 +25,17 @@ from tradefleet_plugins.brokers.ccxt_errors import (
 from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
+    FillRules,
     Refusal,
     bot_client_id,
     client_id_problem,
+    conversion_pair,
     create_args,
     dialect_for,
     fee_in,
+    rate_at,
     status_of,
+    third_coin_fee,
     venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import (
@@ -372,6 +376,31 @@ def test_fees_are_converted_to_the_account_currency_when_they_can_be() -> None:
         False,
     )
     assert fee_in({"fee": None}, usdt, "BTC") == (0.0, True)
+    bnb = {"fee": {"cost": 0.000625, "currency": "BNB"}, "price": 50_000}
+    assert fee_in(bnb, usdt, "BTC", 600.0) == (pytest.approx(0.375), True)
+    assert fee_in(bnb, usdt, "BTC", float("nan")) == (0.0, False)
+
+
+def test_a_fee_in_a_third_coin_is_priced_by_that_coins_market_at_the_trades_minute() -> None:
+    rules = FillRules(frozenset({"USDT"}), "BTC", 0.00001, spot=True, quote="USDT")
+    assert third_coin_fee({"fee": {"cost": 0.1, "currency": "BNB"}}, rules) == "BNB"
+    for currency, cost in (("USDT", 0.1), ("BTC", 0.1), ("BNB", 0.0), ("", 0.1)):
+        assert third_coin_fee({"fee": {"cost": cost, "currency": currency}}, rules) is None
+    assert conversion_pair("BNB", "USDT", {"BNB/USDT", "BTC/USDT"}) == "BNB/USDT"
+    assert conversion_pair("BNB", "USDT", {"BNB/USDT:USDT"}) == "BNB/USDT:USDT"
+    assert conversion_pair("KFEE", "USD", {"BTC/USD"}) is None
+    minute = 1_700_000_040_000 // 60_000 * 60_000
+    rows = [
+        [minute - 60_000, 590, 0, 0, 595, 1],
+        [minute, 600, 0, 0, 610, 1],
+        [minute + 60_000, 620, 0, 0, 630, 1],
+    ]
+    assert rate_at(rows, minute) == 600  # its own minute's open: fixed once it began
+    assert rate_at(list(reversed(rows)), minute) == 600
+    assert rate_at([rows[0], rows[2]], minute) == 595  # not traded in it yet: the close before
+    assert rate_at([rows[2]], minute) == 620
+    assert rate_at([], minute) is None
+    assert rate_at([[minute, 0, 0, 0, 0, 0]], minute) is None
 
 
 def test_ccxt_statuses_map_to_ours() -> None:

@@ -43,6 +43,7 @@ from typing import Any
 
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
 from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry
+from tradefleet_plugins.brokers.ccxt_fee_rates import FeeRates
 from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
@@ -59,6 +60,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     report_of,
     status_of,
     terms_by_trade,
+    third_coin_fee,
     venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
@@ -224,6 +226,7 @@ class CcxtBroker:
         # Bracket children cancelled before they were placed: never placed.
         self._withheld: set[str] = set()
         self._fee_warned = False
+        self._fee_rates: FeeRates | None = None  # made at start, with the venue's markets
         self._poke: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
         self._closed = False
@@ -445,7 +448,9 @@ class CcxtBroker:
                 str(market.get("base") or ""),
                 instrument.lot_step,
                 spot=not self._linear,
+                quote=str(market.get("quote") or ""),
             )
+        self._fee_rates = FeeRates(venue, exchange.markets or {})
         if self._linear:
             await self._setup_futures()
         await self._load_known_ids(ctx)
@@ -1630,12 +1635,15 @@ class CcxtBroker:
             # Trades at the last stamp are fetched again next time (deduplicated by id).
             self._trades_since[market] = max(self._trades_since.get(market, 0), stamp)
             bot_symbol = self._bot_symbols[market]
-            terms = fill_terms(trade, self._fill_rules[bot_symbol], tracked.dust)
+            rules = self._fill_rules[bot_symbol]
+            rate = (await self._third_coin_rates([trade], rules)).get(trade_id)
+            terms = fill_terms(trade, rules, tracked.dust, rate)
             tracked.dust = terms.dust
             if not terms.converted and not self._fee_warned:
                 self._fee_warned = True
                 log.warning(
-                    "ccxt broker: fees charged in %s are not converted to %s (recorded as 0)",
+                    "ccxt broker: fees charged in %s are not converted to %s (recorded as 0: "
+                    "no price for it at the venue)",
                     (trade.get("fee") or {}).get("currency"),
                     self._ctx.currency if self._ctx else "the account currency",
                 )
@@ -1655,6 +1663,15 @@ class CcxtBroker:
         # No later read starts before the last trade seen less a second (Kraken's whole-second
         # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
+
+    async def _third_coin_rates(
+        self, trades: Sequence[dict[str, Any]], rules: FillRules
+    ) -> dict[str, float]:
+        """The price of the coin each of ``trades`` paid its fee in, when that is none of the
+        market's (Binance's BNB): by trade id (``FeeRates``)."""
+        if self._fee_rates is None or not any(third_coin_fee(t, rules) for t in trades):
+            return {}
+        return await self._fee_rates.of(trades, rules.quote, rules)
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
         venue_id = str(trade.get("order") or "")
@@ -1934,7 +1951,9 @@ class CcxtBroker:
                 if first < since_ms:
                     counted_from = await self._trades_since_ms(market, first, lists)
                     trades = [t for t in counted_from if int(t.get("timestamp") or 0) >= since_ms]
-            counted = terms_by_trade(counted_from, self._fill_rules[bot_symbol])
+            rules = self._fill_rules[bot_symbol]
+            rates = await self._third_coin_rates(trades, rules)
+            counted = terms_by_trade(counted_from, rules, rates)
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from tradefleet_runtime.sdk import (
@@ -302,6 +303,7 @@ def status_of(ccxt_status: str | None, filled: float) -> tuple[OrderStatus, Reas
 
 
 _NO_DUST = Decimal(0)
+_NO_RATES: Mapping[str, float] = MappingProxyType({})
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -365,14 +367,18 @@ def report_of(raw: Mapping[str, Any], bot_symbol: str) -> OrderReport:
 
 
 def fee_in(
-    trade: Mapping[str, Any], account_currencies: frozenset[str], base: str
+    trade: Mapping[str, Any],
+    account_currencies: frozenset[str],
+    base: str,
+    rate: float | None = None,
 ) -> tuple[float, bool]:
     """The fee of ``trade`` in the account currency, and whether it could be converted.
 
     A fee in the account currency (or the market's quote/settle currency, listed in
     ``account_currencies``) is taken as it is; one in the base asset is converted at the fill
-    price; any other (BNB discounts, rebates in a third coin) is not convertible without a
-    price the broker does not have: 0, and False so the caller can say so."""
+    price; one in a third coin (Binance's BNB discount) at ``rate``, that coin's price in the
+    market's quote at the trade's time (``third_coin_fee``, ``rate_at``). Without a rate: 0,
+    and False so the caller can say so."""
     fee = trade.get("fee") or {}
     cost = abs(_num(fee.get("cost")))
     if not cost:
@@ -382,7 +388,52 @@ def fee_in(
         return cost, True
     if currency == base:
         return cost * _num(trade.get("price")), True
+    if rate is not None and rate > 0.0 and math.isfinite(rate):
+        return cost * rate, True
     return 0.0, False
+
+
+def third_coin_fee(trade: Mapping[str, Any], rules: FillRules) -> str | None:
+    """The coin ``trade``'s fee was taken in when it is none of the market's (Binance takes it
+    in BNB when the account pays fees with BNB): its price is needed to book the fee."""
+    fee = trade.get("fee") or {}
+    currency = str(fee.get("currency") or "")
+    if not currency or not _num(fee.get("cost")):
+        return None
+    if currency in rules.account_currencies or currency == rules.base:
+        return None
+    return currency
+
+
+def conversion_pair(currency: str, quote: str, symbols: Collection[str]) -> str | None:
+    """The market, among ``symbols``, that prices ``currency`` in ``quote``: its spot pair, or
+    on a derivatives venue its linear perpetual; None when the venue lists neither."""
+    for pair in (f"{currency}/{quote}", f"{currency}/{quote}:{quote}"):
+        if pair in symbols:
+            return pair
+    return None
+
+
+def rate_at(candles: Sequence[Sequence[Any]], minute_ms: int) -> float | None:
+    """A third coin's price for a trade in the minute starting at ``minute_ms``, from its
+    1-minute candles (ccxt's rows) around it: the open of that minute's candle (fixed once the
+    minute began, so every later read agrees); without one, the close of the last candle before
+    it, or else the open of the first after; None when there is no candle."""
+    before: float | None = None
+    for candle in sorted((c for c in candles if len(c) > 4), key=lambda c: _num(c[0])):
+        opened = _num(candle[0])
+        if opened == minute_ms:
+            return _price(candle[1])
+        if opened < minute_ms:
+            before = _price(candle[4])
+        else:
+            return before if before is not None else _price(candle[1])
+    return before
+
+
+def _price(value: Any) -> float | None:
+    price = _num(value)
+    return price if price > 0.0 and math.isfinite(price) else None
 
 
 class Held(NamedTuple):
@@ -449,6 +500,7 @@ class FillRules:
     base: str
     lot_step: float
     spot: bool
+    quote: str = ""  # a fee taken in a third coin is priced in it (``FeeRates``)
 
 
 class FillTerms(NamedTuple):
@@ -460,11 +512,16 @@ class FillTerms(NamedTuple):
     dust: Decimal  # ``Held.dust`` after it
 
 
-def fill_terms(trade: Mapping[str, Any], rules: FillRules, dust: Decimal = _NO_DUST) -> FillTerms:
+def fill_terms(
+    trade: Mapping[str, Any],
+    rules: FillRules,
+    dust: Decimal = _NO_DUST,
+    fee_rate: float | None = None,
+) -> FillTerms:
     """``trade`` as the bot books it: on spot, the quantity it counts as held
     (``held_quantity``) and as fee the rest of the trade's value at its price (the fee taken in
     the asset, less or more the dust), so the cash booked is exactly what the trade cost or
-    paid; otherwise its amount and ``fee_in``'s fee."""
+    paid; otherwise its amount and ``fee_in``'s fee (``fee_rate``: a third coin's price)."""
     amount = _num(trade.get("amount"))
     base = rules.base
     if rules.spot and _fee_in_asset(trade, base):
@@ -475,20 +532,27 @@ def fill_terms(trade: Mapping[str, Any], rules: FillRules, dust: Decimal = _NO_D
         rest = abs(Decimal(repr(amount)) - Decimal(repr(held.quantity)))
         fee = float(rest * Decimal(repr(_num(trade.get("price")))))
         return FillTerms(held.quantity, fee, True, held.dust)
-    fee, converted = fee_in(trade, rules.account_currencies, base)
+    fee, converted = fee_in(trade, rules.account_currencies, base, fee_rate)
     return FillTerms(amount, fee, converted, dust)
 
 
-def terms_by_trade(trades: Sequence[Mapping[str, Any]], rules: FillRules) -> dict[str, FillTerms]:
+def terms_by_trade(
+    trades: Sequence[Mapping[str, Any]],
+    rules: FillRules,
+    fee_rates: Mapping[str, float] = _NO_RATES,
+) -> dict[str, FillTerms]:
     """``fill_terms`` of each trade (by its id), the dust carried within each order in the
     venue's order of its trades (time, then id): as the broker counts them live, so a
     restart's reports and an adopted order agree with what the journal holds. Each order's
-    earlier trades must be among ``trades``."""
+    earlier trades must be among ``trades``. ``fee_rates``: the third coin's price of a trade
+    whose fee was taken in one, by trade id."""
     dust: dict[str, Decimal] = {}
     terms: dict[str, FillTerms] = {}
     for trade in sorted(trades, key=lambda t: (_num(t.get("timestamp")), str(t.get("id")))):
         order = str(trade.get("order") or "")
-        each = fill_terms(trade, rules, dust.get(order, _NO_DUST))
+        each = fill_terms(
+            trade, rules, dust.get(order, _NO_DUST), fee_rates.get(str(trade.get("id")))
+        )
         dust[order] = each.dust
         terms[str(trade.get("id"))] = each
     return terms
@@ -572,6 +636,7 @@ __all__ = [
     "Refusal",
     "bot_client_id",
     "client_id_problem",
+    "conversion_pair",
     "create_args",
     "dialect_for",
     "fee_in",
@@ -582,9 +647,11 @@ __all__ = [
     "oco_params",
     "order_type_of",
     "position_of",
+    "rate_at",
     "report_of",
     "status_of",
     "terms_by_trade",
+    "third_coin_fee",
     "trigger_of",
     "venue_client_id",
 ]

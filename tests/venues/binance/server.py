@@ -1431,8 +1431,9 @@ class FakeBinance(HttpFake[RequestRecord]):
         secret: str,
         spot: dict[str, object] | None = None,
         futures: dict[str, object] | None = None,
+        bnb_fees: bool = False,
     ) -> Account:
-        return self.state.add_account(api_key, secret, spot, futures)
+        return self.state.add_account(api_key, secret, spot, futures, bnb_fees)
 
     def account(self, api_key: str | None = None) -> Account:
         return self.state.accounts[api_key or self.api_key]

@@ -12,7 +12,9 @@ Matching model (a single price path per symbol, controlled by the test):
 * MARKET orders (and limit orders that are marketable on arrival) fill at once at
   the current price as taker.
 * Fees: spot charges the commission in the asset received (base on BUY, quote on
-  SELL), like Binance without BNB discounts; futures charge it in the margin asset.
+  SELL), like Binance without BNB discounts; an account added with ``bnb_fees`` pays it in
+  BNB at 25 % off (BNBUSDT's last price) while it holds the BNB; futures charge it in the
+  margin asset.
 
 Klines are kept on a 1-minute grid and aggregated to the requested interval.
 
@@ -194,6 +196,22 @@ def default_spot_symbols() -> list[SymbolSpec]:
             200,
             2,
             4,
+        ),
+        SymbolSpec(
+            "BNBUSDT",
+            "BNB",
+            "USDT",
+            D("0.01"),
+            D("0.01"),
+            D("100000"),
+            D("0.001"),
+            D("0.001"),
+            D("9000"),
+            D("9000"),
+            D("5"),
+            200,
+            2,
+            3,
         ),
         SymbolSpec(
             "ETHBTC",
@@ -534,6 +552,9 @@ class Account:
     spot_taker_fee: Decimal = _DEC_0_001
     futures_maker_fee: Decimal = _DEC_0_0002
     futures_taker_fee: Decimal = _DEC_0_0005
+    # "Using BNB to pay for fees" (the account's switch): a spot trade's commission is taken in
+    # BNB at a 25 % discount, priced at BNBUSDT's last price, while the account has the BNB.
+    bnb_fees: bool = False
     update_time: int = 0
 
 
@@ -1738,9 +1759,10 @@ class BinanceState:
         secret: str,
         spot: dict[str, object] | None = None,
         futures: dict[str, object] | None = None,
+        bnb_fees: bool = False,
     ) -> Account:
         with self.lock:
-            acct = Account(api_key, secret)
+            acct = Account(api_key, secret, bnb_fees=bnb_fees)
             for asset, amount in (spot or {}).items():
                 acct.spot_free[asset] = dec(amount)
                 acct.spot_locked[asset] = ZERO
@@ -1849,6 +1871,23 @@ class BinanceState:
             raise BinanceError(E.MARGIN_NOT_SUFFICIENT, E.MSG_MARGIN_INSUFFICIENT)
 
     # -- settlement -------------------------------------------------------------
+    def _bnb_commission(
+        self, engine: Engine, account: Account, spec: SymbolSpec, quote_fee: Decimal
+    ) -> Decimal | None:
+        """A spot commission of ``quote_fee`` (in the symbol's quote) taken in BNB instead, at
+        25 % off and BNBUSDT's last price: None when the account's switch is off, the symbol
+        is BNB's own or not quoted in USDT, BNB has no price, or the account lacks the BNB
+        (Binance then takes the commission as without the switch)."""
+        if not account.bnb_fees or spec.base == "BNB" or spec.quote != "USDT":
+            return None
+        price = engine.prices.get("BNBUSDT")
+        if not price:
+            return None
+        fee = (quote_fee * D("0.75") / price).quantize(D("1e-8"))
+        if account.spot_free.get("BNB", ZERO) < fee:
+            return None
+        return fee
+
     def settle(
         self,
         engine: Engine,
@@ -1865,7 +1904,25 @@ class BinanceState:
         if engine.kind == "spot":
             rate = account.spot_maker_fee if maker else account.spot_taker_fee
             resting = order.order_id in engine.open_orders.get((order.account, order.symbol), {})
-            if order.side == "BUY":
+            in_bnb = self._bnb_commission(engine, account, spec, notional * rate)
+            if in_bnb is not None:
+                fee, fee_asset = in_bnb, "BNB"
+                self.move_spot(account, "BNB", -fee, ZERO)
+                if order.side == "BUY":
+                    if resting and not order.is_market_like:
+                        used = qty * order.price
+                        order.locked -= used
+                        self.move_spot(account, spec.quote, ZERO, -used)
+                    else:
+                        self.move_spot(account, spec.quote, -notional, ZERO)
+                    self.move_spot(account, spec.base, qty, ZERO)
+                else:
+                    if resting and not order.is_market_like:
+                        self.move_spot(account, spec.base, ZERO, -qty)
+                    else:
+                        self.move_spot(account, spec.base, -qty, ZERO)
+                    self.move_spot(account, spec.quote, notional, ZERO)
+            elif order.side == "BUY":
                 fee = (qty * rate).quantize(D("1e-8"))
                 fee_asset = spec.base
                 if resting and not order.is_market_like:
