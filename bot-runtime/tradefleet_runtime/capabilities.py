@@ -262,9 +262,10 @@ class BracketFollower(Protocol):
 
     def protect_filled(self, order: Order, quantity: float) -> None:
         """``order`` (as journaled) ended at the venue while the bot was down, ``quantity`` of
-        it filled (what the account holds), and no earlier run placed its children: place them
-        now covering ``quantity``, as this broker places them at a fill (the bot has journaled
-        and booked them under their ids, pending). Never sends ``order`` itself."""
+        it filled in all (what the account holds): bring its children to cover ``quantity``,
+        as this broker does at a fill — placed when no earlier run placed them, grown when one
+        placed them for the part filled before it stopped (the bot has journaled and booked
+        them under their ids). Never sends ``order`` itself."""
         ...
 
 

@@ -12,6 +12,7 @@ import pytest
 from tests.runtime.helpers import start_test_run
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.brackets import bracket_children
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
@@ -137,4 +138,82 @@ def test_children_an_earlier_run_sent_are_not_placed_again(
     if follower is not None:
         assert follower.protected == []
     assert "protective" not in summary
+    journal.close()
+
+
+def _restart_part_filled(
+    folder: Path, follower: Follower, tp_status: OrderStatus = OrderStatus.OPEN
+) -> tuple[Engine, Journal, Order]:
+    """A limit entry of 1.0 filled 0.4 with its children working for that part when the bot
+    stopped; the rest filled while it was down (the take-profit ``tp_status`` at the venue)."""
+    venue = PaperBroker(PaperBrokerParams())
+    venue.connect(BrokerContext(BOT, "paper", ("BTCUSDT",), "USD", 10_000.0))  # type: ignore[arg-type]
+    journal = Journal(folder / "journal.sqlite", durable=True)
+    start_test_run(journal, "r2", bot=BOT, mode="live")
+    config = EngineConfig(BOT, "live", ("BTCUSDT",), HOUR, 10_000.0)
+    engine = Engine(config, Idle(None), venue, journal, venue=venue, brackets=follower)
+    entry = Order(
+        PREFIX + "1", "BTCUSDT", Side.BUY, 1.0, OrderType.LIMIT, 100.0,
+        stop_loss=90.0, take_profit=110.0, created_ts=T0,
+    )  # fmt: skip
+    stop, target = bracket_children(entry, 0.4, T0 + 60)
+    first = Fill(entry.client_order_id, "BTCUSDT", Side.BUY, 0.4, 100.0, 0.04, T0 + 60, "t1")
+    rest = Fill(entry.client_order_id, "BTCUSDT", Side.BUY, 0.6, 100.0, 0.06, T0 + 120, "t2")
+    state = CarriedState(
+        10_000.0,
+        fills=[first],
+        working=[(entry, 0.4), (stop, 0.0), (target, 0.0)],
+        runs=1,
+        known_order_ids=frozenset(o.client_order_id for o in (entry, stop, target)),
+    )
+
+    def report(order: Order, status: OrderStatus, filled: float) -> OrderReport:
+        return OrderReport(
+            order.client_order_id, "v-" + order.client_order_id, "BTCUSDT", order.side,
+            order.order_type, order.quantity, filled, status, T0 + 120, price=order.price,
+        )  # fmt: skip
+
+    plan = plan_reconciliation(
+        prefix=PREFIX,
+        symbols=["BTCUSDT"],
+        journal_fills=[first],
+        journal_working={o.client_order_id: o for o, _ in state.working},
+        known_order_ids=state.known_order_ids,
+        venue_orders=[
+            report(entry, OrderStatus.FILLED, 1.0),
+            report(stop, OrderStatus.OPEN, 0.0),
+            report(target, tp_status, 0.0),
+        ],
+        venue_fills=[first, rest],
+        venue_positions=[PositionReport("BTCUSDT", 1.0, 100.0)],
+        now=T0 + HOUR,
+    )
+    assert [f.fill_id for f in plan.missed_fills] == ["t2"] and not plan.degraded
+    engine.restore_from_venue(state, plan, T0 + HOUR)
+    return engine, journal, entry
+
+
+def test_children_placed_for_the_first_part_grow_to_all_that_filled_while_down(
+    tmp_path: Path,
+) -> None:
+    """Left at the first part's size, 0.6 of the position would have had no stop."""
+    follower = Follower()
+    engine, journal, entry = _restart_part_filled(tmp_path, follower)
+    assert follower.protected == [(entry, 1.0)]
+    booked = {o.client_order_id: o.quantity for o in engine.book.orders()}
+    assert booked == dict.fromkeys(_children(), 1.0)
+    journaled = journal.query(
+        "SELECT client_order_id, quantity FROM orders WHERE run_id = 'r2' AND parent_id IS NOT NULL"
+    )
+    assert dict(journaled) == dict.fromkeys(_children(), 1.0)
+    journal.close()
+
+
+def test_a_bracket_a_child_of_which_ended_is_not_grown(tmp_path: Path) -> None:
+    """The take-profit was cancelled at the venue (by a person): the bracket is not the bot's
+    to rebuild; the stop keeps its size and the broker is asked nothing."""
+    follower = Follower()
+    engine, journal, _entry = _restart_part_filled(tmp_path, follower, OrderStatus.CANCELLED)
+    assert follower.protected == []
+    assert {o.client_order_id: o.quantity for o in engine.book.orders()} == {PREFIX + "1-sl": 0.4}
     journal.close()

@@ -22,6 +22,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from tradefleet_runtime.aggregation import BarAggregator
@@ -84,6 +85,7 @@ _VETO = RiskAction.VETO
 _PENDING = OrderStatus.PENDING
 _FINAL = frozenset(status for status in OrderStatus if status.is_final)
 _NONE_CLOSED: tuple[tuple[int, Trade], ...] = ()  # a fill that closed no trade
+_NO_FILLS: Mapping[str, float] = MappingProxyType({})
 
 log = logging.getLogger("tradefleet.engine")
 # The tag of an emergency stop's closing orders (a risk exit in the report, not a signal).
@@ -1214,7 +1216,8 @@ class Engine:
                 order, OrderStatus.PENDING, now, "the venue never received it; sent again"
             )
             self._send(order)
-        protected = self._protect_missed_entries(plan, journaled, now, followed)
+        earlier = {order.client_order_id: done for order, done in state.working}
+        protected = self._protect_missed_entries(plan, journaled, now, followed, earlier)
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
             self.state.halt(self.degraded_reason)
@@ -1263,6 +1266,7 @@ class Engine:
         journaled: dict[str, Order],
         now: int,
         followed: frozenset[str] = frozenset(),
+        earlier: Mapping[str, float] = _NO_FILLS,
     ) -> int:
         """An entry with a stop-loss or take-profit that filled while the bot was down has no
         protection at the venue (the bot places a bracket's children when it sees the fill):
@@ -1272,7 +1276,10 @@ class Engine:
         A broker that places brackets itself (``follows-brackets``) is asked to place them
         (``protect_filled``), as it would have at the fill: it knows how its venue takes them
         (Binance spot: one OCO list, since a stop-loss sent alone holds the coin and the venue
-        refuses the take-profit). The children are journaled and booked here all the same."""
+        refuses the take-profit). The children are journaled and booked here all the same.
+        Children an earlier run placed for the part that filled before it stopped (``earlier``:
+        what each entry had filled) are grown to all that filled the same way, while every one
+        of them still works (adopted): otherwise the rest of the position had no stop."""
         filled: dict[str, float] = {}
         for fill in plan.missed_fills:
             parent = journaled.get(fill.client_order_id)
@@ -1286,7 +1293,10 @@ class Engine:
         for parent_id, quantity in filled.items():
             children = bracket_children(journaled[parent_id], quantity, now)
             if any(child.client_order_id in self.known_ids for child in children):
-                continue  # the venue has (or had) them: reconciliation adopted what still works
+                # The venue has (or had) them: reconciliation adopted what still works.
+                total = earlier.get(parent_id, 0.0) + quantity
+                sent += self._grow_children(journaled[parent_id], total, now)
+                continue
             for child in children:
                 self.journal.record_order(
                     child, OrderStatus.PENDING, now, "protects an entry filled while down"
@@ -1299,6 +1309,27 @@ class Engine:
             if self.brackets is not None:
                 self.brackets.protect_filled(journaled[parent_id], quantity)
         return sent
+
+    def _grow_children(self, parent: Order, total: float, now: int) -> int:
+        """Bring the children an earlier run placed for part of ``parent`` to ``total`` (all
+        of it that filled), through a broker that places brackets itself (``protect_filled``:
+        it resizes them at the venue as at a fill), when every one it placed still works here;
+        a child that ended (filled, cancelled) means the bracket is spent or a person ended
+        it: nothing is grown. The number of children placed or grown."""
+        follower = self.brackets
+        if follower is None:
+            return 0  # only such a broker resizes children at the venue
+        ids = [child.client_order_id for child in bracket_children(parent, total, now)]
+        if not all(i in self.book for i in ids if i in self.known_ids):
+            return 0
+        placed, resized = self.book.protect(parent, total, now)
+        if not (placed or resized):
+            return 0
+        self._journal_children(
+            placed, resized, now, OrderStatus.PENDING, "protects what of its entry filled"
+        )
+        follower.protect_filled(parent, total)
+        return len(placed) + len(resized)
 
     def _apply_reconciled_fill(self, fill: Fill, status: OrderStatus) -> None:
         """A fill the venue reports and the journal lacked: booked and journaled like any fill,

@@ -988,8 +988,9 @@ class CcxtBroker:
 
     def protect_filled(self, order: Order, quantity: float) -> None:
         """``follows-brackets``: ``order``, a bracket entry, ended while the bot was down with
-        ``quantity`` of it held: place its children covering that, as at a fill (on Binance
-        spot one OCO list: a stop-loss alone would hold the coin the take-profit sells)."""
+        ``quantity`` of it held in all: bring its children to cover that, as at a fill —
+        placed (on Binance spot one OCO list: a stop-loss alone would hold the coin the
+        take-profit sells), or grown when an earlier run placed them for a first part."""
         self._io().spawn(self._protect_ended(order, quantity))
 
     async def _protect_ended(self, order: Order, quantity: float) -> None:

@@ -528,6 +528,29 @@ def test_the_bracket_of_an_entry_that_filled_while_the_bot_was_down_is_placed_wh
     assert setup.venue_client_ids().count(f"{entry}-sl") == 1
 
 
+def test_children_placed_for_part_of_an_entry_grow_when_the_rest_filled_while_down(
+    setup: Harness,
+) -> None:
+    """Part of the entry had filled (its children work for that part) when the bot stopped,
+    and the rest filled while it was down: the bot asks the new broker object to protect all
+    that filled (``protect_filled``), which grows the children at the venue."""
+    venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    not_on(setup, setup.name not in MT5_SETUPS, _NO_RESTING_PART)
+    entry = f"{PREFIX}pbk6"
+    order = _part_filled_bracket(setup, entry)
+    fresh = setup.restart()
+    setup.trade_through(setup.px(50_400.0))  # the rest fills before the bot is back
+    fresh.order_reports(0)  # start-up reconciliation: the children are adopted
+    total = sum(f.quantity for f in fresh.fill_reports(0) if f.client_order_id == entry)
+    assert total > setup.held(entry)
+    fresh.protect_filled(order, total)
+    _children_cover(setup, fresh, entry, total)
+    setup.trade_through(setup.px(47_900.0))
+    setup.wait_filled(f"{entry}-sl", total)
+    assert setup.filled(f"{entry}-sl") == pytest.approx(total)
+    assert setup.wait_final(f"{entry}-tp").status is OrderStatus.CANCELLED
+
+
 def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_children(
     setup: Harness,
 ) -> None:
