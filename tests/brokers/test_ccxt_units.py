@@ -35,6 +35,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     fee_in,
     rate_at,
     status_of,
+    target_reached,
     third_coin_fee,
     venue_client_id,
 )
@@ -401,6 +402,16 @@ def test_a_fee_in_a_third_coin_is_priced_by_that_coins_market_at_the_trades_minu
     assert rate_at([rows[2]], minute) == 620
     assert rate_at([], minute) is None
     assert rate_at([[minute, 0, 0, 0, 0, 0]], minute) is None
+
+
+def test_a_watched_take_profit_is_reached_by_the_side_it_would_trade_against() -> None:
+    assert target_reached(Side.SELL, 52_000.0, {"bid": 52_000.0, "last": 51_000.0})
+    assert not target_reached(Side.SELL, 52_000.0, {"bid": 51_999.9, "last": 52_100.0})
+    assert target_reached(Side.SELL, 52_000.0, {"bid": None, "last": 52_100.0})
+    assert target_reached(Side.BUY, 48_000.0, {"ask": 47_990.0})
+    assert not target_reached(Side.BUY, 48_000.0, {"ask": 48_010.0, "last": 47_000.0})
+    assert not target_reached(Side.SELL, 52_000.0, {})
+    assert not target_reached(Side.BUY, 48_000.0, {"ask": None, "last": None})
 
 
 def test_ccxt_statuses_map_to_ours() -> None:

@@ -59,6 +59,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     position_of,
     report_of,
     status_of,
+    target_reached,
     terms_by_trade,
     third_coin_fee,
     venue_client_id,
@@ -119,6 +120,8 @@ _BYBIT_ORDER_PAGE = 50
 _BYBIT_ENDED_PAGES = 4
 # Venue clocks and list indexing lag ours by a little: reads from our times start this early.
 _CLOCK_MARGIN_MS = 60_000
+# A market's price is read at most this often for the take-profits the broker watches.
+_TICKER_EVERY_S = 1.0
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
 # one poll.
 _Lists = dict[tuple[str, int], list[dict[str, Any]]]
@@ -157,6 +160,11 @@ class _Tracked:
     # The venue's order list (a Binance spot OCO: a bracket's stop-loss and take-profit) this
     # order is a leg of, by the venue's list id; "" when none.
     list_id: str = ""
+    # A take-profit this broker watches instead of resting it at the venue (Kraken spot, beside
+    # its stop-loss: ``_watched_target``); a stop-loss cancelled at the venue for its
+    # take-profit's market sell, which the bot still counts until that sells (``lifted``).
+    watched: bool = False
+    lifted: bool = False
     # Why a cancel was asked for (None: not by this broker — the venue or a person did it).
     cancel_code: ReasonCode | None = None
     adopted_ms: int = 0  # an order of an earlier run: its trades before this are not ours to report
@@ -226,6 +234,7 @@ class CcxtBroker:
         # Bracket children cancelled before they were placed: never placed.
         self._withheld: set[str] = set()
         self._fee_warned = False
+        self._ticker_read: dict[str, float] = {}  # market -> when (monotonic) for take-profits
         self._fee_rates: FeeRates | None = None  # made at start, with the venue's markets
         self._poke: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -536,6 +545,9 @@ class CcxtBroker:
     # -- orders (I/O thread) -----------------------------------------------------------------
 
     async def _place(self, order: Order, args: CreateArgs) -> None:
+        if self._watched_target(order):
+            self._watch(order, args.symbol)
+            return
         tracked = _Tracked(order, args.symbol, venue_cid=self._vcid(order.client_order_id))
         self._tracked[order.client_order_id] = tracked
         try:
@@ -543,6 +555,144 @@ class CcxtBroker:
         finally:
             tracked.sending = False
             self._wake_poller()
+
+    def _watched_target(self, order: Order) -> bool:
+        """Whether ``order`` is a take-profit this broker watches instead of resting it at the
+        venue: on Kraken spot, beside its stop-loss. Kraken has no OCO order, and each resting
+        sell holds the coin it sells, so a take-profit beside the stop needs the position twice
+        (refused on an account holding only the position). The stop rests at the venue (it
+        acts while the bot is down); the take-profit is sold at market when the price reaches
+        it (``_take_profit``)."""
+        if self._dialect is not Dialect.KRAKEN or order.tag != TAKE_PROFIT_TAG:
+            return False
+        if order.parent_id is None:
+            return False
+        stop_id = child_order_id(order.parent_id, "sl")
+        if stop_id in self._tracked:  # placed, or adopted after a restart
+            return True
+        with self._known_lock:
+            return stop_id in self._known
+
+    def _watch(self, order: Order, market: str) -> None:
+        client_order_id = order.client_order_id
+        self._tracked[client_order_id] = _Tracked(
+            order,
+            market,
+            status=OrderStatus.OPEN,
+            sending=False,
+            watched=True,
+            venue_cid=self._vcid(client_order_id),
+        )
+        self._emit(
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.OPEN,
+                int(time.time()),
+                "watched by the bot, sold at market when the price reaches it: the venue has "
+                "no OCO order and holds the coin once, for the stop-loss",
+            )
+        )
+        self._wake_poller()
+
+    async def _check_targets(self) -> None:
+        """Sell each watched take-profit the price reached (a ticker read a market, at most
+        once every ``_TICKER_EVERY_S``)."""
+        watched = [t for t in self._tracked.values() if t.watched and not t.final_sent]
+        if not watched:
+            return
+        venue = self._venue
+        assert venue is not None
+        now = time.monotonic()
+        for market in sorted({t.market for t in watched}):
+            if now - self._ticker_read.get(market, -_TICKER_EVERY_S) < _TICKER_EVERY_S:
+                continue
+            self._ticker_read[market] = now
+            try:
+                ticker = await venue.once("fetch_ticker", market)
+            except VenueFailure as error:
+                log.warning(
+                    "ccxt broker: the price of %s could not be read for its take-profits: %s",
+                    market,
+                    error.failure.message,
+                )
+                continue
+            for target in watched:
+                order = target.order
+                if (
+                    target.market == market
+                    and target.watched
+                    and not target.final_sent
+                    and order.price is not None
+                    and target_reached(order.side, order.price, ticker)
+                ):
+                    await self._take_profit(target)
+
+    async def _take_profit(self, target: _Tracked) -> None:
+        """The price reached a watched take-profit: lift its stop-loss at the venue (it holds
+        the coin), then sell at market under the take-profit's id; its fill ends the bracket
+        as a resting take-profit's would. A stop that acted first wins (nothing is sold). A
+        sell the venue refuses ends the lifted stop as refused: the bot then closes the
+        position at market, which is what the take-profit was selling it for."""
+        parent = target.order.parent_id
+        stop = self._tracked.get(child_order_id(parent, "sl")) if parent is not None else None
+        if stop is not None and not stop.final_sent and not await self._lift(stop):
+            return
+        target.watched = False
+        args = self._args(target.order._replace(order_type=OrderType.MARKET, price=None))
+        if isinstance(args, Refusal):
+            self._final(target, OrderStatus.REJECTED, args.reason, args.code)
+            return
+        target.sending = True
+        try:
+            await self._create(target, args)
+        finally:
+            target.sending = False
+            self._wake_poller()
+
+    async def _lift(self, stop: _Tracked) -> bool:
+        """Cancel ``stop`` at the venue for its take-profit's sell, the bot not told: it counts
+        the stop until the sell is done. False when the stop filled (any part) or the cancel
+        failed: then nothing is sold, and the poller reports what the stop did."""
+        while stop.sending:
+            await asyncio.sleep(0.01)
+        if stop.final_sent:
+            return False
+        venue = self._venue
+        assert venue is not None
+        stop.lifted = True
+        params = {} if stop.venue_id else _client_id_params(self._dialect, stop.venue_cid, False)
+        try:
+            await venue.request("cancel_order", stop.venue_id or "", stop.market, params)
+        except VenueFailure as error:
+            log.warning(
+                "ccxt broker: the stop-loss %s could not be lifted for its take-profit: %s",
+                stop.order.client_order_id,
+                error.failure.message,
+            )
+            stop.lifted = False
+            self._wake_poller()
+            return False
+        row = await self._lookup_quietly(stop)
+        if row is not None and float(row.get("filled") or 0.0) > stop.seen + _EPS:
+            stop.lifted = False  # it triggered first: its fills and end are the poller's
+            self._wake_poller()
+            return False
+        return True
+
+    def _unlifted(self, target: _Tracked, status: OrderStatus) -> None:
+        """A take-profit's sell ended without selling it all: its lifted stop-loss is no
+        longer at the venue, said as refused, so the bot closes the position at market."""
+        parent = target.order.parent_id
+        stop = self._tracked.get(child_order_id(parent, "sl")) if parent is not None else None
+        if stop is None or not stop.lifted or stop.final_sent:
+            return
+        self._final(
+            stop,
+            OrderStatus.REJECTED,
+            f"lifted at the venue for its take-profit's market sell, which ended "
+            f"{status.value}: the position is closed at market",
+            ReasonCode.VENUE_REJECTED,
+        )
 
     async def _create_order(self, args: CreateArgs) -> Any:
         """One ``create_order`` request (no retry: a lost answer is looked up, never resent)."""
@@ -713,6 +863,8 @@ class CcxtBroker:
         tracked.final_sent = True
         tracked.status = status
         order = tracked.order
+        if order.tag == TAKE_PROFIT_TAG and status is not OrderStatus.FILLED:
+            self._unlifted(tracked, status)
         self._emit(
             OrderUpdate(
                 order.client_order_id,
@@ -1149,6 +1301,11 @@ class CcxtBroker:
             return
         if tracked is None or tracked.final_sent:
             return
+        if tracked.watched or tracked.lifted:
+            # Not at the venue: a watched take-profit, or a stop lifted for its take-profit's
+            # sell (which filled: this is its sibling's cancel).
+            self._final(tracked, OrderStatus.CANCELLED, "cancelled", code)
+            return
         while tracked.sending:
             await asyncio.sleep(0.01)  # its create is still in flight: cancel what it made
         tracked.cancel_code = tracked.cancel_code or code
@@ -1258,6 +1415,9 @@ class CcxtBroker:
         args = self._args(changed)
         if isinstance(args, Refusal):
             self._amend_refused(tracked, args.reason, args.code)
+            return
+        if tracked.watched:
+            self._replaced(tracked, changed, tracked.venue_cid, {})  # the broker's own
             return
         if self._algo(changed):
             await self._replace_algo(tracked, changed)
@@ -1543,6 +1703,7 @@ class CcxtBroker:
         for market in markets:
             await self._poll_market(market, cycle)
         self._polled_ms = started
+        await self._check_targets()
 
     async def _cancel_stale(self) -> None:
         """Cancel the earlier copies of resized conditional orders a cancel missed (until the
@@ -1564,6 +1725,8 @@ class CcxtBroker:
         for tracked in list(self._tracked.values()):
             if tracked.market != market or tracked.final_sent or tracked.sending:
                 continue
+            if tracked.watched or tracked.lifted:
+                continue  # not at the venue (``_watched_target``, ``_lift``)
             raw = by_id.get(tracked.venue_cid)
             if raw is None and kraken:
                 # Ended since the last cycle: among the orders closed since then (one read
@@ -1704,6 +1867,13 @@ class CcxtBroker:
 
     async def _query(self, client_order_id: str) -> OrderReport | None:
         tracked = self._tracked.get(client_order_id)
+        if tracked is not None and (tracked.watched or tracked.lifted) and not tracked.final_sent:
+            order = tracked.order  # not at the venue: the broker's word
+            return OrderReport(
+                client_order_id, tracked.venue_id or "", order.symbol, order.side,
+                order.order_type, order.quantity, tracked.held, OrderStatus.OPEN,
+                int(time.time()), price=order.price, reduce_only=order.reduce_only,
+            )  # fmt: skip
         markets = [tracked.market] if tracked is not None else list(self._markets.values())
         venue_cid = tracked.venue_cid if tracked is not None else client_order_id
         for market in markets:

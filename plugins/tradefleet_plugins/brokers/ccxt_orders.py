@@ -289,6 +289,17 @@ def oco_params(
     }
 
 
+def target_reached(side: Side, price: float, ticker: Mapping[str, Any]) -> bool:
+    """Whether a take-profit of ``side`` at ``price`` would fill now, by ``ticker`` (ccxt's):
+    a sell's when the best bid reached it (the last trade without a bid), a buy's when the
+    best ask did; never on a ticker without a price."""
+    if side is Side.SELL:
+        bid = _num(ticker.get("bid")) or _num(ticker.get("last"))
+        return bid > 0.0 and bid >= price
+    ask = _num(ticker.get("ask")) or _num(ticker.get("last"))
+    return ask > 0.0 and ask <= price
+
+
 def status_of(ccxt_status: str | None, filled: float) -> tuple[OrderStatus, ReasonCode]:
     """ccxt's unified order status as ours (``expired`` is a cancel with its own code)."""
     if ccxt_status == "closed":
@@ -650,6 +661,7 @@ __all__ = [
     "rate_at",
     "report_of",
     "status_of",
+    "target_reached",
     "terms_by_trade",
     "third_coin_fee",
     "trigger_of",

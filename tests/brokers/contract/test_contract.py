@@ -376,12 +376,19 @@ def _bracket_then_restart(setup: Harness, entry: str) -> tuple[str, str, Any]:
     return stop, target, setup.restart()
 
 
+_WATCHED_TARGET = (
+    "Kraken's take-profit is watched by the broker, not at the venue: a restarted bot sends it "
+    "again (tests/brokers/test_ccxt_kraken_take_profit.py)"
+)
+
+
 def test_a_new_broker_cancels_a_bracket_an_earlier_run_left(setup: Harness) -> None:
     """A new broker object (a restarted bot) reports an earlier run's bracket children as
     working and cancels them: the take-profit whose stop filled while the bot was down (start-up
     reconciliation does), either one a person cancels. On Binance USDⓈ-M both are conditional
     orders, which a cancel must look for among those; on MT5 the open position's SL and TP."""
     venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    not_on(setup, setup.name != "kraken", _WATCHED_TARGET)
     stop, target, fresh = _bracket_then_restart(setup, f"{PREFIX}brk2")
     children = (target, stop)
     # Start-up reconciliation's input: both children working, so the bot adopts them (a child
@@ -407,6 +414,7 @@ def test_a_bracket_an_earlier_run_left_still_cancels_the_other_child(setup: Harn
     old one would have (a stop left working would act on the next position), and the fill
     reads as a take-profit exit."""
     venue_only(setup, "a simulated account lives in its process (restored from the journal)")
+    not_on(setup, setup.name != "kraken", _WATCHED_TARGET)
     stop, target, fresh = _bracket_then_restart(setup, f"{PREFIX}brk3")
     fresh.order_reports(0)  # start-up reconciliation: the new object follows what it finds
     setup.trade_through(setup.px(52_100.0))
