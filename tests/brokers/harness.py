@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.brokers.mt5.harness import Mt5Harness
 from tests.venues.binance.server import FakeBinance
 from tests.venues.bybit.server import FakeBybit
@@ -490,6 +492,19 @@ def coinless_spot(tmp_path: Path) -> Iterator[VenueHarness]:
         with harness.fake.state.lock:
             harness.fake.state.accounts[harness.fake.api_key].spot_free["BTC"] = Decimal(0)
         yield harness
+
+
+def wait_children_open(harness: Harness, broker: Any, entry: str, quantity: float) -> None:
+    """Wait until both of ``entry``'s bracket children work for ``quantity``, as ``broker``
+    reports them (at the venue, or watched by the broker)."""
+    harness.wait_for(
+        lambda _e: all(
+            (r := broker.query_order(f"{entry}-{role}")) is not None
+            and r.status is OrderStatus.OPEN
+            and r.quantity == pytest.approx(quantity)
+            for role in ("sl", "tp")
+        )
+    )
 
 
 def base_balance(harness: VenueHarness) -> tuple[Decimal, Decimal]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import PREFIX, VenueHarness, harness_for, updates
+from tests.brokers.harness import PREFIX, VenueHarness, harness_for, updates, wait_children_open
 from tradefleet_runtime.sdk import Fill, OrderStatus, ReasonCode, Side, bracket_children
 
 STOP, TARGET = 48_000.0, 52_000.0
@@ -35,14 +35,7 @@ def _bracket(harness: VenueHarness, entry: str) -> float:
     harness.answer(harness.broker.submit(order))
     assert harness.wait_final(entry).status is OrderStatus.FILLED
     held = harness.held(entry)
-    harness.wait_for(
-        lambda _e: all(
-            (r := harness.broker.query_order(f"{entry}-{role}")) is not None
-            and r.status is OrderStatus.OPEN
-            and r.quantity == pytest.approx(held)
-            for role in ("sl", "tp")
-        )
-    )
+    wait_children_open(harness, harness.broker, entry, held)
     return held
 
 

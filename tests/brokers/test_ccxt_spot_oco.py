@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import PREFIX, VenueHarness, base_balance, coinless_spot, updates
+from tests.brokers.harness import (
+    PREFIX,
+    VenueHarness,
+    base_balance,
+    coinless_spot,
+    updates,
+    wait_children_open,
+)
 from tradefleet_runtime.sdk import OrderStatus, OrderType, ReasonCode
 
 STOP, TARGET = 48_000.0, 52_000.0
@@ -32,23 +39,12 @@ def _legs(harness: VenueHarness, entry: str) -> dict[str, tuple[str, int, Decima
     }
 
 
-def _both_open(harness: VenueHarness, entry: str, quantity: float) -> None:
-    harness.wait_for(
-        lambda _e: all(
-            (r := harness.broker.query_order(f"{entry}-{role}")) is not None
-            and r.status is OrderStatus.OPEN
-            and r.quantity == pytest.approx(quantity)
-            for role in ("sl", "tp")
-        )
-    )
-
-
 def _bracket(harness: VenueHarness, entry: str) -> float:
     """A market entry of 0.01 with its stop-loss and take-profit; what the account holds."""
     harness.answer(harness.broker.submit(harness.order(entry, stop_loss=STOP, take_profit=TARGET)))
     assert harness.wait_final(entry).status is OrderStatus.FILLED
     held = harness.held(entry)
-    _both_open(harness, entry, held)
+    wait_children_open(harness, harness.broker, entry, held)
     return held
 
 
@@ -94,11 +90,11 @@ def test_a_part_filled_entrys_list_grows_as_it_fills(spot: VenueHarness) -> None
     )
     spot.answer(spot.broker.submit(entry))
     spot.wait_for(lambda _e: spot.held("oco3") > 0.0)
-    _both_open(spot, "oco3", spot.held("oco3"))
+    wait_children_open(spot, spot.broker, "oco3", spot.held("oco3"))
     spot.trade_through(50_400.0)
     assert spot.wait_final("oco3").status is OrderStatus.FILLED
     held = spot.held("oco3")
-    _both_open(spot, "oco3", held)
+    wait_children_open(spot, spot.broker, "oco3", held)
     legs = _legs(spot, "oco3")
     working = {cid: v for cid, v in legs.items() if v[0] == "NEW"}
     assert set(working) == {"oco3-sl-a1", "oco3-tp-a1"}
@@ -256,7 +252,7 @@ def test_an_entry_filled_while_the_bot_was_down_gets_its_children_as_one_list(
     fresh = spot.restart()
     fresh.order_reports(0)
     fresh.protect_filled(order, held)
-    _both_open(spot, "oco9", held)
+    wait_children_open(spot, spot.broker, "oco9", held)
     legs = _legs(spot, "oco9")
     assert set(legs) == {"oco9-sl", "oco9-tp"}
     (list_id,) = {list_id for _status, list_id, _qty in legs.values()}

@@ -55,17 +55,23 @@ class Idle(Strategy):
     pass
 
 
-def _restart(
-    folder: Path, follower: Follower | None, known: frozenset[str] = frozenset()
-) -> tuple[Engine, PaperBroker, Journal, str, Order]:
-    """A bot restarted after its bracket entry filled (``HELD`` of it) while it was down: the
-    engine after reconciliation, the venue, the journal, the summary and the entry."""
+def _engine(folder: Path, follower: Follower | None) -> tuple[Engine, PaperBroker, Journal]:
+    """A live bot's engine on a venue (the paper broker's account), its second run."""
     venue = PaperBroker(PaperBrokerParams())
     venue.connect(BrokerContext(BOT, "paper", ("BTCUSDT",), "USD", 10_000.0))  # type: ignore[arg-type]
     journal = Journal(folder / "journal.sqlite", durable=True)
     start_test_run(journal, "r2", bot=BOT, mode="live")
     config = EngineConfig(BOT, "live", ("BTCUSDT",), HOUR, 10_000.0)
     engine = Engine(config, Idle(None), venue, journal, venue=venue, brackets=follower)
+    return engine, venue, journal
+
+
+def _restart(
+    folder: Path, follower: Follower | None, known: frozenset[str] = frozenset()
+) -> tuple[Engine, PaperBroker, Journal, str, Order]:
+    """A bot restarted after its bracket entry filled (``HELD`` of it) while it was down: the
+    engine after reconciliation, the venue, the journal, the summary and the entry."""
+    engine, venue, journal = _engine(folder, follower)
     entry = Order(
         PREFIX + "1", "BTCUSDT", Side.BUY, 1.0, OrderType.MARKET,
         stop_loss=90.0, take_profit=110.0, created_ts=T0,
@@ -146,12 +152,7 @@ def _restart_part_filled(
 ) -> tuple[Engine, Journal, Order]:
     """A limit entry of 1.0 filled 0.4 with its children working for that part when the bot
     stopped; the rest filled while it was down (the take-profit ``tp_status`` at the venue)."""
-    venue = PaperBroker(PaperBrokerParams())
-    venue.connect(BrokerContext(BOT, "paper", ("BTCUSDT",), "USD", 10_000.0))  # type: ignore[arg-type]
-    journal = Journal(folder / "journal.sqlite", durable=True)
-    start_test_run(journal, "r2", bot=BOT, mode="live")
-    config = EngineConfig(BOT, "live", ("BTCUSDT",), HOUR, 10_000.0)
-    engine = Engine(config, Idle(None), venue, journal, venue=venue, brackets=follower)
+    engine, _venue, journal = _engine(folder, follower)
     entry = Order(
         PREFIX + "1", "BTCUSDT", Side.BUY, 1.0, OrderType.LIMIT, 100.0,
         stop_loss=90.0, take_profit=110.0, created_ts=T0,

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from tests.brokers.contract.conftest import not_on, venue_only
-from tests.brokers.harness import MT5_SETUPS, ORDER_PATH, PREFIX, Harness, updates
+from tests.brokers.harness import (
+    MT5_SETUPS,
+    ORDER_PATH,
+    PREFIX,
+    Harness,
+    updates,
+    wait_children_open,
+)
 from tradefleet_runtime.sdk import (
     TAKE_PROFIT_TAG,
     Fill,
@@ -431,18 +438,6 @@ def test_a_bracket_an_earlier_run_left_still_cancels_the_other_child(setup: Harn
         assert report is not None and report.status is OrderStatus.CANCELLED
 
 
-def _children_cover(setup: Harness, broker: Any, entry: str, quantity: float) -> None:
-    """Wait until both of ``entry``'s bracket children work at the venue for ``quantity``."""
-    setup.wait_for(
-        lambda _e: all(
-            (r := broker.query_order(f"{entry}-{role}")) is not None
-            and r.status is OrderStatus.OPEN
-            and r.quantity == pytest.approx(quantity)
-            for role in ("sl", "tp")
-        )
-    )
-
-
 def _limit_bracket(setup: Harness, entry: str, price: float) -> Any:
     """A limit buy at ``price`` with its stop-loss at 48,000 and take-profit at 52,000."""
     return setup.order(
@@ -462,7 +457,7 @@ def _part_filled_bracket(setup: Harness, entry: str) -> Any:
     order = _limit_bracket(setup, entry, 50_500.0)
     setup.answer(setup.broker.submit(order))
     setup.wait_filled(entry, setup.quantity * 0.4)
-    _children_cover(setup, setup.broker, entry, setup.held(entry))
+    wait_children_open(setup, setup.broker, entry, setup.held(entry))
     return order
 
 
@@ -481,7 +476,7 @@ def test_a_part_filled_bracket_entry_is_protected_for_what_filled(setup: Harness
     _part_filled_bracket(setup, entry)
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled(entry)
-    _children_cover(setup, setup.broker, entry, setup.held(entry))
+    wait_children_open(setup, setup.broker, entry, setup.held(entry))
     setup.trade_through(setup.px(47_900.0))
     setup.wait_filled(f"{entry}-sl", setup.held(entry))
     assert setup.filled(f"{entry}-sl") == pytest.approx(setup.held(entry))
@@ -507,7 +502,7 @@ def test_a_bracket_entry_adopted_after_a_restart_is_protected_when_it_fills(
     fresh.follow_bracket(order)
     setup.trade_through(setup.px(48_900.0))
     setup.wait_filled(entry)
-    _children_cover(setup, fresh, entry, setup.held(entry))
+    wait_children_open(setup, fresh, entry, setup.held(entry))
     setup.trade_through(setup.px(52_100.0))
     setup.wait_filled(f"{entry}-tp", setup.held(entry))
     assert setup.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
@@ -529,7 +524,7 @@ def test_the_bracket_of_an_entry_that_filled_while_the_bot_was_down_is_placed_wh
     fresh = setup.restart()
     fresh.order_reports(0)
     fresh.protect_filled(order, setup.held(entry))
-    _children_cover(setup, fresh, entry, setup.held(entry))
+    wait_children_open(setup, fresh, entry, setup.held(entry))
     setup.trade_through(setup.px(52_100.0))
     setup.wait_filled(f"{entry}-tp", setup.held(entry))
     assert setup.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
@@ -552,7 +547,7 @@ def test_children_placed_for_part_of_an_entry_grow_when_the_rest_filled_while_do
     total = sum(f.quantity for f in fresh.fill_reports(0) if f.client_order_id == entry)
     assert total > setup.held(entry)
     fresh.protect_filled(order, total)
-    _children_cover(setup, fresh, entry, total)
+    wait_children_open(setup, fresh, entry, total)
     setup.trade_through(setup.px(47_900.0))
     setup.wait_filled(f"{entry}-sl", total)
     assert setup.filled(f"{entry}-sl") == pytest.approx(total)
@@ -573,4 +568,4 @@ def test_a_part_filled_bracket_entry_adopted_after_a_restart_keeps_growing_its_c
     fresh.follow_bracket(order)
     setup.trade_through(setup.px(50_400.0))
     setup.wait_filled(entry)
-    _children_cover(setup, fresh, entry, setup.held(entry))
+    wait_children_open(setup, fresh, entry, setup.held(entry))

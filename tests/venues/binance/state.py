@@ -1905,26 +1905,11 @@ class BinanceState:
             rate = account.spot_maker_fee if maker else account.spot_taker_fee
             resting = order.order_id in engine.open_orders.get((order.account, order.symbol), {})
             in_bnb = self._bnb_commission(engine, account, spec, notional * rate)
-            if in_bnb is not None:
-                fee, fee_asset = in_bnb, "BNB"
-                self.move_spot(account, "BNB", -fee, ZERO)
-                if order.side == "BUY":
-                    if resting and not order.is_market_like:
-                        used = qty * order.price
-                        order.locked -= used
-                        self.move_spot(account, spec.quote, ZERO, -used)
-                    else:
-                        self.move_spot(account, spec.quote, -notional, ZERO)
-                    self.move_spot(account, spec.base, qty, ZERO)
+            if order.side == "BUY":
+                if in_bnb is not None:
+                    fee, fee_asset = in_bnb, "BNB"
                 else:
-                    if resting and not order.is_market_like:
-                        self.move_spot(account, spec.base, ZERO, -qty)
-                    else:
-                        self.move_spot(account, spec.base, -qty, ZERO)
-                    self.move_spot(account, spec.quote, notional, ZERO)
-            elif order.side == "BUY":
-                fee = (qty * rate).quantize(D("1e-8"))
-                fee_asset = spec.base
+                    fee, fee_asset = (qty * rate).quantize(D("1e-8")), spec.base
                 if resting and not order.is_market_like:
                     # consumes locked quote at the limit price
                     used = qty * order.price
@@ -1932,15 +1917,20 @@ class BinanceState:
                     self.move_spot(account, spec.quote, ZERO, -used)
                 else:
                     self.move_spot(account, spec.quote, -notional, ZERO)
-                self.move_spot(account, spec.base, qty - fee, ZERO)
+                self.move_spot(account, spec.base, qty if in_bnb is not None else qty - fee, ZERO)
             else:
-                fee = (notional * rate).quantize(D("1e-8"))
-                fee_asset = spec.quote
+                if in_bnb is not None:
+                    fee, fee_asset = in_bnb, "BNB"
+                else:
+                    fee, fee_asset = (notional * rate).quantize(D("1e-8")), spec.quote
                 if resting and not order.is_market_like:
                     self.move_spot(account, spec.base, ZERO, -qty)
                 else:
                     self.move_spot(account, spec.base, -qty, ZERO)
-                self.move_spot(account, spec.quote, notional - fee, ZERO)
+                received = notional if in_bnb is not None else notional - fee
+                self.move_spot(account, spec.quote, received, ZERO)
+            if in_bnb is not None:
+                self.move_spot(account, "BNB", -fee, ZERO)
             return Trade(
                 trade_id,
                 order.order_id,
