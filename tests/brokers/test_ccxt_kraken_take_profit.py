@@ -74,6 +74,11 @@ def test_the_price_reaching_the_target_sells_at_market_under_its_id(
     assert kraken.fake.balance("XXBT") == 0
     assert _at_venue(kraken)["ktp2-sl"] == "canceled"
     kraken.assert_venue_matches()
+    # Between the stop's cancel and the sell the position has no stop at the venue: nothing
+    # else is asked of the venue there (a read waits seconds for Kraken's rate limiter).
+    paths = [r.path for r in kraken.fake.requests]
+    cancel = paths.index("/0/private/CancelOrder")
+    assert paths[cancel + 1] == "/0/private/AddOrder", paths[cancel : cancel + 3]
 
 
 def test_the_stop_acting_first_ends_the_watched_target_without_a_sell(

@@ -651,8 +651,12 @@ class CcxtBroker:
 
     async def _lift(self, stop: _Tracked) -> bool:
         """Cancel ``stop`` at the venue for its take-profit's sell, the bot not told: it counts
-        the stop until the sell is done. False when the stop filled (any part) or the cancel
-        failed: then nothing is sold, and the poller reports what the stop did."""
+        the stop until the sell is done. False when the cancel failed (the stop triggered and
+        filled: the venue no longer has it open): then nothing is sold, and the poller reports
+        what the stop did. Nothing is read between the cancel and the sell (on Kraken a read
+        waits seconds for the rate limiter, and the position has no stop at the venue
+        meanwhile); a part of the stop that filled before the cancel is reported with its
+        cancel (``_cancel``)."""
         while stop.sending:
             await asyncio.sleep(0.01)
         if stop.final_sent:
@@ -670,11 +674,6 @@ class CcxtBroker:
                 error.failure.message,
             )
             stop.lifted = False
-            self._wake_poller()
-            return False
-        row = await self._lookup_quietly(stop)
-        if row is not None and float(row.get("filled") or 0.0) > stop.seen + _EPS:
-            stop.lifted = False  # it triggered first: its fills and end are the poller's
             self._wake_poller()
             return False
         return True
@@ -1303,7 +1302,10 @@ class CcxtBroker:
             return
         if tracked.watched or tracked.lifted:
             # Not at the venue: a watched take-profit, or a stop lifted for its take-profit's
-            # sell (which filled: this is its sibling's cancel).
+            # sell (which filled: this is its sibling's cancel; any part of it that filled
+            # before the lift is reported first).
+            if tracked.lifted:
+                await self._poll_trades(tracked.market, tracked.trades_from_ms)
             self._final(tracked, OrderStatus.CANCELLED, "cancelled", code)
             return
         while tracked.sending:
