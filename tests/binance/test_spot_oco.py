@@ -18,9 +18,10 @@ from typing import Any
 import ccxt
 import pytest
 
+from tests.venues.binance.errors import BinanceError
 from tests.venues.binance.fixtures import make_ccxt_binance
 from tests.venues.binance.server import FakeBinance
-from tests.venues.binance.state import Candle
+from tests.venues.binance.state import Candle, _check_oco_types
 
 from .helpers import SPOT, call, client
 
@@ -362,3 +363,27 @@ def test_a_take_profit_leg_triggering_expires_the_stop(fake_binance: FakeBinance
     assert ex.fetch_order(ids["sl-1"], SPOT)["status"] == "expired"
     acct = fake_binance.account()
     assert acct.spot_locked["BTC"] == 0 and acct.spot_free["BTC"] == D("0.9")
+
+
+@pytest.mark.parametrize(
+    ("side", "above", "below", "code"),
+    [
+        ("SELL", "STOP_LOSS", "STOP_LOSS_LIMIT", -1197),
+        ("SELL", "TAKE_PROFIT", "LIMIT_MAKER", -1166),
+        ("SELL", "LIMIT_MAKER", "TAKE_PROFIT", -1199),
+        ("BUY", "STOP_LOSS", "STOP_LOSS_LIMIT", -1196),
+        ("BUY", "LIMIT_MAKER", "TAKE_PROFIT", -1165),
+        ("BUY", "TAKE_PROFIT", "LIMIT_MAKER", -1198),
+    ],
+)
+def test_each_leg_on_the_wrong_side_of_a_list_is_refused_with_binances_code(
+    side: str, above: str, below: str, code: int
+) -> None:
+    with pytest.raises(BinanceError) as refused:
+        _check_oco_types(side, above, below)
+    assert refused.value.code == code
+
+
+def test_legs_on_their_sides_pass() -> None:
+    _check_oco_types("SELL", "LIMIT_MAKER", "STOP_LOSS")
+    _check_oco_types("BUY", "STOP_LOSS", "LIMIT_MAKER")

@@ -42,10 +42,10 @@ def test_one_read_per_coin_and_minute_and_only_for_third_coin_fees() -> None:
         _trade("t3", MINUTE + 61_000),
         _trade("t4", MINUTE + 1_000, "USDT"),
     ]
-    got = asyncio.run(rates.of(trades, "USDT", RULES))
+    got = asyncio.run(rates.of(trades, RULES))
     assert got == {"t1": 600.0, "t2": 600.0, "t3": 620.0}
     assert [read[:3] for read in reader.reads] == [("fetch_ohlcv", "BNB/USDT", "1m")] * 2
-    asyncio.run(rates.of(trades[:1], "USDT", RULES))
+    asyncio.run(rates.of(trades[:1], RULES))
     assert len(reader.reads) == 2  # kept
 
 
@@ -53,14 +53,14 @@ def test_a_failed_read_prices_nothing_and_is_tried_again() -> None:
     reader = Reader()
     rates = FeeRates(reader, {"BNB/USDT": {}})
     reader.down = True
-    assert asyncio.run(rates.of([_trade("t1", MINUTE)], "USDT", RULES)) == {}
+    assert asyncio.run(rates.of([_trade("t1", MINUTE)], RULES)) == {}
     reader.down = False
-    assert asyncio.run(rates.of([_trade("t1", MINUTE)], "USDT", RULES)) == {"t1": 600.0}
+    assert asyncio.run(rates.of([_trade("t1", MINUTE)], RULES)) == {"t1": 600.0}
     assert len(reader.reads) == 2
 
 
 def test_a_coin_the_venue_does_not_price_is_not_read() -> None:
     reader = Reader()
     rates = FeeRates(reader, {"BTC/USDT": {}})
-    assert asyncio.run(rates.of([_trade("t1", MINUTE)], "USDT", RULES)) == {}
+    assert asyncio.run(rates.of([_trade("t1", MINUTE)], RULES)) == {}
     assert reader.reads == []

@@ -61,7 +61,6 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     status_of,
     target_reached,
     terms_by_trade,
-    third_coin_fee,
     venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
@@ -1835,9 +1834,9 @@ class CcxtBroker:
     ) -> dict[str, float]:
         """The price of the coin each of ``trades`` paid its fee in, when that is none of the
         market's (Binance's BNB): by trade id (``FeeRates``)."""
-        if self._fee_rates is None or not any(third_coin_fee(t, rules) for t in trades):
+        if self._fee_rates is None:
             return {}
-        return await self._fee_rates.of(trades, rules.quote, rules)
+        return await self._fee_rates.of(trades, rules)
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
         venue_id = str(trade.get("order") or "")

@@ -44,18 +44,17 @@ class FeeRates:
         self._symbols = symbols  # the exchange's markets, by unified symbol
         self._prices: dict[tuple[str, int], float] = {}
 
-    async def of(
-        self, trades: Sequence[Mapping[str, Any]], quote: str, rules: FillRules
-    ) -> dict[str, float]:
-        """The third coin's price (in ``quote``) of each of ``trades`` whose fee was taken in
-        one, by trade id; a trade whose price could not be had is left out (its fee is then
-        booked as 0, and the caller says so)."""
+    async def of(self, trades: Sequence[Mapping[str, Any]], rules: FillRules) -> dict[str, float]:
+        """The third coin's price (in the market's quote, ``rules.quote``) of each of
+        ``trades`` whose fee was taken in one, by trade id; none read for the others. A trade
+        whose price could not be had is left out (its fee is then booked as 0, and the caller
+        says so)."""
         rates: dict[str, float] = {}
         for trade in trades:
             coin = third_coin_fee(trade, rules)
             if coin is None:
                 continue
-            pair = conversion_pair(coin, quote, self._symbols)
+            pair = conversion_pair(coin, rules.quote, self._symbols)
             if pair is None:
                 continue
             stamp = trade.get("timestamp")

@@ -446,33 +446,30 @@ def _check_oco_types(side: str, above: str, below: str) -> None:
         raise BinanceError(
             E.BOTH_OCO_ORDERS_CANNOT_BE_LIMIT, "At least one OCO order must be contingent."
         )
-    if side == "SELL":
-        if above.startswith("STOP_LOSS"):
-            raise BinanceError(
-                E.SELL_OCO_STOP_LOSS_MUST_BE_BELOW, "A stop loss order in a sell OCO must be below."
-            )
-        if below == "LIMIT_MAKER":
-            raise BinanceError(
-                E.SELL_OCO_LIMIT_MUST_BE_ABOVE, "A limit order in a sell OCO must be above."
-            )
-        if below.startswith("TAKE_PROFIT"):
-            raise BinanceError(
-                E.SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE,
-                "A take profit order in a sell OCO must be above.",
-            )
-        return
-    if below.startswith("STOP_LOSS"):
-        raise BinanceError(
-            E.BUY_OCO_STOP_LOSS_MUST_BE_ABOVE, "A stop loss order in a buy OCO must be above."
-        )
-    if above == "LIMIT_MAKER":
-        raise BinanceError(
-            E.BUY_OCO_LIMIT_MUST_BE_BELOW, "A limit order in a buy OCO must be below."
-        )
-    if above.startswith("TAKE_PROFIT"):
-        raise BinanceError(
-            E.BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW, "A take profit order in a buy OCO must be below."
-        )
+    # A sell list's stop goes below and its limit (or take-profit) above; a buy's mirror it.
+    profit_leg, stop_leg = (above, below) if side == "SELL" else (below, above)
+    stop_misplaced, limit_misplaced, profit_misplaced = _OCO_PLACEMENT_ERRORS[side]
+    if profit_leg.startswith("STOP_LOSS"):
+        raise BinanceError(*stop_misplaced)
+    if stop_leg == "LIMIT_MAKER":
+        raise BinanceError(*limit_misplaced)
+    if stop_leg.startswith("TAKE_PROFIT"):
+        raise BinanceError(*profit_misplaced)
+
+
+# Per side, (code, message) of a stop, a limit and a take-profit on the wrong side of a list.
+_OCO_PLACEMENT_ERRORS: dict[str, tuple[tuple[int, str], tuple[int, str], tuple[int, str]]] = {
+    "SELL": (
+        (E.SELL_OCO_STOP_LOSS_MUST_BE_BELOW, "A stop loss order in a sell OCO must be below."),
+        (E.SELL_OCO_LIMIT_MUST_BE_ABOVE, "A limit order in a sell OCO must be above."),
+        (E.SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE, "A take profit order in a sell OCO must be above."),
+    ),
+    "BUY": (
+        (E.BUY_OCO_STOP_LOSS_MUST_BE_ABOVE, "A stop loss order in a buy OCO must be above."),
+        (E.BUY_OCO_LIMIT_MUST_BE_BELOW, "A limit order in a buy OCO must be below."),
+        (E.BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW, "A take profit order in a buy OCO must be below."),
+    ),
+}
 
 
 def _breaks_oco_prices(leg: _Draft) -> bool:
