@@ -69,6 +69,9 @@ class Capability(StrEnum):
     # risk plugin: its check decides on the intent alone (a sizer of fixed quantities), so the
     # engine builds no account snapshot for it: it is handed ``BLANK_CONTEXT``.
     INTENT_ONLY = "intent-only"
+    # broker: LeverageReporter (the leverage its venue measures margin with, once connected,
+    # which risk plugins read as ``RiskContext.leverage``; without it 1 is assumed)
+    KNOWS_LEVERAGE = "knows-leverage"
 
 
 @runtime_checkable
@@ -270,6 +273,17 @@ class BracketFollower(Protocol):
 
 
 @runtime_checkable
+class LeverageReporter(Protocol):
+    """A broker that knows the leverage its account's margin is measured with."""
+
+    def account_leverage(self) -> float | None:
+        """The leverage, read once the broker is connected; None when it cannot tell (the
+        runtime then assumes 1, which over- rather than understates the margin an order
+        needs)."""
+        ...
+
+
+@runtime_checkable
 class VenueExecution(Protocol):
     """A broker for a real venue (and the paper broker, the contract's reference).
 
@@ -376,6 +390,7 @@ SHAPES: dict[Capability, _Shape] = {
     ),
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
+    Capability.KNOWS_LEVERAGE: _Shape(frozenset({"broker"}), (("account_leverage", 0),)),
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from tradefleet_runtime.capabilities import (
     EquityRestorer,
     FillObserver,
     FillRestorer,
+    LeverageReporter,
     LockRestorer,
     OrderObserver,
     RiskLockHolder,
@@ -103,6 +105,8 @@ class Bot:
     # The strategy states its run as target positions (``target-positions``): a backtest or a
     # sweep may take the vectorised path (``vector_backtest``, ``optimize/vector.py``).
     planner: TargetPositioner | None = None
+    # The broker knows its account's leverage (``knows-leverage``): risk plugins read it.
+    leverage: LeverageReporter | None = None
 
     @property
     def name(self) -> str:
@@ -190,6 +194,9 @@ def assemble(
         and declares(PluginKind.DATA_FEED, spec.data.name, Capability.LIVE_FEED),
         planner=cast("TargetPositioner", strategy)
         if declares(PluginKind.STRATEGY, spec.strategy.name, Capability.TARGET_POSITIONS)
+        else None,
+        leverage=cast("LeverageReporter", broker)
+        if declares(PluginKind.BROKER, spec.broker.name, Capability.KNOWS_LEVERAGE)
         else None,
     )
 
@@ -350,6 +357,18 @@ class RunOutcome:
     open_trades: tuple[Trade, ...] = ()
 
 
+def _account_leverage(bot: Bot) -> float:
+    """The leverage risk plugins are told (``RiskContext.leverage``): the broker's, read once it
+    is connected, or 1 when it cannot tell (an order's margin is then its whole notional, never
+    less than the venue asks)."""
+    if bot.leverage is None:
+        return 1.0
+    leverage = bot.leverage.account_leverage()
+    if leverage is None or not math.isfinite(leverage) or leverage < 1.0:
+        return 1.0
+    return float(leverage)
+
+
 def _credentials_dir() -> Path | None:
     """Where the broker's credentials Secret is mounted (set by the operator's pod spec)."""
     folder = os.environ.get("TRADEFLEET_CREDENTIALS_DIR")
@@ -440,6 +459,7 @@ class BotSession:
             venue=bot.executes,
             hooks=bot.risk_hooks,
             brackets=bot.brackets,
+            leverage=_account_leverage(bot),
         )
         engine.tracer = configure_from_env("tradefleet-runtime", bot.name)
         self.engine = engine

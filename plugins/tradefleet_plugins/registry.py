@@ -228,7 +228,13 @@ def tradefleet_brokers() -> list[PluginSpec]:
             params=PaperBrokerParams,
             summary="Simulated venue: fees, slippage, margin, SL/TP, fills on later bars.",
             modes=frozenset({"backtest", "paper"}),
-            capabilities=frozenset({Capability.RESTORES_ACCOUNT, Capability.VENUE_EXECUTION}),
+            capabilities=frozenset(
+                {
+                    Capability.RESTORES_ACCOUNT,
+                    Capability.VENUE_EXECUTION,
+                    Capability.KNOWS_LEVERAGE,
+                }
+            ),
         ),
         PluginSpec(
             kind=PluginKind.BROKER,
@@ -239,7 +245,7 @@ def tradefleet_brokers() -> list[PluginSpec]:
             summary="MetaTrader 5 account through a terminal (package, bridge): symbol map, "
             "filling modes, retcodes reconciled by magic and comment, netting and hedging.",
             modes=frozenset({"live"}),
-            capabilities=frozenset({Capability.VENUE_EXECUTION}),
+            capabilities=frozenset({Capability.VENUE_EXECUTION, Capability.KNOWS_LEVERAGE}),
         ),
         PluginSpec(
             kind=PluginKind.BROKER,
@@ -253,7 +259,13 @@ def tradefleet_brokers() -> list[PluginSpec]:
             # Live only: a paper bot trades a simulated account (the paper broker); a testnet
             # is a live bot with ``sandbox: true``.
             modes=frozenset({"live"}),
-            capabilities=frozenset({Capability.VENUE_EXECUTION, Capability.FOLLOWS_BRACKETS}),
+            capabilities=frozenset(
+                {
+                    Capability.VENUE_EXECUTION,
+                    Capability.FOLLOWS_BRACKETS,
+                    Capability.KNOWS_LEVERAGE,
+                }
+            ),
         ),
     ]
 

@@ -25,6 +25,8 @@ def test_binance_usdm_margin_mode_and_leverage_are_set_at_connect(tmp_path: Path
         paths = [r.path for r in harness.fake.requests]
         assert paths.index("/fapi/v1/positionSide/dual") < paths.index("/fapi/v1/leverage")
         assert "/fapi/v1/order" not in paths  # nothing traded to get there
+        # What risk plugins are told (``knows-leverage``): the leverage the bot set.
+        assert harness.broker.account_leverage() == 7.0
     finally:
         harness.close()
 

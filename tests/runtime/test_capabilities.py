@@ -203,7 +203,11 @@ def test_plugins_list_json_shows_capabilities_and_contract() -> None:
     ).stdout
     rows = {(row["kind"], row["name"]): row for row in json.loads(output)}
     assert rows[("strategy", "external-signal")]["capabilities"] == ["takes-signals"]
-    assert rows[("broker", "paper")]["capabilities"] == ["restores-account", "venue-execution"]
+    assert rows[("broker", "paper")]["capabilities"] == [
+        "knows-leverage",
+        "restores-account",
+        "venue-execution",
+    ]
     assert rows[("strategy", "ema-cross")]["capabilities"] == ["target-positions"]
     assert all(row["contract"] == CONTRACT_VERSION for row in rows.values())
 

@@ -107,3 +107,42 @@ def test_the_summary_says_why_a_plugin_vetoed(
         journal.close()
     assert count > 10 and "stop-loss" in reason
     assert f"risk: prop-firm vetoed {count} order(s): {count}× {reason}" in printed
+
+
+def test_pre_trade_measures_free_margin_with_the_paper_accounts_leverage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``margin_leverage: 0`` means the account's leverage: the paper broker's 30, not 1 (with 1,
+    every 200,000 EURUSD order needed 200,000 of margin on a 100,000 account: all vetoed)."""
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: tradefleet.io/v1alpha1
+            kind: TradingBot
+            metadata: {{name: margin-bt}}
+            spec:
+              mode: backtest
+              strategy: {{name: ema-cross, params: {{fast: 12, slow: 26}}}}
+              market: {{symbols: [EURUSD], timeframe: 1h}}
+              broker: {{name: paper, params: {{fee_bps: 0.2, leverage: 30}}}}
+              data:
+                name: csv
+                params: {{path: {ROOT / "data" / "EURUSD_H1_2017.csv"}, gap_policy: trade}}
+              risk:
+                - name: fixed-size
+                  params: {{quantity: 200000}}
+                - name: pre-trade
+                  params: {{max_gross_exposure: 0}}
+              capital: {{currency: USD, initial: 100000}}
+            """
+        )
+    )
+    path = tmp_path / "j.sqlite"
+    assert cli.main(["backtest", str(manifest), "--journal", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trades"] > 0
+    vetoes = Journal(path).query(
+        "SELECT COUNT(*) FROM risk_decisions WHERE plugin = 'pre-trade' AND action = 'veto'"
+    )
+    assert vetoes == [(0,)]

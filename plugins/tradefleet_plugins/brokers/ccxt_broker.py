@@ -373,6 +373,11 @@ class CcxtBroker:
     def is_connected(self) -> bool:
         return self._venue is not None and self._venue.connected and not self._closed
 
+    def account_leverage(self) -> float | None:
+        # The leverage this bot sets on its symbols before its first order; without it the
+        # venue's current setting is not read (it may differ per symbol): unknown.
+        return None if self.params.leverage is None else float(self.params.leverage)
+
     # -- helpers (engine thread) -------------------------------------------------------------
 
     def _io(self) -> VenueLoop:

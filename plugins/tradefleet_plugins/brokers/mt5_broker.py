@@ -157,6 +157,7 @@ class Mt5Broker:
         self._known_comments: set[str] = set()
         self._working: dict[str, Order] = {}
         self._balance = 0.0
+        self._leverage = 0.0  # the account's, read at start (0: not yet)
         self._positions: dict[str, Position] = {}
         # I/O-thread state
         self._comment_ids: dict[str, str] = {}  # comment -> client order id
@@ -291,6 +292,9 @@ class Mt5Broker:
     ) -> OrderUpdate | None:
         self._queue(_Job(lambda: self._amend_job(client_order_id, quantity, price)))
         return None
+
+    def account_leverage(self) -> float | None:
+        return self._leverage or None
 
     def is_connected(self) -> bool:
         link = self._link
@@ -448,6 +452,7 @@ class Mt5Broker:
         account = self._call("account_info")
         self._hedging = int(account.margin_mode) == _ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
         self._balance = float(account.balance)
+        self._leverage = float(account.leverage)
         for symbol in symbols:
             self._spec(symbol)
         now = self._now()

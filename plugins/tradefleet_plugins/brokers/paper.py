@@ -233,6 +233,9 @@ class PaperBroker:
     def is_connected(self) -> bool:
         return True
 
+    def account_leverage(self) -> float:
+        return self._leverage
+
     def _report(self, order: Order) -> OrderReport:
         order_id = order.client_order_id
         filled, notional = self._filled.get(order_id, (0.0, 0.0))

@@ -43,6 +43,23 @@ def test_the_plugin_declares_and_has_venue_execution(netting: Mt5Harness) -> Non
     assert check_object("broker", netting.broker, spec.capabilities) == []
 
 
+def test_the_accounts_leverage_is_read_at_start_for_risk_plugins() -> None:
+    """``knows-leverage``: the terminal's AccountInfo.leverage (what its margin is measured
+    with), read when the broker connects; an account reporting 0 is unknown (None)."""
+    for reported, told in ((30, 30.0), (0, None)):
+        harness = Mt5Harness.netting()
+        harness.venue.update_account(leverage=reported)
+        try:
+            harness.connect()
+            assert harness.broker.account_leverage() == told
+        finally:
+            harness.close()
+    from tradefleet_plugins.registry import tradefleet_brokers
+
+    (spec,) = [s for s in tradefleet_brokers() if s.name == "mt5"]
+    assert Capability.KNOWS_LEVERAGE in spec.capabilities
+
+
 def test_symbols_are_mapped_both_ways(netting: Mt5Harness) -> None:
     order = netting.order(symbol="XAUUSD", quantity=0.05)
     events = netting.submit(order)
