@@ -386,6 +386,41 @@ def test_a_stop_amended_past_the_market_is_never_left_half_done(name: str, tmp_p
         harness.close()
 
 
+# Where each fake venue takes a cancel of a plain order.
+CANCEL_PATH = {
+    "binance-spot": ("DELETE", "/api/v3/order"),
+    "binance-usdm": ("DELETE", "/fapi/v1/order"),
+    "bybit": ("POST", "/v5/order/cancel"),
+    "kraken": ("POST", "/0/private/CancelOrder"),
+}
+
+
+@venues
+def test_a_cancel_the_venue_did_not_take_is_asked_again_until_it_does(
+    name: str, tmp_path: Path
+) -> None:
+    """A cancel whose 5xx outlasts the request's retries is not dropped: a bracket's other
+    child left working after its sibling filled would close the bot's next trade. The next
+    poll asks again, and the order ends cancelled at the venue, reported once."""
+    harness = _venue(name, tmp_path, max_retries=1)
+    try:
+        _limit(harness, "cxl1")
+        _opened(harness, "cxl1")
+        method, path = CANCEL_PATH[name]
+        harness.fake.faults.inject("server_error", path=path, method=method, status=503, times=2)
+        harness.broker.cancel("cxl1")
+        final = harness.wait_final("cxl1")
+        assert final.status is OrderStatus.CANCELLED
+        cancels = [r for r in harness.fake.requests if (r.method, r.path) == (method, path)]
+        assert len(cancels) >= 3  # two refused (the request and its one retry), then taken
+        report = harness.broker.query_order("cxl1")
+        assert report is not None and report.status is OrderStatus.CANCELLED
+        assert [u.status for u in updates(harness.events, "cxl1")].count(OrderStatus.CANCELLED) == 1
+        harness.assert_venue_matches()
+    finally:
+        harness.close()
+
+
 def test_a_resized_stops_earlier_copy_the_venue_kept_is_cancelled_later(tmp_path: Path) -> None:
     """USDⓈ-M resizes a stop by placing the new copy, then cancelling the old: when that
     cancel fails past its retries, the old copy (reduce-only, but able to act on a later

@@ -230,6 +230,10 @@ class CcxtBroker:
         # Earlier copies of resized conditional orders the venue has not cancelled yet:
         # (market, venue id, client id). A copy left working would act on a later position.
         self._stale: list[tuple[str, str, str]] = []
+        # Cancels the venue did not take (a fault outlasted the request's retries), by client
+        # id, with their code: asked again at each poll until the order ends. A bracket's
+        # other child left working would act on a later position.
+        self._cancels_due: dict[str, ReasonCode] = {}
         # Bracket children cancelled before they were placed: never placed.
         self._withheld: set[str] = set()
         self._fee_warned = False
@@ -1324,12 +1328,18 @@ class CcxtBroker:
             await venue.request("cancel_order", tracked.venue_id or "", tracked.market, params)
         except VenueFailure as error:
             if error.failure.code is not ReasonCode.UNKNOWN_ORDER:
+                self._cancels_due[client_order_id] = tracked.cancel_code or code
                 log.warning(
-                    "ccxt broker: cancel of %s failed: %s", client_order_id, error.failure.message
+                    "ccxt broker: cancel of %s failed (asked again at the next poll): %s",
+                    client_order_id,
+                    error.failure.message,
                 )
+            else:
+                self._cancels_due.pop(client_order_id, None)
             # Unknown at the venue: it filled or ended meanwhile; the poller reports how.
             self._wake_poller()
             return
+        self._cancels_due.pop(client_order_id, None)
         await self._settle(tracked, code)
 
     def _withhold(self, client_order_id: str, code: ReasonCode) -> bool:
@@ -1701,6 +1711,8 @@ class CcxtBroker:
     async def _poll(self) -> None:
         if self._stale:
             await self._cancel_stale()
+        if self._cancels_due:
+            await self._cancel_due()
         markets = {t.market for t in self._tracked.values() if not t.final_sent}
         # Kraken's lists hold every market: one cycle reads each once, for all of them.
         cycle: _Lists = {}
@@ -1717,6 +1729,16 @@ class CcxtBroker:
         pending, self._stale = self._stale, []
         left = [copy for copy in pending if not await self._cancel_algo_copy(*copy)]
         self._stale.extend(left)  # after any a resize added meanwhile
+
+    async def _cancel_due(self) -> None:
+        """Ask again for the cancels the venue did not take (``_cancel`` keeps one due until
+        the venue cancels the order or says it has none; an order that ended meanwhile is
+        left to the poll to report)."""
+        due, self._cancels_due = self._cancels_due, {}
+        for client_order_id, code in due.items():
+            tracked = self._tracked.get(client_order_id)
+            if tracked is not None and not tracked.final_sent:
+                await self._cancel(client_order_id, code)
 
     async def _poll_market(self, market: str, cycle: _Lists) -> None:
         """Open orders first (cheap); own trades only when some order filled more than its
