@@ -701,6 +701,44 @@ def test_a_pause_and_a_resume_given_while_the_venue_is_down_are_applied_in_order
         assert controller.resume("bob", "venue is fine").phase is Phase.RUNNING
 
 
+@pytest.mark.parametrize(
+    ("commands", "resumes"),
+    [
+        (("resume", "halt"), 0),  # a resume with nothing to undo (not journaled), then a stop
+        (("pause", "halt", "resume", "halt"), 1),  # the resume undid the first stop only
+    ],
+)
+def test_a_resume_given_before_an_emergency_stop_never_undoes_it_when_the_venue_answers(
+    tmp_path: Path,
+    registry: PluginRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    commands: tuple[str, ...],
+    resumes: int,
+) -> None:
+    """A halt is undone only by a newer, explicit resume: the commands given while the bot
+    waits for its venue are not replayed on the engine in a way that lets an older resume
+    undo the newer stop (the bot traded once the venue answered), nor journal a ``resumed``
+    after it (a later restart would find no halt in force)."""
+    _run(tmp_path, registry, _bars(0, 5))
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
+        for n, command in enumerate(commands):
+            if command == "pause":
+                controller.pause("alice", "looking")
+            elif command == "resume":
+                controller.resume("alice", "go on")
+            else:
+                controller.emergency_stop("bob", f"incident {n}")
+        assert controller.get_status().halted
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.HALTED)
+        _until(lambda: controller.get_status().bars >= 1)
+        engine = controller.engine
+        assert engine is not None and engine.halted
+        last = journal.last_control_event()
+        assert last is not None and last[0] == "halted", last
+        assert _event_kinds(journal).count("resumed") == resumes
+
+
 def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
     tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

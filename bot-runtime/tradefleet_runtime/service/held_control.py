@@ -9,8 +9,9 @@ trading when the venue answers again. So each is taken now and carried out then:
   meantime. Its flatten, when asked for, is owed until done (``Journal.flatten_owed``): the
   session carries it out once the venue answers and the account is reconciled;
 - a resume undoes a halt in force by journaling ``resumed`` (a newer, explicit resume) and
-  clears a pause;
-- a pause lives in the process, as every pause does, and is applied when the engine opens.
+  clears a pause; an emergency stop given after it holds (the newest control event wins);
+- a pause lives in the process, as every pause does: the engine, once open, is brought to
+  the pause the commands left.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class HeldControl:
         self.halt_reason = restored_halt_reason(control[1]) if control and in_force else ""
         self.paused = paused  # the spec's pause, until a command changes it
         self.pause_reason = ""
-        self._steps: list[tuple[str, str, str]] = []
+        self._pause_by = ""  # who gave the pause in force (when a command gave it)
+        self._resume_by: tuple[str, str] | None = None  # the last resume, (who, reason)
 
     @property
     def halted(self) -> bool:
@@ -50,8 +52,7 @@ class HeldControl:
 
     def pause(self, who: str, reason: str) -> None:
         if not self.paused:
-            self.paused, self.pause_reason = True, reason
-            self._steps.append(("pause", who, reason))
+            self.paused, self.pause_reason, self._pause_by = True, reason, who
 
     def resume(self, who: str, reason: str) -> None:
         if self.halt_reason:
@@ -60,7 +61,7 @@ class HeldControl:
             )
             self.halt_reason = ""
         self.paused, self.pause_reason = False, ""
-        self._steps.append(("resume", who, reason))
+        self._resume_by = (who, reason)
 
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> None:
         """Journal the emergency stop now. When one is already in force nothing changes, as
@@ -78,11 +79,17 @@ class HeldControl:
         self.halt_reason = self.halt_reason or reason
 
     def apply(self, engine: Engine) -> None:
-        """Carry out the pauses and resumes owed, in order, on the engine just opened. A resume
-        never clears a Degraded engine's halt: it was given before anyone could see the
-        mismatch the start found, and only a person who has looked may clear that."""
-        for kind, who, reason in self._steps:
-            if kind == "pause":
-                engine.pause(who, reason)
-            elif not engine.degraded_reason:
-                engine.resume(who, reason)
+        """Bring the engine just opened to the pause these commands left. Halts are not
+        replayed: each halt and each resume that undid one is journaled already, so the engine
+        opened halted exactly when the newest of them is a halt. A resume given before a later
+        halt must never undo that halt here (nor journal a ``resumed`` newer than it, which a
+        later restart would read as the last word).
+
+        A pause the commands cleared is cleared only on an engine that is not halted: clearing
+        it there would clear the halt too (and a Degraded engine's halt only a person who has
+        seen the mismatch the start found may clear). It then stays until the next resume."""
+        if self.paused:
+            engine.pause(self._pause_by or "spec", self.pause_reason or "paused before start")
+        elif engine.paused and not engine.halted and not engine.degraded_reason:
+            who, reason = self._resume_by or ("spec", "resumed before start")
+            engine.resume(who, reason)
