@@ -6,6 +6,8 @@ entry actually filled, so the two never disagree about a child's id, side or qua
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tradefleet_runtime.model import Order, OrderType
 from tradefleet_runtime.order_ids import child_order_id, original_order_id
 
@@ -63,11 +65,38 @@ def bracket_children(parent: Order, filled: float, ts: int) -> tuple[Order, ...]
     return tuple(children)
 
 
+def bracket_entry(children: Sequence[Order], entry: Order | None = None) -> Order | None:
+    """The entry ``children`` protect, as they stand (a stop moved since is where it is now),
+    when they are all its children and of one size: ``bracket_children(result, size, ts)``
+    gives them again (their creation time aside). ``entry``: the entry as journaled, when the
+    journal still holds it (its type, time and tag kept); else it is told by its children.
+    None when they are not one whole bracket."""
+    if not children or children[0].parent_id is None:
+        return None
+    first, parent_id = children[0], children[0].parent_id
+    prices = {child.tag: child.price for child in children}
+    size = first.quantity
+    if entry is not None and (
+        (entry.stop_loss is None) != (STOP_LOSS_TAG not in prices)
+        or (entry.take_profit is None) != (TAKE_PROFIT_TAG not in prices)
+    ):
+        return None  # not all of the entry's children
+    base = entry or Order(parent_id, first.symbol, first.side.opposite, size)
+    parent = base._replace(
+        stop_loss=prices.get(STOP_LOSS_TAG), take_profit=prices.get(TAKE_PROFIT_TAG)
+    )
+    again = bracket_children(parent, size, 0)
+    given = sorted((c.client_order_id, c.symbol, c.side, c.quantity, c.price) for c in children)
+    expected = sorted((c.client_order_id, c.symbol, c.side, c.quantity, c.price) for c in again)
+    return parent if given == expected and base.client_order_id == parent_id else None
+
+
 __all__ = [
     "BRACKET_SPENT_TAG",
     "STOP_LOSS_TAG",
     "STOP_REFUSED_TAG",
     "TAKE_PROFIT_TAG",
     "bracket_children",
+    "bracket_entry",
     "bracket_role",
 ]

@@ -25,6 +25,7 @@ from tests.e2e.test_live_ccxt_restart import (
     PRICE,
     VENUE_SYMBOL,
     _bot,
+    _journal,
     _kill,
     _serve,
     _signal,
@@ -135,6 +136,40 @@ def test_an_entry_filled_while_down_gets_its_bracket_as_one_order_list_after_res
             legs = [o for o in fake.orders("spot") if o.client_order_id in (stop, target)]
         assert len({leg.order_list_id for leg in legs}) == 1 and legs[0].order_list_id != -1
         assert _held(again) == 0.00999
+        fake.set_price(VENUE_SYMBOL, PRICE * 1.05, market="spot")
+        again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+    finally:
+        assert again.terminate() == 0
+    assert (_order_status(fake, stop), _order_status(fake, target)) == ("EXPIRED", "FILLED")
+    assert _btc(fake) == 0  # the target sold all of it
+
+
+def test_a_bracket_the_venue_never_received_is_placed_as_one_order_list_after_restart(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry filled and the bot journaled its stop-loss and take-profit, then died before
+    the venue took them (their requests hung). The restarted bot places them as one OCO list,
+    as at the fill: sent as two orders again, the stop-loss would hold the coin and the venue
+    would refuse the take-profit for the balance."""
+    manifest = _bot(tmp_path, fake, "limit", SYMBOL, "binance", "spot")
+    serve = _serve(tmp_path, manifest, monkeypatch)
+    order_id = _signal(serve, PRICE * 0.99, SYMBOL)
+    _until(lambda: _order_status(fake, order_id) == "NEW")
+    for path in ("/api/v3/order", "/api/v3/orderList/oco"):
+        fake.faults.inject("timeout", path=path, method="POST", times=None, hold_s=30)
+    fake.set_price(VENUE_SYMBOL, PRICE * 0.985, market="spot")  # the limit entry fills
+    stop, target = f"{order_id}-sl", f"{order_id}-tp"
+    _until(lambda: {stop, target} <= set(_journal(tmp_path)[1]))
+    _kill(serve)
+    fake.faults.clear()
+    assert _order_status(fake, stop) == _order_status(fake, target) == ""  # never received
+
+    again = _serve(tmp_path, manifest, monkeypatch)
+    try:
+        _until(lambda: _order_status(fake, stop) == _order_status(fake, target) == "NEW")
+        with fake.state.lock:
+            legs = [o for o in fake.orders("spot") if o.client_order_id in (stop, target)]
+        assert len({leg.order_list_id for leg in legs}) == 1 and legs[0].order_list_id != -1
         fake.set_price(VENUE_SYMBOL, PRICE * 1.05, market="spot")
         again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
     finally:

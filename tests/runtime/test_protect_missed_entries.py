@@ -12,7 +12,7 @@ import pytest
 from tests.runtime.helpers import start_test_run
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
-from tradefleet_runtime.brackets import bracket_children
+from tradefleet_runtime.brackets import bracket_children, bracket_entry
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
@@ -218,3 +218,96 @@ def test_a_bracket_a_child_of_which_ended_is_not_grown(tmp_path: Path) -> None:
     assert follower.protected == []
     assert {o.client_order_id: o.quantity for o in engine.book.orders()} == {PREFIX + "1-sl": 0.4}
     journal.close()
+
+
+def _restart_children_never_received(
+    folder: Path, follower: Follower | None, stop_at: float = 90.0
+) -> tuple[Engine, PaperBroker, Journal, str, Order]:
+    """The entry filled (``HELD``, journaled) and the bot journaled its children, then died
+    before the venue received them: the venue holds the position and no order. ``stop_at``:
+    where the journaled stop stands (moved since the entry was sent)."""
+    engine, venue, journal = _engine(folder, follower)
+    entry = Order(
+        PREFIX + "1", "BTCUSDT", Side.BUY, 1.0, OrderType.MARKET,
+        stop_loss=90.0, take_profit=110.0, created_ts=T0,
+    )  # fmt: skip
+    stop, target = bracket_children(entry, HELD, T0 + 60)
+    stop = stop._replace(price=stop_at)
+    fill = Fill(entry.client_order_id, "BTCUSDT", Side.BUY, HELD, 100.0, 0.1, T0 + 60, "t1")
+    state = CarriedState(
+        10_000.0,
+        fills=[fill],
+        unacknowledged=[stop, target],
+        runs=1,
+        known_order_ids=frozenset(o.client_order_id for o in (entry, stop, target)),
+    )
+    report = OrderReport(
+        entry.client_order_id, "v1", "BTCUSDT", Side.BUY, OrderType.MARKET, 1.0, HELD,
+        OrderStatus.FILLED, T0 + 60,
+    )  # fmt: skip
+    plan = plan_reconciliation(
+        prefix=PREFIX,
+        symbols=["BTCUSDT"],
+        journal_fills=[fill],
+        journal_working={o.client_order_id: o for o in (stop, target)},
+        known_order_ids=state.known_order_ids,
+        venue_orders=[report],
+        venue_fills=[fill],
+        venue_positions=[PositionReport("BTCUSDT", HELD, 100.0)],
+        now=T0 + HOUR,
+    )
+    assert set(plan.resend) == _children() and not plan.degraded
+    summary = engine.restore_from_venue(state, plan, T0 + HOUR)
+    return engine, venue, journal, summary, entry
+
+
+def test_children_the_venue_never_received_are_placed_by_a_broker_that_places_brackets(
+    tmp_path: Path,
+) -> None:
+    """Sent one by one, Binance spot's take-profit is refused (the stop holds the coin) and
+    the two are not linked: the broker is asked to place them as at the fill (one OCO list),
+    for the entry as its children stand (the stop where it was moved to)."""
+    follower = Follower()
+    engine, venue, journal, summary, entry = _restart_children_never_received(
+        tmp_path, follower, stop_at=95.0
+    )
+    assert follower.protected == [
+        (
+            Order(
+                entry.client_order_id, "BTCUSDT", Side.BUY, HELD, stop_loss=95.0, take_profit=110.0
+            ),
+            HELD,
+        )
+    ]
+    assert venue.open_orders() == []  # the engine sent nothing itself
+    booked = {o.client_order_id: o.quantity for o in engine.book.orders()}
+    assert booked == dict.fromkeys(_children(), HELD)
+    assert "2 protective order(s) the venue never received sent again" in summary
+    journal.close()
+
+
+def test_without_such_a_broker_children_the_venue_never_received_are_sent_as_orders(
+    tmp_path: Path,
+) -> None:
+    _, venue, journal, _summary, _entry = _restart_children_never_received(tmp_path, None)
+    sent = {o.client_order_id: o.quantity for o in venue.open_orders()}
+    assert sent == dict.fromkeys(_children(), HELD)
+    journal.close()
+
+
+def test_an_entry_is_told_by_its_whole_bracket_only() -> None:
+    entry = Order(
+        PREFIX + "7", "BTCUSDT", Side.SELL, 2.0, OrderType.LIMIT, 100.0,
+        stop_loss=110.0, take_profit=90.0, created_ts=T0, tag="short",
+    )  # fmt: skip
+    stop, target = bracket_children(entry, 1.5, T0 + 60)
+    told = bracket_entry([target, stop])
+    assert told is not None
+    assert bracket_children(told, 1.5, T0 + 60) == (stop, target)
+    # The journaled entry keeps its type and tag; its children say where they stand now.
+    moved = stop._replace(price=105.0)
+    assert bracket_entry([moved, target], entry) == entry._replace(stop_loss=105.0)
+    assert bracket_entry([stop], entry) is None  # its take-profit is not among them
+    assert bracket_entry([stop, target._replace(quantity=1.0)]) is None  # two sizes
+    assert bracket_entry([stop, target], entry._replace(client_order_id="other")) is None
+    assert bracket_entry([]) is None

@@ -31,6 +31,7 @@ from tradefleet_runtime.brackets import (
     STOP_LOSS_TAG,
     STOP_REFUSED_TAG,
     bracket_children,
+    bracket_entry,
 )
 from tradefleet_runtime.capabilities import (
     AccountRestorer,
@@ -75,7 +76,7 @@ from tradefleet_runtime.model import (
     Side,
     Trade,
 )
-from tradefleet_runtime.order_ids import bot_prefix, client_order_id
+from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.reconcile import ReconcilePlan, order_from_report
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.tracing import EngineTracer
@@ -1210,12 +1211,20 @@ class Engine:
         # A stop (or target) the venue never received while its position is open: the bot died
         # between the entry's fill and the venue's ack of the child. Sent now, under its own id
         # (the venue has no order of that id: a broker refuses a duplicate anyway).
+        asked = self._resend_through_follower(plan.resend, journaled, followed)
         for order_id in plan.resend:
             order = journaled[order_id]
             self.journal.record_order(
                 order, OrderStatus.PENDING, now, "the venue never received it; sent again"
             )
-            self._send(order)
+            if order.parent_id in asked:
+                self.book.add(order)  # placed by the broker, below
+            else:
+                self._send(order)
+        follower = self.brackets
+        if follower is not None:
+            for entry, size in asked.values():
+                follower.protect_filled(entry, size)
         earlier = {order.client_order_id: done for order, done in state.working}
         protected = self._protect_missed_entries(plan, journaled, now, followed, earlier)
         if plan.degraded:
@@ -1230,6 +1239,32 @@ class Engine:
             {"start_equity": self._start_equity},
         )
         return summary
+
+    def _resend_through_follower(
+        self, resend: Sequence[str], journaled: Mapping[str, Order], followed: frozenset[str]
+    ) -> dict[str, tuple[Order, float]]:
+        """The entries whose every child is to be sent again (the venue never received them:
+        the bot died between the entry's fill and their placing), for a broker that places
+        brackets itself to place as at the fill (``protect_filled``): on Binance spot one OCO
+        list, where two separate orders hold the coin twice and the venue refuses the second.
+        Entry id -> (the entry as its children protect it (``bracket_entry``), their size).
+        An entry the broker follows already (it still works), or children that are not one
+        whole bracket of one size, are sent as orders."""
+        if self.brackets is None:
+            return {}
+        groups: dict[str, list[Order]] = {}
+        for order_id in resend:
+            child = journaled[order_id]
+            if child.parent_id is not None and child.parent_id not in followed:
+                groups.setdefault(child.parent_id, []).append(child)
+        asked: dict[str, tuple[Order, float]] = {}
+        for parent_id, children in groups.items():
+            if any(child_order_id(parent_id, role) in self.book for role in ("sl", "tp")):
+                continue  # a sibling works at the venue (adopted): not one whole bracket
+            entry = bracket_entry(children, journaled.get(parent_id))
+            if entry is not None:
+                asked[parent_id] = (entry, children[0].quantity)
+        return asked
 
     def _follow_brackets(self, plan: ReconcilePlan, now: int) -> frozenset[str]:
         """Bracket entries still working at the venue, told to a broker that places their
@@ -1424,10 +1459,18 @@ class Engine:
     def risk_tiers(self) -> dict[str, int]:
         return dict(self._tiers)
 
+    def holds_risk_lock(self, plugin_name: str) -> bool:
+        """Whether ``plugin_name`` holds a lock now (recorded, restored or newly reported)."""
+        return plugin_name in self.state.locks()
+
     def reset_risk_lock(self, plugin_name: str, who: str, reason: str) -> tuple[bool, str]:
-        """A person clears ``plugin_name``'s lock: (plugin found, refusal or "")."""
+        """A person clears ``plugin_name``'s lock: (plugin found, refusal or ""). A plugin that
+        holds no lock is refused and nothing is journaled: a reset there would do nothing but
+        leave an audit record saying a lock was reset."""
         if plugin_name not in {name for name, _ in self.risk} | set(self.state.held):
             return False, ""
+        if not self.holds_risk_lock(plugin_name):
+            return True, f"{plugin_name} holds no lock"
         for name, holder in self.state.lock_holders:
             if name == plugin_name:
                 refusal = holder.reset_lock()
