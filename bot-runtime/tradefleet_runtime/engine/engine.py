@@ -264,6 +264,9 @@ class Engine:
         self.last_order_id = ""
         # Client order ids earlier runs journaled: an intent that gets one is never re-sent.
         self.known_ids: frozenset[str] = frozenset()
+        # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
+        # ends cancelled without being among them was cancelled by someone else.
+        self._cancels_asked: set[str] = set()
         self._prefix = bot_prefix(config.bot_name)
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
@@ -366,6 +369,7 @@ class Engine:
     def cancel(self, client_order_id: str) -> None:
         if client_order_id not in self.book:
             return
+        self._cancels_asked.add(client_order_id)
         update = self.broker.cancel(client_order_id)
         if update is not None:
             self._on_order_update(update)
@@ -808,7 +812,38 @@ class Engine:
                     and update.code is not ReasonCode.DUPLICATE_CLIENT_ID  # the venue has it
                 ):
                     self._exit_unprotected(order, update.reason)
+            elif status is OrderStatus.CANCELLED:
+                order = working.order
+                if (
+                    order.tag == STOP_LOSS_TAG
+                    and order.parent_id is not None
+                    and order.client_order_id not in self._cancels_asked
+                ):
+                    self._stop_cancelled_outside(order, update.reason)
+            self._cancels_asked.discard(update.client_order_id)
             self.strategy.on_order_update(update)
+
+    def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
+        """A bracket's stop-loss ended cancelled though the bot never asked (a person at the
+        venue, a venue's own clean-up) while the position it protected is open: say so loudly
+        — journaled, logged, on the event stream. The bot does not place it again (an id is
+        sent once, and a person may be managing that stop by hand) nor close the position:
+        the person who cancelled it decides."""
+        held = self.portfolio.position(stop.symbol).quantity
+        if not (held > 0.0 if stop.side is Side.SELL else held < 0.0):
+            return  # nothing left to protect on that side (its sibling filled, say)
+        said = why or "no reason given"
+        message = (
+            f"{stop.client_order_id}: the stop-loss was cancelled outside the bot ({said}); "
+            f"the {held:g} {stop.symbol} position runs without it — the bot does not place "
+            "it again"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "stop_cancelled",
+            message,
+            {"client_order_id": stop.client_order_id, "reason": why, "position": held},
+        )
 
     def _exit_unprotected(self, stop: Order, why: str) -> None:
         """The venue refused a bracket's stop-loss (its price already crossed, say) while the
