@@ -712,6 +712,8 @@ class Engine:
         self.journal.record_order(
             order, OrderStatus.PENDING, self._now, "", self.portfolio.marks.get(order.symbol)
         )
+        if self.listener is not None:
+            self.listener.on_order(order, OrderUpdate(order.client_order_id, _PENDING, self._now))
         return order
 
     def _fit_instrument(self, intent: OrderIntent, order: Order) -> Order | None:
@@ -922,8 +924,11 @@ class Engine:
     ) -> None:
         """Bracket children the broker places (or resizes) at the venue as their entry fills;
         a resize keeps what the child was in its log."""
+        listener = self.listener
         for child in placed:
             self.journal.record_order(child, status, ts, reason)
+            if listener is not None:
+                listener.on_order(child, OrderUpdate(child.client_order_id, status, ts, reason))
         for child, previous in resized:
             self.journal.resize_order(
                 child.client_order_id,
@@ -962,6 +967,10 @@ class Engine:
         ):
             self._bracket_after_fill(order, fill, bool(placed or resized))
         if self.listener is not None:
+            if order is not None:
+                # The order's status change the journal just recorded (filled, partly filled),
+                # as every other change reaches the listener (metrics, log, event stream).
+                self.listener.on_order(order, OrderUpdate(fill.client_order_id, status, fill.ts))
             self.listener.on_fill(fill, order, position)
         if self.tracer is not None:
             self.tracer.fill(fill, order.parent_id if order is not None else None)
