@@ -22,7 +22,10 @@ from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_feed import CsvFeed
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
 from tradefleet_plugins.strategies.external_signal import ExternalSignal
-from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
+from tradefleet_plugins.strategies.external_signal_params import (
+    EntryOrder,
+    ExternalSignalParams,
+)
 from tradefleet_runtime.contracts import FeedRequest, PluginParams
 from tradefleet_runtime.errors import DataError, SpecError
 from tradefleet_runtime.model import Order, Side
@@ -101,6 +104,116 @@ def test_opposite_signal_with_reverse_closes_then_enters() -> None:
         (Side.SELL, 4000, True),
         (Side.SELL, 1000, False),
     ]
+    engine.run(bars[4:])
+    assert engine.position("TEST").quantity == -1000
+
+
+def _working_entries(engine: Any, symbol: str = "TEST") -> list[Order]:
+    return [o for o in engine.open_orders(symbol) if not o.reduce_only and o.parent_id is None]
+
+
+@pytest.mark.parametrize("direction", [Direction.BUY, Direction.SELL])
+def test_a_burst_of_signals_before_a_bar_makes_one_entry(direction: Direction) -> None:
+    """Without allow_pyramiding, eight same-way signals between two bars stacked eight entries
+    (the position held only what filled, and a market entry fills at the next bar)."""
+    engine, sent = _signal_engine()
+    bars = flat_bars([1.0] * 4)
+    engine.run(bars[:2])
+    answers = [engine.handle_signal(_buy(1000, direction=direction)) for _ in range(8)]
+    assert answers[0][0], answers[0][1]
+    first_id = answers[0][2]
+    for accepted, reason, order_id in answers[1:]:
+        assert not accepted and order_id == ""
+        assert reason == (
+            f"a {direction.value.lower()} entry for TEST is already working ({first_id}); "
+            "allow_pyramiding is off"
+        )
+    assert [o.client_order_id for o in sent] == [first_id]
+    engine.run(bars[2:])  # the one entry fills; more signals now meet the position
+    assert engine.position("TEST").quantity == (1000 if direction is Direction.BUY else -1000)
+    accepted, reason, _ = engine.handle_signal(_buy(1000, direction=direction))
+    assert not accepted
+    assert reason == f"already {'long' if direction is Direction.BUY else 'short'} TEST"
+
+
+def test_a_resting_limit_entry_refuses_a_second_until_it_is_cancelled() -> None:
+    """Resting limit buys stacked too (six accumulated); a cancelled one no longer counts."""
+    engine, sent = _signal_engine(entry_order="limit")
+    bars = flat_bars([1.0] * 6)
+    engine.run(bars[:2])
+    resting = Signal("TEST", Direction.BUY, entry=0.995, stop_loss=0.9, take_profit=1.1, volume=1e3)
+    accepted, reason, first_id = engine.handle_signal(resting)
+    assert accepted, reason
+    engine.run(bars[2:4])  # bars at 1.0 never reach 0.995: the limit keeps resting
+    assert [o.client_order_id for o in _working_entries(engine)] == [first_id]
+    accepted, reason, _ = engine.handle_signal(resting)
+    assert not accepted and f"already working ({first_id})" in reason
+    assert len(sent) == 1
+    engine.cancel(first_id)
+    assert _working_entries(engine) == []
+    accepted, reason, second_id = engine.handle_signal(resting)
+    assert accepted, reason
+    assert second_id != first_id
+    assert [o.client_order_id for o in _working_entries(engine)] == [second_id]
+
+
+def test_an_entry_rejected_by_the_venue_no_longer_blocks_the_next_signal() -> None:
+    engine, _ = _signal_engine()
+    bars = flat_bars([1.0] * 6)
+    engine.run(bars[:2])
+    # 200,000 at 1.0 on a 100,000 account without leverage: the paper venue rejects the fill.
+    accepted, reason, _ = engine.handle_signal(_buy(200_000))
+    assert accepted, reason
+    refused, reason, _ = engine.handle_signal(_buy(1000))
+    assert not refused and "already working" in reason
+    engine.run(bars[2:4])
+    assert engine.stats.rejected == 1  # insufficient margin
+    assert engine.position("TEST").quantity == 0 and _working_entries(engine) == []
+    accepted, reason, _ = engine.handle_signal(_buy(1000))
+    assert accepted, reason
+
+
+def test_a_working_entry_does_not_refuse_the_opposite_signal_or_another_symbol() -> None:
+    """Only a second same-way entry on the same symbol is refused: the opposite direction is
+    decided as before (here: flat, so a sell is an entry of its own), and symbols are apart."""
+    strategy = ExternalSignal(ExternalSignalParams(entry_order=EntryOrder.LIMIT))
+    engine = make_engine(strategy, symbols=("TEST", "OTHER"), capital=100_000.0)
+    engine.signals = strategy
+    bars = sorted(flat_bars([1.0] * 3) + flat_bars([1.0] * 3, symbol="OTHER"), key=lambda b: b.ts)
+    engine.run(bars)
+    buy = Signal("TEST", Direction.BUY, entry=0.995, stop_loss=0.9, take_profit=1.1, volume=1e3)
+    assert engine.handle_signal(buy)[0]
+    assert not engine.handle_signal(buy)[0]
+    accepted, reason, _ = engine.handle_signal(
+        Signal("OTHER", Direction.BUY, entry=0.995, stop_loss=0.9, take_profit=1.1, volume=1e3)
+    )
+    assert accepted, reason
+    accepted, reason, _ = engine.handle_signal(
+        Signal("TEST", Direction.SELL, entry=1.005, stop_loss=1.1, take_profit=0.9, volume=1e3)
+    )
+    assert accepted, reason
+    assert sorted(o.side for o in _working_entries(engine)) == [Side.BUY, Side.SELL]
+
+
+def test_the_brackets_of_an_open_position_do_not_refuse_its_reversal() -> None:
+    """A long's stop-loss and take-profit are working sells, but reduce-only children: not
+    entries. The reversal is accepted; a second sell while the reversal works is refused."""
+    engine, sent = _signal_engine(reverse_on_opposite=True)
+    bars = flat_bars([1.0] * 6)
+    engine.run(bars[:2])
+    assert engine.handle_signal(_buy(4000))[0]
+    engine.run(bars[2:4])
+    assert {o.tag for o in engine.open_orders("TEST")} == {"stop_loss", "take_profit"}
+    assert all(o.side is Side.SELL for o in engine.open_orders("TEST"))
+    sent.clear()
+    accepted, reason, reversal_id = engine.handle_signal(_buy(1000, direction=Direction.SELL))
+    assert accepted, reason
+    assert [(o.side, o.quantity, o.reduce_only) for o in sent] == [
+        (Side.SELL, 4000, True),
+        (Side.SELL, 1000, False),
+    ]
+    again, reason, _ = engine.handle_signal(_buy(1000, direction=Direction.SELL))
+    assert not again and f"already working ({reversal_id})" in reason
     engine.run(bars[4:])
     assert engine.position("TEST").quantity == -1000
 

@@ -5,14 +5,42 @@ is checked against the market before anything is sent: a symbol the bot trades, 
 stop and target on the right sides of the entry, an entry near the last price, fresh enough,
 confident enough. Then it becomes an order with its stop-loss and take-profit attached, and
 passes the bot's risk chain like every other order.
+
+Without ``allow_pyramiding`` one entry per symbol and direction is in play at a time: a signal is
+refused while the position is open that way *or* an entry order that way is still working (sent,
+resting, partly filled). Signals arrive between bars, before a market entry fills, so the
+position alone would let a burst of them stack entries far beyond what each was sized for.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from tradefleet_plugins.strategies.external_signal_params import EntryOrder, ExternalSignalParams
-from tradefleet_runtime.sdk import Bar, Direction, OrderType, Signal, Strategy, StrategyContext
+from tradefleet_runtime.sdk import (
+    Bar,
+    Direction,
+    Order,
+    OrderType,
+    Side,
+    Signal,
+    Strategy,
+    StrategyContext,
+)
+
+
+def is_entry(order: Order) -> bool:
+    """Whether ``order`` opens or adds to a position. A bracket's stop-loss and take-profit (its
+    children) and a close are reduce-only: they protect or end a position, never grow it, so
+    they must not block the next entry — nor an exit or reversal against them."""
+    return not order.reduce_only and order.parent_id is None
+
+
+def working_entry(orders: Iterable[Order], side: Side) -> Order | None:
+    """The first of ``orders`` (the bot's working orders on one symbol) that is an entry on
+    ``side``, or None. A cancelled, rejected or filled order has left the working orders."""
+    return next((order for order in orders if order.side is side and is_entry(order)), None)
 
 
 class ExternalSignal(Strategy):
@@ -60,6 +88,16 @@ class ExternalSignal(Strategy):
         wants = 1 if signal.direction is Direction.BUY else -1
         if held and (held > 0) == (wants > 0) and not params.allow_pyramiding:
             return f"already {'long' if held > 0 else 'short'} {signal.symbol}"
+        if not params.allow_pyramiding:
+            # The position counts only what filled: an entry still working (a market order
+            # waiting for the next bar, a resting limit) would fill on top of a second one.
+            side = Side.BUY if wants > 0 else Side.SELL
+            working = working_entry(self.ctx.open_orders(signal.symbol), side)
+            if working is not None:
+                return (
+                    f"a {side} entry for {signal.symbol} is already working "
+                    f"({working.client_order_id}); allow_pyramiding is off"
+                )
         if held and (held > 0) != (wants > 0) and not params.reverse_on_opposite:
             return f"signal is against the open {'long' if held > 0 else 'short'} position"
         return None

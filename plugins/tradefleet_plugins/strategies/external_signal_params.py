@@ -30,7 +30,9 @@ class ExternalSignalParams(PluginParams):
     )
     entry_order: EntryOrder = Field(default=EntryOrder.MARKET, description="market or limit.")
     allow_pyramiding: bool = Field(
-        default=False, description="Accept a signal in the direction of an open position."
+        default=False,
+        description="Accept a signal in the direction of an open position or of an entry order "
+        "still working; off, one entry per symbol and direction at a time.",
     )
     reverse_on_opposite: bool = Field(
         default=False,
