@@ -35,7 +35,8 @@ import numpy.typing as npt
 from tradefleet_runtime.model import Bar
 
 #: Changes whenever what the reader or the cache produces changes: older caches are rebuilt.
-LOADER_VERSION = 1
+#: 2: a UTF-8 byte-order mark (as Excel writes) is read as no part of the file's text.
+LOADER_VERSION = 2
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -316,7 +317,7 @@ def fast_csv_columns(
             skiprows=1,
             usecols=sorted(used),
             comments=None,
-            encoding="utf-8",
+            encoding="utf-8-sig",  # a byte-order mark first (Excel's UTF-8) is not text
             ndmin=1,
         )
     except (ValueError, IndexError, UnicodeError, OSError):

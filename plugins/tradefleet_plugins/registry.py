@@ -279,7 +279,8 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             version=VERSION,
             factory="tradefleet_plugins.feeds.csv_feed:CsvFeed",
             params=CsvFeedParams,
-            summary="Replays OHLCV from CSV files; checks order, duplicates, NaN; resamples.",
+            summary="Replays OHLCV from CSV files; checks order, duplicates, NaN, rows off the "
+            "file's time grid, UTF-8; resamples.",
         ),
         PluginSpec(
             kind=PluginKind.DATA_FEED,

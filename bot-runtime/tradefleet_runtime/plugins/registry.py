@@ -222,14 +222,24 @@ class PluginRegistry:
         name: str,
         params: Mapping[str, Any],
         field_path: Sequence[str | int],
+        *,
+        bot: Mapping[str, Any] | None = None,
     ) -> tuple[PluginParams | None, list[FieldError]]:
-        """Validate params for plugin ``name``; errors name the field and the plugin."""
+        """Validate params for plugin ``name``; errors name the field and the plugin.
+
+        ``bot``: what the manifest says beyond the plugin's own params, given to the params
+        model as pydantic's validation context (``ValidationInfo.context``), so that a param
+        that must agree with the bot is refused by its field before anything runs.
+        ``validate_plugins`` gives ``{"base_timeframe_s": <spec.market.timeframe in
+        seconds>}``; params checked on their own (a test, ``plugins list``) get None, and a
+        model must then skip such checks.
+        """
         try:
             plugin = self.get(kind, name)
         except PluginError as error:
             return None, [FieldError(join_path([*field_path, "name"]), str(error))]
         try:
-            return plugin.spec.params.model_validate(dict(params)), []
+            return plugin.spec.params.model_validate(dict(params), context=bot), []
         except ValidationError as error:
             errors = []
             fields = plugin.spec.params.model_fields

@@ -33,8 +33,10 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
         checks.append((PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]))
     for index, ref in enumerate(spec.risk):
         checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
+    # What a params model may check its values against (see ``PluginRegistry.check``).
+    bot = {"base_timeframe_s": spec.market.timeframe_s}
     for kind, name, params, path in checks:
-        errors.extend(registry.check(kind, name, params, path)[1])
+        errors.extend(registry.check(kind, name, params, path, bot=bot)[1])
     broker = registry.plugins.get((PluginKind.BROKER, spec.broker.name))
     if (
         broker is not None

@@ -1,9 +1,19 @@
 """``csv``: replays OHLCV bars from CSV files, checked row by row.
 
 Refused, with the file and row named: unsorted or duplicate timestamps, missing or non-numeric
-values (NaN included), non-positive prices and bars whose high/low do not contain the open and
-close. Bars finer than the bot's timeframe are resampled to it. Gaps (missing bars) are counted
-and handled by ``gap_policy``.
+values (NaN included), non-positive prices, bars whose high/low do not contain the open and
+close, and bytes that are not UTF-8 (a byte-order mark first, as Excel writes, is accepted).
+Bars finer than the bot's timeframe are resampled to it. Gaps (missing bars) are counted and
+handled by ``gap_policy``. A ``start``/``end`` window that holds no bar of a file is refused
+naming the param and the file's first and last bar.
+
+The bar size is the smallest step between rows, so one stray row would change it: one bar at
+10:30 in hourly data made the file 30-minute bars, resampled. The time grid is the most common
+step between rows; when the smallest step is not that one, rows whose time is off the grid's
+phase (the remainder of their time divided by the grid that most rows share) are strays,
+refused naming the first one, as long as they are at most 1% of the rows (or 3). More rows off
+the grid are data of a finer or mixed bar size: the smallest step stays its bar size (30m bars
+with most half hours missing still resample to 1h). Gaps never put a row off the grid.
 
 A plain file (one row a line, fixed-width timestamps, numbers in the price columns) is read
 in one pass of numpy's reader and checked with whole-array comparisons; anything else, and
@@ -26,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams, GapPolicy, RowOrder
+from tradefleet_plugins.feeds.csv_time import bound_time, detect_format, format_time, parse_time
 from tradefleet_runtime.sdk import (
     Bar,
     BarAggregator,
@@ -47,59 +58,44 @@ _FIELD_HEADERS = {
     "close": ("close", "c"),
     "volume": ("volume", "vol", "v", "volumefrom", "volume_base"),
 }
-_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d",
-    "%d.%m.%Y %H:%M:%S.%f",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y %H:%M",
-    "%Y.%m.%d %H:%M",
-)
 
 _new_bar = tuple.__new__
 
+# UTF-8; a byte-order mark first (Excel writes one) is no part of the header's first name.
+_ENCODING = "utf-8-sig"
 
-def parse_time(text: str, fmt: str | None) -> int:
-    """UTC epoch seconds from a timestamp cell."""
-    text = text.strip()
-    if fmt:
-        return int(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp())
-    if text.isdigit():
-        value = int(text)
-        return value // 1000 if value > 10**11 else value
+#: Rows off the grid of the others are refused as strays while they are at most this share of
+#: the file (or this many); more is data of another bar size (see the module's docstring).
+_STRAY_SHARE = 0.01
+_STRAY_MIN = 3
+
+
+def _lines(handle: Iterator[str], file: Path) -> Iterator[str]:
+    """The file's lines; a byte that is not UTF-8 raises a DataError naming its row."""
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        for candidate in _FORMATS:
+        yield from handle
+    except UnicodeDecodeError:
+        raise _not_utf8(file) from None
+
+
+def _not_utf8(file: Path) -> DataError:
+    """The error naming the first row and byte of ``file`` that is not UTF-8.
+
+    Found again in the bytes, line by line: the decoder's own position is within the chunk it
+    was given. A line is split at the byte 0x0A, which no multi-byte UTF-8 character holds.
+    """
+    offset = 0
+    with file.open("rb") as handle:
+        for row, line in enumerate(handle, start=1):
             try:
-                parsed = datetime.strptime(text, candidate)
-                break
-            except ValueError:
-                continue
-    if parsed is None:
-        raise ValueError(f"unrecognised timestamp {text!r} (set timestamp_format)")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
-
-
-def _detect_format(sample: str) -> str | None:
-    """Pick the strptime format once, so 100k rows don't each try several."""
-    sample = sample.strip()
-    if sample.isdigit():
-        return None
-    for candidate in _FORMATS:
-        try:
-            datetime.strptime(sample, candidate)
-        except ValueError:
-            continue
-        return candidate
-    return None
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return DataError(
+                    f"{file}: row {row}: byte 0x{line[error.start]:02x} at offset "
+                    f"{offset + error.start} is not UTF-8 (save the file as UTF-8)"
+                )
+            offset += len(line)
+    return DataError(f"{file}: not UTF-8 (save the file as UTF-8)")
 
 
 def _column(
@@ -121,11 +117,11 @@ def read_csv_bars(
 ) -> tuple[list[tuple[int, float, float, float, float, float]], int]:
     """Rows of (ts, open, high, low, close, volume), oldest first, checked; and the bar size."""
     try:
-        handle = file.open(newline="", encoding="utf-8")
+        handle = file.open(newline="", encoding=_ENCODING)
     except OSError as error:
         raise DataError(f"{file}: cannot read: {error.strerror}") from None
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(_lines(handle, file))
         header = next(reader, None)
         if header is None:
             raise DataError(f"{file}: row 1: the file is empty")
@@ -140,7 +136,7 @@ def read_csv_bars(
             try:
                 cell = row[time_index]
                 if fmt is None and not detected:
-                    fmt = _detect_format(cell)
+                    fmt = detect_format(cell)
                     detected = True
                 ts = parse_time(cell, fmt)
             except (ValueError, IndexError) as error:
@@ -228,7 +224,7 @@ def _header_columns(header: list[str], params: CsvFeedParams, file: Path) -> tup
 
 def _header_and_sample(file: Path, params: CsvFeedParams) -> tuple[int, list[int], str | None]:
     """The time column, the value columns (-1: no volume) and the first row's time cell."""
-    with file.open(newline="", encoding="utf-8") as handle:
+    with file.open(newline="", encoding=_ENCODING) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -249,7 +245,7 @@ def _read_columns(file: Path, params: CsvFeedParams, notes: list[str]) -> BarCol
     if sample is not None:
         fmt = params.timestamp_format
         if fmt is None:
-            fmt = _detect_format(sample)
+            fmt = detect_format(sample)
         if fmt is not None or sample.strip().isdigit():
             columns = fast_csv_columns(file, time_index, indices, sample, fmt)
     if columns is not None:
@@ -311,8 +307,78 @@ def read_csv_columns(
         raise DataError(f"{file}: cannot read: {error.strerror}") from None
     if notes is not None:
         notes.extend(found)
+    stray = stray_rows(columns.ts)
+    if stray is not None:
+        raise _off_grid(file, params, columns.ts, *stray)
     step = int(np.diff(columns.ts).min()) if len(columns) > 1 else 0
     return columns, step
+
+
+def stray_rows(ts: np.ndarray[tuple[int], np.dtype[np.int64]]) -> tuple[int, int, int] | None:
+    """(position of the first row off the grid of the others, the grid, how many rows are
+    off it), or None when every row is on it or the data is not of one grid (module docs).
+
+    The grid is the most common step between rows, the phase the remainder of a time divided
+    by it that most rows have. The bar size is the smallest step, so one bar at 10:30 in hourly
+    data made the whole file 30-minute bars (resampled, said only in a note).
+    """
+    if ts.size < 3:
+        return None
+    steps = np.diff(ts)
+    smallest = steps.min()
+    if np.count_nonzero(steps == smallest) * 2 > steps.size:
+        return None  # most files: the smallest step is most steps, so it is the grid
+    values, counts = np.unique(steps, return_counts=True)
+    grid = int(values[np.argmax(counts)])
+    if grid == smallest:
+        return None
+    phase = ts % grid
+    values, counts = np.unique(phase, return_counts=True)
+    off = np.flatnonzero(phase != values[np.argmax(counts)])
+    if not 0 < off.size <= max(_STRAY_MIN, _STRAY_SHARE * ts.size):
+        return None  # finer or mixed data: the smallest step is its bar size, as always
+    return int(off[0]), grid, int(off.size)
+
+
+def _off_grid(
+    file: Path,
+    params: CsvFeedParams,
+    ts: np.ndarray[tuple[int], np.dtype[np.int64]],
+    first: int,
+    grid: int,
+    count: int,
+) -> DataError:
+    """The error naming the first row off the file's grid (see :func:`stray_rows`)."""
+    stamp = int(ts[first])
+    row = _row_of(file, params, stamp)
+    where = f"row {row}: " if row is not None else ""
+    smallest = int(np.diff(ts).min())
+    return DataError(
+        f"{file}: {where}timestamp {format_time(stamp)} is off the {format_timeframe(grid)} "
+        f"grid of the other rows: correct or remove it ({count} of {ts.size} rows are off "
+        f"it; read as they are, the file would be {format_timeframe(smallest)} bars)"
+    )
+
+
+def _row_of(file: Path, params: CsvFeedParams, stamp: int) -> int | None:
+    """The file row of the bar at ``stamp`` (numbered as :func:`read_csv_bars` does), found
+    again for an error message: the columns do not keep their rows."""
+    with file.open(newline="", encoding=_ENCODING) as handle:
+        reader = csv.reader(_lines(handle, file))
+        header = next(reader, None)
+        if header is None:
+            return None
+        time_index, _ = _header_columns(header, params, file)
+        fmt, detected = params.timestamp_format, params.timestamp_format is not None
+        for line_no, row in enumerate(reader, start=2):
+            if time_index >= len(row) or not row[time_index].strip():
+                continue
+            if not detected:
+                fmt, detected = detect_format(row[time_index]), True
+            with contextlib.suppress(ValueError):
+                if parse_time(row[time_index], fmt) == stamp:
+                    return line_no
+    return None
 
 
 def _iso(ts: int) -> str:
@@ -365,8 +431,9 @@ class CsvFeed:
                 f"{file}: bars are {format_timeframe(step)} apart, coarser than the bot's "
                 f"timeframe {format_timeframe(timeframe)}"
             )
-        start = _bound(self.params.start)
-        end = _bound(self.params.end)
+        start = None if self.params.start is None else bound_time(self.params.start)
+        end = None if self.params.end is None else bound_time(self.params.end)
+        first_ts, last_ts = int(columns.ts[0]), int(columns.ts[-1])
         bars: list[Bar] = []
         if step and step < timeframe:
             if timeframe % step:
@@ -386,11 +453,15 @@ class CsvFeed:
                     for b in bars
                     if (start is None or b.ts >= start) and (end is None or b.ts < end)
                 ]
+                if not bars:
+                    raise _empty_window(file, first_ts, last_ts, start, end)
             stamps = np.fromiter((b[2] for b in bars), dtype=np.int64, count=len(bars))
         else:
             if start is not None or end is not None:
                 first = 0 if start is None else int(np.searchsorted(columns.ts, start, "left"))
                 last = len(columns) if end is None else int(np.searchsorted(columns.ts, end))
+                if first >= last:
+                    raise _empty_window(file, first_ts, last_ts, start, end)
                 columns = columns.take(slice(first, last))
             stamps = columns.ts
             return self._apply_gap_policy(
@@ -500,7 +571,19 @@ def _last_ts(series: Sequence[Bar] | _ColumnBars) -> int:
     return series[-1].ts
 
 
-def _bound(text: str | None) -> int | None:
-    if text is None:
-        return None
-    return parse_time(text, None)
+def _empty_window(
+    file: Path, first: int, last: int, start: int | None, end: int | None
+) -> DataError:
+    """The error of a start/end window that holds none of ``file``'s bars (``first..last``):
+    a backtest of no bars would report nothing happened, as if the strategy never traded."""
+    data = f"{file} has bars from {_iso(first)} to {_iso(last)} UTC"
+    if start is not None and start > last:
+        return DataError(f"spec.data.params.start: {format_time(start)} is after the data ({data})")
+    if end is not None and end <= first:
+        return DataError(
+            f"spec.data.params.end: {format_time(end)} is at or before the data's start ({data})"
+        )
+    return DataError(
+        f"spec.data.params.start/end: no bar from {format_time(start or first)} to "
+        f"{format_time(end or last)} ({data})"
+    )

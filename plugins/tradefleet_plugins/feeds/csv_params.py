@@ -6,8 +6,9 @@ import os
 import stat
 from enum import StrEnum
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from tradefleet_plugins.feeds.csv_time import bound_time, format_time
 from tradefleet_runtime.sdk import PluginParams
 
 
@@ -51,8 +52,14 @@ class CsvFeedParams(PluginParams):
     gap_policy: GapPolicy = Field(
         default=GapPolicy.TRADE, description="What to do with missing bars: trade, fail or fill."
     )
-    start: str | None = Field(default=None, description="Only bars at or after this ISO time.")
-    end: str | None = Field(default=None, description="Only bars before this ISO time.")
+    start: str | None = Field(
+        default=None,
+        description="Only bars at or after this time: ISO 8601 (UTC unless it names a zone) "
+        "or epoch seconds. A window without bars in the data is refused.",
+    )
+    end: str | None = Field(
+        default=None, description="Only bars before this time (after start; written as start)."
+    )
 
     @field_validator("path")
     @classmethod
@@ -67,6 +74,29 @@ class CsvFeedParams(PluginParams):
                 _regular_file(path)
             except ValueError as error:
                 raise ValueError(f"{symbol}: {error}") from None
+        return value
+
+    # Read here, so that a bound the feed cannot read is refused by its field before the bot
+    # runs (the feed reads it again with the same parser, csv_time.bound_time).
+    @field_validator("start")
+    @classmethod
+    def _a_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            bound_time(value)
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        end = bound_time(value)
+        start = info.data.get("start")  # absent when start itself was refused
+        if start is not None and end <= bound_time(start):
+            raise ValueError(
+                f"{format_time(end)} must be after start ({format_time(bound_time(start))}): "
+                "the window would hold no bar"
+            )
         return value
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from tradefleet_runtime.sdk import PluginParams
@@ -9,7 +11,9 @@ from tradefleet_runtime.sdk import PluginParams
 
 class FixedSizeParams(PluginParams):
     quantity: float = Field(gt=0, description="Quantity of every unsized order.")
-    per_symbol: dict[str, float] = Field(
+    # Bounded per value, so that an error names the symbol (per_symbol.EURUSD). At 0 or below
+    # every order of that symbol would be sized to nothing: the bot would run and never trade it.
+    per_symbol: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Quantity per symbol, overriding `quantity`."
     )
 

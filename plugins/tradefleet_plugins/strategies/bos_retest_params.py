@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from tradefleet_runtime.sdk import PluginParams, parse_timeframe
+from tradefleet_runtime.sdk import PluginParams, format_timeframe, parse_timeframe
 
 
 class BosRetestParams(PluginParams):
@@ -39,8 +39,17 @@ class BosRetestParams(PluginParams):
 
     @field_validator("higher_timeframe")
     @classmethod
-    def _a_timeframe(cls, value: str) -> str:
-        parse_timeframe(value)  # raises ValueError with the reason
+    def _a_timeframe(cls, value: str, info: ValidationInfo) -> str:
+        seconds = parse_timeframe(value)  # raises ValueError with the reason
+        # The engine builds the higher series from the bot's bars, so it refuses one that is
+        # not a whole number of them, but only when the bot starts: refuse it here, by field,
+        # when the manifest's timeframe is known (see ``PluginRegistry.check``).
+        base = (info.context or {}).get("base_timeframe_s")
+        if isinstance(base, int) and base > 0 and seconds % base:
+            raise ValueError(
+                f"{value} is not a multiple of the bot's timeframe "
+                f"(spec.market.timeframe: {format_timeframe(base)})"
+            )
         return value
 
     @field_validator("pip_sizes")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from tradefleet_runtime.sdk import PluginParams
 
@@ -38,3 +38,22 @@ class ConfluenceParams(PluginParams):
         "(0.8: at −1.6% with a 2% stop); none: only the stop.",
     )
     allow_short: bool = Field(default=True, description="Enter shorts on short votes too.")
+
+    # Checked here, not where the indicators are built, so that a manifest with them crossed
+    # is refused naming the param before the bot starts (MACD would raise at its start).
+    @field_validator("macd_slow")
+    @classmethod
+    def _slower_than_fast(cls, slow: int, info: ValidationInfo) -> int:
+        fast = info.data.get("macd_fast")
+        if fast is not None and slow <= fast:
+            raise ValueError(f"must be greater than macd_fast ({fast})")
+        return slow
+
+    # Both 50 (each one's bound allows it): an RSI of 50 would vote long and short at once.
+    @field_validator("rsi_overbought")
+    @classmethod
+    def _above_oversold(cls, overbought: float, info: ValidationInfo) -> float:
+        oversold = info.data.get("rsi_oversold")
+        if oversold is not None and overbought <= oversold:
+            raise ValueError(f"must be greater than rsi_oversold ({oversold:g})")
+        return overbought

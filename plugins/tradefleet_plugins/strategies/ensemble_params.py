@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from tradefleet_runtime.sdk import PluginParams
 
@@ -49,3 +49,14 @@ class EnsembleParams(PluginParams):
     exit_without_quorum: bool = Field(
         default=False, description="Close the position when its direction loses the quorum."
     )
+
+    # More votes than voters can never agree: the ensemble would run and never trade.
+    @field_validator("quorum")
+    @classmethod
+    def _reachable(cls, quorum: int, info: ValidationInfo) -> int:
+        children = info.data.get("children")
+        if children is not None and quorum > len(children):
+            raise ValueError(
+                f"must be at most the number of children ({len(children)}), not {quorum}"
+            )
+        return quorum

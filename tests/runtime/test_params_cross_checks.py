@@ -1,0 +1,171 @@
+"""Params that must agree with each other, or with the bot, are refused by the manifest check.
+
+Each of these passed validation, then failed at the bot's start with a traceback (leaving the
+journal's run at ``running``) or ran and never traded; now the manifest check names the field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tradefleet_plugins.strategies.bos_retest_params import BosRetestParams
+from tradefleet_runtime.plugins.registry import BUILTIN_MODULE, PluginRegistry
+from tradefleet_runtime.spec import parse_manifest
+from tradefleet_runtime.spec.checks import validate_plugins
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "bots" / "eurusd-ema-cross.yaml"
+TRADEFLEET = str(Path(sys.executable).parent / "tradefleet")
+
+
+def _manifest(
+    strategy: dict[str, Any] | None = None,
+    risk: list[dict[str, Any]] | None = None,
+    timeframe: str = "1h",
+) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    spec = document["spec"]
+    if strategy is not None:
+        spec["strategy"] = strategy
+    if risk is not None:
+        spec["risk"] = risk
+    spec["market"]["timeframe"] = timeframe
+    spec["data"]["params"]["path"] = str(ROOT / "data" / "EURUSD_H1_2017.csv")
+    return document
+
+
+def _errors(document: dict[str, Any]) -> dict[str, str]:
+    """The plugin errors of a manifest, by field (as ``tradefleet backtest`` lists them)."""
+    registry = PluginRegistry.from_modules(importlib.import_module(BUILTIN_MODULE))
+    return {e.field: e.message for e in validate_plugins(parse_manifest(document), registry)}
+
+
+def _strategy(name: str, **params: Any) -> dict[str, Any]:
+    return _errors(_manifest({"name": name, "params": params}))
+
+
+# -- indicator-confluence ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(40, 10), (26, 26)])
+def test_confluence_macd_slow_not_above_fast_is_refused(fast: int, slow: int) -> None:
+    errors = _strategy("indicator-confluence", macd_fast=fast, macd_slow=slow)
+    assert errors == {
+        "spec.strategy.params.macd_slow": f"must be greater than macd_fast ({fast}) "
+        "(strategy plugin 'indicator-confluence')"
+    }
+
+
+def test_confluence_rsi_oversold_not_below_overbought_is_refused() -> None:
+    # Each one's own bound allows 50 (oversold at most 50, overbought at least 50).
+    errors = _strategy("indicator-confluence", rsi_oversold=50, rsi_overbought=50)
+    assert errors == {
+        "spec.strategy.params.rsi_overbought": "must be greater than rsi_oversold (50) "
+        "(strategy plugin 'indicator-confluence')"
+    }
+
+
+def test_confluence_params_that_agree_pass() -> None:
+    assert _strategy("indicator-confluence") == {}
+    assert _strategy("indicator-confluence", macd_fast=5, macd_slow=6, rsi_oversold=49.9) == {}
+
+
+# -- bos-retest --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("higher", ["30m", "7m", "90m", "61m"])
+def test_bos_retest_higher_timeframe_off_the_bots_is_refused_by_field(higher: str) -> None:
+    errors = _strategy("bos-retest", higher_timeframe=higher)
+    assert list(errors) == ["spec.strategy.params.higher_timeframe"]
+    assert errors["spec.strategy.params.higher_timeframe"] == (
+        f"{higher} is not a multiple of the bot's timeframe (spec.market.timeframe: 1h) "
+        "(strategy plugin 'bos-retest')"
+    )
+
+
+@pytest.mark.parametrize(("higher", "timeframe"), [("1h", "1h"), ("4h", "1h"), ("15m", "5m")])
+def test_bos_retest_higher_timeframe_on_the_bots_grid_passes(higher: str, timeframe: str) -> None:
+    document = _manifest({"name": "bos-retest", "params": {"higher_timeframe": higher}}, None)
+    document["spec"]["market"]["timeframe"] = timeframe
+    assert _errors(document) == {}
+
+
+def test_bos_retest_params_alone_cannot_know_the_bots_timeframe() -> None:
+    # Built without a manifest (tests, `plugins list`): only the timeframe's shape is checked.
+    assert BosRetestParams(higher_timeframe="30m").higher_timeframe == "30m"
+
+
+# -- ensemble ------------------------------------------------------------------------------------
+
+
+def test_ensemble_quorum_above_its_children_is_refused() -> None:
+    child = {"name": "ema-cross", "params": {"fast": 5, "slow": 20}}
+    errors = _strategy("ensemble", children=[child], quorum=5)
+    assert errors == {
+        "spec.strategy.params.quorum": "must be at most the number of children (1), not 5 "
+        "(strategy plugin 'ensemble')"
+    }
+    assert _strategy("ensemble", children=[child, child], quorum=2) == {}
+    assert _strategy("ensemble") == {}  # three default children, quorum 2
+
+
+# -- fixed-size ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quantity", [0, -5, -0.001])
+def test_fixed_size_per_symbol_quantity_must_be_positive(quantity: float) -> None:
+    risk = [{"name": "fixed-size", "params": {"quantity": 1, "per_symbol": {"EURUSD": quantity}}}]
+    errors = _errors(_manifest(risk=risk))
+    assert errors == {
+        "spec.risk[0].params.per_symbol.EURUSD": "Input should be greater than 0 "
+        "(risk plugin 'fixed-size')"
+    }
+
+
+def test_fixed_size_per_symbol_positive_quantities_pass() -> None:
+    risk = [{"name": "fixed-size", "params": {"quantity": 1, "per_symbol": {"EURUSD": 2.5}}}]
+    assert _errors(_manifest(risk=risk)) == {}
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "field"),
+    [
+        (
+            {"name": "indicator-confluence", "params": {"macd_fast": 40, "macd_slow": 10}},
+            "macd_slow",
+        ),
+        ({"name": "bos-retest", "params": {"higher_timeframe": "30m"}}, "higher_timeframe"),
+    ],
+    ids=["macd", "bos-htf"],
+)
+def test_backtest_refuses_before_it_starts_a_run(
+    tmp_path: Path, strategy: dict[str, Any], field: str
+) -> None:
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(yaml.safe_dump(_manifest(strategy)))
+    journal = tmp_path / "bot.sqlite"
+    result = subprocess.run(
+        [TRADEFLEET, "backtest", str(manifest), "--journal", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"spec.strategy.params.{field}:" in result.stdout + result.stderr
+    if journal.exists():  # no run of it is left "running"
+        with sqlite3.connect(journal) as db:
+            assert db.execute("SELECT count(*) FROM runs").fetchone() == (0,)
