@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
+import pickle
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import Field
 
+from tests.plugin_hooks import registry_with
 from tradefleet_runtime import cli
+from tradefleet_runtime.contracts import StrategyContext
 from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import END_OF_DATA
+from tradefleet_runtime.model import END_OF_DATA, Bar
 from tradefleet_runtime.optimize.search import SearchConfig, executor, run_search
 from tradefleet_runtime.optimize.space import (
     Choice,
@@ -24,8 +30,15 @@ from tradefleet_runtime.optimize.space import (
     load_space,
     parse_space,
 )
-from tradefleet_runtime.optimize.worker import Task, evaluate, with_params
+from tradefleet_runtime.optimize.worker import (
+    Evaluation,
+    ParamsRefused,
+    Task,
+    evaluate,
+    with_params,
+)
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.sdk import MACD, PluginParams, PluginSpec, Strategy, hookimpl
 from tradefleet_runtime.session import BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
 
@@ -384,3 +397,173 @@ def test_the_command_prints_the_best_trials_report(
     printed = capsys.readouterr().out
     assert "4 complete" in " ".join(printed.split())
     assert "best trial" in printed and "exit reasons" in printed
+
+
+# -- trials without a value: refused at the strategy's start, or nothing to rank ----------------
+
+
+class _MacdProbeParams(PluginParams):
+    # No cross-field check, as a plugin's model may lack one: MACD's own makes it at start.
+    fast: int = Field(default=12, ge=2)
+    slow: int = Field(default=26, ge=3)
+    bug: str = Field(default="", description="'type-at-start' or 'value-on-bar': fail so.")
+
+
+class _MacdProbe(Strategy):
+    """Declares MACD(fast, slow) in on_start, as indicator-confluence does; trades nothing."""
+
+    params: _MacdProbeParams
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        if self.params.bug == "type-at-start":
+            raise TypeError("a bug at start")
+        for symbol in ctx.symbols:
+            self.indicator(MACD(self.params.fast, self.params.slow, 9), symbol)
+
+    def on_bar(self, bar: Bar) -> None:
+        if self.params.bug == "value-on-bar":
+            raise ValueError("a bug in on_bar")
+
+
+def _probe_registry() -> PluginRegistry:
+    spec = PluginSpec(
+        kind=PluginKind.STRATEGY,
+        name="macd-probe",
+        version="1.0.0",
+        factory=_MacdProbe,
+        params=_MacdProbeParams,
+    )
+    return registry_with(SimpleNamespace(tradefleet_strategies=hookimpl(lambda: [spec])))
+
+
+def _probe_search(study: Path, monkeypatch: pytest.MonkeyPatch, space: dict[str, Any]) -> Any:
+    """Search ``space`` of macd-probe on EURUSD (trials in this process, on its registry)."""
+    from tradefleet_runtime.optimize import search
+
+    registry = _probe_registry()
+    monkeypatch.setattr(search, "evaluate", lambda task: evaluate(task, registry))
+    manifest = eurusd_manifest()
+    manifest["spec"]["strategy"] = {"name": "macd-probe", "params": {}}
+    config = SearchConfig(
+        manifest=manifest,
+        base_dir=str(ROOT),
+        space=parse_space(space),
+        study_path=study,
+        study_name="opt-check",
+        sampler="grid",
+        metric="net_pnl",
+    )
+    with executor(1) as pool:
+        return run_search(config, pool, registry=registry)
+
+
+def test_a_set_the_strategy_refuses_at_start_is_recorded_and_the_search_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The params model takes fast 40 with slow 26; MACD refuses it when the strategy starts.
+    space = {"fast": {"choice": [10, 40]}, "slow": {"choice": [26]}}
+    study = tmp_path / "study.jsonl"
+    result = _probe_search(study, monkeypatch, space)
+    assert (result.complete, result.refused, result.invalid, result.failed) == (1, 1, 0, 0)
+    assert result.best_params == {"fast": 10, "slow": 26}
+    assert "1 refused by the strategy at start" in result.counts()
+    import optuna
+
+    trials = optuna.load_study(study_name="opt-check", storage=str_storage(study)).trials
+    (refused,) = [t for t in trials if t.params["fast"] == 40]
+    assert refused.user_attrs["invalid_kind"] == "strategy"
+    assert "slow (26) must be greater than fast (40)" in refused.user_attrs["invalid"]
+    # Done, as a params-model refusal is: a resumed grid does not run it again.
+    again = _probe_search(study, monkeypatch, space)
+    assert (again.ran, again.refused, again.complete) == (0, 1, 1)
+
+
+def test_a_refusal_at_start_crosses_a_process_pool_as_itself() -> None:
+    # A pool pickles the worker's error: the search must still see a ParamsRefused.
+    manifest = eurusd_manifest()
+    manifest["spec"]["strategy"] = {"name": "macd-probe", "params": {"fast": 40, "slow": 26}}
+    with pytest.raises(ParamsRefused) as refused:
+        evaluate(Task(manifest, str(ROOT), {}), _probe_registry())
+    copied = pickle.loads(pickle.dumps(refused.value))
+    assert type(copied) is ParamsRefused
+    assert str(copied) == str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("bug", "error"),
+    [("type-at-start", TypeError), ("value-on-bar", ValueError)],
+    ids=["another-type-at-start", "value-error-after-start"],
+)
+def test_other_errors_of_a_trial_still_end_the_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bug: str, error: type[Exception]
+) -> None:
+    # A bug would recur in every trial: loud, not recorded as a refused set.
+    space = {"fast": {"choice": [10]}, "slow": {"choice": [26]}, "bug": {"choice": [bug]}}
+    with pytest.raises(error) as raised:
+        _probe_search(tmp_path / "study.jsonl", monkeypatch, space)
+    assert not isinstance(raised.value, ParamsRefused)
+
+
+def _ranked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figures: dict[int, dict[str, Any]]
+) -> Any:
+    """A profit-factor grid over ``fast`` whose trials score ``figures[fast]``."""
+    from tradefleet_runtime.optimize import search
+
+    def scored(task: Task) -> Evaluation:
+        return Evaluation(figures[int(task.params["fast"])], (None, None), 0)
+
+    monkeypatch.setattr(search, "evaluate", scored)
+    space = {"fast": {"int": [min(figures), max(figures)]}}
+    with executor(1) as pool:
+        return run_search(_config(tmp_path / "study.jsonl", space, metric="profit_factor"), pool)
+
+
+def _figures(trades: int, wins: int, profit_factor: float | None, net_pnl: float) -> Any:
+    return {
+        "trades": trades,
+        "win_rate": wins / trades if trades else 0.0,
+        "profit_factor": profit_factor,
+        "net_pnl": net_pnl,
+    }
+
+
+def test_profit_factor_ranks_a_set_without_a_losing_trade_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every trade won: the report's "∞ (no losing trade)", the best a set can do (it was
+    # thrown away as "not defined"). Of two such sets, the one that made more is the best.
+    figures = {
+        5: _figures(8, 8, None, 900.0),
+        6: _figures(10, 6, 3.0, 2_000.0),
+        7: _figures(9, 9, None, 1_200.0),
+        8: _figures(12, 5, 1.4, 300.0),
+    }
+    result = _ranked(tmp_path, monkeypatch, figures)
+    assert (result.complete, result.invalid, result.no_trades, result.failed) == (4, 0, 0, 0)
+    assert result.best_params == {"fast": 7}
+    assert result.best_value == math.inf
+    assert result.as_json()["best_value"] is None  # JSON has no infinity
+
+
+def test_profit_factor_counts_a_set_without_trades_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No trade: no profit factor to rank, and no refusal by the params model (which took it).
+    figures = {5: _figures(0, 0, None, 0.0), 6: _figures(10, 6, 3.0, 2_000.0)}
+    result = _ranked(tmp_path, monkeypatch, figures)
+    assert (result.complete, result.invalid, result.no_trades, result.failed) == (1, 0, 1, 0)
+    assert result.best_params == {"fast": 6}
+    counts = result.counts()
+    assert "0 refused by the params model" in counts
+    assert "1 without trades (no profit_factor)" in counts
+    assert result.as_json()["trials_without_trades"] == 1
+
+
+def test_profit_factor_with_no_set_that_traded_names_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = {5: _figures(0, 0, None, 0.0), 6: _figures(0, 0, None, 0.0)}
+    with pytest.raises(SpecError) as refused:
+        _ranked(tmp_path, monkeypatch, figures)
+    assert "no trial completed: no trades: profit_factor is not defined" in str(refused.value)

@@ -12,6 +12,7 @@ intermediate steps it keeps; ``order_status``, the latest, is compared).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,52 @@ def test_a_turn_at_the_last_bar_journals_the_orders_that_never_fill(
     engine = _both(capsys, manifest, tmp_path)
     still_open = [row for row in engine["order_status"] if row[1] == "open"]
     assert len(still_open) == (2 if held else 1)
+
+
+def _turns(manifest: Path, columns: BarColumns) -> np.ndarray[Any, Any]:
+    """The bars whose close changes the plan's target (the first is the first entry)."""
+    target = _targets(manifest, columns)
+    return np.flatnonzero(target[1:] != target[:-1]) + 1
+
+
+# Where the data ends, relative to the plan of the whole series (ema-cross 6/19, long only):
+# the first entry is decided at bar ``first``, a second turn (the exit) at bar ``second``. The
+# plan is causal (EMAs of past closes), so the data cut at ``n`` bars has the whole series'
+# plan cut at ``n``.
+ENDS: dict[str, Callable[[int, int], int]] = {
+    "shorter than the warm-up": lambda first, second: 19 - 5,
+    "the warm-up only": lambda first, second: 19,
+    "no trade after the warm-up": lambda first, second: first,
+    "the first entry decided at the last bar": lambda first, second: first + 1,
+    "the first entry filled at the last bar": lambda first, second: first + 2,
+    "one entry held to the end": lambda first, second: second,
+}
+
+
+@pytest.mark.parametrize("sizer", ["fixed-size", "fixed-fractional"])
+@pytest.mark.parametrize("ends", sorted(ENDS))
+def test_a_run_with_few_or_no_trades_journals_the_same_rows_both_ways(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sizer: str, ends: str
+) -> None:
+    # A run whose plan never turns after warm-up has no fill to index: it must still be the
+    # engine's 0-trade run (it raised IndexError), and so must runs that trade only at the end.
+    whole = _gapped(400, seed=7)
+    csv = tmp_path / "syn.csv"
+    risk = {"fixed-size": {"quantity": 1.5}, "fixed-fractional": {"risk_per_trade": 0.01}}
+    manifest = _bot(
+        tmp_path,
+        csv,
+        strategy={"name": "ema-cross", "params": {"fast": 6, "slow": 19, "allow_short": False}},
+        risk=[{"name": sizer, "params": risk[sizer]}],
+    )
+    turns = _turns(manifest, whole)
+    assert turns.size >= 2 and turns[0] > 19 + 5  # the cases below are distinct
+    bars = ENDS[ends](int(turns[0]), int(turns[1]))
+    _write(whole.take(slice(0, bars)), csv)
+    engine = _both(capsys, manifest, tmp_path)
+    # The one entry is one trade, closed at the end of the data.
+    entries = {"the first entry filled at the last bar": 1, "one entry held to the end": 1}
+    assert len(engine["fills"]) == len(engine["trades"]) == entries.get(ends, 0)
 
 
 def test_a_bot_the_vectorised_path_cannot_state_runs_bar_by_bar(

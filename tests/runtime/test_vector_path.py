@@ -9,6 +9,7 @@ optimiser falls back to the engine, saying why, for whatever the vectorised path
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def _engine_fills(document: dict[str, Any], params: dict[str, Any]) -> list[Fill
     return listener.fills
 
 
-def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
+def _check_equal(document: dict[str, Any], params: dict[str, Any], *, traded: bool = True) -> None:
+    """Both paths give the same run; ``traded``: it fills at least one order (else none)."""
     vector = evaluate(Task(document, str(ROOT), params, detail=True))
     engine = evaluate(Task(document, str(ROOT), params, detail=True, vector=False))
     assert vector.path == "vector", vector.fallback
@@ -128,7 +130,8 @@ def _check_equal(document: dict[str, Any], params: dict[str, Any]) -> None:
     assert isinstance(terms, VectorTerms), terms
     run = run_plan(columns, plan, terms, bot.strategy.warmup_bars())
     assert not isinstance(run, str)
-    assert len(fills) == run.fill_bar.size > 0
+    assert len(fills) == run.fill_bar.size
+    assert bool(fills) == traded
     assert [f.ts for f in fills] == columns.ts[run.fill_bar].tolist()
     assert [1.0 if f.side == "buy" else -1.0 for f in fills] == run.fill_side.tolist()
     np.testing.assert_allclose([f.quantity for f in fills], run.fill_quantity, rtol=0, atol=1e-9)
@@ -216,6 +219,44 @@ def test_vector_path_equals_the_engine_on_gapped_data(
 ) -> None:
     document = _manifest(_gapped_csv(tmp_path, seed), "SYN", risk=SIZERS[sizer])
     _check_equal(document, params)
+
+
+def _head(path: Path, bars: int) -> Path:
+    """A copy of the CSV file ``path`` with its first ``bars`` bars only."""
+    lines = path.read_text().splitlines()
+    head = path.with_name(f"{path.stem}-{bars}.csv")
+    head.write_text("\n".join(lines[: bars + 1]) + "\n")
+    return head
+
+
+@pytest.mark.parametrize("sizer", sorted(SIZERS))
+@pytest.mark.parametrize(
+    ("bars", "traded"),
+    [
+        (lambda first: 30 - 1, False),  # shorter than the warm-up (slow = 30)
+        (lambda first: first, False),  # no trade: the first entry is after the data
+        (lambda first: first + 1, False),  # the first entry decided at the last bar
+        (lambda first: first + 2, True),  # the only fill at the last bar's open
+        (lambda first: first + 3, True),  # the only trade at the very end
+    ],
+    ids=["short", "no-trade", "decided-at-the-last-bar", "filled-at-the-last-bar", "at-the-end"],
+)
+def test_vector_path_equals_the_engine_with_few_or_no_trades(
+    tmp_path: Path, sizer: str, bars: Callable[[int], int], traded: bool
+) -> None:
+    # A plan that never turns after warm-up has no turn to index (it raised IndexError and
+    # ended the whole optimisation); it is the engine's 0-trade run, as are runs whose only
+    # trade is at the very end of the data.
+    params = {"fast": 10, "slow": 30}
+    whole = _manifest(_gapped_csv(tmp_path, 4), "SYN", risk=SIZERS[sizer])
+    registry = PluginRegistry.discover()
+    bot = assemble(parse_manifest(with_params(whole, params)), registry, ROOT)
+    columns = bar_columns(feed_bars(whole, str(ROOT)))
+    plan = bot.strategy.target_positions(columns)  # type: ignore[attr-defined]
+    first = int(np.flatnonzero(np.asarray(plan.target))[0])  # the plan is causal: cut it there
+    assert first > 30
+    path = _head(Path(whole["spec"]["data"]["params"]["path"]), bars(first))
+    _check_equal(_manifest(path, "SYN", risk=SIZERS[sizer]), params, traded=traded)
 
 
 def test_next_open_fills_differ_from_fills_at_the_signal_close(tmp_path: Path) -> None:

@@ -239,8 +239,7 @@ def _print_search(
 ) -> None:
     currency = str(document.get("spec", {}).get("capital", {}).get("currency", "USD"))
     out.print(
-        f"study {study}: {result.complete} complete, {result.invalid} refused by the params "
-        f"model, {result.failed} failed; ran {result.ran} now "
+        f"study {study}: {result.counts()}; ran {result.ran} now "
         f"({result.trials_per_s:.1f} trials/s)"
     )
     for note in result.notes:

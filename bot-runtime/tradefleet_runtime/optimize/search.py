@@ -35,6 +35,7 @@ from tradefleet_runtime.optimize.space import Choice, FloatRange, IntRange, Spac
 from tradefleet_runtime.optimize.worker import (
     Evaluation,
     FigureValues,
+    ParamsRefused,
     Task,
     Window,
     default_registry,
@@ -56,6 +57,14 @@ METRICS: dict[str, Direction] = {
 }
 SAMPLERS = ("grid", "random", "tpe")
 DEFAULT_TRIALS = 100  # random and TPE; a grid runs its points
+
+# Why a trial that is done has no value to rank: its ``invalid`` user attribute says it in
+# words, ``invalid_kind`` names which of these it is. They are counted apart, as each says
+# something else about the space; none is run again on resuming (each would recur).
+PARAMS_MODEL = "params model"  # the strategy's params model refused the set: never run
+STRATEGY = "strategy"  # the strategy refused it when it started (worker.ParamsRefused)
+NO_TRADES = "no trades"  # it ran and traded nothing: the metric is not defined (profit factor)
+UNRANKED = "unranked"  # it traded, but the metric is not defined for its run
 
 
 @dataclass(frozen=True)
@@ -84,13 +93,28 @@ class SearchResult:
     ran: int  # trials run by this call
     complete: int  # complete trials in the study (earlier runs included)
     failed: int
-    invalid: int
+    invalid: int  # refused by the params model (never run)
     seconds: float
     notes: list[str] = field(default_factory=list)
+    refused: int = 0  # refused by the strategy when it started
+    no_trades: int = 0  # ran without a trade, and the metric needs one
+    unranked: int = 0  # traded, but the metric is not defined for them
 
     @property
     def trials_per_s(self) -> float:
         return self.ran / self.seconds if self.seconds > 0 else 0.0
+
+    def counts(self) -> str:
+        """The study's trials by outcome, in words; the kinds that are rare only when some."""
+        parts = [f"{self.complete} complete", f"{self.invalid} refused by the params model"]
+        if self.refused:
+            parts.append(f"{self.refused} refused by the strategy at start")
+        if self.no_trades:
+            parts.append(f"{self.no_trades} without trades (no {self.metric})")
+        if self.unranked:
+            parts.append(f"{self.unranked} with no {self.metric} to rank")
+        parts.append(f"{self.failed} failed")
+        return ", ".join(parts)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -98,12 +122,16 @@ class SearchResult:
             "metric": self.metric,
             "direction": self.direction,
             "best_params": self.best_params,
-            "best_value": self.best_value,
+            # JSON has no infinity (an all-winning profit factor): None, as the figures say it.
+            "best_value": self.best_value if math.isfinite(self.best_value) else None,
             "best_figures": self.best_figures,
             "trials_run": self.ran,
             "trials_complete": self.complete,
             "trials_failed": self.failed,
             "trials_invalid": self.invalid,
+            "trials_refused_by_strategy": self.refused,
+            "trials_without_trades": self.no_trades,
+            "trials_unranked": self.unranked,
             "seconds": round(self.seconds, 3),
             "trials_per_s": round(self.trials_per_s, 3),
         }
@@ -297,7 +325,7 @@ def _point(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _grid_progress(study: optuna.Study) -> tuple[int, int]:
     """(grid points done, points queued again): failed points — interrupted or lost with a
-    worker, not refused by the params model — are queued to run again.
+    worker, not invalid (refused, or without a value to rank) — are queued to run again.
 
     Optuna's grid sampler counts a failed trial's point as visited; it is not, so its params
     are enqueued (``study.ask`` hands out enqueued trials first).
@@ -324,11 +352,46 @@ def _grid_progress(study: optuna.Study) -> tuple[int, int]:
     return len(done), len(again) + len(waiting)
 
 
-def _value(figures: FigureValues, metric: str) -> float | None:
+def _tell_invalid(study: optuna.Study, trial: Trial, kind: str, why: str) -> None:
+    """End ``trial`` as done without a value: ``kind`` is one of PARAMS_MODEL, STRATEGY,
+    NO_TRADES, UNRANKED; ``why`` is the trial's own reason (``optuna.load_study`` shows it)."""
+    trial.set_user_attr("invalid", why)
+    trial.set_user_attr("invalid_kind", kind)
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def _invalid_kind(trial: FrozenTrial) -> str:
+    """Which kind of invalid trial ``trial`` is (it has ``invalid``). A study written before
+    kinds were recorded says so by its figures: a trial with figures ran."""
+    kind = trial.user_attrs.get("invalid_kind")
+    if kind is not None:
+        return str(kind)
+    figures = trial.user_attrs.get("figures")
+    if figures is None:
+        return PARAMS_MODEL
+    return UNRANKED if figures.get("trades") else NO_TRADES
+
+
+def _value(figures: FigureValues, metric: str) -> float | str:
+    """The value a trial is ranked by, or why it has none."""
     value = figures.get(metric)
+    if value is None and metric == "profit_factor":
+        return _profit_factor_without_a_loss(figures)
     if value is None or not math.isfinite(float(value)):
-        return None  # e.g. no profit factor without a losing trade: nothing to rank
+        return f"{metric} is not defined"
     return float(value)
+
+
+def _profit_factor_without_a_loss(figures: FigureValues) -> float | str:
+    """The profit factor of a run without a losing trade (the figures leave it None, as gross
+    profit ÷ a gross loss of 0 is no number): infinite when a trade won — no set can do better,
+    so it ranks first, as the report's "∞ (no losing trade)" says — and none without a trade
+    that won (no trade at all, or every trade at exactly 0): nothing to rank them by."""
+    if not figures.get("trades"):
+        return "no trades: profit_factor is not defined"
+    if not figures.get("win_rate"):
+        return "no trade won or lost: profit_factor is not defined"
+    return math.inf
 
 
 def run_search(
@@ -400,8 +463,8 @@ def _search(
                 problems = check_params(config.manifest, params, registry)
                 if problems:
                     # Checked before running: the params model refuses the set (slow <= fast).
-                    trial.set_user_attr("invalid", "; ".join(str(p) for p in problems))
-                    study.tell(trial, state=TrialState.FAIL)
+                    why = "; ".join(str(p) for p in problems)
+                    _tell_invalid(study, trial, PARAMS_MODEL, why)
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -421,8 +484,18 @@ def _search(
                 trial = pending.pop(future)
                 try:
                     evaluation = future.result()
+                except ParamsRefused as refused:
+                    # The strategy's own check at its start refused this set (MACD's slow
+                    # not above fast): a property of these params, as a params-model refusal
+                    # is, so the trial is refused, saying why, and the search goes on.
+                    _tell_invalid(study, trial, STRATEGY, str(refused))
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    continue
                 except BaseException:
-                    # A worker's error (bad data, a plugin bug) would recur: end the search.
+                    # Any other error of a worker (bad data, a plugin bug, a ValueError after
+                    # the start) would recur: end the search, loudly.
                     study.tell(trial, state=TrialState.FAIL)
                     raise
                 trial.set_user_attr("figures", evaluation.figures)
@@ -431,9 +504,9 @@ def _search(
                 # in-sample search never saw its test window.
                 trial.set_user_attr("bars_seen", list(evaluation.seen))
                 value = _value(evaluation.figures, config.metric)
-                if value is None:
-                    trial.set_user_attr("invalid", f"{config.metric} is not defined")
-                    study.tell(trial, state=TrialState.FAIL)
+                if isinstance(value, str):
+                    traded = evaluation.figures.get("trades")
+                    _tell_invalid(study, trial, UNRANKED if traded else NO_TRADES, value)
                 else:
                     study.tell(trial, value)
                 done += 1
@@ -471,7 +544,7 @@ def _result(
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     failed = [t for t in trials if t.state is TrialState.FAIL]
-    invalid = [t for t in failed if "invalid" in t.user_attrs]
+    invalid = Counter(_invalid_kind(t) for t in failed if "invalid" in t.user_attrs)
     if not complete:
         reasons = sorted({str(t.user_attrs.get("invalid", "failed")) for t in failed})[:3]
         raise SpecError(
@@ -488,17 +561,31 @@ def _result(
         best_figures=dict(best.user_attrs.get("figures", {})),
         ran=ran,
         complete=len(complete),
-        failed=len(failed) - len(invalid),
-        invalid=len(invalid),
+        failed=len(failed) - invalid.total(),
+        invalid=invalid[PARAMS_MODEL],
         seconds=seconds,
         notes=notes,
+        refused=invalid[STRATEGY],
+        no_trades=invalid[NO_TRADES],
+        unranked=invalid[UNRANKED],
     )
 
 
 def _best(complete: list[FrozenTrial], direction: str) -> FrozenTrial:
-    """The best trial; ties broken by the params, whatever order trials finished in."""
+    """The best trial; of equal values the one that made the most, then ties broken by the
+    params, whatever order trials finished in."""
     sign = -1.0 if direction == "maximize" else 1.0
-    return min(complete, key=lambda t: (sign * float(t.value or 0.0), _order_key(t.params)))
+    # Net P&L second: several sets whose every trade won all have an infinite profit factor,
+    # and the one that made more is the better of them.
+    return min(
+        complete,
+        key=lambda t: (sign * float(t.value or 0.0), -_net_pnl(t), _order_key(t.params)),
+    )
+
+
+def _net_pnl(trial: FrozenTrial) -> float:
+    value = trial.user_attrs.get("figures", {}).get("net_pnl")
+    return float(value) if value is not None else 0.0
 
 
 def _order_key(params: Mapping[str, Any]) -> tuple[str, ...]:

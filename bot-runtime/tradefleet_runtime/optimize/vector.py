@@ -187,8 +187,12 @@ def run_plan(
             return found
         sizes = found
     wanted = target[turn] * sizes
+    # The position after the first k turns' fills, k = 0 (flat) to all: indexed by a count of
+    # turns, never by a turn, so a run without a turn (nothing traded after warm-up) indexes
+    # only the flat start instead of an empty ``wanted``.
+    after_turns = np.concatenate(([0.0], wanted))
     # What each turn's closing order closes: the position the turn before opened.
-    held = np.concatenate(([0.0], wanted[:-1]))
+    held = after_turns[:-1]
     # Two order slots a turn: close what is held, then open the target.
     closes, opens = held != 0.0, wanted != 0.0
     slots = np.empty(turn.size * 2, dtype=bool)
@@ -224,9 +228,8 @@ def run_plan(
     ).astype(object)
     # Equity at each traded bar's close: cash after its fills + position × close.
     traded = np.arange(history, count)
-    # The position at each traded bar's close: what the last turn filled by then opened.
-    opened = np.searchsorted(turn + 1, traded, side="right") - 1
-    position = np.where(opened >= 0, wanted[np.maximum(opened, 0)], 0.0)
+    # The position at each traded bar's close: what the turns filled by then left.
+    position = after_turns[np.searchsorted(turn + 1, traded, side="right")]
     last_fill = np.searchsorted(bar, traded, side="right")
     value = position * columns.close[traded]
     equity = cash[last_fill] + value
