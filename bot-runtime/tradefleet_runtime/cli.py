@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from importlib import metadata
@@ -18,10 +19,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
-from tradefleet_runtime import logs
+from tradefleet_runtime import logs, terminal
 from tradefleet_runtime.cli_auth import auth_group
 from tradefleet_runtime.cli_control_commands import control_commands
 from tradefleet_runtime.cli_plugins import plugins_group
@@ -40,6 +41,7 @@ from tradefleet_runtime.report.trades_table import trades_table
 from tradefleet_runtime.service.serve_args import serve_command
 from tradefleet_runtime.session import Bot, BotSession, RunOutcome, assemble, wall_clock
 from tradefleet_runtime.spec import Mode, load_manifest
+from tradefleet_runtime.terminal import labelled
 from tradefleet_runtime.trade_log import RunProgress, TradeLogListener
 from tradefleet_runtime.vector_backtest import (
     VectorBacktest,
@@ -213,14 +215,36 @@ _MANIFEST = click.Path(path_type=Path, exists=True, dir_okay=False)
 _FILE = click.Path(path_type=Path, dir_okay=False)
 
 
+def _plot_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A --plot file matplotlib can write: it picks the format by the file's suffix, and an
+    unknown one failed only after the whole run (a missing suffix made it write NAME.png)."""
+    if value is None:
+        return None
+    from tradefleet_runtime.report.plot import image_formats
+
+    formats = image_formats()
+    if formats is None:  # no plot extra: refused as such before the run
+        return value
+    if value.suffix.lower().lstrip(".") not in formats:
+        raise click.BadParameter(
+            f"{value}: name a file ending in one of matplotlib's formats:"
+            f" {', '.join(sorted(formats))}",
+            ctx=ctx,
+            param=param,
+        )
+    return value
+
+
 @tradefleet.command(context_settings=CONTEXT)
 @click.argument("manifest", type=_MANIFEST)
 @click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
 @click.option(
     "--plot",
     type=_FILE,
-    help="Write a candlestick chart (trades, equity, drawdown) to this PNG file; a second"
-    " symbol's goes beside it as NAME-SYMBOL.png (needs the plot extra).",
+    callback=_plot_file,
+    help="Write a candlestick chart (trades, equity, drawdown) to this image file, PNG or"
+    " another format matplotlib writes, by its suffix; a second symbol's goes beside it as"
+    " NAME-SYMBOL.png (needs the plot extra).",
 )
 @click.option("--journal", type=_FILE, help="Journal file (default: journals/NAME.sqlite).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -239,7 +263,7 @@ def backtest(**options: Any) -> int:
     report and journal rows as the event engine's, many times faster. Any other bot, or
     --plot, or --engine, runs bar by bar.
     """
-    return _backtest(_namespace(options), Console(), Console(stderr=True))
+    return _backtest(_namespace(options), terminal.console(), terminal.console(stderr=True))
 
 
 @tradefleet.command(context_settings=CONTEXT)
@@ -266,7 +290,7 @@ def run(**options: Any) -> int:
     a progress line. Ctrl-C or SIGTERM stop after the current bar and apply the bot's stop
     policy. A restarted bot continues from its journal unless --fresh.
     """
-    return _run(_namespace(options), Console(), Console(stderr=True))
+    return _run(_namespace(options), terminal.console(), terminal.console(stderr=True))
 
 
 @tradefleet.command(context_settings=CONTEXT)
@@ -280,7 +304,7 @@ def report(**options: Any) -> int:
     JOURNAL is the file a run wrote: journals/NAME.sqlite by default, or the --journal file;
     make demo writes build/demo/eurusd-ema-cross.sqlite.
     """
-    return _report(_namespace(options), Console())
+    return _report(_namespace(options), terminal.console())
 
 
 def _namespace(options: dict[str, Any]) -> argparse.Namespace:
@@ -298,7 +322,7 @@ tradefleet.add_command(auth_group)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: run one command, return its exit code (0 ok, 1 failure, 2 usage)."""
-    err = Console(stderr=True)
+    err = terminal.console(stderr=True)
     try:
         result = tradefleet.main(
             args=list(argv) if argv is not None else sys.argv[1:],
@@ -315,16 +339,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("aborted")
         return EXIT_FAILURE
     except SpecError as error:
-        err.print(f"[bold red]refused[/]: {error}", markup=True, highlight=False)
+        err.print(labelled("refused", "bold red", error))
         return EXIT_USAGE
     except (DataError, PluginError) as error:
-        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        err.print(labelled("error", "bold red", error))
         return EXIT_USAGE
     except JournalError as error:
-        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        err.print(labelled("error", "bold red", error))
         return EXIT_FAILURE
     except ConnectionError as error:  # a venue that cannot be reached (serve waits for it)
-        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        err.print(labelled("error", "bold red", error))
         return EXIT_FAILURE
     return result if isinstance(result, int) else EXIT_OK
 
@@ -360,10 +384,11 @@ def _plot_unavailable(err: Console) -> bool:
     if missing is None:
         return False
     err.print(
-        f"[bold red]refused[/]: --plot needs the plot extra ({missing} not importable):"
-        f" {escape(INSTALL_HINT)}",
-        markup=True,
-        highlight=False,
+        labelled(
+            "refused",
+            "bold red",
+            f"--plot needs the plot extra ({missing} not importable): {INSTALL_HINT}",
+        )
     )
     return True
 
@@ -378,11 +403,10 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
             highlight=False,
         )
     bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
-    journal = Journal(_journal_path(args.journal, bot.name), batched=True)
     # Sees the traded bars: first open/last close per symbol and, for a chart, OHLC arrays and
     # each declared indicator's value at those bars.
     recorder = BarRecorder(ohlc=args.plot is not None, indicators=partial(_declared, bot))
-    try:
+    with _run_journal(_journal_path(args.journal, bot.name), batched=True) as journal:
         vectorised, bars = _vectorised(args, bot, journal)
         if vectorised is not None:
             outcome = vectorised.outcome
@@ -403,8 +427,6 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
             ranges = recorder.ranges()
         result = outcome.result
         report_input = finish_backtest(journal, result, outcome.open_trades, ranges)
-    finally:
-        journal.close()
     report = build_report(report_input)
     if args.plot:
         _write_charts(args.plot, bot.name, recorder, report_input)
@@ -415,6 +437,31 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.plot:
         out.print(f"plot: {args.plot}")
     return 0
+
+
+#: A journal's files: the database, SQLite's write-ahead log and index, a paper bot's lock.
+_JOURNAL_SUFFIXES = ("", "-wal", "-shm", ".lock")
+
+
+@contextmanager
+def _run_journal(path: Path, **options: Any) -> Iterator[Journal]:
+    """The journal of a run, closed at the end. Files it created are removed again when the
+    command fails before a run started in it (a missing data file, a feed that refuses its
+    params): a refused backtest leaves no empty journal behind. A journal that was there is
+    never removed."""
+    files = [path.with_name(path.name + suffix) for suffix in _JOURNAL_SUFFIXES]
+    existed = {file for file in files if file.exists()}
+    journal = Journal(path, **options)
+    try:
+        yield journal
+    except BaseException:
+        journal.close()
+        if path not in existed and not journal.run_id:
+            for file in files:
+                if file not in existed:
+                    file.unlink(missing_ok=True)
+        raise
+    journal.close()
 
 
 def _vectorised(
@@ -504,9 +551,11 @@ def _print_outcome(
         out.print(f"risk: … and {len(result.risk_notes) - shown} more tier changes and locks")
     for plugin, reason in sorted(result.risk_locks.items()):
         out.print(
-            f"[bold red]risk lock[/] in force: {plugin}: {reason} (only `tradefleet reset-risk`"
-            " on a running bot clears it)",
-            highlight=False,
+            Text.assemble(
+                ("risk lock", "bold red"),
+                f" in force: {plugin}: {reason} (only `tradefleet reset-risk` on a running bot"
+                " clears it)",
+            )
         )
     out.print(f"journal: {result.journal_path} (run {result.run_id})")
 
@@ -529,10 +578,10 @@ def _why_vetoed(result: RunResult, plugin: str, shown: int = 3) -> str:
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     manifest = load_manifest(args.manifest)
     if manifest.spec.mode is Mode.BACKTEST:
-        err.print("[bold red]refused[/]: spec.mode is backtest; use tradefleet backtest")
+        err.print(labelled("refused", "bold red", "spec.mode is backtest; use tradefleet backtest"))
         return EXIT_USAGE
     if manifest.spec.mode is Mode.LIVE:
-        err.print("[bold red]refused[/]: live bots run as a service (tradefleet serve)")
+        err.print(labelled("refused", "bold red", "live bots run as a service (tradefleet serve)"))
         return EXIT_USAGE
     journal_path = _journal_path(args.journal, manifest.metadata.name)
     if args.fresh:
@@ -561,24 +610,23 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     paced = wall_clock(0 if bot.live_feed else args.speed, stop)
     pacer = paced if progress is None else (lambda bars: progress.wrap(paced(bars)))
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    journal = Journal(journal_path, durable=True)
     try:
-        out.print(
-            f"{bot.name}: paper trading {', '.join(manifest.spec.market.symbols)} "
-            f"(speed {args.speed:g}×); Ctrl-C stops"
-        )
-        session = BotSession(
-            bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare, idle=pump
-        )
-        outcome = session.run_to_end()
+        with _run_journal(journal_path, durable=True) as journal:
+            out.print(
+                f"{bot.name}: paper trading {', '.join(manifest.spec.market.symbols)} "
+                f"(speed {args.speed:g}×); Ctrl-C stops"
+            )
+            session = BotSession(
+                bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare, idle=pump
+            )
+            outcome = session.run_to_end()
     finally:
-        journal.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _print_outcome(out, bot.name, outcome)
     if outcome.result.open_positions:
         names = ", ".join(f"{p.symbol} {p.quantity:+g}" for p in outcome.result.open_positions)
-        out.print(f"[yellow]warning[/]: open positions left: {names}")
+        out.print(labelled("warning", "yellow", f"open positions left: {names}"))
     return EXIT_OK
 
 
@@ -617,7 +665,9 @@ def _start_afresh(journal_path: Path, yes: bool, err: Console) -> None:
 def _report(args: argparse.Namespace, out: Console) -> int:
     if not args.journal.exists():
         raise DataError(f"{args.journal}: no such journal" + _known_journals())
-    journal = Journal(args.journal)
+    # Read-only: a report never creates, migrates or writes a file (a wrong path once became
+    # an empty journal, and a running bot's journal is not the report's to change).
+    journal = Journal(args.journal, read_only=True)
     try:
         runs = journal.runs()
         if not runs:

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from tradefleet_runtime import terminal
 from tradefleet_runtime.plugins.registry import PluginRegistry, RegisteredPlugin
 
 
@@ -110,7 +111,7 @@ def plugins_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def list_plugins(as_json: bool) -> int:
     """Every plugin with its kind, version and params (type = default — description)."""
-    out = Console()
+    out = terminal.console()
     registry = PluginRegistry.discover()
     plugins = registry.all()
     if as_json:
@@ -126,9 +127,13 @@ def list_plugins(as_json: bool) -> int:
         table.add_row(plugin.kind.value, plugin.name, plugin.spec.version, _param_lines(rows))
     out.print(table)
     for (kind, name), sources in registry.conflicts.items():
-        out.print(f"[yellow]conflict[/]: {kind} {name!r} provided by {', '.join(sources)}")
+        out.print(
+            terminal.labelled(
+                "conflict", "yellow", f"{kind} {name!r} provided by {', '.join(sources)}"
+            )
+        )
     for problem in registry.load_errors:
-        out.print(f"[red]load error[/]: {problem}", highlight=False)
+        out.print(terminal.labelled("load error", "red", problem))
     return 0
 
 
@@ -138,7 +143,7 @@ def list_plugins(as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
 def show_plugin(name: str, kind: str | None, as_json: bool) -> int:
     """One plugin: its description, params as a table, and its params' JSON Schema."""
-    out = Console()
+    out = terminal.console()
     registry = PluginRegistry.discover()
     matches = [
         p for p in registry.all() if p.name == name and (kind is None or p.kind.value == kind)
@@ -154,7 +159,9 @@ def show_plugin(name: str, kind: str | None, as_json: bool) -> int:
     if as_json:
         out.print_json(json.dumps(described))
         return 0
-    out.print(f"[bold]{plugin.kind.value} {plugin.name}[/] {plugin.spec.version}", highlight=False)
+    out.print(
+        Text.assemble((f"{plugin.kind.value} {plugin.name}", "bold"), f" {plugin.spec.version}")
+    )
     if plugin.spec.summary:
         out.print(plugin.spec.summary, highlight=False)
     out.print(f"from {plugin.source}; contract {plugin.spec.contract}", highlight=False)

@@ -17,16 +17,40 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-class SpecError(ValueError):
-    """A manifest (or plugin params) was refused. ``errors`` lists every wrong field, one each."""
+#: What a ``SpecError`` can be about: its heading names it ("2 errors in the --space file").
+MANIFEST = "the bot manifest"
+SPACE_FILE = "the --space file"
+OPTIONS = "the command-line options"
+STUDY_FILE = "the study file"
 
-    def __init__(self, errors: Sequence[FieldError], source: str = "") -> None:
+
+class SpecError(ValueError):
+    """A manifest (or plugin params, a search space, an option) was refused. ``errors`` lists
+    every wrong field, one each; ``subject`` is what held them (default: the manifest, or the
+    options when every field is one, ``--jobs``)."""
+
+    def __init__(
+        self, errors: Sequence[FieldError], source: str = "", subject: str | None = None
+    ) -> None:
         self.errors = tuple(errors)
         self.source = source
+        self.subject = subject or _subject_of(self.errors)
         head = f"{source}: " if source else ""
         lines = "\n".join(f"  - {error}" for error in self.errors)
         noun = "error" if len(self.errors) == 1 else "errors"
-        super().__init__(f"{head}{len(self.errors)} {noun} in the bot manifest\n{lines}")
+        super().__init__(f"{head}{len(self.errors)} {noun} in {self.subject}\n{lines}")
+
+    def about(self, subject: str, source: str | None = None) -> SpecError:
+        """The same errors headed as ``subject`` (and ``source``): for a caller that knows what
+        the refused input was where the code that refused it does not."""
+        return SpecError(self.errors, self.source if source is None else source, subject)
+
+
+def _subject_of(errors: Sequence[FieldError]) -> str:
+    # Options are named as typed (``--train``); no manifest field starts with dashes.
+    if errors and all(error.field.startswith("--") for error in errors):
+        return OPTIONS
+    return MANIFEST
 
 
 class DataError(ValueError):

@@ -135,6 +135,23 @@ def test_chart_data_marks_each_entry_and_exit_with_its_kind() -> None:
     assert [p["panel"] for p in addplots(data) if p.get("type") != "scatter"] == [1, 2]
 
 
+def test_the_legend_counts_trades_not_candles() -> None:
+    # 50 bars a candle: trades 10 h apart share candles, and a candle holds one marker a kind.
+    bars = _bars(100)
+    data = chart_data("X", bars, HOUR, bars.ts + HOUR, np.ones(100), _trades(8), max_candles=2)
+    assert data.bars_per_candle == 50
+    assert data.marker_count("exit: stop-loss") == 1  # exits at 4 h and 44 h: one candle
+    labels = {p["label"] for p in addplots(data) if p.get("type") == "scatter"}
+    assert labels == {
+        "long entry (4)",
+        "short entry (4)",
+        "exit: stop-loss (2)",
+        "exit: take-profit (2)",
+        "exit: signal (2)",
+        "exit: end of data (2)",
+    }
+
+
 def test_long_runs_are_downsampled_and_overlays_follow(tmp_path: Path) -> None:
     bars = _bars(2_000)
     overlay = [None if i < 10 else float(i) for i in range(2_000)]

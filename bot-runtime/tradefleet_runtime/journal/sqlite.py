@@ -206,16 +206,19 @@ class Journal:
         durable: bool = False,
         batched: bool = False,
         exclusive: bool | None = None,
+        read_only: bool = False,
     ) -> None:
         """``exclusive`` (default: ``durable``, i.e. a paper or live bot's journal): hold an
         exclusive lock on ``<path>.lock`` for the journal's whole life and refuse to open while
-        another process holds it — two runtimes of one bot must never both send orders."""
+        another process holds it — two runtimes of one bot must never both send orders.
+        ``read_only``: read an existing journal and never create, migrate or write a file (see
+        ``_open_read_only``)."""
         self.path = str(path)
         self._lock_fd: int | None = None
-        if exclusive if exclusive is not None else durable:
+        if not read_only and (exclusive if exclusive is not None else durable):
             self._lock_fd = _lock(self.path)
         try:
-            self._db = self._open(durable)
+            self._db = _open_read_only(Path(self.path)) if read_only else self._open(durable)
         except JournalError as error:
             self._unlock()
             raise JournalError(f"journal {self.path}: {error}") from None
@@ -1042,6 +1045,47 @@ def _trade_row(run: str, seq: int, trade: Trade) -> tuple[Any, ...]:
         trade.entry_reason,
         trade.exit_reason,
     )
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` and leaves every file as it was (``tradefleet report``).
+
+    SQLite's ``mode=ro`` still creates ``-wal`` and ``-shm`` beside a WAL file and cannot remove
+    them. A journal without a ``-wal`` has no writer (the last connection to close removes it),
+    so it is opened ``immutable`` (no side files); with one, a bot may be writing, and
+    ``mode=ro`` reads through its log. An older schema is migrated in a copy in memory."""
+    if not path.is_file():
+        raise JournalError("it is not a regular file" if path.exists() else "no such file")
+    if path.stat().st_size == 0:
+        raise JournalError("it is empty: not a tradefleet journal")
+    live = path.with_name(path.name + "-wal").exists()
+    uri = f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        version = versions.stored_version(db)
+        if version is None:
+            raise JournalError("it holds no tables: not a tradefleet journal")
+        versions.check_openable(version)
+        if version < versions.CURRENT:
+            db = _migrated_copy(db, version)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _migrated_copy(db: sqlite3.Connection, version: int) -> sqlite3.Connection:
+    """An in-memory copy of ``db`` (closed) brought to the current schema."""
+    copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    try:
+        db.backup(copy)
+        db.close()
+        schema = resources.files("tradefleet_runtime.journal").joinpath("schema.sql").read_text()
+        versions.migrate(copy, version, schema)
+    except BaseException:
+        copy.close()
+        raise
+    return copy
 
 
 def _explain(error: BaseException) -> str:

@@ -21,7 +21,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tradefleet_runtime.errors import DataError, FieldError, JournalError, PluginError, SpecError
+from tradefleet_runtime import terminal
+from tradefleet_runtime.errors import (
+    SPACE_FILE,
+    STUDY_FILE,
+    DataError,
+    FieldError,
+    JournalError,
+    PluginError,
+    SpecError,
+)
 from tradefleet_runtime.optimize.space import Space, check_names, load_space
 from tradefleet_runtime.optimize.worker import (
     Evaluation,
@@ -110,17 +119,17 @@ def _walkforward_parser() -> argparse.ArgumentParser:
 
 
 def _guarded(run: Callable[[], int]) -> int:
-    err = Console(stderr=True)
+    err = terminal.console(stderr=True)
     try:
         return run()
     except SpecError as error:
-        err.print(f"[bold red]refused[/]: {error}", markup=True, highlight=False)
+        err.print(terminal.labelled("refused", "bold red", error))
         return 2
     except (DataError, PluginError) as error:
-        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        err.print(terminal.labelled("error", "bold red", error))
         return 2
     except JournalError as error:
-        err.print(f"[bold red]error[/]: {error}", markup=True, highlight=False)
+        err.print(terminal.labelled("error", "bold red", error))
         return 1
     except KeyboardInterrupt:
         # The study file keeps every trial told so far: the same command continues it.
@@ -136,16 +145,31 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str, str, Space]
             raise SpecError([FieldError(f"--{option}", "must be at least 1")])
     manifest = load_manifest(args.manifest)
     document = manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
-    space = load_space(args.space)
     strategy = manifest.spec.strategy.name
     schema = default_registry().get(PluginKind.STRATEGY, strategy).spec.params_schema()
-    problems = check_names(space, schema, strategy)
-    if problems:
-        raise SpecError(problems, str(args.space))
-    if args.sampler == "grid":
-        space.grid()  # refuses a float range without a step, naming it
+    with _told_as(SPACE_FILE, str(args.space)):
+        space = load_space(args.space)
+        problems = check_names(space, schema, strategy)
+        if problems:
+            raise SpecError(problems, str(args.space))
+        if args.sampler == "grid":
+            space.grid()  # refuses a float range without a step, naming it
     base_dir = str(args.manifest.parent.resolve())
     return document, base_dir, manifest.metadata.name, space
+
+
+@contextmanager
+def _told_as(subject: str, source: str, *, only_its_own: bool = False) -> Iterator[None]:
+    """Refusals raised inside headed as being about ``subject`` in ``source``: the space and
+    search modules say what they refused, not which of the command's files it came from.
+    ``only_its_own``: only those already naming ``source`` (a study file's mismatch, not a
+    refused --metric)."""
+    try:
+        yield
+    except SpecError as error:
+        if only_its_own and error.source != source:
+            raise
+        raise error.about(subject, source) from None
 
 
 @contextmanager
@@ -198,11 +222,12 @@ def _optimize(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     with (
+        _told_as(STUDY_FILE, str(study_path), only_its_own=True),
         executor(args.jobs, document, base_dir) as pool,
         _progress(not (args.json or args.no_progress), "optimize") as progress,
     ):
         result = run_search(config, pool, jobs=args.jobs, progress=progress)
-    out = Console()
+    out = terminal.console()
     if args.json:
         out.print_json(json.dumps({"study_file": str(study_path), **result.as_json()}))
         return 0
@@ -267,6 +292,7 @@ def _walkforward(args: argparse.Namespace) -> int:
     study_path = args.study or Path("studies") / f"{name}-walkforward.jsonl"
     out_path = args.out or Path("studies") / f"{name}-walkforward.json"
     with (
+        _told_as(STUDY_FILE, str(study_path), only_its_own=True),
         executor(args.jobs, document, base_dir) as pool,
         _progress(not (args.json or args.no_progress), "in-sample search") as progress,
     ):
@@ -290,10 +316,10 @@ def _walkforward(args: argparse.Namespace) -> int:
     report = walkforward_json(result, timeline, str(study_path))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    out = Console()
-    err = Console(stderr=True)
+    out = terminal.console()
+    err = terminal.console(stderr=True)
     for warning in result.warnings:
-        err.print(f"[bold yellow]warning[/]: {warning}", markup=True, highlight=False)
+        err.print(terminal.labelled("warning", "bold yellow", warning))
     if args.json:
         out.print_json(json.dumps(report))
         return 0

@@ -60,6 +60,16 @@ def plotting_missing() -> str | None:
     return ", ".join(missing) or None
 
 
+def image_formats() -> frozenset[str] | None:
+    """The file suffixes matplotlib can write a chart as (its own list: ``savefig`` picks the
+    format by suffix and refuses any other, after the run). None without matplotlib."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return None
+    return frozenset(FigureCanvasBase.get_supported_filetypes())
+
+
 @dataclass(frozen=True)
 class ChartData:
     """What one symbol's chart draws, one value per candle."""
@@ -76,8 +86,11 @@ class ChartData:
     markers: dict[str, np.ndarray]  # kind -> price in the candle, NaN where none
     overlays: dict[str, np.ndarray]
     panels: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # name -> lines
+    # kind -> trades of the symbol marked as it: a candle's marker may stand for several.
+    trade_counts: dict[str, int] = field(default_factory=dict)
 
     def marker_count(self, kind: str) -> int:
+        """Candles holding a marker of ``kind`` (not trades: see ``trade_counts``)."""
         return int(np.count_nonzero(~np.isnan(self.markers[kind])))
 
 
@@ -126,14 +139,16 @@ def chart_data(
         return min(max(index, 0), n - 1) // k
 
     markers = {kind: np.full(starts.size, np.nan) for kind in MARKERS}
+    counts = dict.fromkeys(MARKERS, 0)
     for trade in trades:
         if trade.symbol != symbol:
             continue
         entry = LONG_ENTRY if trade.direction > 0 else SHORT_ENTRY
+        exit_ = f"exit: {exit_kind(trade.exit_reason)}"
         markers[entry][candle_of(trade.entry_ts)] = trade.entry_price
-        markers[f"exit: {exit_kind(trade.exit_reason)}"][candle_of(trade.exit_ts)] = (
-            trade.exit_price
-        )
+        markers[exit_][candle_of(trade.exit_ts)] = trade.exit_price
+        counts[entry] += 1
+        counts[exit_] += 1
 
     def at_candles(name: str, values: Sequence[float | None] | np.ndarray) -> np.ndarray:
         line: np.ndarray
@@ -165,6 +180,7 @@ def chart_data(
         markers=markers,
         overlays=series,
         panels=lower,
+        trade_counts=counts,
     )
 
 
@@ -198,7 +214,8 @@ def addplots(data: ChartData) -> list[dict[str, Any]]:
                 "edgecolors": "black",
                 "linewidths": 0.4,
                 "markersize": 45 if kind.startswith("exit: ") else 70,
-                "label": f"{kind} ({data.marker_count(kind)})",
+                # Trades, as the report counts them (a candle may hold several).
+                "label": f"{kind} ({data.trade_counts.get(kind, 0)})",
             }
         )
     panel = 0

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from tradefleet_runtime.report.metrics import Report, TradeGroup, exit_kind
+from tradefleet_runtime.report.metrics import Figures, Report, TradeGroup, exit_kind
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -32,7 +33,6 @@ def _figures(title: str, report: Report, currency: str) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    pf = "∞ (no losing trade)" if figures.profit_factor is None else f"{figures.profit_factor:.3f}"
     rows = [
         ("bars", f"{figures.bars:,}"),
         ("span", f"{report.years:.2f} years"),
@@ -47,7 +47,7 @@ def _figures(title: str, report: Report, currency: str) -> Table:
         ("Sortino (annualised)", f"{figures.sortino:.3f}"),
         ("max drawdown", f"{figures.max_drawdown_pct:.2f} %"),
         ("Calmar", "-" if report.calmar is None else f"{report.calmar:.3f}"),
-        ("profit factor", pf),
+        ("profit factor", _profit_factor(figures)),
         ("expectancy (per trade)", _money(report.expectancy, currency)),
         ("average win", _money(report.average_win, currency)),
         ("average loss", _money(report.average_loss, currency)),
@@ -111,9 +111,23 @@ def _monthly(monthly: list[tuple[str, float]]) -> Table:
     return table
 
 
-def _signed(value: float) -> str:
-    text = f"{value * 100.0:.1f}"
-    return f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text
+def _profit_factor(figures: Figures) -> str:
+    """Gains over losses. Without a losing trade there is no ratio: ∞ when trades won, else
+    nothing to divide (no trade at all, or only break-even ones)."""
+    if figures.profit_factor is not None:
+        return f"{figures.profit_factor:.3f}"
+    if not figures.trades:
+        return "- (no trades)"
+    return "∞ (no losing trade)" if figures.win_rate > 0 else "- (no winning or losing trade)"
+
+
+def signed(text: str, value: float) -> Text:
+    """``text`` green for a gain, red for a loss (a style, not markup: printed as given)."""
+    return Text(text, style="green" if value > 0 else "red" if value < 0 else "")
+
+
+def _signed(value: float) -> Text:
+    return signed(f"{value * 100.0:.1f}", value)
 
 
 def _money(value: float | None, currency: str) -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from rich.table import Table
 
 from tradefleet_runtime.model import Trade
-from tradefleet_runtime.report.table import duration
+from tradefleet_runtime.report.table import duration, signed
 
 
 def trades_table(title: str, trades: Sequence[Trade], currency: str) -> Table:
@@ -29,7 +29,6 @@ def trades_table(title: str, trades: Sequence[Trade], currency: str) -> Table:
     ):
         table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for number, trade in enumerate(trades, 1):
-        pnl = f"{trade.net_pnl:,.2f}"
         table.add_row(
             str(number),
             trade.symbol,
@@ -40,7 +39,7 @@ def trades_table(title: str, trades: Sequence[Trade], currency: str) -> Table:
             _time(trade.exit_ts),
             f"{trade.exit_price:g}",
             duration(trade.exit_ts - trade.entry_ts),
-            f"[green]{pnl}[/]" if trade.net_pnl > 0 else f"[red]{pnl}[/]",
+            signed(f"{trade.net_pnl:,.2f}", trade.net_pnl),
             trade.entry_reason or "-",
             trade.exit_reason or "-",
         )
