@@ -158,6 +158,38 @@ def _protects(
     return quantity < 0 if order.side is Side.BUY else quantity > 0
 
 
+def _difference(have: float, at_venue: PositionReport | None, tolerance: float) -> float | None:
+    """What the venue holds beyond what the bot holds (``have``), or None when they agree:
+    within ``tolerance``, or a spot balance covering the bot's holding (the rest is the
+    owner's coins)."""
+    venue = at_venue.quantity if at_venue is not None else 0.0
+    difference = venue - have
+    if abs(difference) <= tolerance:
+        return None
+    if at_venue is not None and at_venue.balance and difference > 0 and have >= 0:
+        return None
+    return difference
+
+
+def position_drift(
+    symbols: Sequence[str],
+    held: Mapping[str, float],
+    venue_positions: Sequence[PositionReport],
+    tolerance: float,
+) -> dict[str, tuple[float, float]]:
+    """The bot's symbols whose position the venue no longer agrees with while the bot runs (a
+    person closed it by hand, a venue's liquidation): symbol -> (what the bot holds, what the
+    venue does), by the rules the start-up reconciliation applies (``plan_reconciliation``)."""
+    venue_net = {p.symbol: p for p in venue_positions if p.quantity}
+    drift: dict[str, tuple[float, float]] = {}
+    for symbol in symbols:
+        have = held.get(symbol, 0.0)
+        difference = _difference(have, venue_net.get(symbol), tolerance)
+        if difference is not None:
+            drift[symbol] = (have, have + difference)
+    return drift
+
+
 def order_from_report(report: OrderReport) -> Order:
     """The order a venue reports, as the bot's own (adopting one the journal never recorded):
     a bracket child by its id — also under a replacement's id, after an amend — keeps its
@@ -250,13 +282,10 @@ def plan_reconciliation(
         held = expected.get(symbol)
         have = held.quantity if held is not None else 0.0
         at_venue = venue_net.get(symbol)
-        venue = at_venue.quantity if at_venue is not None else 0.0
-        difference = venue - have
-        if abs(difference) <= tolerance:
+        difference = _difference(have, at_venue, tolerance)
+        if difference is None:
             continue
-        if at_venue is not None and at_venue.balance and difference > 0 and have >= 0:
-            # A spot balance larger than the bot's holding: the rest is the owner's coins.
-            continue
+        venue = have + difference
         if adopt_venue_positions:
             # At the venue's entry price when it has one; a position the venue no longer has
             # is closed at the journal's own entry price (no invented profit or loss).
@@ -303,4 +332,5 @@ __all__ = [
     "ReconcilePlan",
     "order_from_report",
     "plan_reconciliation",
+    "position_drift",
 ]

@@ -67,13 +67,17 @@ from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.model import Bar, CarriedState, Fill, Position, Trade
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
+from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation, position_drift
 from tradefleet_runtime.report.metrics import Figures, compute_figures
 from tradefleet_runtime.spec.checks import config_hash, validate_plugins
 from tradefleet_runtime.spec.model import BotManifest, Mode
 from tradefleet_runtime.tracing import configure_from_env
 
 log = logging.getLogger("tradefleet.session")
+
+# A live bot's positions differing from its venue's are read again after this long, the
+# broker's events applied meanwhile: a fill on its way is not a drift (``_compare_positions``).
+DRIFT_SETTLE_S = 2.0
 
 Pacer = Callable[[Iterable[Bar]], Iterator[Bar]]
 
@@ -600,13 +604,60 @@ class BotSession:
                     request.resume_after_ts,
                     engine.stats.warmup_intents,
                 )
+            released = self.pacer(live())
+            if self.bot.venue is not None:
+                released = self._watching_positions(engine, self.bot.venue, released)
             with _collector_frozen(self.mode is Mode.BACKTEST):
-                engine.run(self.pacer(live()), self.should_stop)
+                engine.run(released, self.should_stop)
         except BaseException as error:
             self.fail(error)
             raise
         stopped = self.should_stop is not None and self.should_stop()
         return "stopped" if stopped else "completed"
+
+    def _watching_positions(
+        self, engine: Engine, venue: VenueExecution, bars: Iterator[Bar]
+    ) -> Iterator[Bar]:
+        """``bars``, each new timestamp's first after the bot's positions were compared with
+        the venue's (``position_drift``, the start-up reconciliation's rules): a position
+        closed or changed by hand while the bot runs halts it Degraded before it trades on the
+        next bar, instead of trading on a position that is not there (found only at the next
+        restart). A difference is read again after ``DRIFT_SETTLE_S`` with the broker's events
+        applied, so a fill on its way to the bot is not taken for one; a venue that does not
+        answer skips the comparison."""
+        current = None
+        for bar in bars:
+            if bar.ts != current:
+                current = bar.ts
+                if not engine.degraded_reason:
+                    self._compare_positions(engine, venue)
+            yield bar
+
+    def _compare_positions(self, engine: Engine, venue: VenueExecution) -> None:
+        symbols = self.bot.manifest.spec.market.symbols
+        tolerance = min((engine.instrument(s).lot_step for s in symbols), default=0.0)
+        tolerance = tolerance / 2 if tolerance > 0 else 1e-9
+        drift: dict[str, tuple[float, float]] = {}
+        for attempt in range(2):
+            if attempt:
+                time.sleep(DRIFT_SETTLE_S)
+            engine.pump()
+            held = {s: engine.portfolio.position(s).quantity for s in symbols}
+            try:
+                reports = venue.position_reports()
+            except Exception as error:  # a venue that does not answer is not a difference
+                log.warning("%s: positions not compared with the venue: %s", self.bot.name, error)
+                return
+            drift = position_drift(symbols, held, reports, tolerance)
+            if not drift:
+                return
+        mismatches = "; ".join(
+            f"{symbol}: the bot holds {have:+g}, the venue {venue_holds:+g}"
+            for symbol, (have, venue_holds) in drift.items()
+        )
+        reason = f"position drift: {mismatches} (changed outside the bot while it ran)"
+        log.error("%s: %s", self.bot.name, reason)
+        engine.degrade(reason)
 
     def fail(self, error: BaseException, status: str = "failed") -> None:
         """Journal the failure, naming it (best effort: the journal itself may be what failed).

@@ -20,6 +20,7 @@ import yaml
 from tests.plugin_hooks import registry_with, venue_plugins
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime import session as session_module
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
@@ -38,7 +39,7 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix, venue_replacement_id
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.reconcile import order_from_report, plan_reconciliation
+from tradefleet_runtime.reconcile import order_from_report, plan_reconciliation, position_drift
 from tradefleet_runtime.sdk import Strategy
 from tradefleet_runtime.service import controller as controller_module
 from tradefleet_runtime.service.api import Phase
@@ -443,6 +444,52 @@ def _run(
     return session
 
 
+def test_a_position_closed_by_hand_while_the_bot_runs_degrades_it_before_the_next_bar(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found only at the next restart, the bot would trade on a position that is gone (and a
+    close would open the other way). Compared before each new bar, it halts Degraded at once,
+    and sends none of the buys its strategy asks for from T0 + 8h."""
+    monkeypatch.setattr(session_module, "DRIFT_SETTLE_S", 0.01)
+    _run(tmp_path, registry, _bars(0, 5))
+    assert _venue().positions()["BTCUSDT"].quantity == 1.0
+    bot = assemble(load_manifest(_manifest(tmp_path)), registry, tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite", durable=True)
+    session = BotSession(bot, journal, bars=_bars(5, 6))
+    engine = session.open()
+    assert engine.degraded_reason == ""  # the start agreed with the venue
+    # A person sells the bot's coin at the venue, on an order the bot never sent.
+    _venue().restore_account([Fill("by-hand", "BTCUSDT", Side.SELL, 1.0, 100.0, 0.0, T0, "h1")])
+    session.run()
+    try:
+        assert engine.degraded_reason == (
+            "position drift: BTCUSDT: the bot holds +1, the venue +0 (changed outside the bot "
+            "while it ran)"
+        )
+        assert engine.halted
+        kinds = [k for (k,) in journal.query("SELECT kind FROM events ORDER BY id")]
+        assert kinds.count("degraded") == 1
+        assert sum(engine.stats.vetoes.values()) > 0  # the buys from T0 + 8h: none sent
+        assert _venue().positions().get("BTCUSDT") is None
+    finally:
+        journal.close()
+
+
+def test_position_drift_applies_the_start_up_rules() -> None:
+    held = {"BTCUSDT": 1.0, "ETHUSDT": 0.0}
+    assert position_drift(["BTCUSDT"], held, [PositionReport("BTCUSDT", 1.0, 0.0)], 1e-9) == {}
+    assert position_drift(["BTCUSDT"], held, [], 1e-9) == {"BTCUSDT": (1.0, 0.0)}
+    # A spot balance covering the bot's holding: the rest is the owner's.
+    spot = [PositionReport("BTCUSDT", 3.0, 0.0, balance=True)]
+    assert position_drift(["BTCUSDT"], held, spot, 1e-9) == {}
+    # Within the tolerance (half a lot step), and symbols the bot does not trade, agree.
+    near = [PositionReport("BTCUSDT", 1.0004, 0.0), PositionReport("XRPUSDT", 5.0, 0.0)]
+    assert position_drift(["BTCUSDT", "ETHUSDT"], held, near, 0.0005) == {}
+    assert position_drift(["ETHUSDT"], held, [PositionReport("ETHUSDT", -2.0, 0.0)], 1e-9) == {
+        "ETHUSDT": (0.0, -2.0)
+    }
+
+
 def _venue() -> PaperBroker:
     assert SharedVenue.account is not None
     return SharedVenue.account
@@ -795,3 +842,52 @@ def test_a_halt_and_a_resume_while_waiting_owe_no_flatten(
         _until(lambda: controller.get_status().bars >= 1)
         assert _venue().positions()["BTCUSDT"].quantity >= 1.0  # not flattened
         assert "flattened" not in _event_kinds(journal)
+
+
+def test_while_the_venue_is_down_the_status_shows_the_journaled_account_as_last_known(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a restarted bot waiting for its venue showed a flat account at its starting
+    capital (no position, no order, equity 100000, in its status and /metrics) while its
+    journal and the venue held a position and a working order."""
+    _run(tmp_path, registry, _bars(0, 5))
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        timestamps, equity = journal.account_equity(NAME)
+        carried = journal.carried_state(NAME)
+    finally:
+        journal.close()
+    assert carried is not None and carried.working and equity[-1] != 100_000
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, _journal):
+        status = controller.get_status()
+        assert status.phase is Phase.STARTING and status.last_known
+        assert (status.equity, status.last_bar_ts) == (equity[-1], timestamps[-1])
+        assert status.balance < 100_000  # the position was paid for
+        assert status.open_positions == 1
+        assert [(e.symbol, e.quantity) for e in status.exposure] == [("BTCUSDT", 1.0)]
+        assert status.open_orders == len(carried.working) + len(carried.unacknowledged)
+        sample = controller.metrics.registry.get_sample_value
+        assert sample("tradefleet_equity", {"bot": NAME, "currency": "USD"}) == equity[-1]
+        assert sample("tradefleet_open_positions", {"bot": NAME}) == 1
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.RUNNING)
+        running = controller.get_status()
+        assert not running.last_known and running.open_positions == 1
+
+
+def test_a_first_start_waiting_for_its_venue_publishes_no_account_figures(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing journaled: the status has the spec's capital and nothing open (what the bot
+    starts from), not marked last known; /metrics publishes no equity until the engine runs."""
+    with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, _journal):
+        status = controller.get_status()
+        assert status.phase is Phase.STARTING and not status.last_known
+        assert (status.equity, status.open_positions, status.open_orders) == (100_000, 0, 0)
+        sample = controller.metrics.registry.get_sample_value
+        assert sample("tradefleet_equity", {"bot": NAME, "currency": "USD"}) is None
+        assert sample("tradefleet_open_positions", {"bot": NAME}) is None
+        assert sample("tradefleet_phase", {"bot": NAME, "phase": Phase.STARTING.value}) == 1
+        SharedVenue.reachable.set()
+        _until(lambda: controller.get_status().phase is Phase.RUNNING)
+        assert sample("tradefleet_equity", {"bot": NAME, "currency": "USD"}) is not None

@@ -1422,6 +1422,16 @@ class Engine:
         self.journal.record_fill(fill, portfolio.positions[fill.symbol], status, closed)
         self.stats.fills += 1
 
+    def degrade(self, reason: str) -> None:
+        """The account at the venue no longer matches the bot's (found while it runs, as the
+        start-up reconciliation finds it at a restart): halted and Degraded, journaled, until
+        a person who has looked resumes it."""
+        if self.degraded_reason:
+            return
+        self.degraded_reason = reason
+        self.state.halt(reason)
+        self._state("degraded", reason)
+
     def restore_halt(self, reason: str) -> None:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""
         self.state.halt(reason)

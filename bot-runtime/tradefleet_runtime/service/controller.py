@@ -654,7 +654,8 @@ class BotController:
             ),
             quality=self.quality.figures(),
             broker_connected=self.broker_connected,
-            reconciled=self.reconciled,
+            # Degraded while it runs (a position changed by hand) is not reconciled either.
+            reconciled=self.reconciled and not engine.degraded_reason,
             bars=self._bars_seen,
             exposure=tuple(
                 SymbolExposure(
