@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import sqlite3
 import subprocess
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.serve_process import ServeProcess, ema_bot_manifest
+from tests.e2e.serve_process import TRADEFLEET, ServeProcess, ema_bot_manifest
 
 
 def _mount_small_disk(folder: Path, size: str) -> bool:
@@ -80,3 +81,72 @@ def test_a_bot_failing_at_start_exits_non_zero_and_journals_why(tmp_path: Path) 
     db.close()
     assert status[0][0] == "failed" and "bad.csv" in status[0][1]
     assert events and "bad.csv" in events[0]
+
+
+def _serve_once(serve: ServeProcess, *listen: str) -> subprocess.CompletedProcess[str]:
+    """``tradefleet serve`` that is expected to fail at start: run it to its end."""
+    command = [
+        TRADEFLEET, "serve", str(serve.manifest), *listen,
+        "--auth-dir", str(serve.auth), "--speed", "3600", "--journal", str(serve.journal),
+        "--failure-file", str(serve.folder / "termination-log"),
+    ]  # fmt: skip
+    return subprocess.run(command, cwd=serve.folder, capture_output=True, text=True, timeout=60)
+
+
+def _nothing_journaled(journal: Path | None) -> None:
+    """No run was started: none left 'running', no ``run_started``."""
+    assert journal is not None
+    if not journal.exists():
+        return
+    db = sqlite3.connect(journal)
+    try:
+        assert db.execute("SELECT status FROM runs").fetchall() == []
+        assert db.execute("SELECT kind FROM events").fetchall() == []
+    finally:
+        db.close()
+
+
+def test_a_port_in_use_fails_the_start_naming_it_before_the_run_starts(tmp_path: Path) -> None:
+    """Regression: the engine started before the HTTP port was bound; a port in use gave an
+    OSError traceback, a ``run_started`` event, a run left 'running' and no failure file."""
+    serve = ServeProcess(tmp_path, ema_bot_manifest("busy-port-bot"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for listen, kind in (
+            (["--grpc", "127.0.0.1:0", "--http", f"127.0.0.1:{port}"], "HTTP"),
+            (["--grpc", f"127.0.0.1:{port}", "--http", "127.0.0.1:0"], "gRPC"),
+        ):
+            done = _serve_once(serve, *listen)
+            said = f"cannot listen on 127.0.0.1:{port} ({kind}): address already in use"
+            assert done.returncode == 1, done.stderr
+            assert f"error: {said}" in done.stderr.splitlines()
+            assert "Traceback" not in done.stderr + done.stdout
+            assert '"listening"' not in done.stdout
+            assert (tmp_path / "termination-log").read_text().strip() == said
+            _nothing_journaled(serve.journal)
+
+
+def test_unusable_tls_files_fail_the_start_naming_the_file(tmp_path: Path) -> None:
+    """Regression: a file that is not a certificate gave a traceback saying "Failed to bind to
+    address" though the port was free. The file is named; what it holds (a key) is not shown."""
+    secret = "KEY-PLANTED-SECRET-51ab"
+    serve = ServeProcess(tmp_path, ema_bot_manifest("bad-tls-bot"))
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    (tls / "tls.crt").write_text(f"not a certificate {secret}\n")
+    (tls / "tls.key").write_text(
+        f"-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n"
+    )
+    done = _serve_once(
+        serve, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--tls-dir", str(tls)
+    )
+    output = done.stdout + done.stderr
+    said = f"TLS certificate {tls / 'tls.crt'}: not a PEM certificate"
+    assert done.returncode == 1, output
+    assert f"error: {said}" in done.stderr.splitlines()
+    assert "Traceback" not in output and "bind" not in output
+    assert secret not in output
+    assert (tmp_path / "termination-log").read_text().strip() == said
+    _nothing_journaled(serve.journal)

@@ -22,7 +22,7 @@ from tests.service.fakes import (
 )
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
-from tradefleet_runtime.service.auth import Scope, TlsFiles, TokenAuth
+from tradefleet_runtime.service.auth import Scope, TlsError, TlsFiles, TokenAuth
 from tradefleet_runtime.service.client import ApiError, ClientTls, RuntimeClient
 from tradefleet_runtime.service.grpc_server import SERVICE_NAME, GrpcEndpoint
 
@@ -297,3 +297,26 @@ def test_tls_files_from_a_kubernetes_secret(certificates: Path, tmp_path: Path) 
     plain.server_credentials()
     shutil.copy(certificates / "ca.crt", tmp_path / "ca.crt")
     assert TlsFiles.from_directory(tmp_path).ca == tmp_path / "ca.crt"
+
+
+def test_tls_files_that_cannot_be_used_are_named_before_any_port_is_bound(
+    certificates: Path, tmp_path: Path
+) -> None:
+    """gRPC takes any bytes and then fails with "Failed to bind to address" though the port is
+    free: the files are checked first, and the error names the file and what is wrong."""
+    root = certificates
+    gone = tmp_path / "gone.key"
+    cases = [
+        (TlsFiles(root / "tls.crt", root / "client.key"), root / "client.key", "not the key of"),
+        (TlsFiles(root / "tls.crt", root / "tls.crt"), root / "tls.crt", "not an unencrypted"),
+        (TlsFiles(root / "tls.key", root / "tls.key"), root / "tls.key", "not a PEM certificate"),
+        (TlsFiles(root / "tls.crt", gone), gone, "cannot read it"),
+        (TlsFiles(root / "tls.crt", root / "tls.key", ca=gone), gone, "cannot read it"),
+    ]
+    for files, named, problem in cases:
+        with pytest.raises(TlsError) as error:
+            files.server_credentials()
+        assert problem in str(error.value) and str(named) in str(error.value), files
+        # Refused before a port is bound or a thread started (the autouse fixture checks).
+        with pytest.raises(TlsError), running_server(FakeControlPlane(), tls=files):
+            pass

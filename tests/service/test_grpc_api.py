@@ -26,7 +26,14 @@ from tests.service.fakes import (
 from tradefleet_runtime import cli
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
-from tradefleet_runtime.service.api import Direction, EventKind, Phase, Signal
+from tradefleet_runtime.service.api import (
+    Direction,
+    EventKind,
+    Phase,
+    Signal,
+    SignalConflict,
+    SignalResult,
+)
 from tradefleet_runtime.service.auth import TokenAuth
 from tradefleet_runtime.service.client import ApiError, RuntimeClient
 from tradefleet_runtime.service.grpc_server import SERVICE_NAME, GrpcEndpoint
@@ -187,6 +194,20 @@ def test_submit_signal(control: FakeControlPlane, client: RuntimeClient) -> None
     client.pause("quiet")
     refused = client.submit_signal(signal)
     assert not refused.accepted and "paused" in refused.reason
+
+
+def test_a_signal_id_reused_for_another_signal_is_already_exists(
+    control: FakeControlPlane, client: RuntimeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def conflict(signal: Signal) -> SignalResult:
+        raise SignalConflict(signal.signal_id)
+
+    monkeypatch.setattr(control, "submit_signal", conflict)
+    signal = Signal("BTC/USDT", Direction.BUY, 100.0, 90.0, 120.0, signal_id="tv:alert-7")
+    with pytest.raises(ApiError) as refused:
+        client.submit_signal(signal)
+    assert refused.value.code == "ALREADY_EXISTS" and refused.value.field == "signal_id"
+    assert "tv:alert-7" in refused.value.message
 
 
 LEVELS: dict[str, Any] = {
@@ -578,6 +599,33 @@ def test_cli_reset_risk_refusal_names_the_field(
     assert "INVALID_ARGUMENT" in err and "plugin" in err
     code, out = run_cli("reset-risk", cli_address, "daily-loss", "--reason", "x", "--json", *token)
     assert code == 0 and not any(r["locked"] for r in json.loads(out)["risk"])
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (f"{CLI_CONTROL}\nsecond line\n".encode(), "holds 2 lines"),
+        (f"{CLI_CONTROL}\u00c4\n".encode(), "not ASCII"),
+        (CLI_CONTROL.encode() + b"\xff\n", "not ASCII"),
+        (f"{CLI_CONTROL} {CLI_CONTROL}\n".encode(), "a space"),
+    ],
+)
+def test_cli_refuses_a_token_file_grpc_cannot_send_before_any_call(
+    cli_address: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    control: FakeControlPlane,
+    content: bytes,
+    problem: str,
+) -> None:
+    bad = tmp_path / "bad.token"
+    bad.write_bytes(content)
+    code, out = run_cli("pause", cli_address, "--reason", "x", "--token-file", str(bad))
+    err = "".join(capsys.readouterr().err.split())  # as rich may wrap it
+    assert code == 2 and out == ""
+    assert str(bad) in err and problem.replace(" ", "") in err
+    assert "INTERNAL" not in err and CLI_CONTROL not in err  # never the token
+    assert control.calls == []
 
 
 def test_cli_missing_token_is_unauthenticated(

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from tests.service.webhook_client import GOOD_SIGNAL, WEBHOOK_PATH, sign, signal_body
-from tradefleet_runtime.service.api import Direction, Signal, SignalResult
+from tradefleet_runtime.service.api import Direction, Signal, SignalConflict, SignalResult
 from tradefleet_runtime.service.webhook import (
     OUTCOMES,
     KeyStore,
@@ -531,6 +531,36 @@ async def test_refused_by_the_bot_is_422_with_its_reason(harness: Harness) -> No
         "outcome": "refused",
     }
     assert len(harness.submitted) == 1 and harness.counts() == {"refused": 1.0}
+
+
+async def test_a_nonce_the_bot_knows_for_another_signal_is_409_refused(tmp_path: Path) -> None:
+    """Once the replay memory has forgotten a nonce (a restart, or the window passed), the bot's
+    journal still knows it: the same nonce on a different signal is refused naming the nonce,
+    never answered 202 with the first signal's order."""
+    journaled: dict[str, tuple[str, SignalResult]] = {}  # the bot's signal_id memory
+
+    async def bot(signal: Signal) -> SignalResult:
+        first = journaled.get(signal.signal_id)
+        if first is not None and first[0] != signal.direction:
+            raise SignalConflict(signal.signal_id)
+        result = SignalResult(True, client_order_id=f"order-{len(journaled)}")
+        journaled.setdefault(signal.signal_id, (signal.direction, result))
+        return result
+
+    async with running(tmp_path) as before_restart:
+        before_restart.answer = bot
+        assert (await before_restart.send(nonce="alert-0001")).status == 202
+    async with running(tmp_path) as after_restart:
+        after_restart.answer = bot
+        sell = signal_body(
+            direction="SELL",
+            price_levels={"entry": 1.0850, "stop_loss": 1.0870, "take_profit": 1.0810},
+        )
+        reply = await after_restart.send(sell, nonce="alert-0001")
+    assert reply.status == 409
+    assert reply.body["accepted"] is False and reply.body["outcome"] == "refused"
+    assert "nonce 'alert-0001'" in reply.body["reason"] and "client_order_id" not in reply.body
+    assert after_restart.counts() == {"refused": 1.0}
 
 
 async def test_a_failing_bot_is_503_unavailable(harness: Harness) -> None:

@@ -1545,8 +1545,12 @@ class Engine:
         return True, ""
 
     def update_strategy_params(self, params: Any, who: str) -> None:
+        """Swap the strategy's validated params model; the journal keeps which values took
+        effect (all of them, defaults too: the manifest's no longer tell)."""
         self.strategy.update_params(params)
-        self._state("params_updated", f"strategy params updated by {who}", {"who": who})
+        values = params.model_dump(mode="json")
+        data = {"who": who, "params": values}
+        self._state("params_updated", f"strategy params updated by {who}", data)
 
     def handle_signal(self, signal: Signal) -> tuple[bool, str, str]:
         """Hand an external signal to the strategy: (accepted, reason, client order id)."""

@@ -1,4 +1,4 @@
--- tradefleet journal schema, version 5 (journal/versions.py migrates older files or refuses
+-- tradefleet journal schema, version 6 (journal/versions.py migrates older files or refuses
 -- them). One file per bot; a run is one start of the bot.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -146,5 +146,8 @@ CREATE TABLE IF NOT EXISTS signals (
     ts INTEGER NOT NULL,
     accepted INTEGER NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
-    client_order_id TEXT NOT NULL DEFAULT ''
+    client_order_id TEXT NOT NULL DEFAULT '',
+    -- What the signal asked for (service.api.signal_digest): the id again with other content
+    -- is refused, not answered with this outcome. '': journaled before schema version 6.
+    digest TEXT NOT NULL DEFAULT ''
 );

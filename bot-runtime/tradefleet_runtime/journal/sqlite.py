@@ -971,13 +971,26 @@ class Journal:
         )
         return (bool(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
 
+    def signal_digest(self, signal_id: str) -> str | None:
+        """The content digest journaled with an external signal id ('' for one journaled before
+        schema version 6); None when the id is unknown."""
+        rows = self.query("SELECT digest FROM signals WHERE signal_id = ?", signal_id)
+        return str(rows[0][0]) if rows else None
+
     def record_signal(
-        self, signal_id: str, ts: int, accepted: bool, reason: str, client_order_id: str
+        self,
+        signal_id: str,
+        ts: int,
+        accepted: bool,
+        reason: str,
+        client_order_id: str,
+        digest: str = "",
     ) -> None:
         self._write(
             (
-                "INSERT OR IGNORE INTO signals VALUES (?, ?, ?, ?, ?, ?)",
-                (signal_id, self.run_id, ts, int(accepted), reason, client_order_id),
+                "INSERT OR IGNORE INTO signals (signal_id, run_id, ts, accepted, reason,"
+                " client_order_id, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (signal_id, self.run_id, ts, int(accepted), reason, client_order_id, digest),
             )
         )
 

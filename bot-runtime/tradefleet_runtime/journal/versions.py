@@ -16,15 +16,19 @@ History:
 - 5: ``orders.reference_price``, the price an order was decided at (its own price, else the
   mark): what a fill's slippage is measured against, so execution quality survives a restart.
   4 → 5 adds the column (old orders get NULL: not measured).
+- 6: ``signals.digest``, a digest of what each signal asked for: a signal_id used again for a
+  different signal is refused instead of answered with the first one's outcome. 5 → 6 adds the
+  column (old signals get '': not compared).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from tradefleet_runtime.errors import JournalError
 
-CURRENT = 5
+CURRENT = 6
 OLDEST_MIGRATABLE = 2
 
 # Statements that change existing tables, by the version they lead to. New tables come from the
@@ -35,7 +39,9 @@ _STEPS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE trades ADD COLUMN exit_reason TEXT NOT NULL DEFAULT ''",
     ),
     5: ("ALTER TABLE orders ADD COLUMN reference_price REAL",),
+    6: ("ALTER TABLE signals ADD COLUMN digest TEXT NOT NULL DEFAULT ''",),
 }
+_ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) .*")
 
 
 def stored_version(db: sqlite3.Connection) -> int | None:
@@ -81,7 +87,8 @@ def migrate(db: sqlite3.Connection, version: int, schema: str) -> None:
             db.execute(statement)
         for target in range(version + 1, CURRENT + 1):
             for statement in _STEPS.get(target, ()):
-                db.execute(statement)
+                if not _adds_a_column_it_has(db, statement):
+                    db.execute(statement)
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(CURRENT),)
         )
@@ -92,6 +99,16 @@ def migrate(db: sqlite3.Connection, version: int, schema: str) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _adds_a_column_it_has(db: sqlite3.Connection, statement: str) -> bool:
+    """Whether ``statement`` adds a column its table has already: a table newer than the file
+    (``signals`` in a version 2 file) was just made by the schema script, with every column."""
+    match = _ADD_COLUMN.fullmatch(statement)
+    if match is None:
+        return False
+    table, column = match.groups()
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
 
 
 def _statements(script: str) -> list[str]:

@@ -8,8 +8,11 @@ writes return once the engine has applied them (or refused them with a reason).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol
 
@@ -110,6 +113,9 @@ class StatusSnapshot:
     bars: int = 0
     exposure: tuple[SymbolExposure, ...] = ()  # open positions only
     starting_reason: str = ""  # while Starting: what it waits for (the venue at start)
+    # No engine runs yet and the figures (equity to open orders) are the last an earlier run
+    # journaled, not the account now: the proto's ``last_known``.
+    last_known: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +353,57 @@ class NoAnswer(NotNow):
     """The bot's engine did not answer in time: ``UNAVAILABLE``, worth trying again."""
 
     grpc_code = "UNAVAILABLE"
+
+
+class SignalConflict(ControlError):
+    """A ``signal_id`` the bot has seen came with a different signal: ``ALREADY_EXISTS`` (the
+    webhook answers 409). Sending it again never helps; the sender needs a fresh id."""
+
+    grpc_code = "ALREADY_EXISTS"
+
+    def __init__(self, signal_id: str) -> None:
+        super().__init__(
+            f"{_clip(signal_id)!r} was already used for a different signal; "
+            "send this one with a new id",
+            "signal_id",
+        )
+        self.signal_id = signal_id
+
+
+def signal_digest(signal: Signal) -> str:
+    """A digest of what a signal asks for (every field but its id and arrival time): a repeated
+    ``signal_id`` is the same signal only when this matches the one journaled with it."""
+    content = asdict(signal)
+    del content["signal_id"], content["received_at"]
+    text = json.dumps(content, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Characters a reason may not hold: control and format characters (newlines, tabs, escapes,
+# bidi overrides) and line/paragraph separators. A reason is journaled, logged and shown on one
+# line; such characters would forge or garble those lines, so they are written as spaces.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def check_reason(reason: str, action: str) -> str:
+    """The one check of a control call's reason (pause, resume, emergency stop, risk lock
+    reset): the reason as journaled, on one line — line breaks, control and format characters
+    (a YAML block's newlines, a bidi override) become spaces, runs of space one — or
+    ``ControlError`` naming ``reason`` when no text is left or it exceeds
+    ``MAX_REASON_CHARS``. A reason's form never refuses an emergency stop: the operator sends
+    ``spec.emergencyStop.reason`` as written, and a halt refused for a line break would leave
+    the bot trading. ``action`` names the call in the message (``"a pause"``)."""
+    text = " ".join(
+        "".join(
+            " " if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
+            for char in reason
+        ).split()
+    )
+    if not text:
+        raise ControlError(f"{action} needs a reason", "reason")
+    if len(text) > limits.MAX_REASON_CHARS:
+        raise ControlError(f"at most {limits.MAX_REASON_CHARS} characters", "reason")
+    return text
 
 
 class ControlPlane(Protocol):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -245,10 +246,51 @@ class TlsFiles:
 
     def server_credentials(self) -> grpc.ServerCredentials:
         """Credentials for ``server.add_secure_port``; with ``ca`` set, client certificates are
-        required and checked against it."""
-        pair = (self.key.read_bytes(), self.cert.read_bytes())
+        required and checked against it.
+
+        ``TlsError`` naming the file when one cannot be read or used: gRPC would take the files
+        and then say only that it failed to bind the address, though the port is free."""
+        cert = _read_tls_file(self.cert, "certificate")
+        key = _read_tls_file(self.key, "key")
+        _check_certificates(self.cert, cert, "certificate")
+        _check_key(self.cert, self.key)
         if self.ca is None:
-            return grpc.ssl_server_credentials([pair])
+            return grpc.ssl_server_credentials([(key, cert)])
+        ca = _read_tls_file(self.ca, "CA certificate")
+        _check_certificates(self.ca, ca, "CA certificate")
         return grpc.ssl_server_credentials(
-            [pair], root_certificates=self.ca.read_bytes(), require_client_auth=True
+            [(key, cert)], root_certificates=ca, require_client_auth=True
         )
+
+
+class TlsError(ValueError):
+    """A TLS file the server cannot use: names the file and what is wrong with it, never what
+    it holds (a key file's text is a secret)."""
+
+
+def _read_tls_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise TlsError(f"TLS {what} {path}: cannot read it ({error.strerror})") from None
+
+
+def _check_certificates(path: Path, data: bytes, what: str) -> None:
+    """``data`` holds at least one PEM certificate that OpenSSL parses."""
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # empty: no system CAs loaded
+        context.load_verify_locations(cadata=data.decode("latin-1"))
+    except (ssl.SSLError, ValueError):
+        raise TlsError(f"TLS {what} {path}: not a PEM certificate") from None
+
+
+def _check_key(cert: Path, key: Path) -> None:
+    """``key`` is an unencrypted PEM private key, and the one of ``cert``'s first certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # The password callback stops OpenSSL from asking a terminal for an encrypted key's.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise TlsError(f"TLS key {key}: not the key of the certificate {cert}") from None
+        raise TlsError(f"TLS key {key}: not an unencrypted PEM private key") from None

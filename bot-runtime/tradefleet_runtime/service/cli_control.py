@@ -44,6 +44,7 @@ from tradefleet_runtime.service.client import (
     ApiError,
     ClientTls,
     RuntimeClient,
+    TokenError,
     read_token,
 )
 
@@ -57,6 +58,9 @@ def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> 
         token = read_token(args.token_file)
     except OSError as error:
         err.print(f"[bold red]error[/]: cannot read the token file: {escape(str(error.strerror))}")
+        return 2
+    except TokenError as error:  # refused before any call: gRPC would only say INTERNAL
+        err.print(f"[bold red]error[/]: {escape(str(error))}")
         return 2
     tls = None
     if args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name:
@@ -176,13 +180,15 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
         phase += f" — halted: {status.halt_reason}"
     elif status.paused:
         phase += f" — paused: {status.pause_reason}"
+    # Before the engine runs: the previous run's figures, which the venue may since have changed.
+    last = " (last known: journaled by the previous run)" if status.last_known else ""
     rows = [
         ("phase", phase),
-        ("equity", f"{_num(status.equity)} {status.currency}"),
+        ("equity", f"{_num(status.equity)} {status.currency}{last}"),
         ("balance", f"{_num(status.balance)} {status.currency}"),
         ("pnl today / total", f"{_num(status.pnl_today)} / {_num(status.pnl_total)}"),
         ("drawdown", f"{_num(status.drawdown_pct)} %"),
-        ("open positions / orders", f"{status.open_positions} / {status.open_orders}"),
+        ("open positions / orders", f"{status.open_positions} / {status.open_orders}{last}"),
         ("bars", f"{status.bars} (last {_ts(status.last_bar_ts)})"),
         (
             "broker",

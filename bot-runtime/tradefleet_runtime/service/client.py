@@ -103,11 +103,35 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+class TokenError(ValueError):
+    """A token that cannot be sent: the message names where it came from and what is wrong,
+    never the token itself."""
+
+
 def read_token(token_file: Path | None) -> str | None:
-    """The token from ``token_file`` if given, else ``$TRADEFLEET_TOKEN``, else ``None``."""
+    """The token from ``token_file`` if given, else ``$TRADEFLEET_TOKEN``, else ``None``.
+
+    ``TokenError`` unless it is one line of printable ASCII without spaces (surrounding
+    whitespace, such as the newline ``echo`` adds, is dropped): gRPC cannot send anything else
+    as metadata and would fail every call with ``INTERNAL: Invalid metadata``."""
     if token_file is not None:
-        return token_file.read_text(encoding="utf-8").strip() or None
-    return os.environ.get(TOKEN_ENV, "").strip() or None
+        text = token_file.read_bytes().decode("utf-8", errors="replace")
+        return _checked_token(text, f"token file {token_file}")
+    return _checked_token(os.environ.get(TOKEN_ENV, ""), f"${TOKEN_ENV}")
+
+
+def _checked_token(text: str, source: str) -> str | None:
+    token = text.strip()
+    lines = token.splitlines()
+    if len(lines) > 1:
+        raise TokenError(f"{source} holds {len(lines)} lines; a token is one line")
+    for position, char in enumerate(token, start=1):
+        if not "!" <= char <= "~":
+            raise TokenError(
+                f"{source}: character {position} of the token is a space, a control character "
+                "or not ASCII; a token is printable ASCII without spaces"
+            )
+    return token or None
 
 
 class EventStream:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
@@ -45,18 +45,23 @@ from tradefleet_runtime.service.api import (
     PositionView,
     RiskPluginState,
     Signal,
+    SignalConflict,
     SignalResult,
     StatusSnapshot,
     SymbolExposure,
     TradePage,
     TradeView,
+    check_reason,
+    signal_digest,
 )
 from tradefleet_runtime.service.events import EventHub, Subscription
 from tradefleet_runtime.service.held_control import HeldControl
+from tradefleet_runtime.service.last_known import last_known_account
 from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
 from tradefleet_runtime.session import Bot, BotSession
+from tradefleet_runtime.spec import Mode
 from tradefleet_runtime.spec.checks import config_hash
 
 log = logging.getLogger("tradefleet.service")
@@ -115,7 +120,14 @@ class BotController:
         self._trades_seen = 0
         self._bars_seen = 0
         self._last_published = 0.0
-        self._snapshot = self._empty_snapshot()
+        # What the journal holds of the account, shown until the engine runs (read now, before
+        # the run starts; a backtest always starts afresh).
+        self._last_known = (
+            last_known_account(journal, bot.name)
+            if bot.manifest.spec.mode is not Mode.BACKTEST
+            else None
+        )
+        self._snapshot = self._starting_snapshot()
         self._stopped = threading.Event()
         self._pump_queued = threading.Event()
 
@@ -406,6 +418,15 @@ class BotController:
         venue at start — the control held for it (``held_control.py``)."""
         if self.engine is None and self._held is not None:
             return self._held
+        return self._engine_to_change()
+
+    def _engine_to_change(self) -> Engine:
+        """The engine, for a call that changes the bot (engine thread). Refused once the bot
+        has stopped (its data ended; it still answers reads): nothing would trade what such a
+        call sets up — a flatten's close order would never fill — so it is neither done nor
+        journaled. (While Stopping, the commands queued before are still applied, as before.)"""
+        if self.phase is Phase.STOPPED:
+            raise NotNow("the bot has stopped (its data ended): it takes no more changes")
         return self._engine()
 
     # -- ControlPlane ------------------------------------------------------------------------
@@ -481,10 +502,13 @@ class BotController:
         return self._call(read)
 
     def pause(self, who: str, reason: str) -> StatusSnapshot:
+        reason = check_reason(reason, "a pause")
         self._call(lambda: self._engine_or_held().pause(who, reason))
         return self._snapshot
 
     def resume(self, who: str, reason: str) -> StatusSnapshot:
+        reason = check_reason(reason, "a resume")
+
         def resume() -> None:
             engine = self._engine_or_held()
             if isinstance(engine, HeldControl):
@@ -500,38 +524,48 @@ class BotController:
         return self._snapshot
 
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
-        if not reason.strip():
-            raise ControlError("an emergency stop needs a reason", "reason")
-
+        reason = check_reason(reason, "an emergency stop")
         self._call(lambda: self._engine_or_held().halt(who, reason, flatten=flatten))
         return self._snapshot
 
     def reset_risk_lock(self, plugin: str, who: str, reason: str) -> StatusSnapshot:
-        if not reason.strip():
-            raise ControlError("resetting a risk lock needs a reason", "reason")
-        found, refusal = self._call(lambda: self._engine().reset_risk_lock(plugin, who, reason))
-        if refusal:
-            raise ControlError(f"{plugin} lock not reset: {refusal}", "plugin")
+        reason = check_reason(reason, "resetting a risk lock")
+
+        def reset() -> tuple[bool, bool, str]:
+            engine = self._engine_to_change()
+            held = engine.holds_risk_lock(plugin)  # asked first: a reset releases it
+            found, refusal = engine.reset_risk_lock(plugin, who, reason)
+            return found, held, refusal
+
+        found, held, refusal = self._call(reset)
         if not found:
             names = ", ".join(name for name, _ in self._engine().risk) or "none"
             raise ControlError(f"no risk plugin {plugin!r} in this bot (it has: {names})", "plugin")
+        if not held:  # the request is fine, the bot's state makes it moot (journaled nothing)
+            raise NotNow(f"{plugin} holds no lock", "plugin")
+        if refusal:
+            raise ControlError(f"{plugin} lock not reset: {refusal}", "plugin")
         return self._snapshot
 
     def submit_signal(self, signal: Signal) -> SignalResult:
         """Hand a signal to the bot. ``signal_id`` is an idempotency key: a repeat of an id the
-        journal knows (this run or an earlier one) returns the first outcome and does nothing
-        else, so a sender may retry after a timeout without doubling an order."""
+        journal knows (this run or an earlier one) with the same content returns the first
+        outcome and does nothing else, so a sender may retry after a timeout without doubling
+        an order; with other content it is refused (``SignalConflict``)."""
+        digest = signal_digest(signal)
 
         def handle() -> SignalResult:
             engine = self._engine()
             if signal.signal_id:
-                first = self.journal.signal_outcome(signal.signal_id)
+                first = self._first_outcome(signal.signal_id, digest)
                 if first is not None:
-                    self.metrics.signals.labels(self.bot.name, "repeated").inc()
-                    return SignalResult(first[0], first[1], first[2])
+                    return first
+            self._engine_to_change()  # a repeat is answered even when stopped; nothing new
             accepted, reason, order_id = engine.handle_signal(signal)
             if signal.signal_id:
-                self.journal.record_signal(signal.signal_id, engine.now, accepted, reason, order_id)
+                self.journal.record_signal(
+                    signal.signal_id, engine.now, accepted, reason, order_id, digest
+                )
             outcome = "accepted" if accepted else "refused"
             self.metrics.signals.labels(self.bot.name, outcome).inc()
             self.hub.publish(
@@ -546,6 +580,20 @@ class BotController:
         self._bar_arrival = time.perf_counter()
         return self._call(handle)
 
+    def _first_outcome(self, signal_id: str, digest: str) -> SignalResult | None:
+        """The journaled outcome of ``signal_id`` (None: a new id), when ``digest`` matches
+        what was journaled with it. The id with other content is another signal, not a retry:
+        answering it with the first outcome would claim success for a signal nothing trades."""
+        first = self.journal.signal_outcome(signal_id)
+        if first is None:
+            return None
+        journaled = self.journal.signal_digest(signal_id)
+        if journaled and journaled != digest:  # '': journaled before digests, not comparable
+            self.metrics.signals.labels(self.bot.name, "refused").inc()
+            raise SignalConflict(signal_id)
+        self.metrics.signals.labels(self.bot.name, "repeated").inc()
+        return SignalResult(*first)
+
     def update_params(self, params: Mapping[str, object], who: str) -> StatusSnapshot:
         spec = self.bot.manifest.spec.strategy
         plugin = self.registry.get(PluginKind.STRATEGY, spec.name)
@@ -553,13 +601,27 @@ class BotController:
             validated = plugin.spec.params.model_validate(dict(params))
         except ValidationError as error:
             first = error.errors(include_url=False)[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ControlError(
-                f"params.{field}: {first['msg']} (strategy plugin {spec.name!r})",
-                f"params.{field}",
-            ) from None
-        self._call(lambda: self._engine().update_strategy_params(validated, who))
+            field = ".".join(["params", *(str(part) for part in first["loc"])])
+            # The field goes separately: the front ends put it before the message themselves.
+            raise ControlError(f"{first['msg']} (strategy plugin {spec.name!r})", field) from None
+
+        def apply() -> None:
+            self._engine_to_change().update_strategy_params(validated, who)
+            # On the engine thread, before the snapshot this call answers with is published.
+            self._config_hash = self._hash_with_params(validated)
+
+        self._call(apply)
         return self._snapshot
+
+    def _hash_with_params(self, params: BaseModel) -> str:
+        """The config hash of the manifest with ``params`` as its strategy's params: the hash
+        covers what is in force. Only the params the call set, as a manifest lists them, so
+        a manifest with these params has the same hash."""
+        manifest = self.bot.manifest
+        values = params.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        strategy = manifest.spec.strategy.model_copy(update={"params": values})
+        spec = manifest.spec.model_copy(update={"strategy": strategy})
+        return config_hash(manifest.model_copy(update={"spec": spec}))
 
     def subscribe_events(self, max_queue: int = 1000) -> Subscription:
         return self.hub.subscribe(max_queue)
@@ -578,31 +640,39 @@ class BotController:
             infos.append(PluginInfo(kind.value, name, plugin.spec.version))
         return tuple(infos)
 
-    def _empty_snapshot(self) -> StatusSnapshot:
+    def _starting_snapshot(self) -> StatusSnapshot:
+        """The status while no engine runs: the account as the journal last held it (marked
+        ``last_known``), or on a first start the spec's capital with nothing open."""
         spec = self.bot.manifest.spec
         held = self._held
+        known = self._last_known
+        capital = spec.capital.initial
+        equity = known.equity if known else capital
+        peak = known.peak_equity if known else capital
         return StatusSnapshot(
             bot=self.bot.name,
             mode=spec.mode.value,
             phase=self.phase,
-            equity=spec.capital.initial,
-            balance=spec.capital.initial,
+            equity=equity,
+            balance=known.balance if known else capital,
             currency=spec.capital.currency,
-            pnl_today=0.0,
-            pnl_total=0.0,
-            drawdown_pct=0.0,
-            open_positions=0,
-            open_orders=0,
+            pnl_today=equity - known.day_start_equity if known else 0.0,
+            pnl_total=equity - capital,
+            drawdown_pct=(peak - equity) / peak * 100.0 if peak > 0 else 0.0,
+            open_positions=known.open_positions if known else 0,
+            open_orders=known.open_orders if known else 0,
             halted=held.halted if held else False,
             halt_reason=held.halt_reason if held else "",
             paused=held.paused if held else spec.paused,
             pause_reason=held.pause_reason if held else "",
-            last_bar_ts=0,
+            last_bar_ts=known.last_bar_ts if known else 0,
             config_hash=self._config_hash,
             plugins=self._plugins,
-            broker_connected=False,
+            broker_connected=self.broker_connected,
             reconciled=False,
+            exposure=known.exposure if known else (),
             starting_reason=self.waiting_for if self.phase is Phase.STARTING else "",
+            last_known=known is not None,
         )
 
     def _publish(self, force: bool = False) -> None:
@@ -611,8 +681,10 @@ class BotController:
             return
         self._last_published = now
         engine = self.engine
-        if engine is None:
-            self._snapshot = self._empty_snapshot()
+        if engine is None or self.phase is Phase.STARTING:
+            # Connected but still restoring (or reconciling): the engine's figures are not the
+            # account's yet.
+            self._snapshot = self._starting_snapshot()
             return
         portfolio = engine.portfolio
         equity = portfolio.equity()
@@ -671,6 +743,9 @@ class BotController:
 
     def health(self) -> tuple[bool, str]:
         """Liveness: the engine thread is alive and its loop not stuck."""
+        if self._thread.ident is None:
+            # Not started yet: serve binds its ports (HTTP, with this probe) before the run.
+            return True, "starting"
         if not self._thread.is_alive():
             if self.phase is Phase.STOPPED:
                 return True, "stopped"

@@ -31,6 +31,7 @@ import functools
 import ipaddress
 import logging
 import math
+import socket
 import threading
 import time
 import uuid
@@ -137,6 +138,7 @@ def status_to_proto(status: StatusSnapshot) -> pb.StatusSnapshot:
         reconciled=status.reconciled,
         bars=status.bars,
         starting_reason=status.starting_reason,
+        last_known=status.last_known,
     )
 
 
@@ -249,6 +251,7 @@ def status_from_proto(message: pb.StatusSnapshot) -> StatusSnapshot:
         reconciled=message.reconciled,
         bars=message.bars,
         starting_reason=message.starting_reason,
+        last_known=message.last_known,
     )
 
 
@@ -873,7 +876,12 @@ def build_grpc_server(
     ``endpoint.set_serving(True)`` once the bot runs. The caller starts the server
     (``endpoint.server.start()``) and stops it with ``endpoint.stop(grace)``, which also shuts
     the thread pool down (``server.stop`` alone leaves its threads idle but alive).
+
+    Raises ``TlsError`` (``auth.py``) for TLS files it cannot use and ``OSError`` naming the
+    address and the cause when it cannot listen there, before anything is started.
     """
+    # First: bad files fail here, naming the file, with no thread pool or server left behind.
+    credentials = tls.server_credentials() if tls is not None else None
     if auth is None and not _is_loopback(address):
         log.warning("gRPC API on %s without authentication", address)
     if max_streams is None:
@@ -899,14 +907,33 @@ def build_grpc_server(
     if reflection_enabled:
         names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
-    if tls is not None:
-        port = server.add_secure_port(address, tls.server_credentials())
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if credentials is not None:
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc >= 1.60 raises "Failed to bind", older ones return 0
+        port = 0
     if port == 0:
         executor.shutdown(wait=False)
-        raise OSError(f"cannot bind the gRPC API to {address}")
+        raise OSError(f"cannot listen on {address} (gRPC): {_bind_problem(address)}")
     return GrpcEndpoint(server=server, health=health_servicer, port=port, executor=executor)
+
+
+def _bind_problem(address: str) -> str:
+    """Why ``address`` cannot be listened on, as the system says it: gRPC's own error names
+    no cause (a port in use, an address not of this host, a malformed address)."""
+    host, _, port = address.rpartition(":")
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(where)
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        return reason[:1].lower() + reason[1:]
+    return "gRPC could not bind it"
 
 
 def _is_loopback(address: str) -> bool:

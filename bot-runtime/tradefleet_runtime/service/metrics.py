@@ -90,18 +90,25 @@ class SnapshotCollector(Collector):
         )
         bot_info.add_metric(list(info.values()), 1.0)
         yield bot_info
-        yield money("tradefleet_equity", "Account equity in the account currency.", status.equity)
-        yield money("tradefleet_balance", "Cash balance in the account currency.", status.balance)
-        yield gauge(
-            "tradefleet_drawdown_ratio",
-            "Fall from the equity peak (0..1).",
-            status.drawdown_pct / 100.0,
-        )
-        yield money("tradefleet_pnl_today", "P&L since the day's first bar.", status.pnl_today)
-        yield money("tradefleet_pnl_total", "P&L since the start.", status.pnl_total)
-        yield from self._exposure(status)
-        yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
-        yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
+        if status.phase is not Phase.STARTING or status.last_known:
+            # A first start has no account figures until its engine runs: the spec's capital
+            # is not the account's equity (a restart shows the last journaled ones).
+            yield money(
+                "tradefleet_equity", "Account equity in the account currency.", status.equity
+            )
+            yield money(
+                "tradefleet_balance", "Cash balance in the account currency.", status.balance
+            )
+            yield gauge(
+                "tradefleet_drawdown_ratio",
+                "Fall from the equity peak (0..1).",
+                status.drawdown_pct / 100.0,
+            )
+            yield money("tradefleet_pnl_today", "P&L since the day's first bar.", status.pnl_today)
+            yield money("tradefleet_pnl_total", "P&L since the start.", status.pnl_total)
+            yield from self._exposure(status)
+            yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
+            yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
         yield gauge("tradefleet_halted", "1 while the emergency stop holds.", float(status.halted))
         yield gauge("tradefleet_paused", "1 while paused.", float(status.paused))
         yield gauge("tradefleet_bars_total", "Bars handled.", status.bars)

@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
@@ -33,6 +34,9 @@ from tradefleet_runtime.service.webhook_routes import signal_symbols
 from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import Mode, load_manifest
 from tradefleet_runtime.trade_log import TradeLogListener, log_phase
+
+if TYPE_CHECKING:
+    from tradefleet_runtime.service.grpc_server import GrpcEndpoint
 
 log = logging.getLogger("tradefleet.serve")
 
@@ -77,6 +81,40 @@ class LoggedController(BotController):
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host or "0.0.0.0", int(port)
+
+
+def _listen(controller: BotController, http: HttpServer, args: argparse.Namespace) -> GrpcEndpoint:
+    """Load the TLS files and bind the gRPC and HTTP ports, before the bot's run starts: a port
+    in use or a bad file then fails the start with nothing journaled, rather than after a
+    ``run_started`` with the run left 'running'. Raises ``OSError`` or ``TlsError``, each one
+    line naming the address or the file."""
+    from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
+    from tradefleet_runtime.service.grpc_server import build_grpc_server
+
+    endpoint = build_grpc_server(
+        controller,
+        address=args.grpc,
+        auth=TokenAuth(args.auth_dir) if args.auth_dir is not None else None,
+        tls=TlsFiles.from_directory(args.tls_dir) if args.tls_dir is not None else None,
+        known_symbols=signal_symbols(controller),
+        params_schema=strategy_params_schema(controller),
+    )
+    try:
+        http.start()
+    except OSError as error:
+        endpoint.stop(grace=0)
+        # asyncio's message repeats the address as a tuple; the system's reason is enough.
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise OSError(f"cannot listen on {args.http} (HTTP): {reason}") from None
+    return endpoint
+
+
+def _start_failed(args: argparse.Namespace, message: str) -> int:
+    """The bot could not start serving: one line, the failure file, exit 1."""
+    print(f"error: {message}", file=sys.stderr)
+    if args.failure_file is not None:
+        _write_failure(args.failure_file, message)
+    return 1
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -126,18 +164,13 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     http_host, http_port = _split(args.http)
     http = HttpServer(build_app(controller, add_routes), http_host, http_port, http_limits)
+    from tradefleet_runtime.service.auth import TlsError
 
-    from tradefleet_runtime.service.auth import TlsFiles, TokenAuth
-    from tradefleet_runtime.service.grpc_server import build_grpc_server
-
-    endpoint = build_grpc_server(
-        controller,
-        address=args.grpc,
-        auth=TokenAuth(args.auth_dir) if args.auth_dir is not None else None,
-        tls=TlsFiles.from_directory(args.tls_dir) if args.tls_dir is not None else None,
-        known_symbols=signal_symbols(controller),
-        params_schema=strategy_params_schema(controller),
-    )
+    try:
+        endpoint = _listen(controller, http, args)
+    except (OSError, TlsError) as error:
+        journal.close()
+        return _start_failed(args, str(error))
     endpoint.server.start()
 
     stop = threading.Event()
@@ -150,9 +183,8 @@ def run_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, _on_signal)
 
     controller.start()
-    http_port = http.start()
     endpoint.set_serving(True)
-    listening = {"event": "listening", "bot": bot.name, "grpc": endpoint.port, "http": http_port}
+    listening = {"event": "listening", "bot": bot.name, "grpc": endpoint.port, "http": http.port}
     print(json.dumps(listening), flush=True)
     phase = controller.phase
     log_phase(bot.name, phase.value)

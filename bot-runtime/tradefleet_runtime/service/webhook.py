@@ -73,6 +73,9 @@ rate (per key)        429     ``rate_limited`` (with ``Retry-After``; also when 
                               memory is full, rather than forget an entry)
 JSON and fields       400     ``malformed`` (the reason names the field)
 symbol                422     ``unknown_symbol``
+nonce reused          409     ``refused``: the bot journaled another signal under this
+                              nonce (signal id) before, in any run; the same signal again
+                              gets the first outcome (a retry), a different one never does
 the bot's answer      422     ``refused`` (the bot's reason: risk veto, stale price, …)
 bot failure           503     ``unavailable`` (with ``Retry-After``)
 accepted              202     ``accepted``
@@ -122,6 +125,7 @@ from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import (
     Signal,
     SignalBody,
+    SignalConflict,
     SignalInvalid,
     SignalResult,
     validate_signal,
@@ -591,6 +595,18 @@ def _refusal_response(refusal: Refusal) -> web.Response:
     )
 
 
+def _conflict(signal_id: str) -> Refusal:
+    """The nonce (signal id) came with another signal before — in an earlier run, or before
+    the replay memory forgot it: 409, never the first signal's outcome as if this one had it."""
+    _key_id, _, nonce = signal_id.partition(":")  # a key id holds no ':'
+    return Refusal(
+        409,
+        "refused",
+        f"nonce {nonce!r} (signal_id {signal_id!r}) was already used for a different signal; "
+        "send this one with a new nonce",
+    )
+
+
 class _Unavailable(Exception):
     """The bot (not the request) failed before submit: answered 503."""
 
@@ -749,6 +765,8 @@ class _WebhookHandler:
         except TimeoutError:
             log.error("webhook: the bot did not answer signal %s in time", signal.signal_id)
             return self._unavailable("bot did not answer in time; the signal may still apply")
+        except SignalConflict:
+            return self._refuse(_conflict(signal.signal_id), context)
         except Exception:
             log.exception("webhook: submitting signal %s failed", signal.signal_id)
             return self._unavailable("bot unavailable")

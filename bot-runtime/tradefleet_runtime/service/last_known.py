@@ -1,0 +1,67 @@
+"""The account a restarted bot's journal last held, for its status before its engine runs.
+
+While a restarted bot waits for its venue (phase Starting) its engine holds nothing yet. The
+status and the metrics then show what the previous run journaled — its last equity snapshot,
+the positions its fills add up to, the orders it left working — marked as last known, never the
+spec's starting capital as if the account were flat (an operator would read "no position" while
+the venue holds one).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from tradefleet_runtime.engine.portfolio import Portfolio
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.service.api import SymbolExposure
+
+DAY_S = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class LastKnownAccount:
+    """The account as the bot's earlier runs left it in the journal."""
+
+    equity: float
+    balance: float  # cash
+    peak_equity: float
+    day_start_equity: float  # at the first bar of the last journaled (UTC) day
+    open_positions: int
+    open_orders: int
+    # At each position's average price: the journal keeps no mark apart from the equity.
+    exposure: tuple[SymbolExposure, ...]
+    last_bar_ts: int
+
+
+def last_known_account(journal: Journal, bot: str) -> LastKnownAccount | None:
+    """What ``journal`` holds of ``bot``'s account from its earlier runs; None when it holds no
+    run of the bot (a first start). The same reads the session restores the account from."""
+    carried = journal.carried_state(bot)
+    if carried is None:
+        return None
+    portfolio = Portfolio(cash=carried.initial_capital)
+    for fill in carried.fills:
+        portfolio.apply(fill)
+    exposure = tuple(
+        SymbolExposure(symbol, position.quantity, position.quantity * position.average_price)
+        for symbol, position in portfolio.open_positions.items()
+    )
+    timestamps, equity = journal.account_equity(bot)
+    if timestamps:
+        # The day started at its first bar, as the engine takes it when it restores.
+        first = bisect.bisect_left(timestamps, timestamps[-1] // DAY_S * DAY_S)
+        last, peak, day_start, last_ts = equity[-1], max(equity), equity[first], timestamps[-1]
+    else:  # fills but no bar handled: marked at the entry prices, as the engine restores it
+        last = peak = day_start = portfolio.equity()
+        last_ts = carried.last_bar_ts
+    return LastKnownAccount(
+        equity=last,
+        balance=portfolio.cash,
+        peak_equity=peak,
+        day_start_equity=day_start,
+        open_positions=len(portfolio.open_positions),
+        open_orders=len(carried.working) + len(carried.unacknowledged),
+        exposure=exposure,
+        last_bar_ts=last_ts,
+    )

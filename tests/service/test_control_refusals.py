@@ -1,0 +1,210 @@
+"""Control calls a real bot refuses without doing or journaling anything: every change once its
+data has ended (FAILED_PRECONDITION), a reason that is empty or spans lines (INVALID_ARGUMENT,
+``reason``), a risk lock reset for a plugin that holds no lock (FAILED_PRECONDITION)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.service.api import ControlError, Direction, NotNow, Phase, Signal
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.session import assemble
+from tradefleet_runtime.spec import parse_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
+BARS = 40
+
+
+def _short_data(folder: Path) -> Path:
+    """The first ``BARS`` hours of the EURUSD file: a feed that ends within seconds."""
+    path = folder / "short.csv"
+    with DATA.open() as source:
+        path.write_text("".join(next(source) for _ in range(BARS + 1)))
+    return path
+
+
+def _controller(journal: Journal, data: Path, speed: float) -> BotController:
+    manifest = parse_manifest(
+        {
+            "apiVersion": "tradefleet.io/v1alpha1",
+            "kind": "TradingBot",
+            "metadata": {"name": "refusing-bot"},
+            "spec": {
+                "mode": "paper",
+                "strategy": {
+                    "name": "external-signal",
+                    "params": {"max_signal_age_s": 3600, "allow_pyramiding": True},
+                },
+                "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+                "broker": {"name": "paper"},
+                "data": {"name": "csv", "params": {"path": str(data), "gap_policy": "trade"}},
+                "risk": [
+                    {"name": "fixed-size", "params": {"quantity": 1000}},
+                    {"name": "circuit-breaker", "params": {"cooldown_minutes": 120}},
+                ],
+                "capital": {"currency": "USD", "initial": 100000},
+            },
+        }
+    )
+    registry = PluginRegistry.discover()
+    return BotController(assemble(manifest, registry, ROOT), journal, registry, speed=speed)
+
+
+def _buy(signal_id: str) -> Signal:
+    return Signal(
+        symbol="EURUSD",
+        direction=Direction.BUY,
+        entry=1.0500,
+        stop_loss=1.0000,
+        take_profit=1.1000,
+        signal_id=signal_id,
+        received_at=time.time(),
+    )
+
+
+def _wait(condition: Callable[[], bool], controller: BotController) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, controller.failure or controller.phase
+        time.sleep(0.02)
+
+
+def _journaled(journal: Journal) -> tuple[Any, ...]:
+    """Everything a control call could have journaled."""
+    return (
+        journal.query("SELECT kind, message FROM events ORDER BY id"),
+        journal.query("SELECT client_order_id FROM orders ORDER BY client_order_id"),
+        journal.query("SELECT signal_id FROM signals"),
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    journal = Journal(tmp_path / "j.sqlite", durable=True)
+    yield journal
+    journal.close()
+
+
+@pytest.fixture
+def running(journal: Journal, tmp_path: Path) -> Iterator[BotController]:
+    """A bot at its first bar, waiting an hour of wall clock for the next one."""
+    controller = _controller(journal, _short_data(tmp_path), speed=0.0001)
+    controller.start()
+    try:
+        _wait(lambda: controller.get_status().bars >= 1, controller)
+        yield controller
+    finally:
+        controller.stop()
+        controller.wait(20)
+
+
+def test_a_bot_whose_data_ended_refuses_changes_and_still_answers_reads(
+    journal: Journal, tmp_path: Path
+) -> None:
+    # ~20 bars a second: time to open a position before the data ends.
+    controller = _controller(journal, _short_data(tmp_path), speed=72_000)
+    controller.start()
+    try:
+        _wait(lambda: controller.get_status().bars >= 1, controller)
+        assert controller.submit_signal(_buy("before-the-end")).accepted
+        _wait(lambda: controller.get_status().phase is Phase.STOPPED, controller)
+        before = _journaled(journal)
+        changes: dict[str, Callable[[], object]] = {
+            "pause": lambda: controller.pause("alice", "lunch"),
+            "resume": lambda: controller.resume("alice", "back"),
+            "stop": lambda: controller.emergency_stop("alice", "incident", flatten=True),
+            "reset": lambda: controller.reset_risk_lock("circuit-breaker", "alice", "new day"),
+            "params": lambda: controller.update_params({"max_signal_age_s": 60}, "alice"),
+            "signal": lambda: controller.submit_signal(_buy("after-the-end")),
+        }
+        for name, change in changes.items():
+            with pytest.raises(NotNow, match="stopped") as refused:
+                change()
+            assert refused.value.grpc_code == "FAILED_PRECONDITION", name
+        # A retry of a signal it took is still answered (it changes nothing).
+        assert controller.submit_signal(_buy("before-the-end")).accepted
+        status = controller.get_status()
+        positions = controller.list_positions()
+        orders = controller.list_orders(include_closed=True)
+        trades = controller.list_trades()
+        after = _journaled(journal)
+    finally:
+        controller.stop()
+        controller.wait(20)
+    assert after == before  # nothing journaled: no pause, halt, flatten order or signal
+    assert status.phase is Phase.STOPPED and not status.halted and not status.paused
+    assert status.open_positions == 1 and len(positions) == 1  # the flatten did not run
+    assert not [o for o in orders if o.reduce_only and o.parent_id is None]  # no close order
+    assert trades.trades == ()
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "\n\t\x07\u202e", "x" * 1001])
+def test_every_control_call_checks_its_reason_the_same_way(
+    running: BotController, journal: Journal, reason: str
+) -> None:
+    before = _journaled(journal)
+    calls: dict[str, Callable[[], object]] = {
+        "pause": lambda: running.pause("alice", reason),
+        "resume": lambda: running.resume("alice", reason),
+        "stop": lambda: running.emergency_stop("alice", reason),
+        "reset": lambda: running.reset_risk_lock("circuit-breaker", "alice", reason),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ControlError) as refused:
+            call()
+        assert refused.value.grpc_code == "INVALID_ARGUMENT", name
+        assert refused.value.field == "reason", name
+    assert _journaled(journal) == before
+    assert running.get_status().phase is Phase.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("given", "journaled"),
+    [
+        ("line one\nline two", "line one line two"),
+        ("tab\there", "tab here"),
+        ("bell\x07", "bell"),
+        ("rtl\u202eevil", "rtl evil"),
+    ],
+)
+def test_a_reason_is_journaled_on_one_line_and_never_refuses_a_halt(
+    running: BotController, journal: Journal, given: str, journaled: str
+) -> None:
+    """The operator sends ``spec.emergencyStop.reason`` as written (a YAML block holds line
+    breaks): refused for its form, the halt would not happen and the bot would trade on."""
+    status = running.emergency_stop("alice", given)
+    assert status.halted and status.halt_reason == journaled
+    [(message,)] = journal.query("SELECT message FROM events WHERE kind = 'halted'")
+    assert message.endswith(f": {journaled}")
+
+
+def test_a_reason_is_journaled_without_its_surrounding_whitespace(
+    running: BotController, journal: Journal
+) -> None:
+    status = running.pause("alice", "  lunch break\n")
+    assert status.paused and status.pause_reason.endswith("lunch break")
+    [(message,)] = journal.query("SELECT message FROM events WHERE kind = 'paused'")
+    assert message.endswith(": lunch break")
+
+
+def test_resetting_a_plugin_that_holds_no_lock_is_refused_and_journals_nothing(
+    running: BotController, journal: Journal
+) -> None:
+    before = _journaled(journal)
+    for plugin in ("circuit-breaker", "fixed-size"):  # a lock holder, and a sizer
+        with pytest.raises(NotNow) as refused:
+            running.reset_risk_lock(plugin, "alice", "new day")
+        assert refused.value.grpc_code == "FAILED_PRECONDITION"
+        assert refused.value.field == "plugin" and str(refused.value) == f"{plugin} holds no lock"
+    with pytest.raises(ControlError) as unknown:
+        running.reset_risk_lock("nope", "alice", "new day")
+    assert unknown.value.grpc_code == "INVALID_ARGUMENT" and unknown.value.field == "plugin"
+    assert _journaled(journal) == before

@@ -1,0 +1,130 @@
+"""UpdateParams on a real bot leaves a trace: the status's config hash follows the params in
+force, the journal's ``params_updated`` event holds the new values, and a refused value names
+its field once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.service.fakes import no_leaked_server_threads, running_server  # noqa: F401
+from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.service.grpc_server import FIELD_METADATA
+from tradefleet_runtime.session import assemble
+from tradefleet_runtime.spec import parse_manifest
+from tradefleet_runtime.spec.checks import config_hash
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
+
+
+def _manifest(data: Path, params: dict[str, Any]) -> Any:
+    return parse_manifest(
+        {
+            "apiVersion": "tradefleet.io/v1alpha1",
+            "kind": "TradingBot",
+            "metadata": {"name": "params-bot"},
+            "spec": {
+                "mode": "paper",
+                "strategy": {"name": "ema-cross", "params": params},
+                "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
+                "broker": {"name": "paper"},
+                "data": {"name": "csv", "params": {"path": str(data)}},
+                "risk": [{"name": "fixed-size", "params": {"quantity": 1000}}],
+                "capital": {"currency": "USD", "initial": 100000},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "short.csv"
+    with DATA.open() as source:
+        path.write_text("".join(next(source) for _ in range(41)))
+    return path
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    journal = Journal(tmp_path / "j.sqlite", durable=True)
+    yield journal
+    journal.close()
+
+
+@pytest.fixture
+def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
+    """The bot at its first bar (the next an hour of wall clock away), behind its gRPC API."""
+    registry = PluginRegistry.discover()
+    bot = assemble(_manifest(data, {"fast": 3, "slow": 8}), registry, ROOT)
+    controller = BotController(bot, journal, registry, speed=0.0001)
+    controller.start()
+    try:
+        deadline = time.monotonic() + 20
+        while controller.get_status().bars < 1:
+            assert time.monotonic() < deadline, controller.failure or controller.phase
+            time.sleep(0.02)
+        with (
+            running_server(controller) as endpoint,  # type: ignore[arg-type]
+            grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
+        ):
+            yield pb_grpc.RuntimeServiceStub(channel)
+    finally:
+        controller.stop()
+        controller.wait(20)
+
+
+def _update(stub: pb_grpc.RuntimeServiceStub, params: dict[str, Any]) -> pb.StatusSnapshot:
+    request = pb.UpdateParamsRequest(params_json=json.dumps(params), actor="alice")
+    answer: pb.StatusSnapshot = stub.UpdateParams(request, timeout=10)
+    return answer
+
+
+def test_the_config_hash_follows_the_params_in_force_and_the_journal_keeps_them(
+    stub: pb_grpc.RuntimeServiceStub, journal: Journal, data: Path
+) -> None:
+    started = stub.GetStatus(pb.GetStatusRequest(), timeout=10).config_hash
+    assert started == config_hash(_manifest(data, {"fast": 3, "slow": 8}))
+
+    answer = _update(stub, {"fast": 4, "slow": 10})
+    # The hash of the manifest that would start the bot with these params: a rollout of it
+    # shows the same hash, anything else a different one.
+    changed = config_hash(_manifest(data, {"fast": 4, "slow": 10}))
+    assert answer.config_hash == changed != started
+    assert stub.GetStatus(pb.GetStatusRequest(), timeout=10).config_hash == changed
+
+    ((message, raw),) = journal.query(
+        "SELECT message, data FROM events WHERE kind = ?", "params_updated"
+    )
+    assert "alice" in message
+    event = json.loads(raw)
+    assert event["who"].startswith("alice")
+    assert event["params"]["fast"] == 4 and event["params"]["slow"] == 10
+    assert "allow_short" in event["params"]  # every value in force, defaults too
+
+    assert _update(stub, {"fast": 3, "slow": 8}).config_hash == started
+
+
+def test_a_refused_param_names_its_field_once(stub: pb_grpc.RuntimeServiceStub) -> None:
+    """Regression: ``params.fast: params.fast: Input should be…``."""
+    before = stub.GetStatus(pb.GetStatusRequest(), timeout=10).config_hash
+    with pytest.raises(grpc.RpcError) as refused:
+        _update(stub, {"fast": "quick", "slow": 8})
+    error: Any = refused.value
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    details = str(error.details())
+    assert details.startswith("params.fast: Input should be a valid integer"), details
+    assert details.count("params.fast") == 1
+    assert details.endswith("(strategy plugin 'ema-cross')")
+    assert dict(error.trailing_metadata())[FIELD_METADATA] == "params.fast"
+    assert stub.GetStatus(pb.GetStatusRequest(), timeout=10).config_hash == before
