@@ -4,77 +4,30 @@ data has ended (FAILED_PRECONDITION), a reason that is empty or spans lines (INV
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.service.paper_bots import (
+    FIXED_SIZE,
+    SIGNALS,
+    eurusd_signal,
+    paper_controller,
+    paper_manifest,
+    short_eurusd,
+    wait_until,
+)
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.service.api import ControlError, Direction, NotNow, Phase, Signal
+from tradefleet_runtime.service.api import ControlError, NotNow, Phase
 from tradefleet_runtime.service.controller import BotController
-from tradefleet_runtime.session import assemble
-from tradefleet_runtime.spec import parse_manifest
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
-BARS = 40
-
-
-def _short_data(folder: Path) -> Path:
-    """The first ``BARS`` hours of the EURUSD file: a feed that ends within seconds."""
-    path = folder / "short.csv"
-    with DATA.open() as source:
-        path.write_text("".join(next(source) for _ in range(BARS + 1)))
-    return path
 
 
 def _controller(journal: Journal, data: Path, speed: float) -> BotController:
-    manifest = parse_manifest(
-        {
-            "apiVersion": "tradefleet.io/v1alpha1",
-            "kind": "TradingBot",
-            "metadata": {"name": "refusing-bot"},
-            "spec": {
-                "mode": "paper",
-                "strategy": {
-                    "name": "external-signal",
-                    "params": {"max_signal_age_s": 3600, "allow_pyramiding": True},
-                },
-                "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
-                "broker": {"name": "paper"},
-                "data": {"name": "csv", "params": {"path": str(data), "gap_policy": "trade"}},
-                "risk": [
-                    {"name": "fixed-size", "params": {"quantity": 1000}},
-                    {"name": "circuit-breaker", "params": {"cooldown_minutes": 120}},
-                ],
-                "capital": {"currency": "USD", "initial": 100000},
-            },
-        }
-    )
-    registry = PluginRegistry.discover()
-    return BotController(assemble(manifest, registry, ROOT), journal, registry, speed=speed)
-
-
-def _buy(signal_id: str) -> Signal:
-    return Signal(
-        symbol="EURUSD",
-        direction=Direction.BUY,
-        entry=1.0500,
-        stop_loss=1.0000,
-        take_profit=1.1000,
-        signal_id=signal_id,
-        received_at=time.time(),
-    )
-
-
-def _wait(condition: Callable[[], bool], controller: BotController) -> None:
-    deadline = time.monotonic() + 20
-    while not condition():
-        assert time.monotonic() < deadline, controller.failure or controller.phase
-        time.sleep(0.02)
+    risk = (FIXED_SIZE, {"name": "circuit-breaker", "params": {"cooldown_minutes": 120}})
+    manifest = paper_manifest("refusing-bot", SIGNALS, data, risk)
+    return paper_controller(manifest, journal, speed)
 
 
 def _journaled(journal: Journal) -> tuple[Any, ...]:
@@ -96,10 +49,10 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 @pytest.fixture
 def running(journal: Journal, tmp_path: Path) -> Iterator[BotController]:
     """A bot at its first bar, waiting an hour of wall clock for the next one."""
-    controller = _controller(journal, _short_data(tmp_path), speed=0.0001)
+    controller = _controller(journal, short_eurusd(tmp_path), speed=0.0001)
     controller.start()
     try:
-        _wait(lambda: controller.get_status().bars >= 1, controller)
+        wait_until(lambda: controller.get_status().bars >= 1, controller)
         yield controller
     finally:
         controller.stop()
@@ -110,12 +63,12 @@ def test_a_bot_whose_data_ended_refuses_changes_and_still_answers_reads(
     journal: Journal, tmp_path: Path
 ) -> None:
     # ~20 bars a second: time to open a position before the data ends.
-    controller = _controller(journal, _short_data(tmp_path), speed=72_000)
+    controller = _controller(journal, short_eurusd(tmp_path), speed=72_000)
     controller.start()
     try:
-        _wait(lambda: controller.get_status().bars >= 1, controller)
-        assert controller.submit_signal(_buy("before-the-end")).accepted
-        _wait(lambda: controller.get_status().phase is Phase.STOPPED, controller)
+        wait_until(lambda: controller.get_status().bars >= 1, controller)
+        assert controller.submit_signal(eurusd_signal("before-the-end")).accepted
+        wait_until(lambda: controller.get_status().phase is Phase.STOPPED, controller)
         before = _journaled(journal)
         changes: dict[str, Callable[[], object]] = {
             "pause": lambda: controller.pause("alice", "lunch"),
@@ -123,14 +76,14 @@ def test_a_bot_whose_data_ended_refuses_changes_and_still_answers_reads(
             "stop": lambda: controller.emergency_stop("alice", "incident", flatten=True),
             "reset": lambda: controller.reset_risk_lock("circuit-breaker", "alice", "new day"),
             "params": lambda: controller.update_params({"max_signal_age_s": 60}, "alice"),
-            "signal": lambda: controller.submit_signal(_buy("after-the-end")),
+            "signal": lambda: controller.submit_signal(eurusd_signal("after-the-end")),
         }
         for name, change in changes.items():
             with pytest.raises(NotNow, match="stopped") as refused:
                 change()
             assert refused.value.grpc_code == "FAILED_PRECONDITION", name
         # A retry of a signal it took is still answered (it changes nothing).
-        assert controller.submit_signal(_buy("before-the-end")).accepted
+        assert controller.submit_signal(eurusd_signal("before-the-end")).accepted
         status = controller.get_status()
         positions = controller.list_positions()
         orders = controller.list_orders(include_closed=True)

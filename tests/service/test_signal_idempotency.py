@@ -2,64 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.service.paper_bots import (
+    SIGNALS,
+    eurusd_signal,
+    paper_controller,
+    paper_manifest,
+    wait_for_a_bar,
+)
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.service.api import Direction, Signal, SignalConflict, SignalResult
 from tradefleet_runtime.service.controller import BotController
-from tradefleet_runtime.session import assemble
-from tradefleet_runtime.spec import parse_manifest
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
-
-
-def _controller(journal: Journal) -> BotController:
-    manifest = parse_manifest(
-        {
-            "apiVersion": "tradefleet.io/v1alpha1",
-            "kind": "TradingBot",
-            "metadata": {"name": "signal-bot"},
-            "spec": {
-                "mode": "paper",
-                "strategy": {
-                    "name": "external-signal",
-                    "params": {"max_signal_age_s": 3600, "allow_pyramiding": True},
-                },
-                "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
-                "broker": {"name": "paper"},
-                "data": {"name": "csv", "params": {"path": str(DATA), "gap_policy": "trade"}},
-                "risk": [{"name": "fixed-size", "params": {"quantity": 1000}}],
-                "capital": {"currency": "USD", "initial": 100000},
-            },
-        }
-    )
-    registry = PluginRegistry.discover()
-    bot = assemble(manifest, registry, ROOT)
-    return BotController(bot, journal, registry, speed=0.0001)
-
-
-def _signal(signal_id: str) -> Signal:
-    return Signal(
-        symbol="EURUSD",
-        direction=Direction.BUY,
-        entry=1.0500,
-        stop_loss=1.0000,
-        take_profit=1.1000,
-        signal_id=signal_id,
-        received_at=time.time(),
-    )
-
-
-def _wait_for_a_bar(controller: BotController) -> None:
-    deadline = time.monotonic() + 20
-    while controller.get_status().bars < 1:
-        assert time.monotonic() < deadline, controller.failure
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -73,12 +29,12 @@ def test_repeated_signal_id_returns_the_first_outcome_and_sends_one_order(
     controller = _controller(journal)
     controller.start()
     try:
-        _wait_for_a_bar(controller)
-        signal = _signal("sig-42")
+        wait_for_a_bar(controller)
+        signal = eurusd_signal("sig-42")
         first = controller.submit_signal(signal)
         again = controller.submit_signal(signal)
         orders_after = [o for o in controller.list_orders(True) if o.parent_id is None]
-        other = controller.submit_signal(_signal("sig-43"))
+        other = controller.submit_signal(eurusd_signal("sig-43"))
     finally:
         controller.stop()
         controller.wait(20)
@@ -95,8 +51,8 @@ def test_repeated_signal_id_returns_the_first_outcome_and_sends_one_order(
     restarted = _controller(restarted_journal)
     restarted.start()
     try:
-        _wait_for_a_bar(restarted)
-        replay = restarted.submit_signal(_signal("sig-42"))
+        wait_for_a_bar(restarted)
+        replay = restarted.submit_signal(eurusd_signal("sig-42"))
         orders = [o for o in restarted.list_orders(True) if o.parent_id is None]
     finally:
         restarted.stop()
@@ -106,16 +62,12 @@ def test_repeated_signal_id_returns_the_first_outcome_and_sends_one_order(
     assert orders == []  # nothing new in the restarted run
 
 
+def _controller(journal: Journal) -> BotController:
+    return paper_controller(paper_manifest("signal-bot", SIGNALS), journal)
+
+
 def _sell(signal_id: str) -> Signal:
-    return Signal(
-        symbol="EURUSD",
-        direction=Direction.SELL,
-        entry=1.0500,
-        stop_loss=1.1000,
-        take_profit=1.0000,
-        signal_id=signal_id,
-        received_at=time.time(),
-    )
+    return eurusd_signal(signal_id, Direction.SELL)
 
 
 def _signals_counted(controller: BotController, outcome: str) -> float:
@@ -134,8 +86,8 @@ def test_a_signal_id_used_again_for_another_signal_is_refused_also_after_a_resta
     controller = _controller(journal)
     controller.start()
     try:
-        _wait_for_a_bar(controller)
-        first = controller.submit_signal(_signal("default:alert-0001"))
+        wait_for_a_bar(controller)
+        first = controller.submit_signal(eurusd_signal("default:alert-0001"))
         with pytest.raises(SignalConflict) as same_run:
             controller.submit_signal(_sell("default:alert-0001"))
         orders_after = [o for o in controller.list_orders(True) if o.parent_id is None]
@@ -154,10 +106,12 @@ def test_a_signal_id_used_again_for_another_signal_is_refused_also_after_a_resta
     restarted = _controller(restarted_journal)
     restarted.start()
     try:
-        _wait_for_a_bar(restarted)
+        wait_for_a_bar(restarted)
         with pytest.raises(SignalConflict):
             restarted.submit_signal(_sell("default:alert-0001"))
-        retry = restarted.submit_signal(_signal("default:alert-0001"))  # the same signal again
+        retry = restarted.submit_signal(
+            eurusd_signal("default:alert-0001")
+        )  # the same signal again
         orders = [o for o in restarted.list_orders(True) if o.parent_id is None]
     finally:
         restarted.stop()
@@ -178,7 +132,7 @@ def test_a_signal_journaled_before_digests_is_answered_as_a_repeat(journal: Jour
     controller = _controller(journal)
     controller.start()
     try:
-        _wait_for_a_bar(controller)
+        wait_for_a_bar(controller)
         result = controller.submit_signal(_sell("old-id"))
     finally:
         controller.stop()

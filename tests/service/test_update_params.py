@@ -14,45 +14,21 @@ import grpc
 import pytest
 
 from tests.service.fakes import no_leaked_server_threads, running_server  # noqa: F401
+from tests.service.paper_bots import paper_controller, paper_manifest, short_eurusd
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.grpc_server import FIELD_METADATA
-from tradefleet_runtime.session import assemble
-from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.checks import config_hash
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "EURUSD_H1_2017.csv"
 
 
 def _manifest(data: Path, params: dict[str, Any]) -> Any:
-    return parse_manifest(
-        {
-            "apiVersion": "tradefleet.io/v1alpha1",
-            "kind": "TradingBot",
-            "metadata": {"name": "params-bot"},
-            "spec": {
-                "mode": "paper",
-                "strategy": {"name": "ema-cross", "params": params},
-                "market": {"symbols": ["EURUSD"], "timeframe": "1h"},
-                "broker": {"name": "paper"},
-                "data": {"name": "csv", "params": {"path": str(data)}},
-                "risk": [{"name": "fixed-size", "params": {"quantity": 1000}}],
-                "capital": {"currency": "USD", "initial": 100000},
-            },
-        }
-    )
+    return paper_manifest("params-bot", {"name": "ema-cross", "params": params}, data)
 
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    path = tmp_path / "short.csv"
-    with DATA.open() as source:
-        path.write_text("".join(next(source) for _ in range(41)))
-    return path
+    return short_eurusd(tmp_path)
 
 
 @pytest.fixture
@@ -65,9 +41,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 @pytest.fixture
 def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
     """The bot at its first bar (the next an hour of wall clock away), behind its gRPC API."""
-    registry = PluginRegistry.discover()
-    bot = assemble(_manifest(data, {"fast": 3, "slow": 8}), registry, ROOT)
-    controller = BotController(bot, journal, registry, speed=0.0001)
+    controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
     controller.start()
     try:
         deadline = time.monotonic() + 20
