@@ -24,7 +24,14 @@ from tradefleet_runtime.optimize.walkforward import (
     stitch,
     walk_forward,
 )
-from tradefleet_runtime.optimize.worker import Task, Window, evaluate, load_timeline
+from tradefleet_runtime.optimize.worker import (
+    Task,
+    Window,
+    default_registry,
+    evaluate,
+    load_timeline,
+    started_warmup,
+)
 from tradefleet_runtime.report.metrics import compute_figures
 
 HOUR = 3600
@@ -78,6 +85,25 @@ def test_a_test_window_warms_up_on_the_bars_before_it_and_trades_from_its_start(
     assert run.equity_ts[-1] == timeline[1499] + HOUR
     assert len(run.equity_ts) == 500
     assert run.trades and all(timeline[1000] <= t.entry_ts for t in run.trades)
+
+
+@pytest.mark.parametrize("reuse_bars", [True, False], ids=["sliced", "feed-limited"])
+def test_a_strategy_whose_warm_up_its_indicators_set_warms_up_before_its_window(
+    reuse_bars: bool,
+) -> None:
+    """indicator-confluence states no warm-up of its own: it is what the indicators it
+    declares at start need (asked before the start, 0). The window's run is fed that many bars
+    before its first, and trades from its first bar, as a backtest of the window would."""
+    manifest = eurusd_manifest()
+    manifest["spec"]["strategy"] = {"name": "indicator-confluence", "params": {}}
+    timeline = load_timeline(manifest, str(ROOT))
+    warmup = started_warmup(manifest, default_registry(), str(ROOT))
+    assert warmup > 0
+    run = evaluate(Task(manifest, str(ROOT), {}, Window(1000, 1500), timeline, True, reuse_bars))
+    assert run.seen == (timeline[1000 - warmup], timeline[1499])
+    assert run.history_bars == warmup
+    assert run.equity_ts[0] == timeline[1000] + HOUR
+    assert len(run.equity_ts) == 500
 
 
 def test_the_feed_limited_by_its_params_gives_the_bars_the_slice_gives() -> None:

@@ -240,14 +240,9 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
     document = with_params(task.manifest, task.params)
     start = end = None
     if task.window is not None:
-        strategy = document["spec"]["strategy"]
-        built = registry.build(
-            PluginKind.STRATEGY,
-            strategy["name"],
-            strategy["params"],
-            ["spec", "strategy"],
+        start, end = feed_bounds(
+            task.timeline, task.window, started_warmup(document, registry, task.base_dir)
         )
-        start, end = feed_bounds(task.timeline, task.window, built.warmup_bars())
     bars: Sequence[Bar] | None = None
     fallback = ""
     if task.reuse_bars:
@@ -295,6 +290,19 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         notes=notes,
         fallback=fallback,
     )
+
+
+def started_warmup(document: dict[str, Any], registry: PluginRegistry, base_dir: str) -> int:
+    """The warm-up ``document``'s strategy asks for once started, as its run will: the
+    default (``Strategy.warmup_bars``) counts the indicators it declares in ``on_start``, so
+    asked before that it says 0 — and a window's run would then spend its own first bars
+    warming up instead of the bars before it (its out-of-sample figures cut short).
+
+    Started on a bot of its own, with nothing run or journaled (its feed is never read)."""
+    bot = assemble(parse_manifest(document), registry, Path(base_dir))
+    _refuse_at_start(bot.strategy)
+    BotSession(bot, DiscardingJournal(), bars=()).open()
+    return bot.strategy.warmup_bars()
 
 
 def _refuse_at_start(strategy: Strategy) -> None:
