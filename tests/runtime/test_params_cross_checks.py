@@ -18,7 +18,12 @@ import pytest
 import yaml
 
 from tradefleet_plugins.strategies.bos_retest_params import BosRetestParams
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.optimize.search import check_params
 from tradefleet_runtime.plugins.registry import BUILTIN_MODULE, PluginRegistry
+from tradefleet_runtime.service.api import ControlError
+from tradefleet_runtime.service.controller import BotController
+from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.checks import validate_plugins
 
@@ -102,6 +107,29 @@ def test_bos_retest_higher_timeframe_on_the_bots_grid_passes(higher: str, timefr
 def test_bos_retest_params_alone_cannot_know_the_bots_timeframe() -> None:
     # Built without a manifest (tests, `plugins list`): only the timeframe's shape is checked.
     assert BosRetestParams(higher_timeframe="30m").higher_timeframe == "30m"
+
+
+def test_a_search_trial_and_update_params_check_the_higher_timeframe_against_the_bot(
+    tmp_path: Path,
+) -> None:
+    """Not only the manifest: a trial's params (``check_params``, before it runs) and a running
+    bot's UpdateParams are given the bot's timeframe too, so neither lets a 30m higher
+    timeframe through on a 1h bot (a trial would end the search at start; a bot would take
+    it)."""
+    document = _manifest({"name": "bos-retest", "params": {}})
+    registry = PluginRegistry.from_modules(importlib.import_module(BUILTIN_MODULE))
+    [error] = check_params(document, {"higher_timeframe": "30m"}, registry)
+    assert error.field == "spec.strategy.params.higher_timeframe"
+    assert check_params(document, {"higher_timeframe": "4h"}, registry) == []
+    journal = Journal(tmp_path / "j.sqlite")
+    try:
+        bot = assemble(parse_manifest(document), registry, ROOT)
+        with pytest.raises(ControlError) as refused:
+            BotController(bot, journal, registry).update_params({"higher_timeframe": "30m"}, "al")
+    finally:
+        journal.close()
+    assert refused.value.field == "params.higher_timeframe"
+    assert "not a multiple of the bot's timeframe" in str(refused.value)
 
 
 # -- ensemble ------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from tradefleet_runtime.optimize.worker import (
     warm_up,
 )
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
+from tradefleet_runtime.spec.checks import plugin_context
+from tradefleet_runtime.timeframes import parse_timeframe
 
 # The figures a search may rank by, and which way is better.
 Direction = Literal["maximize", "minimize"]
@@ -274,8 +276,14 @@ def check_params(
     """The strategy's params model on the manifest's params with ``params`` set over them."""
     strategy = manifest.get("spec", {}).get("strategy", {})
     merged = {**(strategy.get("params") or {}), **params}
+    try:
+        timeframe = parse_timeframe(str(manifest.get("spec", {}).get("market", {})["timeframe"]))
+    except (KeyError, TypeError, ValueError):
+        bot = None  # the manifest's own check names that field
+    else:
+        bot = plugin_context(timeframe)
     _, errors = registry.check(
-        PluginKind.STRATEGY, str(strategy.get("name")), merged, ["spec", "strategy"]
+        PluginKind.STRATEGY, str(strategy.get("name")), merged, ["spec", "strategy"], bot=bot
     )
     return errors
 

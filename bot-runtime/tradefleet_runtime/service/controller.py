@@ -62,7 +62,7 @@ from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
 from tradefleet_runtime.session import Bot, BotSession
 from tradefleet_runtime.spec import Mode
-from tradefleet_runtime.spec.checks import config_hash
+from tradefleet_runtime.spec.checks import config_hash, plugin_context
 
 log = logging.getLogger("tradefleet.service")
 
@@ -598,7 +598,9 @@ class BotController:
         spec = self.bot.manifest.spec.strategy
         plugin = self.registry.get(PluginKind.STRATEGY, spec.name)
         try:
-            validated = plugin.spec.params.model_validate(dict(params))
+            validated = plugin.spec.params.model_validate(
+                dict(params), context=plugin_context(self.bot.manifest.spec.market.timeframe_s)
+            )
         except ValidationError as error:
             first = error.errors(include_url=False)[0]
             field = ".".join(["params", *(str(part) for part in first["loc"])])

@@ -21,6 +21,13 @@ def config_hash(manifest: BotManifest) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def plugin_context(base_timeframe_s: int) -> dict[str, Any]:
+    """What a params model may check its values against beyond its own params (see
+    ``PluginRegistry.check``): wherever params are validated for a bot — its manifest, a
+    search's trial, a running bot's UpdateParams — the same."""
+    return {"base_timeframe_s": base_timeframe_s}
+
+
 def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
     """Every plugin exists, serves the bot's mode and gets valid params: one error per field."""
     spec = manifest.spec
@@ -33,8 +40,7 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
         checks.append((PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]))
     for index, ref in enumerate(spec.risk):
         checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
-    # What a params model may check its values against (see ``PluginRegistry.check``).
-    bot = {"base_timeframe_s": spec.market.timeframe_s}
+    bot = plugin_context(spec.market.timeframe_s)
     for kind, name, params, path in checks:
         errors.extend(registry.check(kind, name, params, path, bot=bot)[1])
     broker = registry.plugins.get((PluginKind.BROKER, spec.broker.name))
