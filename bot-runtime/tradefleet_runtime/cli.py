@@ -543,6 +543,10 @@ def _print_outcome(
             f"risk: {plugin} vetoed {count} order(s){_why_vetoed(result, plugin)}",
             highlight=False,
         )
+    rejected = sum(result.rejections.values())
+    if rejected:
+        reasons = "; ".join(f"{n}× {why}" for why, n in result.rejections.most_common(3))
+        out.print(f"broker: rejected {rejected} order(s): {reasons}", highlight=False)
     shown = 10  # tier changes can be many over years of bars: the first ones and a count
     for note in result.risk_notes[:shown]:
         stamp, _, message = note.partition(" ")

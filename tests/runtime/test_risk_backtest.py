@@ -146,3 +146,38 @@ def test_pre_trade_measures_free_margin_with_the_paper_accounts_leverage(
         "SELECT COUNT(*) FROM risk_decisions WHERE plugin = 'pre-trade' AND action = 'veto'"
     )
     assert vetoes == [(0,)]
+
+
+def test_the_summary_says_why_the_broker_rejected_orders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A size no margin covers: the risk chain lets every order through, the paper broker
+    refuses each, and the run ends with no trade; the summary says why, not only the journal."""
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: tradefleet.io/v1alpha1
+            kind: TradingBot
+            metadata: {{name: rejected-bt}}
+            spec:
+              mode: backtest
+              strategy: {{name: ema-cross, params: {{fast: 12, slow: 48}}}}
+              market: {{symbols: [EURUSD], timeframe: 1h}}
+              broker: {{name: paper, params: {{leverage: 30}}}}
+              data: {{name: csv, params: {{path: {ROOT / "data" / "EURUSD_H1_2017.csv"}}}}}
+              risk: [{{name: fixed-size, params: {{quantity: 1e12}}}}]
+              capital: {{currency: USD, initial: 100000}}
+            """
+        )
+    )
+    path = tmp_path / "j.sqlite"
+    assert cli.main(["backtest", str(manifest), "--journal", str(path), "--engine"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    journal = Journal(path)
+    try:
+        [(count,)] = journal.query("SELECT COUNT(*) FROM events WHERE kind = 'order_rejected'")
+    finally:
+        journal.close()
+    assert count > 10
+    assert f"broker: rejected {count} order(s): {count}× insufficient margin" in printed

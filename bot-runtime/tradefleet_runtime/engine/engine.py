@@ -146,6 +146,8 @@ class RunResult:
     # Vetoes by (plugin, code or reason) with the first reason of each (``EngineStats``).
     vetoes: Counter[tuple[str, str]] = field(default_factory=Counter)
     veto_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Orders the broker refused, by its reason (``EngineStats.rejections``).
+    rejections: Counter[str] = field(default_factory=Counter)
     run_id: str = ""
     journal_path: str = ""
 
@@ -185,6 +187,9 @@ class EngineStats:
     # reason given for each: what the end-of-run summary says a plugin refused, and why.
     vetoes: Counter[tuple[str, str]] = field(default_factory=Counter)
     veto_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Orders the broker refused, by its reason: the summary says why a run made no trade when
+    # the risk chain let every order through (a size no margin covers, say).
+    rejections: Counter[str] = field(default_factory=Counter)
 
 
 class Engine:
@@ -610,6 +615,7 @@ class Engine:
             risk_locks=self.state.locks(),
             vetoes=self.stats.vetoes,
             veto_reasons=self.stats.veto_reasons,
+            rejections=self.stats.rejections,
             run_id=self.journal.run_id,
             journal_path=self.journal.path,
         )
@@ -802,6 +808,7 @@ class Engine:
             self._journal_children(placed, resized, ended)
             if status is OrderStatus.REJECTED:
                 self.stats.rejected += 1
+                self.stats.rejections[update.reason or update.code.value] += 1
                 self.journal.record_event(
                     update.ts or self._now,
                     "order_rejected",
