@@ -15,7 +15,7 @@ import pytest
 
 from tradefleet_plugins.feeds import csv_feed
 from tradefleet_plugins.feeds.csv_feed import CsvFeed, read_csv_bars, stray_rows
-from tradefleet_plugins.feeds.csv_params import CsvFeedParams
+from tradefleet_plugins.feeds.csv_params import COLUMN_FIELDS, CsvFeedParams
 from tradefleet_runtime.bar_columns import cache_path
 from tradefleet_runtime.contracts import FeedRequest
 from tradefleet_runtime.errors import DataError
@@ -75,6 +75,14 @@ def test_start_that_is_not_a_time_is_refused_naming_the_field() -> None:
     # Digits too short for epoch seconds would read as 1970: refused, not guessed.
     errors = _param_errors(path="x.csv", start="2017")
     assert "ambiguous" in errors["spec.data.params.start"]
+
+
+def test_a_columns_key_the_feed_does_not_read_is_refused_naming_it() -> None:
+    errors = _param_errors(path="x.csv", columns={"clsoe": "Close", "open": "Open"})
+    assert "unknown field(s) 'clsoe'" in errors["spec.data.params.columns"]
+    assert _param_errors(path="x.csv", columns={"close": "Last", "volume": "Qty"}) == {}
+    # The fields the params name are the ones the feed looks headers up for.
+    assert set(COLUMN_FIELDS) == set(csv_feed._FIELD_HEADERS)
 
 
 def test_start_forms_the_feed_reads_are_accepted() -> None:

@@ -11,6 +11,9 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from tradefleet_plugins.feeds.csv_time import bound_time, format_time
 from tradefleet_runtime.sdk import PluginParams
 
+# The fields ``columns`` may name a header for (the time column is ``timestamp_column``).
+COLUMN_FIELDS = ("open", "high", "low", "close", "volume")
+
 
 class GapPolicy(StrEnum):
     TRADE = "trade"  # keep going across missing bars (markets close; feeds hiccup)
@@ -74,6 +77,19 @@ class CsvFeedParams(PluginParams):
                 _regular_file(path)
             except ValueError as error:
                 raise ValueError(f"{symbol}: {error}") from None
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        # A misspelt key ("clsoe") would be ignored: the feed would read its default header
+        # for that field, or refuse the file for a column the user did name.
+        unknown = sorted(set(value) - set(COLUMN_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(map(repr, unknown))} (known: "
+                f"{', '.join(COLUMN_FIELDS)}; the time column is timestamp_column)"
+            )
         return value
 
     # Read here, so that a bound the feed cannot read is refused by its field before the bot
