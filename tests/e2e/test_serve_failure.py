@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.serve_process import TRADEFLEET, ServeProcess, ema_bot_manifest
+from tradefleet_runtime.journal import Journal
 
 
 def _mount_small_disk(folder: Path, size: str) -> bool:
@@ -150,3 +151,21 @@ def test_unusable_tls_files_fail_the_start_naming_the_file(tmp_path: Path) -> No
     assert secret not in output
     assert (tmp_path / "termination-log").read_text().strip() == said
     _nothing_journaled(serve.journal)
+
+
+def test_a_journal_another_runtime_holds_fails_the_start_naming_it(tmp_path: Path) -> None:
+    """Two runtimes of one bot must never both trade: the second is refused at its journal's
+    lock, in one line and the failure file (a pod's termination message), not a traceback."""
+    serve = ServeProcess(tmp_path, ema_bot_manifest("held-journal-bot"))
+    journal_path = serve.journal
+    assert journal_path is not None
+    held = Journal(journal_path, durable=True)  # this process holds the lock, as a runtime does
+    try:
+        done = _serve_once(serve, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0")
+    finally:
+        held.close()
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and '"listening"' not in done.stdout
+    said = (tmp_path / "termination-log").read_text().strip()
+    assert said.startswith(f"journal {journal_path}") and f"error: {said}" in done.stderr

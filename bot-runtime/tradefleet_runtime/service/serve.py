@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.errors import JournalError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.logs import configure_logging
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -151,7 +152,10 @@ def run_serve(args: argparse.Namespace) -> int:
     registry = PluginRegistry.discover()
     bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
     journal_path = args.journal or Path("journals") / f"{bot.name}.sqlite"
-    journal = Journal(journal_path, durable=True)
+    try:
+        journal = Journal(journal_path, durable=True)
+    except JournalError as error:  # held by another runtime, unwritable: said, and exit 1
+        return _start_failed(args, str(error))
     metrics = RuntimeMetrics(labels)
     controller = LoggedController(bot, journal, registry, speed=args.speed, metrics=metrics)
 
