@@ -423,7 +423,7 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
                 total = bot.feed.report().bars
                 pacer = lambda bars: _with_progress(recorder.watch(bars), total, err)  # noqa: E731
             session.pacer = pacer
-            outcome = session.run_to_end()
+            outcome = _refused_at_start(session)
             ranges = recorder.ranges()
         result = outcome.result
         report_input = finish_backtest(journal, result, outcome.open_trades, ranges)
@@ -462,6 +462,19 @@ def _run_journal(path: Path, **options: Any) -> Iterator[Journal]:
                     file.unlink(missing_ok=True)
         raise
     journal.close()
+
+
+def _refused_at_start(session: BotSession) -> RunOutcome:
+    """``session.run_to_end()``, a strategy that refuses to start (a ``ValueError`` from its
+    ``on_start`` or the series it asks for, journaled as the run's failure) said as the plugin's
+    error naming it, not a traceback. A ValueError once bars run is a bug: it stays one."""
+    try:
+        return session.run_to_end()
+    except ValueError as error:
+        if session.engine is None or session.engine.started:
+            raise
+        name = session.bot.manifest.spec.strategy.name
+        raise PluginError(f"spec.strategy: {name} could not start: {error}") from None
 
 
 def _vectorised(
@@ -623,7 +636,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
             session = BotSession(
                 bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare, idle=pump
             )
-            outcome = session.run_to_end()
+            outcome = _refused_at_start(session)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -418,6 +418,7 @@ class BotSession:
         # whether to try again (False: the error ends the run). None: the first such error
         # ends it.
         self._connect_retry = connect_retry
+        self._ended = False  # the run's failure is journaled (``fail``): once only
 
     @property
     def mode(self) -> Mode:
@@ -473,7 +474,13 @@ class BotSession:
         if spec.mode is not Mode.BACKTEST:
             # A paper or live bot continues its account; a backtest always starts afresh.
             self._restore(engine)
-        engine.start()
+        try:
+            engine.start()
+        except Exception as error:
+            # The strategy refused to start (a param its model let through, a series the bot's
+            # timeframe cannot make): the run is journaled as failed, not left 'running'.
+            self.fail(error)
+            raise
         owed = journal.flatten_owed() if spec.mode is not Mode.BACKTEST else None
         if owed is not None:
             # An emergency stop with flatten was given while the venue could not be reached:
@@ -663,6 +670,9 @@ class BotSession:
         """Journal the failure, naming it (best effort: the journal itself may be what failed).
         ``status`` "stopped": the run was stopped before it could start (the error says why
         it had not)."""
+        if self._ended:
+            return  # journaled where it happened (``open``, ``run``); a caller's second word
+        self._ended = True
         reason = f"{type(error).__name__}: {error}"
         try:
             now = self.engine.now if self.engine is not None else 0

@@ -197,3 +197,30 @@ def test_backtest_refuses_before_it_starts_a_run(
     if journal.exists():  # no run of it is left "running"
         with sqlite3.connect(journal) as db:
             assert db.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+def test_a_strategy_that_refuses_to_start_fails_its_run_with_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    """What no params model can see (a bos-retest child of an ensemble asking for a 30m series
+    on a 1h bot): the strategy refuses at its start. The run is journaled as failed, not left
+    'running', and the CLI says so in one line naming the strategy, not with a traceback."""
+    child = {"name": "bos-retest", "params": {"higher_timeframe": "30m"}}
+    strategy = {"name": "ensemble", "params": {"quorum": 1, "children": [child]}}
+    manifest = tmp_path / "bot.yaml"
+    manifest.write_text(yaml.safe_dump(_manifest(strategy)))
+    journal = tmp_path / "bot.sqlite"
+    result = subprocess.run(
+        [TRADEFLEET, "backtest", str(manifest), "--journal", str(journal), "--engine"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error: spec.strategy: ensemble could not start: strategy asked for a 1800s" in (
+        result.stderr
+    )
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]

@@ -384,6 +384,10 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def start(self) -> None:
         subscriptions = self.strategy.subscriptions(self._symbols, self.config.base_timeframe_s)
         self._wire(subscriptions)
