@@ -27,7 +27,13 @@ from tradefleet_runtime.cli_auth import auth_group
 from tradefleet_runtime.cli_control_commands import control_commands
 from tradefleet_runtime.cli_plugins import plugins_group
 from tradefleet_runtime.engine.engine import Engine, RunResult
-from tradefleet_runtime.errors import DataError, JournalError, PluginError, SpecError
+from tradefleet_runtime.errors import (
+    DataError,
+    JournalError,
+    PluginError,
+    SpecError,
+    StrategyRefused,
+)
 from tradefleet_runtime.indicators import Indicator
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar
@@ -341,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as error:
         err.print(labelled("refused", "bold red", error))
         return EXIT_USAGE
-    except (DataError, PluginError) as error:
+    except (DataError, PluginError, StrategyRefused) as error:
         err.print(labelled("error", "bold red", error))
         return EXIT_USAGE
     except JournalError as error:
@@ -423,7 +429,7 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
                 total = bot.feed.report().bars
                 pacer = lambda bars: _with_progress(recorder.watch(bars), total, err)  # noqa: E731
             session.pacer = pacer
-            outcome = _refused_at_start(session)
+            outcome = session.run_to_end()
             ranges = recorder.ranges()
         result = outcome.result
         report_input = finish_backtest(journal, result, outcome.open_trades, ranges)
@@ -462,19 +468,6 @@ def _run_journal(path: Path, **options: Any) -> Iterator[Journal]:
                     file.unlink(missing_ok=True)
         raise
     journal.close()
-
-
-def _refused_at_start(session: BotSession) -> RunOutcome:
-    """``session.run_to_end()``, a strategy that refuses to start (a ``ValueError`` from its
-    ``on_start`` or the series it asks for, journaled as the run's failure) said as the plugin's
-    error naming it, not a traceback. A ValueError once bars run is a bug: it stays one."""
-    try:
-        return session.run_to_end()
-    except ValueError as error:
-        if session.engine is None or session.engine.started:
-            raise
-        name = session.bot.manifest.spec.strategy.name
-        raise PluginError(f"spec.strategy: {name} could not start: {error}") from None
 
 
 def _vectorised(
@@ -636,7 +629,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
             session = BotSession(
                 bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare, idle=pump
             )
-            outcome = _refused_at_start(session)
+            outcome = session.run_to_end()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -57,6 +57,14 @@ class DataError(ValueError):
     """A data file was refused: the message names the file and the row (1-based, header = 1)."""
 
 
+class StrategyRefused(ValueError):
+    """The bot's strategy refused to start: a ``ValueError`` out of its ``on_start`` or the
+    series it asks for (what its params model cannot see: MACD's ``slow > fast`` checked by
+    the indicator, a higher timeframe off the bot's). Raised by ``BotSession.open`` after the
+    run is journaled as failed; the CLI says it in one line, a search records the trial as
+    refused by the strategy and goes on."""
+
+
 class PluginError(LookupError):
     """A plugin could not be found or loaded."""
 

@@ -63,7 +63,7 @@ from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.engine.trading_state import restored_halt_reason
-from tradefleet_runtime.errors import FieldError, SpecError
+from tradefleet_runtime.errors import DataError, FieldError, SpecError, StrategyRefused
 from tradefleet_runtime.model import Bar, CarriedState, Fill, Position, Trade
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
@@ -477,9 +477,11 @@ class BotSession:
         try:
             engine.start()
         except Exception as error:
-            # The strategy refused to start (a param its model let through, a series the bot's
-            # timeframe cannot make): the run is journaled as failed, not left 'running'.
+            # Journaled as the run's failure, not left 'running'.
             self.fail(error)
+            if isinstance(error, ValueError) and not isinstance(error, DataError):
+                name = spec.strategy.name
+                raise StrategyRefused(f"spec.strategy: {name} could not start: {error}") from error
             raise
         owed = journal.flatten_owed() if spec.mode is not Mode.BACKTEST else None
         if owed is not None:
@@ -550,7 +552,6 @@ class BotSession:
         since = min(starts) if starts else now - 7 * 86400
         working = {order.client_order_id: order for order, _ in state.working}
         working.update({order.client_order_id: order for order in state.unacknowledged})
-        tolerance = min((engine.instrument(s).lot_step for s in spec.market.symbols), default=0.0)
         plan = plan_reconciliation(
             prefix=bot_prefix(self.bot.name),
             symbols=spec.market.symbols,
@@ -561,7 +562,7 @@ class BotSession:
             venue_fills=venue.fill_reports(since),
             venue_positions=venue.position_reports(),
             now=now,
-            tolerance=tolerance / 2 if tolerance > 0 else 1e-9,
+            tolerance=self._tolerance(engine),
             adopt_venue_positions=spec.broker.adopt_venue_positions,
         )
         self.reconciliation = plan
@@ -640,10 +641,18 @@ class BotSession:
                     self._compare_positions(engine, venue)
             yield bar
 
+    def _tolerance(self, engine: Engine) -> float:
+        """How far a venue's position may differ from the bot's and still agree: half the
+        smallest lot step of the bot's symbols (a float's last bits otherwise)."""
+        step = min(
+            (engine.instrument(s).lot_step for s in self.bot.manifest.spec.market.symbols),
+            default=0.0,
+        )
+        return step / 2 if step > 0 else 1e-9
+
     def _compare_positions(self, engine: Engine, venue: VenueExecution) -> None:
         symbols = self.bot.manifest.spec.market.symbols
-        tolerance = min((engine.instrument(s).lot_step for s in symbols), default=0.0)
-        tolerance = tolerance / 2 if tolerance > 0 else 1e-9
+        tolerance = self._tolerance(engine)
         drift: dict[str, tuple[float, float]] = {}
         for attempt in range(2):
             if attempt:

@@ -18,7 +18,7 @@ from pydantic import Field
 from tests.plugin_hooks import registry_with
 from tradefleet_runtime import cli
 from tradefleet_runtime.contracts import StrategyContext
-from tradefleet_runtime.errors import SpecError
+from tradefleet_runtime.errors import SpecError, StrategyRefused
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import END_OF_DATA, Bar
 from tradefleet_runtime.optimize.search import SearchConfig, executor, run_search
@@ -32,7 +32,6 @@ from tradefleet_runtime.optimize.space import (
 )
 from tradefleet_runtime.optimize.worker import (
     Evaluation,
-    ParamsRefused,
     Task,
     evaluate,
     with_params,
@@ -479,13 +478,13 @@ def test_a_set_the_strategy_refuses_at_start_is_recorded_and_the_search_goes_on(
 
 
 def test_a_refusal_at_start_crosses_a_process_pool_as_itself() -> None:
-    # A pool pickles the worker's error: the search must still see a ParamsRefused.
+    # A pool pickles the worker's error: the search must still see a StrategyRefused.
     manifest = eurusd_manifest()
     manifest["spec"]["strategy"] = {"name": "macd-probe", "params": {"fast": 40, "slow": 26}}
-    with pytest.raises(ParamsRefused) as refused:
+    with pytest.raises(StrategyRefused) as refused:
         evaluate(Task(manifest, str(ROOT), {}), _probe_registry())
     copied = pickle.loads(pickle.dumps(refused.value))
-    assert type(copied) is ParamsRefused
+    assert type(copied) is StrategyRefused
     assert str(copied) == str(refused.value)
 
 
@@ -501,7 +500,7 @@ def test_other_errors_of_a_trial_still_end_the_search(
     space = {"fast": {"choice": [10]}, "slow": {"choice": [26]}, "bug": {"choice": [bug]}}
     with pytest.raises(error) as raised:
         _probe_search(tmp_path / "study.jsonl", monkeypatch, space)
-    assert not isinstance(raised.value, ParamsRefused)
+    assert not isinstance(raised.value, StrategyRefused)
 
 
 def _ranked(

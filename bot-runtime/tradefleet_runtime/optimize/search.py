@@ -30,12 +30,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from tradefleet_runtime.errors import FieldError, SpecError
+from tradefleet_runtime.errors import FieldError, SpecError, StrategyRefused
 from tradefleet_runtime.optimize.space import Choice, FloatRange, IntRange, Space, Value
 from tradefleet_runtime.optimize.worker import (
     Evaluation,
     FigureValues,
-    ParamsRefused,
     Task,
     Window,
     default_registry,
@@ -64,7 +63,7 @@ DEFAULT_TRIALS = 100  # random and TPE; a grid runs its points
 # words, ``invalid_kind`` names which of these it is. They are counted apart, as each says
 # something else about the space; none is run again on resuming (each would recur).
 PARAMS_MODEL = "params model"  # the strategy's params model refused the set: never run
-STRATEGY = "strategy"  # the strategy refused it when it started (worker.ParamsRefused)
+STRATEGY = "strategy"  # the strategy refused it when it started (errors.StrategyRefused)
 NO_TRADES = "no trades"  # it ran and traded nothing: the metric is not defined (profit factor)
 UNRANKED = "unranked"  # it traded, but the metric is not defined for its run
 
@@ -492,7 +491,7 @@ def _search(
                 trial = pending.pop(future)
                 try:
                     evaluation = future.result()
-                except ParamsRefused as refused:
+                except StrategyRefused as refused:
                     # The strategy's own check at its start refused this set (MACD's slow
                     # not above fast): a property of these params, as a params-model refusal
                     # is, so the trial is refused, saying why, and the search goes on.

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from tradefleet_runtime.bar_columns import BarColumns, bar_columns
-from tradefleet_runtime.contracts import FeedRequest, Strategy, StrategyContext
-from tradefleet_runtime.errors import DataError, FieldError, SpecError
+from tradefleet_runtime.contracts import FeedRequest
+from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal.discarding import DiscardingJournal
 from tradefleet_runtime.model import Bar, Trade
 from tradefleet_runtime.optimize.vector import run_plan
@@ -97,12 +97,6 @@ class Evaluation:
     notes: tuple[str, ...] = field(default=())
     path: str = "engine"  # "vector": evaluated by the vectorised path
     fallback: str = ""  # why the event engine ran it, when the vectorised path was asked for
-
-
-class ParamsRefused(ValueError):
-    """The strategy refused the trial's params when it started: a ``ValueError`` out of its
-    ``on_start`` (an indicator's own check there, such as MACD's ``slow > fast``, that the
-    params model does not make). The search records the trial as refused and goes on."""
 
 
 @functools.cache
@@ -251,7 +245,6 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         document = limit_feed(document, registry, start, end)
         fallback = "the bars are read by the feed for each trial (reuse_bars off)"
     bot = assemble(parse_manifest(document), registry, Path(task.base_dir))
-    _refuse_at_start(bot.strategy)
     if task.vector and bars is not None:
         vectorised = _vector_evaluation(task, bot, bars, start, end, registry)
         if isinstance(vectorised, Evaluation):
@@ -300,32 +293,8 @@ def started_warmup(document: dict[str, Any], registry: PluginRegistry, base_dir:
 
     Started on a bot of its own, with nothing run or journaled (its feed is never read)."""
     bot = assemble(parse_manifest(document), registry, Path(base_dir))
-    _refuse_at_start(bot.strategy)
     BotSession(bot, DiscardingJournal(), bars=()).open()
     return bot.strategy.warmup_bars()
-
-
-def _refuse_at_start(strategy: Strategy) -> None:
-    """Have ``strategy``'s ``on_start`` raise :class:`ParamsRefused` for a ``ValueError``.
-
-    Only there: a ValueError is how a plugin refuses a value (the ``Strategy`` contract has no
-    other way to say "not these params"), and ``on_start`` is where it turns its params into
-    indicators. The same error later (in ``on_bar``), or any other type anywhere, is a bug the
-    next trial would hit too, and still ends the search. A ``DataError`` is the data's fault,
-    not the params', so it ends the search as well. The strategy was built for this one trial,
-    so wrapping its method touches nothing else.
-    """
-    started = strategy.on_start
-
-    def on_start(ctx: StrategyContext) -> None:
-        try:
-            started(ctx)
-        except DataError:
-            raise
-        except ValueError as error:
-            raise ParamsRefused(f"refused by the strategy at start: {error}") from error
-
-    strategy.on_start = on_start  # type: ignore[method-assign]
 
 
 def _vector_evaluation(
