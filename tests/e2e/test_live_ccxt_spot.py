@@ -65,6 +65,28 @@ def _held(serve: ServeProcess) -> float:
     return sum(p.quantity for p in positions.positions if p.symbol == SYMBOL)
 
 
+def _restarted_bracket_is_one_list(
+    folder: Path, fake: FakeBinance, manifest: str, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """Started again, the bot has ``entry``'s stop-loss and take-profit working at the venue
+    as one OCO list over what the account holds; the price through the take-profit sells all
+    of it, and the venue expires the stop."""
+    stop, target = f"{entry}-sl", f"{entry}-tp"
+    again = _serve(folder, manifest, monkeypatch)
+    try:
+        _until(lambda: _order_status(fake, stop) == _order_status(fake, target) == "NEW")
+        with fake.state.lock:
+            legs = [o for o in fake.orders("spot") if o.client_order_id in (stop, target)]
+        assert len({leg.order_list_id for leg in legs}) == 1 and legs[0].order_list_id != -1
+        assert _held(again) == 0.00999
+        fake.set_price(VENUE_SYMBOL, PRICE * 1.05, market="spot")
+        again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
+    finally:
+        assert again.terminate() == 0
+    assert (_order_status(fake, stop), _order_status(fake, target)) == ("EXPIRED", "FILLED")
+    assert _btc(fake) == 0  # the target sold all of it
+
+
 def test_a_spot_position_is_what_the_account_holds_through_a_restart_to_its_stop(
     tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,21 +149,7 @@ def test_an_entry_filled_while_down_gets_its_bracket_as_one_order_list_after_res
     _until(lambda: _order_status(fake, order_id) == "FILLED")
     _kill(serve)
     fake.faults.clear()
-    stop, target = f"{order_id}-sl", f"{order_id}-tp"
-
-    again = _serve(tmp_path, manifest, monkeypatch)
-    try:
-        _until(lambda: _order_status(fake, stop) == _order_status(fake, target) == "NEW")
-        with fake.state.lock:
-            legs = [o for o in fake.orders("spot") if o.client_order_id in (stop, target)]
-        assert len({leg.order_list_id for leg in legs}) == 1 and legs[0].order_list_id != -1
-        assert _held(again) == 0.00999
-        fake.set_price(VENUE_SYMBOL, PRICE * 1.05, market="spot")
-        again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
-    finally:
-        assert again.terminate() == 0
-    assert (_order_status(fake, stop), _order_status(fake, target)) == ("EXPIRED", "FILLED")
-    assert _btc(fake) == 0  # the target sold all of it
+    _restarted_bracket_is_one_list(tmp_path, fake, manifest, monkeypatch, order_id)
 
 
 def test_a_bracket_the_venue_never_received_is_placed_as_one_order_list_after_restart(
@@ -163,16 +171,4 @@ def test_a_bracket_the_venue_never_received_is_placed_as_one_order_list_after_re
     _kill(serve)
     fake.faults.clear()
     assert _order_status(fake, stop) == _order_status(fake, target) == ""  # never received
-
-    again = _serve(tmp_path, manifest, monkeypatch)
-    try:
-        _until(lambda: _order_status(fake, stop) == _order_status(fake, target) == "NEW")
-        with fake.state.lock:
-            legs = [o for o in fake.orders("spot") if o.client_order_id in (stop, target)]
-        assert len({leg.order_list_id for leg in legs}) == 1 and legs[0].order_list_id != -1
-        fake.set_price(VENUE_SYMBOL, PRICE * 1.05, market="spot")
-        again.wait_for(lambda s: s.open_positions == 0 and s.open_orders == 0)
-    finally:
-        assert again.terminate() == 0
-    assert (_order_status(fake, stop), _order_status(fake, target)) == ("EXPIRED", "FILLED")
-    assert _btc(fake) == 0  # the target sold all of it
+    _restarted_bracket_is_one_list(tmp_path, fake, manifest, monkeypatch, order_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from tradefleet_plugins.params_rules import above_field
 from tradefleet_runtime.sdk import PluginParams
 
 
@@ -44,16 +45,10 @@ class ConfluenceParams(PluginParams):
     @field_validator("macd_slow")
     @classmethod
     def _slower_than_fast(cls, slow: int, info: ValidationInfo) -> int:
-        fast = info.data.get("macd_fast")
-        if fast is not None and slow <= fast:
-            raise ValueError(f"must be greater than macd_fast ({fast})")
-        return slow
+        return above_field(slow, info, "macd_fast")
 
     # Both 50 (each one's bound allows it): an RSI of 50 would vote long and short at once.
     @field_validator("rsi_overbought")
     @classmethod
     def _above_oversold(cls, overbought: float, info: ValidationInfo) -> float:
-        oversold = info.data.get("rsi_oversold")
-        if oversold is not None and overbought <= oversold:
-            raise ValueError(f"must be greater than rsi_oversold ({oversold:g})")
-        return overbought
+        return above_field(overbought, info, "rsi_oversold")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from tradefleet_plugins.params_rules import above_field
 from tradefleet_runtime.sdk import PluginParams
 
 
@@ -23,7 +24,4 @@ class EmaCrossParams(PluginParams):
     @field_validator("slow")
     @classmethod
     def _slower_than_fast(cls, slow: int, info: ValidationInfo) -> int:
-        fast = info.data.get("fast")
-        if fast is not None and slow <= fast:
-            raise ValueError(f"must be greater than fast ({fast})")
-        return slow
+        return above_field(slow, info, "fast")
