@@ -63,7 +63,8 @@ def measure(module: Any) -> tuple[list[float], list[float]]:
     return_us: list[float] = []
     try:
         for k in range(WARMUP + ORDERS):
-            order = Order(f"tfbench{k:08d}", "EURUSD", Side.BUY if k % 2 else Side.SELL, 0.1)
+            side = Side.BUY if k % 2 else Side.SELL
+            order = Order(f"tfbench{k:08d}", "EURUSD", side, 10_000.0)  # euros: 0.1 lot
             filled = False
             ready.clear()
             start = time.perf_counter()

@@ -82,7 +82,9 @@ def limit_problem(
             f"{instrument.max_quantity:g}",
         )
     if instrument.min_notional and price is not None and price > 0.0:
-        notional = quantity * price * instrument.contract_size
+        # Quantities are units of the base asset everywhere in the runtime (a venue that
+        # counts in lots or contracts converts at its broker): the notional is quantity × price.
+        notional = quantity * price
         if notional < instrument.min_notional * (1.0 - _EPSILON):
             return (
                 ReasonCode.BELOW_MIN_NOTIONAL,

@@ -211,15 +211,24 @@ class PositionReport(NamedTuple):
 
 
 class Instrument(NamedTuple):
-    """What the venue says about a symbol: the rounding and size limits orders must obey."""
+    """What the venue says about a symbol: the rounding and size limits orders must obey.
+
+    Quantities are **units of the base asset** everywhere in the runtime (euros of EURUSD,
+    ounces of XAUUSD, an index's own units), the same in backtest, paper and live: P&L is
+    quantity × price move, a notional quantity × price. ``lot_step``, ``min_quantity`` and
+    ``max_quantity`` are in those units too; a broker whose venue counts in lots or contracts
+    converts at its own boundary (the MT5 broker: units = lots × contract size).
+    ``contract_size`` is information only — how many units one of the venue's lots or contracts
+    holds (MT5's ``trade_contract_size``; 1 where the venue trades units) — and no figure of the
+    runtime multiplies by it."""
 
     symbol: str
     tick_size: float = 0.0  # 0 means any price
-    lot_step: float = 0.0  # 0 means any quantity
-    min_quantity: float = 0.0
-    max_quantity: float = float("inf")
-    min_notional: float = 0.0
-    contract_size: float = 1.0
+    lot_step: float = 0.0  # units; 0 means any quantity
+    min_quantity: float = 0.0  # units
+    max_quantity: float = float("inf")  # units
+    min_notional: float = 0.0  # quote currency: quantity × price
+    contract_size: float = 1.0  # units in one venue lot or contract (information)
     quote_currency: str = ""
 
 

@@ -397,15 +397,16 @@ class VenueHarness(Harness):
 
 
 class Mt5ContractHarness(Harness):
-    """The MT5 broker on an emulated netting account, trading EURUSD in lots (``mt5``: on the
-    emulator; ``mt5-bridge``: through an in-process bridge server in front of it). The terminal
-    is polled on ``collect`` and ``settle`` (the broker's own poll timer is out of the way)."""
+    """The MT5 broker on an emulated netting account, trading EURUSD in units like every broker
+    (the broker sends lots: units / 100,000) (``mt5``: on the emulator; ``mt5-bridge``: through
+    an in-process bridge server in front of it). The terminal is polled on ``collect`` and
+    ``settle`` (the broker's own poll timer is out of the way)."""
 
     venue = True
     symbol = "EURUSD"
     start_price = 1.10000  # the emulator's bid; the ask is 1 pip above
-    quantity = 0.1  # lots
-    contract_size = 100_000.0
+    quantity = 10_000.0  # euros: 0.1 lot at the terminal
+    contract_size = 100_000.0  # the instrument's units in one lot (information)
     has_min_notional = False
     fill_ends_with_update = False
 

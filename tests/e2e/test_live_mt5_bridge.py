@@ -84,7 +84,7 @@ def _manifest(folder: Path, port: int) -> str:
               bridge_address: 127.0.0.1:{port}
               bridge_tls: false
           data: {{name: csv, params: {{path: {folder / "eurusd.csv"}}}}}
-          risk: [{{name: fixed-size, params: {{quantity: 0.1}}}}]
+          risk: [{{name: fixed-size, params: {{quantity: 10000}}}}]  # euros: 0.1 lot
           capital: {{currency: USD, initial: 10000}}
         """
     )
@@ -123,7 +123,9 @@ def test_a_live_eurusd_bot_trades_through_the_bridge_orders_fills_status_and_met
     finally:
         db.close()
     deals = [d for d in terminal.history_deals_get(0, 2**31 - 1) if d.symbol]
-    assert [(d.comment, d.volume) for d in deals] == fills == [(answer.client_order_id, 0.1)]
+    # The bot's 10,000 euros are 0.1 lot at the terminal.
+    assert fills == [(answer.client_order_id, 10_000.0)]
+    assert [(d.comment, d.volume) for d in deals] == [(answer.client_order_id, 0.1)]
     (position,) = terminal.positions_get()
     assert (position.sl, position.tp) == (1.09, 1.12), "the bracket rides on the position"
     output = serve.output()

@@ -51,7 +51,9 @@ case; ``symbol`` must be one of the bot's symbols exactly)::
                       "current_price": 1.0851},
      "volume": 0.01, "metadata": {"source": "tv", "confidence": 0.85}}
 
-``volume`` is optional (the bot's sizer decides), further price levels (``previous_high``, …) and
+``volume`` is optional (the bot's sizer decides) and counts what the strategy reads it as
+(``external-signal``: units of the base asset, or with ``volume_unit: lots`` MT5 lots, as
+above), further price levels (``previous_high``, …) and
 metadata fields are ignored, ``metadata.confidence`` is 0..1. Prices lie in 1e-12..1e12 and a
 volume in 1e-9..1e9 (:mod:`~tradefleet_runtime.service.limits`). A BUY needs
 ``stop_loss < entry < take_profit``, a SELL ``take_profit < entry < stop_loss``. These field

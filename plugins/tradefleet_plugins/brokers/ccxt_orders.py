@@ -633,6 +633,12 @@ def instrument_of(
         min_quantity=_num(amount.get("min")),
         max_quantity=max_quantity,
         min_notional=_num(cost.get("min")),
+        # The runtime's quantities are units of the base asset, and this broker sends them as
+        # ccxt amounts unconverted: right on the proven venues (spot; USDⓈ-M and Bybit linear,
+        # contractSize 1). A market whose contractSize is not 1 (OKX swaps, inverse contracts)
+        # counts amounts in contracts, and would need units / contractSize on the way out and
+        # × contractSize on the way in, as the MT5 broker does with lots; such venues are not
+        # among the proven ones (ccxt_params).
         contract_size=_num(market.get("contractSize"), 1.0) or 1.0,
         quote_currency=str(market.get("quote") or ""),
     )

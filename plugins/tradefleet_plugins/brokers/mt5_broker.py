@@ -14,6 +14,15 @@ carries the bot's magic number and the client order id in its comment, so the bo
 orders again after a restart, and so an order in doubt is looked up before anything is sent
 again. What each retcode does is ``mt5_retcodes``; what a request holds is ``mt5_requests``.
 
+Quantities. The runtime counts in units of the base asset (euros of EURUSD, ounces of XAUUSD),
+the same in backtest, paper and live; the terminal counts in lots. This broker converts at its
+boundary and nowhere else: an order's quantity / the symbol's ``trade_contract_size`` is the
+request's volume (rounded down to the volume step), and every volume read back (deals, orders,
+positions) × the contract size is a quantity (``mt5_requests.to_lots``/``to_units``). The
+``Instrument`` it reports has its lot step and limits in units too. Profit is booked by the
+runtime in the account's currency as if it were the symbol's profit currency, so a bot symbol
+whose profit currency is not the account's is refused at start (no conversion yet).
+
 SL/TP are position attributes (sent with the entry, changed with TRADE_ACTION_SLTP): the
 engine's bracket children ``<id>-sl``/``<id>-tp`` are those attributes. When the terminal
 closes a position on its SL or TP, the broker reports the fill as the child's and cancels the
@@ -100,12 +109,12 @@ class _Job:
 
 @dataclass
 class _Leg:
-    volume: float
+    volume: float  # lots, as the terminal counts (the order's quantity is in units)
     position: int = 0  # hedging: close this position by ticket
     doubt: bool = False  # a request went out and its outcome is not known yet
     sent_at: int = 0  # server time of the first attempt (the reconcile window)
     ticket: int = 0  # the MT5 order, once known
-    executed: float = 0.0
+    executed: float = 0.0  # lots
     placed: bool = False
     unknown: int = 0
 
@@ -190,7 +199,7 @@ class Mt5Broker:
         self._thread = threading.Thread(target=self._run, name="mt5-broker", daemon=True)
         self._thread.start()
         try:
-            self._ask(lambda: self._start(ctx.symbols), first=True)
+            self._ask(lambda: self._start(ctx.symbols, ctx.currency), first=True)
         except BaseException:
             self.close()
             raise
@@ -444,7 +453,7 @@ class Mt5Broker:
 
     # -- start-up ----------------------------------------------------------------------------
 
-    def _start(self, symbols: Sequence[str]) -> None:
+    def _start(self, symbols: Sequence[str], currency: str) -> None:
         link = self._link
         assert link is not None
         if not link.ensure(attempts=self.params.connect_attempts):
@@ -453,8 +462,7 @@ class Mt5Broker:
         self._hedging = int(account.margin_mode) == _ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
         self._balance = float(account.balance)
         self._leverage = float(account.leverage)
-        for symbol in symbols:
-            self._spec(symbol)
+        self._refuse_currencies(symbols, currency, str(account.currency))
         now = self._now()
         since = now - self.params.history_days * _DAY
         # Every id the bot ever sent (within the history window) is known: a restarted bot
@@ -475,6 +483,30 @@ class Mt5Broker:
                 self._known_comments.add(comment)
                 self._known_comments.add(rq.base_comment(comment))
         self._refresh_positions()
+
+    def _refuse_currencies(self, symbols: Sequence[str], capital: str, account: str) -> None:
+        """The runtime books a symbol's profit (quantity × price move, in its profit currency)
+        as if it were the account's currency, and the bot's capital as the account's balance:
+        a bot whose capital or symbols are in another currency would book wrong figures, and
+        its risk rules would decide on them. Refused here, naming the field, until tradefleet
+        converts currencies."""
+        if account and capital and capital.upper() != account.upper():
+            raise PluginError(
+                f"spec.capital.currency: the bot's capital is in {capital} but the MT5 account "
+                f"is in {account}; tradefleet does not convert currencies yet: set "
+                f"spec.capital.currency to {account}"
+            )
+        for i, symbol in enumerate(symbols):
+            spec = self._spec(symbol)
+            profit = spec.currency_profit
+            if account and profit and profit.upper() != account.upper():
+                venue = "" if spec.name == symbol else f" ({spec.name} at the broker)"
+                raise PluginError(
+                    f"spec.market.symbols[{i}]: {symbol}{venue} pays its profit in {profit} but "
+                    f"the MT5 account is in {account}; tradefleet does not convert profit "
+                    f"currencies yet: trade symbols whose profit currency is {account} on this "
+                    "account"
+                )
 
     def _now(self) -> int:
         """The trade server's time now (its clock, its time zone), from the latest tick."""
@@ -509,12 +541,15 @@ class Mt5Broker:
         return spec
 
     def _instrument_of(self, symbol: str, spec: rq.SymbolSpec) -> Instrument:
+        # In units, as every quantity the runtime handles (the module's doc); contract_size
+        # stays as information: the units in one of this broker's lots.
+        lot_step, min_quantity, max_quantity = rq.unit_limits(spec)
         instrument = Instrument(
             symbol=symbol,
             tick_size=spec.tick_size,
-            lot_step=spec.volume_step,
-            min_quantity=spec.volume_min,
-            max_quantity=spec.volume_max,
+            lot_step=lot_step,
+            min_quantity=min_quantity,
+            max_quantity=max_quantity,
             contract_size=spec.contract_size,
             quote_currency=spec.currency_profit,
         )
@@ -532,7 +567,8 @@ class Mt5Broker:
         spec = self._specs.get(order.symbol)
         if spec is None:
             return None
-        return rq.volume_problem(rq.round_volume(order.quantity, spec), spec)
+        lots = rq.round_volume(rq.to_lots(order.quantity, spec), spec)
+        return rq.volume_problem(lots, spec, order.quantity)
 
     def _submit_job(self, sub: _Submission) -> None:
         try:
@@ -548,8 +584,8 @@ class Mt5Broker:
         spec = self._spec(order.symbol)
         legs = sub.legs
         if legs is None:
-            volume = rq.round_volume(order.quantity, spec)
-            problem = rq.volume_problem(volume, spec)
+            volume = rq.round_volume(rq.to_lots(order.quantity, spec), spec)
+            problem = rq.volume_problem(volume, spec, order.quantity)
             legs = []
             if problem is None:
                 legs, problem = self._plan(sub, spec, volume)
@@ -598,7 +634,9 @@ class Mt5Broker:
             if left > _EPS:
                 if order.reduce_only:
                     sub.remainder_code = ReasonCode.REDUCE_ONLY
-                    sub.remainder_words = f"reduce-only: {left:g} more would open a position"
+                    sub.remainder_words = (
+                        f"reduce-only: {rq.to_units(left, spec):g} more would open a position"
+                    )
                 else:
                     legs.append(_Leg(left))
             if not legs:
@@ -610,15 +648,16 @@ class Mt5Broker:
                 return [], (ReasonCode.REDUCE_ONLY, "reduce-only order: no position to reduce")
             if reducible < volume - _EPS:
                 sub.remainder_code = ReasonCode.REDUCE_ONLY
-                sub.remainder_words = f"reduce-only: {volume - reducible:g} more would reverse"
+                more = rq.to_units(volume, spec) - rq.to_units(reducible, spec)
+                sub.remainder_words = f"reduce-only: {more:g} more would reverse"
                 volume = reducible
         return [_Leg(volume)], None
 
     def _send_leg(
         self, sub: _Submission, spec: rq.SymbolSpec, leg: _Leg, index: int
     ) -> tuple[ReasonCode, str] | None:
-        """Send one request until the terminal gives a final answer; None when the leg was
-        executed or placed, else the refusal."""
+        """Send one request (``leg.volume``, in lots) until the terminal gives a final answer;
+        None when the leg was executed or placed, else the refusal."""
         order = sub.order
         pending = order.order_type is not OrderType.MARKET
         modes = rq.filling_modes(spec, pending)
@@ -801,28 +840,34 @@ class Mt5Broker:
                 if self._seen_deals.taken(ticket, int(deal.time)):
                     continue
                 self._seen_deals.add(ticket, int(deal.time))
-                fill = fill_from_deal(deal, order_id, order.symbol, fill_reason(order))
+                fill = fill_from_deal(deal, order_id, order.symbol, self._units, fill_reason(order))
                 if fill is None:
                     continue
                 events.append(fill._replace(ts=self._utc(int(deal.time))))
                 self._note_entry(order, deal)
         if not resting:
+            # executed and wanted in lots (the terminal's); what is gone in units (the bot's)
             wanted = sum(leg.volume for leg in legs)
-            gone = round(order.quantity - executed, 8)
+            gone = round(order.quantity - rq.to_units(executed, spec), 8)
             if gone > _EPS:
                 if sub.refusal is not None:
                     code, words = sub.refusal
                 elif executed < wanted - _EPS:
+                    done, asked = rq.to_units(executed, spec), rq.to_units(wanted, spec)
                     code, words = (
                         ReasonCode.EXPIRED,
-                        (f"filled {executed:g} of {wanted:g}; the rest expired (IOC)"),
+                        (f"filled {done:g} of {asked:g}; the rest expired (IOC)"),
                     )
                 elif sub.remainder_words:
                     code, words = sub.remainder_code, sub.remainder_words
                 else:
+                    step = spec.volume_step
                     code, words = (
                         ReasonCode.INVALID_QUANTITY,
-                        (f"{gone:g} below {spec.name}'s volume step {spec.volume_step:g}"),
+                        (
+                            f"{gone:g} below {spec.name}'s volume step {step:g} lots "
+                            f"({rq.to_units(step, spec):g} units)"
+                        ),
                     )
                 events.append(OrderUpdate(order_id, OrderStatus.CANCELLED, ts, words, code=code))
             with self._lock:
@@ -959,7 +1004,8 @@ class Mt5Broker:
             # Bad input is named as such (below the minimum, off the volume range) before the
             # venue's own limit: MT5 cannot change a resting order's volume at all.
             spec = self._spec(order.symbol)
-            problem = rq.volume_problem(rq.round_volume(quantity, spec), spec)
+            lots = rq.round_volume(rq.to_lots(quantity, spec), spec)
+            problem = rq.volume_problem(lots, spec, quantity)
             if problem is not None:
                 return problem
             return (
@@ -1041,7 +1087,7 @@ class Mt5Broker:
         with self._lock:
             tracked = self._working.get(client_order_id)
         reason = fill_reason(tracked) if tracked is not None else "market"
-        fill = fill_from_deal(deal, client_order_id, symbol, reason)
+        fill = fill_from_deal(deal, client_order_id, symbol, self._units, reason)
         if fill is None:
             return
         events.append(fill._replace(ts=self._utc(int(deal.time))))
@@ -1097,6 +1143,7 @@ class Mt5Broker:
             ours(self._call("positions_get"), self._magic),
             self._symbols.ours,
             self._utc(self._server_now),
+            self._units,
         )
         with self._lock:
             self._positions = {
@@ -1126,6 +1173,11 @@ class Mt5Broker:
                     return parent
         return None
 
+    def _units(self, venue_symbol: str, volume: float) -> float:
+        """The terminal's ``volume`` (lots) of its symbol ``venue_symbol`` in units (I/O
+        thread: a symbol not seen yet is read from the terminal)."""
+        return rq.to_units(volume, self._spec(self._symbols.ours(venue_symbol)))
+
     def _utc(self, server_ts: int) -> int:
         return server_ts - self._offset if server_ts else 0
 
@@ -1140,7 +1192,7 @@ class Mt5Broker:
         ]
         for comment in comments:
             self._comment_ids.setdefault(comment, client_order_id)
-        reports = order_reports([*history, *live], self._resolve, self._symbols.ours)
+        reports = order_reports([*history, *live], self._resolve, self._symbols.ours, self._units)
         found = next((r for r in reports if r.client_order_id == client_order_id), None)
         if found is None and client_order_id in self._children:
             return self._child_report(client_order_id)
@@ -1151,13 +1203,14 @@ class Mt5Broker:
         position_id, role = self._children[client_order_id]
         for position in ours(self._call("positions_get", ticket=position_id), self._magic):
             symbol = self._symbols.ours(str(position.symbol))
-            return child_report(position, client_order_id, role, symbol, self._utc(self._now()))
+            now = self._utc(self._now())
+            return child_report(position, client_order_id, role, symbol, now, self._units)
         return None
 
     def _order_reports(self, since_ts: int) -> list[OrderReport]:
         live = ours(self._call("orders_get"), self._magic)
         history = ours(self._call("history_orders_get", since_ts + self._offset, _FAR), self._magic)
-        reports = order_reports([*history, *live], self._resolve, self._symbols.ours)
+        reports = order_reports([*history, *live], self._resolve, self._symbols.ours, self._units)
         return [r._replace(ts=self._utc(r.ts)) for r in reports] + self._child_reports()
 
     def _child_reports(self) -> list[OrderReport]:
@@ -1175,7 +1228,7 @@ class Mt5Broker:
             symbol = self._symbols.ours(str(position.symbol))
             for role in ("sl", "tp"):
                 child_id = child_order_id(parent, role)
-                report = child_report(position, child_id, role, symbol, now)
+                report = child_report(position, child_id, role, symbol, now, self._units)
                 if report is not None:
                     self._children.setdefault(child_id, (ticket, role))
                     reports.append(report)
@@ -1188,7 +1241,8 @@ class Mt5Broker:
             client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
             if client_order_id is None:
                 continue
-            fill = fill_from_deal(deal, client_order_id, self._symbols.ours(str(deal.symbol)))
+            symbol = self._symbols.ours(str(deal.symbol))
+            fill = fill_from_deal(deal, client_order_id, symbol, self._units)
             if fill is not None:
                 fills.append(fill._replace(ts=self._utc(int(deal.time))))
         return fills
@@ -1198,6 +1252,7 @@ class Mt5Broker:
             ours(self._call("positions_get"), self._magic),
             self._symbols.ours,
             self._utc(self._now()),
+            self._units,
         )
 
 

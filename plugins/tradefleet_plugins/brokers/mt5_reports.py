@@ -4,6 +4,10 @@ An order of the bot is one or more MT5 orders carrying its client order id in th
 (``mt5_requests.comment_for``); MT5's own SL/TP closes carry the terminal's comment
 (``[sl 1.09500]``) and are the bot's bracket children, found through the position they closed:
 the position was opened by the parent order, whose id is in the opening deal's comment.
+
+The terminal counts in lots; every report counts in units of the base asset, as the rest of the
+runtime does: each function is given ``units`` (the broker's symbol name and a volume in lots ->
+units, ``mt5_requests.to_units`` on that symbol's contract size).
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ _STATES = {
 Resolver = Callable[[str], str | None]
 # position id -> the client order id of the order that opened it (SL/TP children)
 ParentOf = Callable[[int], str | None]
+# (the broker's symbol name, a volume in lots) -> the quantity in units
+Units = Callable[[str, float], float]
 
 
 def child_role(reason: int) -> str | None:
@@ -84,12 +90,13 @@ def deal_client_id(deal: Any, resolve: Resolver, parent_of: ParentOf) -> str | N
 
 
 def fill_from_deal(
-    deal: Any, client_order_id: str, symbol: str, reason: str = "market"
+    deal: Any, client_order_id: str, symbol: str, units: Units, reason: str = "market"
 ) -> Fill | None:
-    """A buy/sell deal -> ``Fill`` (balance, credit, ... deals -> None). The deal ticket is the
-    fill id, so the same execution always has the same id; commission and fee are costs when
-    negative, and ``Fill.fee`` is their size. ``reason``: the order's tag, or untagged, its
-    type; the terminal's own SL/TP closes are ``stop_loss``/``take_profit``."""
+    """A buy/sell deal -> ``Fill``, its volume in units (balance, credit, ... deals -> None).
+    The deal ticket is the fill id, so the same execution always has the same id; commission
+    and fee are costs when negative, and ``Fill.fee`` is their size. ``reason``: the order's
+    tag, or untagged, its type; the terminal's own SL/TP closes are ``stop_loss``/
+    ``take_profit``. ``units``: the deal's volume (lots) of its symbol in units."""
     if int(deal.type) not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
         return None
     role = child_role(int(deal.reason))
@@ -98,7 +105,7 @@ def fill_from_deal(
         client_order_id=client_order_id,
         symbol=symbol,
         side=Side.BUY if int(deal.type) == DEAL_TYPE_BUY else Side.SELL,
-        quantity=float(deal.volume),
+        quantity=units(str(deal.symbol), float(deal.volume)),
         price=float(deal.price),
         fee=-cost if cost < 0 else 0.0,
         ts=int(deal.time),
@@ -108,7 +115,7 @@ def fill_from_deal(
 
 
 def order_reports(
-    orders: Iterable[Any], resolve: Resolver, symbol_of: Callable[[str], str]
+    orders: Iterable[Any], resolve: Resolver, symbol_of: Callable[[str], str], units: Units
 ) -> list[OrderReport]:
     """MT5 orders (live and history) -> one report per client order id: the legs of one order
     (hedging closes by ticket) are summed."""
@@ -119,9 +126,14 @@ def order_reports(
         if client_id is None:
             continue
         otype = int(order.type)
-        initial = float(order.volume_initial)
+        venue_symbol = str(order.symbol)
+        initial = units(venue_symbol, float(order.volume_initial))
         state = int(order.state)
-        filled = initial - float(order.volume_current) if state != ORDER_STATE_CANCELED else 0.0
+        filled = (
+            initial - units(venue_symbol, float(order.volume_current))
+            if state != ORDER_STATE_CANCELED
+            else 0.0
+        )
         if state in (ORDER_STATE_FILLED,):
             filled = initial
         status = _STATES.get(state, OrderStatus.OPEN)
@@ -132,7 +144,7 @@ def order_reports(
         report = OrderReport(
             client_order_id=client_id,
             venue_order_id=str(order.ticket),
-            symbol=symbol_of(str(order.symbol)),
+            symbol=symbol_of(venue_symbol),
             side=Side.BUY if otype in _BUY_TYPES else Side.SELL,
             order_type=order_type,
             quantity=initial,
@@ -165,18 +177,17 @@ def order_reports(
 
 
 def position_reports(
-    positions: Iterable[Any], symbol_of: Callable[[str], str], ts: int
+    positions: Iterable[Any], symbol_of: Callable[[str], str], ts: int, units: Units
 ) -> list[PositionReport]:
-    """MT5 positions (hedging: several per symbol) -> one net position per symbol."""
+    """MT5 positions (hedging: several per symbol) -> one net position per symbol, in units."""
     quantity: dict[str, float] = {}
     notional: dict[str, float] = {}
     for position in positions:
         symbol = symbol_of(str(position.symbol))
         sign = 1.0 if int(position.type) == POSITION_TYPE_BUY else -1.0
-        quantity[symbol] = quantity.get(symbol, 0.0) + sign * float(position.volume)
-        notional[symbol] = notional.get(symbol, 0.0) + sign * float(position.volume) * float(
-            position.price_open
-        )
+        held = sign * units(str(position.symbol), float(position.volume))
+        quantity[symbol] = quantity.get(symbol, 0.0) + held
+        notional[symbol] = notional.get(symbol, 0.0) + held * float(position.price_open)
     reports = []
     for symbol, net in quantity.items():
         if abs(net) < 1e-12:
@@ -186,7 +197,7 @@ def position_reports(
 
 
 def child_report(
-    position: Any, client_order_id: str, role: str, symbol: str, ts: int
+    position: Any, client_order_id: str, role: str, symbol: str, ts: int, units: Units
 ) -> OrderReport | None:
     """A bracket child that is still working: the SL (``role`` ``sl``, a stop) or TP (``tp``,
     a limit) of the ``position`` its parent opened, closing all of it on the other side. MT5
@@ -201,7 +212,7 @@ def child_report(
         symbol=symbol,
         side=Side.SELL if int(position.type) == POSITION_TYPE_BUY else Side.BUY,
         order_type=OrderType.STOP if role == "sl" else OrderType.LIMIT,
-        quantity=float(position.volume),
+        quantity=units(str(position.symbol), float(position.volume)),
         filled_quantity=0.0,
         status=OrderStatus.OPEN,
         ts=ts,

@@ -4,8 +4,11 @@ What real MT5 demands, in one place:
 - the broker's symbol name (``mt5_params.SymbolMap``);
 - a filling mode the symbol allows: FOK/IOC from its ``filling_mode`` flags, RETURN only outside
   market execution for market orders (``filling_modes``; 10030 moves to the next one);
-- volume rounded *down* to ``volume_step`` and within ``volume_min``/``volume_max`` (an order
-  never grows: below the minimum it is refused, never rounded up);
+- volume in lots: the runtime's quantities are units of the base asset (euros of EURUSD, ounces
+  of XAUUSD), so an order's quantity is divided by ``trade_contract_size`` on the way out and a
+  terminal's volume multiplied by it on the way in (``to_lots``, ``to_units``), here and nowhere
+  else; then rounded *down* to ``volume_step`` and within ``volume_min``/``volume_max`` (an
+  order never grows: below the minimum it is refused, never rounded up);
 - prices on ``trade_tick_size`` and ``digits``, never worse for the bot than asked (the
   runtime's ``round_price`` rules);
 - stops at least ``trade_stops_level`` points from the price they are measured from;
@@ -18,6 +21,8 @@ emulator, whose constants are generated from the real wheel), so this module nee
 
 from __future__ import annotations
 
+import decimal
+import functools
 import hashlib
 from typing import Any, NamedTuple
 
@@ -120,25 +125,72 @@ def base_comment(comment: str) -> str:
 _EPS = 1e-9
 
 
+def _contract(spec: SymbolSpec) -> float:
+    return spec.contract_size if spec.contract_size > 0 else 1.0
+
+
+@functools.cache
+def _unit_decimals(volume_step: float, contract_size: float) -> int:
+    """Decimals of one volume step in units (0.01 lot × 100,000: 1000, 0 decimals; 0.1 lot × 1:
+    0.1, 1 decimal), from the numbers as written (0.1 × 3 is not 0.30000000000000004 here)."""
+    if volume_step <= 0:
+        return 8
+    step = decimal.Decimal(repr(volume_step)) * decimal.Decimal(repr(contract_size))
+    return max(0, -int(step.normalize().as_tuple().exponent))
+
+
+def to_lots(quantity: float, spec: SymbolSpec) -> float:
+    """The runtime's ``quantity`` (units of the base asset) in the terminal's lots, not rounded
+    (``round_volume`` rounds it down to the step)."""
+    return quantity / _contract(spec)
+
+
+def to_units(volume: float, spec: SymbolSpec) -> float:
+    """The terminal's ``volume`` (lots) in units, on the unit step's decimals: 0.07 lot of
+    EURUSD is exactly 7000, not 7000.000000000001 (nor is 0.3 - 0.1 lot 19999.999999999996)."""
+    contract = _contract(spec)
+    return round(volume * contract, _unit_decimals(spec.volume_step, contract))
+
+
+def unit_limits(spec: SymbolSpec) -> tuple[float, float, float]:
+    """(lot step, minimum, maximum) in units: the symbol's volume step and limits × contract."""
+    return (
+        to_units(spec.volume_step, spec),
+        to_units(spec.volume_min, spec),
+        to_units(spec.volume_max, spec),
+    )
+
+
 def round_volume(volume: float, spec: SymbolSpec) -> float:
-    """``volume`` rounded down to the volume step (never up: an order never grows): the
+    """``volume`` (lots) rounded down to the volume step (never up: an order never grows): the
     runtime's lot-step rounding (``round_quantity``), on the symbol's step."""
     return round_quantity(volume, spec.volume_step)
 
 
-def volume_problem(volume: float, spec: SymbolSpec) -> tuple[ReasonCode, str] | None:
-    """Why ``volume`` (already rounded) cannot be sent, naming the limit; None if it can."""
+def volume_problem(
+    volume: float, spec: SymbolSpec, quantity: float | None = None
+) -> tuple[ReasonCode, str] | None:
+    """Why ``volume`` (lots, already rounded) cannot be sent, naming the limit in lots and in
+    units; None if it can. ``quantity``: the units the bot asked for (else ``volume``'s)."""
+    asked = to_units(volume, spec) if quantity is None else quantity
+    what = f"quantity {asked:g} ({volume:g} lots)"
     if volume <= 0:
+        step = spec.volume_step
         return ReasonCode.INVALID_QUANTITY, (
-            f"quantity rounds to nothing on {spec.name}'s volume step {spec.volume_step:g}"
+            f"quantity {asked:g} rounds to nothing on {spec.name}'s volume step {step:g} lots "
+            f"({to_units(step, spec):g} units)"
         )
     if volume < spec.volume_min - _EPS:
+        vmin = spec.volume_min
         return ReasonCode.BELOW_MIN_QUANTITY, (
-            f"quantity {volume:g} is below {spec.name}'s volume_min {spec.volume_min:g}"
+            f"{what} is below {spec.name}'s volume_min {vmin:g} lots "
+            f"({to_units(vmin, spec):g} units)"
         )
     if volume > spec.volume_max + _EPS:
+        vmax = spec.volume_max
         return ReasonCode.INVALID_QUANTITY, (
-            f"quantity {volume:g} is above {spec.name}'s volume_max {spec.volume_max:g}"
+            f"{what} is above {spec.name}'s volume_max {vmax:g} lots "
+            f"({to_units(vmax, spec):g} units)"
         )
     return None
 
@@ -313,5 +365,8 @@ __all__ = [
     "sltp_request",
     "spec_from_info",
     "stops_problem",
+    "to_lots",
+    "to_units",
+    "unit_limits",
     "volume_problem",
 ]

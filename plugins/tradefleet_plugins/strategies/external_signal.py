@@ -16,8 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from decimal import Decimal
 
-from tradefleet_plugins.strategies.external_signal_params import EntryOrder, ExternalSignalParams
+from tradefleet_plugins.strategies.external_signal_params import (
+    EntryOrder,
+    ExternalSignalParams,
+    VolumeUnit,
+)
 from tradefleet_runtime.sdk import (
     Bar,
     Direction,
@@ -102,6 +107,18 @@ class ExternalSignal(Strategy):
             return f"signal is against the open {'long' if held > 0 else 'short'} position"
         return None
 
+    def quantity(self, signal: Signal) -> float | None:
+        """The order's quantity (units of the base asset, as every quantity of the bot) for
+        the signal's volume; None: the bot's sizer decides. ``volume_unit: lots`` reads it as
+        venue lots (an MT5 sender's ``"volume": 0.01``) and multiplies by the instrument's
+        contract size."""
+        volume = signal.volume
+        if volume is None or self.params.volume_unit is VolumeUnit.UNITS:
+            return volume
+        contract = self.ctx.instrument(signal.symbol).contract_size
+        # The product of the numbers as written: 0.07 lot is 7000 units, not 7000.000000000001.
+        return float(Decimal(repr(volume)) * Decimal(repr(contract)))
+
     def on_signal(self, signal: Signal) -> str | None:
         """Queue the signal's order, or return why it is refused."""
         refusal = self.check(signal, time.time())
@@ -119,7 +136,7 @@ class ExternalSignal(Strategy):
         send = ctx.buy if buying else ctx.sell
         send(
             signal.symbol,
-            signal.volume,
+            self.quantity(signal),
             order_type=OrderType.LIMIT if limit else OrderType.MARKET,
             price=signal.entry if limit else None,
             stop_loss=signal.stop_loss,

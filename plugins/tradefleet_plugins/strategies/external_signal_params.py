@@ -14,6 +14,11 @@ class EntryOrder(StrEnum):
     LIMIT = "limit"  # rest at the signal's entry price
 
 
+class VolumeUnit(StrEnum):
+    UNITS = "units"  # the signal's volume is the order's quantity (units of the base asset)
+    LOTS = "lots"  # venue lots (MT5 senders): × the instrument's contract size
+
+
 class ExternalSignalParams(PluginParams):
     max_signal_age_s: float = Field(
         default=60, gt=0, description="Refuse signals received longer ago than this."
@@ -37,4 +42,11 @@ class ExternalSignalParams(PluginParams):
     reverse_on_opposite: bool = Field(
         default=False,
         description="A signal against an open position closes it and enters; else it is refused.",
+    )
+    volume_unit: VolumeUnit = Field(
+        default=VolumeUnit.UNITS,
+        description="What a signal's volume counts: units of the base asset (the bot's "
+        "quantities), or lots, as MT5 senders write it (0.01), multiplied by the instrument's "
+        "contract size (100,000 for EURUSD on MT5; the paper broker's is 1, so a backtest "
+        "reads lots as units).",
     )

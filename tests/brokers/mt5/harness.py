@@ -200,7 +200,7 @@ class Mt5Harness:
     def order(
         self,
         side: Side = Side.BUY,
-        quantity: float = 0.1,
+        quantity: float = 10_000.0,  # units (euros): 0.1 lot of EURUSD at the terminal
         symbol: str = "EURUSD",
         order_type: OrderType = OrderType.MARKET,
         **fields: Any,

@@ -451,16 +451,16 @@ def test_a_bridge_subprocess_serves_the_broker_through_its_params(tmp_path: Path
     broker = None
     try:
         broker = _connected_broker(port, folder)
-        order = Mt5Harness(venue=None, broker=broker).order(quantity=0.2)
+        order = Mt5Harness(venue=None, broker=broker).order(quantity=20_000.0)
         assert broker.submit(order).status is OrderStatus.PENDING
         broker.settle(timeout=30.0)
         (fill,) = fills(list(broker.drain_events()))
-        assert fill.client_order_id == order.client_order_id and fill.quantity == 0.2
+        assert fill.client_order_id == order.client_order_id and fill.quantity == 20_000.0
         terminal = broker._terminal  # the bridge client, as the plugin loaded it
         assert isinstance(terminal, BridgeTerminal)
         deals = [d for d in terminal.history_deals_get(0, 2**31 - 1) if d.symbol]
-        assert [d.comment for d in deals] == [order.client_order_id]
-        assert broker.position_reports()[0].quantity == 0.2
+        assert [(d.comment, d.volume) for d in deals] == [(order.client_order_id, 0.2)]
+        assert broker.position_reports()[0].quantity == 20_000.0
     finally:
         if broker is not None:
             broker.close()
@@ -519,7 +519,7 @@ def test_a_bridge_killed_mid_order_ends_with_journal_equal_to_terminal(margin_mo
     try:
         strategy = Scripted(
             {
-                0: lambda ctx, bar: ctx.buy("EURUSD", 0.1),
+                0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0),
                 1: lambda ctx, bar: ctx.close("EURUSD"),
             }
         )
@@ -533,7 +533,7 @@ def test_a_bridge_killed_mid_order_ends_with_journal_equal_to_terminal(margin_mo
         venue.bridge = Bridge.start(dying, port=port)  # the bridge comes back on its address
         _apply(engine, venue)
         assert list(dict(journal.order_statuses()).values()) == ["filled"]
-        assert engine.portfolio.position("EURUSD").quantity == 0.1
+        assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
         assert len(venue.history_orders()) == 1  # reconciled, never sent again
         # Whether the broker counted a reconnect depends on when it noticed the bridge was gone
         # (gRPC may redial before its next call fails): one order, filled once, is the point.
@@ -593,7 +593,7 @@ def test_a_bridge_process_killed_mid_order_then_restarted(tmp_path: Path) -> Non
         venue = Mt5Harness(venue=term, broker=broker)
         strategy = Scripted(
             {
-                0: lambda ctx, bar: ctx.buy("EURUSD", 0.1),
+                0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0),
                 1: lambda ctx, bar: ctx.close("EURUSD"),
             }
         )
@@ -608,7 +608,7 @@ def test_a_bridge_process_killed_mid_order_then_restarted(tmp_path: Path) -> Non
         process = _start_bridge(auth, port, terminal, **relay)
         _apply(engine, venue)
         assert list(dict(journal.order_statuses()).values()) == ["filled"]
-        assert engine.portfolio.position("EURUSD").quantity == 0.1
+        assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
         assert len(venue.history_orders()) == 1  # reconciled, never sent again
         # Whether the broker counted a reconnect depends on when it noticed the bridge was gone
         # (gRPC may redial before its next call fails): one order, filled once, is the point.

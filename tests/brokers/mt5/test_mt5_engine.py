@@ -59,7 +59,7 @@ def _journal_equals_terminal(journal: Journal, venue: Mt5Harness) -> None:
 
 def test_bracketed_entry_stopped_out_journal_equals_terminal(venue: Mt5Harness) -> None:
     strategy = Scripted(
-        {0: lambda ctx, bar: ctx.buy("EURUSD", 0.1, stop_loss=1.0950, take_profit=1.1100)}
+        {0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=1.0950, take_profit=1.1100)}
     )
     engine, journal = _engine(venue, strategy)
     engine.run([_bar(0, 1.1)])
@@ -68,7 +68,7 @@ def test_bracketed_entry_stopped_out_journal_equals_terminal(venue: Mt5Harness) 
     statuses = dict(journal.order_statuses())
     parent = next(cid for cid in statuses if not cid.endswith(("-sl", "-tp")))
     assert statuses == {parent: "filled", f"{parent}-sl": "open", f"{parent}-tp": "open"}
-    assert engine.portfolio.position("EURUSD").quantity == 0.1
+    assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
     venue.terminal.set_price("EURUSD", 1.0940)
     _apply(engine, venue)
     statuses = dict(journal.order_statuses())
@@ -97,7 +97,7 @@ def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str
     venue.terminal.faults.script("order_send", FAULTS[fault])
     strategy = Scripted(
         {
-            0: lambda ctx, bar: ctx.buy("EURUSD", 0.1),
+            0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0),
             1: lambda ctx, bar: ctx.close("EURUSD"),
         }
     )
@@ -105,7 +105,7 @@ def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str
     engine.run([_bar(0, 1.1)])
     _apply(engine, venue)
     assert list(dict(journal.order_statuses()).values()) == ["filled"]
-    assert engine.portfolio.position("EURUSD").quantity == 0.1
+    assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
     venue.terminal.faults.script("order_send", FAULTS[fault])  # the exit meets it too
     engine.run([_bar(1, 1.1)])
     _apply(engine, venue)
@@ -117,12 +117,12 @@ def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str
 
 def test_partial_fill_journaled_as_the_terminal_has_it(venue: Mt5Harness) -> None:
     venue.terminal.faults.script("order_send", [10010])
-    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 0.1)})
+    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0)})
     engine, journal = _engine(venue, strategy)
     engine.run([_bar(0, 1.1)])
     _apply(engine, venue)
     assert list(dict(journal.order_statuses()).values()) == ["cancelled"]
-    assert engine.portfolio.position("EURUSD").quantity == 0.05
+    assert engine.portfolio.position("EURUSD").quantity == 5_000.0
     assert [p.volume for p in venue.terminal.positions_get()] == [0.05]
     _journal_equals_terminal(journal, venue)
 
@@ -130,7 +130,7 @@ def test_partial_fill_journaled_as_the_terminal_has_it(venue: Mt5Harness) -> Non
 def test_exit_closes_the_position_and_cancels_its_children(venue: Mt5Harness) -> None:
     strategy = Scripted(
         {
-            0: lambda ctx, bar: ctx.buy("EURUSD", 0.1, stop_loss=1.0950),
+            0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=1.0950),
             1: lambda ctx, bar: ctx.close("EURUSD"),
         }
     )
@@ -154,7 +154,7 @@ def test_a_restarted_bot_adopts_its_positions_sl_and_tp_and_they_still_act(
     close them in the journal as never sent while they still act at the terminal."""
     path = tmp_path / "journal.sqlite"
     strategy = Scripted(
-        {0: lambda ctx, bar: ctx.buy("EURUSD", 0.1, stop_loss=1.0950, take_profit=1.1100)}
+        {0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=1.0950, take_profit=1.1100)}
     )
     engine, journal = _engine(venue, strategy, Journal(path, durable=True))
     engine.run([_bar(0, 1.1)])

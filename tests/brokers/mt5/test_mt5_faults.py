@@ -167,7 +167,8 @@ def test_refusals_are_typed_and_never_retried(
 
 
 def test_no_money_from_the_terminal_itself(netting: Mt5Harness) -> None:
-    (update,) = netting.submit(netting.order(quantity=400.0))
+    # 400 lots (40 million euros): beyond the $10,000 account's margin, within volume_max.
+    (update,) = netting.submit(netting.order(quantity=40_000_000.0))
     assert update.code is ReasonCode.INSUFFICIENT_FUNDS  # type: ignore[union-attr]
     assert netting.terminal.calls["order_send"] == 1
 
@@ -196,14 +197,15 @@ def test_terminal_lost_between_orders_reconnects_with_backoff(netting: Mt5Harnes
 
 def test_partial_fill_reports_the_part_and_expires_the_rest(netting: Mt5Harness) -> None:
     netting.terminal.faults.script("order_send", [10010])
-    order = netting.order(quantity=0.1)
+    order = netting.order(quantity=10_000.0)  # 0.1 lot
     events = netting.submit(order)
     (fill,) = fills(events)
-    assert fill.quantity == 0.05
+    assert fill.quantity == 5_000.0  # 0.05 lot
     tail = updates(events)[-1]
     assert tail.status is OrderStatus.CANCELLED and tail.code is ReasonCode.EXPIRED
     report = netting.broker.query_order(order.client_order_id)
-    assert report is not None and report.filled_quantity == 0.05
+    assert report is not None and report.filled_quantity == 5_000.0
+    assert "filled 5000 of 10000" in tail.reason
 
 
 def test_placed_market_order_fills_on_the_next_tick(netting: Mt5Harness) -> None:

@@ -28,10 +28,12 @@ def test_submit_returns_pending_and_the_answer_follows_as_events(netting: Mt5Har
     events = netting.settle()
     ack, fill = events
     assert ack.status is OrderStatus.OPEN and ack.venue_order_id  # type: ignore[union-attr]
-    assert fill.quantity == 0.1 and fill.price == 1.1001  # type: ignore[union-attr]
+    # The bot's 10,000 euros went out as 0.1 lot and came back as 10,000 euros.
+    assert fill.quantity == 10_000.0 and fill.price == 1.1001  # type: ignore[union-attr]
     assert netting.wakes, "the broker wakes the runtime when it has events"
     (sent,) = netting.history_orders(order.client_order_id)
     assert sent.magic == netting.broker._magic and sent.state == C.ORDER_STATE_FILLED
+    assert sent.volume_initial == 0.1
 
 
 def test_the_plugin_declares_and_has_venue_execution(netting: Mt5Harness) -> None:
@@ -61,7 +63,7 @@ def test_the_accounts_leverage_is_read_at_start_for_risk_plugins() -> None:
 
 
 def test_symbols_are_mapped_both_ways(netting: Mt5Harness) -> None:
-    order = netting.order(symbol="XAUUSD", quantity=0.05)
+    order = netting.order(symbol="XAUUSD", quantity=5.0)
     events = netting.submit(order)
     (fill,) = fills(events)
     assert fill.symbol == "XAUUSD"
@@ -79,9 +81,9 @@ def test_a_symbol_outside_market_watch_is_selected_before_use(netting: Mt5Harnes
 
 
 def test_volume_rounds_down_to_the_step(netting: Mt5Harness) -> None:
-    order = netting.order(quantity=0.127)
+    order = netting.order(quantity=12_700.0)  # 0.127 lot
     events = netting.submit(order)
-    assert fills(events)[0].quantity == 0.12
+    assert fills(events)[0].quantity == 12_000.0
     (sent,) = netting.history_orders(order.client_order_id)
     assert sent.volume_initial == 0.12
     tail = updates(events)[-1]
@@ -89,9 +91,11 @@ def test_volume_rounds_down_to_the_step(netting: Mt5Harness) -> None:
 
 
 def test_below_the_minimum_is_refused_before_anything_is_sent(netting: Mt5Harness) -> None:
-    update = netting.broker.submit(netting.order(quantity=0.004))
+    update = netting.broker.submit(netting.order(quantity=400.0))  # 0.004 lot
     assert update.status is OrderStatus.REJECTED
     assert update.code is ReasonCode.INVALID_QUANTITY
+    assert "quantity 400 rounds to nothing" in update.reason
+    assert "volume step 0.01 lots (1000 units)" in update.reason
     assert netting.terminal.calls.get("order_send", 0) == 0
 
 
@@ -129,7 +133,7 @@ def test_no_filling_mode_left_is_a_typed_rejection(netting: Mt5Harness) -> None:
 
 def test_stops_inside_the_stops_level_are_refused(netting: Mt5Harness) -> None:
     # GOLD.pro: stops level 50 points = 0.50; bid 2650.00
-    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2649.8)
+    order = netting.order(symbol="XAUUSD", quantity=5.0, stop_loss=2649.8)
     (update,) = netting.submit(order)
     assert update.status is OrderStatus.REJECTED  # type: ignore[union-attr]
     assert update.code is ReasonCode.INVALID_PRICE  # type: ignore[union-attr]
@@ -180,7 +184,7 @@ def test_cancel_all_cancels_the_symbols_resting_orders(netting: Mt5Harness) -> N
 
 
 def test_sl_tp_are_position_attributes_and_report_as_the_children(netting: Mt5Harness) -> None:
-    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0, take_profit=2670.0)
+    order = netting.order(symbol="XAUUSD", quantity=5.0, stop_loss=2640.0, take_profit=2670.0)
     netting.submit(order)
     (position,) = netting.terminal.positions_get()
     assert (position.sl, position.tp) == (2640.0, 2670.0)
@@ -193,7 +197,7 @@ def test_sl_tp_are_position_attributes_and_report_as_the_children(netting: Mt5Ha
 
 
 def test_amend_and_cancel_of_a_child_change_the_position(netting: Mt5Harness) -> None:
-    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0, take_profit=2670.0)
+    order = netting.order(symbol="XAUUSD", quantity=5.0, stop_loss=2640.0, take_profit=2670.0)
     netting.submit(order)
     netting.broker.amend(f"{order.client_order_id}-sl", None, 2645.004)
     netting.broker.cancel(f"{order.client_order_id}-tp")
@@ -205,9 +209,9 @@ def test_amend_and_cancel_of_a_child_change_the_position(netting: Mt5Harness) ->
 
 
 def test_netting_reduce_only_is_capped_at_the_position(netting: Mt5Harness) -> None:
-    netting.submit(netting.order(quantity=0.1))
-    events = netting.submit(netting.order(Side.SELL, quantity=0.3, reduce_only=True))
-    assert fills(events)[0].quantity == 0.1
+    netting.submit(netting.order(quantity=10_000.0))
+    events = netting.submit(netting.order(Side.SELL, quantity=30_000.0, reduce_only=True))
+    assert fills(events)[0].quantity == 10_000.0
     assert updates(events)[-1].code is ReasonCode.REDUCE_ONLY
     assert netting.terminal.positions_get() == ()
 
@@ -218,27 +222,27 @@ def test_reduce_only_without_a_position_is_refused(netting: Mt5Harness) -> None:
 
 
 def test_hedging_closes_positions_by_ticket(hedging: Mt5Harness) -> None:
-    hedging.submit(hedging.order(quantity=0.1))
-    hedging.submit(hedging.order(quantity=0.2))
-    events = hedging.submit(hedging.order(Side.SELL, quantity=0.25))
-    assert [f.quantity for f in fills(events)] == [0.1, 0.15]
+    hedging.submit(hedging.order(quantity=10_000.0))
+    hedging.submit(hedging.order(quantity=20_000.0))
+    events = hedging.submit(hedging.order(Side.SELL, quantity=25_000.0))
+    assert [f.quantity for f in fills(events)] == [10_000.0, 15_000.0]
     (left,) = hedging.terminal.positions_get()
     assert (left.type, left.volume) == (C.POSITION_TYPE_BUY, 0.05)  # no hedge was opened
-    assert [p.quantity for p in hedging.broker.position_reports()] == [0.05]
+    assert [p.quantity for p in hedging.broker.position_reports()] == [5_000.0]
 
 
 def test_hedging_reversal_closes_then_opens(hedging: Mt5Harness) -> None:
-    hedging.submit(hedging.order(quantity=0.1))
-    events = hedging.submit(hedging.order(Side.SELL, quantity=0.3))
-    assert [f.quantity for f in fills(events)] == [0.1, 0.2]
+    hedging.submit(hedging.order(quantity=10_000.0))
+    events = hedging.submit(hedging.order(Side.SELL, quantity=30_000.0))
+    assert [f.quantity for f in fills(events)] == [10_000.0, 20_000.0]
     (left,) = hedging.terminal.positions_get()
     assert (left.type, left.volume) == (C.POSITION_TYPE_SELL, 0.2)
-    assert [p.quantity for p in hedging.broker.position_reports()] == [-0.2]
+    assert [p.quantity for p in hedging.broker.position_reports()] == [-20_000.0]
 
 
 def test_hedging_sl_tp_per_position(hedging: Mt5Harness) -> None:
-    first = hedging.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0)
-    second = hedging.order(symbol="XAUUSD", quantity=0.05, stop_loss=2600.0)
+    first = hedging.order(symbol="XAUUSD", quantity=5.0, stop_loss=2640.0)
+    second = hedging.order(symbol="XAUUSD", quantity=5.0, stop_loss=2600.0)
     hedging.submit(first)
     hedging.submit(second)
     hedging.terminal.set_price("GOLD.pro", 2630.0)
@@ -269,7 +273,7 @@ def test_a_resting_order_removed_at_the_terminal_is_reported(netting: Mt5Harness
 
 
 def test_cancel_all_clears_the_positions_sl_tp_children(netting: Mt5Harness) -> None:
-    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0, take_profit=2670.0)
+    order = netting.order(symbol="XAUUSD", quantity=5.0, stop_loss=2640.0, take_profit=2670.0)
     netting.submit(order)
     netting.broker.cancel_all(None)
     cancelled = {u.client_order_id for u in updates(netting.settle())}
@@ -283,7 +287,7 @@ def test_amending_a_resting_orders_volume_is_refused_and_changes_nothing(
 ) -> None:
     order = netting.order(order_type=OrderType.LIMIT, price=1.0990)
     netting.submit(order)
-    netting.broker.amend(order.client_order_id, 0.2, None)
+    netting.broker.amend(order.client_order_id, 20_000.0, None)
     (update,) = netting.settle()
     assert update.code is ReasonCode.VENUE_REJECTED  # type: ignore[union-attr]
     # Refused, not ended: the order still works at the terminal, so it stays OPEN.
@@ -292,9 +296,9 @@ def test_amending_a_resting_orders_volume_is_refused_and_changes_nothing(
 
 
 def test_closing_a_bracketed_position_cancels_its_children(hedging: Mt5Harness) -> None:
-    entry = hedging.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0)
+    entry = hedging.order(symbol="XAUUSD", quantity=5.0, stop_loss=2640.0)
     hedging.submit(entry)
-    events = hedging.submit(hedging.order(Side.SELL, symbol="XAUUSD", quantity=0.05))
+    events = hedging.submit(hedging.order(Side.SELL, symbol="XAUUSD", quantity=5.0))
     assert fills(events)
     child = updates(events)[-1]
     assert child.client_order_id == f"{entry.client_order_id}-sl"
@@ -314,7 +318,10 @@ def test_built_through_the_registry_from_params() -> None:
     )
     broker.connect(BrokerContext("default/registry", "live", ("EURUSD",), "USD", 1e4))
     try:
-        assert broker.instrument("EURUSD").lot_step == 0.01
+        # In units: 0.01 lot of 100,000 euros.
+        instrument = broker.instrument("EURUSD")
+        assert (instrument.lot_step, instrument.min_quantity) == (1_000.0, 1_000.0)
+        assert (instrument.max_quantity, instrument.contract_size) == (50_000_000.0, 100_000.0)
         assert isinstance(broker, VenueExecution) and broker.is_connected()
     finally:
         broker.close()
@@ -326,16 +333,16 @@ def test_an_amend_to_a_volume_below_the_step_is_refused_naming_the_step(
     # Bad input is named as such, before MT5's own "no volume change" limit.
     order = netting.order(order_type=OrderType.LIMIT, price=1.0990)
     netting.submit(order)
-    netting.broker.amend(order.client_order_id, 0.004, None)
+    netting.broker.amend(order.client_order_id, 400.0, None)  # 0.004 lot
     (update,) = netting.settle()
     assert update.code is ReasonCode.INVALID_QUANTITY  # type: ignore[union-attr]
-    assert "volume step 0.01" in update.reason  # type: ignore[union-attr]
+    assert "volume step 0.01 lots (1000 units)" in update.reason  # type: ignore[union-attr]
     assert update.status is OrderStatus.OPEN  # type: ignore[union-attr]
     assert netting.terminal.orders_get()[0].volume_current == 0.1
 
 
 def test_a_working_sl_tp_child_is_found_by_its_client_id(netting: Mt5Harness) -> None:
-    order = netting.order(symbol="XAUUSD", quantity=0.05, stop_loss=2640.0, take_profit=2670.0)
+    order = netting.order(symbol="XAUUSD", quantity=5.0, stop_loss=2640.0, take_profit=2670.0)
     netting.submit(order)
     (position,) = netting.terminal.positions_get()
     sl = netting.broker.query_order(f"{order.client_order_id}-sl")
@@ -353,7 +360,7 @@ def test_a_working_sl_tp_child_is_found_by_its_client_id(netting: Mt5Harness) ->
         Side.SELL,
         2670.0,
     )
-    assert sl.quantity == tp.quantity == 0.05 and sl.filled_quantity == 0.0
+    assert sl.quantity == tp.quantity == 5.0 and sl.filled_quantity == 0.0  # ounces
     assert sl.symbol == "XAUUSD" and sl.venue_order_id == str(position.ticket)
     assert sl.reduce_only
     # Cancelled (the position no longer carries the level): no longer a working child.

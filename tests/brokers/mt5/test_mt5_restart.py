@@ -31,16 +31,16 @@ def _restart(old: Mt5Harness, **params: object) -> Mt5Harness:
 @pytest.mark.parametrize("margin_mode", ["netting", "hedging"])
 def test_a_new_broker_reports_what_the_old_one_left(margin_mode: str) -> None:
     old = Mt5Harness.build(margin_mode).connect()
-    entry = old.order(symbol="XAUUSD", quantity=0.05, stop_loss=2600.0)
+    entry = old.order(symbol="XAUUSD", quantity=5.0, stop_loss=2600.0)  # ounces: 0.05 lot
     resting = old.order(order_type=OrderType.LIMIT, price=1.0950)
-    sold = old.order(Side.SELL, symbol="EURUSD", quantity=0.2)
+    sold = old.order(Side.SELL, symbol="EURUSD", quantity=20_000.0)  # euros: 0.2 lot
     for order in (entry, resting, sold):
         old.submit(order)
     before_fills = old.broker.fill_reports(0)
     new = _restart(old)
     try:
         positions = {p.symbol: p.quantity for p in new.broker.position_reports()}
-        assert positions == {"XAUUSD": 0.05, "EURUSD": -0.2}
+        assert positions == {"XAUUSD": 5.0, "EURUSD": -20_000.0}
         reports = {r.client_order_id: r for r in new.broker.order_reports(0)}
         assert reports[resting.client_order_id].status is OrderStatus.OPEN
         assert reports[resting.client_order_id].price == 1.095
@@ -52,7 +52,7 @@ def test_a_new_broker_reports_what_the_old_one_left(margin_mode: str) -> None:
             sold.client_order_id,
         ]
         query = new.broker.query_order(sold.client_order_id)
-        assert query is not None and query.filled_quantity == 0.2
+        assert query is not None and query.filled_quantity == 20_000.0
         assert new.broker.query_order("tf-never-sent") is None
         # Old fills are reconciliation input, not new events.
         assert new.settle() == []
@@ -97,7 +97,7 @@ def test_other_magic_numbers_are_not_ours() -> None:
     try:
         other_bot.submit(other_bot.order(client_order_id="tfotherbot0001"))
         mine.submit(mine.order())
-        assert [p.quantity for p in mine.broker.position_reports()] == [0.1]
+        assert [p.quantity for p in mine.broker.position_reports()] == [10_000.0]
         assert len(mine.broker.fill_reports(0)) == 1
         assert mine.settle() == []
     finally:
