@@ -72,6 +72,11 @@ class Capability(StrEnum):
     # broker: LeverageReporter (the leverage its venue measures margin with, once connected,
     # which risk plugins read as ``RiskContext.leverage``; without it 1 is assumed)
     KNOWS_LEVERAGE = "knows-leverage"
+    # risk plugin: a sizer (gives an intent the strategy left unsized its quantity).
+    SIZER = "sizer"
+    # risk plugin: decides on the order's size (cuts it, or bounds what it risks), so a sizer
+    # of the chain must come before it: a manifest with one after it is refused at load.
+    NEEDS_SIZE = "needs-size"
 
 
 @runtime_checkable
@@ -391,6 +396,8 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
     Capability.KNOWS_LEVERAGE: _Shape(frozenset({"broker"}), (("account_leverage", 0),)),
+    Capability.SIZER: _Shape(frozenset({"risk"}), ()),
+    Capability.NEEDS_SIZE: _Shape(frozenset({"risk"}), ()),
 }
 
 

@@ -245,6 +245,11 @@ class RiskContext(NamedTuple):
     leverage: float = 1.0
     # The account's capital when the bot first started (spec.capital.initial).
     initial_equity: float = 0.0
+    # Entry orders working and not yet (wholly) filled — those sent on earlier bars and those
+    # the chain let through earlier in this very bar —, each with the quantity still to fill
+    # (``Order.quantity``): every order that is not reduce-only, bracket children aside. What
+    # they may add to the account's risk and exposure counts before they fill.
+    entries: tuple[Order, ...] = ()
 
     def mark(self, symbol: str) -> float:
         return self.marks.get(symbol, 0.0)

@@ -97,7 +97,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.sizers:FixedSize",
             params=FixedSizeParams,
             summary="Sizer: the same quantity for every unsized order.",
-            capabilities=frozenset({Capability.INTENT_ONLY}),
+            capabilities=frozenset({Capability.INTENT_ONLY, Capability.SIZER}),
         ),
         PluginSpec(
             kind=PluginKind.RISK,
@@ -106,6 +106,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.sizers:FixedFractional",
             params=FixedFractionalParams,
             summary="Sizer: risk a fixed fraction of equity to the stop-loss.",
+            capabilities=frozenset({Capability.SIZER}),
         ),
         PluginSpec(
             kind=PluginKind.RISK,
@@ -122,6 +123,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.RESTORES_EQUITY,
                     Capability.ACTS_ON_ACCOUNT,
                     Capability.REPORTS_TIER,
+                    Capability.NEEDS_SIZE,
                 }
             ),
         ),
@@ -141,6 +143,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.ACTS_ON_ACCOUNT,
                     Capability.READS_TRADES,
                     Capability.OBSERVES_FILLS,
+                    Capability.NEEDS_SIZE,
                 }
             ),
         ),
@@ -161,7 +164,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.kelly:Kelly",
             params=KellyParams,
             summary="Sizer: fractional Kelly (0.25) from the bot's own closed trades, capped.",
-            capabilities=frozenset({Capability.READS_TRADES}),
+            capabilities=frozenset({Capability.READS_TRADES, Capability.SIZER}),
         ),
         PluginSpec(
             kind=PluginKind.RISK,
@@ -170,7 +173,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.volatility_target:VolatilityTarget",
             params=VolatilityTargetParams,
             summary="Sizer: risk a fraction of equity over a multiple of the ATR.",
-            capabilities=frozenset({Capability.OBSERVES_BARS}),
+            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.SIZER}),
         ),
         PluginSpec(
             kind=PluginKind.RISK,
@@ -181,7 +184,12 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             summary="Rolling P&L of the last trades: x0.5 from -5%, x0.25 from -10%, "
             "hibernate (lock) beyond -15%.",
             capabilities=frozenset(
-                {Capability.READS_TRADES, Capability.RISK_LOCK, Capability.RESTORES_LOCK}
+                {
+                    Capability.READS_TRADES,
+                    Capability.RISK_LOCK,
+                    Capability.RESTORES_LOCK,
+                    Capability.NEEDS_SIZE,
+                }
             ),
         ),
         PluginSpec(
@@ -201,6 +209,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.RESTORES_LOCK,
                     Capability.RESTORES_FILLS,
                     Capability.REPORTS_TIER,
+                    Capability.NEEDS_SIZE,
                 }
             ),
         ),

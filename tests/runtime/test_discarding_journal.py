@@ -52,6 +52,9 @@ CHAINS = {
     "ema-cross, circuit breaker locks": _manifest(
         {"name": "ema-cross", "params": {"fast": 10, "slow": 30}},
         [
+            # The sizer first: the breaker's tier-1 cut cuts the size it gave (a breaker
+            # before it saw unsized orders, and a manifest with it there is refused).
+            {"name": "fixed-size", "params": {"quantity": 300_000}},
             {
                 "name": "circuit-breaker",
                 "params": {
@@ -61,7 +64,6 @@ CHAINS = {
                     "max_drawdown": 0.08,
                 },
             },
-            {"name": "fixed-size", "params": {"quantity": 300_000}},
         ],
     ),
     "confluence, exits, fixed fractional": _manifest(

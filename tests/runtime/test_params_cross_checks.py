@@ -224,3 +224,77 @@ def test_a_strategy_that_refuses_to_start_fails_its_run_with_an_error_naming_it(
     )
     with sqlite3.connect(journal) as db:
         assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+
+
+# -- prop-firm -----------------------------------------------------------------------------------
+
+
+def _risk(*risk: dict[str, Any]) -> dict[str, str]:
+    return _errors(_manifest(risk=list(risk)))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"max_daily_loss": 0.2, "max_total_loss": 0.1}, "max_daily_loss"),
+        ({"max_daily_loss": 0.2}, "max_daily_loss"),  # the preset's total is 10%
+        ({"max_total_loss": 0.04}, "max_total_loss"),  # the preset's daily is 5%
+    ],
+)
+def test_prop_firm_daily_loss_above_the_total_is_refused(
+    params: dict[str, float], field: str
+) -> None:
+    errors = _risk({"name": "prop-firm", "params": params})
+    assert list(errors) == [f"spec.risk[0].params.{field}"]
+    assert "exceeds the total loss limit" in errors[f"spec.risk[0].params.{field}"]
+
+
+def test_prop_firm_limits_that_agree_pass() -> None:
+    assert _risk({"name": "prop-firm", "params": {"max_daily_loss": 0.1}}) == {}
+    assert _risk({"name": "prop-firm", "params": {"preset": "ftmo-1step"}}) == {}
+
+
+# -- the chain's order: a sizer before what cuts sizes --------------------------------------------
+
+
+@pytest.mark.parametrize("cutter", ["circuit-breaker", "probation", "quality-guard", "prop-firm"])
+def test_a_size_cutter_before_the_sizer_is_refused_naming_its_place(cutter: str) -> None:
+    """circuit-breaker's tier-1 cut (probation's and quality-guard's shares, prop-firm's worst
+    case) decide on the order's size: before the sizer they saw unsized orders and cut nothing."""
+    sizer = {"name": "fixed-fractional", "params": {}}
+    errors = _risk({"name": "fixed-size", "params": {"quantity": 1}}, sizer)
+    assert errors == {}
+    errors = _risk({"name": "pre-trade", "params": {}}, {"name": cutter, "params": {}}, sizer)
+    assert errors == {
+        "spec.risk[1]": f"{cutter} decides on the order's size, but the sizer fixed-fractional "
+        f"comes after it (spec.risk[2]): put a sizer before {cutter}"
+    }
+    assert _risk(sizer, {"name": cutter, "params": {}}) == {}
+    # Without a sizer the strategy sizes its orders: nothing to refuse.
+    assert _risk({"name": cutter, "params": {}}) == {}
+
+
+# -- an ensemble's children ----------------------------------------------------------------------
+
+
+def test_an_ensemble_childs_wrong_params_are_named_by_their_place_in_the_manifest() -> None:
+    from tradefleet_plugins.strategies.ensemble import Ensemble
+    from tradefleet_plugins.strategies.ensemble_params import EnsembleParams
+    from tradefleet_runtime.errors import SpecError
+
+    params = EnsembleParams(
+        children=[
+            {"name": "ema-cross", "params": {"fast": 50, "slow": 20}},  # type: ignore[list-item]
+            {"name": "ema-cross"},  # type: ignore[list-item]
+        ],
+        quorum=1,
+    )
+    with pytest.raises(SpecError) as refused:
+        Ensemble(params)
+    assert [e.field for e in refused.value.errors] == [
+        "spec.strategy.params.children[0].params.slow"
+    ]
+    unknown = EnsembleParams(children=[{"name": "no-such"}], quorum=1)  # type: ignore[list-item]
+    with pytest.raises(SpecError) as missing:
+        Ensemble(unknown)
+    assert [e.field for e in missing.value.errors] == ["spec.strategy.params.children[0].name"]

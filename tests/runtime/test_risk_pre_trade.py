@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.runtime.helpers import Scripted, flat_bars
+from tests.runtime.risk_helpers import bot_with, manifest, open_session
 from tradefleet_plugins.risk.pre_trade import PreTrade, correlated_with, correlation, in_hours
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.model import (
     Bar,
     Instrument,
+    Order,
     OrderIntent,
     OrderType,
     Position,
@@ -23,6 +27,7 @@ from tradefleet_runtime.model import (
     Side,
     Trade,
 )
+from tradefleet_runtime.plugins.registry import PluginRegistry
 
 TS = int(datetime(2024, 6, 5, 12, 0, tzinfo=UTC).timestamp())  # a Wednesday, noon UTC
 A, S, V = RiskAction.APPROVE, RiskAction.SHRINK, RiskAction.VETO
@@ -241,3 +246,78 @@ def test_incremental_correlation_decides_as_the_exact_pass(
             signs = {s: (1.0 if p.quantity > 0 else -1.0) for s, p in positions.items()}
             exact = correlated_with(intent, positions, signs, returns, limit)
             assert plugin._correlated(intent, context, limit) == exact
+
+
+@pytest.fixture(scope="module")
+def registry() -> PluginRegistry:
+    return PluginRegistry.discover()
+
+
+def _working(symbol: str, quantity: float, price: float | None = None) -> Order:
+    order_type = OrderType.LIMIT if price is not None else OrderType.MARKET
+    return Order(f"e-{symbol}", symbol, Side.BUY, quantity, order_type, price)
+
+
+def test_working_entry_orders_count_as_open_positions() -> None:
+    """Entries sent earlier (this bar or before) and not filled yet open positions too: with
+    two positions and one entry working, a fourth symbol is one too many at 3."""
+    two = {s: Position(s, 1, 100.0) for s in ("X", "Y")}
+    marks = {"W": 100.0, "X": 100.0, "Y": 100.0, "Z": 100.0}
+    working = ctx(positions=two, marks=marks)._replace(entries=(_working("Z", 1),))
+    vetoed = check(buy(1, symbol="W"), working, max_open_positions=3)
+    assert vetoed.action is V and vetoed.code == "max_positions"
+    assert "entry orders still working" in vetoed.reason
+    # Adding to the symbol the working entry opens opens nothing new.
+    assert check(buy(1, symbol="Z"), working, max_open_positions=3).action is A
+    assert check(buy(1, symbol="X"), working, max_open_positions=3).action is A
+
+
+@pytest.mark.parametrize(("quantity", "action"), [(999, A), (1_000, A), (1_001, V)])
+def test_working_entries_take_gross_exposure_and_free_margin(
+    quantity: float, action: RiskAction
+) -> None:
+    # 500 units working at a limit of 100 (and a market entry of 500 at the mark 100) hold
+    # 100,000 of the 150% cap on 100,000: 50,000 more fits.
+    entries = (_working("Y", 500, 100.0), _working("Z", 500))
+    working = ctx()._replace(entries=entries)
+    assert check(buy(quantity / 2), working, max_gross_exposure=1.5).action is action
+    # 2:1 margin on 100,000: 200,000 of notional, 100,000 of it taken by the entries.
+    assert check(buy(quantity), working, margin_leverage=2).action is action
+
+
+def test_entries_approved_earlier_in_the_same_bar_count(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """Four symbols, each asking for an entry on the same bar: at most 3 positions, so the
+    fourth is vetoed though none of the first three has filled yet."""
+    symbols = ("AAA", "BBB", "CCC", "DDD")
+
+    def enter_all(context: Any, bar: Bar) -> None:
+        if bar.symbol == "DDD":  # once every symbol has its bar
+            for symbol in symbols:
+                context.buy(symbol, 10)
+
+    strategy = Scripted({3: enter_all})
+    document = manifest(
+        [{"name": "pre-trade", "params": {"max_open_positions": 3}}],
+        symbols=symbols,
+        capital=100_000.0,
+    )
+    session = open_session(bot_with(registry, document, strategy, tmp_path))
+    engine = session.engine
+    assert engine is not None
+    bars = sorted(
+        (b for s in symbols for b in flat_bars([100.0] * 4, symbol=s)), key=lambda b: b.ts
+    )
+    engine.run(bars)
+    decisions = engine.journal.query(
+        "SELECT symbol, action FROM risk_decisions WHERE plugin = 'pre-trade' ORDER BY id"
+    )
+    assert [tuple(row) for row in decisions] == [
+        ("AAA", "approve"),
+        ("BBB", "approve"),
+        ("CCC", "approve"),
+        ("DDD", "veto"),
+    ]
+    assert engine.stats.vetoes[("pre-trade", "max_positions")] == 1
+    assert sorted(engine.portfolio.open_positions) == ["AAA", "BBB", "CCC"]

@@ -16,7 +16,16 @@ from tradefleet_plugins.risk.prop_firm import Limits, PropFirm, check_entry, cut
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.rules import open_risk, share_to_cut, trading_day
 from tradefleet_runtime.contracts import RiskContext
-from tradefleet_runtime.model import Bar, Instrument, OrderIntent, Position, RiskAction, Side
+from tradefleet_runtime.model import (
+    Bar,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderType,
+    Position,
+    RiskAction,
+    Side,
+)
 from tradefleet_runtime.plugins.registry import PluginRegistry
 
 P = PropFirmParams()
@@ -409,3 +418,113 @@ def test_a_new_days_cut_keeps_the_day_above_its_floor(
     assert second[0] == pytest.approx(103_000)
     assert min(second) >= 103_000 * 0.95 - 1e-6
     assert min(second) == pytest.approx(97_850, abs=1.0)  # the cut used the room, no more
+
+
+# -- entries working, limits taken when flat ---------------------------------------------------
+
+
+def test_working_entry_orders_count_in_the_worst_case() -> None:
+    """An entry sent and not filled yet (earlier this bar, or on a bar before) risks what its
+    stop allows once it fills: 3,000 risked by working entries leave room for 2,000 more."""
+    working = (
+        Order("e1", "Y", Side.BUY, 1000, OrderType.LIMIT, 100.0, stop_loss=98.0),
+        Order("e2", "Z", Side.BUY, 1000, stop_loss=99.0),  # a market entry, at the mark
+    )
+    context = ctx(marks={"X": 100.0, "Y": 100.0, "Z": 100.0})._replace(entries=working)
+    assert check_entry(buy(2000), context, 100_000, 100_000, LIMITS, P).action is RiskAction.APPROVE
+    vetoed = check_entry(buy(2001), context, 100_000, 100_000, LIMITS, P)
+    assert vetoed.action is RiskAction.VETO and vetoed.code == "daily_loss"
+
+
+def test_entries_let_through_earlier_in_the_same_bar_count(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """Four symbols enter on one bar, each risking 2% to its stop: the daily 5% allows two
+    (4%); the third and fourth are vetoed though nothing has filled yet."""
+    symbols = ("AAA", "BBB", "CCC", "DDD")
+
+    def enter_all(context, bar):  # type: ignore[no-untyped-def]
+        if bar.symbol == "DDD":  # once every symbol has its bar
+            for symbol in symbols:
+                context.buy(symbol, 2000, stop_loss=99.0)
+
+    document = manifest(
+        [{"name": "prop-firm", "params": {"timezone": "UTC"}}],
+        symbols=symbols,
+        capital=100_000.0,
+        leverage=100.0,
+    )
+    session = open_session(bot_with(registry, document, Scripted({3: enter_all}), tmp_path))
+    engine = session.engine
+    assert engine is not None
+    bars = sorted(
+        (b for s in symbols for b in flat_bars([100.0] * 3, symbol=s)), key=lambda b: b.ts
+    )
+    engine.run(bars)
+    decisions = engine.journal.query(
+        "SELECT symbol, action FROM risk_decisions WHERE plugin = 'prop-firm' ORDER BY id"
+    )
+    assert [tuple(row) for row in decisions] == [
+        ("AAA", "approve"),
+        ("BBB", "approve"),
+        ("CCC", "veto"),
+        ("DDD", "veto"),
+    ]
+    assert sorted(engine.portfolio.open_positions) == ["AAA", "BBB"]
+
+
+def test_the_days_block_is_taken_when_a_stop_left_the_bot_flat() -> None:
+    """A stop closed the last position at a 4.5% loss (past 80% of the 5% day): flat, the day
+    is blocked all the same, and the flatten it asks for (which cancels working entries) is
+    still owed to the account."""
+    plugin = PropFirm(PropFirmParams())
+    assert plugin.account_actions(ctx(100_000)) == []  # the day starts at 100,000
+    actions = plugin.account_actions(ctx(95_500))  # flat
+    assert [a.kind.value for a in actions] == ["cancel_entries", "flatten"]
+    assert {a.code for a in actions} == {"daily_loss"}
+    assert plugin.check(buy(1), ctx(95_500)).code == "daily_loss"
+    assert plugin.account_actions(ctx(95_500)) == []  # asked once
+
+
+def test_check_takes_the_total_loss_lock_before_the_account_is_asked() -> None:
+    """The loss is seen first by an entry's check (flat, after a stop): the entry is vetoed,
+    the lock held, and the next ``account_actions`` still does the flatten it asks for."""
+    plugin = PropFirm(PropFirmParams(max_daily_loss=0.1))
+    plugin.account_actions(ctx(100_000))
+    decision = plugin.check(buy(1), ctx(91_500))
+    assert decision.action is RiskAction.VETO and decision.code == "total_loss"
+    assert plugin.lock_reason() and "total loss 8,500.00" in plugin.lock_reason()  # type: ignore[operator]
+    assert [a.kind.value for a in plugin.account_actions(ctx(91_500))] == [
+        "cancel_entries",
+        "flatten",
+    ]
+
+
+def test_no_entry_fills_after_a_stop_took_the_day_to_its_block(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """The engine's view: a stop-loss fill leaves the bot flat 4.5% down; the next entries
+    are vetoed (before, the block was only looked at with positions open, and one filled)."""
+    prices = [100.0] * 3 + [95.5] * 4
+    bars = [
+        Bar("TEST", 3600, DAY0 + i * 3600, b.open, b.high, b.low, b.close, 1.0)
+        for i, b in enumerate(flat_bars(prices))
+    ]
+    strategy = Scripted(
+        {
+            1: lambda c, b: c.buy("TEST", 1000, stop_loss=95.5),
+            4: lambda c, b: c.buy("TEST", 100, stop_loss=95.0),
+            5: lambda c, b: c.buy("TEST", 100, stop_loss=95.0),
+        }
+    )
+    document = manifest([{"name": "prop-firm"}], capital=100_000.0, leverage=100.0)
+    session = open_session(bot_with(registry, document, strategy, tmp_path))
+    engine = session.engine
+    assert engine is not None
+    engine.run(bars)
+    fills = [(f.side.value, f.quantity, f.reason) for f in strategy.fills]
+    assert fills == [("buy", 1000, "market"), ("sell", 1000, "stop_loss")]
+    vetoes = engine.journal.query(
+        "SELECT reason FROM risk_decisions WHERE plugin = 'prop-firm' AND action = 'veto'"
+    )
+    assert len(vetoes) == 2 and all("the day's loss 4,500.00" in r[0] for r in vetoes)

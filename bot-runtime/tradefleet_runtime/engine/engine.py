@@ -55,7 +55,7 @@ from tradefleet_runtime.engine.order_book import OrderBook, Resized
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
-from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots
+from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, reducible
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
@@ -259,6 +259,7 @@ class Engine:
             self._decide,
             order_observers=self.hooks.order_observers,
             intent_only=self.hooks.intent_only,
+            reducible=self._reducible,
         )
         # Called for orders, fills, risk decisions and state changes when set (the service sets
         # it; backtests leave it None and pay nothing).
@@ -636,6 +637,13 @@ class Engine:
         order_id = client_order_id(prefix, self._now, symbol, self._sequence)
         self._sequence += 1
         return order_id
+
+    def _reducible(self, symbol: str, side: Side) -> float:
+        # Most intents open or add: no position on the other side, nothing to look through.
+        position = self.portfolio.open_positions.get(symbol)
+        if position is None or position.quantity * side.sign >= 0.0:
+            return 0.0
+        return reducible(self.portfolio, self.book, symbol, side)
 
     def _risk_context(self, symbol: str) -> RiskContext:
         return self._snapshots.context(symbol, self._now, self._day_start_equity, self._peak_equity)

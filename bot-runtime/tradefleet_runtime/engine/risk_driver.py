@@ -6,6 +6,12 @@ declared ``observes-orders`` are told of each order let through, with the price 
 at (a bot whose chain declares none pays one falsy test per order). The account snapshot is
 built once per intent, and only when a plugin that reads it is reached: plugins that declared
 ``intent-only`` get ``BLANK_CONTEXT`` (so a chain of sizers alone builds none).
+
+An intent that only reduces a position — on the side that closes it, for no more than is held
+net of the exits already working — is made reduce-only here, before the gate, whoever sent it
+(``ctx.sell`` of the held quantity is an exit as ``ctx.close`` is): the gate and every rule then
+let it through (no rule may stop a reduction of risk), and the venue gets a reduce-only order,
+which cannot open or reverse a position if the account moved before it filled.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from tradefleet_runtime.model import (
     Position,
     RiskAction,
     RiskDecision,
+    Side,
 )
 
 _APPROVE = RiskAction.APPROVE
 _NAN = float("nan")
+# Relative tolerance of "no more than is held": quantities are sums of fills and float.
+_HELD_TOLERANCE = 1e-9
 
 #: What an ``intent-only`` plugin is handed instead of the account: no time, NaN figures, no
 #: positions, marks or stops (read-only), so a plugin that declared ``intent-only`` and reads
@@ -47,6 +56,7 @@ BLANK_CONTEXT = RiskContext(
     cast("dict[str, tuple[tuple[float, float], ...]]", MappingProxyType({})),
     _NAN,
     _NAN,
+    (),
 )
 # Named tuples built positionally: ``_replace`` and keyword construction cost several times more,
 # and these run for every order.
@@ -68,6 +78,7 @@ class RiskDriver:
         *,
         order_observers: Sequence[tuple[str, OrderObserver]] = (),
         intent_only: Collection[str] = frozenset(),
+        reducible: Callable[[str, Side], float] | None = None,
     ) -> None:
         self.chain = list(chain)
         # (name, plugin, whether it reads the account snapshot), in chain order.
@@ -77,10 +88,15 @@ class RiskDriver:
         self._context = context
         self._decide = decide
         self._order_observers = tuple(order_observers)
+        # How much of a symbol's position an order on a side may still close (0: it opens or
+        # adds); None: the driver marks nothing (a caller with no account).
+        self._reducible = reducible
 
     def order_for(self, intent: OrderIntent, order_id: str, now: int) -> Order | None:
         """The order ``intent`` becomes under ``order_id``, or None when it is refused."""
         decide = self._decide
+        if not intent.reduce_only and self._reducible is not None:
+            intent = self._mark_reducing(intent)
         gated = self.state.gate(intent)
         if gated is not None:
             decide(gated[0], intent, order_id, gated[1])
@@ -160,6 +176,19 @@ class RiskDriver:
         if self._order_observers:
             self._tell_observers(order, context)
         return order
+
+    def _mark_reducing(self, intent: OrderIntent) -> OrderIntent:
+        """``intent`` made reduce-only when it only reduces the position (module docstring);
+        else ``intent`` itself. An unsized intent is left as it is: how much it closes is the
+        sizer's to say, and a sizer sizes entries only."""
+        quantity = intent.quantity
+        if quantity is None or self._reducible is None:
+            return intent
+        left = self._reducible(intent.symbol, intent.side)
+        if left <= 0.0 or quantity > left * (1.0 + _HELD_TOLERANCE):
+            return intent
+        # intent._replace(reduce_only=True), positionally (field 7)
+        return _new(OrderIntent, (*intent[:7], True, *intent[8:]))
 
     def _tell_observers(self, order: Order, context: RiskContext | None) -> None:
         """Hand each order observer the order and the price it was decided at: its limit or

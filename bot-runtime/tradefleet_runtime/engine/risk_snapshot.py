@@ -6,6 +6,9 @@ take a pass over the working orders. Both copies are taken again only when a fil
 order changed them (``Portfolio.version``, ``OrderBook.version``): the intents between two such
 changes — every intent of a bar without fills — share one copy, and only what moves with each
 bar (equity, marks, the bar time) is read afresh. Plugins read the snapshot; none may change it.
+
+The working entry orders (``RiskContext.entries``) are copied with the stops: an entry the chain
+let through earlier in the same bar is in the book, so the next intent's rules count it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
-from tradefleet_runtime.model import Instrument, OrderType, Position
+from tradefleet_runtime.model import Instrument, Order, OrderType, Position, Side
 
 Stops = dict[str, tuple[tuple[float, float], ...]]
 _new = tuple.__new__  # a named tuple built positionally, without its generated __new__
@@ -40,12 +43,51 @@ def protective_stops(portfolio: Portfolio, book: OrderBook) -> Stops:
     return stops
 
 
+def working_entries(book: OrderBook) -> tuple[Order, ...]:
+    """Every working order that is not reduce-only (an entry, or an order adding to or
+    reversing a position), with the quantity it has still to fill, in the book's order."""
+    entries: list[Order] = []
+    for working in book:
+        order = working.order
+        if order.reduce_only:
+            continue
+        left = order.quantity - working.filled
+        if left > 0.0:
+            entries.append(order if not working.filled else order._replace(quantity=left))
+    return tuple(entries)
+
+
+def reducible(portfolio: Portfolio, book: OrderBook, symbol: str, side: Side) -> float:
+    """How much of ``symbol``'s position an order on ``side`` may still close: the quantity
+    held on the other side, less what the working reduce-only orders on ``side`` that are not
+    a bracket's children will close (a bracket's stop and take-profit guard the position, one
+    of them at most fills, and a position closed otherwise takes them with it; an exit already
+    sent is what closes it). 0 when ``side`` would open or add."""
+    position = portfolio.open_positions.get(symbol)
+    if position is None:
+        return 0.0
+    held = -position.quantity * side.sign
+    if held <= 0.0:
+        return 0.0
+    for working in book:
+        order = working.order
+        if (
+            order.reduce_only
+            and order.parent_id is None
+            and order.symbol == symbol
+            and order.side is side
+        ):
+            held -= order.quantity - working.filled
+    return held if held > 0.0 else 0.0
+
+
 class RiskSnapshots:
     """Builds each intent's :class:`RiskContext`, copying positions and stops only when they
     changed since the last copy."""
 
     __slots__ = (
         "_book",
+        "_entries",
         "_initial",
         "_instrument",
         "_portfolio",
@@ -69,6 +111,7 @@ class RiskSnapshots:
         self._positions: dict[str, Position] = {}
         self._positions_at = -1
         self._stops: Stops = {}
+        self._entries: tuple[Order, ...] = ()
         self._stops_at = (-1, -1)
 
     def context(
@@ -85,6 +128,7 @@ class RiskSnapshots:
         at = (version, self._book.version)
         if at != self._stops_at:
             self._stops = protective_stops(portfolio, self._book)
+            self._entries = working_entries(self._book)
             self._stops_at = at
         context: RiskContext = _new(
             RiskContext,
@@ -100,9 +144,10 @@ class RiskSnapshots:
                 self._stops,
                 portfolio.leverage,
                 self._initial,
+                self._entries,
             ),
         )
         return context
 
 
-__all__ = ["RiskSnapshots", "protective_stops"]
+__all__ = ["RiskSnapshots", "protective_stops", "reducible", "working_entries"]

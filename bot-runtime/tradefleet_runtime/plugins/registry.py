@@ -21,7 +21,7 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 
 #: The version of the plugin contract (the SDK surface) this runtime implements. A plugin
 #: written for another major version is refused when it is loaded; minor versions only add.
-CONTRACT_VERSION = "1.10"
+CONTRACT_VERSION = "1.11"
 
 
 def contract_major(version: str) -> str:

@@ -10,6 +10,7 @@ import hashlib
 import json
 from typing import Any
 
+from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.errors import FieldError
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.spec.model import BotManifest
@@ -43,6 +44,7 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
     bot = plugin_context(spec.market.timeframe_s)
     for kind, name, params, path in checks:
         errors.extend(registry.check(kind, name, params, path, bot=bot)[1])
+    errors.extend(_sizers_first(manifest, registry))
     broker = registry.plugins.get((PluginKind.BROKER, spec.broker.name))
     if (
         broker is not None
@@ -57,3 +59,31 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
             )
         )
     return errors
+
+
+def _sizers_first(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
+    """A risk plugin that decides on the order's size (``needs-size``: a breaker's cut, a
+    probation's share) placed before the chain's sizer would see every order the strategy left
+    unsized without one, and cut nothing: refused, naming the plugin's place in ``spec.risk``.
+    A chain without a sizer leaves sizing to the strategy, and is not refused."""
+    chain = [
+        (index, ref.name, registry.plugins.get((PluginKind.RISK, ref.name)))
+        for index, ref in enumerate(manifest.spec.risk)
+    ]
+    sizers = [
+        (index, name)
+        for index, name, plugin in chain
+        if plugin is not None and plugin.spec.has(Capability.SIZER)
+    ]
+    if not sizers:
+        return []
+    first, sizer = sizers[0]
+    return [
+        FieldError(
+            f"spec.risk[{index}]",
+            f"{name} decides on the order's size, but the sizer {sizer} comes after it "
+            f"(spec.risk[{first}]): put a sizer before {name}",
+        )
+        for index, name, plugin in chain[:first]
+        if plugin is not None and plugin.spec.has(Capability.NEEDS_SIZE)
+    ]

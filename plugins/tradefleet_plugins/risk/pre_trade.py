@@ -5,6 +5,9 @@ state (returns for correlation, trade counts): price band, order size and notion
 gross and per-group exposure, correlation with open positions, open positions, leverage per
 symbol, trading hours and days in a timezone, trades per day, minimum holding period, cooldown
 after a loss, minimum balance. Reduce-only orders always pass: no check may stop an exit.
+Entry orders still working (``RiskContext.entries``: sent on an earlier bar, or let through
+earlier in this one) count as what they will open: a position each for ``max_open_positions``,
+their notional in the free margin, gross, group and per-symbol exposure.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import date
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.rolling_corr import RollingReturns
-from tradefleet_plugins.risk.rules import DayClock, local_weekday_minute
+from tradefleet_plugins.risk.rules import DayClock, entry_symbols, local_weekday_minute
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
 
 APPROVE = RiskDecision.approve()
@@ -84,13 +87,18 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         quantity, cap_reason = p.max_order_notional / price, "max_notional"
     notional = quantity * price
     positions = ctx.positions
+    entries = ctx.entries  # working entry orders: what they open and add counts already
     held = positions.get(symbol)
     opens_one = held is None or not held.quantity
-    if p.max_open_positions and opens_one and len(positions) >= p.max_open_positions:
-        return RiskDecision.veto(
-            f"{len(positions)} positions open (at most {p.max_open_positions})",
-            "max_positions",
-        )
+    if p.max_open_positions and opens_one:
+        pending = entry_symbols(entries, positions) if entries else set()
+        open_count = len(positions) + len(pending)
+        if symbol not in pending and open_count >= p.max_open_positions:
+            waiting = f" ({len(pending)} of them entry orders still working)" if pending else ""
+            return RiskDecision.veto(
+                f"{open_count} positions open{waiting} (at most {p.max_open_positions})",
+                "max_positions",
+            )
     if ctx.equity <= 0:
         return RiskDecision.veto("no equity", "no_equity")
     marks = ctx.marks
@@ -104,6 +112,15 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         gross += value
         if group is not None and groups.get(s) == group:
             in_group_values.append(value)
+    pending_here = 0.0  # the signed quantity the symbol's working entries add
+    for order in entries:
+        s = order.symbol
+        value = order.quantity * (order.price or marks.get(s, 0.0))
+        gross += value
+        if group is not None and groups.get(s) == group:
+            in_group_values.append(value)
+        if s == symbol:
+            pending_here += order.quantity * order.side.sign
     leverage = p.margin_leverage or ctx.leverage or 1.0
     free = ctx.equity - gross / leverage
     if notional / leverage > free + 1e-9:
@@ -127,7 +144,7 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
             )
     cap = p.max_leverage_per_symbol.get(symbol, p.max_leverage)
     if cap:
-        signed = (held.quantity if held else 0.0) + quantity * intent.side.sign
+        signed = (held.quantity if held else 0.0) + pending_here + quantity * intent.side.sign
         if abs(signed) * price > cap * ctx.equity + 1e-9:
             return RiskDecision.veto(
                 f"{symbol} would be {abs(signed) * price / ctx.equity:.1f}x equity "

@@ -3,16 +3,20 @@
 - Daily loss: equity must stay at or above ``(1 - max_daily_loss) ×`` the equity at the start of
   the trading day (a configured time in a configured timezone, DST-aware; floating P&L counts).
 - Total loss: equity must stay at or above ``(1 - max_total_loss) ×`` the initial capital.
-- An entry is vetoed when, with every open position's protective stop hit and the order's own
-  stop hit, equity would end below the higher of the two floors (``worst < floor``: ending
-  exactly on the floor is allowed). Stops are taken in the order the venue works them: an
-  entry adding to a position whose stops outlived part of it (a cut leaves them whole) is
-  closed by those first, at their prices, before its own stop. Orders without a stop are
-  vetoed when ``require_stop``.
-- Gross exposure after the order may not exceed ``max_leverage ×`` equity.
+- An entry is vetoed when, with every open position's protective stop hit, every working
+  entry order (sent on an earlier bar, or let through earlier in this one) filled and stopped,
+  and the order's own stop hit, equity would end below the higher of the two floors
+  (``worst < floor``: ending exactly on the floor is allowed). Stops are taken in the order
+  the venue works them: an entry adding to a position whose stops outlived part of it (a cut
+  leaves them whole) is closed by those first, at their prices, before its own stop. Orders
+  without a stop are vetoed when ``require_stop``.
+- Gross exposure after the order (working entry orders included) may not exceed
+  ``max_leverage ×`` equity.
 - Between orders (``acts-on-account``): once the day's loss reaches ``flatten_at`` of its
   allowance, everything is flattened and the day takes no more entries; the same on the total
-  loss, which also locks until a person resets. When open positions could, if every stop were
+  loss, which also locks until a person resets. Both are taken as soon as the loss is seen,
+  by ``check`` or between orders, with positions open or flat (a stop that closed the last
+  position may be what took the loss there). When open positions could, if every stop were
   hit, take equity below the floor (a new day raised it), they are cut to fit (the share is
   found on the stops: a cut removes what the last stops cover, not a slice of every stop).
 - Passing: equity at or above ``(1 + profit_target) ×`` initial with ``min_trading_days`` days
@@ -30,6 +34,7 @@ from datetime import date
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.rules import (
     DayClock,
+    entries_risk_and_gross,
     open_risk,
     open_risk_and_gross,
     order_risk,
@@ -101,6 +106,12 @@ def check_entry(
     at_risk, open_gross = open_risk_and_gross(
         ctx.positions, ctx.marks, ctx.stops, p.unprotected_move
     )
+    if ctx.entries:  # entries working (sent earlier, or let through earlier this bar) count
+        pending_risk, pending_gross = entries_risk_and_gross(
+            ctx.entries, ctx.marks, p.unprotected_move
+        )
+        at_risk += pending_risk
+        open_gross += pending_gross
     loss = at_risk + order_risk(intent.quantity, entry, intent.stop_loss, p.unprotected_move)
     signed = intent.quantity * intent.side.sign
     position = ctx.positions.get(intent.symbol)
@@ -153,6 +164,8 @@ class PropFirm:
         self._day_blocked = ""
         self._locked = ""
         self._locked_since = 0
+        # The flatten a limit taken asked for and the account was not yet told of.
+        self._owed: list[AccountAction] = []
         self._passed = False
         self._trades: Sequence[Trade] = ()
         self._fill_days: set[date] = set()
@@ -179,6 +192,7 @@ class PropFirm:
 
     def reset_lock(self) -> str | None:
         self._locked = ""
+        self._owed = []
         return None
 
     def restore_lock(self, reason: str, since_ts: int) -> None:
@@ -242,10 +256,32 @@ class PropFirm:
 
     # -- the risk plugin ---------------------------------------------------------------------
 
+    def _take_limits(self, ctx: RiskContext) -> None:
+        """Take the total-loss lock and the day's block as soon as the loss reaches
+        ``flatten_at`` of its limit — flat or not (a stop that closed the last position may be
+        what took the loss there) —, and owe the flatten each one asks for (done by the next
+        ``account_actions``, even when this ``check`` saw the loss first)."""
+        initial = ctx.initial_equity or ctx.equity
+        p, limits = self.params, self.limits
+        total_loss = initial - ctx.equity
+        if not self._locked and total_loss >= _less(p.flatten_at * limits.total * initial):
+            self._locked = (
+                f"total loss {total_loss:,.2f} reached {p.flatten_at:.0%} of the "
+                f"{limits.total:.0%} limit"
+            )
+            self._locked_since = ctx.ts
+            self._owed = _flatten(self._locked, "total_loss")
+            return
+        if not self._day_blocked and not self._locked:
+            self._day_blocked = self._day_block(self._day_start - ctx.equity)
+            if self._day_blocked:
+                self._owed = _flatten(self._day_blocked, "daily_loss")
+
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         self._observe(ctx)
         if intent.reduce_only:
             return APPROVE
+        self._take_limits(ctx)
         if self._locked:
             return RiskDecision.veto(f"prop-firm: {self._locked}", "total_loss")
         if self._day_blocked:
@@ -257,22 +293,14 @@ class PropFirm:
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
         self._observe(ctx)
+        self._take_limits(ctx)
+        if self._owed:
+            owed, self._owed = self._owed, []
+            return owed
         if not ctx.positions:
             return []
         initial = ctx.initial_equity or ctx.equity
         limits, p = self.limits, self.params
-        day_loss = self._day_start - ctx.equity
-        total_loss = initial - ctx.equity
-        if total_loss >= _less(p.flatten_at * limits.total * initial) and not self._locked:
-            self._locked = (
-                f"total loss {total_loss:,.2f} reached {p.flatten_at:.0%} of the "
-                f"{limits.total:.0%} limit"
-            )
-            return _flatten(self._locked, "total_loss")
-        if not self._day_blocked:
-            self._day_blocked = self._day_block(day_loss)
-            if self._day_blocked:
-                return _flatten(self._day_blocked, "daily_loss")
         floor, which = floors(self._day_start, initial, limits)
         share = cut_to_fit(
             ctx.equity, open_risk(ctx.positions, ctx.marks, ctx.stops, p.unprotected_move), floor

@@ -91,6 +91,20 @@ class PropFirmParams(PluginParams):
             raise ValueError(f"unknown timezone {self.timezone!r}") from error
         return self
 
+    @model_validator(mode="after")
+    def _daily_within_total(self) -> PropFirmParams:
+        # A day's allowance larger than the whole account's makes the daily limit a dead
+        # letter (and the flatten at its share of it never comes first): refused, naming the
+        # limit the manifest set (the daily one when both are set), not the preset's.
+        daily, total = self.value("max_daily_loss"), self.value("max_total_loss")
+        if daily > total:
+            named = "max_daily_loss" if self.max_daily_loss is not None else "max_total_loss"
+            raise ValueError(
+                f"{named}: the daily loss limit {daily:g} exceeds the total loss limit "
+                f"{total:g} (max_daily_loss may be at most max_total_loss)"
+            )
+        return self
+
     def value(self, name: str) -> float:
         """A limit: the explicit param, else the preset's."""
         own = getattr(self, name)

@@ -5,12 +5,12 @@ No I/O and no clock: every function takes the bar time it decides at.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from tradefleet_runtime.sdk import Position
+from tradefleet_runtime.sdk import Order, Position
 
 
 @lru_cache(maxsize=64)
@@ -252,6 +252,26 @@ def order_risk(quantity: float, entry: float, stop: float | None, unprotected_mo
     if stop is None:
         return quantity * entry * unprotected_move
     return quantity * abs(entry - stop)
+
+
+def entries_risk_and_gross(
+    entries: Sequence[Order], marks: Mapping[str, float], unprotected_move: float
+) -> tuple[float, float]:
+    """What the working entry orders (``RiskContext.entries``) may lose once filled if each
+    one's stop is hit (the assumed move for one without a stop), and the exposure they add:
+    each at its own price (a limit's or a stop's), a market order at its symbol's mark."""
+    risk = gross = 0.0
+    for order in entries:
+        price = order.price or marks.get(order.symbol, 0.0)
+        quantity = order.quantity
+        risk += order_risk(quantity, price, order.stop_loss, unprotected_move)
+        gross += quantity * price
+    return risk, gross
+
+
+def entry_symbols(entries: Sequence[Order], positions: Mapping[str, Position]) -> set[str]:
+    """Symbols a working entry order would open a position in (none open there yet)."""
+    return {order.symbol for order in entries if order.symbol not in positions}
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

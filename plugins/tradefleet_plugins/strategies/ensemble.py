@@ -124,8 +124,10 @@ class Ensemble(Strategy):
             children = [
                 (
                     child.name,
+                    # The child's place in the manifest: the registry names its params
+                    # (``…children[i].params.slow``) and its name (``…children[i].name``).
                     build_strategy(
-                        child.name, child.params, ["strategy", "params", "children", i, "params"]
+                        child.name, child.params, ["spec", "strategy", "params", "children", i]
                     ),
                     child.confidence,
                 )
