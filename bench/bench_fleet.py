@@ -55,6 +55,7 @@ from tests.e2e.serve_process import (
     control,
     ema_bot_manifest,
 )
+from tradefleet_operator.settings import MANAGED_BY
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -128,7 +129,12 @@ def token_secret(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": f"{name}-api-token", "namespace": NAMESPACE},
+        "metadata": {
+            "name": f"{name}-api-token",
+            "namespace": NAMESPACE,
+            # made for the bot: labelled as its child (an unlabelled one is not adopted)
+            "labels": {"tradefleet.io/bot": name, "app.kubernetes.io/managed-by": MANAGED_BY},
+        },
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in tokens.items()},
     }

@@ -483,6 +483,12 @@ class BotSession:
                 name = spec.strategy.name
                 raise StrategyRefused(f"spec.strategy: {name} could not start: {error}") from error
             raise
+        stop = spec.emergency_stop
+        if stop is not None and spec.mode is not Mode.BACKTEST and not engine.halted:
+            # The manifest says halted (the operator writes ``spec.emergencyStop`` into the
+            # pod's bot.yaml): a pod that restarts before its halt was journaled, or on a journal
+            # that is gone (ephemeral), must not trade until a resume. Journaled as any halt.
+            engine.halt("spec.emergencyStop", " ".join(stop.reason.split()))
         owed = journal.flatten_owed() if spec.mode is not Mode.BACKTEST else None
         if owed is not None:
             # An emergency stop with flatten was given while the venue could not be reached:

@@ -1,7 +1,12 @@
 """Making a bot's child objects exist as desired: create, or adopt and patch (I/O).
 
-A create that meets ``409 AlreadyExists`` (a retry of a half-done pass, or an object someone
-made first) adopts and patches the existing object. The api-token Secret's tokens are generated
+A create that meets ``409 AlreadyExists`` (a retry of a half-done pass, or an object made for
+the bot beforehand) adopts and patches the existing object — but only one that is the bot's
+already: owned by this TradingBot, or carrying its labels (``tradefleet.io/bot=<name>`` and
+``app.kubernetes.io/managed-by=tradefleet-operator``; a deleted predecessor's children carry
+them). Anything else of that name (a team's ``Service web`` when a bot is called ``web``) is
+left untouched, and :class:`NameTaken` names it; the bot's Deployment (its pod) is then neither
+created nor changed, so no half of the bot runs. The api-token Secret's tokens are generated
 once; an existing Secret is read, never rotated. Nothing is written when nothing differs
 (``object_diff.needs_update``).
 """
@@ -9,6 +14,7 @@ once; an existing Secret is read, never rotated. Nothing is written when nothing
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +26,46 @@ from tradefleet_operator.context import OperatorContext, event
 from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path, object_path
 from tradefleet_operator.names import api_token_secret_name
 from tradefleet_operator.object_diff import needs_update
-from tradefleet_operator.settings import CONFIG_HASH_ANNOTATION
+from tradefleet_operator.settings import BOT_LABEL, CONFIG_HASH_ANNOTATION, MANAGED_BY
 from tradefleet_operator.tokens import ApiTokens, tokens_from_secret
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+class NameTaken(KubeError):
+    """Objects of a bot's child names exist and are not the bot's: left untouched."""
+
+    def __init__(self, taken: list[str], bot: str) -> None:
+        named = " and ".join(label.replace("/", " ", 1) for label in taken)
+        one = len(taken) == 1
+        message = (
+            f"{named} {'exists and is' if one else 'exist and are'} not this bot's; rename the "
+            f"bot or delete {'it' if one else 'them'} (or, if made for this bot, label "
+            f"{'it' if one else 'them'} {BOT_LABEL}={bot}, {MANAGED_BY_LABEL}={MANAGED_BY})"
+        )
+        super().__init__(409, "NameTaken", message)
+        self.taken = list(taken)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def temporary(self) -> bool:
+        return False  # a person must act: retrying changes nothing until then
+
+
+def is_the_bots(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """``actual`` (an object of the name ``desired`` has) belongs to the bot: owned by this
+    TradingBot, or labelled as its child by this operator."""
+    ours = {ref.get("uid") for ref in desired.get("metadata", {}).get("ownerReferences", [])}
+    meta = actual.get("metadata", {})
+    if any(ref.get("uid") in ours for ref in meta.get("ownerReferences") or []):
+        return True
+    have = meta.get("labels") or {}
+    want = desired.get("metadata", {}).get("labels") or {}
+    return bool(want.get(BOT_LABEL)) and all(
+        have.get(key) == want.get(key) for key in (BOT_LABEL, MANAGED_BY_LABEL)
+    )
 
 
 def _owner_reference_missing(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
@@ -98,7 +142,9 @@ async def apply_object(
     create_first: bool = False,
 ) -> tuple[str, Mapping[str, Any] | None]:
     """Create, or adopt and patch, one object. Returns what happened ("created", "adopted",
-    "patched", "unchanged") and the object as it was before (None if created).
+    "patched", "unchanged") and the object as it was before (None if created). Raises
+    :class:`NameTaken` for an existing object that is not the bot's (:func:`is_the_bots`),
+    without touching it.
 
     ``create_first`` skips the read when the object is expected not to exist (a bot never
     reconciled before): one request instead of two, and a 409 still ends in adopt-and-patch.
@@ -117,6 +163,9 @@ async def apply_object(
         actual = await kube.get(path)
         if actual is None:
             raise KubeError(409, "Conflict", f"{_label(desired)} exists and vanished; retrying")
+    if not is_the_bots(desired, actual):
+        bot = str(desired.get("metadata", {}).get("labels", {}).get(BOT_LABEL, ""))
+        raise NameTaken([_label(desired)], bot)
     patch = _patch_for(_mutable_part(desired), actual)
     if patch is None:
         return "unchanged", actual
@@ -128,6 +177,18 @@ async def apply_object(
     await kube.patch(path, patch)
     adopted = _owner_reference_missing(desired, actual)
     return ("adopted" if adopted else "patched"), actual
+
+
+async def reconcile_config(
+    ctx: OperatorContext, body: kopf.Body, config_map: dict[str, Any]
+) -> dict[str, list[str]]:
+    """Bring only the ConfigMap (``bot.yaml``, :func:`.objects.configmap`) to the spec: after a
+    change of the live fields, which the runtime takes over gRPC, so that a restarted pod
+    starts as the spec says."""
+    desired = copy.deepcopy(config_map)
+    kopf.adopt(desired, owner=body)
+    outcome, _ = await apply_object(ctx.kube, desired)
+    return {outcome: [_label(desired)]}
 
 
 def _pod_hash(deployment: Mapping[str, Any] | None) -> str | None:
@@ -167,6 +228,8 @@ async def reconcile_objects(
         outcomes.setdefault(outcome, []).append(_label(obj))
         before[_label(obj)] = previous
 
+    taken: list[str] = []  # child names held by objects that are not the bot's
+
     secret = None if fresh else await ctx.kube.get(secret_path)
     tokens = tokens_from_secret(secret) or ApiTokens.generate()
     desired = desired_with(tokens)
@@ -183,22 +246,43 @@ async def reconcile_objects(
                 raise KubeError(
                     409, "Conflict", "the api-token Secret vanished; retrying"
                 ) from error
-            existing = tokens_from_secret(secret)
-            if existing is not None:  # never rotate: the runtime may already use these
-                tokens = existing
-                desired = desired_with(tokens)
-                token_secret = next(obj for obj in desired if obj["kind"] == "Secret")
+            if is_the_bots(token_secret, secret):
+                existing = tokens_from_secret(secret)
+                if existing is not None:  # never rotate: the runtime may already use these
+                    tokens = existing
+                    desired = desired_with(tokens)
+                    token_secret = next(obj for obj in desired if obj["kind"] == "Secret")
     if secret is not None:
-        outcome, previous = await apply_object(ctx.kube, token_secret, secret)
-        record(token_secret, outcome, previous)
-    ctx.tokens[(namespace, name)] = tokens
+        try:
+            outcome, previous = await apply_object(ctx.kube, token_secret, secret)
+        except NameTaken as error:
+            taken += error.taken
+        else:
+            record(token_secret, outcome, previous)
+            ctx.tokens[(namespace, name)] = tokens
+    else:
+        ctx.tokens[(namespace, name)] = tokens
 
     async def one(obj: Mapping[str, Any]) -> None:
-        outcome, previous = await apply_object(ctx.kube, obj, create_first=fresh)
-        record(obj, outcome, previous)
+        try:
+            outcome, previous = await apply_object(ctx.kube, obj, create_first=fresh)
+        except NameTaken as error:
+            taken.extend(error.taken)
+        else:
+            record(obj, outcome, previous)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
     await asyncio.gather(*(one(obj) for obj in rest))
+    if taken:
+        # The objects that are the bot's are at the spec (owned by it: they go with it); its
+        # Deployment waits until every name is its own, so no pod runs on half a bot. (Read,
+        # never written, so that the message names it too when its name is taken as well.)
+        for obj in desired:
+            if obj["kind"] == "Deployment":
+                found = await ctx.kube.get(object_path(obj))
+                if found is not None and not is_the_bots(obj, found):
+                    taken.append(_label(obj))
+        raise NameTaken(taken, name)
     for obj in desired:
         if obj["kind"] == "Deployment":
             await one(obj)
@@ -209,4 +293,6 @@ async def reconcile_objects(
                     reason="ConfigChanged",
                     message=f"config hash {old} → {config_hash}: rolling out the runtime pod",
                 )
+    if taken:  # the Deployment's own name is taken
+        raise NameTaken(taken, name)
     return outcomes

@@ -28,6 +28,10 @@ class Call:
     method: str  # Pause, Resume, EmergencyStop
     reason: str
     flatten: bool = False
+    #: A Resume that undoes a pause only: a halt (a person's, a risk plugin's, a Degraded
+    #: reconciliation stop) stays. Only the removal of the spec's own emergency stop sends the
+    #: full Resume.
+    pause_only: bool = False
 
 
 def desired_control(live: LiveSpec) -> Control:
@@ -66,6 +70,10 @@ def plan_control(
 
     Without it (a change handler, i.e. a spec generation newer than the last one acted on) the
     plan follows the spec's change alone: this is the only path that ever sends ``Resume``.
+    What a Resume may undo is what the operator applied: a pause it applied (``applied`` is
+    Paused, the spec's ``paused`` back to false) is undone with ``pause_only`` — a halt the
+    runtime holds from elsewhere (a person's ``tradefleet stop``, a Degraded start) stays; only
+    the removal of the spec's ``emergencyStop`` (``applied`` is Halted) sends the full Resume.
 
     With it (the status timer, whose view of the spec may be a generation old) control only
     moves towards safety: a halt the spec asks for is enforced, and a pause on a running
@@ -79,6 +87,7 @@ def plan_control(
     halt = Call("EmergencyStop", stop.reason if stop else "", stop.flatten if stop else False)
     pause = Call("Pause", "spec.paused is true")
     resume = Call("Resume", f"spec asks for {desired.value.lower()}")
+    unpause = Call("Resume", "spec.paused is false", pause_only=True)
     if not known:
         if applied == desired.value or (applied is None and desired is Control.RUNNING):
             flatten_asked = stop is not None and stop.flatten
@@ -87,7 +96,7 @@ def plan_control(
             return [halt]
         if desired is Control.PAUSED:
             return [resume, pause] if applied == Control.HALTED.value else [pause]
-        return [resume]
+        return [resume] if applied == Control.HALTED.value else [unpause]
     if observed is None:  # starting, stopping, stopped or failed: nothing to steer yet
         return []
     if desired is Control.HALTED:

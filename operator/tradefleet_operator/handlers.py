@@ -32,7 +32,7 @@ import kopf
 
 from tradefleet_operator import admission, objects, webhook_tls
 from tradefleet_operator.bot_api import LiveSpec, TradingBot
-from tradefleet_operator.children import reconcile_objects
+from tradefleet_operator.children import NameTaken, reconcile_config, reconcile_objects
 from tradefleet_operator.context import OperatorContext, context, event
 from tradefleet_operator.control import observed_control
 from tradefleet_operator.k8s_api import KubeApi, KubeError
@@ -72,6 +72,9 @@ from tradefleet_runtime.spec.model import StopPolicy
 __all__ = ["finalize", "poll_status", "reconcile", "register_admission", "startup", "validate"]
 
 FINALIZER = "tradefleet.io/finalizer"
+
+#: How often a bot whose child names are taken by other objects is looked at again (seconds).
+NAME_TAKEN_RETRY_S = 60
 
 #: How often each bot's status is read from its runtime (seconds; read when kopf registers
 #: the timer, i.e. at import).
@@ -153,12 +156,17 @@ _LIVE_PATHS = frozenset(("spec", BotSpec.model_fields[name].alias or name) for n
 
 
 def live_only_change(reason: str, diff: Any) -> bool:
-    """True for an update that changed nothing but live fields (and metadata)."""
+    """True for an update that changed nothing but live fields (and annotations).
+
+    A change of the labels is not: they reach the pod (its team variable, from the label
+    ``--team-label`` names) and ``bot.yaml``, so they need the object pass."""
     if reason != "update" or not diff:
         return False
     for item in diff:
         path = tuple(item[1])
         if path[:1] == ("metadata",):
+            if path[:2] != ("metadata", "annotations"):
+                return False  # labels (or the whole metadata): the objects depend on them
             continue
         if path[:2] not in _LIVE_PATHS and path not in {("spec",)}:
             return False
@@ -230,10 +238,14 @@ async def _reconcile(
         except Exception as error:  # an invalid spec (admission would have refused it)
             problem = str(error)[:1000]
         valid, config_hash = bot is not None, ""
+        config_map: dict[str, Any] | None = None  # a live-only change writes only this
         if bot is not None:
             # kubectl prints a list column as a JSON array: the joined string is in .status.
             new = new.model_copy(update={"symbols": ",".join(bot.spec.market.symbols)})
             config_hash = objects.config_hash(bot)
+            if live_only_change(reason, diff) and old.config_hash == config_hash:
+                # Rendered now: the parsed spec may be dropped while steering waits.
+                config_map = objects.configmap(bot, ctx.settings)
         # The runtime first: a halt waits for nothing but the parse (not for object writes).
         live = bot.live if bot is not None else LiveSpec.salvage(body.get("spec") or {})
         if ctx.runtime.saturated():
@@ -262,21 +274,24 @@ async def _reconcile(
             )  # fmt: skip
             return steering_left
 
-        if live_only_change(reason, diff) and old.config_hash == config_hash:
-            # Only live fields changed (pause, emergency stop): steered over gRPC above, and no
-            # object depends on them. Skipping the object pass keeps a fleet-wide stop fast.
-            new = new.model_copy(update={"observed_generation": generation})
-            return steering_left
         try:
-            fresh = not old.config_hash  # never reconciled: create without reading
-            if ctx.object_passes.locked():
-                # Queued behind other bots' passes (a fleet applied at once queues nearly every
-                # bot here): hold only the body kopf keeps anyway, not the parsed spec, and
-                # parse it again once a slot is ours (issue 19, memory at scale).
-                bot = None
-            async with ctx.object_passes:  # bounded: the memory peak of a fleet applied at once
-                parsed = bot or TradingBot.parse(body)
-                outcomes = await reconcile_objects(ctx, body, parsed, config_hash, fresh=fresh)
+            if config_map is not None:
+                # Only live fields changed (pause, emergency stop): steered over gRPC above, and
+                # the pod is not rolled (the config hash leaves them out). Only the ConfigMap is
+                # brought to the spec: its bot.yaml carries them, and a pod that restarts (an
+                # eviction, an OOM kill) must start paused or halted as the spec says now.
+                # Nothing else is read or written: a fleet-wide stop stays fast.
+                outcomes = await reconcile_config(ctx, body, config_map)
+            else:
+                fresh = not old.config_hash  # never reconciled: create without reading
+                if ctx.object_passes.locked():
+                    # Queued behind other bots' passes (a fleet applied at once queues nearly
+                    # every bot here): hold only the body kopf keeps anyway, not the parsed
+                    # spec, and parse it again once a slot is ours (issue 19, memory at scale).
+                    bot = None
+                async with ctx.object_passes:  # bounded: the memory peak of a fleet at once
+                    parsed = bot or TradingBot.parse(body)
+                    outcomes = await reconcile_objects(ctx, body, parsed, config_hash, fresh=fresh)
         except KubeError as error:
             if error.temporary:
                 # Transient (a conflict, an earlier bot's children not collected yet, the API
@@ -286,7 +301,10 @@ async def _reconcile(
                     event(body, warning=True, reason="ReconcileRetrying", message=str(error)[:500])
                 raise kopf.TemporaryError(str(error), delay=min(30, 2 * (retry + 1))) from error
             outcome = "failed"
-            event(body, warning=True, reason="ReconcileFailed", message=str(error)[:1000])
+            taken = isinstance(error, NameTaken)
+            if not taken or retry == 0:
+                kind = "NameTaken" if taken else "ReconcileFailed"
+                event(body, warning=True, reason=kind, message=str(error)[:1000])
             new = new.model_copy(
                 update={
                     "phase": advance(old.phase, Phase.FAILED),
@@ -297,6 +315,10 @@ async def _reconcile(
                     ),
                 }
             )  # fmt: skip
+            if taken:
+                # Looked at again now and then: once a person renames or deletes the other
+                # object, the bot is made without another change to it.
+                raise kopf.TemporaryError(str(error), delay=NAME_TAKEN_RETRY_S) from error
             return steering_left
         made = outcomes.get("created", []) + outcomes.get("adopted", [])
         if outcomes.get("created"):

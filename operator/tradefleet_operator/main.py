@@ -28,6 +28,7 @@ import random
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from tradefleet_operator.settings import TEAM_LABEL, OperatorSettings
 
@@ -136,8 +137,45 @@ def liveness_url(args: argparse.Namespace) -> str | None:
     return str(args.liveness) or None
 
 
+def port_collision(args: argparse.Namespace) -> str | None:
+    """Two of the operator's listeners (liveness, metrics, admission webhook) on one port of
+    one address, named by their options; None when each has its own. Checked before anything
+    starts: otherwise the second to bind fails with "address already in use" mid-start."""
+    listeners: list[tuple[str, str, int]] = []  # (option, host, port)
+    live = liveness_url(args)
+    if live:
+        parsed = urlsplit(live)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if port is not None:
+            listeners.append((f"--liveness ({live})", parsed.hostname or "", port))
+    if args.metrics_port:
+        listeners.append(
+            (f"--metrics-port {args.metrics_port}", args.bind_address, args.metrics_port)
+        )
+    if args.admission_port:
+        listeners.append(
+            (f"--admission-port {args.admission_port}", args.bind_address, args.admission_port)
+        )
+    anywhere = {"", "0.0.0.0", "::"}
+    for index, (name, host, port) in enumerate(listeners):
+        for other, other_host, other_port in listeners[:index]:
+            same_host = host == other_host or host in anywhere or other_host in anywhere
+            if port == other_port and same_host:
+                return (
+                    f"{other} and {name} use the same port {port}: each listener needs its own port"
+                )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    collision = port_collision(args)
+    if collision is not None:
+        print(f"tradefleet-operator: {collision}", file=sys.stderr)
+        return 2
     # The timer's interval is read when the handlers are imported.
     os.environ["TRADEFLEET_STATUS_INTERVAL"] = str(args.status_interval)
 

@@ -228,7 +228,10 @@ def runtime_failure(pods: Sequence[Mapping[str, object]]) -> str | None:
     0 (the runtime writes its failure reason to the termination log and exits 1), else None.
 
     Reads ``state.terminated`` (the container has not restarted yet) or, while it restarts in
-    a crash loop, ``lastState.terminated``; the newest pod wins."""
+    a crash loop (``state.waiting``), ``lastState.terminated``; the newest pod wins. A runtime
+    container that runs now (``state.running``) has not failed, whatever an earlier run of it
+    left in ``lastState`` (an OOM kill days ago): then None, also beside an older pod that
+    failed (an evicted pod kept for its record)."""
     found: tuple[str, str] | None = None
     for pod in pods:
         status = pod.get("status")
@@ -237,6 +240,9 @@ def runtime_failure(pods: Sequence[Mapping[str, object]]) -> str | None:
         for container in status.get("containerStatuses") or ():
             if not isinstance(container, Mapping) or container.get("name") != RUNTIME_CONTAINER:
                 continue
+            state = container.get("state")
+            if isinstance(state, Mapping) and state.get("running") is not None:
+                return None  # running now: not failed (unreachable, maybe; not Failed)
             for key in ("state", "lastState"):
                 terminated = (container.get(key) or {}).get("terminated")
                 if isinstance(terminated, Mapping) and terminated.get("exitCode") not in (0, None):

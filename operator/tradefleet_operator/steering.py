@@ -124,6 +124,11 @@ async def steer(
             reason, template = _EVENTS[desired]
             flatten = " (flattening every position)" if calls[-1].flatten else ""
             message = template.format(reason=calls[-1].reason, flatten=flatten)
+            if calls[-1].pause_only:
+                message = "pause lifted (spec.paused is false)"
+                if snapshot is not None and snapshot.halted:
+                    # Not the operator's halt (a person's, or a Degraded start): it stays.
+                    message += f"; the runtime stays halted: {snapshot.halt_reason}"
             event(body, reason=reason, message=message)
         if wants_reset:
             parsed = parse_reset_request(annotation)

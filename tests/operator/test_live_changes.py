@@ -29,3 +29,11 @@ def test_anything_else_needs_the_object_pass() -> None:
     assert not live_only_change("create", [("change", ("spec", "paused"), False, True)])
     assert not live_only_change("resume", ())
     assert not live_only_change("update", ())
+
+
+def test_a_label_change_needs_the_object_pass() -> None:
+    """Labels reach the pod (the team label is its TRADEFLEET_TEAM) and bot.yaml."""
+    team = ("change", ("metadata", "labels", "tradefleet.io/team"), "a", "b")
+    assert not live_only_change("update", [team])
+    assert not live_only_change("update", [("change", ("spec", "paused"), False, True), team])
+    assert not live_only_change("update", [("add", ("metadata", "labels"), None, {"x": "y"})])

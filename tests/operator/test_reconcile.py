@@ -95,26 +95,33 @@ def _body(**spec: Any) -> dict[str, Any]:
     return body
 
 
-def _reconcile(kube: FakeKube, body: dict[str, Any], reason: str, diff: Any = ()) -> dict[str, Any]:
-    """One reconcile pass; returns the status patch it asked kopf to send."""
+def _reconcile(
+    kube: FakeKube, body: dict[str, Any], reason: str, diff: Any = (), *, retried: bool = False
+) -> dict[str, Any]:
+    """One reconcile pass; returns the status patch it asked kopf to send (``retried``: the
+    pass may end asking kopf to retry a control call the runtime did not take)."""
     ctx = OperatorContext(
         settings=OperatorSettings(),
         kube=cast(KubeApi, kube),
         runtime=RuntimeClients(timeout=0.2),
     )
     patch = kopf.Patch()
-    asyncio.run(
-        handlers.reconcile(
-            body=cast(kopf.Body, body),
-            meta=cast(kopf.Meta, body["metadata"]),
-            status=cast(kopf.Status, body.get("status") or {}),
-            patch=patch,
-            memo=kopf.Memo(tradefleet=ctx),
-            logger=cast(kopf.Logger, logging.getLogger("test")),
-            reason=reason,
-            diff=diff,
+    try:
+        asyncio.run(
+            handlers.reconcile(
+                body=cast(kopf.Body, body),
+                meta=cast(kopf.Meta, body["metadata"]),
+                status=cast(kopf.Status, body.get("status") or {}),
+                patch=patch,
+                memo=kopf.Memo(tradefleet=ctx),
+                logger=cast(kopf.Logger, logging.getLogger("test")),
+                reason=reason,
+                diff=diff,
+            )
         )
-    )
+    except kopf.TemporaryError:
+        if not retried:
+            raise
     return dict(patch.get("status") or {})
 
 
@@ -134,18 +141,69 @@ def test_one_parse_per_reconcile_and_no_write_when_nothing_changed(parses: list[
     assert kube.writes == []  # and no object write
 
 
-def test_a_live_only_change_parses_once_and_skips_the_object_pass(parses: list[str]) -> None:
+def _bot_yaml(kube: FakeKube) -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load(
+        kube.objects["/api/v1/namespaces/trading/configmaps/eurusd-paper-config"]["data"][
+            "bot.yaml"
+        ]
+    )
+    return found
+
+
+def test_a_live_only_change_parses_once_and_writes_only_the_configmap(
+    parses: list[str],
+) -> None:
+    """Pause and emergency stop go to the runtime over gRPC and roll no pod; of the objects only
+    the ConfigMap follows them (a pod that restarts reads its bot.yaml)."""
     kube = FakeKube()
     body = _body()
     body["status"] = _reconcile(kube, body, "create")
-    parses.clear()
-    kube.writes.clear()
-    body["spec"]["paused"] = True
+    deployment = copy.deepcopy(
+        kube.objects["/apis/apps/v1/namespaces/trading/deployments/eurusd-paper"]
+    )
+    for generation, change in enumerate(
+        [
+            {"paused": True},
+            {"paused": False},
+            {"emergencyStop": {"reason": "news"}},
+        ],
+        start=2,
+    ):
+        parses.clear()
+        kube.writes.clear()
+        body["spec"].update(change)
+        body["metadata"]["generation"] = generation
+        (field, value) = next(iter(change.items()))
+        diff = [("change", ("spec", field), None, value)]
+        # The runtime (127.0.0.1:1) does not answer: a Resume or a halt asks for a retry.
+        written = _reconcile(kube, body, "update", diff, retried=True)
+        assert len(parses) == 1
+        path = "/api/v1/namespaces/trading/configmaps/eurusd-paper-config"
+        assert kube.writes == [("PATCH", path)]
+        assert written["observedGeneration"] == generation
+        spec = _bot_yaml(kube)["spec"]
+        assert spec["paused"] is body["spec"]["paused"]
+        stop = body["spec"].get("emergencyStop")
+        assert spec.get("emergencyStop") == ({"flatten": False, **stop} if stop else None)
+        body["status"] = {**body["status"], **written}
+    # the pod was never rolled
+    assert kube.objects["/apis/apps/v1/namespaces/trading/deployments/eurusd-paper"] == deployment
+
+
+def test_a_label_change_reaches_the_pod_and_the_configmap(parses: list[str]) -> None:
+    """The team label names the pod's TRADEFLEET_TEAM: a label change is not live-only."""
+    kube = FakeKube()
+    body = _body()
+    body["metadata"]["labels"] = {"tradefleet.io/team": "a"}
+    body["status"] = _reconcile(kube, body, "create")
+    body["metadata"]["labels"] = {"tradefleet.io/team": "b"}
     body["metadata"]["generation"] = 2
-    written = _reconcile(kube, body, "update", [("change", ("spec", "paused"), False, True)])
-    assert len(parses) == 1
-    assert kube.writes == []
-    assert written["observedGeneration"] == 2
+    diff = [("change", ("metadata", "labels", "tradefleet.io/team"), "a", "b")]
+    _reconcile(kube, body, "update", diff)
+    deployment = kube.objects["/apis/apps/v1/namespaces/trading/deployments/eurusd-paper"]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["value"] for e in env if e["name"] == "TRADEFLEET_TEAM"] == ["b"]
+    assert _bot_yaml(kube)["metadata"]["labels"] == {"tradefleet.io/team": "b"}
 
 
 def test_an_invalid_spec_is_parsed_once_and_fails_the_bot(parses: list[str]) -> None:
@@ -225,7 +283,9 @@ def test_a_pass_whose_steering_may_queue_drops_its_parse_first(
     body["spec"]["paused"] = True
     body["metadata"]["generation"] = 2
     written = _reconcile(kube, body, "update", [("change", ("spec", "paused"), False, True)])
-    assert len(parses) == 1 and kube.writes == []  # live only: no second parse, no object pass
+    # live only: no second parse, and of the objects only the ConfigMap (rendered before)
+    assert len(parses) == 1
+    assert kube.writes == [("PATCH", "/api/v1/namespaces/trading/configmaps/eurusd-paper-config")]
     assert written["observedGeneration"] == 2
 
 
@@ -424,3 +484,36 @@ def test_a_halted_view_older_than_the_recorded_control_steers_nothing(parses: li
         )
     )
     assert runtime.calls == []
+
+
+def test_an_object_of_a_child_name_that_is_not_the_bot_s_is_left_alone(
+    parses: list[str],
+) -> None:
+    """A Service of the bot's name made by someone else: not adopted nor patched, no pod made,
+    the status says which object, and the pass is looked at again later."""
+    kube = FakeKube()
+    service_path = "/api/v1/namespaces/trading/services/eurusd-paper"
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "eurusd-paper", "namespace": "trading", "labels": {"app": "web"}},
+        "spec": {"selector": {"app": "web"}},
+    }
+    kube.objects[service_path] = copy.deepcopy(foreign)
+    written = _reconcile(kube, _body(), "create", retried=True)
+    assert kube.objects[service_path] == foreign
+    assert "/apis/apps/v1/namespaces/trading/deployments/eurusd-paper" not in kube.objects
+    reconciled = next(c for c in written["conditions"] if c["type"] == "Reconciled")
+    assert (reconciled["status"], reconciled["reason"]) == ("False", "NameTaken")
+    assert reconciled["message"].startswith(
+        "Service eurusd-paper exists and is not this bot's; rename the bot or delete it"
+    )
+    # labelled as the bot's child (made for it beforehand): adopted
+    kube.objects[service_path]["metadata"]["labels"] = {
+        "tradefleet.io/bot": "eurusd-paper",
+        "app.kubernetes.io/managed-by": "tradefleet-operator",
+    }
+    written = _reconcile(kube, _body(), "create")
+    assert kube.objects[service_path]["spec"]["selector"]["tradefleet.io/bot"] == "eurusd-paper"
+    assert kube.objects[service_path]["metadata"]["ownerReferences"][0]["kind"] == "TradingBot"
+    assert "/apis/apps/v1/namespaces/trading/deployments/eurusd-paper" in kube.objects

@@ -232,6 +232,23 @@ def test_plan_control(
         assert calls[0] == Call("EmergencyStop", "r", True)
 
 
+def test_undoing_a_pause_the_operator_applied_never_lifts_a_halt() -> None:
+    """spec.paused true → false undoes the pause the operator applied, and only that: the
+    Resume goes with ``pause_only`` (a person's direct halt, a Degraded stop stay). Only the
+    removal of the spec's own emergency stop sends the full Resume."""
+    assert plan_control(RUN, "Paused", None, known=False) == [
+        Call("Resume", "spec.paused is false", pause_only=True)
+    ]
+    full = plan_control(RUN, "Halted", None, known=False)
+    assert [(c.method, c.pause_only) for c in full] == [("Resume", False)]
+    # emergencyStop removed while the spec still pauses: full Resume, then the pause again
+    both = plan_control(PAUSE, "Halted", None, known=False)
+    assert [(c.method, c.pause_only) for c in both] == [("Resume", False), ("Pause", False)]
+    # the timer never resumes, not even a pause only
+    assert plan_control(RUN, "Paused", Control.PAUSED, known=True) == []
+    assert plan_control(RUN, "Paused", Control.HALTED, known=True) == []
+
+
 def test_a_flatten_added_to_a_halt_already_applied_is_sent() -> None:
     """Halted without flatten, then the spec (or a fleet stop) asks to flatten too: the halt
     goes again, with it — the runtime flattens a bot that is already halted. Once done, or
@@ -309,6 +326,29 @@ def test_listeners_bind_all_interfaces_only_when_told(monkeypatch: pytest.Monkey
 def _pod(state: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
     container = {"name": "runtime", "state": state, "lastState": last or {}}
     return {"status": {"containerStatuses": [container]}}
+
+
+def test_a_runtime_running_now_is_not_failed_by_an_earlier_crash() -> None:
+    """``lastState`` keeps the previous run's end (an OOM kill days ago) while the container
+    runs again: a runtime whose gRPC port does not answer for a moment is not Failed for it."""
+    from tradefleet_operator.status_mapping import runtime_failure
+
+    oom = {
+        "terminated": {
+            "exitCode": 137,
+            "reason": "OOMKilled",
+            "finishedAt": "2026-12-02T07:59:58Z",
+        }
+    }
+    running = {"running": {"startedAt": "2026-12-02T08:00:00Z"}}
+    assert runtime_failure([_pod(running, oom)]) is None
+    # nor beside an older pod that failed (an evicted pod kept for its record)
+    evicted = _pod({"terminated": {**oom["terminated"], "finishedAt": "2026-12-01T00:00:00Z"}})
+    assert runtime_failure([evicted, _pod(running, oom)]) is None
+    assert runtime_failure([_pod(running, oom), evicted]) is None
+    # still failed while it waits to restart in a crash loop
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    assert runtime_failure([_pod(waiting, oom)]) == "the runtime exited with code 137 (OOMKilled)"
 
 
 def test_a_runtime_that_exited_non_zero_makes_the_bot_failed_with_its_reason() -> None:

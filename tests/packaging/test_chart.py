@@ -360,6 +360,10 @@ def test_schema_refuses_a_wrong_value(values: dict[str, str]) -> None:
 # if/then would answer 'Must validate "then" as "if" was valid').
 NEEDS = [
     ({"operator.replicas": "2"}, "operator.peering.enabled: true"),
+    # the operator's listeners share the pod's network: one port each
+    ({"operator.liveness.port": "9090"}, "operator.liveness.port and operator.metrics.port"),
+    ({"operator.admission.port": "8080"}, "operator.liveness.port and operator.admission.port"),
+    ({"operator.metrics.port": "9443"}, "operator.metrics.port and operator.admission.port"),
 ]
 # (Admission no longer needs a certSecret: the operator makes and rotates its own CA unless the
 # chart is told to use cert-manager's.)

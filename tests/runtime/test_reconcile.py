@@ -628,6 +628,33 @@ def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
         journal.close()
 
 
+def test_a_pause_only_resume_leaves_a_degraded_bot_halted(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    """The operator undoing the pause it applied (``Resume`` with ``pause_only``) must not
+    clear a Degraded stop: only a person who has looked at the venue may."""
+    _run(tmp_path, registry, _bars(0, 5))
+    _foreign_fill_while_down()
+    bot = assemble(load_manifest(_manifest(tmp_path)), registry, tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite", durable=True)
+    controller = BotController(bot, journal, registry, speed=1.0, bars=_bars(6, 2))
+    controller.start()
+    try:
+        deadline = 200
+        while controller.get_status().phase is not Phase.DEGRADED and deadline:
+            controller.wait(0.05)
+            deadline -= 1
+        controller.pause("operator", "spec.paused is true")
+        status = controller.resume("operator", "spec.paused is false", pause_only=True)
+        assert status.phase is Phase.DEGRADED and status.halted and not status.paused
+        assert not status.reconciled
+        assert controller.resume("alice", "checked the account").phase is Phase.RUNNING
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
+
+
 def test_a_refused_amend_leaves_the_order_working_as_it_was() -> None:
     broker = PaperBroker(PaperBrokerParams())
     broker.connect(BrokerContext(NAME, "paper", ("BTCUSDT",), "USD", 1000.0))  # type: ignore[arg-type]

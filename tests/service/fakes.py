@@ -239,8 +239,15 @@ class FakeControlPlane:
         self.publish(EventKind.STATE, f"paused by {who}: {reason}", {"phase": "Paused"})
         return status
 
-    def resume(self, who: str, reason: str) -> StatusSnapshot:
+    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> StatusSnapshot:
         self.calls.append(("resume", who, reason))
+        if pause_only:
+            halted = self.get_status().halted
+            status = self._set(
+                paused=False, pause_reason="", phase=Phase.HALTED if halted else Phase.RUNNING
+            )
+            self.publish(EventKind.STATE, f"pause lifted by {who}: {reason}", {"phase": "Running"})
+            return status
         status = self._set(
             paused=False, pause_reason="", halted=False, halt_reason="", phase=Phase.RUNNING
         )

@@ -1082,8 +1082,22 @@ class Engine:
         if self.state.pause(reason):
             self._state("paused", f"paused by {who}: {reason}", {"who": who, "reason": reason})
 
-    def resume(self, who: str, reason: str) -> None:
-        """Clear a pause and a halt (a Degraded bot's too: a person has looked at the venue)."""
+    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> None:
+        """Clear a pause and a halt (a Degraded bot's too: a person has looked at the venue).
+
+        ``pause_only`` clears the pause alone: a halt and a Degraded stop stay (the operator's
+        undoing of a pause it applied must never lift a person's emergency stop). It is
+        journaled as ``unpaused``, never ``resumed``: a restart must not read it as the resume
+        that ended a halt."""
+        if pause_only:
+            if self.state.unpause():
+                kept = f" (the emergency stop stays: {self.halt_reason})" if self.halted else ""
+                self._state(
+                    "unpaused",
+                    f"pause lifted by {who}: {reason}{kept}",
+                    {"who": who, "reason": reason, "halted": self.halted},
+                )
+            return
         self.degraded_reason = ""
         if self.state.resume():
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})

@@ -91,6 +91,13 @@ class TradingState:
         self.pause_reason = self.halt_reason = ""
         return True
 
+    def unpause(self) -> bool:
+        """Clear a pause only (a halt stays); False when there was none."""
+        if not self.paused:
+            return False
+        self.paused, self.pause_reason = False, ""
+        return True
+
     def halt(self, reason: str) -> bool:
         if self.halted:
             return False

@@ -419,8 +419,10 @@ class ControlPlane(Protocol):
 
     def pause(self, who: str, reason: str) -> StatusSnapshot: ...
 
-    def resume(self, who: str, reason: str) -> StatusSnapshot:
-        """Clears a pause and a halt (the only way out of an emergency stop)."""
+    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> StatusSnapshot:
+        """Clears a pause and a halt (the only way out of an emergency stop); with
+        ``pause_only``, the pause alone (a halt and a Degraded stop stay: the answer's
+        ``halted`` says one still holds)."""
         ...
 
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:

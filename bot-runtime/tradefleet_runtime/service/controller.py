@@ -506,13 +506,17 @@ class BotController:
         self._call(lambda: self._engine_or_held().pause(who, reason))
         return self._snapshot
 
-    def resume(self, who: str, reason: str) -> StatusSnapshot:
+    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> StatusSnapshot:
         reason = check_reason(reason, "a resume")
 
         def resume() -> None:
             engine = self._engine_or_held()
             if isinstance(engine, HeldControl):
-                engine.resume(who, reason)
+                engine.resume(who, reason, pause_only=pause_only)
+                return
+            if pause_only:
+                # A pause only: a halt and a Degraded stop stay (the answer says so).
+                engine.resume(who, reason, pause_only=True)
                 return
             if engine.degraded_reason:
                 # A person looked at the venue and the journal and resumed: from now on the

@@ -677,7 +677,8 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     @_translate_errors
     def Resume(self, request: pb.ResumeRequest, context: grpc.ServicerContext) -> pb.StatusSnapshot:
         reason = self._reason(request.reason)
-        status = self._control.resume(self._who(request.actor, context), reason)
+        who = self._who(request.actor, context)
+        status = self._control.resume(who, reason, pause_only=request.pause_only)
         return status_to_proto(status)
 
     @_translate_errors

@@ -9,7 +9,8 @@ trading when the venue answers again. So each is taken now and carried out then:
   meantime. Its flatten, when asked for, is owed until done (``Journal.flatten_owed``): the
   session carries it out once the venue answers and the account is reconciled;
 - a resume undoes a halt in force by journaling ``resumed`` (a newer, explicit resume) and
-  clears a pause; an emergency stop given after it holds (the newest control event wins);
+  clears a pause; an emergency stop given after it holds (the newest control event wins); a
+  resume with ``pause_only`` (the operator undoing the pause it applied) clears the pause alone;
 - a pause lives in the process, as every pause does: the engine, once open, is brought to
   the pause the commands left.
 """
@@ -45,6 +46,7 @@ class HeldControl:
         self.pause_reason = ""
         self._pause_by = ""  # who gave the pause in force (when a command gave it)
         self._resume_by: tuple[str, str] | None = None  # the last resume, (who, reason)
+        self._resume_pause_only = False  # the last resume lifted a pause only
 
     @property
     def halted(self) -> bool:
@@ -54,8 +56,10 @@ class HeldControl:
         if not self.paused:
             self.paused, self.pause_reason, self._pause_by = True, reason, who
 
-    def resume(self, who: str, reason: str) -> None:
-        if self.halt_reason:
+    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> None:
+        """Undo a halt in force (journaled) and a pause; with ``pause_only``, the pause only."""
+        self._resume_pause_only = pause_only
+        if self.halt_reason and not pause_only:
             self._journal.record_event(
                 0, "resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason}
             )
@@ -92,4 +96,4 @@ class HeldControl:
             engine.pause(self._pause_by or "spec", self.pause_reason or "paused before start")
         elif engine.paused and not engine.halted and not engine.degraded_reason:
             who, reason = self._resume_by or ("spec", "resumed before start")
-            engine.resume(who, reason)
+            engine.resume(who, reason, pause_only=self._resume_pause_only)

@@ -11,6 +11,13 @@ import time
 from typing import Any
 
 from tests.operator.e2e.conftest import NS, Cluster, Operator, bot_manifest
+from tradefleet_operator.settings import BOT_LABEL, MANAGED_BY
+
+
+def for_bot(name: str) -> dict[str, str]:
+    """The labels that hand an object made beforehand to the bot ``name``."""
+    return {BOT_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
+
 
 CHILDREN = [
     ("v1", "configmaps", "{}-config"),
@@ -154,7 +161,8 @@ def test_a_half_done_create_and_an_existing_token_secret_are_adopted(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "alpha-api-token", "namespace": NS},
+            # made for the bot: labelled as its child (an unlabelled one is not adopted)
+            "metadata": {"name": "alpha-api-token", "namespace": NS, "labels": for_bot("alpha")},
             "type": "Opaque",
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in mine.items()},
         }
@@ -242,3 +250,80 @@ def test_delete_then_immediate_reapply_is_not_stuck_failed(
         assert child is not None, plural
         refs = child["metadata"]["ownerReferences"]
         assert [ref["uid"] for ref in refs if ref.get("controller")] == [bot["metadata"]["uid"]]
+
+
+def test_objects_of_the_bot_s_names_that_are_not_its_own_are_left_alone(
+    cluster: Cluster, operator: Operator
+) -> None:
+    """A team's Service and Deployment ``web``, made with kubectl, and a TradingBot that
+    happens to be called ``web``: the operator touches neither, says so, runs no pod, and
+    deleting the bot leaves them be."""
+    app = {"app": "web"}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": NS, "labels": app},
+        "spec": {"selector": app, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": NS, "labels": app},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": app},
+            "template": {
+                "metadata": {"labels": app},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            },
+        },
+    }
+    cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service)
+    cluster.request("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment)
+    before = (cluster.get("v1", "services", "web"), cluster.get("apps/v1", "deployments", "web"))
+
+    cluster.apply_bot(bot_manifest("web"))
+    bot = cluster.wait(
+        lambda: (
+            (b := cluster.bot("web"))
+            and (c := _condition(b, "Reconciled"))
+            and c["reason"] == "NameTaken"
+            and b
+        ),
+        message="Reconciled=False NameTaken",
+    )
+    reconciled = _condition(bot, "Reconciled")
+    assert reconciled is not None and reconciled["status"] == "False"
+    assert reconciled["message"].startswith(
+        "Service web and Deployment web exist and are not this bot's; rename the bot or delete"
+    )
+    warnings = [e for e in cluster.events("web") if e["reason"] == "NameTaken"]
+    assert warnings and "Service web" in warnings[0]["message"]
+    time.sleep(1)
+    after = (cluster.get("v1", "services", "web"), cluster.get("apps/v1", "deployments", "web"))
+    assert after == before  # untouched: selector, replicas, image, no owner reference
+
+    cluster.delete_bot("web")
+    cluster.wait(lambda: cluster.bot("web") is None, message="bot deleted")
+    time.sleep(1)
+    assert cluster.get("v1", "services", "web") == before[0]
+    assert cluster.get("apps/v1", "deployments", "web") == before[1]
+    # the bot's own objects went with it
+    assert cluster.get("v1", "configmaps", "web-config") is None
+
+
+def test_a_team_label_change_reaches_the_pod_and_the_configmap(
+    cluster: Cluster, operator: Operator
+) -> None:
+    def team_env() -> list[str]:
+        deployment = cluster.get("apps/v1", "deployments", "alpha")
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        return [e["value"] for e in env if e["name"] == "TRADEFLEET_TEAM"]
+
+    cluster.apply_bot(bot_manifest("alpha", labels={"tradefleet.io/team": "a"}))
+    _settled(cluster, "alpha")
+    assert team_env() == ["a"]
+    cluster.patch_bot("alpha", {"metadata": {"labels": {"tradefleet.io/team": "b"}}})
+    cluster.wait(lambda: team_env() == ["b"], message="TRADEFLEET_TEAM=b")
+    text = cluster.get("v1", "configmaps", "alpha-config")["data"]["bot.yaml"]
+    assert "tradefleet.io/team: b" in text

@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from tests.operator.e2e.conftest import NS, Cluster, Operator, bot_manifest
+from tests.operator.e2e.test_lifecycle import for_bot
 from tradefleet_operator.control import Call
 from tradefleet_operator.runtime_client import RuntimeCallError, RuntimeClients
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
@@ -110,7 +111,7 @@ def test_the_operator_polls_with_the_read_token(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "strict-api-token", "namespace": NS},
+            "metadata": {"name": "strict-api-token", "namespace": NS, "labels": for_bot("strict")},
             "type": "Opaque",
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in tokens.items()},
         }

@@ -271,12 +271,14 @@ class PauseRequest(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("reason", "actor")
+    __slots__ = ("reason", "actor", "pause_only")
     REASON_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_ONLY_FIELD_NUMBER: _ClassVar[int]
     reason: str
     actor: str
-    def __init__(self, reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+    pause_only: bool
+    def __init__(self, reason: _Optional[str] = ..., actor: _Optional[str] = ..., pause_only: _Optional[bool] = ...) -> None: ...
 
 class EmergencyStopRequest(_message.Message):
     __slots__ = ("reason", "flatten", "actor")

@@ -134,7 +134,8 @@ class RuntimeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Resume(self, request, context):
-        """Clear a pause and a halt (the only way out of an emergency stop).
+        """Clear a pause and a halt (the only way out of an emergency stop); with `pause_only`, a
+        pause only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
