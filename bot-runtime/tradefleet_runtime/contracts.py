@@ -333,6 +333,10 @@ class FeedRequest:
     # engine thread, between bars): the runtime serves control calls and the broker's events
     # meanwhile, so a bar that is an hour away never delays an emergency stop.
     idle: Callable[[], None] | None = None
+    # True once the bot is asked to stop (SIGTERM, the operator): a live feed checks it in
+    # every wait — for a bar, or before retrying a venue that does not answer — and then ends
+    # its bars, so a bot stops within its grace period even while its venue is down.
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass(slots=True)

@@ -589,6 +589,7 @@ class BotSession:
             warmup_bars=self.bot.strategy.warmup_bars(),
             resume_after_ts=self.carried.last_bar_ts if self.carried is not None else 0,
             idle=self._idle,
+            should_stop=self.should_stop,
         )
 
     def bars(self) -> Iterator[Bar]:

@@ -35,7 +35,7 @@ from tradefleet_runtime.service.webhook import OUTCOMES
 
 EXPECTED_SERIES = {
     "tradefleet_equity", "tradefleet_balance", "tradefleet_drawdown_ratio", "tradefleet_pnl_today",
-    "tradefleet_pnl_total", "tradefleet_open_positions", "tradefleet_open_orders",
+    "tradefleet_pnl", "tradefleet_open_positions", "tradefleet_open_orders",
     "tradefleet_orders", "tradefleet_fills", "tradefleet_fees", "tradefleet_slippage_bps",
     "tradefleet_risk_decisions", "tradefleet_halted", "tradefleet_paused",
     "tradefleet_bar_to_order_seconds", "tradefleet_broker_request_seconds",

@@ -204,6 +204,45 @@ def test_backoff_doubles_with_jitter_up_to_the_ceiling(
     assert sum(clock.slept) >= sum(waits) - 5e-3
 
 
+def test_a_stop_request_ends_the_retries_against_a_venue_that_is_down(
+    binance_spot_venue: Venue,
+) -> None:
+    """Retried without end (no ``max_retries``), a venue that is down would hold a bot that
+    is asked to stop past its grace period: the stop ends the stream at the next slice of a
+    wait, without another request and without an error."""
+    venue = binance_spot_venue
+    clock = venue.clock(script(venue, 310), NOW_MS)
+    feed = venue.feed(clock, backoff_s=1.0, backoff_max_s=30.0)
+    venue.fake.faults.inject("server_error", path=venue.klines_path, status=503, times=1000)
+    stopped_after = 5.0  # seconds of the feed's clock
+    start = clock.time()
+
+    def should_stop() -> bool:
+        return clock.time() - start >= stopped_after
+
+    request = FeedRequest(venue.symbols, 60, warmup_bars=5, should_stop=should_stop)
+    bars = list(feed.bars(request))  # ends: no DataError, no endless retry
+    assert bars == []
+    assert feed.retries >= 2
+    # Stopped at the first slice after the stop: not the rest of a (growing) backoff.
+    assert clock.time() - start <= stopped_after + WAIT_SLICE_S + 1e-6
+    asked = len([r for r in venue.fake.requests if r.path == venue.klines_path])
+    assert asked == feed.retries  # each failure waited for its retry; none sent after the stop
+
+
+def test_a_stop_request_ends_the_wait_for_the_next_candle(venue: Venue) -> None:
+    clock = venue.clock(script(venue, 400), NOW_MS)
+    feed = venue.feed(clock)
+    stop = False
+    request = FeedRequest(venue.symbols, 60, warmup_bars=3, should_stop=lambda: stop)
+    bars = []
+    for bar in feed.bars(request):
+        bars.append(bar)
+        if len(bars) == 2 * 5:  # warm-up and two live candles: then asked to stop
+            stop = True
+    assert [b.ts for b in bars[::2]] == [minute(i) for i in range(297, 302)]
+
+
 def test_retries_stop_at_max_retries_naming_the_param(venue: Venue) -> None:
     clock = venue.clock(script(venue, 310), NOW_MS)
     feed = venue.feed(clock, backoff_s=0.01, max_retries=2)

@@ -38,7 +38,7 @@ SUBSTITUTE = {
 REQUIRED = {
     "fleet-overview.json": {
         "tradefleet_operator_bots", "tradefleet_phase", "tradefleet_equity",
-        "tradefleet_pnl_today", "tradefleet_pnl_total", "tradefleet_drawdown_ratio",
+        "tradefleet_pnl_today", "tradefleet_pnl", "tradefleet_drawdown_ratio",
         "tradefleet_halted", "tradefleet_risk_locked", "tradefleet_bot_info",
         "tradefleet_position_notional", "tradefleet_position_quantity",
     },

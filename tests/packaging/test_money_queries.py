@@ -31,7 +31,7 @@ JOIN = f"on (job, instance, bot) group_left (strategy, team) {INFO}"
 KEEPS_CURRENCY = [
     "tradefleet_equity",
     "sum by (currency) (tradefleet_equity)",
-    "sum by (namespace, bot, currency) (tradefleet_pnl_total)",
+    "sum by (namespace, bot, currency) (tradefleet_pnl)",
     "sum without (bot, instance) (tradefleet_balance)",
     "sum by (currency) (rate(tradefleet_fees_total[5m])) * 3600",
     f"sum by (team, currency) (tradefleet_equity * {JOIN})",
@@ -53,7 +53,7 @@ ADDS_CURRENCIES = [
     "sum by (namespace, bot) (tradefleet_pnl_today)",
     "sum without (currency) (tradefleet_equity)",
     "avg(tradefleet_balance)",
-    "max by (bot) (tradefleet_pnl_total)",
+    "max by (bot) (tradefleet_pnl)",
     "quantile(0.5, tradefleet_equity)",
     "sum by (bot, symbol) (rate(tradefleet_fees_total[5m])) * 3600",
     f"sum by (team) (tradefleet_equity * {JOIN})",
@@ -124,7 +124,7 @@ def test_the_check_catches_a_dashboard_that_sums_currencies() -> None:
 
 def test_the_money_series_are_the_runtime_series_with_currency() -> None:
     assert {
-        "tradefleet_equity", "tradefleet_balance", "tradefleet_pnl_today", "tradefleet_pnl_total",
+        "tradefleet_equity", "tradefleet_balance", "tradefleet_pnl_today", "tradefleet_pnl",
         "tradefleet_fees_total", "tradefleet_position_notional",
     } <= MONEY_SERIES  # fmt: skip
     assert "tradefleet_position_quantity" not in MONEY_SERIES  # units of the symbol, not money

@@ -674,6 +674,45 @@ class Journal:
                 (time.time(), status, json.dumps(summary, sort_keys=True), self.run_id),
             )
 
+    def end_run_elsewhere(self, ts: int, status: str, reason: str) -> bool:
+        """Journal the run as ended — ``status``, ``reason`` as its summary's error and a
+        ``run_<status>`` event — from a thread that is not the one writing this journal, while
+        that one is stuck (``serve``'s grace period ran out with the engine still running).
+
+        Through a connection of its own: the journal's connection belongs to the engine thread,
+        which may be inside a transaction on it, and two threads' statements on one connection
+        would interleave; SQLite's file locks keep two connections apart (a write transaction
+        of the engine's is waited for a second). Only a run still ``running`` is ended: a
+        thread that ends it after all writes its own end over this one. Returns whether the run
+        was ended here.
+        """
+        if not self.run_id or self.path == ":memory:":
+            return False
+        try:
+            db = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    ended = db.execute(
+                        "UPDATE runs SET ended_at = ?, status = ?, summary = ?"
+                        " WHERE run_id = ? AND status = 'running'",
+                        (time.time(), status, json.dumps({"error": reason}), self.run_id),
+                    ).rowcount
+                    if ended:
+                        db.execute(
+                            _INSERT_EVENT,
+                            (self.run_id, ts, f"run_{status}", f"{status}: {reason}", None),
+                        )
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                db.close()
+        except sqlite3.Error as error:
+            raise JournalError(f"journal {self.path}: {_explain(error)}") from None
+        return bool(ended)
+
     def close(self) -> None:
         try:
             self.flush()

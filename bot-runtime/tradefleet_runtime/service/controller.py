@@ -54,6 +54,7 @@ from tradefleet_runtime.service.api import (
     check_reason,
     signal_digest,
 )
+from tradefleet_runtime.service.bar_clock import BarClock, expected_interval
 from tradefleet_runtime.service.events import EventHub, Subscription
 from tradefleet_runtime.service.held_control import HeldControl
 from tradefleet_runtime.service.last_known import last_known_account
@@ -104,6 +105,8 @@ class BotController:
         self.phase = Phase.STARTING
         self.heartbeat = time.monotonic()
         self.last_bar_wall = 0.0
+        # What the no-bar age counts from, warm-up included (``bar_clock.py``).
+        self.bar_clock = BarClock()
         self.feed_done = False
         self.broker_connected = False
         self.reconciled = False
@@ -135,8 +138,8 @@ class BotController:
 
     def start(self) -> None:
         timeframe = self.bot.manifest.spec.market.timeframe_s
-        interval = timeframe / self.speed if self.speed > 0 else float(timeframe)
-        self.metrics.watch(lambda: self._snapshot, lambda: self.last_bar_wall, interval)
+        interval = expected_interval(timeframe, self.speed, self.bot.live_feed) or timeframe
+        self.metrics.watch(lambda: self._snapshot, self._bar_wall, interval)
         self._thread.start()
 
     def stop(self) -> None:
@@ -152,9 +155,9 @@ class BotController:
 
     def _run(self) -> None:
         session = BotSession(
-            self.bot,
+            self.bar_clock.watching(self.bot),
             self.journal,
-            bars=self._bars,
+            bars=self.bar_clock.stamped(self._bars) if self._bars is not None else None,
             pacer=self._paced,
             should_stop=self._stop.is_set,
             prepare=self._prepare,
@@ -177,6 +180,8 @@ class BotController:
             # by restoring its journal; a venue's only when the venue and journal agreed.
             plan = session.reconciliation
             self.reconciled = plan is None or not plan.degraded
+            if self.bot.manifest.spec.mode is not Mode.BACKTEST:
+                self.bar_clock.waiting()  # a feed that never delivers a bar is noticed too
             self.phase = Phase.RUNNING
             self._publish(force=True)
             status = session.run()
@@ -761,6 +766,12 @@ class BotController:
             return False, f"engine loop silent for {age:.0f}s"
         return True, "ok"
 
+    def _bar_wall(self) -> float:
+        """Wall time the no-bar age counts from: the latest bar (warm-up history included)
+        or, none yet, the run's start of waiting for bars; 0 while none is awaited
+        (``bar_clock.py``)."""
+        return max(self.last_bar_wall, self.bar_clock.since())
+
     def readiness(self) -> tuple[bool, str]:
         """Ready: broker connected, reconciled, and data flowing."""
         if self.phase is Phase.STARTING and self.waiting:
@@ -771,9 +782,11 @@ class BotController:
             return False, "broker not connected"
         if not self.reconciled:
             return False, "not reconciled with the broker"
-        if self.last_bar_wall and self.speed > 0:
-            expected = self.bot.manifest.spec.market.timeframe_s / self.speed
-            age = time.time() - self.last_bar_wall
+        since = self._bar_wall()
+        timeframe = self.bot.manifest.spec.market.timeframe_s
+        expected = expected_interval(timeframe, self.speed, self.bot.live_feed)
+        if since and expected > 0:
+            age = time.time() - since
             if age > max(3 * expected, 10.0):
                 return False, f"no bar for {age:.0f}s"
         return True, "ok"

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tradefleet_runtime.service.api import Phase, StatusSnapshot
@@ -43,7 +43,7 @@ MONEY_SERIES = frozenset(
         "tradefleet_equity",
         "tradefleet_balance",
         "tradefleet_pnl_today",
-        "tradefleet_pnl_total",
+        "tradefleet_pnl",
         "tradefleet_position_notional",
         "tradefleet_fees_total",
         "tradefleet_fees_created",
@@ -105,17 +105,30 @@ class SnapshotCollector(Collector):
                 status.drawdown_pct / 100.0,
             )
             yield money("tradefleet_pnl_today", "P&L since the day's first bar.", status.pnl_today)
-            yield money("tradefleet_pnl_total", "P&L since the start.", status.pnl_total)
+            # Not ``..._total``: a gauge (it falls too), and that suffix is a counter's.
+            yield money(
+                "tradefleet_pnl",
+                "P&L since the start (equity less the initial capital).",
+                status.pnl_total,
+            )
             yield from self._exposure(status)
             yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
             yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
         yield gauge("tradefleet_halted", "1 while the emergency stop holds.", float(status.halted))
         yield gauge("tradefleet_paused", "1 while paused.", float(status.paused))
-        yield gauge("tradefleet_bars_total", "Bars handled.", status.bars)
+        # A counter (``tradefleet_bars_total``): the bars handled since the process started
+        # only grow; rate() of it is the bar rate.
+        bars = CounterMetricFamily(
+            "tradefleet_bars", "Bars handled since the process started.", labels=["bot"]
+        )
+        bars.add_metric([bot], status.bars)
+        yield bars
         wall = self._last_bar_wall()
         yield gauge(
             "tradefleet_last_bar_age_seconds",
-            "Seconds since the last bar arrived (wall clock); -1 before the first.",
+            "Seconds since the last bar arrived from the feed (wall clock, warm-up history "
+            "included) or, before the first, since the run began waiting for bars; -1 while "
+            "none is awaited (starting; a backtest before its first bar).",
             time.time() - wall if wall else -1.0,
         )
         if self._bar_interval_s > 0:

@@ -49,6 +49,22 @@ def _write_failure(path: Path, reason: str) -> None:
         log.error("could not write the failure reason to %s: %s", path, error)
 
 
+STUCK_REASON = "the engine did not stop within the grace period"
+
+
+def _end_stuck_run(controller: BotController, journal: Journal) -> None:
+    """The engine thread did not stop in time: the process exits without it, and the run is
+    journaled as stopped anyway (never left ``running``, with no end, for the report and the
+    next start to find). The engine thread may still be inside a write on the journal's
+    connection, so the journal is not closed under it: the run's end goes through a connection
+    of its own (``Journal.end_run_elsewhere``); the process's exit releases the rest."""
+    engine = controller.engine
+    try:
+        journal.end_run_elsewhere(engine.now if engine is not None else 0, "stopped", STUCK_REASON)
+    except JournalError as error:
+        log.error("could not journal the run's end: %s", error)
+
+
 def strategy_params_schema(controller: BotController) -> Callable[[], Mapping[str, Any] | None]:
     """The JSON Schema of the bot's strategy params, made once on first use, for UpdateParams'
     checks in front of the params model."""
@@ -201,9 +217,12 @@ def run_serve(args: argparse.Namespace) -> int:
     endpoint.set_serving(False)
     controller.stop()
     finished = controller.wait(max(1.0, args.grace - 2.0))
+    if finished:
+        journal.close()
+    else:
+        _end_stuck_run(controller, journal)
     endpoint.stop(grace=1.0)
     http.stop()
-    journal.close()
     if controller.phase is not phase:
         log_phase(bot.name, controller.phase.value, controller.failure)
     elapsed = time.monotonic() - started
@@ -211,7 +230,7 @@ def run_serve(args: argparse.Namespace) -> int:
         json.dumps({"event": "stopped", "bot": bot.name, "seconds": round(elapsed, 3)}), flush=True
     )
     if not finished:
-        log.error("the engine did not stop within the grace period")
+        log.error("%s", STUCK_REASON)
         return 1
     if controller.phase is Phase.FAILED:
         # Kubernetes must see a failed bot as failed (a restart, an alert), never as done; the

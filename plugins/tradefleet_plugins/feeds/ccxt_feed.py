@@ -13,8 +13,11 @@ connections, 5xx ``ExchangeNotAvailable``, ``RateLimitExceeded``/``DDoSProtectio
 feed fails with an error naming the param to fix. ccxt's own rate limiter stays on.
 
 The iterator runs on the engine's thread, so every wait goes through :meth:`CcxtFeed._wait`,
-in slices of at most ``WAIT_SLICE_S``; the clock (``time`` and ``sleep``) is the feed's
-``clock`` attribute, which tests replace to replay candles without waiting for them.
+in slices of at most ``WAIT_SLICE_S``. Once the bot is asked to stop
+(``FeedRequest.should_stop``) the feed sends no more requests and ends its bars at the next
+slice, a retry against a venue that is down included: the bot stops within its grace period.
+The clock (``time`` and ``sleep``) is the feed's ``clock`` attribute, which tests replace to
+replay candles without waiting for them.
 
 ccxt is imported when a feed is built, never by ``tradefleet plugins list``.
 """
@@ -40,6 +43,10 @@ WAIT_SLICE_S = 0.25
 # How often the venue's clock is asked for again (local seconds).
 RESYNC_S = 60.0
 _MESSAGE_CHARS = 300
+
+
+class _Stopped(Exception):
+    """The bot was asked to stop: the stream ends (raised out of any wait or retry)."""
 
 
 class FeedClock(Protocol):
@@ -75,6 +82,9 @@ class CcxtFeed:
         # The runtime's idle hook (``FeedRequest.idle``): control calls and the broker's
         # events are served on the engine thread while the feed waits for a candle.
         self._idle: Callable[[], None] | None = None
+        # The runtime's stop request (``FeedRequest.should_stop``): checked in every wait and
+        # before every request.
+        self._should_stop: Callable[[], bool] | None = None
 
     # -- the DataFeed contract ------------------------------------------------------------
     def report(self) -> FeedReport:
@@ -127,9 +137,16 @@ class CcxtFeed:
 
     # -- the stream -------------------------------------------------------------------------
     def _stream(self, request: FeedRequest) -> Iterator[Bar]:
+        self._idle = request.idle
+        self._should_stop = request.should_stop
+        try:
+            yield from self._candles(request)
+        except _Stopped:
+            log.info("%s: the bot is stopping: no more candles requested", self.params.exchange)
+
+    def _candles(self, request: FeedRequest) -> Iterator[Bar]:
         p = self.params
         tf = request.timeframe_s
-        self._idle = request.idle
         self._call("load_markets", self.client.load_markets)
         venue_symbols = self._resolve_symbols(request.symbols)
         timeframe = self._timeframe(tf)
@@ -263,12 +280,18 @@ class CcxtFeed:
         while True:
             if self._idle is not None:
                 self._idle()
+            self._check_stop()
             left = deadline - self.clock.time()
             # A clock kept in float seconds leaves crumbs of a microsecond after the last
             # slice: not worth another wait.
             if left <= 1e-3:
                 return
             self.clock.sleep(min(WAIT_SLICE_S, left))
+
+    def _check_stop(self) -> None:
+        """Raise :class:`_Stopped` once the bot is asked to stop (ends the stream)."""
+        if self._should_stop is not None and self._should_stop():
+            raise _Stopped
 
     # -- requests ---------------------------------------------------------------------------
     def _call(
@@ -279,6 +302,7 @@ class CcxtFeed:
         p = self.params
         attempt = 0
         while True:
+            self._check_stop()
             try:
                 return method(*args)
             except ccxt.AuthenticationError as error:
