@@ -19,6 +19,10 @@ STOP_REFUSED_TAG = "stop-refused"
 # The market exit of a part of an entry that filled after one of its children had (the trade
 # was over, its bracket spent: its ids are sent once), before the entry's cancel landed.
 BRACKET_SPENT_TAG = "bracket-spent"
+# The fill of a change made to the bot's position outside the bot (a person closing it by hand
+# at the venue, another program): booked so the bot's position, P&L and equity stay the
+# venue's, and journaled as an outside change; never an order of the bot's.
+OUTSIDE_TAG = "outside"
 
 
 _ROLE_TAGS = {"sl": STOP_LOSS_TAG, "tp": TAKE_PROFIT_TAG}
@@ -93,6 +97,7 @@ def bracket_entry(children: Sequence[Order], entry: Order | None = None) -> Orde
 
 __all__ = [
     "BRACKET_SPENT_TAG",
+    "OUTSIDE_TAG",
     "STOP_LOSS_TAG",
     "STOP_REFUSED_TAG",
     "TAKE_PROFIT_TAG",

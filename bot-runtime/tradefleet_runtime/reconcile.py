@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tradefleet_runtime.accounting import apply_fill
-from tradefleet_runtime.brackets import bracket_role
+from tradefleet_runtime.brackets import OUTSIDE_TAG, bracket_role
 from tradefleet_runtime.model import (
     Fill,
     Order,
@@ -247,7 +247,12 @@ def plan_reconciliation(
             missed_fills.append(fill._replace(reason=reason or RECONCILED_REASON))
     missed = tuple(missed_fills)
     notes: list[str] = []
-    unknown_ids = {f.client_order_id for f in missed if f.client_order_id not in known_order_ids}
+    # (A change made outside the bot, booked under an id of its own, is no order of the bot.)
+    unknown_ids = {
+        f.client_order_id
+        for f in missed
+        if f.client_order_id not in known_order_ids and f.reason != OUTSIDE_TAG
+    }
     if unknown_ids:
         # Our prefix, but no journal row: sent by a run that died between the venue's ack and
         # the journal's commit, or by a copy of this bot. Either way the venue's word counts.

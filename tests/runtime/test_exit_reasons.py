@@ -8,8 +8,9 @@ this is the path that feeds it.)
 from __future__ import annotations
 
 from tests.runtime.helpers import Scripted, flat_bars, make_engine
+from tradefleet_runtime.brackets import OUTSIDE_TAG
 from tradefleet_runtime.model import OrderType
-from tradefleet_runtime.report.metrics import RISK, SIGNAL, exit_kind
+from tradefleet_runtime.report.metrics import OUTSIDE, RISK, SIGNAL, exit_kind
 
 
 def test_tagged_market_orders_name_their_trades_entries_and_exits() -> None:
@@ -44,6 +45,12 @@ def test_the_runtimes_own_exits_are_risk_exits() -> None:
     none is the strategy's signal."""
     runtime_exits = ("emergency-flatten", "stop-flatten", "stop-refused", "bracket-spent")
     assert {r: exit_kind(r) for r in runtime_exits} == dict.fromkeys(runtime_exits, RISK)
+
+
+def test_a_close_made_at_the_venue_by_someone_else_is_its_own_kind() -> None:
+    """A position a person closed in the terminal (booked by the broker as an outside fill) is
+    neither the strategy's signal nor the bot's risk exit."""
+    assert exit_kind(OUTSIDE_TAG) == OUTSIDE != exit_kind("close")
 
 
 def test_a_flatten_asked_of_a_bot_already_halted_is_done() -> None:

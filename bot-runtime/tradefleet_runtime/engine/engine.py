@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
+    OUTSIDE_TAG,
     STOP_LOSS_TAG,
     STOP_REFUSED_TAG,
     bracket_children,
@@ -866,6 +867,33 @@ class Engine:
             {"client_order_id": stop.client_order_id, "reason": why, "position": held},
         )
 
+    def _changed_outside(self, fill: Fill, held: float) -> None:
+        """The venue booked a change to the bot's position that no order of the bot made (a
+        person closing it by hand, another program): the broker reports it as a fill tagged
+        ``OUTSIDE_TAG`` so position, P&L and equity stay the venue's. Said loudly, as a stop
+        cancelled outside the bot is."""
+        what = "closed" if abs(held) < 1e-12 else "reduced"
+        message = (
+            f"{fill.symbol}: position {what} outside the bot: venue execution {fill.fill_id}, "
+            f"{fill.side} {fill.quantity:g} at {fill.price:g} (fee {fill.fee:g}); booked, the "
+            f"bot now holds {held:g}"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "position_changed_outside",
+            message,
+            {
+                "client_order_id": fill.client_order_id,
+                "fill_id": fill.fill_id,
+                "symbol": fill.symbol,
+                "side": str(fill.side),
+                "quantity": fill.quantity,
+                "price": fill.price,
+                "fee": fill.fee,
+                "position": held,
+            },
+        )
+
     def _exit_unprotected(self, stop: Order, why: str) -> None:
         """The venue refused a bracket's stop-loss (its price already crossed, say) while the
         position it was to protect is open: close that position at market now, reduce-only,
@@ -979,6 +1007,8 @@ class Engine:
             else _NONE_CLOSED
         )
         self.journal.record_fill(fill, position, status, closed)
+        if order is None and fill.reason == OUTSIDE_TAG:
+            self._changed_outside(fill, position.quantity)
         if order is not None and (
             order.parent_id is not None
             or order.stop_loss is not None
@@ -1454,6 +1484,8 @@ class Engine:
         ]
         self.journal.record_fill(fill, portfolio.positions[fill.symbol], status, closed)
         self.stats.fills += 1
+        if fill.reason == OUTSIDE_TAG:
+            self._changed_outside(fill, portfolio.positions[fill.symbol].quantity)
 
     def degrade(self, reason: str) -> None:
         """The account at the venue no longer matches the bot's (found while it runs, as the

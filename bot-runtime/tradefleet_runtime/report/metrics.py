@@ -23,6 +23,7 @@ import numpy as np
 
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
+    OUTSIDE_TAG,
     STOP_LOSS_TAG,
     STOP_REFUSED_TAG,
     TAKE_PROFIT_TAG,
@@ -142,6 +143,7 @@ STOP_LOSS = "stop-loss"
 TAKE_PROFIT = "take-profit"
 SIGNAL = "signal"
 RISK = "risk"
+OUTSIDE = "outside"  # closed at the venue by someone else (a person, another program)
 _STOP_REASONS = frozenset({STOP_LOSS_TAG, "stop-loss", "stop", "sl", "trailing_stop"})
 _TARGET_REASONS = frozenset({TAKE_PROFIT_TAG, "take-profit", "tp"})
 # Flattens the runtime itself sends: the kill switch and the stop policy; risk plugins' tags.
@@ -151,7 +153,10 @@ _RISK_REASONS = frozenset(
 
 
 def exit_kind(reason: str) -> str:
-    """stop-loss, take-profit, risk, end of data, or signal (the strategy's own exits)."""
+    """stop-loss, take-profit, risk, end of data, outside (closed at the venue by someone
+    else, booked by the broker), or signal (the strategy's own exits)."""
+    if reason == OUTSIDE_TAG:
+        return OUTSIDE
     if reason in _STOP_REASONS:
         return STOP_LOSS
     if reason in _TARGET_REASONS:

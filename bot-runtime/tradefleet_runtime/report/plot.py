@@ -28,7 +28,14 @@ import numpy as np
 
 from tradefleet_runtime.model import END_OF_DATA, Trade
 from tradefleet_runtime.report.bars import OHLC
-from tradefleet_runtime.report.metrics import RISK, SIGNAL, STOP_LOSS, TAKE_PROFIT, exit_kind
+from tradefleet_runtime.report.metrics import (
+    OUTSIDE,
+    RISK,
+    SIGNAL,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    exit_kind,
+)
 
 MAX_CANDLES = 500
 INSTALL_HINT = "pip install 'tradefleet[plot]'"
@@ -45,6 +52,7 @@ MARKERS: dict[str, tuple[str, str]] = {
     f"exit: {SIGNAL}": ("o", "#2166ac"),
     f"exit: {RISK}": ("D", "#7b3294"),
     f"exit: {END_OF_DATA}": ("s", "#636363"),
+    f"exit: {OUTSIDE}": ("P", "#e08214"),
 }
 OVERLAY_COLOURS = ("#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 

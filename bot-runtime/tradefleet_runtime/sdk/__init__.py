@@ -42,6 +42,7 @@ from tradefleet_runtime.bar_columns import (
     fast_csv_columns,
 )
 from tradefleet_runtime.brackets import (
+    OUTSIDE_TAG,
     STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
     bracket_children,
@@ -185,6 +186,7 @@ __all__ = [
     "EMA",
     "EXTENSIONS",
     "MACD",
+    "OUTSIDE_TAG",
     "RETRACEMENTS",
     "RSI",
     "SMA",

@@ -54,6 +54,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     child_report,
     child_role,
     deal_client_id,
+    deal_credit,
     fill_from_deal,
     order_reports,
     ours,
@@ -62,6 +63,8 @@ from tradefleet_plugins.brokers.mt5_reports import (
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
 from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_runtime.sdk import (
+    OUTSIDE_TAG,
+    STOP_LOSS_TAG,
     Bar,
     BrokerContext,
     Fill,
@@ -76,6 +79,8 @@ from tradefleet_runtime.sdk import (
     PositionReport,
     ReasonCode,
     Side,
+    bot_prefix,
+    bracket_role,
     child_order_id,
     fill_reason,
 )
@@ -97,6 +102,8 @@ _ORDER_STATE_CANCELED = 2
 _ORDER_STATE_EXPIRED = 6
 _DEAL_ENTRY_IN = 0
 _DEAL_ENTRY_INOUT = 2
+_DEAL_TYPE_BUY = 0
+_DEAL_TYPE_SELL = 1
 
 
 @dataclass
@@ -147,6 +154,7 @@ class Mt5Broker:
         self._sleep = sleep  # tests: waits that move the emulator's clock instead
         self._symbols = SymbolMap(params.symbols)
         self._magic = params.magic or 0
+        self._prefix = ""  # the bot's client order id prefix (``bot_prefix``), at connect
         self._offset = params.server_offset_s
         self._stop = threading.Event()
         self._cv = threading.Condition()
@@ -190,6 +198,7 @@ class Mt5Broker:
             )
         if not self._magic:
             self._magic = magic_number(ctx.bot_name)
+        self._prefix = bot_prefix(ctx.bot_name)
         self._wake = ctx.wake
         # A connect that failed closed the broker; the runtime may call connect again (a
         # terminal that was unreachable at start): each try starts a new I/O thread.
@@ -470,9 +479,13 @@ class Mt5Broker:
         comments = {str(o.comment) for o in ours(self._call("orders_get"), self._magic)}
         history = ours(self._call("history_orders_get", since, _FAR), self._magic)
         comments.update(str(o.comment) for o in history)
-        deals = ours(self._call("history_deals_get", since, _FAR), self._magic)
-        for deal in deals:
+        every_deal = self._call("history_deals_get", since, _FAR) or ()
+        # Every deal so far is known, the bot's own and others' (a person's close of the bot's
+        # position): what happened before this start is start-up reconciliation's
+        # (``fill_reports``), not a new event.
+        for deal in every_deal:
             self._seen_deals.add(int(deal.ticket), int(deal.time))
+        deals = ours(every_deal, self._magic)
         self._poll_from = max([now - _DAY, *(int(d.time) for d in deals)])
         for order in ours(self._call("orders_get"), self._magic):
             client_id = self._resolve(str(order.comment))
@@ -583,6 +596,10 @@ class Mt5Broker:
         order = sub.order
         spec = self._spec(order.symbol)
         legs = sub.legs
+        child = _bracket_child(order)
+        if legs is None and child is not None:
+            self._place_child(order, spec, *child)
+            return
         if legs is None:
             volume = rq.round_volume(rq.to_lots(order.quantity, spec), spec)
             problem = rq.volume_problem(volume, spec, order.quantity)
@@ -603,6 +620,54 @@ class Mt5Broker:
             sub.next_leg += 1
         self._report_submission(sub, spec)
 
+    def _place_child(self, order: Order, spec: rq.SymbolSpec, parent: str, role: str) -> None:
+        """A bracket child sent on its own (a restarted bot re-sends the stop of a position
+        whose SL a person removed while it was down, or one the terminal never got): MT5 keeps
+        SL/TP as attributes of the position its parent opened, so it is set there with
+        TRADE_ACTION_SLTP — never sent as a separate pending order, which on a netting account
+        would open a position of its own once the position is gone, and which a hedging
+        account refuses (reduce-only). From here on it is one of the position's children (its
+        sibling cancelled when it fires). No such position open: refused, nothing sent."""
+        order_id = order.client_order_id
+        ts = self._utc(self._server_now) or order.created_ts
+        with self._lock:
+            self._working.pop(order_id, None)
+        closes_long = order.side is Side.SELL
+        position = next(
+            (
+                p
+                for p in ours(self._call("positions_get", symbol=spec.name), self._magic)
+                if (int(p.type) == _POSITION_TYPE_BUY) == closes_long
+                and self._parent_of(int(p.ticket)) == parent
+            ),
+            None,
+        )
+        refusal: tuple[ReasonCode, str] | None
+        if position is None:
+            refusal = (
+                ReasonCode.VENUE_REJECTED,
+                f"no open position of {parent} at the terminal to set this {role.upper()} on "
+                "(MT5 keeps SL/TP on the position)",
+            )
+        elif not order.price:
+            refusal = ReasonCode.INVALID_PRICE, f"{role.upper()} needs a price"
+        else:
+            refusal = self._set_stops(int(position.ticket), role, order.price)
+        if refusal is not None:
+            self._emit(OrderUpdate(order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0]))
+            return
+        assert position is not None
+        self._children[order_id] = (int(position.ticket), role)
+        self._emit(
+            OrderUpdate(
+                order_id,
+                OrderStatus.OPEN,
+                ts,
+                f"set as position {int(position.ticket)}'s {role.upper()}",
+                venue_order_id=str(int(position.ticket)),
+            )
+        )
+
     def _register(self, order: Order, legs: int) -> None:
         for leg in range(max(legs, 1)):
             self._comment_ids[rq.comment_for(order.client_order_id, leg)] = order.client_order_id
@@ -611,6 +676,10 @@ class Mt5Broker:
         self, sub: _Submission, spec: rq.SymbolSpec, volume: float
     ) -> tuple[list[_Leg], tuple[ReasonCode, str] | None]:
         order = sub.order
+        if not self._hedging and not order.reduce_only and (order.stop_loss or order.take_profit):
+            problem = self._netting_stops_problem(order, spec)
+            if problem is not None:
+                return [], (ReasonCode.VENUE_REJECTED, problem)
         if order.order_type is not OrderType.MARKET:
             if order.reduce_only and self._hedging:
                 return [], (
@@ -653,6 +722,37 @@ class Mt5Broker:
                 volume = reducible
         return [_Leg(volume)], None
 
+    def _netting_stops_problem(self, order: Order, spec: rq.SymbolSpec) -> str | None:
+        """Why an entry with SL/TP cannot be added to the bot's position on a netting account:
+        the account has one position per symbol with one SL and one TP, and the entry's would
+        replace those of the position the bot holds — silently moving the stop of what earlier
+        entries bought, while the bot's journal still shows their own. Refused before it is
+        sent unless its SL/TP are the position's (then one stop protects all, as shown)."""
+        buy = order.side is Side.BUY
+        exit_side = order.side.opposite
+        want_sl = (
+            rq.on_tick(order.stop_loss, spec, exit_side, OrderType.STOP) if order.stop_loss else 0.0
+        )
+        want_tp = (
+            rq.on_tick(order.take_profit, spec, exit_side, OrderType.LIMIT)
+            if order.take_profit
+            else 0.0
+        )
+        for position in ours(self._call("positions_get", symbol=spec.name), self._magic):
+            if (int(position.type) == _POSITION_TYPE_BUY) != buy:
+                continue  # against the position: it closes or reverses it
+            sl, tp = float(position.sl), float(position.tp)
+            half = spec.point / 2
+            if abs(sl - want_sl) <= half and abs(tp - want_tp) <= half:
+                return None
+            return (
+                f"a netting account holds one SL/TP per position: {spec.name}'s "
+                f"{rq.to_units(float(position.volume), spec):g} position has SL {sl:g} TP "
+                f"{tp:g}, which this entry's SL {want_sl:g} TP {want_tp:g} would replace for "
+                "the whole position; send it with the position's SL/TP, or close first"
+            )
+        return None
+
     def _send_leg(
         self, sub: _Submission, spec: rq.SymbolSpec, leg: _Leg, index: int
     ) -> tuple[ReasonCode, str] | None:
@@ -689,6 +789,15 @@ class Mt5Broker:
             buy = order.side is Side.BUY
             price = float(tick.ask) if buy else float(tick.bid)
             if pending:
+                if order.stop_loss or order.take_profit:
+                    # Measured from the order's price, as the terminal measures them.
+                    assert order.price is not None
+                    at = rq.on_tick(order.price, spec, order.side, order.order_type)
+                    bad = rq.stops_problem(
+                        order.side, at, order.stop_loss or 0.0, order.take_profit or 0.0, spec
+                    )
+                    if bad is not None:
+                        return ReasonCode.INVALID_PRICE, bad
                 request = rq.pending_request(
                     order, spec, magic=self._magic, volume=leg.volume, filling=modes[mode]
                 )
@@ -941,10 +1050,21 @@ class Mt5Broker:
         sl = price if role == "sl" else float(position.sl)
         tp = price if role == "tp" else float(position.tp)
         if price:
-            exit_side = Side.SELL if int(position.type) == _POSITION_TYPE_BUY else Side.BUY
+            long = int(position.type) == _POSITION_TYPE_BUY
+            exit_side = Side.SELL if long else Side.BUY
             kind = OrderType.STOP if role == "sl" else OrderType.LIMIT
             rounded = rq.on_tick(price, spec, exit_side, kind)
             sl, tp = (rounded, tp) if role == "sl" else (sl, rounded)
+            # Checked as an entry's SL/TP are, naming the level: from the price that would
+            # close the position (the bid for a long, the ask for a short).
+            tick = self._call("symbol_info_tick", spec.name)
+            if tick is not None and float(tick.bid) > 0 and float(tick.ask) > 0:
+                close_at = float(tick.bid) if long else float(tick.ask)
+                side = Side.BUY if long else Side.SELL
+                new_sl, new_tp = (rounded, 0.0) if role == "sl" else (0.0, rounded)
+                bad = rq.stops_problem(side, close_at, new_sl, new_tp, spec)
+                if bad is not None:
+                    return ReasonCode.INVALID_PRICE, bad
         request = rq.sltp_request(
             spec, position=int(position.ticket), stop_loss=sl, take_profit=tp, magic=self._magic
         )
@@ -1045,14 +1165,30 @@ class Mt5Broker:
         info = self._call("terminal_info")
         self._server_up = bool(info.connected)
         events: list[Fill | OrderUpdate] = []
-        deals = ours(self._call("history_deals_get", self._poll_from, _FAR), self._magic)
+        try:
+            self._poll_into(events)
+        finally:
+            # What was found before a terminal lost mid-poll is reported all the same: its
+            # deals are marked seen and would not come back.
+            if events:
+                self._emit(*events)
+
+    def _poll_into(self, events: list[Fill | OrderUpdate]) -> None:
+        # Every deal, not only the bot's: one by someone else (a person closing the bot's
+        # position by hand, magic 0) that reduces or closes one of the bot's positions is
+        # booked (``_outside_fill``), or the bot would trade on a position it no longer has.
+        deals = self._call("history_deals_get", self._poll_from, _FAR) or ()
         for deal in sorted(deals, key=lambda d: int(d.ticket)):
             ticket = int(deal.ticket)
             self._poll_from = max(self._poll_from, int(deal.time) - 1)
             if self._seen_deals.taken(ticket, int(deal.time)):
                 continue
+            # Seen once decided: a terminal lost while deciding leaves it for the next poll.
+            if int(deal.magic) != self._magic or not self._deal_event(deal, events):
+                outside = self._outside_fill(deal)
+                if outside is not None:
+                    events.append(outside)
             self._seen_deals.add(ticket, int(deal.time))
-            self._deal_event(deal, events)
         # No later read reaches back a day before the poll's start: older deals cannot come
         # back, and a long-lived pod need not keep their tickets.
         self._seen_deals.forget_before(self._poll_from - _DAY)
@@ -1076,20 +1212,21 @@ class Mt5Broker:
                     )
                 )
         self._refresh_positions()
-        if events:
-            self._emit(*events)
 
-    def _deal_event(self, deal: Any, events: list[Fill | OrderUpdate]) -> None:
+    def _deal_event(self, deal: Any, events: list[Fill | OrderUpdate]) -> bool:
+        """A deal of the bot's magic number -> its events; False when it is no order's of the
+        bot (a stop-out, a comment the server rewrote): ``_outside_fill`` then decides."""
         client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
         if client_order_id is None:
-            return
+            return False
         symbol = self._symbols.ours(str(deal.symbol))
         with self._lock:
             tracked = self._working.get(client_order_id)
         reason = fill_reason(tracked) if tracked is not None else "market"
         fill = fill_from_deal(deal, client_order_id, symbol, self._units, reason)
         if fill is None:
-            return
+            return True
+        self._note_credit(deal, client_order_id)
         events.append(fill._replace(ts=self._utc(int(deal.time))))
         role = child_role(int(deal.reason))
         if role is not None:
@@ -1108,11 +1245,93 @@ class Mt5Broker:
                             code=ReasonCode.CANCELLED_BY_VENUE,
                         )
                     )
-            return
+            return True
         with self._lock:
             order = self._working.get(client_order_id)
         if order is not None:
             self._note_entry(order, deal)
+        return True
+
+    def _outside_fill(self, deal: Any) -> Fill | None:
+        """A deal no order of the bot made (another magic number: a person closing a position
+        by hand in the terminal, another expert) that reduces or closes one of the bot's
+        positions: that part of it as a ``Fill`` tagged ``OUTSIDE_TAG`` (id
+        ``<bot prefix>-outside-<deal ticket>``, the deal's ticket as fill id, its charges as the
+        fee), which the engine books and journals as a change made outside the bot, so the
+        bot's position, P&L and equity stay the terminal's. None for anything else: a deal
+        that adds to the bot's position (a netting account) or opens another is not the bot's
+        to own — the running position check finds the difference and halts the bot.
+
+        The bot's side of the position is read from the position's own deals (the last that
+        the bot's magic opened or reversed); someone else's deal against that side reduces it,
+        at most by what it held (the rest of a reversal is not the bot's)."""
+        kind = int(deal.type)
+        position_id = int(deal.position_id)
+        if kind not in (_DEAL_TYPE_BUY, _DEAL_TYPE_SELL) or int(deal.entry) == _DEAL_ENTRY_IN:
+            return None
+        if not position_id or not self._prefix:
+            return None
+        ticket = int(deal.ticket)
+        history = self._call("history_deals_get", position=position_id) or ()
+        held = 0.0  # the position's signed volume (lots) before each deal
+        side = 0.0  # the bot's side of it: 1 long, -1 short, 0 not the bot's
+        closing = 0.0
+        for earlier in sorted(history, key=lambda d: int(d.ticket)):
+            if int(earlier.type) not in (_DEAL_TYPE_BUY, _DEAL_TYPE_SELL):
+                continue
+            sign = 1.0 if int(earlier.type) == _DEAL_TYPE_BUY else -1.0
+            if int(earlier.ticket) == ticket:
+                if side and held * side > 0 and sign != side:
+                    closing = min(float(earlier.volume), abs(held))
+                break
+            held = round(held + sign * float(earlier.volume), 8)
+            opens = int(earlier.entry) in (_DEAL_ENTRY_IN, _DEAL_ENTRY_INOUT)
+            if int(earlier.magic) == self._magic and opens:
+                side = 1.0 if held > 0 else -1.0 if held < 0 else 0.0
+            elif held * side <= 0:
+                side = 0.0  # closed or reversed by someone else: no longer the bot's
+        if closing <= _EPS:
+            return None
+        symbol = self._symbols.ours(str(deal.symbol))
+        client_order_id = f"{self._prefix}-outside-{ticket}"
+        fill = fill_from_deal(deal, client_order_id, symbol, self._units, OUTSIDE_TAG)
+        if fill is None:
+            return None
+        share = closing / float(deal.volume) if float(deal.volume) > 0 else 1.0
+        if share < 1.0 - _EPS:
+            fill = fill._replace(
+                quantity=self._units(str(deal.symbol), closing), fee=fill.fee * share
+            )
+        self._note_credit(deal, client_order_id)
+        log.warning(
+            "deal %d by magic %d %s the bot's position %d (%s %g lots of %s at %g): booked as "
+            "a change made outside the bot",
+            ticket,
+            int(deal.magic),
+            "reversed" if closing < float(deal.volume) - _EPS else "reduced or closed",
+            position_id,
+            fill.side,
+            closing,
+            deal.symbol,
+            float(deal.price),
+        )
+        return fill._replace(ts=self._utc(int(deal.time)))
+
+    def _note_credit(self, deal: Any, client_order_id: str) -> None:
+        """A deal whose swap credited the account more than its commission cost: ``Fill.fee``
+        is ≥ 0 by the contract, so that credit is not in the bot's books. Said, with the
+        amount, never dropped in silence."""
+        credit = deal_credit(deal)
+        if credit > 0.0:
+            log.warning(
+                "%s: deal %d credited %.2f (swap %g, commission %g) that the bot's books do "
+                "not hold: a fill's fee cannot be negative; the account's balance has it",
+                client_order_id,
+                int(deal.ticket),
+                credit,
+                float(getattr(deal, "swap", 0.0)),
+                float(deal.commission),
+            )
 
     def _resting_gone(
         self, ticket: int, client_order_id: str, events: list[Fill | OrderUpdate]
@@ -1210,7 +1429,9 @@ class Mt5Broker:
     def _order_reports(self, since_ts: int) -> list[OrderReport]:
         live = ours(self._call("orders_get"), self._magic)
         history = ours(self._call("history_orders_get", since_ts + self._offset, _FAR), self._magic)
-        reports = order_reports([*history, *live], self._resolve, self._symbols.ours, self._units)
+        reports = order_reports(
+            [*history, *live], self._resolve, self._symbols.ours, self._units, self._parent_of
+        )
         return [r._replace(ts=self._utc(r.ts)) for r in reports] + self._child_reports()
 
     def _child_reports(self) -> list[OrderReport]:
@@ -1235,11 +1456,21 @@ class Mt5Broker:
         return reports
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
-        deals = ours(self._call("history_deals_get", since_ts + self._offset, _FAR), self._magic)
+        """The bot's executions since ``since_ts``, and, as the running poll books them, the
+        parts of others' deals that reduced or closed the bot's positions (``_outside_fill``:
+        a person's close while the bot was down is booked at its restart, as while it runs)."""
+        deals = self._call("history_deals_get", since_ts + self._offset, _FAR) or ()
         fills = []
         for deal in sorted(deals, key=lambda d: (int(d.time_msc), int(d.ticket))):
-            client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
+            client_order_id = (
+                deal_client_id(deal, self._resolve, self._parent_of)
+                if int(deal.magic) == self._magic
+                else None
+            )
             if client_order_id is None:
+                fill = self._outside_fill(deal)
+                if fill is not None:
+                    fills.append(fill)
                 continue
             symbol = self._symbols.ours(str(deal.symbol))
             fill = fill_from_deal(deal, client_order_id, symbol, self._units)
@@ -1254,6 +1485,16 @@ class Mt5Broker:
             self._utc(self._now()),
             self._units,
         )
+
+
+def _bracket_child(order: Order) -> tuple[str, str] | None:
+    """(parent id, ``sl``/``tp``) when ``order`` is a bracket child (``child_order_id``)."""
+    found = bracket_role(order.client_order_id)
+    if found is None or not order.reduce_only:
+        return None
+    parent, tag = found
+    role = "sl" if tag == STOP_LOSS_TAG else "tp"
+    return (parent, role) if child_order_id(parent, role) == order.client_order_id else None
 
 
 __all__ = ["Mt5Broker"]

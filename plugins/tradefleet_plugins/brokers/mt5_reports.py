@@ -93,14 +93,17 @@ def fill_from_deal(
     deal: Any, client_order_id: str, symbol: str, units: Units, reason: str = "market"
 ) -> Fill | None:
     """A buy/sell deal -> ``Fill``, its volume in units (balance, credit, ... deals -> None).
-    The deal ticket is the fill id, so the same execution always has the same id; commission
-    and fee are costs when negative, and ``Fill.fee`` is their size. ``reason``: the order's
+    The deal ticket is the fill id, so the same execution always has the same id. Its charges
+    (``deal_charges``: commission, fee and the swap a closing deal books) are a cost when their
+    sum is negative, and ``Fill.fee`` (≥ 0 by the contract) is that cost; a net credit (a
+    positive swap larger than the commission) cannot be a fee: the fee is 0 and the broker
+    says how much credit it could not book (``deal_credit``). ``reason``: the order's
     tag, or untagged, its type; the terminal's own SL/TP closes are ``stop_loss``/
     ``take_profit``. ``units``: the deal's volume (lots) of its symbol in units."""
     if int(deal.type) not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
         return None
     role = child_role(int(deal.reason))
-    cost = float(deal.commission) + float(getattr(deal, "fee", 0.0))
+    cost = deal_charges(deal)
     return Fill(
         client_order_id=client_order_id,
         symbol=symbol,
@@ -114,15 +117,43 @@ def fill_from_deal(
     )
 
 
+def deal_charges(deal: Any) -> float:
+    """What a deal charged or credited the account besides its profit, in the account's
+    currency: commission, fee and swap (MT5 books a position's accrued swap on the deal that
+    closes it); negative is a cost."""
+    return (
+        float(deal.commission)
+        + float(getattr(deal, "fee", 0.0))
+        + float(getattr(deal, "swap", 0.0))
+    )
+
+
+def deal_credit(deal: Any) -> float:
+    """The part of a deal's charges that is a credit ``Fill.fee`` cannot carry (it is ≥ 0):
+    a positive swap beyond the deal's commission and fee. 0 for most deals."""
+    return max(deal_charges(deal), 0.0)
+
+
 def order_reports(
-    orders: Iterable[Any], resolve: Resolver, symbol_of: Callable[[str], str], units: Units
+    orders: Iterable[Any],
+    resolve: Resolver,
+    symbol_of: Callable[[str], str],
+    units: Units,
+    parent_of: ParentOf | None = None,
 ) -> list[OrderReport]:
     """MT5 orders (live and history) -> one report per client order id: the legs of one order
-    (hedging closes by ticket) are summed."""
+    (hedging closes by ticket) are summed. ``parent_of``: the order the terminal made when a
+    position's SL/TP fired (comment ``[sl 1.09500]``, reason SL/TP) is reported as that
+    bracket child's (``<parent>-sl``/``-tp``), the parent being the order that opened the
+    position."""
     merged: dict[str, OrderReport] = {}
     notional: dict[str, float] = {}
     for order in orders:
         client_id = resolve(str(order.comment))
+        if client_id is None and parent_of is not None:
+            role = child_role(int(getattr(order, "reason", -1)))
+            parent = parent_of(int(order.position_id)) if role is not None else None
+            client_id = child_order_id(parent, role) if parent and role else None
         if client_id is None:
             continue
         otype = int(order.type)
@@ -229,7 +260,9 @@ def ours(items: Sequence[Any] | None, magic: int) -> list[Any]:
 __all__ = [
     "child_report",
     "child_role",
+    "deal_charges",
     "deal_client_id",
+    "deal_credit",
     "fill_from_deal",
     "order_reports",
     "ours",
