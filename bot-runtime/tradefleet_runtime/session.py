@@ -757,7 +757,10 @@ def apply_stop_policy(bot: Bot, engine: Engine) -> None:
     policy = bot.manifest.spec.on_stop
     if policy.cancel_open_orders:
         for order in list(engine.open_orders()):
-            if order.parent_id is None:  # keep the protective SL/TP of open positions
+            # Only what could open or add to a position: the protective SL/TP of open positions
+            # stay, and so does an exit on its way (a close sent just before the stop, whose
+            # SL/TP the close already cancelled), or the position is left unprotected.
+            if order.parent_id is None and not order.reduce_only:
                 engine.cancel(order.client_order_id)
     if policy.flatten_positions:
         # Reduce-only market orders: a venue fills them at once; the paper broker would need a

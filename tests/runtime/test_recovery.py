@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tradefleet_runtime.model import OrderType
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.report.metrics import build_report
 from tradefleet_runtime.report.sources import from_journal
-from tradefleet_runtime.session import Bot, BotSession, assemble
+from tradefleet_runtime.session import Bot, BotSession, apply_stop_policy, assemble
 from tradefleet_runtime.spec import parse_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,81 @@ def test_restart_carries_cash_positions_and_brackets(tmp_path: Path) -> None:
     events = second.query("SELECT message FROM events WHERE kind = 'restored'")
     assert len(events) == 1 and "3 order(s) re-armed" in events[0][0]
     second.close()
+
+
+def test_history_shown_at_a_restart_cancels_no_working_order(tmp_path: Path) -> None:
+    """A replayed bar's ``close`` (or ``cancel``) is history like its orders: the re-armed
+    stop-loss and take-profit of the open position stay working."""
+    path = tmp_path / "journal.sqlite"
+    first = Journal(path, durable=True)
+    opener = Scripted({0: lambda ctx, b: ctx.buy("TEST", 5, stop_loss=95, take_profit=110)})
+    engine = _engine(first, "run-1", opener)
+    engine.run([bar(0, 100, 100, 100, 100), bar(1, 100, 101, 99, 100)])
+    assert engine.position("TEST").quantity == 5
+    first.close()
+
+    second = Journal(path, durable=True)
+
+    def close_everything(ctx: Any, b: Any) -> None:
+        for order in ctx.open_orders():
+            ctx.cancel(order.client_order_id)
+        ctx.close("TEST")
+
+    replayer = Scripted({0: close_everything, 1: close_everything})
+    restarted = _engine(second, "run-2", replayer)
+    carried = second.carried_state("bot")
+    assert carried is not None
+    restarted.restore(carried)
+    # What the restore journals is stamped at the last bar the account saw, not at 0.
+    rearmed = second.query("SELECT ts FROM order_updates WHERE reason = 're-armed on restart'")
+    assert rearmed == [(T0 + 2 * HOUR,), (T0 + 2 * HOUR,)]
+    assert restarted.catch_up([bar(0, 100, 100, 100, 100), bar(1, 100, 101, 99, 100)]) == 2
+    working = sorted(o.client_order_id[-3:] for o in restarted.open_orders())
+    assert working == ["-sl", "-tp"]
+    assert restarted.stats.warmup_intents == 2  # the closes themselves were dropped, counted
+    cancelled = second.query("SELECT client_order_id FROM order_updates WHERE status = 'cancelled'")
+    assert cancelled == []
+    # Live bars are not history: the same call cancels them then.
+    restarted.ctx.close("TEST")
+    assert restarted.open_orders() == []
+    second.close()
+
+
+def test_a_stop_keeps_an_exit_on_its_way(tmp_path: Path) -> None:
+    """Stopped right after the strategy closed its position (which cancelled the position's
+    SL/TP): the stop policy cancels the resting entry but keeps the reduce-only exit, or the
+    position would be left with no order protecting or closing it."""
+    journal = Journal(tmp_path / "journal.sqlite", durable=True)
+
+    def exit_and_rest_an_entry(ctx: Any, b: Any) -> None:
+        ctx.close("TEST")
+        ctx.buy("TEST", 1, order_type=OrderType.LIMIT, price=50)
+
+    strategy = Scripted(
+        {
+            0: lambda ctx, b: ctx.buy("TEST", 5, stop_loss=95, take_profit=110),
+            1: exit_and_rest_an_entry,
+        }
+    )
+    engine = _engine(journal, "run-1", strategy)
+    engine.run([bar(0, 100, 100, 100, 100), bar(1, 100, 101, 99, 100)])
+    assert engine.position("TEST").quantity == 5
+    assert sorted((o.reduce_only, o.order_type.value) for o in engine.open_orders()) == [
+        (False, "limit"),
+        (True, "market"),
+    ]
+    # The close's cancels of the position's SL/TP are stamped when asked (the bar's close),
+    # not at the simulator's clock (the bar's open), before the orders they end.
+    decided = T0 + 2 * HOUR
+    stamps = journal.query(
+        "SELECT u.ts, o.created_ts FROM order_updates u JOIN orders o"
+        " USING (run_id, client_order_id) WHERE u.status = 'cancelled'"
+    )
+    assert len(stamps) == 2 and all(ts == decided >= created for ts, created in stamps)
+    apply_stop_policy(_paper_bot("2017-03-01"), engine)
+    [kept] = engine.open_orders()
+    assert kept.reduce_only and kept.order_type is OrderType.MARKET and kept.quantity == 5
+    journal.close()
 
 
 def test_a_backtest_never_inherits_state(tmp_path: Path) -> None:

@@ -43,6 +43,11 @@ class BotContext:
         self._instrument = instrument
         self._cancel = cancel
         self._record_event = record_event
+        # True while the engine shows the strategy history (``Engine.catch_up``):
+        # its cancels are dropped like its orders. The working orders are today's (re-armed
+        # from the journal and the venue at a restart): a replayed bar's ``close`` must not
+        # cancel an open position's stop-loss and take-profit.
+        self.replaying = False
 
     @property
     def now(self) -> int:
@@ -109,9 +114,10 @@ class BotContext:
         )
 
     def close(self, symbol: str, tag: str = "") -> None:
-        for working in self._book:
-            if working.order.symbol == symbol:
-                self._cancel(working.order.client_order_id)
+        if not self.replaying:
+            for working in self._book:
+                if working.order.symbol == symbol:
+                    self._cancel(working.order.client_order_id)
         quantity = self._portfolio.position(symbol).quantity
         if quantity:
             side = Side.SELL if quantity > 0 else Side.BUY
@@ -120,7 +126,8 @@ class BotContext:
             )
 
     def cancel(self, client_order_id: str) -> None:
-        self._cancel(client_order_id)
+        if not self.replaying:
+            self._cancel(client_order_id)
 
     def open_orders(self, symbol: str | None = None) -> Sequence[Order]:
         return self._book.orders(symbol)

@@ -379,6 +379,10 @@ class Engine:
         self._cancels_asked.add(client_order_id)
         update = self.broker.cancel(client_order_id)
         if update is not None:
+            if update.ts < self._now:
+                # A simulator's clock is the bar it last matched (its open): the cancel is
+                # asked now, and its row must not come before the order's own.
+                update = update._replace(ts=self._now)
             self._on_order_update(update)
 
     def close(self, symbol: str, tag: str = "") -> None:
@@ -424,7 +428,8 @@ class Engine:
         earlier run already handled), so it rebuilds its state; returns how many.
 
         The broker does not see them, no equity is recorded, and the orders the strategy asks
-        for are dropped (counted): those bars are history, already traded or never tradable.
+        for are dropped (counted), its cancels too: those bars are history, already traded or
+        never tradable, and the working orders are not theirs.
         """
         if not self._started:
             self.start()
@@ -434,20 +439,24 @@ class Engine:
         # Risk plugins that observe bars rebuild their state (ATR, returns) from history too.
         observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
         count = 0
-        for bar in bars:
-            count += 1
-            marks[bar[0]] = bar[6]
-            self._now = bar[2] + bar[1]
-            if observers:
-                for observe in observers:
-                    observe(bar)
-            if self._aggregators:
-                self._aggregate(bar, strategy_on_bar)
-            elif bar[0] in self._base_symbols:
-                strategy_on_bar(bar)
-            if intents:
-                self.stats.warmup_intents += len(intents)
-                intents.clear()
+        self.ctx.replaying = True  # its cancels are dropped too (``BotContext.replaying``)
+        try:
+            for bar in bars:
+                count += 1
+                marks[bar[0]] = bar[6]
+                self._now = bar[2] + bar[1]
+                if observers:
+                    for observe in observers:
+                        observe(bar)
+                if self._aggregators:
+                    self._aggregate(bar, strategy_on_bar)
+                elif bar[0] in self._base_symbols:
+                    strategy_on_bar(bar)
+                if intents:
+                    self.stats.warmup_intents += len(intents)
+                    intents.clear()
+        finally:
+            self.ctx.replaying = False
         self.stats.history_bars += count
         return count
 
@@ -1190,6 +1199,10 @@ class Engine:
 
         Returns a one-line summary for the journal and the log.
         """
+        if not self._now:
+            # Before its first bar the engine's clock is the last bar the account saw: what is
+            # journaled here (re-armed orders, the summary) is stamped then, not at 1970.
+            self._now = state.last_bar_ts
         for fill in state.fills:
             self.portfolio.apply(fill)
         for symbol, position in self.portfolio.open_positions.items():

@@ -143,7 +143,11 @@ class StopPolicy(_Model):
     """What the bot does with its orders and positions when it is stopped."""
 
     cancel_open_orders: bool = Field(
-        default=True, description="Cancel resting orders on stop (brackets on open positions stay)."
+        default=True,
+        description=(
+            "Cancel resting orders on stop; orders that only reduce a position (its stop-loss,"
+            " take-profit, an exit on its way) stay."
+        ),
     )
     flatten_positions: bool = Field(
         default=False, description="Close every open position at market on stop."
