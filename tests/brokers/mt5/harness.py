@@ -17,12 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.runtime.helpers import Scripted, start_test_run
 from tests.venues.mt5 import MT5Terminal, default_symbol_specs
 from tradefleet_plugins.brokers.mt5_broker import Mt5Broker
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
+from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import CarriedState
 from tradefleet_runtime.mt5_bridge.client import BridgeTerminal
 from tradefleet_runtime.mt5_bridge.server import BridgeEndpoint, build_bridge_server
+from tradefleet_runtime.order_ids import bot_prefix
+from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
 from tradefleet_runtime.sdk import (
+    Bar,
     BrokerContext,
     Fill,
     Order,
@@ -30,6 +37,7 @@ from tradefleet_runtime.sdk import (
     OrderType,
     OrderUpdate,
     Side,
+    Strategy,
 )
 
 BOT = "default/gold-bot"
@@ -249,3 +257,76 @@ def fills(events: Sequence[Fill | OrderUpdate]) -> list[Fill]:
 
 def updates(events: Sequence[Fill | OrderUpdate]) -> list[OrderUpdate]:
     return [e for e in events if isinstance(e, OrderUpdate)]
+
+
+# -- an engine on the harness's broker, driven bar by bar --------------------------------------
+
+EMULATOR_T0 = 1_736_121_600  # the emulator's clock: 2025-01-06 00:00 UTC
+MINUTE = 60
+
+
+def minute_bar(i: int, price: float) -> Bar:
+    """The i-th EURUSD minute bar of a flat ``price``, from ten minutes before the emulator's
+    clock."""
+    t0 = EMULATOR_T0 - 10 * MINUTE
+    return Bar("EURUSD", MINUTE, t0 + i * MINUTE, price, price, price, price, 1.0)
+
+
+def live_engine(
+    venue: Mt5Harness,
+    strategy: Strategy,
+    journal: Journal | None = None,
+    run_id: str = "live",
+    risk: Sequence[Any] = (),
+) -> tuple[Engine, Journal]:
+    """A live engine trading EURUSD minute bars on ``venue``'s broker, journaling to
+    ``journal`` (in memory when None) in a run ``run_id``."""
+    journal = journal if journal is not None else Journal(":memory:")
+    start_test_run(journal, run_id, bot=venue.bot, mode="live", timeframe_s=MINUTE)
+    config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
+    engine = Engine(config, strategy, venue.broker, journal, list(risk), venue=venue.broker)
+    return engine, journal
+
+
+def settle_and_pump(engine: Engine, venue: Mt5Harness) -> int:
+    """Wait for the broker's thread to answer what is queued, then apply its events."""
+    venue.broker.settle(timeout=30.0)
+    return engine.pump()
+
+
+def bracketed_then_down(venue: Mt5Harness, path: Path, quantity: float) -> str:
+    """A live bot buys ``quantity`` EURUSD with SL 1.0950 / TP 1.1100 at 1.1, journaled
+    durably at ``path``, then goes down (its journal closed, the terminal keeps the position):
+    the entry's client order id."""
+    strategy = Scripted(
+        {0: lambda ctx, bar: ctx.buy("EURUSD", quantity, stop_loss=1.0950, take_profit=1.1100)}
+    )
+    engine, journal = live_engine(venue, strategy, Journal(path, durable=True))
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
+    parent = engine.last_order_id
+    journal.close()
+    return parent
+
+
+def restarted_plan(
+    restarted: Mt5Harness, journal: Journal, since: int
+) -> tuple[Engine, CarriedState, ReconcilePlan]:
+    """The restarted bot's engine on ``restarted`` (run "live-2", journaling to ``journal``),
+    what its journal carries, and the reconciliation planned against the terminal's reports
+    from ``since``."""
+    again, _ = live_engine(restarted, Scripted(), journal, run_id="live-2")
+    carried = journal.carried_state(restarted.bot)
+    assert carried is not None
+    plan = plan_reconciliation(
+        prefix=bot_prefix(restarted.bot),
+        symbols=("EURUSD",),
+        journal_fills=carried.fills,
+        journal_working={o.client_order_id: o for o, _ in carried.working},
+        known_order_ids=carried.known_order_ids,
+        venue_orders=restarted.broker.order_reports(since),
+        venue_fills=restarted.broker.fill_reports(since),
+        venue_positions=restarted.broker.position_reports(),
+        now=EMULATOR_T0,
+    )
+    return again, carried, plan

@@ -35,10 +35,13 @@ from tests.brokers.mt5.harness import (
     Bridge,
     Mt5Harness,
     fills,
+    live_engine,
+    minute_bar,
     planted_terminal,
+    settle_and_pump,
     write_credentials,
 )
-from tests.brokers.mt5.test_mt5_engine import _apply, _bar, _engine, _journal_equals_terminal
+from tests.brokers.mt5.test_mt5_engine import _journal_equals_terminal
 from tests.runtime.helpers import Scripted
 from tests.service.test_auth import certificates  # noqa: F401  (the openssl-made CA and cert)
 from tests.venues.mt5 import MT5Terminal
@@ -523,22 +526,22 @@ def test_a_bridge_killed_mid_order_ends_with_journal_equal_to_terminal(margin_mo
                 1: lambda ctx, bar: ctx.close("EURUSD"),
             }
         )
-        engine, journal = _engine(venue, strategy)
+        engine, journal = live_engine(venue, strategy)
         dying.armed = True
-        engine.run([_bar(0, 1.1)])
+        engine.run([minute_bar(0, 1.1)])
         assert dying.died.wait(30)
         assert len(venue.history_orders()) == 1  # executed at the terminal, answer lost
         port = venue.bridge.endpoint.port
         venue.bridge.endpoint.stop(0)
         venue.bridge = Bridge.start(dying, port=port)  # the bridge comes back on its address
-        _apply(engine, venue)
+        settle_and_pump(engine, venue)
         assert list(dict(journal.order_statuses()).values()) == ["filled"]
         assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
         assert len(venue.history_orders()) == 1  # reconciled, never sent again
         # Whether the broker counted a reconnect depends on when it noticed the bridge was gone
         # (gRPC may redial before its next call fails): one order, filled once, is the point.
-        engine.run([_bar(1, 1.1)])
-        _apply(engine, venue)
+        engine.run([minute_bar(1, 1.1)])
+        settle_and_pump(engine, venue)
         assert engine.portfolio.position("EURUSD").quantity == 0.0
         assert venue.terminal.positions_get() == ()
         _journal_equals_terminal(journal, venue)
@@ -597,23 +600,23 @@ def test_a_bridge_process_killed_mid_order_then_restarted(tmp_path: Path) -> Non
                 1: lambda ctx, bar: ctx.close("EURUSD"),
             }
         )
-        engine, journal = _engine(venue, strategy)
+        engine, journal = live_engine(venue, strategy)
         held.armed = True
-        engine.run([_bar(0, 1.1)])
+        engine.run([minute_bar(0, 1.1)])
         assert held.executed.wait(30)
         process.kill()  # SIGKILL: no goodbye, the answer is lost with the process
         process.wait(30)
         held.release.set()
         assert len(venue.history_orders()) == 1
         process = _start_bridge(auth, port, terminal, **relay)
-        _apply(engine, venue)
+        settle_and_pump(engine, venue)
         assert list(dict(journal.order_statuses()).values()) == ["filled"]
         assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
         assert len(venue.history_orders()) == 1  # reconciled, never sent again
         # Whether the broker counted a reconnect depends on when it noticed the bridge was gone
         # (gRPC may redial before its next call fails): one order, filled once, is the point.
-        engine.run([_bar(1, 1.1)])
-        _apply(engine, venue)
+        engine.run([minute_bar(1, 1.1)])
+        settle_and_pump(engine, venue)
         assert engine.portfolio.position("EURUSD").quantity == 0.0
         assert term.positions_get() == ()
         _journal_equals_terminal(journal, venue)

@@ -9,21 +9,17 @@ from typing import Any
 
 import pytest
 
-from tests.brokers.mt5.harness import Mt5Harness
-from tests.runtime.helpers import Scripted, start_test_run
+from tests.brokers.mt5.harness import (
+    EMULATOR_T0,
+    Mt5Harness,
+    live_engine,
+    minute_bar,
+    restarted_plan,
+    settle_and_pump,
+)
+from tests.runtime.helpers import Scripted
 from tests.venues.mt5 import Disconnect, UnknownOutcome
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar
-from tradefleet_runtime.order_ids import bot_prefix
-from tradefleet_runtime.reconcile import plan_reconciliation
-
-T0 = 1_736_121_600  # the emulator's clock: 2025-01-06 00:00 UTC
-MINUTE = 60
-
-
-def _bar(i: int, price: float) -> Bar:
-    return Bar("EURUSD", MINUTE, T0 - 10 * MINUTE + i * MINUTE, price, price, price, price, 1.0)
 
 
 @pytest.fixture(params=["netting", "hedging"])
@@ -34,20 +30,6 @@ def venue(request: pytest.FixtureRequest, transport: str) -> Iterator[Mt5Harness
     harness.connect()
     yield harness
     harness.close()
-
-
-def _engine(
-    venue: Mt5Harness, strategy: Scripted, journal: Journal | None = None, run_id: str = "live"
-) -> tuple[Engine, Journal]:
-    journal = journal if journal is not None else Journal(":memory:")
-    start_test_run(journal, run_id, bot=venue.bot, mode="live", timeframe_s=MINUTE)
-    config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
-    return Engine(config, strategy, venue.broker, journal, venue=venue.broker), journal
-
-
-def _apply(engine: Engine, venue: Mt5Harness) -> int:
-    venue.broker.settle(timeout=30.0)
-    return engine.pump()
 
 
 def _journal_equals_terminal(journal: Journal, venue: Mt5Harness) -> None:
@@ -61,16 +43,16 @@ def test_bracketed_entry_stopped_out_journal_equals_terminal(venue: Mt5Harness) 
     strategy = Scripted(
         {0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=1.0950, take_profit=1.1100)}
     )
-    engine, journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
+    engine, journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
     assert dict(journal.order_statuses())  # journaled pending before the terminal answered
-    assert _apply(engine, venue) == 2  # ack + fill
+    assert settle_and_pump(engine, venue) == 2  # ack + fill
     statuses = dict(journal.order_statuses())
     parent = next(cid for cid in statuses if not cid.endswith(("-sl", "-tp")))
     assert statuses == {parent: "filled", f"{parent}-sl": "open", f"{parent}-tp": "open"}
     assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
     venue.terminal.set_price("EURUSD", 1.0940)
-    _apply(engine, venue)
+    settle_and_pump(engine, venue)
     statuses = dict(journal.order_statuses())
     assert statuses[f"{parent}-sl"] == "filled" and statuses[f"{parent}-tp"] == "cancelled"
     assert engine.portfolio.position("EURUSD").quantity == 0.0
@@ -101,14 +83,14 @@ def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str
             1: lambda ctx, bar: ctx.close("EURUSD"),
         }
     )
-    engine, journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     assert list(dict(journal.order_statuses()).values()) == ["filled"]
     assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # 0.1 lot
     venue.terminal.faults.script("order_send", FAULTS[fault])  # the exit meets it too
-    engine.run([_bar(1, 1.1)])
-    _apply(engine, venue)
+    engine.run([minute_bar(1, 1.1)])
+    settle_and_pump(engine, venue)
     assert list(dict(journal.order_statuses()).values()) == ["filled", "filled"]
     assert engine.portfolio.position("EURUSD").quantity == 0.0
     assert venue.terminal.positions_get() == ()
@@ -118,9 +100,9 @@ def test_faults_end_with_journal_equal_to_terminal(venue: Mt5Harness, fault: str
 def test_partial_fill_journaled_as_the_terminal_has_it(venue: Mt5Harness) -> None:
     venue.terminal.faults.script("order_send", [10010])
     strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0)})
-    engine, journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     assert list(dict(journal.order_statuses()).values()) == ["cancelled"]
     assert engine.portfolio.position("EURUSD").quantity == 5_000.0
     assert [p.volume for p in venue.terminal.positions_get()] == [0.05]
@@ -134,11 +116,11 @@ def test_exit_closes_the_position_and_cancels_its_children(venue: Mt5Harness) ->
             1: lambda ctx, bar: ctx.close("EURUSD"),
         }
     )
-    engine, journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
-    engine.run([_bar(1, 1.1)])
-    _apply(engine, venue)
+    engine, journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
+    engine.run([minute_bar(1, 1.1)])
+    settle_and_pump(engine, venue)
     statuses = dict(journal.order_statuses())
     assert sorted(statuses.values()) == ["cancelled", "filled", "filled"]
     assert engine.portfolio.position("EURUSD").quantity == 0.0
@@ -156,9 +138,9 @@ def test_a_restarted_bot_adopts_its_positions_sl_and_tp_and_they_still_act(
     strategy = Scripted(
         {0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=1.0950, take_profit=1.1100)}
     )
-    engine, journal = _engine(venue, strategy, Journal(path, durable=True))
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, journal = live_engine(venue, strategy, Journal(path, durable=True))
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     parent = engine.last_order_id
     children = {f"{parent}-sl", f"{parent}-tp"}
     journal.close()  # killed: the terminal keeps the position with its SL and TP
@@ -169,28 +151,14 @@ def test_a_restarted_bot_adopts_its_positions_sl_and_tp_and_they_still_act(
     restarted.connect()
     try:
         second = Journal(path, durable=True)
-        again, _ = _engine(restarted, Scripted(), second, run_id="live-2")
-        carried = second.carried_state(venue.bot)
-        assert carried is not None
-        working = {o.client_order_id: o for o, _ in carried.working}
-        assert set(working) == children
-        plan = plan_reconciliation(
-            prefix=bot_prefix(venue.bot),
-            symbols=("EURUSD",),
-            journal_fills=carried.fills,
-            journal_working=working,
-            known_order_ids=carried.known_order_ids,
-            venue_orders=restarted.broker.order_reports(0),
-            venue_fills=restarted.broker.fill_reports(0),
-            venue_positions=restarted.broker.position_reports(),
-            now=T0,
-        )
+        again, carried, plan = restarted_plan(restarted, second, 0)
+        assert {o.client_order_id for o, _ in carried.working} == children
         assert (plan.never_sent, plan.degraded) == ((), False)
-        again.restore_from_venue(carried, plan, T0)
+        again.restore_from_venue(carried, plan, EMULATOR_T0)
         assert {o.client_order_id for o in again.open_orders()} == children
         # The stop still acts, and the restarted bot books it as its stop-loss exit.
         restarted.terminal.set_price("EURUSD", 1.0940)
-        _apply(again, restarted)
+        settle_and_pump(again, restarted)
         statuses = dict(second.order_statuses())
         assert (statuses[f"{parent}-sl"], statuses[f"{parent}-tp"]) == ("filled", "cancelled")
         assert again.portfolio.position("EURUSD").quantity == 0.0

@@ -13,15 +13,24 @@ from typing import Any
 
 import pytest
 
-from tests.brokers.mt5.harness import Mt5Harness, fills, gold_pro_symbols, updates
-from tests.runtime.helpers import Scripted, start_test_run
+from tests.brokers.mt5.harness import (
+    EMULATOR_T0,
+    Mt5Harness,
+    bracketed_then_down,
+    fills,
+    gold_pro_symbols,
+    live_engine,
+    minute_bar,
+    restarted_plan,
+    settle_and_pump,
+    updates,
+)
+from tests.runtime.helpers import Scripted
 from tests.venues.mt5 import MT5Terminal
 from tradefleet_plugins.brokers.mt5_reports import deal_credit, fill_from_deal
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar
 from tradefleet_runtime.order_ids import bot_prefix
-from tradefleet_runtime.reconcile import plan_reconciliation, position_drift
+from tradefleet_runtime.reconcile import position_drift
 from tradefleet_runtime.sdk import (
     OUTSIDE_TAG,
     OrderStatus,
@@ -31,13 +40,7 @@ from tradefleet_runtime.sdk import (
     child_order_id,
 )
 
-T0 = 1_736_121_600
-MINUTE = 60
 LOT = 100_000.0  # EURUSD units in one lot
-
-
-def _bar(i: int, price: float) -> Bar:
-    return Bar("EURUSD", MINUTE, T0 - 10 * MINUTE + i * MINUTE, price, price, price, price, 1.0)
 
 
 def _harness(margin: str, terminal: MT5Terminal | None = None) -> Mt5Harness:
@@ -51,20 +54,6 @@ def venue(request: pytest.FixtureRequest) -> Iterator[Mt5Harness]:
     harness = _harness(request.param)
     yield harness
     harness.close()
-
-
-def _engine(
-    venue: Mt5Harness, strategy: Scripted, journal: Journal | None = None, run_id: str = "live"
-) -> tuple[Engine, Journal]:
-    journal = journal if journal is not None else Journal(":memory:")
-    start_test_run(journal, run_id, bot=venue.bot, mode="live", timeframe_s=MINUTE)
-    config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
-    return Engine(config, strategy, venue.broker, journal, venue=venue.broker), journal
-
-
-def _apply(engine: Engine, venue: Mt5Harness) -> int:
-    venue.broker.settle(timeout=30.0)
-    return engine.pump()
 
 
 def _by_hand(term: MT5Terminal, side: int, volume: float, position: int = 0) -> Any:
@@ -101,13 +90,13 @@ def test_a_position_closed_by_hand_while_running_is_booked(venue: Mt5Harness, pa
     strategy = Scripted(
         {0: lambda ctx, bar: ctx.buy("EURUSD", LOT, stop_loss=1.0950, take_profit=1.1100)}
     )
-    engine, journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     (position,) = term.positions_get()
     term.set_price("EURUSD", 1.1020, 1.1021)
     _by_hand(term, term.ORDER_TYPE_SELL, round(position.volume * part, 2), int(position.ticket))
-    _apply(engine, venue)
+    settle_and_pump(engine, venue)
 
     held = engine.portfolio.position("EURUSD").quantity
     assert held == pytest.approx(LOT * (1 - part))
@@ -150,16 +139,16 @@ def test_after_a_close_by_hand_a_reversal_leaves_the_bot_and_the_terminal_agreei
             2: lambda ctx, bar: ctx.sell("EURUSD", LOT),
         }
     )
-    engine, _journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, _journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     (position,) = term.positions_get()
     _by_hand(term, term.ORDER_TYPE_SELL, position.volume, int(position.ticket))
-    engine.run([_bar(1, 1.1)])
-    _apply(engine, venue)
+    engine.run([minute_bar(1, 1.1)])
+    settle_and_pump(engine, venue)
     assert engine.portfolio.position("EURUSD").quantity == 0.0
-    engine.run([_bar(2, 1.1)])
-    _apply(engine, venue)
+    engine.run([minute_bar(2, 1.1)])
+    settle_and_pump(engine, venue)
     at_terminal = sum(
         (1 if p.type == term.POSITION_TYPE_BUY else -1) * p.volume * LOT
         for p in term.positions_get()
@@ -173,11 +162,11 @@ def test_an_add_by_hand_on_a_netting_account_is_not_the_bots_and_is_a_drift() ->
     venue = _harness("netting")
     try:
         term = venue.terminal
-        engine, journal = _engine(venue, Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", LOT)}))
-        engine.run([_bar(0, 1.1)])
-        _apply(engine, venue)
+        engine, journal = live_engine(venue, Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", LOT)}))
+        engine.run([minute_bar(0, 1.1)])
+        settle_and_pump(engine, venue)
         _by_hand(term, term.ORDER_TYPE_BUY, 0.5)
-        _apply(engine, venue)
+        settle_and_pump(engine, venue)
         assert engine.portfolio.position("EURUSD").quantity == LOT
         assert _events(journal, "position_changed_outside") == []
         drift = position_drift(
@@ -199,11 +188,11 @@ def test_a_reversal_by_hand_books_only_the_bots_part() -> None:
     venue = _harness("netting")
     try:
         term = venue.terminal
-        engine, journal = _engine(venue, Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", LOT)}))
-        engine.run([_bar(0, 1.1)])
-        _apply(engine, venue)
+        engine, journal = live_engine(venue, Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", LOT)}))
+        engine.run([minute_bar(0, 1.1)])
+        settle_and_pump(engine, venue)
         _by_hand(term, term.ORDER_TYPE_SELL, 1.5)
-        _apply(engine, venue)
+        settle_and_pump(engine, venue)
         assert engine.portfolio.position("EURUSD").quantity == 0.0
         (quantity,) = journal.query("SELECT quantity FROM fills WHERE reason = ?", OUTSIDE_TAG)[0]
         assert quantity == LOT
@@ -221,14 +210,7 @@ def test_a_close_by_hand_while_the_bot_was_down_is_booked_at_restart(
     was down, as an outside fill (not a Degraded mismatch), said in the journal."""
     path = tmp_path / "journal.sqlite"
     term = venue.terminal
-    strategy = Scripted(
-        {0: lambda ctx, bar: ctx.buy("EURUSD", LOT, stop_loss=1.0950, take_profit=1.1100)}
-    )
-    engine, journal = _engine(venue, strategy, Journal(path, durable=True))
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
-    parent = engine.last_order_id
-    journal.close()  # the bot is down (its broker object no longer polls)
+    parent = bracketed_then_down(venue, path, LOT)  # its broker object no longer polls
     (position,) = term.positions_get()
     term.set_price("EURUSD", 1.0990, 1.0991)
     _by_hand(term, term.ORDER_TYPE_SELL, position.volume, int(position.ticket))
@@ -239,25 +221,11 @@ def test_a_close_by_hand_while_the_bot_was_down_is_booked_at_restart(
     restarted = _harness(mode, term)
     try:
         second = Journal(path, durable=True)
-        again, _ = _engine(restarted, Scripted(), second, run_id="live-2")
-        carried = second.carried_state(venue.bot)
-        assert carried is not None
-        working = {o.client_order_id: o for o, _ in carried.working}
-        plan = plan_reconciliation(
-            prefix=bot_prefix(venue.bot),
-            symbols=("EURUSD",),
-            journal_fills=carried.fills,
-            journal_working=working,
-            known_order_ids=carried.known_order_ids,
-            venue_orders=restarted.broker.order_reports(T0 - 3600),
-            venue_fills=restarted.broker.fill_reports(T0 - 3600),
-            venue_positions=restarted.broker.position_reports(),
-            now=T0,
-        )
+        again, carried, plan = restarted_plan(restarted, second, EMULATOR_T0 - 3600)
         assert plan.degraded is False
         assert [f.fill_id for f in plan.missed_fills] == [str(close_deal.ticket)]
         assert plan.notes == ()  # an outside change is no order of the bot's gone missing
-        again.restore_from_venue(carried, plan, T0)
+        again.restore_from_venue(carried, plan, EMULATOR_T0)
         assert again.portfolio.position("EURUSD").quantity == 0.0
         assert again.portfolio.trades[-1].gross_pnl == pytest.approx(close_deal.profit)
         (said,) = _events(second, "position_changed_outside")
@@ -266,7 +234,7 @@ def test_a_close_by_hand_while_the_bot_was_down_is_booked_at_restart(
         assert plan.resend == ()
         assert {f"{parent}-sl", f"{parent}-tp"} <= set(plan.never_sent)
         # nothing is reported again once running
-        _apply(again, restarted)
+        settle_and_pump(again, restarted)
         assert len(second.query("SELECT 1 FROM fills WHERE reason = ?", OUTSIDE_TAG)) == 1
         second.close()
     finally:
@@ -286,14 +254,7 @@ def test_an_sl_removed_by_hand_while_down_is_set_again_as_the_positions_sl(
 ) -> None:
     path = tmp_path / "journal.sqlite"
     term = venue.terminal
-    strategy = Scripted(
-        {0: lambda ctx, bar: ctx.buy("EURUSD", LOT, stop_loss=1.0950, take_profit=1.1100)}
-    )
-    engine, journal = _engine(venue, strategy, Journal(path, durable=True))
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
-    parent = engine.last_order_id
-    journal.close()  # the bot is down (its broker object no longer polls)
+    parent = bracketed_then_down(venue, path, LOT)  # its broker object no longer polls
     (position,) = term.positions_get()
     removed = term.order_send(
         {
@@ -311,24 +272,10 @@ def test_an_sl_removed_by_hand_while_down_is_set_again_as_the_positions_sl(
     restarted = _harness(mode, term)
     try:
         second = Journal(path, durable=True)
-        again, _ = _engine(restarted, Scripted(), second, run_id="live-2")
-        carried = second.carried_state(venue.bot)
-        assert carried is not None
-        working = {o.client_order_id: o for o, _ in carried.working}
-        plan = plan_reconciliation(
-            prefix=bot_prefix(venue.bot),
-            symbols=("EURUSD",),
-            journal_fills=carried.fills,
-            journal_working=working,
-            known_order_ids=carried.known_order_ids,
-            venue_orders=restarted.broker.order_reports(T0 - 3600),
-            venue_fills=restarted.broker.fill_reports(T0 - 3600),
-            venue_positions=restarted.broker.position_reports(),
-            now=T0,
-        )
+        again, carried, plan = restarted_plan(restarted, second, EMULATOR_T0 - 3600)
         assert plan.resend == (f"{parent}-sl",)
-        again.restore_from_venue(carried, plan, T0)
-        _apply(again, restarted)
+        again.restore_from_venue(carried, plan, EMULATOR_T0)
+        settle_and_pump(again, restarted)
         # the position's SL again; no pending order, nothing closed at market
         (held,) = term.positions_get()
         assert (held.sl, held.tp) == (1.0950, 1.1100)
@@ -339,7 +286,7 @@ def test_an_sl_removed_by_hand_while_down_is_set_again_as_the_positions_sl(
         assert _events(second, "stop_refused") == []
         # it acts as the bracket's SL: its fill is the child's, the TP is cancelled
         term.set_price("EURUSD", 1.0940)
-        _apply(again, restarted)
+        settle_and_pump(again, restarted)
         statuses = dict(second.order_statuses())
         assert (statuses[f"{parent}-sl"], statuses[f"{parent}-tp"]) == ("filled", "cancelled")
         assert again.portfolio.position("EURUSD").quantity == 0.0
@@ -376,12 +323,12 @@ def test_a_charged_swap_is_booked_with_the_fee() -> None:
         strategy = Scripted(
             {0: lambda ctx, bar: ctx.buy("EURUSD", LOT), 2: lambda ctx, bar: ctx.close("EURUSD")}
         )
-        engine, journal = _engine(venue, strategy)
-        engine.run([_bar(0, 1.1)])
-        _apply(engine, venue)
+        engine, journal = live_engine(venue, strategy)
+        engine.run([minute_bar(0, 1.1)])
+        settle_and_pump(engine, venue)
         venue.terminal.rollover(3)
-        engine.run([_bar(1, 1.105), _bar(2, 1.105)])
-        _apply(engine, venue)
+        engine.run([minute_bar(1, 1.105), minute_bar(2, 1.105)])
+        settle_and_pump(engine, venue)
         deals = venue.deals()
         assert [d.swap for d in deals] == [0.0, -30.0]
         assert [row[0] for row in journal.query("SELECT fee FROM fills")] == [3.5, 33.5]
@@ -403,7 +350,7 @@ def _deal(**fields: Any) -> Any:
         symbol="EURUSD",
         volume=1.0,
         price=1.1,
-        time=T0,
+        time=EMULATOR_T0,
         ticket=7,
     )
     base.update(fields)
@@ -428,41 +375,20 @@ def test_a_stop_that_fired_while_down_is_closed_as_filled_not_never_sent(
 ) -> None:
     path = tmp_path / "journal.sqlite"
     term = venue.terminal
-    strategy = Scripted(
-        {0: lambda ctx, bar: ctx.buy("EURUSD", LOT, stop_loss=1.0950, take_profit=1.1100)}
-    )
-    engine, journal = _engine(venue, strategy, Journal(path, durable=True))
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
-    parent = engine.last_order_id
-    journal.close()  # the bot is down (its broker object no longer polls)
+    parent = bracketed_then_down(venue, path, LOT)  # its broker object no longer polls
     term.set_price("EURUSD", 1.0940)  # the SL fires while the bot is down
     mode = _mode(term)
     venue.broker.close()
 
     restarted = _harness(mode, term)
     try:
-        reports = {r.client_order_id: r for r in restarted.broker.order_reports(T0 - 3600)}
+        reports = {r.client_order_id: r for r in restarted.broker.order_reports(EMULATOR_T0 - 3600)}
         assert reports[f"{parent}-sl"].status is OrderStatus.FILLED
         second = Journal(path, durable=True)
-        again, _ = _engine(restarted, Scripted(), second, run_id="live-2")
-        carried = second.carried_state(venue.bot)
-        assert carried is not None
-        working = {o.client_order_id: o for o, _ in carried.working}
-        plan = plan_reconciliation(
-            prefix=bot_prefix(venue.bot),
-            symbols=("EURUSD",),
-            journal_fills=carried.fills,
-            journal_working=working,
-            known_order_ids=carried.known_order_ids,
-            venue_orders=list(reports.values()),
-            venue_fills=restarted.broker.fill_reports(T0 - 3600),
-            venue_positions=restarted.broker.position_reports(),
-            now=T0,
-        )
+        again, carried, plan = restarted_plan(restarted, second, EMULATOR_T0 - 3600)
         assert f"{parent}-sl" not in plan.never_sent
         assert f"{parent}-sl" in dict(plan.closed)
-        again.restore_from_venue(carried, plan, T0)
+        again.restore_from_venue(carried, plan, EMULATOR_T0)
         statuses = dict(second.order_statuses())
         assert statuses[f"{parent}-sl"] == "filled"
         second.close()

@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.brokers.mt5.harness import Mt5Harness, gold_pro_symbols
-from tests.runtime.helpers import Scripted, start_test_run
+from tests.brokers.mt5.harness import (
+    EMULATOR_T0,
+    Mt5Harness,
+    gold_pro_symbols,
+    live_engine,
+    minute_bar,
+    settle_and_pump,
+)
+from tests.runtime.helpers import Scripted
 from tests.venues.mt5 import MT5Terminal
 from tradefleet_plugins.brokers import mt5_reports
 from tradefleet_plugins.brokers.mt5_requests import (
@@ -30,9 +36,6 @@ from tradefleet_plugins.risk.sizers import FixedFractional
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams
 from tradefleet_plugins.strategies.external_signal import ExternalSignal
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
-from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar
 from tradefleet_runtime.sdk import (
     BrokerContext,
     Direction,
@@ -44,16 +47,10 @@ from tradefleet_runtime.sdk import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-T0 = 1_736_121_600  # the emulator's clock: 2025-01-06 00:00 UTC
-MINUTE = 60
 
 EURUSD = SymbolSpec("EURUSD", 5, 1e-5, 1e-5, 0.01, 500.0, 0.01, 0, 3, 2, 100_000.0, "USD")
 GOLD = SymbolSpec("GOLD.pro", 2, 0.01, 0.01, 0.01, 100.0, 0.01, 50, 3, 2, 100.0, "USD")
 US500 = SymbolSpec("US500", 2, 0.01, 0.25, 0.1, 100.0, 0.1, 0, 2, 3, 1.0, "USD")
-
-
-def _bar(i: int, price: float) -> Bar:
-    return Bar("EURUSD", MINUTE, T0 - 10 * MINUTE + i * MINUTE, price, price, price, price, 1.0)
 
 
 def _terminal(margin_mode: str, commission_per_lot: float = 0.0) -> MT5Terminal:
@@ -74,19 +71,6 @@ def venue(request: pytest.FixtureRequest, transport: str) -> Iterator[Mt5Harness
     harness.close()
 
 
-def _engine(venue: Mt5Harness, strategy: Any, risk: Any = ()) -> tuple[Engine, Journal]:
-    journal = Journal(":memory:")
-    start_test_run(journal, "live", bot=venue.bot, mode="live", timeframe_s=MINUTE)
-    config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
-    engine = Engine(config, strategy, venue.broker, journal, list(risk), venue=venue.broker)
-    return engine, journal
-
-
-def _apply(engine: Engine, venue: Mt5Harness) -> int:
-    venue.broker.settle(timeout=30.0)
-    return engine.pump()
-
-
 # -- money: the engine books what the terminal books ------------------------------------------
 
 
@@ -98,14 +82,14 @@ def test_a_one_lot_stop_out_moves_the_engines_equity_as_the_terminals_balance(
     engine's account, to the cent (it once booked $0.006, a lot taken for one euro)."""
     balance_before = float(venue.terminal.account_info().balance)
     strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 100_000.0, stop_loss=1.0950)})
-    engine, _journal = _engine(venue, strategy)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, _journal = live_engine(venue, strategy)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     (held,) = venue.terminal.positions_get()
     assert held.volume == 1.0  # one lot at the terminal
     assert engine.portfolio.position("EURUSD").quantity == 100_000.0
     venue.terminal.set_price("EURUSD", 1.0940)
-    _apply(engine, venue)
+    settle_and_pump(engine, venue)
     assert venue.terminal.positions_get() == ()
     assert engine.portfolio.position("EURUSD").quantity == 0.0
     terminal_change = float(venue.terminal.account_info().balance) - balance_before
@@ -123,9 +107,9 @@ def test_fixed_fractional_one_percent_with_a_20_pip_stop_sends_half_a_lot(
     once asked for 49,999 "lots", refused only by volume_max)."""
     sizer = FixedFractional(FixedFractionalParams(risk_per_trade=0.01, max_leverage=30))
     strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", stop_loss=1.0980)})
-    engine, journal = _engine(venue, strategy, [("fixed-fractional", sizer)])
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, journal = live_engine(venue, strategy, risk=[("fixed-fractional", sizer)])
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     (sent,) = [o for o in venue.history_orders() if o.magic == venue.broker._magic]
     assert sent.volume_initial == 0.5
     assert engine.portfolio.position("EURUSD").quantity == 50_000.0
@@ -148,9 +132,9 @@ def test_the_live_examples_risk_chain_trades_on_mt5(venue: Mt5Harness) -> None:
         for entry in example["spec"]["risk"]
     ]
     strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", stop_loss=1.1 * (1 - 0.004))})
-    engine, _journal = _engine(venue, strategy, chain)
-    engine.run([_bar(0, 1.1)])
-    _apply(engine, venue)
+    engine, _journal = live_engine(venue, strategy, risk=chain)
+    engine.run([minute_bar(0, 1.1)])
+    settle_and_pump(engine, venue)
     (sent,) = [o for o in venue.history_orders() if o.magic == venue.broker._magic]
     assert sent.volume_initial == 0.11
     assert engine.portfolio.position("EURUSD").quantity == 11_000.0
@@ -161,15 +145,15 @@ def test_a_signal_in_lots_is_sent_as_that_many_lots(venue: Mt5Harness) -> None:
     strategy orders volume × 100,000 euros (0.07 lot: 7,000, exactly), which leave as 0.07
     lot."""
     strategy = ExternalSignal(ExternalSignalParams(volume_unit="lots"))  # type: ignore[arg-type]
-    engine, _journal = _engine(venue, strategy)
+    engine, _journal = live_engine(venue, strategy)
     engine.signals = strategy
-    engine.run([_bar(0, 1.1)])
+    engine.run([minute_bar(0, 1.1)])
     signal = Signal(
         "EURUSD", Direction.BUY, entry=1.1001, stop_loss=1.0980, take_profit=1.1050, volume=0.07
     )
     accepted, reason, _ = engine.handle_signal(signal)
     assert accepted, reason
-    _apply(engine, venue)
+    settle_and_pump(engine, venue)
     (sent,) = [o for o in venue.history_orders() if o.magic == venue.broker._magic]
     assert sent.volume_initial == 0.07
     assert engine.portfolio.position("EURUSD").quantity == 7_000.0  # exactly, no float noise
@@ -177,14 +161,14 @@ def test_a_signal_in_lots_is_sent_as_that_many_lots(venue: Mt5Harness) -> None:
 
 def test_a_signal_in_units_is_the_orders_quantity(venue: Mt5Harness) -> None:
     strategy = ExternalSignal(ExternalSignalParams())  # volume_unit: units, the default
-    engine, _journal = _engine(venue, strategy)
+    engine, _journal = live_engine(venue, strategy)
     engine.signals = strategy
-    engine.run([_bar(0, 1.1)])
+    engine.run([minute_bar(0, 1.1)])
     signal = Signal(
         "EURUSD", Direction.BUY, entry=1.1001, stop_loss=1.0980, take_profit=1.1050, volume=7000
     )
     assert engine.handle_signal(signal)[0]
-    _apply(engine, venue)
+    settle_and_pump(engine, venue)
     (sent,) = [o for o in venue.history_orders() if o.magic == venue.broker._magic]
     assert sent.volume_initial == 0.07
 
@@ -327,7 +311,7 @@ def test_limits_are_named_in_units_and_lots() -> None:
 def test_pure_reports_convert_with_the_units_they_are_given() -> None:
     class Deal:
         type, reason, volume, price, commission, fee = 0, 0, 0.07, 1.1, -0.25, 0.0
-        time, ticket, symbol = T0, 9, "GOLD.pro"
+        time, ticket, symbol = EMULATOR_T0, 9, "GOLD.pro"
 
     fill = mt5_reports.fill_from_deal(Deal(), "tf1", "XAUUSD", lambda _s, v: to_units(v, GOLD))
     assert fill is not None and fill.quantity == 7.0
