@@ -231,6 +231,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
+    def run_modes(self, bot: str) -> frozenset[str]: ...
+
     def carried_state(self, bot: str) -> CarriedState | None: ...
 
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
@@ -238,6 +240,25 @@ class RunJournal(JournalWriter, Protocol):
     def lock_resets(self) -> dict[str, int]: ...
 
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]: ...
+
+
+def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
+    """A live bot continues only a live account: a journal holding the bot's paper runs would
+    hand the venue's account the simulated positions, cash and orders (a paper bot switched
+    to live in place, its journal volume kept). Refused before anything is journaled or sent;
+    backtest runs are never carried, so they do not count."""
+    simulated = sorted(modes - {Mode.LIVE.value, Mode.BACKTEST.value})
+    if simulated:
+        raise SpecError(
+            [
+                FieldError(
+                    "spec.mode",
+                    f"live, but this journal holds {'/'.join(simulated)} runs of {name}, whose "
+                    "simulated account a live run would take over; give the live bot a journal "
+                    "of its own (another --journal; in a cluster, a new journal volume)",
+                )
+            ]
+        )
 
 
 def start_journal_run(bot: Bot, journal: RunJournal) -> None:
@@ -428,6 +449,8 @@ class BotSession:
         """Start the journal's run, connect the broker, restore what earlier runs left."""
         bot, journal = self.bot, self.journal
         spec = bot.manifest.spec
+        if spec.mode is Mode.LIVE:
+            _refuse_simulated_account(journal.run_modes(bot.name), bot.name)
         self._start_journal()
         config = EngineConfig(
             bot_name=bot.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.runtime.helpers import HOUR, T0, Scripted, bar, paper_engine
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderType
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -16,6 +18,7 @@ from tradefleet_runtime.report.metrics import build_report
 from tradefleet_runtime.report.sources import from_journal
 from tradefleet_runtime.session import Bot, BotSession, apply_stop_policy, assemble
 from tradefleet_runtime.spec import parse_manifest
+from tradefleet_runtime.spec.model import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
 EURUSD = ROOT / "data" / "EURUSD_H1_2017.csv"
@@ -201,3 +204,45 @@ def test_a_continued_runs_figures_are_its_own(tmp_path: Path) -> None:
             assert shown == pytest.approx(run.summary, rel=1e-9, abs=1e-9)
     finally:
         journal.close()
+
+
+def test_a_live_run_never_takes_over_a_paper_account(tmp_path: Path) -> None:
+    """A paper bot switched to live in place (its journal kept) would hand the venue's account
+    the simulated positions, cash and working orders: refused before anything is journaled
+    or sent, naming spec.mode. Backtests in the journal are never carried, so they do not."""
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path, durable=True)
+    paper = _paper_bot("2017-02-01")
+    try:
+        BotSession(paper, journal).run_to_end()
+    finally:
+        journal.close()
+    live = _with_mode(_paper_bot("2017-02-01"), Mode.LIVE)
+    journal = Journal(path, durable=True)
+    try:
+        with pytest.raises(SpecError) as refused:
+            BotSession(live, journal).open()
+        [error] = refused.value.errors
+        assert error.field == "spec.mode" and "paper runs of continued" in error.message
+        assert [run.mode for run in journal.runs()] == ["paper"]  # no live run was started
+    finally:
+        journal.close()
+    backtests = tmp_path / "backtests.sqlite"
+    journal = Journal(backtests, durable=True)
+    try:
+        BotSession(_with_mode(_paper_bot("2017-02-01"), Mode.BACKTEST), journal).run_to_end()
+    finally:
+        journal.close()
+    journal = Journal(backtests, durable=True)
+    try:
+        assert journal.run_modes("continued") == frozenset({"backtest"})
+        session = BotSession(_with_mode(_paper_bot("2017-02-01"), Mode.LIVE), journal)
+        session.open()  # not refused: a backtest is never carried
+        session.close("stopped")
+    finally:
+        journal.close()
+
+
+def _with_mode(bot: Bot, mode: Mode) -> Bot:
+    spec = bot.manifest.spec.model_copy(update={"mode": mode})
+    return replace(bot, manifest=bot.manifest.model_copy(update={"spec": spec}))

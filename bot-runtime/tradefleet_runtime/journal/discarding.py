@@ -142,6 +142,9 @@ class DiscardingJournal:
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         return {}
 
+    def run_modes(self, bot: str) -> frozenset[str]:
+        return frozenset()
+
     def carried_state(self, bot: str) -> CarriedState | None:
         return None
 

@@ -806,6 +806,13 @@ class Journal:
         ids = tuple(r.run_id for r in runs)
         return runs, ",".join("?" * len(ids)), ids
 
+    def run_modes(self, bot: str) -> frozenset[str]:
+        """The modes of the bot's earlier runs in this journal (backtest, paper, live)."""
+        rows = self.query(
+            "SELECT DISTINCT mode FROM runs WHERE bot = ? AND run_id != ?", bot, self.run_id or ""
+        )
+        return frozenset(row[0] for row in rows)
+
     def carried_state(self, bot: str) -> CarriedState | None:
         """The bot's account and orders at the end of its earlier runs, or None if none."""
         runs, marks, previous = self._earlier_runs(bot)
