@@ -599,14 +599,14 @@ def test_adopt_venue_positions_takes_the_venue_position_and_trades_on(
     assert second.engine.portfolio.positions["BTCUSDT"].quantity == pytest.approx(5.0)
 
 
-def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
-    tmp_path: Path, registry: PluginRegistry
-) -> None:
+@contextmanager
+def _degraded_controller(tmp_path: Path, registry: PluginRegistry) -> Iterator[BotController]:
+    """A served bot restarted after a fill its journal cannot explain, once it is Degraded.
+    Paced by the wall clock: the first bar at once, the next an hour later — it stays up."""
     _run(tmp_path, registry, _bars(0, 5))
     _foreign_fill_while_down()
     bot = assemble(load_manifest(_manifest(tmp_path)), registry, tmp_path)
     journal = Journal(tmp_path / "journal.sqlite", durable=True)
-    # Paced by the wall clock: the first bar at once, the next an hour later — the bot stays up.
     controller = BotController(bot, journal, registry, speed=1.0, bars=_bars(6, 2))
     controller.start()
     try:
@@ -614,6 +614,17 @@ def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
         while controller.get_status().phase is not Phase.DEGRADED and deadline:
             controller.wait(0.05)
             deadline -= 1
+        yield controller
+    finally:
+        controller.stop()
+        controller.wait(10)
+        journal.close()
+
+
+def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    with _degraded_controller(tmp_path, registry) as controller:
         status = controller.get_status()
         assert status.phase is Phase.DEGRADED
         assert not status.reconciled
@@ -622,10 +633,6 @@ def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
         # A person looks at the account and resumes: the bot trades again.
         assert controller.resume("alice", "checked the account").phase is Phase.RUNNING
         assert controller.get_status().reconciled
-    finally:
-        controller.stop()
-        controller.wait(10)
-        journal.close()
 
 
 def test_a_pause_only_resume_leaves_a_degraded_bot_halted(
@@ -633,26 +640,12 @@ def test_a_pause_only_resume_leaves_a_degraded_bot_halted(
 ) -> None:
     """The operator undoing the pause it applied (``Resume`` with ``pause_only``) must not
     clear a Degraded stop: only a person who has looked at the venue may."""
-    _run(tmp_path, registry, _bars(0, 5))
-    _foreign_fill_while_down()
-    bot = assemble(load_manifest(_manifest(tmp_path)), registry, tmp_path)
-    journal = Journal(tmp_path / "journal.sqlite", durable=True)
-    controller = BotController(bot, journal, registry, speed=1.0, bars=_bars(6, 2))
-    controller.start()
-    try:
-        deadline = 200
-        while controller.get_status().phase is not Phase.DEGRADED and deadline:
-            controller.wait(0.05)
-            deadline -= 1
+    with _degraded_controller(tmp_path, registry) as controller:
         controller.pause("operator", "spec.paused is true")
         status = controller.resume("operator", "spec.paused is false", pause_only=True)
         assert status.phase is Phase.DEGRADED and status.halted and not status.paused
         assert not status.reconciled
         assert controller.resume("alice", "checked the account").phase is Phase.RUNNING
-    finally:
-        controller.stop()
-        controller.wait(10)
-        journal.close()
 
 
 def test_a_refused_amend_leaves_the_order_working_as_it_was() -> None:
