@@ -26,7 +26,7 @@ from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.spec import BotManifest, parse_manifest
-from tradefleet_runtime.spec.checks import validate_plugins
+from tradefleet_runtime.spec.checks import mode_refusal, validate_plugins
 
 #: The optional broker hook: given the broker's validated params and one symbol, True when the
 #: broker can map the symbol to an instrument. A broker plugin offers it as the attribute
@@ -213,21 +213,26 @@ def _raw_plugin_errors(
 
 
 def _raw_mode_error(spec: Mapping[str, Any], registry: PluginRegistry) -> list[FieldError]:
-    """``validate_plugins``' broker-mode check, on an unparsed spec."""
-    broker, mode = spec.get("broker"), spec.get("mode", "paper")
-    name = broker.get("name") if isinstance(broker, Mapping) else "paper"
-    plugin = registry.plugins.get((PluginKind.BROKER, name)) if isinstance(name, str) else None
-    if plugin is None or plugin.spec.modes is None or not isinstance(mode, str):
+    """``validate_plugins``' mode checks (broker, data feed), on an unparsed spec."""
+    mode = spec.get("mode", "paper")
+    if not isinstance(mode, str) or mode not in {"backtest", "paper", "live"}:
         return []
-    if mode not in {"backtest", "paper", "live"} or mode in plugin.spec.modes:
-        return []
-    return [
-        FieldError(
-            "spec.broker.name",
-            f"broker {name!r} cannot serve mode {mode} "
-            f"(it serves {', '.join(sorted(plugin.spec.modes))})",
+    errors = []
+    for kind, key, what, default in (
+        (PluginKind.BROKER, "broker", "broker", "paper"),
+        (PluginKind.DATA_FEED, "data", "data feed", None),
+    ):
+        ref = spec.get(key)
+        name = ref.get("name") if isinstance(ref, Mapping) else default
+        if not isinstance(name, str):
+            continue
+        plugin = registry.plugins.get((kind, name))
+        if plugin is None or plugin.spec.modes is None or mode in plugin.spec.modes:
+            continue
+        errors.append(
+            FieldError(f"spec.{key}.name", mode_refusal(what, name, mode, plugin.spec.modes))
         )
-    ]
+    return errors
 
 
 def _under(field: str, prefix: str) -> bool:

@@ -93,7 +93,10 @@ def _session(folder: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch) -
             },
             "data": {
                 "name": "csv",
-                "params": {"path": str(flat_hours_csv(folder / "btc.csv", PRICE))},
+                "params": {
+                    "path": str(flat_hours_csv(folder / "btc.csv", PRICE)),
+                    "live_rehearsal": True,
+                },
             },
             "risk": [{"name": "fixed-size", "params": {"quantity": 0.01}}],
             "capital": {"currency": "USDT", "initial": 100000},

@@ -94,7 +94,7 @@ def _bot(
               timeout_ms: 1500
               backoff_base_s: 0.05
               backoff_max_s: 0.5
-          data: {{name: csv, params: {{path: {folder / "btc.csv"}}}}}
+          data: {{name: csv, params: {{path: {folder / "btc.csv"}, live_rehearsal: true}}}}
           risk: [{{name: fixed-size, params: {{quantity: 0.01}}}}]
           capital: {{currency: USDT, initial: 100000}}
         """

@@ -83,7 +83,7 @@ def _manifest(folder: Path, port: int) -> str:
             params:
               bridge_address: 127.0.0.1:{port}
               bridge_tls: false
-          data: {{name: csv, params: {{path: {folder / "eurusd.csv"}}}}}
+          data: {{name: csv, params: {{path: {folder / "eurusd.csv"}, live_rehearsal: true}}}}
           risk: [{{name: fixed-size, params: {{quantity: 10000}}}}]  # euros: 0.1 lot
           capital: {{currency: USD, initial: 10000}}
         """

@@ -110,6 +110,23 @@ def test_live_with_a_paper_broker_names_the_broker_too(registry: PluginRegistry)
     assert "cannot serve mode live" in errors[0].message
 
 
+def test_a_live_bot_on_the_csv_feed_is_refused_at_admission(
+    registry: PluginRegistry,
+) -> None:
+    body = load(next(path for path in BAD if path.stem == "live-without-confirmation"))
+    body["spec"]["liveConfirmation"] = body["metadata"]["name"]
+    body["spec"]["broker"] = {
+        "name": "ccxt",
+        "params": {"exchange": "binance"},
+        "credentialsSecret": {"name": "keys"},
+    }
+    body["spec"]["data"] = {"name": "csv", "params": {"path": "x.csv"}}
+    fields = [error.field for error in admission.validate_trading_bot(body, registry)]
+    assert fields == ["spec.data.params.live_rehearsal"]
+    body["spec"]["data"]["params"]["live_rehearsal"] = True
+    assert admission.validate_trading_bot(body, registry) == []
+
+
 def test_not_a_mapping_and_wrong_kind(registry: PluginRegistry) -> None:
     body = load(EXAMPLES[0])
     body["kind"] = "TradingBots"

@@ -144,8 +144,40 @@ def test_paper_broker_refuses_live_even_when_confirmed() -> None:
     document = _with(spec__mode="live", spec__liveConfirmation="eurusd-ema")
     document["spec"]["broker"]["credentialsSecret"] = {"name": "binance-main"}
     errors = _errors(document)
-    assert set(errors) == {"spec.broker.name"}
+    assert set(errors) == {"spec.broker.name", "spec.data.params.live_rehearsal"}
     assert "cannot serve mode live" in errors["spec.broker.name"]
+
+
+def test_a_live_bot_on_the_csv_feed_is_refused_unless_a_rehearsal() -> None:
+    # A paper manifest switched to live keeps its csv feed: real orders at replayed prices.
+    document = _with(spec__mode="live", spec__liveConfirmation="eurusd-ema")
+    document["spec"]["broker"] = {
+        "name": "ccxt",
+        "params": {"exchange": "binance"},
+        "credentialsSecret": {"name": "binance-main"},
+    }
+    errors = _errors(document)
+    assert set(errors) == {"spec.data.params.live_rehearsal"}
+    assert "real orders at the file's prices" in errors["spec.data.params.live_rehearsal"]
+    # A rehearsal against a test venue says so; a paper bot replays the file as ever.
+    document["spec"]["data"]["params"]["live_rehearsal"] = True
+    assert validate_plugins(parse_manifest(document), PluginRegistry.discover()) == []
+    del document["spec"]["data"]["params"]["live_rehearsal"]
+    document["spec"]["mode"] = "paper"
+    document["spec"]["broker"] = {"name": "paper"}
+    assert validate_plugins(parse_manifest(document), PluginRegistry.discover()) == []
+
+
+def test_the_webhooks_allow_list_is_checked_naming_the_entry() -> None:
+    document = _with(spec__runtime={"webhook": True, "webhookAllow": ["10.0.0.0/8", "10.0.0.300"]})
+    errors = _errors(document)
+    assert set(errors) == {"spec.runtime.webhookAllow[1]"}
+    assert "'10.0.0.300' is not a CIDR" in errors["spec.runtime.webhookAllow[1]"]
+    # Without the webhook an allow list guards nothing: the user meant to turn the webhook on.
+    errors = _errors(_with(spec__runtime={"webhookAllow": ["10.0.0.0/8"]}))
+    assert "need spec.runtime.webhook: true" in errors["spec.runtime"]
+    document = _with(spec__runtime={"webhook": True, "webhookAllow": ["10.0.0.0/8", "::1"]})
+    assert parse_manifest(document).spec.runtime.webhook_allow == ["10.0.0.0/8", "::1"]
 
 
 def test_yaml_errors_give_line_and_column(tmp_path: Path) -> None:

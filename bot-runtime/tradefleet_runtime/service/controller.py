@@ -608,7 +608,10 @@ class BotController:
         plugin = self.registry.get(PluginKind.STRATEGY, spec.name)
         try:
             validated = plugin.spec.params.model_validate(
-                dict(params), context=plugin_context(self.bot.manifest.spec.market.timeframe_s)
+                dict(params),
+                context=plugin_context(
+                    self.bot.manifest.spec.market.timeframe_s, self.bot.manifest.spec.mode.value
+                ),
             )
         except ValidationError as error:
             first = error.errors(include_url=False)[0]

@@ -22,11 +22,12 @@ def config_hash(manifest: BotManifest) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def plugin_context(base_timeframe_s: int) -> dict[str, Any]:
+def plugin_context(base_timeframe_s: int, mode: str = "") -> dict[str, Any]:
     """What a params model may check its values against beyond its own params (see
     ``PluginRegistry.check``): wherever params are validated for a bot — its manifest, a
-    search's trial, a running bot's UpdateParams — the same."""
-    return {"base_timeframe_s": base_timeframe_s}
+    search's trial, a running bot's UpdateParams — the same. ``mode``: the bot's (backtest,
+    paper, live); empty where it is not known."""
+    return {"base_timeframe_s": base_timeframe_s, "mode": mode}
 
 
 def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
@@ -41,24 +42,24 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
         checks.append((PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]))
     for index, ref in enumerate(spec.risk):
         checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
-    bot = plugin_context(spec.market.timeframe_s)
+    bot = plugin_context(spec.market.timeframe_s, spec.mode.value)
     for kind, name, params, path in checks:
         errors.extend(registry.check(kind, name, params, path, bot=bot)[1])
     errors.extend(_sizers_first(manifest, registry))
-    broker = registry.plugins.get((PluginKind.BROKER, spec.broker.name))
-    if (
-        broker is not None
-        and broker.spec.modes is not None
-        and spec.mode.value not in broker.spec.modes
-    ):
-        errors.append(
-            FieldError(
-                "spec.broker.name",
-                f"broker {spec.broker.name!r} cannot serve mode {spec.mode.value} "
-                f"(it serves {', '.join(sorted(broker.spec.modes))})",
-            )
-        )
+    served = [(PluginKind.BROKER, spec.broker.name, "spec.broker.name", "broker")]
+    if spec.data is not None:
+        served.append((PluginKind.DATA_FEED, spec.data.name, "spec.data.name", "data feed"))
+    for kind, name, field, what in served:
+        plugin = registry.plugins.get((kind, name))
+        modes = plugin.spec.modes if plugin is not None else None
+        if modes is not None and spec.mode.value not in modes:
+            errors.append(FieldError(field, mode_refusal(what, name, spec.mode.value, modes)))
     return errors
+
+
+def mode_refusal(what: str, name: str, mode: str, modes: frozenset[str]) -> str:
+    """Why a plugin that serves only ``modes`` is refused for a bot in ``mode``."""
+    return f"{what} {name!r} cannot serve mode {mode} (it serves {', '.join(sorted(modes))})"
 
 
 def _sizers_first(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:

@@ -446,13 +446,14 @@ class CcxtBroker:
             await venue.request("is_unified_enabled")
         venue.share_markets()
         decimal_places = getattr(exchange, "precisionMode", None) == 2  # ccxt DECIMAL_PLACES
-        for symbol in ctx.symbols:
+        for i, symbol in enumerate(ctx.symbols):
             market = self._find_market(exchange, symbol)
             if market is None:
                 raise ValueError(
                     f"symbols: {symbol!r} is not a {self.params.market_type} market of "
                     f"{self.params.exchange}"
                 )
+            self._refuse_currency(i, symbol, market, ctx.currency)
             unified = str(market["symbol"])
             self._markets[symbol] = unified
             self._bot_symbols[unified] = symbol
@@ -476,6 +477,23 @@ class CcxtBroker:
             self._trades_since[unified] = now_ms - _CLOCK_MARGIN_MS
         self._polled_ms = now_ms
         self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    def _refuse_currency(
+        self, index: int, symbol: str, market: dict[str, Any], capital: str
+    ) -> None:
+        """The runtime books a trade's profit (quantity × price move) in the market's quote
+        currency (a linear contract's settle currency) as if it were the bot's capital
+        currency, and its risk rules decide on that figure: ETH/BTC on a USDT bot would book
+        BTC as USDT. Refused at start, naming the field, until tradefleet converts currencies."""
+        key = "settle" if self._linear else "quote"
+        paid_in = str(market.get(key) or market.get("quote") or "")
+        if capital and paid_in and paid_in.upper() != capital.upper():
+            raise PluginError(
+                f"spec.market.symbols[{index}]: {symbol} is priced and settled in {paid_in} "
+                f"but spec.capital.currency is {capital}; tradefleet does not convert "
+                f"currencies yet: set spec.capital.currency to {paid_in}, or trade markets "
+                f"quoted in {capital}"
+            )
 
     def _find_market(self, exchange: Any, symbol: str) -> dict[str, Any] | None:
         markets: dict[str, Any] = exchange.markets or {}

@@ -63,6 +63,12 @@ class CsvFeedParams(PluginParams):
     end: str | None = Field(
         default=None, description="Only bars before this time (after start; written as start)."
     )
+    live_rehearsal: bool = Field(
+        default=False,
+        description="Let a live bot run on this feed: for rehearsals against a test venue (a "
+        "testnet, a fake exchange) only, since its orders go out at the file's prices, not the "
+        "market's. Without it a live bot on the csv feed is refused.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -119,6 +125,19 @@ class CsvFeedParams(PluginParams):
     def _one_source(self) -> CsvFeedParams:
         if (self.path is None) == (not self.files):
             raise ValueError("give either path (one symbol) or files (one per symbol)")
+        return self
+
+    @model_validator(mode="after")
+    def _a_live_bot_needs_a_live_feed(self, info: ValidationInfo) -> CsvFeedParams:
+        # A paper manifest switched to live keeps its csv feed: real orders sized and priced
+        # on a file's old prices. Refused unless the user says it is a rehearsal.
+        context = info.context if isinstance(info.context, dict) else {}
+        if context.get("mode") == "live" and not self.live_rehearsal:
+            raise ValueError(
+                "live_rehearsal: a live bot on the csv feed would send real orders at the "
+                "file's prices, not the market's: give it a live feed (ccxt, mt5), or set "
+                "live_rehearsal: true to rehearse against a test venue"
+            )
         return self
 
 
