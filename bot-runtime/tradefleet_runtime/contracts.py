@@ -280,6 +280,14 @@ class BrokerContext:
     # never holding a lock the engine might need) when it has events for ``drain_events``:
     # the runtime then wakes the engine thread to apply them, between bars.
     wake: Callable[[], None] | None = None
+    # What the bot's order ids and venue tags (an MT5 magic number) derive from: a live bot's
+    # identity kept in its journal (``order_ids.new_identity``); empty: the bot's name.
+    identity: str = ""
+
+    @property
+    def identity_seed(self) -> str:
+        """The bot's identity, or its name where it has none: what ``bot_prefix`` takes."""
+        return self.identity or self.bot_name
 
 
 @runtime_checkable

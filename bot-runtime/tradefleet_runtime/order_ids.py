@@ -3,7 +3,7 @@
 An id is a pure function of (bot, bar time, symbol, intent number within that bar), so a retry
 or a restart that replays the same bar produces the same id, and the venue's duplicate-id check
 turns a second submission into a no-op instead of a second order. Ids stay within the venues'
-limits: Binance allows 36 characters, an MT5 order comment keeps about 31; ours are at most 25
+limits: Binance allows 36 characters, an MT5 order comment keeps about 31; ours are at most 27
 (bracket children add three).
 """
 
@@ -26,9 +26,27 @@ def _base36(value: int) -> str:
     return "".join(reversed(digits))
 
 
-def bot_prefix(bot_name: str) -> str:
-    """Eight hex characters naming the bot: ids of different bots never collide."""
-    return "tf" + hashlib.blake2b(bot_name.encode(), digest_size=3).hexdigest()
+def bot_prefix(identity: str) -> str:
+    """The start of every id of the bot whose identity this is (``"tf"`` and hex).
+
+    A live bot's identity is chosen once per journal (``new_identity``): its name, where it
+    runs and a random part, so two bots of one name (two namespaces, a copied manifest) never
+    share ids, and 32 bits keep a fleet's prefixes apart (a collision among 1,000 bots: about
+    1 in 10,000). A bare bot name — every backtest and paper bot, and a live bot whose journal
+    began before identities — keeps the 24-bit prefix its ids always had.
+    """
+    size = 4 if IDENTITY_MARK in identity else 3
+    return "tf" + hashlib.blake2b(identity.encode(), digest_size=size).hexdigest()
+
+
+# Separates a bot's name from the random part of its identity: no bot name contains it.
+IDENTITY_MARK = "#"
+
+
+def new_identity(bot_name: str, namespace: str, nonce: str) -> str:
+    """A live bot's identity for a new journal: ``namespace/name#nonce`` (``nonce``: random
+    hex the caller draws; kept in the journal, so ids stay the same across restarts)."""
+    return f"{namespace}/{bot_name}{IDENTITY_MARK}{nonce}"
 
 
 @lru_cache(maxsize=4096)

@@ -21,6 +21,7 @@ import gc
 import logging
 import math
 import os
+import secrets
 import threading
 import time
 import uuid
@@ -59,13 +60,24 @@ from tradefleet_runtime.contracts import (
     RiskPlugin,
     Strategy,
 )
-from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
+from tradefleet_runtime.engine.engine import Engine, EngineConfig, EngineListener, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.engine.trading_state import restored_halt_reason
 from tradefleet_runtime.errors import DataError, FieldError, SpecError, StrategyRefused
-from tradefleet_runtime.model import Bar, CarriedState, Fill, Position, Trade
-from tradefleet_runtime.order_ids import bot_prefix
+from tradefleet_runtime.model import (
+    Bar,
+    CarriedState,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    RiskDecision,
+    Trade,
+)
+from tradefleet_runtime.order_ids import bot_prefix, new_identity
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation, position_drift
 from tradefleet_runtime.report.metrics import Figures, compute_figures
@@ -233,6 +245,10 @@ class RunJournal(JournalWriter, Protocol):
 
     def run_modes(self, bot: str) -> frozenset[str]: ...
 
+    def bot_identity(self, bot: str) -> str | None: ...
+
+    def keep_bot_identity(self, bot: str, identity: str) -> None: ...
+
     def carried_state(self, bot: str) -> CarriedState | None: ...
 
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
@@ -259,6 +275,24 @@ def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
                 )
             ]
         )
+
+
+def live_identity(bot: Bot, journal: RunJournal) -> str:
+    """The identity a live bot's order ids and venue tags derive from, kept in its journal.
+
+    A new journal draws one (``order_ids.new_identity``): two bots of one name — in two
+    namespaces, or a manifest copied onto the same account — never send the same ids, nor
+    take each other's orders and fills for their own. A journal that already holds the bot's
+    live runs from before identities keeps the bare name: its orders at the venue carry the
+    prefix the name gives, and a restart must still know them.
+    """
+    kept = journal.bot_identity(bot.name)
+    if kept is None:
+        legacy = Mode.LIVE.value in journal.run_modes(bot.name)
+        namespace = bot.manifest.metadata.namespace
+        kept = bot.name if legacy else new_identity(bot.name, namespace, secrets.token_hex(4))
+        journal.keep_bot_identity(bot.name, kept)
+    return kept
 
 
 def start_journal_run(bot: Bot, journal: RunJournal) -> None:
@@ -421,6 +455,8 @@ class BotSession:
         self.bot = bot
         self.journal = journal
         self.pacer = pacer
+        # What the bot's order ids derive from (``live_identity``); empty: its name.
+        self.identity = ""
         self.should_stop = should_stop
         self._bars = bars
         self._prepare = prepare
@@ -451,9 +487,11 @@ class BotSession:
         spec = bot.manifest.spec
         if spec.mode is Mode.LIVE:
             _refuse_simulated_account(journal.run_modes(bot.name), bot.name)
+            self.identity = live_identity(bot, journal)
         self._start_journal()
         config = EngineConfig(
             bot_name=bot.name,
+            identity=self.identity,
             mode=spec.mode.value,
             symbols=tuple(spec.market.symbols),
             base_timeframe_s=spec.market.timeframe_s,
@@ -473,6 +511,7 @@ class BotSession:
                 initial_capital=spec.capital.initial,
                 credentials_dir=_credentials_dir(),
                 wake=self._wake,
+                identity=self.identity,
             )
         )
         engine = Engine(
@@ -582,7 +621,7 @@ class BotSession:
         working = {order.client_order_id: order for order, _ in state.working}
         working.update({order.client_order_id: order for order in state.unacknowledged})
         plan = plan_reconciliation(
-            prefix=bot_prefix(self.bot.name),
+            prefix=bot_prefix(self.identity or self.bot.name),
             symbols=spec.market.symbols,
             journal_fills=state.fills,
             journal_working=working,

@@ -45,6 +45,7 @@ from tradefleet_plugins.brokers.ccxt_params import (
     MarketType,
     venue_refusal,
 )
+from tradefleet_runtime.order_ids import new_identity
 from tradefleet_runtime.sdk import (
     Instrument,
     Order,
@@ -283,6 +284,30 @@ def test_a_bots_id_packs_into_krakens_18_characters_and_back(
     assert venue_client_id(packed, Dialect.KRAKEN) == packed  # packing twice changes nothing
 
 
+@given(
+    st.integers(min_value=1 << 28, max_value=(1 << 32) - 1),
+    st.integers(min_value=0, max_value=511),
+    st.sampled_from(["", "sl", "tp"]),
+    st.text("abcdefghijklmnopqrstuvwxyz0123456789/", min_size=1, max_size=12),
+    st.sampled_from(["a-bot", new_identity("a-bot", "team-a", "0badc0de")]),
+)
+def test_a_live_identitys_and_a_risk_plugins_ids_pack_into_18_characters_too(
+    ts: int, sequence: int, role: str, symbol: str, identity: str
+) -> None:
+    """A live identity's prefix (10 characters) and a risk plugin's own orders (``r`` after
+    the prefix: a prop-firm flatten) did not fit the 8-character packing: Kraken refused them
+    before they left, the flatten included."""
+    own = client_order_id(bot_prefix(identity) + "r", ts, symbol, sequence)
+    plain = client_order_id(bot_prefix(identity), ts, symbol, sequence)
+    for bot_id in (own, plain):
+        bot_id = child_order_id(bot_id, role) if role else bot_id
+        packed = venue_client_id(bot_id, Dialect.KRAKEN)
+        assert packed is not None and len(packed) <= 18, bot_id
+        assert client_id_problem(packed, Dialect.KRAKEN) is None
+        assert bot_client_id(packed, Dialect.KRAKEN) == bot_id
+        assert venue_client_id(packed, Dialect.KRAKEN) == packed
+
+
 def test_ids_that_are_not_the_bots_pass_or_are_refused_on_kraken() -> None:
     assert venue_client_id("manual-1", Dialect.KRAKEN) == "manual-1"  # fits: as it is
     assert bot_client_id("manual-1", Dialect.KRAKEN) == "manual-1"
@@ -297,6 +322,8 @@ def test_ids_that_are_not_the_bots_pass_or_are_refused_on_kraken() -> None:
     assert isinstance(refusal, Refusal) and "18 characters" in refusal.reason
     # A foreign id of the packed shape that unpacks to nothing the bot makes stays as it is.
     assert bot_client_id(prefix + "zzzzzzzzzz", Dialect.KRAKEN) == prefix + "zzzzzzzzzz"
+    for shaped in ("u" + "z" * 17, "u" + "0" * 17, "uSERSOWNORDER0001"):
+        assert bot_client_id(shaped, Dialect.KRAKEN) == shaped
     # Binance and Bybit take the bot's ids as they are.
     assert venue_client_id(too_many, Dialect.BYBIT) == too_many
 

@@ -113,6 +113,8 @@ class EngineConfig:
     paused: bool = False
     # Equity snapshots are journaled in chunks of this many bars (1: every bar, for live bots).
     equity_chunk: int = 1024
+    # What its order ids derive from (``BrokerContext.identity``); empty: ``bot_name``.
+    identity: str = ""
 
 
 @dataclass
@@ -274,7 +276,7 @@ class Engine:
         # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
         # ends cancelled without being among them was cancelled by someone else.
         self._cancels_asked: set[str] = set()
-        self._prefix = bot_prefix(config.bot_name)
+        self._prefix = bot_prefix(config.identity or config.bot_name)
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
         self._now = 0

@@ -145,6 +145,12 @@ class DiscardingJournal:
     def run_modes(self, bot: str) -> frozenset[str]:
         return frozenset()
 
+    def bot_identity(self, bot: str) -> str | None:
+        return None
+
+    def keep_bot_identity(self, bot: str, identity: str) -> None:
+        pass
+
     def carried_state(self, bot: str) -> CarriedState | None:
         return None
 

@@ -806,6 +806,21 @@ class Journal:
         ids = tuple(r.run_id for r in runs)
         return runs, ",".join("?" * len(ids)), ids
 
+    def bot_identity(self, bot: str) -> str | None:
+        """What the bot's order ids derive from in this journal (``keep_bot_identity``);
+        None before one was kept."""
+        rows = self.query("SELECT value FROM meta WHERE key = ?", f"identity:{bot}")
+        return str(rows[0][0]) if rows else None
+
+    def keep_bot_identity(self, bot: str, identity: str) -> None:
+        """Keep the bot's identity for good: a restart must send and recognise the same ids.
+        The first one kept stays (a second call cannot change it)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                (f"identity:{bot}", identity),
+            )
+
     def run_modes(self, bot: str) -> frozenset[str]:
         """The modes of the bot's earlier runs in this journal (backtest, paper, live)."""
         rows = self.query(

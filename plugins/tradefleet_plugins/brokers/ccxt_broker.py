@@ -546,7 +546,7 @@ class CcxtBroker:
         if self.params.known_ids_lookback_h <= 0:
             return
         since = int(time.time() - self.params.known_ids_lookback_h * 3600)
-        prefix = bot_prefix(ctx.bot_name)
+        prefix = bot_prefix(ctx.identity_seed)
         reports = await self._order_reports(since)
         ids = {r.client_order_id for r in reports if r.client_order_id.startswith(prefix)}
         with self._known_lock:
@@ -1402,7 +1402,7 @@ class CcxtBroker:
         venue = self._venue
         assert venue is not None
         markets = [self._markets[symbol]] if symbol is not None else list(self._markets.values())
-        prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
+        prefix = bot_prefix(self._ctx.identity_seed) if self._ctx is not None else None
         for market in markets:
             ids = [
                 t.order.client_order_id
@@ -2122,7 +2122,7 @@ class CcxtBroker:
 
     async def _order_reports(self, since_ts: int) -> list[OrderReport]:
         reports: list[OrderReport] = []
-        prefix = bot_prefix(self._ctx.bot_name) if self._ctx is not None else None
+        prefix = bot_prefix(self._ctx.identity_seed) if self._ctx is not None else None
         lists: _Lists = {}
         for bot_symbol, market in self._markets.items():
             for row in await self._orders_since(market, since_ts * 1000, lists):

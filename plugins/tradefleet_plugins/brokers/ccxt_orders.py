@@ -83,20 +83,52 @@ _ID_RULES: dict[Dialect, tuple[re.Pattern[str], str]] = {
 }
 
 # -- Kraken's 18 characters -------------------------------------------------------------------
-# The bot's ids are longer (``order_ids``: 8-character bot prefix, 4 hex of the symbol, the bar
-# time in hex, a base-36 sequence, ``-sl``/``-tp`` for a bracket's children: 21 characters and
-# more), so on Kraken an id travels packed: its bot prefix as it is (a venue row is still the
-# bot's by its prefix), then symbol, bar time, sequence and role in 10 base-62 digits. The
-# packing is reversible: a row read back names the bot's own id, in a restarted broker too,
-# with no table to keep. Kraken amends in place, so no replacement id is ever needed there.
+# The bot's ids are longer (``order_ids``: bot prefix, ``r`` for a risk plugin's own order, 4 hex
+# of the symbol, the bar time in hex, a base-36 sequence, ``-sl``/``-tp`` for a bracket's
+# children: 21 characters and more), so on Kraken an id travels packed, reversibly: a row read
+# back names the bot's own id, in a restarted broker too, with no table to keep. Kraken amends
+# in place, so no replacement id is ever needed there.
+# - A plain order of a bot with an 8-character prefix (its bare name's): that prefix as it is,
+#   then symbol, bar time, sequence and role in 10 base-62 digits (how every id went before
+#   identities: a restarted bot reads its earlier orders so).
+# - Any other id of the bot's (a live identity's 10-character prefix, a risk plugin's order):
+#   ``u`` and 17 base-62 digits holding a marker, the prefix, the risk flag, symbol, bar time,
+#   sequence and role.
 _OWN_ID = re.compile(
-    r"^(tf[0-9a-f]{6})([0-9a-f]{4})([1-9a-f][0-9a-f]{7})(0|[1-9a-z][0-9a-z]?)(-sl|-tp)?$"
+    r"^tf(?:([0-9a-f]{6})|([0-9a-f]{8}))(r?)([0-9a-f]{4})([1-9a-f][0-9a-f]{7})"
+    r"(0|[1-9a-z][0-9a-z]?)(-sl|-tp)?$"
 )
 _PACKED = re.compile(r"^(tf[0-9a-f]{6})([0-9A-Za-z]{10})$")
+_PACKED_WIDE = re.compile(r"^u([0-9A-Za-z]{17})$")
+_WIDE_MARKER = 0b1011  # the top bits of a wide packing: an id merely shaped so is not ours
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _ROLES = ("", "-sl", "-tp")
 _SEQUENCE_BITS = 9  # at most 512 orders of one symbol in one bar
+
+
+def _to_base62(value: int, digits: int) -> str:
+    out = []
+    for _ in range(digits):
+        value, rest = divmod(value, 62)
+        out.append(_BASE62[rest])
+    return "".join(reversed(out))
+
+
+def _from_base62(text: str) -> int:
+    value = 0
+    for char in text:
+        value = value * 62 + _BASE62.index(char)
+    return value
+
+
+def _base36(number: int) -> str:
+    sequence = ""
+    while True:
+        number, rest = divmod(number, 36)
+        sequence = _BASE36[rest] + sequence
+        if not number:
+            return sequence
 
 
 def venue_client_id(client_order_id: str, dialect: Dialect) -> str | None:
@@ -105,23 +137,24 @@ def venue_client_id(client_order_id: str, dialect: Dialect) -> str | None:
     cannot be (on Kraken: a longer id not the bot's, or a sequence above 511 in one bar)."""
     if dialect is not Dialect.KRAKEN:
         return client_order_id
-    if _PACKED.match(client_order_id):
+    if _PACKED.match(client_order_id) or _PACKED_WIDE.match(client_order_id):
         return client_order_id  # packed already
     own = _OWN_ID.match(client_order_id)
     if own is None:
         # Not one of the bot's ids (a person's, a test's): sent as it is when it fits.
         return client_order_id if len(client_order_id) <= 18 else None
-    prefix, symbol, ts, sequence, role = own.groups()
+    narrow, wide, acting, symbol, ts, sequence, role = own.groups()
     number = int(sequence, 36)
     if number >= 1 << _SEQUENCE_BITS:
         return None
     value = (int(symbol, 16) << 32 | int(ts, 16)) << _SEQUENCE_BITS | number
     value = value << 2 | _ROLES.index(role or "")
-    digits = []
-    for _ in range(10):
-        value, rest = divmod(value, 62)
-        digits.append(_BASE62[rest])
-    return prefix + "".join(reversed(digits))
+    if narrow and not acting:
+        return f"tf{narrow}{_to_base62(value, 10)}"
+    prefix = int(wide or narrow, 16)
+    head = (_WIDE_MARKER << 1 | bool(wide)) << 32 | prefix
+    head = head << 1 | bool(acting)
+    return "u" + _to_base62(head << 59 | value, 17)
 
 
 def bot_client_id(venue_cid: str, dialect: Dialect) -> str:
@@ -130,24 +163,29 @@ def bot_client_id(venue_cid: str, dialect: Dialect) -> str:
     if dialect is not Dialect.KRAKEN:
         return venue_cid
     packed = _PACKED.match(venue_cid)
-    if packed is None:
+    wide = _PACKED_WIDE.match(venue_cid)
+    if packed is not None:
+        prefix, value = packed.group(1), _from_base62(packed.group(2))
+        acting = ""
+    elif wide is not None:
+        value = _from_base62(wide.group(1))
+        head, value = value >> 59, value & ((1 << 59) - 1)
+        acting = "r" if head & 1 else ""
+        prefix_value, head = (head >> 1) & 0xFFFFFFFF, head >> 33
+        if head >> 1 != _WIDE_MARKER:
+            return venue_cid  # not one the bot packed
+        width = 8 if head & 1 else 6
+        if prefix_value >> (4 * width):
+            return venue_cid
+        prefix = f"tf{prefix_value:0{width}x}"
+    else:
         return venue_cid
-    prefix, digits = packed.groups()
-    value = 0
-    for char in digits:
-        value = value * 62 + _BASE62.index(char)
     role, value = value & 3, value >> 2
     number, value = value & ((1 << _SEQUENCE_BITS) - 1), value >> _SEQUENCE_BITS
     symbol, ts = value >> 32, value & 0xFFFFFFFF
     if role > 2 or symbol > 0xFFFF or ts < 1 << 28:
         return venue_cid  # not one the bot packed
-    sequence = ""
-    while True:
-        number, rest = divmod(number, 36)
-        sequence = _BASE36[rest] + sequence
-        if not number:
-            break
-    return f"{prefix}{symbol:04x}{ts:08x}{sequence}{_ROLES[role]}"
+    return f"{prefix}{acting}{symbol:04x}{ts:08x}{_base36(number)}{_ROLES[role]}"
 
 
 def client_id_problem(client_order_id: str, dialect: Dialect) -> str | None:

@@ -197,8 +197,8 @@ class Mt5Broker:
                 else load_terminal(self.params.terminal)
             )
         if not self._magic:
-            self._magic = magic_number(ctx.bot_name)
-        self._prefix = bot_prefix(ctx.bot_name)
+            self._magic = magic_number(ctx.identity_seed)
+        self._prefix = bot_prefix(ctx.identity_seed)
         self._wake = ctx.wake
         # A connect that failed closed the broker; the runtime may call connect again (a
         # terminal that was unreachable at start): each try starts a new I/O thread.

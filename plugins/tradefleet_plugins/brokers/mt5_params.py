@@ -227,10 +227,11 @@ class SymbolMap:
         return self._ours.get(venue_symbol, venue_symbol)
 
 
-def magic_number(bot_name: str) -> int:
-    """A magic number from the bot's name (``namespace/name`` in a cluster): the same bot always
-    gets the same one, different bots almost surely different ones (1 .. 2**31 - 1)."""
-    digest = hashlib.blake2b(bot_name.encode(), digest_size=8, person=b"tf-mt5-magic").digest()
+def magic_number(identity: str) -> int:
+    """A magic number from the bot's identity (``BrokerContext.identity_seed``: kept in its
+    journal, ``namespace/name#random`` for a live bot's new journal): the same bot always gets
+    the same one, different bots almost surely different ones (1 .. 2**31 - 1)."""
+    digest = hashlib.blake2b(identity.encode(), digest_size=8, person=b"tf-mt5-magic").digest()
     return int.from_bytes(digest, "big") % _MAGIC_SPACE + 1
 
 
