@@ -90,6 +90,11 @@ log = logging.getLogger("tradefleet.session")
 # A live bot's positions differing from its venue's are read again after this long, the
 # broker's events applied meanwhile: a fill on its way is not a drift (``_compare_positions``).
 DRIFT_SETTLE_S = 2.0
+# At a stop, the cancels of its policy are awaited this long (a venue's broker confirms them
+# as events), well within ``serve``'s grace period; one not confirmed by then is journaled as
+# such, by id (``apply_stop_policy``).
+STOP_CANCEL_WAIT_S = 5.0
+STOP_CANCEL_POLL_S = 0.02
 
 Pacer = Callable[[Iterable[Bar]], Iterator[Bar]]
 
@@ -815,25 +820,98 @@ def split_history(
     return history(), live
 
 
-def apply_stop_policy(bot: Bot, engine: Engine) -> None:
+def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANCEL_WAIT_S) -> None:
     policy = bot.manifest.spec.on_stop
+    asked: list[str] = []
+    ended: dict[str, OrderStatus] = {}
     if policy.cancel_open_orders:
-        for order in list(engine.open_orders()):
-            # Only what could open or add to a position: the protective SL/TP of open positions
-            # stay, and so does an exit on its way (a close sent just before the stop, whose
-            # SL/TP the close already cancelled), or the position is left unprotected.
-            if order.parent_id is None and not order.reduce_only:
-                engine.cancel(order.client_order_id)
+        watch = _EndWatch(engine.listener, ended)
+        engine.listener = watch
+        try:
+            for order in list(engine.open_orders()):
+                # Only what could open or add to a position: the protective SL/TP of open
+                # positions stay, and so does an exit on its way (a close sent just before the
+                # stop, whose SL/TP the close already cancelled), or the position is left
+                # unprotected.
+                if order.parent_id is None and not order.reduce_only:
+                    asked.append(order.client_order_id)
+                    engine.cancel(order.client_order_id)
+            if bot.executes is not None:  # its answers come as events: awaited
+                _await_cancels(engine, asked, cancel_wait_s)
+        finally:
+            engine.listener = watch.inner
     if policy.flatten_positions:
         # Reduce-only market orders: a venue fills them at once; the paper broker would need a
         # next bar, so a stopped paper bot keeps its positions in the journal instead.
         for symbol in list(engine.portfolio.open_positions):
             engine.close(symbol, tag="stop-flatten")
         engine.send_queued()
-    engine.journal.record_event(
-        engine.now,
-        "stopped",
-        "stop requested: new entries stopped"
-        + ("; resting orders cancelled" if policy.cancel_open_orders else ""),
-        {"open_orders": [o.client_order_id for o in engine.open_orders()]},
-    )
+    message = "stop requested: new entries stopped"
+    data: dict[str, Any] = {}
+    if policy.cancel_open_orders:
+        message += "; " + _cancels_said(asked, ended, cancel_wait_s)
+        data["cancel_unconfirmed"] = [i for i in asked if i not in ended]
+    data["open_orders"] = [o.client_order_id for o in engine.open_orders()]
+    engine.journal.record_event(engine.now, "stopped", message, data)
+
+
+class _EndWatch:
+    """The engine's listener while a stop's cancels are awaited: notes how each order ended
+    (cancelled, or filled before its cancel took), and passes everything on."""
+
+    def __init__(self, inner: EngineListener | None, ended: dict[str, OrderStatus]) -> None:
+        self.inner = inner
+        self.ended = ended
+
+    def on_order(self, order: Order, update: OrderUpdate) -> None:
+        if update.status.is_final:
+            self.ended[update.client_order_id] = update.status
+        if self.inner is not None:
+            self.inner.on_order(order, update)
+
+    def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
+        if self.inner is not None:
+            self.inner.on_fill(fill, order, position)
+
+    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+        if self.inner is not None:
+            self.inner.on_risk(plugin, intent, decision)
+
+    def on_state(self, kind: str, message: str) -> None:
+        if self.inner is not None:
+            self.inner.on_state(kind, message)
+
+
+def _await_cancels(engine: Engine, asked: Sequence[str], wait_s: float) -> None:
+    """Apply the broker's events until every order in ``asked`` has left the book or
+    ``wait_s`` passed. A simulated broker answers a cancel at once; a venue's broker
+    (``venue-execution``) answers later, as an event: until then the order may still work at
+    the venue, and a run that ended without hearing it would claim a cancel nobody confirmed
+    (and its process, exiting, could drop the request before it left)."""
+    deadline = time.monotonic() + wait_s
+    while any(i in engine.book for i in asked) and time.monotonic() < deadline:
+        if not engine.pump():
+            time.sleep(STOP_CANCEL_POLL_S)
+
+
+def _cancels_said(asked: Sequence[str], ended: dict[str, OrderStatus], wait_s: float) -> str:
+    """What the journal may say of the stop's cancels: only what the broker confirmed."""
+    cancelled = [i for i in asked if ended.get(i) is OrderStatus.CANCELLED]
+    if len(cancelled) == len(asked):
+        return "resting orders cancelled"
+    parts = [f"{len(cancelled)} of {len(asked)} resting order(s) cancelled"]
+    other = [f"{i} {ended[i].value}" for i in asked if i in ended and i not in cancelled]
+    if other:
+        parts.append("ended otherwise: " + ", ".join(other))
+    unconfirmed = [i for i in asked if i not in ended]
+    if unconfirmed:
+        log.error(
+            "cancel of %s not confirmed by the broker within %gs: it may still work at the venue",
+            ", ".join(unconfirmed),
+            wait_s,
+        )
+        parts.append(
+            f"cancel NOT confirmed within {wait_s:g}s (may still work at the venue): "
+            + ", ".join(unconfirmed)
+        )
+    return "; ".join(parts)
