@@ -745,7 +745,11 @@ class BotSession:
             f"{symbol}: the bot holds {have:+g}, the venue {venue_holds:+g}"
             for symbol, (have, venue_holds) in drift.items()
         )
-        reason = f"position drift: {mismatches} (changed outside the bot while it ran)"
+        reason = (
+            f"position drift: {mismatches} (changed outside the bot while it ran: by a person, "
+            "or by another bot trading the symbol on this account — a bot needs its symbols' "
+            "positions to itself)"
+        )
         log.error("%s: %s", self.bot.name, reason)
         engine.degrade(reason)
 

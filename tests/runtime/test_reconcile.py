@@ -464,7 +464,8 @@ def test_a_position_closed_by_hand_while_the_bot_runs_degrades_it_before_the_nex
     try:
         assert engine.degraded_reason == (
             "position drift: BTCUSDT: the bot holds +1, the venue +0 (changed outside the bot "
-            "while it ran)"
+            "while it ran: by a person, or by another bot trading the symbol on this account — "
+            "a bot needs its symbols' positions to itself)"
         )
         assert engine.halted
         kinds = [k for (k,) in journal.query("SELECT kind FROM events ORDER BY id")]
@@ -633,6 +634,12 @@ def test_the_service_reports_degraded_and_not_reconciled_after_a_mismatch(
         # A person looks at the account and resumes: the bot trades again.
         assert controller.resume("alice", "checked the account").phase is Phase.RUNNING
         assert controller.get_status().reconciled
+        assert controller.readiness() == (True, "ok")
+        # Degraded again while it runs (a drift found at a bar): not ready, as its status says.
+        assert controller.engine is not None
+        controller.engine.degrade("position drift: BTCUSDT: the bot holds +1, the venue +0")
+        ready, why = controller.readiness()
+        assert not ready and why.startswith("degraded: position drift: BTCUSDT")
 
 
 def test_a_pause_only_resume_leaves_a_degraded_bot_halted(

@@ -174,7 +174,9 @@ def _lock(path: str) -> int | None:
     runtime never leaves a stale lock. JournalError naming the holder while another has it."""
     if path == ":memory:":
         return None
-    lock_path = path + ".lock"
+    # Beside the file the path leads to: a symlink to a journal (alias.sqlite) locks the
+    # journal's own lock, or two runtimes would trade on one journal.
+    lock_path = os.path.realpath(path) + ".lock"
     try:
         Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -785,6 +785,12 @@ class BotController:
             return False, "broker not connected"
         if not self.reconciled:
             return False, "not reconciled with the broker"
+        engine = self.engine
+        # Degraded while running (a drift found at a bar): no longer reconciled, as the status
+        # says; one read of a str the engine thread replaces whole.
+        degraded = engine.degraded_reason if engine is not None else ""
+        if degraded:
+            return False, f"degraded: {degraded}"
         since = self._bar_wall()
         timeframe = self.bot.manifest.spec.market.timeframe_s
         expected = expected_interval(timeframe, self.speed, self.bot.live_feed)

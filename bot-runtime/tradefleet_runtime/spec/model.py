@@ -88,7 +88,9 @@ class BrokerRef(PluginRef):
         default=False,
         description="On start-up reconciliation, when the venue's position in a symbol differs "
         "from the journal's beyond the lot step: take the venue's (journaled as a "
-        "reconciliation fill) instead of stopping the bot as Degraded until a person resumes it.",
+        "reconciliation fill) instead of stopping the bot as Degraded until a person resumes it. "
+        "Only for a bot that has its symbols to itself on the account: another bot's position "
+        "there would be taken over.",
     )
 
 
