@@ -46,6 +46,10 @@ def default_registry() -> PluginRegistry:
 
 def validate_trading_bot(body: Mapping[str, Any], registry: PluginRegistry) -> list[FieldError]:
     """Every problem of one TradingBot, one ``FieldError`` per field (empty: admitted)."""
+    if not isinstance(body, Mapping):
+        # The API server sends objects, but this is the authority: a list or null (another
+        # client of ``admission_response``) is refused by field, never an AttributeError.
+        return [FieldError("(manifest)", "must be an object (a TradingBot)")]
     document = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
@@ -75,6 +79,11 @@ def name_problems(
     The bot's Service is named after it, and Service names are DNS-1035 labels: a name that
     starts with a digit passes the model (DNS-1123 label) but its Service would be refused.
     """
+    if not isinstance(metadata, Mapping):
+        # ``metadata: [1]``: say so once (the model's own error, when given, already does).
+        if any(_under(error.field, "metadata") for error in known):
+            return []
+        return [FieldError("metadata", "must be an object")]
     name = metadata.get("name")
     if not isinstance(name, str) or not name or any(e.field == "metadata.name" for e in known):
         return []
@@ -132,7 +141,10 @@ def symbols_mappable(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
 
 def admission_message(errors: Sequence[FieldError], body: Mapping[str, Any] | None = None) -> str:
     """One message naming every wrong field, as ``kubectl apply`` shows it."""
-    metadata = (body or {}).get("metadata") or {}
+    # Called with the refused body as sent: it may be no object, or hold no object as metadata.
+    metadata = body.get("metadata") if isinstance(body, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
     name = metadata.get("name")
     what = "TradingBot"
     if name:

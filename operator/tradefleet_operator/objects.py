@@ -229,6 +229,10 @@ def runtime_command(bot: TradingBot, settings: OperatorSettings) -> list[str]:
     ]
     if runtime.webhook:
         command += ["--webhook-keys", WEBHOOK_DIR]
+        for cidr in runtime.webhook_allow:
+            command += ["--webhook-allow", cidr]
+        if runtime.webhook_trust_forwarded_for:
+            command.append("--webhook-trust-forwarded-for")
     return command
 
 

@@ -262,6 +262,21 @@ def test_deployment_of_a_live_bot_with_webhook() -> None:
     assert container["resources"] == {"requests": {"cpu": "0.5", "memory": "256Mi"}}
 
 
+def test_the_webhooks_source_allow_list_reaches_the_runtime() -> None:
+    body = live_bot()
+    body["spec"]["runtime"]["webhookAllow"] = ["203.0.113.0/24", "2001:db8::/32"]
+    body["spec"]["runtime"]["webhookTrustForwardedFor"] = True
+    (container,) = objects.deployment(bot(body), SETTINGS, "abc")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["command"][-7:] == [
+        "--webhook-keys", "/var/run/tradefleet/webhook",
+        "--webhook-allow", "203.0.113.0/24",
+        "--webhook-allow", "2001:db8::/32",
+        "--webhook-trust-forwarded-for",
+    ]  # fmt: skip
+
+
 def test_ephemeral_journal_has_no_claim() -> None:
     body = example_bot(runtime={"journal": {"ephemeral": True}})
     assert objects.journal_pvc(bot(body)) is None

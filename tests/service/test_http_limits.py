@@ -21,7 +21,7 @@ from tradefleet_runtime.service.api import Signal, SignalResult
 from tradefleet_runtime.service.http_server import HttpLimits, HttpServer
 from tradefleet_runtime.service.webhook import WebhookConfig, add_webhook_routes
 
-KEY = b"http-limits-key-5d1e"
+KEY = b"http-limits-key-5d1e-0123456789abcdef"
 TIMEOUT = 1.0  # header, body and keep-alive timeouts of the server under test
 SLACK = 1.5  # the test's allowance for scheduling on a busy machine
 

@@ -41,8 +41,8 @@ from tradefleet_runtime.service.webhook import (
     verify_signature,
 )
 
-KEY = b"default-key-3f9a1c7e5b2d4f60"
-ALERTS_KEY = b"alerts-key-8e2b6d0a4c1f3e57"
+KEY = b"default-key-3f9a1c7e5b2d4f60-0123456789ab"
+ALERTS_KEY = b"alerts-key-8e2b6d0a4c1f3e57-0123456789ab"
 NOW = 1_763_900_000
 BOT = "eurusd-bot"
 SYMBOLS = ("EURUSD", "GBPUSD")
@@ -600,16 +600,16 @@ async def test_a_bot_that_does_not_answer_is_503(tmp_path: Path) -> None:
 
 
 async def test_key_rotation_without_restart(harness: Harness) -> None:
-    new_key = b"rotated-default-key-77aa01"
+    new_key = b"rotated-default-key-77aa01-0123456789abcdef"
     assert (await harness.send(nonce="k1")).status == 202
     write_key(harness.keys_dir, "default", new_key)
     old = await harness.send(nonce="k2")
     assert old.status == 401 and old.body["outcome"] == "bad_signature"
     assert (await harness.send(key=new_key, nonce="k3")).status == 202
     # a new key id appears, a revoked one disappears
-    write_key(harness.keys_dir, "tradingview", b"tv-key-1234567890")
+    write_key(harness.keys_dir, "tradingview", b"tv-key-1234567890-abcdefghijklmnop")
     assert (
-        await harness.send(key=b"tv-key-1234567890", key_id="tradingview", nonce="k4")
+        await harness.send(key=b"tv-key-1234567890-abcdefghijklmnop", key_id="tradingview", nonce="k4")
     ).status == 202
     (harness.keys_dir / "alerts").unlink()
     revoked = await harness.send(key=ALERTS_KEY, key_id="alerts", nonce="k5")
@@ -637,15 +637,27 @@ async def test_rotation_in_a_kubernetes_secret_volume(tmp_path: Path) -> None:
 
 def test_keystore_rereads_in_place_rewrites_within_a_second(tmp_path: Path) -> None:
     now = [0.0]
-    (tmp_path / "default").write_bytes(b"aaaa")
+    (tmp_path / "default").write_bytes(b"a" * 32)
     store = KeyStore(tmp_path, monotonic=lambda: now[0])
-    assert store.get("default") == b"aaaa"
+    assert store.get("default") == b"a" * 32
     st = os.stat(tmp_path / "default")
-    (tmp_path / "default").write_bytes(b"bbbb")  # same size; force the same mtime too
+    (tmp_path / "default").write_bytes(b"b" * 32)  # same size; force the same mtime too
     os.utime(tmp_path / "default", ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert store.get("default") == b"aaaa"  # not seen yet: nothing in the stat changed
+    assert store.get("default") == b"a" * 32  # not seen yet: nothing in the stat changed
     now[0] = 1.0
-    assert store.get("default") == b"bbbb"
+    assert store.get("default") == b"b" * 32
+
+
+def test_keystore_does_not_use_a_short_key_and_names_its_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "abc" signs requests anyone could forge after guessing it from one of them.
+    (tmp_path / "weak").write_bytes(b"abc\n")
+    (tmp_path / "default").write_bytes(KEY)
+    with caplog.at_level("WARNING"):
+        assert KeyStore(tmp_path).key_ids() == ["default"]
+    assert "weak is shorter than 32 bytes: not used" in caplog.text
+    assert "abc" not in caplog.text
 
 
 def test_keystore_ignores_empty_hidden_and_missing(tmp_path: Path) -> None:

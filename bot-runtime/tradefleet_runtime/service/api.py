@@ -235,7 +235,10 @@ class SignalBody(BaseModel):
     @field_validator("direction", mode="before")
     @classmethod
     def _direction_any_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+        # Any case of the ASCII words only: str.upper() maps some non-ASCII letters onto
+        # ASCII ones ("ſell" -> "SELL", "ı" -> "I"), which would let a look-alike pass as a
+        # trade direction. Non-ASCII text is left as sent, so the Literal refuses it.
+        return value.upper() if isinstance(value, str) and value.isascii() else value
 
     def to_signal(self, *, signal_id: str, received_at: float) -> Signal:
         return Signal(

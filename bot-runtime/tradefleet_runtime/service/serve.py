@@ -180,7 +180,11 @@ def run_serve(args: argparse.Namespace) -> int:
         from tradefleet_runtime.service.webhook_routes import webhook_routes
 
         add_routes = webhook_routes(
-            controller, args.webhook_keys, args.webhook_allow, args.webhook_rate
+            controller,
+            args.webhook_keys,
+            args.webhook_allow,
+            args.webhook_rate,
+            trust_forwarded_for=args.webhook_trust_forwarded_for,
         )
     http_host, http_port = _split(args.http)
     http = HttpServer(build_app(controller, add_routes), http_host, http_port, http_limits)

@@ -4,6 +4,7 @@ none of it (no grpc, aiohttp or prometheus_client for ``tradefleet backtest``)."
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,18 @@ import click
 from tradefleet_runtime.service import limits
 
 _DIR = click.Path(path_type=Path, file_okay=False)
+
+
+def _cidrs(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    """Each --webhook-allow a network (a usage error naming it, not a traceback at start)."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is not a CIDR (like 203.0.113.0/24 or 2001:db8::/32)"
+            ) from None
+    return list(values)
 
 
 @click.command(
@@ -33,7 +46,15 @@ _DIR = click.Path(path_type=Path, file_okay=False)
 @click.option("--tls-dir", type=_DIR, help="Folder with tls.crt, tls.key (and ca.crt).")
 @click.option("--webhook-keys", type=_DIR, help="Folder of HMAC keys: enables the webhook.")
 @click.option(
-    "--webhook-allow", multiple=True, help="Allowed source CIDR of webhook calls (repeatable)."
+    "--webhook-allow",
+    multiple=True,
+    callback=_cidrs,
+    help="Allowed source CIDR of webhook calls (repeatable).",
+)
+@click.option(
+    "--webhook-trust-forwarded-for",
+    is_flag=True,
+    help="Judge --webhook-allow by X-Forwarded-For's first hop (behind a proxy that sets it).",
 )
 @click.option(
     "--webhook-rate", type=int, default=60, show_default=True, help="Signals per minute per key."
@@ -103,5 +124,4 @@ def serve_command(**options: Any) -> int:
     """
     from tradefleet_runtime.service.serve import run_serve
 
-    options["webhook_allow"] = list(options["webhook_allow"])
     return run_serve(argparse.Namespace(**options))

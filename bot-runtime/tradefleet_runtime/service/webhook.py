@@ -11,7 +11,8 @@ Every request carries an HMAC-SHA256 signature made with one of the bot's keys. 
 a directory (in a cluster: a mounted Kubernetes Secret): each file holds one key, and the file's
 name is the key id. Surrounding whitespace (a trailing newline) is stripped from the key. Key
 ids are 1..128 of ``[A-Za-z0-9_.-]``, not starting with ``.`` or ``-``; other names (a Secret
-volume's ``..data``), subdirectories, empty files and files over 4 KiB are ignored.
+volume's ``..data``), subdirectories, empty files and files over 4 KiB are ignored, and a key
+shorter than 32 bytes is not used (a warning names its file).
 Files are re-read when they change (checked on each request, and re-read at least every second),
 so a rotated or revoked key takes effect without a restart.
 
@@ -79,6 +80,9 @@ nonce reused          409     ``refused``: the bot journaled another signal unde
                               nonce (signal id) before, in any run; the same signal again
                               gets the first outcome (a retry), a different one never does
 the bot's answer      422     ``refused`` (the bot's reason: risk veto, stale price, …)
+the bot's state       409     ``refused``: the bot takes no signals now (still starting,
+                              stopped); the request was fine (gRPC: ``FAILED_PRECONDITION``).
+                              Sign it again with a fresh timestamp once the bot runs
 bot failure           503     ``unavailable`` (with ``Retry-After``)
 accepted              202     ``accepted``
 ====================  ======  ====================================================
@@ -125,6 +129,8 @@ from aiohttp import web
 
 from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import (
+    NoAnswer,
+    NotNow,
     Signal,
     SignalBody,
     SignalConflict,
@@ -189,6 +195,9 @@ _NONCE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _TIMESTAMP_RE: Final = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_RE: Final = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _MAX_KEY_FILE_BYTES: Final = 4096
+# An HMAC key is a shared secret against guessing: a short one ("abc") could be brute-forced
+# from a single signed request. Shorter keys are not used, and said so by file name.
+MIN_KEY_BYTES: Final = 32
 _MAX_REASON_CHARS: Final = 500
 
 
@@ -374,6 +383,15 @@ class KeyStore:
             key = raw.strip()
             if not key:
                 self._warn_once(f"empty:{name}", "webhook key file %s/%s is empty", name)
+                continue
+            if len(key) < MIN_KEY_BYTES:
+                self._warn_once(
+                    f"short:{name}",
+                    "webhook key file %s/%s is shorter than %d bytes: not used (make one with "
+                    "`openssl rand -hex 32`)",
+                    name,
+                    MIN_KEY_BYTES,
+                )
                 continue
             keys[name] = key
         if not keys:
@@ -769,6 +787,20 @@ class _WebhookHandler:
             return self._unavailable("bot did not answer in time; the signal may still apply")
         except SignalConflict:
             return self._refuse(_conflict(signal.signal_id), context)
+        except NoAnswer:  # a NotNow too, but the engine did not answer: worth retrying, 503
+            log.warning("webhook: the bot did not answer signal %s in time", signal.signal_id)
+            return self._unavailable("bot did not answer in time; the signal may still apply")
+        except NotNow as exc:
+            # The bot's state (still starting, stopped), not a failure of the bot nor of the
+            # request: gRPC answers FAILED_PRECONDITION, here 409 with the bot's reason. A
+            # state the bot is in is no error of ours: a warning, no traceback.
+            log.warning(
+                "webhook: signal %s not taken now: %s", signal.signal_id, _truncate(str(exc))
+            )
+            return self._refuse(
+                Refusal(409, "refused", _truncate(f"the bot takes no signals now: {exc}")),
+                context,
+            )
         except Exception:
             log.exception("webhook: submitting signal %s failed", signal.signal_id)
             return self._unavailable("bot unavailable")

@@ -23,9 +23,14 @@ def webhook_routes(
     keys_dir: Path,
     allow_from: Sequence[str] = (),
     rate_per_minute: int = 60,
+    *,
+    trust_forwarded_for: bool = False,
 ) -> Callable[[web.Application], None]:
     config = WebhookConfig(
-        keys_dir=keys_dir, allow_from=list(allow_from), rate_per_minute=rate_per_minute
+        keys_dir=keys_dir,
+        allow_from=list(allow_from),
+        rate_per_minute=rate_per_minute,
+        trust_forwarded_for=trust_forwarded_for,
     )
 
     async def submit(signal: Signal) -> SignalResult:

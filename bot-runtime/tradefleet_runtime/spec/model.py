@@ -7,11 +7,19 @@ what ``kubectl explain tb.spec`` prints is written here.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from tradefleet_runtime.spec.values import no_bools_as_numbers
@@ -216,6 +224,16 @@ class LocalObjectReference(_Model):
     name: str = Field(min_length=1, max_length=253, description="The Secret's name.")
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a CIDR (like 203.0.113.0/24 or 2001:db8::/32)"
+        ) from None
+    return value
+
+
 class RuntimeSpec(_Model):
     """How the bot's runtime pod is run."""
 
@@ -235,6 +253,17 @@ class RuntimeSpec(_Model):
     webhook: bool = Field(
         default=False,
         description="Serve the signed signal webhook (keys from the Secret <name>-webhook-keys).",
+    )
+    webhook_allow: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Source CIDRs the webhook takes signals from (e.g. 203.0.113.0/24); "
+        "empty: any source. Other sources get 403.",
+    )
+    webhook_trust_forwarded_for: bool = Field(
+        default=False,
+        description="Judge webhookAllow by the first X-Forwarded-For hop, not the TCP peer: "
+        "only behind an ingress or proxy that overwrites that header (anyone can send it).",
     )
     # Pod placement and pulling, passed to the bot's pod as Kubernetes spells them.
     image_pull_secrets: list[LocalObjectReference] = Field(
@@ -264,6 +293,15 @@ class RuntimeSpec(_Model):
     pod_annotations: dict[str, str] = Field(
         default_factory=dict, description="Extra annotations of the bot's pod."
     )
+
+    @model_validator(mode="after")
+    def _webhook_options_need_the_webhook(self) -> RuntimeSpec:
+        # Set without the webhook they would guard nothing: the user meant to turn it on.
+        if not self.webhook and (self.webhook_allow or self.webhook_trust_forwarded_for):
+            raise ValueError(
+                "webhookAllow and webhookTrustForwardedFor need spec.runtime.webhook: true"
+            )
+        return self
 
 
 class BotSpec(_Model):
@@ -345,12 +383,23 @@ class Metadata(_Model):
 class BotManifest(_Model):
     """A whole ``TradingBot`` object, as written in YAML and applied with kubectl."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Unknown top-level fields are refused like unknown spec fields: a typo there ("sepc")
+    # would otherwise leave a bot running on defaults the author did not mean.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     api_version: str = Field(alias="apiVersion")
     kind: str
     metadata: Metadata
     spec: BotSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_is_not_configuration(cls, data: Any) -> Any:
+        # ``kubectl get -o yaml`` writes the object's ``status``; such a file is still a
+        # manifest. The status is the operator's report, never configuration: dropped unread.
+        if isinstance(data, dict) and "status" in data:
+            return {key: value for key, value in data.items() if key != "status"}
+        return data
 
     @field_validator("api_version")
     @classmethod
