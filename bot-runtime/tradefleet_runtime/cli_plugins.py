@@ -51,7 +51,14 @@ def _limits(prop: dict[str, Any]) -> str:
         "minLength": "length ≥",
         "maxLength": "length ≤",
     }
-    return ", ".join(f"{word} {prop[key]}" for key, word in words.items() if key in prop)
+    # An optional param (``float | None``) keeps its limits on the non-null member of anyOf.
+    members = [prop, *(m for m in prop.get("anyOf", []) if isinstance(m, dict))]
+    return ", ".join(
+        f"{word} {member[key]}"
+        for member in members
+        for key, word in words.items()
+        if key in member
+    )
 
 
 def param_rows(schema: dict[str, Any]) -> list[dict[str, str]]:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_runtime import cli
+from tradefleet_runtime.cli_plugins import param_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 TRADEFLEET = str(Path(sys.executable).parent / "tradefleet")
@@ -303,3 +305,25 @@ def test_text_logs_are_readable(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "INFO    fill: buy" in done.stderr or "INFO    fill: sell" in done.stderr
     assert "{" not in done.stderr.splitlines()[0]
+
+
+def test_plugins_show_gives_an_optional_params_limits_too() -> None:
+    # stop_loss_pct is ``float | None`` (0 < x < 1): its limits sit inside the schema's anyOf.
+    rows = {row["name"]: row for row in param_rows(EmaCrossParams.model_json_schema())}
+    assert rows["stop_loss_pct"]["limits"] == "> 0, < 1"
+    assert rows["fast"]["limits"].startswith("≥ ")  # a plain param's, as before
+
+
+def test_serve_refuses_a_webhook_allow_that_is_no_network_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _manifest(tmp_path)
+    assert _main("auth", "init", str(tmp_path / "auth")) == 0
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    argv = ["serve", str(manifest), "--auth-dir", str(tmp_path / "auth"), "--webhook-keys"]
+    code = _main(*argv, str(keys), "--webhook-allow", "10.0.0.0/8", "--webhook-allow", "bogus")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--webhook-allow" in err and "'bogus' is not a CIDR" in err
+    assert "Traceback" not in err

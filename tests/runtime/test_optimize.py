@@ -283,6 +283,26 @@ def _files(tmp_path: Path, space: dict[str, Any]) -> tuple[Path, Path]:
     return manifest, space_file
 
 
+@pytest.mark.parametrize("command", ["optimize", "walkforward"])
+def test_without_optuna_the_command_names_the_extra_to_install(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A plain install (or the runtime image) has no optuna: say what to install, no traceback.
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    for module in ("tradefleet_runtime.optimize.search", "tradefleet_runtime.optimize.walkforward"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    manifest, space = _files(tmp_path, SMALL_GRID)
+    windows = ["--train", "200", "--test", "100"] if command == "walkforward" else []
+    code = cli.main([command, str(manifest), "--space", str(space), "--jobs", "1", *windows])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "pip install 'tradefleet[optimize]'" in err
+    assert "Traceback" not in err
+
+
 def test_the_command_prints_the_best_params_as_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # -- external-signal -------------------------------------------------------------------------
 
 
-def _signal_engine(**params: Any) -> tuple[Any, list[Order]]:
+def _signal_engine(broker: dict[str, Any] | None = None, **params: Any) -> tuple[Any, list[Order]]:
     """An engine trading ``external-signal`` on the paper broker, recording every order sent."""
     strategy = ExternalSignal(ExternalSignalParams.model_validate(params))
-    engine = make_engine(strategy, capital=100_000.0)
+    engine = make_engine(strategy, capital=100_000.0, broker=broker)
     engine.signals = strategy  # it declares the takes-signals capability
     sent: list[Order] = []
     submit = engine.broker.submit
@@ -171,6 +171,21 @@ def test_an_entry_rejected_by_the_venue_no_longer_blocks_the_next_signal() -> No
     assert engine.position("TEST").quantity == 0 and _working_entries(engine) == []
     accepted, reason, _ = engine.handle_signal(_buy(1000))
     assert accepted, reason
+
+
+def test_a_paper_bot_reads_a_signal_in_lots_with_its_instruments_contract_size() -> None:
+    # A paper rehearsal of an MT5 sender's webhook: 0.01 lot of EURUSD is 1,000 units there.
+    lots = {"default_instrument": {"contract_size": 100_000}, "leverage": 30}
+    engine, sent = _signal_engine(broker=lots, volume_unit="lots")
+    engine.run(flat_bars([1.0] * 2))
+    accepted, reason, _ = engine.handle_signal(_buy(0.01))
+    assert accepted, reason
+    assert [order.quantity for order in sent] == [1_000.0]
+    # Unset, a lot is one unit (the paper broker's default contract size).
+    engine, sent = _signal_engine(volume_unit="lots")
+    engine.run(flat_bars([1.0] * 2))
+    assert engine.handle_signal(_buy(0.01))[0]
+    assert [order.quantity for order in sent] == [0.01]
 
 
 def test_a_working_entry_does_not_refuse_the_opposite_signal_or_another_symbol() -> None:

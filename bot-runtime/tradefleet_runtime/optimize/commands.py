@@ -131,6 +131,18 @@ def _guarded(run: Callable[[], int]) -> int:
     except JournalError as error:
         err.print(terminal.labelled("error", "bold red", error))
         return 1
+    except ModuleNotFoundError as error:
+        if error.name != "optuna":
+            raise
+        # The runtime image and a plain install leave the search out (the ``optimize`` extra).
+        err.print(
+            terminal.labelled(
+                "error",
+                "bold red",
+                "optuna is not installed: pip install 'tradefleet[optimize]' to search params",
+            )
+        )
+        return 1
     except KeyboardInterrupt:
         # The study file keeps every trial told so far: the same command continues it.
         err.print("interrupted: run the same command again to continue the study")

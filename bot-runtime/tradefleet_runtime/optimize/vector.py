@@ -129,7 +129,9 @@ def vector_terms(
         return f"broker {name!r} (the vectorised path knows the paper broker's fills)"
     symbol = symbols[0]
     instrument = dict(params.get("instruments", {})).get(symbol, params.get("default_instrument"))
-    if instrument and any(float(value or 0.0) for value in dict(instrument).values()):
+    # contract_size is information (what a lot holds), no limit: the vectorised fills hold.
+    limits = {k: v for k, v in dict(instrument or {}).items() if k != "contract_size"}
+    if any(float(value or 0.0) for value in limits.values()):
         return f"instrument limits for {symbol} (lot step, tick size or minimums)"
     names = [n for n, _ in risk]
     if names not in (["fixed-size"], ["fixed-fractional"]):

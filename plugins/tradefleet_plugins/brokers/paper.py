@@ -125,6 +125,7 @@ class PaperBroker:
                 lot_step=limits.lot_step,
                 min_quantity=limits.min_quantity,
                 min_notional=limits.min_notional,
+                contract_size=limits.contract_size,
             )
         return instrument
 

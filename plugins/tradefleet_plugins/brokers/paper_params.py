@@ -14,6 +14,13 @@ class InstrumentParams(PluginParams):
     lot_step: float = Field(default=0.0, ge=0, description="Quantity increment; 0: any quantity.")
     min_quantity: float = Field(default=0.0, ge=0, description="Smallest order quantity.")
     min_notional: float = Field(default=0.0, ge=0, description="Smallest order value.")
+    contract_size: float = Field(
+        default=1.0,
+        gt=0,
+        description="Units in one lot, as the live venue states it (MT5's trade_contract_size: "
+        "100000 for EURUSD): what an external-signal volume in lots is multiplied by. Every "
+        "quantity stays in units.",
+    )
 
 
 class PaperBrokerParams(PluginParams):

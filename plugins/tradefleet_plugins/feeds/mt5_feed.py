@@ -6,7 +6,7 @@ the server clock plus ``settle_s`` for its last ticks; the bar still forming is 
 over. Bar times come in the trade server's time zone and leave in UTC (``server_offset_s``).
 Missing bars follow the csv feed's gap policy. While it waits for the next bar the feed calls
 ``FeedRequest.idle`` every quarter second, so control calls and the broker's events never wait
-for a bar.
+for a bar, and ends its bars within a quarter second of ``FeedRequest.should_stop``.
 
 The terminal is shared with the ``mt5`` broker (the real package is one per process): calls
 take the same per-terminal lock as the broker's thread.
@@ -14,6 +14,7 @@ take the same per-terminal lock as the broker's thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from tradefleet_plugins.brokers.mt5_params import SymbolMap
 from tradefleet_plugins.feeds.mt5_bars import apply_gap_policy, mt5_timeframe, rows_to_bars
 from tradefleet_plugins.feeds.mt5_feed_params import Mt5FeedParams
 from tradefleet_runtime.sdk import Bar, DataError, FeedReport, FeedRequest
+
+log = logging.getLogger(__name__)
 
 _IDLE_S = 0.25
 _MAX_BARS = 100_000
@@ -98,17 +101,26 @@ class Mt5Feed:
         while True:
             newest = max((b.ts for b in last.values() if b is not None), default=0)
             due = (newest + 2 * timeframe if newest else self._clock()) + self.params.settle_s
-            self._wait_until(due, request)
+            if not self._wait_until(due, request):
+                return
             now = self._clock()
             behind = int(now - newest) // timeframe + 2 if newest else 2
             yield from self._closed(symbols, tf, timeframe, min(behind, _MAX_BARS), now, last)
-            self._wait_until(min(self._clock() + self.params.poll_s, due + timeframe), request)
+            if not self._wait_until(
+                min(self._clock() + self.params.poll_s, due + timeframe), request
+            ):
+                return
 
-    def _wait_until(self, due: float, request: FeedRequest) -> None:
+    def _wait_until(self, due: float, request: FeedRequest) -> bool:
+        """Wait for ``due`` on the feed's clock: False once the bot is asked to stop (the
+        stream then ends within a quarter second, not at the next bar)."""
         while True:
+            if request.should_stop is not None and request.should_stop():
+                log.info("mt5 feed: the bot is stopping: no more bars requested")
+                return False
             left = due - self._clock()
             if left <= 0:
-                return
+                return True
             if request.idle is not None:
                 request.idle()
             self._sleep(min(left, _IDLE_S))

@@ -47,6 +47,6 @@ class ExternalSignalParams(PluginParams):
         default=VolumeUnit.UNITS,
         description="What a signal's volume counts: units of the base asset (the bot's "
         "quantities), or lots, as MT5 senders write it (0.01), multiplied by the instrument's "
-        "contract size (100,000 for EURUSD on MT5; the paper broker's is 1, so a backtest "
-        "reads lots as units).",
+        "contract size (100,000 for EURUSD on MT5; the paper broker's is its instruments' "
+        "contract_size param, 1 unless set).",
     )

@@ -3,6 +3,7 @@ closed (never the one forming), server time to UTC, gaps by the csv feed's polic
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 
@@ -103,6 +104,15 @@ def test_live_bars_are_handed_over_once_closed(market: _Market) -> None:
     assert [b.ts for b in seen][2:] == [market.start - OFFSET + k * 60 for k in range(3)]
     assert market.idles > 0, "the feed lets the runtime work while it waits"
     assert feed.report().bars == 5
+
+
+def test_a_stop_ends_the_bars_while_the_feed_waits_not_at_the_next_bar(market: _Market) -> None:
+    market.history("EURUSD", 10)
+    request = dataclasses.replace(market.request(warmup=2), should_stop=lambda: market.idles >= 3)
+    bars = list(itertools.islice(market.feed(settle_s=1.0).bars(request), 10))
+    assert len(bars) == 2  # the warm-up, then the stop while waiting for the first live bar
+    # Asked within a quarter second of the feed's clock, not a whole bar (60 s) later.
+    assert market.clock() < market.start - OFFSET + 2
 
 
 def test_symbols_are_merged_by_time_in_request_order(market: _Market) -> None:
