@@ -1,7 +1,7 @@
 """Fleet-wide commands: ``tradefleet fleet stop`` and ``tradefleet fleet resume``.
 
-``tradefleet fleet stop --selector team=a --reason "..." [--flatten]`` halts every matching
-``TradingBot``, each bot on its own thread, all at once:
+``tradefleet fleet stop --selector tradefleet.io/team=a --reason "..." [--flatten]`` halts every
+matching ``TradingBot``, each bot on its own thread, all at once:
 
 1. read the bot's ``<name>-api-token`` Secret and send ``EmergencyStop`` straight to its
    runtime (control token);
@@ -15,8 +15,8 @@ the bot first: the report says, per bot, which path halted it — ``halted direc
 (direct answer came after the spec patch: either path may have been first)`` or ``spec
 patched: the operator halts it`` with the reason the direct call failed.
 
-``tradefleet fleet resume --selector team=a`` removes ``spec.emergencyStop``; the operator
-resumes each bot on that spec change (only a spec change resumes, never its status timer).
+``tradefleet fleet resume --selector tradefleet.io/team=a`` removes ``spec.emergencyStop``; the
+operator resumes each bot on that spec change (only a spec change resumes, never its status timer).
 
 Speed is the point: the command imports only the standard library, PyYAML (kubeconfig) and
 the gRPC stubs (imported while the TradingBots are being listed), never kopf, aiohttp or the
@@ -269,7 +269,10 @@ def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--selector", "-l", required=True, help="label selector, e.g. team=a,tier!=canary"
+            "--selector",
+            "-l",
+            required=True,
+            help="label selector, e.g. tradefleet.io/team=a,tier!=canary",
         )
         scope = parser.add_mutually_exclusive_group()
         scope.add_argument("--namespace", "-n", help="only this namespace (default: current)")
