@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.fakes import FakeControlPlane
+from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.service.api import StatusSnapshot, SymbolExposure
 from tradefleet_runtime.service.metric_labels import (
     NO_TEAM,
@@ -23,6 +24,7 @@ from tradefleet_runtime.service.metric_labels import (
     team_label,
 )
 from tradefleet_runtime.service.metrics import MONEY_SERIES, RuntimeMetrics
+from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.model import BotManifest
 
 LABELS = BotLabels(
@@ -36,19 +38,21 @@ LABELS = BotLabels(
 )
 
 
+def _document(currency: str = "usdt") -> dict[str, object]:
+    return {
+        "apiVersion": "tradefleet.io/v1alpha1",
+        "kind": "TradingBot",
+        "metadata": {"name": "btc-ema", "labels": {"tradefleet.io/team": "ignored"}},
+        "spec": {
+            "strategy": {"name": "ema-cross"},
+            "market": {"symbols": ["BTC/USDT", "ETH/USDT"]},
+            "capital": {"currency": currency, "initial": 1000},
+        },
+    }
+
+
 def _manifest(currency: str = "usdt") -> BotManifest:
-    return BotManifest.model_validate(
-        {
-            "apiVersion": "tradefleet.io/v1alpha1",
-            "kind": "TradingBot",
-            "metadata": {"name": "btc-ema", "labels": {"tradefleet.io/team": "ignored"}},
-            "spec": {
-                "strategy": {"name": "ema-cross"},
-                "market": {"symbols": ["BTC/USDT", "ETH/USDT"]},
-                "capital": {"currency": currency, "initial": 1000},
-            },
-        }
-    )
+    return BotManifest.model_validate(_document(currency))
 
 
 def _scrape(status: StatusSnapshot, labels: BotLabels = LABELS) -> dict[str, list[object]]:
@@ -139,8 +143,13 @@ def test_currency_codes_accepted(code: str) -> None:
     "text", ["US Dollar", "U", "$", "1INCH", "USD}", 'USD",team="x', "US-D", "€", " "]
 )
 def test_free_text_currency_refused_naming_the_field(text: str) -> None:
+    # By the manifest's model, before any bot starts (a backtest too) ...
+    with pytest.raises(SpecError) as refused:
+        parse_manifest(_document(text))
+    assert [error.field for error in refused.value.errors] == ["spec.capital.currency"]
+    # ... and by the label, the same rule, for a value that did not come through the model.
     with pytest.raises(MetricLabelError) as caught:
-        bot_labels(_manifest(text))
+        currency_label(text)
     assert caught.value.field == "spec.capital.currency"
     assert str(caught.value).startswith("spec.capital.currency: ")
 

@@ -43,6 +43,7 @@ from tradefleet_runtime.service.webhook import (
 
 KEY = b"default-key-3f9a1c7e5b2d4f60-0123456789ab"
 ALERTS_KEY = b"alerts-key-8e2b6d0a4c1f3e57-0123456789ab"
+TV_KEY = b"tv-key-1234567890-abcdefghijklmnop"
 NOW = 1_763_900_000
 BOT = "eurusd-bot"
 SYMBOLS = ("EURUSD", "GBPUSD")
@@ -607,9 +608,11 @@ async def test_key_rotation_without_restart(harness: Harness) -> None:
     assert old.status == 401 and old.body["outcome"] == "bad_signature"
     assert (await harness.send(key=new_key, nonce="k3")).status == 202
     # a new key id appears, a revoked one disappears
-    write_key(harness.keys_dir, "tradingview", b"tv-key-1234567890-abcdefghijklmnop")
+    write_key(harness.keys_dir, "tradingview", TV_KEY)
     assert (
-        await harness.send(key=b"tv-key-1234567890-abcdefghijklmnop", key_id="tradingview", nonce="k4")
+        await harness.send(
+            key=TV_KEY, key_id="tradingview", nonce="k4"
+        )
     ).status == 202
     (harness.keys_dir / "alerts").unlink()
     revoked = await harness.send(key=ALERTS_KEY, key_id="alerts", nonce="k5")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tradefleet_runtime.spec.model import BotManifest
+from tradefleet_runtime.spec.model import CURRENCY_CODE, BotManifest
 
 #: An account currency as a short upper-case code (USD, EUR, USDT, BTC); lower case is folded.
-CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+CURRENCY = CURRENCY_CODE  # the spec's own rule: a manifest the model took is labelled
 #: A team as a Kubernetes label value allows (≤ 63 characters), so the operator can pass the value
 #: of a bot's team label through unchanged; never empty (see ``NO_TEAM``).
 TEAM = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")

@@ -138,15 +138,36 @@ class MarketSpec(_Model):
         return parse_timeframe(self.timeframe)
 
 
+# A currency or coin code (USD, EUR, USDT, BTC): what money is booked, compared and labelled in.
+CURRENCY_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+
+
 class CapitalSpec(_Model):
     """The account the bot starts with (backtest and paper) or reports in (live)."""
 
     currency: str = Field(
-        default="USD", min_length=1, max_length=12, description="Account currency."
+        default="USD",
+        min_length=1,
+        max_length=24,
+        description="Account currency: a code of 2-12 letters or digits starting with a letter "
+        "(USD, EUR, USDT, BTC), upper-cased.",
     )
     initial: float = Field(
         default=100_000.0, gt=0, description="Starting balance in the account currency."
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _a_code(cls, value: str) -> str:
+        # Free text ("dollars!!", "US Dollar") would be booked, compared with a venue's
+        # currency and labelled on every money metric as written.
+        code = value.strip().upper()
+        if not CURRENCY_CODE.match(code):
+            raise ValueError(
+                f"{value[:24]!r} is not a currency code (2-12 letters or digits, starting with "
+                "a letter, such as USD, EUR, USDT or BTC)"
+            )
+        return code
 
 
 class StopPolicy(_Model):
