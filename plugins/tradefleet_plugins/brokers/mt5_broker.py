@@ -472,6 +472,8 @@ class Mt5Broker:
         self._balance = float(account.balance)
         self._leverage = float(account.leverage)
         self._refuse_currencies(symbols, currency, str(account.currency))
+        if not self._hedging:
+            self._refuse_shared_netting(symbols)
         now = self._now()
         since = now - self.params.history_days * _DAY
         # Every id the bot ever sent (within the history window) is known: a restarted bot
@@ -496,6 +498,25 @@ class Mt5Broker:
                 self._known_comments.add(comment)
                 self._known_comments.add(rq.base_comment(comment))
         self._refresh_positions()
+
+    def _refuse_shared_netting(self, symbols: Sequence[str]) -> None:
+        """A netting account holds one position per symbol, whoever opened it: a bot trading a
+        symbol in which another bot (another magic) or a person (magic 0) holds a position
+        would merge its orders into that position — its fills booked against a position it
+        does not own, another's close booked as its own. Refused at start, naming the field."""
+        for i, symbol in enumerate(symbols):
+            venue = self._spec(symbol).name
+            for position in self._call("positions_get", symbol=venue) or ():
+                magic = int(position.magic)
+                if magic == self._magic:
+                    continue
+                owner = "a person (magic 0)" if magic == 0 else f"another bot (magic {magic})"
+                raise PluginError(
+                    f"spec.market.symbols[{i}]: {symbol} on this netting account holds a "
+                    f"position of {owner}; a netting account keeps one position per symbol, so "
+                    "the bot's orders would merge into it: give the bot an account (or "
+                    "symbol) of its own, or close that position first"
+                )
 
     def _refuse_currencies(self, symbols: Sequence[str], capital: str, account: str) -> None:
         """The runtime books a symbol's profit (quantity × price move, in its profit currency)

@@ -105,6 +105,29 @@ def test_other_magic_numbers_are_not_ours() -> None:
         mine.close()
 
 
+@pytest.mark.parametrize("owner", ["other bot", "person"])
+def test_a_netting_symbol_holding_anothers_position_is_refused_at_start(owner: str) -> None:
+    """One position per symbol on a netting account, whoever opened it: a second bot (or a
+    person's trade) there would merge with this bot's orders and each book the other's
+    fills. Refused at start, naming the symbol's field and the owner."""
+    other = Mt5Harness.netting().connect()
+    if owner == "person":
+        other.broker._magic = 0  # a trade made in the terminal by hand
+    try:
+        other.submit(other.order(client_order_id="tfotherbot0001"))
+        assert other.venue.positions_get(symbol="EURUSD")
+        mine = Mt5Harness.build(venue=other.terminal)
+        mine.bot = "default/mine"
+        with pytest.raises(
+            PluginError, match=r"spec\.market\.symbols\[0\]: EURUSD on this netting"
+        ) as refused:
+            mine.connect()
+        assert ("magic 0" in str(refused.value)) == (owner == "person")
+        # The same position on a hedging account is no obstacle (test above).
+    finally:
+        other.close()
+
+
 def test_credentials_log_in_and_never_show(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
