@@ -609,11 +609,7 @@ async def test_key_rotation_without_restart(harness: Harness) -> None:
     assert (await harness.send(key=new_key, nonce="k3")).status == 202
     # a new key id appears, a revoked one disappears
     write_key(harness.keys_dir, "tradingview", TV_KEY)
-    assert (
-        await harness.send(
-            key=TV_KEY, key_id="tradingview", nonce="k4"
-        )
-    ).status == 202
+    assert (await harness.send(key=TV_KEY, key_id="tradingview", nonce="k4")).status == 202
     (harness.keys_dir / "alerts").unlink()
     revoked = await harness.send(key=ALERTS_KEY, key_id="alerts", nonce="k5")
     assert revoked.status == 401 and revoked.body["outcome"] == "unknown_key"
