@@ -582,7 +582,8 @@ class BotSession:
 
     def _restore(self, engine: Engine) -> None:
         control = self.journal.last_control_event()
-        if control is not None and control[0] == "halted":
+        restored = control is not None and control[0] == "halted"
+        if control is not None and restored:
             engine.restore_halt(restored_halt_reason(control[1]))
             self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
         # The account's past equity, before the locks (a restored lock is the last word on a
@@ -609,6 +610,13 @@ class BotSession:
             self._reconcile(engine, self.bot.venue, carried)
         elif carried is not None:
             log.warning("%s: %s", self.bot.name, engine.restore(carried))
+        if restored:
+            # Only now are the working orders known (adopted from the venue, or re-armed): an
+            # entry the halt's cancel never reached (the process died first) would otherwise
+            # fill while the bot says it is halted.
+            cancelled = engine.enforce_restored_halt()
+            if cancelled:
+                log.warning("%s: the emergency stop holds: cancelled %s", self.bot.name, cancelled)
 
     def _reconcile(
         self, engine: Engine, venue: VenueExecution, carried: CarriedState | None

@@ -1157,44 +1157,88 @@ class Engine:
             {"who": who, "reason": reason, "flatten": flatten},
         )
         if flatten:
-            self._flatten()
+            self._flatten_journaled(who, reason)
             return True
-        for working in self.book:
-            order = working.order
-            # Protective SL/TP children stay: the positions they protect stay open.
-            if not order.reduce_only:
-                self.cancel(order.client_order_id)
+        self._cancel_entries()
         return True
+
+    def _cancel_entries(self) -> list[str]:
+        """Cancel the working orders that could open or add to a position (a halt's); the ids
+        asked. Protective SL/TP children stay: the positions they protect stay open."""
+        asked = [w.order.client_order_id for w in self.book if not w.order.reduce_only]
+        for order_id in asked:
+            self.cancel(order_id)
+        return asked
+
+    def enforce_restored_halt(self) -> list[str]:
+        """A halt restored at a restart (``restore_halt``) does what a halt does, once the
+        account is restored or reconciled: the entries still working (re-armed, or adopted from
+        the venue — the earlier run died before its halt's cancels were confirmed) are
+        cancelled, journaled. Left working they could fill while the bot says it is halted.
+        The ids asked."""
+        if not self.halted:
+            return []
+        asked = self._cancel_entries()
+        if asked:
+            self._state(
+                "halt_entries_cancelled",
+                f"{len(asked)} entry order(s) still working after the restart cancelled: the "
+                f"emergency stop holds ({', '.join(asked)})",
+                {"client_order_ids": asked},
+            )
+        return asked
 
     def flatten(self, who: str, reason: str) -> None:
         """Flatten a halted bot: the flatten of an emergency stop given while it was already
-        halted, or before it could trade (while it waited for its venue at start). Cancel every
-        working order, close every position, and journal that it was done (so a later start
-        does not do it again)."""
-        self._flatten()
+        halted, or before it could trade (while it waited for its venue at start), or one an
+        earlier run asked and did not finish (``flatten_owed``). Cancel every working order,
+        close every position, and journal the closes sent (a later start flattens again until
+        they have all filled)."""
+        self._flatten_journaled(who, reason)
+
+    def _flatten_journaled(self, who: str, reason: str) -> None:
+        # The ``flattened`` event names the closes the flatten relies on (and the symbols it
+        # could not close): the journal's ``flatten_owed`` reads it at the next start, so a
+        # close that never filled (the process died while the venue held it) is owed still.
+        closes, left = self._flatten()
+        nothing = "" if closes or left else " (nothing was left to close)"
+        unclosed = f" ({', '.join(left)} could not be closed)" if left else ""
         self._state(
             "flattened",
-            f"flattened for the emergency stop by {who}: {reason}",
-            {"who": who, "reason": reason},
+            f"flattened for the emergency stop by {who}: {reason}{nothing}{unclosed}",
+            {"who": who, "reason": reason, "closes": closes, "left": left},
         )
 
-    def _flatten(self) -> None:
+    def _flatten(self) -> tuple[list[str], list[str]]:
+        """Cancel every working order and close every position. Returns the ids of the closing
+        orders on their way (sent now, or already) and the symbols held that got none (the
+        close was refused before it left)."""
         # A symbol whose flatten is already on its way (a second emergency stop right after
         # the first, e.g. a fleet stop's direct call and then the operator's): its closing
         # order stays and no second one is sent. The position only changes when the close's
         # fill arrives, and a close sent again before then would close it twice.
-        closing = {
-            working.order.symbol
+        on_way = [
+            working.order
             for working in self.book
             if working.order.reduce_only and working.order.tag == _FLATTEN_TAG
-        }
+        ]
+        closing = {order.symbol for order in on_way}
+        closes = [order.client_order_id for order in on_way]
+        left: list[str] = []
         for working in self.book:
             if working.order.symbol not in closing:
                 self.cancel(working.order.client_order_id)
         for symbol in list(self.portfolio.open_positions):
-            if symbol not in closing:
-                self.ctx.close(symbol, tag=_FLATTEN_TAG)
-        self._process_intents()
+            if symbol in closing:
+                continue
+            sent = self.stats.orders
+            self.ctx.close(symbol, tag=_FLATTEN_TAG)
+            self._process_intents()
+            if self.stats.orders > sent:
+                closes.append(self.last_order_id)
+            else:
+                left.append(symbol)
+        return closes, left
 
     def restore(self, state: CarriedState) -> str:
         """Carry a bot's account and working orders over from its earlier runs (before start).

@@ -980,19 +980,48 @@ class Journal:
         return (str(row[1]), str(row[2])) if row is not None else None
 
     def flatten_owed(self) -> tuple[str, str] | None:
-        """(who, reason) of the emergency stop in force whose flatten is still owed: one given
-        while the bot waited for its venue at start (its ``halted`` event says
-        ``flatten_when_connected``) with no ``flattened`` event after it. None otherwise — a
-        halt the engine flattened at once owes nothing, and a resume since cancels it."""
+        """(who, reason) of the emergency stop in force whose flatten is still owed; None when
+        no flatten is owed.
+
+        Owed: the halt in force (no newer ``resumed``) asked for a flatten — its ``halted``
+        event says ``flatten`` (or ``flatten_when_connected``: given while the bot waited for
+        its venue at start) — and no ``flattened`` event after it says the flatten finished.
+        The newest ``flattened`` event finishes it only when every close it names filled and
+        it names no symbol left unclosed: a close the venue never received, or that the
+        process died before it filled, leaves the position open, and a halt's flatten must
+        not be forgotten by a restart. A ``flattened`` event with nothing to close (the
+        account was flat once reconciled) ends the debt; so does a newer resume."""
         row = self._last_control_row()
         if row is None or row[1] != "halted":
             return None
         fields = json.loads(row[3]) if row[3] else {}
-        if not fields.get("flatten_when_connected"):
-            return None
-        if self.query("SELECT 1 FROM events WHERE kind = 'flattened' AND id > ?", row[0]):
-            return None
-        return str(fields.get("who", "")), str(fields.get("reason", ""))
+        done = self.query(
+            "SELECT data FROM events WHERE kind = 'flattened' AND id > ? ORDER BY id DESC LIMIT 1",
+            row[0],
+        )
+        if not done:
+            if not (fields.get("flatten") or fields.get("flatten_when_connected")):
+                return None
+            return str(fields.get("who", "")), str(fields.get("reason", ""))
+        # A flatten asked of the already-halted bot is journaled as ``flattened`` alone: it is
+        # the ask as well as the record of the closes sent.
+        flattened = json.loads(done[0][0]) if done[0][0] else {}
+        # Events written before the closes were named (an older runtime) hold no ``closes``:
+        # taken as finished, as that runtime did.
+        closes = [str(order_id) for order_id in flattened.get("closes", ())]
+        if flattened.get("left") or any(self._latest_status(c) != "filled" for c in closes):
+            return str(flattened.get("who", "")), str(flattened.get("reason", ""))
+        return None
+
+    def _latest_status(self, client_order_id: str) -> str | None:
+        """An order's newest status in any run of this file: a close sent by one run is given
+        its venue's word (filled while down, never received) by the reconciliation of the
+        next, journaled in that run."""
+        rows = self.query(
+            "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
+            client_order_id,
+        )
+        return str(rows[0][0]) if rows else None
 
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         """Risk locks still in force in this file: plugin → (reason, bar time locked).
