@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -61,6 +62,8 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     status_of,
     target_reached,
     terms_by_trade,
+    trade_id_of,
+    trade_problem,
     venue_client_id,
 )
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
@@ -241,6 +244,10 @@ class CcxtBroker:
         self._fee_rates: FeeRates | None = None  # made at start, with the venue's markets
         self._poke: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._poll_problem: str | None = None  # the last failed poll's, said once
+        # Malformed trade rows already said (market, trade id, order, problem): once each.
+        self._malformed_said: set[tuple[str, str, str, str]] = set()
+        self._overfilled_said: set[str] = set()  # orders answered filled above their size
         self._closed = False
         # The bot's account as this broker saw it (for open_orders/positions/balance).
         self._positions: dict[str, Position] = {}
@@ -375,7 +382,8 @@ class CcxtBroker:
         return None
 
     def is_connected(self) -> bool:
-        return self._venue is not None and self._venue.connected and not self._closed
+        venue = self._venue
+        return venue is not None and venue.connected and venue.credentials_ok and not self._closed
 
     def account_leverage(self) -> float | None:
         # The leverage this bot sets on its symbols before its first order; without it the
@@ -845,7 +853,7 @@ class CcxtBroker:
         if venue_id and venue_id != tracked.venue_id:
             tracked.venue_id = venue_id
             self._by_venue_id[venue_id] = order.client_order_id
-        filled = float(raw.get("filled") or 0.0)
+        filled = self._venue_filled(tracked, raw)
         status, code = status_of(raw.get("status"), filled)
         now = int(time.time())
         if tracked.status is OrderStatus.PENDING:
@@ -881,6 +889,48 @@ class CcxtBroker:
             _reason(status, code),
             code if status is not OrderStatus.FILLED else ReasonCode.NONE,
         )
+
+    def _venue_filled(self, tracked: _Tracked, raw: dict[str, Any]) -> float:
+        """What of ``tracked`` the venue's answer ``raw`` says is filled, as far as it can be.
+
+        An executed quantity above what the order asked for (or not a number) cannot be: taken
+        as it reads, the order would wait for ever for fills beyond its size (``_apply`` ends
+        an order after its fills), working in the bot's book and blocking its next signals.
+        Such an answer that says the order filled counts as all of it filled — its fills still
+        come from the venue's trades, so the bot books what executed — and one that says it
+        still works tells nothing new of its fills (the next poll asks again). Said once an
+        order, naming the venue, the order and the field."""
+        value = raw.get("filled")
+        try:
+            filled = float(value or 0.0)
+        except (TypeError, ValueError):
+            filled = float("nan")
+        ordered = self._ordered(tracked)
+        if math.isfinite(filled) and filled <= ordered * (1 + 1e-9) + _EPS:
+            return max(filled, 0.0)
+        client_order_id = tracked.order.client_order_id
+        if client_order_id not in self._overfilled_said:
+            self._overfilled_said.add(client_order_id)
+            log.warning(
+                "ccxt broker: %s answered for %s a filled quantity of %r, above the %g it "
+                "ordered; not taken (its fills come from the venue's trades)",
+                self.params.exchange,
+                client_order_id,
+                value,
+                ordered,
+            )
+        status, _ = status_of(raw.get("status"), 0.0)
+        return ordered if status is OrderStatus.FILLED else tracked.filled
+
+    def _ordered(self, tracked: _Tracked) -> float:
+        """The quantity ``tracked`` went to the venue with: the order's, on the venue's lot
+        step (ccxt truncates it so when it is sent)."""
+        quantity = tracked.order.quantity
+        try:
+            sent = float(self._ex().amount_to_precision(tracked.market, quantity))
+        except Exception:  # ccxt raises for an amount below its precision: the order's own
+            return quantity
+        return sent if 0.0 < sent <= quantity else quantity
 
     def _final(self, tracked: _Tracked, status: OrderStatus, reason: str, code: ReasonCode) -> None:
         if tracked.final_sent:
@@ -1254,7 +1304,7 @@ class CcxtBroker:
         created_ms = int(float(row.get("timestamp") or 0) or tracked.adopted_ms)
         seen = tracked.seen
         try:
-            trades = await self._trades_since_ms(tracked.market, created_ms - _CLOCK_MARGIN_MS)
+            trades = await self._well_formed(tracked.market, created_ms - _CLOCK_MARGIN_MS)
         except VenueFailure as error:
             log.warning(
                 "ccxt broker: the trades of %s before this run could not be read (%s); its "
@@ -1387,7 +1437,7 @@ class CcxtBroker:
         await self._poll_trades(tracked.market, tracked.trades_from_ms)
         row = await self._lookup_quietly(tracked)
         if row is not None:
-            filled = float(row.get("filled") or 0.0)
+            filled = self._venue_filled(tracked, row)
             tracked.filled = max(tracked.filled, filled)
             status, _ = status_of(row.get("status"), filled)
             if status is OrderStatus.FILLED:
@@ -1720,13 +1770,33 @@ class CcxtBroker:
             try:
                 await self._poll()
             except VenueFailure as error:
-                log.warning("ccxt broker: poll failed: %s", error.failure.message)
+                self._poll_failed(error.failure.message)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("ccxt broker: poll failed")
+            except Exception as error:
+                # A fault of ours: its traceback once, not at every poll (10 a second).
+                self._poll_failed(f"{type(error).__name__}: {error}", with_traceback=True)
+            else:
+                if self._poll_problem is not None:
+                    log.info("ccxt broker: polls work again (after: %s)", self._poll_problem)
+                    self._poll_problem = None
+
+    def _poll_failed(self, problem: str, with_traceback: bool = False) -> None:
+        """Say a failed poll once per distinct problem: a poll runs every
+        ``poll_interval_s``, and a problem that lasts (credentials unreadable, the venue down)
+        would otherwise fill the log with the same line."""
+        if problem == self._poll_problem:
+            return
+        self._poll_problem = problem
+        problem = self._venue.redact(problem) if self._venue is not None else problem
+        log.warning("ccxt broker: poll failed: %s", problem, exc_info=with_traceback)
 
     async def _poll(self) -> None:
+        venue = self._venue
+        assert venue is not None
+        # The credential files are looked at each cycle, not only before a request: the
+        # broker says it is not connected while they cannot be read, even with nothing to poll.
+        venue.refresh_credentials()
         if self._stale:
             await self._cancel_stale()
         if self._cancels_due:
@@ -1801,7 +1871,7 @@ class CcxtBroker:
                             ReasonCode.VENUE_UNAVAILABLE,
                         )
                     continue
-            if float(raw.get("filled") or 0.0) > tracked.seen + _EPS:
+            if self._venue_filled(tracked, raw) > tracked.seen + _EPS:
                 start = tracked.trades_from_ms
                 need_trades = start if need_trades is None else min(need_trades, start)
             rows.append((tracked, raw))
@@ -1827,16 +1897,22 @@ class CcxtBroker:
         trades = await self._trades_since_ms(market, since, cycle)
         seen = self._trade_ids.setdefault(market, SeenIds())
         for trade in trades:
-            trade_id = str(trade.get("id"))
+            trade_id = trade_id_of(trade)
             raw_stamp = trade.get("timestamp")
             venue_ms = int(raw_stamp) if raw_stamp is not None else None
-            if seen.taken(trade_id, venue_ms):
+            if trade_id is not None and seen.taken(trade_id, venue_ms):
+                continue
+            if self._malformed(trade, market, trade_problem(trade, market)):
                 continue
             client_id = await self._client_id_of(trade, market)
             if client_id is None:
                 continue
             tracked = self._tracked.get(client_id)
             if tracked is None:
+                continue
+            if trade_id is None or self._malformed(
+                trade, market, trade_problem(trade, market, tracked.order.side), client_id
+            ):
                 continue
             seen.add(trade_id, venue_ms)
             stamp = venue_ms or 0
@@ -1873,6 +1949,32 @@ class CcxtBroker:
         # No later read starts before the last trade seen less a second (Kraken's whole-second
         # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
+
+    def _malformed(
+        self, trade: dict[str, Any], market: str, problem: str | None, client_id: str = ""
+    ) -> bool:
+        """Whether ``trade`` is refused as malformed (``trade_problem``): not booked, and not
+        taken either, so a corrected row the venue gives later is booked once. Its order waits
+        meanwhile as it was (an order whose end is known waits for its fills: ``_apply``), so
+        the bot holds what it knows, not a fill it cannot know. Said once a row and problem,
+        naming the venue, the trade and the field (a poll reads the same rows again)."""
+        if problem is None:
+            return False
+        trade_id = trade_id_of(trade) or "(none)"
+        order = client_id or str(trade.get("order") or "") or "(none)"
+        key = (market, trade_id, order, problem)
+        if key not in self._malformed_said:
+            self._malformed_said.add(key)
+            log.warning(
+                "ccxt broker: %s sent a malformed trade on %s (trade id %s, order %s): %s; "
+                "not booked",
+                self.params.exchange,
+                market,
+                trade_id,
+                order,
+                problem,
+            )
+        return True
 
     async def _third_coin_rates(
         self, trades: Sequence[dict[str, Any]], rules: FillRules
@@ -2088,6 +2190,14 @@ class CcxtBroker:
         unique = {str(r.get("id")): r for r in trades}
         return sorted(unique.values(), key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
 
+    async def _well_formed(
+        self, market: str, since_ms: int, lists: _Lists | None = None
+    ) -> list[dict[str, Any]]:
+        """``_trades_since_ms`` without the rows that cannot be booked (``_malformed``): a
+        restart's reports count and report no fill the poller would refuse."""
+        trades = await self._trades_since_ms(market, since_ms, lists)
+        return [t for t in trades if not self._malformed(t, market, trade_problem(t, market))]
+
     async def _weekly(self, method: str, market: str, since_ms: int) -> list[dict[str, Any]]:
         """A list (own trades; Bybit's ended orders) from ``since_ms`` on, read in windows
         of seven days (Binance USDⓈ-M and Bybit answer no more a request), every page of
@@ -2155,7 +2265,7 @@ class CcxtBroker:
                 for row in rows
             }
             since_ms = since_ts * 1000
-            trades = await self._trades_since_ms(market, since_ms, lists)
+            trades = await self._well_formed(market, since_ms, lists)
             counted_from = trades
             if not self._linear:
                 # A spot fill's count carries its order's earlier rests below the lot step (as
@@ -2166,7 +2276,7 @@ class CcxtBroker:
                     default=since_ms,
                 )
                 if first < since_ms:
-                    counted_from = await self._trades_since_ms(market, first, lists)
+                    counted_from = await self._well_formed(market, first, lists)
                     trades = [t for t in counted_from if int(t.get("timestamp") or 0) >= since_ms]
             rules = self._fill_rules[bot_symbol]
             rates = await self._third_coin_rates(trades, rules)

@@ -13,6 +13,7 @@ URLs) before it reaches a log, an error or an event.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,17 +51,50 @@ def _stamp(directory: Path) -> tuple[tuple[str, float, int], ...]:
     return tuple(stamp)
 
 
+def _value_of(path: Path) -> str | None:
+    """The stripped value of one credential file (None: no such file). A file that cannot be a
+    credential is refused here, naming it, before any request is signed with it: a newline
+    inside a key would otherwise surface as the HTTP library's "forbidden control character"
+    refusal, said as the venue's."""
+    name = path.name
+    try:
+        if not path.is_file():
+            return None
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None  # removed between the look and the read (a Secret update): missing
+    except OSError as error:
+        # The OS's words name the path and the problem, never the file's content.
+        raise CredentialsError(
+            f"credentials_dir: {path.parent}: {name}: cannot be read ({error.strerror or error})"
+        ) from None
+    try:
+        value = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        # The decoder's message carries the offending bytes' position only; ``from None``
+        # keeps the bytes themselves (a part of the secret) out of any traceback.
+        raise CredentialsError(f"credentials_dir: {path.parent}: {name}: not UTF-8 text") from None
+    for char in value:
+        if unicodedata.category(char) == "Cc":
+            hint = "a newline inside the key?" if char in "\r\n" else f"U+{ord(char):04X}"
+            raise CredentialsError(
+                f"credentials_dir: {path.parent}: {name}: holds a control character ({hint})"
+            )
+    return value
+
+
 def read_credentials(directory: Path) -> Credentials:
-    """Read the credential files of ``directory``; each value is stripped of whitespace."""
+    """Read the credential files of ``directory``; each value is stripped of whitespace.
+
+    Raises ``CredentialsError`` naming the file (never a value) for a missing required file, an
+    unreadable one, one that is not UTF-8 text, or a value holding a control character."""
     if not directory.is_dir():
         raise CredentialsError(f"credentials_dir: {directory} is not a directory")
     values: dict[str, str] = {}
     for name in FIELDS:
-        path = directory / name
-        if path.is_file():
-            value = path.read_text(encoding="utf-8").strip()
-            if value:
-                values[name] = value
+        value = _value_of(directory / name)
+        if value:
+            values[name] = value
     missing = [name for name in REQUIRED if name not in values]
     if missing:
         raise CredentialsError(

@@ -607,6 +607,56 @@ def terms_by_trade(
     return terms
 
 
+def _positive(value: Any) -> bool:
+    """Whether ``value`` is a finite number above zero (a venue's string or ccxt's float)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and number > 0.0
+
+
+def trade_id_of(trade: Mapping[str, Any]) -> str | None:
+    """The venue's id of ``trade`` (the fill id), or None when the row has none: an id-less
+    row cannot be told from the next one (two would be one fill, or a second read a new one)."""
+    value = trade.get("id")
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text if text and text.lower() not in ("none", "null") else None
+
+
+def trade_problem(trade: Mapping[str, Any], market: str, side: Side | None = None) -> str | None:
+    """Why ``trade`` (a ccxt row of the venue's own trades on ``market``) cannot be booked as a
+    fill, naming the field; None when it can. ``side``: the side of the order it belongs to,
+    when known.
+
+    A row the venue got wrong is refused, never booked as it reads: a negative amount would
+    book a fill that turns the position around, a price of 0 or below a cash movement the
+    account never had, and neither could be taken back (a fill is journaled for good)."""
+    if trade_id_of(trade) is None:
+        return "id: missing"
+    if not _positive(trade.get("amount")):
+        return f"amount: {trade.get('amount')!r} is not a positive number"
+    if not _positive(trade.get("price")):
+        return f"price: {trade.get('price')!r} is not a positive number"
+    trade_side = trade.get("side")
+    if trade_side not in ("buy", "sell"):
+        return f"side: {trade_side!r} is neither buy nor sell"
+    if side is not None and trade_side != side.value:
+        return f"side: {trade_side} on a {side.value} order"
+    symbol = trade.get("symbol")
+    if symbol != market:
+        return f"symbol: {symbol!r}, not {market}"
+    info = trade.get("info")
+    link = info.get("orderLinkId") if isinstance(info, Mapping) else None
+    if not trade.get("order") and not (link or trade.get("clientOrderId")):
+        return "order: names no order"
+    return None
+
+
 def fill_of(
     trade: Mapping[str, Any],
     client_order_id: str,
@@ -708,6 +758,8 @@ __all__ = [
     "target_reached",
     "terms_by_trade",
     "third_coin_fee",
+    "trade_id_of",
+    "trade_problem",
     "trigger_of",
     "venue_client_id",
 ]

@@ -21,7 +21,11 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles, Credentials
+from tradefleet_plugins.brokers.ccxt_credentials import (
+    CredentialFiles,
+    Credentials,
+    CredentialsError,
+)
 from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry, classify, wait_s
 from tradefleet_plugins.brokers.ccxt_nonce import COUNTER_NONCE, one_signer_at_a_time
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
@@ -116,6 +120,9 @@ class CcxtVenue:
         self.exchange: Any = None  # reads
         self.trader: Any = None  # order entry
         self.connected = False
+        # False while the credential files cannot be read (``refresh_credentials``): the
+        # broker cannot sign a request, whatever the venue would answer.
+        self.credentials_ok = True
         self._gate_until = 0.0  # loop time before which no request may leave
         self._nonce_warned_until = 0.0  # monotonic
         self._random = random.Random()
@@ -287,12 +294,7 @@ class CcxtVenue:
     async def once(self, method: str, *args: Any) -> Any:
         """One request (after any ban): the result, or ``VenueFailure`` classified."""
         await self._gate()
-        if self.credentials is not None:
-            fresh = self.credentials.refresh()
-            if fresh is not None:
-                self._apply(self.exchange, fresh)
-                self._apply(self.trader, fresh)
-                log.info("ccxt broker: credentials re-read after the files changed")
+        self.refresh_credentials()
         try:
             client = self.trader if method in _ORDER_ENTRY else self.exchange
             result = await getattr(client, method)(*args)
@@ -309,6 +311,30 @@ class CcxtVenue:
             raise VenueFailure(failure) from None
         self.connected = True
         return result
+
+    def refresh_credentials(self) -> None:
+        """Re-read the credential files when they changed (before every request, and at each
+        poll cycle: ``credentials_ok`` then follows the files even while no request leaves).
+
+        Files that cannot be read now (a Secret update that left one missing or broken) fail
+        the request as a refusal naming the file, before anything is signed or sent: nothing
+        reached the venue, so an order is rejected, not in doubt, and sending it again before
+        the files are fixed would fail alike. The next readable version is applied to both
+        clients."""
+        if self.credentials is None:
+            return
+        try:
+            fresh = self.credentials.refresh()
+        except CredentialsError as error:
+            self.credentials_ok = False
+            raise VenueFailure(
+                Failure(ReasonCode.AUTHENTICATION, Retry.NEVER, str(error))
+            ) from None
+        self.credentials_ok = True
+        if fresh is not None:
+            self._apply(self.exchange, fresh)
+            self._apply(self.trader, fresh)
+            log.info("ccxt broker: credentials re-read after the files changed")
 
     def _nonce_refused(self) -> None:
         """This process signs one request at a time (``ccxt_nonce``), so a nonce refusal almost
