@@ -21,6 +21,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.errors import (
+    DataError,
+    JournalError,
+    PluginError,
+    SpecError,
+    StrategyRefused,
+)
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
@@ -66,6 +73,9 @@ from tradefleet_runtime.spec import Mode
 from tradefleet_runtime.spec.checks import config_hash, plugin_context
 
 log = logging.getLogger("tradefleet.service")
+
+# What a bot is refused with at start, already saying what and where: logged as one line.
+_REFUSALS = (SpecError, PluginError, StrategyRefused, DataError, JournalError)
 
 T = TypeVar("T")
 COMMAND_TIMEOUT_S = 10.0
@@ -212,7 +222,12 @@ class BotController:
             self._stopped.set()
 
     def _failed(self, session: BotSession, error: Exception) -> None:
-        log.exception("bot %s failed", self.bot.name)
+        if isinstance(error, _REFUSALS):
+            # A refusal that names its field (credentials, a symbol, the account): one line
+            # says it all; a traceback would bury it.
+            log.error("bot %s failed: %s", self.bot.name, error)
+        else:
+            log.exception("bot %s failed", self.bot.name)
         self.failure = f"{type(error).__name__}: {error}"
         if session.engine is None or self.phase is not Phase.RUNNING:
             session.fail(error)  # run() journals its own failures
