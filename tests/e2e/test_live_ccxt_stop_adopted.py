@@ -14,112 +14,31 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.serve_process import ServeProcess, control, flat_hours_csv
+from tests.e2e import test_live_ccxt_restart as restart
+from tests.e2e.serve_process import ServeProcess
 from tests.venues.binance.server import FakeBinance
-from tradefleet_plugins.feeds.csv_params import CsvFeedParams
-from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 
 SYMBOL = "BTC/USDT"
 PRICE = 50_000.0
-NAME = "live-stop-adopted"
-API_KEY = "PLANTEDKEY" + "7f3a9c" * 9
-API_SECRET = "PLANTEDSECRET" + "2b8e41" * 8 + "abc"
 CANCEL_PATH = "/api/v3/order"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeBinance]:
     venue = FakeBinance().start()
-    venue.add_account(API_KEY, API_SECRET, spot={"USDT": 100_000})
-    venue.api_key = API_KEY
+    venue.add_account(restart.API_KEY, restart.API_SECRET, spot={"USDT": 100_000})
+    venue.api_key = restart.API_KEY
     venue.set_price("BTCUSDT", PRICE, market="spot")
     try:
         yield venue
     finally:
         venue.stop()
-
-
-def _bot(folder: Path, fake: FakeBinance) -> str:
-    keys = folder / "keys"
-    keys.mkdir(exist_ok=True)
-    (keys / "apiKey").write_text(API_KEY)
-    (keys / "secret").write_text(API_SECRET)
-    flat_hours_csv(folder / "btc.csv", PRICE)
-    # A rehearsal against the fake venue (the csv feed refuses a live bot without saying so).
-    rehearsal = ", live_rehearsal: true" if "live_rehearsal" in CsvFeedParams.model_fields else ""
-    return textwrap.dedent(
-        f"""
-        apiVersion: tradefleet.io/v1alpha1
-        kind: TradingBot
-        metadata: {{name: {NAME}}}
-        spec:
-          mode: live
-          liveConfirmation: {NAME}
-          strategy:
-            name: external-signal
-            params: {{entry_order: limit, max_entry_deviation_pct: 3}}
-          market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
-          broker:
-            name: ccxt
-            credentialsSecret: {{name: {NAME}-keys}}
-            params:
-              exchange: binance
-              market_type: spot
-              api_url: {fake.url}
-              poll_interval_s: 0.05
-              timeout_ms: 1500
-              backoff_base_s: 0.05
-              backoff_max_s: 0.5
-          data: {{name: csv, params: {{path: {folder / "btc.csv"}{rehearsal}}}}}
-          risk: [{{name: fixed-size, params: {{quantity: 0.01}}}}]
-          capital: {{currency: USDT, initial: 100000}}
-        """
-    )
-
-
-def _serve(folder: Path, manifest: str, monkeypatch: pytest.MonkeyPatch) -> ServeProcess:
-    monkeypatch.setenv("TRADEFLEET_CREDENTIALS_DIR", str(folder / "keys"))
-    serve = ServeProcess(folder, manifest, speed=1.0).start()
-    serve.wait_for(lambda s: s.phase == pb.PHASE_RUNNING and s.reconciled)
-    return serve
-
-
-def _signal(serve: ServeProcess, entry: float) -> str:
-    request = pb.SubmitSignalRequest(
-        symbol=SYMBOL,
-        direction=pb.DIRECTION_BUY,
-        entry=entry,
-        stop_loss=entry * 0.96,
-        take_profit=entry * 1.04,
-        source="e2e",
-    )
-    deadline = time.monotonic() + 15.0
-    while True:
-        answer = serve.stub().SubmitSignal(request, metadata=control())
-        if answer.accepted or "no market price" not in answer.reason:
-            break
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert answer.accepted, answer.reason
-    return answer.client_order_id
-
-
-def _until(check: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _venue_status(fake: FakeBinance, client_order_id: str) -> str:
@@ -159,16 +78,18 @@ def _adopted_resting_entry(
 ) -> tuple[ServeProcess, str]:
     """A limit entry rests below the market; the bot is SIGKILLed and started again, and the
     restart adopts the entry from the venue: the running bot and the entry's id."""
-    manifest = _bot(folder, fake)
-    serve = _serve(folder, manifest, monkeypatch)
-    order_id = _signal(serve, PRICE * 0.99)
+    manifest = restart._bot(
+        folder, fake, "limit", symbol=SYMBOL, exchange="binance", market_type="spot"
+    )
+    serve = restart._serve(folder, manifest, monkeypatch)
+    order_id = restart._signal(serve, PRICE * 0.99, symbol=SYMBOL)
     serve.wait_for(lambda s: s.open_orders == 1)
-    _until(lambda: _journal_status(folder, order_id) == "open")
+    restart._until(lambda: _journal_status(folder, order_id) == "open")
     assert serve.process is not None
     serve.process.send_signal(signal.SIGKILL)
     serve.process.wait(10)
     serve.kill()
-    again = _serve(folder, manifest, monkeypatch)
+    again = restart._serve(folder, manifest, monkeypatch)
     again.wait_for(lambda s: s.open_orders == 1)
     assert _venue_status(fake, order_id) == "NEW"
     return again, order_id
