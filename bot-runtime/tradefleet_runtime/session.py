@@ -852,17 +852,49 @@ def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANC
                 _await_cancels(engine, asked, cancel_wait_s)
         finally:
             engine.listener = watch.inner
+    closes: list[str] = []
+    closed: dict[str, OrderStatus] = {}
     if policy.flatten_positions:
         # Reduce-only market orders: a venue fills them at once; the paper broker would need a
         # next bar, so a stopped paper bot keeps its positions in the journal instead.
-        for symbol in list(engine.portfolio.open_positions):
-            engine.close(symbol, tag="stop-flatten")
-        engine.send_queued()
+        watch = _EndWatch(engine.listener, closed)
+        engine.listener = watch
+        try:
+            before = {w.order.client_order_id for w in engine.book}
+            for symbol in list(engine.portfolio.open_positions):
+                engine.close(symbol, tag="stop-flatten")
+            engine.send_queued()
+            closes = [
+                w.order.client_order_id
+                for w in engine.book
+                if w.order.tag == "stop-flatten" and w.order.client_order_id not in before
+            ]
+            if bot.venue is not None:  # a venue's fills come as events: awaited, as cancels
+                _await_cancels(engine, closes, cancel_wait_s)
+            else:  # a simulated account fills them at its next bar, which a stop never has
+                closes = []
+        finally:
+            engine.listener = watch.inner
     message = "stop requested: new entries stopped"
     data: dict[str, Any] = {}
     if policy.cancel_open_orders:
         message += "; " + _cancels_said(asked, ended, cancel_wait_s)
         data["cancel_unconfirmed"] = [i for i in asked if i not in ended]
+    if closes:
+        unfilled = [i for i in closes if closed.get(i) is not OrderStatus.FILLED]
+        if unfilled:
+            log.error(
+                "stop flatten of %s not confirmed filled within %gs: the position may be open",
+                ", ".join(unfilled),
+                cancel_wait_s,
+            )
+            message += (
+                f"; flatten NOT confirmed filled within {cancel_wait_s:g}s (the position may "
+                "still be open at the venue): " + ", ".join(unfilled)
+            )
+        else:
+            message += "; positions flattened"
+        data["flatten_unconfirmed"] = unfilled
     data["open_orders"] = [o.client_order_id for o in engine.open_orders()]
     engine.journal.record_event(engine.now, "stopped", message, data)
 

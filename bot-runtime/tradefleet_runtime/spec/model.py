@@ -181,7 +181,9 @@ class StopPolicy(_Model):
         ),
     )
     flatten_positions: bool = Field(
-        default=False, description="Close every open position at market on stop."
+        default=False,
+        description="Close every open position at market on stop (at a venue, the stop waits "
+        "up to 5 s for the fills and journals any close not confirmed).",
     )
 
 

@@ -1,0 +1,93 @@
+"""A live bot stopped with ``onStop.flattenPositions`` closes its position at the venue before
+its process exits, and its journal says the position was flattened only when the venue filled
+the close.
+
+`tradefleet serve` runs a `live` bot (`external-signal`, the `ccxt` broker) against the fake
+Binance USDⓈ-M in this process. The venue's broker reports a close's fill later, as an event:
+the stop waits for it (as for its cancels), so the close is not a request left in flight when
+the process exits; a close the venue does not fill in time is journaled as not confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import test_live_ccxt_restart as restart
+from tests.e2e.serve_process import ServeProcess
+from tests.venues.binance.server import FakeBinance
+
+FLATTEN_ON_STOP = "  onStop: {cancelOpenOrders: true, flattenPositions: true}\n"
+
+
+@pytest.fixture(name="fake")
+def _fake() -> Iterator[FakeBinance]:
+    venue = FakeBinance().start()
+    venue.add_account(restart.API_KEY, restart.API_SECRET, futures={"USDT": 1_000_000})
+    venue.api_key = restart.API_KEY
+    venue.set_price(restart.VENUE_SYMBOL, restart.PRICE, market="usdm")
+    try:
+        yield venue
+    finally:
+        venue.stop()
+
+
+def _venue_position(fake: FakeBinance) -> float:
+    with fake.state.lock:
+        position = fake.account(restart.API_KEY).positions.get(restart.VENUE_SYMBOL)
+        return float(position.amount) if position is not None else 0.0
+
+
+def _stopped_event(folder: Path) -> tuple[str, dict[str, Any]]:
+    db = sqlite3.connect(folder / "journal.sqlite")
+    try:
+        message, data = db.execute(
+            "SELECT message, data FROM events WHERE kind = 'stopped' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    return str(message), json.loads(data) if data else {}
+
+
+def _long_bot(folder: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch) -> ServeProcess:
+    """A running bot holding 0.01 BTC at the venue, told to flatten when stopped."""
+    manifest = restart._bot(folder, fake, "market") + FLATTEN_ON_STOP
+    serve = restart._serve(folder, manifest, monkeypatch)
+    entry = restart._signal(serve, restart.PRICE)
+    restart._until(lambda: restart._journal(folder)[1].get(f"{entry}-tp") == "open")
+    assert _venue_position(fake) == pytest.approx(0.01)
+    return serve
+
+
+def test_a_stop_with_flatten_closes_the_position_at_the_venue_before_the_process_exits(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve = _long_bot(tmp_path, fake, monkeypatch)
+
+    assert serve.terminate() == 0
+
+    assert _venue_position(fake) == 0.0
+    message, data = _stopped_event(tmp_path)
+    assert message.endswith("positions flattened"), message
+    assert data["flatten_unconfirmed"] == []
+
+
+def test_a_close_the_venue_does_not_fill_in_time_is_journaled_as_not_confirmed(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve = _long_bot(tmp_path, fake, monkeypatch)
+    # The closing market order hangs at the venue past the stop's wait, unexecuted.
+    fake.faults.inject("timeout", path="/fapi/v1/order", method="POST", times=None, hold_s=30)
+
+    assert serve.terminate() == 0
+
+    message, data = _stopped_event(tmp_path)
+    assert "positions flattened" not in message, message
+    assert "flatten NOT confirmed filled" in message, message
+    assert len(data["flatten_unconfirmed"]) == 1
+    assert data["flatten_unconfirmed"][0] in message
