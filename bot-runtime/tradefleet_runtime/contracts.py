@@ -283,6 +283,12 @@ class BrokerContext:
     # What the bot's order ids and venue tags (an MT5 magic number) derive from: a live bot's
     # identity kept in its journal (``order_ids.new_identity``); empty: the bot's name.
     identity: str = ""
+    # True on a live bot's first run (its journal holds no earlier run of the bot that left
+    # anything: an order, a fill or a bar): a venue broker then refuses to start when
+    # ``initial_capital`` is more than the account holds in ``currency`` (sizing on money the
+    # account does not have multiplies every trade's risk). False (the default) on a restart,
+    # whose equity has legitimately moved away from the capital, and for paper or backtest.
+    first_run: bool = False
 
     @property
     def identity_seed(self) -> str:

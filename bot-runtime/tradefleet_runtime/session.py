@@ -490,9 +490,18 @@ class BotSession:
         """Start the journal's run, connect the broker, restore what earlier runs left."""
         bot, journal = self.bot, self.journal
         spec = bot.manifest.spec
+        first_run = False
         if spec.mode is Mode.LIVE:
-            _refuse_simulated_account(journal.run_modes(bot.name), bot.name)
+            modes = journal.run_modes(bot.name)
+            _refuse_simulated_account(modes, bot.name)
             self.identity = live_identity(bot, journal)
+            # Decided before this run is journaled. An earlier run that left nothing (no
+            # order, fill or bar: refused at connect, say) does not make this one a restart:
+            # a bot restarted in a loop must be refused its capital check each time.
+            earlier = journal.carried_state(bot.name) if Mode.LIVE.value in modes else None
+            first_run = earlier is None or not (
+                earlier.fills or earlier.known_order_ids or earlier.last_bar_ts
+            )
         self._start_journal()
         config = EngineConfig(
             bot_name=bot.name,
@@ -517,6 +526,7 @@ class BotSession:
                 credentials_dir=_credentials_dir(),
                 wake=self._wake,
                 identity=self.identity,
+                first_run=first_run,
             )
         )
         engine = Engine(

@@ -21,7 +21,9 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 
 #: The version of the plugin contract (the SDK surface) this runtime implements. A plugin
 #: written for another major version is refused when it is loaded; minor versions only add.
-CONTRACT_VERSION = "1.11"
+#: 1.12: ``BrokerContext.identity`` (a broker derives its ids and venue tags from
+#: ``identity_seed``) and ``BrokerContext.first_run``.
+CONTRACT_VERSION = "1.12"
 
 
 def contract_major(version: str) -> str:

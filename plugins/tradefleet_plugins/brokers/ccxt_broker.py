@@ -124,6 +124,8 @@ _BYBIT_ENDED_PAGES = 4
 _CLOCK_MARGIN_MS = 60_000
 # A market's price is read at most this often for the take-profits the broker watches.
 _TICKER_EVERY_S = 1.0
+# A first run's capital may exceed what the account holds by this much (rounding, a fee).
+_CAPITAL_TOLERANCE = 0.005
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
 # one poll.
 _Lists = dict[tuple[str, int], list[dict[str, Any]]]
@@ -476,6 +478,9 @@ class CcxtBroker:
                 spot=not self._linear,
                 quote=str(market.get("quote") or ""),
             )
+        if ctx.first_run and ctx.mode == "live":
+            # Before anything is set at the venue (leverage, margin mode).
+            await self._refuse_capital(ctx)
         self._fee_rates = FeeRates(venue, exchange.markets or {})
         if self._linear:
             await self._setup_futures()
@@ -501,6 +506,41 @@ class CcxtBroker:
                 f"but spec.capital.currency is {capital}; tradefleet does not convert "
                 f"currencies yet: set spec.capital.currency to {paid_in}, or trade markets "
                 f"quoted in {capital}"
+            )
+
+    async def _refuse_capital(self, ctx: BrokerContext) -> None:
+        """A live bot's first run: its capital must be money the account holds. Sizing on
+        more (fixed-fractional risk, loss limits) multiplies every trade's risk, and bots
+        sharing an account that together claim more than it holds see their orders refused.
+        Linear futures: the account's total balance of the settle currency; spot: the quote
+        currency's total plus what the bot's coins are worth at their last price."""
+        venue = self._venue
+        assert venue is not None
+        totals = (await venue.request("fetch_balance")).get("total") or {}
+        exchange = venue.exchange
+        markets: dict[str, Any] = exchange.markets or {}
+        code = ""
+        coins: dict[str, str] = {}  # base coin -> the bot's market it is priced in
+        for unified in self._markets.values():
+            market = markets.get(unified) or {}
+            code = str(market.get("settle" if self._linear else "quote") or "") or code
+            base = str(market.get("base") or "")
+            if not self._linear and base and base not in coins:
+                coins[base] = unified
+        code = code or ctx.currency
+        held = _amount(totals.get(code))
+        for coin, unified in coins.items():
+            quantity = _amount(totals.get(coin))
+            if quantity > 0:
+                ticker = await venue.request("fetch_ticker", unified)
+                price = _amount(ticker.get("last")) or _amount(ticker.get("close"))
+                held += quantity * price
+        if ctx.initial_capital > held * (1 + _CAPITAL_TOLERANCE):
+            raise PluginError(
+                f"spec.capital.initial: {_money(ctx.initial_capital)} {ctx.currency} is more "
+                f"than the account holds ({_money(held)} {code}): sizing on money the account "
+                "does not have multiplies every trade's risk; lower spec.capital.initial "
+                "(several bots sharing an account each claim their own part)"
             )
 
     def _find_market(self, exchange: Any, symbol: str) -> dict[str, Any] | None:
@@ -2324,6 +2364,23 @@ class CcxtBroker:
             for t in self._tracked.values()
             if not t.final_sent and t.status is not OrderStatus.PENDING
         ]
+
+
+def _amount(value: Any) -> float:
+    """A balance or price ccxt gave (a number, a numeric string or None) as a float; 0 for
+    anything else."""
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return amount if math.isfinite(amount) else 0.0
+
+
+def _money(value: float) -> str:
+    """An amount for a person: thousands separated, no needless decimals (``100,000``)."""
+    if abs(value) >= 1:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.8g}"
 
 
 def _list_id(row: dict[str, Any]) -> str:

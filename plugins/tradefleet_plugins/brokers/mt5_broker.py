@@ -93,6 +93,8 @@ _DAY = 86_400
 _EPS = 1e-9
 _QUERY_TIMEOUT_S = 60.0
 _ACCOUNT_MARGIN_MODE_RETAIL_HEDGING = 2
+# A first run's capital may exceed the account's equity by this much (rounding, a fee).
+_CAPITAL_TOLERANCE = 0.005
 _POSITION_TYPE_BUY = 0
 _ORDER_STATE_FILLED = 4
 _ORDER_STATE_PARTIAL = 3
@@ -208,7 +210,7 @@ class Mt5Broker:
         self._thread = threading.Thread(target=self._run, name="mt5-broker", daemon=True)
         self._thread.start()
         try:
-            self._ask(lambda: self._start(ctx.symbols, ctx.currency), first=True)
+            self._ask(lambda: self._start(ctx), first=True)
         except BaseException:
             self.close()
             raise
@@ -462,7 +464,8 @@ class Mt5Broker:
 
     # -- start-up ----------------------------------------------------------------------------
 
-    def _start(self, symbols: Sequence[str], currency: str) -> None:
+    def _start(self, ctx: BrokerContext) -> None:
+        symbols, currency = ctx.symbols, ctx.currency
         link = self._link
         assert link is not None
         if not link.ensure(attempts=self.params.connect_attempts):
@@ -472,6 +475,8 @@ class Mt5Broker:
         self._balance = float(account.balance)
         self._leverage = float(account.leverage)
         self._refuse_currencies(symbols, currency, str(account.currency))
+        if ctx.first_run and ctx.mode == "live":
+            self._refuse_capital(ctx.initial_capital, float(account.equity), currency)
         if not self._hedging:
             self._refuse_shared_netting(symbols)
         now = self._now()
@@ -517,6 +522,18 @@ class Mt5Broker:
                     "the bot's orders would merge into it: give the bot an account (or "
                     "symbol) of its own, or close that position first"
                 )
+
+    def _refuse_capital(self, capital: float, equity: float, currency: str) -> None:
+        """A live bot's first run: its capital must be money the account holds (its equity,
+        in the account's currency, which is the capital's). Sizing on more (risk per trade,
+        a prop firm's loss limits) multiplies every trade's risk."""
+        if capital > equity * (1 + _CAPITAL_TOLERANCE):
+            raise PluginError(
+                f"spec.capital.initial: {_money(capital)} {currency} is more than the account "
+                f"holds ({_money(equity)} {currency}): sizing on money the account does not "
+                "have multiplies every trade's risk; lower spec.capital.initial (several bots "
+                "sharing an account each claim their own part)"
+            )
 
     def _refuse_currencies(self, symbols: Sequence[str], capital: str, account: str) -> None:
         """The runtime books a symbol's profit (quantity × price move, in its profit currency)
@@ -1506,6 +1523,13 @@ class Mt5Broker:
             self._utc(self._now()),
             self._units,
         )
+
+
+def _money(value: float) -> str:
+    """An amount for a person: thousands separated, no needless decimals (``100,000``)."""
+    if abs(value) >= 1:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.8g}"
 
 
 def _bracket_child(order: Order) -> tuple[str, str] | None:
