@@ -90,10 +90,11 @@ log = logging.getLogger("tradefleet.session")
 # A live bot's positions differing from its venue's are read again after this long, the
 # broker's events applied meanwhile: a fill on its way is not a drift (``_compare_positions``).
 DRIFT_SETTLE_S = 2.0
-# At a stop, the cancels of its policy are awaited this long (a venue's broker confirms them
-# as events), well within ``serve``'s grace period; one not confirmed by then is journaled as
-# such, by id (``apply_stop_policy``).
-STOP_CANCEL_WAIT_S = 5.0
+# At a stop, the venue's answers to its policy (cancels, then the flatten's closes and the
+# cancels of the positions' own SL/TP) are awaited this long in all, well within ``serve``'s
+# grace period (25 s) — long enough for a venue whose polls take seconds (Kraken's rate
+# limit); what is not confirmed by then is journaled as such, by id (``apply_stop_policy``).
+STOP_CANCEL_WAIT_S = 15.0
 STOP_CANCEL_POLL_S = 0.02
 
 Pacer = Callable[[Iterable[Bar]], Iterator[Bar]]
@@ -456,6 +457,7 @@ class BotSession:
         idle: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         connect_retry: Callable[[ConnectionError, int], bool] | None = None,
+        stop_wait_s: float = STOP_CANCEL_WAIT_S,
     ) -> None:
         self.bot = bot
         self.journal = journal
@@ -480,6 +482,8 @@ class BotSession:
         # whether to try again (False: the error ends the run). None: the first such error
         # ends it.
         self._connect_retry = connect_retry
+        # How long the stop policy waits for the venue's answers (``apply_stop_policy``).
+        self.stop_wait_s = stop_wait_s
         self._ended = False  # the run's failure is journaled (``fail``): once only
 
     @property
@@ -797,7 +801,7 @@ class BotSession:
         assert engine is not None, "close() before open()"
         journal = self.journal
         if status == "stopped":
-            apply_stop_policy(self.bot, engine)
+            apply_stop_policy(self.bot, engine, self.stop_wait_s)
         for position in engine.portfolio.open_positions.values():
             message = journal_open_position(journal, engine.now, position)
             if status == "stopped":
@@ -844,12 +848,14 @@ def split_history(
 
 def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANCEL_WAIT_S) -> None:
     policy = bot.manifest.spec.on_stop
+    deadline = time.monotonic() + cancel_wait_s
     asked: list[str] = []
+    closes: list[str] = []
     ended: dict[str, OrderStatus] = {}
-    if policy.cancel_open_orders:
-        watch = _EndWatch(engine.listener, ended)
-        engine.listener = watch
-        try:
+    watch = _EndWatch(engine.listener, ended)
+    engine.listener = watch
+    try:
+        if policy.cancel_open_orders:
             for order in list(engine.open_orders()):
                 # Only what could open or add to a position: the protective SL/TP of open
                 # positions stay, and so does an exit on its way (a close sent just before the
@@ -859,39 +865,40 @@ def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANC
                     asked.append(order.client_order_id)
                     engine.cancel(order.client_order_id)
             if bot.executes is not None:  # its answers come as events: awaited
-                _await_cancels(engine, asked, cancel_wait_s)
-        finally:
-            engine.listener = watch.inner
-    closes: list[str] = []
-    closed: dict[str, OrderStatus] = {}
-    if policy.flatten_positions:
-        # Reduce-only market orders: a venue fills them at once; the paper broker would need a
-        # next bar, so a stopped paper bot keeps its positions in the journal instead.
-        watch = _EndWatch(engine.listener, closed)
-        engine.listener = watch
-        try:
+                _await_cancels(engine, asked, deadline)
+        if policy.flatten_positions:
+            # Reduce-only market orders: a venue fills them at once; the paper broker would
+            # need a next bar, so a stopped paper bot keeps its positions in the journal.
+            symbols = set(engine.portfolio.open_positions)
             before = {w.order.client_order_id for w in engine.book}
-            for symbol in list(engine.portfolio.open_positions):
+            for symbol in sorted(symbols):
                 engine.close(symbol, tag="stop-flatten")
             engine.send_queued()
-            closes = [
-                w.order.client_order_id
-                for w in engine.book
-                if w.order.tag == "stop-flatten" and w.order.client_order_id not in before
-            ]
-            if bot.venue is not None:  # a venue's fills come as events: awaited, as cancels
-                _await_cancels(engine, closes, cancel_wait_s)
-            else:  # a simulated account fills them at its next bar, which a stop never has
-                closes = []
-        finally:
-            engine.listener = watch.inner
+            if bot.venue is not None:
+                # A close cancels its position's SL/TP too: those cancels are the venue's word
+                # as much as the close's fill (a stop left working would act on a later
+                # position), so both are awaited and both reported.
+                closes = [
+                    w.order.client_order_id
+                    for w in engine.book
+                    if w.order.tag == "stop-flatten" and w.order.client_order_id not in before
+                ]
+                children = [
+                    working.order.client_order_id
+                    for working in engine.book
+                    if working.order.client_order_id in before and working.order.symbol in symbols
+                ]
+                asked.extend(i for i in children if i not in asked)
+                _await_cancels(engine, [*closes, *children], deadline)
+    finally:
+        engine.listener = watch.inner
     message = "stop requested: new entries stopped"
     data: dict[str, Any] = {}
-    if policy.cancel_open_orders:
+    if policy.cancel_open_orders or asked:
         message += "; " + _cancels_said(asked, ended, cancel_wait_s)
         data["cancel_unconfirmed"] = [i for i in asked if i not in ended]
     if closes:
-        unfilled = [i for i in closes if closed.get(i) is not OrderStatus.FILLED]
+        unfilled = [i for i in closes if ended.get(i) is not OrderStatus.FILLED]
         if unfilled:
             log.error(
                 "stop flatten of %s not confirmed filled within %gs: the position may be open",
@@ -936,13 +943,12 @@ class _EndWatch:
             self.inner.on_state(kind, message)
 
 
-def _await_cancels(engine: Engine, asked: Sequence[str], wait_s: float) -> None:
-    """Apply the broker's events until every order in ``asked`` has left the book or
-    ``wait_s`` passed. A simulated broker answers a cancel at once; a venue's broker
-    (``venue-execution``) answers later, as an event: until then the order may still work at
-    the venue, and a run that ended without hearing it would claim a cancel nobody confirmed
-    (and its process, exiting, could drop the request before it left)."""
-    deadline = time.monotonic() + wait_s
+def _await_cancels(engine: Engine, asked: Sequence[str], deadline: float) -> None:
+    """Apply the broker's events until every order in ``asked`` has left the book or the
+    ``deadline`` (monotonic) passed. A simulated broker answers a cancel at once; a venue's
+    broker (``venue-execution``) answers later, as an event: until then the order may still
+    work at the venue, and a run that ended without hearing it would claim a cancel nobody
+    confirmed (and its process, exiting, could drop the request before it left)."""
     while any(i in engine.book for i in asked) and time.monotonic() < deadline:
         if not engine.pump():
             time.sleep(STOP_CANCEL_POLL_S)

@@ -54,33 +54,40 @@ def _stopped_event(folder: Path) -> tuple[str, dict[str, Any]]:
     return str(message), json.loads(data) if data else {}
 
 
-def _long_bot(folder: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch) -> ServeProcess:
-    """A running bot holding 0.01 BTC at the venue, told to flatten when stopped."""
+def _long_bot(
+    folder: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ServeProcess, str]:
+    """A running bot holding 0.01 BTC at the venue under its SL/TP, told to flatten when
+    stopped; its entry's id."""
     manifest = restart._bot(folder, fake, "market") + FLATTEN_ON_STOP
     serve = restart._serve(folder, manifest, monkeypatch)
     entry = restart._signal(serve, restart.PRICE)
     restart._until(lambda: restart._journal(folder)[1].get(f"{entry}-tp") == "open")
     assert _venue_position(fake) == pytest.approx(0.01)
-    return serve
+    return serve, entry
 
 
 def test_a_stop_with_flatten_closes_the_position_at_the_venue_before_the_process_exits(
     tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serve = _long_bot(tmp_path, fake, monkeypatch)
+    serve, entry = _long_bot(tmp_path, fake, monkeypatch)
 
     assert serve.terminate() == 0
 
     assert _venue_position(fake) == 0.0
     message, data = _stopped_event(tmp_path)
-    assert message.endswith("positions flattened"), message
-    assert data["flatten_unconfirmed"] == []
+    assert message.endswith("resting orders cancelled; positions flattened"), message
+    assert data["flatten_unconfirmed"] == [] and data["cancel_unconfirmed"] == []
+    # The position's SL/TP, cancelled by the close, are the venue's word too: journaled so.
+    statuses = restart._journal(tmp_path)[1]
+    assert (statuses[f"{entry}-sl"], statuses[f"{entry}-tp"]) == ("cancelled", "cancelled")
+    assert data["open_orders"] == []
 
 
 def test_a_close_the_venue_does_not_fill_in_time_is_journaled_as_not_confirmed(
     tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serve = _long_bot(tmp_path, fake, monkeypatch)
+    serve, _entry = _long_bot(tmp_path, fake, monkeypatch)
     # The closing market order hangs at the venue past the stop's wait, unexecuted.
     fake.faults.inject("timeout", path="/fapi/v1/order", method="POST", times=None, hold_s=30)
 
@@ -91,3 +98,19 @@ def test_a_close_the_venue_does_not_fill_in_time_is_journaled_as_not_confirmed(
     assert "flatten NOT confirmed filled" in message, message
     assert len(data["flatten_unconfirmed"]) == 1
     assert data["flatten_unconfirmed"][0] in message
+
+
+def test_sl_tp_cancels_the_venue_does_not_answer_are_named_not_claimed(
+    tmp_path: Path, fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left working, a reduce-only stop of a closed position would act on a later one: a stop
+    that could not hear their cancels says so, by id."""
+    serve, entry = _long_bot(tmp_path, fake, monkeypatch)
+    fake.faults.inject("timeout", path="/fapi/v1/algoOrder", method="DELETE", times=None, hold_s=30)
+
+    assert serve.terminate() == 0
+
+    message, data = _stopped_event(tmp_path)
+    assert "resting orders cancelled;" not in message, message
+    assert "cancel NOT confirmed" in message, message
+    assert {f"{entry}-sl", f"{entry}-tp"} <= set(data["cancel_unconfirmed"])

@@ -68,7 +68,7 @@ from tradefleet_runtime.service.last_known import last_known_account
 from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.quality import RollingQuality
-from tradefleet_runtime.session import Bot, BotSession
+from tradefleet_runtime.session import STOP_CANCEL_WAIT_S, Bot, BotSession
 from tradefleet_runtime.spec import Mode
 from tradefleet_runtime.spec.checks import config_hash, plugin_context
 
@@ -98,8 +98,10 @@ class BotController:
         speed: float = 1.0,
         metrics: RuntimeMetrics | None = None,
         bars: Iterable[Bar] | None = None,
+        stop_wait_s: float = STOP_CANCEL_WAIT_S,
     ) -> None:
         self.bot = bot
+        self.stop_wait_s = stop_wait_s
         self.journal = journal
         self.registry = registry
         self.speed = speed
@@ -174,6 +176,7 @@ class BotController:
             wake=self._wake,
             idle=self._idle,
             connect_retry=self._wait_for_venue,
+            stop_wait_s=self.stop_wait_s,
         )
         try:
             engine = session.open()

@@ -32,7 +32,7 @@ from tradefleet_runtime.service.http_server import HttpLimits, HttpServer, build
 from tradefleet_runtime.service.metric_labels import MetricLabelError, bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.webhook_routes import signal_symbols
-from tradefleet_runtime.session import assemble
+from tradefleet_runtime.session import STOP_CANCEL_WAIT_S, assemble
 from tradefleet_runtime.spec import Mode, load_manifest
 from tradefleet_runtime.trade_log import TradeLogListener, log_phase
 
@@ -173,7 +173,12 @@ def run_serve(args: argparse.Namespace) -> int:
     except JournalError as error:  # held by another runtime, unwritable: said, and exit 1
         return _start_failed(args, str(error))
     metrics = RuntimeMetrics(labels)
-    controller = LoggedController(bot, journal, registry, speed=args.speed, metrics=metrics)
+    # The stop policy's wait for the venue's answers takes at most 60% of the grace period:
+    # the rest is for the run's end (journal, last equity) before the grace runs out.
+    stop_wait_s = max(1.0, min(STOP_CANCEL_WAIT_S, 0.6 * args.grace))
+    controller = LoggedController(
+        bot, journal, registry, speed=args.speed, metrics=metrics, stop_wait_s=stop_wait_s
+    )
 
     add_routes = None
     if args.webhook_keys is not None:

@@ -183,7 +183,8 @@ class StopPolicy(_Model):
     flatten_positions: bool = Field(
         default=False,
         description="Close every open position at market on stop (at a venue, the stop waits "
-        "up to 5 s for the fills and journals any close not confirmed).",
+        "for the fills and the SL/TP cancels, up to 60% of serve's grace period, and journals "
+        "any not confirmed).",
     )
 
 
