@@ -10,48 +10,24 @@ the process exits; a close the venue does not fill in time is journaled as not c
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.e2e import test_live_ccxt_halt_restart as halt_restart
 from tests.e2e import test_live_ccxt_restart as restart
+from tests.e2e import test_live_ccxt_stop_adopted as stop_adopted
 from tests.e2e.serve_process import ServeProcess
 from tests.venues.binance.server import FakeBinance
 
 FLATTEN_ON_STOP = "  onStop: {cancelOpenOrders: true, flattenPositions: true}\n"
 
 
-@pytest.fixture(name="fake")
-def _fake() -> Iterator[FakeBinance]:
-    venue = FakeBinance().start()
-    venue.add_account(restart.API_KEY, restart.API_SECRET, futures={"USDT": 1_000_000})
-    venue.api_key = restart.API_KEY
-    venue.set_price(restart.VENUE_SYMBOL, restart.PRICE, market="usdm")
-    try:
-        yield venue
-    finally:
-        venue.stop()
-
-
-def _venue_position(fake: FakeBinance) -> float:
-    with fake.state.lock:
-        position = fake.account(restart.API_KEY).positions.get(restart.VENUE_SYMBOL)
-        return float(position.amount) if position is not None else 0.0
-
-
-def _stopped_event(folder: Path) -> tuple[str, dict[str, Any]]:
-    db = sqlite3.connect(folder / "journal.sqlite")
-    try:
-        message, data = db.execute(
-            "SELECT message, data FROM events WHERE kind = 'stopped' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-    finally:
-        db.close()
-    return str(message), json.loads(data) if data else {}
+# The restart suite's Binance USDⓈ-M account, its position and the stop event, as they read
+# them (the fixture under its own name).
+fake = restart.fake
+_venue_position = halt_restart._venue_position
+_stopped_event = stop_adopted._stopped_event
 
 
 def _long_bot(
