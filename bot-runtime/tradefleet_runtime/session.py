@@ -464,6 +464,8 @@ class BotSession:
         self.pacer = pacer
         # What the bot's order ids derive from (``live_identity``); empty: its name.
         self.identity = ""
+        # The journal's carried state, once read at a live start (its first-run check).
+        self._carried_read: tuple[CarriedState | None] | None = None
         self.should_stop = should_stop
         self._bars = bars
         self._prepare = prepare
@@ -502,7 +504,10 @@ class BotSession:
             # Decided before this run is journaled. An earlier run that left nothing (no
             # order, fill or bar: refused at connect, say) does not make this one a restart:
             # a bot restarted in a loop must be refused its capital check each time.
-            earlier = journal.carried_state(bot.name) if Mode.LIVE.value in modes else None
+            earlier = None
+            if Mode.LIVE.value in modes:
+                earlier = journal.carried_state(bot.name)
+                self._carried_read = (earlier,)  # what ``_restore`` reads again otherwise
             first_run = earlier is None or not (
                 earlier.fills or earlier.known_order_ids or earlier.last_bar_ts
             )
@@ -618,7 +623,8 @@ class BotSession:
             # After the locks: a plugin that holds one again takes them, measuring from the
             # reset a person makes.
             engine.restore_fills(measured, self.journal.lock_resets())
-        carried = self.journal.carried_state(self.bot.name)
+        read = self._carried_read
+        carried = read[0] if read is not None else self.journal.carried_state(self.bot.name)
         self.carried = carried
         if self.bot.venue is not None:
             self._reconcile(engine, self.bot.venue, carried)

@@ -4,7 +4,6 @@ none of it (no grpc, aiohttp or prometheus_client for ``tradefleet backtest``)."
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,18 @@ from typing import Any
 import click
 
 from tradefleet_runtime.service import limits
+from tradefleet_runtime.spec.model import cidr
 
 _DIR = click.Path(path_type=Path, file_okay=False)
 
 
 def _cidrs(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str]:
-    """Each --webhook-allow a network (a usage error naming it, not a traceback at start)."""
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise click.BadParameter(
-                f"{value!r} is not a CIDR (like 203.0.113.0/24 or 2001:db8::/32)"
-            ) from None
-    return list(values)
+    """Each --webhook-allow a network, by the spec's own rule (``spec.runtime.webhookAllow``):
+    a usage error naming it, not a traceback at start."""
+    try:
+        return [cidr(value) for value in values]
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @click.command(

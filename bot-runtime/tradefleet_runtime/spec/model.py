@@ -248,7 +248,8 @@ class LocalObjectReference(_Model):
     name: str = Field(min_length=1, max_length=253, description="The Secret's name.")
 
 
-def _cidr(value: str) -> str:
+def cidr(value: str) -> str:
+    """``value`` if it is a network (``203.0.113.0/24``, a bare address too); else ValueError."""
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -278,7 +279,7 @@ class RuntimeSpec(_Model):
         default=False,
         description="Serve the signed signal webhook (keys from the Secret <name>-webhook-keys).",
     )
-    webhook_allow: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+    webhook_allow: list[Annotated[str, AfterValidator(cidr)]] = Field(
         default_factory=list,
         max_length=64,
         description="Source CIDRs the webhook takes signals from (e.g. 203.0.113.0/24); "
