@@ -187,6 +187,8 @@ ODD_LINES = st.sampled_from(
         "x: !!binary aGk=",
         "x: !!set {a, b}",
         "x: !!timestamp 2017-13-45",
+        "x: !!timestamp abc",
+        "x: !!bool maybe",
         "x: !!python/name:os.system",
         "x: &a [*a]",
         "<<: *nope",

@@ -361,6 +361,11 @@ def test_odd_yaml_values_are_refused_naming_the_field(tmp_path: Path) -> None:
         "fast: !!set {a, b}": ("spec.strategy.params.fast", "not a JSON value"),
         "fast: !!binary aGk=": ("spec.strategy.params.fast", "not a JSON value"),
         "fast: !!timestamp 2017-13-45": ("spec.strategy.params.fast", "cannot read"),
+        "fast: !!timestamp abc": (
+            "spec.strategy.params.fast",
+            "cannot read timestamp value: 'abc' is not one",
+        ),
+        "fast: !!bool maybe": ("spec.strategy.params.fast", "cannot read bool"),
         "1: 48": ("spec.strategy.params.1", "is not a string"),
     }
     for replacement, (field, message) in cases.items():

@@ -180,8 +180,20 @@ def _check_nodes(root: Node, loader: _ManifestLoader) -> None:
                     # Built here (the constructor keeps it for the document) so that an
                     # explicit tag that does not fit (`!!int abc`) is named by its field.
                     loader.construct_object(node)
-                except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
-                    problem = getattr(error, "problem", None) or str(error)
+                except (
+                    yaml.YAMLError,
+                    ValueError,
+                    TypeError,
+                    OverflowError,
+                    # PyYAML's own constructors: `!!timestamp abc` (no regex match) and
+                    # `!!bool maybe` (no such word) fail with these, not a YAMLError.
+                    AttributeError,
+                    KeyError,
+                ) as error:
+                    if isinstance(error, (AttributeError, KeyError)):
+                        problem = f"{str(node.value)[:40]!r} is not one"
+                    else:
+                        problem = getattr(error, "problem", None) or str(error)
                     raise _NodeError(
                         FieldError(
                             join_path(path) or "(manifest)",
@@ -266,8 +278,8 @@ def parse_yaml(text: str, source: str = "") -> list[Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError([FieldError("(yaml)", f"{where}{problem}")], source) from None
-    except (ValueError, TypeError, OverflowError) as error:
-        # A value whose explicit tag does not fit it (`!!int abc`, `!!timestamp 2020-13-45`).
+    except (ValueError, TypeError, OverflowError, AttributeError, KeyError) as error:
+        # A value whose explicit tag does not fit it (`!!int abc`, `!!timestamp abc`).
         raise SpecError([FieldError("(yaml)", f"cannot read a value: {error}")], source) from None
     finally:
         loader.dispose()
