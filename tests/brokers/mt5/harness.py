@@ -11,6 +11,7 @@ The emulator stays the ground truth and the place faults are scripted either way
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class Bridge:
     def stop(self) -> None:
         self.client.close()
         self.endpoint.stop(0)
+        # The token's folder is the test's own: a run of the suite left one per bridge in /tmp.
+        shutil.rmtree(self.token_file.parent, ignore_errors=True)
 
 
 def gold_pro_symbols() -> dict[str, dict[str, Any]]:
