@@ -89,8 +89,8 @@ def test_spot_capital_covered_only_with_the_coins_connects(
 ) -> None:
     fake.add_account(KEY, SECRET, spot={"USDT": 6_000, "BTC": "0.1"})
     fake.set_price("BTCUSDT", 40_000)
-    # The coin is counted once, though the bot names its market twice (id and unified).
-    broker = _connect(fake, tmp_path, ("BTC/USDT", "BTCUSDT"), 10_000)
+    # 6,000 USDT and 0.1 BTC at 40,000: the coins count at their last price.
+    broker = _connect(fake, tmp_path, ("BTC/USDT",), 10_000)
     try:
         assert broker.is_connected()
     finally:

@@ -35,9 +35,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -456,13 +457,24 @@ class CcxtBroker:
             await venue.request("is_unified_enabled")
         venue.share_markets()
         decimal_places = getattr(exchange, "precisionMode", None) == 2  # ccxt DECIMAL_PLACES
+        found: list[dict[str, Any]] = []
         for i, symbol in enumerate(ctx.symbols):
             market = self._find_market(exchange, symbol)
             if market is None:
-                raise ValueError(
-                    f"symbols: {symbol!r} is not a {self.params.market_type} market of "
-                    f"{self.params.exchange}"
+                raise PluginError(
+                    _unknown_symbol(
+                        i, symbol, self.params.exchange, self.params.market_type, exchange.markets
+                    )
                 )
+            found.append(market)
+        # Before anything is booked: two names of one market would split its orders and fills
+        # between two bot symbols (and their positions, and the risk rules that read them).
+        repeated = _repeated_market(
+            ctx.symbols, [str(m["symbol"]) for m in found], self.params.exchange
+        )
+        if repeated is not None:
+            raise PluginError(repeated)
+        for i, (symbol, market) in enumerate(zip(ctx.symbols, found, strict=True)):
             self._refuse_currency(i, symbol, market, ctx.currency)
             unified = str(market["symbol"])
             self._markets[symbol] = unified
@@ -545,12 +557,11 @@ class CcxtBroker:
 
     def _find_market(self, exchange: Any, symbol: str) -> dict[str, Any] | None:
         markets: dict[str, Any] = exchange.markets or {}
-        wanted_spot = not self._linear
         candidates = [markets[symbol]] if symbol in markets else []
         by_id = (exchange.markets_by_id or {}).get(symbol) or []
         candidates += list(by_id)
         for market in candidates:
-            if bool(market.get("spot")) == wanted_spot and (wanted_spot or market.get("linear")):
+            if _tradable(market, self._linear):
                 return dict(market)
         return None
 
@@ -2381,6 +2392,88 @@ def _money(value: float) -> str:
     if abs(value) >= 1:
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{value:.8g}"
+
+
+def _tradable(market: Mapping[str, Any], linear: bool) -> bool:
+    """Whether a ccxt market is of the kind this broker trades: spot, or linear contracts."""
+    if linear:
+        return not market.get("spot") and bool(market.get("linear"))
+    return bool(market.get("spot"))
+
+
+def _loose(name: str) -> str:
+    """A market name without what people get wrong in it: case and separators (``btc-usdt``
+    and ``BTCUSDT`` both read ``BTCUSDT``)."""
+    return re.sub(r"[/\-_ ]", "", name).upper()
+
+
+def _spellings(name: str, market: Mapping[str, Any]) -> set[str]:
+    """The loose forms of the names a person may know a ccxt market by: its ccxt symbol (a
+    contract's also without its settle suffix), the venue's id, and Kraken's other names
+    (``XBTUSD``, ``XBT/USD``)."""
+    info = market.get("info")
+    extra = [info.get(key) for key in ("altname", "wsname")] if isinstance(info, dict) else []
+    names = [name, name.split(":", 1)[0], market.get("id"), *extra]
+    return {_loose(n) for n in names if isinstance(n, str) and n}
+
+
+# Markets an unknown symbol's refusal shows as what the venue has.
+_EXAMPLES = 5
+
+
+def _unknown_symbol(
+    index: int,
+    symbol: str,
+    exchange: str,
+    market_type: MarketType,
+    markets: Mapping[str, Any] | None,
+) -> str:
+    """Why ``spec.market.symbols[index]`` is refused when ``markets`` (the venue's, by ccxt
+    symbol) hold no such market of the broker's kind (pure): the venue's spelling when a
+    market matches but for case or separators (a contract's also without its settle suffix,
+    never a spot market for a contract's name); else how many markets the venue
+    lists and some of them, those of the same base coin first."""
+    kind = market_type.value
+    spellings = {
+        name: _spellings(name, market)
+        for name, market in (markets or {}).items()
+        if _tradable(market, market_type is MarketType.LINEAR)
+    }
+    listed = sorted(spellings)
+    where = f"spec.market.symbols[{index}]: {symbol} is not a {kind} market of {exchange}"
+    wanted = _loose(symbol)
+    near = [name for name in listed if wanted in spellings[name]]
+    if near:
+        # The venue has the market, spelled otherwise: its spelling is all the fix needs.
+        return (
+            f"{where}; did you mean {' or '.join(near)}? (a market is named by its ccxt "
+            "symbol or the venue's id, exactly)"
+        )
+    if not listed:
+        return f"{where}: it lists no {kind} markets (see spec.broker.params.market_type)"
+    base = symbol.split("/", 1)[0].upper() if "/" in symbol else ""
+    same_base = [name for name in listed if base and name.split("/", 1)[0] == base]
+    shown = (same_base + [name for name in listed if name not in same_base])[:_EXAMPLES]
+    some = "" if len(shown) == len(listed) else ", e.g."
+    return (
+        f"{where} (spec.broker.params.market_type is {kind}); it lists {len(listed)}{some}: "
+        f"{', '.join(shown)}"
+    )
+
+
+def _repeated_market(symbols: Sequence[str], markets: Sequence[str], exchange: str) -> str | None:
+    """The refusal of a bot symbol that names the same venue market as an earlier one
+    (``BTC/USDT`` and ``BTCUSDT`` at Binance), or None when each is a market of its own
+    (pure). ``markets`` are the symbols' ccxt markets, in the same order."""
+    first: dict[str, int] = {}
+    for index, (symbol, market) in enumerate(zip(symbols, markets, strict=True)):
+        earlier = first.setdefault(market, index)
+        if earlier != index:
+            return (
+                f"spec.market.symbols[{index}]: {symbol} is the same {exchange} market as "
+                f"spec.market.symbols[{earlier}] ({symbols[earlier]}); list it once"
+            )
+    return None
 
 
 def _list_id(row: dict[str, Any]) -> str:
