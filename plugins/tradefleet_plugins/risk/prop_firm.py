@@ -19,6 +19,12 @@
   position may be what took the loss there). When open positions could, if every stop were
   hit, take equity below the floor (a new day raised it), they are cut to fit (the share is
   found on the stops: a cut removes what the last stops cover, not a slice of every stop).
+  A bot of several symbols is asked once per symbol's bar at a close, and a cut's orders fill
+  at each symbol's bar of the next close: within the close a cut was asked at, only what it
+  left short is asked, and at the next close nothing (its fills are still coming in).
+- The day's start is the equity at its first bar close with every symbol marked at that close
+  (a bot of several symbols: once the last symbol's bar of it is in); fills made after the
+  close (a live venue's, reported between bars) are the new day's.
 - Passing: equity at or above ``(1 + profit_target) ×`` initial with ``min_trading_days`` days
   traded; with ``stop_at_target`` no entry is taken after that.
 - Restarts (``restores-equity``): the day's start, and the day's block once it was flattened,
@@ -27,7 +33,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -145,6 +151,49 @@ def check_entry(
     return APPROVE
 
 
+def still_to_cut(share: float, asked: float) -> float:
+    """What to ask now of every open position when ``share`` of it must go and cuts asked at
+    this same bar close (not filled yet: positions are as they were) already take ``asked``.
+
+    A REDUCE closes its fraction of each position as it stands, and a cut's orders fill at the
+    next bar: asking ``share`` again at every symbol's bar of one close cut a bot of three
+    symbols up to three times over. Only the part not yet asked is (none when none is left)."""
+    extra = share - asked
+    return extra if extra > 1e-9 else 0.0
+
+
+def made(fill: Fill, marks: Mapping[str, float]) -> float:
+    """What ``fill`` added to equity at ``marks``: its quantity's move from its price to the
+    mark, less its fee."""
+    return fill.quantity * fill.side.sign * (marks.get(fill.symbol, fill.price) - fill.price) - (
+        fill.fee
+    )
+
+
+def close_moved(
+    held: Mapping[str, float],
+    seen: Mapping[str, float],
+    marks: Mapping[str, float],
+    fills: Sequence[Fill],
+    close: int,
+) -> float:
+    """How far the equity at the bar close ``close`` moved since it was last looked at (at
+    ``seen`` marks, ``held`` quantities): the held quantities from the marks seen to ``marks``
+    (the other symbols' bars of that close came in), and the fills made before the close that
+    were reported since. A fill at or after the close (a live venue reports them between
+    bars, the engine still at the close) is the next day's and does not move it; nor does
+    anything else (pure)."""
+    moved = 0.0
+    for symbol, quantity in held.items():
+        before, now = seen.get(symbol), marks.get(symbol)
+        if before is not None and now is not None:
+            moved += quantity * (now - before)
+    for fill in fills:
+        if fill.ts < close:
+            moved += made(fill, marks)
+    return moved
+
+
 def cut_to_fit(equity: float, at_risk: float, floor: float) -> float:
     """Share of every open position to close so that all stops hit leaves equity >= floor."""
     if at_risk <= 0.0 or equity - at_risk >= _less(floor):
@@ -161,6 +210,19 @@ class PropFirm:
         self.limits = Limits.of(params)
         self._day: date | None = None
         self._day_start = 0.0
+        # The bar close the day started at, while calls still come at it (the other symbols'
+        # bars of that close): the day's start follows their marks as they come in, from the
+        # marks seen at the last call and the quantities held at the close.
+        self._day_ts: int | None = None
+        self._seen: dict[str, float] = {}
+        self._held: dict[str, float] = {}
+        # The fills reported since the last call.
+        self._fills: list[Fill] = []
+        # The bar close of the last cut asked, the share of every position asked at it, and
+        # the close after it (the cut's orders fill there, symbol by symbol), once seen.
+        self._cut_ts: int | None = None
+        self._cut_asked = 0.0
+        self._cut_fills_ts: int | None = None
         self._day_blocked = ""
         self._locked = ""
         self._locked_since = 0
@@ -183,6 +245,7 @@ class PropFirm:
         self._trades_counted = 0
 
     def on_fill(self, fill: Fill) -> None:
+        self._fills.append(fill)
         day = self._trading_day(fill.ts)
         self._fill_days.add(day)
         self._days.add(day)
@@ -206,6 +269,9 @@ class PropFirm:
             self._roll_day(int(ts), float(value))
             if not self._day_blocked:
                 self._day_blocked = self._day_block(self._day_start - float(value))
+        # A journaled snapshot has every symbol marked at its close: a bar of that close seen
+        # again after the restart must not move the day's start.
+        self._day_ts = None
 
     def _day_block(self, day_loss: float) -> str:
         """Why the day takes no more entries once its loss reached ``flatten_at`` of the daily
@@ -237,14 +303,44 @@ class PropFirm:
             self._trades_counted = count
         return len(self._days)
 
-    def _roll_day(self, ts: int, equity: float) -> None:
-        """A new trading day starts from the first equity seen in it, unblocked."""
+    def _roll_day(self, ts: int, equity: float, ctx: RiskContext | None = None) -> None:
+        """A new trading day starts, unblocked, from the equity at its first bar close.
+
+        With several symbols that close comes as one bar per symbol, and the first one's is
+        seen with the others still marked at the close before: taken there alone, the start
+        was off by the others' last move (a start too low lowered the day's floor). While
+        calls come at that close the start follows the marks their bars bring, so that once
+        the last one is in it is the equity the engine journals for the close. Fills made
+        after the close (a live venue reports them between bars, the engine still at the
+        close) are the new day's: a stop hit just after midnight must not lower the start by
+        its own loss."""
+        fills, self._fills = self._fills, []
         day = self._clock.day(ts)
         if day != self._day:
-            self._day, self._day_start, self._day_blocked = day, equity, ""
+            self._day, self._day_blocked, self._day_ts = day, "", ts
+            if ctx is None:  # a journaled snapshot: every symbol marked at its close
+                self._day_start, self._seen, self._held = equity, {}, {}
+                return
+            held = {symbol: p.quantity for symbol, p in ctx.positions.items()}
+            late = 0.0
+            for fill in fills:
+                if fill.ts >= ts:
+                    late += made(fill, ctx.marks)
+                    held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
+            self._day_start, self._seen, self._held = equity - late, dict(ctx.marks), held
+            return
+        if ts != self._day_ts or ctx is None:
+            self._day_ts = None  # a later close: the day's start is settled
+            return
+        held, marks = self._held, ctx.marks
+        self._day_start += close_moved(held, self._seen, marks, fills, ts)
+        for fill in fills:
+            if fill.ts < ts:
+                held[fill.symbol] = held.get(fill.symbol, 0.0) + fill.quantity * fill.side.sign
+        self._seen = dict(marks)
 
     def _observe(self, ctx: RiskContext) -> None:
-        self._roll_day(ctx.ts, ctx.equity)
+        self._roll_day(ctx.ts, ctx.equity, ctx)
         initial = ctx.initial_equity or ctx.equity
         if (
             not self._passed
@@ -296,7 +392,21 @@ class PropFirm:
         self._take_limits(ctx)
         if self._owed:
             owed, self._owed = self._owed, []
+            # A flatten asks for everything: no cut on top of it at this close.
+            self._cut_ts, self._cut_asked, self._cut_fills_ts = ctx.ts, 1.0, None
             return owed
+        if (
+            self._cut_ts is not None
+            and ctx.ts != self._cut_ts
+            and self._cut_fills_ts in (None, ctx.ts)
+        ):
+            # The close after a cut: its orders fill at this close's bars, symbol by symbol,
+            # and the positions still waiting for theirs look uncut. The cut asked is taken
+            # as the cut made until the next close shows what it did (one refused is then
+            # asked again). A stopped position's equity and reach move together, so waiting
+            # one close lets nothing new below the floor.
+            self._cut_fills_ts = ctx.ts
+            return []
         if not ctx.positions:
             return []
         initial = ctx.initial_equity or ctx.equity
@@ -313,8 +423,15 @@ class PropFirm:
         share = share_to_cut(
             ctx.positions, ctx.marks, ctx.stops, p.unprotected_move, room, at_least=share
         )
+        asked = self._cut_asked if ctx.ts == self._cut_ts else 0.0
+        extra = still_to_cut(share, asked)
+        if extra <= 0.0:
+            return []
+        self._cut_ts, self._cut_asked, self._cut_fills_ts = ctx.ts, asked + extra, None
         reason = f"open stops could take equity below the {which.replace('_', ' ')} floor"
-        return [AccountAction(ActionKind.REDUCE, reason, None, share, which)]
+        if asked > 0.0:
+            reason += f" ({share:.2%} needed, {asked:.2%} already asked at this bar close)"
+        return [AccountAction(ActionKind.REDUCE, reason, None, extra, which)]
 
 
 def _less(value: float) -> float:
