@@ -7,7 +7,8 @@ symbol, trading hours and days in a timezone, trades per day, minimum holding pe
 after a loss, minimum balance. Reduce-only orders always pass: no check may stop an exit.
 Entry orders still working (``RiskContext.entries``: sent on an earlier bar, or let through
 earlier in this one) count as what they will open: a position each for ``max_open_positions``,
-their notional in the free margin, gross, group and per-symbol exposure.
+their notional in the free margin, gross, group and per-symbol exposure, and the direction they
+leave their symbol in for ``max_correlation``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from datetime import date
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.rolling_corr import RollingReturns
 from tradefleet_plugins.risk.rules import DayClock, entry_symbols, local_weekday_minute
-from tradefleet_runtime.sdk import Bar, OrderIntent, RiskAction, RiskContext, RiskDecision, Trade
+from tradefleet_runtime.sdk import (
+    Bar,
+    Order,
+    OrderIntent,
+    Position,
+    RiskAction,
+    RiskContext,
+    RiskDecision,
+    Trade,
+)
 
 APPROVE = RiskDecision.approve()
 VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
@@ -158,6 +168,29 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
     return APPROVE
 
 
+def held_directions(
+    positions: Mapping[str, Position], entries: Sequence[Order]
+) -> dict[str, tuple[int, ...]]:
+    """Every direction (1 long, -1 short) each symbol may hold once the working entry orders
+    fill, the open positions' symbols first, then the entries' in their order: what
+    ``max_correlation`` compares an entry with.
+
+    Without the entries, one let through earlier in the same bar (or still working from an
+    earlier one) is invisible until it fills, and two correlated symbols entered together on
+    one bar both pass. An entry against an open position counts both ways: the snapshot does
+    not show whether an exit closes the position first (a reversal) or the entry only trims it,
+    and a guard against doubling up errs towards the veto."""
+    directions: dict[str, tuple[int, ...]] = {
+        s: ((1,) if p.quantity > 0 else (-1,)) for s, p in positions.items()
+    }
+    for order in entries:
+        sign = order.side.sign
+        have = directions.get(order.symbol, ())
+        if sign not in have:
+            directions[order.symbol] = (*have, sign)
+    return directions
+
+
 def correlated_with(
     intent: OrderIntent,
     positions: Mapping[str, object],
@@ -165,7 +198,8 @@ def correlated_with(
     returns: Mapping[str, deque[tuple[int, float]]],
     limit: float,
 ) -> tuple[str, float] | None:
-    """An open position the entry would double up on: (symbol, correlation), or None."""
+    """An open position the entry would double up on: (symbol, correlation), or None.
+    ``signs``: the direction of each of ``positions`` (1 long, -1 short)."""
     own = returns.get(intent.symbol)
     if own is None:
         return None
@@ -204,7 +238,9 @@ class PreTrade:
         self._day: date | None = None
         self._entries_today = 0
         self._clock = DayClock(params.timezone)
-        self._corr_cache: dict[tuple[int, str, int], tuple[str, float] | None] = {}
+        self._corr_cache: dict[
+            tuple[int, str, int, tuple[tuple[str, int], ...]], tuple[str, float] | None
+        ] = {}
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
@@ -229,11 +265,29 @@ class PreTrade:
         own = returns.get(symbol)
         if own is None:
             return None
-        for other, sign in self._rolling.screen(symbol, ctx.positions, intent.side.sign, limit):
-            # Above or near the limit: the exact pass decides, and gives the figure reported.
-            rho = pair_correlation(own, returns[other])
-            if rho is not None and rho * sign > limit:
-                return other, rho
+        side = intent.side.sign
+        if not ctx.entries:
+            for other, sign in self._rolling.screen(symbol, ctx.positions, side, limit):
+                # Above or near the limit: the exact pass decides, and gives the figure reported.
+                rho = pair_correlation(own, returns[other])
+                if rho is not None and rho * sign > limit:
+                    return other, rho
+            return None
+        held = held_directions(ctx.positions, ctx.entries)
+        # screen takes one direction per symbol: the longs and the shorts apart, then the exact
+        # pass in ``held``'s order, so the symbol reported is the one ``correlated_with`` names.
+        near: set[tuple[str, float]] = set()
+        for direction in (1, -1):
+            sided = {s: Position(s, float(direction)) for s, d in held.items() if direction in d}
+            if sided:
+                near.update(self._rolling.screen(symbol, sided, side, limit))
+        for other, directions in held.items():
+            for direction in directions:
+                sign = side * direction
+                if (other, sign) in near:
+                    rho = pair_correlation(own, returns[other])
+                    if rho is not None and rho * sign > limit:
+                        return other, rho
         return None
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
@@ -258,16 +312,32 @@ class PreTrade:
                 return RiskDecision.veto(
                     f"cooling down after a losing trade ({wait}s left)", "loss_cooldown"
                 )
-        if p.max_correlation and ctx.positions:
-            key = (ctx.ts, intent.symbol, intent.side.sign)
+        if p.max_correlation and (ctx.positions or ctx.entries):
+            # The answer depends on which symbols are held (or entered) in which direction,
+            # and that changes within a bar as its entries are let through: part of the key.
+            # Positions do not change between two bars' returns (the cache is cleared then),
+            # but the working entries do within a bar, as its entries are let through.
+            key = (
+                ctx.ts,
+                intent.symbol,
+                intent.side.sign,
+                tuple((o.symbol, o.side.sign) for o in ctx.entries),
+            )
             if key in self._corr_cache:
                 found = self._corr_cache[key]
             else:
                 found = self._correlated(intent, ctx, p.max_correlation)
                 self._corr_cache[key] = found
             if found is not None:
+                other, rho = found
+                position = ctx.positions.get(other)
+                by_position = position is not None and (
+                    rho * intent.side.sign * math.copysign(1.0, position.quantity)
+                    > p.max_correlation
+                )
+                what = f"open {other}" if by_position else f"{other} (entry order working)"
                 return RiskDecision.veto(
-                    f"{intent.symbol} correlates {found[1]:.2f} with open {found[0]} "
+                    f"{intent.symbol} correlates {rho:.2f} with {what} "
                     f"(limit {p.max_correlation:g})",
                     "correlation",
                 )
