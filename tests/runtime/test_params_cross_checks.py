@@ -132,6 +132,24 @@ def test_a_search_trial_and_update_params_check_the_higher_timeframe_against_the
     assert "not a multiple of the bot's timeframe" in str(refused.value)
 
 
+def test_update_params_checks_symbol_keys_against_the_bot(tmp_path: Path) -> None:
+    """A running bot's UpdateParams is given the bot's symbols too: a pip size for a symbol
+    it does not trade (a typo) is refused, naming the key, not taken silently."""
+    document = _manifest({"name": "bos-retest", "params": {}})
+    symbol = document["spec"]["market"]["symbols"][0]
+    registry = PluginRegistry.from_modules(importlib.import_module(BUILTIN_MODULE))
+    journal = Journal(tmp_path / "j.sqlite")
+    try:
+        bot = assemble(parse_manifest(document), registry, ROOT)
+        controller = BotController(bot, journal, registry)
+        with pytest.raises(ControlError) as refused:
+            controller.update_params({"pip_sizes": {symbol + "X": 0.01}}, "al")
+    finally:
+        journal.close()
+    assert refused.value.field == f"params.pip_sizes.{symbol}X"
+    assert "not one of the bot's symbols" in str(refused.value)
+
+
 # -- ensemble ------------------------------------------------------------------------------------
 
 

@@ -275,12 +275,16 @@ def check_params(
     """The strategy's params model on the manifest's params with ``params`` set over them."""
     strategy = manifest.get("spec", {}).get("strategy", {})
     merged = {**(strategy.get("params") or {}), **params}
+    market = manifest.get("spec", {}).get("market", {})
+    market = market if isinstance(market, dict) else {}
     try:
-        timeframe = parse_timeframe(str(manifest.get("spec", {}).get("market", {})["timeframe"]))
+        timeframe = parse_timeframe(str(market["timeframe"]))
     except (KeyError, TypeError, ValueError):
         bot = None  # the manifest's own check names that field
     else:
-        bot = plugin_context(timeframe)
+        symbols = market.get("symbols")
+        listed = [str(s) for s in symbols] if isinstance(symbols, list) else []
+        bot = plugin_context(timeframe, symbols=listed)
     _, errors = registry.check(
         PluginKind.STRATEGY, str(strategy.get("name")), merged, ["spec", "strategy"], bot=bot
     )

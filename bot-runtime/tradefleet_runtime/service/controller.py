@@ -628,7 +628,9 @@ class BotController:
             validated = plugin.spec.params.model_validate(
                 dict(params),
                 context=plugin_context(
-                    self.bot.manifest.spec.market.timeframe_s, self.bot.manifest.spec.mode.value
+                    self.bot.manifest.spec.market.timeframe_s,
+                    self.bot.manifest.spec.mode.value,
+                    self.bot.manifest.spec.market.symbols,
                 ),
             )
         except ValidationError as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from tradefleet_runtime.capabilities import Capability
@@ -22,12 +23,16 @@ def config_hash(manifest: BotManifest) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def plugin_context(base_timeframe_s: int, mode: str = "") -> dict[str, Any]:
+def plugin_context(
+    base_timeframe_s: int, mode: str = "", symbols: Sequence[str] = ()
+) -> dict[str, Any]:
     """What a params model may check its values against beyond its own params (see
     ``PluginRegistry.check``): wherever params are validated for a bot — its manifest, a
     search's trial, a running bot's UpdateParams — the same. ``mode``: the bot's (backtest,
-    paper, live); empty where it is not known."""
-    return {"base_timeframe_s": base_timeframe_s, "mode": mode}
+    paper, live); empty where it is not known. ``symbols``: the bot's (spec.market.symbols),
+    which a map keyed by symbol must keep to; empty where they are not known, and a model then
+    skips that check."""
+    return {"base_timeframe_s": base_timeframe_s, "mode": mode, "symbols": tuple(symbols)}
 
 
 def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
@@ -42,7 +47,7 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
         checks.append((PluginKind.DATA_FEED, spec.data.name, spec.data.params, ["spec", "data"]))
     for index, ref in enumerate(spec.risk):
         checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
-    bot = plugin_context(spec.market.timeframe_s, spec.mode.value)
+    bot = plugin_context(spec.market.timeframe_s, spec.mode.value, spec.market.symbols)
     for kind, name, params, path in checks:
         errors.extend(registry.check(kind, name, params, path, bot=bot)[1])
     errors.extend(_sizers_first(manifest, registry))

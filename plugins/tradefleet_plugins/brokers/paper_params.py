@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
 
 
@@ -54,3 +55,12 @@ class PaperBrokerParams(PluginParams):
     default_instrument: InstrumentParams = Field(
         default_factory=InstrumentParams, description="Limits of symbols not listed."
     )
+
+    # A symbol the bot does not trade (a typo) would leave the real one on
+    # `default_instrument`'s limits, silently. Keyed by the bot's symbols: paper maps none.
+    @field_validator("instruments")
+    @classmethod
+    def _bot_symbols(
+        cls, value: dict[str, InstrumentParams], info: ValidationInfo
+    ) -> dict[str, InstrumentParams]:
+        return bot_symbol_keys(value, info)

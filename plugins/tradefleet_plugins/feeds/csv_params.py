@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from tradefleet_plugins.feeds.csv_time import bound_time, format_time
+from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
 
 # The fields ``columns`` may name a header for (the time column is ``timestamp_column``).
@@ -84,6 +85,12 @@ class CsvFeedParams(PluginParams):
             except ValueError as error:
                 raise ValueError(f"{symbol}: {error}") from None
         return value
+
+    # A file for a symbol the bot does not trade (a typo) is never read, silently.
+    @field_validator("files")
+    @classmethod
+    def _bot_symbols(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        return bot_symbol_keys(value, info)
 
     @field_validator("columns")
     @classmethod

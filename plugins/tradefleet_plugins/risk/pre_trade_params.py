@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -102,6 +103,12 @@ class PreTradeParams(PluginParams):
         if value is not None and not all(_HHMM.match(v) for v in value):
             raise ValueError('trading_hours must be two "HH:MM" times')
         return value
+
+    # A symbol the bot does not trade (a typo) would cap or group nothing, silently.
+    @field_validator("groups", "max_leverage_per_symbol")
+    @classmethod
+    def _bot_symbols(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
+        return bot_symbol_keys(value, info)
 
     @field_validator("trading_days")
     @classmethod

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
 
 
@@ -16,6 +17,12 @@ class FixedSizeParams(PluginParams):
     per_symbol: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Quantity per symbol, overriding `quantity`."
     )
+
+    # A symbol the bot does not trade (a typo) would leave the real one at `quantity`, silently.
+    @field_validator("per_symbol")
+    @classmethod
+    def _bot_symbols(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        return bot_symbol_keys(value, info)
 
 
 class FixedFractionalParams(PluginParams):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams, format_timeframe, parse_timeframe
 
 
@@ -54,8 +55,9 @@ class BosRetestParams(PluginParams):
 
     @field_validator("pip_sizes")
     @classmethod
-    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+    def _positive(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         for symbol, size in value.items():
             if not size > 0:
                 raise ValueError(f"pip size of {symbol} must be positive, not {size}")
-        return value
+        # A symbol the bot does not trade (a typo) would leave the real one at `pip_size`.
+        return bot_symbol_keys(value, info)
