@@ -152,8 +152,6 @@ def test_a_strategys_pip_sizes_keep_to_the_bots_symbols(registry: PluginRegistry
     good = copy.deepcopy(document)
     good["spec"]["strategy"]["params"] = {"pip_sizes": {"ETHUSDT": 0.01}}
     assert errors_of(good, registry) == []
-    trial = check_params(good, {"pip_sizes": {"ETHUSTD": 0.01}}, registry)
-    assert [str(e) for e in trial][0].startswith(
-        f"spec.strategy.params.pip_sizes.ETHUSTD: {LISTED}"
-    )
+    (trial,) = check_params(good, {"pip_sizes": {"ETHUSTD": 0.01}}, registry)
+    assert str(trial).startswith(f"spec.strategy.params.pip_sizes.ETHUSTD: {LISTED}")
     assert check_params(good, {"pip_sizes": {"ETHUSDT": 0.02}}, registry) == []
