@@ -145,3 +145,26 @@ def test_unwritable_folder_gives_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(JournalError, match=rf"{blocker}"):
         Journal(blocker / "journal.sqlite")  # its "folder" is a file
+
+
+def test_a_migration_is_said_in_the_log_naming_both_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One way: the release before can no longer open the file, so a person is told. From 6
+    the step changes no table (7 marks the bots' identities, which their order ids derive
+    from: a release before it would take the bot's working orders for foreign ones)."""
+    path = _with_version(tmp_path, "6")
+    with caplog.at_level("WARNING", logger="tradefleet_runtime.journal.sqlite"):
+        journal = Journal(path)
+    journal.close()
+    assert versions.CURRENT == 7
+    (said,) = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
+    assert said == (
+        f"journal {path}: migrated from schema version 6 to 7; releases that read up to "
+        "version 6 can no longer open it"
+    )
+    meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
+    assert meta["schema_version"] == "7" and meta["migrated_from"] == "6"
+    caplog.clear()
+    Journal(path).close()  # opened again: nothing to migrate, nothing said
+    assert not [r for r in caplog.records if "migrated" in r.getMessage()]

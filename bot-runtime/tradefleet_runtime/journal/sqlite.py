@@ -24,6 +24,7 @@ import errno
 import fcntl
 import functools
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -52,6 +53,8 @@ from tradefleet_runtime.model import (
     Side,
     Trade,
 )
+
+_log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = str(versions.CURRENT)
 
@@ -269,6 +272,16 @@ class Journal:
                 )
             elif version < versions.CURRENT:
                 versions.migrate(db, version, schema)
+                # One way: a release before this one refuses the file from now on (a rollback
+                # must start a new journal), so say it where a person sees it.
+                _log.warning(
+                    "journal %s: migrated from schema version %d to %d; releases that read up "
+                    "to version %d can no longer open it",
+                    self.path,
+                    version,
+                    versions.CURRENT,
+                    version,
+                )
             # Fail now, naming the file, rather than at the first fill: can we write at all?
             # (SQLite opens a file it may not write read-only, without a word; a write in a
             # transaction rolled back is the reliable test.)

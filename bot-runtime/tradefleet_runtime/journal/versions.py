@@ -19,6 +19,9 @@ History:
 - 6: ``signals.digest``, a digest of what each signal asked for: a signal_id used again for a
   different signal is refused instead of answered with the first one's outcome. 5 → 6 adds the
   column (old signals get '': not compared).
+- 7: each bot's identity (``meta`` ``identity:<bot>``), which its orders' client ids derive
+  from. No table changes; the version says a release before it must not open the file: it
+  would take the bot's own orders working at the venue for another program's and leave them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import sqlite3
 
 from tradefleet_runtime.errors import JournalError
 
-CURRENT = 6
+CURRENT = 7
 OLDEST_MIGRATABLE = 2
 
 # Statements that change existing tables, by the version they lead to. New tables come from the
