@@ -10,7 +10,7 @@ from __future__ import annotations
 from tests.runtime.helpers import Scripted, flat_bars, make_engine
 from tradefleet_runtime.brackets import OUTSIDE_TAG
 from tradefleet_runtime.model import OrderType
-from tradefleet_runtime.report.metrics import OUTSIDE, RISK, SIGNAL, exit_kind
+from tradefleet_runtime.report.metrics import OUTSIDE, RISK, SIGNAL, UNKNOWN, exit_kind
 
 
 def test_tagged_market_orders_name_their_trades_entries_and_exits() -> None:
@@ -81,3 +81,10 @@ def test_a_flatten_asked_of_a_bot_already_halted_is_done() -> None:
     assert not engine.halt("an operator", "again")  # a second halt without flatten: nothing
     engine.run(bars[6:])
     assert engine.stats.orders == 3  # the entry, the resting limit, the one close
+
+
+def test_an_exit_without_a_recorded_reason_is_unknown_not_the_strategys() -> None:
+    """Trades of a journal from before reasons were kept come out of its migration with ''.
+    Called "signal" they would all read as the strategy's own exits, stops and targets
+    included."""
+    assert exit_kind("") == UNKNOWN != exit_kind("market") == SIGNAL

@@ -144,6 +144,9 @@ TAKE_PROFIT = "take-profit"
 SIGNAL = "signal"
 RISK = "risk"
 OUTSIDE = "outside"  # closed at the venue by someone else (a person, another program)
+# No reason recorded: trades of a journal from before reasons were kept (schema 4), whose
+# migration could only give them ''. Not "signal": that would say the strategy chose them.
+UNKNOWN = "unknown"
 _STOP_REASONS = frozenset({STOP_LOSS_TAG, "stop-loss", "stop", "sl", "trailing_stop"})
 _TARGET_REASONS = frozenset({TAKE_PROFIT_TAG, "take-profit", "tp"})
 # Flattens the runtime itself sends: the kill switch and the stop policy; risk plugins' tags.
@@ -154,7 +157,10 @@ _RISK_REASONS = frozenset(
 
 def exit_kind(reason: str) -> str:
     """stop-loss, take-profit, risk, end of data, outside (closed at the venue by someone
-    else, booked by the broker), or signal (the strategy's own exits)."""
+    else, booked by the broker), unknown (none recorded), or signal (the strategy's own
+    exits)."""
+    if not reason:
+        return UNKNOWN
     if reason == OUTSIDE_TAG:
         return OUTSIDE
     if reason in _STOP_REASONS:

@@ -34,6 +34,7 @@ from tradefleet_runtime.report.metrics import (
     SIGNAL,
     STOP_LOSS,
     TAKE_PROFIT,
+    UNKNOWN,
     exit_kind,
 )
 
@@ -53,6 +54,7 @@ MARKERS: dict[str, tuple[str, str]] = {
     f"exit: {RISK}": ("D", "#7b3294"),
     f"exit: {END_OF_DATA}": ("s", "#636363"),
     f"exit: {OUTSIDE}": ("P", "#e08214"),
+    f"exit: {UNKNOWN}": ("p", "#969696"),
 }
 OVERLAY_COLOURS = ("#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 
