@@ -212,8 +212,19 @@ def _optional(message: Any, name: str) -> Any:
     return getattr(message, name) if message.HasField(name) else None
 
 
+def _enum_name(enum: Any, number: int, prefix: str) -> str:
+    """The name of a proto enum's ``number`` without its prefix; "" for a number this
+    release does not know (a newer runtime's or client's value: proto3 enums are open, so
+    the number arrives as it was sent, and ``Name`` raises on it)."""
+    try:
+        name: str = enum.Name(number)
+    except ValueError:
+        return ""
+    return name.removeprefix(prefix)
+
+
 def status_from_proto(message: pb.StatusSnapshot) -> StatusSnapshot:
-    phase_name = pb.Phase.Name(message.phase).removeprefix("PHASE_")
+    phase_name = _enum_name(pb.Phase, message.phase, "PHASE_")
     return StatusSnapshot(
         bot=message.bot,
         mode=message.mode,
@@ -314,13 +325,17 @@ def _value_from_proto(value: pb.EventValue) -> str | float | int | bool:
 
 
 def event_from_proto(message: pb.RuntimeEvent) -> RuntimeEvent:
-    kind_name = pb.EventKind.Name(message.kind).removeprefix("EVENT_KIND_")
+    kind_name = _enum_name(pb.EventKind, message.kind, "EVENT_KIND_")
+    data = {key: _value_from_proto(value) for key, value in message.data.items()}
+    if kind_name in EventKind.__members__:
+        kind = EventKind[kind_name]
+    else:
+        # A kind a newer runtime sends: kept, with its message, as a state event that says
+        # its number, rather than ending the stream with a ValueError.
+        kind = EventKind.STATE
+        data["unknown_kind"] = message.kind
     return RuntimeEvent(
-        seq=message.seq,
-        ts=message.ts,
-        kind=EventKind[kind_name],
-        message=message.message,
-        data={key: _value_from_proto(value) for key, value in message.data.items()},
+        seq=message.seq, ts=message.ts, kind=kind, message=message.message, data=data
     )
 
 
