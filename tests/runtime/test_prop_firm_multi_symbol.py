@@ -227,3 +227,16 @@ def test_a_restored_day_start_is_not_moved_by_a_bar_of_its_close_seen_again() ->
     plugin.account_actions(ctx(MIDNIGHT, 100_000, held, {"X": 100.0}))
     plugin.account_actions(ctx(MIDNIGHT, 100_500, held, {"X": 105.0}))
     assert plugin._day_start == 101_000
+
+
+def test_limits_below_one_percent_are_said_with_their_digits() -> None:
+    """A 0.4% total limit read "0%" in the lock's reason (``:.0%``)."""
+    from tradefleet_plugins.risk.prop_firm import _share
+
+    assert [_share(v) for v in (0.05, 0.004, 0.8, 0.125, 1.0)] == [
+        "5%",
+        "0.4%",
+        "80%",
+        "12.5%",
+        "100%",
+    ]

@@ -280,8 +280,8 @@ class PropFirm:
         if day_loss < _less(p.flatten_at * limits.daily * self._day_start):
             return ""
         return (
-            f"the day's loss {day_loss:,.2f} reached {p.flatten_at:.0%} of the "
-            f"{limits.daily:.0%} daily limit; no entries until the next trading day"
+            f"the day's loss {day_loss:,.2f} reached {_share(p.flatten_at)} of the "
+            f"{_share(limits.daily)} daily limit; no entries until the next trading day"
         )
 
     # -- state ------------------------------------------------------------------------------
@@ -362,8 +362,8 @@ class PropFirm:
         total_loss = initial - ctx.equity
         if not self._locked and total_loss >= _less(p.flatten_at * limits.total * initial):
             self._locked = (
-                f"total loss {total_loss:,.2f} reached {p.flatten_at:.0%} of the "
-                f"{limits.total:.0%} limit"
+                f"total loss {total_loss:,.2f} reached {_share(p.flatten_at)} of the "
+                f"{_share(limits.total)} limit"
             )
             self._locked_since = ctx.ts
             self._owed = _flatten(self._locked, "total_loss")
@@ -432,6 +432,12 @@ class PropFirm:
         if asked > 0.0:
             reason += f" ({share:.2%} needed, {asked:.2%} already asked at this bar close)"
         return [AccountAction(ActionKind.REDUCE, reason, None, extra, which)]
+
+
+def _share(value: float) -> str:
+    """A fraction as a percentage with the digits it has: 0.05 reads 5%, 0.004 reads 0.4%
+    (``:.0%`` printed a 0.4% limit as "0%")."""
+    return f"{value * 100:.4g}%"
 
 
 def _less(value: float) -> float:
