@@ -82,7 +82,7 @@ from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation, position_drift
 from tradefleet_runtime.report.metrics import Figures, compute_figures
 from tradefleet_runtime.spec.checks import config_hash, validate_plugins
-from tradefleet_runtime.spec.model import BotManifest, Mode
+from tradefleet_runtime.spec.model import BotManifest, CapitalSpec, Mode
 from tradefleet_runtime.tracing import configure_from_env
 
 log = logging.getLogger("tradefleet.session")
@@ -249,6 +249,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
+    def account_terms(self, bot: str) -> tuple[str, float] | None: ...
+
     def run_modes(self, bot: str) -> frozenset[str]: ...
 
     def bot_identity(self, bot: str) -> str | None: ...
@@ -278,6 +280,44 @@ def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
                     f"live, but this journal holds {'/'.join(simulated)} runs of {name}, whose "
                     "simulated account a live run would take over; give the live bot a journal "
                     "of its own (another --journal; in a cluster, a new journal volume)",
+                )
+            ]
+        )
+
+
+def _refuse_new_terms(terms: tuple[str, float] | None, capital: CapitalSpec, name: str) -> None:
+    """A restarted bot continues the account its journal keeps: its fills, positions and
+    equity history are in the currency and on the capital its earlier runs were given. A
+    spec.capital changed since would rebuild that account on other terms without a word: a
+    currency relabels the same figures (USD read as EUR); a capital moves the cash under the
+    open positions (100,000 to 5,000 left a position of ten times the equity) while the
+    risk limits measured from the journaled equity (peak, day start) read the difference as
+    a loss or a gain. Refused before anything is journaled, naming the field."""
+    if terms is None:
+        return
+    currency, initial = terms
+    fix = (
+        "set it back, or give the bot a new journal to start a new account (another "
+        "--journal; in a cluster, a new journal volume)"
+    )
+    if capital.currency != currency:
+        raise SpecError(
+            [
+                FieldError(
+                    "spec.capital.currency",
+                    f"{capital.currency}, but the journal keeps {name}'s account in {currency} "
+                    f"(its earlier runs); {fix}",
+                )
+            ]
+        )
+    if not math.isclose(capital.initial, initial, rel_tol=1e-12, abs_tol=1e-9):
+        raise SpecError(
+            [
+                FieldError(
+                    "spec.capital.initial",
+                    f"{capital.initial:,.2f} {currency}, but the journal keeps {name}'s account "
+                    f"on a capital of {initial:,.2f} {currency} (its earlier runs: positions, "
+                    f"cash and the equity its risk limits measure from); {fix}",
                 )
             ]
         )
@@ -497,20 +537,24 @@ class BotSession:
         bot, journal = self.bot, self.journal
         spec = bot.manifest.spec
         first_run = False
-        if spec.mode is Mode.LIVE:
+        if spec.mode is not Mode.BACKTEST:
             modes = journal.run_modes(bot.name)
-            _refuse_simulated_account(modes, bot.name)
-            self.identity = live_identity(bot, journal)
+            if spec.mode is Mode.LIVE:
+                _refuse_simulated_account(modes, bot.name)
+                self.identity = live_identity(bot, journal)
             # Decided before this run is journaled. An earlier run that left nothing (no
             # order, fill or bar: refused at connect, say) does not make this one a restart:
             # a bot restarted in a loop must be refused its capital check each time.
             earlier = None
-            if Mode.LIVE.value in modes:
+            if modes - {Mode.BACKTEST.value}:
                 earlier = journal.carried_state(bot.name)
                 self._carried_read = (earlier,)  # what ``_restore`` reads again otherwise
-            first_run = earlier is None or not (
+            carries = earlier is not None and bool(
                 earlier.fills or earlier.known_order_ids or earlier.last_bar_ts
             )
+            first_run = spec.mode is Mode.LIVE and not carries
+            if carries:
+                _refuse_new_terms(journal.account_terms(bot.name), spec.capital, bot.name)
         self._start_journal()
         config = EngineConfig(
             bot_name=bot.name,

@@ -246,3 +246,77 @@ def test_a_live_run_never_takes_over_a_paper_account(tmp_path: Path) -> None:
 def _with_mode(bot: Bot, mode: Mode) -> Bot:
     spec = bot.manifest.spec.model_copy(update={"mode": mode})
     return replace(bot, manifest=bot.manifest.model_copy(update={"spec": spec}))
+
+
+def _with_capital(bot: Bot, currency: str, initial: float) -> Bot:
+    spec = bot.manifest.spec
+    capital = spec.capital.model_copy(update={"currency": currency, "initial": initial})
+    spec = spec.model_copy(update={"capital": capital})
+    return replace(bot, manifest=bot.manifest.model_copy(update={"spec": spec}))
+
+
+def test_a_restart_on_other_capital_terms_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """The journal keeps the account in the currency and on the capital its runs were given:
+    a spec.capital changed since would rebuild it on other terms without a word (a capital
+    of 5,000 under positions bought on 100,000; USD figures read as EUR). Refused before
+    anything is journaled; the same terms continue."""
+    path = tmp_path / "paper.sqlite"
+    journal = Journal(path, durable=True)
+    try:
+        BotSession(_paper_bot("2017-03-01"), journal).run_to_end()
+    finally:
+        journal.close()
+    refusals = {
+        ("USD", 5_000.0): (
+            "spec.capital.initial",
+            "5,000.00 USD, but the journal keeps continued's account on a capital of "
+            "100,000.00 USD",
+        ),
+        ("EUR", 100_000.0): (
+            "spec.capital.currency",
+            "EUR, but the journal keeps continued's account in USD (its earlier runs)",
+        ),
+    }
+    for (currency, initial), (field, message) in refusals.items():
+        journal = Journal(path, durable=True)
+        try:
+            with pytest.raises(SpecError) as refused:
+                BotSession(
+                    _with_capital(_paper_bot("2017-04-01"), currency, initial), journal
+                ).open()
+            [error] = refused.value.errors
+            assert error.field == field and error.message.startswith(message), error
+            assert "give the bot a new journal" in error.message
+            assert len(journal.runs()) == 1  # nothing journaled
+        finally:
+            journal.close()
+    journal = Journal(path, durable=True)
+    try:
+        BotSession(_paper_bot("2017-04-01"), journal).run_to_end()  # the same terms continue
+        assert len(journal.runs()) == 2
+    finally:
+        journal.close()
+
+
+def test_a_journal_that_carries_nothing_takes_new_capital_terms(tmp_path: Path) -> None:
+    """A run that left nothing (refused at its start: its capital above what the account
+    holds, say) carries no account: the capital a person then corrects is taken."""
+    path = tmp_path / "paper.sqlite"
+    journal = Journal(path, durable=True)
+    try:
+        journal.start_run(
+            run_id="refused",
+            bot="continued",
+            mode="paper",
+            currency="USD",
+            initial_capital=1_000_000.0,
+            timeframe_s=3600,
+            config_hash="x",
+            manifest={},
+        )
+        journal.finish_run("failed", {"error": "refused at start"})
+        session = BotSession(_paper_bot("2017-02-01"), journal)
+        session.open()  # 100,000: not refused
+        session.close("stopped")
+    finally:
+        journal.close()

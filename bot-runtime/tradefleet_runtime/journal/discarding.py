@@ -142,6 +142,9 @@ class DiscardingJournal:
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         return {}
 
+    def account_terms(self, bot: str) -> tuple[str, float] | None:
+        return None
+
     def run_modes(self, bot: str) -> frozenset[str]:
         return frozenset()
 

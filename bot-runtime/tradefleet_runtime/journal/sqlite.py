@@ -836,6 +836,14 @@ class Journal:
                 (f"identity:{bot}", identity),
             )
 
+    def account_terms(self, bot: str) -> tuple[str, float] | None:
+        """The currency and capital the bot's latest earlier run kept its account in (its
+        spec.capital then); None before any run."""
+        runs, _, _ = self._earlier_runs(bot)
+        if not runs:
+            return None
+        return runs[-1].currency, runs[-1].initial_capital
+
     def run_modes(self, bot: str) -> frozenset[str]:
         """The modes of the bot's earlier runs in this journal (backtest, paper, live)."""
         rows = self.query(
