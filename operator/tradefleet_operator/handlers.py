@@ -26,6 +26,7 @@ import os
 import time
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import kopf
@@ -52,6 +53,7 @@ from tradefleet_operator.names import (
 )
 from tradefleet_operator.runtime_client import RuntimeCallError, RuntimeClients
 from tradefleet_operator.settings import BOT_LABEL, OperatorSettings, runtime_address
+from tradefleet_operator.snapshot import RuntimeSnapshot
 from tradefleet_operator.status_mapping import (
     advance,
     condition_of,
@@ -66,6 +68,8 @@ from tradefleet_operator.status_mapping import (
 from tradefleet_operator.status_model import BotStatus
 from tradefleet_operator.steering import Steered, steer
 from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
+from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.spec import BotSpec
 from tradefleet_runtime.spec.model import StopPolicy
 
@@ -417,7 +421,10 @@ async def poll_status(
     else:
         live = _live_spec(body)
         steered = Steered()
-        if live is not None:
+        # kopf's body is a live view for timers: a newer spec may have arrived while the
+        # runtime was read. Its change handler decides; the timer steers only from the
+        # generation it checked above, whose handler is done.
+        if live is not None and meta.get("generation") == generation:
             steered = await steer(
                 ctx, body, live, old, observed=observed_control(snapshot), known=True, logger=logger
             )
@@ -439,8 +446,13 @@ async def _runtime_failure(ctx: OperatorContext, namespace: str, name: str) -> s
 # --- delete -------------------------------------------------------------------------------------
 
 
-async def _stop_runtime(ctx: OperatorContext, body: kopf.Body) -> str:
-    """EmergencyStop, then wait (bounded) until the runtime is flat when flattening."""
+async def _stop_runtime(
+    ctx: OperatorContext, body: kopf.Body
+) -> tuple[str, RuntimeSnapshot | None, bool]:
+    """EmergencyStop, then wait (bounded) until the runtime is flat when flattening.
+
+    Returns what went wrong ("" when nothing), the runtime's last answer and whether it was
+    asked to flatten."""
     meta = body["metadata"]
     namespace, name = meta.get("namespace", "default"), meta["name"]
     try:
@@ -452,32 +464,168 @@ async def _stop_runtime(ctx: OperatorContext, body: kopf.Body) -> str:
     deadline = time.monotonic() + ctx.stop_timeout
     tokens = await ctx.bot_tokens(namespace, name)
     if tokens is None:
-        return "no api-token Secret"
+        return "no api-token Secret", None, flatten
+    snapshot: RuntimeSnapshot | None = None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return "timed out"
+            return "timed out", snapshot, flatten
         try:
             snapshot = await ctx.runtime.emergency_stop(
                 address, tokens.control, "TradingBot deleted", flatten, min(remaining, 5.0)
             )
         except RuntimeCallError as error:
             if not error.unreachable or deadline - time.monotonic() < 1:
-                return str(error)
+                return str(error), snapshot, flatten
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
             continue
         if snapshot.halted and (not flatten or snapshot.open_positions == 0):
-            return ""
+            return "", snapshot, flatten
         await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPosition:
+    """A position the runtime still holds (from ``ListPositions``)."""
+
+    symbol: str
+    quantity: float  # signed: positive long, negative short
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """An order still working at the venue (from ``ListOrders``)."""
+
+    symbol: str
+    side: str
+    order_type: str
+    quantity: float  # what is left to fill
+    price: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOpen:
+    """What a deleted bot leaves behind; a list is None when it could not be read."""
+
+    positions: tuple[HeldPosition, ...] | None
+    orders: tuple[WorkingOrder, ...] | None
+    position_count: int = 0  # the runtime's (or the status's) count, when not listed
+    order_count: int = 0
+
+
+#: Event messages are cut by kopf at 1024 characters; the list stops short of that (the
+#: operator's log line carries it whole).
+_EVENT_LIST_CHARS = 700
+
+
+def _plain(text: str, limit: int = 40) -> str:
+    """A runtime-reported name made safe to print: printable, one line, bounded."""
+    cleaned = "".join(c if c.isprintable() and not c.isspace() else "?" for c in text)
+    return cleaned[:limit] or "?"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def left_open_report(left: LeftOpen, *, mode: str, why: str) -> tuple[str, str] | None:
+    """The (Event message, log line) naming what a deleted bot leaves open; None: nothing.
+
+    Only what identifies a position or an order goes in (symbol, side, type, quantity, price)
+    and the spec's mode: nothing else from the spec, the Secrets or a runtime's error text, so
+    no credential can reach the Event or the log line through it.
+    """
+    items: list[str] = []
+    positions = orders = 0
+    if left.positions is not None:
+        positions = len(left.positions)
+        for held in left.positions:
+            side = "long" if held.quantity > 0 else "short"
+            items.append(f"position {_plain(held.symbol)} {side} {abs(held.quantity):g}")
+    elif left.position_count > 0:
+        positions = left.position_count
+        items.append(f"{_count(positions, 'position')} not listed (the runtime did not answer)")
+    if left.orders is not None:
+        orders = len(left.orders)
+        for order in left.orders:
+            price = f" @ {order.price:g}" if order.price is not None else ""
+            items.append(
+                f"order {_plain(order.symbol)} {_plain(order.side, 8)} "
+                f"{_plain(order.order_type, 16)} {order.quantity:g}{price}"
+            )
+    elif left.order_count > 0:
+        orders = left.order_count
+        items.append(f"{_count(orders, 'working order')} not listed (the runtime did not answer)")
+    if not items:
+        return None
+    where = (
+        "at the venue: close or cancel them there"
+        if mode == "live"
+        else f"in its {_plain(mode or 'unknown', 16)} runtime (no venue holds them)"
+    )
+    head = (
+        f"deleted with {_count(positions, 'position')} and {_count(orders, 'working order')} "
+        f"left open {where} ({why}); the journal goes with the bot, so this is their record: "
+    )
+    shown: list[str] = []
+    for item in items:
+        if sum(len(x) + 2 for x in shown) + len(item) > _EVENT_LIST_CHARS:
+            break
+        shown.append(item)
+    more = len(items) - len(shown)
+    tail = f"; and {more} more (the operator's log lists them all)" if more else ""
+    return head + "; ".join(shown) + tail, head + "; ".join(items)
+
+
+async def _left_open(
+    ctx: OperatorContext, body: kopf.Body, snapshot: RuntimeSnapshot | None
+) -> LeftOpen:
+    """What the stopped runtime still holds: listed with the read token when it answers, else
+    the counts of its last answer, else the counts the status last recorded."""
+    if snapshot is None:
+        recorded = BotStatus.read(dict(body.get("status") or {}))
+        return LeftOpen(None, None, recorded.open_positions or 0, recorded.open_orders or 0)
+    left = LeftOpen(None, None, snapshot.open_positions, snapshot.open_orders)
+    if snapshot.open_positions == 0 and snapshot.open_orders == 0:
+        return left
+    meta = body["metadata"]
+    try:
+        tokens = await ctx.bot_tokens(meta.get("namespace", "default"), meta["name"])
+        if tokens is None:
+            return left
+        # The generated stub is typed for sync channels; on an aio channel each call is awaitable.
+        stub: Any = pb_grpc.RuntimeServiceStub(
+            ctx.runtime.channel(runtime_address(meta, ctx.settings))  # type: ignore[arg-type]
+        )
+        auth = (("authorization", f"Bearer {tokens.read}"),)
+        timeout = ctx.runtime.timeout
+        held: pb.ListPositionsResponse = await stub.ListPositions(
+            pb.ListPositionsRequest(), metadata=auth, timeout=timeout
+        )
+        working: pb.ListOrdersResponse = await stub.ListOrders(
+            pb.ListOrdersRequest(include_closed=False), metadata=auth, timeout=timeout
+        )
+    except Exception:  # never block deletion: the counts are reported instead
+        return left
+    return LeftOpen(
+        positions=tuple(HeldPosition(p.symbol, p.quantity) for p in held.positions),
+        orders=tuple(
+            WorkingOrder(
+                o.symbol, o.side, o.order_type, max(0.0, o.quantity - o.filled),
+                o.price if o.HasField("price") else None,
+            )
+            for o in working.orders
+        ),
+    )  # fmt: skip
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def finalize(
     body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    """Stop the runtime (bounded), then let the objects go with the TradingBot."""
+    """Stop the runtime (bounded), report what it leaves open, then let the objects go."""
     ctx = context(memo)
-    problem = await _stop_runtime(ctx, body)
+    problem, snapshot, flatten = await _stop_runtime(ctx, body)
     if problem:
         event(
             body,
@@ -487,6 +635,23 @@ async def finalize(
         )
     else:
         event(body, reason="Stopped", message="runtime stopped; deleting its objects")
+    # Positions and orders a deletion leaves behind: nothing else records them once the
+    # journal's volume goes with the bot (issue: positions orphaned without a trace).
+    if problem:
+        why = "the runtime could not be stopped cleanly"
+    elif flatten:
+        why = "the flatten did not finish"
+    else:
+        why = "spec.onStop.flattenPositions is false"
+    report = left_open_report(
+        await _left_open(ctx, body, snapshot),
+        mode=str((body.get("spec") or {}).get("mode") or ""),
+        why=why,
+    )
+    if report is not None:
+        message, line = report
+        event(body, warning=True, reason="PositionsLeftOpen", message=message)
+        logger.warning(f"deleted: {line}")
     ctx.forget(meta.get("namespace", "default"), meta["name"])
     await ctx.runtime.drop(_address_or_empty(meta, ctx.settings))
     forget_phase(str(meta.get("uid")))

@@ -8,7 +8,8 @@ state it just read, which re-enforces a halt or a pause that did not get through
 Control moves only forward by generation (issue 19, item 8): ``status.control`` records the
 spec generation it came from; a view older than that steers nothing, only a change handler
 resumes (the timer never does), and a change handler re-reads the TradingBot before a
-``Resume`` and sends it only while that generation is still the newest.
+``Resume`` and sends it only while that generation is still the newest; otherwise the handler
+is retried with the newer view (:func:`resume_gate`), never just skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from tradefleet_operator.bot_api import LiveSpec
@@ -87,14 +89,11 @@ async def steer(
     flattened = bool(recorded and recorded.flattened)
     calls = plan_control(live, applied, observed, known=known, flattened=flattened)
     if any(call.method == "Resume" for call in calls):
-        try:
-            newest = await _still_newest(ctx, namespace, name, generation)
-        except KubeError:
-            return Steered(pending=True)  # cannot tell: retry rather than resume blind
-        if not newest:
-            # A newer spec exists (e.g. a fleet stop's patch): its own handler decides;
-            # resuming from this view could undo a halt that has already landed directly.
-            return Steered()
+        gate = resume_gate(generation, await _stored_generation(ctx, namespace, name))
+        if gate is not ResumeGate.SEND:
+            # Nothing is sent and nothing recorded: RETRY makes kopf call the handler again
+            # with its newest view (see :func:`resume_gate`), GONE leaves it to the finalizer.
+            return Steered(pending=gate is ResumeGate.RETRY)
     annotation = (meta.get("annotations") or {}).get(RESET_RISK_LOCK_ANNOTATION, "")
     reset_done = status.risk_lock_reset.request if status.risk_lock_reset else None
     wants_reset = bool(annotation) and annotation != reset_done
@@ -181,9 +180,54 @@ def _older(generation: Any, recorded: ControlStatus | None) -> bool:
     return generation < recorded.generation
 
 
-async def _still_newest(ctx: OperatorContext, namespace: str, name: str, generation: Any) -> bool:
-    """The TradingBot as stored now still has ``generation`` (no newer spec was written)."""
-    fresh = await ctx.kube.get(api_path(API_VERSION, PLURAL, namespace, name))
+class ResumeGate(Enum):
+    """What a change handler does with a planned ``Resume`` (:func:`resume_gate`)."""
+
+    SEND = "send"  # the view is the newest spec: resume
+    RETRY = "retry"  # send nothing now; the handler runs again with a newer view
+    GONE = "gone"  # the TradingBot is deleted: the finalizer stops the runtime
+
+
+class Unknown(Enum):
+    """What a re-read of the TradingBot found instead of a generation."""
+
+    UNREADABLE = "unreadable"  # an API error
+    DELETED = "deleted"
+
+
+#: The stored TradingBot's ``metadata.generation`` as a re-read found it (or why not).
+Stored = int | None | Unknown
+
+
+def resume_gate(view: Any, stored: Stored) -> ResumeGate:
+    """Whether a change handler whose view of the spec is generation ``view`` may resume.
+
+    A Resume undoes a halt, so it goes out only from the newest spec (``view`` is what is
+    stored): a newer one may set a stop again (a fleet stop patches the spec right after
+    halting the runtime directly), and resuming from this view would undo it.
+
+    A view that is not the newest must not just drop its Resume either: it must be retried.
+    kopf records the handled spec (its diff base) when the handler succeeds and calls the
+    handler again only for a spec that differs from it. After "stop removed" (this view),
+    "stop set", "stop removed" the newest spec equals this view: a handler that succeeded
+    without resuming was never called again, and the bot stayed halted under a spec without a
+    stop (7 quick toggles of ``spec.emergencyStop``). Failing instead (RETRY) keeps the old
+    diff base, so kopf calls the handler again with the newest spec, which decides.
+    """
+    if stored is Unknown.UNREADABLE:
+        return ResumeGate.RETRY  # cannot tell: retry rather than resume blind
+    if stored is Unknown.DELETED:
+        return ResumeGate.GONE
+    return ResumeGate.SEND if stored == view else ResumeGate.RETRY
+
+
+async def _stored_generation(ctx: OperatorContext, namespace: str, name: str) -> Stored:
+    """The stored TradingBot's ``metadata.generation`` now."""
+    try:
+        fresh = await ctx.kube.get(api_path(API_VERSION, PLURAL, namespace, name))
+    except KubeError:
+        return Unknown.UNREADABLE
     if fresh is None:
-        return False  # deleted: the finalizer stops the runtime
-    return bool(fresh.get("metadata", {}).get("generation") == generation)
+        return Unknown.DELETED
+    generation = fresh.get("metadata", {}).get("generation")
+    return generation if isinstance(generation, int) else None
