@@ -53,6 +53,7 @@ from tradefleet_operator.tokens import ApiTokens, secret_data
 from tradefleet_runtime.api.conventions import CREDENTIALS_DIR_ENV
 from tradefleet_runtime.spec import BotSpec
 from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
+from tradefleet_runtime.spec.checks import spec_document
 from tradefleet_runtime.spec.model import RuntimeSpec
 
 #: Where the runtime writes why it failed (the kubelet's default termination message path).
@@ -88,9 +89,13 @@ def _metadata(
 
 
 def bot_config(bot: TradingBot) -> dict[str, Any]:
-    """The manifest the runtime pod reads (``bot.yaml``): defaults filled in, no status."""
+    """The manifest the runtime pod reads (``bot.yaml``): no status, and no field at its default.
+
+    Defaults are left to the runtime (``spec_document``): a field added since the runtime's
+    release, at its default, would make a runtime pinned to that release
+    (``spec.runtime.image``) refuse the whole manifest as an unknown field."""
     manifest = bot.manifest
-    spec = manifest.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    spec = spec_document(manifest.spec)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -108,7 +113,9 @@ def config_hash(bot: TradingBot) -> str:
 
     This is the runtime's own ``tradefleet_runtime.spec.checks.config_hash`` of the manifest with
     those two fields at their defaults, so a runtime that is neither paused nor halted reports
-    the same hash.
+    the same hash. It hashes only the fields off their defaults, so an operator release that
+    adds an optional field does not roll the pod of a bot whose spec did not change (a runtime
+    of a release before that rule reports its own, different hash in ``runtimeConfigHash``).
     """
     manifest = bot.manifest
     defaults = {name: BotSpec.model_fields[name].get_default() for name in LIVE_FIELDS}

@@ -14,12 +14,28 @@ from typing import Any
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.errors import FieldError
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.spec.model import BotManifest
+from tradefleet_runtime.spec.model import BotManifest, BotSpec
+
+
+def spec_document(spec: BotSpec) -> dict[str, Any]:
+    """The spec as a manifest says it: every field at its default left out, at any depth.
+
+    What the operator writes into a bot's ``bot.yaml`` and what :func:`config_hash` hashes. A
+    release that adds an optional field changes neither, so a bot pinned to an older runtime
+    image still reads its manifest (that runtime refuses fields it does not know) and an
+    unchanged bot keeps its hash (its pod does not roll). Defaults, not unset fields, are left
+    out: the API server fills the CRD's ``default:`` entries into every stored bot, so those
+    count as set. Loading the document back gives an equal spec.
+    """
+    return spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
 def config_hash(manifest: BotManifest) -> str:
-    """A short hash of the spec: equal specs, equal hashes (rolls pods, names runs)."""
-    spec = manifest.spec.model_dump(mode="json", by_alias=True)
+    """A short hash of the spec: equal specs, equal hashes (rolls pods, names runs).
+
+    Of :func:`spec_document`, so writing a default out, or a release adding an optional field,
+    leaves it as it was."""
+    spec = spec_document(manifest.spec)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
