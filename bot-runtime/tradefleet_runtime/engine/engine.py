@@ -324,6 +324,9 @@ class Engine:
         self._on_bar: Callable[[Bar], None] = strategy.on_bar
         # Why start-up reconciliation left the bot halted (Degraded), until a person resumes.
         self.degraded_reason = ""
+        # (who, reason) of the flatten the halt in force asked for, until a resume: an entry
+        # whose cancel lost the race with its fill is closed too (``_close_late_entry``).
+        self._flatten_in_force: tuple[str, str] | None = None
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -1026,6 +1029,8 @@ class Engine:
             or order.take_profit is not None
         ):
             self._bracket_after_fill(order, fill, bool(placed or resized))
+        if self._flatten_in_force is not None and order is not None and not order.reduce_only:
+            self._close_late_entry(order, fill, position.quantity)
         if self.listener is not None:
             if order is not None:
                 # The order's status change the journal just recorded (filled, partly filled),
@@ -1141,6 +1146,7 @@ class Engine:
             return
         self.degraded_reason = ""
         if self.state.resume():
+            self._flatten_in_force = None  # entries may fill again: the strategy trades
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
@@ -1200,6 +1206,7 @@ class Engine:
         # The ``flattened`` event names the closes the flatten relies on (and the symbols it
         # could not close): the journal's ``flatten_owed`` reads it at the next start, so a
         # close that never filled (the process died while the venue held it) is owed still.
+        self._flatten_in_force = (who, reason)
         closes, left = self._flatten()
         nothing = "" if closes or left else " (nothing was left to close)"
         unclosed = f" ({', '.join(left)} could not be closed)" if left else ""
@@ -1239,6 +1246,72 @@ class Engine:
             else:
                 left.append(symbol)
         return closes, left
+
+    def _close_late_entry(self, order: Order, fill: Fill, held: float) -> None:
+        """An entry filled while the halt's flatten is in force: its cancel lost the race (the
+        venue had filled a market entry before it, or refused it too late). The flatten's
+        promise is a flat account, so what the fill opened is closed at market, reduce-only,
+        tagged as the flatten's closes, and the bracket children its fill placed (the venue
+        brokers place them themselves) are cancelled at once: they would protect nothing.
+
+        The close is journaled in a further ``flattened`` event naming every flatten close
+        still on its way (``flatten_owed`` reads the newest): a process that dies before this
+        close fills owes the flatten at its next start, as for the flatten's own closes."""
+        entry_id = order.client_order_id
+        for role in ("sl", "tp"):
+            self.cancel(child_order_id(entry_id, role))
+        self.cancel(entry_id)  # what of it still works (asked once already: ask again)
+        sign = fill.side.sign
+        if (held - sign * fill.quantity) * sign >= 0.0:
+            quantity = fill.quantity  # flat or on the fill's side before: all of it opened
+        else:
+            # The fill reduced a position the flatten closes already (its close is reduce-only:
+            # it cannot reverse): only what went past flat is new. Read from the position, not
+            # as a difference of floats, which a venue would truncate a lot step short.
+            quantity = held * sign if held * sign > 0.0 else 0.0
+        if quantity <= 0.0:
+            return
+        who, reason = self._flatten_in_force or ("", "")
+        symbol = fill.symbol
+        sent = self.stats.orders
+        self._process_intent(
+            OrderIntent(symbol, fill.side.opposite, quantity, reduce_only=True, tag=_FLATTEN_TAG)
+        )
+        close_id = self.last_order_id if self.stats.orders > sent else ""
+        # The closes of this flatten still on its way (the first ones too: the newest event is
+        # the one read) and the symbols held that have none: the journal's record of what the
+        # flatten still relies on, as ``_flatten`` makes it.
+        on_way = [
+            working.order
+            for working in self.book
+            if working.order.reduce_only and working.order.tag == _FLATTEN_TAG
+        ]
+        closes = [close.client_order_id for close in on_way]
+        if close_id and close_id not in closes:
+            closes.append(close_id)  # refused at once: named all the same, as ``_flatten`` does
+        closing = {close.symbol for close in on_way}
+        closing.add(symbol)
+        left = [other for other in self.portfolio.open_positions if other not in closing]
+        if not close_id:
+            left.append(symbol)
+        how = f"closing it at market ({close_id})" if close_id else "the close was refused"
+        message = (
+            f"flattened for the emergency stop by {who}: {reason}: {entry_id} filled "
+            f"{fill.side} {quantity:g} {symbol} after the flatten's cancel; {how}"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "flattened",
+            message,
+            {
+                "who": who,
+                "reason": reason,
+                "closes": closes,
+                "left": left,
+                "late_fill": entry_id,
+                "quantity": quantity,
+            },
+        )
 
     def restore(self, state: CarriedState) -> str:
         """Carry a bot's account and working orders over from its earlier runs (before start).
