@@ -247,6 +247,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def flatten_owed(self) -> tuple[str, str] | None: ...
 
+    def flatten_in_force(self) -> tuple[str, str] | None: ...
+
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
     def account_terms(self, bot: str) -> tuple[str, float] | None: ...
@@ -620,9 +622,19 @@ class BotSession:
             # that is gone (ephemeral), must not trade until a resume. Journaled as any halt.
             engine.halt("spec.emergencyStop", " ".join(stop.reason.split()))
         owed = journal.flatten_owed() if spec.mode is not Mode.BACKTEST else None
+        asked = journal.flatten_in_force() if spec.mode is not Mode.BACKTEST else None
+        if asked is not None:
+            # The halt in force promised a flat account: an entry that fills from here on
+            # (its cancel lost the race) is closed, as before the restart.
+            engine.keep_flatten(*asked)
+            if owed is None and engine.portfolio.open_positions:
+                # Every close of the flatten filled, yet the reconciled account holds a
+                # position: an entry filled after the flatten while the process was down.
+                owed = asked
         if owed is not None:
-            # An emergency stop with flatten was given while the venue could not be reached:
-            # now that it answers (and the account is reconciled), close what the bot holds.
+            # An emergency stop with flatten was given while the venue could not be reached,
+            # or its closes had not all filled: now that the venue answers (and the account is
+            # reconciled), close what the bot holds.
             engine.flatten(*owed)
         return engine
 

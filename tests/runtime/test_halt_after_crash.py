@@ -201,3 +201,30 @@ def test_a_flatten_finished_before_the_crash_and_a_resume_since_owe_nothing(
         engine.halt("bob", "incident", flatten=True)
         engine.resume("bob", "false alarm")
     assert _owed(tmp_path) is None
+
+
+def test_an_entry_that_filled_after_the_flatten_while_the_bot_was_down_is_closed_at_restart(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The halt's flatten finished (its close filled), but its cancel of a resting entry never
+    reached the venue before the process died; the entry filled while the bot was down. The
+    restarted bot reconciles that fill and keeps the flatten's promise: it closes it (it
+    said halted and flattened while holding the position)."""
+    _run(tmp_path, registry, _bars(0, 5))
+    [entry] = _our_working()  # the limit buy at 90 rests
+    assert _held() == 1.0
+    with _second_life(tmp_path, registry) as (engine, _journal), monkeypatch.context() as patch:
+        patch.setattr(SharedVenue, "cancel", lambda self, order_id: None)  # lost on the way
+        engine.halt("alice", "incident", flatten=True)
+        engine.run(_bars(6, 1))  # the close fills
+        assert engine.position("BTCUSDT").quantity == 0.0
+        assert entry in _our_working()
+    assert _owed(tmp_path) is None  # every close the flatten named filled
+    _venue().on_bar(_bars(7, 1, low=89.0)[0])  # the entry fills while the bot is down
+    assert _held() == 1.0
+
+    third = _run(tmp_path, registry, _bars(8, 2))
+    assert third.engine is not None and third.engine.halted
+    assert _held() == 0.0 and _our_working() == []
+    assert _kinds(tmp_path, last_run=True).count("flattened") == 1
+    assert _owed(tmp_path) is None

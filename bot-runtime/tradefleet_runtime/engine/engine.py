@@ -1247,6 +1247,12 @@ class Engine:
                 left.append(symbol)
         return closes, left
 
+    def keep_flatten(self, who: str, reason: str) -> None:
+        """A restart restored a halt whose flatten was asked (``restore_halt`` first): entries
+        that fill from here on are closed, as the flatten would have (``_close_late_entry``)."""
+        if self.halted:
+            self._flatten_in_force = (who, reason)
+
     def _close_late_entry(self, order: Order, fill: Fill, held: float) -> None:
         """An entry filled while the halt's flatten is in force: its cancel lost the race (the
         venue had filled a market entry before it, or refused it too late). The flatten's

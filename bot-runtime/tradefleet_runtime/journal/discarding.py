@@ -139,6 +139,9 @@ class DiscardingJournal:
     def flatten_owed(self) -> tuple[str, str] | None:
         return None
 
+    def flatten_in_force(self) -> tuple[str, str] | None:
+        return None
+
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         return {}
 

@@ -1034,6 +1034,27 @@ class Journal:
             return str(flattened.get("who", "")), str(flattened.get("reason", ""))
         return None
 
+    def flatten_in_force(self) -> tuple[str, str] | None:
+        """(who, reason) of the emergency stop in force when it asked for a flatten — in its
+        ``halted`` event, or as a ``flattened`` one after it (a flatten asked of the halted
+        bot) —, done or not; None without one (no halt in force, or a halt that keeps its
+        positions). A restarted bot keeps its promise of a flat account: a fill booked after
+        the flatten (reconciled at the start) is closed too."""
+        row = self._last_control_row()
+        if row is None or row[1] != "halted":
+            return None
+        fields = json.loads(row[3]) if row[3] else {}
+        if fields.get("flatten") or fields.get("flatten_when_connected"):
+            return str(fields.get("who", "")), str(fields.get("reason", ""))
+        later = self.query(
+            "SELECT data FROM events WHERE kind = 'flattened' AND id > ? ORDER BY id LIMIT 1",
+            row[0],
+        )
+        if not later:
+            return None
+        asked = json.loads(later[0][0]) if later[0][0] else {}
+        return str(asked.get("who", "")), str(asked.get("reason", ""))
+
     def _latest_status(self, client_order_id: str) -> str | None:
         """An order's newest status in any run of this file: a close sent by one run is given
         its venue's word (filled while down, never received) by the reconciliation of the
