@@ -10,6 +10,9 @@ decides what a bot may see:
 - a timestamp is released when every symbol has its candle, or a later one (the missing one
   is a gap), or its candle is ``late_s`` overdue (the symbol is passed over for that
   timestamp; a candle arriving after its timestamp was released is dropped and counted);
+- a symbol's first candle later than the first one asked for is a short history: before a
+  restarted bot's resume point only its warm-up is short (noted); after it, every candle the
+  bot never got is a gap (a venue that serves only its newest candles, like Kraken's 720);
 - gaps follow the csv feed's policy: counted and traded through, refused, or filled with flat
   candles at the previous close.
 """
@@ -36,6 +39,14 @@ def last_closed_open(venue_now: float, timeframe_s: int) -> int:
     return math.floor(venue_now / timeframe_s) * timeframe_s - timeframe_s
 
 
+def first_unhandled(resume_after_ts: int, timeframe_s: int) -> int | None:
+    """Open time of the first candle closing after ``resume_after_ts`` (a restarted bot's
+    last handled close), or None for a bot's first run (``resume_after_ts`` 0)."""
+    if resume_after_ts <= 0:
+        return None
+    return (resume_after_ts // timeframe_s) * timeframe_s
+
+
 def history_start(
     venue_now: float, timeframe_s: int, warmup_bars: int, resume_after_ts: int
 ) -> int:
@@ -43,10 +54,26 @@ def history_start(
     for a restarted bot also ``warmup_bars`` before the first candle closing after
     ``resume_after_ts`` (everything since then follows)."""
     start = last_closed_open(venue_now, timeframe_s) - (warmup_bars - 1) * timeframe_s
-    if resume_after_ts > 0:
-        first_unhandled = (resume_after_ts // timeframe_s) * timeframe_s
-        start = min(start, first_unhandled - warmup_bars * timeframe_s)
+    resume = first_unhandled(resume_after_ts, timeframe_s)
+    if resume is not None:
+        start = min(start, resume - warmup_bars * timeframe_s)
     return start
+
+
+def short_history(
+    first_ts: int, seen_ts: int, resume_ts: int | None, timeframe_s: int
+) -> tuple[int, int]:
+    """(warm-up candles missing, candles after the resume point missing) when a symbol's
+    first candle is at ``seen_ts`` though history was asked from ``first_ts`` (pure).
+
+    Candles before ``resume_ts`` (a restarted bot's first unhandled candle; None on a first
+    run) are warm-up only: the bot handled that time already. Those after it are candles the
+    bot never gets: a gap.
+    """
+    split = seen_ts if resume_ts is None else max(first_ts, min(seen_ts, resume_ts))
+    warmup = max(0, (split - first_ts) // timeframe_s)
+    missed = max(0, (seen_ts - split) // timeframe_s)
+    return warmup, missed
 
 
 class CandleStitcher:
@@ -60,6 +87,7 @@ class CandleStitcher:
         report: FeedReport,
         first_ts: int,
         end_ts: int | None = None,
+        resume_ts: int | None = None,
     ) -> None:
         self.symbols = tuple(symbols)
         self.timeframe_s = timeframe_s
@@ -68,10 +96,15 @@ class CandleStitcher:
         # The newest timestamp released; nothing at or before it is released again.
         self.start = first_ts
         self.end = end_ts  # candles opening at or after it are not wanted
+        # A restarted bot's first unhandled candle: a shorter history than asked for is a
+        # gap from here on, and only a short warm-up before it.
+        self.resume = resume_ts
         self.frontier = first_ts - timeframe_s
         self.last_seen: dict[str, int] = {}
         self.pending: dict[str, deque[Bar]] = {s: deque() for s in self.symbols}
         self._closes: dict[str, float] = {}  # last released close per symbol
+        # Per symbol, the newest candle dropped as late: a run of them is one gap.
+        self._late: dict[str, int] = {}
 
     def next_ts(self) -> int:
         return self.frontier + self.timeframe_s
@@ -80,9 +113,18 @@ class CandleStitcher:
         """True once every candle before ``end`` was released."""
         return self.end is not None and self.next_ts() >= self.end
 
-    def cursor(self, symbol: str) -> int:
-        """Open time of the next candle wanted for ``symbol``."""
-        return max(self.last_seen.get(symbol, self.frontier), self.frontier) + self.timeframe_s
+    def cursor(self, symbol: str, reach: int = 0) -> int:
+        """Open time of the next candle wanted for ``symbol``: the one after its newest seen.
+
+        A symbol passed over (its newest seen is before the frontier) is asked again from
+        there, at most ``reach`` candles before the next timestamp: a candle the venue has
+        only later is then seen and dropped *as late*, not mistaken for one the venue does
+        not have. ``reach`` bounds what a symbol with no candles for a long time costs.
+        """
+        tf = self.timeframe_s
+        last = self.last_seen.get(symbol)
+        after = self.start if last is None else last + tf
+        return max(after, self.next_ts() - reach * tf)
 
     def wants(self, symbol: str) -> bool:
         """True while ``symbol`` has no candle at or after the next timestamp to release."""
@@ -105,14 +147,13 @@ class CandleStitcher:
                 continue  # seen already (pages overlap)
             if ts < self.start:
                 continue  # before the first candle asked for
+            if last is None and ts > self.start:
+                self._short_history(symbol, ts)
             if ts <= self.frontier:
                 # Its timestamp was released without it (passed over as late): too late now.
-                self.last_seen[symbol] = ts
-                self.report.gaps += 1
-                self.report.missing_bars += 1
-                self.report.notes.append(
-                    f"{symbol}: candle at {iso(ts)} came after its time was released; dropped"
-                )
+                if last is not None and ts - last > tf:
+                    self._gap(symbol, last, ts)  # and the venue lacks those before it
+                self._dropped_late(symbol, ts)
                 continue
             prices = _prices(row)
             if prices is None:
@@ -125,7 +166,40 @@ class CandleStitcher:
             added += 1
         return added
 
-    def _gap(self, symbol: str, last: int, ts: int) -> None:
+    def _dropped_late(self, symbol: str, ts: int) -> None:
+        """``ts`` came after its timestamp was released without it: counted missing, and a
+        run of such candles counted as one gap."""
+        tf = self.timeframe_s
+        if self._late.get(symbol) != ts - tf:
+            self.report.gaps += 1
+        self._late[symbol] = ts
+        self.last_seen[symbol] = ts
+        self.report.missing_bars += 1
+        self.report.notes.append(
+            f"{symbol}: candle at {iso(ts)} passed over as late (the venue had it only after "
+            "its time was released); dropped"
+        )
+
+    def _short_history(self, symbol: str, ts: int) -> None:
+        """The symbol's first candle is at ``ts``, later than the first asked for."""
+        tf = self.timeframe_s
+        warmup, missed = short_history(self.start, ts, self.resume, tf)
+        if warmup:
+            last = self.start + (warmup - 1) * tf
+            self.report.notes.append(
+                f"{symbol}: warm-up short by {warmup} candle(s), {iso(self.start)} to "
+                f"{iso(last)}: the venue's history starts at {iso(ts)}"
+            )
+        if missed and self.resume is not None:
+            self._gap(
+                symbol,
+                self.resume - tf,
+                ts,
+                ": the venue's history no longer reaches back to the last candle handled "
+                "before the restart",
+            )
+
+    def _gap(self, symbol: str, last: int, ts: int, why: str = "") -> None:
         tf = self.timeframe_s
         absent = (ts - last) // tf - 1
         if absent <= 0:
@@ -134,7 +208,7 @@ class CandleStitcher:
         self.report.missing_bars += absent
         self.report.notes.append(
             f"{symbol}: gap of {absent} candle(s) between {iso(last)} and {iso(ts)}, "
-            f"policy {self.policy.value}"
+            f"policy {self.policy.value}{why}"
         )
         if self.policy is GapPolicy.FAIL:
             raise DataError(

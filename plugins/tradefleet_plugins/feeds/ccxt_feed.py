@@ -1,23 +1,29 @@
 """``ccxt``: closed OHLCV candles from a crypto venue, through the ccxt library.
 
 History first: ``warmup_bars`` closed candles before now (and, for a restarted bot, everything
-after the last candle it handled), paged through ``fetch_ohlcv``. Then each candle once it has
-closed on the *venue's* clock (``fetch_time`` when the venue has it, resynchronised every
-minute; the local clock otherwise) plus ``settle_s``; a candle still forming is never sent
+after the last candle it handled), paged through ``fetch_ohlcv``. A venue whose history no
+longer reaches back that far (Kraken serves only its newest 720 candles) leaves a gap after
+the resume point, counted and noted like any other. Then each candle once it has closed on the
+*venue's* clock (``fetch_time`` when the venue has it, resynchronised every minute and carried
+forward on the monotonic clock in between, so a step of the host's clock changes nothing; the
+local clock otherwise) plus ``settle_s``; a candle still forming is never sent
 (``candle_stitch``). Gaps are counted and handled by ``gap_policy``, like the csv feed's.
 
 Requests that fail for a passing reason — ccxt's ``NetworkError`` family (timeouts, dropped
 connections, 5xx ``ExchangeNotAvailable``, ``RateLimitExceeded``/``DDoSProtection``) and
 ``OperationFailed`` — are retried with exponential backoff and jitter, never sooner than a
-``Retry-After`` the venue sent. An ``AuthenticationError`` or ``BadSymbol`` is not retried: the
-feed fails with an error naming the param to fix. ccxt's own rate limiter stays on.
+``Retry-After`` the venue sent (honoured in full, up to ``RETRY_AFTER_MAX_S``: a Binance 418
+ban outlasts ``backoff_max_s``, and asking again early lengthens it). An
+``AuthenticationError`` or ``BadSymbol`` is not retried: the feed fails with an error naming
+the param to fix. ccxt's own rate limiter stays on.
 
 The iterator runs on the engine's thread, so every wait goes through :meth:`CcxtFeed._wait`,
 in slices of at most ``WAIT_SLICE_S``. Once the bot is asked to stop
 (``FeedRequest.should_stop``) the feed sends no more requests and ends its bars at the next
 slice, a retry against a venue that is down included: the bot stops within its grace period.
-The clock (``time`` and ``sleep``) is the feed's ``clock`` attribute, which tests replace to
-replay candles without waiting for them.
+The clock (``time``, ``sleep`` and, where it has one, ``monotonic``) is the feed's ``clock``
+attribute, which tests replace to replay candles without waiting for them. Intervals and
+deadlines are measured on ``monotonic`` (``time`` stands in for a clock without it).
 
 ccxt is imported when a feed is built, never by ``tradefleet plugins list``.
 """
@@ -28,11 +34,17 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from tradefleet_plugins.feeds.candle_stitch import CandleStitcher, history_start, iso
+from tradefleet_plugins.feeds.candle_stitch import (
+    CandleStitcher,
+    first_unhandled,
+    history_start,
+    iso,
+)
 from tradefleet_plugins.feeds.ccxt_feed_params import CcxtFeedParams, MarketType, end_epoch
 from tradefleet_runtime.sdk import Bar, DataError, FeedReport, FeedRequest, format_timeframe
 
@@ -40,8 +52,11 @@ log = logging.getLogger("tradefleet.feeds.ccxt")
 
 # The longest single sleep on the engine thread while waiting for a candle or a retry.
 WAIT_SLICE_S = 0.25
-# How often the venue's clock is asked for again (local seconds).
+# How often the venue's clock is asked for again (monotonic seconds).
 RESYNC_S = 60.0
+# The longest wait a venue's Retry-After is honoured for: beyond it the header is taken as
+# garbled, and an hour is longer than any ban Binance hands out for a first offence.
+RETRY_AFTER_MAX_S = 3600.0
 _MESSAGE_CHARS = 300
 
 
@@ -50,7 +65,12 @@ class _Stopped(Exception):
 
 
 class FeedClock(Protocol):
-    """The feed's view of time: epoch seconds and a blocking sleep."""
+    """The feed's view of time: epoch seconds and a blocking sleep.
+
+    A clock may also have ``monotonic()`` (seconds that never step back, like
+    :func:`time.monotonic`): the feed measures intervals and deadlines on it. Without it
+    ``time`` stands in (a test clock that only ever moves forward).
+    """
 
     def time(self) -> float: ...
 
@@ -60,6 +80,9 @@ class FeedClock(Protocol):
 class SystemClock:
     def time(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -76,8 +99,9 @@ class CcxtFeed:
         self._report = FeedReport()
         self._ccxt = _import_ccxt()
         self.client: Any = self._make_client()
+        # The venue's time minus the monotonic clock, as of the last ``fetch_time``.
         self._offset_s = 0.0
-        self._synced_at: float | None = None
+        self._synced_at: float | None = None  # monotonic seconds of that sync
         self._has_time = bool(self.client.has.get("fetchTime"))
         # The runtime's idle hook (``FeedRequest.idle``): control calls and the broker's
         # events are served on the engine thread while the feed waits for a candle.
@@ -153,7 +177,10 @@ class CcxtFeed:
         end = end_epoch(p.end) if p.end is not None else None
         now = self._venue_now()
         start = history_start(now, tf, request.warmup_bars, request.resume_after_ts)
-        stitch = CandleStitcher(request.symbols, tf, p.gap_policy, self._report, start, end)
+        resume = first_unhandled(request.resume_after_ts, tf)
+        stitch = CandleStitcher(
+            request.symbols, tf, p.gap_policy, self._report, start, end, resume_ts=resume
+        )
         fetch = self._fetcher(stitch, venue_symbols, timeframe, tf)
         for symbol in request.symbols:
             fetch(symbol)
@@ -177,7 +204,9 @@ class CcxtFeed:
 
         def fetch(symbol: str) -> None:
             """Every closed candle of ``symbol`` after the last one seen, page by page."""
-            cursor = stitch.cursor(symbol)
+            # A passed-over symbol is asked again from its newest candle, as far back as one
+            # page reaches: what the venue had late is then seen late, at no extra request.
+            cursor = stitch.cursor(symbol, reach=page - 1)
             while True:
                 # The venue's time *before* the request: a candle closed then is closed in
                 # the answer, whatever the venue did meanwhile.
@@ -195,7 +224,10 @@ class CcxtFeed:
                     {"until": window_end * 1000 - 1},
                     symbol=symbol,
                 )
+                noted = len(self._report.notes)
                 stitch.add(symbol, rows, now)
+                for note in self._report.notes[noted:]:
+                    log.warning("%s: %s", self.params.exchange, note)
                 newest = max((int(r[0]) // 1000 for r in rows), default=None)
                 if newest is not None and newest >= cursor:
                     if newest + tf > now:
@@ -236,6 +268,11 @@ class CcxtFeed:
                     "market_type and spec.data.params.symbols)"
                 )
             resolved[symbol] = found
+        repeated = _repeated_market(symbols, [resolved[s] for s in symbols], p.exchange)
+        if repeated is not None:
+            # Both bot symbols would get the same candles (and a paper broker would trade
+            # each as a market of its own).
+            raise DataError(repeated)
         return resolved
 
     def _timeframe(self, timeframe_s: int) -> str:
@@ -254,20 +291,34 @@ class CcxtFeed:
         )
 
     # -- time -------------------------------------------------------------------------------
+    def _monotonic(self) -> float:
+        """Seconds for intervals and deadlines: the clock's ``monotonic`` (a host clock
+        stepped back by NTP or a VM restore must not stretch a wait), else its ``time``."""
+        clock: Any = self.clock
+        read = getattr(clock, "monotonic", None)
+        return float(read() if read is not None else clock.time())
+
     def _venue_now(self) -> float:
         """The venue's time in epoch seconds, never ahead of it (the clock is resynchronised
         every ``RESYNC_S`` from ``fetch_time`` where the venue has it)."""
-        local = self.clock.time()
-        if self._has_time and (self._synced_at is None or local - self._synced_at >= RESYNC_S):
+        due = self._synced_at is None or self._monotonic() - self._synced_at >= RESYNC_S
+        if self._has_time and due:
             server_ms = self._call("fetch_time", self.client.fetch_time)
-            after = self.clock.time()
+            after = self._monotonic()
             if isinstance(server_ms, int | float):
                 # The server read its clock before ``after``: taking its reading as if made at
                 # ``after`` errs late, so a candle is never counted closed too early.
                 self._offset_s = server_ms / 1000 - after
                 self._synced_at = after
-            local = self.clock.time()
-        return local + self._offset_s
+        return self._venue_clock()
+
+    def _venue_clock(self) -> float:
+        """The venue's time by the last sync, without a request: carried forward on the
+        monotonic clock, so a step of the host's clock does not move it; the host's clock
+        where the venue has no time (or has not answered with one)."""
+        if self._synced_at is None:
+            return self.clock.time()
+        return self._monotonic() + self._offset_s
 
     def _wait(self, seconds: float) -> None:
         """Wait ``seconds`` on the engine thread, in slices of at most ``WAIT_SLICE_S``.
@@ -276,12 +327,12 @@ class CcxtFeed:
         (``FeedRequest.idle``) once per slice: control commands and venue events are served
         while the feed waits.
         """
-        deadline = self.clock.time() + seconds
+        deadline = self._monotonic() + seconds
         while True:
             if self._idle is not None:
                 self._idle()
             self._check_stop()
-            left = deadline - self.clock.time()
+            left = deadline - self._monotonic()
             # A clock kept in float seconds leaves crumbs of a microsecond after the last
             # slice: not worth another wait.
             if left <= 1e-3:
@@ -326,7 +377,8 @@ class CcxtFeed:
                         f"({type(error).__name__}: {_short(error)}; "
                         "spec.data.params.max_retries)"
                     ) from None
-                delay = self._backoff(attempt, error)
+                asked = self._asked_wait(error)
+                delay = retry_delay(self._backoff(attempt), asked)
                 attempt += 1
                 self.retries += 1
                 log.warning(
@@ -337,23 +389,43 @@ class CcxtFeed:
                     attempt,
                     delay,
                 )
+                if asked is not None and asked >= delay:
+                    log.warning(
+                        "%s: the venue asked for %.0fs without requests (Retry-After%s): "
+                        "waiting until %s",
+                        p.exchange,
+                        asked,
+                        "" if asked <= RETRY_AFTER_MAX_S else f", cut to {RETRY_AFTER_MAX_S:.0f}s",
+                        _utc(self._venue_clock() + delay),
+                    )
                 self._wait(delay)
             except ccxt.BaseError as error:
                 raise DataError(
                     f"{p.exchange}: {what} failed ({type(error).__name__}: {_short(error)})"
                 ) from None
 
-    def _backoff(self, attempt: int, error: Exception) -> float:
-        """Exponential backoff with jitter (half fixed, half random), at least Retry-After."""
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter (half fixed, half random), up to ``backoff_max_s``."""
         p = self.params
         ceiling = min(p.backoff_max_s, p.backoff_s * 2.0**attempt)
-        delay = ceiling / 2 + self.rng.random() * ceiling / 2
-        if isinstance(error, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded)):
-            headers = getattr(self.client, "last_response_headers", None) or {}
-            wait = _retry_after(headers, self.clock.time() + self._offset_s)
-            if wait is not None:
-                delay = max(delay, min(wait, p.backoff_max_s))
-        return delay
+        return ceiling / 2 + self.rng.random() * ceiling / 2
+
+    def _asked_wait(self, error: Exception) -> float | None:
+        """Seconds the venue asked for before the next request, when ``error`` is a rate
+        limit or ban (ccxt's ``DDoSProtection``/``RateLimitExceeded``) that said."""
+        if not isinstance(error, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded)):
+            return None
+        headers = getattr(self.client, "last_response_headers", None) or {}
+        return _retry_after(headers, self._venue_clock())
+
+
+def retry_delay(backoff: float, asked: float | None) -> float:
+    """The wait before a retry (pure): the backoff, or the venue's Retry-After when longer,
+    in full up to ``RETRY_AFTER_MAX_S``. ``backoff_max_s`` bounds only the backoff: a
+    request before the venue's time is up (Binance's 418) lengthens its ban."""
+    if asked is None:
+        return backoff
+    return max(backoff, min(asked, RETRY_AFTER_MAX_S))
 
 
 def _import_ccxt() -> Any:
@@ -380,6 +452,21 @@ def _point_at(client: Any, api_url: str) -> None:
     client.urls["api"] = rewrite(client.urls["api"])
 
 
+def _repeated_market(symbols: Sequence[str], markets: Sequence[str], exchange: str) -> str | None:
+    """The refusal of a bot symbol that names the same venue market as an earlier one
+    (``BTC/USDT`` and ``BTCUSDT`` at Binance), or None when each is a market of its own
+    (pure; worded as the ccxt broker's). ``markets`` are the symbols' ccxt markets, in order."""
+    first: dict[str, int] = {}
+    for index, (symbol, market) in enumerate(zip(symbols, markets, strict=True)):
+        earlier = first.setdefault(market, index)
+        if earlier != index:
+            return (
+                f"spec.market.symbols[{index}]: {symbol} is the same {exchange} market as "
+                f"spec.market.symbols[{earlier}] ({symbols[earlier]}); list it once"
+            )
+    return None
+
+
 def _is_type(market: Mapping[str, Any], market_type: MarketType) -> bool:
     if market_type is MarketType.SPOT:
         return bool(market.get("spot"))
@@ -400,9 +487,21 @@ def _retry_after(headers: Mapping[str, Any], venue_now: float) -> float | None:
     return None
 
 
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _short(error: Exception) -> str:
     text = str(error)
     return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "..."
 
 
-__all__ = ["WAIT_SLICE_S", "CcxtFeed", "FeedClock", "SystemClock", "iso"]
+__all__ = [
+    "RETRY_AFTER_MAX_S",
+    "WAIT_SLICE_S",
+    "CcxtFeed",
+    "FeedClock",
+    "SystemClock",
+    "iso",
+    "retry_delay",
+]
