@@ -24,8 +24,10 @@ class Mt5FeedParams(Mt5BridgeParams):
         default=0,
         ge=-14 * 3600,
         le=14 * 3600,
-        description="The trade server's clock minus UTC, in seconds: bar times are converted "
-        "to UTC with it.",
+        description="The trade server's clock minus UTC, in seconds: a fallback and a check. "
+        "The feed measures the server's zone from its ticks (re-measured as it runs, so a DST "
+        "switch is followed); this value is used only while no tick has shown it (a closed "
+        "market at start), and a measurement that disagrees with it is noted.",
     )
     gap_policy: GapPolicy = Field(
         default=GapPolicy.TRADE,
@@ -43,4 +45,11 @@ class Mt5FeedParams(Mt5BridgeParams):
         le=120,
         description="How long after a bar's close the feed waits for its last ticks before "
         "handing it over.",
+    )
+    max_outage_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="How long the terminal may keep failing (IPC timeouts, a restart) before "
+        "the feed gives up; meanwhile it retries with backoff.",
     )
