@@ -70,6 +70,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
 from tradefleet_plugins.brokers.ccxt_params import CcxtBrokerParams, MarketType
 from tradefleet_plugins.brokers.ccxt_venue import CcxtVenue, VenueFailure, VenueLoop
 from tradefleet_plugins.brokers.seen_ids import SeenIds
+from tradefleet_plugins.market_names import repeated_market
 from tradefleet_runtime.sdk import (
     STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
@@ -469,7 +470,7 @@ class CcxtBroker:
             found.append(market)
         # Before anything is booked: two names of one market would split its orders and fills
         # between two bot symbols (and their positions, and the risk rules that read them).
-        repeated = _repeated_market(
+        repeated = repeated_market(
             ctx.symbols, [str(m["symbol"]) for m in found], self.params.exchange
         )
         if repeated is not None:
@@ -2459,21 +2460,6 @@ def _unknown_symbol(
         f"{where} (spec.broker.params.market_type is {kind}); it lists {len(listed)}{some}: "
         f"{', '.join(shown)}"
     )
-
-
-def _repeated_market(symbols: Sequence[str], markets: Sequence[str], exchange: str) -> str | None:
-    """The refusal of a bot symbol that names the same venue market as an earlier one
-    (``BTC/USDT`` and ``BTCUSDT`` at Binance), or None when each is a market of its own
-    (pure). ``markets`` are the symbols' ccxt markets, in the same order."""
-    first: dict[str, int] = {}
-    for index, (symbol, market) in enumerate(zip(symbols, markets, strict=True)):
-        earlier = first.setdefault(market, index)
-        if earlier != index:
-            return (
-                f"spec.market.symbols[{index}]: {symbol} is the same {exchange} market as "
-                f"spec.market.symbols[{earlier}] ({symbols[earlier]}); list it once"
-            )
-    return None
 
 
 def _list_id(row: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -46,6 +46,7 @@ from tradefleet_plugins.feeds.candle_stitch import (
     iso,
 )
 from tradefleet_plugins.feeds.ccxt_feed_params import CcxtFeedParams, MarketType, end_epoch
+from tradefleet_plugins.market_names import repeated_market
 from tradefleet_runtime.sdk import Bar, DataError, FeedReport, FeedRequest, format_timeframe
 
 log = logging.getLogger("tradefleet.feeds.ccxt")
@@ -268,7 +269,7 @@ class CcxtFeed:
                     "market_type and spec.data.params.symbols)"
                 )
             resolved[symbol] = found
-        repeated = _repeated_market(symbols, [resolved[s] for s in symbols], p.exchange)
+        repeated = repeated_market(symbols, [resolved[s] for s in symbols], p.exchange)
         if repeated is not None:
             # Both bot symbols would get the same candles (and a paper broker would trade
             # each as a market of its own).
@@ -450,21 +451,6 @@ def _point_at(client: Any, api_url: str) -> None:
         return value
 
     client.urls["api"] = rewrite(client.urls["api"])
-
-
-def _repeated_market(symbols: Sequence[str], markets: Sequence[str], exchange: str) -> str | None:
-    """The refusal of a bot symbol that names the same venue market as an earlier one
-    (``BTC/USDT`` and ``BTCUSDT`` at Binance), or None when each is a market of its own
-    (pure; worded as the ccxt broker's). ``markets`` are the symbols' ccxt markets, in order."""
-    first: dict[str, int] = {}
-    for index, (symbol, market) in enumerate(zip(symbols, markets, strict=True)):
-        earlier = first.setdefault(market, index)
-        if earlier != index:
-            return (
-                f"spec.market.symbols[{index}]: {symbol} is the same {exchange} market as "
-                f"spec.market.symbols[{earlier}] ({symbols[earlier]}); list it once"
-            )
-    return None
 
 
 def _is_type(market: Mapping[str, Any], market_type: MarketType) -> bool:
