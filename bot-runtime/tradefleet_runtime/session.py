@@ -32,6 +32,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from pydantic import BaseModel
+
 from tradefleet_runtime.capabilities import (
     RESTORED_FILLS,
     AccountActor,
@@ -252,6 +254,8 @@ class RunJournal(JournalWriter, Protocol):
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
     def account_terms(self, bot: str) -> tuple[str, float] | None: ...
+
+    def params_left(self, bot: str) -> dict[str, Any] | None: ...
 
     def run_modes(self, bot: str) -> frozenset[str]: ...
 
@@ -606,6 +610,7 @@ class BotSession:
         if spec.mode is not Mode.BACKTEST:
             # A paper or live bot continues its account; a backtest always starts afresh.
             self._restore(engine)
+            self._say_params_reverted(journal.params_left(bot.name))
         try:
             engine.start()
         except Exception as error:
@@ -693,6 +698,25 @@ class BotSession:
             cancelled = engine.enforce_restored_halt()
             if cancelled:
                 log.warning("%s: the emergency stop holds: cancelled %s", self.bot.name, cancelled)
+
+    def _say_params_reverted(self, left: dict[str, Any] | None) -> None:
+        """An UpdateParams lasts as long as its process: a restart runs the manifest's params.
+        When the run before changed them, say so where a person sees it, with both sets: the
+        bot trades on other params than the ones it ended with."""
+        if left is None:
+            return
+        running = getattr(self.bot.strategy, "params", None)
+        now = running.model_dump(mode="json") if isinstance(running, BaseModel) else None
+        if now is None or now == left:
+            return
+        changed = sorted(key for key in set(left) | set(now) if left.get(key) != now.get(key))
+        differences = ", ".join(f"{k} {left.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        message = (
+            "strategy params changed by UpdateParams in the run before were not kept: the "
+            f"manifest's run again ({differences}); change the manifest to keep a change"
+        )
+        log.warning("%s: %s", self.bot.name, message)
+        self.journal.record_event(0, "params_reverted", message, {"left": left, "now": now})
 
     def _reconcile(
         self, engine: Engine, venue: VenueExecution, carried: CarriedState | None

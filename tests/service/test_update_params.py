@@ -102,3 +102,58 @@ def test_a_refused_param_names_its_field_once(stub: pb_grpc.RuntimeServiceStub) 
     assert details.endswith("(strategy plugin 'ema-cross')")
     assert dict(error.trailing_metadata())[FIELD_METADATA] == "params.fast"
     assert stub.GetStatus(pb.GetStatusRequest(), timeout=10).config_hash == before
+
+
+def test_an_update_changes_the_params_it_names_and_keeps_the_others(
+    stub: pb_grpc.RuntimeServiceStub, journal: Journal, data: Path
+) -> None:
+    """Regression: a call naming `fast` alone reset every other param to the plugin's default
+    (slow 8 became 30; a stop-loss given in the manifest was dropped). Each call merges into
+    the params in force, and the whole is checked against the params model: `fast` above the
+    `slow` in force is refused."""
+    answer = _update(stub, {"fast": 4})
+    assert answer.config_hash == config_hash(_manifest(data, {"fast": 4, "slow": 8}))
+    answer = _update(stub, {"slow": 12})  # the fast of the call before stays
+    assert answer.config_hash == config_hash(_manifest(data, {"fast": 4, "slow": 12}))
+    events = [
+        json.loads(raw)["params"]
+        for (raw,) in journal.query(
+            "SELECT data FROM events WHERE kind = ? ORDER BY id", "params_updated"
+        )
+    ]
+    assert [(p["fast"], p["slow"]) for p in events] == [(4, 8), (4, 12)]
+    with pytest.raises(grpc.RpcError) as refused:
+        _update(stub, {"fast": 20})  # above slow 12 in force
+    error: Any = refused.value
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _run_until_a_bar(journal: Journal, data: Path, update: dict[str, Any] | None) -> None:
+    controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
+    controller.start()
+    try:
+        deadline = time.monotonic() + 20
+        while controller.get_status().bars < 1:
+            assert time.monotonic() < deadline, controller.failure or controller.phase
+            time.sleep(0.02)
+        if update is not None:
+            controller.update_params(update, "alice")
+    finally:
+        controller.stop()
+        controller.wait(20)
+
+
+def test_a_restart_says_an_update_of_the_run_before_was_not_kept(
+    journal: Journal, data: Path
+) -> None:
+    """An UpdateParams lasts as long as its process: the restarted bot runs the manifest's
+    params again, and says so (journaled, logged) with what changed back, not silently."""
+    _run_until_a_bar(journal, data, {"fast": 4})
+    _run_until_a_bar(journal, data, None)
+    ((message, raw),) = journal.query(
+        "SELECT message, data FROM events WHERE kind = ?", "params_reverted"
+    )
+    assert "fast 4 -> 3" in message and "change the manifest" in message
+    assert json.loads(raw)["left"]["fast"] == 4 and json.loads(raw)["now"]["fast"] == 3
+    _run_until_a_bar(journal, data, None)  # the run before changed nothing: nothing to say
+    assert len(journal.query("SELECT 1 FROM events WHERE kind = ?", "params_reverted")) == 1

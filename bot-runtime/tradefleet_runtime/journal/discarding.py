@@ -148,6 +148,9 @@ class DiscardingJournal:
     def account_terms(self, bot: str) -> tuple[str, float] | None:
         return None
 
+    def params_left(self, bot: str) -> dict[str, Any] | None:
+        return None
+
     def run_modes(self, bot: str) -> frozenset[str]:
         return frozenset()
 

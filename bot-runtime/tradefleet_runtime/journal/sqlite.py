@@ -836,6 +836,23 @@ class Journal:
                 (f"identity:{bot}", identity),
             )
 
+    def params_left(self, bot: str) -> dict[str, Any] | None:
+        """The strategy params the bot's latest earlier run ended with when an UpdateParams
+        changed them in that run (every value of the newest ``params_updated`` event); None
+        when that run changed none."""
+        runs, _, _ = self._earlier_runs(bot)
+        if not runs:
+            return None
+        rows = self.query(
+            "SELECT data FROM events WHERE run_id = ? AND kind = 'params_updated'"
+            " ORDER BY id DESC LIMIT 1",
+            runs[-1].run_id,
+        )
+        if not rows or not rows[0][0]:
+            return None
+        params = json.loads(rows[0][0]).get("params")
+        return params if isinstance(params, dict) else None
+
     def account_terms(self, bot: str) -> tuple[str, float] | None:
         """The currency and capital the bot's latest earlier run kept its account in (its
         spec.capital then); None before any run."""

@@ -110,6 +110,9 @@ class BotController:
         self.quality = RollingQuality(bot.manifest.spec.quality)
         self._bars = bars
         self._config_hash = config_hash(bot.manifest)
+        # The strategy's params as given (the manifest's, then each UpdateParams merged in):
+        # what an UpdateParams naming some of them leaves the others at.
+        self._params_in_force: dict[str, object] = dict(bot.manifest.spec.strategy.params)
         self._plugins = self._plugin_infos()
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._stop = threading.Event()
@@ -624,9 +627,12 @@ class BotController:
     def update_params(self, params: Mapping[str, object], who: str) -> StatusSnapshot:
         spec = self.bot.manifest.spec.strategy
         plugin = self.registry.get(PluginKind.STRATEGY, spec.name)
+        # A change, not a replacement: a call naming `fast` alone kept nothing else — the
+        # params it left out fell back to the plugin's defaults (a stop-loss among them).
+        merged = {**self._params_in_force, **params}
         try:
             validated = plugin.spec.params.model_validate(
-                dict(params),
+                merged,
                 context=plugin_context(
                     self.bot.manifest.spec.market.timeframe_s,
                     self.bot.manifest.spec.mode.value,
@@ -643,6 +649,7 @@ class BotController:
             self._engine_to_change().update_strategy_params(validated, who)
             # On the engine thread, before the snapshot this call answers with is published.
             self._config_hash = self._hash_with_params(validated)
+            self._params_in_force = merged
 
         self._call(apply)
         return self._snapshot
