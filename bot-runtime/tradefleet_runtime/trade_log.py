@@ -35,7 +35,7 @@ log = logging.getLogger("tradefleet.trading")
 def _time(ts: int) -> str:
     if ts <= 0:
         return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class TradeLogListener:
@@ -72,7 +72,8 @@ class TradeLogListener:
             symbol=order.symbol,
             side=order.side.value,
             quantity=order.quantity,
-            order_type=kind,
+            order_type=order.order_type.value,
+            tag=order.tag,
             price=order.price,
             reason=update.reason,
             bar_time=_time(update.ts),

@@ -888,7 +888,9 @@ class _Listener:
                 if risk > 0:
                     c.quality.add("reward_risk", abs(order.take_profit - entry) / risk)
         c.hub.publish(
-            order.created_ts,
+            # When the status changed (a fill, a cancel), not when the order was made: the
+            # journal's update row has this time too.
+            update.ts or order.created_ts,
             EventKind.ORDER,
             f"{order.side} {order.quantity:g} {order.symbol} {order.order_type}: {update.status}"
             + (f" ({update.reason})" if update.reason else ""),
