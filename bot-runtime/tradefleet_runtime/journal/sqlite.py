@@ -60,11 +60,16 @@ SCHEMA_VERSION = str(versions.CURRENT)
 
 BATCH_ROWS = 4096
 
+# An order already journaled in the run keeps its first row (the same id recorded again). Only
+# that conflict is ignored: ``OR IGNORE`` would also drop, silently, a row breaking NOT NULL (a
+# NaN quantity binds NULL), leaving its status log without its order.
 _INSERT_ORDER = (
-    "INSERT OR IGNORE INTO orders (run_id, client_order_id, symbol, side, order_type, quantity,"
+    "INSERT INTO orders (run_id, client_order_id, symbol, side, order_type, quantity,"
     " price, stop_loss, take_profit, reduce_only, parent_id, created_ts, tag, reference_price)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id, client_order_id) DO NOTHING"
 )
+_DO_NOTHING = " ON CONFLICT (run_id, client_order_id) DO NOTHING"
 _INSERT_UPDATE = (
     "INSERT INTO order_updates (run_id, client_order_id, ts, status, reason, venue_order_id)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -116,12 +121,15 @@ sqlite3.register_adapter(type(None), _NOTHING.get)
 
 @functools.cache
 def _many_rows(sql: str) -> str | None:
-    """``sql`` (an insert of one row, its values last) made to insert ``ROWS_PER_INSERT``
-    rows; None for any other statement (an upsert's ``ON CONFLICT`` clause, say)."""
+    """``sql`` (an insert of one row, its values last, or followed by the orders' ``ON
+    CONFLICT ... DO NOTHING``) made to insert ``ROWS_PER_INSERT`` rows; None for any other
+    statement (an upsert that updates, say: one by one)."""
     head, found, values = sql.partition(" VALUES ")
+    tail = _DO_NOTHING if values.endswith(_DO_NOTHING) else ""
+    values = values[: len(values) - len(tail)]
     if not found or not values.startswith("(") or values.index(")") != len(values) - 1:
         return None
-    return f"{head} VALUES {', '.join([values] * ROWS_PER_INSERT)}"
+    return f"{head} VALUES {', '.join([values] * ROWS_PER_INSERT)}{tail}"
 
 
 def _insert_rows(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -388,6 +396,14 @@ class Journal:
     ) -> None:
         self.run_id = run_id
         with self._transaction() as db:
+            # A run of this bot still 'running' died without ending (SIGKILL, a lost node): the
+            # journal is one process's at a time (its lock), so none runs now. Said so, with
+            # its last word, instead of 'running' for ever; when it died is unknown.
+            db.execute(
+                "UPDATE runs SET status = 'interrupted', summary = ?"
+                " WHERE bot = ? AND status = 'running' AND run_id != ?",
+                (json.dumps({"error": "the process ended without ending the run"}), bot, run_id),
+            )
             self._insert_run(
                 db, run_id, bot, mode, currency, initial_capital, timeframe_s, config_hash, manifest
             )
