@@ -188,9 +188,10 @@ def test_a_paper_bot_reads_a_signal_in_lots_with_its_instruments_contract_size()
     assert [order.quantity for order in sent] == [0.01]
 
 
-def test_a_working_entry_does_not_refuse_the_opposite_signal_or_another_symbol() -> None:
-    """Only a second same-way entry on the same symbol is refused: the opposite direction is
-    decided as before (here: flat, so a sell is an entry of its own), and symbols are apart."""
+def test_a_working_entry_refuses_the_opposite_signal_not_another_symbol() -> None:
+    """A second same-way entry on the same symbol is refused, and so is an opposite one while
+    reverse_on_opposite is off: filled, it would net the first out and leave both brackets
+    working (a zero-length trade, four protective orders). Symbols are apart."""
     strategy = ExternalSignal(ExternalSignalParams(entry_order=EntryOrder.LIMIT))
     engine = make_engine(strategy, symbols=("TEST", "OTHER"), capital=100_000.0)
     engine.signals = strategy
@@ -206,8 +207,8 @@ def test_a_working_entry_does_not_refuse_the_opposite_signal_or_another_symbol()
     accepted, reason, _ = engine.handle_signal(
         Signal("TEST", Direction.SELL, entry=1.005, stop_loss=1.1, take_profit=0.9, volume=1e3)
     )
-    assert accepted, reason
-    assert sorted(o.side for o in _working_entries(engine)) == [Side.BUY, Side.SELL]
+    assert not accepted and "against the working buy entry for TEST" in reason, reason
+    assert [o.side for o in _working_entries(engine)] == [Side.BUY]  # TEST's: the first only
 
 
 def test_the_brackets_of_an_open_position_do_not_refuse_its_reversal() -> None:

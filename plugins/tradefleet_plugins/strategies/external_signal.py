@@ -10,6 +10,10 @@ Without ``allow_pyramiding`` one entry per symbol and direction is in play at a 
 refused while the position is open that way *or* an entry order that way is still working (sent,
 resting, partly filled). Signals arrive between bars, before a market entry fills, so the
 position alone would let a burst of them stack entries far beyond what each was sized for.
+
+A signal the other way meets the working entry as it meets the position: without
+``reverse_on_opposite`` it is refused; with it, the working entry is cancelled (with the
+brackets of any part of it that filled, which is then closed) before the new entry is sent.
 """
 
 from __future__ import annotations
@@ -103,9 +107,32 @@ class ExternalSignal(Strategy):
                     f"a {side} entry for {signal.symbol} is already working "
                     f"({working.client_order_id}); allow_pyramiding is off"
                 )
-        if held and (held > 0) != (wants > 0) and not params.reverse_on_opposite:
-            return f"signal is against the open {'long' if held > 0 else 'short'} position"
+        if not params.reverse_on_opposite:
+            if held and (held > 0) != (wants > 0):
+                return f"signal is against the open {'long' if held > 0 else 'short'} position"
+            # An entry the other way still working becomes that position at its fill: let
+            # through, the two net out at the venue (a zero-length trade) and both brackets
+            # stay working around what is left, unhedged. Refused as the position would be.
+            against = working_entry(
+                self.ctx.open_orders(signal.symbol), Side.SELL if wants > 0 else Side.BUY
+            )
+            if against is not None:
+                return (
+                    f"signal is against the working {against.side} entry for {signal.symbol} "
+                    f"({against.client_order_id}); reverse_on_opposite is off"
+                )
         return None
+
+    def reverses(self, signal: Signal) -> bool:
+        """Whether ``signal`` (accepted) goes against the open position or an entry the other
+        way still working: what ``reverse_on_opposite`` ends before entering."""
+        ctx = self.ctx
+        held = ctx.position(signal.symbol).quantity
+        buying = signal.direction is Direction.BUY
+        if held and (held > 0) != buying:
+            return True
+        other = Side.SELL if buying else Side.BUY
+        return working_entry(ctx.open_orders(signal.symbol), other) is not None
 
     def quantity(self, signal: Signal) -> float | None:
         """The order's quantity (units of the base asset, as every quantity of the bot) for
@@ -125,12 +152,15 @@ class ExternalSignal(Strategy):
         if refusal:
             return refusal
         ctx = self.ctx
-        held = ctx.position(signal.symbol).quantity
         buying = signal.direction is Direction.BUY
-        if held and (held > 0) != buying:
-            # Only a signal against the position (check() let it through because of
-            # reverse_on_opposite) closes it first. A same-direction signal (allow_pyramiding)
-            # adds to it: closing would also cancel the earlier entries' SL/TP orders.
+        if self.reverses(signal):
+            # Only a signal against the position or a working entry the other way (check() let
+            # it through because of reverse_on_opposite) ends it first. A same-direction signal
+            # (allow_pyramiding) adds to it: closing would also cancel the earlier entries'
+            # SL/TP orders. ``close`` cancels the symbol's working orders (the other way's
+            # entry, and the brackets of what of it filled) and sends a reduce-only exit for
+            # what is held, none when flat: the reversal of an entry not filled yet is its
+            # cancellation, then the new entry.
             ctx.close(signal.symbol, tag="signal-reverse")
         limit = self.params.entry_order is EntryOrder.LIMIT
         send = ctx.buy if buying else ctx.sell

@@ -41,7 +41,8 @@ class ExternalSignalParams(PluginParams):
     )
     reverse_on_opposite: bool = Field(
         default=False,
-        description="A signal against an open position closes it and enters; else it is refused.",
+        description="A signal against an open position, or against an entry the other way "
+        "still working, closes the position (cancels the entry) and enters; else it is refused.",
     )
     volume_unit: VolumeUnit = Field(
         default=VolumeUnit.UNITS,
