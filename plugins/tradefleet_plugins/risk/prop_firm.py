@@ -22,6 +22,12 @@
   A bot of several symbols is asked once per symbol's bar at a close, and a cut's orders fill
   at each symbol's bar of the next close: within the close a cut was asked at, only what it
   left short is asked, and at the next close nothing (its fills are still coming in).
+- A position being closed is not at risk for what its exit closes: the market exits let through
+  at a bar close (reduce-only: a strategy's ``close``, another plugin's cut) count as closing
+  their quantity until the next close, less the fills on their side since. ``close`` cancels
+  the position's stops first, so counted whole it looked unprotected, and a cut was asked of a
+  position already going (its orders then cancelled: nothing left to reduce), an entry vetoed.
+  The cut's own orders are the cut asked, not an exit on top of it.
 - The day's start is the equity at its first bar close with every symbol marked at that close
   (a bot of several symbols: once the last symbol's bar of it is in); fills made after the
   close (a live venue's, reported between bars) are the new day's.
@@ -53,8 +59,11 @@ from tradefleet_runtime.sdk import (
     ActionKind,
     Fill,
     OrderIntent,
+    OrderType,
+    Position,
     RiskContext,
     RiskDecision,
+    Side,
     Trade,
 )
 
@@ -194,6 +203,71 @@ def close_moved(
     return moved
 
 
+Exits = Mapping[tuple[str, Side], float]
+
+
+def covered(positions: Mapping[str, Position], exits: Exits, own: Exits) -> dict[str, float]:
+    """How much of each open position the working market exits on its closing side will close
+    (never more than is held): ``exits`` less ``own`` (the cut's own orders, counted as the
+    share asked instead). Only symbols with some covered are in it (pure)."""
+    result: dict[str, float] = {}
+    for symbol, position in positions.items():
+        held = position.quantity
+        if not held:
+            continue
+        key = (symbol, Side.SELL if held > 0 else Side.BUY)
+        closing = exits.get(key, 0.0) - own.get(key, 0.0)
+        if closing > 1e-9 * abs(held):
+            result[symbol] = min(closing, abs(held))
+    return result
+
+
+def after_exits(
+    positions: Mapping[str, Position], closing: Mapping[str, float], share: float = 0.0
+) -> dict[str, Position]:
+    """The open positions once ``share`` of each is cut and the exits working against them
+    (``closing``, from :func:`covered`) have closed what they close: reduce-only, the two
+    together close no more than is held (pure)."""
+    if not closing and not share:
+        return dict(positions)
+    keep = 1.0 - share
+    left: dict[str, Position] = {}
+    for symbol, position in positions.items():
+        held = position.quantity
+        size = max(0.0, abs(held) * keep - closing.get(symbol, 0.0))
+        left[symbol] = Position(symbol, size if held > 0 else -size, position.average_price)
+    return left
+
+
+def share_to_cut_after_exits(
+    positions: Mapping[str, Position],
+    closing: Mapping[str, float],
+    marks: Mapping[str, float],
+    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    unprotected_move: float,
+    room: float,
+) -> float:
+    """The smallest share of every open position (as it stands: a REDUCE closes its fraction
+    of the position, not of what the exits leave) to cut so that ``open_risk`` of what the cut
+    and the exits leave is at most ``room`` — ``share_to_cut`` with exits working (pure).
+    Bisection: the risk only falls as the cut grows, ending on the side that fits."""
+
+    def risk_left(share: float) -> float:
+        left = after_exits(positions, closing, share)
+        return open_risk(left, marks, stops, unprotected_move)
+
+    if risk_left(0.0) <= room:
+        return 0.0
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2.0
+        if risk_left(middle) <= room:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def cut_to_fit(equity: float, at_risk: float, floor: float) -> float:
     """Share of every open position to close so that all stops hit leaves equity >= floor."""
     if at_risk <= 0.0 or equity - at_risk >= _less(floor):
@@ -226,6 +300,11 @@ class PropFirm:
         self._day_blocked = ""
         self._locked = ""
         self._locked_since = 0
+        # Market exits (reduce-only) let through at the close ``_exits_ts`` by symbol and side,
+        # less the fills on that side since, and what of them the cuts asked at that close are.
+        self._exits_ts: int | None = None
+        self._exits: dict[tuple[str, Side], float] = {}
+        self._own: dict[tuple[str, Side], float] = {}
         # The flatten a limit taken asked for and the account was not yet told of.
         self._owed: list[AccountAction] = []
         self._passed = False
@@ -246,6 +325,12 @@ class PropFirm:
 
     def on_fill(self, fill: Fill) -> None:
         self._fills.append(fill)
+        key = (fill.symbol, fill.side)
+        if key in self._exits:
+            # The exit's own fill, or a stop's that leaves the exit less to close: either way
+            # the position shrank by it, and the exit counts for that much less (a stop's
+            # fill undercounts what the exit still closes: the safe side).
+            self._exits[key] = max(0.0, self._exits[key] - fill.quantity)
         day = self._trading_day(fill.ts)
         self._fill_days.add(day)
         self._days.add(day)
@@ -373,9 +458,33 @@ class PropFirm:
             if self._day_blocked:
                 self._owed = _flatten(self._day_blocked, "daily_loss")
 
+    def _exits_at(self, ts: int) -> None:
+        """Forget the exits of an earlier close: a market exit fills at the next bar (a live
+        venue's within seconds), so by the next close the positions show what it closed, and
+        one the venue refused is then counted at risk again."""
+        if ts != self._exits_ts:
+            self._exits_ts, self._exits, self._own = ts, {}, {}
+
+    def _note_exit(self, intent: OrderIntent, ts: int) -> None:
+        """Count a reduce-only market order let through: it closes what it asks, at the next
+        bar. A stop exit is among ``RiskContext.stops`` already; a limit one caps no loss."""
+        if intent.order_type is not OrderType.MARKET or not intent.quantity:
+            return
+        self._exits_at(ts)
+        key = (intent.symbol, intent.side)
+        self._exits[key] = self._exits.get(key, 0.0) + intent.quantity
+
+    def _closing(self, ctx: RiskContext) -> dict[str, float]:
+        """What of each open position the exits let through at this close will close."""
+        self._exits_at(ctx.ts)
+        if not self._exits:
+            return {}
+        return covered(ctx.positions, self._exits, self._own)
+
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         self._observe(ctx)
         if intent.reduce_only:
+            self._note_exit(intent, ctx.ts)
             return APPROVE
         self._take_limits(ctx)
         if self._locked:
@@ -385,6 +494,9 @@ class PropFirm:
         if self._passed and self.params.stop_at_target:
             return RiskDecision.veto("prop-firm: profit target reached", "target_reached")
         initial = ctx.initial_equity or ctx.equity
+        closing = self._closing(ctx)
+        if closing:  # a position being closed risks only what its exits leave of it
+            ctx = ctx._replace(positions=after_exits(ctx.positions, closing))
         return check_entry(intent, ctx, self._day_start, initial, self.limits, self.params)
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
@@ -412,25 +524,49 @@ class PropFirm:
         initial = ctx.initial_equity or ctx.equity
         limits, p = self.limits, self.params
         floor, which = floors(self._day_start, initial, limits)
+        # An exit already working closes its part of a position (whose stops ``close``
+        # cancelled): only what it leaves is at risk, and a position it closes whole is not cut.
+        closing = self._closing(ctx)
+        positions = after_exits(ctx.positions, closing) if closing else ctx.positions
         share = cut_to_fit(
-            ctx.equity, open_risk(ctx.positions, ctx.marks, ctx.stops, p.unprotected_move), floor
+            ctx.equity, open_risk(positions, ctx.marks, ctx.stops, p.unprotected_move), floor
         )
         if share <= 0.0:
             return []
-        # The proportional share is too small when the stops covering what a cut leaves are
-        # the wider ones; cut to what actually fits (never less than the proportional share).
         room = max(0.0, ctx.equity - floor) * (1.0 - 1e-6)
-        share = share_to_cut(
-            ctx.positions, ctx.marks, ctx.stops, p.unprotected_move, room, at_least=share
-        )
+        if closing:
+            # The share is of every position as it stands (a REDUCE's), found on what it and
+            # the exits leave together.
+            share = share_to_cut_after_exits(
+                ctx.positions, closing, ctx.marks, ctx.stops, p.unprotected_move, room
+            )
+        else:
+            # The proportional share is too small when the stops covering what a cut leaves
+            # are the wider ones; cut to what actually fits (never less than the proportional
+            # share).
+            share = share_to_cut(
+                ctx.positions, ctx.marks, ctx.stops, p.unprotected_move, room, at_least=share
+            )
         asked = self._cut_asked if ctx.ts == self._cut_ts else 0.0
         extra = still_to_cut(share, asked)
         if extra <= 0.0:
             return []
         self._cut_ts, self._cut_asked, self._cut_fills_ts = ctx.ts, asked + extra, None
+        # The cut's orders (reduce-only market, ``extra`` of each position) come back through
+        # ``check`` as exits: they are the share asked, not an exit besides it.
+        for symbol, position in ctx.positions.items():
+            if position.quantity:
+                key = (symbol, Side.SELL if position.quantity > 0 else Side.BUY)
+                self._own[key] = self._own.get(key, 0.0) + abs(position.quantity) * extra
         reason = f"open stops could take equity below the {which.replace('_', ' ')} floor"
         if asked > 0.0:
             reason += f" ({share:.2%} needed, {asked:.2%} already asked at this bar close)"
+        if closing:
+            reason += (
+                " (not counting what working exits close: "
+                + ", ".join(f"{quantity:g} {symbol}" for symbol, quantity in closing.items())
+                + ")"
+            )
         return [AccountAction(ActionKind.REDUCE, reason, None, extra, which)]
 
 
