@@ -14,14 +14,18 @@ carries the bot's magic number and the client order id in its comment, so the bo
 orders again after a restart, and so an order in doubt is looked up before anything is sent
 again. What each retcode does is ``mt5_retcodes``; what a request holds is ``mt5_requests``.
 
-Quantities. The runtime counts in units of the base asset (euros of EURUSD, ounces of XAUUSD),
-the same in backtest, paper and live; the terminal counts in lots. This broker converts at its
-boundary and nowhere else: an order's quantity / the symbol's ``trade_contract_size`` is the
-request's volume (rounded down to the volume step), and every volume read back (deals, orders,
-positions) × the contract size is a quantity (``mt5_requests.to_lots``/``to_units``). The
-``Instrument`` it reports has its lot step and limits in units too. Profit is booked by the
-runtime in the account's currency as if it were the symbol's profit currency, so a bot symbol
-whose profit currency is not the account's is refused at start (no conversion yet).
+Quantities. The runtime counts in units (euros of EURUSD, ounces of XAUUSD), the same in
+backtest, paper and live, and books quantity × price move as profit; the terminal counts in
+lots. This broker converts at its boundary and nowhere else: an order's quantity / the symbol's
+units per lot is the request's volume (rounded down to the volume step), and every volume read
+back (deals, orders, positions) × units per lot is a quantity (``mt5_requests.to_lots``/
+``to_units``). Units per lot are what makes the runtime's profit the terminal's: the contract
+size where the symbol's calc mode pays price move × contract size (Forex, CFD, stocks), tick
+value / tick size where it pays by the tick (futures); any other calc mode is refused at start
+(``mt5_requests.calc_mode_problem``). The ``Instrument`` it reports has its lot step and limits
+in units too, and units per lot as its contract size. Profit is booked by the runtime in the
+account's currency as if it were the symbol's profit currency, so a bot symbol whose profit
+currency is not the account's is refused at start (no conversion yet).
 
 SL/TP are position attributes (sent with the entry, changed with TRADE_ACTION_SLTP): the
 engine's bracket children ``<id>-sl``/``<id>-tp`` are those attributes. When the terminal
@@ -475,6 +479,7 @@ class Mt5Broker:
         self._balance = float(account.balance)
         self._leverage = float(account.leverage)
         self._refuse_currencies(symbols, currency, str(account.currency))
+        self._refuse_calc_modes(symbols)
         if ctx.first_run and ctx.mode == "live":
             self._refuse_capital(ctx.initial_capital, float(account.equity), currency)
         if not self._hedging:
@@ -559,6 +564,23 @@ class Mt5Broker:
                     "account"
                 )
 
+    def _refuse_calc_modes(self, symbols: Sequence[str]) -> None:
+        """The runtime books quantity × price move; the terminal books by the symbol's calc
+        mode. Units per lot reconcile the two for the modes ``mt5_requests.calc_mode_problem``
+        accepts; a symbol in another mode (options, bonds, one whose tick value moves with a
+        conversion rate) would have its P&L, equity, drawdown limits and sizing off by some
+        factor, so it is refused here, naming the field and the mode."""
+        for i, symbol in enumerate(symbols):
+            spec = self._spec(symbol)
+            problem = rq.calc_mode_problem(spec)
+            if problem is not None:
+                venue = "" if spec.name == symbol else f" ({spec.name} at the broker)"
+                raise PluginError(
+                    f"spec.market.symbols[{i}]: {symbol}{venue}: {problem}; tradefleet cannot "
+                    "book this symbol's profit as the terminal does: trade symbols in the Forex, "
+                    "CFD, stock or futures calc modes"
+                )
+
     def _now(self) -> int:
         """The trade server's time now (its clock, its time zone), from the latest tick."""
         latest = self._server_now
@@ -593,7 +615,9 @@ class Mt5Broker:
 
     def _instrument_of(self, symbol: str, spec: rq.SymbolSpec) -> Instrument:
         # In units, as every quantity the runtime handles (the module's doc); contract_size
-        # stays as information: the units in one of this broker's lots.
+        # stays as information: the units in one of this broker's lots, which is what a lot
+        # holds for the runtime (a strategy turning a signal's lots into units multiplies by
+        # it), so units per lot, not trade_contract_size (a future's is not its multiplier).
         lot_step, min_quantity, max_quantity = rq.unit_limits(spec)
         instrument = Instrument(
             symbol=symbol,
@@ -601,7 +625,7 @@ class Mt5Broker:
             lot_step=lot_step,
             min_quantity=min_quantity,
             max_quantity=max_quantity,
-            contract_size=spec.contract_size,
+            contract_size=rq.units_per_lot(spec),
             quote_currency=spec.currency_profit,
         )
         self._instruments[symbol] = instrument

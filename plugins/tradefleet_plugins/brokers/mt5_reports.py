@@ -5,9 +5,9 @@ An order of the bot is one or more MT5 orders carrying its client order id in th
 (``[sl 1.09500]``) and are the bot's bracket children, found through the position they closed:
 the position was opened by the parent order, whose id is in the opening deal's comment.
 
-The terminal counts in lots; every report counts in units of the base asset, as the rest of the
-runtime does: each function is given ``units`` (the broker's symbol name and a volume in lots ->
-units, ``mt5_requests.to_units`` on that symbol's contract size).
+The terminal counts in lots; every report counts in units, as the rest of the runtime does:
+each function is given ``units`` (the broker's symbol name and a volume in lots -> units,
+``mt5_requests.to_units`` on that symbol's units per lot).
 """
 
 from __future__ import annotations

@@ -4,11 +4,15 @@ What real MT5 demands, in one place:
 - the broker's symbol name (``mt5_params.SymbolMap``);
 - a filling mode the symbol allows: FOK/IOC from its ``filling_mode`` flags, RETURN only outside
   market execution for market orders (``filling_modes``; 10030 moves to the next one);
-- volume in lots: the runtime's quantities are units of the base asset (euros of EURUSD, ounces
-  of XAUUSD), so an order's quantity is divided by ``trade_contract_size`` on the way out and a
-  terminal's volume multiplied by it on the way in (``to_lots``, ``to_units``), here and nowhere
-  else; then rounded *down* to ``volume_step`` and within ``volume_min``/``volume_max`` (an
-  order never grows: below the minimum it is refused, never rounded up);
+- volume in lots: the runtime's quantities are units whose profit is one unit of money per unit
+  of price move (euros of EURUSD, ounces of XAUUSD), so an order's quantity is divided by the
+  symbol's units per lot on the way out and a terminal's volume multiplied by it on the way in
+  (``units_per_lot``, ``to_lots``, ``to_units``), here and nowhere else; then rounded *down* to
+  ``volume_step`` and within ``volume_min``/``volume_max`` (an order never grows: below the
+  minimum it is refused, never rounded up). Units per lot follow the symbol's calc mode, as the
+  terminal's profit does: ``trade_contract_size`` in the contract-size modes (Forex, CFD,
+  stocks), ``trade_tick_value / trade_tick_size`` in the tick-value modes (futures), where the
+  contract size plays no part in profit (``calc_mode_problem`` refuses the rest);
 - prices on ``trade_tick_size`` and ``digits``, never worse for the bot than asked (the
   runtime's ``round_price`` rules);
 - stops at least ``trade_stops_level`` points from the price they are measured from;
@@ -57,6 +61,55 @@ SYMBOL_TRADE_EXECUTION_MARKET = 2
 # SYMBOL_FILLING_* exist in MQL5 only (not in the Python package): bits of symbol filling_mode.
 SYMBOL_FILLING_FOK = 1
 SYMBOL_FILLING_IOC = 2
+# ENUM_SYMBOL_CALC_MODE (trade_calc_mode). The MQL5 documentation's profit formulas:
+# (close - open) × contract size × lots in the contract-size modes, (close - open) × tick value /
+# tick size × lots in the tick-value modes. EXCH_FUTURES_FORTS is not in the Python package, so
+# its number is unknown here and refused as any unknown mode is.
+SYMBOL_CALC_MODE_FOREX = 0
+SYMBOL_CALC_MODE_FUTURES = 1
+SYMBOL_CALC_MODE_CFD = 2
+SYMBOL_CALC_MODE_CFDINDEX = 3
+SYMBOL_CALC_MODE_CFDLEVERAGE = 4
+SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE = 5
+SYMBOL_CALC_MODE_EXCH_STOCKS = 32
+SYMBOL_CALC_MODE_EXCH_FUTURES = 33
+SYMBOL_CALC_MODE_EXCH_OPTIONS = 34
+SYMBOL_CALC_MODE_EXCH_OPTIONS_MARGIN = 36
+SYMBOL_CALC_MODE_EXCH_BONDS = 37
+SYMBOL_CALC_MODE_EXCH_STOCKS_MOEX = 38
+SYMBOL_CALC_MODE_EXCH_BONDS_MOEX = 39
+SYMBOL_CALC_MODE_SERV_COLLATERAL = 64
+
+CALC_MODE_NAMES = {
+    SYMBOL_CALC_MODE_FOREX: "SYMBOL_CALC_MODE_FOREX",
+    SYMBOL_CALC_MODE_FUTURES: "SYMBOL_CALC_MODE_FUTURES",
+    SYMBOL_CALC_MODE_CFD: "SYMBOL_CALC_MODE_CFD",
+    SYMBOL_CALC_MODE_CFDINDEX: "SYMBOL_CALC_MODE_CFDINDEX",
+    SYMBOL_CALC_MODE_CFDLEVERAGE: "SYMBOL_CALC_MODE_CFDLEVERAGE",
+    SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE: "SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE",
+    SYMBOL_CALC_MODE_EXCH_STOCKS: "SYMBOL_CALC_MODE_EXCH_STOCKS",
+    SYMBOL_CALC_MODE_EXCH_FUTURES: "SYMBOL_CALC_MODE_EXCH_FUTURES",
+    SYMBOL_CALC_MODE_EXCH_OPTIONS: "SYMBOL_CALC_MODE_EXCH_OPTIONS",
+    SYMBOL_CALC_MODE_EXCH_OPTIONS_MARGIN: "SYMBOL_CALC_MODE_EXCH_OPTIONS_MARGIN",
+    SYMBOL_CALC_MODE_EXCH_BONDS: "SYMBOL_CALC_MODE_EXCH_BONDS",
+    SYMBOL_CALC_MODE_EXCH_STOCKS_MOEX: "SYMBOL_CALC_MODE_EXCH_STOCKS_MOEX",
+    SYMBOL_CALC_MODE_EXCH_BONDS_MOEX: "SYMBOL_CALC_MODE_EXCH_BONDS_MOEX",
+    SYMBOL_CALC_MODE_SERV_COLLATERAL: "SYMBOL_CALC_MODE_SERV_COLLATERAL",
+}
+# Profit = price move × contract size × lots.
+CONTRACT_SIZE_MODES = frozenset(
+    {
+        SYMBOL_CALC_MODE_FOREX,
+        SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE,
+        SYMBOL_CALC_MODE_CFD,
+        SYMBOL_CALC_MODE_CFDINDEX,
+        SYMBOL_CALC_MODE_CFDLEVERAGE,
+        SYMBOL_CALC_MODE_EXCH_STOCKS,
+        SYMBOL_CALC_MODE_EXCH_STOCKS_MOEX,
+    }
+)
+# Profit = price move / tick size × tick value × lots (the contract size plays no part).
+TICK_VALUE_MODES = frozenset({SYMBOL_CALC_MODE_FUTURES, SYMBOL_CALC_MODE_EXCH_FUTURES})
 
 COMMENT_MAX = 31  # MqlTradeRequest.comment: a 32-character buffer, 31 survive
 LEG_MARK = "#"  # comment of the k-th request of one order (hedging closes): "<id>#k"
@@ -78,6 +131,13 @@ class SymbolSpec(NamedTuple):
     execution_mode: int
     contract_size: float = 1.0
     currency_profit: str = ""
+    calc_mode: int = SYMBOL_CALC_MODE_FOREX
+    # The money one tick of price move makes on one lot, in the account's currency (the
+    # terminal converts from the profit currency); _profit/_loss: for a winning/losing move,
+    # which differ only where a cross rate converts it.
+    tick_value: float = 0.0
+    tick_value_profit: float = 0.0
+    tick_value_loss: float = 0.0
 
 
 def spec_from_info(info: Any) -> SymbolSpec:
@@ -95,6 +155,66 @@ def spec_from_info(info: Any) -> SymbolSpec:
         execution_mode=int(info.trade_exemode),
         contract_size=float(info.trade_contract_size),
         currency_profit=str(info.currency_profit),
+        calc_mode=int(info.trade_calc_mode),
+        tick_value=float(info.trade_tick_value),
+        tick_value_profit=float(info.trade_tick_value_profit),
+        tick_value_loss=float(info.trade_tick_value_loss),
+    )
+
+
+def calc_mode_name(mode: int) -> str:
+    return CALC_MODE_NAMES.get(mode, f"trade_calc_mode {mode}")
+
+
+# A tick value agrees with tick size × contract size within this fraction (the terminal's own
+# float arithmetic, a broker's rounding of the figure it shows).
+_TICK_VALUE_TOLERANCE = 1e-6
+
+
+def calc_mode_problem(spec: SymbolSpec) -> str | None:
+    """Why the runtime cannot book this symbol's profit as the terminal does; None if it can.
+
+    The runtime books quantity × price move in units (``units_per_lot`` per lot): right for
+    the contract-size modes when the contract size is what the terminal also pays per lot and
+    price unit (its tick value says so: tick value = tick size × contract size in the account's
+    currency), and for the tick-value modes when one tick is worth the same money whichever
+    way the price moved (no cross rate). Options (a premium, not a price move), bonds (face
+    value, accrued interest), collateral (not traded) and modes this module does not know are
+    refused: the runtime would book figures the terminal does not."""
+    mode = spec.calc_mode
+    name = calc_mode_name(mode)
+    if mode in CONTRACT_SIZE_MODES:
+        if not spec.contract_size > 0:
+            size = spec.contract_size
+            return f"{name} pays (close - open) × contract size, and its contract size is {size:g}"
+        if spec.tick_value > 0 and spec.tick_size > 0:
+            expected = spec.tick_size * spec.contract_size
+            if abs(spec.tick_value - expected) > _TICK_VALUE_TOLERANCE * expected:
+                return (
+                    f"{name} pays (close - open) × contract size {spec.contract_size:g}, i.e. "
+                    f"{expected:g} a tick of {spec.tick_size:g}, but the terminal says a tick is "
+                    f"worth {spec.tick_value:g} (a profit currency other than the account's?)"
+                )
+        return None
+    if mode in TICK_VALUE_MODES:
+        if not (spec.tick_value > 0 and spec.tick_size > 0):
+            return (
+                f"{name} pays (close - open) / tick size × tick value, and its tick value is "
+                f"{spec.tick_value:g} a tick of {spec.tick_size:g} (no quote yet?)"
+            )
+        for field, value in (
+            ("trade_tick_value_profit", spec.tick_value_profit),
+            ("trade_tick_value_loss", spec.tick_value_loss),
+        ):
+            if value and abs(value - spec.tick_value) > _TICK_VALUE_TOLERANCE * spec.tick_value:
+                return (
+                    f"{name} pays (close - open) / tick size × tick value, and its {field} "
+                    f"{value:g} differs from trade_tick_value {spec.tick_value:g}: the money a "
+                    "tick makes varies with a conversion rate, which the runtime cannot book"
+                )
+        return None
+    return (
+        f"{name}: the runtime books profit as quantity × price move, which this mode does not pay"
     )
 
 
@@ -125,35 +245,57 @@ def base_comment(comment: str) -> str:
 _EPS = 1e-9
 
 
-def _contract(spec: SymbolSpec) -> float:
-    return spec.contract_size if spec.contract_size > 0 else 1.0
+# At most this many decimals in a unit quantity (units per lot from a division that does not
+# end, 1/3 of something, would have dozens).
+_MAX_UNIT_DECIMALS = 8
 
 
 @functools.cache
-def _unit_decimals(volume_step: float, contract_size: float) -> int:
+def _per_lot(tick_value: float, tick_size: float) -> decimal.Decimal:
+    """tick value / tick size as written (12.5 / 0.25 is 50, 5 / 0.01 is 500, exactly)."""
+    return decimal.Decimal(repr(tick_value)) / decimal.Decimal(repr(tick_size))
+
+
+def _units_per_lot(spec: SymbolSpec) -> decimal.Decimal:
+    if spec.calc_mode in TICK_VALUE_MODES and spec.tick_value > 0 and spec.tick_size > 0:
+        return _per_lot(spec.tick_value, spec.tick_size)
+    return decimal.Decimal(repr(spec.contract_size if spec.contract_size > 0 else 1.0))
+
+
+def units_per_lot(spec: SymbolSpec) -> float:
+    """The units in one of the terminal's lots: the quantity whose profit, at one unit of money
+    per unit of price move, is the terminal's profit on one lot. The contract size in the
+    contract-size modes (100,000 euros of EURUSD); tick value / tick size in the tick-value
+    modes (an ES future at $12.50 a 0.25 tick: 50, whatever its contract size says)."""
+    return float(_units_per_lot(spec))
+
+
+@functools.cache
+def _unit_decimals(volume_step: float, per_lot: decimal.Decimal) -> int:
     """Decimals of one volume step in units (0.01 lot × 100,000: 1000, 0 decimals; 0.1 lot × 1:
     0.1, 1 decimal), from the numbers as written (0.1 × 3 is not 0.30000000000000004 here)."""
     if volume_step <= 0:
-        return 8
-    step = decimal.Decimal(repr(volume_step)) * decimal.Decimal(repr(contract_size))
-    return max(0, -int(step.normalize().as_tuple().exponent))
+        return _MAX_UNIT_DECIMALS
+    step = decimal.Decimal(repr(volume_step)) * per_lot
+    return min(_MAX_UNIT_DECIMALS, max(0, -int(step.normalize().as_tuple().exponent)))
 
 
 def to_lots(quantity: float, spec: SymbolSpec) -> float:
-    """The runtime's ``quantity`` (units of the base asset) in the terminal's lots, not rounded
-    (``round_volume`` rounds it down to the step)."""
-    return quantity / _contract(spec)
+    """The runtime's ``quantity`` (units) in the terminal's lots, not rounded (``round_volume``
+    rounds it down to the step)."""
+    return quantity / units_per_lot(spec)
 
 
 def to_units(volume: float, spec: SymbolSpec) -> float:
     """The terminal's ``volume`` (lots) in units, on the unit step's decimals: 0.07 lot of
     EURUSD is exactly 7000, not 7000.000000000001 (nor is 0.3 - 0.1 lot 19999.999999999996)."""
-    contract = _contract(spec)
-    return round(volume * contract, _unit_decimals(spec.volume_step, contract))
+    per_lot = _units_per_lot(spec)
+    return round(volume * float(per_lot), _unit_decimals(spec.volume_step, per_lot))
 
 
 def unit_limits(spec: SymbolSpec) -> tuple[float, float, float]:
-    """(lot step, minimum, maximum) in units: the symbol's volume step and limits × contract."""
+    """(lot step, minimum, maximum) in units: the symbol's volume step and limits × units per
+    lot."""
     return (
         to_units(spec.volume_step, spec),
         to_units(spec.volume_min, spec),
@@ -353,6 +495,8 @@ __all__ = [
     "COMMENT_MAX",
     "SymbolSpec",
     "base_comment",
+    "calc_mode_name",
+    "calc_mode_problem",
     "comment_for",
     "deal_request",
     "filling_modes",
@@ -368,5 +512,6 @@ __all__ = [
     "to_lots",
     "to_units",
     "unit_limits",
+    "units_per_lot",
     "volume_problem",
 ]
