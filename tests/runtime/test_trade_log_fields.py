@@ -23,3 +23,9 @@ def test_an_order_line_names_its_type_and_its_tag_apart(caplog: pytest.LogCaptur
     assert (fields["order_type"], fields["tag"]) == ("market", "signal")
     assert fields["bar_time"] == "2017-01-02T00:00Z"
     assert "signal" in record.getMessage()  # the line still reads by the tag
+
+
+def test_the_control_cli_says_its_times_are_utc() -> None:
+    from tradefleet_runtime.service.cli_control import _ts
+
+    assert _ts(1_483_315_200) == "2017-01-02 00:00:00Z" and _ts(0) == "-"

@@ -162,9 +162,10 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _ts(seconds: int) -> str:
+    """A bot time as UTC, and saying so (Z): read beside a local clock it was taken for one."""
     if not seconds:
         return "-"
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _num(value: float | None, digits: int = 2) -> str:
