@@ -256,6 +256,12 @@ class CcxtBroker:
         # The bot's account as this broker saw it (for open_orders/positions/balance).
         self._positions: dict[str, Position] = {}
         self._cash = 0.0
+        # The same positions as this broker booked them, by bot symbol, in the venue's exact
+        # decimals (I/O thread): whether a spot buy closes a short or opens a long decides what
+        # of it the bot counts (``spot_count``). This run's fills only: the journal's positions
+        # before a restart are not told to a venue broker (an order that only reduces is
+        # marked reduce-only by the engine, which the count trusts).
+        self._counted: dict[str, Decimal] = {}
 
     # -- Broker protocol: engine thread ------------------------------------------------------
 
@@ -1372,7 +1378,12 @@ class CcxtBroker:
             # Later ones are the poller's to report (and to count).
             and int(trade.get("timestamp") or 0) < tracked.adopted_ms
         ]
-        counted = terms_by_trade(before, self._fill_rules[bot_symbol])
+        counted = terms_by_trade(
+            before,
+            self._fill_rules[bot_symbol],
+            position=float(self._counted.get(bot_symbol, Decimal(0))),
+            closing={venue_id} if tracked.order.reduce_only else (),
+        )
         for trade in before:
             terms = counted[str(trade.get("id"))]
             tracked.held += terms.quantity - float(trade.get("amount") or 0.0)
@@ -1975,7 +1986,14 @@ class CcxtBroker:
             bot_symbol = self._bot_symbols[market]
             rules = self._fill_rules[bot_symbol]
             rate = (await self._third_coin_rates([trade], rules)).get(trade_id)
-            terms = fill_terms(trade, rules, tracked.dust, rate)
+            terms = fill_terms(
+                trade,
+                rules,
+                tracked.dust,
+                rate,
+                float(self._counted.get(bot_symbol, Decimal(0))),
+                tracked.order.reduce_only,
+            )
             tracked.dust = terms.dust
             if not terms.converted and not self._fee_warned:
                 self._fee_warned = True
@@ -1993,6 +2011,16 @@ class CcxtBroker:
             fill = fill_of(
                 trade, client_id, bot_symbol, terms.fee, fill_reason(tracked.order), terms.quantity
             )
+            moved = Decimal(repr(fill.quantity))
+            before = self._counted.get(bot_symbol, Decimal(0))
+            after = before + (moved if fill.side is Side.BUY else -moved)
+            if tracked.order.reduce_only and (before >= 0 > after or before <= 0 < after):
+                # A reduce-only order never opens the other way: it closed a position this
+                # object did not count (carried over a restart). Past flat would read as a
+                # short (a long) the next plain order "closes", counting a coin fee as held.
+                after = Decimal(0)
+            self._counted[bot_symbol] = after
+            self._note_rebate(fill, terms.rebate, trade)
             tracked.seen += float(trade.get("amount") or 0.0)
             tracked.held += fill.quantity
             tracked.filled = max(tracked.filled, tracked.seen)
@@ -2001,6 +2029,24 @@ class CcxtBroker:
         # No later read starts before the last trade seen less a second (Kraken's whole-second
         # start): older trades cannot come back, so a long-lived pod need not keep their ids.
         seen.forget_before(self._trades_since.get(market, 0) - 2 * _CLOCK_MARGIN_MS)
+
+    def _note_rebate(self, fill: Fill, rebate: float, trade: Mapping[str, Any]) -> None:
+        """A fill the venue paid a rebate on (a negative fee: a maker rebate): ``Fill.fee``
+        cannot be negative, so the credit is not in the bot's books. Said with the amount,
+        never dropped in silence (as the MT5 broker says a swap credit)."""
+        if rebate > 0.0:
+            fee = trade.get("fee") or {}
+            log.warning(
+                "ccxt broker: %s: fill %s was paid a rebate of %.8g %s (%s %s) that the bot's "
+                "books do not hold: a fill's fee cannot be negative; the account's balance "
+                "has it",
+                fill.client_order_id,
+                fill.fill_id,
+                rebate,
+                self._ctx.currency if self._ctx else "in the account currency",
+                fee.get("cost"),
+                fee.get("currency"),
+            )
 
     def _malformed(
         self, trade: dict[str, Any], market: str, problem: str | None, client_id: str = ""
@@ -2332,15 +2378,25 @@ class CcxtBroker:
                     trades = [t for t in counted_from if int(t.get("timestamp") or 0) >= since_ms]
             rules = self._fill_rules[bot_symbol]
             rates = await self._third_coin_rates(trades, rules)
-            counted = terms_by_trade(counted_from, rules, rates)
+            # As the poller counts them (``spot_count``): an order that cannot open a position
+            # (a bracket's child, or one the venue says is reduce-only) closes what it buys;
+            # the rest from the position these trades make, counted from flat (the journal's
+            # position before them is not told to the broker).
+            closing = {
+                venue_id
+                for row in rows
+                for venue_id in (str(row.get("id")),)
+                if row.get("reduceOnly") is True or bracket_role(ids[venue_id]) is not None
+            }
+            counted = terms_by_trade(counted_from, rules, rates, closing=closing)
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
                     client_id = str((trade.get("info") or {}).get("orderLinkId") or "")
                 terms = counted[str(trade.get("id"))]
-                fills.append(
-                    fill_of(trade, client_id, bot_symbol, terms.fee, quantity=terms.quantity)
-                )
+                fill = fill_of(trade, client_id, bot_symbol, terms.fee, quantity=terms.quantity)
+                self._note_rebate(fill, terms.rebate, trade)
+                fills.append(fill)
         fills.sort(key=lambda f: (f.ts, f.fill_id))
         return fills
 

@@ -352,6 +352,7 @@ def status_of(ccxt_status: str | None, filled: float) -> tuple[OrderStatus, Reas
 
 
 _NO_DUST = Decimal(0)
+_NOISE = Decimal("1e-6")  # of a lot step: what a float sum of on-step amounts is off by
 _NO_RATES: Mapping[str, float] = MappingProxyType({})
 
 
@@ -427,19 +428,49 @@ def fee_in(
     ``account_currencies``) is taken as it is; one in the base asset is converted at the fill
     price; one in a third coin (Binance's BNB discount) at ``rate``, that coin's price in the
     market's quote at the trade's time (``third_coin_fee``, ``rate_at``). Without a rate: 0,
-    and False so the caller can say so."""
+    and False so the caller can say so. A negative fee is a rebate the venue paid (a maker
+    rebate: Bybit's ``execFee`` below 0, which ccxt passes on as it is): no cost, so 0 here
+    (``Fill.fee`` cannot be negative); ``rebate_in`` says how much it was."""
     fee = trade.get("fee") or {}
-    cost = abs(_num(fee.get("cost")))
-    if not cost:
+    cost = _num(fee.get("cost"))
+    if not cost > 0.0:
         return 0.0, True
-    currency = str(fee.get("currency") or "")
+    value = _valued(cost, trade, account_currencies, base, rate)
+    return (0.0, False) if value is None else (value, True)
+
+
+def rebate_in(
+    trade: Mapping[str, Any],
+    account_currencies: frozenset[str],
+    base: str,
+    rate: float | None = None,
+) -> float:
+    """What the venue credited for ``trade`` (a negative fee: a maker rebate), in the account
+    currency as ``fee_in`` values a fee; 0 for a fee or none, and when it cannot be valued."""
+    fee = trade.get("fee") or {}
+    cost = _num(fee.get("cost"))
+    if not cost < 0.0:
+        return 0.0
+    return _valued(-cost, trade, account_currencies, base, rate) or 0.0
+
+
+def _valued(
+    cost: float,
+    trade: Mapping[str, Any],
+    account_currencies: frozenset[str],
+    base: str,
+    rate: float | None,
+) -> float | None:
+    """``cost`` of ``trade``'s fee currency in the account currency (``fee_in``'s rules), or
+    None when it is in a third coin without a rate."""
+    currency = str((trade.get("fee") or {}).get("currency") or "")
     if currency in account_currencies:
-        return cost, True
+        return cost
     if currency == base:
-        return cost * _num(trade.get("price")), True
+        return cost * _num(trade.get("price"))
     if rate is not None and rate > 0.0 and math.isfinite(rate):
-        return cost * rate, True
-    return 0.0, False
+        return cost * rate
+    return None
 
 
 def third_coin_fee(trade: Mapping[str, Any], rules: FillRules) -> str | None:
@@ -507,36 +538,64 @@ def held_quantity(
     ``dust`` and counts in the next buy (``dust`` in: the rests so far; the broker carries them
     within one order), so what the bot leaves uncounted stays under one step an order, not one
     a trade. A trade whose fee is not in the asset moved its amount exactly (``dust``
-    unchanged)."""
+    unchanged).
+
+    This is the rule for a trade that opens or adds to a long (or a sell that leaves one
+    open); ``fill_terms`` decides which part of a trade it applies to."""
     amount = _num(trade.get("amount"))
     cost = _fee_in_asset(trade, base)
     if not cost:
         return Held(amount, dust)
-    gross = Decimal(repr(amount))
-    taken = Decimal(repr(cost))
-    step = Decimal(repr(lot_step))
+    step = _decimal(lot_step)
     if trade.get("side") != "buy":
-        moved = gross + taken
-        if step > 0:
-            moved = (moved / step).to_integral_value(ROUND_CEILING) * step
-        return Held(float(moved), dust + moved - gross - taken)
+        moved, dust = _held_sell(_decimal(amount), _decimal(cost), step, dust)
+        return Held(float(moved), dust)
+    counted = _held_buy(_decimal(amount), _decimal(cost), step, dust)
+    return Held(amount, dust) if counted is None else Held(float(counted[0]), counted[1])
+
+
+def _decimal(value: float) -> Decimal:
+    """A float as the decimal it was written as (``0.01`` is 0.01, not 0.01000000000000000021):
+    the venue's amounts are exact decimals, and counts made of them stay on the lot step."""
+    return Decimal(repr(value))
+
+
+def _held_sell(
+    gross: Decimal, taken: Decimal, step: Decimal, dust: Decimal
+) -> tuple[Decimal, Decimal]:
+    """A sell whose fee came out of the asset: it moved its amount and the fee, up to the lot
+    step (the rest above what it moved is the account's, uncounted: ``dust``)."""
+    moved = gross + taken
+    if step > 0:
+        moved = (moved / step).to_integral_value(ROUND_CEILING) * step
+    return moved, dust + moved - gross - taken
+
+
+def _held_buy(
+    gross: Decimal, taken: Decimal, step: Decimal, dust: Decimal
+) -> tuple[Decimal, Decimal] | None:
+    """A buy whose fee came out of the coin bought: what of it the bot counts (down to the lot
+    step) and the dust after it; None when it nets nothing (the caller counts its amount)."""
     exact = gross - taken + dust
     if step <= 0:
-        return Held(float(exact), _NO_DUST) if exact > 0 else Held(amount, dust)
+        return (exact, _NO_DUST) if exact > 0 else None
     on_step = (exact / step).to_integral_value(ROUND_FLOOR) * step
     if on_step <= 0:
         # A trade of about one step nets below it: counted exactly rather than as nothing (a
         # fill moves something), the position off the step until its exit.
-        return Held(float(exact), _NO_DUST) if exact > 0 else Held(amount, dust)
-    return Held(float(on_step), exact - on_step)
+        return (exact, _NO_DUST) if exact > 0 else None
+    return on_step, exact - on_step
 
 
 def _fee_in_asset(trade: Mapping[str, Any], base: str) -> float:
-    """The fee of ``trade`` when the venue took it in the ``base`` asset (else 0)."""
+    """The fee of ``trade`` when the venue took it in the ``base`` asset (else 0). A rebate in
+    the asset (a negative fee: Bybit spot pays a sell's maker rebate in the coin) took nothing
+    from it: 0, so the bot counts the amount (the coin credited is the account's, uncounted;
+    ``rebate_in``)."""
     fee = trade.get("fee") or {}
     if not base or str(fee.get("currency") or "") != base:
         return 0.0
-    return abs(_num(fee.get("cost")))
+    return max(_num(fee.get("cost")), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,6 +618,9 @@ class FillTerms(NamedTuple):
     fee: float  # in the account currency
     converted: bool  # False: the fee was in a third currency, booked as 0
     dust: Decimal  # ``Held.dust`` after it
+    # What the venue credited (a negative fee: a maker rebate), in the account currency: not
+    # booked (``Fill.fee`` cannot be negative), for the broker to say.
+    rebate: float = 0.0
 
 
 def fill_terms(
@@ -566,44 +628,131 @@ def fill_terms(
     rules: FillRules,
     dust: Decimal = _NO_DUST,
     fee_rate: float | None = None,
+    position: float = 0.0,
+    closing: bool = False,
 ) -> FillTerms:
-    """``trade`` as the bot books it: on spot, the quantity it counts as held
-    (``held_quantity``) and as fee the rest of the trade's value at its price (the fee taken in
-    the asset, less or more the dust), so the cash booked is exactly what the trade cost or
-    paid; otherwise its amount and ``fee_in``'s fee (``fee_rate``: a third coin's price)."""
+    """``trade`` as the bot books it: on spot with the fee taken in the asset, the quantity it
+    counts (``spot_count``) and as fee the rest of the trade's value at its price and the part
+    of the coin fee the count did not take, so the bot's equity moves by what the account's
+    did; otherwise its amount and ``fee_in``'s fee (``fee_rate``: a third coin's price).
+
+    ``position``: the bot's signed position in the symbol before the trade, as the caller
+    counted it; ``closing``: the trade's order cannot open a position (reduce-only: the
+    engine marks every order that only reduces its position so)."""
     amount = _num(trade.get("amount"))
     base = rules.base
-    if rules.spot and _fee_in_asset(trade, base):
-        held = held_quantity(trade, base, rules.lot_step, dust)
+    rebate = rebate_in(trade, rules.account_currencies, base, fee_rate)
+    taken = _fee_in_asset(trade, base)
+    if rules.spot and taken:
+        gross = _decimal(amount)
+        quantity, valued, dust = spot_count(
+            trade.get("side") == "buy",
+            gross,
+            _decimal(taken),
+            _decimal(rules.lot_step),
+            dust,
+            _decimal(position),
+            closing,
+        )
         # In decimal: 0.01 - 0.00999 is 1.0000000000000009e-05 in floats. A buy counts at
         # most its amount, a sell at least it (the dust a part takes from earlier parts can
         # make a buy's count its whole amount: its fee was paid by them).
-        rest = abs(Decimal(repr(amount)) - Decimal(repr(held.quantity)))
-        fee = float(rest * Decimal(repr(_num(trade.get("price")))))
-        return FillTerms(held.quantity, fee, True, held.dust)
+        rest = abs(gross - quantity) + valued
+        fee = float(rest * _decimal(_num(trade.get("price"))))
+        return FillTerms(float(quantity), fee, True, dust, rebate)
     fee, converted = fee_in(trade, rules.account_currencies, base, fee_rate)
-    return FillTerms(amount, fee, converted, dust)
+    return FillTerms(amount, fee, converted, dust, rebate)
+
+
+def spot_count(
+    buy: bool,
+    gross: Decimal,
+    taken: Decimal,
+    step: Decimal,
+    dust: Decimal,
+    position: Decimal,
+    closing: bool,
+) -> tuple[Decimal, Decimal, Decimal]:
+    """What a spot trade of ``gross`` whose fee ``taken`` (> 0) came out of the asset moves of
+    the bot's ``position``: (its count, the part of ``taken`` valued as a fee in money instead
+    of taken off the count, the dust after it).
+
+    The held rule (``held_quantity``) keeps a long's count within what the account holds, so
+    that its exit can sell it; it is for the part of a trade that opens or keeps a long. A buy
+    that closes or reduces a short counts its whole amount (the short is of coin the account
+    held: closing it must bring the bot back to flat, or a rest below the lot step reads as a
+    short no order can close), its fee valued at the fill price; a buy that crosses to a long
+    takes the fee from the part that opens the long first (so the long is what the account
+    gained of the coin since flat). A sell that takes a known long to flat or beyond counts its
+    amount, its fee valued; a sell that leaves a long open counts the fee as sold too, but
+    never past flat."""
+    held = position
+    if step > 0:
+        # The bot's count is made of on-step amounts, summed in floats by the caller: float
+        # noise (0.1 + 0.2) is snapped to the step; a count off the step for real is kept.
+        snapped = (position / step).to_integral_value() * step
+        if abs(snapped - position) <= step * _NOISE:
+            held = snapped
+    if buy:
+        short = max(-held, Decimal(0))
+        closes = gross if closing else min(gross, short)
+        opens = gross - closes
+        if not opens:
+            return gross, taken, dust
+        if not closes:
+            counted = _held_buy(gross, taken, step, dust)
+            if counted is None:
+                return gross, _NO_DUST, dust
+            return counted[0], _NO_DUST, counted[1]
+        # Crossing to a long: the long is what the account gained of the coin past flat, on the
+        # step (a rest below it is dust, never a long no order can sell).
+        from_open = min(taken, opens)
+        exact = opens - from_open + dust
+        on_step = exact
+        if step > 0:
+            on_step = (exact / step).to_integral_value(ROUND_FLOOR) * step
+        return closes + on_step, taken - from_open, exact - on_step
+    long = max(held, Decimal(0))
+    if long > 0 and gross >= long:
+        return gross, taken, dust
+    moved, after = _held_sell(gross, taken, step, dust)
+    if long > 0 and moved > long:
+        # The fee takes the long to flat, not beyond: what it took past it is a cost.
+        return long, max(gross + taken - long, Decimal(0)), dust
+    return moved, _NO_DUST, after
 
 
 def terms_by_trade(
     trades: Sequence[Mapping[str, Any]],
     rules: FillRules,
     fee_rates: Mapping[str, float] = _NO_RATES,
+    position: float = 0.0,
+    closing: Collection[str] = (),
 ) -> dict[str, FillTerms]:
     """``fill_terms`` of each trade (by its id), the dust carried within each order in the
     venue's order of its trades (time, then id): as the broker counts them live, so a
     restart's reports and an adopted order agree with what the journal holds. Each order's
     earlier trades must be among ``trades``. ``fee_rates``: the third coin's price of a trade
-    whose fee was taken in one, by trade id."""
+    whose fee was taken in one, by trade id. ``position``: the bot's position before the
+    first of them, as the caller knows it, moved by each trade's count in turn; ``closing``:
+    the venue ids of the orders that cannot open a position (reduce-only)."""
     dust: dict[str, Decimal] = {}
     terms: dict[str, FillTerms] = {}
+    held = _decimal(position)
     for trade in sorted(trades, key=lambda t: (_num(t.get("timestamp")), str(t.get("id")))):
         order = str(trade.get("order") or "")
         each = fill_terms(
-            trade, rules, dust.get(order, _NO_DUST), fee_rates.get(str(trade.get("id")))
+            trade,
+            rules,
+            dust.get(order, _NO_DUST),
+            fee_rates.get(str(trade.get("id"))),
+            float(held),
+            order in closing,
         )
         dust[order] = each.dust
         terms[str(trade.get("id"))] = each
+        moved = _decimal(each.quantity)
+        held += moved if trade.get("side") == "buy" else -moved
     return terms
 
 
@@ -753,7 +902,9 @@ __all__ = [
     "order_type_of",
     "position_of",
     "rate_at",
+    "rebate_in",
     "report_of",
+    "spot_count",
     "status_of",
     "target_reached",
     "terms_by_trade",
