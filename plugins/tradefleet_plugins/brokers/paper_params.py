@@ -19,7 +19,8 @@ class InstrumentParams(PluginParams):
         default=1.0,
         gt=0,
         description="Units in one lot, as the live venue states it (MT5's trade_contract_size: "
-        "100000 for EURUSD): what an external-signal volume in lots is multiplied by. Every "
+        "100000 for EURUSD; for a futures calc mode its tick value / tick size: 50 for ES at "
+        "12.5 a 0.25 tick): what an external-signal volume in lots is multiplied by. Every "
         "quantity stays in units.",
     )
 
