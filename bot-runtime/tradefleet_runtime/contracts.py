@@ -158,8 +158,10 @@ class Strategy:
         return symbol, timeframe if isinstance(timeframe, int) else parse_timeframe(timeframe)
 
     def _book(self) -> IndicatorBook:
+        # Made on the first declaration; once the bot started, the engine's ``bar_handler``
+        # has sealed it (an empty one if nothing was declared), so a late one is refused.
         if self.indicator_book is None:
-            self.indicator_book = IndicatorBook()
+            self.indicator_book = IndicatorBook(type(self).__name__)
         return self.indicator_book
 
     def indicator(

@@ -9,7 +9,7 @@ TA-Lib (or, where TA-Lib has none, the pandas formula) to 1e-9 after warm-up
 from __future__ import annotations
 
 from tradefleet_runtime.indicators.averages import EMA, SMA, WMA
-from tradefleet_runtime.indicators.book import IndicatorBook, bar_handler
+from tradefleet_runtime.indicators.book import IndicatorBook, UnfedSeries, bar_handler, check_series
 from tradefleet_runtime.indicators.oscillators import MACD, RSI, Stochastic
 from tradefleet_runtime.indicators.series import (
     DEFAULT_HISTORY,
@@ -50,6 +50,8 @@ __all__ = [
     "SessionVWAP",
     "Stochastic",
     "Swings",
+    "UnfedSeries",
     "bar_handler",
+    "check_series",
     "true_range",
 ]

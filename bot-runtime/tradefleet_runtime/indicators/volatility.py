@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from math import sqrt
+from math import fsum, sqrt
 from typing import ClassVar
 
 from tradefleet_runtime.indicators.averages import _check_period
@@ -22,14 +22,27 @@ from tradefleet_runtime.model import Bar
 
 class Bollinger(CloseIndicator):
     """SMA(``period``) ± ``k`` population standard deviations. ``self[-1]`` and ``middle`` are
-    the SMA; ``upper`` and ``lower`` are series too. Running sums of x and x²: O(1) per bar."""
+    the SMA; ``upper`` and ``lower`` are series too. O(1) per bar.
+
+    Running sums of x and x² lose the width at high prices: x² of a price near 60,000 carries
+    ~1e-6 of rounding, as much as the variance of a quiet minute. So the sums are of deviations
+    from a reference value of the window (``d = x - reference``: small, exact for nearby
+    prices), and the window is summed again exactly (:meth:`_rebase`) whenever the rounding
+    they may have gathered since could reach ~1e-10 of the variance: after a jump leaves the
+    window, when the reference is far from the prices, and every few hundred bars anyway. The
+    bands then agree with an exact two-pass computation to ~1e-10, and a flat window's width
+    is 0.
+    """
 
     chart: ClassVar[Mapping[str, str]] = {"middle": PRICE, "upper": PRICE, "lower": PRICE}
 
     __slots__ = (
+        "_drift",
         "_inline",
+        "_limit",
         "_push_lower",
         "_push_upper",
+        "_reference",
         "_squares",
         "_total",
         "_window",
@@ -45,8 +58,17 @@ class Bollinger(CloseIndicator):
         super().__init__(period, history)
         self.period, self.k = period, k
         self._window: deque[float] = deque()
+        # Σ(x - reference) and Σ(x - reference)² over the window.
+        self._reference = 0.0
         self._total = 0.0
         self._squares = 0.0
+        # Σ of the squares sum after each bar since the last rebase: what bounds the rounding
+        # the sums gathered (≲ a few ulps of it), compared with the variance's own size.
+        self._drift = 0.0
+        # A rebase keeps the sums' rounding under ~1e-10 of n·variance; it starts at most n
+        # times the variance away (the reference is one of the window's values), so the limit
+        # stays above that for a long period.
+        self._limit = max(_DRIFT_LIMIT, 8.0 * period)
         self.middle = self.values
         self.upper = Series(history)
         self.lower = Series(history)
@@ -64,14 +86,18 @@ class Bollinger(CloseIndicator):
         # the same order — the new value in, the oldest out, mean and width.
         value = bar[6]
         window.append(value)
-        old = window.popleft()
-        total = self._total + value
-        squares = self._squares + value * value
+        reference = self._reference
+        new = value - reference
+        old = window.popleft() - reference
         self.count += 1
-        total = self._total = total - old
-        squares = self._squares = squares - old * old
-        mean = self.value = total / period
-        variance = squares / period - mean * mean
+        total = self._total = self._total + new - old
+        squares = self._squares = self._squares + new * new - old * old
+        spread = squares - total * total / period
+        drift = self._drift = self._drift + squares
+        if not drift <= self._limit * spread:  # not: a NaN close rebases too, until it left
+            reference, total, spread = self._rebase()
+        mean = self.value = reference + total / period
+        variance = spread / period
         width = self.k * sqrt(variance) if variance > 0.0 else 0.0
         self._push(mean)
         self._push_upper(mean + width)
@@ -79,12 +105,16 @@ class Bollinger(CloseIndicator):
 
     def add(self, value: float) -> None:
         window = self._window
+        if not window:  # the first value: the reference starts among the prices
+            self._reference = value
         window.append(value)
-        self._total += value
-        self._squares += value * value
+        reference = self._reference
+        new = value - reference
+        self._total += new
+        self._squares += new * new
         self.count += 1
         if len(window) > self.period:
-            old = window.popleft()
+            old = window.popleft() - reference
             self._total -= old
             self._squares -= old * old
         if self.count < self.period:
@@ -92,16 +122,42 @@ class Bollinger(CloseIndicator):
             self.upper.append(NAN)
             self.lower.append(NAN)
             return
-        mean = self.value = self._total / self.period
-        variance = self._squares / self.period - mean * mean
+        period = self.period
+        total = self._total
+        spread = self._squares - total * total / period
+        drift = self._drift = self._drift + self._squares
+        if not drift <= self._limit * spread:
+            reference, total, spread = self._rebase()
+        mean = self.value = reference + total / period
+        variance = spread / period
         width = self.k * sqrt(variance) if variance > 0.0 else 0.0
         self._push(mean)
         self.upper.append(mean + width)
         self.lower.append(mean - width)
 
+    def _rebase(self) -> tuple[float, float, float]:
+        """Sum the window again, exactly, from its newest value; returns the reference, the
+        sum of deviations and n·variance (the sum of squared deviations from the mean).
+
+        O(period), on a few bars in a thousand: the newest value as reference makes a flat
+        window's sums exactly 0, so it is never rebased bar after bar.
+        """
+        window = self._window
+        reference = self._reference = window[-1]
+        deviations = [value - reference for value in window]
+        total = self._total = fsum(deviations)
+        squares = self._squares = fsum([d * d for d in deviations])
+        self._drift = squares
+        return reference, total, squares - total * total / self.period
+
     def outputs(self) -> dict[str, Series]:
         return {"middle": self.middle, "upper": self.upper, "lower": self.lower}
 
+
+# How far the rounding the sums gather may grow, in units of n·variance, before a rebase: each
+# bar's adds and subtracts round by ≲ 4 ulps of the squares sum, so this keeps the variance
+# within ~1e-10 of itself (the bands within ~5e-11), well inside the 1e-9 the docs promise.
+_DRIFT_LIMIT = 1e5
 
 # The add Bollinger's update inlines, as defined here (not a subclass's).
 _BOLLINGER_ADD = Bollinger.add
