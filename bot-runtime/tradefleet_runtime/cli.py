@@ -32,6 +32,7 @@ from tradefleet_runtime.errors import (
     JournalError,
     PluginError,
     SpecError,
+    StrategyError,
     StrategyRefused,
 )
 from tradefleet_runtime.indicators import Indicator
@@ -111,10 +112,16 @@ def _call_target(target: Any, name: str, arguments: list[str]) -> int:
         raise
     except Exception as error:  # a failure, told in one line (the traceback at debug level)
         logging.getLogger("tradefleet.cli").debug("tradefleet %s failed", name, exc_info=True)
-        raise click.ClickException(f"tradefleet {name}: {error}") from error
+        # The type too: "boom" alone does not say whether a file, a plugin or a bug failed.
+        said = str(error) if isinstance(error, StrategyError) else _with_type(error)
+        raise click.ClickException(f"tradefleet {name}: {said}") from error
     finally:
         sys.argv = saved
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _with_type(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def pass_through(name: str, help: str, load: Callable[[], Any], group: str = "") -> click.Command:
@@ -352,6 +359,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except JournalError as error:
         err.print(labelled("error", "bold red", error))
+        return EXIT_FAILURE
+    except StrategyError as error:
+        # A bug in the strategy plugin (the message names it, the hook and the bar): one line,
+        # exit 1 as any failed run; the traceback into the plugin's code at debug level.
+        logging.getLogger("tradefleet.cli").debug("the strategy failed", exc_info=error)
+        err.print(labelled("error", "bold red", error))
+        if not logging.getLogger("tradefleet.cli").isEnabledFor(logging.DEBUG):
+            err.print("(--log-level debug shows the traceback)", highlight=False)
         return EXIT_FAILURE
     except ConnectionError as error:  # a venue that cannot be reached (serve waits for it)
         err.print(labelled("error", "bold red", error))

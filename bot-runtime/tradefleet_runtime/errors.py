@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,54 @@ class StrategyRefused(ValueError):
     the indicator, a higher timeframe off the bot's). Raised by ``BotSession.open`` after the
     run is journaled as failed; the CLI says it in one line, a search records the trial as
     refused by the strategy and goes on."""
+
+
+class StrategyError(RuntimeError):
+    """The bot's strategy raised: a bug in the plugin, not a refused input. The message is one
+    line naming the strategy plugin, the hook (``__init__``, ``on_start``, ``on_bar``,
+    ``on_fill``, ...), where (the bar's symbol, timeframe and open time, or the fill or
+    order), and the exception's type and message; the original exception is ``__cause__``
+    (its traceback is logged at debug level). ``context`` says what ran the strategy when
+    that is not the bot itself (an optimiser's trial and its params).
+
+    Only strings are kept, so the error pickles whole out of an optimiser's worker process
+    whatever the strategy raised."""
+
+    def __init__(
+        self,
+        plugin: str,
+        hook: str,
+        kind: str,
+        detail: str,
+        where: str = "",
+        context: str = "",
+    ) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        self.kind = kind  # the exception's type name
+        self.detail = detail  # its message
+        self.where = where
+        self.context = context
+        at = f" at {where}" if where else ""
+        said = f": {detail}" if detail else ""
+        head = f"{context}: " if context else ""
+        super().__init__(f"{head}strategy {plugin!r} raised {kind} in {hook}{at}{said}")
+
+    @classmethod
+    def of(cls, plugin: str, hook: str, error: BaseException, where: str = "") -> StrategyError:
+        # A KeyError's str() is its repr ('fast'): kept, it says which key was missing.
+        return cls(plugin, hook, type(error).__name__, " ".join(str(error).split()), where)
+
+    def in_context(self, context: str) -> StrategyError:
+        """The same error said as happening in ``context`` (``trial 3 (fast=10, slow=30)``)."""
+        return StrategyError(self.plugin, self.hook, self.kind, self.detail, self.where, context)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickles ``args`` (the message) and calls __init__ with it alone.
+        return (
+            type(self),
+            (self.plugin, self.hook, self.kind, self.detail, self.where, self.context),
+        )
 
 
 class PluginError(LookupError):

@@ -66,7 +66,13 @@ from tradefleet_runtime.engine.engine import Engine, EngineConfig, EngineListene
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.engine.trading_state import restored_halt_reason
-from tradefleet_runtime.errors import DataError, FieldError, SpecError, StrategyRefused
+from tradefleet_runtime.errors import (
+    DataError,
+    FieldError,
+    SpecError,
+    StrategyError,
+    StrategyRefused,
+)
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
@@ -565,6 +571,7 @@ class BotSession:
         config = EngineConfig(
             bot_name=bot.name,
             identity=self.identity,
+            strategy_name=spec.strategy.name,
             mode=spec.mode.value,
             symbols=tuple(spec.market.symbols),
             base_timeframe_s=spec.market.timeframe_s,
@@ -616,9 +623,16 @@ class BotSession:
         except Exception as error:
             # Journaled as the run's failure, not left 'running'.
             self.fail(error)
-            if isinstance(error, ValueError) and not isinstance(error, DataError):
+            # A ValueError out of on_start (or its subscriptions) is the strategy refusing
+            # these params, as documented: a refusal, not a bug. Anything else it raised is a
+            # StrategyError (naming the hook), raised as such.
+            told = error.__cause__ if isinstance(error, StrategyError) else error
+            if isinstance(told, ValueError) and not isinstance(told, DataError):
                 name = spec.strategy.name
-                raise StrategyRefused(f"spec.strategy: {name} could not start: {error}") from error
+                hook = f" ({error.hook})" if isinstance(error, StrategyError) else ""
+                raise StrategyRefused(
+                    f"spec.strategy: {name} could not start{hook}: {told}"
+                ) from error
             raise
         stop = spec.emergency_stop
         if stop is not None and spec.mode is not Mode.BACKTEST and not engine.halted:
@@ -757,11 +771,15 @@ class BotSession:
 
     def feed_request(self) -> FeedRequest:
         spec = self.bot.manifest.spec
+        try:
+            warmup = self.bot.strategy.warmup_bars()
+        except Exception as error:
+            raise StrategyError.of(spec.strategy.name, "warmup_bars", error) from error
         return FeedRequest(
             tuple(spec.market.symbols),
             spec.market.timeframe_s,
             self.bot.base_dir,
-            warmup_bars=self.bot.strategy.warmup_bars(),
+            warmup_bars=warmup,
             resume_after_ts=self.carried.last_bar_ts if self.carried is not None else 0,
             idle=self._idle,
             should_stop=self.should_stop,

@@ -18,7 +18,7 @@ from pydantic import Field
 from tests.plugin_hooks import registry_with
 from tradefleet_runtime import cli
 from tradefleet_runtime.contracts import StrategyContext
-from tradefleet_runtime.errors import SpecError, StrategyRefused
+from tradefleet_runtime.errors import SpecError, StrategyError, StrategyRefused
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import END_OF_DATA, Bar
 from tradefleet_runtime.optimize.search import SearchConfig, executor, run_search
@@ -518,9 +518,10 @@ def test_other_errors_of_a_trial_still_end_the_search(
 ) -> None:
     # A bug would recur in every trial: loud, not recorded as a refused set.
     space = {"fast": {"choice": [10]}, "slow": {"choice": [26]}, "bug": {"choice": [bug]}}
-    with pytest.raises(error) as raised:
+    with pytest.raises(StrategyError) as raised:
         _probe_search(tmp_path / "study.jsonl", monkeypatch, space)
     assert not isinstance(raised.value, StrategyRefused)
+    assert raised.value.kind == error.__name__  # named, with the trial, in one line
 
 
 def _ranked(

@@ -58,6 +58,14 @@ from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, reducible
 from tradefleet_runtime.engine.trading_state import TradingState
+from tradefleet_runtime.errors import (
+    DataError,
+    JournalError,
+    PluginError,
+    SpecError,
+    StrategyError,
+    StrategyRefused,
+)
 from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
@@ -80,6 +88,7 @@ from tradefleet_runtime.model import (
 from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.reconcile import ReconcilePlan, order_from_report
 from tradefleet_runtime.signals import Signal
+from tradefleet_runtime.timeframes import format_timeframe
 from tradefleet_runtime.tracing import EngineTracer
 
 # Module names: an enum member read through its class costs ~0.3 µs, on every order.
@@ -92,6 +101,28 @@ _NO_FILLS: Mapping[str, float] = MappingProxyType({})
 log = logging.getLogger("tradefleet.engine")
 # The tag of an emergency stop's closing orders (a risk exit in the report, not a signal).
 _FLATTEN_TAG = "emergency-flatten"
+
+# Errors out of a strategy's hook that already say what and where: the runtime's own refusals
+# (a child strategy's params, a journal that failed under ``ctx``), or a StrategyError raised
+# by a nested hook (``on_order_update`` of a cancel asked in ``on_bar``). They pass unchanged;
+# anything else a hook raises becomes a StrategyError naming the plugin, the hook and the bar.
+_TOLD = (StrategyError, StrategyRefused, SpecError, DataError, PluginError, JournalError)
+
+
+def _utc(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+def _bar_at(bar: Bar, history: bool = False) -> str:
+    """Where a strategy failed on ``bar``: "the EURUSD 1h bar of 2017-01-02 08:00 UTC"."""
+    where = f"the {bar[0]} {format_timeframe(bar[1])} bar of {_utc(bar[2])} (open time)"
+    # Said so: warm-up and the bars an earlier run handled are replayed through the same code
+    # at every start, so such an error recurs at every restart until the strategy is fixed.
+    return (
+        where + ", a history bar replayed at start (warm-up or already handled)"
+        if history
+        else where
+    )
 
 
 def _doubles(values: list[float]) -> array[float]:
@@ -115,6 +146,8 @@ class EngineConfig:
     equity_chunk: int = 1024
     # What its order ids derive from (``BrokerContext.identity``); empty: ``bot_name``.
     identity: str = ""
+    # The strategy plugin's name, which a StrategyError names (empty: its class's).
+    strategy_name: str = ""
 
 
 @dataclass
@@ -400,12 +433,34 @@ class Engine:
         return self._started
 
     def start(self) -> None:
-        subscriptions = self.strategy.subscriptions(self._symbols, self.config.base_timeframe_s)
+        try:
+            subscriptions = list(
+                self.strategy.subscriptions(self._symbols, self.config.base_timeframe_s)
+            )
+        except _TOLD:
+            raise
+        except Exception as error:
+            raise self.strategy_error("subscriptions", error) from error
         self._wire(subscriptions)
         self.strategy.ctx = self.ctx
-        self.strategy.on_start(self.ctx)
+        try:
+            self.strategy.on_start(self.ctx)
+        except _TOLD:
+            raise
+        except Exception as error:
+            raise self.strategy_error("on_start", error) from error
         self._on_bar = bar_handler(self.strategy.on_bar, self.strategy.indicator_book)
         self._started = True
+
+    def strategy_error(self, hook: str, error: BaseException, where: str = "") -> StrategyError:
+        """``error``, raised by the strategy's ``hook``, as the StrategyError that names them."""
+        name = self.config.strategy_name or type(self.strategy).__name__
+        return StrategyError.of(name, hook, error, where)
+
+    def _bar_failed(self, error: Exception, bar: Bar) -> StrategyError:
+        """The StrategyError of an ``on_bar`` that raised on ``bar``; during ``catch_up`` (the
+        context replays) it says the bar was history replayed at start."""
+        return self.strategy_error("on_bar", error, _bar_at(bar, self.ctx.replaying))
 
     def _wire(self, subscriptions: Iterable[Subscription]) -> None:
         base = self.config.base_timeframe_s
@@ -453,10 +508,15 @@ class Engine:
                 if observers:
                     for observe in observers:
                         observe(bar)
-                if self._aggregators:
-                    self._aggregate(bar, strategy_on_bar)
-                elif bar[0] in self._base_symbols:
-                    strategy_on_bar(bar)
+                try:
+                    if self._aggregators:
+                        self._aggregate(bar, strategy_on_bar)
+                    elif bar[0] in self._base_symbols:
+                        strategy_on_bar(bar)
+                except _TOLD:
+                    raise
+                except Exception as error:
+                    raise self._bar_failed(error, bar) from error
                 if intents:
                     self.stats.warmup_intents += len(intents)
                     intents.clear()
@@ -543,10 +603,16 @@ class Engine:
                     observe(bar)
             if tracer is not None:
                 started = time.time_ns()
-            if aggregators:
-                self._aggregate(bar, strategy_on_bar)
-            elif symbol in base_symbols:
-                strategy_on_bar(bar)
+            # A try costs nothing in CPython 3.11 until something raises (zero-cost exceptions).
+            try:
+                if aggregators:
+                    self._aggregate(bar, strategy_on_bar)
+                elif symbol in base_symbols:
+                    strategy_on_bar(bar)
+            except _TOLD:
+                raise
+            except Exception as error:
+                raise self._bar_failed(error, bar) from error
             if intents:
                 if warmup:
                     self.stats.warmup_intents += len(intents)
@@ -594,21 +660,43 @@ class Engine:
         self._exposure.extend(exposure)
 
     def _aggregate(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
+        # Each delivery has its own try (free until one raises): the error names the bar the
+        # strategy failed on, a higher-timeframe one or the base bar.
         later = []
         for aggregator in self._aggregators.get(bar[0], ()):
             before, after = aggregator.add(bar)
             if before is not None:
-                deliver(before)
+                try:
+                    deliver(before)
+                except _TOLD:
+                    raise
+                except Exception as error:
+                    raise self._bar_failed(error, before) from error
             if after is not None:
                 later.append(after)
         if bar[0] in self._base_symbols:
-            deliver(bar)
+            try:
+                deliver(bar)
+            except _TOLD:
+                raise
+            except Exception as error:
+                raise self._bar_failed(error, bar) from error
         for higher in later:
-            deliver(higher)
+            try:
+                deliver(higher)
+            except _TOLD:
+                raise
+            except Exception as error:
+                raise self._bar_failed(error, higher) from error
 
     def finish(self, feed: FeedReport | None = None) -> RunResult:
         """Stop the strategy and return what the run produced (positions stay as they are)."""
-        self.strategy.on_stop()
+        try:
+            self.strategy.on_stop()
+        except _TOLD:
+            raise
+        except Exception as error:
+            raise self.strategy_error("on_stop", error, _utc(self._now)) from error
         self._journal_equity()
         self.journal.flush()
         return RunResult(
@@ -857,7 +945,14 @@ class Engine:
                 ):
                     self._stop_cancelled_outside(order, update.reason)
             self._cancels_asked.discard(update.client_order_id)
-            self.strategy.on_order_update(update)
+            try:
+                self.strategy.on_order_update(update)
+            except _TOLD:
+                raise
+            except Exception as error:
+                where = f"the {status.value} update of order {update.client_order_id}"
+                where += f" at {_utc(update.ts or self._now)}"
+                raise self.strategy_error("on_order_update", error, where) from error
 
     def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
         """A bracket's stop-loss ended cancelled though the bot never asked (a person at the
@@ -1039,7 +1134,16 @@ class Engine:
             self.listener.on_fill(fill, order, position)
         if self.tracer is not None:
             self.tracer.fill(fill, order.parent_id if order is not None else None)
-        self.strategy.on_fill(fill)
+        try:
+            self.strategy.on_fill(fill)
+        except _TOLD:
+            raise
+        except Exception as error:
+            where = (
+                f"the fill of {fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:g}"
+                f" (order {fill.client_order_id}) at {_utc(fill.ts)}"
+            )
+            raise self.strategy_error("on_fill", error, where) from error
         for observe in self._fill_observers:
             observe(fill)
 

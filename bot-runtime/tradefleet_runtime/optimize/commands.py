@@ -30,6 +30,7 @@ from tradefleet_runtime.errors import (
     JournalError,
     PluginError,
     SpecError,
+    StrategyError,
 )
 from tradefleet_runtime.optimize.space import Space, check_names, load_space
 from tradefleet_runtime.optimize.worker import (
@@ -128,7 +129,8 @@ def _guarded(run: Callable[[], int]) -> int:
     except (DataError, PluginError) as error:
         err.print(terminal.labelled("error", "bold red", error))
         return 2
-    except JournalError as error:
+    except (JournalError, StrategyError) as error:
+        # A strategy's bug names the trial, the plugin, the hook and the bar: one line, exit 1.
         err.print(terminal.labelled("error", "bold red", error))
         return 1
     except ModuleNotFoundError as error:

@@ -30,7 +30,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from tradefleet_runtime.errors import FieldError, SpecError, StrategyRefused
+from tradefleet_runtime.errors import FieldError, SpecError, StrategyError, StrategyRefused
 from tradefleet_runtime.optimize.space import Choice, FloatRange, IntRange, Space, Value
 from tradefleet_runtime.optimize.worker import (
     Evaluation,
@@ -363,6 +363,12 @@ def _grid_progress(study: optuna.Study) -> tuple[int, int]:
     return len(done), len(again) + len(waiting)
 
 
+def _trial_said(trial: Trial) -> str:
+    """ "trial 3 (fast=10, slow=30)": which trial failed, with the params to reproduce it."""
+    params = ", ".join(f"{name}={value!r}" for name, value in sorted(trial.params.items()))
+    return f"trial {trial.number} ({params or 'no params'})"
+
+
 def _tell_invalid(study: optuna.Study, trial: Trial, kind: str, why: str) -> None:
     """End ``trial`` as done without a value: ``kind`` is one of PARAMS_MODEL, STRATEGY,
     NO_TRADES, UNRANKED; ``why`` is the trial's own reason (``optuna.load_study`` shows it)."""
@@ -504,6 +510,11 @@ def _search(
                     if progress is not None:
                         progress(done, total)
                     continue
+                except StrategyError as error:
+                    # A bug of the strategy: it would recur, so the search ends, saying which
+                    # trial (its number and params) to reproduce it with.
+                    study.tell(trial, state=TrialState.FAIL)
+                    raise error.in_context(_trial_said(trial)) from error
                 except BaseException:
                     # Any other error of a worker (bad data, a plugin bug, a ValueError after
                     # the start) would recur: end the search, loudly.

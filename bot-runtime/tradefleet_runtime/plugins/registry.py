@@ -14,7 +14,14 @@ from pydantic import ValidationError
 
 from tradefleet_runtime.capabilities import Capability, check_object, parse_capabilities
 from tradefleet_runtime.contracts import NoParams, PluginParams
-from tradefleet_runtime.errors import FieldError, PluginError, SpecError, join_path
+from tradefleet_runtime.errors import (
+    FieldError,
+    PluginError,
+    SpecError,
+    StrategyError,
+    StrategyRefused,
+    join_path,
+)
 from tradefleet_runtime.plugins import hookspecs
 
 BUILTIN_MODULE = "tradefleet_plugins.registry"
@@ -130,6 +137,9 @@ class PluginRegistry:
     refused: dict[tuple[PluginKind, str], str] = field(default_factory=dict)
     conflicts: dict[tuple[PluginKind, str], list[str]] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
+    # The distributions ("name version") whose entry point or hook failed: a plugin asked for
+    # and not found may be one of theirs, and the "no plugin named" error says so.
+    failed_sources: list[str] = field(default_factory=list)
 
     @classmethod
     def discover(cls, *, entry_points: bool = True) -> PluginRegistry:
@@ -137,15 +147,41 @@ class PluginRegistry:
         manager = pluggy.PluginManager(hookspecs.PROJECT)
         manager.add_hookspecs(hookspecs)
         registry = cls()
+        sources: dict[int, str] = {}
         if entry_points:
-            try:
-                manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
-            except Exception as error:  # one broken distribution must not hide the others
-                registry.load_errors.append(f"loading entry points failed: {error}")
+            sources = registry._load_entry_points(manager, hookspecs.ENTRY_POINT_GROUP)
         if not any(getattr(p, "__name__", "") == BUILTIN_MODULE for p in manager.get_plugins()):
             manager.register(importlib.import_module(BUILTIN_MODULE), name="builtin")
-        registry._collect(manager)
+        registry._collect(manager, sources)
         return registry
+
+    def _load_entry_points(self, manager: pluggy.PluginManager, group: str) -> dict[int, str]:
+        """Import and register every distribution's entry points of ``group``, one by one, as
+        pluggy's ``load_setuptools_entrypoints`` does, but with a try each: that one raises
+        at the first broken distribution and leaves every later one unloaded, so one typo in
+        one package hid all the plugins. A failure is reported naming the distribution, its
+        version and the entry point. Returns each loaded module's source ("name version")."""
+        sources: dict[int, str] = {}
+        for dist in list(metadata.distributions()):
+            points = [point for point in dist.entry_points if point.group == group]
+            if not points:
+                continue
+            source = f"{dist.metadata['Name']} {dist.version}"
+            for point in points:
+                if manager.has_plugin(point.name) or manager.is_blocked(point.name):
+                    continue  # pluggy's rule: an entry point name is loaded once
+                try:
+                    plugin = point.load()
+                    manager.register(plugin, name=point.name)
+                except Exception as error:
+                    self.load_errors.append(
+                        f"{source}: entry point {point.name} = {point.value} failed to load:"
+                        f" {type(error).__name__}: {error}"
+                    )
+                    self.failed_sources.append(source)
+                    continue
+                sources[id(plugin)] = source
+        return sources
 
     @classmethod
     def from_modules(cls, *modules: object) -> PluginRegistry:
@@ -158,11 +194,14 @@ class PluginRegistry:
         registry._collect(manager)
         return registry
 
-    def _collect(self, manager: pluggy.PluginManager) -> None:
+    def _collect(
+        self, manager: pluggy.PluginManager, loaded: Mapping[int, str] | None = None
+    ) -> None:
         sources = {
             id(plugin): f"{dist.project_name} {dist.version}"
             for plugin, dist in manager.list_plugin_distinfo()
         }
+        sources.update(loaded or {})
         for kind, hook_name in _HOOK_OF_KIND.items():
             hook = getattr(manager.hook, hook_name)
             for impl in reversed(hook.get_hookimpls()):  # registration order
@@ -175,7 +214,11 @@ class PluginRegistry:
                 try:
                     specs = impl.function()
                 except Exception as error:
-                    self.load_errors.append(f"{impl.plugin_name}.{hook_name}() failed: {error}")
+                    self.load_errors.append(
+                        f"{source}: {impl.plugin_name}.{hook_name}() failed:"
+                        f" {type(error).__name__}: {error}"
+                    )
+                    self.failed_sources.append(source)
                     continue
                 for spec in specs or ():
                     self._add(kind, spec, source)
@@ -210,7 +253,13 @@ class PluginRegistry:
             raise PluginError(self.refused[key])
         if key not in self.plugins:
             known = ", ".join(self.names(kind)) or "none"
-            raise PluginError(f"no {kind} plugin named {name!r} (installed: {known})")
+            failed = ", ".join(dict.fromkeys(self.failed_sources))
+            hint = (
+                f"; {failed} failed to load and may provide it (tradefleet plugins list says why)"
+                if failed
+                else ""
+            )
+            raise PluginError(f"no {kind} plugin named {name!r} (installed: {known}){hint}")
         if key in self.conflicts:
             raise PluginError(
                 f"{kind} plugin {name!r} is provided by several distributions: "
@@ -243,21 +292,48 @@ class PluginRegistry:
         try:
             return plugin.spec.params.model_validate(dict(params), context=bot), []
         except ValidationError as error:
-            errors = []
-            fields = plugin.spec.params.model_fields
-            for item in error.errors(include_url=False):
-                loc = list(item["loc"])
-                message = str(item["msg"]).removeprefix("Value error, ")
-                named, colon, rest = message.partition(": ")
-                if not loc and colon and named in fields:
-                    # A check across params says which one it refuses ("leverage: only for
-                    # market_type 'linear'"): the error names that field.
-                    loc, message = [named], rest
-                location = join_path([*field_path, "params", *loc])
-                if item["type"] == "extra_forbidden":
-                    message = "unknown param"
-                errors.append(FieldError(location, f"{message} ({kind} plugin {name!r})"))
-            return None, errors
+            return None, self._refusals(kind, name, plugin, error, field_path)
+        except Exception as error:
+            # Pydantic turns only ValueError and AssertionError of a validator into a refusal
+            # of its field; anything else (a KeyError from ``info.data[...]`` when the earlier
+            # field was itself refused) escapes it: a bug of the params model, said as one.
+            hint = (
+                " (a validator reading info.data must allow for an earlier field that failed"
+                " its own check: info.data.get(...))"
+                if isinstance(error, KeyError)
+                else ""
+            )
+            message = (
+                f"the params validator{_raised_in(error, plugin.spec.params)} raised"
+                f" {type(error).__name__}: {error}"
+                f" ({kind} plugin {name!r}: a bug in the plugin{hint})"
+            )
+            return None, [FieldError(join_path([*field_path, "params"]), message)]
+
+    def _refusals(
+        self,
+        kind: PluginKind,
+        name: str,
+        plugin: RegisteredPlugin,
+        error: ValidationError,
+        field_path: Sequence[str | int],
+    ) -> list[FieldError]:
+        """A ValidationError as one FieldError per refused param, naming field and plugin."""
+        errors = []
+        fields = plugin.spec.params.model_fields
+        for item in error.errors(include_url=False):
+            loc = list(item["loc"])
+            message = str(item["msg"]).removeprefix("Value error, ")
+            named, colon, rest = message.partition(": ")
+            if not loc and colon and named in fields:
+                # A check across params says which one it refuses ("leverage: only for
+                # market_type 'linear'"): the error names that field.
+                loc, message = [named], rest
+            location = join_path([*field_path, "params", *loc])
+            if item["type"] == "extra_forbidden":
+                message = "unknown param"
+            errors.append(FieldError(location, f"{message} ({kind} plugin {name!r})"))
+        return errors
 
     def build(
         self,
@@ -271,13 +347,35 @@ class PluginRegistry:
         if errors or validated is None:
             raise SpecError(errors)
         spec = self.get(kind, name).spec
-        built = spec.resolve_factory()(validated)
+        factory = spec.resolve_factory()
+        if kind is not PluginKind.STRATEGY:
+            built = factory(validated)
+        else:
+            try:
+                built = factory(validated)
+            except (StrategyError, StrategyRefused, SpecError, PluginError):
+                raise  # already says what and where (a child strategy's params, say)
+            except Exception as error:
+                raise StrategyError.of(name, "__init__", error) from error
         problems = check_object(kind.value, built, spec.declared)
         if problems:
             raise PluginError(
                 f"{kind} plugin {name!r} ({type(built).__name__}): " + "; ".join(problems)
             )
         return built
+
+
+def _raised_in(error: BaseException, model: type[PluginParams]) -> str:
+    """ " name" of the params model's own function ``error`` was raised in (its validator),
+    the deepest such frame; "" when none (pydantic's own code raised)."""
+    found = ""
+    trace = error.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_globals.get("__name__") == model.__module__:
+            found = f" {frame.f_code.co_name}"
+        trace = trace.tb_next
+    return found
 
 
 def _descriptor_problem(kind: PluginKind, spec: PluginSpec, source: str) -> str:

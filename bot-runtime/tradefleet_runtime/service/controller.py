@@ -26,6 +26,7 @@ from tradefleet_runtime.errors import (
     JournalError,
     PluginError,
     SpecError,
+    StrategyError,
     StrategyRefused,
 )
 from tradefleet_runtime.journal import Journal
@@ -232,6 +233,11 @@ class BotController:
             # A refusal that names its field (credentials, a symbol, the account): one line
             # says it all; a traceback would bury it.
             log.error("bot %s failed: %s", self.bot.name, error)
+        elif isinstance(error, StrategyError):
+            # The plugin's own bug, named in one line (plugin, hook, bar); its traceback is
+            # for the plugin's author, at debug level.
+            log.error("bot %s failed: %s", self.bot.name, error)
+            log.debug("bot %s: the strategy's traceback", self.bot.name, exc_info=error)
         else:
             log.exception("bot %s failed", self.bot.name)
         self.failure = f"{type(error).__name__}: {error}"
