@@ -215,7 +215,7 @@ def test_many_row_inserts_hold_the_rows_one_by_one_inserts_do(count: int) -> Non
             100.0 + i,
         )
         for i in range(count)
-    ]  # a few ids repeat: INSERT OR IGNORE keeps the first, either way
+    ]  # a few ids repeat: ON CONFLICT DO NOTHING keeps the first, either way
     tables = []
     for insert in (_insert_rows, lambda db, sql, rows: db.executemany(sql, rows)):
         with contextlib.closing(sqlite3.connect(":memory:")) as db:

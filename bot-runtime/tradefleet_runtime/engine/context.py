@@ -2,19 +2,52 @@
 
 Reads come from the portfolio and the order book; every order a strategy asks for is queued as
 an intent, and the engine passes the queue through the risk chain when the strategy returns.
+
+Side and order type are taken as their enum members or those members' string values
+(``"limit"`` is ``OrderType.LIMIT``, as a ``StrEnum`` compares equal to it) and queued as the
+members: the engine tells them apart by identity, so a plain string would misroute the order
+(or crash later, far from the call). Anything else is an error here, naming the argument.
+Numbers are the engine's to check (``risk_driver.intent_problem``): every intent passes there,
+and a bad one is refused and journaled rather than raised.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.model import Instrument, Order, OrderIntent, OrderType, Position, Side
 
 log = logging.getLogger("tradefleet.engine")
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], value: object, argument: str) -> _E:
+    """``value`` as a member of ``kind``: a member, or a member's string value; else a
+    ValueError (an unknown string) or TypeError (not a string), naming ``argument``."""
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+        choices = ", ".join(repr(member.value) for member in kind)
+        raise ValueError(f"{argument}: {value!r} is not one of {choices}")
+    raise TypeError(f"{argument}: expected a {kind.__name__}, not {type(value).__name__}")
+
+
+def _with_members(intent: OrderIntent) -> OrderIntent:
+    """``intent`` with its side and order type as the enum members (module docstring)."""
+    side, order_type = intent.side, intent.order_type
+    if side.__class__ is not Side:
+        side = _member(Side, side, "side")
+    if order_type.__class__ is not OrderType:
+        order_type = _member(OrderType, order_type, "order_type")
+    return intent._replace(side=side, order_type=order_type)
 
 
 class BotContext:
@@ -77,6 +110,8 @@ class BotContext:
         return self._instrument(symbol)
 
     def submit(self, intent: OrderIntent) -> None:
+        if intent.side.__class__ is not Side or intent.order_type.__class__ is not OrderType:
+            intent = _with_members(intent)
         self.intents.append(intent)
 
     def buy(
@@ -90,6 +125,8 @@ class BotContext:
         take_profit: float | None = None,
         tag: str = "",
     ) -> None:
+        if order_type.__class__ is not OrderType:
+            order_type = _member(OrderType, order_type, "order_type")
         self.intents.append(
             OrderIntent(
                 symbol, Side.BUY, quantity, order_type, price, stop_loss, take_profit, False, tag
@@ -107,6 +144,8 @@ class BotContext:
         take_profit: float | None = None,
         tag: str = "",
     ) -> None:
+        if order_type.__class__ is not OrderType:
+            order_type = _member(OrderType, order_type, "order_type")
         self.intents.append(
             OrderIntent(
                 symbol, Side.SELL, quantity, order_type, price, stop_loss, take_profit, False, tag

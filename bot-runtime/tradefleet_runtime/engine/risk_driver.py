@@ -12,11 +12,19 @@ net of the exits already working — is made reduce-only here, before the gate, 
 (``ctx.sell`` of the held quantity is an exit as ``ctx.close`` is): the gate and every rule then
 let it through (no rule may stop a reduction of risk), and the venue gets a reduce-only order,
 which cannot open or reverse a position if the account moved before it filled.
+
+Before any of that, an intent no venue could work is refused (``intent_problem``,
+``stops_problem``), by ``engine.order``, naming the field: a quantity or price that is not a
+positive finite number (a stop from an indicator not warmed up is NaN, and a NaN stop never
+triggers), a limit or stop order without its price, a stop-loss or take-profit on the wrong
+side of its entry. Exits too: an exit's NaN is no more an order than an entry's.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Callable, Collection, Sequence
 from types import MappingProxyType
 from typing import cast
@@ -29,14 +37,23 @@ from tradefleet_runtime.model import (
     Instrument,
     Order,
     OrderIntent,
+    OrderType,
     Position,
+    ReasonCode,
     RiskAction,
     RiskDecision,
     Side,
 )
 
 _APPROVE = RiskAction.APPROVE
+_MARKET = OrderType.MARKET
+_STOP = OrderType.STOP
 _NAN = float("nan")
+_INF = float("inf")
+# The refusals' codes, as the venues' (``ReasonCode``): plain str, a metrics label.
+_INVALID_QUANTITY = ReasonCode.INVALID_QUANTITY.value
+_INVALID_PRICE = ReasonCode.INVALID_PRICE.value
+_INVALID_STOPS = ReasonCode.INVALID_STOPS.value
 # Relative tolerance of "no more than is held": quantities are sums of fills and float.
 _HELD_TOLERANCE = 1e-9
 
@@ -67,6 +84,93 @@ log = logging.getLogger("tradefleet.engine")
 Decide = Callable[[str, OrderIntent, str, RiskDecision], None]
 
 
+def _number_problem(name: str, value: object, noun: str) -> str | None:
+    """Why ``value`` is no positive finite number, naming the field ``name``; None when it is.
+    The slow path of ``intent_problem``: a plain float in range never gets here."""
+    # bool is an int, and a True quantity is a mistake, not one unit; numpy's scalars are real.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"{name}: {value!r} is not a number"
+    number = float(value)
+    if not math.isfinite(number):
+        return f"{name}: {number} is not a {noun}"
+    if number <= 0.0:
+        # A sell is a side, not a sign: a negative quantity is no short.
+        return f"{name}: must be positive, not {number:.10g}"
+    return None
+
+
+def intent_problem(intent: OrderIntent) -> tuple[str, str] | None:
+    """(code, reason naming the field) when ``intent`` cannot be an order on any account:
+    a quantity or price that is not a positive finite number, a limit or stop order without
+    its price; None when it can. Called for every order: a plain float in range costs two
+    comparisons (NaN fails both), everything else takes ``_number_problem``."""
+    quantity = intent[2]
+    if quantity is not None and not (quantity.__class__ is float and 0.0 < quantity < _INF):
+        problem = _number_problem("quantity", quantity, "quantity")
+        if problem is not None:
+            return _INVALID_QUANTITY, problem
+    price = intent[4]
+    if price is None:
+        if intent[3] is not _MARKET:
+            return _INVALID_PRICE, f"price: a {intent[3]} order needs one"
+    elif not (price.__class__ is float and 0.0 < price < _INF):
+        problem = _number_problem("price", price, "price")
+        if problem is not None:
+            return _INVALID_PRICE, problem
+    # Unrolled, as above: a loop over the two would cost more than every test here.
+    stop = intent[5]
+    if stop is not None and not (stop.__class__ is float and 0.0 < stop < _INF):
+        problem = _number_problem("stop_loss", stop, "price")
+        if problem is not None:
+            return _INVALID_STOPS, problem
+    stop = intent[6]
+    if stop is not None and not (stop.__class__ is float and 0.0 < stop < _INF):
+        problem = _number_problem("take_profit", stop, "price")
+        if problem is not None:
+            return _INVALID_STOPS, problem
+    return None
+
+
+def stops_problem(intent: OrderIntent, mark: float) -> tuple[str, str] | None:
+    """(code, reason naming the field) when ``intent``'s stop-loss or take-profit lies on the
+    wrong side of its entry; None when neither does (or there is none, or nothing to judge by).
+
+    The bracket's children (``brackets.py``) are a stop and a limit on the closing side: a
+    long's stop-loss is a sell stop, which must sit below the price the entry fills at or it
+    triggers at once (a take-profit above it, or it fills at once); a short's the other way.
+    That price is judged by the entry's own: a limit entry fills at its limit or better, a stop
+    entry at its trigger or worse (a buy stop's stop-loss above the mark is right while below
+    its trigger), a market entry near the ``mark``. Prices are checked first
+    (``intent_problem``); a market entry without a mark (0 or NaN) is left to the venue."""
+    order_type = intent[3]
+    if order_type is _MARKET:
+        reference, what = mark, "the mark"
+        if not reference > 0.0:  # NaN too
+            return None
+    else:
+        price = intent[4]
+        if price is None:  # refused already (``intent_problem``)
+            return None
+        reference = price
+        what = "the trigger price" if order_type is _STOP else "the limit price"
+    side = intent[1]
+    sign = side.sign
+    stop_loss, take_profit = intent[5], intent[6]
+    if stop_loss is not None and (reference - stop_loss) * sign <= 0.0:
+        where = "below" if sign > 0 else "above"
+        return _INVALID_STOPS, (
+            f"stop_loss: {stop_loss:.10g} is not {where} {what} {reference:.10g}, "
+            f"as a {side.value}'s must be"
+        )
+    if take_profit is not None and (take_profit - reference) * sign <= 0.0:
+        where = "above" if sign > 0 else "below"
+        return _INVALID_STOPS, (
+            f"take_profit: {take_profit:.10g} is not {where} {what} {reference:.10g}, "
+            f"as a {side.value}'s must be"
+        )
+    return None
+
+
 class RiskDriver:
     def __init__(
         self,
@@ -95,13 +199,25 @@ class RiskDriver:
     def order_for(self, intent: OrderIntent, order_id: str, now: int) -> Order | None:
         """The order ``intent`` becomes under ``order_id``, or None when it is refused."""
         decide = self._decide
+        context: RiskContext | None = None
+        # Refused first: a NaN quantity would reach the sizers and the reduce-only test, a
+        # negative one pass for an exit, a NaN stop be blamed on the sizer that divides by it.
+        problem = intent_problem(intent)
+        if problem is None and (intent[5] is not None or intent[6] is not None):
+            mark = _NAN
+            if intent[3] is _MARKET:  # judged by the mark: the snapshot the chain reuses
+                context = self._context(intent.symbol)
+                mark = context.mark(intent.symbol)
+            problem = stops_problem(intent, mark)
+        if problem is not None:
+            decide("engine.order", intent, order_id, RiskDecision.veto(problem[1], problem[0]))
+            return None
         if not intent.reduce_only and self._reducible is not None:
             intent = self._mark_reducing(intent)
         gated = self.state.gate(intent)
         if gated is not None:
             decide(gated[0], intent, order_id, gated[1])
             return None
-        context: RiskContext | None = None
         quantity = intent.quantity
         for name, plugin, reads_account in self._links:
             if not reads_account:

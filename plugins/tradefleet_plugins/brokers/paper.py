@@ -51,6 +51,7 @@ from tradefleet_runtime.sdk import (
 )
 
 _EMPTY: tuple[Fill | OrderUpdate, ...] = ()
+_INF = float("inf")
 # Read per order and per fill: module constants, not attribute lookups through the enum classes.
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
@@ -309,11 +310,17 @@ class PaperBroker:
     # -- matching ----------------------------------------------------------------------------
 
     def _validate(self, order: Order) -> tuple[ReasonCode, str] | None:
+        # ``0 < x < inf`` is False for NaN: a NaN price would rest for ever, a NaN stop-loss
+        # never trigger; a venue refuses both, and so does its reference.
         quantity = order.quantity
-        if not quantity > 0:  # NaN too
+        if not 0.0 < quantity < _INF:
             return ReasonCode.INVALID_QUANTITY, f"quantity must be positive, got {quantity}"
-        if order.order_type is not _MARKET and (order.price is None or order.price <= 0):
+        price = order.price
+        if order.order_type is not _MARKET and (price is None or not 0.0 < price < _INF):
             return ReasonCode.INVALID_PRICE, f"{order.order_type} order needs a positive price"
+        for name, stop in (("stop_loss", order.stop_loss), ("take_profit", order.take_profit)):
+            if stop is not None and not 0.0 < stop < _INF:
+                return ReasonCode.INVALID_STOPS, f"{name} must be a positive price, got {stop}"
         limits = self._instruments.get(order.symbol) or self.instrument(order.symbol)
         if limits.min_quantity and quantity < limits.min_quantity:
             return (
