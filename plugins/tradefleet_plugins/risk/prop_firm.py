@@ -53,6 +53,7 @@ from tradefleet_plugins.risk.rules import (
     position_risk,
     risk_after_entry,
     share_to_cut,
+    smallest_share,
 )
 from tradefleet_runtime.sdk import (
     AccountAction,
@@ -256,16 +257,7 @@ def share_to_cut_after_exits(
         left = after_exits(positions, closing, share)
         return open_risk(left, marks, stops, unprotected_move)
 
-    if risk_left(0.0) <= room:
-        return 0.0
-    low, high = 0.0, 1.0
-    for _ in range(60):
-        middle = (low + high) / 2.0
-        if risk_left(middle) <= room:
-            high = middle
-        else:
-            low = middle
-    return high
+    return smallest_share(risk_left, room)
 
 
 def cut_to_fit(equity: float, at_risk: float, floor: float) -> float:

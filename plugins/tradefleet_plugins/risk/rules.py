@@ -5,7 +5,7 @@ No I/O and no clock: every function takes the bar time it decides at.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -234,6 +234,14 @@ def share_to_cut(
         cut = {s: Position(s, p.quantity * keep, p.average_price) for s, p in positions.items()}
         return open_risk(cut, marks, stops, unprotected_move)
 
+    return smallest_share(risk_left, room, at_least)
+
+
+def smallest_share(
+    risk_left: Callable[[float], float], room: float, at_least: float = 0.0
+) -> float:
+    """The smallest share in [``at_least``, 1] whose ``risk_left`` is at most ``room``, by
+    bisection (the risk only falls as the share grows), ending on the side that fits."""
     low = min(max(at_least, 0.0), 1.0)
     if risk_left(low) <= room:
         return low
