@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
@@ -437,18 +437,14 @@ class Engine:
             subscriptions = list(
                 self.strategy.subscriptions(self._symbols, self.config.base_timeframe_s)
             )
-        except _TOLD:
-            raise
         except Exception as error:
-            raise self.strategy_error("subscriptions", error) from error
+            self._hook_failed(error, "subscriptions")
         self._wire(subscriptions)
         self.strategy.ctx = self.ctx
         try:
             self.strategy.on_start(self.ctx)
-        except _TOLD:
-            raise
         except Exception as error:
-            raise self.strategy_error("on_start", error) from error
+            self._hook_failed(error, "on_start")
         self._on_bar = bar_handler(self.strategy.on_bar, self.strategy.indicator_book)
         self._started = True
 
@@ -457,10 +453,17 @@ class Engine:
         name = self.config.strategy_name or type(self.strategy).__name__
         return StrategyError.of(name, hook, error, where)
 
-    def _bar_failed(self, error: Exception, bar: Bar) -> StrategyError:
-        """The StrategyError of an ``on_bar`` that raised on ``bar``; during ``catch_up`` (the
-        context replays) it says the bar was history replayed at start."""
-        return self.strategy_error("on_bar", error, _bar_at(bar, self.ctx.replaying))
+    def _hook_failed(self, error: Exception, hook: str, where: str = "") -> NoReturn:
+        """Raise what the strategy's ``hook`` raised: unchanged when it already says what and
+        where (``_TOLD``), else as the StrategyError naming the plugin, the hook and where."""
+        if isinstance(error, _TOLD):
+            raise error
+        raise self.strategy_error(hook, error, where) from error
+
+    def _bar_failed(self, error: Exception, bar: Bar) -> NoReturn:
+        """Raise what ``on_bar`` raised on ``bar``; during ``catch_up`` (the context replays)
+        it says the bar was history replayed at start."""
+        self._hook_failed(error, "on_bar", _bar_at(bar, self.ctx.replaying))
 
     def _wire(self, subscriptions: Iterable[Subscription]) -> None:
         base = self.config.base_timeframe_s
@@ -513,10 +516,8 @@ class Engine:
                         self._aggregate(bar, strategy_on_bar)
                     elif bar[0] in self._base_symbols:
                         strategy_on_bar(bar)
-                except _TOLD:
-                    raise
                 except Exception as error:
-                    raise self._bar_failed(error, bar) from error
+                    self._bar_failed(error, bar)
                 if intents:
                     self.stats.warmup_intents += len(intents)
                     intents.clear()
@@ -609,10 +610,8 @@ class Engine:
                     self._aggregate(bar, strategy_on_bar)
                 elif symbol in base_symbols:
                     strategy_on_bar(bar)
-            except _TOLD:
-                raise
             except Exception as error:
-                raise self._bar_failed(error, bar) from error
+                self._bar_failed(error, bar)
             if intents:
                 if warmup:
                     self.stats.warmup_intents += len(intents)
@@ -668,35 +667,27 @@ class Engine:
             if before is not None:
                 try:
                     deliver(before)
-                except _TOLD:
-                    raise
                 except Exception as error:
-                    raise self._bar_failed(error, before) from error
+                    self._bar_failed(error, before)
             if after is not None:
                 later.append(after)
         if bar[0] in self._base_symbols:
             try:
                 deliver(bar)
-            except _TOLD:
-                raise
             except Exception as error:
-                raise self._bar_failed(error, bar) from error
+                self._bar_failed(error, bar)
         for higher in later:
             try:
                 deliver(higher)
-            except _TOLD:
-                raise
             except Exception as error:
-                raise self._bar_failed(error, higher) from error
+                self._bar_failed(error, higher)
 
     def finish(self, feed: FeedReport | None = None) -> RunResult:
         """Stop the strategy and return what the run produced (positions stay as they are)."""
         try:
             self.strategy.on_stop()
-        except _TOLD:
-            raise
         except Exception as error:
-            raise self.strategy_error("on_stop", error, _utc(self._now)) from error
+            self._hook_failed(error, "on_stop", _utc(self._now))
         self._journal_equity()
         self.journal.flush()
         return RunResult(
@@ -947,12 +938,10 @@ class Engine:
             self._cancels_asked.discard(update.client_order_id)
             try:
                 self.strategy.on_order_update(update)
-            except _TOLD:
-                raise
             except Exception as error:
                 where = f"the {status.value} update of order {update.client_order_id}"
                 where += f" at {_utc(update.ts or self._now)}"
-                raise self.strategy_error("on_order_update", error, where) from error
+                self._hook_failed(error, "on_order_update", where)
 
     def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
         """A bracket's stop-loss ended cancelled though the bot never asked (a person at the
@@ -1136,14 +1125,12 @@ class Engine:
             self.tracer.fill(fill, order.parent_id if order is not None else None)
         try:
             self.strategy.on_fill(fill)
-        except _TOLD:
-            raise
         except Exception as error:
             where = (
                 f"the fill of {fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:g}"
                 f" (order {fill.client_order_id}) at {_utc(fill.ts)}"
             )
-            raise self.strategy_error("on_fill", error, where) from error
+            self._hook_failed(error, "on_fill", where)
         for observe in self._fill_observers:
             observe(fill)
 
