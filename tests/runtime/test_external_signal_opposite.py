@@ -12,27 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.helpers import flat_bars, make_engine
-from tradefleet_plugins.strategies.external_signal import ExternalSignal
-from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
+from tests.runtime.helpers import flat_bars
+from tests.runtime.signal_engines import signal_engine
 from tradefleet_runtime.model import Order, Side
 from tradefleet_runtime.service.api import Direction, Signal
-
-
-def signal_engine(**params: Any) -> tuple[Any, list[Order]]:
-    """An engine trading ``external-signal`` on the paper broker, recording every order sent."""
-    strategy = ExternalSignal(ExternalSignalParams.model_validate(params))
-    engine = make_engine(strategy, capital=100_000.0)
-    engine.signals = strategy  # it declares the takes-signals capability
-    sent: list[Order] = []
-    submit = engine.broker.submit
-
-    def recording_submit(order: Order) -> Any:
-        sent.append(order)
-        return submit(order)
-
-    engine.broker.submit = recording_submit  # type: ignore[method-assign]
-    return engine, sent
 
 
 def signal(direction: Direction, volume: float = 1000, entry: float = 1.0) -> Signal:

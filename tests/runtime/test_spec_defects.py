@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from tests.runtime.helpers import flat_bars, make_engine
+from tests.runtime.signal_engines import signal_engine as _signal_engine
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.feeds.csv_feed import CsvFeed
 from tradefleet_plugins.feeds.csv_params import CsvFeedParams
@@ -41,22 +42,6 @@ from tradefleet_runtime.timeframes import MAX_TIMEFRAME_S, parse_timeframe
 ROOT = Path(__file__).resolve().parents[2]
 
 # -- external-signal -------------------------------------------------------------------------
-
-
-def _signal_engine(broker: dict[str, Any] | None = None, **params: Any) -> tuple[Any, list[Order]]:
-    """An engine trading ``external-signal`` on the paper broker, recording every order sent."""
-    strategy = ExternalSignal(ExternalSignalParams.model_validate(params))
-    engine = make_engine(strategy, capital=100_000.0, broker=broker)
-    engine.signals = strategy  # it declares the takes-signals capability
-    sent: list[Order] = []
-    submit = engine.broker.submit
-
-    def recording_submit(order: Order) -> Any:
-        sent.append(order)
-        return submit(order)
-
-    engine.broker.submit = recording_submit  # type: ignore[method-assign]
-    return engine, sent
 
 
 def _buy(

@@ -38,16 +38,20 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     journal.close()
 
 
+def _until_first_bar(controller: Any) -> None:
+    deadline = time.monotonic() + 20
+    while controller.get_status().bars < 1:
+        assert time.monotonic() < deadline, controller.failure or controller.phase
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
     """The bot at its first bar (the next an hour of wall clock away), behind its gRPC API."""
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
     controller.start()
     try:
-        deadline = time.monotonic() + 20
-        while controller.get_status().bars < 1:
-            assert time.monotonic() < deadline, controller.failure or controller.phase
-            time.sleep(0.02)
+        _until_first_bar(controller)
         with (
             running_server(controller) as endpoint,  # type: ignore[arg-type]
             grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
@@ -132,10 +136,7 @@ def _run_until_a_bar(journal: Journal, data: Path, update: dict[str, Any] | None
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
     controller.start()
     try:
-        deadline = time.monotonic() + 20
-        while controller.get_status().bars < 1:
-            assert time.monotonic() < deadline, controller.failure or controller.phase
-            time.sleep(0.02)
+        _until_first_bar(controller)
         if update is not None:
             controller.update_params(update, "alice")
     finally:
