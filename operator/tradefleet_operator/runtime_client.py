@@ -88,6 +88,8 @@ class RuntimeClients:
     def __init__(self, timeout: float = 3.0) -> None:
         self.timeout = timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
+        # Channels dropped while calls may still run on them, closing with a grace period.
+        self._closing: set[asyncio.Future[None]] = set()
         self.calls = 0
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._last_release = 0.0  # loop time a call last gave its slot back
@@ -111,13 +113,22 @@ class RuntimeClients:
         return channel
 
     async def drop(self, address: str) -> None:
+        """Forget the address's channel: the next call opens a new one. Calls still in flight
+        on it end on their own (each has its deadline): closed at once, the channel cancelled
+        them — a status timer's failed GetStatus cancelled a deletion's EmergencyStop to the
+        same runtime, and kopf put the finalizer off."""
         channel = self._channels.pop(address, None)
         if channel is not None:
-            await channel.close()
+            closing = asyncio.ensure_future(channel.close(grace=self.timeout))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
-        await asyncio.gather(*(channel.close() for channel in channels), return_exceptions=True)
+        closing, self._closing = list(self._closing), set()
+        await asyncio.gather(
+            *(channel.close() for channel in channels), *closing, return_exceptions=True
+        )
 
     async def _call(
         self, address: str, token: str, method: str, request: Any, timeout: float | None = None
