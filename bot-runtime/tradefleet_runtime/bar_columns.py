@@ -242,6 +242,8 @@ def parse_time_cells(cells: npt.NDArray[np.uint8], fmt: str | None) -> Ints | No
     literal characters. None when any cell does not fit, or is out of range.
     """
     rows, width = cells.shape
+    if fmt in _ISO_FORMATS and width == len(_ISO_FORMATS[fmt]):
+        return _iso_seconds(cells, _ISO_FORMATS[fmt])
     digits = cells - np.uint8(48)  # wraps below "0": anything but a digit is then above 9
     if fmt is None:
         value = _number(digits, 0, width)
@@ -280,6 +282,44 @@ def parse_time_cells(cells: npt.NDArray[np.uint8], fmt: str | None) -> Ints | No
     if (hour > 23).any() or (minute > 59).any() or (second > 59).any():
         return None
     seconds: Ints = (starts[index] + day - 1) * 86400 + hour * 3600 + minute * 60 + second
+    return seconds
+
+
+# The ISO layouts numpy's own datetime parser reads (five times faster than the digit
+# arithmetic above, which reads every other layout): each format's cell, "9" for a digit.
+_ISO_FORMATS = {
+    "%Y-%m-%d %H:%M:%S": "9999-99-99 99:99:99",
+    "%Y-%m-%dT%H:%M:%S": "9999-99-99T99:99:99",
+    "%Y-%m-%d %H:%M": "9999-99-99 99:99",
+    "%Y-%m-%dT%H:%M": "9999-99-99T99:99",
+    "%Y-%m-%d": "9999-99-99",
+}
+
+
+def _iso_seconds(cells: npt.NDArray[np.uint8], layout: str) -> Ints | None:
+    """Epoch seconds of cells in an ISO ``layout``, or None as :func:`parse_time_cells` says.
+
+    Every cell is first checked against the layout (a digit where it has one, its literal
+    character elsewhere): numpy's parser alone would take more than strptime does (a sign, a
+    time zone, "T" for " "). It then refuses what strptime refuses (a 30 February, hour 24,
+    second 60) with a ValueError.
+    """
+    pattern = np.frombuffer(layout.encode(), dtype=np.uint8)
+    digit = pattern == ord("9")
+    # One pass: less "0" where a digit goes (wrapping below it), less the literal elsewhere;
+    # then at most 9 where a digit goes, exactly 0 elsewhere.
+    offset = np.where(digit, np.uint8(48), pattern).astype(np.uint8)
+    limit = np.where(digit, np.uint8(9), np.uint8(0)).astype(np.uint8)
+    packed = np.ascontiguousarray(cells)
+    if (packed - offset > limit).any():
+        return None
+    text = packed.view(f"S{cells.shape[1]}").ravel()
+    try:
+        seconds: Ints = text.astype("datetime64[s]").view(np.int64)
+    except ValueError:
+        return None
+    if seconds.size and int(seconds.min()) < 0:
+        return None  # before 1970: the digit arithmetic's rule (row by row), kept alike
     return seconds
 
 

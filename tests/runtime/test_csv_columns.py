@@ -243,3 +243,27 @@ def test_fixed_width_times_parse_as_strptime_does(stamps: list[datetime], fmt: s
 def test_impossible_or_early_dates_leave_the_fast_path(text: str, fmt: str) -> None:
     matrix = np.array([text.encode()]).view(np.uint8).reshape(1, -1)
     assert parse_time_cells(matrix, fmt) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ("2021-02-28 24:00:00", "%Y-%m-%d %H:%M:%S"),
+        ("2021-02-28 23:60:00", "%Y-%m-%d %H:%M:%S"),
+        ("2021-02-28 23:59:60", "%Y-%m-%d %H:%M:%S"),
+        ("2021-02-28T23:59:59", "%Y-%m-%d %H:%M:%S"),
+        ("2021-02-28 23:59:59", "%Y-%m-%dT%H:%M:%S"),
+        ("+021-02-28 23:59:59", "%Y-%m-%d %H:%M:%S"),
+        ("2021-02-28 23:59:5Z", "%Y-%m-%d %H:%M:%S"),
+        ("2021-0a-28 23:59", "%Y-%m-%d %H:%M"),
+        ("2021-02-28 23 59", "%Y-%m-%d %H:%M"),
+        ("2021/02/28", "%Y-%m-%d"),
+    ],
+)
+def test_iso_cells_that_strptime_refuses_leave_the_fast_path(text: str, fmt: str) -> None:
+    """The ISO layouts are read by numpy's parser, which alone takes more than strptime: a
+    sign, "T" for " ", a blank. Each cell is checked against the layout first."""
+    with pytest.raises(ValueError):
+        parse_time(text, fmt)
+    matrix = np.array([text.encode()]).view(np.uint8).reshape(1, -1)
+    assert parse_time_cells(matrix, fmt) is None
