@@ -8,14 +8,16 @@ The trader's report (``build_report``) adds figures of the trades (expectancy, a
 loss, duration, losing streak), groups (long/short, per symbol, per exit reason), calendar
 months, CAGR and Calmar over the run's span (first bar's open to last bar's close), and an
 equal-weight buy-and-hold benchmark. A position still open at the end counts as a trade closed
-at the last close with the reason "end of data" (no exit fee), so trades add up to the equity.
+at the last close with the reason "end of data" (no exit fee), so trades add up to the equity:
+each symbol's own last close, at that bar's close time, when its data ends before the run's
+(``end_of_data_at_symbol_ends``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -279,12 +281,34 @@ class SymbolRange(NamedTuple):
     bars: int
     first_ts: int  # open time of the first traded bar
     first_open: float
-    last_ts: int
+    last_ts: int  # open time of the last traded bar
     last_close: float
 
     @property
     def buy_and_hold(self) -> float:
         return self.last_close / self.first_open - 1.0 if self.first_open else 0.0
+
+
+def end_of_data_at_symbol_ends(
+    trades: Sequence[Trade], symbols: Sequence[SymbolRange], timeframe_s: int
+) -> list[Trade]:
+    """``trades`` with each end-of-data trade ending when its own symbol's data ended.
+
+    The session ends every position still open at the run's last close time; a symbol whose
+    data ended earlier (a shorter file) was last marked at its own last bar, so its trade ends
+    at that bar's close (``last_ts + timeframe_s``): its held time, the average duration and the
+    order of exits follow. Its price and P&L are the engine's: the symbol's mark, which is that
+    bar's close and what the equity holds the position at, so trades still add up to the
+    equity. Only ever moved earlier; a symbol without a range is left as it is.
+    """
+    ends = {s.symbol: s.last_ts + timeframe_s for s in symbols}
+    stamped = []
+    for trade in trades:
+        end = ends.get(trade.symbol)
+        if trade.exit_reason == END_OF_DATA and end is not None and end < trade.exit_ts:
+            trade = replace(trade, exit_ts=end)
+        stamped.append(trade)
+    return stamped
 
 
 @dataclass(frozen=True)
