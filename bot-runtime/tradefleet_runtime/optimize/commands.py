@@ -89,6 +89,13 @@ def _optimize_parser() -> argparse.ArgumentParser:
         type=Path,
         help="Optuna study file (default studies/NAME-optimize.jsonl); the same file resumes",
     )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=8,  # search.DEFAULT_PARALLEL (not imported: --help needs no optuna)
+        help="trials tpe runs at once, whatever --jobs: with --seed it fixes the trials "
+        "(default 8)",
+    )
     return parser
 
 
@@ -153,7 +160,7 @@ def _guarded(run: Callable[[], int]) -> int:
 
 def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str, str, Space]:
     """The manifest document, its folder, the bot's name and the checked space."""
-    for option in ("jobs", "trials"):
+    for option in ("jobs", "trials", "parallel"):
         value = getattr(args, option, None)
         if value is not None and value < 1:
             raise SpecError([FieldError(f"--{option}", "must be at least 1")])
@@ -234,6 +241,7 @@ def _optimize(args: argparse.Namespace) -> int:
         metric=args.metric,
         trials=args.trials,
         seed=args.seed,
+        parallel=args.parallel,
     )
     with (
         _told_as(STUDY_FILE, str(study_path), only_its_own=True),

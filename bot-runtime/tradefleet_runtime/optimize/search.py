@@ -3,7 +3,19 @@
 This process owns the study (ask → run → tell), so the study's file has one writer and the
 workers stay plain functions of a :class:`~tradefleet_runtime.optimize.worker.Task`. Up to
 ``jobs`` trials run at once in a process pool (the engine is pure Python: threads would share
-one core). The study lives in an Optuna ``JournalStorage`` on a file: run the same command
+one core).
+
+The same seed gives the same trials whatever ``jobs`` (another machine, more cores): what the
+sampler knows when it is asked for trial *k* — which trials are told, with which values, and
+which are still running — depends on *k* alone, never on which process finished first. Trials
+are asked in order and told strictly in trial order: the search asks the next one while fewer
+than :func:`trials_in_flight` are asked and not told, else waits for the oldest of those and
+tells it. For TPE, the one sampler here that learns from the values, that count is
+``SearchConfig.parallel`` (a setting of the search, not of the machine); grid and random pick
+a trial without looking at any value, so theirs follows ``jobs``. ``jobs`` then only decides
+how many of those trials run at once.
+
+The study lives in an Optuna ``JournalStorage`` on a file: run the same command
 with the same ``--study`` again and it continues (a grid skips the points already done);
 ``optuna.load_study`` reads it for anything else.
 
@@ -16,9 +28,9 @@ import math
 import multiprocessing
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +70,16 @@ METRICS: dict[str, Direction] = {
 }
 SAMPLERS = ("grid", "random", "tpe")
 DEFAULT_TRIALS = 100  # random and TPE; a grid runs its points
+# Samplers whose choice of params never depends on the values told (random draws from its
+# seeded generator alone; the grid skips the points asked already, told or not): how many of
+# their trials are in flight cannot change what they pick. Any other sampler (TPE, and any
+# added later) is given ``SearchConfig.parallel`` trials in flight, whatever ``jobs``.
+BLIND_SAMPLERS = ("grid", "random")
+# TPE's trials in flight: it picks trial k knowing every value but those of the (up to) 7
+# trials before it, which it counts as bad ones still running (Optuna's constant liar). 8 keeps
+# the processes of most machines busy and costs TPE little of what it learns in 100 trials;
+# a machine with more cores runs more only with a larger ``--parallel`` (and other trials).
+DEFAULT_PARALLEL = 8
 
 # Why a trial that is done has no value to rank: its ``invalid`` user attribute says it in
 # words, ``invalid_kind`` names which of these it is. They are counted apart, as each says
@@ -81,6 +103,9 @@ class SearchConfig:
     seed: int = 0
     window: Window | None = None
     timeline: tuple[int, ...] = ()
+    # Trials a learning sampler (TPE) has in flight at once; with the seed it fixes the trials,
+    # so it is the search's setting and not the machine's (``jobs``): see the module's doc.
+    parallel: int = DEFAULT_PARALLEL
 
 
 @dataclass
@@ -142,15 +167,40 @@ Progress = Callable[[int, int], None]  # (trials done by this call, trials to ru
 
 
 class InlineExecutor(Executor):
-    """Runs each task at submit, in this process: ``--jobs 1`` needs no pool."""
+    """Runs each task in this process when its result is asked for: ``--jobs 1`` needs no pool.
+
+    Not at submit: the search submits a trial when it asks for it, up to ``parallel`` trials
+    before telling the first of them; run at once, a trial's error (or Ctrl-C) would wait for
+    the trials asked after it to run before the search saw it.
+    """
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+        return _Deferred(lambda: fn(*args, **kwargs))
+
+
+class _Deferred(Future[Any]):
+    """A future whose call runs, in the caller's thread, the first time it is waited on."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__()
+        self._call: Callable[[], Any] | None = call
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._run()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._run()
+        return super().exception(timeout)
+
+    def _run(self) -> None:
+        call, self._call = self._call, None
+        if call is None or not self.set_running_or_notify_cancel():
+            return  # ran already, or cancelled before it ran
         try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:
-            future.set_exception(error)
-        return future
+            self.set_result(call())
+        except BaseException as error:  # handed to the waiter, who re-raises it (Ctrl-C too)
+            self.set_exception(error)
 
 
 @contextmanager
@@ -243,13 +293,29 @@ class _AskTellGridSampler(GridSampler):
         return None
 
 
-def _sampler(config: SearchConfig, parallel: bool) -> BaseSampler:
+def _sampler(config: SearchConfig) -> BaseSampler:
     if config.sampler == "grid":
         return _AskTellGridSampler(config.space.grid(), seed=config.seed)
     if config.sampler == "random":
         return RandomSampler(seed=config.seed)
-    # constant_liar: trials still running count as bad, so parallel trials spread out.
-    return TPESampler(seed=config.seed, constant_liar=parallel)
+    # constant_liar: trials still running count as bad, so the trials in flight spread out.
+    # Decided by ``parallel``, never by ``jobs``: the same seed picks the same trials anywhere.
+    return TPESampler(seed=config.seed, constant_liar=config.parallel > 1)
+
+
+def trials_in_flight(sampler: str, parallel: int, jobs: int) -> int:
+    """How many trials the search keeps asked but not yet told.
+
+    A learning sampler (TPE) gets ``parallel``: what it knows at each ask then depends on the
+    trial's number alone. A blind one (grid, random) picks the same trials however many are
+    in flight, so it gets what keeps ``jobs`` processes busy: one trial per process and one
+    more queued behind each, so a worker starts its next trial while this process records the
+    last one (with trials of a few milliseconds, a worker waiting on this process made two
+    workers slower than one).
+    """
+    if sampler not in BLIND_SAMPLERS:
+        return parallel
+    return max(jobs, 1) * (2 if jobs > 1 else 1)
 
 
 def suggest(trial: Trial, space: Space) -> dict[str, Value]:
@@ -419,9 +485,15 @@ def run_search(
     progress: Progress | None = None,
     registry: PluginRegistry | None = None,
 ) -> SearchResult:
-    """Run ``config``'s trials (``jobs`` at once on ``pool``) and return the best."""
+    """Run ``config``'s trials (up to ``jobs`` at once on ``pool``) and return the best.
+
+    The trials — their params, values and numbers — and so the best depend on ``config`` (its
+    seed and ``parallel``), not on ``jobs``.
+    """
     if config.metric not in METRICS:
         raise SpecError([FieldError("--metric", f"one of {', '.join(METRICS)}")])
+    if config.parallel < 1:
+        raise SpecError([FieldError("--parallel", "must be at least 1")])
     registry = registry or default_registry()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = METRICS[config.metric]
@@ -431,7 +503,7 @@ def run_search(
         study = optuna.create_study(
             study_name=config.study_name,
             storage=JournalStorage(backend),
-            sampler=_sampler(config, jobs > 1),
+            sampler=_sampler(config),
             direction=direction,
             load_if_exists=True,
         )
@@ -462,85 +534,120 @@ def _search(
         total = remaining if config.trials is None else min(config.trials, remaining)
     else:
         total = DEFAULT_TRIALS if config.trials is None else config.trials
+    in_flight = trials_in_flight(config.sampler, config.parallel, jobs)
+    if jobs > in_flight and total > in_flight:
+        notes.append(
+            f"{config.sampler} ran at most {in_flight} trial(s) at once (--parallel): "
+            f"{jobs - in_flight} of the {jobs} processes had none to run"
+        )
     started = time.perf_counter()
-    pending: dict[Future[Evaluation], Trial] = {}
-    asked = done = 0
-    paths: Counter[tuple[str, str]] = Counter()  # (path, why the engine ran it): trials
-    # Trials in flight: one per worker, and for samplers that learn nothing from results (grid,
-    # random) one more queued behind each, so a worker starts its next trial while this process
-    # records the last one (with trials of a few milliseconds, a worker waiting on this process
-    # made two workers slower than one).
-    inflight = max(jobs, 1) * (2 if jobs > 1 and config.sampler in ("grid", "random") else 1)
+    trials = _Trials(study, config, registry, progress, total)
+    queue: deque[_Pending] = deque()  # asked, not yet told: oldest first
+    asked = 0
     try:
-        while asked < total or pending:
-            while asked < total and len(pending) < inflight:
-                trial = study.ask()
+        # Each step depends only on what the steps before it did, never on which process
+        # finishes first: ask while the queue has room, else wait for its oldest and tell it.
+        while asked < total or queue:
+            if asked < total and len(queue) < in_flight:
                 asked += 1
-                params = suggest(trial, config.space)
-                problems = check_params(config.manifest, params, registry)
-                if problems:
-                    # Checked before running: the params model refuses the set (slow <= fast).
-                    why = "; ".join(str(p) for p in problems)
-                    _tell_invalid(study, trial, PARAMS_MODEL, why)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    continue
-                task = Task(
-                    config.manifest,
-                    config.base_dir,
-                    params,
-                    config.window,
-                    config.timeline if config.window is not None else (),
-                )
-                pending[pool.submit(evaluate, task)] = trial
-            if not pending:
-                continue
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                trial = pending.pop(future)
-                try:
-                    evaluation = future.result()
-                except StrategyRefused as refused:
-                    # The strategy's own check at its start refused this set (MACD's slow
-                    # not above fast): a property of these params, as a params-model refusal
-                    # is, so the trial is refused, saying why, and the search goes on.
-                    _tell_invalid(study, trial, STRATEGY, str(refused))
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    continue
-                except StrategyError as error:
-                    # A bug of the strategy: it would recur, so the search ends, saying which
-                    # trial (its number and params) to reproduce it with.
-                    study.tell(trial, state=TrialState.FAIL)
-                    raise error.in_context(_trial_said(trial)) from error
-                except BaseException:
-                    # Any other error of a worker (bad data, a plugin bug, a ValueError after
-                    # the start) would recur: end the search, loudly.
-                    study.tell(trial, state=TrialState.FAIL)
-                    raise
-                trial.set_user_attr("figures", evaluation.figures)
-                paths[(evaluation.path, evaluation.fallback)] += 1
-                # The first and last bar the run was given: walk-forward's proof that an
-                # in-sample search never saw its test window.
-                trial.set_user_attr("bars_seen", list(evaluation.seen))
-                value = _value(evaluation.figures, config.metric)
-                if isinstance(value, str):
-                    traded = evaluation.figures.get("trades")
-                    _tell_invalid(study, trial, UNRANKED if traded else NO_TRADES, value)
-                else:
-                    study.tell(trial, value)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+                pending = trials.ask(pool)
+                if pending is not None:
+                    queue.append(pending)
+            else:
+                trials.tell(queue.popleft())
     except BaseException:
-        for future, trial in pending.items():
-            future.cancel()
-            study.tell(trial, state=TrialState.FAIL)
+        for pending in queue:
+            pending.future.cancel()
+            study.tell(pending.trial, state=TrialState.FAIL)
         raise
-    notes.extend(path_notes(paths))
-    return _result(study, config, direction, done, time.perf_counter() - started, notes)
+    notes.extend(path_notes(trials.paths))
+    return _result(study, config, direction, trials.done, time.perf_counter() - started, notes)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A trial asked and submitted, not yet told."""
+
+    trial: Trial
+    future: Future[Evaluation]
+
+
+@dataclass
+class _Trials:
+    """One call's trials: asked, run on a pool, told, counted for the progress bar."""
+
+    study: optuna.Study
+    config: SearchConfig
+    registry: PluginRegistry
+    progress: Progress | None
+    total: int
+    done: int = 0  # told by this call
+    paths: Counter[tuple[str, str]] = field(default_factory=Counter)  # (path, why): trials
+
+    def ask(self, pool: Executor) -> _Pending | None:
+        """The next trial, submitted to ``pool``; None when the params model refused its set
+        (told at once: it is never run)."""
+        trial = self.study.ask()
+        params = suggest(trial, self.config.space)
+        problems = check_params(self.config.manifest, params, self.registry)
+        if problems:
+            # Checked before running: the params model refuses the set (slow <= fast).
+            why = "; ".join(str(p) for p in problems)
+            _tell_invalid(self.study, trial, PARAMS_MODEL, why)
+            self._told()
+            return None
+        task = Task(
+            self.config.manifest,
+            self.config.base_dir,
+            params,
+            self.config.window,
+            self.config.timeline if self.config.window is not None else (),
+        )
+        try:
+            return _Pending(trial, pool.submit(evaluate, task))
+        except BaseException:
+            self.study.tell(trial, state=TrialState.FAIL)  # a pool that broke: not left running
+            raise
+
+    def tell(self, pending: _Pending) -> None:
+        """Wait for ``pending``'s run and tell the study its outcome."""
+        trial = pending.trial
+        try:
+            evaluation = pending.future.result()
+        except StrategyRefused as refused:
+            # The strategy's own check at its start refused this set (MACD's slow not above
+            # fast): a property of these params, as a params-model refusal is, so the trial
+            # is refused, saying why, and the search goes on.
+            _tell_invalid(self.study, trial, STRATEGY, str(refused))
+            self._told()
+            return
+        except StrategyError as error:
+            # A bug of the strategy: it would recur, so the search ends, saying which trial
+            # (its number and params) to reproduce it with.
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise error.in_context(_trial_said(trial)) from error
+        except BaseException:
+            # Any other error of a worker (bad data, a plugin bug, a ValueError after the
+            # start) would recur: end the search, loudly.
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        trial.set_user_attr("figures", evaluation.figures)
+        self.paths[(evaluation.path, evaluation.fallback)] += 1
+        # The first and last bar the run was given: walk-forward's proof that an in-sample
+        # search never saw its test window.
+        trial.set_user_attr("bars_seen", list(evaluation.seen))
+        value = _value(evaluation.figures, self.config.metric)
+        if isinstance(value, str):
+            traded = evaluation.figures.get("trades")
+            _tell_invalid(self.study, trial, UNRANKED if traded else NO_TRADES, value)
+        else:
+            self.study.tell(trial, value)
+        self._told()
+
+    def _told(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 def path_notes(paths: Counter[tuple[str, str]]) -> list[str]:
