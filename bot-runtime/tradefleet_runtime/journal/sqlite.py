@@ -1120,15 +1120,41 @@ class Journal:
         return held
 
     def order_rows(self, run_id: str | None = None) -> list[tuple[Any, ...]]:
-        """Every order of a run with its filled quantity and latest status: (client order id,
-        symbol, side, type, quantity, filled, price, status, reduce_only, parent id, created)."""
+        """Every order of a run with its fills so far and latest status: (client order id,
+        symbol, side, type, quantity, filled, price, status, reduce_only, parent id, created,
+        tag, stop-loss, take-profit, reference price, fees, average fill price or None, the
+        latest status's reason, venue order id or None)."""
+        run = run_id or self.run_id
         return self.query(
             "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity,"
-            " COALESCE((SELECT SUM(quantity) FROM fills f WHERE f.run_id = s.run_id"
-            " AND f.client_order_id = s.client_order_id), 0), s.price, s.status,"
-            " s.reduce_only, s.parent_id, s.created_ts FROM order_status s"
+            " COALESCE(f.filled, 0), s.price, s.status, s.reduce_only, s.parent_id,"
+            " s.created_ts, s.tag, s.stop_loss, s.take_profit, s.reference_price,"
+            " COALESCE(f.fees, 0), f.notional / f.filled, s.reason,"
+            # The newest venue id of its status log, not the latest status's: a fill's status
+            # row carries none, and the order keeps the id the venue gave it.
+            " (SELECT u.venue_order_id FROM order_updates u WHERE u.run_id = s.run_id"
+            " AND u.client_order_id = s.client_order_id AND u.venue_order_id IS NOT NULL"
+            " ORDER BY u.id DESC LIMIT 1)"
+            " FROM order_status s LEFT JOIN (SELECT client_order_id, SUM(quantity) AS filled,"
+            " SUM(quantity * price) AS notional, SUM(fee) AS fees FROM fills WHERE run_id = ?"
+            " GROUP BY client_order_id) f ON f.client_order_id = s.client_order_id"
             " WHERE s.run_id = ? ORDER BY s.created_ts, s.client_order_id",
-            run_id or self.run_id,
+            run,
+            run,
+        )
+
+    def fills_at(self, bot: str, stamps: Sequence[int]) -> list[tuple[Any, ...]]:
+        """(symbol, ts, side, reason, client order id) of each fill of the bot's runs at one of
+        ``stamps`` (bot times): which orders opened and closed its trades (the trades table
+        keeps only the fills' reasons)."""
+        if not stamps:
+            return []
+        marks = ",".join("?" * len(stamps))
+        return self.query(
+            "SELECT f.symbol, f.ts, f.side, f.reason, f.client_order_id FROM fills f"
+            f" JOIN runs r USING (run_id) WHERE r.bot = ? AND f.ts IN ({marks})",
+            bot,
+            *stamps,
         )
 
     def signal_outcome(self, signal_id: str) -> tuple[bool, str, str] | None:

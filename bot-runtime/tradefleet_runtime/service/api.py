@@ -142,6 +142,17 @@ class OrderView:
     reduce_only: bool
     parent_id: str | None
     created_ts: int
+    # Why the order was sent and what it protects: the journal's word, so that a person reads
+    # why a trade happened from the API instead of from SQL. Defaults: what an older server
+    # (or an order journaled without them) gives.
+    tag: str = ""  # the strategy's tag, "stop_loss"/"take_profit" on bracket children
+    stop_loss: float | None = None  # an entry's bracket; None without one (and on children)
+    take_profit: float | None = None
+    reference_price: float | None = None  # its own price, else the mark it was decided at
+    fees: float = 0.0  # paid on its fills so far
+    average_fill_price: float | None = None  # None before the first fill
+    venue_order_id: str | None = None  # the venue's id, kept after the order filled
+    status_reason: str = ""  # why it has its latest status ("" when none was given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +167,13 @@ class TradeView:
     exit_price: float
     net_pnl: float
     fees: float
+    # The reasons of the opening and the closing fill: the order's tag, or untagged, its type.
+    entry_reason: str = ""
+    exit_reason: str = ""
+    # The client order ids of the orders whose fills opened and closed the trade; None when
+    # the journal cannot tell (fills of two orders alike: same bar, side and reason).
+    entry_order_id: str | None = None
+    exit_order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,8 +115,12 @@ def _run(client: RuntimeClient, args: argparse.Namespace, out: TextIO, console: 
         console.print(_positions_table(result))
     elif command == "orders":
         console.print(_orders_table(result))
+        if result:
+            console.print(_order_details_table(result))
     else:
         console.print(_trades_table(result["trades"]))
+        if result["trades"]:
+            console.print(_trade_reasons_table(result["trades"]))
         if result["next_page_token"]:
             console.print(f"more: --page-token {result['next_page_token']}")
     return 0
@@ -259,8 +263,46 @@ def _orders_table(orders: Sequence[OrderView]) -> Table:
             f"{o.quantity:g}",
             f"{o.filled:g}",
             _num(o.price, 4),
-            o.status,
+            # Why it has its status (a cancel's, a rejection's words) beside the status itself.
+            o.status + (f": {o.status_reason}" if o.status_reason else ""),
             o.parent_id or "",
+        )
+    return table
+
+
+def _ids_table(title: str, columns: Sequence[str], id_columns: frozenset[str]) -> Table:
+    """A table whose id columns a narrow terminal folds onto more lines but never cuts: an
+    id shown as ``tf0d7fb…`` could not be looked up."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold" if column in id_columns else "ellipsis")
+    return table
+
+
+def _order_details_table(orders: Sequence[OrderView]) -> Table:
+    """Why each order was sent, what it filled at and cost, what it protects and the venue's
+    id: a table of its own beside ``orders``, so that neither is too wide for a terminal."""
+    columns = (
+        "id",
+        "tag",
+        "avg fill",
+        "fees",
+        "decided at",
+        "stop-loss",
+        "take-profit",
+        "venue id",
+    )
+    table = _ids_table("order details", columns, frozenset({"id", "venue id"}))
+    for o in orders:
+        table.add_row(
+            o.client_order_id,
+            o.tag,
+            _num(o.average_fill_price, 4),
+            _num(o.fees),
+            _num(o.reference_price, 4),
+            _num(o.stop_loss, 4),
+            _num(o.take_profit, 4),
+            o.venue_order_id or "-",
         )
     return table
 
@@ -280,6 +322,23 @@ def _trades_table(trades: Sequence[TradeView]) -> Table:
             _num(t.net_pnl),
             _num(t.fees),
             _ts(t.exit_ts),
+        )
+    return table
+
+
+def _trade_reasons_table(trades: Sequence[TradeView]) -> Table:
+    """Why each trade opened and closed — the reasons of its opening and closing fills (the
+    order's tag, or untagged, its type) — and by which orders ('-': the journal cannot tell):
+    a table of its own beside ``trades``, so that neither is too wide for a terminal."""
+    columns = ("#", "entry reason", "entry order", "exit reason", "exit order")
+    table = _ids_table("trade reasons", columns, frozenset({"entry order", "exit order"}))
+    for t in trades:
+        table.add_row(
+            str(t.seq),
+            t.entry_reason,
+            t.entry_order_id or "-",
+            t.exit_reason,
+            t.exit_order_id or "-",
         )
     return table
 

@@ -14,8 +14,9 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -68,6 +69,7 @@ from tradefleet_runtime.service.held_control import HeldControl
 from tradefleet_runtime.service.last_known import last_known_account
 from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
+from tradefleet_runtime.service.param_types import type_mismatch
 from tradefleet_runtime.service.quality import RollingQuality
 from tradefleet_runtime.session import STOP_CANCEL_WAIT_S, Bot, BotSession
 from tradefleet_runtime.spec import Mode
@@ -489,11 +491,7 @@ class BotController:
         def read() -> list[OrderView]:
             engine = self._engine()
             working = {o.client_order_id for o in engine.open_orders()}
-            rows = self.journal.order_rows()
-            views = [
-                OrderView(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], r[10])
-                for r in rows
-            ]
+            views = [_order_view(row) for row in self.journal.order_rows()]
             if include_closed:
                 return views
             return [v for v in views if v.client_order_id in working]
@@ -525,9 +523,13 @@ class BotController:
                     exit_price=t.exit_price,
                     net_pnl=t.net_pnl,
                     fees=t.fees,
+                    entry_reason=t.entry_reason,
+                    exit_reason=t.exit_reason,
                 )
                 for i, t in enumerate(trades)
             )
+            stamps = sorted({t.entry_ts for t in views} | {t.exit_ts for t in views})
+            views = with_order_ids(views, self.journal.fills_at(self.bot.name, stamps))
             more = start + page_size < len(engine.portfolio.trades)
             return TradePage(views, str(start + page_size) if more else "")
 
@@ -636,20 +638,27 @@ class BotController:
         # A change, not a replacement: a call naming `fast` alone kept nothing else — the
         # params it left out fell back to the plugin's defaults (a stop-loss among them).
         merged = {**self._params_in_force, **params}
+        context = plugin_context(
+            self.bot.manifest.spec.market.timeframe_s,
+            self.bot.manifest.spec.mode.value,
+            self.bot.manifest.spec.market.symbols,
+        )
         try:
-            validated = plugin.spec.params.model_validate(
-                merged,
-                context=plugin_context(
-                    self.bot.manifest.spec.market.timeframe_s,
-                    self.bot.manifest.spec.mode.value,
-                    self.bot.manifest.spec.market.symbols,
-                ),
-            )
+            validated = plugin.spec.params.model_validate(merged, context=context)
         except ValidationError as error:
             first = error.errors(include_url=False)[0]
-            field = ".".join(["params", *(str(part) for part in first["loc"])])
             # The field goes separately: the front ends put it before the message themselves.
-            raise ControlError(f"{first['msg']} (strategy plugin {spec.name!r})", field) from None
+            raise ControlError(
+                f"{first['msg']} (strategy plugin {spec.name!r})", _params_field(first["loc"])
+            ) from None
+        # Lax validation took "12" for 12 above: a client's bug, which must not pass as a value
+        # (param_types.py says what stays accepted: 1 for 1.0, 12.0 for 12).
+        mismatch = type_mismatch(plugin.spec.params, params)
+        if mismatch is not None:
+            raise ControlError(
+                f"{mismatch.message} (strategy plugin {spec.name!r})",
+                _params_field(mismatch.path),
+            )
 
         def apply() -> None:
             self._engine_to_change().update_strategy_params(validated, who)
@@ -832,6 +841,67 @@ class BotController:
             if age > max(3 * expected, 10.0):
                 return False, f"no bar for {age:.0f}s"
         return True, "ok"
+
+
+def _params_field(path: Sequence[str | int]) -> str:
+    """A place inside the strategy's params as UpdateParams' refusals name it: ``params.fast``."""
+    return ".".join(["params", *(str(part) for part in path)])
+
+
+def _order_view(row: Sequence[Any]) -> OrderView:
+    """An order as ``Journal.order_rows`` gives it."""
+    return OrderView(
+        client_order_id=row[0],
+        symbol=row[1],
+        side=row[2],
+        order_type=row[3],
+        quantity=row[4],
+        filled=row[5],
+        price=row[6],
+        status=row[7],
+        reduce_only=bool(row[8]),
+        parent_id=row[9],
+        created_ts=row[10],
+        tag=row[11],
+        stop_loss=row[12],
+        take_profit=row[13],
+        reference_price=row[14],
+        fees=row[15],
+        average_fill_price=row[16],
+        status_reason=row[17],
+        venue_order_id=row[18],
+    )
+
+
+def with_order_ids(
+    trades: Sequence[TradeView], fills: Iterable[Sequence[Any]]
+) -> tuple[TradeView, ...]:
+    """``trades`` with the client order ids of their opening and closing fills, found among
+    ``fills`` (symbol, bar time, side, reason, client order id: ``Journal.fills_at``).
+
+    The portfolio books a trade from fills without keeping their orders; its opening fill is
+    the one at ``entry_ts`` on its side with its ``entry_reason``, its closing one at
+    ``exit_ts`` on the other side with its ``exit_reason``. Where fills of two orders match
+    (two alike in one bar), the id stays None: no id rather than a guess."""
+    orders: dict[tuple[str, int, str, str], set[str]] = {}
+    for symbol, ts, side, reason, order_id in fills:
+        orders.setdefault((symbol, ts, side, reason), set()).add(order_id)
+
+    def sole(key: tuple[str, int, str, str]) -> str | None:
+        found = orders.get(key, ())
+        return next(iter(found)) if len(found) == 1 else None
+
+    result = []
+    for trade in trades:
+        opening, closing = ("buy", "sell") if trade.direction > 0 else ("sell", "buy")
+        result.append(
+            replace(
+                trade,
+                entry_order_id=sole((trade.symbol, trade.entry_ts, opening, trade.entry_reason)),
+                exit_order_id=sole((trade.symbol, trade.exit_ts, closing, trade.exit_reason)),
+            )
+        )
+    return tuple(result)
 
 
 class TimedBroker:

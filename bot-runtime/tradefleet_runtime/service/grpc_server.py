@@ -167,6 +167,14 @@ def order_to_proto(order: OrderView) -> pb.Order:
         reduce_only=order.reduce_only,
         parent_id=order.parent_id,
         created_ts=order.created_ts,
+        tag=order.tag,
+        stop_loss=order.stop_loss,
+        take_profit=order.take_profit,
+        reference_price=order.reference_price,
+        fees=order.fees,
+        average_fill_price=order.average_fill_price,
+        venue_order_id=order.venue_order_id,
+        status_reason=order.status_reason,
     )
 
 
@@ -182,6 +190,10 @@ def trade_to_proto(trade: TradeView) -> pb.Trade:
         exit_price=trade.exit_price,
         net_pnl=trade.net_pnl,
         fees=trade.fees,
+        entry_reason=trade.entry_reason,
+        exit_reason=trade.exit_reason,
+        entry_order_id=trade.entry_order_id,
+        exit_order_id=trade.exit_order_id,
     )
 
 
@@ -291,6 +303,14 @@ def order_from_proto(message: pb.Order) -> OrderView:
         reduce_only=message.reduce_only,
         parent_id=_optional(message, "parent_id"),
         created_ts=message.created_ts,
+        tag=message.tag,
+        stop_loss=_optional(message, "stop_loss"),
+        take_profit=_optional(message, "take_profit"),
+        reference_price=_optional(message, "reference_price"),
+        fees=message.fees,
+        average_fill_price=_optional(message, "average_fill_price"),
+        venue_order_id=_optional(message, "venue_order_id"),
+        status_reason=message.status_reason,
     )
 
 
@@ -306,6 +326,10 @@ def trade_from_proto(message: pb.Trade) -> TradeView:
         exit_price=message.exit_price,
         net_pnl=message.net_pnl,
         fees=message.fees,
+        entry_reason=message.entry_reason,
+        exit_reason=message.exit_reason,
+        entry_order_id=_optional(message, "entry_order_id"),
+        exit_order_id=_optional(message, "exit_order_id"),
     )
 
 

@@ -191,7 +191,7 @@ class ListOrdersRequest(_message.Message):
     def __init__(self, include_closed: _Optional[bool] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("client_order_id", "symbol", "side", "order_type", "quantity", "filled", "price", "status", "reduce_only", "parent_id", "created_ts")
+    __slots__ = ("client_order_id", "symbol", "side", "order_type", "quantity", "filled", "price", "status", "reduce_only", "parent_id", "created_ts", "tag", "stop_loss", "take_profit", "reference_price", "fees", "average_fill_price", "venue_order_id", "status_reason")
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,14 @@ class Order(_message.Message):
     REDUCE_ONLY_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_TS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    STOP_LOSS_FIELD_NUMBER: _ClassVar[int]
+    TAKE_PROFIT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_PRICE_FIELD_NUMBER: _ClassVar[int]
+    FEES_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_FILL_PRICE_FIELD_NUMBER: _ClassVar[int]
+    VENUE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     client_order_id: str
     symbol: str
     side: str
@@ -214,7 +222,15 @@ class Order(_message.Message):
     reduce_only: bool
     parent_id: str
     created_ts: int
-    def __init__(self, client_order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., order_type: _Optional[str] = ..., quantity: _Optional[float] = ..., filled: _Optional[float] = ..., price: _Optional[float] = ..., status: _Optional[str] = ..., reduce_only: _Optional[bool] = ..., parent_id: _Optional[str] = ..., created_ts: _Optional[int] = ...) -> None: ...
+    tag: str
+    stop_loss: float
+    take_profit: float
+    reference_price: float
+    fees: float
+    average_fill_price: float
+    venue_order_id: str
+    status_reason: str
+    def __init__(self, client_order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., order_type: _Optional[str] = ..., quantity: _Optional[float] = ..., filled: _Optional[float] = ..., price: _Optional[float] = ..., status: _Optional[str] = ..., reduce_only: _Optional[bool] = ..., parent_id: _Optional[str] = ..., created_ts: _Optional[int] = ..., tag: _Optional[str] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., reference_price: _Optional[float] = ..., fees: _Optional[float] = ..., average_fill_price: _Optional[float] = ..., venue_order_id: _Optional[str] = ..., status_reason: _Optional[str] = ...) -> None: ...
 
 class ListOrdersResponse(_message.Message):
     __slots__ = ("orders",)
@@ -231,7 +247,7 @@ class ListTradesRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Trade(_message.Message):
-    __slots__ = ("seq", "symbol", "direction", "quantity", "entry_ts", "exit_ts", "entry_price", "exit_price", "net_pnl", "fees")
+    __slots__ = ("seq", "symbol", "direction", "quantity", "entry_ts", "exit_ts", "entry_price", "exit_price", "net_pnl", "fees", "entry_reason", "exit_reason", "entry_order_id", "exit_order_id")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +258,10 @@ class Trade(_message.Message):
     EXIT_PRICE_FIELD_NUMBER: _ClassVar[int]
     NET_PNL_FIELD_NUMBER: _ClassVar[int]
     FEES_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_REASON_FIELD_NUMBER: _ClassVar[int]
+    EXIT_REASON_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXIT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     seq: int
     symbol: str
     direction: int
@@ -252,7 +272,11 @@ class Trade(_message.Message):
     exit_price: float
     net_pnl: float
     fees: float
-    def __init__(self, seq: _Optional[int] = ..., symbol: _Optional[str] = ..., direction: _Optional[int] = ..., quantity: _Optional[float] = ..., entry_ts: _Optional[int] = ..., exit_ts: _Optional[int] = ..., entry_price: _Optional[float] = ..., exit_price: _Optional[float] = ..., net_pnl: _Optional[float] = ..., fees: _Optional[float] = ...) -> None: ...
+    entry_reason: str
+    exit_reason: str
+    entry_order_id: str
+    exit_order_id: str
+    def __init__(self, seq: _Optional[int] = ..., symbol: _Optional[str] = ..., direction: _Optional[int] = ..., quantity: _Optional[float] = ..., entry_ts: _Optional[int] = ..., exit_ts: _Optional[int] = ..., entry_price: _Optional[float] = ..., exit_price: _Optional[float] = ..., net_pnl: _Optional[float] = ..., fees: _Optional[float] = ..., entry_reason: _Optional[str] = ..., exit_reason: _Optional[str] = ..., entry_order_id: _Optional[str] = ..., exit_order_id: _Optional[str] = ...) -> None: ...
 
 class ListTradesResponse(_message.Message):
     __slots__ = ("trades", "next_page_token")
