@@ -20,6 +20,7 @@ event engine.
 
 from __future__ import annotations
 
+import logging
 from array import array
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -47,6 +48,7 @@ from tradefleet_runtime.model import (
     RiskDecision,
     Side,
 )
+from tradefleet_runtime.optimize.plan_check import plan_looks_ahead
 from tradefleet_runtime.optimize.vector import (
     VectorRun,
     VectorTerms,
@@ -66,6 +68,8 @@ from tradefleet_runtime.session import (
 )
 from tradefleet_runtime.spec.model import Mode
 from tradefleet_runtime.tracing import tracing_requested
+
+_log = logging.getLogger("tradefleet.vector")
 
 #: As the engine journals equity in a backtest: a packed chunk per this many bars.
 EQUITY_CHUNK = 1024
@@ -141,6 +145,12 @@ def vector_backtest(bot: Bot, journal: Journal, columns: BarColumns) -> VectorBa
     if plan is None:
         return f"strategy {name!r} cannot state these params as target positions"
     warmup = bot.strategy.warmup_bars()
+    peek = plan_looks_ahead(planner.target_positions, columns, plan.target, warmup)
+    if peek is not None:
+        # A strategy's bug, which a vectorised backtest would turn into foresight: said
+        # louder than the other reasons the engine runs a backtest.
+        _log.warning("%s: strategy %r's target_positions looks ahead: %s", bot.name, name, peek)
+        return f"strategy {name!r}'s target_positions looks ahead ({peek})"
     run = run_plan(columns, plan, terms, warmup)
     if isinstance(run, str):
         return run

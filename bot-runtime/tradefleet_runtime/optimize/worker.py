@@ -43,6 +43,7 @@ from tradefleet_runtime.contracts import FeedRequest
 from tradefleet_runtime.errors import FieldError, SpecError
 from tradefleet_runtime.journal.discarding import DiscardingJournal
 from tradefleet_runtime.model import Bar, Trade
+from tradefleet_runtime.optimize.plan_check import plan_looks_ahead
 from tradefleet_runtime.optimize.vector import run_plan
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.report.metrics import compute_figures
@@ -319,7 +320,12 @@ def _vector_evaluation(
     plan = strategy.target_positions(columns)
     if plan is None:
         return f"strategy {name!r} cannot state these params as target positions"
-    run = run_plan(columns, plan, terms, bot.strategy.warmup_bars())
+    warmup = bot.strategy.warmup_bars()
+    if plan_looks_ahead(strategy.target_positions, columns, plan.target, warmup) is not None:
+        # One reason for every trial (the search counts trials by it); the CLI's backtest
+        # names the bar.
+        return f"strategy {name!r}'s target_positions looks ahead"
+    run = run_plan(columns, plan, terms, warmup)
     if isinstance(run, str):
         return run
     figures = compute_figures(
