@@ -661,7 +661,14 @@ class BotController:
             )
 
         def apply() -> None:
-            self._engine_to_change().update_strategy_params(validated, who)
+            try:
+                self._engine_to_change().update_strategy_params(validated, who)
+            except ValueError as error:
+                # The strategy refusing these params while running (ensemble's children are
+                # fixed), as a ValueError out of ``on_start`` refuses them at a start: the
+                # call's error, naming the field; nothing was journaled or changed.
+                field, message = _refusal(error)
+                raise ControlError(f"{message} (strategy plugin {spec.name!r})", field) from None
             # On the engine thread, before the snapshot this call answers with is published.
             self._config_hash = self._hash_with_params(validated)
             self._params_in_force = merged
@@ -841,6 +848,15 @@ class BotController:
             if age > max(3 * expected, 10.0):
                 return False, f"no bar for {age:.0f}s"
         return True, "ok"
+
+
+def _refusal(error: ValueError) -> tuple[str, str]:
+    """(field, message) of a strategy's refusal: a ``SpecError``'s first wrong field (a child
+    strategy's params), else ``params`` and the error's words."""
+    if isinstance(error, SpecError) and error.errors:
+        first = error.errors[0]
+        return first.field, first.message
+    return "params", str(error)
 
 
 def _params_field(path: Sequence[str | int]) -> str:

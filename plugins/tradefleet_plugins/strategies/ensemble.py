@@ -164,6 +164,39 @@ class Ensemble(Strategy):
         for _, child, _ in self.children:
             child.on_stop()
 
+    def update_params(self, params: EnsembleParams) -> None:
+        """Take new params while running: the ensemble's own, and each child's params and
+        confidence, the children being the same strategies in the same order.
+
+        Each child's new params are validated (built through the registry) before anything
+        changes, so a refusal leaves every param in force. A change of which strategies vote
+        is refused: a child built now would vote from no history while the others carry
+        theirs (restart the bot with the new children). Raises ``ValueError`` naming the field:
+        the runtime answers ``UpdateParams`` with it, nothing applied.
+        """
+        running = [name for name, _, _ in self.children]
+        wanted = [child.name for child in params.children]
+        if wanted != running:
+            raise ValueError(
+                f"children: the voting strategies cannot change while the bot runs (running:"
+                f" {', '.join(running)}; asked: {', '.join(wanted)}); restart the bot with them"
+            )
+        validated = [
+            build_strategy(child.name, child.params, ["params", "children", i]).params
+            for i, child in enumerate(params.children)
+        ]
+        for (_, child, _), new in zip(self.children, validated, strict=True):
+            child.update_params(new)
+        self.children = [
+            (name, child, spec.confidence)
+            for (name, child, _), spec in zip(self.children, params.children, strict=True)
+        ]
+        self._ballots = [
+            (spec.confidence, votes)
+            for spec, (_, votes) in zip(params.children, self._ballots, strict=True)
+        ]
+        super().update_params(params)
+
     def tally(self, symbol: str) -> int:
         """The direction a quorum agrees on with enough confidence: +1, −1 or 0."""
         p = self.params
