@@ -32,7 +32,9 @@ from tradefleet_runtime.sdk import ActionKind
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 MIDNIGHT = T0 + 24 * HOUR  # the close of the day's last hourly bar (UTC days)
-UTC_DAY = PropFirmParams(timezone="UTC")
+# Without fill costs: the arithmetic here is the cut's (test_prop_firm_costs.py has costs).
+NO_COSTS = {"fee_bps": 0.0, "slippage_bps": 0.0}
+UTC_DAY = PropFirmParams(timezone="UTC", **NO_COSTS)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def at(t: int, symbol: str) -> int:
 
 def run(registry: PluginRegistry, tmp_path: Path, strategy: Scripted, bars: list[Bar]):  # type: ignore[no-untyped-def]
     document = manifest(
-        [{"name": "prop-firm", "params": {"timezone": "UTC"}}],
+        [{"name": "prop-firm", "params": {"timezone": "UTC", **NO_COSTS}}],
         symbols=SYMBOLS,
         capital=100_000.0,
         leverage=100.0,

@@ -34,7 +34,9 @@ from tradefleet_runtime.sdk import ActionKind
 
 MIDNIGHT = T0 + 24 * HOUR
 # A 0.5% daily limit: the day starting at 100,000 leaves 500 of room above its floor.
-TIGHT = PropFirmParams(timezone="UTC", max_daily_loss=0.005)
+# Without fill costs: the arithmetic here is the exits' (test_prop_firm_costs.py has costs).
+NO_COSTS = {"fee_bps": 0.0, "slippage_bps": 0.0}
+TIGHT = PropFirmParams(timezone="UTC", max_daily_loss=0.005, **NO_COSTS)
 
 
 def ctx(ts: int, quantity: float, stops: tuple[tuple[float, float], ...] = ()) -> RiskContext:
@@ -149,7 +151,7 @@ def test_closing_and_reversing_asks_no_cut_and_the_reversal_passes(
         {0: lambda c, b: c.buy("TEST", 10_000, stop_loss=99.6), 3: reverse},
     )
     document = manifest(
-        [{"name": "prop-firm", "params": {"timezone": "UTC"}}],
+        [{"name": "prop-firm", "params": {"timezone": "UTC", **NO_COSTS}}],
         capital=100_000.0,
         leverage=100.0,
     )

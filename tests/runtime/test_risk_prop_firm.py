@@ -28,7 +28,9 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.plugins.registry import PluginRegistry
 
-P = PropFirmParams()
+# The rules' arithmetic without fill costs (tests/plugins/test_prop_firm_costs.py has them).
+NO_COSTS = {"fee_bps": 0.0, "slippage_bps": 0.0}
+P = PropFirmParams(**NO_COSTS)
 LIMITS = Limits.of(P)
 
 
@@ -107,7 +109,7 @@ def test_total_floor_binds_when_lower_days_start_lower(
 
 def test_stops_required_and_unprotected_orders_assumed_to_move() -> None:
     assert check_entry(buy(10, None), ctx(), 1e5, 1e5, LIMITS, P).code == "no_stop"
-    loose = PropFirmParams(require_stop=False, unprotected_move=0.02)
+    loose = PropFirmParams(require_stop=False, unprotected_move=0.02, **NO_COSTS)
     # Without a stop, 2% of 100 per unit is assumed: 2,500 units risk exactly 5,000.
     assert check_entry(buy(2500, None), ctx(), 1e5, 1e5, LIMITS, loose).action is RiskAction.APPROVE
     assert check_entry(buy(2501, None), ctx(), 1e5, 1e5, LIMITS, loose).action is RiskAction.VETO
@@ -406,7 +408,8 @@ def test_a_new_days_cut_keeps_the_day_above_its_floor(
             1: lambda c, b: c.submit(OrderIntent("TEST", Side.BUY, 2000, stop_loss=99.5)),
         }
     )
-    document = manifest([{"name": "prop-firm"}], capital=100_000.0, leverage=100.0)
+    risk = [{"name": "prop-firm", "params": NO_COSTS}]
+    document = manifest(risk, capital=100_000.0, leverage=100.0)
     session = open_session(bot_with(registry, document, strategy, tmp_path))
     assert session.engine is not None
     session.engine.run(bars)
@@ -449,7 +452,7 @@ def test_entries_let_through_earlier_in_the_same_bar_count(
                 context.buy(symbol, 2000, stop_loss=99.0)
 
     document = manifest(
-        [{"name": "prop-firm", "params": {"timezone": "UTC"}}],
+        [{"name": "prop-firm", "params": {"timezone": "UTC", **NO_COSTS}}],
         symbols=symbols,
         capital=100_000.0,
         leverage=100.0,

@@ -91,9 +91,10 @@ def test_prop_firm_restored_from_the_journal_decides_as_the_one_that_lived(
 def test_a_day_down_4_percent_may_not_lose_5_more_after_a_restart() -> None:
     stamps, path = _stamps(3), [100_000.0, 98_000.0, 97_000.0]  # one day, 3% down
     later = ctx(97_000.0, stamps[-1] + HOUR, positions={})
-    forgetful = PropFirm(PropFirmParams())  # what a restart without the journal would be
+    no_costs = PropFirmParams(fee_bps=0.0, slippage_bps=0.0)  # risks quantity × 1, no more
+    forgetful = PropFirm(no_costs)  # what a restart without the journal would be
     assert forgetful.check(entry(4_000.0), later).action is RiskAction.APPROVE
-    restored = PropFirm(PropFirmParams())
+    restored = PropFirm(no_costs)
     restored.restore_equity(stamps, path)
     # The day's floor is 95,000: 2,000 of room; a 4,000 risk is refused, 1,500 is not.
     assert restored.check(entry(4_000.0), later).action is RiskAction.VETO

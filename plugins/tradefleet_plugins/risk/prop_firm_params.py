@@ -75,7 +75,35 @@ class PropFirmParams(PluginParams):
         default=0.02,
         ge=0,
         le=1,
-        description="Adverse move (fraction of price) assumed for quantity no stop protects.",
+        description="Adverse move (fraction of price) assumed for quantity no stop protects; "
+        "it stands for that quantity's exit costs too (an entry still pays its own fill's).",
+    )
+    # What getting in and out costs, counted in the worst case. Left out, an entry whose stops
+    # ended the day just above its floor was let through and the fees took the day past the
+    # limit (0.14-0.3% on paper backtests): a challenge lost. The default fee covers the
+    # regular-tier taker fee of every proven crypto venue but Kraken spot (Binance spot 0.10%,
+    # USDⓈ-M 0.05%, Bybit linear 0.055%; Kraken spot 0.40%) and an MT5 prop account's FX
+    # commission (a few dollars a lot: under 1 bp), the slippage a few ticks of a stop-market
+    # fill. Over-counting costs only room; under-counting can lose the account.
+    fee_bps: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="Fee assumed per fill, in basis points of its notional. The worst case an "
+        "entry must leave above the floor (and open positions are cut to) is every stop hit: "
+        "each open position's, working entry's and the order's own loss to its stop, plus this "
+        "fee on each stop's exit (at the stop price) and on each entry's own fill, plus "
+        "slippage_bps; working market exits and a cut's own orders pay it at the mark. The "
+        "default covers the usual taker fees (Binance, Bybit) and MT5 FX commissions; set your "
+        "broker's taker fee when higher (Kraken spot: 40; paper: its fee_bps).",
+    )
+    slippage_bps: float = Field(
+        default=5.0,
+        ge=0,
+        le=1000,
+        description="Adverse slip assumed past the price of each stop's exit and of each "
+        "market or stop entry (a limit entry fills at its price), in basis points of it, in the "
+        "worst case. A market that gaps through stops can slip further than any allowance.",
     )
     stop_at_target: bool = Field(
         default=True, description="Take no new entries once the challenge is passed."

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from tradefleet_runtime.sdk import Order, Position
+from tradefleet_runtime.sdk import Order, OrderType, Position
 
 
 @lru_cache(maxsize=64)
@@ -83,16 +83,27 @@ def exposure_cut(
     return cuts
 
 
+def fill_cost(fee: float, slippage: float) -> float:
+    """What a market or stop fill costs beyond its price, as a fraction of that price: it fills
+    ``slippage`` past the price, and pays ``fee`` on what it filled at (counted on ``1 +
+    slippage`` of the price for either side: exact for a buy, the safe side for a sell)."""
+    return slippage + (1.0 + slippage) * fee
+
+
 def open_risk(
     positions: Mapping[str, Position],
     marks: Mapping[str, float],
     stops: Mapping[str, tuple[tuple[float, float], ...]],
     unprotected_move: float,
+    exit_cost: float = 0.0,
 ) -> float:
     """What the open positions lose from their marks if every protective stop is hit (≥ 0).
 
-    Quantity no stop protects is assumed to move ``unprotected_move`` (a fraction of its mark)
-    against the position. A stop already beyond the mark (the loss is in the price) counts 0.
+    Each stopped unit also costs ``exit_cost`` (a fraction of its stop price, ``fill_cost``:
+    the stop's fill slipping past it and its fee). Quantity no stop protects is assumed to move
+    ``unprotected_move`` (a fraction of its mark) against the position, and is charged that
+    alone. A stop already beyond the mark (the loss is in the price) counts only its exit's
+    cost.
     """
     total = 0.0
     empty: tuple[tuple[float, float], ...] = ()
@@ -109,8 +120,9 @@ def open_risk(
                 break
             take = stop_quantity if stop_quantity < left else left
             loss = (mark - stop) * direction
-            if loss > 0.0:
-                total += take * loss
+            if loss < 0.0:
+                loss = 0.0
+            total += take * (loss + stop * exit_cost)
             covered += take
         if covered < quantity:
             total += (quantity - covered) * mark * unprotected_move
@@ -122,6 +134,7 @@ def open_risk_and_gross(
     marks: Mapping[str, float],
     stops: Mapping[str, tuple[tuple[float, float], ...]],
     unprotected_move: float,
+    exit_cost: float = 0.0,
 ) -> tuple[float, float]:
     """``(open_risk(...), gross_exposure(...))`` in one pass (the same sums, in the same order).
 
@@ -152,8 +165,9 @@ def open_risk_and_gross(
                 break
             take = stop_quantity if stop_quantity < left else left
             loss = (mark - stop) * direction
-            if loss > 0.0:
-                total += take * loss
+            if loss < 0.0:
+                loss = 0.0
+            total += take * (loss + stop * exit_cost)
             covered += take
         if covered < quantity:
             total += (quantity - covered) * mark * unprotected_move
@@ -165,6 +179,7 @@ def position_risk(
     mark: float,
     stops: tuple[tuple[float, float], ...],
     unprotected_move: float,
+    exit_cost: float = 0.0,
 ) -> float:
     """``open_risk`` of one position of signed ``quantity`` at ``mark`` (the same sum)."""
     if not quantity:
@@ -177,8 +192,9 @@ def position_risk(
             break
         take = stop_quantity if stop_quantity < left else left
         loss = (mark - stop) * direction
-        if loss > 0.0:
-            total += take * loss
+        if loss < 0.0:
+            loss = 0.0
+        total += take * (loss + stop * exit_cost)
         covered += take
     if covered < size:
         total += (size - covered) * mark * unprotected_move
@@ -193,6 +209,7 @@ def risk_after_entry(
     entry: float,
     stop: float | None,
     unprotected_move: float,
+    exit_cost: float = 0.0,
 ) -> float:
     """What a position of ``held`` (signed) at ``mark``, with ``stops`` working for it, loses
     from now if an entry of ``signed_quantity`` filled at ``entry`` and then every stop were
@@ -203,11 +220,13 @@ def risk_after_entry(
     first, at their own, possibly much wider, prices: the order's own stop protects only what
     they leave. Units bought at ``entry`` rather than the mark add ``(entry - mark)`` each.
     Only for an entry that opens or adds to a position; one against it nets the position and
-    leaves the venue's stops on the wrong side, which this does not model.
+    leaves the venue's stops on the wrong side, which this does not model. Each stopped unit
+    also costs ``exit_cost`` of its stop (as in ``open_risk``); the entry's own fill costs are
+    the caller's to add.
     """
     if stop is not None:
         stops = (*stops, (abs(signed_quantity), stop))
-    risk = position_risk(held + signed_quantity, mark, stops, unprotected_move)
+    risk = position_risk(held + signed_quantity, mark, stops, unprotected_move, exit_cost)
     return max(0.0, risk + signed_quantity * (entry - mark))
 
 
@@ -218,9 +237,13 @@ def share_to_cut(
     unprotected_move: float,
     room: float,
     at_least: float = 0.0,
+    exit_cost: float = 0.0,
 ) -> float:
     """The smallest share (≥ ``at_least``) of every open position to close so that
     ``open_risk`` of what is left is at most ``room``.
+
+    With ``exit_cost`` each stopped unit left costs that share of its stop, and the cut's own
+    market orders cost it of their marks (they are paid at once, whatever the stops do).
 
     A reduce order closes quantity but leaves the stops whole, and stops cover a position in
     the order the venue holds them: the cut takes off the quantity the last stops covered,
@@ -229,10 +252,12 @@ def share_to_cut(
     the risk only falls as the cut grows), ending on the side that fits.
     """
 
+    cut_cost = gross_exposure(positions, marks) * exit_cost
+
     def risk_left(share: float) -> float:
         keep = 1.0 - share
         cut = {s: Position(s, p.quantity * keep, p.average_price) for s, p in positions.items()}
-        return open_risk(cut, marks, stops, unprotected_move)
+        return open_risk(cut, marks, stops, unprotected_move, exit_cost) + share * cut_cost
 
     return smallest_share(risk_left, room, at_least)
 
@@ -255,24 +280,45 @@ def smallest_share(
     return high
 
 
-def order_risk(quantity: float, entry: float, stop: float | None, unprotected_move: float) -> float:
-    """What an order loses from ``entry`` if its stop is hit (or the assumed move without one)."""
+def order_risk(
+    quantity: float,
+    entry: float,
+    stop: float | None,
+    unprotected_move: float,
+    exit_cost: float = 0.0,
+) -> float:
+    """What an order loses from ``entry`` if its stop is hit, the stop's fill costing
+    ``exit_cost`` of its price (or the assumed move without a stop). Not its entry's costs."""
     if stop is None:
         return quantity * entry * unprotected_move
-    return quantity * abs(entry - stop)
+    return quantity * (abs(entry - stop) + stop * exit_cost)
+
+
+def entry_cost(order_type: OrderType, taker: float, maker: float) -> float:
+    """What filling an entry costs, as a fraction of its price: a limit fills at its price
+    and pays the fee (``maker``); a market or stop order may slip past it too (``taker``,
+    ``fill_cost``)."""
+    return maker if order_type is OrderType.LIMIT else taker
 
 
 def entries_risk_and_gross(
-    entries: Sequence[Order], marks: Mapping[str, float], unprotected_move: float
+    entries: Sequence[Order],
+    marks: Mapping[str, float],
+    unprotected_move: float,
+    taker: float = 0.0,
+    maker: float = 0.0,
 ) -> tuple[float, float]:
     """What the working entry orders (``RiskContext.entries``) may lose once filled if each
     one's stop is hit (the assumed move for one without a stop), and the exposure they add:
-    each at its own price (a limit's or a stop's), a market order at its symbol's mark."""
+    each at its own price (a limit's or a stop's), a market order at its symbol's mark. Each
+    one's fill costs ``entry_cost`` of its price and its stop's ``taker`` of the stop."""
     risk = gross = 0.0
     for order in entries:
         price = order.price or marks.get(order.symbol, 0.0)
         quantity = order.quantity
-        risk += order_risk(quantity, price, order.stop_loss, unprotected_move)
+        risk += order_risk(quantity, price, order.stop_loss, unprotected_move, taker)
+        if taker or maker:
+            risk += quantity * price * entry_cost(order.order_type, taker, maker)
         gross += quantity * price
     return risk, gross
 
