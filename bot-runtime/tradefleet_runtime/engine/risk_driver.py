@@ -271,6 +271,22 @@ class RiskDriver:
                 ),
             )
             return None
+        if quantity - rounded > 1e-9 * quantity:
+            # The venue takes whole lot steps: the order shrinks, and like every change of an
+            # order's size that is a decision, journaled and counted (a sizer's 0.0137 became
+            # 0.013 without a word before). A float's last bits (0.30000000000000004 on a 0.1
+            # step) are no shrink.
+            decide(
+                "engine.sizing",
+                intent,
+                order_id,
+                RiskDecision.shrink(
+                    rounded,
+                    f"quantity {quantity:g} rounded down to the lot step"
+                    f" {instrument.lot_step:g}: {rounded:g}",
+                    "lot_step",
+                ),
+            )
         order: Order = _new(
             Order,
             (
