@@ -14,7 +14,7 @@ import difflib
 import functools
 import inspect
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -25,6 +25,7 @@ from tradefleet_runtime.model import (
     Order,
     OrderReport,
     OrderUpdate,
+    Position,
     PositionReport,
     Trade,
 )
@@ -69,6 +70,9 @@ class Capability(StrEnum):
     # risk plugin: its check decides on the intent alone (a sizer of fixed quantities), so the
     # engine builds no account snapshot for it: it is handed ``BLANK_CONTEXT``.
     INTENT_ONLY = "intent-only"
+    # broker: PositionRestorer (told, after a restart's reconciliation and before the first
+    # bar, the positions the bot books: what it counts of a fill can depend on them)
+    RESTORES_POSITIONS = "restores-positions"
     # broker: LeverageReporter (the leverage its venue measures margin with, once connected,
     # which risk plugins read as ``RiskContext.leverage``; without it 1 is assumed)
     KNOWS_LEVERAGE = "knows-leverage"
@@ -278,6 +282,23 @@ class BracketFollower(Protocol):
 
 
 @runtime_checkable
+class PositionRestorer(Protocol):
+    """A venue broker whose booking of a fill depends on the bot's position before it (a spot
+    buy closing a short counts its whole amount, one opening a long what the account holds of
+    it), told after a restart the positions the bot starts from."""
+
+    def restore_positions(self, positions: Mapping[str, Position]) -> None:
+        """``positions`` (by symbol; open ones only, a symbol absent is flat) are the bot's
+        after the start-up reconciliation — the journal's, moved by the fills it journaled
+        from the venue and any venue position it adopted — before its first bar, a flatten
+        owed or any order the strategy sends. Count this run's fills from them, as if no
+        restart had happened; a fill already reported as an event and not yet drained is not
+        in them (an adopted order's, a child reconciliation placed). Called once per start,
+        on the engine thread; keep copies (the engine's objects change with its fills)."""
+        ...
+
+
+@runtime_checkable
 class LeverageReporter(Protocol):
     """A broker that knows the leverage its account's margin is measured with."""
 
@@ -396,6 +417,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
     Capability.KNOWS_LEVERAGE: _Shape(frozenset({"broker"}), (("account_leverage", 0),)),
+    Capability.RESTORES_POSITIONS: _Shape(frozenset({"broker"}), (("restore_positions", 1),)),
     Capability.SIZER: _Shape(frozenset({"risk"}), ()),
     Capability.NEEDS_SIZE: _Shape(frozenset({"risk"}), ()),
 }
@@ -495,6 +517,7 @@ __all__ = [
     "FillRestorer",
     "LockRestorer",
     "OrderObserver",
+    "PositionRestorer",
     "RiskLockHolder",
     "SignalReceiver",
     "SymbolChecker",

@@ -47,6 +47,7 @@ from tradefleet_runtime.capabilities import (
     LeverageReporter,
     LockRestorer,
     OrderObserver,
+    PositionRestorer,
     RiskLockHolder,
     SignalReceiver,
     TargetPositioner,
@@ -762,6 +763,10 @@ class BotSession:
         )
         self.reconciliation = plan
         summary = engine.restore_from_venue(state, plan, now)
+        if isinstance(venue, PositionRestorer):  # only a broker declaring it loads with it
+            # Before any bar or a flatten owed: the broker counts this run's fills from the
+            # positions the bot books, not from flat (``restores-positions``).
+            venue.restore_positions(dict(engine.portfolio.open_positions))
         if plan.degraded:
             log.error("%s: %s", self.bot.name, summary)
         else:

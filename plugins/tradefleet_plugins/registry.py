@@ -273,6 +273,7 @@ def tradefleet_brokers() -> list[PluginSpec]:
                     Capability.VENUE_EXECUTION,
                     Capability.FOLLOWS_BRACKETS,
                     Capability.KNOWS_LEVERAGE,
+                    Capability.RESTORES_POSITIONS,
                 }
             ),
         ),

@@ -30,7 +30,8 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: written for another major version is refused when it is loaded; minor versions only add.
 #: 1.12: ``BrokerContext.identity`` (a broker derives its ids and venue tags from
 #: ``identity_seed``) and ``BrokerContext.first_run``.
-CONTRACT_VERSION = "1.12"
+#: 1.13: the ``restores-positions`` broker capability (``PositionRestorer``).
+CONTRACT_VERSION = "1.13"
 
 
 def contract_major(version: str) -> str:

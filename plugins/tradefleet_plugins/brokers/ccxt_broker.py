@@ -27,6 +27,10 @@ child when one fills (one-cancels-other). An entry adopted after a restart is to
 by the bot (``follow_bracket``: the venue does not keep it) and is protected the same way;
 the children of an entry that filled while the bot was down are placed when the bot asks
 (``protect_filled``), as at its fill.
+
+Restarts: the bot tells a new broker object the positions it books once it has reconciled
+with the venue (``restore_positions``), before its first bar: a spot fill is counted from the
+position it finds (``spot_count``), so the counts after a restart are those without one.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -258,9 +262,8 @@ class CcxtBroker:
         self._cash = 0.0
         # The same positions as this broker booked them, by bot symbol, in the venue's exact
         # decimals (I/O thread): whether a spot buy closes a short or opens a long decides what
-        # of it the bot counts (``spot_count``). This run's fills only: the journal's positions
-        # before a restart are not told to a venue broker (an order that only reduces is
-        # marked reduce-only by the engine, which the count trusts).
+        # of it the bot counts (``spot_count``). From the positions the bot starts from after
+        # a restart (``restore_positions``), moved by this run's fills.
         self._counted: dict[str, Decimal] = {}
 
     # -- Broker protocol: engine thread ------------------------------------------------------
@@ -345,6 +348,15 @@ class CcxtBroker:
 
     def positions(self) -> dict[str, Position]:
         return {s: p for s, p in self._positions.items() if p.quantity}
+
+    def restore_positions(self, positions: Mapping[str, Position]) -> None:
+        """``restores-positions``: the bot's positions after a restart's reconciliation, before
+        its first bar. This run's fills are counted from them (``spot_count``: a buy closing a
+        carried short counts its whole amount, one crossing it takes the fee from the long),
+        as an object that had seen the earlier runs would count them."""
+        self._positions = {s: replace(p) for s, p in positions.items() if p.quantity}
+        told = {s: _exact(p.quantity) for s, p in self._positions.items()}
+        self._io().call(self._count_from(told), _QUERY_TIMEOUT_S)
 
     def balance(self) -> float:
         return self._cash
@@ -1354,6 +1366,19 @@ class CcxtBroker:
             await self._hold_adopted(tracked, row, report.symbol)
         return tracked
 
+    async def _count_from(self, told: dict[str, Decimal]) -> None:
+        """Count from ``told`` (I/O thread), moved by the fills emitted that the bot has not
+        applied yet (an adopted order's fill after the reconciliation read the venue): the
+        bot's positions once it drains them. Nothing is emitted or drained meanwhile (the poller
+        runs on this thread; the engine thread waits for this call)."""
+        with self._events_lock:
+            pending = [event for event in self._events if isinstance(event, Fill)]
+        for fill in pending:
+            tracked = self._tracked.get(fill.client_order_id)
+            reduce_only = tracked is not None and tracked.order.reduce_only
+            told[fill.symbol] = _counted_after(told.get(fill.symbol, Decimal(0)), fill, reduce_only)
+        self._counted = told
+
     async def _hold_adopted(self, tracked: _Tracked, row: dict[str, Any], bot_symbol: str) -> None:
         """What the account holds of a spot order's fills before it was adopted: its trades'
         fees in the asset are not held (``held_quantity``), and the children of a bracket
@@ -2011,15 +2036,9 @@ class CcxtBroker:
             fill = fill_of(
                 trade, client_id, bot_symbol, terms.fee, fill_reason(tracked.order), terms.quantity
             )
-            moved = Decimal(repr(fill.quantity))
-            before = self._counted.get(bot_symbol, Decimal(0))
-            after = before + (moved if fill.side is Side.BUY else -moved)
-            if tracked.order.reduce_only and (before >= 0 > after or before <= 0 < after):
-                # A reduce-only order never opens the other way: it closed a position this
-                # object did not count (carried over a restart). Past flat would read as a
-                # short (a long) the next plain order "closes", counting a coin fee as held.
-                after = Decimal(0)
-            self._counted[bot_symbol] = after
+            self._counted[bot_symbol] = _counted_after(
+                self._counted.get(bot_symbol, Decimal(0)), fill, tracked.order.reduce_only
+            )
             self._note_rebate(fill, terms.rebate, trade)
             tracked.seen += float(trade.get("amount") or 0.0)
             tracked.held += fill.quantity
@@ -2380,8 +2399,8 @@ class CcxtBroker:
             rates = await self._third_coin_rates(trades, rules)
             # As the poller counts them (``spot_count``): an order that cannot open a position
             # (a bracket's child, or one the venue says is reduce-only) closes what it buys;
-            # the rest from the position these trades make, counted from flat (the journal's
-            # position before them is not told to the broker).
+            # the rest from the position these trades make, counted from flat (the bot's
+            # positions are told after the reconciliation that reads these: ``restore_positions``).
             closing = {
                 venue_id
                 for row in rows
@@ -2432,6 +2451,24 @@ class CcxtBroker:
             for t in self._tracked.values()
             if not t.final_sent and t.status is not OrderStatus.PENDING
         ]
+
+
+def _exact(quantity: float) -> Decimal:
+    """A quantity as the decimal it was written as (``0.01`` is 0.01), as fills are counted."""
+    return Decimal(repr(quantity))
+
+
+def _counted_after(before: Decimal, fill: Fill, reduce_only: bool) -> Decimal:
+    """The bot's position in ``fill``'s symbol after it, from ``before``, as this broker counts
+    it (``_counted``). A reduce-only order never opens the other way: past flat, it closed a
+    position this object did not count (one the bot was not told of: ``restore_positions``),
+    and a rest past flat would read as a short (a long) the next plain order "closes",
+    counting a coin fee as held. It ends at flat instead."""
+    moved = _exact(fill.quantity)
+    after = before + (moved if fill.side is Side.BUY else -moved)
+    if reduce_only and (before >= 0 > after or before <= 0 < after):
+        return Decimal(0)
+    return after
 
 
 def _amount(value: Any) -> float:
