@@ -1043,9 +1043,11 @@ class _EndWatch:
         if self.inner is not None:
             self.inner.on_fill(fill, order, position)
 
-    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+    def on_risk(
+        self, plugin: str, intent: OrderIntent, decision: RiskDecision, order_id: str
+    ) -> None:
         if self.inner is not None:
-            self.inner.on_risk(plugin, intent, decision)
+            self.inner.on_risk(plugin, intent, decision, order_id)
 
     def on_state(self, kind: str, message: str) -> None:
         if self.inner is not None:

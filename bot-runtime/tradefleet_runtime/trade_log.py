@@ -125,7 +125,9 @@ class TradeLogListener:
         if self.inner is not None:
             self.inner.on_fill(fill, order, position)
 
-    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+    def on_risk(
+        self, plugin: str, intent: OrderIntent, decision: RiskDecision, order_id: str
+    ) -> None:
         action = decision.action.value
         if action != "approve":
             self._log(
@@ -139,9 +141,10 @@ class TradeLogListener:
                 symbol=intent.symbol,
                 side=intent.side.value,
                 reason=decision.reason,
+                client_order_id=order_id,
             )
         if self.inner is not None:
-            self.inner.on_risk(plugin, intent, decision)
+            self.inner.on_risk(plugin, intent, decision, order_id)
 
     def on_state(self, kind: str, message: str) -> None:
         self._log(logging.WARNING, f"state {kind}: {message}", event="state", state=kind)

@@ -33,7 +33,9 @@ class Recorder:
     def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
         pass
 
-    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+    def on_risk(
+        self, plugin: str, intent: OrderIntent, decision: RiskDecision, order_id: str
+    ) -> None:
         pass
 
     def on_state(self, kind: str, message: str) -> None:

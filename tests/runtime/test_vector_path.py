@@ -64,7 +64,9 @@ class _Fills:
     def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
         self.fills.append(fill)
 
-    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None: ...
+    def on_risk(
+        self, plugin: str, intent: OrderIntent, decision: RiskDecision, order_id: str
+    ) -> None: ...
 
     def on_state(self, kind: str, message: str) -> None: ...
 

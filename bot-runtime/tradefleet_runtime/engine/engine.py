@@ -204,7 +204,9 @@ class EngineListener(Protocol):
 
     def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None: ...
 
-    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None: ...
+    def on_risk(
+        self, plugin: str, intent: OrderIntent, decision: RiskDecision, order_id: str
+    ) -> None: ...
 
     def on_state(self, kind: str, message: str) -> None: ...
 
@@ -766,7 +768,7 @@ class Engine:
             self.stats.vetoes[why] += 1
             self.stats.veto_reasons.setdefault(why, decision.reason)
         if self.listener is not None:
-            self.listener.on_risk(plugin, intent, decision)
+            self.listener.on_risk(plugin, intent, decision, order_id)
         if self.tracer is not None:
             self.tracer.risk(plugin, intent, decision)
         self.journal.record_risk(

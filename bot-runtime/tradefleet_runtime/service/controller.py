@@ -1023,7 +1023,9 @@ class _Listener:
             },
         )
 
-    def on_risk(self, plugin: str, intent: OrderIntent, decision: RiskDecision) -> None:
+    def on_risk(
+        self, plugin: str, intent: OrderIntent, decision: RiskDecision, order_id: str
+    ) -> None:
         c = self.c
         action = decision.action.value
         reason = c.metrics.reason_label(plugin, decision.code, action)
@@ -1033,7 +1035,15 @@ class _Listener:
                 c.engine.now if c.engine else 0,
                 EventKind.RISK,
                 f"{plugin} {action} {intent.side} {intent.symbol}: {decision.reason}",
-                {"plugin": plugin, "action": action, "symbol": intent.symbol},
+                # The order id links the event to the journal's decision and to ListOrders;
+                # the code is the word the metrics count the decision by.
+                {
+                    "plugin": plugin,
+                    "action": action,
+                    "symbol": intent.symbol,
+                    "code": decision.code,
+                    "client_order_id": order_id,
+                },
             )
 
     def on_state(self, kind: str, message: str) -> None:
