@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from tests.service.fakes import running_server
+from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.service.api import Direction, Signal
+from tradefleet_runtime.service.api import Direction, Phase, Signal
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import BotManifest, parse_manifest
@@ -88,3 +93,32 @@ def wait_until(condition: Callable[[], bool], controller: BotController) -> None
 
 def wait_for_a_bar(controller: BotController) -> None:
     wait_until(lambda: controller.get_status().bars >= 1, controller)
+
+
+@contextmanager
+def served_at_first_bar(controller: BotController) -> Iterator[pb_grpc.RuntimeServiceStub]:
+    """``controller`` started and at its first bar, behind its gRPC API; stopped on leaving."""
+    controller.start()
+    try:
+        wait_for_a_bar(controller)
+        with (
+            running_server(controller) as endpoint,  # type: ignore[arg-type]
+            grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
+        ):
+            yield pb_grpc.RuntimeServiceStub(channel)
+    finally:
+        controller.stop()
+        controller.wait(20)
+
+
+def run_until_the_data_ends(controller: BotController, timeout: float = 60) -> None:
+    """Start ``controller`` and wait until its feed ran out (or it failed); stop it."""
+    controller.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while controller.phase not in (Phase.STOPPED, Phase.FAILED):
+            assert time.monotonic() < deadline, controller.phase
+            time.sleep(0.05)
+    finally:
+        controller.stop()
+        controller.wait(20)

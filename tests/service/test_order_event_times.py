@@ -3,10 +3,14 @@ order was made: a stop-loss filled hours after it was placed read as filled at i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from tests.service.paper_bots import paper_controller, paper_manifest, short_eurusd
+from tests.service.paper_bots import (
+    paper_controller,
+    paper_manifest,
+    run_until_the_data_ends,
+    short_eurusd,
+)
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.event_kinds import EventKind
@@ -21,15 +25,7 @@ def test_order_events_carry_the_time_of_their_status_change(tmp_path: Path) -> N
     journal = Journal(tmp_path / "j.sqlite", durable=True)
     controller = paper_controller(paper_manifest("times", strategy, data), journal, speed=0.0)
     events = controller.subscribe_events(100_000)
-    controller.start()
-    try:
-        deadline = time.monotonic() + 60
-        while controller.phase not in (Phase.STOPPED, Phase.FAILED):  # the data ran out
-            assert time.monotonic() < deadline, controller.phase
-            time.sleep(0.05)
-    finally:
-        controller.stop()
-        controller.wait(20)
+    run_until_the_data_ends(controller)
     assert controller.phase is Phase.STOPPED, controller.failure
     seen: dict[tuple[str, str], int] = {}
     while (event := events.get(timeout=0.1)) is not None:

@@ -5,15 +5,19 @@ the metrics' reason word was missing from it."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.service.paper_bots import FIXED_SIZE, paper_controller, paper_manifest, short_eurusd
+from tests.service.paper_bots import (
+    FIXED_SIZE,
+    paper_controller,
+    paper_manifest,
+    run_until_the_data_ends,
+    short_eurusd,
+)
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderIntent, RiskDecision, Side
-from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.event_kinds import EventKind
 from tradefleet_runtime.trade_log import TradeLogListener
 
@@ -27,15 +31,7 @@ def test_a_risk_event_carries_its_order_id_and_code(tmp_path: Path) -> None:
     manifest = paper_manifest("vetoes", strategy, data, risk=risk)
     controller = paper_controller(manifest, journal, speed=0.0)
     events = controller.subscribe_events(100_000)
-    controller.start()
-    try:
-        deadline = time.monotonic() + 60
-        while controller.phase not in (Phase.STOPPED, Phase.FAILED):  # the data ran out
-            assert time.monotonic() < deadline, controller.phase
-            time.sleep(0.05)
-    finally:
-        controller.stop()
-        controller.wait(20)
+    run_until_the_data_ends(controller)
     vetoes = []
     while (event := events.get(timeout=0.1)) is not None:
         if event.kind is EventKind.RISK and event.data.get("action") == "shrink":

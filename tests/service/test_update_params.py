@@ -5,7 +5,6 @@ its field once."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,14 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.service.fakes import no_leaked_server_threads, running_server  # noqa: F401
-from tests.service.paper_bots import paper_controller, paper_manifest, short_eurusd
+from tests.service.fakes import no_leaked_server_threads  # noqa: F401
+from tests.service.paper_bots import (
+    paper_controller,
+    paper_manifest,
+    served_at_first_bar,
+    short_eurusd,
+    wait_for_a_bar,
+)
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.journal import Journal
@@ -38,28 +43,12 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     journal.close()
 
 
-def _until_first_bar(controller: Any) -> None:
-    deadline = time.monotonic() + 20
-    while controller.get_status().bars < 1:
-        assert time.monotonic() < deadline, controller.failure or controller.phase
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
     """The bot at its first bar (the next an hour of wall clock away), behind its gRPC API."""
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
-    controller.start()
-    try:
-        _until_first_bar(controller)
-        with (
-            running_server(controller) as endpoint,  # type: ignore[arg-type]
-            grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
-        ):
-            yield pb_grpc.RuntimeServiceStub(channel)
-    finally:
-        controller.stop()
-        controller.wait(20)
+    with served_at_first_bar(controller) as served:
+        yield served
 
 
 def _update(stub: pb_grpc.RuntimeServiceStub, params: dict[str, Any]) -> pb.StatusSnapshot:
@@ -136,7 +125,7 @@ def _run_until_a_bar(journal: Journal, data: Path, update: dict[str, Any] | None
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
     controller.start()
     try:
-        _until_first_bar(controller)
+        wait_for_a_bar(controller)
         if update is not None:
             controller.update_params(update, "alice")
     finally:

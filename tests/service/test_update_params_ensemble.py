@@ -14,9 +14,13 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.service.fakes import no_leaked_server_threads, running_server  # noqa: F401
-from tests.service.paper_bots import paper_controller, paper_manifest, short_eurusd
-from tests.service.test_update_params import _until_first_bar
+from tests.service.fakes import no_leaked_server_threads  # noqa: F401
+from tests.service.paper_bots import (
+    paper_controller,
+    paper_manifest,
+    served_at_first_bar,
+    short_eurusd,
+)
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.journal import Journal
@@ -40,17 +44,10 @@ def bot(tmp_path: Path) -> Iterator[tuple[Any, pb_grpc.RuntimeServiceStub]]:
         "ensemble-bot", {"name": "ensemble", "params": PARAMS}, short_eurusd(tmp_path)
     )
     controller = paper_controller(manifest, journal)
-    controller.start()
     try:
-        _until_first_bar(controller)
-        with (
-            running_server(controller) as endpoint,  # type: ignore[arg-type]
-            grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
-        ):
-            yield controller, pb_grpc.RuntimeServiceStub(channel)
+        with served_at_first_bar(controller) as served:
+            yield controller, served
     finally:
-        controller.stop()
-        controller.wait(20)
         journal.close()
 
 

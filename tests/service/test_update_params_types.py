@@ -15,9 +15,9 @@ import pytest
 from google.protobuf import struct_pb2
 from pydantic import BaseModel, BeforeValidator, field_validator
 
-from tests.service.fakes import no_leaked_server_threads, running_server  # noqa: F401
-from tests.service.paper_bots import paper_controller, short_eurusd
-from tests.service.test_update_params import _manifest, _until_first_bar
+from tests.service.fakes import no_leaked_server_threads  # noqa: F401
+from tests.service.paper_bots import paper_controller, served_at_first_bar, short_eurusd
+from tests.service.test_update_params import _manifest
 from tradefleet_plugins.strategies.bos_retest_params import BosRetestParams
 from tradefleet_plugins.strategies.ema_cross_params import EmaCrossParams
 from tradefleet_plugins.strategies.external_signal_params import ExternalSignalParams
@@ -49,17 +49,8 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
     """As ``test_update_params``'s: the bot at its first bar, behind its gRPC API."""
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
-    controller.start()
-    try:
-        _until_first_bar(controller)
-        with (
-            running_server(controller) as endpoint,  # type: ignore[arg-type]
-            grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
-        ):
-            yield pb_grpc.RuntimeServiceStub(channel)
-    finally:
-        controller.stop()
-        controller.wait(20)
+    with served_at_first_bar(controller) as served:
+        yield served
 
 
 def _hash(stub: pb_grpc.RuntimeServiceStub) -> str:
