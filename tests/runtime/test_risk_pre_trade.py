@@ -199,10 +199,10 @@ def test_reduce_only_always_passes() -> None:
     assert PreTrade(PreTradeParams(min_balance=1e12)).check(exit_, ctx()).action is A
 
 
-# The correlation guard's running sums decide only far from the limit; the exact two-pass
-# computation decides every close call. Over random bar streams (gaps, repeated bar times, flat
-# and trending series, window evictions, limits near the realised correlations) the guard's
-# answer must be the exact one's, every time.
+# The correlation guard decides from running sums kept exactly (integers: rolling_corr.py).
+# Over random bar streams (gaps, repeated bar times, flat and trending series, window evictions,
+# limits near the realised correlations) its answer must be the one computed afresh from the
+# window, every time.
 _bar_step = st.tuples(
     st.integers(min_value=0, max_value=3),  # symbol
     st.integers(min_value=0, max_value=2),  # 0: next bar time, 1: same time again, 2: a gap

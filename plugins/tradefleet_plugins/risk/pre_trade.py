@@ -20,6 +20,7 @@ from datetime import date
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.rolling_corr import RollingReturns
+from tradefleet_plugins.risk.rolling_corr import correlation as correlation  # part of this API
 from tradefleet_plugins.risk.rules import DayClock, entry_symbols, local_weekday_minute
 from tradefleet_runtime.sdk import (
     Bar,
@@ -34,23 +35,6 @@ from tradefleet_runtime.sdk import (
 
 APPROVE = RiskDecision.approve()
 VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
-
-
-def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Pearson correlation of two equally long series (None when either is flat or short)."""
-    n = len(xs)
-    if n < 10 or n != len(ys):
-        return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sxx = syy = 0.0
-    for x, y in zip(xs, ys, strict=True):
-        dx, dy = x - mx, y - my
-        sxy += dx * dy
-        sxx += dx * dx
-        syy += dy * dy
-    if sxx <= 0.0 or syy <= 0.0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
 
 
 def in_hours(ts: int, p: PreTradeParams) -> bool:
@@ -219,15 +203,6 @@ def correlated_with(
     return None
 
 
-def pair_correlation(
-    own: deque[tuple[int, float]], other: deque[tuple[int, float]]
-) -> float | None:
-    """The exact correlation ``correlated_with`` computes for one pair."""
-    mine = dict(own)
-    pairs = [(mine[ts], value) for ts, value in other if ts in mine]
-    return correlation([a for a, _ in pairs], [b for _, b in pairs])
-
-
 class PreTrade:
     def __init__(self, params: PreTradeParams) -> None:
         self.params = params
@@ -258,35 +233,28 @@ class PreTrade:
     def _correlated(
         self, intent: OrderIntent, ctx: RiskContext, limit: float
     ) -> tuple[str, float] | None:
-        """``correlated_with``'s answer, from the running sums where they are decisive and the
-        exact two-pass computation where they are not (and for the correlation reported)."""
+        """``correlated_with``'s answer (the same figures: the running sums are exact), with
+        the working entries' directions (``held_directions``) when there are any."""
         symbol = intent.symbol
-        returns = self._returns
-        own = returns.get(symbol)
-        if own is None:
+        if symbol not in self._returns:
             return None
         side = intent.side.sign
+        rolling = self._rolling
         if not ctx.entries:
-            for other, sign in self._rolling.screen(symbol, ctx.positions, side, limit):
-                # Above or near the limit: the exact pass decides, and gives the figure reported.
-                rho = pair_correlation(own, returns[other])
-                if rho is not None and rho * sign > limit:
+            for other, position in ctx.positions.items():
+                if other == symbol:
+                    continue
+                rho = rolling.correlation(symbol, other)
+                if rho is not None and rho * (side if position.quantity > 0 else -side) > limit:
                     return other, rho
             return None
-        held = held_directions(ctx.positions, ctx.entries)
-        # screen takes one direction per symbol: the longs and the shorts apart, then the exact
-        # pass in ``held``'s order, so the symbol reported is the one ``correlated_with`` names.
-        near: set[tuple[str, float]] = set()
-        for direction in (1, -1):
-            sided = {s: Position(s, float(direction)) for s, d in held.items() if direction in d}
-            if sided:
-                near.update(self._rolling.screen(symbol, sided, side, limit))
-        for other, directions in held.items():
-            for direction in directions:
-                sign = side * direction
-                if (other, sign) in near:
-                    rho = pair_correlation(own, returns[other])
-                    if rho is not None and rho * sign > limit:
+        for other, directions in held_directions(ctx.positions, ctx.entries).items():
+            if other == symbol:
+                continue
+            rho = rolling.correlation(symbol, other)
+            if rho is not None:
+                for direction in directions:
+                    if rho * side * direction > limit:
                         return other, rho
         return None
 

@@ -54,7 +54,8 @@ class PreTradeParams(PluginParams):
         ge=0,
         le=1,
         description="Veto an entry whose returns correlate above this with an open position "
-        "in the same direction (below minus this, in the opposite one); 0: off.",
+        "in the same direction (below minus this, in the opposite one); 0: off. A symbol whose "
+        "returns did not move over the window (flat) has no correlation and vetoes nothing.",
     )
     correlation_bars: int = Field(
         default=100, ge=10, le=10_000, description="Rolling window of bar returns."
