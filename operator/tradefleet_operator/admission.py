@@ -20,12 +20,14 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from tradefleet_operator.bot_api import plain
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.spec import BotManifest, parse_manifest
+from tradefleet_runtime.spec import BotManifest, CapitalSpec, parse_manifest
 from tradefleet_runtime.spec.checks import mode_refusal, validate_plugins
 
 #: The optional broker hook: given the broker's validated params and one symbol, True when the
@@ -179,16 +181,63 @@ def admission_response(
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def admit(body: Mapping[str, Any], registry: PluginRegistry | None = None) -> None:
-    """Raise ``kopf.AdmissionError`` (HTTP 422, every field named) if the bot is refused."""
+def capital_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[FieldError]:
+    """An update of ``spec.capital`` the runtime would refuse at its next start: a paper or
+    live bot whose status shows it handled a bar (``lastBarTime``), so its journal carries an
+    account on the old capital (``docs/live-crypto.md``). Refused here, at ``kubectl apply``,
+    instead of a pod failing at start. A bot with no bar yet (a first start refused for its
+    capital, say) is let through: the runtime decides, and takes a corrected capital.
+    A backtest starts afresh every run."""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return []
+    spec, was = new.get("spec"), old.get("spec")
+    if not isinstance(spec, Mapping) or not isinstance(was, Mapping):
+        return []
+    if spec.get("mode") not in ("paper", "live"):
+        return []
+    status = old.get("status")
+    bar = status.get("lastBarTime") if isinstance(status, Mapping) else None
+    if not bar:
+        return []
+    before, after = _capital(was.get("capital")), _capital(spec.get("capital"))
+    if before is None or after is None or before == after:
+        return []  # the same terms as written otherwise; a malformed one is refused above
+    terms = f"{before.initial:,.2f} {before.currency}"
+    return [
+        FieldError(
+            "spec.capital",
+            f"cannot change while the bot's journal keeps its account on {terms} (it traded"
+            f" until {bar}): the runtime would refuse to start. Set it back, or delete and"
+            " create the TradingBot again for a new account and journal",
+        )
+    ]
+
+
+def admit(
+    body: Mapping[str, Any],
+    registry: PluginRegistry | None = None,
+    old: Mapping[str, Any] | None = None,
+) -> None:
+    """Raise ``kopf.AdmissionError`` (HTTP 422, every field named) if the bot is refused;
+    ``old``: the object an update replaces."""
     import kopf  # only the operator process needs kopf; the pure functions above do not
 
     errors = validate_trading_bot(body, registry or default_registry())
+    errors.extend(capital_change(old, body))
     if errors:
         raise kopf.AdmissionError(admission_message(errors, body), code=INVALID)
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _capital(value: Any) -> CapitalSpec | None:
+    """The capital's terms as the runtime reads them (defaults filled, currency upper-cased)."""
+    try:
+        return CapitalSpec.model_validate(plain(value) if value is not None else {})
+    except ValidationError:
+        return None
+
 
 _REFS: tuple[tuple[PluginKind, str], ...] = (
     (PluginKind.STRATEGY, "strategy"),

@@ -667,7 +667,7 @@ def _address_or_empty(meta: Mapping[str, Any], settings: OperatorSettings) -> st
 # --- admission ----------------------------------------------------------------------------------
 
 
-def validate(body: kopf.Body, **_: Any) -> None:
+def validate(body: kopf.Body, old: kopf.Body | None = None, **_: Any) -> None:
     """Refuse a TradingBot the runtime would refuse, naming every offending field (HTTP 422)."""
     labels = (body.get("metadata") or {}).get("labels") or {}
     mode = str((body.get("spec") or {}).get("mode") or "")
@@ -678,7 +678,7 @@ def validate(body: kopf.Body, **_: Any) -> None:
             "is set from spec.mode (it decides whether admission fails open)",
             code=admission.INVALID,
         )
-    admission.admit(body, admission.default_registry())
+    admission.admit(body, admission.default_registry(), old)
 
 
 def label_mode(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
