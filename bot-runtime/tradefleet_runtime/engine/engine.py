@@ -101,6 +101,19 @@ _NO_FILLS: Mapping[str, float] = MappingProxyType({})
 log = logging.getLogger("tradefleet.engine")
 # The tag of an emergency stop's closing orders (a risk exit in the report, not a signal).
 _FLATTEN_TAG = "emergency-flatten"
+_FLAT = 1e-12  # a position this close to 0 is flat (a float sum of fills)
+
+
+def _guards(order: Order) -> bool:
+    """Whether ``order`` is a bracket's stop-loss or take-profit: reduce-only, protecting the
+    position its entry opened. A flatten keeps these working until its close has filled."""
+    return order.reduce_only and order.parent_id is not None
+
+
+def _flatten_close(order: Order) -> bool:
+    """Whether ``order`` is one of an emergency flatten's closing orders."""
+    return order.reduce_only and order.tag == _FLATTEN_TAG
+
 
 # Errors out of a strategy's hook that already say what and where: the runtime's own refusals
 # (a child strategy's params, a journal that failed under ``ctx``), or a StrategyError raised
@@ -362,6 +375,13 @@ class Engine:
         # (who, reason) of the flatten the halt in force asked for, until a resume: an entry
         # whose cancel lost the race with its fill is closed too (``_close_late_entry``).
         self._flatten_in_force: tuple[str, str] | None = None
+        # Symbols whose flatten close waits for their stop-loss and take-profit to be cancelled
+        # at the venue (it refused the close while they held the position: a spot account's
+        # resting sell holds the coin it sells). Sent when the last of them has ended.
+        self._closes_waiting: set[str] = set()
+        # Symbols whose flatten close ended without closing the position (refused, expired):
+        # the flatten owes them a close until another is sent or the position is flat.
+        self._closes_failed: set[str] = set()
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -937,6 +957,8 @@ class Engine:
                     and order.client_order_id not in self._cancels_asked
                 ):
                     self._stop_cancelled_outside(order, update.reason)
+            if self._flatten_in_force is not None:
+                self._flatten_order_ended(working.order, update)
             self._cancels_asked.discard(update.client_order_id)
             try:
                 self.strategy.on_order_update(update)
@@ -1115,8 +1137,8 @@ class Engine:
             or order.take_profit is not None
         ):
             self._bracket_after_fill(order, fill, bool(placed or resized))
-        if self._flatten_in_force is not None and order is not None and not order.reduce_only:
-            self._close_late_entry(order, fill, position.quantity)
+        if self._flatten_in_force is not None:
+            self._flatten_after_fill(order, fill, position.quantity)
         if self.listener is not None:
             if order is not None:
                 # The order's status change the journal just recorded (filled, partly filled),
@@ -1240,6 +1262,8 @@ class Engine:
         self.degraded_reason = ""
         if self.state.resume():
             self._flatten_in_force = None  # entries may fill again: the strategy trades
+            self._closes_waiting.clear()
+            self._closes_failed.clear()
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
@@ -1290,9 +1314,9 @@ class Engine:
     def flatten(self, who: str, reason: str) -> None:
         """Flatten a halted bot: the flatten of an emergency stop given while it was already
         halted, or before it could trade (while it waited for its venue at start), or one an
-        earlier run asked and did not finish (``flatten_owed``). Cancel every working order,
-        close every position, and journal the closes sent (a later start flattens again until
-        they have all filled)."""
+        earlier run asked and did not finish (``flatten_owed``). Cancel every working order but
+        the stop-losses and take-profits of the positions it closes, close every position, and
+        journal the closes sent (a later start flattens again until they have all filled)."""
         self._flatten_journaled(who, reason)
 
     def _flatten_journaled(self, who: str, reason: str) -> None:
@@ -1300,45 +1324,80 @@ class Engine:
         # could not close): the journal's ``flatten_owed`` reads it at the next start, so a
         # close that never filled (the process died while the venue held it) is owed still.
         self._flatten_in_force = (who, reason)
-        closes, left = self._flatten()
+        self._flatten()
+        closes, left = self._flatten_record()
         nothing = "" if closes or left else " (nothing was left to close)"
-        unclosed = f" ({', '.join(left)} could not be closed)" if left else ""
+        unclosed = f" ({', '.join(left)} could not be closed yet)" if left else ""
         self._state(
             "flattened",
             f"flattened for the emergency stop by {who}: {reason}{nothing}{unclosed}",
             {"who": who, "reason": reason, "closes": closes, "left": left},
         )
 
-    def _flatten(self) -> tuple[list[str], list[str]]:
-        """Cancel every working order and close every position. Returns the ids of the closing
-        orders on their way (sent now, or already) and the symbols held that got none (the
-        close was refused before it left)."""
+    def _flatten(self) -> None:
+        """Cancel every working order but the stop-losses and take-profits guarding the
+        positions to close (``_guards``), and close each position at market, reduce-only.
+
+        The guards stay working until their position's close has filled (then they are
+        cancelled: ``_flatten_symbol_flat``): cancelled first, a close the venue refuses or
+        holds (an outage, a rate limit, a market closed), or a process that dies before the
+        close fills, would leave the position open with no stop at all. A guard that fills
+        meanwhile cannot make the close open the other way: the close is reduce-only, and a
+        fill past flat all the same is closed again (``_close_late_entry``)."""
         # A symbol whose flatten is already on its way (a second emergency stop right after
         # the first, e.g. a fleet stop's direct call and then the operator's): its closing
         # order stays and no second one is sent. The position only changes when the close's
-        # fill arrives, and a close sent again before then would close it twice.
-        on_way = [
-            working.order
-            for working in self.book
-            if working.order.reduce_only and working.order.tag == _FLATTEN_TAG
-        ]
-        closing = {order.symbol for order in on_way}
-        closes = [order.client_order_id for order in on_way]
-        left: list[str] = []
+        # fill arrives, and a close sent again before then would close it twice. A symbol
+        # whose close waits for its guards' cancels is on its way too.
+        closing = {order.symbol for order in self.book.orders() if _flatten_close(order)}
+        closing |= self._closes_waiting
+        held = self.portfolio.open_positions
         for working in self.book:
-            if working.order.symbol not in closing:
-                self.cancel(working.order.client_order_id)
-        for symbol in list(self.portfolio.open_positions):
-            if symbol in closing:
-                continue
-            sent = self.stats.orders
-            self.ctx.close(symbol, tag=_FLATTEN_TAG)
-            self._process_intents()
-            if self.stats.orders > sent:
-                closes.append(self.last_order_id)
-            else:
-                left.append(symbol)
-        return closes, left
+            order = working.order
+            kept = _flatten_close(order) or (_guards(order) and order.symbol in held)
+            if not kept:
+                self.cancel(order.client_order_id)
+        for symbol in list(held):
+            if symbol not in closing:
+                self._send_flatten_close(symbol)
+
+    def _send_flatten_close(self, symbol: str) -> str:
+        """Close ``symbol``'s whole position at market, reduce-only, as the flatten's (nothing
+        else of the symbol is cancelled: its guards stay). The close's id; empty when it was
+        refused before it left."""
+        position = self.portfolio.open_positions.get(symbol)
+        if position is None:
+            return ""
+        self._closes_failed.discard(symbol)
+        side = Side.SELL if position.quantity > 0.0 else Side.BUY
+        sent = self.stats.orders
+        self._process_intent(
+            OrderIntent(symbol, side, abs(position.quantity), reduce_only=True, tag=_FLATTEN_TAG)
+        )
+        return self.last_order_id if self.stats.orders > sent else ""
+
+    def _flatten_record(self) -> tuple[list[str], list[str]]:
+        """What the flatten relies on now, as its ``flattened`` events journal it: the ids of
+        its closes on their way for positions still held, and the symbols held with none (a
+        close refused, or waiting for its guards' cancels). ``flatten_owed`` holds the flatten
+        owed until every close named filled and none is left."""
+        held = self.portfolio.open_positions
+        on_way = [o for o in self.book.orders() if _flatten_close(o) and o.symbol in held]
+        closing = {order.symbol for order in on_way}
+        return [o.client_order_id for o in on_way], [s for s in held if s not in closing]
+
+    def _journal_flattened(self, message: str, data: dict[str, Any]) -> None:
+        """A further ``flattened`` event (after the flatten's own): what it relies on now
+        (``_flatten_record``), which a restart reads from the newest one."""
+        who, reason = self._flatten_in_force or ("", "")
+        closes, left = self._flatten_record()
+        message = f"flattened for the emergency stop by {who}: {reason}: {message}"
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "flattened",
+            message,
+            {"who": who, "reason": reason, "closes": closes, "left": left, **data},
+        )
 
     def keep_flatten(self, who: str, reason: str) -> None:
         """A restart restored a halt whose flatten was asked (``restore_halt`` first): entries
@@ -1346,19 +1405,151 @@ class Engine:
         if self.halted:
             self._flatten_in_force = (who, reason)
 
+    def _flatten_after_fill(self, order: Order | None, fill: Fill, held: float) -> None:
+        """A fill while the halt's flatten is in force (``held``: the position after it). What
+        it opened is closed — an entry whose cancel lost the race, or a reduce-only order the
+        venue let go past flat —; a position it left flat needs its guards no more."""
+        if order is not None and (not order.reduce_only or held * fill.side.sign > _FLAT):
+            self._close_late_entry(order, fill, held)
+        if fill.symbol not in self.portfolio.open_positions:
+            self._flatten_symbol_flat(fill.symbol, order)
+
+    def _flatten_symbol_flat(self, symbol: str, order: Order | None) -> None:
+        """``symbol``'s position is flat while the flatten is in force: the stop-losses and
+        take-profits kept for it protect nothing now and are cancelled (a venue that cancels
+        them itself, an OCO or a position's SL/TP, reports them ended as well). A flatten close
+        of it still working had something else close the position first (its stop-loss, a
+        person at the venue): it is cancelled, and the flatten no longer relies on it; nor does
+        it owe a close that failed or waited (a further ``flattened`` event says so)."""
+        owed = symbol in self._closes_waiting or symbol in self._closes_failed
+        self._closes_waiting.discard(symbol)
+        self._closes_failed.discard(symbol)
+        moot: list[str] = []
+        for working in self.book:
+            other = working.order
+            if other.symbol != symbol:
+                continue
+            if _flatten_close(other):
+                moot.append(other.client_order_id)
+            elif not _guards(other):
+                continue
+            self.cancel(other.client_order_id)
+        if moot or owed:
+            by = order.client_order_id if order is not None else "a change outside the bot"
+            how = f"; {', '.join(moot)} cancelled" if moot else ""
+            self._journal_flattened(
+                f"{symbol} was closed by {by} before a flatten's close filled{how}",
+                {"closed_by": by, "cancelled": moot},
+            )
+
+    def _flatten_order_ended(self, order: Order, update: OrderUpdate) -> None:
+        """An order ended while the flatten is in force. A close of it that ended without
+        closing its position is said loudly (its guards still protect it), or, refused for
+        want of what the position's guards hold, sent again once they are cancelled; the last
+        guard of a position whose close waited for that lets the close go."""
+        symbol = order.symbol
+        if _flatten_close(order):
+            if update.status is not OrderStatus.FILLED and symbol in self.portfolio.open_positions:
+                self._flatten_close_failed(order, update)
+        elif symbol in self._closes_waiting:
+            self._close_when_unguarded(symbol)
+
+    def _guards_of(self, symbol: str) -> list[str]:
+        return [o.client_order_id for o in self.book.orders(symbol) if _guards(o)]
+
+    def _flatten_close_failed(self, order: Order, update: OrderUpdate) -> None:
+        """The venue refused (or cancelled, or expired) ``order``, a flatten close, and the
+        position it was to close is still held. Its stop-loss and take-profit were kept, so the
+        position is not left bare: the bot says so, and the flatten stays owed (a restart, or
+        another emergency stop with flatten, sends the close again).
+
+        One refusal is answered at once: a close refused for want of funds while the
+        position's guards work. On a spot account a resting sell holds the coin it sells, so
+        the close cannot go while the stop-loss rests: the guards are cancelled, and the close
+        is sent again once the venue has confirmed their cancels (``_close_when_unguarded``) —
+        the venue's own order of operations, and the only one it takes."""
+        symbol = order.symbol
+        guards = self._guards_of(symbol)
+        held = self.portfolio.open_positions[symbol].quantity
+        if update.code is ReasonCode.INSUFFICIENT_FUNDS and guards:
+            self._closes_waiting.add(symbol)
+            message = (
+                f"{order.client_order_id}: the venue refused the flatten's close of {symbol} "
+                f"({update.reason or update.code.value}): its stop-loss and take-profit hold "
+                f"the position; cancelling {', '.join(guards)}, then closing the {held:g} "
+                f"{symbol} once the venue confirms"
+            )
+            log.warning("%s: %s", self.config.bot_name, message)
+            self._state(
+                "flatten_exits_cancelled",
+                message,
+                {"client_order_id": order.client_order_id, "symbol": symbol, "guards": guards},
+            )
+            for guard in guards:
+                self.cancel(guard)
+            self._close_when_unguarded(symbol)
+            return
+        self._closes_failed.add(symbol)
+        kept = f"its {', '.join(guards)} still work" if guards else "no stop-loss protects it"
+        # A venue that holds no position to reduce has likely filled a guard whose fill is not
+        # heard yet: the position is then flat, and a further ``flattened`` event says so.
+        held_by = (
+            "the bot still holds"
+            if update.code is not ReasonCode.REDUCE_ONLY
+            else "the bot still books (the venue has none to reduce: a stop's fill not heard yet?)"
+        )
+        message = (
+            f"{order.client_order_id}: the flatten's close of {symbol} ended "
+            f"{update.status.value} ({update.reason or update.code.value}); {held_by} "
+            f"{held:g} {symbol}, and {kept}. The emergency stop holds; another emergency stop "
+            "with flatten, or a restart, sends the close again"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "flatten_failed",
+            message,
+            {
+                "client_order_id": order.client_order_id,
+                "symbol": symbol,
+                "status": update.status.value,
+                "reason": update.reason,
+                "code": update.code.value,
+                "position": held,
+                "guards": guards,
+            },
+        )
+
+    def _close_when_unguarded(self, symbol: str) -> None:
+        """Send the flatten close that waits for ``symbol``'s guards to end, once none is left
+        working (their cancels confirmed, or one filled: then nothing may be left to close)."""
+        if symbol not in self._closes_waiting or self._guards_of(symbol):
+            return
+        self._closes_waiting.discard(symbol)
+        if symbol not in self.portfolio.open_positions:
+            return
+        close_id = self._send_flatten_close(symbol)
+        how = f"closing it at market ({close_id})" if close_id else "the close was refused"
+        self._journal_flattened(
+            f"{symbol}'s stop-loss and take-profit are cancelled; {how}", {"symbol": symbol}
+        )
+
     def _close_late_entry(self, order: Order, fill: Fill, held: float) -> None:
-        """An entry filled while the halt's flatten is in force: its cancel lost the race (the
-        venue had filled a market entry before it, or refused it too late). The flatten's
-        promise is a flat account, so what the fill opened is closed at market, reduce-only,
-        tagged as the flatten's closes, and the bracket children its fill placed (the venue
-        brokers place them themselves) are cancelled at once: they would protect nothing.
+        """An order filled while the halt's flatten is in force and opened a position: an
+        entry whose cancel lost the race (the venue had filled a market entry before it, or
+        refused it too late), or a reduce-only order the venue let go past flat (a close and a
+        stop-loss that both filled where reduce-only is checked before the order is sent, not
+        as it fills). The flatten's promise is a flat account, so what the fill opened is
+        closed at market, reduce-only, tagged as the flatten's closes, and the bracket children
+        an entry's fill placed (the venue brokers place them themselves) are cancelled at once:
+        they would protect nothing.
 
         The close is journaled in a further ``flattened`` event naming every flatten close
         still on its way (``flatten_owed`` reads the newest): a process that dies before this
         close fills owes the flatten at its next start, as for the flatten's own closes."""
         entry_id = order.client_order_id
-        for role in ("sl", "tp"):
-            self.cancel(child_order_id(entry_id, role))
+        if not order.reduce_only:
+            for role in ("sl", "tp"):
+                self.cancel(child_order_id(entry_id, role))
         self.cancel(entry_id)  # what of it still works (asked once already: ask again)
         sign = fill.side.sign
         if (held - sign * fill.quantity) * sign >= 0.0:
@@ -1370,46 +1561,21 @@ class Engine:
             quantity = held * sign if held * sign > 0.0 else 0.0
         if quantity <= 0.0:
             return
-        who, reason = self._flatten_in_force or ("", "")
         symbol = fill.symbol
         sent = self.stats.orders
         self._process_intent(
             OrderIntent(symbol, fill.side.opposite, quantity, reduce_only=True, tag=_FLATTEN_TAG)
         )
         close_id = self.last_order_id if self.stats.orders > sent else ""
-        # The closes of this flatten still on its way (the first ones too: the newest event is
-        # the one read) and the symbols held that have none: the journal's record of what the
-        # flatten still relies on, as ``_flatten`` makes it.
-        on_way = [
-            working.order
-            for working in self.book
-            if working.order.reduce_only and working.order.tag == _FLATTEN_TAG
-        ]
-        closes = [close.client_order_id for close in on_way]
-        if close_id and close_id not in closes:
-            closes.append(close_id)  # refused at once: named all the same, as ``_flatten`` does
-        closing = {close.symbol for close in on_way}
-        closing.add(symbol)
-        left = [other for other in self.portfolio.open_positions if other not in closing]
-        if not close_id:
-            left.append(symbol)
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
-        message = (
-            f"flattened for the emergency stop by {who}: {reason}: {entry_id} filled "
-            f"{fill.side} {quantity:g} {symbol} after the flatten's cancel; {how}"
+        what = (
+            f"went {quantity:g} {symbol} past flat ({fill.side} {fill.quantity:g}: the venue "
+            "did not hold it to reduce-only)"
+            if order.reduce_only
+            else f"filled {fill.side} {quantity:g} {symbol} after the flatten's cancel"
         )
-        log.warning("%s: %s", self.config.bot_name, message)
-        self._state(
-            "flattened",
-            message,
-            {
-                "who": who,
-                "reason": reason,
-                "closes": closes,
-                "left": left,
-                "late_fill": entry_id,
-                "quantity": quantity,
-            },
+        self._journal_flattened(
+            f"{entry_id} {what}; {how}", {"late_fill": entry_id, "quantity": quantity}
         )
 
     def restore(self, state: CarriedState) -> str:
