@@ -429,7 +429,8 @@ class _MacdProbeParams(PluginParams):
 
 
 class _MacdProbe(Strategy):
-    """Declares MACD(fast, slow) in on_start, as indicator-confluence does; trades nothing."""
+    """Declares MACD(fast, slow) in on_start, as indicator-confluence does; buys once (a set
+    that never trades is not ranked)."""
 
     params: _MacdProbeParams
 
@@ -442,6 +443,8 @@ class _MacdProbe(Strategy):
     def on_bar(self, bar: Bar) -> None:
         if self.params.bug == "value-on-bar":
             raise ValueError("a bug in on_bar")
+        if not self.ctx.position(bar.symbol).quantity:
+            self.ctx.buy(bar.symbol)
 
 
 def _probe_registry() -> PluginRegistry:

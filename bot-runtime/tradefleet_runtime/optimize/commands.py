@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -82,7 +83,10 @@ def _optimize_parser() -> argparse.ArgumentParser:
     )
     _common(parser)
     parser.add_argument(
-        "--trials", type=int, help="trials to run now (default: the rest of a grid, or 100)"
+        "--trials",
+        type=int,
+        help="trials the study holds when done, earlier runs' included: a rerun runs only "
+        "the missing ones (default: the whole grid, or 100)",
     )
     parser.add_argument(
         "--study",
@@ -110,7 +114,12 @@ def _walkforward_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--anchored", action="store_true", help="every in-sample window starts at bar 0"
     )
-    parser.add_argument("--trials", type=int, help="trials per in-sample window")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        help="trials per in-sample window in all, earlier runs' included: a rerun runs only "
+        "the missing ones (default: the whole grid, or 100)",
+    )
     parser.add_argument(
         "--min-oos-ratio",
         type=float,
@@ -126,10 +135,35 @@ def _walkforward_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread: the search ends as on Ctrl-C — the trials in flight
+    recorded as failed, the study file written, the worker processes stopped — instead of the
+    process dying at once and leaving its workers behind."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the command runs (the handler is put back)."""
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread (a test's or an embedding program's): left as is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _guarded(run: Callable[[], int]) -> int:
     err = terminal.console(stderr=True)
     try:
-        return run()
+        with _sigterm_raises():
+            return run()
     except SpecError as error:
         err.print(terminal.labelled("refused", "bold red", error))
         return 2
@@ -156,6 +190,9 @@ def _guarded(run: Callable[[], int]) -> int:
         # The study file keeps every trial told so far: the same command continues it.
         err.print("interrupted: run the same command again to continue the study")
         return 130
+    except Terminated:
+        err.print("terminated: run the same command again to continue the study")
+        return 128 + signal.SIGTERM  # 143, as a shell reports a process SIGTERM ended
 
 
 def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str, str, Space]:
@@ -255,7 +292,7 @@ def _optimize(args: argparse.Namespace) -> int:
         return 0
     # The study keeps the best trial's figures; its full report (exit reasons, months) comes
     # from running it once more here.
-    best = evaluate(Task(document, base_dir, result.best_params, detail=True))
+    best = evaluate(Task(document, base_dir, result.chosen_params(), detail=True))
     _print_search(out, result, str(study_path), document, _report(document, [best]))
     return 0
 
@@ -291,7 +328,8 @@ def _print_search(
     )
     for note in result.notes:
         out.print(f"note: {note}")
-    out.print(_params_table(f"best {result.metric}: {result.best_value:.4g}", result.best_params))
+    title = f"best {result.metric}: {result.best_value:.4g}"
+    out.print(_params_table(title, result.chosen_params()))
     out.print(report_table("best trial", best, currency))
 
 
@@ -346,7 +384,9 @@ def _walkforward(args: argparse.Namespace) -> int:
         out.print_json(json.dumps(report))
         return 0
     currency = str(document.get("spec", {}).get("capital", {}).get("currency", "USD"))
-    stitched = _report(document, [w.out_of_sample for w in result.windows])
+    stitched = _report(
+        document, [w.out_of_sample for w in result.windows if w.out_of_sample is not None]
+    )
     _print_walkforward(out, result, timeline, currency, stitched)
     out.print(f"results: {out_path}; studies: {study_path}")
     return 0
@@ -375,12 +415,14 @@ def _print_walkforward(
         table.add_column(column, overflow="fold")
     for window in result.windows:
         is_value = comparable(window.in_sample, metric)
-        oos_value = comparable(window.out_of_sample.figures, metric)
+        oos = window.out_of_sample
+        oos_value = comparable(oos.figures, metric) if oos is not None else None
         table.add_row(
             str(window.index),
             _span(timeline, window.train.start, window.train.end),
             _span(timeline, window.test.start, window.test.end),
-            json.dumps(window.search.best_params),
+            # A window whose trials all traded nothing chose none (the warnings say so).
+            json.dumps(window.search.best_params) if window.chosen else "none chosen",
             "-" if is_value is None else f"{is_value:.4g}",
             "-" if oos_value is None else f"{oos_value:.4g}",
         )
@@ -425,10 +467,16 @@ def walkforward_json(
                 "index": w.index,
                 "in_sample": bounds(w.train.start, w.train.end),
                 "out_of_sample": bounds(w.test.start, w.test.end),
+                # None (and no out-of-sample run) when no in-sample trial had a value.
                 "params": w.search.best_params,
                 "in_sample_figures": w.in_sample,
-                "out_of_sample_figures": w.out_of_sample.figures,
-                "trials": w.search.complete,
+                "out_of_sample_figures": (
+                    w.out_of_sample.figures if w.out_of_sample is not None else None
+                ),
+                # Trials done, ranked or not: what --trials counts (the study's, all runs').
+                "trials": w.search.done,
+                "trials_ranked": w.search.complete,
+                "trials_without_trades": w.search.no_trades,
             }
             for w in result.windows
         ],

@@ -16,17 +16,26 @@ a trial without looking at any value, so theirs follows ``jobs``. ``jobs`` then 
 how many of those trials run at once.
 
 The study lives in an Optuna ``JournalStorage`` on a file: run the same command
-with the same ``--study`` again and it continues (a grid skips the points already done);
-``optuna.load_study`` reads it for anything else.
+with the same ``--study`` again and it continues (a grid skips the points already done) up to
+``SearchConfig.trials`` trials in all, so a finished search rerun runs none. The study records
+what its trials' figures depend on (:func:`_identity`: the bot's spec but the searched params,
+a hash of its bars, the metric, sampler, space and window) and a resume with anything else is
+refused before the file is written to. ``optuna.load_study`` reads it for anything else.
 
 Optuna is imported by this module only, which the commands import when they run.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import math
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +43,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 import optuna
@@ -49,6 +59,7 @@ from tradefleet_runtime.optimize.worker import (
     FigureValues,
     Task,
     Window,
+    data_key,
     default_registry,
     evaluate,
     warm_up,
@@ -86,8 +97,17 @@ DEFAULT_PARALLEL = 8
 # something else about the space; none is run again on resuming (each would recur).
 PARAMS_MODEL = "params model"  # the strategy's params model refused the set: never run
 STRATEGY = "strategy"  # the strategy refused it when it started (errors.StrategyRefused)
-NO_TRADES = "no trades"  # it ran and traded nothing: the metric is not defined (profit factor)
+# It ran and traded nothing: whatever the metric, it is not ranked. A run without a trade has
+# a Sharpe of 0 (above every losing set), a drawdown of 0 (the best there is): figures of
+# standing aside, not of the params, which would otherwise win a search they never traded in.
+NO_TRADES = "no trades"
 UNRANKED = "unranked"  # it traded, but the metric is not defined for its run
+
+# Parts of a bot's spec that no trial's figures depend on, left out of a study's identity: a
+# trial always runs as a backtest (``worker.with_params``), and the runtime's settings (image,
+# pod, journal volume, replay pace) and the live confirmation do not touch a backtest's run.
+# The commands hand the manifest over with the YAML's names (``liveConfirmation``).
+NOT_IN_FIGURES = ("mode", "runtime", "liveConfirmation", "live_confirmation")
 
 
 @dataclass(frozen=True)
@@ -113,8 +133,9 @@ class SearchResult:
     study_name: str
     metric: str
     direction: str
-    best_params: dict[str, Any]
-    best_value: float
+    # None when no trial has a value to rank (none traded, say): no params are best.
+    best_params: dict[str, Any] | None
+    best_value: float  # NaN without best params
     best_figures: FigureValues
     ran: int  # trials run by this call
     complete: int  # complete trials in the study (earlier runs included)
@@ -125,6 +146,20 @@ class SearchResult:
     refused: int = 0  # refused by the strategy when it started
     no_trades: int = 0  # ran without a trade, and the metric needs one
     unranked: int = 0  # traded, but the metric is not defined for them
+    why_none: str = ""  # without best params: why no trial has a value
+
+    @property
+    def done(self) -> int:
+        """Trials the study holds that are done, ranked or not: what ``--trials`` counts
+        (failed ones — interrupted, lost with a worker — are run again, so they are not)."""
+        return self.complete + self.invalid + self.refused + self.no_trades + self.unranked
+
+    def chosen_params(self) -> dict[str, Any]:
+        """The best params; a search that has none (``run_search(require_best=False)``)
+        refuses, naming why."""
+        if self.best_params is None:
+            raise SpecError([FieldError("--space", self.why_none)])
+        return self.best_params
 
     @property
     def trials_per_s(self) -> float:
@@ -149,6 +184,7 @@ class SearchResult:
             "direction": self.direction,
             "best_params": self.best_params,
             # JSON has no infinity (an all-winning profit factor): None, as the figures say it.
+            # None too without best params (NaN).
             "best_value": self.best_value if math.isfinite(self.best_value) else None,
             "best_figures": self.best_figures,
             "trials_run": self.ran,
@@ -226,13 +262,39 @@ def executor(
     else:
         context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=warm_up, initargs=initargs
+        max_workers=jobs, mp_context=context, initializer=_worker_start, initargs=initargs
     )
     try:
         pool.submit(int).result()  # starts the workers now (with fork, all of them at once)
         yield pool
+    except BaseException:
+        # The search ends (Ctrl-C, SIGTERM, an error): the trials still running are of no use
+        # to it and are stopped, not waited for — a trial of a long run would hold the exit.
+        _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start(manifest: Mapping[str, Any] | None, base_dir: str) -> None:
+    """A pool worker's start: it leaves Ctrl-C and SIGTERM to the search, which stops it.
+
+    A terminal's Ctrl-C reaches every process of the group: each worker's KeyboardInterrupt
+    traceback would bury the one line the search prints. A forked worker also inherits the
+    search's SIGTERM handler, which is the search's own business: its SIGTERM ends it plainly.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    warm_up(manifest, base_dir)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to end its workers before Python 3.14
+    # (``terminate_workers``); they hold nothing to save (a trial writes nothing). Killed, the
+    # pool is broken and its shutdown returns without waiting for their trials.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()
 
 
 class BufferedJournalFile(BaseJournalBackend):
@@ -264,10 +326,51 @@ class BufferedJournalFile(BaseJournalBackend):
 
     def flush(self) -> None:
         if self._pending:
-            self._file.append_logs(self._pending)
-            self._in_file += len(self._pending)
-            self._pending = []
+            # Lines appended but not yet counted as in the file would be appended again by
+            # the next flush (the one on leaving, after Ctrl-C), and read twice: the study
+            # would hold each op twice and no longer load (a duplicated study, a trial told
+            # twice). A signal waits for both to be done.
+            with _signals_deferred():
+                self._file.append_logs(self._pending)
+                self._in_file += len(self._pending)
+                self._pending = []
         self._flushed_at = time.monotonic()
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM arriving inside the block are handled when it ends, by the handlers
+    in place before it (KeyboardInterrupt, the command's SIGTERM), as if they arrived then.
+
+    Python runs a signal's handler in the main thread between any two of its steps, so only
+    the main thread's handlers can be held; another thread's blocks run as they are.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, FrameType | None]] = []
+
+    def defer(signum: int, frame: FrameType | None) -> None:
+        caught.append((signum, frame))
+
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous: dict[int, Any] = {number: signal.signal(number, defer) for number in held}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            # None: a handler not set from Python, which cannot be put back; the default is.
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for signum, frame in caught[:1]:
+            _handle(previous[signum], signum, frame)
+
+
+def _handle(handler: Any, signum: int, frame: FrameType | None) -> None:
+    """What ``handler`` (as ``signal.signal`` returned it) does with ``signum``."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler is None or handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)  # the default action: the process ends by the signal
 
 
 def open_storage(path: Path) -> JournalStorage:
@@ -293,14 +396,33 @@ class _AskTellGridSampler(GridSampler):
         return None
 
 
-def _sampler(config: SearchConfig) -> BaseSampler:
+def _sampler(config: SearchConfig, asked: int) -> BaseSampler:
+    """The sampler for a study that holds ``asked`` trials already (0: a new study)."""
     if config.sampler == "grid":
+        # The grid skips the points asked already, whatever its seed.
         return _AskTellGridSampler(config.space.grid(), seed=config.seed)
+    seed = resumed_seed(config.seed, asked)
     if config.sampler == "random":
-        return RandomSampler(seed=config.seed)
+        return RandomSampler(seed=seed)
     # constant_liar: trials still running count as bad, so the trials in flight spread out.
     # Decided by ``parallel``, never by ``jobs``: the same seed picks the same trials anywhere.
-    return TPESampler(seed=config.seed, constant_liar=config.parallel > 1)
+    return TPESampler(seed=seed, constant_liar=config.parallel > 1)
+
+
+def resumed_seed(seed: int, asked: int) -> int:
+    """The sampler's seed for a study holding ``asked`` trials: ``seed`` for a new study.
+
+    A sampler rebuilt from ``seed`` on resuming would draw the first run's points again (a
+    random search rerun ran the same 50 points twice; TPE's first 10 are random draws too), so
+    a resumed study goes on with a seed of its own: another draw per trial count, the same
+    for the same study file and seed. A resumed search is therefore not the search an
+    uninterrupted run of the same total makes — its later trials differ — only as
+    reproducible.
+    """
+    if asked == 0:
+        return seed
+    digest = hashlib.sha256(f"tradefleet-resumed-study:{seed}:{asked}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")  # numpy's seeds are below 2**32
 
 
 def trials_in_flight(sampler: str, parallel: int, jobs: int) -> int:
@@ -357,35 +479,152 @@ def check_params(
     return errors
 
 
-def _identity(config: SearchConfig) -> dict[str, Any]:
-    """What a study was made for; a resumed study must match it."""
+def _identity(config: SearchConfig, bars: str) -> dict[str, Any]:
+    """What a study was made for, which a resumed study must match: everything its trials'
+    figures depend on but the params searched. ``bars``: the hash of the feed's bars."""
     return {
         "metric": config.metric,
         "sampler": config.sampler,
         "space": config.space.as_json(),
         "strategy": config.manifest.get("spec", {}).get("strategy", {}).get("name"),
         "window": config.window.as_json() if config.window is not None else None,
+        "bot": bot_identity(config.manifest, config.space),
+        "bars": bars,
     }
 
 
-def _check_resumed(study: optuna.Study, config: SearchConfig) -> None:
-    stored = study.user_attrs.get("identity")
-    if stored is None:
-        study.set_user_attr("identity", _identity(config))
-        return
-    wanted = _identity(config)
-    option = {"metric": "--metric", "sampler": "--sampler", "space": "--space"}
+def bot_identity(manifest: Mapping[str, Any], space: Space) -> dict[str, str]:
+    """The bot's spec, but the params searched and the parts no figure depends on, as a hash
+    per setting (``spec.broker.params.fee_bps``): a changed setting can be named, and no
+    value of the manifest (a plugin's params may hold a secret) is written to the study."""
+    spec = copy.deepcopy(dict(manifest.get("spec") or {}))
+    for name in NOT_IN_FIGURES:
+        spec.pop(name, None)
+    strategy = spec.get("strategy")
+    if isinstance(strategy, dict) and isinstance(strategy.get("params"), dict):
+        # A searched param's value in the manifest is never used: each trial sets it.
+        strategy["params"] = {
+            k: v for k, v in strategy["params"].items() if k not in space.dimensions
+        }
+    return _settings(spec, "spec")
+
+
+def _settings(value: Any, path: str) -> dict[str, str]:
+    """``value``'s leaves by dotted path (``spec.risk[0].params.quantity``), each hashed. An
+    empty mapping or list has none: it sets nothing a missing one would not."""
+    if isinstance(value, dict):
+        leaves: dict[str, str] = {}
+        for key in sorted(value):
+            leaves.update(_settings(value[key], f"{path}.{key}"))
+        return leaves
+    if isinstance(value, list):
+        leaves = {}
+        for index, item in enumerate(value):
+            leaves.update(_settings(item, f"{path}[{index}]"))
+        return leaves
+    text = json.dumps(value, sort_keys=True, default=str)
+    return {path: hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+_OPTIONS = {"metric": "--metric", "sampler": "--sampler", "space": "--space"}
+_SHOWN_CHANGES = 6  # settings named one by one; more are counted
+
+
+def _check_resumed(
+    stored: Mapping[str, Any] | None, wanted: Mapping[str, Any], config: SearchConfig
+) -> None:
+    """Refuse to resume a study made for another search, naming what differs."""
+    study = f"the study {config.study_name!r} in {config.study_path}"
+    advice = "use another --study file or remove it"
+    if stored is None or "bot" not in stored or "bars" not in stored:
+        raise SpecError(
+            [
+                FieldError(
+                    "--study",
+                    f"{study} was made by an earlier tradefleet, which did not record the bot "
+                    "and the bars its trials ran on: they cannot be checked against this bot "
+                    f"and its data, so the study is not resumed; {advice}",
+                )
+            ],
+            str(config.study_path),
+        )
     problems = [
         FieldError(
-            option.get(key, key),
-            f"the study {config.study_name!r} in {config.study_path} was made with "
-            f"{key} {stored.get(key)!r}, not {wanted[key]!r}: use another --study file",
+            _OPTIONS.get(key, key),
+            f"{study} was made with {key} {stored.get(key)!r}, not {wanted[key]!r}: {advice}",
         )
-        for key in wanted
+        for key in ("metric", "sampler", "space", "strategy", "window")
         if stored.get(key) != wanted[key]
     ]
+    changed = _changed(stored["bot"], wanted["bot"])
+    problems += [
+        FieldError(path, f"{study} was made with another bot: this setting changed; {advice}")
+        for path in changed[:_SHOWN_CHANGES]
+    ]
+    if len(changed) > _SHOWN_CHANGES:
+        more = ", ".join(changed[_SHOWN_CHANGES:])
+        problems.append(FieldError("spec", f"and these settings changed too: {more}"))
+    if stored["bars"] != wanted["bars"]:
+        problems.append(
+            FieldError(
+                "spec.data",
+                f"{study} was made on other bars: the bars the feed gives changed (the data "
+                f"file's content, or where it is read from); {advice}",
+            )
+        )
     if problems:
         raise SpecError(problems, str(config.study_path))
+
+
+def _changed(stored: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
+    """The settings added, removed or changed between two ``bot_identity`` results."""
+    return sorted(
+        path for path in stored.keys() | wanted.keys() if stored.get(path) != wanted.get(path)
+    )
+
+
+def _open_study(
+    config: SearchConfig, storage: JournalStorage, direction: Direction, identity: dict[str, Any]
+) -> optuna.Study:
+    """The study ``config`` names: resumed when the file holds it and it was made for this
+    search (else refused, the file not written to), created otherwise.
+
+    Not ``create_study(load_if_exists=True)``: on a journal file that appends a create-study
+    line for a study that exists, on every resume and on a refused one.
+    """
+    try:
+        study_id = storage.get_study_id_from_name(config.study_name)
+    except KeyError:
+        study = optuna.create_study(
+            study_name=config.study_name,
+            storage=storage,
+            sampler=_sampler(config, 0),
+            direction=direction,
+        )
+        study.set_user_attr("identity", identity)
+        return study
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    stored = storage.get_study_user_attrs(study_id).get("identity")
+    if stored is None and not trials:
+        # Created but never recorded (another program's, or a run killed between the two
+        # writes): nothing in it to check.
+        storage.set_study_user_attr(study_id, "identity", identity)
+    else:
+        _check_resumed(stored, identity, config)
+    return optuna.load_study(
+        study_name=config.study_name, storage=storage, sampler=_sampler(config, len(trials))
+    )
+
+
+def _done(study: optuna.Study) -> int:
+    """Trials done: ranked (complete) or without a value to rank (``invalid``). Failed ones —
+    interrupted, or lost with a worker — are not: a resumed search runs others instead."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state is TrialState.COMPLETE
+        or (t.state is TrialState.FAIL and "invalid" in t.user_attrs)
+    )
 
 
 def _fail_stale(study: optuna.Study) -> int:
@@ -456,7 +695,12 @@ def _invalid_kind(trial: FrozenTrial) -> str:
 
 
 def _value(figures: FigureValues, metric: str) -> float | str:
-    """The value a trial is ranked by, or why it has none."""
+    """The value a trial is ranked by, or why it has none (a run without a trade: none)."""
+    if not figures.get("trades"):
+        return (
+            f"no trades: {metric} is not defined without a trade "
+            "(a set that never trades is not ranked)"
+        )
     value = figures.get(metric)
     if value is None and metric == "profit_factor":
         return _profit_factor_without_a_loss(figures)
@@ -466,12 +710,10 @@ def _value(figures: FigureValues, metric: str) -> float | str:
 
 
 def _profit_factor_without_a_loss(figures: FigureValues) -> float | str:
-    """The profit factor of a run without a losing trade (the figures leave it None, as gross
-    profit ÷ a gross loss of 0 is no number): infinite when a trade won — no set can do better,
-    so it ranks first, as the report's "∞ (no losing trade)" says — and none without a trade
-    that won (no trade at all, or every trade at exactly 0): nothing to rank them by."""
-    if not figures.get("trades"):
-        return "no trades: profit_factor is not defined"
+    """The profit factor of a run with trades but no losing one (the figures leave it None, as
+    gross profit ÷ a gross loss of 0 is no number): infinite when a trade won — no set can do
+    better, so it ranks first, as the report's "∞ (no losing trade)" says — and none when
+    every trade closed at exactly 0: nothing to rank them by."""
     if not figures.get("win_rate"):
         return "no trade won or lost: profit_factor is not defined"
     return math.inf
@@ -484,11 +726,15 @@ def run_search(
     jobs: int = 1,
     progress: Progress | None = None,
     registry: PluginRegistry | None = None,
+    require_best: bool = True,
 ) -> SearchResult:
     """Run ``config``'s trials (up to ``jobs`` at once on ``pool``) and return the best.
 
-    The trials — their params, values and numbers — and so the best depend on ``config`` (its
-    seed and ``parallel``), not on ``jobs``.
+    The study ends with ``config.trials`` trials done in all (a grid: its points), counting
+    those earlier runs did: a finished study runs none. The trials — their params, values and
+    numbers — and so the best depend on ``config`` (its seed and ``parallel``), not on
+    ``jobs``. Without a trial to rank (none traded, say) it refuses, naming why; with
+    ``require_best`` false it returns a result whose ``best_params`` is None.
     """
     if config.metric not in METRICS:
         raise SpecError([FieldError("--metric", f"one of {', '.join(METRICS)}")])
@@ -497,19 +743,18 @@ def run_search(
     registry = registry or default_registry()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = METRICS[config.metric]
+    # Known before the file is opened: a resume it refuses writes nothing.
+    identity = _identity(config, data_key(config.manifest, config.base_dir, registry))
     config.study_path.parent.mkdir(parents=True, exist_ok=True)
     backend = BufferedJournalFile(config.study_path)
     try:
-        study = optuna.create_study(
-            study_name=config.study_name,
-            storage=JournalStorage(backend),
-            sampler=_sampler(config),
-            direction=direction,
-            load_if_exists=True,
-        )
-        return _search(study, config, pool, jobs, progress, registry, direction)
+        study = _open_study(config, JournalStorage(backend), direction, identity)
+        result = _search(study, config, pool, jobs, progress, registry, direction)
     finally:
         backend.flush()
+    if require_best and result.best_params is None:
+        raise SpecError([FieldError("--space", result.why_none)], str(config.study_path))
+    return result
 
 
 def _search(
@@ -521,7 +766,6 @@ def _search(
     registry: PluginRegistry,
     direction: Direction,
 ) -> SearchResult:
-    _check_resumed(study, config)
     notes: list[str] = []
     stale = _fail_stale(study)
     if stale:
@@ -531,9 +775,16 @@ def _search(
         if queued:
             notes.append(f"{queued} grid point(s) an earlier run did not finish run again")
         remaining = (config.space.grid_size() or 0) - done
-        total = remaining if config.trials is None else min(config.trials, remaining)
+        wanted = remaining if config.trials is None else max(config.trials - done, 0)
+        total = min(wanted, remaining)
     else:
-        total = DEFAULT_TRIALS if config.trials is None else config.trials
+        done = _done(study)
+        total = max((DEFAULT_TRIALS if config.trials is None else config.trials) - done, 0)
+    if done and not total:
+        notes.append(
+            f"the study has its {done} trial(s) done already: none to run "
+            "(--trials counts them all: raise it to run more)"
+        )
     in_flight = trials_in_flight(config.sampler, config.parallel, jobs)
     if jobs > in_flight and total > in_flight:
         notes.append(
@@ -674,20 +925,14 @@ def _result(
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     failed = [t for t in trials if t.state is TrialState.FAIL]
     invalid = Counter(_invalid_kind(t) for t in failed if "invalid" in t.user_attrs)
-    if not complete:
-        reasons = sorted({str(t.user_attrs.get("invalid", "failed")) for t in failed})[:3]
-        raise SpecError(
-            [FieldError("--space", "no trial completed: " + " | ".join(reasons or ["none ran"]))],
-            str(config.study_path),
-        )
-    best = _best(complete, direction)
+    best = _best(complete, direction) if complete else None
     return SearchResult(
         study_name=config.study_name,
         metric=config.metric,
         direction=direction,
-        best_params=dict(best.params),
-        best_value=float(best.value if best.value is not None else math.nan),
-        best_figures=dict(best.user_attrs.get("figures", {})),
+        best_params=dict(best.params) if best is not None else None,
+        best_value=float(best.value) if best is not None and best.value is not None else math.nan,
+        best_figures=dict(best.user_attrs.get("figures", {})) if best is not None else {},
         ran=ran,
         complete=len(complete),
         failed=len(failed) - invalid.total(),
@@ -697,12 +942,25 @@ def _result(
         refused=invalid[STRATEGY],
         no_trades=invalid[NO_TRADES],
         unranked=invalid[UNRANKED],
+        why_none="" if complete else _why_none(failed, invalid[NO_TRADES]),
     )
 
 
+def _why_none(failed: list[FrozenTrial], no_trades: int) -> str:
+    """Why no trial has a value to rank, in a line: the trials' own reasons."""
+    reasons = sorted({str(t.user_attrs.get("invalid", "failed")) for t in failed})[:3]
+    why = "no trial completed: " + " | ".join(reasons or ["none ran"])
+    if no_trades:
+        why += (
+            f"; {no_trades} trial(s) ran without a trade and none with one ranked, "
+            "so no params are best"
+        )
+    return why
+
+
 def _best(complete: list[FrozenTrial], direction: str) -> FrozenTrial:
-    """The best trial; of equal values the one that made the most, then ties broken by the
-    params, whatever order trials finished in."""
+    """The best trial; of equal values the one that made the most, then the one with the
+    smallest params (compared as numbers), whatever order trials finished in."""
     sign = -1.0 if direction == "maximize" else 1.0
     # Net P&L second: several sets whose every trade won all have an infinite profit factor,
     # and the one that made more is the better of them.
@@ -717,7 +975,18 @@ def _net_pnl(trial: FrozenTrial) -> float:
     return float(value) if value is not None else 0.0
 
 
-def _order_key(params: Mapping[str, Any]) -> tuple[str, ...]:
-    # Ties between equal values are broken by the params themselves, not the trial number:
-    # with several processes the numbers depend on timing, the params do not.
-    return tuple(f"{k}={params[k]!r}" for k in sorted(params))
+def _order_key(params: Mapping[str, Any]) -> tuple[tuple[str, int, float, str], ...]:
+    # Ties between equal values are broken by the params themselves, not the trial number
+    # (which a resumed or reordered search changes), and by their values as numbers: as text,
+    # fast 10 came before fast 6.
+    return tuple((name, *_sortable(params[name])) for name in sorted(params))
+
+
+def _sortable(value: Any) -> tuple[int, float, str]:
+    """A param's value in an order every kind shares: numbers by value, then booleans (False
+    first), then anything else (a choice of strings) by its text."""
+    if isinstance(value, bool):
+        return (1, float(value), "")
+    if isinstance(value, int | float):
+        return (0, float(value), "")
+    return (2, 0.0, repr(value))

@@ -6,6 +6,11 @@ bars right after them (the last test window may be shorter). The params the sear
 on the training bars — a search that is never shown a bar at or after the test window's first
 one — are run on the test bars, with warm-up from the bars before them.
 
+The first window's in-sample search warms up inside its own bars, like a backtest of them:
+a ``train`` no longer than the strategy's warm-up leaves it no bar to trade, and is refused
+(:func:`check_train`). A window whose in-sample trials all trade nothing chooses no params: it
+is not run out of sample, and the run warns that its test bars are left out.
+
 Only the out-of-sample runs make the report: their equity curves are stitched by adding each
 window's P&L to where the previous one ended (every window starts with the bot's capital, as
 the trades' P&L does), and the figures are computed from that curve and those trades alone.
@@ -18,27 +23,41 @@ params are likely fitted to noise, and the run says so.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tradefleet_runtime.errors import FieldError, SpecError
+from tradefleet_runtime.errors import FieldError, SpecError, StrategyRefused
 from tradefleet_runtime.optimize.search import (
     METRICS,
     Progress,
     SearchConfig,
     SearchResult,
+    check_params,
     run_search,
 )
-from tradefleet_runtime.optimize.space import Space
-from tradefleet_runtime.optimize.worker import Evaluation, FigureValues, Task, Window, evaluate
+from tradefleet_runtime.optimize.space import Choice, Space, Value
+from tradefleet_runtime.optimize.worker import (
+    Evaluation,
+    FigureValues,
+    Task,
+    Window,
+    default_registry,
+    evaluate,
+    started_warmup,
+    with_params,
+)
+from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.report.metrics import Figures, compute_figures
 
 # Figures that grow with the window's length: compared per bar.
 PER_BAR = frozenset({"net_pnl", "return_pct"})
+# Param sets whose warm-up :func:`shortest_warmup` asks for (0.5 ms each).
+MAX_CORNERS = 256
 
 
 def make_windows(bars: int, train: int, test: int, anchored: bool) -> list[tuple[Window, Window]]:
@@ -68,11 +87,16 @@ class WindowResult:
     train: Window
     test: Window
     search: SearchResult
-    out_of_sample: Evaluation
+    # None: the in-sample search chose no params (no trial traded), so nothing ran here.
+    out_of_sample: Evaluation | None
 
     @property
     def in_sample(self) -> FigureValues:
         return self.search.best_figures
+
+    @property
+    def chosen(self) -> bool:
+        return self.search.best_params is not None
 
 
 @dataclass
@@ -153,8 +177,13 @@ def walk_forward(
     min_oos_ratio: float = 0.8,
     progress: Progress | None = None,
 ) -> WalkForwardResult:
-    """Search each in-sample window, run its best params out of sample, stitch, compare."""
+    """Search each in-sample window, run its best params out of sample, stitch, compare.
+
+    ``trials`` is each window's in all: a rerun runs only those a window lacks (none when it
+    is done), so the same command gives the same result however often it ran."""
+    check_train(windows, shortest_warmup(manifest, base_dir, space, default_registry()))
     results: list[WindowResult] = []
+    warnings: list[str] = []
     for index, (train, test) in enumerate(windows):
         config = SearchConfig(
             manifest=manifest,
@@ -170,11 +199,27 @@ def walk_forward(
             window=train,
             timeline=timeline,
         )
-        search = run_search(config, pool, jobs=jobs, progress=progress)
+        search = run_search(config, pool, jobs=jobs, progress=progress, require_best=False)
+        if search.best_params is None:
+            warnings.append(_no_choice(index, train, test, search))
+            results.append(WindowResult(index, train, test, search, None))
+            continue
         oos = evaluate(Task(manifest, base_dir, search.best_params, test, timeline, detail=True))
         results.append(WindowResult(index, train, test, search, oos))
+    runs = [r.out_of_sample for r in results if r.out_of_sample is not None]
+    if not runs:
+        raise SpecError(
+            [
+                FieldError(
+                    "--train",
+                    "no window chose params: in every in-sample window no trial traded "
+                    f"({results[0].search.why_none if results else 'no window'}); "
+                    "give --train more bars, or search sets that trade",
+                )
+            ]
+        )
     initial = float(manifest.get("spec", {}).get("capital", {}).get("initial", 100_000.0))
-    timestamps, equity, exposure, trades, fees = stitch(initial, [r.out_of_sample for r in results])
+    timestamps, equity, exposure, trades, fees = stitch(initial, runs)
     figures = compute_figures(
         initial=initial,
         timestamps=timestamps,
@@ -189,7 +234,16 @@ def walk_forward(
     out_of_sample = comparable(figures.as_json(), metric)
     ratio = efficiency(in_sample, out_of_sample, metric)
     outcome = WalkForwardResult(
-        metric, min_oos_ratio, results, figures, timestamps, equity, in_sample, out_of_sample, ratio
+        metric,
+        min_oos_ratio,
+        results,
+        figures,
+        timestamps,
+        equity,
+        in_sample,
+        out_of_sample,
+        ratio,
+        warnings,
     )
     if ratio is None:
         outcome.warnings.append(
@@ -202,3 +256,77 @@ def walk_forward(
             f"{min_oos_ratio:.0%}: the params are likely fitted to noise"
         )
     return outcome
+
+
+def _no_choice(index: int, train: Window, test: Window, search: SearchResult) -> str:
+    """The warning for a window whose in-sample search chose nothing."""
+    trials = f"in-sample trial(s) (bars {train.start}-{train.end})"
+    if search.no_trades == search.done:
+        why = f"none of its {search.done} {trials} made a trade"
+    else:
+        why = f"none of its {search.done} {trials} has a value to rank: {search.why_none}"
+    return (
+        f"window {index} chose no params: {why}; its {test.end - test.start} test bars "
+        f"({test.start}-{test.end}) are left out of the out-of-sample report"
+    )
+
+
+def check_train(
+    windows: list[tuple[Window, Window]], warmup: tuple[int, dict[str, Value]] | None
+) -> None:
+    """Refuse a first in-sample window no longer than the strategy's ``warmup`` (bars, and
+    the params asking it): it starts at the data's first bar, so its warm-up is taken from
+    its own bars and every trial would trade none — the search's "best" a tie of zeros."""
+    if not windows or warmup is None:
+        return
+    bars, params = warmup
+    train = windows[0][0]
+    if train.end - train.start <= bars:
+        said = ", ".join(f"{name}={value!r}" for name, value in sorted(params.items()))
+        raise SpecError(
+            [
+                FieldError(
+                    "--train",
+                    f"{train.end - train.start} bars are no more than the strategy's warm-up "
+                    f"of {bars} bars (its shortest in the space, at {said or 'its params'}): "
+                    "the first window warms up on its own bars and its trials would trade "
+                    f"none; give --train more than {bars} bars",
+                )
+            ]
+        )
+
+
+def shortest_warmup(
+    manifest: Mapping[str, Any], base_dir: str, space: Space, registry: PluginRegistry
+) -> tuple[int, dict[str, Value]] | None:
+    """The smallest warm-up the strategy asks for at the space's corners — each range's ends,
+    each choice's values, at most :data:`MAX_CORNERS` sets the params model takes — and the
+    params asking it; None when no corner can start.
+
+    Warm-ups grow with the periods a strategy's params set, so a corner holds the space's
+    smallest; a strategy whose warm-up does not is caught later, by its window choosing no
+    params (see :func:`walk_forward`).
+    """
+    best: tuple[int, dict[str, Value]] | None = None
+    for params in itertools.islice(_corners(space), MAX_CORNERS):
+        if check_params(manifest, params, registry):
+            continue
+        try:
+            bars = started_warmup(with_params(manifest, params), registry, base_dir)
+        except StrategyRefused:
+            continue  # a set the strategy refuses at start never runs
+        if best is None or bars < best[0]:
+            best = (bars, params)
+    return best
+
+
+def _corners(space: Space) -> Iterator[dict[str, Value]]:
+    ends: list[list[Value]] = []
+    for dimension in space.dimensions.values():
+        if isinstance(dimension, Choice):
+            ends.append(list(dimension.options))
+        else:  # a range's ends are among its values (a step divides it)
+            ends.append(list(dict.fromkeys([dimension.low, dimension.high])))
+    names = list(space.dimensions)
+    for values in itertools.product(*ends):
+        yield dict(zip(names, values, strict=True))

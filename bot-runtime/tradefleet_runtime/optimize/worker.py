@@ -28,6 +28,8 @@ from __future__ import annotations
 import bisect
 import copy
 import functools
+import hashlib
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -206,6 +208,38 @@ def feed_bars(
 
 # The bars of the last feed read by this process (see feed_bars): a cache, not state.
 _BARS: dict[str, tuple[Bar, ...]] = {}
+
+
+def data_key(
+    manifest: Mapping[str, Any], base_dir: str, registry: PluginRegistry | None = None
+) -> str:
+    """A SHA-256 of every bar the bot's feed gives — symbol, timeframe, time, prices, volume —
+    whichever feed and file gave them: what a study's trials ran on (a study resumed on other
+    bars is refused). Computed once per process for the same bars (about 0.4 s a million)."""
+    bars = feed_bars(manifest, base_dir, registry)
+    if _DATA_KEY and _DATA_KEY[0][0] is bars:
+        return _DATA_KEY[0][1]
+    digest = hashlib.sha256(b"tradefleet-bars-1\n")
+    symbols = sorted({bar[0] for bar in bars})
+    digest.update(json.dumps(symbols).encode())
+    code = {symbol: float(index) for index, symbol in enumerate(symbols)}
+    chunk = 65_536
+    for first in range(0, len(bars), chunk):
+        part = bars[first : first + chunk]
+        # Eight float64s a bar (times and timeframes are exact below 2**53 seconds).
+        numbers = np.fromiter(
+            itertools.chain.from_iterable((code[bar[0]], *bar[1:8]) for bar in part),
+            dtype=np.float64,
+            count=8 * len(part),
+        )
+        digest.update(numbers.tobytes())
+    key = digest.hexdigest()
+    _DATA_KEY[:] = [(bars, key)]
+    return key
+
+
+# The hash of the bars read last (see data_key): a cache, not state.
+_DATA_KEY: list[tuple[tuple[Bar, ...], str]] = []
 
 
 def load_timeline(
