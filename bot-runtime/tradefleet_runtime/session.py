@@ -959,7 +959,7 @@ def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANC
     policy = bot.manifest.spec.on_stop
     deadline = time.monotonic() + cancel_wait_s
     asked: list[str] = []
-    closes: list[str] = []
+    flattened: _StopFlatten | None = None
     ended: dict[str, OrderStatus] = {}
     watch = _EndWatch(engine.listener, ended)
     engine.listener = watch
@@ -976,29 +976,8 @@ def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANC
             if bot.executes is not None:  # its answers come as events: awaited
                 _await_cancels(engine, asked, deadline)
         if policy.flatten_positions:
-            # Reduce-only market orders: a venue fills them at once; the paper broker would
-            # need a next bar, so a stopped paper bot keeps its positions in the journal.
-            symbols = set(engine.portfolio.open_positions)
-            before = {w.order.client_order_id for w in engine.book}
-            for symbol in sorted(symbols):
-                engine.close(symbol, tag="stop-flatten")
-            engine.send_queued()
-            if bot.venue is not None:
-                # A close cancels its position's SL/TP too: those cancels are the venue's word
-                # as much as the close's fill (a stop left working would act on a later
-                # position), so both are awaited and both reported.
-                closes = [
-                    w.order.client_order_id
-                    for w in engine.book
-                    if w.order.tag == "stop-flatten" and w.order.client_order_id not in before
-                ]
-                children = [
-                    working.order.client_order_id
-                    for working in engine.book
-                    if working.order.client_order_id in before and working.order.symbol in symbols
-                ]
-                asked.extend(i for i in children if i not in asked)
-                _await_cancels(engine, [*closes, *children], deadline)
+            flattened = _flatten_on_stop(bot, engine, watch, deadline)
+            asked.extend(i for i in flattened.asked if i not in asked)
     finally:
         engine.listener = watch.inner
     message = "stop requested: new entries stopped"
@@ -1006,36 +985,101 @@ def apply_stop_policy(bot: Bot, engine: Engine, cancel_wait_s: float = STOP_CANC
     if policy.cancel_open_orders or asked:
         message += "; " + _cancels_said(asked, ended, cancel_wait_s)
         data["cancel_unconfirmed"] = [i for i in asked if i not in ended]
-    if closes:
-        unfilled = [i for i in closes if ended.get(i) is not OrderStatus.FILLED]
-        if unfilled:
-            log.error(
-                "stop flatten of %s not confirmed filled within %gs: the position may be open",
-                ", ".join(unfilled),
-                cancel_wait_s,
-            )
-            message += (
-                f"; flatten NOT confirmed filled within {cancel_wait_s:g}s (the position may "
-                "still be open at the venue): " + ", ".join(unfilled)
-            )
-        else:
-            message += "; positions flattened"
+    if flattened is not None and flattened.symbols:
+        said, unfilled = _flatten_said(flattened, ended, cancel_wait_s)
+        if flattened.held:
+            log.error("%s: stop %s", bot.name, said)
+        message += "; " + said
         data["flatten_unconfirmed"] = unfilled
+        data["exits_kept"] = list(flattened.kept)
     data["open_orders"] = [o.client_order_id for o in engine.open_orders()]
     engine.journal.record_event(engine.now, "stopped", message, data)
 
 
+@dataclass(frozen=True)
+class _StopFlatten:
+    """What the stop policy's flatten left at a venue, once its wait ended."""
+
+    symbols: tuple[str, ...]  # the positions it closed
+    closes: tuple[Order, ...]  # the orders it sent (the closes, and any sent again)
+    asked: tuple[str, ...]  # the orders it asked to cancel (entries at once, SL/TP once flat)
+    held: tuple[str, ...]  # the positions still open
+    kept: tuple[str, ...]  # their stop-losses and take-profits, kept working
+    bare: tuple[str, ...]  # the positions still open with none
+
+
+def _flatten_on_stop(bot: Bot, engine: Engine, watch: _EndWatch, deadline: float) -> _StopFlatten:
+    """Close every position at market, reduce-only, keeping each one's stop-loss and
+    take-profit working until its close has filled (``Engine.flatten_on_stop``), and, at a
+    venue, wait until ``deadline`` for its answers: each close's fill, then the cancels of the
+    SL/TP it made useless (a stop left working would act on a later position). A close the
+    venue refused or has not answered by then leaves its position with its SL/TP — the process
+    exits with the position protected, never bare.
+
+    The paper broker fills a market order at the next bar: a stopped paper bot keeps its
+    positions, their closes and their SL/TP in the journal (the next run re-arms all three)."""
+    symbols = tuple(sorted(engine.portfolio.open_positions))
+    exits = engine.protective_exits(symbols)
+    first = len(watch.sent)
+    cancelled = engine.flatten_on_stop(symbols)
+    if bot.venue is None:
+        return _StopFlatten((), (), (), (), (), ())
+
+    def busy() -> bool:
+        return bool(engine.flatten_pending(symbols)) or any(i in engine.book for i in cancelled)
+
+    _await_until(engine, busy, deadline)
+    kept = engine.exits_kept(symbols)
+    held = tuple(s for s in symbols if s in engine.portfolio.open_positions)
+    return _StopFlatten(
+        symbols,
+        tuple(watch.sent[first:]),
+        tuple(i for i in (*cancelled, *exits) if i not in kept),
+        held,
+        tuple(kept),
+        tuple(s for s in held if not engine.exits_kept((s,))),
+    )
+
+
+def _flatten_said(
+    flattened: _StopFlatten, ended: dict[str, OrderStatus], wait_s: float
+) -> tuple[str, list[str]]:
+    """What the journal may say of the stop's flatten — only what the venue confirmed — and the
+    ids of the closes of positions still open that did not fill."""
+    if not flattened.held:
+        return "positions flattened", []
+    unfilled = [
+        o.client_order_id
+        for o in flattened.closes
+        if o.symbol in flattened.held and ended.get(o.client_order_id) is not OrderStatus.FILLED
+    ]
+    how = [f"{i} ({ended[i].value})" if i in ended else f"{i} (no answer)" for i in unfilled]
+    said = (
+        f"flatten NOT confirmed filled within {wait_s:g}s (the position may still be open at "
+        f"the venue): {', '.join(how or flattened.held)}"
+    )
+    if flattened.kept:
+        kept = ", ".join(flattened.kept)
+        said += f"; the stop-loss/take-profit orders of what is held still protect it: {kept}"
+    if flattened.bare:
+        said += f"; NO stop-loss protects {', '.join(flattened.bare)}"
+    return said, unfilled
+
+
 class _EndWatch:
-    """The engine's listener while a stop's cancels are awaited: notes how each order ended
-    (cancelled, or filled before its cancel took), and passes everything on."""
+    """The engine's listener while a stop's cancels are awaited: notes the orders sent and how
+    each order ended (cancelled, or filled before its cancel took), and passes everything on."""
 
     def __init__(self, inner: EngineListener | None, ended: dict[str, OrderStatus]) -> None:
         self.inner = inner
         self.ended = ended
+        self.sent: list[Order] = []
 
     def on_order(self, order: Order, update: OrderUpdate) -> None:
         if update.status.is_final:
             self.ended[update.client_order_id] = update.status
+        elif update.status is OrderStatus.PENDING:
+            self.sent.append(order)  # decided and journaled; the broker has it next
         if self.inner is not None:
             self.inner.on_order(order, update)
 
@@ -1060,7 +1104,13 @@ def _await_cancels(engine: Engine, asked: Sequence[str], deadline: float) -> Non
     broker (``venue-execution``) answers later, as an event: until then the order may still
     work at the venue, and a run that ended without hearing it would claim a cancel nobody
     confirmed (and its process, exiting, could drop the request before it left)."""
-    while any(i in engine.book for i in asked) and time.monotonic() < deadline:
+    _await_until(engine, lambda: any(i in engine.book for i in asked), deadline)
+
+
+def _await_until(engine: Engine, busy: Callable[[], bool], deadline: float) -> None:
+    """Apply the broker's events while ``busy()`` and the ``deadline`` (monotonic) has not
+    passed."""
+    while busy() and time.monotonic() < deadline:
         if not engine.pump():
             time.sleep(STOP_CANCEL_POLL_S)
 

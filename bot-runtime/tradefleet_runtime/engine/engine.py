@@ -20,7 +20,7 @@ import struct
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol
@@ -35,6 +35,7 @@ from tradefleet_runtime.brackets import (
     bracket_entry,
 )
 from tradefleet_runtime.capabilities import (
+    AccountAction,
     AccountRestorer,
     ActionKind,
     BracketFollower,
@@ -55,7 +56,7 @@ from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.order_book import OrderBook, Resized
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
-from tradefleet_runtime.engine.risk_hooks import RiskHooks, action_intents
+from tradefleet_runtime.engine.risk_hooks import ACTION_TAG, RiskHooks, action_intents
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, reducible
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.errors import (
@@ -101,6 +102,8 @@ _NO_FILLS: Mapping[str, float] = MappingProxyType({})
 log = logging.getLogger("tradefleet.engine")
 # The tag of an emergency stop's closing orders (a risk exit in the report, not a signal).
 _FLATTEN_TAG = "emergency-flatten"
+# The tag of the stop policy's closing orders (``spec.onStop.flattenPositions``).
+STOP_FLATTEN_TAG = "stop-flatten"
 _FLAT = 1e-12  # a position this close to 0 is flat (a float sum of fills)
 
 
@@ -113,6 +116,68 @@ def _guards(order: Order) -> bool:
 def _flatten_close(order: Order) -> bool:
     """Whether ``order`` is one of an emergency flatten's closing orders."""
     return order.reduce_only and order.tag == _FLATTEN_TAG
+
+
+@dataclass(frozen=True, slots=True)
+class _Closer:
+    """Who closes positions while their stop-loss and take-profit keep working until the close
+    has filled (``Engine._close_keeping_guards``): the emergency stop's flatten, a risk plugin's
+    FLATTEN account action, the stop policy's flatten. They share every step; only how their
+    closes are tagged, sent and told differs."""
+
+    tag: str  # its closing orders' tag (their fills' exit reason)
+    close_of: str  # its close, in messages: "the flatten's close"
+    then: str  # what becomes of a position whose close failed, said in ``flatten_failed``
+    event: str = "flattened"  # what its further steps are journaled as
+    title: str = ""  # what those steps' messages start with (the emergency's: who and why)
+    acting: bool = False  # a risk plugin's account action: its orders take the actions' ids
+
+
+_EMERGENCY = _Closer(
+    _FLATTEN_TAG,
+    "the flatten's close",
+    "The emergency stop holds; another emergency stop with flatten, or a restart, sends the "
+    "close again",
+)
+_STOP_POLICY = _Closer(
+    STOP_FLATTEN_TAG,
+    "the stop policy's close",
+    "The bot is stopping: the position stays open at the venue",
+    "stop_flatten",
+    "the stop policy's flatten (spec.onStop.flattenPositions)",
+)
+
+
+def _risk_closer(plugin: str) -> _Closer:
+    """The closer of risk plugin ``plugin``'s FLATTEN: its orders are the plugin's account
+    actions (tagged ``risk:<plugin>``, under the actions' ids)."""
+    return _Closer(
+        f"{ACTION_TAG}{plugin}",
+        f"risk plugin {plugin}'s close",
+        f"The bot does not send {plugin}'s close again: an emergency stop with flatten (or a "
+        "person at the venue) closes the position",
+        "risk_flatten",
+        f"risk plugin {plugin}'s flatten",
+        acting=True,
+    )
+
+
+def _ends_guards(order: Order | None) -> bool:
+    """Whether ``order`` is a close whose fill, leaving its position flat, ends the position's
+    stop-loss and take-profit even when this run did not send it (a restart re-armed or
+    adopted it): the stop policy's, a risk plugin's."""
+    return (
+        order is not None
+        and order.reduce_only
+        and (order.tag == STOP_FLATTEN_TAG or order.tag.startswith(ACTION_TAG))
+    )
+
+
+def _closer_by_tag(order: Order) -> _Closer:
+    """The closer of ``order``, a close ``_ends_guards`` knows by its tag."""
+    if order.tag == STOP_FLATTEN_TAG:
+        return _STOP_POLICY
+    return _risk_closer(order.tag[len(ACTION_TAG) :])
 
 
 # Errors out of a strategy's hook that already say what and where: the runtime's own refusals
@@ -382,6 +447,10 @@ class Engine:
         # Symbols whose flatten close ended without closing the position (refused, expired):
         # the flatten owes them a close until another is sent or the position is flat.
         self._closes_failed: set[str] = set()
+        # Symbol -> the flatten closing its position without a halt's flatten in force (a risk
+        # plugin's, the stop policy's: ``_Closer``), from its close until the position is flat
+        # and no close of it works. A halt's flatten takes every symbol over (``_closer_of``).
+        self._closers: dict[str, _Closer] = {}
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -957,7 +1026,7 @@ class Engine:
                     and order.client_order_id not in self._cancels_asked
                 ):
                     self._stop_cancelled_outside(order, update.reason)
-            if self._flatten_in_force is not None:
+            if self._flatten_in_force is not None or self._closers:
                 self._flatten_order_ended(working.order, update)
             self._cancels_asked.discard(update.client_order_id)
             try:
@@ -1137,7 +1206,7 @@ class Engine:
             or order.take_profit is not None
         ):
             self._bracket_after_fill(order, fill, bool(placed or resized))
-        if self._flatten_in_force is not None:
+        if self._flatten_in_force is not None or self._closers or _ends_guards(order):
             self._flatten_after_fill(order, fill, position.quantity)
         if self.listener is not None:
             if order is not None:
@@ -1212,21 +1281,44 @@ class Engine:
                         "code": action.code,
                     },
                 )
-                if action.kind is not ActionKind.REDUCE:
-                    flatten = action.kind is ActionKind.FLATTEN
-                    for working in list(self.book):
+                if action.kind is ActionKind.FLATTEN:
+                    self._risk_flatten(name, action)
+                    continue
+                if action.kind is ActionKind.CANCEL_ENTRIES:
+                    for working in self.book:
                         order = working.order
                         if action.symbol is not None and order.symbol != action.symbol:
                             continue
-                        if flatten or not order.reduce_only:
+                        if not order.reduce_only:
                             self.cancel(order.client_order_id)
                 self.ctx.intents.extend(action_intents(name, action, self.portfolio.open_positions))
-            if self.ctx.intents:
-                self._acting = True
-                try:
-                    self._process_intents(replay=True)
-                finally:
-                    self._acting = False
+            self._send_acted()
+
+    def _send_acted(self) -> None:
+        """Send the orders the acting plugins' actions queued, under the actions' own ids."""
+        if self.ctx.intents:
+            self._acting = True
+            try:
+                self._process_intents(replay=True)
+            finally:
+                self._acting = False
+
+    def _risk_flatten(self, plugin: str, action: AccountAction) -> None:
+        """Risk plugin ``plugin``'s FLATTEN of ``action.symbol`` (None: every symbol), as the
+        emergency flatten does it (``_close_keeping_guards``): the symbol's other orders are
+        cancelled at once, but a position's stop-loss and take-profit keep working until the
+        plugin's close has filled — cancelled first, a close the venue refused or held would
+        leave the position bare, as the plugin's risk turned. The close is the plugin's
+        action still: through the risk chain (decided, journaled, counted), under the actions'
+        ids and tagged ``risk:<plugin>``. What the plugin asked before it in the same list is
+        sent first, in its order. A halt's flatten in force closes every position already: the
+        plugin's is that flatten again (a close only where none is on its way)."""
+        self._send_acted()
+        if self._flatten_in_force is not None:
+            self._flatten_journaled(*self._flatten_in_force)
+            return
+        symbols = None if action.symbol is None else (action.symbol,)
+        self._close_keeping_guards(symbols, _risk_closer(plugin), replay=True)
 
     def snapshot_equity(self) -> None:
         """Journal the equity snapshots not yet written (for live bots between bars)."""
@@ -1262,8 +1354,9 @@ class Engine:
         self.degraded_reason = ""
         if self.state.resume():
             self._flatten_in_force = None  # entries may fill again: the strategy trades
-            self._closes_waiting.clear()
-            self._closes_failed.clear()
+            # The halt's closes are forgotten; a risk plugin's flatten under a plain halt goes on.
+            self._closes_waiting = {s for s in self._closes_waiting if s in self._closers}
+            self._closes_failed = {s for s in self._closes_failed if s in self._closers}
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
@@ -1319,12 +1412,17 @@ class Engine:
         journal the closes sent (a later start flattens again until they have all filled)."""
         self._flatten_journaled(who, reason)
 
-    def _flatten_journaled(self, who: str, reason: str) -> None:
+    def _flatten_journaled(self, who: str, reason: str) -> list[str]:
+        """The emergency flatten, journaled (``flattened``); the ids it asked to cancel."""
         # The ``flattened`` event names the closes the flatten relies on (and the symbols it
         # could not close): the journal's ``flatten_owed`` reads it at the next start, so a
         # close that never filled (the process died while the venue held it) is owed still.
         self._flatten_in_force = (who, reason)
-        self._flatten()
+        # A risk plugin's or the stop policy's flatten under way is the halt's from here: its
+        # close is cancelled with every other order but the halt's closes, and the halt sends
+        # its own (``_flatten``); a close of it waiting for its guards' cancels is the halt's.
+        self._closers.clear()
+        cancelled = self._flatten()
         closes, left = self._flatten_record()
         nothing = "" if closes or left else " (nothing was left to close)"
         unclosed = f" ({', '.join(left)} could not be closed yet)" if left else ""
@@ -1333,10 +1431,32 @@ class Engine:
             f"flattened for the emergency stop by {who}: {reason}{nothing}{unclosed}",
             {"who": who, "reason": reason, "closes": closes, "left": left},
         )
+        return cancelled
 
-    def _flatten(self) -> None:
-        """Cancel every working order but the stop-losses and take-profits guarding the
-        positions to close (``_guards``), and close each position at market, reduce-only.
+    def _flatten(self) -> list[str]:
+        """The emergency flatten (``_close_keeping_guards`` of every symbol); the ids it asked
+        to cancel."""
+        return self._close_keeping_guards(None, _EMERGENCY)
+
+    def flatten_on_stop(self, symbols: Collection[str]) -> list[str]:
+        """The stop policy's flatten (``spec.onStop.flattenPositions``) of ``symbols``: as the
+        emergency flatten does it (``_close_keeping_guards``), the closes tagged
+        ``stop-flatten``. A halt's flatten in force is that flatten again (a close only where
+        none is on its way). The ids it asked to cancel at once; the positions' stop-losses and
+        take-profits are cancelled once their close filled (``flatten_pending``)."""
+        if not symbols:
+            return []
+        if self._flatten_in_force is not None:
+            return self._flatten_journaled(*self._flatten_in_force)
+        return self._close_keeping_guards(symbols, _STOP_POLICY)
+
+    def _close_keeping_guards(
+        self, symbols: Collection[str] | None, closer: _Closer, *, replay: bool = False
+    ) -> list[str]:
+        """Cancel every working order of ``symbols`` (None: of every symbol) but the
+        stop-losses and take-profits guarding the positions to close (``_guards``) and the
+        closes already on their way, and close each position of them at market, reduce-only,
+        as ``closer``'s. The ids asked to cancel.
 
         The guards stay working until their position's close has filled (then they are
         cancelled: ``_flatten_symbol_flat``): cancelled first, a close the venue refuses or
@@ -1349,20 +1469,38 @@ class Engine:
         # order stays and no second one is sent. The position only changes when the close's
         # fill arrives, and a close sent again before then would close it twice. A symbol
         # whose close waits for its guards' cancels is on its way too.
-        closing = {order.symbol for order in self.book.orders() if _flatten_close(order)}
+        closing = {order.symbol for order in self.book.orders() if self._is_close(order)}
         closing |= self._closes_waiting
         held = self.portfolio.open_positions
+        cancelled: list[str] = []
         for working in self.book:
             order = working.order
-            kept = _flatten_close(order) or (_guards(order) and order.symbol in held)
+            if symbols is not None and order.symbol not in symbols:
+                continue
+            kept = self._is_close(order) or (_guards(order) and order.symbol in held)
             if not kept:
+                cancelled.append(order.client_order_id)
                 self.cancel(order.client_order_id)
         for symbol in list(held):
-            if symbol not in closing:
-                self._send_flatten_close(symbol)
+            if (symbols is None or symbol in symbols) and symbol not in closing:
+                self._send_flatten_close(symbol, closer, replay=replay)
+        return cancelled
 
-    def _send_flatten_close(self, symbol: str) -> str:
-        """Close ``symbol``'s whole position at market, reduce-only, as the flatten's (nothing
+    def _closer_of(self, symbol: str) -> _Closer | None:
+        """Who closes ``symbol``'s position now: a halt's flatten in force closes every one."""
+        if self._flatten_in_force is not None:
+            return _EMERGENCY
+        return self._closers.get(symbol)
+
+    def _is_close(self, order: Order) -> bool:
+        """Whether ``order`` is a closing order of the flatten closing its symbol."""
+        closer = self._closer_of(order.symbol)
+        return closer is not None and order.reduce_only and order.tag == closer.tag
+
+    def _send_flatten_close(
+        self, symbol: str, closer: _Closer = _EMERGENCY, *, replay: bool = False
+    ) -> str:
+        """Close ``symbol``'s whole position at market, reduce-only, as ``closer``'s (nothing
         else of the symbol is cancelled: its guards stay). The close's id; empty when it was
         refused before it left."""
         position = self.portfolio.open_positions.get(symbol)
@@ -1370,10 +1508,35 @@ class Engine:
             return ""
         self._closes_failed.discard(symbol)
         side = Side.SELL if position.quantity > 0.0 else Side.BUY
+        close_id = self._send_close(symbol, side, abs(position.quantity), closer, replay)
+        if not close_id and closer is not _EMERGENCY:
+            # The emergency's ``flattened`` record names the symbol as left; the others say so.
+            self._close_failed(
+                symbol,
+                f"{closer.close_of} of {symbol} was refused before it was sent (its decision "
+                "is journaled); the bot still holds",
+                closer,
+                {},
+            )
+        return close_id
+
+    def _send_close(
+        self, symbol: str, side: Side, quantity: float, closer: _Closer, replay: bool = False
+    ) -> str:
+        """Send ``closer``'s reduce-only market close of ``quantity`` ``symbol`` through the
+        order path (the risk chain decides and the journal records it). Its id; empty when it
+        was refused before it left."""
+        if closer is not _EMERGENCY:
+            self._closers[symbol] = closer  # first: the venue may refuse it as it is sent
         sent = self.stats.orders
-        self._process_intent(
-            OrderIntent(symbol, side, abs(position.quantity), reduce_only=True, tag=_FLATTEN_TAG)
-        )
+        acting = self._acting
+        self._acting = acting or closer.acting
+        try:
+            self._process_intent(
+                OrderIntent(symbol, side, quantity, reduce_only=True, tag=closer.tag), replay
+            )
+        finally:
+            self._acting = acting
         return self.last_order_id if self.stats.orders > sent else ""
 
     def _flatten_record(self) -> tuple[list[str], list[str]]:
@@ -1386,9 +1549,18 @@ class Engine:
         closing = {order.symbol for order in on_way}
         return [o.client_order_id for o in on_way], [s for s in held if s not in closing]
 
-    def _journal_flattened(self, message: str, data: dict[str, Any]) -> None:
-        """A further ``flattened`` event (after the flatten's own): what it relies on now
-        (``_flatten_record``), which a restart reads from the newest one."""
+    def _journal_flattened(
+        self, message: str, data: dict[str, Any], closer: _Closer = _EMERGENCY
+    ) -> None:
+        """A further step of ``closer``'s flatten, logged and journaled: for the emergency's, a
+        further ``flattened`` event (after the flatten's own) with what it relies on now
+        (``_flatten_record``), which a restart reads from the newest one; for the others, an
+        event of their own (``_Closer.event``), which no restart reads."""
+        if closer is not _EMERGENCY:
+            message = f"{closer.title}: {message}"
+            log.warning("%s: %s", self.config.bot_name, message)
+            self._state(closer.event, message, {"by": closer.tag, **data})
+            return
         who, reason = self._flatten_in_force or ("", "")
         closes, left = self._flatten_record()
         message = f"flattened for the emergency stop by {who}: {reason}: {message}"
@@ -1405,17 +1577,74 @@ class Engine:
         if self.halted:
             self._flatten_in_force = (who, reason)
 
-    def _flatten_after_fill(self, order: Order | None, fill: Fill, held: float) -> None:
-        """A fill while the halt's flatten is in force (``held``: the position after it). What
-        it opened is closed — an entry whose cancel lost the race, or a reduce-only order the
-        venue let go past flat —; a position it left flat needs its guards no more."""
-        if order is not None and (not order.reduce_only or held * fill.side.sign > _FLAT):
-            self._close_late_entry(order, fill, held)
-        if fill.symbol not in self.portfolio.open_positions:
-            self._flatten_symbol_flat(fill.symbol, order)
+    def flatten_pending(self, symbols: Iterable[str]) -> list[str]:
+        """The symbols among ``symbols`` whose flatten is still under way: held, with a close
+        working or waiting for its guards' cancels; or flat, with a stop-loss, take-profit or
+        close of it still working (their cancels not confirmed yet). A position whose close
+        failed is not: its guards are kept, and nothing more comes for it."""
+        held = self.portfolio.open_positions
+        pending: list[str] = []
+        for symbol in symbols:
+            orders = self.book.orders(symbol)
+            if symbol in held:
+                busy = symbol in self._closes_waiting or any(self._is_close(o) for o in orders)
+            else:
+                busy = any(_guards(o) or self._is_close(o) for o in orders)
+            if busy:
+                pending.append(symbol)
+        return pending
 
-    def _flatten_symbol_flat(self, symbol: str, order: Order | None) -> None:
-        """``symbol``'s position is flat while the flatten is in force: the stop-losses and
+    def protective_exits(self, symbols: Iterable[str]) -> list[str]:
+        """The ids of the stop-losses and take-profits working for ``symbols``."""
+        return [order_id for symbol in symbols for order_id in self._guards_of(symbol)]
+
+    def exits_kept(self, symbols: Iterable[str]) -> list[str]:
+        """The stop-losses and take-profits of the positions among ``symbols`` still held that
+        work and that no flatten asked to cancel (their close has not filled): what protects
+        each position a flatten could not close."""
+        held = self.portfolio.open_positions
+        kept = [s for s in symbols if s in held and s not in self._closes_waiting]
+        return self.protective_exits(kept)
+
+    def _flatten_after_fill(self, order: Order | None, fill: Fill, held: float) -> None:
+        """A fill while a flatten closes its symbol (``held``: the position after it). What it
+        opened is closed — under a halt's flatten an entry whose cancel lost the race; a
+        reduce-only order the venue let go past flat —; a position it left flat needs its
+        guards no more. A close of an earlier run that filled (``_ends_guards``) ends them
+        too: this run knows nothing of its flatten, but a flat position needs no stop."""
+        if self._flatten_in_force is not None:
+            if order is not None and (not order.reduce_only or held * fill.side.sign > _FLAT):
+                self._close_late_entry(order, fill, held)
+            if fill.symbol not in self.portfolio.open_positions:
+                self._flatten_symbol_flat(fill.symbol, order)
+            return
+        symbol = fill.symbol
+        closer = self._closers.get(symbol)
+        if closer is None:
+            if order is None or not _ends_guards(order) or symbol in self.portfolio.open_positions:
+                return
+            closer = _closer_by_tag(order)
+        elif order is not None and order.reduce_only and held * fill.side.sign > _FLAT:
+            self._close_late_entry(order, fill, held, closer)
+        if symbol not in self.portfolio.open_positions:
+            self._flatten_symbol_flat(symbol, order, closer)
+        self._settle(symbol)
+
+    def _settle(self, symbol: str) -> None:
+        """Forget the flatten of ``symbol`` (not a halt's) once it is done: the position flat,
+        and no close of it working (one the venue fills now would go past flat: it is watched
+        until it ends)."""
+        if symbol not in self._closers or symbol in self.portfolio.open_positions:
+            return
+        if symbol not in self._closes_waiting and not any(
+            self._is_close(order) for order in self.book.orders(symbol)
+        ):
+            del self._closers[symbol]
+
+    def _flatten_symbol_flat(
+        self, symbol: str, order: Order | None, closer: _Closer = _EMERGENCY
+    ) -> None:
+        """``symbol``'s position is flat while a flatten closes it: the stop-losses and
         take-profits kept for it protect nothing now and are cancelled (a venue that cancels
         them itself, an OCO or a position's SL/TP, reports them ended as well). A flatten close
         of it still working had something else close the position first (its stop-loss, a
@@ -1429,7 +1658,7 @@ class Engine:
             other = working.order
             if other.symbol != symbol:
                 continue
-            if _flatten_close(other):
+            if self._is_close(other):
                 moot.append(other.client_order_id)
             elif not _guards(other):
                 continue
@@ -1440,28 +1669,39 @@ class Engine:
             self._journal_flattened(
                 f"{symbol} was closed by {by} before a flatten's close filled{how}",
                 {"closed_by": by, "cancelled": moot},
+                closer,
             )
 
     def _flatten_order_ended(self, order: Order, update: OrderUpdate) -> None:
-        """An order ended while the flatten is in force. A close of it that ended without
+        """An order ended while a flatten closes its symbol. A close of it that ended without
         closing its position is said loudly (its guards still protect it), or, refused for
         want of what the position's guards hold, sent again once they are cancelled; the last
-        guard of a position whose close waited for that lets the close go."""
+        guard of a position whose close waited for that lets the close go. A close the bot
+        cancelled itself is no failure (a flatten of a risk plugin's that another took over),
+        but for a halt's flatten, which cancels its closes only once their position is flat."""
         symbol = order.symbol
-        if _flatten_close(order):
-            if update.status is not OrderStatus.FILLED and symbol in self.portfolio.open_positions:
-                self._flatten_close_failed(order, update)
+        closer = self._closer_of(symbol)
+        if closer is not None and order.reduce_only and order.tag == closer.tag:
+            if (
+                update.status is not OrderStatus.FILLED
+                and symbol in self.portfolio.open_positions
+                and (closer is _EMERGENCY or order.client_order_id not in self._cancels_asked)
+            ):
+                self._flatten_close_failed(order, update, closer)
         elif symbol in self._closes_waiting:
             self._close_when_unguarded(symbol)
+        if closer is not _EMERGENCY:
+            self._settle(symbol)
 
     def _guards_of(self, symbol: str) -> list[str]:
         return [o.client_order_id for o in self.book.orders(symbol) if _guards(o)]
 
-    def _flatten_close_failed(self, order: Order, update: OrderUpdate) -> None:
-        """The venue refused (or cancelled, or expired) ``order``, a flatten close, and the
+    def _flatten_close_failed(
+        self, order: Order, update: OrderUpdate, closer: _Closer = _EMERGENCY
+    ) -> None:
+        """The venue refused (or cancelled, or expired) ``order``, ``closer``'s close, and the
         position it was to close is still held. Its stop-loss and take-profit were kept, so the
-        position is not left bare: the bot says so, and the flatten stays owed (a restart, or
-        another emergency stop with flatten, sends the close again).
+        position is not left bare: the bot says so (``_close_failed``).
 
         One refusal is answered at once: a close refused for want of funds while the
         position's guards work. On a spot account a resting sell holds the coin it sells, so
@@ -1470,11 +1710,11 @@ class Engine:
         the venue's own order of operations, and the only one it takes."""
         symbol = order.symbol
         guards = self._guards_of(symbol)
-        held = self.portfolio.open_positions[symbol].quantity
         if update.code is ReasonCode.INSUFFICIENT_FUNDS and guards:
+            held = self.portfolio.open_positions[symbol].quantity
             self._closes_waiting.add(symbol)
             message = (
-                f"{order.client_order_id}: the venue refused the flatten's close of {symbol} "
+                f"{order.client_order_id}: the venue refused {closer.close_of} of {symbol} "
                 f"({update.reason or update.code.value}): its stop-loss and take-profit hold "
                 f"the position; cancelling {', '.join(guards)}, then closing the {held:g} "
                 f"{symbol} once the venue confirms"
@@ -1489,8 +1729,6 @@ class Engine:
                 self.cancel(guard)
             self._close_when_unguarded(symbol)
             return
-        self._closes_failed.add(symbol)
-        kept = f"its {', '.join(guards)} still work" if guards else "no stop-loss protects it"
         # A venue that holds no position to reduce has likely filled a guard whose fill is not
         # heard yet: the position is then flat, and a further ``flattened`` event says so.
         held_by = (
@@ -1498,24 +1736,41 @@ class Engine:
             if update.code is not ReasonCode.REDUCE_ONLY
             else "the bot still books (the venue has none to reduce: a stop's fill not heard yet?)"
         )
-        message = (
-            f"{order.client_order_id}: the flatten's close of {symbol} ended "
-            f"{update.status.value} ({update.reason or update.code.value}); {held_by} "
-            f"{held:g} {symbol}, and {kept}. The emergency stop holds; another emergency stop "
-            "with flatten, or a restart, sends the close again"
+        self._close_failed(
+            symbol,
+            f"{order.client_order_id}: {closer.close_of} of {symbol} ended "
+            f"{update.status.value} ({update.reason or update.code.value}); {held_by}",
+            closer,
+            {
+                "client_order_id": order.client_order_id,
+                "status": update.status.value,
+                "reason": update.reason,
+                "code": update.code.value,
+            },
         )
+
+    def _close_failed(self, symbol: str, what: str, closer: _Closer, data: dict[str, Any]) -> None:
+        """``closer``'s close of ``symbol`` ended, or was refused, without closing the position
+        (``what`` says how, up to what the bot holds): said loudly — journaled as
+        ``flatten_failed``, logged — with the orders that still protect it. The flatten owes
+        the close until another is sent or the position is flat (``closer.then`` says who
+        sends it)."""
+        self._closes_failed.add(symbol)
+        guards = self._guards_of(symbol)
+        held = self.portfolio.open_positions[symbol].quantity
+        kept = f"its {', '.join(guards)} still work" if guards else "no stop-loss protects it"
+        message = f"{what} {held:g} {symbol}, and {kept}. {closer.then}"
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
             "flatten_failed",
             message,
             {
-                "client_order_id": order.client_order_id,
+                "client_order_id": "",
+                **data,
                 "symbol": symbol,
-                "status": update.status.value,
-                "reason": update.reason,
-                "code": update.code.value,
                 "position": held,
                 "guards": guards,
+                "by": closer.tag,
             },
         )
 
@@ -1525,27 +1780,31 @@ class Engine:
         if symbol not in self._closes_waiting or self._guards_of(symbol):
             return
         self._closes_waiting.discard(symbol)
-        if symbol not in self.portfolio.open_positions:
+        closer = self._closer_of(symbol)
+        if symbol not in self.portfolio.open_positions or closer is None:
             return
-        close_id = self._send_flatten_close(symbol)
+        close_id = self._send_flatten_close(symbol, closer)
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
         self._journal_flattened(
-            f"{symbol}'s stop-loss and take-profit are cancelled; {how}", {"symbol": symbol}
+            f"{symbol}'s stop-loss and take-profit are cancelled; {how}", {"symbol": symbol}, closer
         )
 
-    def _close_late_entry(self, order: Order, fill: Fill, held: float) -> None:
-        """An order filled while the halt's flatten is in force and opened a position: an
-        entry whose cancel lost the race (the venue had filled a market entry before it, or
-        refused it too late), or a reduce-only order the venue let go past flat (a close and a
-        stop-loss that both filled where reduce-only is checked before the order is sent, not
-        as it fills). The flatten's promise is a flat account, so what the fill opened is
-        closed at market, reduce-only, tagged as the flatten's closes, and the bracket children
-        an entry's fill placed (the venue brokers place them themselves) are cancelled at once:
-        they would protect nothing.
+    def _close_late_entry(
+        self, order: Order, fill: Fill, held: float, closer: _Closer = _EMERGENCY
+    ) -> None:
+        """An order filled while a flatten closes its symbol and opened a position: under a
+        halt's flatten, an entry whose cancel lost the race (the venue had filled a market
+        entry before it, or refused it too late); under any, a reduce-only order the venue let
+        go past flat (a close and a stop-loss that both filled where reduce-only is checked
+        before the order is sent, not as it fills). The flatten's promise is a flat position,
+        so what the fill opened is closed at market, reduce-only, tagged as the flatten's
+        closes, and the bracket children an entry's fill placed (the venue brokers place them
+        themselves) are cancelled at once: they would protect nothing.
 
-        The close is journaled in a further ``flattened`` event naming every flatten close
-        still on its way (``flatten_owed`` reads the newest): a process that dies before this
-        close fills owes the flatten at its next start, as for the flatten's own closes."""
+        The close is journaled in a further step of the flatten (``_journal_flattened``): for
+        the halt's, a ``flattened`` event naming every flatten close still on its way
+        (``flatten_owed`` reads the newest), so a process that dies before this close fills
+        owes the flatten at its next start, as for the flatten's own closes."""
         entry_id = order.client_order_id
         if not order.reduce_only:
             for role in ("sl", "tp"):
@@ -1562,11 +1821,7 @@ class Engine:
         if quantity <= 0.0:
             return
         symbol = fill.symbol
-        sent = self.stats.orders
-        self._process_intent(
-            OrderIntent(symbol, fill.side.opposite, quantity, reduce_only=True, tag=_FLATTEN_TAG)
-        )
-        close_id = self.last_order_id if self.stats.orders > sent else ""
+        close_id = self._send_close(symbol, fill.side.opposite, quantity, closer)
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
         what = (
             f"went {quantity:g} {symbol} past flat ({fill.side} {fill.quantity:g}: the venue "
@@ -1575,7 +1830,7 @@ class Engine:
             else f"filled {fill.side} {quantity:g} {symbol} after the flatten's cancel"
         )
         self._journal_flattened(
-            f"{entry_id} {what}; {how}", {"late_fill": entry_id, "quantity": quantity}
+            f"{entry_id} {what}; {how}", {"late_fill": entry_id, "quantity": quantity}, closer
         )
 
     def restore(self, state: CarriedState) -> str:
