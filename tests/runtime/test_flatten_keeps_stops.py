@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime import held_closes
+from tests.runtime.held_closes import buy_with_bracket, rest_a_limit_buy, through_the_stop
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
 from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
-from tradefleet_runtime.contracts import BrokerContext, StrategyContext
+from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, Order, OrderStatus, OrderType, OrderUpdate, ReasonCode
+from tradefleet_runtime.model import ReasonCode
 from tradefleet_runtime.spec.model import Mode
 
 SYMBOL = "TEST"
@@ -30,61 +31,13 @@ FLATTEN = "emergency-flatten"
 BARS = flat_bars([100.0] * 4)
 
 
-def _through_the_stop(i: int) -> Bar:
-    """The i-th bar, opening at 100 and trading down through the stop-loss at 90."""
-    return bar(i, 100.0, 100.0, 85.0, 88.0)
+class HeldCloses(held_closes.HeldCloses):
+    close_tag = FLATTEN
 
 
-def _buy_with_bracket(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.buy(SYMBOL, 1.0, stop_loss=90.0, take_profit=110.0)
-
-
-def _rest_a_limit_buy(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.buy(SYMBOL, 1.0, order_type=OrderType.LIMIT, price=80.0)
-
-
-class HeldCloses(PaperBroker):
-    """The paper venue, with the flatten's closing orders in the test's hands: ``refuse``
-    refuses them (with that code), ``hold`` keeps them unanswered (PENDING) until ``release``
-    hands them to the venue. ``ignore_reduce_only`` lets a close go past flat, as a venue
-    that checks reduce-only when the order is sent, not as it fills."""
-
-    def __init__(self, refuse: ReasonCode | None = None) -> None:
-        super().__init__(PaperBrokerParams())
-        self.refuse = refuse
-        self.hold = False
-        self.ignore_reduce_only = False
-        self.held: list[Order] = []
-        self.closes_sent: list[str] = []
-
-    def submit(self, order: Order) -> OrderUpdate:
-        if order.tag != FLATTEN:
-            return super().submit(order)
-        self.closes_sent.append(order.client_order_id)
-        if self.refuse is not None:
-            return OrderUpdate(
-                order.client_order_id,
-                OrderStatus.REJECTED,
-                order.created_ts,
-                "the venue is in maintenance",
-                code=self.refuse,
-            )
-        if self.hold:
-            self.held.append(order)
-            return OrderUpdate(order.client_order_id, OrderStatus.PENDING, order.created_ts)
-        return super().submit(self._honest(order))
-
-    def _honest(self, order: Order) -> Order:
-        return order._replace(reduce_only=False) if self.ignore_reduce_only else order
-
-    def release(self) -> None:
-        """The venue takes the held closes now; its answers come as events (``pump``)."""
-        held, self.held, self.hold = self.held, [], False
-        for order in held:
-            self._queued.append(super().submit(self._honest(order)))
-
-
-def _engine(path: Path, actions: dict[int, Action], broker: HeldCloses | None = None) -> Engine:
+def _engine(
+    path: Path, actions: dict[int, Action], broker: held_closes.HeldCloses | None = None
+) -> Engine:
     broker = broker if broker is not None else HeldCloses()
     broker.connect(BrokerContext("bot", Mode.PAPER, (SYMBOL,), "USD", 10_000.0))
     journal = Journal(path)
@@ -96,7 +49,7 @@ def _engine(path: Path, actions: dict[int, Action], broker: HeldCloses | None = 
 def _long_with_bracket(tmp_path: Path) -> tuple[Engine, HeldCloses, str]:
     """A bot holding 1 TEST bought at 100, its stop-loss at 90 and take-profit at 110 working
     at the venue, and a limit buy at 80 resting (an entry): (engine, venue, entry id)."""
-    engine = _engine(tmp_path / "journal.sqlite", {0: _buy_with_bracket, 1: _rest_a_limit_buy})
+    engine = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket, 1: rest_a_limit_buy})
     engine.run(BARS[:2])
     broker = engine.broker
     assert isinstance(broker, HeldCloses)
@@ -165,7 +118,7 @@ def test_a_refused_close_leaves_the_position_its_stop_and_the_bot_says_so(
     assert flattened["left"] == [SYMBOL] and flattened["closes"] == []
     assert _owed(engine) == ("alice", "incident")  # a restart sends the close again
 
-    engine.run([_through_the_stop(2)])  # the market falls: the stop the bot kept acts
+    engine.run([through_the_stop(2)])  # the market falls: the stop the bot kept acts
     assert engine.position(SYMBOL).quantity == 0.0 and not _working(broker)
     [trade] = engine.portfolio.trades
     assert (trade.exit_reason, trade.exit_price) == ("stop_loss", 90.0)
@@ -216,7 +169,7 @@ def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
     broker.hold = True
     engine.halt("alice", "incident", flatten=True)
     [close] = broker.closes_sent
-    engine.run([_through_the_stop(2)])
+    engine.run([through_the_stop(2)])
     assert engine.position(SYMBOL).quantity == 0.0
     [_, (message, data)] = _events(engine, "flattened")
     assert f"{entry}-sl" in message and close in message
@@ -241,7 +194,7 @@ def test_a_close_the_venue_lets_past_flat_is_closed_again(tmp_path: Path) -> Non
     broker.ignore_reduce_only = True
     engine.halt("alice", "incident", flatten=True)
     [close] = broker.closes_sent
-    engine.run([_through_the_stop(2)])
+    engine.run([through_the_stop(2)])
     assert engine.position(SYMBOL).quantity == 0.0
     # The bot's cancel of its close never reached the venue: it had the order already.
     broker.release()
@@ -274,7 +227,7 @@ def test_a_flat_account_has_its_orphan_children_cancelled_by_the_flatten(tmp_pat
     """Children whose position is gone protect nothing: the flatten cancels them with the
     entries (nothing keeps them)."""
     engine, broker, _entry_id = _long_with_bracket(tmp_path)
-    engine.run([_through_the_stop(2)])  # stopped out before the emergency stop
+    engine.run([through_the_stop(2)])  # stopped out before the emergency stop
     engine.run(BARS[3:4])
     engine.halt("alice", "incident", flatten=True)
     assert not _working(broker) and not engine.open_orders()
@@ -282,41 +235,8 @@ def test_a_flat_account_has_its_orphan_children_cancelled_by_the_flatten(tmp_pat
     assert "nothing was left to close" in message
 
 
-class SpotVenue(HeldCloses):
-    """A spot account: a resting sell holds the coin it sells, so a market sell of what the
-    resting sells hold is refused for want of funds; cancels take effect when the venue
-    answers them (``answer_cancels``), as a real venue's do."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[str] = []
-
-    def submit(self, order: Order) -> OrderUpdate:
-        if order.tag == FLATTEN:
-            self.closes_sent.append(order.client_order_id)
-            held = self.positions()[order.symbol].quantity
-            resting = sum(o.quantity for o in self.open_orders() if o.side is order.side)
-            if order.quantity > held - resting + 1e-12:
-                return OrderUpdate(
-                    order.client_order_id,
-                    OrderStatus.REJECTED,
-                    order.created_ts,
-                    "Account has insufficient balance for requested action.",
-                    code=ReasonCode.INSUFFICIENT_FUNDS,
-                )
-            return PaperBroker.submit(self, order)
-        return super().submit(order)
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        self.asked.append(client_order_id)
-        return None
-
-    def answer_cancels(self) -> None:
-        asked, self.asked = self.asked, []
-        for order_id in asked:
-            update = PaperBroker.cancel(self, order_id)
-            if update is not None:
-                self._queued.append(update)
+class SpotVenue(held_closes.SpotVenue):
+    close_tag = FLATTEN
 
 
 def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
@@ -326,7 +246,7 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
     bot cancels the stop-loss and take-profit, and sends the close again only once the venue
     has confirmed their cancels (sent before, it would be refused again)."""
     venue = SpotVenue()
-    engine = _engine(tmp_path / "journal.sqlite", {0: _buy_with_bracket}, venue)
+    engine = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket}, venue)
     engine.run(BARS[:2])
     entry = _entry(engine)
     engine.halt("alice", "incident", flatten=True)
@@ -353,7 +273,7 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
 
 def test_a_resume_forgets_a_close_waiting_for_its_guards(tmp_path: Path) -> None:
     venue = SpotVenue()
-    engine = _engine(tmp_path / "journal.sqlite", {0: _buy_with_bracket}, venue)
+    engine = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket}, venue)
     engine.run(BARS[:2])
     engine.halt("alice", "incident", flatten=True)
     engine.resume("alice", "all clear")

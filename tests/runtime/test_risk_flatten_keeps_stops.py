@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.harness import BOT, ORDER_PATH, QUANTITY, START_PRICE, VenueHarness, harness_for
+from tests.runtime import held_closes
+from tests.runtime.held_closes import buy_with_bracket, rest_a_limit_buy, through_the_stop
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
 from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.capabilities import AccountAction, ActionKind
-from tradefleet_runtime.contracts import BrokerContext, RiskContext, StrategyContext
+from tradefleet_runtime.contracts import BrokerContext, RiskContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
@@ -35,7 +36,6 @@ from tradefleet_runtime.model import (
     Order,
     OrderIntent,
     OrderStatus,
-    OrderType,
     OrderUpdate,
     ReasonCode,
     RiskDecision,
@@ -68,96 +68,16 @@ class Breaker:
         return asks
 
 
-class HeldCloses(PaperBroker):
-    """The paper venue, with the risk plugin's orders in the test's hands: ``refuse`` refuses
-    them (with that code), ``hold`` keeps them unanswered (PENDING) until ``release`` hands
-    them to the venue; ``ignore_reduce_only`` lets a close go past flat."""
-
-    def __init__(self, refuse: ReasonCode | None = None) -> None:
-        super().__init__(PaperBrokerParams())
-        self.refuse = refuse
-        self.hold = False
-        self.ignore_reduce_only = False
-        self.held: list[Order] = []
-        self.closes_sent: list[str] = []
-
-    def submit(self, order: Order) -> OrderUpdate:
-        if order.tag != TAG:
-            return super().submit(order)
-        self.closes_sent.append(order.client_order_id)
-        if self.refuse is not None:
-            return OrderUpdate(
-                order.client_order_id,
-                OrderStatus.REJECTED,
-                order.created_ts,
-                "the venue is in maintenance",
-                code=self.refuse,
-            )
-        if self.hold:
-            self.held.append(order)
-            return OrderUpdate(order.client_order_id, OrderStatus.PENDING, order.created_ts)
-        return super().submit(self._honest(order))
-
-    def _honest(self, order: Order) -> Order:
-        return order._replace(reduce_only=False) if self.ignore_reduce_only else order
-
-    def release(self) -> None:
-        held, self.held, self.hold = self.held, [], False
-        for order in held:
-            self._queued.append(super().submit(self._honest(order)))
+class HeldCloses(held_closes.HeldCloses):
+    close_tag = TAG
 
 
-class SpotVenue(HeldCloses):
-    """A spot account: a resting sell holds the coin it sells (a market sell of what resting
-    sells hold is refused for want of funds); cancels take effect when ``answer_cancels``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[str] = []
-
-    def submit(self, order: Order) -> OrderUpdate:
-        if order.tag == TAG:
-            self.closes_sent.append(order.client_order_id)
-            held = self.positions()[order.symbol].quantity
-            resting = sum(o.quantity for o in self.open_orders() if o.side is order.side)
-            if order.quantity > held - resting + 1e-12:
-                return OrderUpdate(
-                    order.client_order_id,
-                    OrderStatus.REJECTED,
-                    order.created_ts,
-                    "Account has insufficient balance for requested action.",
-                    code=ReasonCode.INSUFFICIENT_FUNDS,
-                )
-            return PaperBroker.submit(self, order)
-        return super().submit(order)
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        self.asked.append(client_order_id)
-        return None
-
-    def answer_cancels(self) -> None:
-        asked, self.asked = self.asked, []
-        for order_id in asked:
-            update = PaperBroker.cancel(self, order_id)
-            if update is not None:
-                self._queued.append(update)
-
-
-def _buy_with_bracket(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.buy(SYMBOL, 1.0, stop_loss=90.0, take_profit=110.0)
-
-
-def _rest_a_limit_buy(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.buy(SYMBOL, 1.0, order_type=OrderType.LIMIT, price=80.0)
-
-
-def _through_the_stop(i: int) -> Bar:
-    """The i-th bar, opening at 100 and trading down through the stop-loss at 90."""
-    return bar(i, 100.0, 100.0, 85.0, 88.0)
+class SpotVenue(held_closes.SpotVenue):
+    close_tag = TAG
 
 
 def _engine(
-    path: Path, actions: dict[int, Action], broker: HeldCloses | None = None
+    path: Path, actions: dict[int, Action], broker: held_closes.HeldCloses | None = None
 ) -> tuple[Engine, Breaker]:
     broker = broker if broker is not None else HeldCloses()
     broker.connect(BrokerContext("bot", Mode.PAPER, (SYMBOL,), "USD", 10_000.0))
@@ -178,12 +98,12 @@ def _engine(
 
 
 def _long_with_bracket(
-    tmp_path: Path, broker: HeldCloses | None = None
+    tmp_path: Path, broker: held_closes.HeldCloses | None = None
 ) -> tuple[Engine, HeldCloses, Breaker, str]:
     """A bot holding 1 TEST bought at 100, its stop-loss at 90 and take-profit at 110 working
     at the venue, and a limit buy at 80 resting: (engine, venue, plugin, entry id)."""
     engine, breaker = _engine(
-        tmp_path / "journal.sqlite", {0: _buy_with_bracket, 1: _rest_a_limit_buy}, broker
+        tmp_path / "journal.sqlite", {0: buy_with_bracket, 1: rest_a_limit_buy}, broker
     )
     engine.run(BARS[:2])
     venue = engine.broker
@@ -261,7 +181,7 @@ def test_a_refused_close_leaves_the_position_its_stop_and_the_bot_says_so(
     assert data["guards"] == [f"{entry}-sl", f"{entry}-tp"] and data["by"] == TAG
     assert _events(engine, "flattened") == []  # no emergency stop's record: nothing owed
 
-    engine.run([_through_the_stop(3)])  # the market falls: the stop the bot kept acts
+    engine.run([through_the_stop(3)])  # the market falls: the stop the bot kept acts
     assert engine.position(SYMBOL).quantity == 0.0 and not _working(venue)
     [trade] = engine.portfolio.trades
     assert (trade.exit_reason, trade.exit_price) == ("stop_loss", 90.0)
@@ -304,7 +224,7 @@ def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
     venue.hold = True
     _flatten_at_next_bar(engine, breaker)
     [close] = venue.closes_sent
-    engine.run([_through_the_stop(3)])
+    engine.run([through_the_stop(3)])
     assert engine.position(SYMBOL).quantity == 0.0
     [(message, data)] = _events(engine, "risk_flatten")
     assert f"{entry}-sl" in message and close in message and data["cancelled"] == [close]
@@ -327,7 +247,7 @@ def test_a_close_the_venue_lets_past_flat_is_closed_again(tmp_path: Path) -> Non
     venue.ignore_reduce_only = True
     _flatten_at_next_bar(engine, breaker)
     [close] = venue.closes_sent
-    engine.run([_through_the_stop(3)])
+    engine.run([through_the_stop(3)])
     assert engine.position(SYMBOL).quantity == 0.0
     venue.release()
     engine.pump()
@@ -369,7 +289,7 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
     bot cancels the stop-loss and take-profit and sends the plugin's close again once the
     venue has confirmed their cancels."""
     venue = SpotVenue()
-    engine, breaker = _engine(tmp_path / "journal.sqlite", {0: _buy_with_bracket}, venue)
+    engine, breaker = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket}, venue)
     engine.run(BARS[:2])
     entry = _entry(engine)
     _flatten_at_next_bar(engine, breaker)
@@ -429,7 +349,7 @@ def test_a_resume_of_a_plain_halt_keeps_a_close_waiting_for_its_guards(tmp_path:
     halts (without flatten) and resumes meanwhile: the close still goes once the venue
     confirmed (forgotten, the position would be left with neither its stop nor its close)."""
     venue = SpotVenue()
-    engine, breaker = _engine(tmp_path / "journal.sqlite", {0: _buy_with_bracket}, venue)
+    engine, breaker = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket}, venue)
     engine.run(BARS[:2])
     _flatten_at_next_bar(engine, breaker)
     engine.halt("alice", "a look")

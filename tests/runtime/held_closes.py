@@ -1,0 +1,108 @@
+"""Paper venues whose closing orders (those tagged ``close_tag``) are in a test's hands, for the
+flatten tests (emergency, risk plugin, stop policy): refused, held unanswered until released,
+let past flat, or refused for want of funds on a spot account. A subclass sets the tag."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tests.runtime.helpers import bar
+from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.contracts import StrategyContext
+from tradefleet_runtime.model import Bar, Order, OrderStatus, OrderType, OrderUpdate, ReasonCode
+
+SYMBOL = "TEST"
+
+
+def buy_with_bracket(ctx: StrategyContext, _bar: Bar) -> None:
+    ctx.buy(SYMBOL, 1.0, stop_loss=90.0, take_profit=110.0)
+
+
+def rest_a_limit_buy(ctx: StrategyContext, _bar: Bar) -> None:
+    ctx.buy(SYMBOL, 1.0, order_type=OrderType.LIMIT, price=80.0)
+
+
+def through_the_stop(i: int) -> Bar:
+    """The i-th bar, opening at 100 and trading down through the stop-loss at 90."""
+    return bar(i, 100.0, 100.0, 85.0, 88.0)
+
+
+class HeldCloses(PaperBroker):
+    """The paper venue, with the closing orders in the test's hands: ``refuse`` refuses them
+    (with that code), ``hold`` keeps them unanswered (PENDING) until ``release`` hands them to
+    the venue. ``ignore_reduce_only`` lets a close go past flat, as a venue that checks
+    reduce-only when the order is sent, not as it fills."""
+
+    close_tag: ClassVar[str] = ""
+
+    def __init__(self, refuse: ReasonCode | None = None) -> None:
+        super().__init__(PaperBrokerParams())
+        self.refuse = refuse
+        self.hold = False
+        self.ignore_reduce_only = False
+        self.held: list[Order] = []
+        self.closes_sent: list[str] = []
+
+    def submit(self, order: Order) -> OrderUpdate:
+        if order.tag != self.close_tag:
+            return super().submit(order)
+        self.closes_sent.append(order.client_order_id)
+        if self.refuse is not None:
+            return OrderUpdate(
+                order.client_order_id,
+                OrderStatus.REJECTED,
+                order.created_ts,
+                "the venue is in maintenance",
+                code=self.refuse,
+            )
+        if self.hold:
+            self.held.append(order)
+            return OrderUpdate(order.client_order_id, OrderStatus.PENDING, order.created_ts)
+        return super().submit(self._honest(order))
+
+    def _honest(self, order: Order) -> Order:
+        return order._replace(reduce_only=False) if self.ignore_reduce_only else order
+
+    def release(self) -> None:
+        """The venue takes the held closes now; its answers come as events (``pump``)."""
+        held, self.held, self.hold = self.held, [], False
+        for order in held:
+            self._queued.append(super().submit(self._honest(order)))
+
+
+class SpotVenue(HeldCloses):
+    """A spot account: a resting sell holds the coin it sells, so a market sell of what the
+    resting sells hold is refused for want of funds; cancels take effect when the venue
+    answers them (``answer_cancels``), as a real venue's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def submit(self, order: Order) -> OrderUpdate:
+        if order.tag == self.close_tag:
+            self.closes_sent.append(order.client_order_id)
+            held = self.positions()[order.symbol].quantity
+            resting = sum(o.quantity for o in self.open_orders() if o.side is order.side)
+            if order.quantity > held - resting + 1e-12:
+                return OrderUpdate(
+                    order.client_order_id,
+                    OrderStatus.REJECTED,
+                    order.created_ts,
+                    "Account has insufficient balance for requested action.",
+                    code=ReasonCode.INSUFFICIENT_FUNDS,
+                )
+            return PaperBroker.submit(self, order)
+        return super().submit(order)
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        self.asked.append(client_order_id)
+        return None
+
+    def answer_cancels(self) -> None:
+        asked, self.asked = self.asked, []
+        for order_id in asked:
+            update = PaperBroker.cancel(self, order_id)
+            if update is not None:
+                self._queued.append(update)
