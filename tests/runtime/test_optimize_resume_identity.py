@@ -31,6 +31,7 @@ from tradefleet_runtime.optimize.search import (
     run_search,
 )
 from tradefleet_runtime.optimize.space import parse_space
+from tradefleet_runtime.plugins.registry import PluginRegistry
 
 SPACE = {"fast": {"int": [12, 24, 12]}, "slow": {"int": [48, 96, 48]}}
 
@@ -182,3 +183,28 @@ def test_the_command_refuses_the_stale_study_after_the_fees_are_raised(
     assert "spec.broker.params.fee_bps" in err and "spec.broker.params.slippage_bps" in err
     assert "was made with another bot" in err
     assert study.read_bytes() == before
+
+
+def test_a_study_made_with_other_plugin_code_is_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another release of a plugin may give other figures for the same settings: the study
+    records each plugin's distribution and version, and a resume with others is refused."""
+    from tradefleet_runtime.optimize import search
+
+    study = tmp_path / "s.jsonl"
+    manifest = eurusd_manifest()
+    _search(study, manifest)
+    versions = search.plugin_versions(manifest, PluginRegistry.discover())
+    assert set(versions) == {"strategy ema-cross", "broker paper", "data csv", "risk fixed-size"}
+    assert all(code.startswith("tradefleet ") for code in versions.values())
+    upgraded = {**versions, "strategy ema-cross": "tradefleet 9.9.9 (built-in) 9.9.9"}
+    monkeypatch.setattr(search, "plugin_versions", lambda *_: upgraded)
+    before = study.read_bytes()
+    with pytest.raises(SpecError) as refused:
+        _search(study, manifest)
+    assert study.read_bytes() == before
+    (error,) = refused.value.errors
+    assert "strategy ema-cross plugin" in error.message and "9.9.9" in error.message
+    monkeypatch.setattr(search, "plugin_versions", lambda *_: versions)
+    _search(study, manifest)  # the same code resumes

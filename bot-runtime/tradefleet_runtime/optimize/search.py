@@ -479,9 +479,12 @@ def check_params(
     return errors
 
 
-def _identity(config: SearchConfig, bars: str) -> dict[str, Any]:
+def _identity(
+    config: SearchConfig, bars: str, plugins: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """What a study was made for, which a resumed study must match: everything its trials'
-    figures depend on but the params searched. ``bars``: the hash of the feed's bars."""
+    figures depend on but the params searched. ``bars``: the hash of the feed's bars;
+    ``plugins``: the bot's plugins' code (``plugin_versions``)."""
     return {
         "metric": config.metric,
         "sampler": config.sampler,
@@ -490,7 +493,29 @@ def _identity(config: SearchConfig, bars: str) -> dict[str, Any]:
         "window": config.window.as_json() if config.window is not None else None,
         "bot": bot_identity(config.manifest, config.space),
         "bars": bars,
+        "plugins": dict(plugins or {}),
     }
+
+
+def plugin_versions(manifest: Mapping[str, Any], registry: PluginRegistry) -> dict[str, str]:
+    """The distribution and version of each plugin the bot names (``strategy ema-cross``:
+    ``tradefleet 0.1.0 (built-in) 0.1.0``): other code may give other figures for the same
+    settings, so a study made with other plugin code is not resumed. A plugin the registry
+    does not know is left out (the trials refuse it by name)."""
+    spec = manifest.get("spec") or {}
+    refs: list[tuple[PluginKind, Any]] = [
+        (PluginKind.STRATEGY, spec.get("strategy")),
+        (PluginKind.BROKER, spec.get("broker")),
+        (PluginKind.DATA_FEED, spec.get("data")),
+    ]
+    refs += [(PluginKind.RISK, ref) for ref in spec.get("risk") or ()]
+    versions: dict[str, str] = {}
+    for kind, ref in refs:
+        name = ref.get("name") if isinstance(ref, Mapping) else None
+        found = registry.plugins.get((kind, name)) if isinstance(name, str) else None
+        if found is not None:
+            versions[f"{kind.value} {name}"] = f"{found.source} {found.spec.version}"
+    return versions
 
 
 def bot_identity(manifest: Mapping[str, Any], space: Space) -> dict[str, str]:
@@ -564,6 +589,16 @@ def _check_resumed(
     if len(changed) > _SHOWN_CHANGES:
         more = ", ".join(changed[_SHOWN_CHANGES:])
         problems.append(FieldError("spec", f"and these settings changed too: {more}"))
+    problems += [
+        FieldError(
+            "spec",
+            f"{study} was made with the {plugin} plugin of {stored_code or 'unknown code'},"
+            f" not {wanted_code or 'none'}: other code may give other figures; {advice}",
+        )
+        for plugin in sorted(set(stored.get("plugins") or {}) | set(wanted.get("plugins") or {}))
+        if (stored_code := (stored.get("plugins") or {}).get(plugin))
+        != (wanted_code := (wanted.get("plugins") or {}).get(plugin))
+    ]
     if stored["bars"] != wanted["bars"]:
         problems.append(
             FieldError(
@@ -744,7 +779,11 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = METRICS[config.metric]
     # Known before the file is opened: a resume it refuses writes nothing.
-    identity = _identity(config, data_key(config.manifest, config.base_dir, registry))
+    identity = _identity(
+        config,
+        data_key(config.manifest, config.base_dir, registry),
+        plugin_versions(config.manifest, registry),
+    )
     config.study_path.parent.mkdir(parents=True, exist_ok=True)
     backend = BufferedJournalFile(config.study_path)
     try:
