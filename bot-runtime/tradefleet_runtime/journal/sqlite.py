@@ -30,7 +30,7 @@ import sqlite3
 import sys
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -1119,29 +1119,29 @@ class Journal:
                 held.pop(plugin, None)
         return held
 
-    def order_rows(self, run_id: str | None = None) -> list[tuple[Any, ...]]:
-        """Every order of a run with its fills so far and latest status: (client order id,
-        symbol, side, type, quantity, filled, price, status, reduce_only, parent id, created,
-        tag, stop-loss, take-profit, reference price, fees, average fill price or None, the
-        latest status's reason, venue order id or None)."""
+    def order_rows(
+        self, run_id: str | None = None, only: Collection[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Every order of a run (or ``only`` those ids) with its fills so far and latest status:
+        (client order id, symbol, side, type, quantity, filled, price, status, reduce_only,
+        parent id, created, tag, stop-loss, take-profit, reference price, fees, average fill
+        price or None, the latest status's reason, venue order id or None).
+
+        ``only`` reads those orders and their fills alone (the orders index): a bot's working
+        orders out of a long run's tens of thousands, read on the engine's thread."""
         run = run_id or self.run_id
-        return self.query(
-            "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity,"
-            " COALESCE(f.filled, 0), s.price, s.status, s.reduce_only, s.parent_id,"
-            " s.created_ts, s.tag, s.stop_loss, s.take_profit, s.reference_price,"
-            " COALESCE(f.fees, 0), f.notional / f.filled, s.reason,"
-            # The newest venue id of its status log, not the latest status's: a fill's status
-            # row carries none, and the order keeps the id the venue gave it.
-            " (SELECT u.venue_order_id FROM order_updates u WHERE u.run_id = s.run_id"
-            " AND u.client_order_id = s.client_order_id AND u.venue_order_id IS NOT NULL"
-            " ORDER BY u.id DESC LIMIT 1)"
-            " FROM order_status s LEFT JOIN (SELECT client_order_id, SUM(quantity) AS filled,"
-            " SUM(quantity * price) AS notional, SUM(fee) AS fees FROM fills WHERE run_id = ?"
-            " GROUP BY client_order_id) f ON f.client_order_id = s.client_order_id"
-            " WHERE s.run_id = ? ORDER BY s.created_ts, s.client_order_id",
-            run,
-            run,
-        )
+        if only is not None:
+            # One parameter whatever the count (SQLite's variables are limited).
+            ids = json.dumps(sorted(only))
+            chosen = " AND client_order_id IN (SELECT value FROM json_each(?))"
+            return self.query(
+                _ORDER_ROWS.format(fills=chosen, orders=chosen.replace(" AND ", " AND s.")),
+                run,
+                ids,
+                run,
+                ids,
+            )
+        return self.query(_ORDER_ROWS.format(fills="", orders=""), run, run)
 
     def fills_at(self, bot: str, stamps: Sequence[int]) -> list[tuple[Any, ...]]:
         """(symbol, ts, side, reason, client order id) of each fill of the bot's runs at one of
@@ -1186,6 +1186,25 @@ class Journal:
                 (signal_id, self.run_id, ts, int(accepted), reason, client_order_id, digest),
             )
         )
+
+
+# A run's orders with their fills so far and latest status (``Journal.order_rows``); ``{fills}``
+# and ``{orders}`` narrow both to some ids, or are empty.
+_ORDER_ROWS = (
+    "SELECT s.client_order_id, s.symbol, s.side, s.order_type, s.quantity,"
+    " COALESCE(f.filled, 0), s.price, s.status, s.reduce_only, s.parent_id,"
+    " s.created_ts, s.tag, s.stop_loss, s.take_profit, s.reference_price,"
+    " COALESCE(f.fees, 0), f.notional / f.filled, s.reason,"
+    # The newest venue id of its status log, not the latest status's: a fill's status row
+    # carries none, and the order keeps the id the venue gave it.
+    " (SELECT u.venue_order_id FROM order_updates u WHERE u.run_id = s.run_id"
+    " AND u.client_order_id = s.client_order_id AND u.venue_order_id IS NOT NULL"
+    " ORDER BY u.id DESC LIMIT 1)"
+    " FROM order_status s LEFT JOIN (SELECT client_order_id, SUM(quantity) AS filled,"
+    " SUM(quantity * price) AS notional, SUM(fee) AS fees FROM fills WHERE run_id = ?{fills}"
+    " GROUP BY client_order_id) f ON f.client_order_id = s.client_order_id"
+    " WHERE s.run_id = ?{orders} ORDER BY s.created_ts, s.client_order_id"
+)
 
 
 def _order_row(run: str, order: Order, mark: float | None) -> tuple[Any, ...]:

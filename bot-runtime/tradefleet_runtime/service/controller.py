@@ -490,11 +490,11 @@ class BotController:
     def list_orders(self, include_closed: bool = False) -> list[OrderView]:
         def read() -> list[OrderView]:
             engine = self._engine()
-            working = {o.client_order_id for o in engine.open_orders()}
-            views = [_order_view(row) for row in self.journal.order_rows()]
             if include_closed:
-                return views
-            return [v for v in views if v.client_order_id in working]
+                return [_order_view(row) for row in self.journal.order_rows()]
+            # The working orders alone are read: a long run journals tens of thousands.
+            working = {o.client_order_id for o in engine.open_orders()}
+            return [_order_view(row) for row in self.journal.order_rows(only=working)]
 
         return self._call(read)
 
