@@ -4,12 +4,14 @@ let past flat, or refused for want of funds on a spot account. A subclass sets t
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 from tests.runtime.helpers import bar
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.contracts import StrategyContext
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.model import Bar, Order, OrderStatus, OrderType, OrderUpdate, ReasonCode
 
 SYMBOL = "TEST"
@@ -106,3 +108,38 @@ class SpotVenue(HeldCloses):
             update = PaperBroker.cancel(self, order_id)
             if update is not None:
                 self._queued.append(update)
+
+
+def bracket_entry(engine: Engine) -> str:
+    """The entry whose bracket children work."""
+    [entry] = {o.parent_id for o in engine.open_orders() if o.parent_id is not None}
+    assert entry is not None
+    return entry
+
+
+def resting_limit(engine: Engine) -> str:
+    """The one working order that is not reduce-only (a resting entry)."""
+    [limit] = [o.client_order_id for o in engine.open_orders() if not o.reduce_only]
+    return limit
+
+
+def working_at(broker: PaperBroker) -> list[str]:
+    """What works at the venue."""
+    return [o.client_order_id for o in broker.open_orders()]
+
+
+def journaled_events(engine: Engine, kind: str) -> list[tuple[str, dict[str, object]]]:
+    """(message, data) of the engine's journaled events of ``kind``, oldest first."""
+    rows = engine.journal.query(  # type: ignore[attr-defined]
+        "SELECT message, data FROM events WHERE kind = ? ORDER BY id", kind
+    )
+    return [(str(message), json.loads(data) if data else {}) for message, data in rows]
+
+
+def last_status(engine: Engine, order_id: str) -> str:
+    """The order's latest journaled status."""
+    [(status,)] = engine.journal.query(  # type: ignore[attr-defined]
+        "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
+        order_id,
+    )
+    return str(status)

@@ -12,13 +12,13 @@ the entry keeps working there, and fills at the next bar's open.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
+from tests.runtime.held_closes import journaled_events, last_status
 from tests.runtime.helpers import Action, Scripted, flat_bars, paper_engine
 from tradefleet_runtime.contracts import StrategyContext
 from tradefleet_runtime.engine.engine import Engine
@@ -64,21 +64,6 @@ def _in_flight_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[E
     return engine, entry.client_order_id
 
 
-def _events(engine: Engine, kind: str) -> list[tuple[str, dict[str, object]]]:
-    rows = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT message, data FROM events WHERE kind = ? ORDER BY id", kind
-    )
-    return [(str(message), json.loads(data) if data else {}) for message, data in rows]
-
-
-def _status(engine: Engine, order_id: str) -> str:
-    [(status,)] = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
-        order_id,
-    )
-    return str(status)
-
-
 def _halt_with_flatten(engine: Engine) -> None:
     assert engine.halt("alice", "incident", flatten=True)
 
@@ -96,7 +81,7 @@ def test_an_entry_that_fills_after_the_flattens_cancel_is_closed_at_market(
 ) -> None:
     engine, entry = _in_flight_entry(tmp_path, monkeypatch)
     stop(engine)
-    [(message, first)] = _events(engine, "flattened")
+    [(message, first)] = journaled_events(engine, "flattened")
     assert "nothing was left to close" in message and first["closes"] == []
 
     engine.run(BARS[2:3])  # the entry fills at the venue; the bot answers at once
@@ -104,11 +89,11 @@ def test_an_entry_that_fills_after_the_flattens_cancel_is_closed_at_market(
     [close] = late  # the close alone: the entry's stop-loss and take-profit are cancelled
     assert close.reduce_only and close.tag == "emergency-flatten"
     assert (close.side, close.quantity) == (Side.SELL, 1.0)
-    assert (_status(engine, f"{entry}-sl"), _status(engine, f"{entry}-tp")) == (
+    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
         "cancelled",
         "cancelled",
     )
-    [_, (message, data)] = _events(engine, "flattened")
+    [_, (message, data)] = journaled_events(engine, "flattened")
     assert entry in message and "after the flatten's cancel" in message
     assert close.client_order_id in message
     assert data["closes"] == [close.client_order_id] and data["left"] == []
@@ -136,7 +121,7 @@ def test_the_closes_still_on_their_way_stay_named_with_the_late_one(
     [entry] = [o.client_order_id for o in engine.open_orders() if not o.reduce_only]
     _lose_cancel(engine, monkeypatch, entry)
     _halt_with_flatten(engine)
-    [(_, first)] = _events(engine, "flattened")
+    [(_, first)] = journaled_events(engine, "flattened")
     closes = first["closes"]
     assert isinstance(closes, list)
     [first_close] = closes
@@ -144,7 +129,7 @@ def test_the_closes_still_on_their_way_stay_named_with_the_late_one(
     # At the next open the venue fills the entry first (it is older), the first close after.
     engine.run(BARS[2:3])
     late = engine.last_order_id
-    [_, (_, data)] = _events(engine, "flattened")
+    [_, (_, data)] = journaled_events(engine, "flattened")
     assert data["late_fill"] == entry
     assert data["closes"] == [first_close, late] and data["left"] == []
     engine.run(BARS[3:5])
@@ -165,7 +150,7 @@ def test_an_entry_that_fills_after_a_halt_without_flatten_keeps_its_position_and
         f"{entry}-sl",
         f"{entry}-tp",
     ]
-    assert _events(engine, "flattened") == []
+    assert journaled_events(engine, "flattened") == []
 
 
 def test_after_a_resume_an_entry_that_fills_is_the_strategys_again(
@@ -177,7 +162,7 @@ def test_after_a_resume_an_entry_that_fills_is_the_strategys_again(
     engine.resume("alice", "all clear")
     engine.run(BARS[2:4])
     assert engine.position(SYMBOL).quantity == 1.0
-    assert len(_events(engine, "flattened")) == 1
+    assert len(journaled_events(engine, "flattened")) == 1
     assert {o.client_order_id for o in engine.open_orders()} == {f"{entry}-sl", f"{entry}-tp"}
 
 

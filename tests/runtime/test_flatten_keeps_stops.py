@@ -11,15 +11,22 @@ The venue is the paper broker, with the flatten's closes in the test's hands
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.runtime import held_closes
-from tests.runtime.held_closes import buy_with_bracket, rest_a_limit_buy, through_the_stop
+from tests.runtime.held_closes import (
+    bracket_entry,
+    buy_with_bracket,
+    journaled_events,
+    last_status,
+    rest_a_limit_buy,
+    resting_limit,
+    through_the_stop,
+    working_at,
+)
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
-from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
@@ -54,41 +61,11 @@ def _long_with_bracket(tmp_path: Path) -> tuple[Engine, HeldCloses, str]:
     broker = engine.broker
     assert isinstance(broker, HeldCloses)
     assert engine.position(SYMBOL).quantity == 1.0
-    entry = _entry(engine)
-    assert sorted(_working(broker)) == sorted([f"{entry}-sl", f"{entry}-tp", _limit(engine)])
+    entry = bracket_entry(engine)
+    assert sorted(working_at(broker)) == sorted(
+        [f"{entry}-sl", f"{entry}-tp", resting_limit(engine)]
+    )
     return engine, broker, entry
-
-
-def _entry(engine: Engine) -> str:
-    """The entry whose bracket children work."""
-    [entry] = {o.parent_id for o in engine.open_orders() if o.parent_id is not None}
-    assert entry is not None
-    return entry
-
-
-def _limit(engine: Engine) -> str:
-    [limit] = [o.client_order_id for o in engine.open_orders() if not o.reduce_only]
-    return limit
-
-
-def _working(broker: PaperBroker) -> list[str]:
-    """What works at the venue."""
-    return [o.client_order_id for o in broker.open_orders()]
-
-
-def _events(engine: Engine, kind: str) -> list[tuple[str, dict[str, object]]]:
-    rows = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT message, data FROM events WHERE kind = ? ORDER BY id", kind
-    )
-    return [(str(message), json.loads(data) if data else {}) for message, data in rows]
-
-
-def _status(engine: Engine, order_id: str) -> str:
-    [(status,)] = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
-        order_id,
-    )
-    return str(status)
 
 
 def _owed(engine: Engine) -> tuple[str, str] | None:
@@ -102,28 +79,28 @@ def test_a_refused_close_leaves_the_position_its_stop_and_the_bot_says_so(
     close, the venue refused the close, and the position was left open with no stop at all —
     a fall through 90 afterwards lost without limit."""
     engine, broker, entry = _long_with_bracket(tmp_path)
-    limit = _limit(engine)
+    limit = resting_limit(engine)
     broker.refuse = ReasonCode.VENUE_UNAVAILABLE
     assert engine.halt("alice", "incident", flatten=True)
 
     assert engine.position(SYMBOL).quantity == 1.0
-    assert sorted(_working(broker)) == [f"{entry}-sl", f"{entry}-tp"]  # the entry is gone
-    assert _status(engine, limit) == "cancelled"
-    [(message, data)] = _events(engine, "flatten_failed")
+    assert sorted(working_at(broker)) == [f"{entry}-sl", f"{entry}-tp"]  # the entry is gone
+    assert last_status(engine, limit) == "cancelled"
+    [(message, data)] = journaled_events(engine, "flatten_failed")
     [close] = broker.closes_sent
     assert close in message and "venue is in maintenance" in message
     assert f"{entry}-sl" in message and "the bot still holds 1 TEST" in message
     assert data["guards"] == [f"{entry}-sl", f"{entry}-tp"] and data["symbol"] == SYMBOL
-    [(_, flattened)] = _events(engine, "flattened")
+    [(_, flattened)] = journaled_events(engine, "flattened")
     assert flattened["left"] == [SYMBOL] and flattened["closes"] == []
     assert _owed(engine) == ("alice", "incident")  # a restart sends the close again
 
     engine.run([through_the_stop(2)])  # the market falls: the stop the bot kept acts
-    assert engine.position(SYMBOL).quantity == 0.0 and not _working(broker)
+    assert engine.position(SYMBOL).quantity == 0.0 and not working_at(broker)
     [trade] = engine.portfolio.trades
     assert (trade.exit_reason, trade.exit_price) == ("stop_loss", 90.0)
     # Flat by its stop: the flatten owes nothing more (a restart would send nothing).
-    [_, (message, done)] = _events(engine, "flattened")
+    [_, (message, done)] = journaled_events(engine, "flattened")
     assert f"{entry}-sl" in message and done["left"] == [] and done["closes"] == []
     assert _owed(engine) is None
 
@@ -133,31 +110,31 @@ def test_the_stop_works_until_the_close_fills_and_then_no_child_is_left(tmp_path
     broker.hold = True  # the venue is slow: the close waits unanswered
     assert engine.halt("alice", "incident", flatten=True)
     [close] = broker.closes_sent
-    assert sorted(_working(broker)) == [f"{entry}-sl", f"{entry}-tp"]
+    assert sorted(working_at(broker)) == [f"{entry}-sl", f"{entry}-tp"]
     assert {o.client_order_id for o in engine.open_orders()} == {
         close,
         f"{entry}-sl",
         f"{entry}-tp",
     }
-    [(_, flattened)] = _events(engine, "flattened")
+    [(_, flattened)] = journaled_events(engine, "flattened")
     assert flattened["closes"] == [close] and flattened["left"] == []
 
     engine.run(BARS[2:3])  # a bar passes: the close still waits, the stop still guards
-    assert sorted(_working(broker)) == [f"{entry}-sl", f"{entry}-tp"]
+    assert sorted(working_at(broker)) == [f"{entry}-sl", f"{entry}-tp"]
     broker.release()
     engine.pump()
     engine.run(BARS[3:4])  # the close fills at the open
 
     assert engine.position(SYMBOL).quantity == 0.0
-    assert not _working(broker) and not engine.open_orders()
-    assert _status(engine, close) == "filled"
-    assert (_status(engine, f"{entry}-sl"), _status(engine, f"{entry}-tp")) == (
+    assert not working_at(broker) and not engine.open_orders()
+    assert last_status(engine, close) == "filled"
+    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
         "cancelled",
         "cancelled",
     )
     [trade] = engine.portfolio.trades
     assert trade.exit_reason == FLATTEN
-    assert _owed(engine) is None and _events(engine, "flatten_failed") == []
+    assert _owed(engine) is None and journaled_events(engine, "flatten_failed") == []
 
 
 def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
@@ -171,7 +148,7 @@ def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
     [close] = broker.closes_sent
     engine.run([through_the_stop(2)])
     assert engine.position(SYMBOL).quantity == 0.0
-    [_, (message, data)] = _events(engine, "flattened")
+    [_, (message, data)] = journaled_events(engine, "flattened")
     assert f"{entry}-sl" in message and close in message
     assert data["closes"] == [] and data["left"] == []
     assert _owed(engine) is None  # the stop closed it: nothing is owed
@@ -180,7 +157,7 @@ def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
     engine.pump()
     engine.run(BARS[3:4])
     assert engine.position(SYMBOL).quantity == 0.0 and not broker.positions()
-    assert not _working(broker) and not engine.open_orders()
+    assert not working_at(broker) and not engine.open_orders()
     [trade] = engine.portfolio.trades
     assert trade.exit_reason == "stop_loss"
 
@@ -200,7 +177,7 @@ def test_a_close_the_venue_lets_past_flat_is_closed_again(tmp_path: Path) -> Non
     broker.release()
     engine.pump()
     engine.run(BARS[3:4])  # the close fills: short 1
-    [_, _, (message, late)] = _events(engine, "flattened")
+    [_, _, (message, late)] = journaled_events(engine, "flattened")
     assert close in message and "past flat" in message
     closes = late["closes"]
     assert isinstance(closes, list)
@@ -218,8 +195,8 @@ def test_a_second_flatten_while_the_close_is_held_sends_no_second_close(tmp_path
     engine.halt("alice", "incident", flatten=True)
     engine.halt("bob", "fleet stop", flatten=True)
     [close] = broker.closes_sent
-    assert sorted(_working(broker)) == [f"{entry}-sl", f"{entry}-tp"]
-    [_, (_, second)] = _events(engine, "flattened")
+    assert sorted(working_at(broker)) == [f"{entry}-sl", f"{entry}-tp"]
+    [_, (_, second)] = journaled_events(engine, "flattened")
     assert second["closes"] == [close]
 
 
@@ -230,8 +207,8 @@ def test_a_flat_account_has_its_orphan_children_cancelled_by_the_flatten(tmp_pat
     engine.run([through_the_stop(2)])  # stopped out before the emergency stop
     engine.run(BARS[3:4])
     engine.halt("alice", "incident", flatten=True)
-    assert not _working(broker) and not engine.open_orders()
-    [(message, _)] = _events(engine, "flattened")
+    assert not working_at(broker) and not engine.open_orders()
+    [(message, _)] = journaled_events(engine, "flattened")
     assert "nothing was left to close" in message
 
 
@@ -248,23 +225,23 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
     venue = SpotVenue()
     engine = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket}, venue)
     engine.run(BARS[:2])
-    entry = _entry(engine)
+    entry = bracket_entry(engine)
     engine.halt("alice", "incident", flatten=True)
     [refused] = venue.closes_sent
-    [(message, data)] = _events(engine, "flatten_exits_cancelled")
+    [(message, data)] = journaled_events(engine, "flatten_exits_cancelled")
     assert refused in message and "insufficient balance" in message
     assert data["guards"] == [f"{entry}-sl", f"{entry}-tp"]
     assert sorted(venue.asked) == [f"{entry}-sl", f"{entry}-tp"]
-    [(_, flattened)] = _events(engine, "flattened")
+    [(_, flattened)] = journaled_events(engine, "flattened")
     assert flattened["left"] == [SYMBOL]  # owed until a close is on its way
-    assert _events(engine, "flatten_failed") == []
+    assert journaled_events(engine, "flatten_failed") == []
 
     engine.pump()
     assert venue.closes_sent == [refused]  # the cancels are not answered yet: no close
     venue.answer_cancels()
     engine.pump()
     [_, again] = venue.closes_sent
-    [_, (message, later)] = _events(engine, "flattened")
+    [_, (message, later)] = journaled_events(engine, "flattened")
     assert again in message and later["closes"] == [again] and later["left"] == []
     engine.run(BARS[2:3])
     assert engine.position(SYMBOL).quantity == 0.0 and not venue.positions()
@@ -293,6 +270,6 @@ def test_a_close_refused_after_its_guards_are_gone_is_said_not_retried(
     engine.run(BARS[:2])
     engine.halt("alice", "incident", flatten=True)
     assert len(broker.closes_sent) == 1
-    [(message, data)] = _events(engine, "flatten_failed")
+    [(message, data)] = journaled_events(engine, "flatten_failed")
     assert "no stop-loss protects it" in message and data["guards"] == []
     assert _owed(engine) == ("alice", "incident")

@@ -23,9 +23,17 @@ import pytest
 
 from tests.brokers.harness import BOT, ORDER_PATH, QUANTITY, START_PRICE, VenueHarness, harness_for
 from tests.runtime import held_closes
-from tests.runtime.held_closes import buy_with_bracket, rest_a_limit_buy, through_the_stop
+from tests.runtime.held_closes import (
+    bracket_entry,
+    buy_with_bracket,
+    journaled_events,
+    last_status,
+    rest_a_limit_buy,
+    resting_limit,
+    through_the_stop,
+    working_at,
+)
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
-from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_runtime.capabilities import AccountAction, ActionKind
 from tradefleet_runtime.contracts import BrokerContext, RiskContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
@@ -109,8 +117,10 @@ def _long_with_bracket(
     venue = engine.broker
     assert isinstance(venue, HeldCloses)
     assert engine.position(SYMBOL).quantity == 1.0
-    entry = _entry(engine)
-    assert sorted(_working(venue)) == sorted([f"{entry}-sl", f"{entry}-tp", _limit(engine)])
+    entry = bracket_entry(engine)
+    assert sorted(working_at(venue)) == sorted(
+        [f"{entry}-sl", f"{entry}-tp", resting_limit(engine)]
+    )
     return engine, venue, breaker, entry
 
 
@@ -118,36 +128,6 @@ def _flatten_at_next_bar(engine: Engine, breaker: Breaker, i: int = 2) -> None:
     """The plugin asks to flatten after bar ``i`` (a bar trading flat at 100)."""
     breaker.ask(ActionKind.FLATTEN)
     engine.run(BARS[i : i + 1])
-
-
-def _entry(engine: Engine) -> str:
-    [entry] = {o.parent_id for o in engine.open_orders() if o.parent_id is not None}
-    assert entry is not None
-    return entry
-
-
-def _limit(engine: Engine) -> str:
-    [limit] = [o.client_order_id for o in engine.open_orders() if not o.reduce_only]
-    return limit
-
-
-def _working(broker: PaperBroker) -> list[str]:
-    return [o.client_order_id for o in broker.open_orders()]
-
-
-def _events(engine: Engine, kind: str) -> list[tuple[str, dict[str, object]]]:
-    rows = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT message, data FROM events WHERE kind = ? ORDER BY id", kind
-    )
-    return [(str(message), json.loads(data) if data else {}) for message, data in rows]
-
-
-def _status(engine: Engine, order_id: str) -> str:
-    [(status,)] = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
-        order_id,
-    )
-    return str(status)
 
 
 def _decisions(engine: Engine, order_id: str) -> list[tuple[str, str]]:
@@ -165,24 +145,24 @@ def test_a_refused_close_leaves_the_position_its_stop_and_the_bot_says_so(
     plugin's close, the venue refused the close, and the position ran with no stop at all —
     a fall through 90 afterwards was not stopped (1 TEST still held at 88)."""
     engine, venue, breaker, entry = _long_with_bracket(tmp_path)
-    limit = _limit(engine)
+    limit = resting_limit(engine)
     venue.refuse = ReasonCode.VENUE_UNAVAILABLE
     _flatten_at_next_bar(engine, breaker)
 
     assert engine.position(SYMBOL).quantity == 1.0
-    assert sorted(_working(venue)) == [f"{entry}-sl", f"{entry}-tp"]  # the entry is gone
-    assert _status(engine, limit) == "cancelled"
+    assert sorted(working_at(venue)) == [f"{entry}-sl", f"{entry}-tp"]  # the entry is gone
+    assert last_status(engine, limit) == "cancelled"
     [close] = venue.closes_sent
     # The plugin's close: its action's own id, through the chain, decided and counted.
     assert close.startswith(ACTION_IDS) and _decisions(engine, close) == [(PLUGIN, "approve")]
-    [(message, data)] = _events(engine, "flatten_failed")
+    [(message, data)] = journaled_events(engine, "flatten_failed")
     assert close in message and "venue is in maintenance" in message and PLUGIN in message
     assert f"{entry}-sl" in message and "the bot still holds 1 TEST" in message
     assert data["guards"] == [f"{entry}-sl", f"{entry}-tp"] and data["by"] == TAG
-    assert _events(engine, "flattened") == []  # no emergency stop's record: nothing owed
+    assert journaled_events(engine, "flattened") == []  # no emergency stop's record: nothing owed
 
     engine.run([through_the_stop(3)])  # the market falls: the stop the bot kept acts
-    assert engine.position(SYMBOL).quantity == 0.0 and not _working(venue)
+    assert engine.position(SYMBOL).quantity == 0.0 and not working_at(venue)
     [trade] = engine.portfolio.trades
     assert (trade.exit_reason, trade.exit_price) == ("stop_loss", 90.0)
     assert not engine.open_orders()
@@ -194,25 +174,25 @@ def test_the_stop_works_until_the_close_fills_and_then_no_child_is_left(tmp_path
     _flatten_at_next_bar(engine, breaker)
     [close] = venue.closes_sent
     assert close in {o.client_order_id for o in engine.open_orders()}
-    assert sorted(_working(venue)) == [f"{entry}-sl", f"{entry}-tp"]
+    assert sorted(working_at(venue)) == [f"{entry}-sl", f"{entry}-tp"]
     assert engine.stats.risk_decisions[(PLUGIN, "approve")] >= 1
 
     engine.run(BARS[3:4])  # a bar passes: the close still waits, the stop still guards
-    assert sorted(_working(venue)) == [f"{entry}-sl", f"{entry}-tp"]
+    assert sorted(working_at(venue)) == [f"{entry}-sl", f"{entry}-tp"]
     venue.release()
     engine.pump()
     engine.run(BARS[4:5])  # the close fills at the open
 
     assert engine.position(SYMBOL).quantity == 0.0
-    assert not _working(venue) and not engine.open_orders()
-    assert _status(engine, close) == "filled"
-    assert (_status(engine, f"{entry}-sl"), _status(engine, f"{entry}-tp")) == (
+    assert not working_at(venue) and not engine.open_orders()
+    assert last_status(engine, close) == "filled"
+    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
         "cancelled",
         "cancelled",
     )
     [trade] = engine.portfolio.trades
     assert trade.exit_reason == TAG
-    assert _events(engine, "flatten_failed") == []
+    assert journaled_events(engine, "flatten_failed") == []
 
 
 def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
@@ -226,15 +206,15 @@ def test_a_stop_that_fills_while_the_close_is_held_leaves_the_account_flat(
     [close] = venue.closes_sent
     engine.run([through_the_stop(3)])
     assert engine.position(SYMBOL).quantity == 0.0
-    [(message, data)] = _events(engine, "risk_flatten")
+    [(message, data)] = journaled_events(engine, "risk_flatten")
     assert f"{entry}-sl" in message and close in message and data["cancelled"] == [close]
 
     venue.release()
     engine.pump()
     engine.run(BARS[4:5])
     assert engine.position(SYMBOL).quantity == 0.0 and not venue.positions()
-    assert not _working(venue) and not engine.open_orders()
-    assert _status(engine, close) == "cancelled"  # reduce-only: nothing left to reduce
+    assert not working_at(venue) and not engine.open_orders()
+    assert last_status(engine, close) == "cancelled"  # reduce-only: nothing left to reduce
     [trade] = engine.portfolio.trades
     assert trade.exit_reason == "stop_loss"
 
@@ -252,12 +232,12 @@ def test_a_close_the_venue_lets_past_flat_is_closed_again(tmp_path: Path) -> Non
     venue.release()
     engine.pump()
     engine.run(BARS[4:5])  # the close fills: short 1
-    [*_, (message, late)] = _events(engine, "risk_flatten")
+    [*_, (message, late)] = journaled_events(engine, "risk_flatten")
     assert close in message and "past flat" in message and late["late_fill"] == close
     assert engine.position(SYMBOL).quantity == -1.0
     [_, again] = venue.closes_sent
     engine.run([bar(5, 100.0, 100.0, 100.0, 100.0)])  # the second close fills
-    assert _status(engine, again) == "filled"
+    assert last_status(engine, again) == "filled"
     assert engine.position(SYMBOL).quantity == 0.0 and not venue.positions()
     assert not engine.open_orders()
 
@@ -268,8 +248,8 @@ def test_a_second_flatten_while_the_close_is_held_sends_no_second_close(tmp_path
     _flatten_at_next_bar(engine, breaker)
     _flatten_at_next_bar(engine, breaker, 3)
     assert len(venue.closes_sent) == 1
-    assert sorted(_working(venue)) == [f"{entry}-sl", f"{entry}-tp"]
-    assert len(_events(engine, "risk_action")) == 2  # both asks journaled
+    assert sorted(working_at(venue)) == [f"{entry}-sl", f"{entry}-tp"]
+    assert len(journaled_events(engine, "risk_action")) == 2  # both asks journaled
 
 
 def test_a_flatten_of_one_symbol_leaves_the_others_orders(tmp_path: Path) -> None:
@@ -278,7 +258,9 @@ def test_a_flatten_of_one_symbol_leaves_the_others_orders(tmp_path: Path) -> Non
     engine, venue, breaker, entry = _long_with_bracket(tmp_path)
     breaker.ask(ActionKind.FLATTEN, "OTHER")
     engine.run(BARS[2:3])
-    assert sorted(_working(venue)) == sorted([f"{entry}-sl", f"{entry}-tp", _limit(engine)])
+    assert sorted(working_at(venue)) == sorted(
+        [f"{entry}-sl", f"{entry}-tp", resting_limit(engine)]
+    )
     assert venue.closes_sent == []
 
 
@@ -291,14 +273,14 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
     venue = SpotVenue()
     engine, breaker = _engine(tmp_path / "journal.sqlite", {0: buy_with_bracket}, venue)
     engine.run(BARS[:2])
-    entry = _entry(engine)
+    entry = bracket_entry(engine)
     _flatten_at_next_bar(engine, breaker)
     [refused] = venue.closes_sent
-    [(message, data)] = _events(engine, "flatten_exits_cancelled")
+    [(message, data)] = journaled_events(engine, "flatten_exits_cancelled")
     assert refused in message and "insufficient balance" in message and PLUGIN in message
     assert data["guards"] == [f"{entry}-sl", f"{entry}-tp"]
     assert sorted(venue.asked) == [f"{entry}-sl", f"{entry}-tp"]
-    assert _events(engine, "flatten_failed") == []
+    assert journaled_events(engine, "flatten_failed") == []
 
     engine.pump()
     assert venue.closes_sent == [refused]  # the cancels are not answered yet: no close
@@ -307,7 +289,7 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
     [_, again] = venue.closes_sent
     assert refused.startswith(ACTION_IDS) and again.startswith(ACTION_IDS)
     assert _decisions(engine, again) == [(PLUGIN, "approve")]
-    [(message, _)] = _events(engine, "risk_flatten")
+    [(message, _)] = journaled_events(engine, "risk_flatten")
     assert again in message
     engine.run(BARS[3:4])
     assert engine.position(SYMBOL).quantity == 0.0 and not venue.positions()
@@ -323,7 +305,7 @@ def test_a_reduce_keeps_the_stops(tmp_path: Path) -> None:
     breaker.ask(ActionKind.REDUCE, SYMBOL, 0.5)
     engine.run(BARS[2:4])
     assert engine.position(SYMBOL).quantity == pytest.approx(0.5)
-    assert {f"{entry}-sl", f"{entry}-tp"} <= set(_working(venue))
+    assert {f"{entry}-sl", f"{entry}-tp"} <= set(working_at(venue))
 
 
 def test_a_risk_flatten_under_an_emergency_flatten_sends_no_second_close(tmp_path: Path) -> None:
@@ -341,7 +323,7 @@ def test_a_risk_flatten_under_an_emergency_flatten_sends_no_second_close(tmp_pat
     engine.halt("alice", "incident", flatten=True)
     _flatten_at_next_bar(engine, breaker)
     assert len(held) == 1 and venue.closes_sent == []
-    assert sorted(_working(venue)) == [f"{entry}-sl", f"{entry}-tp"]
+    assert sorted(working_at(venue)) == [f"{entry}-sl", f"{entry}-tp"]
 
 
 def test_a_resume_of_a_plain_halt_keeps_a_close_waiting_for_its_guards(tmp_path: Path) -> None:
@@ -369,12 +351,12 @@ def test_an_emergency_flatten_takes_a_risk_flatten_over(tmp_path: Path) -> None:
     _flatten_at_next_bar(engine, breaker)
     [risk_close] = venue.closes_sent
     engine.halt("alice", "incident", flatten=True)
-    assert _status(engine, risk_close) == "cancelled"
-    assert _events(engine, "flatten_failed") == []
-    [(_, flattened)] = _events(engine, "flattened")
+    assert last_status(engine, risk_close) == "cancelled"
+    assert journaled_events(engine, "flatten_failed") == []
+    [(_, flattened)] = journaled_events(engine, "flattened")
     closes = flattened["closes"]
     assert isinstance(closes, list) and len(closes) == 1 and closes[0] != risk_close
-    assert sorted(_working(venue)) == sorted([f"{entry}-sl", f"{entry}-tp", closes[0]])
+    assert sorted(working_at(venue)) == sorted([f"{entry}-sl", f"{entry}-tp", closes[0]])
     engine.run(BARS[3:4])
     assert engine.position(SYMBOL).quantity == 0.0 and not engine.open_orders()
     assert engine.journal.flatten_owed() is None  # type: ignore[attr-defined]

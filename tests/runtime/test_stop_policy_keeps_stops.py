@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.harness import BOT, ORDER_PATH, QUANTITY, START_PRICE, VenueHarness, harness_for
+from tests.runtime.held_closes import last_status
 from tests.runtime.helpers import (
     HOUR,
     Action,
@@ -164,14 +165,6 @@ def _stopped(engine: Engine) -> tuple[str, dict[str, object]]:
     return str(message), json.loads(data)
 
 
-def _status(engine: Engine, order_id: str) -> str:
-    [(status,)] = engine.journal.query(  # type: ignore[attr-defined]
-        "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
-        order_id,
-    )
-    return str(status)
-
-
 def test_a_refused_close_leaves_the_position_its_stop_and_the_journal_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -226,7 +219,7 @@ def test_a_filled_close_takes_the_stop_and_target_with_it(tmp_path: Path) -> Non
     message, data = _stopped(engine)
     assert message.endswith("resting orders cancelled; positions flattened"), message
     assert data["flatten_unconfirmed"] == [] and data["cancel_unconfirmed"] == []
-    assert (_status(engine, f"{entry}-sl"), _status(engine, f"{entry}-tp")) == (
+    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
         "cancelled",
         "cancelled",
     )
@@ -248,7 +241,7 @@ def test_on_a_spot_account_the_close_goes_once_the_venue_released_the_coin(
     assert engine.position(SYMBOL).quantity == 0.0 and not venue.positions()
     assert _working(venue) == [] and not engine.open_orders()
     refused, filled = venue.closes_sent
-    assert _status(engine, refused) == "rejected" and _status(engine, filled) == "filled"
+    assert last_status(engine, refused) == "rejected" and last_status(engine, filled) == "filled"
     message, data = _stopped(engine)
     assert message.endswith("positions flattened"), message
     assert data["flatten_unconfirmed"] == [] and data["cancel_unconfirmed"] == []
