@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.runtime.helpers import Scripted, flat_bars
 from tests.runtime.risk_helpers import bot_with, manifest, open_session
+from tests.runtime.test_risk_prop_firm import moves, orders
 from tradefleet_plugins.risk.prop_firm import Limits, PropFirm, check_entry
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.rules import (
@@ -310,16 +311,7 @@ def test_the_three_open_risk_sums_agree_with_exit_costs(
 
 DAY0 = 1_711_753_200  # 2024-03-29 23:00 UTC: midnight in Prague, two days before DST starts
 
-orders = st.dictionaries(
-    st.integers(0, 95),
-    st.tuples(
-        st.sampled_from([Side.BUY, Side.SELL]),
-        st.floats(10, 5_000),
-        st.floats(0.002, 0.05),
-    ),
-    max_size=25,
-)
-moves = st.lists(st.floats(-0.012, 0.012), min_size=96, max_size=96)
+# The days drawn are the no-costs property's (``test_risk_prop_firm``): orders and moves.
 
 
 @settings(
