@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tradefleet_runtime.model import (
     Bar,
+    CashFlow,
     Fill,
     Order,
     OrderReport,
@@ -76,6 +77,9 @@ class Capability(StrEnum):
     # broker: LeverageReporter (the leverage its venue measures margin with, once connected,
     # which risk plugins read as ``RiskContext.leverage``; without it 1 is assumed)
     KNOWS_LEVERAGE = "knows-leverage"
+    # broker: CashFlowReporter (the venue's payments outside fills, funding: reported as
+    # ``CashFlow`` events and, after a restart, those made while the bot was down)
+    REPORTS_CASH_FLOWS = "reports-cash-flows"
     # risk plugin: a sizer (gives an intent the strategy left unsized its quantity).
     SIZER = "sizer"
     # risk plugin: decides on the order's size (cuts it, or bounds what it risks), so a sizer
@@ -299,6 +303,20 @@ class PositionRestorer(Protocol):
 
 
 @runtime_checkable
+class CashFlowReporter(Protocol):
+    """A venue broker that reports the money its venue moves in or out of the account outside
+    fills: a perpetual future's funding payments. While the bot runs, each payment arrives as
+    a ``CashFlow`` among ``drain_events``' events, when the broker has read it; the engine
+    books it into cash once (by ``flow_id``), journals it and counts it."""
+
+    def cash_flow_reports(self, since_ts: int) -> Sequence[CashFlow]:
+        """The venue's payments in the bot's symbols booked at or after ``since_ts`` (UTC
+        epoch seconds), oldest first; ``flow_id`` is the venue's id of each. Blocks: called
+        at start-up, after reconciliation, for what was paid while the bot was down."""
+        ...
+
+
+@runtime_checkable
 class LeverageReporter(Protocol):
     """A broker that knows the leverage its account's margin is measured with."""
 
@@ -329,8 +347,9 @@ class VenueExecution(Protocol):
       never saw it), ``order_reports``/``fill_reports`` since a time, ``position_reports``.
     """
 
-    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
-        """Every event since the last call, oldest first (engine thread)."""
+    def drain_events(self) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """Every event since the last call, oldest first (engine thread). ``CashFlow``s only
+        from a broker that declares ``reports-cash-flows``."""
         ...
 
     def query_order(self, client_order_id: str) -> OrderReport | None: ...
@@ -418,6 +437,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
     Capability.KNOWS_LEVERAGE: _Shape(frozenset({"broker"}), (("account_leverage", 0),)),
     Capability.RESTORES_POSITIONS: _Shape(frozenset({"broker"}), (("restore_positions", 1),)),
+    Capability.REPORTS_CASH_FLOWS: _Shape(frozenset({"broker"}), (("cash_flow_reports", 1),)),
     Capability.SIZER: _Shape(frozenset({"risk"}), ()),
     Capability.NEEDS_SIZE: _Shape(frozenset({"risk"}), ()),
 }
@@ -512,6 +532,7 @@ __all__ = [
     "BarObserver",
     "BracketFollower",
     "Capability",
+    "CashFlowReporter",
     "EquityRestorer",
     "FillObserver",
     "FillRestorer",

@@ -125,6 +125,24 @@ class Fill(NamedTuple):
     reason: str = ""  # "market", "limit", "stop", or the order's tag ("stop_loss", ...)
 
 
+class CashFlow(NamedTuple):
+    """Money the venue moved in or out of the account outside any fill: a perpetual future's
+    funding payment (``kind`` ``"funding"``).
+
+    ``amount`` is signed from the account's side (negative: the account paid) and in
+    ``currency``; the engine books it into cash only when that is the bot's account currency.
+    ``flow_id`` is the venue's own id of the payment, so the same payment is the same flow in
+    every report and after every restart, and is booked once.
+    """
+
+    flow_id: str
+    symbol: str
+    amount: float
+    currency: str
+    ts: int  # when the venue booked it, UTC epoch seconds
+    kind: str = "funding"
+
+
 def fill_reason(order: Order) -> str:
     """``Fill.reason`` for a fill of ``order``: its tag, or untagged, its type. Every broker
     gives it (the contract suite checks), so the trades' entry and exit reasons, which the
@@ -323,3 +341,5 @@ class CarriedState:
     known_order_ids: frozenset[str] = frozenset()
     # Close time of the last bar the bot fully handled (0: none); a restart resumes after it.
     last_bar_ts: int = 0
+    # The venue's payments outside fills (funding) the bot booked, oldest first.
+    cash_flows: list[CashFlow] = field(default_factory=list)

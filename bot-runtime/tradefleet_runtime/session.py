@@ -41,6 +41,7 @@ from tradefleet_runtime.capabilities import (
     BarObserver,
     BracketFollower,
     Capability,
+    CashFlowReporter,
     EquityRestorer,
     FillObserver,
     FillRestorer,
@@ -77,6 +78,7 @@ from tradefleet_runtime.errors import (
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
+    CashFlow,
     Fill,
     Order,
     OrderIntent,
@@ -138,6 +140,9 @@ class Bot:
     planner: TargetPositioner | None = None
     # The broker knows its account's leverage (``knows-leverage``): risk plugins read it.
     leverage: LeverageReporter | None = None
+    # A venue broker that reports funding and other payments outside fills
+    # (``reports-cash-flows``): after a restart, those made while the bot was down are booked.
+    cash_flows: CashFlowReporter | None = None
 
     @property
     def name(self) -> str:
@@ -229,6 +234,9 @@ def assemble(
         leverage=cast("LeverageReporter", broker)
         if declares(PluginKind.BROKER, spec.broker.name, Capability.KNOWS_LEVERAGE)
         else None,
+        cash_flows=cast("CashFlowReporter", broker)
+        if declares(PluginKind.BROKER, spec.broker.name, Capability.REPORTS_CASH_FLOWS)
+        else None,
     )
 
 
@@ -277,6 +285,19 @@ class RunJournal(JournalWriter, Protocol):
     def lock_resets(self) -> dict[str, int]: ...
 
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]: ...
+
+
+def cash_flows_since(state: CarriedState, missed: Sequence[Fill] = ()) -> int | None:
+    """From when a restarted bot asks its venue for payments made while it was down: its last
+    journaled one (the venue's ids tell the ones already booked), else its first fill, one the
+    reconciliation found made while it was down included (no position, no funding); None for a
+    bot that never filled (nothing can be owed to it)."""
+    if state.cash_flows:
+        return max(flow.ts for flow in state.cash_flows)
+    fills = [*state.fills, *missed]
+    if fills:
+        return min(fill.ts for fill in fills)
+    return None
 
 
 def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
@@ -773,6 +794,20 @@ class BotSession:
             log.warning("%s: %s", self.bot.name, summary)
         for note in plan.notes:
             self.journal.record_event(now, "reconcile_note", note)
+        self._book_missed_cash_flows(engine, state, plan.missed_fills)
+
+    def _book_missed_cash_flows(
+        self, engine: Engine, state: CarriedState, missed: Sequence[Fill]
+    ) -> None:
+        """The venue's payments (funding) made while the bot was down, before it trades: its
+        equity, and every limit measured on it, start from what the venue holds."""
+        reporter = self.bot.cash_flows
+        since = cash_flows_since(state, missed)
+        if reporter is None or since is None:
+            return
+        summary = engine.book_missed_cash_flows(reporter.cash_flow_reports(since))
+        if summary:
+            log.warning("%s: %s", self.bot.name, summary)
 
     def feed_request(self) -> FeedRequest:
         spec = self.bot.manifest.spec
@@ -1096,6 +1131,10 @@ class _EndWatch:
     def on_state(self, kind: str, message: str) -> None:
         if self.inner is not None:
             self.inner.on_state(kind, message)
+
+    def on_cash_flow(self, flow: CashFlow, booked: bool) -> None:
+        if self.inner is not None:
+            self.inner.on_cash_flow(flow, booked)
 
 
 def _await_cancels(engine: Engine, asked: Sequence[str], deadline: float) -> None:

@@ -21,6 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from tradefleet_runtime.engine.engine import Engine, EngineListener
 from tradefleet_runtime.model import (
     Bar,
+    CashFlow,
     Fill,
     Order,
     OrderIntent,
@@ -150,6 +151,23 @@ class TradeLogListener:
         self._log(logging.WARNING, f"state {kind}: {message}", event="state", state=kind)
         if self.inner is not None:
             self.inner.on_state(kind, message)
+
+    def on_cash_flow(self, flow: CashFlow, booked: bool) -> None:
+        self._log(
+            logging.INFO if booked else logging.WARNING,
+            f"{flow.kind}: {flow.amount:+,.8g} {flow.currency} for {flow.symbol}"
+            + ("" if booked else f" (not booked: the bot books in {self.currency})"),
+            event="cash_flow",
+            kind=flow.kind,
+            flow_id=flow.flow_id,
+            symbol=flow.symbol,
+            amount=flow.amount,
+            currency=flow.currency,
+            booked=booked,
+            bar_time=_time(flow.ts),
+        )
+        if self.inner is not None:
+            self.inner.on_cash_flow(flow, booked)
 
 
 def log_phase(bot: str, phase: str, detail: str = "") -> None:

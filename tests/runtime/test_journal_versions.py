@@ -150,21 +150,32 @@ def test_unwritable_folder_gives_a_clear_error(tmp_path: Path) -> None:
 def test_a_migration_is_said_in_the_log_naming_both_versions(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One way: the release before can no longer open the file, so a person is told. From 6
-    the step changes no table (7 marks the bots' identities, which their order ids derive
-    from: a release before it would take the bot's working orders for foreign ones)."""
-    path = _with_version(tmp_path, "6")
+    """One way: the release before can no longer open the file, so a person is told. From 7
+    the step adds ``cash_flows`` (funding booked into the account: a release before it would
+    rebuild the account without them, its cash off by every payment)."""
+    path = _with_version(tmp_path, "7")
+    assert (
+        not sqlite3.connect(path)
+        .execute("SELECT name FROM sqlite_master WHERE name = 'cash_flows'")
+        .fetchall()
+    )
     with caplog.at_level("WARNING", logger="tradefleet_runtime.journal.sqlite"):
         journal = Journal(path)
+    carried = journal.carried_state("bot")
+    assert carried is not None and carried.cash_flows == []  # the new table is read
     journal.close()
-    assert versions.CURRENT == 7
+    assert versions.CURRENT == 8
     (said,) = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
     assert said == (
-        f"journal {path}: migrated from schema version 6 to 7; releases that read up to "
-        "version 6 can no longer open it"
+        f"journal {path}: migrated from schema version 7 to 8; releases that read up to "
+        "version 7 can no longer open it"
     )
     meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
-    assert meta["schema_version"] == "7" and meta["migrated_from"] == "6"
+    assert meta["schema_version"] == "8" and meta["migrated_from"] == "7"
+    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cash_flows)")]
+    assert columns == [
+        "id", "run_id", "flow_id", "kind", "symbol", "currency", "amount", "ts", "booked"
+    ]  # fmt: skip
     caplog.clear()
     Journal(path).close()  # opened again: nothing to migrate, nothing said
     assert not [r for r in caplog.records if "migrated" in r.getMessage()]

@@ -30,6 +30,8 @@ def _scrape() -> str:
     metrics.orders.labels(bot, symbol, "filled").inc()
     metrics.fills.labels(bot, symbol, "buy").inc()
     metrics.fees.labels(bot, symbol, currency).inc(0.5)
+    metrics.funding_paid.labels(bot, symbol, currency).inc(1.25)
+    metrics.funding_received.labels(bot, symbol, currency).inc(0.75)
     metrics.slippage.labels(bot, symbol).observe(-2.0)
     metrics.slippage.labels(bot, symbol).observe(3.0)
     metrics.risk_decisions.labels(bot, "fixed-size", "allow", "allow").inc()

@@ -59,6 +59,8 @@ def _scrape(status: StatusSnapshot, labels: BotLabels = LABELS) -> dict[str, lis
     metrics = RuntimeMetrics(labels)
     metrics.watch(lambda: status, lambda: 0.0)
     metrics.fees.labels(labels.bot, "BTC/USDT", labels.currency).inc(1.25)
+    metrics.funding_paid.labels(labels.bot, "BTC/USDT", labels.currency).inc(0.5)
+    metrics.funding_received.labels(labels.bot, "BTC/USDT", labels.currency).inc(0.25)
     text = generate_latest(metrics.registry).decode()
     samples: dict[str, list[object]] = {}
     for family in text_string_to_metric_families(text):

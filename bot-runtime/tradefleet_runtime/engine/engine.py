@@ -43,6 +43,7 @@ from tradefleet_runtime.capabilities import (
     SignalReceiver,
     VenueExecution,
 )
+from tradefleet_runtime.cash_flows import books_in, cash_flow_problem
 from tradefleet_runtime.contracts import (
     Broker,
     FeedReport,
@@ -72,6 +73,7 @@ from tradefleet_runtime.instruments import limit_problem, round_price, round_qua
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
+    CashFlow,
     Fill,
     Instrument,
     Order,
@@ -264,6 +266,9 @@ class RunResult:
     rejections: Counter[str] = field(default_factory=Counter)
     run_id: str = ""
     journal_path: str = ""
+    # What the venue paid (+) or charged (-) outside fills in this run, booked into cash:
+    # funding. The trades' net P&L leaves it out; the equity has it.
+    cash_flows: float = 0.0
 
     @property
     def final_equity(self) -> float:
@@ -287,6 +292,8 @@ class EngineListener(Protocol):
     ) -> None: ...
 
     def on_state(self, kind: str, message: str) -> None: ...
+
+    def on_cash_flow(self, flow: CashFlow, booked: bool) -> None: ...
 
 
 @dataclass
@@ -401,7 +408,7 @@ class Engine:
         self._instrument_limits: dict[str, bool] = {}
         # The broker's event source when it declares ``venue-execution`` (checked at load),
         # for ``pump``; None otherwise.
-        self._drain: Callable[[], Sequence[Fill | OrderUpdate]] | None = (
+        self._drain: Callable[[], Sequence[Fill | OrderUpdate | CashFlow]] | None = (
             venue.drain_events if venue is not None else None
         )
         self._peak_equity = config.initial_capital
@@ -411,6 +418,11 @@ class Engine:
         self._start_equity: float | None = None
         self._carried_trades = 0
         self._carried_fees = 0.0
+        self._carried_cash_flows = 0.0
+        # The venue's ids of the payments outside fills booked (or journaled unbooked) so far,
+        # earlier runs' too: a payment reported again (a poll's overlap, a restart's catch-up)
+        # is booked once.
+        self._flow_ids: set[str] = set()
         self._next_day = 0
         self._day_start_equity = config.initial_capital
         self._equity_ts: array[int] = array("q")
@@ -808,6 +820,7 @@ class Engine:
             rejections=self.stats.rejections,
             run_id=self.journal.run_id,
             journal_path=self.journal.path,
+            cash_flows=self.portfolio.cash_flows - self._carried_cash_flows,
         )
 
     # -- orders ------------------------------------------------------------------------------
@@ -1175,12 +1188,69 @@ class Engine:
                 f"resized from {previous:g} to {child.quantity:g}: what of its entry filled",
             )
 
-    def _on_broker_events(self, events: Sequence[Fill | OrderUpdate]) -> None:
+    def _on_broker_events(self, events: Sequence[Fill | OrderUpdate | CashFlow]) -> None:
         for event in events:
             if isinstance(event, Fill):
                 self._on_fill(event)
-            else:
+            elif isinstance(event, OrderUpdate):
                 self._on_order_update(event)
+            else:
+                self._on_cash_flow(event)
+
+    def _on_cash_flow(self, flow: CashFlow) -> bool:
+        """Book a payment the venue made outside fills (funding) into cash, once by its id;
+        journaled, counted and told. Returns whether it was new."""
+        if flow.flow_id in self._flow_ids:
+            return False
+        problem = cash_flow_problem(flow, self._symbols)
+        if problem:
+            # A broker's answer the bot cannot book is said, naming the field, and kept out of
+            # the account: never a crash of the engine's thread, never a guess.
+            self._state(
+                "cash_flow_refused",
+                f"a {flow.kind} payment reported by the broker was not booked: {problem}",
+                {"flow_id": str(flow.flow_id), "problem": problem},
+            )
+            return False
+        self._flow_ids.add(flow.flow_id)
+        booked = books_in(flow, self.config.currency)
+        if booked:
+            self.portfolio.book_cash_flow(flow.amount)
+        self.journal.record_cash_flow(flow, booked)
+        if not booked:
+            self._state(
+                "cash_flow_unbooked",
+                f"{flow.kind} of {flow.amount:+,.8g} {flow.currency} for {flow.symbol} (venue id "
+                f"{flow.flow_id}) is not in the bot's cash: it books in {self.config.currency}, "
+                f"so its equity differs from the venue's by this payment",
+                {"flow_id": flow.flow_id, "currency": flow.currency, "amount": flow.amount},
+            )
+        if self.listener is not None:
+            self.listener.on_cash_flow(flow, booked)
+        return True
+
+    def book_missed_cash_flows(self, flows: Sequence[CashFlow]) -> str:
+        """After a restart's reconciliation: book the venue's payments made while the bot was
+        down (those already journaled are skipped by id). Returns a summary ('' for none)."""
+        booked = [flow for flow in flows if self._on_cash_flow(flow)]
+        if not booked:
+            return ""
+        total = sum(flow.amount for flow in booked if books_in(flow, self.config.currency))
+        summary = (
+            f"{len(booked)} {booked[0].kind} payment(s) made while the bot was down booked: "
+            f"{total:+,.2f} {self.config.currency}"
+        )
+        self._state("cash_flows_caught_up", summary, {"count": len(booked), "total": total})
+        return summary
+
+    def _restore_cash_flows(self, flows: Sequence[CashFlow]) -> None:
+        """Earlier runs' payments, as journaled, into the account (before ``_carry``)."""
+        for flow in flows:
+            if flow.flow_id in self._flow_ids:
+                continue
+            self._flow_ids.add(flow.flow_id)
+            if books_in(flow, self.config.currency) and not cash_flow_problem(flow, self._symbols):
+                self.portfolio.book_cash_flow(flow.amount)
 
     def _on_fill(self, fill: Fill) -> None:
         self.stats.fills += 1
@@ -1844,6 +1914,7 @@ class Engine:
             self._now = state.last_bar_ts
         for fill in state.fills:
             self.portfolio.apply(fill)
+        self._restore_cash_flows(state.cash_flows)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
         self._carry()
@@ -1889,6 +1960,7 @@ class Engine:
         account marked at its entry prices."""
         self._carried_trades = len(self.portfolio.trades)
         self._carried_fees = self.portfolio.fees_paid
+        self._carried_cash_flows = self.portfolio.cash_flows
         if self._start_equity is None:
             self._start_equity = self.portfolio.equity()
 
@@ -1903,6 +1975,7 @@ class Engine:
         """
         for fill in state.fills:
             self.portfolio.apply(fill)
+        self._restore_cash_flows(state.cash_flows)
         self._carry()  # fills missed while down are this run's: journaled in it
         adopted_ids = {report.client_order_id for report in plan.adopted}
         for fill in (*plan.missed_fills, *plan.adjustments):

@@ -11,7 +11,15 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from tradefleet_runtime.model import Fill, Order, OrderStatus, Position, RiskDecision, Trade
+from tradefleet_runtime.model import (
+    CashFlow,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+    RiskDecision,
+    Trade,
+)
 
 
 class JournalWriter(Protocol):
@@ -67,6 +75,10 @@ class JournalWriter(Protocol):
         quantity_in: float | None,
         client_order_id: str | None = None,
     ) -> None: ...
+
+    def record_cash_flow(self, flow: CashFlow, booked: bool) -> None:
+        """A payment of the venue's outside fills (``booked``: in the account's cash)."""
+        ...
 
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None

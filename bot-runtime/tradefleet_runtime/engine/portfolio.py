@@ -2,7 +2,8 @@
 
 Cash is kept spot-style: a buy pays ``quantity × price`` out of cash and a sell receives it, so
 ``equity = cash + Σ quantity × mark`` holds at every instant for longs and shorts alike (a
-short has negative quantity). Margin is then ``Σ |quantity| × mark / leverage``.
+short has negative quantity). A venue's payments outside fills (funding) go into cash alone.
+Margin is then ``Σ |quantity| × mark / leverage``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Portfolio:
     open_positions: dict[str, Position] = field(default_factory=dict)  # quantity != 0 only
     marks: dict[str, float] = field(default_factory=dict)
     fees_paid: float = 0.0
+    # The venue's payments outside fills booked into cash (funding; + received, - paid).
+    cash_flows: float = 0.0
     trades: list[Trade] = field(default_factory=list)
     _open_trades: dict[str, _OpenTrade] = field(default_factory=dict)
     # Bumped by every fill: what a copy of the positions was taken at (risk_snapshot.py).
@@ -92,6 +95,13 @@ class Portfolio:
             self.open_positions.pop(fill.symbol, None)
         self._record_trade(fill, effect)
         return effect
+
+    def book_cash_flow(self, amount: float) -> None:
+        """A payment the venue made outside fills (funding): cash, and nothing else — no
+        position, no trade (the trades' net P&L leaves funding out; equity has it)."""
+        self.cash += amount
+        self.cash_flows += amount
+        self.version += 1
 
     def _record_trade(self, fill: Fill, effect: FillEffect) -> None:
         symbol = fill.symbol

@@ -23,6 +23,7 @@ from typing import Any
 from tradefleet_runtime.errors import JournalError
 from tradefleet_runtime.model import (
     CarriedState,
+    CashFlow,
     Fill,
     Order,
     OrderStatus,
@@ -112,6 +113,9 @@ class DiscardingJournal:
     ) -> None:
         pass
 
+    def record_cash_flow(self, flow: CashFlow, booked: bool) -> None:
+        pass
+
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
@@ -141,6 +145,9 @@ class DiscardingJournal:
 
     def flatten_in_force(self) -> tuple[str, str] | None:
         return None
+
+    def closes_owed(self) -> dict[str, tuple[str, str | None]]:
+        return {}
 
     def risk_locks(self) -> dict[str, tuple[str, int]]:
         return {}

@@ -151,3 +151,16 @@ CREATE TABLE IF NOT EXISTS signals (
     -- is refused, not answered with this outcome. '': journaled before schema version 6.
     digest TEXT NOT NULL DEFAULT ''
 );
+-- The venue's payments outside fills (funding of perpetual futures), by the venue's id.
+-- ``booked`` 0: in another currency than the account's, journaled but not in its cash.
+CREATE TABLE IF NOT EXISTS cash_flows (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    flow_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount REAL NOT NULL,
+    ts INTEGER NOT NULL,
+    booked INTEGER NOT NULL
+);

@@ -44,6 +44,7 @@ from tradefleet_runtime.journal.column_insert import ROWS_PER_INSERT, Same, inse
 from tradefleet_runtime.journal.run_rows import RunRows
 from tradefleet_runtime.model import (
     CarriedState,
+    CashFlow,
     Fill,
     Order,
     OrderStatus,
@@ -100,6 +101,10 @@ _INSERT_RUN_SYMBOL = (
 _INSERT_RISK = (
     "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, quantity_in,"
     " quantity_out, reason, client_order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CASH_FLOW = (
+    "INSERT INTO cash_flows (run_id, flow_id, kind, symbol, currency, amount, ts, booked)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
@@ -671,6 +676,19 @@ class Journal:
                     _UPSERT_POSITION, _position_row(self.run_id, rows.position, fills.ts[-1])
                 )
 
+    def record_cash_flow(self, flow: CashFlow, booked: bool) -> None:
+        row = (
+            self.run_id,
+            flow.flow_id,
+            flow.kind,
+            flow.symbol,
+            flow.currency,
+            flow.amount,
+            flow.ts,
+            1 if booked else 0,
+        )
+        self._write((_INSERT_CASH_FLOW, row))
+
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
@@ -819,6 +837,14 @@ class Journal:
         rows = self.query("SELECT COALESCE(SUM(fee), 0) FROM fills WHERE run_id = ?", run_id)
         return float(rows[0][0])
 
+    def funding(self, run_id: str) -> float:
+        """The venue's payments outside fills a run booked into cash (+ received, - paid)."""
+        rows = self.query(
+            "SELECT COALESCE(SUM(amount), 0) FROM cash_flows WHERE run_id = ? AND booked = 1",
+            run_id,
+        )
+        return float(rows[0][0])
+
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read-only access for reports and tests."""
         return self._db.execute(sql, args).fetchall()
@@ -940,6 +966,15 @@ class Journal:
             )
         )
         state.last_bar_ts = self._last_bar_ts(marks, previous)
+        state.cash_flows = [
+            CashFlow(row[0], row[1], row[2], row[3], row[4], row[5])
+            for row in self.query(
+                "SELECT c.flow_id, c.symbol, c.amount, c.currency, c.ts, c.kind"
+                " FROM cash_flows c JOIN runs r USING (run_id)"
+                f" WHERE c.run_id IN ({marks}) ORDER BY r.started_at, c.id",
+                *previous,
+            )
+        ]
         return state
 
     def _last_bar_ts(self, marks: str, runs: tuple[str, ...]) -> int:

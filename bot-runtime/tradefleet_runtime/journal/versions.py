@@ -22,6 +22,9 @@ History:
 - 7: each bot's identity (``meta`` ``identity:<bot>``), which its orders' client ids derive
   from. No table changes; the version says a release before it must not open the file: it
   would take the bot's own orders working at the venue for another program's and leave them.
+- 8: ``cash_flows``, the venue's payments outside fills (perpetual futures' funding). 7 → 8
+  only adds the table; the version says a release before it must not open the file: it would
+  rebuild the account without them, its cash off by every payment.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import sqlite3
 
 from tradefleet_runtime.errors import JournalError
 
-CURRENT = 7
+CURRENT = 8
 OLDEST_MIGRATABLE = 2
 
 # Statements that change existing tables, by the version they lead to. New tables come from the

@@ -31,7 +31,9 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: 1.12: ``BrokerContext.identity`` (a broker derives its ids and venue tags from
 #: ``identity_seed``) and ``BrokerContext.first_run``.
 #: 1.13: the ``restores-positions`` broker capability (``PositionRestorer``).
-CONTRACT_VERSION = "1.13"
+#: 1.14: ``CashFlow`` and the ``reports-cash-flows`` broker capability (``CashFlowReporter``):
+#: funding booked into the account.
+CONTRACT_VERSION = "1.14"
 
 
 def contract_major(version: str) -> str:

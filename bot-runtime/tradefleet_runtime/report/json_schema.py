@@ -41,6 +41,8 @@ def report_json(report: Report, currency: str) -> dict[str, object]:
     out.update(
         {
             "currency": currency,
+            # Funding booked into cash (+ received, - paid): in net_pnl, in no trade's.
+            "funding": report.funding,
             "start": _iso(report.start_ts),
             "end": _iso(report.end_ts),
             "years": report.years,

@@ -354,6 +354,9 @@ class ReportInput:
     trades: Sequence[Trade]  # closed trades, then any still open as END_OF_DATA trades
     fees: float
     symbols: Sequence[SymbolRange] = ()
+    # Funding the venue paid (+) or charged (-) in the run, booked into its cash: in the
+    # equity and the net P&L, in no trade's P&L.
+    funding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,7 @@ class Report:
     exit_reasons: dict[str, TradeGroup]
     monthly: list[tuple[str, float]]
     benchmark: Benchmark | None
+    funding: float = 0.0
 
 
 def build_report(data: ReportInput) -> Report:
@@ -417,4 +421,5 @@ def build_report(data: ReportInput) -> Report:
         exit_reasons=_grouped([t.exit_reason or "(none)" for t in trades], pnls),
         monthly=monthly_returns(stamps, data.equity, data.initial),
         benchmark=Benchmark(tuple(data.symbols), years) if data.symbols else None,
+        funding=data.funding,
     )

@@ -60,6 +60,7 @@ def from_result(result: RunResult) -> ReportInput:
         exposure=result.exposure,
         trades=result.trades,
         fees=result.fees,
+        funding=result.cash_flows,
     )
 
 
@@ -79,4 +80,5 @@ def from_journal(journal: Journal, run: RunRecord) -> ReportInput:
         trades=trades,
         fees=journal.fees(run.run_id),
         symbols=symbols,
+        funding=journal.funding(run.run_id),
     )

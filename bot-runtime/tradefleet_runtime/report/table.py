@@ -40,6 +40,7 @@ def _figures(title: str, report: Report, currency: str) -> Table:
         ("win rate", f"{figures.win_rate:.1%}"),
         ("net P&L", _money(figures.net_pnl, currency)),
         ("fees", _money(figures.fees, currency)),
+        *([("funding", _money(report.funding, currency))] if report.funding else []),
         ("final equity", _money(figures.final_equity, currency)),
         ("return", f"{figures.return_pct:.2f} %"),
         ("CAGR", _pct(report.cagr)),

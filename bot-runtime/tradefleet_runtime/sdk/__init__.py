@@ -56,6 +56,7 @@ from tradefleet_runtime.capabilities import (
     BarObserver,
     BracketFollower,
     Capability,
+    CashFlowReporter,
     EquityRestorer,
     FillObserver,
     FillRestorer,
@@ -116,6 +117,7 @@ from tradefleet_runtime.indicators import (
 from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
     Bar,
+    CashFlow,
     Fill,
     Instrument,
     Order,
@@ -210,6 +212,8 @@ __all__ = [
     "BrokerContext",
     "Capability",
     "CapabilityFigures",
+    "CashFlow",
+    "CashFlowReporter",
     "CloseIndicator",
     "ColumnBars",
     "DataError",

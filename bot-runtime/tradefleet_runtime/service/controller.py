@@ -33,6 +33,7 @@ from tradefleet_runtime.errors import (
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
+    CashFlow,
     Fill,
     Order,
     OrderIntent,
@@ -1049,3 +1050,28 @@ class _Listener:
     def on_state(self, kind: str, message: str) -> None:
         c = self.c
         c.hub.publish(c.engine.now if c.engine else 0, EventKind.STATE, message, {"state": kind})
+
+    def on_cash_flow(self, flow: CashFlow, booked: bool) -> None:
+        c = self.c
+        if booked:
+            currency = c.metrics.labels.currency
+            symbol = c.metrics.labels.symbol(flow.symbol)
+            if flow.amount < 0.0:
+                c.metrics.funding_paid.labels(self.bot, symbol, currency).inc(-flow.amount)
+            else:
+                c.metrics.funding_received.labels(self.bot, symbol, currency).inc(flow.amount)
+        c.hub.publish(
+            flow.ts,
+            EventKind.STATE,
+            f"{flow.kind} {flow.amount:+,.8g} {flow.currency} for {flow.symbol}"
+            + ("" if booked else " (not booked: another currency than the account's)"),
+            {
+                "state": "cash_flow",
+                "kind": flow.kind,
+                "flow_id": flow.flow_id,
+                "symbol": flow.symbol,
+                "amount": flow.amount,
+                "currency": flow.currency,
+                "booked": booked,
+            },
+        )

@@ -47,6 +47,10 @@ MONEY_SERIES = frozenset(
         "tradefleet_position_notional",
         "tradefleet_fees_total",
         "tradefleet_fees_created",
+        "tradefleet_funding_paid_total",
+        "tradefleet_funding_paid_created",
+        "tradefleet_funding_received_total",
+        "tradefleet_funding_received_created",
     }
 )
 
@@ -226,6 +230,20 @@ class RuntimeMetrics:
         self.fees = Counter(
             "tradefleet_fees",
             "Fees paid, in the account currency.",
+            ["bot", "symbol", "currency"],
+            registry=r,
+        )
+        # Funding the venue booked into the account's cash, split by direction: a counter only
+        # grows, and a net figure is received - paid.
+        self.funding_paid = Counter(
+            "tradefleet_funding_paid",
+            "Funding payments the account paid, in the account currency.",
+            ["bot", "symbol", "currency"],
+            registry=r,
+        )
+        self.funding_received = Counter(
+            "tradefleet_funding_received",
+            "Funding payments the account received, in the account currency.",
             ["bot", "symbol", "currency"],
             registry=r,
         )

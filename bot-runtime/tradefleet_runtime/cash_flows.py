@@ -1,0 +1,36 @@
+"""Payments a venue makes outside fills (perpetual futures' funding): what the bot may book.
+
+Pure decisions for the engine: a broker's report is checked before anything is booked (a bad
+answer is said naming its field, never booked as a guess), and a payment goes into the account's
+cash only when it is in the account's currency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+
+from tradefleet_runtime.model import CashFlow
+
+
+def cash_flow_problem(flow: CashFlow, symbols: Collection[str]) -> str:
+    """Why ``flow`` cannot be booked for a bot trading ``symbols``, naming the field; ''."""
+    if not isinstance(flow.flow_id, str) or not flow.flow_id:
+        return f"flow_id {flow.flow_id!r}: the venue's id of the payment is missing"
+    amount = flow.amount
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return f"amount {amount!r} is not a number"
+    if not math.isfinite(amount):
+        return f"amount {amount!r} is not a finite number"
+    if flow.symbol not in symbols:
+        return f"symbol {flow.symbol!r} is not one of the bot's ({', '.join(symbols)})"
+    if not isinstance(flow.currency, str) or not flow.currency:
+        return f"currency {flow.currency!r}: missing"
+    if isinstance(flow.ts, bool) or not isinstance(flow.ts, int) or flow.ts <= 0:
+        return f"ts {flow.ts!r} is not a time (UTC epoch seconds)"
+    return ""
+
+
+def books_in(flow: CashFlow, currency: str) -> bool:
+    """Whether ``flow`` goes into the cash of an account kept in ``currency``."""
+    return flow.currency.upper() == currency.upper()
