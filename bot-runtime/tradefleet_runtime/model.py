@@ -309,6 +309,8 @@ class Trade:
     ``entry_reason``/``exit_reason`` are the ``Fill.reason`` of the fill that opened the trade
     and of the one that ended it: the order's tag (``stop_loss``/``take_profit`` for bracket
     children, the strategy's own tags, ``emergency-flatten``...) or, untagged, its type.
+    ``funding`` is what the venue paid (+) or charged (-) the position while the trade held it
+    (perpetual futures), in its net P&L as fees are.
     """
 
     symbol: str
@@ -322,10 +324,11 @@ class Trade:
     fees: float
     entry_reason: str = ""
     exit_reason: str = ""
+    funding: float = 0.0
 
     @property
     def net_pnl(self) -> float:
-        return self.gross_pnl - self.fees
+        return self.gross_pnl - self.fees + self.funding
 
 
 @dataclass

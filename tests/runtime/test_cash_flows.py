@@ -42,7 +42,7 @@ from tradefleet_runtime.model import (
     Side,
 )
 from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.report.json_schema import report_json
+from tradefleet_runtime.report.json_schema import report_json, trades_json
 from tradefleet_runtime.report.metrics import ReportInput, build_report
 from tradefleet_runtime.report.sources import from_journal
 from tradefleet_runtime.report.table import report_table
@@ -141,11 +141,17 @@ class FundingVenue:
 
 
 class BuyOnce(Strategy):
-    """Buys 1 at market on its first bar and holds it."""
+    """Buys 1 at market on its first bar and holds it; closes it at the bar of ``close_at``."""
+
+    close_at: ClassVar[int | None] = None
 
     def on_bar(self, bar: Bar) -> None:
         ctx = self.ctx
-        if ctx.position(bar.symbol).quantity == 0 and not ctx.open_orders(bar.symbol):
+        held = ctx.position(bar.symbol).quantity
+        if bar.ts == BuyOnce.close_at:
+            if held:
+                ctx.close(bar.symbol)
+        elif held == 0 and not ctx.open_orders(bar.symbol) and BuyOnce.close_at is None:
             ctx.buy(bar.symbol, 1)
 
 
@@ -209,6 +215,7 @@ def registry() -> PluginRegistry:
     FundingVenue.ledger = []
     FundingVenue.unreported = []
     FundingVenue.asked_since = []
+    BuyOnce.close_at = None
     return registry_with(HOOKS)  # type: ignore[arg-type]
 
 
@@ -428,3 +435,49 @@ def test_a_run_without_funding_shows_no_funding_line(tmp_path: Path) -> None:
     console.print(report_table("run", report, "USD"))
     assert "funding" not in console.export_text()
     assert report_json(report, "USD")["funding"] == 0.0
+
+
+def test_a_trade_carries_the_funding_paid_while_it_held_its_position_across_a_restart(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    """Long 1 from hour 0; the venue charges 12.5 at hour 3, the bot dies, the venue charges
+    7.25 at hour 8 while it is down, the restarted bot closes at hour 10. The trade's funding is
+    −19.75, in its net P&L, in the journal's trade row and in ListTrades' source; a trade that
+    held no position at a payment gets none of it."""
+    _run(tmp_path, registry, PayingBars(_bars(0, 6), [_funding("fund-1", -12.5, 3)]))
+    FundingVenue.pay(_funding("fund-2", -7.25, 8), reported=False)
+    BuyOnce.close_at = T0 + 10 * HOUR
+    session = _run(tmp_path, registry, PayingBars(_bars(9, 4), [_funding("fund-3", 2.0, 12)]))
+    engine = session.engine
+    assert engine is not None
+    (trade,) = engine.portfolio.trades
+    assert trade.funding == pytest.approx(-19.75)  # fund-3 came after the close: no trade's
+    assert trade.net_pnl == pytest.approx(trade.gross_pnl - trade.fees - 19.75)
+    assert engine.portfolio.cash_flows == pytest.approx(-17.75)
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        runs = journal.runs()
+        (journaled,) = [t for run in runs for t in journal.trades(run.run_id)]
+    finally:
+        journal.close()
+    assert journaled == trade
+    assert trades_json([trade])[0]["funding"] == pytest.approx(-19.75)
+
+
+def test_funding_before_a_fill_goes_to_the_trade_that_held_the_position_then() -> None:
+    """The replay after a restart puts each payment between the fills it came between."""
+    from tradefleet_runtime.engine.portfolio import Portfolio
+
+    def fill(i: int, side: Side, hours: int) -> Fill:
+        return Fill(f"o{i}", SYMBOL, side, 1.0, 100.0, 0.0, T0 + hours * HOUR, f"t{i}")
+
+    portfolio = Portfolio(cash=1000.0)
+    portfolio.apply(fill(1, Side.BUY, 0))
+    portfolio.book_cash_flow(-1.0, SYMBOL)
+    portfolio.apply(fill(2, Side.SELL, 2))
+    portfolio.book_cash_flow(-5.0, "ETHUSDT")  # another symbol's position: not this trade's
+    portfolio.apply(fill(3, Side.SELL, 3))
+    portfolio.book_cash_flow(3.0, SYMBOL)
+    portfolio.apply(fill(4, Side.BUY, 5))
+    assert [t.funding for t in portfolio.trades] == [-1.0, 3.0]
+    assert portfolio.cash == pytest.approx(1000.0 - 1.0 - 5.0 + 3.0)

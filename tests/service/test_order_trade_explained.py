@@ -460,4 +460,5 @@ def test_the_fields_of_older_releases_keep_their_numbers() -> None:
         "exit_reason": 12,
         "entry_order_id": 13,
         "exit_order_id": 14,
+        "funding": 15,
     }

@@ -1215,7 +1215,7 @@ class Engine:
         self._flow_ids.add(flow.flow_id)
         booked = books_in(flow, self.config.currency)
         if booked:
-            self.portfolio.book_cash_flow(flow.amount)
+            self.portfolio.book_cash_flow(flow.amount, flow.symbol)
         self.journal.record_cash_flow(flow, booked)
         if not booked:
             self._state(
@@ -1243,14 +1243,26 @@ class Engine:
         self._state("cash_flows_caught_up", summary, {"count": len(booked), "total": total})
         return summary
 
-    def _restore_cash_flows(self, flows: Sequence[CashFlow]) -> None:
-        """Earlier runs' payments, as journaled, into the account (before ``_carry``)."""
-        for flow in flows:
-            if flow.flow_id in self._flow_ids:
-                continue
-            self._flow_ids.add(flow.flow_id)
-            if books_in(flow, self.config.currency) and not cash_flow_problem(flow, self._symbols):
-                self.portfolio.book_cash_flow(flow.amount)
+    def _replay(self, state: CarriedState) -> None:
+        """Earlier runs' fills and payments into the account (before ``_carry``), in the order
+        they happened: each payment goes to the trade that held its position then."""
+        flows = sorted(state.cash_flows, key=lambda flow: flow.ts)
+        done = 0
+        for fill in state.fills:
+            while done < len(flows) and flows[done].ts < fill.ts:
+                self._restore_cash_flow(flows[done])
+                done += 1
+            self.portfolio.apply(fill)
+        for flow in flows[done:]:
+            self._restore_cash_flow(flow)
+
+    def _restore_cash_flow(self, flow: CashFlow) -> None:
+        """An earlier run's payment, as journaled (booked there if in the account's currency)."""
+        if flow.flow_id in self._flow_ids:
+            return
+        self._flow_ids.add(flow.flow_id)
+        if books_in(flow, self.config.currency) and not cash_flow_problem(flow, self._symbols):
+            self.portfolio.book_cash_flow(flow.amount, flow.symbol)
 
     def _on_fill(self, fill: Fill) -> None:
         self.stats.fills += 1
@@ -1912,9 +1924,7 @@ class Engine:
             # Before its first bar the engine's clock is the last bar the account saw: what is
             # journaled here (re-armed orders, the summary) is stamped then, not at 1970.
             self._now = state.last_bar_ts
-        for fill in state.fills:
-            self.portfolio.apply(fill)
-        self._restore_cash_flows(state.cash_flows)
+        self._replay(state)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
         self._carry()
@@ -1973,9 +1983,7 @@ class Engine:
         disagreement the plan could not resolve halts the bot (Degraded) until a person resumes
         it.
         """
-        for fill in state.fills:
-            self.portfolio.apply(fill)
-        self._restore_cash_flows(state.cash_flows)
+        self._replay(state)
         self._carry()  # fills missed while down are this run's: journaled in it
         adopted_ids = {report.client_order_id for report in plan.adopted}
         for fill in (*plan.missed_fills, *plan.adjustments):

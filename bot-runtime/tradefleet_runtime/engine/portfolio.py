@@ -26,6 +26,7 @@ class _OpenTrade:
     exit_qty: float = 0.0
     gross: float = 0.0
     fees: float = 0.0
+    funding: float = 0.0
 
 
 @dataclass
@@ -96,12 +97,15 @@ class Portfolio:
         self._record_trade(fill, effect)
         return effect
 
-    def book_cash_flow(self, amount: float) -> None:
-        """A payment the venue made outside fills (funding): cash, and nothing else — no
-        position, no trade (the trades' net P&L leaves funding out; equity has it)."""
+    def book_cash_flow(self, amount: float, symbol: str) -> None:
+        """A payment the venue made outside fills (funding of ``symbol``'s position): cash,
+        and the net P&L of the trade holding the position; no position changes."""
         self.cash += amount
         self.cash_flows += amount
         self.version += 1
+        trade = self._open_trades.get(symbol)
+        if trade is not None:
+            trade.funding += amount
 
     def _record_trade(self, fill: Fill, effect: FillEffect) -> None:
         symbol = fill.symbol
@@ -128,6 +132,7 @@ class Portfolio:
                         fees=trade.fees,
                         entry_reason=trade.entry_reason,
                         exit_reason=fill.reason,
+                        funding=trade.funding,
                     )
                 )
                 del self._open_trades[symbol]
@@ -170,6 +175,7 @@ class Portfolio:
                     fees=trade.fees,
                     entry_reason=trade.entry_reason,
                     exit_reason=END_OF_DATA,
+                    funding=trade.funding,
                 )
             )
         return ended

@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS trades (
     -- when a backtest's data ended is journaled as a trade with exit_reason 'end of data'.
     entry_reason TEXT NOT NULL DEFAULT '',
     exit_reason TEXT NOT NULL DEFAULT '',
+    -- Funding the venue paid (+) or charged (-) the position while the trade held it.
+    funding REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, seq)
 );
 -- The bars a run traded, per symbol: how many, the first open and the last close (the

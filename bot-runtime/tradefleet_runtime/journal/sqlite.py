@@ -91,8 +91,8 @@ _UPSERT_POSITION = (
 # Columns named: a migrated file has the reason columns last, a new one too, but say so.
 _INSERT_TRADE = (
     "INSERT OR REPLACE INTO trades (run_id, seq, symbol, direction, quantity, entry_ts, exit_ts,"
-    " entry_price, exit_price, gross_pnl, fees, entry_reason, exit_reason)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " entry_price, exit_price, gross_pnl, fees, entry_reason, exit_reason, funding)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_RUN_SYMBOL = (
     "INSERT OR REPLACE INTO run_symbols (run_id, symbol, bars, first_ts, first_open, last_ts,"
@@ -816,7 +816,8 @@ class Journal:
     def trades(self, run_id: str) -> list[Trade]:
         rows = self._db.execute(
             "SELECT symbol, direction, quantity, entry_ts, exit_ts, entry_price, exit_price,"
-            " gross_pnl, fees, entry_reason, exit_reason FROM trades WHERE run_id = ? ORDER BY seq",
+            " gross_pnl, fees, entry_reason, exit_reason, funding FROM trades WHERE run_id = ?"
+            " ORDER BY seq",
             (run_id,),
         ).fetchall()
         return [Trade(*row) for row in rows]
@@ -1304,6 +1305,7 @@ def _trade_row(run: str, seq: int, trade: Trade) -> tuple[Any, ...]:
         trade.fees,
         trade.entry_reason,
         trade.exit_reason,
+        trade.funding,
     )
 
 

@@ -22,9 +22,10 @@ History:
 - 7: each bot's identity (``meta`` ``identity:<bot>``), which its orders' client ids derive
   from. No table changes; the version says a release before it must not open the file: it
   would take the bot's own orders working at the venue for another program's and leave them.
-- 8: ``cash_flows``, the venue's payments outside fills (perpetual futures' funding). 7 → 8
-  only adds the table; the version says a release before it must not open the file: it would
-  rebuild the account without them, its cash off by every payment.
+- 8: ``cash_flows``, the venue's payments outside fills (perpetual futures' funding), and
+  ``trades.funding``, a trade's share of them. 7 → 8 adds the table and the column (old trades
+  get 0); the version says a release before it must not open the file: it would rebuild the
+  account without them, its cash off by every payment.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _STEPS: dict[int, tuple[str, ...]] = {
     ),
     5: ("ALTER TABLE orders ADD COLUMN reference_price REAL",),
     6: ("ALTER TABLE signals ADD COLUMN digest TEXT NOT NULL DEFAULT ''",),
+    8: ("ALTER TABLE trades ADD COLUMN funding REAL NOT NULL DEFAULT 0",),
 }
 _ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) .*")
 

@@ -82,6 +82,7 @@ def trades_json(trades: Sequence[Trade]) -> list[dict[str, object]]:
                 "exit_price": t.exit_price,
                 "gross_pnl": t.gross_pnl,
                 "fees": t.fees,
+                "funding": t.funding,
                 "net_pnl": t.net_pnl,
                 "entry_reason": t.entry_reason,
                 "exit_reason": t.exit_reason,

@@ -174,6 +174,8 @@ class TradeView:
     # the journal cannot tell (fills of two orders alike: same bar, side and reason).
     entry_order_id: str | None = None
     exit_order_id: str | None = None
+    # Funding paid (+) or charged (-) while the trade held its position; in ``net_pnl``.
+    funding: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,7 +309,10 @@ def _order_details_table(orders: Sequence[OrderView]) -> Table:
 
 def _trades_table(trades: Sequence[TradeView]) -> Table:
     table = Table(title="trades")
-    for column in ("#", "symbol", "side", "qty", "entry", "exit", "net pnl", "fees", "closed"):
+    # Funding (perpetual futures) only where a trade has some: a spot bot's table stays narrow.
+    funded = any(t.funding for t in trades)
+    columns = ("#", "symbol", "side", "qty", "entry", "exit", "net pnl", "fees")
+    for column in (*columns, *(("funding",) if funded else ()), "closed"):
         table.add_column(column)
     for t in trades:
         table.add_row(
@@ -321,6 +324,7 @@ def _trades_table(trades: Sequence[TradeView]) -> Table:
             _num(t.exit_price, 4),
             _num(t.net_pnl),
             _num(t.fees),
+            *((_num(t.funding),) if funded else ()),
             _ts(t.exit_ts),
         )
     return table

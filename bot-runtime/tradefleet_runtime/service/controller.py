@@ -526,6 +526,7 @@ class BotController:
                     fees=t.fees,
                     entry_reason=t.entry_reason,
                     exit_reason=t.exit_reason,
+                    funding=t.funding,
                 )
                 for i, t in enumerate(trades)
             )

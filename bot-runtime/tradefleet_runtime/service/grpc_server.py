@@ -194,6 +194,7 @@ def trade_to_proto(trade: TradeView) -> pb.Trade:
         exit_reason=trade.exit_reason,
         entry_order_id=trade.entry_order_id,
         exit_order_id=trade.exit_order_id,
+        funding=trade.funding,
     )
 
 
@@ -330,6 +331,7 @@ def trade_from_proto(message: pb.Trade) -> TradeView:
         exit_reason=message.exit_reason,
         entry_order_id=_optional(message, "entry_order_id"),
         exit_order_id=_optional(message, "exit_order_id"),
+        funding=message.funding,
     )
 
 

@@ -247,7 +247,7 @@ class ListTradesRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Trade(_message.Message):
-    __slots__ = ("seq", "symbol", "direction", "quantity", "entry_ts", "exit_ts", "entry_price", "exit_price", "net_pnl", "fees", "entry_reason", "exit_reason", "entry_order_id", "exit_order_id")
+    __slots__ = ("seq", "symbol", "direction", "quantity", "entry_ts", "exit_ts", "entry_price", "exit_price", "net_pnl", "fees", "entry_reason", "exit_reason", "entry_order_id", "exit_order_id", "funding")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class Trade(_message.Message):
     EXIT_REASON_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     EXIT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNDING_FIELD_NUMBER: _ClassVar[int]
     seq: int
     symbol: str
     direction: int
@@ -276,7 +277,8 @@ class Trade(_message.Message):
     exit_reason: str
     entry_order_id: str
     exit_order_id: str
-    def __init__(self, seq: _Optional[int] = ..., symbol: _Optional[str] = ..., direction: _Optional[int] = ..., quantity: _Optional[float] = ..., entry_ts: _Optional[int] = ..., exit_ts: _Optional[int] = ..., entry_price: _Optional[float] = ..., exit_price: _Optional[float] = ..., net_pnl: _Optional[float] = ..., fees: _Optional[float] = ..., entry_reason: _Optional[str] = ..., exit_reason: _Optional[str] = ..., entry_order_id: _Optional[str] = ..., exit_order_id: _Optional[str] = ...) -> None: ...
+    funding: float
+    def __init__(self, seq: _Optional[int] = ..., symbol: _Optional[str] = ..., direction: _Optional[int] = ..., quantity: _Optional[float] = ..., entry_ts: _Optional[int] = ..., exit_ts: _Optional[int] = ..., entry_price: _Optional[float] = ..., exit_price: _Optional[float] = ..., net_pnl: _Optional[float] = ..., fees: _Optional[float] = ..., entry_reason: _Optional[str] = ..., exit_reason: _Optional[str] = ..., entry_order_id: _Optional[str] = ..., exit_order_id: _Optional[str] = ..., funding: _Optional[float] = ...) -> None: ...
 
 class ListTradesResponse(_message.Message):
     __slots__ = ("trades", "next_page_token")

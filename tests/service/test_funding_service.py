@@ -1,13 +1,19 @@
-"""Funding booked into a bot's account reaches its metrics and its event stream."""
+"""Funding booked into a bot's account reaches its metrics, its event stream and ListTrades."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
+from rich.table import Table
+
 from tests.service.test_metrics_labels import LABELS
 from tradefleet_runtime.model import CashFlow
+from tradefleet_runtime.service.api import TradeView
+from tradefleet_runtime.service.cli_control import _trades_table
 from tradefleet_runtime.service.controller import _Listener
+from tradefleet_runtime.service.grpc_server import trade_from_proto, trade_to_proto
 from tradefleet_runtime.service.metrics import MONEY_SERIES, RuntimeMetrics
 
 
@@ -60,3 +66,31 @@ def test_a_symbol_outside_the_spec_is_counted_under_other() -> None:
     listener, metrics, _ = _listener()
     listener.on_cash_flow(CashFlow("f1", "DOGEUSDT", -1.0, LABELS.currency, 1_700_000_000), True)
     assert _value(metrics, "tradefleet_funding_paid_total", "other") == 1.0
+
+
+def test_list_trades_carries_a_trades_funding_both_ways() -> None:
+    view = TradeView(
+        seq=3, symbol="BTCUSDT", direction=1, quantity=1.0, entry_ts=1, exit_ts=2,
+        entry_price=100.0, exit_price=110.0, net_pnl=-9.75 + 10.0, fees=0.0, funding=-9.75,
+    )  # fmt: skip
+    message = trade_to_proto(view)
+    assert message.funding == -9.75
+    assert trade_from_proto(message) == view
+
+
+def _titles(table: Table) -> list[str]:
+    return [str(column.header) for column in table.columns]
+
+
+def test_the_cli_shows_a_funding_column_only_when_a_trade_has_funding() -> None:
+    """``tradefleet trades``: a spot bot's table stays as narrow as before."""
+    spot = TradeView(
+        seq=0, symbol="BTCUSDT", direction=1, quantity=1.0, entry_ts=1, exit_ts=2,
+        entry_price=100.0, exit_price=110.0, net_pnl=10.0, fees=0.0,
+    )  # fmt: skip
+    assert "funding" not in _titles(_trades_table([spot]))
+    perp = dataclasses.replace(spot, seq=1, funding=-1.25, net_pnl=8.75)
+    table = _trades_table([spot, perp])
+    assert _titles(table)[-2:] == ["funding", "closed"]
+    funding = table.columns[_titles(table).index("funding")]
+    assert list(funding.cells) == ["0.00", "-1.25"]
