@@ -28,7 +28,7 @@ modes = pytest.mark.parametrize(("futures", "async_"), MODES, ids=MODE_IDS)
 
 def test_fault_names_are_stable() -> None:
     """The names later broker tests use to reproduce each fault."""
-    assert set(FAULTS) == COMMON_FAULT_NAMES | {"ip_ban"}
+    assert set(FAULTS) == COMMON_FAULT_NAMES | {"ip_ban", "funding_unavailable"}
 
 
 def test_unknown_fault_name_is_refused(fake_binance: FakeBinance) -> None:

@@ -101,6 +101,7 @@ async def test_futures_settings_reads(fake_binance: FakeBinance, async_: bool) -
         mode = await call(ex.fetch_margin_mode, PERP)
         assert mode["marginMode"] == "cross"
         assert (await call(ex.fetch_position_mode, PERP))["hedged"] is False
+        fake_binance.set_funding_rate("BTCUSDT", "0.0001")
         rate = await call(ex.fetch_funding_rate, PERP)
         assert rate["markPrice"] == 50_000 and rate["fundingRate"] == 0.0001
         fee = await call(ex.fetch_trading_fee, PERP)

@@ -25,7 +25,7 @@ modes = pytest.mark.parametrize("async_", ASYNC_MODES, ids=MODE_IDS)
 
 
 def test_fault_names_are_stable() -> None:
-    assert set(FAULTS) == checks.COMMON_FAULT_NAMES
+    assert set(FAULTS) == checks.COMMON_FAULT_NAMES | {"funding_unavailable"}
 
 
 def test_unknown_fault_name_is_refused(fake_bybit: FakeBybit) -> None:

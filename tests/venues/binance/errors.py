@@ -46,6 +46,8 @@ INVALID_SIDE = -1117
 BAD_SYMBOL = -1121
 INVALID_RECV_WINDOW = -1131
 INVALID_MESSAGE = -1013  # filter failures (spot)
+START_AFTER_END = -1023  # USDⓈ-M "Start time is greater than end time."
+INVALID_PARAMETER = -1130  # "Data sent for parameter '%s' is not valid."
 # --- spot order lists (errors.md, "11xx - Request issues") -----------------------
 OCO_ORDER_TYPE_REJECTED = -1158
 BUY_OCO_LIMIT_MUST_BE_BELOW = -1165
@@ -116,6 +118,12 @@ def illegal(name: str) -> BinanceError:
         f"Illegal characters found in parameter '{name}'; "
         "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.",
     )
+
+
+def invalid(name: str) -> BinanceError:
+    """-1130, the futures error-code page's "Data sent for parameter '%s' is not valid."
+    (guessed: which parameters Binance answers it for)."""
+    return BinanceError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.")
 
 
 def filter_failure(name: str) -> BinanceError:

@@ -42,13 +42,18 @@ Fault names (see :data:`FAULTS`):
     client timestamp falls outside ``recvWindow`` (-1021).
 ``latency``
     delay the response by ``delay_ms``.
+``funding_unavailable``
+    the funding history is unavailable: a GET /fapi/v1/income that would return funding
+    rows (incomeType FUNDING_FEE, or none) gets HTTP ``status`` (default 503) with the edge's
+    HTML page (``json_code`` for Binance's JSON body instead), as ``server_error`` does;
+    no other request consumes it.  ccxt raises ExchangeNotAvailable.
 """
 
 from __future__ import annotations
 
 from tests.venues.fault_registry import COMMON_FAULTS, Fault, FaultRegistry
 
-FAULTS: tuple[str, ...] = (*COMMON_FAULTS, "ip_ban")
+FAULTS: tuple[str, ...] = (*COMMON_FAULTS, "ip_ban", "funding_unavailable")
 
 
 class FaultInjector(FaultRegistry):

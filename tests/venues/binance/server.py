@@ -44,6 +44,7 @@ from .state import (
     BinanceState,
     Candle,
     Engine,
+    Income,
     MarketKind,
     Order,
     OrderList,
@@ -470,6 +471,21 @@ def futures_trade(t: Trade) -> dict[str, Any]:
     }
 
 
+def income_json(row: Income) -> dict[str, Any]:
+    """A GET /fapi/v1/income row (Binance's "Get Income History" example: ``tranId`` a
+    number, ``tradeId`` "" unless a trade made the row, ``info`` the income type)."""
+    return {
+        "symbol": row.symbol,
+        "incomeType": row.income_type,
+        "income": f"{row.income:.8f}",
+        "asset": row.asset,
+        "info": row.income_type,
+        "time": row.time,
+        "tranId": row.tran_id,
+        "tradeId": row.trade_id,
+    }
+
+
 def kline_row(kind: MarketKind, c: Candle, step: int) -> list[Any]:
     n = _num
     return [
@@ -661,6 +677,7 @@ def h_depth(ctx: RequestContext, kind: MarketKind) -> Any:
 
 def h_premium_index(ctx: RequestContext) -> Any:
     engine = ctx.state.usdm
+    funding = ctx.state.funding
 
     def one(sym: str) -> dict[str, Any]:
         px = fmt(engine.price(sym))
@@ -669,9 +686,10 @@ def h_premium_index(ctx: RequestContext) -> Any:
             "markPrice": px,
             "indexPrice": px,
             "estimatedSettlePrice": px,
-            "lastFundingRate": "0.00010000",
+            # the rate the next funding instant pays (set_funding_rate)
+            "lastFundingRate": f"{funding.rate(sym):.8f}",
             "interestRate": "0.00010000",
-            "nextFundingTime": ctx.server_time - ctx.server_time % 28_800_000 + 28_800_000,
+            "nextFundingTime": funding.next_time(ctx.server_time),
             "time": ctx.server_time,
         }
 
@@ -1009,6 +1027,25 @@ def h_futures_account(ctx: RequestContext, v3: bool) -> Any:
     return {**head, "assets": [_futures_asset(ctx, acct, v3)], "positions": positions}
 
 
+def h_income(ctx: RequestContext) -> Any:
+    """GET /fapi/v1/income (USDⓈ-M "Get Income History"): symbol, incomeType, startTime and
+    endTime (inclusive), page, limit (default 100, at most 1000)."""
+    p = ctx.params
+    limit = min(max(_int_param(p, "limit", 100) or 100, 1), 1000)
+    page = _int_param(p, "page", 1)
+    if page is None or page < 1:
+        raise E.invalid("page")
+    rows = ctx.state.income(
+        _acct(ctx),
+        p.get("symbol") or None,
+        p.get("incomeType") or None,
+        (_int_param(p, "startTime"), _int_param(p, "endTime")),
+        limit,
+        page,
+    )
+    return [income_json(r) for r in rows]
+
+
 def h_leverage(ctx: RequestContext) -> Any:
     acct = _acct(ctx)
     lev = ctx.state.set_leverage(acct, ctx.params.get("symbol"), ctx.params.get("leverage"))
@@ -1301,6 +1338,7 @@ def _routes() -> dict[tuple[str, str], Route]:
     add("GET", "/fapi/v2/ticker/price", partial(h_ticker_price, kind="usdm"), False, "usdm")
     add("DELETE", "/fapi/v1/allOpenOrders", partial(h_cancel_all, kind="usdm"), True, "usdm")
     add("GET", "/fapi/v1/userTrades", partial(h_my_trades, kind="usdm"), True, "usdm", 5)
+    add("GET", "/fapi/v1/income", h_income, True, "usdm", 30)
     add("GET", "/fapi/v2/balance", h_futures_balance, True, "usdm", 5)
     add("GET", "/fapi/v3/balance", h_futures_balance, True, "usdm", 5)
     add("GET", "/fapi/v2/account", partial(h_futures_account, v3=False), True, "usdm", 5)
@@ -1336,6 +1374,14 @@ ROUTES = _routes()
 # ---------------------------------------------------------------------------
 # HTTP plumbing
 # ---------------------------------------------------------------------------
+
+
+def _reads_funding(method: str, path: str, params: Params) -> bool:
+    """Whether a request reads funding payments (what the ``funding_unavailable`` fault hits):
+    GET /fapi/v1/income without incomeType (every type) or with FUNDING_FEE."""
+    if method != "GET" or path != "/fapi/v1/income":
+        return False
+    return params.get("incomeType", "") in ("", "FUNDING_FEE")
 
 
 class FakeBinance(HttpFake[RequestRecord]):
@@ -1448,6 +1494,49 @@ class FakeBinance(HttpFake[RequestRecord]):
         path = "/api/v3/order" if market == "spot" else "/fapi/v1/order"
         return [r for r in self.requests if r.method == "POST" and r.path == path]
 
+    # -- funding (USDⓈ-M) ---------------------------------------------------------
+    def set_funding_rate(self, symbol: str, rate: object) -> None:
+        """The rate ``symbol``'s positions pay at its next funding instants (premiumIndex's
+        ``lastFundingRate``); 0 until set (nothing paid)."""
+        with self.state.lock:
+            self.state.set_funding_rate(symbol, dec(rate))
+
+    def funding_rate(self, symbol: str) -> Decimal:
+        with self.state.lock:
+            return self.state.funding.rate(symbol)
+
+    def next_funding_time(self) -> int:
+        """The next funding instant after the venue's clock (premiumIndex's
+        ``nextFundingTime``)."""
+        with self.state.lock:
+            return self.state.funding.next_time(self.state.clock.now_ms())
+
+    def settle_funding(self) -> list[Income]:
+        """Pay every funding instant the venue's clock passed since it was last observed
+        (each request and price move does this too); the FUNDING_FEE rows made."""
+        with self.state.lock:
+            return self.state.settle_funding()
+
+    def pass_funding_time(self, after_ms: int = 1) -> int:
+        """Freeze the venue's clock ``after_ms`` past its next funding instant and settle it;
+        returns that instant.  The venue's time then runs apart from the real one: unless a
+        test set its own ``signing_clock``, signed requests are checked on the wall clock
+        from then on (as in a replayed test), so the client's timestamps stay valid."""
+        with self.state.lock:
+            self.state.settle_funding()  # what was due where the clock stood
+            clock = self.state.clock
+            at = self.state.funding.next_time(clock.now_ms())
+            clock.frozen_ms = at + after_ms - clock.offset_ms
+            if self.signing_clock is None:
+                self.signing_clock = lambda: time.time_ns() // 1_000_000
+            self.state.settle_funding()
+            return at
+
+    def funding_income(self, api_key: str | None = None) -> list[Income]:
+        """The account's FUNDING_FEE rows, oldest first."""
+        with self.state.lock:
+            return list(self.account(api_key).income)
+
     # -- HTTP -----------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         method = request.method
@@ -1470,6 +1559,11 @@ class FakeBinance(HttpFake[RequestRecord]):
         skew, answered = await self.apply_pre_faults(request, record)
         if answered is not None:
             return answered
+        if _reads_funding(method, path, params):
+            fault = self.faults.take(method, path, ("funding_unavailable",))
+            if fault is not None:
+                record.status = -1
+                return self.fault_response(fault)
         server_time = self.state.clock.now_ms() + skew
         signing_time = (
             self.signing_clock() + skew if self.signing_clock is not None else server_time
@@ -1484,6 +1578,8 @@ class FakeBinance(HttpFake[RequestRecord]):
         }
         try:
             with self.state.lock:
+                # funding due at the venue's own time (not a clock_skew fault's) is paid first
+                self.state.settle_funding()
                 account: Account | None = None
                 if route.signed:
                     key = signing.verify(
@@ -1543,7 +1639,7 @@ class FakeBinance(HttpFake[RequestRecord]):
                 status=418,
                 headers={"Retry-After": str(retry)},
             )
-        if fault.name == "server_error":
+        if fault.name in ("server_error", "funding_unavailable"):
             status = int(p.get("status", 503))
             if p.get("json_code") is not None:
                 return json_response(

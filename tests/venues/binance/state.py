@@ -18,6 +18,12 @@ Matching model (a single price path per symbol, controlled by the test):
 
 Klines are kept on a 1-minute grid and aggregated to the requested interval.
 
+Funding (USDⓈ-M): at each funding instant the venue's clock passes (``state.funding``, a
+:class:`~tests.venues.funding_schedule.FundingSchedule`: every 8 hours, 00:00/08:00/16:00
+UTC), every open position pays ``positionAmt × mark × rate`` (the mark is the last price);
+the wallet moves by the income (negative: paid) and a ``FUNDING_FEE`` income row is kept.
+The clock is observed on every request and price move (``settle_funding``).
+
 Thread safety: the server thread and the ``FakeBinance`` helpers hold
 ``state.lock`` (re-entrant) around every call; code that pokes the state directly
 while the server runs should hold it too.
@@ -37,6 +43,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
+from tests.venues.funding_schedule import FundingSchedule, check_rate, funding_payment
 from tests.venues.price_path import Clock, PricePath
 
 from . import errors as E
@@ -535,6 +542,52 @@ class Position:
     update_time: int = 0
 
 
+# GET /fapi/v1/income's incomeType values (Binance's "Get Income History" page)
+INCOME_TYPES = (
+    "TRANSFER",
+    "WELCOME_BONUS",
+    "REALIZED_PNL",
+    "FUNDING_FEE",
+    "COMMISSION",
+    "INSURANCE_CLEAR",
+    "REFERRAL_KICKBACK",
+    "COMMISSION_REBATE",
+    "API_REBATE",
+    "CONTEST_REWARD",
+    "CROSS_COLLATERAL_TRANSFER",
+    "OPTIONS_PREMIUM_FEE",
+    "OPTIONS_SETTLE_PROFIT",
+    "INTERNAL_TRANSFER",
+    "AUTO_EXCHANGE",
+    "DELIVERED_SETTELMENT",
+    "COIN_SWAP_DEPOSIT",
+    "COIN_SWAP_WITHDRAW",
+    "POSITION_LIMIT_INCREASE_FEE",
+    "STRATEGY_UMFUTURES_TRANSFER",
+    "FEE_RETURN",
+    "BFUSD_REWARD",
+)
+WEEK_MS = 7 * 86_400_000
+# tranIds of the income rows a trade makes (REALIZED_PNL, COMMISSION): this base plus the
+# trade's id, the same for both types ("trandId is unique in the same incomeType for a user",
+# and Binance's example shows one tranId on two types); funding rows count from FUNDING_TRAN_ID
+TRADE_TRAN_ID = 1_000_000_000
+FUNDING_TRAN_ID = 2_000_000_001
+
+
+@dataclass
+class Income:
+    """One row of GET /fapi/v1/income: ``income`` signed (negative: paid by the account)."""
+
+    tran_id: int
+    symbol: str
+    income_type: str
+    income: Decimal
+    asset: str
+    time: int
+    trade_id: str = ""  # the trade behind a REALIZED_PNL / COMMISSION row; "" for funding
+
+
 @dataclass
 class Account:
     api_key: str
@@ -553,6 +606,9 @@ class Account:
     # BNB at a 25 % discount, priced at BNBUSDT's last price, while the account has the BNB.
     bnb_fees: bool = False
     update_time: int = 0
+    # FUNDING_FEE income rows, oldest first (a trade's REALIZED_PNL / COMMISSION rows are made
+    # from its Trade when income is read)
+    income: list[Income] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
@@ -636,6 +692,9 @@ class Engine(PricePath[Candle, Trade]):
     def apply_candle(self, symbol: str, candle: Candle) -> list[Trade]:
         """Move the market through one candle: fill limits crossed by low/high."""
         self.spec(symbol)
+        if self.kind == "usdm":
+            # funding due before this candle is paid at the price before it
+            self.state.settle_funding()
         self._record_candle(symbol, candle)
         fills: list[Trade] = []
         # path order: open -> low -> high -> close is approximated by doing
@@ -1735,6 +1794,8 @@ class BinanceState:
     ) -> None:
         self.lock = threading.RLock()
         self.clock = Clock()
+        self.funding = FundingSchedule(self.clock.now_ms())
+        self._funding_tran_ids = itertools.count(FUNDING_TRAN_ID)
         self.accounts: dict[str, Account] = {}
         self.spot = Engine("spot", spot_symbols or default_spot_symbols(), self)
         self.usdm = Engine("usdm", futures_symbols or default_futures_symbols(), self)
@@ -1975,6 +2036,124 @@ class BinanceState:
             realized,
         )
 
+    # -- funding (USDⓈ-M) ----------------------------------------------------------
+    def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
+        """The rate ``symbol`` pays at its next funding instants (and premiumIndex shows)."""
+        if symbol not in self.usdm.symbols:
+            known = ", ".join(self.usdm.symbols)
+            raise ValueError(
+                f"symbol {symbol!r} is not a USDⓈ-M symbol of the fake; known: {known}"
+            )
+        self.funding.set_rate(symbol, check_rate(symbol, dec(rate)))
+
+    def settle_funding(self) -> list[Income]:
+        """Pay the funding of every instant the clock passed since it was last observed."""
+        rows: list[Income] = []
+        for at in self.funding.due(self.clock.now_ms()):
+            for account in self.accounts.values():
+                rows += self._fund_account(account, at)
+        return rows
+
+    def _fund_account(self, account: Account, at: int) -> list[Income]:
+        rows: list[Income] = []
+        for symbol, pos in account.positions.items():
+            if pos.amount == 0:
+                continue
+            mark = self.usdm.prices[symbol]
+            paid = funding_payment(pos.amount, mark, self.funding.rate(symbol))
+            if paid == 0:
+                continue  # guessed: no row for a zero payment (a zero rate)
+            row = Income(next(self._funding_tran_ids), symbol, "FUNDING_FEE", -paid, "USDT", at)
+            account.futures_wallet["USDT"] = account.futures_wallet.get("USDT", ZERO) - paid
+            account.update_time = at
+            account.income.append(row)
+            rows.append(row)
+        return rows
+
+    def income(
+        self,
+        account: Account,
+        symbol: str | None,
+        income_type: str | None,
+        window: tuple[int | None, int | None],
+        limit: int,
+        page: int,
+    ) -> list[Income]:
+        """GET /fapi/v1/income's rows, oldest first: ``window`` is (startTime, endTime), both
+        inclusive; neither: the last 7 days; with a startTime, the first ``limit`` rows from
+        it ("response will be return as startTime+limit"); else the latest ``limit``.
+        ``page`` (1-based) steps ``limit`` rows further on (guessed: the docs name the
+        parameter only)."""
+        if symbol is not None:
+            self.usdm.spec(symbol)
+        if income_type is not None and income_type not in INCOME_TYPES:
+            raise E.invalid("incomeType")
+        start, end = window
+        if start is None and end is None:
+            start = self.clock.now_ms() - WEEK_MS
+            picked = self._income_rows(account, symbol, income_type, start, None)
+            return _income_page(picked, limit, page, from_start=False)
+        if start is not None and end is not None and start > end:
+            raise BinanceError(E.START_AFTER_END, "Start time is greater than end time.")
+        picked = self._income_rows(account, symbol, income_type, start, end)
+        return _income_page(picked, limit, page, from_start=start is not None)
+
+    def _income_rows(
+        self,
+        account: Account,
+        symbol: str | None,
+        income_type: str | None,
+        start: int | None,
+        end: int | None,
+    ) -> list[Income]:
+        rows = [*account.income, *self._trade_income(account)]
+        return sorted(
+            (
+                r
+                for r in rows
+                if (symbol is None or r.symbol == symbol)
+                and (income_type is None or r.income_type == income_type)
+                and (start is None or r.time >= start)
+                and (end is None or r.time <= end)
+            ),
+            # a trade's two rows share time and tranId: REALIZED_PNL, then COMMISSION (guessed)
+            key=lambda r: (r.time, r.tran_id),
+        )
+
+    def _trade_income(self, account: Account) -> list[Income]:
+        """The REALIZED_PNL (when not zero) and COMMISSION rows of the account's trades."""
+        rows: list[Income] = []
+        for (key, symbol), trades in self.usdm.trades.items():
+            if key != account.api_key:
+                continue
+            for t in trades:
+                tran_id, trade_id = TRADE_TRAN_ID + t.id, str(t.id)
+                if t.realized_pnl:
+                    rows.append(
+                        Income(
+                            tran_id,
+                            symbol,
+                            "REALIZED_PNL",
+                            t.realized_pnl,
+                            "USDT",
+                            t.time,
+                            trade_id,
+                        )
+                    )
+                if t.commission:
+                    rows.append(
+                        Income(
+                            tran_id,
+                            symbol,
+                            "COMMISSION",
+                            -t.commission,
+                            t.commission_asset,
+                            t.time,
+                            trade_id,
+                        )
+                    )
+        return rows
+
     # -- futures settings -----------------------------------------------------
     def set_leverage(self, account: Account, symbol: str | None, raw: str | None) -> int:
         spec = self.usdm.spec(symbol)
@@ -2005,6 +2184,16 @@ class BinanceState:
                 E.THERE_EXISTS_QUANTITY, "Margin type cannot be changed if there exists position."
             )
         account.margin_type[spec.symbol] = mode
+
+
+def _income_page(rows: list[Income], limit: int, page: int, from_start: bool) -> list[Income]:
+    """Page ``page`` of ``limit`` rows: counted from the oldest row when a startTime was
+    sent, else from the newest (the latest ``limit`` rows, oldest first)."""
+    skip = (page - 1) * limit
+    if from_start:
+        return rows[skip : skip + limit]
+    stop = max(0, len(rows) - skip)
+    return rows[max(0, stop - limit) : stop]
 
 
 # ---------------------------------------------------------------------------

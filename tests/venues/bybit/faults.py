@@ -24,13 +24,19 @@ names Bybit's faults and what each does on its wire.  Usage from a test::
 ``accept_then_drop``     executed, then the socket is closed without a response.
 ``clock_skew``           server clock shifted by ``offset_ms`` (default 60,000).
 ``latency``              response delayed by ``delay_ms``.
+``funding_unavailable``  the funding history is unavailable: a GET /v5/execution/list
+                         that would return funding payments (execType Funding, or
+                         none) gets HTTP ``status`` (default 503) with the edge's HTML
+                         page (``json_code`` for Bybit's JSON), as ``server_error``
+                         does; no other request consumes it (``fetch_my_trades`` sends
+                         execType Trade).  ccxt raises ExchangeNotAvailable.
 """
 
 from __future__ import annotations
 
 from tests.venues.fault_registry import COMMON_FAULTS, Fault, FaultRegistry
 
-FAULTS: tuple[str, ...] = COMMON_FAULTS
+FAULTS: tuple[str, ...] = (*COMMON_FAULTS, "funding_unavailable")
 
 
 class FaultInjector(FaultRegistry):

@@ -13,6 +13,7 @@ Every answer is Bybit's envelope ``{"retCode", "retMsg", "result", "retExtInfo",
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +31,7 @@ from . import signing
 from .errors import BybitError
 from .faults import Fault, FaultInjector
 from .state import (
+    FUNDING_RATE_BOUND,
     ZERO,
     Account,
     BybitState,
@@ -79,7 +81,7 @@ class RequestContext:
 # ---------------------------------------------------------------------------
 
 
-def instrument_info(inst: Instrument) -> dict[str, Any]:
+def instrument_info(inst: Instrument, funding_interval_ms: int) -> dict[str, Any]:
     """Shape of Bybit's v5 docs example for ``/v5/market/instruments-info`` (linear)."""
     return {
         "symbol": inst.symbol,
@@ -110,11 +112,11 @@ def instrument_info(inst: Instrument) -> dict[str, Any]:
             "minNotionalValue": fmt(inst.min_notional),
         },
         "unifiedMarginTrade": True,
-        "fundingInterval": 480,
+        "fundingInterval": funding_interval_ms // 60_000,  # minutes
         "settleCoin": inst.quote,
         "copyTrading": "both",
-        "upperFundingRate": "0.00375",
-        "lowerFundingRate": "-0.00375",
+        "upperFundingRate": fmt(FUNDING_RATE_BOUND),
+        "lowerFundingRate": fmt(-FUNDING_RATE_BOUND),
         "isPreListing": False,
         "preListingInfo": None,
         "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
@@ -147,8 +149,8 @@ def ticker(state: BybitState, symbol: str) -> dict[str, Any]:
         "openInterestValue": "0",
         "turnover24h": fmt(turnover),
         "volume24h": fmt(vol),
-        "fundingRate": "0.0001",
-        "nextFundingTime": str(state.now - state.now % 28_800_000 + 28_800_000),
+        "fundingRate": fmt(state.funding.rate(symbol)),  # what the next funding instant pays
+        "nextFundingTime": str(state.funding.next_time(state.now)),
         "predictedDeliveryPrice": "",
         "basisRate": "",
         "deliveryFeeRate": "",
@@ -213,7 +215,8 @@ def order_json(o: Order) -> dict[str, Any]:
 
 
 def execution_json(x: Execution) -> dict[str, Any]:
-    """Shape of the recorded swap ``fetchMyTrades`` row."""
+    """Shape of the recorded swap ``fetchMyTrades`` row; a funding payment's (execType
+    Funding) as ccxt's ``parse_income`` sample."""
     return {
         "symbol": x.symbol,
         "orderType": x.order_type,
@@ -223,7 +226,7 @@ def execution_json(x: Execution) -> dict[str, Any]:
         "stopOrderType": x.stop_order_type,
         "execTime": str(x.time),
         "feeCurrency": "",
-        "createType": "CreateByUser",
+        "createType": x.create_type,
         "feeRate": fmt(x.fee_rate),
         "tradeIv": "",
         "blockTradeId": "",
@@ -234,7 +237,7 @@ def execution_json(x: Execution) -> dict[str, Any]:
         "orderPrice": fmt(x.order_price),
         "execValue": fmt(x.value),
         "closedSize": fmt(x.closed_size),
-        "execType": "Trade",
+        "execType": x.exec_type,
         "seq": x.seq,
         "side": x.side,
         "indexPrice": "",
@@ -297,7 +300,7 @@ def h_instruments(ctx: RequestContext) -> Any:
         items = list(ctx.state.instruments.values())
     return {
         "category": "linear",
-        "list": [instrument_info(i) for i in items],
+        "list": [instrument_info(i, ctx.state.funding.interval_ms) for i in items],
         "nextPageCursor": "",
     }
 
@@ -611,6 +614,15 @@ ORDER_PATHS = ("/v5/order/create", "/v5/order/cancel", "/v5/order/amend", "/v5/o
 # ---------------------------------------------------------------------------
 
 
+def _reads_funding(method: str, path: str, params: Params) -> bool:
+    """Whether a request reads funding payments (what the ``funding_unavailable`` fault hits):
+    GET /v5/execution/list without execType (every type) or with Funding, as ccxt's
+    ``fetch_funding_history`` sends it; ``fetch_my_trades`` (execType Trade) is not hit."""
+    if method != "GET" or path != "/v5/execution/list":
+        return False
+    return params.get("execType", "") in ("", "Funding")
+
+
 def _envelope(code: int, msg: str, result: Any, now: int) -> dict[str, Any]:
     return {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": now}
 
@@ -682,6 +694,48 @@ class FakeBybit(HttpFake[RequestRecord]):
     def order_requests(self) -> list[RequestRecord]:
         return [r for r in self.requests if r.method == "POST" and r.path == "/v5/order/create"]
 
+    # -- funding ------------------------------------------------------------------
+    def set_funding_rate(self, symbol: str, rate: object) -> None:
+        """The rate ``symbol``'s positions pay at its next funding instants (tickers'
+        ``fundingRate``), within the instruments' ±0.00375; 0 until set (nothing paid)."""
+        with self.state.lock:
+            self.state.set_funding_rate(symbol, dec(rate))
+
+    def funding_rate(self, symbol: str) -> Decimal:
+        with self.state.lock:
+            return self.state.funding.rate(symbol)
+
+    def next_funding_time(self) -> int:
+        """The next funding instant after the venue's clock (tickers' ``nextFundingTime``)."""
+        with self.state.lock:
+            return self.state.funding.next_time(self.state.clock.now_ms())
+
+    def settle_funding(self) -> list[Execution]:
+        """Pay every funding instant the venue's clock passed since it was last observed
+        (each request and price move does this too); the Funding executions made."""
+        with self.state.lock:
+            return self.state.settle_funding()
+
+    def pass_funding_time(self, after_ms: int = 1) -> int:
+        """Freeze the venue's clock ``after_ms`` past its next funding instant and settle it;
+        returns that instant.  The venue's time then runs apart from the real one: unless a
+        test set its own ``signing_clock``, signed requests are checked on the wall clock
+        from then on (as in a replayed test), so the client's timestamps stay valid."""
+        with self.state.lock:
+            self.state.settle_funding()  # what was due where the clock stood
+            clock = self.state.clock
+            at = self.state.funding.next_time(clock.now_ms())
+            clock.frozen_ms = at + after_ms - clock.offset_ms
+            if self.signing_clock is None:
+                self.signing_clock = lambda: time.time_ns() // 1_000_000
+            self.state.settle_funding()
+            return at
+
+    def funding_executions(self, api_key: str | None = None) -> list[Execution]:
+        """The account's Funding executions, oldest first."""
+        with self.state.lock:
+            return list(self.state.funding_executions[api_key or self.api_key])
+
     # -- HTTP -----------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         method, path, query = request.method, request.path, request.query_string
@@ -710,6 +764,11 @@ class FakeBybit(HttpFake[RequestRecord]):
         skew, answered = await self.apply_pre_faults(request, record)
         if answered is not None:
             return answered
+        if _reads_funding(method, path, params):
+            fault = self.faults.take(method, path, ("funding_unavailable",))
+            if fault is not None:
+                record.status = -1
+                return self.fault_response(fault)
         server_time = self.state.clock.now_ms() + skew
         signing_time = (
             self.signing_clock() + skew if self.signing_clock is not None else server_time
@@ -727,6 +786,8 @@ class FakeBybit(HttpFake[RequestRecord]):
             }
         try:
             with self.state.lock:
+                # funding due at the venue's own time (not a clock_skew fault's) is paid first
+                self.state.settle_funding()
                 account: Account | None = None
                 if route.signed:
                     key = signing.verify(
@@ -774,7 +835,7 @@ class FakeBybit(HttpFake[RequestRecord]):
                     "X-Bapi-Limit-Reset-Timestamp": str(reset),
                 },
             )
-        if fault.name == "server_error":
+        if fault.name in ("server_error", "funding_unavailable"):
             status = int(p.get("status", 503))
             if p.get("json_code") is not None:
                 return json_response(

@@ -17,6 +17,12 @@ Matching model (one price path per symbol, moved by the test):
 * TP/SL attached to an order (``takeProfit``/``stopLoss``) become full-position
   reduce-only conditional market orders when the order fills (``stopOrderType``
   ``TakeProfit``/``StopLoss``); they are deactivated once the position is flat.
+* Funding: at each funding instant the venue's clock passes (``state.funding``, a
+  :class:`~tests.venues.funding_schedule.FundingSchedule`: every 8 hours, 00:00/08:00/16:00
+  UTC), every open position pays ``size × mark × rate`` (the mark is the last price): the
+  wallet, the realised pnl and the position's ``cumRealisedPnl`` move by it and an
+  execution of ``execType`` Funding is kept (``funding_executions``, apart from the fills).
+  The clock is observed on every request and price move (``settle_funding``).
 
 Thread safety: the server thread and the ``FakeBybit`` helpers hold ``state.lock``
 (re-entrant) around every call.
@@ -32,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from tests.venues.funding_schedule import FundingSchedule, check_rate, funding_payment
 from tests.venues.price_path import Clock, PricePath
 
 from . import errors as E
@@ -49,6 +56,9 @@ _D_119 = D("119")
 _D_100 = D("100")
 MAKER_FEE = D("0.0002")
 TAKER_FEE = D("0.00055")
+# the instruments' upperFundingRate / lowerFundingRate (Bybit's v5 docs example): a rate set
+# by a test stays within them
+FUNDING_RATE_BOUND = D("0.00375")
 
 OPEN_STATUSES = ("New", "PartiallyFilled", "Untriggered")
 _NUM_RE = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
@@ -174,6 +184,8 @@ class Execution:
     leaves_qty: Decimal
     mark_price: Decimal
     time: int
+    exec_type: str = "Trade"  # "Funding" for a funding payment
+    create_type: str = "CreateByUser"  # "" on a funding execution (ccxt's sample)
 
     @property
     def value(self) -> Decimal:
@@ -301,6 +313,10 @@ class BybitState(PricePath[Candle, Execution]):
         self.open_count: dict[tuple[str, str], int] = {}
         self.closed_by_account: dict[str, list[Order]] = {}
         self.executions: dict[str, list[Execution]] = {}
+        # execType Funding rows, oldest first; apart from ``executions``, which are the fills
+        self.funding_executions: dict[str, list[Execution]] = {}
+        self.funding = FundingSchedule(self.clock.now_ms())
+        self._funding_ids = itertools.count(1)
         self.bids: dict[str, list[tuple[Decimal, int, str]]] = {s: [] for s in self.instruments}
         self.asks: dict[str, list[tuple[Decimal, int, str]]] = {s: [] for s in self.instruments}
         self.trig_up: dict[str, list[tuple[Decimal, int, str]]] = {s: [] for s in self.instruments}
@@ -335,6 +351,7 @@ class BybitState(PricePath[Candle, Execution]):
         self.open_by_account[api_key] = {}
         self.closed_by_account[api_key] = []
         self.executions[api_key] = []
+        self.funding_executions[api_key] = []
         return acct
 
     def leverage(self, acct: Account, symbol: str) -> Decimal:
@@ -374,6 +391,7 @@ class BybitState(PricePath[Candle, Execution]):
 
     def apply_candle(self, symbol: str, candle: Candle) -> list[Execution]:
         self.instrument(symbol)
+        self.settle_funding()  # funding due before this candle is paid at the price before it
         self._record_candle(symbol, candle)
         fills: list[Execution] = []
         for p in (candle.low, candle.high, candle.close):
@@ -840,6 +858,69 @@ class BybitState(PricePath[Candle, Execution]):
         if pos is not None and pos.size == 0:
             pos.take_profit = pos.stop_loss = ZERO
 
+    # -- funding --------------------------------------------------------------------
+    def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
+        """The rate ``symbol`` pays at its next funding instants (and tickers show), within
+        the instruments' published ±0.00375."""
+        if symbol not in self.instruments:
+            known = ", ".join(self.instruments)
+            raise ValueError(f"symbol {symbol!r} is not an instrument of the fake; known: {known}")
+        self.funding.set_rate(symbol, check_rate(symbol, dec(rate), FUNDING_RATE_BOUND))
+
+    def settle_funding(self) -> list[Execution]:
+        """Pay the funding of every instant the clock passed since it was last observed."""
+        rows: list[Execution] = []
+        for at in self.funding.due(self.clock.now_ms()):
+            for acct in self.accounts.values():
+                for (symbol, _idx), pos in acct.positions.items():
+                    if pos.size:
+                        rows += self._fund(acct, symbol, pos, at)
+        return rows
+
+    def _fund(self, acct: Account, symbol: str, pos: Position, at: int) -> list[Execution]:
+        """One position's payment as Bybit reports it (ccxt's recorded Funding executions):
+        ``execFee`` what the position paid (negative: received), ``side`` the position's,
+        ``execQty`` its size, ``execPrice``/``markPrice`` the mark and ``feeRate`` the rate
+        from the position's side (guessed: the only reading under which both of ccxt's
+        samples, a long and a short, have execFee = execValue × feeRate)."""
+        mark = self.prices.get(symbol, pos.avg_price)
+        rate = self.funding.rate(symbol)
+        paid = funding_payment(pos.size, mark, rate)
+        if paid == 0:
+            return []  # guessed: no execution for a zero payment (a zero rate)
+        acct.wallet -= paid
+        acct.cum_realised -= paid
+        pos.realised -= paid
+        side = "Buy" if pos.size > 0 else "Sell"
+        ex = Execution(
+            exec_id=f"{next(self._funding_ids):08x}-fund-6000-a000-{at // 1000:012x}",
+            seq=next(self._seq),
+            account=acct.api_key,
+            symbol=symbol,
+            # the shape of ccxt's sample "1692316800-VETUSDT-76024047-Buy": the funding
+            # instant in seconds, the symbol, the user id and the position's side
+            order_id=f"{at // 1000}-{symbol}-{acct.user_id}-{side}",
+            link_id="",
+            side=side,
+            order_type="UNKNOWN",
+            stop_order_type="UNKNOWN",
+            order_qty=ZERO,
+            order_price=ZERO,
+            price=mark,
+            qty=abs(pos.size),
+            fee=paid,
+            fee_rate=rate if pos.size > 0 else -rate,
+            is_maker=False,
+            closed_size=ZERO,
+            leaves_qty=ZERO,
+            mark_price=mark,
+            time=at,
+            exec_type="Funding",
+            create_type="",
+        )
+        self.funding_executions[acct.api_key].append(ex)
+        return [ex]
+
     # -- queries / cancel / amend -------------------------------------------------
     def find(self, acct: Account, p: dict[str, str], action: str = "cancel") -> Order:
         oid = p.get("orderId") or ""
@@ -1053,21 +1134,29 @@ class BybitState(PricePath[Candle, Execution]):
             self.instrument(symbol)
         oid, link = p.get("orderId"), p.get("orderLinkId")
         start, end = _week(p.get("startTime"), p.get("endTime"), self.clock.now_ms())
-        exec_type = p.get("execType")
         out = []
-        for ex in reversed(self.executions[acct.api_key]):
+        for ex in self._executions_of_type(acct, p.get("execType") or ""):
             if symbol and ex.symbol != symbol:
                 continue
             if oid and ex.order_id != oid:
                 continue
             if link and ex.link_id != link:
                 continue
-            if exec_type and exec_type != "Trade":
-                continue
             if ex.time < start or ex.time > end:
                 continue
             out.append(ex)
         return out
+
+    def _executions_of_type(self, acct: Account, exec_type: str) -> list[Execution]:
+        """The account's executions of ``exec_type`` ("" for every type), newest first:
+        fills (Trade) and funding payments (Funding); the fake makes no other type."""
+        fills = self.executions[acct.api_key] if exec_type in ("", "Trade") else []
+        funding = self.funding_executions[acct.api_key] if exec_type in ("", "Funding") else []
+        if not funding:
+            return list(reversed(fills))
+        if not fills:
+            return list(reversed(funding))
+        return sorted([*fills, *funding], key=lambda x: (x.time, x.seq), reverse=True)
 
 
 _WEEK_MS = 7 * 86_400_000
