@@ -266,6 +266,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def flatten_in_force(self) -> tuple[str, str] | None: ...
 
+    def closes_owed(self) -> dict[str, tuple[str, str | None]]: ...
+
     def risk_locks(self) -> dict[str, tuple[str, int]]: ...
 
     def account_terms(self, bot: str) -> tuple[str, float] | None: ...
@@ -677,6 +679,14 @@ class BotSession:
             # or its closes had not all filled: now that the venue answers (and the account is
             # reconciled), close what the bot holds.
             engine.flatten(*owed)
+        closes = journal.closes_owed() if spec.mode is not Mode.BACKTEST else {}
+        if closes:
+            # A risk plugin's or the stop policy's flatten an earlier run had not finished (its
+            # close refused, unanswered, or never received): as the emergency's, after the
+            # reconciliation and before the first bar (a position found flat owes nothing).
+            closed = engine.resume_closes(closes)
+            if closed:
+                log.warning("%s: owed closes resumed: %s", bot.name, ", ".join(closed))
         return engine
 
     def _connect(self, context: BrokerContext) -> None:

@@ -144,7 +144,8 @@ _EMERGENCY = _Closer(
 _STOP_POLICY = _Closer(
     STOP_FLATTEN_TAG,
     "the stop policy's close",
-    "The bot is stopping: the position stays open at the venue",
+    "The bot is stopping: the position stays open at the venue, and the bot's next start "
+    "closes it before it trades",
     "stop_flatten",
     "the stop policy's flatten (spec.onStop.flattenPositions)",
 )
@@ -156,8 +157,8 @@ def _risk_closer(plugin: str) -> _Closer:
     return _Closer(
         f"{ACTION_TAG}{plugin}",
         f"risk plugin {plugin}'s close",
-        f"The bot does not send {plugin}'s close again: an emergency stop with flatten (or a "
-        "person at the venue) closes the position",
+        f"The bot sends {plugin}'s close again at the next bar (none while a close of it is "
+        "on its way) until the position is flat, and a restart resumes it",
         "risk_flatten",
         f"risk plugin {plugin}'s flatten",
         acting=True,
@@ -177,9 +178,49 @@ def _ends_guards(order: Order | None) -> bool:
 
 def _closer_by_tag(order: Order) -> _Closer:
     """The closer of ``order``, a close ``_ends_guards`` knows by its tag."""
-    if order.tag == STOP_FLATTEN_TAG:
+    return _closer_named(order.tag)
+
+
+def _closer_named(tag: str) -> _Closer:
+    """The closer whose closes are tagged ``tag``: the stop policy's, or a risk plugin's."""
+    if tag == STOP_FLATTEN_TAG:
         return _STOP_POLICY
-    return _risk_closer(order.tag[len(ACTION_TAG) :])
+    return _risk_closer(tag[len(ACTION_TAG) :])
+
+
+# Refusals of a risk plugin's or the stop policy's close that a later try may pass: the venue
+# could not take an order now (down, throttling, its market shut), a market order found no
+# price inside the venue's band or no liquidity before it expired, the venue cancelled it for
+# its own reasons (self-trade prevention), or the order's fate was not known and it is gone.
+# The close is sent again at the symbol's next bar. Any other refusal is of the order itself
+# — a quantity below the minimum or off the lot step, the symbol not tradable or any other
+# refusal the venue does not explain (VENUE_REJECTED), credentials refused, funds held
+# elsewhere, nothing left to reduce, a duplicate id, a person's cancel — or not explained at
+# all (NONE): sent again, it would be refused again, at every bar; it is said once, as an
+# error, and left to a person.
+_RETRIED = frozenset(
+    {
+        ReasonCode.VENUE_UNAVAILABLE,
+        ReasonCode.RATE_LIMITED,
+        ReasonCode.MARKET_CLOSED,
+        ReasonCode.INVALID_PRICE,
+        ReasonCode.EXPIRED,
+        ReasonCode.CANCELLED_BY_VENUE,
+        ReasonCode.UNKNOWN_OUTCOME,
+    }
+)
+
+
+def _refusal_code(code: str) -> ReasonCode:
+    """The reason code of the engine's own refusal of a close (its decision's code): the
+    sizing's below-minimum is the venue's minimum quantity, a venue limit checked before the
+    order leaves is its own code, and anything else (a risk plugin's veto) is NONE."""
+    if code == "below_minimum":
+        return ReasonCode.BELOW_MIN_QUANTITY
+    try:
+        return ReasonCode(code)
+    except ValueError:
+        return ReasonCode.NONE
 
 
 # Errors out of a strategy's hook that already say what and where: the runtime's own refusals
@@ -463,6 +504,16 @@ class Engine:
         # plugin's, the stop policy's: ``_Closer``), from its close until the position is flat
         # and no close of it works. A halt's flatten takes every symbol over (``_closer_of``).
         self._closers: dict[str, _Closer] = {}
+        # Symbol -> why its closer's close was refused, for a reason a later try may pass
+        # (``_RETRIED``): sent again at the symbol's next bar (``_retry_close``). Bound once by
+        # ``run``'s loop: emptied and filled in place, never rebound.
+        self._retry: dict[str, ReasonCode] = {}
+        # Symbol -> the position a refusal no retry changes left its closer's close on: not
+        # sent again (at a bar, a plugin's next FLATTEN, a restart) while it is that position.
+        self._stuck: dict[str, float] = {}
+        # Symbol -> (closer's tag, the code of a refusal no retry changes or None) as the
+        # journal's newest ``close_owed`` event holds it: what a restart resumes.
+        self._owed: dict[str, tuple[str, str | None]] = {}
 
     # -- what the service and reports read ---------------------------------------------------
 
@@ -661,6 +712,7 @@ class Engine:
         tracer = self.tracer
         observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
         risk_after_bar = self._risk_after_bar_needed
+        retry = self._retry  # closes owed again at their symbol's bar: mostly empty
         started = 0
         current = None
         count = 0
@@ -702,6 +754,10 @@ class Engine:
             symbol = bar[0]
             marks[symbol] = bar[6]
             self._now = ts + bar[1]
+            if retry and symbol in retry:
+                # After the bar's own events (a stop that filled leaves nothing to close), and
+                # before the strategy, which then sees the close on its way.
+                self._retry_close(symbol)
             if observers:
                 for observe in observers:
                     observe(bar)
@@ -1503,7 +1559,13 @@ class Engine:
         # A risk plugin's or the stop policy's flatten under way is the halt's from here: its
         # close is cancelled with every other order but the halt's closes, and the halt sends
         # its own (``_flatten``); a close of it waiting for its guards' cancels is the halt's.
+        # Their debts end here (the halt's own record is owed instead): a restart after a
+        # later resume must not close what the strategy holds by then.
+        for symbol in list(self._owed):
+            self._owed_done(symbol, "the emergency stop's flatten closes it instead")
         self._closers.clear()
+        self._retry.clear()
+        self._stuck.clear()
         cancelled = self._flatten()
         closes, left = self._flatten_record()
         nothing = "" if closes or left else " (nothing was left to close)"
@@ -1565,8 +1627,25 @@ class Engine:
                 self.cancel(order.client_order_id)
         for symbol in list(held):
             if (symbols is None or symbol in symbols) and symbol not in closing:
+                if closer is not _EMERGENCY and self._is_stuck(symbol):
+                    self._journal_flattened(
+                        f"the close of {symbol} is not sent again: the venue refused it for a "
+                        "reason no retry changes (journaled as close_owed); a person must "
+                        "close the position",
+                        {"symbol": symbol},
+                        closer,
+                    )
+                    continue
                 self._send_flatten_close(symbol, closer, replay=replay)
         return cancelled
+
+    def _is_stuck(self, symbol: str) -> bool:
+        """Whether ``symbol``'s position is still the one whose close was refused for a
+        reason no retry changes (``_stuck``): another position (the strategy added to it, a
+        person reduced it) may be closable."""
+        stuck = self._stuck.get(symbol)
+        position = self.portfolio.open_positions.get(symbol)
+        return stuck is not None and position is not None and position.quantity == stuck
 
     def _closer_of(self, symbol: str) -> _Closer | None:
         """Who closes ``symbol``'s position now: a halt's flatten in force closes every one."""
@@ -1589,16 +1668,26 @@ class Engine:
         if position is None:
             return ""
         self._closes_failed.discard(symbol)
+        self._retry.pop(symbol, None)
+        self._stuck.pop(symbol, None)
         side = Side.SELL if position.quantity > 0.0 else Side.BUY
+        vetoes, skipped = self.stats.vetoes.total(), self.stats.known_ids_skipped
         close_id = self._send_close(symbol, side, abs(position.quantity), closer, replay)
         if not close_id and closer is not _EMERGENCY:
             # The emergency's ``flattened`` record names the symbol as left; the others say so.
+            vetoed = self.last_veto if self.stats.vetoes.total() > vetoes else None
             self._close_failed(
                 symbol,
                 f"{closer.close_of} of {symbol} was refused before it was sent (its decision "
                 "is journaled); the bot still holds",
                 closer,
                 {},
+                # An id an earlier run sent (a bar handled again after a crash): that close's
+                # fate is the venue's, and the next bar's takes another id.
+                ReasonCode.UNKNOWN_OUTCOME
+                if self.stats.known_ids_skipped > skipped
+                else _refusal_code(vetoed.code if vetoed is not None else ""),
+                vetoed.reason if vetoed is not None else "",
             )
         return close_id
 
@@ -1610,6 +1699,8 @@ class Engine:
         was refused before it left."""
         if closer is not _EMERGENCY:
             self._closers[symbol] = closer  # first: the venue may refuse it as it is sent
+            # Journaled before it leaves: a process that dies before its fill still owes it.
+            self._journal_owed(symbol, closer)
         sent = self.stats.orders
         acting = self._acting
         self._acting = acting or closer.acting
@@ -1637,7 +1728,8 @@ class Engine:
         """A further step of ``closer``'s flatten, logged and journaled: for the emergency's, a
         further ``flattened`` event (after the flatten's own) with what it relies on now
         (``_flatten_record``), which a restart reads from the newest one; for the others, an
-        event of their own (``_Closer.event``), which no restart reads."""
+        event of their own (``_Closer.event``): what they owe a restart is in ``close_owed``
+        events (``_journal_owed``)."""
         if closer is not _EMERGENCY:
             message = f"{closer.title}: {message}"
             log.warning("%s: %s", self.config.bot_name, message)
@@ -1722,6 +1814,7 @@ class Engine:
             self._is_close(order) for order in self.book.orders(symbol)
         ):
             del self._closers[symbol]
+            self._owed_done(symbol, "the position is flat")
 
     def _flatten_symbol_flat(
         self, symbol: str, order: Order | None, closer: _Closer = _EMERGENCY
@@ -1735,6 +1828,8 @@ class Engine:
         owed = symbol in self._closes_waiting or symbol in self._closes_failed
         self._closes_waiting.discard(symbol)
         self._closes_failed.discard(symbol)
+        self._retry.pop(symbol, None)
+        self._stuck.pop(symbol, None)
         moot: list[str] = []
         for working in self.book:
             other = working.order
@@ -1827,21 +1922,40 @@ class Engine:
                 "client_order_id": order.client_order_id,
                 "status": update.status.value,
                 "reason": update.reason,
-                "code": update.code.value,
             },
+            update.code,
+            update.reason,
         )
 
-    def _close_failed(self, symbol: str, what: str, closer: _Closer, data: dict[str, Any]) -> None:
-        """``closer``'s close of ``symbol`` ended, or was refused, without closing the position
-        (``what`` says how, up to what the bot holds): said loudly — journaled as
-        ``flatten_failed``, logged — with the orders that still protect it. The flatten owes
-        the close until another is sent or the position is flat (``closer.then`` says who
-        sends it)."""
+    def _close_failed(
+        self,
+        symbol: str,
+        what: str,
+        closer: _Closer,
+        data: dict[str, Any],
+        code: ReasonCode = ReasonCode.NONE,
+        reason: str = "",
+    ) -> None:
+        """``closer``'s close of ``symbol`` ended, or was refused (``code``, ``reason``),
+        without closing the position (``what`` says how, up to what the bot holds): said
+        loudly — journaled as ``flatten_failed``, logged — with the orders that still protect
+        it. The flatten owes the close until another is sent or the position is flat: the
+        emergency's when a person or a restart asks again (``closer.then``); a risk plugin's or
+        the stop policy's at the symbol's next bar (and a restart) when ``code`` may pass
+        (``_RETRIED``), else never by itself: said once more, as an error, for a person."""
         self._closes_failed.add(symbol)
         guards = self._guards_of(symbol)
         held = self.portfolio.open_positions[symbol].quantity
         kept = f"its {', '.join(guards)} still work" if guards else "no stop-loss protects it"
-        message = f"{what} {held:g} {symbol}, and {kept}. {closer.then}"
+        retried = closer is not _EMERGENCY and code in _RETRIED
+        then = closer.then
+        if closer is not _EMERGENCY and not retried:
+            then = (
+                f"Sent again it would be refused again ({code.value or 'no reason code'}): the "
+                f"bot does not send {closer.close_of} again; a person must close the position "
+                "(tradefleet stop --flatten, or at the venue)"
+            )
+        message = f"{what} {held:g} {symbol}, and {kept}. {then}"
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
             "flatten_failed",
@@ -1849,12 +1963,21 @@ class Engine:
             {
                 "client_order_id": "",
                 **data,
+                "code": code.value,
+                "retried": retried,
                 "symbol": symbol,
                 "position": held,
                 "guards": guards,
                 "by": closer.tag,
             },
         )
+        if closer is _EMERGENCY:
+            return
+        if retried:
+            self._retry[symbol] = code
+            return
+        self._stuck[symbol] = held
+        self._journal_owed(symbol, closer, code, reason)
 
     def _close_when_unguarded(self, symbol: str) -> None:
         """Send the flatten close that waits for ``symbol``'s guards to end, once none is left
@@ -1870,6 +1993,161 @@ class Engine:
         self._journal_flattened(
             f"{symbol}'s stop-loss and take-profit are cancelled; {how}", {"symbol": symbol}, closer
         )
+
+    def _retry_close(self, symbol: str) -> None:
+        """At ``symbol``'s bar, send again the close a risk plugin's or the stop policy's
+        flatten owes after a refusal a later try may pass (``_retry``), as the flatten sent it:
+        the whole position, reduce-only, at market, through the risk chain. Never while a
+        close of it is on its way (two closes racing could both fill; that one's end says what
+        comes next), and not once the position is flat or a halt's flatten closes it. Its id
+        follows the bar (``replay``): a bar handled again after a crash makes the same id,
+        which the journal knows, and the close is not sent twice."""
+        code = self._retry.pop(symbol)
+        closer = self._closer_of(symbol)
+        if closer is None or closer is _EMERGENCY or symbol not in self.portfolio.open_positions:
+            return
+        if symbol in self._closes_waiting or any(
+            self._is_close(order) for order in self.book.orders(symbol)
+        ):
+            return
+        self._journal_flattened(
+            f"the close of {symbol} was refused for a reason a later try may pass "
+            f"({code.value}); sending it again at this bar",
+            {"symbol": symbol, "code": code.value},
+            closer,
+        )
+        self._send_flatten_close(symbol, closer, replay=True)
+
+    def _journal_owed(
+        self, symbol: str, closer: _Closer, refused: ReasonCode | None = None, reason: str = ""
+    ) -> None:
+        """Journal that ``closer`` owes ``symbol``'s close (a ``close_owed`` event: the newest
+        of a symbol is what ``Journal.closes_owed`` gives the next start), unless the journal
+        says so already: from its first close until the position is flat, so a process that
+        dies meanwhile — the close refused, unanswered, never received — resumes it.
+        ``refused``: a refusal no retry changes (``reason``, the venue's words) ended the last
+        close: said as an error, and neither this run nor a restart sends it again while the
+        position is the same."""
+        record = (closer.tag, None if refused is None else refused.value)
+        if self._owed.get(symbol) == record:
+            return
+        self._owed[symbol] = record
+        held = self.portfolio.position(symbol).quantity
+        data = {"symbol": symbol, "by": closer.tag, "owed": True, "refused": record[1]}
+        if refused is None:
+            message = (
+                f"{closer.title} owes the close of {held:g} {symbol} until it is flat (sent "
+                "again while refused for a passing reason; a restart resumes it)"
+            )
+            self._state("close_owed", message, {**data, "position": held})
+            return
+        message = (
+            f"{closer.title}: the close of {held:g} {symbol} was refused for a reason no retry "
+            f"changes ({refused.value or 'no reason code'}: {reason or 'no reason given'}); "
+            "the bot does not send it again, nor does a restart: a person must close the "
+            "position (tradefleet stop --flatten, or at the venue)"
+        )
+        log.error("%s: %s", self.config.bot_name, message)
+        self._state("close_owed", message, {**data, "position": held})
+
+    def _owed_done(self, symbol: str, why: str) -> None:
+        """The close ``_journal_owed`` journaled is owed no more (``why``): journaled, so a
+        restart does not resume it."""
+        record = self._owed.pop(symbol, None)
+        if record is None:
+            return
+        title = _closer_named(record[0]).title
+        self._state(
+            "close_owed",
+            f"{title}: the close of {symbol} is no longer owed: {why}",
+            {"symbol": symbol, "by": record[0], "owed": False},
+        )
+
+    def resume_closes(self, owed: Mapping[str, tuple[str, str | None]]) -> list[str]:
+        """Resume what risk plugins' and the stop policy's flattens of earlier runs still owe
+        (``Journal.closes_owed``: symbol -> (their closes' tag, the code of a refusal no retry
+        changes, or None)), once the account is restored or reconciled and before the first
+        bar. The symbols closed now.
+
+        A position found flat owes nothing more (its close, its stop or a person closed it
+        while the bot was down): the debt is cleared and nothing is sent (where reduce-only is
+        not enforced, a close would open the other way); a close of it still working is
+        cancelled. A close still working (re-armed, adopted) is the flatten's, on its way:
+        none is sent beside it. A close refused for a reason no retry changes is said again, as
+        an error, and not sent. Any other position is closed now as the flatten closes
+        (``_close_keeping_guards``: its guards kept until the close fills), under an id no
+        earlier run used. A halt's flatten in force closes every position itself."""
+        closed: list[str] = []
+        for symbol, (tag, refused) in owed.items():
+            closer = _closer_named(tag)
+            self._owed[symbol] = (tag, refused)  # what the journal holds
+            position = self.portfolio.open_positions.get(symbol)
+            if self._flatten_in_force is not None:
+                self._owed_done(symbol, "the emergency stop's flatten closes it instead")
+            elif position is None:
+                self._owed_done(symbol, self._flat_at_restart(symbol, tag))
+            elif refused is not None:
+                self._still_refused(symbol, closer, refused, position.quantity)
+            elif self._resume_close(symbol, closer):
+                closed.append(symbol)
+        return closed
+
+    def _flat_at_restart(self, symbol: str, tag: str) -> str:
+        """An owed close's position was flat at a restart: a close of it still working has
+        nothing to close (cancelled). What is said of it."""
+        moot = [
+            o.client_order_id for o in self.book.orders(symbol) if o.reduce_only and o.tag == tag
+        ]
+        for order_id in moot:
+            self.cancel(order_id)
+        cancelled = f"; {', '.join(moot)} cancelled" if moot else ""
+        return f"the position was flat at the restart, so no close was sent{cancelled}"
+
+    def _still_refused(self, symbol: str, closer: _Closer, refused: str, held: float) -> None:
+        """A restart found the position an earlier run's close could not close (a refusal no
+        retry changes): said again, as an error; not sent."""
+        self._closers[symbol] = closer
+        self._closes_failed.add(symbol)
+        self._stuck[symbol] = held
+        message = (
+            f"{closer.title}: the close of {held:g} {symbol} an earlier run owed was refused "
+            f"for a reason no retry changes ({refused or 'no reason code'}); not sent again: "
+            "a person must close the position (tradefleet stop --flatten, or at the venue)"
+        )
+        log.error("%s: %s", self.config.bot_name, message)
+        self._state(
+            "close_owed",
+            message,
+            {
+                "symbol": symbol,
+                "by": closer.tag,
+                "owed": True,
+                "refused": refused,
+                "position": held,
+                "resumed": True,
+            },
+        )
+
+    def _resume_close(self, symbol: str, closer: _Closer) -> bool:
+        """Close ``symbol`` as ``closer``'s flatten owed it, unless a close of it is on its
+        way already. Whether a close was sent now."""
+        self._closers[symbol] = closer
+        on_way = [o.client_order_id for o in self.book.orders(symbol) if self._is_close(o)]
+        if on_way:
+            self._journal_flattened(
+                f"resumed at the restart: {', '.join(on_way)} still closes {symbol}",
+                {"symbol": symbol, "resumed": True, "closes": on_way},
+                closer,
+            )
+            return False
+        held = self.portfolio.open_positions[symbol].quantity
+        self._journal_flattened(
+            f"resumed at the restart: closing {held:g} {symbol} at market",
+            {"symbol": symbol, "resumed": True},
+            closer,
+        )
+        self._close_keeping_guards((symbol,), closer)
+        return True
 
     def _close_late_entry(
         self, order: Order, fill: Fill, held: float, closer: _Closer = _EMERGENCY

@@ -1124,6 +1124,31 @@ class Journal:
         asked = json.loads(later[0][0]) if later[0][0] else {}
         return str(asked.get("who", "")), str(asked.get("reason", ""))
 
+    def closes_owed(self) -> dict[str, tuple[str, str | None]]:
+        """The closes risk plugins' and the stop policy's flattens still owe: symbol -> (their
+        closes' tag, ``risk:<plugin>`` or ``stop-flatten``; the code of a refusal no retry
+        changes — a person must close the position — or None: the close is to be sent).
+
+        The newest ``close_owed`` event of a symbol, in any paper or live run of this file,
+        says: owed from the flatten's first close (journaled before it leaves) until the
+        position is flat, or an emergency stop's flatten took it over (whose own record
+        ``flatten_owed`` reads). A backtest's never carries over."""
+        owed: dict[str, tuple[str, str | None]] = {}
+        for (data,) in self.query(
+            "SELECT data FROM events WHERE kind = 'close_owed' AND run_id IN"
+            " (SELECT run_id FROM runs WHERE mode != 'backtest') ORDER BY id"
+        ):
+            fields = json.loads(data) if data else {}
+            symbol = str(fields.get("symbol", ""))
+            if not symbol:
+                continue
+            if not fields.get("owed"):
+                owed.pop(symbol, None)
+                continue
+            refused = fields.get("refused")
+            owed[symbol] = (str(fields.get("by", "")), None if refused is None else str(refused))
+        return owed
+
     def _latest_status(self, client_order_id: str) -> str | None:
         """An order's newest status in any run of this file: a close sent by one run is given
         its venue's word (filled while down, never received) by the reconciliation of the
