@@ -19,8 +19,11 @@ The study lives in an Optuna ``JournalStorage`` on a file: run the same command
 with the same ``--study`` again and it continues (a grid skips the points already done) up to
 ``SearchConfig.trials`` trials in all, so a finished search rerun runs none. The study records
 what its trials' figures depend on (:func:`_identity`: the bot's spec but the searched params,
-a hash of its bars, the metric, sampler, space and window) and a resume with anything else is
-refused before the file is written to. ``optuna.load_study`` reads it for anything else.
+a hash of its bars — a walk-forward window's, of the bars before its end, which bars appended
+to the data leave as they were —, the metric, sampler, space and window) and a resume with
+anything else is refused before the file is written to. A trial cut short by Ctrl-C, SIGTERM
+or a killed run is recorded as interrupted (``INTERRUPTED``), not failed.
+``optuna.load_study`` reads the file for anything else.
 
 Optuna is imported by this module only, which the commands import when they run.
 """
@@ -38,10 +41,12 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -108,6 +113,17 @@ UNRANKED = "unranked"  # it traded, but the metric is not defined for its run
 # pod, journal volume, replay pace) and the live confirmation do not touch a backtest's run.
 # The commands hand the manifest over with the YAML's names (``liveConfirmation``).
 NOT_IN_FIGURES = ("mode", "runtime", "liveConfirmation", "live_confirmation")
+
+# The identity's key of a walk-forward window's bars: the hash of those before its end, which
+# a resumed window's study is checked on (not the hash of all the bars, which appending the
+# next month's bars changes).
+WINDOW_BARS = "window_bars"
+
+# The user attribute of a trial cut short — Ctrl-C, SIGTERM, a run killed, or asked after the
+# trial that ended the search — saying why. Such a trial is in Optuna's FAIL state (the only
+# end without a value) but did not fail: a resumed grid runs its point again, and it is not
+# counted among the failed trials (a failure is an error of the trial itself).
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -261,6 +277,8 @@ def executor(
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("spawn")
+    # This process's children before the pool: any started after it are the pool's workers.
+    before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=_worker_start, initargs=initargs
     )
@@ -270,7 +288,7 @@ def executor(
     except BaseException:
         # The search ends (Ctrl-C, SIGTERM, an error): the trials still running are of no use
         # to it and are stopped, not waited for — a trial of a long run would hold the exit.
-        _stop_workers(pool)
+        _stop_workers(before)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -288,13 +306,21 @@ def _worker_start(manifest: Mapping[str, Any] | None, base_dir: str) -> None:
     warm_up(manifest, base_dir)
 
 
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    # ProcessPoolExecutor has no public way to end its workers before Python 3.14
-    # (``terminate_workers``); they hold nothing to save (a trial writes nothing). Killed, the
-    # pool is broken and its shutdown returns without waiting for their trials.
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
-        process.kill()
+def _stop_workers(before: Set[BaseProcess]) -> None:
+    """Kill the pool's workers: this process's children but those it had before the pool.
+
+    ``ProcessPoolExecutor`` has no public way to end its workers before Python 3.14
+    (``kill_workers``). Each worker it starts is a ``multiprocessing`` child of this process,
+    which ``multiprocessing.active_children()`` lists (public, on every start method): the
+    ones started since the pool was made are its workers, as the search starts no other
+    process. A ``Process`` object signals only a child not yet reaped, so a pid the system
+    gave to another program since is never signalled (pids sent by the workers could be).
+    They hold nothing to save (a trial writes nothing). Killed, the pool is broken and its
+    shutdown returns without waiting for their trials.
+    """
+    for process in multiprocessing.active_children():
+        if process not in before:
+            process.kill()
 
 
 class BufferedJournalFile(BaseJournalBackend):
@@ -480,21 +506,43 @@ def check_params(
 
 
 def _identity(
-    config: SearchConfig, bars: str, plugins: Mapping[str, str] | None = None
+    config: SearchConfig,
+    bars: str,
+    plugins: Mapping[str, str] | None = None,
+    window_bars: str | None = None,
 ) -> dict[str, Any]:
     """What a study was made for, which a resumed study must match: everything its trials'
     figures depend on but the params searched. ``bars``: the hash of the feed's bars;
-    ``plugins``: the bot's plugins' code (``plugin_versions``)."""
-    return {
+    ``plugins``: the bot's plugins' code (``plugin_versions``); ``window_bars``: a window's
+    search only, the hash of the bars before its end (:func:`_window_bars`)."""
+    identity = {
         "metric": config.metric,
         "sampler": config.sampler,
         "space": config.space.as_json(),
         "strategy": config.manifest.get("spec", {}).get("strategy", {}).get("name"),
         "window": config.window.as_json() if config.window is not None else None,
         "bot": bot_identity(config.manifest, config.space),
+        # Kept for a window's study too: an earlier tradefleet, which knows no
+        # ``window_bars``, then still refuses it on other bars.
         "bars": bars,
         "plugins": dict(plugins or {}),
     }
+    if window_bars is not None:
+        identity[WINDOW_BARS] = window_bars
+    return identity
+
+
+def _window_bars(config: SearchConfig, registry: PluginRegistry) -> str | None:
+    """A walk-forward window's bars: the hash of the bars before the window's end (None
+    without a window). Its trials are given no other (warm-up included), so bars appended to
+    the data since leave its trials as they were — a rerun keeps them — while a change to
+    any bar before its end refuses it."""
+    if config.window is None:
+        return None
+    end = config.window.end
+    # A window reaching the data's end has every bar (an in-sample one never does).
+    until = config.timeline[end] if end < len(config.timeline) else None
+    return data_key(config.manifest, config.base_dir, registry, end=until)
 
 
 def plugin_versions(manifest: Mapping[str, Any], registry: PluginRegistry) -> dict[str, str]:
@@ -599,16 +647,50 @@ def _check_resumed(
         if (stored_code := (stored.get("plugins") or {}).get(plugin))
         != (wanted_code := (wanted.get("plugins") or {}).get(plugin))
     ]
-    if stored["bars"] != wanted["bars"]:
-        problems.append(
-            FieldError(
-                "spec.data",
-                f"{study} was made on other bars: the bars the feed gives changed (the data "
-                f"file's content, or where it is read from); {advice}",
-            )
-        )
+    problems += _bars_changed(stored, wanted, config, f"{study} was made on other bars", advice)
     if problems:
         raise SpecError(problems, str(config.study_path))
+
+
+def _bars_changed(
+    stored: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    config: SearchConfig,
+    other_bars: str,
+    advice: str,
+) -> list[FieldError]:
+    """A resumed study's bars, if they changed: for a walk-forward window, those before its
+    end (bars appended after them are not a change); else every bar the feed gives."""
+    if WINDOW_BARS in wanted and WINDOW_BARS in stored:
+        if stored[WINDOW_BARS] == wanted[WINDOW_BARS]:
+            return []
+        why = (
+            f"the bars up to this window's end ({_window_end(config)}), which its trials ran "
+            "on, changed (the data file's content, or where it is read from); bars appended "
+            "after them would not be a change"
+        )
+    elif stored["bars"] == wanted["bars"]:
+        return []
+    elif WINDOW_BARS in wanted:
+        # A window's study from before its bars were recorded: its hash covers every bar.
+        why = (
+            "the bars the feed gives changed, and the study, made by an earlier tradefleet, "
+            "recorded a hash of all of them, not of those up to its window's end, so bars "
+            "appended since cannot be told from bars changed"
+        )
+    else:
+        why = "the bars the feed gives changed (the data file's content, or where it is read from)"
+    return [FieldError("spec.data", f"{other_bars}: {why}; {advice}")]
+
+
+def _window_end(config: SearchConfig) -> str:
+    """Where a window's bars end, in words: "bar 1499, 2017-03-10 11:00 UTC"."""
+    assert config.window is not None  # only a window's study records its bars
+    last = config.window.end - 1
+    if last >= len(config.timeline):
+        return f"bar {last}"
+    when = datetime.fromtimestamp(config.timeline[last], UTC)
+    return f"bar {last}, {when:%Y-%m-%d %H:%M} UTC"
 
 
 def _changed(stored: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
@@ -646,6 +728,12 @@ def _open_study(
         storage.set_study_user_attr(study_id, "identity", identity)
     else:
         _check_resumed(stored, identity, config)
+        if stored is not None and WINDOW_BARS in identity and WINDOW_BARS not in stored:
+            # A window's study from before its bars were recorded, resumed on the bars it
+            # was made on (all of them checked): its trials ran on the bars before its end,
+            # so they are recorded now and bars appended later are accepted.
+            upgraded = {**stored, WINDOW_BARS: identity[WINDOW_BARS]}
+            storage.set_study_user_attr(study_id, "identity", upgraded)
     return optuna.load_study(
         study_name=config.study_name, storage=storage, sampler=_sampler(config, len(trials))
     )
@@ -662,10 +750,14 @@ def _done(study: optuna.Study) -> int:
     )
 
 
-def _fail_stale(study: optuna.Study) -> int:
-    """Trials an interrupted run left running: failed, so a grid runs their points again."""
+def _fail_stale(study: optuna.Study, storage: JournalStorage) -> int:
+    """Trials a run that was killed left running: ended as interrupted (not failed), so a grid
+    runs their points again and they are not counted as failures."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, INTERRUPTED, "left running by a run that was killed")
         study.tell(trial.number, state=TrialState.FAIL)
     return len(stale)
 
@@ -707,6 +799,24 @@ def _trial_said(trial: Trial) -> str:
     """ "trial 3 (fast=10, slow=30)": which trial failed, with the params to reproduce it."""
     params = ", ".join(f"{name}={value!r}" for name, value in sorted(trial.params.items()))
     return f"trial {trial.number} ({params or 'no params'})"
+
+
+def _tell_cut_short(study: optuna.Study, trial: Trial, error: BaseException) -> None:
+    """End ``trial``, which did not finish because of ``error``: failed when the error is one
+    (``Exception``: a bug, a worker lost), interrupted when the search was stopped (Ctrl-C's
+    ``KeyboardInterrupt``, SIGTERM's ``Terminated``: ``BaseException`` only). Either way a
+    resumed search makes it up (a grid runs its point again); only a failure counts as one."""
+    if isinstance(error, Exception):
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        _tell_interrupted(study, trial, f"the search was stopped ({type(error).__name__})")
+
+
+def _tell_interrupted(study: optuna.Study, trial: Trial, why: str) -> None:
+    """End ``trial`` as cut short (``why``): a resumed grid runs its point again, and it is
+    not counted as failed."""
+    trial.set_user_attr(INTERRUPTED, why)
+    study.tell(trial, state=TrialState.FAIL)
 
 
 def _tell_invalid(study: optuna.Study, trial: Trial, kind: str, why: str) -> None:
@@ -783,12 +893,14 @@ def run_search(
         config,
         data_key(config.manifest, config.base_dir, registry),
         plugin_versions(config.manifest, registry),
+        _window_bars(config, registry),
     )
     config.study_path.parent.mkdir(parents=True, exist_ok=True)
     backend = BufferedJournalFile(config.study_path)
     try:
-        study = _open_study(config, JournalStorage(backend), direction, identity)
-        result = _search(study, config, pool, jobs, progress, registry, direction)
+        storage = JournalStorage(backend)
+        study = _open_study(config, storage, direction, identity)
+        result = _search(study, storage, config, pool, jobs, progress, registry, direction)
     finally:
         backend.flush()
     if require_best and result.best_params is None:
@@ -798,6 +910,7 @@ def run_search(
 
 def _search(
     study: optuna.Study,
+    storage: JournalStorage,
     config: SearchConfig,
     pool: Executor,
     jobs: int,
@@ -806,9 +919,9 @@ def _search(
     direction: Direction,
 ) -> SearchResult:
     notes: list[str] = []
-    stale = _fail_stale(study)
+    stale = _fail_stale(study, storage)
     if stale:
-        notes.append(f"{stale} trial(s) an interrupted run left running were marked failed")
+        notes.append(f"{stale} trial(s) a killed run left running were ended as interrupted")
     if config.sampler == "grid":
         done, queued = _grid_progress(study)
         if queued:
@@ -845,10 +958,13 @@ def _search(
                     queue.append(pending)
             else:
                 trials.tell(queue.popleft())
-    except BaseException:
+    except BaseException as error:
+        # The trials asked after the one that ended the search are cut short by it, whatever
+        # it was: none of them failed.
+        why = f"the search ended ({type(error).__name__}) before it was told"
         for pending in queue:
             pending.future.cancel()
-            study.tell(pending.trial, state=TrialState.FAIL)
+            _tell_interrupted(study, pending.trial, why)
         raise
     notes.extend(path_notes(trials.paths))
     return _result(study, config, direction, trials.done, time.perf_counter() - started, notes)
@@ -895,8 +1011,8 @@ class _Trials:
         )
         try:
             return _Pending(trial, pool.submit(evaluate, task))
-        except BaseException:
-            self.study.tell(trial, state=TrialState.FAIL)  # a pool that broke: not left running
+        except BaseException as error:
+            _tell_cut_short(self.study, trial, error)  # a pool that broke: not left running
             raise
 
     def tell(self, pending: _Pending) -> None:
@@ -916,10 +1032,11 @@ class _Trials:
             # (its number and params) to reproduce it with.
             self.study.tell(trial, state=TrialState.FAIL)
             raise error.in_context(_trial_said(trial)) from error
-        except BaseException:
+        except BaseException as error:
             # Any other error of a worker (bad data, a plugin bug, a ValueError after the
-            # start) would recur: end the search, loudly.
-            self.study.tell(trial, state=TrialState.FAIL)
+            # start) would recur: end the search, loudly. Ctrl-C or SIGTERM while waiting
+            # for it cut it short: recorded as interrupted, not failed.
+            _tell_cut_short(self.study, trial, error)
             raise
         trial.set_user_attr("figures", evaluation.figures)
         self.paths[(evaluation.path, evaluation.fallback)] += 1
@@ -962,7 +1079,7 @@ def _result(
 ) -> SearchResult:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
-    failed = [t for t in trials if t.state is TrialState.FAIL]
+    failed = [t for t in trials if t.state is TrialState.FAIL and INTERRUPTED not in t.user_attrs]
     invalid = Counter(_invalid_kind(t) for t in failed if "invalid" in t.user_attrs)
     best = _best(complete, direction) if complete else None
     return SearchResult(

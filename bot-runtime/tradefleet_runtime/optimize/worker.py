@@ -48,7 +48,8 @@ from tradefleet_runtime.model import Bar, Trade
 from tradefleet_runtime.optimize.plan_check import plan_looks_ahead
 from tradefleet_runtime.optimize.vector import run_plan
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.report.metrics import compute_figures
+from tradefleet_runtime.report.bars import BarRecorder
+from tradefleet_runtime.report.metrics import compute_figures, end_of_data_at_symbol_ends
 from tradefleet_runtime.session import Bot, BotSession, assemble
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.vector_backtest import vector_terms_of
@@ -94,7 +95,8 @@ class Evaluation:
     equity: tuple[float, ...] = ()
     exposure: tuple[float, ...] = ()
     # Closed trades, then any position the run ended with, closed at its last mark (``end of
-    # data``): the trades the figures count, as a backtest's report does.
+    # data``) at its own symbol's last bar: the trades the figures count, as a backtest's
+    # report does.
     trades: tuple[Trade, ...] = ()
     fees: float = 0.0
     notes: tuple[str, ...] = field(default=())
@@ -211,14 +213,32 @@ _BARS: dict[str, tuple[Bar, ...]] = {}
 
 
 def data_key(
-    manifest: Mapping[str, Any], base_dir: str, registry: PluginRegistry | None = None
+    manifest: Mapping[str, Any],
+    base_dir: str,
+    registry: PluginRegistry | None = None,
+    *,
+    end: int | None = None,
 ) -> str:
     """A SHA-256 of every bar the bot's feed gives — symbol, timeframe, time, prices, volume —
     whichever feed and file gave them: what a study's trials ran on (a study resumed on other
-    bars is refused). Computed once per process for the same bars (about 0.4 s a million)."""
+    bars is refused). Computed once per process for the same bars (about 0.4 s a million).
+
+    With ``end`` (a time), of the bars before it only: all that a trial of a window ending
+    there is given, warm-up included (:func:`feed_bounds`), so bars appended after ``end``
+    leave it as it is. The same bars give the same hash, limited or not.
+    """
     bars = feed_bars(manifest, base_dir, registry)
+    if end is not None:
+        return _bars_key(_slice(bars, None, end))
     if _DATA_KEY and _DATA_KEY[0][0] is bars:
         return _DATA_KEY[0][1]
+    key = _bars_key(bars)
+    _DATA_KEY[:] = [(bars, key)]
+    return key
+
+
+def _bars_key(bars: Sequence[Bar]) -> str:
+    """The SHA-256 of ``bars`` (see :func:`data_key`)."""
     digest = hashlib.sha256(b"tradefleet-bars-1\n")
     symbols = sorted({bar[0] for bar in bars})
     digest.update(json.dumps(symbols).encode())
@@ -233,9 +253,7 @@ def data_key(
             count=8 * len(part),
         )
         digest.update(numbers.tobytes())
-    key = digest.hexdigest()
-    _DATA_KEY[:] = [(bars, key)]
-    return key
+    return digest.hexdigest()
 
 
 # The hash of the bars read last (see data_key): a cache, not state.
@@ -288,7 +306,13 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
     elif not task.vector:
         fallback = "the vectorised path was not asked for"
     # Its figures come from the engine's result: a journal would be written and thrown away.
-    outcome = BotSession(bot, DiscardingJournal(), bars=bars).run_to_end()
+    session = BotSession(bot, DiscardingJournal(), bars=bars)
+    # A detailed run (its trades reported) records each symbol's last traded bar, as
+    # ``tradefleet backtest`` does; a trial's figures do not depend on when a trade ended.
+    recorder = BarRecorder() if task.detail else None
+    if recorder is not None:
+        session.pacer = recorder.watch
+    outcome = session.run_to_end()
     result = outcome.result
     seen: tuple[int | None, int | None]
     if bars is not None:
@@ -306,6 +330,12 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
             notes=notes,
             fallback=fallback,
         )
+    assert recorder is not None  # a detailed run records its bars
+    # The session ends every position still open at the run's last close; a symbol whose bars
+    # ended earlier (a shorter file) ends its trade at its own last bar, as its report does.
+    open_trades = end_of_data_at_symbol_ends(
+        outcome.open_trades, recorder.ranges(), result.timeframe_s
+    )
     return Evaluation(
         outcome.figures.as_json(),
         seen,
@@ -313,7 +343,7 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         equity_ts=tuple(result.equity_ts),
         equity=tuple(result.equity),
         exposure=tuple(result.exposure),
-        trades=(*result.trades, *outcome.open_trades),
+        trades=(*result.trades, *open_trades),
         fees=result.fees,
         notes=notes,
         fallback=fallback,
