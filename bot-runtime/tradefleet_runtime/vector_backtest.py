@@ -230,7 +230,7 @@ def _rows(
     )
     if isinstance(decisions, str):
         return decisions
-    actions, quantity_in, quantity_out, reasons = decisions
+    actions, quantity_in, quantity_out, reasons, codes = decisions
     side_names = [side + "" for side in sides]
     count = len(order_ids)
     statuses = [_FILLED] * fills + [_OPEN] * (count - fills)
@@ -261,6 +261,7 @@ def _rows(
             quantity_out,
             reasons,
             order_ids,
+            codes,
         ),
         FillColumns(
             fill_ids,
@@ -285,7 +286,7 @@ def _decisions(
     equity: list[float],
     marks: list[float],
     booked: tuple[VectorRun, list[int], list[str], list[str]],
-) -> tuple[list[str], list[float | None], list[float | None], list[str]] | str:
+) -> tuple[list[str], list[float | None], list[float | None], list[str], list[str]] | str:
     """Ask the sizer about each order's intent, as the engine's risk chain does, booking each
     fill into ``position`` after its order's decision (as the engine's portfolio does): the
     decisions' columns, or why they are not the run's orders (to the bit).
@@ -307,6 +308,7 @@ def _decisions(
     quantity_in: list[float | None] = []
     quantity_out: list[float | None] = []
     reasons: list[str] = []
+    codes: list[str] = []
     context = BLANK_CONTEXT
     quantities = orders[2]
     for k, (now, side, quantity, shut, tag) in enumerate(zip(*orders, strict=True)):
@@ -361,6 +363,7 @@ def _decisions(
         quantity_in.append(given)
         quantity_out.append(decision.quantity)
         reasons.append(decision.reason)
+        codes.append(decision.code)
         if k < fills:
             fill: Fill = _new(
                 Fill,
@@ -377,7 +380,7 @@ def _decisions(
                 ),
             )
             apply_fill(position, fill)
-    return actions, quantity_in, quantity_out, reasons
+    return actions, quantity_in, quantity_out, reasons, codes
 
 
 def _journal(

@@ -25,7 +25,23 @@ FIXTURE = Path(__file__).parent / "fixtures" / "journal-v2-paper.sqlite"
 def test_a_version_2_journal_is_migrated_and_read_the_same(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     shutil.copy(FIXTURE, path)
+    old = sqlite3.connect(path)
+    (run,) = old.execute("SELECT run_id FROM runs").fetchone()
+    # A closed trade and a veto as release 0.1.0 journaled them: no funding, no code.
+    old.execute(
+        "INSERT INTO trades VALUES (?, 0, 'EURUSD', 1, 1000, 1, 2, 1.05, 1.06, 10, 0.5)", (run,)
+    )
+    old.execute(
+        "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, reason)"
+        " VALUES (?, 1, 'circuit-breaker', 'EURUSD', 'buy', 'veto', 'daily loss')",
+        (run,),
+    )
+    old.commit()
+    old.close()
     journal = Journal(path)
+    (trade,) = journal.trades(run)
+    assert (trade.funding, trade.net_pnl, trade.exit_reason) == (0.0, 9.5, "")
+    assert journal.query("SELECT code FROM risk_decisions") == [("",)]
     meta = dict(journal.query("SELECT key, value FROM meta"))
     assert meta == {"schema_version": str(versions.CURRENT), "migrated_from": "2"}
     carried = journal.carried_state("bot")

@@ -33,7 +33,7 @@ def _run(quantity: float, lot_step: float) -> tuple[Any, list[tuple[Any, ...]]]:
     engine.run(BARS)
     result = engine.finish()
     rows = engine.journal._db.execute(
-        "SELECT plugin, action, quantity_in, quantity_out, reason, client_order_id"
+        "SELECT plugin, action, quantity_in, quantity_out, reason, client_order_id, code"
         " FROM risk_decisions WHERE plugin = 'engine.sizing'"
     ).fetchall()
     return result, rows
@@ -44,8 +44,9 @@ def test_a_quantity_off_the_lot_step_is_a_journaled_shrink() -> None:
     assert result.fills == 1
     assert result.open_positions[0].quantity == 13.0
     assert len(rows) == 1
-    plugin, action, quantity_in, quantity_out, reason, order_id = rows[0]
+    plugin, action, quantity_in, quantity_out, reason, order_id, code = rows[0]
     assert (plugin, action, quantity_in, quantity_out) == ("engine.sizing", "shrink", 13.7, 13.0)
+    assert code == "lot_step"  # the journal's row says what the metrics count it by
     assert "lot step 1" in reason and order_id
     assert result.risk_decisions[("engine.sizing", "shrink")] == 1
 

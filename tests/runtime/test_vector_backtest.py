@@ -49,7 +49,7 @@ TABLES = {
     "equity_chunks": "SELECT first_ts, count, ts, equity, exposure FROM equity_chunks"
     " ORDER BY first_ts",
     "risk_decisions": "SELECT ts, plugin, symbol, side, action, quantity_in, quantity_out,"
-    " reason, client_order_id FROM risk_decisions ORDER BY id",
+    " reason, client_order_id, code FROM risk_decisions ORDER BY id",
     "events": "SELECT ts, kind, message, data FROM events ORDER BY id",
     "signals": "SELECT * FROM signals",
     "meta": "SELECT * FROM meta",

@@ -43,6 +43,7 @@ class DecisionColumns:
     quantity_out: Sequence[float | None]
     reasons: Sequence[str]
     order_ids: Sequence[str]
+    codes: Sequence[str]  # each decision's fixed word (RiskDecision.code)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,10 @@ CREATE TABLE IF NOT EXISTS risk_decisions (
     quantity_in REAL,
     quantity_out REAL,
     reason TEXT NOT NULL DEFAULT '',
-    client_order_id TEXT
+    client_order_id TEXT,
+    -- The decision's short fixed word (RiskDecision.code: "daily_loss", "lot_step"), what the
+    -- metrics count it by; '' for a plain approval and for decisions before schema version 8.
+    code TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,

@@ -100,7 +100,7 @@ _INSERT_RUN_SYMBOL = (
 )
 _INSERT_RISK = (
     "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, quantity_in,"
-    " quantity_out, reason, client_order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " quantity_out, reason, client_order_id, code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_CASH_FLOW = (
     "INSERT INTO cash_flows (run_id, flow_id, kind, symbol, currency, amount, ts, booked)"
@@ -559,6 +559,7 @@ class Journal:
             decision.quantity,
             decision.reason,
             client_order_id,
+            decision.code,
         )
         if self.batched:
             self._risk_rows.append(row)
@@ -629,6 +630,7 @@ class Journal:
                     "quantity_out": decisions.quantity_out,
                     "reason": decisions.reasons,
                     "client_order_id": decisions.order_ids,
+                    "code": decisions.codes,
                 },
                 len(decisions.ts),
             )

@@ -22,10 +22,11 @@ History:
 - 7: each bot's identity (``meta`` ``identity:<bot>``), which its orders' client ids derive
   from. No table changes; the version says a release before it must not open the file: it
   would take the bot's own orders working at the venue for another program's and leave them.
-- 8: ``cash_flows``, the venue's payments outside fills (perpetual futures' funding), and
-  ``trades.funding``, a trade's share of them. 7 → 8 adds the table and the column (old trades
-  get 0); the version says a release before it must not open the file: it would rebuild the
-  account without them, its cash off by every payment.
+- 8: ``cash_flows``, the venue's payments outside fills (perpetual futures' funding),
+  ``trades.funding``, a trade's share of them, and ``risk_decisions.code``, each decision's
+  fixed word (what the metrics count it by). 7 → 8 adds the table and the columns (old trades
+  get 0, old decisions ''); the version says a release before it must not open the file: it
+  would rebuild the account without the payments, its cash off by every one.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ _STEPS: dict[int, tuple[str, ...]] = {
     ),
     5: ("ALTER TABLE orders ADD COLUMN reference_price REAL",),
     6: ("ALTER TABLE signals ADD COLUMN digest TEXT NOT NULL DEFAULT ''",),
-    8: ("ALTER TABLE trades ADD COLUMN funding REAL NOT NULL DEFAULT 0",),
+    8: (
+        "ALTER TABLE trades ADD COLUMN funding REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE risk_decisions ADD COLUMN code TEXT NOT NULL DEFAULT ''",
+    ),
 }
 _ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) .*")
 
