@@ -23,6 +23,7 @@ import yaml
 from rich.console import Console
 
 from tests.plugin_hooks import registry_with
+from tests.runtime.venue_view import VenueView
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.capabilities import Capability
@@ -33,12 +34,7 @@ from tradefleet_runtime.model import (
     CarriedState,
     CashFlow,
     Fill,
-    Instrument,
-    Order,
-    OrderReport,
     OrderUpdate,
-    Position,
-    PositionReport,
     Side,
 )
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -56,7 +52,7 @@ NAME = "funding-bot"
 SYMBOL = "BTCUSDT"
 
 
-class FundingVenue:
+class FundingVenue(VenueView):
     """One account that outlives every broker object made for it, with a funding ledger."""
 
     account: ClassVar[PaperBroker | None] = None
@@ -71,7 +67,7 @@ class FundingVenue:
             FundingVenue.account.connect(
                 BrokerContext(NAME, "paper", (SYMBOL,), "USDT", 100_000.0)  # type: ignore[arg-type]
             )
-        self.venue: PaperBroker = FundingVenue.account
+        super().__init__(FundingVenue.account)
 
     @classmethod
     def pay(cls, flow: CashFlow, *, reported: bool = True) -> None:
@@ -83,57 +79,10 @@ class FundingVenue:
     def connect(self, ctx: BrokerContext) -> None:
         FundingVenue.unreported.clear()  # a new broker reports from its connect on
 
-    def instrument(self, symbol: str) -> Instrument:
-        return self.venue.instrument(symbol)
-
-    def submit(self, order: Order) -> OrderUpdate:
-        return self.venue.submit(order)
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        return self.venue.cancel(client_order_id)
-
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
-        return self.venue.on_bar(bar)
-
-    def open_orders(self) -> Sequence[Order]:
-        return self.venue.open_orders()
-
-    def positions(self) -> dict[str, Position]:
-        return self.venue.positions()
-
-    def balance(self) -> float:
-        return self.venue.balance()
-
-    def close(self) -> None:
-        """The venue stays."""
-
     def drain_events(self) -> Sequence[Fill | OrderUpdate | CashFlow]:
         flows = list(FundingVenue.unreported)
         FundingVenue.unreported.clear()
         return [*self.venue.drain_events(), *flows]
-
-    def query_order(self, client_order_id: str) -> OrderReport | None:
-        return self.venue.query_order(client_order_id)
-
-    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
-        return self.venue.order_reports(since_ts)
-
-    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
-        return self.venue.fill_reports(since_ts)
-
-    def position_reports(self) -> Sequence[PositionReport]:
-        return self.venue.position_reports()
-
-    def cancel_all(self, symbol: str | None) -> None:
-        self.venue.cancel_all(symbol)
-
-    def amend(
-        self, client_order_id: str, quantity: float | None, price: float | None
-    ) -> OrderUpdate | None:
-        return self.venue.amend(client_order_id, quantity, price)
-
-    def is_connected(self) -> bool:
-        return True
 
     def cash_flow_reports(self, since_ts: int) -> Sequence[CashFlow]:
         FundingVenue.asked_since.append(since_ts)

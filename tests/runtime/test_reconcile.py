@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.plugin_hooks import registry_with, venue_plugins
+from tests.runtime.venue_view import VenueView
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime import session as session_module
@@ -26,13 +27,10 @@ from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     Bar,
     Fill,
-    Instrument,
     Order,
     OrderReport,
     OrderStatus,
     OrderType,
-    OrderUpdate,
-    Position,
     PositionReport,
     ReasonCode,
     Side,
@@ -307,7 +305,7 @@ def test_positions_in_other_symbols_are_foreign_and_within_tolerance_is_equal() 
 # -- a bot restarted against a venue that lived on ------------------------------------------
 
 
-class SharedVenue:
+class SharedVenue(VenueView):
     """A view of one account that outlives every broker object (and bot process) made for it."""
 
     account: ClassVar[PaperBroker | None] = None
@@ -320,62 +318,12 @@ class SharedVenue:
             SharedVenue.account.connect(
                 BrokerContext(NAME, "paper", ("BTCUSDT",), "USD", 100_000.0)  # type: ignore[arg-type]
             )
-        self.venue: PaperBroker = SharedVenue.account
+        super().__init__(SharedVenue.account)
 
     def connect(self, ctx: BrokerContext) -> None:
         """The account is already there; connecting changes nothing at the venue."""
         if not SharedVenue.reachable.is_set():
             raise ConnectionError("the venue answers 503 (maintenance)")
-
-    def instrument(self, symbol: str) -> Instrument:
-        return self.venue.instrument(symbol)
-
-    def submit(self, order: Order) -> OrderUpdate:
-        return self.venue.submit(order)
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        return self.venue.cancel(client_order_id)
-
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
-        return self.venue.on_bar(bar)
-
-    def open_orders(self) -> Sequence[Order]:
-        return self.venue.open_orders()
-
-    def positions(self) -> dict[str, Position]:
-        return self.venue.positions()
-
-    def balance(self) -> float:
-        return self.venue.balance()
-
-    def close(self) -> None:
-        """The venue stays."""
-
-    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
-        return self.venue.drain_events()
-
-    def query_order(self, client_order_id: str) -> OrderReport | None:
-        return self.venue.query_order(client_order_id)
-
-    def order_reports(self, since_ts: int) -> Sequence[OrderReport]:
-        return self.venue.order_reports(since_ts)
-
-    def fill_reports(self, since_ts: int) -> Sequence[Fill]:
-        return self.venue.fill_reports(since_ts)
-
-    def position_reports(self) -> Sequence[PositionReport]:
-        return self.venue.position_reports()
-
-    def cancel_all(self, symbol: str | None) -> None:
-        self.venue.cancel_all(symbol)
-
-    def amend(
-        self, client_order_id: str, quantity: float | None, price: float | None
-    ) -> OrderUpdate | None:
-        return self.venue.amend(client_order_id, quantity, price)
-
-    def is_connected(self) -> bool:
-        return True
 
 
 class BuyAndRest(Strategy):
