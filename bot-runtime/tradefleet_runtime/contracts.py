@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from tradefleet_runtime.indicators import DEFAULT_HISTORY, BarHistory, Indicator, IndicatorBook
 from tradefleet_runtime.model import (
     Bar,
+    CashFlow,
     Fill,
     Instrument,
     Order,
@@ -319,9 +320,10 @@ class Broker(Protocol):
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None: ...
 
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
-        """A base bar closed. Simulated brokers match working orders against it; live ones
-        return the fills and updates they saw since the last call."""
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """A base bar closed. Simulated brokers match working orders against it (and the paper
+        broker settles the funding it simulates, as ``CashFlow``s); live ones return the fills
+        and updates they saw since the last call."""
         ...
 
     def open_orders(self) -> Sequence[Order]: ...

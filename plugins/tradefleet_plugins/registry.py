@@ -274,6 +274,8 @@ def tradefleet_brokers() -> list[PluginSpec]:
                     Capability.FOLLOWS_BRACKETS,
                     Capability.KNOWS_LEVERAGE,
                     Capability.RESTORES_POSITIONS,
+                    # Funding of linear markets (Binance USDⓈ-M, Bybit); spot reports none.
+                    Capability.REPORTS_CASH_FLOWS,
                 }
             ),
         ),

@@ -50,6 +50,14 @@ from typing import Any
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
 from tradefleet_plugins.brokers.ccxt_errors import Failure, Retry
 from tradefleet_plugins.brokers.ccxt_fee_rates import FeeRates
+from tradefleet_plugins.brokers.ccxt_funding import (
+    FUNDING_WINDOW_MS,
+    FundingRows,
+    Payment,
+    funding_rows_of,
+    funding_windows,
+    payment_of,
+)
 from tradefleet_plugins.brokers.ccxt_orders import (
     CreateArgs,
     Dialect,
@@ -80,6 +88,7 @@ from tradefleet_runtime.sdk import (
     TAKE_PROFIT_TAG,
     Bar,
     BrokerContext,
+    CashFlow,
     Fill,
     Instrument,
     Order,
@@ -130,6 +139,12 @@ _BYBIT_ENDED_PAGES = 4
 _CLOCK_MARGIN_MS = 60_000
 # A market's price is read at most this often for the take-profits the broker watches.
 _TICKER_EVERY_S = 1.0
+# Funding: each read starts this long before the venue's time when the last successful one
+# began. A venue settles every account's funding over minutes and may list a payment after a
+# read that began later than its stamp; the repeats are dropped by id.
+_FUNDING_OVERLAP_MS = 15 * 60_000
+# A funding read that failed is tried again this soon (or at ``funding_poll_s``, if sooner).
+_FUNDING_RETRY_S = 30.0
 # A first run's capital may exceed what the account holds by this much (rounding, a fee).
 _CAPITAL_TOLERANCE = 0.005
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
@@ -228,8 +243,19 @@ class CcxtBroker:
         self._known: set[str] = set()
         self._known_lock = threading.Lock()
         self._preloaded: set[str] = set()  # ids an earlier run sent (loaded at connect)
-        self._events: list[Fill | OrderUpdate] = []
+        self._events: list[Fill | OrderUpdate | CashFlow] = []
         self._events_lock = threading.Lock()
+        # Funding (linear markets of a venue it has a reader for; None: no funding read). The
+        # rest is the I/O thread's: the venue's time at connect (no payment booked before it
+        # is this run's), where each market's next read starts (venue ms), the payments taken.
+        self._funding_rows: FundingRows | None = funding_rows_of(self._dialect) if linear else None
+        self._funding_floor_ms = 0
+        self._funding_from: dict[str, int] = {}
+        self._funding_seen: dict[str, SeenIds[str]] = {}
+        self._funding_problem: str | None = None  # the last failed read's, said once
+        self._funding_said: set[str] = set()  # payments whose unreadable field was said
+        self._no_funding_said = False
+        self._funding_reader: asyncio.Task[None] | None = None
         # I/O thread state
         self._tracked: dict[str, _Tracked] = {}
         self._by_venue_id: dict[str, str] = {}
@@ -340,7 +366,8 @@ class CcxtBroker:
         self._io().spawn(self._cancel(client_order_id))
         return None
 
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        # A funding payment among them is booked by the engine as when pumped.
         return self.drain_events()
 
     def open_orders(self) -> Sequence[Order]:
@@ -374,12 +401,14 @@ class CcxtBroker:
 
     # -- venue-execution -------------------------------------------------------------------
 
-    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+    def drain_events(self) -> Sequence[Fill | OrderUpdate | CashFlow]:
         with self._events_lock:
             events, self._events = self._events, []
         for event in events:
             if isinstance(event, Fill):
                 self._book(event)
+            elif isinstance(event, CashFlow):
+                self._book_cash_flow(event)
         return events
 
     def query_order(self, client_order_id: str) -> OrderReport | None:
@@ -390,6 +419,12 @@ class CcxtBroker:
 
     def fill_reports(self, since_ts: int) -> Sequence[Fill]:
         return self._io().call(self._fill_reports(since_ts), _QUERY_TIMEOUT_S)
+
+    def cash_flow_reports(self, since_ts: int) -> Sequence[CashFlow]:
+        """``reports-cash-flows``: the funding payments in the bot's symbols the venue booked
+        at or after ``since_ts``, every page, oldest first (none on spot, and none from a
+        venue without a funding reader)."""
+        return self._io().call(self._cash_flow_reports(since_ts), _QUERY_TIMEOUT_S)
 
     def position_reports(self) -> Sequence[PositionReport]:
         return self._io().call(self._position_reports(), _QUERY_TIMEOUT_S)
@@ -453,7 +488,15 @@ class CcxtBroker:
         position = self._positions.setdefault(fill.symbol, Position(fill.symbol))
         apply_fill(position, fill)
 
-    def _emit(self, *events: Fill | OrderUpdate) -> None:
+    def _book_cash_flow(self, flow: CashFlow) -> None:
+        """A payment in the account's currency moves the cash this broker reports (as the
+        engine books it: one it cannot read, or in another currency, is not booked)."""
+        ctx = self._ctx
+        same = ctx is not None and flow.currency.upper() == ctx.currency.upper()
+        if same and math.isfinite(flow.amount):
+            self._cash += flow.amount
+
+    def _emit(self, *events: Fill | OrderUpdate | CashFlow) -> None:
         if not events:
             return
         with self._events_lock:
@@ -519,6 +562,8 @@ class CcxtBroker:
         now_ms = int(time.time() * 1000)
         for unified in self._markets.values():
             self._trades_since[unified] = now_ms - _CLOCK_MARGIN_MS
+        if self._linear:
+            await self._start_funding()
         self._polled_ms = now_ms
         self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
 
@@ -2128,6 +2173,184 @@ class CcxtBroker:
         self._foreign_ids.add(venue_id)
         return None
 
+    # -- funding (I/O thread) ----------------------------------------------------------------
+
+    async def _start_funding(self) -> None:
+        """From the venue's time now on, this run's funding payments are read every
+        ``funding_poll_s`` (a task of its own beside the order poller: a read that waits out
+        its retries must not hold up the orders' polls). One booked before it belongs to
+        whatever held the position then; a restart's catch-up (``cash_flow_reports``) reads
+        those since the bot's last journaled one."""
+        if self._funding_rows is None:
+            if not self._no_funding_said:
+                self._no_funding_said = True
+                log.warning(
+                    "ccxt broker: %s: the broker has no funding reader for this venue, so its "
+                    "funding payments are not reported: the bot's cash and equity differ from "
+                    "the venue's wallet by each of them",
+                    self.params.exchange,
+                )
+            return
+        venue_ms = await self._venue_ms()
+        self._funding_floor_ms = venue_ms
+        for market in self._markets.values():
+            # The venue's clock and its lists may lag the answer a little: read from earlier.
+            self._funding_from[market] = venue_ms - _CLOCK_MARGIN_MS
+            self._funding_seen[market] = SeenIds()
+        self._funding_reader = asyncio.get_running_loop().create_task(self._funding_forever())
+
+    async def _venue_ms(self) -> int:
+        """The venue's clock (ms): payments are stamped by it, and it may run apart from ours."""
+        venue = self._venue
+        assert venue is not None
+        stamp = await venue.request("fetch_time")
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and stamp > 0:
+            return stamp
+        return int(time.time() * 1000)  # no time in the answer: ours (the margins cover NTP)
+
+    async def _funding_forever(self) -> None:
+        every = self.params.funding_poll_s
+        delay = every
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._read_funding()
+            except VenueFailure as error:
+                failure = error.failure
+                self._funding_failed(failure.code.value, failure.message)
+                delay = min(every, _FUNDING_RETRY_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                name = type(error).__name__
+                self._funding_failed(name, f"{name}: {error}", with_traceback=True)
+                delay = min(every, _FUNDING_RETRY_S)
+            else:
+                if self._funding_problem is not None:
+                    log.info(
+                        "ccxt broker: funding reads work again (after: %s)", self._funding_problem
+                    )
+                    self._funding_problem = None
+                delay = every
+
+    def _funding_failed(self, kind: str, problem: str, with_traceback: bool = False) -> None:
+        """A failed funding read, said once per kind of failure (its words name the request,
+        which differ each time). Nothing is lost: the next read starts where the last
+        successful one did."""
+        if kind == self._funding_problem:
+            return
+        self._funding_problem = kind
+        problem = self._venue.redact(problem) if self._venue is not None else problem
+        log.warning(
+            "ccxt broker: reading funding payments failed (tried again within %gs): %s",
+            min(self.params.funding_poll_s, _FUNDING_RETRY_S),
+            problem,
+            exc_info=with_traceback,
+        )
+
+    async def _read_funding(self) -> None:
+        """Each bot market's payments since its last read, those not taken yet as events;
+        a market's next read starts from this one's venue time, less the overlap, once its
+        read succeeded."""
+        began = await self._venue_ms()
+        for bot_symbol, market in self._markets.items():
+            since = self._funding_from[market]
+            seen = self._funding_seen[market]
+            fresh: list[CashFlow] = []
+            for payment in await self._payments(market, bot_symbol, since, began):
+                if seen.taken(payment.key, payment.venue_ms):
+                    continue
+                seen.add(payment.key, payment.venue_ms)
+                if payment.venue_ms and payment.venue_ms < self._funding_floor_ms:
+                    continue  # booked before this run connected: not this run's to report
+                self._say_unreadable(payment)
+                fresh.append(payment.flow)
+            self._emit(*fresh)
+            self._funding_from[market] = max(since, began - _FUNDING_OVERLAP_MS)
+            seen.forget_before(self._funding_from[market])
+
+    def _say_unreadable(self, payment: Payment) -> None:
+        """A payment with a field that cannot be read: said once, naming the venue's field (it
+        is reported still, and the engine refuses it naming its own)."""
+        if payment.problem and payment.key not in self._funding_said:
+            self._funding_said.add(payment.key)
+            log.warning(
+                "ccxt broker: %s: a funding payment cannot be booked: %s",
+                self.params.exchange,
+                payment.problem,
+            )
+
+    async def _payments(
+        self, market: str, bot_symbol: str, since_ms: int, now_ms: int
+    ) -> list[Payment]:
+        """``market``'s funding payments the venue booked from ``since_ms`` on, every page to
+        the venue's ``now_ms``, oldest first, once each."""
+        rows = self._funding_rows
+        assert rows is not None
+        spec = (self._ex().markets or {}).get(market) or {}
+        market_id = str(spec.get("id") or "")
+        settle = str(spec.get("settle") or spec.get("quote") or "")
+        payments: dict[str, Payment] = {}
+        for row in await self._funding_pages(rows, market, since_ms, now_ms):
+            info = row.get("info")
+            payment = payment_of(
+                info if isinstance(info, dict) else {}, rows, market_id, bot_symbol, settle
+            )
+            if payment is not None:
+                payments.setdefault(payment.key, payment)
+        return sorted(payments.values(), key=lambda p: (p.venue_ms, p.flow.flow_id))
+
+    async def _funding_pages(
+        self, rows: FundingRows, market: str, since_ms: int, now_ms: int
+    ) -> list[dict[str, Any]]:
+        """The rows of ``fetch_funding_history`` from ``since_ms`` on (at most as far back as
+        the venue keeps them), in windows of a week (the most Bybit answers a request) up to
+        the venue's time, every page of each: Bybit's by its cursor, Binance's by time (oldest
+        first, 1,000 a page)."""
+        venue = self._venue
+        assert venue is not None
+        found: list[dict[str, Any]] = []
+        # Nothing older than the venue keeps can come: no read of years of empty weeks.
+        since_ms = max(since_ms, now_ms - rows.kept_ms)
+        until_ms = now_ms + _CLOCK_MARGIN_MS
+        for start, end in funding_windows(since_ms, until_ms, FUNDING_WINDOW_MS):
+            until: dict[str, Any] = {} if end is None else {"until": end}
+            if rows.cursor:
+                params = {**rows.page_params, **until}
+                pages = self._cursor_pages(
+                    "fetch_funding_history", market, start, rows.page, params
+                )
+                found += await _every_row(pages)
+                continue
+            stamp = start
+            keys: set[str] = set()
+            while True:
+                page = await venue.request(
+                    "fetch_funding_history", market, stamp, rows.page, dict(until)
+                )
+                fresh = [r for r in page if _row_key(r) not in keys]
+                keys.update(_row_key(r) for r in fresh)
+                found += fresh
+                if len(page) < rows.page or not fresh:
+                    break
+                stamp = max(int(r.get("timestamp") or 0) for r in page)
+        return found
+
+    async def _cash_flow_reports(self, since_ts: int) -> list[CashFlow]:
+        if self._funding_rows is None:
+            return []  # spot pays no funding; a venue without a reader was said at connect
+        since_ms = since_ts * 1000
+        now_ms = await self._venue_ms()
+        flows: list[CashFlow] = []
+        for bot_symbol, market in self._markets.items():
+            for payment in await self._payments(market, bot_symbol, since_ms, now_ms):
+                if payment.venue_ms and payment.venue_ms < since_ms:
+                    continue
+                self._say_unreadable(payment)
+                flows.append(payment.flow)
+        flows.sort(key=lambda flow: (flow.ts, flow.flow_id))
+        return flows
+
     # -- queries (I/O thread) ----------------------------------------------------------------
 
     async def _query(self, client_order_id: str) -> OrderReport | None:
@@ -2553,6 +2776,13 @@ def _unknown_symbol(
         f"{where} (spec.broker.params.market_type is {kind}); it lists {len(listed)}{some}: "
         f"{', '.join(shown)}"
     )
+
+
+def _row_key(row: Mapping[str, Any]) -> str:
+    """What tells two rows of a ccxt list apart within one read: the venue's id, else the
+    whole row (never two distinct rows as one)."""
+    row_id = row.get("id")
+    return str(row_id) if row_id not in (None, "") else repr(sorted(row.items(), key=str))
 
 
 def _list_id(row: dict[str, Any]) -> str:

@@ -90,6 +90,15 @@ class CcxtBrokerParams(PluginParams):
         le=60.0,
         description="How often working orders and own trades are polled for changes.",
     )
+    funding_poll_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=3600.0,
+        description="Linear only: how often the funding payments of the bot's symbols are read "
+        "(one request a symbol, and one for the venue's time). Venues pay at most hourly "
+        "(usually every 8 hours), so a payment reaches the bot's cash within this long of "
+        "the venue booking it; a read that fails is tried again within 30 s.",
+    )
     timeout_ms: int = Field(
         default=10_000, ge=100, le=120_000, description="ccxt's per-request timeout."
     )
