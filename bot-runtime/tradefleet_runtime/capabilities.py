@@ -263,6 +263,15 @@ class AccountRestorer(Protocol):
 
 
 @runtime_checkable
+class CashFlowRestorer(Protocol):
+    """An ``AccountRestorer`` that also makes payments outside fills (the paper broker's
+    simulated funding): told, after ``restore_account``, the ones the bot booked into cash in
+    earlier runs, so that its account's cash is the bot's. Optional: no capability to declare."""
+
+    def restore_cash_flows(self, flows: Sequence[CashFlow]) -> None: ...
+
+
+@runtime_checkable
 class BracketFollower(Protocol):
     """A venue broker that places a bracket entry's stop-loss/take-profit children itself —
     from the entry's first fill, sized on what filled, resized as the rest fills — and so must
@@ -533,6 +542,7 @@ __all__ = [
     "BracketFollower",
     "Capability",
     "CashFlowReporter",
+    "CashFlowRestorer",
     "EquityRestorer",
     "FillObserver",
     "FillRestorer",

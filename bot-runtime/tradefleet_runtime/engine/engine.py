@@ -39,6 +39,7 @@ from tradefleet_runtime.capabilities import (
     AccountRestorer,
     ActionKind,
     BracketFollower,
+    CashFlowRestorer,
     RiskLockHolder,
     SignalReceiver,
     VenueExecution,
@@ -1299,26 +1300,30 @@ class Engine:
         self._state("cash_flows_caught_up", summary, {"count": len(booked), "total": total})
         return summary
 
-    def _replay(self, state: CarriedState) -> None:
+    def _replay(self, state: CarriedState) -> list[CashFlow]:
         """Earlier runs' fills and payments into the account (before ``_carry``), in the order
-        they happened: each payment goes to the trade that held its position then."""
+        they happened: each payment goes to the trade that held its position then. Returns
+        the payments booked into cash."""
         flows = sorted(state.cash_flows, key=lambda flow: flow.ts)
+        booked: list[CashFlow] = []
         done = 0
         for fill in state.fills:
             while done < len(flows) and flows[done].ts < fill.ts:
-                self._restore_cash_flow(flows[done])
+                self._restore_cash_flow(flows[done], booked)
                 done += 1
             self.portfolio.apply(fill)
         for flow in flows[done:]:
-            self._restore_cash_flow(flow)
+            self._restore_cash_flow(flow, booked)
+        return booked
 
-    def _restore_cash_flow(self, flow: CashFlow) -> None:
+    def _restore_cash_flow(self, flow: CashFlow, booked: list[CashFlow]) -> None:
         """An earlier run's payment, as journaled (booked there if in the account's currency)."""
         if flow.flow_id in self._flow_ids:
             return
         self._flow_ids.add(flow.flow_id)
         if books_in(flow, self.config.currency) and not cash_flow_problem(flow, self._symbols):
             self.portfolio.book_cash_flow(flow.amount, flow.symbol)
+            booked.append(flow)
 
     def _on_fill(self, fill: Fill) -> None:
         self.stats.fills += 1
@@ -2202,12 +2207,15 @@ class Engine:
             # Before its first bar the engine's clock is the last bar the account saw: what is
             # journaled here (re-armed orders, the summary) is stamped then, not at 1970.
             self._now = state.last_bar_ts
-        self._replay(state)
+        booked = self._replay(state)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
         self._carry()
         if self.restorer is not None:
             self.restorer.restore_account(state.fills)
+            if isinstance(self.restorer, CashFlowRestorer):
+                # The paper broker's own funding: its cash must be the bot's, not the fills'.
+                self.restorer.restore_cash_flows(booked)
         self.known_ids = state.known_order_ids
         rearmed = 0
         for order, filled in state.working:

@@ -24,9 +24,9 @@ against the engine to 1e-9, on real data and on data whose opens jump away from 
   turns (a few hundred), with the engine's arithmetic; everything per bar stays in numpy.
 
 :func:`vector_terms` says whether a bot can take this path at all, and why not when it
-cannot: one symbol, the ``paper`` broker without instrument limits, exactly one risk plugin
-and it ``fixed-size`` or ``fixed-fractional``, not paused. Anything else is evaluated by the
-event engine.
+cannot: one symbol, the ``paper`` broker without instrument limits or funding, exactly one
+risk plugin and it ``fixed-size`` or ``fixed-fractional``, not paused. Anything else is
+evaluated by the event engine.
 """
 
 from __future__ import annotations
@@ -133,6 +133,9 @@ def vector_terms(
     limits = {k: v for k, v in dict(instrument or {}).items() if k != "contract_size"}
     if any(float(value or 0.0) for value in limits.values()):
         return f"instrument limits for {symbol} (lot step, tick size or minimums)"
+    funding = _funding_param(params, symbol)
+    if funding:
+        return f"{funding} (the vectorised path pays no funding)"
     names = [n for n, _ in risk]
     if names not in (["fixed-size"], ["fixed-fractional"]):
         listed = ", ".join(names) or "none"
@@ -161,6 +164,17 @@ def vector_terms(
         timeframe_s=timeframe_s,
         fractional=fractional,
     )
+
+
+def _funding_param(params: Mapping[str, Any], symbol: str) -> str:
+    """The paper broker's param that makes ``symbol`` pay funding, with its value ('' for
+    none): the engine settles it at funding times, which a plan's fills do not state."""
+    per_symbol = dict(params.get("funding_rate_per_symbol") or {})
+    if symbol in per_symbol:
+        name, rate = f"funding_rate_per_symbol.{symbol}", float(per_symbol[symbol])
+    else:
+        name, rate = "funding_rate", float(params.get("funding_rate") or 0.0)
+    return f"{name} {rate:g}" if rate else ""
 
 
 def run_plan(

@@ -46,6 +46,7 @@ def finish_backtest(
         trades=[*result.trades, *open_trades],
         fees=result.fees,
         symbols=tuple(symbols),
+        funding=result.cash_flows,
     )
 
 

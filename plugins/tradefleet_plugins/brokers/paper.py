@@ -13,6 +13,14 @@ Fill rules (the engine's promise to strategy authors):
   Children of an entry that filled inside a bar (not at its open) may only stop out on that
   same bar: the path after the entry is unknown, so the worse outcome is assumed.
 - A fill that would leave margin (gross notional / leverage) above equity is rejected.
+- Funding (``funding_rate``, off by default): at each funding time (00:00 UTC and every
+  ``funding_interval_h`` after) a position pays ``quantity × price × rate`` (a long pays a
+  positive rate, a short receives it). It is settled on the symbol's first bar opening at or
+  after that time, before the bar's fills (the position held at that time), at the bar's open:
+  the mark then, or the first price after it when the data has a gap (each time in the gap is
+  paid once, at that price). Never a later price. Booked into this account's cash (the margin
+  check sees it) and reported among ``on_bar``'s events as a ``CashFlow`` whose ``flow_id``,
+  ``funding:<symbol>:<time>``, is the same after a restart, so the engine books it once.
 
 It implements the real venues' contract (``venue-execution``) as its reference: refusals and
 cancels carry a ``ReasonCode``, orders can be queried by client order id, amended and cancelled
@@ -27,12 +35,13 @@ price is worked out when asked, by replaying the fills it keeps (a backtest keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
 from tradefleet_runtime.sdk import (
     Bar,
     BrokerContext,
+    CashFlow,
     Fill,
     Instrument,
     Order,
@@ -50,7 +59,7 @@ from tradefleet_runtime.sdk import (
     netted_quantity,
 )
 
-_EMPTY: tuple[Fill | OrderUpdate, ...] = ()
+_EMPTY: tuple[Fill | OrderUpdate | CashFlow, ...] = ()
 _INF = float("inf")
 # Read per order and per fill: module constants, not attribute lookups through the enum classes.
 _BUY = Side.BUY
@@ -62,6 +71,7 @@ _FILLED = OrderStatus.FILLED
 _CANCELLED = OrderStatus.CANCELLED
 _REJECTED = OrderStatus.REJECTED
 _NO_CODE = ReasonCode.NONE
+_FUNDING = "funding"  # CashFlow.kind of the payments this broker makes
 # Named tuples built positionally: keyword construction costs several times more, and these
 # are built for every order and every fill.
 _new = tuple.__new__
@@ -107,12 +117,29 @@ class PaperBroker:
         # A backtest asks no venue questions: its report comes from the journal. Keeping every
         # order and fill of a million-bar run in memory would cost tens of megabytes for nothing.
         self._keep = True
+        # Funding: the rate of each symbol that pays any (set at connect, from the bot's
+        # symbols), the seconds between funding times, and per symbol holding a position the
+        # next funding time it owes. ``_funding_due`` is the earliest of those: a bar opening
+        # before it owes nothing, which is the one comparison a bar pays (inf: none owed, or
+        # funding off, the default).
+        self._funding_rates: dict[str, float] = {}
+        self._funding_step = params.funding_interval_h * 3600
+        self._funding_next: dict[str, int] = {}
+        self._funding_due: float = _INF
+        self._currency = ""
 
     # -- Broker protocol ---------------------------------------------------------------------
 
     def connect(self, ctx: BrokerContext) -> None:
         self._cash = ctx.initial_capital
         self._keep = ctx.mode != "backtest"
+        self._currency = ctx.currency
+        rate_of = self.params.funding_rate_of
+        self._funding_rates = {s: rate_of(s) for s in ctx.symbols if rate_of(s)}
+        if self._funding_rates:
+            # Only an account paying funding looks for funding times on every bar: without
+            # it (the default) the per-bar path is the one it always was, at no cost.
+            self.on_bar = self._on_bar_funded  # type: ignore[method-assign]
 
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -297,8 +324,18 @@ class PaperBroker:
             self._marks[fill.symbol] = fill.price
         self._restored.extend(fills)
         self._fill_count = len(fills)
+        # A position held since its last fill owes the funding times after that fill.
+        self._owe_funding_after((fill.symbol, fill.ts) for fill in fills)
 
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+    def restore_cash_flows(self, flows: Sequence[CashFlow]) -> None:
+        """After ``restore_account``: the payments outside fills (this broker's funding) the
+        bot booked in earlier runs. Into the cash, as they were then; and a funding time paid
+        is not owed again (a bar handled again after the restart settles nothing twice)."""
+        for flow in flows:
+            self._cash += flow.amount
+        self._owe_funding_after((flow.symbol, flow.ts) for flow in flows)
+
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
         symbol = bar[0]
         # Every symbol's last close (only those with a position are ever read: the margin check).
         self._marks[symbol] = bar[6]
@@ -306,6 +343,69 @@ class PaperBroker:
         if not working:
             return _EMPTY
         return self._match(bar, working)
+
+    # -- funding -----------------------------------------------------------------------------
+
+    def _on_bar_funded(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """``on_bar`` of an account paying funding (``connect`` puts it in place): the same,
+        with one comparison more a bar. Kept a copy, not a call of ``on_bar``, which would
+        cost a call a bar."""
+        symbol = bar[0]
+        self._marks[symbol] = bar[6]
+        if bar[2] >= self._funding_due:
+            return self._funded_bar(bar)
+        working = self._working.get(symbol)
+        if not working:
+            return _EMPTY
+        return self._match(bar, working)
+
+    def _funded_bar(self, bar: Bar) -> list[Fill | OrderUpdate | CashFlow]:
+        """A bar opening at or after a funding time some position owes: the bar's symbol
+        settles what it owes (before the bar's fills: the position held at that time), then
+        the bar is matched as any other."""
+        events: list[Fill | OrderUpdate | CashFlow] = []
+        symbol = bar[0]
+        due = self._funding_next.get(symbol)
+        if due is not None and due <= bar[2]:
+            events.extend(self._settle_funding(symbol, due, bar))
+            self._funding_due = min(self._funding_next.values(), default=_INF)
+        working = self._working.get(symbol)
+        if working:
+            events.extend(self._match(bar, working))
+        return events
+
+    def _settle_funding(self, symbol: str, due: int, bar: Bar) -> list[CashFlow]:
+        """``symbol``'s payments for the funding times from ``due`` to ``bar``'s open, each at
+        the open (the first price at or after every one of them), on the position held."""
+        opened = bar[2]
+        step = self._funding_step
+        held = self._held.get(symbol, 0.0)
+        flows: list[CashFlow] = []
+        if held:
+            amount = -held * bar[3] * self._funding_rates[symbol]
+            currency = self._currency
+            for instant in range(due, opened + 1, step):
+                flow_id = f"funding:{symbol}:{instant}"
+                flows.append(_new(CashFlow, (flow_id, symbol, amount, currency, instant, _FUNDING)))
+                self._cash += amount
+            self._funding_next[symbol] = (opened // step + 1) * step
+        else:
+            # Flat: owes nothing until a fill opens a position again (``_execute``).
+            del self._funding_next[symbol]
+        return flows
+
+    def _owe_funding_after(self, moments: Iterable[tuple[str, int]]) -> None:
+        """Each (symbol, ts): ``symbol``'s position, if it holds one and pays funding, owes the
+        funding times after ``ts`` (and none at or before it), unless a later moment says
+        otherwise."""
+        rates, step = self._funding_rates, self._funding_step
+        nexts = self._funding_next
+        for symbol, ts in moments:
+            if symbol in rates and self._held.get(symbol, 0.0):
+                nexts[symbol] = max(nexts.get(symbol, 0), (ts // step + 1) * step)
+            else:
+                nexts.pop(symbol, None)
+        self._funding_due = min(nexts.values(), default=_INF)
 
     # -- matching ----------------------------------------------------------------------------
 
@@ -505,6 +605,9 @@ class PaperBroker:
         self._cash -= signed * price + fee
         self._held[symbol] = netted_quantity(held, signed)
         self._marks[symbol] = price
+        if not held and self._funding_rates:
+            # A position opened from flat owes the funding times after this fill.
+            self._owe_funding_after(((symbol, ts),))
         if self._keep:
             self._fills.append(fill)
             self._filled[order_id] = (quantity, quantity * price)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, ValidationInfo, field_validator
 
 from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
+
+# The largest funding rate per interval taken, either way: 1 %.
+_MAX_FUNDING_RATE = 0.01
 
 
 class InstrumentParams(PluginParams):
@@ -50,6 +55,33 @@ class PaperBrokerParams(PluginParams):
         description="Account leverage: an order is rejected when margin (notional / leverage) "
         "would exceed equity.",
     )
+    # Funding of perpetual futures. Bounded at ±1 % an interval: venues cap it lower (Bybit
+    # ±0.375 % on BTC), so a value beyond is a percent written as a fraction or a typo.
+    funding_rate: float = Field(
+        default=0.0,
+        ge=-_MAX_FUNDING_RATE,
+        le=_MAX_FUNDING_RATE,
+        description="Funding rate of a perpetual future per funding interval, as a fraction of "
+        "the position's notional (0.0001 = 0.01 %, the usual base rate on Binance and Bybit): "
+        "at each funding time a long pays and a short receives quantity × price × rate (a "
+        "negative rate the other way), the price being the open of the first bar at or after "
+        "that time. A constant estimate of the cost, not the venue's history. 0: no funding "
+        "(spot).",
+    )
+    funding_rate_per_symbol: dict[
+        str, Annotated[float, Field(ge=-_MAX_FUNDING_RATE, le=_MAX_FUNDING_RATE)]
+    ] = Field(
+        default_factory=dict,
+        description="Funding rate per symbol (a fraction per interval), overriding "
+        "`funding_rate`; 0 for a symbol that pays none.",
+    )
+    funding_interval_h: int = Field(
+        default=8,
+        ge=1,
+        le=24,
+        description="Hours between funding times, which fall at 00:00 UTC and every this many "
+        "hours after (8: 00:00, 08:00, 16:00, as on Binance and Bybit); divides 24.",
+    )
     instruments: dict[str, InstrumentParams] = Field(
         default_factory=dict, description="Per-symbol rounding and limits."
     )
@@ -59,9 +91,19 @@ class PaperBrokerParams(PluginParams):
 
     # A symbol the bot does not trade (a typo) would leave the real one on
     # `default_instrument`'s limits, silently. Keyed by the bot's symbols: paper maps none.
-    @field_validator("instruments")
+    @field_validator("instruments", "funding_rate_per_symbol")
     @classmethod
-    def _bot_symbols(
-        cls, value: dict[str, InstrumentParams], info: ValidationInfo
-    ) -> dict[str, InstrumentParams]:
+    def _bot_symbols(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
         return bot_symbol_keys(value, info)
+
+    # Funding times repeat every day at the same hours only when the interval divides a day.
+    @field_validator("funding_interval_h")
+    @classmethod
+    def _divides_a_day(cls, value: int) -> int:
+        if 24 % value:
+            raise ValueError(f"must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24), got {value}")
+        return value
+
+    def funding_rate_of(self, symbol: str) -> float:
+        """The funding rate per interval of ``symbol``."""
+        return self.funding_rate_per_symbol.get(symbol, self.funding_rate)
