@@ -233,6 +233,9 @@ class ActionKind(StrEnum):
     REDUCE = "reduce"  # cut a position (or every position) by a fraction
     FLATTEN = "flatten"  # close a position (or every position) and cancel its working orders
     CANCEL_ENTRIES = "cancel_entries"  # cancel resting orders that are not reduce-only
+    # Move a position's working stop-loss to ``price``: only toward the mark (the engine
+    # refuses a move that loosens it, passes the mark or is not a finite price).
+    MOVE_STOP = "move_stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +248,7 @@ class AccountAction:
     symbol: str | None = None  # None: every open position (or every resting entry)
     fraction: float = 1.0  # REDUCE: the share of the position to close, 0 < fraction <= 1
     code: str = ""  # a short fixed word for metrics, e.g. "drawdown_tier_2"
+    price: float | None = None  # MOVE_STOP: the stop-loss's new price
 
 
 @runtime_checkable

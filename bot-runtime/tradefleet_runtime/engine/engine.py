@@ -60,6 +60,15 @@ from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import ACTION_TAG, RiskHooks, action_intents
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, reducible
+from tradefleet_runtime.engine.stop_moves import (
+    BROKER_REFUSED,
+    MOVED,
+    NO_AMEND,
+    NO_POSITION,
+    MoveRefused,
+    decide_stop_move,
+    protective_stop_losses,
+)
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.errors import (
     DataError,
@@ -150,6 +159,13 @@ _STOP_POLICY = _Closer(
     "stop_flatten",
     "the stop policy's flatten (spec.onStop.flattenPositions)",
 )
+
+
+def _stop_intent(stop: Order) -> OrderIntent:
+    """A moved stop-loss as the intent its risk decision row is journaled about."""
+    return OrderIntent(
+        stop.symbol, stop.side, stop.quantity, OrderType.STOP, stop.price, reduce_only=True
+    )
 
 
 def _risk_closer(plugin: str) -> _Closer:
@@ -438,6 +454,9 @@ class Engine:
         # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
         # ends cancelled without being among them was cancelled by someone else.
         self._cancels_asked: set[str] = set()
+        # Stop-losses a risk plugin's MOVE_STOP is amending, until the broker answers:
+        # client order id -> (the plugin, the new price).
+        self._stop_moves: dict[str, tuple[str, float]] = {}
         self._prefix = bot_prefix(config.identity or config.bot_name)
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
@@ -1057,6 +1076,12 @@ class Engine:
         status = update.status
         if status is _PENDING:
             return  # sent; the venue's answer follows as an event (the journal says pending)
+        if (
+            self._stop_moves
+            and update.client_order_id in self._stop_moves
+            and self._stop_move_answered(update)
+        ):
+            return
         working = self.book.get(update.client_order_id)
         if working is None:
             return
@@ -1414,6 +1439,7 @@ class Engine:
                     f"{name} {action.kind.value}"
                     f"{' ' + action.symbol if action.symbol else ''}"
                     f"{f' {action.fraction:.2%}' if action.kind is ActionKind.REDUCE else ''}"
+                    f"{f' to {action.price!r}' if action.kind is ActionKind.MOVE_STOP else ''}"
                     f": {action.reason}",
                     {
                         "plugin": name,
@@ -1422,8 +1448,12 @@ class Engine:
                         "fraction": action.fraction,
                         "reason": action.reason,
                         "code": action.code,
+                        "price": action.price,
                     },
                 )
+                if action.kind is ActionKind.MOVE_STOP:
+                    self._move_stop(name, action)
+                    continue
                 if action.kind is ActionKind.FLATTEN:
                     self._risk_flatten(name, action)
                     continue
@@ -1445,6 +1475,77 @@ class Engine:
                 self._process_intents(replay=True)
             finally:
                 self._acting = False
+
+    def _move_stop(self, plugin: str, action: AccountAction) -> None:
+        """Risk plugin ``plugin``'s MOVE_STOP: the symbol's working stop-loss(es) amended to
+        ``action.price`` at the venue when ``stop_moves.decide_stop_move`` allows it (only
+        toward the mark, never past it); else refused, journaled and counted, nothing sent."""
+        symbol = action.symbol
+        if symbol is None or symbol not in self._symbol_set:
+            self._stop_move_refused(plugin, symbol or "", MoveRefused(NO_POSITION, "no symbol"))
+            return
+        held = self.portfolio.position(symbol).quantity
+        stops = protective_stop_losses(held, self.book.orders(symbol))
+        decided = decide_stop_move(
+            action.price,
+            held,
+            self.portfolio.marks.get(symbol),
+            stops,
+            self.instrument(symbol).tick_size,
+            self._stop_moves,
+        )
+        if isinstance(decided, MoveRefused):
+            self._stop_move_refused(plugin, symbol, decided)
+            return
+        if not isinstance(self.broker, VenueExecution):
+            why = "the broker cannot amend a working order (no venue-execution)"
+            self._stop_move_refused(plugin, symbol, MoveRefused(NO_AMEND, why))
+            return
+        for move in decided:
+            self._stop_moves[move.order.client_order_id] = (plugin, move.price)
+            update = self.broker.amend(move.order.client_order_id, None, move.price)
+            if update is not None:  # a simulator answers at once; a venue, as an event
+                self._on_order_update(update._replace(ts=max(update.ts, self._now)))
+
+    def _stop_move_answered(self, update: OrderUpdate) -> bool:
+        """The broker's answer to a stop's move (``_move_stop``): the move booked (book,
+        journal, count) or its refusal journaled — True, the update is handled; False for any
+        other update of the stop (its fill or end then also ends the move)."""
+        order_id = update.client_order_id
+        if update.status is not OrderStatus.OPEN:
+            if update.status in _FINAL:
+                self._stop_moves.pop(order_id, None)
+            return False
+        working = self.book.get(order_id)
+        if update.code is ReasonCode.NONE and update.reason != "amended":
+            return False  # an ack of the stop, not the amend's answer
+        plugin, price = self._stop_moves.pop(order_id)
+        if working is None:
+            return False
+        stop = working.order
+        ts = update.ts or self._now
+        if update.code is not ReasonCode.NONE:
+            why = f"the broker refused to move {order_id} to {price:g}: {update.reason}"
+            self.journal.update_order(order_id, OrderStatus.OPEN, ts, update.reason)
+            self._stop_move_refused(plugin, stop.symbol, MoveRefused(BROKER_REFUSED, why))
+            return True
+        reason = f"stop moved from {stop.price:g} to {price:g} by {plugin}"
+        self.journal.reprice_order(order_id, price, ts, reason)
+        moved = self.book.reprice(order_id, price)
+        if moved is not None:
+            self._decide(
+                plugin, _stop_intent(moved), order_id, RiskDecision.approve(None, reason, MOVED)
+            )
+        return True
+
+    def _stop_move_refused(self, plugin: str, symbol: str, refused: MoveRefused) -> None:
+        """A MOVE_STOP refused: journaled as the plugin's vetoed decision and counted."""
+        message = f"MOVE_STOP of {symbol or 'no symbol'} refused: {refused.reason}"
+        intent = OrderIntent(symbol, Side.SELL, None, OrderType.STOP, reduce_only=True)
+        held = self.portfolio.position(symbol).quantity if symbol in self._symbol_set else 0.0
+        if held < 0.0:
+            intent = intent._replace(side=Side.BUY)
+        self._decide(plugin, intent, "", RiskDecision.veto(message, refused.code))
 
     def _risk_flatten(self, plugin: str, action: AccountAction) -> None:
         """Risk plugin ``plugin``'s FLATTEN of ``action.symbol`` (None: every symbol), as the

@@ -78,6 +78,16 @@ class OrderBook:
             self._ended.add(client_order_id)
         return working
 
+    def reprice(self, client_order_id: str, price: float) -> Order | None:
+        """A working order's price changed at the venue (a stop-loss moved): the order as it
+        works now, or None when it is not in the book."""
+        working = self._working.get(client_order_id)
+        if working is None:
+            return None
+        self.version += 1  # the protective stops risk plugins read changed
+        working.order = working.order._replace(price=price)
+        return working.order
+
     def orders(self, symbol: str | None = None) -> list[Order]:
         return [
             w.order for w in self._working.values() if symbol is None or w.order.symbol == symbol

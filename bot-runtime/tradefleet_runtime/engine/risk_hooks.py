@@ -53,11 +53,11 @@ def action_intents(
     """The reduce-only market orders ``action`` asks for, given the open positions.
 
     REDUCE closes ``fraction`` of each targeted position, FLATTEN all of it; CANCEL_ENTRIES
-    sends no order. A fraction outside (0, 1] is clamped into it, so no action can open or
-    flip a position.
+    and MOVE_STOP send no order. A fraction outside (0, 1] is clamped into it, so no action can
+    open or flip a position.
     """
-    if action.kind is ActionKind.CANCEL_ENTRIES:
-        return []
+    if action.kind is ActionKind.CANCEL_ENTRIES or action.kind is ActionKind.MOVE_STOP:
+        return []  # no order: a cancel, or an amend of the stop (the engine's _move_stop)
     fraction = 1.0 if action.kind is ActionKind.FLATTEN else min(max(action.fraction, 0.0), 1.0)
     if fraction <= 0.0:
         return []

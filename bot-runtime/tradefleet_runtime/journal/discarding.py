@@ -81,6 +81,9 @@ class DiscardingJournal:
     def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None:
         pass
 
+    def reprice_order(self, client_order_id: str, price: float, ts: int, reason: str) -> None:
+        pass
+
     def update_order(
         self,
         client_order_id: str,

@@ -78,6 +78,7 @@ _INSERT_UPDATE = (
 # A working order's quantity changed at the venue (a bracket child grown with its entry's
 # fills): the order's row says what works now; the status log says when and why.
 _RESIZE_ORDER = "UPDATE orders SET quantity = ? WHERE run_id = ? AND client_order_id = ?"
+_REPRICE_ORDER = "UPDATE orders SET price = ? WHERE run_id = ? AND client_order_id = ?"
 _INSERT_FILL = (
     "INSERT OR IGNORE INTO fills (run_id, fill_id, client_order_id, symbol, side, quantity,"
     " price, fee, ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -492,6 +493,18 @@ class Journal:
             self._batched(2)
             return
         self._write((_RESIZE_ORDER, (quantity, run, client_order_id)), (_INSERT_UPDATE, status_row))
+
+    def reprice_order(self, client_order_id: str, price: float, ts: int, reason: str) -> None:
+        """A working order's price is now ``price`` (a stop moved: its status log says so,
+        with ``reason``), in one transaction: a restart re-arms it at this price."""
+        run = self.run_id
+        status_row = (run, client_order_id, ts, OrderStatus.OPEN + "", reason, None)
+        if self.batched:
+            self._statuses[(run, client_order_id)] = status_row
+            self._rows(_REPRICE_ORDER).append((price, run, client_order_id))
+            self._batched(2)
+            return
+        self._write((_REPRICE_ORDER, (price, run, client_order_id)), (_INSERT_UPDATE, status_row))
 
     def record_fill(
         self,

@@ -33,7 +33,9 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: 1.13: the ``restores-positions`` broker capability (``PositionRestorer``).
 #: 1.14: ``CashFlow`` and the ``reports-cash-flows`` broker capability (``CashFlowReporter``):
 #: funding booked into the account.
-CONTRACT_VERSION = "1.14"
+#: 1.15: ``ActionKind.MOVE_STOP`` and ``AccountAction.price``: a risk plugin ratchets a
+#: position's stop-loss at the venue (a native trailing stop), checked by the engine.
+CONTRACT_VERSION = "1.15"
 
 
 def contract_major(version: str) -> str:

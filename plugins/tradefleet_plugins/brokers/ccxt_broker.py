@@ -1677,7 +1677,8 @@ class CcxtBroker:
                 with contextlib.suppress(VenueFailure):
                     found = await self._lookup(replacement, tracked.market)
             if found is None:
-                await self._amend_failed(tracked, error)  # still "sending": the poller waits
+                # Still "sending": the poller waits.
+                await self._amend_failed(tracked, error, changed, args)
                 return
             raw = found
         finally:
@@ -1780,13 +1781,26 @@ class CcxtBroker:
                 return False
         return True
 
-    async def _amend_failed(self, tracked: _Tracked, error: VenueFailure) -> None:
+    async def _amend_failed(
+        self, tracked: _Tracked, error: VenueFailure, changed: Order, args: CreateArgs
+    ) -> None:
         """A refused amend leaves the order as it was — unless the venue had already cancelled
         it (a cancel-replace whose new order was refused): then it is over, said as REJECTED
-        with the venue's reason (for a stop-loss child the bot then closes what it protected)."""
+        with the venue's reason (for a stop-loss child the bot then closes what it protected).
+        The order found working as changed (an amend whose answer was lost, retried, and
+        refused as "unchanged") is amended; one found filled (a stop that triggered while its
+        move was on the way) is reported filled at once, after the refusal."""
         row = await self._lookup_quietly(tracked)
         if row is not None:
             status, _ = status_of(row.get("status"), float(row.get("filled") or 0.0))
+            if not status.is_final and _holds(row, changed, args):
+                self._replaced(tracked, changed, tracked.venue_cid, row)
+                return
+            if status is OrderStatus.FILLED:
+                self._amend_refused(tracked, error.failure.message, error.failure.code)
+                await self._poll_trades(tracked.market, tracked.trades_from_ms)
+                self._apply(tracked, row)
+                return
             if status is OrderStatus.CANCELLED:
                 await self._poll_trades(tracked.market, tracked.trades_from_ms)
                 self._final(
@@ -2674,6 +2688,28 @@ class CcxtBroker:
             for t in self._tracked.values()
             if not t.final_sent and t.status is not OrderStatus.PENDING
         ]
+
+
+def _holds(row: Mapping[str, Any], changed: Order, args: CreateArgs) -> bool:
+    """Whether the venue's order ``row`` already is ``changed`` as ``args`` would send it: its
+    amount, and its trigger (a stop) or limit price."""
+
+    def same(value: Any, want: float | None) -> bool:
+        if want is None or value is None:
+            return want is None
+        try:
+            return math.isclose(float(value), float(want), rel_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+
+    if not same(row.get("amount"), args.amount):
+        return False
+    if changed.order_type is OrderType.STOP:
+        keys = ("triggerPrice", "stopLossPrice", "stopPrice")
+        want = next((args.params[k] for k in keys if args.params.get(k) is not None), None)
+        found = row.get("triggerPrice") or row.get("stopPrice")
+        return same(found, float(want) if want is not None else changed.price)
+    return same(row.get("price"), args.price)
 
 
 def _exact(quantity: float) -> Decimal:

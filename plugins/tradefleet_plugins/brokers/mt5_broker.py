@@ -1137,7 +1137,22 @@ class Mt5Broker:
         if retcode in (10009, 10025):  # done, or no change needed
             return None
         v = verdict(retcode)
+        if v.action is Action.RECONCILE and self._stops_are(position_id, sl, tp, spec):
+            # The answer was lost but the change landed (a timeout after it executed): said
+            # as refused, the bot's book would keep an SL the position no longer has.
+            return None
         return (v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"
+
+    def _stops_are(self, position_id: int, sl: float, tp: float, spec: rq.SymbolSpec) -> bool:
+        """Whether the position now holds exactly this SL and TP (read again from the
+        terminal)."""
+        held = ours(self._call("positions_get", ticket=position_id), self._magic)
+        half = spec.point / 2
+        return (
+            bool(held)
+            and abs(float(held[0].sl) - sl) <= half
+            and (abs(float(held[0].tp) - tp) <= half)
+        )
 
     def _amend_job(self, client_order_id: str, quantity: float | None, price: float | None) -> None:
         ts = self._utc(self._server_now)

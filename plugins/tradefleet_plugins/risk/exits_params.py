@@ -24,6 +24,15 @@ class ExitsParams(PluginParams):
     trailing_atr_multiple: float = Field(
         default=0, ge=0, le=100, description="Trailing exit this many ATRs behind; 0: off."
     )
+    trailing_native: bool = Field(
+        default=False,
+        description="Trail the position's stop-loss order at the venue instead of exiting "
+        "virtually: at each closed bar its stop-loss is moved (only up for a long, down for "
+        "a short) to the trailing distance behind the best price since entry, so a move "
+        "between bars fills at the trailed stop. A position without a stop-loss order, or "
+        "whose bar closed beyond the trail, is still closed by the virtual trailing exit. "
+        "Needs trailing_pct or trailing_atr_multiple.",
+    )
     atr_period: int = Field(default=14, ge=1, le=1000, description="ATR period (Wilder).")
     break_even_r: float = Field(
         default=0,
