@@ -5,7 +5,6 @@ booked once, before its first bar after the restart (``reports-cash-flows``)."""
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import BOT, SYMBOL, VenueHarness, harness_for
+from tests.brokers.harness import SYMBOL, VenueHarness, harness_for
+from tests.brokers.live_manifests import live_ccxt_manifest
 from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -42,36 +42,14 @@ class BuyOnce(Strategy):
 
 
 def _manifest(folder: Path, harness: VenueHarness) -> Path:
-    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
-    path = folder / "bot.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            apiVersion: tradefleet.io/v1alpha1
-            kind: TradingBot
-            metadata: {{name: {BOT}}}
-            spec:
-              mode: live
-              liveConfirmation: {BOT}
-              strategy: {{name: ema-cross, params: {{fast: 2, slow: 3}}}}
-              market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
-              broker:
-                name: ccxt
-                credentialsSecret: {{name: {BOT}-keys}}
-                params:
-                  exchange: binanceusdm
-                  market_type: linear
-                  api_url: {harness.fake.url}
-                  poll_interval_s: 0.05
-                  funding_poll_s: 0.1
-                  timeout_ms: 1500
-                  rate_limit_ms: 10
-              data: {{name: csv, params: {{path: {folder / "btc.csv"}, live_rehearsal: true}}}}
-              capital: {{currency: USDT, initial: 100000}}
-            """
-        )
+    return live_ccxt_manifest(
+        folder,
+        harness,
+        exchange="binanceusdm",
+        market_type="linear",
+        initial=100000,
+        extra_params="funding_poll_s: 0.1",
     )
-    return path
 
 
 def _pump_until(session: BotSession, done: Callable[[], bool], what: str) -> None:

@@ -24,7 +24,6 @@ coin, the lot step 0.00001 BTC):
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import BOT, SYMBOL, VenueHarness, base_balance, harness_for
+from tests.brokers.harness import SYMBOL, VenueHarness, base_balance, harness_for
+from tests.brokers.live_manifests import live_ccxt_manifest
 from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -218,35 +218,9 @@ class Orders(Strategy):
 
 
 def _manifest(folder: Path, harness: VenueHarness) -> Path:
-    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
-    path = folder / "bot.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            apiVersion: tradefleet.io/v1alpha1
-            kind: TradingBot
-            metadata: {{name: {BOT}}}
-            spec:
-              mode: live
-              liveConfirmation: {BOT}
-              strategy: {{name: ema-cross, params: {{fast: 2, slow: 3}}}}
-              market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
-              broker:
-                name: ccxt
-                credentialsSecret: {{name: {BOT}-keys}}
-                params:
-                  exchange: binance
-                  market_type: spot
-                  api_url: {harness.fake.url}
-                  poll_interval_s: 0.05
-                  timeout_ms: 1500
-                  rate_limit_ms: 10
-              data: {{name: csv, params: {{path: {folder / "btc.csv"}, live_rehearsal: true}}}}
-              capital: {{currency: USDT, initial: 50000}}
-            """
-        )
+    return live_ccxt_manifest(
+        folder, harness, exchange="binance", market_type="spot", initial=50000
     )
-    return path
 
 
 def _settled(session: BotSession) -> Callable[[Iterable[Bar]], Iterator[Bar]]:

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from tests.brokers.harness import BOT, QUANTITY, START_PRICE, VenueHarness, harness_for
+from tests.brokers.stop_movers import Mover
 from tests.runtime.helpers import Scripted, start_test_run
-from tradefleet_runtime.capabilities import AccountAction, ActionKind
-from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
@@ -34,25 +33,6 @@ REFUSAL = {
     "binance-usdm": {"code": -2021, "msg": "Order would immediately trigger."},
     "bybit": {"code": 10001, "msg": "params error: TriggerPrice invalid"},
 }
-
-
-class Mover:
-    """A risk plugin asking one MOVE_STOP after each bar named in ``prices`` (bar index), once
-    (the engine asks acting plugins again after every pump of the venue's events)."""
-
-    def __init__(self, symbol: str, prices: dict[int, float]) -> None:
-        self.symbol = symbol
-        self.prices = prices
-        self.bars = 0
-
-    def on_bar(self, bar: Bar) -> None:
-        self.bars += 1
-
-    def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
-        price = self.prices.pop(self.bars - 1, None)
-        if price is None:
-            return []
-        return [AccountAction(ActionKind.MOVE_STOP, "trail", self.symbol, price=price)]
 
 
 def _bar(harness: VenueHarness, i: int, close: float) -> Bar:

@@ -13,36 +13,17 @@ from typing import Any
 import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
+from tests.brokers.stop_movers import Mover
 from tests.runtime.helpers import Action, Scripted
 from tests.venues.mt5.constants import TRADE_ACTION_SLTP
 from tests.venues.mt5.faults import UnknownOutcome
-from tradefleet_runtime.capabilities import AccountAction, ActionKind
-from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, OrderType
+from tradefleet_runtime.model import OrderType
 
 SL, MOVED = 1.0950, 1.0980
 MODES = ["netting", "hedging"]
-
-
-class Mover:
-    """A risk plugin asking one MOVE_STOP of EURUSD after each bar named in ``prices`` (bar
-    index), once (the engine asks acting plugins again after each pump of events)."""
-
-    def __init__(self, prices: dict[int, float]) -> None:
-        self.prices = prices
-        self.bars = 0
-
-    def on_bar(self, bar: Bar) -> None:
-        self.bars += 1
-
-    def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
-        price = self.prices.pop(self.bars - 1, None)
-        if price is None:
-            return []
-        return [AccountAction(ActionKind.MOVE_STOP, "trail", "EURUSD", price=price)]
 
 
 def _bot(margin_mode: str, mover: Mover, stops_level: int = 0) -> tuple[Mt5Harness, Engine]:
@@ -91,7 +72,7 @@ def _move(engine: Engine, venue: Mt5Harness, close: float = 1.1) -> None:
 
 @pytest.mark.parametrize("margin_mode", MODES)
 def test_a_moved_stop_is_the_positions_sl_and_closes_it_there(margin_mode: str) -> None:
-    venue, engine = _bot(margin_mode, Mover({1: MOVED}))
+    venue, engine = _bot(margin_mode, Mover("EURUSD", {1: MOVED}))
     try:
         _move(engine, venue)
         [position] = venue.terminal.positions_get() or ()
@@ -159,7 +140,7 @@ def test_a_move_inside_the_stops_level_is_refused_and_the_sl_stays(
 ) -> None:
     """50 points (0.0005) of stops level: 1.0999 is 0.0001 under the bid; the broker names the
     level and sends nothing."""
-    venue, engine = _bot(margin_mode, Mover({1: 1.0999}), stops_level=50)
+    venue, engine = _bot(margin_mode, Mover("EURUSD", {1: 1.0999}), stops_level=50)
     try:
         sent = _sent_sltp(venue, monkeypatch)
         _move(engine, venue)
@@ -174,7 +155,7 @@ def test_a_move_inside_the_stops_level_is_refused_and_the_sl_stays(
 def test_a_move_the_terminal_refuses_is_refused_and_the_sl_stays(
     margin_mode: str, fault: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    venue, engine = _bot(margin_mode, Mover({1: MOVED}))
+    venue, engine = _bot(margin_mode, Mover("EURUSD", {1: MOVED}))
     try:
         sent = _sent_sltp(venue, monkeypatch)
         venue.terminal.faults.script("order_send", [fault])
@@ -193,7 +174,7 @@ def test_a_move_whose_answer_is_lost_after_it_landed_is_booked(
     """The terminal moved the SL but its answer was lost (a timeout after it executed): the
     broker reads the position again, finds the new SL and says amended. Before, it said
     refused and the bot's book and journal kept 1.0950 while the position's SL was 1.0980."""
-    venue, engine = _bot(margin_mode, Mover({1: MOVED}))
+    venue, engine = _bot(margin_mode, Mover("EURUSD", {1: MOVED}))
     try:
         venue.terminal.faults.script("order_send", [UnknownOutcome(retcode, executed=True)])
         _move(engine, venue)

@@ -1,0 +1,54 @@
+"""The manifest of a live ccxt bot against a fake venue, for tests that run a real BotSession.
+
+Its data feed is an empty CSV replayed as a live rehearsal: the test hands the bars itself.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from tests.brokers.harness import BOT, SYMBOL, VenueHarness
+
+
+def live_ccxt_manifest(
+    folder: Path,
+    harness: VenueHarness,
+    *,
+    exchange: str,
+    market_type: str,
+    initial: int,
+    extra_params: str = "",
+) -> Path:
+    """``bot.yaml`` in ``folder``: a live ema-cross bot on ``SYMBOL`` at ``harness``'s fake
+    venue (``extra_params``: more broker params, one ``name: value`` per line)."""
+    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
+    extra = "".join(f"\n                  {line}" for line in extra_params.splitlines() if line)
+    path = folder / "bot.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: tradefleet.io/v1alpha1
+            kind: TradingBot
+            metadata: {{name: {BOT}}}
+            spec:
+              mode: live
+              liveConfirmation: {BOT}
+              strategy: {{name: ema-cross, params: {{fast: 2, slow: 3}}}}
+              market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
+              broker:
+                name: ccxt
+                credentialsSecret: {{name: {BOT}-keys}}
+                params:
+                  exchange: {exchange}
+                  market_type: {market_type}
+                  api_url: {harness.fake.url}
+                  poll_interval_s: 0.05{extra}
+                  timeout_ms: 1500
+                  rate_limit_ms: 10
+              data: {{name: csv, params: {{path: {folder / "btc.csv"}, live_rehearsal: true}}}}
+              capital: {{currency: USDT, initial: {initial}}}
+            """
+        )
+    )
+    return path
