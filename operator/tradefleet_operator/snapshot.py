@@ -23,6 +23,16 @@ class RiskState:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseStuck:
+    """A position the bot's own flatten could not close and will not send again (refused for a
+    reason no retry changes, ``code``): a person must close it."""
+
+    symbol: str
+    code: str = ""  # "" when the venue gave none
+    position: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSnapshot:
     """A runtime's answer to ``GetStatus`` (or to a control call), in the operator's terms.
 
@@ -48,6 +58,7 @@ class RuntimeSnapshot:
     config_hash: str = ""
     risk: tuple[RiskState, ...] = ()
     starting_reason: str = ""  # while Starting: what the runtime waits for
+    closes_stuck: tuple[CloseStuck, ...] = ()
 
     @property
     def risk_locks(self) -> list[RiskState]:

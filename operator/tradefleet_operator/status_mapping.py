@@ -195,8 +195,34 @@ def reachable_status(
         generation,
         now,
     )
+    if snapshot.phase is not Phase.PENDING:
+        # A starting runtime has not read its journal's debts yet: its empty list would clear
+        # the condition of a position still left to a person.
+        conditions = _close_stuck(conditions, snapshot, generation, now)
     return status_from_snapshot(status, snapshot).model_copy(
         update={"phase": phase, "conditions": conditions}
+    )
+
+
+def _close_stuck(
+    conditions: list[Condition], snapshot: RuntimeSnapshot, generation: int | None, now: str
+) -> list[Condition]:
+    """``CloseStuck``: positions the bot's own flatten could not close and will not retry."""
+    stuck = snapshot.closes_stuck
+    held = "; ".join(
+        f"{close.position:g} {close.symbol} (refused: {close.code or 'no reason code'})"
+        for close in stuck
+    )
+    return set_condition(
+        conditions,
+        "CloseStuck",
+        bool(stuck),
+        "CloseRefused" if stuck else "NoCloseStuck",
+        f"{held}: a person must close it (tradefleet stop ADDRESS --flatten, or at the venue)"
+        if stuck
+        else "no close is stuck",
+        generation,
+        now,
     )
 
 

@@ -1753,6 +1753,18 @@ class Engine:
         position = self.portfolio.open_positions.get(symbol)
         return stuck is not None and position is not None and position.quantity == stuck
 
+    def closes_stuck(self) -> dict[str, tuple[str, float]]:
+        """Symbol -> (the code of the refusal no retry changes, "" when the venue gave none;
+        the position held) for every position a risk plugin's or the stop policy's flatten
+        could not close and will not send again: a person must close it. Read, never kept: a
+        position since flat or changed is no longer stuck (``_is_stuck``), and a restart's
+        ``resume_closes`` fills ``_stuck`` again from the journal's ``close_owed``."""
+        return {
+            symbol: (self._owed.get(symbol, ("", None))[1] or "", held)
+            for symbol, held in sorted(self._stuck.items())
+            if self._is_stuck(symbol)
+        }
+
     def _closer_of(self, symbol: str) -> _Closer | None:
         """Who closes ``symbol``'s position now: a halt's flatten in force closes every one."""
         if self._flatten_in_force is not None:

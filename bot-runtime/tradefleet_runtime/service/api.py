@@ -87,6 +87,17 @@ class SymbolExposure:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseStuck:
+    """A position a risk plugin's or the stop policy's flatten could not close and will not
+    send again: the venue refused the close for a reason no retry changes. A person must close
+    it (``tradefleet stop ADDRESS --flatten``, or at the venue)."""
+
+    symbol: str
+    code: str  # the refusal's reason code (``below_min_quantity``, ...); "" when none was given
+    position: float  # the position held, signed
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     bot: str
     mode: str
@@ -116,6 +127,9 @@ class StatusSnapshot:
     # No engine runs yet and the figures (equity to open orders) are the last an earlier run
     # journaled, not the account now: the proto's ``last_known``.
     last_known: bool = False
+    # Positions the bot's own flatten could not close and leaves to a person (``CloseStuck``);
+    # empty while no engine runs (the journal's debts are read when it starts).
+    closes_stuck: tuple[CloseStuck, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

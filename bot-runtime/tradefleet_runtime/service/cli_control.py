@@ -33,6 +33,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tradefleet_runtime.service.api import (
+    CloseStuck,
     EventKind,
     OrderView,
     PositionView,
@@ -206,6 +207,8 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
         ("config", status.config_hash),
         ("plugins", ", ".join(f"{p.kind} {p.name} {p.version}" for p in status.plugins)),
     ]
+    if status.closes_stuck:  # right below the phase: each waits for a person
+        rows.insert(1, ("CLOSE STUCK", _closes_stuck(status.closes_stuck)))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
@@ -230,6 +233,15 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
                 _num(q.cpk),
             )
         console.print(quality)
+
+
+def _closes_stuck(closes: Sequence[CloseStuck]) -> str:
+    """The positions the bot's own flatten could not close, and what a person does about it."""
+    held = "; ".join(
+        f"{close.position:g} {close.symbol} (refused: {close.code or 'no reason code'})"
+        for close in closes
+    )
+    return f"{held} — a person must close: tradefleet stop ADDRESS --flatten, or at the venue"
 
 
 def _positions_table(positions: Sequence[PositionView]) -> Table:

@@ -45,6 +45,7 @@ from tradefleet_runtime.model import (
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.process_capability import slippage_bps
 from tradefleet_runtime.service.api import (
+    CloseStuck,
     ControlError,
     EventKind,
     NoAnswer,
@@ -801,6 +802,10 @@ class BotController:
                     position.quantity * marks.get(symbol, position.average_price),
                 )
                 for symbol, position in portfolio.open_positions.items()
+            ),
+            closes_stuck=tuple(
+                CloseStuck(symbol, code, held)
+                for symbol, (code, held) in engine.closes_stuck().items()
             ),
         )
 

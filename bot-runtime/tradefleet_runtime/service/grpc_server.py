@@ -48,6 +48,7 @@ from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import (
+    CloseStuck,
     ControlError,
     ControlPlane,
     Direction,
@@ -139,6 +140,10 @@ def status_to_proto(status: StatusSnapshot) -> pb.StatusSnapshot:
         bars=status.bars,
         starting_reason=status.starting_reason,
         last_known=status.last_known,
+        closes_stuck=[
+            pb.CloseStuck(symbol=c.symbol, code=c.code, position=c.position)
+            for c in status.closes_stuck
+        ],
     )
 
 
@@ -276,6 +281,7 @@ def status_from_proto(message: pb.StatusSnapshot) -> StatusSnapshot:
         bars=message.bars,
         starting_reason=message.starting_reason,
         last_known=message.last_known,
+        closes_stuck=tuple(CloseStuck(c.symbol, c.code, c.position) for c in message.closes_stuck),
     )
 
 

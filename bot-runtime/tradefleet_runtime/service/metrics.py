@@ -118,6 +118,15 @@ class SnapshotCollector(Collector):
             yield from self._exposure(status)
             yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
             yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
+        if status.phase is not Phase.STARTING and not status.last_known:
+            # Only an engine knows: before it runs the journal's debts are not read yet, and a
+            # 0 then would clear the alert of a position still left to a person.
+            yield gauge(
+                "tradefleet_closes_stuck",
+                "Positions a risk plugin's or the stop policy's flatten could not close and will "
+                "not send again (refused for a reason no retry changes): a person must close them.",
+                len(status.closes_stuck),
+            )
         yield gauge("tradefleet_halted", "1 while the emergency stop holds.", float(status.halted))
         yield gauge("tradefleet_paused", "1 while paused.", float(status.paused))
         # A counter (``tradefleet_bars_total``): the bars handled since the process started

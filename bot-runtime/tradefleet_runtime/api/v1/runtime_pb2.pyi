@@ -103,7 +103,7 @@ class QualityFigure(_message.Message):
     def __init__(self, name: _Optional[str] = ..., samples: _Optional[int] = ..., mean: _Optional[float] = ..., stddev: _Optional[float] = ..., cp: _Optional[float] = ..., cpk: _Optional[float] = ...) -> None: ...
 
 class StatusSnapshot(_message.Message):
-    __slots__ = ("bot", "mode", "phase", "equity", "balance", "currency", "pnl_today", "pnl_total", "drawdown_pct", "open_positions", "open_orders", "halted", "halt_reason", "paused", "pause_reason", "last_bar_ts", "config_hash", "plugins", "risk", "quality", "broker_connected", "reconciled", "bars", "starting_reason", "last_known")
+    __slots__ = ("bot", "mode", "phase", "equity", "balance", "currency", "pnl_today", "pnl_total", "drawdown_pct", "open_positions", "open_orders", "halted", "halt_reason", "paused", "pause_reason", "last_bar_ts", "config_hash", "plugins", "risk", "quality", "broker_connected", "reconciled", "bars", "starting_reason", "last_known", "closes_stuck")
     BOT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class StatusSnapshot(_message.Message):
     BARS_FIELD_NUMBER: _ClassVar[int]
     STARTING_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_STUCK_FIELD_NUMBER: _ClassVar[int]
     bot: str
     mode: str
     phase: Phase
@@ -154,7 +155,18 @@ class StatusSnapshot(_message.Message):
     bars: int
     starting_reason: str
     last_known: bool
-    def __init__(self, bot: _Optional[str] = ..., mode: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., equity: _Optional[float] = ..., balance: _Optional[float] = ..., currency: _Optional[str] = ..., pnl_today: _Optional[float] = ..., pnl_total: _Optional[float] = ..., drawdown_pct: _Optional[float] = ..., open_positions: _Optional[int] = ..., open_orders: _Optional[int] = ..., halted: _Optional[bool] = ..., halt_reason: _Optional[str] = ..., paused: _Optional[bool] = ..., pause_reason: _Optional[str] = ..., last_bar_ts: _Optional[int] = ..., config_hash: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[PluginInfo, _Mapping]]] = ..., risk: _Optional[_Iterable[_Union[RiskPluginState, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[QualityFigure, _Mapping]]] = ..., broker_connected: _Optional[bool] = ..., reconciled: _Optional[bool] = ..., bars: _Optional[int] = ..., starting_reason: _Optional[str] = ..., last_known: _Optional[bool] = ...) -> None: ...
+    closes_stuck: _containers.RepeatedCompositeFieldContainer[CloseStuck]
+    def __init__(self, bot: _Optional[str] = ..., mode: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., equity: _Optional[float] = ..., balance: _Optional[float] = ..., currency: _Optional[str] = ..., pnl_today: _Optional[float] = ..., pnl_total: _Optional[float] = ..., drawdown_pct: _Optional[float] = ..., open_positions: _Optional[int] = ..., open_orders: _Optional[int] = ..., halted: _Optional[bool] = ..., halt_reason: _Optional[str] = ..., paused: _Optional[bool] = ..., pause_reason: _Optional[str] = ..., last_bar_ts: _Optional[int] = ..., config_hash: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[PluginInfo, _Mapping]]] = ..., risk: _Optional[_Iterable[_Union[RiskPluginState, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[QualityFigure, _Mapping]]] = ..., broker_connected: _Optional[bool] = ..., reconciled: _Optional[bool] = ..., bars: _Optional[int] = ..., starting_reason: _Optional[str] = ..., last_known: _Optional[bool] = ..., closes_stuck: _Optional[_Iterable[_Union[CloseStuck, _Mapping]]] = ...) -> None: ...
+
+class CloseStuck(_message.Message):
+    __slots__ = ("symbol", "code", "position")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    code: str
+    position: float
+    def __init__(self, symbol: _Optional[str] = ..., code: _Optional[str] = ..., position: _Optional[float] = ...) -> None: ...
 
 class ListPositionsRequest(_message.Message):
     __slots__ = ()
