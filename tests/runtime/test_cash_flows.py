@@ -43,6 +43,7 @@ from tradefleet_runtime.report.metrics import ReportInput, build_report
 from tradefleet_runtime.report.sources import from_journal
 from tradefleet_runtime.report.table import report_table
 from tradefleet_runtime.sdk import NoParams, PluginKind, PluginSpec, Strategy, hookimpl
+from tradefleet_runtime.service.last_known import last_known_account
 from tradefleet_runtime.session import BotSession, assemble, cash_flows_since
 from tradefleet_runtime.spec import load_manifest
 
@@ -430,3 +431,19 @@ def test_funding_before_a_fill_goes_to_the_trade_that_held_the_position_then() -
     portfolio.apply(fill(4, Side.BUY, 5))
     assert [t.funding for t in portfolio.trades] == [-1.0, 3.0]
     assert portfolio.cash == pytest.approx(1000.0 - 1.0 - 5.0 + 3.0)
+
+
+def test_a_restarted_bot_waiting_for_its_venue_shows_the_cash_its_funding_left(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    """The last-known account (status while Starting) replays the journaled payments as the
+    engine does: its balance is the cash the run left, not the fills' alone."""
+    session = _run(tmp_path, registry, PayingBars(_bars(0, 6), [_funding("fund-1", -12.5, 3)]))
+    assert session.engine is not None
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        known = last_known_account(journal, NAME)
+    finally:
+        journal.close()
+    assert known is not None
+    assert known.balance == pytest.approx(session.engine.portfolio.cash)

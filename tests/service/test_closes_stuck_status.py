@@ -37,6 +37,7 @@ from tradefleet_runtime.model import ReasonCode
 from tradefleet_runtime.service.api import CloseStuck, Phase, StatusSnapshot
 from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.grpc_server import status_from_proto, status_to_proto
+from tradefleet_runtime.service.last_known import last_known_account
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.session import assemble
 from tradefleet_runtime.spec import load_manifest
@@ -76,8 +77,8 @@ def test_the_gauge_is_0_normally_and_counts_the_stuck_closes() -> None:
     "change", [{"phase": Phase.STARTING}, {"phase": Phase.STARTING, "last_known": True}]
 )
 def test_no_gauge_before_an_engine_runs(change: dict[str, object]) -> None:
-    """The journal's debts are read when the engine starts: a 0 before would say all clear
-    (and resolve the alert) for a position still left to a person."""
+    """With nothing stuck in the journal, no figure until the engine runs: a 0 before would
+    say all clear (and resolve the alert) for a position still left to a person."""
     status = dataclasses.replace(FakeControlPlane().status, **change)  # type: ignore[arg-type]
     assert _scrape(status) == []
 
@@ -163,3 +164,26 @@ def test_a_served_bot_with_nothing_stuck_counts_0(tmp_path: Path) -> None:
         status = controller.get_status()
         assert status.bars >= 1 and status.closes_stuck == ()
         assert [value for _, value in _gauge(controller.metrics)] == [0.0]
+
+
+def test_a_restarted_bot_waiting_for_its_venue_says_its_stuck_close(tmp_path: Path) -> None:
+    """While Starting (the venue down, say), the status is the journal's last-known account:
+    it names the close a person must make, and the gauge counts it, so the alert holds
+    through the restart instead of resolving until the engine runs."""
+    bot = Bot(tmp_path, BuyOnce)
+    _refused_flatten(bot, "killed", ReasonCode.BELOW_MIN_QUANTITY)
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        name = load_manifest(bot.manifest).metadata.name
+        known = last_known_account(journal, name)
+    finally:
+        journal.close()
+    assert known is not None
+    assert known.closes_stuck == (CloseStuck(SYMBOL, "below_min_quantity", 1.0),)
+    starting = dataclasses.replace(
+        FakeControlPlane().status,
+        phase=Phase.STARTING,
+        last_known=True,
+        closes_stuck=known.closes_stuck,
+    )
+    assert _scrape(starting) == [({"bot": LABELS.bot}, 1.0)]

@@ -739,6 +739,7 @@ class BotController:
             exposure=known.exposure if known else (),
             starting_reason=self.waiting_for if self.phase is Phase.STARTING else "",
             last_known=known is not None,
+            closes_stuck=known.closes_stuck if known else (),
         )
 
     def _publish(self, force: bool = False) -> None:

@@ -10,11 +10,13 @@ the venue holds one).
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 
+from tradefleet_runtime.cash_flows import books_in
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.service.api import SymbolExposure
+from tradefleet_runtime.service.api import CloseStuck, SymbolExposure
 
 DAY_S = 86400
 
@@ -32,6 +34,10 @@ class LastKnownAccount:
     # At each position's average price: the journal keeps no mark apart from the equity.
     exposure: tuple[SymbolExposure, ...]
     last_bar_ts: int
+    # Positions a flatten could not close and will not send again (the journal's
+    # ``close_owed`` refusals of positions still held): a person must close them, and the
+    # status says so before the engine runs too.
+    closes_stuck: tuple[CloseStuck, ...] = ()
 
 
 def last_known_account(journal: Journal, bot: str) -> LastKnownAccount | None:
@@ -43,6 +49,17 @@ def last_known_account(journal: Journal, bot: str) -> LastKnownAccount | None:
     portfolio = Portfolio(cash=carried.initial_capital)
     for fill in carried.fills:
         portfolio.apply(fill)
+    # The venue's payments outside fills (funding) the earlier runs booked into cash, in the
+    # account's currency, as the engine replays them.
+    terms = journal.account_terms(bot)
+    for flow in carried.cash_flows:
+        if terms is not None and books_in(flow, terms[0]) and math.isfinite(flow.amount):
+            portfolio.book_cash_flow(flow.amount, flow.symbol)
+    stuck = tuple(
+        CloseStuck(symbol, code, portfolio.open_positions[symbol].quantity)
+        for symbol, (_, code) in sorted(journal.closes_owed().items())
+        if code is not None and symbol in portfolio.open_positions
+    )
     exposure = tuple(
         SymbolExposure(symbol, position.quantity, position.quantity * position.average_price)
         for symbol, position in portfolio.open_positions.items()
@@ -64,4 +81,5 @@ def last_known_account(journal: Journal, bot: str) -> LastKnownAccount | None:
         open_orders=len(carried.working) + len(carried.unacknowledged),
         exposure=exposure,
         last_bar_ts=last_ts,
+        closes_stuck=stuck,
     )

@@ -118,9 +118,10 @@ class SnapshotCollector(Collector):
             yield from self._exposure(status)
             yield gauge("tradefleet_open_positions", "Open positions.", status.open_positions)
             yield gauge("tradefleet_open_orders", "Working orders.", status.open_orders)
-        if status.phase is not Phase.STARTING and not status.last_known:
-            # Only an engine knows: before it runs the journal's debts are not read yet, and a
-            # 0 then would clear the alert of a position still left to a person.
+        if status.closes_stuck or (status.phase is not Phase.STARTING and not status.last_known):
+            # Before the engine runs, the journal's refusals of positions still held (read as
+            # the last-known account): a 0 there would clear the alert of a position still left
+            # to a person, so none is said until the engine knows.
             yield gauge(
                 "tradefleet_closes_stuck",
                 "Positions a risk plugin's or the stop policy's flatten could not close and will "
