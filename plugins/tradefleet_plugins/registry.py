@@ -254,7 +254,14 @@ def tradefleet_brokers() -> list[PluginSpec]:
             summary="MetaTrader 5 account through a terminal (package, bridge): symbol map, "
             "filling modes, retcodes reconciled by magic and comment, netting and hedging.",
             modes=frozenset({"live"}),
-            capabilities=frozenset({Capability.VENUE_EXECUTION, Capability.KNOWS_LEVERAGE}),
+            capabilities=frozenset(
+                {
+                    Capability.VENUE_EXECUTION,
+                    Capability.KNOWS_LEVERAGE,
+                    # Swaps, booked on the deal that closes a position.
+                    Capability.REPORTS_CASH_FLOWS,
+                }
+            ),
         ),
         PluginSpec(
             kind=PluginKind.BROKER,

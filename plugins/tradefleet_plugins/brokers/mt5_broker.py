@@ -63,6 +63,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     order_reports,
     ours,
     position_reports,
+    swap_flow,
 )
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
 from tradefleet_plugins.brokers.seen_ids import SeenIds
@@ -71,6 +72,7 @@ from tradefleet_runtime.sdk import (
     STOP_LOSS_TAG,
     Bar,
     BrokerContext,
+    CashFlow,
     Fill,
     Instrument,
     Order,
@@ -91,6 +93,7 @@ from tradefleet_runtime.sdk import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Event = Fill | OrderUpdate | CashFlow
 
 _FAR = 2**31 - 1  # "until now" for history queries (server time, seconds)
 _DAY = 86_400
@@ -166,11 +169,12 @@ class Mt5Broker:
         self._cv = threading.Condition()
         self._jobs: deque[_Job] = deque()
         self._thread: threading.Thread | None = None
-        self._events: list[Fill | OrderUpdate] = []
+        self._events: list[Event] = []
         self._events_lock = threading.Lock()
         self._wake: Callable[[], None] | None = None
         self._link: Link | None = None
         self._hedging = False
+        self._currency = ""  # the account's, read at start: the currency of its swaps
         self._server_up = True
         # engine-thread caches (filled by the I/O thread, read under the lock)
         self._lock = threading.Lock()
@@ -263,7 +267,7 @@ class Mt5Broker:
         self._queue(_Job(lambda: self._cancel_job(client_order_id, user=True)))
         return None
 
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate]:
+    def on_bar(self, bar: Bar) -> Sequence[Event]:
         return self.drain_events()
 
     def open_orders(self) -> Sequence[Order]:
@@ -291,7 +295,7 @@ class Mt5Broker:
 
     # -- venue-execution ---------------------------------------------------------------------
 
-    def drain_events(self) -> Sequence[Fill | OrderUpdate]:
+    def drain_events(self) -> Sequence[Event]:
         with self._events_lock:
             events, self._events = self._events, []
         return events
@@ -304,6 +308,11 @@ class Mt5Broker:
 
     def fill_reports(self, since_ts: int) -> Sequence[Fill]:
         return self._ask(lambda: self._fill_reports(since_ts))
+
+    def cash_flow_reports(self, since_ts: int) -> Sequence[CashFlow]:
+        """``reports-cash-flows``: the swaps booked on the bot's deals (those ``fill_reports``
+        reports) at or after ``since_ts``, oldest first, ``swap:<deal ticket>`` each."""
+        return self._ask(lambda: self._cash_flow_reports(since_ts))
 
     def position_reports(self) -> Sequence[PositionReport]:
         return self._ask(self._position_reports)
@@ -454,7 +463,7 @@ class Mt5Broker:
             if job.future is not None and not job.future.done():
                 job.future.set_exception(PluginError("broker: closed"))
 
-    def _emit(self, *events: Fill | OrderUpdate) -> None:
+    def _emit(self, *events: Event) -> None:
         with self._events_lock:
             self._events.extend(events)
         wake = self._wake
@@ -478,6 +487,8 @@ class Mt5Broker:
         self._hedging = int(account.margin_mode) == _ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
         self._balance = float(account.balance)
         self._leverage = float(account.leverage)
+        # MT5 books swap in the account's currency (the bot's: refused below otherwise).
+        self._currency = str(account.currency) or currency
         self._refuse_currencies(symbols, currency, str(account.currency))
         self._refuse_calc_modes(symbols)
         if ctx.first_run and ctx.mode == "live":
@@ -986,7 +997,7 @@ class Mt5Broker:
         ts = self._utc(self._server_now) or order.created_ts
         legs = sub.legs or []
         tickets = [leg.ticket for leg in legs if leg.ticket]
-        events: list[Fill | OrderUpdate] = []
+        events: list[Event] = []
         if not tickets:
             refusal = sub.refusal or (ReasonCode.VENUE_REJECTED, "nothing sent")
             with self._lock:
@@ -1014,7 +1025,7 @@ class Mt5Broker:
                 fill = fill_from_deal(deal, order_id, order.symbol, self._units, fill_reason(order))
                 if fill is None:
                     continue
-                events.append(fill._replace(ts=self._utc(int(deal.time))))
+                events.extend(self._with_swap(deal, fill._replace(ts=self._utc(int(deal.time)))))
                 self._note_entry(order, deal)
         if not resting:
             # executed and wanted in lots (the terminal's); what is gone in units (the bot's)
@@ -1241,7 +1252,7 @@ class Mt5Broker:
         self._balance = float(account.balance)
         info = self._call("terminal_info")
         self._server_up = bool(info.connected)
-        events: list[Fill | OrderUpdate] = []
+        events: list[Event] = []
         try:
             self._poll_into(events)
         finally:
@@ -1250,7 +1261,7 @@ class Mt5Broker:
             if events:
                 self._emit(*events)
 
-    def _poll_into(self, events: list[Fill | OrderUpdate]) -> None:
+    def _poll_into(self, events: list[Event]) -> None:
         # Every deal, not only the bot's: one by someone else (a person closing the bot's
         # position by hand, magic 0) that reduces or closes one of the bot's positions is
         # booked (``_outside_fill``), or the bot would trade on a position it no longer has.
@@ -1264,7 +1275,7 @@ class Mt5Broker:
             if int(deal.magic) != self._magic or not self._deal_event(deal, events):
                 outside = self._outside_fill(deal)
                 if outside is not None:
-                    events.append(outside)
+                    events.extend(self._with_swap(deal, outside))
             self._seen_deals.add(ticket, int(deal.time))
         # No later read reaches back a day before the poll's start: older deals cannot come
         # back, and a long-lived pod need not keep their tickets.
@@ -1290,7 +1301,7 @@ class Mt5Broker:
                 )
         self._refresh_positions()
 
-    def _deal_event(self, deal: Any, events: list[Fill | OrderUpdate]) -> bool:
+    def _deal_event(self, deal: Any, events: list[Event]) -> bool:
         """A deal of the bot's magic number -> its events; False when it is no order's of the
         bot (a stop-out, a comment the server rewrote): ``_outside_fill`` then decides."""
         client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
@@ -1304,7 +1315,8 @@ class Mt5Broker:
         if fill is None:
             return True
         self._note_credit(deal, client_order_id)
-        events.append(fill._replace(ts=self._utc(int(deal.time))))
+        fill = fill._replace(ts=self._utc(int(deal.time)))
+        events.extend(self._with_swap(deal, fill))
         role = child_role(int(deal.reason))
         if role is not None:
             # The terminal closed the position on its SL/TP: the other child is gone with it.
@@ -1329,13 +1341,26 @@ class Mt5Broker:
             self._note_entry(order, deal)
         return True
 
-    def _outside_fill(self, deal: Any) -> Fill | None:
+    def _with_swap(self, deal: Any, fill: Fill) -> list[Event]:
+        """A deal's fill, after the swap it booked (``swap_flow``) when it booked one. The swap
+        comes first: it is the position's, and the engine books a payment into the trade that
+        holds the position; once a closing fill has ended that trade, the swap would land in
+        cash alone and the closed trade's net P&L would miss it."""
+        flow = self._swap_of(deal, fill.symbol)
+        return [fill] if flow is None else [flow, fill]
+
+    def _swap_of(self, deal: Any, symbol: str) -> CashFlow | None:
+        return swap_flow(deal, symbol, self._currency, self._utc(int(deal.time)))
+
+    def _outside_fill(self, deal: Any, say: bool = True) -> Fill | None:
         """A deal no order of the bot made (another magic number: a person closing a position
         by hand in the terminal, another expert) that reduces or closes one of the bot's
         positions: that part of it as a ``Fill`` tagged ``OUTSIDE_TAG`` (id
         ``<bot prefix>-outside-<deal ticket>``, the deal's ticket as fill id, its charges as the
         fee), which the engine books and journals as a change made outside the bot, so the
-        bot's position, P&L and equity stay the terminal's. None for anything else: a deal
+        bot's position, P&L and equity stay the terminal's (the swap it booked is the bot's
+        position's: the caller reports it, ``_with_swap``). ``say``: log it (once per read of
+        the deal, not again for its swap). None for anything else: a deal
         that adds to the bot's position (a netting account) or opens another is not the bot's
         to own — the running position check finds the difference and halts the bot.
 
@@ -1380,6 +1405,8 @@ class Mt5Broker:
                 quantity=self._units(str(deal.symbol), closing), fee=fill.fee * share
             )
         self._note_credit(deal, client_order_id)
+        if not say:
+            return fill._replace(ts=self._utc(int(deal.time)))
         log.warning(
             "deal %d by magic %d %s the bot's position %d (%s %g lots of %s at %g): booked as "
             "a change made outside the bot",
@@ -1395,24 +1422,22 @@ class Mt5Broker:
         return fill._replace(ts=self._utc(int(deal.time)))
 
     def _note_credit(self, deal: Any, client_order_id: str) -> None:
-        """A deal whose swap credited the account more than its commission cost: ``Fill.fee``
-        is ≥ 0 by the contract, so that credit is not in the bot's books. Said, with the
-        amount, never dropped in silence."""
+        """A deal whose commission credited the account (a rebate) more than its fee cost:
+        ``Fill.fee`` is ≥ 0 by the contract, so that credit is not in the bot's books. Said,
+        with the amount, never dropped in silence. (A swap credit is booked: ``_with_swap``.)"""
         credit = deal_credit(deal)
         if credit > 0.0:
             log.warning(
-                "%s: deal %d credited %.2f (swap %g, commission %g) that the bot's books do "
+                "%s: deal %d credited %.2f (commission %g, fee %g) that the bot's books do "
                 "not hold: a fill's fee cannot be negative; the account's balance has it",
                 client_order_id,
                 int(deal.ticket),
                 credit,
-                float(getattr(deal, "swap", 0.0)),
                 float(deal.commission),
+                float(getattr(deal, "fee", 0.0)),
             )
 
-    def _resting_gone(
-        self, ticket: int, client_order_id: str, events: list[Fill | OrderUpdate]
-    ) -> None:
+    def _resting_gone(self, ticket: int, client_order_id: str, events: list[Event]) -> None:
         history = self._call("history_orders_get", ticket=ticket) or ()
         state = int(history[0].state) if history else _ORDER_STATE_CANCELED
         with self._lock:
@@ -1536,8 +1561,23 @@ class Mt5Broker:
         """The bot's executions since ``since_ts``, and, as the running poll books them, the
         parts of others' deals that reduced or closed the bot's positions (``_outside_fill``:
         a person's close while the bot was down is booked at its restart, as while it runs)."""
+        return [fill for _deal, fill in self._deal_fills(since_ts)]
+
+    def _cash_flow_reports(self, since_ts: int) -> list[CashFlow]:
+        """The swaps of the deals ``_fill_reports`` reports (a swap on a deal the bot missed
+        while down included), oldest first."""
+        flows = []
+        for deal, fill in self._deal_fills(since_ts, say=False):
+            flow = self._swap_of(deal, fill.symbol)
+            if flow is not None:
+                flows.append(flow)
+        return flows
+
+    def _deal_fills(self, since_ts: int, say: bool = True) -> list[tuple[Any, Fill]]:
+        """The deals since ``since_ts`` that are the bot's fills, each with its fill, oldest
+        first (``say``: log the outside ones)."""
         deals = self._call("history_deals_get", since_ts + self._offset, _FAR) or ()
-        fills = []
+        found = []
         for deal in sorted(deals, key=lambda d: (int(d.time_msc), int(d.ticket))):
             client_order_id = (
                 deal_client_id(deal, self._resolve, self._parent_of)
@@ -1545,15 +1585,15 @@ class Mt5Broker:
                 else None
             )
             if client_order_id is None:
-                fill = self._outside_fill(deal)
+                fill = self._outside_fill(deal, say=say)
+            else:
+                symbol = self._symbols.ours(str(deal.symbol))
+                fill = fill_from_deal(deal, client_order_id, symbol, self._units)
                 if fill is not None:
-                    fills.append(fill)
-                continue
-            symbol = self._symbols.ours(str(deal.symbol))
-            fill = fill_from_deal(deal, client_order_id, symbol, self._units)
+                    fill = fill._replace(ts=self._utc(int(deal.time)))
             if fill is not None:
-                fills.append(fill._replace(ts=self._utc(int(deal.time))))
-        return fills
+                found.append((deal, fill))
+        return found
 
     def _position_reports(self) -> list[PositionReport]:
         return position_reports(

@@ -18,6 +18,7 @@ from typing import Any
 from tradefleet_runtime.sdk import (
     STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
+    CashFlow,
     Fill,
     OrderReport,
     OrderStatus,
@@ -94,12 +95,13 @@ def fill_from_deal(
 ) -> Fill | None:
     """A buy/sell deal -> ``Fill``, its volume in units (balance, credit, ... deals -> None).
     The deal ticket is the fill id, so the same execution always has the same id. Its charges
-    (``deal_charges``: commission, fee and the swap a closing deal books) are a cost when their
-    sum is negative, and ``Fill.fee`` (≥ 0 by the contract) is that cost; a net credit (a
-    positive swap larger than the commission) cannot be a fee: the fee is 0 and the broker
-    says how much credit it could not book (``deal_credit``). ``reason``: the order's
-    tag, or untagged, its type; the terminal's own SL/TP closes are ``stop_loss``/
-    ``take_profit``. ``units``: the deal's volume (lots) of its symbol in units."""
+    (``deal_charges``: commission and fee, the venue's price of the trade) are a cost when
+    their sum is negative, and ``Fill.fee`` (≥ 0 by the contract) is that cost; a net credit
+    (a commission rebate) cannot be a fee: the fee is 0 and the broker says how much it could
+    not book (``deal_credit``). The swap a closing deal books is not a fee: it is a payment
+    for holding the position, reported apart (``swap_flow``). ``reason``: the order's tag, or
+    untagged, its type; the terminal's own SL/TP closes are ``stop_loss``/``take_profit``.
+    ``units``: the deal's volume (lots) of its symbol in units."""
     if int(deal.type) not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
         return None
     role = child_role(int(deal.reason))
@@ -118,20 +120,40 @@ def fill_from_deal(
 
 
 def deal_charges(deal: Any) -> float:
-    """What a deal charged or credited the account besides its profit, in the account's
-    currency: commission, fee and swap (MT5 books a position's accrued swap on the deal that
-    closes it); negative is a cost."""
-    return (
-        float(deal.commission)
-        + float(getattr(deal, "fee", 0.0))
-        + float(getattr(deal, "swap", 0.0))
-    )
+    """What a deal charged or credited the account for the trade itself, in the account's
+    currency: commission and fee; negative is a cost. Not its swap (``swap_flow``)."""
+    return float(deal.commission) + float(getattr(deal, "fee", 0.0))
 
 
 def deal_credit(deal: Any) -> float:
     """The part of a deal's charges that is a credit ``Fill.fee`` cannot carry (it is ≥ 0):
-    a positive swap beyond the deal's commission and fee. 0 for most deals."""
+    a commission rebate beyond the deal's fee. 0 for most deals (a swap credit is booked as
+    a ``swap_flow``, never here)."""
     return max(deal_charges(deal), 0.0)
+
+
+def swap_flow(deal: Any, symbol: str, currency: str, ts: int) -> CashFlow | None:
+    """The swap a buy/sell deal booked -> a ``CashFlow`` of kind ``swap`` (None: no swap).
+
+    MT5 accrues a position's swap at each rollover and books it on the deal that closes it
+    (each partial close its share): a payment for holding the position, charged or credited,
+    not a price of the trade. Its id is the deal's ticket (``swap:<ticket>``), so every report
+    of the deal is the same flow and it is booked once. ``symbol``: the bot's name of the
+    deal's symbol; ``currency``: the account's (MT5 books swap in it); ``ts``: the deal's
+    time, UTC seconds, as its fill's."""
+    if int(deal.type) not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
+        return None
+    amount = float(getattr(deal, "swap", 0.0))
+    if amount == 0.0:
+        return None
+    return CashFlow(
+        flow_id=f"swap:{int(deal.ticket)}",
+        symbol=symbol,
+        amount=amount,
+        currency=currency,
+        ts=ts,
+        kind="swap",
+    )
 
 
 def order_reports(
@@ -267,4 +289,5 @@ __all__ = [
     "order_reports",
     "ours",
     "position_reports",
+    "swap_flow",
 ]

@@ -315,7 +315,7 @@ def test_a_child_for_a_position_that_is_not_open_is_refused_not_sent(netting: Mt
 # -- 3. swap ----------------------------------------------------------------------------------
 
 
-def test_a_charged_swap_is_booked_with_the_fee() -> None:
+def test_a_charged_swap_is_booked_as_the_trades_funding_not_its_fee() -> None:
     specs = gold_pro_symbols()
     specs["EURUSD"].update(commission_per_lot=-3.5, swap_long=-10.0, swap_short=2.0)
     venue = _harness("netting", MT5Terminal(margin_mode="netting", symbols=specs))
@@ -331,11 +331,12 @@ def test_a_charged_swap_is_booked_with_the_fee() -> None:
         settle_and_pump(engine, venue)
         deals = venue.deals()
         assert [d.swap for d in deals] == [0.0, -30.0]
-        assert [row[0] for row in journal.query("SELECT fee FROM fills")] == [3.5, 33.5]
+        assert [row[0] for row in journal.query("SELECT fee FROM fills")] == [3.5, 3.5]
         # the bot's books move as the terminal's balance did
         moved = sum(d.profit + d.commission + d.swap for d in deals)
         trade = engine.portfolio.trades[-1]
-        assert trade.gross_pnl - trade.fees == pytest.approx(moved)
+        assert trade.funding == pytest.approx(-30.0)  # test_mt5_swaps.py: the swap's CashFlow
+        assert trade.net_pnl == pytest.approx(moved)
     finally:
         venue.close()
 
@@ -357,14 +358,14 @@ def _deal(**fields: Any) -> Any:
     return SimpleNamespace(**base)
 
 
-def test_a_swap_credit_nets_the_deals_commission_and_the_rest_is_named() -> None:
+def test_a_swap_credit_is_not_in_the_fee_and_only_a_rebate_is_named() -> None:
     units = lambda _symbol, volume: volume * LOT  # noqa: E731
     small = fill_from_deal(_deal(swap=2.0), "x", "EURUSD", units)
-    assert small is not None and small.fee == pytest.approx(1.5)
-    assert deal_credit(_deal(swap=2.0)) == 0.0
-    large = fill_from_deal(_deal(swap=10.0), "x", "EURUSD", units)
-    assert large is not None and large.fee == 0.0  # Fill.fee is >= 0 by the contract
-    assert deal_credit(_deal(swap=10.0)) == pytest.approx(6.5)
+    assert small is not None and small.fee == pytest.approx(3.5)
+    assert deal_credit(_deal(swap=10.0)) == 0.0  # booked as its own CashFlow (swap_flow)
+    rebate = fill_from_deal(_deal(commission=2.0), "x", "EURUSD", units)
+    assert rebate is not None and rebate.fee == 0.0  # Fill.fee is >= 0 by the contract
+    assert deal_credit(_deal(commission=2.0)) == pytest.approx(2.0)
 
 
 # -- 4. a stop that fired while the bot was down ----------------------------------------------
