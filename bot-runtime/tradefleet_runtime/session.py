@@ -793,7 +793,9 @@ class BotSession:
             adopt_venue_positions=spec.broker.adopt_venue_positions,
         )
         self.reconciliation = plan
-        summary = engine.restore_from_venue(state, plan, now)
+        # Asked before the missed fills are booked: a payment goes in among them, in time order.
+        flows = self._missed_cash_flows(state, plan.missed_fills)
+        summary = engine.restore_from_venue(state, plan, now, flows)
         if isinstance(venue, PositionRestorer):  # only a broker declaring it loads with it
             # Before any bar or a flatten owed: the broker counts this run's fills from the
             # positions the bot books, not from flat (``restores-positions``).
@@ -804,20 +806,18 @@ class BotSession:
             log.warning("%s: %s", self.bot.name, summary)
         for note in plan.notes:
             self.journal.record_event(now, "reconcile_note", note)
-        self._book_missed_cash_flows(engine, state, plan.missed_fills)
+        summary = engine.book_missed_cash_flows(flows)
+        if summary:
+            log.warning("%s: %s", self.bot.name, summary)
 
-    def _book_missed_cash_flows(
-        self, engine: Engine, state: CarriedState, missed: Sequence[Fill]
-    ) -> None:
-        """The venue's payments (funding) made while the bot was down, before it trades: its
-        equity, and every limit measured on it, start from what the venue holds."""
+    def _missed_cash_flows(self, state: CarriedState, missed: Sequence[Fill]) -> Sequence[CashFlow]:
+        """The venue's payments (funding, swaps) made while the bot was down, booked before it
+        trades: its equity, and every limit measured on it, start from what the venue holds."""
         reporter = self.bot.cash_flows
         since = cash_flows_since(state, missed)
         if reporter is None or since is None:
-            return
-        summary = engine.book_missed_cash_flows(reporter.cash_flow_reports(since))
-        if summary:
-            log.warning("%s: %s", self.bot.name, summary)
+            return ()
+        return reporter.cash_flow_reports(since)
 
     def feed_request(self) -> FeedRequest:
         spec = self.bot.manifest.spec

@@ -447,3 +447,20 @@ def test_a_restarted_bot_waiting_for_its_venue_shows_the_cash_its_funding_left(
         journal.close()
     assert known is not None
     assert known.balance == pytest.approx(session.engine.portfolio.cash)
+
+
+def test_a_restart_replays_a_payment_stamped_with_its_closing_fill_into_that_trade() -> None:
+    """An MT5 swap is stamped with the deal that closes its position, the paper broker's
+    funding with the bar whose open fills an order: the replay after a restart books such a
+    payment before the fill of the same second, into the trade that held the position."""
+    from tests.runtime.helpers import Scripted, make_engine
+
+    engine = make_engine(Scripted({}), symbols=(SYMBOL,))
+    opened = Fill("o1", SYMBOL, Side.BUY, 1.0, 100.0, 0.0, T0, "t1")
+    closed = Fill("o2", SYMBOL, Side.SELL, 1.0, 110.0, 0.0, T0 + 5 * HOUR, "t2")
+    swap = CashFlow("swap:t2", SYMBOL, -2.5, "USD", T0 + 5 * HOUR, "swap")
+    state = CarriedState(initial_capital=10_000.0, fills=[opened, closed], cash_flows=[swap])
+    engine.restore(state)
+    (trade,) = engine.portfolio.trades
+    assert trade.funding == -2.5 and trade.net_pnl == pytest.approx(10.0 - 2.5)
+    assert engine.portfolio.cash == pytest.approx(10_000.0 + 10.0 - 2.5)

@@ -484,6 +484,9 @@ class Engine:
         # earlier runs' too: a payment reported again (a poll's overlap, a restart's catch-up)
         # is booked once.
         self._flow_ids: set[str] = set()
+        # Payments a restart's reconciliation booked among the missed fills, for the summary
+        # ``book_missed_cash_flows`` journals.
+        self._flows_caught_up: list[CashFlow] = []
         self._next_day = 0
         self._day_start_equity = config.initial_capital
         self._equity_ts: array[int] = array("q")
@@ -1314,7 +1317,8 @@ class Engine:
     def book_missed_cash_flows(self, flows: Sequence[CashFlow]) -> str:
         """After a restart's reconciliation: book the venue's payments made while the bot was
         down (those already journaled are skipped by id). Returns a summary ('' for none)."""
-        booked = [flow for flow in flows if self._on_cash_flow(flow)]
+        booked = [*self._flows_caught_up, *(flow for flow in flows if self._on_cash_flow(flow))]
+        self._flows_caught_up = []
         if not booked:
             return ""
         total = sum(flow.amount for flow in booked if books_in(flow, self.config.currency))
@@ -1333,7 +1337,10 @@ class Engine:
         booked: list[CashFlow] = []
         done = 0
         for fill in state.fills:
-            while done < len(flows) and flows[done].ts < fill.ts:
+            # A payment stamped with its fill's second goes first: the venue settled it on the
+            # position before the fill (the paper broker's funding at a bar's open, an MT5
+            # swap booked with the deal that closes the position).
+            while done < len(flows) and flows[done].ts <= fill.ts:
                 self._restore_cash_flow(flows[done], booked)
                 done += 1
             self.portfolio.apply(fill)
@@ -2373,7 +2380,13 @@ class Engine:
         if self._start_equity is None:
             self._start_equity = self.portfolio.equity()
 
-    def restore_from_venue(self, state: CarriedState, plan: ReconcilePlan, now: int) -> str:
+    def restore_from_venue(
+        self,
+        state: CarriedState,
+        plan: ReconcilePlan,
+        now: int,
+        missed_flows: Sequence[CashFlow] = (),
+    ) -> str:
         """Carry a bot's account over from its journal *as the venue confirms it* (a broker
         whose account lives at a venue; ``reconcile.py`` made ``plan``). Nothing is re-sent:
         orders still working at the venue are adopted under their own ids (but a bracket child
@@ -2381,11 +2394,22 @@ class Engine:
         never received is sent), fills the bot missed while down are journaled, and a
         disagreement the plan could not resolve halts the bot (Degraded) until a person resumes
         it.
+
+        ``missed_flows``: the venue's payments outside fills since the bot's last journaled
+        one (``reports-cash-flows``), booked in time order with the missed fills, so that a
+        payment lands in the trade that held its position then (an MT5 swap on a deal that
+        closed the position while the bot was down); ``book_missed_cash_flows`` says them.
         """
         self._replay(state)
         self._carry()  # fills missed while down are this run's: journaled in it
         adopted_ids = {report.client_order_id for report in plan.adopted}
+        flows = sorted(missed_flows, key=lambda flow: flow.ts)
+        done = 0
         for fill in (*plan.missed_fills, *plan.adjustments):
+            while done < len(flows) and flows[done].ts <= fill.ts:
+                if self._on_cash_flow(flows[done]):
+                    self._flows_caught_up.append(flows[done])
+                done += 1
             self._apply_reconciled_fill(
                 fill,
                 OrderStatus.PARTIALLY_FILLED

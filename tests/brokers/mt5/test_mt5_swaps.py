@@ -182,8 +182,8 @@ def test_a_swap_on_a_deal_made_while_down_is_booked_once_at_restart(
     try:
         again, carried, plan = restarted_plan(restarted, second, EMULATOR_T0 - 3600)
         assert [f.client_order_id for f in plan.missed_fills] == [f"{parent}-sl"]
-        again.restore_from_venue(carried, plan, EMULATOR_T0)
-        # as the session does after reconciliation (``_book_missed_cash_flows``)
+        # As the session does (``_reconcile``): the payments made while down are asked first
+        # and booked among the missed fills, in time order, then said.
         since = cash_flows_since(carried, plan.missed_fills)
         assert since is not None
         flows = restarted.broker.cash_flow_reports(since)
@@ -191,8 +191,13 @@ def test_a_swap_on_a_deal_made_while_down_is_booked_once_at_restart(
         assert flows == [
             CashFlow(f"swap:{close}", "EURUSD", -2.1, "USD", plan.missed_fills[0].ts, "swap")
         ]
+        again.restore_from_venue(carried, plan, EMULATOR_T0, flows)
         assert again.book_missed_cash_flows(flows)
         assert again.book_missed_cash_flows(restarted.broker.cash_flow_reports(since)) == ""
+        # The swap is the trade's that the stop closed while the bot was down, not cash alone.
+        (trade,) = again.portfolio.trades
+        assert trade.exit_reason == "stop_loss" and trade.funding == pytest.approx(-2.1)
+        assert second.trades(second.runs()[-1].run_id)[0].funding == pytest.approx(-2.1)
         assert [row[0] for row in _flows(second)] == [f"swap:{close}"]
         assert again.portfolio.cash - CAPITAL == pytest.approx(_balance(restarted) - before)
         # the running poll does not report it again: the deal was there at start
