@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.brokers.mt5.deal_stubs import deal_stub
 from tests.brokers.mt5.harness import (
     EMULATOR_T0,
     Mt5Harness,
@@ -218,20 +218,7 @@ def test_the_mt5_broker_declares_and_has_reports_cash_flows() -> None:
 
 
 def _deal(**fields: Any) -> Any:
-    base = dict(
-        type=1,
-        reason=0,
-        commission=-3.5,
-        fee=0.0,
-        swap=0.0,
-        symbol="EURUSD",
-        volume=1.0,
-        price=1.1,
-        time=EMULATOR_T0,
-        ticket=7,
-    )
-    base.update(fields)
-    return SimpleNamespace(**base)
+    return deal_stub(EMULATOR_T0, **fields)
 
 
 def _units(_symbol: str, volume: float) -> float:
