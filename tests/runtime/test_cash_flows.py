@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from rich.console import Console
 
 from tests.plugin_hooks import registry_with
-from tests.runtime.venue_view import VenueView
+from tests.runtime.venue_view import VenueView, paper_bot_manifest
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.capabilities import Capability
@@ -177,21 +176,9 @@ def _bars(start: int, count: int) -> list[Bar]:
 
 
 def _manifest(folder: Path) -> Path:
-    manifest = {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": NAME},
-        "spec": {
-            "mode": "paper",
-            "strategy": {"name": "buy-once"},
-            "market": {"symbols": [SYMBOL], "timeframe": "1h"},
-            "broker": {"name": "funding-venue"},
-            "capital": {"currency": "USDT", "initial": 100000},
-        },
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(manifest))
-    return path
+    return paper_bot_manifest(
+        folder, NAME, "buy-once", "funding-venue", symbol=SYMBOL, currency="USDT"
+    )
 
 
 def _session(folder: Path, registry: PluginRegistry, bars: Any) -> tuple[BotSession, Journal]:

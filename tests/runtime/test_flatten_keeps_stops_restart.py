@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.plugin_hooks import registry_with, venue_plugins
 from tests.runtime.test_reconcile import NAME, PREFIX, SharedVenue, _bars, _venue
+from tests.runtime.venue_view import paper_bot_manifest
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, Order, OrderStatus, OrderUpdate
@@ -52,21 +52,7 @@ class _Killed(BaseException):
 
 
 def _manifest(folder: Path) -> Path:
-    manifest = {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": NAME},
-        "spec": {
-            "mode": "paper",
-            "strategy": {"name": "buy-with-bracket"},
-            "market": {"symbols": ["BTCUSDT"], "timeframe": "1h"},
-            "broker": {"name": "shared-venue"},
-            "capital": {"currency": "USD", "initial": 100000},
-        },
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(manifest))
-    return path
+    return paper_bot_manifest(folder, NAME, "buy-with-bracket", "shared-venue")
 
 
 def _session(folder: Path, registry: PluginRegistry, bars: list[Bar]) -> tuple[BotSession, Journal]:

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 
 from tests.plugin_hooks import registry_with, venue_plugins
-from tests.runtime.venue_view import VenueView
+from tests.runtime.venue_view import VenueView, paper_bot_manifest
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime import session as session_module
@@ -361,21 +360,9 @@ def _bars(start: int, count: int, low: float | None = None) -> list[Bar]:
 
 
 def _manifest(folder: Path, adopt: bool = False) -> Path:
-    manifest = {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": NAME},
-        "spec": {
-            "mode": "paper",
-            "strategy": {"name": "buy-and-rest"},
-            "market": {"symbols": ["BTCUSDT"], "timeframe": "1h"},
-            "broker": {"name": "shared-venue", "adoptVenuePositions": adopt},
-            "capital": {"currency": "USD", "initial": 100000},
-        },
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(manifest))
-    return path
+    return paper_bot_manifest(
+        folder, NAME, "buy-and-rest", "shared-venue", broker_fields={"adoptVenuePositions": adopt}
+    )
 
 
 def _run(

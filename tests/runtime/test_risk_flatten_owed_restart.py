@@ -19,10 +19,10 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 
 from tests.plugin_hooks import registry_with, venue_plugins
 from tests.runtime.test_reconcile import NAME, PREFIX, T0, SharedVenue, _bars, _venue
+from tests.runtime.venue_view import paper_bot_manifest
 from tradefleet_runtime.capabilities import AccountAction, ActionKind, Capability
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.engine import Engine
@@ -135,25 +135,10 @@ def _venue_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _manifest(folder: Path, on_stop: dict[str, bool] | None) -> Path:
-    spec: dict[str, Any] = {
-        "mode": "paper",
-        "strategy": {"name": "buyer"},
-        "market": {"symbols": [SYMBOL], "timeframe": "1h"},
-        "broker": {"name": "shared-venue"},
-        "capital": {"currency": "USD", "initial": 100000},
-        "risk": [{"name": "flattener"}],
-    }
+    extra: dict[str, Any] = {"risk": [{"name": "flattener"}]}
     if on_stop is not None:
-        spec["onStop"] = on_stop
-    manifest = {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": NAME},
-        "spec": spec,
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(manifest))
-    return path
+        extra["onStop"] = on_stop
+    return paper_bot_manifest(folder, NAME, "buyer", "shared-venue", symbol=SYMBOL, **extra)
 
 
 class Bot:

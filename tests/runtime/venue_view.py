@@ -10,6 +10,10 @@ test's venue does (refuse connects, pay funding).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_runtime.contracts import BrokerContext
@@ -84,3 +88,35 @@ class VenueView:
 
     def is_connected(self) -> bool:
         return True
+
+
+def paper_bot_manifest(
+    folder: Path,
+    name: str,
+    strategy: str,
+    broker: str,
+    *,
+    symbol: str = "BTCUSDT",
+    currency: str = "USD",
+    broker_fields: dict[str, Any] | None = None,
+    **spec: Any,
+) -> Path:
+    """``bot.yaml`` in ``folder``: a paper bot of ``strategy`` on ``broker`` (a test's venue
+    view), one ``symbol`` hourly, 100,000 of ``currency``; ``spec`` adds fields (``risk``,
+    ``onStop``), ``broker_fields`` the broker's (``adoptVenuePositions``)."""
+    manifest = {
+        "apiVersion": "tradefleet.io/v1alpha1",
+        "kind": "TradingBot",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "paper",
+            "strategy": {"name": strategy},
+            "market": {"symbols": [symbol], "timeframe": "1h"},
+            "broker": {"name": broker, **(broker_fields or {})},
+            "capital": {"currency": currency, "initial": 100000},
+            **spec,
+        },
+    }
+    path = folder / "bot.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
