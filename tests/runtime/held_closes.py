@@ -149,3 +149,20 @@ def owed_closes(engine: Engine) -> dict[str, tuple[str, str | None]]:
     """The closes the journal says risk plugins' and the stop policy's flattens still owe:
     symbol -> (their tag, the code of a refusal no retry changes, or None)."""
     return engine.journal.closes_owed()  # type: ignore[attr-defined,no-any-return]
+
+
+def assert_closed_by(
+    engine: Engine, venue: PaperBroker, symbol: str, entry: str, close: str, reason: str
+) -> None:
+    """A held close of a bracketed long, once filled: flat, nothing works at the venue or in
+    the book, the close filled and only then the bracket's stop-loss and take-profit
+    cancelled, and the one trade ended for ``reason`` (the close's tag)."""
+    assert engine.position(symbol).quantity == 0.0
+    assert not working_at(venue) and not engine.open_orders()
+    assert last_status(engine, close) == "filled"
+    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
+        "cancelled",
+        "cancelled",
+    )
+    [trade] = engine.portfolio.trades
+    assert trade.exit_reason == reason

@@ -125,15 +125,7 @@ def test_the_stop_works_until_the_close_fills_and_then_no_child_is_left(tmp_path
     engine.pump()
     engine.run(BARS[3:4])  # the close fills at the open
 
-    assert engine.position(SYMBOL).quantity == 0.0
-    assert not working_at(broker) and not engine.open_orders()
-    assert last_status(engine, close) == "filled"
-    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
-        "cancelled",
-        "cancelled",
-    )
-    [trade] = engine.portfolio.trades
-    assert trade.exit_reason == FLATTEN
+    held_closes.assert_closed_by(engine, broker, SYMBOL, entry, close, FLATTEN)
     assert _owed(engine) is None and journaled_events(engine, "flatten_failed") == []
 
 

@@ -24,6 +24,7 @@ import pytest
 from tests.brokers.harness import BOT, ORDER_PATH, QUANTITY, START_PRICE, VenueHarness, harness_for
 from tests.runtime import held_closes
 from tests.runtime.held_closes import (
+    assert_closed_by,
     bracket_entry,
     buy_with_bracket,
     journaled_events,
@@ -183,15 +184,7 @@ def test_the_stop_works_until_the_close_fills_and_then_no_child_is_left(tmp_path
     engine.pump()
     engine.run(BARS[4:5])  # the close fills at the open
 
-    assert engine.position(SYMBOL).quantity == 0.0
-    assert not working_at(venue) and not engine.open_orders()
-    assert last_status(engine, close) == "filled"
-    assert (last_status(engine, f"{entry}-sl"), last_status(engine, f"{entry}-tp")) == (
-        "cancelled",
-        "cancelled",
-    )
-    [trade] = engine.portfolio.trades
-    assert trade.exit_reason == TAG
+    assert_closed_by(engine, venue, SYMBOL, entry, close, TAG)
     assert journaled_events(engine, "flatten_failed") == []
 
 
