@@ -17,7 +17,7 @@ import grpc.aio
 
 from tradefleet_operator.control import Call
 from tradefleet_operator.names import Phase
-from tradefleet_operator.snapshot import CloseStuck, RiskState, RuntimeSnapshot
+from tradefleet_operator.snapshot import CloseRetrying, CloseStuck, RiskState, RuntimeSnapshot
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -80,6 +80,10 @@ def snapshot_from_pb(message: pb.StatusSnapshot) -> RuntimeSnapshot:
         config_hash=message.config_hash,
         risk=tuple(RiskState(r.name, r.locked, r.reason, r.tier) for r in message.risk),
         closes_stuck=tuple(CloseStuck(c.symbol, c.code, c.position) for c in message.closes_stuck),
+        closes_retrying=tuple(
+            CloseRetrying(c.symbol, c.code, c.position, c.refusals, c.since_ts)
+            for c in message.closes_retrying
+        ),
     )
 
 

@@ -33,6 +33,18 @@ class CloseStuck:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseRetrying:
+    """A position the bot's own flatten asked to close that the venue refused ``refusals``
+    times in a row (since ``since_ts``), for reasons a later try may pass: still sent again."""
+
+    symbol: str
+    code: str = ""
+    position: float = 0.0
+    refusals: int = 0
+    since_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSnapshot:
     """A runtime's answer to ``GetStatus`` (or to a control call), in the operator's terms.
 
@@ -59,6 +71,7 @@ class RuntimeSnapshot:
     risk: tuple[RiskState, ...] = ()
     starting_reason: str = ""  # while Starting: what the runtime waits for
     closes_stuck: tuple[CloseStuck, ...] = ()
+    closes_retrying: tuple[CloseRetrying, ...] = ()
 
     @property
     def risk_locks(self) -> list[RiskState]:

@@ -199,6 +199,7 @@ def reachable_status(
         # A starting runtime has not read its journal's debts yet: its empty list would clear
         # the condition of a position still left to a person.
         conditions = _close_stuck(conditions, snapshot, generation, now)
+        conditions = _close_retrying(conditions, snapshot, generation, now)
     return status_from_snapshot(status, snapshot).model_copy(
         update={"phase": phase, "conditions": conditions}
     )
@@ -221,6 +222,31 @@ def _close_stuck(
         f"{held}: a person must close it (tradefleet stop ADDRESS --flatten, or at the venue)"
         if stuck
         else "no close is stuck",
+        generation,
+        now,
+    )
+
+
+def _close_retrying(
+    conditions: list[Condition], snapshot: RuntimeSnapshot, generation: int | None, now: str
+) -> list[Condition]:
+    """``CloseRetrying``: positions whose flatten close the venue keeps refusing though the
+    bot keeps sending it (a later try may pass)."""
+    failing = snapshot.closes_retrying
+    held = "; ".join(
+        f"{close.position:g} {close.symbol} (refused {close.refusals} times in a row, last: "
+        f"{close.code or 'no reason code'})"
+        for close in failing
+    )
+    return set_condition(
+        conditions,
+        "CloseRetrying",
+        bool(failing),
+        "CloseRefusedRepeatedly" if failing else "NoCloseRetrying",
+        f"{held}: sent again at each bar; a person may close it (tradefleet stop ADDRESS "
+        "--flatten, or at the venue)"
+        if failing
+        else "no close is being refused",
         generation,
         now,
     )

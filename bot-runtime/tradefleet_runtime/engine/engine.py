@@ -228,6 +228,11 @@ _RETRIED = frozenset(
 )
 
 
+# Refusals in a row of a retried close from which a person is told (``closes_retrying``): the
+# first may be a venue's blip that the next bar's retry passes.
+_FAILING_AFTER = 2
+
+
 def _refusal_code(code: str) -> ReasonCode:
     """The reason code of the engine's own refusal of a close (its decision's code): the
     sizing's below-minimum is the venue's minimum quantity, a venue limit checked before the
@@ -534,6 +539,11 @@ class Engine:
         # Symbol -> the position a refusal no retry changes left its closer's close on: not
         # sent again (at a bar, a plugin's next FLATTEN, a restart) while it is that position.
         self._stuck: dict[str, float] = {}
+        # Symbol -> (refusals in a row, the time of the first, the last one's code) of a close
+        # ``_retry`` sends again: from the second refusal on it is in ``closes_retrying``, for
+        # a person to see that the position the flatten wants closed is still open. Until the
+        # position is flat, the close is taken over (a halt's flatten) or it is stuck.
+        self._failing: dict[str, tuple[int, int, str]] = {}
         # Symbol -> (closer's tag, the code of a refusal no retry changes or None) as the
         # journal's newest ``close_owed`` event holds it: what a restart resumes.
         self._owed: dict[str, tuple[str, str | None]] = {}
@@ -1679,6 +1689,7 @@ class Engine:
         self._closers.clear()
         self._retry.clear()
         self._stuck.clear()
+        self._failing.clear()
         cancelled = self._flatten()
         closes, left = self._flatten_record()
         nothing = "" if closes or left else " (nothing was left to close)"
@@ -1955,6 +1966,7 @@ class Engine:
         self._closes_failed.discard(symbol)
         self._retry.pop(symbol, None)
         self._stuck.pop(symbol, None)
+        self._failing.pop(symbol, None)
         moot: list[str] = []
         for working in self.book:
             other = working.order
@@ -2100,9 +2112,48 @@ class Engine:
             return
         if retried:
             self._retry[symbol] = code
+            self._count_refusal(symbol, code, closer, held)
             return
+        self._failing.pop(symbol, None)  # no longer retried: stuck (``closes_stuck``)
         self._stuck[symbol] = held
         self._journal_owed(symbol, closer, code, reason)
+
+    def _count_refusal(self, symbol: str, code: ReasonCode, closer: _Closer, held: float) -> None:
+        """One more refusal in a row of ``symbol``'s close, which ``_retry`` sends again. The
+        second makes it a close that keeps failing (``closes_retrying``): said once, as an
+        error, so a person can close the position while the bot keeps trying. One refusal is
+        a venue's blip and stays quiet."""
+        refusals, since, _ = self._failing.get(symbol, (0, 0, ""))
+        refusals += 1
+        # A restart's resumed close is refused before the first bar gives the bot a time: the
+        # refusals are then counted from the first one with a time (a bar later at most).
+        self._failing[symbol] = (refusals, since or self.now, code.value)
+        if refusals != _FAILING_AFTER:
+            return
+        log.error(
+            "%s: %s of %g %s was refused %d times in a row (%s); the bot sends it again at "
+            "each of the symbol's bars: a person may close the position (tradefleet stop "
+            "--flatten, or at the venue)",
+            self.config.bot_name,
+            closer.close_of,
+            held,
+            symbol,
+            refusals,
+            code.value,
+        )
+
+    def closes_retrying(self) -> dict[str, tuple[str, float, int, int]]:
+        """Symbol -> (the last refusal's code, the position held, refusals in a row, the
+        bot time of the first) for every position a risk plugin's or the stop policy's flatten
+        has asked to close and the venue refused at least ``_FAILING_AFTER`` times in a row
+        for reasons a later try may pass: the bot still sends the close at each bar, but the
+        position stays open meanwhile. Read, never kept."""
+        held = self.portfolio.open_positions
+        return {
+            symbol: (code, held[symbol].quantity, refusals, since)
+            for symbol, (refusals, since, code) in sorted(self._failing.items())
+            if refusals >= _FAILING_AFTER and symbol in held
+        }
 
     def _close_when_unguarded(self, symbol: str) -> None:
         """Send the flatten close that waits for ``symbol``'s guards to end, once none is left

@@ -98,6 +98,20 @@ class CloseStuck:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseRetrying:
+    """A position a risk plugin's or the stop policy's flatten asked to close that the venue
+    refused ``refusals`` times in a row (since ``since_ts``, bot time) for reasons a later try
+    may pass: the bot still sends the close at each of the symbol's bars, but the position is
+    still open. A person may close it (``tradefleet stop ADDRESS --flatten``, or at the venue)."""
+
+    symbol: str
+    code: str  # the last refusal's reason code (``venue_unavailable``, ``market_closed``, ...)
+    position: float  # the position held, signed
+    refusals: int
+    since_ts: int
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     bot: str
     mode: str
@@ -130,6 +144,9 @@ class StatusSnapshot:
     # Positions the bot's own flatten could not close and leaves to a person (``CloseStuck``);
     # empty while no engine runs (the journal's debts are read when it starts).
     closes_stuck: tuple[CloseStuck, ...] = ()
+    # Positions whose flatten close the venue keeps refusing though the bot keeps sending it
+    # (``CloseRetrying``); empty while no engine runs (a restart sends the close again).
+    closes_retrying: tuple[CloseRetrying, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

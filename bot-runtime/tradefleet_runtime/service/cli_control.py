@@ -33,6 +33,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tradefleet_runtime.service.api import (
+    CloseRetrying,
     CloseStuck,
     EventKind,
     OrderView,
@@ -207,6 +208,8 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
         ("config", status.config_hash),
         ("plugins", ", ".join(f"{p.kind} {p.name} {p.version}" for p in status.plugins)),
     ]
+    if status.closes_retrying:  # right below the phase: a person may act
+        rows.insert(1, ("CLOSE RETRYING", _closes_retrying(status.closes_retrying)))
     if status.closes_stuck:  # right below the phase: each waits for a person
         rows.insert(1, ("CLOSE STUCK", _closes_stuck(status.closes_stuck)))
     for key, value in rows:
@@ -242,6 +245,19 @@ def _closes_stuck(closes: Sequence[CloseStuck]) -> str:
         for close in closes
     )
     return f"{held} — a person must close: tradefleet stop ADDRESS --flatten, or at the venue"
+
+
+def _closes_retrying(closes: Sequence[CloseRetrying]) -> str:
+    """The positions whose flatten close the venue keeps refusing, and what a person can do."""
+    held = "; ".join(
+        f"{close.position:g} {close.symbol} (refused {close.refusals} times in a row since "
+        f"{_ts(close.since_ts)}, last: {close.code or 'no reason code'})"
+        for close in closes
+    )
+    return (
+        f"{held} — sent again at each bar; a person may close: tradefleet stop ADDRESS "
+        "--flatten, or at the venue"
+    )
 
 
 def _positions_table(positions: Sequence[PositionView]) -> Table:

@@ -45,6 +45,7 @@ from tradefleet_runtime.model import (
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.process_capability import slippage_bps
 from tradefleet_runtime.service.api import (
+    CloseRetrying,
     CloseStuck,
     ControlError,
     EventKind,
@@ -807,6 +808,9 @@ class BotController:
             closes_stuck=tuple(
                 CloseStuck(symbol, code, held)
                 for symbol, (code, held) in engine.closes_stuck().items()
+            ),
+            closes_retrying=tuple(
+                CloseRetrying(symbol, *close) for symbol, close in engine.closes_retrying().items()
             ),
         )
 

@@ -48,6 +48,7 @@ from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.service import limits
 from tradefleet_runtime.service.api import (
+    CloseRetrying,
     CloseStuck,
     ControlError,
     ControlPlane,
@@ -143,6 +144,16 @@ def status_to_proto(status: StatusSnapshot) -> pb.StatusSnapshot:
         closes_stuck=[
             pb.CloseStuck(symbol=c.symbol, code=c.code, position=c.position)
             for c in status.closes_stuck
+        ],
+        closes_retrying=[
+            pb.CloseRetrying(
+                symbol=c.symbol,
+                code=c.code,
+                position=c.position,
+                refusals=c.refusals,
+                since_ts=c.since_ts,
+            )
+            for c in status.closes_retrying
         ],
     )
 
@@ -282,6 +293,10 @@ def status_from_proto(message: pb.StatusSnapshot) -> StatusSnapshot:
         starting_reason=message.starting_reason,
         last_known=message.last_known,
         closes_stuck=tuple(CloseStuck(c.symbol, c.code, c.position) for c in message.closes_stuck),
+        closes_retrying=tuple(
+            CloseRetrying(c.symbol, c.code, c.position, c.refusals, c.since_ts)
+            for c in message.closes_retrying
+        ),
     )
 
 

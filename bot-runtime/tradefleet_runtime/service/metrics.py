@@ -128,6 +128,14 @@ class SnapshotCollector(Collector):
                 "not send again (refused for a reason no retry changes): a person must close them.",
                 len(status.closes_stuck),
             )
+        if status.phase is not Phase.STARTING and not status.last_known:
+            yield gauge(
+                "tradefleet_closes_retrying",
+                "Positions a risk plugin's or the stop policy's flatten asked to close that the "
+                "venue refused at least twice in a row for reasons a later try may pass: the bot "
+                "still sends the close at each bar, the position is open meanwhile.",
+                len(status.closes_retrying),
+            )
         yield gauge("tradefleet_halted", "1 while the emergency stop holds.", float(status.halted))
         yield gauge("tradefleet_paused", "1 while paused.", float(status.paused))
         # A counter (``tradefleet_bars_total``): the bars handled since the process started

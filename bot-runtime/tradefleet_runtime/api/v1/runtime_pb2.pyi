@@ -103,7 +103,7 @@ class QualityFigure(_message.Message):
     def __init__(self, name: _Optional[str] = ..., samples: _Optional[int] = ..., mean: _Optional[float] = ..., stddev: _Optional[float] = ..., cp: _Optional[float] = ..., cpk: _Optional[float] = ...) -> None: ...
 
 class StatusSnapshot(_message.Message):
-    __slots__ = ("bot", "mode", "phase", "equity", "balance", "currency", "pnl_today", "pnl_total", "drawdown_pct", "open_positions", "open_orders", "halted", "halt_reason", "paused", "pause_reason", "last_bar_ts", "config_hash", "plugins", "risk", "quality", "broker_connected", "reconciled", "bars", "starting_reason", "last_known", "closes_stuck")
+    __slots__ = ("bot", "mode", "phase", "equity", "balance", "currency", "pnl_today", "pnl_total", "drawdown_pct", "open_positions", "open_orders", "halted", "halt_reason", "paused", "pause_reason", "last_bar_ts", "config_hash", "plugins", "risk", "quality", "broker_connected", "reconciled", "bars", "starting_reason", "last_known", "closes_stuck", "closes_retrying")
     BOT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class StatusSnapshot(_message.Message):
     STARTING_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_KNOWN_FIELD_NUMBER: _ClassVar[int]
     CLOSES_STUCK_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_RETRYING_FIELD_NUMBER: _ClassVar[int]
     bot: str
     mode: str
     phase: Phase
@@ -156,7 +157,8 @@ class StatusSnapshot(_message.Message):
     starting_reason: str
     last_known: bool
     closes_stuck: _containers.RepeatedCompositeFieldContainer[CloseStuck]
-    def __init__(self, bot: _Optional[str] = ..., mode: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., equity: _Optional[float] = ..., balance: _Optional[float] = ..., currency: _Optional[str] = ..., pnl_today: _Optional[float] = ..., pnl_total: _Optional[float] = ..., drawdown_pct: _Optional[float] = ..., open_positions: _Optional[int] = ..., open_orders: _Optional[int] = ..., halted: _Optional[bool] = ..., halt_reason: _Optional[str] = ..., paused: _Optional[bool] = ..., pause_reason: _Optional[str] = ..., last_bar_ts: _Optional[int] = ..., config_hash: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[PluginInfo, _Mapping]]] = ..., risk: _Optional[_Iterable[_Union[RiskPluginState, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[QualityFigure, _Mapping]]] = ..., broker_connected: _Optional[bool] = ..., reconciled: _Optional[bool] = ..., bars: _Optional[int] = ..., starting_reason: _Optional[str] = ..., last_known: _Optional[bool] = ..., closes_stuck: _Optional[_Iterable[_Union[CloseStuck, _Mapping]]] = ...) -> None: ...
+    closes_retrying: _containers.RepeatedCompositeFieldContainer[CloseRetrying]
+    def __init__(self, bot: _Optional[str] = ..., mode: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., equity: _Optional[float] = ..., balance: _Optional[float] = ..., currency: _Optional[str] = ..., pnl_today: _Optional[float] = ..., pnl_total: _Optional[float] = ..., drawdown_pct: _Optional[float] = ..., open_positions: _Optional[int] = ..., open_orders: _Optional[int] = ..., halted: _Optional[bool] = ..., halt_reason: _Optional[str] = ..., paused: _Optional[bool] = ..., pause_reason: _Optional[str] = ..., last_bar_ts: _Optional[int] = ..., config_hash: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[PluginInfo, _Mapping]]] = ..., risk: _Optional[_Iterable[_Union[RiskPluginState, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[QualityFigure, _Mapping]]] = ..., broker_connected: _Optional[bool] = ..., reconciled: _Optional[bool] = ..., bars: _Optional[int] = ..., starting_reason: _Optional[str] = ..., last_known: _Optional[bool] = ..., closes_stuck: _Optional[_Iterable[_Union[CloseStuck, _Mapping]]] = ..., closes_retrying: _Optional[_Iterable[_Union[CloseRetrying, _Mapping]]] = ...) -> None: ...
 
 class CloseStuck(_message.Message):
     __slots__ = ("symbol", "code", "position")
@@ -167,6 +169,20 @@ class CloseStuck(_message.Message):
     code: str
     position: float
     def __init__(self, symbol: _Optional[str] = ..., code: _Optional[str] = ..., position: _Optional[float] = ...) -> None: ...
+
+class CloseRetrying(_message.Message):
+    __slots__ = ("symbol", "code", "position", "refusals", "since_ts")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    REFUSALS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_TS_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    code: str
+    position: float
+    refusals: int
+    since_ts: int
+    def __init__(self, symbol: _Optional[str] = ..., code: _Optional[str] = ..., position: _Optional[float] = ..., refusals: _Optional[int] = ..., since_ts: _Optional[int] = ...) -> None: ...
 
 class ListPositionsRequest(_message.Message):
     __slots__ = ()
