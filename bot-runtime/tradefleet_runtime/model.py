@@ -346,3 +346,6 @@ class CarriedState:
     last_bar_ts: int = 0
     # The venue's payments outside fills (funding) the bot booked, oldest first.
     cash_flows: list[CashFlow] = field(default_factory=list)
+    # When the journal was brought to a release that books those payments (0: it always
+    # was): the payments before were never the bot's to book, and none is caught up.
+    cash_flows_from: int = 0

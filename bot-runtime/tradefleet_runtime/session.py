@@ -293,12 +293,15 @@ def cash_flows_since(state: CarriedState, missed: Sequence[Fill] = ()) -> int | 
     """From when a restarted bot asks its venue for payments made while it was down: its last
     journaled one (the venue's ids tell the ones already booked), else its first fill, one the
     reconciliation found made while it was down included (no position, no funding); None for a
-    bot that never filled (nothing can be owed to it)."""
+    bot that never filled (nothing can be owed to it). Never before its journal was brought to
+    a release that books payments (``cash_flows_from``): the release before booked none, and
+    the weeks of them a position held over an upgrade would land in one step, today, where a
+    daily loss limit sees them."""
     if state.cash_flows:
         return max(flow.ts for flow in state.cash_flows)
     fills = [*state.fills, *missed]
     if fills:
-        return min(fill.ts for fill in fills)
+        return max(min(fill.ts for fill in fills), state.cash_flows_from)
     return None
 
 

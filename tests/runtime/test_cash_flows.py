@@ -338,6 +338,21 @@ def test_where_a_restart_asks_from() -> None:
     assert cash_flows_since(state) == T0 + 9 * HOUR  # the newest payment, not the last row
 
 
+def test_a_restart_after_the_upgrade_asks_only_from_the_upgrade() -> None:
+    """A journal brought to the release that books payments at ``cash_flows_from``: the
+    weeks of funding a position held over the upgrade were never the bot's to book, and would
+    land today in one step, where a daily loss limit sees them."""
+    fill = Fill("o1", SYMBOL, Side.BUY, 1.0, 100.0, 0.0, T0, "t1")
+    state = CarriedState(initial_capital=1.0, fills=[fill], cash_flows_from=T0 + 30 * 86400)
+    assert cash_flows_since(state) == T0 + 30 * 86400
+    assert cash_flows_since(state, [fill._replace(ts=T0 + 40 * 86400)]) == T0 + 30 * 86400
+    state.cash_flows_from = T0 - 86400  # upgraded before the bot's first fill
+    assert cash_flows_since(state) == T0
+    state.cash_flows = [_funding("a", 1.0, 5)]  # booked since: from the newest, as always
+    state.cash_flows_from = T0 + 30 * 86400
+    assert cash_flows_since(state) == T0 + 5 * HOUR
+
+
 def test_the_report_of_a_run_shows_its_funding_apart_from_its_trades(
     tmp_path: Path, registry: PluginRegistry
 ) -> None:

@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def test_a_version_2_journal_is_migrated_and_read_the_same(tmp_path: Path) -> No
     assert (trade.funding, trade.net_pnl, trade.exit_reason) == (0.0, 9.5, "")
     assert journal.query("SELECT code FROM risk_decisions") == [("",)]
     meta = dict(journal.query("SELECT key, value FROM meta"))
+    assert meta.pop("cash_flows_from").isdigit()  # when it began to book payments
     assert meta == {"schema_version": str(versions.CURRENT), "migrated_from": "2"}
     carried = journal.carried_state("bot")
     assert carried is not None and carried.runs == 1
@@ -188,6 +190,9 @@ def test_a_migration_is_said_in_the_log_naming_both_versions(
     )
     meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
     assert meta["schema_version"] == "8" and meta["migrated_from"] == "7"
+    # When the journal began to book payments: a restart catches up none from before it.
+    assert carried.cash_flows_from == int(meta["cash_flows_from"])
+    assert abs(carried.cash_flows_from - time.time()) < 60
     columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cash_flows)")]
     assert columns == [
         "id", "run_id", "flow_id", "kind", "symbol", "currency", "amount", "ts", "booked"
@@ -195,3 +200,24 @@ def test_a_migration_is_said_in_the_log_naming_both_versions(
     caplog.clear()
     Journal(path).close()  # opened again: nothing to migrate, nothing said
     assert not [r for r in caplog.records if "migrated" in r.getMessage()]
+
+
+def test_a_journal_made_by_this_release_asks_for_payments_from_its_first_fill(
+    tmp_path: Path,
+) -> None:
+    """Only a migration records ``cash_flows_from``: a new journal books payments from its
+    start, and opening a migrated one again keeps the first upgrade's time."""
+    path = tmp_path / "new.sqlite"
+    Journal(path).close()
+    meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
+    assert "cash_flows_from" not in meta
+    old = _with_version(tmp_path, "7")
+    Journal(old).close()
+    first = dict(sqlite3.connect(old).execute("SELECT key, value FROM meta"))["cash_flows_from"]
+    db = sqlite3.connect(old)
+    db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")  # migrated again
+    db.commit()
+    db.close()
+    Journal(old).close()
+    again = dict(sqlite3.connect(old).execute("SELECT key, value FROM meta"))["cash_flows_from"]
+    assert again == first

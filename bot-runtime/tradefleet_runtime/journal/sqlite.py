@@ -991,6 +991,8 @@ class Journal:
                 *previous,
             )
         ]
+        for (value,) in self.query("SELECT value FROM meta WHERE key = 'cash_flows_from'"):
+            state.cash_flows_from = int(value)
         return state
 
     def _last_bar_ts(self, marks: str, runs: tuple[str, ...]) -> int:

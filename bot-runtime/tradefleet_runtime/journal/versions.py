@@ -26,17 +26,23 @@ History:
   ``trades.funding``, a trade's share of them, and ``risk_decisions.code``, each decision's
   fixed word (what the metrics count it by). 7 → 8 adds the table and the columns (old trades
   get 0, old decisions ''); the version says a release before it must not open the file: it
-  would rebuild the account without the payments, its cash off by every one.
+  would rebuild the account without the payments, its cash off by every one. The step also
+  records when it ran (``meta`` ``cash_flows_from``): the releases before booked no payment,
+  and a restart catches up only those made from then on (``session.cash_flows_since``), not
+  every payment since the bot's first fill in one jump that a daily loss limit would see.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+import time
 
 from tradefleet_runtime.errors import JournalError
 
 CURRENT = 8
+# The first version whose release booked the venue's payments outside fills (funding, swaps).
+CASH_FLOWS_BOOKED = 8
 OLDEST_MIGRATABLE = 2
 
 # Statements that change existing tables, by the version they lead to. New tables come from the
@@ -107,6 +113,11 @@ def migrate(db: sqlite3.Connection, version: int, schema: str) -> None:
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_from', ?)", (str(version),)
         )
+        if version < CASH_FLOWS_BOOKED:
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('cash_flows_from', ?)",
+                (str(int(time.time())),),
+            )
     except BaseException:
         db.execute("ROLLBACK")
         raise
