@@ -92,7 +92,7 @@ from tradefleet_runtime.order_ids import bot_prefix, new_identity
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation, position_drift
 from tradefleet_runtime.report.metrics import Figures, compute_figures
-from tradefleet_runtime.spec.checks import config_hash, validate_plugins
+from tradefleet_runtime.spec.checks import config_hash, plugin_context, validate_plugins
 from tradefleet_runtime.spec.model import BotManifest, CapitalSpec, Mode
 from tradefleet_runtime.tracing import configure_from_env
 
@@ -160,8 +160,13 @@ def assemble(
     strategy = registry.build(
         PluginKind.STRATEGY, spec.strategy.name, spec.strategy.params, ["spec", "strategy"]
     )
+    # The broker's params are validated knowing the bot (a file it reads is relative to the
+    # manifest's folder: ``plugin_context``).
+    bot_context = plugin_context(
+        spec.market.timeframe_s, spec.mode.value, spec.market.symbols, str(base_dir)
+    )
     broker = registry.build(
-        PluginKind.BROKER, spec.broker.name, spec.broker.params, ["spec", "broker"]
+        PluginKind.BROKER, spec.broker.name, spec.broker.params, ["spec", "broker"], bot=bot_context
     )
     feed = None
     if spec.data is not None:

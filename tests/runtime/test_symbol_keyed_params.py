@@ -133,8 +133,14 @@ def test_without_the_bots_symbols_the_check_is_skipped(
 
 
 def test_plugin_context_carries_the_symbols_and_keeps_its_callers() -> None:
-    assert plugin_context(3600) == {"base_timeframe_s": 3600, "mode": "", "symbols": ()}
+    assert plugin_context(3600) == {
+        "base_timeframe_s": 3600,
+        "mode": "",
+        "symbols": (),
+        "base_dir": "",
+    }
     assert plugin_context(60, "paper", ["A", "B"])["symbols"] == ("A", "B")
+    assert plugin_context(60, "paper", ["A"], "/bots/a")["base_dir"] == "/bots/a"
 
 
 def test_a_strategys_pip_sizes_keep_to_the_bots_symbols(registry: PluginRegistry) -> None:

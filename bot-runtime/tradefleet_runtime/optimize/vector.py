@@ -169,6 +169,9 @@ def vector_terms(
 def _funding_param(params: Mapping[str, Any], symbol: str) -> str:
     """The paper broker's param that makes ``symbol`` pay funding, with its value ('' for
     none): the engine settles it at funding times, which a plan's fills do not state."""
+    history = dict(params.get("funding_history") or {})
+    if symbol in history:
+        return f"funding_history.{symbol} {history[symbol]}"
     per_symbol = dict(params.get("funding_rate_per_symbol") or {})
     if symbol in per_symbol:
         name, rate = f"funding_rate_per_symbol.{symbol}", float(per_symbol[symbol])

@@ -346,9 +346,12 @@ class PluginRegistry:
         name: str,
         params: Mapping[str, Any],
         field_path: Sequence[str | int],
+        *,
+        bot: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Validate params and build the plugin object, or raise ``SpecError``."""
-        validated, errors = self.check(kind, name, params, field_path)
+        """Validate params and build the plugin object, or raise ``SpecError``. ``bot``: as
+        ``check`` takes it."""
+        validated, errors = self.check(kind, name, params, field_path, bot=bot)
         if errors or validated is None:
             raise SpecError(errors)
         spec = self.get(kind, name).spec

@@ -40,15 +40,23 @@ def config_hash(manifest: BotManifest) -> str:
 
 
 def plugin_context(
-    base_timeframe_s: int, mode: str = "", symbols: Sequence[str] = ()
+    base_timeframe_s: int, mode: str = "", symbols: Sequence[str] = (), base_dir: str = ""
 ) -> dict[str, Any]:
     """What a params model may check its values against beyond its own params (see
     ``PluginRegistry.check``): wherever params are validated for a bot — its manifest, a
     search's trial, a running bot's UpdateParams — the same. ``mode``: the bot's (backtest,
     paper, live); empty where it is not known. ``symbols``: the bot's (spec.market.symbols),
     which a map keyed by symbol must keep to; empty where they are not known, and a model then
-    skips that check."""
-    return {"base_timeframe_s": base_timeframe_s, "mode": mode, "symbols": tuple(symbols)}
+    skips that check. ``base_dir``: the manifest's folder, which a param naming a file is
+    relative to (as the csv feed's ``path``); given when the plugin is built for a run
+    (``assemble``), empty where it is not known (admission, a test), and a relative path then
+    stays as written."""
+    return {
+        "base_timeframe_s": base_timeframe_s,
+        "mode": mode,
+        "symbols": tuple(symbols),
+        "base_dir": base_dir,
+    }
 
 
 def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:

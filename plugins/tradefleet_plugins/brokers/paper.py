@@ -21,6 +21,11 @@ Fill rules (the engine's promise to strategy authors):
   paid once, at that price). Never a later price. Booked into this account's cash (the margin
   check sees it) and reported among ``on_bar``'s events as a ``CashFlow`` whose ``flow_id``,
   ``funding:<symbol>:<time>``, is the same after a restart, so the engine books it once.
+- Funding history (``funding_history``: a venue's funding-rate CSV per symbol): that symbol pays
+  at the history's own times (a venue's interval may change, 8h to 4h), each at its own rate,
+  settled as above. A position held at a funding time the history has no rate for — an
+  interval after its last time, or before its first — fails the run with a ``DataError``
+  naming the symbol, the param and the history's span, rather than paying 0 or a guess.
 
 It implements the real venues' contract (``venue-execution``) as its reference: refusals and
 cancels carry a ``ReasonCode``, orders can be queried by client order id, amended and cancelled
@@ -36,12 +41,22 @@ price is worked out when asked, by replaying the fills it keeps (a backtest keep
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
+from tradefleet_plugins.brokers.paper_funding_files import load_funding_histories
+from tradefleet_plugins.brokers.paper_funding_history import (
+    FundingHistory,
+    funding_due,
+    next_funding_time,
+    uncovered,
+)
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
+from tradefleet_plugins.feeds.csv_time import format_time
 from tradefleet_runtime.sdk import (
     Bar,
     BrokerContext,
     CashFlow,
+    DataError,
     Fill,
     Instrument,
     Order,
@@ -117,12 +132,21 @@ class PaperBroker:
         # A backtest asks no venue questions: its report comes from the journal. Keeping every
         # order and fill of a million-bar run in memory would cost tens of megabytes for nothing.
         self._keep = True
-        # Funding: the rate of each symbol that pays any (set at connect, from the bot's
-        # symbols), the seconds between funding times, and per symbol holding a position the
-        # next funding time it owes. ``_funding_due`` is the earliest of those: a bar opening
-        # before it owes nothing, which is the one comparison a bar pays (inf: none owed, or
-        # funding off, the default).
+        # Funding: the constant rate of each symbol that pays one, the history of each that
+        # pays by its venue's history (both chosen at connect, from the bot's symbols), the
+        # symbols paying either, the seconds between constant-rate funding times, and per
+        # symbol holding a position the next funding time it owes. ``_funding_due`` is the
+        # earliest of those: a bar opening before it owes nothing, which is the one comparison
+        # a bar pays (inf: none owed, or funding off, the default).
         self._funding_rates: dict[str, float] = {}
+        # Read when the broker is built (the bot assembled), before a run is journaled: a file
+        # refused fails the command cleanly. Not when the params are checked: the operator's
+        # admission checks them without the files. The broker is not told the manifest's
+        # folder (the csv feed is, through its FeedRequest): relative paths are the working
+        # directory's.
+        self._histories = load_funding_histories(params.funding_history, Path.cwd())
+        self._funding_histories: dict[str, FundingHistory] = {}
+        self._funding_symbols: frozenset[str] = frozenset()
         self._funding_step = params.funding_interval_h * 3600
         self._funding_next: dict[str, int] = {}
         self._funding_due: float = _INF
@@ -136,7 +160,10 @@ class PaperBroker:
         self._currency = ctx.currency
         rate_of = self.params.funding_rate_of
         self._funding_rates = {s: rate_of(s) for s in ctx.symbols if rate_of(s)}
-        if self._funding_rates:
+        histories = self._histories
+        self._funding_histories = {s: histories[s] for s in ctx.symbols if s in histories}
+        self._funding_symbols = frozenset(self._funding_rates) | frozenset(self._funding_histories)
+        if self._funding_symbols:
             # Only an account paying funding looks for funding times on every bar: without
             # it (the default) the per-bar path is the one it always was, at no cost.
             self.on_bar = self._on_bar_funded  # type: ignore[method-assign]
@@ -376,33 +403,55 @@ class PaperBroker:
 
     def _settle_funding(self, symbol: str, due: int, bar: Bar) -> list[CashFlow]:
         """``symbol``'s payments for the funding times from ``due`` to ``bar``'s open, each at
-        the open (the first price at or after every one of them), on the position held."""
+        the open (the first price at or after every one of them), on the position held: at
+        the constant rate on the ``funding_interval_h`` grid, or at the history's own times
+        and rates."""
         opened = bar[2]
-        step = self._funding_step
         held = self._held.get(symbol, 0.0)
-        flows: list[CashFlow] = []
-        if held:
-            amount = -held * bar[3] * self._funding_rates[symbol]
-            currency = self._currency
-            for instant in range(due, opened + 1, step):
-                flow_id = f"funding:{symbol}:{instant}"
-                flows.append(_new(CashFlow, (flow_id, symbol, amount, currency, instant, _FUNDING)))
-                self._cash += amount
-            self._funding_next[symbol] = (opened // step + 1) * step
-        else:
+        if not held:
             # Flat: owes nothing until a fill opens a position again (``_execute``).
             del self._funding_next[symbol]
+            return []
+        history = self._funding_histories.get(symbol)
+        instants: Sequence[int]
+        rates: Sequence[float]
+        if history is None:
+            step = self._funding_step
+            instants = range(due, opened + 1, step)
+            rates = [self._funding_rates[symbol]] * len(instants)
+            self._funding_next[symbol] = (opened // step + 1) * step
+        else:
+            missing = uncovered(history, due, opened)
+            if missing is not None:
+                raise _beyond_history(symbol, history, missing)
+            instants, rates = funding_due(history, due, opened)
+            self._funding_next[symbol] = next_funding_time(history, opened)
+        flows: list[CashFlow] = []
+        price = bar[3]
+        currency = self._currency
+        for instant, rate in zip(instants, rates, strict=True):
+            amount = -held * price * rate
+            flow_id = f"funding:{symbol}:{instant}"
+            flows.append(_new(CashFlow, (flow_id, symbol, amount, currency, instant, _FUNDING)))
+            self._cash += amount
         return flows
+
+    def _next_funding(self, symbol: str, ts: int) -> int:
+        """``symbol``'s first funding time after ``ts``."""
+        history = self._funding_histories.get(symbol)
+        if history is not None:
+            return next_funding_time(history, ts)
+        step = self._funding_step
+        return (ts // step + 1) * step
 
     def _owe_funding_after(self, moments: Iterable[tuple[str, int]]) -> None:
         """Each (symbol, ts): ``symbol``'s position, if it holds one and pays funding, owes the
         funding times after ``ts`` (and none at or before it), unless a later moment says
         otherwise."""
-        rates, step = self._funding_rates, self._funding_step
-        nexts = self._funding_next
+        paying, nexts = self._funding_symbols, self._funding_next
         for symbol, ts in moments:
-            if symbol in rates and self._held.get(symbol, 0.0):
-                nexts[symbol] = max(nexts.get(symbol, 0), (ts // step + 1) * step)
+            if symbol in paying and self._held.get(symbol, 0.0):
+                nexts[symbol] = max(nexts.get(symbol, 0), self._next_funding(symbol, ts))
             else:
                 nexts.pop(symbol, None)
         self._funding_due = min(nexts.values(), default=_INF)
@@ -605,7 +654,7 @@ class PaperBroker:
         self._cash -= signed * price + fee
         self._held[symbol] = netted_quantity(held, signed)
         self._marks[symbol] = price
-        if not held and self._funding_rates:
+        if not held and self._funding_symbols:
             # A position opened from flat owes the funding times after this fill.
             self._owe_funding_after(((symbol, ts),))
         if self._keep:
@@ -672,3 +721,16 @@ class PaperBroker:
             # the worse outcome (the stop) may still happen in it.
             if not at_open:
                 self._stop_only_until[child.client_order_id] = bar.ts + bar.timeframe_s
+
+
+def _beyond_history(symbol: str, history: FundingHistory, missing: int) -> DataError:
+    """The error of a position in ``symbol`` held at ``missing``, a funding time its history
+    has no rate for: charging 0 or a constant there would misstate the run's cost."""
+    where = "after" if missing > history.last else "before"
+    return DataError(
+        f"spec.broker.params.funding_history.{symbol}: the position in {symbol} is held at "
+        f"the funding time {format_time(missing)} UTC, {where} the history "
+        f"({history.source}: {format_time(history.first)} to its last time "
+        f"{format_time(history.last)} UTC), which has no rate for it: give a history that "
+        "covers the bars traded, or end the bars within it (the csv feed's start and end)"
+    )

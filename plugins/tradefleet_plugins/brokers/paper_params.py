@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -9,8 +10,8 @@ from pydantic import Field, ValidationInfo, field_validator
 from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
 
-# The largest funding rate per interval taken, either way: 1 %.
-_MAX_FUNDING_RATE = 0.01
+# The largest funding rate per interval taken, either way: 1 % (a history's rows too).
+MAX_FUNDING_RATE = 0.01
 
 
 class InstrumentParams(PluginParams):
@@ -59,8 +60,8 @@ class PaperBrokerParams(PluginParams):
     # ±0.375 % on BTC), so a value beyond is a percent written as a fraction or a typo.
     funding_rate: float = Field(
         default=0.0,
-        ge=-_MAX_FUNDING_RATE,
-        le=_MAX_FUNDING_RATE,
+        ge=-MAX_FUNDING_RATE,
+        le=MAX_FUNDING_RATE,
         description="Funding rate of a perpetual future per funding interval, as a fraction of "
         "the position's notional (0.0001 = 0.01 %, the usual base rate on Binance and Bybit): "
         "at each funding time a long pays and a short receives quantity × price × rate (a "
@@ -69,7 +70,7 @@ class PaperBrokerParams(PluginParams):
         "(spot).",
     )
     funding_rate_per_symbol: dict[
-        str, Annotated[float, Field(ge=-_MAX_FUNDING_RATE, le=_MAX_FUNDING_RATE)]
+        str, Annotated[float, Field(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE)]
     ] = Field(
         default_factory=dict,
         description="Funding rate per symbol (a fraction per interval), overriding "
@@ -81,6 +82,19 @@ class PaperBrokerParams(PluginParams):
         le=24,
         description="Hours between funding times, which fall at 00:00 UTC and every this many "
         "hours after (8: 00:00, 08:00, 16:00, as on Binance and Bybit); divides 24.",
+    )
+    funding_history: dict[str, str] = Field(
+        default_factory=dict,
+        description="A venue's history of funding rates per symbol: the path of a CSV file "
+        "(relative to the manifest's folder, as the csv feed's `path`), "
+        "with a header row, a time column (the first of calc_time, timestamp, time, fundingTime: "
+        "epoch seconds or milliseconds, or ISO 8601, UTC unless it names a zone) and a rate "
+        "column (the first of last_funding_rate, fundingRate, funding_rate, rate: a fraction, "
+        "within ±0.05), as Binance's monthly fundingRate files and ccxt's "
+        "fetchFundingRateHistory give them. The symbol pays at the history's own times, each "
+        "at its own rate, instead of `funding_rate` on the `funding_interval_h` grid. A "
+        "position held at a funding time outside the history (after its last time plus its "
+        "last interval, or before its first) fails the run, naming it.",
     )
     instruments: dict[str, InstrumentParams] = Field(
         default_factory=dict, description="Per-symbol rounding and limits."
@@ -96,6 +110,36 @@ class PaperBrokerParams(PluginParams):
     def _bot_symbols(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
         return bot_symbol_keys(value, info)
 
+    # A symbol's funding comes from one place: a history and a constant rate both set would
+    # leave one of them unused, silently. Checked after the rate fields (declared before).
+    @field_validator("funding_history")
+    @classmethod
+    def _one_funding_source(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        value = bot_symbol_keys(value, info)
+        for symbol, path in value.items():
+            if not path.strip() or "\0" in path:
+                raise ValueError(f"{symbol}: {path!r} is not a file's path")
+        per_symbol: dict[str, float] = info.data.get("funding_rate_per_symbol") or {}
+        for symbol in value:
+            if symbol in per_symbol:
+                raise ValueError(
+                    f"{symbol}: also set in funding_rate_per_symbol ({per_symbol[symbol]:g}): "
+                    "give the symbol a history or a constant rate, not both"
+                )
+        rate = info.data.get("funding_rate")
+        context = info.context if isinstance(info.context, dict) else {}
+        base = context.get("base_dir") or ""
+        if base:  # built for a run: a relative path is the manifest folder's, as a feed's
+            value = {symbol: str(Path(base) / path) for symbol, path in value.items()}
+        symbols = context.get("symbols") or ()
+        if rate and value and symbols and all(s in value or s in per_symbol for s in symbols):
+            raise ValueError(
+                f"every symbol pays by its history (or funding_rate_per_symbol), so "
+                f"funding_rate {rate:g} would apply to none: remove funding_rate, or the "
+                "history of a symbol that should pay it"
+            )
+        return value
+
     # Funding times repeat every day at the same hours only when the interval divides a day.
     @field_validator("funding_interval_h")
     @classmethod
@@ -105,5 +149,8 @@ class PaperBrokerParams(PluginParams):
         return value
 
     def funding_rate_of(self, symbol: str) -> float:
-        """The funding rate per interval of ``symbol``."""
+        """The constant funding rate per interval of ``symbol`` (0 for one that pays by its
+        ``funding_history``)."""
+        if symbol in self.funding_history:
+            return 0.0
         return self.funding_rate_per_symbol.get(symbol, self.funding_rate)
