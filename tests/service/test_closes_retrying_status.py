@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,10 +29,9 @@ from tests.runtime.test_risk_flatten_owed_restart import (
 from tests.service.fakes import (
     FakeControlPlane,
     no_leaked_server_threads,  # noqa: F401 - autouse fixture
-    running_server,
-)
+    )
+from tests.service.test_closes_stuck_status import _cli_status
 from tests.service.test_metrics_labels import LABELS
-from tradefleet_runtime import cli
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.api import CloseRetrying, Phase, StatusSnapshot
 from tradefleet_runtime.service.controller import BotController
@@ -88,15 +86,6 @@ def test_the_grpc_status_carries_the_retrying_closes() -> None:
     ] == [("BTC/USDT", "venue_unavailable", 0.5, 3, 1_767_225_600)]
     assert status_from_proto(message) == status
     assert status_from_proto(status_to_proto(FakeControlPlane().status)).closes_retrying == ()
-
-
-def _cli_status(control: FakeControlPlane) -> str:
-    with running_server(control) as endpoint:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["status", f"127.0.0.1:{endpoint.port}"])
-    assert code == 0, out.getvalue()
-    return out.getvalue()
 
 
 def test_the_cli_status_table_names_the_position_and_the_refusals(
