@@ -4,7 +4,8 @@ The CRD's schema and CEL rules refuse malformed objects early (types, enums, bou
 live-mode safeguards). This module is the authority: it runs the runtime's own loader
 (``parse_manifest``: the same model, the same messages as ``tradefleet backtest``) and the
 plugin checks (``validate_plugins``: every plugin exists, serves the mode and accepts its
-params), and asks the broker plugin whether it knows each symbol when it can say.
+params), asks the broker plugin whether it knows each symbol when it can say, and refuses a
+symbol another bot already trades on the same venue account (``shared_account``).
 
 Every function here is pure except ``admit``, which raises ``kopf.AdmissionError`` for the
 ``@kopf.on.validate`` handler (registered in ``handlers.py``)::
@@ -22,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tradefleet_operator.account_sharing import BotAccount, account_of, new_shares, share_errors
 from tradefleet_operator.bot_api import plain
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import PluginParams
@@ -213,17 +215,37 @@ def capital_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> lis
     ]
 
 
+def shared_account(
+    body: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    others: Iterable[BotAccount],
+) -> list[FieldError]:
+    """Symbols the bot would trade on a venue account another bot of its namespace (``others``)
+    trades them on: the venue nets their positions (``account_sharing``). At a create, every
+    one; at an update, only those the update brings (a symbol added, another account): one that
+    shares as it did before (made before this check, or while the webhook was not served) is
+    let through, so that pausing or stopping such a bot is never refused."""
+    bot = account_of(body)
+    if bot is None:
+        return []  # a spec the model refuses (named above), or a bot being deleted
+    before = account_of(old) if isinstance(old, Mapping) else None
+    return share_errors(new_shares(bot, before, others))
+
+
 def admit(
     body: Mapping[str, Any],
     registry: PluginRegistry | None = None,
     old: Mapping[str, Any] | None = None,
+    others: Iterable[BotAccount] = (),
 ) -> None:
     """Raise ``kopf.AdmissionError`` (HTTP 422, every field named) if the bot is refused;
-    ``old``: the object an update replaces."""
+    ``old``: the object an update replaces; ``others``: the bots of its namespace (the
+    operator's index; the bot's own entry is skipped by name)."""
     import kopf  # only the operator process needs kopf; the pure functions above do not
 
     errors = validate_trading_bot(body, registry or default_registry())
     errors.extend(capital_change(old, body))
+    errors.extend(shared_account(body, old, others))
     if errors:
         raise kopf.AdmissionError(admission_message(errors, body), code=INVALID)
 

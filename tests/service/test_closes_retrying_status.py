@@ -29,7 +29,7 @@ from tests.runtime.test_risk_flatten_owed_restart import (
 from tests.service.fakes import (
     FakeControlPlane,
     no_leaked_server_threads,  # noqa: F401 - autouse fixture
-    )
+)
 from tests.service.test_closes_stuck_status import _cli_status
 from tests.service.test_metrics_labels import LABELS
 from tradefleet_runtime.journal import Journal
