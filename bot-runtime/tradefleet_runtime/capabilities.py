@@ -310,8 +310,11 @@ class PositionRestorer(Protocol):
         from the venue and any venue position it adopted — before its first bar, a flatten
         owed or any order the strategy sends. Count this run's fills from them, as if no
         restart had happened; a fill already reported as an event and not yet drained is not
-        in them (an adopted order's, a child reconciliation placed). Called once per start,
-        on the engine thread; keep copies (the engine's objects change with its fills)."""
+        in them (an adopted order's, a child reconciliation placed). Also called before, when
+        the reconciliation asks for ``order_reports``/``fill_reports(since_ts)``, with the
+        journal's positions before ``since_ts``: count the fills those list (the ones made
+        while the bot was down among them) from those. Both on the engine thread; keep copies
+        (the engine's objects change with its fills)."""
         ...
 
 

@@ -34,6 +34,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
+from tradefleet_runtime.accounting import apply_fill
 from tradefleet_runtime.capabilities import (
     RESTORED_FILLS,
     AccountActor,
@@ -90,7 +91,12 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix, new_identity
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
-from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation, position_drift
+from tradefleet_runtime.reconcile import (
+    ADOPTED_REASON,
+    ReconcilePlan,
+    plan_reconciliation,
+    position_drift,
+)
 from tradefleet_runtime.report.metrics import Figures, compute_figures
 from tradefleet_runtime.spec.checks import config_hash, plugin_context, validate_plugins
 from tradefleet_runtime.spec.model import BotManifest, CapitalSpec, Mode
@@ -308,6 +314,18 @@ def cash_flows_since(state: CarriedState, missed: Sequence[Fill] = ()) -> int | 
     if fills:
         return max(min(fill.ts for fill in fills), state.cash_flows_from)
     return None
+
+
+def positions_before(fills: Sequence[Fill], since: int) -> dict[str, Position]:
+    """The open positions the journal's ``fills`` (oldest first) left before ``since``: those
+    a venue's fill reports from ``since`` on are counted from (``restores-positions``), as the
+    journaled fills among them were. A venue position adopted at an earlier start
+    (``ADOPTED_REASON``) is no trade the venue lists: it counts whatever its time."""
+    positions: dict[str, Position] = {}
+    for fill in fills:
+        if fill.ts < since or fill.reason == ADOPTED_REASON:
+            apply_fill(positions.setdefault(fill.symbol, Position(fill.symbol)), fill)
+    return {symbol: position for symbol, position in positions.items() if position.quantity}
 
 
 def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
@@ -787,6 +805,11 @@ class BotSession:
         since = min(starts) if starts else now - 7 * 86400
         working = {order.client_order_id: order for order, _ in state.working}
         working.update({order.client_order_id: order for order in state.unacknowledged})
+        if isinstance(venue, PositionRestorer):  # only a broker declaring it loads with it
+            # Before the venue's reports: the fills they list from ``since`` (those made while
+            # the bot was down among them) are counted from the positions the journal held
+            # before them, not from flat (a spot buy closing a short counts its whole amount).
+            venue.restore_positions(positions_before(state.fills, since))
         plan = plan_reconciliation(
             prefix=bot_prefix(self.identity or self.bot.name),
             symbols=spec.market.symbols,

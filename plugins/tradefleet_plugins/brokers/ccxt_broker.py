@@ -28,9 +28,11 @@ by the bot (``follow_bracket``: the venue does not keep it) and is protected the
 the children of an entry that filled while the bot was down are placed when the bot asks
 (``protect_filled``), as at its fill.
 
-Restarts: the bot tells a new broker object the positions it books once it has reconciled
-with the venue (``restore_positions``), before its first bar: a spot fill is counted from the
-position it finds (``spot_count``), so the counts after a restart are those without one.
+Restarts: the bot tells a new broker object the positions it books (``restore_positions``)
+twice: before the reconciliation's reports, the ones its journal held before the fills they
+list (those made while the bot was down among them), and once it has reconciled with the
+venue, before its first bar. A spot fill is counted from the position it finds
+(``spot_count``), so the counts after a restart are those without one.
 """
 
 from __future__ import annotations
@@ -171,7 +173,16 @@ class _Tracked:
     # than the account has.
     dust: Decimal = Decimal(0)
     reported: float = 0.0  # filled quantity of the last PARTIALLY_FILLED update
-    sending: bool = True  # create_order (or its look-ups) still running
+    # This broker's own request for it is running (its create_order and look-ups, an amend,
+    # a cancel-replace): its next cancel or amend waits for it.
+    sending: bool = True
+    # The order as an amend on its way would make it (None: no amend running). The poller
+    # reads the order all the same (a stop moved at every event pump would otherwise hide its
+    # own fill for as long as its moves take); during a cancel-replace (``replacing``: Binance
+    # spot, an OCO list) a cancelled order it reads is the replace's cancel, not the order's
+    # end, which the amend decides.
+    amending: Order | None = None
+    replacing: bool = False
     final_sent: bool = False
     # A bracket entry: what of it its children should cover (what filled), and what they cover
     # at the venue; one task at a time brings them there.
@@ -377,10 +388,12 @@ class CcxtBroker:
         return {s: p for s, p in self._positions.items() if p.quantity}
 
     def restore_positions(self, positions: Mapping[str, Position]) -> None:
-        """``restores-positions``: the bot's positions after a restart's reconciliation, before
-        its first bar. This run's fills are counted from them (``spot_count``: a buy closing a
-        carried short counts its whole amount, one crossing it takes the fee from the long),
-        as an object that had seen the earlier runs would count them."""
+        """``restores-positions``: the bot's positions after a restart — before the
+        reconciliation's reports, the journal's before the fills they list (``fill_reports``
+        counts them from these); after it, before its first bar, the reconciled ones. The fills
+        that follow are counted from them (``spot_count``: a buy closing a carried short counts
+        its whole amount, one crossing it takes the fee from the long), as an object that had
+        seen the earlier runs would count them."""
         self._positions = {s: replace(p) for s, p in positions.items() if p.quantity}
         told = {s: _exact(p.quantity) for s, p in self._positions.items()}
         self._io().call(self._count_from(told), _QUERY_TIMEOUT_S)
@@ -1041,6 +1054,10 @@ class CcxtBroker:
         """The quantity ``tracked`` went to the venue with: the order's, on the venue's lot
         step (ccxt truncates it so when it is sent)."""
         quantity = tracked.order.quantity
+        if tracked.amending is not None:
+            # A resize on its way the venue may hold already (the poller reads the order
+            # meanwhile): its fills may reach the larger size.
+            quantity = max(quantity, tracked.amending.quantity)
         try:
             sent = float(self._ex().amount_to_precision(tracked.market, quantity))
         except Exception:  # ccxt raises for an amount below its precision: the order's own
@@ -1657,7 +1674,7 @@ class CcxtBroker:
                 # ccxt's spot edit reads a stop's trigger as triggerPrice (its create, as
                 # stopLossPrice): passed on unread, the replacement would be a market order.
                 params["triggerPrice"] = params.pop("stopLossPrice")
-        tracked.sending = True  # the poller would read a cancel-replace's cancel as its end
+        self._amending(tracked, changed, replacement != tracked.venue_cid)
         try:
             raw = await venue.request(
                 "edit_order",
@@ -1677,13 +1694,24 @@ class CcxtBroker:
                 with contextlib.suppress(VenueFailure):
                     found = await self._lookup(replacement, tracked.market)
             if found is None:
-                # Still "sending": the poller waits.
+                # Still amending: the poller leaves a cancel it reads to this.
                 await self._amend_failed(tracked, error, changed, args)
                 return
             raw = found
         finally:
-            tracked.sending = False
+            self._amended(tracked)
         self._replaced(tracked, changed, replacement, raw)
+
+    def _amending(self, tracked: _Tracked, changed: Order, replacing: bool) -> None:
+        """An amend of ``tracked`` to ``changed`` goes to the venue (``_Tracked.amending``)."""
+        tracked.sending = True
+        tracked.amending = changed
+        tracked.replacing = replacing
+
+    def _amended(self, tracked: _Tracked) -> None:
+        tracked.sending = False
+        tracked.amending = None
+        tracked.replacing = False
 
     async def _replace_list(self, tracked: _Tracked, changed: Order) -> None:
         """Amend a leg of an OCO list (a resize as its entry fills, a moved price): Binance
@@ -1723,7 +1751,7 @@ class CcxtBroker:
         assert venue is not None and params is not None
         legs = [stop, target]
         for leg in legs:
-            leg.sending = True  # the poller would read the list's cancel as their end
+            self._amending(leg, orders[id(leg)], True)  # the list's cancel is not their end
         try:
             try:
                 await venue.request(
@@ -1767,7 +1795,7 @@ class CcxtBroker:
                     )
         finally:
             for leg in legs:
-                leg.sending = False
+                self._amended(leg)
             self._wake_poller()
 
     async def _cancelled_whole(self, legs: list[_Tracked]) -> bool:
@@ -1814,7 +1842,10 @@ class CcxtBroker:
 
     def _amend_refused(self, tracked: _Tracked, reason: str, code: ReasonCode) -> None:
         """A refused amend changes nothing: the order keeps working as it was (OPEN, with the
-        refusal's code and words)."""
+        refusal's code and words). Unsaid when the order ended meanwhile (the poller read its
+        fill while the amend was on its way): its end was the last word."""
+        if tracked.final_sent:
+            return
         self._emit(
             OrderUpdate(
                 tracked.order.client_order_id,
@@ -1842,6 +1873,8 @@ class CcxtBroker:
         if venue_id and venue_id != tracked.venue_id:
             tracked.venue_id = venue_id
             self._by_venue_id[venue_id] = client_order_id
+        if tracked.final_sent:
+            return  # it ended (filled) while the amend was on its way: its end was the last word
         self._emit(
             OrderUpdate(client_order_id, OrderStatus.OPEN, int(time.time()), "amended", venue_id)
         )
@@ -1983,13 +2016,18 @@ class CcxtBroker:
         kraken = self._dialect is Dialect.KRAKEN
         opens = await self._open_rows(market, cycle)
         by_id = {str(o.get("clientOrderId")): o for o in opens if o.get("clientOrderId")}
-        rows: list[tuple[_Tracked, dict[str, Any]]] = []
+        # Each order with what the venue said of it, and how far its cancel-replaces were when
+        # that was read (``_read_across_replace``).
+        rows: list[tuple[_Tracked, dict[str, Any], int, bool]] = []
         need_trades: int | None = None  # the earliest trade time of the orders that need them
         for tracked in list(self._tracked.values()):
-            if tracked.market != market or tracked.final_sent or tracked.sending:
+            if tracked.market != market or tracked.final_sent:
                 continue
+            if tracked.sending and tracked.amending is None:
+                continue  # its create (or a cancel) is on its way: that answers for it
             if tracked.watched or tracked.lifted:
                 continue  # not at the venue (``_watched_target``, ``_lift``)
+            replaced, replacing = tracked.replaced, tracked.replacing
             raw = by_id.get(tracked.venue_cid)
             if raw is None and kraken:
                 # Ended since the last cycle: among the orders closed since then (one read
@@ -2018,14 +2056,34 @@ class CcxtBroker:
                             ReasonCode.VENUE_UNAVAILABLE,
                         )
                     continue
+            if tracked.replaced != replaced:
+                continue  # the copy a cancel-replace ended meanwhile: the next poll reads its own
             if self._venue_filled(tracked, raw) > tracked.seen + _EPS:
                 start = tracked.trades_from_ms
                 need_trades = start if need_trades is None else min(need_trades, start)
-            rows.append((tracked, raw))
+            rows.append((tracked, raw, replaced, replacing))
         if need_trades is not None:
             await self._poll_trades(market, need_trades, cycle)
-        for tracked, raw in rows:
-            self._apply(tracked, raw)
+        for tracked, raw, replaced, replacing in rows:
+            # Its fills are read; an end read during a cancel-replace is the amend's to decide.
+            if not self._read_across_replace(tracked, raw, replaced, replacing):
+                self._apply(tracked, raw)
+
+    def _read_across_replace(
+        self, tracked: _Tracked, raw: dict[str, Any], replaced: int, replacing: bool
+    ) -> bool:
+        """Whether ``raw``, read of ``tracked`` when it had been replaced ``replaced`` times
+        (``replacing``: in a cancel-replace then), is not for the poller to apply: the copy a
+        cancel-replace ended since (its venue id is no longer the order's), or an end without a
+        whole fill (cancelled, or expired as an OCO leg) read during one — the replace's own
+        cancel, as far as the poller can tell. Taken for the order's end, the bot would count
+        its stop-loss gone and close the position at market while the replacement works."""
+        if tracked.replaced != replaced:
+            return True
+        if not (replacing or tracked.replacing):
+            return False
+        status, _ = status_of(raw.get("status"), self._venue_filled(tracked, raw))
+        return status.is_final and status is not OrderStatus.FILLED
 
     async def _poll_trades(
         self, market: str, earliest_ms: int, cycle: _Lists | None = None
@@ -2060,6 +2118,10 @@ class CcxtBroker:
             if trade_id is None or self._malformed(
                 trade, market, trade_problem(trade, market, tracked.order.side), client_id
             ):
+                continue
+            if seen.taken(trade_id, venue_ms):
+                # Taken meanwhile by another read of this market (the poller's, an amend's or
+                # a cancel's), while the look-up of its order waited: one fill, not two.
                 continue
             seen.add(trade_id, venue_ms)
             stamp = venue_ms or 0
@@ -2636,15 +2698,23 @@ class CcxtBroker:
             rates = await self._third_coin_rates(trades, rules)
             # As the poller counts them (``spot_count``): an order that cannot open a position
             # (a bracket's child, or one the venue says is reduce-only) closes what it buys;
-            # the rest from the position these trades make, counted from flat (the bot's
-            # positions are told after the reconciliation that reads these: ``restore_positions``).
+            # the rest from the position these trades make, counted from the one the bot held
+            # before ``since_ts`` (told before these reports: ``restore_positions``; flat when
+            # it was not).
             closing = {
                 venue_id
                 for row in rows
                 for venue_id in (str(row.get("id")),)
                 if row.get("reduceOnly") is True or bracket_role(ids[venue_id]) is not None
             }
-            counted = terms_by_trade(counted_from, rules, rates, closing=closing)
+            counted = terms_by_trade(
+                counted_from,
+                rules,
+                rates,
+                position=float(self._counted.get(bot_symbol, Decimal(0))),
+                closing=closing,
+                position_from_ms=since_ms,
+            )
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:

@@ -728,18 +728,24 @@ def terms_by_trade(
     fee_rates: Mapping[str, float] = _NO_RATES,
     position: float = 0.0,
     closing: Collection[str] = (),
+    position_from_ms: int = 0,
 ) -> dict[str, FillTerms]:
     """``fill_terms`` of each trade (by its id), the dust carried within each order in the
     venue's order of its trades (time, then id): as the broker counts them live, so a
     restart's reports and an adopted order agree with what the journal holds. Each order's
     earlier trades must be among ``trades``. ``fee_rates``: the third coin's price of a trade
     whose fee was taken in one, by trade id. ``position``: the bot's position before the
-    first of them, as the caller knows it, moved by each trade's count in turn; ``closing``:
-    the venue ids of the orders that cannot open a position (reduce-only)."""
+    first of them at or after ``position_from_ms`` (venue ms), as the caller knows it, moved
+    by each trade's count in turn (earlier trades, read only for the dust they leave their
+    order, are counted from it too); ``closing``: the venue ids of the orders that cannot
+    open a position (reduce-only)."""
     dust: dict[str, Decimal] = {}
     terms: dict[str, FillTerms] = {}
     held = _decimal(position)
+    placed = False  # whether ``position`` stands at ``position_from_ms`` yet
     for trade in sorted(trades, key=lambda t: (_num(t.get("timestamp")), str(t.get("id")))):
+        if not placed and _num(trade.get("timestamp")) >= position_from_ms:
+            held, placed = _decimal(position), True
         order = str(trade.get("order") or "")
         each = fill_terms(
             trade,
