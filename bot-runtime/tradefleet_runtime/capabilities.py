@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tradefleet_runtime.model import (
+    Accrual,
     Bar,
     CashFlow,
     Fill,
@@ -80,6 +81,10 @@ class Capability(StrEnum):
     # broker: CashFlowReporter (the venue's payments outside fills, funding: reported as
     # ``CashFlow`` events and, after a restart, those made while the bot was down)
     REPORTS_CASH_FLOWS = "reports-cash-flows"
+    # broker: reports the payments its venue accrues on the bot's open positions and books
+    # only at their close (an MT5 position's swap), as ``Accrual`` events: the bot's equity
+    # counts them while the position is held, as the venue's does. No method: events only.
+    REPORTS_ACCRUALS = "reports-accruals"
     # risk plugin: a sizer (gives an intent the strategy left unsized its quantity).
     SIZER = "sizer"
     # risk plugin: decides on the order's size (cuts it, or bounds what it risks), so a sizer
@@ -332,6 +337,14 @@ class CashFlowReporter(Protocol):
         ...
 
 
+# ``reports-accruals`` (no method, so no protocol): a venue broker whose venue accrues payments
+# on an open position and books them only when it closes (an MT5 position's swap) reports,
+# among ``drain_events``' events, an ``Accrual`` per bot symbol whenever the venue's running
+# total changed since the last one it reported (0 once, when the position is gone), and
+# again after every ``connect``: nothing of it is journaled, a restarted bot learns it anew.
+# The payment itself comes as a ``CashFlow`` (``reports-cash-flows``) when the venue books it.
+
+
 @runtime_checkable
 class LeverageReporter(Protocol):
     """A broker that knows the leverage its account's margin is measured with."""
@@ -363,9 +376,10 @@ class VenueExecution(Protocol):
       never saw it), ``order_reports``/``fill_reports`` since a time, ``position_reports``.
     """
 
-    def drain_events(self) -> Sequence[Fill | OrderUpdate | CashFlow]:
+    def drain_events(self) -> Sequence[Fill | OrderUpdate | CashFlow | Accrual]:
         """Every event since the last call, oldest first (engine thread). ``CashFlow``s only
-        from a broker that declares ``reports-cash-flows``."""
+        from a broker that declares ``reports-cash-flows``, ``Accrual``s only from one that
+        declares ``reports-accruals``."""
         ...
 
     def query_order(self, client_order_id: str) -> OrderReport | None: ...
@@ -454,6 +468,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.KNOWS_LEVERAGE: _Shape(frozenset({"broker"}), (("account_leverage", 0),)),
     Capability.RESTORES_POSITIONS: _Shape(frozenset({"broker"}), (("restore_positions", 1),)),
     Capability.REPORTS_CASH_FLOWS: _Shape(frozenset({"broker"}), (("cash_flow_reports", 1),)),
+    Capability.REPORTS_ACCRUALS: _Shape(frozenset({"broker"}), ()),
     Capability.SIZER: _Shape(frozenset({"risk"}), ()),
     Capability.NEEDS_SIZE: _Shape(frozenset({"risk"}), ()),
 }

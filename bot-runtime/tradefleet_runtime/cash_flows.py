@@ -2,7 +2,8 @@
 
 Pure decisions for the engine: a broker's report is checked before anything is booked (a bad
 answer is said naming its field, never booked as a guess), and a payment goes into the account's
-cash only when it is in the account's currency.
+cash only when it is in the account's currency. The same for an ``Accrual`` (a payment accrued
+on an open position, not booked yet: an MT5 swap), which the bot's equity counts as a mark.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 
-from tradefleet_runtime.model import CashFlow
+from tradefleet_runtime.model import Accrual, CashFlow
 
 
 def cash_flow_problem(flow: CashFlow, symbols: Collection[str]) -> str:
@@ -34,3 +35,24 @@ def cash_flow_problem(flow: CashFlow, symbols: Collection[str]) -> str:
 def books_in(flow: CashFlow, currency: str) -> bool:
     """Whether ``flow`` goes into the cash of an account kept in ``currency``."""
     return flow.currency.upper() == currency.upper()
+
+
+def accrual_problem(accrual: Accrual, symbols: Collection[str], currency: str) -> str:
+    """Why ``accrual`` cannot be counted in the equity of a bot trading ``symbols`` with an
+    account in ``currency``, naming the field; ''. Another currency is refused, not converted:
+    the bot's equity is in its account's currency and a mark in another would be a guess."""
+    amount = accrual.amount
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return f"amount {amount!r} is not a number"
+    if not math.isfinite(amount):
+        return f"amount {amount!r} is not a finite number"
+    if accrual.symbol not in symbols:
+        return f"symbol {accrual.symbol!r} is not one of the bot's ({', '.join(symbols)})"
+    if not isinstance(accrual.currency, str) or not accrual.currency:
+        return f"currency {accrual.currency!r}: missing"
+    if accrual.currency.upper() != currency.upper():
+        return (
+            f"currency {accrual.currency!r} is not the account's ({currency}): tradefleet "
+            "does not convert currencies"
+        )
+    return ""

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tradefleet_runtime.indicators import DEFAULT_HISTORY, BarHistory, Indicator, IndicatorBook
 from tradefleet_runtime.model import (
+    Accrual,
     Bar,
     CashFlow,
     Fill,
@@ -320,10 +321,11 @@ class Broker(Protocol):
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None: ...
 
-    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+    def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow | Accrual]:
         """A base bar closed. Simulated brokers match working orders against it (and the paper
         broker settles the funding it simulates, as ``CashFlow``s); live ones return the fills
-        and updates they saw since the last call."""
+        and updates they saw since the last call (and, declaring ``reports-accruals``, the
+        venue's ``Accrual``s)."""
         ...
 
     def open_orders(self) -> Sequence[Order]: ...

@@ -143,6 +143,26 @@ class CashFlow(NamedTuple):
     kind: str = "funding"
 
 
+class Accrual(NamedTuple):
+    """The venue's running total of payments accrued on the bot's open position in ``symbol``
+    and not booked yet: an MT5 position's swap (``kind`` ``"swap"``), charged at each rollover
+    but paid only by the deal that closes the position.
+
+    A mark, like a price: the newest replaces the previous, it is never journaled and never
+    touches cash; the bot's equity counts it, as the venue's does, so limits measured on equity
+    (a day's loss, a drawdown) see it while the position is held. ``amount`` is signed from the
+    account's side (negative: the account owes it) and in ``currency`` (the account's); 0 once
+    the position is gone. When the payment is booked (a ``CashFlow`` of the symbol), the
+    engine takes it out of the accrual, so equity never counts it twice.
+    """
+
+    symbol: str
+    amount: float
+    currency: str
+    ts: int  # when the venue reported it, UTC epoch seconds
+    kind: str = "swap"
+
+
 def fill_reason(order: Order) -> str:
     """``Fill.reason`` for a fill of ``order``: its tag, or untagged, its type. Every broker
     gives it (the contract suite checks), so the trades' entry and exit reasons, which the

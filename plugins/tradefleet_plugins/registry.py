@@ -260,6 +260,8 @@ def tradefleet_brokers() -> list[PluginSpec]:
                     Capability.KNOWS_LEVERAGE,
                     # Swaps, booked on the deal that closes a position.
                     Capability.REPORTS_CASH_FLOWS,
+                    # ... and accrued on an open position until then (in the equity).
+                    Capability.REPORTS_ACCRUALS,
                 }
             ),
         ),

@@ -44,7 +44,7 @@ from tradefleet_runtime.capabilities import (
     SignalReceiver,
     VenueExecution,
 )
-from tradefleet_runtime.cash_flows import books_in, cash_flow_problem
+from tradefleet_runtime.cash_flows import accrual_problem, books_in, cash_flow_problem
 from tradefleet_runtime.contracts import (
     Broker,
     FeedReport,
@@ -81,6 +81,7 @@ from tradefleet_runtime.errors import (
 from tradefleet_runtime.indicators import bar_handler
 from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
+    Accrual,
     Bar,
     CarriedState,
     CashFlow,
@@ -474,7 +475,7 @@ class Engine:
         self._instrument_limits: dict[str, bool] = {}
         # The broker's event source when it declares ``venue-execution`` (checked at load),
         # for ``pump``; None otherwise.
-        self._drain: Callable[[], Sequence[Fill | OrderUpdate | CashFlow]] | None = (
+        self._drain: Callable[[], Sequence[Fill | OrderUpdate | CashFlow | Accrual]] | None = (
             venue.drain_events if venue is not None else None
         )
         self._peak_equity = config.initial_capital
@@ -492,6 +493,8 @@ class Engine:
         # Payments a restart's reconciliation booked among the missed fills, for the summary
         # ``book_missed_cash_flows`` journals.
         self._flows_caught_up: list[CashFlow] = []
+        # Symbols whose unreadable ``Accrual`` was said (once each: a venue reports them often).
+        self._accruals_refused: set[str] = set()
         self._next_day = 0
         self._day_start_equity = config.initial_capital
         self._equity_ts: array[int] = array("q")
@@ -757,7 +760,7 @@ class Engine:
             if ts != current:
                 if current is not None:
                     # End of the previous timestamp: snapshot equity at its close.
-                    equity = portfolio.cash
+                    equity = portfolio.cash + portfolio.accrued_total
                     exposure = 0.0
                     for held, position in open_positions.items():
                         value = position.quantity * marks[held]
@@ -1283,14 +1286,35 @@ class Engine:
                 f"resized from {previous:g} to {child.quantity:g}: what of its entry filled",
             )
 
-    def _on_broker_events(self, events: Sequence[Fill | OrderUpdate | CashFlow]) -> None:
+    def _on_broker_events(self, events: Sequence[Fill | OrderUpdate | CashFlow | Accrual]) -> None:
         for event in events:
             if isinstance(event, Fill):
                 self._on_fill(event)
             elif isinstance(event, OrderUpdate):
                 self._on_order_update(event)
+            elif isinstance(event, Accrual):
+                self._on_accrual(event)
             else:
                 self._on_cash_flow(event)
+
+    def _on_accrual(self, accrual: Accrual) -> None:
+        """The venue's running total accrued on a position (an MT5 swap): a mark that equity
+        counts, never booked or journaled (``cash_flows.accrual_problem``, ``Portfolio``). One
+        it cannot read is said once per symbol, naming the field, and left out: never a crash
+        of the engine's thread, never a guess."""
+        problem = accrual_problem(accrual, self._symbols, self.config.currency)
+        if not problem:
+            self.portfolio.set_accrual(accrual.symbol, float(accrual.amount))
+            return
+        said = str(accrual.symbol)
+        if said not in self._accruals_refused:
+            self._accruals_refused.add(said)
+            self._state(
+                "accrual_refused",
+                f"a {accrual.kind} accrued on a position, reported by the broker, is not in "
+                f"the bot's equity: {problem}",
+                {"symbol": said, "problem": problem},
+            )
 
     def _on_cash_flow(self, flow: CashFlow) -> bool:
         """Book a payment the venue made outside fills (funding) into cash, once by its id;

@@ -4,14 +4,35 @@ Cash is kept spot-style: a buy pays ``quantity × price`` out of cash and a sell
 ``equity = cash + Σ quantity × mark`` holds at every instant for longs and shorts alike (a
 short has negative quantity). A venue's payments outside fills (funding) go into cash alone.
 Margin is then ``Σ |quantity| × mark / leverage``.
+
+Payments a venue accrues on an open position and books only when it closes (an MT5 swap) are
+marks, like prices: ``equity = cash + Σ quantity × mark + Σ accrued``, cash untouched until the
+payment is booked. Booking it takes it out of the accrual (``accrual_after_payment``) and a
+position that ends drops its accrual, so equity never counts a payment twice.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tradefleet_runtime.accounting import FillEffect, apply_fill
 from tradefleet_runtime.model import END_OF_DATA, Fill, Position, Trade
+
+
+def accrual_after_payment(accrued: float, paid: float) -> float:
+    """What stays accrued on a position after the venue booked ``paid`` of it (a partial
+    close's share of its swap, now in cash): the rest of the mark until the venue reports its
+    new total. Never past zero: a payment beyond the accrual the bot knew (a mark older than
+    the payment) leaves nothing, not a mark of the other sign."""
+    left = accrued - paid
+    return left if left * accrued > 0.0 else 0.0
+
+
+def accruals_total(accrued: Mapping[str, float]) -> float:
+    """What equity adds for the accruals of every position (summed exactly: a few symbols)."""
+    return math.fsum(accrued.values())
 
 
 @dataclass
@@ -41,6 +62,11 @@ class Portfolio:
     fees_paid: float = 0.0
     # The venue's payments outside fills booked into cash (funding; + received, - paid).
     cash_flows: float = 0.0
+    # Payments accrued on open positions and not booked yet, by symbol (MT5 swaps; + owed to
+    # the account, - owed by it): marks the venue reports, in equity, never in cash. Their
+    # sum is kept apart, so equity adds one float (it is on the backtest's hot path).
+    accrued: dict[str, float] = field(default_factory=dict)
+    accrued_total: float = 0.0
     trades: list[Trade] = field(default_factory=list)
     _open_trades: dict[str, _OpenTrade] = field(default_factory=dict)
     # Bumped by every fill: what a copy of the positions was taken at (risk_snapshot.py).
@@ -53,7 +79,7 @@ class Portfolio:
         return position
 
     def equity(self) -> float:
-        value = self.cash
+        value = self.cash + self.accrued_total
         marks = self.marks
         for symbol, position in self.open_positions.items():
             value += position.quantity * marks.get(symbol, position.average_price)
@@ -67,7 +93,7 @@ class Portfolio:
         )
 
     def equity_and_exposure(self) -> tuple[float, float]:
-        equity = self.cash
+        equity = self.cash + self.accrued_total
         exposure = 0.0
         marks = self.marks
         for symbol, position in self.open_positions.items():
@@ -94,18 +120,37 @@ class Portfolio:
             self.open_positions[fill.symbol] = position
         else:
             self.open_positions.pop(fill.symbol, None)
+        if self.accrued and (
+            not position.quantity or (effect.closed_quantity and effect.opened_quantity)
+        ):
+            # The position ended (closed, or reversed into a new one): what it accrued was
+            # booked by its closing payment, which the venue reports before the fill.
+            self.set_accrual(fill.symbol, 0.0)
         self._record_trade(fill, effect)
         return effect
 
     def book_cash_flow(self, amount: float, symbol: str) -> None:
         """A payment the venue made outside fills (funding of ``symbol``'s position): cash,
-        and the net P&L of the trade holding the position; no position changes."""
+        and the net P&L of the trade holding the position; no position changes. A payment the
+        position had accrued leaves its accrual (``accrual_after_payment``)."""
         self.cash += amount
         self.cash_flows += amount
         self.version += 1
         trade = self._open_trades.get(symbol)
         if trade is not None:
             trade.funding += amount
+        accrued = self.accrued.get(symbol)
+        if accrued is not None:
+            self.set_accrual(symbol, accrual_after_payment(accrued, amount))
+
+    def set_accrual(self, symbol: str, amount: float) -> None:
+        """The venue's newest total accrued on ``symbol``'s position: a mark, it replaces the
+        previous one (0: none)."""
+        if amount:
+            self.accrued[symbol] = amount
+        else:
+            self.accrued.pop(symbol, None)
+        self.accrued_total = accruals_total(self.accrued)
 
     def _record_trade(self, fill: Fill, effect: FillEffect) -> None:
         symbol = fill.symbol
@@ -152,7 +197,8 @@ class Portfolio:
         """Every trade still open, as if closed at its mark at ``ts`` (reason ``END_OF_DATA``).
 
         For reports at the end of a backtest: the account is left as it is. No exit fee is
-        charged, so the trades' net P&L adds up to the change of equity.
+        charged, and what a position accrued (``accrued``) is its trade's funding, so the
+        trades' net P&L adds up to the change of equity.
         """
         ended = []
         for symbol, trade in self._open_trades.items():
@@ -175,7 +221,7 @@ class Portfolio:
                     fees=trade.fees,
                     entry_reason=trade.entry_reason,
                     exit_reason=END_OF_DATA,
-                    funding=trade.funding,
+                    funding=trade.funding + self.accrued.get(symbol, 0.0),
                 )
             )
         return ended

@@ -35,7 +35,9 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: funding booked into the account.
 #: 1.15: ``ActionKind.MOVE_STOP`` and ``AccountAction.price``: a risk plugin ratchets a
 #: position's stop-loss at the venue (a native trailing stop), checked by the engine.
-CONTRACT_VERSION = "1.15"
+#: 1.16: ``Accrual`` and the ``reports-accruals`` broker capability: a payment accrued on an
+#: open position and not booked yet (an MT5 swap), counted in equity.
+CONTRACT_VERSION = "1.16"
 
 
 def contract_major(version: str) -> str:

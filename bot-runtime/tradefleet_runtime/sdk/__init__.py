@@ -116,6 +116,7 @@ from tradefleet_runtime.indicators import (
 )
 from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
 from tradefleet_runtime.model import (
+    Accrual,
     Bar,
     CashFlow,
     Fill,
@@ -200,6 +201,7 @@ __all__ = [
     "AccountAction",
     "AccountActor",
     "AccountRestorer",
+    "Accrual",
     "ActionKind",
     "Bar",
     "BarAggregator",

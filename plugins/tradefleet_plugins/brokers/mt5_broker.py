@@ -31,12 +31,20 @@ SL/TP are position attributes (sent with the entry, changed with TRADE_ACTION_SL
 engine's bracket children ``<id>-sl``/``<id>-tp`` are those attributes. When the terminal
 closes a position on its SL or TP, the broker reports the fill as the child's and cancels the
 sibling; cancelling or amending a child clears or moves the attribute.
+
+Swaps. The terminal charges a position's swap at each rollover and books it on the deal that
+closes it: that deal's swap is a ``CashFlow`` (kind ``swap``, ``reports-cash-flows``) reported
+just before its fill. Until then the swap is in the terminal's equity, not its balance: at
+every read of the bot's positions (at start, then each poll) the swap of the bot's positions
+is summed per symbol and reported as an ``Accrual`` when the total changed (0 once, when the
+position is gone; ``reports-accruals``), so the bot's equity counts it as the terminal's does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -55,6 +63,7 @@ from tradefleet_plugins.brokers.mt5_link import (
 )
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
 from tradefleet_plugins.brokers.mt5_reports import (
+    accruals_due,
     child_report,
     child_role,
     deal_client_id,
@@ -63,6 +72,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     order_reports,
     ours,
     position_reports,
+    position_swaps,
     swap_flow,
 )
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
@@ -70,6 +80,7 @@ from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_runtime.sdk import (
     OUTSIDE_TAG,
     STOP_LOSS_TAG,
+    Accrual,
     Bar,
     BrokerContext,
     CashFlow,
@@ -93,7 +104,7 @@ from tradefleet_runtime.sdk import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Event = Fill | OrderUpdate | CashFlow
+Event = Fill | OrderUpdate | CashFlow | Accrual
 
 _FAR = 2**31 - 1  # "until now" for history queries (server time, seconds)
 _DAY = 86_400
@@ -192,6 +203,10 @@ class Mt5Broker:
         self._parents: dict[int, str] = {}  # position id -> id of the order that opened it
         self._children: dict[str, tuple[int, str]] = {}  # child id -> (position id, role)
         self._seen_deals: SeenIds[int] = SeenIds()  # by ticket, with the deal's server time
+        self._bot_symbols: tuple[str, ...] = ()
+        # The swap total last reported per bot symbol as an ``Accrual`` (absent: 0; NaN: the
+        # bot's is unknown since a deal booked part of it): ``mt5_reports.accruals_due``.
+        self._accruals_sent: dict[str, float] = {}
         self._poll_from = 0
         self._next_poll = 0.0
         self._server_now = 0
@@ -479,6 +494,7 @@ class Mt5Broker:
 
     def _start(self, ctx: BrokerContext) -> None:
         symbols, currency = ctx.symbols, ctx.currency
+        self._bot_symbols = tuple(symbols)
         link = self._link
         assert link is not None
         if not link.ensure(attempts=self.params.connect_attempts):
@@ -518,7 +534,12 @@ class Mt5Broker:
             for comment in comments:
                 self._known_comments.add(comment)
                 self._known_comments.add(rq.base_comment(comment))
-        self._refresh_positions()
+        # A new bot (a restart) holds no accrual: the swap its positions hold is reported at
+        # once, before connect returns, so its equity counts it from before its first bar.
+        self._accruals_sent = {}
+        accruals = self._refresh_positions()
+        if accruals:
+            self._emit(*accruals)
 
     def _refuse_shared_netting(self, symbols: Sequence[str]) -> None:
         """A netting account holds one position per symbol, whoever opened it: a bot trading a
@@ -1299,7 +1320,8 @@ class Mt5Broker:
                         code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
-        self._refresh_positions()
+        # After the deals' events: a swap booked by a deal above leaves the accrual first.
+        events.extend(self._refresh_positions())
 
     def _deal_event(self, deal: Any, events: list[Event]) -> bool:
         """A deal of the bot's magic number -> its events; False when it is no order's of the
@@ -1347,7 +1369,12 @@ class Mt5Broker:
         holds the position; once a closing fill has ended that trade, the swap would land in
         cash alone and the closed trade's net P&L would miss it."""
         flow = self._swap_of(deal, fill.symbol)
-        return [fill] if flow is None else [flow, fill]
+        if flow is None:
+            return [fill]
+        # The bot takes the booked swap out of the position's accrual: what is left there is
+        # the terminal's new total, reported at the next refresh even if it equals the last.
+        self._accruals_sent[fill.symbol] = math.nan
+        return [flow, fill]
 
     def _swap_of(self, deal: Any, symbol: str) -> CashFlow | None:
         return swap_flow(deal, symbol, self._currency, self._utc(int(deal.time)))
@@ -1459,17 +1486,24 @@ class Mt5Broker:
             )
         )
 
-    def _refresh_positions(self) -> None:
-        reports = position_reports(
-            ours(self._call("positions_get"), self._magic),
-            self._symbols.ours,
-            self._utc(self._server_now),
-            self._units,
-        )
+    def _refresh_positions(self) -> list[Accrual]:
+        """Read the bot's positions again; returns an ``Accrual`` for each bot symbol whose
+        swap total changed since the last one reported (``reports-accruals``: the terminal's
+        equity counts a position's running swap, booked only by the deal that closes it), for
+        the caller to report after the events of the deals it read before."""
+        held = ours(self._call("positions_get"), self._magic)
+        ts = self._utc(self._server_now)
+        reports = position_reports(held, self._symbols.ours, ts, self._units)
         with self._lock:
             self._positions = {
                 r.symbol: Position(r.symbol, r.quantity, r.average_price) for r in reports
             }
+        totals = position_swaps(held, self._symbols.ours)
+        due = accruals_due(totals, self._accruals_sent, self._bot_symbols)
+        self._accruals_sent.update(due)
+        # MT5 accrues swap in the account's currency (a symbol paying profit in another is
+        # refused at start).
+        return [Accrual(symbol, amount, self._currency, ts) for symbol, amount in due.items()]
 
     # -- reports -----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ each function is given ``units`` (the broker's symbol name and a volume in lots 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tradefleet_runtime.sdk import (
@@ -156,6 +156,34 @@ def swap_flow(deal: Any, symbol: str, currency: str, ts: int) -> CashFlow | None
     )
 
 
+def position_swaps(positions: Iterable[Any], symbol_of: Callable[[str], str]) -> dict[str, float]:
+    """The swap the bot's open ``positions`` accrued and the terminal has not booked yet
+    (``TradePosition.swap``, in the account's currency, part of the terminal's equity), summed
+    per bot symbol (a hedging account holds several positions of one symbol)."""
+    totals: dict[str, float] = {}
+    for position in positions:
+        symbol = symbol_of(str(position.symbol))
+        totals[symbol] = totals.get(symbol, 0.0) + float(getattr(position, "swap", 0.0))
+    # The float noise of the sum away, so an unchanged total compares equal.
+    return {symbol: round(total, 8) for symbol, total in totals.items()}
+
+
+def accruals_due(
+    totals: Mapping[str, float], reported: Mapping[str, float], symbols: Iterable[str]
+) -> dict[str, float]:
+    """The swap totals to report as ``Accrual``s: each symbol (the bot's ``symbols`` and those
+    of ``totals``) whose total — 0 when no position of it is open — differs from the one
+    ``reported`` last. ``reported``: absent is 0, what a bot starts from; NaN is unknown (a
+    deal booked part of it since, which the bot took out of its accrual), so it is reported
+    whatever it is."""
+    due: dict[str, float] = {}
+    for symbol in dict.fromkeys([*symbols, *totals]):
+        total = totals.get(symbol, 0.0)
+        if reported.get(symbol, 0.0) != total:  # NaN differs from everything
+            due[symbol] = total
+    return due
+
+
 def order_reports(
     orders: Iterable[Any],
     resolve: Resolver,
@@ -280,6 +308,7 @@ def ours(items: Sequence[Any] | None, magic: int) -> list[Any]:
 
 
 __all__ = [
+    "accruals_due",
     "child_report",
     "child_role",
     "deal_charges",
@@ -289,5 +318,6 @@ __all__ = [
     "order_reports",
     "ours",
     "position_reports",
+    "position_swaps",
     "swap_flow",
 ]
