@@ -663,7 +663,12 @@ class BotSession:
         self.engine = engine
         if self._prepare is not None:
             self._prepare(engine)
-        journal.record_event(0, "run_started", f"{bot.name} started in {spec.mode.value} mode")
+        # A paper or live run starts now (shown as such by `tradefleet events`); a backtest's
+        # time is its bars', and it has none yet.
+        started = 0 if spec.mode is Mode.BACKTEST else int(self._clock())
+        journal.record_event(
+            started, "run_started", f"{bot.name} started in {spec.mode.value} mode"
+        )
         if spec.mode is not Mode.BACKTEST:
             # A paper or live bot continues its account; a backtest always starts afresh.
             self._restore(engine)
