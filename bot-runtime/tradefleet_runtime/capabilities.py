@@ -60,6 +60,10 @@ class Capability(StrEnum):
     # risk plugin: FillRestorer (the fills of earlier runs with the prices their orders were
     # decided at, so execution measured over a window does not start again from a restart)
     RESTORES_FILLS = "restores-fills"
+    # risk plugin: StateRestorer (its own state, journaled by paper and live bots whenever it
+    # changes and handed back after a restart: what bars and fills cannot rebuild, a trail's
+    # best price since entry)
+    RESTORES_STATE = "restores-state"
     REPORTS_TIER = "reports-tier"  # risk plugin: TierReporter (an escalation level for status)
     VENUE_EXECUTION = "venue-execution"  # broker: VenueExecution (events, queries, reports)
     # broker: BracketFollower (places a bracket's children itself; told the bracket of an
@@ -190,6 +194,29 @@ class EquityRestorer(Protocol):
         bot journaled since its first run or, once a person reset this plugin's lock, since
         that reset (the snapshot of its bar, the equity the reset started from, included).
         What they would have asked the account to do was done before the restart."""
+        ...
+
+
+@runtime_checkable
+class StateRestorer(Protocol):
+    """A risk plugin whose decisions rest on state that bars and fills cannot rebuild (the
+    best price since an entry, seen on bars the restarted bot no longer shows it): a paper or
+    live bot journals the state after each bar's risk work whenever it changed, and hands the
+    newest one back after a restart, so a restart never loosens what the plugin holds. A
+    backtest never asks (it has nothing to restart)."""
+
+    def saved_state(self) -> Mapping[str, Any]:
+        """The state to keep, as JSON: str keys; str, int, float (finite), bool, None, lists
+        and dicts of them. Called after every bar's risk work: keep it small and cheap. One
+        that cannot be written as JSON, or raises, is said once and not journaled."""
+        ...
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back the newest state the bot's earlier runs journaled, after the account is
+        restored (or reconciled with the venue) and before the first bar. It comes from an
+        earlier run, perhaps an older release: check it, and drop what does not fit the
+        account as it is now (a position reopened while the bot was down). Raise only leaving
+        the plugin as it was built: the bot then starts with it so (said, naming the plugin)."""
         ...
 
 
@@ -446,6 +473,9 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.RESTORES_LOCK: _Shape(frozenset({"risk"}), (("restore_lock", 2),)),
     Capability.RESTORES_EQUITY: _Shape(frozenset({"risk"}), (("restore_equity", 2),)),
     Capability.RESTORES_FILLS: _Shape(frozenset({"risk"}), (("restore_fills", 1),)),
+    Capability.RESTORES_STATE: _Shape(
+        frozenset({"risk"}), (("saved_state", 0), ("restore_state", 1))
+    ),
     Capability.REPORTS_TIER: _Shape(frozenset({"risk"}), (("tier", 0),)),
     Capability.VENUE_EXECUTION: _Shape(
         frozenset({"broker"}),
@@ -573,6 +603,7 @@ __all__ = [
     "PositionRestorer",
     "RiskLockHolder",
     "SignalReceiver",
+    "StateRestorer",
     "SymbolChecker",
     "TargetPlan",
     "TargetPositioner",

@@ -52,6 +52,7 @@ from tradefleet_runtime.capabilities import (
     PositionRestorer,
     RiskLockHolder,
     SignalReceiver,
+    StateRestorer,
     TargetPositioner,
     TierReporter,
     TradeReader,
@@ -204,6 +205,9 @@ def assemble(
             "list[tuple[str, EquityRestorer]]", risk_with(Capability.RESTORES_EQUITY)
         ),
         fill_restorers=cast("list[tuple[str, FillRestorer]]", risk_with(Capability.RESTORES_FILLS)),
+        state_restorers=cast(
+            "list[tuple[str, StateRestorer]]", risk_with(Capability.RESTORES_STATE)
+        ),
         tier_reporters=cast("list[tuple[str, TierReporter]]", risk_with(Capability.REPORTS_TIER)),
         intent_only=frozenset(name for name, _ in risk_with(Capability.INTENT_ONLY)),
     )
@@ -298,6 +302,8 @@ class RunJournal(JournalWriter, Protocol):
     def lock_resets(self) -> dict[str, int]: ...
 
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]: ...
+
+    def plugin_states(self, bot: str) -> dict[str, dict[str, Any]]: ...
 
 
 def cash_flows_since(state: CarriedState, missed: Sequence[Fill] = ()) -> int | None:
@@ -768,6 +774,10 @@ class BotSession:
             self._reconcile(engine, self.bot.venue, carried)
         elif carried is not None:
             log.warning("%s: %s", self.bot.name, engine.restore(carried))
+        if engine.hooks.state_restorers:
+            # Once the account is the one the bot trades on (restored, or reconciled with the
+            # venue): a plugin keeps only the state that fits its positions as they are now.
+            engine.restore_states(self.journal.plugin_states(self.bot.name))
         if restored:
             # Only now are the working orders known (adopted from the venue, or re-armed): an
             # entry the halt's cancel never reached (the process died first) would otherwise

@@ -220,8 +220,11 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             factory="tradefleet_plugins.risk.exits:Exits",
             params=ExitsParams,
             summary="Early exit at 80% of the stop distance, trailing and break-even exits "
-            "(decided on closed bars, sent as reduce-only market orders).",
-            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.ACTS_ON_ACCOUNT}),
+            "(decided on closed bars, sent as reduce-only market orders; a paper or live bot's "
+            "best price since entry and break-even arm survive a restart).",
+            capabilities=frozenset(
+                {Capability.OBSERVES_BARS, Capability.ACTS_ON_ACCOUNT, Capability.RESTORES_STATE}
+            ),
         ),
     ]
 

@@ -15,6 +15,7 @@ source (and its clock) differs.
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import struct
 import time
@@ -508,8 +509,23 @@ class Engine:
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
+        # ``restores-state`` plugins whose state is journaled as it changes: a paper or live
+        # bot's only. A backtest (its journal batched or discarded) has nothing to restart and
+        # never asks, so its bars cost nothing more.
+        self._state_keepers = (
+            tuple(self.hooks.state_restorers)
+            if config.mode != "backtest" and not journal.batched
+            else ()
+        )
+        # Plugin -> the JSON text of its state last journaled; plugins whose state could not
+        # be journaled (said once each).
+        self._states_journaled: dict[str, str] = {}
+        self._states_refused: set[str] = set()
         self._risk_after_bar_needed = bool(
-            self.hooks.actors or self.hooks.tier_reporters or self.state.lock_holders
+            self.hooks.actors
+            or self.hooks.tier_reporters
+            or self.state.lock_holders
+            or self._state_keepers
         )
         self._tiers: dict[str, int] = {name: 0 for name, _ in self.hooks.tier_reporters}
         self._risk_notes: list[str] = []
@@ -1450,6 +1466,42 @@ class Engine:
                 {"plugin": name, "reason": reason, "since_ts": self._now},
             )
         self._refresh_tiers()
+        if self._state_keepers:
+            self._journal_plugin_states()
+
+    def _journal_plugin_states(self) -> None:
+        """Journal each ``restores-state`` plugin's state that changed since it was last
+        journaled (a ``plugin_state`` event, what a restart hands back). One that is no JSON
+        or raises is said once, naming the plugin, and not journaled: the restart then gets
+        the last good one, and the engine runs on."""
+        for name, keeper in self._state_keepers:
+            try:
+                text = json.dumps(keeper.saved_state(), allow_nan=False, sort_keys=True)
+            except Exception as error:  # a plugin's bug must not stop the bot's trading
+                self._state_refused(name, error)
+                continue
+            if text == self._states_journaled.get(name):
+                continue
+            self._states_journaled[name] = text
+            # Straight to the journal, not through ``_state``: a state changes at most bars,
+            # which the service's event stream need not carry.
+            self.journal.record_event(
+                self._now,
+                "plugin_state",
+                f"{name} state changed",
+                {"plugin": name, "state": json.loads(text)},
+            )
+
+    def _state_refused(self, name: str, error: Exception) -> None:
+        if name in self._states_refused:
+            return
+        self._states_refused.add(name)
+        message = (
+            f"risk plugin {name}'s state cannot be journaled ({type(error).__name__}: "
+            f"{error}): a restart will not get it back"
+        )
+        log.error("%s: %s", self.config.bot_name, message)
+        self._state("plugin_state_refused", message, {"plugin": name})
 
     def _refresh_tiers(self) -> None:
         for name, reporter in self.hooks.tier_reporters:
@@ -2796,6 +2848,33 @@ class Engine:
                 {"plugin": name, "reason": reason, "since_ts": since},
             )
         self._refresh_tiers()
+
+    def restore_states(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Hand each ``restores-state`` plugin the newest state earlier runs journaled for it
+        (plugin → state), after the account was restored or reconciled and before the first
+        bar. One whose ``restore_state`` raises is said, naming it, and starts as built: what
+        every restart did before the capability (for ``exits``, a trail starting from the
+        mark), rather than no bot at all watching the positions it holds."""
+        for name, restorer in self.hooks.state_restorers:
+            state = states.get(name)
+            if state is None:
+                continue
+            try:
+                restorer.restore_state(state)
+            except Exception as error:  # a state of an older release, a plugin's bug
+                message = (
+                    f"risk plugin {name} could not take back its state "
+                    f"({type(error).__name__}: {error}): it starts without it"
+                )
+                log.error("%s: %s", self.config.bot_name, message)
+                self._state("plugin_state_refused", message, {"plugin": name})
+                continue
+            self.journal.record_event(
+                self._now,
+                "plugin_state_restored",
+                f"{name} took back its state of an earlier run",
+                {"plugin": name},
+            )
 
     def risk_states(self) -> list[tuple[str, bool, str, int]]:
         """(plugin, locked, reason, tier) for every risk plugin (and any restored lock of a

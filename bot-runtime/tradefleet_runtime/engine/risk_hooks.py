@@ -21,6 +21,7 @@ from tradefleet_runtime.capabilities import (
     FillRestorer,
     LockRestorer,
     OrderObserver,
+    StateRestorer,
     TierReporter,
     TradeReader,
 )
@@ -41,6 +42,9 @@ class RiskHooks:
     lock_restorers: Sequence[tuple[str, LockRestorer]] = ()
     equity_restorers: Sequence[tuple[str, EquityRestorer]] = ()
     fill_restorers: Sequence[tuple[str, FillRestorer]] = ()
+    # ``restores-state``: their state is journaled as it changes (paper and live bots only)
+    # and handed back after a restart.
+    state_restorers: Sequence[tuple[str, StateRestorer]] = ()
     tier_reporters: Sequence[tuple[str, TierReporter]] = field(default_factory=tuple)
     # Names of the plugins that decide on the intent alone (``intent-only``): no account
     # snapshot is built for them.

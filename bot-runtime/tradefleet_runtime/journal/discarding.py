@@ -182,5 +182,8 @@ class DiscardingJournal:
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]:
         return []
 
+    def plugin_states(self, bot: str) -> dict[str, dict[str, Any]]:
+        return {}
+
 
 __all__ = ["DiscardingJournal"]

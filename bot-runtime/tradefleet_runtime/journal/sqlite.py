@@ -1062,6 +1062,29 @@ class Journal:
             for row in reversed(rows)
         ]
 
+    def plugin_states(self, bot: str) -> dict[str, dict[str, Any]]:
+        """Plugin → the newest state it journaled (``plugin_state`` events) in the bot's
+        earlier paper or live runs: what a ``restores-state`` plugin is handed back after a
+        restart. A backtest's never carries over; an event without a plugin's name or a state
+        object (written by hand, or damaged) is skipped."""
+        _, marks, previous = self._earlier_runs(bot)
+        if not previous:
+            return {}
+        states: dict[str, dict[str, Any]] = {}
+        # The newest event of each plugin only: a live bot journals one at most bars.
+        for (data,) in self.query(
+            "SELECT data FROM events WHERE id IN (SELECT MAX(id) FROM events"
+            f" WHERE kind = 'plugin_state' AND run_id IN ({marks}) AND run_id IN"
+            " (SELECT run_id FROM runs WHERE mode != 'backtest')"
+            " GROUP BY json_extract(data, '$.plugin')) ORDER BY id",
+            *previous,
+        ):
+            fields = json.loads(data) if data else {}
+            plugin, state = fields.get("plugin"), fields.get("state")
+            if isinstance(plugin, str) and plugin and isinstance(state, dict):
+                states[plugin] = state
+        return states
+
     def lock_resets(self) -> dict[str, int]:
         """Plugin → bar time of the newest reset of its lock a person made, in any run."""
         resets: dict[str, int] = {}
