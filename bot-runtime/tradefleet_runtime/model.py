@@ -210,6 +210,10 @@ class OrderUpdate(NamedTuple):
     code: ReasonCode = ReasonCode.NONE
     # Set on PARTIALLY_FILLED/FILLED acks from a venue: how much of the order is done so far.
     filled_quantity: float | None = None
+    # Set on an "amended" answer: the price (limit price, or a stop's trigger) the venue says
+    # the order now holds, which may not be the one asked (the venue's own tick, a stops level
+    # it clamps to). None: the venue's answer did not say; the engine books the price asked.
+    price: float | None = None
 
 
 class OrderReport(NamedTuple):

@@ -67,8 +67,11 @@ from tradefleet_runtime.engine.stop_moves import (
     NO_AMEND,
     NO_POSITION,
     MoveRefused,
+    StopHeld,
     decide_stop_move,
+    price_text,
     protective_stop_losses,
+    stop_held,
 )
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.errors import (
@@ -464,6 +467,9 @@ class Engine:
         # Stop-losses a risk plugin's MOVE_STOP is amending, until the broker answers:
         # client order id -> (the plugin, the new price).
         self._stop_moves: dict[str, tuple[str, float]] = {}
+        # A broker whose amend answers carry an unusable price says so at every move: once
+        # is enough to find it (each such move is still booked at the asked price).
+        self._venue_price_unusable_said = False
         self._prefix = bot_prefix(config.identity or config.bot_name)
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
@@ -1622,14 +1628,48 @@ class Engine:
             self.journal.update_order(order_id, OrderStatus.OPEN, ts, update.reason)
             self._stop_move_refused(plugin, stop.symbol, MoveRefused(BROKER_REFUSED, why))
             return True
-        reason = f"stop moved from {stop.price:g} to {price:g} by {plugin}"
-        self.journal.reprice_order(order_id, price, ts, reason)
-        moved = self.book.reprice(order_id, price)
+        # A protective stop-loss always has its trigger (``protective_stop_losses``).
+        previous = stop.price if stop.price is not None else price
+        long = stop.side is Side.SELL
+        tick = self.instrument(stop.symbol).tick_size
+        held = stop_held(price, update.price, previous, long, tick)
+        reason = f"stop moved from {price_text(previous)} to {price_text(held.price)} by {plugin}"
+        if held.differs:
+            reason += f" ({price_text(price)} asked)"
+        self.journal.reprice_order(order_id, held.price, ts, reason)
+        self._say_stop_held(stop, held, price)
+        moved = self.book.reprice(order_id, held.price)
         if moved is not None:
             self._decide(
                 plugin, _stop_intent(moved), order_id, RiskDecision.approve(None, reason, MOVED)
             )
         return True
+
+    def _say_stop_held(self, stop: Order, held: StopHeld, asked: float) -> None:
+        """Say what ``stop_moves.stop_held`` found in a move's answer: the venue holding
+        another price than asked (information: venues round to their tick, clamp to their
+        stops level), one looser than the stop it replaced (a warning: the bot does not fight
+        it), or an answer whose price could not be read (a warning, once per run)."""
+        data = {
+            "client_order_id": stop.client_order_id,
+            "symbol": stop.symbol,
+            "asked": asked,
+            "held": held.price,
+            "previous": stop.price,
+        }
+        if held.unusable and not self._venue_price_unusable_said:
+            self._venue_price_unusable_said = True
+            message = f"{stop.client_order_id}: {held.unusable} (said once per run)"
+            log.warning("%s: %s", self.config.bot_name, message)
+            self._state("stop_move_price_unusable", message, data)
+        if held.looser:
+            message = f"{stop.client_order_id}: {held.looser}"
+            log.warning("%s: %s", self.config.bot_name, message)
+            self._state("stop_move_wrong_way", message, data)
+        elif held.differs:
+            message = f"{stop.client_order_id}: {held.differs}"
+            log.info("%s: %s", self.config.bot_name, message)
+            self._state("stop_move_venue_price", message, data)
 
     def _stop_move_refused(self, plugin: str, symbol: str, refused: MoveRefused) -> None:
         """A MOVE_STOP refused: journaled as the plugin's vetoed decision and counted."""

@@ -109,10 +109,69 @@ def decide_stop_move(
     )
 
 
+class StopHeld(NamedTuple):
+    """A moved stop as the engine books it, from the broker's "amended" answer
+    (``stop_held``): ``price`` is what the book and the journal keep. Each text is empty
+    unless there is something to say: ``unusable`` why the venue's price was not taken,
+    ``differs`` that the venue holds another price than asked (for information),
+    ``looser`` that it holds one looser than the stop it replaced (a warning)."""
+
+    price: float
+    unusable: str = ""
+    differs: str = ""
+    looser: str = ""
+
+
+def price_text(price: float) -> str:
+    """A price as people read it: enough digits for any venue's tick (``:g``'s six would
+    show 104123.45 as 104123), none of a float's noise (113.95000000000002 is 113.95)."""
+    return f"{price:.12g}"
+
+
+def stop_held(
+    asked: float, venue: float | None, previous: float, long: bool, tick_size: float
+) -> StopHeld:
+    """The price to book for a stop moved from ``previous`` to ``asked``, the venue saying
+    it holds ``venue`` (``OrderUpdate.price``; None: the answer did not say, the asked price
+    stands, as before brokers said it). ``long``: the stop protects a long position.
+
+    The venue's word is the booking — not the bot's wish: a journal and book at 114.00 while
+    the venue holds 113.95 would re-arm the wrong price after a restart and show a wrong
+    stop. A price that is no positive finite number is no word at all: the asked one is
+    booked and the reason said. Within half a tick of the asked price (relative 1e-9 on an
+    instrument without one) the two are the same price: nothing to say. A venue price looser
+    than the old stop is booked too — the venue holds it, and fighting it would need another
+    amend the venue may answer the same way — but said as the venue moving the stop the
+    wrong way."""
+    if venue is None:
+        return StopHeld(asked)
+    if not math.isfinite(venue) or venue <= 0.0:
+        why = (
+            f"the broker's amend answer gave OrderUpdate.price {venue!r}, not a positive "
+            f"finite number: booked the asked {price_text(asked)}"
+        )
+        return StopHeld(asked, unusable=why)
+    tolerance = tick_size / 2.0 if tick_size > 0.0 else 1e-9 * max(abs(asked), abs(venue))
+    if abs(venue - asked) <= tolerance:
+        return StopHeld(venue)
+    differs = f"the venue holds {price_text(venue)} where {price_text(asked)} was asked"
+    looser = (venue < previous - tolerance) if long else (venue > previous + tolerance)
+    if not looser:
+        return StopHeld(venue, differs=differs)
+    wrong_way = (
+        f"{differs}, looser than the stop {price_text(previous)} it replaced: the venue "
+        "moved it the wrong way; booked as the venue holds it"
+    )
+    return StopHeld(venue, differs=differs, looser=wrong_way)
+
+
 __all__ = [
     "MOVED",
     "MoveRefused",
+    "StopHeld",
     "StopMove",
     "decide_stop_move",
+    "price_text",
     "protective_stop_losses",
+    "stop_held",
 ]

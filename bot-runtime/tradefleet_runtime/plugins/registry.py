@@ -36,8 +36,10 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: 1.15: ``ActionKind.MOVE_STOP`` and ``AccountAction.price``: a risk plugin ratchets a
 #: position's stop-loss at the venue (a native trailing stop), checked by the engine.
 #: 1.16: ``Accrual`` and the ``reports-accruals`` broker capability: a payment accrued on an
-#: open position and not booked yet (an MT5 swap), counted in equity. The ``restores-state``
-#: risk capability: a plugin's own state, journaled as it changes, handed back after a restart.
+#: open position and not booked yet (an MT5 swap), counted in equity. ``OrderUpdate.price``:
+#: on an "amended" answer, the price the venue says the order holds (booked and journaled).
+#: The ``restores-state`` risk capability: a plugin's own state, journaled as it changes,
+#: handed back after a restart.
 CONTRACT_VERSION = "1.16"
 
 

@@ -196,6 +196,9 @@ class _Tracked:
     # The venue's order list (a Binance spot OCO: a bracket's stop-loss and take-profit) this
     # order is a leg of, by the venue's list id; "" when none.
     list_id: str = ""
+    # The price the venue's answer to placing its list says this leg holds (the list's order
+    # report), for an amend's answer; None when the answer did not say.
+    list_price: float | None = None
     # A take-profit this broker watches instead of resting it at the venue (Kraken spot, beside
     # its stop-loss: ``_watched_target``); a stop-loss cancelled at the venue for its
     # take-profit's market sell, which the bot still counts until that sells (``lifted``).
@@ -487,6 +490,11 @@ class CcxtBroker:
             exchange.amount_to_precision,
             exchange.price_to_precision,
         )
+
+    def _triggered(self, order: Order) -> bool:
+        """Whether the venue holds ``order``'s price as a trigger (a stop; on Binance USDⓈ-M
+        a take-profit too, placed as TAKE_PROFIT_MARKET), not as a limit price."""
+        return order.order_type is OrderType.STOP or self._algo(order)
 
     def _algo(self, order: Order) -> bool:
         """Binance USDⓈ-M keeps conditional orders (stops, take-profit-market) apart."""
@@ -1238,6 +1246,8 @@ class CcxtBroker:
         up by their client ids, never resending); the venue's refusal otherwise."""
         venue = self._venue
         assert venue is not None
+        for leg in legs:
+            leg.list_price = None  # an earlier list's answer says nothing of this one
         attempt = 0
         while True:
             try:
@@ -1255,6 +1265,7 @@ class CcxtBroker:
                         for leg in legs:
                             row = found if leg is legs[0] else await self._lookup_quietly(leg)
                             if row is not None:
+                                leg.list_price = _held_price(row, self._triggered(leg.order))
                                 self._take_leg(leg, row)
                             else:
                                 await self._in_doubt(leg, "its list's other leg was found")
@@ -1269,10 +1280,13 @@ class CcxtBroker:
                 continue
             list_id = str(raw.get("orderListId", ""))
             by_cid = {str(o.get("clientOrderId")): o for o in raw.get("orders") or []}
+            reports = {str(o.get("clientOrderId")): o for o in raw.get("orderReports") or []}
             for leg in legs:
                 answer = by_cid.get(leg.venue_cid) or {}
                 row = {"id": str(answer.get("orderId") or ""), "filled": 0.0, "status": "open"}
                 leg.list_id = list_id
+                report = reports.get(leg.venue_cid) or {}
+                leg.list_price = _held_price(report, self._triggered(leg.order))
                 self._apply(leg, row)
             return None
 
@@ -1784,6 +1798,9 @@ class CcxtBroker:
                 return
             for leg in legs:
                 if leg.status is not OrderStatus.PENDING:  # in doubt: the poller looks it up
+                    held = leg.list_price
+                    if held is not None and math.isfinite(held) and held > 0.0:
+                        leg.order = leg.order._replace(price=held)  # as ``_replaced`` does
                     self._emit(
                         OrderUpdate(
                             leg.order.client_order_id,
@@ -1791,6 +1808,7 @@ class CcxtBroker:
                             int(time.time()),
                             "amended",
                             leg.venue_id,
+                            price=held,
                         )
                     )
         finally:
@@ -1861,8 +1879,15 @@ class CcxtBroker:
         self, tracked: _Tracked, changed: Order, replacement: str, raw: dict[str, Any]
     ) -> None:
         """The changed order works at the venue (``raw``), under ``replacement`` (the venue's
-        client id: derived when a copy replaced it): said as amended under the bot's id."""
+        client id: derived when a copy replaced it): said as amended under the bot's id, with
+        the price the venue says it holds (``OrderUpdate.price``; None when ``raw`` does not
+        say), which may not be the one asked (ccxt's rounding to the market's precision, the
+        venue's own rules). That price is the order's from here on: a later resize sends it,
+        not the asked one."""
         client_order_id = changed.client_order_id
+        held = _held_price(raw, self._triggered(changed))
+        if held is not None and math.isfinite(held) and held > 0.0:
+            changed = changed._replace(price=held)
         tracked.order = changed
         if replacement != tracked.venue_cid:
             tracked.replaced += 1
@@ -1876,7 +1901,14 @@ class CcxtBroker:
         if tracked.final_sent:
             return  # it ended (filled) while the amend was on its way: its end was the last word
         self._emit(
-            OrderUpdate(client_order_id, OrderStatus.OPEN, int(time.time()), "amended", venue_id)
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.OPEN,
+                int(time.time()),
+                "amended",
+                venue_id,
+                price=held,
+            )
         )
 
     async def _cancel_algo_copy(self, market: str, venue_id: str, client_id: str) -> bool:
@@ -2780,6 +2812,26 @@ def _holds(row: Mapping[str, Any], changed: Order, args: CreateArgs) -> bool:
         found = row.get("triggerPrice") or row.get("stopPrice")
         return same(found, float(want) if want is not None else changed.price)
     return same(row.get("price"), args.price)
+
+
+def _held_price(raw: Mapping[str, Any], trigger: bool) -> float | None:
+    """The price an amended order holds by the venue's answer ``raw`` (ccxt's unified order
+    structure, or Binance's own order report): a trigger order's ``triggerPrice`` (or
+    ``stopPrice``, the name Binance's reports and older parsers give it), else its limit
+    ``price``. None when the answer does not say — Bybit's and Kraken's amend answers carry
+    ids only, and ccxt leaves a zero out —: the engine then books the price asked. A value
+    that is no number is passed on as NaN, which the engine says it cannot book."""
+    for key in ("triggerPrice", "stopPrice") if trigger else ("price",):
+        value = raw.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            price = float(value)
+        except (TypeError, ValueError):
+            return math.nan
+        if price != 0.0:
+            return price
+    return None
 
 
 def _exact(quantity: float) -> Decimal:

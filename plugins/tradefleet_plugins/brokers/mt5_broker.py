@@ -1175,6 +1175,18 @@ class Mt5Broker:
             return None
         return (v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"
 
+    def _held_stop(self, position_id: int, role: str) -> float | None:
+        """The SL (``role`` "sl") or TP the position holds now, read back from the terminal
+        after a TRADE_ACTION_SLTP: the server may keep another price than the one sent (a
+        stops level it clamps to, its own rounding), and that is the one to book. None when
+        the position cannot be read (closed meanwhile, the call failed): the engine then
+        books the price asked. A 0 (the server holds none) is passed on for the engine to
+        say."""
+        held = ours(self._call("positions_get", ticket=position_id), self._magic)
+        if not held:
+            return None
+        return float(held[0].sl if role == "sl" else held[0].tp)
+
     def _stops_are(self, position_id: int, sl: float, tp: float, spec: rq.SymbolSpec) -> bool:
         """Whether the position now holds exactly this SL and TP (read again from the
         terminal)."""
@@ -1189,6 +1201,7 @@ class Mt5Broker:
     def _amend_job(self, client_order_id: str, quantity: float | None, price: float | None) -> None:
         ts = self._utc(self._server_now)
         refusal: tuple[ReasonCode, str] | None
+        held: float | None = None  # the price the terminal says it holds now (SL/TP only)
         child = self._children.get(client_order_id)
         if child is not None:
             if quantity is not None:
@@ -1200,10 +1213,12 @@ class Mt5Broker:
                 refusal = None
             else:
                 refusal = self._set_stops(child[0], child[1], price)
+                if refusal is None:
+                    held = self._held_stop(child[0], child[1])
         else:
             refusal = self._modify_pending(client_order_id, quantity, price)
         if refusal is None:
-            self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended"))
+            self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended", price=held))
         elif refusal[0] is ReasonCode.UNKNOWN_ORDER:
             self._emit(
                 OrderUpdate(client_order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0])

@@ -203,7 +203,9 @@ class PaperBroker:
             self._final[order_id] = (_REJECTED, order.created_ts)
             return OrderUpdate(order_id, _REJECTED, order.created_ts, problem[1], code=problem[0])
         self._work(order)
-        return _new(OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None))
+        return _new(
+            OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None, None)
+        )
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None:
         order = self._by_id.get(client_order_id)

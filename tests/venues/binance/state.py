@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
@@ -154,9 +154,15 @@ class SymbolSpec:
     quantity_precision: int = 5
     max_leverage: int = 125
     status: str = "TRADING"
+    # A test knob (additive; 0: the trigger as sent, Binance's behaviour): the step on which
+    # this venue holds a USDⓈ-M conditional order's trigger, rounded to the nearest — a venue
+    # whose rules are coarser than the tick its PRICE_FILTER states — so that a moved stop's
+    # answer can say another price than the one asked.
+    trigger_step: Decimal = ZERO
 
     def __post_init__(self) -> None:
         for name in (
+            "trigger_step",
             "tick_size",
             "min_price",
             "max_price",
@@ -1659,6 +1665,9 @@ class Engine(PricePath[Candle, Trade]):
         upward = otype.startswith("STOP") == (side == "BUY")
         if (upward and last >= trigger) or (not upward and last <= trigger):
             raise BinanceError(-2021, "Order would immediately trigger.")
+        if spec.trigger_step > 0:
+            trigger = (trigger / spec.trigger_step).to_integral_value(ROUND_HALF_EVEN)
+            trigger *= spec.trigger_step
         now = self.now
         algo = AlgoOrder(
             algo_id=next(self._algo_ids),

@@ -374,6 +374,11 @@ class _Symbol:
     info: dict[str, Any]
     commission_per_lot: float = 0.0
     margin_rate: float = 1.0
+    # A test knob (additive; 0: none, today's behaviour), in points: a stops level the server
+    # applies without stating it in SymbolInfo (a floating level some dealers use): a
+    # position's SL or TP set closer to the close price than this is held at this distance
+    # instead of being refused, so the position's ``sl`` read back is not the one asked.
+    held_stops_level: int = 0
     market_open: bool = True
     bid: float = 0.0
     ask: float = 0.0
@@ -703,6 +708,8 @@ class MT5Terminal:
                 sym.commission_per_lot = float(value)
             elif key == "margin_rate":
                 sym.margin_rate = float(value)
+            elif key == "held_stops_level":
+                sym.held_stops_level = int(value)
             elif key in SymbolInfo._fields:
                 sym.info[key] = value
             else:
@@ -1542,6 +1549,24 @@ class MT5Terminal:
             ctx.update(symbol=sym, position=first, position_by=second)
         return ctx
 
+    def _held_stops(
+        self, sym: _Symbol, position: _Position, sl: float, tp: float
+    ) -> tuple[float, float]:
+        """The SL and TP the server holds for a position asked ``sl`` and ``tp``: as asked,
+        unless the symbol's ``held_stops_level`` (a test knob) moves one that is closer to the
+        close price out to that distance, on the symbol's digits."""
+        level = sym.held_stops_level * sym.info["point"]
+        if level <= 0:
+            return sl, tp
+        is_buy = position.type == C.POSITION_TYPE_BUY
+        close_px = sym.bid if is_buy else sym.ask
+        digits = sym.info["digits"]
+        if sl:
+            sl = round(min(sl, close_px - level) if is_buy else max(sl, close_px + level), digits)
+        if tp:
+            tp = round(max(tp, close_px + level) if is_buy else min(tp, close_px - level), digits)
+        return sl, tp
+
     def _check_frozen(self, sym: _Symbol, market: float, *levels: float) -> None:
         """SYMBOL_TRADE_FREEZE_LEVEL: orders and SL/TP closer than the freeze distance to the
         activation price cannot be modified or deleted (TRADE_RETCODE_FROZEN, 10029)."""
@@ -1777,7 +1802,7 @@ class MT5Terminal:
             return self._result(req, code, order=order.ticket, volume=req.volume)
         if action == C.TRADE_ACTION_SLTP:
             position: _Position = ctx["position"]
-            position.sl, position.tp = req.sl, req.tp
+            position.sl, position.tp = self._held_stops(sym, position, req.sl, req.tp)
             position.time_update_msc = self._now_msc
             self._index_stops(sym, position)
             return self._result(req, C.TRADE_RETCODE_DONE)
