@@ -5,8 +5,6 @@ trigger it holds, and the broker's "amended" update carries it (``OrderUpdate.pr
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -24,35 +22,17 @@ from tests.brokers.harness import (
     wait_children_open,
 )
 from tests.brokers.stop_movers import Mover
+from tests.brokers.test_ccxt_trailing_native import _bar, _stop_price, _until
 from tests.runtime.helpers import Scripted, start_test_run
 from tradefleet_plugins.brokers.ccxt_broker import _held_price
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, OrderStatus, OrderType, OrderUpdate
+from tradefleet_runtime.model import OrderStatus, OrderUpdate
 
 SL = 48_000.0
 ASKED = 49_000.2  # on the market's 0.10 tick
 HELD = 49_000.0  # on the venue's 0.5 trigger step
-
-
-def _bar(harness: VenueHarness, i: int, close: float) -> Bar:
-    now = int(time.time()) // 60 * 60 - 120
-    return Bar(harness.symbol, 60, now + i * 60, close, close, close, close, 1.0)
-
-
-def _until(engine: Engine, done: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; working: {engine.open_orders()}")
-        engine.pump()
-        time.sleep(0.02)
-
-
-def _stop_price(engine: Engine) -> float | None:
-    stops = [o for o in engine.open_orders() if o.order_type is OrderType.STOP]
-    return stops[0].price if len(stops) == 1 else None
 
 
 def _working_triggers(harness: VenueHarness) -> list[Decimal]:

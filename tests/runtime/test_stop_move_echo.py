@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
+from tests.brokers.stop_movers import Mover
 from tests.runtime.helpers import HOUR, Scripted, bar, paper_engine, start_test_run
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
-from tradefleet_runtime.capabilities import AccountAction, ActionKind
-from tradefleet_runtime.contracts import BrokerContext, RiskContext
+from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.engine.stop_moves import StopHeld, stop_held
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, Order, OrderType, OrderUpdate
+from tradefleet_runtime.model import Order, OrderType, OrderUpdate
 from tradefleet_runtime.spec.model import Mode
 
 ASKED = 95.0
@@ -71,23 +71,6 @@ def test_a_venue_price_that_is_no_number_falls_back_to_the_asked(venue: float) -
 # -- through the engine ----------------------------------------------------------------------
 
 
-class Mover:
-    """A risk plugin asking one MOVE_STOP of TEST after each bar named in ``prices``."""
-
-    def __init__(self, prices: dict[int, float]) -> None:
-        self.prices = prices
-        self.bars = 0
-
-    def on_bar(self, bar: Bar) -> None:
-        self.bars += 1
-
-    def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
-        price = self.prices.pop(self.bars - 1, None)
-        if price is None:
-            return []
-        return [AccountAction(ActionKind.MOVE_STOP, "trail", "TEST", price=price)]
-
-
 class HoldingBroker(PaperBroker):
     """A venue that holds a moved stop at ``hold(asked)`` and says so in its answer
     (``OrderUpdate.price``): ``said`` is what its answer says it holds (by default what it
@@ -117,7 +100,7 @@ def _engine(journal: Journal, broker: HoldingBroker, prices: dict[int, float]) -
     broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
     start_test_run(journal, "run-1")
     config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
-    mover = Mover(prices)
+    mover = Mover("TEST", prices)
     hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
     buy = Scripted({0: lambda c, b: c.buy("TEST", 10, stop_loss=90.0)})
     return Engine(config, buy, broker, journal, hooks=hooks)
