@@ -125,3 +125,42 @@ def test_a_spot_oco_move_answers_with_the_prices_its_new_list_holds(tmp_path: Pa
             spot.wait_for(partial(_has_amended, spot, cid))
             [amended] = _amended(spot, cid)
             assert amended.price == price, leg
+
+
+def _bybit_triggers(harness: VenueHarness) -> list[Decimal]:
+    state = harness.fake.state
+    with state.lock:
+        return [o.trigger_price for o in state.orders.values() if o.status == "Untriggered"]
+
+
+def test_bybit_s_amend_answer_names_no_price_so_the_moved_stop_is_looked_up(
+    tmp_path: Path,
+) -> None:
+    """Bybit answers an amend with ids only: the broker looks the order up once and books the
+    trigger the venue holds (here on a 0.5 step), not the one asked."""
+    with harness_for("bybit", tmp_path) as harness:
+        assert isinstance(harness, VenueHarness)
+        state = harness.fake.state
+        with state.lock:
+            state.instruments["BTCUSDT"].trigger_step = Decimal("0.5")
+        journal = Journal(":memory:")
+        start_test_run(journal, "live", bot=BOT, mode="live", timeframe_s=60)
+        symbol = harness.symbol
+        config = EngineConfig(BOT, "live", (symbol,), 60, 100_000.0)
+        buy = Scripted({0: lambda ctx, _bar: ctx.buy(symbol, QUANTITY, stop_loss=SL)})
+        mover = Mover(symbol, {1: ASKED})
+        hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
+        broker = harness.broker
+        engine = Engine(config, buy, broker, journal, venue=broker, brackets=broker, hooks=hooks)
+        engine.run([_bar(harness, 0, START_PRICE)])
+        stop = f"{engine.last_order_id}-sl"
+        _until(engine, lambda: _stop_price(engine) == SL)
+
+        engine.run([_bar(harness, 1, START_PRICE)])  # the plugin moves the stop to 49,000.2
+        _until(engine, lambda: _stop_price(engine) not in (None, SL))
+        assert _bybit_triggers(harness) == [Decimal("49000.0")]
+        assert _stop_price(engine) == HELD
+        [(price,)] = journal.query("SELECT price FROM orders WHERE client_order_id = ?", stop)
+        assert price == HELD
+        [(said,)] = journal.query("SELECT message FROM events WHERE kind = 'stop_move_venue_price'")
+        assert said == f"{stop}: the venue holds 49000 where 49000.2 was asked"

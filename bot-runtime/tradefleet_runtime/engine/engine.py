@@ -2297,6 +2297,7 @@ class Engine:
         code = self._retry.pop(symbol)
         closer = self._closer_of(symbol)
         if closer is None or closer is _EMERGENCY or symbol not in self.portfolio.open_positions:
+            self._failing.pop(symbol, None)  # no longer this close's to retry
             return
         if symbol in self._closes_waiting or any(
             self._is_close(order) for order in self.book.orders(symbol)

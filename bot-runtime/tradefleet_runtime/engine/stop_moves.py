@@ -145,9 +145,16 @@ def stop_held(
     wrong way."""
     if venue is None:
         return StopHeld(asked)
+    # A third-party broker's answer is checked, not trusted: a bool is no price (True would
+    # book a stop at 1), and a Decimal or a numeric string is read as the number it is.
+    given: object = venue
+    try:
+        venue = math.nan if isinstance(given, bool) else float(venue)
+    except (TypeError, ValueError):
+        venue = math.nan
     if not math.isfinite(venue) or venue <= 0.0:
         why = (
-            f"the broker's amend answer gave OrderUpdate.price {venue!r}, not a positive "
+            f"the broker's amend answer gave OrderUpdate.price {given!r}, not a positive "
             f"finite number: booked the asked {price_text(asked)}"
         )
         return StopHeld(asked, unusable=why)

@@ -1714,7 +1714,29 @@ class CcxtBroker:
             raw = found
         finally:
             self._amended(tracked)
+        if price is not None and _held_price(raw, self._triggered(changed)) is None:
+            # A move (a resize keeps its price): the venue's answer may not say what it holds.
+            raw = await self._with_held_price(raw, replacement, tracked.market)
         self._replaced(tracked, changed, replacement, raw)
+
+    async def _with_held_price(
+        self, raw: dict[str, Any], replacement: str, market: str
+    ) -> dict[str, Any]:
+        """``raw``, an amend's answer that names no price (Bybit's and Kraken's carry ids
+        only), with the prices of the order as the venue now lists it: one look-up per move,
+        so the bot books the price the venue holds (its tick, its rules), not the one asked.
+        A look-up that fails or finds nothing leaves ``raw`` as it was: the asked price is
+        booked, as before."""
+        try:
+            found = await self._lookup(replacement, market)
+        except VenueFailure:
+            return raw
+        if not found:
+            return raw
+        prices: dict[str, Any] = {
+            k: found[k] for k in ("triggerPrice", "stopPrice", "price") if k in found
+        }
+        return {**raw, **prices}
 
     def _amending(self, tracked: _Tracked, changed: Order, replacing: bool) -> None:
         """An amend of ``tracked`` to ``changed`` goes to the venue (``_Tracked.amending``)."""

@@ -1316,14 +1316,18 @@ class Mt5Broker:
         # No later read reaches back a day before the poll's start: older deals cannot come
         # back, and a long-lived pod need not keep their tickets.
         self._seen_deals.forget_before(self._poll_from - _DAY)
-        live = {int(o.ticket) for o in ours(self._call("orders_get"), self._magic)}
+        # A read that failed (None: the terminal answers () when there is none) is no news:
+        # read as empty, it would end every resting order and every bracket child the bot has.
+        orders = self._call("orders_get")
+        live = {int(o.ticket) for o in ours(orders, self._magic)}
         for ticket, client_order_id in list(self._tickets.items()):
-            if ticket in live:
+            if orders is None or ticket in live:
                 continue
             del self._tickets[ticket]
             self._resting_gone(ticket, client_order_id, events)
-        positions = {int(p.ticket) for p in ours(self._call("positions_get"), self._magic)}
-        for child_id, (position, _role) in list(self._children.items()):
+        held = self._call("positions_get")
+        positions = {int(p.ticket) for p in ours(held, self._magic)}
+        for child_id, (position, _role) in list(self._children.items()) if held is not None else ():
             if position not in positions:
                 del self._children[child_id]
                 events.append(
@@ -1505,8 +1509,13 @@ class Mt5Broker:
         """Read the bot's positions again; returns an ``Accrual`` for each bot symbol whose
         swap total changed since the last one reported (``reports-accruals``: the terminal's
         equity counts a position's running swap, booked only by the deal that closes it), for
-        the caller to report after the events of the deals it read before."""
-        held = ours(self._call("positions_get"), self._magic)
+        the caller to report after the events of the deals it read before. A read that
+        failed is no news: read as empty, it would drop every accrued swap from equity (and a
+        risk plugin would judge that equity) until the next read."""
+        raw = self._call("positions_get")
+        if raw is None:
+            return []
+        held = ours(raw, self._magic)
         ts = self._utc(self._server_now)
         reports = position_reports(held, self._symbols.ours, ts, self._units)
         with self._lock:

@@ -36,7 +36,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from tests.venues.funding_schedule import FundingSchedule, check_rate, funding_payment
 from tests.venues.price_path import Clock, PricePath
@@ -129,6 +129,9 @@ class Instrument:
     leverage_step: Decimal = _D_0_01
     price_scale: int = 2
     max_open_orders: int = 500  # Bybit: 500 active orders per symbol (linear)
+    # A test's knob, off (0) as on Bybit: an amend's trigger price is held on this step
+    # (nearest), so a test sees a venue hold another price than the one asked.
+    trigger_step: Decimal = ZERO
     launch_time: int = 1_585_526_400_000
 
 
@@ -987,6 +990,8 @@ class BybitState(PricePath[Candle, Execution]):
         if price is not None and order.order_type == "Limit" and price != order.price:
             self._check_qty_price(inst, order.qty, price)
             order.price, changed = price, True
+        if trig is not None and inst.trigger_step > 0:
+            trig = (trig / inst.trigger_step).to_integral_value(ROUND_HALF_EVEN) * inst.trigger_step
         if trig is not None and order.status == "Untriggered" and trig != order.trigger_price:
             order.trigger_price, changed = trig, True
             heap = self.trig_up if order.trigger_direction == 1 else self.trig_down
