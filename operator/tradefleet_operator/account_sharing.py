@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from tradefleet_operator.bot_api import TradingBot
 from tradefleet_runtime.errors import FieldError
 from tradefleet_runtime.spec import BotSpec
@@ -129,21 +131,39 @@ def _ccxt_selectors(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     # whichever exchange id serves both (Bybit's unified account).
     market_type = str(params.get("market_type", "spot"))
     selectors = [("exchange", exchange), ("market_type", market_type)]
-    # The testnet is another venue, with accounts of its own.
-    if params.get("sandbox") is True:
-        selectors.append(("sandbox", "true"))
-    # ccxt sends orders to the wallet its ``defaultType`` names; the broker sets it from the
-    # market type (``ccxt_venue.CcxtVenue.build``), and ``options`` may override it (Binance's
-    # ``margin`` is the margin wallet, not spot). Listed only when it differs from the broker's.
-    options = params.get("options")
-    own = "swap" if market_type == "linear" else "spot"
-    wallet = options.get("defaultType", own) if isinstance(options, Mapping) else own
-    if str(wallet) != own:
-        selectors.append(("options.defaultType", str(wallet)))
-    # Not in the key: leverage and margin_mode (set per symbol on the same position: two bots
-    # setting them differently are one more reason not to share); api_url (a proxy in front of
-    # the venue reaches the same account); the polling and retry settings.
+    # The testnet is another venue, with accounts of its own. Read as the broker's params model
+    # reads it (pydantic's lax bool: ``"true"``, ``"yes"``, ``1`` are True too, and admission
+    # admits them), so every spelling of one setting gives one key.
+    sandbox = _sandbox(params.get("sandbox", False))
+    if sandbox is not None:
+        selectors.append(("sandbox", sandbox))
+    # Not in the key: ``options.defaultType``. ccxt sends an order to the wallet of its market's
+    # type (``binance.create_order``: ``marketType = params['type'] or market['type']``; bybit's
+    # category likewise), never to the one ``defaultType`` names, which steers only calls made
+    # without a market. So Binance spot with ``defaultType: margin`` still trades the spot
+    # balance, and ``binanceusdm`` with ``future`` or ``swap`` the one USDⓈ-M wallet: keying it
+    # would split one account and miss a share. (Binance's ``swap`` would read a spot symbol as
+    # its perpetual, but the broker loads only its market type's markets, so there the order
+    # fails instead of reaching another wallet.) Nor leverage and margin_mode (set per symbol on
+    # the same position: two bots setting them differently are one more reason not to share);
+    # api_url (a proxy in front of the venue reaches the same account); the polling and retry
+    # settings.
     return tuple(selectors)
+
+
+#: The broker's params model reads ``sandbox`` as a lax pydantic bool; the operator may not
+#: import the plugin's model (``.importlinter``, contract (c)), so it reads it the same way.
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _sandbox(raw: object) -> str | None:
+    """The key's ``sandbox`` selector: ``"true"`` for the testnet, None for the production
+    venue (the broker's default, so writing ``false`` out is the same key), and a value the
+    broker refuses marked as such (that bot never starts: its params are refused)."""
+    try:
+        return "true" if _BOOL.validate_python(raw) else None
+    except ValidationError:
+        return "unreadable"
 
 
 # --- symbols -------------------------------------------------------------------------------------
@@ -165,13 +185,16 @@ def venue_symbol(spec: BotSpec, symbol: str) -> str:
 
 def _ccxt_market(symbol: str) -> str:
     """The ccxt broker finds a market by its ccxt symbol or by the venue's id
-    (``CcxtBroker._find_market``): on Binance ``BTC/USDT`` and ``BTCUSDT`` are one market, and
-    a perpetual's ``BTC/USDT:USDT`` is ``BTCUSDT`` too. So compared without case, separators or
-    a perpetual's settle suffix (a dated future's, ``-250328``, is kept: another contract).
-    Venue ids that are no spelling of the symbol (Kraken's ``XXBTZUSD``) are not mapped."""
-    base, colon, settle = symbol.partition(":")
-    if colon and "-" not in settle:
-        symbol = base
+    (``CcxtBroker._find_market``): on Binance ``BTC/USDT`` and ``BTCUSDT`` are one market, a
+    perpetual's ``BTC/USDT:USDT`` is ``BTCUSDT`` too, and a dated future's
+    ``BTC/USDT:USDT-250328`` is ``BTCUSDT_250328``. So compared without case, separators or a
+    contract's settle currency (``:USDT``, which the venue's id does not spell), its delivery
+    date kept: ``BTCUSDT250328``, another contract than the perpetual. Venue ids that are no
+    spelling of the symbol (Kraken's ``XXBTZUSD``, a date written ``28MAR25``) are not mapped."""
+    pair, colon, contract = symbol.partition(":")
+    if colon:
+        _settle, dash, expiry = contract.partition("-")
+        symbol = pair + dash + expiry
     return re.sub(r"[/\-_ ]", "", symbol).upper()
 
 

@@ -120,12 +120,11 @@ def test_another_secret_or_namespace_is_another_account() -> None:
     assert base != key_of(bot("b", ["BTC/USDT"], namespace="desk-2"))
 
 
-def test_testnet_and_another_wallet_are_other_accounts_and_defaults_written_out_are_not() -> None:
+def test_the_testnet_is_another_account_and_defaults_written_out_are_not() -> None:
     base = key_of(bot("a", ["BTC/USDT"]))
     assert base != key_of(bot("b", ["BTC/USDT"], params={"exchange": "binance", "sandbox": True}))
-    margin = {"exchange": "binance", "options": {"defaultType": "margin"}}
-    assert base != key_of(bot("b", ["BTC/USDT"], params=margin))
-    # The broker's own choices written out, and params that pick no other wallet: the same key.
+    # The broker's own choices written out, and params that pick no other wallet: the same key
+    # (``options.defaultType`` moves no order: test_account_sharing_spellings.py).
     for params in (
         {"exchange": "binance", "market_type": "spot", "sandbox": False},
         {"exchange": "binance", "options": {"defaultType": "spot"}},
