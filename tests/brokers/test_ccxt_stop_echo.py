@@ -41,27 +41,35 @@ def _working_triggers(harness: VenueHarness) -> list[Decimal]:
         return [a.trigger_price for a in state.usdm.algo_orders.values() if a.status == "NEW"]
 
 
+def _moved_stop(harness: VenueHarness) -> tuple[Engine, Journal, str]:
+    """A live engine on ``harness`` that bought with a stop-loss at 48,000, and whose trailing
+    plugin then moved it to 49,000.2: (engine, journal, the stop's id), the move answered."""
+    journal = Journal(":memory:")
+    start_test_run(journal, "live", bot=BOT, mode="live", timeframe_s=60)
+    symbol = harness.symbol
+    config = EngineConfig(BOT, "live", (symbol,), 60, 100_000.0)
+    buy = Scripted({0: lambda ctx, _bar: ctx.buy(symbol, QUANTITY, stop_loss=SL)})
+    mover = Mover(symbol, {1: ASKED})
+    hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
+    broker = harness.broker
+    engine = Engine(config, buy, broker, journal, venue=broker, brackets=broker, hooks=hooks)
+    engine.run([_bar(harness, 0, START_PRICE)])
+    stop = f"{engine.last_order_id}-sl"
+    _until(engine, lambda: _stop_price(engine) == SL)
+    engine.run([_bar(harness, 1, START_PRICE)])  # the plugin moves the stop to 49,000.2
+    _until(engine, lambda: _stop_price(engine) not in (None, SL))
+    return engine, journal, stop
+
+
 def test_the_trigger_the_venue_holds_is_booked_not_the_one_asked(tmp_path: Path) -> None:
     with harness_for("binance-usdm", tmp_path) as harness:
         assert isinstance(harness, VenueHarness)
         state = harness.fake.state
         with state.lock:
             state.usdm.symbols["BTCUSDT"].trigger_step = Decimal("0.5")
-        journal = Journal(":memory:")
-        start_test_run(journal, "live", bot=BOT, mode="live", timeframe_s=60)
-        symbol = harness.symbol
-        config = EngineConfig(BOT, "live", (symbol,), 60, 100_000.0)
-        buy = Scripted({0: lambda ctx, _bar: ctx.buy(symbol, QUANTITY, stop_loss=SL)})
-        mover = Mover(symbol, {1: ASKED})
-        hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
+        engine, journal, stop = _moved_stop(harness)
         broker = harness.broker
-        engine = Engine(config, buy, broker, journal, venue=broker, brackets=broker, hooks=hooks)
-        engine.run([_bar(harness, 0, START_PRICE)])
-        stop = f"{engine.last_order_id}-sl"
-        _until(engine, lambda: _stop_price(engine) == SL)
-
-        engine.run([_bar(harness, 1, START_PRICE)])  # the plugin moves the stop to 49,000.2
-        _until(engine, lambda: _stop_price(engine) not in (None, SL))
+        symbol = harness.symbol
         # The old stop cancelled once the new one works; the new one on the venue's step.
         _until(engine, lambda: _working_triggers(harness) == [Decimal("49000.0")])
         assert _stop_price(engine) == HELD  # the book: what the venue holds
@@ -143,21 +151,7 @@ def test_bybit_s_amend_answer_names_no_price_so_the_moved_stop_is_looked_up(
         state = harness.fake.state
         with state.lock:
             state.instruments["BTCUSDT"].trigger_step = Decimal("0.5")
-        journal = Journal(":memory:")
-        start_test_run(journal, "live", bot=BOT, mode="live", timeframe_s=60)
-        symbol = harness.symbol
-        config = EngineConfig(BOT, "live", (symbol,), 60, 100_000.0)
-        buy = Scripted({0: lambda ctx, _bar: ctx.buy(symbol, QUANTITY, stop_loss=SL)})
-        mover = Mover(symbol, {1: ASKED})
-        hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
-        broker = harness.broker
-        engine = Engine(config, buy, broker, journal, venue=broker, brackets=broker, hooks=hooks)
-        engine.run([_bar(harness, 0, START_PRICE)])
-        stop = f"{engine.last_order_id}-sl"
-        _until(engine, lambda: _stop_price(engine) == SL)
-
-        engine.run([_bar(harness, 1, START_PRICE)])  # the plugin moves the stop to 49,000.2
-        _until(engine, lambda: _stop_price(engine) not in (None, SL))
+        engine, journal, stop = _moved_stop(harness)
         assert _bybit_triggers(harness) == [Decimal("49000.0")]
         assert _stop_price(engine) == HELD
         [(price,)] = journal.query("SELECT price FROM orders WHERE client_order_id = ?", stop)
