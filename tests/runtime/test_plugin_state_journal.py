@@ -171,3 +171,26 @@ def test_the_capability_is_checked_both_ways_at_load() -> None:
     assert parse_capabilities("broker", ["restores-state"])[1] == [
         "capability 'restores-state' is not for broker plugins"
     ]
+
+
+def test_two_instances_of_one_plugin_each_keep_their_own_state(tmp_path: Path) -> None:
+    """Two ``keeper``s in the chain (another params each): journaled as ``keeper`` and
+    ``keeper#2``, and each handed back its own at the restart, not the last one written."""
+    journal = Journal(tmp_path / "j.sqlite", durable=True)
+    start_test_run(journal, "run-1")
+    slow, fast = Keeper(every=5), Keeper(every=1)
+    broker = PaperBroker(PaperBrokerParams())
+    broker.connect(BrokerContext("bot", Mode.PAPER, ("TEST",), "USD", 10_000.0))
+    config = EngineConfig("bot", "paper", ("TEST",), HOUR, 10_000.0, equity_chunk=1)
+    pair = (("keeper", slow), ("keeper", fast))
+    hooks = RiskHooks(bar_observers=pair, state_restorers=pair)
+    Engine(config, Scripted(), broker, journal, hooks=hooks).run(BARS)
+    start_test_run(journal, "run-2")  # the restart: run-1 is an earlier run now
+    states = journal.plugin_states("bot")
+    assert states == {"keeper": {"seen": 2}, "keeper#2": {"seen": 10}}
+
+    slow2, fast2 = Keeper(every=5), Keeper(every=1)
+    again = (("keeper", slow2), ("keeper", fast2))
+    engine = Engine(config, Scripted(), broker, journal, hooks=RiskHooks(state_restorers=again))
+    engine.restore_states(states)
+    assert (slow2.bars, fast2.bars) == (10, 10)  # 2 x 5 and 10 x 1: each its own

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
@@ -236,6 +236,22 @@ _RETRIED = frozenset(
 # Refusals in a row of a retried close from which a person is told (``closes_retrying``): the
 # first may be a venue's blip that the next bar's retry passes.
 _FAILING_AFTER = 2
+
+
+_P = TypeVar("_P")
+
+
+def _state_keyed(plugins: Sequence[tuple[str, _P]]) -> tuple[tuple[str, _P], ...]:
+    """``restores-state`` plugins by the key their state is journaled under: the plugin's
+    name, and ``name#2``, ``name#3`` for a second and third instance in the chain (two
+    ``exits`` with other params each keep their own state; the chain's order is the
+    manifest's, the same at every start)."""
+    seen: dict[str, int] = {}
+    keyed: list[tuple[str, _P]] = []
+    for name, plugin in plugins:
+        seen[name] = seen.get(name, 0) + 1
+        keyed.append((name if seen[name] == 1 else f"{name}#{seen[name]}", plugin))
+    return tuple(keyed)
 
 
 def _refusal_code(code: str) -> ReasonCode:
@@ -519,7 +535,7 @@ class Engine:
         # bot's only. A backtest (its journal batched or discarded) has nothing to restart and
         # never asks, so its bars cost nothing more.
         self._state_keepers = (
-            tuple(self.hooks.state_restorers)
+            _state_keyed(self.hooks.state_restorers)
             if config.mode != "backtest" and not journal.batched
             else ()
         )
@@ -2896,7 +2912,7 @@ class Engine:
         bar. One whose ``restore_state`` raises is said, naming it, and starts as built: what
         every restart did before the capability (for ``exits``, a trail starting from the
         mark), rather than no bot at all watching the positions it holds."""
-        for name, restorer in self.hooks.state_restorers:
+        for name, restorer in _state_keyed(self.hooks.state_restorers):
             state = states.get(name)
             if state is None:
                 continue
