@@ -43,6 +43,14 @@ _NOT_VERIFIED_WHY: dict[tuple[str, MarketType], str] = {
 }
 
 
+# The ccxt ``defaultType`` each market type means (the broker sets the first; ccxt's Binance
+# USDⓈ-M client also calls its linear contracts "future").
+_DEFAULT_TYPES: dict[MarketType, tuple[str, ...]] = {
+    MarketType.SPOT: ("spot",),
+    MarketType.LINEAR: ("swap", "future"),
+}
+
+
 def venue_refusal(exchange: str, market_type: MarketType) -> str | None:
     """Why the broker refuses to trade ``exchange``'s ``market_type`` markets, or None (pure)."""
     if (exchange, market_type) in VERIFIED_VENUES:
@@ -143,7 +151,9 @@ class CcxtBrokerParams(PluginParams):
         pattern=r"^https?://[^\s]+$",
     )
     options: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Extra ccxt options (exchange.options) to set."
+        default_factory=dict,
+        description="Extra ccxt options (exchange.options) to set; a `defaultType` must agree "
+        "with market_type (spot: spot; linear: swap or future).",
     )
 
     @model_validator(mode="after")
@@ -157,4 +167,13 @@ class CcxtBrokerParams(PluginParams):
                     raise ValueError(f"{name}: only for market_type 'linear'")
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError("backoff_max_s: must be at least backoff_base_s")
+        default_type = self.options.get("defaultType")
+        allowed = _DEFAULT_TYPES[self.market_type]
+        if default_type is not None and default_type not in allowed:
+            # The broker sets it from market_type; another value (a spot bot's "swap") makes
+            # ccxt read the bot's symbols as other markets, and every order fails.
+            raise ValueError(
+                f"options.defaultType: {default_type!r} contradicts market_type "
+                f"{self.market_type.value!r} (which sets it to {allowed[0]!r}): remove it"
+            )
         return self
