@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.harness import (
-    BOT,
-    QUANTITY,
     START_PRICE,
     VenueHarness,
     coinless_spot,
@@ -22,11 +20,9 @@ from tests.brokers.harness import (
     wait_children_open,
 )
 from tests.brokers.stop_movers import Mover
-from tests.brokers.test_ccxt_trailing_native import _bar, _stop_price, _until
-from tests.runtime.helpers import Scripted, start_test_run
+from tests.brokers.test_ccxt_trailing_native import _bar, _guarded, _stop_price, _until
 from tradefleet_plugins.brokers.ccxt_broker import _held_price
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
-from tradefleet_runtime.engine.risk_hooks import RiskHooks
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderStatus, OrderUpdate
 
@@ -42,20 +38,10 @@ def _working_triggers(harness: VenueHarness) -> list[Decimal]:
 
 
 def _moved_stop(harness: VenueHarness) -> tuple[Engine, Journal, str]:
-    """A live engine on ``harness`` that bought with a stop-loss at 48,000, and whose trailing
-    plugin then moved it to 49,000.2: (engine, journal, the stop's id), the move answered."""
-    journal = Journal(":memory:")
-    start_test_run(journal, "live", bot=BOT, mode="live", timeframe_s=60)
-    symbol = harness.symbol
-    config = EngineConfig(BOT, "live", (symbol,), 60, 100_000.0)
-    buy = Scripted({0: lambda ctx, _bar: ctx.buy(symbol, QUANTITY, stop_loss=SL)})
-    mover = Mover(symbol, {1: ASKED})
-    hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
-    broker = harness.broker
-    engine = Engine(config, buy, broker, journal, venue=broker, brackets=broker, hooks=hooks)
-    engine.run([_bar(harness, 0, START_PRICE)])
-    stop = f"{engine.last_order_id}-sl"
-    _until(engine, lambda: _stop_price(engine) == SL)
+    """A live engine on ``harness`` long with its stop-loss at 48,000 (``_guarded``), whose
+    trailing plugin then moved it to 49,000.2: (engine, journal, the stop's id), the move
+    answered."""
+    engine, journal, stop = _guarded(harness, Mover(harness.symbol, {1: ASKED}))
     engine.run([_bar(harness, 1, START_PRICE)])  # the plugin moves the stop to 49,000.2
     _until(engine, lambda: _stop_price(engine) not in (None, SL))
     return engine, journal, stop

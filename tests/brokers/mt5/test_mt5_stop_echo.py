@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
+from tests.brokers.mt5.harness import Mt5Harness, minute_bar, settle_and_pump
+from tests.brokers.mt5.test_mt5_trailing_native import _bot as trailing_bot
 from tests.brokers.stop_movers import Mover
-from tests.runtime.helpers import Action, Scripted
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
-from tradefleet_runtime.engine.risk_hooks import RiskHooks
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderType
 
@@ -25,21 +24,7 @@ MODES = ["netting", "hedging"]
 def _bot(margin_mode: str, mover: Mover) -> tuple[Mt5Harness, Engine]:
     """A live bot long 10,000 EURUSD at 1.1 with SL 1.0950, on a server holding SLs at least
     50 points from the bid while its SymbolInfo says a stops level of 0."""
-    venue = Mt5Harness.build(margin_mode, transport="direct")
-    venue.symbols = ("EURUSD",)
-    venue.terminal.update_symbol("EURUSD", trade_stops_level=0, held_stops_level=50)
-    venue.connect()
-    buy: Action = lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=SL)  # noqa: E731
-    engine, journal = live_engine(venue, Scripted({0: buy}))
-    config = EngineConfig(venue.bot, "live", ("EURUSD",), 60, 10_000.0)
-    hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
-    engine = Engine(config, engine.strategy, venue.broker, journal, venue=venue.broker, hooks=hooks)
-    engine.run([minute_bar(0, 1.1)])
-    for _ in range(3):
-        settle_and_pump(engine, venue)
-    [position] = venue.terminal.positions_get() or ()
-    assert position.sl == SL
-    return venue, engine
+    return trailing_bot(margin_mode, mover, 0, held_stops_level=50)
 
 
 def _query(engine: Engine, sql: str) -> list[tuple[Any, ...]]:

@@ -26,11 +26,14 @@ SL, MOVED = 1.0950, 1.0980
 MODES = ["netting", "hedging"]
 
 
-def _bot(margin_mode: str, mover: Mover, stops_level: int = 0) -> tuple[Mt5Harness, Engine]:
-    """A live bot long 10,000 EURUSD at 1.1 with SL 1.0950 on the terminal's position."""
+def _bot(
+    margin_mode: str, mover: Mover, stops_level: int = 0, **symbol: Any
+) -> tuple[Mt5Harness, Engine]:
+    """A live bot long 10,000 EURUSD at 1.1 with SL 1.0950 on the terminal's position;
+    ``symbol``: more of the emulator's EURUSD fields (``held_stops_level``)."""
     venue = Mt5Harness.build(margin_mode, transport="direct")
     venue.symbols = ("EURUSD",)
-    venue.terminal.update_symbol("EURUSD", trade_stops_level=stops_level)
+    venue.terminal.update_symbol("EURUSD", trade_stops_level=stops_level, **symbol)
     venue.connect()
     buy: Action = lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=SL)  # noqa: E731
     engine, journal = live_engine(venue, Scripted({0: buy}))
