@@ -24,6 +24,7 @@ import pytest
 from tradefleet_runtime.service.api import (
     ControlError,
     EventKind,
+    OrderPage,
     OrderView,
     Phase,
     PluginInfo,
@@ -209,6 +210,13 @@ class FakeControlPlane:
             if include_closed:
                 return list(self.orders)
             return [o for o in self.orders if o.status in ("pending", "open")]
+
+    def list_order_page(self, page_size: int = 1000, page_token: str = "") -> OrderPage:
+        start = int(page_token[1:]) if page_token.startswith("o") else 0
+        with self._lock:
+            page = tuple(self.orders[start : start + page_size])
+            more = start + page_size < len(self.orders)
+        return OrderPage(page, f"o{start + page_size}" if more else "")
 
     def list_trades(self, page_size: int = 100, page_token: str = "") -> TradePage:
         if page_size < 1:

@@ -1244,6 +1244,28 @@ class Journal:
             )
         return self.query(_ORDER_ROWS.format(fills="", orders=""), run, run)
 
+    def order_page(
+        self, start: int, size: int, run_id: str | None = None
+    ) -> tuple[list[tuple[Any, ...]], bool]:
+        """Orders ``start`` to ``start + size`` of a run, oldest first, as ``order_rows`` gives
+        them, and whether more follow: a long run's orders a page at a time, each page read
+        with its own orders' fills alone (the engine's thread reads it between bars).
+
+        Pages are cut in the orders' creation order: an order created while a reader pages
+        comes after every older one, so nothing is skipped (at worst, one created in the same
+        second with a lower id is listed twice)."""
+        run = run_id or self.run_id
+        ids = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT client_order_id FROM orders WHERE run_id = ?"
+                " ORDER BY created_ts, client_order_id LIMIT ? OFFSET ?",
+                (run, size + 1, start),
+            )
+        ]
+        rows = self.order_rows(run, only=ids[:size]) if ids else []
+        return rows, len(ids) > size
+
     def fills_at(self, bot: str, stamps: Sequence[int]) -> list[tuple[Any, ...]]:
         """(symbol, ts, side, reason, client order id) of each fill of the bot's runs at one of
         ``stamps`` (bot times): which orders opened and closed its trades (the trades table

@@ -210,6 +210,12 @@ class TradeView:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: tuple[OrderView, ...]
+    next_page_token: str  # "" when there are no more
+
+
+@dataclass(frozen=True, slots=True)
 class TradePage:
     trades: tuple[TradeView, ...]
     next_page_token: str  # "" when there are no more
@@ -468,6 +474,10 @@ class ControlPlane(Protocol):
     def list_positions(self) -> list[PositionView]: ...
 
     def list_orders(self, include_closed: bool = False) -> list[OrderView]: ...
+
+    def list_order_page(self, page_size: int = 1000, page_token: str = "") -> OrderPage:
+        """Every order of the run, closed ones included, a page at a time (oldest first)."""
+        ...
 
     def list_trades(self, page_size: int = 100, page_token: str = "") -> TradePage: ...
 

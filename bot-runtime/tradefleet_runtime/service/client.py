@@ -30,6 +30,7 @@ from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.api.v1 import runtime_pb2_grpc as pb_grpc
 from tradefleet_runtime.service.api import (
     EventKind,
+    OrderPage,
     OrderView,
     PositionView,
     RuntimeEvent,
@@ -227,10 +228,40 @@ class RuntimeClient:
         return [position_from_proto(p) for p in response.positions]
 
     def list_orders(self, include_closed: bool = False) -> list[OrderView]:
+        """The working orders; with ``include_closed``, every order of the run (page after
+        page, each order once)."""
+        if include_closed:
+            return list(self.iter_orders())
         response: pb.ListOrdersResponse = self._call(
-            self._stub.ListOrders, pb.ListOrdersRequest(include_closed=include_closed)
+            self._stub.ListOrders, pb.ListOrdersRequest(include_closed=False)
         )
         return [order_from_proto(o) for o in response.orders]
+
+    def list_order_page(self, page_size: int = 0, page_token: str = "") -> OrderPage:
+        """A page of every order of the run, closed ones included (0: the server's size)."""
+        response: pb.ListOrdersResponse = self._call(
+            self._stub.ListOrders,
+            pb.ListOrdersRequest(include_closed=True, page_size=page_size, page_token=page_token),
+        )
+        return OrderPage(
+            tuple(order_from_proto(o) for o in response.orders), response.next_page_token
+        )
+
+    def iter_orders(self, page_size: int = 0) -> Iterator[OrderView]:
+        """Every order of the run, closed ones included, fetching page after page. An order
+        the bot created in the same second as a page's last one can reach two pages: it is
+        given once."""
+        token = ""
+        seen: set[str] = set()
+        while True:
+            page = self.list_order_page(page_size=page_size, page_token=token)
+            for order in page.orders:
+                if order.client_order_id not in seen:
+                    seen.add(order.client_order_id)
+                    yield order
+            token = page.next_page_token
+            if not token:
+                return
 
     def list_trades(self, page_size: int = 100, page_token: str = "") -> TradePage:
         response: pb.ListTradesResponse = self._call(

@@ -51,6 +51,7 @@ from tradefleet_runtime.service.api import (
     EventKind,
     NoAnswer,
     NotNow,
+    OrderPage,
     OrderView,
     Phase,
     PluginInfo,
@@ -501,6 +502,20 @@ class BotController:
 
         return self._call(read)
 
+    def list_order_page(self, page_size: int = 1000, page_token: str = "") -> OrderPage:
+        if not 1 <= page_size <= 1000:
+            raise ControlError("page_size must be between 1 and 1000", "page_size")
+
+        def read() -> OrderPage:
+            self._engine()
+            run = self.journal.run_id
+            start = _order_page_start(page_token, run)
+            rows, more = self.journal.order_page(start, page_size)
+            after = f"{start + page_size}@{run}" if more else ""
+            return OrderPage(tuple(_order_view(row) for row in rows), after)
+
+        return self._call(read)
+
     def list_trades(self, page_size: int = 100, page_token: str = "") -> TradePage:
         if not 1 <= page_size <= 1000:
             raise ControlError("page_size must be between 1 and 1000", "page_size")
@@ -874,6 +889,23 @@ def _refusal(error: ValueError) -> tuple[str, str]:
 def _params_field(path: Sequence[str | int]) -> str:
     """A place inside the strategy's params as UpdateParams' refusals name it: ``params.fast``."""
     return ".".join(["params", *(str(part) for part in path)])
+
+
+def _order_page_start(token: str, run: str) -> int:
+    """Where the page ``token`` starts in ``run``'s orders (0: the first page). A token is the
+    next page's offset and the run it counts in: a token of another run (the bot restarted
+    between two pages) would list the new run's orders from a place that means nothing."""
+    if not token:
+        return 0
+    offset, _, of_run = token.partition("@")
+    if not offset.isdigit() or not of_run:
+        raise ControlError("page_token is not one this server gave", "page_token")
+    if of_run != run:
+        raise ControlError(
+            "page_token is of an earlier run (the bot restarted): list again from the first page",
+            "page_token",
+        )
+    return int(offset)
 
 
 def _order_view(row: Sequence[Any]) -> OrderView:

@@ -712,8 +712,23 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.ServicerContext
     ) -> pb.ListOrdersResponse:
-        orders = self._control.list_orders(include_closed=request.include_closed)
-        return pb.ListOrdersResponse(orders=[order_to_proto(o) for o in orders])
+        if not request.include_closed:
+            # The working orders, whole: as many as the bot keeps working (the operator reads
+            # them all at once to see what a halt left).
+            orders = self._control.list_orders()
+            return pb.ListOrdersResponse(orders=[order_to_proto(o) for o in orders])
+        # Closed ones too, a page at a time: a long run's tens of thousands in one answer went
+        # past gRPC's 4 MB a message, and a client refused it.
+        size = request.page_size or limits.MAX_PAGE_SIZE
+        if not 1 <= size <= limits.MAX_PAGE_SIZE:
+            raise ControlError(
+                f"must be 0 (default) or 1..{limits.MAX_PAGE_SIZE}", field="page_size"
+            )
+        token = _bounded(request.page_token, "page_token", limits.MAX_PAGE_TOKEN_CHARS)
+        page = self._control.list_order_page(page_size=size, page_token=token)
+        return pb.ListOrdersResponse(
+            orders=[order_to_proto(o) for o in page.orders], next_page_token=page.next_page_token
+        )
 
     @_translate_errors
     def ListTrades(

@@ -213,10 +213,14 @@ class ListPositionsResponse(_message.Message):
     def __init__(self, positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ...) -> None: ...
 
 class ListOrdersRequest(_message.Message):
-    __slots__ = ("include_closed",)
+    __slots__ = ("include_closed", "page_size", "page_token")
     INCLUDE_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     include_closed: bool
-    def __init__(self, include_closed: _Optional[bool] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, include_closed: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
     __slots__ = ("client_order_id", "symbol", "side", "order_type", "quantity", "filled", "price", "status", "reduce_only", "parent_id", "created_ts", "tag", "stop_loss", "take_profit", "reference_price", "fees", "average_fill_price", "venue_order_id", "status_reason")
@@ -261,10 +265,12 @@ class Order(_message.Message):
     def __init__(self, client_order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., order_type: _Optional[str] = ..., quantity: _Optional[float] = ..., filled: _Optional[float] = ..., price: _Optional[float] = ..., status: _Optional[str] = ..., reduce_only: _Optional[bool] = ..., parent_id: _Optional[str] = ..., created_ts: _Optional[int] = ..., tag: _Optional[str] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., reference_price: _Optional[float] = ..., fees: _Optional[float] = ..., average_fill_price: _Optional[float] = ..., venue_order_id: _Optional[str] = ..., status_reason: _Optional[str] = ...) -> None: ...
 
 class ListOrdersResponse(_message.Message):
-    __slots__ = ("orders",)
+    __slots__ = ("orders", "next_page_token")
     ORDERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     orders: _containers.RepeatedCompositeFieldContainer[Order]
-    def __init__(self, orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListTradesRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
