@@ -51,7 +51,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from tradefleet_plugins.brokers import mt5_requests as rq
 from tradefleet_plugins.brokers.mt5_link import (
@@ -1201,7 +1201,7 @@ class Mt5Broker:
     def _amend_job(self, client_order_id: str, quantity: float | None, price: float | None) -> None:
         ts = self._utc(self._server_now)
         refusal: tuple[ReasonCode, str] | None
-        held: float | None = None  # the price the terminal says it holds now (SL/TP only)
+        held: float | None = None  # the price the terminal holds now (None: nothing moved)
         child = self._children.get(client_order_id)
         if child is not None:
             if quantity is not None:
@@ -1216,7 +1216,7 @@ class Mt5Broker:
                 if refusal is None:
                     held = self._held_stop(child[0], child[1])
         else:
-            refusal = self._modify_pending(client_order_id, quantity, price)
+            refusal, held = self._modify_pending(client_order_id, quantity, price)
         if refusal is None:
             self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended", price=held))
         elif refusal[0] is ReasonCode.UNKNOWN_ORDER:
@@ -1238,12 +1238,15 @@ class Mt5Broker:
 
     def _modify_pending(
         self, client_order_id: str, quantity: float | None, price: float | None
-    ) -> tuple[ReasonCode, str] | None:
+    ) -> tuple[tuple[ReasonCode, str] | None, float | None]:
+        """Move a resting order's price: (None, the price the terminal holds now) when done —
+        None for that price when nothing was asked to move —, else (the refusal, None), the
+        order still working at the price it had."""
         ticket = next((t for t, cid in self._tickets.items() if cid == client_order_id), 0)
         with self._lock:
             order = self._working.get(client_order_id)
         if not ticket or order is None:
-            return ReasonCode.UNKNOWN_ORDER, "no resting order with this client order id"
+            return (ReasonCode.UNKNOWN_ORDER, "no resting order with this client order id"), None
         if quantity is not None and abs(quantity - order.quantity) > _EPS:
             # Bad input is named as such (below the minimum, off the volume range) before the
             # venue's own limit: MT5 cannot change a resting order's volume at all.
@@ -1251,13 +1254,13 @@ class Mt5Broker:
             lots = rq.round_volume(rq.to_lots(quantity, spec), spec)
             problem = rq.volume_problem(lots, spec, quantity)
             if problem is not None:
-                return problem
+                return problem, None
             return (
                 ReasonCode.VENUE_REJECTED,
                 "MT5 cannot change a resting order's volume; cancel it and send a new one",
-            )
+            ), None
         if price is None:
-            return None
+            return None, None
         spec = self._spec(order.symbol)
         new_price = rq.on_tick(price, spec, order.side, order.order_type)
         live = ours(self._call("orders_get", ticket=ticket), self._magic)
@@ -1268,14 +1271,21 @@ class Mt5Broker:
         )
         result = self._call("order_send", request)
         if result is None:
-            return ReasonCode.VENUE_REJECTED, "order_send refused the change"
+            return (ReasonCode.VENUE_REJECTED, "order_send refused the change"), None
         retcode = int(result.retcode)
         if retcode in (10009, 10025):
+            # The change is done whatever the read back finds: a failed read is no refusal.
+            read = ours(self._call("orders_get", ticket=ticket), self._magic)
+            held = _held_pending_price(read, new_price)
+            if held.unread:
+                log.warning("%s: moved, but %s", client_order_id, held.unread)
+            elif held.differs:
+                log.info("%s: %s", client_order_id, held.differs)
             with self._lock:
-                self._working[client_order_id] = order._replace(price=new_price)
-            return None
+                self._working[client_order_id] = order._replace(price=held.price)
+            return None, held.price
         v = verdict(retcode)
-        return (v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"
+        return ((v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"), None
 
     # -- polling: fills of resting orders, SL/TP closes, the account -------------------------
 
@@ -1667,6 +1677,40 @@ def _money(value: float) -> str:
     if abs(value) >= 1:
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{value:.8g}"
+
+
+class _HeldPrice(NamedTuple):
+    """The price to report for a moved pending order (``_held_pending_price``), and what to
+    say: ``unread`` why the terminal's price was not taken, ``differs`` that it holds
+    another price than sent. Each empty unless there is something to say."""
+
+    price: float
+    unread: str = ""
+    differs: str = ""
+
+
+def _held_pending_price(read: Sequence[Any], sent: float) -> _HeldPrice:
+    """The price a pending order moved to ``sent`` (on the tick, as sent in
+    TRADE_ACTION_MODIFY) works at, ``read`` being the bot's records ``orders_get(ticket=…)``
+    returned after the change. The terminal's ``price_open`` is the booking: a server may
+    hold another price than sent, and a book at the one sent would re-arm a wrong price
+    after a restart. Nothing read (the call failed, the order filled meanwhile) or no
+    positive finite price: the price sent, which is the best the broker knows — never a
+    price it neither read nor sent."""
+    if not read:
+        return _HeldPrice(sent, unread=f"the order could not be read back; {sent} sent is reported")
+    given = read[0].price_open
+    try:
+        price = 0.0 if isinstance(given, bool) else float(given)
+    except (TypeError, ValueError):
+        price = 0.0
+    if not (math.isfinite(price) and price > 0.0):
+        return _HeldPrice(
+            sent, unread=f"the order read back has no price ({given!r}); {sent} sent is reported"
+        )
+    if price != sent:
+        return _HeldPrice(price, differs=f"the terminal holds {price} where {sent} was sent")
+    return _HeldPrice(price)
 
 
 def _bracket_child(order: Order) -> tuple[str, str] | None:

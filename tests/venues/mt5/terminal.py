@@ -379,6 +379,11 @@ class _Symbol:
     # position's SL or TP set closer to the close price than this is held at this distance
     # instead of being refused, so the position's ``sl`` read back is not the one asked.
     held_stops_level: int = 0
+    # A test knob (additive; 0: none, today's behaviour), in points: a pending order's price
+    # moved by TRADE_ACTION_MODIFY is held on the nearest multiple of this many points (a
+    # server snapping to a coarser step than the tick it states), so the order's
+    # ``price_open`` read back is not the one sent.
+    held_price_step: int = 0
     market_open: bool = True
     bid: float = 0.0
     ask: float = 0.0
@@ -710,6 +715,8 @@ class MT5Terminal:
                 sym.margin_rate = float(value)
             elif key == "held_stops_level":
                 sym.held_stops_level = int(value)
+            elif key == "held_price_step":
+                sym.held_price_step = int(value)
             elif key in SymbolInfo._fields:
                 sym.info[key] = value
             else:
@@ -1567,6 +1574,15 @@ class MT5Terminal:
             tp = round(max(tp, close_px + level) if is_buy else min(tp, close_px - level), digits)
         return sl, tp
 
+    def _held_price(self, sym: _Symbol, price: float) -> float:
+        """The price the server holds for a pending order moved to ``price``: as sent, unless
+        the symbol's ``held_price_step`` (a test knob) snaps it to the nearest multiple of
+        that many points, on the symbol's digits."""
+        step = sym.held_price_step * float(sym.info["point"])
+        if step <= 0:
+            return price
+        return round(math.floor(price / step + 0.5) * step, int(sym.info["digits"]))
+
     def _check_frozen(self, sym: _Symbol, market: float, *levels: float) -> None:
         """SYMBOL_TRADE_FREEZE_LEVEL: orders and SL/TP closer than the freeze distance to the
         activation price cannot be modified or deleted (TRADE_RETCODE_FROZEN, 10029)."""
@@ -1808,7 +1824,7 @@ class MT5Terminal:
             return self._result(req, C.TRADE_RETCODE_DONE)
         if action == C.TRADE_ACTION_MODIFY:
             order = ctx["order"]
-            order.price_open = ctx["price"]
+            order.price_open = self._held_price(sym, ctx["price"])
             order.sl, order.tp, order.price_stoplimit = req.sl, req.tp, req.stoplimit
             order.type_time, order.time_expiration = req.type_time, req.expiration
             return self._result(req, C.TRADE_RETCODE_DONE, order=order.ticket)
