@@ -263,9 +263,10 @@ def test_a_position_held_before_the_historys_first_time_fails(tmp_path: Path) ->
 def test_the_lookups_at_the_historys_ends() -> None:
     """Outside the history the next funding time is where the venue's would fall at the
     interval of that end; uncovered names it."""
-    times = [T0, T0 + 8 * HOUR, T0 + 12 * HOUR]
+    # 8h then 4h: a row before T0 keeps the change off the first gap, where it reads as a hole.
+    times = [T0 - 8 * HOUR, T0, T0 + 8 * HOUR, T0 + 12 * HOUR]
     history = FundingHistory(
-        "h", np.array(times, dtype=np.int64), np.array([1e-4, 2e-4, 3e-4], dtype=np.float64)
+        "h", np.array(times, dtype=np.int64), np.array([1e-4, 1e-4, 2e-4, 3e-4], dtype=np.float64)
     )
     assert next_funding_time(history, T0 - 1) == T0
     assert next_funding_time(history, T0 - 8 * HOUR) == T0
@@ -275,7 +276,7 @@ def test_the_lookups_at_the_historys_ends() -> None:
     assert next_funding_time(history, T0 + 17 * HOUR) == T0 + 20 * HOUR
     assert uncovered(history, T0, T0 + 15 * HOUR) is None
     assert uncovered(history, T0, T0 + 16 * HOUR) == T0 + 16 * HOUR
-    assert uncovered(history, T0 - 8 * HOUR, T0) == T0 - 8 * HOUR
+    assert uncovered(history, T0 - 16 * HOUR, T0) == T0 - 16 * HOUR
     assert uncovered(history, T0 + 20 * HOUR, T0 + 20 * HOUR) == T0 + 20 * HOUR
 
 

@@ -24,8 +24,9 @@ Fill rules (the engine's promise to strategy authors):
 - Funding history (``funding_history``: a venue's funding-rate CSV per symbol): that symbol pays
   at the history's own times (a venue's interval may change, 8h to 4h), each at its own rate,
   settled as above. A position held at a funding time the history has no rate for — an
-  interval after its last time, or before its first — fails the run with a ``DataError``
-  naming the symbol, the param and the history's span, rather than paying 0 or a guess.
+  interval after its last time, or before its first, or in a hole of the file (rows missing:
+  ``paper_funding_history``'s rule) — fails the run with a ``DataError`` naming the symbol,
+  the param and the history's span or the hole's rows, rather than paying 0 or a guess.
 
 It implements the real venues' contract (``venue-execution``) as its reference: refusals and
 cancels carry a ``ReasonCode``, orders can be queried by client order id, amended and cancelled
@@ -47,6 +48,7 @@ from tradefleet_plugins.brokers.paper_funding_files import load_funding_historie
 from tradefleet_plugins.brokers.paper_funding_history import (
     FundingHistory,
     funding_due,
+    hole_around,
     next_funding_time,
     uncovered,
 )
@@ -728,6 +730,9 @@ class PaperBroker:
 def _beyond_history(symbol: str, history: FundingHistory, missing: int) -> DataError:
     """The error of a position in ``symbol`` held at ``missing``, a funding time its history
     has no rate for: charging 0 or a constant there would misstate the run's cost."""
+    hole = hole_around(history, missing)
+    if hole is not None:
+        return _in_hole(symbol, history, missing, hole)
     where = "after" if missing > history.last else "before"
     return DataError(
         f"spec.broker.params.funding_history.{symbol}: the position in {symbol} is held at "
@@ -735,4 +740,20 @@ def _beyond_history(symbol: str, history: FundingHistory, missing: int) -> DataE
         f"({history.source}: {format_time(history.first)} to its last time "
         f"{format_time(history.last)} UTC), which has no rate for it: give a history that "
         "covers the bars traded, or end the bars within it (the csv feed's start and end)"
+    )
+
+
+def _in_hole(
+    symbol: str, history: FundingHistory, missing: int, hole: tuple[int, int]
+) -> DataError:
+    """The error of a position held at ``missing``, a time the venue paid in a hole of the
+    history (rows missing from the file): its rate is unknown, as outside the history."""
+    start, end = hole
+    return DataError(
+        f"spec.broker.params.funding_history.{symbol}: the position in {symbol} is held at "
+        f"the funding time {format_time(missing)} UTC, in a hole of the history "
+        f"({history.source}: no row between {format_time(start)} and {format_time(end)} UTC), "
+        "which has no rate for it: add the venue's missing rows to the file (download them "
+        "again), or give bars that end before the hole or start after it (the csv feed's "
+        "start and end)"
     )

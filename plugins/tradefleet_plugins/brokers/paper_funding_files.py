@@ -3,21 +3,26 @@
 
 A file is parsed once per process per version of it (its path, size and modification time):
 an optimiser's trials, which each build a broker, read it once, and a file
-rewritten between two runs is read again.
+rewritten between two runs is read again. A file with holes (rows missing inside it) is said
+then, once, as a warning: a run that holds nothing over them never meets them otherwise.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from tradefleet_plugins.brokers.paper_funding_history import (
     FundingHistory,
+    describe_holes,
     parse_funding_history,
 )
 from tradefleet_runtime.sdk import DataError
+
+log = logging.getLogger(__name__)
 
 _FIELD = "spec.broker.params.funding_history"
 # UTF-8; a byte-order mark first (Excel writes one) is no part of the header's first name.
@@ -54,8 +59,13 @@ def _parsed(file: str, mtime_ns: int, size: int) -> FundingHistory:
     rewritten file is another entry). Errors are not cached: a fixed file is read again."""
     try:
         with open(file, encoding=_ENCODING, newline="") as handle:
-            return parse_funding_history(handle, file)
+            history = parse_funding_history(handle, file)
     except UnicodeDecodeError:
         raise DataError(f"{file}: not UTF-8 (save the file as UTF-8)") from None
     except OSError as error:
         raise DataError(f"{file}: cannot be read ({error.strerror})") from None
+    holes = describe_holes(history)
+    if holes is not None:
+        # Here, in the cached read: said once per file version, not once per broker built.
+        log.warning("%s", holes)
+    return history

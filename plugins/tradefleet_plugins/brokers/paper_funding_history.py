@@ -11,6 +11,21 @@ it cannot say is the rate of a funding time outside it: the one an interval afte
 time (the interval of its last two rows) or before its first. :func:`next_funding_time` still
 says when such a time falls, so that a position held there is found, and :func:`uncovered`
 names it: the broker refuses to go on rather than charge 0 or a guess.
+
+Nor can it say the rate of a funding time missing inside it: a row lost from the file (a month
+not downloaded, a join that dropped a line). Such a hole is told from a schedule change by the
+gaps around it: the gap between two rows is a hole when it is at least ``HOLE_FACTOR`` (1.5)
+times the gap before it and the gap after it (at the file's first or last gap, the one
+neighbour it has; a file of one gap has none). 8h, 8h, 4h, 4h (a venue moving to 4-hour
+funding) and 4h, 4h, 8h, 8h (back) have none; 8h, 8h, 16h, 8h has one. The venue's times in a
+hole are taken to follow the row before it at the smaller of the two neighbouring intervals
+(16:00 in a hole from 08:00 to 00:00 at 8 hours; the more of them, the fewer a position can
+hold unseen): :func:`next_funding_time` gives them and :func:`uncovered` names them, as it names
+a time outside the file. The rule cannot see a hole as long as its neighbour gap (8h, 16h,
+16h, 8h: two rows lost a row apart reads as a move to 16-hour funding and back), nor a row lost
+where the venue also changed its interval by as much; and it takes a venue's change at the
+file's first or last gap (8h, 4h, 4h) for a hole: with one neighbour the two look alike, and
+a refusal (the user adds a row) is the safer of the two mistakes.
 """
 
 from __future__ import annotations
@@ -18,7 +33,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +51,13 @@ RATE_COLUMNS = ("last_funding_rate", "fundingRate", "funding_rate", "rate")
 # interval and a real history reaches it; beyond 5 % is a percent written as a fraction.
 MAX_HISTORY_RATE = 0.05
 
+#: A gap between two rows is a hole (rows missing) when it is at least this many times the gap
+#: on each side of it. A lost row doubles a gap; a venue's own schedule change makes one gap
+#: differ from the one before it only (a hole has both its neighbours shorter). 1.5, not 2:
+#: venues' times are not to the second, and a lost row beside a shorter interval (8h, 12h, 4h)
+#: is still found.
+HOLE_FACTOR = 1.5
+
 # 9999-12-31 23:59:59 UTC: a later time is no date (and would overflow int64 as milliseconds).
 _LATEST = 253_402_300_799
 
@@ -48,6 +70,18 @@ class FundingHistory:
     source: str  # the file, for messages
     times: npt.NDArray[np.int64]
     rates: npt.NDArray[np.float64]
+    # The holes (rows missing), derived from ``times`` (see the module's docstring), ascending:
+    # each one's row before and after it, and the interval its missing times are taken at.
+    hole_starts: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
+    hole_ends: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
+    hole_steps: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived here, not passed in: a history's holes can never disagree with its times.
+        starts, ends, steps = find_holes(self.times)
+        object.__setattr__(self, "hole_starts", starts)
+        object.__setattr__(self, "hole_ends", ends)
+        object.__setattr__(self, "hole_steps", steps)
 
     @property
     def first(self) -> int:
@@ -56,6 +90,64 @@ class FundingHistory:
     @property
     def last(self) -> int:
         return int(self.times[-1])
+
+    @property
+    def holes(self) -> list[tuple[int, int]]:
+        """(row before, row after) of each hole, oldest first."""
+        return list(zip(self.hole_starts.tolist(), self.hole_ends.tolist(), strict=True))
+
+
+def find_holes(
+    times: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(rows before, rows after, intervals) of the holes of ascending ``times``: each gap at
+    least ``HOLE_FACTOR`` times the gap before it and the gap after it (where there is one),
+    and the smaller of those neighbouring gaps."""
+    gaps = np.diff(times)
+    count = len(gaps)
+    wide = np.ones(count, dtype=bool)
+    if count > 1:
+        wide[1:] &= gaps[1:] >= HOLE_FACTOR * gaps[:-1]  # than the gap before
+        wide[:-1] &= gaps[:-1] >= HOLE_FACTOR * gaps[1:]  # than the gap after
+    else:
+        wide[:] = False  # one gap: no neighbour to tell a hole from the interval
+    at = np.flatnonzero(wide)
+    before = gaps[np.maximum(at - 1, 0)]
+    after = gaps[np.minimum(at + 1, count - 1)]
+    # At the first gap ``before`` is the gap itself (and at the last ``after``), never the
+    # smaller: the neighbour it has gives the interval.
+    steps = np.where(at == 0, after, np.where(at == count - 1, before, np.minimum(before, after)))
+    arrays = (times[at], times[at + 1], steps.astype(np.int64))
+    for array in arrays:
+        array.flags.writeable = False  # shared, as the times are
+    return arrays
+
+
+def describe_holes(history: FundingHistory) -> str | None:
+    """The warning a history with holes is read with (None without): the file, how many, the
+    first, and what it means for a run."""
+    count = len(history.hole_starts)
+    if not count:
+        return None
+    start, end = int(history.hole_starts[0]), int(history.hole_ends[0])
+    step = int(history.hole_steps[0])
+    return (
+        f"{history.source}: {count} hole(s) in the funding history (rows missing), the first "
+        f"from {_utc(start)} to {_utc(end)}: {_hours(end - start)} without a row where the "
+        f"rows around it are {_hours(step)} apart. A position held over a hole fails the run; "
+        "add the venue's missing rows to the file (download them again)"
+    )
+
+
+def hole_around(history: FundingHistory, ts: int) -> tuple[int, int] | None:
+    """(row before, row after) of the hole ``ts`` lies strictly inside; None when none."""
+    starts = history.hole_starts
+    if not len(starts):
+        return None
+    i = int(np.searchsorted(starts, ts, side="left")) - 1
+    if i < 0 or ts >= int(history.hole_ends[i]):
+        return None
+    return int(starts[i]), int(history.hole_ends[i])
 
 
 def parse_funding_history(lines: Iterable[str], source: str) -> FundingHistory:
@@ -94,8 +186,9 @@ def parse_funding_history(lines: Iterable[str], source: str) -> FundingHistory:
 
 def next_funding_time(history: FundingHistory, after: int) -> int:
     """The first funding time after ``after``: the history's own; before its first time or
-    after its last, where the venue's next one falls at the interval of that end (a time the
-    history has no rate for, which :func:`uncovered` names)."""
+    after its last, where the venue's next one falls at the interval of that end; in a hole,
+    where the venue's would fall at the hole's interval (times the history has no rate for,
+    which :func:`uncovered` names)."""
     times = history.times
     first, last = history.first, history.last
     if after >= last:
@@ -105,15 +198,42 @@ def next_funding_time(history: FundingHistory, after: int) -> int:
         step = int(times[1]) - first
         # The latest ``first - k × step`` (k >= 0) still after ``after``.
         return first - ((first - after - 1) // step) * step
-    return int(times[np.searchsorted(times, after, side="right")])
+    following = int(times[np.searchsorted(times, after, side="right")])
+    if not len(history.hole_starts):
+        return following
+    return min(following, _next_in_hole(history, after))
+
+
+def _next_in_hole(history: FundingHistory, after: int) -> int:
+    """The first of the venue's times in a hole after ``after`` (``after`` inside the
+    history), or the hole's end; ``_LATEST`` when ``after`` is in no hole."""
+    starts = history.hole_starts
+    i = int(np.searchsorted(starts, after, side="right")) - 1
+    if i < 0:
+        return _LATEST
+    start, end, step = int(starts[i]), int(history.hole_ends[i]), int(history.hole_steps[i])
+    if after >= end:
+        return _LATEST
+    return min(start + ((after - start) // step + 1) * step, end)
 
 
 def uncovered(history: FundingHistory, due: int, opened: int) -> int | None:
     """The first funding time from ``due`` (one :func:`next_funding_time` gave) to ``opened``
-    the history has no rate for; None when it prices every one of them."""
+    the history has no rate for (outside it, or in a hole); None when it prices every one of
+    them."""
     first, last = history.first, history.last
     if due < first or due > last:
         return due
+    starts = history.hole_starts
+    if len(starts):
+        if hole_around(history, due) is not None:
+            return due  # a time in a hole (a history's own time is never inside one)
+        # ``due`` is a row: the holes after it are those starting at or after it.
+        i = int(np.searchsorted(starts, due, side="left"))
+        if i < len(starts):
+            missing = int(starts[i]) + int(history.hole_steps[i])
+            if missing <= opened:
+                return missing
     beyond = last + (last - int(history.times[-2]))
     return beyond if opened >= beyond else None
 
@@ -208,3 +328,7 @@ def _time_order(
 
 def _utc(ts: int) -> str:
     return f"{format_time(ts)} UTC"
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds / 3600:g} hours"
