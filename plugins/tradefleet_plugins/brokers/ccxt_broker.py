@@ -73,6 +73,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     instrument_of,
     oco_params,
     position_of,
+    replacement_quantity,
     report_of,
     status_of,
     target_reached,
@@ -193,6 +194,9 @@ class _Tracked:
     # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
     venue_cid: str = ""
     replaced: int = 0
+    # What the copies a cancel-replace ended had executed: the venue's rows of the working copy
+    # count its own executed quantity only, and ``filled`` is the whole order's.
+    prior: float = 0.0
     # The venue's order list (a Binance spot OCO: a bracket's stop-loss and take-profit) this
     # order is a leg of, by the venue's list id; "" when none.
     list_id: str = ""
@@ -1041,6 +1045,9 @@ class CcxtBroker:
             filled = float(value or 0.0)
         except (TypeError, ValueError):
             filled = float("nan")
+        if math.isfinite(filled) and filled >= 0.0:
+            # ``raw`` is the working copy's row: what earlier copies executed comes first.
+            filled += tracked.prior
         ordered = self._ordered(tracked)
         if math.isfinite(filled) and filled <= ordered * (1 + 1e-9) + _EPS:
             return max(filled, 0.0)
@@ -1675,6 +1682,12 @@ class CcxtBroker:
             return
         venue = self._venue
         assert venue is not None
+        executed = tracked.filled  # of every copy, as last read: the replacement's size
+        if self._dialect is Dialect.BINANCE_SPOT:
+            args = self._rest_args(tracked, changed, executed)
+            if isinstance(args, Refusal):
+                self._amend_refused(tracked, args.reason, args.code)
+                return
         params = dict(args.params)
         params.pop("clientOrderId", None)
         replacement = tracked.venue_cid
@@ -1688,36 +1701,103 @@ class CcxtBroker:
                 # ccxt's spot edit reads a stop's trigger as triggerPrice (its create, as
                 # stopLossPrice): passed on unread, the replacement would be a market order.
                 params["triggerPrice"] = params.pop("stopLossPrice")
-        self._amending(tracked, changed, replacement != tracked.venue_cid)
+        replacing = replacement != tracked.venue_cid
+        self._amending(tracked, changed, replacing)
         try:
-            raw = await venue.request(
-                "edit_order",
-                tracked.venue_id,
-                args.symbol,
-                args.type,
-                args.side,
-                args.amount,
-                args.price,
-                params,
-            )
-        except VenueFailure as error:
-            # A cancel-replace retried after a lost answer fails its cancel (done by the first
-            # attempt): the replacement, under its derived id, may be working all the same.
-            found = None
-            if replacement != tracked.venue_cid:
-                with contextlib.suppress(VenueFailure):
-                    found = await self._lookup(replacement, tracked.market)
-            if found is None:
-                # Still amending: the poller leaves a cancel it reads to this.
-                await self._amend_failed(tracked, error, changed, args)
-                return
-            raw = found
+            try:
+                raw = await venue.request(
+                    "edit_order",
+                    tracked.venue_id,
+                    args.symbol,
+                    args.type,
+                    args.side,
+                    args.amount,
+                    args.price,
+                    params,
+                )
+            except VenueFailure as error:
+                # A cancel-replace retried after a lost answer fails its cancel (done by the
+                # first attempt): the replacement, under its derived id, may be working all
+                # the same.
+                found = None
+                if replacing:
+                    with contextlib.suppress(VenueFailure):
+                        found = await self._lookup(replacement, tracked.market)
+                if found is None:
+                    # Still amending: the poller leaves a cancel it reads to this.
+                    await self._amend_failed(tracked, error, changed, args)
+                    return
+                raw = found
+            # Still replacing while the old copy is read: its cancel is not the order's end.
+            prior = await self._copies_executed(tracked, changed, executed) if replacing else 0.0
         finally:
             self._amended(tracked)
         if price is not None and _held_price(raw, self._triggered(changed)) is None:
             # A move (a resize keeps its price): the venue's answer may not say what it holds.
             raw = await self._with_held_price(raw, replacement, tracked.market)
+        if replacing:
+            # With the copy the poller reads (no await between): its row counts from zero.
+            tracked.prior = prior
+            tracked.filled = max(tracked.filled, prior)
         self._replaced(tracked, changed, replacement, raw)
+        if replacing and prior > executed + _EPS:
+            self._resize_after_race(tracked, executed)
+
+    def _rest_args(
+        self, tracked: _Tracked, changed: Order, executed: float
+    ) -> CreateArgs | Refusal:
+        """A cancel-replace's new order (Binance spot): ``changed`` for what is left of it once
+        ``executed`` (what its copies executed) is taken off, on the venue's terms (a rest below
+        its minimum is refused here, before the venue would cancel the order and refuse the
+        new one)."""
+        step = self._instruments[changed.symbol].lot_step
+        rest = replacement_quantity(changed.quantity, executed, step)
+        if rest <= _EPS:
+            return Refusal(
+                ReasonCode.INVALID_QUANTITY,
+                f"quantity {changed.quantity:g} is not above the {executed:g} of "
+                f"{tracked.order.client_order_id} already filled",
+            )
+        return self._args(changed._replace(quantity=rest))
+
+    async def _copies_executed(self, tracked: _Tracked, changed: Order, executed: float) -> float:
+        """What the copies a cancel-replace just ended had executed, from the venue's row of
+        the one it cancelled (final now): the replacement was sized on ``executed``, the last
+        read, and a fill of the old copy since then would be bought or sold again. Read for a
+        limit order only (a stop's copy executes only once triggered, whole, and then its
+        cancel fails); ``executed`` when the row cannot be read."""
+        if changed.order_type is not OrderType.LIMIT:
+            return executed
+        try:
+            row = await self._lookup(tracked.venue_cid, tracked.market)
+        except VenueFailure:
+            row = None
+        if row is None:
+            return executed
+        return max(executed, self._venue_filled(tracked, row))
+
+    def _resize_after_race(self, tracked: _Tracked, executed: float) -> None:
+        """The copies a cancel-replace ended had executed more than its replacement was sized
+        on (a fill between the last read and the cancel): the replacement, working for more
+        than is left, is cut to what is left — or cancelled when nothing is (its own fills
+        took the rest) — so the order does not buy or sell that part twice. Said with the
+        amounts."""
+        order = tracked.order
+        step = self._instruments[order.symbol].lot_step
+        left = replacement_quantity(order.quantity, tracked.filled, step)
+        log.warning(
+            "ccxt broker: %s: its cancelled copies had executed %g of %g, not the %g its "
+            "replacement was sized on; the replacement is %s",
+            order.client_order_id,
+            tracked.prior,
+            order.quantity,
+            executed,
+            "cut to what is left" if left > _EPS else "cancelled: nothing is left",
+        )
+        if left > _EPS:
+            self._spawn(self._amend(order.client_order_id, None, None))
+        else:
+            self._spawn(self._cancel(order.client_order_id))
 
     async def _with_held_price(
         self, raw: dict[str, Any], replacement: str, market: str
@@ -1807,6 +1887,7 @@ class CcxtBroker:
                 leg.order = orders[id(leg)]
                 leg.venue_cid = cids[id(leg)]
                 leg.replaced += 1
+                leg.prior = leg.filled  # cancelled whole: nothing of the old copy was left out
                 leg.venue_id = None
             refused = await self._send_list(legs, params)
             if refused is not None:
@@ -1845,7 +1926,7 @@ class CcxtBroker:
             row = await self._lookup_quietly(leg)
             if row is None or row.get("status") not in ("canceled", "cancelled"):
                 return False
-            if float(row.get("filled") or 0.0) > leg.filled + _EPS:
+            if leg.prior + float(row.get("filled") or 0.0) > leg.filled + _EPS:
                 return False
         return True
 
@@ -2494,11 +2575,15 @@ class CcxtBroker:
             )  # fmt: skip
         markets = [tracked.market] if tracked is not None else list(self._markets.values())
         venue_cid = tracked.venue_cid if tracked is not None else client_order_id
+        # Taken with the copy it belongs to (a cancel-replace may end while the look-up waits).
+        prior = tracked.prior if tracked is not None else 0.0
+        whole = tracked.order.quantity if tracked is not None else 0.0
         for market in markets:
             row = await self._lookup(venue_cid, market)
             if row is not None:
                 report = self._report(row, self._bot_symbols[market])
-                return report._replace(client_order_id=client_order_id)
+                report = report._replace(client_order_id=client_order_id)
+                return _whole_order(report, whole, prior) if prior > _EPS else report
         return None
 
     async def _orders_since(
@@ -2812,6 +2897,20 @@ class CcxtBroker:
             for t in self._tracked.values()
             if not t.final_sent and t.status is not OrderStatus.PENDING
         ]
+
+
+def _whole_order(report: OrderReport, quantity: float, prior: float) -> OrderReport:
+    """The report of a copy a cancel-replace placed (Binance spot, sent for what was left) as
+    the whole order's: its quantity, and what every copy executed (``prior``, the copies it
+    ended). The average price stays the copy's own (the venue's row has no other)."""
+    status = report.status
+    if status is OrderStatus.OPEN:
+        status = OrderStatus.PARTIALLY_FILLED
+    return report._replace(
+        quantity=max(quantity, report.quantity),
+        filled_quantity=prior + report.filled_quantity,
+        status=status,
+    )
 
 
 def _holds(row: Mapping[str, Any], changed: Order, args: CreateArgs) -> bool:

@@ -327,6 +327,23 @@ def oco_params(
     }
 
 
+def replacement_quantity(total: float, executed: float, lot_step: float) -> float:
+    """What the new order of a cancel-replace (Binance spot) asks for: ``total``, the whole
+    order as the bot counts it (and as venues that amend in place take it), less ``executed``,
+    what its earlier copies executed. Binance places the new order for the quantity sent and
+    does not subtract the cancelled copy's executed part, which stays executed: sent whole,
+    the order would buy or sell that part twice. Computed in decimals and put back on the
+    lot step when float noise alone moved it off (1.0 - 0.7 is 0.30000000000000004, and
+    ccxt truncates 0.29999999999999993 a whole step down); zero or less when nothing is left."""
+    rest = _decimal(total) - _decimal(executed)
+    if lot_step > 0.0:
+        steps = rest / _decimal(lot_step)
+        nearest = steps.to_integral_value()
+        if abs(steps - nearest) < Decimal("1e-6"):
+            rest = nearest * _decimal(lot_step)
+    return float(rest)
+
+
 def target_reached(side: Side, price: float, ticker: Mapping[str, Any]) -> bool:
     """Whether a take-profit of ``side`` at ``price`` would fill now, by ``ticker`` (ccxt's):
     a sell's when the best bid reached it (the last trade without a bid), a buy's when the
