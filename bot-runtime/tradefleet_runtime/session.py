@@ -295,6 +295,11 @@ class RunJournal(JournalWriter, Protocol):
 
     def keep_bot_identity(self, bot: str, identity: str) -> None: ...
 
+    def record_bar_handled(self, close_ts: int) -> None:
+        """A paper or live run handled its bar closing at ``close_ts`` whole: a restart
+        resumes after it (committed at once)."""
+        ...
+
     def carried_state(self, bot: str) -> CarriedState | None: ...
 
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
@@ -911,6 +916,8 @@ class BotSession:
             released = self.pacer(live())
             if self.bot.venue is not None:
                 released = self._watching_positions(engine, self.bot.venue, released)
+            if self.mode is not Mode.BACKTEST:
+                released = _marking_handled(self.journal, released)
             with _collector_frozen(self.mode is Mode.BACKTEST):
                 engine.run(released, self.should_stop)
         except BaseException as error:
@@ -1016,6 +1023,17 @@ class BotSession:
     def run_to_end(self) -> RunOutcome:
         self.open()
         return self.close(self.run())
+
+
+def _marking_handled(journal: RunJournal, bars: Iterator[Bar]) -> Iterator[Bar]:
+    """``bars``, each one journaled as handled (``record_bar_handled``) when the engine asks
+    for the next: it has then handled it whole, and has not yet waited for the next candle —
+    where a live bot spends its time, and where a kill finds it. A bar the engine stops
+    before (``should_stop`` at a new timestamp) was never handled, and is not marked. Paper
+    and live runs only: a backtest restarts from the beginning."""
+    for bar in bars:
+        yield bar
+        journal.record_bar_handled(bar[2] + bar[1])
 
 
 def split_history(

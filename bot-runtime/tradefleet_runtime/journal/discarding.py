@@ -170,6 +170,9 @@ class DiscardingJournal:
     def keep_bot_identity(self, bot: str, identity: str) -> None:
         pass
 
+    def record_bar_handled(self, close_ts: int) -> None:
+        pass
+
     def carried_state(self, bot: str) -> CarriedState | None:
         return None
 

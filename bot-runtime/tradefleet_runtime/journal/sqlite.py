@@ -20,6 +20,7 @@ Per-bar equity snapshots are always buffered and written as packed chunks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -107,6 +108,8 @@ _INSERT_CASH_FLOW = (
     "INSERT INTO cash_flows (run_id, flow_id, kind, symbol, currency, amount, ts, booked)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: The ``meta`` key prefix of a run's last handled bar (``record_bar_handled``).
+_BAR_HANDLED = "bar_handled:"
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -885,6 +888,21 @@ class Journal:
         rows = self.query("SELECT value FROM meta WHERE key = ?", f"identity:{bot}")
         return str(rows[0][0]) if rows else None
 
+    def record_bar_handled(self, close_ts: int) -> None:
+        """A paper or live run handled its bar closing at ``close_ts`` whole (the strategy,
+        the orders it sent, the risk chain after it): committed now, after every row the bar
+        wrote, as the run's ``bar_handled:<run>`` meta row. A restart resumes after it: the
+        bar's equity snapshot is journaled only when the next bar comes (a timestamp ends
+        there), an hour later on hourly bars, and a restart that took the snapshots alone for
+        what was handled gave the strategy that bar again — holding what it had bought on it,
+        it traded again (a second entry under a new id)."""
+        self.flush()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"{_BAR_HANDLED}{self.run_id}", str(close_ts)),
+            )
+
     def keep_bot_identity(self, bot: str, identity: str) -> None:
         """Keep the bot's identity for good: a restart must send and recognise the same ids.
         The first one kept stays (a second call cannot change it)."""
@@ -996,8 +1014,14 @@ class Journal:
         return state
 
     def _last_bar_ts(self, marks: str, runs: tuple[str, ...]) -> int:
-        """Close time of the last bar whose equity snapshot an earlier run committed."""
+        """Close time of the last bar an earlier run handled: the later of its last committed
+        equity snapshot and its last ``record_bar_handled`` mark."""
         last = 0
+        for (value,) in self.query(
+            f"SELECT value FROM meta WHERE key IN ({marks})", *(_BAR_HANDLED + r for r in runs)
+        ):
+            with contextlib.suppress(ValueError):
+                last = max(last, int(value))
         for (blob,) in self.query(
             "SELECT ts FROM equity_chunks WHERE (run_id, first_ts) IN"
             " (SELECT run_id, MAX(first_ts) FROM equity_chunks"
