@@ -90,6 +90,7 @@ PASS_THROUGH: dict[str, tuple[str, str]] = {
 #: One-line help of known extension commands, so that tradefleet --help imports none of them.
 EXTENSION_HELP = {
     "fleet": "Act on many TradingBots at once, by label: stop, resume.",
+    "funding-history": "Download a perpetual's funding rates into a CSV the paper broker reads.",
 }
 
 EXTENSION_GROUP = "tradefleet.cli"

@@ -1046,6 +1046,26 @@ def h_income(ctx: RequestContext) -> Any:
     return [income_json(r) for r in rows]
 
 
+def h_funding_rate(ctx: RequestContext) -> Any:
+    """GET /fapi/v1/fundingRate (USDⓈ-M "Get Funding Rate History", public): symbol (none:
+    every symbol's), startTime and endTime (inclusive), limit (default 100, at most 1000),
+    oldest first; a row is Binance's ``{symbol, fundingRate, fundingTime, markPrice}``."""
+    p = ctx.params
+    limit = min(max(_int_param(p, "limit", 100) or 100, 1), 1000)  # guessed: cut, not refused
+    rows = ctx.state.funding_rate_history(
+        p.get("symbol") or None, (_int_param(p, "startTime"), _int_param(p, "endTime")), limit
+    )
+    return [
+        {
+            "symbol": r.symbol,
+            "fundingRate": f"{r.rate:.8f}",
+            "fundingTime": r.at_ms,
+            "markPrice": f"{r.mark:.8f}" if r.mark is not None else "",
+        }
+        for r in rows
+    ]
+
+
 def h_leverage(ctx: RequestContext) -> Any:
     acct = _acct(ctx)
     lev = ctx.state.set_leverage(acct, ctx.params.get("symbol"), ctx.params.get("leverage"))
@@ -1339,6 +1359,7 @@ def _routes() -> dict[tuple[str, str], Route]:
     add("DELETE", "/fapi/v1/allOpenOrders", partial(h_cancel_all, kind="usdm"), True, "usdm")
     add("GET", "/fapi/v1/userTrades", partial(h_my_trades, kind="usdm"), True, "usdm", 5)
     add("GET", "/fapi/v1/income", h_income, True, "usdm", 30)
+    add("GET", "/fapi/v1/fundingRate", h_funding_rate, False, "usdm")
     add("GET", "/fapi/v2/balance", h_futures_balance, True, "usdm", 5)
     add("GET", "/fapi/v3/balance", h_futures_balance, True, "usdm", 5)
     add("GET", "/fapi/v2/account", partial(h_futures_account, v3=False), True, "usdm", 5)
@@ -1536,6 +1557,15 @@ class FakeBinance(HttpFake[RequestRecord]):
         """The account's FUNDING_FEE rows, oldest first."""
         with self.state.lock:
             return list(self.account(api_key).income)
+
+    def seed_funding_history(
+        self, symbol: str, first_ms: int, rates: Iterable[object], mark: object | None = None
+    ) -> list[int]:
+        """List ``rates`` in GET /fapi/v1/fundingRate from ``first_ms`` (a funding instant),
+        one a funding interval, all before the venue's clock; the instants (ms). Instants the
+        clock passes are listed as they are paid, without this."""
+        with self.state.lock:
+            return self.state.seed_funding_history(symbol, first_ms, rates, mark)
 
     # -- HTTP -----------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -43,6 +43,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
+from tests.venues.funding_rate_history import FundingRateLog, ListedRate
 from tests.venues.funding_schedule import FundingSchedule, check_rate, funding_payment
 from tests.venues.price_path import Clock, PricePath
 
@@ -1805,6 +1806,8 @@ class BinanceState:
         self.clock = Clock()
         self.funding = FundingSchedule(self.clock.now_ms())
         self._funding_tran_ids = itertools.count(FUNDING_TRAN_ID)
+        # the rates each settled (or seeded) instant lists: GET /fapi/v1/fundingRate
+        self.funding_rates = FundingRateLog()
         self.accounts: dict[str, Account] = {}
         self.spot = Engine("spot", spot_symbols or default_spot_symbols(), self)
         self.usdm = Engine("usdm", futures_symbols or default_futures_symbols(), self)
@@ -2059,9 +2062,45 @@ class BinanceState:
         """Pay the funding of every instant the clock passed since it was last observed."""
         rows: list[Income] = []
         for at in self.funding.due(self.clock.now_ms()):
+            for symbol in self.usdm.symbols:
+                # what the history lists is what this instant paid, at the mark it paid at
+                self.funding_rates.record(
+                    symbol, at, self.funding.rate(symbol), self.usdm.prices[symbol]
+                )
             for account in self.accounts.values():
                 rows += self._fund_account(account, at)
         return rows
+
+    def seed_funding_history(
+        self, symbol: str, first_ms: int, rates: Iterable[object], mark: object | None = None
+    ) -> list[int]:
+        """List ``rates`` in GET /fapi/v1/fundingRate at ``first_ms`` (a funding instant)
+        and every funding interval after it, all before the venue's clock (instants the fake
+        never paid: nothing was held then); the instants. ``mark`` defaults to the last
+        price."""
+        self.usdm.spec(symbol)
+        self.settle_funding()  # the instants passed so far are listed at what they paid
+        checked = [check_rate(symbol, dec(r)) for r in rates]
+        price = dec(mark) if mark is not None else self.usdm.prices[symbol]
+        return self.funding_rates.seed(
+            symbol, first_ms, checked, price, self.funding.interval_ms, self.clock.now_ms()
+        )
+
+    def funding_rate_history(
+        self, symbol: str | None, window: tuple[int | None, int | None], limit: int
+    ) -> list[ListedRate]:
+        """GET /fapi/v1/fundingRate's rows, oldest first: ``window`` is (startTime, endTime),
+        both inclusive; with a startTime the first ``limit`` rows from it ("return as
+        startTime + limit"), else the latest ``limit`` (up to endTime or now: guessed); no
+        symbol: every symbol's."""
+        symbols = [self.usdm.spec(symbol).symbol] if symbol is not None else list(self.usdm.symbols)
+        start, end = window
+        if start is not None and end is not None and start > end:
+            # guessed: the income endpoint's answer
+            raise BinanceError(E.START_AFTER_END, "Start time is greater than end time.")
+        upto = min(end, self.clock.now_ms()) if end is not None else self.clock.now_ms()
+        rows = self.funding_rates.between(symbols, start if start is not None else 0, upto)
+        return rows[:limit] if start is not None else rows[-limit:]
 
     def _fund_account(self, account: Account, at: int) -> list[Income]:
         rows: list[Income] = []

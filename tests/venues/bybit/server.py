@@ -329,6 +329,32 @@ def h_kline(ctx: RequestContext) -> Any:
     return {"symbol": symbol, "category": "linear", "list": [kline_row(c) for c in rows]}
 
 
+def h_funding_history(ctx: RequestContext) -> Any:
+    """GET /v5/market/funding/history (public): category, symbol (both required), startTime
+    and endTime (ms, inclusive; startTime alone is refused), limit (1-200, default 200);
+    ``result.list`` newest first, rows ``{symbol, fundingRate, fundingRateTimestamp}``."""
+    _linear(ctx)
+    p = ctx.params
+    try:
+        limit = min(max(int(p.get("limit") or 200), 1), 200)  # guessed: cut, not refused
+        start = int(p["startTime"]) if p.get("startTime") else None
+        end = int(p["endTime"]) if p.get("endTime") else None
+    except ValueError as exc:
+        raise E.params("params error: limit, startTime or endTime invalid") from exc  # guessed
+    rows = ctx.state.funding_rate_history(p.get("symbol"), start, end, limit)
+    return {
+        "category": "linear",
+        "list": [
+            {
+                "symbol": r.symbol,
+                "fundingRate": fmt(r.rate),
+                "fundingRateTimestamp": str(r.at_ms),
+            }
+            for r in rows
+        ],
+    }
+
+
 def h_query_api(ctx: RequestContext) -> Any:
     a = ctx.acct
     perms = {
@@ -589,6 +615,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v5/market/instruments-info"): Route(h_instruments, False),
     ("GET", "/v5/market/tickers"): Route(h_tickers, False),
     ("GET", "/v5/market/kline"): Route(h_kline, False),
+    ("GET", "/v5/market/funding/history"): Route(h_funding_history, False),
     ("GET", "/v5/user/query-api"): Route(h_query_api, True),
     ("GET", "/v5/account/info"): Route(h_account_info, True, "success"),
     ("GET", "/v5/account/wallet-balance"): Route(h_wallet, True),
@@ -730,6 +757,15 @@ class FakeBybit(HttpFake[RequestRecord]):
                 self.signing_clock = lambda: time.time_ns() // 1_000_000
             self.state.settle_funding()
             return at
+
+    def seed_funding_history(
+        self, symbol: str, first_ms: int, rates: Iterable[object]
+    ) -> list[int]:
+        """List ``rates`` in GET /v5/market/funding/history from ``first_ms`` (a funding
+        instant), one a funding interval, all before the venue's clock; the instants (ms).
+        Instants the clock passes are listed as they are paid, without this."""
+        with self.state.lock:
+            return self.state.seed_funding_history(symbol, first_ms, rates)
 
     def funding_executions(self, api_key: str | None = None) -> list[Execution]:
         """The account's Funding executions, oldest first."""

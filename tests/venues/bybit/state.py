@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from tests.venues.funding_rate_history import FundingRateLog, ListedRate
 from tests.venues.funding_schedule import FundingSchedule, check_rate, funding_payment
 from tests.venues.price_path import Clock, PricePath
 
@@ -320,6 +321,8 @@ class BybitState(PricePath[Candle, Execution]):
         self.funding_executions: dict[str, list[Execution]] = {}
         self.funding = FundingSchedule(self.clock.now_ms())
         self._funding_ids = itertools.count(1)
+        # the rates each settled (or seeded) instant lists: GET /v5/market/funding/history
+        self.funding_rates = FundingRateLog()
         self.bids: dict[str, list[tuple[Decimal, int, str]]] = {s: [] for s in self.instruments}
         self.asks: dict[str, list[tuple[Decimal, int, str]]] = {s: [] for s in self.instruments}
         self.trig_up: dict[str, list[tuple[Decimal, int, str]]] = {s: [] for s in self.instruments}
@@ -874,11 +877,44 @@ class BybitState(PricePath[Candle, Execution]):
         """Pay the funding of every instant the clock passed since it was last observed."""
         rows: list[Execution] = []
         for at in self.funding.due(self.clock.now_ms()):
+            for symbol in self.instruments:
+                # what the history lists is what this instant paid
+                self.funding_rates.record(symbol, at, self.funding.rate(symbol), None)
             for acct in self.accounts.values():
                 for (symbol, _idx), pos in acct.positions.items():
                     if pos.size:
                         rows += self._fund(acct, symbol, pos, at)
         return rows
+
+    def seed_funding_history(
+        self, symbol: str, first_ms: int, rates: Iterable[object]
+    ) -> list[int]:
+        """List ``rates`` in GET /v5/market/funding/history at ``first_ms`` (a funding
+        instant) and every funding interval after it, all before the venue's clock (instants
+        the fake never paid: nothing was held then), each within ±0.00375; the instants."""
+        self.instrument(symbol)
+        self.settle_funding()  # the instants passed so far are listed at what they paid
+        checked = [check_rate(symbol, dec(r), FUNDING_RATE_BOUND) for r in rates]
+        return self.funding_rates.seed(
+            symbol, first_ms, checked, None, self.funding.interval_ms, self.clock.now_ms()
+        )
+
+    def funding_rate_history(
+        self, symbol: str | None, start: int | None, end: int | None, limit: int
+    ) -> list[ListedRate]:
+        """GET /v5/market/funding/history's rows, newest first: the newest ``limit`` of
+        ``[startTime, endTime]`` (both inclusive; guessed: the docs do not say which rows a
+        range holding more than ``limit`` gives; ccxt's own pagination walks backwards from
+        endTime, which this fits); only endTime: the ``limit`` up to it; neither: up to now;
+        only startTime: refused, as the docs say."""
+        sym = self.instrument(symbol).symbol
+        if start is not None and end is None:
+            raise E.params("params error: endTime is required when startTime is set")  # guessed
+        if start is not None and end is not None and start > end:
+            raise E.params("params error: startTime must be before endTime")  # guessed
+        upto = min(end, self.clock.now_ms()) if end is not None else self.clock.now_ms()
+        rows = self.funding_rates.between([sym], start if start is not None else 0, upto)
+        return list(reversed(rows[-limit:]))
 
     def _fund(self, acct: Account, symbol: str, pos: Position, at: int) -> list[Execution]:
         """One position's payment as Bybit reports it (ccxt's recorded Funding executions):
