@@ -105,6 +105,13 @@ def control_commands() -> list[click.Command]:
     )
     @click.option("--count", type=int, help="Stop after this many events.")
     @click.option("--duration", type=float, help="Stop after this many seconds.")
+    @click.option(
+        "--recent",
+        type=click.IntRange(0, 1000),
+        default=0,
+        show_default=True,
+        help="First show up to this many of the bot's latest events (it keeps 1000).",
+    )
     def events(**options: Any) -> int:
         return _run("events", options)
 

@@ -110,6 +110,7 @@ class FakeControlPlane:
         self._seq = itertools.count(1)
         self._order_ids = itertools.count(1)
         self._subscribers: list[FakeSubscription] = []
+        self.published: list[RuntimeEvent] = []
         self.calls: list[tuple[str, str, str]] = []
         self.signals: list[Signal] = []
         self.params: dict[str, object] = {"fast": 12, "slow": 26, "threshold": 0.5}
@@ -180,13 +181,16 @@ class FakeControlPlane:
     def publish(self, kind: EventKind, message: str, data: EventData | None = None) -> None:
         event = RuntimeEvent(next(self._seq), self.ts, kind, message, dict(data or {}))
         with self._lock:
+            self.published.append(event)
             subscribers = list(self._subscribers)
         for subscription in subscribers:
             subscription.offer(event)
 
-    def subscribe_events(self, max_queue: int = 1000) -> FakeSubscription:
-        subscription = FakeSubscription(self, max_queue)
+    def subscribe_events(self, max_queue: int = 1000, recent: int = 0) -> FakeSubscription:
+        subscription = FakeSubscription(self, max(max_queue, recent))
         with self._lock:
+            for event in self.published[len(self.published) - recent :] if recent else ():
+                subscription.offer(event)
             self._subscribers.append(subscription)
         return subscription
 

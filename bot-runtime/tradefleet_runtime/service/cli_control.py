@@ -131,7 +131,7 @@ def _run(client: RuntimeClient, args: argparse.Namespace, out: TextIO, console: 
 def _events(client: RuntimeClient, args: argparse.Namespace, out: TextIO, console: Console) -> int:
     kinds = [EventKind(k) for k in args.kind]
     seen = 0
-    with client.events(kinds=kinds, timeout=args.duration) as stream:
+    with client.events(kinds=kinds, timeout=args.duration, recent=args.recent) as stream:
         try:
             for event in stream:
                 if args.json:

@@ -280,11 +280,18 @@ class RuntimeClient:
                 return
 
     def events(
-        self, kinds: Iterable[EventKind] = (), max_queue: int = 0, timeout: float | None = None
+        self,
+        kinds: Iterable[EventKind] = (),
+        max_queue: int = 0,
+        timeout: float | None = None,
+        recent: int = 0,
     ) -> EventStream:
-        """Subscribe to the bot's events (until cancelled, or for ``timeout`` seconds)."""
+        """Subscribe to the bot's events (until cancelled, or for ``timeout`` seconds); with
+        ``recent``, up to that many of its latest events first."""
         request = pb.StreamEventsRequest(
-            kinds=["EVENT_KIND_" + EventKind(k).name for k in kinds], max_queue=max_queue
+            kinds=["EVENT_KIND_" + EventKind(k).name for k in kinds],
+            max_queue=max_queue,
+            recent=recent,
         )
         call = self._stub.StreamEvents(request, timeout=timeout, metadata=self._metadata)
         return EventStream(call)

@@ -705,8 +705,8 @@ class BotController:
         spec = manifest.spec.model_copy(update={"strategy": strategy})
         return config_hash(manifest.model_copy(update={"spec": spec}))
 
-    def subscribe_events(self, max_queue: int = 1000) -> Subscription:
-        return self.hub.subscribe(max_queue)
+    def subscribe_events(self, max_queue: int = 1000, recent: int = 0) -> Subscription:
+        return self.hub.subscribe(max_queue, recent)
 
     # -- snapshots ---------------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 Publishing never blocks: each subscriber has a bounded queue, and what does not fit is counted
 and reported to that subscriber as one ``DROPPED`` event when it catches up.
+
+The hub keeps the last ``KEPT`` events, so that a subscriber may start with the recent past
+(``subscribe(recent=n)``): a person answering an alert connects after the event that caused it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 
 from tradefleet_runtime.service.api import EventKind, RuntimeEvent
@@ -58,15 +62,26 @@ class Subscription:
         self._hub.unsubscribe(self)
 
 
+#: Events the hub keeps for subscribers that ask for the recent past.
+KEPT = 1000
+
+
 class EventHub:
-    def __init__(self) -> None:
+    def __init__(self, kept: int = KEPT) -> None:
         self._subscribers: list[Subscription] = []
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
+        self._kept: deque[RuntimeEvent] = deque(maxlen=kept)
 
-    def subscribe(self, max_queue: int = 1000) -> Subscription:
-        subscription = Subscription(self, max_queue)
+    def subscribe(self, max_queue: int = 1000, recent: int = 0) -> Subscription:
+        """A subscription to the events published from now on; with ``recent``, first the last
+        ``recent`` events kept (oldest first), with no gap and none twice before the live ones
+        (taken under the lock ``publish`` takes)."""
+        subscription = Subscription(self, max(max_queue, recent))
         with self._lock:
+            if recent > 0:
+                for event in list(self._kept)[-recent:]:
+                    subscription.offer(event)
             self._subscribers = [*self._subscribers, subscription]
         return subscription
 
@@ -85,9 +100,11 @@ class EventHub:
         message: str,
         data: Mapping[str, str | float | int | bool] | None = None,
     ) -> None:
-        subscribers = self._subscribers  # copy-on-write list: no lock on the hot path
-        if not subscribers:
-            return
+        # Kept whether anyone listens or not: a later subscriber may ask for it. Events are an
+        # order's, a fill's or a state change's, never a bar's: this is not the bar loop.
         event = RuntimeEvent(next(self._seq), ts, kind, message, dict(data or {}))
+        with self._lock:
+            self._kept.append(event)
+            subscribers = self._subscribers
         for subscription in subscribers:
             subscription.offer(event)

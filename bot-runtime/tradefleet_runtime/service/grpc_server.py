@@ -803,10 +803,15 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
 
     @staticmethod
     def _stream_kinds(request: pb.StreamEventsRequest) -> set[EventKind]:
-        """The kinds asked for; ``ControlError`` naming ``kinds``/``max_queue`` otherwise."""
+        """The kinds asked for; ``ControlError`` naming ``kinds``, ``max_queue`` or ``recent``
+        otherwise."""
         _decoded(request)
         if request.max_queue > limits.MAX_EVENT_QUEUE:
             raise ControlError(f"at most {limits.MAX_EVENT_QUEUE}", field="max_queue")
+        if request.recent > limits.MAX_RECENT_EVENTS:
+            raise ControlError(
+                f"at most {limits.MAX_RECENT_EVENTS} (the events the bot keeps)", field="recent"
+            )
         if len(request.kinds) > limits.MAX_EVENT_KINDS:
             raise ControlError(f"at most {limits.MAX_EVENT_KINDS} entries", field="kinds")
         kinds: set[EventKind] = set()
@@ -843,7 +848,7 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
         self, request: pb.StreamEventsRequest, kinds: set[EventKind], context: grpc.ServicerContext
     ) -> Iterator[pb.RuntimeEvent]:
         subscription = self._control.subscribe_events(
-            max_queue=request.max_queue or DEFAULT_EVENT_QUEUE
+            max_queue=request.max_queue or DEFAULT_EVENT_QUEUE, recent=request.recent
         )
         try:
             # release the subscription the moment the client goes away, not at the next poll

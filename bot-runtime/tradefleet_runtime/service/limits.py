@@ -55,6 +55,8 @@ MAX_EVENT_STREAMS: Final = 4
 #: Events buffered per subscriber (StreamEvents.max_queue; 0 means the default).
 DEFAULT_EVENT_QUEUE: Final = 1000
 MAX_EVENT_QUEUE: Final = 100_000
+#: StreamEvents.recent: the latest events a new stream may start with (what the hub keeps).
+MAX_RECENT_EVENTS: Final = 1000
 #: Entries in StreamEvents.kinds (there are only 6 kinds; repeats are allowed up to this).
 MAX_EVENT_KINDS: Final = 16
 #: Longest free text (a reason) journaled from a control call, in characters.

@@ -411,12 +411,14 @@ class UpdateParamsRequest(_message.Message):
     def __init__(self, params_json: _Optional[str] = ..., params_struct: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
-    __slots__ = ("kinds", "max_queue")
+    __slots__ = ("kinds", "max_queue", "recent")
     KINDS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
     kinds: _containers.RepeatedScalarFieldContainer[EventKind]
     max_queue: int
-    def __init__(self, kinds: _Optional[_Iterable[_Union[EventKind, str]]] = ..., max_queue: _Optional[int] = ...) -> None: ...
+    recent: int
+    def __init__(self, kinds: _Optional[_Iterable[_Union[EventKind, str]]] = ..., max_queue: _Optional[int] = ..., recent: _Optional[int] = ...) -> None: ...
 
 class EventValue(_message.Message):
     __slots__ = ("string_value", "double_value", "int_value", "bool_value")
