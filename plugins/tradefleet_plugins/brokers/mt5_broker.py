@@ -1264,28 +1264,100 @@ class Mt5Broker:
         spec = self._spec(order.symbol)
         new_price = rq.on_tick(price, spec, order.side, order.order_type)
         live = ours(self._call("orders_get", ticket=ticket), self._magic)
-        sl = float(live[0].sl) if live else 0.0
-        tp = float(live[0].tp) if live else 0.0
+        if not live:
+            # TRADE_ACTION_MODIFY sets the order's SL and TP too: sent without them read, it
+            # would wipe a pending entry's own stop-loss (its position would open unprotected).
+            return (
+                ReasonCode.VENUE_UNAVAILABLE,
+                "the order could not be read before the change (its stop-loss and take-profit "
+                "are sent with it): nothing was sent; it still works as it was",
+            ), None
+        sl = float(live[0].sl)
+        tp = float(live[0].tp)
+        # The price the order works at just before the change, as the terminal holds it: a
+        # lost answer's read back is told apart from it (the broker's own may be stale, after
+        # an earlier lost answer it could not settle).
+        before = _usable_price(live[0].price_open)
         request = rq.modify_request(
             spec, ticket=ticket, price=new_price, stop_loss=sl, take_profit=tp
         )
         result = self._call("order_send", request)
-        if result is None:
-            return (ReasonCode.VENUE_REJECTED, "order_send refused the change"), None
-        retcode = int(result.retcode)
+        retcode = None if result is None else int(result.retcode)
         if retcode in (10009, 10025):
-            # The change is done whatever the read back finds: a failed read is no refusal.
-            read = ours(self._call("orders_get", ticket=ticket), self._magic)
-            held = _held_pending_price(read, new_price)
-            if held.unread:
-                log.warning("%s: moved, but %s", client_order_id, held.unread)
-            elif held.differs:
-                log.info("%s: %s", client_order_id, held.differs)
-            with self._lock:
-                self._working[client_order_id] = order._replace(price=held.price)
-            return None, held.price
-        v = verdict(retcode)
-        return ((v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"), None
+            return None, self._moved(client_order_id, ticket, new_price)
+        if retcode is None:
+            # None without a lost terminal (that raises and runs the amend again): the
+            # request may still have reached the server.
+            lost, code = "order_send answered nothing", ReasonCode.VENUE_REJECTED
+        else:
+            v = verdict(retcode)
+            if v.action is not Action.RECONCILE:
+                return ((v.code or ReasonCode.VENUE_REJECTED), f"{v.words} ({retcode})"), None
+            lost = f"{v.words} ({retcode})"
+            code = v.code or ReasonCode.UNKNOWN_OUTCOME
+        return self._settle_lost_modify(
+            client_order_id, ticket, (before, order.price), new_price, spec, (lost, code)
+        )
+
+    def _moved(self, client_order_id: str, ticket: int, sent: float) -> float:
+        """The price a done TRADE_ACTION_MODIFY left the order at, read back and kept as the
+        working order's. The change is done whatever the read back finds: a failed read is
+        no refusal."""
+        read = ours(self._call("orders_get", ticket=ticket), self._magic)
+        held = _held_pending_price(read, sent)
+        if held.unread:
+            log.warning("%s: moved, but %s", client_order_id, held.unread)
+        elif held.differs:
+            log.info("%s: %s", client_order_id, held.differs)
+        self._reprice_working(client_order_id, held.price)
+        return held.price
+
+    def _settle_lost_modify(
+        self,
+        client_order_id: str,
+        ticket: int,
+        before: tuple[float | None, float | None],
+        sent: float,
+        spec: rq.SymbolSpec,
+        lost: tuple[str, ReasonCode],
+    ) -> tuple[tuple[ReasonCode, str] | None, float | None]:
+        """A TRADE_ACTION_MODIFY whose answer was lost (``lost``: what came back, and the
+        refusal's code), settled by reading the order back as an SL/TP move's is
+        (``_stops_are``): said refused, a change the terminal applied would leave the bot's
+        book, journal and a restart's re-arm at a price the order no longer works at.
+        ``before``: the price read just before the change (None: unread), and the broker's."""
+        read = self._call("orders_get", ticket=ticket)
+        terminal = before[0]
+        last = terminal if terminal is not None else before[1]
+        found = _pending_after_doubt(
+            None if read is None else ours(read, self._magic), last, sent, spec.tick_size
+        )
+        words, code = lost
+        if found.applied and found.price is not None:
+            log.warning(
+                "%s: %s, but read back the order works at %s: amended%s",
+                client_order_id,
+                words,
+                found.price,
+                f" ({found.said})" if found.said else "",
+            )
+            self._reprice_working(client_order_id, found.price)
+            return None, found.price
+        if found.applied is False and found.price is not None:
+            self._reprice_working(client_order_id, found.price)
+            why = f"{words}; read back, the order still works at {found.price}: the change "
+            return (code, why + "was not applied"), None
+        # Unsettled: the broker keeps the last price it read (just before the change, when it
+        # could), never the one it sent and did not read; the next amend reads it first.
+        if terminal is not None:
+            self._reprice_working(client_order_id, terminal)
+        return (ReasonCode.UNKNOWN_OUTCOME, f"{words}, outcome unknown: {found.said}"), None
+
+    def _reprice_working(self, client_order_id: str, price: float) -> None:
+        with self._lock:
+            order = self._working.get(client_order_id)
+            if order is not None:
+                self._working[client_order_id] = order._replace(price=price)
 
     # -- polling: fills of resting orders, SL/TP closes, the account -------------------------
 
@@ -1700,17 +1772,71 @@ def _held_pending_price(read: Sequence[Any], sent: float) -> _HeldPrice:
     if not read:
         return _HeldPrice(sent, unread=f"the order could not be read back; {sent} sent is reported")
     given = read[0].price_open
-    try:
-        price = 0.0 if isinstance(given, bool) else float(given)
-    except (TypeError, ValueError):
-        price = 0.0
-    if not (math.isfinite(price) and price > 0.0):
+    price = _usable_price(given)
+    if price is None:
         return _HeldPrice(
             sent, unread=f"the order read back has no price ({given!r}); {sent} sent is reported"
         )
     if price != sent:
         return _HeldPrice(price, differs=f"the terminal holds {price} where {sent} was sent")
     return _HeldPrice(price)
+
+
+def _usable_price(given: Any) -> float | None:
+    """A terminal record's price as a positive finite float; None when it is not one."""
+    try:
+        price = 0.0 if isinstance(given, bool) else float(given)
+    except (TypeError, ValueError):
+        return None
+    return price if math.isfinite(price) and price > 0.0 else None
+
+
+class _AfterDoubt(NamedTuple):
+    """What a read back says of a TRADE_ACTION_MODIFY whose answer was lost
+    (``_pending_after_doubt``): ``applied`` True, the order works at ``price`` now; False, it
+    still works at ``price``, the one it had; None, nothing tells (``said`` why)."""
+
+    applied: bool | None
+    price: float | None = None
+    said: str = ""
+
+
+def _pending_after_doubt(
+    read: Sequence[Any] | None, before: float | None, sent: float, tick: float
+) -> _AfterDoubt:
+    """Whether a pending order's move to ``sent`` whose answer was lost (10012, 10031,
+    ``order_send`` None) was applied, from ``read``: the bot's records ``orders_get(ticket=…)``
+    returned after it (None: the call failed). ``before``: the price the order worked at just
+    before (None: unknown); prices match within half a ``tick``. A price that is neither is
+    the terminal's own for the move (a server holding moves on a step it does not state):
+    applied, and booked as it holds it, as a move's answer is. An order no longer resting
+    (filled, cancelled meanwhile) is the poll's to report, from the deals and history."""
+    if read is None:
+        tail = f"{before} or {sent}" if before is not None else f"{sent} or its old price"
+        return _AfterDoubt(
+            None,
+            said=f"the order could not be read back; it works at {tail} at the terminal until"
+            " a read tells (the next amend reads it first; the poll reports a fill or a cancel)",
+        )
+    if not read:
+        return _AfterDoubt(
+            None,
+            said="the terminal no longer holds it resting (filled or cancelled meanwhile):"
+            " the poll reports how it ended",
+        )
+    given = read[0].price_open
+    price = _usable_price(given)
+    if price is None:
+        return _AfterDoubt(
+            None,
+            said=f"the order read back has no price ({given!r}); the next amend reads it first",
+        )
+    half = tick / 2
+    if abs(price - sent) <= half:
+        return _AfterDoubt(True, price)
+    if before is not None and abs(price - before) <= half:
+        return _AfterDoubt(False, price)
+    return _AfterDoubt(True, price, f"the terminal holds {price} where {sent} was sent")
 
 
 def _bracket_child(order: Order) -> tuple[str, str] | None:
