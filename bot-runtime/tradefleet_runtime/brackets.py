@@ -23,6 +23,10 @@ BRACKET_SPENT_TAG = "bracket-spent"
 # at the venue, another program): booked so the bot's position, P&L and equity stay the
 # venue's, and journaled as an outside change; never an order of the bot's.
 OUTSIDE_TAG = "outside"
+# The fill of the venue's liquidation of a position (its equity fell to the maintenance
+# margin): booked as an outside change is, under an order id of the venue's, and said as a
+# liquidation.
+LIQUIDATION_TAG = "liquidation"
 
 
 _ROLE_TAGS = {"sl": STOP_LOSS_TAG, "tp": TAKE_PROFIT_TAG}
@@ -97,6 +101,7 @@ def bracket_entry(children: Sequence[Order], entry: Order | None = None) -> Orde
 
 __all__ = [
     "BRACKET_SPENT_TAG",
+    "LIQUIDATION_TAG",
     "OUTSIDE_TAG",
     "STOP_LOSS_TAG",
     "STOP_REFUSED_TAG",

@@ -29,6 +29,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
+    LIQUIDATION_TAG,
     OUTSIDE_TAG,
     STOP_LOSS_TAG,
     STOP_REFUSED_TAG,
@@ -117,6 +118,9 @@ _NONE_CLOSED: tuple[tuple[int, Trade], ...] = ()  # a fill that closed no trade
 _NO_FILLS: Mapping[str, float] = MappingProxyType({})
 
 log = logging.getLogger("tradefleet.engine")
+# Fills of changes the venue (or a person at it) made to the bot's position, under order ids
+# of none of the bot's orders: booked, and said.
+_VENUE_CHANGES = frozenset({OUTSIDE_TAG, LIQUIDATION_TAG})
 # The tag of an emergency stop's closing orders (a risk exit in the report, not a signal).
 _FLATTEN_TAG = "emergency-flatten"
 # The tag of the stop policy's closing orders (``spec.onStop.flattenPositions``).
@@ -1213,14 +1217,20 @@ class Engine:
         ``OUTSIDE_TAG`` so position, P&L and equity stay the venue's. Said loudly, as a stop
         cancelled outside the bot is."""
         what = "closed" if abs(held) < 1e-12 else "reduced"
+        liquidated = fill.reason == LIQUIDATION_TAG
+        by = (
+            "by the venue's liquidation (equity at the maintenance margin)"
+            if liquidated
+            else ("outside the bot")
+        )
         message = (
-            f"{fill.symbol}: position {what} outside the bot: venue execution {fill.fill_id}, "
+            f"{fill.symbol}: position {what} {by}: venue execution {fill.fill_id}, "
             f"{fill.side} {fill.quantity:g} at {fill.price:g} (fee {fill.fee:g}); booked, the "
             f"bot now holds {held:g}"
         )
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
-            "position_changed_outside",
+            "position_liquidated" if liquidated else "position_changed_outside",
             message,
             {
                 "client_order_id": fill.client_order_id,
@@ -1445,7 +1455,7 @@ class Engine:
             else _NONE_CLOSED
         )
         self.journal.record_fill(fill, position, status, closed)
-        if order is None and fill.reason == OUTSIDE_TAG:
+        if order is None and fill.reason in _VENUE_CHANGES:
             self._changed_outside(fill, position.quantity)
         if order is not None and (
             order.parent_id is not None
@@ -2824,7 +2834,7 @@ class Engine:
         ]
         self.journal.record_fill(fill, portfolio.positions[fill.symbol], status, closed)
         self.stats.fills += 1
-        if fill.reason == OUTSIDE_TAG:
+        if fill.reason in _VENUE_CHANGES:
             self._changed_outside(fill, portfolio.positions[fill.symbol].quantity)
 
     def degrade(self, reason: str) -> None:

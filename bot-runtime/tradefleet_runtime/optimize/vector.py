@@ -68,6 +68,9 @@ class VectorTerms:
     initial_capital: float
     timeframe_s: int
     fractional: FractionalSizing | None = None  # sized from equity at each turn instead
+    # The paper broker's liquidation (its ``maintenance_margin_rate``; 0: none): a run that
+    # reaches it is the event engine's to simulate.
+    maintenance_margin_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ def vector_terms(
         initial_capital=initial_capital,
         timeframe_s=timeframe_s,
         fractional=fractional,
+        maintenance_margin_rate=float(params.get("maintenance_margin_rate") or 0.0),
     )
 
 
@@ -253,6 +257,10 @@ def run_plan(
     value = position * columns.close[traded]
     equity = cash[last_fill] + value
     exposure = np.abs(value)
+    liquidated = _liquidated_at(columns, traded, position, cash, last_fill, terms)
+    if liquidated is not None:
+        at = int(columns.ts[liquidated])
+        return f"the position would be liquidated at {at} (the engine simulates it)"
     # A position still held at the end is a trade closed at the last close, as a backtest's
     # figures and report count it (the engine's ``end_of_data_trades``).
     end = (int(columns.ts[-1]) + terms.timeframe_s, float(columns.close[-1])) if count else (0, 0.0)
@@ -277,6 +285,41 @@ def run_plan(
         history_bars=history,
         orders=int(bar.size),
     )
+
+
+def _liquidated_at(
+    columns: BarColumns,
+    traded: Ints,
+    position: Floats,
+    cash: Floats,
+    last_fill: Ints,
+    terms: VectorTerms,
+) -> int | None:
+    """The first bar at which the paper broker would liquidate the run's position (its equity
+    at the maintenance margin: ``paper_liquidation``'s rule, one symbol), or None: at its
+    open, with the position held before its fills, and over its range, with the one after.
+    The vectorised path does not simulate a liquidation; finding one, it leaves the run to the
+    event engine."""
+    rate = terms.maintenance_margin_rate
+    if rate <= 0.0 or not traded.size:
+        return None
+    after = cash[last_fill]
+    # The position and cash before each traded bar's fills: the previous traded bar's close.
+    held_before = np.concatenate(([0.0], position[:-1]))
+    cash_before = np.concatenate(([terms.initial_capital], after[:-1]))
+    opens = columns.open[traded]
+    lows, highs = columns.low[traded], columns.high[traded]
+
+    def crossed(q: Floats, c: Floats, long_price: Floats, short_price: Floats) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            long_at = -c / (q * (1.0 - rate))
+            short_at = c / (-q * (1.0 + rate))
+        return ((q > 0.0) & (long_price <= long_at)) | ((q < 0.0) & (short_price >= short_at))
+
+    hit = crossed(held_before, cash_before, opens, opens) | crossed(position, after, lows, highs)
+    if not hit.any():
+        return None
+    return int(traded[int(np.argmax(hit))])
 
 
 def _fractional_sizes(

@@ -40,7 +40,9 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: on an "amended" answer, the price the venue says the order holds (booked and journaled).
 #: The ``restores-state`` risk capability: a plugin's own state, journaled as it changes,
 #: handed back after a restart.
-CONTRACT_VERSION = "1.16"
+#: 1.17: ``LIQUIDATION_TAG``: the fill of the venue's liquidation of a position (booked as an
+#: outside change is, its own exit kind).
+CONTRACT_VERSION = "1.17"
 
 
 def contract_major(version: str) -> str:

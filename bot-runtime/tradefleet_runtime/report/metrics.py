@@ -25,6 +25,7 @@ import numpy as np
 
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
+    LIQUIDATION_TAG,
     OUTSIDE_TAG,
     STOP_LOSS_TAG,
     STOP_REFUSED_TAG,
@@ -146,6 +147,7 @@ TAKE_PROFIT = "take-profit"
 SIGNAL = "signal"
 RISK = "risk"
 OUTSIDE = "outside"  # closed at the venue by someone else (a person, another program)
+LIQUIDATION = "liquidation"  # closed by the venue: equity at the maintenance margin
 # No reason recorded: trades of a journal from before reasons were kept (schema 4), whose
 # migration could only give them ''. Not "signal": that would say the strategy chose them.
 UNKNOWN = "unknown"
@@ -159,12 +161,14 @@ _RISK_REASONS = frozenset(
 
 def exit_kind(reason: str) -> str:
     """stop-loss, take-profit, risk, end of data, outside (closed at the venue by someone
-    else, booked by the broker), unknown (none recorded), or signal (the strategy's own
-    exits)."""
+    else, booked by the broker), liquidation (closed by the venue, the account's equity at its
+    maintenance margin), unknown (none recorded), or signal (the strategy's own exits)."""
     if not reason:
         return UNKNOWN
     if reason == OUTSIDE_TAG:
         return OUTSIDE
+    if reason == LIQUIDATION_TAG:
+        return LIQUIDATION
     if reason in _STOP_REASONS:
         return STOP_LOSS
     if reason in _TARGET_REASONS:

@@ -29,6 +29,7 @@ import numpy as np
 from tradefleet_runtime.model import END_OF_DATA, Trade
 from tradefleet_runtime.report.bars import OHLC
 from tradefleet_runtime.report.metrics import (
+    LIQUIDATION,
     OUTSIDE,
     RISK,
     SIGNAL,
@@ -54,6 +55,7 @@ MARKERS: dict[str, tuple[str, str]] = {
     f"exit: {RISK}": ("D", "#7b3294"),
     f"exit: {END_OF_DATA}": ("s", "#636363"),
     f"exit: {OUTSIDE}": ("P", "#e08214"),
+    f"exit: {LIQUIDATION}": ("h", "#67001f"),
     f"exit: {UNKNOWN}": ("p", "#969696"),
 }
 OVERLAY_COLOURS = ("#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")

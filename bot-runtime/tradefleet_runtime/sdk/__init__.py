@@ -42,6 +42,7 @@ from tradefleet_runtime.bar_columns import (
     fast_csv_columns,
 )
 from tradefleet_runtime.brackets import (
+    LIQUIDATION_TAG,
     OUTSIDE_TAG,
     STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
@@ -190,6 +191,7 @@ __all__ = [
     "DEFAULT_HISTORY",
     "EMA",
     "EXTENSIONS",
+    "LIQUIDATION_TAG",
     "MACD",
     "OUTSIDE_TAG",
     "RETRACEMENTS",

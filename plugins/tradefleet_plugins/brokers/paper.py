@@ -13,6 +13,14 @@ Fill rules (the engine's promise to strategy authors):
   Children of an entry that filled inside a bar (not at its open) may only stop out on that
   same bar: the path after the entry is unknown, so the worse outcome is assumed.
 - A fill that would leave margin (gross notional / leverage) above equity is rejected.
+- Liquidation (``maintenance_margin_rate``, 0.005 by default; 0: off): the account is one
+  cross-margin wallet, and when its equity falls to that fraction of its gross notional the
+  position is closed at the price where they meet (``paper_liquidation``), or at the bar's open
+  when it opened beyond it, with ``fee_bps`` plus ``liquidation_fee_bps``; the fill's reason is
+  ``liquidation`` and its order id ``liquidation:<symbol>:<bar time>``, none of the bot's. The
+  symbol's working orders are cancelled (``cancelled_by_venue``). Inside a bar, the bot's own
+  stop that the price reaches first (a long's at or above the liquidation price) fills first;
+  otherwise the liquidation comes first. A long at leverage 1 is never liquidated.
 - Funding (``funding_rate``, off by default): at each funding time (00:00 UTC and every
   ``funding_interval_h`` after) a position pays ``quantity × price × rate`` (a long pays a
   positive rate, a short receives it). It is settled on the symbol's first bar opening at or
@@ -52,9 +60,14 @@ from tradefleet_plugins.brokers.paper_funding_history import (
     next_funding_time,
     uncovered,
 )
+from tradefleet_plugins.brokers.paper_liquidation import (
+    liquidation_fill_price,
+    liquidation_price,
+)
 from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBrokerParams
 from tradefleet_plugins.feeds.csv_time import format_time
 from tradefleet_runtime.sdk import (
+    LIQUIDATION_TAG,
     Bar,
     BrokerContext,
     CashFlow,
@@ -105,6 +118,14 @@ class PaperBroker:
         ) / 10_000.0
         self._slip = params.slippage_bps / 10_000.0
         self._leverage = params.leverage
+        self._mm_rate = params.maintenance_margin_rate
+        self._liquidation_fee = (params.fee_bps + params.liquidation_fee_bps) / 10_000.0
+        # Each held symbol's liquidation price (``paper_liquidation``), a long's as is and a
+        # short's negated, so that one comparison a bar tells (a symbol no price liquidates is
+        # absent). Kept true after every fill and payment; with more than one symbol held
+        # (``_several``) the others' marks move it, and a bar's symbol's is worked out again.
+        self._guards: dict[str, float] = {}
+        self._several = False
         # The account as matching sees it: cash, the signed quantity per symbol (a symbol stays
         # once it has traded, flat or not) and the last price of each symbol.
         self._cash = 0.0
@@ -165,10 +186,15 @@ class PaperBroker:
         histories = self._histories
         self._funding_histories = {s: histories[s] for s in ctx.symbols if s in histories}
         self._funding_symbols = frozenset(self._funding_rates) | frozenset(self._funding_histories)
-        if self._funding_symbols:
-            # Only an account paying funding looks for funding times on every bar: without
-            # it (the default) the per-bar path is the one it always was, at no cost.
-            self.on_bar = self._on_bar_funded  # type: ignore[method-assign]
+        if (
+            self._mm_rate <= 0.0
+            and not self._funding_symbols
+            and type(self).on_bar is PaperBroker.on_bar
+        ):
+            # An account that is never liquidated and pays no funding has nothing to look for
+            # on a bar but its orders: the lean path. (Not for a subclass's own ``on_bar``,
+            # which an instance attribute would hide.)
+            self.on_bar = self._on_bar_plain  # type: ignore[method-assign]
 
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -357,6 +383,7 @@ class PaperBroker:
         self._fill_count = len(fills)
         # A position held since its last fill owes the funding times after that fill.
         self._owe_funding_after((fill.symbol, fill.ts) for fill in fills)
+        self._guard_all()
 
     def restore_cash_flows(self, flows: Sequence[CashFlow]) -> None:
         """After ``restore_account``: the payments outside fills (this broker's funding) the
@@ -365,45 +392,169 @@ class PaperBroker:
         for flow in flows:
             self._cash += flow.amount
         self._owe_funding_after((flow.symbol, flow.ts) for flow in flows)
+        self._guard_all()
 
     def on_bar(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """A bar of the account: a bar that owes funding, or reaches its symbol's liquidation
+        price, takes the slow path (``_guarded_bar``); any other is matched against the
+        symbol's working orders, for a dictionary read and a comparison more than
+        ``_on_bar_plain``, which ``connect`` puts in place when neither can happen."""
         symbol = bar[0]
-        # Every symbol's last close (only those with a position are ever read: the margin check).
-        self._marks[symbol] = bar[6]
-        working = self._working.get(symbol)
-        if not working:
-            return _EMPTY
-        return self._match(bar, working)
-
-    # -- funding -----------------------------------------------------------------------------
-
-    def _on_bar_funded(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
-        """``on_bar`` of an account paying funding (``connect`` puts it in place): the same,
-        with one comparison more a bar. Kept a copy, not a call of ``on_bar``, which would
-        cost a call a bar."""
-        symbol = bar[0]
+        # Every symbol's last close (those with a position are read: margin, liquidation).
         self._marks[symbol] = bar[6]
         if bar[2] >= self._funding_due:
-            return self._funded_bar(bar)
+            return self._guarded_bar(bar)
+        guards = self._guards
+        if guards:  # a position some price liquidates
+            if self._several:
+                self._guard(symbol)  # the other symbols' marks moved it
+            guard = guards.get(symbol)
+            if guard is not None and (bar[5] <= guard if guard > 0.0 else bar[4] >= -guard):
+                return self._guarded_bar(bar)
         working = self._working.get(symbol)
         if not working:
             return _EMPTY
         return self._match(bar, working)
 
-    def _funded_bar(self, bar: Bar) -> list[Fill | OrderUpdate | CashFlow]:
-        """A bar opening at or after a funding time some position owes: the bar's symbol
-        settles what it owes (before the bar's fills: the position held at that time), then
-        the bar is matched as any other."""
+    def _on_bar_plain(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """``on_bar`` of an account with no funding and no liquidation."""
+        symbol = bar[0]
+        self._marks[symbol] = bar[6]
+        working = self._working.get(symbol)
+        if not working:
+            return _EMPTY
+        return self._match(bar, working)
+
+    # -- liquidation -------------------------------------------------------------------------
+
+    def _guarded_bar(self, bar: Bar) -> list[Fill | OrderUpdate | CashFlow]:
+        """A bar that owes funding or may liquidate: funding first (the position held at that
+        time), then the bar's open (a gap beyond the liquidation price liquidates before any
+        order), its market orders, and inside the bar the liquidation or the bot's stop the
+        price reaches first; then the rest of its orders, and the liquidation price again."""
         events: list[Fill | OrderUpdate | CashFlow] = []
         symbol = bar[0]
+        ts = bar[2]
+        self._now = ts
         due = self._funding_next.get(symbol)
-        if due is not None and due <= bar[2]:
+        if due is not None and due <= ts:
             events.extend(self._settle_funding(symbol, due, bar))
             self._funding_due = min(self._funding_next.values(), default=_INF)
+            self._guard_all()  # the cash moved
+        held = self._held.get(symbol, 0.0)
+        price = self._liquidation_at(symbol)
+        if price is not None and (bar[3] <= price if held > 0.0 else bar[3] >= price):
+            events.extend(self._liquidate(symbol, bar[3], bar))
+            return events
         working = self._working.get(symbol)
+        matched: list[Fill | OrderUpdate] = []
         if working:
-            events.extend(self._match(bar, working))
+            self._match_open(bar, working, matched)
+        events.extend(matched)
+        for stage in range(2):
+            held = self._held.get(symbol, 0.0)
+            price = self._liquidation_at(symbol)
+            at = (
+                None
+                if price is None
+                else liquidation_fill_price(held, price, bar[3], bar[4], bar[5])
+            )
+            if at is not None and (stage or not self._stop_first(symbol, held, price, bar)):
+                events.extend(self._liquidate(symbol, at, bar))
+                return events
+            if stage == 0 and working:
+                matched = []
+                self._match_rest(bar, working, matched)
+                events.extend(matched)
         return events
+
+    def _stop_first(self, symbol: str, held: float, price: float | None, bar: Bar) -> bool:
+        """Whether the bot's own stop closing ``symbol``'s position triggers in ``bar`` before
+        the price reaches its liquidation price ``price`` (a long's sell stop at or above it,
+        a short's buy stop at or below it): it is then filled first, as on the venue."""
+        if price is None:
+            return False
+        closing = Side.SELL if held > 0.0 else Side.BUY
+        for order in self._working.get(symbol, ()):
+            if order.order_type is not _STOP or order.side is not closing or order.price is None:
+                continue
+            if held > 0.0 and price <= order.price and bar[5] <= order.price:
+                return True
+            if held < 0.0 and price >= order.price and bar[4] >= order.price:
+                return True
+        return False
+
+    def _liquidation_at(self, symbol: str) -> float | None:
+        """``symbol``'s liquidation price now (the other symbols at their marks)."""
+        self._guard(symbol)
+        guard = self._guards.get(symbol)
+        if guard is None:
+            return None
+        return guard if guard > 0.0 else -guard
+
+    def _guard(self, symbol: str) -> None:
+        """Work out ``symbol``'s liquidation price into ``_guards`` (absent: none)."""
+        held = self._held.get(symbol, 0.0)
+        price = None
+        if held:
+            rest = self._cash
+            gross = 0.0
+            marks = self._marks
+            for other, quantity in self._held.items():
+                if quantity and other != symbol:
+                    mark = marks[other]
+                    rest += quantity * mark
+                    gross += abs(quantity) * mark
+            price = liquidation_price(held, rest, gross, self._mm_rate)
+        if price is None:
+            self._guards.pop(symbol, None)
+        else:
+            self._guards[symbol] = price if held > 0.0 else -price
+
+    def _guard_all(self) -> None:
+        """Every held symbol's liquidation price again (the cash or a position changed)."""
+        if self._mm_rate <= 0.0:
+            return
+        held = [symbol for symbol, quantity in self._held.items() if quantity]
+        self._several = len(held) > 1
+        self._guards.clear()
+        for symbol in held:
+            self._guard(symbol)
+
+    def _liquidate(self, symbol: str, price: float, bar: Bar) -> list[Fill | OrderUpdate]:
+        """The venue closes ``symbol``'s whole position at ``price`` and cancels the symbol's
+        working orders (after the fill: the bot sees the position gone, then its orders)."""
+        held = self._held[symbol]
+        ts = bar[2]
+        quantity = abs(held)
+        side = Side.SELL if held > 0.0 else _BUY
+        fee = quantity * price * self._liquidation_fee
+        order_id = f"{LIQUIDATION_TAG}:{symbol}:{ts}"
+        self._fill_count += 1
+        fill = Fill(order_id, symbol, side, quantity, price, fee, ts, order_id, LIQUIDATION_TAG)
+        self._cash += held * price - fee
+        self._held[symbol] = 0.0
+        self._marks[symbol] = price
+        if self._keep:
+            self._fills.append(fill)
+        events: list[Fill | OrderUpdate] = [fill]
+        for order in list(self._working.get(symbol, ())):
+            self._drop(order)
+            self._final[order.client_order_id] = (_CANCELLED, ts)
+            events.append(
+                OrderUpdate(
+                    order.client_order_id,
+                    OrderStatus.CANCELLED,
+                    ts,
+                    "cancelled by the venue: the position was liquidated",
+                    code=ReasonCode.CANCELLED_BY_VENUE,
+                )
+            )
+        self._owe_funding_after(((symbol, ts),))
+        self._guard_all()
+        return events
+
+    # -- funding -----------------------------------------------------------------------------
 
     def _settle_funding(self, symbol: str, due: int, bar: Bar) -> list[CashFlow]:
         """``symbol``'s payments for the funding times from ``due`` to ``bar``'s open, each at
@@ -496,10 +647,16 @@ class PaperBroker:
             self._stop_only_until.pop(order.client_order_id, None)
 
     def _match(self, bar: Bar, working: list[Order]) -> list[Fill | OrderUpdate]:
-        ts = bar[2]
-        self._now = ts
+        self._now = bar[2]
         events: list[Fill | OrderUpdate] = []
-        # 1. Market orders at the open (the common case: often the only orders working).
+        self._match_open(bar, working, events)
+        if working:
+            self._match_rest(bar, working, events)
+        return events
+
+    def _match_open(self, bar: Bar, working: list[Order], events: list[Fill | OrderUpdate]) -> None:
+        """Market orders at the open (the common case: often the only orders working)."""
+        ts = bar[2]
         ready = [order for order in working if order[4] is _MARKET and order[11] <= ts]
         if ready:
             by_id = self._by_id
@@ -509,10 +666,11 @@ class PaperBroker:
                 if order[0] in by_id:
                     price = buy_price if order[2] is _BUY else sell_price
                     self._execute(order, price, bar, self._fee, fill_reason(order), events, True)
-        if not working:
-            return events
-        # 2. Resting orders; one-cancels-other groups resolved together. Children born in a pass
-        # (brackets of an entry that just filled) get their own pass over the same bar.
+
+    def _match_rest(self, bar: Bar, working: list[Order], events: list[Fill | OrderUpdate]) -> None:
+        """Resting orders; one-cancels-other groups resolved together. Children born in a pass
+        (brackets of an entry that just filled) get their own pass over the same bar."""
+        ts = bar[2]
         seen: set[str] = set()
         for _pass in range(3):
             resting = [
@@ -526,7 +684,6 @@ class PaperBroker:
                 break
             seen.update(order.client_order_id for order in resting)
             self._match_resting(bar, resting, events)
-        return events
 
     def _trigger(self, order: Order, bar: Bar) -> tuple[float, bool] | None:
         """(fill price, triggered at the open) if ``bar`` triggers ``order``, else None."""
@@ -658,6 +815,8 @@ class PaperBroker:
         self._cash -= signed * price + fee
         self._held[symbol] = netted_quantity(held, signed)
         self._marks[symbol] = price
+        if self._mm_rate:
+            self._guard_all()
         if not held and self._funding_symbols:
             # A position opened from flat owes the funding times after this fill.
             self._owe_funding_after(((symbol, ts),))

@@ -56,6 +56,26 @@ class PaperBrokerParams(PluginParams):
         description="Account leverage: an order is rejected when margin (notional / leverage) "
         "would exceed equity.",
     )
+    maintenance_margin_rate: float = Field(
+        default=0.005,
+        ge=0.0,
+        lt=0.5,
+        description="Liquidation: when the account's equity falls to this fraction of its gross "
+        "notional (its maintenance margin), the venue closes the position at the price where "
+        "they meet (the bar's open when it gapped beyond), cancels the symbol's working orders, "
+        "and the fill's reason is `liquidation`. Binance and Bybit state it per symbol and tier "
+        "(0.004-0.005 for BTC and ETH perpetuals, more for others); MT5's stop-out level is "
+        "this too (50 % of the margin at 1:100 is 0.005). A long not borrowing "
+        "(leverage 1) is never liquidated. 0: never liquidated (equity may go below zero).",
+    )
+    liquidation_fee_bps: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="Charged on a liquidation's notional besides `fee_bps` (basis points): "
+        "some venues keep what is left of the maintenance margin (Binance's liquidation "
+        "clearance fee); 0: the taker fee only.",
+    )
     # Funding of perpetual futures. Bounded at ±1 % an interval: venues cap it lower (Bybit
     # ±0.375 % on BTC), so a value beyond is a percent written as a fraction or a typo.
     funding_rate: float = Field(
