@@ -284,15 +284,15 @@ def test_a_restart_between_the_replacements_fills_counts_each_fill_once(tmp_path
         )
         assert plan.missed_fills == ()
         assert plan.mismatches == ()
-        [adopted] = plan.adopted  # the replacement, still working, under its venue id
-        assert adopted.client_order_id == f"{CID}-a1"
-        assert (adopted.quantity, adopted.filled_quantity) == pytest.approx((0.6, 0.3))
+        [adopted] = plan.adopted  # the bot's order, working as its replacement, whole
+        assert adopted.client_order_id == CID
+        assert (adopted.quantity, adopted.filled_quantity) == pytest.approx((1.0, 0.7))
 
         harness.trade_through(49_400.0)
-        harness.wait_for(lambda _e: harness.final(f"{CID}-a1") is not None)
+        harness.wait_for(lambda _e: harness.final(CID) is not None)
         _settled(harness)
         later = [e for e in harness.events if isinstance(e, Fill) and e not in booked]
-        assert [f.client_order_id for f in later] == [f"{CID}-a1"]
+        assert [f.client_order_id for f in later] == [CID]
         every = [*booked, *later]
         assert sorted(f.fill_id for f in every) == sorted(_venue_trade_ids(harness))
         assert sum(Decimal(str(f.quantity)) for f in every) == _btc(harness) - btc_before

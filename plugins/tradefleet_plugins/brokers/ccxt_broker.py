@@ -44,7 +44,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -110,6 +110,7 @@ from tradefleet_runtime.sdk import (
     bracket_role,
     child_order_id,
     fill_reason,
+    original_order_id,
     venue_replacement_id,
 )
 
@@ -229,6 +230,19 @@ class _Tracked:
     def trades_from_ms(self) -> int:
         """The earliest venue time its trades (those this broker reports) can carry."""
         return (self.adopted_ms or self.tracked_ms) - _CLOCK_MARGIN_MS
+
+
+@dataclass(frozen=True)
+class _Copies:
+    """An order an earlier run amended by cancel-replace, as the venue lists its copies
+    (``<id>``, ``<id>-a1``, …): the newest one (the venue's client id and the amendment
+    number), what the ones it replaced executed, and when the first was placed."""
+
+    venue_cid: str
+    replaced: int
+    prior: float
+    venue_ids: frozenset[str]  # every copy's venue order id
+    created_ms: int
 
 
 @dataclass
@@ -945,6 +959,14 @@ class CcxtBroker:
         """The bot's own id of an order the venue names ``venue_cid``."""
         return bot_client_id(venue_cid, self._dialect)
 
+    def _order_of(self, venue_cid: str) -> str:
+        """The order the venue names ``venue_cid``, by the bot's id (``_bot_cid``): a copy a
+        cancel-replace placed for one of the bot's orders (``<id>-a<n>``) is ``<id>``."""
+        named = self._bot_cid(venue_cid)
+        own = _amendment(named)[0]
+        mine = self._ctx is not None and own.startswith(bot_prefix(self._ctx.identity_seed))
+        return own if mine else named
+
     def _report(self, row: dict[str, Any], bot_symbol: str) -> OrderReport:
         report = report_of(row, bot_symbol)
         own = self._bot_cid(report.client_order_id)
@@ -1440,13 +1462,13 @@ class CcxtBroker:
         return None
 
     async def _follow_working(
-        self, report: OrderReport, market: str, row: dict[str, Any]
+        self, report: OrderReport, market: str, row: dict[str, Any], copies: _Copies | None = None
     ) -> _Tracked:
         """``_follow``, and on spot what the account holds of what filled before."""
-        tracked = self._follow(report, market)
+        tracked = self._follow(report, market, copies)
         tracked.list_id = _list_id(row)
         if not self._linear and report.filled_quantity > _EPS:
-            await self._hold_adopted(tracked, row, report.symbol)
+            await self._hold_adopted(tracked, row, report.symbol, copies)
         return tracked
 
     async def _count_from(self, told: dict[str, Decimal]) -> None:
@@ -1462,12 +1484,23 @@ class CcxtBroker:
             told[fill.symbol] = _counted_after(told.get(fill.symbol, Decimal(0)), fill, reduce_only)
         self._counted = told
 
-    async def _hold_adopted(self, tracked: _Tracked, row: dict[str, Any], bot_symbol: str) -> None:
+    async def _hold_adopted(
+        self,
+        tracked: _Tracked,
+        row: dict[str, Any],
+        bot_symbol: str,
+        copies: _Copies | None = None,
+    ) -> None:
         """What the account holds of a spot order's fills before it was adopted: its trades'
         fees in the asset are not held (``held_quantity``), and the children of a bracket
-        entry sized on the gross amount would sell more than the account has."""
+        entry sized on the gross amount would sell more than the account has. An order a
+        cancel-replace amended counts the trades of every copy (``copies``), as one order."""
         venue_id = tracked.venue_id or str(row.get("id") or "")
         created_ms = int(float(row.get("timestamp") or 0) or tracked.adopted_ms)
+        venue_ids = {venue_id}
+        if copies is not None:
+            venue_ids |= copies.venue_ids
+            created_ms = min(created_ms, copies.created_ms or created_ms)
         seen = tracked.seen
         try:
             trades = await self._well_formed(tracked.market, created_ms - _CLOCK_MARGIN_MS)
@@ -1480,9 +1513,11 @@ class CcxtBroker:
             )
             return
         before = [
-            trade
+            # One order: a rest below the lot step carries from copy to copy, as the
+            # running broker counted them (one ``_Tracked``).
+            {**trade, "order": venue_id}
             for trade in trades
-            if str(trade.get("order") or "") == venue_id
+            if str(trade.get("order") or "") in venue_ids
             # Later ones are the poller's to report (and to count).
             and int(trade.get("timestamp") or 0) < tracked.adopted_ms
         ]
@@ -1498,13 +1533,16 @@ class CcxtBroker:
             if tracked.seen == seen:  # no later fill counted meanwhile (with no dust)
                 tracked.dust = terms.dust  # the last one's (in the venue's order) carries on
 
-    def _follow(self, report: OrderReport, market: str) -> _Tracked:
+    def _follow(self, report: OrderReport, market: str, copies: _Copies | None = None) -> _Tracked:
         """Track a working order of the bot's that this broker object did not send.
 
         An order with a bracket child's id (``<entry>-sl``/``-tp``: the bot's own ids) is
         followed as that child: its fill cancels its sibling (one-cancels-other, as for the
         children this object places), its fill's reason is the bot's tag, and a Binance USDⓈ-M
         take-profit is looked for among the conditional orders when cancelled (``_algo``).
+        An order an earlier run amended by cancel-replace (``copies``; ``report`` is the whole
+        order's, under the bot's id) is followed at its newest copy, as that run left it: a
+        poll reads that copy and adds what the ended ones executed, a next amend replaces it.
         """
         client_order_id = report.client_order_id
         child = bracket_role(client_order_id)
@@ -1534,6 +1572,11 @@ class CcxtBroker:
             adopted_ms=int(time.time() * 1000),
             venue_cid=self._vcid(client_order_id),
         )
+        if copies is not None:
+            tracked.venue_cid, tracked.replaced = copies.venue_cid, copies.replaced
+            tracked.prior = copies.prior
+            for venue_id in copies.venue_ids:  # their trades are the order's too
+                self._by_venue_id[venue_id] = client_order_id
         self._tracked[client_order_id] = tracked
         self._by_venue_id[report.venue_order_id] = client_order_id
         self._wake_poller()
@@ -2790,8 +2833,9 @@ class CcxtBroker:
         prefix = bot_prefix(self._ctx.identity_seed) if self._ctx is not None else None
         lists: _Lists = {}
         for bot_symbol, market in self._markets.items():
-            for row in await self._orders_since(market, since_ts * 1000, lists):
-                report = self._report(row, bot_symbol)
+            rows = await self._orders_since(market, since_ts * 1000, lists)
+            listed = [(self._report(row, bot_symbol), row) for row in rows]
+            for report, row, copies in await self._whole_orders(listed, market):
                 if report.status.is_final and report.ts < since_ts:
                     continue
                 reports.append(report)
@@ -2805,29 +2849,132 @@ class CcxtBroker:
                     # reports without re-sending them: follow them from here on, so their
                     # later fills and end reach the bot as events (earlier fills are the
                     # reconciler's, from fill_reports).
-                    await self._follow_working(report, market, row)
+                    await self._follow_working(report, market, row, copies)
         return reports
+
+    async def _whole_orders(
+        self, listed: list[tuple[OrderReport, dict[str, Any]]], market: str
+    ) -> list[tuple[OrderReport, dict[str, Any], _Copies | None]]:
+        """The venue's rows (``listed``: each with its report) as the bot's orders. The copies
+        of an order amended by cancel-replace (``<id>``, ``<id>-a1``, …) are one order, the
+        bot's ``<id>``: reported as its newest copy with the whole order's quantity and what
+        every copy executed, as ``query_order`` answers while the bot runs. Listed one by one,
+        start-up reconciliation would close the bot's order (its first copy is cancelled) and
+        adopt the newest copy as an order of its own, for the rest only."""
+        prefix = bot_prefix(self._ctx.identity_seed) if self._ctx is not None else None
+        groups: dict[str, list[tuple[int, OrderReport, dict[str, Any]]]] = {}
+        for report, row in listed:
+            own, amendment = _amendment(report.client_order_id)
+            if prefix is None or not own.startswith(prefix):
+                own, amendment = report.client_order_id, 0  # not the bot's: as it is
+            groups.setdefault(own, []).append((amendment, report, row))
+        whole: list[tuple[OrderReport, dict[str, Any], _Copies | None]] = []
+        for own, members in groups.items():
+            if all(amendment == 0 for amendment, _, _ in members):
+                whole.extend((report, row, None) for _, report, row in members)
+            else:
+                whole.extend(await self._as_one_order(own, members, market))
+        return whole
+
+    async def _as_one_order(
+        self, own: str, members: list[tuple[int, OrderReport, dict[str, Any]]], market: str
+    ) -> list[tuple[OrderReport, dict[str, Any], _Copies]]:
+        """``_whole_orders`` of one amended order: ``members`` are its copies the venue
+        listed (amendment number, report, row). A limit order's copy the list left out (older
+        than its start) is looked up by its id: what it executed is the order's. A stop's are
+        not (a stop's copy executes only once triggered, whole, and then it is not replaced:
+        a trailing stop moved a hundred times would cost a hundred look-ups)."""
+        newest = max(amendment for amendment, _, _ in members)
+        limit = any(
+            report.order_type is OrderType.LIMIT
+            for amendment, report, _ in members
+            if amendment == newest
+        )
+        executed: dict[int, float] = {}
+        venue_ids: set[str] = set()
+        created: list[int] = []
+
+        def take(amendment: int, report: OrderReport, row: dict[str, Any]) -> None:
+            venue_ids.add(report.venue_order_id)
+            created.append(int(row.get("timestamp") or 0))
+            if amendment < newest:
+                # A venue may list an order twice (a triggered conditional order).
+                executed[amendment] = max(executed.get(amendment, 0.0), report.filled_quantity)
+                if not report.status.is_final:
+                    self._earlier_copy_open(own, report, market)
+
+        for amendment, report, row in members:
+            take(amendment, report, row)
+        for amendment in range(newest if limit else 0):
+            if amendment in executed:
+                continue
+            copy = venue_replacement_id(own, amendment) if amendment else own
+            found = await self._lookup(copy, market)
+            if found is not None:  # None: never placed (nothing of it executed)
+                take(amendment, self._report(found, self._bot_symbols[market]), found)
+        prior = sum(executed.values())
+        copies = _Copies(
+            self._vcid(venue_replacement_id(own, newest)),
+            newest,
+            prior,
+            frozenset(venue_ids - {""}),
+            min((stamp for stamp in created if stamp > 0), default=0),
+        )
+        return [
+            (_as_whole_order(report, own, prior), row, copies)
+            for amendment, report, row in members
+            if amendment == newest
+        ]
+
+    def _earlier_copy_open(self, own: str, report: OrderReport, market: str) -> None:
+        """A copy of ``own`` that a later one replaced is still open at the venue: on Binance
+        USDⓈ-M a resized conditional order whose cancel had failed when the earlier run
+        stopped (a cancel-replace on spot cancels first). Cancelled with each poll, as that run
+        was doing; never followed as the order."""
+        copy = (market, report.venue_order_id, self._vcid(report.client_order_id))
+        if self._dialect is Dialect.BINANCE_USDM:
+            if copy not in self._stale:
+                self._stale.append(copy)
+                self._wake_poller()
+            what = "cancelled with each poll"
+        else:
+            what = "left to a person"
+        log.warning(
+            "ccxt broker: %s: its earlier copy %s (venue id %s) is still open at the venue; %s",
+            own,
+            report.client_order_id,
+            report.venue_order_id,
+            what,
+        )
 
     async def _fill_reports(self, since_ts: int) -> list[Fill]:
         venue = self._venue
         assert venue is not None
         fills: list[Fill] = []
         lists: _Lists = {}
+        prefix = bot_prefix(self._ctx.identity_seed) if self._ctx is not None else None
         for bot_symbol, market in self._markets.items():
             rows = await self._orders_since(market, since_ts * 1000 - 86_400_000, lists)
+            # A copy a cancel-replace placed (``<id>-a<n>``) is the bot's order ``<id>``.
             ids = {
-                str(row.get("id")): self._bot_cid(str(row.get("clientOrderId") or ""))
+                str(row.get("id")): self._order_of(str(row.get("clientOrderId") or ""))
                 for row in rows
             }
+            one = _one_order_key(ids, prefix)
             since_ms = since_ts * 1000
             trades = await self._well_formed(market, since_ms, lists)
             counted_from = trades
             if not self._linear:
                 # A spot fill's count carries its order's earlier rests below the lot step (as
-                # the poller counted them): read its orders' trades from the first one's start.
-                created = {str(row.get("id")): int(row.get("timestamp") or 0) for row in rows}
+                # the poller counted them): read its orders' trades from the first one's start
+                # (an amended order's: its first copy's).
+                created: dict[str, int] = {}
+                for row in rows:
+                    key = one(str(row.get("id")))
+                    stamp = int(row.get("timestamp") or 0)
+                    created[key] = min(created.get(key, stamp), stamp)
                 first = min(
-                    (created.get(str(t.get("order") or ""), since_ms) for t in trades),
+                    (created.get(one(str(t.get("order") or "")), since_ms) for t in trades),
                     default=since_ms,
                 )
                 if first < since_ms:
@@ -2841,13 +2988,14 @@ class CcxtBroker:
             # before ``since_ts`` (told before these reports: ``restore_positions``; flat when
             # it was not).
             closing = {
-                venue_id
+                one(venue_id)
                 for row in rows
                 for venue_id in (str(row.get("id")),)
                 if row.get("reduceOnly") is True or bracket_role(ids[venue_id]) is not None
             }
             counted = terms_by_trade(
-                counted_from,
+                # The copies of an amended order count as one: their rests carry on.
+                [{**t, "order": one(str(t.get("order") or ""))} for t in counted_from],
                 rules,
                 rates,
                 position=float(self._counted.get(bot_symbol, Decimal(0))),
@@ -2857,7 +3005,8 @@ class CcxtBroker:
             for trade in trades:
                 client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
-                    client_id = str((trade.get("info") or {}).get("orderLinkId") or "")
+                    link = str((trade.get("info") or {}).get("orderLinkId") or "")
+                    client_id = self._order_of(link) if link else ""
                 terms = counted[str(trade.get("id"))]
                 fill = fill_of(trade, client_id, bot_symbol, terms.fee, quantity=terms.quantity)
                 self._note_rebate(fill, terms.rebate, trade)
@@ -2911,6 +3060,35 @@ def _whole_order(report: OrderReport, quantity: float, prior: float) -> OrderRep
         filled_quantity=prior + report.filled_quantity,
         status=status,
     )
+
+
+def _as_whole_order(report: OrderReport, own: str, prior: float) -> OrderReport:
+    """The report of an amended order's newest copy as the bot's order ``own``
+    (``_whole_order`` when the copies it replaced executed ``prior``)."""
+    report = report._replace(client_order_id=own)
+    return _whole_order(report, prior + report.quantity, prior) if prior > _EPS else report
+
+
+def _amendment(client_order_id: str) -> tuple[str, int]:
+    """(the bot's id, the amendment number) of a copy a cancel-replace placed under
+    ``venue_replacement_id`` (``<id>-a<n>``); (the id, 0) of any other id."""
+    own = original_order_id(client_order_id)
+    suffix = client_order_id[len(own) :]
+    if own == client_order_id or not suffix.startswith("-a") or not suffix[2:].isdigit():
+        return client_order_id, 0
+    return own, int(suffix[2:])
+
+
+def _one_order_key(ids: Mapping[str, str], prefix: str | None) -> Callable[[str], str]:
+    """What a trade's order (its venue id) is counted as: the bot's order it belongs to
+    (``ids``: venue id -> the bot's id), so that the copies of an amended order carry their
+    rests below the lot step as one order; any other order by its venue id."""
+
+    def key(venue_id: str) -> str:
+        own = ids.get(venue_id, "")
+        return own if prefix and own.startswith(prefix) else venue_id
+
+    return key
 
 
 def _holds(row: Mapping[str, Any], changed: Order, args: CreateArgs) -> bool:
