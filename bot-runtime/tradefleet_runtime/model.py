@@ -369,10 +369,6 @@ class CarriedState:
     # Close time of the last timestamp the bot fully handled (0: none); a restart resumes
     # after it.
     last_bar_ts: int = 0
-    # Per symbol, the close time of its last bar the bot handled (marked at once, where a
-    # timestamp's snapshot waits for the next one): a restart gives such a bar after
-    # ``last_bar_ts`` to the strategy as history, not to trade again.
-    handled_bars: dict[str, int] = field(default_factory=dict)
     # The venue's payments outside fills (funding) the bot booked, oldest first.
     cash_flows: list[CashFlow] = field(default_factory=list)
     # When the journal was brought to a release that books those payments (0: it always

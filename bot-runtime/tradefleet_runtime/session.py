@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -295,9 +295,9 @@ class RunJournal(JournalWriter, Protocol):
 
     def keep_bot_identity(self, bot: str, identity: str) -> None: ...
 
-    def record_bar_handled(self, symbol: str, close_ts: int) -> None:
-        """A paper or live run handled ``symbol``'s bar closing at ``close_ts`` whole: a
-        restart does not trade it again (committed at once)."""
+    def record_bar_handled(self, close_ts: int) -> None:
+        """A paper or live run handled every symbol's bar closing at ``close_ts``: a restart
+        resumes after it (committed at once)."""
         ...
 
     def carried_state(self, bot: str) -> CarriedState | None: ...
@@ -917,8 +917,8 @@ class BotSession:
             if self.bot.venue is not None:
                 released = self._watching_positions(engine, self.bot.venue, released)
             if self.mode is not Mode.BACKTEST:
-                handled = self.carried.handled_bars if self.carried is not None else {}
-                released = _marking_handled(engine, self.journal, released, handled)
+                symbols = frozenset(self.bot.manifest.spec.market.symbols)
+                released = _marking_handled(self.journal, released, symbols)
             with _collector_frozen(self.mode is Mode.BACKTEST):
                 engine.run(released, self.should_stop)
         except BaseException as error:
@@ -1027,26 +1027,27 @@ class BotSession:
 
 
 def _marking_handled(
-    engine: Engine, journal: RunJournal, bars: Iterator[Bar], handled: Mapping[str, int]
+    journal: RunJournal, bars: Iterator[Bar], symbols: frozenset[str]
 ) -> Iterator[Bar]:
-    """``bars``, each one journaled as handled (``record_bar_handled``) when the engine asks
-    for the next: it has then handled it whole, and has not yet waited for the next candle —
-    where a live bot spends its time, and where a kill finds it. A bar the engine stops
-    before (``should_stop`` at a new timestamp) was never handled, and is not marked.
-
-    A bar an earlier run marked (``handled``: per symbol, the last one's close) goes to the
-    strategy as history (``Engine.catch_up``), never to trade again: the restart resumes after
-    the last whole timestamp, which may hold bars handled before the kill (a timestamp's
-    snapshot waits for the next one; another symbol's bar may have been the one the kill
-    interrupted). Paper and live runs only: a backtest restarts from the beginning."""
+    """``bars``, each timestamp journaled as handled (``record_bar_handled``) once the engine
+    asks for the bar after the last of ``symbols``' bars at it: it has then handled them all,
+    and has not yet waited for the next candle — where a live bot spends its time, and where a
+    kill finds it. A timestamp handled in part (killed, or a strategy failing, between two
+    symbols' bars) is not marked: the restart hands the whole of it again, in the same order,
+    so its orders get the ids they had (and are not sent twice), and no symbol's bar is
+    skipped. A timestamp some symbol has no bar at is left to its equity snapshot, journaled
+    when the next one begins. Paper and live runs only: a backtest restarts from the
+    beginning."""
+    current = None
+    seen: set[str] = set()
     for bar in bars:
-        symbol = bar[0]
-        close = bar[2] + bar[1]
-        if handled and close <= handled.get(symbol, 0):
-            engine.catch_up((bar,))
-            continue
+        if bar[2] != current:
+            current = bar[2]
+            seen = set()
         yield bar
-        journal.record_bar_handled(symbol, close)
+        seen.add(bar[0])
+        if seen >= symbols:
+            journal.record_bar_handled(bar[2] + bar[1])
 
 
 def split_history(

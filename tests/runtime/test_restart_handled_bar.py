@@ -175,26 +175,23 @@ def _run(journal: Journal, run_id: str) -> None:
     )
 
 
-def test_a_restart_knows_each_symbols_last_handled_bar(tmp_path: Path) -> None:
+def test_a_restart_resumes_after_the_last_timestamp_marked_handled(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite", durable=True)
     try:
         _run(journal, "r1")
         stamps, zeros = array("q", [HOUR, 2 * HOUR]), array("d", [0.0, 0.0])
         journal.record_equity(stamps, array("d", [1.0, 1.0]), zeros)
-        journal.record_bar_handled(SYMBOL, 3 * HOUR)  # handled; its snapshot waits for the next
-        journal.record_bar_handled("ETH/USDT:USDT", 2 * HOUR)
+        journal.record_bar_handled(3 * HOUR)  # handled; its snapshot waits for the next one
         _run(journal, "r2")
-        journal.record_bar_handled("ETH/USDT:USDT", HOUR)  # an older mark of a later run
+        journal.record_bar_handled(HOUR)  # an older mark of a later run moves nothing back
     finally:
         journal.close()
     restarted = Journal(tmp_path / "j.sqlite", durable=True)
     try:
         _run(restarted, "r3")
-        restarted.record_bar_handled(SYMBOL, 9 * HOUR)  # the run's own: not an earlier one's
+        restarted.record_bar_handled(9 * HOUR)  # the run's own: not an earlier one's
         state = restarted.carried_state(BOT)
-        assert state is not None
-        assert state.last_bar_ts == 2 * HOUR  # the last whole timestamp, as before
-        assert state.handled_bars == {SYMBOL: 3 * HOUR, "ETH/USDT:USDT": 2 * HOUR}
+        assert state is not None and state.last_bar_ts == 3 * HOUR
     finally:
         restarted.close()
 
@@ -213,9 +210,9 @@ def test_each_handled_bar_is_marked_and_a_bar_the_bot_stopped_before_is_not(
     seen: list[int] = []
     record = journal.record_bar_handled
 
-    def marked(symbol: str, close_ts: int) -> None:
+    def marked(close_ts: int) -> None:
         marks.append(close_ts)
-        record(symbol, close_ts)
+        record(close_ts)
 
     journal.record_bar_handled = marked  # type: ignore[method-assign]
     stop = threading.Event()

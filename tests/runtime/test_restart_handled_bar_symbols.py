@@ -1,12 +1,11 @@
 """A multi-symbol bot killed (or failed) between two symbols' bars of one timestamp trades the
-second one at its restart, and does not trade the first again.
+second one at its restart.
 
-A two-symbol paper bot (A, B; the bars of one timestamp come A then B). Each bar is marked
-handled when the engine asks for the next (``session._marking_handled``), per symbol: after A@T,
-before B@T was handed to the engine. A restart resumes after the last whole timestamp (its
-equity snapshot), and gives the bars after it that an earlier run marked to the strategy as
-history; B@T, never handled, is traded. A mark for the timestamp as a whole skipped B@T (given
-to the strategy as history, its orders dropped).
+A two-symbol paper bot (A, B; the bars of one timestamp come A then B). A timestamp is marked
+handled once every symbol's bar at it was (``session._marking_handled``): a kill after A@T and
+before B@T leaves T unmarked, and the restart hands T again whole, B@T traded. A mark per bar
+(A@T's mark taken for the timestamp's) skipped B@T: given to the strategy as history, its
+orders dropped.
 
 Two ways to get there, both within one timestamp:
 - the bot is killed after A@T was handled, before B@T was (here: the feed dies handing B@T);

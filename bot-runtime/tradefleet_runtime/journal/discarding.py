@@ -170,7 +170,7 @@ class DiscardingJournal:
     def keep_bot_identity(self, bot: str, identity: str) -> None:
         pass
 
-    def record_bar_handled(self, symbol: str, close_ts: int) -> None:
+    def record_bar_handled(self, close_ts: int) -> None:
         pass
 
     def carried_state(self, bot: str) -> CarriedState | None:

@@ -889,20 +889,19 @@ class Journal:
         rows = self.query("SELECT value FROM meta WHERE key = ?", f"identity:{bot}")
         return str(rows[0][0]) if rows else None
 
-    def record_bar_handled(self, symbol: str, close_ts: int) -> None:
-        """A paper or live run handled ``symbol``'s bar closing at ``close_ts`` whole (the
-        strategy, the orders it sent, the risk chain after it): committed now, after every row
-        the bar wrote, as the run's ``bar_handled:<run>:<symbol>`` meta row. A restart gives
-        such a bar to the strategy as history (``carried_state().handled_bars``): a
-        timestamp's equity snapshot is journaled only when the next one begins, an hour later
-        on hourly bars, and a restart that took the snapshots alone for what was handled gave
-        the strategy that bar again — holding what it had bought on it, it traded again (a
-        second entry under a new id). Per symbol: a bot killed between two symbols' bars of
-        one timestamp still trades the second.
+    def record_bar_handled(self, close_ts: int) -> None:
+        """A paper or live run handled every one of its symbols' bars closing at ``close_ts``
+        (the strategy, the orders it sent, the risk chain after each): committed now, after
+        every row those bars wrote, as the run's ``bar_handled:<run>`` meta row. A restart
+        resumes after it: the timestamp's equity snapshot is journaled only when the next one
+        begins, an hour later on hourly bars, and a restart that took the snapshots alone for
+        what was handled gave the strategy that timestamp again — holding what it had bought
+        on it, it traded again (a second entry under a new id). Per timestamp, not per bar: a
+        timestamp handled in part is handled again whole, so its orders get the same ids.
 
         Committed without waiting for the disk (``synchronous=NORMAL``, safe from a killed
-        process in WAL mode; a power cut may lose the last mark, and the bar is then handled
-        again as before): a mark a bar must not double what a paper replay costs."""
+        process in WAL mode; a power cut may lose the last mark, and the timestamp is then
+        handled again as before): a mark a bar must not double what a paper replay costs."""
         self.flush()
         durable = self._durable
         if durable:
@@ -911,7 +910,7 @@ class Journal:
             with self._transaction() as db:
                 db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    (f"{_BAR_HANDLED}{self.run_id}:{symbol}", str(close_ts)),
+                    (f"{_BAR_HANDLED}{self.run_id}", str(close_ts)),
                 )
         finally:
             if durable:
@@ -1014,7 +1013,6 @@ class Journal:
             )
         )
         state.last_bar_ts = self._last_bar_ts(marks, previous)
-        state.handled_bars = self._handled_bars(previous)
         state.cash_flows = [
             CashFlow(row[0], row[1], row[2], row[3], row[4], row[5])
             for row in self.query(
@@ -1028,24 +1026,15 @@ class Journal:
             state.cash_flows_from = int(value)
         return state
 
-    def _handled_bars(self, runs: tuple[str, ...]) -> dict[str, int]:
-        """Per symbol, the close time of the last bar earlier runs marked handled."""
-        prefixes = tuple(f"{_BAR_HANDLED}{run}:" for run in runs)
-        handled: dict[str, int] = {}
-        for key, value in self.query(
-            "SELECT key, value FROM meta WHERE key LIKE ?", _BAR_HANDLED + "%"
-        ):
-            prefix = next((p for p in prefixes if key.startswith(p)), None)
-            if prefix is None:
-                continue
-            with contextlib.suppress(ValueError):
-                symbol = key[len(prefix) :]
-                handled[symbol] = max(handled.get(symbol, 0), int(value))
-        return handled
-
     def _last_bar_ts(self, marks: str, runs: tuple[str, ...]) -> int:
-        """Close time of the last bar whose equity snapshot an earlier run committed."""
+        """Close time of the last timestamp an earlier run handled: the later of its last
+        committed equity snapshot and its last ``record_bar_handled`` mark."""
         last = 0
+        for (value,) in self.query(
+            f"SELECT value FROM meta WHERE key IN ({marks})", *(_BAR_HANDLED + r for r in runs)
+        ):
+            with contextlib.suppress(ValueError):
+                last = max(last, int(value))
         for (blob,) in self.query(
             "SELECT ts FROM equity_chunks WHERE (run_id, first_ts) IN"
             " (SELECT run_id, MAX(first_ts) FROM equity_chunks"
