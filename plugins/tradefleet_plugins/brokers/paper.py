@@ -18,9 +18,13 @@ Fill rules (the engine's promise to strategy authors):
   position is closed at the price where they meet (``paper_liquidation``), or at the bar's open
   when it opened beyond it, with ``fee_bps`` plus ``liquidation_fee_bps``; the fill's reason is
   ``liquidation`` and its order id ``liquidation:<symbol>:<bar time>``, none of the bot's. The
-  symbol's working orders are cancelled (``cancelled_by_venue``). Inside a bar, the bot's own
-  stop that the price reaches first (a long's at or above the liquidation price) fills first;
-  otherwise the liquidation comes first. A long at leverage 1 is never liquidated.
+  symbol's working orders are cancelled (``cancelled_by_venue``). The bar's open comes first
+  (a gap beyond the price liquidates before any order), then the orders it fills (market
+  orders, and resting ones it opened beyond); inside the bar, the bot's own stop that the price
+  reaches first (a long's at or above the liquidation price) fills first, otherwise the
+  liquidation comes first; a position an order opened inside the bar is looked at over the
+  rest of it. After a restart, another symbol's price is known only from its next bar (its last
+  fill's is no price to liquidate on). A long at leverage 1 is never liquidated.
 - Funding (``funding_rate``, off by default): at each funding time (00:00 UTC and every
   ``funding_interval_h`` after) a position pays ``quantity × price × rate`` (a long pays a
   positive rate, a short receives it). It is settled on the symbol's first bar opening at or
@@ -119,6 +123,7 @@ class PaperBroker:
         self._slip = params.slippage_bps / 10_000.0
         self._leverage = params.leverage
         self._mm_rate = params.maintenance_margin_rate
+        self._liquidates = self._mm_rate > 0.0
         self._liquidation_fee = (params.fee_bps + params.liquidation_fee_bps) / 10_000.0
         # Each held symbol's liquidation price (``paper_liquidation``), a long's as is and a
         # short's negated, so that one comparison a bar tells (a symbol no price liquidates is
@@ -126,6 +131,9 @@ class PaperBroker:
         # (``_several``) the others' marks move it, and a bar's symbol's is worked out again.
         self._guards: dict[str, float] = {}
         self._several = False
+        # Symbols a restored account holds whose mark is still their last fill's price (no bar
+        # since the restart): another symbol's liquidation price is not worked out on it.
+        self._stale: set[str] = set()
         # The account as matching sees it: cash, the signed quantity per symbol (a symbol stays
         # once it has traded, flat or not) and the last price of each symbol.
         self._cash = 0.0
@@ -383,6 +391,7 @@ class PaperBroker:
         self._fill_count = len(fills)
         # A position held since its last fill owes the funding times after that fill.
         self._owe_funding_after((fill.symbol, fill.ts) for fill in fills)
+        self._stale = {symbol for symbol, held in self._held.items() if held}
         self._guard_all()
 
     def restore_cash_flows(self, flows: Sequence[CashFlow]) -> None:
@@ -407,6 +416,8 @@ class PaperBroker:
         guards = self._guards
         if guards:  # a position some price liquidates
             if self._several:
+                if self._stale:
+                    self._stale.discard(symbol)
                 self._guard(symbol)  # the other symbols' marks moved it
             guard = guards.get(symbol)
             if guard is not None and (bar[5] <= guard if guard > 0.0 else bar[4] >= -guard):
@@ -414,6 +425,10 @@ class PaperBroker:
         working = self._working.get(symbol)
         if not working:
             return _EMPTY
+        if self._liquidates:
+            # Its orders may open or grow a position inside the bar: the rest of the bar is
+            # then looked at against its liquidation price (``_guarded_bar``).
+            return self._guarded_bar(bar)
         return self._match(bar, working)
 
     def _on_bar_plain(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
@@ -436,6 +451,8 @@ class PaperBroker:
         symbol = bar[0]
         ts = bar[2]
         self._now = ts
+        if self._stale:
+            self._stale.discard(symbol)
         due = self._funding_next.get(symbol)
         if due is not None and due <= ts:
             events.extend(self._settle_funding(symbol, due, bar))
@@ -450,6 +467,18 @@ class PaperBroker:
         matched: list[Fill | OrderUpdate] = []
         if working:
             self._match_open(bar, working, matched)
+            # Resting orders the bar opened beyond filled at the open too, before any price
+            # inside it (a take-profit a gap up went through, then a fall).
+            at_open = [
+                order
+                for order in working
+                if order.created_ts <= ts
+                and order.order_type is not _MARKET
+                and (hit := self._trigger(order, bar)) is not None
+                and hit[1]
+            ]
+            if at_open:
+                self._match_resting(bar, at_open, matched)
         events.extend(matched)
         for stage in range(2):
             held = self._held.get(symbol, 0.0)
@@ -496,7 +525,8 @@ class PaperBroker:
         """Work out ``symbol``'s liquidation price into ``_guards`` (absent: none)."""
         held = self._held.get(symbol, 0.0)
         price = None
-        if held:
+        stale = self._stale
+        if held and not (stale and any(s != symbol and s in stale for s in self._held)):
             rest = self._cash
             gross = 0.0
             marks = self._marks
