@@ -157,7 +157,7 @@ class CcxtFeed:
                     f"spec.data.params.sandbox: {p.exchange} has no sandbox/testnet in ccxt"
                 ) from None
         if p.api_url is not None:
-            _point_at(client, p.api_url)
+            point_at(client, p.api_url)
         return client
 
     # -- the stream -------------------------------------------------------------------------
@@ -439,8 +439,9 @@ def _import_ccxt() -> Any:
     return ccxt
 
 
-def _point_at(client: Any, api_url: str) -> None:
-    """Send every API URL of ``client`` to ``api_url``, keeping each one's path."""
+def point_at(client: Any, api_url: str) -> None:
+    """Send every API URL of ``client`` to ``api_url``, keeping each one's path (the ccxt
+    feed's ``api_url``, and ``tradefleet funding-history --api-url``)."""
     hostname = getattr(client, "hostname", None) or ""
 
     def rewrite(value: Any) -> Any:
@@ -489,5 +490,6 @@ __all__ = [
     "FeedClock",
     "SystemClock",
     "iso",
+    "point_at",
     "retry_delay",
 ]

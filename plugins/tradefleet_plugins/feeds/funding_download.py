@@ -31,6 +31,7 @@ from tradefleet_plugins.brokers.paper_funding_history import (
     parse_funding_history,
 )
 from tradefleet_plugins.feeds import funding_rows as rows
+from tradefleet_plugins.feeds.ccxt_feed import point_at
 from tradefleet_plugins.feeds.csv_time import bound_time, format_time
 from tradefleet_runtime.sdk import DataError
 
@@ -157,23 +158,8 @@ def make_client(ccxt: Any, exchange: str, linear: bool, sandbox: bool, api_url: 
                 f"{exchange} has no sandbox/testnet in ccxt", param_hint="'--sandbox'"
             ) from None
     if api_url is not None:
-        _point_at(client, api_url)
+        point_at(client, api_url)
     return client
-
-
-def _point_at(client: Any, api_url: str) -> None:
-    """Send every API URL of ``client`` to ``api_url``, keeping each one's path (as the ccxt
-    feed's ``api_url`` does)."""
-    hostname = getattr(client, "hostname", None) or ""
-
-    def rewrite(value: Any) -> Any:
-        if isinstance(value, str):
-            return api_url + urlsplit(value.replace("{hostname}", hostname)).path
-        if isinstance(value, dict):
-            return {k: rewrite(v) for k, v in value.items()}
-        return value
-
-    client.urls["api"] = rewrite(client.urls["api"])
 
 
 def resolve_market(venue: Venue) -> dict[str, Any]:
