@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -536,6 +537,18 @@ def test_cli_tables_by_default(cli_address: str) -> None:
         assert "BTC/USDT" in out or "btc-ema" in out
     code, out = run_cli("status", cli_address)
     assert "daily-loss" in out and "LOCKED" in out and "slippage_bps" in out
+
+
+def test_cli_tables_off_a_terminal_keep_every_id_whole(
+    cli_address: str, control: FakeControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped or written to a file, a table is as wide as its rows: at rich's default of 80
+    columns an order's id was cut (``tf831…``), and a person could not copy it."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    long_id = "tf8316c1d0a7e-btc-ema-1700000000-0123456789abcdef-sl"
+    control.orders[0] = replace(control.orders[0], client_order_id=long_id)
+    code, out = run_cli("orders", cli_address, "--all")
+    assert code == 0 and long_id in out
 
 
 def test_cli_status_says_what_a_starting_bot_waits_for(

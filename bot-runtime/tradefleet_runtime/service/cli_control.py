@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -49,12 +50,17 @@ from tradefleet_runtime.service.client import (
     TokenError,
     read_token,
 )
+from tradefleet_runtime.terminal import PIPE_WIDTH
 
 
 def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the control command parsed into ``args``; the exit code."""
     stream = out if out is not None else sys.stdout
     console = Console(file=stream, highlight=False, markup=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Off a terminal (a pipe, a file, a script) as wide as a row: at rich's default of 80
+        # columns an order's id was cut (``tf831…``), and a person could not copy it.
+        console = Console(file=stream, highlight=False, markup=False, width=PIPE_WIDTH)
     err = Console(stderr=True, highlight=False)
     try:
         token = read_token(args.token_file)
