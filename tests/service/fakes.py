@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -186,10 +186,13 @@ class FakeControlPlane:
         for subscription in subscribers:
             subscription.offer(event)
 
-    def subscribe_events(self, max_queue: int = 1000, recent: int = 0) -> FakeSubscription:
+    def subscribe_events(
+        self, max_queue: int = 1000, recent: int = 0, kinds: Collection[EventKind] = ()
+    ) -> FakeSubscription:
         subscription = FakeSubscription(self, max(max_queue, recent))
         with self._lock:
-            for event in self.published[len(self.published) - recent :] if recent else ():
+            kept = [e for e in self.published if not kinds or e.kind in kinds]
+            for event in kept[len(kept) - recent :] if recent else ():
                 subscription.offer(event)
             self._subscribers.append(subscription)
         return subscription

@@ -121,3 +121,12 @@ def test_the_runbook_asks_for_the_recent_events_it_sends_people_to() -> None:
         at = text.index(promise)
         near = text[max(0, at - 200) : at + 200]
         assert "tradefleet events ADDRESS --recent" in near, promise
+
+
+def test_recent_events_of_a_kind_are_not_crowded_out_by_the_others() -> None:
+    hub = EventHub()
+    hub.publish(1, EventKind.STATE, "degraded: BTCUSDT")
+    for n in range(50):
+        hub.publish(2 + n, EventKind.ORDER, f"order {n}")
+    states = hub.subscribe(recent=10, kinds={EventKind.STATE})
+    assert _drain(states) == ["degraded: BTCUSDT"]

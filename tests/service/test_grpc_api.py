@@ -416,8 +416,8 @@ def test_stream_over_the_runtime_event_hub() -> None:
     hub = EventHub()
 
     class HubPlane(FakeControlPlane):
-        def subscribe_events(self, max_queue: int = 1000, recent: int = 0) -> Any:
-            return hub.subscribe(max_queue, recent)
+        def subscribe_events(self, max_queue: int = 1000, recent: int = 0, kinds: Any = ()) -> Any:
+            return hub.subscribe(max_queue, recent, kinds)
 
     with (
         running_server(HubPlane()) as endpoint,

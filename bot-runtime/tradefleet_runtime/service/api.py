@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol
@@ -503,7 +503,9 @@ class ControlPlane(Protocol):
         fail the strategy's schema, and then nothing changes."""
         ...
 
-    def subscribe_events(self, max_queue: int = 1000, recent: int = 0) -> EventSubscription:
+    def subscribe_events(
+        self, max_queue: int = 1000, recent: int = 0, kinds: Collection[EventKind] = ()
+    ) -> EventSubscription:
         """The events from now on; with ``recent``, first up to that many of the latest ones
-        kept (oldest first)."""
+        kept (oldest first) of ``kinds`` (every kind when empty)."""
         ...

@@ -14,7 +14,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -705,8 +705,10 @@ class BotController:
         spec = manifest.spec.model_copy(update={"strategy": strategy})
         return config_hash(manifest.model_copy(update={"spec": spec}))
 
-    def subscribe_events(self, max_queue: int = 1000, recent: int = 0) -> Subscription:
-        return self.hub.subscribe(max_queue, recent)
+    def subscribe_events(
+        self, max_queue: int = 1000, recent: int = 0, kinds: Collection[EventKind] = ()
+    ) -> Subscription:
+        return self.hub.subscribe(max_queue, recent, kinds)
 
     # -- snapshots ---------------------------------------------------------------------------
 

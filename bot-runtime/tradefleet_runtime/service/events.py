@@ -13,7 +13,7 @@ import itertools
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from tradefleet_runtime.service.api import EventKind, RuntimeEvent
 
@@ -73,14 +73,19 @@ class EventHub:
         self._seq = itertools.count(1)
         self._kept: deque[RuntimeEvent] = deque(maxlen=kept)
 
-    def subscribe(self, max_queue: int = 1000, recent: int = 0) -> Subscription:
+    def subscribe(
+        self, max_queue: int = 1000, recent: int = 0, kinds: Collection[EventKind] = ()
+    ) -> Subscription:
         """A subscription to the events published from now on; with ``recent``, first the last
-        ``recent`` events kept (oldest first), with no gap and none twice before the live ones
-        (taken under the lock ``publish`` takes)."""
+        ``recent`` events kept (oldest first) of ``kinds`` (every kind when empty), with no gap
+        and none twice before the live ones (taken under the lock ``publish`` takes). Those
+        are chosen by kind before they are counted: a rare kind asked for is not crowded out
+        by the others."""
         subscription = Subscription(self, max(max_queue, recent))
         with self._lock:
             if recent > 0:
-                for event in list(self._kept)[-recent:]:
+                kept = [e for e in self._kept if not kinds or e.kind in kinds]
+                for event in kept[-recent:]:
                     subscription.offer(event)
             self._subscribers = [*self._subscribers, subscription]
         return subscription

@@ -848,7 +848,7 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
         self, request: pb.StreamEventsRequest, kinds: set[EventKind], context: grpc.ServicerContext
     ) -> Iterator[pb.RuntimeEvent]:
         subscription = self._control.subscribe_events(
-            max_queue=request.max_queue or DEFAULT_EVENT_QUEUE, recent=request.recent
+            max_queue=request.max_queue or DEFAULT_EVENT_QUEUE, recent=request.recent, kinds=kinds
         )
         try:
             # release the subscription the moment the client goes away, not at the next poll
