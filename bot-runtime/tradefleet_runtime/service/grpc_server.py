@@ -644,6 +644,15 @@ def _abort_control_error(context: grpc.ServicerContext, error: ControlError) -> 
     context.abort(grpc.StatusCode[error.grpc_code], _clip(message, _MAX_ERROR_CHARS))
 
 
+def _page(size: int, token: str, default: int) -> tuple[int, str]:
+    """A page request's size (0: ``default``) and token, checked; ``ControlError`` naming
+    ``page_size`` or ``page_token`` otherwise."""
+    size = size or default
+    if not 1 <= size <= limits.MAX_PAGE_SIZE:
+        raise ControlError(f"must be 0 (default) or 1..{limits.MAX_PAGE_SIZE}", field="page_size")
+    return size, _bounded(token, "page_token", limits.MAX_PAGE_TOKEN_CHARS)
+
+
 def _bounded(text: str, field: str, limit: int) -> str:
     if len(text) > limit:
         raise ControlError(f"at most {limit} characters", field=field)
@@ -719,12 +728,7 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
             return pb.ListOrdersResponse(orders=[order_to_proto(o) for o in orders])
         # Closed ones too, a page at a time: a long run's tens of thousands in one answer went
         # past gRPC's 4 MB a message, and a client refused it.
-        size = request.page_size or limits.MAX_PAGE_SIZE
-        if not 1 <= size <= limits.MAX_PAGE_SIZE:
-            raise ControlError(
-                f"must be 0 (default) or 1..{limits.MAX_PAGE_SIZE}", field="page_size"
-            )
-        token = _bounded(request.page_token, "page_token", limits.MAX_PAGE_TOKEN_CHARS)
+        size, token = _page(request.page_size, request.page_token, limits.MAX_PAGE_SIZE)
         page = self._control.list_order_page(page_size=size, page_token=token)
         return pb.ListOrdersResponse(
             orders=[order_to_proto(o) for o in page.orders], next_page_token=page.next_page_token
@@ -734,12 +738,7 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     def ListTrades(
         self, request: pb.ListTradesRequest, context: grpc.ServicerContext
     ) -> pb.ListTradesResponse:
-        size = request.page_size or limits.DEFAULT_PAGE_SIZE
-        if not 1 <= size <= limits.MAX_PAGE_SIZE:
-            raise ControlError(
-                f"must be 0 (default) or 1..{limits.MAX_PAGE_SIZE}", field="page_size"
-            )
-        token = _bounded(request.page_token, "page_token", limits.MAX_PAGE_TOKEN_CHARS)
+        size, token = _page(request.page_size, request.page_token, limits.DEFAULT_PAGE_SIZE)
         page = self._control.list_trades(page_size=size, page_token=token)
         return pb.ListTradesResponse(
             trades=[trade_to_proto(t) for t in page.trades], next_page_token=page.next_page_token
