@@ -20,50 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime.test_restart_handled_bar_symbols import CROSS, HOUR, START, _bars, _manifest
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.sdk import Bar
 from tradefleet_runtime.session import BotSession, assemble
 from tradefleet_runtime.spec import load_manifest
 
-HOUR = 3600
-START = 100 * HOUR
-CROSS = [50_000.0, 50_000.0, 50_000.0, 49_000.0, 51_000.0, 51_000.0, 51_000.0]
+# Both symbols cross up at T4 (the two-symbol bot of the per-symbol restart tests).
 CROSS_AT = START + 4 * HOUR
 
 
 class _Killed(BaseException):
     """SIGKILL."""
-
-
-def _bars() -> list[Bar]:
-    out: list[Bar] = []
-    for i, price in enumerate(CROSS):
-        ts = START + i * HOUR
-        out.append(Bar("A", HOUR, ts, price, price, price, price, 1.0))
-        out.append(Bar("B", HOUR, ts, price, price, price, price, 1.0))
-    return out
-
-
-def _manifest(folder: Path) -> Path:
-    path = folder / "bot.yaml"
-    path.write_text(
-        """
-apiVersion: tradefleet.io/v1alpha1
-kind: TradingBot
-metadata: {name: twosym}
-spec:
-  mode: paper
-  strategy: {name: ema-cross, params: {fast: 2, slow: 3, allow_short: false}}
-  market: {symbols: [A, B], timeframe: 1h}
-  broker: {name: paper}
-  risk:
-    - name: fixed-size
-      params: {quantity: 0.01}
-  capital: {currency: USDT, initial: 100000}
-"""
-    )
-    return path
 
 
 def _life(folder: Path, kill: bool) -> tuple[float, list[str]]:
@@ -79,7 +48,9 @@ def _life(folder: Path, kill: bool) -> tuple[float, list[str]]:
             mark(close_ts)
 
         journal.record_bar_handled = killed_at_bs_mark  # type: ignore[method-assign]
-    session = BotSession(bot, journal, bars=_bars(), should_stop=threading.Event().is_set)
+    session = BotSession(
+        bot, journal, bars=_bars(CROSS, CROSS), should_stop=threading.Event().is_set
+    )
 
     def pacer(released: Iterable[Bar]) -> Iterator[Bar]:
         yield from released

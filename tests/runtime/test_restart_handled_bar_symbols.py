@@ -40,9 +40,10 @@ class _Killed(BaseException):
     """SIGKILL while the engine waits for the next bar."""
 
 
-def _bars() -> list[Bar]:
+def _bars(a_closes: list[float] = FLAT, b_closes: list[float] = CROSS) -> list[Bar]:
+    """Bars of A and B at each time (A first), each at its close."""
     out: list[Bar] = []
-    for i, (a, b) in enumerate(zip(FLAT, CROSS, strict=True)):
+    for i, (a, b) in enumerate(zip(a_closes, b_closes, strict=True)):
         ts = START + i * HOUR
         out.append(Bar("A", HOUR, ts, a, a, a, a, 1.0))
         out.append(Bar("B", HOUR, ts, b, b, b, b, 1.0))

@@ -11,11 +11,18 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness, minute_bar, settle_and_pump
-from tests.brokers.mt5.test_mt5_pending_echo import _query, _stop_bot
+from tests.brokers.mt5.test_mt5_pending_echo import (
+    _amend,
+    _held,
+    _query,
+    _stop_bot,
+    _working_price,
+)
+from tests.brokers.mt5.test_mt5_pending_echo import _resting as _resting_order
 from tests.venues.mt5 import CallError, Disconnect, UnknownOutcome
 from tests.venues.mt5.faults import FaultStep
 from tradefleet_plugins.brokers.mt5_broker import _pending_after_doubt
-from tradefleet_runtime.sdk import Order, OrderStatus, OrderType, OrderUpdate, ReasonCode, Side
+from tradefleet_runtime.sdk import Order, OrderStatus, OrderType, ReasonCode, Side
 
 # Every broker-level test runs twice: on the emulator, and through the bridge in front of it.
 transports = pytest.mark.usefixtures("transport")
@@ -41,29 +48,7 @@ NOT_APPLIED_LOST = {
 
 def _resting(harness: Mt5Harness) -> Order:
     """A buy limit of 0.1 lot EURUSD resting at the terminal at PLACED, acknowledged."""
-    order = harness.order(Side.BUY, symbol="EURUSD", order_type=OrderType.LIMIT, price=PLACED)
-    [ack] = harness.submit(order)
-    assert ack.status is OrderStatus.OPEN  # type: ignore[union-attr]
-    return order
-
-
-def _amend(harness: Mt5Harness, order: Order, price: float) -> OrderUpdate:
-    assert harness.broker.amend(order.client_order_id, None, price) is None  # an event follows
-    [update] = harness.settle()
-    assert isinstance(update, OrderUpdate)
-    return update
-
-
-def _held(harness: Mt5Harness) -> float:
-    [live] = harness.terminal.orders_get() or ()
-    return float(live.price_open)
-
-
-def _working_price(harness: Mt5Harness, order: Order) -> float | None:
-    [working] = [
-        o for o in harness.broker.open_orders() if o.client_order_id == order.client_order_id
-    ]
-    return working.price
+    return _resting_order(harness, Side.BUY, OrderType.LIMIT, PLACED)
 
 
 @transports
