@@ -299,7 +299,9 @@ def _liquidated_at(
     at the maintenance margin: ``paper_liquidation``'s rule, one symbol), or None: at its
     open, with the position held before its fills, and over its range, with the one after.
     The vectorised path does not simulate a liquidation; finding one, it leaves the run to the
-    event engine."""
+    event engine. The price is ``paper_liquidation.liquidation_price`` for one symbol, written
+    here over arrays (the runtime imports no plugin); ``tests/plugins/test_paper_liquidation``
+    holds the two together."""
     rate = terms.maintenance_margin_rate
     if rate <= 0.0 or not traded.size:
         return None

@@ -195,7 +195,7 @@ class PaperBroker:
         self._funding_histories = {s: histories[s] for s in ctx.symbols if s in histories}
         self._funding_symbols = frozenset(self._funding_rates) | frozenset(self._funding_histories)
         if (
-            self._mm_rate <= 0.0
+            not self._liquidates
             and not self._funding_symbols
             and type(self).on_bar is PaperBroker.on_bar
         ):
@@ -480,29 +480,41 @@ class PaperBroker:
             if at_open:
                 self._match_resting(bar, at_open, matched)
         events.extend(matched)
-        for stage in range(2):
-            held = self._held.get(symbol, 0.0)
-            price = self._liquidation_at(symbol)
-            at = (
-                None
-                if price is None
-                else liquidation_fill_price(held, price, bar[3], bar[4], bar[5])
-            )
-            if at is not None and (stage or not self._stop_first(symbol, held, price, bar)):
-                events.extend(self._liquidate(symbol, at, bar))
-                return events
-            if stage == 0 and working:
-                matched = []
-                self._match_rest(bar, working, matched)
-                events.extend(matched)
+        # Inside the bar: the liquidation first, unless the bot's stop comes before it.
+        if self._liquidated_inside(symbol, bar, events, stops_first=True):
+            return events
+        if working:
+            matched = []
+            self._match_rest(bar, working, matched)
+            events.extend(matched)
+            # What the rest left (a partial stop, an entry filled inside the bar).
+            self._liquidated_inside(symbol, bar, events, stops_first=False)
         return events
 
-    def _stop_first(self, symbol: str, held: float, price: float | None, bar: Bar) -> bool:
+    def _liquidated_inside(
+        self,
+        symbol: str,
+        bar: Bar,
+        events: list[Fill | OrderUpdate | CashFlow],
+        stops_first: bool,
+    ) -> bool:
+        """Liquidate ``symbol``'s position if ``bar`` reaches its liquidation price (appending
+        the events), unless ``stops_first`` and the bot's own stop comes before it; whether
+        it did."""
+        price = self._liquidation_at(symbol)
+        if price is None:
+            return False
+        held = self._held.get(symbol, 0.0)
+        at = liquidation_fill_price(held, price, bar[3], bar[4], bar[5])
+        if at is None or (stops_first and self._stop_first(symbol, held, price, bar)):
+            return False
+        events.extend(self._liquidate(symbol, at, bar))
+        return True
+
+    def _stop_first(self, symbol: str, held: float, price: float, bar: Bar) -> bool:
         """Whether the bot's own stop closing ``symbol``'s position triggers in ``bar`` before
         the price reaches its liquidation price ``price`` (a long's sell stop at or above it,
         a short's buy stop at or below it): it is then filled first, as on the venue."""
-        if price is None:
-            return False
         closing = Side.SELL if held > 0.0 else Side.BUY
         for order in self._working.get(symbol, ()):
             if order.order_type is not _STOP or order.side is not closing or order.price is None:
@@ -543,7 +555,7 @@ class PaperBroker:
 
     def _guard_all(self) -> None:
         """Every held symbol's liquidation price again (the cash or a position changed)."""
-        if self._mm_rate <= 0.0:
+        if not self._liquidates:
             return
         held = [symbol for symbol, quantity in self._held.items() if quantity]
         self._several = len(held) > 1
@@ -845,7 +857,7 @@ class PaperBroker:
         self._cash -= signed * price + fee
         self._held[symbol] = netted_quantity(held, signed)
         self._marks[symbol] = price
-        if self._mm_rate:
+        if self._liquidates:
             self._guard_all()
         if not held and self._funding_symbols:
             # A position opened from flat owes the funding times after this fill.
