@@ -240,24 +240,34 @@ def run_plan(
     # The paper broker's margin check on opening fills (from flat: the position is closed).
     margin = np.abs(quantity) * price / terms.leverage
     refused = opening & ~(margin <= cash[:-1] - fee)
-    if refused.any():
-        at = int(columns.ts[bar[np.argmax(refused)]])
-        return f"an opening fill at {at} would be refused for margin (the engine rejects it)"
     # The paper broker's market fills: the order's tag, or "market" untagged.
     reasons = np.where(
         opening,
         np.where(side > 0, plan.buy_tag or "market", plan.sell_tag or "market"),
         plan.close_tag or "market",
     ).astype(object)
-    # Equity at each traded bar's close: cash after its fills + position × close.
+    # Equity at each traded bar's close: cash after its fills + position × close. The traded
+    # bars are ``history:`` of the columns: slices of them are views, where indexing copies.
     traded = np.arange(history, count)
     # The position at each traded bar's close: what the turns filled by then left.
     position = after_turns[np.searchsorted(turn + 1, traded, side="right")]
     last_fill = np.searchsorted(bar, traded, side="right")
-    value = position * columns.close[traded]
+    value = position * columns.close[history:]
     equity = cash[last_fill] + value
     exposure = np.abs(value)
-    liquidated = _liquidated_at(columns, traded, position, cash, last_fill, terms)
+    # The position after each count of fills (0: flat), as ``after_turns`` holds it: a turn's
+    # closing fill leaves it flat, its opening fill at the turn's target.
+    held_after = np.empty(turn.size * 2)
+    held_after[0::2], held_after[1::2] = 0.0, wanted
+    held_by_fills = np.concatenate(([0.0], held_after[slots]))
+    liquidated = _liquidated_at(columns, history, held_by_fills, cash, last_fill, terms)
+    # Either leaves the run to the engine; the earlier is why (after it the plan is not what
+    # the engine trades, so a later one may never happen there). On one bar, the refused fill
+    # at its open comes before a liquidation over its range by the position it would open.
+    first_refused = int(bar[np.argmax(refused)]) if refused.any() else None
+    if first_refused is not None and (liquidated is None or first_refused <= liquidated):
+        at = int(columns.ts[first_refused])
+        return f"an opening fill at {at} would be refused for margin (the engine rejects it)"
     if liquidated is not None:
         at = int(columns.ts[liquidated])
         return f"the position would be liquidated at {at} (the engine simulates it)"
@@ -276,7 +286,7 @@ def run_plan(
         fill_fee=fee,
         fill_reason=[str(r) for r in reasons],
         fill_opening=opening,
-        equity_ts=columns.ts[traded] + terms.timeframe_s,
+        equity_ts=columns.ts[history:] + terms.timeframe_s,
         equity=equity,
         exposure=exposure,
         trade_net_pnl=net,
@@ -289,8 +299,8 @@ def run_plan(
 
 def _liquidated_at(
     columns: BarColumns,
-    traded: Ints,
-    position: Floats,
+    history: int,
+    held_by_fills: Floats,
     cash: Floats,
     last_fill: Ints,
     terms: VectorTerms,
@@ -301,27 +311,30 @@ def _liquidated_at(
     The vectorised path does not simulate a liquidation; finding one, it leaves the run to the
     event engine. The price is ``paper_liquidation.liquidation_price`` for one symbol, written
     here over arrays (the runtime imports no plugin); ``tests/plugins/test_paper_liquidation``
-    holds the two together."""
+    holds the two together.
+
+    The account changes only at fills, so the price is worked out once per count of fills
+    (``held_by_fills`` and ``cash``, a few per turn) and looked up for each traded bar (from
+    ``history`` on; ``last_fill``: the fills done by its close): the same division on the same
+    numbers as per bar, at a fraction of the cost (this runs in every vectorised backtest)."""
     rate = terms.maintenance_margin_rate
-    if rate <= 0.0 or not traded.size:
+    if rate <= 0.0 or not last_fill.size:
         return None
-    after = cash[last_fill]
-    # The position and cash before each traded bar's fills: the previous traded bar's close.
-    held_before = np.concatenate(([0.0], position[:-1]))
-    cash_before = np.concatenate(([terms.initial_capital], after[:-1]))
-    opens = columns.open[traded]
-    lows, highs = columns.low[traded], columns.high[traded]
-
-    def crossed(q: Floats, c: Floats, long_price: Floats, short_price: Floats) -> Any:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            long_at = -c / (q * (1.0 - rate))
-            short_at = c / (-q * (1.0 + rate))
-        return ((q > 0.0) & (long_price <= long_at)) | ((q < 0.0) & (short_price >= short_at))
-
-    hit = crossed(held_before, cash_before, opens, opens) | crossed(position, after, lows, highs)
+    q = held_by_fills
+    with np.errstate(divide="ignore", invalid="ignore"):
+        long_at = np.where(q > 0.0, -cash / (q * (1.0 - rate)), -np.inf)
+        short_at = np.where(q < 0.0, cash / (-q * (1.0 + rate)), np.inf)
+    # Over its range: the position after the bar's fills. At its open: the one before them,
+    # which the previous traded bar's close left (flat with the initial cash before the first).
+    before = np.concatenate(([0], last_fill[:-1]))
+    opens = columns.open[history:]
+    hit = (columns.low[history:] <= long_at[last_fill]) | (
+        columns.high[history:] >= short_at[last_fill]
+    )
+    hit |= (opens <= long_at[before]) | (opens >= short_at[before])
     if not hit.any():
         return None
-    return int(traded[int(np.argmax(hit))])
+    return history + int(np.argmax(hit))
 
 
 def _fractional_sizes(
