@@ -145,6 +145,11 @@ class PaperBroker:
         # Bracket children of an entry filled inside a bar: before this time only the stop may
         # trigger (the path after the entry is unknown).
         self._stop_only_until: dict[str, int] = {}
+        # Limit orders the bot sent or moved that no bar has looked at yet. One the next open
+        # is already through was marketable when it reached the venue: it takes liquidity, as
+        # a market order does (the taker fee, the slippage), where a limit that rested first
+        # and is then gapped through is a maker's.
+        self._fresh: set[str] = set()
         self._known_ids: set[str] = set()
         self._fill_count = 0
         self._now = 0
@@ -239,6 +244,8 @@ class PaperBroker:
             self._final[order_id] = (_REJECTED, order.created_ts)
             return OrderUpdate(order_id, _REJECTED, order.created_ts, problem[1], code=problem[0])
         self._work(order)
+        if order[4] is _LIMIT:
+            self._fresh.add(order_id)
         return _new(
             OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None, None)
         )
@@ -322,6 +329,8 @@ class PaperBroker:
         working[working.index(order)] = changed
         self._by_id[client_order_id] = changed
         self._orders[client_order_id] = changed
+        if price is not None and changed.order_type is _LIMIT:
+            self._fresh.add(client_order_id)  # moved: at its new price, it arrives again
         return OrderUpdate(client_order_id, OrderStatus.OPEN, self._now, "amended", client_order_id)
 
     def is_connected(self) -> bool:
@@ -687,6 +696,8 @@ class PaperBroker:
         self._working[order.symbol].remove(order)
         if self._stop_only_until:
             self._stop_only_until.pop(order.client_order_id, None)
+        if self._fresh:
+            self._fresh.discard(order.client_order_id)
 
     def _match(self, bar: Bar, working: list[Order]) -> list[Fill | OrderUpdate]:
         self._now = bar[2]
@@ -764,11 +775,28 @@ class PaperBroker:
                 rank = 0 if at_open else (1 if order.order_type is _STOP else 2)
                 triggered.append((rank, order, price, at_open))
         triggered.sort(key=lambda entry: entry[0])
+        fresh = self._fresh
         for _rank, order, price, at_open in triggered:
             if order.client_order_id not in self._by_id:
                 continue  # cancelled by its OCO sibling
-            fee = self._maker_fee if order.order_type is _LIMIT else self._fee
+            if order.order_type is not _LIMIT:
+                fee = self._fee
+            elif at_open and order.client_order_id in fresh:
+                price, fee = self._marketable_limit_price(order, price), self._fee
+            else:
+                fee = self._maker_fee
             self._execute(order, price, bar, fee, fill_reason(order), events, at_open)
+        if fresh:
+            fresh.difference_update([order.client_order_id for order in resting])
+
+    def _marketable_limit_price(self, order: Order, open_: float) -> float:
+        """The fill of a limit order the open is through on its first bar: a market order's
+        price (the open, the slippage against it), never worse than the limit."""
+        limit = order.price
+        assert limit is not None
+        if order.side is _BUY:
+            return min(open_ * (1.0 + self._slip), limit)
+        return max(open_ * (1.0 - self._slip), limit)
 
     def _execute(
         self,

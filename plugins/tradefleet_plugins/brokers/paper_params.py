@@ -41,7 +41,10 @@ class PaperBrokerParams(PluginParams):
         default=None,
         ge=0,
         le=1000,
-        description="Fee for limit-order fills (bps); defaults to fee_bps.",
+        description=(
+            "Fee for limit orders that rest before they fill (bps); defaults to fee_bps. A"
+            " limit the next open is already through takes liquidity: fee_bps and the slippage."
+        ),
     )
     slippage_bps: float = Field(
         default=0.0,
