@@ -58,6 +58,7 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tradefleet_runtime.errors import FieldError, SpecError, StrategyError, StrategyRefused
+from tradefleet_runtime.optimize.plugin_code import factory_module, package_code_hash
 from tradefleet_runtime.optimize.space import Choice, FloatRange, IntRange, Space, Value
 from tradefleet_runtime.optimize.worker import (
     Evaluation,
@@ -546,10 +547,12 @@ def _window_bars(config: SearchConfig, registry: PluginRegistry) -> str | None:
 
 
 def plugin_versions(manifest: Mapping[str, Any], registry: PluginRegistry) -> dict[str, str]:
-    """The distribution and version of each plugin the bot names (``strategy ema-cross``:
-    ``tradefleet 0.1.0 (built-in) 0.1.0``): other code may give other figures for the same
-    settings, so a study made with other plugin code is not resumed. A plugin the registry
-    does not know is left out (the trials refuse it by name)."""
+    """The distribution, version and code of each plugin the bot names (``strategy
+    ema-cross``: ``tradefleet 0.1.0 (built-in) 0.1.0 code 3f2a…``, the code being the hash
+    of its package's sources: ``plugin_code``): other code may give other figures for the
+    same settings, so a study made with other plugin code is not resumed, even when the code
+    was edited in place under the same version. A plugin the registry does not know is left
+    out (the trials refuse it by name)."""
     spec = manifest.get("spec") or {}
     refs: list[tuple[PluginKind, Any]] = [
         (PluginKind.STRATEGY, spec.get("strategy")),
@@ -562,7 +565,11 @@ def plugin_versions(manifest: Mapping[str, Any], registry: PluginRegistry) -> di
         name = ref.get("name") if isinstance(ref, Mapping) else None
         found = registry.plugins.get((kind, name)) if isinstance(name, str) else None
         if found is not None:
-            versions[f"{kind.value} {name}"] = f"{found.source} {found.spec.version}"
+            module = factory_module(found.spec.factory)
+            code = package_code_hash(module) if module else None
+            versions[f"{kind.value} {name}"] = f"{found.source} {found.spec.version}" + (
+                f" code {code}" if code else ""
+            )
     return versions
 
 
