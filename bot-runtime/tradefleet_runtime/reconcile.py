@@ -10,10 +10,12 @@ for its orders, fills and positions and this module decides, without touching an
   ``stop_loss`` exit, as if the bot had seen it), or, for an order the journal does not hold,
   the venue's own word;
 - **the bot's own orders still working at the venue** (recognised by the client-id prefix) are
-  adopted as working orders, with what of them already filled; but a bracket child whose
-  sibling filled (a stop hit while the bot was down, or just before it died) is cancelled: the
-  bot cancels the sibling when it sees the fill, and left working, the reduce-only target of a
-  closed position would act on the next position opened in that symbol;
+  adopted as working orders, with what of them already filled, at the price and quantity the
+  venue holds (an amend the journal did not keep is noted, ``adopted_order``); but a bracket
+  child whose sibling filled (a stop hit while the bot was down, or just before it died) is
+  cancelled: the bot cancels the sibling when it sees the fill, and left working, the
+  reduce-only target of a closed position would act on the next position opened in that
+  symbol;
 - **orders the journal thought working** that the venue has closed take the venue's final
   status; those the venue never saw are closed as never sent (not re-sent: the strategy decides
   again on fresh data) — but a bracket child protecting a position that is still open (the bot
@@ -29,6 +31,7 @@ for its orders, fills and positions and this module decides, without touching an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +42,7 @@ from tradefleet_runtime.model import (
     Order,
     OrderReport,
     OrderStatus,
+    OrderType,
     Position,
     PositionReport,
     Side,
@@ -211,6 +215,55 @@ def order_from_report(report: OrderReport) -> Order:
     )
 
 
+def adopted_order(report: OrderReport, journaled: Order | None) -> Order:
+    """The order the bot works after adopting ``report``: the journal's own (its tag, bracket
+    and reference kept) as the venue holds it now — its quantity (a bracket child resized as
+    its entry filled, an amended order) and its price (an order moved before the restart, in
+    place or by a cancel-replace: the journal keeps the price it was sent at, and a strategy
+    or risk rule reading the working order would decide on a price the venue no longer
+    holds). One the journal never held is the report's (``order_from_report``)."""
+    if journaled is None:
+        return order_from_report(report)
+    order = journaled
+    if report.quantity > 0.0 and report.quantity != order.quantity:
+        order = order._replace(quantity=report.quantity)
+    price = _venue_price(report, order)
+    if price is not None and price != order.price:
+        order = order._replace(price=price)
+    return order
+
+
+def _venue_price(report: OrderReport, order: Order) -> float | None:
+    """The price ``report`` says the venue holds ``order`` at, when it is one the bot can take:
+    a positive finite price of an order of the same kind (a limit price, a stop's trigger); a
+    market order has none. None: the journal's stands."""
+    price = report.price
+    if order.order_type is OrderType.MARKET or report.order_type is not order.order_type:
+        return None
+    if price is None or not math.isfinite(price) or price <= 0.0:
+        return None
+    return price
+
+
+def _changed_at_venue(report: OrderReport, journaled: Order | None) -> str | None:
+    """A note for people when the venue holds an adopted order at another price or quantity
+    than the journal (an amend the journal did not keep); None when they agree."""
+    if journaled is None:
+        return None
+    adopted = adopted_order(report, journaled)
+    if (adopted.price, adopted.quantity) == (journaled.price, journaled.quantity):
+        return None
+    return (
+        f"{report.client_order_id}: the venue holds it at {_price_text(adopted.price)} for "
+        f"{adopted.quantity:g}, the journal at {_price_text(journaled.price)} for "
+        f"{journaled.quantity:g}; adopted as the venue holds it"
+    )
+
+
+def _price_text(price: float | None) -> str:
+    return "no price" if price is None else f"{price:g}"
+
+
 def plan_reconciliation(
     *,
     prefix: str,
@@ -278,6 +331,10 @@ def plan_reconciliation(
         if not report.status.is_final and report.status is not OrderStatus.REJECTED
     )
     orphaned = _orphaned(adopted, filled)
+    for report in adopted:
+        changed = _changed_at_venue(report, journal_working.get(report.client_order_id))
+        if changed is not None:
+            notes.append(changed)
 
     venue_net = {p.symbol: p for p in venue_positions if p.quantity}
     foreign_positions = tuple(p for s, p in venue_net.items() if s not in symbol_set)
@@ -335,6 +392,7 @@ __all__ = [
     "ADOPTED_REASON",
     "RECONCILED_REASON",
     "ReconcilePlan",
+    "adopted_order",
     "order_from_report",
     "plan_reconciliation",
     "position_drift",

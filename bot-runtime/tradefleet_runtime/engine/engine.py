@@ -105,7 +105,7 @@ from tradefleet_runtime.model import (
     Trade,
 )
 from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
-from tradefleet_runtime.reconcile import ReconcilePlan, order_from_report
+from tradefleet_runtime.reconcile import ReconcilePlan, adopted_order, order_from_report
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.timeframes import format_timeframe
 from tradefleet_runtime.tracing import EngineTracer
@@ -2638,11 +2638,9 @@ class Engine:
                 "the venue never received it; not re-sent",
             )
         for report in plan.adopted:
-            order = journaled.get(report.client_order_id) or order_from_report(report)
-            if report.quantity > 0.0 and report.quantity != order.quantity:
-                # The venue's word on what works now (a bracket child resized as its entry
-                # filled, an amended order).
-                order = order._replace(quantity=report.quantity)
+            # The venue's word on what works now: its quantity and price (a bracket child
+            # resized as its entry filled, an order amended or moved before the restart).
+            order = adopted_order(report, journaled.get(report.client_order_id))
             self.journal.record_order(
                 order,
                 OrderStatus.PENDING,

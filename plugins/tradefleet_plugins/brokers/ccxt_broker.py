@@ -66,6 +66,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     FillRules,
     Refusal,
     bot_client_id,
+    copies_whole_quantity,
     create_args,
     dialect_for,
     fill_of,
@@ -243,6 +244,17 @@ class _Copies:
     prior: float
     venue_ids: frozenset[str]  # every copy's venue order id
     created_ms: int
+    # The whole order's quantity as the copies before the newest show it
+    # (``copies_whole_quantity``), and what the newest working copy's rest would take it to
+    # with what every copy executed: above the whole, that copy was sized before a fill of the
+    # one it replaced and an earlier run stopped before cutting it (``_cut_left_over``, while
+    # it works). Both 0.0 when not measured (a stop's copies, a bracket leg's).
+    whole: float = 0.0
+    working: float = 0.0
+
+    @property
+    def overbought(self) -> bool:
+        return self.whole > 0.0 and self.working > self.whole + _EPS
 
 
 @dataclass
@@ -2849,8 +2861,34 @@ class CcxtBroker:
                     # reports without re-sending them: follow them from here on, so their
                     # later fills and end reach the bot as events (earlier fills are the
                     # reconciler's, from fill_reports).
-                    await self._follow_working(report, market, row, copies)
+                    tracked = await self._follow_working(report, market, row, copies)
+                    if copies is not None and copies.overbought:
+                        await self._cut_left_over(tracked, copies)
         return reports
+
+    async def _cut_left_over(self, tracked: _Tracked, copies: _Copies) -> None:
+        """At a restart, before the bot trades: the newest copy of an amended order works for
+        more than is left of it (``_Copies.overbought``: an earlier run died between a raced
+        cancel-replace and the cut ``_resize_after_race`` would have sent). Cut to what is
+        left, or cancelled when nothing is, as that run would have done; said with the
+        amounts. ``tracked`` follows the order at its whole quantity already."""
+        order = tracked.order
+        step = self._instruments[order.symbol].lot_step
+        left = replacement_quantity(copies.whole, tracked.filled, step)
+        log.warning(
+            "ccxt broker: %s: what its copies executed and its replacement %s still works "
+            "(%g) exceed the order's whole %g (a fill raced its last amend and the earlier "
+            "run stopped before cutting the replacement); the replacement is %s",
+            order.client_order_id,
+            copies.venue_cid,
+            copies.working,
+            copies.whole,
+            f"cut to the {left:g} left" if left > _EPS else "cancelled: nothing is left",
+        )
+        if left > _EPS:
+            await self._amend(order.client_order_id, None, None)
+        else:
+            await self._cancel(order.client_order_id)
 
     async def _whole_orders(
         self, listed: list[tuple[OrderReport, dict[str, Any]]], market: str
@@ -2891,6 +2929,7 @@ class CcxtBroker:
             if amendment == newest
         )
         executed: dict[int, float] = {}
+        ordered: dict[int, float] = {}
         venue_ids: set[str] = set()
         created: list[int] = []
 
@@ -2900,6 +2939,7 @@ class CcxtBroker:
             if amendment < newest:
                 # A venue may list an order twice (a triggered conditional order).
                 executed[amendment] = max(executed.get(amendment, 0.0), report.filled_quantity)
+                ordered[amendment] = report.quantity
                 if not report.status.is_final:
                     self._earlier_copy_open(own, report, market)
 
@@ -2920,11 +2960,24 @@ class CcxtBroker:
             frozenset(venue_ids - {""}),
             min((stamp for stamp in created if stamp > 0), default=0),
         )
-        return [
-            (_as_whole_order(report, own, prior), row, copies)
-            for amendment, report, row in members
-            if amendment == newest
-        ]
+        whole: list[tuple[OrderReport, dict[str, Any], _Copies]] = []
+        for amendment, report, row in members:
+            if amendment != newest:
+                continue
+            measured = copies
+            if limit and prior > _EPS and bracket_role(own) is None:
+                # Every copy of a limit order is at hand (looked up above): the whole order's
+                # quantity is what they show, not what the newest copy's size makes it. Only
+                # a copy that executed can have raced; a bracket leg's list is placed again
+                # whole as its entry fills: not measured.
+                earlier = [(ordered[k], executed[k]) for k in sorted(ordered)]
+                measured = replace(
+                    copies,
+                    whole=copies_whole_quantity(earlier),
+                    working=prior + report.quantity,
+                )
+            whole.append((_as_whole_order(report, own, prior, measured.whole), row, measured))
+        return whole
 
     def _earlier_copy_open(self, own: str, report: OrderReport, market: str) -> None:
         """A copy of ``own`` that a later one replaced is still open at the venue: on Binance
@@ -3062,11 +3115,19 @@ def _whole_order(report: OrderReport, quantity: float, prior: float) -> OrderRep
     )
 
 
-def _as_whole_order(report: OrderReport, own: str, prior: float) -> OrderReport:
+def _as_whole_order(report: OrderReport, own: str, prior: float, whole: float) -> OrderReport:
     """The report of an amended order's newest copy as the bot's order ``own``
-    (``_whole_order`` when the copies it replaced executed ``prior``)."""
+    (``_whole_order`` when the copies it replaced executed ``prior``). Its quantity is
+    ``whole`` when the copies measured it (``_Copies.whole``; 0.0: not measured), never less
+    than what executed: a newest copy sized before a raced fill does not make the order larger
+    (a restart cuts that copy, ``_cut_left_over``)."""
     report = report._replace(client_order_id=own)
-    return _whole_order(report, prior + report.quantity, prior) if prior > _EPS else report
+    if prior <= _EPS:
+        return report
+    quantity = prior + report.quantity  # what the copies were placed for
+    if whole > 0.0:
+        quantity = max(min(whole, quantity), prior + report.filled_quantity)
+    return _whole_order(report, quantity, prior)
 
 
 def _amendment(client_order_id: str) -> tuple[str, int]:

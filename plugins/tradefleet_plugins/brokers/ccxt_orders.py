@@ -344,6 +344,25 @@ def replacement_quantity(total: float, executed: float, lot_step: float) -> floa
     return float(rest)
 
 
+def copies_whole_quantity(copies: Sequence[tuple[float, float]]) -> float:
+    """The whole quantity of an order amended by cancel-replace (Binance spot), as its copies
+    before the newest show it: ``copies`` are (ordered, executed) of each, oldest first (the
+    first is the order as the bot sent it). Each copy was sent for the whole less what the
+    ones before it executed as last read — never more than they had executed — so the whole
+    is at most their executed plus its own quantity, exactly that when no fill raced its
+    cancel-replace: the least over the copies. A restart measures the newest copy against it
+    (one placed before a raced fill was cut sells or buys that fill twice). An amend that
+    raised the quantity cannot be told from such a race by the venue's rows: the lesser whole
+    stands. Summed in decimals (no float noise)."""
+    whole: Decimal | None = None
+    before = Decimal(0)
+    for ordered, executed in copies:
+        shown = before + _decimal(ordered)
+        whole = shown if whole is None else min(whole, shown)
+        before += _decimal(executed)
+    return float(whole) if whole is not None else 0.0
+
+
 def target_reached(side: Side, price: float, ticker: Mapping[str, Any]) -> bool:
     """Whether a take-profit of ``side`` at ``price`` would fill now, by ``ticker`` (ccxt's):
     a sell's when the best bid reached it (the last trade without a bid), a buy's when the
@@ -914,6 +933,7 @@ __all__ = [
     "bot_client_id",
     "client_id_problem",
     "conversion_pair",
+    "copies_whole_quantity",
     "create_args",
     "dialect_for",
     "fee_in",
