@@ -213,6 +213,9 @@ class OrderUpdate(NamedTuple):
     # Set on an "amended" answer: the price (limit price, or a stop's trigger) the venue says
     # the order now holds, which may not be the one asked (the venue's own tick, a stops level
     # it clamps to). None: the venue's answer did not say; the engine books the price asked.
+    # On an open update with another reason and no code: the price the venue holds the order
+    # at, reported unasked (a move whose answer was lost, one made by hand at the venue); the
+    # engine books it when it differs from its own by more than half a tick.
     price: float | None = None
 
 

@@ -1143,6 +1143,8 @@ class Engine:
         working = self.book.get(update.client_order_id)
         if working is None:
             return
+        if self._venue_price(working.order, update):
+            return
         if self.listener is not None:
             self.listener.on_order(working.order, update)
         self.journal.update_order(
@@ -1188,6 +1190,33 @@ class Engine:
                 where = f"the {status.value} update of order {update.client_order_id}"
                 where += f" at {_utc(update.ts or self._now)}"
                 self._hook_failed(error, "on_order_update", where)
+
+    def _venue_price(self, order: Order, update: OrderUpdate) -> bool:
+        """An open order's price as the venue reports it unasked — not an amend's answer
+        ("amended": ``_stop_move_answered`` takes a stop move's): the MT5 broker's poll
+        finding a move whose answer was lost applied after all, or one made at the
+        terminal. Booked and journaled at it (a restart re-arms it) when it is more than
+        half a tick from the book; nothing when it is not. True: ``update`` was one."""
+        price = update.price
+        if (
+            price is None
+            or update.status is not OrderStatus.OPEN
+            or update.code is not ReasonCode.NONE
+            or update.reason == "amended"
+            or not 0.0 < price < float("inf")
+        ):
+            return False
+        was = order.price
+        if was is not None and abs(price - was) <= self.instrument(order.symbol).tick_size / 2:
+            return True
+        said = f"{price_text(was)} -> " if was is not None else ""
+        reason = f"price {said}{price_text(price)} at the venue: {update.reason}"
+        self.journal.reprice_order(order.client_order_id, price, update.ts or self._now, reason)
+        moved = self.book.reprice(order.client_order_id, price)
+        log.warning("%s: %s: %s", self.config.bot_name, order.client_order_id, reason)
+        if self.listener is not None and moved is not None:
+            self.listener.on_order(moved, update)
+        return True
 
     def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
         """A bracket's stop-loss ended cancelled though the bot never asked (a person at the

@@ -48,7 +48,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -124,6 +124,15 @@ _DEAL_ENTRY_IN = 0
 _DEAL_ENTRY_INOUT = 2
 _DEAL_TYPE_BUY = 0
 _DEAL_TYPE_SELL = 1
+# The MT5 order types the broker rests (limit and stop): the ones whose price can move.
+_RESTING_TYPES = frozenset(
+    {
+        rq.ORDER_TYPE_BUY_LIMIT,
+        rq.ORDER_TYPE_SELL_LIMIT,
+        rq.ORDER_TYPE_BUY_STOP,
+        rq.ORDER_TYPE_SELL_STOP,
+    }
+)
 
 
 @dataclass
@@ -194,12 +203,19 @@ class Mt5Broker:
         self._known_ids: set[str] = set()
         self._known_comments: set[str] = set()
         self._working: dict[str, Order] = {}
+        # Amends queued or running, by client order id: the poll leaves their orders' prices
+        # to the amend's own answer (``_report_moved_pending``).
+        self._amending: dict[str, int] = {}
         self._balance = 0.0
         self._leverage = 0.0  # the account's, read at start (0: not yet)
         self._positions: dict[str, Position] = {}
         # I/O-thread state
         self._comment_ids: dict[str, str] = {}  # comment -> client order id
         self._tickets: dict[int, str] = {}  # resting MT5 orders we watch -> client order id
+        # The price last reported (or booked at placement) for each watched resting order: the
+        # poll reports the one the terminal holds when it differs. Absent after a restart: the
+        # broker cannot know the journal's, so its first poll reports each once.
+        self._booked: dict[str, float] = {}
         self._parents: dict[int, str] = {}  # position id -> id of the order that opened it
         self._children: dict[str, tuple[int, str]] = {}  # child id -> (position id, role)
         self._seen_deals: SeenIds[int] = SeenIds()  # by ticket, with the deal's server time
@@ -338,6 +354,10 @@ class Mt5Broker:
     def amend(
         self, client_order_id: str, quantity: float | None, price: float | None
     ) -> OrderUpdate | None:
+        # On its way from now, not from when the I/O thread takes it: a poll before that must
+        # not report a price the engine would take for this amend's answer.
+        with self._lock:
+            self._amending[client_order_id] = self._amending.get(client_order_id, 0) + 1
         self._queue(_Job(lambda: self._amend_job(client_order_id, quantity, price)))
         return None
 
@@ -1032,6 +1052,10 @@ class Mt5Broker:
         for leg in legs:
             if leg.placed:
                 self._tickets[leg.ticket] = order_id
+                if order.price is not None:  # the price it was sent at (the engine's tick)
+                    self._booked[order_id] = rq.on_tick(
+                        order.price, spec, order.side, order.order_type
+                    )
                 resting = True
                 continue
             if not leg.ticket:
@@ -1108,6 +1132,7 @@ class Mt5Broker:
         result = self._call("order_send", rq.remove_request(ticket))
         if result is not None and verdict(int(result.retcode)).action is Action.DONE:
             del self._tickets[ticket]
+            self._booked.pop(client_order_id, None)
             with self._lock:
                 self._working.pop(client_order_id, None)
             self._emit(
@@ -1199,6 +1224,24 @@ class Mt5Broker:
         )
 
     def _amend_job(self, client_order_id: str, quantity: float | None, price: float | None) -> None:
+        try:
+            self._answer_amend(client_order_id, quantity, price)
+        except TerminalLost:
+            raise  # runs again once the terminal is back: still on its way
+        except Exception:
+            self._amend_done(client_order_id)  # answered by no one: the poll watches again
+            raise
+        self._amend_done(client_order_id)
+
+    def _amend_done(self, client_order_id: str) -> None:
+        with self._lock:
+            left = self._amending.pop(client_order_id, 1) - 1
+            if left > 0:
+                self._amending[client_order_id] = left
+
+    def _answer_amend(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> None:
         ts = self._utc(self._server_now)
         refusal: tuple[ReasonCode, str] | None
         held: float | None = None  # the price the terminal holds now (None: nothing moved)
@@ -1217,6 +1260,8 @@ class Mt5Broker:
                     held = self._held_stop(child[0], child[1])
         else:
             refusal, held = self._modify_pending(client_order_id, quantity, price)
+            if refusal is None and held is not None:
+                self._booked[client_order_id] = held  # reported below: the poll's baseline
         if refusal is None:
             self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended", price=held))
         elif refusal[0] is ReasonCode.UNKNOWN_ORDER:
@@ -1401,12 +1446,15 @@ class Mt5Broker:
         # A read that failed (None: the terminal answers () when there is none) is no news:
         # read as empty, it would end every resting order and every bracket child the bot has.
         orders = self._call("orders_get")
-        live = {int(o.ticket) for o in ours(orders, self._magic)}
+        resting = ours(orders, self._magic)
+        live = {int(o.ticket) for o in resting}
         for ticket, client_order_id in list(self._tickets.items()):
             if orders is None or ticket in live:
                 continue
             del self._tickets[ticket]
+            self._booked.pop(client_order_id, None)
             self._resting_gone(ticket, client_order_id, events)
+        events.extend(self._report_moved_pending(resting))
         held = self._call("positions_get")
         positions = {int(p.ticket) for p in ours(held, self._magic)}
         for child_id, (position, _role) in list(self._children.items()) if held is not None else ():
@@ -1423,6 +1471,30 @@ class Mt5Broker:
                 )
         # After the deals' events: a swap booked by a deal above leaves the accrual first.
         events.extend(self._refresh_positions())
+
+    def _report_moved_pending(self, resting: Sequence[Any]) -> list[OrderUpdate]:
+        """The watched resting orders the terminal holds at another price than the one last
+        reported (``_pending_moves``), from the poll's own ``orders_get`` (no extra call): a
+        move whose answer was lost and whose read back failed (refused as unknown, the bot
+        keeping the old price), a server's own price, a person's change at the terminal.
+        Each is reported once, as the price the order works at, and kept as its own."""
+        with self._lock:
+            busy = frozenset(self._amending)
+        half_ticks = {spec.name: spec.tick_size / 2 for spec in self._specs.values()}
+        moves = _pending_moves(resting, self._tickets, self._booked, busy, half_ticks)
+        ts = self._utc(self._server_now)
+        found = []
+        for move in moves:
+            # A change is worth a warning; a restart's first report of each order is routine.
+            known = move.client_order_id in self._booked
+            level = logging.WARNING if known else logging.INFO
+            log.log(level, "%s: %s", move.client_order_id, move.said)
+            self._booked[move.client_order_id] = move.price
+            self._reprice_working(move.client_order_id, move.price)
+            found.append(
+                OrderUpdate(move.client_order_id, OrderStatus.OPEN, ts, move.said, price=move.price)
+            )
+        return found
 
     def _deal_event(self, deal: Any, events: list[Event]) -> bool:
         """A deal of the bot's magic number -> its events; False when it is no order's of the
@@ -1837,6 +1909,53 @@ def _pending_after_doubt(
     if before is not None and abs(price - before) <= half:
         return _AfterDoubt(False, price)
     return _AfterDoubt(True, price, f"the terminal holds {price} where {sent} was sent")
+
+
+class _PendingMove(NamedTuple):
+    """A resting order the terminal holds at another price than the bot books
+    (``_pending_moves``): its id, the price held, and the words of its report."""
+
+    client_order_id: str
+    price: float
+    said: str
+
+
+def _pending_moves(
+    resting: Sequence[Any],
+    watched: Mapping[int, str],
+    booked: Mapping[str, float],
+    busy: Collection[str],
+    half_ticks: Mapping[str, float],
+) -> list[_PendingMove]:
+    """Of the bot's resting orders ``resting`` (its records from ``orders_get``), the limit
+    and stop orders it watches (``watched``: ticket -> client order id; a market order the
+    server placed to fill later has no price to move) whose ``price_open`` is more than half
+    a tick (``half_ticks`` by the terminal's symbol; 0: exact) from the price last reported
+    for them (``booked``; absent: none known, after a restart, reported whatever it is).
+    ``busy``: ids whose amend is queued or running — its answer reports the price, and a
+    report before it would be taken for it. A record without a usable price is no news."""
+    moves = []
+    for record in resting:
+        client_order_id = watched.get(int(record.ticket))
+        if client_order_id is None or client_order_id in busy:
+            continue
+        if int(record.type) not in _RESTING_TYPES:
+            continue
+        price = _usable_price(record.price_open)
+        if price is None:
+            continue
+        last = booked.get(client_order_id)
+        if last is None:
+            said = f"the terminal holds it at {price}"
+        elif abs(price - last) > half_ticks.get(str(record.symbol), 0.0):
+            said = (
+                f"the terminal holds it at {price}, not {last} (a change whose answer was "
+                "lost, or made at the terminal)"
+            )
+        else:
+            continue
+        moves.append(_PendingMove(client_order_id, price, said))
+    return moves
 
 
 def _bracket_child(order: Order) -> tuple[str, str] | None:

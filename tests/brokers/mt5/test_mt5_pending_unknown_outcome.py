@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.brokers.mt5.harness import Mt5Harness, minute_bar, settle_and_pump
+from tests.brokers.mt5.harness import Mt5Harness, minute_bar, settle_and_pump, updates
 from tests.brokers.mt5.test_mt5_pending_echo import (
     _amend,
     _held,
@@ -102,8 +102,10 @@ def test_a_lost_answer_whose_read_back_fails_too_is_refused_as_unknown(
     order = _resting(netting)
     netting.terminal.faults.script("order_send", [UnknownOutcome(10012, executed=executed)])
     # The amend's first orders_get (the order's SL/TP, before the change) answers; the read
-    # back after the lost answer fails (not a lost terminal: -1, a call that failed).
-    netting.terminal.faults.script("orders_get", [None, CallError(-1, "Terminal: Call failed")])
+    # back after the lost answer fails (not a lost terminal: -1, a call that failed), and so
+    # does the poll's after it (which reports the price held: test_mt5_pending_price_poll).
+    failed = CallError(-1, "Terminal: Call failed")
+    netting.terminal.faults.script("orders_get", [None, failed, failed])
     update = _amend(netting, order, ASKED)
     assert netting.terminal.faults.pending("orders_get") == 0  # the read back failed
     assert _held(netting) == (ASKED if executed else PLACED)
@@ -130,16 +132,20 @@ def test_the_next_amend_starts_from_the_price_the_terminal_holds(netting: Mt5Har
     netting.terminal.faults.script(
         "order_send", [UnknownOutcome(10012, executed=True), UnknownOutcome(10012, executed=False)]
     )
-    netting.terminal.faults.script("orders_get", [None, CallError(-1, "Terminal: Call failed")])
+    failed = CallError(-1, "Terminal: Call failed")  # the read back, and the poll's after it
+    netting.terminal.faults.script("orders_get", [None, failed, failed])
     assert _amend(netting, order, ASKED).code is ReasonCode.UNKNOWN_OUTCOME
     assert _held(netting) == ASKED
-    update = _amend(netting, order, 1.0975)  # lost again, not applied this time
+    netting.broker.amend(order.client_order_id, None, 1.0975)  # lost again, not applied
+    update, *reported = updates(netting.settle())
     assert _held(netting) == ASKED
     assert update.code is ReasonCode.UNKNOWN_OUTCOME
     assert update.reason.endswith(
         "read back, the order still works at 1.0982: the change was not applied"
     )
     assert _working_price(netting, order) == ASKED
+    # The poll after it reads the 1.0982 the bot was never told, and reports it.
+    assert [u.price for u in reported] == [ASKED]
 
 
 # -- the decision, pure --------------------------------------------------------------------------

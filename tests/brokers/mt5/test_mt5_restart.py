@@ -12,6 +12,7 @@ from tests.brokers.mt5.harness import (
     LOGIN,
     Mt5Harness,
     fills,
+    updates,
     write_credentials,
 )
 from tests.venues.mt5 import MT5Terminal, UnknownOutcome
@@ -54,7 +55,13 @@ def test_a_new_broker_reports_what_the_old_one_left(margin_mode: str) -> None:
         query = new.broker.query_order(sold.client_order_id)
         assert query is not None and query.filled_quantity == 20_000.0
         assert new.broker.query_order("tf-never-sent") is None
-        # Old fills are reconciliation input, not new events.
+        # Old fills are reconciliation input, not new events. The resting order's price is
+        # reported once: a new broker cannot know the journal's (test_mt5_pending_price_poll).
+        events = new.settle()
+        assert fills(events) == []
+        assert [(u.client_order_id, u.price) for u in updates(events)] == [
+            (resting.client_order_id, 1.095)
+        ]
         assert new.settle() == []
         # An id the old broker sent is known: re-sent after a restart, it is refused.
         again = new.broker.submit(sold)
