@@ -23,6 +23,9 @@ MANIFEST = "the bot manifest"
 SPACE_FILE = "the --space file"
 OPTIONS = "the command-line options"
 STUDY_FILE = "the study file"
+# A search that ran and found nothing to rank: not a fault of a file (the study is sound and
+# resumes), of its space or of the strategy on these bars.
+SEARCH = "the search"
 
 
 class SpecError(ValueError):

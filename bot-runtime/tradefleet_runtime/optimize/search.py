@@ -57,7 +57,13 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from tradefleet_runtime.errors import FieldError, SpecError, StrategyError, StrategyRefused
+from tradefleet_runtime.errors import (
+    SEARCH,
+    FieldError,
+    SpecError,
+    StrategyError,
+    StrategyRefused,
+)
 from tradefleet_runtime.optimize.plugin_code import factory_module, package_code_hash
 from tradefleet_runtime.optimize.space import Choice, FloatRange, IntRange, Space, Value
 from tradefleet_runtime.optimize.worker import (
@@ -911,7 +917,9 @@ def run_search(
     finally:
         backend.flush()
     if require_best and result.best_params is None:
-        raise SpecError([FieldError("--space", result.why_none)], str(config.study_path))
+        # Headed as the search's, not the study file's: the file is sound (a rerun resumes
+        # it), and a user told it holds an error would delete it.
+        raise SpecError([FieldError("--space", result.why_none)], subject=SEARCH)
     return result
 
 
