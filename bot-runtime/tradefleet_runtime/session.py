@@ -358,6 +358,27 @@ def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
         )
 
 
+def _refuse_live_account(modes: frozenset[str], name: str) -> None:
+    """A paper bot never continues a live account: a live bot switched to paper in place (its
+    journal volume kept) would restore the venue's fills and working orders into a simulated
+    account, trade them in simulation while the real positions stay open at the venue with
+    only the orders already there, and leave a journal no live run may continue (the other
+    way round is ``_refuse_simulated_account``). Refused before anything is journaled."""
+    if Mode.LIVE.value in modes:
+        raise SpecError(
+            [
+                FieldError(
+                    "spec.mode",
+                    f"paper, but this journal holds live runs of {name}: a paper run would take "
+                    "over the venue's account in simulation while its real positions and orders "
+                    "stay at the venue; stop the live bot as you want its positions left (its "
+                    "stop policy), then give the paper bot a journal of its own (another "
+                    "--journal; in a cluster, a new journal volume)",
+                )
+            ]
+        )
+
+
 def _refuse_new_terms(terms: tuple[str, float] | None, capital: CapitalSpec, name: str) -> None:
     """A restarted bot continues the account its journal keeps: its fills, positions and
     equity history are in the currency and on the capital its earlier runs were given. A
@@ -615,6 +636,8 @@ class BotSession:
             if spec.mode is Mode.LIVE:
                 _refuse_simulated_account(modes, bot.name)
                 self.identity = live_identity(bot, journal)
+            else:
+                _refuse_live_account(modes, bot.name)
             # Decided before this run is journaled. An earlier run that left nothing (no
             # order, fill or bar: refused at connect, say) does not make this one a restart:
             # a bot restarted in a loop must be refused its capital check each time.
