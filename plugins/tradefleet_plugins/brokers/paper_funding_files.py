@@ -18,6 +18,7 @@ from pathlib import Path
 from tradefleet_plugins.brokers.paper_funding_history import (
     FundingHistory,
     describe_holes,
+    other_market,
     parse_funding_history,
 )
 from tradefleet_runtime.sdk import DataError
@@ -48,9 +49,17 @@ def _load(symbol: str, file: Path) -> FundingHistory:
         # A FIFO would block and a device be read for ever: refused before it is opened.
         raise DataError(f"{field}: {file} is not a regular file (a device, FIFO or directory)")
     try:
-        return _parsed(str(file), info.st_mtime_ns, info.st_size)
+        history = _parsed(str(file), info.st_mtime_ns, info.st_size)
     except DataError as error:
         raise DataError(f"{field}: {error}") from None
+    other = other_market(history, symbol)
+    if other is not None:
+        # A copied path pays another market's rates without a word: refused, naming both.
+        raise DataError(
+            f"{field}: {file}: its rows are the funding history of {other}, not {symbol} "
+            "(its symbol column); give the file of this symbol"
+        )
+    return history
 
 
 @functools.lru_cache(maxsize=64)

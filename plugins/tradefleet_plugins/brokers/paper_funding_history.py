@@ -46,6 +46,8 @@ from tradefleet_runtime.sdk import DataError
 TIME_COLUMNS = ("calc_time", "timestamp", "time", "fundingTime")
 #: The rate column, likewise: Binance's ``last_funding_rate``, ccxt's ``fundingRate``.
 RATE_COLUMNS = ("last_funding_rate", "fundingRate", "funding_rate", "rate")
+#: The market a row is of, when a file says (``tradefleet funding-history`` writes it).
+SYMBOL_COLUMN = "symbol"
 # The largest rate a history's row may hold, either way: 5 % an interval. Wider than the 1 % of
 # ``funding_rate`` (a guess at the usual cost): venues cap some symbols' funding at 2-4 % an
 # interval and a real history reaches it; beyond 5 % is a percent written as a fraction.
@@ -70,6 +72,9 @@ class FundingHistory:
     source: str  # the file, for messages
     times: npt.NDArray[np.int64]
     rates: npt.NDArray[np.float64]
+    # The markets its rows name (a ``symbol`` column, as ``tradefleet funding-history``
+    # writes; empty without one): whose history it is (``other_market``).
+    symbols: frozenset[str] = frozenset()
     # The holes (rows missing), derived from ``times`` (see the module's docstring), ascending:
     # each one's row before and after it, and the interval its missing times are taken at.
     hole_starts: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
@@ -159,9 +164,11 @@ def parse_funding_history(lines: Iterable[str], source: str) -> FundingHistory:
         raise DataError(f"{source}: row 1: the file is empty (a header row is needed)")
     time_at, time_name = _column(header, TIME_COLUMNS, "time", source)
     rate_at, rate_name = _column(header, RATE_COLUMNS, "rate", source)
+    symbol_at = _optional_column(header, SYMBOL_COLUMN)
     times: list[int] = []
     rates: list[float] = []
     rows: list[int] = []
+    symbols: set[str] = set()
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue  # a blank line (a trailing one, most often)
@@ -169,6 +176,8 @@ def parse_funding_history(lines: Iterable[str], source: str) -> FundingHistory:
         times.append(_time(_cell(cells, time_at, time_name, row, source), time_name, row, source))
         rates.append(_rate(_cell(cells, rate_at, rate_name, row, source), rate_name, row, source))
         rows.append(row)
+        if symbol_at is not None and symbol_at < len(cells) and cells[symbol_at].strip():
+            symbols.add(cells[symbol_at].strip())
     order = _time_order(times, rates, rows, time_name, source)
     if len(order) < 2:
         # One funding time says nothing of the interval after it: when the history ends.
@@ -181,7 +190,25 @@ def parse_funding_history(lines: Iterable[str], source: str) -> FundingHistory:
     # Shared by every broker of the process that reads this file version: never written to.
     kept_times.flags.writeable = False
     kept_rates.flags.writeable = False
-    return FundingHistory(source, kept_times, kept_rates)
+    return FundingHistory(source, kept_times, kept_rates, frozenset(symbols))
+
+
+def other_market(history: FundingHistory, symbol: str) -> str | None:
+    """A market ``history``'s rows name that is not ``symbol`` (None: every row names it, or
+    the file names none). Names compare as markets, not spellings: ``BTCUSDT``,
+    ``BTC/USDT``, ``BTC-USDT`` and ``BTC/USDT:USDT`` are one."""
+    wanted = _market_key(symbol)
+    for named in sorted(history.symbols):
+        if _market_key(named) != wanted:
+            return named
+    return None
+
+
+def _market_key(name: str) -> str:
+    """A market's name as one spelling: its base and quote, without separators or the
+    settlement currency of a ccxt contract name (``BTC/USDT:USDT`` -> ``BTCUSDT``)."""
+    pair = name.split(":", 1)[0]
+    return "".join(ch for ch in pair if ch not in "/-_ ").upper()
 
 
 def next_funding_time(history: FundingHistory, after: int) -> int:
@@ -245,6 +272,11 @@ def funding_due(history: FundingHistory, due: int, opened: int) -> tuple[list[in
     start = int(np.searchsorted(times, due, side="left"))
     stop = int(np.searchsorted(times, opened, side="right"))
     return times[start:stop].tolist(), history.rates[start:stop].tolist()
+
+
+def _optional_column(header: list[str], name: str) -> int | None:
+    lowered = [cell.strip().lower() for cell in header]
+    return lowered.index(name) if name in lowered else None
 
 
 def _column(header: list[str], names: tuple[str, ...], what: str, source: str) -> tuple[int, str]:

@@ -114,7 +114,9 @@ class PaperBrokerParams(PluginParams):
         "epoch seconds or milliseconds, or ISO 8601, UTC unless it names a zone) and a rate "
         "column (the first of last_funding_rate, fundingRate, funding_rate, rate: a fraction, "
         "within ±0.05), as Binance's monthly fundingRate files and ccxt's "
-        "fetchFundingRateHistory give them. The symbol pays at the history's own times, each "
+        "fetchFundingRateHistory give them; a symbol column, when there is one (as "
+        "`tradefleet funding-history` writes), must name this market (in any spelling: "
+        "BTCUSDT, BTC/USDT:USDT). The symbol pays at the history's own times, each "
         "at its own rate, instead of `funding_rate` on the `funding_interval_h` grid. A "
         "position held at a funding time outside the history (after its last time plus its "
         "last interval, or before its first) fails the run, naming it.",
