@@ -299,3 +299,18 @@ def test_a_refused_later_answer_leaves_the_stop_and_is_counted(tmp_path: Path) -
     engine._on_order_update(answer._replace(client_order_id=_stop(engine).client_order_id))
     assert _stop(engine).price == 90.0
     assert engine.stats.vetoes[("mover", "stop_move_refused_by_broker")] == 1
+
+
+def test_the_risk_action_event_says_the_asked_price_without_float_noise(tmp_path: Path) -> None:
+    """A move asked at a float with noise (97.7 / 3 * 3: 97.70000000000002) reads 97.7 in the
+    journaled ``risk_action`` event and the log (it read ``to 97.70000000000002``)."""
+    asked = 97.7 / 3 * 3
+    assert repr(asked) == "97.70000000000002"
+    mover = Mover({2: AccountAction(ActionKind.MOVE_STOP, "trail", "TEST", price=asked)})
+    journal = Journal(tmp_path / "j.sqlite")
+    engine = paper_engine(journal, "run-1", _buy_with_stop(), hooks=_hooks("mover", mover))
+    engine.run(_rising())
+    [message] = [
+        m for (m,) in journal.query("SELECT message FROM events WHERE kind = 'risk_action'")
+    ]
+    assert "move_stop TEST to 97.7: trail" in message, message

@@ -113,6 +113,7 @@ from tradefleet_runtime.tracing import EngineTracer
 # Module names: an enum member read through its class costs ~0.3 µs, on every order.
 _VETO = RiskAction.VETO
 _PENDING = OrderStatus.PENDING
+_MOVE_STOP = ActionKind.MOVE_STOP
 _FINAL = frozenset(status for status in OrderStatus if status.is_final)
 _NONE_CLOSED: tuple[tuple[int, Trade], ...] = ()  # a fill that closed no trade
 _NO_FILLS: Mapping[str, float] = MappingProxyType({})
@@ -299,6 +300,12 @@ def _doubles(values: list[float]) -> array[float]:
     packed = array("d")
     packed.frombytes(struct.pack(f"{len(values)}d", *values))
     return packed
+
+
+def _asked(price: float | None) -> str:
+    """A risk plugin's asked stop price as people read it (no float noise: 51314.1192, not
+    51314.119199999994); the venue's tick is applied when the move is sent."""
+    return "no price" if price is None else price_text(price)
 
 
 @dataclass(frozen=True)
@@ -1593,7 +1600,7 @@ class Engine:
                     f"{name} {action.kind.value}"
                     f"{' ' + action.symbol if action.symbol else ''}"
                     f"{f' {action.fraction:.2%}' if action.kind is ActionKind.REDUCE else ''}"
-                    f"{f' to {action.price!r}' if action.kind is ActionKind.MOVE_STOP else ''}"
+                    f"{f' to {_asked(action.price)}' if action.kind is _MOVE_STOP else ''}"
                     f": {action.reason}",
                     {
                         "plugin": name,
