@@ -184,6 +184,15 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _cash_note(status: StatusSnapshot) -> str:
+    """Why cash may be below zero: the bot books a position as bought with cash (a spot
+    account's way), so on a margin account (a perpetual, MetaTrader 5) a long's whole notional
+    is out of it; read as the venue's wallet balance it looked like a debt."""
+    if status.open_positions and status.balance < 0.0:
+        return " (open positions are paid from it at entry; equity is the account's value)"
+    return ""
+
+
 def _print_status(console: Console, status: StatusSnapshot) -> None:
     table = Table(title=f"{status.bot} ({status.mode})", show_header=False)
     table.add_column("", style="bold")
@@ -198,7 +207,7 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
     rows = [
         ("phase", phase),
         ("equity", f"{_num(status.equity)} {status.currency}{last}"),
-        ("balance", f"{_num(status.balance)} {status.currency}"),
+        ("cash", f"{_num(status.balance)} {status.currency}{_cash_note(status)}"),
         ("pnl today / total", f"{_num(status.pnl_today)} / {_num(status.pnl_total)}"),
         ("drawdown", f"{_num(status.drawdown_pct)} %"),
         ("open positions / orders", f"{status.open_positions} / {status.open_orders}{last}"),
