@@ -63,14 +63,19 @@ from tradefleet_plugins.brokers.mt5_link import (
 )
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
 from tradefleet_plugins.brokers.mt5_reports import (
+    Entry,
     accruals_due,
     child_report,
     child_role,
     deal_client_id,
     deal_credit,
+    ended_children,
+    entry_child_reports,
+    entry_levels,
     fill_from_deal,
     order_reports,
     ours,
+    position_entries,
     position_reports,
     position_swaps,
     swap_flow,
@@ -546,10 +551,7 @@ class Mt5Broker:
             self._seen_deals.add(int(deal.ticket), int(deal.time))
         deals = ours(every_deal, self._magic)
         self._poll_from = max([now - _DAY, *(int(d.time) for d in deals)])
-        for order in ours(self._call("orders_get"), self._magic):
-            client_id = self._resolve(str(order.comment))
-            if client_id is not None:
-                self._tickets[int(order.ticket)] = client_id
+        self._adopt_resting(ours(self._call("orders_get"), self._magic))
         with self._lock:
             for comment in comments:
                 self._known_comments.add(comment)
@@ -560,6 +562,49 @@ class Mt5Broker:
         accruals = self._refresh_positions()
         if accruals:
             self._emit(*accruals)
+
+    def _adopt_resting(self, resting: Sequence[Any]) -> None:
+        """The resting orders an earlier run left at the terminal, made this broker's own
+        working orders: watched by ticket (a fill or a cancel is an event), and amended,
+        cancelled and cancelled-all as before the restart — known only by ticket, an amend
+        of one (a risk plugin's MOVE_STOP of a pending stop) was refused as no resting order
+        of that id and the engine dropped an order the terminal still works. As the terminal
+        holds them (``_resting_order``): its price, volume, side and type; its SL/TP kept for
+        the children its fill brings. The price is not taken as reported (``_booked``): the
+        journal's may differ, and the first poll reports it once."""
+        adopted: dict[str, Order] = {}
+        for record in resting:
+            client_id = self._resolve(str(record.comment))
+            if client_id is None:
+                continue
+            self._tickets[int(record.ticket)] = client_id
+            order = self._resting_order(record, client_id)
+            if order is not None:
+                adopted[client_id] = order
+        with self._lock:
+            self._working.update(adopted)
+
+    def _resting_order(self, record: Any, client_id: str) -> Order | None:
+        """The order a terminal's resting record (limit or stop) is, in units; None for any
+        other type (a market order the server placed to fill later: nothing to amend)."""
+        otype = int(record.type)
+        if otype not in _RESTING_TYPES:
+            return None
+        price = _usable_price(record.price_open)
+        buy = otype in (rq.ORDER_TYPE_BUY_LIMIT, rq.ORDER_TYPE_BUY_STOP)
+        limit = otype in (rq.ORDER_TYPE_BUY_LIMIT, rq.ORDER_TYPE_SELL_LIMIT)
+        sl, tp = float(record.sl or 0.0), float(record.tp or 0.0)
+        return Order(
+            client_order_id=client_id,
+            symbol=self._symbols.ours(str(record.symbol)),
+            side=Side.BUY if buy else Side.SELL,
+            quantity=self._units(str(record.symbol), float(record.volume_initial)),
+            order_type=OrderType.LIMIT if limit else OrderType.STOP,
+            price=price,
+            stop_loss=sl if sl > 0 else None,
+            take_profit=tp if tp > 0 else None,
+            created_ts=self._utc(int(record.time_setup)),
+        )
 
     def _refuse_shared_netting(self, symbols: Sequence[str]) -> None:
         """A netting account holds one position per symbol, whoever opened it: a bot trading a
@@ -736,27 +781,25 @@ class Mt5Broker:
 
     def _place_child(self, order: Order, spec: rq.SymbolSpec, parent: str, role: str) -> None:
         """A bracket child sent on its own (a restarted bot re-sends the stop of a position
-        whose SL a person removed while it was down, or one the terminal never got): MT5 keeps
-        SL/TP as attributes of the position its parent opened, so it is set there with
-        TRADE_ACTION_SLTP — never sent as a separate pending order, which on a netting account
-        would open a position of its own once the position is gone, and which a hedging
-        account refuses (reduce-only). From here on it is one of the position's children (its
-        sibling cancelled when it fires). No such position open: refused, nothing sent."""
+        whose SL a person removed while it was down, or places the children of an entry that
+        filled while it was down): MT5 keeps SL/TP as attributes of the position its parent's
+        fills are in, so it is set there with TRADE_ACTION_SLTP — never sent as a separate
+        pending order, which on a netting account would open a position of its own once the
+        position is gone, and which a hedging account refuses (reduce-only). On a netting
+        account that is the symbol's one position, which carries the id of the first entry
+        only: the child of any entry that added to it is found there (``_entries_of``). A
+        position already holding the child's price holds the child: it is acknowledged as in
+        place, nothing sent (``_child_on_position``). From here on it is one of the position's
+        children (its sibling cancelled when it fires). No such position open: refused,
+        nothing sent."""
         order_id = order.client_order_id
         ts = self._utc(self._server_now) or order.created_ts
         with self._lock:
             self._working.pop(order_id, None)
-        closes_long = order.side is Side.SELL
-        position = next(
-            (
-                p
-                for p in ours(self._call("positions_get", symbol=spec.name), self._magic)
-                if (int(p.type) == _POSITION_TYPE_BUY) == closes_long
-                and self._parent_of(int(p.ticket)) == parent
-            ),
-            None,
-        )
-        refusal: tuple[ReasonCode, str] | None
+        found = self._position_of_entry(spec, parent, long=order.side is Side.SELL)
+        position = found[0] if found is not None else None
+        refusal: tuple[ReasonCode, str] | None = None
+        said = ""
         if position is None:
             refusal = (
                 ReasonCode.VENUE_REJECTED,
@@ -766,7 +809,26 @@ class Mt5Broker:
         elif not order.price:
             refusal = ReasonCode.INVALID_PRICE, f"{role.upper()} needs a price"
         else:
-            refusal = self._set_stops(int(position.ticket), role, order.price)
+            assert found is not None
+            held = float(position.sl if role == "sl" else position.tp)
+            kind = OrderType.STOP if role == "sl" else OrderType.LIMIT
+            want = rq.on_tick(order.price, spec, order.side, kind)
+            placing = _child_on_position(held, want, spec.point / 2, shared=bool(found[1]))
+            ticket = int(position.ticket)
+            if placing == "in place":
+                said = f"already position {ticket}'s {role.upper()} at {held:g}: nothing sent"
+            elif placing == "replaces":
+                refusal = (
+                    ReasonCode.VENUE_REJECTED,
+                    f"a netting account holds one SL/TP per position: {spec.name}'s "
+                    f"{rq.to_units(float(position.volume), spec):g} position (entries "
+                    f"{', '.join([parent, *found[1]])}) has {role.upper()} {held:g}, which "
+                    f"this {role.upper()} {want:g} would replace for the whole position; "
+                    "nothing sent",
+                )
+            else:
+                refusal = self._set_stops(ticket, role, order.price)
+                said = f"set as position {ticket}'s {role.upper()}"
         if refusal is not None:
             self._emit(OrderUpdate(order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0]))
             return
@@ -777,10 +839,26 @@ class Mt5Broker:
                 order_id,
                 OrderStatus.OPEN,
                 ts,
-                f"set as position {int(position.ticket)}'s {role.upper()}",
+                said,
                 venue_order_id=str(int(position.ticket)),
             )
         )
+
+    def _position_of_entry(
+        self, spec: rq.SymbolSpec, parent: str, long: bool
+    ) -> tuple[Any, list[str]] | None:
+        """The bot's open ``spec`` position (long or not) that ``parent``'s fills are in, with
+        the other entries whose fills are in it too (a netting account's one position: their
+        stops are its stops as well); None when there is none."""
+        for position in ours(self._call("positions_get", symbol=spec.name), self._magic):
+            if (int(position.type) == _POSITION_TYPE_BUY) != long:
+                continue
+            ticket = int(position.ticket)
+            # Hedging: one entry per position, named by ``_parent_of``.
+            entries = [] if self._hedging else [e.client_order_id for e in self._entries_of(ticket)]
+            if parent in entries or self._parent_of(ticket) == parent:
+                return position, [e for e in entries if e != parent]
+        return None
 
     def _register(self, order: Order, legs: int) -> None:
         for leg in range(max(legs, 1)):
@@ -871,11 +949,16 @@ class Mt5Broker:
         self, sub: _Submission, spec: rq.SymbolSpec, leg: _Leg, index: int
     ) -> tuple[ReasonCode, str] | None:
         """Send one request (``leg.volume``, in lots) until the terminal gives a final answer;
-        None when the leg was executed or placed, else the refusal."""
+        None when the leg was executed or placed, else the refusal.
+
+        A limit or stop order rests as a pending order, or goes as a market deal when the
+        market is already through it (``rq.through_market``: the terminal would refuse it as a
+        pending order), decided on the tick read before each attempt: a limit the market
+        moved away from after a requote rests instead."""
         order = sub.order
-        pending = order.order_type is not OrderType.MARKET
-        modes = rq.filling_modes(spec, pending)
+        modes: tuple[int, ...] = ()
         mode = 0
+        as_deal: bool | None = None  # the route of the last attempt
         requotes = busy = 0
         reference = 0.0
         p = self.params
@@ -900,53 +983,41 @@ class Mt5Broker:
             self._server_now = max(self._server_now, int(tick.time))
             if not leg.sent_at:
                 leg.sent_at = int(tick.time) or self._server_now
-            buy = order.side is Side.BUY
-            price = float(tick.ask) if buy else float(tick.bid)
-            if pending:
-                if order.stop_loss or order.take_profit:
-                    # Measured from the order's price, as the terminal measures them.
-                    assert order.price is not None
-                    at = rq.on_tick(order.price, spec, order.side, order.order_type)
-                    bad = rq.stops_problem(
-                        order.side, at, order.stop_loss or 0.0, order.take_profit or 0.0, spec
+            bid, ask = float(tick.bid), float(tick.ask)
+            deal = order.order_type is OrderType.MARKET or rq.through_market(order, spec, bid, ask)
+            if deal is not as_deal:
+                # A deal and a pending order take different filling modes: start again.
+                as_deal, modes, mode = deal, rq.filling_modes(spec, not deal), 0
+                if deal and order.order_type is not OrderType.MARKET:
+                    log.info(
+                        "%s: %s %s %s is through the market (bid %s ask %s): sent as a deal",
+                        order.client_order_id,
+                        order.side,
+                        order.order_type,
+                        order.price,
+                        bid,
+                        ask,
                     )
-                    if bad is not None:
-                        return ReasonCode.INVALID_PRICE, bad
-                request = rq.pending_request(
-                    order, spec, magic=self._magic, volume=leg.volume, filling=modes[mode]
-                )
-            else:
+            if deal and order.order_type is not OrderType.LIMIT:
+                # A market order (or a triggered stop) follows requotes only so far; a limit's
+                # own price bounds it instead (its deviation).
+                price = ask if order.side is Side.BUY else bid
                 if not reference:
                     reference = price
-                moved = (price - reference) if buy else (reference - price)
+                moved = (price - reference) if order.side is Side.BUY else (reference - price)
                 if moved > p.max_requote_points * spec.point + _EPS:
                     return (
                         ReasonCode.VENUE_REJECTED,
                         f"price moved {moved / spec.point:.0f} points against the order since "
                         f"the first quote (max_requote_points {p.max_requote_points})",
                     )
-                if not leg.position and (order.stop_loss or order.take_profit):
-                    close_side = float(tick.bid) if buy else float(tick.ask)
-                    bad = rq.stops_problem(
-                        order.side,
-                        close_side,
-                        order.stop_loss or 0.0,
-                        order.take_profit or 0.0,
-                        spec,
-                    )
-                    if bad is not None:
-                        return ReasonCode.INVALID_PRICE, bad
-                request = rq.deal_request(
-                    order,
-                    spec,
-                    magic=self._magic,
-                    volume=leg.volume,
-                    price=price,
-                    deviation=p.deviation_points,
-                    filling=modes[mode],
-                    position=leg.position,
-                    leg=index,
-                )
+            request = (
+                self._deal_leg_request(order, spec, leg, index, bid, ask, modes[mode])
+                if deal
+                else self._pending_leg_request(order, spec, leg, bid, ask, modes[mode])
+            )
+            if isinstance(request, tuple):
+                return request
             leg.doubt = True  # until the answer is read: a lost terminal leaves it in doubt
             result = self._call("order_send", request)
             if result is None:
@@ -956,7 +1027,7 @@ class Mt5Broker:
             leg.doubt = False
             retcode = int(result.retcode)
             v = verdict(retcode)
-            if v.action in (Action.DONE, Action.DONE_PARTIAL) and not pending:
+            if v.action in (Action.DONE, Action.DONE_PARTIAL) and deal:
                 leg.ticket = int(result.order)
                 leg.executed = float(result.volume)
                 return None
@@ -1004,6 +1075,88 @@ class Mt5Broker:
                     return ReasonCode.VENUE_UNAVAILABLE, "broker closed"
                 continue
             return v.code, f"{v.words} ({retcode})"
+
+    def _pending_leg_request(
+        self,
+        order: Order,
+        spec: rq.SymbolSpec,
+        leg: _Leg,
+        bid: float,
+        ask: float,
+        filling: int,
+    ) -> dict[str, Any] | tuple[ReasonCode, str]:
+        """The request resting ``order`` at its price, or why the terminal would refuse it
+        (its price, then its SL/TP, inside ``trade_stops_level``): never sent to be answered a
+        bare 10015/10016."""
+        bad = rq.pending_price_problem(order, spec, bid, ask)
+        if bad is not None:
+            return ReasonCode.INVALID_PRICE, bad
+        if order.stop_loss or order.take_profit:
+            # Measured from the order's price, as the terminal measures them.
+            assert order.price is not None
+            at = rq.on_tick(order.price, spec, order.side, order.order_type)
+            bad = rq.stops_problem(
+                order.side, at, order.stop_loss or 0.0, order.take_profit or 0.0, spec
+            )
+            if bad is not None:
+                return ReasonCode.INVALID_PRICE, bad
+        return rq.pending_request(
+            order, spec, magic=self._magic, volume=leg.volume, filling=filling
+        )
+
+    def _deal_leg_request(
+        self,
+        order: Order,
+        spec: rq.SymbolSpec,
+        leg: _Leg,
+        index: int,
+        bid: float,
+        ask: float,
+        filling: int,
+    ) -> dict[str, Any] | tuple[ReasonCode, str]:
+        """The market deal for ``order`` (a market order, or a limit or stop the market is
+        through), or why its SL/TP cannot go with it: measured from the close side, as for
+        any market entry."""
+        buy = order.side is Side.BUY
+        if not leg.position and (order.stop_loss or order.take_profit):
+            close_side = bid if buy else ask
+            bad = rq.stops_problem(
+                order.side, close_side, order.stop_loss or 0.0, order.take_profit or 0.0, spec
+            )
+            if bad is not None:
+                return ReasonCode.INVALID_PRICE, bad
+        # A limit: no further than its own price where the server honours deviation (instant
+        # and request execution); a market order or a triggered stop: the bot's setting.
+        deviation = (
+            rq.limit_deviation(order, spec, bid, ask)
+            if order.order_type is OrderType.LIMIT
+            else self.params.deviation_points
+        )
+        return rq.deal_request(
+            order,
+            spec,
+            magic=self._magic,
+            volume=leg.volume,
+            price=ask if buy else bid,
+            deviation=deviation,
+            filling=filling,
+            position=leg.position,
+            leg=index,
+        )
+
+    def _say_beyond_limit(self, order: Order, spec: rq.SymbolSpec, price: float) -> None:
+        """A limit sent as a deal filled beyond its limit: a server in market execution ignores
+        the deviation. The venue's fill is what the account holds, so it is booked as it is;
+        the warning says so, naming both prices."""
+        if rq.beyond_limit(order, spec, price):
+            log.warning(
+                "%s: %s limit %s filled at %s, beyond its limit: the server ignored the "
+                "deviation (market execution); booked at the terminal's price",
+                order.client_order_id,
+                order.side,
+                order.price,
+                price,
+            )
 
     def _backoff(self, attempt: int) -> float:
         p = self.params
@@ -1070,6 +1223,7 @@ class Mt5Broker:
                 fill = fill_from_deal(deal, order_id, order.symbol, self._units, fill_reason(order))
                 if fill is None:
                     continue
+                self._say_beyond_limit(order, spec, fill.price)
                 events.extend(self._with_swap(deal, fill._replace(ts=self._utc(int(deal.time)))))
                 self._note_entry(order, deal)
         if not resting:
@@ -1694,17 +1848,24 @@ class Mt5Broker:
         return rq.base_comment(comment)
 
     def _parent_of(self, position_id: int) -> str | None:
+        """The order a position's SL/TP are named after (``<id>-sl``): the first of its entries
+        (``_entries_of``), or, while the bot runs, the entry it saw last (``_note_entry``)."""
         found = self._parents.get(position_id)
         if found is not None:
             return found
+        entries = self._entries_of(position_id)
+        if not entries:
+            return None
+        parent = entries[0].client_order_id
+        self._parents[position_id] = parent
+        return parent
+
+    def _entries_of(self, position_id: int) -> list[Entry]:
+        """The bot's orders whose fills make up the position (``position_entries``): on a
+        netting account every entry that added to the symbol's one position, not only the
+        first, whose id the position carries."""
         deals = self._call("history_deals_get", position=position_id) or ()
-        for deal in sorted(deals, key=lambda d: int(d.ticket)):
-            if int(deal.entry) in (_DEAL_ENTRY_IN, _DEAL_ENTRY_INOUT):
-                parent = self._resolve(str(deal.comment))
-                if parent is not None:
-                    self._parents[position_id] = parent
-                    return parent
-        return None
+        return position_entries(deals, self._resolve)
 
     def _units(self, venue_symbol: str, volume: float) -> float:
         """The terminal's ``volume`` (lots) of its symbol ``venue_symbol`` in units (I/O
@@ -1746,13 +1907,38 @@ class Mt5Broker:
         reports = order_reports(
             [*history, *live], self._resolve, self._symbols.ours, self._units, self._parent_of
         )
-        return [r._replace(ts=self._utc(r.ts)) for r in reports] + self._child_reports()
+        found = {r.client_order_id: r._replace(ts=self._utc(r.ts)) for r in reports}
+        for ended in self._ended_children(history):
+            found.setdefault(ended.client_order_id, ended._replace(ts=self._utc(ended.ts)))
+        # A child working on an open position is that, whatever an older close said.
+        found.update((r.client_order_id, r) for r in self._child_reports())
+        return list(found.values())
+
+    def _ended_children(self, history: Sequence[Any]) -> list[OrderReport]:
+        """The bracket children that ended when their position's SL or TP fired (while the bot
+        was down, or before): cancelled at the venue by that close (``ended_children``), as
+        the running broker reports them — not left for reconciliation to call never sent."""
+        reports = []
+        for closer in history:
+            role = child_role(int(getattr(closer, "reason", -1)))
+            position_id = int(closer.position_id)
+            if role is None or not position_id:
+                continue
+            parent = self._parent_of(position_id)
+            if parent is None:
+                continue
+            entries = [e.client_order_id for e in self._entries_of(position_id)] or [parent]
+            symbol = self._symbols.ours(str(closer.symbol))
+            filled = child_order_id(parent, role)
+            reports.extend(ended_children(closer, entries, filled, symbol, self._units))
+        return reports
 
     def _child_reports(self) -> list[OrderReport]:
         """The working SL/TP children of the bot's open positions, under their ids (the
-        opening order's, ``-sl``/``-tp``): start-up reconciliation adopts them as working
-        orders, as they are (not closed as never sent), and from here on this broker cancels
-        and amends them like its own."""
+        opening order's, ``-sl``/``-tp``; on a netting account, of every entry that added to
+        the position too: ``entry_child_reports``): start-up reconciliation adopts them as
+        working orders, as they are (not closed as never sent, nor sent again), and from here
+        on this broker cancels and amends them like its own."""
         reports = []
         now = self._utc(self._now())
         for position in ours(self._call("positions_get"), self._magic):
@@ -1761,13 +1947,26 @@ class Mt5Broker:
             if parent is None:
                 continue
             symbol = self._symbols.ours(str(position.symbol))
-            for role in ("sl", "tp"):
-                child_id = child_order_id(parent, role)
-                report = child_report(position, child_id, role, symbol, now, self._units)
-                if report is not None:
-                    self._children.setdefault(child_id, (ticket, role))
-                    reports.append(report)
+            entries = [] if self._hedging else self._entries_of(ticket)
+            if len(entries) > 1:
+                found = entry_child_reports(
+                    position, self._with_levels(ticket, entries), symbol, now, self._units
+                )
+            else:
+                found = entry_child_reports(
+                    position, [Entry(parent, float(position.volume))], symbol, now, self._units
+                )
+            for report in found:
+                role = "sl" if report.order_type is OrderType.STOP else "tp"
+                self._children.setdefault(report.client_order_id, (ticket, role))
+                reports.append(report)
         return reports
+
+    def _with_levels(self, position_id: int, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` with the SL/TP each one's own request carried (``entry_levels``)."""
+        orders = self._call("history_orders_get", position=position_id) or ()
+        levels = entry_levels(ours(orders, self._magic), self._resolve)
+        return [e._replace(levels=levels.get(e.client_order_id, frozenset())) for e in entries]
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
         """The bot's executions since ``since_ts``, and, as the running poll books them, the
@@ -1956,6 +2155,20 @@ def _pending_moves(
             continue
         moves.append(_PendingMove(client_order_id, price, said))
     return moves
+
+
+def _child_on_position(held: float, want: float, half: float, shared: bool) -> str:
+    """How a bracket child at ``want`` goes on a position holding ``held`` for its level (0:
+    none): ``in place`` — the position holds it already (within ``half`` a point): nothing to
+    send, and sending would move nothing; ``replaces`` — a netting position other entries'
+    fills are in (``shared``) holds another level, which this one would replace for all of
+    them while the journal still shows theirs (``_netting_stops_problem``'s rule): refused;
+    ``set`` — anything else (no level held, or a hedging position of its own entry)."""
+    if held > 0.0 and abs(held - want) <= half:
+        return "in place"
+    if shared and held > 0.0:
+        return "replaces"
+    return "set"
 
 
 def _bracket_child(order: Order) -> tuple[str, str] | None:

@@ -13,7 +13,7 @@ each function is given ``units`` (the broker's symbol name and a volume in lots 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from tradefleet_runtime.sdk import (
     STOP_LOSS_TAG,
@@ -37,6 +37,8 @@ ORDER_STATE_REJECTED = 5
 ORDER_STATE_EXPIRED = 6
 DEAL_TYPE_BUY = 0
 DEAL_TYPE_SELL = 1
+DEAL_ENTRY_IN = 0
+DEAL_ENTRY_INOUT = 2
 DEAL_REASON_SL = 4
 DEAL_REASON_TP = 5
 ORDER_REASON_SL = 4
@@ -44,6 +46,7 @@ ORDER_REASON_TP = 5
 POSITION_TYPE_BUY = 0
 
 _BUY_TYPES = frozenset({0, 2, 4, 6})
+_EPS = 1e-9
 _TYPES = {
     0: OrderType.MARKET,
     1: OrderType.MARKET,
@@ -278,22 +281,31 @@ def position_reports(
 
 
 def child_report(
-    position: Any, client_order_id: str, role: str, symbol: str, ts: int, units: Units
+    position: Any,
+    client_order_id: str,
+    role: str,
+    symbol: str,
+    ts: int,
+    units: Units,
+    lots: float | None = None,
 ) -> OrderReport | None:
     """A bracket child that is still working: the SL (``role`` ``sl``, a stop) or TP (``tp``,
     a limit) of the ``position`` its parent opened, closing all of it on the other side. MT5
     keeps them as the position's attributes, not orders: the position ticket is the venue id.
-    None when the position carries no such level any more."""
+    ``lots``: the part of the position that is its entry's (a netting position several entries
+    added to, ``entry_child_reports``); None, all of it. None when the position carries no
+    such level any more."""
     price = float(position.sl if role == "sl" else position.tp)
     if price <= 0.0:
         return None
+    volume = float(position.volume) if lots is None else min(lots, float(position.volume))
     return OrderReport(
         client_order_id=client_order_id,
         venue_order_id=str(position.ticket),
         symbol=symbol,
         side=Side.SELL if int(position.type) == POSITION_TYPE_BUY else Side.BUY,
         order_type=OrderType.STOP if role == "sl" else OrderType.LIMIT,
-        quantity=units(str(position.symbol), float(position.volume)),
+        quantity=units(str(position.symbol), volume),
         filled_quantity=0.0,
         status=OrderStatus.OPEN,
         ts=ts,
@@ -302,21 +314,140 @@ def child_report(
     )
 
 
+class Entry(NamedTuple):
+    """One of the bot's orders whose fills make up a position (``position_entries``): its
+    client order id, the lots it added, and the levels (``sl``, ``tp``) its own request
+    carried (``entry_levels``; empty until read)."""
+
+    client_order_id: str
+    lots: float
+    levels: frozenset[str] = frozenset()
+
+
+def position_entries(deals: Iterable[Any], resolve: Resolver) -> list[Entry]:
+    """The bot's orders whose fills make up a position, oldest first, from the position's
+    deals (``history_deals_get(position=…)``): on a hedging account the one order that opened
+    it; on a netting account also every order that added to it — the symbol's one position
+    keeps the id of the first, and its SL/TP hold for all of them. From the last reversal on
+    (an INOUT deal: that order, for what the position holds past it); for a position since
+    closed, those it held when it closed. A deal whose comment is no order of the bot's adds
+    no entry."""
+    added: dict[str, float] = {}
+    held = 0.0  # signed lots before each deal
+    for deal in sorted(deals, key=lambda d: int(d.ticket)):
+        kind = int(deal.type)
+        if kind not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
+            continue
+        volume = float(deal.volume)
+        after = round(held + (volume if kind == DEAL_TYPE_BUY else -volume), 8)
+        entry = int(deal.entry)
+        lots = 0.0
+        if entry == DEAL_ENTRY_INOUT:
+            added, lots = {}, abs(after)  # what was held before is closed by it
+        elif entry == DEAL_ENTRY_IN:
+            if abs(held) < _EPS:
+                added = {}  # a position opened again under the same id holds none of before
+            lots = volume
+        held = after
+        client_id = resolve(str(deal.comment)) if lots > _EPS else None
+        if client_id is not None:
+            added[client_id] = round(added.get(client_id, 0.0) + lots, 8)
+    return [Entry(client_id, lots) for client_id, lots in added.items()]
+
+
+def entry_levels(orders: Iterable[Any], resolve: Resolver) -> dict[str, frozenset[str]]:
+    """The SL/TP each of the bot's orders asked for (``sl``/``tp``: a non-zero ``sl``/``tp``
+    on the terminal's record of it), by client order id, from a position's orders
+    (``history_orders_get(position=…)``)."""
+    levels: dict[str, frozenset[str]] = {}
+    for order in orders:
+        client_id = resolve(str(order.comment))
+        if client_id is None:
+            continue
+        asked = {role for role in ("sl", "tp") if float(getattr(order, role, 0.0) or 0.0) > 0}
+        levels[client_id] = levels.get(client_id, frozenset()) | asked
+    return levels
+
+
+def entry_child_reports(
+    position: Any, entries: Sequence[Entry], symbol: str, ts: int, units: Units
+) -> list[OrderReport]:
+    """The working SL/TP children of the entries that make up ``position`` (a netting
+    position several entries added to): each entry's children are the position's SL/TP (one
+    of each for the whole position), reported at the part of the position that entry added,
+    as the bot booked them — not the whole position each, which would count the position's
+    stop several times. The first entry's are reported whenever the position holds the level
+    (as a position of one entry's are); a later entry's only for the levels its own request
+    carried (one sent without SL/TP had no children: none is invented for it)."""
+    reports = []
+    for i, entry in enumerate(entries):
+        for role in ("sl", "tp"):
+            if i and role not in entry.levels:
+                continue
+            child_id = child_order_id(entry.client_order_id, role)
+            report = child_report(position, child_id, role, symbol, ts, units, entry.lots)
+            if report is not None:
+                reports.append(report)
+    return reports
+
+
+def ended_children(
+    closer: Any, entries: Sequence[str], filled: str, symbol: str, units: Units
+) -> list[OrderReport]:
+    """The bracket children a position's SL/TP ended when it fired: ``closer`` the order the
+    terminal made then (reason SL/TP, comment ``[sl 1.09500]``), ``entries`` the bot's orders
+    that made up the position (``position_entries``), ``filled`` the child the close is
+    reported as. Every other child of those entries — the fired level's sibling, and on a
+    netting account the children of the entries that added to the position — is reported
+    cancelled at the venue, as the running broker cancels them when it sees the close: MT5
+    held them on the position until it closed, so they did reach the venue. (An entry's child
+    it never had is reported too: it matches no order the bot works, and nothing is done.)"""
+    side = Side.BUY if int(closer.type) in _BUY_TYPES else Side.SELL
+    ts = int(closer.time_done) or int(closer.time_setup)
+    quantity = units(str(closer.symbol), float(closer.volume_initial))
+    reports = []
+    for entry in entries:
+        for role in ("sl", "tp"):
+            child_id = child_order_id(entry, role)
+            if child_id == filled:
+                continue
+            reports.append(
+                OrderReport(
+                    client_order_id=child_id,
+                    venue_order_id=str(int(closer.position_id)),
+                    symbol=symbol,
+                    side=side,
+                    order_type=OrderType.STOP if role == "sl" else OrderType.LIMIT,
+                    quantity=quantity,
+                    filled_quantity=0.0,
+                    status=OrderStatus.CANCELLED,
+                    ts=ts,
+                    reduce_only=True,
+                )
+            )
+    return reports
+
+
 def ours(items: Sequence[Any] | None, magic: int) -> list[Any]:
     """The records stamped with the bot's magic number (None: none)."""
     return [item for item in items or () if int(item.magic) == magic]
 
 
 __all__ = [
+    "Entry",
     "accruals_due",
     "child_report",
     "child_role",
     "deal_charges",
     "deal_client_id",
     "deal_credit",
+    "ended_children",
+    "entry_child_reports",
+    "entry_levels",
     "fill_from_deal",
     "order_reports",
     "ours",
+    "position_entries",
     "position_reports",
     "position_swaps",
     "swap_flow",

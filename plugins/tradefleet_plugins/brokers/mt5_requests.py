@@ -16,6 +16,9 @@ What real MT5 demands, in one place:
 - prices on ``trade_tick_size`` and ``digits``, never worse for the bot than asked (the
   runtime's ``round_price`` rules);
 - stops at least ``trade_stops_level`` points from the price they are measured from;
+- a limit or stop order's own price as far from the market (``pending_price_problem``), and
+  one already through the market sent as a deal instead (``through_market``,
+  ``limit_deviation``);
 - the bot's magic number, and the client order id in the comment: the terminal keeps 31
   characters, so a longer id is replaced by a deterministic hash (``comment_for``).
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import decimal
 import functools
 import hashlib
+import math
 from typing import Any, NamedTuple
 
 from tradefleet_runtime.sdk import (
@@ -366,6 +370,87 @@ def stops_problem(
     return None
 
 
+# -- a limit or stop order's own price against the market ------------------------------------
+#
+# MetaTrader 5 measures a pending order's price from the side of the market it would trade
+# against ("Requirements and Limitations in Making Trades"): a buy limit must be at least
+# trade_stops_level points below the ask, a sell limit above the bid, a buy stop above the ask,
+# a sell stop below the bid; anything else is refused (10015, invalid price) without a word on
+# why. These functions decide that before anything is sent, on the tick the broker reads anyway.
+
+
+def _sent_price(order: Order, spec: SymbolSpec) -> float:
+    """The order's price as it would be sent (on the tick, never worse for the bot)."""
+    assert order.price is not None
+    return on_tick(order.price, spec, order.side, order.order_type)
+
+
+def _beyond(order: Order, spec: SymbolSpec, bid: float, ask: float) -> float:
+    """How far (price) the order's own price is on the far side of the market it is measured
+    from: > 0 when a limit would trade now (a buy limit above the ask) or a stop has already
+    triggered (a buy stop below the ask); 0 at the market; < 0 on the side it rests on."""
+    price = _sent_price(order, spec)
+    buy = order.side is Side.BUY
+    market = ask if buy else bid
+    above = (price - market) if buy else (market - price)  # the buyer's "above"
+    return above if order.order_type is OrderType.LIMIT else -above
+
+
+def through_market(order: Order, spec: SymbolSpec, bid: float, ask: float) -> bool:
+    """Whether a limit or stop order is already beyond the market: a buy limit above the ask
+    or a sell limit below the bid (it would fill now, as a taker, as the paper broker fills
+    it), a buy stop below the ask or a sell stop above the bid (already triggered: a market
+    order). The terminal refuses it as a pending order (10015); the broker sends it as a
+    market deal. One exactly at the market is not through: the terminal takes it as a pending
+    order where trade_stops_level is 0 (and activates it at once), and ``pending_price_problem``
+    refuses it elsewhere, naming the level."""
+    return _beyond(order, spec, bid, ask) > spec.point * 1e-3
+
+
+def limit_deviation(order: Order, spec: SymbolSpec, bid: float, ask: float) -> int:
+    """The ``deviation`` (points) of a limit through the market sent as a deal: from the
+    market to the limit, rounded down, so a server that honours deviation (instant and
+    request execution) never fills it beyond the limit. 0 when it is not through."""
+    points = _beyond(order, spec, bid, ask) / spec.point
+    return max(0, math.floor(points + 1e-6))
+
+
+def beyond_limit(order: Order, spec: SymbolSpec, price: float) -> bool:
+    """Whether a limit order's fill at ``price`` is worse than its limit (a server in market
+    execution ignores the deviation a through-the-market limit was sent with)."""
+    if order.order_type is not OrderType.LIMIT or order.price is None:
+        return False
+    limit = _sent_price(order, spec)
+    worse = (price - limit) if order.side is Side.BUY else (limit - price)
+    return worse > spec.point * 1e-3
+
+
+def pending_price_problem(order: Order, spec: SymbolSpec, bid: float, ask: float) -> str | None:
+    """Why the terminal would refuse a limit or stop order resting at its price (10015): closer
+    than trade_stops_level points to the market it is measured from. The error names the
+    level and the nearest price allowed (on the tick, away from the market). None if it can
+    rest (an order through the market is not a pending order: ``through_market``)."""
+    buy = order.side is Side.BUY
+    limit = order.order_type is OrderType.LIMIT
+    level = spec.stops_level * spec.point
+    distance = -_beyond(order, spec, bid, ask)
+    if distance >= level - spec.point * 1e-3:
+        return None
+    market, quote = (ask, "ask") if buy else (bid, "bid")
+    below = buy == limit  # a buy limit and a sell stop rest below the market
+    nearest = on_tick(
+        market - level if below else market + level, spec, order.side, order.order_type
+    )
+    digits = spec.digits
+    kind = f"{order.side} {'limit' if limit else 'stop'}"
+    return (
+        f"a {kind} on {order.symbol} must be at least {spec.stops_level} points "
+        f"({level:.{digits}f}) {'below' if below else 'above'} the {quote} {market:.{digits}f} "
+        f"({spec.name}'s trade_stops_level {spec.stops_level}): {nearest:.{digits}f} at "
+        f"{'most' if below else 'least'}, not {_sent_price(order, spec):.{digits}f}"
+    )
+
+
 # -- filling modes ---------------------------------------------------------------------------
 
 
@@ -495,20 +580,24 @@ __all__ = [
     "COMMENT_MAX",
     "SymbolSpec",
     "base_comment",
+    "beyond_limit",
     "calc_mode_name",
     "calc_mode_problem",
     "comment_for",
     "deal_request",
     "filling_modes",
+    "limit_deviation",
     "modify_request",
     "needs_price",
     "on_tick",
+    "pending_price_problem",
     "pending_request",
     "remove_request",
     "round_volume",
     "sltp_request",
     "spec_from_info",
     "stops_problem",
+    "through_market",
     "to_lots",
     "to_units",
     "unit_limits",
