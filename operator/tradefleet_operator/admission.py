@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from tradefleet_operator.account_sharing import BotAccount, account_of, new_shares, share_errors
 from tradefleet_operator.bot_api import plain
+from tradefleet_operator.quantity import journal_size_errors, resources_errors
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
@@ -48,8 +49,13 @@ def default_registry() -> PluginRegistry:
     return PluginRegistry.discover()
 
 
-def validate_trading_bot(body: Mapping[str, Any], registry: PluginRegistry) -> list[FieldError]:
-    """Every problem of one TradingBot, one ``FieldError`` per field (empty: admitted)."""
+def validate_trading_bot(
+    body: Mapping[str, Any],
+    registry: PluginRegistry,
+    old: Mapping[str, Any] | None = None,
+) -> list[FieldError]:
+    """Every problem of one TradingBot, one ``FieldError`` per field (empty: admitted); ``old``:
+    the object an update replaces (see ``runtime_quantities``)."""
     if not isinstance(body, Mapping):
         # The API server sends objects, but this is the authority: a list or null (another
         # client of ``admission_response``) is refused by field, never an AttributeError.
@@ -68,11 +74,35 @@ def validate_trading_bot(body: Mapping[str, Any], registry: PluginRegistry) -> l
         errors = list(error.errors)
         errors.extend(_raw_plugin_errors(document["spec"], registry, errors))
         errors.extend(name_problems(document["metadata"], errors))
+        errors.extend(runtime_quantities(document["spec"], old))
         return _unique(errors)
     errors = validate_plugins(manifest, registry)
     errors.extend(symbols_mappable(manifest, registry))
     errors.extend(name_problems(document["metadata"], errors))
+    errors.extend(runtime_quantities(document["spec"], old))
+    errors.extend(mode_switch(document["spec"], old))
     return _unique(errors)
+
+
+def mode_switch(spec: Any, old: Mapping[str, Any] | None) -> list[FieldError]:
+    """A live bot switched to paper in place: refused, naming ``spec.mode``. Its journal holds
+    the venue's account, which a paper runtime refuses to take over; admitted, the edit would
+    roll the pod (the live runtime stopping by its stop policy) into a runtime that cannot
+    start. Paper to live is the runtime's to refuse when the journal holds paper runs (a new
+    bot's journal holds none)."""
+    old_spec = (old or {}).get("spec")
+    if not isinstance(spec, Mapping) or not isinstance(old_spec, Mapping):
+        return []
+    if old_spec.get("mode") == "live" and spec.get("mode") == "paper":
+        return [
+            FieldError(
+                "spec.mode",
+                "a live bot cannot become a paper bot in place: its journal holds the venue's "
+                "account, which a paper run would take over in simulation; stop it as you want "
+                "its positions left and create the paper bot under another name",
+            )
+        ]
+    return []
 
 
 def name_problems(
@@ -140,6 +170,34 @@ def symbols_mappable(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
                     f"broker {broker.name!r} does not know symbol {symbol!r}",
                 )
             )
+    return errors
+
+
+def runtime_quantities(spec: Any, old: Mapping[str, Any] | None = None) -> list[FieldError]:
+    """``spec.runtime.resources`` and ``spec.runtime.journal.size`` as the API server will read
+    them in the bot's Deployment and journal claim (``quantity``): a value it refuses, or that
+    cannot be meant (a request above its limit, half a byte), named by the TradingBot's field.
+    Refused here, the edit is not half applied (the ConfigMap rewritten, the Deployment refused).
+
+    At an update (``old``), only problems the update brings: one the replaced object had already
+    (admitted before this check, or while the webhook was not served) is let through, so that
+    pausing or halting such a bot, or kopf's own metadata patches, are never refused."""
+    errors = _quantity_errors(spec)
+    if isinstance(old, Mapping):
+        standing = set(_quantity_errors(plain(old.get("spec"))))
+        errors = [error for error in errors if error not in standing]
+    return errors
+
+
+def _quantity_errors(spec: Any) -> list[FieldError]:
+    """The quantity problems of an unparsed spec; values of a wrong type are the model's to name."""
+    runtime = spec.get("runtime") if isinstance(spec, Mapping) else None
+    if not isinstance(runtime, Mapping):
+        return []
+    errors = resources_errors(runtime.get("resources"), "spec.runtime.resources")
+    journal = runtime.get("journal")
+    if isinstance(journal, Mapping):
+        errors.extend(journal_size_errors(journal.get("size"), "spec.runtime.journal.size"))
     return errors
 
 
@@ -243,7 +301,7 @@ def admit(
     operator's index; the bot's own entry is skipped by name)."""
     import kopf  # only the operator process needs kopf; the pure functions above do not
 
-    errors = validate_trading_bot(body, registry or default_registry())
+    errors = validate_trading_bot(body, registry or default_registry(), old)
     errors.extend(capital_change(old, body))
     errors.extend(shared_account(body, old, others))
     if errors:

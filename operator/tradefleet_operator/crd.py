@@ -43,6 +43,7 @@ from tradefleet_operator.names import (
     SINGULAR,
     VERSION,
 )
+from tradefleet_operator.quantity import QUANTITY_PATTERN
 from tradefleet_operator.status_model import BotStatus
 from tradefleet_runtime.spec.model import SECRET_NAME_RE, SYMBOL_RE, BotSpec
 from tradefleet_runtime.timeframes import TIMEFRAME_PATTERN
@@ -88,13 +89,17 @@ _PASSTHROUGH = frozenset(
 
 # Constraints the model checks in validators (so they are not in its JSON Schema) repeated
 # here, so that ``kubectl apply`` refuses them before admission. Paths are property names
-# from the spec root; "[]" is a list's items.
+# from the spec root; "[]" is a list's items, "{}" a map's values.
 _EXTRA: dict[tuple[str, ...], dict[str, Any]] = {
     ("market", "symbols"): {"x-kubernetes-list-type": "set"},
     ("market", "symbols", "[]"): {"pattern": SYMBOL_RE.pattern, "maxLength": 64},
     ("market", "timeframe"): {"pattern": TIMEFRAME_PATTERN, "maxLength": 16},
     ("broker", "credentialsSecret", "name"): {"pattern": SECRET_NAME_RE.pattern, "maxLength": 253},
     ("liveConfirmation",): {"maxLength": 63},
+    # Kubernetes quantities, as the bot's Deployment and journal claim will need them (a string
+    # only: an integer value skips the pattern). Admission checks the rest (``quantity.py``).
+    ("runtime", "resources", "{}", "{}"): {"pattern": QUANTITY_PATTERN},
+    ("runtime", "journal", "size"): {"pattern": QUANTITY_PATTERN},
 }
 
 #: CEL rules on ``spec`` (``self`` is the spec).

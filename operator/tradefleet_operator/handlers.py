@@ -191,12 +191,19 @@ def live_only_change(reason: str, diff: Any) -> bool:
     return True
 
 
-def _write(patch: kopf.Patch, current: Mapping[str, Any], new: BotStatus, uid: Any) -> None:
+def _write(
+    patch: kopf.Patch, current: Mapping[str, Any], new: BotStatus, meta: Mapping[str, Any]
+) -> None:
     """Patch only the status keys that changed (none: no write at all)."""
     changes = status_changes(current, new)
     if changes:
         patch.status.update(changes)
-    record_phase(str(uid), str(new.phase or Phase.PENDING))
+    _record_phase(meta, str(new.phase or Phase.PENDING))
+
+
+def _record_phase(meta: Mapping[str, Any], phase: str) -> None:
+    namespace = str(meta.get("namespace") or "default")
+    record_phase(str(meta.get("uid")), phase, namespace, str(meta.get("name", "")))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -362,7 +369,7 @@ async def _reconcile(
         if changes:
             patch.status.update(changes)
         if new.phase:
-            record_phase(str(meta.get("uid")), str(new.phase))
+            _record_phase(meta, str(new.phase))
     return steering_left
 
 
@@ -513,7 +520,7 @@ async def poll_status(
         after = steered.snapshot or snapshot
         new = steered.apply(reachable_status(old, after, generation, now_iso()))
     new = _account_shared(body, old, new, generation, bot_accounts)
-    _write(patch, current, new, meta.get("uid"))
+    _write(patch, current, new, meta)
 
 
 async def _runtime_failure(ctx: OperatorContext, namespace: str, name: str) -> str | None:

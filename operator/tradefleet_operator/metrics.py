@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("tradefleet_operator_reconciles", "Reconcile passes by outcome", ["outcome"])
@@ -11,22 +13,40 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BOTS_BY_PHASE = Gauge("tradefleet_operator_bots", "TradingBots by phase", ["phase"])
-#: The phase each bot (by uid) is counted under, so a change moves it between labels.
-_PHASES: dict[str, str] = {}
+# Each bot's phase as the operator records it (1 for the phase it is in): what lasts when the
+# runtime cannot say it (a bot that failed exits, and its own ``tradefleet_phase`` is gone
+# before a scrape). ``bot_namespace``, not ``namespace``: Prometheus gives the operator's own
+# series the operator's namespace as ``namespace``.
+BOT_PHASE = Gauge(
+    "tradefleet_operator_bot_phase",
+    "Each TradingBot's phase, as the operator records it (1 for its phase)",
+    ["bot_namespace", "bot", "phase"],
+)
+#: The phase each bot (by uid) is counted under, and its namespace and name, so a change moves
+#: it between labels.
+_PHASES: dict[str, tuple[str, str, str]] = {}
 
 
-def record_phase(uid: str, phase: str) -> None:
-    """Count ``uid`` under ``phase`` in the bots-by-phase gauge."""
+def record_phase(uid: str, phase: str, namespace: str, name: str) -> None:
+    """Count ``uid`` (the TradingBot ``namespace``/``name``) under ``phase``: in the
+    bots-by-phase gauge and in its own series of the per-bot one."""
     old = _PHASES.get(uid)
-    if old == phase:
+    if old == (phase, namespace, name):
         return
     if old is not None:
-        BOTS_BY_PHASE.labels(old).dec()
+        _drop(*old)
     BOTS_BY_PHASE.labels(phase).inc()
-    _PHASES[uid] = phase
+    BOT_PHASE.labels(namespace, name, phase).set(1)
+    _PHASES[uid] = (phase, namespace, name)
 
 
 def forget_phase(uid: str) -> None:
     old = _PHASES.pop(uid, None)
     if old is not None:
-        BOTS_BY_PHASE.labels(old).dec()
+        _drop(*old)
+
+
+def _drop(phase: str, namespace: str, name: str) -> None:
+    BOTS_BY_PHASE.labels(phase).dec()
+    with contextlib.suppress(KeyError):  # never set (a registry reset between): nothing to do
+        BOT_PHASE.remove(namespace, name, phase)

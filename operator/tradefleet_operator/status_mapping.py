@@ -5,6 +5,8 @@
 - :func:`set_condition`: standard conditions (``lastTransitionTime`` moves only on a flip);
 - :func:`advance`: the phase state machine;
 - :func:`reachable_status` / :func:`unreachable_status`: the whole new status after a read;
+- :func:`unheard_conditions`: the conditions that report the runtime's own view, made Unknown
+  while nobody can see it;
 - ``status_model.status_changes``: the smallest merge patch (empty: no write).
 
 Every function returns a :class:`~.status_model.BotStatus`, so each key the operator writes is
@@ -21,6 +23,7 @@ from tradefleet_operator.snapshot import RuntimeSnapshot
 from tradefleet_operator.status_model import BotStatus, Condition, RiskLock, status_changes
 
 __all__ = [
+    "RUNTIME_VIEW",
     "TRANSITIONS",
     "advance",
     "bar_time",
@@ -32,6 +35,7 @@ __all__ = [
     "set_condition",
     "status_changes",
     "status_from_snapshot",
+    "unheard_conditions",
     "unreachable_status",
 ]
 
@@ -200,6 +204,8 @@ def reachable_status(
         # the condition of a position still left to a person.
         conditions = _close_stuck(conditions, snapshot, generation, now)
         conditions = _close_retrying(conditions, snapshot, generation, now)
+    else:
+        conditions = _awaiting_start(conditions, generation, now)
     return status_from_snapshot(status, snapshot).model_copy(
         update={"phase": phase, "conditions": conditions}
     )
@@ -252,12 +258,88 @@ def _close_retrying(
     )
 
 
+# --- a runtime nobody hears ---------------------------------------------------------------------
+
+#: The conditions that say what the runtime reports of itself (its ``GetStatus``): they hold only
+#: while it answers. ``Ready`` is the operator's own verdict; ``Reconciled`` and ``AccountShared``
+#: come from the cluster, which the operator still sees.
+RUNTIME_VIEW: tuple[str, ...] = ("BrokerConnected", "RiskLocked", "CloseStuck", "CloseRetrying")
+
+#: The reason of a runtime-view condition while the runtime does not answer (or has failed).
+UNHEARD = "RuntimeUnreachable"
+#: ... and once the runtime answers again but is still starting (it has not said yet).
+STARTING = "RuntimeStarting"
+
+# Joins what the operator knows now to what the runtime said when last heard, in the message.
+_LAST_HEARD = "; when last heard: "
+# The part of a condition's message kept as "when last heard" (CloseStuck lists positions).
+_KEPT_CHARS = 1000
+
+
+def _last_heard(condition: Condition) -> str:
+    """What ``condition`` said when the runtime was last heard: its own words, or the part kept
+    when it was already made Unknown (never nested)."""
+    if condition.status == "Unknown" and condition.reason in (UNHEARD, STARTING):
+        _, sep, said = condition.message.partition(_LAST_HEARD)
+        if sep:
+            return said
+    said = f"{condition.status} ({condition.reason}): {condition.message}"
+    return said[:_KEPT_CHARS]
+
+
+def unheard_conditions(
+    conditions: Sequence[Condition] | None, generation: int | None, now: str
+) -> list[Condition]:
+    """``conditions`` with each :data:`RUNTIME_VIEW` condition Unknown, reason ``UNHEARD``: a pod
+    that is gone (evicted, OOM-killed, its node down) has no broker connection anyone can see,
+    and a condition must not claim one. The message says since when there has been no answer and
+    keeps what the condition said then (a stuck close a person must still handle).
+
+    One already made Unknown stays as it is (its time and message are the first read without an
+    answer), so later reads write nothing. Conditions never reported are not added."""
+    result: list[Condition] = []
+    for condition in conditions or ():
+        if condition.type not in RUNTIME_VIEW:
+            result.append(condition)
+        elif condition.status == "Unknown" and condition.reason == UNHEARD:
+            result.append(condition.model_copy(update={"observed_generation": generation}))
+        else:
+            message = f"no answer from the runtime since {now}{_LAST_HEARD}"
+            message += _last_heard(condition)
+            when = condition.last_transition_time if condition.status == "Unknown" else None
+            result.append(
+                _condition(condition.type, "Unknown", UNHEARD, message, when or now, generation)
+            )
+    return result
+
+
+def _awaiting_start(
+    conditions: list[Condition], generation: int | None, now: str
+) -> list[Condition]:
+    """Runtime-view conditions made Unknown while the runtime was not heard, once it answers again
+    but is starting: those it sets only after its start (``CloseStuck``, ``CloseRetrying``) say
+    so, instead of an outage that is over."""
+    result: list[Condition] = []
+    for condition in conditions:
+        if condition.status == "Unknown" and condition.reason == UNHEARD:
+            message = f"the runtime answers again and is starting{_LAST_HEARD}"
+            message += _last_heard(condition)
+            result.extend(
+                set_condition([condition], condition.type, None, STARTING, message, generation, now)
+            )
+        else:
+            result.append(condition)
+    return result
+
+
 def unreachable_status(
     status: BotStatus, error: str, generation: int | None, now: str
 ) -> BotStatus:
-    """The new status when the runtime did not answer: the phase stays (Pending if none)."""
+    """The new status when the runtime did not answer: the phase stays (Pending if none), as
+    ``TradefleetBotTargetsMissing`` counts a bot Running, Paused or Halted whose pod is gone;
+    ``Ready`` turns False and the runtime-view conditions Unknown (:func:`unheard_conditions`)."""
     conditions = set_condition(
-        status.conditions,
+        unheard_conditions(status.conditions, generation, now),
         "Ready",
         False,
         "RuntimeUnreachable",
@@ -310,9 +392,16 @@ def runtime_failure(pods: Sequence[Mapping[str, object]]) -> str | None:
 
 
 def failed_status(status: BotStatus, reason: str, generation: int | None, now: str) -> BotStatus:
-    """The status of a bot whose runtime failed: phase Failed, Ready=False with the reason."""
+    """The status of a bot whose runtime failed: phase Failed, Ready=False with the reason; the
+    runtime-view conditions Unknown, as for a runtime that does not answer."""
     conditions = set_condition(
-        status.conditions, "Ready", False, "RuntimeFailed", reason[:1000], generation, now
+        unheard_conditions(status.conditions, generation, now),
+        "Ready",
+        False,
+        "RuntimeFailed",
+        reason[:1000],
+        generation,
+        now,
     )
     return status.model_copy(
         update={"phase": advance(status.phase, Phase.FAILED), "conditions": conditions}

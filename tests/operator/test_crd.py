@@ -169,7 +169,10 @@ def test_model_constraints_carry_over(built: dict[str, Any]) -> None:
     assert "default" not in props["data"]  # a null default is no default
     assert props["runtime"]["properties"]["resources"]["additionalProperties"] == {
         "type": "object",
-        "additionalProperties": {"x-kubernetes-int-or-string": True},  # "500m" or 1
+        "additionalProperties": {  # "500m" or 1
+            "x-kubernetes-int-or-string": True,
+            "pattern": crd.QUANTITY_PATTERN,
+        },
     }
     assert set(spec["required"]) == {"strategy", "market"}
 

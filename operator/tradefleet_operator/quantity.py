@@ -1,0 +1,201 @@
+"""Kubernetes resource quantities (``512Mi``, ``1Gi``, ``500m``, ``2``), checked before the API
+server sees them (pure: no I/O).
+
+A TradingBot's ``spec.runtime.resources`` and ``spec.runtime.journal.size`` are copied into the
+bot's Deployment and journal claim. A value the API server refuses there would be reported
+against a field of those objects (``spec.template.spec.containers[0].resources...``) that the
+user never wrote, after the ConfigMap was already rewritten; so admission refuses it first,
+naming the TradingBot's field, and the CRD carries :data:`QUANTITY_PATTERN`.
+
+The grammar is apimachinery's ``resource.ParseQuantity`` (the official ``kubernetes`` client is
+not a dependency: ARCHITECTURE.md, "Kubernetes client")::
+
+    quantity  ::= [+-] number [suffix]
+    number    ::= digits | digits "." [digits] | "." digits
+    suffix    ::= Ki | Mi | Gi | Ti | Pi | Ei          (powers of 1024)
+                | n | u | m | k | M | G | T | P | E   (powers of 1000)
+                | (e | E) [+-] digits                 (a power of ten, a 32-bit integer)
+
+An exponent with a fraction (``1e1.5``), which some published patterns let through, is refused
+by Kubernetes and here.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tradefleet_runtime.errors import FieldError
+
+__all__ = [
+    "BYTE_RESOURCES",
+    "QUANTITY_PATTERN",
+    "STANDARD_RESOURCES",
+    "journal_size_errors",
+    "parse_quantity",
+    "resources_errors",
+]
+
+#: The quantity grammar as a regular expression that both RE2 (the API server's CRD ``pattern``)
+#: and Python's ``re`` read alike.
+QUANTITY_PATTERN = (
+    r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+_SPLIT = re.compile(r"([+-]?[0-9.]+)(.*)", re.DOTALL)
+
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+# apimachinery reads the exponent with strconv.ParseInt(..., 32).
+_INT32 = 2**31
+# Exact enough to compare a request with its limit, whatever the exponent (no overflow).
+_CONTEXT = decimal.Context(prec=64, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+EXAMPLES = "(e.g. 512Mi, 1Gi, 500m)"
+
+#: Resources a container may ask for without a domain (apimachinery's
+#: ``IsStandardContainerResourceName``; ``hugepages-<size>`` too).
+STANDARD_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
+#: Resources counted in bytes (``storage``: the journal's claim): a fraction of a byte is a slip
+#: (``500m`` is half a byte).
+BYTE_RESOURCES = frozenset({"memory", "ephemeral-storage", "storage"})
+_SECTIONS = ("limits", "requests")
+_HUGEPAGES = "hugepages-"
+
+
+def parse_quantity(value: str | int) -> Decimal:
+    """The amount ``value`` stands for (``"1Ki"`` → 1024, ``"500m"`` → 0.5); ValueError when
+    Kubernetes would refuse it, saying so with examples."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity {EXAMPLES}")
+    if isinstance(value, int):
+        return Decimal(value)
+    found = _SPLIT.fullmatch(value) if _QUANTITY.fullmatch(value) else None
+    if found is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity {EXAMPLES}")
+    number, suffix = Decimal(found.group(1)), found.group(2)
+    if suffix in _BINARY:
+        return _CONTEXT.multiply(number, Decimal(1024 ** _BINARY[suffix]))
+    exponent = _DECIMAL[suffix] if suffix in _DECIMAL else int(suffix[1:])
+    if not -_INT32 <= exponent < _INT32:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity {EXAMPLES}: exponent too large")
+    return number.scaleb(exponent, _CONTEXT)
+
+
+def _is_resource_name(name: str) -> bool:
+    """A name a container's resources may use: a standard one, ``hugepages-<quantity>``, or one
+    with a domain (``example.com/gpu``; its own rules are the API server's)."""
+    if "/" in name:
+        return True
+    if name.startswith(_HUGEPAGES):
+        try:
+            parse_quantity(name.removeprefix(_HUGEPAGES))
+        except ValueError:
+            return False
+        return True
+    return name in STANDARD_RESOURCES
+
+
+def _counts_bytes(name: str) -> bool:
+    return name in BYTE_RESOURCES or name.startswith(_HUGEPAGES)
+
+
+@dataclass(frozen=True)
+class _Amount:
+    field: str
+    text: str
+    value: Decimal
+
+
+def _amount_errors(field: str, name: str, value: Any) -> tuple[list[FieldError], Decimal | None]:
+    """One resource value: the errors it has, and the amount when it is a usable one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return [], None  # the spec model names a value of the wrong type
+    try:
+        amount = parse_quantity(value)
+    except ValueError as error:
+        return [FieldError(field, str(error))], None
+    if amount < 0:
+        return [FieldError(field, f"{value!r} is negative: a quantity is 0 or more")], None
+    if _counts_bytes(name) and amount != amount.to_integral_value():
+        return [FieldError(field, _fraction_of_a_byte(value, amount))], None
+    return [], amount
+
+
+def _fraction_of_a_byte(value: str | int, amount: Decimal) -> str:
+    # Written out in full only when short: 1e-2000000000 has two billion digits that way.
+    shown = f"{amount.normalize(_CONTEXT):f}" if amount.adjusted() > -30 else f"{amount:.3e}"
+    said = f"{value!r} is {shown} bytes, not a whole number of bytes"
+    if isinstance(value, str) and value.endswith("m"):
+        # The usual slip: m is milli, not mega.
+        return f"{said} (m is milli: write {value[:-1]}Mi for mebibytes)"
+    return f"{said} {EXAMPLES}"
+
+
+def resources_errors(resources: Any, path: str) -> list[FieldError]:
+    """The problems of a container's ``resources`` (``limits``/``requests`` → name → quantity)
+    the API server would refuse, or that cannot be meant, each naming its field under ``path``:
+    another section than limits or requests, a resource name a container cannot ask for, a
+    value that is no quantity, is negative or (for bytes) a fraction of a byte, and a request
+    above its limit (naming both)."""
+    if not isinstance(resources, Mapping):
+        return []  # the spec model names it
+    errors: list[FieldError] = []
+    amounts: dict[tuple[str, str], _Amount] = {}
+    for section, entries in resources.items():
+        where = f"{path}.{section}"
+        if section not in _SECTIONS:
+            errors.append(
+                FieldError(where, f"{section!r} is not limits or requests (as in a Pod spec)")
+            )
+            continue
+        if not isinstance(entries, Mapping):
+            continue  # the spec model names it
+        for name, value in entries.items():
+            field = f"{where}.{name}"
+            if not _is_resource_name(str(name)):
+                errors.append(FieldError(field, _unknown_resource(str(name))))
+                continue
+            found, amount = _amount_errors(field, str(name), value)
+            errors.extend(found)
+            if amount is not None:
+                amounts[(section, str(name))] = _Amount(field, str(value), amount)
+    errors.extend(_requests_above_limits(amounts))
+    return errors
+
+
+def _unknown_resource(name: str) -> str:
+    return (
+        f"{name!r} is not a resource a container can ask for: cpu, memory, ephemeral-storage, "
+        "hugepages-<size>, or an extended resource with its domain (example.com/gpu)"
+    )
+
+
+def _requests_above_limits(amounts: Mapping[tuple[str, str], _Amount]) -> list[FieldError]:
+    errors = []
+    for (section, name), request in amounts.items():
+        limit = amounts.get(("limits", name))
+        if section == "requests" and limit is not None and request.value > limit.value:
+            errors.append(
+                FieldError(
+                    request.field,
+                    f"{request.text!r} is above {limit.field} ({limit.text!r}): a container's "
+                    "request cannot exceed its limit",
+                )
+            )
+    return errors
+
+
+def journal_size_errors(size: Any, field: str) -> list[FieldError]:
+    """The journal claim's size: a quantity of whole bytes, more than 0 (the API server refuses a
+    claim of none)."""
+    if not isinstance(size, str):
+        return []  # the spec model names it
+    found, amount = _amount_errors(field, "storage", size)
+    if amount == 0:
+        return [FieldError(field, f"{size!r} is no space: the journal's claim needs some")]
+    return found

@@ -1,0 +1,39 @@
+"""A live TradingBot edited to ``mode: paper`` is refused at admission, naming ``spec.mode``.
+
+Admitted, the edit rolled the pod: the live runtime stopped by its stop policy, and the paper
+runtime then took over the venue's account in simulation from the journal (now refused by the
+runtime too, which left the bot Failed with its live positions at the venue). Paper to live,
+and a live bot's other edits, are not this check's to refuse.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from tests.operator.test_account_sharing import bot
+from tradefleet_operator import admission
+
+
+def test_a_live_bot_switched_to_paper_in_place_is_refused_naming_the_mode() -> None:
+    registry = admission.default_registry()
+    live = bot("btc-live", ["BTC/USDT"])
+    assert admission.validate_trading_bot(live, registry) == []
+    paper = copy.deepcopy(live)
+    paper["spec"]["mode"] = "paper"
+    paper["spec"].pop("liveConfirmation")
+    # Offline, as a new paper bot of the ccxt broker it is admitted...
+    assert "spec.mode" not in {e.field for e in admission.validate_trading_bot(paper, registry)}
+    # ...but not as an edit of the live one.
+    errors = admission.validate_trading_bot(paper, registry, live)
+    assert [e.field for e in errors if e.field == "spec.mode"] == ["spec.mode"]
+    assert "cannot become a paper bot in place" in errors[-1].message
+
+
+def test_other_edits_and_the_other_way_are_left_alone() -> None:
+    live = bot("btc-live", ["BTC/USDT"])
+    retuned = copy.deepcopy(live)
+    retuned["spec"]["strategy"]["params"]["fast"] = 10
+    assert admission.mode_switch(retuned["spec"], live) == []
+    paper = bot("btc-paper", ["BTC/USDT"], mode="paper")
+    assert admission.mode_switch(live["spec"], paper) == []
+    assert admission.mode_switch(live["spec"], None) == []
