@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from tradefleet_operator.account_sharing import BotAccount, account_of, new_shares, share_errors
 from tradefleet_operator.bot_api import plain
-from tradefleet_operator.quantity import journal_size_errors, resources_errors
+from tradefleet_operator.quantity import spec_quantity_errors
 from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError, SpecError, join_path
@@ -182,22 +182,10 @@ def runtime_quantities(spec: Any, old: Mapping[str, Any] | None = None) -> list[
     At an update (``old``), only problems the update brings: one the replaced object had already
     (admitted before this check, or while the webhook was not served) is let through, so that
     pausing or halting such a bot, or kopf's own metadata patches, are never refused."""
-    errors = _quantity_errors(spec)
+    errors = spec_quantity_errors(spec)
     if isinstance(old, Mapping):
-        standing = set(_quantity_errors(plain(old.get("spec"))))
+        standing = set(spec_quantity_errors(plain(old.get("spec"))))
         errors = [error for error in errors if error not in standing]
-    return errors
-
-
-def _quantity_errors(spec: Any) -> list[FieldError]:
-    """The quantity problems of an unparsed spec; values of a wrong type are the model's to name."""
-    runtime = spec.get("runtime") if isinstance(spec, Mapping) else None
-    if not isinstance(runtime, Mapping):
-        return []
-    errors = resources_errors(runtime.get("resources"), "spec.runtime.resources")
-    journal = runtime.get("journal")
-    if isinstance(journal, Mapping):
-        errors.extend(journal_size_errors(journal.get("size"), "spec.runtime.journal.size"))
     return errors
 
 

@@ -199,3 +199,16 @@ def journal_size_errors(size: Any, field: str) -> list[FieldError]:
     if amount == 0:
         return [FieldError(field, f"{size!r} is no space: the journal's claim needs some")]
     return found
+
+
+def spec_quantity_errors(spec: Any) -> list[FieldError]:
+    """The quantity problems of an unparsed TradingBot spec (``spec.runtime.resources`` and
+    ``spec.runtime.journal.size``); values of a wrong type are the model's to name."""
+    runtime = spec.get("runtime") if isinstance(spec, Mapping) else None
+    if not isinstance(runtime, Mapping):
+        return []
+    errors = resources_errors(runtime.get("resources"), "spec.runtime.resources")
+    journal = runtime.get("journal")
+    if isinstance(journal, Mapping):
+        errors.extend(journal_size_errors(journal.get("size"), "spec.runtime.journal.size"))
+    return errors
