@@ -904,15 +904,28 @@ class Mt5Broker:
                 return [], (ReasonCode.REDUCE_ONLY, "reduce-only order: no position to reduce")
             return legs, None
         if order.reduce_only:
-            reducible = rq.round_volume(sum(float(p.volume) for p in opposite), spec)
-            if reducible <= _EPS:
-                return [], (ReasonCode.REDUCE_ONLY, "reduce-only order: no position to reduce")
-            if reducible < volume - _EPS:
-                sub.remainder_code = ReasonCode.REDUCE_ONLY
-                more = rq.to_units(volume, spec) - rq.to_units(reducible, spec)
-                sub.remainder_words = f"reduce-only: {more:g} more would reverse"
-                volume = reducible
+            cut = self._reduce_only_cut(sub, spec, volume, opposite)
+            if isinstance(cut, tuple):
+                return [], cut
+            volume = cut
         return [_Leg(volume)], None
+
+    def _reduce_only_cut(
+        self, sub: _Submission, spec: rq.SymbolSpec, volume: float, opposite: Sequence[Any]
+    ) -> float | tuple[ReasonCode, str]:
+        """A netting account's reduce-only order of ``volume`` lots cut to the bot's position
+        against it (``opposite``: its positions of the other side), the rest said as the
+        order's remainder; refused when there is none (the terminal knows no reduce-only:
+        sent whole, it would open or reverse a position)."""
+        reducible = rq.round_volume(sum(float(p.volume) for p in opposite), spec)
+        if reducible <= _EPS:
+            return ReasonCode.REDUCE_ONLY, "reduce-only order: no position to reduce"
+        if reducible < volume - _EPS:
+            sub.remainder_code = ReasonCode.REDUCE_ONLY
+            more = rq.to_units(volume, spec) - rq.to_units(reducible, spec)
+            sub.remainder_words = f"reduce-only: {more:g} more would reverse"
+            return reducible
+        return volume
 
     def _netting_stops_problem(self, order: Order, spec: rq.SymbolSpec) -> str | None:
         """Why an entry with SL/TP cannot be added to the bot's position on a netting account:
@@ -998,6 +1011,17 @@ class Mt5Broker:
                         bid,
                         ask,
                     )
+            if deal and order.reduce_only and order.order_type is not OrderType.MARKET:
+                # A reduce-only limit or stop the market is through trades now, as a market
+                # order does: cut to the position as one (planned as a pending order, it was
+                # not), never opening or reversing one.
+                held = ours(self._call("positions_get", symbol=spec.name), self._magic)
+                buy = order.side is Side.BUY
+                opposite = [q for q in held if (int(q.type) == _POSITION_TYPE_BUY) != buy]
+                cut = self._reduce_only_cut(sub, spec, leg.volume, opposite)
+                if isinstance(cut, tuple):
+                    return cut
+                leg.volume = cut
             if deal and order.order_type is not OrderType.LIMIT:
                 # A market order (or a triggered stop) follows requotes only so far; a limit's
                 # own price bounds it instead (its deviation).
