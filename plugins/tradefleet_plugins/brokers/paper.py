@@ -5,7 +5,10 @@ Fill rules (the engine's promise to strategy authors):
   taken at a bar's close can never fill inside that bar.
 - Market orders fill at the next bar's open, moved against the taker by ``slippage_bps``.
 - Limit orders fill at their price when the bar trades through it, or at the open if the bar
-  opens beyond it (a better price). No slippage; ``maker_fee_bps``.
+  opens beyond it (a better price). No slippage; ``maker_fee_bps``. But a limit the open of
+  its first bar (or of the first bar after it was moved) is already through was marketable
+  when it reached the venue: it fills as a market order does, at the open with the slippage
+  and ``fee_bps``, never beyond its limit.
 - Stop orders trigger when the bar trades through the stop and fill at the stop (or at the
   open when the bar gaps through it), plus slippage.
 - Stop-loss and take-profit of a filled entry are one-cancels-other children. When both lie
@@ -111,6 +114,13 @@ _FUNDING = "funding"  # CashFlow.kind of the payments this broker makes
 _new = tuple.__new__
 
 
+def _arrives(order: Order, bar: Bar) -> bool:
+    """Whether ``bar`` is the first ``order`` meets: the bar opening at its creation (the
+    close it was decided at), within one bar of it. Told by the times, not by the broker's
+    memory: an order re-armed after a restart, which rested before it, is not arriving."""
+    return bar.ts - order.created_ts < bar.timeframe_s
+
+
 class PaperBroker:
     """Simulated account used by backtest and paper bots."""
 
@@ -145,10 +155,11 @@ class PaperBroker:
         # Bracket children of an entry filled inside a bar: before this time only the stop may
         # trigger (the path after the entry is unknown).
         self._stop_only_until: dict[str, int] = {}
-        # Limit orders the bot sent or moved that no bar has looked at yet. One the next open
-        # is already through was marketable when it reached the venue: it takes liquidity, as
-        # a market order does (the taker fee, the slippage), where a limit that rested first
-        # and is then gapped through is a maker's.
+        # Limit orders the bot moved that no bar has looked at since. A limit the open of its
+        # first bar (``_arrives``) is already through was marketable when it reached the venue:
+        # it takes liquidity, as a market order does (the taker fee, the slippage), where a
+        # limit that rested first and is then gapped through is a maker's. A moved one arrives
+        # again at its new price.
         self._fresh: set[str] = set()
         self._known_ids: set[str] = set()
         self._fill_count = 0
@@ -244,8 +255,6 @@ class PaperBroker:
             self._final[order_id] = (_REJECTED, order.created_ts)
             return OrderUpdate(order_id, _REJECTED, order.created_ts, problem[1], code=problem[0])
         self._work(order)
-        if order[4] is _LIMIT:
-            self._fresh.add(order_id)
         return _new(
             OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None, None)
         )
@@ -781,7 +790,7 @@ class PaperBroker:
                 continue  # cancelled by its OCO sibling
             if order.order_type is not _LIMIT:
                 fee = self._fee
-            elif at_open and order.client_order_id in fresh:
+            elif at_open and (_arrives(order, bar) or order.client_order_id in fresh):
                 price, fee = self._marketable_limit_price(order, price), self._fee
             else:
                 fee = self._maker_fee
