@@ -85,24 +85,27 @@ def validate_trading_bot(
 
 
 def mode_switch(spec: Any, old: Mapping[str, Any] | None) -> list[FieldError]:
-    """A live bot switched to paper in place: refused, naming ``spec.mode``. Its journal holds
-    the venue's account, which a paper runtime refuses to take over; admitted, the edit would
-    roll the pod (the live runtime stopping by its stop policy) into a runtime that cannot
-    start. Paper to live is the runtime's to refuse when the journal holds paper runs (a new
-    bot's journal holds none)."""
+    """A bot switched between paper and live in place: refused, naming ``spec.mode``. Its
+    journal holds the one account it traded, which the runtime of the other mode refuses to
+    take over (a paper run the venue's account, a live run a simulated one); admitted, the edit
+    would roll the pod (the running bot stopping by its stop policy) into a runtime that cannot
+    start, and an edit back would be the same. (Backtest runs are never carried: a backtest
+    bot's mode may change.)"""
     old_spec = (old or {}).get("spec")
     if not isinstance(spec, Mapping) or not isinstance(old_spec, Mapping):
         return []
-    if old_spec.get("mode") == "live" and spec.get("mode") == "paper":
-        return [
-            FieldError(
-                "spec.mode",
-                "a live bot cannot become a paper bot in place: its journal holds the venue's "
-                "account, which a paper run would take over in simulation; stop it as you want "
-                "its positions left and create the paper bot under another name",
-            )
-        ]
-    return []
+    before, after = old_spec.get("mode"), spec.get("mode")
+    if {before, after} != {"paper", "live"}:
+        return []
+    return [
+        FieldError(
+            "spec.mode",
+            f"a {before} bot cannot become a {after} bot in place: its journal holds the "
+            f"{'venue' if before == 'live' else 'simulated'} account it traded, which a "
+            f"{after} run would take over; stop it as you want its positions left and create "
+            f"the {after} bot under another name",
+        )
+    ]
 
 
 def name_problems(

@@ -2,8 +2,9 @@
 
 Admitted, the edit rolled the pod: the live runtime stopped by its stop policy, and the paper
 runtime then took over the venue's account in simulation from the journal (now refused by the
-runtime too, which left the bot Failed with its live positions at the venue). Paper to live,
-and a live bot's other edits, are not this check's to refuse.
+runtime too, which left the bot Failed with its live positions at the venue). Paper to live is
+refused the same way: the live runtime refuses the paper journal, and with only live to paper
+refused a bot switched to live by mistake could neither run nor be edited back.
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ def test_a_live_bot_switched_to_paper_in_place_is_refused_naming_the_mode() -> N
     assert "cannot become a paper bot in place" in errors[-1].message
 
 
-def test_other_edits_and_the_other_way_are_left_alone() -> None:
+def test_paper_to_live_is_refused_too_and_other_edits_are_left_alone() -> None:
     live = bot("btc-live", ["BTC/USDT"])
     retuned = copy.deepcopy(live)
     retuned["spec"]["strategy"]["params"]["fast"] = 10
     assert admission.mode_switch(retuned["spec"], live) == []
     paper = bot("btc-paper", ["BTC/USDT"], mode="paper")
-    assert admission.mode_switch(live["spec"], paper) == []
-    assert admission.mode_switch(live["spec"], None) == []
+    [refused] = admission.mode_switch(live["spec"], paper)
+    assert (
+        refused.field == "spec.mode" and "a paper bot cannot become a live bot" in refused.message
+    )
+    backtest = copy.deepcopy(paper)
+    backtest["spec"]["mode"] = "backtest"
+    assert admission.mode_switch(paper["spec"], backtest) == []  # backtest runs are not carried
+    assert admission.mode_switch(live["spec"], None) == []  # a create
