@@ -3,6 +3,7 @@ edited changes it), a plugin that is a lone module, and nothing else (a byte-cod
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +54,17 @@ def test_a_lone_module_is_hashed_and_an_unknown_one_is_not(on_path: Path) -> Non
 def test_the_factorys_module_is_read_from_either_form() -> None:
     assert factory_module("toy.strategy:Build") == "toy.strategy"
     assert factory_module(package_code_hash) == "tradefleet_runtime.optimize.plugin_code"
+
+
+def test_an_editors_lock_file_neither_fails_nor_changes_the_hash(on_path: Path) -> None:
+    """Emacs keeps ``.#NAME.py`` beside a modified file: a link to nowhere. Read as a module,
+    it ended ``tradefleet optimize`` in a traceback before any trial."""
+    package = on_path / "toy_lock_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "strategy.py").write_text("EXIT = 70\n")
+    clean = package_code_hash("toy_lock_plugin.strategy")
+    assert clean is not None
+    package_code_hash.cache_clear()
+    os.symlink("author@host.12345:1700000000", package / ".#strategy.py")
+    assert package_code_hash("toy_lock_plugin.strategy") == clean

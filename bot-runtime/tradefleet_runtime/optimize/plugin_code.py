@@ -46,7 +46,7 @@ def package_code_hash(module: str) -> str | None:
             (path.relative_to(root).as_posix(), path)
             for root in roots
             for path in root.rglob("*.py")
-            if "__pycache__" not in path.parts
+            if _source(path, root)
         )
     elif spec.origin and spec.origin.endswith(".py"):
         files = [(Path(spec.origin).name, Path(spec.origin))]
@@ -58,6 +58,20 @@ def package_code_hash(module: str) -> str | None:
     for name, path in files:
         digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
+        try:
+            digest.update(path.read_bytes())
+        except OSError as error:
+            # Unreadable now: hashed as such, so the fingerprint differs from a readable
+            # one's (a resume is refused, never taken on code that could not be looked at).
+            digest.update(f"unreadable: {error.strerror}".encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def _source(path: Path, root: Path) -> bool:
+    """A module of the package: not a byte-code cache, not an editor's hidden file (Emacs's
+    ``.#strategy.py`` lock is a link to nowhere), a file."""
+    parts = path.relative_to(root).parts
+    if "__pycache__" in parts or any(part.startswith(".") for part in parts):
+        return False
+    return path.is_file()
