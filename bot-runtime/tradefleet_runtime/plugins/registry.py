@@ -243,6 +243,8 @@ class PluginRegistry:
             )
             return
         problem = _descriptor_problem(kind, spec, source)
+        if not problem and source != BUILTIN_SOURCE:
+            problem = _params_problem(kind, spec, source)
         if problem:
             self.refused.setdefault(key, problem)
             self.load_errors.append(problem)
@@ -409,4 +411,20 @@ def _descriptor_problem(kind: PluginKind, spec: PluginSpec, source: str) -> str:
         return f"{label} declares 'knows-symbols' but its descriptor sets no knows_symbol"
     if Capability.KNOWS_SYMBOLS not in declared and spec.knows_symbol is not None:
         return f"{label} sets knows_symbol but does not declare the 'knows-symbols' capability"
+    return ""
+
+
+def _params_problem(kind: PluginKind, spec: PluginSpec, source: str) -> str:
+    """Why a third-party plugin's params model cannot be built ("": it can). Params models are
+    built on first use (``PluginParams``' ``defer_build``: the built-in ones are not built
+    by every process that never uses them); another distribution's is built here, at
+    discovery, so that one whose model cannot be (a field of a type pydantic has no schema
+    for) is a load error naming it, not a traceback out of whatever first asks for it."""
+    try:
+        spec.params.model_rebuild(force=True)
+    except Exception as error:  # pydantic's schema errors, and whatever a validator raises
+        return (
+            f"{source}: {kind} plugin {spec.name!r}: its params model "
+            f"{spec.params.__name__} cannot be built: {type(error).__name__}: {error}"
+        )
     return ""
