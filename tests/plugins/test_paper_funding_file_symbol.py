@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tradefleet_plugins.brokers.paper import PaperBroker
+from tradefleet_plugins.brokers.paper_funding_history import FundingHistory, other_market
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.errors import DataError
 
@@ -47,3 +49,78 @@ def test_a_history_of_the_same_market_in_either_naming_is_still_taken(tmp_path: 
     btc = _downloaded(tmp_path / "btc-funding.csv", "BTC/USDT:USDT")
     PaperBroker(PaperBrokerParams(funding_history={"BTC/USDT:USDT": str(btc)}))
     PaperBroker(PaperBrokerParams(funding_history={"BTCUSDT": str(btc)}))
+
+
+# A bot may name its market by the venue's own id (its csv data named as the venue names it),
+# and ``tradefleet funding-history`` writes ccxt's unified symbol on every row whichever it was
+# given. Before, names compared as base and quote with separators dropped: the venue's id of
+# the bot's own perpetual was refused, and the settlement currency was dropped, so an inverse
+# perpetual's history was paid to its linear neighbour.
+
+
+def _rows_of(path: Path, exchange: str, unified: str) -> Path:
+    rows = ["timestamp,fundingRate,exchange,symbol"]
+    rows += [f"{T0 + i * EIGHT_H},0.0001,{exchange},{unified}" for i in range(4)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("exchange", "venue_id", "unified"),
+    [
+        ("okx", "BTC-USDT-SWAP", "BTC/USDT:USDT"),  # OKX's instId of its BTC perpetual
+        ("krakenfutures", "PF_XBTUSD", "BTC/USD:USD"),  # Kraken: XBT, and the PF_ prefix
+        ("binancecoinm", "BTCUSD_PERP", "BTC/USD:BTC"),  # Binance COIN-M's perpetual
+    ],
+)
+def test_the_history_of_the_bots_own_market_named_by_the_venues_id_is_taken(
+    tmp_path: Path, exchange: str, venue_id: str, unified: str
+) -> None:
+    history = _rows_of(tmp_path / "funding.csv", exchange, unified)
+    PaperBroker(PaperBrokerParams(funding_history={venue_id: str(history)}))
+
+
+def test_an_inverse_perpetuals_history_is_refused_for_the_linear_one(tmp_path: Path) -> None:
+    inverse = _rows_of(tmp_path / "pi-xbtusd.csv", "krakenfutures", "BTC/USD:BTC")
+    with pytest.raises(DataError) as refused:
+        PaperBroker(PaperBrokerParams(funding_history={"BTC/USD:USD": str(inverse)}))
+    message = str(refused.value)
+    assert "funding_history.BTC/USD:USD" in message
+    assert str(inverse) in message
+    assert "funding history of BTC/USD:BTC, not BTC/USD:USD" in message
+
+
+@pytest.mark.parametrize(
+    ("rows", "key"),
+    [
+        ("ETH/USDT:USDT", "BTC-USDT-SWAP"),  # another base than the id holds
+        ("BTC/USDT:USDT", "PF_XBTUSD"),  # the id's quote is USD, not USDT
+        ("BTC/USDT:USDT", "USDTBTC"),  # the quote before the base
+        ("BTC/USDT:USDT", "BTC/USDT:USDT-240628"),  # a dated future, not the perpetual
+        ("BTC/USDT:USDT", "ETH/USDT"),
+        ("BTCUSDT", "ETH-USDT"),  # two venue ids
+    ],
+)
+def test_names_of_two_markets_are_told_apart(rows: str, key: str) -> None:
+    assert other_market(_history(rows), key) == rows
+
+
+@pytest.mark.parametrize(
+    ("rows", "key"),
+    [
+        ("BTC/USDT:USDT", "BTC/USDT"),  # a settlement named on one side only
+        ("BTC/USD:BTC", "XBT/USD:BTC"),  # Kraken's alias in a unified name
+        ("XBTUSD", "BTC/USD"),  # the alias either way round
+        ("DOGE/USD", "XDGUSD"),  # Kraken spot's DOGE
+        ("BTC-USDT", "btc_usdt"),  # two venue ids: letters and digits, any case
+        ("1000PEPE/USDT:USDT", "1000PEPEUSDT"),
+    ],
+)
+def test_names_of_one_market_are_taken(rows: str, key: str) -> None:
+    assert other_market(_history(rows), key) is None
+
+
+def _history(symbol: str) -> FundingHistory:
+    times = np.array([T0, T0 + EIGHT_H], dtype=np.int64)
+    rates = np.array([0.0001, 0.0001], dtype=np.float64)
+    return FundingHistory("funding.csv", times, rates, frozenset({symbol}))

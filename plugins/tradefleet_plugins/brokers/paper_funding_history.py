@@ -194,21 +194,76 @@ def parse_funding_history(lines: Iterable[str], source: str) -> FundingHistory:
 
 
 def other_market(history: FundingHistory, symbol: str) -> str | None:
-    """A market ``history``'s rows name that is not ``symbol`` (None: every row names it, or
-    the file names none). Names compare as markets, not spellings: ``BTCUSDT``,
-    ``BTC/USDT``, ``BTC-USDT`` and ``BTC/USDT:USDT`` are one."""
-    wanted = _market_key(symbol)
+    """A market ``history``'s rows name that is surely not ``symbol`` (None: every row may
+    name it, or the file names none). Refused only when sure: the bot may name its market by
+    ccxt's unified symbol (``BTC/USDT:USDT``) or by the venue's own id (``BTC-USDT-SWAP``,
+    ``PF_XBTUSD``, ``BTCUSD_PERP``), and the rows of ``tradefleet funding-history`` name the
+    unified one whichever it was given (see :func:`_may_be_same_market`)."""
     for named in sorted(history.symbols):
-        if _market_key(named) != wanted:
+        if not _may_be_same_market(named, symbol):
             return named
     return None
 
 
-def _market_key(name: str) -> str:
-    """A market's name as one spelling: its base and quote, without separators or the
-    settlement currency of a ccxt contract name (``BTC/USDT:USDT`` -> ``BTCUSDT``)."""
-    pair = name.split(":", 1)[0]
-    return "".join(ch for ch in pair if ch not in "/-_ ").upper()
+# A base some venues spell otherwise in their ids (Kraken: XBTUSD, PF_XBTUSD; XDGUSD). Only
+# widens what is taken: an alias missing here refuses a file of the bot's own market.
+_BASE_ALIASES = {"BTC": ("XBT",), "XBT": ("BTC",), "DOGE": ("XDG",), "XDG": ("DOGE",)}
+
+
+def _may_be_same_market(one: str, other: str) -> bool:
+    """False only when ``one`` and ``other`` surely name two markets.
+
+    Two unified names (``BASE/QUOTE[:SETTLE]``): the same base and quote, and the same
+    settlement currency when both name one (``BTC/USD:BTC``, Kraken's inverse perpetual, is
+    not ``BTC/USD:USD``, its linear one; ``BTC/USDT`` may be either spelling of a
+    perpetual). A unified name and a venue id: the id (letters and digits) holds the base, or
+    its alias, with the quote somewhere after it (``PF_XBTUSD`` is ``BTC/USD:USD``'s id, or
+    ``BTC/USD:BTC``'s neighbour ``PI_XBTUSD``: an id cannot say the settlement). Two ids: the
+    same letters and digits (``BTC-USDT`` is ``BTCUSDT``)."""
+    first, second = _unified(one), _unified(other)
+    if first is not None and second is not None:
+        return _same_unified(first, second)
+    if first is not None:
+        return _id_may_name(_letters(other), first)
+    if second is not None:
+        return _id_may_name(_letters(one), second)
+    return _letters(one) == _letters(other)
+
+
+def _unified(name: str) -> tuple[str, str, str] | None:
+    """(base, quote, settle: "" when not named) of a ccxt unified name; None for a venue id
+    (no ``/``). The settle part keeps a dated future's expiry (``USDT-240628``): another
+    market than the perpetual."""
+    if "/" not in name:
+        return None
+    pair, _, settle = name.partition(":")
+    base, _, quote = pair.partition("/")
+    return _letters(base), _letters(quote), settle.strip().upper()
+
+
+def _same_unified(first: tuple[str, str, str], second: tuple[str, str, str]) -> bool:
+    (base, quote, settle), (base2, quote2, settle2) = first, second
+    if quote != quote2 or (settle and settle2 and settle != settle2):
+        return False
+    return base == base2 or base2 in _BASE_ALIASES.get(base, ())
+
+
+def _id_may_name(venue_id: str, unified: tuple[str, str, str]) -> bool:
+    """Whether ``venue_id`` (letters and digits) holds the unified name's base, or its alias,
+    and after it the quote."""
+    base, quote, _ = unified
+    for spelling in (base, *_BASE_ALIASES.get(base, ())):
+        at = venue_id.find(spelling)
+        while at >= 0:
+            if quote in venue_id[at + len(spelling) :]:
+                return True
+            at = venue_id.find(spelling, at + 1)
+    return False
+
+
+def _letters(name: str) -> str:
+    """A name's letters and digits, upper-cased: its separators and case are spelling."""
+    return "".join(ch for ch in name if ch.isalnum()).upper()
 
 
 def next_funding_time(history: FundingHistory, after: int) -> int:

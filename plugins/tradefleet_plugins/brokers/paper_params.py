@@ -50,7 +50,10 @@ class PaperBrokerParams(PluginParams):
         default=0.0,
         ge=0,
         le=1000,
-        description="Adverse price move applied to market and stop fills, in basis points.",
+        description=(
+            "Adverse price move applied to market and stop fills, and to a limit the next open"
+            " is already through (a taker's), in basis points."
+        ),
     )
     leverage: float = Field(
         default=1.0,
@@ -115,10 +118,14 @@ class PaperBrokerParams(PluginParams):
         "column (the first of last_funding_rate, fundingRate, funding_rate, rate: a fraction, "
         "within ±0.05), as Binance's monthly fundingRate files and ccxt's "
         "fetchFundingRateHistory give them; a symbol column, when there is one (as "
-        "`tradefleet funding-history` writes), must name this market (in any spelling: "
-        "BTCUSDT, BTC/USDT:USDT). The symbol pays at the history's own times, each "
-        "at its own rate, instead of `funding_rate` on the `funding_interval_h` grid. A "
-        "position held at a funding time outside the history (after its last time plus its "
+        "`tradefleet funding-history` writes), must name this market, by ccxt's unified "
+        "symbol or the venue's id: two unified names compare base, quote and (when both name "
+        "one) settlement currency, so BTC/USD:BTC is not BTC/USD:USD; a unified name and an "
+        "id (BTC-USDT-SWAP, PF_XBTUSD) match when the id's letters hold the base (or XBT for "
+        "BTC) and after it the quote; two ids compare letters and digits. The symbol pays "
+        "at the history's own times, each at its own rate, instead of `funding_rate` on the "
+        "`funding_interval_h` grid. A position held at a funding time outside the history "
+        "(after its last time plus its "
         "last interval, or before its first) fails the run, naming it.",
     )
     instruments: dict[str, InstrumentParams] = Field(
