@@ -65,6 +65,8 @@ STANDARD_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
 BYTE_RESOURCES = frozenset({"memory", "ephemeral-storage", "storage"})
 _SECTIONS = ("limits", "requests")
 _HUGEPAGES = "hugepages-"
+# A name with this in it is Kubernetes' own (``IsNativeResource``), not an extended resource.
+_NATIVE_DOMAIN = "kubernetes.io/"
 
 
 def parse_quantity(value: str | int) -> Decimal:
@@ -104,6 +106,19 @@ def _counts_bytes(name: str) -> bool:
     return name in BYTE_RESOURCES or name.startswith(_HUGEPAGES)
 
 
+def _is_extended(name: str) -> bool:
+    """An extended resource (``example.com/gpu``): a name with a domain outside kubernetes.io
+    (apimachinery's ``IsExtendedResourceName``), which Kubernetes counts in whole units."""
+    return "/" in name and _NATIVE_DOMAIN not in name
+
+
+def _overcommits(name: str) -> bool:
+    """Whether a request may be below its limit (apimachinery's ``IsOvercommitAllowed``): not
+    for an extended resource, nor for hugepages, whose request must equal its limit and, when
+    written, needs one."""
+    return not _is_extended(name) and not name.startswith(_HUGEPAGES)
+
+
 @dataclass(frozen=True)
 class _Amount:
     field: str
@@ -123,6 +138,11 @@ def _amount_errors(field: str, name: str, value: Any) -> tuple[list[FieldError],
         return [FieldError(field, f"{value!r} is negative: a quantity is 0 or more")], None
     if _counts_bytes(name) and amount != amount.to_integral_value():
         return [FieldError(field, _fraction_of_a_byte(value, amount))], None
+    if _is_extended(name) and amount != amount.to_integral_value():
+        # Kubernetes checks the value rounded up to a thousandth (0.9999 passes there as a
+        # whole 1): any fraction is refused here, as no device comes in part.
+        said = f"{value!r} is not a whole number: Kubernetes counts an extended resource"
+        return [FieldError(field, f"{said} ({name}) in whole units (e.g. 1, 2)")], None
     return [], amount
 
 
@@ -140,12 +160,14 @@ def resources_errors(resources: Any, path: str) -> list[FieldError]:
     """The problems of a container's ``resources`` (``limits``/``requests`` → name → quantity)
     the API server would refuse, or that cannot be meant, each naming its field under ``path``:
     another section than limits or requests, a resource name a container cannot ask for, a
-    value that is no quantity, is negative or (for bytes) a fraction of a byte, and a request
-    above its limit (naming both)."""
+    value that is no quantity, is negative, (for bytes) a fraction of a byte or (for an
+    extended resource) not a whole number, a request above its limit (naming both), and for
+    an extended resource or hugepages a request other than its limit or without one."""
     if not isinstance(resources, Mapping):
         return []  # the spec model names it
     errors: list[FieldError] = []
     amounts: dict[tuple[str, str], _Amount] = {}
+    written: set[tuple[str, str]] = set()  # valid names, whatever their value
     for section, entries in resources.items():
         where = f"{path}.{section}"
         if section not in _SECTIONS:
@@ -160,11 +182,13 @@ def resources_errors(resources: Any, path: str) -> list[FieldError]:
             if not _is_resource_name(str(name)):
                 errors.append(FieldError(field, _unknown_resource(str(name))))
                 continue
+            written.add((section, str(name)))
             found, amount = _amount_errors(field, str(name), value)
             errors.extend(found)
             if amount is not None:
                 amounts[(section, str(name))] = _Amount(field, str(value), amount)
     errors.extend(_requests_above_limits(amounts))
+    errors.extend(_requests_without_limits(written, path))
     return errors
 
 
@@ -176,15 +200,45 @@ def _unknown_resource(name: str) -> str:
 
 
 def _requests_above_limits(amounts: Mapping[tuple[str, str], _Amount]) -> list[FieldError]:
+    """A request above its limit; for a resource that does not overcommit, any other than it."""
     errors = []
     for (section, name), request in amounts.items():
         limit = amounts.get(("limits", name))
-        if section == "requests" and limit is not None and request.value > limit.value:
+        if section != "requests" or limit is None or request.value == limit.value:
+            continue
+        if not _overcommits(name):
+            errors.append(FieldError(request.field, _not_its_limit(name, request, limit)))
+        elif request.value > limit.value:
             errors.append(
                 FieldError(
                     request.field,
                     f"{request.text!r} is above {limit.field} ({limit.text!r}): a container's "
                     "request cannot exceed its limit",
+                )
+            )
+    return errors
+
+
+def _not_its_limit(name: str, request: _Amount, limit: _Amount) -> str:
+    return (
+        f"{request.text!r} is not {limit.field} ({limit.text!r}): Kubernetes requires {name}'s "
+        "request to equal its limit (it cannot be overcommitted); write the limit alone and "
+        "the request is set to it"
+    )
+
+
+def _requests_without_limits(written: set[tuple[str, str]], path: str) -> list[FieldError]:
+    """A request with no limit of a resource that does not overcommit: Kubernetes refuses it
+    ("Limit must be set"). Named at the request, the value the user wrote."""
+    errors = []
+    for section, name in sorted(written):
+        if section == "requests" and not _overcommits(name) and ("limits", name) not in written:
+            errors.append(
+                FieldError(
+                    f"{path}.requests.{name}",
+                    f"no {path}.limits.{name}: Kubernetes requires a limit for {name} (it "
+                    "cannot be overcommitted, so its request must equal its limit); write the "
+                    "limit alone and the request is set to it",
                 )
             )
     return errors

@@ -194,3 +194,66 @@ def test_the_crd_carries_the_same_grammar() -> None:
     # As RE2 reads it: anchored, no construct Python reads otherwise.
     assert QUANTITY_PATTERN.startswith("^") and QUANTITY_PATTERN.endswith("$")
     assert "(?P" not in QUANTITY_PATTERN and "\\d" not in QUANTITY_PATTERN
+
+
+# Extended resources and hugepages: Kubernetes does not overcommit them (apimachinery's
+# ``IsOvercommitAllowed``) and counts an extended resource in whole units
+# (``IsIntegerResourceName``). Before, a fraction, a request other than its limit and a
+# request without a limit were admitted, and the API server then refused the bot's Deployment.
+GPU = "example.com/gpu"
+RESOURCES = "spec.runtime.resources"
+
+
+def _quantity_errors(resources: dict[str, Any]) -> dict[str, str]:
+    errors = validate_trading_bot(_with_runtime(resources=resources), default_registry())
+    return {error.field: error.message for error in errors}
+
+
+def test_a_fraction_of_an_extended_resource_is_refused() -> None:
+    errors = _quantity_errors({"requests": {GPU: "500m"}, "limits": {GPU: "0.5"}})
+    assert set(errors) == {f"{RESOURCES}.requests.{GPU}", f"{RESOURCES}.limits.{GPU}"}
+    assert "'0.5' is not a whole number" in errors[f"{RESOURCES}.limits.{GPU}"]
+    assert "whole units" in errors[f"{RESOURCES}.limits.{GPU}"]
+
+
+@pytest.mark.parametrize(
+    ("name", "asked", "limit"),
+    [(GPU, "1", "2"), (GPU, 2, "1"), ("hugepages-2Mi", "2Mi", "4Mi")],
+)
+def test_a_request_other_than_its_limit_is_refused_where_kubernetes_does_not_overcommit(
+    name: str, asked: str | int, limit: str
+) -> None:
+    errors = _quantity_errors({"requests": {name: asked}, "limits": {name: limit}})
+    message = errors.pop(f"{RESOURCES}.requests.{name}")
+    assert errors == {}
+    assert f"is not {RESOURCES}.limits.{name} ({limit!r})" in message
+    assert "request to equal its limit" in message
+
+
+@pytest.mark.parametrize("name", [GPU, "hugepages-1Gi"])
+def test_a_request_without_a_limit_is_refused_where_kubernetes_does_not_overcommit(
+    name: str,
+) -> None:
+    errors = _quantity_errors({"requests": {"cpu": "1", name: "1Gi" if "huge" in name else 1}})
+    message = errors.pop(f"{RESOURCES}.requests.{name}")
+    assert errors == {}
+    assert f"no {RESOURCES}.limits.{name}" in message
+    assert "requires a limit" in message
+
+
+def test_a_limit_that_is_wrong_is_not_called_missing() -> None:
+    errors = _quantity_errors({"requests": {GPU: 1}, "limits": {GPU: "-1"}})
+    assert list(errors) == [f"{RESOURCES}.limits.{GPU}"]
+    assert "negative" in errors[f"{RESOURCES}.limits.{GPU}"]
+
+
+def test_what_kubernetes_takes_of_them_is_admitted() -> None:
+    resources = {
+        # Equal in other spellings; a limit alone (the request is set to it); cpu and memory
+        # and a kubernetes.io name still overcommit, and the latter may be a fraction.
+        "requests": {GPU: "1", "hugepages-2Mi": "4Mi", "cpu": "100m", "memory": "64Mi"},
+        "limits": {GPU: "1000m", "hugepages-2Mi": "4096Ki", "other.com/fpga": 2, "cpu": 1},
+    }
+    assert _quantity_errors(resources) == {}
+    native = "example.kubernetes.io/thing"
+    assert _quantity_errors({"requests": {native: "500m"}, "limits": {native: "2"}}) == {}
