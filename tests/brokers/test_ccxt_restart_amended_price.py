@@ -13,36 +13,31 @@ Through a real ``BotSession`` restart against the fake venues with the real ccxt
 from __future__ import annotations
 
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import START_PRICE, SYMBOL, VenueHarness, harness_for
-from tests.brokers.live_manifests import live_ccxt_manifest
-from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
+from tests.brokers.ccxt_restart_life import (
+    LIMIT,
+    MOVED,
+    QUANTITY,
+    Killed,
+    Step,
+    bot_broker,
+    hand_to_a_bot,
+    hourly_bars,
+    life,
+    status_updates,
+    until,
+)
+from tests.brokers.harness import SYMBOL, VenueHarness, harness_for
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan, adopted_order
-from tradefleet_runtime.sdk import (
-    Bar,
-    Order,
-    OrderReport,
-    OrderStatus,
-    OrderType,
-    Side,
-    Strategy,
-)
-from tradefleet_runtime.session import BotSession, assemble
-from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.sdk import Bar, Order, OrderReport, OrderStatus, OrderType, Side
+from tradefleet_runtime.session import BotSession
 
-LIMIT, MOVED = 49_000.0, 49_500.0
-QUANTITY = 0.01
-HOUR = 3600
 # setup -> (ccxt exchange, market type, the fake's market, the bot's capital)
 SETUPS = {
     "binance-spot": ("binance", "spot", "spot", 50_000),  # cancel-replace: <id>-a1
@@ -50,96 +45,10 @@ SETUPS = {
 }
 
 
-class _Killed(BaseException):
-    """The process dies (SIGKILL) with the bot's order working at the venue."""
-
-
-@dataclass
-class _Entry(Strategy):
-    """A limit buy of ``QUANTITY`` at ``LIMIT`` at the bar of time ``at``; nothing else."""
-
-    at: int = 0
-
-    def __post_init__(self) -> None:
-        super().__init__(None)
-
-    def on_bar(self, bar: Bar) -> None:
-        if bar.ts == self.at:
-            self.ctx.buy(bar.symbol, QUANTITY, order_type=OrderType.LIMIT, price=LIMIT)
-
-
-def _until(engine: Engine, done: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        engine.pump()
-        engine.send_queued()
-        if done():
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def _statuses_of(journal: Journal, cid: str) -> list[tuple[str, str]]:
-    rows = journal.query(
-        "SELECT status, reason FROM order_updates WHERE client_order_id = ? ORDER BY id", cid
-    )
-    return [(str(status), str(reason)) for status, reason in rows]
-
-
-Step = Callable[[BotSession, Engine, Journal], None]
-
-
 def _life(folder: Path, harness: VenueHarness, setup: str, bars: list[Bar], after: Step) -> None:
-    """One life of the bot on ``bars``; ``after`` runs once it handled them (a ``_Killed``
-    out of it is the process dying)."""
+    """One life of the bot at ``setup``'s venue (``ccxt_restart_life.life``)."""
     exchange, market_type, _market, initial = SETUPS[setup]
-    manifest = live_ccxt_manifest(
-        folder, harness, exchange=exchange, market_type=market_type, initial=initial
-    )
-    bot = assemble(load_manifest(manifest), PluginRegistry.discover(), folder)
-    assert isinstance(bot.broker, CcxtBroker)
-    bot.strategy = _Entry(at=bars[0].ts)
-    journal = Journal(folder / "bot.sqlite", durable=True)
-    session = BotSession(bot, journal, bars=bars, should_stop=threading.Event().is_set)
-
-    def pace(released: Iterable[Bar]) -> Iterator[Bar]:
-        for bar in released:
-            yield bar
-            engine = session.engine
-            assert engine is not None
-            _until(engine, _all_acked(engine, journal), "acks")
-        engine = session.engine
-        assert engine is not None
-        after(session, engine, journal)
-
-    session.pacer = pace
-    try:
-        session.open()
-        try:
-            session.run()
-        except _Killed:
-            return
-        session.close("completed")
-    finally:
-        bot.broker.close()
-        journal.close()
-
-
-def _all_acked(engine: Engine, journal: Journal) -> Callable[[], bool]:
-    """Whether the venue's answer to each working order of the bot is journaled."""
-
-    def acked(order: Order) -> bool:
-        return any(s != "pending" for s, _ in _statuses_of(journal, order.client_order_id))
-
-    return lambda: all(acked(order) for order in engine.open_orders())
-
-
-def _bars() -> list[Bar]:
-    start = (int(time.time()) // HOUR - 6) * HOUR
-    return [
-        Bar(SYMBOL, HOUR, start + i * HOUR, START_PRICE, START_PRICE, START_PRICE, START_PRICE, 1)
-        for i in range(2)
-    ]
+    life(folder, harness, bars, after, exchange=exchange, market_type=market_type, initial=initial)
 
 
 def _venue_working(harness: VenueHarness, market: str, cid: str) -> tuple[str, float, float]:
@@ -161,18 +70,17 @@ def _moved(harness: VenueHarness, market: str, first: dict[str, str]) -> Step:
         [order] = engine.open_orders()
         first["cid"] = cid = order.client_order_id
         assert order.price == LIMIT
-        broker = session.bot.broker
-        assert isinstance(broker, CcxtBroker)
+        broker = bot_broker(session)
         broker.amend(cid, None, MOVED)
-        _until(
+        until(
             engine,
             lambda: (
                 _venue_working(harness, market, cid)[1] == MOVED
-                and ("open", "amended") in _statuses_of(journal, cid)
+                and ("open", "amended") in status_updates(journal, cid)
             ),
             "the amend",
         )
-        raise _Killed
+        raise Killed
 
     return step
 
@@ -225,9 +133,8 @@ def test_a_restarted_bot_works_its_moved_entry_at_the_venues_price(
     market = SETUPS[setup][2]
     with harness_for(setup, tmp_path, rate_limit_ms=10) as harness:
         assert isinstance(harness, VenueHarness)
-        monkeypatch.setenv("TRADEFLEET_CREDENTIALS_DIR", str(harness.credentials))
-        harness.broker.close()  # the bot brings its own
-        bars = _bars()
+        hand_to_a_bot(harness, monkeypatch)
+        bars = hourly_bars(2)
         first: dict[str, str] = {}
         _life(tmp_path, harness, setup, bars[:1], _moved(harness, market, first))
         cid = first["cid"]

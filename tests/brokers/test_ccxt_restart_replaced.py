@@ -23,189 +23,46 @@ balance is what the bot bought): a buy's fee is 0.1 % of the coin bought, the lo
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.brokers.ccxt_restart_life import (
+    LIMIT,
+    MOVED,
+    QUANTITY,
+    Killed,
+    Step,
+    bot_broker,
+    btc,
+    coinless_spot_for_a_bot,
+    hourly_bars,
+    journal_fills,
+    life,
+    part_fill,
+    statuses_of,
+    until,
+    venue_orders,
+    venue_trade_ids,
+)
 from tests.brokers.harness import (
     PREFIX,
-    START_PRICE,
     SYMBOL,
     VenueHarness,
-    base_balance,
     coinless_spot,
     harness_for,
     updates,
 )
-from tests.brokers.live_manifests import live_ccxt_manifest
-from tests.venues.binance.state import Candle
-from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.reconcile import ReconcilePlan
-from tradefleet_runtime.sdk import (
-    Bar,
-    Fill,
-    Order,
-    OrderStatus,
-    OrderType,
-    ReasonCode,
-    Side,
-    Strategy,
-)
-from tradefleet_runtime.session import BotSession, assemble
-from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.sdk import Fill, OrderStatus, OrderType, ReasonCode, Side
+from tradefleet_runtime.session import BotSession
 
-LIMIT, MOVED = 49_000.0, 49_500.0
-QUANTITY, FIRST = 0.01, 0.004  # the order, and what its first copy filled before the move
-HOUR = 3600
-
-
-class _Killed(BaseException):
-    """The process dies (SIGKILL) with the bot's order working at the venue."""
-
-
-# -- the venue ------------------------------------------------------------------------------
-
-
-def _part_fill(harness: VenueHarness, venue_cid: str, quantity: float, low: float) -> None:
-    """The venue fills ``quantity`` more of its open buy ``venue_cid`` (resting at or above
-    ``low``): the market dips to ``low``, the fill capped by the fake's ``Order.fill_cap``."""
-    state = harness.fake.state
-    with state.lock:
-        [order] = [
-            o
-            for o in state.spot.orders.values()
-            if o.client_order_id == venue_cid and o.account == harness.fake.api_key and o.is_open
-        ]
-        order.fill_cap = order.executed_qty + Decimal(str(quantity))
-        top = Decimal(str(START_PRICE))
-        state.spot.apply_candle(SYMBOL, Candle(state.spot.now, top, top, Decimal(str(low)), top))
-
-
-def _venue_orders(harness: VenueHarness, cid: str) -> dict[str, tuple[str, float, float]]:
-    """The order's copies at the venue: client id -> (status, ordered, executed)."""
-    with harness.fake.state.lock:
-        return {
-            o.client_order_id: (o.status, float(o.orig_qty), float(o.executed_qty))
-            for o in harness.fake.orders("spot")
-            if o.client_order_id.startswith(cid)
-        }
-
-
-def _venue_trade_ids(harness: VenueHarness, cid: str) -> list[str]:
-    with harness.fake.state.lock:
-        return sorted(
-            str(t.id)
-            for o in harness.fake.orders("spot")
-            if o.client_order_id.startswith(cid)
-            for t in o.fills
-        )
-
-
-def _btc(harness: VenueHarness) -> Decimal:
-    free, locked = base_balance(harness)
-    return free + locked
-
-
-# -- the bot --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Entry(Strategy):
-    """A limit buy of ``QUANTITY`` at ``LIMIT`` at the bar of time ``at``; nothing else."""
-
-    at: int = 0
-
-    def __post_init__(self) -> None:
-        super().__init__(None)
-
-    def on_bar(self, bar: Bar) -> None:
-        if bar.ts == self.at:
-            self.ctx.buy(bar.symbol, QUANTITY, order_type=OrderType.LIMIT, price=LIMIT)
-
-
-def _until(engine: Engine, done: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Apply the broker's events until ``done()``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        engine.pump()
-        engine.send_queued()
-        if done():
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-Step = Callable[[BotSession, Engine, Journal], None]
-
-
-def _life(folder: Path, harness: VenueHarness, bars: list[Bar], after: Step) -> Path:
-    """One life of the bot on ``bars`` (its journal in ``folder``): ``after`` runs once it
-    handled them; a ``_Killed`` out of it is the process dying. The journal's path."""
-    manifest = live_ccxt_manifest(
-        folder, harness, exchange="binance", market_type="spot", initial=50000
-    )
-    bot = assemble(load_manifest(manifest), PluginRegistry.discover(), folder)
-    assert isinstance(bot.broker, CcxtBroker)
-    bot.strategy = _Entry(at=bars[0].ts)
-    journal = Journal(folder / "bot.sqlite", durable=True)
-    session = BotSession(bot, journal, bars=bars, should_stop=threading.Event().is_set)
-
-    def pace(released: Iterable[Bar]) -> Iterator[Bar]:
-        for bar in released:
-            yield bar
-            engine = session.engine
-            assert engine is not None
-            _until(engine, _all_acked(engine, journal), "the venue's acks")
-        engine = session.engine
-        assert engine is not None
-        after(session, engine, journal)
-
-    session.pacer = pace
-    try:
-        session.open()
-        try:
-            session.run()
-        except _Killed:
-            return folder / "bot.sqlite"
-        session.close("completed")
-    finally:
-        bot.broker.close()
-        journal.close()
-    return folder / "bot.sqlite"
-
-
-def _all_acked(engine: Engine, journal: Journal) -> Callable[[], bool]:
-    """Whether the venue's answer to each working order of the bot is journaled."""
-
-    def acked(order: Order) -> bool:
-        return any(status != "pending" for status in _statuses_of(journal, order.client_order_id))
-
-    return lambda: all(acked(order) for order in engine.open_orders())
-
-
-def _statuses_of(journal: Journal, cid: str) -> list[str]:
-    """Every status the journal logged of ``cid`` (all runs), oldest first."""
-    rows = journal.query(
-        "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id", cid
-    )
-    return [str(status) for (status,) in rows]
-
-
-def _bars() -> list[Bar]:
-    start = (int(time.time()) // HOUR - 6) * HOUR
-    return [
-        Bar(SYMBOL, HOUR, start + i * HOUR, START_PRICE, START_PRICE, START_PRICE, START_PRICE, 1)
-        for i in range(3)
-    ]
+FIRST = 0.004  # what the order's first copy filled before the move
 
 
 @dataclass
@@ -223,21 +80,20 @@ def _part_filled_and_moved(harness: VenueHarness, first: _First) -> Step:
     def step(session: BotSession, engine: Engine, journal: Journal) -> None:
         [order] = engine.open_orders()
         first.cid = cid = order.client_order_id
-        _part_fill(harness, cid, FIRST, LIMIT)
-        _until(engine, lambda: engine.position(SYMBOL).quantity > 0.0, "the first fill")
+        part_fill(harness, cid, FIRST, LIMIT)
+        until(engine, lambda: engine.position(SYMBOL).quantity > 0.0, "the first fill")
         first.booked = engine.position(SYMBOL).quantity
-        broker = session.bot.broker
-        assert isinstance(broker, CcxtBroker)
+        broker = bot_broker(session)
         broker.amend(cid, None, MOVED)
-        _until(
+        until(
             engine,
             lambda: (
-                _venue_orders(harness, cid).get(f"{cid}-a1", ("",))[0] == "NEW"
-                and len(_statuses_of(journal, cid)) >= 4
+                venue_orders(harness, cid).get(f"{cid}-a1", ("",))[0] == "NEW"
+                and len(statuses_of(journal, cid)) >= 4
             ),  # then its "amended" update
             "the amend",
         )
-        raise _Killed
+        raise Killed
 
     return step
 
@@ -254,17 +110,6 @@ def _journal_orders(path: Path) -> dict[str, tuple[str, float]]:
     finally:
         db.close()
     return {str(cid): (str(status), float(quantity)) for cid, status, quantity in rows}
-
-
-def _journal_fills(path: Path) -> list[tuple[str, str, float]]:
-    db = sqlite3.connect(path)
-    try:
-        rows = db.execute(
-            "SELECT client_order_id, fill_id, quantity FROM fills ORDER BY ts, rowid"
-        ).fetchall()
-    finally:
-        db.close()
-    return [(str(c), str(f), float(q)) for c, f, q in rows]
 
 
 @dataclass
@@ -290,21 +135,13 @@ def _restarted(harness: VenueHarness, first: _First, second: _Second, fill_rest:
         second.position_after_restart = engine.position(SYMBOL).quantity
         if fill_rest:
             harness.trade_through(MOVED - 100)
-            _until(engine, lambda: not engine.open_orders(), "the replacement's fill")
+            until(engine, lambda: not engine.open_orders(), "the replacement's fill")
             time.sleep(0.3)  # later polls: nothing more may come
             engine.pump()
         second.position_at_end = engine.position(SYMBOL).quantity
-        second.finals = _statuses_of(journal, first.cid)
+        second.finals = statuses_of(journal, first.cid)
 
     return step
-
-
-@contextmanager
-def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VenueHarness]:
-    with coinless_spot(tmp_path) as harness:
-        monkeypatch.setenv("TRADEFLEET_CREDENTIALS_DIR", str(harness.credentials))
-        harness.broker.close()  # the harness's own broker: the bot brings its own
-        yield harness
 
 
 def test_a_restarted_bot_keeps_its_amended_order_and_books_the_replacements_fill_once(
@@ -314,18 +151,18 @@ def test_a_restarted_bot_keeps_its_amended_order_and_books_the_replacements_fill
     bot died. Restarted, it still works ``<id>`` for 0.01 with 0.004 filled, adopts nothing
     and journals no other order; the replacement's fill is booked once, against ``<id>``, which
     ends FILLED; the bot holds what the account bought."""
-    with _setup(tmp_path, monkeypatch) as harness:
-        bars = _bars()
+    with coinless_spot_for_a_bot(tmp_path, monkeypatch) as harness:
+        bars = hourly_bars(3)
         first = _First()
-        _life(tmp_path, harness, bars[:1], _part_filled_and_moved(harness, first))
+        life(tmp_path, harness, bars[:1], _part_filled_and_moved(harness, first))
         cid = first.cid
-        assert _venue_orders(harness, cid) == {
+        assert venue_orders(harness, cid) == {
             cid: ("CANCELED", QUANTITY, FIRST),
             f"{cid}-a1": ("NEW", QUANTITY - FIRST, 0.0),
         }
 
         second = _Second()
-        path = _life(tmp_path, harness, bars, _restarted(harness, first, second, fill_rest=True))
+        path = life(tmp_path, harness, bars, _restarted(harness, first, second, fill_rest=True))
         plan = second.plan
         assert plan is not None and not plan.degraded
         [adopted] = plan.adopted  # the bot's own order, whole: nothing beside it
@@ -339,12 +176,12 @@ def test_a_restarted_bot_keeps_its_amended_order_and_books_the_replacements_fill
         assert second.position_after_restart == pytest.approx(first.booked)
 
         assert second.finals is not None and second.finals[-1] == "filled"
-        assert _venue_orders(harness, cid)[f"{cid}-a1"] == ("FILLED", QUANTITY - FIRST, 0.006)
-        fills = _journal_fills(path)
+        assert venue_orders(harness, cid)[f"{cid}-a1"] == ("FILLED", QUANTITY - FIRST, 0.006)
+        fills = journal_fills(path)
         assert {c for c, _f, _q in fills} == {cid}
-        assert sorted(f for _c, f, _q in fills) == _venue_trade_ids(harness, cid)
-        assert float(_btc(harness)) == pytest.approx(sum(q for _c, _f, q in fills), abs=1e-12)
-        assert second.position_at_end == pytest.approx(float(_btc(harness)), abs=1e-12)
+        assert sorted(f for _c, f, _q in fills) == venue_trade_ids(harness, cid)
+        assert float(btc(harness)) == pytest.approx(sum(q for _c, _f, q in fills), abs=1e-12)
+        assert second.position_at_end == pytest.approx(float(btc(harness)), abs=1e-12)
         orders = _journal_orders(path)
         assert set(orders) == {cid}
         assert orders[cid] == ("filled", QUANTITY)
@@ -355,19 +192,19 @@ def test_a_replacement_filled_while_the_bot_was_down_fills_the_bots_order(
 ) -> None:
     """The replacement fills while the bot is down: the restarted bot books that fill once,
     against ``<id>``, and closes ``<id>`` FILLED; nothing is adopted."""
-    with _setup(tmp_path, monkeypatch) as harness:
-        bars = _bars()
+    with coinless_spot_for_a_bot(tmp_path, monkeypatch) as harness:
+        bars = hourly_bars(3)
         first = _First()
-        _life(tmp_path, harness, bars[:1], _part_filled_and_moved(harness, first))
+        life(tmp_path, harness, bars[:1], _part_filled_and_moved(harness, first))
         cid = first.cid
         harness.trade_through(MOVED - 100)  # while the bot is down
         deadline = time.monotonic() + 5.0
-        while _venue_orders(harness, cid)[f"{cid}-a1"][0] != "FILLED":
+        while venue_orders(harness, cid)[f"{cid}-a1"][0] != "FILLED":
             assert time.monotonic() < deadline, "the replacement did not fill"
             time.sleep(0.02)
 
         second = _Second()
-        path = _life(tmp_path, harness, bars, _restarted(harness, first, second, fill_rest=False))
+        path = life(tmp_path, harness, bars, _restarted(harness, first, second, fill_rest=False))
         plan = second.plan
         assert plan is not None and not plan.degraded
         assert plan.adopted == ()
@@ -376,10 +213,10 @@ def test_a_replacement_filled_while_the_bot_was_down_fills_the_bots_order(
         assert closed == cid and report.status is OrderStatus.FILLED
         assert (report.quantity, report.filled_quantity) == pytest.approx((QUANTITY, QUANTITY))
         assert second.working == []
-        fills = _journal_fills(path)
+        fills = journal_fills(path)
         assert {c for c, _f, _q in fills} == {cid}
-        assert sorted(f for _c, f, _q in fills) == _venue_trade_ids(harness, cid)
-        assert second.position_at_end == pytest.approx(float(_btc(harness)), abs=1e-12)
+        assert sorted(f for _c, f, _q in fills) == venue_trade_ids(harness, cid)
+        assert second.position_at_end == pytest.approx(float(btc(harness)), abs=1e-12)
         orders = _journal_orders(path)
         assert set(orders) == {cid}
         assert orders[cid][0] == "filled"
@@ -398,12 +235,12 @@ def test_a_restarted_broker_amends_the_replacement_again_for_what_is_left(
         cid = f"{PREFIX}rr1"
         order = harness.order(cid, quantity=QUANTITY, order_type=OrderType.LIMIT, price=LIMIT)
         harness.answer(harness.broker.submit(order))
-        _part_fill(harness, cid, FIRST, LIMIT)
+        part_fill(harness, cid, FIRST, LIMIT)
         harness.wait_for(lambda _e: harness.filled(cid) == pytest.approx(FIRST))
         before = len(updates(harness.events, cid))
         harness.broker.amend(cid, None, MOVED)
         harness.wait_for(lambda e: any(u.reason == "amended" for u in updates(e, cid)[before:]))
-        _part_fill(harness, f"{cid}-a1", 0.003, MOVED)
+        part_fill(harness, f"{cid}-a1", 0.003, MOVED)
         harness.wait_for(lambda _e: harness.filled(cid) == pytest.approx(0.007))
         booked = [e for e in harness.events if isinstance(e, Fill)]
 
@@ -422,7 +259,7 @@ def test_a_restarted_broker_amends_the_replacement_again_for_what_is_left(
         harness.wait_for(lambda e: bool(updates(e, cid)))
         [amended] = updates(harness.events, cid)
         assert (amended.status, amended.reason) == (OrderStatus.OPEN, "amended")
-        assert _venue_orders(harness, cid) == {
+        assert venue_orders(harness, cid) == {
             cid: ("CANCELED", QUANTITY, FIRST),
             f"{cid}-a1": ("CANCELED", 0.006, 0.003),
             f"{cid}-a2": ("NEW", 0.003, 0.0),
@@ -434,9 +271,9 @@ def test_a_restarted_broker_amends_the_replacement_again_for_what_is_left(
         later = [e for e in harness.events if isinstance(e, Fill)]
         assert [f.client_order_id for f in later] == [cid]
         every = [*booked, *later]
-        assert sorted(f.fill_id for f in every) == _venue_trade_ids(harness, cid)
-        assert sum(Decimal(str(f.quantity)) for f in every) == _btc(harness)
-        assert final.filled_quantity == pytest.approx(float(_btc(harness)), abs=1e-12)
+        assert sorted(f.fill_id for f in every) == venue_trade_ids(harness, cid)
+        assert sum(Decimal(str(f.quantity)) for f in every) == btc(harness)
+        assert final.filled_quantity == pytest.approx(float(btc(harness)), abs=1e-12)
 
 
 def test_a_moved_bracket_found_at_a_restart_is_still_the_bots_stop_and_target(
@@ -454,7 +291,7 @@ def test_a_moved_bracket_found_at_a_restart_is_still_the_bots_stop_and_target(
         harness.answer(harness.broker.submit(order))
         assert harness.wait_final(entry).status is OrderStatus.FILLED
         held = harness.held(entry)
-        harness.wait_for(lambda _e: _venue_orders(harness, stop).get(stop, ("",))[0] == "NEW")
+        harness.wait_for(lambda _e: venue_orders(harness, stop).get(stop, ("",))[0] == "NEW")
         harness.broker.amend(stop, None, moved)
         harness.wait_for(lambda e: any(u.reason == "amended" for u in updates(e, stop)))
 
@@ -471,7 +308,7 @@ def test_a_moved_bracket_found_at_a_restart_is_still_the_bots_stop_and_target(
         harness.wait_for(lambda e: any(u.reason == "amended" for u in updates(e, stop)))
         working = {
             cid: venue_order
-            for cid, venue_order in _venue_orders(harness, entry).items()
+            for cid, venue_order in venue_orders(harness, entry).items()
             if venue_order[0] == "NEW"
         }
         assert set(working) == {f"{stop}-a2", f"{target}-a2"}
