@@ -4,7 +4,8 @@ open, as without the restart.
 
 A restart re-arms the journal's working orders through ``PaperBroker.submit``. When the broker
 marked every limit it was handed as just arrived, that take-profit was filled as a taker
-(``fee_bps`` and the slippage). An order arrives at the bar opening at its creation time.
+(``fee_bps`` and the slippage). Orders submitted between a restart's ``restore_account`` and
+its first bar are the re-armed ones, and are not new.
 """
 
 from __future__ import annotations

@@ -114,13 +114,6 @@ _FUNDING = "funding"  # CashFlow.kind of the payments this broker makes
 _new = tuple.__new__
 
 
-def _arrives(order: Order, bar: Bar) -> bool:
-    """Whether ``bar`` is the first ``order`` meets: the bar opening at its creation (the
-    close it was decided at), within one bar of it. Told by the times, not by the broker's
-    memory: an order re-armed after a restart, which rested before it, is not arriving."""
-    return bar.ts - order.created_ts < bar.timeframe_s
-
-
 class PaperBroker:
     """Simulated account used by backtest and paper bots."""
 
@@ -155,12 +148,13 @@ class PaperBroker:
         # Bracket children of an entry filled inside a bar: before this time only the stop may
         # trigger (the path after the entry is unknown).
         self._stop_only_until: dict[str, int] = {}
-        # Limit orders the bot moved that no bar has looked at since. A limit the open of its
-        # first bar (``_arrives``) is already through was marketable when it reached the venue:
+        # Limit orders the bot sent or moved that no bar has looked at yet. One the open of
+        # the first bar it meets is already through was marketable when it reached the venue:
         # it takes liquidity, as a market order does (the taker fee, the slippage), where a
-        # limit that rested first and is then gapped through is a maker's. A moved one arrives
-        # again at its new price.
+        # limit that rested first and is then gapped through is a maker's. Orders re-armed
+        # after a restart rested before it: they are not new (``_rearming``).
         self._fresh: set[str] = set()
+        self._rearming = False
         self._known_ids: set[str] = set()
         self._fill_count = 0
         self._now = 0
@@ -255,6 +249,8 @@ class PaperBroker:
             self._final[order_id] = (_REJECTED, order.created_ts)
             return OrderUpdate(order_id, _REJECTED, order.created_ts, problem[1], code=problem[0])
         self._work(order)
+        if order[4] is _LIMIT and not self._rearming:
+            self._fresh.add(order_id)
         return _new(
             OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None, None)
         )
@@ -411,6 +407,21 @@ class PaperBroker:
         self._owe_funding_after((fill.symbol, fill.ts) for fill in fills)
         self._stale = {symbol for symbol, held in self._held.items() if held}
         self._guard_all()
+        self._rearm_until_first_bar()
+
+    def _rearm_until_first_bar(self) -> None:
+        """The engine re-arms the journal's working orders after ``restore_account`` and
+        before the first bar: until that bar, a limit submitted is one that rested before
+        the restart, not a new one. The first bar puts ``on_bar`` back (no cost after it)."""
+        self._rearming = True
+        normal = self.on_bar
+
+        def first_bar(bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
+            self._rearming = False
+            self.on_bar = normal  # type: ignore[method-assign]
+            return normal(bar)
+
+        self.on_bar = first_bar  # type: ignore[method-assign]
 
     def restore_cash_flows(self, flows: Sequence[CashFlow]) -> None:
         """After ``restore_account``: the payments outside fills (this broker's funding) the
@@ -790,7 +801,7 @@ class PaperBroker:
                 continue  # cancelled by its OCO sibling
             if order.order_type is not _LIMIT:
                 fee = self._fee
-            elif at_open and (_arrives(order, bar) or order.client_order_id in fresh):
+            elif at_open and order.client_order_id in fresh:
                 price, fee = self._marketable_limit_price(order, price), self._fee
             else:
                 fee = self._maker_fee
