@@ -14,7 +14,11 @@ import numpy as np
 import pytest
 
 from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_funding_history import FundingHistory, other_market
+from tradefleet_plugins.brokers.paper_funding_history import (
+    FundingHistory,
+    other_market,
+    parse_funding_history,
+)
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.errors import DataError
 
@@ -124,3 +128,24 @@ def _history(symbol: str) -> FundingHistory:
     times = np.array([T0, T0 + EIGHT_H], dtype=np.int64)
     rates = np.array([0.0001, 0.0001], dtype=np.float64)
     return FundingHistory("funding.csv", times, rates, frozenset({symbol}))
+
+
+# A venue id is compared by whole parts: ``USD`` is only the start of ``BTCUSDT``'s quote. A
+# substring test took the coin-margined ``BTC/USD:BTC`` history for Binance USDⓈ-M's
+# ``BTCUSDT``.
+def _named_history(symbol: str):  # type: ignore[no-untyped-def]
+    lines = [
+        "symbol,calc_time,last_funding_rate",
+        f"{symbol},1700000000000,0.0001",
+        f"{symbol},1700028800000,0.0001",
+    ]
+    return parse_funding_history(lines, "funding.csv")
+
+
+@pytest.mark.parametrize("file_market", ["BTC/USD:BTC", "BTC/USD:USD"])
+def test_a_usdt_perpetual_named_by_its_id_refuses_another_quotes_history(file_market: str) -> None:
+    assert other_market(_named_history(file_market), "BTCUSDT") == file_market
+
+
+def test_a_usdt_perpetuals_own_history_is_taken_by_its_id() -> None:
+    assert other_market(_named_history("BTC/USDT:USDT"), "BTCUSDT") is None

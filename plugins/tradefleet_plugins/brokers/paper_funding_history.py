@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -216,17 +217,18 @@ def _may_be_same_market(one: str, other: str) -> bool:
     Two unified names (``BASE/QUOTE[:SETTLE]``): the same base and quote, and the same
     settlement currency when both name one (``BTC/USD:BTC``, Kraken's inverse perpetual, is
     not ``BTC/USD:USD``, its linear one; ``BTC/USDT`` may be either spelling of a
-    perpetual). A unified name and a venue id: the id (letters and digits) holds the base, or
-    its alias, with the quote somewhere after it (``PF_XBTUSD`` is ``BTC/USD:USD``'s id, or
+    perpetual). A unified name and a venue id: a part of the id is the base (or its alias)
+    and the quote run together, or parts are the base and then the quote
+    (:func:`_id_may_name`; ``PF_XBTUSD`` is ``BTC/USD:USD``'s id, or
     ``BTC/USD:BTC``'s neighbour ``PI_XBTUSD``: an id cannot say the settlement). Two ids: the
     same letters and digits (``BTC-USDT`` is ``BTCUSDT``)."""
     first, second = _unified(one), _unified(other)
     if first is not None and second is not None:
         return _same_unified(first, second)
     if first is not None:
-        return _id_may_name(_letters(other), first)
+        return _id_may_name(other, first)
     if second is not None:
-        return _id_may_name(_letters(one), second)
+        return _id_may_name(one, second)
     return _letters(one) == _letters(other)
 
 
@@ -249,16 +251,20 @@ def _same_unified(first: tuple[str, str, str], second: tuple[str, str, str]) -> 
 
 
 def _id_may_name(venue_id: str, unified: tuple[str, str, str]) -> bool:
-    """Whether ``venue_id`` (letters and digits) holds the unified name's base, or its alias,
-    and after it the quote."""
+    """Whether ``venue_id`` (as written: its separators split it) may name the unified name's
+    market: one of its parts is the base (or its alias) and the quote run together
+    (``BTCUSDT``, ``PF_XBTUSD``, ``BTCUSD_PERP``), or one part is the base and a later one the
+    quote (``BTC-USDT-SWAP``). Whole parts, never a substring: ``BTCUSDT`` does not name
+    ``BTC/USD``, whose quote is only the start of ``USDT``."""
     base, quote, _ = unified
-    for spelling in (base, *_BASE_ALIASES.get(base, ())):
-        at = venue_id.find(spelling)
-        while at >= 0:
-            if quote in venue_id[at + len(spelling) :]:
-                return True
-            at = venue_id.find(spelling, at + 1)
-    return False
+    parts = [part for part in _PARTS.split(venue_id.upper()) if part]
+    spellings = (base, *_BASE_ALIASES.get(base, ()))
+    if any(part == spelling + quote for part in parts for spelling in spellings):
+        return True
+    return any(part in spellings and quote in parts[at + 1 :] for at, part in enumerate(parts))
+
+
+_PARTS = re.compile(r"[^A-Z0-9]+")
 
 
 def _letters(name: str) -> str:
