@@ -14,9 +14,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from tradefleet_operator.names import API_VERSION, KIND, LIVE_FIELDS
-from tradefleet_operator.quantity import spec_quantity_errors
 from tradefleet_operator.settings import OperatorSettings, runtime_address
-from tradefleet_runtime.errors import SpecError
 from tradefleet_runtime.spec import BotManifest, BotSpec, parse_manifest
 from tradefleet_runtime.spec.model import EmergencyStopSpec
 
@@ -104,13 +102,7 @@ class TradingBot:
             },
             "spec": plain(body.get("spec") or {}),
         }
-        source = f"TradingBot {namespace}/{name}"
-        manifest = parse_manifest(document, source)
-        # What the API server would refuse in the bot's Deployment or claim: refused with the
-        # spec, before any object is written (admission refuses it first when it is served).
-        problems = spec_quantity_errors(document["spec"])
-        if problems:
-            raise SpecError(problems, source)
+        manifest = parse_manifest(document, f"TradingBot {namespace}/{name}")
         generation = metadata.get("generation")
         return cls(
             name=name,

@@ -513,18 +513,3 @@ def test_an_object_of_a_child_name_that_is_not_the_bot_s_is_left_alone(
     assert kube.objects[service_path]["spec"]["selector"]["tradefleet.io/bot"] == "eurusd-paper"
     assert kube.objects[service_path]["metadata"]["ownerReferences"][0]["kind"] == "TradingBot"
     assert "/apis/apps/v1/namespaces/trading/deployments/eurusd-paper" in kube.objects
-
-
-def test_a_quantity_kubernetes_refuses_fails_the_spec_before_any_object_is_written(
-    parses: list[str],
-) -> None:
-    """Admission refuses it when it is served; without it (or a bot admitted before the check)
-    the operator does, naming the field, and writes nothing: the ConfigMap used to be rewritten
-    and the Deployment then refused by the API server (half applied)."""
-    kube = FakeKube()
-    body = _body(runtime={"resources": {"limits": {"memory": "lots"}}})
-    written = _reconcile(kube, body, "create")
-    assert kube.writes == []
-    reconciled = next(c for c in written["conditions"] if c["type"] == "Reconciled")
-    assert reconciled["reason"] == "InvalidSpec"
-    assert "spec.runtime.resources.limits.memory" in reconciled["message"]
