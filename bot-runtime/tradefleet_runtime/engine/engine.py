@@ -501,6 +501,9 @@ class Engine:
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
         self._now = 0
+        # 1 while an external signal is handled between bars (``handle_signal``): its orders
+        # are created a second after the last close.
+        self._between_bars = 0
         self._sequence_ts = -1
         self._sequence = 0
         self._instruments: dict[str, Instrument] = {}
@@ -1057,7 +1060,7 @@ class Engine:
                 {"client_order_id": order_id},
             )
             return None
-        order = self.driver.order_for(intent, order_id, self._now)
+        order = self.driver.order_for(intent, order_id, self._now + self._between_bars)
         if order is None:
             return None
         if self._instrument_limits.get(order.symbol, True):
@@ -3042,13 +3045,21 @@ class Engine:
             return False, str(refused), ""
         orders_before = self.stats.orders
         self.last_veto = None
-        if self.tracer is None:
-            self._process_intents()
-        else:
-            attributes = {"tradefleet.symbol": signal.symbol}
-            with self.tracer.decision("external_signal", attributes, time.time_ns()):
-                self.tracer.signal(list(self.ctx.intents))
+        # Sent while the next bar forms (after the last bar's close, which is the engine's
+        # clock): created a second after that close, so a simulated venue works it from the
+        # next bar that opens after it, never at the forming bar's open, a price from before
+        # the signal existed.
+        self._between_bars = 1
+        try:
+            if self.tracer is None:
                 self._process_intents()
+            else:
+                attributes = {"tradefleet.symbol": signal.symbol}
+                with self.tracer.decision("external_signal", attributes, time.time_ns()):
+                    self.tracer.signal(list(self.ctx.intents))
+                    self._process_intents()
+        finally:
+            self._between_bars = 0
         if self.stats.orders == orders_before:
             reason = self.last_veto.reason if self.last_veto is not None else "no order resulted"
             return False, reason, ""
