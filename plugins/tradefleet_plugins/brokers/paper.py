@@ -148,13 +148,17 @@ class PaperBroker:
         # Bracket children of an entry filled inside a bar: before this time only the stop may
         # trigger (the path after the entry is unknown).
         self._stop_only_until: dict[str, int] = {}
-        # Limit orders the bot sent or moved that no bar has looked at yet. One the open of
-        # the first bar it meets is already through was marketable when it reached the venue:
-        # it takes liquidity, as a market order does (the taker fee, the slippage), where a
-        # limit that rested first and is then gapped through is a maker's. Orders re-armed
-        # after a restart rested before it: they are not new (``_rearming``).
+        # Limit orders the bot sent or moved, or a bracket placed at its entry's fill at an
+        # open, that no bar has looked at yet. One the open of the first bar it meets is
+        # already through was marketable when it reached the venue: it takes liquidity, as a
+        # market order does (the taker fee, the slippage), where a limit that rested first and
+        # is then gapped through is a maker's. Orders submitted after a restart and before its
+        # first bar (``_rearmed``: the journal's re-armed orders, a signal's) are new only if
+        # no bar met them before the restart: when that first bar is the one after their
+        # creation (``_rearm_until_first_bar``).
         self._fresh: set[str] = set()
         self._rearming = False
+        self._rearmed: dict[str, int] = {}
         self._known_ids: set[str] = set()
         self._fill_count = 0
         self._now = 0
@@ -249,8 +253,11 @@ class PaperBroker:
             self._final[order_id] = (_REJECTED, order.created_ts)
             return OrderUpdate(order_id, _REJECTED, order.created_ts, problem[1], code=problem[0])
         self._work(order)
-        if order[4] is _LIMIT and not self._rearming:
-            self._fresh.add(order_id)
+        if order[4] is _LIMIT:
+            if self._rearming:
+                self._rearmed[order_id] = order[11]
+            else:
+                self._fresh.add(order_id)
         return _new(
             OrderUpdate, (order_id, _OPEN, order.created_ts, "", order_id, _NO_CODE, None, None)
         )
@@ -411,14 +418,19 @@ class PaperBroker:
 
     def _rearm_until_first_bar(self) -> None:
         """The engine re-arms the journal's working orders after ``restore_account`` and
-        before the first bar: until that bar, a limit submitted is one that rested before
-        the restart, not a new one. The first bar puts ``on_bar`` back (no cost after it)."""
+        before the first bar. A limit submitted then (re-armed, or a signal's) is new if that
+        first bar is the one after its creation: no bar met it before the restart. The first
+        bar decides, and puts ``on_bar`` back (no cost after it)."""
         self._rearming = True
         normal = self.on_bar
 
         def first_bar(bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
             self._rearming = False
             self.on_bar = normal  # type: ignore[method-assign]
+            for order_id, created in self._rearmed.items():
+                if bar.ts - created < bar.timeframe_s and order_id in self._by_id:
+                    self._fresh.add(order_id)
+            self._rearmed.clear()
             return normal(bar)
 
         self.on_bar = first_bar  # type: ignore[method-assign]
@@ -970,10 +982,13 @@ class PaperBroker:
             if self._keep:
                 self._orders[child.client_order_id] = child
             self._work(child)
-            # Entered at the open: the whole bar is after the entry. Entered inside the bar: only
+            # Entered at the open: the whole bar is after the entry, and a take-profit the open
+            # is already through arrives marketable (a taker's). Entered inside the bar: only
             # the worse outcome (the stop) may still happen in it.
             if not at_open:
                 self._stop_only_until[child.client_order_id] = bar.ts + bar.timeframe_s
+            elif child.order_type is _LIMIT:
+                self._fresh.add(child.client_order_id)
 
 
 def _beyond_history(symbol: str, history: FundingHistory, missing: int) -> DataError:
