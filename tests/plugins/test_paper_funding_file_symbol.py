@@ -149,3 +149,29 @@ def test_a_usdt_perpetual_named_by_its_id_refuses_another_quotes_history(file_ma
 
 def test_a_usdt_perpetuals_own_history_is_taken_by_its_id() -> None:
     assert other_market(_named_history("BTC/USDT:USDT"), "BTCUSDT") is None
+
+
+# Contract ids with a suffix after the quote (KuCoin's "M"), and ids naming no quote at all
+# (Deribit's): the whole-parts rule first refused KuCoin's own file.
+def _histories_of(named: str) -> FundingHistory:
+    times = np.array([1_704_067_200, 1_704_067_200 + 28_800], dtype=np.int64)
+    rates = np.array([0.0001, 0.0001], dtype=np.float64)
+    return FundingHistory("funding.csv", times, rates, frozenset({named}))
+
+
+@pytest.mark.parametrize(
+    ("venue_id", "unified"),
+    [
+        ("XBTUSDTM", "BTC/USDT:USDT"),  # KuCoin futures, USDT-margined perpetual
+        ("ETHUSDTM", "ETH/USDT:USDT"),
+    ],
+)
+def test_a_venue_id_with_a_suffix_after_its_quote_may_name_the_market(
+    venue_id: str, unified: str
+) -> None:
+    assert other_market(_histories_of(unified), venue_id) is None
+
+
+@pytest.mark.parametrize("venue_id", ["BTC-PERPETUAL"])  # Deribit's BTC inverse perpetual
+def test_a_venue_id_naming_no_quote_is_not_surely_another_market(venue_id: str) -> None:
+    assert other_market(_histories_of("BTC/USD:BTC"), venue_id) is None

@@ -252,18 +252,33 @@ def _same_unified(first: tuple[str, str, str], second: tuple[str, str, str]) -> 
 
 def _id_may_name(venue_id: str, unified: tuple[str, str, str]) -> bool:
     """Whether ``venue_id`` (as written: its separators split it) may name the unified name's
-    market: one of its parts is the base (or its alias) and the quote run together
-    (``BTCUSDT``, ``PF_XBTUSD``, ``BTCUSD_PERP``), or one part is the base and a later one the
-    quote (``BTC-USDT-SWAP``). Whole parts, never a substring: ``BTCUSDT`` does not name
-    ``BTC/USD``, whose quote is only the start of ``USDT``."""
+    market, by whole parts, never a substring (``BTCUSDT`` does not name ``BTC/USD``, whose
+    quote is only the start of ``USDT``): a part is the base (or its alias) and the quote run
+    together, maybe with a contract's suffix (``BTCUSDT``, ``PF_XBTUSD``, ``BTCUSD_PERP``,
+    KuCoin's ``XBTUSDTM``, ``BTCUSDT240628``); or a part is the base and a later one the quote
+    (``BTC-USDT-SWAP``); or a part is the base and the others only say a contract
+    (Deribit's ``BTC-PERPETUAL``, which names no quote: it cannot be told apart)."""
     base, quote, _ = unified
     parts = [part for part in _PARTS.split(venue_id.upper()) if part]
     spellings = (base, *_BASE_ALIASES.get(base, ()))
-    if any(part == spelling + quote for part in parts for spelling in spellings):
-        return True
-    return any(part in spellings and quote in parts[at + 1 :] for at, part in enumerate(parts))
+    for part in parts:
+        for spelling in spellings:
+            pair = spelling + quote
+            rest = part[len(pair) :]
+            if part.startswith(pair) and (rest in _CONTRACT_SUFFIXES or rest.isdigit()):
+                return True
+    for at, part in enumerate(parts):
+        if part in spellings:
+            others = parts[:at] + parts[at + 1 :]
+            if quote in parts[at + 1 :] or (others and set(others) <= _CONTRACT_WORDS):
+                return True
+    return False
 
 
+# What a contract id adds to its base and quote: nothing, KuCoin's perpetual "M", "PERP".
+_CONTRACT_SUFFIXES = frozenset({"", "M", "PERP"})
+# Parts of an id that only say it is a contract.
+_CONTRACT_WORDS = frozenset({"PERP", "PERPETUAL", "SWAP", "FUTURES", "FUTURE"})
 _PARTS = re.compile(r"[^A-Z0-9]+")
 
 
