@@ -9,8 +9,11 @@ last close.
 
 from __future__ import annotations
 
-from tests.runtime.helpers import bar
+from pathlib import Path
+
+from tests.runtime.helpers import Scripted, bar, paper_engine
 from tests.runtime.signal_engines import signal_engine
+from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.api import Direction, Signal
 
 
@@ -29,3 +32,18 @@ def test_a_signal_received_while_a_bar_forms_is_not_filled_at_that_bars_open() -
     assert position.quantity == 10
     # Not bar 2's open (100, at T0 + 2h, before the signal): the first bar opening after it.
     assert position.average_price == 110.0
+
+
+def test_a_flatten_called_while_a_bar_forms_fills_at_the_next_bars_open(tmp_path: Path) -> None:
+    """A halt with flatten (a control call, run between bars) closes at the open of the first
+    bar after it, not at the open of the bar that was forming when it was called."""
+    strategy = Scripted({0: lambda ctx, b: ctx.buy("TEST", 10)})
+    journal = Journal(tmp_path / "j.sqlite")
+    engine = paper_engine(journal, "run-1", strategy)
+    engine.run([bar(0, 100, 100, 100, 100), bar(1, 100, 100, 100, 100)])  # bought at bar 1
+    assert engine.position("TEST").quantity == 10
+    with engine.between_bars():  # bar 2 forms: the price runs from 100 down to 80
+        engine.halt("alice", "the price is falling", flatten=True)
+    engine.run([bar(2, 100, 100, 80, 80), bar(3, 80, 81, 79, 80)])
+    (close,) = [f for f in strategy.fills if f.side.value == "sell"]
+    assert (close.ts, close.price) == (bar(3, 80, 81, 79, 80).ts, 80.0)

@@ -21,7 +21,8 @@ import struct
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -501,8 +502,8 @@ class Engine:
         self._symbols = config.symbols
         self._symbol_set = frozenset(config.symbols)
         self._now = 0
-        # 1 while an external signal is handled between bars (``handle_signal``): its orders
-        # are created a second after the last close.
+        # 1 while orders are decided between bars (``between_bars``): they are created a
+        # second after the last close.
         self._between_bars = 0
         self._sequence_ts = -1
         self._sequence = 0
@@ -3031,6 +3032,20 @@ class Engine:
         data = {"who": who, "params": values}
         self._state("params_updated", f"strategy params updated by {who}", data)
 
+    @contextmanager
+    def between_bars(self) -> Iterator[None]:
+        """Orders decided inside (an external signal's, a control call's: a halt's flatten, a
+        close) are decided while the next bar forms, after the last bar's close, which is the
+        engine's clock: they are created a second after that close, so a simulated venue
+        works them from the next bar that opens after it, never at the forming bar's open, a
+        price from before the decision."""
+        before = self._between_bars
+        self._between_bars = 1
+        try:
+            yield
+        finally:
+            self._between_bars = before
+
     def handle_signal(self, signal: Signal) -> tuple[bool, str, str]:
         """Hand an external signal to the strategy: (accepted, reason, client order id)."""
         if self.signals is None:
@@ -3045,12 +3060,7 @@ class Engine:
             return False, str(refused), ""
         orders_before = self.stats.orders
         self.last_veto = None
-        # Sent while the next bar forms (after the last bar's close, which is the engine's
-        # clock): created a second after that close, so a simulated venue works it from the
-        # next bar that opens after it, never at the forming bar's open, a price from before
-        # the signal existed.
-        self._between_bars = 1
-        try:
+        with self.between_bars():
             if self.tracer is None:
                 self._process_intents()
             else:
@@ -3058,8 +3068,6 @@ class Engine:
                 with self.tracer.decision("external_signal", attributes, time.time_ns()):
                     self.tracer.signal(list(self.ctx.intents))
                     self._process_intents()
-        finally:
-            self._between_bars = 0
         if self.stats.orders == orders_before:
             reason = self.last_veto.reason if self.last_veto is not None else "no order resulted"
             return False, reason, ""

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -420,7 +421,10 @@ class BotController:
         if not future.set_running_or_notify_cancel():
             return
         try:
-            future.set_result(command())
+            # Commands run between bars: orders they decide (a halt's flatten, a close, a
+            # signal's) are created after the last bar's close (``Engine.between_bars``).
+            with self.engine.between_bars() if self.engine is not None else nullcontext():
+                future.set_result(command())
         except BaseException as error:  # handed to the caller's thread
             future.set_exception(error)
         self._publish(force=True)
