@@ -880,9 +880,7 @@ class Mt5Broker:
                     "take_profit on the entry (position attributes)",
                 )
             return [_Leg(volume)], None
-        held = ours(self._call("positions_get", symbol=spec.name), self._magic)
-        buy = order.side is Side.BUY
-        opposite = [p for p in held if (int(p.type) == _POSITION_TYPE_BUY) != buy]
+        opposite = self._opposite_positions(order, spec)
         if self._hedging:
             legs: list[_Leg] = []
             left = volume
@@ -909,6 +907,13 @@ class Mt5Broker:
                 return [], cut
             volume = cut
         return [_Leg(volume)], None
+
+    def _opposite_positions(self, order: Order, spec: rq.SymbolSpec) -> list[Any]:
+        """The bot's positions in ``order``'s symbol that ``order`` would reduce (the other
+        side's), as the terminal holds them now."""
+        buy = order.side is Side.BUY
+        held = ours(self._call("positions_get", symbol=spec.name), self._magic)
+        return [p for p in held if (int(p.type) == _POSITION_TYPE_BUY) != buy]
 
     def _reduce_only_cut(
         self, sub: _Submission, spec: rq.SymbolSpec, volume: float, opposite: Sequence[Any]
@@ -1015,9 +1020,7 @@ class Mt5Broker:
                 # A reduce-only limit or stop the market is through trades now, as a market
                 # order does: cut to the position as one (planned as a pending order, it was
                 # not), never opening or reversing one.
-                held = ours(self._call("positions_get", symbol=spec.name), self._magic)
-                buy = order.side is Side.BUY
-                opposite = [q for q in held if (int(q.type) == _POSITION_TYPE_BUY) != buy]
+                opposite = self._opposite_positions(order, spec)
                 cut = self._reduce_only_cut(sub, spec, leg.volume, opposite)
                 if isinstance(cut, tuple):
                     return cut
