@@ -24,6 +24,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from tests.runtime.fake_dists import plugin_distribution
+
 STRATEGY = textwrap.dedent(
     '''
     """A toy strategy: one position every 40 bars, held ``hold`` bars."""
@@ -76,13 +78,7 @@ STRATEGY = textwrap.dedent(
 
 
 def _plugin(folder: Path) -> Path:
-    module = folder / "w2toy_strategy.py"
-    module.write_text(STRATEGY)
-    info = folder / "w2toy-1.0.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: w2toy\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text("[tradefleet]\nw2toy = w2toy_strategy\n")
-    return module
+    return plugin_distribution(folder, "w2toy", "w2toy_strategy", STRATEGY)
 
 
 def _bot(folder: Path) -> Path:

@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.runtime.fake_dists import plugin_distribution
+
 BROKEN = textwrap.dedent(
     '''
     from tradefleet_runtime.sdk import (
@@ -51,11 +53,7 @@ BROKEN = textwrap.dedent(
 
 
 def test_a_plugin_whose_params_cannot_be_built_hides_no_other_plugin(tmp_path: Path) -> None:
-    (tmp_path / "r2broken_strategy.py").write_text(BROKEN)
-    info = tmp_path / "r2broken-1.0.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: r2broken\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text("[tradefleet]\nr2broken = r2broken_strategy\n")
+    plugin_distribution(tmp_path, "r2broken", "r2broken_strategy", BROKEN)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),

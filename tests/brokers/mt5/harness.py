@@ -23,6 +23,7 @@ from tests.venues.mt5 import MT5Terminal, default_symbol_specs
 from tradefleet_plugins.brokers.mt5_broker import Mt5Broker
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import CarriedState
 from tradefleet_runtime.mt5_bridge.client import BridgeTerminal
@@ -281,13 +282,16 @@ def live_engine(
     journal: Journal | None = None,
     run_id: str = "live",
     risk: Sequence[Any] = (),
+    hooks: RiskHooks | None = None,
 ) -> tuple[Engine, Journal]:
     """A live engine trading EURUSD minute bars on ``venue``'s broker, journaling to
-    ``journal`` (in memory when None) in a run ``run_id``."""
+    ``journal`` (in memory when None) in a run ``run_id`` (``hooks``: acting risk plugins)."""
     journal = journal if journal is not None else Journal(":memory:")
     start_test_run(journal, run_id, bot=venue.bot, mode="live", timeframe_s=MINUTE)
     config = EngineConfig(venue.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
-    engine = Engine(config, strategy, venue.broker, journal, list(risk), venue=venue.broker)
+    engine = Engine(
+        config, strategy, venue.broker, journal, list(risk), venue=venue.broker, hooks=hooks
+    )
     return engine, journal
 
 
@@ -313,12 +317,12 @@ def bracketed_then_down(venue: Mt5Harness, path: Path, quantity: float) -> str:
 
 
 def restarted_plan(
-    restarted: Mt5Harness, journal: Journal, since: int
+    restarted: Mt5Harness, journal: Journal, since: int, hooks: RiskHooks | None = None
 ) -> tuple[Engine, CarriedState, ReconcilePlan]:
-    """The restarted bot's engine on ``restarted`` (run "live-2", journaling to ``journal``),
-    what its journal carries, and the reconciliation planned against the terminal's reports
-    from ``since``."""
-    again, _ = live_engine(restarted, Scripted(), journal, run_id="live-2")
+    """The restarted bot's engine on ``restarted`` (run "live-2", journaling to ``journal``,
+    ``hooks`` its acting risk plugins), what its journal carries, and the reconciliation
+    planned against the terminal's reports from ``since``."""
+    again, _ = live_engine(restarted, Scripted(), journal, run_id="live-2", hooks=hooks)
     carried = journal.carried_state(restarted.bot)
     assert carried is not None
     plan = plan_reconciliation(

@@ -127,18 +127,18 @@ def test_a_sell_limit_through_the_market_fills_at_the_bid(netting: Mt5Harness) -
     assert sent.type == C.ORDER_TYPE_SELL  # a market deal, not a pending sell limit
 
 
+def _gold_buy_limit_through(venue: Mt5Harness, **stops: float) -> Order:
+    """A buy limit of 5 oz XAUUSD at 2651.00, above the ask 2650.30: sent as a deal."""
+    return venue.order(
+        symbol="XAUUSD", quantity=5.0, order_type=OrderType.LIMIT, price=2651.00, **stops
+    )
+
+
 def test_a_limit_deal_carries_its_sl_tp_as_a_market_entry_does() -> None:
     venue, spy = _spied(symbols=("XAUUSD",))
     try:
         # GOLD.pro 2650.00 / 2650.30; SL/TP measured from the bid, as for a market entry.
-        order = venue.order(
-            symbol="XAUUSD",
-            quantity=5.0,
-            order_type=OrderType.LIMIT,
-            price=2651.00,
-            stop_loss=2640.0,
-            take_profit=2670.0,
-        )
+        order = _gold_buy_limit_through(venue, stop_loss=2640.0, take_profit=2670.0)
         (fill,) = fills(venue.submit(order))
         assert fill.price == 2650.30
         assert (spy.requests[0]["sl"], spy.requests[0]["tp"]) == (2640.0, 2670.0)
@@ -156,13 +156,8 @@ def test_a_limit_deal_carries_its_sl_tp_as_a_market_entry_does() -> None:
 def test_a_limit_deals_sl_inside_the_level_from_the_bid_is_refused_unsent() -> None:
     venue, spy = _spied(symbols=("XAUUSD",))
     try:
-        order = venue.order(
-            symbol="XAUUSD",
-            quantity=5.0,
-            order_type=OrderType.LIMIT,
-            price=2651.00,
-            stop_loss=2649.80,  # 20 points under the bid 2650.00; the level is 50
-        )
+        # 20 points under the bid 2650.00; the level is 50.
+        order = _gold_buy_limit_through(venue, stop_loss=2649.80)
         (update,) = updates(venue.submit(order))
         assert (update.status, update.code) == (OrderStatus.REJECTED, ReasonCode.INVALID_PRICE)
         assert "stop_loss 2649.8 is 20 points from 2650" in update.reason, update.reason

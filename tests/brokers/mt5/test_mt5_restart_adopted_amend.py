@@ -16,20 +16,18 @@ import pytest
 
 from tests.brokers.mt5.harness import (
     EMULATOR_T0,
-    MINUTE,
     Mt5Harness,
     live_engine,
     minute_bar,
+    restarted_plan,
     settle_and_pump,
     updates,
 )
 from tests.brokers.stop_movers import Mover
-from tests.runtime.helpers import Scripted, start_test_run
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tests.runtime.helpers import Scripted
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.order_ids import bot_prefix
-from tradefleet_runtime.reconcile import plan_reconciliation
 from tradefleet_runtime.sdk import OrderStatus, OrderType, ReasonCode, Side
 
 STOP, MOVED = 1.0950, 1.0970
@@ -38,26 +36,8 @@ STOP, MOVED = 1.0950, 1.0970
 def _restarted_engine(restarted: Mt5Harness, journal: Journal, mover: Mover) -> Engine:
     """The restarted bot (run "live-2") with ``mover`` as an acting risk plugin, reconciled
     with the terminal as `tradefleet serve` does before its first bar."""
-    config = EngineConfig(restarted.bot, "live", ("EURUSD",), MINUTE, 10_000.0)
     hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
-    start_test_run(journal, "live-2", bot=restarted.bot, mode="live", timeframe_s=MINUTE)
-    engine = Engine(
-        config, Scripted(), restarted.broker, journal, venue=restarted.broker, hooks=hooks
-    )
-    carried = journal.carried_state(restarted.bot)
-    assert carried is not None
-    since = EMULATOR_T0 - 3600
-    plan = plan_reconciliation(
-        prefix=bot_prefix(restarted.bot),
-        symbols=("EURUSD",),
-        journal_fills=carried.fills,
-        journal_working={o.client_order_id: o for o, _ in carried.working},
-        known_order_ids=carried.known_order_ids,
-        venue_orders=restarted.broker.order_reports(since),
-        venue_fills=restarted.broker.fill_reports(since),
-        venue_positions=restarted.broker.position_reports(),
-        now=EMULATOR_T0,
-    )
+    engine, carried, plan = restarted_plan(restarted, journal, EMULATOR_T0 - 3600, hooks)
     engine.restore_from_venue(carried, plan, EMULATOR_T0)
     return engine
 
