@@ -339,44 +339,34 @@ def positions_before(fills: Sequence[Fill], since: int) -> dict[str, Position]:
     return {symbol: position for symbol, position in positions.items() if position.quantity}
 
 
-def _refuse_simulated_account(modes: frozenset[str], name: str) -> None:
-    """A live bot continues only a live account: a journal holding the bot's paper runs would
-    hand the venue's account the simulated positions, cash and orders (a paper bot switched
-    to live in place, its journal volume kept). Refused before anything is journaled or sent;
+# Why a run of each mode may not take over the account of the other's runs (the journal's).
+_OTHER_ACCOUNT = {
+    Mode.LIVE: "a live run would take over their simulated account; give the live bot a journal "
+    "of its own (another --journal; in a cluster, a new journal volume)",
+    Mode.PAPER: "a paper run would take over the venue's account in simulation while its real "
+    "positions and orders stay at the venue; stop the live bot as you want its positions left "
+    "(its stop policy), then give the paper bot a journal of its own (another --journal; in a "
+    "cluster, a new journal volume)",
+}
+
+
+def _refuse_other_account(mode: Mode, modes: frozenset[str], name: str) -> None:
+    """A journal carries one account: a paper bot's simulated one or a live bot's venue
+    account. A live run on a journal of the bot's paper runs would hand the venue's account
+    the simulated positions, cash and orders; a paper run on one of its live runs would
+    restore the venue's fills and working orders into a simulated account while the real
+    positions stay open at the venue (a bot switched between paper and live in place, its
+    journal volume kept). Refused before anything is journaled or sent, naming ``spec.mode``;
     backtest runs are never carried, so they do not count."""
-    simulated = sorted(modes - {Mode.LIVE.value, Mode.BACKTEST.value})
-    if simulated:
-        raise SpecError(
-            [
-                FieldError(
-                    "spec.mode",
-                    f"live, but this journal holds {'/'.join(simulated)} runs of {name}, whose "
-                    "simulated account a live run would take over; give the live bot a journal "
-                    "of its own (another --journal; in a cluster, a new journal volume)",
-                )
-            ]
-        )
-
-
-def _refuse_live_account(modes: frozenset[str], name: str) -> None:
-    """A paper bot never continues a live account: a live bot switched to paper in place (its
-    journal volume kept) would restore the venue's fills and working orders into a simulated
-    account, trade them in simulation while the real positions stay open at the venue with
-    only the orders already there, and leave a journal no live run may continue (the other
-    way round is ``_refuse_simulated_account``). Refused before anything is journaled."""
-    if Mode.LIVE.value in modes:
-        raise SpecError(
-            [
-                FieldError(
-                    "spec.mode",
-                    f"paper, but this journal holds live runs of {name}: a paper run would take "
-                    "over the venue's account in simulation while its real positions and orders "
-                    "stay at the venue; stop the live bot as you want its positions left (its "
-                    "stop policy), then give the paper bot a journal of its own (another "
-                    "--journal; in a cluster, a new journal volume)",
-                )
-            ]
-        )
+    other = sorted(modes - {mode.value, Mode.BACKTEST.value})
+    if not other:
+        return
+    held = f"this journal holds {'/'.join(other)} runs of {name}"
+    why = _OTHER_ACCOUNT[mode]
+    message = (
+        f"{mode.value}, but {held}, {why}" if mode is Mode.LIVE else f"{mode}, but {held}: {why}"
+    )
+    raise SpecError([FieldError("spec.mode", message)])
 
 
 def _refuse_new_terms(terms: tuple[str, float] | None, capital: CapitalSpec, name: str) -> None:
@@ -633,11 +623,9 @@ class BotSession:
         first_run = False
         if spec.mode is not Mode.BACKTEST:
             modes = journal.run_modes(bot.name)
+            _refuse_other_account(spec.mode, modes, bot.name)
             if spec.mode is Mode.LIVE:
-                _refuse_simulated_account(modes, bot.name)
                 self.identity = live_identity(bot, journal)
-            else:
-                _refuse_live_account(modes, bot.name)
             # Decided before this run is journaled. An earlier run that left nothing (no
             # order, fill or bar: refused at connect, say) does not make this one a restart:
             # a bot restarted in a loop must be refused its capital check each time.
