@@ -39,7 +39,12 @@ class KellyParams(PluginParams):
         description="Stop distance assumed (fraction of price) for orders without a stop.",
     )
     max_leverage: float = Field(
-        default=1.0, gt=0, le=1000, description="Cap on the order's notional / equity."
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Cap on the order's notional as a multiple of equity. When it, not the risk, "
+        "sets the size, the decision's reason says so; the default of 1 cuts most FX, "
+        "gold and index orders: set what the account allows.",
     )
     scale_by_confidence: bool = Field(
         default=True, description="Multiply the size by the intent's confidence (0..1)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
+from tradefleet_plugins.risk.sizing import leverage_capped
 from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
@@ -51,13 +52,15 @@ class FixedFractional:
             distance = abs(price - intent.stop_loss)
         else:
             distance = price * self.params.default_stop_pct
+        p = self.params
         quantity = fixed_fractional_quantity(
-            ctx.equity, price, distance, self.params.risk_per_trade, self.params.max_leverage
+            ctx.equity, price, distance, p.risk_per_trade, p.max_leverage
         )
         if quantity <= 0:
             return RiskDecision.veto("equity or stop distance leaves nothing to trade")
+        capped = leverage_capped(ctx.equity * p.risk_per_trade / distance, quantity, p.max_leverage)
         return RiskDecision.approve(
-            quantity, f"risk {self.params.risk_per_trade:.2%} of {ctx.equity:.2f}"
+            quantity, f"risk {p.risk_per_trade:.2%} of {ctx.equity:.2f}{capped}"
         )
 
 

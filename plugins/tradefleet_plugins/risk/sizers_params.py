@@ -42,5 +42,7 @@ class FixedFractionalParams(PluginParams):
         default=1.0,
         gt=0,
         le=1000,
-        description="Cap on the order's notional as a multiple of equity.",
+        description="Cap on the order's notional as a multiple of equity. When it, not the risk, "
+        "sets the size, the decision's reason says so; the default of 1 cuts most FX, "
+        "gold and index orders: set what the account allows.",
     )

@@ -12,6 +12,19 @@ def scaled(quantity: float, intent: OrderIntent, by_confidence: bool) -> float:
     return quantity * min(max(intent.confidence, 0.0), 1.0)
 
 
+def leverage_capped(by_risk: float, by_leverage: float, max_leverage: float) -> str:
+    """What a sizer's reason adds when ``max_leverage`` and not the risk set the size: the cap
+    and the share of the asked risk left (an empty text otherwise). Without it a decision read
+    "risk 1.00% of 10000.00" while a 1x cap had cut an FX order to a fifth of that risk, and a
+    trader took the journal's word for the risk each trade ran."""
+    if by_leverage >= by_risk or by_risk <= 0.0:
+        return ""
+    return (
+        f", capped by max_leverage {max_leverage:g} (notional at most {max_leverage:g}x "
+        f"equity) to {by_leverage / by_risk:.0%} of that risk"
+    )
+
+
 def to_step(quantity: float, instrument: Instrument) -> float:
     """Round down to the instrument's lot step (never up: a sizer must not over-size)."""
     step = instrument.lot_step

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tradefleet_plugins.risk.sizing import scaled, sized
+from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized
 from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskContext, RiskDecision
 
@@ -68,11 +68,15 @@ class VolatilityTarget:
                 "atr_not_ready",
             )
         price = intent.price or ctx.mark(intent.symbol)
-        quantity = volatility_quantity(ctx.equity, price, atr.value, self.params)
-        quantity = scaled(quantity, intent, self.params.scale_by_confidence)
+        p = self.params
+        quantity = volatility_quantity(ctx.equity, price, atr.value, p)
+        capped = ""
+        if quantity > 0:
+            by_risk = ctx.equity * p.risk_per_trade / (p.atr_multiple * atr.value)
+            capped = leverage_capped(by_risk, quantity, p.max_leverage)
+        quantity = scaled(quantity, intent, p.scale_by_confidence)
         return sized(
             quantity,
             ctx.instrument,
-            f"risk {self.params.risk_per_trade:.2%} over {self.params.atr_multiple:g} ATR "
-            f"({atr.value:g})",
+            f"risk {p.risk_per_trade:.2%} over {p.atr_multiple:g} ATR ({atr.value:g}){capped}",
         )
