@@ -9,6 +9,16 @@ left untouched, and :class:`NameTaken` names it; the bot's Deployment (its pod) 
 created nor changed, so no half of the bot runs. The api-token Secret's tokens are generated
 once; an existing Secret is read, never rotated. Nothing is written when nothing differs
 (``object_diff.needs_update``).
+
+A pass writes a bot's new spec whole or not at all. What kube-apiserver would refuse in the
+objects (``quantity.kubernetes_refusals``: ``memory: lots``, a request above its limit) is found
+before anything is read or written (:class:`SpecRefused`). A refusal no check foresaw (an
+admission policy, a quota, a claim that may not shrink) can still come after the ConfigMap was
+rewritten, and the running pod would then restart on a config never rolled out: the ConfigMap is
+put back to what it held (:func:`_settle_config`). Not "ConfigMap last": the Deployment would
+then roll a new pod that may start on the old ConfigMap before it is written, labelled with the
+new config's hash, the same half in reverse; and a ConfigMap per config (the pod template naming
+it) would change every bot's pod template, rolling every pod once at the upgrade.
 """
 
 from __future__ import annotations
@@ -21,13 +31,20 @@ from typing import Any
 import kopf
 
 from tradefleet_operator import objects
-from tradefleet_operator.bot_api import TradingBot
+from tradefleet_operator.bot_api import TradingBot, plain
 from tradefleet_operator.context import OperatorContext, event
 from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path, object_path
-from tradefleet_operator.names import api_token_secret_name
+from tradefleet_operator.names import api_token_secret_name, config_map_name
 from tradefleet_operator.object_diff import needs_update
-from tradefleet_operator.settings import BOT_LABEL, CONFIG_HASH_ANNOTATION, MANAGED_BY
+from tradefleet_operator.quantity import kubernetes_refusals
+from tradefleet_operator.settings import (
+    BOT_LABEL,
+    CONFIG_FILE,
+    CONFIG_HASH_ANNOTATION,
+    MANAGED_BY,
+)
 from tradefleet_operator.tokens import ApiTokens, tokens_from_secret
+from tradefleet_runtime.errors import FieldError
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
@@ -52,6 +69,46 @@ class NameTaken(KubeError):
     @property
     def temporary(self) -> bool:
         return False  # a person must act: retrying changes nothing until then
+
+
+class SpecRefused(KubeError):
+    """The API server would refuse objects made from the spec: none was written."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        named = "; ".join(str(error) for error in errors)
+        message = (
+            "the API server would refuse the bot's objects made from this spec, so none was "
+            f"written (the bot runs on as it was): {named}"
+        )
+        super().__init__(422, "SpecRefused", message)
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def temporary(self) -> bool:
+        return False  # the spec must change: retrying changes nothing
+
+
+class HalfApplied(KubeError):
+    """A write was refused after the ConfigMap took the new config, and the ConfigMap could not
+    be put back: a restart of the running pod would start on a config never rolled out."""
+
+    def __init__(self, config_map: str, why: str, cause: KubeError) -> None:
+        message = (
+            f"{cause.message}; and {config_map} could not be put back ({why}): it holds a config "
+            "the running pod was not rolled out with, which a restart of the pod would start "
+            "on; retrying"
+        )
+        super().__init__(cause.status, "HalfApplied", message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def temporary(self) -> bool:
+        return True  # put back (or the spec applied) at the next pass
 
 
 def is_the_bots(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
@@ -200,6 +257,14 @@ def _pod_hash(deployment: Mapping[str, Any] | None) -> str | None:
     return str(value) if value is not None else None
 
 
+def spec_refusals(bot: TradingBot) -> list[FieldError]:
+    """What the API server would refuse in the bot's objects, named by the TradingBot's fields
+    (the journal's size only when a claim is made)."""
+    runtime = bot.spec.runtime
+    size = None if runtime.journal.ephemeral else runtime.journal.size
+    return kubernetes_refusals(plain(runtime.resources), size)
+
+
 async def reconcile_objects(
     ctx: OperatorContext,
     body: kopf.Body,
@@ -210,10 +275,33 @@ async def reconcile_objects(
 ) -> dict[str, list[str]]:
     """Make every desired object exist as desired; returns object labels by outcome.
 
-    ``fresh``: the bot was never reconciled, so its objects are created without reading them
-    first (a 409 still adopts). The api-token Secret goes first: its tokens are the existing
-    Secret's when there is one, never new ones.
+    Nothing is written when the API server would refuse one of them (:class:`SpecRefused`); a
+    write refused anyway leaves the ConfigMap as the running pod was rolled out with
+    (:func:`_settle_config`). ``fresh``: the bot was never reconciled, so its objects are created
+    without reading them first (a 409 still adopts).
     """
+    try:
+        refusals = spec_refusals(bot)
+        if refusals:
+            raise SpecRefused(refusals)
+        outcomes = await _write_objects(ctx, body, bot, config_hash, fresh=fresh)
+    except KubeError as error:
+        raise await _settle_config(ctx, bot, config_hash, error) from None
+    ctx.config_before.pop(bot.uid, None)  # the spec is applied whole
+    return outcomes
+
+
+async def _write_objects(
+    ctx: OperatorContext,
+    body: kopf.Body,
+    bot: TradingBot,
+    config_hash: str,
+    *,
+    fresh: bool,
+) -> dict[str, list[str]]:
+    """The writes of :func:`reconcile_objects`. The api-token Secret goes first: its tokens are
+    the existing Secret's when there is one, never new ones. The Deployment goes last, once
+    every other object took the spec."""
     namespace, name = bot.namespace, bot.name
     secret_path = api_path("v1", "secrets", namespace, api_token_secret_name(name))
     outcomes: dict[str, list[str]] = {}
@@ -227,6 +315,10 @@ async def reconcile_objects(
     def record(obj: Mapping[str, Any], outcome: str, previous: Mapping[str, Any] | None) -> None:
         outcomes.setdefault(outcome, []).append(_label(obj))
         before[_label(obj)] = previous
+        if obj["kind"] == "ConfigMap" and previous is not None and outcome != "unchanged":
+            # What the running pod was rolled out with, until its Deployment takes the spec:
+            # the oldest, when an earlier pass left a change unfinished.
+            ctx.config_before.setdefault(bot.uid, dict(previous.get("data") or {}))
 
     taken: list[str] = []  # child names held by objects that are not the bot's
 
@@ -272,7 +364,12 @@ async def reconcile_objects(
             record(obj, outcome, previous)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
-    await asyncio.gather(*(one(obj) for obj in rest))
+    # Every write ends before a failure is acted on: a ConfigMap patch still in flight must not
+    # land after the ConfigMap was put back.
+    results = await asyncio.gather(*(one(obj) for obj in rest), return_exceptions=True)
+    failed = next((r for r in results if isinstance(r, BaseException)), None)
+    if failed is not None:
+        raise failed
     if taken:
         # The objects that are the bot's are at the spec (owned by it: they go with it); its
         # Deployment waits until every name is its own, so no pod runs on half a bot. (Read,
@@ -296,3 +393,51 @@ async def reconcile_objects(
     if taken:  # the Deployment's own name is taken
         raise NameTaken(taken, name)
     return outcomes
+
+
+def _refused(error: KubeError) -> bool:
+    """The API server answered that it did not make the write (any 4xx). A 5xx or no answer
+    may come from a write that was made (or is still being made): not known."""
+    return 400 <= error.status < 500
+
+
+async def _settle_config(
+    ctx: OperatorContext, bot: TradingBot, config_hash: str, error: KubeError
+) -> KubeError:
+    """After a pass failed: the ConfigMap back to what the running pod was rolled out with, if
+    this change rewrote it and the API server refused the rest; returns the error to raise (its
+    message saying so), or :class:`HalfApplied` when it could not be put back.
+
+    Not put back when the Deployment runs this config already (or there is none: no pod reads
+    the ConfigMap), nor while a write's outcome is not known (the retry settles it: it writes
+    the Deployment, finds it written, or is refused)."""
+    key = bot.uid
+    previous = ctx.config_before.get(key)
+    if previous is None or not _refused(error):
+        return error  # this change did not rewrite the ConfigMap, or may have been applied
+    config_map = config_map_name(bot.name)
+    label = f"ConfigMap {config_map}"
+    try:
+        running = await ctx.kube.get(api_path("apps/v1", "deployments", bot.namespace, bot.name))
+        if running is None or _pod_hash(running) == config_hash:
+            ctx.config_before.pop(key, None)
+            return error
+        gone = {} if CONFIG_FILE in previous else {CONFIG_FILE: None}
+        path = api_path("v1", "configmaps", bot.namespace, config_map)
+        await ctx.kube.patch(path, {"data": {**previous, **gone}})
+    except KubeError as failed:
+        return HalfApplied(label, str(failed)[:200], error)
+    ctx.config_before.pop(key, None)
+    note = (
+        f"{label} was put back to the config the running pod was rolled out with: nothing of "
+        "this change is applied"
+    )
+    return _with_note(error, note)
+
+
+def _with_note(error: KubeError, note: str) -> KubeError:
+    """``error`` with ``note`` after its message (a NameTaken or SpecRefused keeps its kind)."""
+    if type(error) is KubeError:
+        return KubeError(error.status, error.reason, f"{error.message}; {note}")
+    error.message = f"{error.message}; {note}"
+    return error

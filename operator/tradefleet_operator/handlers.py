@@ -37,7 +37,13 @@ import kopf
 from tradefleet_operator import admission, objects, webhook_tls
 from tradefleet_operator.account_sharing import BotAccount, account_of, sharing_condition
 from tradefleet_operator.bot_api import LiveSpec, TradingBot
-from tradefleet_operator.children import NameTaken, reconcile_config, reconcile_objects
+from tradefleet_operator.children import (
+    HalfApplied,
+    NameTaken,
+    SpecRefused,
+    reconcile_config,
+    reconcile_objects,
+)
 from tradefleet_operator.context import OperatorContext, context, event
 from tradefleet_operator.control import observed_control
 from tradefleet_operator.k8s_api import KubeApi, KubeError
@@ -320,17 +326,23 @@ async def _reconcile(
                 # Transient (a conflict, an earlier bot's children not collected yet, the API
                 # server busy): retried with backoff, never a permanent Failed.
                 outcome = "retry"
-                if retry == 0:
+                if isinstance(error, HalfApplied):
+                    new = _half_applied(body, old, new, error, generation)
+                elif retry == 0:
                     event(body, warning=True, reason="ReconcileRetrying", message=str(error)[:500])
                 raise kopf.TemporaryError(str(error), delay=min(30, 2 * (retry + 1))) from error
             outcome = "failed"
             taken = isinstance(error, NameTaken)
             if not taken or retry == 0:
-                kind = "NameTaken" if taken else "ReconcileFailed"
+                kind = (
+                    error.reason
+                    if isinstance(error, NameTaken | SpecRefused)
+                    else "ReconcileFailed"
+                )
                 event(body, warning=True, reason=kind, message=str(error)[:1000])
             new = new.model_copy(
                 update={
-                    "phase": advance(old.phase, Phase.FAILED),
+                    "phase": _phase_not_reconciled(old, new),
                     "observed_generation": generation,
                     "conditions": set_condition(
                         new.conditions, "Reconciled", False, error.reason or "ApiError",
@@ -352,7 +364,7 @@ async def _reconcile(
             event(body, reason="Updated", message="updated " + ", ".join(outcomes["patched"]))
         new = new.model_copy(
             update={
-                "phase": new.phase or Phase.PENDING,
+                "phase": _phase_reconciled(old, new),
                 "observed_generation": generation,
                 "config_hash": config_hash,
                 "conditions": set_condition(
@@ -371,6 +383,38 @@ async def _reconcile(
         if new.phase:
             _record_phase(meta, str(new.phase))
     return steering_left
+
+
+def _phase_not_reconciled(old: BotStatus, new: BotStatus) -> Phase:
+    """The phase of a bot whose spec could not be applied. A bot made before runs on as it was
+    rolled out (a refused pass writes nothing, or puts the ConfigMap back): its phase stays the
+    runtime's. A bot never made runs nothing, and will not until a person acts: Failed."""
+    if old.config_hash:
+        return Phase(new.phase) if new.phase else Phase.PENDING
+    return advance(old.phase, Phase.FAILED)
+
+
+def _phase_reconciled(old: BotStatus, new: BotStatus) -> Phase:
+    """The phase once the spec is applied: the runtime's; but a bot made now for the first time
+    that was Failed (its spec refused, an object the API server refused) waits for its pod."""
+    if not old.config_hash and new.phase == Phase.FAILED:
+        return Phase.PENDING
+    return Phase(new.phase) if new.phase else Phase.PENDING
+
+
+def _half_applied(
+    body: kopf.Body, old: BotStatus, new: BotStatus, error: HalfApplied, generation: int | None
+) -> BotStatus:
+    """``new`` saying that the ConfigMap holds a config the pod was not rolled out with (a
+    Warning the first time, not at every retry)."""
+    was = condition_of(old, "Reconciled")
+    if was is None or was.reason != error.reason:
+        event(body, warning=True, reason=error.reason, message=str(error)[:1000])
+    conditions = set_condition(
+        new.conditions, "Reconciled", False, error.reason, str(error)[:1000], generation, now_iso()
+    )
+    # Not observed yet: the handler is retried, and the status timer waits for it.
+    return new.model_copy(update={"conditions": conditions})
 
 
 # --- venue accounts shared between bots ---------------------------------------------------------
@@ -743,6 +787,7 @@ async def finalize(
         event(body, warning=True, reason="PositionsLeftOpen", message=message)
         logger.warning(f"deleted: {line}")
     ctx.forget(meta.get("namespace", "default"), meta["name"])
+    ctx.config_before.pop(str(meta.get("uid") or ""), None)
     await ctx.runtime.drop(_address_or_empty(meta, ctx.settings))
     forget_phase(str(meta.get("uid")))
 

@@ -18,6 +18,12 @@ not a dependency: ARCHITECTURE.md, "Kubernetes client")::
 
 An exponent with a fraction (``1e1.5``), which some published patterns let through, is refused
 by Kubernetes and here.
+
+Two readers: admission refuses every problem (:func:`spec_quantity_errors`), those Kubernetes
+refuses and those that cannot be meant (half a byte); a reconcile writes none of a bot's objects
+while one of them holds a value the API server refuses (:func:`kubernetes_refusals`), and only
+those: a running bot whose ``requests.memory: 500m`` Kubernetes took (it only warns) must still
+get its other changes applied.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ __all__ = [
     "QUANTITY_PATTERN",
     "STANDARD_RESOURCES",
     "journal_size_errors",
+    "kubernetes_refusals",
     "parse_quantity",
     "resources_errors",
+    "spec_quantity_errors",
 ]
 
 #: The quantity grammar as a regular expression that both RE2 (the API server's CRD ``pattern``)
@@ -126,23 +134,49 @@ class _Amount:
     value: Decimal
 
 
-def _amount_errors(field: str, name: str, value: Any) -> tuple[list[FieldError], Decimal | None]:
-    """One resource value: the errors it has, and the amount when it is a usable one."""
+@dataclass(frozen=True)
+class _Problem:
+    """One problem of a value, and whether kube-apiserver refuses an object holding it (the
+    others it takes, at most with a warning)."""
+
+    error: FieldError
+    refused: bool = True
+
+
+def _milli_whole(amount: Decimal) -> bool:
+    """Kubernetes' whole-unit test of an extended resource: the amount in thousandths, rounded
+    up (``Quantity.MilliValue``), a multiple of 1000 (so 0.9999 passes as 1)."""
+    millis = _CONTEXT.multiply(amount, Decimal(1000)).to_integral_value(decimal.ROUND_CEILING)
+    return millis % 1000 == 0
+
+
+def _amount_errors(field: str, name: str, value: Any) -> tuple[list[_Problem], Decimal | None]:
+    """One resource value: its problems, and the amount when Kubernetes takes the value (a
+    request is compared with its limit only then)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return [], None  # the spec model names a value of the wrong type
     try:
         amount = parse_quantity(value)
     except ValueError as error:
-        return [FieldError(field, str(error))], None
+        return [_Problem(FieldError(field, str(error)))], None
     if amount < 0:
-        return [FieldError(field, f"{value!r} is negative: a quantity is 0 or more")], None
+        return [
+            _Problem(FieldError(field, f"{value!r} is negative: a quantity is 0 or more"))
+        ], None
     if _counts_bytes(name) and amount != amount.to_integral_value():
-        return [FieldError(field, _fraction_of_a_byte(value, amount))], None
+        # Kubernetes only warns of a fractional byte, but hugepages must be whole pages.
+        refused = name.startswith(_HUGEPAGES)
+        problem = _Problem(FieldError(field, _fraction_of_a_byte(value, amount)), refused)
+        return [problem], None if refused else amount
     if _is_extended(name) and amount != amount.to_integral_value():
         # Kubernetes checks the value rounded up to a thousandth (0.9999 passes there as a
         # whole 1): any fraction is refused here, as no device comes in part.
         said = f"{value!r} is not a whole number: Kubernetes counts an extended resource"
-        return [FieldError(field, f"{said} ({name}) in whole units (e.g. 1, 2)")], None
+        refused = not _milli_whole(amount)
+        problem = _Problem(
+            FieldError(field, f"{said} ({name}) in whole units (e.g. 1, 2)"), refused
+        )
+        return [problem], None if refused else amount
     return [], amount
 
 
@@ -163,33 +197,38 @@ def resources_errors(resources: Any, path: str) -> list[FieldError]:
     value that is no quantity, is negative, (for bytes) a fraction of a byte or (for an
     extended resource) not a whole number, a request above its limit (naming both), and for
     an extended resource or hugepages a request other than its limit or without one."""
+    return [problem.error for problem in _resource_problems(resources, path)]
+
+
+def _resource_problems(resources: Any, path: str) -> list[_Problem]:
     if not isinstance(resources, Mapping):
         return []  # the spec model names it
-    errors: list[FieldError] = []
+    problems: list[_Problem] = []
     amounts: dict[tuple[str, str], _Amount] = {}
     written: set[tuple[str, str]] = set()  # valid names, whatever their value
     for section, entries in resources.items():
         where = f"{path}.{section}"
         if section not in _SECTIONS:
-            errors.append(
-                FieldError(where, f"{section!r} is not limits or requests (as in a Pod spec)")
-            )
+            # An unknown field of a container's resources is dropped by the API server, with a
+            # warning; ``claims`` is a list there, and a mapping in its place is refused.
+            said = f"{section!r} is not limits or requests (as in a Pod spec)"
+            problems.append(_Problem(FieldError(where, said), refused=section == "claims"))
             continue
         if not isinstance(entries, Mapping):
             continue  # the spec model names it
         for name, value in entries.items():
             field = f"{where}.{name}"
             if not _is_resource_name(str(name)):
-                errors.append(FieldError(field, _unknown_resource(str(name))))
+                problems.append(_Problem(FieldError(field, _unknown_resource(str(name)))))
                 continue
             written.add((section, str(name)))
             found, amount = _amount_errors(field, str(name), value)
-            errors.extend(found)
+            problems.extend(found)
             if amount is not None:
                 amounts[(section, str(name))] = _Amount(field, str(value), amount)
-    errors.extend(_requests_above_limits(amounts))
-    errors.extend(_requests_without_limits(written, path))
-    return errors
+    problems.extend(_Problem(error) for error in _requests_above_limits(amounts))
+    problems.extend(_Problem(error) for error in _requests_without_limits(written, path))
+    return problems
 
 
 def _unknown_resource(name: str) -> str:
@@ -247,12 +286,22 @@ def _requests_without_limits(written: set[tuple[str, str]], path: str) -> list[F
 def journal_size_errors(size: Any, field: str) -> list[FieldError]:
     """The journal claim's size: a quantity of whole bytes, more than 0 (the API server refuses a
     claim of none)."""
+    return [problem.error for problem in _journal_problems(size, field)]
+
+
+def _journal_problems(size: Any, field: str) -> list[_Problem]:
     if not isinstance(size, str):
         return []  # the spec model names it
     found, amount = _amount_errors(field, "storage", size)
     if amount == 0:
-        return [FieldError(field, f"{size!r} is no space: the journal's claim needs some")]
+        return [
+            _Problem(FieldError(field, f"{size!r} is no space: the journal's claim needs some"))
+        ]
     return found
+
+
+RESOURCES_FIELD = "spec.runtime.resources"
+JOURNAL_SIZE_FIELD = "spec.runtime.journal.size"
 
 
 def spec_quantity_errors(spec: Any) -> list[FieldError]:
@@ -261,8 +310,21 @@ def spec_quantity_errors(spec: Any) -> list[FieldError]:
     runtime = spec.get("runtime") if isinstance(spec, Mapping) else None
     if not isinstance(runtime, Mapping):
         return []
-    errors = resources_errors(runtime.get("resources"), "spec.runtime.resources")
+    errors = resources_errors(runtime.get("resources"), RESOURCES_FIELD)
     journal = runtime.get("journal")
     if isinstance(journal, Mapping):
-        errors.extend(journal_size_errors(journal.get("size"), "spec.runtime.journal.size"))
+        errors.extend(journal_size_errors(journal.get("size"), JOURNAL_SIZE_FIELD))
     return errors
+
+
+def kubernetes_refusals(resources: Any, journal_size: Any) -> list[FieldError]:
+    """What kube-apiserver would refuse in the objects a bot's spec is written into: its
+    container ``resources`` (the Deployment) and ``journal_size`` (the claim; None when the
+    journal is ephemeral and no claim is made), named by the TradingBot's fields.
+
+    Only refusals: a value Kubernetes takes, at most warning (half a byte of memory, an unknown
+    section it drops), is not one, whatever admission says of it."""
+    problems = _resource_problems(resources, RESOURCES_FIELD)
+    if journal_size is not None:
+        problems += _journal_problems(journal_size, JOURNAL_SIZE_FIELD)
+    return [problem.error for problem in problems if problem.refused]

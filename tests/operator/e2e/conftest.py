@@ -7,8 +7,10 @@ without stalling the API server or the operator.
 :class:`Emulator` fills what kmock 0.8 leaves out and kopf or the operator need (see
 ``EMULATOR_GAPS.md``): uid, resourceVersion, generation and creationTimestamp; 409 on a stale
 ``resourceVersion``; namespaces taken from the URL on create; garbage collection by owner
-reference; a log of write requests (to assert that a resync writes nothing); and injected
-failures (a create that stores the object but answers 500, as a half-done create does).
+reference; a log of write requests (to assert that a resync writes nothing); a Deployment or
+claim whose quantities kube-apiserver cannot read refused 422; and injected failures (a create
+that stores the object but answers 500, as a half-done create does; a write refused 422, as an
+admission policy refuses it).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     grants: set[tuple[str | None, str, str, str]] | None = None
     #: Requests refused by RBAC: (method, path, missing permission).
     forbidden: list[tuple[str, str, str]] = attrs.field(factory=list)
+    #: plural → how many creates or patches are still refused 422 (an admission policy, a
+    #: quota: a refusal the operator's own checks cannot foresee).
+    refused_writes: dict[str, int] = attrs.field(factory=dict)
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
@@ -91,6 +96,13 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 )  # fmt: skip
             if resource.plural == "tradingbots" and isinstance(data.get("status"), dict):
                 data["status"] = prune(data["status"], STATUS_SCHEMA)
+            if request.action in (kmock.action.CREATE, kmock.action.UPDATE):
+                invalid = self._invalid(resource.plural, data)
+                if invalid is not None:
+                    return aiohttp.web.json_response(
+                        {"kind": "Status", "code": 422, "reason": "Invalid", "message": invalid},
+                        status=422,
+                    )
             if request.action == kmock.action.CREATE:
                 meta = data.setdefault("metadata", {})
                 if not meta.get("name") and meta.get("generateName"):
@@ -145,6 +157,15 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 await self._collect_garbage()
         return response
 
+    def _invalid(self, plural: str, data: dict[str, Any]) -> str | None:
+        """Why a create or patch is refused 422: a quantity kube-apiserver cannot read, or a
+        refusal injected (``refused_writes``)."""
+        invalid = _invalid_quantities(plural, data)
+        if invalid is None and self.refused_writes.get(plural, 0) > 0:
+            self.refused_writes[plural] -= 1
+            invalid = f"{plural}: injected: refused by an admission policy"
+        return invalid
+
     def _refused(
         self, method: str, path: str, params: dict[str, str]
     ) -> aiohttp.web.StreamResponse | None:
@@ -196,6 +217,39 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 raw = obj.raw
                 obj.delete()
                 await self._buses[resource].put({"type": "DELETED", "object": raw})
+
+
+# kube-apiserver's resource quantity grammar (apimachinery's resource.ParseQuantity), written
+# here apart from the operator's own (tradefleet_operator.quantity).
+_QUANTITY = re.compile(
+    r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+
+
+def _invalid_quantities(plural: str, data: dict[str, Any]) -> str | None:
+    """Why kube-apiserver refuses the quantities of a Deployment's containers or a claim's
+    storage in a create or merge patch (``data``), as its 422 says it; None: no refusal. Only
+    the grammar: kmock validates no built-in object (EMULATOR_GAPS.md, 18)."""
+    found: list[tuple[str, Any]] = []
+    spec = data.get("spec") or {}
+    if plural == "deployments":
+        pod = ((spec.get("template") or {}).get("spec")) or {}
+        for i, container in enumerate(pod.get("containers") or []):
+            for section, values in ((container.get("resources")) or {}).items():
+                for name, value in (values or {}).items():
+                    where = f"spec.template.spec.containers[{i}].resources.{section}[{name}]"
+                    found.append((where, value))
+    elif plural == "persistentvolumeclaims":
+        requests = (spec.get("resources") or {}).get("requests") or {}
+        if "storage" in requests:
+            found.append(("spec.resources.requests[storage]", requests["storage"]))
+    for where, value in found:
+        if not _QUANTITY.match(str(value)):
+            return (
+                f'{plural} is invalid: {where}: Invalid value: "{value}": quantities must match '
+                "the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+            )
+    return None
 
 
 STATUS_SCHEMA = crd.status_schema()
