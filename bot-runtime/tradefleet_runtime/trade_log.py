@@ -101,7 +101,9 @@ class TradeLogListener:
         )
         if self.engine is not None:
             trades = self.engine.portfolio.trades
-            for trade in trades[self._trades_seen :]:
+            # The trades a restart restored were closed by earlier runs (and logged by them):
+            # attached before the restore, the listener would take them for this fill's.
+            for trade in trades[max(self._trades_seen, self.engine.carried_trades) :]:
                 side = "long" if trade.direction > 0 else "short"
                 self._log(
                     logging.INFO,

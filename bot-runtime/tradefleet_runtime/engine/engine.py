@@ -2603,6 +2603,11 @@ class Engine:
         self._state("restored", summary, {"start_equity": self._start_equity})
         return summary
 
+    @property
+    def carried_trades(self) -> int:
+        """How many of ``portfolio.trades`` earlier runs closed (restored, not made here)."""
+        return self._carried_trades
+
     def _carry(self) -> None:
         """This run starts where the account was left: its figures count only the trades and
         fees made from here, from the equity journaled at the last bar an earlier run handled

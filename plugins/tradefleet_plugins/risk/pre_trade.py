@@ -4,7 +4,9 @@ Each check is a pure function of the intent, the account snapshot and the plugin
 state (returns for correlation, trade counts): price band, order size and notional, free margin,
 gross and per-group exposure, correlation with open positions, open positions, leverage per
 symbol, trading hours and days in a timezone, trades per day, minimum holding period, cooldown
-after a loss, minimum balance. Reduce-only orders always pass: no check may stop an exit.
+after a loss, minimum balance, and the loss an entry takes at its stop (``max_risk_per_trade``:
+the one check that holds for an order that came with its own quantity, which no sizer changes).
+Reduce-only orders always pass: no check may stop an exit.
 Entry orders still working (``RiskContext.entries``: sent on an earlier bar, or let through
 earlier in this one) count as what they will open: a position each for ``max_open_positions``,
 their notional in the free margin, gross, group and per-symbol exposure, and the direction they
@@ -24,6 +26,7 @@ from tradefleet_plugins.risk.rolling_corr import correlation as correlation  # p
 from tradefleet_plugins.risk.rules import DayClock, entry_symbols, local_weekday_minute
 from tradefleet_runtime.sdk import (
     Bar,
+    Instrument,
     Order,
     OrderIntent,
     Position,
@@ -31,6 +34,7 @@ from tradefleet_runtime.sdk import (
     RiskContext,
     RiskDecision,
     Trade,
+    round_quantity,
 )
 
 APPROVE = RiskDecision.approve()
@@ -47,6 +51,65 @@ def in_hours(ts: int, p: PreTradeParams) -> bool:
         return True
     start, end = (int(t[:2]) * 60 + int(t[3:]) for t in p.trading_hours)
     return start <= minute < end if start <= end else minute >= start or minute < end
+
+
+# A quantity sized to the cap exactly (``fixed-fractional`` at the same fraction) risks it to
+# within a float's last bits: that much over is no breach, and shrinking by it would journal a
+# shrink of nothing.
+_RISK_TOLERANCE = 1e-9
+
+
+def risk_at_stop(
+    quantity: float, price: float, stop: float | None, without_stop: float
+) -> float | None:
+    """What ``quantity`` entered at ``price`` loses if its stop is hit: the stop's distance, or
+    ``without_stop`` of the price for an entry with no stop; None when it has no stop and no
+    move is assumed (nothing bounds it). Fees and slippage are not counted: the measure
+    ``fixed-fractional`` sizes to, so the two at one fraction agree."""
+    if stop is not None:
+        return quantity * abs(price - stop)
+    if without_stop > 0.0:
+        return quantity * price * without_stop
+    return None
+
+
+def risk_cap(
+    intent: OrderIntent,
+    quantity: float,
+    price: float,
+    equity: float,
+    limit: float,
+    without_stop: float,
+    instrument: Instrument,
+) -> RiskDecision | None:
+    """``max_risk_per_trade`` for an entry of ``quantity`` at ``price`` (pure): None when its
+    risk at the stop is within ``limit × equity``; else a shrink to the largest quantity on the
+    instrument's lot step within it, or a veto (no stop, or the cap allows less than the
+    instrument's minimum). Rounding down keeps the order the venue sees within the cap: the
+    engine would round an unrounded shrink down too, but the reason must name the quantity
+    that is sent."""
+    allowed = limit * equity
+    risk = risk_at_stop(quantity, price, intent.stop_loss, without_stop)
+    if risk is None:
+        return RiskDecision.veto(
+            f"{intent.symbol} entry has no stop-loss: its loss is unbounded and "
+            f"max_risk_per_trade ({limit:.2%}) cannot hold it (set a stop, or risk_without_stop)",
+            "no_stop",
+        )
+    if risk <= allowed * (1.0 + _RISK_TOLERANCE):
+        return None
+    fits = round_quantity(quantity * allowed / risk, instrument.lot_step)
+    why = (
+        f"risk {risk:,.2f} at the stop exceeds {limit:.2%} of equity {equity:,.2f} "
+        f"(max_risk_per_trade)"
+    )
+    if fits <= 0.0 or fits < instrument.min_quantity:
+        return RiskDecision.veto(
+            f"{why}: {quantity:.10g} -> {fits:.10g}, below {intent.symbol}'s minimum "
+            f"quantity {instrument.min_quantity:g} (lot step {instrument.lot_step:g})",
+            "max_risk_per_trade",
+        )
+    return RiskDecision.shrink(fits, f"{why}: {quantity:.10g} -> {fits:.10g}", "max_risk_per_trade")
 
 
 def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> RiskDecision:
@@ -69,16 +132,36 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
                 f"(band {p.price_band:.0%})",
                 "price_band",
             )
+    risk_limit = p.max_risk_per_trade_per_symbol.get(symbol, p.max_risk_per_trade)
     if quantity is None:
+        if risk_limit:
+            # Placed before the sizer, the cap would never see the size the order leaves with.
+            return RiskDecision.veto(
+                "max_risk_per_trade needs the order's size: put pre-trade after the sizer in "
+                "spec.risk",
+                "unsized",
+            )
         return APPROVE  # sizers come first; an unsized order is the engine's to refuse
     price = intent.price or last
     if price <= 0:
         return RiskDecision.veto(f"no price known for {symbol}", "no_price")
-    cap_reason = ""
+    cap_reason = cap_text = ""
     if p.max_order_quantity and quantity > p.max_order_quantity:
         quantity, cap_reason = p.max_order_quantity, "max_quantity"
     if p.max_order_notional and quantity * price > p.max_order_notional:
         quantity, cap_reason = p.max_order_notional / price, "max_notional"
+    if risk_limit and ctx.equity > 0:  # no equity: vetoed below, as such
+        # Before the margin and exposure checks, which then judge the order that is sent.
+        capped = risk_cap(
+            intent, quantity, price, ctx.equity, risk_limit, p.risk_without_stop, ctx.instrument
+        )
+        if capped is not None:
+            if capped.action is VETO or capped.quantity is None:
+                return capped
+            if cap_reason:  # the quantity or notional cap came first: both are said
+                cap_text = f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')}); "
+            quantity, cap_reason = capped.quantity, capped.code
+            cap_text += capped.reason
     notional = quantity * price
     positions = ctx.positions
     entries = ctx.entries  # working entry orders: what they open and add counts already
@@ -146,9 +229,8 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
                 "max_leverage",
             )
     if cap_reason:
-        return RiskDecision.shrink(
-            quantity, f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')})", cap_reason
-        )
+        text = cap_text or f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')})"
+        return RiskDecision.shrink(quantity, text, cap_reason)
     return APPROVE
 
 

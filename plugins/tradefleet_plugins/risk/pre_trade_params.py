@@ -5,6 +5,7 @@ over 100 bars, 3 open positions, 100:1 leverage)."""
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -72,6 +73,33 @@ class PreTradeParams(PluginParams):
     max_leverage_per_symbol: dict[str, float] = Field(
         default_factory=dict, description="`max_leverage` per symbol, overriding it."
     )
+    max_risk_per_trade: float = Field(
+        default=0,
+        ge=0,
+        le=0.2,
+        description="Largest loss an entry may take if its stop-loss is hit, as a fraction of "
+        "equity (0.01 = 1%; 0: off): quantity × |entry − stop|, the entry at the order's price "
+        "(a market order's at the last price). Fees and slippage are not counted, the same "
+        "measure as `fixed-fractional`'s risk_per_trade (prop-firm counts them against its "
+        "floors). It holds for orders that come with their own quantity (a strategy's, a "
+        "signal's volume), which no sizer changes: a larger one is shrunk to fit, rounded down "
+        "to the lot step (below the instrument's minimum: vetoed). An entry without a stop is "
+        "vetoed unless risk_without_stop is set, and an order not sized yet (pre-trade before "
+        "the sizer in spec.risk) is vetoed. Per order: entries split in several are each "
+        "checked alone.",
+    )
+    max_risk_per_trade_per_symbol: dict[str, Annotated[float, Field(ge=0, le=0.2)]] = Field(
+        default_factory=dict,
+        description="`max_risk_per_trade` per symbol, overriding it (0: off for that symbol).",
+    )
+    risk_without_stop: float = Field(
+        default=0,
+        ge=0,
+        lt=1,
+        description="For `max_risk_per_trade`: the adverse move, a fraction of the entry price, "
+        "an entry without a stop-loss is taken to risk (0: such an entry is vetoed while "
+        "max_risk_per_trade is on; nothing bounds its loss).",
+    )
     timezone: str = Field(default="UTC", description="Timezone of trading hours and days.")
     trading_hours: tuple[str, str] | None = Field(
         default=None,
@@ -106,7 +134,7 @@ class PreTradeParams(PluginParams):
         return value
 
     # A symbol the bot does not trade (a typo) would cap or group nothing, silently.
-    @field_validator("groups", "max_leverage_per_symbol")
+    @field_validator("groups", "max_leverage_per_symbol", "max_risk_per_trade_per_symbol")
     @classmethod
     def _bot_symbols(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
         return bot_symbol_keys(value, info)
