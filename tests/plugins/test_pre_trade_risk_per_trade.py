@@ -258,7 +258,7 @@ def test_params_are_bounded_and_name_the_field() -> None:
 
 def test_a_signal_with_volume_risks_no_more_than_max_risk_per_trade() -> None:
     """A webhook signal of 1 lot (100,000 EURUSD) with a 20-pip stop on a 10,000 account risks
-    200 (2%). Its volume is the order's quantity (no sizer changes it); pre-trade's
+    200 (2%). Its volume is the order's quantity (the sizer does not size it); pre-trade's
     max_risk_per_trade at 1% shrinks it to 50,000 (0.5 lot) before prop-firm sees it.
 
     Paper broker at MT5's contract and steps for EURUSD (100,000 a lot, 0.01 lot steps) and
@@ -267,7 +267,11 @@ def test_a_signal_with_volume_risks_no_more_than_max_risk_per_trade() -> None:
     strategy = ExternalSignal(ExternalSignalParams(volume_unit="lots"))
     pre_trade = PreTradeParams(max_risk_per_trade=0.01, max_gross_exposure=0)
     risk: list[tuple[str, RiskPlugin]] = [
-        ("fixed-fractional", FixedFractional(FixedFractionalParams(risk_per_trade=0.01))),
+        # 30x, an FX account's: the sizer's default 1x would itself cut the lot to 9,000.
+        (
+            "fixed-fractional",
+            FixedFractional(FixedFractionalParams(risk_per_trade=0.01, max_leverage=30)),
+        ),
         ("pre-trade", PreTrade(pre_trade)),
         ("prop-firm", PropFirm(PropFirmParams(fee_bps=1.0))),
     ]

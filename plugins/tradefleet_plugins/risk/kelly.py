@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tradefleet_plugins.risk.kelly_params import KellyParams
-from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized
+from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized, sized_within_leverage
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
 # A plain approval: one immutable value, shared (no allocation per intent).
@@ -56,8 +56,10 @@ class Kelly:
         return min(p.max_risk, p.fraction * full), f"kelly {full:.3f} x {p.fraction:g}"
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
-        if intent.quantity is not None or intent.reduce_only:
+        if intent.reduce_only:
             return APPROVE
+        if intent.quantity is not None:
+            return sized_within_leverage(intent, ctx, self.params.max_leverage, "kelly")
         p = self.params
         count = len(self._trades)
         if self._fraction[0] != count:

@@ -42,9 +42,11 @@ class KellyParams(PluginParams):
         default=1.0,
         gt=0,
         le=1000,
-        description="Cap on the order's notional as a multiple of equity. When it, not the risk, "
-        "sets the size, the decision's reason says so; the default of 1 cuts most FX, "
-        "gold and index orders: set what the account allows.",
+        description="Cap on the notional an order opens, as a multiple of equity: the orders it "
+        "sizes, and an order that came sized (a strategy's quantity, a signal's volume), cut to "
+        "it on the lot step (an exit never is). When the cap, not the risk, sets the size, "
+        "the decision's reason says so; the default of 1 cuts most FX, gold and index "
+        "orders: set what the account allows.",
     )
     scale_by_confidence: bool = Field(
         default=True, description="Multiply the size by the intent's confidence (0..1)."

@@ -82,7 +82,7 @@ class PreTradeParams(PluginParams):
         "(a market order's at the last price). Fees and slippage are not counted, the same "
         "measure as `fixed-fractional`'s risk_per_trade (prop-firm counts them against its "
         "floors). It holds for orders that come with their own quantity (a strategy's, a "
-        "signal's volume), which no sizer changes: a larger one is shrunk to fit, rounded down "
+        "signal's volume), which no sizer sizes: a larger one is shrunk to fit, rounded down "
         "to the lot step (below the instrument's minimum: vetoed). An entry without a stop is "
         "vetoed unless risk_without_stop is set, and an order not sized yet (pre-trade before "
         "the sizer in spec.risk) is vetoed. Per order: entries split in several are each "

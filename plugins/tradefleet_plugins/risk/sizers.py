@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
-from tradefleet_plugins.risk.sizing import leverage_capped
+from tradefleet_plugins.risk.sizing import leverage_capped, sized_within_leverage
 from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
@@ -43,8 +43,10 @@ class FixedFractional:
         self.params = params
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
-        if intent.quantity is not None or intent.reduce_only:
+        if intent.reduce_only:
             return APPROVE
+        if intent.quantity is not None:
+            return sized_within_leverage(intent, ctx, self.params.max_leverage, "fixed-fractional")
         price = intent.price or ctx.mark(intent.symbol)
         if price <= 0:
             return RiskDecision.veto(f"no price known for {intent.symbol} to size the order")

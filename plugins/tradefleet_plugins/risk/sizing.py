@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tradefleet_runtime.sdk import Instrument, OrderIntent, RiskDecision
+from tradefleet_runtime.sdk import Instrument, OrderIntent, RiskContext, RiskDecision
+
+_APPROVE = RiskDecision.approve()
 
 
 def scaled(quantity: float, intent: OrderIntent, by_confidence: bool) -> float:
@@ -22,6 +24,39 @@ def leverage_capped(by_risk: float, by_leverage: float, max_leverage: float) -> 
     return (
         f", capped by max_leverage {max_leverage:g} (notional at most {max_leverage:g}x "
         f"equity) to {by_leverage / by_risk:.0%} of that risk"
+    )
+
+
+def sized_within_leverage(
+    intent: OrderIntent, ctx: RiskContext, max_leverage: float, plugin: str
+) -> RiskDecision:
+    """An order that came sized (a strategy's or a webhook signal's own quantity, which no sizer
+    sets) held to the sizer's ``max_leverage``: shrunk to that notional, on the lot step, or
+    vetoed when nothing is left. The cap reads as a bound on any order the bot sends, and a
+    signal's ``"volume": 100`` typed for 0.01 went to the venue as 500x the equity, stopped only
+    by the venue's margin check. Exits (reduce-only) always pass."""
+    quantity = intent.quantity
+    if quantity is None or intent.reduce_only:
+        return _APPROVE
+    # What the order closes of an opposite position is an exit: only what it opens is bounded.
+    held = ctx.positions.get(intent.symbol)
+    held_quantity = held.quantity if held is not None else 0.0
+    closing = min(quantity, abs(held_quantity)) if held_quantity * intent.side.sign < 0 else 0.0
+    price = intent.price or ctx.mark(intent.symbol)
+    cap = ctx.equity * max_leverage / price if price > 0 and ctx.equity > 0 else 0.0
+    if quantity - closing <= cap:
+        return _APPROVE
+    capped = to_step(closing + cap, ctx.instrument)
+    why = (
+        f"{plugin}: {quantity - closing:g} {intent.symbol} opened is "
+        f"{(quantity - closing) * price / ctx.equity:.2f}x equity"
+        if cap > 0
+        else f"{plugin}: no price or equity to bound {quantity:g} {intent.symbol}"
+    )
+    if capped <= 0.0 or capped < ctx.instrument.min_quantity:
+        return RiskDecision.veto(f"{why}, over max_leverage {max_leverage:g}", "max_leverage")
+    return RiskDecision.shrink(
+        capped, f"{why}, over max_leverage {max_leverage:g}: {quantity:g} -> {capped:g}"
     )
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized
+from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized, sized_within_leverage
 from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskContext, RiskDecision
 
@@ -58,8 +58,10 @@ class VolatilityTarget:
         atr.add(bar[4], bar[5], bar[6])
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
-        if intent.quantity is not None or intent.reduce_only:
+        if intent.reduce_only:
             return APPROVE
+        if intent.quantity is not None:
+            return sized_within_leverage(intent, ctx, self.params.max_leverage, "volatility-target")
         atr = self._atr.get(intent.symbol)
         if atr is None or atr.value is None:
             return RiskDecision.veto(

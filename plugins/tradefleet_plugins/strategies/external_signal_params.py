@@ -49,6 +49,7 @@ class ExternalSignalParams(PluginParams):
         description="What a signal's volume counts: units of the base asset (the bot's "
         "quantities), or lots, as MT5 senders write it (0.01), multiplied by the instrument's "
         "contract size (100,000 for EURUSD on MT5; the paper broker's is its instruments' "
-        "contract_size param, 1 unless set). A signal's volume is not sized (no sizer changes "
-        "it): pre-trade's max_risk_per_trade caps what it loses at its stop.",
+        "contract_size param, 1 unless set). A signal's volume is not sized: the sizer only "
+        "cuts it to its max_leverage, and pre-trade's max_risk_per_trade caps what it loses at "
+        "its stop.",
     )
