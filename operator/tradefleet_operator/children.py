@@ -12,13 +12,17 @@ once; an existing Secret is read, never rotated. Nothing is written when nothing
 
 A pass writes a bot's new spec whole or not at all. What kube-apiserver would refuse in the
 objects (``quantity.kubernetes_refusals``: ``memory: lots``, a request above its limit) is found
-before anything is read or written (:class:`SpecRefused`). A refusal no check foresaw (an
-admission policy, a quota, a claim that may not shrink) can still come after the ConfigMap was
-rewritten, and the running pod would then restart on a config never rolled out: the ConfigMap is
-put back to what it held (:func:`_settle_config`). Not "ConfigMap last": the Deployment would
-then roll a new pod that may start on the old ConfigMap before it is written, labelled with the
-new config's hash, the same half in reverse; and a ConfigMap per config (the pod template naming
-it) would change every bot's pod template, rolling every pod once at the upgrade.
+before anything is written (:class:`SpecRefused`). A refusal no check foresaw (an admission
+policy, a quota, a claim that may not shrink) can still come after the ConfigMap was rewritten,
+and the running pod would then restart on a config never rolled out: the ConfigMap is put back
+to the config the Deployment's pod template was rolled out with (:func:`_settle_config`), which
+the ConfigMap itself keeps beside a newer one (``objects.keep_rolled_out``: it survives a lost
+answer and an operator restart). Either way the ConfigMap's ``bot.yaml`` takes the spec's live
+fields (pause, emergency stop): a pod that restarts reads its halt there before any gRPC call
+reaches it. Not "ConfigMap last": the Deployment would then roll a new pod that may start on the
+old ConfigMap before it is written, labelled with the new config's hash, the same half in
+reverse; and a ConfigMap per config (the pod template naming it) would change every bot's pod
+template, rolling every pod once at the upgrade.
 """
 
 from __future__ import annotations
@@ -77,8 +81,9 @@ class SpecRefused(KubeError):
     def __init__(self, errors: list[FieldError]) -> None:
         named = "; ".join(str(error) for error in errors)
         message = (
-            "the API server would refuse the bot's objects made from this spec, so none was "
-            f"written (the bot runs on as it was): {named}"
+            "the API server would refuse the bot's objects made from this spec, so none of it "
+            "was applied (the bot runs on as it was rolled out; its ConfigMap takes only the "
+            f"spec's pause and emergency stop): {named}"
         )
         super().__init__(422, "SpecRefused", message)
         self.errors = list(errors)
@@ -92,14 +97,15 @@ class SpecRefused(KubeError):
 
 
 class HalfApplied(KubeError):
-    """A write was refused after the ConfigMap took the new config, and the ConfigMap could not
-    be put back: a restart of the running pod would start on a config never rolled out."""
+    """A change was refused, and the ConfigMap could not be brought to the config the running
+    pod was rolled out with and the spec's live fields: a restart of the pod may start on a
+    config never rolled out, or without the spec's pause or halt."""
 
     def __init__(self, config_map: str, why: str, cause: KubeError) -> None:
         message = (
-            f"{cause.message}; and {config_map} could not be put back ({why}): it holds a config "
-            "the running pod was not rolled out with, which a restart of the pod would start "
-            "on; retrying"
+            f"{cause.message}; and {config_map} could not be put back to the config the running "
+            f"pod was rolled out with, with the spec's pause and emergency stop ({why}): a "
+            "restart of the pod may start on another config, or without them; retrying"
         )
         super().__init__(cause.status, "HalfApplied", message)
 
@@ -275,20 +281,19 @@ async def reconcile_objects(
 ) -> dict[str, list[str]]:
     """Make every desired object exist as desired; returns object labels by outcome.
 
-    Nothing is written when the API server would refuse one of them (:class:`SpecRefused`); a
-    write refused anyway leaves the ConfigMap as the running pod was rolled out with
-    (:func:`_settle_config`). ``fresh``: the bot was never reconciled, so its objects are created
-    without reading them first (a 409 still adopts).
+    Nothing of the spec is written when the API server would refuse one of them
+    (:class:`SpecRefused`); that, or a write refused anyway, leaves the ConfigMap as the running
+    pod was rolled out with, but for the spec's live fields (:func:`_settle_config`). ``fresh``:
+    the bot was never reconciled, so its objects are created without reading them first (a 409
+    still adopts).
     """
     try:
         refusals = spec_refusals(bot)
         if refusals:
             raise SpecRefused(refusals)
-        outcomes = await _write_objects(ctx, body, bot, config_hash, fresh=fresh)
+        return await _write_objects(ctx, body, bot, config_hash, fresh=fresh)
     except KubeError as error:
         raise await _settle_config(ctx, bot, config_hash, error) from None
-    ctx.config_before.pop(bot.uid, None)  # the spec is applied whole
-    return outcomes
 
 
 async def _write_objects(
@@ -315,10 +320,6 @@ async def _write_objects(
     def record(obj: Mapping[str, Any], outcome: str, previous: Mapping[str, Any] | None) -> None:
         outcomes.setdefault(outcome, []).append(_label(obj))
         before[_label(obj)] = previous
-        if obj["kind"] == "ConfigMap" and previous is not None and outcome != "unchanged":
-            # What the running pod was rolled out with, until its Deployment takes the spec:
-            # the oldest, when an earlier pass left a change unfinished.
-            ctx.config_before.setdefault(bot.uid, dict(previous.get("data") or {}))
 
     taken: list[str] = []  # child names held by objects that are not the bot's
 
@@ -355,18 +356,37 @@ async def _write_objects(
     else:
         ctx.tokens[(namespace, name)] = tokens
 
-    async def one(obj: Mapping[str, Any]) -> None:
+    deployment = next(obj for obj in desired if obj["kind"] == "Deployment")
+    # Read first (and written last): its pod template's config hash says which config the pod
+    # was rolled out with, which the ConfigMap keeps when this change rewrites it.
+    running_deployment = None if fresh else await ctx.kube.get(object_path(deployment))
+    running = _running_hash(running_deployment, bot)
+
+    async def one(
+        obj: Mapping[str, Any], actual: Mapping[str, Any] | None = None, *, read: bool = False
+    ) -> None:
+        """Write ``obj``; ``read``: ``actual`` is what the API server has (None: nothing)."""
+        create = fresh or (read and actual is None)
         try:
-            outcome, previous = await apply_object(ctx.kube, obj, create_first=fresh)
+            outcome, previous = await apply_object(ctx.kube, obj, actual, create_first=create)
         except NameTaken as error:
             taken.extend(error.taken)
         else:
             record(obj, outcome, previous)
 
+    async def config_map(obj: Mapping[str, Any]) -> None:
+        if fresh:
+            return await one(obj)
+        actual = await ctx.kube.get(object_path(obj))
+        await one(objects.keep_rolled_out(obj, actual, running, config_hash), actual, read=True)
+
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
     # Every write ends before a failure is acted on: a ConfigMap patch still in flight must not
     # land after the ConfigMap was put back.
-    results = await asyncio.gather(*(one(obj) for obj in rest), return_exceptions=True)
+    results = await asyncio.gather(
+        *(config_map(obj) if obj["kind"] == "ConfigMap" else one(obj) for obj in rest),
+        return_exceptions=True,
+    )
     failed = next((r for r in results if isinstance(r, BaseException)), None)
     if failed is not None:
         raise failed
@@ -380,16 +400,14 @@ async def _write_objects(
                 if found is not None and not is_the_bots(obj, found):
                     taken.append(_label(obj))
         raise NameTaken(taken, name)
-    for obj in desired:
-        if obj["kind"] == "Deployment":
-            await one(obj)
-            old = _pod_hash(before.get(_label(obj)))
-            if old is not None and old != config_hash:
-                event(
-                    body,
-                    reason="ConfigChanged",
-                    message=f"config hash {old} → {config_hash}: rolling out the runtime pod",
-                )
+    await one(deployment, running_deployment, read=not fresh)
+    old = _pod_hash(before.get(_label(deployment)))
+    if old is not None and old != config_hash:
+        event(
+            body,
+            reason="ConfigChanged",
+            message=f"config hash {old} → {config_hash}: rolling out the runtime pod",
+        )
     if taken:  # the Deployment's own name is taken
         raise NameTaken(taken, name)
     return outcomes
@@ -401,33 +419,58 @@ def _refused(error: KubeError) -> bool:
     return 400 <= error.status < 500
 
 
+def _running_hash(deployment: Mapping[str, Any] | None, bot: TradingBot) -> str | None:
+    """The config hash of the bot's Deployment's pod template: the config its pod was rolled
+    out with; None when there is no such Deployment of the bot's (no pod reads the ConfigMap)."""
+    if deployment is None:
+        return None
+    mine = {
+        "metadata": {
+            "ownerReferences": [{"uid": bot.uid}],
+            "labels": {BOT_LABEL: bot.name, MANAGED_BY_LABEL: MANAGED_BY},
+        }
+    }
+    return _pod_hash(deployment) if is_the_bots(mine, deployment) else None
+
+
 async def _settle_config(
     ctx: OperatorContext, bot: TradingBot, config_hash: str, error: KubeError
 ) -> KubeError:
-    """After a pass failed: the ConfigMap back to what the running pod was rolled out with, if
-    this change rewrote it and the API server refused the rest; returns the error to raise (its
-    message saying so), or :class:`HalfApplied` when it could not be put back.
+    """After the API server refused (or would refuse) a pass: the ConfigMap's ``bot.yaml`` is
+    the config the Deployment's pod template was rolled out with, with the spec's live fields;
+    returns the error to raise (saying so when a config was put back), or :class:`HalfApplied`
+    when that could not be made sure of.
 
-    Not put back when the Deployment runs this config already (or there is none: no pod reads
-    the ConfigMap), nor while a write's outcome is not known (the retry settles it: it writes
-    the Deployment, finds it written, or is refused)."""
-    key = bot.uid
-    previous = ctx.config_before.get(key)
-    if previous is None or not _refused(error):
-        return error  # this change did not rewrite the ConfigMap, or may have been applied
+    Read from the Deployment and the ConfigMap, never remembered: a Deployment write whose
+    answer was lost may have rolled the pod, and the operator may have restarted since the
+    change was written. Nothing is done while a write's outcome is not known (a 5xx: the retry
+    settles it, writing the Deployment, finding it written, or refused)."""
+    if not _refused(error):
+        return error  # may have been applied
     config_map = config_map_name(bot.name)
     label = f"ConfigMap {config_map}"
+    path = api_path("v1", "configmaps", bot.namespace, config_map)
     try:
-        running = await ctx.kube.get(api_path("apps/v1", "deployments", bot.namespace, bot.name))
-        if running is None or _pod_hash(running) == config_hash:
-            ctx.config_before.pop(key, None)
-            return error
-        gone = {} if CONFIG_FILE in previous else {CONFIG_FILE: None}
-        path = api_path("v1", "configmaps", bot.namespace, config_map)
-        await ctx.kube.patch(path, {"data": {**previous, **gone}})
+        deployment = await ctx.kube.get(api_path("apps/v1", "deployments", bot.namespace, bot.name))
+        running = _running_hash(deployment, bot)
+        actual = None if running is None else await ctx.kube.get(path)
+        if running is None or actual is None:
+            return error  # no pod reads the ConfigMap; or none (a pod cannot start): remade
+        current = (actual.get("data") or {}).get(CONFIG_FILE)
+        if running == config_hash:  # the Deployment took this config already
+            kept: str | None = objects.configmap(bot, ctx.settings)["data"][CONFIG_FILE]
+        else:
+            kept = objects.rolled_out_config(actual, running)
+        wanted = None if kept is None else objects.with_live_fields(kept, bot)
+        if wanted is None:
+            why = f"the config of hash {running} is kept neither in it nor beside it"
+            return HalfApplied(label, why, error)
+        if wanted != current:
+            await ctx.kube.patch(path, {"data": {CONFIG_FILE: wanted}})
     except KubeError as failed:
         return HalfApplied(label, str(failed)[:200], error)
-    ctx.config_before.pop(key, None)
+    if kept == current:
+        return error  # it held that config: at most the live fields were written
     note = (
         f"{label} was put back to the config the running pod was rolled out with: nothing of "
         "this change is applied"

@@ -37,11 +37,6 @@ class OperatorContext:
     #: connection pool is the real limit, so this costs no reconcile time. Steering (a halt)
     #: never waits for it.
     object_passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
-    #: By bot uid: the ConfigMap's data before a change that is not applied whole yet (its
-    #: Deployment did not take it): what to put back if the API server refuses the rest
-    #: (``children._settle_config``). Kept across passes, so that a retry puts back the config
-    #: the pod runs, not the one the failed pass wrote.
-    config_before: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def forget(self, namespace: str, name: str) -> None:
         self.tokens.pop((namespace, name), None)

@@ -327,6 +327,9 @@ async def _reconcile(
                 # server busy): retried with backoff, never a permanent Failed.
                 outcome = "retry"
                 if isinstance(error, HalfApplied):
+                    # Retried, but counted failed: TradefleetReconcileFailures must fire while
+                    # a restart of the pod may start on a config never rolled out.
+                    outcome = "failed"
                     new = _half_applied(body, old, new, error, generation)
                 elif retry == 0:
                     event(body, warning=True, reason="ReconcileRetrying", message=str(error)[:500])
@@ -787,7 +790,6 @@ async def finalize(
         event(body, warning=True, reason="PositionsLeftOpen", message=message)
         logger.warning(f"deleted: {line}")
     ctx.forget(meta.get("namespace", "default"), meta["name"])
-    ctx.config_before.pop(str(meta.get("uid") or ""), None)
     await ctx.runtime.drop(_address_or_empty(meta, ctx.settings))
     forget_phase(str(meta.get("uid")))
 

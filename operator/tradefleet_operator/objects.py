@@ -46,14 +46,18 @@ from tradefleet_operator.settings import (
     JOURNAL_DIR,
     JOURNAL_FILE,
     MANAGED_BY,
+    ROLLED_OUT_CONFIG_ANNOTATION,
+    ROLLED_OUT_HASH_ANNOTATION,
     WEBHOOK_DIR,
     OperatorSettings,
 )
 from tradefleet_operator.tokens import ApiTokens, secret_data
 from tradefleet_runtime.api.conventions import CREDENTIALS_DIR_ENV
-from tradefleet_runtime.spec import BotSpec
+from tradefleet_runtime.errors import SpecError
+from tradefleet_runtime.spec import BotManifest, BotSpec, parse_manifest
 from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
 from tradefleet_runtime.spec.checks import spec_document
+from tradefleet_runtime.spec.load import parse_yaml
 from tradefleet_runtime.spec.model import RuntimeSpec
 
 #: Where the runtime writes why it failed (the kubelet's default termination message path).
@@ -117,7 +121,10 @@ def config_hash(bot: TradingBot) -> str:
     adds an optional field does not roll the pod of a bot whose spec did not change (a runtime
     of a release before that rule reports its own, different hash in ``runtimeConfigHash``).
     """
-    manifest = bot.manifest
+    return _manifest_hash(bot.manifest)
+
+
+def _manifest_hash(manifest: BotManifest) -> str:
     defaults = {name: BotSpec.model_fields[name].get_default() for name in LIVE_FIELDS}
     neutral = manifest.spec.model_copy(update=defaults)
     return runner_config_hash(manifest.model_copy(update={"spec": neutral}))
@@ -128,6 +135,107 @@ def render_config(config: Mapping[str, Any]) -> str:
     # libyaml's dumper writes the same text about four times faster (1,000 bots at startup).
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(plain(config), Dumper=dumper, sort_keys=True, default_flow_style=False)
+
+
+# --- the config a running pod was rolled out with --------------------------------------------
+#
+# The ConfigMap is written before the Deployment (so a new pod never starts on the old config),
+# and Kubernetes writes no two objects at once: when the API server refuses the rest of a change,
+# the ConfigMap is put back to the config the Deployment's pod template was rolled out with (its
+# ``tradefleet.io/config-hash``), or a restart of the pod would start on a config never rolled
+# out. That config is read from the ConfigMap itself: its ``bot.yaml`` while it is that config,
+# else the copy a change kept beside its newer ``bot.yaml`` in the same patch
+# (:func:`keep_rolled_out`) — not from the operator's memory, which a lost answer outdates and a
+# restart empties.
+
+
+def _live_aliases() -> tuple[str, ...]:
+    return tuple(BotSpec.model_fields[name].alias or name for name in LIVE_FIELDS)
+
+
+def file_config_hash(text: str) -> str | None:
+    """The config hash (:func:`config_hash`) of the bot a ``bot.yaml`` was rendered from; None
+    when it is not one manifest the runtime would read (a ConfigMap edited by hand)."""
+    try:
+        documents = parse_yaml(text, CONFIG_FILE)  # the runtime's own bounded reader
+        if len(documents) != 1:
+            return None
+        return _manifest_hash(parse_manifest(documents[0], CONFIG_FILE))
+    except SpecError:
+        return None
+
+
+def rolled_out_config(config_map: Mapping[str, Any] | None, running: str) -> str | None:
+    """The ``bot.yaml`` of config hash ``running`` (the Deployment's pod template's) as
+    ``config_map`` keeps it: its ``bot.yaml`` when it is that config, else the copy kept beside
+    a newer one (:func:`keep_rolled_out`); None when it keeps neither."""
+    if config_map is None:
+        return None
+    text = (config_map.get("data") or {}).get(CONFIG_FILE)
+    if isinstance(text, str) and file_config_hash(text) == running:
+        return text
+    annotations = (config_map.get("metadata") or {}).get("annotations") or {}
+    kept = annotations.get(ROLLED_OUT_CONFIG_ANNOTATION)
+    if annotations.get(ROLLED_OUT_HASH_ANNOTATION) == running and isinstance(kept, str):
+        return kept
+    return None
+
+
+def keep_rolled_out(
+    desired: Mapping[str, Any],
+    actual: Mapping[str, Any] | None,
+    running: str | None,
+    config_hash: str,
+) -> dict[str, Any]:
+    """The ConfigMap ``desired`` (of config ``config_hash``) to write over ``actual``, keeping
+    the config of the Deployment's pod template (``running``) beside its new ``bot.yaml`` in the
+    same write when that changes the config: there is then no moment at which the ConfigMap
+    holds a config the Deployment does not run without the one it runs."""
+    result = dict(desired)
+    new_text = (desired.get("data") or {}).get(CONFIG_FILE)
+    if actual is None or running is None or running == config_hash:
+        return result  # no pod reads it yet, or the Deployment runs this config already
+    if (actual.get("data") or {}).get(CONFIG_FILE) == new_text:
+        return result  # not rewritten: what it keeps stays
+    kept = rolled_out_config(actual, running)
+    if kept is None:
+        return result  # kept nowhere (edited by hand): a refusal says so (HalfApplied)
+    metadata = dict(result.get("metadata") or {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        ROLLED_OUT_HASH_ANNOTATION: running,
+        ROLLED_OUT_CONFIG_ANNOTATION: kept,
+    }
+    result["metadata"] = metadata
+    return result
+
+
+def with_live_fields(text: str, bot: TradingBot) -> str | None:
+    """``bot.yaml`` ``text`` with the spec's live fields (``paused``, ``emergencyStop``) as
+    ``bot`` has them now, and the rest as written: a pod restarted on an older config still
+    starts paused or halted as the spec says. ``text`` itself when they are so already; None
+    when it is not a manifest."""
+    try:
+        documents = parse_yaml(text, CONFIG_FILE)
+    except SpecError:
+        return None
+    document = documents[0] if len(documents) == 1 else None
+    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
+        return None
+    spec = document["spec"]
+    # As bot_config writes them: a field at its default left out.
+    live = bot.spec.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True, include=set(LIVE_FIELDS)
+    )
+    changed = False
+    for alias in _live_aliases():
+        if alias in live and spec.get(alias) != live[alias]:
+            spec[alias] = live[alias]
+            changed = True
+        elif alias not in live and alias in spec:
+            del spec[alias]
+            changed = True
+    return render_config(document) if changed else text
 
 
 # --- objects ---------------------------------------------------------------------------------

@@ -96,17 +96,39 @@ def parse_quantity(value: str | int) -> Decimal:
     return number.scaleb(exponent, _CONTEXT)
 
 
+#: apimachinery's ``IsQualifiedName``: an optional DNS-1123 subdomain prefix and "/", then a name
+#: of at most 63 characters.
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+#: Kubernetes' quota names of requests (``requests.example.com/gpu``): an extended resource's
+#: name must still be a qualified name with it in front (``IsExtendedResourceName``).
+_REQUESTS_PREFIX = "requests."
+
+
+def _is_qualified_name(value: str) -> bool:
+    """apimachinery's ``IsQualifiedName`` (``example.com/gpu``, ``gpu``)."""
+    prefix, slash, name = value.rpartition("/")
+    if slash and ("/" in prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and _QUALIFIED_NAME_PART.fullmatch(name) is not None
+
+
 def _is_resource_name(name: str) -> bool:
-    """A name a container's resources may use: a standard one, ``hugepages-<quantity>``, or one
-    with a domain (``example.com/gpu``; its own rules are the API server's)."""
+    """A name a container's resources may use: a standard one, ``hugepages-<quantity>``, or a
+    qualified name with a domain (``example.com/gpu``) that, outside kubernetes.io, is an
+    extended resource's (kube-apiserver's ``validateContainerResourceName``)."""
+    if not _is_qualified_name(name):
+        return False
     if "/" in name:
-        return True
+        if _NATIVE_DOMAIN in name:
+            return True
+        return not name.startswith(_REQUESTS_PREFIX) and _is_qualified_name(_REQUESTS_PREFIX + name)
     if name.startswith(_HUGEPAGES):
         try:
-            parse_quantity(name.removeprefix(_HUGEPAGES))
+            page = parse_quantity(name.removeprefix(_HUGEPAGES))
         except ValueError:
             return False
-        return True
+        return page > 0 and page == page.to_integral_value()  # a page of whole bytes
     return name in STANDARD_RESOURCES
 
 
@@ -168,6 +190,8 @@ def _amount_errors(field: str, name: str, value: Any) -> tuple[list[_Problem], D
         refused = name.startswith(_HUGEPAGES)
         problem = _Problem(FieldError(field, _fraction_of_a_byte(value, amount)), refused)
         return [problem], None if refused else amount
+    if name.startswith(_HUGEPAGES) and not _whole_pages(name, amount):
+        return [_Problem(FieldError(field, _not_whole_pages(value, name)))], None
     if _is_extended(name) and amount != amount.to_integral_value():
         # Kubernetes checks the value rounded up to a thousandth (0.9999 passes there as a
         # whole 1): any fraction is refused here, as no device comes in part.
@@ -178,6 +202,24 @@ def _amount_errors(field: str, name: str, value: Any) -> tuple[list[_Problem], D
         )
         return [problem], None if refused else amount
     return [], amount
+
+
+def _whole_pages(name: str, amount: Decimal) -> bool:
+    """Kubernetes' ``IsHugePageResourceValueDivisible``: a whole number of pages (0 included)
+    of ``name``'s page size (a positive whole number of bytes: :func:`_is_resource_name`)."""
+    page = parse_quantity(name.removeprefix(_HUGEPAGES))
+    try:
+        return _CONTEXT.remainder(amount, page) == 0
+    except decimal.InvalidOperation:  # more than 10**64 pages: no machine has them
+        return False
+
+
+def _not_whole_pages(value: str | int, name: str) -> str:
+    size = name.removeprefix(_HUGEPAGES)
+    return (
+        f"{value!r} is not a whole number of {size} pages: Kubernetes takes {name} only in "
+        f"multiples of {size}"
+    )
 
 
 def _fraction_of_a_byte(value: str | int, amount: Decimal) -> str:
@@ -228,10 +270,32 @@ def _resource_problems(resources: Any, path: str) -> list[_Problem]:
                 amounts[(section, str(name))] = _Amount(field, str(value), amount)
     problems.extend(_Problem(error) for error in _requests_above_limits(amounts))
     problems.extend(_Problem(error) for error in _requests_without_limits(written, path))
+    problems.extend(_Problem(error) for error in _hugepages_alone(written, path))
     return problems
 
 
+def _hugepages_alone(written: set[tuple[str, str]], path: str) -> list[FieldError]:
+    """Hugepages with neither cpu nor memory in the limits or requests: Kubernetes refuses the
+    container ("HugePages require cpu or memory")."""
+    names = {name for _, name in written}
+    if not any(name.startswith(_HUGEPAGES) for name in names) or names & {"cpu", "memory"}:
+        return []
+    return [
+        FieldError(
+            path,
+            "hugepages without cpu or memory: Kubernetes requires a cpu or memory limit or "
+            "request beside them (e.g. limits.memory: 1Gi)",
+        )
+    ]
+
+
 def _unknown_resource(name: str) -> str:
+    if "/" in name:
+        return (
+            f"{name!r} is not a resource name Kubernetes takes: a lowercase domain, '/', then a "
+            "name of at most 63 letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit (example.com/gpu); not under requests."
+        )
     return (
         f"{name!r} is not a resource a container can ask for: cpu, memory, ephemeral-storage, "
         "hugepages-<size>, or an extended resource with its domain (example.com/gpu)"

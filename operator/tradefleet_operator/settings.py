@@ -19,6 +19,13 @@ JOURNAL_FILE = "journal.sqlite"
 #: Labels and annotations the operator reads or writes.
 BOT_LABEL = "tradefleet.io/bot"
 CONFIG_HASH_ANNOTATION = "tradefleet.io/config-hash"
+#: On a bot's ConfigMap: the ``bot.yaml`` its Deployment's pod template was rolled out with, and
+#: that config's hash, kept beside a newer ``bot.yaml`` in the same patch, so what a refused
+#: change puts back survives a lost answer and an operator restart (``children._settle_config``).
+#: Left once the Deployment takes the newer one (no write more per change): keyed by its hash, it
+#: is read only while the Deployment runs that config, and the next change replaces it.
+ROLLED_OUT_CONFIG_ANNOTATION = "tradefleet.io/rolled-out-config"
+ROLLED_OUT_HASH_ANNOTATION = "tradefleet.io/rolled-out-config-hash"
 #: Set on a TradingBot to reach its runtime somewhere else than ``<name>.<namespace>.svc``
 #: (for running the operator outside the cluster, e.g. against a port-forwarded runtime).
 RUNTIME_ADDRESS_ANNOTATION = "tradefleet.io/runtime-address"

@@ -223,7 +223,8 @@ def test_a_fraction_of_an_extended_resource_is_refused() -> None:
 def test_a_request_other_than_its_limit_is_refused_where_kubernetes_does_not_overcommit(
     name: str, asked: str | int, limit: str
 ) -> None:
-    errors = _quantity_errors({"requests": {name: asked}, "limits": {name: limit}})
+    # cpu beside them: Kubernetes refuses hugepages alone ("HugePages require cpu or memory").
+    errors = _quantity_errors({"requests": {name: asked}, "limits": {name: limit, "cpu": "1"}})
     message = errors.pop(f"{RESOURCES}.requests.{name}")
     assert errors == {}
     assert f"is not {RESOURCES}.limits.{name} ({limit!r})" in message

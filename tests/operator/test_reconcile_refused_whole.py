@@ -329,7 +329,7 @@ def test_a_new_bot_the_api_server_would_refuse_is_not_made() -> None:
         ({"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}, None, ["requests.memory"]),
         ({"requests": {"example.com/gpu": 1}}, None, ["requests.example.com/gpu"]),
         ({"limits": {"example.com/gpu": "1.0001"}}, None, ["limits.example.com/gpu"]),
-        ({"limits": {"hugepages-2Mi": "1.5"}}, None, ["limits.hugepages-2Mi"]),
+        ({"limits": {"hugepages-2Mi": "1.5", "memory": "1Gi"}}, None, ["limits.hugepages-2Mi"]),
         ({"claims": {"gpu": "a"}}, None, ["claims"]),
         ({}, "0", ["journal"]),
         ({}, "-1Gi", ["journal"]),
