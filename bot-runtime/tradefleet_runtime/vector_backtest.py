@@ -31,7 +31,7 @@ import numpy as np
 
 from tradefleet_runtime.accounting import apply_fill
 from tradefleet_runtime.bar_columns import BarColumns, ColumnBars
-from tradefleet_runtime.contracts import RiskContext
+from tradefleet_runtime.contracts import BrokerContext, RiskContext
 from tradefleet_runtime.engine.engine import RunResult
 from tradefleet_runtime.engine.risk_chain import judge
 from tradefleet_runtime.engine.risk_driver import BLANK_CONTEXT
@@ -96,7 +96,7 @@ def vector_terms_of(bot: Bot) -> VectorTerms | str:
     spec = bot.manifest.spec
     if bot.planner is None:
         return f"strategy {spec.strategy.name!r} does not offer target positions"
-    return vector_terms(
+    terms = vector_terms(
         tuple(spec.market.symbols),
         (spec.broker.name, plugin_params(bot.broker)),
         [(name, plugin_params(plugin)) for name, plugin in bot.risk],
@@ -104,6 +104,21 @@ def vector_terms_of(bot: Bot) -> VectorTerms | str:
         timeframe_s=spec.market.timeframe_s,
         paused=spec.paused,
     )
+    if not isinstance(terms, str):
+        # The run books the paper broker's fills without the engine, which is what connects
+        # it: connected here as the session would, so whatever it refuses at start (a symbol
+        # paying its profit in another currency than the capital's) is refused on this path
+        # too (raised, as from the session), not booked.
+        bot.broker.connect(
+            BrokerContext(
+                bot.name,
+                spec.mode,
+                tuple(spec.market.symbols),
+                spec.capital.currency,
+                spec.capital.initial,
+            )
+        )
+    return terms
 
 
 def vector_refusal(bot: Bot) -> str | None:

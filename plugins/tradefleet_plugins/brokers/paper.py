@@ -42,6 +42,10 @@ Fill rules (the engine's promise to strategy authors):
   interval after its last time, or before its first, or in a hole of the file (rows missing:
   ``paper_funding_history``'s rule) — fails the run with a ``DataError`` naming the symbol,
   the param and the history's span or the hole's rows, rather than paying 0 or a guess.
+- Currencies: profit (quantity × price move) is booked as money of the account, unconverted.
+  ``connect`` refuses a symbol whose name says its profit is in another currency than
+  ``spec.capital.currency`` (USDJPY on USD), or a contract settled in another currency than
+  its quote (``paper_currency``; USD and its stablecoins count as one).
 
 It implements the real venues' contract (``venue-execution``) as its reference: refusals and
 cancels carry a ``ReasonCode``, orders can be queried by client order id, amended and cancelled
@@ -59,6 +63,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tradefleet_plugins.brokers.paper_currency import currency_refusal
 from tradefleet_plugins.brokers.paper_funding_files import load_funding_histories
 from tradefleet_plugins.brokers.paper_funding_history import (
     FundingHistory,
@@ -86,6 +91,7 @@ from tradefleet_runtime.sdk import (
     OrderStatus,
     OrderType,
     OrderUpdate,
+    PluginError,
     Position,
     PositionReport,
     ReasonCode,
@@ -200,6 +206,13 @@ class PaperBroker:
     # -- Broker protocol ---------------------------------------------------------------------
 
     def connect(self, ctx: BrokerContext) -> None:
+        # This broker books quantity × price move as money of the account: a symbol whose
+        # name says it pays in another currency would be booked at a rate of 1 (USDJPY's yen
+        # as dollars), and every figure of the rehearsal with it. Refused before anything,
+        # as the MT5 broker refuses it from the terminal's profit currency.
+        refusal = currency_refusal(ctx.symbols, ctx.currency)
+        if refusal is not None:
+            raise PluginError(refusal)
         self._cash = ctx.initial_capital
         self._keep = ctx.mode != "backtest"
         self._currency = ctx.currency
