@@ -17,12 +17,17 @@ policy, a quota, a claim that may not shrink) can still come after the ConfigMap
 and the running pod would then restart on a config never rolled out: the ConfigMap is put back
 to the config the Deployment's pod template was rolled out with (:func:`_settle_config`), which
 the ConfigMap itself keeps beside a newer one (``objects.keep_rolled_out``: it survives a lost
-answer and an operator restart). Either way the ConfigMap's ``bot.yaml`` takes the spec's live
-fields (pause, emergency stop): a pod that restarts reads its halt there before any gRPC call
-reaches it. Not "ConfigMap last": the Deployment would then roll a new pod that may start on the
-old ConfigMap before it is written, labelled with the new config's hash, the same half in
-reverse; and a ConfigMap per config (the pod template naming it) would change every bot's pod
-template, rolling every pod once at the upgrade.
+answer and an operator restart). A write answered without saying whether it was made (a 5xx)
+is retried as it is, until a retry reads the Deployment still on the old config and fails so
+again: that earlier write did not land, and the change is put back as refused
+(:class:`NotLanded`). Either way the ConfigMap's ``bot.yaml`` takes the spec's live fields
+(pause, emergency stop), also where no copy of the rolled-out config is kept
+(:class:`HalfApplied`) and for a spec the model refuses (:func:`settle_unparsed`): a pod that
+restarts reads its halt there before any gRPC call reaches it. Not "ConfigMap last": the
+Deployment would then roll a new pod that may start on the old ConfigMap before it is written,
+labelled with the new config's hash, the same half in reverse; and a ConfigMap per config (the
+pod template naming it) would change every bot's pod template, rolling every pod once at the
+upgrade.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from tradefleet_operator import objects
-from tradefleet_operator.bot_api import TradingBot, plain
+from tradefleet_operator.bot_api import LiveSpec, TradingBot, plain
 from tradefleet_operator.context import OperatorContext, event
 from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path, object_path
 from tradefleet_operator.names import api_token_secret_name, config_map_name
@@ -99,15 +105,25 @@ class SpecRefused(KubeError):
 class HalfApplied(KubeError):
     """A change was refused, and the ConfigMap could not be brought to the config the running
     pod was rolled out with and the spec's live fields: a restart of the pod may start on a
-    config never rolled out, or without the spec's pause or halt."""
+    config never rolled out, or without the spec's pause or halt. ``live``: the spec's live
+    fields did reach its ``bot.yaml`` (only the config could not be put back)."""
 
-    def __init__(self, config_map: str, why: str, cause: KubeError) -> None:
-        message = (
-            f"{cause.message}; and {config_map} could not be put back to the config the running "
-            f"pod was rolled out with, with the spec's pause and emergency stop ({why}): a "
-            "restart of the pod may start on another config, or without them; retrying"
+    def __init__(self, config_map: str, why: str, cause: KubeError, *, live: bool = False) -> None:
+        if live:
+            said = (
+                f"could not be put back to the config the running pod was rolled out with "
+                f"({why}): a restart of the pod may start on another config (its bot.yaml took "
+                "the spec's pause and emergency stop)"
+            )
+        else:
+            said = (
+                "could not be put back to the config the running pod was rolled out with, with "
+                f"the spec's pause and emergency stop ({why}): a restart of the pod may start "
+                "on another config, or without them"
+            )
+        super().__init__(
+            cause.status, "HalfApplied", f"{cause.message}; and {config_map} {said}; retrying"
         )
-        super().__init__(cause.status, "HalfApplied", message)
 
     def __str__(self) -> str:
         return self.message
@@ -115,6 +131,49 @@ class HalfApplied(KubeError):
     @property
     def temporary(self) -> bool:
         return True  # put back (or the spec applied) at the next pass
+
+
+class NotLanded(KubeError):
+    """A write of a change answered without saying whether it was made (a 5xx: a validating
+    webhook down with ``failurePolicy: Fail``; no answer), after an earlier pass of the same
+    change failed so or left the ConfigMap ahead, and the Deployment read at this pass still
+    runs another config: that earlier write did not land. Handled as a refusal (the ConfigMap
+    is put back, :func:`_settle_config`), and retried: the API server may take it next time."""
+
+    def __init__(self, cause: KubeError, deployment: str, running: str) -> None:
+        message = (
+            f"{cause.message} (again: Deployment {deployment} still runs config {running}, so "
+            "an earlier write of this change did not land either)"
+        )
+        super().__init__(cause.status, "NotApplied", message)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def temporary(self) -> bool:
+        return True  # a webhook back up, the API server less busy: the next pass applies it
+
+
+@dataclass
+class _PassSeen:
+    """What an object pass read before it wrote: the Deployment's config hash (None: no
+    Deployment of the bot's), and whether the ConfigMap held the change's config already."""
+
+    running: str | None = None
+    ahead: bool = False
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """What :func:`_put_back` found and did."""
+
+    running: str  # the config hash of the Deployment's pod template
+    landed: bool  # the Deployment runs the change's config
+    kept: bool  # the config the pod was rolled out with was found (in bot.yaml or beside it)
+    put_back: bool  # bot.yaml held another config than the pod's, and now holds the pod's
+    live: bool  # bot.yaml carries the spec's live fields
 
 
 def is_the_bots(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
@@ -287,13 +346,34 @@ async def reconcile_objects(
     the bot was never reconciled, so its objects are created without reading them first (a 409
     still adopts).
     """
+    seen = _PassSeen()
     try:
         refusals = spec_refusals(bot)
         if refusals:
             raise SpecRefused(refusals)
-        return await _write_objects(ctx, body, bot, config_hash, fresh=fresh)
+        outcomes = await _write_objects(ctx, body, bot, config_hash, seen, fresh=fresh)
     except KubeError as error:
-        raise await _settle_config(ctx, bot, config_hash, error) from None
+        known = _seen_not_landed(ctx, bot, config_hash, seen, error)
+        raise await _settle_config(ctx, bot, config_hash, known) from None
+    ctx.unlanded.pop((bot.namespace, bot.name), None)
+    return outcomes
+
+
+def _seen_not_landed(
+    ctx: OperatorContext, bot: TradingBot, config_hash: str, seen: _PassSeen, error: KubeError
+) -> KubeError:
+    """``error`` as :class:`NotLanded` when its outcome is not known (a 5xx, no answer) but
+    this pass read the Deployment on another config after an earlier pass of this config
+    failed so too (remembered) or left the ConfigMap ahead of it (read): that earlier write did
+    not land, and the ConfigMap must not wait on a config no pod was rolled out with. Else
+    ``error``, an unknown outcome remembered: one lost answer may have been a write made."""
+    if _refused(error) or seen.running is None or seen.running == config_hash:
+        return error
+    key = (bot.namespace, bot.name)
+    if seen.ahead or ctx.unlanded.get(key) == config_hash:
+        return NotLanded(error, bot.name, seen.running)
+    ctx.unlanded[key] = config_hash
+    return error
 
 
 async def _write_objects(
@@ -301,12 +381,13 @@ async def _write_objects(
     body: kopf.Body,
     bot: TradingBot,
     config_hash: str,
+    seen: _PassSeen,
     *,
     fresh: bool,
 ) -> dict[str, list[str]]:
-    """The writes of :func:`reconcile_objects`. The api-token Secret goes first: its tokens are
-    the existing Secret's when there is one, never new ones. The Deployment goes last, once
-    every other object took the spec."""
+    """The writes of :func:`reconcile_objects` (``seen``: what they read before writing). The
+    api-token Secret goes first: its tokens are the existing Secret's when there is one, never
+    new ones. The Deployment goes last, once every other object took the spec."""
     namespace, name = bot.namespace, bot.name
     secret_path = api_path("v1", "secrets", namespace, api_token_secret_name(name))
     outcomes: dict[str, list[str]] = {}
@@ -360,7 +441,7 @@ async def _write_objects(
     # Read first (and written last): its pod template's config hash says which config the pod
     # was rolled out with, which the ConfigMap keeps when this change rewrites it.
     running_deployment = None if fresh else await ctx.kube.get(object_path(deployment))
-    running = _running_hash(running_deployment, bot)
+    running = seen.running = _running_hash(running_deployment, bot.uid, name)
 
     async def one(
         obj: Mapping[str, Any], actual: Mapping[str, Any] | None = None, *, read: bool = False
@@ -378,6 +459,7 @@ async def _write_objects(
         if fresh:
             return await one(obj)
         actual = await ctx.kube.get(object_path(obj))
+        seen.ahead = _ahead(actual, running, config_hash)
         await one(objects.keep_rolled_out(obj, actual, running, config_hash), actual, read=True)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
@@ -419,63 +501,131 @@ def _refused(error: KubeError) -> bool:
     return 400 <= error.status < 500
 
 
-def _running_hash(deployment: Mapping[str, Any] | None, bot: TradingBot) -> str | None:
-    """The config hash of the bot's Deployment's pod template: the config its pod was rolled
-    out with; None when there is no such Deployment of the bot's (no pod reads the ConfigMap)."""
-    if deployment is None:
-        return None
+def _ahead(config_map: Mapping[str, Any] | None, running: str | None, config_hash: str) -> bool:
+    """The ConfigMap, as a pass found it, holds the change's config while the Deployment runs
+    another: an earlier pass wrote it and did not bring the Deployment to it."""
+    if config_map is None or running is None or running == config_hash:
+        return False
+    text = (config_map.get("data") or {}).get(CONFIG_FILE)
+    return isinstance(text, str) and objects.file_config_hash(text) == config_hash
+
+
+def _is_bots_child(obj: Mapping[str, Any], uid: str, name: str) -> bool:
     mine = {
         "metadata": {
-            "ownerReferences": [{"uid": bot.uid}],
-            "labels": {BOT_LABEL: bot.name, MANAGED_BY_LABEL: MANAGED_BY},
+            "ownerReferences": [{"uid": uid}],
+            "labels": {BOT_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY},
         }
     }
-    return _pod_hash(deployment) if is_the_bots(mine, deployment) else None
+    return is_the_bots(mine, obj)
+
+
+def _running_hash(deployment: Mapping[str, Any] | None, uid: str, name: str) -> str | None:
+    """The config hash of the bot's Deployment's pod template: the config its pod was rolled
+    out with; None when there is no such Deployment of the bot's (no pod reads the ConfigMap)."""
+    if deployment is None or not _is_bots_child(deployment, uid, name):
+        return None
+    return _pod_hash(deployment)
 
 
 async def _settle_config(
     ctx: OperatorContext, bot: TradingBot, config_hash: str, error: KubeError
 ) -> KubeError:
-    """After the API server refused (or would refuse) a pass: the ConfigMap's ``bot.yaml`` is
-    the config the Deployment's pod template was rolled out with, with the spec's live fields;
-    returns the error to raise (saying so when a config was put back), or :class:`HalfApplied`
-    when that could not be made sure of.
+    """After the API server refused (or would refuse) a pass, or a write is known not to have
+    landed (:class:`NotLanded`): the ConfigMap's ``bot.yaml`` is the config the Deployment's pod
+    template was rolled out with, with the spec's live fields; returns the error to raise
+    (saying so when a config was put back), or :class:`HalfApplied` when that could not be made
+    sure of (the spec's live fields are then still written into whatever ``bot.yaml`` holds).
 
     Read from the Deployment and the ConfigMap, never remembered: a Deployment write whose
     answer was lost may have rolled the pod, and the operator may have restarted since the
-    change was written. Nothing is done while a write's outcome is not known (a 5xx: the retry
-    settles it, writing the Deployment, finding it written, or refused)."""
-    if not _refused(error):
+    change was written. Nothing is done after a first write of unknown outcome (a 5xx: the
+    retry settles it, writing the Deployment, finding it written, or seeing it did not land)."""
+    if not (_refused(error) or isinstance(error, NotLanded)):
         return error  # may have been applied
-    config_map = config_map_name(bot.name)
-    label = f"ConfigMap {config_map}"
-    path = api_path("v1", "configmaps", bot.namespace, config_map)
+    label = f"ConfigMap {config_map_name(bot.name)}"
+    desired = (config_hash, objects.configmap(bot, ctx.settings)["data"][CONFIG_FILE])
     try:
-        deployment = await ctx.kube.get(api_path("apps/v1", "deployments", bot.namespace, bot.name))
-        running = _running_hash(deployment, bot)
-        actual = None if running is None else await ctx.kube.get(path)
-        if running is None or actual is None:
-            return error  # no pod reads the ConfigMap; or none (a pod cannot start): remade
-        current = (actual.get("data") or {}).get(CONFIG_FILE)
-        if running == config_hash:  # the Deployment took this config already
-            kept: str | None = objects.configmap(bot, ctx.settings)["data"][CONFIG_FILE]
-        else:
-            kept = objects.rolled_out_config(actual, running)
-        wanted = None if kept is None else objects.with_live_fields(kept, bot)
-        if wanted is None:
-            why = f"the config of hash {running} is kept neither in it nor beside it"
-            return HalfApplied(label, why, error)
-        if wanted != current:
-            await ctx.kube.patch(path, {"data": {CONFIG_FILE: wanted}})
+        settled = await _put_back(ctx, bot.namespace, bot.name, bot.uid, bot.live, desired)
     except KubeError as failed:
         return HalfApplied(label, str(failed)[:200], error)
-    if kept == current:
-        return error  # it held that config: at most the live fields were written
+    cause = error.cause if isinstance(error, NotLanded) else error
+    if settled is None:
+        return cause  # no pod reads the ConfigMap; or none (a pod cannot start): remade
+    if not settled.kept:
+        why = f"the config of hash {settled.running} is kept neither in it nor beside it"
+        return HalfApplied(label, why, error, live=settled.live)
+    # The Deployment took this config: its write landed after all, and is retried as unknown.
+    said = cause if settled.landed else error
+    if not settled.put_back:
+        return said  # it held that config: at most the live fields were written
     note = (
         f"{label} was put back to the config the running pod was rolled out with: nothing of "
         "this change is applied"
     )
-    return _with_note(error, note)
+    return _with_note(said, note)
+
+
+async def settle_unparsed(ctx: OperatorContext, meta: Mapping[str, Any], live: LiveSpec) -> str:
+    """For a TradingBot whose spec the model refuses (nothing of it can be written): its
+    ConfigMap's ``bot.yaml`` back to the config the running pod was rolled out with, with the
+    live fields salvaged from the spec (``live``), so that a pod that restarts starts paused or
+    halted as the spec says, as for a refused change. Returns what to add to the bot's
+    condition ("" when nothing is to be said); raises :class:`KubeError` when the ConfigMap
+    could not be read or written."""
+    namespace, name = str(meta.get("namespace") or "default"), str(meta["name"])
+    settled = await _put_back(ctx, namespace, name, str(meta.get("uid") or ""), live, None)
+    label = f"ConfigMap {config_map_name(name)}"
+    if settled is None:
+        return ""  # never made: no pod reads a ConfigMap of the bot's
+    if not settled.kept:
+        took = " (its bot.yaml took the spec's pause and emergency stop)" if settled.live else ""
+        return (
+            f"{label} keeps no copy of the config the running pod was rolled out with (hash "
+            f"{settled.running}): a restart of the pod may start on another config{took}"
+        )
+    if settled.put_back:
+        return f"{label} was put back to the config the running pod was rolled out with"
+    return ""
+
+
+async def _put_back(
+    ctx: OperatorContext,
+    namespace: str,
+    name: str,
+    uid: str,
+    live: LiveSpec,
+    desired: tuple[str, str] | None,
+) -> _Settled | None:
+    """The bot's ConfigMap's ``bot.yaml`` made the config its Deployment's pod template was
+    rolled out with (``desired``, (hash, text), when the Deployment runs that already; else the
+    copy the ConfigMap keeps) with the spec's ``live`` fields; where no copy is kept, the live
+    fields alone go into the ``bot.yaml`` it holds, so a halt given meanwhile is never lost to a
+    restart. None when there is no Deployment or ConfigMap of the bot's (nothing to settle)."""
+    deployment = await ctx.kube.get(api_path("apps/v1", "deployments", namespace, name))
+    running = _running_hash(deployment, uid, name)
+    if running is None:
+        return None
+    path = api_path("v1", "configmaps", namespace, config_map_name(name))
+    actual = await ctx.kube.get(path)
+    if actual is None or not _is_bots_child(actual, uid, name):
+        return None
+    text = (actual.get("data") or {}).get(CONFIG_FILE)
+    current = text if isinstance(text, str) else None
+    landed = desired is not None and desired[0] == running
+    kept = (
+        desired[1] if desired is not None and landed else objects.rolled_out_config(actual, running)
+    )
+    base = kept if kept is not None else current
+    wanted = None if base is None else objects.with_live_fields(base, live)
+    if wanted is not None and wanted != current:
+        await ctx.kube.patch(path, {"data": {CONFIG_FILE: wanted}})
+    put_back = (
+        kept is not None
+        and wanted != current
+        and (current is None or objects.file_config_hash(current) != running)
+    )
+    return _Settled(running, landed, kept is not None, put_back, wanted is not None)
 
 
 def _with_note(error: KubeError, note: str) -> KubeError:

@@ -40,9 +40,11 @@ from tradefleet_operator.bot_api import LiveSpec, TradingBot
 from tradefleet_operator.children import (
     HalfApplied,
     NameTaken,
+    NotLanded,
     SpecRefused,
     reconcile_config,
     reconcile_objects,
+    settle_unparsed,
 )
 from tradefleet_operator.context import OperatorContext, context, event
 from tradefleet_operator.control import observed_control
@@ -50,6 +52,7 @@ from tradefleet_operator.k8s_api import KubeApi, KubeError
 from tradefleet_operator.metrics import (
     RECONCILE_SECONDS,
     RECONCILES,
+    ReconcileOutcome,
     forget_phase,
     record_phase,
 )
@@ -258,7 +261,7 @@ async def _reconcile(
     current: dict[str, Any] = dict(status)
     new = old = BotStatus.read(current)
     generation = meta.get("generation")
-    outcome = "ok"
+    outcome: ReconcileOutcome = "ok"
     span = start_reconcile_span(str(meta.get("name")), str(meta.get("namespace")), generation)
     try:
         bot: TradingBot | None = None
@@ -290,17 +293,23 @@ async def _reconcile(
 
         if not valid:
             outcome = "invalid"
-            event(body, warning=True, reason="InvalidSpec", message=problem)
+            if retry == 0:
+                event(body, warning=True, reason="InvalidSpec", message=problem)
+            said, unsettled = await _settle_invalid(ctx, body, live)
             new = new.model_copy(
                 update={
-                    "phase": advance(old.phase, Phase.FAILED),
+                    # A bot made before runs on as it was rolled out: its phase stays the
+                    # runtime's (a halted bot is not Failed); a bot never made is Failed.
+                    "phase": _phase_not_reconciled(old, new),
                     "observed_generation": generation,
                     "conditions": set_condition(
-                        new.conditions, "Reconciled", False, "InvalidSpec", problem,
-                        generation, now_iso(),
+                        new.conditions, "Reconciled", False, "InvalidSpec",
+                        f"{problem[:700]}; {said}" if said else problem, generation, now_iso(),
                     ),
                 }
             )  # fmt: skip
+            if unsettled is not None:
+                raise kopf.TemporaryError(unsettled, delay=min(30, 2 * (retry + 1)))
             return steering_left
 
         try:
@@ -326,11 +335,13 @@ async def _reconcile(
                 # Transient (a conflict, an earlier bot's children not collected yet, the API
                 # server busy): retried with backoff, never a permanent Failed.
                 outcome = "retry"
-                if isinstance(error, HalfApplied):
-                    # Retried, but counted failed: TradefleetReconcileFailures must fire while
-                    # a restart of the pod may start on a config never rolled out.
+                if isinstance(error, HalfApplied | NotLanded):
+                    # Retried, but counted failed and said on the bot: the change is known not
+                    # to be applied, and TradefleetReconcileFailures must fire while it lasts
+                    # (a HalfApplied pod, if it restarts, may start on a config never rolled
+                    # out).
                     outcome = "failed"
-                    new = _half_applied(body, old, new, error, generation)
+                    new = _not_applied(body, old, new, error, generation)
                 elif retry == 0:
                     event(body, warning=True, reason="ReconcileRetrying", message=str(error)[:500])
                 raise kopf.TemporaryError(str(error), delay=min(30, 2 * (retry + 1))) from error
@@ -405,19 +416,39 @@ def _phase_reconciled(old: BotStatus, new: BotStatus) -> Phase:
     return Phase(new.phase) if new.phase else Phase.PENDING
 
 
-def _half_applied(
-    body: kopf.Body, old: BotStatus, new: BotStatus, error: HalfApplied, generation: int | None
+def _not_applied(
+    body: kopf.Body, old: BotStatus, new: BotStatus, error: KubeError, generation: int | None
 ) -> BotStatus:
-    """``new`` saying that the ConfigMap holds a config the pod was not rolled out with (a
-    Warning the first time, not at every retry)."""
+    """``new`` saying that the change is not applied and is retried (:class:`HalfApplied`: the
+    ConfigMap holds a config the pod was not rolled out with; :class:`NotLanded`: the API server
+    keeps failing its writes); a Warning the first time, not at every retry."""
     was = condition_of(old, "Reconciled")
     if was is None or was.reason != error.reason:
         event(body, warning=True, reason=error.reason, message=str(error)[:1000])
     conditions = set_condition(
         new.conditions, "Reconciled", False, error.reason, str(error)[:1000], generation, now_iso()
     )
-    # Not observed yet: the handler is retried, and the status timer waits for it.
+    # Not observed yet: the handler is retried. The status timer still reads and steers the
+    # bot, which runs on its old config meanwhile (_change_at_work).
     return new.model_copy(update={"conditions": conditions})
+
+
+async def _settle_invalid(
+    ctx: OperatorContext, body: kopf.Body, live: LiveSpec | None
+) -> tuple[str, str | None]:
+    """For a spec the model refuses: the live fields salvaged from it into the ``bot.yaml`` a
+    restarted pod reads (:func:`.children.settle_unparsed`). Returns what to add to the
+    condition and, when the ConfigMap could not be written, why (the pass is then retried)."""
+    if live is None:
+        return "", None  # its pause and halt are invalid too: nothing to write
+    try:
+        return await settle_unparsed(ctx, body["metadata"], live), None
+    except KubeError as error:
+        said = (
+            "the spec's pause and emergency stop could not be written into the bot's ConfigMap "
+            f"({str(error)[:200]}): a restart of the pod may start without them; retrying"
+        )
+        return said, said
 
 
 # --- venue accounts shared between bots ---------------------------------------------------------
@@ -499,6 +530,20 @@ def first_tick(uid: str, **_: Any) -> float:
     return 1.0 + spread * STATUS_INTERVAL
 
 
+def _change_at_work(old: BotStatus, generation: int | None) -> bool:
+    """The change handler has not ended a pass of ``generation`` yet: it writes the status.
+
+    A pass that ended with the change not applied and retried (``HalfApplied``,
+    ``NotApplied``: its condition is of this generation, ``observedGeneration`` is not) leaves
+    the bot running on its old config, maybe for long (a ConfigMap that keeps no copy of the
+    running config stays HalfApplied until the spec is fixed): the timer still reads it, marks
+    it Failed when its runtime fails, and re-enforces its pause or halt."""
+    if old.observed_generation == generation:
+        return False
+    reconciled = condition_of(old, "Reconciled")
+    return reconciled is None or reconciled.observed_generation != generation
+
+
 def _live_spec(body: Mapping[str, Any]) -> LiveSpec | None:
     """The spec's live fields (one parse), salvaged from a spec the model refuses."""
     try:
@@ -524,7 +569,7 @@ async def poll_status(
     current: dict[str, Any] = dict(status)
     generation = meta.get("generation")
     old = BotStatus.read(current)
-    if old.observed_generation != generation:
+    if _change_at_work(old, generation):
         return  # the change handler is still at work on this generation; it writes the status
     address = runtime_address(meta, ctx.settings)
     namespace, name = meta.get("namespace", "default"), meta["name"]

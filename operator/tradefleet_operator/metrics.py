@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Literal, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
+#: How a reconcile pass ended (the ``outcome`` label).
+ReconcileOutcome = Literal["ok", "retry", "failed", "invalid"]
+
 RECONCILES = Counter("tradefleet_operator_reconciles", "Reconcile passes by outcome", ["outcome"])
+# Every outcome's series exists from the start, at 0: a series first scraped at 1 is no rise to
+# Prometheus' increase(), so TradefleetReconcileFailures would miss the first failure after an
+# operator start (a SpecRefused is one failed pass, never retried).
+for _outcome in get_args(ReconcileOutcome):
+    RECONCILES.labels(_outcome).inc(0)
 RECONCILE_SECONDS = Histogram(
     "tradefleet_operator_reconcile_seconds",
     "Duration of one reconcile pass",

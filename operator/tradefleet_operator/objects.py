@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from tradefleet_operator.bot_api import TradingBot, plain
+from tradefleet_operator.bot_api import LiveSpec, TradingBot, plain
 from tradefleet_operator.names import (
     API_VERSION,
     KIND,
@@ -210,11 +211,11 @@ def keep_rolled_out(
     return result
 
 
-def with_live_fields(text: str, bot: TradingBot) -> str | None:
+def with_live_fields(text: str, bot: TradingBot | LiveSpec) -> str | None:
     """``bot.yaml`` ``text`` with the spec's live fields (``paused``, ``emergencyStop``) as
-    ``bot`` has them now, and the rest as written: a pod restarted on an older config still
-    starts paused or halted as the spec says. ``text`` itself when they are so already; None
-    when it is not a manifest."""
+    ``bot`` has them now (or as salvaged from a spec the model refuses), and the rest as
+    written: a pod restarted on an older config still starts paused or halted as the spec says.
+    ``text`` itself when they are so already; None when it is not a manifest."""
     try:
         documents = parse_yaml(text, CONFIG_FILE)
     except SpecError:
@@ -223,10 +224,7 @@ def with_live_fields(text: str, bot: TradingBot) -> str | None:
     if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
         return None
     spec = document["spec"]
-    # As bot_config writes them: a field at its default left out.
-    live = bot.spec.model_dump(
-        mode="json", by_alias=True, exclude_defaults=True, include=set(LIVE_FIELDS)
-    )
+    live = live_document(bot.live if isinstance(bot, TradingBot) else bot)
     changed = False
     for alias in _live_aliases():
         if alias in live and spec.get(alias) != live[alias]:
@@ -236,6 +234,21 @@ def with_live_fields(text: str, bot: TradingBot) -> str | None:
             del spec[alias]
             changed = True
     return render_config(document) if changed else text
+
+
+def live_document(live: LiveSpec) -> dict[str, Any]:
+    """The live fields as :func:`bot_config` writes them into ``bot.yaml``
+    (``spec_document``): by their wire names, a field at its default (at any depth) left out."""
+    document: dict[str, Any] = {}
+    for name in LIVE_FIELDS:
+        info = BotSpec.model_fields[name]
+        value = getattr(live, name)
+        if value == info.get_default(call_default_factory=True):
+            continue
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        document[info.alias or name] = value
+    return document
 
 
 # --- objects ---------------------------------------------------------------------------------

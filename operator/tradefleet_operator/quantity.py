@@ -23,7 +23,9 @@ Two readers: admission refuses every problem (:func:`spec_quantity_errors`), tho
 refuses and those that cannot be meant (half a byte); a reconcile writes none of a bot's objects
 while one of them holds a value the API server refuses (:func:`kubernetes_refusals`), and only
 those: a running bot whose ``requests.memory: 500m`` Kubernetes took (it only warns) must still
-get its other changes applied.
+get its other changes applied. So the second reads a value as kube-apiserver does where it
+differs: spaces around a quantity trimmed (``Quantity.UnmarshalJSON``), hugepages rounded up to a
+whole byte before they are counted in pages (``Quantity.Value``).
 """
 
 from __future__ import annotations
@@ -177,6 +179,13 @@ def _amount_errors(field: str, name: str, value: Any) -> tuple[list[_Problem], D
     request is compared with its limit only then)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return [], None  # the spec model names a value of the wrong type
+    if isinstance(value, str) and value.strip(" ") != value and _is_quantity(value.strip(" ")):
+        # kube-apiserver trims spaces around a quantity (Quantity.UnmarshalJSON) and stores it:
+        # no refusal. Only the space: a tab or newline reaches it escaped in JSON, untrimmed.
+        trimmed = value.strip(" ")
+        spaced = FieldError(field, f"{value!r} has spaces around it: write {trimmed!r}")
+        found, amount = _amount_errors(field, name, trimmed)
+        return [_Problem(spaced, refused=False), *found], amount
     try:
         amount = parse_quantity(value)
     except ValueError as error:
@@ -185,13 +194,11 @@ def _amount_errors(field: str, name: str, value: Any) -> tuple[list[_Problem], D
         return [
             _Problem(FieldError(field, f"{value!r} is negative: a quantity is 0 or more"))
         ], None
+    if name.startswith(_HUGEPAGES):
+        return _hugepages_problems(field, name, value, amount)
     if _counts_bytes(name) and amount != amount.to_integral_value():
-        # Kubernetes only warns of a fractional byte, but hugepages must be whole pages.
-        refused = name.startswith(_HUGEPAGES)
-        problem = _Problem(FieldError(field, _fraction_of_a_byte(value, amount)), refused)
-        return [problem], None if refused else amount
-    if name.startswith(_HUGEPAGES) and not _whole_pages(name, amount):
-        return [_Problem(FieldError(field, _not_whole_pages(value, name)))], None
+        # Kubernetes only warns of a fractional byte.
+        return [_Problem(FieldError(field, _fraction_of_a_byte(value, amount)), False)], amount
     if _is_extended(name) and amount != amount.to_integral_value():
         # Kubernetes checks the value rounded up to a thousandth (0.9999 passes there as a
         # whole 1): any fraction is refused here, as no device comes in part.
@@ -201,6 +208,29 @@ def _amount_errors(field: str, name: str, value: Any) -> tuple[list[_Problem], D
             FieldError(field, f"{said} ({name}) in whole units (e.g. 1, 2)"), refused
         )
         return [problem], None if refused else amount
+    return [], amount
+
+
+def _is_quantity(value: str) -> bool:
+    try:
+        parse_quantity(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _hugepages_problems(
+    field: str, name: str, value: str | int, amount: Decimal
+) -> tuple[list[_Problem], Decimal | None]:
+    """A ``hugepages-<size>`` value (0 or more): Kubernetes takes a whole number of pages of the
+    amount rounded up to a whole byte (``Quantity.Value``), so a fraction of a byte is refused
+    only when that is not whole pages; admission refuses any."""
+    if not _whole_pages(name, amount.to_integral_value(decimal.ROUND_CEILING)):
+        if amount != amount.to_integral_value():
+            return [_Problem(FieldError(field, _fraction_of_a_byte(value, amount)))], None
+        return [_Problem(FieldError(field, _not_whole_pages(value, name)))], None
+    if amount != amount.to_integral_value():
+        return [_Problem(FieldError(field, _fraction_of_a_byte(value, amount)), False)], amount
     return [], amount
 
 
