@@ -140,6 +140,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.RISK_LOCK,
                     Capability.RESTORES_LOCK,
                     Capability.RESTORES_EQUITY,
+                    Capability.RESTORES_STATE,
                     Capability.ACTS_ON_ACCOUNT,
                     Capability.READS_TRADES,
                     Capability.OBSERVES_FILLS,

@@ -127,14 +127,16 @@ def ctx(
     mark: float = 100.0,
     entries: tuple[Order, ...] = (),
 ) -> RiskContext:
+    marks = {"X": mark, "Y": 100.0, "Z": 100.0}
     return RiskContext(
         ts=1_700_000_000,
         equity=CAPITAL,
-        cash=CAPITAL,
+        # The engine's: a position is paid for in cash (equity = cash + Σ quantity × mark).
+        cash=CAPITAL - sum(p.quantity * marks[s] for s, p in (positions or {}).items()),
         start_of_day_equity=CAPITAL,
         peak_equity=CAPITAL,
         positions=positions or {},
-        marks={"X": mark, "Y": 100.0, "Z": 100.0},
+        marks=marks,
         instrument=Instrument("X"),
         stops=stops or {},
         initial_equity=CAPITAL,
@@ -328,8 +330,9 @@ def test_no_day_ends_beyond_its_limit_with_the_brokers_costs_within_the_allowanc
     moves: list[float],
 ) -> None:
     """The engine's property test with a paper broker charging the default allowance (10 bps
-    a fill, 5 of slippage on market and stop fills) and prop-firm's defaults: stops honoured
-    (the bars move without gaps), no day ends below its floor and the total stays above its."""
+    a fill, 5 of slippage on market and stop fills) and prop-firm's defaults on the day's
+    starting equity: stops honoured (the bars move without gaps), no day ends below its floor
+    and the total stays above its."""
     prices = [100.0]
     for move in moves:
         prices.append(prices[-1] * (1 + move))
@@ -346,7 +349,11 @@ def test_no_day_ends_beyond_its_limit_with_the_brokers_costs_within_the_allowanc
         return act
 
     strategy = Scripted({i: order(*o) for i, o in orders.items()})
-    document = manifest([{"name": "prop-firm"}], capital=CAPITAL, leverage=100.0)
+    # On the day's starting equity; the presets' basis, FTMO's: test_prop_firm_ftmo_daily.py.
+    risk = [
+        {"name": "prop-firm", "params": {"daily_loss_of": "day_start", "day_start_from": "equity"}}
+    ]
+    document = manifest(risk, capital=CAPITAL, leverage=100.0)
     document["spec"]["broker"]["params"] = {"fee_bps": 10.0, "slippage_bps": 5.0, "leverage": 100}
     session = open_session(bot_with(registry, document, strategy, tmp_path))
     engine = session.engine

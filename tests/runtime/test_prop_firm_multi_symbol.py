@@ -6,6 +6,10 @@ first one's bar is handled.
   symbol's bar, three symbols cut three times what the floor needed.
 - The day's start is the equity at its first close with every symbol marked at it (what the
   engine journals), not at the first symbol's bar: a start too low lowered the day's floor.
+
+These run on the day's starting equity (``daily_loss_of: day_start``, ``day_start_from:
+equity``), whose start follows the marks of the close; FTMO's basis (the presets'), the balance,
+moves with fills alone: tests/plugins/test_prop_firm_ftmo_daily.py.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ SYMBOLS = ("AAA", "BBB", "CCC")
 MIDNIGHT = T0 + 24 * HOUR  # the close of the day's last hourly bar (UTC days)
 # Without fill costs: the arithmetic here is the cut's (test_prop_firm_costs.py has costs).
 NO_COSTS = {"fee_bps": 0.0, "slippage_bps": 0.0}
-UTC_DAY = PropFirmParams(timezone="UTC", **NO_COSTS)
+DAY_START_EQUITY = {"daily_loss_of": "day_start", "day_start_from": "equity"}
+UTC_DAY = PropFirmParams(timezone="UTC", **NO_COSTS, **DAY_START_EQUITY)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def at(t: int, symbol: str) -> int:
 
 def run(registry: PluginRegistry, tmp_path: Path, strategy: Scripted, bars: list[Bar]):  # type: ignore[no-untyped-def]
     document = manifest(
-        [{"name": "prop-firm", "params": {"timezone": "UTC", **NO_COSTS}}],
+        [{"name": "prop-firm", "params": {"timezone": "UTC", **NO_COSTS, **DAY_START_EQUITY}}],
         symbols=SYMBOLS,
         capital=100_000.0,
         leverage=100.0,

@@ -45,7 +45,7 @@ def ctx(ts: int, quantity: float, stops: tuple[tuple[float, float], ...] = ()) -
     return RiskContext(
         ts=ts,
         equity=100_000.0,
-        cash=100_000.0,
+        cash=100_000.0 - quantity * 100.0,  # the engine's: a position is paid for in cash
         start_of_day_equity=100_000.0,
         peak_equity=100_000.0,
         positions=positions,

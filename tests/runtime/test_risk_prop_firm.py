@@ -30,6 +30,9 @@ from tradefleet_runtime.plugins.registry import PluginRegistry
 
 # The rules' arithmetic without fill costs (tests/plugins/test_prop_firm_costs.py has them).
 NO_COSTS = {"fee_bps": 0.0, "slippage_bps": 0.0}
+# The daily limit as a share of the day's starting equity, which firms other than FTMO use (the
+# presets' basis, FTMO's, is tests/plugins/test_prop_firm_ftmo_daily.py's).
+DAY_START_EQUITY = {"daily_loss_of": "day_start", "day_start_from": "equity"}
 P = PropFirmParams(**NO_COSTS)
 LIMITS = Limits.of(P)
 
@@ -44,7 +47,9 @@ def ctx(
     return RiskContext(
         ts=ts,
         equity=equity,
-        cash=equity,
+        # The engine's: a position is paid for in cash (equity = cash + Σ quantity × mark).
+        cash=equity
+        - sum(p.quantity * (marks or {"X": 100.0})[s] for s, p in (positions or {}).items()),
         start_of_day_equity=equity,
         peak_equity=equity,
         positions=positions or {},
@@ -352,7 +357,8 @@ def test_no_day_ends_beyond_its_limit_with_stops_honoured(
         return act
 
     strategy = Scripted({i: order(*o) for i, o in orders.items()})
-    document = manifest([{"name": "prop-firm"}], capital=100_000.0, leverage=100.0)
+    risk = [{"name": "prop-firm", "params": DAY_START_EQUITY}]
+    document = manifest(risk, capital=100_000.0, leverage=100.0)
     bot = bot_with(registry, document, strategy, tmp_path)
     session = open_session(bot)
     engine = session.engine
@@ -393,10 +399,11 @@ def test_a_stop_left_from_before_a_reversal_protects_nothing(
 def test_a_new_days_cut_keeps_the_day_above_its_floor(
     registry: PluginRegistry, tmp_path: Path
 ) -> None:
-    """1,000 stopped at 96 and 2,000 at 99.5 (5,000 at risk: the whole first day's room); the
-    price rises to 101 and the next day starts at 103,000 (floor 97,850). The cut must leave
-    no more than 5,150 at risk: a proportional one left 6,396.88 and, when the next bar fell
-    through every stop, the day ended at 96,603.13."""
+    """On the day's starting equity (``DAY_START_EQUITY``): 1,000 stopped at 96 and 2,000 at
+    99.5 (5,000 at risk: the whole first day's room); the price rises to 101 and the next day
+    starts at 103,000 (floor 97,850). The cut must leave no more than 5,150 at risk: a
+    proportional one left 6,396.88 and, when the next bar fell through every stop, the day
+    ended at 96,603.13."""
     prices = [100.0] * 3 + [101.0] * 21 + [95.0, 95.0]
     bars = [
         Bar("TEST", 3600, DAY0 + i * 3600, b.open, b.high, b.low, b.close, 1.0)
@@ -408,7 +415,7 @@ def test_a_new_days_cut_keeps_the_day_above_its_floor(
             1: lambda c, b: c.submit(OrderIntent("TEST", Side.BUY, 2000, stop_loss=99.5)),
         }
     )
-    risk = [{"name": "prop-firm", "params": NO_COSTS}]
+    risk = [{"name": "prop-firm", "params": {**NO_COSTS, **DAY_START_EQUITY}}]
     document = manifest(risk, capital=100_000.0, leverage=100.0)
     session = open_session(bot_with(registry, document, strategy, tmp_path))
     assert session.engine is not None

@@ -42,7 +42,9 @@ def ctx(equity: float, ts: int, positions: dict[str, Position] | None = None) ->
     return RiskContext(
         ts=ts,
         equity=equity,
-        cash=equity,
+        # The engine's: a position is paid for in cash (equity = cash + Σ quantity × mark).
+        cash=equity
+        - sum(p.quantity * 100.0 for p in (HELD if positions is None else positions).values()),
         start_of_day_equity=equity,
         peak_equity=equity,
         positions=HELD if positions is None else positions,

@@ -1,8 +1,17 @@
 """``prop-firm``: FTMO-style challenge rules, checked in the worst case before every entry.
 
-- Daily loss: equity must stay at or above ``(1 - max_daily_loss) ×`` the equity at the start of
-  the trading day (a configured time in a configured timezone, DST-aware; floating P&L counts).
-- Total loss: equity must stay at or above ``(1 - max_total_loss) ×`` the initial capital.
+- Daily loss: equity (floating P&L counts) must stay at or above the day's start less
+  ``max_daily_loss ×`` the initial capital (``daily_loss_of: initial``: FTMO, both presets) or
+  the day's start itself (``day_start``). The day's start is taken at the trading day's boundary
+  (a configured time in a configured timezone, DST-aware) from the balance (what the closed
+  positions left: the engine's cash plus each position at its own price, ``balance_of`` — so
+  neither the floating P&L nor a payment accrued and not booked, an MT5 swap, is in it: FTMO,
+  and a loss carried over midnight counts against the new day), the equity, or the higher of
+  the two (``day_start_from``).
+- Total loss: equity must stay at or above the initial capital less ``max_total_loss ×`` it;
+  with ``max_loss_trails`` (FTMO 1-Step) the highest end-of-day balance, when above the initial
+  capital, instead: the day's start balances so far, each the balance at the end of the day
+  before; fixed for the day, only ever rising.
 - An entry is vetoed when, with every open position's protective stop hit, every working
   entry order (sent on an earlier bar, or let through earlier in this one) filled and stopped,
   and the order's own stop hit, equity would end below the higher of the two floors
@@ -35,20 +44,39 @@
   the position's stops first, so counted whole it looked unprotected, and a cut was asked of a
   position already going (its orders then cancelled: nothing left to reduce), an entry vetoed.
   The cut's own orders are the cut asked, not an exit on top of it.
-- The day's start is the equity at its first bar close with every symbol marked at that close
+- The day's start is taken at its first bar close with every symbol marked at that close
   (a bot of several symbols: once the last symbol's bar of it is in); fills made after the
-  close (a live venue's, reported between bars) are the new day's.
-- Passing: equity at or above ``(1 + profit_target) ×`` initial with ``min_trading_days`` days
-  traded; with ``stop_at_target`` no entry is taken after that.
-- Restarts (``restores-equity``): the day's start, and the day's block once it was flattened,
-  are rebuilt from the journaled equity, so a restart never gives the day a new start.
+  boundary are the new day's — made inside a bar that straddles it (H4 or D1 bars, a server
+  clock), while no bar came, or reported between bars while the engine was still at the old
+  day's last close —: their move of the equity, and what they booked into the balance
+  (realised P&L less fees), are taken out of it.
+- Passing (FTMO): the balance of closed positions at or above ``(1 + profit_target) ×``
+  initial with no position open, on ``min_trading_days`` days on which a position was opened
+  (a trade held over days counts the day it opened); checked on the account at each call and
+  at each moment a closed trade left it flat (the initial capital plus the closed trades' net
+  P&L: a payment booked outside any trade is not in it). With ``stop_at_target`` no entry is
+  taken after that, ever (FTMO: once passed, passed).
+- Restarts: the day's start, the day's block once it was flattened, the highest end-of-day
+  balance and a pass are rebuilt from the journaled equity and trades (``restores-equity``,
+  ``reads-trades``), so a restart never gives the day a new start nor trades on a passed
+  challenge; the journaled equity holds no floating P&L, so the day's balance and the high come
+  back from the plugin's own journaled state (``restores-state``), which a journal of an older
+  release lacks (the day's start then is its equity until the next day, the high the days'
+  starting equity). A trade that closed after the boundary while the bot was down (reconciled,
+  never shown as a fill) is taken out of the new day's start with its net P&L, its entry fee
+  included (the start then errs high, the safe side, by the fee); what such a trade booked
+  before the boundary by closing part of it is taken out too (a profit taken that way errs
+  the start low by it: the trades hold no fill-by-fill record).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, NamedTuple, TypeGuard
 
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.rules import (
@@ -75,7 +103,13 @@ from tradefleet_runtime.sdk import (
     RiskDecision,
     Side,
     Trade,
+    apply_fill,
 )
+
+log = logging.getLogger(__name__)
+
+# What ``saved_state`` writes; a state of another version is not taken back.
+STATE_VERSION = 1
 
 # A plain approval: one immutable value, shared (no allocation per intent).
 APPROVE = RiskDecision.approve()
@@ -92,6 +126,10 @@ class Limits:
     # then paying the fee: ``fill_cost``) and a limit one (the fee alone).
     taker: float = 0.0
     maker: float = 0.0
+    # The daily limit is a share of the initial capital (FTMO), else of the day's start.
+    of_initial: bool = True
+    # The maximum loss trails the highest end-of-day balance (FTMO 1-Step), else is fixed.
+    trails: bool = False
 
     @classmethod
     def of(cls, p: PropFirmParams) -> Limits:
@@ -104,14 +142,106 @@ class Limits:
             p.value("max_leverage"),
             fill_cost(fee, slippage),
             fee,
+            p.daily_loss_base() == "initial",
+            p.loss_trails(),
         )
 
 
-def floors(day_start: float, initial: float, limits: Limits) -> tuple[float, str]:
-    """The equity the account must not end below, and which limit sets it."""
-    daily = day_start * (1.0 - limits.daily)
-    total = initial * (1.0 - limits.total)
+def daily_allowance(day_start: float, initial: float, limits: Limits) -> float:
+    """What the day may lose from its start: the daily share of the initial capital (FTMO:
+    5% of 100,000 is 5,000 whether the day starts at 95,000 or 120,000), else of the start."""
+    return limits.daily * (initial if limits.of_initial else day_start)
+
+
+def total_base(initial: float, high: float, limits: Limits) -> float:
+    """What the maximum loss is measured from: the initial capital, or, when it trails (FTMO
+    1-Step), the highest end-of-day balance ``high`` if that is higher (pure)."""
+    return max(initial, high) if limits.trails else initial
+
+
+def floors(
+    day_start: float, initial: float, limits: Limits, base: float | None = None
+) -> tuple[float, str]:
+    """The equity the account must not end below, and which limit sets it: the day's, or the
+    maximum loss's (``max_total_loss`` of the initial capital below ``base``, the initial
+    capital unless it trails: ``total_base``)."""
+    daily = day_start - daily_allowance(day_start, initial, limits)
+    total = (initial if base is None else base) - limits.total * initial
     return (daily, "daily_loss") if daily >= total else (total, "total_loss")
+
+
+def balance_of(cash: float, positions: Mapping[str, Position]) -> float:
+    """The account's balance — what its closed positions left: the initial capital, realised
+    P&L, fees and booked payments — from the engine's cash, which pays for a position as it
+    buys it (spot-style: ``equity = cash + Σ quantity × mark + Σ accrued``) (pure).
+
+    Equity less the floating P&L counted a payment accrued on an open position and not booked
+    yet (an MT5 swap, ``reports-accruals``) as if booked: a prop firm's balance holds it only
+    once the closing deal books it, and the day's start was that much off."""
+    total = cash
+    for position in positions.values():
+        total += position.quantity * position.average_price
+    return total
+
+
+def booked_each(before: Mapping[str, Position], fills: Sequence[Fill]) -> list[float]:
+    """What each of ``fills`` booked into the balance — realised P&L less its fee —, netted in
+    order into copies of the positions ``before`` them (pure). A stop that closed a position
+    just after the day's boundary moved the balance by its loss to the entry, which the
+    position it closed (gone from the account) no longer shows."""
+    book = {symbol: Position(symbol, p.quantity, p.average_price) for symbol, p in before.items()}
+    amounts = []
+    for fill in fills:
+        position = book.get(fill.symbol)
+        if position is None:
+            position = book[fill.symbol] = Position(fill.symbol)
+        amounts.append(apply_fill(position, fill).realized_pnl - fill.fee)
+    return amounts
+
+
+def booked(
+    before: Mapping[str, Position], fills: Sequence[Fill], boundary: int
+) -> tuple[float, float]:
+    """What ``fills`` booked into the balance (``booked_each``): those made before
+    ``boundary`` and those at or after it (pure)."""
+    early = late = 0.0
+    for fill, amount in zip(fills, booked_each(before, fills), strict=True):
+        if fill.ts < boundary:
+            early += amount
+        else:
+            late += amount
+    return early, late
+
+
+def start_from(basis: str, balance: float, equity: float) -> float:
+    """The day's start on ``basis`` (``day_start_from``) of the balance and equity at it."""
+    if basis == "balance":
+        return balance
+    if basis == "equity":
+        return equity
+    return max(balance, equity)
+
+
+def flat_after(trades: Sequence[Trade], start: int, open_since: float) -> list[int]:
+    """The indexes from ``start`` of the closed trades (in the order they closed) after whose
+    exit the account held nothing: no trade listed after it had entered by then, nor a
+    position still open (the earliest opened at ``open_since``; none: infinity) (pure). A
+    trade ending as another begins at its time (a reversal) leaves the account holding."""
+    flat: list[int] = []
+    later_entry = open_since
+    for i in range(len(trades) - 1, start - 1, -1):
+        trade = trades[i]
+        if later_entry > trade.exit_ts:
+            flat.append(i)
+        later_entry = min(later_entry, trade.entry_ts)
+    flat.reverse()
+    return flat
+
+
+def opens(held: float, signed: float) -> bool:
+    """Whether a fill of ``signed`` quantity opens a position (or adds to one, or reverses it)
+    when ``held`` is held: a new trade, which makes its day a trading day (pure)."""
+    return held * signed >= 0.0 or abs(signed) > abs(held)
 
 
 def check_entry(
@@ -122,10 +252,12 @@ def check_entry(
     limits: Limits,
     p: PropFirmParams,
     sunk: float = 0.0,
+    base: float | None = None,
 ) -> RiskDecision:
     """The veto rule for one entry, in the worst case (pure): every stop hit, with the costs
     of each fill that takes (``Limits.taker``/``maker``), and ``sunk`` (the costs of fills
-    already on their way, the working market exits') besides."""
+    already on their way, the working market exits') besides; the maximum loss measured from
+    ``base`` (``floors``)."""
     if intent.reduce_only:
         return APPROVE
     if intent.stop_loss is None and p.require_stop:
@@ -137,7 +269,7 @@ def check_entry(
     entry = intent.price or ctx.mark(intent.symbol)
     if entry <= 0:
         return RiskDecision.veto(f"prop-firm: no price known for {intent.symbol}", "no_price")
-    floor, which = floors(day_start, initial, limits)
+    floor, which = floors(day_start, initial, limits, base)
     taker, move = limits.taker, p.unprotected_move
     at_risk, open_gross = open_risk_and_gross(ctx.positions, ctx.marks, ctx.stops, move, taker)
     at_risk += sunk
@@ -204,23 +336,21 @@ def close_moved(
     held: Mapping[str, float],
     seen: Mapping[str, float],
     marks: Mapping[str, float],
-    fills: Sequence[Fill],
-    close: int,
+    early: Sequence[Fill],
 ) -> float:
-    """How far the equity at the bar close ``close`` moved since it was last looked at (at
+    """How far the equity at the day's first bar close moved since it was last looked at (at
     ``seen`` marks, ``held`` quantities): the held quantities from the marks seen to ``marks``
-    (the other symbols' bars of that close came in), and the fills made before the close that
-    were reported since. A fill at or after the close (a live venue reports them between
-    bars, the engine still at the close) is the next day's and does not move it; nor does
-    anything else (pure)."""
+    (the other symbols' bars of that close came in), and the fills made before the day's
+    boundary that were reported since (``early``). A fill after the boundary (a live venue
+    reports them between bars, the engine still at the close) is the new day's and does not
+    move it; nor does anything else (pure)."""
     moved = 0.0
     for symbol, quantity in held.items():
         before, now = seen.get(symbol), marks.get(symbol)
         if before is not None and now is not None:
             moved += quantity * (now - before)
-    for fill in fills:
-        if fill.ts < close:
-            moved += made(fill, marks)
+    for fill in early:
+        moved += made(fill, marks)
     return moved
 
 
@@ -318,7 +448,36 @@ class PropFirm:
         self.params = params
         self.limits = Limits.of(params)
         self._day: date | None = None
+        # The day's start on the basis ``day_start_from`` names, and on both bases: the balance
+        # (``balance_of``) and the equity at the day's boundary, as its first close shows them.
+        self._basis = params.day_start_basis()
         self._day_start = 0.0
+        self._start_balance = 0.0
+        self._start_equity = 0.0
+        # The highest balance at the end of a trading day before this one (each is the next
+        # day's start balance): with today's start, what a trailing maximum loss is measured
+        # from (``total_base``).
+        self._high_balance = 0.0
+        # The positions at the last call: the fills since are netted into them to find what
+        # they booked into the balance (``booked_each``).
+        self._positions_seen: Mapping[str, Position] = {}
+        # Fills of a later trading day than the close of the call that took them (a venue's
+        # stop after midnight, reported while the engine is still at the day's last close),
+        # with what each booked: the next day's, kept for its start.
+        self._ahead: list[tuple[Fill, float]] = []
+        # What a restart's journaled equity left to settle at the first call, which carries
+        # the initial capital: the restored day's lowest equity.
+        self._restored_low: float | None = None
+        # The day a restart left the plugin on, until its first call: a trade that closed
+        # after the next day's boundary while the bot was down (its fills, reconciled, are
+        # never shown to the plugin) is that day's, not in its start.
+        self._restored_day: date | None = None
+        # The first fill shown since the plugin was built: trades that ended before it were
+        # not shown to it (an earlier run's, or reconciled at a restart).
+        self._first_fill_ts: int | None = None
+        # Restored and not asked yet: the positions are unknown, so a fill shown now can be
+        # neither netted nor told opening; it is left to the trades, as the reconciled ones.
+        self._blind = False
         # The bar close the day started at, while calls still come at it (the other symbols'
         # bars of that close): the day's start follows their marks as they come in, from the
         # marks seen at the last call and the quantities held at the close.
@@ -344,21 +503,37 @@ class PropFirm:
         self._owed: list[AccountAction] = []
         self._passed = False
         self._trades: Sequence[Trade] = ()
-        self._fill_days: set[date] = set()
-        # Days with a fill or a closed trade's entry or exit, kept as they come (``trading_days``
-        # is asked on every intent; recounting every trade each time grew with the history).
+        # Days a fill seen opened a position or added to one (a trade's entry day comes from
+        # the trades too): FTMO's trading days are the days a trade was opened.
+        self._open_days: set[date] = set()
+        # Trading days, kept as they come (``trading_days`` is asked on every intent;
+        # recounting every trade each time grew with the history).
         self._days: set[date] = set()
         self._trades_counted = 0
+        # The pass found on the closed trades (``_passed_on_trades``): how many were walked,
+        # their net P&L and their entry days.
+        self._walked = 0
+        self._walked_pnl = 0.0
+        self._walked_days: set[date] = set()
         self._clock = DayClock(params.timezone, params.day_start_minute)
 
     # -- capabilities ----------------------------------------------------------------------
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
-        self._days = set(self._fill_days)
+        self._days = set(self._open_days)
         self._trades_counted = 0
+        self._walked, self._walked_pnl, self._walked_days = 0, 0.0, set()
 
     def on_fill(self, fill: Fill) -> None:
+        if self._blind:
+            return
+        if opens(self._held_now(fill.symbol), fill.quantity * fill.side.sign):
+            day = self._trading_day(fill.ts)
+            self._open_days.add(day)
+            self._days.add(day)
+        if self._first_fill_ts is None:
+            self._first_fill_ts = fill.ts
         self._fills.append(fill)
         key = (fill.symbol, fill.side)
         if key in self._exits:
@@ -366,9 +541,16 @@ class PropFirm:
             # the position shrank by it, and the exit counts for that much less (a stop's
             # fill undercounts what the exit still closes: the safe side).
             self._exits[key] = max(0.0, self._exits[key] - fill.quantity)
-        day = self._trading_day(fill.ts)
-        self._fill_days.add(day)
-        self._days.add(day)
+
+    def _held_now(self, symbol: str) -> float:
+        """What is held of ``symbol`` before the fill being shown: the positions at the last
+        call and the fills since."""
+        position = self._positions_seen.get(symbol)
+        held = position.quantity if position is not None else 0.0
+        for fill in self._fills:
+            if fill.symbol == symbol:
+                held += fill.quantity * fill.side.sign
+        return held
 
     def lock_reason(self) -> str | None:
         return self._locked or None
@@ -382,26 +564,82 @@ class PropFirm:
         self._locked, self._locked_since = reason, since_ts
 
     def restore_equity(self, timestamps: Sequence[int], equity: Sequence[float]) -> None:
-        # The day's start as the live run took it (its first bar close), and the day's block
-        # if the day's loss reached the flatten threshold since: a restart must not give the
-        # day a new start, nor lift "no entries until the next trading day".
+        # The day's start as the live run took it (its first bar close) and the day's lowest
+        # equity since: a restart must not give the day a new start nor lift "no entries until
+        # the next trading day". The block is measured against the initial capital, which only
+        # a context carries: it is settled at the first call (``_settle_restored``).
+        low = math.inf
         for ts, value in zip(timestamps, equity, strict=True):
+            day = self._day
             self._roll_day(int(ts), float(value))
-            if not self._day_blocked:
-                self._day_blocked = self._day_block(self._day_start - float(value))
+            low = min(low, float(value)) if self._day == day else float(value)
         # A journaled snapshot has every symbol marked at its close: a bar of that close seen
         # again after the restart must not move the day's start.
         self._day_ts = None
+        if len(timestamps):
+            self._restored_low = low
+            self._restored_day = self._day
+            self._blind = True
 
-    def _day_block(self, day_loss: float) -> str:
+    def saved_state(self) -> dict[str, Any]:
+        """The day (its start on both bases: the journaled equity holds no floating P&L, so a
+        balance start cannot be rebuilt from it), its block, the pass and the highest
+        end-of-day balance (``restores-state``); journaled by the engine whenever it changes."""
+        return {
+            "version": STATE_VERSION,
+            "day": self._day.isoformat() if self._day is not None else None,
+            "start_balance": self._start_balance,
+            "start_equity": self._start_equity,
+            "blocked": self._day_blocked,
+            "passed": self._passed,
+            "high_balance": self._high_balance,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back an earlier run's day, pass and highest end-of-day balance. Called after
+        ``restore_equity``: a state of the day the journaled equity ends in (or a later one)
+        gives the day's start on every basis and the high; an older one only its pass and
+        (at least) its high. One not as ``saved_state`` writes it is said and left out (the
+        journaled equity's day stands)."""
+        kept = kept_state(state)
+        if isinstance(kept, str):
+            log.warning("prop-firm: the kept state is left out, %s", kept)
+            return
+        self._passed = self._passed or kept.passed
+        self._blind = True
+        if kept.day is None or (self._day is not None and kept.day < self._day):
+            # The days after it were rebuilt from the journaled equity alone.
+            self._high_balance = max(self._high_balance, kept.high or 0.0)
+            return
+        if kept.day != self._day:  # the state is newer than the journaled equity
+            self._day, self._day_blocked, self._restored_low = kept.day, "", None
+        self._day_ts, self._seen, self._held = None, {}, {}
+        self._set_start(kept.balance, kept.equity)
+        self._day_blocked = self._day_blocked or kept.blocked
+        if kept.high is not None:  # exact, where the journaled equity's day starts were not
+            self._high_balance = kept.high
+        self._restored_day = self._day
+
+    def _settle_restored(self, ctx: RiskContext) -> None:
+        """At the first call after a restart: the restored day's block (its lowest journaled
+        equity against the restored start)."""
+        initial = ctx.initial_equity or ctx.equity
+        low, self._restored_low = self._restored_low, None
+        if low is not None and not self._day_blocked:
+            self._day_blocked = self._day_block(self._day_start - low, initial)
+
+    def _day_block(self, day_loss: float, initial: float) -> str:
         """Why the day takes no more entries once its loss reached ``flatten_at`` of the daily
         limit, or "" while it has not."""
         p, limits = self.params, self.limits
-        if day_loss < _less(p.flatten_at * limits.daily * self._day_start):
+        allowance = daily_allowance(self._day_start, initial, limits)
+        if day_loss < _less(p.flatten_at * allowance):
             return ""
+        of = "initial capital" if limits.of_initial else "day's start"
         return (
             f"the day's loss {day_loss:,.2f} reached {_share(p.flatten_at)} of the "
-            f"{_share(limits.daily)} daily limit; no entries until the next trading day"
+            f"{allowance:,.2f} daily limit ({_share(limits.daily)} of the {of}); no entries "
+            "until the next trading day"
         )
 
     # -- state ------------------------------------------------------------------------------
@@ -410,65 +648,182 @@ class PropFirm:
         return self._clock.day(ts)
 
     def trading_days(self) -> int:
+        """Days a position was opened (or added to): the closed trades' entries and the
+        opening fills seen. A trade held over several days counts its first day alone."""
         trades = self._trades
         count = len(trades)
         if count < self._trades_counted:  # another sequence: count it afresh
-            self._days, self._trades_counted = set(self._fill_days), 0
+            self._days, self._trades_counted = set(self._open_days), 0
         if count != self._trades_counted:
             days = self._days
             for i in range(self._trades_counted, count):
-                trade = trades[i]
-                days.add(self._trading_day(trade.entry_ts))
-                days.add(self._trading_day(trade.exit_ts))
+                days.add(self._trading_day(trades[i].entry_ts))
             self._trades_counted = count
         return len(self._days)
 
+    def _base(self, initial: float) -> float:
+        """What the maximum loss is measured from today (``total_base``): the highest balance
+        at the end of an earlier day, today's start among them."""
+        if not self.limits.trails:  # asked a few times an intent: the usual case costs nothing
+            return initial
+        return total_base(initial, max(self._high_balance, self._start_balance), self.limits)
+
     def _roll_day(self, ts: int, equity: float, ctx: RiskContext | None = None) -> None:
-        """A new trading day starts, unblocked, from the equity at its first bar close.
+        """A new trading day starts, unblocked, from the balance and equity at its boundary,
+        taken at its first bar close.
 
         With several symbols that close comes as one bar per symbol, and the first one's is
-        seen with the others still marked at the close before: taken there alone, the start
-        was off by the others' last move (a start too low lowered the day's floor). While
-        calls come at that close the start follows the marks their bars bring, so that once
-        the last one is in it is the equity the engine journals for the close. Fills made
-        after the close (a live venue reports them between bars, the engine still at the
-        close) are the new day's: a stop hit just after midnight must not lower the start by
-        its own loss."""
+        seen with the others still marked at the close before: taken there alone, the equity
+        start was off by the others' last move (a start too low lowered the day's floor).
+        While calls come at that close the start follows the marks their bars bring, so that
+        once the last one is in it is the equity the engine journals for the close. Fills
+        made after the boundary — reported between bars, made inside a bar that straddles it
+        (H4 or D1 bars, a broker's server clock), or while no bar came (a gap) — are the new
+        day's: a stop hit after midnight must not lower the start by its own loss, on either
+        basis (the balance by what it booked, ``booked_each``)."""
         fills, self._fills = self._fills, []
         day = self._clock.day(ts)
+        if ctx is None:  # a journaled snapshot: every symbol marked, floating P&L unknown
+            if day != self._day:
+                self._new_day(day, ts)
+                self._seen, self._held = {}, {}
+                self._set_start(equity, equity)
+            else:
+                self._day_ts = None
+            return
+        taken: list[tuple[Fill, float]] = self._ahead
+        if fills:
+            amounts = booked_each(self._positions_seen, fills)
+            taken = taken + list(zip(fills, amounts, strict=True))
+        if taken:
+            self._ahead = [pair for pair in taken if self._clock.day(pair[0].ts) > day]
+            if self._ahead:
+                taken = [pair for pair in taken if self._clock.day(pair[0].ts) <= day]
+        restored, self._restored_day = self._restored_day, None
         if day != self._day:
-            self._day, self._day_blocked, self._day_ts = day, "", ts
-            if ctx is None:  # a journaled snapshot: every symbol marked at its close
-                self._day_start, self._seen, self._held = equity, {}, {}
-                return
-            held = {symbol: p.quantity for symbol, p in ctx.positions.items()}
-            late = 0.0
-            for fill in fills:
-                if fill.ts >= ts:
-                    late += made(fill, ctx.marks)
-                    held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
-            self._day_start, self._seen, self._held = equity - late, dict(ctx.marks), held
-            return
-        if ts != self._day_ts or ctx is None:
+            self._new_day(day, ts)
+            self._start_day(ctx, equity, taken, restored)
+        elif ts != self._day_ts:
             self._day_ts = None  # a later close: the day's start is settled
-            return
+        else:
+            self._follow_close(ctx, taken)
+
+    def _new_day(self, day: date, ts: int) -> None:
+        if self._day is not None:
+            # The day that ends started from the balance at the end of the one before it.
+            self._high_balance = max(self._high_balance, self._start_balance)
+        self._day, self._day_blocked, self._day_ts = day, "", ts
+
+    def _start_day(
+        self,
+        ctx: RiskContext,
+        equity: float,
+        taken: Sequence[tuple[Fill, float]],
+        restored: date | None,
+    ) -> None:
+        """The day's start at its first call: the account at the close less the fills made
+        after the boundary (and, after a restart over it, the trades closed since)."""
+        day = self._day
+        held = {symbol: p.quantity for symbol, p in ctx.positions.items()}
+        late_equity = late_balance = 0.0
+        for fill, amount in taken:
+            if self._clock.day(fill.ts) == day:
+                late_equity += made(fill, ctx.marks)
+                late_balance += amount
+                held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
+        if restored is not None and day is not None and day > restored:
+            late_balance += self._closed_unseen(day)
+        self._seen, self._held = dict(ctx.marks), held
+        self._set_start(balance_of(ctx.cash, ctx.positions) - late_balance, equity - late_equity)
+
+    def _closed_unseen(self, day: date) -> float:
+        """The net P&L of the trades that closed on ``day`` before the first fill the plugin
+        was shown: after a restart, those the bot made while down (reconciled, never shown as
+        fills). A trade's entry fee is counted with it (the start then errs high, the safe
+        side, by the fee), and so is what a part it closed before the boundary booked."""
+        seen = self._first_fill_ts
+        total = 0.0
+        for trade in reversed(self._trades):
+            ended = self._clock.day(trade.exit_ts)
+            if ended < day:
+                break
+            if ended == day and (seen is None or trade.exit_ts < seen):
+                total += trade.net_pnl
+        return total
+
+    def _follow_close(self, ctx: RiskContext, taken: Sequence[tuple[Fill, float]]) -> None:
+        """Another call at the day's first close (another symbol's bar): the equity start
+        follows the marks, and both starts the fills made before the boundary that were
+        reported since (the old day's); those after it do not move them."""
+        day = self._day
+        early = [pair for pair in taken if day is not None and self._clock.day(pair[0].ts) < day]
         held, marks = self._held, ctx.marks
-        self._day_start += close_moved(held, self._seen, marks, fills, ts)
-        for fill in fills:
-            if fill.ts < ts:
-                held[fill.symbol] = held.get(fill.symbol, 0.0) + fill.quantity * fill.side.sign
+        moved = close_moved(held, self._seen, marks, [fill for fill, _ in early])
+        for fill, _ in early:
+            held[fill.symbol] = held.get(fill.symbol, 0.0) + fill.quantity * fill.side.sign
         self._seen = dict(marks)
+        booked_early = sum(amount for _, amount in early)
+        self._set_start(self._start_balance + booked_early, self._start_equity + moved)
+
+    def _set_start(self, balance: float, equity: float) -> None:
+        self._start_balance, self._start_equity = balance, equity
+        self._day_start = start_from(self._basis, balance, equity)
 
     def _observe(self, ctx: RiskContext) -> None:
+        if self._restored_low is not None:
+            self._settle_restored(ctx)
         self._roll_day(ctx.ts, ctx.equity, ctx)
+        # The positions the next call's fills are netted into (``booked_each``).
+        self._positions_seen, self._blind = ctx.positions, False
+        if not self._passed and self.limits.target > 0:
+            self._passed = self._passes(ctx)
+
+    def _passes(self, ctx: RiskContext) -> bool:
+        """FTMO's pass: the balance of closed positions at the target with none open, and the
+        trading days made. Checked on the account now, and at each moment a closed trade left
+        it flat (a new position opened before the next call, or a restart, hides that one)."""
+        # Most calls hold a position and bring no new trade: decided without the arithmetic.
+        new_trades = len(self._trades) != self._walked
+        holding = _holding(ctx.positions)
+        if holding and not new_trades:
+            return False
         initial = ctx.initial_equity or ctx.equity
-        if (
-            not self._passed
-            and self.limits.target > 0
-            and ctx.equity >= _less(initial * (1.0 + self.limits.target))
+        goal = _less(initial * (1.0 + self.limits.target))
+        if new_trades and self._passed_on_trades(initial, goal, ctx.positions):
+            return True
+        return (
+            not holding
+            and balance_of(ctx.cash, ctx.positions) >= goal
             and self.trading_days() >= self.limits.min_days
-        ):
-            self._passed = True
+        )
+
+    def _passed_on_trades(
+        self, initial: float, goal: float, positions: Mapping[str, Position]
+    ) -> bool:
+        """Whether a trade closed since the last call left the account flat with the initial
+        capital and the closed trades' net P&L at ``goal``, and the trading days made by then
+        (the opening fills seen, the trades' entries). A payment booked outside any trade is
+        not in it (the account's own balance is, when flat now: ``_passes``)."""
+        trades = self._trades
+        count = len(trades)
+        if count < self._walked:  # another sequence: walk it afresh
+            self._walked, self._walked_pnl, self._walked_days = 0, 0.0, set()
+        if count == self._walked:
+            return False
+        open_since = min((p.opened_ts for p in positions.values() if p.quantity), default=math.inf)
+        flat = set(flat_after(trades, self._walked, open_since))
+        for i in range(self._walked, count):
+            trade = trades[i]
+            self._walked_pnl += trade.net_pnl
+            self._walked_days.add(self._trading_day(trade.entry_ts))
+            if i in flat and initial + self._walked_pnl >= goal:
+                last = self._trading_day(trade.exit_ts)
+                days = self._walked_days | {day for day in self._open_days if day <= last}
+                if len(days) >= self.limits.min_days:
+                    self._walked = i + 1
+                    return True
+        self._walked = count
+        return False
 
     # -- the risk plugin ---------------------------------------------------------------------
 
@@ -479,17 +834,19 @@ class PropFirm:
         ``account_actions``, even when this ``check`` saw the loss first)."""
         initial = ctx.initial_equity or ctx.equity
         p, limits = self.params, self.limits
-        total_loss = initial - ctx.equity
+        base = self._base(initial)
+        total_loss = base - ctx.equity
         if not self._locked and total_loss >= _less(p.flatten_at * limits.total * initial):
+            since = f" since the highest end-of-day balance {base:,.2f}" if base > initial else ""
             self._locked = (
-                f"total loss {total_loss:,.2f} reached {_share(p.flatten_at)} of the "
+                f"total loss {total_loss:,.2f}{since} reached {_share(p.flatten_at)} of the "
                 f"{_share(limits.total)} limit"
             )
             self._locked_since = ctx.ts
             self._owed = _flatten(self._locked, "total_loss")
             return
         if not self._day_blocked and not self._locked:
-            self._day_blocked = self._day_block(self._day_start - ctx.equity)
+            self._day_blocked = self._day_block(self._day_start - ctx.equity, initial)
             if self._day_blocked:
                 self._owed = _flatten(self._day_blocked, "daily_loss")
 
@@ -535,7 +892,10 @@ class PropFirm:
             left = after_exits(ctx.positions, closing)
             sunk = closed_cost(ctx.positions, left, ctx.marks, self.limits.taker)
             ctx = ctx._replace(positions=left)
-        return check_entry(intent, ctx, self._day_start, initial, self.limits, self.params, sunk)
+        base = self._base(initial)
+        return check_entry(
+            intent, ctx, self._day_start, initial, self.limits, self.params, sunk, base
+        )
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
         self._observe(ctx)
@@ -561,7 +921,7 @@ class PropFirm:
             return []
         initial = ctx.initial_equity or ctx.equity
         limits, p = self.limits, self.params
-        floor, which = floors(self._day_start, initial, limits)
+        floor, which = floors(self._day_start, initial, limits, self._base(initial))
         # An exit already working closes its part of a position (whose stops ``close``
         # cancelled): only what it leaves is at risk, and a position it closes whole is not cut.
         closing = self._closing(ctx)
@@ -610,6 +970,64 @@ class PropFirm:
                 + ")"
             )
         return [AccountAction(ActionKind.REDUCE, reason, None, extra, which)]
+
+
+class KeptState(NamedTuple):
+    """``saved_state`` read back."""
+
+    day: date | None
+    balance: float
+    equity: float
+    blocked: str
+    passed: bool
+    # The highest end-of-day balance; None in a state written before it was kept.
+    high: float | None = None
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A finite number (a bool, which JSON keeps apart, is not one)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def kept_state(state: Mapping[str, Any]) -> KeptState | str:
+    """``saved_state``'s fields read back, or what is wrong with them, naming the field
+    (pure)."""
+    if state.get("version") != STATE_VERSION:
+        return f"version {state.get('version')!r} is not {STATE_VERSION}"
+    raw_day = state.get("day")
+    day: date | None = None
+    if raw_day is not None:
+        try:
+            day = date.fromisoformat(str(raw_day))
+        except ValueError:
+            return f"day {raw_day!r} is not a date"
+    starts: list[float] = []
+    for name in ("start_balance", "start_equity"):
+        value = state.get(name)
+        if not _finite(value):
+            return f"{name} {value!r} is not a finite number"
+        starts.append(float(value))
+    blocked, passed = state.get("blocked"), state.get("passed")
+    if not isinstance(blocked, str):
+        return f"blocked {blocked!r} is not text"
+    if not isinstance(passed, bool):
+        return f"passed {passed!r} is not true or false"
+    raw_high = state.get("high_balance")
+    high: float | None = None
+    if raw_high is not None:
+        if not _finite(raw_high):
+            return f"high_balance {raw_high!r} is not a finite number"
+        high = float(raw_high)
+    return KeptState(day, starts[0], starts[1], blocked, passed, high)
+
+
+def _holding(positions: Mapping[str, Position]) -> bool:
+    """Whether any position is open (a snapshot may list one at 0)."""
+    # A loop, not any() over a generator: asked on every call, it cost a tenth of the call.
+    for position in positions.values():  # noqa: SIM110
+        if position.quantity:
+            return True
+    return False
 
 
 def _share(value: float) -> str:

@@ -26,32 +26,87 @@ PRESETS: dict[str, dict[str, float]] = {
     },
 }
 
+DailyLossOf = Literal["initial", "day_start"]
+DayStartFrom = Literal["balance", "equity", "higher"]
+
+# How each preset's firm measures the day (FTMO Academy, "Maximum Daily Loss": equity must not
+# fall below the balance at midnight CE(S)T less 5% (1-step: 3%) of the initial capital).
+PRESET_BASES: dict[str, tuple[DailyLossOf, DayStartFrom]] = {
+    "ftmo-2step": ("initial", "balance"),
+    "ftmo-1step": ("initial", "balance"),
+}
+
+# Whether the preset's maximum loss trails (ftmo.com, 1-Step "Maximum Loss": recalculated every
+# midnight CE(S)T from the highest balance at the end of any preceding trading day, or the
+# initial capital if higher, less 10% of the initial capital; it only rises). 2-Step: fixed.
+PRESET_TRAILS: dict[str, bool] = {"ftmo-2step": False, "ftmo-1step": True}
+
 
 class PropFirmParams(PluginParams):
     preset: Literal["ftmo-2step", "ftmo-1step"] = Field(
         default="ftmo-2step",
         description="Starting values: ftmo-2step (daily 5%, total 10%, target 10%, 4 trading "
-        "days, 100:1) or ftmo-1step (daily 3%, total 10%, target 10%). Any field set below "
-        "overrides the preset.",
+        "days, 100:1) or ftmo-1step (daily 3%, total 10% trailing the highest end-of-day "
+        "balance, target 10%), the daily limit as FTMO measures it: equity may not fall below "
+        "the balance at midnight CE(S)T less the daily share of the initial capital. Any field "
+        "set below overrides the preset.",
     )
     max_daily_loss: float | None = Field(
         default=None,
         gt=0,
         lt=1,
-        description="Largest loss in one trading day, as a fraction of the day's starting "
-        "equity (floating P&L included).",
+        description="Largest loss in one trading day: equity (floating P&L included) may not "
+        "fall below the day's start (day_start_from) less this fraction of daily_loss_of (FTMO: "
+        "of the initial capital).",
+    )
+    daily_loss_of: DailyLossOf | None = Field(
+        default=None,
+        description="What max_daily_loss is a fraction of: initial (the initial capital, "
+        "spec.capital.initial: FTMO, both presets; Funding Frontier) or day_start (the day's "
+        "start itself: The5ers High Stakes, Funded7). Unset: the preset's.",
+    )
+    day_start_from: DayStartFrom | None = Field(
+        default=None,
+        description="The day's start, taken at the day boundary: balance (equity less the open "
+        "positions' floating P&L and what they accrued unbooked, an MT5 swap; fills after the "
+        "boundary left out, however late the first bar after it comes; so a loss carried over "
+        "the boundary counts against the new day: FTMO, both presets; Funded7), equity "
+        "(floating P&L included) or higher (the "
+        "higher of the two: The5ers High Stakes, Funding Frontier). Unset: the preset's. "
+        "Firms as their help pages state it: check your firm's current terms. Before these "
+        "params the plugin measured equity with daily_loss_of day_start.",
     )
     max_total_loss: float | None = Field(
-        default=None, gt=0, lt=1, description="Largest loss from the initial capital."
+        default=None,
+        gt=0,
+        lt=1,
+        description="Largest loss, a fraction of the initial capital: equity (floating P&L "
+        "included) may not fall below the initial capital less it, or, with max_loss_trails, "
+        "below the highest end-of-day balance (if above the initial capital) less it.",
+    )
+    max_loss_trails: bool | None = Field(
+        default=None,
+        description="The maximum loss trails the balance: from each midnight (the trading day's "
+        "start) its floor is the highest balance at the end of any earlier trading day, or the "
+        "initial capital if higher, less max_total_loss of the initial capital; it never "
+        "falls, and floating P&L does not move it (FTMO 1-Step). false: fixed at the initial "
+        "capital less max_total_loss (FTMO 2-Step). Unset: the preset's (ftmo-1step: true).",
     )
     profit_target: float | None = Field(
         default=None,
         ge=0,
         le=10,
-        description="Gain over the initial capital that passes the challenge (0: none).",
+        description="Gain over the initial capital that passes the challenge (0: none), on "
+        "the balance of closed positions with none open (FTMO: all positions closed, a final "
+        "balance of 110,000 on 100,000); floating profit does not count.",
     )
     min_trading_days: int | None = Field(
-        default=None, ge=0, le=365, description="Trading days (days with a fill) to pass."
+        default=None,
+        ge=0,
+        le=365,
+        description="Trading days to pass: days (in timezone, from day_start_minute) on which a "
+        "position was opened or added to; a trade held over several days counts only the day "
+        "it was opened (FTMO).",
     )
     max_leverage: float | None = Field(
         default=None, gt=0, le=1000, description="Cap on gross exposure / equity."
@@ -137,3 +192,18 @@ class PropFirmParams(PluginParams):
         """A limit: the explicit param, else the preset's."""
         own = getattr(self, name)
         return float(own if own is not None else PRESETS[self.preset][name])
+
+    def daily_loss_base(self) -> DailyLossOf:
+        """What the daily limit is a fraction of: the explicit param, else the preset's."""
+        return self.daily_loss_of or PRESET_BASES[self.preset][0]
+
+    def day_start_basis(self) -> DayStartFrom:
+        """What the day's start is taken from: the explicit param, else the preset's."""
+        return self.day_start_from or PRESET_BASES[self.preset][1]
+
+    def loss_trails(self) -> bool:
+        """Whether the maximum loss trails the end-of-day balance: the explicit param, else the
+        preset's."""
+        if self.max_loss_trails is not None:
+            return self.max_loss_trails
+        return PRESET_TRAILS[self.preset]
