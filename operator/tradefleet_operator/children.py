@@ -18,22 +18,26 @@ and the running pod would then restart on a config never rolled out: the ConfigM
 to the config the Deployment's pod template was rolled out with (:func:`_settle_config`), which
 the ConfigMap itself keeps beside a newer one (``objects.keep_rolled_out``: it survives a lost
 answer and an operator restart). A write answered without saying whether it was made (a 5xx)
-is retried as it is, until a retry reads the Deployment still on the old config and fails so
-again: that earlier write did not land, and the change is put back as refused
-(:class:`NotLanded`). Either way the ConfigMap's ``bot.yaml`` takes the spec's live fields
-(pause, emergency stop), also where no copy of the rolled-out config is kept
-(:class:`HalfApplied`) and for a spec the model refuses (:func:`settle_unparsed`): a pod that
-restarts reads its halt there before any gRPC call reaches it. Not "ConfigMap last": the
-Deployment would then roll a new pod that may start on the old ConfigMap before it is written,
-labelled with the new config's hash, the same half in reverse; and a ConfigMap per config (the
-pod template naming it) would change every bot's pod template, rolling every pod once at the
-upgrade.
+is retried as it is, until a retry reads the Deployment still on the old config and its own
+Deployment write fails so again: that earlier write did not land, and the change is put back
+as refused (:class:`NotLanded`). The retry's own write may still land after the put-back (a
+timeout "still processing"): the pod then starts on the put-back config under the new config
+hash, and the next pass, finding the ConfigMap behind its Deployment, rewrites it and rolls the
+pod again (``objects.config_behind``), with a ``ConfigMapBehind`` Warning. Either way the
+ConfigMap's ``bot.yaml`` takes the spec's live fields (pause, emergency stop), also where no
+copy of the rolled-out config is kept (:class:`HalfApplied`) and for a spec the model refuses
+(:func:`settle_unparsed`): a pod that restarts reads its halt there before any gRPC call
+reaches it. Not "ConfigMap last": the Deployment would then roll a new pod that may start on the
+old ConfigMap before it is written, labelled with the new config's hash, the same half in
+reverse; and a ConfigMap per config (the pod template naming it) would change every bot's pod
+template, rolling every pod once at the upgrade.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -134,11 +138,12 @@ class HalfApplied(KubeError):
 
 
 class NotLanded(KubeError):
-    """A write of a change answered without saying whether it was made (a 5xx: a validating
-    webhook down with ``failurePolicy: Fail``; no answer), after an earlier pass of the same
-    change failed so or left the ConfigMap ahead, and the Deployment read at this pass still
+    """A Deployment write of a change answered without saying whether it was made (a 5xx: a
+    validating webhook down with ``failurePolicy: Fail``; no answer), after an earlier pass's
+    Deployment write of the same change failed so, and the Deployment read at this pass still
     runs another config: that earlier write did not land. Handled as a refusal (the ConfigMap
-    is put back, :func:`_settle_config`), and retried: the API server may take it next time."""
+    is put back, :func:`_settle_config`), and retried: the API server may take it next time.
+    Only the Deployment's own failures count: another object's 5xx says nothing of it."""
 
     def __init__(self, cause: KubeError, deployment: str, running: str) -> None:
         message = (
@@ -158,11 +163,12 @@ class NotLanded(KubeError):
 
 @dataclass
 class _PassSeen:
-    """What an object pass read before it wrote: the Deployment's config hash (None: no
-    Deployment of the bot's), and whether the ConfigMap held the change's config already."""
+    """What an object pass read before it wrote, and how far it got: the Deployment's config
+    hash (None: no Deployment of the bot's), and whether the Deployment write was sent (an
+    error from then on is that write's)."""
 
     running: str | None = None
-    ahead: bool = False
+    deployment_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -362,15 +368,20 @@ async def reconcile_objects(
 def _seen_not_landed(
     ctx: OperatorContext, bot: TradingBot, config_hash: str, seen: _PassSeen, error: KubeError
 ) -> KubeError:
-    """``error`` as :class:`NotLanded` when its outcome is not known (a 5xx, no answer) but
-    this pass read the Deployment on another config after an earlier pass of this config
-    failed so too (remembered) or left the ConfigMap ahead of it (read): that earlier write did
-    not land, and the ConfigMap must not wait on a config no pod was rolled out with. Else
-    ``error``, an unknown outcome remembered: one lost answer may have been a write made."""
-    if _refused(error) or seen.running is None or seen.running == config_hash:
+    """``error`` as :class:`NotLanded` when it answered this pass's Deployment write without
+    saying whether it was made (a 5xx, no answer), this pass read the Deployment on another
+    config, and an earlier pass's Deployment write of this config failed so too (remembered):
+    that earlier write did not land, and the ConfigMap must not wait on a config no pod was
+    rolled out with. Else ``error``; a first Deployment write of unknown outcome is remembered
+    (one lost answer may have been a write made). Another object's failure is no evidence: the
+    Deployment was not written then (a ConfigMap found ahead of the Deployment says only that
+    the ConfigMap was)."""
+    if _refused(error) or not seen.deployment_sent:
+        return error
+    if seen.running is None or seen.running == config_hash:
         return error
     key = (bot.namespace, bot.name)
-    if seen.ahead or ctx.unlanded.get(key) == config_hash:
+    if ctx.unlanded.get(key) == config_hash:
         return NotLanded(error, bot.name, seen.running)
     ctx.unlanded[key] = config_hash
     return error
@@ -455,11 +466,20 @@ async def _write_objects(
         else:
             record(obj, outcome, previous)
 
+    behind: str | None = None  # the other config the ConfigMap held (objects.config_behind)
+    stamp: str | None = None  # the ConfigMap's repair stamp, which the pod template carries
+
     async def config_map(obj: Mapping[str, Any]) -> None:
+        nonlocal behind, stamp
         if fresh:
             return await one(obj)
         actual = await ctx.kube.get(object_path(obj))
-        seen.ahead = _ahead(actual, running, config_hash)
+        behind = objects.config_behind(actual, running, config_hash)
+        if behind is None:
+            stamp = objects.repair_stamp(actual)  # an earlier repair's, which the pod keeps
+        else:
+            stamp = _repair_time()
+            obj = objects.with_repair_stamp(obj, stamp)
         await one(objects.keep_rolled_out(obj, actual, running, config_hash), actual, read=True)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
@@ -482,8 +502,16 @@ async def _write_objects(
                 if found is not None and not is_the_bots(obj, found):
                     taken.append(_label(obj))
         raise NameTaken(taken, name)
+    if stamp is not None:
+        deployment = objects.with_repair_stamp(deployment, stamp)
+    seen.deployment_sent = True
     await one(deployment, running_deployment, read=not fresh)
-    old = _pod_hash(before.get(_label(deployment)))
+    previous = before.get(_label(deployment))  # None: made now, or not the bot's (not written)
+    if stamp is not None and previous is not None and stamp != objects.repair_stamp(previous):
+        # Its pod template took a new stamp: the pod rolls again, onto the rewritten ConfigMap.
+        message = _rolled_again(bot, running, behind, stamp)
+        event(body, warning=True, reason="ConfigMapBehind", message=message)
+    old = _pod_hash(previous)
     if old is not None and old != config_hash:
         event(
             body,
@@ -501,13 +529,27 @@ def _refused(error: KubeError) -> bool:
     return 400 <= error.status < 500
 
 
-def _ahead(config_map: Mapping[str, Any] | None, running: str | None, config_hash: str) -> bool:
-    """The ConfigMap, as a pass found it, holds the change's config while the Deployment runs
-    another: an earlier pass wrote it and did not bring the Deployment to it."""
-    if config_map is None or running is None or running == config_hash:
-        return False
-    text = (config_map.get("data") or {}).get(CONFIG_FILE)
-    return isinstance(text, str) and objects.file_config_hash(text) == config_hash
+def _repair_time() -> str:
+    """A repair stamp: the time, to the microsecond, so two repairs never share one (an equal
+    stamp would not roll the pod)."""
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _rolled_again(bot: TradingBot, running: str | None, behind: str | None, stamp: str) -> str:
+    """The Warning of a pod rolled again onto the config its pod template names."""
+    deployment, config_map = f"Deployment {bot.name}", f"ConfigMap {config_map_name(bot.name)}"
+    if behind is None:  # found by an earlier pass, whose roll did not get through
+        return (
+            f"{config_map} was found holding another config than {deployment}'s pod template "
+            f"(config {running}) at {stamp}, and was rewritten: its pod may run that other "
+            "config; rolled again"
+        )
+    return (
+        f"{deployment} was rolled out to config {running} while {config_map} held config "
+        f"{behind} (a Deployment write answered 5xx landed after the ConfigMap was put back): "
+        f"its pod may have started on config {behind}. {config_map} now holds config "
+        f"{running}, and the pod was rolled again"
+    )
 
 
 def _is_bots_child(obj: Mapping[str, Any], uid: str, name: str) -> bool:

@@ -37,12 +37,12 @@ class OperatorContext:
     #: connection pool is the real limit, so this costs no reconcile time. Steering (a halt)
     #: never waits for it.
     object_passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
-    #: By (namespace, bot name): the config hash of an object pass that failed without knowing
-    #: whether its writes were made (a 5xx, no answer) while the bot's Deployment ran another
-    #: config. A later pass of that config that fails so again, and reads the Deployment still
-    #: on the other one, knows the earlier write did not land (``children.NotLanded``). Only a
-    #: hint: lost at a restart, when the ConfigMap itself still shows a config ahead of the
-    #: Deployment (``children._write_objects``).
+    #: By (namespace, bot name): the config hash of an object pass whose Deployment write
+    #: failed without saying whether it was made (a 5xx, no answer) while the Deployment ran
+    #: another config. A later pass of that config whose Deployment write fails so again, and
+    #: which read the Deployment still on the other one, knows the earlier write did not land
+    #: (``children.NotLanded``). Lost at a restart: the next Deployment write of unknown
+    #: outcome is then only retried, once more, before the ConfigMap is put back.
     unlanded: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def forget(self, namespace: str, name: str) -> None:

@@ -293,7 +293,7 @@ async def _reconcile(
 
         if not valid:
             outcome = "invalid"
-            if retry == 0:
+            if _newly_invalid(old, problem):
                 event(body, warning=True, reason="InvalidSpec", message=problem)
             said, unsettled = await _settle_invalid(ctx, body, live)
             new = new.model_copy(
@@ -431,6 +431,18 @@ def _not_applied(
     # Not observed yet: the handler is retried. The status timer still reads and steers the
     # bot, which runs on its old config meanwhile (_change_at_work).
     return new.model_copy(update={"conditions": conditions})
+
+
+def _newly_invalid(old: BotStatus, problem: str) -> bool:
+    """The spec's error (``problem``) is not the one the bot's condition says already: a Warning
+    per error, not per pass. Not per retry count either: kopf keeps a handler's retries across
+    edits made meanwhile (an invalid spec is retried while its pause cannot be written), and an
+    edit may bring another error."""
+    was = condition_of(old, "Reconciled")
+    if was is None or was.reason != "InvalidSpec":
+        return True
+    # The condition says the error, then (after "; ") what became of the pause and halt.
+    return was.message != problem and not was.message.startswith(f"{problem[:700]}; ")
 
 
 async def _settle_invalid(

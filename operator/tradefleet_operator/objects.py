@@ -20,6 +20,7 @@ server has is :mod:`tradefleet_operator.object_diff`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ from tradefleet_operator.settings import (
     CONFIG_DIR,
     CONFIG_FILE,
     CONFIG_HASH_ANNOTATION,
+    CONFIG_REPAIRED_ANNOTATION,
     CREDENTIALS_DIR,
     JOURNAL_DIR,
     JOURNAL_FILE,
@@ -208,6 +210,58 @@ def keep_rolled_out(
         ROLLED_OUT_CONFIG_ANNOTATION: kept,
     }
     result["metadata"] = metadata
+    return result
+
+
+# A Deployment write answered 5xx (a timeout: "the request may still be processing") can land
+# after a retry read the Deployment on the old config and put the ConfigMap back: the pod then
+# rolls to the change's config hash while ``bot.yaml`` holds the old config, and starts on that.
+# The next pass finds the ConfigMap behind its Deployment (:func:`config_behind`), rewrites it
+# with a repair stamp, and the pod template takes the stamp (:func:`with_repair_stamp`): the pod
+# rolls again, onto the config its template names. Which config a pod read is not in the API
+# (the runtime says it over gRPC, only while it runs); a ConfigMap behind its pod template is:
+# a pod of that template started while it was so ran the other config, and nothing but this
+# put-back (or a hand edit, which a restart would read too) leaves it so, as the ConfigMap is
+# always written before the Deployment.
+
+
+def config_behind(
+    config_map: Mapping[str, Any] | None, running: str | None, config_hash: str
+) -> str | None:
+    """The config hash of the ``bot.yaml`` ``config_map`` holds when the Deployment's pod
+    template was rolled out with this pass's config (``running == config_hash``) and that
+    ``bot.yaml`` is another config: a pod of the template may have started on it. None
+    otherwise (also for a ``bot.yaml`` that is no manifest: no config to name)."""
+    if config_map is None or running is None or running != config_hash:
+        return None
+    text = (config_map.get("data") or {}).get(CONFIG_FILE)
+    held = file_config_hash(text) if isinstance(text, str) else None
+    return held if held is not None and held != running else None
+
+
+def repair_stamp(obj: Mapping[str, Any] | None) -> str | None:
+    """The repair stamp (``tradefleet.io/config-repaired-at``) of a ConfigMap, or of a
+    Deployment's pod template; None when it has none."""
+    if obj is None:
+        return None
+    metadata = obj.get("metadata") or {}
+    if obj.get("kind") == "Deployment":
+        metadata = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    value = (metadata.get("annotations") or {}).get(CONFIG_REPAIRED_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def with_repair_stamp(obj: Mapping[str, Any], stamp: str) -> dict[str, Any]:
+    """``obj`` (a ConfigMap, or a Deployment: on its pod template) carrying ``stamp``."""
+    result = copy.deepcopy(dict(obj))
+    holder = result
+    if result.get("kind") == "Deployment":
+        holder = result.setdefault("spec", {}).setdefault("template", {})
+    metadata = holder.setdefault("metadata", {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        CONFIG_REPAIRED_ANNOTATION: stamp,
+    }
     return result
 
 

@@ -26,6 +26,14 @@ CONFIG_HASH_ANNOTATION = "tradefleet.io/config-hash"
 #: is read only while the Deployment runs that config, and the next change replaces it.
 ROLLED_OUT_CONFIG_ANNOTATION = "tradefleet.io/rolled-out-config"
 ROLLED_OUT_HASH_ANNOTATION = "tradefleet.io/rolled-out-config-hash"
+#: On a bot's ConfigMap, and on its Deployment's pod template: when a pass found the ConfigMap
+#: holding another config than the one the pod template was rolled out with (a Deployment write
+#: answered 5xx that landed after the ConfigMap was put back: its pod started on the old
+#: config), the time it rewrote the ConfigMap. The pod template carries the ConfigMap's value,
+#: so a new one rolls the pod again (as ``kubectl rollout restart`` does with its own
+#: annotation), and a roll whose write failed is made at the next pass
+#: (``children._write_objects``).
+CONFIG_REPAIRED_ANNOTATION = "tradefleet.io/config-repaired-at"
 #: Set on a TradingBot to reach its runtime somewhere else than ``<name>.<namespace>.svc``
 #: (for running the operator outside the cluster, e.g. against a port-forwarded runtime).
 RUNTIME_ADDRESS_ANNOTATION = "tradefleet.io/runtime-address"

@@ -8,11 +8,14 @@ that, whatever the reason the change was not applied.
 - A Deployment write the API server keeps answering 5xx (a validating webhook down with
   ``failurePolicy: Fail``): the first may be a lost answer (retried as it is); once a retry
   reads the Deployment still on the old config, the earlier write did not land, and the
-  ConfigMap is put back, said on the bot (``NotApplied``) and counted failed.
+  ConfigMap is put back, said on the bot (``NotApplied``) and counted failed. Only the
+  Deployment's own 5xx counts (not another object's, nor a ConfigMap found ahead). A write that
+  lands after the put-back rolls a pod onto the old config: the next pass rewrites the
+  ConfigMap, rolls the pod again (a repair stamp on its template) and says so (Warning).
 - While a change is retried so, the status timer still reads the bot (its runtime may fail) and
   steers it.
-- A spec the model refuses (``InvalidSpec``): its pause and halt reach ``bot.yaml``, and a bot
-  made before keeps its runtime's phase.
+- A spec the model refuses (``InvalidSpec``): its pause and halt reach ``bot.yaml``, a bot
+  made before keeps its runtime's phase, and each new error gets a Warning, retried or not.
 - The failed-reconciles series exists at 0 from the operator's start.
 - Quantities kube-apiserver stores (spaces around them; hugepages rounded up to whole pages) are
   no reason to refuse a change, while admission still refuses them.
@@ -34,7 +37,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from tests.operator.test_reconcile import _body
+from tests.operator.test_reconcile import FakeKube, _body
 from tests.operator.test_reconcile_refused_whole import (
     CONFIG,
     DEPLOYMENT,
@@ -55,6 +58,7 @@ from tradefleet_operator.quantity import kubernetes_refusals, spec_quantity_erro
 from tradefleet_operator.runtime_client import RuntimeClients
 from tradefleet_operator.settings import (
     CONFIG_HASH_ANNOTATION,
+    CONFIG_REPAIRED_ANNOTATION,
     ROLLED_OUT_CONFIG_ANNOTATION,
     OperatorSettings,
 )
@@ -263,9 +267,10 @@ def test_a_write_that_lands_at_the_retry_is_not_put_back() -> None:
     assert _failed() == before
 
 
-def test_a_configmap_found_ahead_after_an_operator_restart_is_put_back_at_the_next_5xx() -> None:
-    """The operator remembers nothing across a restart; the ConfigMap holding the change's
-    config while the Deployment runs another is the evidence that an earlier write did not land."""
+def test_after_an_operator_restart_the_next_deployment_5xx_is_retried_before_a_put_back() -> None:
+    """The operator remembers nothing across a restart, and a ConfigMap found holding the
+    change's config says only that the ConfigMap was written, not that the Deployment was: the
+    new process's first Deployment 5xx is retried as it is, its second puts the ConfigMap back."""
     kube = WebhookDown()
     body = _running_bot(kube, _context(kube))
     before = copy.deepcopy(kube.objects[CONFIG]["data"])
@@ -273,8 +278,15 @@ def test_a_configmap_found_ahead_after_an_operator_restart_is_put_back_at_the_ne
     _pass(_context(kube), body, "update", diff)
     assert "fast: 5" in kube.objects[CONFIG]["data"]["bot.yaml"]
     assert ROLLED_OUT_CONFIG_ANNOTATION in kube.objects[CONFIG]["metadata"]["annotations"]
+    ctx = _context(kube)  # a new operator process
 
-    written, retry = _pass(_context(kube), body, "update", diff)  # a new operator process
+    written, retry = _pass(ctx, body, "update", diff)
+
+    assert retry is not None
+    assert "fast: 5" in kube.objects[CONFIG]["data"]["bot.yaml"]
+    assert "NotApplied" not in [c["reason"] for c in written.get("conditions", [])]
+
+    written, retry = _pass(ctx, body, "update", diff)
 
     assert retry is not None
     assert _reconciled(written)["reason"] == "NotApplied"
@@ -469,3 +481,259 @@ def test_a_value_kube_apiserver_stores_is_no_refusal_but_admission_names_it(
 )
 def test_a_value_kube_apiserver_refuses_is_still_a_refusal(resources: dict[str, Any]) -> None:
     assert kubernetes_refusals(resources, None) != []
+
+
+# --- only the Deployment's own 5xx is evidence that its write did not land -------------------
+
+SERVICE = "/api/v1/namespaces/trading/services/eurusd-paper"
+
+
+class ServiceReadFails(WebhookDown):
+    """Deployment writes answered 500 and not stored; and the first read of the bot's Service
+    answered 503, so that a pass fails after it wrote the ConfigMap, before the Deployment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.service_reads_failing = 0
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        if path == SERVICE and self.service_reads_failing > 0:
+            self.service_reads_failing -= 1
+            raise KubeError(503, "ServiceUnavailable", "etcd leader changed")
+        return await super().get(path)
+
+
+def test_another_objects_5xx_is_no_evidence_that_a_deployment_write_did_not_land(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    kube = ServiceReadFails()
+    ctx = _context(kube)
+    body = _running_bot(kube, ctx)
+    before = copy.deepcopy(kube.objects[CONFIG]["data"])
+    diff = _edit(body, **FAST_5)
+    kube.service_reads_failing = 1
+    _, retry = _pass(ctx, body, "update", diff)  # the ConfigMap written, no Deployment write
+    assert retry is not None
+    assert "fast: 5" in kube.objects[CONFIG]["data"]["bot.yaml"]
+
+    written, retry = _pass(ctx, body, "update", diff)  # the first Deployment write: 500
+
+    # Its outcome is not known (a lost answer may be a write made): retried as it is.
+    assert retry is not None
+    assert "fast: 5" in kube.objects[CONFIG]["data"]["bot.yaml"]
+    assert "NotApplied" not in [c["reason"] for c in written.get("conditions", [])]
+    assert "NotApplied" not in [reason for reason, _, _ in events]
+
+    written, retry = _pass(ctx, body, "update", diff)  # the Deployment's second 500
+
+    assert retry is not None
+    assert _reconciled(written)["reason"] == "NotApplied"
+    assert kube.objects[CONFIG]["data"] == before
+
+
+# --- a Deployment write that lands after the ConfigMap was put back ------------------------
+
+
+class TimesOutThenCommits(ApiServer):
+    """Deployment writes time out (504). The first never commits; the second commits just
+    after the operator read the Deployment back (right as it puts the ConfigMap back). The
+    pod rolled then starts on whatever ``bot.yaml`` the ConfigMap holds at that moment.
+    ``down``: Deployment writes answered 503 and not stored after those two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deployment_writes = 0
+        self.in_flight: Mapping[str, Any] | None = None
+        self.pod_started_on: str | None = None
+        self.down = 0
+
+    async def patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        if path == DEPLOYMENT and self.deployment_writes < 2:
+            self.deployment_writes += 1
+            if self.deployment_writes == 2:
+                self.in_flight = copy.deepcopy(dict(patch))
+            raise KubeError(504, "Timeout", "the request may still be processing")
+        if path == DEPLOYMENT and self.down > 0:
+            self.down -= 1
+            raise KubeError(503, "ServiceUnavailable", "the API server is shutting down")
+        patched = await super().patch(path, patch)
+        if path == CONFIG and self.in_flight is not None:
+            await FakeKube.patch(self, DEPLOYMENT, self.in_flight)  # the timed-out write lands
+            self.in_flight = None
+            self.pod_started_on = self.objects[CONFIG]["data"]["bot.yaml"]
+        return patched
+
+
+def _landed_on_the_put_back_config(
+    kube: TimesOutThenCommits, ctx: OperatorContext
+) -> tuple[dict[str, Any], list[Any], str]:
+    """A running bot edited to fast: 5 whose second Deployment write lands after the put-back:
+    its body, kopf's diff and the config hash it ran before."""
+    body = _running_bot(kube, ctx)
+    old_hash = body["status"]["configHash"]
+    diff = _edit(body, **FAST_5)
+    for _ in range(2):  # the first 504 (retried as it is), then the retry's 504 (NotApplied)
+        written, retry = _pass(ctx, body, "update", diff)
+        assert retry is not None
+        body["status"] = {**body["status"], **written}
+    assert _reconciled(body["status"])["reason"] == "NotApplied"
+    template = kube.objects[DEPLOYMENT]["spec"]["template"]["metadata"]["annotations"]
+    assert template[CONFIG_HASH_ANNOTATION] != old_hash  # the timed-out write landed ...
+    assert kube.pod_started_on is not None
+    assert objects.file_config_hash(kube.pod_started_on) == old_hash  # ... onto the old config
+    assert yaml.safe_load(kube.pod_started_on)["spec"]["strategy"]["params"]["fast"] != 5
+    return body, diff, old_hash
+
+
+def _template(kube: ApiServer) -> dict[str, Any]:
+    found: dict[str, Any] = copy.deepcopy(kube.objects[DEPLOYMENT]["spec"]["template"])
+    return found
+
+
+def test_a_pod_started_on_a_put_back_config_is_rolled_again_and_said(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    kube = TimesOutThenCommits()
+    ctx = _context(kube)
+    body, diff, old_hash = _landed_on_the_put_back_config(kube, ctx)
+    landed = _template(kube)
+    new_hash = landed["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    events.clear()
+
+    written, retry = _pass(ctx, body, "update", diff)  # kopf's next retry
+    body["status"] = {**body["status"], **written}
+
+    assert retry is None
+    assert "fast: 5" in kube.objects[CONFIG]["data"]["bot.yaml"]
+    rolled = _template(kube)
+    stamp = rolled["metadata"]["annotations"][CONFIG_REPAIRED_ANNOTATION]
+    assert rolled != landed  # a new pod template: the pod rolls again, onto fast: 5
+    assert rolled["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == new_hash
+    assert kube.objects[CONFIG]["metadata"]["annotations"][CONFIG_REPAIRED_ANNOTATION] == stamp
+    warned = [(reason, message) for reason, message, warning in events if warning]
+    assert [reason for reason, _ in warned] == ["ConfigMapBehind"]
+    assert old_hash in warned[0][1] and new_hash in warned[0][1]
+    assert _reconciled(body["status"])["reason"] == "UpToDate"
+
+    events.clear()
+    _pass(ctx, body, "update", diff)  # nothing is wrong any more: no roll
+
+    assert _template(kube) == rolled
+    assert [reason for reason, _, warning in events if warning] == []
+
+
+def test_a_roll_again_whose_write_failed_is_made_at_the_next_pass(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    kube = TimesOutThenCommits()
+    ctx = _context(kube)
+    body, diff, _ = _landed_on_the_put_back_config(kube, ctx)
+    landed = _template(kube)
+    kube.down = 1
+    events.clear()
+
+    _, retry = _pass(ctx, body, "update", diff)  # the ConfigMap rewritten; the roll answered 503
+
+    assert retry is not None
+    assert "fast: 5" in kube.objects[CONFIG]["data"]["bot.yaml"]
+    assert _template(kube) == landed
+    # The ConfigMap no longer looks behind: what is left to do is kept on it.
+    stamp = kube.objects[CONFIG]["metadata"]["annotations"][CONFIG_REPAIRED_ANNOTATION]
+
+    _, retry = _pass(ctx, body, "update", diff)
+
+    assert retry is None
+    assert _template(kube)["metadata"]["annotations"][CONFIG_REPAIRED_ANNOTATION] == stamp
+    assert [reason for reason, _, warning in events if warning].count("ConfigMapBehind") == 1
+
+
+def test_a_change_applied_in_one_pass_rolls_once_and_carries_no_repair_stamp() -> None:
+    kube = ApiServer()
+    ctx = _context(kube)
+    body = _running_bot(kube, ctx)
+    diff = _edit(body, **FAST_5)
+
+    for _ in range(2):  # the change, then a pass that finds everything as the spec says
+        written, retry = _pass(ctx, body, "update", diff)
+        assert retry is None
+        body["status"] = {**body["status"], **written}
+
+    assert CONFIG_REPAIRED_ANNOTATION not in _template(kube)["metadata"]["annotations"]
+    assert CONFIG_REPAIRED_ANNOTATION not in (
+        kube.objects[CONFIG]["metadata"].get("annotations") or {}
+    )
+
+
+# --- the InvalidSpec Warning follows the error, not kopf's retry count ------------------------
+
+BAD_MODE = {"mode": "yolo"}
+
+
+def _retried_pass(
+    ctx: OperatorContext, body: dict[str, Any], diff: Any, retry: int
+) -> tuple[dict[str, Any], kopf.TemporaryError | None]:
+    """kopf's retry of the update handler (``retry`` as kopf counts it), on the newest body."""
+    patch = kopf.Patch()
+    error: kopf.TemporaryError | None = None
+    try:
+        asyncio.run(
+            handlers.reconcile(
+                body=cast(kopf.Body, body),
+                meta=cast(kopf.Meta, body["metadata"]),
+                status=cast(kopf.Status, body.get("status") or {}),
+                patch=patch,
+                memo=kopf.Memo(tradefleet=ctx),
+                logger=cast(kopf.Logger, logging.getLogger("test")),
+                reason="update",
+                diff=diff,
+                retry=retry,
+            )
+        )
+    except kopf.TemporaryError as raised:
+        error = raised
+    return dict(patch.get("status") or {}), error
+
+
+def _invalid_and_retried(kube: ApiServer, ctx: OperatorContext) -> dict[str, Any]:
+    """A running bot edited into an invalid spec with a pause the ConfigMap cannot take yet:
+    the pass is retried (kopf keeps its retry count across edits made meanwhile)."""
+    body = _running_bot(kube, ctx)
+    kube.refuse[CONFIG] = 10
+    written, retry = _pass(ctx, body, "update", _edit(body, paused=True, **BAD_TIMEFRAME))
+    assert retry is not None
+    body["status"] = {**body["status"], **written}
+    return body
+
+
+def test_a_changed_invalid_spec_during_retries_gets_its_own_warning(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    kube = ApiServer()
+    ctx = _context(kube)
+    body = _invalid_and_retried(kube, ctx)
+    assert [r for r, _, w in events if w].count("InvalidSpec") == 1
+    events.clear()
+
+    # Edited while retried: the timeframe fixed, the mode broken (kopf: retry 1, same cycle).
+    body["spec"]["market"]["timeframe"] = "1h"
+    diff = _edit(body, **BAD_MODE)
+    written, _ = _retried_pass(ctx, body, diff, retry=1)
+
+    condition = _reconciled(written)
+    assert condition["reason"] == "InvalidSpec" and "mode" in condition["message"]
+    warned = [(reason, message) for reason, message, warning in events if warning]
+    assert [r for r, m in warned if r == "InvalidSpec" and "mode" in m] == ["InvalidSpec"]
+
+
+def test_the_same_invalid_spec_retried_is_warned_of_once(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    kube = ApiServer()
+    ctx = _context(kube)
+    body = _invalid_and_retried(kube, ctx)
+
+    for retry in (1, 2):
+        written, _ = _retried_pass(ctx, body, [], retry=retry)
+        body["status"] = {**body["status"], **written}
+
+    assert [r for r, _, w in events if w].count("InvalidSpec") == 1
