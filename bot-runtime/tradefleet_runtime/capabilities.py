@@ -29,6 +29,7 @@ from tradefleet_runtime.model import (
     OrderUpdate,
     Position,
     PositionReport,
+    Side,
     Trade,
 )
 from tradefleet_runtime.signals import Signal
@@ -82,6 +83,10 @@ class Capability(StrEnum):
     # broker: LeverageReporter (the leverage its venue measures margin with, once connected,
     # which risk plugins read as ``RiskContext.leverage``; without it 1 is assumed)
     KNOWS_LEVERAGE = "knows-leverage"
+    # broker: PriceQuoter (the price a market order would fill at now: a market entry decided
+    # between bars, a signal's, is sized and risk-checked at it rather than at the last close,
+    # up to a bar old)
+    QUOTES_PRICES = "quotes-prices"
     # broker: CashFlowReporter (the venue's payments outside fills, funding: reported as
     # ``CashFlow`` events and, after a restart, those made while the bot was down)
     REPORTS_CASH_FLOWS = "reports-cash-flows"
@@ -331,6 +336,42 @@ class BracketFollower(Protocol):
 
 
 @runtime_checkable
+class ChildCutter(Protocol):
+    """A ``BracketFollower`` (it sizes a bracket's children on its entry's fills itself) told
+    each cut the engine makes to a child whose position got smaller, as the amount taken
+    off. A plain ``amend`` of the child's quantity cannot say it: the broker may have seen
+    more of the entry fill than the engine had when it cut, and would grow the child back
+    over the cut at the entry's next fill. Optional: no capability to declare; without it
+    the engine amends the child's quantity."""
+
+    def cut_child(self, client_order_id: str, quantity: float, cut: float) -> OrderUpdate | None:
+        """The engine took ``cut`` (> 0) off bracket child ``client_order_id``, now
+        ``quantity`` in the engine's count of its entry's fills. From now on size it as all
+        its entry filled less every cut, and bring the one at the venue there (answered as an
+        amend is: "amended" or a refusal; None when the answer comes as an event)."""
+        ...
+
+
+@runtime_checkable
+class TicketBrackets(Protocol):
+    """A broker whose bracket children follow the venue position their entry opened rather
+    than the symbol's net position — an MT5 hedging account, where each ticket carries its own
+    stop-loss and take-profit. A fill that makes the bot's position smaller cuts only the
+    children of the entry whose own position it closed, which only the broker knows: the
+    engine's rule for the others (oldest first, ``children_over_position``) would take the
+    stops off a ticket still open. Optional: no capability to declare."""
+
+    def entries_reduced(self, fill: Fill) -> tuple[str, ...] | None:
+        """The client order ids of the bracket entries whose own positions ``fill`` (one the
+        broker reported) reduced or closed; () when it closed none of them (it opened a
+        position of its own beside them, say); None when this account's children follow the
+        symbol's net position (the engine's own rule applies). Called on the engine thread:
+        answer from what the broker noted when it reported the fill, never waiting on the
+        venue."""
+        ...
+
+
+@runtime_checkable
 class PositionRestorer(Protocol):
     """A venue broker whose booking of a fill depends on the bot's position before it (a spot
     buy closing a short counts its whole amount, one opening a long what the account holds of
@@ -380,6 +421,32 @@ class LeverageReporter(Protocol):
         """The leverage, read once the broker is connected; None when it cannot tell (the
         runtime then assumes 1, which over- rather than understates the margin an order
         needs)."""
+        ...
+
+
+#: The oldest price (seconds since the broker saw it) a ``quotes-prices`` broker gives as the
+#: market's now; older, it has none. A few polls' worth: a price seen since is what a market
+#: order meets, where a bar's close is up to a timeframe old.
+QUOTE_MAX_AGE_S = 5.0
+
+
+@runtime_checkable
+class PriceQuoter(Protocol):
+    """A broker that knows where its venue's market stands now. Between bars (a webhook
+    signal, a control call) the bot's mark of a symbol is its last bar's close, up to a
+    timeframe old; a market entry decided then fills at the market, so the engine sizes and
+    risk-checks it at this price instead (``risk_snapshot.quoted_mark``), for that order only.
+    A broker declaring it that has no usable price gets its market entries refused between
+    bars: a size computed on a stale close can risk several times what the sizer was told."""
+
+    def market_price(self, symbol: str, side: Side) -> float | None:
+        """The price a market order of ``symbol`` on ``side`` would fill at now: the best ask
+        for a buy, the best bid for a sell (the last trade where the venue gives no book), seen
+        at most ``QUOTE_MAX_AGE_S`` ago; None when the broker has none that fresh. Called on
+        the engine thread, only for a market entry decided between bars, while every command
+        behind it waits (an emergency stop among them): answer at once from a price the broker
+        keeps fresh, never waiting on the network (a local read bounded to what it needs, at
+        most)."""
         ...
 
 
@@ -496,6 +563,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.TARGET_POSITIONS: _Shape(frozenset({"strategy"}), (("target_positions", 1),)),
     Capability.INTENT_ONLY: _Shape(frozenset({"risk"}), ()),
     Capability.KNOWS_LEVERAGE: _Shape(frozenset({"broker"}), (("account_leverage", 0),)),
+    Capability.QUOTES_PRICES: _Shape(frozenset({"broker"}), (("market_price", 2),)),
     Capability.RESTORES_POSITIONS: _Shape(frozenset({"broker"}), (("restore_positions", 1),)),
     Capability.REPORTS_CASH_FLOWS: _Shape(frozenset({"broker"}), (("cash_flow_reports", 1),)),
     Capability.REPORTS_ACCRUALS: _Shape(frozenset({"broker"}), ()),
@@ -584,6 +652,7 @@ def check_object(kind: str, obj: object, declared: frozenset[Capability]) -> lis
 
 
 __all__ = [
+    "QUOTE_MAX_AGE_S",
     "RESTORED_FILLS",
     "SHAPES",
     "AccountAction",
@@ -595,18 +664,21 @@ __all__ = [
     "Capability",
     "CashFlowReporter",
     "CashFlowRestorer",
+    "ChildCutter",
     "EquityRestorer",
     "FillObserver",
     "FillRestorer",
     "LockRestorer",
     "OrderObserver",
     "PositionRestorer",
+    "PriceQuoter",
     "RiskLockHolder",
     "SignalReceiver",
     "StateRestorer",
     "SymbolChecker",
     "TargetPlan",
     "TargetPositioner",
+    "TicketBrackets",
     "TierReporter",
     "TradeReader",
     "VenueExecution",

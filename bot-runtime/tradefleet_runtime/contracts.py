@@ -10,7 +10,7 @@ A strategy subclasses ``Strategy``; risk plugins, brokers and data feeds satisfy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
@@ -57,6 +57,14 @@ class PluginParams(BaseModel):
     # Imported in the class body, so that the check is the spec models' own and this file's
     # imports stay as they are.
     from tradefleet_runtime.spec.values import no_bools_as_numbers as _numbers
+
+    def needs_size(self) -> str:
+        """The param that, at these values, decides on the order's size, as a ``needs-size``
+        plugin does (pre-trade's ``max_risk_per_trade`` shrinks an order to its risk): such a
+        plugin placed before the chain's sizer is refused at load, naming its ``spec.risk[i]``
+        and this param. "" (the default): none does. For a plugin that needs the size only
+        under some settings, since a capability cannot depend on params."""
+        return ""
 
 
 class NoParams(PluginParams):
@@ -256,9 +264,31 @@ class RiskContext(NamedTuple):
     # (``Order.quantity``): every order that is not reduce-only, bracket children aside. What
     # they may add to the account's risk and exposure counts before they fill.
     entries: tuple[Order, ...] = ()
+    # How much of each open position an order on its closing side may still close: the
+    # quantity held, less what the exits already working on that side will close (a
+    # ``ctx.close`` sent earlier, in this bar too; a bracket's stop and take-profit are not
+    # counted: they guard the position rather than close it). 0 when exits cover it all. The
+    # engine gives it for every open position; None: not told (a context built by hand), and
+    # ``closing`` takes the whole position. A reversal sent as ``close`` + an entry closes
+    # nothing with the entry, and a cap on what an order opens must not credit it.
+    closable: Mapping[str, float] | None = None
 
     def mark(self, symbol: str) -> float:
         return self.marks.get(symbol, 0.0)
+
+    def closing(self, intent: OrderIntent, quantity: float) -> float:
+        """How much of an order of ``quantity`` on ``intent``'s side closes its symbol's
+        position (the rest opens or adds): none when the order is on the position's side or
+        there is none; else at most what ``closable`` says is still to close. A cap on what
+        an order opens (a sizer's ``max_leverage``, pre-trade's ``max_risk_per_trade``)
+        credits this part as an exit, which no cap may cut."""
+        symbol = intent.symbol
+        held = self.positions.get(symbol)
+        if held is None or held.quantity * intent.side.sign >= 0.0:
+            return 0.0
+        closable = self.closable
+        left = abs(held.quantity) if closable is None else closable.get(symbol, 0.0)
+        return min(quantity, left) if left > 0.0 else 0.0
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from __future__ import annotations
 import decimal
 import functools
 import math
+from typing import Protocol, runtime_checkable
 
 from tradefleet_runtime.model import Instrument, OrderType, ReasonCode, Side
 
@@ -94,4 +95,107 @@ def limit_problem(
     return None
 
 
-__all__ = ["limit_problem", "round_price", "round_quantity"]
+@runtime_checkable
+class CoinFees(Protocol):
+    """A broker whose venue may keep a buy's fee in the coin bought (the ccxt broker on
+    Binance spot): the engine asks it the rate before a bracket entry leaves
+    (``bracket_problem``). Any other broker's fees leave what a buy holds whole."""
+
+    def coin_fee_rate(self, symbol: str) -> float:
+        """The share of a buy of ``symbol`` the venue may keep in the coin bought (0: none)."""
+        ...
+
+
+@runtime_checkable
+class ReduceOnlyMinimums(Protocol):
+    """A broker whose venue lets a reduce-only order below the minimum notional through (the
+    ccxt broker on Binance USDⓈ-M — "-4164 Order's notional must be no smaller than … (unless
+    you choose reduce only)" — and Bybit linear, whose closing orders are exempt from the
+    minimum order value; the minimum quantity still holds there). The engine asks it before a
+    reduce-only order, or a bracket entry whose children are sent reduce-only, is checked
+    against the notional (``limit_problem``, ``bracket_problem``). Any other broker's minimum
+    notional holds for every order."""
+
+    def reduce_only_below_min_notional(self, symbol: str) -> bool:
+        """Whether the venue takes a reduce-only order of ``symbol`` below its minimum
+        notional."""
+        ...
+
+
+def below_minimum_advice(instrument: Instrument, code: ReasonCode) -> str | None:
+    """What a person does about a close refused as below ``instrument``'s minimum (``code``):
+    no order of the bot can close such a position — an emergency flatten's close is refused
+    the same way — so it is closed at the venue by hand (its "convert small balances" on
+    spot), or added to until the whole is over the minimum. None for any other refusal."""
+    if code is ReasonCode.BELOW_MIN_NOTIONAL:
+        currency = f" {instrument.quote_currency}" if instrument.quote_currency else ""
+        limit = f"minimum notional {instrument.min_notional:g}{currency}"
+    elif code is ReasonCode.BELOW_MIN_QUANTITY:
+        limit = f"minimum quantity {instrument.min_quantity:g} {instrument.symbol}"
+    else:
+        return None
+    return f"below the venue's {limit}: close at the venue by hand or add to the position"
+
+
+def held_after_fee(quantity: float, side: Side, coin_fee_rate: float, lot_step: float) -> float:
+    """What a position holds once an order of ``quantity`` fills, when the venue keeps
+    ``coin_fee_rate`` of a buy as its fee in the coin bought (Binance spot, unless BNB pays
+    it): the rest, down to ``lot_step`` — as a broker counts it (the ccxt broker's
+    ``held_quantity``), so that it never sells more than the account holds. A sell's fee (and
+    any fee where ``coin_fee_rate`` is 0) leaves the quantity whole."""
+    if side is not Side.BUY or coin_fee_rate <= 0.0:
+        return quantity
+    return round_quantity(quantity * (1.0 - coin_fee_rate), lot_step)
+
+
+def bracket_problem(
+    instrument: Instrument,
+    side: Side,
+    quantity: float,
+    stop_loss: float | None,
+    take_profit: float | None,
+    coin_fee_rate: float = 0.0,
+    reduce_only_exempt: bool = False,
+) -> tuple[ReasonCode, str] | None:
+    """Why the stop-loss or take-profit of an entry of ``quantity`` on ``side`` could not be
+    placed at the venue once the entry fills, naming the limit and the numbers; None when both
+    could. A child closes what the position holds (``held_after_fee``), and its notional is at
+    its own price: a long's stop below the entry is worth less than the entry, so an entry just
+    over the minimum notional gets a stop under it. The venue would refuse that child after
+    the entry filled, leaving the position without it; refused here, the entry never leaves.
+    ``stop_loss`` and ``take_profit`` are on the tick already (None or 0: none).
+    ``reduce_only_exempt``: the children, sent reduce-only, are below no minimum notional at
+    this venue (``ReduceOnlyMinimums``); their quantity is still checked. An exit (a
+    reduce-only order) is never asked: its children close nothing, and an exit is never
+    refused."""
+    held = held_after_fee(quantity, side, coin_fee_rate, instrument.lot_step)
+    for role, price in (("stop-loss", stop_loss), ("take-profit", take_profit)):
+        if not price:
+            continue
+        problem = limit_problem(instrument, held, None if reduce_only_exempt else price)
+        if problem is None:
+            continue
+        kept = ""
+        if held != quantity:
+            kept = (
+                f"the position would hold {held:g} ({quantity:g} less the venue's "
+                f"{coin_fee_rate * 100:g}% fee taken in the coin bought, down to the lot step "
+                f"{instrument.lot_step:g}), and "
+            )
+        return (
+            problem[0],
+            f"its {role} at {price:g} could not be placed once the entry fills: {kept}{problem[1]}",
+        )
+    return None
+
+
+__all__ = [
+    "CoinFees",
+    "ReduceOnlyMinimums",
+    "below_minimum_advice",
+    "bracket_problem",
+    "held_after_fee",
+    "limit_problem",
+    "round_price",
+    "round_quantity",
+]

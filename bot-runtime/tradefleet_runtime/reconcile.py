@@ -233,6 +233,19 @@ def adopted_order(report: OrderReport, journaled: Order | None) -> Order:
     return order
 
 
+def booked_fill(fill: Fill, order: Order | None) -> Fill:
+    """``fill`` of the bot's working ``order`` (None: no such order), under the order's tag
+    where the broker gave the order's bare type. A venue broker knows an order it adopted at a
+    restart as the venue holds it, and venues keep no tag, so its fill reads ``limit`` or
+    ``stop`` (``fill_reason`` of an untagged order) where the order the bot works — the
+    journal's, adopted — says ``breakout`` or ``stop_loss``: the reason is the trade's entry or
+    exit reason, as for the fills reconciliation books. Any other reason (a venue's own SL/TP
+    close, a liquidation) is the broker's word and kept."""
+    if order is None or not order.tag or fill.reason != order.order_type.value:
+        return fill
+    return fill._replace(reason=order.tag)
+
+
 def _venue_price(report: OrderReport, order: Order) -> float | None:
     """The price ``report`` says the venue holds ``order`` at, when it is one the bot can take:
     a positive finite price of an order of the same kind (a limit price, a stop's trigger); a
@@ -393,6 +406,7 @@ __all__ = [
     "RECONCILED_REASON",
     "ReconcilePlan",
     "adopted_order",
+    "booked_fill",
     "order_from_report",
     "plan_reconciliation",
     "position_drift",

@@ -760,11 +760,18 @@ class BotSession:
         start_journal_run(self.bot, self.journal)
 
     def _restore(self, engine: Engine) -> None:
+        read = self._carried_read
+        carried = read[0] if read is not None else self.journal.carried_state(self.bot.name)
+        self.carried = carried
+        if carried is not None:
+            # First: everything until the first bar is stamped at the last bar's close, a
+            # person's reset, halt or resume included (``Engine.restore_clock``).
+            engine.restore_clock(carried.last_bar_ts)
         control = self.journal.last_control_event()
         restored = control is not None and control[0] == "halted"
         if control is not None and restored:
             engine.restore_halt(restored_halt_reason(control[1]))
-            self.journal.record_event(0, "halt_restored", "the emergency stop still holds")
+            self.journal.record_event(engine.now, "halt_restored", "the emergency stop still holds")
         # The account's past equity, before the locks (a restored lock is the last word on a
         # plugin's state); a first start has none.
         timestamps, equity = self.journal.account_equity(self.bot.name)
@@ -783,9 +790,6 @@ class BotSession:
             # After the locks: a plugin that holds one again takes them, measuring from the
             # reset a person makes.
             engine.restore_fills(measured, self.journal.lock_resets())
-        read = self._carried_read
-        carried = read[0] if read is not None else self.journal.carried_state(self.bot.name)
-        self.carried = carried
         if self.bot.venue is not None:
             self._reconcile(engine, self.bot.venue, carried)
         elif carried is not None:
@@ -929,7 +933,7 @@ class BotSession:
                 released = self._watching_positions(engine, self.bot.venue, released)
             if self.mode is not Mode.BACKTEST:
                 symbols = frozenset(self.bot.manifest.spec.market.symbols)
-                released = _marking_handled(self.journal, released, symbols)
+                released = _marking_handled(self.journal, engine, released, symbols)
             with _collector_frozen(self.mode is Mode.BACKTEST):
                 engine.run(released, self.should_stop)
         except BaseException as error:
@@ -1038,7 +1042,7 @@ class BotSession:
 
 
 def _marking_handled(
-    journal: RunJournal, bars: Iterator[Bar], symbols: frozenset[str]
+    journal: RunJournal, engine: Engine, bars: Iterator[Bar], symbols: frozenset[str]
 ) -> Iterator[Bar]:
     """``bars``, each timestamp journaled as handled (``record_bar_handled``) once the engine
     asks for the bar after the last of ``symbols``' bars at it: it has then handled them all,
@@ -1048,7 +1052,12 @@ def _marking_handled(
     so its orders get the ids they had (and are not sent twice), and no symbol's bar is
     skipped. A timestamp some symbol has no bar at is left to its equity snapshot, journaled
     when the next one begins. Paper and live runs only: a backtest restarts from the
-    beginning."""
+    beginning.
+
+    A marked timestamp's equity is snapshotted then too (``Engine.close_timestamp``), at its
+    close: the fills a venue reports while the bot waits belong to the next close, not to
+    this one (the day's start, and a restart's, would drop their loss). After the mark: a
+    kill between the two leaves the timestamp handled, without its snapshot, as before."""
     current = None
     seen: set[str] = set()
     for bar in bars:
@@ -1059,6 +1068,7 @@ def _marking_handled(
         seen.add(bar[0])
         if seen >= symbols:
             journal.record_bar_handled(bar[2] + bar[1])
+            engine.close_timestamp(bar[2])
 
 
 def split_history(

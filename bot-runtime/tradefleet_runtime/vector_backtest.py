@@ -358,6 +358,10 @@ def _decisions(
                     no_stops,
                     leverage,
                     initial,
+                    # Each order's fill is booked before the next is decided: no entry nor
+                    # exit works then, and the whole position is closable.
+                    (),
+                    MappingProxyType({symbol: abs(position.quantity)}),
                 ),
             )
         decision = check(intent, context)

@@ -262,6 +262,8 @@ def tradefleet_brokers() -> list[PluginSpec]:
                 {
                     Capability.VENUE_EXECUTION,
                     Capability.KNOWS_LEVERAGE,
+                    # The terminal's tick: a signal's market entry is sized at it.
+                    Capability.QUOTES_PRICES,
                     # Swaps, booked on the deal that closes a position.
                     Capability.REPORTS_CASH_FLOWS,
                     # ... and accrued on an open position until then (in the equity).
@@ -287,6 +289,8 @@ def tradefleet_brokers() -> list[PluginSpec]:
                     Capability.FOLLOWS_BRACKETS,
                     Capability.KNOWS_LEVERAGE,
                     Capability.RESTORES_POSITIONS,
+                    # The venue's ticker: a signal's market entry is sized at it.
+                    Capability.QUOTES_PRICES,
                     # Funding of linear markets (Binance USDⓈ-M, Bybit); spot reports none.
                     Capability.REPORTS_CASH_FLOWS,
                 }

@@ -452,7 +452,9 @@ def test_a_resized_stops_earlier_copy_the_venue_kept_is_cancelled_later(tmp_path
         harness.close()
 
 
-@pytest.mark.parametrize("name", ["binance-spot", "binance-usdm"])
+# Binance USDⓈ-M takes a reduce-only stop below its minimum notional: there the first part gets
+# its stop at once (tests/runtime/test_bracket_minimums_exits.py).
+@pytest.mark.parametrize("name", ["binance-spot"])
 def test_a_first_part_below_the_minimum_waits_for_the_rest_before_its_stop(
     name: str, tmp_path: Path
 ) -> None:
@@ -500,13 +502,14 @@ def test_a_first_part_below_the_minimum_waits_for_the_rest_before_its_stop(
 def test_a_child_cancelled_before_it_was_placed_is_never_placed(tmp_path: Path) -> None:
     """A flatten cancels every order the bot knows, a bracket child waiting for more of its
     entry included: it is said cancelled at once and never placed later (a stop placed after
-    a flatten would act on the next position); its sibling still protects the entry."""
-    harness = _venue("binance-usdm", tmp_path)
+    a flatten would act on the next position); its sibling still protects the entry. On
+    Binance spot: USDⓈ-M takes a reduce-only child below its minimum notional at once."""
+    harness = _venue("binance-spot", tmp_path)
     try:
         instrument = harness.broker.instrument(harness.symbol)
         fraction = 0.5 * instrument.min_notional / (QUANTITY * 48_000.0)
         harness.fake.faults.inject(
-            "partial_fill", path=ORDER_PATH["binance-usdm"], method="POST", fraction=fraction
+            "partial_fill", path=ORDER_PATH["binance-spot"], method="POST", fraction=fraction
         )
         entry = harness.order(
             "wh1",

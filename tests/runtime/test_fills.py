@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.runtime.helpers import HOUR, T0, Scripted, bar, run
-from tradefleet_runtime.model import OrderStatus, OrderType
+from tradefleet_runtime.model import OrderIntent, OrderStatus, OrderType, Side
 
 
 def test_market_order_fills_at_next_open_plus_slippage() -> None:
@@ -138,11 +138,14 @@ def test_reversal_books_a_trade_and_opens_the_other_side() -> None:
 
 def test_a_reduce_only_order_cut_to_the_position_leaves_no_remainder_working() -> None:
     """Regression: the paper broker filled a reduce-only stop up to the position and dropped
-    the rest silently; the engine kept the rest as a working order (a phantom stop)."""
+    the rest silently; the engine kept the rest as a working order (a phantom stop). (A plain
+    reduce-only stop: a bracket's stop-loss is cut to its position as soon as the position is
+    reduced, test_bracket_children_shrink.py, so it never outgrows it.)"""
+    stop = OrderIntent("TEST", Side.BUY, 10, OrderType.STOP, 110, reduce_only=True)
     strategy = Scripted(
         {
-            0: lambda ctx, b: ctx.sell("TEST", 10, stop_loss=110),
-            1: lambda ctx, b: ctx.buy("TEST", 4),  # reduces the short to 6: the stop is for 10
+            0: lambda ctx, b: ctx.sell("TEST", 10),
+            1: lambda ctx, b: (ctx.submit(stop), ctx.buy("TEST", 4)),  # the short is 6 now
         }
     )
     engine, _ = run(
@@ -157,5 +160,7 @@ def test_a_reduce_only_order_cut_to_the_position_leaves_no_remainder_working() -
     )
     assert engine.position("TEST").quantity == 0
     assert engine.open_orders() == []
-    [cut] = [u for u in strategy.updates if u.client_order_id.endswith("-sl")]
+    stopped = strategy.fills[-1]
+    assert (stopped.reason, stopped.quantity) == ("stop", 6)
+    [cut] = [u for u in strategy.updates if u.client_order_id == stopped.client_order_id]
     assert cut.status is OrderStatus.CANCELLED and "reduce-only" in cut.reason

@@ -43,8 +43,11 @@ from tradefleet_runtime.capabilities import (
     ActionKind,
     BracketFollower,
     CashFlowRestorer,
+    ChildCutter,
+    PriceQuoter,
     RiskLockHolder,
     SignalReceiver,
+    TicketBrackets,
     VenueExecution,
 )
 from tradefleet_runtime.cash_flows import accrual_problem, books_in, cash_flow_problem
@@ -58,11 +61,16 @@ from tradefleet_runtime.contracts import (
 )
 from tradefleet_runtime.engine.context import BotContext
 from tradefleet_runtime.engine.journal_port import JournalWriter
-from tradefleet_runtime.engine.order_book import OrderBook, Resized
+from tradefleet_runtime.engine.order_book import (
+    OrderBook,
+    Resized,
+    children_cut_by,
+    children_over_position,
+)
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.engine.risk_driver import RiskDriver
 from tradefleet_runtime.engine.risk_hooks import ACTION_TAG, RiskHooks, action_intents
-from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, reducible
+from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, quoted_mark, reducible
 from tradefleet_runtime.engine.stop_moves import (
     BROKER_REFUSED,
     MOVED,
@@ -85,7 +93,15 @@ from tradefleet_runtime.errors import (
     StrategyRefused,
 )
 from tradefleet_runtime.indicators import bar_handler
-from tradefleet_runtime.instruments import limit_problem, round_price, round_quantity
+from tradefleet_runtime.instruments import (
+    CoinFees,
+    ReduceOnlyMinimums,
+    below_minimum_advice,
+    bracket_problem,
+    limit_problem,
+    round_price,
+    round_quantity,
+)
 from tradefleet_runtime.model import (
     Accrual,
     Bar,
@@ -106,7 +122,12 @@ from tradefleet_runtime.model import (
     Trade,
 )
 from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
-from tradefleet_runtime.reconcile import ReconcilePlan, adopted_order, order_from_report
+from tradefleet_runtime.reconcile import (
+    ReconcilePlan,
+    adopted_order,
+    booked_fill,
+    order_from_report,
+)
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.timeframes import format_timeframe
 from tradefleet_runtime.tracing import EngineTracer
@@ -170,6 +191,18 @@ _STOP_POLICY = _Closer(
     "stop_flatten",
     "the stop policy's flatten (spec.onStop.flattenPositions)",
 )
+# The close of a position whose stop-loss was refused (``Engine._exit_unprotected``): the
+# position runs bare, so the close is owed as a flatten's is — sent again while refused for a
+# passing reason, resumed by a restart, and, refused for good (below the venue's minimum),
+# left to a person as a close stuck (``closes_stuck``, the TradefleetCloseStuck alert).
+_STOP_REFUSED = _Closer(
+    STOP_REFUSED_TAG,
+    "the stop-refused close",
+    "The bot sends the close again at the next bar (none while a close of it is on its way) "
+    "until the position is flat, and a restart resumes it",
+    "stop_refused_close",
+    "the close after a refused stop-loss",
+)
 
 
 def _stop_intent(stop: Order) -> OrderIntent:
@@ -210,9 +243,12 @@ def _closer_by_tag(order: Order) -> _Closer:
 
 
 def _closer_named(tag: str) -> _Closer:
-    """The closer whose closes are tagged ``tag``: the stop policy's, or a risk plugin's."""
+    """The closer whose closes are tagged ``tag``: the stop policy's, the close of a position
+    whose stop-loss was refused, or a risk plugin's."""
     if tag == STOP_FLATTEN_TAG:
         return _STOP_POLICY
+    if tag == STOP_REFUSED_TAG:
+        return _STOP_REFUSED
     return _risk_closer(tag[len(ACTION_TAG) :])
 
 
@@ -258,6 +294,21 @@ def _state_keyed(plugins: Sequence[tuple[str, _P]]) -> tuple[tuple[str, _P], ...
         seen[name] = seen.get(name, 0) + 1
         keyed.append((name if seen[name] == 1 else f"{name}#{seen[name]}", plugin))
     return tuple(keyed)
+
+
+def _replay_from(timestamps: Sequence[int], reset: int | None) -> int:
+    """The first of ``timestamps`` (equity snapshots, oldest first) a ``restores-equity``
+    plugin whose lock a person reset at bar time ``reset`` (None: never) is shown after a
+    restart: the last snapshot at that time, the equity the reset took as its new start, else
+    the first after it. A reset is stamped at the last close (between bars, or before a
+    restarted bot's first bar: ``restore_clock``), after everything journaled at that time: a
+    run that ended on a fill after its last close has two snapshots there (``_end_snapshot``),
+    and replayed from the first, the equity before that fill, the plugin found again the loss
+    the person had reset. Pure."""
+    if reset is None:
+        return 0
+    after = bisect.bisect_right(timestamps, reset)
+    return after - 1 if after and timestamps[after - 1] == reset else after
 
 
 def _refusal_code(code: str) -> ReasonCode:
@@ -492,6 +543,14 @@ class Engine:
         # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
         # ends cancelled without being among them was cancelled by someone else.
         self._cancels_asked: set[str] = set()
+        # Bracket children cut to their smaller position (``_cap_children``) whose broker
+        # answer is awaited: client order id -> why (a cancel's reason, journaled with the
+        # broker's), or "" for an amend of the quantity (its plain answer adds nothing to the
+        # journal's resize row).
+        self._cuts_asked: dict[str, str] = {}
+        # A broker whose children follow the venue position their entry opened (an MT5
+        # hedging account's tickets): it says which entries' positions a fill reduced.
+        self._tickets = broker if isinstance(broker, TicketBrackets) else None
         # Stop-losses a risk plugin's MOVE_STOP is amending, until the broker answers:
         # client order id -> (the plugin, the new price).
         self._stop_moves: dict[str, tuple[str, float]] = {}
@@ -505,6 +564,11 @@ class Engine:
         # 1 while orders are decided between bars (``between_bars``): they are created a
         # second after the last close.
         self._between_bars = 0
+        # A broker that knows the market now (``quotes-prices``; the registry refuses a plugin
+        # with ``market_price`` that does not declare it), and (symbol, its price) while a
+        # market entry decided between bars is judged on it (``_quote_entry``).
+        self._quoter = broker if isinstance(broker, PriceQuoter) else None
+        self._quote: tuple[str, float] | None = None
         self._sequence_ts = -1
         self._sequence = 0
         self._instruments: dict[str, Instrument] = {}
@@ -543,6 +607,11 @@ class Engine:
         self._pending_ts: list[int] = []
         self._pending_equity: list[float] = []
         self._pending_exposure: list[float] = []
+        # The close a paper or live run snapshotted at the close itself (``close_timestamp``),
+        # and its (equity, exposure): the loop does not take it again when the next
+        # timestamp begins, after the fills a venue reported in between. -1: none.
+        self._sealed_ts = -1
+        self._sealed = (0.0, 0.0)
         self._base_symbols: frozenset[str] = frozenset()
         self._aggregators: dict[str, list[BarAggregator]] = {}
         self._started = False
@@ -812,28 +881,35 @@ class Engine:
             ts = bar[2]
             if ts != current:
                 if current is not None:
-                    # End of the previous timestamp: snapshot equity at its close.
-                    equity = portfolio.cash + portfolio.accrued_total
-                    exposure = 0.0
-                    for held, position in open_positions.items():
-                        value = position.quantity * marks[held]
-                        equity += value
-                        exposure += value if value > 0.0 else -value
                     close_ts = current + timeframe
-                    ts_append(close_ts)
-                    equity_append(equity)
-                    exposure_append(exposure)
-                    if equity > peak:
-                        peak = self._peak_equity = equity
-                    if close_ts >= next_day:
-                        self._new_day(close_ts, equity)
-                        next_day = self._next_day
-                    unjournaled += 1
-                    if unjournaled >= chunk:
-                        self._journal_equity()
-                        unjournaled = 0
+                    if close_ts != self._sealed_ts:
+                        # End of the previous timestamp: snapshot equity at its close.
+                        equity = portfolio.cash + portfolio.accrued_total
+                        exposure = 0.0
+                        for held, position in open_positions.items():
+                            value = position.quantity * marks[held]
+                            equity += value
+                            exposure += value if value > 0.0 else -value
+                        ts_append(close_ts)
+                        equity_append(equity)
+                        exposure_append(exposure)
+                        if equity > peak:
+                            peak = self._peak_equity = equity
+                        if close_ts >= next_day:
+                            self._new_day(close_ts, equity)
+                            next_day = self._next_day
+                        unjournaled += 1
+                        if unjournaled >= chunk:
+                            self._journal_equity()
+                            unjournaled = 0
+                    else:
+                        # Taken at the close itself (``close_timestamp``), before the fills a
+                        # venue reported since: those are the next close's. The locals follow.
+                        peak, next_day = self._peak_equity, self._next_day
+                        unjournaled = len(self._pending_ts)
                     if should_stop is not None and should_stop():
-                        current = None
+                        if close_ts != self._sealed_ts:
+                            current = None  # snapshotted above: none at the end
                         break
                 current = ts
             count += 1
@@ -876,18 +952,61 @@ class Engine:
                 # before a live bot waits an hour for its next bar (or is killed meanwhile).
                 self._risk_after_bar()
         if current is not None:
-            equity, exposure = portfolio.equity_and_exposure()
-            ts_append(current + timeframe)
-            equity_append(equity)
-            exposure_append(exposure)
-            if equity > self._peak_equity:
-                self._peak_equity = equity
+            self._end_snapshot(current + timeframe)
         self._journal_equity()
         self.stats.bars += count
 
     def _new_day(self, close_ts: int, equity: float) -> None:
         self._day_start_equity = equity
         self._next_day = (close_ts // 86400 + 1) * 86400
+
+    def close_timestamp(self, ts: int) -> None:
+        """Every symbol's bar at ``ts`` is handled and the run is about to wait for the next
+        (a paper or live run, ``session._marking_handled``): snapshot the equity at the close
+        now, and journal it. Taken when the next timestamp began, the snapshot held the fills
+        a venue reported in between (a stop-loss hit mid-bar): the day's start was taken after
+        that loss, and a restart replaying the snapshots (``restores-equity``) forgot it."""
+        close_ts = ts + self.config.base_timeframe_s
+        if close_ts == self._sealed_ts:
+            return
+        equity, exposure = self.portfolio.equity_and_exposure()
+        self._journal_equity()  # the close in a chunk of its own (``_end_snapshot`` adds to it)
+        self._pending_ts.append(close_ts)
+        self._pending_equity.append(equity)
+        self._pending_exposure.append(exposure)
+        if equity > self._peak_equity:
+            self._peak_equity = equity
+        if close_ts >= self._next_day:
+            self._new_day(close_ts, equity)
+        self._journal_equity()
+        self._sealed_ts, self._sealed = close_ts, (equity, exposure)
+
+    def _end_snapshot(self, close_ts: int) -> None:
+        """The run's last snapshot, stamped at its last close, of the equity as the run ends.
+        A close taken at the close itself (``close_timestamp``) keeps its point; what moved
+        since (a fill between bars) is a second point of the same time, journaled in one chunk
+        with it (a chunk replaces the one of its first time): the run ends at the account's
+        equity, and a restart still starts the day where the run did."""
+        equity, exposure = self.portfolio.equity_and_exposure()
+        if equity > self._peak_equity:
+            self._peak_equity = equity
+        if close_ts != self._sealed_ts:
+            self._pending_ts.append(close_ts)
+            self._pending_equity.append(equity)
+            self._pending_exposure.append(exposure)
+            return
+        if (equity, exposure) == self._sealed:
+            return
+        self._journal_equity()
+        (sealed_equity, sealed_exposure), self._sealed_ts = self._sealed, -1
+        self.journal.record_equity(
+            array("q", (close_ts, close_ts)),
+            _doubles([sealed_equity, equity]),
+            _doubles([sealed_exposure, exposure]),
+        )
+        self._equity_ts.append(close_ts)
+        self._equity.append(equity)
+        self._exposure.append(exposure)
 
     def _journal_equity(self) -> None:
         """Journal the pending snapshots as one chunk, then move them into the run's arrays
@@ -989,7 +1108,55 @@ class Engine:
         return reducible(self.portfolio, self.book, symbol, side)
 
     def _risk_context(self, symbol: str) -> RiskContext:
-        return self._snapshots.context(symbol, self._now, self._day_start_equity, self._peak_equity)
+        return self._snapshots.context(
+            symbol, self._now, self._day_start_equity, self._peak_equity, self._quote
+        )
+
+    def _decided_mark(self, symbol: str) -> float | None:
+        """The price an order of ``symbol`` is being decided at when it has none of its own:
+        the broker's current one for a market entry decided between bars (``_quote_entry``),
+        else the last close."""
+        quote = self._quote
+        if quote is not None and quote[0] == symbol:
+            return quote[1]
+        return self.portfolio.marks.get(symbol)
+
+    def _quote_entry(self, intent: OrderIntent, order_id: str) -> bool:
+        """Between bars a symbol's mark is its last close, up to a bar old, and a market
+        entry fills at the market: one (not an exit, which sizes nothing on the price and is
+        never refused) is sized and risk-checked at the broker's current price instead
+        (``quotes-prices``), this order alone; equity and the bars' marks keep the close.
+        False when it is refused, journaled: the broker quotes prices but gave none usable
+        (``risk_snapshot.quoted_mark``). A live broker that quotes none: the decisions say the
+        order was judged on the last close."""
+        self._quote = None
+        if intent.order_type is not OrderType.MARKET or intent.reduce_only:
+            return True
+        symbol, side, quantity = intent.symbol, intent.side, intent.quantity
+        if quantity is not None:
+            left = self._reducible(symbol, side)
+            if left > 0.0 and quantity <= left * (1.0 + 1e-9):  # the driver makes it reduce-only
+                return True
+        close = self.portfolio.marks.get(symbol)
+        quoter = self._quoter
+        if quoter is None:
+            if self.config.mode == "live":
+                last = f"{close:g} ({_utc(self._now)})" if close else "none yet"
+                why = f"judged at {symbol}'s last close, {last}: the broker quotes no current price"
+                self._decide("engine.price", intent, order_id, RiskDecision.approve(None, why))
+            return True
+        try:
+            quote: object = quoter.market_price(symbol, side)
+        except Exception:  # a broker's fault is no price: the entry is refused, not misjudged
+            log.exception("broker failed to quote %s", symbol)
+            quote = None
+        mark, reason, code = quoted_mark(symbol, side, quote, close)
+        if mark is None:
+            self._decide("engine.price", intent, order_id, RiskDecision.veto(reason, code))
+            return False
+        self._quote = (symbol, mark)
+        self._decide("engine.price", intent, order_id, RiskDecision.approve(None, reason))
+        return True
 
     def send_queued(self) -> None:
         """Pass queued intents through the risk chain to the broker now (outside a bar)."""
@@ -1061,6 +1228,8 @@ class Engine:
                 {"client_order_id": order_id},
             )
             return None
+        if self._between_bars and not self._quote_entry(intent, order_id):
+            return None
         order = self.driver.order_for(intent, order_id, self._now + self._between_bars)
         if order is None:
             return None
@@ -1071,7 +1240,7 @@ class Engine:
         self.stats.orders += 1
         self.last_order_id = order.client_order_id
         self.journal.record_order(
-            order, OrderStatus.PENDING, self._now, "", self.portfolio.marks.get(order.symbol)
+            order, OrderStatus.PENDING, self._now, "", self._decided_mark(order.symbol)
         )
         if self.listener is not None:
             self.listener.on_order(order, OrderUpdate(order.client_order_id, _PENDING, self._now))
@@ -1086,6 +1255,7 @@ class Engine:
         limited = bool(
             instrument.tick_size
             or instrument.min_notional
+            or instrument.min_quantity  # a bracket's children (``bracket_problem``)
             or instrument.max_quantity != float("inf")
         )
         self._instrument_limits[order.symbol] = limited
@@ -1107,8 +1277,24 @@ class Engine:
                 if order.take_profit
                 else order.take_profit,
             )
-        price = order.price if order.price else self.portfolio.marks.get(order.symbol)
+        price = order.price if order.price else self._decided_mark(order.symbol)
+        exempt = self._reduce_only_exempt(order.symbol)
+        if order.reduce_only and exempt:
+            price = None  # the venue takes it below its minimum notional: only its quantity
         problem = limit_problem(instrument, order.quantity, price)
+        if problem is None and not order.reduce_only and (order.stop_loss or order.take_profit):
+            # An entry's children must pass too: refused at the venue once the entry filled,
+            # they would leave the position without its stop. An exit's are never checked: it
+            # is never refused (its children close nothing: the position is closed).
+            problem = bracket_problem(
+                instrument,
+                order.side,
+                order.quantity,
+                order.stop_loss,
+                order.take_profit,
+                self._coin_fee_rate(order.symbol),
+                exempt,
+            )
         if problem is None:
             return order
         self._decide(
@@ -1118,6 +1304,21 @@ class Engine:
             RiskDecision.veto(problem[1], problem[0].value),
         )
         return None
+
+    def _reduce_only_exempt(self, symbol: str) -> bool:
+        """Whether the broker's venue takes a reduce-only order of ``symbol`` below its
+        minimum notional (``ReduceOnlyMinimums``: the ccxt broker on Binance USDⓈ-M and
+        Bybit); False for any other broker."""
+        broker = self.broker
+        return isinstance(broker, ReduceOnlyMinimums) and broker.reduce_only_below_min_notional(
+            symbol
+        )
+
+    def _coin_fee_rate(self, symbol: str) -> float:
+        """The share of a buy of ``symbol`` the venue keeps in the coin bought, as the broker
+        says (``CoinFees``: the ccxt broker on Binance spot); 0 for any other broker."""
+        broker = self.broker
+        return broker.coin_fee_rate(symbol) if isinstance(broker, CoinFees) else 0.0
 
     def pump(self) -> int:
         """Apply the events a venue broker has reported since the last call (engine thread),
@@ -1151,6 +1352,11 @@ class Engine:
             and self._stop_move_answered(update)
         ):
             return
+        if self._cuts_asked and update.client_order_id in self._cuts_asked:
+            cut = self._cut_answered(update)
+            if cut is None:
+                return
+            update = cut
         working = self.book.get(update.client_order_id)
         if working is None:
             return
@@ -1183,7 +1389,7 @@ class Engine:
                     and order.parent_id is not None
                     and update.code is not ReasonCode.DUPLICATE_CLIENT_ID  # the venue has it
                 ):
-                    self._exit_unprotected(order, update.reason)
+                    self._exit_unprotected(order, update.reason, update.code)
             elif status is OrderStatus.CANCELLED:
                 order = working.order
                 if (
@@ -1284,11 +1490,14 @@ class Engine:
             },
         )
 
-    def _exit_unprotected(self, stop: Order, why: str) -> None:
-        """The venue refused a bracket's stop-loss (its price already crossed, say) while the
-        position it was to protect is open: close that position at market now, reduce-only,
-        and cancel the rest of the bracket. Left alone, the position would run without the
-        stop the strategy asked for until someone noticed."""
+    def _exit_unprotected(self, stop: Order, why: str, code: ReasonCode) -> None:
+        """The venue refused a bracket's stop-loss (its price already crossed, say), or the
+        broker did not send it (below the venue's minimum), while the position it was to
+        protect is open: close that position at market now, reduce-only, and cancel the rest
+        of the bracket. Left alone, the position would run without the stop the strategy
+        asked for until someone noticed. A stop that protected the whole position is closed
+        as a flatten closes (``_STOP_REFUSED``): a close refused in turn is said, sent again
+        or, refused for good, left stuck for a person (``closes_stuck``) — never silent."""
         held = self.portfolio.position(stop.symbol).quantity
         if not (held > 0.0 if stop.side is Side.SELL else held < 0.0):
             return  # nothing left to protect on that side
@@ -1297,12 +1506,28 @@ class Engine:
             for working in self.book:
                 if working.order.oco_group == stop.oco_group:
                     self.cancel(working.order.client_order_id)
+        # Below a minimum the venue never saw it: the broker checks its rules before sending.
+        refused = (
+            "the stop-loss is below the venue's minimum, not sent"
+            if code in (ReasonCode.BELOW_MIN_NOTIONAL, ReasonCode.BELOW_MIN_QUANTITY)
+            else "the venue refused the stop-loss"
+        )
         self._state(
             "stop_refused",
-            f"{stop.client_order_id}: the venue refused the stop-loss ({why}); closing "
-            f"{quantity:g} {stop.symbol} at market",
-            {"client_order_id": stop.client_order_id, "reason": why, "quantity": quantity},
+            f"{stop.client_order_id}: {refused} ({why}); closing {quantity:g} {stop.symbol} "
+            "at market",
+            {
+                "client_order_id": stop.client_order_id,
+                "reason": why,
+                "code": code.value,
+                "quantity": quantity,
+            },
         )
+        if quantity >= abs(held) - _FLAT and self._closer_of(stop.symbol) is None:
+            self._send_flatten_close(stop.symbol, _STOP_REFUSED)
+            return
+        # Part of a position (another bracket's stop holds the rest), or a flatten closes it
+        # already: a plain close of the part, as before.
         self._process_intent(
             OrderIntent(stop.symbol, stop.side, quantity, reduce_only=True, tag=STOP_REFUSED_TAG)
         )
@@ -1342,6 +1567,120 @@ class Engine:
                 tag=BRACKET_SPENT_TAG,
             )
         )
+
+    def _cap_children(self, fill: Fill, order: Order | None) -> None:
+        """``fill`` made ``fill.symbol``'s position smaller (a plain reduce, a close, a person
+        at the venue, a child of another bracket): the bracket children working for it are cut
+        so that they close no more than the position holds (``children_over_position``: each
+        role apart, oldest first). Without it, two entries' children (a netting account's
+        pyramid) would count 0.2 of stops for a 0.1 position — what a risk plugin reads as the
+        risk at the stop. A cut child is resized at the venue (``amend``; its journal row says
+        which fill cut it); one left nothing to close is cancelled. The filled child's own
+        bracket is left out (its sibling is being cancelled by the venue: one-cancels-other),
+        and so are children whose cancel is already asked. Where children follow the venue
+        position their entry opened (``TicketBrackets``: an MT5 hedging account) only the
+        children of the entries whose positions the fill reduced are cut, by what it closed
+        (``children_cut_by``): the oldest entry's would take the stops off a ticket still open."""
+        spent = order.oco_group if order is not None and order.parent_id is not None else None
+        asked = self._cancels_asked
+        reduced = None if self._tickets is None else self._tickets.entries_reduced(fill)
+        children = self.book.children_left(
+            fill.symbol,
+            lambda child: (
+                child.client_order_id in asked
+                or (spent is not None and child.oco_group == spent)
+                or (reduced is not None and child.parent_id not in reduced)
+            ),
+        )
+        if not children:
+            return
+        held = self.portfolio.position(fill.symbol).quantity
+        step = self.instrument(fill.symbol).lot_step
+        cuts = (
+            children_over_position(held, children, step)
+            if reduced is None
+            else children_cut_by(fill.side, fill.quantity, children, step)
+        )
+        for child_id, left in cuts:
+            self._cut_child(child_id, left, fill, held)
+
+    def _cut_child(self, child_id: str, left: float, fill: Fill, held: float) -> None:
+        """Cut one bracket child to ``left`` still to close (``_cap_children``)."""
+        by = (
+            f"fill {fill.fill_id} ({fill.side} {fill.quantity:g} {fill.symbol}, order "
+            f"{fill.client_order_id}) left the position at {held:g}"
+        )
+        if left <= 0.0:
+            working = self.book.get(child_id)
+            self._cuts_asked[child_id] = f"nothing left to close: {by}"
+            self.cancel(child_id)
+            if working is not None and working.order.parent_id is not None:
+                self._end_entry_of_cut(working.order, by)
+            return
+        resized = self.book.shrink(child_id, left)
+        if resized is None:
+            return
+        child, previous = resized
+        self.journal.resize_order(
+            child_id,
+            child.quantity,
+            fill.ts,
+            f"resized from {previous:g} to {child.quantity:g}: {by}",
+        )
+        if isinstance(self.broker, VenueExecution):
+            self._cuts_asked[child_id] = ""
+            # A broker sizing the children itself is told the cut, not a size: it may have
+            # seen more of the entry fill than the engine had, and grows from there.
+            cutter = self.brackets if isinstance(self.brackets, ChildCutter) else None
+            update = (
+                cutter.cut_child(child_id, child.quantity, previous - child.quantity)
+                if cutter is not None
+                else self.broker.amend(child_id, child.quantity, None)
+            )
+            if update is not None:  # a simulator answers at once; a venue, as an event
+                self._on_order_update(update._replace(ts=max(update.ts, self._now)))
+
+    def _end_entry_of_cut(self, child: Order, by: str) -> None:
+        """``child`` was cut to nothing while its entry may still work (a limit resting part-
+        filled): the rest of the entry is cancelled and its bracket spent. The strategy asked
+        for the entry and its stop as one: a child's id is sent once, so whatever of the entry
+        filled from now on would run with no stop, which nothing would say. A fill that comes
+        before the cancel lands is closed at market (``_bracket_after_fill``), as after a
+        child's fill. A strategy that wants the position again sends a new entry, with a stop
+        of its own."""
+        entry_id = child.parent_id
+        if entry_id is None or entry_id not in self.book or entry_id in self._cancels_asked:
+            return
+        self.book.spend(entry_id)
+        self._state(
+            "bracket_entry_cancelled",
+            f"{entry_id}: its {child.tag or 'child'} {child.client_order_id} was cut to "
+            f"nothing while it still worked ({by}); the rest of the entry is cancelled: what "
+            "it filled from now on would have no stop",
+            {"client_order_id": entry_id, "child": child.client_order_id},
+        )
+        self.cancel(entry_id)
+
+    def _cut_answered(self, update: OrderUpdate) -> OrderUpdate | None:
+        """The broker's answer to a cut (``_cut_child``): a cancel's end journaled with why
+        the bot asked for it; a resize's plain "amended" nothing more (the resize is in the
+        journal already). None: nothing left to do with ``update``. A resize the venue
+        refused is journaled as it came, the book keeping the cut: a reduce-only child closes
+        no more than the position at the venue either."""
+        order_id = update.client_order_id
+        why = self._cuts_asked[order_id]
+        if why:
+            if update.status is OrderStatus.OPEN:
+                return update  # an ack on its way before the cancel's answer
+            del self._cuts_asked[order_id]
+            if update.status is OrderStatus.CANCELLED:
+                said = f" ({update.reason})" if update.reason else ""
+                return update._replace(reason=why + said)
+            return update
+        del self._cuts_asked[order_id]
+        if update.status is OrderStatus.OPEN and update.code is ReasonCode.NONE:
+            return None
+        return update
 
     def _child_placeable(self, child: Order) -> bool:
         """Whether the venue takes ``child`` (over its minimum quantity and notional, on the
@@ -1481,9 +1820,11 @@ class Engine:
 
     def _on_fill(self, fill: Fill) -> None:
         self.stats.fills += 1
+        working = self.book.get(fill.client_order_id)
+        fill = booked_fill(fill, working.order if working is not None else None)
         portfolio = self.portfolio
         trades_before = len(portfolio.trades)
-        portfolio.apply(fill)
+        closed_any = portfolio.apply(fill).closed_quantity > 0.0
         position = portfolio.positions[fill.symbol]
         status, order, placed, resized = self.book.on_fill(fill, self._child_placeable)
         if placed or resized:
@@ -1505,6 +1846,8 @@ class Engine:
             self._bracket_after_fill(order, fill, bool(placed or resized))
         if self._flatten_in_force is not None or self._closers or _ends_guards(order):
             self._flatten_after_fill(order, fill, position.quantity)
+        if closed_any:
+            self._cap_children(fill, order)
         if self.listener is not None:
             if order is not None:
                 # The order's status change the journal just recorded (filled, partly filled),
@@ -2272,7 +2615,7 @@ class Engine:
             then = (
                 f"Sent again it would be refused again ({code.value or 'no reason code'}): the "
                 f"bot does not send {closer.close_of} again; a person must close the position "
-                "(tradefleet stop --flatten, or at the venue)"
+                f"({self._how_to_close(symbol, code)})"
             )
         message = f"{what} {held:g} {symbol}, and {kept}. {then}"
         log.warning("%s: %s", self.config.bot_name, message)
@@ -2299,6 +2642,12 @@ class Engine:
         self._failing.pop(symbol, None)  # no longer retried: stuck (``closes_stuck``)
         self._stuck[symbol] = held
         self._journal_owed(symbol, closer, code, reason)
+
+    def _how_to_close(self, symbol: str, code: ReasonCode) -> str:
+        """What a person does about ``symbol``'s close refused for good with ``code``: below the
+        venue's minimum no close of the bot passes, an emergency flatten's neither."""
+        advice = below_minimum_advice(self.instrument(symbol), code)
+        return advice or "tradefleet stop --flatten, or at the venue"
 
     def _count_refusal(self, symbol: str, code: ReasonCode, closer: _Closer, held: float) -> None:
         """One more refusal in a row of ``symbol``'s close, which ``_retry`` sends again. The
@@ -2404,7 +2753,7 @@ class Engine:
             f"{closer.title}: the close of {held:g} {symbol} was refused for a reason no retry "
             f"changes ({refused.value or 'no reason code'}: {reason or 'no reason given'}); "
             "the bot does not send it again, nor does a restart: a person must close the "
-            "position (tradefleet stop --flatten, or at the venue)"
+            f"position ({self._how_to_close(symbol, refused)})"
         )
         log.error("%s: %s", self.config.bot_name, message)
         self._state("close_owed", message, {**data, "position": held})
@@ -2465,13 +2814,14 @@ class Engine:
     def _still_refused(self, symbol: str, closer: _Closer, refused: str, held: float) -> None:
         """A restart found the position an earlier run's close could not close (a refusal no
         retry changes): said again, as an error; not sent."""
+        how = self._how_to_close(symbol, _refusal_code(refused))
         self._closers[symbol] = closer
         self._closes_failed.add(symbol)
         self._stuck[symbol] = held
         message = (
             f"{closer.title}: the close of {held:g} {symbol} an earlier run owed was refused "
             f"for a reason no retry changes ({refused or 'no reason code'}); not sent again: "
-            "a person must close the position (tradefleet stop --flatten, or at the venue)"
+            f"a person must close the position ({how})"
         )
         log.error("%s: %s", self.config.bot_name, message)
         self._state(
@@ -2557,10 +2907,8 @@ class Engine:
 
         Returns a one-line summary for the journal and the log.
         """
-        if not self._now:
-            # Before its first bar the engine's clock is the last bar the account saw: what is
-            # journaled here (re-armed orders, the summary) is stamped then, not at 1970.
-            self._now = state.last_bar_ts
+        # What is journaled here (re-armed orders, the summary) is stamped at the last bar.
+        self.restore_clock(state.last_bar_ts)
         booked = self._replay(state)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
@@ -2894,6 +3242,15 @@ class Engine:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""
         self.state.halt(reason)
 
+    def restore_clock(self, last_bar_ts: int) -> None:
+        """Before its first bar, a restarted bot's clock is the close of the last bar its
+        account saw (``CarriedState.last_bar_ts``), not 0: what happens until the first bar —
+        the restore's own events, a person's reset, halt or resume, a lock a restored baseline
+        takes — is stamped then. A lock reset stamped 0 made the next restart replay the whole
+        equity and lock again; a risk check at 0 took 1970 for a new day."""
+        if not self._now:
+            self._now = last_bar_ts
+
     def restore_equity(
         self, timestamps: Sequence[int], equity: Sequence[float], resets: Mapping[str, int]
     ) -> None:
@@ -2901,8 +3258,9 @@ class Engine:
         the equity peak and the day's start (the status's drawdown and today's P&L, their
         metrics and alerts, the risk context) are the account's, not the restart's; and each
         ``restores-equity`` plugin is shown it from the newest reset of its lock a person made
-        (``resets``: plugin → bar time; the snapshot at that time is the equity the reset took
-        as its new start), so its day, week and peak survive the restart."""
+        (``resets``: plugin → bar time), so its day, week and peak survive the restart. What a
+        person did at a time came after everything journaled at that time: the equity a reset
+        took as its new start is the last snapshot at its stamp (``_replay_from``)."""
         if timestamps:
             self._start_equity = equity[-1]
             self._peak_equity = max(self._peak_equity, max(equity))
@@ -2910,7 +3268,7 @@ class Engine:
             first = bisect.bisect_left(timestamps, timestamps[-1] // 86400 * 86400)
             self._new_day(timestamps[first], equity[first])
         for name, restorer in self.hooks.equity_restorers:
-            start = bisect.bisect_left(timestamps, resets.get(name, 0))
+            start = _replay_from(timestamps, resets.get(name))
             shown_ts, shown = timestamps[start:], equity[start:]
             restorer.restore_equity(shown_ts, shown)
             self.journal.record_event(
@@ -3043,13 +3401,15 @@ class Engine:
         close) are decided while the next bar forms, after the last bar's close, which is the
         engine's clock: they are created a second after that close, so a simulated venue
         works them from the next bar that opens after it, never at the forming bar's open, a
-        price from before the decision."""
+        price from before the decision. A market entry among them is sized at the broker's
+        current price, not the last close (``_quote_entry``)."""
         before = self._between_bars
         self._between_bars = 1
         try:
             yield
         finally:
             self._between_bars = before
+            self._quote = None  # the last order's: no later snapshot carries it
 
     def handle_signal(self, signal: Signal) -> tuple[bool, str, str]:
         """Hand an external signal to the strategy: (accepted, reason, client order id)."""

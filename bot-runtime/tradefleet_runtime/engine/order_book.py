@@ -2,14 +2,82 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from tradefleet_runtime.brackets import bracket_children
-from tradefleet_runtime.model import Fill, Order, OrderStatus
+from tradefleet_runtime.instruments import round_quantity
+from tradefleet_runtime.model import Fill, Order, OrderStatus, Side
 
 _QTY_EPSILON = 1e-12
+
+
+class ChildLeft(NamedTuple):
+    """A working bracket child as the cap on a position's exits sees it: what it has still to
+    close, on which side, in which role (its tag: stop-loss or take-profit)."""
+
+    client_order_id: str
+    side: Side
+    tag: str
+    left: float
+
+
+def children_over_position(
+    position: float, children: Sequence[ChildLeft], lot_step: float = 0.0
+) -> list[tuple[str, float]]:
+    """The children that would close more than ``position`` (signed: > 0 long) holds, each with
+    what it may still close now (0: nothing, it is to be cancelled), oldest first.
+
+    Each role on each side is capped apart: the stop-losses on a long's closing side together
+    close no more than the long holds, and so do its take-profits (one of a bracket fills, so
+    a stop and a target are not added up). A child on the adding side of the position (left
+    from before a reversal) may close nothing. ``children`` come in the order they were placed;
+    the oldest are cut first (a netting account's one SL closes whatever is left, so any order
+    would do there): the cut then matches the venue's own children and its reports after a
+    restart (``mt5_reports.bracket_shares`` makes the same cut). What is left is rounded down
+    to ``lot_step``. Where each entry's children follow a venue position of their own (an MT5
+    hedging account's tickets: ``capabilities.TicketBrackets``) ``children_cut_by`` cuts
+    instead.
+    """
+    groups: dict[tuple[Side, str], list[ChildLeft]] = {}
+    for child in children:
+        groups.setdefault((child.side, child.tag), []).append(child)
+    cuts: list[tuple[str, float]] = []
+    for (side, _tag), group in groups.items():
+        room = max(-position * side.sign, 0.0)
+        excess = sum(child.left for child in group) - room
+        if excess <= _QTY_EPSILON * max(room, 1.0):
+            continue
+        for child in group:
+            take = min(child.left, excess)
+            if take <= 0.0:
+                continue
+            excess -= take
+            left = child.left - take
+            cuts.append(
+                (child.client_order_id, round_quantity(left, lot_step) if left > 0.0 else 0.0)
+            )
+            if excess <= _QTY_EPSILON * max(room, 1.0):
+                break
+    return cuts
+
+
+def children_cut_by(
+    fill_side: Side, quantity: float, children: Sequence[ChildLeft], lot_step: float = 0.0
+) -> list[tuple[str, float]]:
+    """The children of an entry whose own venue position a fill of ``quantity`` on
+    ``fill_side`` reduced (an MT5 hedging ticket closed in part or whole), each with what it
+    may still close now (0: nothing, it is to be cancelled): each child on the fill's side
+    closes ``quantity`` less, as the position it follows holds that much less. What is left is
+    rounded down to ``lot_step``."""
+    cuts: list[tuple[str, float]] = []
+    for child in children:
+        if child.side is not fill_side or child.left <= 0.0:
+            continue
+        left = child.left - quantity
+        cuts.append((child.client_order_id, round_quantity(left, lot_step) if left > 0.0 else 0.0))
+    return cuts
 
 
 @dataclass
@@ -51,6 +119,10 @@ class OrderBook:
         # Bracket entries one of whose children filled while they still worked: their trade
         # is over.
         self._spent: set[str] = set()
+        # What was taken off each bracket child because its position got smaller
+        # (``shrink``): a later fill of its entry grows it from there, not back to all that
+        # the entry filled.
+        self._shrunk: dict[str, float] = {}
         # Bumped by every change (an order added, removed or filled): what a copy of the
         # protective stops was taken at (risk_snapshot.py).
         self.version = 0
@@ -87,6 +159,39 @@ class OrderBook:
         self.version += 1  # the protective stops risk plugins read changed
         working.order = working.order._replace(price=price)
         return working.order
+
+    def shrink(self, client_order_id: str, left: float) -> Resized | None:
+        """A working bracket child may close only ``left`` more (``children_over_position``):
+        its quantity is now what it filled plus ``left``. None when it is not in the book."""
+        working = self._working.get(client_order_id)
+        if working is None:
+            return None
+        self.version += 1  # the protective stops risk plugins read changed
+        previous = working.order.quantity
+        quantity = working.filled + left
+        working.order = working.order._replace(quantity=quantity)
+        self._shrunk[client_order_id] = self._shrunk.get(client_order_id, 0.0) + previous - quantity
+        return Resized(working.order, previous)
+
+    def spend(self, entry_id: str) -> None:
+        """A child of working entry ``entry_id`` was cut to nothing (its part of the position
+        was reduced away) and ended: the bracket can no longer protect what the entry fills
+        (a child's id is sent once), as when a child filled. Nothing is made or grown for it
+        again; a fill of it that comes before its cancel lands is closed by the engine."""
+        self.version += 1
+        self._spent.add(entry_id)
+
+    def children_left(self, symbol: str, skip: Callable[[Order], bool]) -> list[ChildLeft]:
+        """The working bracket children of ``symbol`` but those ``skip`` names, in the order
+        they were placed, as ``children_over_position`` takes them."""
+        return [
+            ChildLeft(o.client_order_id, o.side, o.tag, w.order.quantity - w.filled)
+            for w in self._working.values()
+            if (o := w.order).parent_id is not None
+            and o.reduce_only
+            and o.symbol == symbol
+            and not skip(o)
+        ]
 
     def orders(self, symbol: str | None = None) -> list[Order]:
         return [
@@ -146,6 +251,7 @@ class OrderBook:
         are made) covering ``filled``: (those added to the book, those whose quantity grew).
         A child that left the book (filled, cancelled) is not made again (its id was sent
         once); once a child filled the bracket is spent: nothing is made or grown for it again.
+        A child cut to its position (``shrink``) grows by what fills after, less its cut.
         A new child that is not ``placeable`` is not made yet."""
         if order.stop_loss is None and order.take_profit is None:
             return (), ()
@@ -163,9 +269,11 @@ class OrderBook:
                     continue
                 self.add(child)
                 placed.append(child)
-            elif working.order.quantity + _QTY_EPSILON * max(filled, 1.0) < filled:
+                continue
+            size = filled - self._shrunk.get(child_id, 0.0)
+            if working.order.quantity + _QTY_EPSILON * max(filled, 1.0) < size:
                 self.version += 1
                 previous = working.order.quantity
-                working.order = working.order._replace(quantity=filled)
+                working.order = working.order._replace(quantity=size)
                 resized.append(Resized(working.order, previous))
         return tuple(placed), tuple(resized)

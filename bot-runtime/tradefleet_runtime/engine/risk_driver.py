@@ -58,9 +58,9 @@ _INVALID_STOPS = ReasonCode.INVALID_STOPS.value
 _HELD_TOLERANCE = 1e-9
 
 #: What an ``intent-only`` plugin is handed instead of the account: no time, NaN figures, no
-#: positions, marks or stops (read-only), so a plugin that declared ``intent-only`` and reads
-#: the account anyway sizes nothing (NaN is a plugin fault, journaled as a veto) rather than
-#: deciding on figures that look real.
+#: positions, marks, stops or closable quantities (read-only), so a plugin that declared
+#: ``intent-only`` and reads the account anyway sizes nothing (NaN is a plugin fault, journaled
+#: as a veto) rather than deciding on figures that look real.
 BLANK_CONTEXT = RiskContext(
     0,
     _NAN,
@@ -74,6 +74,7 @@ BLANK_CONTEXT = RiskContext(
     _NAN,
     _NAN,
     (),
+    MappingProxyType({}),
 )
 # Named tuples built positionally: ``_replace`` and keyword construction cost several times more,
 # and these run for every order.

@@ -8,11 +8,22 @@ changes — every intent of a bar without fills — share one copy, and only wha
 bar (equity, marks, the bar time) is read afresh. Plugins read the snapshot; none may change it.
 
 The working entry orders (``RiskContext.entries``) are copied with the stops: an entry the chain
-let through earlier in the same bar is in the book, so the next intent's rules count it.
+let through earlier in the same bar is in the book, so the next intent's rules count it. So is
+what each open position still holds net of the exits working on its closing side
+(``RiskContext.closable``, ``reducible``'s figure): after a ``ctx.close`` the entry that follows
+it closes nothing, and a cap on what an order opens must know it.
+
+Between bars a symbol's mark is its last close, up to a timeframe old, while a market entry
+decided then (a signal's) fills at the market: the engine asks a ``quotes-prices`` broker
+where the market stands and, when ``quoted_mark`` finds the price usable, the snapshot of that
+order alone carries it as the symbol's mark (``RiskSnapshots.context``'s ``quote``); the
+portfolio's marks and equity keep the close.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 from tradefleet_runtime.contracts import RiskContext
@@ -23,6 +34,76 @@ from tradefleet_runtime.model import Instrument, Order, OrderType, Position, Sid
 Stops = dict[str, tuple[tuple[float, float], ...]]
 _new = tuple.__new__  # a named tuple built positionally, without its generated __new__
 _STOP = OrderType.STOP  # a module name: an enum member read through its class costs ~0.3 µs
+_BUY, _SELL = Side.BUY, Side.SELL
+
+#: How far (a fraction of the last close) a broker's current price may lie from the last
+#: close for a market entry decided between bars to be sized on it. Beyond it the price is a
+#: bad tick, another instrument, or a market that ran away from what the order was decided on
+#: (a signal's entry is checked against the last close): no size is right then, on either
+#: price, and the entry is refused. A tenth is more than most markets move in a bar and less
+#: than a wrong instrument's or a bad tick's usual distance.
+QUOTE_MAX_MOVE = 0.10
+#: ``quoted_mark``'s refusals' codes (``RiskDecision.code``, a metrics label).
+NO_CURRENT_PRICE = "no_current_price"
+PRICE_OFF_CLOSE = "price_off_close"
+
+
+def quoted_mark(
+    symbol: str, side: Side, quote: object, close: float | None
+) -> tuple[float | None, str, str]:
+    """(mark, reason, code) a market entry of ``symbol`` on ``side`` decided between bars is
+    sized and risk-checked on, from the broker's current price ``quote``
+    (``PriceQuoter.market_price``) and the symbol's last close (None: no bar yet).
+
+    The quote when usable, with code "". Else None, with the refusal's reason (naming the
+    symbol and both prices) and code: ``NO_CURRENT_PRICE`` when there is no quote, or one
+    that is no positive finite number (a broker's fault is no price); ``PRICE_OFF_CLOSE``
+    when it lies more than ``QUOTE_MAX_MOVE`` from the close. Without a close there is
+    nothing to hold the quote against, and it is taken (a close would have sized nothing).
+    Pure."""
+    to = "buy" if side is Side.BUY else "sell"
+    price = _positive(quote)
+    if close is None or not (math.isfinite(close) and close > 0.0):
+        close = None
+    if price is None:
+        said = "" if quote is None else f"its answer, {quote!r}, is not a price; "
+        last = (
+            "no bar has closed yet"
+            if close is None
+            else f"the last close, {close:g}, is up to a bar old"
+        )
+        return (
+            None,
+            f"no current price to {to} {symbol} from the broker ({said}{last}): a market "
+            "entry is not sized on a stale price; send it again, or as a limit order",
+            NO_CURRENT_PRICE,
+        )
+    if close is None:
+        return price, f"sized at the current price to {to} {symbol}, {price:g} (no close yet)", ""
+    move = abs(price - close) / close
+    if move > QUOTE_MAX_MOVE:
+        return (
+            None,
+            f"the current price to {to} {symbol}, {price:g}, is {move:.1%} from its last "
+            f"close {close:g}, more than {QUOTE_MAX_MOVE:.0%}: a bad price, or a market that "
+            "ran away from what the order was decided on; a market entry is sized on "
+            "neither (send it again once a bar closed there, or as a limit order)",
+            PRICE_OFF_CLOSE,
+        )
+    return (
+        price,
+        f"sized at the current price to {to} {symbol}, {price:g} (last close {close:g}, "
+        f"{move:.2%} away)",
+        "",
+    )
+
+
+def _positive(value: object) -> float | None:
+    """``value`` as a float when it is a positive finite number (a bool is none), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number > 0.0 else None
 
 
 def protective_stops(portfolio: Portfolio, book: OrderBook) -> Stops:
@@ -81,12 +162,22 @@ def reducible(portfolio: Portfolio, book: OrderBook, symbol: str, side: Side) ->
     return held if held > 0.0 else 0.0
 
 
+def closable_quantities(portfolio: Portfolio, book: OrderBook) -> dict[str, float]:
+    """``reducible`` on the closing side of every open position, by symbol: what an order
+    there may still close (``RiskContext.closable``)."""
+    return {
+        symbol: reducible(portfolio, book, symbol, _BUY if position.quantity < 0 else _SELL)
+        for symbol, position in portfolio.open_positions.items()
+    }
+
+
 class RiskSnapshots:
     """Builds each intent's :class:`RiskContext`, copying positions and stops only when they
     changed since the last copy."""
 
     __slots__ = (
         "_book",
+        "_closable",
         "_entries",
         "_initial",
         "_instrument",
@@ -112,11 +203,19 @@ class RiskSnapshots:
         self._positions_at = -1
         self._stops: Stops = {}
         self._entries: tuple[Order, ...] = ()
+        self._closable: dict[str, float] = {}
         self._stops_at = (-1, -1)
 
     def context(
-        self, symbol: str, now: int, start_of_day_equity: float, peak_equity: float
+        self,
+        symbol: str,
+        now: int,
+        start_of_day_equity: float,
+        peak_equity: float,
+        quote: tuple[str, float] | None = None,
     ) -> RiskContext:
+        """The snapshot ``symbol``'s intent is decided on; ``quote`` (symbol, price): that
+        symbol's mark in this snapshot alone (a market entry decided between bars)."""
         portfolio = self._portfolio
         version = portfolio.version
         if version != self._positions_at:
@@ -129,7 +228,11 @@ class RiskSnapshots:
         if at != self._stops_at:
             self._stops = protective_stops(portfolio, self._book)
             self._entries = working_entries(self._book)
+            self._closable = closable_quantities(portfolio, self._book)
             self._stops_at = at
+        marks = dict(portfolio.marks)
+        if quote is not None:
+            marks[quote[0]] = quote[1]
         context: RiskContext = _new(
             RiskContext,
             (
@@ -139,15 +242,26 @@ class RiskSnapshots:
                 start_of_day_equity,
                 peak_equity,
                 self._positions,
-                dict(portfolio.marks),
+                marks,
                 self._instrument(symbol),
                 self._stops,
                 portfolio.leverage,
                 self._initial,
                 self._entries,
+                self._closable,
             ),
         )
         return context
 
 
-__all__ = ["RiskSnapshots", "protective_stops", "reducible", "working_entries"]
+__all__ = [
+    "NO_CURRENT_PRICE",
+    "PRICE_OFF_CLOSE",
+    "QUOTE_MAX_MOVE",
+    "RiskSnapshots",
+    "closable_quantities",
+    "protective_stops",
+    "quoted_mark",
+    "reducible",
+    "working_entries",
+]

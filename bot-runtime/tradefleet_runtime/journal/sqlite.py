@@ -893,10 +893,10 @@ class Journal:
         """A paper or live run handled every one of its symbols' bars closing at ``close_ts``
         (the strategy, the orders it sent, the risk chain after each): committed now, after
         every row those bars wrote, as the run's ``bar_handled:<run>`` meta row. A restart
-        resumes after it: the timestamp's equity snapshot is journaled only when the next one
-        begins, an hour later on hourly bars, and a restart that took the snapshots alone for
-        what was handled gave the strategy that timestamp again — holding what it had bought
-        on it, it traded again (a second entry under a new id). Per timestamp, not per bar: a
+        resumes after it: the timestamp's equity snapshot comes after the mark (or, a symbol's
+        bar missing, when the next timestamp begins), and a restart that took the snapshots
+        alone for what was handled gave the strategy that timestamp again — holding what it had
+        bought on it, it traded again (a second entry under a new id). Per timestamp, not per bar: a
         timestamp handled in part is handled again whole, so its orders get the same ids.
 
         Committed without waiting for the disk (``synchronous=NORMAL``, safe from a killed

@@ -42,7 +42,12 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: handed back after a restart.
 #: 1.17: ``LIQUIDATION_TAG``: the fill of the venue's liquidation of a position (booked as an
 #: outside change is, its own exit kind).
-CONTRACT_VERSION = "1.17"
+#: 1.18: the ``quotes-prices`` broker capability (``PriceQuoter``, ``QUOTE_MAX_AGE_S``): the
+#: market's price now, which a market entry decided between bars is sized at.
+#: 1.19: ``RiskContext.closable`` and ``RiskContext.closing`` (what an order may still close
+#: once the exits working are counted), ``PluginParams.needs_size()`` (a plugin that needs the
+#: order's size only under some settings is refused before the sizer, naming that param).
+CONTRACT_VERSION = "1.19"
 
 
 def contract_major(version: str) -> str:

@@ -2,7 +2,10 @@
 
 Sharpe and Sortino are annualised with the number of bars per year *observed in the data*
 (a forex market closed at weekends has about 6,200 hourly bars a year, crypto 8,766), with a
-zero risk-free rate. Returns are simple per-bar returns of equity.
+zero risk-free rate. Returns are simple per-bar returns of equity. A bar is a close: snapshots
+sharing a time (a paper or live run that ended on a fill after its last close journals that
+close twice, before and after the fill) count as one bar, the last (``one_per_time``); the
+drawdown is measured over every snapshot.
 
 The trader's report (``build_report``) adds figures of the trades (expectancy, average win and
 loss, duration, losing streak), groups (long/short, per symbol, per exit reason), calendar
@@ -67,6 +70,28 @@ def periods_per_year(timestamps: Sequence[int] | np.ndarray) -> float:
     return (len(timestamps) - 1) / (span / SECONDS_PER_YEAR) if span > 0 else 0.0
 
 
+def one_per_time(
+    timestamps: Sequence[int] | np.ndarray,
+    equity: np.ndarray,
+    exposure: Sequence[float] | np.ndarray,
+) -> tuple[Sequence[int] | np.ndarray, np.ndarray, Sequence[float] | np.ndarray]:
+    """The equity snapshots with those of one time taken as one, the last: a run that ended on
+    a fill after its last close journals two snapshots at that close (the equity at the close,
+    then the equity it ended at; ``Engine._end_snapshot``). Counted as two, they were one bar
+    more than the run handled, a return of no time in Sharpe and Sortino, and a period more a
+    year. The series themselves, untouched, when every time is its own (any backtest)."""
+    stamps = np.asarray(timestamps, dtype="int64")
+    if stamps.size < 2 or stamps.size != equity.size:
+        return timestamps, equity, exposure
+    last = np.append(stamps[1:] != stamps[:-1], True)
+    if last.all():
+        return timestamps, equity, exposure
+    kept_exposure = np.asarray(exposure, dtype=float)
+    if kept_exposure.size == stamps.size:
+        kept_exposure = kept_exposure[last]
+    return stamps[last], equity[last], kept_exposure
+
+
 def max_drawdown(equity: np.ndarray) -> float:
     """Largest fall from a running peak, as a fraction of that peak."""
     if equity.size == 0:
@@ -101,7 +126,8 @@ def compute_figures(
 ) -> Figures:
     """The run's figures. ``net_pnls``: the trades' net P&L as an array, in place of
     ``trades`` (the vectorised path, which builds no Trade objects for a sweep)."""
-    curve = np.asarray(equity, dtype=float)
+    snapshots = np.asarray(equity, dtype=float)
+    timestamps, curve, exposure = one_per_time(timestamps, snapshots, exposure)
     final = float(curve[-1]) if curve.size else initial
     per_year = periods_per_year(timestamps)
     sharpe, sortino = sharpe_sortino(curve, initial, per_year)
@@ -130,7 +156,7 @@ def compute_figures(
         return_pct=(final / initial - 1.0) * 100.0,
         sharpe=sharpe,
         sortino=sortino,
-        max_drawdown_pct=max_drawdown(curve) * 100.0,
+        max_drawdown_pct=max_drawdown(snapshots) * 100.0,  # every equity the run saw
         profit_factor=profit_factor,
         exposure_pct=exposed * 100.0,
         bars=int(curve.size),

@@ -50,6 +50,7 @@ from tradefleet_runtime.brackets import (
     bracket_role,
 )
 from tradefleet_runtime.capabilities import (
+    QUOTE_MAX_AGE_S,
     AccountAction,
     AccountActor,
     AccountRestorer,
@@ -65,6 +66,7 @@ from tradefleet_runtime.capabilities import (
     LockRestorer,
     OrderObserver,
     PositionRestorer,
+    PriceQuoter,
     RiskLockHolder,
     SignalReceiver,
     StateRestorer,
@@ -194,6 +196,7 @@ __all__ = [
     "LIQUIDATION_TAG",
     "MACD",
     "OUTSIDE_TAG",
+    "QUOTE_MAX_AGE_S",
     "RETRACEMENTS",
     "RSI",
     "SMA",
@@ -252,6 +255,7 @@ __all__ = [
     "Position",
     "PositionReport",
     "PositionRestorer",
+    "PriceQuoter",
     "ReasonCode",
     "RiskAction",
     "RiskContext",

@@ -521,24 +521,30 @@ def risk_context(
     ts: int = START,
     start_of_day_equity: float | None = None,
     peak_equity: float | None = None,
+    closable: Mapping[str, float] | None = None,
 ) -> RiskContext:
     """The :class:`RiskContext` the engine would hand a risk plugin for an order in ``symbol``.
 
     ``positions`` maps a symbol to a :class:`Position` or just a signed quantity (held at its
     mark); ``cash`` defaults to ``equity``, the day's start and the peak equity to ``equity``;
     ``instrument`` defaults to one without rounding or limits. Give ``marks`` (last closes) when
-    the plugin prices orders: a sizer without a mark has no price to size from.
+    the plugin prices orders: a sizer without a mark has no price to size from. ``closable``
+    (``RiskContext.closable``) defaults to the whole of each position, as when no exit is
+    working; give less for a position an exit (``ctx.close``) is already closing.
     """
     prices = dict(marks or {})
+    held = {s: _position(s, quantity, prices) for s, quantity in (positions or {}).items()}
+    left = {s: abs(p.quantity) for s, p in held.items() if p.quantity}
     return RiskContext(
         ts=ts,
         equity=equity,
         cash=equity if cash is None else cash,
         start_of_day_equity=equity if start_of_day_equity is None else start_of_day_equity,
         peak_equity=equity if peak_equity is None else peak_equity,
-        positions={s: _position(s, held, prices) for s, held in (positions or {}).items()},
+        positions=held,
         marks=prices,
         instrument=instrument if instrument is not None else Instrument(symbol),
+        closable=left if closable is None else {**left, **closable},
     )
 
 

@@ -736,7 +736,10 @@ class BotController:
         known = self._last_known
         capital = spec.capital.initial
         equity = known.equity if known else capital
-        peak = known.peak_equity if known else capital
+        # The running bot's peak counts from the capital (``Engine.restore_equity``): a loss
+        # before the first journaled snapshot (a fee, a fill before the first close) is part
+        # of its drawdown, and must be of this one too.
+        peak = max(known.peak_equity, capital) if known else capital
         return StatusSnapshot(
             bot=self.bot.name,
             mode=spec.mode.value,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tradefleet_runtime.capabilities import Capability
+from tradefleet_runtime.contracts import PluginParams
 from tradefleet_runtime.errors import FieldError
 from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.spec.model import BotManifest, BotSpec
@@ -72,9 +73,13 @@ def validate_plugins(manifest: BotManifest, registry: PluginRegistry) -> list[Fi
     for index, ref in enumerate(spec.risk):
         checks.append((PluginKind.RISK, ref.name, ref.params, ["spec", "risk", index]))
     bot = plugin_context(spec.market.timeframe_s, spec.mode.value, spec.market.symbols)
+    risk_params: dict[int, PluginParams] = {}  # spec.risk[i]'s, where they are valid
     for kind, name, params, path in checks:
-        errors.extend(registry.check(kind, name, params, path, bot=bot)[1])
-    errors.extend(_sizers_first(manifest, registry))
+        valid, refused = registry.check(kind, name, params, path, bot=bot)
+        errors.extend(refused)
+        if kind is PluginKind.RISK and valid is not None:
+            risk_params[int(path[2])] = valid
+    errors.extend(_sizers_first(manifest, registry, risk_params))
     served = [(PluginKind.BROKER, spec.broker.name, "spec.broker.name", "broker")]
     if spec.data is not None:
         served.append((PluginKind.DATA_FEED, spec.data.name, "spec.data.name", "data feed"))
@@ -91,11 +96,16 @@ def mode_refusal(what: str, name: str, mode: str, modes: frozenset[str]) -> str:
     return f"{what} {name!r} cannot serve mode {mode} (it serves {', '.join(sorted(modes))})"
 
 
-def _sizers_first(manifest: BotManifest, registry: PluginRegistry) -> list[FieldError]:
+def _sizers_first(
+    manifest: BotManifest, registry: PluginRegistry, risk_params: Mapping[int, PluginParams]
+) -> list[FieldError]:
     """A risk plugin that decides on the order's size (``needs-size``: a breaker's cut, a
-    probation's share) placed before the chain's sizer would see every order the strategy left
-    unsized without one, and cut nothing: refused, naming the plugin's place in ``spec.risk``.
-    A chain without a sizer leaves sizing to the strategy, and is not refused."""
+    probation's share; or a param its params model names, ``PluginParams.needs_size``:
+    pre-trade's ``max_risk_per_trade``) placed before the chain's sizer would see every order
+    the strategy left unsized without one, and cut nothing (or veto them all): refused, naming
+    the plugin's place in ``spec.risk``. ``risk_params``: the validated params of ``spec.risk``
+    by index (one refused is said already). A chain without a sizer leaves sizing to the
+    strategy, and is not refused."""
     chain = [
         (index, ref.name, registry.plugins.get((PluginKind.RISK, ref.name)))
         for index, ref in enumerate(manifest.spec.risk)
@@ -108,12 +118,23 @@ def _sizers_first(manifest: BotManifest, registry: PluginRegistry) -> list[Field
     if not sizers:
         return []
     first, sizer = sizers[0]
-    return [
-        FieldError(
-            f"spec.risk[{index}]",
-            f"{name} decides on the order's size, but the sizer {sizer} comes after it "
-            f"(spec.risk[{first}]): put a sizer before {name}",
+    errors: list[FieldError] = []
+    for index, name, plugin in chain[:first]:
+        if plugin is None:
+            continue
+        params = risk_params.get(index)
+        setting = params.needs_size() if params is not None else ""
+        if setting:
+            what = f"{name}'s {setting} decides on the order's size"
+            fix = f"put a sizer before {name}, or turn {setting} off"
+        elif plugin.spec.has(Capability.NEEDS_SIZE):
+            what, fix = f"{name} decides on the order's size", f"put a sizer before {name}"
+        else:
+            continue
+        errors.append(
+            FieldError(
+                f"spec.risk[{index}]",
+                f"{what}, but the sizer {sizer} comes after it (spec.risk[{first}]): {fix}",
+            )
         )
-        for index, name, plugin in chain[:first]
-        if plugin is not None and plugin.spec.has(Capability.NEEDS_SIZE)
-    ]
+    return errors

@@ -66,6 +66,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     FillRules,
     Refusal,
     bot_client_id,
+    coin_fee_rate,
     copies_whole_quantity,
     create_args,
     dialect_for,
@@ -88,6 +89,7 @@ from tradefleet_plugins.brokers.ccxt_venue import CcxtVenue, VenueFailure, Venue
 from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_plugins.market_names import repeated_market
 from tradefleet_runtime.sdk import (
+    QUOTE_MAX_AGE_S,
     STOP_LOSS_TAG,
     TAKE_PROFIT_TAG,
     Bar,
@@ -144,6 +146,21 @@ _BYBIT_ENDED_PAGES = 4
 _CLOCK_MARGIN_MS = 60_000
 # A market's price is read at most this often for the take-profits the broker watches.
 _TICKER_EVERY_S = 1.0
+# ``quotes-prices``: each market's ticker is read this often on the I/O thread, so that
+# ``market_price`` answers on the engine thread from a price at most a round (plus one read)
+# old, well inside ``QUOTE_MAX_AGE_S``, without waiting for the network: an emergency stop
+# queued behind a burst of signals waits for none of their prices. A ticker read for Kraken's
+# watched take-profits (every ``_TICKER_EVERY_S``) serves it too and is not read twice.
+# 30 reads a minute per market, half the pace of those take-profit reads; on Binance a ticker
+# weighs 1-2 of its 2,400-6,000 a minute.
+_QUOTE_EVERY_S = 2.0
+# One ticker read may take this long: a price that lands later is older than
+# ``QUOTE_MAX_AGE_S`` (its age counts from the read's start) and of no use. The read is given
+# up, so a ticker that hangs delays the next round by this at most.
+_QUOTE_READ_S = QUOTE_MAX_AGE_S
+# An ask that found no fresh price starts the next round at once, but rounds are never closer
+# than this: a venue failing at once is not asked in a loop.
+_QUOTE_GAP_S = 0.5
 # Funding: each read starts this long before the venue's time when the last successful one
 # began. A venue settles every account's funding over minutes and may list a payment after a
 # read that began later than its stamp; the repeats are dropped by id.
@@ -192,6 +209,9 @@ class _Tracked:
     protect_to: float = 0.0
     protected: float = 0.0
     protecting: bool = False
+    # The engine cut a child of this entry (``cut_child``) since the children were last
+    # brought to their sizes: they are sized again, answering the cut.
+    recut: bool = False
     # The id the venue knows the order by: the bot's, or after a cancel-replace amend (Binance
     # spot) a derived one, ``<id>-a<n>`` (events and reports still carry the bot's id).
     venue_cid: str = ""
@@ -282,6 +302,8 @@ class CcxtBroker:
         self._markets: dict[str, str] = {}  # bot symbol -> ccxt symbol
         self._bot_symbols: dict[str, str] = {}  # ccxt symbol -> bot symbol
         self._instruments: dict[str, Instrument] = {}
+        # The share of a buy each bot symbol's venue keeps in the coin bought (``coin_fee_rate``).
+        self._coin_fees: dict[str, float] = {}
         # How each bot symbol's trades are booked (fee currencies, base asset, lot step).
         self._fill_rules: dict[str, FillRules] = {}
         self._known: set[str] = set()
@@ -302,6 +324,9 @@ class CcxtBroker:
         self._funding_reader: asyncio.Task[None] | None = None
         # I/O thread state
         self._tracked: dict[str, _Tracked] = {}
+        # What the engine took off each bracket child since its entry began to fill
+        # (``cut_child``): a child is its entry's fills less this, never grown back over it.
+        self._cuts: dict[str, float] = {}
         self._by_venue_id: dict[str, str] = {}
         self._trade_ids: dict[str, SeenIds[str]] = {}  # by market
         self._trades_since: dict[str, int] = {}
@@ -319,6 +344,14 @@ class CcxtBroker:
         self._withheld: set[str] = set()
         self._fee_warned = False
         self._ticker_read: dict[str, float] = {}  # market -> when (monotonic) for take-profits
+        # ``quotes-prices``: market -> (when its read began, monotonic; ccxt's ticker), written
+        # on the I/O thread (``_quote_forever``), read on the engine thread; the event an ask
+        # finding no fresh price sets to start the next round at once; the last failed read's
+        # problem, said once.
+        self._quotes: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._quote_kick: asyncio.Event | None = None
+        self._quoter: asyncio.Task[None] | None = None
+        self._quote_problem: str | None = None
         self._fee_rates: FeeRates | None = None  # made at start, with the venue's markets
         self._poke: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -374,6 +407,32 @@ class CcxtBroker:
                     f"broker: exchange {self.params.exchange} refused the connection ({error})"
                 ) from None
             raise
+
+    def coin_fee_rate(self, symbol: str) -> float:
+        """The share of a buy of ``symbol`` the venue may keep as its fee in the coin bought
+        (Binance spot; 0 elsewhere): the engine refuses a bracket entry whose stop-loss or
+        take-profit, sized on the rest, the venue would refuse (``bracket_problem``)."""
+        return self._coin_fees.get(symbol, 0.0)
+
+    def reduce_only_below_min_notional(self, symbol: str) -> bool:
+        """``ReduceOnlyMinimums``: whether the venue takes a reduce-only order of ``symbol``
+        below its minimum notional (Binance USDⓈ-M and Bybit linear; ``Dialect``'s)."""
+        return self._dialect.reduce_only_below_min_notional
+
+    def _coin_fee_of(self, symbol: str, market: Mapping[str, Any]) -> float:
+        """``coin_fee_rate`` of ``symbol`` from its ccxt market; the worst documented rate,
+        said once, when the market does not give it."""
+        rate, known = coin_fee_rate(self._dialect, market)
+        if not known:
+            log.warning(
+                "ccxt broker: %s's taker fee is not in %s's market: a buy's fee taken in the "
+                "coin bought is counted at %g%%, the highest the venue documents, when a "
+                "bracket's stop-loss and take-profit are checked against its minimums",
+                symbol,
+                self.params.exchange,
+                rate * 100,
+            )
+        return rate
 
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -484,6 +543,15 @@ class CcxtBroker:
         self._io().spawn(self._amend(client_order_id, quantity, price))
         return None
 
+    def cut_child(self, client_order_id: str, quantity: float, cut: float) -> OrderUpdate | None:
+        """``ChildCutter``: the engine took ``cut`` off bracket child ``client_order_id`` (its
+        position got smaller). From now on the child is what its entry filled less every cut
+        — sized on this broker's count of the entry's fills, which may be ahead of the
+        engine's (``quantity``, used only for a child whose entry this object does not
+        follow) — and the one at the venue is brought there; answered as an amend."""
+        self._io().spawn(self._cut(client_order_id, quantity, cut))
+        return None
+
     def is_connected(self) -> bool:
         venue = self._venue
         return venue is not None and venue.connected and venue.credentials_ok and not self._closed
@@ -492,6 +560,26 @@ class CcxtBroker:
         # The leverage this bot sets on its symbols before its first order; without it the
         # venue's current setting is not read (it may differ per symbol): unknown.
         return None if self.params.leverage is None else float(self.params.leverage)
+
+    def market_price(self, symbol: str, side: Side) -> float | None:
+        """``quotes-prices``: the price a market order of ``symbol`` on ``side`` meets now
+        (``side_price``: the ticker's ask for a buy, its bid for a sell, else its last trade),
+        from the ticker the I/O thread read at most ``QUOTE_MAX_AGE_S`` ago
+        (``_quote_forever``). Answered at once, never waiting on the network: the engine
+        thread asks, and every command queued behind it (an emergency stop) would wait too.
+        None: not connected, or no price that fresh (the venue's ticker slow or failing) —
+        the next read is then started at once, for the next ask."""
+        market = self._markets.get(symbol)
+        loop = self._loop
+        if market is None or loop is None or self._closed:
+            return None
+        held = self._quotes.get(market)
+        if held is not None and time.monotonic() - held[0] <= QUOTE_MAX_AGE_S:
+            return side_price(held[1], side) or None
+        kick = self._quote_kick
+        if kick is not None:
+            loop.loop.call_soon_threadsafe(kick.set)
+        return None
 
     # -- helpers (engine thread) -------------------------------------------------------------
 
@@ -594,6 +682,7 @@ class CcxtBroker:
             self._bot_symbols[unified] = symbol
             instrument = instrument_of(symbol, market, decimal_places)
             self._instruments[symbol] = instrument
+            self._coin_fees[symbol] = self._coin_fee_of(symbol, market)
             self._fill_rules[symbol] = FillRules(
                 frozenset(
                     c for c in (ctx.currency, market.get("quote"), market.get("settle")) if c
@@ -617,6 +706,11 @@ class CcxtBroker:
             await self._start_funding()
         self._polled_ms = now_ms
         self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+        # The first prices before connect returns: a signal right after a start is sized at
+        # the market too (a ticker that does not answer delays the start by _QUOTE_READ_S).
+        self._quote_kick = asyncio.Event()
+        spent = await self._quote_round()
+        self._quoter = asyncio.get_running_loop().create_task(self._quote_forever(spent))
 
     def _refuse_currency(
         self, index: int, symbol: str, market: dict[str, Any], capital: str
@@ -794,6 +888,68 @@ class CcxtBroker:
         )
         self._wake_poller()
 
+    async def _quote_forever(self, spent: float) -> None:
+        """Keep every market's price fresh for ``market_price``: a round of ticker reads
+        (``_quote_round``) every ``_QUOTE_EVERY_S``, or sooner when an ask found none fresh
+        (never closer than ``_QUOTE_GAP_S``), after the round connecting read, which took
+        ``spent`` seconds."""
+        kick = self._quote_kick
+        assert kick is not None
+        while True:
+            if spent < _QUOTE_GAP_S:
+                await asyncio.sleep(_QUOTE_GAP_S - spent)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, _QUOTE_EVERY_S - spent)):
+                    await kick.wait()
+            kick.clear()
+            spent = await self._quote_round()
+
+    async def _quote_round(self) -> float:
+        """Read every market's ticker (``_read_quote``), one after another; how long it took.
+        Each read goes once, behind the ban gate and the client's rate limiter, bounded by
+        ``_QUOTE_READ_S``; a failed one leaves the price to age out."""
+        began = time.monotonic()
+        for market in sorted(set(self._markets.values())):
+            await self._read_quote(market)
+        return time.monotonic() - began
+
+    async def _read_quote(self, market: str) -> None:
+        """Read ``market``'s ticker into ``_quotes``, with when the read began (its age counts
+        from there), unless a watched take-profit's read it just now (``_check_targets``)."""
+        held = self._quotes.get(market)
+        began = time.monotonic()
+        if held is not None and began - held[0] < _TICKER_EVERY_S:
+            return
+        venue = self._venue
+        assert venue is not None
+        try:
+            async with asyncio.timeout(_QUOTE_READ_S):
+                ticker = await venue.once("fetch_ticker", market)
+        except TimeoutError:
+            self._quote_failed(market, f"no answer within {_QUOTE_READ_S:g}s")
+            return
+        except VenueFailure as error:
+            self._quote_failed(market, error.failure.message)
+            return
+        self._quotes[market] = (began, ticker)
+        if self._quote_problem is not None:
+            log.info("ccxt broker: prices are read again (after: %s)", self._quote_problem)
+            self._quote_problem = None
+
+    def _quote_failed(self, market: str, problem: str) -> None:
+        """Say a failed price read once per distinct problem (a read runs every few seconds):
+        market entries decided between bars are refused while no price is fresh."""
+        said = f"{market}: {problem}"
+        if said == self._quote_problem:
+            return
+        self._quote_problem = said
+        log.warning(
+            "ccxt broker: the price of %s could not be read (%s); a market entry decided "
+            "between bars is refused until a price is read again",
+            market,
+            problem,
+        )
+
     async def _check_targets(self) -> None:
         """Sell each watched take-profit the price reached (a ticker read a market, at most
         once every ``_TICKER_EVERY_S``)."""
@@ -816,6 +972,7 @@ class CcxtBroker:
                     error.failure.message,
                 )
                 continue
+            self._quotes[market] = (now, ticker)  # a fresh price for ``market_price`` too
             for target in watched:
                 order = target.order
                 if (
@@ -1119,6 +1276,7 @@ class CcxtBroker:
         tracked.final_sent = True
         tracked.status = status
         order = tracked.order
+        self._cuts.pop(order.client_order_id, None)  # an ended child is sized no more
         if order.tag == TAKE_PROFIT_TAG and status is not OrderStatus.FILLED:
             self._unlifted(tracked, status)
         self._emit(
@@ -1154,20 +1312,51 @@ class CcxtBroker:
             entry.protecting = True
             self._spawn(self._keep_protected(entry))
 
+    async def _cut(self, client_order_id: str, quantity: float, cut: float) -> None:
+        """``cut_child`` on the I/O thread: the cut counted, then the children of its entry
+        sized again by the one task that sizes them (``_keep_protected``), so a fill of the
+        entry on its way meanwhile cannot grow the child back over the cut."""
+        self._cuts[client_order_id] = self._cuts.get(client_order_id, 0.0) + cut
+        found = bracket_role(client_order_id)
+        entry = self._tracked.get(found[0]) if found is not None else None
+        if entry is None or entry.protected <= _EPS:
+            # No entry this object follows (it ended before a restart): none of its fills
+            # is to come, and the engine's count is the child's.
+            await self._amend(client_order_id, quantity, None)
+            return
+        entry.recut = True
+        if not entry.protecting:
+            entry.protecting = True
+            await self._keep_protected(entry)
+
+    def _sized(self, children: Sequence[Order]) -> list[Order]:
+        """``children`` (sized on what their entry filled) less what the engine cut from
+        each (``_cuts``), on the lot step; a child cut to nothing is left out (the engine
+        cancels it)."""
+        sized = []
+        for child in children:
+            cut = self._cuts.get(child.client_order_id, 0.0)
+            if cut <= 0.0:
+                sized.append(child)
+                continue
+            quantity = _on_step(child.quantity - cut, self._instruments[child.symbol].lot_step)
+            if quantity > _EPS:
+                sized.append(child._replace(quantity=quantity))
+        return sized
+
     async def _keep_protected(self, entry: _Tracked) -> None:
-        """Bring the children to what the entry filled, one step after another (fills that
-        arrive meanwhile make one more step). A first part below the venue's minimum waits
-        for more of the entry (the next fill, or its end, tries again)."""
+        """Bring the children to what the entry filled less what the engine cut from each,
+        one step after another (fills that arrive meanwhile, and cuts, make one more step). A
+        first part below the venue's minimum waits for more of the entry (the next fill, or
+        its end, tries again)."""
         try:
-            while entry.protected < entry.protect_to - _EPS:
-                want = entry.protect_to
+            while entry.protected < entry.protect_to - _EPS or entry.recut:
+                answer, entry.recut = entry.recut, False
                 # Fills summed in floats (0.001 + 0.009 = 0.009999999999999998) would be
                 # truncated to the lot step below what the position holds: on the grid first.
-                step = self._instruments[entry.order.symbol].lot_step
-                if step > 0.0 and abs(want / step - round(want / step)) < 1e-6:
-                    want = round(want / step) * step
+                want = _on_step(entry.protect_to, self._instruments[entry.order.symbol].lot_step)
                 done = entry.final_sent
-                children = bracket_children(entry.order, want, int(time.time()))
+                children = self._sized(bracket_children(entry.order, want, int(time.time())))
                 if any(self._filled(child.client_order_id) for child in children):
                     # One child filled: the bracket's trade is over, its sibling being
                     # cancelled; nothing is placed or grown for it again.
@@ -1181,7 +1370,7 @@ class CcxtBroker:
                             # take-profit would hold the coin that close has to sell.
                             self._withhold(child.client_order_id, ReasonCode.CANCELLED_BY_VENUE)
                             continue
-                        covered = await self._cover(child, done) and covered
+                        covered = await self._cover(child, done, answer) and covered
                 if not covered:
                     return
                 entry.protected = want
@@ -1341,11 +1530,12 @@ class CcxtBroker:
         tracked = self._tracked.get(client_order_id)
         return tracked is not None and tracked.filled > _EPS
 
-    async def _cover(self, child: Order, entry_done: bool) -> bool:
+    async def _cover(self, child: Order, entry_done: bool, answer: bool = False) -> bool:
         """Place ``child``, or bring the one at the venue to its quantity; False when it is
         below the venue's minimum while its entry still works (it waits for more of it).
         A child that ended (its sibling filled, a person cancelled it) is not placed again:
-        an id is sent once."""
+        an id is sent once. ``answer``: a cut is being answered — a child already at its
+        quantity is said "amended" all the same (the engine waits for the answer)."""
         child_id = child.client_order_id
         if child_id in self._withheld:
             return True
@@ -1392,6 +1582,8 @@ class CcxtBroker:
             await asyncio.sleep(0.01)
         if not tracked.final_sent and abs(tracked.order.quantity - child.quantity) > _EPS:
             await self._amend(child_id, child.quantity, None)
+        elif answer and not tracked.final_sent:
+            self._emit(OrderUpdate(child_id, OrderStatus.OPEN, int(time.time()), "amended"))
         return True
 
     def follow_bracket(self, order: Order) -> None:
@@ -3212,6 +3404,23 @@ def _counted_after(before: Decimal, fill: Fill, reduce_only: bool) -> Decimal:
     return after
 
 
+def side_price(ticker: Mapping[str, Any], side: Side) -> float:
+    """The price a market order on ``side`` meets by ccxt's ``ticker``: the best ask for a
+    buy, the best bid for a sell, the last trade where the ticker has no book (Binance
+    USDⓈ-M's has none); 0 without any. Pure."""
+    book = _amount(ticker.get("ask" if side is Side.BUY else "bid"))
+    return book if book > 0.0 else max(_amount(ticker.get("last")), 0.0)
+
+
+def _on_step(quantity: float, step: float) -> float:
+    """``quantity`` on the lot ``step`` when it is within float noise of it (0.1 - 0.01 =
+    0.09000000000000001, which the venue's precision would truncate a step down); as it is
+    otherwise. Pure."""
+    if step > 0.0 and abs(quantity / step - round(quantity / step)) < 1e-6:
+        return round(quantity / step) * step
+    return quantity
+
+
 def _amount(value: Any) -> float:
     """A balance or price ccxt gave (a number, a numeric string or None) as a float; 0 for
     anything else."""
@@ -3348,7 +3557,7 @@ def _reason(status: OrderStatus, code: ReasonCode) -> str:
     return "cancelled at the venue"
 
 
-__all__ = ["CcxtBroker"]
+__all__ = ["CcxtBroker", "side_price"]
 
 
 async def _every_row(pages: AsyncIterator[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -50,6 +50,15 @@ class Dialect(StrEnum):
     def spot(self) -> bool:
         return self in (Dialect.BINANCE_SPOT, Dialect.KRAKEN)
 
+    @property
+    def reduce_only_below_min_notional(self) -> bool:
+        """Whether the venue takes a reduce-only order below its minimum notional (its
+        minimum quantity still holds). Binance USDⓈ-M: "-4164 Order's notional must be no
+        smaller than … (unless you choose reduce only)"; Bybit's derivatives trading rules:
+        closing orders are exempt from the minimum notional value, not from the minimum order
+        size. Spot has no reduce-only order: every order meets the minimum."""
+        return self in (Dialect.BINANCE_USDM, Dialect.BYBIT)
+
 
 def dialect_for(exchange: str, linear: bool) -> Dialect:
     """The dialect of a venue the broker is proven against (``ccxt_params.VERIFIED_VENUES``:
@@ -263,7 +272,11 @@ def create_args(
         price = _rounded(price_to_precision, market_symbol, order.price)
         if not price:
             return Refusal(ReasonCode.INVALID_PRICE, f"price {order.price:g} rounds to nothing")
-    limit = limit_problem(instrument, amount, price)
+    exempt = order.reduce_only and dialect.reduce_only_below_min_notional
+    # A reduce-only order the venue takes below its minimum notional (a close, a bracket's
+    # child) is checked for its quantity alone: refused here, a close the venue would take
+    # was left to a person.
+    limit = limit_problem(instrument, amount, None if exempt else price)
     if limit is not None:
         return Refusal(limit[0], limit[1])
     params: dict[str, Any] = {"clientOrderId": venue_cid}
@@ -890,6 +903,29 @@ def position_of(raw: Mapping[str, Any], bot_symbol: str) -> PositionReport | Non
     )
 
 
+# Binance's spot taker fee at its regular tier (VIP 0), the highest it documents: what a buy's
+# fee taken in the coin bought is assumed to be when ccxt's market does not say.
+BINANCE_SPOT_WORST_TAKER = 0.001
+
+
+def coin_fee_rate(dialect: Dialect, market: Mapping[str, Any]) -> tuple[float, bool]:
+    """The share of a buy the venue may keep as its fee in the coin bought, known before the
+    buy fills, and whether the market said it (False: the worst documented rate is assumed).
+
+    Binance spot takes a buy's fee from the coin bought (``held_quantity``), unless BNB pays
+    it — which the bot cannot tell before the fill, so the fee is counted: a bracket's
+    children sized on a little less than bought is the safe side. The taker rate is the one
+    counted (a limit that rests pays the maker's, never more). Kraken spot takes a buy's fee
+    in the quote currency (``fciq``, its default for a buy) and the perpetuals in their
+    settlement currency: 0."""
+    if dialect is not Dialect.BINANCE_SPOT:
+        return 0.0, True
+    taker = market.get("taker")
+    if isinstance(taker, int | float) and not isinstance(taker, bool) and 0.0 <= taker < 1.0:
+        return float(taker), True
+    return BINANCE_SPOT_WORST_TAKER, False
+
+
 def instrument_of(
     bot_symbol: str, market: Mapping[str, Any], decimal_places: bool = False
 ) -> Instrument:
@@ -924,6 +960,7 @@ def instrument_of(
 
 
 __all__ = [
+    "BINANCE_SPOT_WORST_TAKER",
     "CreateArgs",
     "Dialect",
     "FillRules",
@@ -932,6 +969,7 @@ __all__ = [
     "Refusal",
     "bot_client_id",
     "client_id_problem",
+    "coin_fee_rate",
     "conversion_pair",
     "copies_whole_quantity",
     "create_args",

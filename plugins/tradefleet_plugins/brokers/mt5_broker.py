@@ -63,10 +63,14 @@ from tradefleet_plugins.brokers.mt5_link import (
 )
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
 from tradefleet_plugins.brokers.mt5_reports import (
+    BracketShares,
+    ChildShare,
     Entry,
     accruals_due,
+    bracket_shares,
     child_report,
     child_role,
+    cut_child_report,
     deal_client_id,
     deal_credit,
     ended_children,
@@ -78,12 +82,14 @@ from tradefleet_plugins.brokers.mt5_reports import (
     position_entries,
     position_reports,
     position_swaps,
+    split_close,
     swap_flow,
 )
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
 from tradefleet_plugins.brokers.seen_ids import SeenIds
 from tradefleet_runtime.sdk import (
     OUTSIDE_TAG,
+    QUOTE_MAX_AGE_S,
     STOP_LOSS_TAG,
     Accrual,
     Bar,
@@ -125,8 +131,13 @@ _ORDER_STATE_PLACED = 1
 _ORDER_STATE_STARTED = 0
 _ORDER_STATE_CANCELED = 2
 _ORDER_STATE_EXPIRED = 6
+_RETCODE_DONE = 10009
 _DEAL_ENTRY_IN = 0
+_DEAL_ENTRY_OUT = 1
 _DEAL_ENTRY_INOUT = 2
+_DEAL_ENTRY_OUT_BY = 3
+# Fills ``entries_reduced`` answers for that the engine has not asked about yet, at most.
+_REDUCED_KEPT = 4096
 _DEAL_TYPE_BUY = 0
 _DEAL_TYPE_SELL = 1
 # The MT5 order types the broker rests (limit and stop): the ones whose price can move.
@@ -158,6 +169,10 @@ class _Leg:
     executed: float = 0.0  # lots
     placed: bool = False
     unknown: int = 0
+    carried: float = 0.0  # lots passed on to the next leg (a limit's deal filled in part)
+    # A deal sent with ORDER_FILLING_RETURN that filled in part: the server keeps its rest
+    # working as the same order (``ticket``), which the broker watches as a resting order.
+    kept: bool = False
 
 
 @dataclass
@@ -170,6 +185,25 @@ class _Submission:
     remainder_code: ReasonCode = ReasonCode.EXPIRED
     remainder_words: str = ""
     tickets: list[int] = field(default_factory=list)
+    # The comment index of ``legs[0]`` (``<id>#k``): 0, but for the rest of a resting order
+    # moved through the market, which goes on in its order's id family (``rq.next_leg``).
+    first_leg: int = 0
+    # The rest of a resting order moved through the market (``_move_through``): the price it
+    # moved to. Its first answer is the amend's ("amended" at that price), and refused with
+    # nothing sent it ends cancelled, not rejected: its resting order is gone.
+    moved_to: float | None = None
+
+
+@dataclass
+class _Move:
+    """An amend moving a resting order through the market (``_move_through``), kept until it
+    is done: a lost terminal runs the amend again, which goes on from here — never cancelling
+    twice, nor sending the rest twice."""
+
+    ticket: int  # the resting order's
+    order: Order  # the working order at its new price
+    cancel_sent: bool = False
+    rest: _Submission | None = None  # what is left of it to trade, once the cancel is settled
 
 
 class Mt5Broker:
@@ -214,9 +248,13 @@ class Mt5Broker:
         self._balance = 0.0
         self._leverage = 0.0  # the account's, read at start (0: not yet)
         self._positions: dict[str, Position] = {}
+        # Hedging: the entry whose own position (ticket) each reported fill reduced or closed,
+        # by fill id, until the engine asks (``entries_reduced``).
+        self._reduced: dict[str, str] = {}
         # I/O-thread state
         self._comment_ids: dict[str, str] = {}  # comment -> client order id
         self._tickets: dict[int, str] = {}  # resting MT5 orders we watch -> client order id
+        self._moves: dict[str, _Move] = {}  # amends moving a resting order through the market
         # The price last reported (or booked at placement) for each watched resting order: the
         # poll reports the one the terminal holds when it differs. Absent after a restart: the
         # broker cannot know the journal's, so its first poll reports each once.
@@ -369,6 +407,64 @@ class Mt5Broker:
     def account_leverage(self) -> float | None:
         return self._leverage or None
 
+    def entries_reduced(self, fill: Fill) -> tuple[str, ...] | None:
+        """``TicketBrackets``: on a hedging account each ticket carries its own SL/TP — the
+        children of the entry that opened it —, so a fill that made the bot's position smaller
+        ends or cuts the children of the ticket it closed (noted when the deal was reported,
+        ``_note_reduced``), never another's: () when it closed no ticket of an entry (a deal
+        opening a ticket of its own beside them). None on a netting account: the position's
+        one SL/TP is every entry's, cut oldest first by the engine."""
+        if not self._hedging:
+            return None
+        with self._lock:
+            entry = self._reduced.pop(fill.fill_id, None)
+        return (entry,) if entry is not None else ()
+
+    # ``market_price``: how long the engine thread waits for its tick read. The read is the
+    # terminal's own (milliseconds, no trip to the trade server) but waits its turn behind the
+    # jobs queued before it, a close among them: past this the terminal is busy with them (or
+    # stuck), and the entry asking is refused rather than holding the engine thread.
+    _TICK_WAIT_S = 1.0
+    # The last tick read ``market_price`` queued (engine thread): while it still waits its
+    # turn, the next ask queues no other and waits for none (a burst of signals behind a
+    # stuck terminal costs one wait, not one each).
+    _tick_read: Future[Any] | None = None
+
+    def market_price(self, symbol: str, side: Side) -> float | None:
+        """``quotes-prices``: the terminal's current ask (a buy) or bid (a sell) of ``symbol``
+        (``symbol_info_tick``, the tick it trades against), read on the broker's thread as
+        every terminal call is, in turn behind the jobs already queued (never ahead of a
+        close), waited for at most ``_TICK_WAIT_S``. None when not connected, while an earlier
+        read still waits its turn, without an answer in time, without a two-sided tick, or
+        with a tick older than ``QUOTE_MAX_AGE_S`` (``tick_age``)."""
+        with self._lock:
+            spec = self._specs.get(symbol)
+        if spec is None or not self.is_connected():
+            return None
+        pending = self._tick_read
+        if pending is not None and not pending.done():
+            return None
+        read: Future[Any] = Future()
+        self._tick_read = read
+        try:
+            self._queue(_Job(lambda: self._call("symbol_info_tick", spec.name), read))
+            tick = read.result(timeout=self._TICK_WAIT_S)
+            bid, ask = float(tick.bid), float(tick.ask)
+            stamp_ms = int(getattr(tick, "time_msc", 0) or 0) or int(tick.time) * 1000
+        except Exception as error:  # no answer in time, no tick: no price, said
+            why = str(error) or f"no answer within {self._TICK_WAIT_S:g} s"
+            log.warning("MT5 broker: no current price of %s: %s", spec.name, why)
+            return None
+        if not (math.isfinite(bid) and math.isfinite(ask) and 0.0 < bid <= ask):
+            return None
+        age = tick_age(stamp_ms, time.time(), self._offset)
+        if age is not None and age > QUOTE_MAX_AGE_S:
+            log.warning(
+                "MT5 broker: %s's last tick is %.0f s old: no current price", spec.name, age
+            )
+            return None
+        return ask if side is Side.BUY else bid
+
     def is_connected(self) -> bool:
         link = self._link
         return bool(link is not None and link.up and self._server_up and self._fatal is None)
@@ -492,9 +588,8 @@ class Mt5Broker:
                 return
         with self._lock:
             self._working.pop(order_id, None)
-        self._emit(
-            OrderUpdate(order_id, OrderStatus.REJECTED, sub.order.created_ts, str(error), code=code)
-        )
+        status = OrderStatus.REJECTED if sub.moved_to is None else OrderStatus.CANCELLED
+        self._emit(OrderUpdate(order_id, status, sub.order.created_ts, str(error), code=code))
 
     def _fail_pending(self) -> None:
         with self._cv:
@@ -756,7 +851,7 @@ class Mt5Broker:
         spec = self._spec(order.symbol)
         legs = sub.legs
         child = _bracket_child(order)
-        if legs is None and child is not None:
+        if legs is None and child is not None and sub.moved_to is None:
             self._place_child(order, spec, *child)
             return
         if legs is None:
@@ -769,15 +864,46 @@ class Mt5Broker:
                 legs = []
                 sub.refusal = problem
             sub.legs = legs
-            self._register(order, len(legs))
+            self._register(order, len(legs), sub.first_leg)
         while sub.refusal is None and sub.next_leg < len(legs):
             leg = legs[sub.next_leg]
-            problem = self._send_leg(sub, spec, leg, sub.next_leg)
+            problem = self._send_leg(sub, spec, leg, sub.first_leg + sub.next_leg)
             if problem is not None:
                 sub.refusal = problem
                 break
+            self._rest_the_rest(sub, spec, leg)
             sub.next_leg += 1
         self._report_submission(sub, spec)
+
+    def _rest_kept(self, ticket: int) -> bool:
+        """Whether the server still works the rest of deal order ``ticket``, sent with
+        ORDER_FILLING_RETURN and filled in part: "the order with the remaining volume is not
+        canceled, and is processed further" (MQL5), so it does unless the terminal says it
+        no longer holds it; an unread answer counts as held (sent again, the rest could fill
+        twice)."""
+        return self._still_rests(ticket) is not False
+
+    def _rest_the_rest(self, sub: _Submission, spec: rq.SymbolSpec, leg: _Leg) -> None:
+        """The rest of a limit's deal that filled in part (a symbol filling deals Immediate-or-
+        Cancel takes what is offered up to the limit, and the rest expires with the deal) is
+        still the limit's, as a limit order's unfilled rest keeps working: a new leg right
+        after this one, which ``_send_leg`` rests at the limit (a pending order, ``<id>#k``)
+        or, the market still through it, sends as another deal bounded by the same limit — the
+        terminal refuses a pending limit through the market, and the rest is the limit's to
+        take now. At most ``rq.MAX_LEGS`` requests for one order: past them the rest expires,
+        said in the order's end. Not for a deal sent with ORDER_FILLING_RETURN whose rest the
+        server keeps working (``_Leg.kept``): sent again, the rest would trade twice."""
+        legs = sub.legs
+        if sub.order.order_type is not OrderType.LIMIT or legs is None or leg.placed or leg.kept:
+            return
+        rest = rq.round_volume(leg.volume - leg.executed, spec)
+        if not leg.ticket or leg.executed <= _EPS or rest <= _EPS:
+            return
+        if sub.first_leg + len(legs) >= rq.MAX_LEGS:
+            return
+        leg.carried = rest
+        legs.insert(sub.next_leg + 1, _Leg(rest, position=leg.position))
+        self._register(sub.order, len(legs), sub.first_leg)
 
     def _place_child(self, order: Order, spec: rq.SymbolSpec, parent: str, role: str) -> None:
         """A bracket child sent on its own (a restarted bot re-sends the stop of a position
@@ -860,9 +986,15 @@ class Mt5Broker:
                 return position, [e for e in entries if e != parent]
         return None
 
-    def _register(self, order: Order, legs: int) -> None:
-        for leg in range(max(legs, 1)):
-            self._comment_ids[rq.comment_for(order.client_order_id, leg)] = order.client_order_id
+    def _register(self, order: Order, legs: int, first: int = 0) -> None:
+        order_id = order.client_order_id
+        comments = [rq.comment_for(order_id, leg) for leg in range(first, first + max(legs, 1))]
+        for comment in comments:
+            self._comment_ids[comment] = order_id
+        # Known as sent, as the terminal's history tells a restarted broker: a later request of
+        # the order (``rq.next_leg``) takes none of these comments.
+        with self._lock:
+            self._known_comments.update(comments)
 
     def _plan(
         self, sub: _Submission, spec: rq.SymbolSpec, volume: float
@@ -879,8 +1011,17 @@ class Mt5Broker:
                     "a hedging account cannot rest a reduce-only order; use stop_loss/"
                     "take_profit on the entry (position attributes)",
                 )
-            return [_Leg(volume)], None
+            if not self._hedging:
+                return [_Leg(volume)], None
         opposite = self._opposite_positions(order, spec)
+        if order.order_type is not OrderType.MARKET and not (
+            opposite and self._through_now(order, spec)
+        ):
+            # Hedging: a limit or stop that rests (or that trades with nothing of the bot's
+            # against it) is one request. One the market is through trades now, as a market
+            # order: it closes the bot's tickets against it first (below) — sent whole, it
+            # opened a ticket beside them, long and short at once.
+            return [_Leg(volume)], None
         if self._hedging:
             legs: list[_Leg] = []
             left = volume
@@ -907,6 +1048,15 @@ class Mt5Broker:
                 return [], cut
             volume = cut
         return [_Leg(volume)], None
+
+    def _through_now(self, order: Order, spec: rq.SymbolSpec) -> bool:
+        """Whether the market is through ``order``'s price on the tick now
+        (``rq.through_market``); False unread: planned as one request, and each attempt
+        decides again on its own tick."""
+        tick = self._call("symbol_info_tick", spec.name)
+        if tick is None or not (float(tick.bid) > 0 and float(tick.ask) > 0):
+            return False
+        return rq.through_market(order, spec, float(tick.bid), float(tick.ask))
 
     def _opposite_positions(self, order: Order, spec: rq.SymbolSpec) -> list[Any]:
         """The bot's positions in ``order``'s symbol that ``order`` would reduce (the other
@@ -1003,6 +1153,11 @@ class Mt5Broker:
                 leg.sent_at = int(tick.time) or self._server_now
             bid, ask = float(tick.bid), float(tick.ask)
             deal = order.order_type is OrderType.MARKET or rq.through_market(order, spec, bid, ask)
+            if not deal and leg.position:
+                # Planned as deals closing the bot's tickets (the market was through the
+                # limit), and the market moved away: a pending order cannot close a position
+                # by ticket, so what is left of the order rests whole at its limit.
+                _rest_whole(sub)
             if deal is not as_deal:
                 # A deal and a pending order take different filling modes: start again.
                 as_deal, modes, mode = deal, rq.filling_modes(spec, not deal), 0
@@ -1041,7 +1196,7 @@ class Mt5Broker:
             request = (
                 self._deal_leg_request(order, spec, leg, index, bid, ask, modes[mode])
                 if deal
-                else self._pending_leg_request(order, spec, leg, bid, ask, modes[mode])
+                else self._pending_leg_request(order, spec, leg, index, bid, ask, modes[mode])
             )
             if isinstance(request, tuple):
                 return request
@@ -1057,6 +1212,8 @@ class Mt5Broker:
             if v.action in (Action.DONE, Action.DONE_PARTIAL) and deal:
                 leg.ticket = int(result.order)
                 leg.executed = float(result.volume)
+                if v.action is Action.DONE_PARTIAL and modes[mode] == rq.ORDER_FILLING_RETURN:
+                    leg.kept = self._rest_kept(leg.ticket)
                 return None
             if v.action in (Action.PLACED, Action.DONE, Action.DONE_PARTIAL):
                 # A resting order "done" is placed: it works at the broker until it fills.
@@ -1108,27 +1265,20 @@ class Mt5Broker:
         order: Order,
         spec: rq.SymbolSpec,
         leg: _Leg,
+        index: int,
         bid: float,
         ask: float,
         filling: int,
     ) -> dict[str, Any] | tuple[ReasonCode, str]:
-        """The request resting ``order`` at its price, or why the terminal would refuse it
-        (its price, then its SL/TP, inside ``trade_stops_level``): never sent to be answered a
-        bare 10015/10016."""
-        bad = rq.pending_price_problem(order, spec, bid, ask)
+        """The request resting ``order`` at its price (``index``: the leg's, its comment), or
+        why the terminal would refuse it (its price, then its SL/TP, inside
+        ``trade_stops_level``: ``rq.resting_problem``): never sent to be answered a bare
+        10015/10016."""
+        bad = rq.resting_problem(order, spec, bid, ask)
         if bad is not None:
             return ReasonCode.INVALID_PRICE, bad
-        if order.stop_loss or order.take_profit:
-            # Measured from the order's price, as the terminal measures them.
-            assert order.price is not None
-            at = rq.on_tick(order.price, spec, order.side, order.order_type)
-            bad = rq.stops_problem(
-                order.side, at, order.stop_loss or 0.0, order.take_profit or 0.0, spec
-            )
-            if bad is not None:
-                return ReasonCode.INVALID_PRICE, bad
         return rq.pending_request(
-            order, spec, magic=self._magic, volume=leg.volume, filling=filling
+            order, spec, magic=self._magic, volume=leg.volume, filling=filling, leg=index
         )
 
     def _deal_leg_request(
@@ -1220,13 +1370,25 @@ class Mt5Broker:
         tickets = [leg.ticket for leg in legs if leg.ticket]
         events: list[Event] = []
         if not tickets:
-            refusal = sub.refusal or (ReasonCode.VENUE_REJECTED, "nothing sent")
+            code, words = sub.refusal or (ReasonCode.VENUE_REJECTED, "nothing sent")
             with self._lock:
                 self._working.pop(order_id, None)
-            self._emit(OrderUpdate(order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0]))
+            status = OrderStatus.REJECTED
+            if sub.moved_to is not None:  # its resting order is gone: it ends here
+                status = OrderStatus.CANCELLED
+                words = (
+                    f"cancelled to trade at {sub.moved_to:g} through the market, and the rest "
+                    f"was refused: {words}"
+                )
+            self._emit(OrderUpdate(order_id, status, ts, words, code=code))
             return
         venue_id = ",".join(str(t) for t in tickets)
-        events.append(OrderUpdate(order_id, OrderStatus.OPEN, ts, venue_order_id=venue_id))
+        said = "" if sub.moved_to is None else "amended"  # the move's answer
+        events.append(
+            OrderUpdate(
+                order_id, OrderStatus.OPEN, ts, said, venue_order_id=venue_id, price=sub.moved_to
+            )
+        )
         executed = 0.0
         resting = False
         for leg in legs:
@@ -1240,6 +1402,11 @@ class Mt5Broker:
                 continue
             if not leg.ticket:
                 continue
+            if leg.kept:
+                # The server works the rest of this deal as the same order: watched as a
+                # resting one (the poll reports its fills and its end); its deals so far below.
+                self._tickets[leg.ticket] = order_id
+                resting = True
             executed += leg.executed
             deals = self._call("history_deals_get", ticket=leg.ticket) or ()
             for deal in deals:
@@ -1255,7 +1422,7 @@ class Mt5Broker:
                 self._note_entry(order, deal)
         if not resting:
             # executed and wanted in lots (the terminal's); what is gone in units (the bot's)
-            wanted = sum(leg.volume for leg in legs)
+            wanted = sum(leg.volume - leg.carried for leg in legs)
             gone = round(order.quantity - rq.to_units(executed, spec), 8)
             if gone > _EPS:
                 if sub.refusal is not None:
@@ -1299,6 +1466,15 @@ class Mt5Broker:
         ts = self._utc(self._server_now)
         code = ReasonCode.CANCELLED_BY_USER
         child = self._children.get(client_order_id)
+        if child is not None and self._level_of_others(client_order_id, *child):
+            # A netting position's level is every entry's child: one the bot cut to nothing
+            # (its part of the position was reduced away) leaves it to the others.
+            del self._children[client_order_id]
+            said = (
+                f"cancelled; position {child[0]}'s {child[1].upper()} stays for its other children"
+            )
+            self._emit(OrderUpdate(client_order_id, OrderStatus.CANCELLED, ts, said, code=code))
+            return
         if child is not None:
             refusal = self._set_stops(child[0], child[1], 0.0)
             if refusal is None:
@@ -1320,6 +1496,19 @@ class Mt5Broker:
                 OrderUpdate(client_order_id, OrderStatus.CANCELLED, ts, "cancelled", code=code)
             )
         # Otherwise it filled or went meanwhile: the next poll reports what happened to it.
+
+    def _level_of_others(self, client_order_id: str, position_id: int, role: str) -> bool:
+        """Whether ``client_order_id``, a child of netting position ``position_id``, closes
+        none of it while another child of its level does (``bracket_shares``): clearing the
+        level would take their stop away."""
+        if self._hedging:
+            return False
+        held = ours(self._call("positions_get", ticket=position_id), self._magic)
+        if not held:
+            return False
+        working = self._shares(position_id, _levels_held(held[0])).working[role]
+        ids = {share.client_order_id for share in working}
+        return client_order_id not in ids and bool(ids)
 
     def _cancel_all_job(self, symbol: str | None) -> None:
         with self._lock:
@@ -1428,21 +1617,37 @@ class Mt5Broker:
         held: float | None = None  # the price the terminal holds now (None: nothing moved)
         child = self._children.get(client_order_id)
         if child is not None:
-            if quantity is not None:
-                refusal = (
-                    ReasonCode.VENUE_REJECTED,
-                    "MT5 SL/TP are position attributes: their quantity is the position's",
-                )
-            elif price is None:
+            # MT5 SL/TP are position attributes: the level closes what the position holds
+            # when it fires, so a child's quantity (the bot's count of its part: an engine
+            # cutting it to a smaller position) needs nothing sent.
+            if price is None:
                 refusal = None
             else:
                 refusal = self._set_stops(child[0], child[1], price)
                 if refusal is None:
                     held = self._held_stop(child[0], child[1])
         else:
-            refusal, held = self._modify_pending(client_order_id, quantity, price)
-            if refusal is None and held is not None:
-                self._booked[client_order_id] = held  # reported below: the poll's baseline
+            decided = self._amend_against_market(client_order_id, quantity, price)
+            if decided is True:
+                return  # moved through the market: the move answers
+            if isinstance(decided, tuple):
+                refusal = decided
+            else:
+                refusal, held = self._modify_pending(client_order_id, quantity, price)
+                if refusal is None and held is not None:
+                    self._booked[client_order_id] = held  # reported below: the poll's baseline
+        self._say_amend(client_order_id, refusal, held, ts)
+
+    def _say_amend(
+        self,
+        client_order_id: str,
+        refusal: tuple[ReasonCode, str] | None,
+        held: float | None = None,
+        ts: int | None = None,
+    ) -> None:
+        """An amend's answer: ``amended`` (at ``held``, the price the terminal holds; None: the
+        price asked), or its refusal."""
+        ts = self._utc(self._server_now) if ts is None else ts
         if refusal is None:
             self._emit(OrderUpdate(client_order_id, OrderStatus.OPEN, ts, "amended", price=held))
         elif refusal[0] is ReasonCode.UNKNOWN_ORDER:
@@ -1461,6 +1666,135 @@ class Mt5Broker:
                     code=refusal[0],
                 )
             )
+
+    def _amend_against_market(
+        self, client_order_id: str, quantity: float | None, price: float | None
+    ) -> tuple[ReasonCode, str] | bool:
+        """A resting order's move decided against the market on the tick, before anything is
+        sent, as a submit at that price is: through the market (a buy limit moved above the
+        ask), moved as a deal (``_move_through``; True: answered there); inside
+        ``trade_stops_level`` (its price, or its SL/TP measured from it), the refusal naming
+        the level (the terminal would answer a bare 10015/10016); False: the ordinary
+        TRADE_ACTION_MODIFY (``_modify_pending``), which also refuses what is no move of a
+        resting order. A move a lost terminal interrupted goes on where it stopped."""
+        move = self._moves.get(client_order_id)
+        if move is not None:
+            self._move_through(client_order_id, move)
+            return True
+        ticket = next((t for t, cid in self._tickets.items() if cid == client_order_id), 0)
+        with self._lock:
+            order = self._working.get(client_order_id)
+        if price is None or not ticket or order is None or order.order_type is OrderType.MARKET:
+            return False
+        if quantity is not None and abs(quantity - order.quantity) > _EPS:
+            return False  # MT5 cannot change a resting order's volume: refused, named
+        spec = self._spec(order.symbol)
+        tick = self._call("symbol_info_tick", spec.name)
+        if tick is None or not (float(tick.bid) > 0 and float(tick.ask) > 0):
+            return False  # no quote to decide on: the terminal decides
+        bid, ask = float(tick.bid), float(tick.ask)
+        self._server_now = max(self._server_now, int(tick.time))
+        moved = order._replace(price=rq.on_tick(price, spec, order.side, order.order_type))
+        if not rq.through_market(moved, spec, bid, ask):
+            bad = rq.resting_problem(moved, spec, bid, ask)
+            return False if bad is None else (ReasonCode.INVALID_PRICE, bad)
+        problem = self._move_problem(moved, spec, bid, ask)
+        if problem is not None:
+            return problem
+        self._moves[client_order_id] = move = _Move(ticket, moved)
+        self._move_through(client_order_id, move)
+        return True
+
+    def _move_problem(
+        self, moved: Order, spec: rq.SymbolSpec, bid: float, ask: float
+    ) -> tuple[ReasonCode, str] | None:
+        """Why a resting order moved through the market (``moved``: at its new price) cannot
+        trade as a deal, known before its resting order is cancelled: its SL/TP inside the
+        stops level from the close side (as for any market entry), an SL/TP the netting
+        position would not take (``_netting_stops_problem``), or no comment left in its id
+        family for another request. Refused then, the order works as it was."""
+        sl, tp = moved.stop_loss or 0.0, moved.take_profit or 0.0
+        if sl or tp:
+            close_side = bid if moved.side is Side.BUY else ask
+            bad = rq.stops_problem(moved.side, close_side, sl, tp, spec)
+            if bad is not None:
+                return ReasonCode.INVALID_PRICE, bad
+            if not self._hedging and not moved.reduce_only:
+                clash = self._netting_stops_problem(moved, spec)
+                if clash is not None:
+                    return ReasonCode.VENUE_REJECTED, clash
+        with self._lock:
+            first = rq.next_leg(moved.client_order_id, self._known_comments)
+        if first >= rq.MAX_LEGS:
+            return ReasonCode.VENUE_REJECTED, (
+                f"the order went out in {rq.MAX_LEGS} requests already, as many as its id "
+                "can name at the terminal: cancel it and send a new one"
+            )
+        return None
+
+    def _move_through(self, client_order_id: str, move: _Move) -> None:
+        """Move a resting order through the market as a submit at that price goes: its resting
+        order cancelled (``_cancel_for_move``), then what is left of it sent as the order at its
+        new price — a deal bounded by the limit (its deviation), the rest of an IOC deal that
+        filled in part resting at the limit (``_rest_the_rest``) — under the order's id family
+        on a comment no request of it had (``rq.next_leg``): looked up by that comment before
+        any resend, it never fills twice. Nothing sent when the cancel finds it filled."""
+        try:
+            if move.rest is None:
+                lots = self._cancel_for_move(client_order_id, move)
+                if lots is None:
+                    self._moves.pop(client_order_id, None)
+                    return
+                spec = self._spec(move.order.symbol)
+                with self._lock:
+                    first = rq.next_leg(client_order_id, self._known_comments)
+                rest = move.order._replace(quantity=rq.to_units(lots, spec))
+                if rest.price is not None:  # always: a limit or stop at its new price
+                    self._reprice_working(client_order_id, rest.price)
+                move.rest = _Submission(rest, first_leg=first, moved_to=rest.price)
+            self._submit(move.rest)
+        except TerminalLost:
+            raise  # the amend runs again once the terminal is back, and goes on from here
+        except Exception as error:
+            self._moves.pop(client_order_id, None)
+            if move.rest is None:
+                raise  # its resting order, if cancelled, is the poll's to report
+            log.exception("%s: the move through the market failed", client_order_id)
+            self._refuse(move.rest, ReasonCode.VENUE_REJECTED, error)
+            return
+        self._moves.pop(client_order_id, None)
+
+    def _cancel_for_move(self, client_order_id: str, move: _Move) -> float | None:
+        """Cancel a moving order's resting order: the lots left of it to trade (what had not
+        filled, from its record in history), or None when nothing is to be sent, the amend
+        answered here: the order still rests as it was (refused), it filled or ended
+        otherwise first (the poll reports how), or the outcome is unknown (sending on a guess
+        could fill it twice: the poll reports the order as the terminal holds it)."""
+        ticket = move.ticket
+        answer: int | None = None
+        # Resumed after a lost terminal: sent again only to an order that still rests.
+        live = self._still_rests(ticket) if move.cancel_sent else True
+        if live:
+            move.cancel_sent = True
+            result = self._call("order_send", rq.remove_request(ticket))
+            answer = None if result is None else int(result.retcode)
+            live = False if answer == _RETCODE_DONE else self._still_rests(ticket)
+        history = ours(self._call("history_orders_get", ticket=ticket), self._magic)
+        record = history[0] if history else None
+        state = None if record is None else int(record.state)
+        left = 0.0 if record is None else float(record.volume_current)
+        outcome = _after_move_cancel(answer, live, state, left)
+        if outcome == "cancelled":
+            self._tickets.pop(ticket, None)  # ended by the bot: not the poll's to report
+            self._booked.pop(client_order_id, None)
+            return left
+        self._say_amend(client_order_id, _move_cancel_refusal(outcome, answer))
+        return None
+
+    def _still_rests(self, ticket: int) -> bool | None:
+        """Whether the bot's order ``ticket`` rests at the terminal (None: the read failed)."""
+        read = self._call("orders_get", ticket=ticket)
+        return None if read is None else bool(ours(read, self._magic))
 
     def _modify_pending(
         self, client_order_id: str, quantity: float | None, price: float | None
@@ -1692,14 +2026,20 @@ class Mt5Broker:
             return True
         self._note_credit(deal, client_order_id)
         fill = fill._replace(ts=self._utc(int(deal.time)))
-        events.extend(self._with_swap(deal, fill))
         role = child_role(int(deal.reason))
+        parts = self._closer_parts(deal, fill) if role is not None else [fill]
+        events.extend(self._with_swap(deal, parts[0]))
         if role is not None:
-            # The terminal closed the position on its SL/TP: the other child is gone with it.
-            parent = self._parent_of(int(deal.position_id))
-            self._children.pop(client_order_id, None)
-            if parent is not None:
-                sibling = child_order_id(parent, "tp" if role == "sl" else "sl")
+            # The terminal closed the position on its SL/TP: each child that level was is
+            # filled by its part, and the other child of each is gone with it.
+            for i, part in enumerate(parts):
+                if i:
+                    events.append(part)
+                self._children.pop(part.client_order_id, None)
+                found = bracket_role(part.client_order_id)
+                if found is None:
+                    continue
+                sibling = child_order_id(found[0], "tp" if role == "sl" else "sl")
                 if self._children.pop(sibling, None) is not None:
                     events.append(
                         OrderUpdate(
@@ -1717,11 +2057,60 @@ class Mt5Broker:
             self._note_entry(order, deal)
         return True
 
+    def _closer_parts(self, deal: Any, fill: Fill) -> list[Fill]:
+        """The fills of a deal the terminal made when a netting position's SL (or TP) fired
+        (``fill``: all of it, as one child's): one per child that level was, each of its part
+        (``split_close`` of ``bracket_shares`` before the deal), its share of the charges;
+        the first keeps the deal's ticket as fill id, the others ``<ticket>.<n>``. As
+        ``fill`` alone on a hedging account (a position is one entry's) or when no child is
+        found."""
+        role = child_role(int(deal.reason))
+        if role is None or self._hedging:
+            return [fill]
+        volume = float(deal.volume)
+        parts = self._split(int(deal.position_id), role, int(deal.ticket), volume)
+        if not parts:
+            return [fill]
+        fills = []
+        fee_left = fill.fee
+        for i, (child_id, lots) in enumerate(parts):
+            fee = fee_left if i == len(parts) - 1 else fill.fee * lots / volume
+            fee_left -= fee
+            fills.append(
+                fill._replace(
+                    client_order_id=child_id,
+                    quantity=self._units(str(deal.symbol), lots),
+                    fee=fee,
+                    fill_id=fill.fill_id if i == 0 else f"{fill.fill_id}.{i}",
+                )
+            )
+        return fills
+
+    def _split(
+        self, position_id: int, role: str, deal_ticket: int, lots: float
+    ) -> list[tuple[str, float]]:
+        """The children a netting position's ``role`` level closed ``lots`` of it for, by
+        deal ``deal_ticket``, each with its part (``split_close``)."""
+        shares = self._shares(position_id, frozenset({role}), before=deal_ticket)
+        return split_close(shares.working[role], lots)
+
+    def _shares(self, position_id: int, held: frozenset[str], before: int = 0) -> BracketShares:
+        """The bot's children on netting position ``position_id`` and the part of it each
+        closes (``bracket_shares``; ``held``: the levels the position holds), from its deals —
+        those before deal ``before`` when given."""
+        deals = self._call("history_deals_get", position=position_id) or ()
+        if before:
+            deals = [deal for deal in deals if int(deal.ticket) < before]
+        orders = self._call("history_orders_get", position=position_id) or ()
+        levels = entry_levels(ours(orders, self._magic), self._resolve)
+        return bracket_shares(deals, self._resolve, levels, held)
+
     def _with_swap(self, deal: Any, fill: Fill) -> list[Event]:
         """A deal's fill, after the swap it booked (``swap_flow``) when it booked one. The swap
         comes first: it is the position's, and the engine books a payment into the trade that
         holds the position; once a closing fill has ended that trade, the swap would land in
         cash alone and the closed trade's net P&L would miss it."""
+        self._note_reduced(deal, fill)
         flow = self._swap_of(deal, fill.symbol)
         if flow is None:
             return [fill]
@@ -1729,6 +2118,22 @@ class Mt5Broker:
         # the terminal's new total, reported at the next refresh even if it equals the last.
         self._accruals_sent[fill.symbol] = math.nan
         return [flow, fill]
+
+    def _note_reduced(self, deal: Any, fill: Fill) -> None:
+        """Hedging: note the entry whose ticket ``deal`` (``fill``'s) closed in part or whole —
+        the bot's close by ticket, a person's, the ticket's own SL/TP — for
+        ``entries_reduced``. A deal opening a ticket closes none."""
+        if not self._hedging or int(deal.entry) not in (_DEAL_ENTRY_OUT, _DEAL_ENTRY_OUT_BY):
+            return
+        entry = self._parent_of(int(deal.position_id))
+        if entry is None:
+            return
+        with self._lock:
+            self._reduced[fill.fill_id] = entry
+            # The engine asks for each fill it books as it books it; one it never asks about
+            # (a fill it did not book) is not kept for ever.
+            while len(self._reduced) > _REDUCED_KEPT:
+                del self._reduced[next(iter(self._reduced))]
 
     def _swap_of(self, deal: Any, symbol: str) -> CashFlow | None:
         return swap_flow(deal, symbol, self._currency, self._utc(int(deal.time)))
@@ -1903,7 +2308,7 @@ class Mt5Broker:
         return server_ts - self._offset if server_ts else 0
 
     def _query_order(self, client_order_id: str) -> OrderReport | None:
-        comments = {rq.comment_for(client_order_id, leg) for leg in range(10)}
+        comments = {rq.comment_for(client_order_id, leg) for leg in range(rq.MAX_LEGS)}
         live = [o for o in ours(self._call("orders_get"), self._magic) if o.comment in comments]
         since = self._now() - self.params.history_days * _DAY
         history = [
@@ -1935,17 +2340,26 @@ class Mt5Broker:
             [*history, *live], self._resolve, self._symbols.ours, self._units, self._parent_of
         )
         found = {r.client_order_id: r._replace(ts=self._utc(r.ts)) for r in reports}
-        for ended in self._ended_children(history):
-            found.setdefault(ended.client_order_id, ended._replace(ts=self._utc(ended.ts)))
+        closed, ended = self._ended_children(history)
+        for report in closed:
+            found[report.client_order_id] = report._replace(ts=self._utc(report.ts))
+        for report in ended:
+            found.setdefault(report.client_order_id, report._replace(ts=self._utc(report.ts)))
         # A child working on an open position is that, whatever an older close said.
         found.update((r.client_order_id, r) for r in self._child_reports())
         return list(found.values())
 
-    def _ended_children(self, history: Sequence[Any]) -> list[OrderReport]:
+    def _ended_children(
+        self, history: Sequence[Any]
+    ) -> tuple[list[OrderReport], list[OrderReport]]:
         """The bracket children that ended when their position's SL or TP fired (while the bot
-        was down, or before): cancelled at the venue by that close (``ended_children``), as
-        the running broker reports them — not left for reconciliation to call never sent."""
-        reports = []
+        was down, or before), as the running broker reports them: (the children the close
+        filled, each at its part on a netting position — ``_closer_parts`` —, which replace
+        the report ``order_reports`` made of the close under the position's first entry's
+        child, cancelled when that child was not among them; the children it cancelled at the
+        venue — ``ended_children`` —, not left for reconciliation to call never sent)."""
+        closed: list[OrderReport] = []
+        ended: list[OrderReport] = []
         for closer in history:
             role = child_role(int(getattr(closer, "reason", -1)))
             position_id = int(closer.position_id)
@@ -1956,9 +2370,31 @@ class Mt5Broker:
                 continue
             entries = [e.client_order_id for e in self._entries_of(position_id)] or [parent]
             symbol = self._symbols.ours(str(closer.symbol))
-            filled = child_order_id(parent, role)
-            reports.extend(ended_children(closer, entries, filled, symbol, self._units))
-        return reports
+            named = child_order_id(parent, role)
+            parts = [] if self._hedging else self._closer_split(closer, position_id, role)
+            whole = order_reports(
+                [closer], self._resolve, self._symbols.ours, self._units, self._parent_of
+            )
+            if not (parts and len(whole) == 1):
+                parts = []
+            filled = {child_id for child_id, _ in parts} or {named}
+            for child_id, lots in parts:
+                size = self._units(str(closer.symbol), lots)
+                closed.append(
+                    whole[0]._replace(client_order_id=child_id, quantity=size, filled_quantity=size)
+                )
+            if parts and named not in filled:  # the first entry's part was cut away before
+                closed.append(whole[0]._replace(status=OrderStatus.CANCELLED, filled_quantity=0.0))
+            ended.extend(ended_children(closer, entries, filled, symbol, self._units))
+        return closed, ended
+
+    def _closer_split(self, closer: Any, position_id: int, role: str) -> list[tuple[str, float]]:
+        """``_split`` of the deal the terminal made for ``closer`` (none found: [])."""
+        deals = self._call("history_deals_get", position=position_id) or ()
+        for deal in deals:
+            if int(deal.order) == int(closer.ticket):
+                return self._split(position_id, role, int(deal.ticket), float(deal.volume))
+        return []
 
     def _child_reports(self) -> list[OrderReport]:
         """The working SL/TP children of the bot's open positions, under their ids (the
@@ -1974,38 +2410,42 @@ class Mt5Broker:
             if parent is None:
                 continue
             symbol = self._symbols.ours(str(position.symbol))
-            entries = [] if self._hedging else self._entries_of(ticket)
-            if len(entries) > 1:
-                found = entry_child_reports(
-                    position, self._with_levels(ticket, entries), symbol, now, self._units
-                )
+            shares = None if self._hedging else self._shares(ticket, _levels_held(position))
+            if shares is not None and any(shares.working.values()):
+                found = entry_child_reports(position, shares.working, symbol, now, self._units)
             else:
-                found = entry_child_reports(
-                    position, [Entry(parent, float(position.volume))], symbol, now, self._units
-                )
+                whole = {
+                    role: [ChildShare(child_order_id(parent, role), parent, float(position.volume))]
+                    for role in ("sl", "tp")
+                }
+                found = entry_child_reports(position, whole, symbol, now, self._units)
             for report in found:
                 role = "sl" if report.order_type is OrderType.STOP else "tp"
                 self._children.setdefault(report.client_order_id, (ticket, role))
                 reports.append(report)
+            for child_id in sorted(shares.gone) if shares is not None else ():
+                role = "sl" if child_id.endswith("-sl") else "tp"
+                reports.append(cut_child_report(position, child_id, role, symbol, now))
         return reports
-
-    def _with_levels(self, position_id: int, entries: Sequence[Entry]) -> list[Entry]:
-        """``entries`` with the SL/TP each one's own request carried (``entry_levels``)."""
-        orders = self._call("history_orders_get", position=position_id) or ()
-        levels = entry_levels(ours(orders, self._magic), self._resolve)
-        return [e._replace(levels=levels.get(e.client_order_id, frozenset())) for e in entries]
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
         """The bot's executions since ``since_ts``, and, as the running poll books them, the
         parts of others' deals that reduced or closed the bot's positions (``_outside_fill``:
         a person's close while the bot was down is booked at its restart, as while it runs)."""
-        return [fill for _deal, fill in self._deal_fills(since_ts)]
+        found = self._deal_fills(since_ts)
+        for deal, fill in found:
+            self._note_reduced(deal, fill)  # cut as the running broker's would be
+        return [fill for _deal, fill in found]
 
     def _cash_flow_reports(self, since_ts: int) -> list[CashFlow]:
         """The swaps of the deals ``_fill_reports`` reports (a swap on a deal the bot missed
         while down included), oldest first."""
         flows = []
+        done: set[int] = set()  # a close split into its children's fills books one swap
         for deal, fill in self._deal_fills(since_ts, say=False):
+            if int(deal.ticket) in done:
+                continue
+            done.add(int(deal.ticket))
             flow = self._swap_of(deal, fill.symbol)
             if flow is not None:
                 flows.append(flow)
@@ -2015,7 +2455,7 @@ class Mt5Broker:
         """The deals since ``since_ts`` that are the bot's fills, each with its fill, oldest
         first (``say``: log the outside ones)."""
         deals = self._call("history_deals_get", since_ts + self._offset, _FAR) or ()
-        found = []
+        found: list[tuple[Any, Fill]] = []
         for deal in sorted(deals, key=lambda d: (int(d.time_msc), int(d.ticket))):
             client_order_id = (
                 deal_client_id(deal, self._resolve, self._parent_of)
@@ -2028,7 +2468,10 @@ class Mt5Broker:
                 symbol = self._symbols.ours(str(deal.symbol))
                 fill = fill_from_deal(deal, client_order_id, symbol, self._units)
                 if fill is not None:
-                    fill = fill._replace(ts=self._utc(int(deal.time)))
+                    # An SL/TP close: its children's fills, as the running broker books them.
+                    parts = self._closer_parts(deal, fill._replace(ts=self._utc(int(deal.time))))
+                    found.extend((deal, part) for part in parts)
+                    continue
             if fill is not None:
                 found.append((deal, fill))
         return found
@@ -2198,6 +2641,75 @@ def _child_on_position(held: float, want: float, half: float, shared: bool) -> s
     return "set"
 
 
+def _levels_held(position: Any) -> frozenset[str]:
+    """The levels (``sl``, ``tp``) an MT5 position holds."""
+    return frozenset(role for role in ("sl", "tp") if float(getattr(position, role)) > 0.0)
+
+
+def _rest_whole(sub: _Submission) -> None:
+    """What is left of a hedging account's limit planned as deals closing the bot's tickets
+    against it (the market was through it), made one leg — the current one, closing no ticket
+    — when the market moved away before that leg went out: it rests at its limit as one
+    pending order, as a limit the market never crossed does (a pending order cannot close a
+    position by ticket; it opens its own, booked net)."""
+    legs = sub.legs or []
+    here = legs[sub.next_leg]
+    here.volume = round(sum(leg.volume for leg in legs[sub.next_leg :]), 8)
+    here.position = 0
+    del legs[sub.next_leg + 1 :]
+
+
+def _after_move_cancel(
+    answer: int | None, live: bool | None, state: int | None, left: float
+) -> str:
+    """What the cancel of a resting order moved through the market left: ``answer`` the
+    remove's retcode (None: none read — lost, or sent before a lost terminal), ``live`` whether
+    the order still rests (None: unread; False when the remove was done), ``state`` and
+    ``left`` (lots not filled) its history record's (state None: none read). ``cancelled``: by
+    this move, ``left`` is to trade; ``resting``: the cancel did not land, the order works as
+    it was; ``filled``: it filled first; ``ended``: cancelled or expired by another hand;
+    ``unknown``: nothing tells."""
+    if answer != _RETCODE_DONE:
+        if live is None:
+            return "unknown"
+        if live:
+            return "resting"
+    if state is None:
+        return "unknown"
+    if state == _ORDER_STATE_FILLED or left <= _EPS:
+        return "filled"
+    if state in (_ORDER_STATE_CANCELED, _ORDER_STATE_PARTIAL):
+        lost = answer is None or verdict(answer).action is Action.RECONCILE
+        return "cancelled" if answer == _RETCODE_DONE or lost else "ended"
+    return "ended"
+
+
+def _move_cancel_refusal(outcome: str, answer: int | None) -> tuple[ReasonCode, str]:
+    """The amend's refusal when a move through the market sends nothing
+    (``_after_move_cancel``'s ``outcome``; ``answer`` the remove's retcode)."""
+    if outcome == "resting":
+        v = verdict(answer) if answer is not None else None
+        said = f"{v.words} ({answer})" if v is not None else "no answer"
+        code = (v.code if v is not None else ReasonCode.VENUE_UNAVAILABLE) or (
+            ReasonCode.VENUE_REJECTED
+        )
+        return code, (
+            f"it could not be cancelled to trade through the market ({said}): it works as it was"
+        )
+    if outcome == "filled":
+        return ReasonCode.VENUE_REJECTED, (
+            "it filled before it could be moved through the market: nothing sent"
+        )
+    if outcome == "ended":
+        return ReasonCode.VENUE_REJECTED, (
+            "the terminal no longer holds it (it ended there): nothing sent"
+        )
+    return ReasonCode.UNKNOWN_OUTCOME, (
+        "cancelled to trade through the market, but what is left of it could not be read: "
+        "nothing sent (the poll reports the order as the terminal holds it)"
+    )
+
+
 def _bracket_child(order: Order) -> tuple[str, str] | None:
     """(parent id, ``sl``/``tp``) when ``order`` is a bracket child (``child_order_id``)."""
     found = bracket_role(order.client_order_id)
@@ -2208,4 +2720,21 @@ def _bracket_child(order: Order) -> tuple[str, str] | None:
     return (parent, role) if child_order_id(parent, role) == order.client_order_id else None
 
 
-__all__ = ["Mt5Broker"]
+# ``tick_age``: beyond this from the host's clock (either way), a tick's time says nothing of
+# its age: the trade server's zone is not ``server_offset_s`` (brokers' zones are whole or
+# half hours apart), or the market has been shut for long (a weekend's last tick).
+_ZONE_DOUBT_S = 1800.0
+
+
+def tick_age(stamp_ms: int, host_s: float, offset_s: int) -> float | None:
+    """How old (seconds) a tick stamped ``stamp_ms`` by the trade server's clock is at host
+    time ``host_s`` (UTC), the server's zone being ``offset_s`` (``server_offset_s``); None
+    when the two clocks cannot be compared (no stamp, or more than ``_ZONE_DOUBT_S`` apart).
+    Pure."""
+    if stamp_ms <= 0:
+        return None
+    age = host_s + offset_s - stamp_ms / 1000.0
+    return age if abs(age) < _ZONE_DOUBT_S else None
+
+
+__all__ = ["Mt5Broker", "tick_age"]

@@ -12,7 +12,7 @@ each function is given ``units`` (the broker's symbol name and a volume in lots 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from tradefleet_runtime.sdk import (
@@ -66,6 +66,10 @@ _STATES = {
     ORDER_STATE_REJECTED: OrderStatus.REJECTED,
     ORDER_STATE_EXPIRED: OrderStatus.CANCELLED,
 }
+# The states of an order record that no longer works (history's).
+_ENDED = frozenset(
+    {ORDER_STATE_CANCELED, ORDER_STATE_FILLED, ORDER_STATE_REJECTED, ORDER_STATE_EXPIRED}
+)
 
 # comment -> the bot's client order id (None: not one of the bot's comments)
 Resolver = Callable[[str], str | None]
@@ -198,9 +202,18 @@ def order_reports(
     (hedging closes by ticket) are summed. ``parent_of``: the order the terminal made when a
     position's SL/TP fired (comment ``[sl 1.09500]``, reason SL/TP) is reported as that
     bracket child's (``<parent>-sl``/``-tp``), the parent being the order that opened the
-    position."""
+    position.
+
+    An order of several legs is reported for what its legs filled plus what is left of it: of
+    the legs still working at the terminal (then at the resting leg's price and type), else of
+    its last leg. A leg's rest can go on as a later leg (a limit's deal that filled in part,
+    a resting order moved through the market: cancelled, its rest sent again): summed whole,
+    that rest would count twice, and a restart adopt the order for more than the bot asked."""
     merged: dict[str, OrderReport] = {}
     notional: dict[str, float] = {}
+    resting: dict[str, float] = {}  # what the working legs of each order have left
+    last: dict[str, tuple[int, float]] = {}  # each order's newest leg: (ticket, what it left)
+    legs: dict[str, int] = {}
     for order in orders:
         client_id = resolve(str(order.comment))
         if client_id is None and parent_of is not None:
@@ -238,6 +251,13 @@ def order_reports(
             price=price,
             average_price=fill_price if filled else None,
         )
+        live = _rests(order)
+        left = max(initial - filled, 0.0)
+        if live:
+            resting[client_id] = resting.get(client_id, 0.0) + left
+        legs[client_id] = legs.get(client_id, 0) + 1
+        if int(order.ticket) >= last.get(client_id, (-1, 0.0))[0]:
+            last[client_id] = (int(order.ticket), left)
         before = merged.get(client_id)
         if before is None:
             merged[client_id] = report
@@ -246,7 +266,7 @@ def order_reports(
         # Another leg of the same order: quantities add up; working if any leg works.
         total_filled = before.filled_quantity + filled
         notional[client_id] += filled * fill_price
-        working = OrderStatus.OPEN in (before.status, status)
+        working = live or OrderStatus.OPEN in (before.status, status)
         merged[client_id] = before._replace(
             venue_order_id=f"{before.venue_order_id},{order.ticket}",
             quantity=before.quantity + initial,
@@ -256,8 +276,20 @@ def order_reports(
             else (before.status if before.status is status else OrderStatus.FILLED),
             ts=max(before.ts, ts),
             average_price=notional[client_id] / total_filled if total_filled else None,
+            order_type=order_type if live else before.order_type,
+            price=price if live else before.price,
         )
+    for client_id, report in merged.items():
+        if legs[client_id] > 1 or client_id in resting:
+            left = resting[client_id] if client_id in resting else last[client_id][1]
+            merged[client_id] = report._replace(quantity=round(report.filled_quantity + left, 8))
     return list(merged.values())
+
+
+def _rests(order: Any) -> bool:
+    """Whether a terminal's order record is one still working (``orders_get``'s: not done)."""
+    state = int(order.state)
+    return int(order.time_done) == 0 and state not in _ENDED
 
 
 def position_reports(
@@ -370,38 +402,173 @@ def entry_levels(orders: Iterable[Any], resolve: Resolver) -> dict[str, frozense
 
 
 def entry_child_reports(
-    position: Any, entries: Sequence[Entry], symbol: str, ts: int, units: Units
+    position: Any, shares: Mapping[str, Sequence[ChildShare]], symbol: str, ts: int, units: Units
 ) -> list[OrderReport]:
-    """The working SL/TP children of the entries that make up ``position`` (a netting
-    position several entries added to): each entry's children are the position's SL/TP (one
-    of each for the whole position), reported at the part of the position that entry added,
-    as the bot booked them — not the whole position each, which would count the position's
-    stop several times. The first entry's are reported whenever the position holds the level
-    (as a position of one entry's are); a later entry's only for the levels its own request
-    carried (one sent without SL/TP had no children: none is invented for it)."""
+    """The working SL/TP children of ``position``, each the position's SL or TP (one of each
+    for the whole position) reported at the part of it that child closes (``shares``, by
+    role: ``bracket_shares`` on a netting position several entries added to), as the bot
+    books them — not the whole position each, which would count the position's stop several
+    times. Entry by entry, oldest first (the order the bot placed them in); a level the
+    position does not hold is no child."""
+    by_id = {share.client_order_id: (role, share) for role in shares for share in shares[role]}
+    parents = dict.fromkeys(share.parent for role in ("sl", "tp") for share in shares.get(role, ()))
     reports = []
-    for i, entry in enumerate(entries):
+    for parent in parents:
         for role in ("sl", "tp"):
-            if i and role not in entry.levels:
+            found = by_id.get(child_order_id(parent, role))
+            if found is None:
                 continue
-            child_id = child_order_id(entry.client_order_id, role)
-            report = child_report(position, child_id, role, symbol, ts, units, entry.lots)
+            report = child_report(
+                position, found[1].client_order_id, role, symbol, ts, units, found[1].lots
+            )
             if report is not None:
                 reports.append(report)
     return reports
 
 
+def cut_child_report(
+    position: Any, client_order_id: str, role: str, symbol: str, ts: int
+) -> OrderReport:
+    """A bracket child of an open netting ``position`` that its reduces cut to nothing
+    (``BracketShares.gone``): the bot cancelled it then, and a bot down at the time learns it
+    from this report, closed at the venue — not sent again for a position its other
+    children protect whole."""
+    return OrderReport(
+        client_order_id=client_order_id,
+        venue_order_id=str(position.ticket),
+        symbol=symbol,
+        side=Side.SELL if int(position.type) == POSITION_TYPE_BUY else Side.BUY,
+        order_type=OrderType.STOP if role == "sl" else OrderType.LIMIT,
+        quantity=0.0,
+        filled_quantity=0.0,
+        status=OrderStatus.CANCELLED,
+        ts=ts,
+        reduce_only=True,
+    )
+
+
+class ChildShare(NamedTuple):
+    """The part of a netting position one working bracket child closes (``bracket_shares``):
+    the child's client order id, its entry's, and the lots."""
+
+    client_order_id: str
+    parent: str
+    lots: float
+
+
+class BracketShares(NamedTuple):
+    """``bracket_shares``' answer: the working children by role (``sl``, ``tp``), oldest
+    first, and the ids of those cut to nothing since the position (re)opened."""
+
+    working: dict[str, list[ChildShare]]
+    gone: frozenset[str]
+
+
+def bracket_shares(
+    deals: Iterable[Any],
+    resolve: Resolver,
+    levels: Mapping[str, frozenset[str]],
+    opener_levels: frozenset[str],
+) -> BracketShares:
+    """The bot's working bracket children on a netting position and the lots each closes, by
+    role (``sl``, ``tp``), oldest first, from the position's deals
+    (``history_deals_get(position=…)``, every magic's) — the bot's own rule replayed
+    (``tradefleet_runtime.engine.order_book.children_over_position``), so that a restarted bot
+    finds the children the running one worked: an entry's children grow by what its deals
+    add; a deal that leaves the position smaller (a reduce, a close by hand) cuts each role's
+    children to what it holds, oldest first, and a child cut to nothing is gone for good (the
+    bot cancelled it). The terminal's one SL/TP closes the whole position either way: the
+    parts are the bot's count of it, which its risk rules read. ``levels``: the levels each
+    entry's own request carried (``entry_levels``); ``opener_levels``: those of the entry
+    that opened the position (the levels the position holds: a stop set on it later is that
+    entry's child). From the last reversal or re-opening on, as ``position_entries``."""
+    shares: dict[str, dict[str, ChildShare]] = {"sl": {}, "tp": {}}
+    gone: set[str] = set()
+    held = 0.0  # signed lots after each deal
+    for deal in sorted(deals, key=lambda d: int(d.ticket)):
+        kind = int(deal.type)
+        if kind not in (DEAL_TYPE_BUY, DEAL_TYPE_SELL):
+            continue
+        volume = float(deal.volume)
+        after = round(held + (volume if kind == DEAL_TYPE_BUY else -volume), 8)
+        entry = int(deal.entry)
+        opens = entry == DEAL_ENTRY_INOUT or (entry == DEAL_ENTRY_IN and abs(held) < _EPS)
+        lots = 0.0  # what the deal adds to the position
+        if entry == DEAL_ENTRY_INOUT:
+            lots = abs(after)
+        elif entry == DEAL_ENTRY_IN:
+            lots = volume
+        if opens:
+            shares = {"sl": {}, "tp": {}}  # what was held before is closed
+            gone = set()
+        held = after
+        client_id = resolve(str(deal.comment)) if lots > _EPS else None
+        if client_id is not None:
+            roles = levels.get(client_id, frozenset()) | (opener_levels if opens else frozenset())
+            for role in ("sl", "tp"):
+                child_id = child_order_id(client_id, role)
+                if role not in roles or child_id in gone:
+                    continue
+                share = shares[role].get(child_id)
+                total = round(lots + (share.lots if share is not None else 0.0), 8)
+                shares[role][child_id] = ChildShare(child_id, client_id, total)
+        for children in shares.values():
+            gone.update(_cut_oldest_first(children, abs(held)))
+    working = {role: list(children.values()) for role, children in shares.items()}
+    return BracketShares(working, frozenset(gone))
+
+
+def _cut_oldest_first(children: dict[str, ChildShare], room: float) -> list[str]:
+    """Cut ``children`` (oldest first) to close no more than ``room`` lots together, as the
+    engine cuts a position's children (``children_over_position``); returns those cut to
+    nothing, which leave ``children``."""
+    excess = round(sum(share.lots for share in children.values()) - room, 8)
+    ended = []
+    for child_id, share in list(children.items()):
+        if excess <= _EPS:
+            break
+        take = min(share.lots, excess)
+        excess = round(excess - take, 8)
+        left = round(share.lots - take, 8)
+        if left <= _EPS:
+            del children[child_id]
+            ended.append(child_id)
+        else:
+            children[child_id] = share._replace(lots=left)
+    return ended
+
+
+def split_close(shares: Sequence[ChildShare], lots: float) -> list[tuple[str, float]]:
+    """A deal of ``lots`` that closed a netting position on its SL (or TP), as fills of the
+    children that level was (``bracket_shares`` of that role, before the deal): each its own
+    part, oldest first; what no child held (an entry sent without SL/TP is protected by the
+    position's all the same) goes to the oldest child, so the parts add up to the deal."""
+    parts: list[tuple[str, float]] = []
+    left = lots
+    for share in shares:
+        part = min(share.lots, left)
+        if part <= _EPS:
+            break
+        parts.append((share.client_order_id, part))
+        left = round(left - part, 8)
+    if parts and left > _EPS:
+        first, part = parts[0]
+        parts[0] = (first, round(part + left, 8))
+    return parts
+
+
 def ended_children(
-    closer: Any, entries: Sequence[str], filled: str, symbol: str, units: Units
+    closer: Any, entries: Sequence[str], filled: Collection[str], symbol: str, units: Units
 ) -> list[OrderReport]:
     """The bracket children a position's SL/TP ended when it fired: ``closer`` the order the
     terminal made then (reason SL/TP, comment ``[sl 1.09500]``), ``entries`` the bot's orders
-    that made up the position (``position_entries``), ``filled`` the child the close is
-    reported as. Every other child of those entries — the fired level's sibling, and on a
-    netting account the children of the entries that added to the position — is reported
-    cancelled at the venue, as the running broker cancels them when it sees the close: MT5
-    held them on the position until it closed, so they did reach the venue. (An entry's child
-    it never had is reported too: it matches no order the bot works, and nothing is done.)"""
+    that made up the position (``position_entries``), ``filled`` the children the close is
+    reported as (``split_close``). Every other child of those entries — the fired level's
+    siblings, and on a netting account the children of the entries that added to the position
+    — is reported cancelled at the venue, as the running broker cancels them when it sees the
+    close: MT5 held them on the position until it closed, so they did reach the venue. (An
+    entry's child it never had is reported too: it matches no order the bot works, and
+    nothing is done.)"""
     side = Side.BUY if int(closer.type) in _BUY_TYPES else Side.SELL
     ts = int(closer.time_done) or int(closer.time_setup)
     quantity = units(str(closer.symbol), float(closer.volume_initial))
@@ -409,7 +576,7 @@ def ended_children(
     for entry in entries:
         for role in ("sl", "tp"):
             child_id = child_order_id(entry, role)
-            if child_id == filled:
+            if child_id in filled:
                 continue
             reports.append(
                 OrderReport(
@@ -434,10 +601,14 @@ def ours(items: Sequence[Any] | None, magic: int) -> list[Any]:
 
 
 __all__ = [
+    "BracketShares",
+    "ChildShare",
     "Entry",
     "accruals_due",
+    "bracket_shares",
     "child_report",
     "child_role",
+    "cut_child_report",
     "deal_charges",
     "deal_client_id",
     "deal_credit",
@@ -450,5 +621,6 @@ __all__ = [
     "position_entries",
     "position_reports",
     "position_swaps",
+    "split_close",
     "swap_flow",
 ]

@@ -32,6 +32,7 @@ import decimal
 import functools
 import hashlib
 import math
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from tradefleet_runtime.sdk import (
@@ -117,6 +118,10 @@ TICK_VALUE_MODES = frozenset({SYMBOL_CALC_MODE_FUTURES, SYMBOL_CALC_MODE_EXCH_FU
 
 COMMENT_MAX = 31  # MqlTradeRequest.comment: a 32-character buffer, 31 survive
 LEG_MARK = "#"  # comment of the k-th request of one order (hedging closes): "<id>#k"
+# At most this many requests carry one order (legs 0..9): "<id>#9" of a 29-character id still
+# fits the comment as it is, so a restarted broker finds every leg by its comment (a longer one
+# would be hashed, and only the broker that sent it knows the hash's id).
+MAX_LEGS = 10
 _HASH_MARK = "h:"
 
 
@@ -242,6 +247,16 @@ def base_comment(comment: str) -> str:
     """The comment of an order's first request, from any of its legs' comments."""
     head, mark, leg = comment.rpartition(LEG_MARK)
     return head if mark and leg.isdigit() and head else comment
+
+
+def next_leg(client_order_id: str, used: Collection[str]) -> int:
+    """The first leg of ``client_order_id`` after every one whose comment is in ``used`` (the
+    comments sent so far, this run's and, after a restart, the terminal's history's): a new
+    request of an order that already went out (the rest of a resting order moved through the
+    market) carries a comment no earlier request of it had, so the look-up by comment before
+    a resend finds only that request, and never takes an earlier one for it."""
+    last = max((k for k in range(MAX_LEGS) if comment_for(client_order_id, k) in used), default=0)
+    return last + 1
 
 
 # -- volume and prices -----------------------------------------------------------------------
@@ -451,6 +466,18 @@ def pending_price_problem(order: Order, spec: SymbolSpec, bid: float, ask: float
     )
 
 
+def resting_problem(order: Order, spec: SymbolSpec, bid: float, ask: float) -> str | None:
+    """Why the terminal would refuse ``order`` resting at its price (10015, 10016): its price
+    inside trade_stops_level (``pending_price_problem``), then its SL/TP, measured from that
+    price as the terminal measures them (``stops_problem``). None if it can rest. A submit's
+    pending order and an amend's move are decided alike, before anything is sent."""
+    bad = pending_price_problem(order, spec, bid, ask)
+    if bad is not None or not (order.stop_loss or order.take_profit):
+        return bad
+    at = _sent_price(order, spec)
+    return stops_problem(order.side, at, order.stop_loss or 0.0, order.take_profit or 0.0, spec)
+
+
 # -- filling modes ---------------------------------------------------------------------------
 
 
@@ -517,9 +544,10 @@ def deal_request(
 
 
 def pending_request(
-    order: Order, spec: SymbolSpec, *, magic: int, volume: float, filling: int
+    order: Order, spec: SymbolSpec, *, magic: int, volume: float, filling: int, leg: int = 0
 ) -> dict[str, Any]:
-    """A limit or stop order resting at the broker."""
+    """A limit or stop order resting at the broker (``leg`` > 0: a later request of the order,
+    the rest of a limit's deal that filled in part)."""
     assert order.price is not None
     request: dict[str, Any] = {
         "action": TRADE_ACTION_PENDING,
@@ -528,7 +556,7 @@ def pending_request(
         "type": _pending_type(order),
         "price": on_tick(order.price, spec, order.side, order.order_type),
         "magic": magic,
-        "comment": comment_for(order.client_order_id),
+        "comment": comment_for(order.client_order_id, leg),
         "type_time": ORDER_TIME_GTC,
         "type_filling": filling,
     }
@@ -578,6 +606,7 @@ def modify_request(
 
 __all__ = [
     "COMMENT_MAX",
+    "MAX_LEGS",
     "SymbolSpec",
     "base_comment",
     "beyond_limit",
@@ -589,10 +618,12 @@ __all__ = [
     "limit_deviation",
     "modify_request",
     "needs_price",
+    "next_leg",
     "on_tick",
     "pending_price_problem",
     "pending_request",
     "remove_request",
+    "resting_problem",
     "round_volume",
     "sltp_request",
     "spec_from_info",

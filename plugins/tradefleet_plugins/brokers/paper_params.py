@@ -20,7 +20,14 @@ class InstrumentParams(PluginParams):
     tick_size: float = Field(default=0.0, ge=0, description="Price increment; 0: any price.")
     lot_step: float = Field(default=0.0, ge=0, description="Quantity increment; 0: any quantity.")
     min_quantity: float = Field(default=0.0, ge=0, description="Smallest order quantity.")
-    min_notional: float = Field(default=0.0, ge=0, description="Smallest order value.")
+    min_notional: float = Field(
+        default=0.0,
+        ge=0,
+        description="Smallest order value (quantity × price). An entry whose stop-loss or "
+        "take-profit, valued at its own price, would be below it (or below min_quantity) once "
+        "the entry fills is refused too, as a venue would refuse that child: a backtest with "
+        "it set may trade less. Exits are never refused.",
+    )
     contract_size: float = Field(
         default=1.0,
         gt=0,
@@ -129,7 +136,10 @@ class PaperBrokerParams(PluginParams):
         "last interval, or before its first) fails the run, naming it.",
     )
     instruments: dict[str, InstrumentParams] = Field(
-        default_factory=dict, description="Per-symbol rounding and limits."
+        default_factory=dict,
+        description="Per-symbol rounding and limits: an order outside them is refused before "
+        "it leaves, and so is an entry whose stop-loss or take-profit would be below a "
+        "minimum once it fills.",
     )
     default_instrument: InstrumentParams = Field(
         default_factory=InstrumentParams, description="Limits of symbols not listed."

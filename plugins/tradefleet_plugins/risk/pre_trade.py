@@ -5,8 +5,13 @@ state (returns for correlation, trade counts): price band, order size and notion
 gross and per-group exposure, correlation with open positions, open positions, leverage per
 symbol, trading hours and days in a timezone, trades per day, minimum holding period, cooldown
 after a loss, minimum balance, and the loss an entry takes at its stop (``max_risk_per_trade``:
-the one check that holds for an order that came with its own quantity, which no sizer changes).
-Reduce-only orders always pass: no check may stop an exit.
+it shrinks an order to the risk allowed whoever sized it — a strategy, a signal's volume, a
+sizer, whose ``max_leverage`` bounds the notional and not the loss at the stop — so it needs the
+size, and the loader refuses pre-trade placed before the chain's sizer while it is on).
+Reduce-only orders always pass: no check may stop an exit. ``max_risk_per_trade`` measures and
+cuts only what an order opens: the part closing an opposite position (``RiskContext.closing``,
+a reversal sent as one order) is an exit; after a ``ctx.close`` that exit closes the position,
+and an entry sent with it opens all it asks.
 Entry orders still working (``RiskContext.entries``: sent on an earlier bar, or let through
 earlier in this one) count as what they will open: a position each for ``max_open_positions``,
 their notional in the free margin, gross, group and per-symbol exposure, and the direction they
@@ -81,35 +86,66 @@ def risk_cap(
     limit: float,
     without_stop: float,
     instrument: Instrument,
+    closing: float = 0.0,
 ) -> RiskDecision | None:
-    """``max_risk_per_trade`` for an entry of ``quantity`` at ``price`` (pure): None when its
-    risk at the stop is within ``limit × equity``; else a shrink to the largest quantity on the
-    instrument's lot step within it, or a veto (no stop, or the cap allows less than the
-    instrument's minimum). Rounding down keeps the order the venue sees within the cap: the
+    """``max_risk_per_trade`` for an order of ``quantity`` at ``price`` (pure), ``closing`` of
+    which closes an opposite position (``RiskContext.closing``): that part is an exit, neither
+    measured nor cut, and only what the order opens is held to the cap. None when that risk at
+    the stop is within ``limit × equity`` (or the order opens nothing); else a shrink to the
+    largest quantity on the instrument's lot step within it; when nothing may open (no stop,
+    or the cap allows less than the instrument's minimum), a veto, or for a reversal a shrink
+    to its closing part. Rounding down keeps the order the venue sees within the cap: the
     engine would round an unrounded shrink down too, but the reason must name the quantity
     that is sent."""
-    allowed = limit * equity
-    risk = risk_at_stop(quantity, price, intent.stop_loss, without_stop)
-    if risk is None:
-        return RiskDecision.veto(
-            f"{intent.symbol} entry has no stop-loss: its loss is unbounded and "
-            f"max_risk_per_trade ({limit:.2%}) cannot hold it (set a stop, or risk_without_stop)",
-            "no_stop",
-        )
-    if risk <= allowed * (1.0 + _RISK_TOLERANCE):
+    opening = quantity - closing
+    if opening <= 0.0:
         return None
-    fits = round_quantity(quantity * allowed / risk, instrument.lot_step)
-    why = (
-        f"risk {risk:,.2f} at the stop exceeds {limit:.2%} of equity {equity:,.2f} "
-        f"(max_risk_per_trade)"
-    )
-    if fits <= 0.0 or fits < instrument.min_quantity:
-        return RiskDecision.veto(
-            f"{why}: {quantity:.10g} -> {fits:.10g}, below {intent.symbol}'s minimum "
-            f"quantity {instrument.min_quantity:g} (lot step {instrument.lot_step:g})",
-            "max_risk_per_trade",
+    risk = risk_at_stop(opening, price, intent.stop_loss, without_stop)
+    allowed = limit * equity
+    if risk is not None and risk <= allowed * (1.0 + _RISK_TOLERANCE):
+        return None
+    symbol, step = intent.symbol, instrument.lot_step
+    # A reversal's reason says the cap judged only what it opens.
+    opens_part = f" for the {opening:.10g} it opens" if closing > 0.0 else ""
+    if risk is None:
+        code, fits, below = "no_stop", 0.0, ""
+        why = (
+            f"{symbol} {'reversal' if closing > 0.0 else 'entry'} has no stop-loss{opens_part}: "
+            f"its loss is unbounded and max_risk_per_trade ({limit:.2%}) cannot hold it (set a "
+            "stop, or risk_without_stop)"
         )
-    return RiskDecision.shrink(fits, f"{why}: {quantity:.10g} -> {fits:.10g}", "max_risk_per_trade")
+    else:
+        code, fits = "max_risk_per_trade", round_quantity(opening * allowed / risk, step)
+        why = (
+            f"risk {risk:,.2f} at the stop{opens_part} exceeds {limit:.2%} of equity "
+            f"{equity:,.2f} (max_risk_per_trade)"
+        )
+        below = (
+            f"{fits:.10g}, below {symbol}'s minimum quantity {instrument.min_quantity:g} "
+            f"(lot step {step:g})"
+        )
+    opens = fits > 0.0 and fits >= instrument.min_quantity
+    if closing <= 0.0:
+        if opens:
+            return RiskDecision.shrink(fits, f"{why}: {quantity:.10g} -> {fits:.10g}", code)
+        return RiskDecision.veto(f"{why}: {quantity:.10g} -> {below}" if below else why, code)
+    # A reversal: the part closing the position always goes, as an exit.
+    if opens:
+        sent = round_quantity(closing + fits, step)  # not below ``closing``: fits >= one step
+        return RiskDecision.shrink(
+            sent,
+            f"{why}: {quantity:.10g} -> {sent:.10g} ({closing:.10g} close {symbol}'s position)",
+            code,
+        )
+    # Nothing may open. What the cap allows below the minimum is not sent either: it would
+    # leave a position too small for the venue to take an order closing it.
+    small = f"; what it may open, {below}, is not sent" if below else ""
+    return RiskDecision.shrink(
+        closing,
+        f"{why}: {quantity:.10g} -> {closing:.10g}, the part closing {symbol}'s position "
+        f"(an exit is never cut){small}",
+        code,
+    )
 
 
 def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> RiskDecision:
@@ -153,7 +189,14 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
     if risk_limit and ctx.equity > 0:  # no equity: vetoed below, as such
         # Before the margin and exposure checks, which then judge the order that is sent.
         capped = risk_cap(
-            intent, quantity, price, ctx.equity, risk_limit, p.risk_without_stop, ctx.instrument
+            intent,
+            quantity,
+            price,
+            ctx.equity,
+            risk_limit,
+            p.risk_without_stop,
+            ctx.instrument,
+            ctx.closing(intent, quantity),
         )
         if capped is not None:
             if capped.action is VETO or capped.quantity is None:

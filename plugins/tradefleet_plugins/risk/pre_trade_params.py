@@ -81,12 +81,14 @@ class PreTradeParams(PluginParams):
         "equity (0.01 = 1%; 0: off): quantity × |entry − stop|, the entry at the order's price "
         "(a market order's at the last price). Fees and slippage are not counted, the same "
         "measure as `fixed-fractional`'s risk_per_trade (prop-firm counts them against its "
-        "floors). It holds for orders that come with their own quantity (a strategy's, a "
-        "signal's volume), which no sizer sizes: a larger one is shrunk to fit, rounded down "
+        "floors). It holds for every order, those that come with their own quantity (a "
+        "strategy's, a signal's volume) included: a larger one is shrunk to fit, rounded down "
         "to the lot step (below the instrument's minimum: vetoed). An entry without a stop is "
-        "vetoed unless risk_without_stop is set, and an order not sized yet (pre-trade before "
-        "the sizer in spec.risk) is vetoed. Per order: entries split in several are each "
-        "checked alone.",
+        "vetoed unless risk_without_stop is set. Only what an order opens counts: the part "
+        "closing an opposite position (a reversal) is an exit, never cut, and a reversal that "
+        "may open nothing is shrunk to that part. It needs the order's size: pre-trade placed "
+        "before the chain's sizer in spec.risk is refused at load while it is on. Per order: "
+        "entries split in several are each checked alone.",
     )
     max_risk_per_trade_per_symbol: dict[str, Annotated[float, Field(ge=0, le=0.2)]] = Field(
         default_factory=dict,
@@ -125,6 +127,14 @@ class PreTradeParams(PluginParams):
     min_balance: float = Field(
         default=0, ge=0, description="No entries while equity is below this (0: off)."
     )
+
+    def needs_size(self) -> str:
+        """``max_risk_per_trade`` shrinks an order to its risk, so it needs the size: on (for
+        any symbol), pre-trade before the chain's sizer is refused at load, as plugins
+        declaring ``needs-size`` are (its other checks work on an unsized order)."""
+        if self.max_risk_per_trade or any(self.max_risk_per_trade_per_symbol.values()):
+            return "max_risk_per_trade"
+        return ""
 
     @field_validator("trading_hours")
     @classmethod

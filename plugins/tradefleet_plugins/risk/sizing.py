@@ -34,14 +34,14 @@ def sized_within_leverage(
     sets) held to the sizer's ``max_leverage``: shrunk to that notional, on the lot step, or
     vetoed when nothing is left. The cap reads as a bound on any order the bot sends, and a
     signal's ``"volume": 100`` typed for 0.01 went to the venue as 500x the equity, stopped only
-    by the venue's margin check. Exits (reduce-only) always pass."""
+    by the venue's margin check. Exits (reduce-only) always pass, and so does the part of an
+    order that closes an opposite position (``RiskContext.closing``): only what it opens is
+    bounded. A position an exit already works for (``ctx.close`` before a reversal's entry)
+    is closed by that exit, not by this order, whose whole quantity then opens."""
     quantity = intent.quantity
     if quantity is None or intent.reduce_only:
         return _APPROVE
-    # What the order closes of an opposite position is an exit: only what it opens is bounded.
-    held = ctx.positions.get(intent.symbol)
-    held_quantity = held.quantity if held is not None else 0.0
-    closing = min(quantity, abs(held_quantity)) if held_quantity * intent.side.sign < 0 else 0.0
+    closing = ctx.closing(intent, quantity)
     price = intent.price or ctx.mark(intent.symbol)
     cap = ctx.equity * max_leverage / price if price > 0 and ctx.equity > 0 else 0.0
     if quantity - closing <= cap:

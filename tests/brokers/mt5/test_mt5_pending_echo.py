@@ -152,8 +152,10 @@ def test_a_refused_modify_keeps_the_order_working_at_the_price_held(
     netting.terminal.update_symbol("EURUSD", held_price_step=SNAP)
     order = _resting(netting, Side.BUY, OrderType.LIMIT, 1.0990)
     assert _amend(netting, order, 1.0982).price == 1.0980
-    # A buy limit above the ask (1.1001) is refused by the terminal (10015, invalid price).
-    refused = _amend(netting, order, 1.1020)
+    # The terminal refuses the move (10015, invalid price). (A move above the ask is no
+    # longer sent as a modify: it trades through the market, test_mt5_amend_through_market.)
+    netting.terminal.faults.script("order_send", [10015])
+    refused = _amend(netting, order, 1.0970)
     assert refused.status is OrderStatus.OPEN  # still working: not dropped by the engine
     assert refused.code is ReasonCode.INVALID_PRICE
     assert refused.reason.startswith("amend refused")

@@ -346,6 +346,10 @@ class _Order:
     symbol: str
     comment: str
     request_position: int = 0  # the ``position`` field of the request that created it
+    # A deal sent with ORDER_FILLING_RETURN that filled in part keeps its rest working (state
+    # PARTIAL): the worst price its request allowed (its price moved by its deviation), which
+    # the rest fills at or better; 0: at the market.
+    rest_limit: float = 0.0
 
 
 @dataclass(slots=True)
@@ -1796,7 +1800,19 @@ class MT5Terminal:
                 return self._result(
                     req, C.TRADE_RETCODE_PLACED, order=order.ticket, volume=req.volume
                 )
-            deal = self._fill(order, sym, volume, ctx["price"], C.DEAL_REASON_EXPERT)
+            if req.type_filling == C.ORDER_FILLING_RETURN and req.price > 0:
+                # GUESS: the rest works no worse than the request's price and deviation.
+                slack = req.deviation * sym.info["point"]
+                buy = req.type == C.ORDER_TYPE_BUY
+                order.rest_limit = req.price + slack if buy else req.price - slack
+            deal = self._fill(
+                order,
+                sym,
+                volume,
+                ctx["price"],
+                C.DEAL_REASON_EXPERT,
+                keep_rest=req.type_filling == C.ORDER_FILLING_RETURN,
+            )
             retcode = C.TRADE_RETCODE_DONE if volume == req.volume else C.TRADE_RETCODE_DONE_PARTIAL
             return self._result(
                 req, retcode, deal=deal, order=order.ticket, volume=volume, price=ctx["price"]
@@ -2061,8 +2077,19 @@ class MT5Terminal:
             comment=order.comment if comment is None else comment,
         )
 
-    def _fill(self, order: _Order, sym: _Symbol, volume: float, price: float, reason: int) -> int:
-        """Execute ``volume`` of a market (or triggered) order; archive it; return the deal."""
+    def _fill(
+        self,
+        order: _Order,
+        sym: _Symbol,
+        volume: float,
+        price: float,
+        reason: int,
+        keep_rest: bool = False,
+    ) -> int:
+        """Execute ``volume`` of a market (or triggered) order; archive it; return the deal.
+        ``keep_rest``: an order sent with ORDER_FILLING_RETURN, whose unfilled rest is "not
+        canceled, and is processed further" (MQL5, ENUM_ORDER_TYPE_FILLING): it stays among
+        the working orders, state PARTIAL, the same ticket, until it fills or is removed."""
         is_buy = order.type in _BUY_TYPES
         order.price_current = price
         if not order.price_open:
@@ -2075,7 +2102,12 @@ class MT5Terminal:
                 deal = self._open_position(order, sym, volume, price, reason)
         else:
             deal = self._fill_netting(order, sym, volume, price, reason, is_buy)
-        order.volume_current = round(order.volume_initial - volume, 8)
+        order.volume_current = round(order.volume_current - volume, 8)
+        if keep_rest and order.volume_current > 1e-9:
+            order.state = C.ORDER_STATE_PARTIAL
+            self._orders[order.ticket] = order
+            sym.pending[order.ticket] = order
+            return deal
         self._archive_order(
             order,
             C.ORDER_STATE_FILLED if order.volume_current <= 1e-9 else C.ORDER_STATE_PARTIAL,
@@ -2167,6 +2199,9 @@ class MT5Terminal:
                 fill: float | None = None
                 if otype in (C.ORDER_TYPE_BUY, C.ORDER_TYPE_SELL):  # accepted with 10008
                     fill = ask if otype == C.ORDER_TYPE_BUY else bid
+                    bound = order.rest_limit  # a RETURN deal's rest: no worse than this
+                    if bound and (fill > bound if otype == C.ORDER_TYPE_BUY else fill < bound):
+                        fill = None
                 elif otype == C.ORDER_TYPE_BUY_LIMIT and ask <= price:
                     fill = ask
                 elif otype == C.ORDER_TYPE_SELL_LIMIT and bid >= price:
