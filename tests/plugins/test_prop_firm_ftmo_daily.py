@@ -304,14 +304,13 @@ def balances_at(fills: list[Fill], stamps: list[int]) -> list[float]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, not fixed yet: with the bracket-children cut and the close after a "
-    "refused stop-loss, the pinned case's day ends at 95,371.60, 0.80 below FTMO's floor "
-    "95,372.40 (a stop-loss refused, then its close finds the position closed outside)",
-)
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    # The same examples every run: a random one found the defect pinned below, and a suite
+    # must not pass or fail by chance.
+    derandomize=True,
 )
 @given(orders=orders, moves=moves)
 # A long carried over midnight 3,750 down; the next day's entry fits the equity basis' floor
@@ -474,3 +473,27 @@ def test_a_state_of_an_earlier_day_is_not_taken_and_a_damaged_one_is_said(
         plugin.restore_state(damaged)
         assert plugin._day_start == 97_000.0
         assert named in caplog.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, not fixed yet: two shorts stopped out while the price turns; the day "
+    "ends below FTMO's floor (a stop-loss refused, then 'the close after a refused stop-loss: "
+    "TEST was closed by a change outside the bot before a flatten's close filled')",
+)
+def test_two_shorts_stopped_on_a_turn_end_no_day_below_ftmos_floor(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    """The case the property above found (a random example): the same rule, pinned."""
+    step, turn = 0.0078125, 0.01171875
+    orders = {0: (Side.SELL, 3508.0, step), 52: (Side.SELL, 924.0, step)}
+    moves = (
+        [0.0] * 49
+        + [-step] * 3
+        + [0.0] * 9
+        + [step, step, turn, -step, -step, step, step, -step, turn]
+        + [0.0] * 26
+    )
+    for ts, equity, floor in day_by_day(registry, tmp_path, orders, moves, {}):
+        assert equity >= floor - 1e-6, (ts, floor, equity)
+        assert equity >= INITIAL * 0.90 - 1e-6
