@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from tradefleet_plugins.risk.sizers_params import MAX_LEVERAGE_DESCRIPTION
 from tradefleet_runtime.sdk import PluginParams
 
 
@@ -42,11 +43,7 @@ class KellyParams(PluginParams):
         default=1.0,
         gt=0,
         le=1000,
-        description="Cap on the notional an order opens, as a multiple of equity: the orders it "
-        "sizes, and an order that came sized (a strategy's quantity, a signal's volume), cut to "
-        "it on the lot step (an exit never is). When the cap, not the risk, sets the size, "
-        "the decision's reason says so; the default of 1 cuts most FX, gold and index "
-        "orders: set what the account allows.",
+        description=MAX_LEVERAGE_DESCRIPTION,
     )
     scale_by_confidence: bool = Field(
         default=True, description="Multiply the size by the intent's confidence (0..1)."

@@ -9,6 +9,14 @@ from pydantic import Field, ValidationInfo, field_validator
 from tradefleet_plugins.params_rules import bot_symbol_keys
 from tradefleet_runtime.sdk import PluginParams
 
+# The three sizers' ``max_leverage`` (each cuts with ``sizing.sized_within_leverage``): one text.
+MAX_LEVERAGE_DESCRIPTION = (
+    "Cap on the notional an order opens, as a multiple of equity: the orders it sizes, and an "
+    "order that came sized (a strategy's quantity, a signal's volume), cut to it on the lot step "
+    "(an exit never is). When the cap, not the risk, sets the size, the decision's reason says "
+    "so; the default of 1 cuts most FX, gold and index orders: set what the account allows."
+)
+
 
 class FixedSizeParams(PluginParams):
     quantity: float = Field(gt=0, description="Quantity of every unsized order.")
@@ -42,9 +50,5 @@ class FixedFractionalParams(PluginParams):
         default=1.0,
         gt=0,
         le=1000,
-        description="Cap on the notional an order opens, as a multiple of equity: the orders it "
-        "sizes, and an order that came sized (a strategy's quantity, a signal's volume), cut to "
-        "it on the lot step (an exit never is). When the cap, not the risk, sets the size, "
-        "the decision's reason says so; the default of 1 cuts most FX, gold and index "
-        "orders: set what the account allows.",
+        description=MAX_LEVERAGE_DESCRIPTION,
     )
