@@ -20,17 +20,21 @@ the ConfigMap itself keeps beside a newer one (``objects.keep_rolled_out``: it s
 answer and an operator restart). A write answered without saying whether it was made (a 5xx)
 is retried as it is, until a retry reads the Deployment still on the old config and its own
 Deployment write fails so again: that earlier write did not land, and the change is put back
-as refused (:class:`NotLanded`). The retry's own write may still land after the put-back (a
-timeout "still processing"): the pod then starts on the put-back config under the new config
-hash, and the next pass, finding the ConfigMap behind its Deployment, rewrites it and rolls the
-pod again (``objects.config_behind``), with a ``ConfigMapBehind`` Warning. Either way the
-ConfigMap's ``bot.yaml`` takes the spec's live fields (pause, emergency stop), also where no
-copy of the rolled-out config is kept (:class:`HalfApplied`) and for a spec the model refuses
-(:func:`settle_unparsed`): a pod that restarts reads its halt there before any gRPC call
-reaches it. Not "ConfigMap last": the Deployment would then roll a new pod that may start on the
-old ConfigMap before it is written, labelled with the new config's hash, the same half in
-reverse; and a ConfigMap per config (the pod template naming it) would change every bot's pod
-template, rolling every pod once at the upgrade.
+as refused (:class:`NotLanded`). A pass that fails before it sends its Deployment write (another
+object's 5xx) leaves no write of unknown outcome, and is put back so at once, unless an earlier
+Deployment write of the change is still of unknown outcome. The retry's own write may still
+land after the put-back (a timeout "still processing"): the pod then starts on the put-back
+config under the new config hash, and the next pass, finding the ConfigMap behind its
+Deployment, rewrites it and rolls the pod again (``objects.config_behind``), with a
+``ConfigMapBehind`` Warning; a ConfigMap only written ahead of a Deployment that never took
+the change (the spec put back meanwhile) is put back to the spec's config without a roll.
+Either way the ConfigMap's ``bot.yaml`` takes the spec's live fields (pause, emergency stop),
+also where no copy of the rolled-out config is kept (:class:`HalfApplied`) and for a spec the
+model refuses (:func:`settle_unparsed`): a pod that restarts reads its halt there before any
+gRPC call reaches it. Not "ConfigMap last": the Deployment would then roll a new pod that may
+start on the old ConfigMap before it is written, labelled with the new config's hash, the same
+half in reverse; and a ConfigMap per config (the pod template naming it) would change every
+bot's pod template, rolling every pod once at the upgrade.
 """
 
 from __future__ import annotations
@@ -141,15 +145,26 @@ class NotLanded(KubeError):
     """A Deployment write of a change answered without saying whether it was made (a 5xx: a
     validating webhook down with ``failurePolicy: Fail``; no answer), after an earlier pass's
     Deployment write of the same change failed so, and the Deployment read at this pass still
-    runs another config: that earlier write did not land. Handled as a refusal (the ConfigMap
-    is put back, :func:`_settle_config`), and retried: the API server may take it next time.
-    Only the Deployment's own failures count: another object's 5xx says nothing of it."""
+    runs another config: that earlier write did not land. Or (``sent`` False) a pass that
+    failed so before it sent its Deployment write, with no earlier one of unknown outcome: no
+    write of the change can land. Handled as a refusal (the ConfigMap is put back,
+    :func:`_settle_config`), and retried: the API server may take it next time. Only the
+    Deployment's own failures make an earlier write's outcome unknown."""
 
-    def __init__(self, cause: KubeError, deployment: str, running: str) -> None:
-        message = (
-            f"{cause.message} (again: Deployment {deployment} still runs config {running}, so "
-            "an earlier write of this change did not land either)"
-        )
+    def __init__(
+        self, cause: KubeError, deployment: str, running: str, *, sent: bool = True
+    ) -> None:
+        if sent:
+            said = (
+                f"again: Deployment {deployment} still runs config {running}, so an earlier "
+                "write of this change did not land either"
+            )
+        else:
+            said = (
+                f"before Deployment {deployment} was written: it runs config {running}, and no "
+                "write of this change to it is pending"
+            )
+        message = f"{cause.message} ({said})"
         super().__init__(cause.status, "NotApplied", message)
         self.cause = cause
 
@@ -368,20 +383,21 @@ async def reconcile_objects(
 def _seen_not_landed(
     ctx: OperatorContext, bot: TradingBot, config_hash: str, seen: _PassSeen, error: KubeError
 ) -> KubeError:
-    """``error`` as :class:`NotLanded` when it answered this pass's Deployment write without
-    saying whether it was made (a 5xx, no answer), this pass read the Deployment on another
-    config, and an earlier pass's Deployment write of this config failed so too (remembered):
-    that earlier write did not land, and the ConfigMap must not wait on a config no pod was
-    rolled out with. Else ``error``; a first Deployment write of unknown outcome is remembered
-    (one lost answer may have been a write made). Another object's failure is no evidence: the
-    Deployment was not written then (a ConfigMap found ahead of the Deployment says only that
-    the ConfigMap was)."""
-    if _refused(error) or not seen.deployment_sent:
-        return error
-    if seen.running is None or seen.running == config_hash:
+    """``error`` (a 5xx, no answer: not known to be refused) of a pass that read the
+    Deployment on another config, as :class:`NotLanded` when no write of this config to the
+    Deployment can still land: this pass's own Deployment write failed so after an earlier
+    pass's did too (remembered: that earlier write did not land); or this pass failed before it
+    sent its Deployment write, and no earlier one is remembered failing so (nothing of unknown
+    outcome: the ConfigMap must not wait on a config no pod was rolled out with). Else
+    ``error``, retried as it is: a first Deployment write of unknown outcome is remembered (one
+    lost answer may have been a write made), and a remembered one is waited for."""
+    if _refused(error) or seen.running is None or seen.running == config_hash:
         return error
     key = (bot.namespace, bot.name)
-    if ctx.unlanded.get(key) == config_hash:
+    pending = ctx.unlanded.get(key) == config_hash  # an earlier Deployment write's 5xx
+    if not seen.deployment_sent:
+        return error if pending else NotLanded(error, bot.name, seen.running, sent=False)
+    if pending:
         return NotLanded(error, bot.name, seen.running)
     ctx.unlanded[key] = config_hash
     return error
@@ -467,19 +483,23 @@ async def _write_objects(
             record(obj, outcome, previous)
 
     behind: str | None = None  # the other config the ConfigMap held (objects.config_behind)
+    ahead = False  # it was written ahead of the pod template (its runtime reports it runs it)
+    # What the runtime last reported running (the status timer's), when its pod is up.
+    reported = _reported_config(body)
     stamp: str | None = None  # the ConfigMap's repair stamp, which the pod template carries
 
     async def config_map(obj: Mapping[str, Any]) -> None:
-        nonlocal behind, stamp
+        nonlocal behind, stamp, ahead
         if fresh:
             return await one(obj)
         actual = await ctx.kube.get(object_path(obj))
-        behind = objects.config_behind(actual, running, config_hash)
+        behind = objects.config_behind(actual, running, config_hash, reported)
         if behind is None:
             stamp = objects.repair_stamp(actual)  # an earlier repair's, which the pod keeps
         else:
             stamp = _repair_time()
             obj = objects.with_repair_stamp(obj, stamp)
+            ahead = objects.written_ahead(actual, running)
         await one(objects.keep_rolled_out(obj, actual, running, config_hash), actual, read=True)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
@@ -509,7 +529,7 @@ async def _write_objects(
     previous = before.get(_label(deployment))  # None: made now, or not the bot's (not written)
     if stamp is not None and previous is not None and stamp != objects.repair_stamp(previous):
         # Its pod template took a new stamp: the pod rolls again, onto the rewritten ConfigMap.
-        message = _rolled_again(bot, running, behind, stamp)
+        message = _rolled_again(bot, running, behind, stamp, ahead=ahead)
         event(body, warning=True, reason="ConfigMapBehind", message=message)
     old = _pod_hash(previous)
     if old is not None and old != config_hash:
@@ -535,8 +555,18 @@ def _repair_time() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _rolled_again(bot: TradingBot, running: str | None, behind: str | None, stamp: str) -> str:
-    """The Warning of a pod rolled again onto the config its pod template names."""
+def _reported_config(body: Mapping[str, Any]) -> str | None:
+    """The config hash the bot's runtime last reported it runs (``status.runtimeConfigHash``),
+    None when not known (its pod never answered)."""
+    value = (body.get("status") or {}).get("runtimeConfigHash")
+    return str(value) if value else None
+
+
+def _rolled_again(
+    bot: TradingBot, running: str | None, behind: str | None, stamp: str, *, ahead: bool
+) -> str:
+    """The Warning of a pod rolled again onto the config its pod template names: what is
+    known (the ConfigMap held another config), not a cause that cannot be told apart."""
     deployment, config_map = f"Deployment {bot.name}", f"ConfigMap {config_map_name(bot.name)}"
     if behind is None:  # found by an earlier pass, whose roll did not get through
         return (
@@ -544,11 +574,17 @@ def _rolled_again(bot: TradingBot, running: str | None, behind: str | None, stam
             f"(config {running}) at {stamp}, and was rewritten: its pod may run that other "
             "config; rolled again"
         )
+    if ahead:
+        why = (
+            f"a change written ahead of {deployment}, which never took it; its runtime "
+            "reports running that config: its pod restarted meanwhile"
+        )
+    else:
+        why = "a write that landed late, or a hand edit"
     return (
-        f"{deployment} was rolled out to config {running} while {config_map} held config "
-        f"{behind} (a Deployment write answered 5xx landed after the ConfigMap was put back): "
-        f"its pod may have started on config {behind}. {config_map} now holds config "
-        f"{running}, and the pod was rolled again"
+        f"{config_map} held config {behind}, which {deployment}'s pod template (config "
+        f"{running}) was not rolled out with ({why}): rewritten to the spec's config {running} "
+        "and the pod rolled once"
     )
 
 

@@ -193,11 +193,15 @@ def keep_rolled_out(
     """The ConfigMap ``desired`` (of config ``config_hash``) to write over ``actual``, keeping
     the config of the Deployment's pod template (``running``) beside its new ``bot.yaml`` in the
     same write when that changes the config: there is then no moment at which the ConfigMap
-    holds a config the Deployment does not run without the one it runs."""
+    holds a config the Deployment does not run without the one it runs. When the Deployment
+    runs this config already, a copy of it kept from a write ahead is dropped
+    (:func:`without_rolled_out`): ``bot.yaml`` is that config now."""
     result = dict(desired)
     new_text = (desired.get("data") or {}).get(CONFIG_FILE)
-    if actual is None or running is None or running == config_hash:
-        return result  # no pod reads it yet, or the Deployment runs this config already
+    if actual is None or running is None:
+        return result  # no pod reads it yet
+    if running == config_hash:
+        return without_rolled_out(result) if written_ahead(actual, running) else result
     if (actual.get("data") or {}).get(CONFIG_FILE) == new_text:
         return result  # not rewritten: what it keeps stays
     kept = rolled_out_config(actual, running)
@@ -219,24 +223,85 @@ def keep_rolled_out(
 # The next pass finds the ConfigMap behind its Deployment (:func:`config_behind`), rewrites it
 # with a repair stamp, and the pod template takes the stamp (:func:`with_repair_stamp`): the pod
 # rolls again, onto the config its template names. Which config a pod read is not in the API
-# (the runtime says it over gRPC, only while it runs); a ConfigMap behind its pod template is:
-# a pod of that template started while it was so ran the other config, and nothing but this
-# put-back (or a hand edit, which a restart would read too) leaves it so, as the ConfigMap is
-# always written before the Deployment.
+# (the runtime says it over gRPC, only while it runs); what the ConfigMap holds is. The
+# ConfigMap is always written before the Deployment, so it holds another config than its pod
+# template in two cases, told apart by the copy it keeps (:func:`keep_rolled_out`):
+# - written ahead of a Deployment write that did not land (yet): its kept copy is of the pod
+#   template's config (:func:`written_ahead`), the pod never left that config, and a spec put
+#   back to it needs the ConfigMap put back, not a roll (unless the runtime reports it runs the
+#   config held: its pod restarted meanwhile);
+# - behind a Deployment write that landed late (its kept copy names the config before), or
+#   edited by hand (no copy, or an old one): a pod of the template that started since ran the
+#   other config, so the pod rolls once.
+
+
+def written_ahead(config_map: Mapping[str, Any] | None, running: str | None) -> bool:
+    """``config_map`` was written ahead of a Deployment whose pod template runs ``running``:
+    it keeps a copy of that config (:func:`keep_rolled_out`, written in the same write as its
+    newer ``bot.yaml``). A ConfigMap put back before a late Deployment write landed keeps the
+    config before it, of another hash than the template's."""
+    if config_map is None or running is None:
+        return False
+    annotations = (config_map.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ROLLED_OUT_HASH_ANNOTATION) == running
+
+
+def reports_config(text: str, reported: str | None) -> bool:
+    """The runtime's reported config hash (``status.runtimeConfigHash``; None: not known) is
+    that of ``bot.yaml`` ``text``: as the operator hashes it (paused, emergency stop left out),
+    or as the runtime does, of the manifest it read whole."""
+    if reported is None:
+        return False
+    if file_config_hash(text) == reported:
+        return True
+    try:
+        documents = parse_yaml(text, CONFIG_FILE)
+        if len(documents) != 1:
+            return False
+        return runner_config_hash(parse_manifest(documents[0], CONFIG_FILE)) == reported
+    except SpecError:
+        return False
 
 
 def config_behind(
-    config_map: Mapping[str, Any] | None, running: str | None, config_hash: str
+    config_map: Mapping[str, Any] | None,
+    running: str | None,
+    config_hash: str,
+    reported: str | None = None,
 ) -> str | None:
     """The config hash of the ``bot.yaml`` ``config_map`` holds when the Deployment's pod
-    template was rolled out with this pass's config (``running == config_hash``) and that
-    ``bot.yaml`` is another config: a pod of the template may have started on it. None
-    otherwise (also for a ``bot.yaml`` that is no manifest: no config to name)."""
+    template was rolled out with this pass's config (``running == config_hash``), that
+    ``bot.yaml`` is another config, and a pod of the template may have started on it: the
+    ConfigMap was not written ahead of the template (:func:`written_ahead`), or the runtime
+    reports (``reported``) that it runs that config. None otherwise (also for a ``bot.yaml``
+    that is no manifest: no config to name)."""
     if config_map is None or running is None or running != config_hash:
         return None
     text = (config_map.get("data") or {}).get(CONFIG_FILE)
-    held = file_config_hash(text) if isinstance(text, str) else None
-    return held if held is not None and held != running else None
+    if not isinstance(text, str):
+        return None
+    held = file_config_hash(text)
+    if held is None or held == running:
+        return None
+    if written_ahead(config_map, running) and not reports_config(text, reported):
+        return None  # ahead of a Deployment write that did not land: the pod never left it
+    return held
+
+
+def without_rolled_out(config_map: Mapping[str, Any]) -> dict[str, Any]:
+    """The ConfigMap ``config_map`` (to write) dropping its kept copy of the rolled-out config
+    (a merge patch's nulls): written over one that was ahead of its pod template, now put back
+    to the template's config. The copy is then of no use, and left there it would make a later
+    hand edit look written ahead (:func:`written_ahead`), put back without a roll."""
+    result = dict(config_map)
+    metadata = dict(result.get("metadata") or {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        ROLLED_OUT_HASH_ANNOTATION: None,
+        ROLLED_OUT_CONFIG_ANNOTATION: None,
+    }
+    result["metadata"] = metadata
+    return result
 
 
 def repair_stamp(obj: Mapping[str, Any] | None) -> str | None:
