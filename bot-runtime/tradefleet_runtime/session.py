@@ -793,7 +793,9 @@ class BotSession:
         if self.bot.venue is not None:
             self._reconcile(engine, self.bot.venue, carried)
         elif carried is not None:
-            log.warning("%s: %s", self.bot.name, engine.restore(carried))
+            summary = engine.restore(carried)
+            if engine.listener is None:  # a listener (the trade log of run and serve) says it
+                log.warning("%s: %s", self.bot.name, summary)
         if engine.hooks.state_restorers:
             # Once the account is the one the bot trades on (restored, or reconciled with the
             # venue): a plugin keeps only the state that fits its positions as they are now.
