@@ -189,6 +189,7 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
                     Capability.READS_TRADES,
                     Capability.RISK_LOCK,
                     Capability.RESTORES_LOCK,
+                    Capability.RESTORES_STATE,
                     Capability.NEEDS_SIZE,
                 }
             ),

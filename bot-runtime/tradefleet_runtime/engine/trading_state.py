@@ -7,8 +7,9 @@ an explicit resume; a risk lock only by a person's reset (``ResetRiskLock``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from tradefleet_runtime.capabilities import RiskLockHolder
 from tradefleet_runtime.model import OrderIntent, RiskDecision
@@ -18,6 +19,18 @@ def restored_halt_reason(journaled: str) -> str:
     """The reason a halt in force when the bot last stopped is shown with after a start:
     ``journaled`` is its journaled message (``emergency stop by <who>: <reason>``)."""
     return f"restored after restart ({journaled})"
+
+
+@runtime_checkable
+class SymbolLockHolder(Protocol):
+    """A lock holder whose lock may hold only some symbols (probation with ``scope: symbol``
+    hibernates the asset that lost, not the bot): the gate refuses entries on those symbols
+    and lets the others on. The lock is otherwise a lock: journaled, restored, shown in the
+    status and its metrics, and cleared only by a person's reset (every symbol at once)."""
+
+    def locked_symbols(self) -> Collection[str] | None:
+        """The symbols the lock holds now; None: every symbol."""
+        ...
 
 
 @dataclass
@@ -31,7 +44,8 @@ class TradingState:
     # Locks in force, by plugin: (reason, bar time it was taken). The engine records a lock
     # here when a holder reports one (and journals it), or when a restart restores one; while
     # any is held, the gate refuses every order that does not reduce a position, whatever the
-    # plugin does after. Only ``release`` (a person's reset) removes one.
+    # plugin does after (a ``SymbolLockHolder``'s: on the symbols it holds). Only ``release``
+    # (a person's reset) removes one.
     held: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def gate(self, intent: OrderIntent) -> tuple[str, RiskDecision] | None:
@@ -45,12 +59,25 @@ class TradingState:
         if self.paused:
             return "engine.paused", RiskDecision.veto("bot is paused", "paused")
         if self.held:
-            return "engine.locked", RiskDecision.veto(self._locked_reason(), "risk_locked")
+            named = self._holding(intent.symbol)
+            if named:
+                return "engine.locked", RiskDecision.veto(_locked_reason(named), "risk_locked")
         return None
 
-    def _locked_reason(self) -> str:
-        named = "; ".join(f"{name}: {reason}" for name, (reason, _) in self.held.items())
-        return f"risk lock in force until a person resets it ({named})"
+    def _holding(self, symbol: str | None) -> dict[str, str]:
+        """The locks in force that hold ``symbol`` (None: that hold every symbol), by plugin,
+        with their reasons now: a lock of some symbols only names the ones it holds now."""
+        holders = dict(self.lock_holders)
+        named: dict[str, str] = {}
+        for name, (reason, _) in self.held.items():
+            holder = holders.get(name)  # None: a restored lock of a plugin no longer in spec
+            if isinstance(holder, SymbolLockHolder):
+                symbols = holder.locked_symbols()
+                if symbols is not None and (symbol is None or symbol not in symbols):
+                    continue
+                reason = holder.lock_reason() or reason
+            named[name] = reason
+        return named
 
     def refusal(self) -> str:
         """Why the bot takes no new entries now ("" when it does)."""
@@ -59,7 +86,10 @@ class TradingState:
         if self.paused:
             return "bot is paused"
         if self.held:
-            return self._locked_reason()
+            # A lock of some symbols only leaves the bot taking entries on the others: their
+            # orders meet it at the gate.
+            named = self._holding(None)
+            return _locked_reason(named) if named else ""
         return ""
 
     def newly_locked(self, now: int) -> list[tuple[str, str]]:
@@ -108,8 +138,15 @@ class TradingState:
         """Reason of every lock in force, by plugin (recorded, restored or newly reported)."""
         held = {name: reason for name, (reason, _) in self.held.items()}
         for name, holder in self.lock_holders:
-            if name not in held:
+            if name not in held or isinstance(holder, SymbolLockHolder):
+                # A lock of some symbols says the ones it holds now (a symbol locked since
+                # the lock was recorded included).
                 reason = holder.lock_reason()
                 if reason:
                     held[name] = reason
         return held
+
+
+def _locked_reason(named: dict[str, str]) -> str:
+    listed = "; ".join(f"{name}: {reason}" for name, reason in named.items())
+    return f"risk lock in force until a person resets it ({listed})"

@@ -1,19 +1,38 @@
-"""``probation``: sizes shrink as the bot's rolling P&L over its last trades sinks.
+"""``probation``: sizes shrink as the rolling P&L over the last trades sinks.
 
 Rolling loss (the last ``window_trades`` closed trades' net P&L over the equity before them):
-below 5% sizes are untouched; from 5% ×0.5; from 10% ×0.25; beyond 15% the bot hibernates — no
-new entries, a lock the engine journals and keeps across restarts until a person resets it
-(the window then starts afresh from the next trade). Exits always pass.
+below 5% sizes are untouched; from 5% ×0.5; from 10% ×0.25; beyond 15% it hibernates — no new
+entries, a lock the engine journals and keeps across restarts until a person resets it (the
+window then starts afresh from the next trade). Exits always pass.
+
+``scope: bot`` (the default) sums the bot's trades and hibernates the bot. ``scope: symbol``
+sums each symbol's own trades: the multiplier and the hibernation hold that symbol's entries
+only, and the others keep trading (the lock names the symbols it holds; the engine's gate
+asks ``locked_symbols``). A person's reset clears every symbol's.
+
+Where the window starts (after a person's reset) and what hibernates are kept as the plugin's
+state (``restores-state``): a restarted bot decides as the one that lived on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from tradefleet_plugins.risk.probation_params import ProbationParams
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
+log = logging.getLogger(__name__)
+
 APPROVE = RiskDecision.approve()
+
+# The key of a hibernation that holds every symbol: the bot's (``scope: bot``), or a restored
+# lock whose symbols are not known (an old journal, or one switched from ``scope: bot``).
+EVERY = ""
+
+# What ``saved_state`` writes; a state of another version is not taken back.
+STATE_VERSION = 1
 
 
 def rolling_loss(pnls: Sequence[float], equity: float) -> float:
@@ -37,60 +56,179 @@ def multiplier(loss: float, p: ProbationParams) -> float:
     return 1.0
 
 
+def window_pnls(
+    trades: Sequence[Trade], start: int, size: int, symbol: str | None = None
+) -> list[float]:
+    """Net P&Ls of the last ``size`` trades from index ``start`` on (``symbol``'s only when
+    given), oldest first (pure)."""
+    count = len(trades)
+    if symbol is None:
+        return [trades[i].net_pnl for i in range(max(start, count - size), count)]
+    found: list[float] = []
+    for i in range(count - 1, start - 1, -1):
+        if len(found) == size:
+            break
+        trade = trades[i]
+        if trade.symbol == symbol:
+            found.append(trade.net_pnl)
+    found.reverse()
+    return found
+
+
+class KeptState(NamedTuple):
+    """``saved_state`` read back."""
+
+    start: int  # trades before this index no longer count (a person's reset)
+    taken_at: int  # trades closed when the hibernation in force was taken
+    hibernated: dict[str, str]  # symbol (EVERY: all) -> why
+
+
+def _count(state: Mapping[str, Any], name: str, trades: int) -> int | str:
+    value = state.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= trades:
+        return f"{name} {value!r} is not a count of the {trades} trade(s) the bot has closed"
+    return value
+
+
+def kept_state(state: Mapping[str, Any], trades: int) -> KeptState | str:
+    """``saved_state``'s fields read back against the ``trades`` the bot has closed, or what
+    is wrong with them, naming the field (pure)."""
+    if state.get("version") != STATE_VERSION:
+        return f"version {state.get('version')!r} is not {STATE_VERSION}"
+    start = _count(state, "from", trades)
+    if isinstance(start, str):
+        return start
+    taken_at = _count(state, "taken_at", trades)
+    if isinstance(taken_at, str):
+        return taken_at
+    hibernated = state.get("hibernated")
+    if not isinstance(hibernated, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, str) and value
+        for key, value in hibernated.items()
+    ):
+        return f"hibernated {hibernated!r} is not a map of symbol to reason"
+    return KeptState(start, taken_at, dict(hibernated))
+
+
 class Probation:
     def __init__(self, params: ProbationParams) -> None:
         self.params = params
+        self._by_symbol = params.scope == "symbol"
         self._trades: Sequence[Trade] = ()
         self._from = 0  # trades before this index (a reset) no longer count
-        self._hibernating = ""
-        # The window's P&Ls and their sum by (trade count, reset index): they change only when
-        # a trade closes.
-        self._window: tuple[int, int, list[float], float] = (-1, -1, [], 0.0)
+        self._hibernated: dict[str, str] = {}  # symbol (EVERY: all) -> why
+        self._taken_at = 0  # trades closed when the first hibernation in force was taken
+        self._lock_restored = False
+        # Each window's P&Ls and their sum (key: the symbol, None for the bot's) by (trade
+        # count, reset index): they change only when a trade closes.
+        self._windows: dict[str | None, tuple[int, int, list[float], float]] = {}
         # A window that made money is no loss, whatever the equity: its multiplier, once.
         self._at_no_loss = multiplier(0.0, params)
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
-        self._window = (-1, -1, [], 0.0)
+        self._windows = {}
+
+    # -- the lock ---------------------------------------------------------------------------
 
     def lock_reason(self) -> str | None:
-        return self._hibernating or None
+        return "; ".join(self._hibernated.values()) or None
+
+    def locked_symbols(self) -> frozenset[str] | None:
+        """The symbols the lock holds (None: every one), for the engine's gate."""
+        if not self._by_symbol or EVERY in self._hibernated:
+            return None
+        return frozenset(self._hibernated)
 
     def reset_lock(self) -> str | None:
-        self._hibernating = ""
+        # A person accepted the losses: every symbol's window starts after them.
+        self._hibernated = {}
         self._from = len(self._trades)
+        self._lock_restored = False
         return None
 
     def restore_lock(self, reason: str, since_ts: int) -> None:
-        self._hibernating = reason
-        self._from = len(self._trades)
+        # Every symbol until ``restore_state`` says which (the journaled lock holds no list).
+        # Without a kept state (a journal older than it) the window then counts from the
+        # trades restored so far, as before the state was kept.
+        self._hibernated = {EVERY: reason}
+        self._from = self._taken_at = len(self._trades)
+        self._lock_restored = True
+
+    # -- the state a restart takes back -----------------------------------------------------
+
+    def saved_state(self) -> dict[str, Any]:
+        """Where the window starts (a person's reset) and what hibernates (``restores-state``);
+        it changes only at a hibernation or a reset, when the engine journals it."""
+        return {
+            "version": STATE_VERSION,
+            "from": self._from,
+            "taken_at": self._taken_at,
+            "hibernated": dict(self._hibernated),
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back an earlier run's window start and hibernated symbols. Called after the
+        engine restored its locks and the bot's trades: a bot whose journal holds no state
+        (an older release) is never called and counts as before. One not as ``saved_state``
+        writes it is said and left out (the window then counts every trade: stricter)."""
+        kept = kept_state(state, len(self._trades))
+        if isinstance(kept, str):
+            log.warning("probation: the kept state is left out, %s", kept)
+            return
+        self._windows = {}
+        self._from, self._taken_at = kept.start, kept.taken_at
+        if self._lock_restored:
+            # The engine's restored lock is the last word on whether it holds; the state
+            # says which symbols (a state older than the lock leaves every one held).
+            if self._by_symbol and kept.hibernated and EVERY not in kept.hibernated:
+                self._hibernated = kept.hibernated
+        elif kept.hibernated:
+            # Hibernating when last kept, yet no lock holds: a person reset it and the process
+            # ended before the state after the reset was journaled. The window starts after
+            # the trades closed when it hibernated (ones closed between then and the reset
+            # count too: stricter than the lived bot, never looser).
+            self._from = max(kept.start, kept.taken_at)
+
+    # -- the risk plugin --------------------------------------------------------------------
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:
             return APPROVE
-        if self._hibernating:
-            return RiskDecision.veto(f"probation: {self._hibernating}", "hibernating")
-        count = len(self._trades)
-        start = max(self._from, count - self.params.window_trades)
-        window = self._window
-        if window[0] != count or window[1] != start:
-            pnls = [self._trades[i].net_pnl for i in range(start, count)]
-            window = self._window = (count, start, pnls, sum(pnls))
-        if window[3] >= 0.0:  # what rolling_loss answers for a window that made money
+        hibernated = self._hibernated
+        if hibernated:
+            held = hibernated.get(EVERY) or hibernated.get(intent.symbol)
+            if held:
+                return RiskDecision.veto(f"probation: {held}", "hibernating")
+        symbol = intent.symbol if self._by_symbol else None
+        pnls, total = self._window(symbol)
+        if total >= 0.0:  # what rolling_loss answers for a window that made money
             loss, factor = 0.0, self._at_no_loss
         else:
-            loss = rolling_loss(window[2], ctx.equity)
+            loss = rolling_loss(pnls, ctx.equity)
             factor = multiplier(loss, self.params)
+        named = f" {symbol}" if symbol is not None else ""
         if factor == 0.0:
-            self._hibernating = (
-                f"hibernating: rolling loss {loss:.2%} over {count - start} trade(s) beyond "
-                f"{self.params.hibernate_at:.0%}"
+            reason = (
+                f"hibernating{named}: rolling loss {loss:.2%} over {len(pnls)} trade(s) "
+                f"beyond {self.params.hibernate_at:.0%}"
             )
-            return RiskDecision.veto(f"probation: {self._hibernating}", "hibernating")
+            if not hibernated:
+                self._taken_at = len(self._trades)
+            hibernated[EVERY if symbol is None else symbol] = reason
+            return RiskDecision.veto(f"probation: {reason}", "hibernating")
         if factor == 1.0 or intent.quantity is None:
             return APPROVE
         return RiskDecision.shrink(
             intent.quantity * factor,
-            f"probation: rolling loss {loss:.2%}, size x{factor:g}",
+            f"probation:{named} rolling loss {loss:.2%}, size x{factor:g}",
             "probation",
         )
+
+    def _window(self, symbol: str | None) -> tuple[list[float], float]:
+        count, start = len(self._trades), self._from
+        window = self._windows.get(symbol)
+        if window is None or window[0] != count or window[1] != start:
+            pnls = window_pnls(self._trades, start, self.params.window_trades, symbol)
+            window = self._windows[symbol] = (count, start, pnls, sum(pnls))
+        return window[2], window[3]

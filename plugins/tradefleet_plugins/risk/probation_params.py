@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from tradefleet_runtime.sdk import PluginParams
@@ -22,7 +24,15 @@ class ProbationParams(PluginParams):
         gt=0,
         lt=1,
         description="Rolling loss beyond which no new entries are taken: a lock only a "
-        "person resets (ResetRiskLock); the window then starts afresh.",
+        "person resets (ResetRiskLock); the window then starts afresh, after a restart too.",
+    )
+    scope: Literal["bot", "symbol"] = Field(
+        default="bot",
+        description="What the window sums and hibernation stops: bot (every trade of the bot; "
+        "beyond hibernate_at the bot takes no new entries) or symbol (each symbol's own last "
+        "window_trades trades: its multiplier and its hibernation hold that symbol's entries "
+        "only, the others keep trading; the lock names the symbols it holds, and a person's "
+        "reset clears every symbol's).",
     )
 
     @model_validator(mode="after")
