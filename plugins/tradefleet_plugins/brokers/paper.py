@@ -11,6 +11,10 @@ Fill rules (the engine's promise to strategy authors):
   and ``fee_bps``, never beyond its limit.
 - Stop orders trigger when the bar trades through the stop and fill at the stop (or at the
   open when the bar gaps through it), plus slippage.
+- ``take_profit_fill: market``: a bracket's take-profit is not a resting limit but a market
+  order sent when the price reaches it (live Kraken spot's, which the broker watches): it
+  fills at its price, or at the open when the bar gapped through it, as a stop does, with the
+  slippage against the bot and ``fee_bps``, never the maker's terms.
 - Stop-loss and take-profit of a filled entry are one-cancels-other children. When both lie
   inside one bar the worse (the stop-loss) is taken, unless the bar opened beyond one of them.
   Children of an entry that filled inside a bar (not at its open) may only stop out on that
@@ -80,6 +84,7 @@ from tradefleet_plugins.brokers.paper_params import InstrumentParams, PaperBroke
 from tradefleet_plugins.feeds.csv_time import format_time
 from tradefleet_runtime.sdk import (
     LIQUIDATION_TAG,
+    TAKE_PROFIT_TAG,
     Bar,
     BrokerContext,
     CashFlow,
@@ -130,6 +135,9 @@ class PaperBroker:
             params.maker_fee_bps if params.maker_fee_bps is not None else params.fee_bps
         ) / 10_000.0
         self._slip = params.slippage_bps / 10_000.0
+        # A bracket's take-profit sent as a market order when the price reaches it (live
+        # Kraken spot's), instead of resting as a limit: a taker's fill.
+        self._tp_market = params.take_profit_fill == "market"
         self._leverage = params.leverage
         self._mm_rate = params.maintenance_margin_rate
         self._liquidates = self._mm_rate > 0.0
@@ -790,10 +798,15 @@ class PaperBroker:
         buy = order.side is _BUY
         if order.order_type is _LIMIT:
             if (bar.open <= price) if buy else (bar.open >= price):
-                return bar.open, True
-            if (bar.low <= price) if buy else (bar.high >= price):
-                return price, False
-            return None
+                base, at_open = bar.open, True
+            elif (bar.low <= price) if buy else (bar.high >= price):
+                base, at_open = price, False
+            else:
+                return None
+            if self._tp_market and _market_take_profit(order):
+                # Sent at market when the price got there: a taker pays the slippage.
+                return base * (1.0 + self._slip if buy else 1.0 - self._slip), at_open
+            return base, at_open
         # stop
         if (bar.open >= price) if buy else (bar.open <= price):
             base, at_open = bar.open, True
@@ -824,8 +837,8 @@ class PaperBroker:
         for _rank, order, price, at_open in triggered:
             if order.client_order_id not in self._by_id:
                 continue  # cancelled by its OCO sibling
-            if order.order_type is not _LIMIT:
-                fee = self._fee
+            if order.order_type is not _LIMIT or (self._tp_market and _market_take_profit(order)):
+                fee = self._fee  # priced as a taker's by ``_trigger``
             elif at_open and order.client_order_id in fresh:
                 price, fee = self._marketable_limit_price(order, price), self._fee
             else:
@@ -1002,6 +1015,13 @@ class PaperBroker:
                 self._stop_only_until[child.client_order_id] = bar.ts + bar.timeframe_s
             elif child.order_type is _LIMIT:
                 self._fresh.add(child.client_order_id)
+
+
+def _market_take_profit(order: Order) -> bool:
+    """Whether ``order`` is a bracket's take-profit (the child ``bracket_children`` builds,
+    re-armed after a restart too), which ``take_profit_fill: market`` fills at market; a
+    strategy's own limit order, whatever its tag, rests as a limit."""
+    return order.parent_id is not None and order.tag == TAKE_PROFIT_TAG
 
 
 def _beyond_history(symbol: str, history: FundingHistory, missing: int) -> DataError:

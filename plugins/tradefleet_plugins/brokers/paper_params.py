@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -61,6 +61,20 @@ class PaperBrokerParams(PluginParams):
             "Adverse price move applied to market and stop fills, and to a limit the next open"
             " is already through (a taker's), in basis points."
         ),
+    )
+    take_profit_fill: Literal["limit", "market"] = Field(
+        default="limit",
+        description="How a bracket's take-profit fills when the price reaches it. `limit`: as "
+        "a resting limit order, at its price with `maker_fee_bps` (at the bar's open when "
+        "the bar opened beyond it; a taker's when it was already through as it was placed). "
+        "`market`: as a market order sent when the price reaches "
+        "it, at its price (or the bar's open when the bar gapped through it, as a stop) with "
+        "`slippage_bps` against the bot and `fee_bps`. Live Kraken spot sells a take-profit "
+        "beside a stop-loss at market (the broker watches it: the venue holds the coin "
+        "once, for the stop), so a backtest at `limit` books each such exit better than the "
+        "live one by the slippage and the fee difference: rehearse a Kraken spot bot with "
+        "`market`. Other take-profits (a strategy's own limit orders) fill as limits either "
+        "way. The vectorised backtest places no take-profit, so it agrees with either.",
     )
     leverage: float = Field(
         default=1.0,
