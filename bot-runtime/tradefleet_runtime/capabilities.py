@@ -351,6 +351,13 @@ class ChildCutter(Protocol):
         amend is: "amended" or a refusal; None when the answer comes as an event)."""
         ...
 
+    def restore_cuts(self, cuts: Mapping[str, float]) -> None:
+        """After a restart, before ``follow_bracket``: what earlier runs cut off each bracket
+        child still working at the venue (child id -> amount taken off), as the journal keeps
+        it. Size those children from then on as all their entry filled less it, as if the bot
+        had never stopped: a cut forgotten would grow them back over it. Sends nothing."""
+        ...
+
 
 @runtime_checkable
 class TicketBrackets(Protocol):

@@ -63,11 +63,20 @@ def round_price(price: float, tick_size: float, side: Side, order_type: OrderTyp
 
 
 def limit_problem(
-    instrument: Instrument, quantity: float, price: float | None
+    instrument: Instrument,
+    quantity: float,
+    price: float | None,
+    reduce_only_exempt: bool = False,
 ) -> tuple[ReasonCode, str] | None:
     """Why the venue would refuse ``quantity`` at ``price`` (already rounded), naming the limit;
     None when the order is within every limit. ``price`` is the limit/stop price, or the last
-    mark for a market order (None: notional not checked)."""
+    mark for a market order (None: notional not checked). ``reduce_only_exempt``: the order is
+    reduce-only (a close, a bracket's child) at a venue that takes those below its minimum
+    notional (``ReduceOnlyMinimums``): only its quantity is checked. The one rule the engine's
+    checks, its book of bracket children and a broker's own placing share, so that they never
+    disagree on which orders the venue takes."""
+    if reduce_only_exempt:
+        price = None
     if quantity <= 0.0:
         return ReasonCode.INVALID_QUANTITY, f"quantity {quantity:g} rounds to nothing"
     if instrument.min_quantity and quantity < instrument.min_quantity * (1.0 - _EPSILON):
@@ -172,7 +181,7 @@ def bracket_problem(
     for role, price in (("stop-loss", stop_loss), ("take-profit", take_profit)):
         if not price:
             continue
-        problem = limit_problem(instrument, held, None if reduce_only_exempt else price)
+        problem = limit_problem(instrument, held, price, reduce_only_exempt)
         if problem is None:
             continue
         kept = ""

@@ -64,6 +64,7 @@ from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.order_book import (
     OrderBook,
     Resized,
+    carried_cuts,
     children_cut_by,
     children_over_position,
 )
@@ -1279,9 +1280,7 @@ class Engine:
             )
         price = order.price if order.price else self._decided_mark(order.symbol)
         exempt = self._reduce_only_exempt(order.symbol)
-        if order.reduce_only and exempt:
-            price = None  # the venue takes it below its minimum notional: only its quantity
-        problem = limit_problem(instrument, order.quantity, price)
+        problem = limit_problem(instrument, order.quantity, price, order.reduce_only and exempt)
         if problem is None and not order.reduce_only and (order.stop_loss or order.take_profit):
             # An entry's children must pass too: refused at the venue once the entry filled,
             # they would leave the position without its stop. An exit's are never checked: it
@@ -1601,15 +1600,16 @@ class Engine:
             if reduced is None
             else children_cut_by(fill.side, fill.quantity, children, step)
         )
-        for child_id, left in cuts:
-            self._cut_child(child_id, left, fill, held)
-
-    def _cut_child(self, child_id: str, left: float, fill: Fill, held: float) -> None:
-        """Cut one bracket child to ``left`` still to close (``_cap_children``)."""
         by = (
             f"fill {fill.fill_id} ({fill.side} {fill.quantity:g} {fill.symbol}, order "
             f"{fill.client_order_id}) left the position at {held:g}"
         )
+        for child_id, left in cuts:
+            self._cut_child(child_id, left, by, fill.ts)
+
+    def _cut_child(self, child_id: str, left: float, by: str, ts: int) -> None:
+        """Cut one bracket child to ``left`` still to close (``_cap_children``); ``by``: what
+        made the position smaller, journaled with the cut."""
         if left <= 0.0:
             working = self.book.get(child_id)
             self._cuts_asked[child_id] = f"nothing left to close: {by}"
@@ -1622,10 +1622,7 @@ class Engine:
             return
         child, previous = resized
         self.journal.resize_order(
-            child_id,
-            child.quantity,
-            fill.ts,
-            f"resized from {previous:g} to {child.quantity:g}: {by}",
+            child_id, child.quantity, ts, f"resized from {previous:g} to {child.quantity:g}: {by}"
         )
         if isinstance(self.broker, VenueExecution):
             self._cuts_asked[child_id] = ""
@@ -1640,7 +1637,7 @@ class Engine:
             if update is not None:  # a simulator answers at once; a venue, as an event
                 self._on_order_update(update._replace(ts=max(update.ts, self._now)))
 
-    def _end_entry_of_cut(self, child: Order, by: str) -> None:
+    def _end_entry_of_cut(self, child: Order, by: str, ended: str = "was cut to nothing") -> None:
         """``child`` was cut to nothing while its entry may still work (a limit resting part-
         filled): the rest of the entry is cancelled and its bracket spent. The strategy asked
         for the entry and its stop as one: a child's id is sent once, so whatever of the entry
@@ -1654,9 +1651,9 @@ class Engine:
         self.book.spend(entry_id)
         self._state(
             "bracket_entry_cancelled",
-            f"{entry_id}: its {child.tag or 'child'} {child.client_order_id} was cut to "
-            f"nothing while it still worked ({by}); the rest of the entry is cancelled: what "
-            "it filled from now on would have no stop",
+            f"{entry_id}: its {child.tag or 'child'} {child.client_order_id} {ended} while it "
+            f"still worked ({by}); the rest of the entry is cancelled: what it filled from now "
+            "on would have no stop",
             {"client_order_id": entry_id, "child": child.client_order_id},
         )
         self.cancel(entry_id)
@@ -1685,10 +1682,14 @@ class Engine:
     def _child_placeable(self, child: Order) -> bool:
         """Whether the venue takes ``child`` (over its minimum quantity and notional, on the
         lot step): a bracket child sized on an entry's first part below them waits for more of
-        the entry, as the venue brokers' do."""
+        the entry, as the venue brokers' do. A child is reduce-only: where the venue takes
+        those below its minimum notional (``ReduceOnlyMinimums``) only its quantity counts —
+        the rule the broker places its own children by (``limit_problem``), so the book never
+        lacks a child working at the venue, nor holds one the broker waits with."""
         instrument = self.instrument(child.symbol)
         quantity = round_quantity(child.quantity, instrument.lot_step)
-        return limit_problem(instrument, quantity, child.price) is None
+        exempt = child.reduce_only and self._reduce_only_exempt(child.symbol)
+        return limit_problem(instrument, quantity, child.price, exempt) is None
 
     def _journal_children(
         self,
@@ -3051,7 +3052,11 @@ class Engine:
         self.known_ids = state.known_order_ids | frozenset(
             report.client_order_id for report in plan.adopted
         )
-        followed = self._follow_brackets(plan, now)
+        # What earlier runs cut off children stays cut (before any of them is grown), and a cut
+        # they decided but had not made is made now.
+        self._restore_cuts(state.working)
+        self._cap_restored_children(plan, now)
+        followed = self._follow_brackets(plan, now, self._children_ended(state, plan))
         # A bracket child whose sibling filled protects a position that is gone: cancelled at
         # the venue, as the broker cancels a sibling when it sees the fill.
         for order_id in plan.orphaned:
@@ -3114,11 +3119,62 @@ class Engine:
                 asked[parent_id] = (entry, children[0].quantity)
         return asked
 
-    def _follow_brackets(self, plan: ReconcilePlan, now: int) -> frozenset[str]:
+    def _restore_cuts(self, working: Sequence[tuple[Order, float]]) -> None:
+        """The cuts earlier runs made to the bracket children adopted from the venue
+        (``carried_cuts``, from the journal), back in the book and told to a broker that sizes
+        the children itself (``ChildCutter``), before anything grows them: otherwise the
+        entry's next fill — or the broker following it now — grows a child back over its cut,
+        to close more than the position holds."""
+        cuts = {
+            child_id: cut
+            for child_id, cut in carried_cuts(working).items()
+            if child_id in self.book  # working at the venue: adopted
+        }
+        for child_id, cut in cuts.items():
+            self.book.restore_cut(child_id, cut)
+        if cuts and isinstance(self.brackets, ChildCutter):
+            self.brackets.restore_cuts(cuts)
+
+    def _cap_restored_children(self, plan: ReconcilePlan, now: int) -> None:
+        """After a restart's reconciliation the adopted children are cut to what is held, as
+        after a closing fill (``children_over_position``): a cut an earlier run had not made
+        at the venue before it died (a cut to nothing whose cancel had not landed, a closing
+        fill it never saw) is made now. Not where children follow their own tickets
+        (``TicketBrackets``: the broker's reports size them), nor for a child already to be
+        cancelled (its sibling filled)."""
+        if self._tickets is not None:
+            return
+        skip = self._cancels_asked | set(plan.orphaned)
+        symbols = {w.order.symbol for w in self.book if w.order.parent_id is not None}
+        for symbol in sorted(symbols):
+            children = self.book.children_left(symbol, lambda c: c.client_order_id in skip)
+            held = self.portfolio.position(symbol).quantity
+            cuts = children_over_position(held, children, self.instrument(symbol).lot_step)
+            by = f"the position held {held:g} when the bot started again"
+            for child_id, left in cuts:
+                self._cut_child(child_id, left, by, now)
+
+    def _children_ended(self, state: CarriedState, plan: ReconcilePlan) -> frozenset[str]:
+        """Bracket children an earlier run placed that work no more — ended before the restart
+        (journaled filled, cancelled, cut to nothing, refused) or at the venue while the bot
+        was down — and are not to be sent again."""
+        working = {order.client_order_id for order, _ in state.working}
+        working.update(order.client_order_id for order in state.unacknowledged)
+        ended = {i for i in state.known_order_ids if i not in working and i not in self.book}
+        ended.update(order_id for order_id, _ in plan.closed)
+        return frozenset(ended.difference(plan.resend, plan.never_sent))
+
+    def _follow_brackets(
+        self, plan: ReconcilePlan, now: int, ended: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
         """Bracket entries still working at the venue, told to a broker that places their
         children itself (``follows-brackets``): the venue keeps the entry, not its stop-loss.
         The children of what already filled are in the book (adopted, or placed now by the
-        broker). The entries' ids."""
+        broker). An entry one of whose children ``ended`` is not followed: its rest is
+        cancelled, as the running bot cancels it when a child fills or is cut to nothing
+        (a child's id is sent once: what the entry fills from now on would have no stop); and
+        one whose cancel is asked already (``_cap_restored_children``) neither. The entries'
+        ids."""
         follower = self.brackets
         if follower is None:
             return frozenset()
@@ -3132,6 +3188,9 @@ class Engine:
                 order.stop_loss is None and order.take_profit is None
             ):
                 continue
+            if self._bracket_ended(order, working.filled, ended, now):
+                followed.append(order.client_order_id)
+                continue
             follower.follow_bracket(order)
             followed.append(order.client_order_id)
             if working.filled > 0.0:
@@ -3142,6 +3201,18 @@ class Engine:
                     placed, resized, now, OrderStatus.PENDING, "protects what of its entry filled"
                 )
         return frozenset(followed)
+
+    def _bracket_ended(self, entry: Order, filled: float, ended: frozenset[str], now: int) -> bool:
+        """Whether adopted ``entry``'s bracket is over (``_follow_brackets``): a child of it
+        ended — then it is never made again, and the rest of the entry is cancelled
+        (``bracket_entry_cancelled``) — or its cancel is asked already."""
+        gone = [c for c in bracket_children(entry, filled, now) if c.client_order_id in ended]
+        for child in gone:
+            self.book.child_ended(child.client_order_id)
+        if gone:
+            by = "not working at the venue when the bot started again"
+            self._end_entry_of_cut(gone[0], by, "ended before the restart")
+        return bool(gone) or entry.client_order_id in self._cancels_asked
 
     def _protect_missed_entries(
         self,

@@ -80,6 +80,26 @@ def children_cut_by(
     return cuts
 
 
+def carried_cuts(working: Sequence[tuple[Order, float]]) -> dict[str, float]:
+    """What was cut off each bracket child an earlier run left working, by its id, from the
+    journal's working orders (``working``: each order as journaled, and what of it filled).
+    A child is what its entry filled less every cut (``OrderBook.protect``, ``shrink``), and
+    the journal keeps both — the entry's fills, and the child's quantity as each cut resized
+    it ("resized from X to Y: fill …") — so the cut is the difference. Only children whose
+    entry still worked, since nothing else grows a child; none for a child journaled at or
+    above its entry's fills (grown, but the fill not journaled before the process died)."""
+    filled = {order.client_order_id: done for order, done in working}
+    cuts: dict[str, float] = {}
+    for child, _done in working:
+        entry_filled = filled.get(child.parent_id) if child.parent_id is not None else None
+        if entry_filled is None or not child.reduce_only:
+            continue
+        cut = entry_filled - child.quantity
+        if cut > _QTY_EPSILON * max(entry_filled, 1.0):
+            cuts[child.client_order_id] = cut
+    return cuts
+
+
 @dataclass
 class WorkingOrder:
     order: Order
@@ -172,6 +192,16 @@ class OrderBook:
         working.order = working.order._replace(quantity=quantity)
         self._shrunk[client_order_id] = self._shrunk.get(client_order_id, 0.0) + previous - quantity
         return Resized(working.order, previous)
+
+    def restore_cut(self, client_order_id: str, cut: float) -> None:
+        """An earlier run cut ``cut`` off bracket child ``client_order_id`` (``carried_cuts``):
+        its entry's later fills grow it from there, as if the bot had never stopped."""
+        self._shrunk[client_order_id] = cut
+
+    def child_ended(self, client_order_id: str) -> None:
+        """Bracket child ``client_order_id`` ended before a restart while its entry worked:
+        it is not made again (its id was sent once), as ``remove`` keeps it running."""
+        self._ended.add(client_order_id)
 
     def spend(self, entry_id: str) -> None:
         """A child of working entry ``entry_id`` was cut to nothing (its part of the position

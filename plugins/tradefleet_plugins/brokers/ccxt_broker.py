@@ -113,7 +113,9 @@ from tradefleet_runtime.sdk import (
     bracket_role,
     child_order_id,
     fill_reason,
+    limit_problem,
     original_order_id,
+    round_quantity,
     venue_replacement_id,
 )
 
@@ -126,11 +128,6 @@ _UNREACHABLE = frozenset(
     (ReasonCode.VENUE_UNAVAILABLE, ReasonCode.RATE_LIMITED, ReasonCode.UNKNOWN_OUTCOME)
 )
 _QUERY_TIMEOUT_S = 300.0
-# Refusals of a quantity too small for the venue: a bracket child sized on an entry's first
-# part waits for more of it rather than being refused.
-_TOO_SMALL = frozenset(
-    (ReasonCode.BELOW_MIN_QUANTITY, ReasonCode.BELOW_MIN_NOTIONAL, ReasonCode.INVALID_QUANTITY)
-)
 _STOP_STEP_S = 3.0
 _DAY_MS = 86_400_000
 _TRADE_HISTORY_DAYS = 90
@@ -551,6 +548,17 @@ class CcxtBroker:
         follow) — and the one at the venue is brought there; answered as an amend."""
         self._io().spawn(self._cut(client_order_id, quantity, cut))
         return None
+
+    def restore_cuts(self, cuts: Mapping[str, float]) -> None:
+        """``ChildCutter``: what earlier runs cut off each bracket child still working at the
+        venue, told after a restart before ``follow_bracket``: the children are sized as
+        their entry's fills less it from the first step (``_sized``). Set on the I/O thread,
+        by a task started before the engine's ``follow_bracket`` starts its own (in order)."""
+        self._io().spawn(self._restore_cuts(dict(cuts)))
+
+    async def _restore_cuts(self, cuts: dict[str, float]) -> None:
+        for child_id, cut in cuts.items():
+            self._cuts[child_id] = max(self._cuts.get(child_id, 0.0), cut)
 
     def is_connected(self) -> bool:
         venue = self._venue
@@ -1362,7 +1370,7 @@ class CcxtBroker:
                     # cancelled; nothing is placed or grown for it again.
                     return
                 covered = True
-                pair = self._new_pair(children)
+                pair = self._new_pair(children, done)
                 if pair is None or not await self._place_pair(*pair):
                     for child in children:
                         if self._stop_refused_on_spot(child):
@@ -1390,12 +1398,15 @@ class CcxtBroker:
         return stop is not None and stop.final_sent and stop.status is OrderStatus.REJECTED
 
     def _new_pair(
-        self, children: Sequence[Order]
+        self, children: Sequence[Order], entry_done: bool
     ) -> tuple[Order, Order, CreateArgs, CreateArgs] | None:
         """A bracket's stop-loss and take-profit to place as one order list (Binance spot, a
-        sell pair, neither sent before nor refused here): (stop, target, their arguments)."""
+        sell pair, neither sent before nor refused here nor waiting for more of a working
+        entry, ``_waits``): (stop, target, their arguments)."""
         if self._dialect is not Dialect.BINANCE_SPOT or len(children) != 2:
             return None
+        if not entry_done and any(self._waits(child) for child in children):
+            return None  # each waits in ``_cover``, as the engine's book does
         stop, target = children
         if stop.tag != STOP_LOSS_TAG or target.tag != TAKE_PROFIT_TAG:
             return None
@@ -1541,14 +1552,9 @@ class CcxtBroker:
             return True
         tracked = self._tracked.get(child_id)
         if tracked is None:
-            args = self._args(child)
-            if (
-                isinstance(args, Refusal)
-                and not entry_done
-                and args.code in _TOO_SMALL
-                and child_id not in self._known
-            ):
+            if not entry_done and child_id not in self._known and self._waits(child):
                 return False
+            args = self._args(child)
             with self._known_lock:
                 known = child_id in self._known
                 self._known.add(child_id)
@@ -1585,6 +1591,18 @@ class CcxtBroker:
         elif answer and not tracked.final_sent:
             self._emit(OrderUpdate(child_id, OrderStatus.OPEN, int(time.time()), "amended"))
         return True
+
+    def _waits(self, child: Order) -> bool:
+        """Whether ``child``, not placed yet, is too small for the venue (its minimum quantity,
+        or its minimum notional where a reduce-only order is held to it): while its entry
+        works it waits for more of it. The engine's book makes a child by the same rule
+        (``Engine._child_placeable``: ``limit_problem`` on the lot step), so no child works at
+        the venue that the bot does not book — its stop, its cut, its fill — nor the other
+        way round."""
+        instrument = self._instruments[child.symbol]
+        quantity = round_quantity(child.quantity, instrument.lot_step)
+        exempt = child.reduce_only and self._dialect.reduce_only_below_min_notional
+        return limit_problem(instrument, quantity, child.price, exempt) is not None
 
     def follow_bracket(self, order: Order) -> None:
         """``follows-brackets``: ``order``, adopted from the venue after a restart, is a

@@ -276,7 +276,7 @@ def create_args(
     # A reduce-only order the venue takes below its minimum notional (a close, a bracket's
     # child) is checked for its quantity alone: refused here, a close the venue would take
     # was left to a person.
-    limit = limit_problem(instrument, amount, None if exempt else price)
+    limit = limit_problem(instrument, amount, price, exempt)
     if limit is not None:
         return Refusal(limit[0], limit[1])
     params: dict[str, Any] = {"clientOrderId": venue_cid}
