@@ -158,7 +158,8 @@ def test_a_restarted_paper_bot_keeps_its_pass(tmp_path: Path) -> None:
         {
             0: lambda c, b: c.buy("TEST", 1_000, stop_loss=96.0),
             3: lambda c, b: c.close("TEST"),
-            5: lambda c, b: c.buy("TEST", 1_000, stop_loss=96.0),
+            # A stop within the next day's floor (111,000 - 5,000): one at 96 is vetoed.
+            5: lambda c, b: c.buy("TEST", 1_000, stop_loss=107.0),
         }
     )
     path = tmp_path / "journal.sqlite"

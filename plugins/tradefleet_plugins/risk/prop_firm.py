@@ -15,10 +15,14 @@
 - An entry is vetoed when, with every open position's protective stop hit, every working
   entry order (sent on an earlier bar, or let through earlier in this one) filled and stopped,
   and the order's own stop hit, equity would end below the higher of the two floors
-  (``worst < floor``: ending exactly on the floor is allowed). Stops are taken in the order
-  the venue works them: an entry adding to a position whose stops outlived part of it (a cut
-  leaves them whole) is closed by those first, at their prices, before its own stop. Orders
-  without a stop are vetoed when ``require_stop``.
+  (``worst < floor``: ending exactly on the floor is allowed). On the balance basis (FTMO)
+  the floor is also the next trading day's, when higher: what is carried over midnight and
+  stopped after it is measured from the midnight balance, which a profit booked today — or
+  booked by a stop closing part of a netted position beyond its average, at most
+  (``stop_gains``) — raises while the loss still open stays (``carried_floor``). Stops are
+  taken in the order the venue works them: an entry adding to a position whose stops
+  outlived part of it (a cut leaves them whole) is closed by those first, at their prices,
+  before its own stop. Orders without a stop are vetoed when ``require_stop``.
 - The worst case counts the costs of getting in and out, which the floor does not forgive
   (the fees took backtests 0.14-0.3% past the daily limit when it did not): each stop's exit
   slips ``slippage_bps`` past its price and pays ``fee_bps`` on its fill; the entry (and each
@@ -33,7 +37,8 @@
   loss, which also locks until a person resets. Both are taken as soon as the loss is seen,
   by ``check`` or between orders, with positions open or flat (a stop that closed the last
   position may be what took the loss there). When open positions could, if every stop were
-  hit, take equity below the floor (a new day raised it), they are cut to fit (the share is
+  hit, take equity below the floor (a new day raised it, or a profit booked today the next
+  day's), they are cut to fit (the share is
   found on the stops: a cut removes what the last stops cover, not a slice of every stop).
   A bot of several symbols is asked once per symbol's bar at a close, and a cut's orders fill
   at each symbol's bar of the next close: within the close a cut was asked at, only what it
@@ -170,6 +175,136 @@ def floors(
     return (daily, "daily_loss") if daily >= total else (total, "total_loss")
 
 
+def stop_gains(quantity: float, average: float, stops: tuple[tuple[float, float], ...]) -> float:
+    """The most the stops working for one position (signed ``quantity``, netted at
+    ``average``) can book into the balance: each stop's fill that closes its part beyond the
+    average on the winning side books that gain (netting: a reduce keeps the average), gross
+    of its costs — the bound errs high by them, the safe side. A stop on the losing side books
+    a loss, which lowers the balance and the next day's floor with it: counted as nothing
+    (pure)."""
+    if not quantity:
+        return 0.0
+    size, direction = (quantity, 1.0) if quantity > 0 else (-quantity, -1.0)
+    total = covered = 0.0
+    for stop_quantity, stop in stops:
+        left = size - covered
+        if left <= 0.0:
+            break
+        take = stop_quantity if stop_quantity < left else left
+        gain = take * (stop - average) * direction
+        if gain > 0.0:
+            total += gain
+        covered += take
+    return total
+
+
+def exit_gains(
+    positions: Mapping[str, Position], left: Mapping[str, Position], marks: Mapping[str, float]
+) -> float:
+    """What the working market exits closing ``positions`` down to ``left`` book into the
+    balance at the marks, counting only gains (as ``stop_gains``) (pure)."""
+    total = 0.0
+    for symbol, position in positions.items():
+        kept = left.get(symbol)
+        gone = abs(position.quantity) - (abs(kept.quantity) if kept is not None else 0.0)
+        if gone > 0.0:
+            mark = marks.get(symbol, position.average_price)
+            direction = 1.0 if position.quantity > 0 else -1.0
+            total += gone * max(0.0, (mark - position.average_price) * direction)
+    return total
+
+
+def stops_gains(
+    positions: Mapping[str, Position],
+    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    skip: str | None = None,
+) -> float:
+    """``stop_gains`` of every open position but ``skip``'s, summed (pure). The same walk
+    inline: asked for every intent, a call per position cost the check a tenth more."""
+    total = 0.0
+    empty: tuple[tuple[float, float], ...] = ()
+    for symbol, position in positions.items():
+        signed = position.quantity
+        if not signed or symbol == skip:
+            continue
+        size, direction = (signed, 1.0) if signed > 0 else (-signed, -1.0)
+        average, covered = position.average_price, 0.0
+        for stop_quantity, stop in stops.get(symbol, empty):
+            left = size - covered
+            if left <= 0.0:
+                break
+            take = stop_quantity if stop_quantity < left else left
+            gain = take * (stop - average) * direction
+            if gain > 0.0:
+                total += gain
+            covered += take
+    return total
+
+
+def gains_after_entry(
+    positions: Mapping[str, Position],
+    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    intent: OrderIntent,
+    quantity: float,
+    entry: float,
+) -> float:
+    """``stop_gains`` of every open position once ``quantity`` of ``intent`` filled at
+    ``entry`` (netted into its symbol's position: an entry against it books what it closes, a
+    gain counted) and its own stop joined the stops, worked after those already held (pure).
+    The entry's fee and slippage are left out: they lower the balance, or move the average
+    against the gains, so the bound errs high."""
+    symbol = intent.symbol
+    total = stops_gains(positions, stops, symbol)
+    held = positions.get(symbol)
+    signed = quantity * intent.side.sign
+    if held is None or not held.quantity:
+        size, average = signed, entry
+    elif held.quantity * signed > 0.0:  # adding: the netted average (``apply_fill``'s)
+        size = held.quantity + signed
+        average = (abs(held.quantity) * held.average_price + quantity * entry) / abs(size)
+    else:  # against the position: it books what it closes (rare: netted by the book itself)
+        netted = Position(symbol, held.quantity, held.average_price)
+        fill = Fill("", symbol, intent.side, quantity, entry, 0.0, 0, "")
+        total += max(0.0, apply_fill(netted, fill).realized_pnl)
+        size, average = netted.quantity, netted.average_price
+    own = stops.get(symbol, ())
+    if intent.stop_loss is not None:
+        own = (*own, (quantity, intent.stop_loss))
+    return total + stop_gains(size, average, own)
+
+
+def carried_floor(
+    today: tuple[float, str],
+    next_balance: float | None,
+    initial: float,
+    limits: Limits,
+    base: float | None = None,
+) -> tuple[float, str, str]:
+    """The floor the worst case must stay above, its limit's code and how a reason names it:
+    today's (``floors``), or the next trading day's when higher (pure).
+
+    FTMO's day starts from the balance at midnight, and a position carried over it may hit
+    its stop the next day, measured against that day's floor: the balance the stops and exits
+    can leave by then (``next_balance``, at most: ``stop_gains``) less the allowance. A
+    profit booked today (a stop closing part of a netted position beyond its average, a
+    position closed in profit) raises that floor above today's while the loss still open does
+    not shrink: checked against today's alone, a short the price turned against ended the next
+    day 0.80 below FTMO's floor, the flatten at its first close costing more than the room
+    left. None (``day_start_from: equity``): the next day's start is the equity at the
+    boundary, which nothing now bounds."""
+    floor, which = today
+    label = f"{which.replace('_', ' ')} floor"
+    if next_balance is None:
+        return floor, which, label
+    next_base = initial if base is None else base
+    if limits.trails:  # the next day's start balance is among the end-of-day balances
+        next_base = max(next_base, next_balance)
+    upcoming, code = floors(next_balance, initial, limits, next_base)
+    if upcoming > floor:
+        return upcoming, code, f"next trading day's {code.replace('_', ' ')} floor"
+    return floor, which, label
+
+
 def balance_of(cash: float, positions: Mapping[str, Position]) -> float:
     """The account's balance — what its closed positions left: the initial capital, realised
     P&L, fees and booked payments — from the engine's cash, which pays for a position as it
@@ -253,11 +388,13 @@ def check_entry(
     p: PropFirmParams,
     sunk: float = 0.0,
     base: float | None = None,
+    balance: float | None = None,
 ) -> RiskDecision:
     """The veto rule for one entry, in the worst case (pure): every stop hit, with the costs
     of each fill that takes (``Limits.taker``/``maker``), and ``sunk`` (the costs of fills
     already on their way, the working market exits') besides; the maximum loss measured from
-    ``base`` (``floors``)."""
+    ``base`` (``floors``); with ``balance`` (the balance now, and what the working exits book),
+    above the next trading day's floor too (``carried_floor``)."""
     if intent.reduce_only:
         return APPROVE
     if intent.stop_loss is None and p.require_stop:
@@ -269,7 +406,12 @@ def check_entry(
     entry = intent.price or ctx.mark(intent.symbol)
     if entry <= 0:
         return RiskDecision.veto(f"prop-firm: no price known for {intent.symbol}", "no_price")
-    floor, which = floors(day_start, initial, limits, base)
+    next_balance = None
+    if balance is not None:
+        gains = gains_after_entry(ctx.positions, ctx.stops, intent, intent.quantity, entry)
+        next_balance = balance + gains
+    today = floors(day_start, initial, limits, base)
+    floor, which, label = carried_floor(today, next_balance, initial, limits, base)
     taker, move = limits.taker, p.unprotected_move
     at_risk, open_gross = open_risk_and_gross(ctx.positions, ctx.marks, ctx.stops, move, taker)
     at_risk += sunk
@@ -301,7 +443,7 @@ def check_entry(
         return RiskDecision.veto(
             f"prop-firm: if every stop is hit equity would be {worst:,.2f} (costs of "
             f"{p.fee_bps:g} bps fee and {p.slippage_bps:g} bps slippage a fill included), "
-            f"below the {which.replace('_', ' ')} floor {floor:,.2f}",
+            f"below the {label} {floor:,.2f}",
             which,
         )
     gross = open_gross + intent.quantity * entry
@@ -888,14 +1030,23 @@ class PropFirm:
         initial = ctx.initial_equity or ctx.equity
         closing = self._closing(ctx)
         sunk = 0.0
+        balance = self._balance(ctx)  # of the positions as they stand, exits not yet filled
         if closing:  # a position being closed risks only what its exits leave of it
             left = after_exits(ctx.positions, closing)
             sunk = closed_cost(ctx.positions, left, ctx.marks, self.limits.taker)
+            if balance is not None:
+                balance += exit_gains(ctx.positions, left, ctx.marks)
             ctx = ctx._replace(positions=left)
         base = self._base(initial)
         return check_entry(
-            intent, ctx, self._day_start, initial, self.limits, self.params, sunk, base
+            intent, ctx, self._day_start, initial, self.limits, self.params, sunk, base, balance
         )
+
+    def _balance(self, ctx: RiskContext) -> float | None:
+        """The balance now, which the next trading day's start is measured from (on the
+        balance basis, and the higher one's lower bound); None on the equity basis, whose next
+        start nothing now bounds (``carried_floor``)."""
+        return None if self._basis == "equity" else balance_of(ctx.cash, ctx.positions)
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
         self._observe(ctx)
@@ -921,11 +1072,19 @@ class PropFirm:
             return []
         initial = ctx.initial_equity or ctx.equity
         limits, p = self.limits, self.params
-        floor, which = floors(self._day_start, initial, limits, self._base(initial))
         # An exit already working closes its part of a position (whose stops ``close``
         # cancelled): only what it leaves is at risk, and a position it closes whole is not cut.
         closing = self._closing(ctx)
         positions = after_exits(ctx.positions, closing) if closing else ctx.positions
+        # What is carried over the boundary must fit the next day's floor as well as today's:
+        # measured from the balance the stops and exits may leave by then (``carried_floor``).
+        next_balance = self._balance(ctx)
+        if next_balance is not None:
+            next_balance += exit_gains(ctx.positions, positions, ctx.marks)
+            next_balance += stops_gains(positions, ctx.stops)
+        base = self._base(initial)
+        today = floors(self._day_start, initial, limits, base)
+        floor, which, label = carried_floor(today, next_balance, initial, limits, base)
         # The same worst case as an entry's: each stop's exit with its costs, and the working
         # exits' market fills with theirs.
         taker, move = limits.taker, p.unprotected_move
@@ -960,7 +1119,7 @@ class PropFirm:
             if position.quantity:
                 key = (symbol, Side.SELL if position.quantity > 0 else Side.BUY)
                 self._own[key] = self._own.get(key, 0.0) + abs(position.quantity) * extra
-        reason = f"open stops could take equity below the {which.replace('_', ' ')} floor"
+        reason = f"open stops could take equity below the {label}"
         if asked > 0.0:
             reason += f" ({share:.2%} needed, {asked:.2%} already asked at this bar close)"
         if closing:
