@@ -25,9 +25,12 @@ object's 5xx) leaves no write of unknown outcome, and is put back so at once, un
 Deployment write of the change is still of unknown outcome. The retry's own write may still
 land after the put-back (a timeout "still processing"): the pod then starts on the put-back
 config under the new config hash, and the next pass, finding the ConfigMap behind its
-Deployment, rewrites it and rolls the pod again (``objects.config_behind``), with a
+Deployment, rewrites it and rolls the pod again (``objects.config_roll``), with a
 ``ConfigMapBehind`` Warning; a ConfigMap only written ahead of a Deployment that never took
-the change (the spec put back meanwhile) is put back to the spec's config without a roll.
+the change (the spec put back meanwhile) is put back to the spec's config without a roll only
+when a runtime report taken after the write ahead proves the pod runs the template's config,
+else rolled once; and a pod whose runtime reports, after its template was written, a config
+the template does not name is rolled once per template config (``RuntimeConfigDiffers``).
 Either way the ConfigMap's ``bot.yaml`` takes the spec's live fields (pause, emergency stop),
 also where no copy of the rolled-out config is kept (:class:`HalfApplied`) and for a spec the
 model refuses (:func:`settle_unparsed`): a pod that restarts reads its halt there before any
@@ -482,25 +485,27 @@ async def _write_objects(
         else:
             record(obj, outcome, previous)
 
-    behind: str | None = None  # the other config the ConfigMap held (objects.config_behind)
-    ahead = False  # it was written ahead of the pod template (its runtime reports it runs it)
-    # What the runtime last reported running (the status timer's), when its pod is up.
-    reported = _reported_config(body)
+    roll: objects.ConfigRoll | None = None  # why the pod rolls once (objects.config_roll)
+    # What the runtime last reported running, and when it was asked (the status's).
+    report = objects.RuntimeReport.from_status(body.get("status"))
     stamp: str | None = None  # the ConfigMap's repair stamp, which the pod template carries
 
     async def config_map(obj: Mapping[str, Any]) -> None:
-        nonlocal behind, stamp, ahead
+        nonlocal roll, stamp
         if fresh:
             return await one(obj)
         actual = await ctx.kube.get(object_path(obj))
-        behind = objects.config_behind(actual, running, config_hash, reported)
-        if behind is None:
-            stamp = objects.repair_stamp(actual)  # an earlier repair's, which the pod keeps
-        else:
+        text = (obj.get("data") or {}).get(CONFIG_FILE)
+        roll = objects.config_roll(actual, running_deployment, running, config_hash, report, text)
+        # An earlier repair's stamp: kept by the pod, or not taken by it yet (a roll whose
+        # Deployment write failed), which this pass sends again rather than a new one.
+        stamp = objects.repair_stamp(actual)
+        pending = stamp is not None and stamp != objects.repair_stamp(running_deployment)
+        if roll is not None and not pending:
             stamp = _repair_time()
             obj = objects.with_repair_stamp(obj, stamp)
-            ahead = objects.written_ahead(actual, running)
-        await one(objects.keep_rolled_out(obj, actual, running, config_hash), actual, read=True)
+        obj = objects.keep_rolled_out(obj, actual, running, config_hash, now=_repair_time())
+        await one(obj, actual, read=True)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
     # Every write ends before a failure is acted on: a ConfigMap patch still in flight must not
@@ -524,13 +529,19 @@ async def _write_objects(
         raise NameTaken(taken, name)
     if stamp is not None:
         deployment = objects.with_repair_stamp(deployment, stamp)
+    if roll is not None and roll.cause is objects.RollCause.REPORTED and running is not None:
+        # In the same write as the roll: never rolled again for this config on a report.
+        deployment = objects.with_annotations(
+            deployment, {objects.REPORT_ROLLED_ANNOTATION: running}
+        )
+    deployment = objects.with_template_written(deployment, running_deployment, _repair_time())
     seen.deployment_sent = True
     await one(deployment, running_deployment, read=not fresh)
     previous = before.get(_label(deployment))  # None: made now, or not the bot's (not written)
     if stamp is not None and previous is not None and stamp != objects.repair_stamp(previous):
         # Its pod template took a new stamp: the pod rolls again, onto the rewritten ConfigMap.
-        message = _rolled_again(bot, running, behind, stamp, ahead=ahead)
-        event(body, warning=True, reason="ConfigMapBehind", message=message)
+        reason, message = _rolled_again(bot, running, roll, stamp)
+        event(body, warning=True, reason=reason, message=message)
     old = _pod_hash(previous)
     if old is not None and old != config_hash:
         event(
@@ -555,34 +566,42 @@ def _repair_time() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _reported_config(body: Mapping[str, Any]) -> str | None:
-    """The config hash the bot's runtime last reported it runs (``status.runtimeConfigHash``),
-    None when not known (its pod never answered)."""
-    value = (body.get("status") or {}).get("runtimeConfigHash")
-    return str(value) if value else None
-
-
 def _rolled_again(
-    bot: TradingBot, running: str | None, behind: str | None, stamp: str, *, ahead: bool
-) -> str:
-    """The Warning of a pod rolled again onto the config its pod template names: what is
-    known (the ConfigMap held another config), not a cause that cannot be told apart."""
+    bot: TradingBot, running: str | None, roll: objects.ConfigRoll | None, stamp: str
+) -> tuple[str, str]:
+    """The Warning (reason, message) of a pod rolled again onto the config its pod template
+    names: what is known, not a cause that cannot be told apart."""
     deployment, config_map = f"Deployment {bot.name}", f"ConfigMap {config_map_name(bot.name)}"
-    if behind is None:  # found by an earlier pass, whose roll did not get through
-        return (
+    if roll is None:  # found by an earlier pass, whose roll did not get through
+        return "ConfigMapBehind", (
             f"{config_map} was found holding another config than {deployment}'s pod template "
             f"(config {running}) at {stamp}, and was rewritten: its pod may run that other "
             "config; rolled again"
         )
-    if ahead:
+    if roll.cause is objects.RollCause.REPORTED:
+        return "RuntimeConfigDiffers", (
+            f"the runtime of {deployment} reports running config {roll.reported}, not its pod "
+            f"template's config {running} (nor that config with the spec's pause or halt): "
+            f"its pod restarted on another config; rolled once onto {config_map}'s config "
+            f"{running}. A runtime image that hashes configs otherwise reports so again, and is "
+            f"not rolled again for config {running}"
+        )
+    if roll.cause is objects.RollCause.AHEAD_REPORTED:
         why = (
             f"a change written ahead of {deployment}, which never took it; its runtime "
             "reports running that config: its pod restarted meanwhile"
         )
+    elif roll.cause is objects.RollCause.AHEAD_UNPROVEN:
+        since = f" at {roll.written_ahead_at}" if roll.written_ahead_at else ""
+        why = (
+            f"a change written ahead of {deployment}{since}, which never took it; no runtime "
+            f"report taken since says which config its pod runs, and it cannot be told "
+            f"whether a restart meanwhile read config {roll.held}"
+        )
     else:
         why = "a write that landed late, or a hand edit"
-    return (
-        f"{config_map} held config {behind}, which {deployment}'s pod template (config "
+    return "ConfigMapBehind", (
+        f"{config_map} held config {roll.held}, which {deployment}'s pod template (config "
         f"{running}) was not rolled out with ({why}): rewritten to the spec's config {running} "
         "and the pod rolled once"
     )

@@ -72,6 +72,7 @@ from tradefleet_operator.status_mapping import (
     condition_of,
     failed_status,
     now_iso,
+    precise_now,
     reachable_status,
     runtime_failure,
     set_condition,
@@ -285,11 +286,12 @@ async def _reconcile(
             # no parsed spec meanwhile; an object pass parses it again (issue 19, memory).
             bot = None
         if live is not None:
+            asked = precise_now()  # before the calls: a report is never dated after it
             steered = await steer(ctx, body, live, new, logger=logger)
             steering_left = steered.pending
             new = steered.apply(new)
             if steered.snapshot is not None:
-                new = reachable_status(new, steered.snapshot, generation, now_iso())
+                new = reachable_status(new, steered.snapshot, generation, now_iso(), asked)
 
         if not valid:
             outcome = "invalid"
@@ -591,6 +593,7 @@ async def poll_status(
             raise RuntimeCallError(
                 "NoToken", f"no Secret {api_token_secret_name(name)}", unreachable=True
             )
+        asked = precise_now()  # before the call: a report is never dated after it was made
         snapshot = await ctx.runtime.get_status(address, tokens.read)
     except Exception as error:  # never crash the timer
         if isinstance(error, RuntimeCallError) and error.code == "UNAUTHENTICATED":
@@ -622,7 +625,7 @@ async def poll_status(
                 ctx, body, live, old, observed=observed_control(snapshot), known=True, logger=logger
             )
         after = steered.snapshot or snapshot
-        new = steered.apply(reachable_status(old, after, generation, now_iso()))
+        new = steered.apply(reachable_status(old, after, generation, now_iso(), asked))
     new = _account_shared(body, old, new, generation, bot_accounts)
     _write(patch, current, new, meta)
 

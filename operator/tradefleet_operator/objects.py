@@ -21,7 +21,10 @@ server has is :mod:`tradefleet_operator.object_diff`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import datetime
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -189,13 +192,17 @@ def keep_rolled_out(
     actual: Mapping[str, Any] | None,
     running: str | None,
     config_hash: str,
+    *,
+    now: str,
 ) -> dict[str, Any]:
     """The ConfigMap ``desired`` (of config ``config_hash``) to write over ``actual``, keeping
     the config of the Deployment's pod template (``running``) beside its new ``bot.yaml`` in the
     same write when that changes the config: there is then no moment at which the ConfigMap
-    holds a config the Deployment does not run without the one it runs. When the Deployment
-    runs this config already, a copy of it kept from a write ahead is dropped
-    (:func:`without_rolled_out`): ``bot.yaml`` is that config now."""
+    holds a config the Deployment does not run without the one it runs. That write also says
+    when it was made (``now``, :data:`WRITTEN_AHEAD_AT_ANNOTATION`): a pod restarting from then
+    on may read the newer config, and only a runtime report taken later can prove it did not
+    (:func:`config_roll`). When the Deployment runs this config already, a copy of it kept from
+    a write ahead is dropped (:func:`without_rolled_out`): ``bot.yaml`` is that config now."""
     result = dict(desired)
     new_text = (desired.get("data") or {}).get(CONFIG_FILE)
     if actual is None or running is None:
@@ -212,6 +219,7 @@ def keep_rolled_out(
         **(metadata.get("annotations") or {}),
         ROLLED_OUT_HASH_ANNOTATION: running,
         ROLLED_OUT_CONFIG_ANNOTATION: kept,
+        WRITTEN_AHEAD_AT_ANNOTATION: now,
     }
     result["metadata"] = metadata
     return result
@@ -220,19 +228,108 @@ def keep_rolled_out(
 # A Deployment write answered 5xx (a timeout: "the request may still be processing") can land
 # after a retry read the Deployment on the old config and put the ConfigMap back: the pod then
 # rolls to the change's config hash while ``bot.yaml`` holds the old config, and starts on that.
-# The next pass finds the ConfigMap behind its Deployment (:func:`config_behind`), rewrites it
+# The next pass finds the ConfigMap behind its Deployment (:func:`config_roll`), rewrites it
 # with a repair stamp, and the pod template takes the stamp (:func:`with_repair_stamp`): the pod
 # rolls again, onto the config its template names. Which config a pod read is not in the API
-# (the runtime says it over gRPC, only while it runs); what the ConfigMap holds is. The
-# ConfigMap is always written before the Deployment, so it holds another config than its pod
-# template in two cases, told apart by the copy it keeps (:func:`keep_rolled_out`):
+# (the runtime says it over gRPC, only while it runs, and the status timer is idle while a
+# change is at work); what the ConfigMap holds is. The ConfigMap is always written before the
+# Deployment, so it holds another config than its pod template in two cases, told apart by the
+# copy it keeps (:func:`keep_rolled_out`):
 # - written ahead of a Deployment write that did not land (yet): its kept copy is of the pod
-#   template's config (:func:`written_ahead`), the pod never left that config, and a spec put
-#   back to it needs the ConfigMap put back, not a roll (unless the runtime reports it runs the
-#   config held: its pod restarted meanwhile);
+#   template's config (:func:`written_ahead`). A spec put back to that config puts the
+#   ConfigMap back without a roll only when a runtime report taken after the write ahead says
+#   the pod runs the template's config; without that proof the pod rolls once (a needless roll
+#   restarts a bot that reconciles with its venue; a pod running a config its template does not
+#   name, unseen, is worse);
 # - behind a Deployment write that landed late (its kept copy names the config before), or
 #   edited by hand (no copy, or an old one): a pod of the template that started since ran the
 #   other config, so the pod rolls once.
+# A ConfigMap holding the template's config does not prove the pod read it either (it may have
+# restarted while a retry held the ConfigMap ahead, before a put-back): a runtime report taken
+# after the template was written that names another config, beyond what pause and halt explain,
+# rolls the pod once per template config.
+
+#: On a bot's ConfigMap, beside the kept copy of the rolled-out config: when a pass last wrote a
+#: newer ``bot.yaml`` ahead of the Deployment (a pod that restarts from then on may read it).
+WRITTEN_AHEAD_AT_ANNOTATION = "tradefleet.io/written-ahead-at"
+#: On a bot's Deployment (its metadata, not its pod template: writing it rolls nothing): when a
+#: pass last changed its pod template's config hash or repair stamp. A runtime report asked
+#: before it may be the old pod's, still stopping: only a later one says what the pod runs.
+TEMPLATE_WRITTEN_AT_ANNOTATION = "tradefleet.io/template-written-at"
+#: On a bot's Deployment (metadata): the pod template config for which a pass rolled the pod
+#: because its runtime reported another config. Once per template config: a runtime image that
+#: hashes configs otherwise reports its own hash after every roll, and must not loop.
+REPORT_ROLLED_ANNOTATION = "tradefleet.io/rolled-for-runtime-report"
+
+
+def parse_time(value: object) -> datetime.datetime | None:
+    """An RFC 3339 time as the operator writes it (``...Z``); None when it is missing, not a
+    time or has no zone: such a value proves nothing."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class RuntimeReport:
+    """What the bot's runtime last reported running (``status.runtimeConfigHash``) and when it
+    was asked (``status.runtimeReportedAt``); None where not known."""
+
+    config_hash: str | None = None
+    at: datetime.datetime | None = None
+
+    @classmethod
+    def from_status(cls, status: object) -> RuntimeReport:
+        """Read leniently from a stored status: an odd value is not known."""
+        if not isinstance(status, Mapping):
+            return cls()
+        value = status.get("runtimeConfigHash")
+        reported = value if isinstance(value, str) and value else None
+        return cls(reported, parse_time(status.get("runtimeReportedAt")))
+
+    def after(self, moment: datetime.datetime | None) -> bool:
+        """Asked after ``moment`` (False when either is not known)."""
+        return self.at is not None and moment is not None and self.at > moment
+
+
+class RollCause(enum.Enum):
+    """Why a pass rolls the pod onto the config its template names."""
+
+    BEHIND = "behind"  # a Deployment write that landed late, or a hand edit
+    AHEAD_REPORTED = "ahead-reported"  # written ahead; the runtime reports the held config
+    AHEAD_UNPROVEN = "ahead-unproven"  # written ahead; no later report says what the pod read
+    REPORTED = "reported"  # the ConfigMap holds the template's config; the runtime another
+
+
+@dataclass(frozen=True)
+class ConfigRoll:
+    """A pod to roll once (:func:`config_roll`): why, the config the ConfigMap held (None when
+    it held the template's), what the runtime reported, and when the ConfigMap was written
+    ahead (as its annotation says; None when not)."""
+
+    cause: RollCause
+    held: str | None = None
+    reported: str | None = None
+    written_ahead_at: str | None = None
+
+
+def _annotation(obj: Mapping[str, Any] | None, key: str) -> str | None:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(key) if isinstance(annotations, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _names_config(reported: str, running: str, texts: Iterable[str | None]) -> bool:
+    """The runtime's hash ``reported`` is that of config ``running`` as the operator hashes it,
+    or of one of ``texts`` (that config's ``bot.yaml`` with some pause or halt) as the runtime
+    hashes the manifest it read whole: a pause or halt at its start explains the difference."""
+    return reported == running or any(
+        reports_config(text, reported) for text in texts if text is not None
+    )
 
 
 def written_ahead(config_map: Mapping[str, Any] | None, running: str | None) -> bool:
@@ -263,29 +360,103 @@ def reports_config(text: str, reported: str | None) -> bool:
         return False
 
 
-def config_behind(
+def config_roll(
     config_map: Mapping[str, Any] | None,
+    deployment: Mapping[str, Any] | None,
     running: str | None,
     config_hash: str,
-    reported: str | None = None,
-) -> str | None:
-    """The config hash of the ``bot.yaml`` ``config_map`` holds when the Deployment's pod
-    template was rolled out with this pass's config (``running == config_hash``), that
-    ``bot.yaml`` is another config, and a pod of the template may have started on it: the
-    ConfigMap was not written ahead of the template (:func:`written_ahead`), or the runtime
-    reports (``reported``) that it runs that config. None otherwise (also for a ``bot.yaml``
-    that is no manifest: no config to name)."""
+    report: RuntimeReport,
+    desired_text: str | None = None,
+) -> ConfigRoll | None:
+    """Whether a pass that keeps the Deployment's pod template on its config (``running ==
+    config_hash``; ``deployment`` is the bot's, as read) must roll the pod once, and why; None
+    when not (also when no pod reads the ConfigMap yet). ``desired_text`` is the ``bot.yaml``
+    this pass writes (the template's config with the spec's pause and halt now)."""
     if config_map is None or running is None or running != config_hash:
         return None
     text = (config_map.get("data") or {}).get(CONFIG_FILE)
-    if not isinstance(text, str):
+    text = text if isinstance(text, str) else None
+    held = file_config_hash(text) if text is not None else None
+    if held is not None and held != running:
+        return _held_other(config_map, text, held, running, report, desired_text)
+    return _reported_other(deployment, running, report, (text, desired_text))
+
+
+def _held_other(
+    config_map: Mapping[str, Any],
+    text: str | None,
+    held: str,
+    running: str,
+    report: RuntimeReport,
+    desired_text: str | None,
+) -> ConfigRoll | None:
+    """The ConfigMap holds config ``held``, not the template's ``running``: a pod that started
+    since read it, unless it was written ahead of the template and a report taken after that
+    write names the template's config."""
+    if not written_ahead(config_map, running):
+        return ConfigRoll(RollCause.BEHIND, held, report.config_hash)
+    when = _annotation(config_map, WRITTEN_AHEAD_AT_ANNOTATION)
+    reported = report.config_hash
+    if text is not None and reports_config(text, reported):
+        return ConfigRoll(RollCause.AHEAD_REPORTED, held, reported, when)
+    kept = rolled_out_config(config_map, running)
+    if (
+        reported is not None
+        and report.after(parse_time(when))
+        and _names_config(reported, running, (kept, desired_text))
+    ):
+        return None  # the pod ran the template's config after the write: it never read it
+    return ConfigRoll(RollCause.AHEAD_UNPROVEN, held, reported, when)
+
+
+def _reported_other(
+    deployment: Mapping[str, Any] | None,
+    running: str,
+    report: RuntimeReport,
+    texts: tuple[str | None, ...],
+) -> ConfigRoll | None:
+    """The ConfigMap holds the template's config, and the runtime's report, asked after the
+    template was written (so not the old pod's), names another one that no pause or halt
+    explains: rolled once per template config (an older runtime image hashing otherwise would
+    otherwise be rolled at every pass)."""
+    reported = report.config_hash
+    if reported is None or _names_config(reported, running, texts):
         return None
-    held = file_config_hash(text)
-    if held is None or held == running:
-        return None
-    if written_ahead(config_map, running) and not reports_config(text, reported):
-        return None  # ahead of a Deployment write that did not land: the pod never left it
-    return held
+    if not report.after(parse_time(_annotation(deployment, TEMPLATE_WRITTEN_AT_ANNOTATION))):
+        return None  # maybe the old pod's, or asked before the template was written
+    if _annotation(deployment, REPORT_ROLLED_ANNOTATION) == running:
+        return None  # rolled for this once already
+    return ConfigRoll(RollCause.REPORTED, None, reported)
+
+
+def with_template_written(
+    desired: Mapping[str, Any], actual: Mapping[str, Any] | None, now: str
+) -> dict[str, Any]:
+    """The Deployment ``desired`` saying when its pod template was written
+    (:data:`TEMPLATE_WRITTEN_AT_ANNOTATION`, in its metadata) when this write changes the pod
+    template's config hash or repair stamp (or makes it); else as it is (``actual`` keeps its
+    own)."""
+    result = copy.deepcopy(dict(desired))
+    if actual is not None and all(
+        _template_annotation(result, key) == _template_annotation(actual, key)
+        for key in (CONFIG_HASH_ANNOTATION, CONFIG_REPAIRED_ANNOTATION)
+    ):
+        return result
+    return with_annotations(result, {TEMPLATE_WRITTEN_AT_ANNOTATION: now})
+
+
+def with_annotations(obj: Mapping[str, Any], annotations: Mapping[str, str]) -> dict[str, Any]:
+    """``obj`` with ``annotations`` added to its own metadata."""
+    result = copy.deepcopy(dict(obj))
+    metadata = result.setdefault("metadata", {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+    return result
+
+
+def _template_annotation(deployment: Mapping[str, Any], key: str) -> str | None:
+    template = (deployment.get("spec") or {}).get("template") or {}
+    value = ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+    return str(value) if value is not None else None
 
 
 def without_rolled_out(config_map: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,6 +470,7 @@ def without_rolled_out(config_map: Mapping[str, Any]) -> dict[str, Any]:
         **(metadata.get("annotations") or {}),
         ROLLED_OUT_HASH_ANNOTATION: None,
         ROLLED_OUT_CONFIG_ANNOTATION: None,
+        WRITTEN_AHEAD_AT_ANNOTATION: None,
     }
     result["metadata"] = metadata
     return result

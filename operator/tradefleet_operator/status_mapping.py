@@ -30,7 +30,9 @@ __all__ = [
     "condition_of",
     "failed_status",
     "now_iso",
+    "precise_now",
     "reachable_status",
+    "reported_at",
     "runtime_failure",
     "set_condition",
     "status_changes",
@@ -162,9 +164,15 @@ def status_from_snapshot(status: BotStatus, snapshot: RuntimeSnapshot) -> BotSta
 
 
 def reachable_status(
-    status: BotStatus, snapshot: RuntimeSnapshot, generation: int | None, now: str
+    status: BotStatus,
+    snapshot: RuntimeSnapshot,
+    generation: int | None,
+    now: str,
+    asked_at: str | None = None,
 ) -> BotStatus:
-    """The whole new status after a runtime's answer (compare with ``status_changes``)."""
+    """The whole new status after a runtime's answer (compare with ``status_changes``);
+    ``asked_at``: when the runtime was asked (``now`` when not given), kept as
+    ``runtimeReportedAt`` (:func:`reported_at`)."""
     phase = advance(status.phase, snapshot.phase)
     ready = phase in (Phase.RUNNING, Phase.PAUSED, Phase.HALTED)
     reason = "Runtime" + phase.value if phase is not Phase.PENDING else "RuntimeStarting"
@@ -206,9 +214,46 @@ def reachable_status(
         conditions = _close_retrying(conditions, snapshot, generation, now)
     else:
         conditions = _awaiting_start(conditions, generation, now)
+    when = reported_at(status, snapshot, generation, asked_at or now)
     return status_from_snapshot(status, snapshot).model_copy(
-        update={"phase": phase, "conditions": conditions}
+        update={"phase": phase, "conditions": conditions, "runtime_reported_at": when}
     )
+
+
+def reported_at(
+    status: BotStatus, snapshot: RuntimeSnapshot, generation: int | None, asked_at: str
+) -> str:
+    """``runtimeReportedAt`` after an answer asked for at ``asked_at`` (the time before the
+    call: a report is never claimed later than it may have been made). A changed config hash
+    is a new report; so is every answer while a change of a bot applied before is not applied
+    (its generation not observed yet): then a pod may restart on a ConfigMap written ahead, and
+    a pass putting the spec back needs a report taken after that write to leave the pod
+    unrolled (``objects.config_roll``). Otherwise the time stays, so a bot that changes nothing
+    costs no status write per tick."""
+    pending = status.observed_generation is not None and status.observed_generation != generation
+    kept = status.runtime_reported_at
+    if (
+        pending
+        or kept is None
+        or not _a_time(kept)
+        or status.runtime_config_hash != snapshot.config_hash
+    ):
+        return asked_at
+    return kept
+
+
+def _a_time(value: str) -> bool:
+    """``value`` is a time with its zone (one edited into something else is replaced)."""
+    try:
+        return datetime.datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def precise_now() -> str:
+    """The time now to the microsecond (RFC 3339, UTC): what a report's time is compared with
+    (a ConfigMap's write ahead, a pod template's write) must not be cut to the second."""
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _close_stuck(

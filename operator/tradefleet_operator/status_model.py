@@ -137,6 +137,13 @@ class BotStatus(_Model):
     runtime_config_hash: str | None = Field(
         default=None, description="Hash of the configuration the runtime reports it runs."
     )
+    runtime_reported_at: str | None = Field(
+        default=None,
+        description="When the runtime was asked for the runtimeConfigHash it reported: set when "
+        "that hash changes, and at every read while a spec change is not applied "
+        "(observedGeneration behind metadata.generation).",
+        json_schema_extra=_DATE_TIME,
+    )
     equity: float | None = Field(
         default=None, description="Cash plus open positions at their marks, in the currency."
     )

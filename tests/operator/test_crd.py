@@ -206,7 +206,7 @@ def test_status_schema(built: dict[str, Any]) -> None:
         "phase", "conditions", "observedGeneration", "equity", "balance", "currency",
         "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",
         "halted", "haltReason", "paused", "pauseReason", "riskLocks", "riskTier", "configHash",
-        "runtimeConfigHash", "control", "riskLockReset", "symbols",
+        "runtimeConfigHash", "runtimeReportedAt", "control", "riskLockReset", "symbols",
     }  # fmt: skip
     assert set(props) == expected
     condition = props["conditions"]["items"]["properties"]

@@ -4,9 +4,11 @@ ConfigMap behind its pod template (a write that landed late, a hand edit) rolls 
 and the Warning says what is known.
 
 - The spec put back to the running config while the ConfigMap is ahead (the first Deployment
-  write answered 500, not stored): the ConfigMap is put back, the pod template is untouched, no
-  ``ConfigMapBehind`` Warning; unless the runtime reports it runs the config held (its pod
-  restarted meanwhile): then the pod rolls once, and the Warning says so.
+  write answered 500, not stored), with a report of the running config taken after the write
+  ahead: the ConfigMap is put back, the pod template is untouched, no ``ConfigMapBehind``
+  Warning; when the runtime reports it runs the config held (its pod restarted meanwhile), the
+  pod rolls once, and the Warning says so. (Without such a report it rolls once too:
+  ``test_reconcile_runtime_report.py``.)
 - A pass that fails before it sends its Deployment write (here the Service read answers 503)
   leaves no write of unknown outcome: the ConfigMap is put back at once, said on the bot
   (``NotApplied``) and counted failed; only an earlier Deployment 5xx, remembered, is waited for.
@@ -46,6 +48,7 @@ from tradefleet_operator.settings import (
     ROLLED_OUT_CONFIG_ANNOTATION,
     ROLLED_OUT_HASH_ANNOTATION,
 )
+from tradefleet_operator.status_mapping import precise_now
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.checks import config_hash as runtime_config_hash
 
@@ -92,6 +95,9 @@ def test_reverting_to_the_running_config_while_the_configmap_is_ahead_does_not_r
 ) -> None:
     kube = WebhookDown(down=1)
     ctx, body, running, config_before, revert = _ahead_then_reverted(kube, events)
+    # The runtime, asked after the write ahead, reports the config its template names.
+    running_hash = running["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    body["status"].update(runtimeConfigHash=running_hash, runtimeReportedAt=precise_now())
 
     written, retry = _pass(ctx, body, "update", revert)
 

@@ -141,7 +141,9 @@ def test_the_config_the_deployment_runs_is_kept_in_the_same_write_as_the_new_one
 
     first = writes[0]
     assert "fast: 5" in first["data"]["bot.yaml"]
-    assert first["metadata"]["annotations"] == {
+    annotations = dict(first["metadata"]["annotations"])
+    assert objects.parse_time(annotations.pop(objects.WRITTEN_AHEAD_AT_ANNOTATION)) is not None
+    assert annotations == {
         ROLLED_OUT_HASH_ANNOTATION: running_hash,
         ROLLED_OUT_CONFIG_ANNOTATION: running_text,
     }
