@@ -265,7 +265,14 @@ class Instrument(NamedTuple):
     converts at its own boundary (the MT5 broker: units = lots × contract size).
     ``contract_size`` is information only — how many units one of the venue's lots or contracts
     holds (MT5's ``trade_contract_size``; 1 where the venue trades units) — and no figure of the
-    runtime multiplies by it."""
+    runtime multiplies by it.
+
+    ``taker_fee`` and ``slippage`` are what a fill that takes liquidity costs beyond its price,
+    as fractions (0.0026 = 0.26%): the fee charged on its notional, and how far a market or
+    stop fill lands past the price against the bot. A sizer's ``max_leverage`` cut leaves room
+    for them, so that the entry it sizes is not refused for its own fill's costs. The paper
+    broker states its ``fee_bps`` and ``slippage_bps``; 0 (the default) where a broker does
+    not state them, and the cut then leaves no room. (Contract 1.20.)"""
 
     symbol: str
     tick_size: float = 0.0  # 0 means any price
@@ -275,6 +282,8 @@ class Instrument(NamedTuple):
     min_notional: float = 0.0  # quote currency: quantity × price
     contract_size: float = 1.0  # units in one venue lot or contract (information)
     quote_currency: str = ""
+    taker_fee: float = 0.0  # fraction of a taking fill's notional
+    slippage: float = 0.0  # fraction of the price a market or stop fill moves against the bot
 
 
 @dataclass(slots=True)

@@ -313,7 +313,8 @@ def _decisions(
     sizer_name, sizer = bot.risk[0]
     check = sizer.check
     reads_account = sizer_name not in bot.risk_hooks.intent_only
-    instrument = Instrument(symbol)
+    # The paper broker's instrument: no limits (the path refuses them), its costs stated.
+    instrument = Instrument(symbol, taker_fee=terms.fee_rate, slippage=terms.slippage)
     no_stops = cast("dict[str, tuple[tuple[float, float], ...]]", MappingProxyType({}))
     leverage, initial = terms.leverage, terms.initial_capital
     run, fill_ts, fill_ids, order_ids = booked

@@ -19,9 +19,11 @@ against the engine to 1e-9, on real data and on data whose opens jump away from 
 
 - the opening order's size is the sizer's: ``fixed-size``'s quantity, or ``fixed-fractional``'s
   (``tradefleet_runtime.sizing``, the function the plugin calls) on the equity and close at the
-  deciding bar, the stop at ``default_stop_pct`` (a plan's orders carry no stop-loss). That
-  equity depends on every earlier fill, so these sizes are found by a loop over the plan's
-  turns (a few hundred), with the engine's arithmetic; everything per bar stays in numpy.
+  deciding bar, the stop at ``default_stop_pct`` (a plan's orders carry no stop-loss), its
+  leverage cap leaving room for the fill's fee and slippage (as the paper broker's instrument
+  states them to the plugin). That equity depends on every earlier fill, so these sizes are
+  found by a loop over the plan's turns (a few hundred), with the engine's arithmetic;
+  everything per bar stays in numpy.
 
 :func:`vector_terms` says whether a bot can take this path at all, and why not when it
 cannot: one symbol, the ``paper`` broker without instrument limits or funding, exactly one
@@ -361,12 +363,16 @@ def _fractional_sizes(
         if wants:
             close = closes[at]
             equity = cash + held * close if held else cash
+            # The paper broker's fee and slippage: the cap leaves room for them, as the
+            # sizer does with the instrument the broker states (``Instrument.taker_fee``).
             size = fixed_fractional_quantity(
                 equity,
                 close,
                 close * sizing.default_stop_pct,
                 sizing.risk_per_trade,
                 sizing.max_leverage,
+                fee_rate,
+                terms.slippage,
             )
             if size <= 0:
                 return f"the sizer vetoes the entry at {int(columns.ts[at])} (equity {equity:g})"

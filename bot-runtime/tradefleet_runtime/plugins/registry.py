@@ -47,7 +47,12 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: 1.19: ``RiskContext.closable`` and ``RiskContext.closing`` (what an order may still close
 #: once the exits working are counted), ``PluginParams.needs_size()`` (a plugin that needs the
 #: order's size only under some settings is refused before the sizer, naming that param).
-CONTRACT_VERSION = "1.19"
+#: 1.20: ``Instrument.taker_fee`` and ``Instrument.slippage`` (what a taking fill costs, which
+#: a sizer's leverage cap leaves room for; 0 where a broker does not state them) and
+#: ``leverage_cap_quantity``; ``limit_problem``'s ``reduce_only_exempt`` (the one rule for
+#: which bracket child may be placed); ``ChildCutter.restore_cuts`` (a broker sizing children
+#: itself is told after a restart what earlier runs cut).
+CONTRACT_VERSION = "1.20"
 
 
 def contract_major(version: str) -> str:

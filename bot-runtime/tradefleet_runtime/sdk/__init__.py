@@ -161,7 +161,7 @@ from tradefleet_runtime.process_capability import (
     slippage_bps,
 )
 from tradefleet_runtime.signals import Direction, Signal
-from tradefleet_runtime.sizing import fixed_fractional_quantity
+from tradefleet_runtime.sizing import fixed_fractional_quantity, leverage_cap_quantity
 from tradefleet_runtime.timeframes import bucket_start, format_timeframe, parse_timeframe
 
 
@@ -296,6 +296,7 @@ __all__ = [
     "fixed_fractional_quantity",
     "format_timeframe",
     "hookimpl",
+    "leverage_cap_quantity",
     "limit_problem",
     "netted_quantity",
     "original_order_id",

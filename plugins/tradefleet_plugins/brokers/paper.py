@@ -252,6 +252,9 @@ class PaperBroker:
                 min_quantity=limits.min_quantity,
                 min_notional=limits.min_notional,
                 contract_size=limits.contract_size,
+                # What its taking fills cost, stated so a sizer's leverage cap leaves room.
+                taker_fee=self._fee,
+                slippage=self._slip,
             )
         return instrument
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tradefleet_plugins.risk.kelly_params import KellyParams
-from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized, sized_within_leverage
+from tradefleet_plugins.risk.sizing import (
+    fill_costs,
+    leverage_cap,
+    leverage_capped,
+    scaled,
+    sized,
+    sized_within_leverage,
+)
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
 # A plain approval: one immutable value, shared (no allocation per intent).
@@ -72,9 +79,11 @@ class Kelly:
             return RiskDecision.veto(f"kelly: no price or equity to size {intent.symbol}")
         stop = abs(price - intent.stop_loss) if intent.stop_loss is not None else 0.0
         distance = stop or price * p.default_stop_pct
-        by_risk, by_leverage = ctx.equity * risk / distance, ctx.equity * p.max_leverage / price
+        by_risk = ctx.equity * risk / distance
+        by_leverage = leverage_cap(intent, ctx, price, p.max_leverage)
         quantity = scaled(min(by_risk, by_leverage), intent, p.scale_by_confidence)
         if self._reason[0] != risk or self._reason[1] is not why:
             self._reason = (risk, why, f"risk {risk:.2%} of equity ({why})")
-        capped = leverage_capped(by_risk, by_leverage, p.max_leverage)
+        costs = fill_costs(intent, ctx.instrument)
+        capped = leverage_capped(by_risk, by_leverage, p.max_leverage, costs)
         return sized(quantity, ctx.instrument, self._reason[2] + capped)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
-from tradefleet_plugins.risk.sizing import leverage_capped, sized_within_leverage
+from tradefleet_plugins.risk.sizing import fill_costs, leverage_capped, sized_within_leverage
 from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
@@ -55,12 +55,14 @@ class FixedFractional:
         else:
             distance = price * self.params.default_stop_pct
         p = self.params
+        costs = fill_costs(intent, ctx.instrument)
         quantity = fixed_fractional_quantity(
-            ctx.equity, price, distance, p.risk_per_trade, p.max_leverage
+            ctx.equity, price, distance, p.risk_per_trade, p.max_leverage, *costs
         )
         if quantity <= 0:
             return RiskDecision.veto("equity or stop distance leaves nothing to trade")
-        capped = leverage_capped(ctx.equity * p.risk_per_trade / distance, quantity, p.max_leverage)
+        by_risk = ctx.equity * p.risk_per_trade / distance
+        capped = leverage_capped(by_risk, quantity, p.max_leverage, costs)
         return RiskDecision.approve(
             quantity, f"risk {p.risk_per_trade:.2%} of {ctx.equity:.2f}{capped}"
         )

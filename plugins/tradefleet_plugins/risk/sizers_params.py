@@ -13,8 +13,13 @@ from tradefleet_runtime.sdk import PluginParams
 MAX_LEVERAGE_DESCRIPTION = (
     "Cap on the notional an order opens, as a multiple of equity: the orders it sizes, and an "
     "order that came sized (a strategy's quantity, a signal's volume), cut to it on the lot step "
-    "(an exit never is). When the cap, not the risk, sets the size, the decision's reason says "
-    "so; the default of 1 cuts most FX, gold and index orders: set what the account allows."
+    "(an exit never is). The cap leaves room for the fill's costs the broker states (the paper "
+    "broker's fee_bps and, but for a limit order, slippage_bps): the fill's notional over "
+    "max_leverage plus its fee fits the equity, so at max_leverage 1 on a 1x spot account the "
+    "entry is not refused for its own costs (a market that gaps past the slippage before the "
+    "fill can still refuse it). When the cap, not the risk, sets the size, the decision's "
+    "reason says so; the default of 1 cuts most FX, gold and index orders: set what the "
+    "account allows."
 )
 
 

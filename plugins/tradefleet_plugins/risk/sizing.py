@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tradefleet_runtime.sdk import Instrument, OrderIntent, RiskContext, RiskDecision
+from tradefleet_runtime.sdk import (
+    Instrument,
+    OrderIntent,
+    OrderType,
+    RiskContext,
+    RiskDecision,
+    leverage_cap_quantity,
+)
 
 _APPROVE = RiskDecision.approve()
 
@@ -14,15 +21,38 @@ def scaled(quantity: float, intent: OrderIntent, by_confidence: bool) -> float:
     return quantity * min(max(intent.confidence, 0.0), 1.0)
 
 
-def leverage_capped(by_risk: float, by_leverage: float, max_leverage: float) -> str:
-    """What a sizer's reason adds when ``max_leverage`` and not the risk set the size: the cap
-    and the share of the asked risk left (an empty text otherwise). Without it a decision read
-    "risk 1.00% of 10000.00" while a 1x cap had cut an FX order to a fifth of that risk, and a
-    trader took the journal's word for the risk each trade ran."""
+def fill_costs(intent: OrderIntent, instrument: Instrument) -> tuple[float, float]:
+    """The fee and slippage (fractions) the instrument says ``intent``'s fill pays: its taker
+    fee (the worst case: a limit may rest and pay less), and its slippage unless it is a limit
+    order, which never fills past its price."""
+    slippage = 0.0 if intent.order_type is OrderType.LIMIT else instrument.slippage
+    return instrument.taker_fee, slippage
+
+
+def leverage_cap(intent: OrderIntent, ctx: RiskContext, price: float, max_leverage: float) -> float:
+    """The most ``intent`` may open at ``price`` under ``max_leverage``, with room for its own
+    fill's fee and slippage (``leverage_cap_quantity``): the one cut of every sizer. Without
+    the room a spot (1x) entry the cap sized came to the broker at equity ÷ last close, its
+    fill's slippage and fee took it over the cash, and it was refused whole."""
+    return leverage_cap_quantity(
+        ctx.equity, price, max_leverage, *fill_costs(intent, ctx.instrument)
+    )
+
+
+def leverage_capped(
+    by_risk: float, by_leverage: float, max_leverage: float, costs: tuple[float, float] = (0, 0)
+) -> str:
+    """What a sizer's reason adds when ``max_leverage`` and not the risk set the size: the cap,
+    the fill's costs it left room for (``costs``: fee, slippage), and the share of the asked
+    risk left (an empty text otherwise). Without it a decision read "risk 1.00% of 10000.00"
+    while a 1x cap had cut an FX order to a fifth of that risk, and a trader took the journal's
+    word for the risk each trade ran."""
     if by_leverage >= by_risk or by_risk <= 0.0:
         return ""
+    fee, slippage = costs
+    room = f" with its fill's {fee:.2%} fee and {slippage:.2%} slippage" if fee or slippage else ""
     return (
-        f", capped by max_leverage {max_leverage:g} (notional at most {max_leverage:g}x "
+        f", capped by max_leverage {max_leverage:g} (notional{room} at most {max_leverage:g}x "
         f"equity) to {by_leverage / by_risk:.0%} of that risk"
     )
 
@@ -37,13 +67,14 @@ def sized_within_leverage(
     by the venue's margin check. Exits (reduce-only) always pass, and so does the part of an
     order that closes an opposite position (``RiskContext.closing``): only what it opens is
     bounded. A position an exit already works for (``ctx.close`` before a reversal's entry)
-    is closed by that exit, not by this order, whose whole quantity then opens."""
+    is closed by that exit, not by this order, whose whole quantity then opens. The cap leaves
+    room for the fill's fee and slippage (``leverage_cap``)."""
     quantity = intent.quantity
     if quantity is None or intent.reduce_only:
         return _APPROVE
     closing = ctx.closing(intent, quantity)
     price = intent.price or ctx.mark(intent.symbol)
-    cap = ctx.equity * max_leverage / price if price > 0 and ctx.equity > 0 else 0.0
+    cap = leverage_cap(intent, ctx, price, max_leverage)
     if quantity - closing <= cap:
         return _APPROVE
     capped = to_step(closing + cap, ctx.instrument)

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from tradefleet_plugins.risk.sizing import leverage_capped, scaled, sized, sized_within_leverage
+from tradefleet_plugins.risk.sizing import (
+    fill_costs,
+    leverage_cap,
+    leverage_capped,
+    scaled,
+    sized,
+    sized_within_leverage,
+)
 from tradefleet_plugins.risk.volatility_target_params import VolatilityTargetParams
 from tradefleet_runtime.sdk import Bar, OrderIntent, RiskContext, RiskDecision
 
@@ -39,11 +46,13 @@ class Atr:
 
 
 def volatility_quantity(
-    equity: float, price: float, atr: float, p: VolatilityTargetParams
+    equity: float, atr: float, by_leverage: float, p: VolatilityTargetParams
 ) -> float:
-    if equity <= 0 or price <= 0 or atr <= 0:
+    """The quantity losing ``risk_per_trade`` of equity over ``atr_multiple`` ATRs, at most
+    ``by_leverage`` (the sizers' leverage cut, ``sizing.leverage_cap``)."""
+    if equity <= 0 or by_leverage <= 0 or atr <= 0:
         return 0.0
-    return min(equity * p.risk_per_trade / (p.atr_multiple * atr), equity * p.max_leverage / price)
+    return min(equity * p.risk_per_trade / (p.atr_multiple * atr), by_leverage)
 
 
 class VolatilityTarget:
@@ -71,11 +80,13 @@ class VolatilityTarget:
             )
         price = intent.price or ctx.mark(intent.symbol)
         p = self.params
-        quantity = volatility_quantity(ctx.equity, price, atr.value, p)
+        by_leverage = leverage_cap(intent, ctx, price, p.max_leverage)
+        quantity = volatility_quantity(ctx.equity, atr.value, by_leverage, p)
         capped = ""
         if quantity > 0:
             by_risk = ctx.equity * p.risk_per_trade / (p.atr_multiple * atr.value)
-            capped = leverage_capped(by_risk, quantity, p.max_leverage)
+            costs = fill_costs(intent, ctx.instrument)
+            capped = leverage_capped(by_risk, quantity, p.max_leverage, costs)
         quantity = scaled(quantity, intent, p.scale_by_confidence)
         return sized(
             quantity,

@@ -7,8 +7,10 @@ child's standing vote per symbol is the direction of its last order (buy +1, sel
 and its ``position`` is that vote as a quantity, so a child behaves as it would alone.
 
 After every bar, the direction with at least ``quorum`` votes whose mean ``confidence`` reaches
-``min_confidence`` is the target (default 2 of 3 at 0.7); the ensemble reverses into it, and
-with ``exit_without_quorum`` closes a position that lost it.
+``min_confidence`` (>=) is the target (default 2 of 3 at 0.7); a vote counts only when its
+child's confidence is strictly above ``min_voter_confidence`` (0, the default: every vote), so
+"2 of 3 agree, each above 70%" is ``quorum: 2, min_voter_confidence: 0.7``. The ensemble
+reverses into the target, and with ``exit_without_quorum`` closes a position that lost it.
 """
 
 from __future__ import annotations
@@ -198,12 +200,17 @@ class Ensemble(Strategy):
         super().update_params(params)
 
     def tally(self, symbol: str) -> int:
-        """The direction a quorum agrees on with enough confidence: +1, −1 or 0."""
+        """The direction a quorum agrees on with enough confidence: +1, −1 or 0. Only the
+        votes of children above ``min_voter_confidence`` count (0: all): two voters at 0.95
+        and 0.45 make a mean of 0.7, but not two voters each above 70%."""
         p = self.params
+        floor = p.min_voter_confidence
         ballots = self._ballots
         for direction in (1, -1):
             confidences = [
-                confidence for confidence, votes in ballots if votes.get(symbol, 0) == direction
+                confidence
+                for confidence, votes in ballots
+                if votes.get(symbol, 0) == direction and (confidence > floor or not floor)
             ]
             if len(confidences) >= p.quorum and (
                 sum(confidences) / len(confidences) >= p.min_confidence

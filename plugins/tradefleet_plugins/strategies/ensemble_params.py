@@ -38,7 +38,22 @@ class EnsembleParams(PluginParams):
         default=0.7,
         ge=0,
         le=1,
-        description="Least mean confidence of the agreeing children before acting.",
+        description=(
+            "Least mean confidence of the agreeing children that count "
+            "(`min_voter_confidence`): the ensemble acts when their mean is >= this (at 0.7, "
+            "a mean of 0.7 acts)."
+        ),
+    )
+    min_voter_confidence: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "A child's vote counts toward the quorum only if its confidence is > this, "
+            "strictly (at 0.7 a child of confidence 0.7 does not count); 0, the default: "
+            'every child counts. "2 of 3 agree, each above 70%": `quorum: 2, '
+            "min_voter_confidence: 0.7`."
+        ),
     )
     stop_loss_pct: float | None = Field(
         default=None, gt=0, lt=1, description="Stop-loss distance from the entry bar's close."
@@ -60,3 +75,19 @@ class EnsembleParams(PluginParams):
                 f"must be at most the number of children ({len(children)}), not {quorum}"
             )
         return quorum
+
+    # Children's confidences are params: with fewer than a quorum above the floor the ensemble
+    # would run and never trade.
+    @field_validator("min_voter_confidence")
+    @classmethod
+    def _voters_left(cls, floor: float, info: ValidationInfo) -> float:
+        children, quorum = info.data.get("children"), info.data.get("quorum")
+        if not floor or children is None or quorum is None:
+            return floor
+        counted = sum(child.confidence > floor for child in children)
+        if counted < quorum:
+            raise ValueError(
+                f"leaves {counted} of the children (confidence above {floor:g}) to vote, fewer "
+                f"than the quorum of {quorum}: the ensemble would never trade"
+            )
+        return floor
