@@ -266,7 +266,10 @@ class RiskDriver:
                 intent,
                 order_id,
                 RiskDecision.veto(
-                    f"quantity {quantity:g} rounds to {rounded:g}, below the instrument minimum "
+                    # The field and the symbol: a signal's sender or a journal reader sees
+                    # which order's quantity, and the step that rounded it.
+                    f"quantity: {quantity:g} {intent.symbol} rounds to {rounded:g} (lot step "
+                    f"{instrument.lot_step:g}), below {intent.symbol}'s minimum quantity "
                     f"{instrument.min_quantity:g}",
                     "below_minimum",
                 ),

@@ -164,6 +164,13 @@ _QUOTE_GAP_S = 0.5
 _FUNDING_OVERLAP_MS = 15 * 60_000
 # A funding read that failed is tried again this soon (or at ``funding_poll_s``, if sooner).
 _FUNDING_RETRY_S = 30.0
+# A live start without its credentials folder (``TRADEFLEET_CREDENTIALS_DIR`` unset).
+_NO_CREDENTIALS = (
+    "TRADEFLEET_CREDENTIALS_DIR is not set: a live ccxt broker reads its API key from that "
+    "folder, one file per key (apiKey, secret; password or uid where the venue asks for one). "
+    "Outside a cluster, set it to such a folder; run by the operator, the Secret named in "
+    "spec.broker.credentialsSecret is mounted there (/var/run/tradefleet/credentials)"
+)
 # A first run's capital may exceed what the account holds by this much (rounding, a fee).
 _CAPITAL_TOLERANCE = 0.005
 # Lists read for all markets at once (Kraken's), by (method, since), within one report or
@@ -378,7 +385,9 @@ class CcxtBroker:
             CredentialFiles(ctx.credentials_dir) if ctx.credentials_dir is not None else None
         )
         if credentials is None and ctx.mode == "live":
-            raise ValueError("credentials_dir: a live ccxt broker needs its credentials Secret")
+            # A refusal (one line, no traceback), naming what a person sets: the variable
+            # outside a cluster, the Secret in the manifest under the operator.
+            raise PluginError(_NO_CREDENTIALS)
         self._venue = CcxtVenue(self.params, credentials)
         self._loop = VenueLoop(f"ccxt-{self.params.exchange}")
         try:
@@ -913,36 +922,58 @@ class CcxtBroker:
             spent = await self._quote_round()
 
     async def _quote_round(self) -> float:
-        """Read every market's ticker (``_read_quote``), one after another; how long it took.
-        Each read goes once, behind the ban gate and the client's rate limiter, bounded by
-        ``_QUOTE_READ_S``; a failed one leaves the price to age out."""
+        """Read every market's ticker (``_read_quotes``); how long it took. Where the venue
+        paces its public calls on their own (``CcxtVenue.public_apart``: Kraken, one a second)
+        all markets go in one read, so a bot's prices are no older for its number of symbols;
+        elsewhere one read a market, one after another. Each read goes once, behind the ban
+        gate and its client's rate limiter, bounded by ``_QUOTE_READ_S``; a failed one leaves
+        the price to age out."""
         began = time.monotonic()
-        for market in sorted(set(self._markets.values())):
-            await self._read_quote(market)
+        venue = self._venue
+        assert venue is not None
+        markets = sorted(set(self._markets.values()))
+        if venue.public_apart:
+            await self._read_quotes(markets)
+        else:
+            for market in markets:
+                await self._read_quotes([market])
         return time.monotonic() - began
 
-    async def _read_quote(self, market: str) -> None:
-        """Read ``market``'s ticker into ``_quotes``, with when the read began (its age counts
-        from there), unless a watched take-profit's read it just now (``_check_targets``)."""
-        held = self._quotes.get(market)
+    async def _read_quotes(self, markets: Sequence[str]) -> None:
+        """Read the tickers of ``markets`` into ``_quotes``, each with when the read began (its
+        age counts from there), but for those a watched take-profit's read just now
+        (``_check_targets``). One market: ``fetch_ticker``; more: one ``fetch_tickers``."""
         began = time.monotonic()
-        if held is not None and began - held[0] < _TICKER_EVERY_S:
+        due = [m for m in markets if not self._quoted_since(m, began - _TICKER_EVERY_S)]
+        if not due:
             return
         venue = self._venue
         assert venue is not None
         try:
             async with asyncio.timeout(_QUOTE_READ_S):
-                ticker = await venue.once("fetch_ticker", market)
+                if len(due) == 1:
+                    tickers = {due[0]: await venue.once("fetch_ticker", due[0])}
+                else:
+                    tickers = await venue.once("fetch_tickers", due)
         except TimeoutError:
-            self._quote_failed(market, f"no answer within {_QUOTE_READ_S:g}s")
+            self._quote_failed(", ".join(due), f"no answer within {_QUOTE_READ_S:g}s")
             return
         except VenueFailure as error:
-            self._quote_failed(market, error.failure.message)
+            self._quote_failed(", ".join(due), error.failure.message)
             return
-        self._quotes[market] = (began, ticker)
-        if self._quote_problem is not None:
+        missing = [m for m in due if not isinstance(tickers.get(m), Mapping)]
+        for market in due:
+            if market not in missing:
+                self._quotes[market] = (began, tickers[market])
+        if missing:
+            self._quote_failed(", ".join(missing), "not in the venue's answer")
+        elif self._quote_problem is not None:
             log.info("ccxt broker: prices are read again (after: %s)", self._quote_problem)
             self._quote_problem = None
+
+    def _quoted_since(self, market: str, since: float) -> bool:
+        held = self._quotes.get(market)
+        return held is not None and held[0] > since
 
     def _quote_failed(self, market: str, problem: str) -> None:
         """Say a failed price read once per distinct problem (a read runs every few seconds):

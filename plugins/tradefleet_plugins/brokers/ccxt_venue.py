@@ -52,6 +52,18 @@ _ORDER_ENTRY = frozenset(
         "private_delete_orderlist",
     }
 )
+# The venues that rate-limit their public endpoints apart from the private ones, with the
+# spacing (ms a call) their public side allows. Kraken limits public calls per IP ("1 a second
+# or less remains within the limits", its support article 206548367) and private calls by the
+# key's call counter, which ccxt models by spacing an order list 3 s and own trades 6 s: a
+# ticker behind them there waited past its use (``market_price`` found none fresh at 100 of
+# 120 moments). Its tickers go through a client of their own, so the quote is never queued
+# behind a poll, and at this spacing whatever ``rate_limit_ms`` says of the private tier: the
+# public limit is the IP's. Elsewhere public and private calls share one count (Binance's
+# weight per IP), so a ticker shares the reader's limiter, where it waits a fraction of a second.
+_PUBLIC_APART_MS = {"kraken": 1000}
+# The reads sent through that public client: unsigned, and what keeps a quote fresh.
+_PUBLIC_READS = frozenset({"fetch_ticker", "fetch_tickers"})
 # How long every request waits after a rate-limit refusal that names no wait (Kraken's
 # "EAPI:Rate limit exceeded" has no Retry-After): its call counter falls only while nothing is
 # sent, by a third of a call a second at the slowest tier.
@@ -119,6 +131,7 @@ class CcxtVenue:
         self.credentials = credentials
         self.exchange: Any = None  # reads
         self.trader: Any = None  # order entry
+        self.quoter: Any = None  # public reads, where the venue counts them apart
         self.connected = False
         # False while the credential files cannot be read (``refresh_credentials``): the
         # broker cannot sign a request, whatever the venue would answer.
@@ -167,11 +180,18 @@ class CcxtVenue:
         # conservative: Binance 20 weight units a second of its 100).
         self.exchange = self._client(klass, config)
         self.trader = self._client(klass, config)
+        public_ms = _PUBLIC_APART_MS.get(params.exchange)
+        if public_ms is not None:
+            # A third client with its own limiter and no key: it signs nothing, so it takes
+            # no nonce and never waits for a signed request's turn (``ccxt_nonce``). It stays
+            # behind the one ban gate: a venue that asked us to wait is sent nothing.
+            spacing = max(public_ms, params.rate_limit_ms or 0)
+            self.quoter = self._client(klass, dict(config, rateLimit=spacing), signed=False)
         if params.exchange in COUNTER_NONCE:
             one_signer_at_a_time(self.exchange, self.trader)
         return self.exchange
 
-    def _client(self, klass: Any, config: dict[str, Any]) -> Any:
+    def _client(self, klass: Any, config: dict[str, Any], signed: bool = True) -> Any:
         exchange = klass(dict(config, options=dict(config["options"])))
         if self.params.sandbox:
             exchange.set_sandbox_mode(True)
@@ -179,14 +199,31 @@ class CcxtVenue:
             self._point_at(exchange, self.params.api_url.rstrip("/"))
         self._record_status(exchange)
         self._gate_sends(exchange)
-        if self.credentials is not None:
+        if signed and self.credentials is not None:
             self._apply(exchange, self.credentials.current)
         return exchange
 
+    @property
+    def public_apart(self) -> bool:
+        """Whether public reads have a client (and a pace) of their own (``_PUBLIC_APART_MS``)."""
+        return self.quoter is not None
+
+    def _client_for(self, method: str) -> Any:
+        """The client that sends ``method``: orders through the order client, the public
+        reads a venue counts apart through the public one, the rest through the reader."""
+        if method in _ORDER_ENTRY:
+            return self.trader
+        if method in _PUBLIC_READS and self.quoter is not None:
+            return self.quoter
+        return self.exchange
+
     def share_markets(self) -> None:
         """After ``load_markets`` on the reader: the order client uses the same markets, and
-        what the reader learnt of the account (``_ACCOUNT_KIND``)."""
+        what the reader learnt of the account (``_ACCOUNT_KIND``); the public client the
+        markets."""
         self.trader.set_markets(self.exchange.markets, self.exchange.currencies)
+        if self.quoter is not None:
+            self.quoter.set_markets(self.exchange.markets, self.exchange.currencies)
         for key in _ACCOUNT_KIND:
             if key in self.exchange.options:
                 self.trader.options[key] = self.exchange.options[key]
@@ -296,8 +333,7 @@ class CcxtVenue:
         await self._gate()
         self.refresh_credentials()
         try:
-            client = self.trader if method in _ORDER_ENTRY else self.exchange
-            result = await getattr(client, method)(*args)
+            result = await getattr(self._client_for(method), method)(*args)
         except Exception as error:
             failure = self.classify(error)
             # The venue answered (a refusal) or did not (network, 5xx, rate limit).
@@ -390,7 +426,7 @@ class CcxtVenue:
                 attempt += 1
 
     async def close(self) -> None:
-        for client in (self.exchange, self.trader):
+        for client in (self.exchange, self.trader, self.quoter):
             if client is None:
                 continue
             try:
