@@ -29,8 +29,10 @@ Deployment, rewrites it and rolls the pod again (``objects.config_roll``), with 
 ``ConfigMapBehind`` Warning; a ConfigMap only written ahead of a Deployment that never took
 the change (the spec put back meanwhile) is put back to the spec's config without a roll only
 when a runtime report taken after the write ahead proves the pod runs the template's config,
-else rolled once; and a pod whose runtime reports, after its template was written, a config
-the template does not name is rolled once per template config (``RuntimeConfigDiffers``).
+else rolled once. Every put-back of a config written ahead is recorded on the ConfigMap
+(``objects.PUT_BACK_ANNOTATION``), and a pod whose runtime reports, after its template was
+written, one of those configs is rolled once (``RuntimeConfigDiffers``); no other hash rolls a
+pod (a person's ``UpdateParams``, a pause at the pod's start, an image hashing otherwise).
 Either way the ConfigMap's ``bot.yaml`` takes the spec's live fields (pause, emergency stop),
 also where no copy of the rolled-out config is kept (:class:`HalfApplied`) and for a spec the
 model refuses (:func:`settle_unparsed`): a pod that restarts reads its halt there before any
@@ -504,7 +506,9 @@ async def _write_objects(
         if roll is not None and not pending:
             stamp = _repair_time()
             obj = objects.with_repair_stamp(obj, stamp)
-        obj = objects.keep_rolled_out(obj, actual, running, config_hash, now=_repair_time())
+        now = _repair_time()
+        obj = objects.keep_rolled_out(obj, actual, running, config_hash, now=now)
+        obj = objects.with_put_back_record(obj, actual, running, config_hash, report, now=now)
         await one(obj, actual, read=True)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]
@@ -529,11 +533,6 @@ async def _write_objects(
         raise NameTaken(taken, name)
     if stamp is not None:
         deployment = objects.with_repair_stamp(deployment, stamp)
-    if roll is not None and roll.cause is objects.RollCause.REPORTED and running is not None:
-        # In the same write as the roll: never rolled again for this config on a report.
-        deployment = objects.with_annotations(
-            deployment, {objects.REPORT_ROLLED_ANNOTATION: running}
-        )
     deployment = objects.with_template_written(deployment, running_deployment, _repair_time())
     seen.deployment_sent = True
     await one(deployment, running_deployment, read=not fresh)
@@ -581,10 +580,9 @@ def _rolled_again(
     if roll.cause is objects.RollCause.REPORTED:
         return "RuntimeConfigDiffers", (
             f"the runtime of {deployment} reports running config {roll.reported}, not its pod "
-            f"template's config {running} (nor that config with the spec's pause or halt): "
-            f"its pod restarted on another config; rolled once onto {config_map}'s config "
-            f"{running}. A runtime image that hashes configs otherwise reports so again, and is "
-            f"not rolled again for config {running}"
+            f"template's config {running}: that is config {roll.held}, which {config_map} held "
+            f"ahead of a Deployment write that did not land and was put back since, so its pod "
+            f"restarted while it was held; rolled once onto {config_map}'s config {running}"
         )
     if roll.cause is objects.RollCause.AHEAD_REPORTED:
         why = (
@@ -715,14 +713,28 @@ async def _put_back(
     )
     base = kept if kept is not None else current
     wanted = None if base is None else objects.with_live_fields(base, live)
-    if wanted is not None and wanted != current:
-        await ctx.kube.patch(path, {"data": {CONFIG_FILE: wanted}})
     put_back = (
         kept is not None
         and wanted != current
         and (current is None or objects.file_config_hash(current) != running)
     )
+    if wanted is not None and wanted != current:
+        patch: dict[str, Any] = {"data": {CONFIG_FILE: wanted}}
+        if put_back and current is not None:
+            # In the same write: a pod that restarted while it was held may run it, which only
+            # its runtime's report can tell later (objects.config_roll).
+            patch["metadata"] = {"annotations": _put_back_annotation(actual, running, current)}
+        await ctx.kube.patch(path, patch)
     return _Settled(running, landed, kept is not None, put_back, wanted is not None)
+
+
+def _put_back_annotation(
+    config_map: Mapping[str, Any], running: str, held_text: str
+) -> dict[str, str | None]:
+    """The ConfigMap's put-back record with ``held_text`` (put back now) added."""
+    record = objects.put_back_record(config_map, running)
+    record = objects.recorded_put_back(record, running, held_text, _repair_time())
+    return {objects.PUT_BACK_ANNOTATION: objects.put_back_value(record)}
 
 
 def _with_note(error: KubeError, note: str) -> KubeError:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import datetime
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,7 @@ from tradefleet_runtime.spec import BotManifest, BotSpec, parse_manifest
 from tradefleet_runtime.spec.checks import config_hash as runner_config_hash
 from tradefleet_runtime.spec.checks import spec_document
 from tradefleet_runtime.spec.load import parse_yaml
-from tradefleet_runtime.spec.model import RuntimeSpec
+from tradefleet_runtime.spec.model import EmergencyStopSpec, RuntimeSpec
 
 #: Where the runtime writes why it failed (the kubelet's default termination message path).
 TERMINATION_LOG = "/dev/termination-log"
@@ -244,10 +245,14 @@ def keep_rolled_out(
 # - behind a Deployment write that landed late (its kept copy names the config before), or
 #   edited by hand (no copy, or an old one): a pod of the template that started since ran the
 #   other config, so the pod rolls once.
-# A ConfigMap holding the template's config does not prove the pod read it either (it may have
-# restarted while a retry held the ConfigMap ahead, before a put-back): a runtime report taken
-# after the template was written that names another config, beyond what pause and halt explain,
-# rolls the pod once per template config.
+# A ConfigMap holding the template's config does not prove the pod read it either: it may have
+# restarted while a retry held the ConfigMap ahead, before a put-back. Each put-back of a config
+# written ahead is recorded on the ConfigMap (:data:`PUT_BACK_ANNOTATION`, with the hashes a
+# runtime started on it reports); a runtime report taken after the template was written that
+# names one of them rolls the pod once. A hash nothing recorded (a person's ``UpdateParams``, an
+# older image hashing otherwise, a pause at the pod's start) is no cause: the record says only
+# what this operator itself held ahead. A report taken after a put-back that names the
+# template's own config clears it, and a new template config drops it.
 
 #: On a bot's ConfigMap, beside the kept copy of the rolled-out config: when a pass last wrote a
 #: newer ``bot.yaml`` ahead of the Deployment (a pod that restarts from then on may read it).
@@ -256,10 +261,14 @@ WRITTEN_AHEAD_AT_ANNOTATION = "tradefleet.io/written-ahead-at"
 #: pass last changed its pod template's config hash or repair stamp. A runtime report asked
 #: before it may be the old pod's, still stopping: only a later one says what the pod runs.
 TEMPLATE_WRITTEN_AT_ANNOTATION = "tradefleet.io/template-written-at"
-#: On a bot's Deployment (metadata): the pod template config for which a pass rolled the pod
-#: because its runtime reported another config. Once per template config: a runtime image that
-#: hashes configs otherwise reports its own hash after every roll, and must not loop.
-REPORT_ROLLED_ANNOTATION = "tradefleet.io/rolled-for-runtime-report"
+#: On a bot's ConfigMap: the configs a pass wrote ahead of the Deployment and then put back
+#: (a pod that restarted meanwhile may run one), newest first, as JSON: for each, the pod
+#: template's config it was put back under, its config hash, the hashes a runtime started on
+#: it reports, and when it was put back (:class:`PutBack`).
+PUT_BACK_ANNOTATION = "tradefleet.io/put-back-configs"
+#: How many put-backs the record keeps: each retry of a refused change writes ahead and puts
+#: back again (the same config: one entry), so a few distinct configs are all it ever needs.
+PUT_BACK_LIMIT = 3
 
 
 def parse_time(value: object) -> datetime.datetime | None:
@@ -302,14 +311,14 @@ class RollCause(enum.Enum):
     BEHIND = "behind"  # a Deployment write that landed late, or a hand edit
     AHEAD_REPORTED = "ahead-reported"  # written ahead; the runtime reports the held config
     AHEAD_UNPROVEN = "ahead-unproven"  # written ahead; no later report says what the pod read
-    REPORTED = "reported"  # the ConfigMap holds the template's config; the runtime another
+    REPORTED = "reported"  # the ConfigMap holds the template's; the runtime one put back
 
 
 @dataclass(frozen=True)
 class ConfigRoll:
-    """A pod to roll once (:func:`config_roll`): why, the config the ConfigMap held (None when
-    it held the template's), what the runtime reported, and when the ConfigMap was written
-    ahead (as its annotation says; None when not)."""
+    """A pod to roll once (:func:`config_roll`): why, the config the ConfigMap held (for
+    ``REPORTED``, the put-back config the runtime reports), what the runtime reported, and when
+    the ConfigMap was written ahead (as its annotation says; None when not)."""
 
     cause: RollCause
     held: str | None = None
@@ -379,7 +388,7 @@ def config_roll(
     held = file_config_hash(text) if text is not None else None
     if held is not None and held != running:
         return _held_other(config_map, text, held, running, report, desired_text)
-    return _reported_other(deployment, running, report, (text, desired_text))
+    return _reported_put_back(config_map, deployment, running, report, (text, desired_text))
 
 
 def _held_other(
@@ -409,24 +418,175 @@ def _held_other(
     return ConfigRoll(RollCause.AHEAD_UNPROVEN, held, reported, when)
 
 
-def _reported_other(
+def _reported_put_back(
+    config_map: Mapping[str, Any],
     deployment: Mapping[str, Any] | None,
     running: str,
     report: RuntimeReport,
     texts: tuple[str | None, ...],
 ) -> ConfigRoll | None:
     """The ConfigMap holds the template's config, and the runtime's report, asked after the
-    template was written (so not the old pod's), names another one that no pause or halt
-    explains: rolled once per template config (an older runtime image hashing otherwise would
-    otherwise be rolled at every pass)."""
+    template was written (so not the old pod's), names a config this operator wrote ahead and
+    put back under this template (:func:`put_back_record`): its pod started while it was held.
+    Any other hash rolls nothing: it may be a person's ``UpdateParams``, a pause or halt at the
+    pod's start, or an image hashing otherwise, and a roll would undo or restart a live bot.
+    Once: the roll's new template time makes this report an old one, and the new pod's report
+    of the template's config clears the record (:func:`with_put_back_record`)."""
     reported = report.config_hash
     if reported is None or _names_config(reported, running, texts):
         return None
+    held = next(
+        (entry for entry in put_back_record(config_map, running) if reported in entry.reports),
+        None,
+    )
+    if held is None:
+        return None  # nothing this operator held ahead
     if not report.after(parse_time(_annotation(deployment, TEMPLATE_WRITTEN_AT_ANNOTATION))):
         return None  # maybe the old pod's, or asked before the template was written
-    if _annotation(deployment, REPORT_ROLLED_ANNOTATION) == running:
-        return None  # rolled for this once already
-    return ConfigRoll(RollCause.REPORTED, None, reported)
+    return ConfigRoll(RollCause.REPORTED, held.config, reported)
+
+
+@dataclass(frozen=True)
+class PutBack:
+    """One config written ahead of the Deployment and put back (:data:`PUT_BACK_ANNOTATION`):
+    the pod template's config it was put back under, its config hash, the hashes a runtime
+    started on it reports (:func:`reported_hashes`), and when it was put back."""
+
+    template: str
+    config: str
+    reports: tuple[str, ...]
+    at: str
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "template": self.template,
+            "config": self.config,
+            "reports": list(self.reports),
+            "at": self.at,
+        }
+
+
+def _put_back_entries(config_map: Mapping[str, Any] | None) -> tuple[PutBack, ...]:
+    """The record as the ConfigMap carries it, read leniently: an entry edited into something
+    else is dropped (it names no config to roll for)."""
+    value = _annotation(config_map, PUT_BACK_ANNOTATION)
+    try:
+        raw = json.loads(value) if value else []
+    except ValueError:
+        return ()
+    entries: list[PutBack] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        fields = [item.get(key) for key in ("template", "config", "at")]
+        reports = item.get("reports")
+        if all(isinstance(f, str) and f for f in fields) and isinstance(reports, list):
+            hashes = tuple(h for h in reports if isinstance(h, str) and h)
+            entries.append(PutBack(str(fields[0]), str(fields[1]), hashes, str(fields[2])))
+    return tuple(entries)
+
+
+def put_back_record(config_map: Mapping[str, Any] | None, running: str) -> tuple[PutBack, ...]:
+    """The configs put back under the pod template of config ``running``, newest first (those
+    of an earlier template do not count: its pod was replaced since)."""
+    return tuple(e for e in _put_back_entries(config_map) if e.template == running)
+
+
+def reported_hashes(text: str) -> tuple[str, ...]:
+    """The hashes a runtime started on ``bot.yaml`` ``text`` may report: it hashes the manifest
+    it read whole, so with the pause and halt it held at the pod's start. The config's own hash
+    (neither), and the text with and without its pause and halt (a live field written into the
+    ConfigMap while it was held); () when it is no manifest."""
+    halt = _emergency_stop(text)
+    found: list[str] = []
+    for live in (LiveSpec(), LiveSpec(True), LiveSpec(False, halt), LiveSpec(True, halt)):
+        variant = with_live_fields(text, live)
+        hashed = _runner_hash(variant) if variant is not None else None
+        if hashed is not None and hashed not in found:
+            found.append(hashed)
+    return tuple(found)
+
+
+def _emergency_stop(text: str) -> EmergencyStopSpec | None:
+    try:
+        documents = parse_yaml(text, CONFIG_FILE)
+        return parse_manifest(documents[0], CONFIG_FILE).spec.emergency_stop
+    except (SpecError, IndexError):
+        return None
+
+
+def _runner_hash(text: str) -> str | None:
+    """The runtime's own hash of the manifest ``text`` (pause and halt included)."""
+    try:
+        documents = parse_yaml(text, CONFIG_FILE)
+        if len(documents) != 1:
+            return None
+        return runner_config_hash(parse_manifest(documents[0], CONFIG_FILE))
+    except SpecError:
+        return None
+
+
+def recorded_put_back(
+    record: tuple[PutBack, ...], running: str, held_text: str, now: str
+) -> tuple[PutBack, ...]:
+    """``record`` with ``held_text`` (a config written ahead, now put back under the template
+    of config ``running``) first; an earlier entry of that config gives way (a retry puts the
+    same change back again: the newer time is the one a clearing report must follow), and no
+    more than :data:`PUT_BACK_LIMIT` entries are kept. ``record`` itself when ``held_text``
+    is no manifest, or is the template's config."""
+    held = file_config_hash(held_text)
+    if held is None or held == running:
+        return record
+    entry = PutBack(running, held, reported_hashes(held_text), now)
+    rest = [e for e in record if (e.template, e.config) != (running, held)]
+    return (entry, *rest)[:PUT_BACK_LIMIT]
+
+
+def put_back_value(record: tuple[PutBack, ...]) -> str | None:
+    """The annotation's value for ``record``; None (removed, in a merge patch) when empty."""
+    if not record:
+        return None
+    return json.dumps([entry.wire() for entry in record], separators=(",", ":"))
+
+
+def with_put_back_record(
+    desired: Mapping[str, Any],
+    actual: Mapping[str, Any] | None,
+    running: str | None,
+    config_hash: str,
+    report: RuntimeReport,
+    *,
+    now: str,
+) -> dict[str, Any]:
+    """The ConfigMap ``desired`` (this pass's write over ``actual``) carrying the put-back
+    record as it now stands: entries of another pod template dropped; those a runtime report
+    taken after them clears (it names the template's own config: the pod runs it, whatever it
+    ran before); and, when this write puts ``bot.yaml`` back from a config written ahead to the
+    template's (a spec put back to the running config), that config added. Unchanged when no
+    pod reads the ConfigMap yet."""
+    result = dict(desired)
+    if actual is None or running is None:
+        return result
+    desired_text = (desired.get("data") or {}).get(CONFIG_FILE)
+    template = rolled_out_config(actual, running)
+    texts = (template, desired_text if running == config_hash else None)
+    reported = report.config_hash
+    cleared = reported is not None and _names_config(reported, running, texts)
+    record = tuple(
+        entry
+        for entry in put_back_record(actual, running)
+        if not (cleared and report.after(parse_time(entry.at)))
+    )
+    held_text = (actual.get("data") or {}).get(CONFIG_FILE)
+    if running == config_hash and written_ahead(actual, running) and isinstance(held_text, str):
+        record = recorded_put_back(record, running, held_text, now)
+    value = put_back_value(record)
+    if value == _annotation(actual, PUT_BACK_ANNOTATION):
+        return result  # nothing to write (no patch per pass)
+    metadata = dict(result.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), PUT_BACK_ANNOTATION: value}
+    result["metadata"] = metadata
+    return result
 
 
 def with_template_written(
