@@ -14,7 +14,7 @@ import difflib
 import functools
 import inspect
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -155,6 +155,18 @@ class RiskLockHolder(Protocol):
         Return None when cleared, or why it cannot be cleared yet (a cooldown): the lock then
         stays and the refusal is given to the person.
         """
+        ...
+
+
+@runtime_checkable
+class SymbolLockHolder(Protocol):
+    """A lock holder whose lock may hold only some symbols (probation with ``scope: symbol``
+    hibernates the asset that lost, not the bot): the engine's gate refuses entries on those
+    symbols and lets the others on. The lock is otherwise a lock: journaled, restored, shown in
+    the status and its metrics, and cleared only by a person's reset (every symbol at once)."""
+
+    def locked_symbols(self) -> Collection[str] | None:
+        """The symbols the lock holds now; None: every symbol."""
         ...
 
 

@@ -7,11 +7,10 @@ an explicit resume; a risk lock only by a person's reset (``ResetRiskLock``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
-from tradefleet_runtime.capabilities import RiskLockHolder
+from tradefleet_runtime.capabilities import RiskLockHolder, SymbolLockHolder
 from tradefleet_runtime.model import OrderIntent, RiskDecision
 
 
@@ -19,18 +18,6 @@ def restored_halt_reason(journaled: str) -> str:
     """The reason a halt in force when the bot last stopped is shown with after a start:
     ``journaled`` is its journaled message (``emergency stop by <who>: <reason>``)."""
     return f"restored after restart ({journaled})"
-
-
-@runtime_checkable
-class SymbolLockHolder(Protocol):
-    """A lock holder whose lock may hold only some symbols (probation with ``scope: symbol``
-    hibernates the asset that lost, not the bot): the gate refuses entries on those symbols
-    and lets the others on. The lock is otherwise a lock: journaled, restored, shown in the
-    status and its metrics, and cleared only by a person's reset (every symbol at once)."""
-
-    def locked_symbols(self) -> Collection[str] | None:
-        """The symbols the lock holds now; None: every symbol."""
-        ...
 
 
 @dataclass
