@@ -271,8 +271,9 @@ class Instrument(NamedTuple):
     as fractions (0.0026 = 0.26%): the fee charged on its notional, and how far a market or
     stop fill lands past the price against the bot. A sizer's ``max_leverage`` cut leaves room
     for them, so that the entry it sizes is not refused for its own fill's costs. The paper
-    broker states its ``fee_bps`` and ``slippage_bps``; 0 (the default) where a broker does
-    not state them, and the cut then leaves no room. (Contract 1.20.)"""
+    broker states its ``fee_bps`` and ``slippage_bps``, the ccxt broker ccxt's taker rate of the
+    market; 0 (the default) where a broker does not state them, and the cut then leaves no
+    room. (Contract 1.20.)"""
 
     symbol: str
     tick_size: float = 0.0  # 0 means any price

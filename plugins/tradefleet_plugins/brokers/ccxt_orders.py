@@ -956,7 +956,20 @@ def instrument_of(
         # among the proven ones (ccxt_params).
         contract_size=_num(market.get("contractSize"), 1.0) or 1.0,
         quote_currency=str(market.get("quote") or ""),
+        # ccxt's taker rate for the market (a fraction of the cost when ``percentage``): what a
+        # sizer's leverage cap leaves room for, so a 1x spot entry is not refused by the venue
+        # for its own fee. The account's tier may pay less: the room then errs on the safe side.
+        taker_fee=_taker_rate(market),
     )
+
+
+def _taker_rate(market: Mapping[str, Any]) -> float:
+    """ccxt's taker fee of ``market`` as a fraction of a fill's cost; 0 when it is not one
+    (``percentage`` false: a flat fee) or is unknown."""
+    if market.get("percentage") is False:
+        return 0.0
+    rate = _num(market.get("taker"))
+    return rate if 0.0 < rate < 1.0 else 0.0
 
 
 __all__ = [
