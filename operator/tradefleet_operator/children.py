@@ -508,7 +508,9 @@ async def _write_objects(
             obj = objects.with_repair_stamp(obj, stamp)
         now = _repair_time()
         obj = objects.keep_rolled_out(obj, actual, running, config_hash, now=now)
-        obj = objects.with_put_back_record(obj, actual, running, config_hash, report, now=now)
+        obj = objects.with_put_back_record(
+            obj, actual, running, config_hash, report, now=now, deployment=running_deployment
+        )
         await one(obj, actual, read=True)
 
     rest = [obj for obj in desired if obj["kind"] not in ("Secret", "Deployment")]

@@ -24,6 +24,7 @@ import copy
 import datetime
 import enum
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -252,7 +253,8 @@ def keep_rolled_out(
 # names one of them rolls the pod once. A hash nothing recorded (a person's ``UpdateParams``, an
 # older image hashing otherwise, a pause at the pod's start) is no cause: the record says only
 # what this operator itself held ahead. A report taken after a put-back that names the
-# template's own config clears it, and a new template config drops it.
+# template's own config clears it, as does a report of that config once the pod template was
+# written (rolled) after the put-back; a new template config drops it.
 
 #: On a bot's ConfigMap, beside the kept copy of the rolled-out config: when a pass last wrote a
 #: newer ``bot.yaml`` ahead of the Deployment (a pod that restarts from then on may read it).
@@ -269,6 +271,12 @@ PUT_BACK_ANNOTATION = "tradefleet.io/put-back-configs"
 #: How many put-backs the record keeps: each retry of a refused change writes ahead and puts
 #: back again (the same config: one entry), so a few distinct configs are all it ever needs.
 PUT_BACK_LIMIT = 3
+#: The longest record read, in characters: :data:`PUT_BACK_LIMIT` entries take well under 2 KB,
+#: so anything longer was edited by hand and is not parsed at all (a deep nesting makes
+#: ``json.loads`` raise ``RecursionError``; a long one only costs time at every pass).
+PUT_BACK_MAX_CHARS = 16_384
+
+_log = logging.getLogger(__name__)
 
 
 def parse_time(value: object) -> datetime.datetime | None:
@@ -470,10 +478,9 @@ def _put_back_entries(config_map: Mapping[str, Any] | None) -> tuple[PutBack, ..
     """The record as the ConfigMap carries it, read leniently: an entry edited into something
     else is dropped (it names no config to roll for)."""
     value = _annotation(config_map, PUT_BACK_ANNOTATION)
-    try:
-        raw = json.loads(value) if value else []
-    except ValueError:
+    if not value:
         return ()
+    raw = _parsed_record(value)
     entries: list[PutBack] = []
     for item in raw if isinstance(raw, list) else []:
         if not isinstance(item, Mapping):
@@ -484,6 +491,30 @@ def _put_back_entries(config_map: Mapping[str, Any] | None) -> tuple[PutBack, ..
             hashes = tuple(h for h in reports if isinstance(h, str) and h)
             entries.append(PutBack(str(fields[0]), str(fields[1]), hashes, str(fields[2])))
     return tuple(entries)
+
+
+def _parsed_record(value: str) -> object:
+    """The annotation's JSON; None (no record) when it is too long, not JSON or nested too
+    deep. Said in the operator's log, naming the annotation (never its value: a hand edit may
+    hold anything), since a pod on a put-back config is then not rolled; the pass's ConfigMap
+    write replaces such a value with the record as it stands."""
+    if len(value) > PUT_BACK_MAX_CHARS:
+        _log.warning(
+            "annotation %s is %d characters long (at most %d read): taken as no put-back record",
+            PUT_BACK_ANNOTATION,
+            len(value),
+            PUT_BACK_MAX_CHARS,
+        )
+        return None
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError) as error:
+        _log.warning(
+            "annotation %s is not a put-back record (%s): taken as none",
+            PUT_BACK_ANNOTATION,
+            type(error).__name__,
+        )
+        return None
 
 
 def put_back_record(config_map: Mapping[str, Any] | None, running: str) -> tuple[PutBack, ...]:
@@ -557,13 +588,13 @@ def with_put_back_record(
     report: RuntimeReport,
     *,
     now: str,
+    deployment: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ConfigMap ``desired`` (this pass's write over ``actual``) carrying the put-back
-    record as it now stands: entries of another pod template dropped; those a runtime report
-    taken after them clears (it names the template's own config: the pod runs it, whatever it
-    ran before); and, when this write puts ``bot.yaml`` back from a config written ahead to the
-    template's (a spec put back to the running config), that config added. Unchanged when no
-    pod reads the ConfigMap yet."""
+    record as it now stands: entries of another pod template dropped; those the runtime's
+    report clears (:func:`_cleared`); and, when this write overwrites a config written ahead
+    (put back to the template's, or replaced by this pass's newer config), that config added.
+    ``deployment`` is the bot's, as read. Unchanged when no pod reads the ConfigMap yet."""
     result = dict(desired)
     if actual is None or running is None:
         return result
@@ -571,14 +602,22 @@ def with_put_back_record(
     template = rolled_out_config(actual, running)
     texts = (template, desired_text if running == config_hash else None)
     reported = report.config_hash
-    cleared = reported is not None and _names_config(reported, running, texts)
+    names_template = reported is not None and _names_config(reported, running, texts)
+    written = parse_time(_annotation(deployment, TEMPLATE_WRITTEN_AT_ANNOTATION))
     record = tuple(
         entry
         for entry in put_back_record(actual, running)
-        if not (cleared and report.after(parse_time(entry.at)))
+        if not (names_template and _cleared(entry, report, written))
     )
     held_text = (actual.get("data") or {}).get(CONFIG_FILE)
-    if running == config_hash and written_ahead(actual, running) and isinstance(held_text, str):
+    if (
+        written_ahead(actual, running)
+        and isinstance(held_text, str)
+        and file_config_hash(held_text) != config_hash
+    ):
+        # The config held ahead leaves the ConfigMap now: put back to the template's, or
+        # overwritten by a newer change's write ahead. A pod that restarted while it was held
+        # runs it either way, and only this record lets its report roll that pod later.
         record = recorded_put_back(record, running, held_text, now)
     value = put_back_value(record)
     if value == _annotation(actual, PUT_BACK_ANNOTATION):
@@ -587,6 +626,21 @@ def with_put_back_record(
     metadata["annotations"] = {**(metadata.get("annotations") or {}), PUT_BACK_ANNOTATION: value}
     result["metadata"] = metadata
     return result
+
+
+def _cleared(
+    entry: PutBack, report: RuntimeReport, template_written: datetime.datetime | None
+) -> bool:
+    """A runtime report of the template's own config clears ``entry`` when it was taken after
+    the put-back (the pod runs the template's config, whatever it ran before), or when the pod
+    template was written after the put-back: that write rolled the pod, and a pod started since
+    read the ConfigMap put back already (a later hold of the config is recorded anew, with its
+    own time). The report's time alone cannot show the second: a rolled pod reporting the hash
+    the status held already leaves ``runtimeReportedAt`` where it was, before the roll."""
+    put_back = parse_time(entry.at)
+    if report.after(put_back):
+        return True
+    return template_written is not None and put_back is not None and template_written > put_back
 
 
 def with_template_written(

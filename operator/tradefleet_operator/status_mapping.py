@@ -225,29 +225,42 @@ def reported_at(
 ) -> str:
     """``runtimeReportedAt`` after an answer asked for at ``asked_at`` (the time before the
     call: a report is never claimed later than it may have been made). A changed config hash
-    is a new report; so is every answer while a change of a bot applied before is not applied
-    (its generation not observed yet): then a pod may restart on a ConfigMap written ahead, and
-    a pass putting the spec back needs a report taken after that write to leave the pod
-    unrolled (``objects.config_roll``). Otherwise the time stays, so a bot that changes nothing
-    costs no status write per tick."""
-    pending = status.observed_generation is not None and status.observed_generation != generation
+    is a new report. While a change of a bot applied before is not applied (its generation
+    not observed yet) a pod may restart on a ConfigMap written ahead, and a pass putting the
+    spec back needs a report taken after that write to leave the pod unrolled
+    (``objects.config_roll``): the time then moves once more after the pass that said so (the
+    ``Reconciled`` condition's transition, :func:`_taken_before_the_pass`), not at every
+    answer, so a fleet whose changes are all not applied (a webhook down) costs no status
+    write per tick. A stale time only ever proves less: at worst the pod rolls once."""
     kept = status.runtime_reported_at
-    if (
-        pending
-        or kept is None
-        or not _a_time(kept)
-        or status.runtime_config_hash != snapshot.config_hash
-    ):
+    kept_at = _a_time(kept) if kept is not None else None
+    if kept is None or kept_at is None or status.runtime_config_hash != snapshot.config_hash:
+        return asked_at
+    pending = status.observed_generation is not None and status.observed_generation != generation
+    if pending and _taken_before_the_pass(kept_at, status):
         return asked_at
     return kept
 
 
-def _a_time(value: str) -> bool:
-    """``value`` is a time with its zone (one edited into something else is replaced)."""
+def _taken_before_the_pass(kept_at: datetime.datetime, status: BotStatus) -> bool:
+    """The stored report may predate the pass whose ``Reconciled`` condition the status holds
+    (written after its ConfigMap write ahead); no readable condition: nothing says it does not.
+    The condition's time is cut to the second: a report in the same second, taken before the
+    pass, is kept (it then proves less than a later one would, so at worst the pod rolls once),
+    since a slack would cost a write at every tick of that second."""
+    reconciled = condition_of(status, "Reconciled")
+    moved = _a_time(reconciled.last_transition_time or "") if reconciled is not None else None
+    return moved is None or kept_at < moved
+
+
+def _a_time(value: str) -> datetime.datetime | None:
+    """``value`` as a time with its zone; None when it is not one (one edited into something
+    else is replaced)."""
     try:
-        return datetime.datetime.fromisoformat(value).tzinfo is not None
+        moment = datetime.datetime.fromisoformat(value)
     except ValueError:
-        return False
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def precise_now() -> str:

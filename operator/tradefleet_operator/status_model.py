@@ -140,8 +140,8 @@ class BotStatus(_Model):
     runtime_reported_at: str | None = Field(
         default=None,
         description="When the runtime was asked for the runtimeConfigHash it reported: set when "
-        "that hash changes, and at every read while a spec change is not applied "
-        "(observedGeneration behind metadata.generation).",
+        "that hash changes, and, while a spec change is not applied (observedGeneration behind "
+        "metadata.generation), at the first read after the Reconciled condition last changed.",
         json_schema_extra=_DATE_TIME,
     )
     equity: float | None = Field(

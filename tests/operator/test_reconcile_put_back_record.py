@@ -7,12 +7,18 @@
   the params in force), a pod started paused and resumed since, an image hashing otherwise.
 - The record never mutes the check: a report of the template's own config taken after a
   put-back clears it, a new template config drops it, and a later put-back rolls again.
+- A pod template written after a put-back (a roll) clears it too once the template's config
+  is reported, even when that report's time did not move; a config held ahead and overwritten
+  by a newer change's write ahead is recorded as well.
+- While a change is not applied the report time moves once after the pass, not at every tick;
+  a record too long or nested too deep to read is taken as none.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 from typing import Any, cast
 
 import pytest
@@ -328,6 +334,152 @@ def test_a_new_template_config_drops_the_record(
     assert _warned(events) == []
 
 
+# --- the record cleared by a roll, an overwritten hold recorded, one report time per pass ---
+
+
+def _with_fast(text: str, fast: int) -> str:
+    """The manifest a runtime holds after ``UpdateParams(fast=...)`` (the runtime's hash covers
+    the params in force, as a manifest listing them: controller._hash_with_params)."""
+    manifest = yaml.safe_load(text)
+    manifest["spec"]["strategy"]["params"] = {
+        **(manifest["spec"]["strategy"].get("params") or {}),
+        "fast": fast,
+    }
+    return yaml.safe_dump(manifest)
+
+
+def test_update_params_to_a_value_once_held_ahead_rolls_nothing_after_the_revert_roll(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    """A revert while the ConfigMap is ahead rolls the pod once and records the held config.
+    The rolled pod reports the hash the status held already (runtimeReportedAt stays, before
+    the roll): the template written after the put-back clears the record all the same, so a
+    later UpdateParams to the once-held value is left running at an operator restart."""
+    kube = WebhookDown(down=1)
+    ctx = _context(kube)
+    body = _running_bot(kube, ctx)
+    template_hash = _template(kube)[CONFIG_HASH_ANNOTATION]
+    text = kube.objects[CONFIG]["data"]["bot.yaml"]
+    runtime = ReportingRuntime(template_hash)
+    ctx.runtime = cast(RuntimeClients, runtime)
+    body["status"] = {**body["status"], **_tick(ctx, body)}  # reports the template's config
+    original = copy.deepcopy(body["spec"]["strategy"])
+
+    only_fast = copy.deepcopy(original)  # kubectl edit of fast alone
+    only_fast["params"]["fast"] = 5
+    _, retry = _pass(ctx, body, "update", _edit(body, strategy=only_fast))
+    assert retry is not None  # ConfigMap ahead
+    held = kube.objects[CONFIG]["data"]["bot.yaml"]
+    written, retry = _pass(ctx, body, "update", _edit(body, strategy=original))
+    assert retry is None and _reconciled(written)["reason"] == "UpToDate"
+    body["status"] = {**body["status"], **written}
+    stamp = _template(kube)[CONFIG_REPAIRED_ANNOTATION]  # the one (designed) roll
+    # The rolled pod runs the template's config and says so, at every tick.
+    for _ in range(2):
+        body["status"] = {**body["status"], **_tick(ctx, body)}
+        _, retry = _pass(ctx, body, "resume")
+        assert retry is None
+    assert _template(kube)[CONFIG_REPAIRED_ANNOTATION] == stamp
+
+    # The person applies fast=5 live instead (UpdateParams over gRPC).
+    runtime.config_hash = _runner_hash(_with_fast(text, 5))
+    assert runtime.config_hash == _runner_hash(held)  # the same config, as the runtime hashes
+    body["status"] = {**body["status"], **_tick(ctx, body)}
+    events.clear()
+
+    _, retry = _pass(ctx, body, "resume")  # the operator restarts
+
+    assert retry is None
+    assert _warned(events) == [], "live pod rolled: the person's UpdateParams undone"
+    assert _template(kube)[CONFIG_REPAIRED_ANNOTATION] == stamp
+
+
+def test_a_config_held_ahead_then_overwritten_by_a_newer_edit_is_recorded_and_rolled(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    """The webhook is down: fast: 5 is written ahead and the pod restarts on it. Before a retry
+    puts it back the person edits to fast: 6, written ahead over it, then put back
+    (NotApplied). Both held configs are recorded, so the revert rolls the pod off fast: 5."""
+    kube = WebhookDown()
+    ctx = _context(kube)
+    body = _running_bot(kube, ctx)
+    template_hash = _template(kube)[CONFIG_HASH_ANNOTATION]
+    original = copy.deepcopy(body["spec"]["strategy"])
+
+    _, retry = _pass(ctx, body, "update", _edit(body, **FAST_5))
+    assert retry is not None  # the first 5xx: retried as it is, ConfigMap ahead
+    held = kube.objects[CONFIG]["data"]["bot.yaml"]
+    assert "fast: 5" in held
+    runtime = ReportingRuntime(_runner_hash(held))  # the pod restarted on it
+    ctx.runtime = cast(RuntimeClients, runtime)
+
+    diff = _edit(body, **FAST_6)  # the person tries another value meanwhile
+    for _ in range(2):  # first 5xx of this config (remembered), then NotLanded: put back
+        written, retry = _pass(ctx, body, "update", diff)
+        assert retry is not None
+        body["status"] = {**body["status"], **written}
+    assert _reconciled(body["status"])["reason"] == "NotApplied"
+    assert objects.file_config_hash(kube.objects[CONFIG]["data"]["bot.yaml"]) == template_hash
+    body["status"] = {**body["status"], **_tick(ctx, body)}
+    assert body["status"]["runtimeConfigHash"] == _runner_hash(held)
+
+    kube.down = 0
+    events.clear()
+    written, retry = _pass(ctx, body, "update", _edit(body, strategy=original))  # revert
+
+    assert retry is None and _reconciled(written)["reason"] == "UpToDate"
+    assert _template(kube)[CONFIG_HASH_ANNOTATION] == template_hash
+    assert CONFIG_REPAIRED_ANNOTATION in _template(kube), "pod left on fast: 5, nothing said"
+    rolled = [m for r, m in _warned(events) if r == "RuntimeConfigDiffers"]
+    assert len(rolled) == 1 and objects.file_config_hash(held) in rolled[0]
+
+
+def test_a_not_applied_bot_costs_no_status_write_per_tick(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    """A change NotApplied (a webhook down: every bot of the fleet at once) leaves the bot
+    running on its old config while the timer reads it: the report time moves once after the
+    pass, then stays while the runtime reports the same hash."""
+    kube = WebhookDown()
+    ctx = _context(kube)
+    body = _running_bot(kube, ctx)
+    ctx.runtime = cast(RuntimeClients, ReportingRuntime(_template(kube)[CONFIG_HASH_ANNOTATION]))
+    diff = _edit(body, **FAST_5)
+    for _ in range(2):
+        written, retry = _pass(ctx, body, "update", diff)
+        assert retry is not None
+        body["status"] = {**body["status"], **written}
+    assert _reconciled(body["status"])["reason"] == "NotApplied"
+    first = _tick(ctx, body)
+    assert "runtimeReportedAt" in first  # once after the pass: later than its write ahead
+    body["status"] = {**body["status"], **first}
+
+    writes = []
+    for _ in range(3):
+        written = _tick(ctx, body)
+        body["status"] = {**body["status"], **written}
+        writes.append(written)
+
+    assert writes == [{}, {}, {}], "a status write per tick"
+
+
+def test_a_deeply_nested_put_back_annotation_crashes_no_pass(
+    events: list[tuple[str, str, bool]],  # noqa: F811
+) -> None:
+    """A hand-edited record nested deeper than json.loads recurses (under the 256 KiB limit)
+    is taken as no record, and the pass's ConfigMap write replaces it."""
+    kube = WebhookDown(down=0)
+    ctx = _context(kube)
+    body = _running_bot(kube, ctx)
+    annotations = kube.objects[CONFIG]["metadata"].setdefault("annotations", {})
+    annotations[objects.PUT_BACK_ANNOTATION] = "[" * 100_000
+
+    _, retry = _pass(ctx, body, "resume")
+
+    assert retry is None
+    assert objects.PUT_BACK_ANNOTATION not in kube.objects[CONFIG]["metadata"]["annotations"]
+
+
 # --- the record itself (pure) ----------------------------------------------------------------
 
 
@@ -380,3 +532,18 @@ def test_the_reported_hashes_cover_a_pause_and_a_halt_at_the_pod_start() -> None
 )
 def test_an_odd_record_names_nothing(value: str) -> None:
     assert objects.put_back_record(_config_map(_bot_yaml(5), value), "t") == ()
+
+
+def test_an_overlong_or_too_deep_record_names_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deep = "[" * 5_000  # shorter than the cap: json.loads raises RecursionError
+    long = json.dumps([{"template": "t", "config": "c", "reports": [], "at": "x" * 20_000}])
+    for value in (deep, long):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tradefleet_operator.objects"):
+            assert objects.put_back_record(_config_map(_bot_yaml(5), value), "t") == ()
+        assert [
+            r.getMessage() for r in caplog.records if objects.PUT_BACK_ANNOTATION in r.getMessage()
+        ]
+        assert all(value[:40] not in r.getMessage() for r in caplog.records)

@@ -13,9 +13,9 @@
 - A report asked before the pod template was written (the old pod, still stopping) rolls
   nothing; nor does a hash no put-back recorded (an older image hashing otherwise), nor a pause
   in the manifest the pod started with.
-- ``status.runtimeReportedAt``: moved when the reported hash changes and at every read while a
-  change is not applied, else kept (no status write per tick); an odd stored value proves
-  nothing and crashes nothing.
+- ``status.runtimeReportedAt``: moved when the reported hash changes and, while a change is
+  not applied, once after the pass that said so, else kept (no status write per tick); an odd
+  stored value proves nothing and crashes nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ from tradefleet_operator.names import Phase
 from tradefleet_operator.runtime_client import RuntimeClients
 from tradefleet_operator.settings import CONFIG_HASH_ANNOTATION, CONFIG_REPAIRED_ANNOTATION
 from tradefleet_operator.snapshot import RuntimeSnapshot
-from tradefleet_operator.status_mapping import precise_now, reachable_status, reported_at
+from tradefleet_operator.status_mapping import (
+    precise_now,
+    reachable_status,
+    reported_at,
+    set_condition,
+)
 from tradefleet_operator.status_model import BotStatus, status_changes
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.spec.checks import config_hash as runtime_config_hash
@@ -332,6 +337,25 @@ def test_the_report_time_moves_with_the_hash_and_while_a_change_is_not_applied()
     again = reachable_status(BotStatus.read(stored), same, 2, "2026-01-05T10:00:20Z", T1)
     assert status_changes(stored, again) == {}
     assert stored["runtimeReportedAt"] == T0
+
+
+def test_the_report_time_moves_once_after_the_pass_that_left_a_change_not_applied() -> None:
+    same = RuntimeSnapshot(phase=Phase.RUNNING, config_hash="aaaa")
+    not_applied = set_condition(
+        None, "Reconciled", False, "NotApplied", "x", 3, "2026-01-05T10:00:05Z"
+    )
+    before = BotStatus(
+        observed_generation=2,
+        runtime_config_hash="aaaa",
+        runtime_reported_at=T0,  # taken before the pass (10:00:05)
+        conditions=not_applied,
+    )
+    assert reported_at(before, same, 3, T1) == T1  # after it: the proof a revert needs
+    after = before.model_copy(update={"runtime_reported_at": T1})
+    later = "2026-01-05T10:00:20.000001Z"
+    assert reported_at(after, same, 3, later) == T1  # then kept: no status write per tick
+    in_the_second = after.model_copy(update={"runtime_reported_at": "2026-01-05T10:00:05.5Z"})
+    assert reported_at(in_the_second, same, 3, later) == "2026-01-05T10:00:05.5Z"
 
 
 def test_an_odd_stored_report_proves_nothing_and_crashes_nothing(
