@@ -372,6 +372,21 @@ class ChildCutter(Protocol):
 
 
 @runtime_checkable
+class PairedChildren(Protocol):
+    """A broker whose venue takes a bracket's stop-loss and take-profit only together, as one
+    order (the ccxt broker on Binance spot, for a long's two sells: one OCO list, since two
+    orders would each hold the coin and the venue refuses the second). Neither child is made
+    while either waits for more of its entry (below the venue's minimums): the engine's book
+    holds the children the broker places, no more (``Engine._child_placeable``). Any other
+    broker places each child as soon as it fits."""
+
+    def children_placed_together(self, symbol: str, side: Side) -> bool:
+        """Whether a bracket's children of ``symbol`` on ``side`` (the side that closes the
+        position) are placed only together."""
+        ...
+
+
+@runtime_checkable
 class TicketBrackets(Protocol):
     """A broker whose bracket children follow the venue position their entry opened rather
     than the symbol's net position — an MT5 hedging account, where each ticket carries its own

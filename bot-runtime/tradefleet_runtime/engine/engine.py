@@ -44,6 +44,7 @@ from tradefleet_runtime.capabilities import (
     BracketFollower,
     CashFlowRestorer,
     ChildCutter,
+    PairedChildren,
     PriceQuoter,
     RiskLockHolder,
     SignalReceiver,
@@ -1685,7 +1686,25 @@ class Engine:
         the entry, as the venue brokers' do. A child is reduce-only: where the venue takes
         those below its minimum notional (``ReduceOnlyMinimums``) only its quantity counts —
         the rule the broker places its own children by (``limit_problem``), so the book never
-        lacks a child working at the venue, nor holds one the broker waits with."""
+        lacks a child working at the venue, nor holds one the broker waits with. Where the
+        broker places a bracket's children only together (``PairedChildren``: one OCO list on
+        Binance spot) neither is made while either waits, as the broker waits with both."""
+        if not self._child_fits(child):
+            return False
+        entry = self.book.get(child.parent_id) if child.parent_id is not None else None
+        broker = self.broker
+        if entry is None or not (
+            isinstance(broker, PairedChildren)
+            and broker.children_placed_together(child.symbol, child.side)
+        ):
+            return True
+        pair = bracket_children(entry.order, child.quantity, child.created_ts)
+        if any(sibling.client_order_id in self.book for sibling in pair):
+            return True  # one works already: not a new pair (placed one by one at the venue)
+        return all(self._child_fits(sibling) for sibling in pair)
+
+    def _child_fits(self, child: Order) -> bool:
+        """``_child_placeable`` for ``child`` alone: over the venue's minimums."""
         instrument = self.instrument(child.symbol)
         quantity = round_quantity(child.quantity, instrument.lot_step)
         exempt = child.reduce_only and self._reduce_only_exempt(child.symbol)
@@ -3052,10 +3071,13 @@ class Engine:
         self.known_ids = state.known_order_ids | frozenset(
             report.client_order_id for report in plan.adopted
         )
+        # Children of a working entry the venue never received are booked (not sent yet) so
+        # that they are cut and grown as the adopted ones are; sent below at that size.
+        unsent = self._book_resent(plan.resend, journaled, now)
         # What earlier runs cut off children stays cut (before any of them is grown), and a cut
         # they decided but had not made is made now.
         self._restore_cuts(state.working)
-        self._cap_restored_children(plan, now)
+        self._cap_restored_children(plan, now, unsent)
         followed = self._follow_brackets(plan, now, self._children_ended(state, plan))
         # A bracket child whose sibling filled protects a position that is gone: cancelled at
         # the venue, as the broker cancels a sibling when it sees the fill.
@@ -3066,6 +3088,11 @@ class Engine:
         # (the venue has no order of that id: a broker refuses a duplicate anyway).
         asked = self._resend_through_follower(plan.resend, journaled, followed)
         for order_id in plan.resend:
+            if order_id in unsent:
+                booked = self.book.get(order_id)
+                if booked is not None:  # not cut to nothing (``_cap_restored_children``)
+                    self._send(booked.order)  # as cut, then grown to its entry's fills
+                continue
             order = journaled[order_id]
             self.journal.record_order(
                 order, OrderStatus.PENDING, now, "the venue never received it; sent again"
@@ -3119,29 +3146,53 @@ class Engine:
                 asked[parent_id] = (entry, children[0].quantity)
         return asked
 
+    def _book_resent(
+        self, resend: Sequence[str], journaled: Mapping[str, Order], now: int
+    ) -> frozenset[str]:
+        """The bracket children to send again (the venue never received them) whose entry
+        still works (adopted), booked and journaled now but not sent: so that their cut is
+        restored (``_restore_cuts``) and they are capped to the position and grown to what
+        their entry filled as the adopted children are, before any size leaves — else the
+        entry's next fill grows a resent child back over its cut. Their ids."""
+        booked: list[str] = []
+        for order_id in resend:
+            child = journaled[order_id]
+            if child.parent_id is None or child.parent_id not in self.book:
+                continue
+            self.journal.record_order(
+                child, OrderStatus.PENDING, now, "the venue never received it; sent again"
+            )
+            self.book.add(child)
+            booked.append(order_id)
+        return frozenset(booked)
+
     def _restore_cuts(self, working: Sequence[tuple[Order, float]]) -> None:
-        """The cuts earlier runs made to the bracket children adopted from the venue
-        (``carried_cuts``, from the journal), back in the book and told to a broker that sizes
-        the children itself (``ChildCutter``), before anything grows them: otherwise the
-        entry's next fill — or the broker following it now — grows a child back over its cut,
-        to close more than the position holds."""
+        """The cuts earlier runs made to the bracket children the restart puts back — adopted
+        from the venue, or booked to be sent again (``_book_resent``) — (``carried_cuts``, from
+        the journal), back in the book and told to a broker that sizes the children itself
+        (``ChildCutter``), before anything grows them: otherwise the entry's next fill — or the
+        broker following it now — grows a child back over its cut, to close more than the
+        position holds."""
         cuts = {
             child_id: cut
             for child_id, cut in carried_cuts(working).items()
-            if child_id in self.book  # working at the venue: adopted
+            if child_id in self.book  # adopted, or booked to be sent again
         }
         for child_id, cut in cuts.items():
             self.book.restore_cut(child_id, cut)
         if cuts and isinstance(self.brackets, ChildCutter):
             self.brackets.restore_cuts(cuts)
 
-    def _cap_restored_children(self, plan: ReconcilePlan, now: int) -> None:
+    def _cap_restored_children(
+        self, plan: ReconcilePlan, now: int, unsent: frozenset[str] = frozenset()
+    ) -> None:
         """After a restart's reconciliation the adopted children are cut to what is held, as
         after a closing fill (``children_over_position``): a cut an earlier run had not made
         at the venue before it died (a cut to nothing whose cancel had not landed, a closing
         fill it never saw) is made now. Not where children follow their own tickets
         (``TicketBrackets``: the broker's reports size them), nor for a child already to be
-        cancelled (its sibling filled)."""
+        cancelled (its sibling filled). A child booked to be sent again (``unsent``) is cut in
+        the book alone: the venue has nothing of it yet."""
         if self._tickets is not None:
             return
         skip = self._cancels_asked | set(plan.orphaned)
@@ -3152,7 +3203,36 @@ class Engine:
             cuts = children_over_position(held, children, self.instrument(symbol).lot_step)
             by = f"the position held {held:g} when the bot started again"
             for child_id, left in cuts:
-                self._cut_child(child_id, left, by, now)
+                if child_id in unsent:
+                    self._cut_unsent(child_id, left, by, now)
+                else:
+                    self._cut_child(child_id, left, by, now)
+
+    def _cut_unsent(self, child_id: str, left: float, by: str, ts: int) -> None:
+        """``_cut_child`` for a child booked but not sent yet (``_book_resent``): resized in
+        the book and the journal, and a broker sizing children itself told the whole cut (as
+        ``_restore_cuts`` tells it, before it follows the entry): it grows the child from
+        there. Cut to nothing, it is never sent (cancelled in the journal) and the rest of its
+        entry is cancelled, as for a child cut to nothing at the venue."""
+        if left > 0.0:
+            resized = self.book.shrink(child_id, left)
+            if resized is not None:
+                child, previous = resized
+                self.journal.resize_order(
+                    child_id,
+                    child.quantity,
+                    ts,
+                    f"resized from {previous:g} to {child.quantity:g}: {by}",
+                )
+                if isinstance(self.brackets, ChildCutter):
+                    self.brackets.restore_cuts({child_id: self.book.cut_of(child_id)})
+            return
+        working = self.book.remove(child_id)
+        self.journal.update_order(
+            child_id, OrderStatus.CANCELLED, ts, f"nothing left to close: {by}; not sent again"
+        )
+        if working is not None:
+            self._end_entry_of_cut(working.order, by)
 
     def _children_ended(self, state: CarriedState, plan: ReconcilePlan) -> frozenset[str]:
         """Bracket children an earlier run placed that work no more — ended before the restart

@@ -198,6 +198,10 @@ class OrderBook:
         its entry's later fills grow it from there, as if the bot had never stopped."""
         self._shrunk[client_order_id] = cut
 
+    def cut_of(self, client_order_id: str) -> float:
+        """All that was cut off bracket child ``client_order_id`` (``shrink``, ``restore_cut``)."""
+        return self._shrunk.get(client_order_id, 0.0)
+
     def child_ended(self, client_order_id: str) -> None:
         """Bracket child ``client_order_id`` ended before a restart while its entry worked:
         it is not made again (its id was sent once), as ``remove`` keeps it running."""

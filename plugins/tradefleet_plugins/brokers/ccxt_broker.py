@@ -560,7 +560,8 @@ class CcxtBroker:
 
     def restore_cuts(self, cuts: Mapping[str, float]) -> None:
         """``ChildCutter``: what earlier runs cut off each bracket child still working at the
-        venue, told after a restart before ``follow_bracket``: the children are sized as
+        venue (or sent again by the engine: the venue never received it), told after a restart
+        before ``follow_bracket``: the children are sized as
         their entry's fills less it from the first step (``_sized``). Set on the I/O thread,
         by a task started before the engine's ``follow_bracket`` starts its own (in order)."""
         self._io().spawn(self._restore_cuts(dict(cuts)))
@@ -1401,6 +1402,8 @@ class CcxtBroker:
                     # cancelled; nothing is placed or grown for it again.
                     return
                 covered = True
+                if self._pair_waits(children, done):
+                    return  # neither goes alone: both, as one list, once both fit
                 pair = self._new_pair(children, done)
                 if pair is None or not await self._place_pair(*pair):
                     for child in children:
@@ -1427,6 +1430,30 @@ class CcxtBroker:
             return False
         stop = self._tracked.get(child_order_id(child.parent_id, "sl"))
         return stop is not None and stop.final_sent and stop.status is OrderStatus.REJECTED
+
+    def children_placed_together(self, symbol: str, side: Side) -> bool:
+        """``PairedChildren``: whether a bracket's children of ``symbol`` on ``side`` go only
+        as one order — Binance spot's sells, one OCO list (``_pair_waits``); ``symbol`` is
+        the same everywhere on a venue."""
+        return self._dialect is Dialect.BINANCE_SPOT and side is Side.SELL
+
+    def _pair_waits(self, children: Sequence[Order], entry_done: bool) -> bool:
+        """Whether a Binance spot bracket's stop-loss and take-profit, neither placed yet,
+        wait together while their entry works because one of them is below the venue's
+        minimums (``_waits``): the one that fits is not placed alone. Two sells would each
+        hold the coin and the venue refuse the second — the stop, were the target first —,
+        and the pair goes as one OCO list once both fit (``_new_pair``). The engine's book
+        makes them by the same rule (``Engine._child_placeable``)."""
+        if entry_done or len(children) != 2:
+            return False
+        if not self.children_placed_together(children[0].symbol, children[0].side):
+            return False
+        if {child.tag for child in children} != {STOP_LOSS_TAG, TAKE_PROFIT_TAG}:
+            return False
+        with self._known_lock:
+            if any(child.client_order_id in self._known for child in children):
+                return False  # one was placed (or withheld) already: followed one by one
+        return any(self._waits(child) for child in children)
 
     def _new_pair(
         self, children: Sequence[Order], entry_done: bool
