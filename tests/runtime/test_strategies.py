@@ -254,3 +254,14 @@ def test_each_strategy_backtests_on_bundled_eurusd(name: str) -> None:
 def test_ema_cross_still_crosses() -> None:
     run = run_strategy(EmaCross(EmaCrossParams(fast=2, slow=3)), make_bars([1, 2, 3, 2, 1, 2, 3]))
     assert run.decisions  # cross orders reached the (absent) sizer
+
+
+def test_fib_atr_long_only_takes_no_short() -> None:
+    """A spot account cannot sell what it does not hold: with ``allow_short: false`` the
+    bundled EURUSD year, whose default run sells pullbacks in downtrends, opens longs only."""
+    both = run_strategy(FibAtr(FibAtrParams()), eurusd_bars(), quantity=10_000, capital=100_000)
+    assert any(t.direction < 0 for t in both.trades)
+    longs = run_strategy(
+        FibAtr(FibAtrParams(allow_short=False)), eurusd_bars(), quantity=10_000, capital=100_000
+    )
+    assert longs.trades and all(t.direction > 0 for t in longs.trades)

@@ -88,8 +88,10 @@ class FibAtr(Strategy):
         if atr != atr:
             return
         fib = leg.fib
-        self._traded[symbol] = (fib.start, fib.end)
         close, p = bar[6], self.params
+        if fib.direction < 0 and not p.allow_short:
+            return  # long only (a spot account): the swing stays untraded
+        self._traded[symbol] = (fib.start, fib.end)
         if fib.direction > 0:
             ctx.buy(
                 symbol,

@@ -23,6 +23,11 @@ class FibAtrParams(PluginParams):
     atr_period: int = Field(default=14, ge=1, le=1_000, description="ATR period (Wilder).")
     stop_atr: float = Field(default=1.5, gt=0, le=100, description="Stop-loss in ATRs.")
     target_atr: float = Field(default=3.0, gt=0, le=100, description="Take-profit in ATRs.")
+    allow_short: bool = Field(
+        default=True,
+        description="Sell a pullback in a downtrend too; false for a spot account, which cannot "
+        "sell what it does not hold (its backtest would book shorts the live bot cannot make).",
+    )
 
     @field_validator("levels")
     @classmethod
