@@ -19,11 +19,16 @@ def live_ccxt_manifest(
     market_type: str,
     initial: int,
     extra_params: str = "",
+    risk: str = "",
 ) -> Path:
     """``bot.yaml`` in ``folder``: a live ema-cross bot on ``SYMBOL`` at ``harness``'s fake
-    venue (``extra_params``: more broker params, one ``name: value`` per line)."""
+    venue (``extra_params``: more broker params, one ``name: value`` per line; ``risk``: the
+    risk chain's YAML list, one line each)."""
     (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
     extra = "".join(f"\n                  {line}" for line in extra_params.splitlines() if line)
+    # Before ``capital:``, on its line: "risk:", the chain's lines, and that line's indent again.
+    chain = "".join(f"\n                {line}" for line in risk.splitlines() if line)
+    chain = f"risk:{chain}\n              " if chain else ""
     path = folder / "bot.yaml"
     path.write_text(
         textwrap.dedent(
@@ -47,7 +52,7 @@ def live_ccxt_manifest(
                   timeout_ms: 1500
                   rate_limit_ms: 10
               data: {{name: csv, params: {{path: {folder / "btc.csv"}, live_rehearsal: true}}}}
-              capital: {{currency: USDT, initial: {initial}}}
+              {chain}capital: {{currency: USDT, initial: {initial}}}
             """
         )
     )

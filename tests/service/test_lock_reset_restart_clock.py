@@ -17,7 +17,6 @@ A live ccxt bot on the fake Binance USDⓈ-M; bars the test hands it.
 
 from __future__ import annotations
 
-import textwrap
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.ccxt_restart_life import hand_to_a_bot, until
-from tests.brokers.harness import BOT, SYMBOL, VenueHarness, harness_for
+from tests.brokers.harness import SYMBOL, VenueHarness, harness_for
+from tests.brokers.live_manifests import live_ccxt_manifest
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -51,41 +51,20 @@ class BuyFirst(Strategy):
 
 
 def _manifest(folder: Path, harness: VenueHarness) -> Path:
-    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
-    path = folder / "bot.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            apiVersion: tradefleet.io/v1alpha1
-            kind: TradingBot
-            metadata: {{name: {BOT}}}
-            spec:
-              mode: live
-              liveConfirmation: {BOT}
-              strategy: {{name: ema-cross, params: {{fast: 2, slow: 3}}}}
-              market: {{symbols: ["{SYMBOL}"], timeframe: 1h}}
-              broker:
-                name: ccxt
-                credentialsSecret: {{name: {BOT}-keys}}
-                params:
-                  exchange: binanceusdm
-                  market_type: linear
-                  api_url: {harness.fake.url}
-                  poll_interval_s: 0.05
-                  timeout_ms: 1500
-                  rate_limit_ms: 10
-              data: {{name: csv, params: {{path: {folder / "btc.csv"}, live_rehearsal: true}}}}
-              risk:
-                - name: fixed-size
-                  params: {{quantity: 0.01}}
-                - name: {BREAKER}
-                  params: {{warn_drawdown: 0.01, reduce_drawdown: 0.02, lock_drawdown: 0.03,
-                            cooldown_minutes: 0}}
-              capital: {{currency: USDT, initial: 50000}}
-            """
-        )
+    return live_ccxt_manifest(
+        folder,
+        harness,
+        exchange="binanceusdm",
+        market_type="linear",
+        initial=50000,
+        risk=(
+            "- name: fixed-size\n"
+            "  params: {quantity: 0.01}\n"
+            f"- name: {BREAKER}\n"
+            "  params: {warn_drawdown: 0.01, reduce_drawdown: 0.02, lock_drawdown: 0.03,"
+            " cooldown_minutes: 0}\n"
+        ),
     )
-    return path
 
 
 def _bars() -> list[Bar]:
