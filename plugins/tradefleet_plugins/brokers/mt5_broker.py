@@ -30,7 +30,11 @@ currency is not the account's is refused at start (no conversion yet).
 SL/TP are position attributes (sent with the entry, changed with TRADE_ACTION_SLTP): the
 engine's bracket children ``<id>-sl``/``<id>-tp`` are those attributes. When the terminal
 closes a position on its SL or TP, the broker reports the fill as the child's and cancels the
-sibling; cancelling or amending a child clears or moves the attribute.
+sibling; cancelling or amending a child clears or moves the attribute. On a hedging account
+one entry sent in several requests (a limit's deal filled in part and its rest as ``<id>#1``)
+opens a ticket with each, all carrying its SL/TP: its children are the levels of every one of
+them (moved, cleared, set again and reported after a restart over all), and go on while any of
+them is open (``_split_entry_goes_on``).
 
 Swaps. The terminal charges a position's swap at each rollover and books it on the deal that
 closes it: that deal's swap is a ``CashFlow`` (kind ``swap``, ``reports-cash-flows``) reported
@@ -76,6 +80,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     ended_children,
     entry_child_reports,
     entry_levels,
+    entry_tickets,
     fill_from_deal,
     order_reports,
     ours,
@@ -84,6 +89,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     position_swaps,
     split_close,
     swap_flow,
+    ticket_child_reports,
 )
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
 from tradefleet_plugins.brokers.seen_ids import SeenIds
@@ -261,6 +267,9 @@ class Mt5Broker:
         self._booked: dict[str, float] = {}
         self._parents: dict[int, str] = {}  # position id -> id of the order that opened it
         self._children: dict[str, tuple[int, str]] = {}  # child id -> (position id, role)
+        # Hedging: the entries one of whose several tickets closed on its SL/TP while another
+        # stayed open (``_split_entry_goes_on``), until their last one closes.
+        self._split_fired: set[str] = set()
         self._seen_deals: SeenIds[int] = SeenIds()  # by ticket, with the deal's server time
         self._bot_symbols: tuple[str, ...] = ()
         # The swap total last reported per bot symbol as an ``Accrual`` (absent: 0; NaN: the
@@ -939,11 +948,21 @@ class Mt5Broker:
             held = float(position.sl if role == "sl" else position.tp)
             kind = OrderType.STOP if role == "sl" else OrderType.LIMIT
             want = rq.on_tick(order.price, spec, order.side, kind)
-            placing = _child_on_position(held, want, spec.point / 2, shared=bool(found[1]))
-            ticket = int(position.ticket)
-            if placing == "in place":
-                said = f"already position {ticket}'s {role.upper()} at {held:g}: nothing sent"
-            elif placing == "replaces":
+            shared = bool(found[1])
+            # Hedging: every ticket the entry opened (a split entry has several) takes it.
+            targets = [position]
+            if self._hedging:
+                targets = self._entry_positions(order_id, int(position.ticket)) or targets
+            tickets = [int(p.ticket) for p in targets]
+            placings = [
+                _child_on_position(_level(p, role), want, spec.point / 2, shared) for p in targets
+            ]
+            if all(placing == "in place" for placing in placings):
+                said = (
+                    f"already {_positions_words(tickets)}'s {role.upper()} at {held:g}: "
+                    "nothing sent"
+                )
+            elif "replaces" in placings:
                 refusal = (
                     ReasonCode.VENUE_REJECTED,
                     f"a netting account holds one SL/TP per position: {spec.name}'s "
@@ -953,22 +972,25 @@ class Mt5Broker:
                     "nothing sent",
                 )
             else:
-                refusal = self._set_stops(ticket, role, order.price)
-                said = f"set as position {ticket}'s {role.upper()}"
+                missing = [t for t, how in zip(tickets, placings, strict=True) if how == "set"]
+                done: list[int] = []
+                for ticket in missing:
+                    refusal = self._set_stops(ticket, role, order.price)
+                    if refusal is not None:
+                        if done:  # said, as ``_set_child_stops`` does
+                            level = f"{role.upper()} {order.price:g}"
+                            words = f"on position {ticket}; {_positions_words(done)} hold {level}"
+                            refusal = (refusal[0], f"{refusal[1]} {words}")
+                        break
+                    done.append(ticket)
+                said = f"set as {_positions_words(missing)}'s {role.upper()}"
         if refusal is not None:
             self._emit(OrderUpdate(order_id, OrderStatus.REJECTED, ts, refusal[1], code=refusal[0]))
             return
         assert position is not None
         self._children[order_id] = (int(position.ticket), role)
-        self._emit(
-            OrderUpdate(
-                order_id,
-                OrderStatus.OPEN,
-                ts,
-                said,
-                venue_order_id=str(int(position.ticket)),
-            )
-        )
+        venue_id = ",".join(str(t) for t in tickets) if tickets else str(int(position.ticket))
+        self._emit(OrderUpdate(order_id, OrderStatus.OPEN, ts, said, venue_order_id=venue_id))
 
     def _position_of_entry(
         self, spec: rq.SymbolSpec, parent: str, long: bool
@@ -1476,7 +1498,7 @@ class Mt5Broker:
             self._emit(OrderUpdate(client_order_id, OrderStatus.CANCELLED, ts, said, code=code))
             return
         if child is not None:
-            refusal = self._set_stops(child[0], child[1], 0.0)
+            refusal, _set = self._set_child_stops(client_order_id, child[0], child[1], 0.0)
             if refusal is None:
                 del self._children[client_order_id]
                 self._emit(
@@ -1522,9 +1544,67 @@ class Mt5Broker:
         venue = None if symbol is None else self._symbols.venue(symbol)
         live = {int(p.ticket): p for p in ours(self._call("positions_get"), self._magic)}
         for child_id, (position, _role) in list(self._children.items()):
-            held = live.get(position)
+            held = live.get(self._ticket_left(child_id, position, live))
             if held is not None and (venue is None or str(held.symbol) == venue):
                 self._cancel_job(child_id, user=True)
+
+    def _entry_positions(self, child_id: str, position_id: int) -> list[Any]:
+        """The open positions child ``child_id``'s level is on (``position_id``: the one it was
+        noted on): on a netting account that one position; on a hedging account every ticket
+        its entry opened, oldest first (``entry_tickets``) — one entry sent in several requests
+        has several, each carrying its SL/TP, and a move or a cancel of the child on one of
+        them only would leave the others at the old level. Nothing read: []."""
+        found = bracket_role(child_id)
+        if not self._hedging or found is None:
+            return ours(self._call("positions_get", ticket=position_id), self._magic)
+        held = ours(self._call("positions_get"), self._magic)
+        return entry_tickets(held, found[0], self._parent_of)
+
+    def _ticket_left(self, child_id: str, position_id: int, live: Mapping[int, Any]) -> int:
+        """An open position (``live``: the bot's, by ticket) child ``child_id``'s level is on:
+        ``position_id`` itself, or on a hedging account another ticket of its entry (a split
+        entry whose newest ticket closed still protects the others); 0 when none is."""
+        if position_id in live:
+            return position_id
+        found = bracket_role(child_id)
+        if not self._hedging or found is None:
+            return 0
+        left = entry_tickets(live.values(), found[0], self._parent_of)
+        return int(left[0].ticket) if left else 0
+
+    def _set_child_stops(
+        self, child_id: str, position_id: int, role: str, price: float
+    ) -> tuple[tuple[ReasonCode, str] | None, list[int]]:
+        """Set child ``child_id``'s level (``role``) to ``price`` (0: clear it) on every open
+        position it is on (``_entry_positions``): (the refusal, None when done; the tickets it
+        was set on). A ticket closed meanwhile is skipped; with none left open, the refusal is
+        ``_set_stops``' (the position is closed). It stops at the first refusal: the terminal
+        refuses one level alike on every ticket of one entry (one side, one price), and the
+        tickets already set are named in it, so the level held is never a guess."""
+        if not self._hedging:
+            refusal = self._set_stops(position_id, role, price)
+            return refusal, [] if refusal is not None else [position_id]
+        done: list[int] = []
+        gone: tuple[ReasonCode, str] = (
+            ReasonCode.UNKNOWN_ORDER,
+            "the position the child protected is closed",
+        )
+        for position in self._entry_positions(child_id, position_id):
+            ticket = int(position.ticket)
+            refusal = self._set_stops(ticket, role, price)
+            if refusal is None:
+                done.append(ticket)
+                continue
+            if refusal[0] is ReasonCode.UNKNOWN_ORDER:
+                gone = refusal
+                continue
+            if done:
+                level = f"{role.upper()} {price:g}" if price else f"no {role.upper()}"
+                words = f"{refusal[1]} on position {ticket}; {_positions_words(done)} hold {level}"
+                log.warning("%s: %s", child_id, words)
+                refusal = (refusal[0], words)
+            return refusal, done
+        return (None if done else gone), done
 
     def _set_stops(
         self, position_id: int, role: str, price: float
@@ -1623,9 +1703,9 @@ class Mt5Broker:
             if price is None:
                 refusal = None
             else:
-                refusal = self._set_stops(child[0], child[1], price)
+                refusal, done = self._set_child_stops(client_order_id, child[0], child[1], price)
                 if refusal is None:
-                    held = self._held_stop(child[0], child[1])
+                    held = self._held_stop(done[0], child[1])
         else:
             decided = self._amend_against_market(client_order_id, quantity, price)
             if decided is True:
@@ -1971,9 +2051,13 @@ class Mt5Broker:
             self._resting_gone(ticket, client_order_id, events)
         events.extend(self._report_moved_pending(resting))
         held = self._call("positions_get")
-        positions = {int(p.ticket) for p in ours(held, self._magic)}
-        for child_id, (position, _role) in list(self._children.items()) if held is not None else ():
-            if position not in positions:
+        positions = {int(p.ticket): p for p in ours(held, self._magic)}
+        for child_id, (position, role) in list(self._children.items()) if held is not None else ():
+            left = self._ticket_left(child_id, position, positions)
+            if left:
+                # Hedging: another ticket of a split entry still holds the child's level.
+                self._children[child_id] = (left, role)
+            else:
                 del self._children[child_id]
                 events.append(
                     OrderUpdate(
@@ -2029,6 +2113,8 @@ class Mt5Broker:
         role = child_role(int(deal.reason))
         parts = self._closer_parts(deal, fill) if role is not None else [fill]
         events.extend(self._with_swap(deal, parts[0]))
+        if role is not None and self._split_entry_goes_on(deal, fill.client_order_id):
+            return True
         if role is not None:
             # The terminal closed the position on its SL/TP: each child that level was is
             # filled by its part, and the other child of each is gone with it.
@@ -2050,11 +2136,57 @@ class Mt5Broker:
                             code=ReasonCode.CANCELLED_BY_VENUE,
                         )
                     )
+                if found[0] in self._split_fired:
+                    # The last ticket of a split entry whose levels fired apart: the child is
+                    # booked for all of its tickets, and what no ticket is left to close of it
+                    # ends here (already filled whole, the engine has nothing to end).
+                    self._split_fired.discard(found[0])
+                    events.append(
+                        OrderUpdate(
+                            part.client_order_id,
+                            OrderStatus.CANCELLED,
+                            fill.ts,
+                            "the position it protected is closed (the entry's last ticket)",
+                            code=ReasonCode.CANCELLED_BY_VENUE,
+                        )
+                    )
             return True
         with self._lock:
             order = self._working.get(client_order_id)
         if order is not None:
             self._note_entry(order, deal)
+        return True
+
+    def _split_entry_goes_on(self, deal: Any, child_id: str) -> bool:
+        """Hedging: whether the entry whose ticket ``deal`` closed on its SL/TP (``child_id``:
+        the child filled) still has another ticket open — one entry sent in several requests
+        opens several, each holding the same SL and TP. Then its children go on for those
+        (the child filled by this ticket's part, its sibling not cancelled: the terminal still
+        holds it on them), noted on one of them. Positions unread: the children go on too, and
+        the poll ends them once none of the entry's tickets is open."""
+        found = bracket_role(child_id)
+        if not self._hedging or found is None:
+            return False
+        closed = int(deal.position_id)
+        held = self._call("positions_get")
+        if held is None:
+            left = closed
+        else:
+            tickets = entry_tickets(ours(held, self._magic), found[0], self._parent_of)
+            left = next((int(p.ticket) for p in tickets if int(p.ticket) != closed), 0)
+        if not left:
+            return False
+        self._split_fired.add(found[0])
+        for role in ("sl", "tp"):
+            sibling = child_order_id(found[0], role)
+            if sibling in self._children:
+                self._children[sibling] = (left, role)
+        log.info(
+            "%s: position %d closed on it; the entry's other tickets hold its SL/TP: its "
+            "children go on for them",
+            child_id,
+            closed,
+        )
         return True
 
     def _closer_parts(self, deal: Any, fill: Fill) -> list[Fill]:
@@ -2327,6 +2459,15 @@ class Mt5Broker:
     def _child_report(self, client_order_id: str) -> OrderReport | None:
         """A working SL/TP child: an attribute of its position, not an MT5 order."""
         position_id, role = self._children[client_order_id]
+        found = bracket_role(client_order_id)
+        if self._hedging and found is not None:
+            tickets = self._entry_positions(client_order_id, position_id)
+            if not tickets:
+                return None
+            symbol = self._symbols.ours(str(tickets[0].symbol))
+            now = self._utc(self._now())
+            reports = ticket_child_reports(tickets, found[0], symbol, now, self._units)
+            return next((r for r in reports if r.client_order_id == client_order_id), None)
         for position in ours(self._call("positions_get", ticket=position_id), self._magic):
             symbol = self._symbols.ours(str(position.symbol))
             now = self._utc(self._now())
@@ -2404,7 +2545,10 @@ class Mt5Broker:
         on this broker cancels and amends them like its own."""
         reports = []
         now = self._utc(self._now())
-        for position in ours(self._call("positions_get"), self._magic):
+        held = ours(self._call("positions_get"), self._magic)
+        if self._hedging:
+            return self._ticket_child_reports(held, now)
+        for position in held:
             ticket = int(position.ticket)
             parent = self._parent_of(ticket)
             if parent is None:
@@ -2426,6 +2570,22 @@ class Mt5Broker:
             for child_id in sorted(shares.gone) if shares is not None else ():
                 role = "sl" if child_id.endswith("-sl") else "tp"
                 reports.append(cut_child_report(position, child_id, role, symbol, now))
+        return reports
+
+    def _ticket_child_reports(self, held: Sequence[Any], now: int) -> list[OrderReport]:
+        """``_child_reports`` on a hedging account: each entry's children once, over every
+        ticket the entry opened (``ticket_child_reports``) — a split entry's children at the
+        volume of all its tickets, not at one ticket's, which a restarted bot adopted as the
+        whole child and so counted half its stop."""
+        parents = {int(p.ticket): self._parent_of(int(p.ticket)) for p in held}
+        reports = []
+        for parent in dict.fromkeys(p for p in parents.values() if p is not None):
+            tickets = entry_tickets(held, parent, parents.get)
+            symbol = self._symbols.ours(str(tickets[0].symbol))
+            for report in ticket_child_reports(tickets, parent, symbol, now, self._units):
+                role = "sl" if report.order_type is OrderType.STOP else "tp"
+                self._children.setdefault(report.client_order_id, (int(tickets[0].ticket), role))
+                reports.append(report)
         return reports
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
@@ -2483,6 +2643,12 @@ class Mt5Broker:
             self._utc(self._now()),
             self._units,
         )
+
+
+def _positions_words(tickets: Sequence[int]) -> str:
+    """``position 7001`` / ``positions 7001, 7002``: the tickets named for a person."""
+    plural = "s" if len(tickets) > 1 else ""
+    return f"position{plural} {', '.join(str(t) for t in tickets)}"
 
 
 def _money(value: float) -> str:
@@ -2639,6 +2805,11 @@ def _child_on_position(held: float, want: float, half: float, shared: bool) -> s
     if shared and held > 0.0:
         return "replaces"
     return "set"
+
+
+def _level(position: Any, role: str) -> float:
+    """The SL (``role`` "sl") or TP an MT5 position holds (0: none)."""
+    return float(position.sl if role == "sl" else position.tp)
 
 
 def _levels_held(position: Any) -> frozenset[str]:

@@ -346,6 +346,43 @@ def child_report(
     )
 
 
+def entry_tickets(positions: Iterable[Any], parent: str, parent_of: ParentOf) -> list[Any]:
+    """The open positions of a hedging account that entry ``parent``'s requests opened, oldest
+    first (``positions``: the bot's, ``positions_get``'s). Usually one; one entry sent in
+    several requests opens a ticket with each (a limit's deal that filled in part and its rest
+    sent as ``<id>#1``, the rest of a resting order moved through the market): every one of
+    them is the entry's, carries its SL/TP, and is protected by its bracket children."""
+    found = [p for p in positions if parent_of(int(p.ticket)) == parent]
+    return sorted(found, key=lambda p: (int(getattr(p, "time_msc", 0)), int(p.ticket)))
+
+
+def ticket_child_reports(
+    positions: Sequence[Any], parent: str, symbol: str, ts: int, units: Units
+) -> list[OrderReport]:
+    """The working SL/TP children of hedging entry ``parent`` whose tickets are ``positions``
+    (``entry_tickets``, oldest first): one report per level — not one per ticket, which would
+    report the same child id several times, each for one ticket's part — for the volume of
+    every ticket holding that level, at the price the oldest of them holds, its venue id the
+    tickets (``7001,7002``). A level no ticket holds is no child."""
+    reports = []
+    for role in ("sl", "tp"):
+        holding = [p for p in positions if float(getattr(p, role)) > 0.0]
+        if not holding:
+            continue
+        first = holding[0]
+        report = child_report(first, child_order_id(parent, role), role, symbol, ts, units)
+        if report is None:
+            continue
+        lots = round(sum(float(p.volume) for p in holding), 8)
+        reports.append(
+            report._replace(
+                venue_order_id=",".join(str(int(p.ticket)) for p in holding),
+                quantity=units(str(first.symbol), lots),
+            )
+        )
+    return reports
+
+
 class Entry(NamedTuple):
     """One of the bot's orders whose fills make up a position (``position_entries``): its
     client order id, the lots it added, and the levels (``sl``, ``tp``) its own request
@@ -615,6 +652,7 @@ __all__ = [
     "ended_children",
     "entry_child_reports",
     "entry_levels",
+    "entry_tickets",
     "fill_from_deal",
     "order_reports",
     "ours",
@@ -623,4 +661,5 @@ __all__ = [
     "position_swaps",
     "split_close",
     "swap_flow",
+    "ticket_child_reports",
 ]
