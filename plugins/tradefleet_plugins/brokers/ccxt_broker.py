@@ -346,6 +346,9 @@ class CcxtBroker:
         self._cancels_due: dict[str, ReasonCode] = {}
         # Bracket children cancelled before they were placed: never placed.
         self._withheld: set[str] = set()
+        # Bracket entries whose one fitting child is held while its pair waits (Binance spot,
+        # ``_pair_waits``): said once per wait, and again when the pair goes.
+        self._pair_wait_said: set[str] = set()
         self._fee_warned = False
         self._ticker_read: dict[str, float] = {}  # market -> when (monotonic) for take-profits
         # ``quotes-prices``: market -> (when its read began, monotonic; ccxt's ticker), written
@@ -1403,16 +1406,35 @@ class CcxtBroker:
                     return
                 covered = True
                 if self._pair_waits(children, done):
+                    self._say_pair_waits(entry.order, children)
                     return  # neither goes alone: both, as one list, once both fit
-                pair = self._new_pair(children, done)
-                if pair is None or not await self._place_pair(*pair):
+                joined = await self._join_lone(children, done)
+                if joined is False:
+                    return  # the lone child ended (its fill wins) or works on as it was
+                unpaired = self._stop_unsendable(children, done)
+                pair = None if joined else self._new_pair(children, done)
+                if pair is not None and await self._place_pair(*pair):
+                    self._say_pair_goes(entry.order, pair[0].quantity)
+                elif not joined:
                     for child in children:
                         if self._stop_refused_on_spot(child):
                             # The bot closes the position at market: on spot a resting
                             # take-profit would hold the coin that close has to sell.
                             self._withhold(child.client_order_id, ReasonCode.CANCELLED_BY_VENUE)
                             continue
+                        if unpaired and child.tag == TAKE_PROFIT_TAG:
+                            # Its stop-loss is refused before it is sent: alone, the target
+                            # would hold the coin the bot's close at market has to sell.
+                            self._withhold(
+                                child.client_order_id,
+                                ReasonCode.CANCELLED_BY_VENUE,
+                                "not placed: its stop-loss is below the venue's minimum, and "
+                                "on Binance spot the two go only together (one OCO list); the "
+                                "position is closed at market",
+                            )
+                            continue
                         covered = await self._cover(child, done, answer) and covered
+                self._pair_wait_said.discard(entry.order.client_order_id)
                 if not covered:
                     return
                 entry.protected = want
@@ -1475,6 +1497,267 @@ class CcxtBroker:
         if isinstance(stop_args, Refusal) or isinstance(target_args, Refusal):
             return None  # refused as each alone would be
         return stop, target, stop_args, target_args
+
+    def _stop_unsendable(self, children: Sequence[Order], entry_done: bool) -> bool:
+        """Whether a Binance spot bracket's stop-loss and take-profit, neither sent yet, would
+        go with the stop refused before it leaves (below the venue's minimum once its entry
+        ended: a part filled, then cancelled) and the target alone. The pair rule holds: the
+        target is not placed either — alone it would hold the coin, and the bot's close at
+        market (the refused stop's) could not sell it."""
+        if not entry_done or not self._pair_of(children):
+            return False
+        with self._known_lock:
+            if any(child.client_order_id in self._known for child in children):
+                return False
+        return isinstance(self._args(children[0]), Refusal)
+
+    def _pair_of(self, children: Sequence[Order]) -> bool:
+        """Whether ``children`` are a bracket's stop-loss and take-profit (in that order) that
+        go only together at this venue (``children_placed_together``)."""
+        if len(children) != 2:
+            return False
+        stop, target = children
+        if stop.tag != STOP_LOSS_TAG or target.tag != TAKE_PROFIT_TAG:
+            return False
+        return self.children_placed_together(stop.symbol, stop.side)
+
+    def _say_pair_waits(self, entry: Order, children: Sequence[Order]) -> None:
+        """Say once per wait that a child which fits is held while its pair waits
+        (``_pair_waits``), naming the symbol, the part held and why: the position runs without
+        it meanwhile, which the user would otherwise not see (the bot books neither)."""
+        entry_id = entry.client_order_id
+        problems = {child.client_order_id: self._wait_problem(child) for child in children}
+        held = [child for child in children if problems[child.client_order_id] is None]
+        if not held or entry_id in self._pair_wait_said:
+            return  # both below the minimum: the ordinary wait for more of the entry
+        self._pair_wait_said.add(entry_id)
+        [part] = held
+        [short] = [child for child in children if child is not part]
+        log.warning(
+            "ccxt broker: %s: the %s of %s (%g at %g) is held, not placed: its %s is below the "
+            "venue's minimum (%s), and on Binance spot the two go only together, as one OCO "
+            "list. The %g held so far has neither at the venue; both go when more of the entry "
+            "fills",
+            part.symbol,
+            _role_name(part),
+            entry_id,
+            part.quantity,
+            part.price or 0.0,
+            _role_name(short),
+            problems[short.client_order_id],
+            part.quantity,
+        )
+
+    def _say_pair_goes(self, entry: Order, quantity: float) -> None:
+        """The pair ``_say_pair_waits`` said held goes now, as one OCO list: said once."""
+        entry_id = entry.client_order_id
+        if entry_id not in self._pair_wait_said:
+            return
+        self._pair_wait_said.discard(entry_id)
+        log.info(
+            "ccxt broker: %s: the stop-loss and take-profit of %s go now as one OCO list "
+            "(%g), no longer held",
+            entry.symbol,
+            entry_id,
+            quantity,
+        )
+
+    async def _join_lone(self, children: Sequence[Order], entry_done: bool) -> bool | None:
+        """A Binance spot bracket child resting alone at the venue (placed by an earlier run,
+        one order at a time) while its pair's other part was never sent, both fitting now:
+        replaced by the OCO list of the two. The lone child holds the coin, so the list can
+        only go once it is cancelled; the list is placed right after, the lone child under a
+        derived id (``<id>-a<n>``: an id is placed once), the other under its own.
+
+        True: the list went (or is in doubt, looked up by the poller). False: the lone child
+        could not be cancelled whole — it filled or triggered meanwhile (the fill wins: no list
+        for a position it closed), or the venue kept it; nothing placed, the poller reports
+        what happened. None: nothing to join, or the list was refused and the stop-loss is
+        back alone at the venue (the stop matters more than the target): the caller places
+        what is left one by one, as before."""
+        found = await self._lone_leg(children, entry_done)
+        if found is None:
+            return None
+        lone, other = found
+        lone_id, other_id = lone.order.client_order_id, other.client_order_id
+        wanted = next(c for c in children if c.client_order_id == lone_id)
+        # The lone child keeps its price as the venue holds it (a stop moved since): resized
+        # to what the pair is to cover now.
+        orders = {lone_id: lone.order._replace(quantity=wanted.quantity), other_id: other}
+        stop, target = (orders[child.client_order_id] for child in children)
+        stop_args, target_args = self._args(stop), self._args(target)
+        if isinstance(stop_args, Refusal) or isinstance(target_args, Refusal):
+            return None  # refused as each alone would be
+        cids = {
+            lone_id: venue_replacement_id(lone_id, lone.replaced + 1),
+            other_id: self._vcid(other_id),
+        }
+        params = self._list_params(
+            stop_args, target_args, cids[stop.client_order_id], cids[target.client_order_id]
+        )
+        if params is None:
+            return None
+        paired = _Tracked(other, stop_args.symbol, venue_cid=cids[other_id])
+        with self._known_lock:
+            if other_id in self._known:
+                return None
+            self._known.add(other_id)
+        # Followed from now (sending): a cancel the bot asks meanwhile waits for the list.
+        self._tracked[other_id] = paired
+        # The lone copy's cancel is not the child's end (the poller leaves it to this).
+        self._amending(lone, orders[lone_id], True)
+        try:
+            if not await self._cancel_lone(lone):
+                self._forget(paired)
+                return False
+            # Fills before the cancel stay the lone copy's (its venue id still maps to it).
+            await self._poll_trades(lone.market, lone.trades_from_ms)
+            if max(lone.filled, lone.seen) > _EPS:
+                # A take-profit filled in part before its cancel: the bracket's trade is over,
+                # nothing is placed for it; the poller reports the fills and the end.
+                self._forget(paired)
+                return False
+            lone.order = orders[lone_id]
+            lone.venue_cid = cids[lone_id]
+            lone.replaced += 1
+            lone.prior = lone.filled
+            lone.venue_id = None
+            legs = [lone, paired] if lone.order.tag == STOP_LOSS_TAG else [paired, lone]
+            refused = await self._send_list(legs, params)
+            if refused is None:
+                log.info(
+                    "ccxt broker: %s rested alone at the venue (its pair's other part never "
+                    "went): cancelled and placed again with %s as one OCO list, the coin held "
+                    "once for both",
+                    lone_id,
+                    other_id,
+                )
+                if lone.status is not OrderStatus.PENDING:  # in doubt: the poller looks it up
+                    held = lone.list_price
+                    if held is not None and math.isfinite(held) and held > 0.0:
+                        lone.order = lone.order._replace(price=held)
+                    self._emit(
+                        OrderUpdate(
+                            lone_id,
+                            OrderStatus.OPEN,
+                            int(time.time()),
+                            "amended",
+                            lone.venue_id,
+                            price=held,
+                        )
+                    )
+                return True
+            await self._unjoined(lone, paired, refused)
+            return None
+        finally:
+            self._amended(lone)
+            paired.sending = False
+            self._wake_poller()
+
+    async def _lone_leg(
+        self, children: Sequence[Order], entry_done: bool
+    ) -> tuple[_Tracked, Order] | None:
+        """``_join_lone``'s pair: (the child working alone at the venue, its pair's other part
+        never sent), when both fit now; None otherwise."""
+        if self._dialect is not Dialect.BINANCE_SPOT or not self._pair_of(children):
+            return None
+        if not entry_done and any(self._waits(child) for child in children):
+            return None  # the pair waits for more of the entry
+        with self._known_lock:
+            known = [c for c in children if c.client_order_id in self._known]
+            if len(known) != 1 or known[0].client_order_id in self._withheld:
+                return None
+        [lone_order] = known
+        [other] = [child for child in children if child is not lone_order]
+        lone = self._tracked.get(lone_order.client_order_id)
+        if lone is None:
+            lone = await self._adopt(lone_order.client_order_id)
+        if lone is None:
+            return None
+        while lone.sending:
+            await asyncio.sleep(0.01)
+        if (
+            lone.final_sent
+            or lone.list_id
+            or lone.watched
+            or lone.lifted
+            or lone.status is OrderStatus.PENDING
+            or lone.filled > _EPS
+        ):
+            return None
+        return lone, other
+
+    async def _cancel_lone(self, lone: _Tracked) -> bool:
+        """Cancel a lone child for its list: whether the venue cancelled it whole, nothing of
+        it filled (a cancel that races its fill: the fill wins)."""
+        venue = self._venue
+        assert venue is not None
+        params: dict[str, Any] = {}
+        if not lone.venue_id:
+            params.update(_client_id_params(self._dialect, lone.venue_cid, False))
+        try:
+            await venue.request("cancel_order", lone.venue_id or "", lone.market, params)
+        except VenueFailure as error:
+            # It filled or triggered meanwhile, or the cancel landed and its answer was lost:
+            # the venue's row says which.
+            failure = error.failure
+        else:
+            return True
+        if await self._cancelled_whole([lone]):
+            return True
+        log.warning(
+            "ccxt broker: %s works alone at the venue and was not cancelled to go with its "
+            "pair as one OCO list (%s); left as it is",
+            lone.order.client_order_id,
+            failure.message,
+        )
+        return False
+
+    def _forget(self, paired: _Tracked) -> None:
+        """``_join_lone``'s other child did not go: never placed, it is neither followed nor
+        known (placed later one by one, or withheld by a cancel that waited for it)."""
+        self._tracked.pop(paired.order.client_order_id, None)
+        with self._known_lock:
+            self._known.discard(paired.order.client_order_id)
+
+    async def _unjoined(self, lone: _Tracked, paired: _Tracked, refused: Failure) -> None:
+        """The venue refused the list ``_join_lone`` cancelled ``lone`` for: nothing of it is
+        at the venue. The stop-loss goes back alone at once — the lone one under a new derived
+        id (its own, once ``_join_lone`` returns, when the lone child was the target, which
+        ends refused) — and the target is left to be placed one by one, as after any refused
+        list."""
+        self._forget(paired)
+        if lone.order.tag != STOP_LOSS_TAG:
+            log.warning(
+                "ccxt broker: the venue refused %s and %s as one order list (%s) after %s's "
+                "lone copy was cancelled; the stop-loss is placed alone",
+                paired.order.client_order_id,
+                lone.order.client_order_id,
+                refused.message,
+                lone.order.client_order_id,
+            )
+            self._final(
+                lone,
+                OrderStatus.REJECTED,
+                "placed again with its stop-loss as one order list, which the venue refused "
+                f"after its lone copy was cancelled: {refused.message}",
+                refused.code,
+            )
+            return
+        log.warning(
+            "ccxt broker: the venue refused %s and %s as one order list (%s); the stop-loss is "
+            "placed back alone",
+            lone.order.client_order_id,
+            paired.order.client_order_id,
+            refused.message,
+        )
+        lone.venue_cid = venue_replacement_id(lone.order.client_order_id, lone.replaced + 1)
+        lone.replaced += 1
+        args = self._args(lone.order._replace(client_order_id=lone.venue_cid))
+        if isinstance(args, Refusal):  # it fit a moment ago, as part of the list
+            self._final(lone, OrderStatus.REJECTED, args.reason, args.code)
+            return
+        await self._create(lone, args)
 
     def _list_params(
         self, stop: CreateArgs, target: CreateArgs, stop_cid: str, target_cid: str
@@ -1657,10 +1940,15 @@ class CcxtBroker:
         (``Engine._child_placeable``: ``limit_problem`` on the lot step), so no child works at
         the venue that the bot does not book — its stop, its cut, its fill — nor the other
         way round."""
+        return self._wait_problem(child) is not None
+
+    def _wait_problem(self, child: Order) -> str | None:
+        """Why ``child`` waits (``_waits``), naming the venue's limit; None when it fits."""
         instrument = self._instruments[child.symbol]
         quantity = round_quantity(child.quantity, instrument.lot_step)
         exempt = child.reduce_only and self._dialect.reduce_only_below_min_notional
-        return limit_problem(instrument, quantity, child.price, exempt) is not None
+        problem = limit_problem(instrument, quantity, child.price, exempt)
+        return None if problem is None else problem[1]
 
     def follow_bracket(self, order: Order) -> None:
         """``follows-brackets``: ``order``, adopted from the venue after a restart, is a
@@ -1880,6 +2168,10 @@ class CcxtBroker:
             return
         while tracked.sending:
             await asyncio.sleep(0.01)  # its create is still in flight: cancel what it made
+        if self._tracked.get(client_order_id) is not tracked:
+            # Its placing was given up meanwhile, nothing sent (``_join_lone``): withheld.
+            await self._cancel(client_order_id, code)
+            return
         tracked.cancel_code = tracked.cancel_code or code
         venue = self._venue
         assert venue is not None
@@ -1904,7 +2196,12 @@ class CcxtBroker:
         self._cancels_due.pop(client_order_id, None)
         await self._settle(tracked, code)
 
-    def _withhold(self, client_order_id: str, code: ReasonCode) -> bool:
+    def _withhold(
+        self,
+        client_order_id: str,
+        code: ReasonCode,
+        reason: str = "cancelled before it was placed",
+    ) -> bool:
         """A cancel of a bracket child not placed yet (its entry's first part was below the
         venue's minimum, or its placing is queued behind a fill): it is never placed, and the
         bot hears it cancelled — a flatten must not leave a stop to be placed after it."""
@@ -1920,7 +2217,7 @@ class CcxtBroker:
                 client_order_id,
                 OrderStatus.CANCELLED,
                 int(time.time()),
-                "cancelled before it was placed",
+                reason,
                 code=code,
             )
         )
@@ -3611,6 +3908,11 @@ def _no_change(error: VenueFailure) -> bool:
     return error.failure.venue_code in (-4046, 110043, 110026, 110025) or any(
         phrase in words for phrase in ("no need to change", "not modified", "already")
     )
+
+
+def _role_name(child: Order) -> str:
+    """A bracket child's role, as a person names it."""
+    return "stop-loss" if child.tag == STOP_LOSS_TAG else "take-profit"
 
 
 def _client_id_params(dialect: Dialect, client_order_id: str, algo: bool) -> dict[str, Any]:
