@@ -8,10 +8,13 @@ after a loss, minimum balance, and the loss an entry takes at its stop (``max_ri
 it shrinks an order to the risk allowed whoever sized it — a strategy, a signal's volume, a
 sizer, whose ``max_leverage`` bounds the notional and not the loss at the stop — so it needs the
 size, and the loader refuses pre-trade placed before the chain's sizer while it is on).
-Reduce-only orders always pass: no check may stop an exit. ``max_risk_per_trade`` measures and
-cuts only what an order opens: the part closing an opposite position (``RiskContext.closing``,
-a reversal sent as one order) is an exit; after a ``ctx.close`` that exit closes the position,
-and an entry sent with it opens all it asks.
+Reduce-only orders always pass: no check may stop an exit. The part of an order closing an
+opposite position (``RiskContext.closing``, a reversal sent as one order) is an exit that always
+goes: the caps (the free margin, gross and group exposure, a symbol's leverage,
+``max_risk_per_trade``) measure and cut only what the order opens, the exit taking its exposure
+and margin with it, and a reversal whose opening part a cap refuses is shrunk to its closing
+part; the largest order bounds the whole order sent, but never below its closing part. After a
+``ctx.close`` that exit closes the position, and an entry sent with it opens all it asks.
 Entry orders still working (``RiskContext.entries``: sent on an earlier bar, or let through
 earlier in this one) count as what they will open: a position each for ``max_open_positions``,
 their notional in the free margin, gross, group and per-symbol exposure, and the direction they
@@ -181,11 +184,20 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
     price = intent.price or last
     if price <= 0:
         return RiskDecision.veto(f"no price known for {symbol}", "no_price")
+    # The part closing an opposite position (a reversal sent as one order) is an exit: every
+    # cap below judges and cuts only what the order opens, and that part always goes.
+    closing = ctx.closing(intent, quantity)
     cap_reason = cap_text = ""
+    # The largest order bounds the order sent (a fat-finger guard), but never below the part
+    # that closes: a reversal beyond it only closes, or closes and opens what is left of it.
     if p.max_order_quantity and quantity > p.max_order_quantity:
-        quantity, cap_reason = p.max_order_quantity, "max_quantity"
+        largest = max(p.max_order_quantity, closing)
+        if largest < quantity:
+            quantity, cap_reason = largest, "max_quantity"
     if p.max_order_notional and quantity * price > p.max_order_notional:
-        quantity, cap_reason = p.max_order_notional / price, "max_notional"
+        largest = max(p.max_order_notional / price, closing)
+        if largest < quantity:
+            quantity, cap_reason = largest, "max_notional"
     if risk_limit and ctx.equity > 0:  # no equity: vetoed below, as such
         # Before the margin and exposure checks, which then judge the order that is sent.
         capped = risk_cap(
@@ -196,7 +208,7 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
             risk_limit,
             p.risk_without_stop,
             ctx.instrument,
-            ctx.closing(intent, quantity),
+            closing,
         )
         if capped is not None:
             if capped.action is VETO or capped.quantity is None:
@@ -205,7 +217,6 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
                 cap_text = f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')}); "
             quantity, cap_reason = capped.quantity, capped.code
             cap_text += capped.reason
-    notional = quantity * price
     positions = ctx.positions
     entries = ctx.entries  # working entry orders: what they open and add counts already
     held = positions.get(symbol)
@@ -241,40 +252,113 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
             in_group_values.append(value)
         if s == symbol:
             pending_here += order.quantity * order.side.sign
+    refused = (
+        exposure_refusal(
+            p, ctx, intent, quantity, closing, price, gross, in_group_values, pending_here
+        )
+        if quantity > closing  # an order that only closes is an exit: it takes no margin
+        else None
+    )
+    if cap_reason and not cap_text:
+        cap_text = f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')})"
+    if refused is not None:
+        if closing <= 0.0:
+            return refused
+        # A reversal: what it opens is refused, the part closing the position still goes.
+        return exit_only(refused, quantity, closing, symbol, cap_text)
+    if cap_reason:
+        return RiskDecision.shrink(quantity, cap_text, cap_reason)
+    return APPROVE
+
+
+def exposure_refusal(
+    p: PreTradeParams,
+    ctx: RiskContext,
+    intent: OrderIntent,
+    quantity: float,
+    closing: float,
+    price: float,
+    gross: float,
+    in_group_values: Sequence[float],
+    pending_here: float,
+) -> RiskDecision | None:
+    """The veto of the free margin, gross and group exposure or symbol leverage check an
+    order of ``quantity`` at ``price`` fails, or None (pure). ``closing`` of it closes an
+    opposite position (``RiskContext.closing``): that part opens nothing and takes its
+    exposure and margin with it, so each cap judges what the order leaves (the position's
+    value at the mark, as ``gross`` counts it). ``gross`` and ``in_group_values``: the open
+    positions' and working entries' values (the order's group's); ``pending_here``: the
+    signed quantity the symbol's working entries add."""
+    symbol, equity = intent.symbol, ctx.equity
+    notional = (quantity - closing) * price
+    if closing > 0.0:
+        held = ctx.positions[symbol]  # ``closing`` is of a position held
+        released = closing * ctx.marks.get(symbol, held.average_price)
+    else:
+        released = 0.0
     leverage = p.margin_leverage or ctx.leverage or 1.0
-    free = ctx.equity - gross / leverage
+    free = equity - (gross - released) / leverage
     if notional / leverage > free + 1e-9:
         return RiskDecision.veto(
             f"order margin {notional / leverage:,.2f} exceeds free margin {free:,.2f}",
             "free_margin",
         )
-    if p.max_gross_exposure and gross + notional > p.max_gross_exposure * ctx.equity + 1e-9:
+    after = gross - released + notional
+    if p.max_gross_exposure and after > p.max_gross_exposure * equity + 1e-9:
         return RiskDecision.veto(
-            f"gross exposure would be {(gross + notional) / ctx.equity:.0%} of equity "
+            f"gross exposure would be {after / equity:.0%} of equity "
             f"(cap {p.max_gross_exposure:.0%})",
             "gross_exposure",
         )
+    group = p.groups.get(symbol) if p.group_cap else None
     if group is not None:
-        in_group = notional + sum(in_group_values)
-        if in_group > p.group_cap * ctx.equity + 1e-9:
+        in_group = sum(in_group_values) - released + notional
+        if in_group > p.group_cap * equity + 1e-9:
             return RiskDecision.veto(
-                f"group {group} would hold {in_group / ctx.equity:.0%} of equity "
+                f"group {group} would hold {in_group / equity:.0%} of equity "
                 f"(cap {p.group_cap:.0%})",
                 "group_cap",
             )
     cap = p.max_leverage_per_symbol.get(symbol, p.max_leverage)
     if cap:
-        signed = (held.quantity if held else 0.0) + pending_here + quantity * intent.side.sign
-        if abs(signed) * price > cap * ctx.equity + 1e-9:
+        position = ctx.positions.get(symbol)
+        holding = position.quantity if position else 0.0
+        # The position after it (a reversal nets), whether the exits already working for the
+        # position fill first or not: the larger. Ignoring them let a reversal behind a
+        # ``ctx.close`` open twice the cap; taking them as filled alone would count a working
+        # take-profit that may never fill.
+        left = _left_to_close(ctx, symbol, holding)
+        after_exits = math.copysign(left, holding) if holding else 0.0
+        order = pending_here + quantity * intent.side.sign
+        size = max(abs(holding + order), abs(after_exits + order))
+        if size * price > cap * equity + 1e-9:
             return RiskDecision.veto(
-                f"{symbol} would be {abs(signed) * price / ctx.equity:.1f}x equity "
-                f"(at most {cap:g}x)",
+                f"{symbol} would be {size * price / equity:.1f}x equity (at most {cap:g}x)",
                 "max_leverage",
             )
-    if cap_reason:
-        text = cap_text or f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')})"
-        return RiskDecision.shrink(quantity, text, cap_reason)
-    return APPROVE
+    return None
+
+
+def _left_to_close(ctx: RiskContext, symbol: str, held: float) -> float:
+    """What of ``symbol``'s position of ``held`` no working exit closes yet
+    (``RiskContext.closable``; all of it when the engine does not say)."""
+    closable = ctx.closable
+    return abs(held) if closable is None else min(abs(held), closable.get(symbol, 0.0))
+
+
+def exit_only(
+    refused: RiskDecision, quantity: float, closing: float, symbol: str, capped: str = ""
+) -> RiskDecision:
+    """A cap refused what a reversal of ``quantity`` opens: it is shrunk to its ``closing``
+    part, an exit no cap cuts (pure). ``refused``'s code and reason say which cap; ``capped``,
+    how an earlier cap already cut the order (said first)."""
+    said = f"{capped}; " if capped else ""
+    return RiskDecision.shrink(
+        closing,
+        f"{said}{refused.reason}: {quantity:.10g} -> {closing:.10g}, the part closing "
+        f"{symbol}'s position (an exit is never cut)",
+        refused.code,
+    )
 
 
 def held_directions(

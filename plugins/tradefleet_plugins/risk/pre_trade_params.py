@@ -23,16 +23,27 @@ class PreTradeParams(PluginParams):
         description="A limit or stop price must lie within this fraction of the last price "
         "(0: off).",
     )
-    max_order_quantity: float = Field(default=0, ge=0, description="Largest order (0: off).")
+    max_order_quantity: float = Field(
+        default=0,
+        ge=0,
+        description="Largest order (0: off); a reversal is never cut below the part closing "
+        "the opposite position (an exit).",
+    )
     max_order_notional: float = Field(
-        default=0, ge=0, description="Largest order notional, quantity × price (0: off)."
+        default=0,
+        ge=0,
+        description="Largest order notional, quantity × price (0: off); a reversal is never "
+        "cut below the part closing the opposite position.",
     )
     margin_leverage: float = Field(
         default=0,
         ge=0,
         le=1000,
         description="Leverage for the free-margin check: an order's notional / leverage must "
-        "fit in equity − used margin (0: the account's leverage from the engine).",
+        "fit in equity − used margin (0: the account's leverage from the engine). Of a "
+        "reversal only what it opens counts, and the part closing the position frees its "
+        "margin; a reversal whose opening part a cap refuses (free margin, gross or group "
+        "exposure, max_leverage) is shrunk to the part that closes.",
     )
     max_gross_exposure: float = Field(
         default=1.5,
