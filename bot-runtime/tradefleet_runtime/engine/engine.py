@@ -1898,7 +1898,8 @@ class Engine:
             self._state(
                 "risk_locked",
                 f"{name} locked trading until a person resets it: {reason}",
-                {"plugin": name, "reason": reason, "since_ts": self._now},
+                # A symbol locked after the first keeps the lock's since (a restart's too).
+                {"plugin": name, "reason": reason, "since_ts": self.state.held[name][1]},
             )
         self._refresh_tiers()
         if self._state_keepers:
@@ -3494,6 +3495,9 @@ class Engine:
                 f"{name} took back its state of an earlier run",
                 {"plugin": name},
             )
+        # A restored lock of some symbols holds the ones its plugin's state says: said before
+        # the restart; a symbol locked from here on is said as a new lock.
+        self.state.settle_restored()
 
     def risk_states(self) -> list[tuple[str, bool, str, int]]:
         """(plugin, locked, reason, tier) for every risk plugin (and any restored lock of a

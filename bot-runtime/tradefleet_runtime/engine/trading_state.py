@@ -34,6 +34,9 @@ class TradingState:
     # plugin does after (a ``SymbolLockHolder``'s: on the symbols it holds). Only ``release``
     # (a person's reset) removes one.
     held: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # The symbols each held lock of a ``SymbolLockHolder`` held when it was last said (None:
+    # every one): a symbol it holds beyond them is a lock taken since, said as the first was.
+    said_symbols: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     def gate(self, intent: OrderIntent) -> tuple[str, RiskDecision] | None:
         """(deciding rule, veto) for an intent the state refuses, or None to let it on."""
@@ -80,19 +83,42 @@ class TradingState:
         return ""
 
     def newly_locked(self, now: int) -> list[tuple[str, str]]:
-        """Ask every holder; record and return the (plugin, reason) of locks taken since."""
+        """Ask every holder; record and return the (plugin, reason) of locks taken since: a
+        lock newly held, or a held lock of some symbols that now holds one more (its reason
+        then names every symbol it holds; the lock is still held since it was first taken)."""
         taken = []
         for name, holder in self.lock_holders:
+            symbols = _symbols_held(holder)
             if name in self.held:
-                continue
+                if not isinstance(holder, SymbolLockHolder):
+                    continue
+                if name not in self.said_symbols:
+                    # Restored without the symbols said (a holder that keeps no state): the
+                    # ones it holds now were said before the restart.
+                    self.said_symbols[name] = symbols
+                    continue
+                said = self.said_symbols[name]
+                if said is None or (symbols is not None and symbols <= said):
+                    continue
             reason = holder.lock_reason()
             if reason:
-                self.held[name] = (reason, now)
+                since = self.held[name][1] if name in self.held else now
+                self.held[name] = (reason, since)
+                self.said_symbols[name] = symbols
                 taken.append((name, reason))
         return taken
 
+    def settle_restored(self) -> None:
+        """After a restart restored the locks and the plugins' states: the symbols each
+        restored lock holds now were said before it, and only a symbol locked from here on
+        is new."""
+        for name, holder in self.lock_holders:
+            if name in self.held:
+                self.said_symbols[name] = _symbols_held(holder)
+
     def release(self, name: str) -> None:
         self.held.pop(name, None)
+        self.said_symbols.pop(name, None)
 
     def pause(self, reason: str) -> bool:
         if self.paused:
@@ -132,6 +158,14 @@ class TradingState:
                 if reason:
                     held[name] = reason
         return held
+
+
+def _symbols_held(holder: RiskLockHolder) -> frozenset[str] | None:
+    """The symbols ``holder``'s lock holds now (None: every one, or not a symbol lock)."""
+    if not isinstance(holder, SymbolLockHolder):
+        return None
+    symbols = holder.locked_symbols()
+    return None if symbols is None else frozenset(symbols)
 
 
 def _locked_reason(named: dict[str, str]) -> str:
