@@ -19,10 +19,11 @@
   the floor is also the next trading day's, when higher: what is carried over midnight and
   stopped after it is measured from the midnight balance, which a profit booked today — or
   booked by a stop closing part of a netted position beyond its average, at most
-  (``stop_gains``) — raises while the loss still open stays (``carried_floor``). Stops are
-  taken in the order the venue works them: an entry adding to a position whose stops
-  outlived part of it (a cut leaves them whole) is closed by those first, at their prices,
-  before its own stop. Orders without a stop are vetoed when ``require_stop``.
+  (``stop_gains``), each working entry netted into its position first wherever that raises
+  it (``midnight_gains``) — raises while the loss still open stays (``carried_floor``).
+  Stops are taken in the order the venue works them: an entry adding to a position whose
+  stops outlived part of it (a cut leaves them whole) is closed by those first, at their
+  prices, before its own stop. Orders without a stop are vetoed when ``require_stop``.
 - The worst case counts the costs of getting in and out, which the floor does not forgive
   (the fees took backtests 0.14-0.3% past the daily limit when it did not): each stop's exit
   slips ``slippage_bps`` past its price and pays ``fee_bps`` on its fill; the entry (and each
@@ -101,6 +102,7 @@ from tradefleet_runtime.sdk import (
     AccountAction,
     ActionKind,
     Fill,
+    Order,
     OrderIntent,
     OrderType,
     Position,
@@ -214,53 +216,179 @@ def exit_gains(
     return total
 
 
+Stops = tuple[tuple[float, float], ...]
+
+# Working entries of one symbol up to which the bound tries every combination of them filling
+# or not (2^n netted books); past it a looser bound in one pass (``loose_gains``): a greedy
+# pass missed combinations (two buys that book nothing alone can together).
+EXACT_ENTRIES = 6
+
+
+class Netted(NamedTuple):
+    """One symbol's position as the bound nets fills into it: the signed ``size`` at
+    ``average``, the stops working for it in the venue's order, and what fills against it
+    ``booked`` (gains only, as ``stop_gains``)."""
+
+    size: float
+    average: float
+    stops: Stops
+    booked: float = 0.0
+
+    def gains(self) -> float:
+        """What it books by midnight at most: its fills against it and its stops."""
+        return self.booked + stop_gains(self.size, self.average, self.stops)
+
+
+# A fill the bound nets into its symbol's book: signed quantity, price, its stop (or None).
+Leg = tuple[float, float, float | None]
+
+
+def net_fill(book: Netted, leg: Leg) -> Netted:
+    """``book`` once ``leg`` filled (netted: adding moves the average, ``apply_fill``'s;
+    against it books what it closes, a gain counted, a loss as nothing) and its stop joined
+    the stops, worked after those already there (pure)."""
+    signed, price, stop = leg
+    quantity = abs(signed)
+    size, average, booked = book.size, book.average, book.booked
+    if not size:
+        size, average = signed, price
+    elif size * signed > 0.0:
+        total = size + signed
+        average = (abs(size) * average + quantity * price) / abs(total)
+        size = total
+    else:  # against the position: it books what it closes (rare: netted by the book itself)
+        netted = Position("", size, average)
+        side = Side.BUY if signed > 0.0 else Side.SELL
+        booked += max(
+            0.0, apply_fill(netted, Fill("", "", side, quantity, price, 0.0, 0, "")).realized_pnl
+        )
+        size, average = netted.quantity, netted.average_price
+    stops = book.stops if stop is None else (*book.stops, (quantity, stop))
+    return Netted(size, average, stops, booked)
+
+
+def symbol_gains(start: Netted, working: Sequence[Leg], last: Leg | None = None) -> float:
+    """The most one symbol's book can book by midnight (``Netted.gains``) when any of its
+    ``working`` entries fill, each assumed filled only where that raises it (an entry
+    moving the average away from the stops, or stopped at a loss, lowers it: not filled),
+    and then ``last`` (the entry checked: always filled) (pure).
+
+    Every combination up to ``EXACT_ENTRIES`` entries: O(2^n (s + n)) for s stops; past it
+    ``loose_gains``, O(n log n + s), above that best."""
+    if len(working) > EXACT_ENTRIES:
+        return loose_gains(start, working, last)
+
+    def most(book: Netted, i: int) -> float:
+        if i == len(working):
+            return (book if last is None else net_fill(book, last)).gains()
+        return max(most(book, i + 1), most(net_fill(book, working[i]), i + 1))
+
+    return most(start, 0)
+
+
+def loose_gains(start: Netted, working: Sequence[Leg], last: Leg | None = None) -> float:
+    """An upper bound of ``symbol_gains`` in one pass (pure): every stop (held, and each
+    entry's) booking its whole quantity against the most favourable average any combination
+    of the entries can net to — when they all add on one side, the average of ``start`` and
+    ``last`` with the cheapest (a long's; a short's dearest) entries added while they improve
+    it, which no combination beats; with an entry against the position, the farthest of all
+    the prices from the stop, and each entry closing at its own against it."""
+    legs = [*working, last] if last is not None else list(working)
+    stops = [*start.stops, *((abs(q), stop) for q, _, stop in legs if stop is not None)]
+    direction = 1.0 if (start.size or legs[0][0]) > 0.0 else -1.0
+    if all(q * direction > 0.0 for q, _, _ in legs):
+        book = start if last is None else net_fill(Netted(start.size, start.average, ()), last)
+        size, average = abs(book.size), book.average
+        for quantity, price, _ in sorted(working, key=lambda leg: leg[1] * direction):
+            if size and (price - average) * direction >= 0.0:
+                break  # sorted: no later entry improves the average either
+            average = (size * average + abs(quantity) * price) / (size + abs(quantity))
+            size += abs(quantity)
+        return start.booked + sum(q * max(0.0, (stop - average) * direction) for q, stop in stops)
+    prices = [price for _, price, _ in legs]
+    if start.size:
+        prices.append(start.average)
+    low, high = min(prices), max(prices)
+    total = start.booked
+    for quantity, price in (*stops, *((abs(q), p) for q, p, _ in legs)):
+        total += quantity * max(0.0, price - low, high - price)
+    return total
+
+
+def midnight_gains(
+    positions: Mapping[str, Position],
+    stops: Mapping[str, Stops],
+    entries: Sequence[Order] = (),
+    marks: Mapping[str, float] | None = None,
+    last: tuple[str, Leg] | None = None,
+) -> float:
+    """The most the stops can book into the balance by midnight (``stop_gains`` of every open
+    position), with the working ``entries`` (``RiskContext.entries``, each at its own price, a
+    market one at its symbol's mark in ``marks``, its stop as given) netted into their
+    symbols' positions where that raises it, and ``last`` (symbol, leg: the entry checked)
+    after them (``symbol_gains``) (pure). An entry with no price known is left out.
+
+    A working entry adding to a position moves the average its stops book against, and its
+    own stop joins them: counting the open positions alone understated the next day's floor.
+    O(p + e) with no working entry besides ``last``; the symbols with some add
+    ``symbol_gains``' cost each."""
+    empty: Stops = ()
+    working: dict[str, list[Leg]] = {}
+    for order in entries:
+        price = order.price or (marks or {}).get(order.symbol, 0.0)
+        if price > 0.0 and order.quantity > 0.0:
+            leg = (order.quantity * order.side.sign, price, order.stop_loss)
+            working.setdefault(order.symbol, []).append(leg)
+    own = None if last is None else last[0]
+    total = 0.0
+    for symbol, position in positions.items():
+        if symbol != own and symbol not in working:
+            total += stop_gains(position.quantity, position.average_price, stops.get(symbol, empty))
+    if own is not None and own not in working:
+        working[own] = []
+    for symbol, legs in working.items():
+        held = positions.get(symbol)
+        start = (
+            Netted(held.quantity, held.average_price, stops.get(symbol, empty))
+            if held is not None and held.quantity
+            else Netted(0.0, 0.0, stops.get(symbol, empty))
+        )
+        total += symbol_gains(start, legs, last[1] if last is not None and symbol == own else None)
+    return total
+
+
 def stops_gains(
     positions: Mapping[str, Position],
-    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    stops: Mapping[str, Stops],
     skip: str | None = None,
+    entries: Sequence[Order] = (),
+    marks: Mapping[str, float] | None = None,
 ) -> float:
-    """``stop_gains`` of every open position but ``skip``'s, summed (pure)."""
-    empty: tuple[tuple[float, float], ...] = ()
-    return sum(
-        (
-            stop_gains(position.quantity, position.average_price, stops.get(symbol, empty))
-            for symbol, position in positions.items()
-            if symbol != skip
-        ),
-        0.0,
-    )
+    """``stop_gains`` of every open position but ``skip``'s, summed, with the working
+    ``entries`` netted in where that raises it (``midnight_gains``) (pure)."""
+    if skip is not None:
+        positions = {s: p for s, p in positions.items() if s != skip}
+        entries = tuple(order for order in entries if order.symbol != skip)
+    return midnight_gains(positions, stops, entries, marks)
 
 
 def gains_after_entry(
     positions: Mapping[str, Position],
-    stops: Mapping[str, tuple[tuple[float, float], ...]],
+    stops: Mapping[str, Stops],
     intent: OrderIntent,
     quantity: float,
     entry: float,
+    entries: Sequence[Order] = (),
+    marks: Mapping[str, float] | None = None,
 ) -> float:
     """``stop_gains`` of every open position once ``quantity`` of ``intent`` filled at
     ``entry`` (netted into its symbol's position: an entry against it books what it closes, a
-    gain counted) and its own stop joined the stops, worked after those already held (pure).
-    The entry's fee and slippage are left out: they lower the balance, or move the average
-    against the gains, so the bound errs high."""
-    symbol = intent.symbol
-    total = stops_gains(positions, stops, symbol)
-    held = positions.get(symbol)
-    signed = quantity * intent.side.sign
-    if held is None or not held.quantity:
-        size, average = signed, entry
-    elif held.quantity * signed > 0.0:  # adding: the netted average (``apply_fill``'s)
-        size = held.quantity + signed
-        average = (abs(held.quantity) * held.average_price + quantity * entry) / abs(size)
-    else:  # against the position: it books what it closes (rare: netted by the book itself)
-        netted = Position(symbol, held.quantity, held.average_price)
-        fill = Fill("", symbol, intent.side, quantity, entry, 0.0, 0, "")
-        total += max(0.0, apply_fill(netted, fill).realized_pnl)
-        size, average = netted.quantity, netted.average_price
-    own = stops.get(symbol, ())
-    if intent.stop_loss is not None:
-        own = (*own, (quantity, intent.stop_loss))
-    return total + stop_gains(size, average, own)
+    gain counted) and its own stop joined the stops, worked after those already held and the
+    working ``entries``' (netted in before it where that raises the sum: ``midnight_gains``)
+    (pure). The entry's fee and slippage are left out: they lower the balance, or move the
+    average against the gains, so the bound errs high."""
+    leg = (quantity * intent.side.sign, entry, intent.stop_loss)
+    return midnight_gains(positions, stops, entries, marks, (intent.symbol, leg))
 
 
 def carried_floor(
@@ -398,7 +526,9 @@ def check_entry(
         return RiskDecision.veto(f"prop-firm: no price known for {intent.symbol}", "no_price")
     next_balance = None
     if balance is not None:
-        gains = gains_after_entry(ctx.positions, ctx.stops, intent, intent.quantity, entry)
+        gains = gains_after_entry(
+            ctx.positions, ctx.stops, intent, intent.quantity, entry, ctx.entries, ctx.marks
+        )
         next_balance = balance + gains
     today = floors(day_start, initial, limits, base)
     floor, which, label = carried_floor(today, next_balance, initial, limits, base)
@@ -1071,7 +1201,7 @@ class PropFirm:
         next_balance = self._balance(ctx)
         if next_balance is not None:
             next_balance += exit_gains(ctx.positions, positions, ctx.marks)
-            next_balance += stops_gains(positions, ctx.stops)
+            next_balance += stops_gains(positions, ctx.stops, None, ctx.entries, ctx.marks)
         base = self._base(initial)
         today = floors(self._day_start, initial, limits, base)
         floor, which, label = carried_floor(today, next_balance, initial, limits, base)
