@@ -9,11 +9,11 @@ drawdown is measured over every snapshot.
 
 The trader's report (``build_report``) adds figures of the trades (expectancy, average win and
 loss, duration, losing streak), groups (long/short, per symbol, per exit reason), calendar
-months, CAGR and Calmar over the run's span (first bar's open to last bar's close), and an
-equal-weight buy-and-hold benchmark. A position still open at the end counts as a trade closed
-at the last close with the reason "end of data" (no exit fee), so trades add up to the equity:
-each symbol's own last close, at that bar's close time, when its data ends before the run's
-(``end_of_data_at_symbol_ends``).
+months, CAGR and Calmar over the run's span (first bar's open to last bar's close; none
+under 30 days, ``MIN_CAGR_YEARS``), and an equal-weight buy-and-hold benchmark. A position
+still open at the end counts as a trade closed at the last close with the reason "end of
+data" (no exit fee), so trades add up to the equity: each symbol's own last close, at that
+bar's close time, when its data ends before the run's (``end_of_data_at_symbol_ends``).
 """
 
 from __future__ import annotations
@@ -268,17 +268,26 @@ def longest_losing_streak(trades: Sequence[Trade], net_pnls: Sequence[float] = (
     return longest
 
 
-def cagr(initial: float, final: float, years: float) -> float | None:
-    """Compound annual growth rate (a fraction); None without a span or with equity ≤ 0.
+# The shortest span given a CAGR: 30 days. CAGR extrapolates a run's growth to a year with the
+# power 1/years, which multiplies a small return about 1/years times: ×12 over a month (a
+# monthly return quoted as an annual rate, a figure traders read) but ×52 over a week, ×365
+# over a day and ×32,870 over 16 one-minute bars, where a 1.3 % loss reads as -100 % (a total
+# loss the account never had) and a 1.3 % gain as 1e186 %: noise made into a headline. A month
+# still gives short backtests a figure (GIPS annualises nothing under a year; too strict here).
+MIN_CAGR_YEARS = 30 * 86400 / SECONDS_PER_YEAR
 
-    Runs shorter than a year are extrapolated, as the formula does; read it with the span
-    (one too short to extrapolate without overflowing gives None).
+
+def cagr(initial: float, final: float, years: float) -> float | None:
+    """Compound annual growth rate (a fraction); None without a span, with equity ≤ 0, or
+    over a span too short to extrapolate to a year (under ``MIN_CAGR_YEARS``, 30 days).
+
+    Runs of 30 days to a year are extrapolated, as the formula does; read it with the span.
     """
-    if years <= 0 or initial <= 0 or final <= 0:
+    if years < MIN_CAGR_YEARS or initial <= 0 or final <= 0:
         return None
     try:
         return float((final / initial) ** (1.0 / years) - 1.0)
-    except OverflowError:  # hours of data extrapolated to a year: no meaningful figure
+    except OverflowError:  # growth past a float even over 30 days (a ratio above ~1e25)
         return None
 
 
