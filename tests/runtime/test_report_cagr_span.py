@@ -1,5 +1,6 @@
 """CAGR only over a span long enough to extrapolate to a year (30 days): a shorter run gives
-none, shown as "-" in the table and null in the JSON, as Calmar and the benchmark's CAGR."""
+none, shown as "-" in the table and null in the JSON, as Calmar and the benchmark's CAGR. (The
+short run's table also shows the return over buy and hold in percentage points.)"""
 
 from __future__ import annotations
 
@@ -59,3 +60,5 @@ def test_a_sixteen_minute_run_reports_no_cagr_calmar_or_benchmark_cagr() -> None
     }
     assert rows["CAGR"] == "-" and rows["Calmar"] == "-"
     assert rows["return"] == "-1.30 %"
+    # -1.30 % against buy and hold's +1.30 %: 2.60 percentage points behind, not "-2.60 %".
+    assert rows["return over buy and hold"] == "-2.60 percentage points"

@@ -60,7 +60,9 @@ def _figures(title: str, report: Report, currency: str) -> Table:
         held = report.benchmark.return_pct
         names = ", ".join(s.symbol for s in report.benchmark.symbols)
         rows.append((f"buy and hold ({names}, equal weight)", f"{held:.2f} %"))
-        rows.append(("return over buy and hold", f"{figures.return_pct - held:+.2f} %"))
+        # A difference of two returns: percentage points, not a percent of anything.
+        over = figures.return_pct - held
+        rows.append(("return over buy and hold", f"{over:+.2f} percentage points"))
     for name, value in rows:
         table.add_row(name, value)
     return table
