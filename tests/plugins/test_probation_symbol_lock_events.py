@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.plugins.test_probation_per_symbol import BySymbol, _enter, _leave
 from tests.runtime.helpers import Action, flat_bars
 from tests.runtime.risk_helpers import bot_with, manifest
 from tradefleet_plugins.risk.probation import Probation
 from tradefleet_plugins.risk.probation_params import ProbationParams
-from tradefleet_runtime.contracts import RiskContext, Strategy, StrategyContext
+from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Bar, Instrument, OrderIntent, Side, Trade
@@ -98,32 +98,6 @@ BARS = {
 LIFE_ONE_ENDS = 9
 RESET_AFTER = 9
 PROBE = 10
-
-
-@dataclass
-class BySymbol(Strategy):
-    """Runs ``actions[(symbol, i)]`` on the i-th bar of that symbol."""
-
-    actions: dict[tuple[str, int], Action]
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__init__(None)
-
-    def on_bar(self, bar: Bar) -> None:
-        index = self.counts.get(bar.symbol, 0)
-        self.counts[bar.symbol] = index + 1
-        action = self.actions.get((bar.symbol, index))
-        if action is not None:
-            action(self.ctx, bar)
-
-
-def _enter(ctx: StrategyContext, bar: Bar) -> None:
-    ctx.buy(bar.symbol, tag="entry")
-
-
-def _leave(ctx: StrategyContext, bar: Bar) -> None:
-    ctx.close(bar.symbol, tag="exit")
 
 
 ACTIONS: dict[tuple[str, int], Action] = {
