@@ -73,6 +73,9 @@ class Capability(StrEnum):
     # data feed: its bars arrive when they close at the venue, so the runtime never paces
     # them (a restarted bot's missed bars are caught up at once, not one per timeframe).
     LIVE_FEED = "live-feed"
+    # data feed: MarketClock (the market's time now, as the feed knows it: a restarted bot's
+    # bars that a newer bar had already closed after by then are history, not traded)
+    TELLS_MARKET_TIME = "tells-market-time"
     TARGET_POSITIONS = "target-positions"  # strategy: TargetPositioner (vectorised sweeps)
     # risk plugin: its check decides on the intent alone (a sizer of fixed quantities), so the
     # engine builds no account snapshot for it: it is handed ``BLANK_CONTEXT``.
@@ -546,6 +549,25 @@ class VenueExecution(Protocol):
         ...
 
 
+@runtime_checkable
+class MarketClock(Protocol):
+    """A live data feed that knows the market's time (the venue's clock, a trade server's),
+    which the host's clock may be off from. A restarted bot asks it, as each timestamp of
+    the bars the feed sends since its last handled one arrives, whether a newer bar had
+    already closed by then: such a bar closed while the bot was down and goes to the
+    strategy as history, never traded (``session.split_history``). A replaying feed (a csv
+    file) has no market time and does not declare it."""
+
+    def market_time(self) -> float | None:
+        """The market's time now, in UTC epoch seconds, as of the feed's latest reading of
+        it; None while the feed does not know it yet (the bot then trades what it is sent,
+        as before the capability). Called on the engine thread, perhaps while the feed runs
+        on a thread of its own: answer at once from what the feed holds, never waiting on
+        the network, and never ahead of the market (a bar taken for closed too early would
+        be dropped as history)."""
+        ...
+
+
 class SymbolChecker(Protocol):
     """Descriptor-level: whether a symbol can be traded with these (validated) params."""
 
@@ -566,6 +588,7 @@ SHAPES: dict[Capability, _Shape] = {
     Capability.RESTORES_ACCOUNT: _Shape(frozenset({"broker"}), (("restore_account", 1),)),
     Capability.KNOWS_SYMBOLS: _Shape(frozenset({"strategy", "risk", "broker", "data"}), ()),
     Capability.LIVE_FEED: _Shape(frozenset({"data"}), ()),
+    Capability.TELLS_MARKET_TIME: _Shape(frozenset({"data"}), (("market_time", 0),)),
     Capability.OBSERVES_BARS: _Shape(frozenset({"risk"}), (("on_bar", 1),)),
     Capability.OBSERVES_FILLS: _Shape(frozenset({"risk"}), (("on_fill", 1),)),
     Capability.OBSERVES_ORDERS: _Shape(frozenset({"risk"}), (("on_order", 2),)),
@@ -703,6 +726,7 @@ __all__ = [
     "FillObserver",
     "FillRestorer",
     "LockRestorer",
+    "MarketClock",
     "OrderObserver",
     "PositionRestorer",
     "PriceQuoter",

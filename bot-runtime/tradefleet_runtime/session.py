@@ -9,10 +9,12 @@ and the service's own pacer, which runs control commands while it waits.
   (re-armed under their own ids), every client order id ever sent (never sent again as new),
   the last bar handled, and a halt still in force. A backtest always starts afresh.
 - **Warm-up and resume**: bars that are history — the strategy's ``warmup_bars()`` before the
-  first tradable one, and every bar an earlier run already handled — are shown to the strategy
-  so it rebuilds its state, but the broker never sees them, no equity is recorded and the
-  orders they prompt are dropped. A restarted bot therefore trades on from where it stopped
-  instead of trading its history again.
+  first tradable one, every bar an earlier run already handled, and, from a feed that tells
+  the market's time (``tells-market-time``), every bar a newer one had closed after by the
+  time the bot got it (it closed while the bot was down) — are shown to the strategy so it
+  rebuilds its state, but the broker never sees them, no equity is recorded and the orders
+  they prompt are dropped. A restarted bot therefore trades on from the newest closed bar
+  instead of trading its history, or the hours it missed, again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from tradefleet_runtime.capabilities import (
     FillRestorer,
     LeverageReporter,
     LockRestorer,
+    MarketClock,
     OrderObserver,
     PositionRestorer,
     RiskLockHolder,
@@ -150,6 +153,10 @@ class Bot:
     # A venue broker that reports funding and other payments outside fills
     # (``reports-cash-flows``): after a restart, those made while the bot was down are booked.
     cash_flows: CashFlowReporter | None = None
+    # The feed tells the market's time (``tells-market-time``): a restarted bot's bars that
+    # closed while it was down are history (``split_history``). Kept apart from ``feed``, which
+    # the service wraps.
+    market_clock: MarketClock | None = None
 
     @property
     def name(self) -> str:
@@ -251,6 +258,10 @@ def assemble(
         else None,
         cash_flows=cast("CashFlowReporter", broker)
         if declares(PluginKind.BROKER, spec.broker.name, Capability.REPORTS_CASH_FLOWS)
+        else None,
+        market_clock=cast("MarketClock", feed)
+        if spec.data is not None
+        and declares(PluginKind.DATA_FEED, spec.data.name, Capability.TELLS_MARKET_TIME)
         else None,
     )
 
@@ -441,17 +452,26 @@ def start_journal_run(bot: Bot, journal: RunJournal) -> None:
 
 
 def journal_warm_up(
-    journal: RunJournal, now: int, bars: int, warmup: int, resumed_after: int, dropped: int
+    journal: RunJournal,
+    now: int,
+    bars: int,
+    warmup: int,
+    resumed_after: int,
+    dropped: int,
+    missed: MissedBars | None = None,
 ) -> None:
     """Journal the history shown to the strategy before the run traded (``warmed_up``):
-    ``bars`` of it, for a warm-up of ``warmup`` bars and a restart after ``resumed_after``."""
-    journal.record_event(
-        now,
-        "warmed_up",
+    ``bars`` of it, for a warm-up of ``warmup`` bars and a restart after ``resumed_after``;
+    ``missed``: those of them that closed while the bot was down (``split_history``)."""
+    message = (
         f"{bars} bar(s) of history shown to the strategy "
-        f"(warm-up {warmup}, resumed after {resumed_after})",
-        {"bars": bars, "dropped_orders": dropped},
+        f"(warm-up {warmup}, resumed after {resumed_after})"
     )
+    data: dict[str, Any] = {"bars": bars, "dropped_orders": dropped}
+    if missed is not None and missed.bars:
+        message += f"; {missed.said()}"
+        data["missed_bars"] = missed.bars
+    journal.record_event(now, "warmed_up", message, data)
 
 
 def journal_open_position(journal: RunJournal, now: int, position: Position) -> str:
@@ -919,8 +939,18 @@ class BotSession:
         try:
             request = self.feed_request()
             bars = self.bars()
-            history, live = split_history(bars, request.warmup_bars, request.resume_after_ts)
+            clock = self.bot.market_clock
+            missed = MissedBars()
+            history, live = split_history(
+                bars,
+                request.warmup_bars,
+                request.resume_after_ts,
+                clock.market_time if clock is not None else None,
+                missed,
+            )
             self.history_bars = engine.catch_up(history)
+            if missed.bars:
+                log.warning("%s: %s", self.bot.name, missed.said())
             if self.history_bars:
                 journal_warm_up(
                     self.journal,
@@ -929,6 +959,7 @@ class BotSession:
                     request.warmup_bars,
                     request.resume_after_ts,
                     engine.stats.warmup_intents,
+                    missed,
                 )
             released = self.pacer(live())
             if self.bot.venue is not None:
@@ -1073,26 +1104,75 @@ def _marking_handled(
             engine.close_timestamp(bar[2])
 
 
+@dataclass
+class MissedBars:
+    """The bars a restarted bot was sent that closed while it was down (``bar_missed``),
+    counted as ``split_history`` hands them over as history."""
+
+    bars: int = 0
+    first_close: int = 0  # the first and last of their close times (UTC epoch seconds)
+    last_close: int = 0
+
+    def add(self, bar: Bar) -> None:
+        close = bar[2] + bar[1]
+        self.first_close = close if not self.bars else self.first_close
+        self.last_close = close
+        self.bars += 1
+
+    def said(self) -> str:
+        """What a person reads in the log and the ``warmed_up`` event."""
+        span = f"{_utc(self.first_close)} to {_utc(self.last_close)}"
+        return (
+            f"{self.bars} bar(s) closed while the bot was down (closes {span}): history only, "
+            "shown to the strategy, no order sent for them"
+        )
+
+
+def _utc(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+def bar_missed(close_ts: int, timeframe_s: int, market_now: float | None) -> bool:
+    """Whether a bar closing at ``close_ts`` closed while the bot was down: a newer bar of its
+    timeframe had already closed at ``market_now``, the market's time when the bot got it
+    (None: not known; the bar is traded). The newest closed bar is not missed: a bot back
+    within one bar trades it, a little late, as a running bot would have."""
+    return market_now is not None and close_ts + timeframe_s <= market_now
+
+
 def split_history(
-    bars: Iterator[Bar], warmup_timestamps: int, resume_after_ts: int
+    bars: Iterator[Bar],
+    warmup_timestamps: int,
+    resume_after_ts: int,
+    market_time: Callable[[], float | None] | None = None,
+    missed: MissedBars | None = None,
 ) -> tuple[Iterator[Bar], Callable[[], Iterator[Bar]]]:
     """Split a bar stream at a timestamp boundary into history and the bars to trade.
 
     History is every bar until both ``warmup_timestamps`` timestamps were seen and the bars
-    close after ``resume_after_ts``. Call the second item only after the first is exhausted.
+    close after ``resume_after_ts`` — and, with ``market_time`` (the feed's, asked as each
+    timestamp arrives), are not missed (``bar_missed``): all symbols' bars of a timestamp go
+    one way, counted in ``missed``. Without it (a replaying feed has no market time) every bar
+    after the resume point is traded. Call the second item only after the first is exhausted.
     """
     first_live: list[Bar] = []
 
     def history() -> Iterator[Bar]:
         seen = 0
         current: int | None = None
+        passed = False  # the current timestamp closed while the bot was down
         for bar in bars:
             if bar[2] != current:
                 if seen >= warmup_timestamps and bar.close_ts > resume_after_ts:
-                    first_live.append(bar)
-                    return
+                    now = market_time() if market_time is not None else None
+                    passed = bar_missed(bar.close_ts, bar[1], now)
+                    if not passed:
+                        first_live.append(bar)
+                        return
                 current = bar[2]
                 seen += 1
+            if passed and missed is not None:
+                missed.add(bar)
             yield bar
 
     def live() -> Iterator[Bar]:

@@ -320,7 +320,7 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             params=CcxtFeedParams,
             summary="Closed OHLCV candles from a crypto venue through ccxt: warm-up history, "
             "then each candle once closed on the venue's clock; gaps reported; retries.",
-            capabilities=frozenset({Capability.LIVE_FEED}),
+            capabilities=frozenset({Capability.LIVE_FEED, Capability.TELLS_MARKET_TIME}),
         ),
         PluginSpec(
             kind=PluginKind.DATA_FEED,
@@ -331,6 +331,6 @@ def tradefleet_data_feeds() -> list[PluginSpec]:
             summary="Bars from a MetaTrader 5 terminal: history warm-up, then each closed bar "
             "(server time to UTC, gap policy).",
             modes=frozenset({"paper", "live"}),
-            capabilities=frozenset({Capability.LIVE_FEED}),
+            capabilities=frozenset({Capability.LIVE_FEED, Capability.TELLS_MARKET_TIME}),
         ),
     ]

@@ -52,7 +52,10 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: ``leverage_cap_quantity``; ``limit_problem``'s ``reduce_only_exempt`` (the one rule for
 #: which bracket child may be placed); ``ChildCutter.restore_cuts`` (a broker sizing children
 #: itself is told after a restart what earlier runs cut).
-CONTRACT_VERSION = "1.20"
+#: 1.21: the ``tells-market-time`` data feed capability (``MarketClock``): a live feed tells
+#: the market's time, so a restarted bot's bars that closed while it was down (a newer one had
+#: closed by then) go to the strategy as history only.
+CONTRACT_VERSION = "1.21"
 
 
 def contract_major(version: str) -> str:

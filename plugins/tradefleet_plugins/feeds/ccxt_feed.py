@@ -8,6 +8,9 @@ the resume point, counted and noted like any other. Then each candle once it has
 forward on the monotonic clock in between, so a step of the host's clock changes nothing; the
 local clock otherwise) plus ``settle_s``; a candle still forming is never sent
 (``candle_stitch``). Gaps are counted and handled by ``gap_policy``, like the csv feed's.
+The venue's clock is the market's time the feed tells the runtime (``tells-market-time``; none
+for a venue without ``fetch_time``): a restarted bot trades only the newest closed candle, the
+ones before it are history.
 
 Requests that fail for a passing reason — ccxt's ``NetworkError`` family (timeouts, dropped
 connections, 5xx ``ExchangeNotAvailable``, ``RateLimitExceeded``/``DDoSProtection``) and
@@ -120,6 +123,14 @@ class CcxtFeed:
 
     def bars(self, request: FeedRequest) -> Iterator[Bar]:
         return self._stream(request)
+
+    # -- tells-market-time ------------------------------------------------------------------
+    def market_time(self) -> float | None:
+        """The venue's time now by the feed's last sync (no request: the engine thread asks,
+        while the feed may wait on its own thread), the clock it decides a candle closed by.
+        None until the venue answered ``fetch_time``, and for a venue without it: the host's
+        clock, which the feed then falls back on, may be off by more than a candle."""
+        return None if self._synced_at is None else self._venue_clock()
 
     # -- building the client ----------------------------------------------------------------
     def _make_client(self) -> Any:

@@ -7,7 +7,9 @@ clock is read from the terminal's ticks (``symbol_info_tick(...).time``), never 
 host's clock, which may be off. Bar times come in the server's zone and leave in UTC: the zone
 is measured from the ticks (brokers run whole- or half-hour zones) and re-measured as the feed
 runs, so a broker's DST switch (UTC+2 in winter, UTC+3 in summer) is followed;
-``server_offset_s`` is the fallback while no tick has shown the zone, and a check.
+``server_offset_s`` is the fallback while no tick has shown the zone, and a check. That clock,
+in UTC, is the market's time the feed tells the runtime (``tells-market-time``): a restarted
+bot trades only the newest closed bar, the ones before it are history.
 
 Missing bars follow the csv feed's gap policy. While it waits the feed calls
 ``FeedRequest.idle`` every quarter second and asks the terminal every ``poll_s``, so control
@@ -184,6 +186,12 @@ class ServerClock:
         the host's clock in the fallback zone."""
         return host_s + (self.offset if self._lead is None else self._lead)
 
+    def utc_now(self, host_s: float) -> float | None:
+        """The server's clock at the host's ``host_s`` in UTC, as bar times leave the feed
+        (converted with the same zone); None before a tick was seen: the host's clock is
+        not the server's."""
+        return None if self._lead is None else self.now(host_s) - self.offset
+
 
 class _Series:
     """One symbol's progress: the last bar handed over, in UTC and as the server stamped it."""
@@ -227,6 +235,11 @@ class Mt5Feed:
 
     def report(self) -> FeedReport:
         return self._report
+
+    def market_time(self) -> float | None:
+        """``tells-market-time``: the trade server's clock now, in UTC (from the ticks seen;
+        None before the first): a restarted bot trades only the newest closed bar."""
+        return self._server.utc_now(self._clock())
 
     def _note(self, text: str) -> None:
         log.warning("mt5 feed: %s", text)

@@ -1,0 +1,261 @@
+"""A restarted bot and the bars that closed while it was down (docs/operations.md,
+"Disruptions", item 3): from a feed that tells the market's time (``tells-market-time``) they
+go to the strategy as history only — no order for a bar that has passed — and the newest
+closed bar is traded. A feed without market time (the csv replay), or one that does not know
+it yet, is traded as before.
+
+The bot: an ``ema-cross`` (fast 2, slow 3) paper bot, fixed size 1, on hourly bars. Its first
+life handles six flat bars. It is down for eight hours; after a dip the fast EMA crosses the
+slow one on a bar that closed five hours before the restart, and the bars after it are flat.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+
+from tests.plugin_hooks import registry_with
+from tradefleet_runtime.capabilities import Capability, check_object
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.sdk import (
+    Bar,
+    FeedReport,
+    FeedRequest,
+    NoParams,
+    PluginKind,
+    PluginSpec,
+    hookimpl,
+)
+from tradefleet_runtime.session import BotSession, MissedBars, assemble, bar_missed, split_history
+from tradefleet_runtime.spec import load_manifest
+
+HOUR = 3600
+T0 = 1_700_000_000 // HOUR * HOUR
+SYMBOL = "BTC/USDT"
+FLAT = [100.0] * 6
+# Down from bar 6 to bar 13: a dip, the cross up at bar 8 (closed at T0 + 9h), then flat.
+OUTAGE = [95.0, 95.0, 110.0] + [110.0] * 5
+
+
+class ToldClockFeed:
+    """A feed declaring ``tells-market-time``: the test's bars, and the market's time it is
+    given (None: not known)."""
+
+    bars_given: ClassVar[list[Bar]] = []
+    market_now: ClassVar[float | None] = None
+
+    def __init__(self, params: NoParams) -> None:
+        self.params = params
+
+    def bars(self, request: FeedRequest) -> Iterator[Bar]:
+        return iter(self.bars_given)
+
+    def report(self) -> FeedReport:
+        return FeedReport()
+
+    def market_time(self) -> float | None:
+        return self.market_now
+
+
+def _registry() -> PluginRegistry:
+    hooks = SimpleNamespace(
+        tradefleet_data_feeds=hookimpl(
+            lambda: [
+                PluginSpec(
+                    kind=PluginKind.DATA_FEED,
+                    name="told-clock",
+                    version="1.0.0",
+                    factory=ToldClockFeed,
+                    params=NoParams,
+                    capabilities=frozenset({Capability.TELLS_MARKET_TIME}),
+                )
+            ]
+        )
+    )
+    return registry_with(hooks)
+
+
+def _manifest(folder: Path, data: str) -> Path:
+    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
+    path = folder / "bot.yaml"
+    path.write_text(
+        f"""
+apiVersion: tradefleet.io/v1alpha1
+kind: TradingBot
+metadata: {{name: restart-missed}}
+spec:
+  mode: paper
+  strategy:
+    name: ema-cross
+    params: {{fast: 2, slow: 3, allow_short: false}}
+  market: {{symbols: ["BTC/USDT"], timeframe: 1h}}
+  broker: {{name: paper, params: {{fee_bps: 10, slippage_bps: 2}}}}
+  data: {data}
+  risk:
+    - name: fixed-size
+      params: {{quantity: 1}}
+  capital: {{currency: USDT, initial: 100000}}
+"""
+    )
+    return path
+
+
+def _bars(closes: list[float]) -> list[Bar]:
+    return [Bar(SYMBOL, HOUR, T0 + i * HOUR, c, c, c, c, 1.0) for i, c in enumerate(closes)]
+
+
+def _life(
+    folder: Path, bars: list[Bar], now: float, *, told: float | None, data: str
+) -> tuple[list[tuple[str, int]], list[str]]:
+    """One life of the paper bot on ``bars``, the wall clock at ``now`` and the feed telling
+    ``told`` as the market's time; the orders this life created (tag, created_ts) and its
+    ``warmed_up`` messages."""
+    ToldClockFeed.bars_given, ToldClockFeed.market_now = bars, told
+    bot = assemble(load_manifest(_manifest(folder, data)), _registry(), folder)
+    journal = Journal(folder / "bot.sqlite", durable=True)
+    given = None if data.startswith("{name: told-clock") else bars  # the csv file is empty
+    session = BotSession(
+        bot, journal, bars=given, should_stop=threading.Event().is_set, clock=lambda: now
+    )
+    try:
+        session.open()
+        session.run()
+        session.close("completed")
+    finally:
+        journal.close()
+    with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
+        (run_id,) = db.execute(
+            "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        rows = db.execute("SELECT tag, created_ts FROM orders WHERE run_id = ?", (run_id,))
+        orders = [(str(tag), int(ts)) for tag, ts in rows.fetchall()]
+        warmed = db.execute(
+            "SELECT message FROM events WHERE run_id = ? AND kind = 'warmed_up'", (run_id,)
+        ).fetchall()
+    return orders, [str(message) for (message,) in warmed]
+
+
+TOLD = "{name: told-clock}"
+CSV = "{name: csv, params: {path: btc.csv}}"
+
+
+def _restart(
+    folder: Path, outage: list[float], *, told: bool, data: str = TOLD
+) -> tuple[list[tuple[str, int]], list[str], int]:
+    """The first life on six flat bars, then the restart 30 s after the outage's last bar
+    closed (the feed telling that time when ``told``): the restart's orders, its
+    ``warmed_up`` messages and its time."""
+    flat = _bars(FLAT)
+    first, _ = _life(folder, flat, flat[-1].close_ts + 30, told=flat[-1].close_ts + 30, data=data)
+    assert first == [], "six flat bars: no cross, no order"
+    bars = _bars(FLAT + outage)
+    restart = bars[-1].close_ts + 30
+    orders, warmed = _life(folder, bars, restart, told=restart if told else None, data=data)
+    return orders, warmed, restart
+
+
+def test_bars_that_closed_while_the_bot_was_down_are_history_at_its_restart(
+    tmp_path: Path,
+) -> None:
+    orders, warmed, restart = _restart(tmp_path, OUTAGE, told=True)
+    assert orders == [], (
+        "orders decided on bars that closed while the bot was down (the docs: history only, "
+        f"none for a bar that has passed): {orders}, restart at {restart}"
+    )
+    # Bars 6 to 12 closed while it was down; bar 13, the newest closed, was traded (flat).
+    (message,) = warmed
+    assert "7 bar(s) closed while the bot was down" in message, message
+    assert "history only" in message
+
+
+def test_the_newest_closed_bar_is_traded_at_the_restart(tmp_path: Path) -> None:
+    # The cross comes on the outage's last bar, closed 30 s before the restart.
+    orders, _, restart = _restart(tmp_path, [100.0] * 5 + [95.0, 95.0, 110.0], told=True)
+    assert orders == [("cross-up", restart - 30)]
+
+
+def test_a_feed_that_does_not_know_the_market_time_yet_trades_as_before(tmp_path: Path) -> None:
+    orders, warmed, _ = _restart(tmp_path, OUTAGE, told=False)
+    # As before the capability: the cross of bar 8 is traded at the restart.
+    assert ("cross-up", T0 + 9 * HOUR) in orders, orders
+    assert not any("closed while the bot was down" in m for m in warmed), warmed
+
+
+def test_a_csv_paper_replay_resumes_and_trades_the_rest_as_before(tmp_path: Path) -> None:
+    orders, warmed, _ = _restart(tmp_path, OUTAGE, told=False, data=CSV)
+    # A replay has no market time: everything after the last bar handled is traded.
+    assert ("cross-up", T0 + 9 * HOUR) in orders, orders
+    assert not any("closed while the bot was down" in m for m in warmed), warmed
+
+
+# -- the rule, pure ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("close_ts", "now", "missed"),
+    [
+        (T0, None, False),  # the market's time unknown: traded
+        (T0, T0 + HOUR - 1, False),  # the newest closed bar
+        (T0, T0 + HOUR, True),  # the next one has just closed
+        (T0, T0 + 5 * HOUR, True),
+    ],
+)
+def test_a_bar_is_missed_once_a_newer_one_closed(
+    close_ts: int, now: float | None, missed: bool
+) -> None:
+    assert bar_missed(close_ts, HOUR, now) is missed
+
+
+def test_split_history_judges_each_timestamp_once_on_the_market_time_then() -> None:
+    """Two symbols, resumed after bar 1: bars 2 and 3 closed while the bot was down, bar 4 is
+    the newest; the market's time is read as each timestamp arrives (it moves on as the feed
+    sends, and bar 4 arrives before bar 5 closed)."""
+    bars = [
+        Bar(symbol, HOUR, T0 + i * HOUR, 1.0, 1.0, 1.0, 1.0, 1.0)
+        for i in range(6)
+        for symbol in ("A", "B")
+    ]
+    asked: list[float] = []
+
+    def market_time() -> float:
+        now = T0 + 5 * HOUR + 10 + len(asked)
+        asked.append(now)
+        return now
+
+    missed = MissedBars()
+    history, live = split_history(iter(bars), 1, T0 + 2 * HOUR, market_time, missed)
+    shown = list(history)
+    assert [b.ts for b in shown] == [T0 + i * HOUR for i in (0, 0, 1, 1, 2, 2, 3, 3)]
+    assert [(b.symbol, b.ts) for b in live()] == [
+        (s, T0 + i * HOUR) for i in (4, 5) for s in ("A", "B")
+    ]
+    assert len(asked) == 3  # bars 2, 3 and 4: once per timestamp after the resume point
+    assert (missed.bars, missed.first_close, missed.last_close) == (4, T0 + 3 * HOUR, T0 + 4 * HOUR)
+
+
+def test_split_history_without_market_time_is_as_before() -> None:
+    bars = _bars([1.0] * 5)
+    history, live = split_history(iter(bars), 2, T0 + 3 * HOUR)
+    assert [b.ts for b in history] == [T0, T0 + HOUR, T0 + 2 * HOUR]
+    assert [b.ts for b in live()] == [T0 + 3 * HOUR, T0 + 4 * HOUR]
+
+
+def test_the_live_feeds_declare_and_have_market_time() -> None:
+    registry = PluginRegistry.discover()
+    for name in ("ccxt", "mt5"):
+        assert registry.get(PluginKind.DATA_FEED, name).spec.has(Capability.TELLS_MARKET_TIME)
+    assert not registry.get(PluginKind.DATA_FEED, "csv").spec.has(Capability.TELLS_MARKET_TIME)
+    declared = frozenset({Capability.TELLS_MARKET_TIME})
+    assert check_object("data", ToldClockFeed(NoParams()), frozenset()) == [
+        "has method 'market_time' but does not declare capability 'tells-market-time' (add it "
+        "to the descriptor's capabilities, or the runtime will never call it)"
+    ]
+    assert check_object("data", ToldClockFeed(NoParams()), declared) == []
