@@ -47,6 +47,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from tradefleet_plugins.brokers.ccxt_credentials import CredentialFiles
@@ -292,6 +293,54 @@ class _EndedPages:
     done: bool = False
 
 
+class _LoneCancel(Enum):
+    """What the venue's row of a lone Binance spot bracket child says once ``_join_lone`` asked
+    to cancel it (``_lone_cancel_outcome``)."""
+
+    CANCELLED = "cancelled"  # cancelled with nothing of it filled: the coin is free for a list
+    FILLED = "filled"  # filled or triggered, in whole or in part: the fill wins
+    KEPT = "kept"  # the venue keeps it working (refused the cancel, or kept failing)
+    UNREAD = "unread"  # the cancel went unanswered and the row cannot be read: nothing known
+
+
+class _Join(Enum):
+    """How ``_join_lone`` ended for a bracket's children."""
+
+    NONE = "none"  # nothing joined: the caller places what is left one by one
+    LISTED = "listed"  # the list went (or is in doubt, looked up by the poller)
+    ENDED = "ended"  # the lone child filled first: nothing more is placed for the bracket
+    DUE = "due"  # the lone child's state unknown: both held as they are, tried at each poll
+
+
+@dataclass
+class _LoneJoin:
+    """A lone child on its way to one OCO list with its pair's other part (``_join_lone``):
+    kept from one try to the next while the venue cannot say what became of the lone child."""
+
+    entry: _Tracked
+    want: float  # what of the entry the pair covers
+    lone: _Tracked
+    paired: _Tracked  # the other part: known and followed (sending) while the join is on
+    lone_order: Order  # the lone child as the list holds it (its venue price, the pair's size)
+    lone_cid: str  # its derived id in the list (``<id>-a<n>``)
+    params: dict[str, str]  # the list's request
+    said: bool = False  # the wait was said (once)
+
+
+def _lone_cancel_outcome(status: OrderStatus | None, filled: float) -> _LoneCancel:
+    """What a lone child's row after ``_join_lone``'s cancel means: ``status`` as the venue
+    states it (None: the cancel went unanswered and the row could not be read), ``filled``
+    what of it filled since the join began (nothing had). A fill wins over any status; a
+    row still working is the venue's refusal (or a cancel that kept failing)."""
+    if status is None:
+        return _LoneCancel.UNREAD
+    if filled > _EPS:
+        return _LoneCancel.FILLED
+    if status is OrderStatus.CANCELLED:
+        return _LoneCancel.CANCELLED
+    return _LoneCancel.KEPT
+
+
 class CcxtBroker:
     """A venue account through ccxt (``venue-execution``)."""
 
@@ -349,6 +398,10 @@ class CcxtBroker:
         # Bracket entries whose one fitting child is held while its pair waits (Binance spot,
         # ``_pair_waits``): said once per wait, and again when the pair goes.
         self._pair_wait_said: set[str] = set()
+        # Lone children on their way to a list whose state the venue could not say (their
+        # cancel unanswered, their row unread), by entry: tried again at each poll, neither
+        # part placed meanwhile (``_join_lone``).
+        self._joins_due: dict[str, _LoneJoin] = {}
         self._fee_warned = False
         self._ticker_read: dict[str, float] = {}  # market -> when (monotonic) for take-profits
         # ``quotes-prices``: market -> (when its read began, monotonic; ccxt's ticker), written
@@ -1392,15 +1445,24 @@ class CcxtBroker:
         one step after another (fills that arrive meanwhile, and cuts, make one more step). A
         first part below the venue's minimum waits for more of the entry (the next fill, or
         its end, tries again)."""
+        entry_id = entry.order.client_order_id
         try:
             while entry.protected < entry.protect_to - _EPS or entry.recut:
                 answer, entry.recut = entry.recut, False
+                # A join an earlier pass left in flight (``_join_lone``: its lone child's state
+                # unknown) is settled first, for what it was to cover; nothing of the bracket
+                # is decided before it (the lone child may have filled meanwhile).
+                due = self._joins_due.get(entry_id)
                 # Fills summed in floats (0.001 + 0.009 = 0.009999999999999998) would be
                 # truncated to the lot step below what the position holds: on the grid first.
-                want = _on_step(entry.protect_to, self._instruments[entry.order.symbol].lot_step)
+                want = (
+                    due.want
+                    if due is not None
+                    else _on_step(entry.protect_to, self._instruments[entry.order.symbol].lot_step)
+                )
                 done = entry.final_sent
                 children = self._sized(bracket_children(entry.order, want, int(time.time())))
-                if any(self._filled(child.client_order_id) for child in children):
+                if due is None and any(self._filled(child.client_order_id) for child in children):
                     # One child filled: the bracket's trade is over, its sibling being
                     # cancelled; nothing is placed or grown for it again.
                     return
@@ -1408,14 +1470,17 @@ class CcxtBroker:
                 if self._pair_waits(children, done):
                     self._say_pair_waits(entry.order, children)
                     return  # neither goes alone: both, as one list, once both fit
-                joined = await self._join_lone(children, done)
-                if joined is False:
-                    return  # the lone child ended (its fill wins) or works on as it was
+                joined = await self._join_lone(entry, want, children, done)
+                if joined in (_Join.ENDED, _Join.DUE):
+                    # The lone child's fill won (its pair's other part said ended), or the
+                    # venue could not say what became of it: the next poll tries again.
+                    return
                 unpaired = self._stop_unsendable(children, done)
-                pair = None if joined else self._new_pair(children, done)
+                listed = joined is _Join.LISTED
+                pair = None if listed else self._new_pair(children, done)
                 if pair is not None and await self._place_pair(*pair):
                     self._say_pair_goes(entry.order, pair[0].quantity)
-                elif not joined:
+                elif not listed:
                     for child in children:
                         if self._stop_refused_on_spot(child):
                             # The bot closes the position at market: on spot a resting
@@ -1439,7 +1504,8 @@ class CcxtBroker:
                     return
                 entry.protected = want
         finally:
-            entry.protecting = False
+            # A join in flight keeps the entry's children to the poll that tries it again.
+            entry.protecting = entry_id in self._joins_due
 
     def _stop_refused_on_spot(self, child: Order) -> bool:
         """Whether ``child`` is a spot bracket's take-profit whose stop-loss the venue refused
@@ -1562,19 +1628,50 @@ class CcxtBroker:
             quantity,
         )
 
-    async def _join_lone(self, children: Sequence[Order], entry_done: bool) -> bool | None:
+    async def _join_lone(
+        self, entry: _Tracked, want: float, children: Sequence[Order], entry_done: bool
+    ) -> _Join:
         """A Binance spot bracket child resting alone at the venue (placed by an earlier run,
         one order at a time) while its pair's other part was never sent, both fitting now:
         replaced by the OCO list of the two. The lone child holds the coin, so the list can
         only go once it is cancelled; the list is placed right after, the lone child under a
         derived id (``<id>-a<n>``: an id is placed once), the other under its own.
 
-        True: the list went (or is in doubt, looked up by the poller). False: the lone child
-        could not be cancelled whole — it filled or triggered meanwhile (the fill wins: no list
-        for a position it closed), or the venue kept it; nothing placed, the poller reports
-        what happened. None: nothing to join, or the list was refused and the stop-loss is
-        back alone at the venue (the stop matters more than the target): the caller places
-        what is left one by one, as before."""
+        What the venue's row of the lone child says after the cancel decides
+        (``_lone_cancel_outcome``, ``_join_step``): cancelled, the list goes; filled or
+        triggered (in whole or part), the fill wins (``_fill_won``); still working, the other
+        part goes alone as before the lists (``_Join.NONE``: the venue takes it or refuses it,
+        and the bot hears which); unread, both are held as they are and the next poll tries
+        again (``_Join.DUE``), the other part not placed meanwhile — alone it could sell for a
+        position the lone child's fill closed (a spot account may hold more of the coin)."""
+        entry_id = entry.order.client_order_id
+        join = self._joins_due.pop(entry_id, None)
+        if join is None:
+            join = await self._new_join(entry, want, children, entry_done)
+            if join is None:
+                return _Join.NONE
+        outcome = await self._join_step(join)
+        if outcome is _Join.DUE:
+            self._joins_due[entry_id] = join
+        elif join.said:
+            log.info(
+                "ccxt broker: the venue answers again for %s: its pair with %s is settled (%s)",
+                join.lone.order.client_order_id,
+                join.paired.order.client_order_id,
+                {
+                    _Join.LISTED: "placed as one OCO list",
+                    _Join.ENDED: "it filled first; no list",
+                    _Join.NONE: "placed one by one",
+                }[outcome],
+            )
+        return outcome
+
+    async def _new_join(
+        self, entry: _Tracked, want: float, children: Sequence[Order], entry_done: bool
+    ) -> _LoneJoin | None:
+        """``_join_lone``'s join, begun: the other part known and followed from now (sending),
+        so that a cancel the bot asks meanwhile waits for the join; None when there is nothing
+        to join (``_lone_leg``), or the list would be refused as each alone would be."""
         found = await self._lone_leg(children, entry_done)
         if found is None:
             return None
@@ -1602,29 +1699,67 @@ class CcxtBroker:
             if other_id in self._known:
                 return None
             self._known.add(other_id)
-        # Followed from now (sending): a cancel the bot asks meanwhile waits for the list.
         self._tracked[other_id] = paired
+        return _LoneJoin(entry, want, lone, paired, orders[lone_id], cids[lone_id], params)
+
+    async def _join_step(self, join: _LoneJoin) -> _Join:
+        """One try of ``_join_lone``: cancel the lone child, then act on what the venue's row
+        of it says. Until it ends the lone child's cancel is not its end for the poller; an
+        unread one (``_Join.DUE``) stays so — both parts left to the next try, followed by
+        nothing else meanwhile (a cancel or amend the bot asks waits) — so that try starts
+        from the same state."""
+        lone, paired = join.lone, join.paired
+        lone_id, other_id = lone.order.client_order_id, paired.order.client_order_id
+        outcome = _Join.NONE
         # The lone copy's cancel is not the child's end (the poller leaves it to this).
-        self._amending(lone, orders[lone_id], True)
+        self._amending(lone, join.lone_order, True)
         try:
-            if not await self._cancel_lone(lone):
+            ended, row, problem = await self._cancel_lone(lone)
+            if ended is _LoneCancel.UNREAD:
+                outcome = _Join.DUE
+                if not join.said:
+                    join.said = True
+                    log.warning(
+                        "ccxt broker: %s works alone at the venue; its cancel, to place it with "
+                        "%s as one OCO list, went unanswered and its state cannot be read (%s). "
+                        "%s is not placed meanwhile (alone it could sell for a position %s may "
+                        "have closed); tried again at each poll",
+                        lone_id,
+                        other_id,
+                        problem,
+                        other_id,
+                        lone_id,
+                    )
+                return outcome
+            if ended is _LoneCancel.KEPT:
+                log.warning(
+                    "ccxt broker: %s works alone at the venue and was not cancelled to go with "
+                    "its pair as one OCO list (%s); %s is placed alone instead, as before the "
+                    "lists (the venue takes it, or refuses it for the coin %s holds)",
+                    lone_id,
+                    problem,
+                    other_id,
+                    lone_id,
+                )
                 self._forget(paired)
-                return False
-            # Fills before the cancel stay the lone copy's (its venue id still maps to it).
-            await self._poll_trades(lone.market, lone.trades_from_ms)
-            if max(lone.filled, lone.seen) > _EPS:
-                # A take-profit filled in part before its cancel: the bracket's trade is over,
-                # nothing is placed for it; the poller reports the fills and the end.
-                self._forget(paired)
-                return False
-            lone.order = orders[lone_id]
-            lone.venue_cid = cids[lone_id]
+                return outcome
+            # Fills before the cancel stay the lone copy's (its venue id still maps to it). A
+            # failed read leaves them to the poller; the row says whether any came.
+            with contextlib.suppress(VenueFailure):
+                await self._poll_trades(lone.market, lone.trades_from_ms)
+            if ended is _LoneCancel.FILLED or max(lone.filled, lone.seen) > _EPS:
+                outcome = _Join.ENDED
+                await self._fill_won(join, row)
+                return outcome
+            lone.order = join.lone_order
+            lone.venue_cid = join.lone_cid
             lone.replaced += 1
             lone.prior = lone.filled
             lone.venue_id = None
             legs = [lone, paired] if lone.order.tag == STOP_LOSS_TAG else [paired, lone]
-            refused = await self._send_list(legs, params)
+            refused = await self._send_list(legs, join.params)
             if refused is None:
+                outcome = _Join.LISTED
                 log.info(
                     "ccxt broker: %s rested alone at the venue (its pair's other part never "
                     "went): cancelled and placed again with %s as one OCO list, the coin held "
@@ -1646,13 +1781,99 @@ class CcxtBroker:
                             price=held,
                         )
                     )
-                return True
+                return outcome
             await self._unjoined(lone, paired, refused)
-            return None
+            return outcome
         finally:
-            self._amended(lone)
-            paired.sending = False
+            if outcome is _Join.DUE:
+                # Neither is read by the poller (sending, no amend): the next try starts here.
+                lone.amending = None
+                lone.replacing = False
+            else:
+                self._amended(lone)
+                paired.sending = False
             self._wake_poller()
+
+    async def _fill_won(self, join: _LoneJoin, row: dict[str, Any] | None) -> None:
+        """The lone child filled or triggered, in whole or in part, before its cancel landed:
+        the fill wins, no list is placed. Its pair's other part, never sent, is said ended
+        (cancelled by the venue: one cancels the other, as in the list), after the fills
+        (read just before). A part the cancel took off goes back alone under the next derived
+        id (``_lone_rest``): a stop-loss keeps protecting what is left of the position."""
+        lone, paired = join.lone, join.paired
+        lone_id, other_id = lone.order.client_order_id, paired.order.client_order_id
+        self._forget(paired)
+        executed = max(lone.filled, self._venue_filled(lone, row) if row is not None else 0.0)
+        lone.filled = executed
+        self._withhold(
+            other_id,
+            ReasonCode.CANCELLED_BY_VENUE,
+            f"not placed: {lone_id}, which rested alone at the venue, filled first "
+            f"({executed:g}); one cancels the other",
+        )
+        status = status_of(row.get("status"), executed)[0] if row is not None else None
+        if status is not OrderStatus.CANCELLED:
+            return  # it works on for the rest, or is over: the poller reports it
+        await self._lone_rest(join, executed)
+
+    async def _lone_rest(self, join: _LoneJoin, executed: float) -> None:
+        """What ``_join_lone``'s cancel took off a lone child that had filled ``executed``
+        before it landed, placed back alone (the coin is free: nothing else holds it) under
+        the next derived id, as a cancel-replace's new copy. Refused before it is sent (below
+        the venue's minimum), the child ends REJECTED — for a stop-loss the bot then closes
+        the rest at market —; refused by the venue, likewise (``_create``)."""
+        lone = join.lone
+        lone_id = lone.order.client_order_id
+        changed = join.lone_order
+        step = self._instruments[changed.symbol].lot_step
+        rest = replacement_quantity(changed.quantity, executed, step)
+        if rest <= _EPS:
+            return  # nothing left: the poller reports its fills and its end
+        if lone.seen < executed - _EPS:
+            # Its fills not read yet: told before anything else (the bot would size a close
+            # of the rest on a position that still counts them); the poller reports them and
+            # the end, said cancelled.
+            log.warning(
+                "ccxt broker: %s filled %g before its cancel (to go with its pair as one OCO "
+                "list) landed, and its trades could not be read: the %g left is not placed "
+                "again",
+                lone_id,
+                executed,
+                rest,
+            )
+            return
+        venue_cid = venue_replacement_id(lone_id, lone.replaced + 1)
+        args = self._args(changed._replace(client_order_id=venue_cid, quantity=rest))
+        log.warning(
+            "ccxt broker: %s filled %g of %g at the venue before its cancel (to go with its "
+            "pair as one OCO list) landed: the fill wins, no list; the %g left goes back alone "
+            "as %s",
+            lone_id,
+            executed,
+            changed.quantity,
+            rest,
+            venue_cid,
+        )
+        if isinstance(args, Refusal):
+            self._final(
+                lone,
+                OrderStatus.REJECTED,
+                f"the {rest:g} left after {executed:g} filled was not placed again: {args.reason}",
+                args.code,
+            )
+            return
+        lone.order = changed
+        lone.venue_cid = venue_cid
+        lone.replaced += 1
+        lone.prior = executed
+        lone.venue_id = None
+        await self._create(lone, args)
+
+    async def _join_again(self) -> None:
+        """Each poll: the joins whose lone child's state the venue could not say
+        (``_Join.DUE``) tried again, each with its entry's protection."""
+        for join in list(self._joins_due.values()):
+            await self._keep_protected(join.entry)
 
     async def _lone_leg(
         self, children: Sequence[Order], entry_done: bool
@@ -1687,31 +1908,36 @@ class CcxtBroker:
             return None
         return lone, other
 
-    async def _cancel_lone(self, lone: _Tracked) -> bool:
-        """Cancel a lone child for its list: whether the venue cancelled it whole, nothing of
-        it filled (a cancel that races its fill: the fill wins)."""
+    async def _cancel_lone(self, lone: _Tracked) -> tuple[_LoneCancel, dict[str, Any] | None, str]:
+        """Cancel a lone child for its list: what the venue's row of it says then
+        (``_lone_cancel_outcome``), the row (the cancel's answer, or looked up when the cancel
+        failed: it filled or triggered meanwhile, the venue kept it, or the cancel landed and
+        its answer was lost), and the failure, said in the log."""
         venue = self._venue
         assert venue is not None
         params: dict[str, Any] = {}
         if not lone.venue_id:
             params.update(_client_id_params(self._dialect, lone.venue_cid, False))
+        problem = ""
+        row: dict[str, Any] | None
         try:
-            await venue.request("cancel_order", lone.venue_id or "", lone.market, params)
+            answer = await venue.request("cancel_order", lone.venue_id or "", lone.market, params)
         except VenueFailure as error:
-            # It filled or triggered meanwhile, or the cancel landed and its answer was lost:
-            # the venue's row says which.
-            failure = error.failure
+            problem = error.failure.message
+            try:
+                row = await self._lookup(lone.venue_cid, lone.market)
+            except VenueFailure as lookup:
+                row = None
+                problem = f"{problem}; its look-up: {lookup.failure.message}"
         else:
-            return True
-        if await self._cancelled_whole([lone]):
-            return True
-        log.warning(
-            "ccxt broker: %s works alone at the venue and was not cancelled to go with its "
-            "pair as one OCO list (%s); left as it is",
-            lone.order.client_order_id,
-            failure.message,
-        )
-        return False
+            # Cancelled: its answer says what of it had executed by then.
+            row = dict(answer) if isinstance(answer, Mapping) else {}
+            row["status"] = row.get("status") or "canceled"
+        status = None if row is None else status_of(row.get("status"), 0.0)[0]
+        filled = max(lone.filled, lone.seen)
+        if row is not None:
+            filled = max(filled, self._venue_filled(lone, row))
+        return _lone_cancel_outcome(status, filled), row, problem
 
     def _forget(self, paired: _Tracked) -> None:
         """``_join_lone``'s other child did not go: never placed, it is neither followed nor
@@ -2736,6 +2962,8 @@ class CcxtBroker:
             await self._cancel_stale()
         if self._cancels_due:
             await self._cancel_due()
+        if self._joins_due:
+            await self._join_again()
         markets = {t.market for t in self._tracked.values() if not t.final_sent}
         # Kraken's lists hold every market: one cycle reads each once, for all of them.
         cycle: _Lists = {}
