@@ -1107,7 +1107,8 @@ def _marking_handled(
 @dataclass
 class MissedBars:
     """The bars a restarted bot was sent that closed while it was down (``bar_missed``),
-    counted as ``split_history`` hands them over as history."""
+    counted as ``split_history`` hands them over as history: once per bar time, whatever the
+    number of symbols (a bar each)."""
 
     bars: int = 0
     first_close: int = 0  # the first and last of their close times (UTC epoch seconds)
@@ -1115,6 +1116,8 @@ class MissedBars:
 
     def add(self, bar: Bar) -> None:
         close = bar[2] + bar[1]
+        if self.bars and close == self.last_close:
+            return  # another symbol's bar of the same time
         self.first_close = close if not self.bars else self.first_close
         self.last_close = close
         self.bars += 1
@@ -1150,12 +1153,20 @@ def split_history(
     """Split a bar stream at a timestamp boundary into history and the bars to trade.
 
     History is every bar until both ``warmup_timestamps`` timestamps were seen and the bars
-    close after ``resume_after_ts`` — and, with ``market_time`` (the feed's, asked as each
-    timestamp arrives), are not missed (``bar_missed``): all symbols' bars of a timestamp go
-    one way, counted in ``missed``. Without it (a replaying feed has no market time) every bar
-    after the resume point is traded. Call the second item only after the first is exhausted.
+    close after ``resume_after_ts`` — and, on a restart (``resume_after_ts`` > 0) with
+    ``market_time`` (the feed's), are not missed (``bar_missed``) at the market's time the bot
+    came back: all symbols' bars of a timestamp go one way, counted in ``missed``. Without it
+    (a replaying feed has no market time) every bar after the resume point is traded. Call the
+    second item only after the first is exhausted.
     """
     first_live: list[Bar] = []
+
+    # The market's time when the restarted bot came back: read once, at the first timestamp
+    # after the resume point it is known at. Judged against it and not the time each bar
+    # arrives, so a bar a live feed releases late (a symbol waited for ``late_s``, a candle
+    # settling) is never taken for one that closed while the bot was down, and a first start
+    # (nothing handled yet) misses nothing.
+    came_back: list[float] = []
 
     def history() -> Iterator[Bar]:
         seen = 0
@@ -1164,8 +1175,11 @@ def split_history(
         for bar in bars:
             if bar[2] != current:
                 if seen >= warmup_timestamps and bar.close_ts > resume_after_ts:
-                    now = market_time() if market_time is not None else None
-                    passed = bar_missed(bar.close_ts, bar[1], now)
+                    if resume_after_ts > 0 and market_time is not None and not came_back:
+                        now = market_time()
+                        if now is not None:
+                            came_back.append(now)
+                    passed = bool(came_back) and bar_missed(bar.close_ts, bar[1], came_back[0])
                     if not passed:
                         first_live.append(bar)
                         return

@@ -214,10 +214,11 @@ def test_a_bar_is_missed_once_a_newer_one_closed(
     assert bar_missed(close_ts, HOUR, now) is missed
 
 
-def test_split_history_judges_each_timestamp_once_on_the_market_time_then() -> None:
+def test_split_history_judges_each_timestamp_on_the_market_time_the_bot_came_back() -> None:
     """Two symbols, resumed after bar 1: bars 2 and 3 closed while the bot was down, bar 4 is
-    the newest; the market's time is read as each timestamp arrives (it moves on as the feed
-    sends, and bar 4 arrives before bar 5 closed)."""
+    the newest; the market's time is read once, at the first timestamp after the resume point
+    (the time the bot came back), and each timestamp is judged against it: one the feed
+    releases later (a symbol waited for) is not taken for a missed one."""
     bars = [
         Bar(symbol, HOUR, T0 + i * HOUR, 1.0, 1.0, 1.0, 1.0, 1.0)
         for i in range(6)
@@ -237,8 +238,20 @@ def test_split_history_judges_each_timestamp_once_on_the_market_time_then() -> N
     assert [(b.symbol, b.ts) for b in live()] == [
         (s, T0 + i * HOUR) for i in (4, 5) for s in ("A", "B")
     ]
-    assert len(asked) == 3  # bars 2, 3 and 4: once per timestamp after the resume point
-    assert (missed.bars, missed.first_close, missed.last_close) == (4, T0 + 3 * HOUR, T0 + 4 * HOUR)
+    assert len(asked) == 1  # once: the time the bot came back
+    # Counted per bar time (two symbols' bars of each).
+    assert (missed.bars, missed.first_close, missed.last_close) == (2, T0 + 3 * HOUR, T0 + 4 * HOUR)
+
+
+def test_a_first_start_misses_nothing_however_late_its_bars_come() -> None:
+    """Nothing handled yet (``resume_after_ts`` 0): bars after the warm-up are traded even when
+    the market's time is a bar or more past them (a feed that waited for a late symbol)."""
+    bars = [Bar("A", HOUR, T0 + i * HOUR, 1.0, 1.0, 1.0, 1.0, 1.0) for i in range(4)]
+    missed = MissedBars()
+    history, live = split_history(iter(bars), 1, 0, lambda: T0 + 10 * HOUR, missed)
+    assert [b.ts for b in history] == [T0]
+    assert [b.ts for b in live()] == [T0 + i * HOUR for i in (1, 2, 3)]
+    assert missed.bars == 0
 
 
 def test_split_history_without_market_time_is_as_before() -> None:
