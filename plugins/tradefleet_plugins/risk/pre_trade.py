@@ -8,12 +8,14 @@ after a loss, minimum balance, and the loss an entry takes at its stop (``max_ri
 it shrinks an order to the risk allowed whoever sized it — a strategy, a signal's volume, a
 sizer, whose ``max_leverage`` bounds the notional and not the loss at the stop — so it needs the
 size, and the loader refuses pre-trade placed before the chain's sizer while it is on).
-Reduce-only orders always pass: no check may stop an exit. The part of an order closing an
-opposite position (``RiskContext.closing``, a reversal sent as one order) is an exit that always
-goes: the caps (the free margin, gross and group exposure, a symbol's leverage,
-``max_risk_per_trade``) measure and cut only what the order opens, the exit taking its exposure
-and margin with it, and a reversal whose opening part a cap refuses is shrunk to its closing
-part; the largest order bounds the whole order sent, but never below its closing part. After a
+Reduce-only orders, and orders that only close a position, always pass: no check may stop an
+exit. The part of an order closing an opposite position (``RiskContext.closing``, a reversal
+sent as one order) is an exit that always goes: the checks (the minimum balance, trading
+hours, no equity; the free margin, gross and group exposure, ``max_risk_per_trade``) judge and
+cut only what the order opens, the exit taking its exposure and margin with it, and a reversal
+whose opening part one refuses is shrunk to its closing part; a symbol's leverage is judged on
+the position after the order whether the exits and entries already working fill or not; the
+largest order bounds the whole order sent, but never below its closing part. After a
 ``ctx.close`` that exit closes the position, and an entry sent with it opens all it asks.
 Entry orders still working (``RiskContext.entries``: sent on an earlier bar, or let through
 earlier in this one) count as what they will open: a position each for ``max_open_positions``,
@@ -156,13 +158,30 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
     symbol = intent.symbol
     last = ctx.mark(symbol)
     quantity = intent.quantity
+    # The part closing an opposite position (a reversal sent as one order) is an exit: every
+    # check below judges and cuts only what the order opens, and that part always goes. An
+    # order that only closes is an exit whole, as a reduce-only one (which the engine makes
+    # of it before the chain: here for the plugin on its own).
+    closing = ctx.closing(intent, quantity) if quantity is not None else 0.0
+    if quantity is not None and 0.0 < quantity <= closing:
+        return APPROVE
     if p.min_balance and ctx.equity < p.min_balance:
-        return RiskDecision.veto(
-            f"equity {ctx.equity:,.2f} below the minimum balance {p.min_balance:,.2f}",
-            "min_balance",
+        return _or_exit(
+            RiskDecision.veto(
+                f"equity {ctx.equity:,.2f} below the minimum balance {p.min_balance:,.2f}",
+                "min_balance",
+            ),
+            quantity,
+            closing,
+            symbol,
         )
     if not in_hours(ctx.ts, p):
-        return RiskDecision.veto("outside the allowed trading hours or days", "trading_hours")
+        return _or_exit(
+            RiskDecision.veto("outside the allowed trading hours or days", "trading_hours"),
+            quantity,
+            closing,
+            symbol,
+        )
     if p.price_band and intent.price is not None and last > 0:
         off = abs(intent.price - last) / last
         if off > p.price_band + 1e-12:
@@ -184,9 +203,6 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
     price = intent.price or last
     if price <= 0:
         return RiskDecision.veto(f"no price known for {symbol}", "no_price")
-    # The part closing an opposite position (a reversal sent as one order) is an exit: every
-    # cap below judges and cuts only what the order opens, and that part always goes.
-    closing = ctx.closing(intent, quantity)
     cap_reason = cap_text = ""
     # The largest order bounds the order sent (a fat-finger guard), but never below the part
     # that closes: a reversal beyond it only closes, or closes and opens what is left of it.
@@ -231,7 +247,7 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
                 "max_positions",
             )
     if ctx.equity <= 0:
-        return RiskDecision.veto("no equity", "no_equity")
+        return _or_exit(RiskDecision.veto("no equity", "no_equity"), quantity, closing, symbol)
     marks = ctx.marks
     groups = p.groups
     group = groups.get(symbol) if p.group_cap else None
@@ -243,7 +259,8 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         gross += value
         if group is not None and groups.get(s) == group:
             in_group_values.append(value)
-    pending_here = 0.0  # the signed quantity the symbol's working entries add
+    # What the symbol's working entries add, buys and sells apart (signed): each may fill or not.
+    pending_buys = pending_sells = 0.0
     for order in entries:
         s = order.symbol
         value = order.quantity * (order.price or marks.get(s, 0.0))
@@ -251,10 +268,21 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         if group is not None and groups.get(s) == group:
             in_group_values.append(value)
         if s == symbol:
-            pending_here += order.quantity * order.side.sign
+            if order.side.sign > 0:
+                pending_buys += order.quantity
+            else:
+                pending_sells -= order.quantity
     refused = (
         exposure_refusal(
-            p, ctx, intent, quantity, closing, price, gross, in_group_values, pending_here
+            p,
+            ctx,
+            intent,
+            quantity,
+            closing,
+            price,
+            gross,
+            in_group_values,
+            (pending_buys, pending_sells),
         )
         if quantity > closing  # an order that only closes is an exit: it takes no margin
         else None
@@ -280,7 +308,7 @@ def exposure_refusal(
     price: float,
     gross: float,
     in_group_values: Sequence[float],
-    pending_here: float,
+    pending_here: tuple[float, float],
 ) -> RiskDecision | None:
     """The veto of the free margin, gross and group exposure or symbol leverage check an
     order of ``quantity`` at ``price`` fails, or None (pure). ``closing`` of it closes an
@@ -288,7 +316,7 @@ def exposure_refusal(
     exposure and margin with it, so each cap judges what the order leaves (the position's
     value at the mark, as ``gross`` counts it). ``gross`` and ``in_group_values``: the open
     positions' and working entries' values (the order's group's); ``pending_here``: the
-    signed quantity the symbol's working entries add."""
+    signed quantities the symbol's working buy and sell entries add."""
     symbol, equity = intent.symbol, ctx.equity
     notional = (quantity - closing) * price
     if closing > 0.0:
@@ -323,20 +351,35 @@ def exposure_refusal(
     if cap:
         position = ctx.positions.get(symbol)
         holding = position.quantity if position else 0.0
-        # The position after it (a reversal nets), whether the exits already working for the
-        # position fill first or not: the larger. Ignoring them let a reversal behind a
-        # ``ctx.close`` open twice the cap; taking them as filled alone would count a working
-        # take-profit that may never fill.
+        # The position after it (a reversal nets), whether the exits and the entries already
+        # working fill or not: the largest. Ignoring the exits let a reversal behind a
+        # ``ctx.close`` open twice the cap; taking an exit (a take-profit) or an entry on the
+        # other side (a limit) as filled lets the order open more should it never fill.
         left = _left_to_close(ctx, symbol, holding)
         after_exits = math.copysign(left, holding) if holding else 0.0
-        order = pending_here + quantity * intent.side.sign
-        size = max(abs(holding + order), abs(after_exits + order))
+        buys, sells = pending_here
+        mine = quantity * intent.side.sign
+        size = max(
+            abs(base + pending + mine)
+            for base in (holding, after_exits)
+            for pending in (0.0, buys, sells, buys + sells)
+        )
         if size * price > cap * equity + 1e-9:
             return RiskDecision.veto(
                 f"{symbol} would be {size * price / equity:.1f}x equity (at most {cap:g}x)",
                 "max_leverage",
             )
     return None
+
+
+def _or_exit(
+    refused: RiskDecision, quantity: float | None, closing: float, symbol: str
+) -> RiskDecision:
+    """``refused`` for an order that opens alone; for a reversal, shrunk to its closing part
+    (``exit_only``): the exit goes whatever refused what it opens (pure)."""
+    if quantity is None or closing <= 0.0:
+        return refused
+    return exit_only(refused, quantity, closing, symbol)
 
 
 def _left_to_close(ctx: RiskContext, symbol: str, held: float) -> float:
