@@ -10,15 +10,18 @@ Each line's facts are also keys of the JSON log object (``event``, ``symbol``, `
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from tradefleet_runtime.engine.engine import Engine, EngineListener
+from tradefleet_runtime.engine.stop_moves import price_text
 from tradefleet_runtime.model import (
     Bar,
     CashFlow,
@@ -37,6 +40,17 @@ def _time(ts: int) -> str:
     if ts <= 0:
         return ""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def number_text(value: float, sign: str = "") -> str:
+    """A quantity or price as the venue's deal says it: no exponent (12 lots of EURUSD are
+    1200000 euros, not 1.2e+06) and all its digits, up to ``price_text``'s 12 significant ones
+    (``:g``'s six logged a US30 fill at 44123.45 as 44123.4, a price the deal never had), so
+    none of a float's noise. ``sign``: "+" to sign it, as a position is."""
+    if not math.isfinite(value):
+        return f"{value:{sign}g}"
+    # + 0.0: a flat position of -0.0 says +0, as it did.
+    return f"{Decimal(price_text(value + 0.0)).normalize():{sign}f}"
 
 
 class TradeLogListener:
@@ -61,11 +75,12 @@ class TradeLogListener:
 
     def on_order(self, order: Order, update: OrderUpdate) -> None:
         kind = order.tag or str(order.order_type.value)
-        price = f" @ {order.price:g}" if order.price is not None else ""
+        price = f" @ {number_text(order.price)}" if order.price is not None else ""
         reason = f" ({update.reason})" if update.reason else ""
         self._log(
             logging.INFO,
-            f"order {update.status.value}: {order.side.value} {order.quantity:g} {order.symbol}"
+            f"order {update.status.value}: {order.side.value} {number_text(order.quantity)}"
+            f" {order.symbol}"
             f" {kind}{price}{reason}",
             event="order",
             status=update.status.value,
@@ -86,8 +101,9 @@ class TradeLogListener:
         reason = fill.reason or "fill"
         self._log(
             logging.INFO,
-            f"fill: {fill.side.value} {fill.quantity:g} {fill.symbol} @ {fill.price:g}"
-            f" ({reason}), fee {fill.fee:.2f}; position {position.quantity:+g}",
+            f"fill: {fill.side.value} {number_text(fill.quantity)} {fill.symbol}"
+            f" @ {number_text(fill.price)} ({reason}), fee {fill.fee:.2f};"
+            f" position {number_text(position.quantity, '+')}",
             event="fill",
             client_order_id=fill.client_order_id,
             symbol=fill.symbol,
@@ -107,9 +123,9 @@ class TradeLogListener:
                 side = "long" if trade.direction > 0 else "short"
                 self._log(
                     logging.INFO,
-                    f"trade closed: {side} {trade.quantity:g} {trade.symbol}"
-                    f" {trade.entry_price:g} → {trade.exit_price:g}, net P&L"
-                    f" {trade.net_pnl:+,.2f} {self.currency}".rstrip()
+                    f"trade closed: {side} {number_text(trade.quantity)} {trade.symbol}"
+                    f" {number_text(trade.entry_price)} → {number_text(trade.exit_price)},"
+                    f" net P&L {trade.net_pnl:+,.2f} {self.currency}".rstrip()
                     + f", exit {reason}",
                     event="trade_closed",
                     symbol=trade.symbol,

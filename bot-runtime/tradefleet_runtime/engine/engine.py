@@ -1602,8 +1602,8 @@ class Engine:
             else children_cut_by(fill.side, fill.quantity, children, step)
         )
         by = (
-            f"fill {fill.fill_id} ({fill.side} {fill.quantity:g} {fill.symbol}, order "
-            f"{fill.client_order_id}) left the position at {held:g}"
+            f"fill {fill.fill_id} ({fill.side} {price_text(fill.quantity)} {fill.symbol}, order "
+            f"{fill.client_order_id}) left the position at {price_text(held)}"
         )
         for child_id, left in cuts:
             self._cut_child(child_id, left, by, fill.ts)
@@ -1623,7 +1623,10 @@ class Engine:
             return
         child, previous = resized
         self.journal.resize_order(
-            child_id, child.quantity, ts, f"resized from {previous:g} to {child.quantity:g}: {by}"
+            child_id,
+            child.quantity,
+            ts,
+            f"resized from {price_text(previous)} to {price_text(child.quantity)}: {by}",
         )
         if isinstance(self.broker, VenueExecution):
             self._cuts_asked[child_id] = ""
