@@ -1,18 +1,19 @@
 """On Binance spot a bracket's stop-loss and take-profit go only together, as one OCO list: a
 resting sell holds the coin, so a child resting alone holds it all and its pair's other part,
-sent alone, is refused for the balance. A child an earlier run placed alone (older code, before
-the list) is replaced by the list once both parts can go: the lone child is cancelled (the list
-can only be placed once the coin is free), then the list placed at once — the lone child under
-a derived id (``<id>-a1``: an id is placed once), its pair's other part under its own. A list
-the venue refuses puts the lone stop back at once, alone (the stop matters more than the
-target).
+sent alone, is refused for the balance. A take-profit an earlier run placed alone (older code,
+before the list), its stop-loss never sent, is replaced by the list once both parts can go: the
+lone take-profit is cancelled (the list can only be placed once the coin is free), then the list
+placed at once — the take-profit under a derived id (``<id>-a1``: an id is placed once), the
+stop-loss under its own. A list the venue refuses places the stop-loss alone at once. A lone
+stop-loss is never cancelled for its take-profit (the position would be bare in between, and a
+restart then would find the stop cancelled): the target goes alone, refused for the coin.
 
-What the venue says of the lone child once its cancel is asked decides the rest: cancelled, the
-list goes; still working (the cancel refused, or failing past the retries), its pair's other
-part goes alone as before the lists, and the bot hears what the venue made of it; unanswered
-with its state unreadable, nothing is placed and each poll tries again; filled (in whole or in
-part) first, the fill wins, the other part is said ended and a part the cancel took off goes back
-alone, so a stop-loss keeps protecting what is left.
+What the venue says of the lone take-profit once its cancel is asked decides the rest:
+cancelled, the list goes; still working (the cancel refused, or failing past the retries), the
+stop-loss goes alone as before the lists, and the bot hears what the venue made of it;
+unanswered with its state unreadable, nothing is placed and each poll tries again; filled (in
+whole or in part) first, the fill wins, the stop-loss is said ended and a part the cancel took
+off goes back alone.
 
 The fake Binance spot account holds USDT only; the broker is restarted on the same account."""
 
@@ -89,28 +90,31 @@ def _working(broker: CcxtBroker, client_order_id: str) -> bool:
     return report is not None and report.status is OrderStatus.OPEN
 
 
-def test_a_lone_stop_an_earlier_run_left_becomes_one_list_with_its_target(
+def test_a_lone_stop_an_earlier_run_left_is_never_cancelled_for_its_target(
     spot: VenueHarness,
 ) -> None:
+    """A working stop-loss is not cancelled to go with its take-profit: between the cancel and
+    the list the position would have no stop, and a restart in that window would find the stop
+    cancelled (as a person's cancel is) and send the target alone. The target goes alone and
+    the venue refuses it for the coin the stop holds; the stop protects, and still does after
+    a restart."""
     entry = f"{PREFIX}lone1"
     order, held = _lone_child_left(spot, entry, "sl")
     spot.broker.protect_filled(order, held)
-    spot.wait_for(lambda _e: _working(spot.broker, f"{entry}-tp"))
-    legs = _legs(spot, entry)
-    working = {cid: list_id for cid, (status, list_id) in legs.items() if status == "NEW"}
-    assert set(working) == {f"{entry}-sl-a1", f"{entry}-tp"}, legs
-    (list_id,) = set(working.values())
-    assert list_id >= 0
-    assert legs[f"{entry}-sl"] == ("CANCELED", -1)  # the lone copy, cancelled first
-    assert _working(spot.broker, f"{entry}-sl")
-    assert spot.final(f"{entry}-sl") is None  # the stop never ended, for the bot
-    assert base_balance(spot) == (Decimal(0), Decimal(str(held)))  # held once, by the list
+    target = spot.wait_final(f"{entry}-tp")
+    assert target.status is OrderStatus.REJECTED, target
+    assert "insufficient balance" in target.reason.lower(), target
+    spot.settle()
+    assert _list_posts(spot) == 0
+    assert _legs(spot, entry) == {f"{entry}-sl": ("NEW", -1)}  # never cancelled
+    assert _working(spot.broker, f"{entry}-sl") and spot.final(f"{entry}-sl") is None
 
-    spot.trade_through(TARGET + 100.0)
-    assert spot.wait_final(f"{entry}-tp").status is OrderStatus.FILLED
-    stop = spot.wait_final(f"{entry}-sl")
-    assert (stop.status, stop.code) == (OrderStatus.CANCELLED, ReasonCode.CANCELLED_BY_VENUE)
-    assert base_balance(spot) == (Decimal(0), Decimal(0))
+    fresh = spot.restart()
+    fresh.order_reports(0)
+    assert _working(fresh, f"{entry}-sl")
+    spot.trade_through(STOP - 100.0)
+    assert spot.wait_final(f"{entry}-sl").status is OrderStatus.FILLED
+    assert spot.held(f"{entry}-sl") == pytest.approx(held)
     spot.assert_venue_matches()
 
 
@@ -135,9 +139,12 @@ def test_a_lone_target_an_earlier_run_left_becomes_one_list_with_its_stop(
     spot.assert_venue_matches()
 
 
-def test_a_refused_list_puts_the_lone_stop_back_at_once(spot: VenueHarness) -> None:
+def test_a_refused_list_places_the_stop_alone_at_once(spot: VenueHarness) -> None:
+    """The lone take-profit is cancelled for the list and the venue refuses the list: the
+    stop-loss goes alone at once (the stop matters more than the target), and the target ends
+    refused."""
     entry = f"{PREFIX}lone3"
-    order, held = _lone_child_left(spot, entry, "sl")
+    order, held = _lone_child_left(spot, entry, "tp")
     spot.fake.faults.inject(
         "reject",
         path=OCO_PATH,
@@ -147,15 +154,14 @@ def test_a_refused_list_puts_the_lone_stop_back_at_once(spot: VenueHarness) -> N
     )
     spot.broker.protect_filled(order, held)
     target = spot.wait_final(f"{entry}-tp")
-    assert target.status is OrderStatus.REJECTED  # alone, the venue refuses it for the coin
+    assert target.status is OrderStatus.REJECTED, target
+    spot.wait_for(lambda _e: _working(spot.broker, f"{entry}-sl"))
     assert _list_posts(spot) == 1
     legs = _legs(spot, entry)
     working = {cid for cid, (status, _lid) in legs.items() if status == "NEW"}
-    assert working == {f"{entry}-sl-a2"}, legs  # "-a1" went in the refused list
-    assert legs[f"{entry}-sl-a2"] == ("NEW", -1)
-    assert _working(spot.broker, f"{entry}-sl")
-    assert spot.final(f"{entry}-sl") is None  # the stop never ended, for the bot
-    assert base_balance(spot) == (Decimal(0), Decimal(str(held)))
+    assert working == {f"{entry}-sl"}, legs
+    assert legs[f"{entry}-tp"] == ("CANCELED", -1)  # the lone copy, cancelled for the list
+    assert spot.final(f"{entry}-sl") is None
 
     spot.trade_through(STOP - 100.0)
     assert spot.wait_final(f"{entry}-sl").status is OrderStatus.FILLED

@@ -1889,6 +1889,12 @@ class CcxtBroker:
             if len(known) != 1 or known[0].client_order_id in self._withheld:
                 return None
         [lone_order] = known
+        if lone_order.tag != TAKE_PROFIT_TAG:
+            # A working stop-loss is never cancelled for its take-profit: between the cancel
+            # and the list the position would have no stop, and a restart in that window finds
+            # the stop cancelled (as a person's cancel is) and sends the target alone. The
+            # target goes one by one, refused for the coin the stop holds; the stop protects.
+            return None
         [other] = [child for child in children if child is not lone_order]
         lone = self._tracked.get(lone_order.client_order_id)
         if lone is None:
@@ -1947,43 +1953,26 @@ class CcxtBroker:
             self._known.discard(paired.order.client_order_id)
 
     async def _unjoined(self, lone: _Tracked, paired: _Tracked, refused: Failure) -> None:
-        """The venue refused the list ``_join_lone`` cancelled ``lone`` for: nothing of it is
-        at the venue. The stop-loss goes back alone at once — the lone one under a new derived
-        id (its own, once ``_join_lone`` returns, when the lone child was the target, which
-        ends refused) — and the target is left to be placed one by one, as after any refused
-        list."""
+        """The venue refused the list ``_join_lone`` cancelled ``lone`` (a take-profit: a
+        stop-loss is never cancelled for a list, ``_lone_leg``) for: nothing of it is at the
+        venue. It ends refused, and the stop-loss goes alone at once under its own id, as after
+        any refused list, once ``_join_lone`` returns."""
         self._forget(paired)
-        if lone.order.tag != STOP_LOSS_TAG:
-            log.warning(
-                "ccxt broker: the venue refused %s and %s as one order list (%s) after %s's "
-                "lone copy was cancelled; the stop-loss is placed alone",
-                paired.order.client_order_id,
-                lone.order.client_order_id,
-                refused.message,
-                lone.order.client_order_id,
-            )
-            self._final(
-                lone,
-                OrderStatus.REJECTED,
-                "placed again with its stop-loss as one order list, which the venue refused "
-                f"after its lone copy was cancelled: {refused.message}",
-                refused.code,
-            )
-            return
         log.warning(
-            "ccxt broker: the venue refused %s and %s as one order list (%s); the stop-loss is "
-            "placed back alone",
-            lone.order.client_order_id,
+            "ccxt broker: the venue refused %s and %s as one order list (%s) after %s's "
+            "lone copy was cancelled; the stop-loss is placed alone",
             paired.order.client_order_id,
+            lone.order.client_order_id,
             refused.message,
+            lone.order.client_order_id,
         )
-        lone.venue_cid = venue_replacement_id(lone.order.client_order_id, lone.replaced + 1)
-        lone.replaced += 1
-        args = self._args(lone.order._replace(client_order_id=lone.venue_cid))
-        if isinstance(args, Refusal):  # it fit a moment ago, as part of the list
-            self._final(lone, OrderStatus.REJECTED, args.reason, args.code)
-            return
-        await self._create(lone, args)
+        self._final(
+            lone,
+            OrderStatus.REJECTED,
+            "placed again with its stop-loss as one order list, which the venue refused "
+            f"after its lone copy was cancelled: {refused.message}",
+            refused.code,
+        )
 
     def _list_params(
         self, stop: CreateArgs, target: CreateArgs, stop_cid: str, target_cid: str
