@@ -1428,7 +1428,13 @@ class Engine:
             return True
         said = f"{price_text(was)} -> " if was is not None else ""
         reason = f"price {said}{price_text(price)} at the venue: {update.reason}"
-        self.journal.reprice_order(order.client_order_id, price, update.ts or self._now, reason)
+        self.journal.reprice_order(
+            order.client_order_id,
+            price,
+            update.ts or self._now,
+            reason,
+            self._working_status(order.client_order_id),
+        )
         moved = self.book.reprice(order.client_order_id, price)
         log.warning("%s: %s: %s", self.config.bot_name, order.client_order_id, reason)
         if self.listener is not None and moved is not None:
@@ -1568,7 +1574,15 @@ class Engine:
             )
         )
 
-    def _cap_children(self, fill: Fill, order: Order | None) -> None:
+    def _working_status(self, client_order_id: str) -> OrderStatus:
+        """A working order's status as its journal keeps it: filled in part, or open."""
+        working = self.book.get(client_order_id)
+        filled = working is not None and working.filled > 0.0
+        return OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN
+
+    def _cap_children(
+        self, fill: Fill, order: Order | None, reduced: tuple[str, ...] | None
+    ) -> None:
         """``fill`` made ``fill.symbol``'s position smaller (a plain reduce, a close, a person
         at the venue, a child of another bracket): the bracket children working for it are cut
         so that they close no more than the position holds (``children_over_position``: each
@@ -1580,10 +1594,10 @@ class Engine:
         and so are children whose cancel is already asked. Where children follow the venue
         position their entry opened (``TicketBrackets``: an MT5 hedging account) only the
         children of the entries whose positions the fill reduced are cut, by what it closed
-        (``children_cut_by``): the oldest entry's would take the stops off a ticket still open."""
+        (``children_cut_by``): the oldest entry's would take the stops off a ticket still open
+        (``reduced``: the broker's ``entries_reduced`` of ``fill``)."""
         spent = order.oco_group if order is not None and order.parent_id is not None else None
         asked = self._cancels_asked
-        reduced = None if self._tickets is None else self._tickets.entries_reduced(fill)
         children = self.book.children_left(
             fill.symbol,
             lambda child: (
@@ -1849,7 +1863,12 @@ class Engine:
         trades_before = len(portfolio.trades)
         closed_any = portfolio.apply(fill).closed_quantity > 0.0
         position = portfolio.positions[fill.symbol]
-        status, order, placed, resized = self.book.on_fill(fill, self._child_placeable)
+        # Asked once per fill (the broker forgets its answer once asked).
+        reduced = None if self._tickets is None else self._tickets.entries_reduced(fill)
+        # A fill that closed other entries' tickets opened nothing its own children protect.
+        status, order, placed, resized = self.book.on_fill(
+            fill, self._child_placeable, opened=not reduced
+        )
         if placed or resized:
             self._journal_children(placed, resized, fill.ts)
         trades = portfolio.trades
@@ -1870,7 +1889,7 @@ class Engine:
         if self._flatten_in_force is not None or self._closers or _ends_guards(order):
             self._flatten_after_fill(order, fill, position.quantity)
         if closed_any:
-            self._cap_children(fill, order)
+            self._cap_children(fill, order, reduced)
         if self.listener is not None:
             if order is not None:
                 # The order's status change the journal just recorded (filled, partly filled),
@@ -2069,7 +2088,7 @@ class Engine:
         reason = f"stop moved from {price_text(previous)} to {price_text(held.price)} by {plugin}"
         if held.differs:
             reason += f" ({price_text(price)} asked)"
-        self.journal.reprice_order(order_id, held.price, ts, reason)
+        self.journal.reprice_order(order_id, held.price, ts, reason, self._working_status(order_id))
         self._say_stop_held(stop, held, price)
         moved = self.book.reprice(order_id, held.price)
         if moved is not None:

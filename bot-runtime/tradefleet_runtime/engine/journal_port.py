@@ -47,7 +47,14 @@ class JournalWriter(Protocol):
 
     def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None: ...
 
-    def reprice_order(self, client_order_id: str, price: float, ts: int, reason: str) -> None:
+    def reprice_order(
+        self,
+        client_order_id: str,
+        price: float,
+        ts: int,
+        reason: str,
+        status: OrderStatus = OrderStatus.OPEN,
+    ) -> None:
         """A working order's price changed (a stop moved); a restart re-arms it at ``price``."""
         ...
 

@@ -104,6 +104,10 @@ def carried_cuts(working: Sequence[tuple[Order, float]]) -> dict[str, float]:
 class WorkingOrder:
     order: Order
     filled: float = 0.0
+    # What of ``filled`` opened none of the order's own position: it closed other entries'
+    # (an MT5 hedging reversal's deal closing the long's ticket). Its bracket does not cover
+    # that part: the position its children follow never held it.
+    closed_others: float = 0.0
 
 
 class Resized(NamedTuple):
@@ -232,7 +236,12 @@ class OrderBook:
             w.order for w in self._working.values() if symbol is None or w.order.symbol == symbol
         ]
 
-    def on_fill(self, fill: Fill, placeable: Callable[[Order], bool] | None = None) -> BookedFill:
+    def on_fill(
+        self,
+        fill: Fill,
+        placeable: Callable[[Order], bool] | None = None,
+        opened: bool = True,
+    ) -> BookedFill:
         """Book a fill against its order: its status now, the order, and its bracket's
         children placed or resized by this fill.
 
@@ -243,6 +252,9 @@ class OrderBook:
         rest of a resting entry without its stop. ``placeable`` says whether the venue would
         take a child (its minimums): one sized on a part below them waits for more of its
         entry, as the broker's does; when the entry is done it is placed (and refused there).
+        ``opened`` False: the fill closed other entries' own positions and opened none of the
+        order's (``TicketBrackets``): it counts to the order's status, not to what its
+        children protect.
         """
         working = self._working.get(fill.client_order_id)
         if working is None:
@@ -250,12 +262,15 @@ class OrderBook:
         order = working.order
         self.version += 1
         working.filled += fill.quantity
+        if not opened:
+            working.closed_others += fill.quantity
         if order.parent_id in self._working:
             self._spent.add(order.parent_id)
         done = working.filled + _QTY_EPSILON * max(order.quantity, 1.0) >= order.quantity
         if done:
             self.remove(fill.client_order_id)
-        placed, resized = self.protect(order, working.filled, fill.ts, None if done else placeable)
+        covered = working.filled - working.closed_others
+        placed, resized = self.protect(order, covered, fill.ts, None if done else placeable)
         status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
         return BookedFill(status, order, placed, resized)
 
@@ -267,7 +282,7 @@ class OrderBook:
         working = self.remove(client_order_id)
         if working is None:
             return (), ()
-        done = max(working.filled, filled or 0.0)
+        done = max(working.filled, filled or 0.0) - working.closed_others
         return self.protect(working.order, done, ts) if done > 0.0 else ((), ())
 
     def bracket_spent(self, order: Order) -> bool:
@@ -289,6 +304,8 @@ class OrderBook:
         A new child that is not ``placeable`` is not made yet."""
         if order.stop_loss is None and order.take_profit is None:
             return (), ()
+        if filled <= 0.0:
+            return (), ()  # nothing of its own position to protect yet
         if order.client_order_id in self._spent:
             return (), ()  # the bracket's trade is over: its other child is being cancelled
         placed: list[Order] = []

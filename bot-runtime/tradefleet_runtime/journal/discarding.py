@@ -81,7 +81,14 @@ class DiscardingJournal:
     def resize_order(self, client_order_id: str, quantity: float, ts: int, reason: str) -> None:
         pass
 
-    def reprice_order(self, client_order_id: str, price: float, ts: int, reason: str) -> None:
+    def reprice_order(
+        self,
+        client_order_id: str,
+        price: float,
+        ts: int,
+        reason: str,
+        status: OrderStatus = OrderStatus.OPEN,
+    ) -> None:
         pass
 
     def update_order(

@@ -498,11 +498,19 @@ class Journal:
             return
         self._write((_RESIZE_ORDER, (quantity, run, client_order_id)), (_INSERT_UPDATE, status_row))
 
-    def reprice_order(self, client_order_id: str, price: float, ts: int, reason: str) -> None:
+    def reprice_order(
+        self,
+        client_order_id: str,
+        price: float,
+        ts: int,
+        reason: str,
+        status: OrderStatus = OrderStatus.OPEN,
+    ) -> None:
         """A working order's price is now ``price`` (a stop moved: its status log says so,
-        with ``reason``), in one transaction: a restart re-arms it at this price."""
+        with ``reason``, under the order's ``status``: a child filled in part stays so), in one
+        transaction: a restart re-arms it at this price."""
         run = self.run_id
-        status_row = (run, client_order_id, ts, OrderStatus.OPEN + "", reason, None)
+        status_row = (run, client_order_id, ts, status + "", reason, None)
         if self.batched:
             self._statuses[(run, client_order_id)] = status_row
             self._rows(_REPRICE_ORDER).append((price, run, client_order_id))

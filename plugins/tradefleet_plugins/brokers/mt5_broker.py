@@ -60,6 +60,7 @@ from typing import Any, NamedTuple, TypeVar
 from tradefleet_plugins.brokers import mt5_requests as rq
 from tradefleet_plugins.brokers.mt5_link import (
     Link,
+    ServerClock,
     TerminalLost,
     load_bridge,
     load_terminal,
@@ -127,6 +128,9 @@ _FAR = 2**31 - 1  # "until now" for history queries (server time, seconds)
 _DAY = 86_400
 _EPS = 1e-9
 _QUERY_TIMEOUT_S = 60.0
+# How often the poll looks at a tick for the server's zone (under ZONE_TOLERANCE_S, so two
+# looks measure it).
+_ZONE_LOOK_S = 60.0
 _ACCOUNT_MARGIN_MODE_RETAIL_HEDGING = 2
 # A first run's capital may exceed the account's equity by this much (rounding, a fee).
 _CAPITAL_TOLERANCE = 0.005
@@ -229,7 +233,11 @@ class Mt5Broker:
         self._symbols = SymbolMap(params.symbols)
         self._magic = params.magic or 0
         self._prefix = ""  # the bot's client order id prefix (``bot_prefix``), at connect
+        # The trade server's zone: server_offset_s until its ticks show it, then measured as the
+        # data feed measures it (``ServerClock``), so a DST switch is followed (``_saw_tick``).
         self._offset = params.server_offset_s
+        self._server = ServerClock(params.server_offset_s)
+        self._next_zone_look = 0.0  # monotonic: when the poll looks at a tick for the zone
         self._stop = threading.Event()
         self._cv = threading.Condition()
         self._jobs: deque[_Job] = deque()
@@ -267,6 +275,10 @@ class Mt5Broker:
         self._booked: dict[str, float] = {}
         self._parents: dict[int, str] = {}  # position id -> id of the order that opened it
         self._children: dict[str, tuple[int, str]] = {}  # child id -> (position id, role)
+        # The level (SL or TP price) last booked or reported for each child, and the side of
+        # the position it closes: the poll reports the one the terminal holds when it differs
+        # (``_report_changed_children``).
+        self._child_levels: dict[str, _Booked] = {}
         # Hedging: the entries one of whose several tickets closed on its SL/TP while another
         # stayed open (``_split_entry_goes_on``), until their last one closes.
         self._split_fired: set[str] = set()
@@ -456,7 +468,8 @@ class Mt5Broker:
         read: Future[Any] = Future()
         self._tick_read = read
         try:
-            self._queue(_Job(lambda: self._call("symbol_info_tick", spec.name), read))
+            name = spec.name
+            self._queue(_Job(lambda: self._saw_tick(self._call("symbol_info_tick", name)), read))
             tick = read.result(timeout=self._TICK_WAIT_S)
             bid, ask = float(tick.bid), float(tick.ask)
             stamp_ms = int(getattr(tick, "time_msc", 0) or 0) or int(tick.time) * 1000
@@ -782,11 +795,24 @@ class Mt5Broker:
                     "CFD, stock or futures calc modes"
                 )
 
+    def _saw_tick(self, tick: Any) -> Any:
+        """``tick`` (a ``symbol_info_tick`` answer, None: none), its time taken as a look at
+        the server's zone (I/O thread): a zone it shows is the one times are converted with
+        from now on, said when it is not ``server_offset_s`` or when it changes."""
+        stamp = int(getattr(tick, "time", 0) or 0) if tick is not None else 0
+        if stamp:
+            news = self._server.follow(stamp, time.time(), self.params.server_offset_s)
+            if news is not None:
+                log.warning("MT5 broker: %s", news)
+            self._offset = self._server.offset
+        return tick
+
     def _now(self) -> int:
         """The trade server's time now (its clock, its time zone), from the latest tick."""
         latest = self._server_now
+        self._next_zone_look = time.monotonic() + _ZONE_LOOK_S  # a look: the poll's is not due
         for spec in list(self._specs.values())[:1]:
-            tick = self._call("symbol_info_tick", spec.name)
+            tick = self._saw_tick(self._call("symbol_info_tick", spec.name))
             if tick is not None and int(tick.time):
                 latest = max(latest, int(tick.time))
         if not latest:
@@ -989,6 +1015,8 @@ class Mt5Broker:
             return
         assert position is not None
         self._children[order_id] = (int(position.ticket), role)
+        if order.price:  # the poll's baseline: the price the engine books the child at
+            self._child_levels[order_id] = _Booked(order.price, long=order.side is Side.SELL)
         venue_id = ",".join(str(t) for t in tickets) if tickets else str(int(position.ticket))
         self._emit(OrderUpdate(order_id, OrderStatus.OPEN, ts, said, venue_order_id=venue_id))
 
@@ -1167,7 +1195,7 @@ class Mt5Broker:
                     )
                 if self._wait(self._backoff(leg.unknown)):
                     return ReasonCode.VENUE_UNAVAILABLE, "broker closed"
-            tick = self._call("symbol_info_tick", spec.name)
+            tick = self._saw_tick(self._call("symbol_info_tick", spec.name))
             if tick is None or not (float(tick.bid) > 0 and float(tick.ask) > 0):
                 return ReasonCode.MARKET_CLOSED, f"no prices for {spec.name}"
             self._server_now = max(self._server_now, int(tick.time))
@@ -1480,7 +1508,10 @@ class Mt5Broker:
         self._parents[position] = order.client_order_id
         for role, price in (("sl", order.stop_loss), ("tp", order.take_profit)):
             if price:
-                self._children[child_order_id(order.client_order_id, role)] = (position, role)
+                child_id = child_order_id(order.client_order_id, role)
+                self._children[child_id] = (position, role)
+                # The poll's baseline: the engine books the child at the price asked.
+                self._child_levels[child_id] = _Booked(price, long=order.side is Side.BUY)
 
     # -- cancel / amend ----------------------------------------------------------------------
 
@@ -1706,6 +1737,11 @@ class Mt5Broker:
                 refusal, done = self._set_child_stops(client_order_id, child[0], child[1], price)
                 if refusal is None:
                     held = self._held_stop(done[0], child[1])
+                    # The poll's baseline: what the engine books from the answer below.
+                    booked = self._child_levels.get(client_order_id)
+                    if booked is not None:
+                        booked = booked._replace(price=price if held is None else held)
+                        self._child_levels[client_order_id] = booked
         else:
             decided = self._amend_against_market(client_order_id, quantity, price)
             if decided is True:
@@ -2010,6 +2046,11 @@ class Mt5Broker:
         self._balance = float(account.balance)
         info = self._call("terminal_info")
         self._server_up = bool(info.connected)
+        if time.monotonic() >= self._next_zone_look:
+            # A tick now and then, so a DST switch is followed by a bot that sends nothing
+            # (its SL firing on Monday is stamped in the new zone); two looks within
+            # ZONE_TOLERANCE_S of each other measure a zone going back (``ServerClock``).
+            self._now()
         events: list[Event] = []
         try:
             self._poll_into(events)
@@ -2068,6 +2109,8 @@ class Mt5Broker:
                         code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
+        if held is not None:
+            events.extend(self._report_changed_children(positions))
         # After the deals' events: a swap booked by a deal above leaves the accrual first.
         events.extend(self._refresh_positions())
 
@@ -2094,6 +2137,75 @@ class Mt5Broker:
                 OrderUpdate(move.client_order_id, OrderStatus.OPEN, ts, move.said, price=move.price)
             )
         return found
+
+    def _report_changed_children(self, positions: Mapping[int, Any]) -> list[OrderUpdate]:
+        """The working SL/TP children whose level the terminal holds at another price than
+        the one last booked, or no more (``_child_change``), from the poll's own
+        ``positions_get`` (``positions``: the bot's, by ticket; no extra call): a person
+        dragging or deleting the SL/TP of the bot's position in the terminal. Reported as a
+        restart would find it: a moved level as the child working at the price held (the
+        engine books and journals it); a removed one as the child cancelled at the venue (the
+        engine says loudly that a stop-loss was cancelled outside the bot). A child whose
+        amend is on its way is left to the amend's answer, and one of the other side than the
+        position (a netting position the bot reversed: the engine is cutting that child, and
+        the level is the reversal's) to that cut."""
+        with self._lock:
+            busy = frozenset(self._amending)
+        for gone in [c for c in self._child_levels if c not in self._children]:
+            del self._child_levels[gone]
+        half_ticks = {spec.name: spec.tick_size / 2 for spec in self._specs.values()}
+        ts = self._utc(self._server_now)
+        found = []
+        for child_id, (position_id, role) in list(self._children.items()):
+            if child_id in busy:
+                continue
+            holding = self._child_positions(child_id, position_id, positions)
+            if not holding:
+                continue  # its position closed: the caller ended it
+            long = int(holding[0].type) == _POSITION_TYPE_BUY
+            booked = self._child_levels.get(child_id)
+            if booked is not None and booked.long != long:
+                continue
+            held = _child_level(holding, role)
+            change = _child_change(
+                role,
+                held,
+                None if booked is None else booked.price,
+                half_ticks.get(str(holding[0].symbol), 0.0),
+                [int(p.ticket) for p in holding],
+            )
+            if held > 0.0:
+                self._child_levels[child_id] = _Booked(held, long)
+            if change is None:
+                continue
+            log.warning("%s: %s", child_id, change.said)
+            if held > 0.0:
+                found.append(OrderUpdate(child_id, OrderStatus.OPEN, ts, change.said, price=held))
+                continue
+            del self._children[child_id]
+            self._child_levels.pop(child_id, None)
+            found.append(
+                OrderUpdate(
+                    child_id,
+                    OrderStatus.CANCELLED,
+                    ts,
+                    change.said,
+                    code=ReasonCode.CANCELLED_BY_VENUE,
+                )
+            )
+        return found
+
+    def _child_positions(
+        self, child_id: str, position_id: int, positions: Mapping[int, Any]
+    ) -> list[Any]:
+        """The open positions (``positions``: the bot's, by ticket) child ``child_id``'s level
+        is on, as ``_entry_positions`` finds them but from positions already read: on a
+        hedging account every ticket of its entry, oldest first; else ``position_id``."""
+        found = bracket_role(child_id)
+        if self._hedging and found is not None:
+            return entry_tickets(positions.values(), found[0], self._parent_of)
+        position = positions.get(position_id)
+        return [] if position is None else [position]
 
     def _deal_event(self, deal: Any, events: list[Event]) -> bool:
         """A deal of the bot's magic number -> its events; False when it is no order's of the
@@ -2566,6 +2678,7 @@ class Mt5Broker:
             for report in found:
                 role = "sl" if report.order_type is OrderType.STOP else "tp"
                 self._children.setdefault(report.client_order_id, (ticket, role))
+                self._adopt_level(report)
                 reports.append(report)
             for child_id in sorted(shares.gone) if shares is not None else ():
                 role = "sl" if child_id.endswith("-sl") else "tp"
@@ -2585,16 +2698,33 @@ class Mt5Broker:
             for report in ticket_child_reports(tickets, parent, symbol, now, self._units):
                 role = "sl" if report.order_type is OrderType.STOP else "tp"
                 self._children.setdefault(report.client_order_id, (int(tickets[0].ticket), role))
+                self._adopt_level(report)
                 reports.append(report)
         return reports
+
+    def _adopt_level(self, report: OrderReport) -> None:
+        """A child a restart reports working: reconciliation adopts it at the level reported,
+        the poll's baseline for it (``_report_changed_children``)."""
+        if report.price:
+            long = report.side is Side.SELL
+            self._child_levels.setdefault(report.client_order_id, _Booked(report.price, long))
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
         """The bot's executions since ``since_ts``, and, as the running poll books them, the
         parts of others' deals that reduced or closed the bot's positions (``_outside_fill``:
-        a person's close while the bot was down is booked at its restart, as while it runs)."""
-        found = self._deal_fills(since_ts)
+        a person's close while the bot was down is booked at its restart, as while it runs).
+        Not said "booked" here: reconciliation books only those its journal lacks (a close by
+        hand the running bot booked is listed again at every restart), and the engine says
+        each one it books (``position_changed_outside``)."""
+        found = self._deal_fills(since_ts, say=False)
         for deal, fill in found:
             self._note_reduced(deal, fill)  # cut as the running broker's would be
+            if fill.reason == OUTSIDE_TAG:
+                log.info(
+                    "MT5 broker: deal %s, a change made outside the bot, listed for start-up "
+                    "reconciliation (booked there unless the journal holds it)",
+                    fill.fill_id,
+                )
         return [fill for _deal, fill in found]
 
     def _cash_flow_reports(self, since_ts: int) -> list[CashFlow]:
@@ -2805,6 +2935,48 @@ def _child_on_position(held: float, want: float, half: float, shared: bool) -> s
     if shared and held > 0.0:
         return "replaces"
     return "set"
+
+
+class _Booked(NamedTuple):
+    """A working SL/TP child's level as the bot books it (``_report_changed_children``'s
+    baseline): its price, and whether it closes a long (the position's side it is for)."""
+
+    price: float
+    long: bool
+
+
+class _ChildChange(NamedTuple):
+    """A working SL/TP child whose level the terminal holds otherwise than booked
+    (``_child_change``): the price held (0: the level was removed), and the words."""
+
+    price: float
+    said: str
+
+
+def _child_level(holding: Sequence[Any], role: str) -> float:
+    """The level (``role``: sl, tp) a child on ``holding`` (its positions, oldest first) is
+    at: the oldest's that holds one, as a restart reports it (``ticket_child_reports``); 0
+    when none holds it."""
+    return next((_level(p, role) for p in holding if _level(p, role) > 0.0), 0.0)
+
+
+def _child_change(
+    role: str, held: float, last: float | None, half: float, tickets: Sequence[int]
+) -> _ChildChange | None:
+    """Whether a working child's level ``held`` at the terminal (0: none) is news against
+    ``last``, the price the bot last booked for it (None: not known — a restarted broker
+    reads it from the terminal, so nothing to say): removed; or more than ``half`` a tick
+    away; None when it is where the bot books it."""
+    name = role.upper()
+    where = _positions_words(tickets)
+    holds = "hold" if len(tickets) > 1 else "holds"
+    if held <= 0.0:
+        return _ChildChange(0.0, f"{where} no longer {holds} its {name}: removed at the terminal")
+    if last is None or abs(held - last) <= half:
+        return None
+    return _ChildChange(
+        held, f"{where} {holds} its {name} at {held:g}, not {last:g}: changed at the terminal"
+    )
 
 
 def _level(position: Any, role: str) -> float:

@@ -183,7 +183,10 @@ class Mt5BrokerParams(Mt5BridgeParams):
         ge=-14 * 3600,
         le=14 * 3600,
         description="The trade server's clock minus UTC, in seconds (many brokers run on "
-        "UTC+2/+3): times from the terminal are converted to UTC with it.",
+        "UTC+2 in winter, UTC+3 in summer): a fallback and a check. The broker measures the "
+        "server's zone from its ticks, as the mt5 feed does (a DST switch is followed); this "
+        "value converts times from the terminal to UTC only while no tick has shown the zone (a "
+        "closed market at start), and a measurement that disagrees with it is logged.",
     )
     login_file: str = Field(
         default="login", description="File in the credentials folder holding the login."

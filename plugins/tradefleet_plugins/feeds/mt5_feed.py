@@ -7,9 +7,11 @@ clock is read from the terminal's ticks (``symbol_info_tick(...).time``), never 
 host's clock, which may be off. Bar times come in the server's zone and leave in UTC: the zone
 is measured from the ticks (brokers run whole- or half-hour zones) and re-measured as the feed
 runs, so a broker's DST switch (UTC+2 in winter, UTC+3 in summer) is followed;
-``server_offset_s`` is the fallback while no tick has shown the zone, and a check. That clock,
-in UTC, is the market's time the feed tells the runtime (``tells-market-time``): a restarted
-bot trades only the newest closed bar, the ones before it are history.
+``server_offset_s`` is the fallback while no tick has shown the zone, and a check (the mt5
+broker measures it the same way: ``mt5_link.ServerClock``). That clock, in UTC, is the market's
+time the feed tells the runtime (``tells-market-time``; while no tick comes, a weekend, the
+host's clock taken back by the most it may be off, so it neither lags nor runs ahead): a
+restarted bot trades only the newest closed bar, the ones before it are history.
 
 Missing bars follow the csv feed's gap policy. While it waits the feed calls
 ``FeedRequest.idle`` every quarter second and asks the terminal every ``poll_s``, so control
@@ -35,9 +37,13 @@ from typing import Any
 from tradefleet_plugins.brokers.mt5_link import (
     AUTH_FAILED,
     IPC_LOST,
+    ServerClock,
     load_bridge,
     load_terminal,
+    measure_zone,
+    nearest_zone,
     terminal_lock,
+    zone_name,
 )
 from tradefleet_plugins.brokers.mt5_params import SymbolMap
 from tradefleet_plugins.feeds.mt5_bars import apply_gap_policy, mt5_timeframe, rows_to_bars
@@ -51,12 +57,6 @@ _MAX_BARS = 100_000
 # The folder the operator mounts the broker's credentials Secret at: the feed reads the bridge's
 # token from it (a feed is given no credentials folder of its own).
 _CREDENTIALS_DIR_ENV = "TRADEFLEET_CREDENTIALS_DIR"
-# Brokers' servers run whole- or half-hour zones: a tick's time minus the host's UTC, rounded
-# to this, is the zone.
-_ZONE_STEP_S = 1800
-# How far from a zone a measurement may land and still count: the host clock's error plus the
-# tick's age. Under half a step, so a measurement never rounds to a neighbouring zone.
-_ZONE_TOLERANCE_S = 300.0
 # At start, how long the feed waits for a tick that shows the zone before falling back to
 # server_offset_s (only when the terminal's last tick does not already agree with it).
 _MEASURE_WAIT_S = 60.0
@@ -82,26 +82,6 @@ def _credentials_dir() -> Path | None:
 
 
 # -- pure decisions ---------------------------------------------------------------------------
-def nearest_zone(delta_s: float) -> tuple[int, float]:
-    """The whole/half-hour zone nearest to ``delta_s`` (server clock minus UTC), and how far
-    ``delta_s`` is from it."""
-    zone = round(delta_s / _ZONE_STEP_S) * _ZONE_STEP_S
-    return int(zone), abs(delta_s - zone)
-
-
-def measure_zone(tick_s: int, host_s: float, *, fresh: bool, expected: int) -> int | None:
-    """The server's zone shown by a tick stamped ``tick_s`` (server seconds) and seen at
-    ``host_s`` (the host's UTC), or None when it proves nothing. A ``fresh`` tick arrived since
-    the previous look, so it is at most that old; any other may be hours old (a closed market),
-    and only confirms the zone ``expected``."""
-    if tick_s <= 0:
-        return None
-    zone, off_by = nearest_zone(tick_s - host_s)
-    if off_by > _ZONE_TOLERANCE_S:
-        return None
-    return zone if fresh or zone == expected else None
-
-
 def bar_open(t: float, timeframe_s: int) -> int:
     """The open time of the bar holding ``t`` (MT5's weekly bars open on Sunday)."""
     seconds = int(t // 1)
@@ -114,12 +94,6 @@ def is_closed(open_s: int, timeframe_s: int, settle_s: float, server_now: float)
     """A bar (open time in server seconds) may be handed over: its close plus ``settle_s``
     has passed on the server's clock."""
     return open_s + timeframe_s + settle_s <= server_now
-
-
-def zone_name(offset_s: int) -> str:
-    sign = "-" if offset_s < 0 else "+"
-    hours, rest = divmod(abs(offset_s), 3600)
-    return f"UTC{sign}{hours}" + (f":{rest // 60:02d}" if rest else "")
 
 
 def server_time(t: float) -> str:
@@ -152,45 +126,6 @@ def stall_reason(
         f"no bar handed over for {quiet_s:.0f} s: the terminal has no new bar{since} (market "
         f"closed or a quiet symbol; server clock {server_time(server_now)})"
     )
-
-
-class ServerClock:
-    """What the feed knows of the trade server's clock, from the ticks it has seen."""
-
-    def __init__(self, fallback_offset_s: int) -> None:
-        self.offset = fallback_offset_s
-        self.measured = False
-        self.tick = 0  # the newest tick's time seen (server seconds)
-        self._looked: float | None = None  # the host's time of the previous look
-        # Server minus host, a lower bound: a tick is never stamped after the moment it is
-        # seen, so the newest tick plus the time since is never ahead of the server's clock,
-        # however far off the host's clock is.
-        self._lead: float | None = None
-
-    def observe(self, tick_s: int, host_s: float) -> int | None:
-        """A look at the newest tick; the zone it shows, or None."""
-        fresh = (
-            self._looked is not None
-            and tick_s > self.tick
-            and host_s - self._looked <= _ZONE_TOLERANCE_S
-        )
-        self._looked = host_s
-        if tick_s > 0:
-            lead = tick_s - host_s
-            self._lead = lead if self._lead is None else max(self._lead, lead)
-        self.tick = max(self.tick, tick_s)
-        return measure_zone(tick_s, host_s, fresh=fresh, expected=self.offset)
-
-    def now(self, host_s: float) -> float:
-        """The server's clock (server seconds) at the host's ``host_s``; without any tick yet,
-        the host's clock in the fallback zone."""
-        return host_s + (self.offset if self._lead is None else self._lead)
-
-    def utc_now(self, host_s: float) -> float | None:
-        """The server's clock at the host's ``host_s`` in UTC, as bar times leave the feed
-        (converted with the same zone); None before a tick was seen: the host's clock is
-        not the server's."""
-        return None if self._lead is None else self.now(host_s) - self.offset
 
 
 class _Series:
@@ -334,22 +269,11 @@ class Mt5Feed:
     def _look(self, symbols: tuple[str, ...]) -> None:
         """Read the server's clock from the newest tick of ``symbols``; follow its zone."""
         ticks = [self._call("symbol_info_tick", self._names.venue(s), symbol=s) for s in symbols]
-        server = self._server
-        zone = server.observe(max(int(t.time) for t in ticks), self._clock())
-        if zone is None or (server.measured and zone == server.offset):
-            return
-        if server.measured:
-            self._note(
-                f"the trade server's zone changed from {zone_name(server.offset)} to "
-                f"{zone_name(zone)} (a DST switch?): bar times from now on are converted with it"
-            )
-        elif zone != self.params.server_offset_s:
-            self._note(
-                f"server_offset_s is {self.params.server_offset_s} "
-                f"({zone_name(self.params.server_offset_s)}) but the terminal's ticks show "
-                f"{zone_name(zone)}: bar times are converted with {zone_name(zone)}"
-            )
-        server.offset, server.measured = zone, True
+        newest = max(int(t.time) for t in ticks)
+        # The broker's measurement (``ServerClock``, shared): bar times follow what fills do.
+        news = self._server.follow(newest, self._clock(), self.params.server_offset_s)
+        if news is not None:
+            self._note(news)
 
     def _measure(self, symbols: tuple[str, ...]) -> None:
         """At start: the server's zone before any bar is converted with it (a tick that agrees

@@ -1,0 +1,239 @@
+"""An SL/TP changed by hand in the terminal while the bot runs: the bot's working children are
+what the terminal holds.
+
+MT5 keeps a position's SL/TP as its attributes; the bot's bracket children (``<id>-sl``,
+``<id>-tp``) are those levels. A person dragging the SL in the terminal moves the child: the
+broker's poll reports the child working at the price the position holds (the engine books and
+journals it, as for a resting order's price changed at the terminal). A person deleting it
+ends the child: the poll reports it cancelled at the venue, and the engine says loudly that
+the stop-loss was cancelled outside the bot (the position runs without it; the bot does not
+place it again). Before, the bot kept the stop at its old level for ever, with no event,
+while the position had another stop or none. On a hedging account a split entry's child is
+the level of all its tickets: the oldest ticket holding it gives the price, as after a
+restart, and the child ends only when no ticket holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
+from tests.brokers.mt5.test_mt5_hedging_split_entry import SplitBot, _set_by_hand
+from tests.brokers.stop_movers import Mover
+from tests.runtime.helpers import Scripted
+from tradefleet_plugins.brokers.mt5_broker import _child_change, _child_level
+from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.engine.risk_hooks import RiskHooks
+from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.model import OrderType
+
+SL, TP = 1.0950, 1.1100
+LOT = 100_000.0  # EURUSD units in one lot
+
+pytestmark = pytest.mark.usefixtures("transport")  # on the emulator, and through the bridge
+
+
+@pytest.fixture(params=["netting", "hedging"])
+def margin(request: pytest.FixtureRequest) -> Iterator[str]:
+    mode: str = request.param
+    yield mode
+
+
+def _venue(mode: str) -> Mt5Harness:
+    venue = Mt5Harness.build(mode)
+    venue.symbols = ("EURUSD",)
+    return venue.connect()
+
+
+def _pump(engine: Engine, venue: Mt5Harness, times: int = 3) -> None:
+    for _ in range(times):
+        settle_and_pump(engine, venue)
+
+
+def _stops(engine: Engine) -> list[tuple[float, float | None]]:
+    """The bot's working stop-loss children: (quantity, price)."""
+    return [
+        (o.quantity, o.price)
+        for o in engine.open_orders()
+        if o.order_type is OrderType.STOP and o.client_order_id.endswith("-sl")
+    ]
+
+
+def _by_hand_sltp(venue: Mt5Harness, sl: float) -> None:
+    """A person drags (or deletes: 0.0) the SL of the bot's position in the terminal."""
+    term = venue.terminal
+    (position,) = term.positions_get() or ()
+    answer: Any = term.order_send(
+        {
+            "action": term.TRADE_ACTION_SLTP,
+            "symbol": "EURUSD",
+            "position": position.ticket,
+            "sl": sl,
+            "tp": position.tp,
+        }
+    )
+    assert answer.retcode == term.TRADE_RETCODE_DONE
+
+
+def _bracketed(
+    venue: Mt5Harness, take_profit: float | None = None, hooks: RiskHooks | None = None
+) -> tuple[Engine, Journal]:
+    strategy = Scripted(
+        {0: lambda ctx, bar: ctx.buy("EURUSD", 10_000.0, stop_loss=SL, take_profit=take_profit)}
+    )
+    engine, journal = live_engine(venue, strategy, hooks=hooks)
+    engine.run([minute_bar(0, 1.1)])
+    _pump(engine, venue)
+    assert _stops(engine) == [(10_000.0, SL)]
+    return engine, journal
+
+
+def _bars(engine: Engine, venue: Mt5Harness, first: int = 1, count: int = 3) -> None:
+    """Bars go by; the broker polls the terminal after each."""
+    for i in range(first, first + count):
+        engine.run([minute_bar(i, 1.1)])
+        _pump(engine, venue)
+
+
+def _events(journal: Journal, kind: str) -> list[str]:
+    return [str(m) for (m,) in journal.query("SELECT message FROM events WHERE kind = ?", kind)]
+
+
+@pytest.mark.parametrize("by_hand", [0.0, 1.0970], ids=["removed", "moved"])
+def test_an_sl_changed_by_hand_while_running_is_what_the_bot_says(
+    margin: str, by_hand: float
+) -> None:
+    venue = _venue(margin)
+    try:
+        engine, _journal = _bracketed(venue)
+        _by_hand_sltp(venue, by_hand)
+        _bars(engine, venue)
+        held = [
+            (round(p.volume * LOT), round(p.sl, 5))
+            for p in venue.terminal.positions_get() or ()
+            if p.sl
+        ]
+        shown = [(round(q), round(price or 0.0, 5)) for q, price in _stops(engine)]
+        assert shown == held, f"the bot shows stops {shown}, the terminal holds {held}"
+    finally:
+        venue.close()
+
+
+def test_an_sl_moved_by_hand_is_journaled_once_at_the_terminals_price(
+    margin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue = _venue(margin)
+    try:
+        engine, journal = _bracketed(venue, take_profit=TP)
+        sl_id = f"{engine.last_order_id}-sl"
+        _by_hand_sltp(venue, 1.0970)
+        with caplog.at_level(logging.WARNING):
+            _bars(engine, venue)
+        (price,) = journal.query("SELECT price FROM orders WHERE client_order_id = ?", sl_id)[0]
+        assert price == pytest.approx(1.0970)  # `tradefleet orders` and a restart's re-arm
+        said = [
+            r.getMessage() for r in caplog.records if "changed at the terminal" in r.getMessage()
+        ]
+        # once by the broker, once by the engine booking it; not again at the later polls
+        assert len(said) == 2 and all(sl_id in s for s in said), said
+        assert "SL at 1.097, not 1.095" in said[0]
+        # its take-profit, untouched, is not reported
+        assert [o.price for o in engine.open_orders() if o.client_order_id.endswith("-tp")] == [TP]
+    finally:
+        venue.close()
+
+
+def test_an_sl_removed_by_hand_is_said_loudly_and_its_take_profit_works_on(margin: str) -> None:
+    venue = _venue(margin)
+    try:
+        engine, journal = _bracketed(venue, take_profit=TP)
+        entry = engine.last_order_id
+        _by_hand_sltp(venue, 0.0)
+        _bars(engine, venue)
+        assert _stops(engine) == []
+        (said,) = _events(journal, "stop_cancelled")
+        assert f"{entry}-sl" in said and "cancelled outside the bot" in said
+        assert "removed at the terminal" in said and "runs without it" in said
+        assert [o.client_order_id for o in engine.open_orders()] == [f"{entry}-tp"]
+        assert engine.portfolio.position("EURUSD").quantity == 10_000.0  # nothing closed
+        (status,) = journal.query(
+            "SELECT status FROM order_status WHERE client_order_id = ?", f"{entry}-sl"
+        )[0]
+        assert status == "cancelled"
+    finally:
+        venue.close()
+
+
+def test_the_bots_own_stop_move_is_no_change_by_hand(
+    margin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The poll's baseline follows the bot's own moves (MOVE_STOP): nothing reported for them."""
+    venue = _venue(margin)
+    try:
+        mover = Mover("EURUSD", {1: 1.0980})
+        hooks = RiskHooks(bar_observers=(("trail", mover),), actors=(("trail", mover),))
+        engine, _journal = _bracketed(venue, hooks=hooks)
+        with caplog.at_level(logging.WARNING):
+            _bars(engine, venue)
+        assert _stops(engine) == [(10_000.0, 1.0980)]
+        assert [p.sl for p in venue.terminal.positions_get() or ()] == [1.0980]
+        assert "changed at the terminal" not in caplog.text
+    finally:
+        venue.close()
+
+
+def test_a_split_entrys_sl_ends_only_when_no_ticket_holds_it(tmp_path: Path) -> None:
+    """Hedging, one entry on tickets A and B: the child is the level of both. Moved by hand on
+    both, it is booked at the new price; removed from the oldest only, B still holds it (at
+    the same price: nothing to say); removed from both, the child ends, said loudly."""
+    bot = SplitBot(tmp_path)
+    try:
+        sl, _tp = bot.children()
+        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        for ticket in (a, b):
+            _set_by_hand(bot.terminal, ticket, 1.0970, TP)
+        bot.bar()
+        assert _stops(bot.engine) == [(20_000.0, 1.0970)]
+        _set_by_hand(bot.terminal, a, 0.0, TP)
+        bot.bar()
+        assert _stops(bot.engine) == [(20_000.0, 1.0970)]
+        assert _events(bot.journal, "stop_cancelled") == []
+        _set_by_hand(bot.terminal, b, 0.0, TP)
+        bot.bar()
+        assert _stops(bot.engine) == []
+        (said,) = _events(bot.journal, "stop_cancelled")
+        assert sl in said and f"positions {a}, {b} no longer hold" in said
+    finally:
+        bot.down()
+
+
+# -- the decision, pure ---------------------------------------------------------------------
+
+
+class _Pos:
+    def __init__(self, sl: float, tp: float = 0.0) -> None:
+        self.sl, self.tp = sl, tp
+
+
+def test_the_level_of_a_child_is_the_oldest_position_holding_it() -> None:
+    assert _child_level([_Pos(0.0), _Pos(1.09, 1.2), _Pos(1.08)], "sl") == 1.09
+    assert _child_level([_Pos(1.09, 0.0), _Pos(1.08, 1.2)], "tp") == 1.2
+    assert _child_level([_Pos(0.0), _Pos(0.0)], "sl") == 0.0
+
+
+def test_a_level_is_news_when_removed_or_moved_past_half_a_tick() -> None:
+    removed = _child_change("sl", 0.0, 1.095, 0.000005, [7001])
+    assert removed is not None and removed.price == 0.0
+    assert removed.said == "position 7001 no longer holds its SL: removed at the terminal"
+    moved = _child_change("tp", 1.112, 1.11, 0.000005, [7001, 7002])
+    assert moved is not None and moved.price == 1.112
+    assert (
+        moved.said == "positions 7001, 7002 hold its TP at 1.112, not 1.11: changed at the terminal"
+    )
+    assert _child_change("sl", 1.095001, 1.095, 0.000005, [7001]) is None  # its tick's rounding
+    assert _child_change("sl", 1.097, None, 0.000005, [7001]) is None  # nothing booked to differ
