@@ -65,6 +65,7 @@ from tradefleet_plugins.brokers.mt5_link import (
     load_bridge,
     load_terminal,
     read_credentials,
+    zone_floor,
 )
 from tradefleet_plugins.brokers.mt5_params import Mt5BrokerParams, SymbolMap, magic_number
 from tradefleet_plugins.brokers.mt5_reports import (
@@ -2065,6 +2066,15 @@ class Mt5Broker:
         # position by hand, magic 0) that reduces or closes one of the bot's positions is
         # booked (``_outside_fill``), or the bot would trade on a position it no longer has.
         deals = self._call("history_deals_get", self._poll_from, _FAR) or ()
+        newest = max((int(deal.time) for deal in deals), default=0)
+        if newest and zone_floor(newest, time.time(), self._offset) is not None:
+            # A deal stamped later than the zone in use allows (a deal is never stamped after
+            # it is seen): the server's zone moved since the last look — a DST switch over a
+            # closed market, its first deal a gap stop at the reopen. Looked at (a tick; else
+            # the deal's own time) before any deal is converted, or it is booked an hour ahead.
+            self._now()
+            if zone_floor(newest, time.time(), self._offset) is not None:
+                self._saw_tick(_Stamp(newest))
         for deal in sorted(deals, key=lambda d: int(d.ticket)):
             ticket = int(deal.ticket)
             self._poll_from = max(self._poll_from, int(deal.time) - 1)
@@ -3067,17 +3077,28 @@ def _bracket_child(order: Order) -> tuple[str, str] | None:
 # its age: the trade server's zone is not ``server_offset_s`` (brokers' zones are whole or
 # half hours apart), or the market has been shut for long (a weekend's last tick).
 _ZONE_DOUBT_S = 1800.0
+# How far behind the host's clock a tick is still known old (the widest zone, UTC+14).
+_AGE_KNOWN_S = 14 * 3600.0
+
+
+class _Stamp(NamedTuple):
+    """A server-clock reading taken as a tick's time (``Mt5Broker._saw_tick``): a deal's."""
+
+    time: int
 
 
 def tick_age(stamp_ms: int, host_s: float, offset_s: int) -> float | None:
     """How old (seconds) a tick stamped ``stamp_ms`` by the trade server's clock is at host
-    time ``host_s`` (UTC), the server's zone being ``offset_s`` (``server_offset_s``); None
-    when the two clocks cannot be compared (no stamp, or more than ``_ZONE_DOUBT_S`` apart).
-    Pure."""
+    time ``host_s`` (UTC), the server's zone being ``offset_s`` (``server_offset_s``, or the
+    zone measured); None when the two clocks cannot be compared: no stamp, a tick more than
+    ``_ZONE_DOUBT_S`` in the future (a zone not known yet), or more than ``_AGE_KNOWN_S`` in the
+    past (a weekend's last tick, a test terminal's own calendar). A tick hours old within that
+    is old, not unknown: a terminal whose quotes stopped (a lost data feed, a halted symbol)
+    must not price an order. Pure."""
     if stamp_ms <= 0:
         return None
     age = host_s + offset_s - stamp_ms / 1000.0
-    return age if abs(age) < _ZONE_DOUBT_S else None
+    return age if -_ZONE_DOUBT_S < age < _AGE_KNOWN_S else None
 
 
 __all__ = ["Mt5Broker", "tick_age"]
