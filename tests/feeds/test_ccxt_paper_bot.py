@@ -31,16 +31,27 @@ START_MS = T0_MS + 100 * MINUTE_MS + 5_000  # candle 100 is forming when the bot
 
 
 def _manifest(folder: Path, venue: Venue) -> Path:
-    end_minute = 100 + LIVE  # the feed ends before the candle opening at T0 + 400 min
+    # The feed ends before the candle opening at T0 + 400 min.
+    return paper_bot_manifest(
+        folder, venue, 100 + LIVE, f"ccxt-paper-{venue.name}", (8, WARMUP, True)
+    )
+
+
+def paper_bot_manifest(
+    folder: Path, venue: Venue, end_minute: int, name: str, ema: tuple[int, int, bool]
+) -> Path:
+    """A paper ema-cross bot (``ema``: fast, slow, allow_short) of 0.1 on ``venue``'s first
+    symbol, 1m candles from its ccxt feed up to ``end_minute`` after ``T0_MS``."""
+    fast, slow, allow_short = ema
     manifest: dict[str, Any] = {
         "apiVersion": "tradefleet.io/v1alpha1",
         "kind": "TradingBot",
-        "metadata": {"name": f"ccxt-paper-{venue.name}"},
+        "metadata": {"name": name},
         "spec": {
             "mode": "paper",
             "strategy": {
                 "name": "ema-cross",
-                "params": {"fast": 8, "slow": WARMUP, "allow_short": True},
+                "params": {"fast": fast, "slow": slow, "allow_short": allow_short},
             },
             "market": {"symbols": [venue.symbols[0]], "timeframe": "1m"},
             "broker": {"name": "paper", "params": {"fee_bps": 4, "slippage_bps": 1}},

@@ -11,13 +11,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 from contextlib import closing
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from tests.feeds.conftest import MINUTE_MS, T0_MS, Venue
+from tests.feeds.test_ccxt_paper_bot import paper_bot_manifest
 from tests.venues.candle_replay import ReplayClock, ScriptCandle
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.plugins.registry import PluginRegistry
@@ -34,10 +31,6 @@ FIRST_LIFE_END = 12  # the feed ends before the candle opening at this minute
 NEWEST = 18  # the newest candle closed when the bot comes back
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
 def _minute(index: int) -> int:
     return (T0_MS + index * MINUTE_MS) // 1000
 
@@ -52,36 +45,7 @@ def _candles(symbol: str) -> list[ScriptCandle]:
 
 
 def _manifest(folder: Path, venue: Venue, end_minute: int) -> Path:
-    manifest: dict[str, Any] = {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": "ccxt-restart"},
-        "spec": {
-            "mode": "paper",
-            "strategy": {
-                "name": "ema-cross",
-                "params": {"fast": 2, "slow": 3, "allow_short": False},
-            },
-            "market": {"symbols": [venue.symbols[0]], "timeframe": "1m"},
-            "broker": {"name": "paper", "params": {"fee_bps": 4, "slippage_bps": 1}},
-            "data": {
-                "name": "ccxt",
-                "params": {
-                    "exchange": venue.exchange,
-                    "market_type": venue.market_type,
-                    "api_url": venue.fake.url,
-                    "rate_limit_ms": 1,
-                    "settle_s": 1,
-                    "end": _iso(T0_MS + end_minute * MINUTE_MS),
-                },
-            },
-            "risk": [{"name": "fixed-size", "params": {"quantity": 0.1}}],
-            "capital": {"currency": "USDT", "initial": 100000},
-        },
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return path
+    return paper_bot_manifest(folder, venue, end_minute, "ccxt-restart", (2, 3, False))
 
 
 def _life(folder: Path, venue: Venue, clock: ReplayClock, end_minute: int) -> str:

@@ -21,35 +21,15 @@ import logging
 
 import pytest
 
-from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
+from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar
+from tests.brokers.mt5.test_mt5_sltp_by_hand import _pump, _stops, _venue
 from tests.runtime.helpers import Scripted
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import OrderType
 
 SL, TP = 1.0950, 1.1100
 
 pytestmark = pytest.mark.usefixtures("transport")  # on the emulator, and through the bridge
-
-
-def _venue(mode: str) -> Mt5Harness:
-    venue = Mt5Harness.build(mode)
-    venue.symbols = ("EURUSD",)
-    return venue.connect()
-
-
-def _pump(engine: Engine, venue: Mt5Harness, times: int = 3) -> None:
-    for _ in range(times):
-        settle_and_pump(engine, venue)
-
-
-def _stops(engine: Engine) -> list[tuple[float, float | None]]:
-    """The bot's working stop-loss children: (quantity, price)."""
-    return [
-        (o.quantity, o.price)
-        for o in engine.open_orders()
-        if o.order_type is OrderType.STOP and o.client_order_id.endswith("-sl")
-    ]
 
 
 def _statuses(journal: Journal) -> dict[str, str]:
