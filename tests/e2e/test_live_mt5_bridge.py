@@ -97,7 +97,9 @@ def test_a_live_eurusd_bot_trades_through_the_bridge_orders_fills_status_and_met
     monkeypatch.setenv("TRADEFLEET_CREDENTIALS_DIR", str(tmp_path / "keys"))
     serve = ServeProcess(tmp_path, manifest, speed=1.0).start()
     try:
-        serve.wait_for(lambda s: s.phase == pb.PHASE_RUNNING and s.reconciled)
+        # And a bar handled: external-signal refuses a signal before it knows the symbol's
+        # price ("no market price for EURUSD yet"), which a loaded machine showed.
+        serve.wait_for(lambda s: s.phase == pb.PHASE_RUNNING and s.reconciled and s.bars >= 1)
         answer = serve.stub().SubmitSignal(
             pb.SubmitSignalRequest(
                 symbol="EURUSD",
