@@ -1,8 +1,9 @@
 """Bars as columns (numpy arrays): a fast reader for plain CSV files and a columnar cache.
 
-:func:`fast_csv_columns` reads a CSV file in one pass of numpy's C reader (the time column as
-fixed-width bytes, the price columns as floats, parsed like Python's ``float``) and checks the
-values with whole-array comparisons. It reads only the plain shape most data comes in — one
+:func:`fast_csv_columns` reads a CSV file by whole-array operations on its bytes
+(:mod:`tradefleet_runtime.csv_cells`: the time column as fixed-width bytes, the price columns
+as floats, parsed exactly as Python's ``float`` parses them) and checks the values with
+whole-array comparisons. It reads only the plain shape most data comes in — one
 row a line, the same width of timestamp on every row, numbers only in the price columns — and
 answers None for anything else (quotes, a bad cell, NaN, a high below the close …): the caller
 then reads the file row by row, which names the file and the first row that is wrong. So the
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tradefleet_runtime.csv_cells import read_plain_table
 from tradefleet_runtime.model import Bar
 
 #: Changes whenever what the reader or the cache produces changes: older caches are rebuilt.
@@ -342,48 +344,19 @@ def fast_csv_columns(
     used = [time_index, *(i for i in value_indices if i >= 0)]
     if len(set(used)) != len(used):
         return None
-    order = sorted(range(len(used)), key=lambda k: used[k])
-    dtype = np.dtype(
-        [
-            (f"c{used[k]}", f"S{width + 1}" if used[k] == time_index else "f8")
-            for k in order  # numpy's reader fills the fields in the file's column order
-        ]
-    )
     try:
-        table = np.loadtxt(
-            file,
-            dtype=dtype,
-            delimiter=",",
-            skiprows=1,
-            usecols=sorted(used),
-            comments=None,
-            encoding="utf-8-sig",  # a byte-order mark first (Excel's UTF-8) is not text
-            ndmin=1,
-        )
-    except (ValueError, IndexError, UnicodeError, OSError):
+        table = read_plain_table(file, time_index, width, [i for i in value_indices if i >= 0])
+    except OSError:
         return None
-    if table.size == 0:
+    if table is None:
         return None
-    # The timestamp bytes as a (rows, width + 1) view into the table: no copy.
-    cells: npt.NDArray[np.uint8] = np.ndarray(
-        (table.size, width + 1),
-        dtype=np.uint8,
-        buffer=table,
-        offset=dtype.fields[f"c{time_index}"][1] if dtype.fields else 0,
-        strides=(dtype.itemsize, 1),
-    )
-    if cells[:, width].any() or not cells[:, :width].all():
-        return None  # a wider or narrower timestamp than the first row's
-    ts = parse_time_cells(cells[:, :width], fmt)
+    cells = table.text
+    ts = parse_time_cells(cells, fmt)
     if ts is None:
         return None
-    o, h, low, c = (np.ascontiguousarray(table[f"c{i}"]) for i in value_indices[:4])
+    o, h, low, c = (table.numbers[i] for i in value_indices[:4])
     volume_index = value_indices[4]
-    v = (
-        np.ascontiguousarray(table[f"c{volume_index}"])
-        if volume_index >= 0
-        else np.zeros(ts.size, dtype=np.float64)
-    )
+    v = table.numbers[volume_index] if volume_index >= 0 else np.zeros(ts.size, dtype=np.float64)
     values = np.stack((o, h, low, c, v))
     if not np.isfinite(values).all():
         return None
