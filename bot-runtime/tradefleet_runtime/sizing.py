@@ -15,12 +15,27 @@ from __future__ import annotations
 _ROUNDING_ROOM = 1e-12
 
 
+def closing_room(
+    closing: float, price: float, taker_fee: float = 0.0, slippage: float = 0.0
+) -> float:
+    """What the fills closing ``closing`` of a position at ``price`` take from the equity the
+    sizer read (marked at ``price``): the fill moved ``slippage`` against the bot, and the
+    ``taker_fee`` on it at the worse side's price, ``c·p·(s + (1+s)·fee)``. A reversal closes
+    before (or with) what it opens, so these costs leave that much less equity for its margin.
+    0 when nothing closes or the fills cost nothing."""
+    if not (closing > 0.0 and (taker_fee or slippage)):
+        return 0.0
+    return closing * price * (slippage + (1.0 + slippage) * taker_fee)
+
+
 def leverage_cap_quantity(
     equity: float,
     price: float,
     max_leverage: float,
     taker_fee: float = 0.0,
     slippage: float = 0.0,
+    closing: float = 0.0,
+    closing_slippage: float | None = None,
 ) -> float:
     """The most an order at ``price`` may open under ``max_leverage``: its fill, at ``price``
     moved ``slippage`` (a fraction) against the bot, taken at ``max_leverage`` as margin, plus
@@ -28,8 +43,19 @@ def leverage_cap_quantity(
     ``q·p·(1+s)·(1/max_leverage + fee) <= equity``. At a venue whose leverage is
     ``max_leverage`` that is its margin check, so an entry the cap sizes is not refused for the
     costs of its own fill (it still is when the market gaps past ``slippage`` before it fills).
+
+    ``closing``: how much of a position the same fills close first (a reversal: the order's own
+    closing part, or an exit such as ``ctx.close`` working ahead of it), whose costs
+    (:func:`closing_room`, at ``closing_slippage``, default ``slippage``) come out of
+    ``equity`` before the margin check of what opens: without them the entry of a reversal
+    sized at the cap came a few units of currency over the equity the close left and was
+    refused, the bot ending flat instead of reversed.
+
     Without costs: ``equity × max_leverage / price``, bit for bit as before costs were counted.
     0 when there is no equity or price (NaN included: a blank account bounds to nothing)."""
+    if closing:
+        close_slippage = slippage if closing_slippage is None else closing_slippage
+        equity = equity - closing_room(closing, price, taker_fee, close_slippage)
     if not (equity > 0 and price > 0):
         return 0.0
     if not taker_fee and not slippage:
@@ -47,15 +73,20 @@ def fixed_fractional_quantity(
     max_leverage: float,
     taker_fee: float = 0.0,
     slippage: float = 0.0,
+    closing: float = 0.0,
+    closing_slippage: float | None = None,
 ) -> float:
     """Quantity that loses ``risk_per_trade × equity`` at the stop, capped by leverage with
-    room for the fill's costs (:func:`leverage_cap_quantity`); 0 when equity, price or the stop
-    distance leaves nothing to trade."""
+    room for the fill's costs and those of what the same fills close first (``closing``, see
+    :func:`leverage_cap_quantity`); 0 when equity, price or the stop distance leaves nothing to
+    trade. The risk stays a share of ``equity``: the closing costs only bound the margin."""
     if equity <= 0 or price <= 0 or stop_distance <= 0:
         return 0.0
     by_risk = equity * risk_per_trade / stop_distance
-    by_leverage = leverage_cap_quantity(equity, price, max_leverage, taker_fee, slippage)
+    by_leverage = leverage_cap_quantity(
+        equity, price, max_leverage, taker_fee, slippage, closing, closing_slippage
+    )
     return min(by_risk, by_leverage)
 
 
-__all__ = ["fixed_fractional_quantity", "leverage_cap_quantity"]
+__all__ = ["closing_room", "fixed_fractional_quantity", "leverage_cap_quantity"]

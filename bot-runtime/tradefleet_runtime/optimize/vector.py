@@ -21,9 +21,10 @@ against the engine to 1e-9, on real data and on data whose opens jump away from 
   (``tradefleet_runtime.sizing``, the function the plugin calls) on the equity and close at the
   deciding bar, the stop at ``default_stop_pct`` (a plan's orders carry no stop-loss), its
   leverage cap leaving room for the fill's fee and slippage (as the paper broker's instrument
-  states them to the plugin). That equity depends on every earlier fill, so these sizes are
-  found by a loop over the plan's turns (a few hundred), with the engine's arithmetic;
-  everything per bar stays in numpy.
+  states them to the plugin) and for those of the turn's closing fill before it (the exit the
+  plugin sees working, ``RiskContext.closable``). That equity depends on every earlier fill,
+  so these sizes are found by a loop over the plan's turns (a few hundred), with the engine's
+  arithmetic; everything per bar stays in numpy.
 
 :func:`vector_terms` says whether a bot can take this path at all, and why not when it
 cannot: one symbol, the ``paper`` broker without instrument limits or funding, exactly one
@@ -364,7 +365,9 @@ def _fractional_sizes(
             close = closes[at]
             equity = cash + held * close if held else cash
             # The paper broker's fee and slippage: the cap leaves room for them, as the
-            # sizer does with the instrument the broker states (``Instrument.taker_fee``).
+            # sizer does with the instrument the broker states (``Instrument.taker_fee``),
+            # and for the costs of closing ``held`` first: the engine's sizer sees that close
+            # working (the whole position, at a market close's slippage) and does the same.
             size = fixed_fractional_quantity(
                 equity,
                 close,
@@ -372,6 +375,8 @@ def _fractional_sizes(
                 sizing.risk_per_trade,
                 sizing.max_leverage,
                 fee_rate,
+                terms.slippage,
+                abs(held),
                 terms.slippage,
             )
             if size <= 0:

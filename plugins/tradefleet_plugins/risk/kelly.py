@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from tradefleet_plugins.risk.kelly_params import KellyParams
 from tradefleet_plugins.risk.sizing import (
+    closed_by_exits,
     fill_costs,
     leverage_cap,
     leverage_capped,
@@ -85,5 +86,7 @@ class Kelly:
         if self._reason[0] != risk or self._reason[1] is not why:
             self._reason = (risk, why, f"risk {risk:.2%} of equity ({why})")
         costs = fill_costs(intent, ctx.instrument)
-        capped = leverage_capped(by_risk, by_leverage, p.max_leverage, costs)
+        capped = leverage_capped(
+            by_risk, by_leverage, p.max_leverage, costs, closed_by_exits(intent, ctx)
+        )
         return sized(quantity, ctx.instrument, self._reason[2] + capped)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
-from tradefleet_plugins.risk.sizing import fill_costs, leverage_capped, sized_within_leverage
+from tradefleet_plugins.risk.sizing import (
+    closed_by_exits,
+    fill_costs,
+    leverage_capped,
+    sized_within_leverage,
+)
 from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
@@ -56,13 +61,23 @@ class FixedFractional:
             distance = price * self.params.default_stop_pct
         p = self.params
         costs = fill_costs(intent, ctx.instrument)
+        # A reversal's exit (``ctx.close``) fills first: the cap leaves room for its costs too,
+        # at a market close's slippage (``sizing.leverage_cap`` does the same for the others).
+        closing = closed_by_exits(intent, ctx)
         quantity = fixed_fractional_quantity(
-            ctx.equity, price, distance, p.risk_per_trade, p.max_leverage, *costs
+            ctx.equity,
+            price,
+            distance,
+            p.risk_per_trade,
+            p.max_leverage,
+            *costs,
+            closing,
+            ctx.instrument.slippage,
         )
         if quantity <= 0:
             return RiskDecision.veto("equity or stop distance leaves nothing to trade")
         by_risk = ctx.equity * p.risk_per_trade / distance
-        capped = leverage_capped(by_risk, quantity, p.max_leverage, costs)
+        capped = leverage_capped(by_risk, quantity, p.max_leverage, costs, closing)
         return RiskDecision.approve(
             quantity, f"risk {p.risk_per_trade:.2%} of {ctx.equity:.2f}{capped}"
         )

@@ -29,28 +29,61 @@ def fill_costs(intent: OrderIntent, instrument: Instrument) -> tuple[float, floa
     return instrument.taker_fee, slippage
 
 
-def leverage_cap(intent: OrderIntent, ctx: RiskContext, price: float, max_leverage: float) -> float:
+def closed_by_exits(intent: OrderIntent, ctx: RiskContext) -> float:
+    """How much of ``intent``'s symbol's position the exits already working on it close
+    (``ctx.close`` sent before a reversal's entry): the position less ``ctx.closable``. 0
+    without a position, or when ``closable`` is not told (a context built by hand). An exit
+    that rests (a strategy's own limit) is counted too: its costs may come first."""
+    closable = ctx.closable
+    held = ctx.positions.get(intent.symbol)
+    if closable is None or held is None or not held.quantity:
+        return 0.0
+    return max(abs(held.quantity) - closable.get(intent.symbol, 0.0), 0.0)
+
+
+def leverage_cap(
+    intent: OrderIntent, ctx: RiskContext, price: float, max_leverage: float, closing: float = 0.0
+) -> float:
     """The most ``intent`` may open at ``price`` under ``max_leverage``, with room for its own
     fill's fee and slippage (``leverage_cap_quantity``): the one cut of every sizer. Without
     the room a spot (1x) entry the cap sized came to the broker at equity ÷ last close, its
-    fill's slippage and fee took it over the cash, and it was refused whole."""
+    fill's slippage and fee took it over the cash, and it was refused whole.
+
+    Room too for the costs of what the same fills close first: ``closing`` (the order's own
+    closing part) and what the exits working on the position close (``closed_by_exits``), at
+    the instrument's fee and slippage (a market close's). Without it a reversal's entry sized
+    at the cap (``ctx.close`` + an entry, on a 5x perpetual at max_leverage 5) came a few
+    units over the equity the close's fee and slippage left, and the broker refused it: the
+    bot ended flat instead of reversed."""
+    instrument = ctx.instrument
     return leverage_cap_quantity(
-        ctx.equity, price, max_leverage, *fill_costs(intent, ctx.instrument)
+        ctx.equity,
+        price,
+        max_leverage,
+        *fill_costs(intent, instrument),
+        closing + closed_by_exits(intent, ctx),
+        instrument.slippage,
     )
 
 
 def leverage_capped(
-    by_risk: float, by_leverage: float, max_leverage: float, costs: tuple[float, float] = (0, 0)
+    by_risk: float,
+    by_leverage: float,
+    max_leverage: float,
+    costs: tuple[float, float] = (0, 0),
+    closing: float = 0.0,
 ) -> str:
     """What a sizer's reason adds when ``max_leverage`` and not the risk set the size: the cap,
-    the fill's costs it left room for (``costs``: fee, slippage), and the share of the asked
-    risk left (an empty text otherwise). Without it a decision read "risk 1.00% of 10000.00"
-    while a 1x cap had cut an FX order to a fifth of that risk, and a trader took the journal's
-    word for the risk each trade ran."""
+    the fill's costs it left room for (``costs``: fee, slippage; and those of ``closing``, what
+    the fills close first), and the share of the asked risk left (an empty text otherwise).
+    Without it a decision read "risk 1.00% of 10000.00" while a 1x cap had cut an FX order to
+    a fifth of that risk, and a trader took the journal's word for the risk each trade ran."""
     if by_leverage >= by_risk or by_risk <= 0.0:
         return ""
     fee, slippage = costs
     room = f" with its fill's {fee:.2%} fee and {slippage:.2%} slippage" if fee or slippage else ""
+    if room and closing > 0.0:
+        room += f", and those of closing {closing:g} first,"
     return (
         f", capped by max_leverage {max_leverage:g} (notional{room} at most {max_leverage:g}x "
         f"equity) to {by_leverage / by_risk:.0%} of that risk"
@@ -68,13 +101,14 @@ def sized_within_leverage(
     order that closes an opposite position (``RiskContext.closing``): only what it opens is
     bounded. A position an exit already works for (``ctx.close`` before a reversal's entry)
     is closed by that exit, not by this order, whose whole quantity then opens. The cap leaves
-    room for the fill's fee and slippage (``leverage_cap``)."""
+    room for the fill's fee and slippage, and for those of the closing part and of the exit
+    (``leverage_cap``)."""
     quantity = intent.quantity
     if quantity is None or intent.reduce_only:
         return _APPROVE
     closing = ctx.closing(intent, quantity)
     price = intent.price or ctx.mark(intent.symbol)
-    cap = leverage_cap(intent, ctx, price, max_leverage)
+    cap = leverage_cap(intent, ctx, price, max_leverage, closing)
     if quantity - closing <= cap:
         return _APPROVE
     capped = to_step(closing + cap, ctx.instrument)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from tradefleet_plugins.risk.sizing import (
+    closed_by_exits,
     fill_costs,
     leverage_cap,
     leverage_capped,
@@ -86,7 +87,8 @@ class VolatilityTarget:
         if quantity > 0:
             by_risk = ctx.equity * p.risk_per_trade / (p.atr_multiple * atr.value)
             costs = fill_costs(intent, ctx.instrument)
-            capped = leverage_capped(by_risk, quantity, p.max_leverage, costs)
+            closing = closed_by_exits(intent, ctx)
+            capped = leverage_capped(by_risk, quantity, p.max_leverage, costs, closing)
         quantity = scaled(quantity, intent, p.scale_by_confidence)
         return sized(
             quantity,
