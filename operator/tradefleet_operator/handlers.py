@@ -898,7 +898,8 @@ def label_mode(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 MODE_LABEL = "tradefleet.io/mode"
 #: Which bots' admission fails open when the webhook cannot answer: paper and backtest bots
 #: (an operator outage must not stop research); live bots, and bots not labelled yet, fail
-#: closed (nothing reaches real money unchecked).
+#: closed (nothing reaches real money unchecked). The chart's admission policy keeps the label
+#: equal to ``spec.mode`` when the mutating webhook cannot run (see :func:`register_admission`).
 FAIL_OPEN_MODES = ("paper", "backtest")
 
 
@@ -910,6 +911,13 @@ def register_admission(registry: kopf.OperatorRegistry | None = None) -> None:
     ``label-mode`` (fails open: a missing label fails closed below) and one validating webhook
     per label value, so that the API server's ``failurePolicy`` is ``Fail`` for live and
     unlabelled bots and ``Ignore`` for paper and backtest bots.
+
+    The label, not ``spec.mode``, selects the webhook (an objectSelector sees labels only, and
+    kopf has no matchConditions), and while the operator is down nothing here runs: a live bot
+    still labelled ``paper`` would meet only ``validate-paper``. The chart's
+    ValidatingAdmissionPolicy (``templates/admission-policy.yaml``) refuses, inside the API
+    server, a label that disagrees with ``spec.mode``, so every live spec meets ``validate-live``
+    or ``validate-unlabelled`` (``tests/operator/test_admission_fail_closed.py``).
     """
     operations: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
     kopf.on.mutate(

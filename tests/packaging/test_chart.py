@@ -299,6 +299,8 @@ def test_rendering_is_valid_kubernetes(variant: str) -> None:
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "ClusterKopfPeering",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         }:
             assert doc["metadata"].get("namespace"), f"{doc['kind']} without a namespace"
     names = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs]

@@ -23,6 +23,13 @@ from tradefleet_runtime.spec import Mode, parse_manifest
 
 MANIFESTS = ROOT / "manifests"
 RUNTIME_DOCKERFILE = ROOT / "docker" / "runtime.Dockerfile"
+#: The install's cluster-scoped kinds (the admission policy keeps the mode label honest).
+CLUSTER_SCOPED = (
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+)
 
 
 def render_module() -> ModuleType:
@@ -60,7 +67,7 @@ def test_install_manifest_is_namespaced_and_helm_free() -> None:
     assert docs[0]["metadata"]["name"] == "tradefleet-system"
     assert docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     for doc in docs[1:]:
-        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == "tradefleet-system", doc["metadata"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubectl"
         assert "helm.sh/hook" not in (doc["metadata"].get("annotations") or {})
