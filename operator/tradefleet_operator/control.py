@@ -32,6 +32,10 @@ class Call:
     #: reconciliation stop) stays. Only the removal of the spec's own emergency stop sends the
     #: full Resume.
     pause_only: bool = False
+    #: A Resume that lifts the halt only: the pause stays, so the runtime takes no entry between
+    #: the halt's end and the pause. Sent when the spec's emergency stop goes while the spec
+    #: still pauses.
+    halt_only: bool = False
 
 
 def desired_control(live: LiveSpec) -> Control:
@@ -73,7 +77,12 @@ def plan_control(
     What a Resume may undo is what the operator applied: a pause it applied (``applied`` is
     Paused, the spec's ``paused`` back to false) is undone with ``pause_only`` — a halt the
     runtime holds from elsewhere (a person's ``tradefleet stop``, a Degraded start) stays; only
-    the removal of the spec's ``emergencyStop`` (``applied`` is Halted) sends the full Resume.
+    the removal of the spec's ``emergencyStop`` (``applied`` is Halted) sends the full Resume,
+    or, while the spec still pauses, ``Pause`` then a Resume with ``halt_only`` (the runtime
+    lifts the halt and keeps the pause): a full Resume clears the pause too, and the bot would
+    take entries until a Pause after it got through. The Pause goes first because the runtime
+    may not be paused yet (``paused`` set in the same change); one more Pause follows for a
+    runtime older than ``halt_only``, which ignores the field and clears the pause with the halt.
 
     With it (the status timer, whose view of the spec may be a generation old) control only
     moves towards safety: a halt the spec asks for is enforced, and a pause on a running
@@ -88,6 +97,7 @@ def plan_control(
     pause = Call("Pause", "spec.paused is true")
     resume = Call("Resume", f"spec asks for {desired.value.lower()}")
     unpause = Call("Resume", "spec.paused is false", pause_only=True)
+    lift = Call("Resume", "spec.emergencyStop removed, spec.paused is true", halt_only=True)
     if not known:
         if applied == desired.value or (applied is None and desired is Control.RUNNING):
             flatten_asked = stop is not None and stop.flatten
@@ -95,7 +105,7 @@ def plan_control(
         if desired is Control.HALTED:
             return [halt]
         if desired is Control.PAUSED:
-            return [resume, pause] if applied == Control.HALTED.value else [pause]
+            return [pause, lift, pause] if applied == Control.HALTED.value else [pause]
         return [resume] if applied == Control.HALTED.value else [unpause]
     if observed is None:  # starting, stopping, stopped or failed: nothing to steer yet
         return []

@@ -15,8 +15,19 @@ the bot first: the report says, per bot, which path halted it — ``halted direc
 (direct answer came after the spec patch: either path may have been first)`` or ``spec
 patched: the operator halts it`` with the reason the direct call failed.
 
-``tradefleet fleet resume --selector tradefleet.io/team=a`` removes ``spec.emergencyStop``; the
-operator resumes each bot on that spec change (only a spec change resumes, never its status timer).
+A bot already halted for its own reason (a person's ``spec.emergencyStop``) keeps that stop,
+reason and all; the fleet stop only adds its flatten when asked. Each stopped bot gets the
+annotation ``tradefleet.io/fleet-stop`` (:data:`FLEET_STOP_ANNOTATION`): the stop the fleet
+wrote and the bot's own stop it found. It lives in the object, so it survives the command, an
+operator restart and a second fleet stop (which keeps the first one's record of the own stop).
+
+``tradefleet fleet resume --selector tradefleet.io/team=a`` lifts only what a fleet stop set (a
+halt is undone only by a newer, explicit resume): a bot whose stop is still the one its mark
+says the fleet wrote gets back the stop it had before (none: ``spec.emergencyStop`` removed, and
+the operator resumes it on that spec change; only a spec change resumes, never its status
+timer). A bot halted for its own reason stays halted, and so does one whose stop is not the
+fleet's (never marked, or changed since); the report names each with the reason of the stop
+that holds it.
 
 Speed is the point: the command imports only the standard library, PyYAML (kubeconfig) and
 the gRPC stubs (imported while the TradingBots are being listed), never kopf, aiohttp or the
@@ -27,20 +38,34 @@ counted from the interpreter's start.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tradefleet_operator.kube_light import Credentials, LightKube, LightKubeError, Unsupported
 from tradefleet_operator.label_selectors import parse_selector, selector_matches
 from tradefleet_operator.settings import runtime_address
 from tradefleet_operator.tokens import tokens_from_secret
 
-__all__ = ["FleetResult", "add_fleet_commands", "main", "run_fleet_command", "stop_fleet"]
+__all__ = [
+    "FLEET_STOP_ANNOTATION",
+    "FleetMark",
+    "FleetResult",
+    "ResumeStep",
+    "add_fleet_commands",
+    "main",
+    "read_mark",
+    "resume_fleet",
+    "resume_step",
+    "run_fleet_command",
+    "stop_fleet",
+    "stop_patch",
+]
 
 #: The TradingBot API (``names.API_VERSION`` / ``names.PLURAL``; ``names`` imports the spec
 #: model, which costs 0.4 s: a test keeps these equal).
@@ -59,6 +84,17 @@ _PATHS = {
 }
 
 
+#: What a fleet stop put on a bot (:class:`FleetMark`, JSON): in the object, not in the
+#: command's memory, so the fleet's resume finds it after an operator restart too.
+FLEET_STOP_ANNOTATION = "tradefleet.io/fleet-stop"
+#: Tries of one bot's patch when the bot changed since it was read (409 Conflict).
+PATCH_ATTEMPTS = 5
+
+#: A ``spec.emergencyStop``: ``{"reason": str, "flatten": bool}``.
+Stop = dict[str, Any]
+_T = TypeVar("_T")
+
+
 def bots_path(namespace: str | None, name: str | None = None) -> str:
     path = f"/apis/{API_VERSION}" + (f"/namespaces/{namespace}" if namespace else "")
     return path + f"/{PLURAL}" + (f"/{name}" if name else "")
@@ -74,6 +110,14 @@ class FleetResult:
     #: Seconds from the command's start until the direct call answered (halted).
     halted_after_s: float | None = None
     bot: Mapping[str, Any] | None = field(default=None, repr=False)
+    #: Stop: the reason of the bot's own stop, kept in its spec ("" when it had none).
+    own_stop: str = ""
+    #: Resume: the fleet's stop was lifted and nothing else holds the bot.
+    resumed: bool = False
+    #: Resume: why the bot stays halted ("" when it does not).
+    left_halted: str = ""
+    #: Resume: why there was nothing to lift (the bot was not halted).
+    note: str = ""
 
     @property
     def halted_directly(self) -> bool:
@@ -154,6 +198,132 @@ class _Direct:
             channel.close()
 
 
+def _stop(value: Any) -> Stop | None:
+    """``value`` (a ``spec.emergencyStop``) as a :data:`Stop`; None for none. ``flatten`` made
+    explicit: the API server defaults it, and stops are compared."""
+    if not isinstance(value, Mapping):
+        return None
+    return {"reason": str(value.get("reason") or ""), "flatten": bool(value.get("flatten"))}
+
+
+@dataclass(frozen=True)
+class FleetMark:
+    """The value of :data:`FLEET_STOP_ANNOTATION`: ``stop``, what the fleet stop wrote into
+    ``spec.emergencyStop``; ``own``, the bot's own stop it found there (None: none)."""
+
+    stop: Stop
+    own: Stop | None
+
+    def text(self) -> str:
+        return json.dumps({"stop": self.stop, "own": self.own}, sort_keys=True)
+
+
+def read_mark(bot: Mapping[str, Any]) -> FleetMark | None:
+    """The bot's fleet-stop mark; None when it has none or one this command did not write (an
+    edited annotation: the stop it would vouch for then counts as not the fleet's, and stays)."""
+    annotations = (bot.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(FLEET_STOP_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        data = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    stop, own = _stop(data.get("stop")), _stop(data.get("own"))
+    if stop is None or not stop["reason"] or (data.get("own") is not None and own is None):
+        return None
+    return FleetMark(stop, own)
+
+
+def stop_patch(bot: Mapping[str, Any], reason: str, flatten: bool) -> tuple[dict[str, Any], str]:
+    """The merge patch that puts the fleet's stop on ``bot``, and the reason of the bot's own
+    stop it keeps ("" when none).
+
+    A stop in the spec that the fleet did not write (a person's, for this bot) stays, reason
+    and all: the fleet only adds its flatten. A stop the bot's mark says the fleet wrote is the
+    fleet's again: the own stop the first fleet stop found stays the one to give back. A flatten
+    in force is never taken back (a stop only shrinks what the bot may do)."""
+    current = _stop((bot.get("spec") or {}).get("emergencyStop"))
+    mark = read_mark(bot)
+    own = mark.own if mark is not None and current == mark.stop else current
+    written = {
+        "reason": own["reason"] if own is not None else reason,
+        "flatten": flatten or bool(current and current["flatten"]),
+    }
+    patch = {
+        "metadata": {"annotations": {FLEET_STOP_ANNOTATION: FleetMark(written, own).text()}},
+        "spec": {"emergencyStop": written},
+    }
+    return patch, own["reason"] if own is not None else ""
+
+
+@dataclass(frozen=True)
+class ResumeStep:
+    """What the fleet's resume does to one bot (:func:`resume_step`)."""
+
+    patch: dict[str, Any] | None  # None: nothing to write
+    resumed: bool = False  # the fleet's stop goes and no other stop holds the bot
+    left_halted: str = ""  # why the bot stays halted
+    note: str = ""  # why there is nothing to lift
+
+
+def resume_step(bot: Mapping[str, Any]) -> ResumeStep:
+    """Lift the stop a fleet stop put on ``bot``, and only that (a halt is undone only by a
+    newer, explicit resume): its spec gets back the stop it had before the fleet's (the bot
+    then stays halted, by it), or none. A stop the fleet did not write stays: one in a bot it
+    never marked, or one changed since the fleet wrote it (a person's, newer than the fleet's);
+    the mark then goes (the stop in force is no longer the fleet's)."""
+    current = _stop((bot.get("spec") or {}).get("emergencyStop"))
+    mark = read_mark(bot)
+    unmark: dict[str, Any] = {"metadata": {"annotations": {FLEET_STOP_ANNOTATION: None}}}
+    if mark is None:
+        if current is None:
+            return ResumeStep(None, note="not halted")
+        return ResumeStep(None, left_halted=f"its stop is not a fleet stop's: {current['reason']}")
+    if current is None:
+        return ResumeStep(unmark, note="not halted: its stop was removed since the fleet stop")
+    if current != mark.stop:
+        why = f"its stop changed since the fleet stop: {current['reason']}"
+        return ResumeStep(unmark, left_halted=why)
+    patch = {**unmark, "spec": {"emergencyStop": mark.own}}
+    if mark.own is None:
+        return ResumeStep(patch, resumed=True)
+    return ResumeStep(patch, left_halted=f"halted before the fleet stop: {mark.own['reason']}")
+
+
+def _patch_unchanged(
+    kube: LightKube,
+    bot: Mapping[str, Any],
+    decide: Callable[[Mapping[str, Any]], tuple[dict[str, Any] | None, _T]],
+) -> _T:
+    """Write what ``decide`` makes of ``bot`` only onto the bot as it was read: the patch
+    carries its ``resourceVersion`` (the API server answers 409 when the bot changed since),
+    and on a conflict the bot is read again and decided again. A stop a person set or changed
+    meanwhile is so never taken for none, nor overwritten."""
+    meta = bot["metadata"]
+    path = bots_path(str(meta.get("namespace") or ""), str(meta["name"]))
+    attempt = 1
+    while True:
+        patch, decided = decide(bot)
+        if patch is None:
+            return decided
+        version = (bot.get("metadata") or {}).get("resourceVersion")
+        if version:
+            metadata = {**patch.get("metadata", {}), "resourceVersion": version}
+            patch = {**patch, "metadata": metadata}
+        try:
+            kube.merge_patch(path, patch)
+            return decided
+        except LightKubeError as error:
+            if error.status != 409 or attempt >= PATCH_ATTEMPTS:
+                raise
+        attempt += 1
+        fresh = kube.get(path)
+        if fresh is None:
+            raise LightKubeError(404, "NotFound", f"TradingBot {meta['name']} is gone")
+        bot = fresh
+
+
 def _error(error: BaseException) -> str:
     code = getattr(error, "code", None)
     if callable(code):
@@ -177,7 +347,6 @@ def stop_fleet(
 ) -> list[FleetResult]:
     """Halt every matching bot (direct call first, then the spec patch); one result per bot."""
     started = time.monotonic() if started is None else started
-    patch = {"spec": {"emergencyStop": {"reason": reason, "flatten": bool(flatten)}}}
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="fleet") as pool:
         listing: Future[list[dict[str, Any]]] = pool.submit(
             kube.list, bots_path(namespace), selector
@@ -216,7 +385,9 @@ def stop_fleet(
                 except Exception as error:
                     result.direct_error, call = _error(error), None
             try:
-                kube.merge_patch(bots_path(result.namespace, result.name), patch)
+                result.own_stop = _patch_unchanged(
+                    kube, bot, lambda seen: stop_patch(seen, reason, bool(flatten))
+                )
             except LightKubeError as error:
                 result.error = str(error)
             if answered_first:
@@ -240,7 +411,8 @@ def stop_fleet(
 
 
 def resume_fleet(kube: LightKube, *, selector: str, namespace: str | None) -> list[FleetResult]:
-    """Remove ``spec.emergencyStop`` from every matching bot; the operator resumes each one."""
+    """Lift the fleet's stop of every matching bot (:func:`resume_step`); the operator resumes
+    each one whose spec is left without a stop. One result per bot, saying which stay halted."""
     bots = [
         bot for bot in kube.list(bots_path(namespace), selector) if selector_matches(selector, bot)
     ]
@@ -248,12 +420,21 @@ def resume_fleet(kube: LightKube, *, selector: str, namespace: str | None) -> li
     def one(bot: Mapping[str, Any]) -> FleetResult:
         meta = bot["metadata"]
         result = FleetResult(str(meta.get("namespace") or ""), str(meta["name"]), bot=bot)
+
+        def decide(seen: Mapping[str, Any]) -> tuple[dict[str, Any] | None, ResumeStep]:
+            step = resume_step(seen)
+            return step.patch, step
+
         try:
-            kube.merge_patch(
-                bots_path(result.namespace, result.name), {"spec": {"emergencyStop": None}}
-            )
+            step = _patch_unchanged(kube, bot, decide)
         except LightKubeError as error:
             result.error = str(error)
+        else:
+            result.resumed, result.left_halted, result.note = (
+                step.resumed,
+                step.left_halted,
+                step.note,
+            )
         return result
 
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="fleet") as pool:
@@ -291,7 +472,9 @@ def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
     stop.add_argument(
         "--timings", action="store_true", help="print when the first EmergencyStop was sent"
     )
-    resume = commands.add_parser("resume", help="clear the emergency stop of every matching bot")
+    resume = commands.add_parser(
+        "resume", help="lift the emergency stop a fleet stop set on every matching bot"
+    )
     common(resume)
     return fleet
 
@@ -351,20 +534,14 @@ def _run(args: argparse.Namespace) -> int:
         kube.close()
     failed = [result for result in results if result.error]
     for result in results:
-        line = f"{result.namespace}/{result.name}: "
-        if result.error:
-            print(line + f"FAILED to patch the spec ({result.error}); " + _PATHS[result.path])
-        elif args.fleet_command == "stop":
-            how = _PATHS[result.path]
-            if result.halted_after_s is not None:
-                how += f" {result.halted_after_s * 1000:.0f} ms after the start"
-            if result.direct_error:
-                how += f" (direct call: {result.direct_error})"
-            print(line + how)
-        else:
-            print(line + "spec.emergencyStop removed: the operator resumes it")
-    verb = "stopped" if args.fleet_command == "stop" else "resumed"
-    print(f"{len(results) - len(failed)} of {len(results)} bots {verb}")
+        print(f"{result.namespace}/{result.name}: {_report_line(args.fleet_command, result)}")
+    if args.fleet_command == "stop":
+        print(f"{len(results) - len(failed)} of {len(results)} bots stopped")
+    else:
+        resumed = sum(result.resumed for result in results)
+        kept = sum(bool(result.left_halted) for result in results)
+        left = f"; {kept} left halted (see above)" if kept else ""
+        print(f"{resumed} of {len(results)} bots resumed{left}")
     if args.fleet_command == "stop" and getattr(args, "timings", False):
         first = sender[0].first_sent if sender else None
         sent = f"{first * 1000:.0f} ms" if first is not None else "never"
@@ -376,6 +553,28 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return 1 if failed or not results else 0
+
+
+def _report_line(command: str, result: FleetResult) -> str:
+    """What the command says of one bot."""
+    if command == "stop":
+        how = _PATHS[result.path]
+        if result.error:
+            how = f"FAILED to patch the spec ({result.error}); {how}"
+        if result.halted_after_s is not None:
+            how += f" {result.halted_after_s * 1000:.0f} ms after the start"
+        if result.direct_error:
+            how += f" (direct call: {result.direct_error})"
+        if result.own_stop:
+            how += f"; its own stop stays in the spec: {result.own_stop}"
+        return how
+    if result.error:
+        return f"FAILED to patch the spec ({result.error}): its stop is unchanged"
+    if result.resumed:
+        return "the fleet's spec.emergencyStop removed: the operator resumes it"
+    if result.left_halted:
+        return f"left halted ({result.left_halted})"
+    return f"{result.note}: nothing to resume"
 
 
 def run_fleet_command(args: argparse.Namespace) -> int:

@@ -198,7 +198,12 @@ class RuntimeClients:
         if call.method == "Pause":
             request = pb.PauseRequest(reason=call.reason, actor=ACTOR)
         elif call.method == "Resume":
-            request = pb.ResumeRequest(reason=call.reason, actor=ACTOR, pause_only=call.pause_only)
+            request = pb.ResumeRequest(
+                reason=call.reason,
+                actor=ACTOR,
+                pause_only=call.pause_only,
+                halt_only=call.halt_only,
+            )
         elif call.method == "EmergencyStop":
             request = pb.EmergencyStopRequest(reason=call.reason, flatten=call.flatten, actor=ACTOR)
         else:

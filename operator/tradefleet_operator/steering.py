@@ -123,6 +123,8 @@ async def steer(
             reason, template = _EVENTS[desired]
             flatten = " (flattening every position)" if calls[-1].flatten else ""
             message = template.format(reason=calls[-1].reason, flatten=flatten)
+            if any(call.halt_only for call in calls):
+                message = f"emergency stop lifted, the pause kept; {message}"
             if calls[-1].pause_only:
                 message = "pause lifted (spec.paused is false)"
                 if snapshot is not None and snapshot.halted:

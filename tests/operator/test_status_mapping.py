@@ -203,7 +203,7 @@ RUN = LiveSpec()
         (RUN, None, None, False, []),  # a new running bot: nothing to do
         (PAUSE, None, None, False, ["Pause"]),
         (HALT, "Running", None, False, ["EmergencyStop"]),
-        (PAUSE, "Halted", None, False, ["Resume", "Pause"]),
+        (PAUSE, "Halted", None, False, ["Pause", "Resume", "Pause"]),
         (RUN, "Halted", None, False, ["Resume"]),
         (HALT, "Halted", None, False, []),
         # the timer: enforce halts and pauses the spec asks for, even after a restart
@@ -241,9 +241,14 @@ def test_undoing_a_pause_the_operator_applied_never_lifts_a_halt() -> None:
     ]
     full = plan_control(RUN, "Halted", None, known=False)
     assert [(c.method, c.pause_only) for c in full] == [("Resume", False)]
-    # emergencyStop removed while the spec still pauses: full Resume, then the pause again
+    # emergencyStop removed while the spec still pauses: the halt is lifted alone, the pause
+    # landing before it (test_control_halt_lift_keeps_pause.py)
     both = plan_control(PAUSE, "Halted", None, known=False)
-    assert [(c.method, c.pause_only) for c in both] == [("Resume", False), ("Pause", False)]
+    assert [(c.method, c.pause_only, c.halt_only) for c in both] == [
+        ("Pause", False, False),
+        ("Resume", False, True),
+        ("Pause", False, False),
+    ]
     # the timer never resumes, not even a pause only
     assert plan_control(RUN, "Paused", Control.PAUSED, known=True) == []
     assert plan_control(RUN, "Paused", Control.HALTED, known=True) == []

@@ -254,8 +254,17 @@ class FakeControlPlane:
         self.publish(EventKind.STATE, f"paused by {who}: {reason}", {"phase": "Paused"})
         return status
 
-    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> StatusSnapshot:
+    def resume(
+        self, who: str, reason: str, *, pause_only: bool = False, halt_only: bool = False
+    ) -> StatusSnapshot:
         self.calls.append(("resume", who, reason))
+        if halt_only:
+            paused = self.get_status().paused
+            status = self._set(
+                halted=False, halt_reason="", phase=Phase.PAUSED if paused else Phase.RUNNING
+            )
+            self.publish(EventKind.STATE, f"resumed by {who}: {reason}", {"phase": "Running"})
+            return status
         if pause_only:
             halted = self.get_status().halted
             status = self._set(

@@ -483,10 +483,13 @@ class ControlPlane(Protocol):
 
     def pause(self, who: str, reason: str) -> StatusSnapshot: ...
 
-    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> StatusSnapshot:
+    def resume(
+        self, who: str, reason: str, *, pause_only: bool = False, halt_only: bool = False
+    ) -> StatusSnapshot:
         """Clears a pause and a halt (the only way out of an emergency stop); with
         ``pause_only``, the pause alone (a halt and a Degraded stop stay: the answer's
-        ``halted`` says one still holds)."""
+        ``halted`` says one still holds); with ``halt_only``, the halt and a Degraded stop
+        alone (a pause stays, and no entry is taken in between). Not both."""
         ...
 
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:

@@ -563,23 +563,34 @@ class BotController:
         self._call(lambda: self._engine_or_held().pause(who, reason))
         return self._snapshot
 
-    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> StatusSnapshot:
+    def resume(
+        self, who: str, reason: str, *, pause_only: bool = False, halt_only: bool = False
+    ) -> StatusSnapshot:
         reason = check_reason(reason, "a resume")
+        if pause_only and halt_only:
+            raise ControlError("pause_only and halt_only exclude each other", "halt_only")
 
         def resume() -> None:
             engine = self._engine_or_held()
             if isinstance(engine, HeldControl):
-                engine.resume(who, reason, pause_only=pause_only)
+                engine.resume(who, reason, pause_only=pause_only, halt_only=halt_only)
                 return
             if pause_only:
                 # A pause only: a halt and a Degraded stop stay (the answer says so).
                 engine.resume(who, reason, pause_only=True)
                 return
+            if halt_only and not engine.halted:
+                return  # no halt to lift, and the pause stays
             if engine.degraded_reason:
                 # A person looked at the venue and the journal and resumed: from now on the
                 # bot trades on the account as it stands (journaled by the engine).
                 self.reconciled = True
+            kept = engine.pause_reason if halt_only and engine.paused else None
             engine.resume(who, reason)
+            if kept is not None:
+                # The pause back at once, in this same command on the engine thread: no bar,
+                # signal or venue event is handled between the two, so no entry is taken.
+                engine.pause(who, kept)
 
         self._call(resume)
         return self._snapshot

@@ -754,7 +754,9 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     def Resume(self, request: pb.ResumeRequest, context: grpc.ServicerContext) -> pb.StatusSnapshot:
         reason = self._reason(request.reason)
         who = self._who(request.actor, context)
-        status = self._control.resume(who, reason, pause_only=request.pause_only)
+        status = self._control.resume(
+            who, reason, pause_only=request.pause_only, halt_only=request.halt_only
+        )
         return status_to_proto(status)
 
     @_translate_errors

@@ -10,7 +10,9 @@ trading when the venue answers again. So each is taken now and carried out then:
   session carries it out once the venue answers and the account is reconciled;
 - a resume undoes a halt in force by journaling ``resumed`` (a newer, explicit resume) and
   clears a pause; an emergency stop given after it holds (the newest control event wins); a
-  resume with ``pause_only`` (the operator undoing the pause it applied) clears the pause alone;
+  resume with ``pause_only`` (the operator undoing the pause it applied) clears the pause alone,
+  one with ``halt_only`` (the operator lifting the spec's stop of a bot it keeps paused) the
+  halt alone;
 - a pause lives in the process, as every pause does: the engine, once open, is brought to
   the pause the commands left.
 """
@@ -56,14 +58,19 @@ class HeldControl:
         if not self.paused:
             self.paused, self.pause_reason, self._pause_by = True, reason, who
 
-    def resume(self, who: str, reason: str, *, pause_only: bool = False) -> None:
-        """Undo a halt in force (journaled) and a pause; with ``pause_only``, the pause only."""
-        self._resume_pause_only = pause_only
+    def resume(
+        self, who: str, reason: str, *, pause_only: bool = False, halt_only: bool = False
+    ) -> None:
+        """Undo a halt in force (journaled) and a pause; with ``pause_only``, the pause only;
+        with ``halt_only``, the halt only."""
         if self.halt_reason and not pause_only:
             self._journal.record_event(
                 0, "resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason}
             )
             self.halt_reason = ""
+        if halt_only:
+            return  # the pause (and the resume that undid an earlier one) stay as they were
+        self._resume_pause_only = pause_only
         self.paused, self.pause_reason = False, ""
         self._resume_by = (who, reason)
 

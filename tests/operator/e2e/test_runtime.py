@@ -100,7 +100,7 @@ def test_status_follows_the_runtime_and_the_spec_steers_it(
     flat = serve.wait_for(lambda s: s.halted and s.open_positions == 0, timeout=10)
     assert flat.halt_reason == "e2e kill switch"  # still the first halt
 
-    # emergencyStop removed (paused still true) → Resume, then Pause again; then run.
+    # emergencyStop removed (paused still true) → Pause, Resume(halt_only), Pause; then run.
     cluster.patch_bot("paper-bot", {"spec": {"emergencyStop": None}})
     serve.wait_for(lambda s: not s.halted and s.paused, timeout=10)
     cluster.patch_bot("paper-bot", {"spec": {"paused": False}})

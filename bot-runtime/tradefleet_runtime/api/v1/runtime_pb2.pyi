@@ -331,14 +331,16 @@ class PauseRequest(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("reason", "actor", "pause_only")
+    __slots__ = ("reason", "actor", "pause_only", "halt_only")
     REASON_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    HALT_ONLY_FIELD_NUMBER: _ClassVar[int]
     reason: str
     actor: str
     pause_only: bool
-    def __init__(self, reason: _Optional[str] = ..., actor: _Optional[str] = ..., pause_only: _Optional[bool] = ...) -> None: ...
+    halt_only: bool
+    def __init__(self, reason: _Optional[str] = ..., actor: _Optional[str] = ..., pause_only: _Optional[bool] = ..., halt_only: _Optional[bool] = ...) -> None: ...
 
 class EmergencyStopRequest(_message.Message):
     __slots__ = ("reason", "flatten", "actor")

@@ -135,7 +135,7 @@ class RuntimeServiceServicer:
 
     def Resume(self, request, context):
         """Clear a pause and a halt (the only way out of an emergency stop); with `pause_only`, a
-        pause only.
+        pause only; with `halt_only`, a halt only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
