@@ -68,7 +68,7 @@ def read_plain_table(
     numbers: dict[int, list[Floats]] = {column: [] for column in number_columns}
     fields: int | None = None
     with file.open("rb") as stream:
-        header = stream.readline()
+        header = stream.readline(_BLOCK)
         if not header.endswith(b"\n"):
             return None
         carry = b""
@@ -118,6 +118,8 @@ def _parse_block(
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
     returns = (ends > starts) & (buf[ends - 1] == _RETURN)
+    if np.count_nonzero(buf == _RETURN) != np.count_nonzero(returns):
+        return None  # a carriage return that ends no line is a line end of its own elsewhere
     ends = ends - returns
     kept = ends > starts
     if not kept.all():
@@ -194,6 +196,8 @@ def _decimals(buf: Bytes, data: bytes, first: Ints, last: Ints) -> Floats | None
         index = np.arange(rows.size)
         has_point = other[index, point]
         plain = ~has_point | (chars[index, point] == _DOT)
+        if width == 1:
+            plain &= ~has_point  # a point alone is no number
         if width == _FAST_DIGITS + 1:
             plain &= has_point  # 16 bytes hold 15 digits only beside a point
         if np.count_nonzero(other) != np.count_nonzero(has_point):

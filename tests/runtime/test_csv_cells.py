@@ -131,6 +131,8 @@ def test_unused_columns_are_skipped(tmp_path: Path) -> None:
         [f"{STAMP},1.5,2", "2024-01-02 03:04:0,1.5,2"],  # a narrower one
         [f"{STAMP},1.5,2", f"{STAMP},-,2"],
         [f"{STAMP},1.5,2", f"{STAMP},1e,2"],
+        [f"{STAMP},1.5,2", f"{STAMP},.,2"],  # float(".") refuses it too
+        [f"{STAMP},1.5,2\r{STAMP},2.5,3"],  # a carriage return alone ends a line elsewhere
     ],
 )
 def test_anything_not_plain_has_no_answer(tmp_path: Path, rows: list[str]) -> None:
