@@ -15,7 +15,9 @@ for its orders, fills and positions and this module decides, without touching an
   child whose sibling filled (a stop hit while the bot was down, or just before it died) is
   cancelled: the bot cancels the sibling when it sees the fill, and left working, the
   reduce-only target of a closed position would act on the next position opened in that
-  symbol;
+  symbol — unless the sibling filled only in part (it still works at the venue) and the
+  position is still open: the rest of the position is what the child protects, and it stays
+  (cut to the position);
 - **orders the journal thought working** that the venue has closed take the venue's final
   status; those the venue never saw are closed as never sent (not re-sent: the strategy decides
   again on fresh data) — but a bracket child protecting a position that is still open (the bot
@@ -134,16 +136,48 @@ def _filled_members(fills: Sequence[Fill]) -> dict[str, set[str]]:
     return filled
 
 
-def _orphaned(adopted: Sequence[OrderReport], filled: Mapping[str, set[str]]) -> tuple[str, ...]:
-    """The adopted orders whose OCO group saw a fill of another member: as the broker cancels
-    a bracket's sibling on its fill, on any fill (a stop that started executing ends the
-    target)."""
+def _orphaned(
+    adopted: Sequence[OrderReport],
+    filled: Mapping[str, set[str]],
+    positions: Mapping[str, Position],
+    tolerance: float = 1e-9,
+) -> tuple[str, ...]:
+    """The adopted orders whose OCO group saw a fill of another member, as the broker cancels
+    a bracket's sibling when a child's fill ends it — but not while every member that filled
+    did so only in part (it still works at the venue, ``_in_part``) and the position the
+    order closes is still open: the rest of it is what the order protects, as the running
+    bot keeps the sibling of a child still working (the ccxt broker cancels siblings once a
+    child ends; an MT5 hedging split entry's SL closing one ticket leaves the TP on the
+    others). It stays, cut to the position by the engine (its quantity at most what
+    remains)."""
+    working = {report.client_order_id: report for report in adopted}
     orphaned = []
     for report in adopted:
         group = _group(report.client_order_id)
-        if group is not None and filled.get(group, set()) - {report.client_order_id}:
-            orphaned.append(report.client_order_id)
+        others = filled.get(group, set()) - {report.client_order_id} if group else set()
+        if not others:
+            continue
+        if _closes_open(report, positions) and all(
+            _in_part(working.get(other), tolerance) for other in others
+        ):
+            continue
+        orphaned.append(report.client_order_id)
     return tuple(orphaned)
+
+
+def _in_part(report: OrderReport | None, tolerance: float) -> bool:
+    """Whether ``report`` (an adopted order: working at the venue; None: not one) filled only
+    in part: the venue still works more of it."""
+    return report is not None and report.remaining > tolerance
+
+
+def _closes_open(report: OrderReport, positions: Mapping[str, Position]) -> bool:
+    """Whether bracket child ``report`` closes a position still open (``positions``: as the
+    journal and the fills missed while down make them): one held on the side it closes (a
+    venue may not flag a child reduce-only: a spot one has no such flag)."""
+    held = positions.get(report.symbol)
+    quantity = held.quantity if held is not None else 0.0
+    return quantity < 0 if report.side is Side.BUY else quantity > 0
 
 
 def _protects(
@@ -343,7 +377,7 @@ def plan_reconciliation(
         for report in ours.values()
         if not report.status.is_final and report.status is not OrderStatus.REJECTED
     )
-    orphaned = _orphaned(adopted, filled)
+    orphaned = _orphaned(adopted, filled, expected, tolerance)
     for report in adopted:
         changed = _changed_at_venue(report, journal_working.get(report.client_order_id))
         if changed is not None:

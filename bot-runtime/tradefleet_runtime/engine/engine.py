@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
@@ -65,6 +65,7 @@ from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.order_book import (
     OrderBook,
     Resized,
+    WorkingOrder,
     carried_cuts,
     children_cut_by,
     children_over_position,
@@ -429,6 +430,23 @@ class RunResult:
         return [1 if value > 0.0 else 0 for value in self.exposure]
 
 
+@runtime_checkable
+class TicketChildSizes(Protocol):
+    """A ``TicketBrackets`` broker (an MT5 hedging account) whose bracket children are levels
+    its venue positions hold, each ticket its own: a person may remove or move one ticket's
+    level alone, and the child then closes what the tickets still at its level hold. The
+    broker reports such a child with an update of it (open, unasked); the engine asks what it
+    closes now. Optional: no capability to declare.
+
+    (Beside ``TicketBrackets`` in ``capabilities.py`` is where it belongs.)"""
+
+    def child_held(self, client_order_id: str) -> float | None:
+        """What bracket child ``client_order_id`` closes now, by the venue (units), as the
+        broker noted it with its last update of the child; None when nothing is noted. Asked
+        once per update, on the engine thread: answered without waiting on the venue."""
+        ...
+
+
 class EngineListener(Protocol):
     """Receives what the engine did, on the engine's thread (keep it quick)."""
 
@@ -553,6 +571,8 @@ class Engine:
         # A broker whose children follow the venue position their entry opened (an MT5
         # hedging account's tickets): it says which entries' positions a fill reduced.
         self._tickets = broker if isinstance(broker, TicketBrackets) else None
+        # Of those, one reporting what a child closes when a person changed a ticket's level.
+        self._child_sizes = broker if isinstance(broker, TicketChildSizes) else None
         # Stop-losses a risk plugin's MOVE_STOP is amending, until the broker answers:
         # client order id -> (the plugin, the new price).
         self._stop_moves: dict[str, tuple[str, float]] = {}
@@ -1360,6 +1380,8 @@ class Engine:
         working = self.book.get(update.client_order_id)
         if working is None:
             return
+        if self._child_sizes is not None:
+            self._venue_size(working, update)
         if self._venue_price(working.order, update):
             return
         if self.listener is not None:
@@ -1440,6 +1462,49 @@ class Engine:
         if self.listener is not None and moved is not None:
             self.listener.on_order(moved, update)
         return True
+
+    def _venue_size(self, working: WorkingOrder, update: OrderUpdate) -> None:
+        """A bracket child's size as the venue reports it unasked (``TicketChildSizes``: an MT5
+        hedging entry whose tickets no longer all hold the child's level — a person removed or
+        moved one ticket's line —, or a ticket closed under a child no fill cut): the child
+        closes what the broker says (``child_held``), booked and journaled (a restart adopts
+        it so), said as a warning with the broker's words (which ticket, changed at the
+        terminal). It grows back (the line set again) only once its entry is done: while the
+        entry works its fills grow it, and one not booked yet would be counted twice. Then
+        ``_venue_price`` takes the price the same update carries."""
+        order = working.order
+        sizes = self._child_sizes
+        if (
+            sizes is None
+            or order.parent_id is None
+            or not order.reduce_only
+            or update.status is not OrderStatus.OPEN
+            or update.code is not ReasonCode.NONE
+            or update.reason == "amended"
+        ):
+            return
+        held = sizes.child_held(order.client_order_id)
+        if held is None or not 0.0 < held < float("inf"):
+            return
+        left = order.quantity - working.filled
+        if abs(held - left) <= _FLAT * max(left, 1.0):
+            return
+        if held > left and order.parent_id in self.book:
+            return
+        resized = self.book.shrink(order.client_order_id, held)
+        if resized is None:
+            return
+        child, previous = resized
+        reason = (
+            f"resized from {price_text(previous)} to {price_text(child.quantity)} at the venue: "
+            f"{update.reason}"
+        )
+        self.journal.resize_order(
+            order.client_order_id, child.quantity, update.ts or self._now, reason
+        )
+        log.warning("%s: %s: %s", self.config.bot_name, order.client_order_id, reason)
+        if self.listener is not None:
+            self.listener.on_order(child, update)
 
     def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
         """A bracket's stop-loss ended cancelled though the bot never asked (a person at the

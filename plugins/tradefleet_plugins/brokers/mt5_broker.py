@@ -72,6 +72,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     BracketShares,
     ChildShare,
     Entry,
+    TicketLevels,
     accruals_due,
     bracket_shares,
     child_report,
@@ -92,6 +93,8 @@ from tradefleet_plugins.brokers.mt5_reports import (
     split_close,
     swap_flow,
     ticket_child_reports,
+    ticket_levels,
+    with_fired_part,
 )
 from tradefleet_plugins.brokers.mt5_retcodes import Action, verdict
 from tradefleet_plugins.brokers.seen_ids import SeenIds
@@ -266,6 +269,9 @@ class Mt5Broker:
         # Hedging: the entry whose own position (ticket) each reported fill reduced or closed,
         # by fill id, until the engine asks (``entries_reduced``).
         self._reduced: dict[str, str] = {}
+        # Hedging: what each SL/TP child closes (units: the tickets at its level) as the poll
+        # last reported it changed, until the engine asks (``child_held``).
+        self._held: dict[str, float] = {}
         # I/O-thread state
         self._comment_ids: dict[str, str] = {}  # comment -> client order id
         self._tickets: dict[int, str] = {}  # resting MT5 orders we watch -> client order id
@@ -441,6 +447,16 @@ class Mt5Broker:
         with self._lock:
             entry = self._reduced.pop(fill.fill_id, None)
         return (entry,) if entry is not None else ()
+
+    def child_held(self, client_order_id: str) -> float | None:
+        """What SL/TP child ``client_order_id`` closes now (units), when the poll reported it
+        changed (``_report_changed_children``, with an update of the child): on a hedging
+        account the volume of the entry's tickets at the child's level — a person who removed
+        or moved one ticket's line left the child to the others. Asked once per update, on
+        the engine thread: answered from what the poll noted, never waiting on the terminal;
+        None when nothing is noted (a netting account, or no change)."""
+        with self._lock:
+            return self._held.pop(client_order_id, None)
 
     # ``market_price``: how long the engine thread waits for its tick read. The read is the
     # terminal's own (milliseconds, no trip to the trade server) but waits its turn behind the
@@ -1511,8 +1527,12 @@ class Mt5Broker:
             if price:
                 child_id = child_order_id(order.client_order_id, role)
                 self._children[child_id] = (position, role)
-                # The poll's baseline: the engine books the child at the price asked.
-                self._child_levels[child_id] = _Booked(price, long=order.side is Side.BUY)
+                # The poll's baseline: the engine books the child at the price asked, for
+                # every ticket of the entry (its tickets looked at again); a ticket already
+                # said to be outside the child (a split entry's) is not said again.
+                before = self._child_levels.get(child_id)
+                off = before.off if before is not None else frozenset()
+                self._child_levels[child_id] = _Booked(price, order.side is Side.BUY, off=off)
 
     # -- cancel / amend ----------------------------------------------------------------------
 
@@ -1592,6 +1612,32 @@ class Mt5Broker:
         held = ours(self._call("positions_get"), self._magic)
         return entry_tickets(held, found[0], self._parent_of)
 
+    def _child_tickets(self, child_id: str, position_id: int) -> list[Any]:
+        """``_entry_positions`` less the tickets the poll found outside hedging child
+        ``child_id`` (a person removed or moved their line: ``_tickets_look``): the bot moves
+        or clears its own level, on the tickets the child is, and leaves a person's own level
+        on another ticket (or its lack of one) as it is. All of them when no other is open."""
+        positions = self._entry_positions(child_id, position_id)
+        booked = self._child_levels.get(child_id)
+        if booked is None or not booked.off:
+            return positions
+        return [p for p in positions if int(p.ticket) not in booked.off] or positions
+
+    def _outside_child(self, position_id: int, roles: Collection[str] = ("sl", "tp")) -> bool:
+        """Hedging: whether ticket ``position_id`` is outside a child of its entry (of
+        ``roles``): the poll found its line removed or moved by a person (``_tickets_look``),
+        the child being the entry's other tickets."""
+        if not self._hedging:
+            return False
+        entry = self._parent_of(position_id)
+        if entry is None:
+            return False
+        for role in roles:
+            booked = self._child_levels.get(child_order_id(entry, role))
+            if booked is not None and position_id in booked.off:
+                return True
+        return False
+
     def _ticket_left(self, child_id: str, position_id: int, live: Mapping[int, Any]) -> int:
         """An open position (``live``: the bot's, by ticket) child ``child_id``'s level is on:
         ``position_id`` itself, or on a hedging account another ticket of its entry (a split
@@ -1621,7 +1667,7 @@ class Mt5Broker:
             ReasonCode.UNKNOWN_ORDER,
             "the position the child protected is closed",
         )
-        for position in self._entry_positions(child_id, position_id):
+        for position in self._child_tickets(child_id, position_id):
             ticket = int(position.ticket)
             refusal = self._set_stops(ticket, role, price)
             if refusal is None:
@@ -2158,7 +2204,13 @@ class Mt5Broker:
         engine says loudly that a stop-loss was cancelled outside the bot). A child whose
         amend is on its way is left to the amend's answer, and one of the other side than the
         position (a netting position the bot reversed: the engine is cutting that child, and
-        the level is the reversal's) to that cut."""
+        the level is the reversal's) to that cut.
+
+        On a hedging account a split entry's child is the tickets at its level
+        (``ticket_levels``): a line removed or moved on one ticket only leaves the child to
+        the others, at the bot's level — reported as the child working for what those hold
+        (``child_held``; the engine cuts it to that, journaled), naming the ticket, whose own
+        level is outside the bot from then on (``_tickets_look``)."""
         with self._lock:
             busy = frozenset(self._amending)
         for gone in [c for c in self._child_levels if c not in self._children]:
@@ -2176,33 +2228,56 @@ class Mt5Broker:
             booked = self._child_levels.get(child_id)
             if booked is not None and booked.long != long:
                 continue
-            held = _child_level(holding, role)
-            change = _child_change(
-                role,
-                held,
-                None if booked is None else booked.price,
-                half_ticks.get(str(holding[0].symbol), 0.0),
-                [int(p.ticket) for p in holding],
+            half = half_ticks.get(str(holding[0].symbol), 0.0)
+            last = None if booked is None else booked.price
+            levels = (
+                ticket_levels(holding, role, last, half)
+                if self._hedging
+                else TicketLevels(_child_level(holding, role), tuple(holding), ())
             )
-            if held > 0.0:
-                self._child_levels[child_id] = _Booked(held, long)
-            if change is None:
-                continue
-            log.warning("%s: %s", child_id, change.said)
-            if held > 0.0:
-                found.append(OrderUpdate(child_id, OrderStatus.OPEN, ts, change.said, price=held))
-                continue
-            del self._children[child_id]
-            self._child_levels.pop(child_id, None)
-            found.append(
-                OrderUpdate(
-                    child_id,
-                    OrderStatus.CANCELLED,
-                    ts,
-                    change.said,
-                    code=ReasonCode.CANCELLED_BY_VENUE,
+            held = levels.level
+            tickets = [int(p.ticket) for p in levels.at or holding]
+            change = _child_change(role, held, last, half, tickets)
+            if held <= 0.0:
+                assert change is not None  # removed: always news
+                log.warning("%s: %s", child_id, change.said)
+                del self._children[child_id]
+                self._child_levels.pop(child_id, None)
+                found.append(
+                    OrderUpdate(
+                        child_id,
+                        OrderStatus.CANCELLED,
+                        ts,
+                        change.said,
+                        code=ReasonCode.CANCELLED_BY_VENUE,
+                    )
                 )
-            )
+                continue
+            sized, units = "", 0.0  # what the child closes, when news (``_tickets_look``)
+            warn = change is not None
+            if self._hedging:
+                lots = sum(float(p.volume) for p in levels.at)
+                units = self._units(str(holding[0].symbol), lots)
+                look = _tickets_look(role, levels, booked, units)
+                self._child_levels[child_id] = _Booked(
+                    held, long, look.volumes, look.off, look.held
+                )
+                if look.said:
+                    sized, warn = look.said, warn or look.warn
+            else:
+                self._child_levels[child_id] = _Booked(held, long)
+            if change is None and not sized:
+                continue
+            with self._lock:
+                # What the engine takes with this update: a size reported, or none (one noted
+                # with an earlier update the engine took otherwise is no longer the child's).
+                if sized:
+                    self._held[child_id] = units
+                else:
+                    self._held.pop(child_id, None)
+            said = "; ".join(words for words in (change.said if change else "", sized) if words)
+            log.log(logging.WARNING if warn else logging.INFO, "%s: %s", child_id, said)
+            found.append(OrderUpdate(child_id, OrderStatus.OPEN, ts, said, price=held))
         return found
 
     def _child_positions(
@@ -2230,9 +2305,27 @@ class Mt5Broker:
         fill = fill_from_deal(deal, client_order_id, symbol, self._units, reason)
         if fill is None:
             return True
+        role = child_role(int(deal.reason))
+        if role is not None and self._outside_child(int(deal.position_id), (role,)):
+            # A level a person set on one ticket of a split entry fired (``_tickets_look``:
+            # outside the bot's child, which is the entry's other tickets): no fill of the
+            # child — it protects those still — but a change made outside the bot.
+            outside = self._outside_fill(deal, say=False)
+            if outside is not None:
+                log.warning(
+                    "%s: position %d closed on its own %s, outside the bot's child (deal %d, "
+                    "%g lots at %g): booked as a change made outside the bot",
+                    client_order_id,
+                    int(deal.position_id),
+                    role.upper(),
+                    int(deal.ticket),
+                    float(deal.volume),
+                    float(deal.price),
+                )
+                events.extend(self._with_swap(deal, outside._replace(reason=OUTSIDE_TAG)))
+            return True
         self._note_credit(deal, client_order_id)
         fill = fill._replace(ts=self._utc(int(deal.time)))
-        role = child_role(int(deal.reason))
         parts = self._closer_parts(deal, fill) if role is not None else [fill]
         events.extend(self._with_swap(deal, parts[0]))
         if role is not None and self._split_entry_goes_on(deal, fill.client_order_id):
@@ -2381,6 +2474,12 @@ class Mt5Broker:
             return
         entry = self._parent_of(int(deal.position_id))
         if entry is None:
+            return
+        if self._outside_child(int(deal.position_id)):
+            # A ticket outside one of the entry's children (its line changed by a person):
+            # cut by what the deal closed, that child would lose what the tickets it is still
+            # hold — and the bot clear their line with it. None is cut here; the poll's next
+            # look sizes each child as the tickets at its level (``_tickets_look``).
             return
         with self._lock:
             self._reduced[fill.fill_id] = entry
@@ -2588,7 +2687,8 @@ class Mt5Broker:
                 return None
             symbol = self._symbols.ours(str(tickets[0].symbol))
             now = self._utc(self._now())
-            reports = ticket_child_reports(tickets, found[0], symbol, now, self._units)
+            half = self._half_tick(str(tickets[0].symbol))
+            reports = ticket_child_reports(tickets, found[0], symbol, now, self._units, half)
             return next((r for r in reports if r.client_order_id == client_order_id), None)
         for position in ours(self._call("positions_get", ticket=position_id), self._magic):
             symbol = self._symbols.ours(str(position.symbol))
@@ -2608,8 +2708,11 @@ class Mt5Broker:
             found[report.client_order_id] = report._replace(ts=self._utc(report.ts))
         for report in ended:
             found.setdefault(report.client_order_id, report._replace(ts=self._utc(report.ts)))
-        # A child working on an open position is that, whatever an older close said.
-        found.update((r.client_order_id, r) for r in self._child_reports())
+        # A child working on an open position is that, whatever an older close said; on a
+        # hedging account with what its level closed of its entry's other tickets before.
+        for report in self._child_reports():
+            fired = found.get(report.client_order_id) if self._hedging else None
+            found[report.client_order_id] = with_fired_part(report, fired)
         return list(found.values())
 
     def _ended_children(
@@ -2705,12 +2808,17 @@ class Mt5Broker:
         for parent in dict.fromkeys(p for p in parents.values() if p is not None):
             tickets = entry_tickets(held, parent, parents.get)
             symbol = self._symbols.ours(str(tickets[0].symbol))
-            for report in ticket_child_reports(tickets, parent, symbol, now, self._units):
+            half = self._half_tick(str(tickets[0].symbol))
+            for report in ticket_child_reports(tickets, parent, symbol, now, self._units, half):
                 role = "sl" if report.order_type is OrderType.STOP else "tp"
                 self._children.setdefault(report.client_order_id, (int(tickets[0].ticket), role))
                 self._adopt_level(report)
                 reports.append(report)
         return reports
+
+    def _half_tick(self, venue_symbol: str) -> float:
+        """Half a tick of the terminal's ``venue_symbol``: two levels this close are one."""
+        return self._spec(self._symbols.ours(venue_symbol)).tick_size / 2
 
     def _adopt_level(self, report: OrderReport) -> None:
         """A child a restart reports working: reconciliation adopts it at the level reported,
@@ -2949,10 +3057,87 @@ def _child_on_position(held: float, want: float, half: float, shared: bool) -> s
 
 class _Booked(NamedTuple):
     """A working SL/TP child's level as the bot books it (``_report_changed_children``'s
-    baseline): its price, and whether it closes a long (the position's side it is for)."""
+    baseline): its price, and whether it closes a long (the position's side it is for). On a
+    hedging account also its entry's tickets as the poll last looked at them (``_tickets_look``):
+    each ticket's volume (lots; None: not looked at yet), the tickets outside the child (without
+    its level, or at another) as last said, and what the child closes (units; None: not known)."""
 
     price: float
     long: bool
+    volumes: frozenset[tuple[int, float]] | None = None
+    off: frozenset[int] = frozenset()
+    held: float | None = None
+
+
+class _TicketsLook(NamedTuple):
+    """The poll's look at the tickets of a hedging entry for one child (``_tickets_look``): the
+    baseline to keep (``volumes``, ``off``, ``held``) and, when the child's size is news, the
+    words (``said``; "" when it is not) — said as a warning when a ticket changed at the
+    terminal (``warn``), quietly when only tickets closed under it."""
+
+    volumes: frozenset[tuple[int, float]]
+    off: frozenset[int]
+    held: float | None
+    said: str
+    warn: bool
+
+
+def _tickets_look(
+    role: str, levels: TicketLevels, before: _Booked | None, held: float
+) -> _TicketsLook:
+    """Whether what a hedging child closes is news: ``levels`` how its entry's tickets hold its
+    ``role`` level now (``ticket_levels``), ``held`` the units of those at it, ``before`` the
+    last look. A ticket now outside the child (its line removed or moved by a person), or back
+    at its level, is news said as a change at the terminal; so is one outside at the first
+    look (a child just placed or adopted covers every ticket of its entry, or a restart's
+    report the tickets at its level: said once). The child's size is news too when it differs
+    from the one last noted with no ticket changed (a ticket closed under it by a fill that
+    cut it otherwise: its sibling of a split entry). While the tickets' volumes change (a fill:
+    a ticket opened, closed, reduced) nothing is said: the fill's deal may not be read yet (it
+    happened between the poll's read of deals and of positions), and its fill, booked first,
+    sizes the child; the next look, the volumes holding still, judges."""
+    volumes = frozenset((int(p.ticket), float(p.volume)) for p in (*levels.at, *levels.off))
+    off = frozenset(int(p.ticket) for p in levels.off)
+    if before is None or before.volumes is None:
+        was = before.off if before is not None else frozenset()
+        said = _off_words(role, levels, was - off) if off != was else ""
+        return _TicketsLook(volumes, off, held, said, bool(said))
+    if volumes != before.volumes:
+        open_now = frozenset(ticket for ticket, _ in volumes)
+        return _TicketsLook(volumes, before.off & open_now, before.held, "", False)
+    if off != before.off:
+        return _TicketsLook(volumes, off, held, _off_words(role, levels, before.off - off), True)
+    if before.held is None or abs(held - before.held) <= _EPS * max(held, 1.0):
+        return _TicketsLook(volumes, off, held, "", False)
+    return _TicketsLook(volumes, off, held, _child_words(role, levels) + " now", False)
+
+
+def _off_words(role: str, levels: TicketLevels, back: frozenset[int] = frozenset()) -> str:
+    """A change at the terminal of which tickets a hedging child is, for a person: each ticket
+    outside it (``position 7001 no longer holds its SL``, ``position 7002 holds its SL at
+    1.097, outside the bot``), each ``back`` at its level, then what the child closes."""
+    name = role.upper()
+    said = []
+    for position in levels.off:
+        level = _level(position, role)
+        ticket = int(position.ticket)
+        if level > 0.0:
+            said.append(f"position {ticket} holds its {name} at {level:g}, outside the bot")
+        else:
+            said.append(f"position {ticket} no longer holds its {name}")
+    said.extend(
+        f"position {ticket} holds its {name} at {levels.level:g} again" for ticket in sorted(back)
+    )
+    return f"{'; '.join(said)}: changed at the terminal; {_child_words(role, levels)}"
+
+
+def _child_words(role: str, levels: TicketLevels) -> str:
+    """``the SL child closes what position 7002 holds at 1.095``."""
+    at = [int(p.ticket) for p in levels.at]
+    holds = "hold" if len(at) > 1 else "holds"
+    return (
+        f"the {role.upper()} child closes what {_positions_words(at)} {holds} at {levels.level:g}"
+    )
 
 
 class _ChildChange(NamedTuple):

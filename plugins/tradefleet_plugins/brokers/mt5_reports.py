@@ -356,31 +356,99 @@ def entry_tickets(positions: Iterable[Any], parent: str, parent_of: ParentOf) ->
     return sorted(found, key=lambda p: (int(getattr(p, "time_msc", 0)), int(p.ticket)))
 
 
+class TicketLevels(NamedTuple):
+    """How the tickets of one hedging entry hold one level of its bracket (``ticket_levels``):
+    the level its child is at (0: no ticket holds any), the tickets at it — the child's, what
+    it closes —, and the entry's other tickets: without the level, or holding another one (a
+    person changed that ticket's line alone in the terminal), outside the bot's child. Each
+    oldest first."""
+
+    level: float
+    at: tuple[Any, ...]
+    off: tuple[Any, ...]
+
+
+def ticket_levels(
+    positions: Sequence[Any], role: str, booked: float | None, half: float = 0.0
+) -> TicketLevels:
+    """How ``positions`` (one hedging entry's tickets, ``entry_tickets``: oldest first) hold
+    its ``role`` level (``sl``, ``tp``), given ``booked``, the price the bot books the child at
+    (None: not known — a restarted broker). The child stays at the bot's level while a ticket
+    holds it (within ``half`` a tick), and is the tickets at it: a person moving or removing
+    one ticket's line changes that ticket alone, and the bot's stop is not moved for the
+    others. When none holds it any more (moved on every ticket, or nothing booked) the child
+    is at the level of the oldest ticket holding one, and is the tickets at that one."""
+    held = [p for p in positions if float(getattr(p, role)) > 0.0]
+    if not held:
+        return TicketLevels(0.0, (), tuple(positions))
+    at = [] if booked is None else _at_level(held, role, booked, half)
+    if not at:
+        at = _at_level(held, role, float(getattr(held[0], role)), half)
+    chosen = {int(p.ticket) for p in at}
+    off = tuple(p for p in positions if int(p.ticket) not in chosen)
+    return TicketLevels(float(getattr(at[0], role)), tuple(at), off)
+
+
+def _at_level(positions: Sequence[Any], role: str, level: float, half: float) -> list[Any]:
+    """The ``positions`` holding ``role`` at ``level`` (within ``half`` a tick; the terminal's
+    own floats for one price otherwise)."""
+    room = max(half, _EPS * max(abs(level), 1.0))
+    return [p for p in positions if abs(float(getattr(p, role)) - level) <= room]
+
+
 def ticket_child_reports(
-    positions: Sequence[Any], parent: str, symbol: str, ts: int, units: Units
+    positions: Sequence[Any],
+    parent: str,
+    symbol: str,
+    ts: int,
+    units: Units,
+    half: float = 0.0,
 ) -> list[OrderReport]:
     """The working SL/TP children of hedging entry ``parent`` whose tickets are ``positions``
     (``entry_tickets``, oldest first): one report per level — not one per ticket, which would
-    report the same child id several times, each for one ticket's part — for the volume of
-    every ticket holding that level, at the price the oldest of them holds, its venue id the
-    tickets (``7001,7002``). A level no ticket holds is no child."""
+    report the same child id several times, each for one ticket's part — at the level the
+    oldest ticket holding one holds, for the volume of the tickets at that level
+    (``ticket_levels``, within ``half`` a tick; a ticket at another level is outside the bot's
+    child, as the running broker says it), its venue id those tickets (``7001,7002``). A
+    level no ticket holds is no child."""
     reports = []
     for role in ("sl", "tp"):
-        holding = [p for p in positions if float(getattr(p, role)) > 0.0]
-        if not holding:
+        levels = ticket_levels(positions, role, None, half)
+        if not levels.at:
             continue
-        first = holding[0]
+        first = levels.at[0]
         report = child_report(first, child_order_id(parent, role), role, symbol, ts, units)
         if report is None:
             continue
-        lots = round(sum(float(p.volume) for p in holding), 8)
+        lots = round(sum(float(p.volume) for p in levels.at), 8)
         reports.append(
             report._replace(
-                venue_order_id=",".join(str(int(p.ticket)) for p in holding),
+                venue_order_id=",".join(str(int(p.ticket)) for p in levels.at),
                 quantity=units(str(first.symbol), lots),
             )
         )
     return reports
+
+
+def with_fired_part(working: OrderReport, fired: OrderReport | None) -> OrderReport:
+    """A hedging split entry's child (``working``: at the volume of the tickets still holding
+    its level, ``ticket_child_reports``) whose level closed some of the entry's other tickets
+    before (``fired``: the terminal's closes, reported under the child's id by
+    ``order_reports``): one report of the child the bot booked — filled in part by those
+    closes, working on for the rest — as the running bot has it, not a child for the open
+    tickets alone (which reconciliation took as the journal's child shrunk, and the closes'
+    fills as its sibling's end). ``working`` as it is when nothing of it filled."""
+    if fired is None or fired.client_order_id != working.client_order_id:
+        return working
+    filled = fired.filled_quantity
+    if filled <= _EPS:
+        return working
+    return working._replace(
+        quantity=round(filled + working.quantity, 8),
+        filled_quantity=filled,
+        status=OrderStatus.PARTIALLY_FILLED,
+        average_price=fired.average_price,
+    )
 
 
 class Entry(NamedTuple):
@@ -641,6 +709,7 @@ __all__ = [
     "BracketShares",
     "ChildShare",
     "Entry",
+    "TicketLevels",
     "accruals_due",
     "bracket_shares",
     "child_report",
@@ -662,4 +731,6 @@ __all__ = [
     "split_close",
     "swap_flow",
     "ticket_child_reports",
+    "ticket_levels",
+    "with_fired_part",
 ]

@@ -183,7 +183,8 @@ def test_a_cancelled_child_clears_its_level_on_every_ticket(tmp_path: Path) -> N
 
 def test_the_stop_of_one_ticket_firing_leaves_the_other_its_take_profit(tmp_path: Path) -> None:
     """A person lowered B's SL: A's fires alone. The TP still works at the terminal on B: the
-    bot keeps its TP child (was: cancelled as the SL's sibling) and the SL child for B."""
+    bot keeps its TP child (was: cancelled as the SL's sibling), cut to B's 0.1 lot, and the
+    SL child for B."""
     bot = SplitBot(tmp_path)
     try:
         newer = max(bot.terminal.positions_get() or (), key=lambda p: p.ticket)
@@ -195,9 +196,9 @@ def test_the_stop_of_one_ticket_firing_leaves_the_other_its_take_profit(tmp_path
         sl, tp = bot.children()
         statuses = _statuses(bot.journal, "live")
         assert (statuses[sl][0], statuses[tp][0]) == ("partially_filled", "open"), statuses
-        # B's TP fires later: the TP child's fill for B; the bot flat as the terminal, its
-        # children ended (the TP's part no ticket is left to close cancelled, the SL's as its
-        # sibling): nothing works on for a flat position
+        assert _exits(bot.engine) == [(sl, LOT, 1.0900), (tp, LOT, TP)]  # what B holds
+        # B's TP fires later: the TP child's fill for B, all of it; the bot flat as the
+        # terminal, the SL ended as its sibling: nothing works on for a flat position
         bot.terminal.set_price("EURUSD", 1.1100)
         _pump(bot.engine, bot.venue)
         assert bot.terminal.positions_get() == ()
@@ -208,7 +209,7 @@ def test_the_stop_of_one_ticket_firing_leaves_the_other_its_take_profit(tmp_path
         )
         assert [tuple(row) for row in tp_fills] == [(LOT, TP)]
         statuses = _statuses(bot.journal, "live")
-        assert (statuses[sl][0], statuses[tp][0]) == ("cancelled", "cancelled"), statuses
+        assert (statuses[sl][0], statuses[tp][0]) == ("cancelled", "filled"), statuses
     finally:
         bot.down()
 

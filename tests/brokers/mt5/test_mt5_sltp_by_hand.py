@@ -8,9 +8,15 @@ journals it, as for a resting order's price changed at the terminal). A person d
 ends the child: the poll reports it cancelled at the venue, and the engine says loudly that
 the stop-loss was cancelled outside the bot (the position runs without it; the bot does not
 place it again). Before, the bot kept the stop at its old level for ever, with no event,
-while the position had another stop or none. On a hedging account a split entry's child is
-the level of all its tickets: the oldest ticket holding it gives the price, as after a
-restart, and the child ends only when no ticket holds it.
+while the position had another stop or none.
+
+On a hedging account a split entry's child is the level of its tickets, each its own line in
+the terminal: what the bot shows is what the tickets hold. A line removed or moved on one
+ticket only leaves the child to the tickets still at the bot's level — cut to what they hold
+(journaled, said as a warning naming the ticket, "changed at the terminal"), the other
+ticket's level outside the bot from then on (the bot's own moves and cancels leave it be, and
+its firing is a change made outside the bot, not the child's fill). Moved on every ticket, the
+child follows to the new level; it ends only when no ticket holds any.
 """
 
 from __future__ import annotations
@@ -24,9 +30,16 @@ import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
 from tests.brokers.mt5.test_mt5_hedging_split_entry import SplitBot, _set_by_hand
+from tests.brokers.mt5.test_mt5_netting_children_reduce import _by_hand, _exits
 from tests.brokers.stop_movers import Mover
 from tests.runtime.helpers import Scripted
-from tradefleet_plugins.brokers.mt5_broker import _child_change, _child_level
+from tradefleet_plugins.brokers.mt5_broker import (
+    _Booked,
+    _child_change,
+    _child_level,
+    _tickets_look,
+)
+from tradefleet_plugins.brokers.mt5_reports import ticket_levels
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
@@ -189,8 +202,9 @@ def test_the_bots_own_stop_move_is_no_change_by_hand(
 
 def test_a_split_entrys_sl_ends_only_when_no_ticket_holds_it(tmp_path: Path) -> None:
     """Hedging, one entry on tickets A and B: the child is the level of both. Moved by hand on
-    both, it is booked at the new price; removed from the oldest only, B still holds it (at
-    the same price: nothing to say); removed from both, the child ends, said loudly."""
+    both, it is booked at the new price; removed from the oldest only, the child is B's (cut
+    to B's 10,000; was: still 20,000, the oldest's level shown for both), no stop cancelled;
+    removed from both, the child ends, said loudly."""
     bot = SplitBot(tmp_path)
     try:
         sl, _tp = bot.children()
@@ -201,13 +215,117 @@ def test_a_split_entrys_sl_ends_only_when_no_ticket_holds_it(tmp_path: Path) -> 
         assert _stops(bot.engine) == [(20_000.0, 1.0970)]
         _set_by_hand(bot.terminal, a, 0.0, TP)
         bot.bar()
-        assert _stops(bot.engine) == [(20_000.0, 1.0970)]
+        assert _stops(bot.engine) == [(10_000.0, 1.0970)]
         assert _events(bot.journal, "stop_cancelled") == []
         _set_by_hand(bot.terminal, b, 0.0, TP)
         bot.bar()
         assert _stops(bot.engine) == []
         (said,) = _events(bot.journal, "stop_cancelled")
         assert sl in said and f"positions {a}, {b} no longer hold" in said
+    finally:
+        bot.down()
+
+
+def _covered(bot: SplitBot, role: str = "sl") -> list[tuple[float, float]]:
+    """What the terminal's tickets hold of ``role``: (units, level) per level held."""
+    held: dict[float, float] = {}
+    for position in bot.terminal.positions_get() or ():
+        level = round(float(getattr(position, role)), 5)
+        if level:
+            held[level] = held.get(level, 0.0) + position.volume * LOT
+    return sorted((round(units), level) for level, units in held.items())
+
+
+def test_a_split_entrys_sl_removed_from_one_ticket_is_the_other_tickets_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A person deletes the SL of ticket A only (each ticket is its own line in the terminal):
+    the bot's stop-loss child is cut to what B holds, journaled, said naming A (was: a stop
+    for 20,000 shown while half the position had none)."""
+    bot = SplitBot(tmp_path)
+    try:
+        sl, _tp = bot.children()
+        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, a, 0.0, TP)
+        with caplog.at_level(logging.WARNING):
+            bot.bar()
+        assert _covered(bot) == [(10_000, SL)]
+        assert [(round(q), p) for q, p in _stops(bot.engine)] == [(10_000, SL)]
+        (quantity,) = bot.journal.query(
+            "SELECT quantity FROM orders WHERE client_order_id = ?", sl
+        )[0]
+        assert quantity == 10_000.0  # `tradefleet orders`, and a restart's adoption
+        said = [r.getMessage() for r in caplog.records if sl in r.getMessage()]
+        assert said and all(f"position {a} no longer holds its SL" in s for s in said), said
+        assert all("changed at the terminal" in s for s in said), said
+        assert any(f"what position {b} holds" in s for s in said), said
+        reasons = [r for _s, r in bot.journal.query(
+            "SELECT status, reason FROM order_status WHERE client_order_id = ?", sl)]  # fmt: skip
+        assert any("resized from 20000 to 10000" in r and str(a) in r for r in reasons), reasons
+        assert _events(bot.journal, "stop_cancelled") == []  # B's stop works on
+        # A person closing A (its SL gone) takes nothing off B's stop: the bot neither cuts the
+        # child nor clears B's SL; the TP is B's too.
+        _by_hand(bot.terminal, bot.terminal.ORDER_TYPE_SELL, 0.1, position=a)
+        bot.bar()
+        assert bot.tickets() == [(f"{bot.entry}#1", 0.1, SL, TP)]
+        assert _exits(bot.engine) == [(sl, 10_000.0, SL), (f"{bot.entry}-tp", 10_000.0, TP)]
+        assert bot.engine.portfolio.position("EURUSD").quantity == 10_000.0
+    finally:
+        bot.down()
+
+
+def test_a_split_entrys_sl_moved_on_one_ticket_is_outside_the_bot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two tickets, two levels: a person moves B's SL to 1.097, A keeps the bot's 1.095. The
+    bot's child stays at its level, for A's 10,000; B's level is said to be outside the bot.
+    When B's own SL fires it is booked as a change made outside the bot — not the child's
+    fill, which would end the stop A still holds; then A's fires as the child."""
+    bot = SplitBot(tmp_path)
+    try:
+        sl, tp = bot.children()
+        _a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, b, 1.0970, TP)
+        with caplog.at_level(logging.WARNING):
+            bot.bar()
+        assert _covered(bot) == [(10_000, SL), (10_000, 1.0970)]
+        assert _stops(bot.engine) == [(10_000.0, SL)]  # the bot's level, A's part
+        said = [r.getMessage() for r in caplog.records if sl in r.getMessage()]
+        assert any(
+            f"position {b} holds its SL at 1.097, outside the bot: changed at the terminal" in s
+            for s in said
+        ), said
+        bot.terminal.set_price("EURUSD", 1.0965)  # B's SL (1.097) fires, A's (1.095) not
+        bot.bar()
+        assert bot.tickets() == [(bot.entry, 0.1, SL, TP)]
+        assert bot.engine.portfolio.position("EURUSD").quantity == 10_000.0
+        assert _exits(bot.engine) == [(sl, 10_000.0, SL), (tp, 10_000.0, TP)]
+        (changed,) = _events(bot.journal, "position_changed_outside")
+        assert "reduced outside the bot" in changed and "sell 10000 at 1.0965" in changed, changed
+        bot.terminal.set_price("EURUSD", 1.0940)  # A's SL: the child's fill
+        bot.bar()
+        assert bot.terminal.positions_get() == ()
+        assert bot.engine.portfolio.position("EURUSD").quantity == 0.0
+        assert _exits(bot.engine) == []
+        fills = bot.journal.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl)
+        assert [q for (q,) in fills] == [10_000.0]
+    finally:
+        bot.down()
+
+
+def test_the_bots_move_after_a_one_ticket_change_moves_its_own_tickets_only(
+    tmp_path: Path,
+) -> None:
+    """A's SL removed by hand: the bot's stop is B's. Its later move (MOVE_STOP) moves B's SL
+    and sets none on A, whose lack of one is the person's."""
+    bot = SplitBot(tmp_path, mover=Mover("EURUSD", {1: 1.0980}))
+    try:
+        a, _b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, a, 0.0, TP)
+        _pump(bot.engine, bot.venue)
+        bot.bar()  # the move
+        assert bot.tickets() == [(bot.entry, 0.1, 0.0, TP), (f"{bot.entry}#1", 0.1, 1.0980, TP)]
+        assert _stops(bot.engine) == [(10_000.0, 1.0980)]
     finally:
         bot.down()
 
@@ -237,3 +355,42 @@ def test_a_level_is_news_when_removed_or_moved_past_half_a_tick() -> None:
     )
     assert _child_change("sl", 1.095001, 1.095, 0.000005, [7001]) is None  # its tick's rounding
     assert _child_change("sl", 1.097, None, 0.000005, [7001]) is None  # nothing booked to differ
+
+
+class _Ticket:
+    def __init__(self, ticket: int, sl: float, volume: float = 0.1) -> None:
+        self.ticket, self.sl, self.tp, self.volume = ticket, sl, 0.0, volume
+
+
+def test_a_split_entrys_child_is_the_tickets_at_the_bots_level() -> None:
+    a, b = _Ticket(7001, 1.095), _Ticket(7002, 1.097)
+    moved = ticket_levels([a, b], "sl", 1.095, 0.000005)
+    assert (moved.level, moved.at, moved.off) == (1.095, (a,), (b,))  # B outside the bot
+    # no ticket at the bot's level (moved on every one, or nothing booked): the oldest's
+    assert ticket_levels([a, b], "sl", 1.090, 0.000005).at == (a,)
+    assert ticket_levels([b, a], "sl", None, 0.000005).at == (b,)
+    gone = ticket_levels([_Ticket(7001, 0.0), b], "sl", 1.097, 0.000005)
+    assert (gone.at, [p.ticket for p in gone.off]) == ((b,), [7001])
+    assert ticket_levels([_Ticket(7001, 0.0)], "sl", 1.095, 0.0).level == 0.0
+
+
+def test_a_childs_size_is_news_when_a_ticket_changes_not_while_tickets_fill() -> None:
+    a, b = _Ticket(7001, 1.095), _Ticket(7002, 1.095)
+    both = ticket_levels([a, b], "sl", 1.095, 0.0)
+    first = _tickets_look("sl", both, _Booked(1.095, True), 20_000.0)
+    assert (first.said, first.held) == ("", 20_000.0)  # placed for every ticket: no news
+    seen = _Booked(1.095, True, first.volumes, first.off, first.held)
+    b.sl = 0.0
+    one = _tickets_look("sl", ticket_levels([a, b], "sl", 1.095, 0.0), seen, 10_000.0)
+    assert one.warn and one.said == (
+        "position 7002 no longer holds its SL: changed at the terminal; "
+        "the SL child closes what position 7001 holds at 1.095"
+    )
+    # A ticket closed (a fill, maybe not read yet): nothing said until the volumes hold still
+    closing = _tickets_look("sl", ticket_levels([a], "sl", 1.095, 0.0), seen, 10_000.0)
+    assert (closing.said, closing.held) == ("", 20_000.0)
+    settled = _Booked(1.095, True, closing.volumes, closing.off, closing.held)
+    after = _tickets_look("sl", ticket_levels([a], "sl", 1.095, 0.0), settled, 10_000.0)
+    assert (
+        not after.warn and after.said == "the SL child closes what position 7001 holds at 1.095 now"
+    )
