@@ -328,6 +328,28 @@ class CashFlowRestorer(Protocol):
 
 
 @runtime_checkable
+class MissedBarMatcher(Protocol):
+    """An ``AccountRestorer`` that is its own venue (the paper broker): after a restart it is
+    handed each bar that closed while the bot was down (``session.bar_missed``), in time
+    order and before the strategy sees them, to work the orders that rested on its book
+    meanwhile as a venue would have (a stop the price crossed fills at its price, or at the
+    bar's open when the bar gapped through it; its fills are stamped with that bar's time).
+    Optional: no capability to declare. A live broker has no such method: its venue worked
+    them, and the start-up reconciliation reports what filled."""
+
+    def match_missed_bar(
+        self, bar: Bar, resting: Collection[str]
+    ) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """The events of ``bar`` for the orders in ``resting`` (client order ids: those that
+        were working before the restart, re-armed from the journal) and the bracket children
+        their fills open; every other working order — one sent since the restart — is not
+        worked on it (it reached the venue after that bar), nor cancelled by what the bar
+        does (a liquidation). The account's own payments due on the bar (funding) are made
+        as on any bar."""
+        ...
+
+
+@runtime_checkable
 class BracketFollower(Protocol):
     """A venue broker that places a bracket entry's stop-loss/take-profit children itself —
     from the entry's first fill, sized on what filled, resized as the rest fills — and so must
@@ -555,8 +577,9 @@ class MarketClock(Protocol):
     which the host's clock may be off from. A restarted bot asks it, as each timestamp of
     the bars the feed sends since its last handled one arrives, whether a newer bar had
     already closed by then: such a bar closed while the bot was down and goes to the
-    strategy as history, never traded (``session.split_history``). A replaying feed (a csv
-    file) has no market time and does not declare it."""
+    strategy as history, never traded (``session.split_history``; only a higher timeframe's
+    bar built from such bars that is still the newest of its series is). A replaying feed (a
+    csv file) has no market time and does not declare it."""
 
     def market_time(self) -> float | None:
         """The market's time now, in UTC epoch seconds, as of the feed's latest reading of
@@ -727,6 +750,7 @@ __all__ = [
     "FillRestorer",
     "LockRestorer",
     "MarketClock",
+    "MissedBarMatcher",
     "OrderObserver",
     "PositionRestorer",
     "PriceQuoter",

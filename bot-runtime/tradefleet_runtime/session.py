@@ -14,7 +14,11 @@ and the service's own pacer, which runs control commands while it waits.
   time the bot got it (it closed while the bot was down) — are shown to the strategy so it
   rebuilds its state, but the broker never sees them, no equity is recorded and the orders
   they prompt are dropped. A restarted bot therefore trades on from the newest closed bar
-  instead of trading its history, or the hours it missed, again.
+  instead of trading its history, or the hours it missed, again. Two things of the outage
+  are not history (``Engine.catch_up``): a broker that is its own venue (the paper broker)
+  works the orders that rested on its book before the restart over the bars that closed
+  meanwhile, as the venue would have; and a higher timeframe's bar built from them that is
+  still the newest of its series is traded, as a running bot would have.
 """
 
 from __future__ import annotations
@@ -459,18 +463,23 @@ def journal_warm_up(
     resumed_after: int,
     dropped: int,
     missed: MissedBars | None = None,
+    decisions: int = 0,
 ) -> None:
     """Journal the history shown to the strategy before the run traded (``warmed_up``):
     ``bars`` of it, for a warm-up of ``warmup`` bars and a restart after ``resumed_after``;
-    ``missed``: those of them that closed while the bot was down (``split_history``)."""
+    ``missed``: those of them that closed while the bot was down (``split_history``), and
+    ``decisions`` the orders sent for the newest closed bar of a higher timeframe among them
+    (``Engine.catch_up``)."""
     message = (
         f"{bars} bar(s) of history shown to the strategy "
         f"(warm-up {warmup}, resumed after {resumed_after})"
     )
     data: dict[str, Any] = {"bars": bars, "dropped_orders": dropped}
     if missed is not None and missed.bars:
-        message += f"; {missed.said()}"
+        message += f"; {missed.said(decisions)}"
         data["missed_bars"] = missed.bars
+        if decisions:
+            data["missed_decisions"] = decisions
     journal.record_event(now, "warmed_up", message, data)
 
 
@@ -948,9 +957,12 @@ class BotSession:
                 clock.market_time if clock is not None else None,
                 missed,
             )
-            self.history_bars = engine.catch_up(history)
+            # A first start, or a feed without the market's time, misses nothing: no outage.
+            restarted = clock is not None and request.resume_after_ts > 0
+            self.history_bars = engine.catch_up(history, missed if restarted else None)
             if missed.bars:
-                log.warning("%s: %s", self.bot.name, missed.said())
+                said = missed.said(engine.stats.missed_decisions)
+                log.warning("%s: %s", self.bot.name, said)
             if self.history_bars:
                 journal_warm_up(
                     self.journal,
@@ -960,6 +972,7 @@ class BotSession:
                     request.resume_after_ts,
                     engine.stats.warmup_intents,
                     missed,
+                    engine.stats.missed_decisions,
                 )
             released = self.pacer(live())
             if self.bot.venue is not None:
@@ -1108,11 +1121,16 @@ def _marking_handled(
 class MissedBars:
     """The bars a restarted bot was sent that closed while it was down (``bar_missed``),
     counted as ``split_history`` hands them over as history: once per bar time, whatever the
-    number of symbols (a bar each)."""
+    number of symbols (a bar each). It is the ``Outage`` ``Engine.catch_up`` is told: which
+    bars closed while the bot was down, and which bar of a higher timeframe built from them
+    is still the newest of its series (traded)."""
 
     bars: int = 0
     first_close: int = 0  # the first and last of their close times (UTC epoch seconds)
     last_close: int = 0
+    # The market's time when the bot came back (``split_history`` reads it once); None: not
+    # read (a first start, a feed without market time), and nothing was missed.
+    came_back: float | None = None
 
     def add(self, bar: Bar) -> None:
         close = bar[2] + bar[1]
@@ -1122,12 +1140,33 @@ class MissedBars:
         self.last_close = close
         self.bars += 1
 
-    def said(self) -> str:
-        """What a person reads in the log and the ``warmed_up`` event."""
+    def closed_while_down(self, bar: Bar) -> bool:
+        """Whether ``bar`` (a base bar handed over as history) is one of them: they are
+        history's last bars, from the first one counted on (each is counted before it is
+        handed over)."""
+        return self.bars > 0 and bar[2] + bar[1] >= self.first_close
+
+    def still_newest(self, bar: Bar) -> bool:
+        """Whether ``bar`` — of any series: a higher timeframe's, built from base bars that
+        closed while the bot was down — was still the newest closed bar of its series when the
+        bot came back (``bar_missed`` on its own timeframe): its decision is traded, a little
+        late, as a running bot would have. A base bar counted here never is."""
+        came_back = self.came_back
+        return came_back is not None and not bar_missed(bar[2] + bar[1], bar[1], came_back)
+
+    def said(self, decisions: int = 0) -> str:
+        """What a person reads in the log and the ``warmed_up`` event; ``decisions``: the
+        orders sent for the newest closed bar of a higher timeframe among them."""
         span = f"{_utc(self.first_close)} to {_utc(self.last_close)}"
+        sent = (
+            f"; {decisions} order(s) sent for the newest closed bar of a higher timeframe "
+            "built from them, a little late"
+            if decisions
+            else ""
+        )
         return (
             f"{self.bars} bar(s) closed while the bot was down (closes {span}): history only, "
-            "shown to the strategy, no order sent for them"
+            f"shown to the strategy, no order sent for them{sent}"
         )
 
 
@@ -1139,7 +1178,9 @@ def bar_missed(close_ts: int, timeframe_s: int, market_now: float | None) -> boo
     """Whether a bar closing at ``close_ts`` closed while the bot was down: a newer bar of its
     timeframe had already closed at ``market_now``, the market's time when the bot got it
     (None: not known; the bar is traded). The newest closed bar is not missed: a bot back
-    within one bar trades it, a little late, as a running bot would have."""
+    within one bar trades it, a little late, as a running bot would have. Judged on each
+    series' own timeframe: a 4h bar is the newest until the next 4h bar closes, whatever
+    number of its 1h bases closed since (``MissedBars.still_newest``)."""
     return market_now is not None and close_ts + timeframe_s <= market_now
 
 
@@ -1179,6 +1220,8 @@ def split_history(
                         now = market_time()
                         if now is not None:
                             came_back.append(now)
+                            if missed is not None:
+                                missed.came_back = now
                     passed = bool(came_back) and bar_missed(bar.close_ts, bar[1], came_back[0])
                     if not passed:
                         first_live.append(bar)

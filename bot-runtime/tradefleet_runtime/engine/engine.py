@@ -44,6 +44,7 @@ from tradefleet_runtime.capabilities import (
     BracketFollower,
     CashFlowRestorer,
     ChildCutter,
+    MissedBarMatcher,
     PairedChildren,
     PriceQuoter,
     RiskLockHolder,
@@ -463,6 +464,20 @@ class EngineListener(Protocol):
     def on_cash_flow(self, flow: CashFlow, booked: bool) -> None: ...
 
 
+class Outage(Protocol):
+    """What a restarted bot's history says of the bars that closed while it was down, by the
+    session's rule (``session.MissedBars``), for ``Engine.catch_up``."""
+
+    def closed_while_down(self, bar: Bar) -> bool:
+        """Whether the base bar ``bar`` closed while the bot was down."""
+        ...
+
+    def still_newest(self, bar: Bar) -> bool:
+        """Whether ``bar``, of a series the strategy trades on, was still the newest closed bar
+        of its series at the restart (no newer one had closed by the market's time then)."""
+        ...
+
+
 @dataclass
 class EngineStats:
     bars: int = 0
@@ -472,6 +487,11 @@ class EngineStats:
     history_bars: int = 0  # bars the strategy saw as history (warm-up, already handled)
     warmup_intents: int = 0  # orders a strategy asked for while warming up (dropped)
     known_ids_skipped: int = 0  # intents whose id an earlier run already sent (not re-sent)
+    # A restart's bars that closed while the bot was down (``catch_up``): orders decided on
+    # the newest closed bar of a higher timeframe built from them (sent), and fills of orders
+    # that rested before the restart, worked on them by a broker that is its own venue.
+    missed_decisions: int = 0
+    filled_while_down: int = 0
     risk_decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Vetoes by (plugin, code, or the reason when the plugin gave no code), and the first
     # reason given for each: what the end-of-run summary says a plugin refused, and why.
@@ -820,23 +840,60 @@ class Engine:
                 )
         self._base_symbols = frozenset(base_symbols)
 
-    def catch_up(self, bars: Iterable[Bar]) -> int:
-        """Show the strategy bars from before the bot's start (warm-up history, or bars an
-        earlier run already handled), so it rebuilds its state; returns how many.
+    def catch_up(self, bars: Iterable[Bar], outage: Outage | None = None) -> int:
+        """Show the strategy bars from before the bot's start (warm-up history, bars an earlier
+        run already handled, and a restart's bars that closed while the bot was down), so it
+        rebuilds its state; returns how many.
 
-        The broker does not see them, no equity is recorded, and the orders the strategy asks
-        for are dropped (counted), its cancels too: those bars are history, already traded or
-        never tradable, and the working orders are not theirs.
+        No equity is recorded, and the orders the strategy asks for are dropped (counted), its
+        cancels too: those bars are history, already traded or never tradable, and the working
+        orders are not theirs. ``outage`` (a restart's: which bars closed while the bot was
+        down, by the session's rule) makes two exceptions:
+
+        - A broker that is its own venue (``MissedBarMatcher``: the paper broker) first works
+          the orders that rested before the restart over the bars that closed meanwhile, as
+          its venue would have (``_worked_while_down``); their fills are booked and journaled
+          at those bars' times, before the strategy is shown the bars, as a live bot's
+          reconciliation books what its venue filled meanwhile.
+        - A bar of a series the strategy trades on that was still the newest of its series at
+          the restart — a higher timeframe's, built from base bars that closed while the bot
+          was down — has its decision sent (``_send_missed_decisions``): a running bot would
+          have traded it, a little earlier, and no newer bar of the series has replaced it. A
+          base bar that closed while the bot was down is never the newest of its series.
         """
         if not self._started:
             self.start()
         strategy_on_bar = self._on_bar
         marks = self.portfolio.marks
-        intents = self.ctx.intents
+        ctx = self.ctx
+        intents = ctx.intents
         # Risk plugins that observe bars rebuild their state (ATR, returns) from history too.
         observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
         count = 0
-        self.ctx.replaying = True  # its cancels are dropped too (``BotContext.replaying``)
+        missed_on = outage.closed_while_down if outage is not None else None
+        still_newest = outage.still_newest if outage is not None else None
+        if outage is not None and isinstance(self.restorer, MissedBarMatcher):
+            bars = self._worked_while_down(bars, outage, self.restorer)
+        decided: list[OrderIntent] = []
+
+        def decide(series: Bar) -> None:
+            # A bar built from a base bar that closed while the bot was down: traded only when
+            # it is still the newest of its series (its cancels then go too), else history.
+            assert still_newest is not None
+            traded = still_newest(series)
+            ctx.replaying = not traded
+            try:
+                strategy_on_bar(series)
+            finally:
+                ctx.replaying = True
+            if intents and traded:
+                decided.extend(intents)
+                intents.clear()
+            elif intents:
+                self.stats.warmup_intents += len(intents)
+                intents.clear()
+
+        ctx.replaying = True  # its cancels are dropped too (``BotContext.replaying``)
         try:
             for bar in bars:
                 count += 1
@@ -845,20 +902,94 @@ class Engine:
                 if observers:
                     for observe in observers:
                         observe(bar)
+                deliver = decide if missed_on is not None and missed_on(bar) else strategy_on_bar
                 try:
                     if self._aggregators:
-                        self._aggregate(bar, strategy_on_bar)
+                        self._aggregate(bar, deliver)
                     elif bar[0] in self._base_symbols:
-                        strategy_on_bar(bar)
+                        deliver(bar)
                 except Exception as error:
                     self._bar_failed(error, bar)
                 if intents:
                     self.stats.warmup_intents += len(intents)
                     intents.clear()
+                if decided:
+                    self._send_missed_decisions(decided)
         finally:
-            self.ctx.replaying = False
+            ctx.replaying = False
         self.stats.history_bars += count
         return count
+
+    def _send_missed_decisions(self, decided: list[OrderIntent]) -> None:
+        """Send (and empty) ``decided``: the orders the strategy asked for on the newest closed
+        bar of a series it trades, built from bars that closed while the bot was down. At that
+        bar's close, as a running bot would have: the ids it would have given them, so a
+        restart that hands the bar over again sends nothing twice (``replay``), and an order
+        a simulated venue works only from its first live bar (it was not on the book during
+        the outage: ``_worked_while_down``)."""
+        self.stats.missed_decisions += len(decided)
+        self.ctx.intents.extend(decided)
+        decided.clear()
+        self._process_intents(replay=True)
+
+    def _worked_while_down(
+        self, bars: Iterable[Bar], outage: Outage, venue: MissedBarMatcher
+    ) -> Iterator[Bar]:
+        """``bars``, those that closed while the bot was down (history's last) handed on only
+        once ``venue`` has worked them all (``_work_missed``): the strategy rebuilds its state
+        on the account as the outage left it, the one it trades on from the restart, as a
+        live bot's strategy does after its reconciliation."""
+        missed: list[Bar] = []
+        for bar in bars:
+            if outage.closed_while_down(bar):
+                missed.append(bar)
+                continue
+            if missed:  # not expected (they come last): their time comes first all the same
+                self._work_missed(missed, venue)
+                yield from missed
+                missed = []
+            yield bar
+        if missed:
+            self._work_missed(missed, venue)
+            yield from missed
+
+    def _work_missed(self, missed: Sequence[Bar], venue: MissedBarMatcher) -> None:
+        """Have ``venue`` work, bar by bar, the orders that rested on its book before the
+        restart (working now, journaled by an earlier run) over ``missed``, the bars that
+        closed while the bot was down: it fills them as it would have then. Booked and
+        journaled as any broker event, each fill also said (``filled_while_down``). The
+        engine's clock stays at the restart's: what it sends in answer (a late entry's close
+        under a flatten in force) is sent now, and worked from the first live bar."""
+        known = self.known_ids
+        resting = frozenset(
+            order.client_order_id for order in self.book.orders() if order.client_order_id in known
+        )
+        intents = self.ctx.intents
+        for bar in missed:
+            events = venue.match_missed_bar(bar, resting)
+            if not events:
+                continue
+            self._on_broker_events(events)
+            for event in events:
+                if isinstance(event, Fill):
+                    self._say_filled_while_down(event)
+            if intents:  # the strategy's answer to a fill (``on_fill``), on history: dropped
+                self.stats.warmup_intents += len(intents)
+                intents.clear()
+
+    def _say_filled_while_down(self, fill: Fill) -> None:
+        self.stats.filled_while_down += 1
+        message = (
+            f"{fill.symbol}: {fill.client_order_id} ({fill.reason or 'order'}) filled while the "
+            f"bot was down, {fill.side.value} {fill.quantity:g} @ {fill.price:g} on the bar of "
+            f"{_utc(fill.ts)}: the simulated venue worked its book over the bars that closed "
+            "meanwhile, as a venue would have"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        data = {"client_order_id": fill.client_order_id, "ts": fill.ts, "price": fill.price}
+        self.journal.record_event(fill.ts, "filled_while_down", message, data)
+        if self.listener is not None:
+            self.listener.on_state("filled_while_down", message)
 
     def run(
         self,

@@ -55,7 +55,10 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: 1.21: the ``tells-market-time`` data feed capability (``MarketClock``): a live feed tells
 #: the market's time, so a restarted bot's bars that closed while it was down (a newer one had
 #: closed by then) go to the strategy as history only.
-CONTRACT_VERSION = "1.21"
+#: 1.22: ``MissedBarMatcher`` (optional, on a ``restores-account`` broker that is its own
+#: venue: ``match_missed_bar`` works the orders resting before a restart over the bars that
+#: closed while the bot was down, as a venue would have).
+CONTRACT_VERSION = "1.22"
 
 
 def contract_major(version: str) -> str:

@@ -19,6 +19,10 @@ Fill rules (the engine's promise to strategy authors):
   inside one bar the worse (the stop-loss) is taken, unless the bar opened beyond one of them.
   Children of an entry that filled inside a bar (not at its open) may only stop out on that
   same bar: the path after the entry is unknown, so the worse outcome is assumed.
+- A restarted bot's bars that closed while it was down (``match_missed_bar``) work the orders
+  that rested on the book before the restart, as the venue would have meanwhile, by the rules
+  above (a stop the price crossed and came back from is filled; both children inside one bar:
+  the stop-loss); an order sent since the restart waits for the first live bar.
 - A fill that would leave margin (gross notional / leverage) above equity is rejected.
 - Liquidation (``maintenance_margin_rate``, 0.005 by default; 0: off): the account is one
   cross-margin wallet, and when its equity falls to that fraction of its gross notional the
@@ -64,7 +68,7 @@ price is worked out when asked, by replaying the fills it keeps (a backtest keep
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from tradefleet_plugins.brokers.paper_currency import currency_refusal
@@ -495,6 +499,28 @@ class PaperBroker:
             # then looked at against its liquidation price (``_guarded_bar``).
             return self._guarded_bar(bar)
         return self._match(bar, working)
+
+    def match_missed_bar(
+        self, bar: Bar, resting: Collection[str]
+    ) -> Sequence[Fill | OrderUpdate | CashFlow]:
+        """A bar that closed while the bot was down (``MissedBarMatcher``): the venue worked the
+        orders resting on its book then — ``resting``, re-armed from the journal, and the
+        bracket children their fills open — as on any bar, funding and liquidation included.
+        An order sent since the restart (a flatten owed, a decision taken on the history) had
+        not reached the venue at that bar: it is held back, neither worked nor cancelled by it,
+        and keeps its place for the first live bar."""
+        working = self._working.get(bar[0])
+        held = [o for o in working or () if not _rested(o, resting)]
+        if not held:
+            return self.on_bar(bar)
+        assert working is not None
+        working[:] = [o for o in working if _rested(o, resting)]
+        try:
+            return self.on_bar(bar)
+        finally:
+            # Matching removes from and appends to this very list; the held-back orders, sent
+            # after every order that rested, go back behind them.
+            self._working[bar[0]].extend(held)
 
     def _on_bar_plain(self, bar: Bar) -> Sequence[Fill | OrderUpdate | CashFlow]:
         """``on_bar`` of an account with no funding and no liquidation."""
@@ -1018,6 +1044,14 @@ class PaperBroker:
                 self._stop_only_until[child.client_order_id] = bar.ts + bar.timeframe_s
             elif child.order_type is _LIMIT:
                 self._fresh.add(child.client_order_id)
+
+
+def _rested(order: Order, resting: Collection[str]) -> bool:
+    """Whether ``order`` rested on the book before the restart (``match_missed_bar``): one of
+    ``resting``, or a bracket child of one (opened by its fill during the outage)."""
+    return order.client_order_id in resting or (
+        order.parent_id is not None and order.parent_id in resting
+    )
 
 
 def _market_take_profit(order: Order) -> bool:
