@@ -44,7 +44,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
@@ -341,6 +341,15 @@ def _lone_cancel_outcome(status: OrderStatus | None, filled: float) -> _LoneCanc
     return _LoneCancel.KEPT
 
 
+def _sized_by_entry(protecting: bool, protect_to: float) -> bool:
+    """Whether a cut of a bracket child goes to the task that sizes its entry's children
+    (``_keep_protected``) rather than straight to the venue: that task runs now (``protecting``:
+    a child's create may be in flight, the next child not sent yet — an amend would find no
+    such order), or the entry has fills this object protects (``protect_to``: the next fill
+    must not grow the child back over the cut)."""
+    return protecting or protect_to > _EPS
+
+
 class CcxtBroker:
     """A venue account through ccxt (``venue-execution``)."""
 
@@ -393,8 +402,14 @@ class CcxtBroker:
         # id, with their code: asked again at each poll until the order ends. A bracket's
         # other child left working would act on a later position.
         self._cancels_due: dict[str, ReasonCode] = {}
-        # Bracket children cancelled before they were placed: never placed.
+        # Bracket children cancelled before they were placed, or whose amend was refused as
+        # not at the venue: never placed.
         self._withheld: set[str] = set()
+        # Bracket entries whose children a ``_keep_protected`` pass is bringing to their sizes
+        # now, by entry id (an entry that ended while the bot was down among them: its
+        # stand-in, which ``_tracked`` does not hold): a cut or an amend of a child on its way
+        # waits for it, never answered as if the venue had no such order.
+        self._sizing: dict[str, _Tracked] = {}
         # Bracket entries whose one fitting child is held while its pair waits (Binance spot,
         # ``_pair_waits``): said once per wait, and again when the pair goes.
         self._pair_wait_said: set[str] = set()
@@ -1411,19 +1426,35 @@ class CcxtBroker:
     async def _cut(self, client_order_id: str, quantity: float, cut: float) -> None:
         """``cut_child`` on the I/O thread: the cut counted, then the children of its entry
         sized again by the one task that sizes them (``_keep_protected``), so a fill of the
-        entry on its way meanwhile cannot grow the child back over the cut."""
+        entry on its way meanwhile cannot grow the child back over the cut — nor a cut told
+        while that task still places the children (a create in flight, the next child not
+        sent yet) be answered as if the venue had no such child: the task places it cut, or
+        cuts it once placed."""
         self._cuts[client_order_id] = self._cuts.get(client_order_id, 0.0) + cut
-        found = bracket_role(client_order_id)
-        entry = self._tracked.get(found[0]) if found is not None else None
-        if entry is None or entry.protected <= _EPS:
-            # No entry this object follows (it ended before a restart): none of its fills
-            # is to come, and the engine's count is the child's.
+        entry = self._entry_of(client_order_id)
+        if entry is None or not _sized_by_entry(entry.protecting, entry.protect_to):
+            # No entry this object follows (it ended before a restart, its children placed):
+            # none of its fills is to come, and the engine's count is the child's.
             await self._amend(client_order_id, quantity, None)
             return
         entry.recut = True
         if not entry.protecting:
             entry.protecting = True
             await self._keep_protected(entry)
+
+    def _entry_of(self, child_id: str) -> _Tracked | None:
+        """The bracket entry of child ``child_id`` this object follows, or whose children it
+        is placing now (``_sizing``); None for any other order."""
+        found = bracket_role(child_id)
+        if found is None:
+            return None
+        return self._tracked.get(found[0]) or self._sizing.get(found[0])
+
+    def _sized_each(self, children: Sequence[Order]) -> Iterator[Order]:
+        """``_sized``, one child at a time as the cuts stand when it is reached: a cut told
+        while an earlier child's create was on its way goes into this one's create."""
+        for child in children:
+            yield from self._sized([child])
 
     def _sized(self, children: Sequence[Order]) -> list[Order]:
         """``children`` (sized on what their entry filled) less what the engine cut from
@@ -1446,6 +1477,7 @@ class CcxtBroker:
         first part below the venue's minimum waits for more of the entry (the next fill, or
         its end, tries again)."""
         entry_id = entry.order.client_order_id
+        self._sizing[entry_id] = entry
         try:
             while entry.protected < entry.protect_to - _EPS or entry.recut:
                 answer, entry.recut = entry.recut, False
@@ -1461,7 +1493,8 @@ class CcxtBroker:
                     else _on_step(entry.protect_to, self._instruments[entry.order.symbol].lot_step)
                 )
                 done = entry.final_sent
-                children = self._sized(bracket_children(entry.order, want, int(time.time())))
+                whole = bracket_children(entry.order, want, int(time.time()))
+                children = self._sized(whole)
                 if due is None and any(self._filled(child.client_order_id) for child in children):
                     # One child filled: the bracket's trade is over, its sibling being
                     # cancelled; nothing is placed or grown for it again.
@@ -1481,7 +1514,7 @@ class CcxtBroker:
                 if pair is not None and await self._place_pair(*pair):
                     self._say_pair_goes(entry.order, pair[0].quantity)
                 elif not listed:
-                    for child in children:
+                    for child in self._sized_each(whole):
                         if self._stop_refused_on_spot(child):
                             # The bot closes the position at market: on spot a resting
                             # take-profit would hold the coin that close has to sell.
@@ -1506,6 +1539,8 @@ class CcxtBroker:
         finally:
             # A join in flight keeps the entry's children to the poll that tries it again.
             entry.protecting = entry_id in self._joins_due
+            if self._sizing.get(entry_id) is entry:
+                del self._sizing[entry_id]
 
     def _stop_refused_on_spot(self, child: Order) -> bool:
         """Whether ``child`` is a spot bracket's take-profit whose stop-loss the venue refused
@@ -2368,7 +2403,7 @@ class CcxtBroker:
     async def _cancel(
         self, client_order_id: str, code: ReasonCode = ReasonCode.CANCELLED_BY_USER
     ) -> None:
-        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        tracked = await self._followed(client_order_id)
         if tracked is None and self._withhold(client_order_id, code):
             return
         if tracked is None or tracked.final_sent:
@@ -2479,12 +2514,49 @@ class CcxtBroker:
             for client_order_id in ids:
                 await self._cancel(client_order_id)
 
+    async def _followed(self, client_order_id: str, placing: bool = False) -> _Tracked | None:
+        """The order this object follows under ``client_order_id``: its own, or one an earlier
+        run left working at the venue (adopted). ``placing``: a bracket child the task sizing
+        its entry's children is to place now (``_on_its_way``) is waited for. None: none."""
+        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        # A child may have been placed while it was looked up (its id is known and tracked at
+        # once when it is sent): the venue holds it, or soon will.
+        tracked = tracked or self._tracked.get(client_order_id)
+        while placing and tracked is None and self._on_its_way(client_order_id):
+            await asyncio.sleep(0.01)
+            tracked = self._tracked.get(client_order_id)
+        return tracked
+
+    def _on_its_way(self, child_id: str) -> bool:
+        """Whether bracket child ``child_id``, not placed yet, is still to be placed by the pass
+        bringing its entry's children to size now (``_sizing``): not withheld. A child held
+        for more of the entry (below the venue's minimum) ends that pass, and the wait."""
+        found = bracket_role(child_id)
+        if found is None or found[0] not in self._sizing:
+            return False
+        return child_id not in self._withheld
+
+    def _never_place(self, client_order_id: str) -> None:
+        """A bracket child the venue does not hold, now refused to the bot (an amend of it):
+        never placed from now on, so that the refusal the bot journals stays true."""
+        if bracket_role(client_order_id) is None:
+            return
+        with self._known_lock:
+            if client_order_id in self._known:
+                return  # sent before: the venue answers for it
+            self._known.add(client_order_id)
+            self._withheld.add(client_order_id)
+
     async def _amend(
         self, client_order_id: str, quantity: float | None, price: float | None
     ) -> None:
-        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        # A change to a child on its way is made to it once placed (a cut goes to the task
+        # placing it: ``_cut``); a refusal here means the venue holds no such order.
+        tracked = await self._followed(client_order_id, placing=True)
         now = int(time.time())
         if tracked is None or tracked.final_sent:
+            if tracked is None:
+                self._never_place(client_order_id)
             self._emit(
                 OrderUpdate(
                     client_order_id,
@@ -2497,6 +2569,11 @@ class CcxtBroker:
             return
         while tracked.sending:
             await asyncio.sleep(0.01)
+        if self._tracked.get(client_order_id) is not tracked:
+            # Its placing was given up meanwhile, nothing sent (its list refused: it goes one
+            # by one; a join undone, ``_join_lone``): asked again of what follows it now.
+            await self._amend(client_order_id, quantity, price)
+            return
         changed = tracked.order
         if quantity is not None:
             changed = changed._replace(quantity=quantity)
