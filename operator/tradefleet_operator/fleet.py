@@ -15,19 +15,24 @@ the bot first: the report says, per bot, which path halted it — ``halted direc
 (direct answer came after the spec patch: either path may have been first)`` or ``spec
 patched: the operator halts it`` with the reason the direct call failed.
 
-A bot already halted for its own reason (a person's ``spec.emergencyStop``) keeps that stop,
-reason and all; the fleet stop only adds its flatten when asked. Each stopped bot gets the
-annotation ``tradefleet.io/fleet-stop`` (:data:`FLEET_STOP_ANNOTATION`): the stop the fleet
-wrote and the bot's own stop it found. It lives in the object, so it survives the command, an
-operator restart and a second fleet stop (which keeps the first one's record of the own stop).
+A bot already halted for its own reason (a person's ``spec.emergencyStop``) keeps that stop; its
+spec stop then names both (``"<own reason>; fleet stop: <reason>"``: its owner, who sees only
+the spec, must not take it for their stop alone). So does a bot whose runtime the direct call
+found already halted for a reason no spec or fleet stop gave (a person's ``tradefleet stop
+ADDRESS``: the runtime keeps the first reason, and its answer says it): that halt is recorded as
+the bot's own stop. Each stopped bot gets the annotation ``tradefleet.io/fleet-stop``
+(:data:`FLEET_STOP_ANNOTATION`, :class:`FleetMark`): every fleet stop holding it, each with its
+selector and reason, the bot's own stop, and the stop the fleet last wrote. It lives in the
+object, so it survives the command and an operator restart.
 
-``tradefleet fleet resume --selector tradefleet.io/team=a`` lifts only what a fleet stop set (a
-halt is undone only by a newer, explicit resume): a bot whose stop is still the one its mark
-says the fleet wrote gets back the stop it had before (none: ``spec.emergencyStop`` removed, and
-the operator resumes it on that spec change; only a spec change resumes, never its status
-timer). A bot halted for its own reason stays halted, and so does one whose stop is not the
-fleet's (never marked, or changed since); the report names each with the reason of the stop
-that holds it.
+``tradefleet fleet resume --selector tradefleet.io/team=a`` lifts only the fleet stops made with
+that selector (a halt is undone only by a newer, explicit resume): the spec keeps naming every
+other stop that holds the bot, gets its own stop back alone (its own reason) once no fleet stop
+holds it, or loses its stop, and the operator resumes it on that spec change (only a spec change
+resumes, never its status timer). Never a Degraded bot's: the operator's Resume would clear the
+Degraded stop, which a person resumes (``tradefleet resume ADDRESS``). A stop that is not the
+fleet's (never recorded, or changed since) stays, and so does one recorded by the record's first
+format (one stop, no selector); the report names each bot left halted with the stops that hold it.
 
 Speed is the point: the command imports only the standard library, PyYAML (kubeconfig) and
 the gRPC stubs (imported while the TradingBots are being listed), never kopf, aiohttp or the
@@ -56,13 +61,19 @@ __all__ = [
     "FLEET_STOP_ANNOTATION",
     "FleetMark",
     "FleetResult",
+    "FleetStop",
     "ResumeStep",
+    "StopStep",
     "add_fleet_commands",
+    "canonical_selector",
+    "foreign_halt",
     "main",
     "read_mark",
     "resume_fleet",
     "resume_step",
     "run_fleet_command",
+    "spec_stop",
+    "status_halt_reason",
     "stop_fleet",
     "stop_patch",
 ]
@@ -87,8 +98,16 @@ _PATHS = {
 #: What a fleet stop put on a bot (:class:`FleetMark`, JSON): in the object, not in the
 #: command's memory, so the fleet's resume finds it after an operator restart too.
 FLEET_STOP_ANNOTATION = "tradefleet.io/fleet-stop"
+#: The record's format: every fleet stop holding the bot, each with its selector. A record
+#: without ``version`` is the first format (one stop, no selector; :func:`read_mark`), another
+#: version is unreadable (its stop stays).
+MARK_VERSION = 2
 #: Tries of one bot's patch when the bot changed since it was read (409 Conflict).
 PATCH_ATTEMPTS = 5
+#: ``spec.emergencyStop.reason``'s ``maxLength`` (the CRD's, ``EmergencyStopSpec``'s).
+MAX_REASON_CHARS = 500
+#: ``status.phase`` of a bot halted because the venue and the journal disagree (``names``).
+DEGRADED = "Degraded"
 
 #: A ``spec.emergencyStop``: ``{"reason": str, "flatten": bool}``.
 Stop = dict[str, Any]
@@ -112,6 +131,11 @@ class FleetResult:
     bot: Mapping[str, Any] | None = field(default=None, repr=False)
     #: Stop: the reason of the bot's own stop, kept in its spec ("" when it had none).
     own_stop: str = ""
+    #: Stop: the halt the direct call found the runtime in (a person's ``tradefleet stop``),
+    #: recorded as the bot's own stop ("" when none was found).
+    runtime_halt: str = ""
+    #: Stop: why that halt could not be recorded (the fleet stop itself is in the spec).
+    runtime_halt_error: str = ""
     #: Resume: the fleet's stop was lifted and nothing else holds the bot.
     resumed: bool = False
     #: Resume: why the bot stays halted ("" when it does not).
@@ -206,21 +230,79 @@ def _stop(value: Any) -> Stop | None:
     return {"reason": str(value.get("reason") or ""), "flatten": bool(value.get("flatten"))}
 
 
+def canonical_selector(selector: str) -> str:
+    """``selector`` written one way (terms and set values sorted, no spaces), so that a fleet
+    resume finds the stop made with the same selector however it is spelled; ValueError if
+    bad."""
+    terms = []
+    for key, op, values in parse_selector(selector):
+        if op == "exists":
+            terms.append(key)
+        elif op == "!exists":
+            terms.append(f"!{key}")
+        elif op in ("in", "notin"):
+            terms.append(f"{key} {op} ({','.join(sorted(set(values)))})")
+        else:
+            terms.append(f"{key}{op}{values[0]}")
+    return ",".join(sorted(set(terms)))
+
+
+@dataclass(frozen=True)
+class FleetStop:
+    """One fleet stop holding a bot: the selector it was made with (canonical; None when a
+    fleet command from before selectors were recorded made it: no fleet resume lifts it), its
+    reason ("" when not recorded) and whether it flattens."""
+
+    selector: str | None
+    reason: str
+    flatten: bool
+
+    def data(self) -> dict[str, Any]:
+        return {"selector": self.selector, "reason": self.reason, "flatten": self.flatten}
+
+    def described(self) -> str:
+        reason = self.reason or "its reason not recorded"
+        if self.selector is None:
+            return (
+                "a fleet stop recorded without its selector (by an older tradefleet), which no "
+                f"fleet resume lifts: {reason}"
+            )
+        return f"the fleet stop of {self.selector}: {reason}"
+
+
 @dataclass(frozen=True)
 class FleetMark:
-    """The value of :data:`FLEET_STOP_ANNOTATION`: ``stop``, what the fleet stop wrote into
-    ``spec.emergencyStop``; ``own``, the bot's own stop it found there (None: none)."""
+    """The value of :data:`FLEET_STOP_ANNOTATION`: ``written``, what the fleet last wrote into
+    ``spec.emergencyStop``; ``own``, the bot's own stop (found in the spec by the first fleet
+    stop, or the halt a person gave its runtime directly), given back once no fleet stop holds
+    it (None: none); ``stops``, every fleet stop holding the bot."""
 
-    stop: Stop
+    written: Stop
     own: Stop | None
+    stops: tuple[FleetStop, ...]
 
     def text(self) -> str:
-        return json.dumps({"stop": self.stop, "own": self.own}, sort_keys=True)
+        return json.dumps(
+            {
+                "version": MARK_VERSION,
+                "written": self.written,
+                "own": self.own,
+                "stops": [stop.data() for stop in self.stops],
+            },
+            sort_keys=True,
+        )
+
+
+def _has_mark(bot: Mapping[str, Any]) -> bool:
+    annotations = (bot.get("metadata") or {}).get("annotations") or {}
+    return isinstance(annotations, Mapping) and FLEET_STOP_ANNOTATION in annotations
 
 
 def read_mark(bot: Mapping[str, Any]) -> FleetMark | None:
-    """The bot's fleet-stop mark; None when it has none or one this command did not write (an
-    edited annotation: the stop it would vouch for then counts as not the fleet's, and stays)."""
+    """The bot's fleet-stop record; None when it has none or one this command cannot read (an
+    edited annotation, a newer format: the stop it would vouch for then counts as not the
+    fleet's, and stays). The first format (``{"stop", "own"}``, one stop and no selector) is
+    read as a fleet stop without its selector, which no fleet resume lifts."""
     annotations = (bot.get("metadata") or {}).get("annotations") or {}
     text = annotations.get(FLEET_STOP_ANNOTATION) if isinstance(annotations, Mapping) else None
     try:
@@ -229,32 +311,183 @@ def read_mark(bot: Mapping[str, Any]) -> FleetMark | None:
         return None
     if not isinstance(data, dict):
         return None
+    if "version" not in data:
+        return _read_first_mark(data)
+    if data.get("version") != MARK_VERSION or not isinstance(data.get("stops"), list):
+        return None
+    written, own = _stop(data.get("written")), _stop(data.get("own"))
+    if written is None or not written["reason"] or (data.get("own") is not None and own is None):
+        return None
+    stops = []
+    for item in data["stops"]:
+        if not isinstance(item, Mapping):
+            return None
+        selector, reason = item.get("selector"), item.get("reason")
+        if not (selector is None or isinstance(selector, str)) or not isinstance(reason, str):
+            return None
+        stops.append(FleetStop(selector, reason, bool(item.get("flatten"))))
+    return FleetMark(written, own, tuple(stops)) if stops else None
+
+
+def _read_first_mark(data: Mapping[str, Any]) -> FleetMark | None:
+    """The record's first format: the stop written and the own stop; the fleet's reason is the
+    written one when there was no own stop (else it was not recorded)."""
     stop, own = _stop(data.get("stop")), _stop(data.get("own"))
     if stop is None or not stop["reason"] or (data.get("own") is not None and own is None):
         return None
-    return FleetMark(stop, own)
+    reason = stop["reason"] if own is None else ""
+    flatten = stop["flatten"] and not (own is not None and own["flatten"])
+    return FleetMark(stop, own, (FleetStop(None, reason, flatten),))
 
 
-def stop_patch(bot: Mapping[str, Any], reason: str, flatten: bool) -> tuple[dict[str, Any], str]:
-    """The merge patch that puts the fleet's stop on ``bot``, and the reason of the bot's own
-    stop it keeps ("" when none).
+def _one_line(text: str) -> str:
+    """``text`` as the runtime journals a reason (``check_reason``): unprintable characters
+    are spaces, runs of space one."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
-    A stop in the spec that the fleet did not write (a person's, for this bot) stays, reason
-    and all: the fleet only adds its flatten. A stop the bot's mark says the fleet wrote is the
-    fleet's again: the own stop the first fleet stop found stays the one to give back. A flatten
-    in force is never taken back (a stop only shrinks what the bot may do)."""
+
+def _bounded(text: str) -> str:
+    """A ``spec.emergencyStop.reason`` within its ``maxLength``: the API server refuses a
+    longer one, and a refused patch would leave the bot without the stop."""
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+def spec_stop(own: Stop | None, stops: Sequence[FleetStop]) -> Stop:
+    """The ``spec.emergencyStop`` that says every stop holding a bot: the own stop's reason
+    first, then each fleet stop's (``"<own>; fleet stop: <reason>"``), so its owner, who sees
+    only the spec, never takes it for their stop alone. A lone fleet stop is its reason. It
+    flattens when any of them does."""
+    parts = [own["reason"]] if own is not None else []
+    named = [stop.reason or "its reason not recorded" for stop in stops]
+    if own is None and len(stops) == 1:
+        parts = named
+    else:
+        parts += [f"fleet stop: {reason}" for reason in named]
+    flatten = bool(own and own["flatten"]) or any(stop.flatten for stop in stops)
+    return {"reason": _bounded("; ".join(parts)), "flatten": flatten}
+
+
+def status_halt_reason(answer: Any) -> str:
+    """The ``halt_reason`` of a ``StatusSnapshot`` in wire format (a direct call's answer, not
+    decoded: protobuf is not imported) when its ``halted`` (field 12) is set; "" when it is
+    not, or the answer cannot be read."""
+    if not isinstance(answer, bytes):
+        return ""
+    halted, reason, at = False, "", 0
+    try:
+        while at < len(answer):
+            key, at = _read_varint(answer, at)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, at = _read_varint(answer, at)
+                halted = bool(value) if number == 12 else halted
+            elif wire == 2:
+                size, at = _read_varint(answer, at)
+                if at + size > len(answer):
+                    return ""
+                reason = answer[at : at + size].decode() if number == 13 else reason
+                at += size
+            elif wire in (1, 5):
+                at += 8 if wire == 1 else 4
+            else:
+                return ""
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return reason if halted and at == len(answer) else ""
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        value, shift, at = value | (byte & 0x7F) << shift, shift + 7, at + 1
+        if not byte & 0x80:
+            return value, at
+    raise ValueError("truncated varint")
+
+
+def _halted_for(halt_reason: str) -> str:
+    """The reason given for a halt, from the runtime's ``halt_reason``: after a restart it
+    reads ``restored after restart (emergency stop by WHO: REASON)``."""
+    text = _one_line(halt_reason)
+    prefix, suffix = "restored after restart (emergency stop by ", ")"
+    if text.startswith(prefix) and text.endswith(suffix):
+        inner = text[len(prefix) : -len(suffix)].partition(": ")[2]
+        return inner.removesuffix(" (to flatten once the venue answers)")
+    return text
+
+
+def foreign_halt(halt_reason: str, reason: str, bot: Mapping[str, Any]) -> bool:
+    """True when the runtime's ``halt_reason`` (a direct call's answer: the runtime keeps the
+    first reason) is no stop the spec or a fleet stop gave: a halt a person gave the runtime
+    directly (``tradefleet stop ADDRESS``), a Degraded start's. Unknown is foreign: kept."""
+    if not halt_reason:
+        return False
+    known = {reason}
+    current = _stop((bot.get("spec") or {}).get("emergencyStop"))
+    if current is not None:
+        known.add(current["reason"])
+    mark = read_mark(bot)
+    if mark is not None:
+        known.add(mark.written["reason"])
+        known.update(stop.reason for stop in mark.stops)
+        if mark.own is not None:
+            known.add(mark.own["reason"])
+    given = _halted_for(halt_reason)
+    return given not in {_one_line(text) for text in known if text}
+
+
+@dataclass(frozen=True)
+class StopStep:
+    """What the fleet's stop does to one bot (:func:`stop_patch`)."""
+
+    patch: dict[str, Any]
+    own: str = ""  # the reason of the bot's own stop, kept ("" when none)
+    adopted: str = ""  # the runtime's halt, found by the direct call, recorded as the own stop
+
+
+def stop_patch(
+    bot: Mapping[str, Any],
+    reason: str,
+    flatten: bool,
+    selector: str = "",
+    *,
+    runtime_halt: str = "",
+) -> StopStep:
+    """The merge patch that adds the fleet stop made with ``selector`` to ``bot``'s record and
+    says it in its spec (:func:`spec_stop`).
+
+    A stop in the spec that the fleet did not write (a person's, for this bot) becomes the
+    bot's own stop, kept in the record and named first in the spec. A stop the record says the
+    fleet wrote is the fleet's: the record's own stop and fleet stops stay, and a fleet stop
+    made again with the same selector takes the new reason (a flatten in force is never taken
+    back: a stop only shrinks what the bot may do). ``runtime_halt`` is the halt the direct
+    call found the runtime in: one the spec and the fleet did not give (:func:`foreign_halt`)
+    is recorded as the bot's own stop when it has none, so no fleet resume lifts it."""
     current = _stop((bot.get("spec") or {}).get("emergencyStop"))
     mark = read_mark(bot)
-    own = mark.own if mark is not None and current == mark.stop else current
-    written = {
-        "reason": own["reason"] if own is not None else reason,
-        "flatten": flatten or bool(current and current["flatten"]),
-    }
+    own: Stop | None
+    stops: list[FleetStop]
+    if mark is not None and current == mark.written:
+        own, stops = mark.own, list(mark.stops)
+    else:
+        own, stops = current, []
+    adopted = ""
+    if own is None and foreign_halt(runtime_halt, reason, bot):
+        adopted = _one_line(runtime_halt)
+        own = {"reason": _bounded(adopted), "flatten": False}
+    key = canonical_selector(selector)
+    same = [stop for stop in stops if stop.selector == key]
+    made = FleetStop(key, reason, flatten or any(stop.flatten for stop in same))
+    stops = [made if stop.selector == key else stop for stop in stops] if same else [*stops, made]
+    written = spec_stop(own, stops)
     patch = {
-        "metadata": {"annotations": {FLEET_STOP_ANNOTATION: FleetMark(written, own).text()}},
+        "metadata": {
+            "annotations": {FLEET_STOP_ANNOTATION: FleetMark(written, own, tuple(stops)).text()}
+        },
         "spec": {"emergencyStop": written},
     }
-    return patch, own["reason"] if own is not None else ""
+    return StopStep(patch, own["reason"] if own is not None else "", adopted)
 
 
 @dataclass(frozen=True)
@@ -267,28 +500,82 @@ class ResumeStep:
     note: str = ""  # why there is nothing to lift
 
 
-def resume_step(bot: Mapping[str, Any]) -> ResumeStep:
-    """Lift the stop a fleet stop put on ``bot``, and only that (a halt is undone only by a
-    newer, explicit resume): its spec gets back the stop it had before the fleet's (the bot
-    then stays halted, by it), or none. A stop the fleet did not write stays: one in a bot it
-    never marked, or one changed since the fleet wrote it (a person's, newer than the fleet's);
-    the mark then goes (the stop in force is no longer the fleet's)."""
+def _degraded(bot: Mapping[str, Any]) -> str | None:
+    """Why the bot is Degraded (its ``Reconciled`` condition's reason, or ""); None when its
+    status does not say it is."""
+    status = bot.get("status") or {}
+    if not isinstance(status, Mapping) or status.get("phase") != DEGRADED:
+        return None
+    for condition in status.get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == "Reconciled":
+            return str(condition.get("message") or condition.get("reason") or "")
+    return ""
+
+
+def resume_step(bot: Mapping[str, Any], selector: str = "") -> ResumeStep:
+    """Lift the fleet stops made with ``selector`` from ``bot``, and only those (a halt is
+    undone only by a newer, explicit resume): the spec keeps saying every other stop that holds
+    the bot — the other fleet stops, its own stop (given back alone, with its own reason, once
+    no fleet stop holds it) — or, when none is left, loses its stop, and the operator resumes
+    the bot. Never a Degraded one: a person resumes that, once the account is reviewed.
+
+    A stop the fleet did not write stays: one in a bot it never marked (or whose record it
+    cannot read), or one changed since the fleet wrote it (a person's, newer than the fleet's);
+    the record then goes (the stop in force is no longer the fleet's)."""
     current = _stop((bot.get("spec") or {}).get("emergencyStop"))
     mark = read_mark(bot)
     unmark: dict[str, Any] = {"metadata": {"annotations": {FLEET_STOP_ANNOTATION: None}}}
     if mark is None:
         if current is None:
             return ResumeStep(None, note="not halted")
-        return ResumeStep(None, left_halted=f"its stop is not a fleet stop's: {current['reason']}")
+        unread = " (its tradefleet.io/fleet-stop record is unreadable)" if _has_mark(bot) else ""
+        why = f"its stop is not a fleet stop's{unread}: {current['reason']}"
+        return ResumeStep(None, left_halted=why)
     if current is None:
         return ResumeStep(unmark, note="not halted: its stop was removed since the fleet stop")
-    if current != mark.stop:
+    if current != mark.written:
         why = f"its stop changed since the fleet stop: {current['reason']}"
         return ResumeStep(unmark, left_halted=why)
-    patch = {**unmark, "spec": {"emergencyStop": mark.own}}
-    if mark.own is None:
-        return ResumeStep(patch, resumed=True)
-    return ResumeStep(patch, left_halted=f"halted before the fleet stop: {mark.own['reason']}")
+    key = canonical_selector(selector)
+    left = [stop for stop in mark.stops if stop.selector != key]
+    if len(left) == len(mark.stops):
+        held = _held(mark.own, left)
+        return ResumeStep(None, left_halted=f"no fleet stop of {key} holds it; {held}")
+    if left:
+        written = spec_stop(mark.own, left)
+        text = FleetMark(written, mark.own, tuple(left)).text()
+        patch = {"metadata": {"annotations": {FLEET_STOP_ANNOTATION: text}}}
+        step = {**patch, "spec": {"emergencyStop": written}}
+        return ResumeStep(step, left_halted=_held(mark.own, left))
+    if mark.own is not None:
+        patch = {**unmark, "spec": {"emergencyStop": mark.own}}
+        return ResumeStep(patch, left_halted=_held(mark.own, left))
+    degraded = _degraded(bot)
+    if degraded is not None:
+        # The operator's Resume would clear the Degraded stop (the runtime then trades on an
+        # account nobody checked): the fleet stop stays until the bot is no longer Degraded.
+        address = runtime_address(bot.get("metadata") or {})
+        why = f"Degraded: {degraded}" if degraded else "Degraded"
+        return ResumeStep(
+            None,
+            left_halted=(
+                f"{why}; a fleet resume never resumes a degraded bot: a person does, once the "
+                f"account is reviewed (tradefleet resume {address}, see "
+                "docs/operations.md#tradefleetbotdegraded); the fleet stop stays in its spec "
+                "until a fleet resume finds it no longer Degraded"
+            ),
+        )
+    return ResumeStep({**unmark, "spec": {"emergencyStop": None}}, resumed=True)
+
+
+def _held(own: Stop | None, stops: Sequence[FleetStop]) -> str:
+    """The stops that still hold a bot, said."""
+    if own is not None and not stops:
+        return f"halted before the fleet stop: {own['reason']}"
+    holders = [stop.described() for stop in stops]
+    if own is not None:
+        holders.append(f"its own stop from before the fleet stop: {own['reason']}")
+    return "still held by " + "; and by ".join(holders)
 
 
 def _patch_unchanged(
@@ -374,10 +661,10 @@ def stop_fleet(
                         call = sender.send(runtime_address(meta), tokens.control)
                 except Exception as error:  # forbidden, unreachable: the spec still goes
                     result.direct_error = _error(error)
-            answered_first = False
+            answered_first, found = False, ""
             if call is not None:
                 try:
-                    call.result(timeout=settle)
+                    found = status_halt_reason(call.result(timeout=settle))
                     answered_first = True
                     result.halted_after_s = time.monotonic() - started
                 except sender.grpc.FutureTimeoutError:  # type: ignore[union-attr]
@@ -385,20 +672,31 @@ def stop_fleet(
                 except Exception as error:
                     result.direct_error, call = _error(error), None
             try:
-                result.own_stop = _patch_unchanged(
-                    kube, bot, lambda seen: stop_patch(seen, reason, bool(flatten))
-                )
+                _mark_stop(kube, bot, result, reason, bool(flatten), selector, found)
             except LightKubeError as error:
                 result.error = str(error)
             if answered_first:
                 result.path = DIRECT
             elif call is not None:
                 try:
-                    call.result()
+                    found = status_halt_reason(call.result())
                     result.path = EITHER
                     result.halted_after_s = time.monotonic() - started
                 except Exception as error:
                     result.direct_error, result.path = _error(error), OPERATOR
+                else:
+                    if not result.error and foreign_halt(found, reason, bot):
+                        # Answered after the patch: the halt it found goes into the record
+                        # now, onto the bot read again (the patch changed it).
+                        try:
+                            fresh = kube.get(bots_path(result.namespace, result.name))
+                            if fresh is not None:
+                                _mark_stop(
+                                    kube, fresh, result, reason, bool(flatten), selector, found
+                                )
+                        except LightKubeError as error:
+                            result.runtime_halt = _one_line(found)
+                            result.runtime_halt_error = str(error)
             else:
                 result.path = OPERATOR
             return result
@@ -410,9 +708,31 @@ def stop_fleet(
                 sender.close()
 
 
+def _mark_stop(
+    kube: LightKube,
+    bot: Mapping[str, Any],
+    result: FleetResult,
+    reason: str,
+    flatten: bool,
+    selector: str,
+    found: str,
+) -> None:
+    """Write the fleet stop onto ``bot`` (:func:`stop_patch`, with the halt ``found`` by the
+    direct call); what it kept into ``result``. Raises :class:`LightKubeError`."""
+
+    def decide(seen: Mapping[str, Any]) -> tuple[dict[str, Any] | None, StopStep]:
+        step = stop_patch(seen, reason, flatten, selector, runtime_halt=found)
+        return step.patch, step
+
+    step = _patch_unchanged(kube, bot, decide)
+    result.own_stop = step.own
+    result.runtime_halt = step.adopted or result.runtime_halt
+
+
 def resume_fleet(kube: LightKube, *, selector: str, namespace: str | None) -> list[FleetResult]:
-    """Lift the fleet's stop of every matching bot (:func:`resume_step`); the operator resumes
-    each one whose spec is left without a stop. One result per bot, saying which stay halted."""
+    """Lift the fleet stops made with ``selector`` from every matching bot
+    (:func:`resume_step`); the operator resumes each one whose spec is left without a stop. One
+    result per bot, saying which stay halted and by what."""
     bots = [
         bot for bot in kube.list(bots_path(namespace), selector) if selector_matches(selector, bot)
     ]
@@ -422,7 +742,7 @@ def resume_fleet(kube: LightKube, *, selector: str, namespace: str | None) -> li
         result = FleetResult(str(meta.get("namespace") or ""), str(meta["name"]), bot=bot)
 
         def decide(seen: Mapping[str, Any]) -> tuple[dict[str, Any] | None, ResumeStep]:
-            step = resume_step(seen)
+            step = resume_step(seen, selector)
             return step.patch, step
 
         try:
@@ -473,7 +793,7 @@ def add_fleet_commands(subparsers: Any) -> argparse.ArgumentParser:
         "--timings", action="store_true", help="print when the first EmergencyStop was sent"
     )
     resume = commands.add_parser(
-        "resume", help="lift the emergency stop a fleet stop set on every matching bot"
+        "resume", help="lift the fleet stops made with this selector from every matching bot"
     )
     common(resume)
     return fleet
@@ -565,7 +885,17 @@ def _report_line(command: str, result: FleetResult) -> str:
             how += f" {result.halted_after_s * 1000:.0f} ms after the start"
         if result.direct_error:
             how += f" (direct call: {result.direct_error})"
-        if result.own_stop:
+        if result.runtime_halt_error:
+            how += (
+                f"; its runtime was already halted ({result.runtime_halt}), NOT recorded as its "
+                f"own stop ({result.runtime_halt_error}): a fleet resume would lift it"
+            )
+        elif result.runtime_halt:
+            how += (
+                f"; its runtime was already halted ({result.runtime_halt}): kept as its own "
+                "stop, which the fleet resume leaves"
+            )
+        elif result.own_stop:
             how += f"; its own stop stays in the spec: {result.own_stop}"
         return how
     if result.error:

@@ -1,8 +1,10 @@
 """``tradefleet fleet stop`` / ``fleet resume`` lift only the stop the fleet set.
 
 A bot a person halted for its own reason (``spec.emergencyStop``) before a fleet stop keeps that
-stop, reason and all, through the fleet stop and after the fleet resume, which names it among
-the bots it left halted. What the fleet stop set is recorded on the object itself (the
+stop through the fleet stop (its spec names both: ``"<own reason>; fleet stop: <reason>"``, so
+its owner never takes it for their stop alone) and gets it back alone after the fleet resume,
+which names it among the bots it left halted. What the fleet stop set is recorded on the object
+itself (the
 ``tradefleet.io/fleet-stop`` annotation), so the resume needs no memory of the stop: a new
 process, after an operator restart, reads it back. A stop the fleet did not write (never marked,
 or changed since) is never lifted, and a stop set by a person while the fleet command was
@@ -30,6 +32,8 @@ from tradefleet_operator.kube_light import LightKubeError
 NS = "team-a"
 SELECTOR = "tradefleet.io/team=a"
 OWN = {"reason": "venue fills look wrong, investigating", "flatten": False}
+#: The spec stop of a bot with its own stop while the fleet stop ("desk drill") holds it too.
+BOTH = {"reason": "venue fills look wrong, investigating; fleet stop: desk drill", "flatten": False}
 
 
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
@@ -141,11 +145,12 @@ def test_fleet_resume_keeps_the_halt_a_person_gave_one_bot_before_the_fleet_stop
     )
 
 
-def test_the_earlier_reason_stays_in_the_spec_while_the_fleet_stop_is_on() -> None:
+def test_the_spec_names_the_earlier_stop_and_the_fleet_stop_while_both_hold() -> None:
     kube = FakeKube([_bot("btc-live", OWN), _bot("eth-paper")])
     results = {result.name: result for result in _stop(kube)}
 
-    assert _stop_of(kube, "btc-live") == OWN  # not overwritten by the fleet's reason
+    # The own reason first (not overwritten by the fleet's), then the fleet stop's.
+    assert _stop_of(kube, "btc-live") == BOTH
     assert _stop_of(kube, "eth-paper") == {"reason": "desk drill", "flatten": False}
     assert results["btc-live"].own_stop == OWN["reason"]
     assert results["eth-paper"].own_stop == ""
@@ -153,7 +158,12 @@ def test_the_earlier_reason_stays_in_the_spec_while_the_fleet_stop_is_on() -> No
         "; its own stop stays in the spec: venue fills look wrong, investigating"
     )
     mark = json.loads(kube.bots["btc-live"]["metadata"]["annotations"][FLEET_STOP_ANNOTATION])
-    assert mark == {"stop": OWN, "own": OWN}
+    assert mark == {
+        "version": 2,
+        "written": BOTH,
+        "own": OWN,
+        "stops": [{"selector": SELECTOR, "reason": "desk drill", "flatten": False}],
+    }
 
 
 def test_the_resume_reads_the_fleet_stop_back_from_the_objects_alone() -> None:
@@ -171,7 +181,7 @@ def test_the_resume_reads_the_fleet_stop_back_from_the_objects_alone() -> None:
 def test_a_flatten_the_fleet_adds_to_an_own_stop_is_taken_back_by_its_resume() -> None:
     kube = FakeKube([_bot("btc-live", OWN)])
     _stop(kube, flatten=True)
-    assert _stop_of(kube, "btc-live") == {"reason": OWN["reason"], "flatten": True}
+    assert _stop_of(kube, "btc-live") == {**BOTH, "flatten": True}
     _resume(kube)
     assert _stop_of(kube, "btc-live") == OWN
 
@@ -202,9 +212,10 @@ def test_a_stop_the_fleet_did_not_write_is_never_lifted() -> None:
         "its stop changed since the fleet stop: now a real incident"
     )
     assert not _marked(kube, "eth-paper")  # the stop in force is no longer the fleet's
-    assert _stop_of(kube, "btc-live") == OWN
+    assert _stop_of(kube, "btc-live") == BOTH  # its record gone: the stop in force stays
     assert resumed["btc-live"].left_halted == (
-        "its stop is not a fleet stop's: venue fills look wrong, investigating"
+        "its stop is not a fleet stop's: venue fills look wrong, investigating; fleet stop: "
+        "desk drill"
     )
     assert _stop_of(kube, "sol-live") is None and not resumed["sol-live"].left_halted
     assert not resumed["sol-live"].resumed and resumed["sol-live"].note
@@ -225,7 +236,7 @@ def test_a_stop_a_person_sets_while_the_fleet_stops_is_kept() -> None:
     kube.before_patch = person_halts
     results = _stop(kube)
     assert results[0].own_stop == OWN["reason"]
-    assert _stop_of(kube, "btc-live") == OWN
+    assert _stop_of(kube, "btc-live") == BOTH
     kube.before_patch = None
     _resume(kube)
     assert _stop_of(kube, "btc-live") == OWN

@@ -70,7 +70,11 @@ from tradefleet_runtime.service.api import (
 )
 from tradefleet_runtime.service.bar_clock import BarClock, expected_interval
 from tradefleet_runtime.service.events import EventHub, Subscription
-from tradefleet_runtime.service.held_control import HeldControl
+from tradefleet_runtime.service.held_control import (
+    HALT_ONLY_PAUSE_REASON,
+    HeldControl,
+    halt_only_pause,
+)
 from tradefleet_runtime.service.last_known import last_known_account
 from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
@@ -580,16 +584,22 @@ class BotController:
                 engine.resume(who, reason, pause_only=True)
                 return
             if halt_only and not engine.halted:
-                return  # no halt to lift, and the pause stays
+                # No halt to lift; the bot stays paused, or is paused now (halt_only means
+                # "stay paused": the runtime may have lost the operator's Pause in a restart).
+                if not engine.paused:
+                    engine.pause(who, HALT_ONLY_PAUSE_REASON)
+                return
             if engine.degraded_reason:
                 # A person looked at the venue and the journal and resumed: from now on the
                 # bot trades on the account as it stands (journaled by the engine).
                 self.reconciled = True
-            kept = engine.pause_reason if halt_only and engine.paused else None
+            kept = halt_only_pause(engine.paused, engine.pause_reason) if halt_only else None
             engine.resume(who, reason)
             if kept is not None:
-                # The pause back at once, in this same command on the engine thread: no bar,
-                # signal or venue event is handled between the two, so no entry is taken.
+                # The pause back at once (or a pause, when the runtime was halted but not
+                # paused: a restart between the operator's Pause and this Resume loses the
+                # pause, the halt is journaled), in this same command on the engine thread: no
+                # bar, signal or venue event is handled between the two, so no entry is taken.
                 engine.pause(who, kept)
 
         self._call(resume)

@@ -12,7 +12,7 @@ trading when the venue answers again. So each is taken now and carried out then:
   clears a pause; an emergency stop given after it holds (the newest control event wins); a
   resume with ``pause_only`` (the operator undoing the pause it applied) clears the pause alone,
   one with ``halt_only`` (the operator lifting the spec's stop of a bot it keeps paused) the
-  halt alone;
+  halt alone, and leaves the bot paused, pausing it when it was not (:func:`halt_only_pause`);
 - a pause lives in the process, as every pause does: the engine, once open, is brought to
   the pause the commands left.
 """
@@ -24,7 +24,19 @@ from typing import Any, Protocol
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.engine.trading_state import restored_halt_reason
 
-__all__ = ["HeldControl"]
+__all__ = ["HALT_ONLY_PAUSE_REASON", "HeldControl", "halt_only_pause"]
+
+#: The pause a ``halt_only`` resume gives a bot it found not paused.
+HALT_ONLY_PAUSE_REASON = "halt lifted alone (halt_only): the operator keeps the bot paused"
+
+
+def halt_only_pause(paused: bool, pause_reason: str) -> str:
+    """The pause a bot is left in by a ``halt_only`` resume: its own when it is paused; else
+    one saying why. ``halt_only`` means "lift the halt, stay paused": the operator sends it for
+    a bot whose spec pauses it, and a runtime that restarted after the operator's ``Pause`` (a
+    pause lives in the process, the halt is journaled) is halted but not paused — lifting its
+    halt alone would open it to entries until the operator's next ``Pause`` got through."""
+    return pause_reason if paused and pause_reason else HALT_ONLY_PAUSE_REASON
 
 
 class ControlJournal(Protocol):
@@ -69,7 +81,11 @@ class HeldControl:
             )
             self.halt_reason = ""
         if halt_only:
-            return  # the pause (and the resume that undid an earlier one) stay as they were
+            # The pause (and the resume that undid an earlier one) stay as they were; a bot
+            # not paused is paused now (halt_only keeps a bot paused, see halt_only_pause).
+            if not self.paused:
+                self.pause(who, halt_only_pause(False, ""))
+            return
         self._resume_pause_only = pause_only
         self.paused, self.pause_reason = False, ""
         self._resume_by = (who, reason)
