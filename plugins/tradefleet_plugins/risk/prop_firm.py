@@ -19,8 +19,10 @@
   the floor is also the next trading day's, when higher: what is carried over midnight and
   stopped after it is measured from the midnight balance, which a profit booked today — or
   booked by a stop closing part of a netted position beyond its average, at most
-  (``stop_gains``), each working entry netted into its position first wherever that raises
-  it (``midnight_gains``) — raises while the loss still open stays (``carried_floor``).
+  (``stop_gains``), each working entry (and the entry checked) netted into its position
+  first, whole, in part (a limit or stop entry can fill in part and rest there) or not at
+  all, wherever that raises it (``symbol_gains``) — raises while the loss still open stays
+  (``carried_floor``).
   Stops are taken in the order the venue works them: an entry adding to a position whose
   stops outlived part of it (a cut leaves them whole) is closed by those first, at their
   prices, before its own stop. Orders without a stop are vetoed when ``require_stop``.
@@ -82,7 +84,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, Literal, NamedTuple, TypeGuard
 
 from tradefleet_plugins.risk.prop_firm_params import PropFirmParams
 from tradefleet_plugins.risk.rules import (
@@ -218,9 +220,10 @@ def exit_gains(
 
 Stops = tuple[tuple[float, float], ...]
 
-# Working entries of one symbol up to which the bound tries every combination of them filling
-# or not (2^n netted books); past it a looser bound in one pass (``loose_gains``): a greedy
-# pass missed combinations (two buys that book nothing alone can together).
+# Working entries of one symbol up to which the bound tries every corner of their fills (each
+# whole or not at all: 2^n) and every edge between them (one in part); past it a looser bound
+# in one pass (``loose_gains``): a greedy pass missed combinations (two buys that book nothing
+# alone can together).
 EXACT_ENTRIES = 6
 
 
@@ -267,39 +270,359 @@ def net_fill(book: Netted, leg: Leg) -> Netted:
     return Netted(size, average, stops, booked)
 
 
-def symbol_gains(start: Netted, working: Sequence[Leg], last: Leg | None = None) -> float:
-    """The most one symbol's book can book by midnight (``Netted.gains``) when any of its
-    ``working`` entries fill, each assumed filled only where that raises it (an entry
-    moving the average away from the stops, or stopped at a loss, lowers it: not filled),
-    and then ``last`` (the entry checked: always filled) (pure).
+def symbol_gains(
+    start: Netted,
+    working: Sequence[Leg],
+    last: Leg | None = None,
+    whole: Sequence[bool] = (),
+    last_whole: bool = False,
+) -> float:
+    """The most one symbol's book can book by midnight (``Netted.gains`` of ``start`` with its
+    ``working`` entries and then ``last``, the entry checked, netted in by ``net_fill``) over
+    every way each of them can fill (pure): a limit or stop entry whole, not at all, or in
+    part — it can fill in part and rest there, the broker bracketing what filled with that
+    part's own stop, and a part can book more than either end: long 1,000 at 98 with a buy of
+    9,000 at 104 (its stop 103) working, filled whole or not at all nothing books; 1,449 of it
+    nets the average to 101.55 and its stop books 2,101. A market entry (``whole``, one flag a
+    working entry; ``last_whole``) fills whole at the next bar: a working one whole or not at
+    all, the one checked whole. The entry checked of a limit or stop may fill in part too: once
+    sent it is a working entry like the others.
 
-    Every combination up to ``EXACT_ENTRIES`` entries: O(2^n (s + n)) for s stops; past it
-    ``loose_gains``, O(n log n + s), above that best."""
+    Never below that most, and the most itself where every entry adds to the position and
+    the held stops cover no more than it (``adding_gains``). Elsewhere the least of two upper
+    bounds: ``sides_gains``, and the larger of ``adding_gains`` over the fills that keep the
+    position's side and ``sides_gains`` over those that may take it to the other. Past
+    ``EXACT_ENTRIES`` working entries the least of ``sides_gains`` and ``loose_gains``.
+    O(2^n (n + s)) for n entries and s stops (2^(n+1) with an entry against the position
+    followed by one adding to it), past it O((n + s) log(n + s))."""
+    legs = [*working, last] if last is not None else list(working)
+    if not legs:
+        return start.gains()
     if len(working) > EXACT_ENTRIES:
-        return loose_gains(start, working, last)
+        return min(sides_gains(start, legs), loose_gains(start, working, last))
+    fills: list[Fills] = [
+        "either" if i < len(whole) and whole[i] else "part" for i in range(len(working))
+    ]
+    if last is not None:
+        fills.append("whole" if last_whole else "part")
+    most = adding_gains(start, legs, fills)  # the fills that keep the position's side
+    direction = 1.0 if (start.size or legs[0][0]) > 0.0 else -1.0
+    against = sum(-signed * direction for signed, _, _ in legs if signed * direction < 0.0)
+    if not against and sum(quantity for quantity, _ in start.stops) <= abs(start.size):
+        return most  # the most itself: no bound is below it
+    if against > abs(start.size):  # and the fills that may take it to the other side
+        most = max(most, sides_gains(start, legs, turned=True))
+    return min(sides_gains(start, legs), most)
 
-    def most(book: Netted, i: int) -> float:
-        if i == len(working):
-            return (book if last is None else net_fill(book, last)).gains()
-        return max(most(book, i + 1), most(net_fill(book, working[i]), i + 1))
 
-    return most(start, 0)
+# How a leg may fill: anywhere from nothing to its quantity (a limit or stop entry), whole or
+# not at all (a working market entry), or whole (the market entry checked).
+Fills = Literal["part", "either", "whole"]
+
+
+# A leg in the book's direction (a short's prices negated, so a unit closed at σ against the
+# average A books σ − A either way): its quantity, price, stop (None: no stop that can book)
+# and whether it may fill in part (else whole or not at all).
+Adding = tuple[float, float, float | None, bool]
+# A stop, or a fill closing the book, bounded as covering a fixed quantity: (quantity, price).
+Closer = tuple[float, float]
+
+
+def adding_gains(start: Netted, legs: Sequence[Leg], fills: Sequence[Fills] = ()) -> float:
+    """An upper bound of what ``start`` books by midnight with ``legs`` netted in, each
+    filling as its ``fills`` says (default: in part), over the fills that never take the
+    position to the other side — every fill, when the entries against it are too few to
+    (``symbol_gains``) (pure).
+
+    In the position's direction (a short's prices negated: a unit closed at σ against the
+    average A books σ − A either way), a fill against the position closes its part of every
+    unit alike (netting keeps the average): the average is that of the start and the adding
+    legs weighed by what of them is left. Weights n'0 in [n0 − (entries against it followed
+    by an adding leg), n0] at the start's average and q'_j in [0, Q_j] at p_j cover every
+    such average, A = (Σ weight × price) / (Σ weight), and the book is then at most
+
+        U(q') = K + Σ_k w_k (σ_k − A)⁺ + Σ_j q'_j (s_j − A)⁺
+
+    over the closers (w_k, σ_k): each held stop at what it covers of the largest position
+    (``stop_gains`` fills the stops in order: a stop's cover only grows with the position);
+    an entry against the position after the last adding leg closing its whole quantity at
+    its price (against the final average), one before it booking at most its quantity beyond
+    the lowest price held before it (K); each one's stop what the stops before it can leave
+    uncovered; and the units such an earlier one took from adding legs before it, at the
+    dearest of their stops (a stop keeps the quantity filled). Each adding leg's stop counts
+    at its leg's weight (none when the held stops' surplus over the position always covers
+    everything before it). When every leg adds and the held stops cover no more than the
+    position, every stop covers its whole quantity whatever fills: U is the book itself, and
+    its maximum (``fills_most``) the most."""
+    direction = 1.0 if (start.size or legs[0][0]) > 0.0 else -1.0
+    held = abs(start.size)
+    entries = [
+        (abs(signed), price * direction, None if stop is None else stop * direction, signed)
+        for signed, price, stop in legs
+    ]
+    adds = [i for i, leg in enumerate(legs) if leg[0] * direction > 0.0]
+    last_add = adds[-1] if adds else -1
+    # The entries against the position followed by an adding leg: what they close weighs the
+    # legs after them more in the average than those before.
+    early = [i for i, leg in enumerate(legs) if leg[0] * direction < 0.0 and i < last_add]
+    last_early = early[-1] if early else -1
+    adds_total = sum(entries[i][0] for i in adds)
+    largest = held + adds_total
+    closers: list[Closer] = []
+    covered = 0.0
+    for quantity, at in start.stops:
+        cover = min(quantity, largest - covered)
+        if cover > 0.0:
+            closers.append((cover, at * direction))
+        covered += quantity
+    # What of the position no held stop covers (below zero: their surplus over it, which
+    # covers the first fills added before any leg's own stop does).
+    spare = held - covered
+    average = start.average * direction
+    n0 = max(0.0, held - sum(entries[i][0] for i in early))
+    m0 = n0 * average
+    legs_in: list[Adding] = []
+    if held > n0:  # the start's weight is a leg of its own
+        legs_in.append((held - n0, average, None, True))
+    fixed = 0.0  # K
+    lowest = average if held else math.inf  # the lowest price held so far
+    before = unstopped = taken = taken_from = 0.0
+    dearest_stop = -math.inf
+    for i, (quantity, price, stop, signed) in enumerate(entries):
+        # The most this leg's stop can cover: the spare, the adding legs from it on, and the
+        # unstopped ones before it.
+        reach = spare + (adds_total - before) + unstopped
+        own = stop if stop is not None and reach > 0.0 else None
+        fill = fills[i] if i < len(fills) else "part"
+        if signed * direction > 0.0:
+            followed = i < last_early  # an earlier entry against it may take from it
+            if fill == "whole" and not followed:
+                n0, m0 = n0 + quantity, m0 + quantity * price
+                if own is not None:
+                    closers.append((quantity, own))
+            else:
+                legs_in.append((quantity, price, own, followed or fill == "part"))
+            if followed:
+                taken_from += quantity
+                if own is not None:
+                    dearest_stop = max(dearest_stop, own)
+            lowest = min(lowest, price)
+            before += quantity
+            if stop is None:
+                unstopped += quantity
+        elif lowest < math.inf:  # with nothing held before it, it could only open the other side
+            if i > last_add:
+                closers.append((quantity, price))
+            else:
+                fixed += quantity * max(0.0, price - lowest)
+                if before:
+                    taken += quantity
+            if own is not None:
+                closers.append((min(quantity, reach), own))
+    if taken > 0.0 and dearest_stop > -math.inf:
+        closers.append((min(taken, taken_from), dearest_stop))
+    return start.booked + fixed + fills_most(n0, m0, closers, legs_in)
+
+
+def fills_most(n0: float, m0: float, closers: Sequence[Closer], legs: Sequence[Adding]) -> float:
+    """The maximum of ``adding_gains``' U over every fill of ``legs`` (Q_j, p_j, s_j, in
+    part), each q_j in [0, Q_j] (0 or Q_j when not in part), on ``n0`` held at ``m0 / n0``
+    with the ``closers`` (pure): the best of the 2^n corners (each leg whole or not at all)
+    and of the edges between them (one leg in part, ``part_gains``).
+
+    Why no fill books more than that: take any q with a position (n0 + Σ q > 0) and let
+    a = A(q). Each q' with A(q') ≤ a has U(q') ≥ L(q') = Σ_k w_k (σ_k − a)⁺ + Σ_j q'_j
+    (s_j − a)⁺ (every gap only widens), with equality at q. L is linear, and A(q') ≤ a is the
+    one linear constraint Σ q'_j (p_j − a) ≤ n0 a − m0: over the box it is a linear program
+    whose optimum is at a vertex, where n independent constraints hold with equality, at
+    least n − 1 of them q'_j = 0 or Q_j — at most one leg in part. If that vertex is no fill
+    with nothing held, every leg of q filled priced at most a (one is: a averages them) whole
+    instead is as good (L does not fall along it). So U(q) = L(q) ≤ L(q') ≤ U(q') for a q'
+    with at most one leg in part: a corner or a point of an edge. (The legs filled whole or
+    not at all keep q's fills: the argument runs over the others.)"""
+    count = len(legs)
+    corners = 1 << count
+    sizes, money = [n0] * corners, [m0] * corners
+    for mask in range(1, corners):
+        low = mask & -mask
+        rest, (quantity, price, _, _) = mask ^ low, legs[low.bit_length() - 1]
+        sizes[mask], money[mask] = sizes[rest] + quantity, money[rest] + quantity * price
+    values = [0.0] * corners
+    for mask in range(corners):
+        if sizes[mask] <= 0.0:
+            continue  # nothing held: nothing books
+        average = money[mask] / sizes[mask]
+        value = 0.0
+        for weight, price in closers:
+            if price > average:
+                value += weight * (price - average)
+        for j in range(count):
+            quantity, _, stop, _ = legs[j]
+            if mask >> j & 1 and stop is not None and stop > average:
+                value += quantity * (stop - average)
+        values[mask] = value
+    best = max(values)
+    for mask in range(corners):
+        if sizes[mask] <= 0.0:
+            continue  # from no position a leg nets at its own price: U only rises to its corner
+        average = money[mask] / sizes[mask]
+        for j in range(count):
+            quantity, price, stop, part = legs[j]
+            # Along the edge the average only rises from this corner's (p_j above it), so the
+            # closers book at most what they book here, the leg's stop at most Q_j (s_j − a).
+            if (
+                mask >> j & 1
+                or not part
+                or stop is None
+                or price <= average
+                or stop <= average
+                or values[mask] + quantity * (stop - average) <= best
+            ):
+                continue
+            here = [*closers]
+            for i in range(count):
+                own = legs[i][2]
+                if mask >> i & 1 and own is not None:
+                    here.append((legs[i][0], own))
+            best = max(best, part_gains(sizes[mask], money[mask], here, (quantity, price, stop)))
+    return best
+
+
+def part_gains(
+    size: float, money: float, closers: Sequence[Closer], leg: tuple[float, float, float]
+) -> float:
+    """The most U (``adding_gains``) reaches inside one edge: ``size`` held at
+    ``money / size`` = a with the ``closers``, and the leg (Q, p, s), a < s and a < p,
+    filling q in (0, Q] (pure).
+
+    The average A(q) = (money + q p) / (size + q) rises from a toward p, so the closers drop
+    out of the money one by one (at q = size (σ − a) / (p − σ)), and the leg's own stop at A =
+    s, after which U only falls. Between two of those points, with the closers above A weighing
+    C in all, U(q) = D − C A(q) + q (s − A(q)) and dU/dq = h(q) / (size + q)² with
+    h(q) = α size − γ C − 2 β size q − β q², α = size (s − a), β = p − s, γ = size (p − a)
+    (as γ − α = β size). For β > 0, h falls for q > −size: U rises, then falls, at most once
+    — its top at q* = −size + √(size² + (α size − γ C) / β), held inside the stretch; for
+    β ≤ 0 it falls, then rises: its top at an end. So the stretches' ends and their q* hold
+    the most."""
+    quantity, price, stop = leg
+    average = money / size
+    gap = price - stop
+    alpha, gamma = size * (stop - average), size * (price - average)
+    end = quantity
+    if gap > 0.0:
+        end = min(quantity, alpha / gap)  # where the average reaches the leg's stop
+    weight = total = 0.0
+    cuts: list[tuple[float, float, float]] = []
+    for cover, at in closers:
+        if at > average:
+            weight += cover
+            total += cover * at
+            if at < price:
+                cut = size * (at - average) / (price - at)
+                if cut < end:
+                    cuts.append((cut, cover, at))
+    cuts.sort()
+    best, low = -math.inf, 0.0
+    for high, cover, at in (*cuts, (end, 0.0, 0.0)):
+        tops = [high]
+        if gap > 0.0:
+            radicand = size * size + (alpha * size - gamma * weight) / gap
+            top = math.sqrt(radicand) - size if radicand > 0.0 else -size
+            if low < top < high:
+                tops.append(top)
+        for q in tops:
+            now = (money + q * price) / (size + q)
+            best = max(best, total - weight * now + q * (stop - now))
+        weight -= cover
+        total -= cover * at
+        low = high
+    return best
+
+
+def sides_gains(start: Netted, legs: Sequence[Leg], turned: bool = False) -> float:
+    """An upper bound of ``symbol_gains`` for legs of any side, filled anywhere in [0, their
+    quantity] (pure): O((n + s) log(n + s)); with ``turned``, over the fills that take the
+    position (or the first leg's) to the other side at some point.
+
+    Every unit the book books on was opened long (held at the start, or by a buy) or short: at
+    most the start's and the legs' quantities on that side. A long book's average weighs the
+    prices that opened its units (netting: an add averages, a reduce keeps it, a reversal
+    starts at its fill's price), so it is never below the lowest of them; a short's never
+    above the highest. Each unit is booked at most once: closed by a fill against it (a sell
+    closing a long books at most its price less that lowest) or, at the end, by a stop of the
+    book left (at most the stop's price less it). So each side books at most its units given
+    to its dearest closers, each up to its quantity, the stops to the side the book ends on.
+    (A fill's quantity may be counted both closing one side and opening the other: the bound
+    errs high by it.) A fill that turned the position had closed all it held: a book ending on
+    its side again was opened after the first entry against it, by entries after that one, so
+    its stops book against no better an average than theirs."""
+    long_units, short_units = max(start.size, 0.0), max(-start.size, 0.0)
+    low = start.average if start.size > 0.0 else math.inf
+    high = start.average if start.size < 0.0 else -math.inf
+    for signed, price, _ in legs:
+        if signed > 0.0:
+            long_units, low = long_units + signed, min(low, price)
+        elif signed < 0.0:
+            short_units, high = short_units - signed, max(high, price)
+    # Only fills against the book close its units, so before the first unit opens on the other
+    # side they have closed every unit held at the start: that much of them opens nothing.
+    if start.size > 0.0:
+        short_units = max(0.0, short_units - start.size)
+    elif start.size < 0.0:
+        long_units = max(0.0, long_units + start.size)
+    stops = [*start.stops, *((abs(signed), stop) for signed, _, stop in legs if stop is not None)]
+    long_end, short_end = low, high  # the averages the stops book against, ending long, short
+    if turned:
+        direction = 1.0 if (start.size or legs[0][0]) > 0.0 else -1.0
+        first = next((i for i, leg in enumerate(legs) if leg[0] * direction < 0.0), len(legs))
+        later = [price for signed, price, _ in legs[first + 1 :] if signed * direction > 0.0]
+        if direction > 0.0:
+            long_end = min(later, default=math.inf)
+        else:
+            short_end = max(later, default=-math.inf)
+    sells: list[Closer] = []
+    buys: list[Closer] = []
+    long_stops: list[Closer] = []
+    short_stops: list[Closer] = []
+    if long_units > 0.0:
+        sells = [(-signed, price - low) for signed, price, _ in legs if signed < 0.0]
+        long_stops = [(quantity, stop - long_end) for quantity, stop in stops]
+    if short_units > 0.0:
+        buys = [(signed, high - price) for signed, price, _ in legs if signed > 0.0]
+        short_stops = [(quantity, short_end - stop) for quantity, stop in stops]
+    ending_long = dearest(long_units, [*sells, *long_stops]) + dearest(short_units, buys)
+    ending_short = dearest(long_units, sells) + dearest(short_units, [*buys, *short_stops])
+    return start.booked + max(ending_long, ending_short)
+
+
+def dearest(units: float, closers: Sequence[Closer]) -> float:
+    """The most ``units`` book given to the ``closers`` (quantity, gain a unit), each taking up
+    to its quantity, the dearest first (pure)."""
+    total = 0.0
+    for gain, quantity in sorted(((g, q) for q, g in closers if g > 0.0), reverse=True):
+        if units <= 0.0:
+            break
+        take = quantity if quantity < units else units
+        total += take * gain
+        units -= take
+    return total
 
 
 def loose_gains(start: Netted, working: Sequence[Leg], last: Leg | None = None) -> float:
     """An upper bound of ``symbol_gains`` in one pass (pure): every stop (held, and each
-    entry's) booking its whole quantity against the most favourable average any combination
-    of the entries can net to — when they all add on one side, the average of ``start`` and
-    ``last`` with the cheapest (a long's; a short's dearest) entries added while they improve
-    it, which no combination beats; with an entry against the position, the farthest of all
-    the prices from the stop, and each entry closing at its own against it."""
+    entry's) booking its whole quantity against the most favourable average any fill of the
+    entries can net to — when they all add on one side, the average of ``start`` with the
+    cheapest (a long's; a short's dearest) entries added while they improve it, which no fill
+    beats (the average is a ratio of sums linear in the fills, least at a corner: the entry
+    checked among them, since it may fill in part or not at all too); with an entry against
+    the position, the farthest of all the prices from the stop, and each entry closing at its
+    own against it."""
     legs = [*working, last] if last is not None else list(working)
     stops = [*start.stops, *((abs(q), stop) for q, _, stop in legs if stop is not None)]
     direction = 1.0 if (start.size or legs[0][0]) > 0.0 else -1.0
     if all(q * direction > 0.0 for q, _, _ in legs):
-        book = start if last is None else net_fill(Netted(start.size, start.average, ()), last)
-        size, average = abs(book.size), book.average
-        for quantity, price, _ in sorted(working, key=lambda leg: leg[1] * direction):
+        size, average = abs(start.size), start.average
+        for quantity, price, _ in sorted(legs, key=lambda leg: leg[1] * direction):
             if size and (price - average) * direction >= 0.0:
                 break  # sorted: no later entry improves the average either
             average = (size * average + abs(quantity) * price) / (size + abs(quantity))
@@ -321,12 +644,15 @@ def midnight_gains(
     entries: Sequence[Order] = (),
     marks: Mapping[str, float] | None = None,
     last: tuple[str, Leg] | None = None,
+    last_whole: bool = False,
 ) -> float:
     """The most the stops can book into the balance by midnight (``stop_gains`` of every open
     position), with the working ``entries`` (``RiskContext.entries``, each at its own price, a
     market one at its symbol's mark in ``marks``, its stop as given) netted into their
-    symbols' positions where that raises it, and ``last`` (symbol, leg: the entry checked)
-    after them (``symbol_gains``) (pure). An entry with no price known is left out.
+    symbols' positions — whole, in part or not at all (a market one whole or not at all) —
+    where that raises it, and ``last`` (symbol, leg: the entry checked; ``last_whole``: a
+    market one, filled whole) after them (``symbol_gains``) (pure). An entry with no price
+    known is left out.
 
     A working entry adding to a position moves the average its stops book against, and its
     own stop joins them: counting the open positions alone understated the next day's floor.
@@ -334,11 +660,13 @@ def midnight_gains(
     ``symbol_gains``' cost each."""
     empty: Stops = ()
     working: dict[str, list[Leg]] = {}
+    whole: dict[str, list[bool]] = {}
     for order in entries:
         price = order.price or (marks or {}).get(order.symbol, 0.0)
         if price > 0.0 and order.quantity > 0.0:
             leg = (order.quantity * order.side.sign, price, order.stop_loss)
             working.setdefault(order.symbol, []).append(leg)
+            whole.setdefault(order.symbol, []).append(order.order_type is OrderType.MARKET)
     own = None if last is None else last[0]
     total = 0.0
     for symbol, position in positions.items():
@@ -353,7 +681,8 @@ def midnight_gains(
             if held is not None and held.quantity
             else Netted(0.0, 0.0, stops.get(symbol, empty))
         )
-        total += symbol_gains(start, legs, last[1] if last is not None and symbol == own else None)
+        checked = last[1] if last is not None and symbol == own else None
+        total += symbol_gains(start, legs, checked, whole.get(symbol, ()), last_whole)
     return total
 
 
@@ -382,13 +711,15 @@ def gains_after_entry(
     marks: Mapping[str, float] | None = None,
 ) -> float:
     """``stop_gains`` of every open position once ``quantity`` of ``intent`` filled at
-    ``entry`` (netted into its symbol's position: an entry against it books what it closes, a
-    gain counted) and its own stop joined the stops, worked after those already held and the
-    working ``entries``' (netted in before it where that raises the sum: ``midnight_gains``)
-    (pure). The entry's fee and slippage are left out: they lower the balance, or move the
-    average against the gains, so the bound errs high."""
+    ``entry`` — a market one whole, a limit or stop one whole, in part or not at all, wherever
+    that raises it (``symbol_gains``) — (netted into its symbol's position: an entry against it
+    books what it closes, a gain counted) and its own stop joined the stops, worked after those
+    already held and the working ``entries``' (netted in before it where that raises the sum:
+    ``midnight_gains``) (pure). The entry's fee and slippage are left out: they lower the
+    balance, or move the average against the gains, so the bound errs high."""
     leg = (quantity * intent.side.sign, entry, intent.stop_loss)
-    return midnight_gains(positions, stops, entries, marks, (intent.symbol, leg))
+    market = intent.order_type is OrderType.MARKET
+    return midnight_gains(positions, stops, entries, marks, (intent.symbol, leg), market)
 
 
 def carried_floor(
