@@ -36,6 +36,7 @@ def leverage_cap_quantity(
     slippage: float = 0.0,
     closing: float = 0.0,
     closing_slippage: float | None = None,
+    closing_price: float | None = None,
 ) -> float:
     """The most an order at ``price`` may open under ``max_leverage``: its fill, at ``price``
     moved ``slippage`` (a fraction) against the bot, taken at ``max_leverage`` as margin, plus
@@ -46,16 +47,21 @@ def leverage_cap_quantity(
 
     ``closing``: how much of a position the same fills close first (a reversal: the order's own
     closing part, or an exit such as ``ctx.close`` working ahead of it), whose costs
-    (:func:`closing_room`, at ``closing_slippage``, default ``slippage``) come out of
-    ``equity`` before the margin check of what opens: without them the entry of a reversal
-    sized at the cap came a few units of currency over the equity the close left and was
-    refused, the bot ending flat instead of reversed.
+    (:func:`closing_room`, at ``closing_slippage``, default ``slippage``, and at
+    ``closing_price``, default ``price``) come out of ``equity`` before the margin check of
+    what opens: without them the entry of a reversal sized at the cap came a few units of
+    currency over the equity the close left and was refused, the bot ending flat instead of
+    reversed. An exit working ahead of the entry (``ctx.close``: a market order) fills at the
+    mark, not at the entry's price: a short closed at market behind a buy limit resting 20%
+    under it cost 25% more than priced at the limit, and the entry was refused again. The
+    sizers pass the worse (higher) of the mark and the entry's price.
 
     Without costs: ``equity × max_leverage / price``, bit for bit as before costs were counted.
     0 when there is no equity or price (NaN included: a blank account bounds to nothing)."""
     if closing:
         close_slippage = slippage if closing_slippage is None else closing_slippage
-        equity = equity - closing_room(closing, price, taker_fee, close_slippage)
+        close_price = price if closing_price is None else closing_price
+        equity = equity - closing_room(closing, close_price, taker_fee, close_slippage)
     if not (equity > 0 and price > 0):
         return 0.0
     if not taker_fee and not slippage:
@@ -75,16 +81,18 @@ def fixed_fractional_quantity(
     slippage: float = 0.0,
     closing: float = 0.0,
     closing_slippage: float | None = None,
+    closing_price: float | None = None,
 ) -> float:
     """Quantity that loses ``risk_per_trade × equity`` at the stop, capped by leverage with
-    room for the fill's costs and those of what the same fills close first (``closing``, see
-    :func:`leverage_cap_quantity`); 0 when equity, price or the stop distance leaves nothing to
-    trade. The risk stays a share of ``equity``: the closing costs only bound the margin."""
+    room for the fill's costs and those of what the same fills close first (``closing`` at
+    ``closing_price``, see :func:`leverage_cap_quantity`); 0 when equity, price or the stop
+    distance leaves nothing to trade. The risk stays a share of ``equity``: the closing costs
+    only bound the margin."""
     if equity <= 0 or price <= 0 or stop_distance <= 0:
         return 0.0
     by_risk = equity * risk_per_trade / stop_distance
     by_leverage = leverage_cap_quantity(
-        equity, price, max_leverage, taker_fee, slippage, closing, closing_slippage
+        equity, price, max_leverage, taker_fee, slippage, closing, closing_slippage, closing_price
     )
     return min(by_risk, by_leverage)
 

@@ -204,6 +204,9 @@ def test_total_loss_flatten_locks_until_reset() -> None:
     plugin.account_actions(ctx(93_000, positions))  # the day starts at 93,000
     assert plugin.account_actions(ctx(92_000, positions))[1].kind.value == "flatten"
     assert plugin.lock_reason() and plugin.check(buy(1), ctx(92_000)).code == "total_loss"
+    # Refused while the loss would lock again at once; taken once the equity is back above.
+    assert plugin.reset_lock() is not None and plugin.lock_reason()
+    plugin.account_actions(ctx(92_100, positions))
     assert plugin.reset_lock() is None and plugin.lock_reason() is None
 
 

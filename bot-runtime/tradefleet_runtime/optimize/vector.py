@@ -367,7 +367,8 @@ def _fractional_sizes(
             # The paper broker's fee and slippage: the cap leaves room for them, as the
             # sizer does with the instrument the broker states (``Instrument.taker_fee``),
             # and for the costs of closing ``held`` first: the engine's sizer sees that close
-            # working (the whole position, at a market close's slippage) and does the same.
+            # working (the whole position, at a market close's slippage and at the mark, the
+            # worse of it and the entry's price: both are the close here) and does the same.
             size = fixed_fractional_quantity(
                 equity,
                 close,
@@ -378,6 +379,7 @@ def _fractional_sizes(
                 terms.slippage,
                 abs(held),
                 terms.slippage,
+                close,
             )
             if size <= 0:
                 return f"the sizer vetoes the entry at {int(columns.ts[at])} (equity {equity:g})"

@@ -296,11 +296,13 @@ class PaperBroker:
             return None
         self._drop(order)
         self._final[client_order_id] = (_CANCELLED, self._now)
+        # Who asked: the journal keeps the reason, not the code, and a bare "cancelled" read
+        # the same as the venue's own cancels (an OCO sibling's, a liquidation's).
         return OrderUpdate(
             client_order_id,
             OrderStatus.CANCELLED,
             self._now,
-            "cancelled",
+            "cancelled at the bot's request",
             code=ReasonCode.CANCELLED_BY_USER,
         )
 
@@ -928,7 +930,7 @@ class PaperBroker:
                     )
                 )
                 self._final[order_id] = (_CANCELLED, ts)
-                self._cancel_group(order, ts, events)
+                self._cancel_group(order, ts, events, flat=True)
                 return
             quantity = min(quantity, reducible)
         fee = quantity * price * fee_rate
@@ -1014,9 +1016,20 @@ class PaperBroker:
                 equity += quantity * mark
         return exposure / self._leverage <= equity
 
-    def _cancel_group(self, order: Order, ts: int, events: list[Fill | OrderUpdate]) -> None:
+    def _cancel_group(
+        self, order: Order, ts: int, events: list[Fill | OrderUpdate], flat: bool = False
+    ) -> None:
+        """Cancel ``order``'s one-cancels-other siblings: it filled, or (``flat``) it found no
+        position to reduce and was cancelled itself, which the reason says — said filled, the
+        order log told the risk manager a stop-loss had closed a position that something else
+        (a flatten, a close) had closed before it."""
         if order.oco_group is None:
             return
+        reason = (
+            sibling_ended_flat(order.client_order_id, order.symbol)
+            if flat
+            else "one-cancels-other sibling filled"
+        )
         for sibling in list(self._working.get(order.symbol, ())):
             if sibling.oco_group == order.oco_group:
                 self._drop(sibling)
@@ -1025,7 +1038,7 @@ class PaperBroker:
                         sibling.client_order_id,
                         OrderStatus.CANCELLED,
                         ts,
-                        "one-cancels-other sibling filled",
+                        reason,
                         code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
@@ -1044,6 +1057,16 @@ class PaperBroker:
                 self._stop_only_until[child.client_order_id] = bar.ts + bar.timeframe_s
             elif child.order_type is _LIMIT:
                 self._fresh.add(child.client_order_id)
+
+
+def sibling_ended_flat(sibling_id: str, symbol: str) -> str:
+    """Why a bracket child is cancelled when its one-cancels-other sibling ``sibling_id``
+    triggered with no position left to reduce (pure): nothing filled, the position was already
+    at 0 (the engine says the same of a child it cuts to nothing: "nothing left to close")."""
+    return (
+        f"nothing left to close: the {symbol} position is at 0 (one-cancels-other sibling "
+        f"{sibling_id} triggered with no position to reduce, and was cancelled, not filled)"
+    )
 
 
 def _rested(order: Order, resting: Collection[str]) -> bool:

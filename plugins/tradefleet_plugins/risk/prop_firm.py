@@ -37,7 +37,9 @@
   ``max_leverage ×`` equity.
 - Between orders (``acts-on-account``): once the day's loss reaches ``flatten_at`` of its
   allowance, everything is flattened and the day takes no more entries; the same on the total
-  loss, which also locks until a person resets. Both are taken as soon as the loss is seen,
+  loss, which also locks until a person resets (refused, naming the equity and the floor,
+  while the last close's loss is still past ``flatten_at``: it would lock again at once,
+  ``reset_refusal``). Both are taken as soon as the loss is seen,
   by ``check`` or between orders, with positions open or flat (a stop that closed the last
   position may be what took the loss there). When open positions could, if every stop were
   hit, take equity below the floor (a new day raised it, or a profit booked today the next
@@ -177,6 +179,38 @@ def floors(
     daily = day_start - daily_allowance(day_start, initial, limits)
     total = (initial if base is None else base) - limits.total * initial
     return (daily, "daily_loss") if daily >= total else (total, "total_loss")
+
+
+def total_breached(loss: float, initial: float, flatten_at: float, limits: Limits) -> bool:
+    """Whether a total ``loss`` (from the maximum loss's base) reached ``flatten_at`` of the
+    limit, where the total loss locks the account (pure)."""
+    return loss >= _less(flatten_at * limits.total * initial)
+
+
+def reset_refusal(
+    equity: float | None, initial: float, base: float, flatten_at: float, limits: Limits
+) -> str | None:
+    """Why a person's reset of the total-loss lock is refused at ``equity`` (the last bar
+    close's), or None when it may be cleared (pure). A reset is taken only where the rule
+    would not lock again at once: cleared at a loss still past ``flatten_at``, the next bar
+    locks again and owes another flatten, and the journal would say a lock was reset that
+    never stopped holding (FTMO: a breach of the maximum loss fails the account)."""
+    if equity is None:
+        return (
+            "the total loss cannot be measured yet: no bar close seen since the start "
+            "(reset after the next bar)"
+        )
+    loss = base - equity
+    if not total_breached(loss, initial, flatten_at, limits):
+        return None
+    allowance = limits.total * initial
+    return (
+        f"the total loss still holds: equity {equity:,.2f} at the last bar close is "
+        f"{loss:,.2f} below {base:,.2f}, at or past {_share(flatten_at)} of the "
+        f"{allowance:,.2f} limit ({_share(limits.total)} of the initial capital; the lock is "
+        f"taken at equity {base - flatten_at * allowance:,.2f}, the floor is "
+        f"{base - allowance:,.2f}): cleared now, it would lock again at the next bar"
+    )
 
 
 def stop_gains(quantity: float, average: float, stops: tuple[tuple[float, float], ...]) -> float:
@@ -1087,6 +1121,10 @@ class PropFirm:
         self._day_blocked = ""
         self._locked = ""
         self._locked_since = 0
+        # The equity and initial capital at the last call: what a person's reset of the lock
+        # is measured at (``reset_refusal``); None before the first call.
+        self._equity_seen: float | None = None
+        self._initial_seen = 0.0
         # Market exits (reduce-only) let through at the close ``_exits_ts`` by symbol and side,
         # less the fills on that side since, and what of them the cuts asked at that close are.
         self._exits_ts: int | None = None
@@ -1149,6 +1187,13 @@ class PropFirm:
         return self._locked or None
 
     def reset_lock(self) -> str | None:
+        if self._locked:
+            initial = self._initial_seen
+            refusal = reset_refusal(
+                self._equity_seen, initial, self._base(initial), self.params.flatten_at, self.limits
+            )
+            if refusal is not None:
+                return refusal
         self._locked = ""
         self._owed = []
         return None
@@ -1366,6 +1411,7 @@ class PropFirm:
         if self._restored_low is not None:
             self._settle_restored(ctx)
         self._roll_day(ctx.ts, ctx.equity, ctx)
+        self._equity_seen, self._initial_seen = ctx.equity, ctx.initial_equity or ctx.equity
         # The positions the next call's fills are netted into (``booked_each``).
         self._positions_seen, self._blind = ctx.positions, False
         if not self._passed and self.limits.target > 0:
@@ -1429,7 +1475,7 @@ class PropFirm:
         p, limits = self.params, self.limits
         base = self._base(initial)
         total_loss = base - ctx.equity
-        if not self._locked and total_loss >= _less(p.flatten_at * limits.total * initial):
+        if not self._locked and total_breached(total_loss, initial, p.flatten_at, limits):
             since = f" since the highest end-of-day balance {base:,.2f}" if base > initial else ""
             self._locked = (
                 f"total loss {total_loss:,.2f}{since} reached {_share(p.flatten_at)} of the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tradefleet_plugins.risk.sizers_params import FixedFractionalParams, FixedSizeParams
 from tradefleet_plugins.risk.sizing import (
     closed_by_exits,
+    closing_price,
     fill_costs,
     leverage_capped,
     sized_within_leverage,
@@ -62,7 +63,8 @@ class FixedFractional:
         p = self.params
         costs = fill_costs(intent, ctx.instrument)
         # A reversal's exit (``ctx.close``) fills first: the cap leaves room for its costs too,
-        # at a market close's slippage (``sizing.leverage_cap`` does the same for the others).
+        # at a market close's slippage and price, the mark (``sizing.leverage_cap`` does the
+        # same for the others).
         closing = closed_by_exits(intent, ctx)
         quantity = fixed_fractional_quantity(
             ctx.equity,
@@ -73,6 +75,7 @@ class FixedFractional:
             *costs,
             closing,
             ctx.instrument.slippage,
+            closing_price(intent, ctx, price),
         )
         if quantity <= 0:
             return RiskDecision.veto("equity or stop distance leaves nothing to trade")

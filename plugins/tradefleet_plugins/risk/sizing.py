@@ -41,6 +41,17 @@ def closed_by_exits(intent: OrderIntent, ctx: RiskContext) -> float:
     return max(abs(held.quantity) - closable.get(intent.symbol, 0.0), 0.0)
 
 
+def closing_price(intent: OrderIntent, ctx: RiskContext, price: float) -> float:
+    """The price the costs of what closes before (or with) an entry at ``price`` are taken at:
+    the worse (higher: the costs grow with it) of the mark and ``price``. An exit working
+    ahead of it (``ctx.close``, a market order) fills at the mark whatever the entry's price:
+    a short of 500 at mark 100 closed behind a buy limit at 80 paid its fee and slippage on
+    50,000, not 40,000, and the entry the cap sized came over the margin the close left; the
+    order's own closing part fills at its price (a stop's may be over the mark)."""
+    mark = ctx.mark(intent.symbol)
+    return mark if mark > price else price
+
+
 def leverage_cap(
     intent: OrderIntent, ctx: RiskContext, price: float, max_leverage: float, closing: float = 0.0
 ) -> float:
@@ -51,10 +62,10 @@ def leverage_cap(
 
     Room too for the costs of what the same fills close first: ``closing`` (the order's own
     closing part) and what the exits working on the position close (``closed_by_exits``), at
-    the instrument's fee and slippage (a market close's). Without it a reversal's entry sized
-    at the cap (``ctx.close`` + an entry, on a 5x perpetual at max_leverage 5) came a few
-    units over the equity the close's fee and slippage left, and the broker refused it: the
-    bot ended flat instead of reversed."""
+    the instrument's fee and slippage (a market close's) and at ``closing_price``. Without it
+    a reversal's entry sized at the cap (``ctx.close`` + an entry, on a 5x perpetual at
+    max_leverage 5) came a few units over the equity the close's fee and slippage left, and
+    the broker refused it: the bot ended flat instead of reversed."""
     instrument = ctx.instrument
     return leverage_cap_quantity(
         ctx.equity,
@@ -63,6 +74,7 @@ def leverage_cap(
         *fill_costs(intent, instrument),
         closing + closed_by_exits(intent, ctx),
         instrument.slippage,
+        closing_price(intent, ctx, price),
     )
 
 
