@@ -10,11 +10,21 @@ engine, survives restarts (``restores-lock``) and is cleared only by ``ResetRisk
 the cooldown; the reset starts the day, week and peak afresh at the equity of that moment.
 A restart moves no baseline either (``restores-equity``): the journaled equity since the last
 reset is replayed, so the day, week, peak and the tier they reached are those of the account.
+
+The tiers judge what an order opens. The part of a reversal sent as one order that closes the
+opposite position (``RiskContext.closing``) is an exit and always goes, as pre-trade's caps
+have it: tier 1 cuts only the opening part, tiers 2 and 3 shrink a reversal to its closing
+part (``entry_cut``, which probation and quality-guard share; once the engine holds the tier-3
+lock, its gate refuses a whole reversal before the chain, as it does in a halt). Reasons
+print every limit as its params give it and every measure to the digits that show how it
+stands to it (``given``, ``shown``), and a cooldown's time left in seconds under a minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import operator
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
@@ -25,12 +35,106 @@ from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
     RiskDecision,
+    round_quantity,
 )
 
 # A plain approval: one immutable value, shared (no allocation per intent).
 APPROVE = RiskDecision.approve()
 
 NORMAL, WARN, REDUCE, LOCKED = 0, 1, 2, 3
+
+# How a figure stands to the limit a reason compares it with (``shown``).
+Relation = Callable[[float, float], bool]
+GE, GT, LT, LE = operator.ge, operator.gt, operator.lt, operator.le
+# Digits ``shown`` may add: a measure within 1e-12 of its limit is the limit (probation's eps).
+_MAX_DECIMALS = 12
+
+
+def given(limit: float, percent: bool = True) -> str:
+    """``limit`` as its params give it, every digit kept (0.126 is "12.6%", never "13%"; a
+    float's last bits, 0.07 × 100 = 7.000000000000001, are not digits anyone gave) (pure)."""
+    return f"{limit * 100.0:.10g}%" if percent else f"{limit:.10g}"
+
+
+def shown(
+    value: float, *bounds: tuple[Relation, float], decimals: int = 2, percent: bool = True
+) -> str:
+    """``value`` to ``decimals`` places, or to more until the number printed stands to each
+    bound's limit, printed by ``given``, as the value itself does (pure): 0.596 against a floor
+    of 0.6 is "59.6%", never "60%". A bound the value does not meet is left out (nothing true
+    to show), and so is a value that is not finite (Cpk without spread)."""
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    figure = value * scale
+    if math.isfinite(figure):
+        held = [
+            (holds, float(given(limit, percent).rstrip("%")))
+            for holds, limit in bounds
+            if holds(value, limit)
+        ]
+        while decimals < _MAX_DECIMALS and not all(
+            holds(float(f"{figure:.{decimals}f}"), printed) for holds, printed in held
+        ):
+            decimals += 1
+    return f"{figure:.{decimals}f}{unit}"
+
+
+def time_left(seconds: float) -> str:
+    """A cooldown's time left, rounded up: seconds under a minute ("30 s", never "0 min"), else
+    minutes and seconds (pure)."""
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def entry_cut(
+    intent: OrderIntent,
+    quantity: float,
+    factor: float,
+    reason: str,
+    code: str,
+    ctx: RiskContext | None = None,
+) -> RiskDecision:
+    """A rule's cut of an entry of ``quantity`` to ``factor`` of it (0: refused), ``reason``
+    and ``code`` saying which rule and why (pure).
+
+    The part of an order closing an opposite position (``ctx.closing``: a reversal sent as one
+    order) is an exit, which no rule stops, as pre-trade's caps have it: only what the order
+    opens is cut, a refused reversal is shrunk to its closing part, and what is left to open
+    below the instrument's minimum is not sent (it would leave a position too small for the
+    venue to take an order closing it). An order that only closes passes whole. Without a
+    ``ctx`` (no account told) all of the order opens."""
+    closing = ctx.closing(intent, quantity) if ctx is not None else 0.0
+    if ctx is None or closing <= 0.0:
+        if factor <= 0.0:
+            return RiskDecision.veto(reason, code)
+        return RiskDecision.shrink(quantity * factor, reason, code)
+    if quantity <= closing:
+        return APPROVE  # an exit whole (the engine sends it reduce-only before the chain)
+    symbol, instrument = intent.symbol, ctx.instrument
+    opening = quantity - closing
+    kept = round_quantity(opening * factor, instrument.lot_step) if factor > 0.0 else 0.0
+    if kept <= 0.0 or kept < instrument.min_quantity:
+        small = (
+            f"; what it may open, {kept:.10g}, is below {symbol}'s minimum quantity "
+            f"{instrument.min_quantity:g} and is not sent"
+            if kept > 0.0
+            else ""
+        )
+        return RiskDecision.shrink(
+            closing,
+            f"{reason}: {quantity:.10g} -> {closing:.10g}, the part closing {symbol}'s "
+            f"position (an exit is never cut){small}",
+            code,
+        )
+    sent = closing + kept
+    return RiskDecision.shrink(
+        sent,
+        f"{reason}, of the {opening:.10g} it opens: {quantity:.10g} -> {sent:.10g} "
+        f"({closing:.10g} close {symbol}'s position)",
+        code,
+    )
 
 
 class Measures(NamedTuple):
@@ -57,33 +161,54 @@ def tier_for(m: Measures, p: CircuitBreakerParams) -> tuple[int, str]:
     """The tier these measures call for, and why (a limit is hit at or beyond its value)."""
     day = max(m.day_loss, m.day_drawdown)
     if m.drawdown >= p.max_drawdown:
-        return LOCKED, f"drawdown {m.drawdown:.2%} from the equity peak >= {p.max_drawdown:.2%}"
+        drawdown = shown(m.drawdown, (GE, p.max_drawdown))
+        return LOCKED, f"drawdown {drawdown} from the equity peak >= {given(p.max_drawdown)}"
     if day >= p.lock_drawdown:
-        return LOCKED, f"daily drawdown {day:.2%} >= {p.lock_drawdown:.2%}"
+        shown_day = shown(day, (GE, p.lock_drawdown))
+        return LOCKED, f"daily drawdown {shown_day} >= {given(p.lock_drawdown)}"
+    # Below a tier it stays below it in print too: 14.999% is not "15.00%" in tier 2.
+    below_lock = (LT, p.lock_drawdown)
     if m.week_loss >= p.weekly_loss:
         # No new entries while the week is this far down (the week's start is fixed, so this
         # holds across days until the week ends or the account recovers).
-        return REDUCE, f"weekly loss {m.week_loss:.2%} >= {p.weekly_loss:.2%}"
+        week = shown(m.week_loss, (GE, p.weekly_loss))
+        return REDUCE, f"weekly loss {week} >= {given(p.weekly_loss)}"
     if day >= p.reduce_drawdown:
-        return REDUCE, f"daily drawdown {day:.2%} >= {p.reduce_drawdown:.2%}"
+        shown_day = shown(day, (GE, p.reduce_drawdown), below_lock)
+        return REDUCE, f"daily drawdown {shown_day} >= {given(p.reduce_drawdown)}"
     if day >= p.warn_drawdown:
-        return WARN, f"daily drawdown {day:.2%} >= {p.warn_drawdown:.2%}"
+        shown_day = shown(day, (GE, p.warn_drawdown), (LT, p.reduce_drawdown), below_lock)
+        return WARN, f"daily drawdown {shown_day} >= {given(p.warn_drawdown)}"
     return NORMAL, ""
 
 
-def decide(intent: OrderIntent, tier: int, reason: str, p: CircuitBreakerParams) -> RiskDecision:
-    """The breaker's answer to an intent in ``tier`` (reduce-only orders always pass)."""
+def decide(
+    intent: OrderIntent,
+    tier: int,
+    reason: str,
+    p: CircuitBreakerParams,
+    ctx: RiskContext | None = None,
+) -> RiskDecision:
+    """The breaker's answer to an intent in ``tier`` (reduce-only orders always pass; of a
+    reversal, only what it opens is cut or refused: ``entry_cut`` on ``ctx``)."""
     if intent.reduce_only or tier == NORMAL:
         return APPROVE
+    quantity = intent.quantity
     if tier >= REDUCE:
         code = "breaker_locked" if tier == LOCKED else "breaker_halt"
-        return RiskDecision.veto(f"circuit breaker tier {tier}: {reason}", code)
-    if intent.quantity is None or p.warn_size_cut == 0:
+        why = f"circuit breaker tier {tier}: {reason}"
+        if quantity is None:
+            return RiskDecision.veto(why, code)
+        return entry_cut(intent, quantity, 0.0, why, code, ctx)
+    if quantity is None or p.warn_size_cut == 0:
         return RiskDecision.approve(reason=f"tier 1: {reason}")
-    return RiskDecision.shrink(
-        intent.quantity * (1.0 - p.warn_size_cut),
-        f"circuit breaker tier 1 ({reason}): size cut by {p.warn_size_cut:.0%}",
+    return entry_cut(
+        intent,
+        quantity,
+        1.0 - p.warn_size_cut,
+        f"circuit breaker tier 1 ({reason}): size cut by {given(p.warn_size_cut)}",
         "breaker_warn",
+        ctx,
     )
 
 
@@ -161,7 +286,7 @@ class CircuitBreaker:
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         self._observe(ctx.ts, ctx.equity)
-        return decide(intent, self._tier, self._reason, self.params)
+        return decide(intent, self._tier, self._reason, self.params, ctx)
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
         self._observe(ctx.ts, ctx.equity)
@@ -194,7 +319,7 @@ class CircuitBreaker:
         if left > 0:
             return (
                 f"cooldown: the lock was taken at bar time {since} and may be reset "
-                f"{self.params.cooldown_minutes:g} min after it ({left / 60:.0f} min left)"
+                f"{self.params.cooldown_minutes:.10g} min after it ({time_left(left)} left)"
             )
         # A person accepted the loss: the day, week and peak start again from here.
         equity = self._equity

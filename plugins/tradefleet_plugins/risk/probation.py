@@ -3,7 +3,9 @@
 Rolling loss (the last ``window_trades`` closed trades' net P&L over the equity before them):
 below 5% sizes are untouched; from 5% ×0.5; from 10% ×0.25; beyond 15% it hibernates — no new
 entries, a lock the engine journals and keeps across restarts until a person resets it (the
-window then starts afresh from the next trade). Exits always pass.
+window then starts afresh from the next trade). Exits always pass, and so does the part of a
+reversal that closes the opposite position (``RiskContext.closing``): the multiplier cuts, and
+hibernation refuses, only what an order opens (``entry_cut``).
 
 ``scope: bot`` (the default) sums the bot's trades and hibernates the bot. ``scope: symbol``
 sums each symbol's own trades: the multiplier and the hibernation hold that symbol's entries
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from tradefleet_plugins.risk.circuit_breaker import GE, GT, LE, LT, entry_cut, given, shown
 from tradefleet_plugins.risk.probation_params import ProbationParams
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
@@ -73,6 +76,23 @@ def window_pnls(
             found.append(trade.net_pnl)
     found.reverse()
     return found
+
+
+def level(loss: float, factor: float, p: ProbationParams) -> str:
+    """The rolling loss against the level whose ``factor`` (0.5 or 0.25) it is at, to the
+    digits that keep it within that level's band in print too (pure)."""
+    at, below = (
+        (p.half_at, (LT, p.quarter_at)) if factor == 0.5 else (p.quarter_at, (LE, p.hibernate_at))
+    )
+    return f"rolling loss {shown(loss, (GE, at), below)} >= {given(at)}"
+
+
+def _refused(intent: OrderIntent, reason: str, ctx: RiskContext) -> RiskDecision:
+    """Hibernation's veto, or for a reversal its shrink to the part closing the position."""
+    quantity = intent.quantity
+    if quantity is None:
+        return RiskDecision.veto(reason, "hibernating")
+    return entry_cut(intent, quantity, 0.0, reason, "hibernating", ctx)
 
 
 class KeptState(NamedTuple):
@@ -196,10 +216,11 @@ class Probation:
         if intent.reduce_only:
             return APPROVE
         hibernated = self._hibernated
+        quantity = intent.quantity
         if hibernated:
             held = hibernated.get(EVERY) or hibernated.get(intent.symbol)
             if held:
-                return RiskDecision.veto(f"probation: {held}", "hibernating")
+                return _refused(intent, f"probation: {held}", ctx)
         symbol = intent.symbol if self._by_symbol else None
         pnls, total = self._window(symbol)
         if total >= 0.0:  # what rolling_loss answers for a window that made money
@@ -209,20 +230,24 @@ class Probation:
             factor = multiplier(loss, self.params)
         named = f" {symbol}" if symbol is not None else ""
         if factor == 0.0:
+            limit = self.params.hibernate_at
             reason = (
-                f"hibernating{named}: rolling loss {loss:.2%} over {len(pnls)} trade(s) "
-                f"beyond {self.params.hibernate_at:.0%}"
+                f"hibernating{named}: rolling loss {shown(loss, (GT, limit))} over "
+                f"{len(pnls)} trade(s) beyond {given(limit)}"
             )
             if not hibernated:
                 self._taken_at = len(self._trades)
             hibernated[EVERY if symbol is None else symbol] = reason
-            return RiskDecision.veto(f"probation: {reason}", "hibernating")
-        if factor == 1.0 or intent.quantity is None:
+            return _refused(intent, f"probation: {reason}", ctx)
+        if factor == 1.0 or quantity is None:
             return APPROVE
-        return RiskDecision.shrink(
-            intent.quantity * factor,
-            f"probation:{named} rolling loss {loss:.2%}, size x{factor:g}",
+        return entry_cut(
+            intent,
+            quantity,
+            factor,
+            f"probation:{named} {level(loss, factor, self.params)}, size x{factor:g}",
             "probation",
+            ctx,
         )
 
     def _window(self, symbol: str | None) -> tuple[list[float], float]:

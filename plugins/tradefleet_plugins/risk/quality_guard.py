@@ -13,8 +13,10 @@ new entries are taken — a lock the engine journals and keeps across restarts u
 resets it (the samples then start afresh). With no spread at all (every sample equal) the
 process is capable when the mean is inside the limit and not at all when it is not. An optional
 ``win_rate_floor`` cuts sizes too while the share of winning trades over the last ``window``
-closed trades is below it. Sizes only ever shrink; reduce-only orders (exits) always pass. Put
-it after the bot's sizer: an order without a size yet has nothing to shrink and passes.
+closed trades is below it. Sizes only ever shrink; reduce-only orders (exits) always pass, and
+so does the part of a reversal that closes the opposite position (``RiskContext.closing``):
+the cut and the stop hold only what an order opens (``entry_cut``). Put it after the bot's
+sizer: an order without a size yet has nothing to shrink and passes.
 
 The figures are taken when a sample arrives (a fill), so ``check`` costs a lookup. A restart
 loses nothing: the lock holds (``restores-lock``), the win rate is taken from the journaled
@@ -32,6 +34,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from tradefleet_plugins.risk.circuit_breaker import GE, LT, Relation, entry_cut, given, shown
 from tradefleet_plugins.risk.quality_guard_params import QualityGuardParams
 from tradefleet_runtime.sdk import (
     Fill,
@@ -74,20 +77,44 @@ def assess(
     state, why = NORMAL, ""
     if len(slippage) >= p.min_samples:
         cpk, mean, sigma = slippage_cpk(slippage, p.slippage_limit_bps)
-        figures = (
-            f"slippage Cpk {cpk:.2f} over the last {len(slippage)} fills (mean {mean:.2f} bp, "
-            f"sigma {sigma:.2f} bp, limit {p.slippage_limit_bps:g} bp)"
-        )
         if cpk < p.stop_below_cpk:
-            return STOPPED, f"{figures} < {p.stop_below_cpk:g}"
+            figures = _figures(cpk, mean, sigma, len(slippage), p, (LT, p.stop_below_cpk))
+            return STOPPED, f"{figures} < {given(p.stop_below_cpk, percent=False)}"
         if cpk < p.shrink_below_cpk:
-            state, why = SHRINK, f"{figures} < {p.shrink_below_cpk:g}"
+            figures = _figures(
+                cpk, mean, sigma, len(slippage), p,
+                (LT, p.shrink_below_cpk), (GE, p.stop_below_cpk),
+            )  # fmt: skip
+            state, why = SHRINK, f"{figures} < {given(p.shrink_below_cpk, percent=False)}"
     if p.win_rate_floor is not None and len(wins) >= p.min_samples:
         rate = sum(wins) / len(wins)
         if rate < p.win_rate_floor:
-            note = f"win rate {rate:.0%} over the last {len(wins)} trades < {p.win_rate_floor:.0%}"
+            floor = p.win_rate_floor
+            note = (
+                f"win rate {shown(rate, (LT, floor), decimals=0)} over the last {len(wins)} "
+                f"trades < {given(floor)}"
+            )
             state, why = SHRINK, f"{why}; {note}" if why else note
     return state, why
+
+
+def _figures(
+    cpk: float,
+    mean: float,
+    sigma: float,
+    fills: int,
+    p: QualityGuardParams,
+    *bounds: tuple[Relation, float],
+) -> str:
+    """The slippage figures of a reason: Cpk to the digits that show how it stands to the
+    ``bounds`` it is judged by, the mean to those that show its side of the limit (pure)."""
+    limit = p.slippage_limit_bps
+    side = (LT if mean < limit else GE, limit)
+    return (
+        f"slippage Cpk {shown(cpk, *bounds, percent=False)} over the last {fills} fills (mean "
+        f"{shown(mean, side, percent=False)} bp, sigma {sigma:.2f} bp, limit "
+        f"{given(limit, percent=False)} bp)"
+    )
 
 
 class QualityGuard:
@@ -149,14 +176,21 @@ class QualityGuard:
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:
             return APPROVE
+        quantity = intent.quantity
         if self._lock:
-            return RiskDecision.veto(f"{PREFIX}{self._lock}", "quality_stopped")
-        if self._state == NORMAL or intent.quantity is None:
+            reason = f"{PREFIX}{self._lock}"
+            if quantity is None:
+                return RiskDecision.veto(reason, "quality_stopped")
+            return entry_cut(intent, quantity, 0.0, reason, "quality_stopped", ctx)
+        if self._state == NORMAL or quantity is None:
             return APPROVE
-        return RiskDecision.shrink(
-            intent.quantity * self.params.shrink_factor,
-            f"{PREFIX}{self._why}: size x{self.params.shrink_factor:g}",
+        return entry_cut(
+            intent,
+            quantity,
+            self.params.shrink_factor,
+            f"{PREFIX}{self._why}: size x{given(self.params.shrink_factor, percent=False)}",
             "quality_shrink",
+            ctx,
         )
 
     # -- the lock and its tier ---------------------------------------------------------------
