@@ -17,13 +17,19 @@ patched: the operator halts it`` with the reason the direct call failed.
 
 A bot already halted for its own reason (a person's ``spec.emergencyStop``) keeps that stop; its
 spec stop then names both (``"<own reason>; fleet stop: <reason>"``: its owner, who sees only
-the spec, must not take it for their stop alone). So does a bot whose runtime the direct call
-found already halted for a reason no spec or fleet stop gave (a person's ``tradefleet stop
-ADDRESS``: the runtime keeps the first reason, and its answer says it): that halt is recorded as
-the bot's own stop. Each stopped bot gets the annotation ``tradefleet.io/fleet-stop``
-(:data:`FLEET_STOP_ANNOTATION`, :class:`FleetMark`): every fleet stop holding it, each with its
-selector and reason, the bot's own stop, and the stop the fleet last wrote. It lives in the
-object, so it survives the command and an operator restart.
+the spec, must not take it for their stop alone). So does a bot whose runtime is already halted
+for a reason no spec or fleet stop gave (a person's ``tradefleet stop ADDRESS``): that halt is
+recorded as the bot's own stop. The direct call's answer says it (the runtime keeps the first
+reason); without an answer (``--no-direct``, a call refused or unreachable) the bot's status
+does (``status.halted``/``haltReason``, the runtime's report as the operator last wrote it;
+:func:`status_halt`). The fleet's own reasons are never taken for a person's, however they were
+written: the record keeps every reason the fleet wrote or sent while it held the bot (a reason
+cut to the CRD's limit, the spec naming several fleet stops, a fleet stop resumed since), and
+each is compared (:func:`foreign_halt`). Each stopped bot gets the annotation
+``tradefleet.io/fleet-stop`` (:data:`FLEET_STOP_ANNOTATION`, :class:`FleetMark`): every fleet
+stop holding it, each with its selector and reason, the bot's own stop, the stop the fleet last
+wrote and the reasons it wrote before. It lives in the object, so it survives the command and
+an operator restart.
 
 ``tradefleet fleet resume --selector tradefleet.io/team=a`` lifts only the fleet stops made with
 that selector (a halt is undone only by a newer, explicit resume): the spec keeps naming every
@@ -73,6 +79,7 @@ __all__ = [
     "resume_step",
     "run_fleet_command",
     "spec_stop",
+    "status_halt",
     "status_halt_reason",
     "stop_fleet",
     "stop_patch",
@@ -108,6 +115,15 @@ PATCH_ATTEMPTS = 5
 MAX_REASON_CHARS = 500
 #: ``status.phase`` of a bot halted because the venue and the journal disagree (``names``).
 DEGRADED = "Degraded"
+#: ``status.control.applied`` once the operator halted the runtime for a spec stop (``names``).
+APPLIED_HALTED = "Halted"
+#: How many earlier reasons a record keeps (:attr:`FleetMark.earlier`): the first ones, as the
+#: runtime keeps the first reason it was halted with. A bound, so that the annotation stays far
+#: below the API server's size limit (a refused patch would leave the bot without the stop).
+MAX_EARLIER = 32
+#: Where the halt recorded as a bot's own stop was seen (the report says it).
+SEEN_DIRECT = "the direct call's answer"
+SEEN_STATUS = "its status.haltReason"
 
 #: A ``spec.emergencyStop``: ``{"reason": str, "flatten": bool}``.
 Stop = dict[str, Any]
@@ -131,9 +147,10 @@ class FleetResult:
     bot: Mapping[str, Any] | None = field(default=None, repr=False)
     #: Stop: the reason of the bot's own stop, kept in its spec ("" when it had none).
     own_stop: str = ""
-    #: Stop: the halt the direct call found the runtime in (a person's ``tradefleet stop``),
-    #: recorded as the bot's own stop ("" when none was found).
+    #: Stop: the halt the runtime was found in (a person's ``tradefleet stop``), recorded as
+    #: the bot's own stop ("" when none was found), and where it was seen (``SEEN_*``).
     runtime_halt: str = ""
+    runtime_halt_seen: str = ""
     #: Stop: why that halt could not be recorded (the fleet stop itself is in the spec).
     runtime_halt_error: str = ""
     #: Resume: the fleet's stop was lifted and nothing else holds the bot.
@@ -275,22 +292,26 @@ class FleetMark:
     """The value of :data:`FLEET_STOP_ANNOTATION`: ``written``, what the fleet last wrote into
     ``spec.emergencyStop``; ``own``, the bot's own stop (found in the spec by the first fleet
     stop, or the halt a person gave its runtime directly), given back once no fleet stop holds
-    it (None: none); ``stops``, every fleet stop holding the bot."""
+    it (None: none); ``stops``, every fleet stop holding the bot; ``earlier``, the reasons the
+    fleet wrote into the spec or sent to the runtime while it held the bot that ``written`` and
+    ``stops`` no longer show (on one line; the key is left out while there is none): the runtime
+    keeps the first reason it was halted with, which may be any of them."""
 
     written: Stop
     own: Stop | None
     stops: tuple[FleetStop, ...]
+    earlier: tuple[str, ...] = ()
 
     def text(self) -> str:
-        return json.dumps(
-            {
-                "version": MARK_VERSION,
-                "written": self.written,
-                "own": self.own,
-                "stops": [stop.data() for stop in self.stops],
-            },
-            sort_keys=True,
-        )
+        data: dict[str, Any] = {
+            "version": MARK_VERSION,
+            "written": self.written,
+            "own": self.own,
+            "stops": [stop.data() for stop in self.stops],
+        }
+        if self.earlier:
+            data["earlier"] = list(self.earlier)
+        return json.dumps(data, sort_keys=True)
 
 
 def _has_mark(bot: Mapping[str, Any]) -> bool:
@@ -326,7 +347,10 @@ def read_mark(bot: Mapping[str, Any]) -> FleetMark | None:
         if not (selector is None or isinstance(selector, str)) or not isinstance(reason, str):
             return None
         stops.append(FleetStop(selector, reason, bool(item.get("flatten"))))
-    return FleetMark(written, own, tuple(stops)) if stops else None
+    earlier = data.get("earlier", [])
+    if not isinstance(earlier, list) or not all(isinstance(text, str) for text in earlier):
+        return None
+    return FleetMark(written, own, tuple(stops), tuple(earlier)) if stops else None
 
 
 def _read_first_mark(data: Mapping[str, Any]) -> FleetMark | None:
@@ -417,10 +441,24 @@ def _halted_for(halt_reason: str) -> str:
     return text
 
 
+def _fleet_forms(mark: FleetMark) -> set[str]:
+    """Every reason the fleet may have made the runtime hold while ``mark`` holds the bot: what
+    it wrote last and earlier (:attr:`FleetMark.earlier`, cut and combined forms included), each
+    fleet stop's own reason (the direct call's), and, for a record written before ``earlier``
+    was kept, the spec stops its stops made as each was added (``stops[:k]``) or alone."""
+    forms = {mark.written["reason"], *mark.earlier, *(stop.reason for stop in mark.stops)}
+    for count in range(1, len(mark.stops) + 1):
+        forms.add(spec_stop(mark.own, mark.stops[:count])["reason"])
+    forms.update(spec_stop(mark.own, [stop])["reason"] for stop in mark.stops)
+    return forms
+
+
 def foreign_halt(halt_reason: str, reason: str, bot: Mapping[str, Any]) -> bool:
-    """True when the runtime's ``halt_reason`` (a direct call's answer: the runtime keeps the
-    first reason) is no stop the spec or a fleet stop gave: a halt a person gave the runtime
-    directly (``tradefleet stop ADDRESS``), a Degraded start's. Unknown is foreign: kept."""
+    """True when the runtime's ``halt_reason`` (a direct call's answer, or the bot's status:
+    the runtime keeps the first reason) is no stop the spec or a fleet stop gave: a halt a
+    person gave the runtime directly (``tradefleet stop ADDRESS``), a Degraded start's. The
+    fleet's reasons are recognised in every form it wrote while its record holds the bot
+    (:func:`_fleet_forms`). Unknown is foreign: kept."""
     if not halt_reason:
         return False
     known = {reason}
@@ -429,12 +467,47 @@ def foreign_halt(halt_reason: str, reason: str, bot: Mapping[str, Any]) -> bool:
         known.add(current["reason"])
     mark = read_mark(bot)
     if mark is not None:
-        known.add(mark.written["reason"])
-        known.update(stop.reason for stop in mark.stops)
+        known.update(_fleet_forms(mark))
         if mark.own is not None:
             known.add(mark.own["reason"])
     given = _halted_for(halt_reason)
     return given not in {_one_line(text) for text in known if text}
+
+
+def status_halt(bot: Mapping[str, Any]) -> str:
+    """The halt ``bot``'s status shows (``status.haltReason`` while ``status.halted``: what
+    the operator last read from its runtime, ``status_mapping``); "" when it shows none, or
+    when it may be the operator's halt for a spec stop removed since: the spec has no stop
+    while ``status.control.applied`` still says the operator halted the runtime (its resume
+    is not written yet). That halt is the removed stop's (a fleet stop's just resumed, whose
+    record is gone), or one it covered, which the removal lifts all the same (the operator's
+    full Resume)."""
+    status = bot.get("status")
+    if not isinstance(status, Mapping) or status.get("halted") is not True:
+        return ""
+    reason = status.get("haltReason")
+    if not isinstance(reason, str) or not reason.strip():
+        return ""
+    control = status.get("control")
+    applied = control.get("applied") if isinstance(control, Mapping) else None
+    if applied == APPLIED_HALTED and _stop((bot.get("spec") or {}).get("emergencyStop")) is None:
+        return ""
+    return reason
+
+
+def _earlier(mark: FleetMark | None, written: Stop, stops: Sequence[FleetStop]) -> tuple[str, ...]:
+    """:attr:`FleetMark.earlier` of the record replacing ``mark`` (also one whose stop changed
+    since: the runtime may still hold what it said): every reason ``mark`` knew of that
+    ``written`` and ``stops`` no longer show, the first :data:`MAX_EARLIER`."""
+    if mark is None:
+        return ()
+    shown = {_one_line(written["reason"]), *(_one_line(stop.reason) for stop in stops)}
+    kept: list[str] = []
+    for text in (*mark.earlier, mark.written["reason"], *(stop.reason for stop in mark.stops)):
+        line = _one_line(text)
+        if line and line not in shown and line not in kept:
+            kept.append(line)
+    return tuple(kept[:MAX_EARLIER])
 
 
 @dataclass(frozen=True)
@@ -443,7 +516,8 @@ class StopStep:
 
     patch: dict[str, Any]
     own: str = ""  # the reason of the bot's own stop, kept ("" when none)
-    adopted: str = ""  # the runtime's halt, found by the direct call, recorded as the own stop
+    adopted: str = ""  # the runtime's halt, recorded as the own stop
+    seen_in: str = ""  # where that halt was seen: SEEN_DIRECT or SEEN_STATUS
 
 
 def stop_patch(
@@ -462,8 +536,10 @@ def stop_patch(
     fleet wrote is the fleet's: the record's own stop and fleet stops stay, and a fleet stop
     made again with the same selector takes the new reason (a flatten in force is never taken
     back: a stop only shrinks what the bot may do). ``runtime_halt`` is the halt the direct
-    call found the runtime in: one the spec and the fleet did not give (:func:`foreign_halt`)
-    is recorded as the bot's own stop when it has none, so no fleet resume lifts it."""
+    call found the runtime in; without one (no answer), the halt the bot's status shows
+    (:func:`status_halt`). A halt the spec and the fleet did not give (:func:`foreign_halt`)
+    is recorded as the bot's own stop when it has none, so no fleet resume lifts it. A direct
+    answer that names the fleet's halt is newer than the status: the status is then not read."""
     current = _stop((bot.get("spec") or {}).get("emergencyStop"))
     mark = read_mark(bot)
     own: Stop | None
@@ -472,22 +548,22 @@ def stop_patch(
         own, stops = mark.own, list(mark.stops)
     else:
         own, stops = current, []
-    adopted = ""
-    if own is None and foreign_halt(runtime_halt, reason, bot):
-        adopted = _one_line(runtime_halt)
+    adopted, seen_in = "", ""
+    halt, seen = (runtime_halt, SEEN_DIRECT) if runtime_halt else (status_halt(bot), SEEN_STATUS)
+    if own is None and foreign_halt(halt, reason, bot):
+        adopted, seen_in = _one_line(halt), seen
         own = {"reason": _bounded(adopted), "flatten": False}
     key = canonical_selector(selector)
     same = [stop for stop in stops if stop.selector == key]
     made = FleetStop(key, reason, flatten or any(stop.flatten for stop in same))
     stops = [made if stop.selector == key else stop for stop in stops] if same else [*stops, made]
     written = spec_stop(own, stops)
+    record = FleetMark(written, own, tuple(stops), _earlier(mark, written, stops))
     patch = {
-        "metadata": {
-            "annotations": {FLEET_STOP_ANNOTATION: FleetMark(written, own, tuple(stops)).text()}
-        },
+        "metadata": {"annotations": {FLEET_STOP_ANNOTATION: record.text()}},
         "spec": {"emergencyStop": written},
     }
-    return StopStep(patch, own["reason"] if own is not None else "", adopted)
+    return StopStep(patch, own["reason"] if own is not None else "", adopted, seen_in)
 
 
 @dataclass(frozen=True)
@@ -543,7 +619,7 @@ def resume_step(bot: Mapping[str, Any], selector: str = "") -> ResumeStep:
         return ResumeStep(None, left_halted=f"no fleet stop of {key} holds it; {held}")
     if left:
         written = spec_stop(mark.own, left)
-        text = FleetMark(written, mark.own, tuple(left)).text()
+        text = FleetMark(written, mark.own, tuple(left), _earlier(mark, written, left)).text()
         patch = {"metadata": {"annotations": {FLEET_STOP_ANNOTATION: text}}}
         step = {**patch, "spec": {"emergencyStop": written}}
         return ResumeStep(step, left_halted=_held(mark.own, left))
@@ -696,6 +772,7 @@ def stop_fleet(
                                 )
                         except LightKubeError as error:
                             result.runtime_halt = _one_line(found)
+                            result.runtime_halt_seen = SEEN_DIRECT
                             result.runtime_halt_error = str(error)
             else:
                 result.path = OPERATOR
@@ -726,7 +803,8 @@ def _mark_stop(
 
     step = _patch_unchanged(kube, bot, decide)
     result.own_stop = step.own
-    result.runtime_halt = step.adopted or result.runtime_halt
+    if step.adopted:
+        result.runtime_halt, result.runtime_halt_seen = step.adopted, step.seen_in
 
 
 def resume_fleet(kube: LightKube, *, selector: str, namespace: str | None) -> list[FleetResult]:
@@ -885,15 +963,16 @@ def _report_line(command: str, result: FleetResult) -> str:
             how += f" {result.halted_after_s * 1000:.0f} ms after the start"
         if result.direct_error:
             how += f" (direct call: {result.direct_error})"
+        halt = f"{result.runtime_halt}, per {result.runtime_halt_seen or SEEN_DIRECT}"
         if result.runtime_halt_error:
             how += (
-                f"; its runtime was already halted ({result.runtime_halt}), NOT recorded as its "
-                f"own stop ({result.runtime_halt_error}): a fleet resume would lift it"
+                f"; its runtime was already halted ({halt}), NOT recorded as its own stop "
+                f"({result.runtime_halt_error}): a fleet resume would lift it"
             )
         elif result.runtime_halt:
             how += (
-                f"; its runtime was already halted ({result.runtime_halt}): kept as its own "
-                "stop, which the fleet resume leaves"
+                f"; its runtime was already halted ({halt}): kept as its own stop, which the "
+                "fleet resume leaves"
             )
         elif result.own_stop:
             how += f"; its own stop stays in the spec: {result.own_stop}"

@@ -2,10 +2,13 @@
 S`` lifts only the fleet stops made with ``S``.
 
 The ``tradefleet.io/fleet-stop`` record lists the fleet stops holding a bot and the bot's own
-stop (a person's ``spec.emergencyStop``, or the halt the stop's direct call found its runtime
-in); its spec stop names them all. The spec stop goes only when no fleet stop and no own stop
-is left, and never while the bot is Degraded (a person resumes that). A record written by
-18be13c (one stop, no selector) is read, and its stop is never lifted by a fleet resume.
+stop (a person's ``spec.emergencyStop``, or the halt its runtime was found in: by the stop's
+direct call, else as the bot's status shows it); its spec stop names them all. The fleet's own
+reasons are never taken for a person's halt, in whatever form the fleet wrote them (cut to the
+CRD's limit, naming several fleet stops, of a fleet stop resumed since). The spec stop goes
+only when no fleet stop and no own stop is left, and never while the bot is Degraded (a person
+resumes that). A record written by 18be13c (one stop, no selector) is read, and its stop is
+never lifted by a fleet resume.
 They drive the real ``stop_fleet`` / ``resume_fleet`` over an in-memory API server.
 """
 
@@ -24,7 +27,9 @@ import pytest
 from tests.operator.test_fleet_resume_own_halt import NS, OWN, FakeKube
 from tradefleet_operator.fleet import (
     FLEET_STOP_ANNOTATION,
+    MAX_EARLIER,
     MAX_REASON_CHARS,
+    SEEN_STATUS,
     FleetResult,
     _report_line,
     canonical_selector,
@@ -355,3 +360,156 @@ def test_spec_stop_is_the_lone_fleet_reason_or_every_reason_named() -> None:
         "reason": f"{OWN['reason']}; fleet stop: drill",
         "flatten": True,
     }
+
+
+# --- the runtime's halt as the bot's status shows it, and the fleet's own reasons -------------
+
+TIER = "tradefleet.io/tier=gold"
+THREE_LABELS = {**BOTH_LABELS, "tradefleet.io/tier": "gold"}
+ALICE = "alice: checking fills"
+
+
+def _halted_status(reason: str, applied: str | None = None) -> dict[str, Any]:
+    """``.status`` as the operator writes it from a halted runtime (``status_mapping``), with
+    ``control.applied`` when the operator halted it for a spec stop."""
+    status: dict[str, Any] = {"phase": "Halted", "halted": True, "haltReason": reason}
+    if applied is not None:
+        status["control"] = {"applied": applied, "generation": 1}
+    return status
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["no-direct", "direct-call-refused"])
+def test_a_runtime_halt_the_status_shows_is_kept_as_the_bots_own_stop(direct: bool) -> None:
+    """No direct answer (``--no-direct``, or no api-token Secret: the call is never made): the
+    bot's status says its runtime is halted for a reason no spec or fleet stop gave."""
+    bot = _bot("btc", {"tradefleet.io/team": "a"})
+    bot["status"] = _halted_status(ALICE)
+    kube = FakeKube([bot])
+
+    stopped = _stop(kube, TEAM_A, "desk drill", direct=direct)["btc"]
+
+    assert (stopped.runtime_halt, stopped.runtime_halt_seen) == (ALICE, SEEN_STATUS)
+    assert _report_line("stop", stopped).endswith(
+        f"; its runtime was already halted ({ALICE}, per its status.haltReason): kept as its "
+        "own stop, which the fleet resume leaves"
+    )
+    assert _spec_stop(kube, "btc")["reason"] == f"{ALICE}; fleet stop: desk drill"
+    resumed = _resume(kube, TEAM_A)["btc"]
+    assert not resumed.resumed
+    assert resumed.left_halted == f"halted before the fleet stop: {ALICE}"
+    assert _spec_stop(kube, "btc") == {"reason": ALICE, "flatten": False}
+
+
+def test_a_direct_answer_is_read_before_the_status() -> None:
+    """The runtime keeps the first reason: an answer naming the fleet's own halt says no person
+    halted it, whatever an older status still shows."""
+    bot = _bot("btc", {"tradefleet.io/team": "a"})
+    bot["status"] = _halted_status(ALICE)
+    assert stop_patch(bot, "desk drill", False, TEAM_A, runtime_halt="desk drill").adopted == ""
+    step = stop_patch(bot, "desk drill", False, TEAM_A)
+    assert (step.adopted, step.seen_in) == (ALICE, SEEN_STATUS)
+    bot["status"] = {"phase": "Running", "halted": False, "haltReason": ""}
+    assert stop_patch(bot, "desk drill", False, TEAM_A).adopted == ""
+
+
+def test_a_persons_halt_the_status_shows_under_a_fleet_stop_is_kept_by_the_next_one() -> None:
+    """The person's halt came first (the operator's halt for the fleet stop kept its reason);
+    the status showed it only after the first fleet stop: the next one records it."""
+    kube = FakeKube([_bot("btc", BOTH_LABELS)])
+    _stop(kube, BINANCE, "outage")
+    kube.bots["btc"]["status"] = _halted_status(ALICE, applied="Halted")
+
+    stopped = _stop(kube, TEAM_A, "bug")["btc"]
+
+    assert stopped.runtime_halt == ALICE
+    assert _spec_stop(kube, "btc")["reason"] == (f"{ALICE}; fleet stop: outage; fleet stop: bug")
+    _resume(kube, BINANCE)
+    assert not _resume(kube, TEAM_A)["btc"].resumed
+    assert _spec_stop(kube, "btc") == {"reason": ALICE, "flatten": False}
+
+
+def test_the_status_of_a_fleet_halt_not_lifted_yet_is_not_taken_for_a_persons() -> None:
+    """Right after a fleet resume the status still shows the halt the operator applied for the
+    removed spec stop (``control.applied`` Halted, its resume not written yet); that stop's
+    record is gone, so only the status's own fields tell it apart."""
+    kube = FakeKube([_bot("btc", {"tradefleet.io/team": "a"})])
+    _stop(kube, TEAM_A, "desk drill")
+    kube.bots["btc"]["status"] = _halted_status("desk drill", applied="Halted")
+    assert _resume(kube, TEAM_A)["btc"].resumed and _record(kube, "btc") is None
+
+    again = _stop(kube, TEAM_A, "second drill")["btc"]
+
+    assert again.runtime_halt == ""
+    assert _spec_stop(kube, "btc") == {"reason": "second drill", "flatten": False}
+    assert _resume(kube, TEAM_A)["btc"].resumed
+
+
+def test_the_fleets_own_reason_cut_to_the_crd_limit_is_not_taken_for_a_persons_halt() -> None:
+    long_reason = "binance outage, " + "x" * MAX_REASON_CHARS  # over the CRD's 500
+    kube = FakeKube([_bot("btc", THREE_LABELS)])
+    _stop(kube, BINANCE, long_reason)
+    # The operator halted the runtime with the spec's reason: the cut one.
+    halted_with = _spec_stop(kube, "btc")["reason"]
+    assert len(halted_with) == MAX_REASON_CHARS and halted_with.endswith("…")
+    _stop(kube, TEAM_A, "team a strategy bug")  # the spec now names both fleet stops
+
+    # A third fleet stop finds the runtime halted with that cut reason: by its direct call...
+    step = stop_patch(kube.bots["btc"], "desk drill", False, TIER, runtime_halt=halted_with)
+    assert step.adopted == "", step.adopted[:60]
+    # ... or by the status (no direct answer).
+    kube.bots["btc"]["status"] = _halted_status(halted_with, applied="Halted")
+    assert _stop(kube, TIER, "desk drill")["btc"].runtime_halt == ""
+    for selector in (BINANCE, TEAM_A):
+        _resume(kube, selector)
+    assert _resume(kube, TIER)["btc"].resumed and _spec_stop(kube, "btc") is None
+
+
+def test_the_fleets_reasons_of_a_fleet_stop_resumed_since_are_its_own() -> None:
+    """The runtime keeps the first reason: the spec naming two fleet stops, or the direct
+    call's reason, of a fleet stop since resumed while the other still holds the bot."""
+    kube = FakeKube([_bot("btc", THREE_LABELS)])
+    _stop(kube, BINANCE, "outage")
+    _stop(kube, TEAM_A, "bug")
+    combined = _spec_stop(kube, "btc")["reason"]
+    assert combined == "fleet stop: outage; fleet stop: bug"
+    _resume(kube, BINANCE)
+    assert _spec_stop(kube, "btc")["reason"] == "bug"
+
+    for held in (combined, "outage", f"restored after restart (emergency stop by x: {combined})"):
+        step = stop_patch(kube.bots["btc"], "drill", False, TIER, runtime_halt=held)
+        assert step.adopted == "", held
+    assert stop_patch(kube.bots["btc"], "drill", False, TIER, runtime_halt=ALICE).adopted == ALICE
+
+
+def test_a_record_without_its_earlier_reasons_still_knows_the_cut_form_of_its_stops() -> None:
+    """A record written before the earlier reasons were kept: the spec stops its fleet stops
+    made, as each was added, are derived from it."""
+    long_reason = "binance outage, " + "x" * MAX_REASON_CHARS
+    kube = FakeKube([_bot("btc", THREE_LABELS)])
+    _stop(kube, BINANCE, long_reason)
+    halted_with = _spec_stop(kube, "btc")["reason"]
+    _stop(kube, TEAM_A, "team a strategy bug")
+    annotations = kube.bots["btc"]["metadata"]["annotations"]
+    record = json.loads(annotations[FLEET_STOP_ANNOTATION])
+    assert record["earlier"] == [halted_with]
+    del record["earlier"]
+    annotations[FLEET_STOP_ANNOTATION] = json.dumps(record)
+
+    step = stop_patch(kube.bots["btc"], "desk drill", False, TIER, runtime_halt=halted_with)
+
+    assert step.adopted == ""
+
+
+def test_the_records_earlier_reasons_are_bounded_and_must_be_text() -> None:
+    kube = FakeKube([_bot("btc", {"tradefleet.io/team": "a"})])
+    for number in range(MAX_EARLIER + 8):
+        _stop(kube, TEAM_A, f"drill {number}")  # the same selector: each reason replaced
+    earlier = _record(kube, "btc")["earlier"]
+    assert len(earlier) == MAX_EARLIER and earlier[0] == "drill 0"  # the first ones kept
+    assert stop_patch(kube.bots["btc"], "x", False, TEAM_A, runtime_halt="drill 0").adopted == ""
+
+    record = _record(kube, "btc")
+    record["earlier"] = [1, 2]
+    kube.bots["btc"]["metadata"]["annotations"][FLEET_STOP_ANNOTATION] = json.dumps(record)
+    resumed = _resume(kube, TEAM_A)["btc"]
+    assert not resumed.resumed and "record is unreadable" in resumed.left_halted
