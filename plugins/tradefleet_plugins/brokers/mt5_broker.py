@@ -85,6 +85,8 @@ from tradefleet_plugins.brokers.mt5_reports import (
     entry_levels,
     entry_tickets,
     fill_from_deal,
+    fired_level,
+    fired_outside,
     order_reports,
     ours,
     position_entries,
@@ -1612,16 +1614,22 @@ class Mt5Broker:
         held = ours(self._call("positions_get"), self._magic)
         return entry_tickets(held, found[0], self._parent_of)
 
-    def _child_tickets(self, child_id: str, position_id: int) -> list[Any]:
-        """``_entry_positions`` less the tickets the poll found outside hedging child
-        ``child_id`` (a person removed or moved their line: ``_tickets_look``): the bot moves
-        or clears its own level, on the tickets the child is, and leaves a person's own level
-        on another ticket (or its lack of one) as it is. All of them when no other is open."""
+    def _child_tickets(self, child_id: str, position_id: int) -> tuple[list[Any], list[Any]]:
+        """``_entry_positions`` split into hedging child ``child_id``'s own tickets and those
+        the poll found outside it (a person removed or moved their line: ``_tickets_look``):
+        the bot moves or clears its own level on the first, and leaves a person's own level
+        on the others (or its lack of one) as it is — also once the child's own tickets are
+        all closed: a move or a cancel then acts on nothing (the poll ends the child,
+        ``_ticket_left``)."""
         positions = self._entry_positions(child_id, position_id)
+        off = self._off(child_id)
+        own = [p for p in positions if int(p.ticket) not in off]
+        return own, [p for p in positions if int(p.ticket) in off]
+
+    def _off(self, child_id: str) -> frozenset[int]:
+        """The tickets the poll found outside hedging child ``child_id`` (``_tickets_look``)."""
         booked = self._child_levels.get(child_id)
-        if booked is None or not booked.off:
-            return positions
-        return [p for p in positions if int(p.ticket) not in booked.off] or positions
+        return frozenset() if booked is None else booked.off
 
     def _outside_child(self, position_id: int, roles: Collection[str] = ("sl", "tp")) -> bool:
         """Hedging: whether ticket ``position_id`` is outside a child of its entry (of
@@ -1638,25 +1646,51 @@ class Mt5Broker:
                 return True
         return False
 
+    def _fired_apart(self, closer: Any, held: Sequence[Any]) -> bool:
+        """Hedging: whether ``closer`` (a deal or order the terminal made when a ticket's SL or
+        TP fired) closed a ticket a person had set apart from its entry's child, as the
+        terminal tells it whatever the poll saw (``fired_outside``: the level the close's
+        comment names, ``[sl 1.09700]``, against an older ticket of the entry still open in
+        ``held``, the bot's positions) — a restart, or a line moved and fired between two
+        polls. Its close is then no fill of the child, but a change made outside the bot."""
+        role = child_role(int(getattr(closer, "reason", -1)))
+        position_id = int(getattr(closer, "position_id", 0))
+        if not self._hedging or role is None or not position_id:
+            return False
+        parent = self._parent_of(position_id)
+        if parent is None:
+            return False
+        tickets = entry_tickets(held, parent, self._parent_of)
+        if not tickets:
+            return False
+        level = fired_level(str(closer.comment), role)
+        half = self._half_tick(str(tickets[0].symbol))
+        return fired_outside(position_id, role, level, tickets, half)
+
     def _ticket_left(self, child_id: str, position_id: int, live: Mapping[int, Any]) -> int:
         """An open position (``live``: the bot's, by ticket) child ``child_id``'s level is on:
         ``position_id`` itself, or on a hedging account another ticket of its entry (a split
-        entry whose newest ticket closed still protects the others); 0 when none is."""
-        if position_id in live:
+        entry whose newest ticket closed still protects the others) — not one found outside
+        the child (``_off``: a person's own line, which the child never takes over); 0 when
+        none is: the child has nothing left to close, and ends."""
+        off = self._off(child_id)
+        if position_id in live and position_id not in off:
             return position_id
         found = bracket_role(child_id)
         if not self._hedging or found is None:
             return 0
         left = entry_tickets(live.values(), found[0], self._parent_of)
-        return int(left[0].ticket) if left else 0
+        return next((int(p.ticket) for p in left if int(p.ticket) not in off), 0)
 
     def _set_child_stops(
         self, child_id: str, position_id: int, role: str, price: float
     ) -> tuple[tuple[ReasonCode, str] | None, list[int]]:
         """Set child ``child_id``'s level (``role``) to ``price`` (0: clear it) on every open
-        position it is on (``_entry_positions``): (the refusal, None when done; the tickets it
-        was set on). A ticket closed meanwhile is skipped; with none left open, the refusal is
-        ``_set_stops``' (the position is closed). It stops at the first refusal: the terminal
+        position it is on (``_entry_positions``; on a hedging account its own tickets, never
+        one a person set apart: ``_child_tickets``): (the refusal, None when done; the tickets
+        it was set on). A ticket closed meanwhile is skipped; with none left open, the refusal
+        is ``_set_stops``' (the position is closed), or, while tickets set apart are open, a
+        refusal naming them (nothing sent). It stops at the first refusal: the terminal
         refuses one level alike on every ticket of one entry (one side, one price), and the
         tickets already set are named in it, so the level held is never a guess."""
         if not self._hedging:
@@ -1667,7 +1701,14 @@ class Mt5Broker:
             ReasonCode.UNKNOWN_ORDER,
             "the position the child protected is closed",
         )
-        for position in self._child_tickets(child_id, position_id):
+        own, apart = self._child_tickets(child_id, position_id)
+        if not own and apart:
+            # Only a person's tickets are left: nothing is the bot's to set. Refused, not
+            # rejected as closed (the engine would close the position for a stop it thinks
+            # refused: a person's ticket); the poll ends the child.
+            words = _closed_words(role, apart)
+            return (ReasonCode.VENUE_REJECTED, f"nothing sent: {words}"), []
+        for position in own:
             ticket = int(position.ticket)
             refusal = self._set_stops(ticket, role, price)
             if refusal is None:
@@ -2151,6 +2192,7 @@ class Mt5Broker:
         positions = {int(p.ticket): p for p in ours(held, self._magic)}
         for child_id, (position, role) in list(self._children.items()) if held is not None else ():
             left = self._ticket_left(child_id, position, positions)
+            off = self._off(child_id).intersection(positions)  # a person's tickets, open
             if left:
                 # Hedging: another ticket of a split entry still holds the child's level.
                 self._children[child_id] = (left, role)
@@ -2161,7 +2203,7 @@ class Mt5Broker:
                         child_id,
                         OrderStatus.CANCELLED,
                         self._utc(self._server_now),
-                        "the position it protected is closed",
+                        _closed_words(role, [positions[t] for t in sorted(off)]),
                         code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
@@ -2230,13 +2272,17 @@ class Mt5Broker:
                 continue
             half = half_ticks.get(str(holding[0].symbol), 0.0)
             last = None if booked is None else booked.price
+            off = frozenset() if booked is None else booked.off
             levels = (
-                ticket_levels(holding, role, last, half)
+                ticket_levels(holding, role, last, half, off)
                 if self._hedging
                 else TicketLevels(_child_level(holding, role), tuple(holding), ())
             )
             held = levels.level
-            tickets = [int(p.ticket) for p in levels.at or holding]
+            # Named: the tickets at its level; removed, those holding none (a ticket outside
+            # the child may hold a person's own level still).
+            bare = [p for p in holding if _level(p, role) <= 0.0] or holding
+            tickets = [int(p.ticket) for p in levels.at or bare]
             change = _child_change(role, held, last, half, tickets)
             if held <= 0.0:
                 assert change is not None  # removed: always news
@@ -2306,10 +2352,16 @@ class Mt5Broker:
         if fill is None:
             return True
         role = child_role(int(deal.reason))
-        if role is not None and self._outside_child(int(deal.position_id), (role,)):
+        # Hedging: the entry's tickets now, read once for this close (None: unread).
+        held = self._call("positions_get") if role is not None and self._hedging else None
+        if role is not None and (
+            self._outside_child(int(deal.position_id), (role,))
+            or self._fired_apart(deal, ours(held, self._magic))
+        ):
             # A level a person set on one ticket of a split entry fired (``_tickets_look``:
-            # outside the bot's child, which is the entry's other tickets): no fill of the
-            # child — it protects those still — but a change made outside the bot.
+            # outside the bot's child, which is the entry's other tickets — or so the level it
+            # fired at says, ``_fired_apart``, when it fired before the poll looked): no fill
+            # of the child — it protects those still — but a change made outside the bot.
             outside = self._outside_fill(deal, say=False)
             if outside is not None:
                 log.warning(
@@ -2328,7 +2380,7 @@ class Mt5Broker:
         fill = fill._replace(ts=self._utc(int(deal.time)))
         parts = self._closer_parts(deal, fill) if role is not None else [fill]
         events.extend(self._with_swap(deal, parts[0]))
-        if role is not None and self._split_entry_goes_on(deal, fill.client_order_id):
+        if role is not None and self._split_entry_goes_on(deal, fill.client_order_id, held):
             return True
         if role is not None:
             # The terminal closed the position on its SL/TP: each child that level was is
@@ -2372,18 +2424,18 @@ class Mt5Broker:
             self._note_entry(order, deal)
         return True
 
-    def _split_entry_goes_on(self, deal: Any, child_id: str) -> bool:
+    def _split_entry_goes_on(self, deal: Any, child_id: str, held: Sequence[Any] | None) -> bool:
         """Hedging: whether the entry whose ticket ``deal`` closed on its SL/TP (``child_id``:
-        the child filled) still has another ticket open — one entry sent in several requests
-        opens several, each holding the same SL and TP. Then its children go on for those
-        (the child filled by this ticket's part, its sibling not cancelled: the terminal still
-        holds it on them), noted on one of them. Positions unread: the children go on too, and
-        the poll ends them once none of the entry's tickets is open."""
+        the child filled) still has another ticket open (``held``: ``positions_get`` read
+        after the close) — one entry sent in several requests opens several, each holding the
+        same SL and TP. Then its children go on for those (the child filled by this ticket's
+        part, its sibling not cancelled: the terminal still holds it on them), noted on one of
+        them. Positions unread: the children go on too, and the poll ends them once none of
+        the entry's tickets is open."""
         found = bracket_role(child_id)
         if not self._hedging or found is None:
             return False
         closed = int(deal.position_id)
-        held = self._call("positions_get")
         if held is None:
             left = closed
         else:
@@ -2699,6 +2751,11 @@ class Mt5Broker:
     def _order_reports(self, since_ts: int) -> list[OrderReport]:
         live = ours(self._call("orders_get"), self._magic)
         history = ours(self._call("history_orders_get", since_ts + self._offset, _FAR), self._magic)
+        if self._hedging:
+            # A ticket's own line a person set apart from the child fired: no close of the
+            # child's (its deal is a change made outside the bot: ``_deal_fills``).
+            held = ours(self._call("positions_get"), self._magic)
+            history = [order for order in history if not self._fired_apart(order, held)]
         reports = order_reports(
             [*history, *live], self._resolve, self._symbols.ours, self._units, self._parent_of
         )
@@ -2864,13 +2921,24 @@ class Mt5Broker:
         first (``say``: log the outside ones)."""
         deals = self._call("history_deals_get", since_ts + self._offset, _FAR) or ()
         found: list[tuple[Any, Fill]] = []
+        held: list[Any] | None = None  # the bot's positions, read once when needed
         for deal in sorted(deals, key=lambda d: (int(d.time_msc), int(d.ticket))):
             client_order_id = (
                 deal_client_id(deal, self._resolve, self._parent_of)
                 if int(deal.magic) == self._magic
                 else None
             )
-            if client_order_id is None:
+            apart = False
+            if client_order_id is not None and self._hedging and child_role(int(deal.reason)):
+                if held is None:
+                    held = ours(self._call("positions_get"), self._magic)
+                apart = self._fired_apart(deal, held)
+            if apart:
+                # A line a person set apart fired (``_fired_apart``): booked as the running
+                # broker books it, a change made outside the bot — never the child's fill.
+                fill = self._outside_fill(deal, say=say)
+                fill = None if fill is None else fill._replace(reason=OUTSIDE_TAG)
+            elif client_order_id is None:
                 fill = self._outside_fill(deal, say=say)
             else:
                 symbol = self._symbols.ours(str(deal.symbol))
@@ -2897,6 +2965,26 @@ def _positions_words(tickets: Sequence[int]) -> str:
     """``position 7001`` / ``positions 7001, 7002``: the tickets named for a person."""
     plural = "s" if len(tickets) > 1 else ""
     return f"position{plural} {', '.join(str(t) for t in tickets)}"
+
+
+def _closed_words(role: str, apart: Sequence[Any]) -> str:
+    """Why a child has nothing left to close: its position closed; ``apart`` the tickets of
+    its entry still open that a person set apart from it (``_tickets_look``), each named
+    with the ``role`` level it keeps (``position 7001 holds its SL at 1.09``, ``position 7001
+    holds no SL``)."""
+    if not apart:
+        return "the position it protected is closed"
+    name = role.upper()
+    kept = [
+        f"position {int(p.ticket)} holds its {name} at {_level(p, role):g}"
+        if _level(p, role) > 0.0
+        else f"position {int(p.ticket)} holds no {name}"
+        for p in apart
+    ]
+    return (
+        "the positions it protected are closed; outside the bot's child, as a person set "
+        f"it: {', '.join(kept)}"
+    )
 
 
 def _money(value: float) -> str:

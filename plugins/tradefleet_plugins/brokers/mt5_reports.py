@@ -12,6 +12,7 @@ each function is given ``units`` (the broker's symbol name and a volume in lots 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -369,7 +370,11 @@ class TicketLevels(NamedTuple):
 
 
 def ticket_levels(
-    positions: Sequence[Any], role: str, booked: float | None, half: float = 0.0
+    positions: Sequence[Any],
+    role: str,
+    booked: float | None,
+    half: float = 0.0,
+    outside: Collection[int] = (),
 ) -> TicketLevels:
     """How ``positions`` (one hedging entry's tickets, ``entry_tickets``: oldest first) hold
     its ``role`` level (``sl``, ``tp``), given ``booked``, the price the bot books the child at
@@ -377,13 +382,17 @@ def ticket_levels(
     holds it (within ``half`` a tick), and is the tickets at it: a person moving or removing
     one ticket's line changes that ticket alone, and the bot's stop is not moved for the
     others. When none holds it any more (moved on every ticket, or nothing booked) the child
-    is at the level of the oldest ticket holding one, and is the tickets at that one."""
+    is at the level of the oldest ticket holding one, and is the tickets at that one — a
+    ticket in ``outside`` (found outside the child before: a person's own level) is never that
+    one: the child does not take a person's level over; with no other holding one, no ticket
+    holds the child (level 0). One of them set back at the bot's level is the child's again."""
     held = [p for p in positions if float(getattr(p, role)) > 0.0]
-    if not held:
-        return TicketLevels(0.0, (), tuple(positions))
     at = [] if booked is None else _at_level(held, role, booked, half)
     if not at:
-        at = _at_level(held, role, float(getattr(held[0], role)), half)
+        own = [p for p in held if int(p.ticket) not in outside]
+        at = _at_level(held, role, float(getattr(own[0], role)), half) if own else []
+    if not at:
+        return TicketLevels(0.0, (), tuple(positions))
     chosen = {int(p.ticket) for p in at}
     off = tuple(p for p in positions if int(p.ticket) not in chosen)
     return TicketLevels(float(getattr(at[0], role)), tuple(at), off)
@@ -449,6 +458,41 @@ def with_fired_part(working: OrderReport, fired: OrderReport | None) -> OrderRep
         status=OrderStatus.PARTIALLY_FILLED,
         average_price=fired.average_price,
     )
+
+
+# The level an SL/TP close fired at, in the comment the terminal gives its order and deal.
+_FIRED_AT = re.compile(r"\[(sl|tp)\s+([0-9]+(?:\.[0-9]*)?)\]", re.IGNORECASE)
+
+
+def fired_level(comment: str, role: str) -> float | None:
+    """The level a position's ``role`` (``sl``, ``tp``) close fired at, as the terminal writes
+    it in the comment of the order and the deal it made (``[sl 1.09700]``): that ticket's own
+    level then. None when the comment names none (a server that writes another)."""
+    found = _FIRED_AT.search(comment)
+    if found is None or found.group(1).lower() != role:
+        return None
+    level = float(found.group(2))
+    return level if level > 0.0 else None
+
+
+def fired_outside(
+    ticket: int, role: str, level: float | None, open_tickets: Sequence[Any], half: float = 0.0
+) -> bool:
+    """Whether hedging ticket ``ticket``, closed by its own ``role`` line at ``level``
+    (``fired_level``), was outside its entry's child when it fired, as a restart can tell:
+    the child is the tickets at the oldest ticket's level (``ticket_levels``, nothing booked),
+    and one of ``open_tickets`` (the entry's tickets still open, ``entry_tickets``) older than
+    it — open when it fired, the terminal numbering tickets as it opens them — holds that
+    level at another price (beyond ``half`` a tick): a line a person set apart on the closed
+    ticket fired, which the running bot books as a change made outside the bot, never as the
+    child's fill. False when nothing tells: no level in the comment, or no older ticket
+    holding one (the closed ticket was the oldest: its level was the child's)."""
+    if level is None:
+        return False
+    levels = ticket_levels(open_tickets, role, None, half)
+    if not levels.at or int(levels.at[0].ticket) > ticket:
+        return False
+    return abs(levels.level - level) > max(half, _EPS * max(abs(level), 1.0))
 
 
 class Entry(NamedTuple):
@@ -723,6 +767,8 @@ __all__ = [
     "entry_levels",
     "entry_tickets",
     "fill_from_deal",
+    "fired_level",
+    "fired_outside",
     "order_reports",
     "ours",
     "position_entries",

@@ -15,8 +15,10 @@ the terminal: what the bot shows is what the tickets hold. A line removed or mov
 ticket only leaves the child to the tickets still at the bot's level — cut to what they hold
 (journaled, said as a warning naming the ticket, "changed at the terminal"), the other
 ticket's level outside the bot from then on (the bot's own moves and cancels leave it be, and
-its firing is a change made outside the bot, not the child's fill). Moved on every ticket, the
-child follows to the new level; it ends only when no ticket holds any.
+its firing is a change made outside the bot, not the child's fill). Moved on every ticket of
+the child, the child follows to the new level — never to a level of a ticket outside it; it
+ends when none of its own tickets holds any, or is open: a move or a cancel then sets
+nothing, and the person's ticket keeps its own level.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Any
 import pytest
 
 from tests.brokers.mt5.harness import Mt5Harness, live_engine, minute_bar, settle_and_pump
-from tests.brokers.mt5.test_mt5_hedging_split_entry import SplitBot, _set_by_hand
-from tests.brokers.mt5.test_mt5_netting_children_reduce import _by_hand, _exits
+from tests.brokers.mt5.test_mt5_hedging_split_entry import MOVED, SplitBot, _set_by_hand
+from tests.brokers.mt5.test_mt5_netting_children_reduce import _by_hand, _exits, _statuses
 from tests.brokers.stop_movers import Mover
 from tests.runtime.helpers import Scripted
 from tradefleet_plugins.brokers.mt5_broker import (
@@ -330,6 +332,98 @@ def test_the_bots_move_after_a_one_ticket_change_moves_its_own_tickets_only(
         bot.down()
 
 
+PERSONS_SL = 1.0900  # a ticket's SL lowered by hand: outside the bot's child from then on
+
+
+def test_the_childs_last_ticket_closed_leaves_the_persons_sl_on_the_other(
+    tmp_path: Path,
+) -> None:
+    """A's SL lowered by hand (A outside the child, which is B's 10,000), then B closed by
+    hand: the child has nothing left to close — the engine cuts it to nothing and cancels it,
+    the poll ends it — and A keeps the SL the person gave it (was: the cancel cleared the SL
+    of every ticket of the entry, A's included, and A ran with no stop)."""
+    bot = SplitBot(tmp_path)
+    try:
+        sl, tp = bot.children()
+        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        bot.bar()
+        assert _stops(bot.engine) == [(10_000.0, SL)]  # B's
+        _by_hand(bot.terminal, bot.terminal.ORDER_TYPE_SELL, 0.1, position=b)
+        bot.bar()
+        bot.bar()
+        assert bot.tickets() == [(bot.entry, 0.1, PERSONS_SL, TP)]
+        # The bot's stop ended (B is gone); A's own SL is not the bot's (was: adopted as the
+        # child, "price 1.095 -> 1.09 at the venue"); the TP is A's, at the bot's level.
+        assert _exits(bot.engine) == [(tp, 10_000.0, TP)]
+        status, reason = _statuses(bot.journal, "live")[sl]
+        assert status == "cancelled", reason
+        kept = f"outside the bot's child, as a person set it: position {a} holds its SL at 1.09"
+        assert kept in reason, reason
+        assert _events(bot.journal, "stop_cancelled") == []  # the bot's own cut ended it
+        assert bot.engine.portfolio.position("EURUSD").quantity == 10_000.0
+    finally:
+        bot.down()
+
+
+def test_a_move_once_the_childs_tickets_closed_leaves_the_persons_sl(tmp_path: Path) -> None:
+    """The same, the bot's stop move (MOVE_STOP) on its way before the poll saw B closed: the
+    move acts on the child's own tickets only — none is left, so it sets nothing (was: it
+    wrote the bot's 1.098 onto A, over the person's 1.09); the child ends."""
+    bot = SplitBot(tmp_path, mover=Mover("EURUSD", {2: MOVED}))
+    try:
+        sl, tp = bot.children()
+        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        bot.bar()
+        assert _stops(bot.engine) == [(10_000.0, SL)]  # B's
+        _by_hand(bot.terminal, bot.terminal.ORDER_TYPE_SELL, 0.1, position=b)
+        bot.engine.run([minute_bar(bot.bars, 1.1)])  # the move, before the poll reads B's close
+        bot.bars += 1
+        bot.venue.broker.settle()  # the move's job, then the poll
+        assert bot.tickets() == [(bot.entry, 0.1, PERSONS_SL, TP)]  # was: A at the bot's 1.098
+        _pump(bot.engine, bot.venue)
+        bot.bar()
+        assert bot.tickets() == [(bot.entry, 0.1, PERSONS_SL, TP)]
+        assert _exits(bot.engine) == [(tp, 10_000.0, TP)]
+        # The move refused, not rejected: no "stop refused" close of A at market.
+        assert _events(bot.journal, "stop_refused") == []
+        assert _statuses(bot.journal, "live")[sl][0] == "cancelled"
+    finally:
+        bot.down()
+
+
+def test_the_child_follows_its_own_tickets_not_a_ticket_set_apart(tmp_path: Path) -> None:
+    """A's SL lowered by hand (outside the child), then B's moved by hand too: the child
+    follows B, its own ticket, to 1.097 — not A's 1.09, which the child would take over
+    as the oldest ticket's (was: A "at 1.09 again", the bot's later move writing over it);
+    the bot's move then moves B alone."""
+    bot = SplitBot(tmp_path, mover=Mover("EURUSD", {3: MOVED}))
+    try:
+        sl, _tp = bot.children()
+        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        bot.bar()
+        _set_by_hand(bot.terminal, b, 1.0970, TP)
+        bot.bar()
+        assert _stops(bot.engine) == [(10_000.0, 1.0970)]
+        bot.bar()  # the move
+        assert bot.tickets() == [
+            (bot.entry, 0.1, PERSONS_SL, TP),
+            (f"{bot.entry}#1", 0.1, MOVED, TP),
+        ]
+        assert _stops(bot.engine) == [(10_000.0, MOVED)]
+        # B's SL removed by hand: the child ends, said loudly, naming B alone; A keeps its own.
+        _set_by_hand(bot.terminal, b, 0.0, TP)
+        bot.bar()
+        assert _stops(bot.engine) == []
+        (said,) = _events(bot.journal, "stop_cancelled")
+        assert sl in said and f"position {b} no longer holds its SL" in said, said
+        assert bot.tickets()[0] == (bot.entry, 0.1, PERSONS_SL, TP)
+    finally:
+        bot.down()
+
+
 # -- the decision, pure ---------------------------------------------------------------------
 
 
@@ -372,6 +466,19 @@ def test_a_split_entrys_child_is_the_tickets_at_the_bots_level() -> None:
     gone = ticket_levels([_Ticket(7001, 0.0), b], "sl", 1.097, 0.000005)
     assert (gone.at, [p.ticket for p in gone.off]) == ((b,), [7001])
     assert ticket_levels([_Ticket(7001, 0.0)], "sl", 1.095, 0.0).level == 0.0
+
+
+def test_a_ticket_set_apart_is_never_the_childs_level_by_age() -> None:
+    """A ticket found outside the child before (``outside``) is not the oldest one the child
+    follows to when no ticket holds the bot's level (was: A's own 1.09 taken over)."""
+    a, b = _Ticket(7001, 1.090), _Ticket(7002, 1.097)
+    follows = ticket_levels([a, b], "sl", 1.095, 0.000005, outside={7001})
+    assert (follows.level, follows.at, follows.off) == (1.097, (b,), (a,))
+    b.sl = 0.0  # the child's own line removed: no ticket holds it, A's level is a person's
+    removed = ticket_levels([a, b], "sl", 1.095, 0.000005, outside={7001})
+    assert (removed.level, removed.at, removed.off) == (0.0, (), (a, b))
+    back = ticket_levels([_Ticket(7001, 1.095), b], "sl", 1.095, 0.000005, outside={7001})
+    assert back.at[0].ticket == 7001  # set back at the bot's level: the child's again
 
 
 def test_a_childs_size_is_news_when_a_ticket_changes_not_while_tickets_fill() -> None:

@@ -11,6 +11,12 @@ entry's 20,000 with A's 10,000 filled (the terminal's close of A is its fill), t
 10,000 of B. Whether the running bot saw A's close or the restart finds it, what the journal
 and the engine show is what the terminal holds: B's 10,000 under an SL at 1.09 and a TP at
 1.11. B's TP firing later leaves the bot flat with nothing working.
+
+A ticket whose own line a person set apart from the child (B's SL moved above the bot's) and
+that fired alone is no fill of the child: the level its close names (``[sl 1.09700]``) is not
+the one A, the older ticket still open, holds. The running bot and a restart book it as a
+change made outside the bot, the child A's 10,000 unfilled — whether the poll saw the line
+moved before it fired, or not, or the bot was down.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.mt5.test_mt5_hedging_split_entry import LOT, TP, SplitBot, _set_by_hand
+from tests.brokers.mt5.test_mt5_hedging_split_entry import LOT, SL, TP, SplitBot, _set_by_hand
 from tests.brokers.mt5.test_mt5_netting_children_reduce import _exits, _pump, _statuses
+from tradefleet_plugins.brokers.mt5_reports import fired_level, fired_outside
+from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.sdk import OUTSIDE_TAG
 
 pytestmark = pytest.mark.usefixtures("transport")  # on the emulator, and through the bridge
 
@@ -90,3 +99,126 @@ def test_a_ticket_closed_on_its_sl_while_the_bot_was_down_leaves_the_take_profit
     finally:
         second.close()
         restarted.close()
+
+
+# -- a ticket's own line, set apart from the child, fired ----------------------------------
+
+APART = 1.0970  # B's SL, moved by hand above the bot's 1.095: it fires first
+
+
+def _booked(engine: Engine) -> dict[str, tuple[float, float]]:
+    """The engine's working orders: id -> (quantity, filled)."""
+    return {w.order.client_order_id: (w.order.quantity, w.filled) for w in engine.book}
+
+
+def test_a_restart_does_not_book_a_line_set_apart_as_the_childs_fill(tmp_path: Path) -> None:
+    """B's SL moved by hand (the poll finds it outside the child, which is A's 10,000), then
+    B's own SL fires: the running bot books it as a change made outside the bot, the child
+    unfilled. A restart right after reads the same: the close's level (``[sl 1.09700]``) is
+    not the level A, the older ticket still open, holds for the child (was: adopted as 20,000
+    with 10,000 filled at 1.0965, the bot's stop said to have filled when it never did)."""
+    bot = SplitBot(tmp_path)
+    sl, tp = bot.children()
+    a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+    _set_by_hand(bot.terminal, b, APART, TP)
+    bot.bar()
+    bot.terminal.set_price("EURUSD", 1.0965)  # B's own SL fires, A's (the bot's) not
+    bot.bar()
+    assert _booked(bot.engine) == {sl: (LOT, 0.0), tp: (LOT, 0.0)}
+    again, second, restarted, plan = bot.restart()
+    try:
+        assert again.portfolio.position("EURUSD").quantity == LOT
+        assert _booked(again) == {sl: (LOT, 0.0), tp: (LOT, 0.0)}, plan.notes
+        assert plan.notes == () and plan.orphaned == (), plan
+        statuses = _statuses(second, "live-2")
+        assert (statuses[sl][0], statuses[tp][0]) == ("open", "open"), statuses
+        assert bot.tickets() == [(bot.entry, 0.1, SL, TP)]
+        report = restarted.broker.query_order(sl)
+        assert report is not None and report.venue_order_id == str(a), report
+        fills = second.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl)
+        assert fills == [], fills
+    finally:
+        second.close()
+        restarted.close()
+
+
+def test_a_line_set_apart_that_fired_while_down_is_a_change_outside_the_bot(
+    tmp_path: Path,
+) -> None:
+    """B's SL moved by hand and fired while the bot was down: the restart books B's close as a
+    change made outside the bot (event ``position_changed_outside``), not the SL child's fill
+    (was: its missed fill, the child adopted as 20,000 with 10,000 filled); the child is A's
+    10,000 at the bot's level, still at the terminal, and the TP works on for A."""
+    bot = SplitBot(tmp_path)
+    sl, tp = bot.children()
+    _a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+
+    def apart_and_fired() -> None:
+        _set_by_hand(bot.terminal, b, APART, TP)
+        bot.terminal.set_price("EURUSD", 1.0965)
+
+    bot.down(apart_and_fired)
+    again, second, restarted, plan = bot.restart()
+    try:
+        missed = [(f.client_order_id == sl, f.reason) for f in plan.missed_fills]
+        assert missed == [(False, OUTSIDE_TAG)], plan.missed_fills
+        assert plan.orphaned == (), plan
+        assert again.portfolio.position("EURUSD").quantity == LOT
+        assert _booked(again) == {sl: (LOT, 0.0), tp: (LOT, 0.0)}, plan.notes
+        assert bot.tickets() == [(bot.entry, 0.1, SL, TP)]  # A's SL, the bot's, kept
+        events = second.query("SELECT kind, message FROM events")
+        (said,) = [message for kind, message in events if kind == "position_changed_outside"]
+        assert "sell 10000 at 1.0965" in said, said
+        assert second.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl) == []
+    finally:
+        second.close()
+        restarted.close()
+
+
+def test_a_line_moved_and_fired_between_two_polls_is_outside_the_child(tmp_path: Path) -> None:
+    """B's SL moved by hand and fired before the poll looked at it: the level the close names
+    (``[sl 1.09700]``) against A's, the older ticket at the bot's 1.095, says B was outside
+    the child — booked as a change made outside the bot, the children cut to A's 10,000
+    (was: the SL child's fill) — as a restart then reads it."""
+    bot = SplitBot(tmp_path)
+    sl, tp = bot.children()
+    _a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+    _set_by_hand(bot.terminal, b, APART, TP)
+    bot.terminal.set_price("EURUSD", 1.0965)
+    bot.bar()
+    bot.bar()
+    assert bot.tickets() == [(bot.entry, 0.1, SL, TP)]
+    assert bot.engine.portfolio.position("EURUSD").quantity == LOT
+    assert _booked(bot.engine) == {sl: (LOT, 0.0), tp: (LOT, 0.0)}
+    assert bot.journal.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl) == []
+    again, second, restarted, plan = bot.restart()
+    try:
+        assert plan.notes == () and plan.missed_fills == (), plan
+        assert _booked(again) == {sl: (LOT, 0.0), tp: (LOT, 0.0)}
+    finally:
+        second.close()
+        restarted.close()
+
+
+class _Ticket:
+    def __init__(self, ticket: int, sl: float) -> None:
+        self.ticket, self.sl, self.tp, self.volume = ticket, sl, 0.0, 0.1
+
+
+def test_the_level_a_close_fired_at_is_the_one_its_comment_names() -> None:
+    assert fired_level("[sl 1.09700]", "sl") == 1.097
+    assert fired_level("[tp 1.11000]", "sl") is None  # another line's
+    assert fired_level("closed by hand", "sl") is None
+
+
+def test_a_close_was_outside_the_child_when_an_older_ticket_holds_another_level() -> None:
+    a = _Ticket(7001, 1.095)
+    half = 0.000005
+    assert fired_outside(7002, "sl", 1.097, [a], half)  # B's own line fired, A's the child's
+    assert not fired_outside(7002, "sl", 1.095, [a], half)  # B's at the child's level
+    assert not fired_outside(7002, "sl", 1.0950004, [a], half)  # within half a tick
+    # The oldest ticket closed, a newer one open at another level: the close was the child's
+    # (its level the oldest's), the newer ticket's line the one moved.
+    assert not fired_outside(7001, "sl", 1.095, [_Ticket(7002, 1.090)], half)
+    assert not fired_outside(7002, "sl", None, [a], half)  # no level named: nothing tells
+    assert not fired_outside(7002, "sl", 1.097, [_Ticket(7001, 0.0)], half)  # A holds none
