@@ -340,8 +340,9 @@ class MissedBarMatcher(Protocol):
     def match_missed_bar(
         self, bar: Bar, resting: Collection[str]
     ) -> Sequence[Fill | OrderUpdate | CashFlow]:
-        """The events of ``bar`` for the orders in ``resting`` (client order ids: those that
-        were working before the restart, re-armed from the journal) and the bracket children
+        """The events of ``bar`` for the orders in ``resting`` (client order ids: those on the
+        venue's book by that bar — re-armed from the journal, sent before the bar by a run
+        that came back earlier —) and the bracket children
         their fills open; every other working order — one sent since the restart — is not
         worked on it (it reached the venue after that bar), nor cancelled by what the bar
         does (a liquidation). The account's own payments due on the bar (funding) are made

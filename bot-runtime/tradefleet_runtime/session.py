@@ -315,6 +315,16 @@ class RunJournal(JournalWriter, Protocol):
         resumes after it (committed at once)."""
         ...
 
+    def record_came_back(self, market_time: float) -> None:
+        """This run, a restart, came back at ``market_time``: the orders it sends before its
+        first live bar were on the venue's book from then (committed at once)."""
+        ...
+
+    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float]:
+        """Of ``client_order_ids``: those an earlier run that was a restart sent, each with
+        the time that run came back (``record_came_back``)."""
+        ...
+
     def carried_state(self, bot: str) -> CarriedState | None: ...
 
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
@@ -796,6 +806,11 @@ class BotSession:
             # First: everything until the first bar is stamped at the last bar's close, a
             # person's reset, halt or resume included (``Engine.restore_clock``).
             engine.restore_clock(carried.last_bar_ts)
+            # Before any order this run sends at its start (a flatten or close owed, a
+            # decision on a missed bar): when they reached the venue, for a later restart
+            # handed the same missed bars (``MissedBars.rested_on``). The host's clock until
+            # the feed tells the market's (``_came_back_journaled``), if it ever does.
+            self.journal.record_came_back(self._clock())
         control = self.journal.last_control_event()
         restored = control is not None and control[0] == "halted"
         if control is not None and restored:
@@ -950,15 +965,22 @@ class BotSession:
             bars = self.bars()
             clock = self.bot.market_clock
             missed = MissedBars()
+            # A first start, or a feed without the market's time, misses nothing: no outage.
+            restarted = clock is not None and request.resume_after_ts > 0
             history, live = split_history(
                 bars,
                 request.warmup_bars,
                 request.resume_after_ts,
-                clock.market_time if clock is not None else None,
+                _came_back_journaled(self.journal, clock.market_time)
+                if clock is not None
+                else None,
                 missed,
             )
-            # A first start, or a feed without the market's time, misses nothing: no outage.
-            restarted = clock is not None and request.resume_after_ts > 0
+            if restarted:
+                earlier = (o.client_order_id for o in engine.open_orders())
+                missed.sent_back = self.journal.came_back_of(
+                    self.bot.name, [i for i in earlier if i in engine.known_ids]
+                )
             self.history_bars = engine.catch_up(history, missed if restarted else None)
             if missed.bars:
                 said = missed.said(engine.stats.missed_decisions)
@@ -1131,6 +1153,9 @@ class MissedBars:
     # The market's time when the bot came back (``split_history`` reads it once); None: not
     # read (a first start, a feed without market time), and nothing was missed.
     came_back: float | None = None
+    # The orders working before the restart that an earlier restart sent, each with the time
+    # that run came back (``RunJournal.came_back_of``): when they reached the venue.
+    sent_back: dict[str, float] = field(default_factory=dict)
 
     def add(self, bar: Bar) -> None:
         close = bar[2] + bar[1]
@@ -1153,6 +1178,20 @@ class MissedBars:
         late, as a running bot would have. A base bar counted here never is."""
         came_back = self.came_back
         return came_back is not None and not bar_missed(bar[2] + bar[1], bar[1], came_back)
+
+    def rested_on(self, order: Order, bar: Bar) -> bool:
+        """Whether ``order``, working before the restart, was on the venue's book by ``bar``,
+        a base bar that closed while the bot was down (``Engine._work_missed``). One an
+        earlier restart sent — a higher timeframe's decision, a close owed, all stamped with a
+        bar time before that run came back — reached the venue when that run came back, and
+        waited for its first live bar (``rested_since``); that run was killed before it
+        handled one, or this restart would not be handed the bar again. A bracket child was
+        put on the book by its entry's fill, at its own time, whichever run journaled it; any
+        other order from its creation (the broker's rule)."""
+        if order.parent_id is not None:
+            return True
+        back = self.sent_back.get(order.client_order_id)
+        return back is None or rested_since(bar, back)
 
     def said(self, decisions: int = 0) -> str:
         """What a person reads in the log and the ``warmed_up`` event; ``decisions``: the
@@ -1182,6 +1221,32 @@ def bar_missed(close_ts: int, timeframe_s: int, market_now: float | None) -> boo
     series' own timeframe: a 4h bar is the newest until the next 4h bar closes, whatever
     number of its 1h bases closed since (``MissedBars.still_newest``)."""
     return market_now is not None and close_ts + timeframe_s <= market_now
+
+
+def rested_since(bar: Bar, sent: float) -> bool:
+    """Whether an order sent at the market's time ``sent`` by a restarted run, before its
+    first live bar, was on the venue's book by ``bar``: ``bar`` was not yet missed then
+    (``bar_missed``) — it is that run's first live bar or a later one, from which an order
+    sent at a restart is worked, as a running bot's from the bar after its decision."""
+    return not bar_missed(bar[2] + bar[1], bar[1], sent)
+
+
+def _came_back_journaled(
+    journal: RunJournal, market_time: Callable[[], float | None]
+) -> Callable[[], float | None]:
+    """``market_time``, its first answer journaled (``record_came_back``): the market's time a
+    restarted bot came back, which ``split_history`` asks for before any bar that closed
+    while the bot was down is worked or decided on, and so before any order sent for one."""
+    told: list[float] = []
+
+    def read() -> float | None:
+        now = market_time()
+        if now is not None and not told:
+            told.append(now)
+            journal.record_came_back(now)
+        return now
+
+    return read
 
 
 def split_history(

@@ -477,6 +477,13 @@ class Outage(Protocol):
         of its series at the restart (no newer one had closed by the market's time then)."""
         ...
 
+    def rested_on(self, order: Order, bar: Bar) -> bool:
+        """Whether ``order``, working before the restart (journaled by an earlier run), was on
+        the venue's book by ``bar``, a base bar that closed while the bot was down: not one an
+        earlier restart sent once a newer bar had closed (it waited for that restart's first
+        live bar)."""
+        ...
+
 
 @dataclass
 class EngineStats:
@@ -859,7 +866,9 @@ class Engine:
           the restart — a higher timeframe's, built from base bars that closed while the bot
           was down — has its decision sent (``_send_missed_decisions``): a running bot would
           have traded it, a little earlier, and no newer bar of the series has replaced it. A
-          base bar that closed while the bot was down is never the newest of its series.
+          base bar that closed while the bot was down is never the newest of its series; the
+          orders asked for on it are dropped, each taking the id a running bot gave it, so
+          that a decision sent at its time takes the id it had (and is not sent twice).
         """
         if not self._started:
             self.start()
@@ -874,7 +883,9 @@ class Engine:
         still_newest = outage.still_newest if outage is not None else None
         if outage is not None and isinstance(self.restorer, MissedBarMatcher):
             bars = self._worked_while_down(bars, outage, self.restorer)
-        decided: list[OrderIntent] = []
+        # The orders asked for on a bar that closed while the bot was down, in the order a
+        # running bot would have numbered them, each with whether it is sent.
+        decided: list[tuple[OrderIntent, bool]] = []
 
         def decide(series: Bar) -> None:
             # A bar built from a base bar that closed while the bot was down: traded only when
@@ -886,11 +897,8 @@ class Engine:
                 strategy_on_bar(series)
             finally:
                 ctx.replaying = True
-            if intents and traded:
-                decided.extend(intents)
-                intents.clear()
-            elif intents:
-                self.stats.warmup_intents += len(intents)
+            if intents:
+                decided.extend((intent, traded) for intent in intents)
                 intents.clear()
 
         ctx.replaying = True  # its cancels are dropped too (``BotContext.replaying``)
@@ -920,17 +928,36 @@ class Engine:
         self.stats.history_bars += count
         return count
 
-    def _send_missed_decisions(self, decided: list[OrderIntent]) -> None:
-        """Send (and empty) ``decided``: the orders the strategy asked for on the newest closed
-        bar of a series it trades, built from bars that closed while the bot was down. At that
-        bar's close, as a running bot would have: the ids it would have given them, so a
-        restart that hands the bar over again sends nothing twice (``replay``), and an order
-        a simulated venue works only from its first live bar (it was not on the book during
-        the outage: ``_worked_while_down``)."""
-        self.stats.missed_decisions += len(decided)
-        self.ctx.intents.extend(decided)
+    def _send_missed_decisions(self, decided: list[tuple[OrderIntent, bool]]) -> None:
+        """Handle (and empty) ``decided``: the orders the strategy asked for on a bar that
+        closed while the bot was down, in the order a running bot would have sent them. Those
+        of the newest closed bar of a series it trades (True) are sent at that bar's close, as
+        a running bot would have: under the ids it would have given them, so a restart that
+        hands the bar over again — or an earlier run killed before the bar was marked handled,
+        which sent them — sends nothing twice (``replay``); a simulated venue works them only
+        from the first live bar (they were not on its book during the outage:
+        ``_worked_while_down``). The others are history, dropped (counted), each taking the
+        id a running bot gave it (``_missed_order_id``)."""
+        intents = self.ctx.intents
+        for intent, traded in decided:
+            if traded:
+                self.stats.missed_decisions += 1
+                intents.append(intent)
+                self._process_intents(replay=True)
+            else:
+                self.stats.warmup_intents += 1
+                self._missed_order_id(intent)
         decided.clear()
-        self._process_intents(replay=True)
+
+    def _missed_order_id(self, intent: OrderIntent) -> None:
+        """Use up the id a running bot gave ``intent``, dropped as history from a bar that
+        closed while the bot was down: ids number a bar time's orders across its symbols
+        (``_next_order_id``), so a decision sent at the same time after it (a higher
+        timeframe's bar closing with it, another symbol's) takes the id a running bot gave it
+        — the one an earlier run killed before the time was marked handled journaled. An
+        intent for a symbol not the bot's never took one (``_decide_order``)."""
+        if intent.symbol in self._symbol_set:
+            self._next_order_id(intent.symbol)
 
     def _worked_while_down(
         self, bars: Iterable[Bar], outage: Outage, venue: MissedBarMatcher
@@ -945,27 +972,34 @@ class Engine:
                 missed.append(bar)
                 continue
             if missed:  # not expected (they come last): their time comes first all the same
-                self._work_missed(missed, venue)
+                self._work_missed(missed, venue, outage)
                 yield from missed
                 missed = []
             yield bar
         if missed:
-            self._work_missed(missed, venue)
+            self._work_missed(missed, venue, outage)
             yield from missed
 
-    def _work_missed(self, missed: Sequence[Bar], venue: MissedBarMatcher) -> None:
+    def _work_missed(self, missed: Sequence[Bar], venue: MissedBarMatcher, outage: Outage) -> None:
         """Have ``venue`` work, bar by bar, the orders that rested on its book before the
         restart (working now, journaled by an earlier run) over ``missed``, the bars that
-        closed while the bot was down: it fills them as it would have then. Booked and
-        journaled as any broker event, each fill also said (``filled_while_down``). The
-        engine's clock stays at the restart's: what it sends in answer (a late entry's close
-        under a flatten in force) is sent now, and worked from the first live bar."""
+        closed while the bot was down: it fills them as it would have then. Each bar works only
+        the orders on the book by it (``Outage.rested_on``): one an earlier restart sent (a
+        higher timeframe's decision, a close owed) reached the venue when that restart came
+        back, and a bar that had closed by then is handed over again only because that run
+        was killed before it handled a live bar. Booked and journaled as any broker event,
+        each fill also said (``filled_while_down``). The engine's clock stays at the
+        restart's: what it sends in answer (a late entry's close under a flatten in force) is
+        sent now, and worked from the first live bar."""
         known = self.known_ids
-        resting = frozenset(
-            order.client_order_id for order in self.book.orders() if order.client_order_id in known
-        )
+        before = [order for order in self.book.orders() if order.client_order_id in known]
         intents = self.ctx.intents
         for bar in missed:
+            resting = frozenset(
+                order.client_order_id
+                for order in before
+                if order.symbol == bar[0] and outage.rested_on(order, bar)
+            )
             events = venue.match_missed_bar(bar, resting)
             if not events:
                 continue

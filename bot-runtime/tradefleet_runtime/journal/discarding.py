@@ -180,6 +180,12 @@ class DiscardingJournal:
     def record_bar_handled(self, close_ts: int) -> None:
         pass
 
+    def record_came_back(self, market_time: float) -> None:
+        pass
+
+    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float]:
+        return {}
+
     def carried_state(self, bot: str) -> CarriedState | None:
         return None
 

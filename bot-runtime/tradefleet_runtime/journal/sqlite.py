@@ -110,6 +110,8 @@ _INSERT_CASH_FLOW = (
 )
 #: The ``meta`` key prefix of a run's last handled bar (``record_bar_handled``).
 _BAR_HANDLED = "bar_handled:"
+#: The ``meta`` key prefix of the time a restarted run came back (``record_came_back``).
+_CAME_BACK = "came_back:"
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -923,6 +925,54 @@ class Journal:
         finally:
             if durable:
                 self._db.execute("PRAGMA synchronous=FULL")
+
+    def record_came_back(self, market_time: float) -> None:
+        """This run is a restart that came back at ``market_time`` (the market's clock, or
+        the host's until the feed tells it; a later call replaces it): committed now, before
+        any order the run sends at its start, as the run's ``came_back:<run>`` meta row. The
+        orders it sends before its first live bar — a close owed, a decision on a bar that
+        closed while it was down, all stamped with an earlier bar time — reached the venue
+        then, and a later restart handed the same missed bars again works them only from
+        there (``came_back_of``). A key of the ``meta`` table: no schema change."""
+        self.flush()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"{_CAME_BACK}{self.run_id}", repr(float(market_time))),
+            )
+
+    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float]:
+        """Of ``client_order_ids`` (orders working before this run): those whose first run —
+        the one that sent it; a restart journals the orders it re-arms again — was a restart
+        (``record_came_back``), each with the time that run came back. An order a first start
+        sent, or a run of an older runtime, is not among them."""
+        runs, marks, previous = self._earlier_runs(bot)
+        wanted = list(dict.fromkeys(client_order_ids))
+        if not runs or not wanted:
+            return {}
+        back: dict[str, float] = {}
+        for key, value in self.query(
+            f"SELECT key, value FROM meta WHERE key IN ({marks})",
+            *(_CAME_BACK + r for r in previous),
+        ):
+            with contextlib.suppress(ValueError):
+                back[str(key)[len(_CAME_BACK) :]] = float(value)
+        if not back:
+            return {}
+        rank = {run.run_id: at for at, run in enumerate(runs)}  # oldest first
+        first: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            for order_id, run_id in self.query(
+                "SELECT DISTINCT client_order_id, run_id FROM orders WHERE client_order_id IN"
+                f" ({','.join('?' * len(chunk))}) AND run_id IN ({marks})",
+                *chunk,
+                *previous,
+            ):
+                sender = first.get(order_id)
+                if sender is None or rank[run_id] < rank[sender]:
+                    first[order_id] = run_id
+        return {i: back[run_id] for i, run_id in first.items() if run_id in back}
 
     def keep_bot_identity(self, bot: str, identity: str) -> None:
         """Keep the bot's identity for good: a restart must send and recognise the same ids.
