@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +129,13 @@ def _settled(engine: Engine, journal: Journal, children: list[str], size: float)
     return all(book.get(c) == pytest.approx(size) for c in children) or bool(_rejected(journal))
 
 
-@pytest.mark.parametrize("role", ["tp", "sl"])
-@pytest.mark.parametrize("name", ["bybit", "binance-usdm"])
-def test_a_reversals_children_cut_while_one_is_on_its_way_work_cut_and_booked(
-    name: str, role: str, tmp_path: Path
-) -> None:
+@contextmanager
+def _selling_against_a_long(
+    name: str, tmp_path: Path, role: str, sold: float
+) -> Iterator[tuple[VenueHarness, Engine, Journal, str]]:
+    """On perpetual ``name``: long 0.1 with SL and TP (both children working), then a sell of
+    ``sold`` with a new SL and TP sent, the create of its ``role`` child delayed. Yields the
+    harness, the engine, the journal and the long's entry."""
     with harness_for(name, tmp_path, leverage=5) as harness:
         assert isinstance(harness, VenueHarness)
         symbol = harness.symbol
@@ -140,16 +143,25 @@ def test_a_reversals_children_cut_while_one_is_on_its_way_work_cut_and_booked(
             harness,
             {
                 0: lambda ctx, _b: ctx.buy(symbol, 0.1, stop_loss=48_000, take_profit=52_000),
-                1: lambda ctx, _b: ctx.sell(symbol, 0.2, stop_loss=52_000, take_profit=47_000),
+                1: lambda ctx, _b: ctx.sell(symbol, sold, stop_loss=52_000, take_profit=47_000),
             },
         )
         bar(0)
         _pump_until(engine, lambda: len(engine.open_orders()) == 2)
         first = _entries(journal)["buy"]
         _pump_until(engine, lambda: all(_working(harness, f"{first}-{r}") for r in ("sl", "tp")))
-
         _delay_child(harness, role)
         bar(1)
+        yield harness, engine, journal, first
+
+
+@pytest.mark.parametrize("role", ["tp", "sl"])
+@pytest.mark.parametrize("name", ["bybit", "binance-usdm"])
+def test_a_reversals_children_cut_while_one_is_on_its_way_work_cut_and_booked(
+    name: str, role: str, tmp_path: Path
+) -> None:
+    with _selling_against_a_long(name, tmp_path, role, 0.2) as (harness, engine, journal, first):
+        symbol = harness.symbol
         _pump_until(engine, lambda: engine.position(symbol).quantity < 0)
         second = _entries(journal)["sell"]
         children = [f"{second}-sl", f"{second}-tp"]
@@ -172,23 +184,8 @@ def test_a_reversal_to_flat_cancels_its_children_once_placed(
 ) -> None:
     """Sold 0.1 with SL and TP against a long of 0.1: flat, the new children are cut to
     nothing (cancelled by the engine) while one of them is on its way: none works after."""
-    with harness_for(name, tmp_path, leverage=5) as harness:
-        assert isinstance(harness, VenueHarness)
-        symbol = harness.symbol
-        engine, journal, bar = _engine(
-            harness,
-            {
-                0: lambda ctx, _b: ctx.buy(symbol, 0.1, stop_loss=48_000, take_profit=52_000),
-                1: lambda ctx, _b: ctx.sell(symbol, 0.1, stop_loss=52_000, take_profit=47_000),
-            },
-        )
-        bar(0)
-        _pump_until(engine, lambda: len(engine.open_orders()) == 2)
-        first = _entries(journal)["buy"]
-        _pump_until(engine, lambda: all(_working(harness, f"{first}-{r}") for r in ("sl", "tp")))
-        _delay_child(harness, role)
-        bar(1)
-        _pump_until(engine, lambda: engine.position(symbol).quantity == 0.0)
+    with _selling_against_a_long(name, tmp_path, role, 0.1) as (harness, engine, journal, _):
+        _pump_until(engine, lambda: engine.position(harness.symbol).quantity == 0.0)
         second = _entries(journal)["sell"]
         children = [f"{second}-sl", f"{second}-tp"]
         time.sleep(DELAY_MS / 1000)

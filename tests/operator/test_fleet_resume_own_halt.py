@@ -110,8 +110,9 @@ def _stop(kube: FakeKube, reason: str = "desk drill", flatten: bool = False) -> 
     return results
 
 
-def _resume(kube: FakeKube) -> dict[str, FleetResult]:
-    results = resume_fleet(kube, selector=SELECTOR, namespace=NS)  # type: ignore[arg-type]
+def _resume(kube: FakeKube, selector: str = SELECTOR) -> dict[str, FleetResult]:
+    """``fleet resume --selector selector`` with no error: its results by bot."""
+    results = resume_fleet(kube, selector=selector, namespace=NS)  # type: ignore[arg-type]
     assert all(not result.error for result in results), results
     return {result.name: result for result in results}
 

@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.operator.test_fleet_resume_own_halt import NS, OWN, FakeKube
+from tests.operator.test_fleet_resume_own_halt import NS, OWN, FakeKube, _resume, _stop_of
 from tradefleet_operator.fleet import (
     FLEET_STOP_ANNOTATION,
     MAX_EARLIER,
@@ -33,7 +33,6 @@ from tradefleet_operator.fleet import (
     FleetResult,
     _report_line,
     canonical_selector,
-    resume_fleet,
     spec_stop,
     status_halt_reason,
     stop_fleet,
@@ -64,16 +63,6 @@ def _stop(kube: FakeKube, selector: str, reason: str, **kwargs: Any) -> dict[str
     return {r.name: r for r in results}
 
 
-def _resume(kube: FakeKube, selector: str) -> dict[str, FleetResult]:
-    results = resume_fleet(kube, selector=selector, namespace=NS)  # type: ignore[arg-type]
-    assert all(not r.error for r in results), results
-    return {r.name: r for r in results}
-
-
-def _spec_stop(kube: FakeKube, name: str) -> Any:
-    return kube.bots[name]["spec"].get("emergencyStop")
-
-
 def _record(kube: FakeKube, name: str) -> Any:
     text = (kube.bots[name]["metadata"].get("annotations") or {}).get(FLEET_STOP_ANNOTATION)
     return None if text is None else json.loads(text)
@@ -87,27 +76,27 @@ def test_resuming_one_fleet_stop_keeps_a_bot_another_fleet_stop_still_holds() ->
     )
     _stop(kube, BINANCE, "binance outage: do not trade there")
     _stop(kube, TEAM_A, "team a strategy bug")
-    assert _spec_stop(kube, "btc-a-binance") == {
+    assert _stop_of(kube, "btc-a-binance") == {
         "reason": "fleet stop: binance outage: do not trade there; fleet stop: team a strategy bug",
         "flatten": False,
     }
 
     resumed = _resume(kube, TEAM_A)
 
-    assert resumed["eth-a-kraken"].resumed and _spec_stop(kube, "eth-a-kraken") is None
+    assert resumed["eth-a-kraken"].resumed and _stop_of(kube, "eth-a-kraken") is None
     assert not resumed["btc-a-binance"].resumed
     assert resumed["btc-a-binance"].left_halted == (
         "still held by the fleet stop of tradefleet.io/venue=binance: binance outage: do not "
         "trade there"
     )
-    assert _spec_stop(kube, "btc-a-binance") == {
+    assert _stop_of(kube, "btc-a-binance") == {
         "reason": "binance outage: do not trade there",
         "flatten": False,
     }
     assert [s["selector"] for s in _record(kube, "btc-a-binance")["stops"]] == [BINANCE]
 
     again = _resume(kube, BINANCE)
-    assert again["btc-a-binance"].resumed and _spec_stop(kube, "btc-a-binance") is None
+    assert again["btc-a-binance"].resumed and _stop_of(kube, "btc-a-binance") is None
     assert _record(kube, "btc-a-binance") is None
 
 
@@ -129,24 +118,24 @@ def test_the_resume_finds_the_stop_made_with_the_same_selector_however_spelled()
     kube = FakeKube([_bot("bot", {"a": "1", "b": "2"})])
     _stop(kube, "a=1,b=2", "drill")
     assert _resume(kube, "b = 2 , a=1")["bot"].resumed
-    assert _spec_stop(kube, "bot") is None
+    assert _stop_of(kube, "bot") is None
 
 
 def test_own_stop_and_two_fleet_stops_each_named_and_given_back_in_turn() -> None:
     kube = FakeKube([_bot("btc", BOTH_LABELS, OWN)])
     _stop(kube, BINANCE, "outage")
     _stop(kube, TEAM_A, "bug")
-    assert _spec_stop(kube, "btc")["reason"] == (
+    assert _stop_of(kube, "btc")["reason"] == (
         f"{OWN['reason']}; fleet stop: outage; fleet stop: bug"
     )
     first = _resume(kube, BINANCE)["btc"]
-    assert _spec_stop(kube, "btc")["reason"] == f"{OWN['reason']}; fleet stop: bug"
+    assert _stop_of(kube, "btc")["reason"] == f"{OWN['reason']}; fleet stop: bug"
     assert first.left_halted == (
         f"still held by the fleet stop of {TEAM_A}: bug; and by its own stop from before the "
         f"fleet stop: {OWN['reason']}"
     )
     last = _resume(kube, TEAM_A)["btc"]
-    assert _spec_stop(kube, "btc") == OWN  # its own reason only
+    assert _stop_of(kube, "btc") == OWN  # its own reason only
     assert last.left_halted == f"halted before the fleet stop: {OWN['reason']}"
     assert _record(kube, "btc") is None
 
@@ -155,7 +144,7 @@ def test_the_spec_stop_of_a_bot_with_its_own_stop_names_the_fleet_stop() -> None
     """Its owner, who sees only the spec, must not take the stop for their own alone."""
     kube = FakeKube([_bot("btc-live", {"tradefleet.io/team": "a"}, OWN)])
     _stop(kube, TEAM_A, "exchange incident: all of team a stops")
-    stop = _spec_stop(kube, "btc-live")
+    stop = _stop_of(kube, "btc-live")
     assert stop["reason"] == f"{OWN['reason']}; fleet stop: exchange incident: all of team a stops"
 
 
@@ -163,10 +152,10 @@ def test_the_spec_stop_reason_stays_within_the_crd_limit() -> None:
     long = {"reason": "x" * MAX_REASON_CHARS, "flatten": False}
     kube = FakeKube([_bot("btc", {"tradefleet.io/team": "a"}, long)])
     _stop(kube, TEAM_A, "y" * 300)
-    reason = _spec_stop(kube, "btc")["reason"]
+    reason = _stop_of(kube, "btc")["reason"]
     assert len(reason) == MAX_REASON_CHARS and reason.endswith("…")
     _resume(kube, TEAM_A)
-    assert _spec_stop(kube, "btc") == long
+    assert _stop_of(kube, "btc") == long
 
 
 def test_a_fleet_resume_never_lifts_the_stop_of_a_degraded_bot() -> None:
@@ -188,7 +177,7 @@ def test_a_fleet_resume_never_lifts_the_stop_of_a_degraded_bot() -> None:
     # A person resumed it (the runtime is no longer Degraded): the next fleet resume lifts it.
     kube.bots["btc-live"]["status"] = {"phase": "Halted"}
     assert _resume(kube, TEAM_A)["btc-live"].resumed
-    assert _spec_stop(kube, "btc-live") is None
+    assert _stop_of(kube, "btc-live") is None
 
 
 def test_a_degraded_bot_another_stop_holds_gets_the_lifted_stop_off_its_spec() -> None:
@@ -199,7 +188,7 @@ def test_a_degraded_bot_another_stop_holds_gets_the_lifted_stop_off_its_spec() -
     assert (
         "the fleet stop of tradefleet.io/venue=binance" in _resume(kube, TEAM_A)["btc"].left_halted
     )
-    assert _spec_stop(kube, "btc")["reason"] == "outage"
+    assert _stop_of(kube, "btc")["reason"] == "outage"
 
 
 FIRST_FORMAT = {"stop": {"reason": "old drill", "flatten": False}, "own": None}
@@ -212,16 +201,16 @@ def test_a_record_of_the_first_format_is_read_and_its_stop_never_lifted() -> Non
     bot["metadata"]["annotations"] = {FLEET_STOP_ANNOTATION: json.dumps(FIRST_FORMAT)}
     kube = FakeKube([bot])
     resumed = _resume(kube, TEAM_A)["btc"]
-    assert _spec_stop(kube, "btc") == FIRST_FORMAT["stop"] and not resumed.resumed
+    assert _stop_of(kube, "btc") == FIRST_FORMAT["stop"] and not resumed.resumed
     assert resumed.left_halted == (
         "no fleet stop of tradefleet.io/team=a holds it; still held by a fleet stop recorded "
         "without its selector (by an older tradefleet), which no fleet resume lifts: old drill"
     )
     # A new fleet stop keeps it; lifting the new one leaves the old one holding the bot.
     _stop(kube, TEAM_A, "new drill")
-    assert _spec_stop(kube, "btc")["reason"] == "fleet stop: old drill; fleet stop: new drill"
+    assert _stop_of(kube, "btc")["reason"] == "fleet stop: old drill; fleet stop: new drill"
     assert not _resume(kube, TEAM_A)["btc"].resumed
-    assert _spec_stop(kube, "btc")["reason"] == "old drill"
+    assert _stop_of(kube, "btc")["reason"] == "old drill"
 
 
 def test_a_record_it_cannot_read_leaves_the_bot_halted_and_says_so() -> None:
@@ -230,7 +219,7 @@ def test_a_record_it_cannot_read_leaves_the_bot_halted_and_says_so() -> None:
     bot["metadata"]["annotations"] = {FLEET_STOP_ANNOTATION: json.dumps(record)}
     kube = FakeKube([bot])
     resumed = _resume(kube, TEAM_A)["btc"]
-    assert _spec_stop(kube, "btc") is not None and not resumed.resumed
+    assert _stop_of(kube, "btc") is not None and not resumed.resumed
     assert "record is unreadable" in resumed.left_halted
 
 
@@ -329,11 +318,11 @@ def test_a_halt_a_person_gave_the_runtime_outlives_the_fleet_resume(
     assert stopped.path == ("direct" if not halted_by_a_person.delay else "direct-or-operator")
     assert stopped.runtime_halt == "alice: checking fills", stopped
     assert "kept as its own stop" in _report_line("stop", stopped)
-    assert _spec_stop(kube, "btc")["reason"] == "alice: checking fills; fleet stop: desk drill"
+    assert _stop_of(kube, "btc")["reason"] == "alice: checking fills; fleet stop: desk drill"
     resumed = _resume(kube, TEAM_A)["btc"]
     assert not resumed.resumed
     assert resumed.left_halted == "halted before the fleet stop: alice: checking fills"
-    assert _spec_stop(kube, "btc") == {"reason": "alice: checking fills", "flatten": False}
+    assert _stop_of(kube, "btc") == {"reason": "alice: checking fills", "flatten": False}
 
 
 def test_a_runtime_the_fleet_stop_halted_itself_is_resumed() -> None:
@@ -393,11 +382,11 @@ def test_a_runtime_halt_the_status_shows_is_kept_as_the_bots_own_stop(direct: bo
         f"; its runtime was already halted ({ALICE}, per its status.haltReason): kept as its "
         "own stop, which the fleet resume leaves"
     )
-    assert _spec_stop(kube, "btc")["reason"] == f"{ALICE}; fleet stop: desk drill"
+    assert _stop_of(kube, "btc")["reason"] == f"{ALICE}; fleet stop: desk drill"
     resumed = _resume(kube, TEAM_A)["btc"]
     assert not resumed.resumed
     assert resumed.left_halted == f"halted before the fleet stop: {ALICE}"
-    assert _spec_stop(kube, "btc") == {"reason": ALICE, "flatten": False}
+    assert _stop_of(kube, "btc") == {"reason": ALICE, "flatten": False}
 
 
 def test_a_direct_answer_is_read_before_the_status() -> None:
@@ -422,10 +411,10 @@ def test_a_persons_halt_the_status_shows_under_a_fleet_stop_is_kept_by_the_next_
     stopped = _stop(kube, TEAM_A, "bug")["btc"]
 
     assert stopped.runtime_halt == ALICE
-    assert _spec_stop(kube, "btc")["reason"] == (f"{ALICE}; fleet stop: outage; fleet stop: bug")
+    assert _stop_of(kube, "btc")["reason"] == (f"{ALICE}; fleet stop: outage; fleet stop: bug")
     _resume(kube, BINANCE)
     assert not _resume(kube, TEAM_A)["btc"].resumed
-    assert _spec_stop(kube, "btc") == {"reason": ALICE, "flatten": False}
+    assert _stop_of(kube, "btc") == {"reason": ALICE, "flatten": False}
 
 
 def test_the_status_of_a_fleet_halt_not_lifted_yet_is_not_taken_for_a_persons() -> None:
@@ -440,7 +429,7 @@ def test_the_status_of_a_fleet_halt_not_lifted_yet_is_not_taken_for_a_persons() 
     again = _stop(kube, TEAM_A, "second drill")["btc"]
 
     assert again.runtime_halt == ""
-    assert _spec_stop(kube, "btc") == {"reason": "second drill", "flatten": False}
+    assert _stop_of(kube, "btc") == {"reason": "second drill", "flatten": False}
     assert _resume(kube, TEAM_A)["btc"].resumed
 
 
@@ -449,7 +438,7 @@ def test_the_fleets_own_reason_cut_to_the_crd_limit_is_not_taken_for_a_persons_h
     kube = FakeKube([_bot("btc", THREE_LABELS)])
     _stop(kube, BINANCE, long_reason)
     # The operator halted the runtime with the spec's reason: the cut one.
-    halted_with = _spec_stop(kube, "btc")["reason"]
+    halted_with = _stop_of(kube, "btc")["reason"]
     assert len(halted_with) == MAX_REASON_CHARS and halted_with.endswith("…")
     _stop(kube, TEAM_A, "team a strategy bug")  # the spec now names both fleet stops
 
@@ -461,7 +450,7 @@ def test_the_fleets_own_reason_cut_to_the_crd_limit_is_not_taken_for_a_persons_h
     assert _stop(kube, TIER, "desk drill")["btc"].runtime_halt == ""
     for selector in (BINANCE, TEAM_A):
         _resume(kube, selector)
-    assert _resume(kube, TIER)["btc"].resumed and _spec_stop(kube, "btc") is None
+    assert _resume(kube, TIER)["btc"].resumed and _stop_of(kube, "btc") is None
 
 
 def test_the_fleets_reasons_of_a_fleet_stop_resumed_since_are_its_own() -> None:
@@ -470,10 +459,10 @@ def test_the_fleets_reasons_of_a_fleet_stop_resumed_since_are_its_own() -> None:
     kube = FakeKube([_bot("btc", THREE_LABELS)])
     _stop(kube, BINANCE, "outage")
     _stop(kube, TEAM_A, "bug")
-    combined = _spec_stop(kube, "btc")["reason"]
+    combined = _stop_of(kube, "btc")["reason"]
     assert combined == "fleet stop: outage; fleet stop: bug"
     _resume(kube, BINANCE)
-    assert _spec_stop(kube, "btc")["reason"] == "bug"
+    assert _stop_of(kube, "btc")["reason"] == "bug"
 
     for held in (combined, "outage", f"restored after restart (emergency stop by x: {combined})"):
         step = stop_patch(kube.bots["btc"], "drill", False, TIER, runtime_halt=held)
@@ -487,7 +476,7 @@ def test_a_record_without_its_earlier_reasons_still_knows_the_cut_form_of_its_st
     long_reason = "binance outage, " + "x" * MAX_REASON_CHARS
     kube = FakeKube([_bot("btc", THREE_LABELS)])
     _stop(kube, BINANCE, long_reason)
-    halted_with = _spec_stop(kube, "btc")["reason"]
+    halted_with = _stop_of(kube, "btc")["reason"]
     _stop(kube, TEAM_A, "team a strategy bug")
     annotations = kube.bots["btc"]["metadata"]["annotations"]
     record = json.loads(annotations[FLEET_STOP_ANNOTATION])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
+from tradefleet_runtime.capabilities import BracketFollower
 from tradefleet_runtime.contracts import BrokerContext, RiskPlugin, Strategy, StrategyContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, RunResult
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
@@ -141,3 +143,21 @@ def run(strategy: Strategy, bars: Iterable[Bar], **kwargs: Any) -> tuple[Engine,
     engine = make_engine(strategy, **kwargs)
     engine.run(bars)
     return engine, engine.finish()
+
+
+class Idle(Strategy):
+    """A strategy that trades nothing: the engine acts only on what it restores."""
+
+
+def live_restart(
+    folder: Path, bot: str, venue: PaperBroker, brackets: BracketFollower | None = None
+) -> tuple[Engine, Journal]:
+    """A live bot ``bot`` trading BTCUSDT on 10,000 USD at its second run (``r2``, a durable
+    journal in ``folder``), on ``venue`` (the paper broker's account, connected here): the
+    engine a restart test restores from a reconciliation plan, and its journal (to close)."""
+    venue.connect(BrokerContext(bot, Mode.PAPER, ("BTCUSDT",), "USD", 10_000.0))
+    journal = Journal(folder / "journal.sqlite", durable=True)
+    start_test_run(journal, "r2", bot=bot, mode="live")
+    config = EngineConfig(bot, "live", ("BTCUSDT",), HOUR, 10_000.0)
+    engine = Engine(config, Idle(None), venue, journal, venue=venue, brackets=brackets)
+    return engine, journal

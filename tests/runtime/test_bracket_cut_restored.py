@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.helpers import start_test_run
+# HOUR, T0 and Idle are re-exported: test_bracket_resent_child_cut imports them from here.
+from tests.runtime.helpers import HOUR as HOUR
+from tests.runtime.helpers import T0 as T0
+from tests.runtime.helpers import Idle as Idle
+from tests.runtime.helpers import live_restart
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.brackets import bracket_children
 from tradefleet_runtime.capabilities import ChildCutter
-from tradefleet_runtime.contracts import BrokerContext
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.engine.order_book import OrderBook, carried_cuts
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
@@ -36,10 +39,7 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.reconcile import plan_reconciliation
-from tradefleet_runtime.sdk import Strategy
 
-HOUR = 3600
-T0 = 1_500_000_000 - (1_500_000_000 % 86400)
 BOT = "cut-restart-bot"
 PREFIX = bot_prefix(BOT)
 ENTRY = Order(
@@ -70,10 +70,6 @@ class Cutter:
         self.calls.append(("restore", {k: round(v, 8) for k, v in cuts.items()}))
 
 
-class Idle(Strategy):
-    pass
-
-
 def _report(order: Order, quantity: float, filled: float) -> OrderReport:
     status = OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN
     return OrderReport(
@@ -94,12 +90,7 @@ def _restart(
     stopped with the children journaled working at ``children`` (id -> quantity: what the
     cuts left; a child absent ended before the restart) and restarts with the entry still
     resting part-filled at the venue."""
-    venue = PaperBroker(PaperBrokerParams())
-    venue.connect(BrokerContext(BOT, "paper", ("BTCUSDT",), "USD", 10_000.0))  # type: ignore[arg-type]
-    journal = Journal(folder / "journal.sqlite", durable=True)
-    start_test_run(journal, "r2", bot=BOT, mode="live")
-    config = EngineConfig(BOT, "live", ("BTCUSDT",), HOUR, 10_000.0)
-    engine = Engine(config, Idle(None), venue, journal, venue=venue, brackets=cutter)
+    engine, journal = live_restart(folder, BOT, PaperBroker(PaperBrokerParams()), cutter)
     stop, target = bracket_children(ENTRY, 0.04, T0 + 60)
     working = [(ENTRY, 0.04)]
     for child in (stop, target):

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.helpers import start_test_run
+from tests.runtime.helpers import HOUR, T0, live_restart
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.brackets import bracket_children, bracket_entry
-from tradefleet_runtime.contracts import BrokerContext
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     CarriedState,
@@ -28,10 +27,7 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.reconcile import plan_reconciliation
-from tradefleet_runtime.sdk import Strategy
 
-HOUR = 3600
-T0 = 1_500_000_000 - (1_500_000_000 % 86400)
 BOT = "protect-bot"
 PREFIX = bot_prefix(BOT)
 HELD = 0.999  # what the account holds of the entry's 1.0 (a fee taken in the coin)
@@ -51,18 +47,10 @@ class Follower:
         self.protected.append((order, quantity))
 
 
-class Idle(Strategy):
-    pass
-
-
 def _engine(folder: Path, follower: Follower | None) -> tuple[Engine, PaperBroker, Journal]:
     """A live bot's engine on a venue (the paper broker's account), its second run."""
     venue = PaperBroker(PaperBrokerParams())
-    venue.connect(BrokerContext(BOT, "paper", ("BTCUSDT",), "USD", 10_000.0))  # type: ignore[arg-type]
-    journal = Journal(folder / "journal.sqlite", durable=True)
-    start_test_run(journal, "r2", bot=BOT, mode="live")
-    config = EngineConfig(BOT, "live", ("BTCUSDT",), HOUR, 10_000.0)
-    engine = Engine(config, Idle(None), venue, journal, venue=venue, brackets=follower)
+    engine, journal = live_restart(folder, BOT, venue, follower)
     return engine, venue, journal
 
 

@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.helpers import start_test_run
+from tests.runtime.helpers import HOUR, T0, live_restart
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.brackets import bracket_children
-from tradefleet_runtime.contracts import BrokerContext
-from tradefleet_runtime.engine.engine import Engine, EngineConfig
-from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import (
     CarriedState,
     Fill,
@@ -33,10 +30,7 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix
 from tradefleet_runtime.reconcile import ReconcilePlan, plan_reconciliation
-from tradefleet_runtime.sdk import Strategy
 
-HOUR = 3600
-T0 = 1_500_000_000 - (1_500_000_000 % 86400)
 BOT = "partial-sibling-bot"
 PREFIX = bot_prefix(BOT)
 ENTRY = Order(
@@ -119,17 +113,9 @@ class Answering(PaperBroker):
         return OrderUpdate(client_order_id, OrderStatus.OPEN, T0 + HOUR, "amended")
 
 
-class Idle(Strategy):
-    pass
-
-
 def test_a_restarted_bot_keeps_the_target_cut_to_what_the_stop_left(tmp_path: Path) -> None:
     venue = Answering()
-    venue.connect(BrokerContext(BOT, "paper", ("BTCUSDT",), "USD", 10_000.0))  # type: ignore[arg-type]
-    journal = Journal(tmp_path / "journal.sqlite", durable=True)
-    start_test_run(journal, "r2", bot=BOT, mode="live")
-    engine = Engine(EngineConfig(BOT, "live", ("BTCUSDT",), HOUR, 10_000.0), Idle(None), venue,
-                    journal, venue=venue)  # fmt: skip
+    engine, journal = live_restart(tmp_path, BOT, venue)
     state = CarriedState(
         10_000.0,
         fills=[BOUGHT],

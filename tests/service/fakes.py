@@ -4,7 +4,8 @@
 snapshots are immutable, pause/resume/emergency stop change the phase and publish ``STATE``
 events, emergency stop is idempotent, trades page with opaque tokens, params are validated (a
 bad field raises ``ControlError`` naming it and nothing changes), and every subscription is
-bounded: overflow is reported as one ``DROPPED`` event with the count.
+bounded: overflow is reported as one ``DROPPED`` event with the count. ``HaltedJournal`` is the
+journal ``HeldControl`` writes to, in memory.
 """
 
 from __future__ import annotations
@@ -245,6 +246,15 @@ class FakeControlPlane:
             self.status = replace(self.status, **changes)  # type: ignore[arg-type]
             return self.status
 
+    def _lift(self, message: str, **cleared: object) -> StatusSnapshot:
+        """Clear ``cleared`` (a halt, a pause or both): the phase is what is left in force."""
+        with self._lock:
+            left = replace(self.status, **cleared)  # type: ignore[arg-type]
+            self.status = replace(left, phase=_phase(left.halted, left.paused))
+            status = self.status
+        self.publish(EventKind.STATE, message, {"phase": "Running"})
+        return status
+
     def pause(self, who: str, reason: str) -> StatusSnapshot:
         self.calls.append(("pause", who, reason))
         halted = self.get_status().halted
@@ -259,24 +269,16 @@ class FakeControlPlane:
     ) -> StatusSnapshot:
         self.calls.append(("resume", who, reason))
         if halt_only:
-            paused = self.get_status().paused
-            status = self._set(
-                halted=False, halt_reason="", phase=Phase.PAUSED if paused else Phase.RUNNING
-            )
-            self.publish(EventKind.STATE, f"resumed by {who}: {reason}", {"phase": "Running"})
-            return status
+            return self._lift(f"resumed by {who}: {reason}", halted=False, halt_reason="")
         if pause_only:
-            halted = self.get_status().halted
-            status = self._set(
-                paused=False, pause_reason="", phase=Phase.HALTED if halted else Phase.RUNNING
-            )
-            self.publish(EventKind.STATE, f"pause lifted by {who}: {reason}", {"phase": "Running"})
-            return status
-        status = self._set(
-            paused=False, pause_reason="", halted=False, halt_reason="", phase=Phase.RUNNING
+            return self._lift(f"pause lifted by {who}: {reason}", paused=False, pause_reason="")
+        return self._lift(
+            f"resumed by {who}: {reason}",
+            paused=False,
+            pause_reason="",
+            halted=False,
+            halt_reason="",
         )
-        self.publish(EventKind.STATE, f"resumed by {who}: {reason}", {"phase": "Running"})
-        return status
 
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
         self.calls.append(("emergency_stop", who, reason))
@@ -357,6 +359,29 @@ class FakeControlPlane:
             raise ControlError("fast must be below slow", field="fast")
         self.params = merged
         return self._set(config_hash=f"h{abs(hash(tuple(sorted(merged.items())))) % 10**8}")
+
+
+def _phase(halted: bool, paused: bool) -> Phase:
+    """A running bot's phase: a halt shows over a pause."""
+    if halted:
+        return Phase.HALTED
+    return Phase.PAUSED if paused else Phase.RUNNING
+
+
+class HaltedJournal:
+    """The journal calls ``HeldControl`` makes, in memory, for a bot whose last control event
+    is an emergency stop (alice's, for a drill): ``events`` holds (kind, message) in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = [("halted", "emergency stop by alice: drill")]
+
+    def last_control_event(self) -> tuple[str, str] | None:
+        return self.events[-1]
+
+    def record_event(
+        self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append((kind, message))
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """Real paper bots on the bundled EURUSD hours, for the service tests that drive a
-``BotController``: the manifest, the controller, a signal, and waiting for its bars."""
+``BotController``: the manifest, the controller, a signal, waiting for its bars, and its
+journaled events. A test's ``journal`` fixture is in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -71,6 +72,12 @@ def paper_controller(
     return BotController(assemble(manifest, registry, ROOT), journal, registry, speed=speed)
 
 
+def signals_bot(name: str, journal: Journal, folder: Path) -> BotController:
+    """An external-signal bot ``name`` on the first hours of EURUSD (written to ``folder``),
+    not started; its next bar is an hour of wall clock after its first."""
+    return paper_controller(paper_manifest(name, SIGNALS, short_eurusd(folder)), journal)
+
+
 def eurusd_signal(signal_id: str, direction: Direction = Direction.BUY) -> Signal:
     buy = direction is Direction.BUY
     return Signal(
@@ -96,19 +103,31 @@ def wait_for_a_bar(controller: BotController) -> None:
 
 
 @contextmanager
-def served_at_first_bar(controller: BotController) -> Iterator[pb_grpc.RuntimeServiceStub]:
-    """``controller`` started and at its first bar, behind its gRPC API; stopped on leaving."""
+def at_first_bar(controller: BotController) -> Iterator[BotController]:
+    """``controller`` started and at its first bar; stopped on leaving."""
     controller.start()
     try:
         wait_for_a_bar(controller)
-        with (
-            running_server(controller) as endpoint,  # type: ignore[arg-type]
-            grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
-        ):
-            yield pb_grpc.RuntimeServiceStub(channel)
+        yield controller
     finally:
         controller.stop()
         controller.wait(20)
+
+
+@contextmanager
+def served_at_first_bar(controller: BotController) -> Iterator[pb_grpc.RuntimeServiceStub]:
+    """``controller`` started and at its first bar, behind its gRPC API; stopped on leaving."""
+    with (
+        at_first_bar(controller),
+        running_server(controller) as endpoint,  # type: ignore[arg-type]
+        grpc.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel,
+    ):
+        yield pb_grpc.RuntimeServiceStub(channel)
+
+
+def event_kinds(journal: Journal) -> list[str]:
+    """The kinds of the events in ``journal``, oldest first."""
+    return [kind for (kind,) in journal.query("SELECT kind FROM events ORDER BY id")]
 
 
 def run_until_the_data_ends(controller: BotController, timeout: float = 60) -> None:

@@ -13,6 +13,7 @@ import pytest
 from tests.service.paper_bots import (
     FIXED_SIZE,
     SIGNALS,
+    at_first_bar,
     eurusd_signal,
     paper_controller,
     paper_manifest,
@@ -40,33 +41,17 @@ def _journaled(journal: Journal) -> tuple[Any, ...]:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "j.sqlite", durable=True)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
 def running(journal: Journal, tmp_path: Path) -> Iterator[BotController]:
     """A bot at its first bar, waiting an hour of wall clock for the next one."""
-    controller = _controller(journal, short_eurusd(tmp_path), speed=0.0001)
-    controller.start()
-    try:
-        wait_until(lambda: controller.get_status().bars >= 1, controller)
+    with at_first_bar(_controller(journal, short_eurusd(tmp_path), speed=0.0001)) as controller:
         yield controller
-    finally:
-        controller.stop()
-        controller.wait(20)
 
 
 def test_a_bot_whose_data_ended_refuses_changes_and_still_answers_reads(
     journal: Journal, tmp_path: Path
 ) -> None:
     # ~20 bars a second: time to open a position before the data ends.
-    controller = _controller(journal, short_eurusd(tmp_path), speed=72_000)
-    controller.start()
-    try:
-        wait_until(lambda: controller.get_status().bars >= 1, controller)
+    with at_first_bar(_controller(journal, short_eurusd(tmp_path), speed=72_000)) as controller:
         assert controller.submit_signal(eurusd_signal("before-the-end")).accepted
         wait_until(lambda: controller.get_status().phase is Phase.STOPPED, controller)
         before = _journaled(journal)
@@ -89,9 +74,6 @@ def test_a_bot_whose_data_ended_refuses_changes_and_still_answers_reads(
         orders = controller.list_orders(include_closed=True)
         trades = controller.list_trades()
         after = _journaled(journal)
-    finally:
-        controller.stop()
-        controller.wait(20)
     assert after == before  # nothing journaled: no pause, halt, flatten order or signal
     assert status.phase is Phase.STOPPED and not status.halted and not status.paused
     assert status.open_positions == 1 and len(positions) == 1  # the flatten did not run

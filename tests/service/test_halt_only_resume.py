@@ -7,19 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
+from tests.service.fakes import HaltedJournal
 from tests.service.paper_bots import (
-    SIGNALS,
+    at_first_bar,
     eurusd_signal,
-    paper_controller,
-    paper_manifest,
+    event_kinds,
     served_at_first_bar,
-    short_eurusd,
-    wait_until,
+    signals_bot,
 )
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
 from tradefleet_runtime.journal import Journal
@@ -29,28 +27,10 @@ from tradefleet_runtime.service.held_control import HeldControl
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "j.sqlite", durable=True)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
 def running(journal: Journal, tmp_path: Path) -> Iterator[BotController]:
     """A bot at its first bar, waiting an hour of wall clock for the next one."""
-    manifest = paper_manifest("halt-only-bot", SIGNALS, short_eurusd(tmp_path))
-    controller = paper_controller(manifest, journal, speed=0.0001)
-    controller.start()
-    try:
-        wait_until(lambda: controller.get_status().bars >= 1, controller)
+    with at_first_bar(signals_bot("halt-only-bot", journal, tmp_path)) as controller:
         yield controller
-    finally:
-        controller.stop()
-        controller.wait(20)
-
-
-def _kinds(journal: Journal) -> list[str]:
-    return [kind for (kind,) in journal.query("SELECT kind FROM events ORDER BY id")]
 
 
 def test_a_halt_only_resume_lifts_the_halt_and_keeps_the_pause(
@@ -63,7 +43,7 @@ def test_a_halt_only_resume_lifts_the_halt_and_keeps_the_pause(
     assert answer.paused and answer.pause_reason == "spec.paused is true"
     assert answer.phase is Phase.PAUSED
     # The halt's end is journaled (a restart must not restore it); the pause is said again.
-    assert _kinds(journal)[-2:] == ["resumed", "paused"]
+    assert event_kinds(journal)[-2:] == ["resumed", "paused"]
     assert journal.last_control_event() == (
         "resumed",
         "resumed by operator: spec.emergencyStop removed",
@@ -77,10 +57,10 @@ def test_a_halt_only_resume_of_a_bot_not_halted_changes_nothing(
     running: BotController, journal: Journal
 ) -> None:
     running.pause("operator", "spec.paused is true")
-    before = _kinds(journal)
+    before = event_kinds(journal)
     answer = running.resume("operator", "spec.emergencyStop removed", halt_only=True)
     assert answer.paused and not answer.halted and answer.phase is Phase.PAUSED
-    assert _kinds(journal) == before
+    assert event_kinds(journal) == before
 
 
 def test_pause_only_and_halt_only_together_are_refused(running: BotController) -> None:
@@ -90,9 +70,7 @@ def test_pause_only_and_halt_only_together_are_refused(running: BotController) -
 
 
 def test_halt_only_goes_through_the_grpc_api(journal: Journal, tmp_path: Path) -> None:
-    manifest = paper_manifest("halt-only-grpc", SIGNALS, short_eurusd(tmp_path))
-    controller = paper_controller(manifest, journal, speed=0.0001)
-    with served_at_first_bar(controller) as stub:
+    with served_at_first_bar(signals_bot("halt-only-grpc", journal, tmp_path)) as stub:
         stub.Pause(pb.PauseRequest(reason="spec.paused is true"), timeout=10)
         stub.EmergencyStop(pb.EmergencyStopRequest(reason="desk drill"), timeout=10)
         answer = stub.Resume(pb.ResumeRequest(reason="lifted", halt_only=True), timeout=10)
@@ -102,21 +80,8 @@ def test_halt_only_goes_through_the_grpc_api(journal: Journal, tmp_path: Path) -
         assert both.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-class _Journal:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = [("halted", "emergency stop by alice: drill")]
-
-    def last_control_event(self) -> tuple[str, str] | None:
-        return self.events[-1]
-
-    def record_event(
-        self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
-    ) -> None:
-        self.events.append((kind, message))
-
-
 def test_a_halt_only_resume_before_the_venue_answers_keeps_the_pause() -> None:
-    journal = _Journal()
+    journal = HaltedJournal()
     held = HeldControl(journal, paused=True)
     assert held.halted and held.paused
     held.resume("operator", "spec.emergencyStop removed", halt_only=True)

@@ -13,18 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.service.paper_bots import (
-    SIGNALS,
-    eurusd_signal,
-    paper_controller,
-    paper_manifest,
-    short_eurusd,
-    wait_until,
-)
+from tests.service.fakes import HaltedJournal
+from tests.service.paper_bots import at_first_bar, eurusd_signal, event_kinds, signals_bot
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
@@ -32,28 +25,10 @@ from tradefleet_runtime.service.held_control import HALT_ONLY_PAUSE_REASON, Held
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "j.sqlite", durable=True)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
 def running(journal: Journal, tmp_path: Path) -> Iterator[BotController]:
     """A bot at its first bar, waiting an hour of wall clock for the next one."""
-    manifest = paper_manifest("halt-only-unpaused", SIGNALS, short_eurusd(tmp_path))
-    controller = paper_controller(manifest, journal, speed=0.0001)
-    controller.start()
-    try:
-        wait_until(lambda: controller.get_status().bars >= 1, controller)
+    with at_first_bar(signals_bot("halt-only-unpaused", journal, tmp_path)) as controller:
         yield controller
-    finally:
-        controller.stop()
-        controller.wait(20)
-
-
-def _kinds(journal: Journal) -> list[str]:
-    return [kind for (kind,) in journal.query("SELECT kind FROM events ORDER BY id")]
 
 
 def test_a_halt_only_resume_of_a_halted_unpaused_bot_leaves_it_paused(
@@ -65,7 +40,7 @@ def test_a_halt_only_resume_of_a_halted_unpaused_bot_leaves_it_paused(
     assert not answer.halted and answer.halt_reason == ""
     assert answer.paused and answer.pause_reason == HALT_ONLY_PAUSE_REASON
     assert answer.phase is Phase.PAUSED
-    assert _kinds(journal)[-2:] == ["resumed", "paused"]
+    assert event_kinds(journal)[-2:] == ["resumed", "paused"]
     taken = running.submit_signal(eurusd_signal("between-the-calls"))
     assert not taken.accepted and "paused" in taken.reason
 
@@ -79,22 +54,9 @@ def test_a_halt_only_resume_of_a_bot_neither_halted_nor_paused_pauses_it(
     assert not running.submit_signal(eurusd_signal("after")).accepted
 
 
-class _Journal:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = [("halted", "emergency stop by alice: drill")]
-
-    def last_control_event(self) -> tuple[str, str] | None:
-        return self.events[-1]
-
-    def record_event(
-        self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
-    ) -> None:
-        self.events.append((kind, message))
-
-
 def test_a_halt_only_resume_before_the_venue_answers_pauses_an_unpaused_bot() -> None:
     """The spec's pause is not known to a pod that restarted (``paused=False`` here)."""
-    journal = _Journal()
+    journal = HaltedJournal()
     held = HeldControl(journal, paused=False)
     assert held.halted and not held.paused
     held.resume("operator", "spec.emergencyStop removed", halt_only=True)

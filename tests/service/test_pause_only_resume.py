@@ -11,10 +11,12 @@ import pytest
 
 from tests.service.paper_bots import (
     SIGNALS,
+    at_first_bar,
+    event_kinds,
     paper_controller,
     paper_manifest,
     short_eurusd,
-    wait_until,
+    signals_bot,
 )
 from tradefleet_runtime.engine.trading_state import TradingState
 from tradefleet_runtime.journal import Journal
@@ -24,24 +26,10 @@ from tradefleet_runtime.spec.model import EmergencyStopSpec
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "j.sqlite", durable=True)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
 def running(journal: Journal, tmp_path: Path) -> Iterator[BotController]:
     """A bot at its first bar, waiting an hour of wall clock for the next one."""
-    manifest = paper_manifest("pause-only-bot", SIGNALS, short_eurusd(tmp_path))
-    controller = paper_controller(manifest, journal, speed=0.0001)
-    controller.start()
-    try:
-        wait_until(lambda: controller.get_status().bars >= 1, controller)
+    with at_first_bar(signals_bot("pause-only-bot", journal, tmp_path)) as controller:
         yield controller
-    finally:
-        controller.stop()
-        controller.wait(20)
 
 
 def test_unpause_clears_the_pause_alone() -> None:
@@ -63,7 +51,7 @@ def test_a_pause_only_resume_leaves_a_person_s_halt_in_force(
     # The answer says the halt stays (no error: the request was valid and was done).
     assert answer.halted and answer.halt_reason == "drawdown 11%"
     assert not answer.paused and answer.phase is Phase.HALTED
-    kinds = [kind for (kind,) in journal.query("SELECT kind FROM events ORDER BY id")]
+    kinds = event_kinds(journal)
     assert "unpaused" in kinds and "resumed" not in kinds  # a restart keeps the halt
     [(message,)] = journal.query("SELECT message FROM events WHERE kind = 'unpaused'")
     assert "the emergency stop stays: drawdown 11%" in message
@@ -88,16 +76,10 @@ def test_a_bot_whose_manifest_says_halted_starts_halted(journal: Journal, tmp_pa
     manifest = manifest.model_copy(
         update={"spec": manifest.spec.model_copy(update={"emergency_stop": stop})}
     )
-    controller = paper_controller(manifest, journal, speed=0.0001)
-    controller.start()
-    try:
-        wait_until(lambda: controller.get_status().bars >= 1, controller)
+    with at_first_bar(paper_controller(manifest, journal, speed=0.0001)) as controller:
         status = controller.get_status()
         assert status.halted and status.phase is Phase.HALTED
         assert journal.last_control_event() == (
             "halted",
             "emergency stop by spec.emergencyStop: desk review",
         )
-    finally:
-        controller.stop()
-        controller.wait(20)

@@ -37,13 +37,6 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "j.sqlite", durable=True)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
 def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
     """The bot at its first bar (the next an hour of wall clock away), behind its gRPC API."""
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)

@@ -39,13 +39,6 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "j.sqlite", durable=True)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
 def stub(journal: Journal, data: Path) -> Iterator[pb_grpc.RuntimeServiceStub]:
     """As ``test_update_params``'s: the bot at its first bar, behind its gRPC API."""
     controller = paper_controller(_manifest(data, {"fast": 3, "slow": 8}), journal)
