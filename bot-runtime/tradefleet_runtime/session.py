@@ -315,14 +315,17 @@ class RunJournal(JournalWriter, Protocol):
         resumes after it (committed at once)."""
         ...
 
-    def record_came_back(self, market_time: float) -> None:
-        """This run, a restart, came back at ``market_time``: the orders it sends before its
-        first live bar were on the venue's book from then (committed at once)."""
+    def record_came_back(self, at: float, *, market: bool) -> None:
+        """This run, a restart, came back at ``at``: the orders it sends before its first live
+        bar were on the venue's book from then (committed at once). ``market``: ``at`` is the
+        market's time; else the host's clock's, never trusted to work an order on a bar that
+        closed while the bot was down (``came_back_of``)."""
         ...
 
-    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float]:
+    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float | None]:
         """Of ``client_order_ids``: those an earlier run that was a restart sent, each with
-        the time that run came back (``record_came_back``)."""
+        the market's time it was on the venue's book by (``record_came_back``); None when no
+        run that journaled it came back at a market time (it rests from the first live bar)."""
         ...
 
     def carried_state(self, bot: str) -> CarriedState | None: ...
@@ -809,8 +812,10 @@ class BotSession:
             # Before any order this run sends at its start (a flatten or close owed, a
             # decision on a missed bar): when they reached the venue, for a later restart
             # handed the same missed bars (``MissedBars.rested_on``). The host's clock until
-            # the feed tells the market's (``_came_back_journaled``), if it ever does.
-            self.journal.record_came_back(self._clock())
+            # the feed tells the market's (``_came_back_journaled``), if it ever does: marked
+            # as such, never trusted — a host clock behind the market's would let a later
+            # restart fill these orders on a bar that closed before they were sent.
+            self.journal.record_came_back(self._clock(), market=False)
         control = self.journal.last_control_event()
         restored = control is not None and control[0] == "halted"
         if control is not None and restored:
@@ -1153,9 +1158,10 @@ class MissedBars:
     # The market's time when the bot came back (``split_history`` reads it once); None: not
     # read (a first start, a feed without market time), and nothing was missed.
     came_back: float | None = None
-    # The orders working before the restart that an earlier restart sent, each with the time
-    # that run came back (``RunJournal.came_back_of``): when they reached the venue.
-    sent_back: dict[str, float] = field(default_factory=dict)
+    # The orders working before the restart that an earlier restart sent, each with the
+    # market's time they were on the venue's book by (``RunJournal.came_back_of``); None: not
+    # known (that run came back at the host's clock's time), on the book from the first live bar.
+    sent_back: dict[str, float | None] = field(default_factory=dict)
 
     def add(self, bar: Bar) -> None:
         close = bar[2] + bar[1]
@@ -1187,11 +1193,16 @@ class MissedBars:
         waited for its first live bar (``rested_since``); that run was killed before it
         handled one, or this restart would not be handed the bar again. A bracket child was
         put on the book by its entry's fill, at its own time, whichever run journaled it; any
-        other order from its creation (the broker's rule)."""
+        other order from its creation (the broker's rule). One whose sending run came back at a
+        time only the host's clock told (``sent_back`` None) is on no such bar: it may fill
+        later than the venue would have filled it, never before it was sent."""
         if order.parent_id is not None:
             return True
-        back = self.sent_back.get(order.client_order_id)
-        return back is None or rested_since(bar, back)
+        order_id = order.client_order_id
+        if order_id not in self.sent_back:
+            return True
+        back = self.sent_back[order_id]
+        return back is not None and rested_since(bar, back)
 
     def said(self, decisions: int = 0) -> str:
         """What a person reads in the log and the ``warmed_up`` event; ``decisions``: the
@@ -1243,7 +1254,7 @@ def _came_back_journaled(
         now = market_time()
         if now is not None and not told:
             told.append(now)
-            journal.record_came_back(now)
+            journal.record_came_back(now, market=True)
         return now
 
     return read

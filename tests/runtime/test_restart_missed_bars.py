@@ -11,9 +11,10 @@ slow one on a bar that closed five hours before the restart, and the bars after 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +33,7 @@ from tradefleet_runtime.sdk import (
     NoParams,
     PluginKind,
     PluginSpec,
+    Strategy,
     hookimpl,
 )
 from tradefleet_runtime.session import BotSession, MissedBars, assemble, bar_missed, split_history
@@ -65,47 +67,125 @@ class ToldClockFeed:
         return self.market_now
 
 
-def _registry() -> PluginRegistry:
-    hooks = SimpleNamespace(
-        tradefleet_data_feeds=hookimpl(
-            lambda: [
-                PluginSpec(
-                    kind=PluginKind.DATA_FEED,
-                    name="told-clock",
-                    version="1.0.0",
-                    factory=ToldClockFeed,
-                    params=NoParams,
-                    capabilities=frozenset({Capability.TELLS_MARKET_TIME}),
-                )
-            ]
+TOLD = "{name: told-clock}"
+CSV = "{name: csv, params: {path: btc.csv}}"
+# An order a restart found journaled by an earlier run and re-armed, not created by this run.
+NOT_RE_ARMED = (
+    "NOT EXISTS (SELECT 1 FROM order_updates u WHERE u.run_id = o.run_id AND"
+    " u.client_order_id = o.client_order_id AND u.reason = 're-armed on restart')"
+)
+
+
+class Killed(BaseException):
+    """SIGKILL."""
+
+
+def told_clock_registry(strategy: tuple[str, type[Strategy]] | None = None) -> PluginRegistry:
+    """The installed plugins, the told-clock feed and, given, ``strategy`` (name, class)."""
+    feed = PluginSpec(
+        kind=PluginKind.DATA_FEED, name="told-clock", version="1.0.0", factory=ToldClockFeed,
+        params=NoParams, capabilities=frozenset({Capability.TELLS_MARKET_TIME}),
+    )  # fmt: skip
+    hooks = SimpleNamespace(tradefleet_data_feeds=hookimpl(lambda: [feed]))
+    if strategy is not None:
+        name, factory = strategy
+        planted = PluginSpec(
+            kind=PluginKind.STRATEGY, name=name, version="1.0.0", factory=factory, params=NoParams
         )
-    )
+        hooks.tradefleet_strategies = hookimpl(lambda: [planted])
     return registry_with(hooks)
 
 
-def _manifest(folder: Path, data: str) -> Path:
-    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
+def told_clock_manifest(
+    folder: Path,
+    name: str,
+    strategy: str,
+    *,
+    symbols: Sequence[str] = (SYMBOL,),
+    fee_bps: int = 0,
+    slippage_bps: int = 0,
+    data: str = TOLD,
+    risk: str | None = None,
+) -> Path:
+    """``folder``/bot.yaml: the paper bot ``name`` trading ``strategy`` (its YAML) on 1h bars
+    of ``symbols`` from ``data``, on 100,000 USDT, with ``risk`` (its YAML) when given."""
+    risk_line = "" if risk is None else f"  risk: {risk}\n"
     path = folder / "bot.yaml"
     path.write_text(
         f"""
 apiVersion: tradefleet.io/v1alpha1
 kind: TradingBot
-metadata: {{name: restart-missed}}
+metadata: {{name: {name}}}
 spec:
   mode: paper
-  strategy:
-    name: ema-cross
-    params: {{fast: 2, slow: 3, allow_short: false}}
-  market: {{symbols: ["BTC/USDT"], timeframe: 1h}}
-  broker: {{name: paper, params: {{fee_bps: 10, slippage_bps: 2}}}}
+  strategy: {strategy}
+  market: {{symbols: {json.dumps(list(symbols))}, timeframe: 1h}}
+  broker: {{name: paper, params: {{fee_bps: {fee_bps}, slippage_bps: {slippage_bps}}}}}
   data: {data}
-  risk:
-    - name: fixed-size
-      params: {{quantity: 1}}
-  capital: {{currency: USDT, initial: 100000}}
+{risk_line}  capital: {{currency: USDT, initial: 100000}}
 """
     )
     return path
+
+
+def latest_run_id(db: sqlite3.Connection) -> str:
+    """The journal's latest run: the life that has just ended."""
+    (run_id,) = db.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    return str(run_id)
+
+
+def told_clock_life(
+    folder: Path,
+    manifest: Path,
+    registry: PluginRegistry,
+    bars: list[Bar],
+    now: float,
+    *,
+    told: float | None,
+    given: list[Bar] | None = None,
+    kill: Callable[[Journal], None] | None = None,
+) -> tuple[str, float]:
+    """One life of the bot of ``manifest`` (journal: ``folder``/bot.sqlite) on ``bars``, the
+    wall clock at ``now`` and the told-clock feed telling ``told`` as the market's time;
+    ``given``: the bars handed to the session (a csv replay's file is empty); ``kill`` (given
+    the journal) sets up a ``Killed`` raised part-way through the run, which ends it there.
+    The life's run id, and the position it held in ``SYMBOL`` when its bars ran out."""
+    ToldClockFeed.bars_given, ToldClockFeed.market_now = bars, told
+    bot = assemble(load_manifest(manifest), registry, folder)
+    journal = Journal(folder / "bot.sqlite", durable=True)
+    session = BotSession(
+        bot, journal, bars=given, should_stop=threading.Event().is_set, clock=lambda: now
+    )
+    try:
+        engine = session.open()
+        if kill is not None:
+            kill(journal)
+            with pytest.raises(Killed):
+                session.run()
+        else:
+            session.run()
+        # Read, not created: ``position()`` would add an empty one for a symbol not traded.
+        position = engine.portfolio.positions.get(SYMBOL)
+        held = 0.0 if position is None else position.quantity
+        if kill is None:
+            session.close("completed")
+    finally:
+        journal.close()
+    with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
+        return latest_run_id(db), held
+
+
+def _manifest(folder: Path, data: str) -> Path:
+    (folder / "btc.csv").write_text("timestamp,open,high,low,close,volume\n")
+    return told_clock_manifest(
+        folder,
+        "restart-missed",
+        "{name: ema-cross, params: {fast: 2, slow: 3, allow_short: false}}",
+        fee_bps=10,
+        slippage_bps=2,
+        data=data,
+        risk="[{name: fixed-size, params: {quantity: 1}}]",
+    )
 
 
 def _bars(closes: list[float]) -> list[Bar]:
@@ -118,33 +198,18 @@ def _life(
     """One life of the paper bot on ``bars``, the wall clock at ``now`` and the feed telling
     ``told`` as the market's time; the orders this life created (tag, created_ts) and its
     ``warmed_up`` messages."""
-    ToldClockFeed.bars_given, ToldClockFeed.market_now = bars, told
-    bot = assemble(load_manifest(_manifest(folder, data)), _registry(), folder)
-    journal = Journal(folder / "bot.sqlite", durable=True)
     given = None if data.startswith("{name: told-clock") else bars  # the csv file is empty
-    session = BotSession(
-        bot, journal, bars=given, should_stop=threading.Event().is_set, clock=lambda: now
+    manifest = _manifest(folder, data)
+    run_id, _ = told_clock_life(
+        folder, manifest, told_clock_registry(), bars, now, told=told, given=given
     )
-    try:
-        session.open()
-        session.run()
-        session.close("completed")
-    finally:
-        journal.close()
     with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
         rows = db.execute("SELECT tag, created_ts FROM orders WHERE run_id = ?", (run_id,))
         orders = [(str(tag), int(ts)) for tag, ts in rows.fetchall()]
         warmed = db.execute(
             "SELECT message FROM events WHERE run_id = ? AND kind = 'warmed_up'", (run_id,)
         ).fetchall()
     return orders, [str(message) for (message,) in warmed]
-
-
-TOLD = "{name: told-clock}"
-CSV = "{name: csv, params: {path: btc.csv}}"
 
 
 def _restart(

@@ -13,32 +13,23 @@ bar) closes above 105 while it is flat. Its first life handles a flat 4h bucket 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
 
-from tests.plugin_hooks import registry_with
-from tests.runtime.test_restart_missed_bars import ToldClockFeed
-from tradefleet_runtime.capabilities import Capability
-from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.sdk import (
-    Bar,
-    NoParams,
-    PluginKind,
-    PluginSpec,
-    Strategy,
-    Subscription,
-    hookimpl,
+from tests.runtime.test_restart_missed_bars import (
+    NOT_RE_ARMED,
+    told_clock_life,
+    told_clock_manifest,
+    told_clock_registry,
 )
-from tradefleet_runtime.session import BotSession, MissedBars, assemble
-from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.plugins.registry import PluginRegistry
+from tradefleet_runtime.sdk import Bar, Strategy, Subscription
+from tradefleet_runtime.session import MissedBars
 
 HOUR = 3600
 FOUR = 4 * HOUR
@@ -76,51 +67,13 @@ def _four_hours() -> None:
 
 
 def _registry() -> PluginRegistry:
-    hooks = SimpleNamespace(
-        tradefleet_data_feeds=hookimpl(
-            lambda: [
-                PluginSpec(
-                    kind=PluginKind.DATA_FEED,
-                    name="told-clock",
-                    version="1.0.0",
-                    factory=ToldClockFeed,
-                    params=NoParams,
-                    capabilities=frozenset({Capability.TELLS_MARKET_TIME}),
-                )
-            ]
-        ),
-        tradefleet_strategies=hookimpl(
-            lambda: [
-                PluginSpec(
-                    kind=PluginKind.STRATEGY,
-                    name="higher-buyer",
-                    version="1.0.0",
-                    factory=HigherBuyer,
-                    params=NoParams,
-                )
-            ]
-        ),
-    )
-    return registry_with(hooks)
+    return told_clock_registry(("higher-buyer", HigherBuyer))
 
 
 def _manifest(folder: Path) -> Path:
-    path = folder / "bot.yaml"
-    path.write_text(
-        """
-apiVersion: tradefleet.io/v1alpha1
-kind: TradingBot
-metadata: {name: h4-restart}
-spec:
-  mode: paper
-  strategy: {name: higher-buyer}
-  market: {symbols: ["BTC/USDT"], timeframe: 1h}
-  broker: {name: paper, params: {fee_bps: 10, slippage_bps: 2}}
-  data: {name: told-clock}
-  capital: {currency: USDT, initial: 100000}
-"""
+    return told_clock_manifest(
+        folder, "h4-restart", "{name: higher-buyer}", fee_bps=10, slippage_bps=2
     )
-    return path
 
 
 def _bars(closes: list[float]) -> list[Bar]:
@@ -137,26 +90,10 @@ class Life:
 
 
 def _life(folder: Path, bars: list[Bar], now: float) -> Life:
-    ToldClockFeed.bars_given, ToldClockFeed.market_now = bars, now
-    bot = assemble(load_manifest(_manifest(folder)), _registry(), folder)
-    journal = Journal(folder / "bot.sqlite", durable=True)
-    session = BotSession(bot, journal, should_stop=threading.Event().is_set, clock=lambda: now)
-    try:
-        engine = session.open()
-        session.run()
-        held = engine.portfolio.position(SYMBOL).quantity
-        session.close("completed")
-    finally:
-        journal.close()
+    run_id, held = told_clock_life(folder, _manifest(folder), _registry(), bars, now, told=now)
     with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
         orders = db.execute(
-            "SELECT o.tag FROM orders o WHERE o.run_id = ? AND NOT EXISTS (SELECT 1 FROM "
-            "order_updates u WHERE u.run_id = o.run_id AND u.client_order_id = "
-            "o.client_order_id AND u.reason = 're-armed on restart')",
-            (run_id,),
+            f"SELECT o.tag FROM orders o WHERE o.run_id = ? AND {NOT_RE_ARMED}", (run_id,)
         ).fetchall()
         fills = db.execute("SELECT ts, price FROM fills WHERE run_id = ?", (run_id,)).fetchall()
         warmed = db.execute(

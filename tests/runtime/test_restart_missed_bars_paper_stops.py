@@ -15,28 +15,23 @@ down, bar 8 is the newest and traded.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
-from tests.plugin_hooks import registry_with
-from tests.runtime.test_restart_missed_bars import ToldClockFeed
+from tests.runtime.test_restart_missed_bars import (
+    told_clock_life,
+    told_clock_manifest,
+    told_clock_registry,
+)
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
-from tradefleet_runtime.capabilities import Capability, MissedBarMatcher
+from tradefleet_runtime.capabilities import MissedBarMatcher
 from tradefleet_runtime.contracts import BrokerContext
-from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Fill, Order, OrderType, Side
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.sdk import Bar, NoParams, PluginKind, PluginSpec, Strategy, hookimpl
-from tradefleet_runtime.session import BotSession, assemble
-from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.sdk import Bar, Strategy
 from tradefleet_runtime.spec.model import Mode
 
 HOUR = 3600
@@ -58,46 +53,6 @@ class BuyAt110(Strategy):
             self.ctx.buy(bar.symbol, 1.0, stop_loss=104.5, take_profit=115.0, tag="in")
 
 
-def _registry() -> PluginRegistry:
-    def spec(
-        kind: PluginKind, name: str, factory: Callable[..., Any], caps: frozenset[Capability]
-    ) -> PluginSpec:
-        return PluginSpec(
-            kind=kind, name=name, version="1.0.0", factory=factory, params=NoParams,
-            capabilities=caps,
-        )  # fmt: skip
-
-    told = frozenset({Capability.TELLS_MARKET_TIME})
-    hooks = SimpleNamespace(
-        tradefleet_data_feeds=hookimpl(
-            lambda: [spec(PluginKind.DATA_FEED, "told-clock", ToldClockFeed, told)]
-        ),
-        tradefleet_strategies=hookimpl(
-            lambda: [spec(PluginKind.STRATEGY, "buy-at-110", BuyAt110, frozenset())]
-        ),
-    )
-    return registry_with(hooks)
-
-
-def _manifest(folder: Path) -> Path:
-    path = folder / "bot.yaml"
-    path.write_text(
-        """
-apiVersion: tradefleet.io/v1alpha1
-kind: TradingBot
-metadata: {name: paper-stop}
-spec:
-  mode: paper
-  strategy: {name: buy-at-110}
-  market: {symbols: ["BTC/USDT"], timeframe: 1h}
-  broker: {name: paper, params: {fee_bps: 0, slippage_bps: 0}}
-  data: {name: told-clock}
-  capital: {currency: USDT, initial: 100000}
-"""
-    )
-    return path
-
-
 def _bars(ohlc: list[OHLC]) -> list[Bar]:
     return [
         Bar(SYMBOL, HOUR, T0 + i * HOUR, o, h, low, c, 1.0) for i, (o, h, low, c) in enumerate(ohlc)
@@ -114,21 +69,12 @@ class Life:
 def _life(folder: Path, ohlc: list[OHLC], told: bool) -> Life:
     bars = _bars(ohlc)
     now = bars[-1].close_ts + 30
-    ToldClockFeed.bars_given, ToldClockFeed.market_now = bars, now if told else None
-    bot = assemble(load_manifest(_manifest(folder)), _registry(), folder)
-    journal = Journal(folder / "bot.sqlite", durable=True)
-    session = BotSession(bot, journal, should_stop=threading.Event().is_set, clock=lambda: now)
-    try:
-        engine = session.open()
-        session.run()
-        held = engine.portfolio.position(SYMBOL).quantity
-        session.close("completed")
-    finally:
-        journal.close()
+    manifest = told_clock_manifest(folder, "paper-stop", "{name: buy-at-110}")
+    registry = told_clock_registry(("buy-at-110", BuyAt110))
+    run_id, held = told_clock_life(
+        folder, manifest, registry, bars, now, told=now if told else None
+    )
     with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
         fills = db.execute(
             "SELECT reason, ts, price FROM fills WHERE run_id = ? ORDER BY ts", (run_id,)
         ).fetchall()

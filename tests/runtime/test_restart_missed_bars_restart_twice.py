@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from tests.plugin_hooks import registry_with
-from tests.runtime.test_restart_missed_bars import ToldClockFeed
+from tests.runtime.test_restart_missed_bars import (
+    NOT_RE_ARMED,
+    Killed,
+    latest_run_id,
+    told_clock_life,
+    told_clock_manifest,
+    told_clock_registry,
+)
 from tests.runtime.test_restart_missed_bars_higher_timeframe import (
     HOUR,
     SLIP,
@@ -41,16 +45,14 @@ from tests.runtime.test_restart_missed_bars_higher_timeframe import (
     _four_hours,  # noqa: F401  (autouse fixture: the strategy's 4h series)
     _life,
 )
-from tradefleet_runtime.capabilities import Capability
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Order, OrderType, Side
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.sdk import Bar, NoParams, PluginKind, PluginSpec, Strategy, hookimpl
-from tradefleet_runtime.session import BotSession, MissedBars, assemble, rested_since
-from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.sdk import Bar, Strategy
+from tradefleet_runtime.session import MissedBars, rested_since
 
 OHLC = tuple[float, float, float, float]
+_Killed = Killed  # the name tests/runtime/test_restart_missed_bars_order_ids.py imports
 
 
 def test_a_second_restart_fills_the_first_restarts_decision_from_a_live_bar(
@@ -98,9 +100,7 @@ def _owe_a_close(folder: Path) -> None:
     """Journal, in the latest run, that the stop policy's flatten still owes the close of the
     position (a ``close_owed`` event: the run ended before its close was sent)."""
     with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
+        run_id = latest_run_id(db)
         data = {"symbol": SYMBOL, "by": "stop-flatten", "owed": True}
         db.execute(
             "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)",
@@ -133,10 +133,6 @@ def test_a_close_owed_sent_at_the_first_restart_fills_from_its_first_live_bar(
 # -- a bracket child put on the book during the outage -----------------------------------------
 
 
-class _Killed(BaseException):
-    """SIGKILL."""
-
-
 class DipBuyer(Strategy):
     """On bar 1 only: a limit buy of 1 at 95, stop-loss 90, take-profit 110."""
 
@@ -146,43 +142,6 @@ class DipBuyer(Strategy):
                 bar.symbol, 1.0, order_type=OrderType.LIMIT, price=95.0, stop_loss=90.0,
                 take_profit=110.0, tag="dip",
             )  # fmt: skip
-
-
-def planted_registry(strategy: type[Strategy]) -> PluginRegistry:
-    """The told-clock feed and ``strategy`` as the strategy "planted"."""
-    told = frozenset({Capability.TELLS_MARKET_TIME})
-    feed = PluginSpec(
-        kind=PluginKind.DATA_FEED, name="told-clock", version="1.0.0", factory=ToldClockFeed,
-        params=NoParams, capabilities=told,
-    )  # fmt: skip
-    planted = PluginSpec(
-        kind=PluginKind.STRATEGY, name="planted", version="1.0.0", factory=strategy,
-        params=NoParams,
-    )  # fmt: skip
-    hooks = SimpleNamespace(
-        tradefleet_data_feeds=hookimpl(lambda: [feed]),
-        tradefleet_strategies=hookimpl(lambda: [planted]),
-    )
-    return registry_with(hooks)
-
-
-def _planted_manifest(folder: Path, symbols: Sequence[str]) -> Path:
-    path = folder / "bot.yaml"
-    path.write_text(
-        f"""
-apiVersion: tradefleet.io/v1alpha1
-kind: TradingBot
-metadata: {{name: restart-twice}}
-spec:
-  mode: paper
-  strategy: {{name: planted}}
-  market: {{symbols: {json.dumps(list(symbols))}, timeframe: 1h}}
-  broker: {{name: paper, params: {{fee_bps: 0, slippage_bps: 0}}}}
-  data: {{name: told-clock}}
-  capital: {{currency: USDT, initial: 100000}}
-"""
-    )
-    return path
 
 
 @dataclass
@@ -202,31 +161,13 @@ def planted_life(
 ) -> Planted:
     """A life of a paper bot trading ``strategy`` on ``bars``, the market's time ``now``;
     ``kill`` (given the journal) sets up a ``_Killed`` raised part-way through the run."""
-    ToldClockFeed.bars_given, ToldClockFeed.market_now = bars, now
-    bot = assemble(
-        load_manifest(_planted_manifest(folder, symbols)), planted_registry(strategy), folder
-    )
-    journal = Journal(folder / "bot.sqlite", durable=True)
-    session = BotSession(bot, journal, should_stop=threading.Event().is_set, clock=lambda: now)
-    try:
-        session.open()
-        if kill is None:
-            session.run()
-            session.close("completed")
-        else:
-            kill(journal)
-            with pytest.raises(_Killed):
-                session.run()
-    finally:
-        journal.close()
+    manifest = told_clock_manifest(folder, "restart-twice", "{name: planted}", symbols=symbols)
+    registry = told_clock_registry(("planted", strategy))
+    run_id, _ = told_clock_life(folder, manifest, registry, bars, now, told=now, kill=kill)
     with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
         orders = db.execute(
-            "SELECT o.symbol, o.tag FROM orders o WHERE o.run_id = ? AND NOT EXISTS (SELECT 1"
-            " FROM order_updates u WHERE u.run_id = o.run_id AND u.client_order_id ="
-            " o.client_order_id AND u.reason = 're-armed on restart') ORDER BY o.rowid",
+            f"SELECT o.symbol, o.tag FROM orders o WHERE o.run_id = ? AND {NOT_RE_ARMED}"
+            " ORDER BY o.rowid",
             (run_id,),
         ).fetchall()
         fills = db.execute(
@@ -293,3 +234,100 @@ def test_an_order_a_restart_sent_rests_from_that_restarts_first_live_bar(
     assert missed.rested_on(_order("sent"), bar) is rested
     assert missed.rested_on(_order("earlier"), bar)  # no restart of its own: its time rules
     assert missed.rested_on(_order("child", parent="entry"), bar)  # put there by a fill
+
+
+# -- a restart killed before its feed told the market's time (F28) ----------------------------
+#
+# A restart journals the host's clock as the time it came back until the feed tells the
+# market's (``BotSession._restore``). Killed in between, with a host clock minutes behind the
+# market's, that time would let a second restart work the close it sent on a bar that had
+# closed before it was sent. A time the host's clock told is marked as such and never trusted:
+# such an order rests from the next restart's first live bar (``Journal.came_back_of``).
+
+_OWED = [100.0, 95.0, 100.0, 100.0, 101.0, 102.0, 103.0, 104.0, 101.5, 102.5, 103.5, 104.5]
+
+
+def _killed_before_the_market_time(journal: Journal) -> None:
+    """Kill the run as it would journal the market's time it came back at (the feed's first
+    answer, after the orders it sent at its start): the host clock's time stays journaled."""
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    journal.record_came_back = killed  # type: ignore[method-assign]
+
+
+def _restart_on_a_slow_host(folder: Path, bars: list[Bar], market: float, host: float) -> list[str]:
+    """A restart of the higher-timeframe bot, the market's time ``market`` and the host's
+    clock ``host``, killed before it journaled the market's time. The tags of its orders."""
+    manifest = told_clock_manifest(
+        folder, "h4-restart", "{name: higher-buyer}", fee_bps=10, slippage_bps=2
+    )
+    registry = told_clock_registry(("higher-buyer", HigherBuyer))
+    run_id, _ = told_clock_life(
+        folder, manifest, registry, bars, host, told=market, kill=_killed_before_the_market_time
+    )
+    with closing(sqlite3.connect(folder / "bot.sqlite")) as db:
+        rows = db.execute(
+            f"SELECT o.tag FROM orders o WHERE o.run_id = ? AND {NOT_RE_ARMED}", (run_id,)
+        ).fetchall()
+    return [str(tag) for (tag,) in rows]
+
+
+def _owed_close_sent_on_a_slow_host(folder: Path) -> None:
+    """Held 1 (bought at bar 1's close, 95), the close owed; restart 1 comes back at
+    T4 + 10h + 30 s (the market's time), its host's clock 5 minutes behind, sends the close
+    and is killed before it journals the market's time: bar 8 had closed when it was sent."""
+    HigherBuyer.base_too = True
+    first = _bars(_OWED[:4])
+    assert _life(folder, first, first[-1].close_ts + 30).held == 1.0
+    _owe_a_close(folder)
+    came_back = T4 + 10 * HOUR + 30
+    sent = _restart_on_a_slow_host(folder, _bars(_OWED[:9]), came_back, came_back - 5 * 60)
+    assert sent == ["stop-flatten"]
+
+
+def test_a_host_clock_minutes_behind_never_fills_a_close_before_it_was_sent(
+    tmp_path: Path,
+) -> None:
+    _owed_close_sent_on_a_slow_host(tmp_path)
+    # Restart 2: bars 4-10 closed while the bot was down, bar 11 is live. When restart 1 sent
+    # the close is not known: it is worked on none of them, and fills at bar 11's open.
+    again = _life(tmp_path, _bars(_OWED), T4 + 12 * HOUR + 30)
+    assert again.orders == []  # not sent twice
+    ((ts, price),) = again.fills
+    assert ts == T4 + 11 * HOUR and price == pytest.approx(104.5 * (1 - SLIP)), (
+        f"the close sent at T4 + 10h + 30 s (market time) was filled at the bar opening at {ts}"
+    )
+    assert again.held == 0.0
+
+
+def test_a_close_sent_on_a_slow_host_rests_from_the_next_restarts_first_live_bar(
+    tmp_path: Path,
+) -> None:
+    _owed_close_sent_on_a_slow_host(tmp_path)
+    # Restart 2 at T4 + 11h + 30 s reads the market's time, re-arms the close and works it on
+    # no missed bar; its feed ends before its first live bar, bar 10.
+    second = _life(tmp_path, _bars(_OWED[:10]), T4 + 11 * HOUR + 30)
+    assert (second.orders, second.fills, second.held) == ([], [], 1.0)
+    # Restart 3: the close was on the book from restart 2's first live bar, bar 10.
+    third = _life(tmp_path, _bars(_OWED), T4 + 12 * HOUR + 30)
+    ((ts, price),) = third.fills
+    assert ts == T4 + 10 * HOUR and price == pytest.approx(103.5 * (1 - SLIP)), (ts, price)
+    assert third.held == 0.0
+
+
+def test_a_came_back_time_not_the_markets_rests_an_order_on_no_missed_bar() -> None:
+    from tradefleet_runtime.journal.sqlite import _market_came_back
+
+    sent = T4 + 10 * HOUR + 30
+    assert _market_came_back(f"market:{sent!r}") == sent
+    # The host's clock; a bare number (journaled by 625ea8a: host's or market's, not said).
+    assert _market_came_back(f"host:{sent!r}") is None
+    assert _market_came_back(repr(float(sent))) is None
+    missed = MissedBars(came_back=T4 + 12 * HOUR, sent_back={"host": None, "market": sent})
+    for hour in (4, 8, 9, 10, 11):
+        bar = Bar(SYMBOL, HOUR, T4 + hour * HOUR, 1, 1, 1, 1, 1)
+        assert not missed.rested_on(_order("host"), bar)
+        assert missed.rested_on(_order("market"), bar) is (hour >= 9)
+        assert missed.rested_on(_order("child", parent="host"), bar)

@@ -180,10 +180,10 @@ class DiscardingJournal:
     def record_bar_handled(self, close_ts: int) -> None:
         pass
 
-    def record_came_back(self, market_time: float) -> None:
+    def record_came_back(self, at: float, *, market: bool) -> None:
         pass
 
-    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float]:
+    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float | None]:
         return {}
 
     def carried_state(self, bot: str) -> CarriedState | None:

@@ -112,6 +112,9 @@ _INSERT_CASH_FLOW = (
 _BAR_HANDLED = "bar_handled:"
 #: The ``meta`` key prefix of the time a restarted run came back (``record_came_back``).
 _CAME_BACK = "came_back:"
+#: Its value's markers: the market's time (trusted), the host's clock (never trusted).
+_CAME_BACK_MARKET = "market:"
+_CAME_BACK_HOST = "host:"
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -926,41 +929,46 @@ class Journal:
             if durable:
                 self._db.execute("PRAGMA synchronous=FULL")
 
-    def record_came_back(self, market_time: float) -> None:
-        """This run is a restart that came back at ``market_time`` (the market's clock, or
-        the host's until the feed tells it; a later call replaces it): committed now, before
-        any order the run sends at its start, as the run's ``came_back:<run>`` meta row. The
-        orders it sends before its first live bar — a close owed, a decision on a bar that
+    def record_came_back(self, at: float, *, market: bool) -> None:
+        """This run is a restart that came back at ``at``: the market's clock (``market``), or
+        the host's until the feed tells it (a later call replaces it). Committed now, before
+        any order the run sends at its start, as the run's ``came_back:<run>`` meta row
+        (``market:<time>`` or ``host:<time>``; a key of the ``meta`` table: no schema change).
+        The orders it sends before its first live bar — a close owed, a decision on a bar that
         closed while it was down, all stamped with an earlier bar time — reached the venue
         then, and a later restart handed the same missed bars again works them only from
-        there (``came_back_of``). A key of the ``meta`` table: no schema change."""
+        there (``came_back_of``)."""
         self.flush()
+        marker = _CAME_BACK_MARKET if market else _CAME_BACK_HOST
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (f"{_CAME_BACK}{self.run_id}", repr(float(market_time))),
+                (f"{_CAME_BACK}{self.run_id}", f"{marker}{float(at)!r}"),
             )
 
-    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float]:
+    def came_back_of(self, bot: str, client_order_ids: Iterable[str]) -> dict[str, float | None]:
         """Of ``client_order_ids`` (orders working before this run): those whose first run —
         the one that sent it; a restart journals the orders it re-arms again — was a restart
-        (``record_came_back``), each with the time that run came back. An order a first start
-        sent, or a run of an older runtime, is not among them."""
+        (``record_came_back``), each with the market's time it was on the venue's book by:
+        that run's time of coming back, or, that one taken from the host's clock (the run was
+        killed before its feed told the market's), the first later run that journaled it and
+        came back at a market time. None: no such run — not known, the order is worked on
+        no bar that closed while the bot was down. An order a first start sent, or a run of
+        an older runtime, is not among them."""
         runs, marks, previous = self._earlier_runs(bot)
         wanted = list(dict.fromkeys(client_order_ids))
         if not runs or not wanted:
             return {}
-        back: dict[str, float] = {}
+        back: dict[str, float | None] = {}
         for key, value in self.query(
             f"SELECT key, value FROM meta WHERE key IN ({marks})",
             *(_CAME_BACK + r for r in previous),
         ):
-            with contextlib.suppress(ValueError):
-                back[str(key)[len(_CAME_BACK) :]] = float(value)
+            back[str(key)[len(_CAME_BACK) :]] = _market_came_back(str(value))
         if not back:
             return {}
         rank = {run.run_id: at for at, run in enumerate(runs)}  # oldest first
-        first: dict[str, str] = {}
+        journaled: dict[str, list[str]] = {}  # each order's runs, oldest first
         for start in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
             chunk = wanted[start : start + 500]
             for order_id, run_id in self.query(
@@ -969,10 +977,16 @@ class Journal:
                 *chunk,
                 *previous,
             ):
-                sender = first.get(order_id)
-                if sender is None or rank[run_id] < rank[sender]:
-                    first[order_id] = run_id
-        return {i: back[run_id] for i, run_id in first.items() if run_id in back}
+                journaled.setdefault(str(order_id), []).append(str(run_id))
+        sent: dict[str, float | None] = {}
+        for order_id, run_ids in journaled.items():
+            run_ids.sort(key=rank.__getitem__)
+            if run_ids[0] not in back:
+                continue  # a first start's (or an older runtime's): from its creation
+            # A later run that re-armed it came back after it was sent: an upper bound.
+            known = (back.get(r) for r in run_ids)
+            sent[order_id] = next((t for t in known if t is not None), None)
+        return sent
 
     def keep_bot_identity(self, bot: str, identity: str) -> None:
         """Keep the bot's identity for good: a restart must send and recognise the same ids.
@@ -1423,6 +1437,20 @@ _ORDER_ROWS = (
     " GROUP BY client_order_id) f ON f.client_order_id = s.client_order_id"
     " WHERE s.run_id = ?{orders} ORDER BY s.created_ts, s.client_order_id"
 )
+
+
+def _market_came_back(value: str) -> float | None:
+    """The market's time a ``came_back:<run>`` meta value says the run came back at; None
+    when it is not the market's: the host's clock (its run killed before its feed told the
+    market's, and a host clock behind the market's would let an order fill before it was
+    sent), a bare number (the host's clock or the market's: the first runtime that wrote
+    the row did not say) or a value it cannot read."""
+    if not value.startswith(_CAME_BACK_MARKET):
+        return None
+    try:
+        return float(value[len(_CAME_BACK_MARKET) :])
+    except ValueError:
+        return None
 
 
 def _order_row(run: str, order: Order, mark: float | None) -> tuple[Any, ...]:
