@@ -6,8 +6,9 @@ position to reduce and is cancelled; its take-profit was cancelled as "one-cance
 filled", so the order log told the risk manager the stop-loss had filled, while the journal said
 it was cancelled and the position closed by the flatten. The take-profit's reason now says the
 position was already at 0 and the sibling was cancelled, not filled (the engine's words for a
-child it cuts to nothing: "nothing left to close"). A cancel the bot asks for says so (the
-journal keeps the reason, not the code).
+child it cuts to nothing: "nothing left to close"); when a reversal left the position on the
+other side, the reason names it (short 1, not long), never a flat account. A cancel the bot
+asks for says so (the journal keeps the reason, not the code).
 """
 
 from __future__ import annotations
@@ -56,6 +57,44 @@ def test_a_take_profit_whose_stop_found_no_position_is_not_said_cancelled_for_a_
     assert "filled" not in target.reason.replace("not filled", ""), target.reason
     assert target.reason.startswith("nothing left to close: the BTCUSDT position is at 0")
     assert "e1-sl" in target.reason
+
+
+def test_a_take_profit_cancelled_while_a_reversal_left_the_account_short_names_the_short() -> None:
+    """A long's stop-loss that triggers after a reversal (sell 2 against a long 1) finds a
+    short, nothing to reduce: the take-profit's reason names the short, never a flat account."""
+    broker = _venue()
+    entry = Order("e1", BTC, Side.BUY, 1.0, stop_loss=95.0, take_profit=110.0, created_ts=T0)
+    broker.submit(entry)
+    broker.on_bar(Bar(BTC, HOUR, T0, 100.0, 100.0, 100.0, 100.0, 1.0))  # long 1, bracketed
+    # The reversal fills at the next open; the same bar trades through the long's stop-loss.
+    broker.submit(Order("r1", BTC, Side.SELL, 2.0, created_ts=T0 + HOUR))
+    events = list(broker.on_bar(Bar(BTC, HOUR, T0 + HOUR, 100.0, 100.0, 90.0, 92.0, 1.0)))
+    updates = _updates(events)
+    assert updates["e1-sl"].status is OrderStatus.CANCELLED, updates
+    target = updates["e1-tp"]
+    assert target.status is OrderStatus.CANCELLED
+    assert broker.positions()[BTC].quantity == -1.0
+    assert target.reason.startswith(
+        "nothing left to close: the BTCUSDT position is short 1, not long: nothing of it to "
+        "reduce (one-cancels-other sibling e1-sl triggered"
+    ), target.reason
+    assert "position is at 0" not in target.reason
+
+
+def test_a_short_s_take_profit_cancelled_while_the_account_is_long_names_the_long() -> None:
+    """The mirror: a short's stop-loss (a reduce-only buy) finding a long."""
+    broker = _venue()
+    entry = Order("e1", BTC, Side.SELL, 1.0, stop_loss=105.0, take_profit=90.0, created_ts=T0)
+    broker.submit(entry)
+    broker.on_bar(Bar(BTC, HOUR, T0, 100.0, 100.0, 100.0, 100.0, 1.0))  # short 1, bracketed
+    broker.submit(Order("r1", BTC, Side.BUY, 2.5, created_ts=T0 + HOUR))
+    events = list(broker.on_bar(Bar(BTC, HOUR, T0 + HOUR, 100.0, 110.0, 100.0, 108.0, 1.0)))
+    target = _updates(events)["e1-tp"]
+    assert target.status is OrderStatus.CANCELLED
+    assert broker.positions()[BTC].quantity == 1.5
+    assert "the BTCUSDT position is long 1.5, not short: nothing of it to reduce" in (
+        target.reason
+    ), target.reason
 
 
 def test_a_take_profit_whose_stop_filled_still_says_so() -> None:

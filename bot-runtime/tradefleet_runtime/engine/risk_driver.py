@@ -11,7 +11,11 @@ An intent that only reduces a position — on the side that closes it, for no mo
 net of the exits already working — is made reduce-only here, before the gate, whoever sent it
 (``ctx.sell`` of the held quantity is an exit as ``ctx.close`` is): the gate and every rule then
 let it through (no rule may stop a reduction of risk), and the venue gets a reduce-only order,
-which cannot open or reverse a position if the account moved before it filled.
+which cannot open or reverse a position if the account moved before it filled. The same holds
+after the chain for an order a rule or the lot step shrank to no more than it closes (a
+reversal cut to its closing part, ``entry_cut``, pre-trade's caps): it goes out reduce-only,
+so a resting limit the position's stop-loss left nothing to close cannot open a position the
+rule refused (``closes_only``). An order nothing shrank keeps the mark it had.
 
 Before any of that, an intent no venue could work is refused (``intent_problem``,
 ``stops_problem``), by ``engine.order``, naming the field: a quantity or price that is not a
@@ -172,6 +176,13 @@ def stops_problem(intent: OrderIntent, mark: float) -> tuple[str, str] | None:
     return None
 
 
+def closes_only(quantity: float, left: float) -> bool:
+    """Whether an order of ``quantity`` only closes a position of which ``left`` is still to
+    close on its side (``reducible``'s figure; 0 when the side opens or adds) (pure). Within
+    ``_HELD_TOLERANCE``: quantities are sums of fills, and float."""
+    return left > 0.0 and quantity <= left * (1.0 + _HELD_TOLERANCE)
+
+
 class RiskDriver:
     def __init__(
         self,
@@ -220,6 +231,7 @@ class RiskDriver:
             decide(gated[0], intent, order_id, gated[1])
             return None
         quantity = intent.quantity
+        shrunk = False  # whether a rule cut a size the order had (sizing one is no cut)
         for name, plugin, reads_account in self._links:
             if not reads_account:
                 given = BLANK_CONTEXT
@@ -245,6 +257,8 @@ class RiskDriver:
             decide(name, intent, order_id, verdict.decision)
             if verdict.vetoed:
                 return None
+            if quantity is not None and verdict.quantity != quantity:
+                shrunk = True  # ``judge`` lets a size only shrink
             quantity = verdict.quantity
             if quantity != intent.quantity:  # intent._replace(quantity=quantity), positionally
                 intent = _new(OrderIntent, (intent[0], intent[1], quantity, *intent[3:]))
@@ -291,6 +305,11 @@ class RiskDriver:
                     "lot_step",
                 ),
             )
+        reduce_only = intent.reduce_only
+        if not reduce_only and (shrunk or rounded < quantity) and self._reducible is not None:
+            # Shrunk to its closing part (module docstring): the figure ``RiskContext.closing``
+            # gave the chain, read again (nothing moved since); not shrunk, it kept its mark.
+            reduce_only = closes_only(rounded, self._reducible(intent.symbol, intent.side))
         order: Order = _new(
             Order,
             (
@@ -302,7 +321,7 @@ class RiskDriver:
                 intent.price,
                 intent.stop_loss,
                 intent.take_profit,
-                intent.reduce_only,
+                reduce_only,
                 None,  # parent_id
                 None,  # oco_group
                 now,  # created_ts
@@ -320,8 +339,7 @@ class RiskDriver:
         quantity = intent.quantity
         if quantity is None or self._reducible is None:
             return intent
-        left = self._reducible(intent.symbol, intent.side)
-        if left <= 0.0 or quantity > left * (1.0 + _HELD_TOLERANCE):
+        if not closes_only(quantity, self._reducible(intent.symbol, intent.side)):
             return intent
         # intent._replace(reduce_only=True), positionally (field 7)
         return _new(OrderIntent, (*intent[:7], True, *intent[8:]))

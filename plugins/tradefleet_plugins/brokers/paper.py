@@ -930,7 +930,7 @@ class PaperBroker:
                     )
                 )
                 self._final[order_id] = (_CANCELLED, ts)
-                self._cancel_group(order, ts, events, flat=True)
+                self._cancel_group(order, ts, events, held=held)
                 return
             quantity = min(quantity, reducible)
         fee = quantity * price * fee_rate
@@ -1017,18 +1017,23 @@ class PaperBroker:
         return exposure / self._leverage <= equity
 
     def _cancel_group(
-        self, order: Order, ts: int, events: list[Fill | OrderUpdate], flat: bool = False
+        self,
+        order: Order,
+        ts: int,
+        events: list[Fill | OrderUpdate],
+        held: float | None = None,
     ) -> None:
-        """Cancel ``order``'s one-cancels-other siblings: it filled, or (``flat``) it found no
-        position to reduce and was cancelled itself, which the reason says — said filled, the
-        order log told the risk manager a stop-loss had closed a position that something else
-        (a flatten, a close) had closed before it."""
+        """Cancel ``order``'s one-cancels-other siblings: it filled, or it found no position
+        to reduce (``held``: the position it found, flat or on its own side) and was
+        cancelled itself, which the reason says — said filled, the order log told the risk
+        manager a stop-loss had closed a position that something else (a flatten, a close)
+        had closed before it."""
         if order.oco_group is None:
             return
         reason = (
-            sibling_ended_flat(order.client_order_id, order.symbol)
-            if flat
-            else "one-cancels-other sibling filled"
+            "one-cancels-other sibling filled"
+            if held is None
+            else sibling_ended_flat(order.client_order_id, order.symbol, order.side, held)
         )
         for sibling in list(self._working.get(order.symbol, ())):
             if sibling.oco_group == order.oco_group:
@@ -1059,13 +1064,23 @@ class PaperBroker:
                 self._fresh.add(child.client_order_id)
 
 
-def sibling_ended_flat(sibling_id: str, symbol: str) -> str:
-    """Why a bracket child is cancelled when its one-cancels-other sibling ``sibling_id``
-    triggered with no position left to reduce (pure): nothing filled, the position was already
-    at 0 (the engine says the same of a child it cuts to nothing: "nothing left to close")."""
+def sibling_ended_flat(sibling_id: str, symbol: str, side: Side, held: float) -> str:
+    """Why a bracket child is cancelled when its one-cancels-other sibling ``sibling_id``, a
+    reduce-only order on ``side``, triggered with nothing to reduce (pure): nothing filled (the
+    engine says the same of a child it cuts to nothing: "nothing left to close"). The reason
+    names the position ``held`` (signed) as it is: at 0, or on the sibling's own side when a
+    reversal left it there (a long's stop-loss finding a short), which is no flat account."""
+    cause = (
+        f"one-cancels-other sibling {sibling_id} triggered with no position to reduce, and was "
+        "cancelled, not filled"
+    )
+    if held == 0.0:
+        return f"nothing left to close: the {symbol} position is at 0 ({cause})"
+    found = "long" if held > 0.0 else "short"
+    guarded = "short" if side is _BUY else "long"  # a buy reduces a short
     return (
-        f"nothing left to close: the {symbol} position is at 0 (one-cancels-other sibling "
-        f"{sibling_id} triggered with no position to reduce, and was cancelled, not filled)"
+        f"nothing left to close: the {symbol} position is {found} {abs(held):.10g}, not "
+        f"{guarded}: nothing of it to reduce ({cause})"
     )
 
 
