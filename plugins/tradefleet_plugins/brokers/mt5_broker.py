@@ -52,7 +52,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -1646,13 +1646,21 @@ class Mt5Broker:
                 return True
         return False
 
-    def _fired_apart(self, closer: Any, held: Sequence[Any]) -> bool:
+    def _fired_apart(
+        self, closer: Any, held: Sequence[Any], closers: Iterable[Any], *, running: bool
+    ) -> bool:
         """Hedging: whether ``closer`` (a deal or order the terminal made when a ticket's SL or
         TP fired) closed a ticket a person had set apart from its entry's child, as the
         terminal tells it whatever the poll saw (``fired_outside``: the level the close's
-        comment names, ``[sl 1.09700]``, against an older ticket of the entry still open in
-        ``held``, the bot's positions) — a restart, or a line moved and fired between two
-        polls. Its close is then no fill of the child, but a change made outside the bot."""
+        comment names, ``[sl 1.09700]``, against the child's level). ``running``: the bot's
+        own poll, which knows the level it holds for the child (``_child_levels``) and the
+        tickets it found outside it (``_off``); else start-up reconciliation, which knows
+        neither — the journal's level is never handed to the broker, and what the restart
+        adopted is the terminal's, not the level the child had when the ticket fired —: the
+        child's level is then the oldest ticket's. Either as the entry's other tickets tell
+        it: ``held``, the bot's positions, and ``closers``, the deals or orders read with
+        ``closer`` (those of its tickets that fired, before or after it). Its close is then no
+        fill of the child, but a change made outside the bot."""
         role = child_role(int(getattr(closer, "reason", -1)))
         position_id = int(getattr(closer, "position_id", 0))
         if not self._hedging or role is None or not position_id:
@@ -1660,12 +1668,41 @@ class Mt5Broker:
         parent = self._parent_of(position_id)
         if parent is None:
             return False
-        tickets = entry_tickets(held, parent, self._parent_of)
-        if not tickets:
-            return False
         level = fired_level(str(closer.comment), role)
-        half = self._half_tick(str(tickets[0].symbol))
-        return fired_outside(position_id, role, level, tickets, half)
+        if level is None:
+            return False
+        tickets = entry_tickets(held, parent, self._parent_of)
+        fired = self._fired_levels(closers, role, parent)
+        child_id = child_order_id(parent, role)
+        booked = self._child_levels.get(child_id) if running else None
+        half = self._half_tick(str(closer.symbol))
+        return fired_outside(
+            position_id,
+            role,
+            level,
+            tickets,
+            half,
+            fired=fired,
+            booked=None if booked is None else booked.price,
+            outside=self._off(child_id) if running else (),
+        )
+
+    def _fired_levels(self, closers: Iterable[Any], role: str, parent: str) -> dict[int, float]:
+        """The tickets of entry ``parent`` that ``closers`` (deals or orders) say closed on
+        their own ``role`` line, each with the level it fired at (``fired_level``)."""
+        fired: dict[int, float] = {}
+        for closer in closers:
+            position_id = int(getattr(closer, "position_id", 0))
+            if (
+                not position_id
+                or int(getattr(closer, "magic", 0)) != self._magic
+                or child_role(int(getattr(closer, "reason", -1))) != role
+            ):
+                continue
+            level = fired_level(str(closer.comment), role)
+            if level is not None and self._parent_of(position_id) == parent:
+                fired[position_id] = level
+        return fired
 
     def _ticket_left(self, child_id: str, position_id: int, live: Mapping[int, Any]) -> int:
         """An open position (``live``: the bot's, by ticket) child ``child_id``'s level is on:
@@ -2168,7 +2205,7 @@ class Mt5Broker:
             if self._seen_deals.taken(ticket, int(deal.time)):
                 continue
             # Seen once decided: a terminal lost while deciding leaves it for the next poll.
-            if int(deal.magic) != self._magic or not self._deal_event(deal, events):
+            if int(deal.magic) != self._magic or not self._deal_event(deal, events, deals):
                 outside = self._outside_fill(deal)
                 if outside is not None:
                     events.extend(self._with_swap(deal, outside))
@@ -2338,9 +2375,10 @@ class Mt5Broker:
         position = positions.get(position_id)
         return [] if position is None else [position]
 
-    def _deal_event(self, deal: Any, events: list[Event]) -> bool:
+    def _deal_event(self, deal: Any, events: list[Event], deals: Sequence[Any] = ()) -> bool:
         """A deal of the bot's magic number -> its events; False when it is no order's of the
-        bot (a stop-out, a comment the server rewrote): ``_outside_fill`` then decides."""
+        bot (a stop-out, a comment the server rewrote): ``_outside_fill`` then decides.
+        ``deals``: those the poll read with it (``_fired_apart``: its entry's other closes)."""
         client_order_id = deal_client_id(deal, self._resolve, self._parent_of)
         if client_order_id is None:
             return False
@@ -2356,7 +2394,7 @@ class Mt5Broker:
         held = self._call("positions_get") if role is not None and self._hedging else None
         if role is not None and (
             self._outside_child(int(deal.position_id), (role,))
-            or self._fired_apart(deal, ours(held, self._magic))
+            or self._fired_apart(deal, ours(held, self._magic), deals, running=True)
         ):
             # A level a person set on one ticket of a split entry fired (``_tickets_look``:
             # outside the bot's child, which is the entry's other tickets — or so the level it
@@ -2755,7 +2793,7 @@ class Mt5Broker:
             # A ticket's own line a person set apart from the child fired: no close of the
             # child's (its deal is a change made outside the bot: ``_deal_fills``).
             held = ours(self._call("positions_get"), self._magic)
-            history = [order for order in history if not self._fired_apart(order, held)]
+            history = [o for o in history if not self._fired_apart(o, held, history, running=False)]
         reports = order_reports(
             [*history, *live], self._resolve, self._symbols.ours, self._units, self._parent_of
         )
@@ -2932,7 +2970,7 @@ class Mt5Broker:
             if client_order_id is not None and self._hedging and child_role(int(deal.reason)):
                 if held is None:
                     held = ours(self._call("positions_get"), self._magic)
-                apart = self._fired_apart(deal, held)
+                apart = self._fired_apart(deal, held, deals, running=False)
             if apart:
                 # A line a person set apart fired (``_fired_apart``): booked as the running
                 # broker books it, a change made outside the bot — never the child's fill.

@@ -476,23 +476,52 @@ def fired_level(comment: str, role: str) -> float | None:
 
 
 def fired_outside(
-    ticket: int, role: str, level: float | None, open_tickets: Sequence[Any], half: float = 0.0
+    ticket: int,
+    role: str,
+    level: float | None,
+    open_tickets: Sequence[Any],
+    half: float = 0.0,
+    *,
+    fired: Mapping[int, float] | None = None,
+    booked: float | None = None,
+    outside: Collection[int] = (),
 ) -> bool:
     """Whether hedging ticket ``ticket``, closed by its own ``role`` line at ``level``
-    (``fired_level``), was outside its entry's child when it fired, as a restart can tell:
-    the child is the tickets at the oldest ticket's level (``ticket_levels``, nothing booked),
-    and one of ``open_tickets`` (the entry's tickets still open, ``entry_tickets``) older than
-    it — open when it fired, the terminal numbering tickets as it opens them — holds that
-    level at another price (beyond ``half`` a tick): a line a person set apart on the closed
-    ticket fired, which the running bot books as a change made outside the bot, never as the
-    child's fill. False when nothing tells: no level in the comment, or no older ticket
-    holding one (the closed ticket was the oldest: its level was the child's)."""
+    (``fired_level``), was outside its entry's child when it fired: a line a person set apart
+    on it fired, which is booked as a change made outside the bot, never as the child's fill.
+
+    What tells the child's level is the entry's other tickets — ``open_tickets`` (those still
+    open, ``entry_tickets``: the level each holds) and ``fired`` (those closed by their own
+    ``role`` line, by ticket: the level each fired at) —, never one in ``outside`` (found
+    outside the child before: a person's own level says nothing of the bot's). With ``booked``
+    (the level the running bot holds for the child) the close is outside when another ticket
+    holds or fired at ``booked`` and ``level`` is another (beyond ``half`` a tick); a ticket
+    in ``outside`` is outside. Without it (a restart: the child is the tickets at the oldest
+    ticket's level, ``ticket_levels``), when the oldest of the others — older than ``ticket``,
+    the terminal numbering tickets as it opens them — is at another level. False when nothing
+    tells: no level in the comment, no other ticket at the child's level (the closed ticket
+    was the child's last, or its oldest: its level was the child's, a move by hand the child
+    follows)."""
     if level is None:
         return False
-    levels = ticket_levels(open_tickets, role, None, half)
-    if not levels.at or int(levels.at[0].ticket) > ticket:
+    if ticket in outside:
+        return True
+    tolerance = max(half, _EPS * max(abs(level), 1.0))
+    others = [
+        (int(p.ticket), float(getattr(p, role)))
+        for p in open_tickets
+        if int(p.ticket) != ticket and float(getattr(p, role)) > 0.0
+    ]
+    still = {int(p.ticket) for p in open_tickets}
+    others += [(t, at) for t, at in (fired or {}).items() if t != ticket and t not in still]
+    others = [(t, at) for t, at in others if t not in outside and at > 0.0]
+    if booked is not None and booked > 0.0:
+        child_there = any(abs(at - booked) <= tolerance for _t, at in others)
+        return child_there and abs(level - booked) > tolerance
+    if not others:
         return False
-    return abs(levels.level - level) > max(half, _EPS * max(abs(level), 1.0))
+    oldest, at = min(others)
+    return oldest < ticket and abs(at - level) > tolerance
 
 
 class Entry(NamedTuple):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -202,30 +203,43 @@ def test_the_bots_own_stop_move_is_no_change_by_hand(
         venue.close()
 
 
+@contextmanager
+def _split(tmp_path: Path, mover: Mover | None = None) -> Iterator[tuple[SplitBot, int, int]]:
+    """A hedging bot whose entry opened tickets A and B (``SplitBot``; ``mover`` moves its
+    stop), with A's and B's tickets, oldest first; the bot goes down after."""
+    bot = SplitBot(tmp_path, mover=mover)
+    try:
+        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        yield bot, a, b
+    finally:
+        bot.down()
+
+
+def _sl_by_hand(bot: SplitBot, ticket: int, sl: float) -> None:
+    """A person sets (0.0: removes) ``ticket``'s SL in the terminal, its TP left at the bot's."""
+    _set_by_hand(bot.terminal, ticket, sl, TP)
+
+
 def test_a_split_entrys_sl_ends_only_when_no_ticket_holds_it(tmp_path: Path) -> None:
     """Hedging, one entry on tickets A and B: the child is the level of both. Moved by hand on
     both, it is booked at the new price; removed from the oldest only, the child is B's (cut
     to B's 10,000; was: still 20,000, the oldest's level shown for both), no stop cancelled;
     removed from both, the child ends, said loudly."""
-    bot = SplitBot(tmp_path)
-    try:
+    with _split(tmp_path) as (bot, a, b):
         sl, _tp = bot.children()
-        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
         for ticket in (a, b):
-            _set_by_hand(bot.terminal, ticket, 1.0970, TP)
+            _sl_by_hand(bot, ticket, 1.0970)
         bot.bar()
         assert _stops(bot.engine) == [(20_000.0, 1.0970)]
-        _set_by_hand(bot.terminal, a, 0.0, TP)
+        _sl_by_hand(bot, a, 0.0)
         bot.bar()
         assert _stops(bot.engine) == [(10_000.0, 1.0970)]
         assert _events(bot.journal, "stop_cancelled") == []
-        _set_by_hand(bot.terminal, b, 0.0, TP)
+        _sl_by_hand(bot, b, 0.0)
         bot.bar()
         assert _stops(bot.engine) == []
         (said,) = _events(bot.journal, "stop_cancelled")
         assert sl in said and f"positions {a}, {b} no longer hold" in said
-    finally:
-        bot.down()
 
 
 def _covered(bot: SplitBot, role: str = "sl") -> list[tuple[float, float]]:
@@ -244,11 +258,9 @@ def test_a_split_entrys_sl_removed_from_one_ticket_is_the_other_tickets_stop(
     """A person deletes the SL of ticket A only (each ticket is its own line in the terminal):
     the bot's stop-loss child is cut to what B holds, journaled, said naming A (was: a stop
     for 20,000 shown while half the position had none)."""
-    bot = SplitBot(tmp_path)
-    try:
+    with _split(tmp_path) as (bot, a, b):
         sl, _tp = bot.children()
-        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-        _set_by_hand(bot.terminal, a, 0.0, TP)
+        _sl_by_hand(bot, a, 0.0)
         with caplog.at_level(logging.WARNING):
             bot.bar()
         assert _covered(bot) == [(10_000, SL)]
@@ -272,8 +284,6 @@ def test_a_split_entrys_sl_removed_from_one_ticket_is_the_other_tickets_stop(
         assert bot.tickets() == [(f"{bot.entry}#1", 0.1, SL, TP)]
         assert _exits(bot.engine) == [(sl, 10_000.0, SL), (f"{bot.entry}-tp", 10_000.0, TP)]
         assert bot.engine.portfolio.position("EURUSD").quantity == 10_000.0
-    finally:
-        bot.down()
 
 
 def test_a_split_entrys_sl_moved_on_one_ticket_is_outside_the_bot(
@@ -283,11 +293,9 @@ def test_a_split_entrys_sl_moved_on_one_ticket_is_outside_the_bot(
     bot's child stays at its level, for A's 10,000; B's level is said to be outside the bot.
     When B's own SL fires it is booked as a change made outside the bot — not the child's
     fill, which would end the stop A still holds; then A's fires as the child."""
-    bot = SplitBot(tmp_path)
-    try:
+    with _split(tmp_path) as (bot, _a, b):
         sl, tp = bot.children()
-        _a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-        _set_by_hand(bot.terminal, b, 1.0970, TP)
+        _sl_by_hand(bot, b, 1.0970)
         with caplog.at_level(logging.WARNING):
             bot.bar()
         assert _covered(bot) == [(10_000, SL), (10_000, 1.0970)]
@@ -311,8 +319,6 @@ def test_a_split_entrys_sl_moved_on_one_ticket_is_outside_the_bot(
         assert _exits(bot.engine) == []
         fills = bot.journal.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl)
         assert [q for (q,) in fills] == [10_000.0]
-    finally:
-        bot.down()
 
 
 def test_the_bots_move_after_a_one_ticket_change_moves_its_own_tickets_only(
@@ -320,16 +326,12 @@ def test_the_bots_move_after_a_one_ticket_change_moves_its_own_tickets_only(
 ) -> None:
     """A's SL removed by hand: the bot's stop is B's. Its later move (MOVE_STOP) moves B's SL
     and sets none on A, whose lack of one is the person's."""
-    bot = SplitBot(tmp_path, mover=Mover("EURUSD", {1: 1.0980}))
-    try:
-        a, _b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-        _set_by_hand(bot.terminal, a, 0.0, TP)
+    with _split(tmp_path, Mover("EURUSD", {1: 1.0980})) as (bot, a, _b):
+        _sl_by_hand(bot, a, 0.0)
         _pump(bot.engine, bot.venue)
         bot.bar()  # the move
         assert bot.tickets() == [(bot.entry, 0.1, 0.0, TP), (f"{bot.entry}#1", 0.1, 1.0980, TP)]
         assert _stops(bot.engine) == [(10_000.0, 1.0980)]
-    finally:
-        bot.down()
 
 
 PERSONS_SL = 1.0900  # a ticket's SL lowered by hand: outside the bot's child from then on
@@ -342,11 +344,9 @@ def test_the_childs_last_ticket_closed_leaves_the_persons_sl_on_the_other(
     hand: the child has nothing left to close — the engine cuts it to nothing and cancels it,
     the poll ends it — and A keeps the SL the person gave it (was: the cancel cleared the SL
     of every ticket of the entry, A's included, and A ran with no stop)."""
-    bot = SplitBot(tmp_path)
-    try:
+    with _split(tmp_path) as (bot, a, b):
         sl, tp = bot.children()
-        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        _sl_by_hand(bot, a, PERSONS_SL)
         bot.bar()
         assert _stops(bot.engine) == [(10_000.0, SL)]  # B's
         _by_hand(bot.terminal, bot.terminal.ORDER_TYPE_SELL, 0.1, position=b)
@@ -362,19 +362,15 @@ def test_the_childs_last_ticket_closed_leaves_the_persons_sl_on_the_other(
         assert kept in reason, reason
         assert _events(bot.journal, "stop_cancelled") == []  # the bot's own cut ended it
         assert bot.engine.portfolio.position("EURUSD").quantity == 10_000.0
-    finally:
-        bot.down()
 
 
 def test_a_move_once_the_childs_tickets_closed_leaves_the_persons_sl(tmp_path: Path) -> None:
     """The same, the bot's stop move (MOVE_STOP) on its way before the poll saw B closed: the
     move acts on the child's own tickets only — none is left, so it sets nothing (was: it
     wrote the bot's 1.098 onto A, over the person's 1.09); the child ends."""
-    bot = SplitBot(tmp_path, mover=Mover("EURUSD", {2: MOVED}))
-    try:
+    with _split(tmp_path, Mover("EURUSD", {2: MOVED})) as (bot, a, b):
         sl, tp = bot.children()
-        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        _sl_by_hand(bot, a, PERSONS_SL)
         bot.bar()
         assert _stops(bot.engine) == [(10_000.0, SL)]  # B's
         _by_hand(bot.terminal, bot.terminal.ORDER_TYPE_SELL, 0.1, position=b)
@@ -389,8 +385,6 @@ def test_a_move_once_the_childs_tickets_closed_leaves_the_persons_sl(tmp_path: P
         # The move refused, not rejected: no "stop refused" close of A at market.
         assert _events(bot.journal, "stop_refused") == []
         assert _statuses(bot.journal, "live")[sl][0] == "cancelled"
-    finally:
-        bot.down()
 
 
 def test_the_child_follows_its_own_tickets_not_a_ticket_set_apart(tmp_path: Path) -> None:
@@ -398,13 +392,11 @@ def test_the_child_follows_its_own_tickets_not_a_ticket_set_apart(tmp_path: Path
     follows B, its own ticket, to 1.097 — not A's 1.09, which the child would take over
     as the oldest ticket's (was: A "at 1.09 again", the bot's later move writing over it);
     the bot's move then moves B alone."""
-    bot = SplitBot(tmp_path, mover=Mover("EURUSD", {3: MOVED}))
-    try:
+    with _split(tmp_path, Mover("EURUSD", {3: MOVED})) as (bot, a, b):
         sl, _tp = bot.children()
-        a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        _sl_by_hand(bot, a, PERSONS_SL)
         bot.bar()
-        _set_by_hand(bot.terminal, b, 1.0970, TP)
+        _sl_by_hand(bot, b, 1.0970)
         bot.bar()
         assert _stops(bot.engine) == [(10_000.0, 1.0970)]
         bot.bar()  # the move
@@ -414,12 +406,37 @@ def test_the_child_follows_its_own_tickets_not_a_ticket_set_apart(tmp_path: Path
         ]
         assert _stops(bot.engine) == [(10_000.0, MOVED)]
         # B's SL removed by hand: the child ends, said loudly, naming B alone; A keeps its own.
-        _set_by_hand(bot.terminal, b, 0.0, TP)
+        _sl_by_hand(bot, b, 0.0)
         bot.bar()
         assert _stops(bot.engine) == []
         (said,) = _events(bot.journal, "stop_cancelled")
         assert sl in said and f"position {b} no longer holds its SL" in said, said
         assert bot.tickets()[0] == (bot.entry, 0.1, PERSONS_SL, TP)
+
+
+def test_the_childs_own_sl_firing_is_its_fill_when_the_older_ticket_is_set_apart(
+    tmp_path: Path,
+) -> None:
+    """A's SL (the older ticket) lowered by hand: the poll finds A outside the child, which is
+    B's 10,000 at the bot's 1.095. B's SL fires at 1.095 (A's 1.09 does not): the close names
+    the child's own level, so it is the SL child's fill — not a change made outside the bot
+    (was: compared with A's 1.09, the oldest ticket's, and booked outside; the child never
+    filled and ended cancelled)."""
+    bot = SplitBot(tmp_path)
+    try:
+        sl, _tp = bot.children()
+        a, _b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
+        bot.bar()  # the poll: A outside the child, the child is B's 10,000 at 1.095
+        bot.terminal.set_price("EURUSD", 1.0945)  # B's SL (the bot's) fires, A's 1.09 not
+        bot.bar()
+        bot.bar()
+        assert [p.ticket for p in bot.terminal.positions_get() or ()] == [a]
+        assert bot.engine.portfolio.position("EURUSD").quantity == 10_000.0
+        fills = bot.journal.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl)
+        assert [tuple(row) for row in fills] == [(10_000.0,)], fills
+        assert _statuses(bot.journal, "live")[sl][0] == "filled"
+        assert _events(bot.journal, "position_changed_outside") == []
     finally:
         bot.down()
 

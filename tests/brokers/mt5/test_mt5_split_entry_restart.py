@@ -200,6 +200,67 @@ def test_a_line_moved_and_fired_between_two_polls_is_outside_the_child(tmp_path:
         restarted.close()
 
 
+def test_a_line_set_apart_that_fired_before_the_childs_own_is_no_fill_of_the_child(
+    tmp_path: Path,
+) -> None:
+    """B's SL moved by hand above the bot's and fired, then A's — the bot's own 1.095, the
+    child — fired too, all while the bot was down: no ticket of the entry is left open, and
+    the closes name their levels (``[sl 1.09700]`` B's, ``[sl 1.09500]`` A's, the older
+    ticket's: the child's). B's close is a change made outside the bot, A's the child's fill
+    of 10,000 (was: both the child's, 20,000 "filled", half at a level the bot never had)."""
+    bot = SplitBot(tmp_path)
+    sl, _tp = bot.children()
+    _a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+
+    def apart_fired_then_the_childs() -> None:
+        _set_by_hand(bot.terminal, b, APART, TP)
+        bot.terminal.set_price("EURUSD", 1.0965)  # B's own SL fires
+        bot.terminal.set_price("EURUSD", 1.0940)  # then A's, the bot's 1.095
+        assert bot.terminal.positions_get() == ()
+
+    bot.down(apart_fired_then_the_childs)
+    again, second, restarted, plan = bot.restart()
+    try:
+        assert again.portfolio.position("EURUSD").quantity == 0.0
+        booked = sorted((f.client_order_id == sl, f.reason, f.quantity) for f in plan.missed_fills)
+        assert [(mine, reason == OUTSIDE_TAG) for mine, reason, _q in booked] == [
+            (False, True),
+            (True, False),
+        ], plan.missed_fills
+        fills = second.query("SELECT quantity, price FROM fills WHERE client_order_id = ?", sl)
+        assert [float(row[0]) for row in fills] == [LOT], fills
+    finally:
+        second.close()
+        restarted.close()
+
+
+def test_a_line_set_apart_and_the_childs_both_fired_between_two_polls(tmp_path: Path) -> None:
+    """The same while the bot runs: B's SL moved by hand and fired, then A's at the bot's
+    1.095, both before the poll looked — no ticket is open when it reads the closes. The
+    deals it reads together tell the child's level (A's close names the bot's 1.095): B's
+    close is a change made outside the bot, A's the child's fill of 10,000 (was: both the
+    child's)."""
+    bot = SplitBot(tmp_path)
+    try:
+        sl, _tp = bot.children()
+        _a, b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
+        _set_by_hand(bot.terminal, b, APART, TP)
+        bot.terminal.set_price("EURUSD", 1.0965)
+        bot.terminal.set_price("EURUSD", 1.0940)
+        assert bot.terminal.positions_get() == ()
+        bot.bar()
+        bot.bar()
+        assert bot.engine.portfolio.position("EURUSD").quantity == 0.0
+        fills = bot.journal.query("SELECT quantity FROM fills WHERE client_order_id = ?", sl)
+        assert [float(row[0]) for row in fills] == [LOT], fills
+        events = bot.journal.query(
+            "SELECT message FROM events WHERE kind = ?", "position_changed_outside"
+        )
+        assert len(events) == 1 and "sell 10000 at 1.0965" in str(events[0][0]), events
+    finally:
+        bot.down()
+
+
 class _Ticket:
     def __init__(self, ticket: int, sl: float) -> None:
         self.ticket, self.sl, self.tp, self.volume = ticket, sl, 0.0, 0.1
@@ -222,3 +283,36 @@ def test_a_close_was_outside_the_child_when_an_older_ticket_holds_another_level(
     assert not fired_outside(7001, "sl", 1.095, [_Ticket(7002, 1.090)], half)
     assert not fired_outside(7002, "sl", None, [a], half)  # no level named: nothing tells
     assert not fired_outside(7002, "sl", 1.097, [_Ticket(7001, 0.0)], half)  # A holds none
+
+
+def test_a_close_is_the_childs_by_the_level_the_running_bot_holds_for_it() -> None:
+    """The running bot compares a close's level with the child's own (``booked``) and the
+    tickets it found outside the child, not with the oldest ticket's."""
+    half = 0.000005
+    apart = _Ticket(7001, 1.090)  # A: the person's own line, found outside the child
+    # B fired at the child's 1.095: the child's fill (was: against A's 1.09, outside).
+    assert not fired_outside(7002, "sl", 1.095, [apart], half, booked=1.095, outside={7001})
+    # A restart, knowing neither, reads the oldest ticket's level (A's) as the child's.
+    assert fired_outside(7002, "sl", 1.095, [apart], half)
+    # A ticket found outside the child is outside whatever level it fired at.
+    b = _Ticket(7002, 1.095)
+    assert fired_outside(7001, "sl", 1.090, [b], half, booked=1.095, outside={7001})
+    # The older ticket moved by hand and fired before the poll looked, B at the bot's level.
+    assert fired_outside(7001, "sl", 1.097, [_Ticket(7002, 1.095)], half, booked=1.095)
+    # Moved on every ticket (B too): the child follows, the close is its fill.
+    assert not fired_outside(7001, "sl", 1.097, [_Ticket(7002, 1.097)], half, booked=1.095)
+    # The child's last ticket, moved by hand and fired: the child followed it.
+    assert not fired_outside(7002, "sl", 1.097, [], half, booked=1.095)
+    # None open: another ticket's close at the bot's level tells the child's.
+    assert fired_outside(7002, "sl", 1.097, [], half, fired={7001: 1.095}, booked=1.095)
+
+
+def test_a_restart_reads_the_childs_level_from_the_closes_too() -> None:
+    """At a restart (nothing booked) the child's level is the oldest ticket's, open or closed
+    on its line (the level its close names): a newer ticket's close at another level is
+    outside the child, whether or not a ticket is still open."""
+    half = 0.000005
+    assert fired_outside(7002, "sl", 1.097, [], half, fired={7001: 1.095})
+    assert not fired_outside(7001, "sl", 1.095, [], half, fired={7002: 1.097})
+    assert not fired_outside(7002, "sl", 1.095, [], half, fired={7001: 1.095})
+    assert not fired_outside(7002, "sl", 1.097, [], half)  # nothing tells
