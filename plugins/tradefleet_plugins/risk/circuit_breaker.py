@@ -14,127 +14,32 @@ reset is replayed, so the day, week, peak and the tier they reached are those of
 The tiers judge what an order opens. The part of a reversal sent as one order that closes the
 opposite position (``RiskContext.closing``) is an exit and always goes, as pre-trade's caps
 have it: tier 1 cuts only the opening part, tiers 2 and 3 shrink a reversal to its closing
-part (``entry_cut``, which probation and quality-guard share; once the engine holds the tier-3
+part (``rules.entry_cut``, which probation and quality-guard share; once the engine holds the tier-3
 lock, its gate refuses a whole reversal before the chain, as it does in a halt). Reasons
 print every limit as its params give it and every measure to the digits that show how it
-stands to it (``given``, ``shown``), and a cooldown's time left in seconds under a minute.
+stands to it (``reason_text``), and a cooldown's time left in seconds under a minute.
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
-from tradefleet_plugins.risk.rules import DayClock, exposure_cut
+from tradefleet_plugins.risk.reason_text import GE, LT, given, shown, time_left
+from tradefleet_plugins.risk.rules import DayClock, entry_cut, exposure_cut
 from tradefleet_runtime.sdk import (
     AccountAction,
     ActionKind,
     OrderIntent,
     RiskContext,
     RiskDecision,
-    round_quantity,
 )
 
 # A plain approval: one immutable value, shared (no allocation per intent).
 APPROVE = RiskDecision.approve()
 
 NORMAL, WARN, REDUCE, LOCKED = 0, 1, 2, 3
-
-# How a figure stands to the limit a reason compares it with (``shown``).
-Relation = Callable[[float, float], bool]
-GE, GT, LT, LE = operator.ge, operator.gt, operator.lt, operator.le
-# Digits ``shown`` may add: a measure within 1e-12 of its limit is the limit (probation's eps).
-_MAX_DECIMALS = 12
-
-
-def given(limit: float, percent: bool = True) -> str:
-    """``limit`` as its params give it, every digit kept (0.126 is "12.6%", never "13%"; a
-    float's last bits, 0.07 × 100 = 7.000000000000001, are not digits anyone gave) (pure)."""
-    return f"{limit * 100.0:.10g}%" if percent else f"{limit:.10g}"
-
-
-def shown(
-    value: float, *bounds: tuple[Relation, float], decimals: int = 2, percent: bool = True
-) -> str:
-    """``value`` to ``decimals`` places, or to more until the number printed stands to each
-    bound's limit, printed by ``given``, as the value itself does (pure): 0.596 against a floor
-    of 0.6 is "59.6%", never "60%". A bound the value does not meet is left out (nothing true
-    to show), and so is a value that is not finite (Cpk without spread)."""
-    scale, unit = (100.0, "%") if percent else (1.0, "")
-    figure = value * scale
-    if math.isfinite(figure):
-        held = [
-            (holds, float(given(limit, percent).rstrip("%")))
-            for holds, limit in bounds
-            if holds(value, limit)
-        ]
-        while decimals < _MAX_DECIMALS and not all(
-            holds(float(f"{figure:.{decimals}f}"), printed) for holds, printed in held
-        ):
-            decimals += 1
-    return f"{figure:.{decimals}f}{unit}"
-
-
-def time_left(seconds: float) -> str:
-    """A cooldown's time left, rounded up: seconds under a minute ("30 s", never "0 min"), else
-    minutes and seconds (pure)."""
-    whole = math.ceil(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, rest = divmod(whole, 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-
-
-def entry_cut(
-    intent: OrderIntent,
-    quantity: float,
-    factor: float,
-    reason: str,
-    code: str,
-    ctx: RiskContext | None = None,
-) -> RiskDecision:
-    """A rule's cut of an entry of ``quantity`` to ``factor`` of it (0: refused), ``reason``
-    and ``code`` saying which rule and why (pure).
-
-    The part of an order closing an opposite position (``ctx.closing``: a reversal sent as one
-    order) is an exit, which no rule stops, as pre-trade's caps have it: only what the order
-    opens is cut, a refused reversal is shrunk to its closing part, and what is left to open
-    below the instrument's minimum is not sent (it would leave a position too small for the
-    venue to take an order closing it). An order that only closes passes whole. Without a
-    ``ctx`` (no account told) all of the order opens."""
-    closing = ctx.closing(intent, quantity) if ctx is not None else 0.0
-    if ctx is None or closing <= 0.0:
-        if factor <= 0.0:
-            return RiskDecision.veto(reason, code)
-        return RiskDecision.shrink(quantity * factor, reason, code)
-    if quantity <= closing:
-        return APPROVE  # an exit whole (the engine sends it reduce-only before the chain)
-    symbol, instrument = intent.symbol, ctx.instrument
-    opening = quantity - closing
-    kept = round_quantity(opening * factor, instrument.lot_step) if factor > 0.0 else 0.0
-    if kept <= 0.0 or kept < instrument.min_quantity:
-        small = (
-            f"; what it may open, {kept:.10g}, is below {symbol}'s minimum quantity "
-            f"{instrument.min_quantity:g} and is not sent"
-            if kept > 0.0
-            else ""
-        )
-        return RiskDecision.shrink(
-            closing,
-            f"{reason}: {quantity:.10g} -> {closing:.10g}, the part closing {symbol}'s "
-            f"position (an exit is never cut){small}",
-            code,
-        )
-    sent = closing + kept
-    return RiskDecision.shrink(
-        sent,
-        f"{reason}, of the {opening:.10g} it opens: {quantity:.10g} -> {sent:.10g} "
-        f"({closing:.10g} close {symbol}'s position)",
-        code,
-    )
 
 
 class Measures(NamedTuple):

@@ -22,8 +22,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from tradefleet_plugins.risk.circuit_breaker import GE, GT, LE, LT, entry_cut, given, shown
 from tradefleet_plugins.risk.probation_params import ProbationParams
+from tradefleet_plugins.risk.reason_text import GE, GT, LE, LT, given, shown
+from tradefleet_plugins.risk.rules import entry_cut
 from tradefleet_runtime.sdk import OrderIntent, RiskContext, RiskDecision, Trade
 
 log = logging.getLogger(__name__)

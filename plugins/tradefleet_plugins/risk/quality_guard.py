@@ -34,8 +34,9 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-from tradefleet_plugins.risk.circuit_breaker import GE, LT, Relation, entry_cut, given, shown
 from tradefleet_plugins.risk.quality_guard_params import QualityGuardParams
+from tradefleet_plugins.risk.reason_text import GE, LT, Relation, given, shown
+from tradefleet_plugins.risk.rules import entry_cut
 from tradefleet_runtime.sdk import (
     Fill,
     Order,

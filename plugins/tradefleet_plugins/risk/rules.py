@@ -10,7 +10,15 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from tradefleet_runtime.sdk import Order, OrderType, Position
+from tradefleet_runtime.sdk import (
+    Order,
+    OrderIntent,
+    OrderType,
+    Position,
+    RiskContext,
+    RiskDecision,
+    round_quantity,
+)
 
 
 @lru_cache(maxsize=64)
@@ -364,3 +372,56 @@ class DayClock:
             return trading_week(ts, self._tz, self._start_minute)
         self.day(ts)
         return self._week
+
+
+# A plain approval: one immutable value, shared (no allocation per intent).
+_APPROVE = RiskDecision.approve()
+
+
+def entry_cut(
+    intent: OrderIntent,
+    quantity: float,
+    factor: float,
+    reason: str,
+    code: str,
+    ctx: RiskContext | None = None,
+) -> RiskDecision:
+    """A rule's cut of an entry of ``quantity`` to ``factor`` of it (0: refused), ``reason``
+    and ``code`` saying which rule and why (pure).
+
+    The part of an order closing an opposite position (``ctx.closing``: a reversal sent as one
+    order) is an exit, which no rule stops, as pre-trade's caps have it: only what the order
+    opens is cut, a refused reversal is shrunk to its closing part, and what is left to open
+    below the instrument's minimum is not sent (it would leave a position too small for the
+    venue to take an order closing it). An order that only closes passes whole. Without a
+    ``ctx`` (no account told) all of the order opens."""
+    closing = ctx.closing(intent, quantity) if ctx is not None else 0.0
+    if ctx is None or closing <= 0.0:
+        if factor <= 0.0:
+            return RiskDecision.veto(reason, code)
+        return RiskDecision.shrink(quantity * factor, reason, code)
+    if quantity <= closing:
+        return _APPROVE  # an exit whole (the engine sends it reduce-only before the chain)
+    symbol, instrument = intent.symbol, ctx.instrument
+    opening = quantity - closing
+    kept = round_quantity(opening * factor, instrument.lot_step) if factor > 0.0 else 0.0
+    if kept <= 0.0 or kept < instrument.min_quantity:
+        small = (
+            f"; what it may open, {kept:.10g}, is below {symbol}'s minimum quantity "
+            f"{instrument.min_quantity:g} and is not sent"
+            if kept > 0.0
+            else ""
+        )
+        return RiskDecision.shrink(
+            closing,
+            f"{reason}: {quantity:.10g} -> {closing:.10g}, the part closing {symbol}'s "
+            f"position (an exit is never cut){small}",
+            code,
+        )
+    sent = closing + kept
+    return RiskDecision.shrink(
+        sent,
+        f"{reason}, of the {opening:.10g} it opens: {quantity:.10g} -> {sent:.10g} "
+        f"({closing:.10g} close {symbol}'s position)",
+        code,
+    )
