@@ -64,6 +64,17 @@ def _close_by_hand(term: MT5Terminal, margin: str, volume: float) -> None:
     assert answer.retcode == term.TRADE_RETCODE_DONE
 
 
+def _bought_half_a_lot(margin: str, path: Path) -> tuple[Any, Any, Journal]:
+    """A live bot on a fresh terminal that bought 0.5 lot of EURUSD with its stop, settled:
+    (its venue, engine, journal)."""
+    venue = _venue(margin)
+    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 50_000.0, stop_loss=SL)})
+    engine, journal = live_engine(venue, strategy, Journal(path, durable=True))
+    engine.run([minute_bar(0, 1.1)])
+    _pump(engine, venue)
+    return venue, engine, journal
+
+
 def _said(caplog: pytest.LogCaptureFixture, words: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if words in r.getMessage()]
 
@@ -75,12 +86,8 @@ def test_a_restart_does_not_say_it_books_again_a_close_by_hand_already_booked(
     fill, warned once). A later restart's ``fill_reports`` lists the deal again and
     reconciliation books nothing: nothing may say it is booked again."""
     path = tmp_path / "journal.sqlite"
-    venue = _venue(margin)
+    venue, engine, journal = _bought_half_a_lot(margin, path)
     term = venue.terminal
-    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 50_000.0, stop_loss=SL)})
-    engine, journal = live_engine(venue, strategy, Journal(path, durable=True))
-    engine.run([minute_bar(0, 1.1)])
-    _pump(engine, venue)
     _close_by_hand(term, margin, 0.2)
     _pump(engine, venue)
     assert engine.portfolio.position("EURUSD").quantity == 30_000.0  # booked by the running bot
@@ -106,12 +113,8 @@ def test_a_close_by_hand_while_the_bot_was_down_is_said_booked_once_at_restart(
 ) -> None:
     """The same close made while the bot was down is booked by the restart, and said so."""
     path = tmp_path / "journal.sqlite"
-    venue = _venue(margin)
+    venue, _engine, journal = _bought_half_a_lot(margin, path)
     term = venue.terminal
-    strategy = Scripted({0: lambda ctx, bar: ctx.buy("EURUSD", 50_000.0, stop_loss=SL)})
-    engine, journal = live_engine(venue, strategy, Journal(path, durable=True))
-    engine.run([minute_bar(0, 1.1)])
-    _pump(engine, venue)
     journal.close()  # the bot is down (its broker object polls no more: not settled again)
     _close_by_hand(term, margin, 0.2)
     venue.close()
