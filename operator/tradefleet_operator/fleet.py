@@ -603,11 +603,17 @@ def resume_step(bot: Mapping[str, Any], selector: str = "") -> ResumeStep:
     unmark: dict[str, Any] = {"metadata": {"annotations": {FLEET_STOP_ANNOTATION: None}}}
     if mark is None:
         if current is None:
+            held = _halted_without_stop(bot)
+            if held:
+                return ResumeStep(None, left_halted=held)
             return ResumeStep(None, note="not halted")
         unread = " (its tradefleet.io/fleet-stop record is unreadable)" if _has_mark(bot) else ""
         why = f"its stop is not a fleet stop's{unread}: {current['reason']}"
         return ResumeStep(None, left_halted=why)
     if current is None:
+        held = _halted_without_stop(bot)
+        if held:
+            return ResumeStep(unmark, left_halted=held)
         return ResumeStep(unmark, note="not halted: its stop was removed since the fleet stop")
     if current != mark.written:
         why = f"its stop changed since the fleet stop: {current['reason']}"
@@ -642,6 +648,25 @@ def resume_step(bot: Mapping[str, Any], selector: str = "") -> ResumeStep:
             ),
         )
     return ResumeStep({**unmark, "spec": {"emergencyStop": None}}, resumed=True)
+
+
+def _halted_without_stop(bot: Mapping[str, Any]) -> str:
+    """Why ``bot`` stays halted though its spec has no stop, when its status shows its runtime
+    halted (:func:`status_halt`); "" when it does not. A bot deleted and applied again during a
+    fleet stop comes back without its spec stop and its record, and its runtime restores the
+    halt from its journal; a halt given to the runtime directly is the same. The fleet resume
+    lifts only the stops it recorded: saying "not halted" here would tell a person a bot trades
+    that does not."""
+    halt = status_halt(bot)
+    if not halt:
+        return ""
+    address = runtime_address(bot.get("metadata") or {})
+    return (
+        f"its runtime is halted ({_one_line(halt)}, per {SEEN_STATUS}) while its spec has no "
+        "stop: a halt restored from its journal (the bot applied again) or given to the "
+        "runtime directly, which a fleet resume does not lift; a person resumes it "
+        f"(tradefleet resume {address})"
+    )
 
 
 def _held(own: Stop | None, stops: Sequence[FleetStop]) -> str:
