@@ -72,7 +72,7 @@ from tradefleet_runtime.engine.order_book import (
     children_over_position,
 )
 from tradefleet_runtime.engine.portfolio import Portfolio
-from tradefleet_runtime.engine.risk_driver import RiskDriver
+from tradefleet_runtime.engine.risk_driver import RiskDriver, bracket_dropped
 from tradefleet_runtime.engine.risk_hooks import ACTION_TAG, RiskHooks, action_intents
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, quoted_mark, reducible
 from tradefleet_runtime.engine.stop_moves import (
@@ -1429,6 +1429,12 @@ class Engine:
         self.journal.record_order(
             order, OrderStatus.PENDING, self._now, "", self._decided_mark(order.symbol)
         )
+        if order.reduce_only and not intent.reduce_only:
+            # Made an exit by the driver: one the chain shrank to its closing part went
+            # without its stop-loss and take-profit (``drops_bracket``), which is said.
+            dropped = bracket_dropped(intent, order)
+            if dropped is not None:
+                self._state("bracket_dropped", dropped, {"client_order_id": order_id})
         if self.listener is not None:
             self.listener.on_order(order, OrderUpdate(order.client_order_id, _PENDING, self._now))
         return order

@@ -15,7 +15,12 @@ which cannot open or reverse a position if the account moved before it filled. T
 after the chain for an order a rule or the lot step shrank to no more than it closes (a
 reversal cut to its closing part, ``entry_cut``, pre-trade's caps): it goes out reduce-only,
 so a resting limit the position's stop-loss left nothing to close cannot open a position the
-rule refused (``closes_only``). An order nothing shrank keeps the mark it had.
+rule refused (``closes_only``). An order nothing shrank keeps the mark it had. Such an order
+also goes without the stop-loss and take-profit the strategy gave it (``drops_bracket``; the
+engine journals it, ``bracket_dropped``): they were the bracket of the position the reversal
+was to open, and once it fills the account is flat — reduce-only children there would protect
+nothing, be shown as protection of a position that does not exist, and at a venue stay working
+for a later position of the symbol. A reversal still opening after its cut keeps its bracket.
 
 Before any of that, an intent no venue could work is refused (``intent_problem``,
 ``stops_problem``), by ``engine.order``, naming the field: a quantity or price that is not a
@@ -183,6 +188,36 @@ def closes_only(quantity: float, left: float) -> bool:
     return left > 0.0 and quantity <= left * (1.0 + _HELD_TOLERANCE)
 
 
+def drops_bracket(reduce_only: bool, reduce_only_before: bool, bracketed: bool) -> bool:
+    """Whether an order goes without its stop-loss and take-profit (pure): it has them
+    (``bracketed``), and it is ``reduce_only`` only because the chain or the lot step shrank it
+    to its closing part (module docstring) — not ``reduce_only_before`` the chain, an exit as
+    the strategy sent it, whose bracket is its own to give."""
+    return bracketed and reduce_only and not reduce_only_before
+
+
+def bracket_dropped(intent: OrderIntent, order: Order) -> str | None:
+    """Why ``order`` went without the stop-loss or take-profit its ``intent`` carried
+    (``drops_bracket``), for the journal; None when it kept them, or had none (pure)."""
+    dropped = [
+        name
+        for name, asked, sent in (
+            ("stop-loss", intent.stop_loss, order.stop_loss),
+            ("take-profit", intent.take_profit, order.take_profit),
+        )
+        if asked is not None and sent is None
+    ]
+    if not dropped:
+        return None
+    size = "" if intent.quantity is None else f" of {intent.quantity:.10g}"
+    return (
+        f"{order.client_order_id}: its {' and '.join(dropped)} dropped: the order only closes "
+        f"(the {order.side.value}{size} was cut to the {order.quantity:.10g} closing the "
+        f"{order.symbol} position, sent reduce-only; once it fills there is no position left "
+        "for them to protect)"
+    )
+
+
 class RiskDriver:
     def __init__(
         self,
@@ -306,10 +341,15 @@ class RiskDriver:
                 ),
             )
         reduce_only = intent.reduce_only
+        stop_loss, take_profit = intent.stop_loss, intent.take_profit
         if not reduce_only and (shrunk or rounded < quantity) and self._reducible is not None:
             # Shrunk to its closing part (module docstring): the figure ``RiskContext.closing``
             # gave the chain, read again (nothing moved since); not shrunk, it kept its mark.
             reduce_only = closes_only(rounded, self._reducible(intent.symbol, intent.side))
+            if drops_bracket(reduce_only, False, stop_loss is not None or take_profit is not None):
+                # No broker places children of an order without them (paper, ccxt, mt5 all
+                # build them from these two fields), at its fill or at a restart.
+                stop_loss = take_profit = None
         order: Order = _new(
             Order,
             (
@@ -319,8 +359,8 @@ class RiskDriver:
                 rounded,
                 intent.order_type,
                 intent.price,
-                intent.stop_loss,
-                intent.take_profit,
+                stop_loss,
+                take_profit,
                 reduce_only,
                 None,  # parent_id
                 None,  # oco_group
