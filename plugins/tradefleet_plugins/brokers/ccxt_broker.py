@@ -341,6 +341,22 @@ def _lone_cancel_outcome(status: OrderStatus | None, filled: float) -> _LoneCanc
     return _LoneCancel.KEPT
 
 
+def _amend_unanswered(client_order_id: str, failure: Failure) -> OrderUpdate:
+    """The answer to an amend of an order this object does not follow whose look-up at the
+    venue failed: whether the venue holds it is unknown, so it is kept as it was — OPEN with
+    the failure's code (the engine journals the refusal and keeps the order, as for any amend
+    the venue refused), never REJECTED ("no such order", which the engine drops)."""
+    return OrderUpdate(
+        client_order_id,
+        OrderStatus.OPEN,
+        int(time.time()),
+        f"amend refused: the venue could not be asked whether it holds this order "
+        f"({failure.message}); kept as it was",
+        # A code, always: an OPEN update without one is the order's plain acknowledgement.
+        code=failure.code if failure.code is not ReasonCode.NONE else ReasonCode.VENUE_UNAVAILABLE,
+    )
+
+
 def _sized_by_entry(protecting: bool, protect_to: float) -> bool:
     """Whether a cut of a bracket child goes to the task that sizes its entry's children
     (``_keep_protected``) rather than straight to the venue: that task runs now (``protecting``:
@@ -1502,6 +1518,9 @@ class CcxtBroker:
                 covered = True
                 if self._pair_waits(children, done):
                     self._say_pair_waits(entry.order, children)
+                    if answer:
+                        for child in children:
+                            self._cut_taken(child.client_order_id)
                     return  # neither goes alone: both, as one list, once both fit
                 joined = await self._join_lone(entry, want, children, done)
                 if joined in (_Join.ENDED, _Join.DUE):
@@ -2144,6 +2163,8 @@ class CcxtBroker:
         tracked = self._tracked.get(child_id)
         if tracked is None:
             if not entry_done and child_id not in self._known and self._waits(child):
+                if answer:
+                    self._cut_taken(child_id)
                 return False
             args = self._args(child)
             with self._known_lock:
@@ -2182,6 +2203,13 @@ class CcxtBroker:
         elif answer and not tracked.final_sent:
             self._emit(OrderUpdate(child_id, OrderStatus.OPEN, int(time.time()), "amended"))
         return True
+
+    def _cut_taken(self, child_id: str) -> None:
+        """A cut of bracket child ``child_id``, held back for more of its entry (below the
+        venue's minimum), is taken: the child waits at its new size and is placed at it once
+        it fits. Said as a resize is ("amended"): the engine waits for an answer to each cut,
+        and the child's next update (its placing, much later) is not that answer."""
+        self._emit(OrderUpdate(child_id, OrderStatus.OPEN, int(time.time()), "amended"))
 
     def _waits(self, child: Order) -> bool:
         """Whether ``child``, not placed yet, is too small for the venue (its minimum quantity,
@@ -2257,9 +2285,11 @@ class CcxtBroker:
             ):
                 await self._cancel(sibling.client_order_id, ReasonCode.CANCELLED_BY_VENUE)
 
-    async def _adopt(self, client_order_id: str) -> _Tracked | None:
+    async def _adopt(self, client_order_id: str, strict: bool = False) -> _Tracked | None:
         """Follow a working order an earlier run of the bot left at the venue (it was
-        re-armed, or is cancelled or amended now): its later fills and end become events."""
+        re-armed, or is cancelled or amended now): its later fills and end become events.
+        A look-up that failed (its retries spent: ``CcxtVenue.request``) is logged and None;
+        ``strict``: raised instead, for a caller that must not take it for "no such order"."""
         tracked = self._tracked.get(client_order_id)
         if tracked is not None:
             return tracked
@@ -2270,6 +2300,8 @@ class CcxtBroker:
                 log.warning(
                     "ccxt broker: look-up of %s failed: %s", client_order_id, error.failure.message
                 )
+                if strict:
+                    raise
                 return None
             if row is None:
                 continue
@@ -2514,17 +2546,31 @@ class CcxtBroker:
             for client_order_id in ids:
                 await self._cancel(client_order_id)
 
-    async def _followed(self, client_order_id: str, placing: bool = False) -> _Tracked | None:
+    async def _followed(
+        self, client_order_id: str, placing: bool = False, strict: bool = False
+    ) -> _Tracked | None:
         """The order this object follows under ``client_order_id``: its own, or one an earlier
         run left working at the venue (adopted). ``placing``: a bracket child the task sizing
-        its entry's children is to place now (``_on_its_way``) is waited for. None: none."""
-        tracked = self._tracked.get(client_order_id) or await self._adopt(client_order_id)
+        its entry's children is to place now (``_on_its_way``) is waited for. None: none.
+        ``strict``: a look-up that failed raises its ``VenueFailure`` (unless the order is
+        followed meanwhile) — the venue's answer is unknown, not "none"."""
+        failed: VenueFailure | None = None
+        try:
+            tracked = self._tracked.get(client_order_id) or (
+                await self._adopt(client_order_id, strict=True)
+                if strict
+                else await self._adopt(client_order_id)
+            )
+        except VenueFailure as error:
+            tracked, failed = None, error
         # A child may have been placed while it was looked up (its id is known and tracked at
         # once when it is sent): the venue holds it, or soon will.
         tracked = tracked or self._tracked.get(client_order_id)
         while placing and tracked is None and self._on_its_way(client_order_id):
             await asyncio.sleep(0.01)
             tracked = self._tracked.get(client_order_id)
+        if tracked is None and failed is not None:
+            raise failed
         return tracked
 
     def _on_its_way(self, child_id: str) -> bool:
@@ -2552,7 +2598,13 @@ class CcxtBroker:
     ) -> None:
         # A change to a child on its way is made to it once placed (a cut goes to the task
         # placing it: ``_cut``); a refusal here means the venue holds no such order.
-        tracked = await self._followed(client_order_id, placing=True)
+        try:
+            tracked = await self._followed(client_order_id, placing=True, strict=True)
+        except VenueFailure as error:
+            # The venue could not be asked (its retries spent): it may hold the order. Not a
+            # refusal the bot would journal (and drop the order for), nor a child withheld.
+            self._emit(_amend_unanswered(client_order_id, error.failure))
+            return
         now = int(time.time())
         if tracked is None or tracked.final_sent:
             if tracked is None:
