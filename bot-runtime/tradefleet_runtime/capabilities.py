@@ -452,6 +452,22 @@ class PositionRestorer(Protocol):
 
 
 @runtime_checkable
+class OrderRestorer(Protocol):
+    """A venue broker that cannot read back from its venue everything the bot holds of an
+    order it placed (MT5: an SL/TP child's level once a person moved one ticket's line, an
+    order's reduce-only), told after a restart the orders the journal holds working. Optional:
+    no capability to declare."""
+
+    def restore_orders(self, orders: Sequence[Order]) -> None:
+        """``orders``: the orders the journal holds working or sent without an answer, as it
+        holds them (the last price it booked for each), before the start-up reconciliation
+        asks for ``order_reports``/``fill_reports``. Read them where the venue cannot tell
+        (the level a child is the bot's at, an order to watch as reduce-only); send nothing.
+        On the engine thread; keep copies."""
+        ...
+
+
+@runtime_checkable
 class CashFlowReporter(Protocol):
     """A venue broker that reports the money its venue moves in or out of the account outside
     fills: a perpetual future's funding payments. While the bot runs, each payment arrives as
@@ -753,6 +769,7 @@ __all__ = [
     "MarketClock",
     "MissedBarMatcher",
     "OrderObserver",
+    "OrderRestorer",
     "PositionRestorer",
     "PriceQuoter",
     "RiskLockHolder",

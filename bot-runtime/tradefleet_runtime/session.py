@@ -56,6 +56,7 @@ from tradefleet_runtime.capabilities import (
     LockRestorer,
     MarketClock,
     OrderObserver,
+    OrderRestorer,
     PositionRestorer,
     RiskLockHolder,
     SignalReceiver,
@@ -896,6 +897,11 @@ class BotSession:
             # the bot was down among them) are counted from the positions the journal held
             # before them, not from flat (a spot buy closing a short counts its whole amount).
             venue.restore_positions(positions_before(state.fills, since))
+        if isinstance(venue, OrderRestorer):
+            # Before the venue's reports too: what the venue cannot read back of the orders
+            # the journal holds working (an MT5 split child's level a person moved on one
+            # ticket: the child's own line firing is then its fill, not a change outside).
+            venue.restore_orders(list(working.values()))
         plan = plan_reconciliation(
             prefix=bot_prefix(self.identity or self.bot.name),
             symbols=spec.market.symbols,

@@ -58,7 +58,9 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: 1.22: ``MissedBarMatcher`` (optional, on a ``restores-account`` broker that is its own
 #: venue: ``match_missed_bar`` works the orders resting before a restart over the bars that
 #: closed while the bot was down, as a venue would have).
-CONTRACT_VERSION = "1.22"
+#: 1.23: ``OrderRestorer`` (optional, on a venue broker: ``restore_orders`` hands it the orders
+#: the journal holds working after a restart, before the start-up reconciliation's reports).
+CONTRACT_VERSION = "1.23"
 
 
 def contract_major(version: str) -> str:

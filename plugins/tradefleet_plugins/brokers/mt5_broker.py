@@ -92,6 +92,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     position_entries,
     position_reports,
     position_swaps,
+    restart_apart,
     split_close,
     swap_flow,
     ticket_child_reports,
@@ -291,6 +292,10 @@ class Mt5Broker:
         # Hedging: the entries one of whose several tickets closed on its SL/TP while another
         # stayed open (``_split_entry_goes_on``), until their last one closes.
         self._split_fired: set[str] = set()
+        # The orders the journal holds working, told by a restarted bot before start-up
+        # reconciliation asks for reports (``restore_orders``): the level the bot holds for
+        # each SL/TP child, which the terminal cannot tell once a person moved a ticket's line.
+        self._journaled: dict[str, Order] = {}
         self._seen_deals: SeenIds[int] = SeenIds()  # by ticket, with the deal's server time
         self._bot_symbols: tuple[str, ...] = ()
         # The swap total last reported per bot symbol as an ``Accrual`` (absent: 0; NaN: the
@@ -436,6 +441,22 @@ class Mt5Broker:
 
     def account_leverage(self) -> float | None:
         return self._leverage or None
+
+    def restore_orders(self, orders: Sequence[Order]) -> None:
+        """After a restart, before start-up reconciliation asks for ``order_reports`` and
+        ``fill_reports``: the orders the journal holds working (engine thread; copies kept).
+        The terminal keeps neither an SL/TP child's level as the bot holds it nor an order's
+        reduce-only: a split entry's child is then the tickets at the journal's level, a
+        ticket at another set apart as the running bot sets it (``restart_apart``), and its
+        own line firing is the child's fill, not a change made outside the bot; a resting
+        order the journal holds reduce-only is watched as one (``_cancel_reduce_only_beyond``)."""
+        journaled = {order.client_order_id: order for order in orders}
+        with self._lock:
+            self._journaled = journaled
+            for client_order_id, order in list(self._working.items()):
+                kept = journaled.get(client_order_id)
+                if kept is not None and kept.reduce_only and not order.reduce_only:
+                    self._working[client_order_id] = order._replace(reduce_only=True)
 
     def entries_reduced(self, fill: Fill) -> tuple[str, ...] | None:
         """``TicketBrackets``: on a hedging account each ticket carries its own SL/TP — the
@@ -1081,6 +1102,14 @@ class Mt5Broker:
                     "take_profit on the entry (position attributes)",
                 )
             if not self._hedging:
+                if order.reduce_only:
+                    # The terminal knows no reduce-only: rested beyond what the bot holds
+                    # against it, the order would open or reverse a position when it fills.
+                    beyond = _reduce_only_beyond(
+                        order, volume, self._opposite_positions(order, spec), spec
+                    )
+                    if beyond is not None:
+                        return [], (ReasonCode.REDUCE_ONLY, f"{beyond}; nothing sent")
                 return [_Leg(volume)], None
         opposite = self._opposite_positions(order, spec)
         if order.order_type is not OrderType.MARKET and not (
@@ -1654,13 +1683,12 @@ class Mt5Broker:
         terminal tells it whatever the poll saw (``fired_outside``: the level the close's
         comment names, ``[sl 1.09700]``, against the child's level). ``running``: the bot's
         own poll, which knows the level it holds for the child (``_child_levels``) and the
-        tickets it found outside it (``_off``); else start-up reconciliation, which knows
-        neither — the journal's level is never handed to the broker, and what the restart
-        adopted is the terminal's, not the level the child had when the ticket fired —: the
-        child's level is then the oldest ticket's. Either as the entry's other tickets tell
-        it: ``held``, the bot's positions, and ``closers``, the deals or orders read with
-        ``closer`` (those of its tickets that fired, before or after it). Its close is then no
-        fill of the child, but a change made outside the bot."""
+        tickets it found outside it (``_off``); else start-up reconciliation, for which a
+        close at the level the journal holds for the child (``restore_orders``) is its fill,
+        and another is judged by the oldest ticket's level. Either as the entry's
+        other tickets tell it: ``held``, the bot's positions, and ``closers``, the deals or
+        orders read with ``closer`` (those of its tickets that fired, before or after it). Its
+        close is then no fill of the child, but a change made outside the bot."""
         role = child_role(int(getattr(closer, "reason", -1)))
         position_id = int(getattr(closer, "position_id", 0))
         if not self._hedging or role is None or not position_id:
@@ -1674,8 +1702,23 @@ class Mt5Broker:
         tickets = entry_tickets(held, parent, self._parent_of)
         fired = self._fired_levels(closers, role, parent)
         child_id = child_order_id(parent, role)
-        booked = self._child_levels.get(child_id) if running else None
         half = self._half_tick(str(closer.symbol))
+        if running:
+            held_for = self._child_levels.get(child_id)
+            booked = None if held_for is None else held_for.price
+        else:
+            # A restart: a close at the level the journal holds for the child is its fill
+            # (the child's own line fired while the bot was down, whatever a ticket set apart
+            # holds). One at another level is judged as before, by the oldest ticket: the
+            # journal's level may be newer than the close (the running bot booked the close,
+            # then its child followed a line a person moved on the ticket left), so it never
+            # makes a close outside.
+            journaled = self._journaled_level(child_id)
+            if journaled is not None and abs(level - journaled) <= max(
+                half, _EPS * max(abs(journaled), 1.0)
+            ):
+                return False
+            booked = None
         return fired_outside(
             position_id,
             role,
@@ -1683,9 +1726,17 @@ class Mt5Broker:
             tickets,
             half,
             fired=fired,
-            booked=None if booked is None else booked.price,
+            booked=booked,
             outside=self._off(child_id) if running else (),
         )
+
+    def _journaled_level(self, child_id: str) -> float | None:
+        """The level the journal holds SL/TP child ``child_id`` at (``restore_orders``); None
+        when it holds no such child (a broker not told, or a child it never journaled)."""
+        with self._lock:
+            order = self._journaled.get(child_id)
+        price = None if order is None else order.price
+        return price if price is not None and price > 0.0 else None
 
     def _fired_levels(self, closers: Iterable[Any], role: str, parent: str) -> dict[int, float]:
         """The tickets of entry ``parent`` that ``closers`` (deals or orders) say closed on
@@ -1703,6 +1754,28 @@ class Mt5Broker:
             if level is not None and self._parent_of(position_id) == parent:
                 fired[position_id] = level
         return fired
+
+    def _fired_lots(
+        self, closers: Iterable[Any], role: str, parent: str
+    ) -> dict[int, tuple[float, float]]:
+        """``_fired_levels`` with the lots each ticket's close took (the closing order's
+        ``volume_initial``): ticket -> (level, lots)."""
+        levels = self._fired_levels(closers, role, parent)
+        fired: dict[int, tuple[float, float]] = {}
+        for closer in closers:
+            ticket = int(getattr(closer, "position_id", 0))
+            if ticket in levels:
+                fired[ticket] = (levels[ticket], float(getattr(closer, "volume_initial", 0.0)))
+        return fired
+
+    def _journaled_lots(self, child_id: str) -> float:
+        """The quantity the journal holds SL/TP child ``child_id`` at (``restore_orders``), in
+        lots; 0 when it holds no such child."""
+        with self._lock:
+            order = self._journaled.get(child_id)
+        if order is None:
+            return 0.0
+        return rq.to_lots(order.quantity, self._spec(order.symbol))
 
     def _ticket_left(self, child_id: str, position_id: int, live: Mapping[int, Any]) -> int:
         """An open position (``live``: the bot's, by ticket) child ``child_id``'s level is on:
@@ -2244,10 +2317,65 @@ class Mt5Broker:
                         code=ReasonCode.CANCELLED_BY_VENUE,
                     )
                 )
+        if held is not None and orders is not None and not self._hedging:
+            events.extend(self._cancel_reduce_only_beyond(resting, positions))
         if held is not None:
             events.extend(self._report_changed_children(positions))
         # After the deals' events: a swap booked by a deal above leaves the accrual first.
         events.extend(self._refresh_positions())
+
+    def _cancel_reduce_only_beyond(
+        self, resting: Sequence[Any], positions: Mapping[int, Any]
+    ) -> list[OrderUpdate]:
+        """Netting: the bot's reduce-only orders resting at the terminal (``resting``, from the
+        poll's ``orders_get``) for more than the bot's position holds against them
+        (``positions``: the bot's, by ticket) — its stop-loss or a person closed it, an
+        exit filled — removed and reported cancelled, naming the position. The terminal knows
+        no reduce-only, so such an order would open (or reverse into) a position when the
+        market reaches it. MT5 cannot change a pending order's volume (TRADE_ACTION_MODIFY
+        moves its price, SL/TP and expiry only), so it is cancelled, never cut. A removal the
+        terminal refuses (it filled meanwhile) is left to the next poll."""
+        found: list[OrderUpdate] = []
+        for record in resting:
+            ticket = int(record.ticket)
+            client_order_id = self._tickets.get(ticket)
+            if client_order_id is None:
+                continue
+            with self._lock:
+                order = self._working.get(client_order_id)
+            if order is None or not order.reduce_only:
+                continue
+            spec = self._specs.get(order.symbol)
+            if spec is None:
+                continue
+            against = [
+                p
+                for p in positions.values()
+                if str(p.symbol) == spec.name
+                and (int(p.type) == _POSITION_TYPE_BUY) != (order.side is Side.BUY)
+            ]
+            beyond = _reduce_only_beyond(order, float(record.volume_current), against, spec)
+            if beyond is None:
+                continue
+            result = self._call("order_send", rq.remove_request(ticket))
+            if result is None or verdict(int(result.retcode)).action is not Action.DONE:
+                continue
+            del self._tickets[ticket]
+            self._booked.pop(client_order_id, None)
+            with self._lock:
+                self._working.pop(client_order_id, None)
+            said = f"{beyond}; cancelled at the terminal, which knows no reduce-only"
+            log.warning("%s: %s", client_order_id, said)
+            found.append(
+                OrderUpdate(
+                    client_order_id,
+                    OrderStatus.CANCELLED,
+                    self._utc(self._server_now),
+                    said,
+                    code=ReasonCode.REDUCE_ONLY,
+                )
+            )
+        return found
 
     def _report_moved_pending(self, resting: Sequence[Any]) -> list[OrderUpdate]:
         """The watched resting orders the terminal holds at another price than the one last
@@ -2805,7 +2933,7 @@ class Mt5Broker:
             found.setdefault(report.client_order_id, report._replace(ts=self._utc(report.ts)))
         # A child working on an open position is that, whatever an older close said; on a
         # hedging account with what its level closed of its entry's other tickets before.
-        for report in self._child_reports():
+        for report in self._child_reports(history):
             fired = found.get(report.client_order_id) if self._hedging else None
             found[report.client_order_id] = with_fired_part(report, fired)
         return list(found.values())
@@ -2857,7 +2985,7 @@ class Mt5Broker:
                 return self._split(position_id, role, int(deal.ticket), float(deal.volume))
         return []
 
-    def _child_reports(self) -> list[OrderReport]:
+    def _child_reports(self, history: Sequence[Any] = ()) -> list[OrderReport]:
         """The working SL/TP children of the bot's open positions, under their ids (the
         opening order's, ``-sl``/``-tp``; on a netting account, of every entry that added to
         the position too: ``entry_child_reports``): start-up reconciliation adopts them as
@@ -2867,7 +2995,7 @@ class Mt5Broker:
         now = self._utc(self._now())
         held = ours(self._call("positions_get"), self._magic)
         if self._hedging:
-            return self._ticket_child_reports(held, now)
+            return self._ticket_child_reports(held, now, history)
         for position in held:
             ticket = int(position.ticket)
             parent = self._parent_of(ticket)
@@ -2893,21 +3021,40 @@ class Mt5Broker:
                 reports.append(cut_child_report(position, child_id, role, symbol, now))
         return reports
 
-    def _ticket_child_reports(self, held: Sequence[Any], now: int) -> list[OrderReport]:
+    def _ticket_child_reports(
+        self, held: Sequence[Any], now: int, history: Sequence[Any] = ()
+    ) -> list[OrderReport]:
         """``_child_reports`` on a hedging account: each entry's children once, over every
         ticket the entry opened (``ticket_child_reports``) — a split entry's children at the
         volume of all its tickets, not at one ticket's, which a restarted bot adopted as the
-        whole child and so counted half its stop."""
+        whole child and so counted half its stop. Each at the level the journal holds it
+        (``restore_orders``) while a ticket holds it or fired at it (``history``: the orders
+        the terminal made closing tickets on their lines), the tickets at another set apart
+        from it (``restart_apart``) as the running bot had them — a person's line is never
+        adopted as the bot's stop, which its next move would overwrite."""
         parents = {int(p.ticket): self._parent_of(int(p.ticket)) for p in held}
         reports = []
         for parent in dict.fromkeys(p for p in parents.values() if p is not None):
             tickets = entry_tickets(held, parent, parents.get)
             symbol = self._symbols.ours(str(tickets[0].symbol))
             half = self._half_tick(str(tickets[0].symbol))
-            for report in ticket_child_reports(tickets, parent, symbol, now, self._units, half):
+            booked: dict[str, float] = {}
+            apart: dict[str, frozenset[int]] = {}
+            for role in ("sl", "tp"):
+                level = self._journaled_level(child_order_id(parent, role))
+                if level is None:
+                    continue
+                booked[role] = level
+                fired = self._fired_lots(history, role, parent)
+                journaled = self._journaled_lots(child_order_id(parent, role))
+                apart[role] = restart_apart(tickets, role, level, fired, half, journaled=journaled)
+            found = ticket_child_reports(
+                tickets, parent, symbol, now, self._units, half, booked, apart
+            )
+            for report in found:
                 role = "sl" if report.order_type is OrderType.STOP else "tp"
                 self._children.setdefault(report.client_order_id, (int(tickets[0].ticket), role))
-                self._adopt_level(report)
+                self._adopt_level(report, apart.get(role, frozenset()))
                 reports.append(report)
         return reports
 
@@ -2915,12 +3062,14 @@ class Mt5Broker:
         """Half a tick of the terminal's ``venue_symbol``: two levels this close are one."""
         return self._spec(self._symbols.ours(venue_symbol)).tick_size / 2
 
-    def _adopt_level(self, report: OrderReport) -> None:
+    def _adopt_level(self, report: OrderReport, off: frozenset[int] = frozenset()) -> None:
         """A child a restart reports working: reconciliation adopts it at the level reported,
-        the poll's baseline for it (``_report_changed_children``)."""
+        the poll's baseline for it (``_report_changed_children``); ``off``: the tickets set
+        apart from it (``restart_apart``), which the bot's moves and cancels leave alone."""
         if report.price:
             long = report.side is Side.SELL
-            self._child_levels.setdefault(report.client_order_id, _Booked(report.price, long))
+            booked = _Booked(report.price, long, off=off)
+            self._child_levels.setdefault(report.client_order_id, booked)
 
     def _fill_reports(self, since_ts: int) -> list[Fill]:
         """The bot's executions since ``since_ts``, and, as the running poll books them, the
@@ -3022,6 +3171,30 @@ def _closed_words(role: str, apart: Sequence[Any]) -> str:
     return (
         "the positions it protected are closed; outside the bot's child, as a person set "
         f"it: {', '.join(kept)}"
+    )
+
+
+def _reduce_only_beyond(
+    order: Order, lots: float, against: Sequence[Any], spec: rq.SymbolSpec
+) -> str | None:
+    """Why reduce-only ``order``, ``lots`` of it resting (or to rest) on a netting account,
+    would open or reverse a position: more than ``against`` (the bot's positions of the other
+    side in its symbol) hold, named with what they hold; None when they hold it all."""
+    held = sum(float(p.volume) for p in against)
+    if lots <= held + _EPS:
+        return None
+    verb = "buy" if order.side is Side.BUY else "sell"
+    asked = rq.to_units(lots, spec)
+    if not against:
+        return (
+            f"reduce-only: the bot holds no {order.symbol} position this {verb} of {asked:g} "
+            "could reduce (closed, or on the same side): it would open one"
+        )
+    tickets = [int(p.ticket) for p in against]
+    holds = "hold" if len(tickets) > 1 else "holds"
+    return (
+        f"reduce-only: {_positions_words(tickets)} {holds} {rq.to_units(held, spec):g} of "
+        f"{order.symbol}, less than this {verb} of {asked:g}: the rest would reverse it"
     )
 
 

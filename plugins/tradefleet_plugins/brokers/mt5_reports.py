@@ -412,17 +412,27 @@ def ticket_child_reports(
     ts: int,
     units: Units,
     half: float = 0.0,
+    booked: Mapping[str, float] | None = None,
+    outside: Mapping[str, Collection[int]] | None = None,
 ) -> list[OrderReport]:
     """The working SL/TP children of hedging entry ``parent`` whose tickets are ``positions``
     (``entry_tickets``, oldest first): one report per level — not one per ticket, which would
-    report the same child id several times, each for one ticket's part — at the level the
-    oldest ticket holding one holds, for the volume of the tickets at that level
-    (``ticket_levels``, within ``half`` a tick; a ticket at another level is outside the bot's
-    child, as the running broker says it), its venue id those tickets (``7001,7002``). A
+    report the same child id several times, each for one ticket's part — for the volume of
+    the tickets at that level (``ticket_levels``, within ``half`` a tick; a ticket at another
+    level is outside the bot's child, as the running broker says it), its venue id those
+    tickets (``7001,7002``). The level is the one the bot holds for the child (``booked``, by
+    role: the journal's, at a restart) while a ticket holds it, else the oldest ticket's
+    holding one — never one in ``outside`` (by role: tickets set apart from the child). A
     level no ticket holds is no child."""
     reports = []
     for role in ("sl", "tp"):
-        levels = ticket_levels(positions, role, None, half)
+        levels = ticket_levels(
+            positions,
+            role,
+            (booked or {}).get(role),
+            half,
+            (outside or {}).get(role, ()),
+        )
         if not levels.at:
             continue
         first = levels.at[0]
@@ -437,6 +447,40 @@ def ticket_child_reports(
             )
         )
     return reports
+
+
+def restart_apart(
+    positions: Sequence[Any],
+    role: str,
+    booked: float | None,
+    fired: Mapping[int, tuple[float, float]],
+    half: float = 0.0,
+    *,
+    journaled: float = 0.0,
+) -> frozenset[int]:
+    """At a restart, the tickets of a hedging entry (``positions``: those open, volumes in
+    lots) set apart from its ``role`` child, as the running bot had them or would set them:
+    the ones at another level than ``booked`` (the level the bot holds for the child: the
+    journal's). While a ticket still holds ``booked``, every ticket at another level is apart
+    (the running bot's rule: the child stays where one of its tickets holds it). When none
+    does, ``journaled`` (the child's quantity in the journal, in lots: what its tickets held
+    when the bot last looked) tells: the tickets that closed on the line at ``booked``
+    (``fired``: ticket -> (level, lots)) account for it whole — the tickets at another level
+    were set apart by the running bot, and stay apart —, or they do not, and the child follows
+    the tickets left (a line moved while the bot was down, on every ticket still open: the
+    running bot's child follows it too). Nothing booked: nothing apart."""
+    if booked is None or booked <= 0.0:
+        return frozenset()
+    room = max(half, _EPS * max(abs(booked), 1.0))
+    other = frozenset(
+        int(p.ticket) for p in positions if abs(float(getattr(p, role)) - booked) > room
+    )
+    if len(other) < len(positions):
+        return other  # a ticket holds the child's level
+    closed = sum(lots for at, lots in fired.values() if abs(at - booked) <= room)
+    if closed <= 0.0 or closed + _EPS < journaled:
+        return frozenset()  # the child still wants tickets: it follows them
+    return other
 
 
 def with_fired_part(working: OrderReport, fired: OrderReport | None) -> OrderReport:

@@ -325,6 +325,8 @@ def restarted_plan(
     again, _ = live_engine(restarted, Scripted(), journal, run_id="live-2", hooks=hooks)
     carried = journal.carried_state(restarted.bot)
     assert carried is not None
+    # As the session does before the reports (``OrderRestorer``): the orders the journal holds.
+    restarted.broker.restore_orders([o for o, _ in carried.working] + list(carried.unacknowledged))
     plan = plan_reconciliation(
         prefix=bot_prefix(restarted.bot),
         symbols=("EURUSD",),

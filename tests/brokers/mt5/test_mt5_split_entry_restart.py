@@ -27,7 +27,7 @@ import pytest
 
 from tests.brokers.mt5.test_mt5_hedging_split_entry import LOT, SL, TP, SplitBot, _set_by_hand
 from tests.brokers.mt5.test_mt5_netting_children_reduce import _exits, _pump, _statuses
-from tradefleet_plugins.brokers.mt5_reports import fired_level, fired_outside
+from tradefleet_plugins.brokers.mt5_reports import fired_level, fired_outside, restart_apart
 from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.sdk import OUTSIDE_TAG
 
@@ -287,12 +287,16 @@ def test_a_close_was_outside_the_child_when_an_older_ticket_holds_another_level(
 
 def test_a_close_is_the_childs_by_the_level_the_running_bot_holds_for_it() -> None:
     """The running bot compares a close's level with the child's own (``booked``) and the
-    tickets it found outside the child, not with the oldest ticket's."""
+    tickets it found outside the child, not with the oldest ticket's; a restart with the
+    journal's level (``Mt5Broker.restore_orders``) reads it the same way."""
     half = 0.000005
     apart = _Ticket(7001, 1.090)  # A: the person's own line, found outside the child
     # B fired at the child's 1.095: the child's fill (was: against A's 1.09, outside).
     assert not fired_outside(7002, "sl", 1.095, [apart], half, booked=1.095, outside={7001})
-    # A restart, knowing neither, reads the oldest ticket's level (A's) as the child's.
+    # A restart given the journal's 1.095 (no tickets said outside): the child's fill too
+    # (was: a restart read the oldest ticket's level, A's, as the child's: outside).
+    assert not fired_outside(7002, "sl", 1.095, [apart], half, booked=1.095)
+    # Only a restart not told the journal's level falls back to the oldest ticket's.
     assert fired_outside(7002, "sl", 1.095, [apart], half)
     # A ticket found outside the child is outside whatever level it fired at.
     b = _Ticket(7002, 1.095)
@@ -308,7 +312,8 @@ def test_a_close_is_the_childs_by_the_level_the_running_bot_holds_for_it() -> No
 
 
 def test_a_restart_reads_the_childs_level_from_the_closes_too() -> None:
-    """At a restart (nothing booked) the child's level is the oldest ticket's, open or closed
+    """At a restart not told the journal's level (nothing booked) the child's level is the
+    oldest ticket's, open or closed
     on its line (the level its close names): a newer ticket's close at another level is
     outside the child, whether or not a ticket is still open."""
     half = 0.000005
@@ -316,3 +321,21 @@ def test_a_restart_reads_the_childs_level_from_the_closes_too() -> None:
     assert not fired_outside(7001, "sl", 1.095, [], half, fired={7002: 1.097})
     assert not fired_outside(7002, "sl", 1.095, [], half, fired={7001: 1.095})
     assert not fired_outside(7002, "sl", 1.097, [], half)  # nothing tells
+
+
+def test_a_restart_sets_apart_the_tickets_off_the_journals_level_while_the_child_is_there() -> None:
+    """``restart_apart``: while a ticket holds the journal's level, the tickets at another
+    level are apart (the running bot's rule). When none does, the tickets closed on the line
+    at that level tell: they took the journal's whole child (the running bot had cut it to
+    them, the others set apart), and the others stay apart; or they did not, and the child
+    follows the tickets left (moved while the bot was down). Nothing journaled: none apart."""
+    half = 0.000005
+    a, b = _Ticket(7001, 1.090), _Ticket(7002, 1.095)
+    assert restart_apart([a, b], "sl", 1.095, {}, half, journaled=0.2) == {7001}
+    # B's 0.1 lot fired at it, the whole child the journal holds (A set apart before): apart.
+    assert restart_apart([a], "sl", 1.095, {7002: (1.095, 0.1)}, half, journaled=0.1) == {7001}
+    # B fired at it, but the journal's child was both tickets': A follows (moved while down).
+    assert restart_apart([a], "sl", 1.095, {7002: (1.095, 0.1)}, half, journaled=0.2) == set()
+    assert restart_apart([a], "sl", 1.095, {7002: (1.097, 0.1)}, half, journaled=0.1) == set()
+    assert restart_apart([a], "sl", 1.095, {}, half, journaled=0.2) == frozenset()  # moved
+    assert restart_apart([a, b], "sl", None, {}, half) == frozenset()  # nothing journaled
