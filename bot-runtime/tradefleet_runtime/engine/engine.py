@@ -3269,6 +3269,12 @@ class Engine:
         self._replay(state)
         self._carry()  # fills missed while down are this run's: journaled in it
         adopted_ids = {report.client_order_id for report in plan.adopted}
+        journaled = {order.client_order_id: order for order, _ in state.working}
+        journaled.update({order.client_order_id: order for order in state.unacknowledged})
+        # An order's status log lives in the run that journaled it: one carried over is
+        # journaled in this run first (as a re-armed one is), before the fills it had while
+        # the bot was down are booked, then given the venue's word.
+        adopted = self._journal_carried_over(plan, journaled, now)
         flows = sorted(missed_flows, key=lambda flow: flow.ts)
         done = 0
         for fill in (*plan.missed_fills, *plan.adjustments):
@@ -3284,13 +3290,7 @@ class Engine:
             )
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
-        journaled = {order.client_order_id: order for order, _ in state.working}
-        journaled.update({order.client_order_id: order for order in state.unacknowledged})
-        # An order's status log lives in the run that journaled it: one carried over is
-        # journaled in this run first (as a re-armed one is), then given the venue's word.
         for order_id, report in plan.closed:
-            order = journaled.get(order_id) or order_from_report(report)
-            self.journal.record_order(order, OrderStatus.PENDING, now, "carried over")
             self.journal.update_order(
                 order_id,
                 report.status,
@@ -3299,26 +3299,13 @@ class Engine:
                 report.venue_order_id,
             )
         for order_id in plan.never_sent:
-            if order_id in journaled:
-                self.journal.record_order(
-                    journaled[order_id], OrderStatus.PENDING, now, "carried over"
-                )
             self.journal.update_order(
                 order_id,
                 OrderStatus.CANCELLED,
                 now,
                 "the venue never received it; not re-sent",
             )
-        for report in plan.adopted:
-            # The venue's word on what works now: its quantity and price (a bracket child
-            # resized as its entry filled, an order amended or moved before the restart).
-            order = adopted_order(report, journaled.get(report.client_order_id))
-            self.journal.record_order(
-                order,
-                OrderStatus.PENDING,
-                now,
-                "carried over" if report.client_order_id in journaled else "found at the venue",
-            )
+        for report, order in zip(plan.adopted, adopted, strict=True):
             self.journal.update_order(
                 report.client_order_id,
                 report.status,
@@ -3378,6 +3365,36 @@ class Engine:
             {"start_equity": self._start_equity},
         )
         return summary
+
+    def _journal_carried_over(
+        self, plan: ReconcilePlan, journaled: Mapping[str, Order], now: int
+    ) -> list[Order]:
+        """Journal in this run, pending, each order ``plan`` gives the venue's word on (closed
+        or never received at the venue, adopted): before any fill it had while the bot was
+        down is booked, so that its status log reads carried over, then filled, then the
+        venue's word — never filled, then pending again. The adopted orders as the bot works
+        them (``adopted_order``), in ``plan.adopted``'s order."""
+        for order_id, report in plan.closed:
+            order = journaled.get(order_id) or order_from_report(report)
+            self.journal.record_order(order, OrderStatus.PENDING, now, "carried over")
+        for order_id in plan.never_sent:
+            if order_id in journaled:
+                self.journal.record_order(
+                    journaled[order_id], OrderStatus.PENDING, now, "carried over"
+                )
+        adopted: list[Order] = []
+        for report in plan.adopted:
+            # The venue's word on what works now: its quantity and price (a bracket child
+            # resized as its entry filled, an order amended or moved before the restart).
+            order = adopted_order(report, journaled.get(report.client_order_id))
+            self.journal.record_order(
+                order,
+                OrderStatus.PENDING,
+                now,
+                "carried over" if report.client_order_id in journaled else "found at the venue",
+            )
+            adopted.append(order)
+        return adopted
 
     def _resend_through_follower(
         self, resend: Sequence[str], journaled: Mapping[str, Order], followed: frozenset[str]
