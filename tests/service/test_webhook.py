@@ -180,10 +180,12 @@ def assert_refused(h: Harness, reply: Reply, status: int, outcome: str, reason: 
 async def test_good_signal_is_accepted_once_with_the_right_signal(harness: Harness) -> None:
     reply = await harness.send(nonce="alert-0001")
     assert reply.status == 202
+    signal_id = reply.body["signal_id"]
+    assert signal_id.startswith("default:sig-")  # the nonce is not signed: never the id
     assert reply.body == {
         "accepted": True,
         "client_order_id": "wh-1",
-        "signal_id": "default:alert-0001",
+        "signal_id": signal_id,
         "outcome": "accepted",
     }
     assert harness.submitted == [
@@ -199,7 +201,7 @@ async def test_good_signal_is_accepted_once_with_the_right_signal(harness: Harne
             pattern_type="M5_BOS",
             source="tradingview",
             confidence=0.85,
-            signal_id="default:alert-0001",
+            signal_id=signal_id,
             received_at=NOW,
         )
     ]
@@ -434,24 +436,29 @@ async def test_a_valid_signature_does_not_matter_for_a_too_large_body(tmp_path: 
         assert_refused(h, await h.send(), 413, "too_large", "larger than 100 bytes")
 
 
-async def test_replay_is_refused_even_with_another_nonce(harness: Harness) -> None:
+async def test_the_same_request_is_the_same_signal_whatever_its_unsigned_nonce(
+    harness: Harness,
+) -> None:
+    """The same signed request again (a retry, or a replay with the nonce stripped or changed)
+    reaches the bot as the same signal id, whose journal answers it with the first outcome; a
+    new request under a nonce already seen is refused ``409 replay``."""
     body = signal_body()
     headers = sign(KEY, body, NOW, nonce="n-1")
     assert (await harness.post(body, headers)).status == 202
     again = await harness.post(body, headers)
-    assert again.status == 409 and again.body["outcome"] == "replay"
     other_nonce = await harness.post(body, {**headers, "X-Tradefleet-Nonce": "n-2"})
-    assert other_nonce.status == 409
     no_nonce = await harness.post(body, {k: v for k, v in headers.items() if "Nonce" not in k})
-    assert no_nonce.status == 409
     upper = headers["X-Tradefleet-Signature"].upper().replace("SHA256=", "sha256=")
-    assert (await harness.post(body, {**headers, "X-Tradefleet-Signature": upper})).status == 409
-    # the same nonce on a new request (another timestamp): still a replay
+    upper_case = await harness.post(body, {**headers, "X-Tradefleet-Signature": upper})
+    assert [r.status for r in (again, other_nonce, no_nonce, upper_case)] == [202] * 4
+    assert len({s.signal_id for s in harness.submitted}) == 1 and len(harness.submitted) == 5
+    # the same nonce on a new request (another timestamp): refused, naming the retry rule
     reused = await harness.send(body, ts=NOW + 1, nonce="n-1")
-    assert reused.status == 409 and "already seen" in reused.body["reason"]
-    assert len(harness.submitted) == 1
-    assert harness.counts() == {"accepted": 1.0, "replay": 5.0}
-    # once the timestamp is outside the window, the copy is stale rather than a replay
+    assert reused.status == 409 and reused.body["outcome"] == "replay"
+    assert "same timestamp and body" in reused.body["reason"]
+    assert len(harness.submitted) == 5
+    assert harness.counts() == {"accepted": 5.0, "replay": 1.0}
+    # once the timestamp is outside the window, the copy is stale
     harness.clock.now = NOW + 301
     assert (await harness.post(body, headers)).status == 410
 
@@ -475,9 +482,14 @@ async def test_concurrent_copies_are_accepted_once(harness: Harness) -> None:
     tasks = [asyncio.create_task(harness.post(body, headers)) for _ in range(5)]
     await asyncio.sleep(0.2)
     gate.set()
-    statuses = sorted(r.status for r in await asyncio.gather(*tasks))
-    assert statuses == [202, 409, 409, 409, 409]
+    replies = await asyncio.gather(*tasks)
+    assert sorted(r.status for r in replies) == [202, 409, 409, 409, 409]
+    for reply in replies:
+        if reply.status == 409:
+            assert reply.body["outcome"] == "in_progress" and reply.headers["Retry-After"] == "2"
     assert len(harness.submitted) == 1
+    # answered: the same request again reaches the bot (whose journal has the first outcome)
+    assert (await harness.post(body, headers)).status == 202
 
 
 async def test_rate_limit_per_key(tmp_path: Path) -> None:
@@ -534,34 +546,41 @@ async def test_refused_by_the_bot_is_422_with_its_reason(harness: Harness) -> No
     assert len(harness.submitted) == 1 and harness.counts() == {"refused": 1.0}
 
 
-async def test_a_nonce_the_bot_knows_for_another_signal_is_409_refused(tmp_path: Path) -> None:
-    """Once the replay memory has forgotten a nonce (a restart, or the window passed), the bot's
-    journal still knows it: the same nonce on a different signal is refused naming the nonce,
-    never answered 202 with the first signal's order."""
-    journaled: dict[str, tuple[str, SignalResult]] = {}  # the bot's signal_id memory
+async def test_a_replay_after_a_restart_without_its_nonce_is_the_same_signal(
+    tmp_path: Path,
+) -> None:
+    """After a restart the webhook remembers nothing; the request sent again with its nonce
+    removed still carries the first signal id, which the bot (its journal) knows."""
+    journaled: dict[str, SignalResult] = {}  # the bot's signal_id memory
 
     async def bot(signal: Signal) -> SignalResult:
-        first = journaled.get(signal.signal_id)
-        if first is not None and first[0] != signal.direction:
-            raise SignalConflict(signal.signal_id)
-        result = SignalResult(True, client_order_id=f"order-{len(journaled)}")
-        journaled.setdefault(signal.signal_id, (signal.direction, result))
-        return result
+        return journaled.setdefault(
+            signal.signal_id, SignalResult(True, client_order_id=f"order-{len(journaled)}")
+        )
 
+    body = signal_body()
+    headers = sign(KEY, body, NOW, nonce="alert-0001")
     async with running(tmp_path) as before_restart:
         before_restart.answer = bot
-        assert (await before_restart.send(nonce="alert-0001")).status == 202
+        first = await before_restart.post(body, headers)
     async with running(tmp_path) as after_restart:
         after_restart.answer = bot
-        sell = signal_body(
-            direction="SELL",
-            price_levels={"entry": 1.0850, "stop_loss": 1.0870, "take_profit": 1.0810},
-        )
-        reply = await after_restart.send(sell, nonce="alert-0001")
+        stripped = {k: v for k, v in headers.items() if "Nonce" not in k}
+        reply = await after_restart.post(body, stripped)
+    assert (reply.status, reply.body) == (202, first.body)
+    assert len(journaled) == 1
+
+
+async def test_a_signal_the_bot_knows_with_other_content_is_409_refused(harness: Harness) -> None:
+    async def conflict(signal: Signal) -> SignalResult:
+        raise SignalConflict(signal.signal_id)
+
+    harness.answer = conflict
+    reply = await harness.send()
     assert reply.status == 409
     assert reply.body["accepted"] is False and reply.body["outcome"] == "refused"
-    assert "nonce 'alert-0001'" in reply.body["reason"] and "client_order_id" not in reply.body
-    assert after_restart.counts() == {"refused": 1.0}
+    assert "already used for a different signal" in reply.body["reason"]
+    assert harness.counts() == {"refused": 1.0}
 
 
 async def test_a_failing_bot_is_503_unavailable(harness: Harness) -> None:
@@ -571,9 +590,11 @@ async def test_a_failing_bot_is_503_unavailable(harness: Harness) -> None:
     harness.answer = boom
     reply = await harness.send(nonce="x1")
     assert reply.status == 503 and reply.headers["Retry-After"] == "5"
-    assert reply.body == {"accepted": False, "reason": "bot unavailable", "outcome": "unavailable"}
-    # the signal may have been acted on: the same request is now a replay, not a retry
-    assert (await harness.send(nonce="x1")).status == 409
+    assert reply.body["outcome"] == "unavailable" and reply.body["accepted"] is False
+    assert "send the same request again" in reply.body["reason"]
+    # the retry is the same request: it reaches the bot again, as the same signal
+    assert (await harness.send(nonce="x1")).status == 503
+    assert harness.submitted[0].signal_id == harness.submitted[1].signal_id
 
     def broken() -> Collection[str]:
         raise RuntimeError("no instruments")
@@ -581,8 +602,8 @@ async def test_a_failing_bot_is_503_unavailable(harness: Harness) -> None:
     harness.symbols = broken
     harness.answer = None
     assert (await harness.send(nonce="x2", ts=NOW + 1)).status == 503
-    assert harness.counts() == {"unavailable": 2.0, "replay": 1.0}
-    assert len(harness.submitted) == 1
+    assert harness.counts() == {"unavailable": 3.0}
+    assert len(harness.submitted) == 2
 
 
 async def test_a_bot_that_does_not_answer_is_503(tmp_path: Path) -> None:
@@ -595,6 +616,11 @@ async def test_a_bot_that_does_not_answer_is_503(tmp_path: Path) -> None:
         h.answer = hang
         reply = await h.send()
         assert reply.status == 503 and "did not answer in time" in reply.body["reason"]
+        assert "same timestamp and body" in reply.body["reason"]
+        # the bot still has it: the same request meanwhile is in progress, not submitted again
+        again = await h.send()
+        assert (again.status, again.body["outcome"]) == (409, "in_progress")
+        assert again.headers["Retry-After"] == "2" and len(h.submitted) == 1
 
 
 # --------------------------------------------------------------------------- keys
@@ -716,13 +742,14 @@ def test_timestamp_window() -> None:
 
 def test_nonce_memory_expires_and_is_bounded() -> None:
     memory = NonceMemory(window_s=300, max_entries=3)
-    memory.remember("k", ["a"], ts=1000, now=1000)
-    assert memory.seen("k", ["a"], now=1300)
-    assert not memory.seen("other-key", ["a"], now=1300)
-    assert not memory.seen("k", ["a"], now=1302) and len(memory) == 0
-    memory.remember("k", ["a", "b", "c"], ts=2000, now=2000)
-    assert not memory.has_room(1, now=2000)
-    assert memory.has_room(3, now=2302)
+    memory.remember("k", "a", "sig-a", ts=1000, now=1000)
+    assert memory.owner("k", "a", now=1300) == "sig-a"
+    assert memory.owner("other-key", "a", now=1300) is None
+    assert memory.owner("k", "a", now=1302) is None and len(memory) == 0
+    for nonce in "abc":
+        memory.remember("k", nonce, "sig-" + nonce, ts=2000, now=2000)
+    assert not memory.has_room(now=2000)
+    assert memory.has_room(now=2302)
 
 
 def test_rate_limiter_refills_evenly() -> None:

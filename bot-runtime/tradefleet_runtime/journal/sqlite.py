@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from importlib import resources
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tradefleet_runtime.errors import JournalError
 from tradefleet_runtime.journal import versions
@@ -1402,6 +1402,53 @@ class Journal:
         rows = self.query("SELECT digest FROM signals WHERE signal_id = ?", signal_id)
         return str(rows[0][0]) if rows else None
 
+    def begin_signal(self, signal_id: str, ts: int, digest: str) -> None:
+        """Journal ``signal_id`` as pending, before the engine handles it (and sends its order).
+
+        A process killed between the order and :meth:`record_signal` leaves the row pending;
+        :meth:`pending_signal_order` then finds the order it led to, so a retry after the
+        restart is answered with that order instead of sending another. The row remembers the
+        newest order status journaled so far (the sequence of ``order_updates``): the signal's
+        orders are the ones whose first status comes after it, in this run. No schema change:
+        a pending row is ``accepted`` 0, no order id, and a reason starting with
+        :data:`SIGNAL_PENDING` (a refusal's reason never does). A pending row of an earlier
+        attempt that sent nothing is taken over (its run, time and mark replaced).
+        """
+        self._write(
+            (
+                "INSERT INTO signals (signal_id, run_id, ts, accepted, reason, client_order_id,"
+                " digest) SELECT ?, ?, ?, 0, ? || COALESCE(MAX(id), 0), '', ? FROM order_updates"
+                " WHERE true ON CONFLICT (signal_id) DO UPDATE SET run_id = excluded.run_id,"
+                " ts = excluded.ts, reason = excluded.reason WHERE " + _PENDING,
+                (signal_id, self.run_id, ts, SIGNAL_PENDING, digest),
+            )
+        )
+
+    def pending_signal_order(self, signal_id: str) -> str | None:
+        """For a signal journaled pending (:meth:`begin_signal`) and never recorded: the first
+        entry order its run journaled after it ('' when there is none: nothing was sent, since
+        an order is journaled before the broker sees it). None when the signal is not pending
+        (unknown, or its outcome recorded)."""
+        rows = self.query(
+            "SELECT run_id, reason FROM signals WHERE signal_id = ? AND " + _PENDING, signal_id
+        )
+        if not rows:
+            return None
+        run_id, reason = str(rows[0][0]), str(rows[0][1])
+        try:
+            mark = int(reason.removeprefix(SIGNAL_PENDING))
+        except ValueError:  # pragma: no cover - a hand-edited row: take every order of its run
+            mark = 0
+        orders = self.query(
+            "SELECT client_order_id FROM (SELECT o.client_order_id, (SELECT MIN(u.id)"
+            " FROM order_updates u WHERE u.run_id = o.run_id"
+            " AND u.client_order_id = o.client_order_id) AS first FROM orders o"
+            " WHERE o.run_id = ? AND o.parent_id IS NULL) WHERE first > ? ORDER BY first LIMIT 1",
+            run_id,
+            mark,
+        )
+        return str(orders[0][0]) if orders else ""
+
     def record_signal(
         self,
         signal_id: str,
@@ -1411,13 +1458,29 @@ class Journal:
         client_order_id: str,
         digest: str = "",
     ) -> None:
+        """The outcome of ``signal_id``: a new row, or the pending one :meth:`begin_signal`
+        wrote completed. A recorded outcome is never replaced (the first one stands)."""
         self._write(
             (
-                "INSERT OR IGNORE INTO signals (signal_id, run_id, ts, accepted, reason,"
-                " client_order_id, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO signals (signal_id, run_id, ts, accepted, reason,"
+                " client_order_id, digest) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (signal_id) DO UPDATE SET run_id = excluded.run_id,"
+                " ts = excluded.ts, accepted = excluded.accepted, reason = excluded.reason,"
+                " client_order_id = excluded.client_order_id WHERE " + _PENDING,
                 (signal_id, self.run_id, ts, int(accepted), reason, client_order_id, digest),
             )
         )
+
+
+#: How a pending signal's reason starts (:meth:`Journal.begin_signal`); the number after it is
+#: the newest ``order_updates.id`` when the signal was handed to the engine.
+SIGNAL_PENDING: Final = "pending: handed to the engine after order update #"
+# A signal row still pending (an upsert's condition, or a query's): its reason starts with
+# SIGNAL_PENDING (GLOB is case-sensitive; the text holds no GLOB metacharacters).
+_PENDING: Final = (
+    "signals.accepted = 0 AND signals.client_order_id = ''"
+    f" AND signals.reason GLOB '{SIGNAL_PENDING}*'"
+)
 
 
 # A run's orders with their fills so far and latest status (``Journal.order_rows``); ``{fills}``

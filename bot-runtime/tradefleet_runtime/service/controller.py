@@ -633,7 +633,11 @@ class BotController:
         """Hand a signal to the bot. ``signal_id`` is an idempotency key: a repeat of an id the
         journal knows (this run or an earlier one) with the same content returns the first
         outcome and does nothing else, so a sender may retry after a timeout without doubling
-        an order; with other content it is refused (``SignalConflict``)."""
+        an order; with other content it is refused (``SignalConflict``).
+
+        The id is journaled pending before the engine sees the signal, so a process killed
+        between the signal's order and its outcome leaves a trace: a retry after the restart is
+        answered with the order the journal holds, never sent again."""
         digest = signal_digest(signal)
 
         def handle() -> SignalResult:
@@ -643,7 +647,14 @@ class BotController:
                 if first is not None:
                     return first
             self._engine_to_change()  # a repeat is answered even when stopped; nothing new
-            accepted, reason, order_id = engine.handle_signal(signal)
+            if signal.signal_id:
+                self.journal.begin_signal(signal.signal_id, engine.now, digest)
+            try:
+                accepted, reason, order_id = engine.handle_signal(signal)
+            except Exception:
+                if signal.signal_id:
+                    self._settle_failed_signal(signal.signal_id, engine.now, digest)
+                raise
             if signal.signal_id:
                 self.journal.record_signal(
                     signal.signal_id, engine.now, accepted, reason, order_id, digest
@@ -662,10 +673,25 @@ class BotController:
         self._bar_arrival = time.perf_counter()
         return self._call(handle)
 
+    def _settle_failed_signal(self, signal_id: str, now: int, digest: str) -> None:
+        """The engine raised while handling ``signal_id``: its outcome is journaled now, from
+        what the journal holds (an order it journaled went, or may have gone, to the venue), so
+        a retry neither sends it again nor takes a later order of this run for its own."""
+        try:
+            order_id = self.journal.pending_signal_order(signal_id) or ""
+            reason = "" if order_id else "the bot failed while handling it; nothing was sent"
+            self.journal.record_signal(signal_id, now, bool(order_id), reason, order_id, digest)
+        except Exception:  # the journal itself failing: the pending row stays, a restart reads it
+            log.exception("signal %s: its outcome could not be journaled", signal_id)
+
     def _first_outcome(self, signal_id: str, digest: str) -> SignalResult | None:
         """The journaled outcome of ``signal_id`` (None: a new id), when ``digest`` matches
         what was journaled with it. The id with other content is another signal, not a retry:
-        answering it with the first outcome would claim success for a signal nothing trades."""
+        answering it with the first outcome would claim success for a signal nothing trades.
+
+        A signal journaled pending and never completed (the process died while the engine had
+        it) is answered with the order the journal holds for it, now recorded as its outcome;
+        without one nothing was sent, and it is handled as new (None)."""
         first = self.journal.signal_outcome(signal_id)
         if first is None:
             return None
@@ -673,6 +699,18 @@ class BotController:
         if journaled and journaled != digest:  # '': journaled before digests, not comparable
             self.metrics.signals.labels(self.bot.name, "refused").inc()
             raise SignalConflict(signal_id)
+        pending = self.journal.pending_signal_order(signal_id)
+        if pending == "":
+            return None
+        if pending is not None:
+            log.warning(
+                "signal %s was handed to the engine before a restart and led to order %s: "
+                "answered with it, not sent again",
+                signal_id,
+                pending,
+            )
+            self.journal.record_signal(signal_id, self._engine().now, True, "", pending, digest)
+            first = (True, "", pending)
         self.metrics.signals.labels(self.bot.name, "repeated").inc()
         return SignalResult(*first)
 

@@ -99,29 +99,65 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def _parse_int(literal: str) -> int:
+class _Bad:
+    """A value the reader refuses (``NaN``, a runaway literal), kept in place of the value until
+    the object holding it names its key: the refusal then says which field was bad."""
+
+    __slots__ = ("path", "why")
+
+    def __init__(self, why: str, path: tuple[str, ...] = ()) -> None:
+        self.why = why
+        self.path = path
+
+    def under(self, step: str) -> _Bad:
+        return _Bad(self.why, (step, *self.path))
+
+    def refusal(self) -> JsonRefused:
+        where = "".join(s if s.startswith("[") else "." + s for s in self.path).lstrip(".")
+        return JsonRefused(f"{where}: {self.why}" if where else self.why)
+
+
+def _bad_in(value: Any) -> _Bad | None:
+    """The first refused value in ``value`` (a value, or a list of them at any depth), with its
+    path from there; objects have named theirs already (``_no_duplicate_keys``)."""
+    if isinstance(value, _Bad):
+        return value
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            bad = _bad_in(item)
+            if bad is not None:
+                return bad.under(f"[{index}]")
+    return None
+
+
+def _parse_int(literal: str) -> int | _Bad:
     if len(literal) > MAX_NUMBER_CHARS:
-        raise JsonRefused(f"a number has more than {MAX_NUMBER_CHARS} characters")
+        return _Bad(f"a number has more than {MAX_NUMBER_CHARS} characters")
     return int(literal)
 
 
-def _parse_float(literal: str) -> float:
+def _parse_float(literal: str) -> float | _Bad:
     if len(literal) > MAX_NUMBER_CHARS:
-        raise JsonRefused(f"a number has more than {MAX_NUMBER_CHARS} characters")
+        return _Bad(f"a number has more than {MAX_NUMBER_CHARS} characters")
     # 1e999 becomes inf here, on purpose: the caller's field checks refuse it naming the field
     return float(literal)
 
 
-def _no_constant(name: str) -> Any:
-    raise JsonRefused(f"{name} is not allowed")
+def _no_constant(name: str) -> _Bad:
+    return _Bad(f"{name} is not allowed")
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Bad:
     result: dict[str, Any] = {}
     for name, value in pairs:
+        shown = name if len(name) <= 64 else name[:63] + "…"
         if name in result:
-            shown = name if len(name) <= 64 else name[:63] + "…"
             raise JsonRefused(f"duplicate key {shown!r}")
+        bad = _bad_in(value)
+        if bad is not None:
+            # Passed up to the enclosing object, which adds its key: the refusal names the
+            # whole path (``price_levels.entry``), as the field checks do.
+            return bad.under(shown)
         result[name] = value
     return result
 
@@ -130,14 +166,15 @@ def load_json(text: str) -> Any:
     """``text`` as JSON within the limits above; ``JsonRefused`` otherwise.
 
     Refused: invalid JSON, nesting deeper than :data:`MAX_JSON_DEPTH`, number literals longer
-    than :data:`MAX_NUMBER_CHARS`, ``NaN``/``Infinity`` and duplicate keys. A number that
+    than :data:`MAX_NUMBER_CHARS`, ``NaN``/``Infinity`` (these two naming the field they were
+    found under: ``volume: NaN is not allowed``) and duplicate keys. A number that
     overflows a double (``1e999``) becomes ``±inf``: callers refuse non-finite numbers where
     they can name the field.
     """
     if json_depth(text) > MAX_JSON_DEPTH:
         raise JsonRefused(f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(
+        data = json.loads(
             text,
             object_pairs_hook=_no_duplicate_keys,
             parse_constant=_no_constant,
@@ -148,3 +185,7 @@ def load_json(text: str) -> Any:
         raise
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise JsonRefused(f"not valid JSON: {error}") from None
+    bad = _bad_in(data)
+    if bad is not None:
+        raise bad.refusal()
+    return data

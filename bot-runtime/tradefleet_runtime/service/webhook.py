@@ -1,8 +1,10 @@
 """The signed signal webhook: ``POST /webhook/signal``.
 
-Alert services (TradingView-style) push trade signals to a running bot through this endpoint.
-It is internet-facing and moves money, so it refuses everything doubtful, says why in a small
-JSON body, and no input makes it answer with a 5xx.
+Alert senders push trade signals to a running bot through this endpoint (how to send one, for a
+trader: ``docs/signals.md``). A sender must compute an HMAC and set headers: TradingView alerts
+cannot, they need a relay that signs them. The endpoint is internet-facing and moves money, so
+it refuses everything doubtful, says why in a small JSON body, and no input makes it answer
+with a 5xx.
 
 Signing a request
 -----------------
@@ -31,16 +33,21 @@ Headers:
         headers["X-Tradefleet-Signature"] = f"sha256={mac}"
 
 ``X-Tradefleet-Nonce`` (optional)
-    1 to 128 characters of ``[A-Za-z0-9_.:-]`` (else 400), unique per key within the window (a
-    reused nonce is a replay). It becomes the signal's id (``KEYID:NONCE``); without it the
-    signal id is ``KEYID:sig-<hash of the signature>``.
+    1 to 128 characters of ``[A-Za-z0-9_.:-]`` (else 400). It is not signed, so it never
+    identifies a signal; it only guards a sender against itself: another signed request under a
+    nonce the bot saw within the window (in this process) is refused ``409 replay``.
 
-A request is accepted at most once: the bot remembers, per key, every signature (and every
-nonce) it accepted within the window, and refuses a second request with either as a replay. The
-nonce is not part of the signed text, so it cannot make two requests with the same timestamp and
-body both pass: the signature alone already identifies a request. A request refused before
-the replay memory (401, 403, 410, 413, 429) is not remembered, so it can be sent again as is
-(within the window); after a 503, sign it again with a fresh timestamp.
+One signed request is one signal. Its id is ``KEYID:sig-<hash of the signature>``: it comes
+only from what is signed (the key, the timestamp, the body), never from an unsigned header, so
+the same request is the same signal in any run, with or without a nonce. The bot journals the
+id before it acts on the signal, and answers the id again with the first outcome (the 202 with
+its order id, or its refusal), in this run or after a restart, as long as the timestamp is in
+the window. So a captured request sent again trades nothing new, and a sender that got no
+answer, or a 503, **retries by sending the same request again** — the same timestamp, body and
+signature — within ``replay_window_s`` (300 s) of its timestamp. Re-signing with a fresh
+timestamp makes a new signal, which trades again: do that only for a new alert. A request
+refused before the bot saw it (401, 403, 410, 413, 429, 400, 422 ``unknown_symbol``) was not
+acted on.
 
 The body is the alert's JSON (UTF-8; ``NaN``/``Infinity``, numbers that overflow, number
 literals over 64 characters, nesting deeper than 32, duplicate keys and unknown top-level fields
@@ -71,37 +78,43 @@ source address        403     ``forbidden_source`` (``allow_from`` CIDRs; see be
 key id                401     ``unknown_key``
 signature             401     ``bad_signature`` (missing/malformed headers too)
 timestamp window      410     ``stale``
-replay                409     ``replay`` (a malformed nonce header: 400 ``malformed``)
-rate (per key)        429     ``rate_limited`` (with ``Retry-After``; also when the replay
+in progress           409     ``in_progress`` (with ``Retry-After``): the same request is
+                              still being handled (its first copy waits for the bot); send
+                              it again after ``Retry-After`` seconds to learn the outcome
+nonce reused          409     ``replay``: another request came under this nonce within the
+                              window (a malformed nonce header: 400 ``malformed``)
+rate (per key)        429     ``rate_limited`` (with ``Retry-After``; also when the nonce
                               memory is full, rather than forget an entry)
 JSON and fields       400     ``malformed`` (the reason names the field)
 symbol                422     ``unknown_symbol``
-nonce reused          409     ``refused``: the bot journaled another signal under this
-                              nonce (signal id) before, in any run; the same signal again
-                              gets the first outcome (a retry), a different one never does
-the bot's answer      422     ``refused`` (the bot's reason: risk veto, stale price, …)
+the bot's answer      422     ``refused`` (the bot's reason: risk veto, stale price, …); the
+                              same request again gets it again
 the bot's state       409     ``refused``: the bot takes no signals now (still starting,
-                              stopped); the request was fine (gRPC: ``FAILED_PRECONDITION``).
-                              Sign it again with a fresh timestamp once the bot runs
-bot failure           503     ``unavailable`` (with ``Retry-After``)
-accepted              202     ``accepted``
+                              stopped) and did nothing; the request was fine (gRPC:
+                              ``FAILED_PRECONDITION``). Send it again once the bot runs
+bot failure           503     ``unavailable`` (with ``Retry-After``): the bot may still act
+                              on it; send the same request again to learn the outcome
+accepted              202     ``accepted``; the same request again gets the same answer
+                              (the same ``client_order_id``) and places nothing
 ====================  ======  ====================================================
 
 Refusals answer ``{"accepted": false, "reason": "...", "outcome": "..."}``; an accepted signal
 answers ``{"accepted": true, "client_order_id": "...", "signal_id": "...", "outcome":
 "accepted"}``. The body is never parsed before its signature is verified, the rate limit counts
-only authenticated requests, and a nonce is remembered only once its request is authenticated
-(so forged requests cannot fill the memory). The rate limit is a token bucket per key id:
-``rate_per_minute`` tokens refilled evenly, so a burst of up to ``rate_per_minute`` passes.
+only authenticated requests (retries too), and a nonce is remembered only once its request is
+authenticated (so forged requests cannot fill the memory). The rate limit is a token bucket per
+key id: ``rate_per_minute`` tokens refilled evenly, so a burst of up to ``rate_per_minute``
+passes.
 
 The source address is the TCP peer, or with ``trust_forwarded_for`` the first hop of the first
 ``X-Forwarded-For`` header (only behind a proxy that overwrites that header: anyone can send it).
 An address that cannot be told or parsed is refused when ``allow_from`` is set.
 
 503 is the one 5xx, and no input causes it: it means the bot itself failed (its ``submit`` raised
-or did not answer within ``submit_timeout_s``). The signal stays remembered as seen, because the
-bot may still have acted on it; re-sign with a fresh timestamp to retry. An unexpected error in
-this module's own checks answers 400 ``malformed`` (and is logged), never a 5xx.
+or did not answer within ``submit_timeout_s``). The bot may still act on the signal, or may have:
+send the same request again (never re-signed) after ``Retry-After``: while the bot still works
+on it the answer is ``409 in_progress``, then the signal's outcome. An unexpected error in this
+module's own checks answers 400 ``malformed`` (and is logged), never a 5xx.
 
 Keys never appear in logs, responses, metrics or exceptions; bodies are never logged.
 """
@@ -188,6 +201,7 @@ OUTCOMES: Final[tuple[str, ...]] = (
     "refused",
     "rate_limited",
     "unavailable",
+    "in_progress",
 )
 
 _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -199,6 +213,8 @@ _MAX_KEY_FILE_BYTES: Final = 4096
 # from a single signed request. Shorter keys are not used, and said so by file name.
 MIN_KEY_BYTES: Final = 32
 _MAX_REASON_CHARS: Final = 500
+#: Seconds a sender is told to wait before asking again about a signal still being handled.
+IN_PROGRESS_RETRY_S: Final = 2
 
 
 # --------------------------------------------------------------------------- configuration
@@ -215,7 +231,7 @@ class WebhookConfig:
     trust_forwarded_for: bool = False  # use X-Forwarded-For's first hop (behind a proxy only)
     max_body_bytes: int = limits.MAX_BODY_BYTES
     submit_timeout_s: float = 10.0  # the bot must answer within this, else 503
-    replay_memory_max: int = 100_000  # remembered signatures/nonces, over all keys
+    replay_memory_max: int = 100_000  # remembered nonces, over all keys
 
     def __post_init__(self) -> None:
         if self.replay_window_s <= 0:
@@ -488,10 +504,10 @@ def check_nonce(header: str | None) -> str | None:
     return header
 
 
-def signal_id_for(key_id: str, nonce: str | None, signature_hex: str) -> str:
-    """``KEYID:NONCE``, or ``KEYID:sig-<hash of the signature>`` without a nonce."""
-    if nonce is not None:
-        return f"{key_id}:{nonce}"
+def signal_id_for(key_id: str, signature_hex: str) -> str:
+    """``KEYID:sig-<hash of the signature>``: only what is signed (key, timestamp, body) names a
+    signal. An unsigned header (the nonce) would let a captured request, replayed without it or
+    with another, pass as a new signal and trade again."""
     return f"{key_id}:sig-{hashlib.sha256(signature_hex.encode('ascii')).hexdigest()[:32]}"
 
 
@@ -499,45 +515,42 @@ def signal_id_for(key_id: str, nonce: str | None, signature_hex: str) -> str:
 
 
 class NonceMemory:
-    """What was accepted recently, per key, each remembered until ``max(ts, now) + window``
-    (after which its timestamp is stale anyway). Bounded: expired entries are dropped on each
-    call, and a full memory refuses to remember more (the caller refuses the request) rather
-    than forget an entry that could then be replayed."""
+    """The nonces seen recently, per key, with the signature of the request that brought each,
+    remembered until ``max(ts, now) + window`` (after which that request is stale anyway).
+    Bounded: expired entries are dropped on each call, and a full memory refuses to remember
+    more (the caller refuses the request) rather than forget an entry."""
 
     def __init__(self, window_s: int, max_entries: int = 100_000) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        self._expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        return len(self._entries)
 
     def expire(self, now: float) -> None:
         # Entries are in insertion order; expiries are nearly monotonic. Dropping from the
         # front until one has not expired may keep a few entries longer than needed: harmless.
-        while self._expiry:
-            token, expiry = next(iter(self._expiry.items()))
+        while self._entries:
+            nonce, (expiry, _owner) = next(iter(self._entries.items()))
             if expiry > now:
                 break
-            del self._expiry[token]
+            del self._entries[nonce]
 
-    def seen(self, key_id: str, tokens: Collection[str], now: float) -> bool:
+    def owner(self, key_id: str, nonce: str, now: float) -> str | None:
+        """The signature of the request that brought ``nonce`` under ``key_id``; None when
+        the nonce is not (or no longer) remembered."""
         self.expire(now)
-        for token in tokens:
-            expiry = self._expiry.get((key_id, token))
-            if expiry is not None and expiry > now:
-                return True
-        return False
+        entry = self._entries.get((key_id, nonce))
+        return entry[1] if entry is not None and entry[0] > now else None
 
-    def has_room(self, count: int, now: float) -> bool:
+    def has_room(self, now: float) -> bool:
         self.expire(now)
-        return len(self._expiry) + count <= self.max_entries
+        return len(self._entries) < self.max_entries
 
-    def remember(self, key_id: str, tokens: Collection[str], ts: float, now: float) -> None:
-        expiry = max(ts, now) + self.window_s + 1
-        for token in tokens:
-            self._expiry[(key_id, token)] = expiry
-            self._expiry.move_to_end((key_id, token))
+    def remember(self, key_id: str, nonce: str, signature: str, ts: float, now: float) -> None:
+        self._entries[(key_id, nonce)] = (max(ts, now) + self.window_s + 1, signature)
+        self._entries.move_to_end((key_id, nonce))
 
 
 # --------------------------------------------------------------------------- rate limit
@@ -616,15 +629,20 @@ def _refusal_response(refusal: Refusal) -> web.Response:
 
 
 def _conflict(signal_id: str) -> Refusal:
-    """The nonce (signal id) came with another signal before — in an earlier run, or before
-    the replay memory forgot it: 409, never the first signal's outcome as if this one had it."""
-    _key_id, _, nonce = signal_id.partition(":")  # a key id holds no ':'
+    """The bot journaled another signal under this id: 409, never the first signal's outcome as
+    if this one had it. (An id is a hash of the signature, so only a bot given the same id by
+    another front end, gRPC ``SubmitSignal``, can see this.)"""
     return Refusal(
         409,
         "refused",
-        f"nonce {nonce!r} (signal_id {signal_id!r}) was already used for a different signal; "
-        "send this one with a new nonce",
+        f"signal_id {signal_id!r} was already used for a different signal",
     )
+
+
+_MAY_STILL_ACT: Final = (
+    "bot did not answer in time; it may still act on the signal: send the same request again "
+    "(same timestamp and body, not re-signed) to learn its outcome"
+)
 
 
 class _Unavailable(Exception):
@@ -651,6 +669,9 @@ class _WebhookHandler:
         self.keys = KeyStore(config.keys_dir)
         self.memory = NonceMemory(config.replay_window_s, config.replay_memory_max)
         self.limiter = RateLimiter(config.rate_per_minute)
+        # Signals handed to the bot that it has not answered yet (their first request may have
+        # been answered 503 already): a copy meanwhile is told to come back, not submitted.
+        self.working: dict[str, asyncio.Future[SignalResult]] = {}
         self.counters = {o: requests_total.labels(bot=bot, outcome=o) for o in OUTCOMES}
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -739,11 +760,25 @@ class _WebhookHandler:
         now = self.clock()
         ts = check_timestamp_window(timestamp, now, config.replay_window_s)
 
-        # 5. replay (the signature, and the nonce when given)
+        # 5. the same signal still being handled; a nonce another request brought
+        signal_id = signal_id_for(key_id, signature)
+        if signal_id in self.working:
+            raise Refusal(
+                409,
+                "in_progress",
+                "this signal is still being handled: send the same request again to learn its "
+                "outcome",
+                retry_after=IN_PROGRESS_RETRY_S,
+            )
         nonce = check_nonce(headers.get(NONCE_HEADER))
-        tokens = ["sig:" + signature] if nonce is None else ["sig:" + signature, "n:" + nonce]
-        if self.memory.seen(key_id, tokens, now):
-            raise Refusal(409, "replay", "this request (signature or nonce) was already seen")
+        owner = None if nonce is None else self.memory.owner(key_id, nonce, now)
+        if owner is not None and owner != signature:
+            raise Refusal(
+                409,
+                "replay",
+                "this nonce came with another request within the window; a retry sends the "
+                "first request again unchanged (same timestamp and body)",
+            )
 
         # 6. rate limit per key (only authenticated requests count)
         wait = self.limiter.take(key_id, now)
@@ -754,11 +789,11 @@ class _WebhookHandler:
                 f"more than {config.rate_per_minute} signals per minute for this key",
                 retry_after=math.ceil(wait),
             )
-        if not self.memory.has_room(len(tokens), now):
-            log.warning("webhook replay memory full (%d entries)", len(self.memory))
-            raise Refusal(429, "rate_limited", "too many recent signals", retry_after=60)
-        # Remembered now, before any await: a concurrent copy of this request is a replay.
-        self.memory.remember(key_id, tokens, ts, now)
+        if nonce is not None and owner is None:
+            if not self.memory.has_room(now):
+                log.warning("webhook nonce memory full (%d entries)", len(self.memory))
+                raise Refusal(429, "rate_limited", "too many recent signals", retry_after=60)
+            self.memory.remember(key_id, nonce, signature, ts, now)
 
         # 7. JSON and fields
         parsed = parse_signal_body(body)
@@ -773,23 +808,39 @@ class _WebhookHandler:
         if not known:
             raise Refusal(422, "unknown_symbol", f"symbol {parsed.symbol!r} is not traded here")
 
-        return parsed.to_signal(
-            signal_id=signal_id_for(key_id, nonce, signature), received_at=received_at
-        )
+        return parsed.to_signal(signal_id=signal_id, received_at=received_at)
+
+    def _start(self, signal: Signal) -> asyncio.Future[SignalResult]:
+        """Hands ``signal`` to the bot, marked as being handled until the bot answers (longer
+        than this request waits, when the bot is slow)."""
+        task = asyncio.ensure_future(self.submit(signal))
+        self.working[signal.signal_id] = task
+
+        def done(finished: asyncio.Future[SignalResult]) -> None:
+            self.working.pop(signal.signal_id, None)
+            if not finished.cancelled():
+                finished.exception()  # retrieved: an answer nobody waits for any more
+
+        task.add_done_callback(done)
+        return task
 
     async def _submit(self, signal: Signal, context: Mapping[str, str]) -> web.Response:
+        # Marked before the first await: ``_check`` saw the signal not being handled, and no
+        # other request ran since (a copy arriving now is answered in_progress).
+        task = self._start(signal)
         try:
-            result = await asyncio.wait_for(self.submit(signal), self.config.submit_timeout_s)
+            # Shielded: a timeout ends this wait, not the bot's handling (the mark stays).
+            result = await asyncio.wait_for(asyncio.shield(task), self.config.submit_timeout_s)
             if not isinstance(result, SignalResult):
                 raise TypeError(f"submit returned {type(result).__name__}, not SignalResult")
         except TimeoutError:
             log.error("webhook: the bot did not answer signal %s in time", signal.signal_id)
-            return self._unavailable("bot did not answer in time; the signal may still apply")
+            return self._unavailable(_MAY_STILL_ACT)
         except SignalConflict:
             return self._refuse(_conflict(signal.signal_id), context)
         except NoAnswer:  # a NotNow too, but the engine did not answer: worth retrying, 503
             log.warning("webhook: the bot did not answer signal %s in time", signal.signal_id)
-            return self._unavailable("bot did not answer in time; the signal may still apply")
+            return self._unavailable(_MAY_STILL_ACT)
         except NotNow as exc:
             # The bot's state (still starting, stopped), not a failure of the bot nor of the
             # request: gRPC answers FAILED_PRECONDITION, here 409 with the bot's reason. A
@@ -803,7 +854,10 @@ class _WebhookHandler:
             )
         except Exception:
             log.exception("webhook: submitting signal %s failed", signal.signal_id)
-            return self._unavailable("bot unavailable")
+            return self._unavailable(
+                "bot unavailable; send the same request again (not re-signed) to learn whether "
+                "it acted"
+            )
         if not result.accepted:
             return self._refuse(
                 Refusal(422, "refused", _truncate(result.reason or "refused by the bot")),
