@@ -556,8 +556,8 @@ def _print_outcome(
             out.print(f"data: {note}")
     for position in result.open_positions:
         out.print(
-            f"open at the end: {position.symbol} {position.quantity:+g}"
-            f" @ {position.average_price:g}"
+            f"open at the end: {position.symbol} {position.quantity:+.10g}"
+            f" @ {position.average_price:.10g}"
         )
     vetoes = {k: v for k, v in result.risk_decisions.items() if k[1] == "veto"}
     for (plugin, _action), count in sorted(vetoes.items()):
@@ -640,7 +640,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         with _run_journal(journal_path, durable=True) as journal:
             out.print(
                 f"{bot.name}: paper trading {', '.join(manifest.spec.market.symbols)} "
-                f"(speed {args.speed:g}×); Ctrl-C stops"
+                f"(speed {args.speed:.10g}×); Ctrl-C stops"
             )
             session = BotSession(
                 bot, journal, pacer=pacer, should_stop=stop.is_set, prepare=prepare, idle=pump
@@ -651,7 +651,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
             signal.signal(sig, handler)
     _print_outcome(out, bot.name, outcome)
     if outcome.result.open_positions:
-        names = ", ".join(f"{p.symbol} {p.quantity:+g}" for p in outcome.result.open_positions)
+        names = ", ".join(f"{p.symbol} {p.quantity:+.10g}" for p in outcome.result.open_positions)
         out.print(labelled("warning", "yellow", f"open positions left: {names}"))
     return EXIT_OK
 

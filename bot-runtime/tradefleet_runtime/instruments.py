@@ -78,18 +78,18 @@ def limit_problem(
     if reduce_only_exempt:
         price = None
     if quantity <= 0.0:
-        return ReasonCode.INVALID_QUANTITY, f"quantity {quantity:g} rounds to nothing"
+        return ReasonCode.INVALID_QUANTITY, f"quantity {quantity:.10g} rounds to nothing"
     if instrument.min_quantity and quantity < instrument.min_quantity * (1.0 - _EPSILON):
         return (
             ReasonCode.BELOW_MIN_QUANTITY,
-            f"quantity {quantity:g} is below {instrument.symbol}'s minimum quantity "
-            f"{instrument.min_quantity:g}",
+            f"quantity {quantity:.10g} is below {instrument.symbol}'s minimum quantity "
+            f"{instrument.min_quantity:.10g}",
         )
     if quantity > instrument.max_quantity * (1.0 + _EPSILON):
         return (
             ReasonCode.INVALID_QUANTITY,
-            f"quantity {quantity:g} is above {instrument.symbol}'s maximum quantity "
-            f"{instrument.max_quantity:g}",
+            f"quantity {quantity:.10g} is above {instrument.symbol}'s maximum quantity "
+            f"{instrument.max_quantity:.10g}",
         )
     if instrument.min_notional and price is not None and price > 0.0:
         # Quantities are units of the base asset everywhere in the runtime (a venue that
@@ -98,8 +98,8 @@ def limit_problem(
         if notional < instrument.min_notional * (1.0 - _EPSILON):
             return (
                 ReasonCode.BELOW_MIN_NOTIONAL,
-                f"notional {notional:g} ({quantity:g} × {price:g}) is below "
-                f"{instrument.symbol}'s minimum notional {instrument.min_notional:g}",
+                f"notional {notional:.10g} ({quantity:.10g} × {price:.10g}) is below "
+                f"{instrument.symbol}'s minimum notional {instrument.min_notional:.10g}",
             )
     return None
 
@@ -138,9 +138,9 @@ def below_minimum_advice(instrument: Instrument, code: ReasonCode) -> str | None
     spot), or added to until the whole is over the minimum. None for any other refusal."""
     if code is ReasonCode.BELOW_MIN_NOTIONAL:
         currency = f" {instrument.quote_currency}" if instrument.quote_currency else ""
-        limit = f"minimum notional {instrument.min_notional:g}{currency}"
+        limit = f"minimum notional {instrument.min_notional:.10g}{currency}"
     elif code is ReasonCode.BELOW_MIN_QUANTITY:
-        limit = f"minimum quantity {instrument.min_quantity:g} {instrument.symbol}"
+        limit = f"minimum quantity {instrument.min_quantity:.10g} {instrument.symbol}"
     else:
         return None
     return f"below the venue's {limit}: close at the venue by hand or add to the position"
@@ -187,13 +187,14 @@ def bracket_problem(
         kept = ""
         if held != quantity:
             kept = (
-                f"the position would hold {held:g} ({quantity:g} less the venue's "
-                f"{coin_fee_rate * 100:g}% fee taken in the coin bought, down to the lot step "
-                f"{instrument.lot_step:g}), and "
+                f"the position would hold {held:.10g} ({quantity:.10g} less the venue's "
+                f"{coin_fee_rate * 100:.10g}% fee taken in the coin bought, down to the lot step "
+                f"{instrument.lot_step:.10g}), and "
             )
         return (
             problem[0],
-            f"its {role} at {price:g} could not be placed once the entry fills: {kept}{problem[1]}",
+            f"its {role} at {price:.10g} could not be placed once the entry fills: "
+            f"{kept}{problem[1]}",
         )
     return None
 

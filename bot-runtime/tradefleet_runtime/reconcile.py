@@ -302,13 +302,13 @@ def _changed_at_venue(report: OrderReport, journaled: Order | None) -> str | Non
         return None
     return (
         f"{report.client_order_id}: the venue holds it at {_price_text(adopted.price)} for "
-        f"{adopted.quantity:g}, the journal at {_price_text(journaled.price)} for "
-        f"{journaled.quantity:g}; adopted as the venue holds it"
+        f"{adopted.quantity:.10g}, the journal at {_price_text(journaled.price)} for "
+        f"{journaled.quantity:.10g}; adopted as the venue holds it"
     )
 
 
 def _price_text(price: float | None) -> str:
-    return "no price" if price is None else f"{price:g}"
+    return "no price" if price is None else f"{price:.10g}"
 
 
 def plan_reconciliation(
@@ -417,8 +417,8 @@ def plan_reconciliation(
             )
         else:
             mismatches.append(
-                f"{symbol}: the journal holds {have:+g}, the venue {venue:+g} "
-                f"(difference {difference:+g})"
+                f"{symbol}: the journal holds {have:+.10g}, the venue {venue:+.10g} "
+                f"(difference {difference:+.10g})"
             )
     return ReconcilePlan(
         missed_fills=missed,

@@ -499,7 +499,9 @@ def journal_warm_up(
 
 def journal_open_position(journal: RunJournal, now: int, position: Position) -> str:
     """Journal a position the run leaves open (its ``open_position`` event); the message."""
-    message = f"{position.symbol}: {position.quantity:+g} @ {position.average_price:g} still open"
+    message = (
+        f"{position.symbol}: {position.quantity:+.10g} @ {position.average_price:.10g} still open"
+    )
     journal.record_event(now, "open_position", message)
     return message
 
@@ -1066,7 +1068,7 @@ class BotSession:
             if not drift:
                 return
         mismatches = "; ".join(
-            f"{symbol}: the bot holds {have:+g}, the venue {venue_holds:+g}"
+            f"{symbol}: the bot holds {have:+.10g}, the venue {venue_holds:+.10g}"
             for symbol, (have, venue_holds) in drift.items()
         )
         reason = (
@@ -1420,7 +1422,7 @@ def _flatten_said(
     ]
     how = [f"{i} ({ended[i].value})" if i in ended else f"{i} (no answer)" for i in unfilled]
     said = (
-        f"flatten NOT confirmed filled within {wait_s:g}s (the position may still be open at "
+        f"flatten NOT confirmed filled within {wait_s:.10g}s (the position may still be open at "
         f"the venue): {', '.join(how or flattened.held)}"
     )
     if flattened.kept:
@@ -1501,7 +1503,7 @@ def _cancels_said(asked: Sequence[str], ended: dict[str, OrderStatus], wait_s: f
             wait_s,
         )
         parts.append(
-            f"cancel NOT confirmed within {wait_s:g}s (may still work at the venue): "
+            f"cancel NOT confirmed within {wait_s:.10g}s (may still work at the venue): "
             + ", ".join(unconfirmed)
         )
     return "; ".join(parts)

@@ -738,17 +738,17 @@ def left_open_report(left: LeftOpen, *, mode: str, why: str) -> tuple[str, str] 
         positions = len(left.positions)
         for held in left.positions:
             side = "long" if held.quantity > 0 else "short"
-            items.append(f"position {_plain(held.symbol)} {side} {abs(held.quantity):g}")
+            items.append(f"position {_plain(held.symbol)} {side} {abs(held.quantity):.10g}")
     elif left.position_count > 0:
         positions = left.position_count
         items.append(f"{_count(positions, 'position')} not listed (the runtime did not answer)")
     if left.orders is not None:
         orders = len(left.orders)
         for order in left.orders:
-            price = f" @ {order.price:g}" if order.price is not None else ""
+            price = f" @ {order.price:.10g}" if order.price is not None else ""
             items.append(
                 f"order {_plain(order.symbol)} {_plain(order.side, 8)} "
-                f"{_plain(order.order_type, 16)} {order.quantity:g}{price}"
+                f"{_plain(order.order_type, 16)} {order.quantity:.10g}{price}"
             )
     elif left.order_count > 0:
         orders = left.order_count

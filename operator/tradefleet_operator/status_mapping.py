@@ -275,7 +275,7 @@ def _close_stuck(
     """``CloseStuck``: positions the bot's own flatten could not close and will not retry."""
     stuck = snapshot.closes_stuck
     held = "; ".join(
-        f"{close.position:g} {close.symbol} (refused: {close.code or 'no reason code'})"
+        f"{close.position:.10g} {close.symbol} (refused: {close.code or 'no reason code'})"
         for close in stuck
     )
     return set_condition(
@@ -298,7 +298,7 @@ def _close_retrying(
     bot keeps sending it (a later try may pass)."""
     failing = snapshot.closes_retrying
     held = "; ".join(
-        f"{close.position:g} {close.symbol} (refused {close.refusals} times in a row, last: "
+        f"{close.position:.10g} {close.symbol} (refused {close.refusals} times in a row, last: "
         f"{close.code or 'no reason code'})"
         for close in failing
     )

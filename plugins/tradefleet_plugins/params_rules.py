@@ -17,7 +17,7 @@ def above_field(value: Number, info: ValidationInfo, other: str) -> Number:
     refused ``other`` is not there: its own error says why)."""
     bound = info.data.get(other)
     if bound is not None and value <= bound:
-        raise ValueError(f"must be greater than {other} ({bound:g})")
+        raise ValueError(f"must be greater than {other} ({bound:.10g})")
     return value
 
 

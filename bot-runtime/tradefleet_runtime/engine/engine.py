@@ -1015,7 +1015,8 @@ class Engine:
         self.stats.filled_while_down += 1
         message = (
             f"{fill.symbol}: {fill.client_order_id} ({fill.reason or 'order'}) filled while the "
-            f"bot was down, {fill.side.value} {fill.quantity:g} @ {fill.price:g} on the bar of "
+            f"bot was down, {fill.side.value} {fill.quantity:.10g} @ {fill.price:.10g} "
+            "on the bar of "
             f"{_utc(fill.ts)}: the simulated venue worked its book over the bars that closed "
             "meanwhile, as a venue would have"
         )
@@ -1328,7 +1329,7 @@ class Engine:
         quoter = self._quoter
         if quoter is None:
             if self.config.mode == "live":
-                last = f"{close:g} ({_utc(self._now)})" if close else "none yet"
+                last = f"{close:.10g} ({_utc(self._now)})" if close else "none yet"
                 why = f"judged at {symbol}'s last close, {last}: the broker quotes no current price"
                 self._decide("engine.price", intent, order_id, RiskDecision.approve(None, why))
             return True
@@ -1689,7 +1690,7 @@ class Engine:
         said = why or "no reason given"
         message = (
             f"{stop.client_order_id}: the stop-loss was cancelled outside the bot ({said}); "
-            f"the {held:g} {stop.symbol} position runs without it — the bot does not place "
+            f"the {held:.10g} {stop.symbol} position runs without it — the bot does not place "
             "it again"
         )
         log.warning("%s: %s", self.config.bot_name, message)
@@ -1713,8 +1714,8 @@ class Engine:
         )
         message = (
             f"{fill.symbol}: position {what} {by}: venue execution {fill.fill_id}, "
-            f"{fill.side} {fill.quantity:g} at {fill.price:g} (fee {fill.fee:g}); booked, the "
-            f"bot now holds {held:g}"
+            f"{fill.side} {fill.quantity:.10g} at {fill.price:.10g} (fee {fill.fee:.10g}); "
+            f"booked, the bot now holds {held:.10g}"
         )
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
@@ -1756,7 +1757,7 @@ class Engine:
         )
         self._state(
             "stop_refused",
-            f"{stop.client_order_id}: {refused} ({why}); closing {quantity:g} {stop.symbol} "
+            f"{stop.client_order_id}: {refused} ({why}); closing {quantity:.10g} {stop.symbol} "
             "at market",
             {
                 "client_order_id": stop.client_order_id,
@@ -1796,7 +1797,7 @@ class Engine:
             return
         self._state(
             "bracket_spent",
-            f"{order.client_order_id}: {fill.quantity:g} filled after its bracket ended; "
+            f"{order.client_order_id}: {fill.quantity:.10g} filled after its bracket ended; "
             f"closing it at market",
             {"client_order_id": order.client_order_id, "quantity": fill.quantity},
         )
@@ -1983,7 +1984,7 @@ class Engine:
                 child.client_order_id,
                 child.quantity,
                 ts,
-                f"resized from {previous:g} to {child.quantity:g}: what of its entry filled",
+                f"resized from {previous:.10g} to {child.quantity:.10g}: what of its entry filled",
             )
 
     def _on_broker_events(self, events: Sequence[Fill | OrderUpdate | CashFlow | Accrual]) -> None:
@@ -2138,7 +2139,7 @@ class Engine:
             self.strategy.on_fill(fill)
         except Exception as error:
             where = (
-                f"the fill of {fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:g}"
+                f"the fill of {fill.side} {fill.quantity:.10g} {fill.symbol} @ {fill.price:.10g}"
                 f" (order {fill.client_order_id}) at {_utc(fill.ts)}"
             )
             self._hook_failed(error, "on_fill", where)
@@ -2312,7 +2313,7 @@ class Engine:
         stop = working.order
         ts = update.ts or self._now
         if update.code is not ReasonCode.NONE:
-            why = f"the broker refused to move {order_id} to {price:g}: {update.reason}"
+            why = f"the broker refused to move {order_id} to {price:.10g}: {update.reason}"
             self.journal.update_order(order_id, OrderStatus.OPEN, ts, update.reason)
             self._stop_move_refused(plugin, stop.symbol, MoveRefused(BROKER_REFUSED, why))
             return True
@@ -2834,7 +2835,7 @@ class Engine:
             message = (
                 f"{order.client_order_id}: the venue refused {closer.close_of} of {symbol} "
                 f"({update.reason or update.code.value}): its stop-loss and take-profit hold "
-                f"the position; cancelling {', '.join(guards)}, then closing the {held:g} "
+                f"the position; cancelling {', '.join(guards)}, then closing the {held:.10g} "
                 f"{symbol} once the venue confirms"
             )
             log.warning("%s: %s", self.config.bot_name, message)
@@ -2896,7 +2897,7 @@ class Engine:
                 f"bot does not send {closer.close_of} again; a person must close the position "
                 f"({self._how_to_close(symbol, code)})"
             )
-        message = f"{what} {held:g} {symbol}, and {kept}. {then}"
+        message = f"{what} {held:.10g} {symbol}, and {kept}. {then}"
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
             "flatten_failed",
@@ -3023,13 +3024,13 @@ class Engine:
         data = {"symbol": symbol, "by": closer.tag, "owed": True, "refused": record[1]}
         if refused is None:
             message = (
-                f"{closer.title} owes the close of {held:g} {symbol} until it is flat (sent "
+                f"{closer.title} owes the close of {held:.10g} {symbol} until it is flat (sent "
                 "again while refused for a passing reason; a restart resumes it)"
             )
             self._state("close_owed", message, {**data, "position": held})
             return
         message = (
-            f"{closer.title}: the close of {held:g} {symbol} was refused for a reason no retry "
+            f"{closer.title}: the close of {held:.10g} {symbol} was refused for a reason no retry "
             f"changes ({refused.value or 'no reason code'}: {reason or 'no reason given'}); "
             "the bot does not send it again, nor does a restart: a person must close the "
             f"position ({self._how_to_close(symbol, refused)})"
@@ -3098,7 +3099,7 @@ class Engine:
         self._closes_failed.add(symbol)
         self._stuck[symbol] = held
         message = (
-            f"{closer.title}: the close of {held:g} {symbol} an earlier run owed was refused "
+            f"{closer.title}: the close of {held:.10g} {symbol} an earlier run owed was refused "
             f"for a reason no retry changes ({refused or 'no reason code'}); not sent again: "
             f"a person must close the position ({how})"
         )
@@ -3130,7 +3131,7 @@ class Engine:
             return False
         held = self.portfolio.open_positions[symbol].quantity
         self._journal_flattened(
-            f"resumed at the restart: closing {held:g} {symbol} at market",
+            f"resumed at the restart: closing {held:.10g} {symbol} at market",
             {"symbol": symbol, "resumed": True},
             closer,
         )
@@ -3172,10 +3173,10 @@ class Engine:
         close_id = self._send_close(symbol, fill.side.opposite, quantity, closer)
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
         what = (
-            f"went {quantity:g} {symbol} past flat ({fill.side} {fill.quantity:g}: the venue "
+            f"went {quantity:.10g} {symbol} past flat ({fill.side} {fill.quantity:.10g}: the venue "
             "did not hold it to reduce-only)"
             if order.reduce_only
-            else f"filled {fill.side} {quantity:g} {symbol} after the flatten's cancel"
+            else f"filled {fill.side} {quantity:.10g} {symbol} after the flatten's cancel"
         )
         self._journal_flattened(
             f"{entry_id} {what}; {how}", {"late_fill": entry_id, "quantity": quantity}, closer
@@ -3219,7 +3220,7 @@ class Engine:
                 "never acknowledged before the restart; not re-sent",
             )
         positions = ", ".join(
-            f"{s} {p.quantity:+g} @ {p.average_price:g}"
+            f"{s} {p.quantity:+.10g} @ {p.average_price:.10g}"
             for s, p in self.portfolio.open_positions.items()
         )
         summary = (
@@ -3477,7 +3478,7 @@ class Engine:
             children = self.book.children_left(symbol, lambda c: c.client_order_id in skip)
             held = self.portfolio.position(symbol).quantity
             cuts = children_over_position(held, children, self.instrument(symbol).lot_step)
-            by = f"the position held {held:g} when the bot started again"
+            by = f"the position held {held:.10g} when the bot started again"
             for child_id, left in cuts:
                 if child_id in unsent:
                     self._cut_unsent(child_id, left, by, now)
@@ -3498,7 +3499,7 @@ class Engine:
                     child_id,
                     child.quantity,
                     ts,
-                    f"resized from {previous:g} to {child.quantity:g}: {by}",
+                    f"resized from {previous:.10g} to {child.quantity:.10g}: {by}",
                 )
                 if isinstance(self.brackets, ChildCutter):
                     self.brackets.restore_cuts({child_id: self.book.cut_of(child_id)})

@@ -39,7 +39,7 @@ def judge(plugin: str, quantity: float | None, decision: RiskDecision) -> Verdic
         return _fault(f"{plugin} sized the order to {proposed}")
     if quantity is not None and proposed > quantity * (1.0 + _GROWTH_TOLERANCE):
         return _fault(
-            f"{plugin} tried to grow the order from {quantity:g} to {proposed:g}; "
+            f"{plugin} tried to grow the order from {quantity:.10g} to {proposed:.10g}; "
             "risk plugins may only shrink or veto"
         )
     return Verdict(min(proposed, quantity) if quantity is not None else proposed, decision)

@@ -317,9 +317,9 @@ class RiskDriver:
                 RiskDecision.veto(
                     # The field and the symbol: a signal's sender or a journal reader sees
                     # which order's quantity, and the step that rounded it.
-                    f"quantity: {quantity:g} {intent.symbol} rounds to {rounded:g} (lot step "
-                    f"{instrument.lot_step:g}), below {intent.symbol}'s minimum quantity "
-                    f"{instrument.min_quantity:g}",
+                    f"quantity: {quantity:.10g} {intent.symbol} rounds to {rounded:.10g} (lot step "
+                    f"{instrument.lot_step:.10g}), below {intent.symbol}'s minimum quantity "
+                    f"{instrument.min_quantity:.10g}",
                     "below_minimum",
                 ),
             )
@@ -335,8 +335,8 @@ class RiskDriver:
                 order_id,
                 RiskDecision.shrink(
                     rounded,
-                    f"quantity {quantity:g} rounded down to the lot step"
-                    f" {instrument.lot_step:g}: {rounded:g}",
+                    f"quantity {quantity:.10g} rounded down to the lot step"
+                    f" {instrument.lot_step:.10g}: {rounded:.10g}",
                     "lot_step",
                 ),
             )

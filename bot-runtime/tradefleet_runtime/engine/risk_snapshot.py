@@ -70,7 +70,7 @@ def quoted_mark(
         last = (
             "no bar has closed yet"
             if close is None
-            else f"the last close, {close:g}, is up to a bar old"
+            else f"the last close, {close:.10g}, is up to a bar old"
         )
         return (
             None,
@@ -79,20 +79,24 @@ def quoted_mark(
             NO_CURRENT_PRICE,
         )
     if close is None:
-        return price, f"sized at the current price to {to} {symbol}, {price:g} (no close yet)", ""
+        return (
+            price,
+            f"sized at the current price to {to} {symbol}, {price:.10g} (no close yet)",
+            "",
+        )
     move = abs(price - close) / close
     if move > QUOTE_MAX_MOVE:
         return (
             None,
-            f"the current price to {to} {symbol}, {price:g}, is {move:.1%} from its last "
-            f"close {close:g}, more than {QUOTE_MAX_MOVE:.0%}: a bad price, or a market that "
+            f"the current price to {to} {symbol}, {price:.10g}, is {move:.1%} from its last "
+            f"close {close:.10g}, more than {QUOTE_MAX_MOVE:.0%}: a bad price, or a market that "
             "ran away from what the order was decided on; a market entry is sized on "
             "neither (send it again once a bar closed there, or as a limit order)",
             PRICE_OFF_CLOSE,
         )
     return (
         price,
-        f"sized at the current price to {to} {symbol}, {price:g} (last close {close:g}, "
+        f"sized at the current price to {to} {symbol}, {price:.10g} (last close {close:.10g}, "
         f"{move:.2%} away)",
         "",
     )

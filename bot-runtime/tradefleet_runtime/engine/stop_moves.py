@@ -85,7 +85,7 @@ def decide_stop_move(
     new = round_price(price, tick_size, stops[0].side, OrderType.STOP)
     if (new >= mark) if long else (new <= mark):
         side = "at or above" if long else "at or below"
-        return MoveRefused(PAST_MARK, f"stop {new:g} is {side} the mark {mark:g}")
+        return MoveRefused(PAST_MARK, f"stop {new:.10g} is {side} the mark {mark:.10g}")
     moves = []
     waiting = False
     for stop in stops:
@@ -101,10 +101,10 @@ def decide_stop_move(
         return moves
     if waiting:
         return MoveRefused(PENDING, "the stop's last move is not answered yet")
-    now = ", ".join(f"{stop.price:g}" for stop in stops)
+    now = ", ".join(f"{stop.price:.10g}" for stop in stops)
     return MoveRefused(
         NOT_BETTER,
-        f"stop {new:g} would not tighten the working stop-loss ({now}) for a "
+        f"stop {new:.10g} would not tighten the working stop-loss ({now}) for a "
         f"{'long' if long else 'short'} position",
     )
 

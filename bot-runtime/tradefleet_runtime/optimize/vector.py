@@ -184,7 +184,7 @@ def _funding_param(params: Mapping[str, Any], symbol: str) -> str:
         name, rate = f"funding_rate_per_symbol.{symbol}", float(per_symbol[symbol])
     else:
         name, rate = "funding_rate", float(params.get("funding_rate") or 0.0)
-    return f"{name} {rate:g}" if rate else ""
+    return f"{name} {rate:.10g}" if rate else ""
 
 
 def run_plan(
@@ -382,7 +382,7 @@ def _fractional_sizes(
                 close,
             )
             if size <= 0:
-                return f"the sizer vetoes the entry at {int(columns.ts[at])} (equity {equity:g})"
+                return f"the sizer vetoes the entry at {int(columns.ts[at])} (equity {equity:.10g})"
         sizes[k] = size
         wanted = wants * size
         # The turn's fills at the next bar's open: close what is held, then open ``wanted``.

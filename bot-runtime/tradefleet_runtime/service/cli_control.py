@@ -256,7 +256,7 @@ def _print_status(console: Console, status: StatusSnapshot) -> None:
 def _closes_stuck(closes: Sequence[CloseStuck]) -> str:
     """The positions the bot's own flatten could not close, and what a person does about it."""
     held = "; ".join(
-        f"{close.position:g} {close.symbol} (refused: {close.code or 'no reason code'})"
+        f"{close.position:.10g} {close.symbol} (refused: {close.code or 'no reason code'})"
         for close in closes
     )
     return f"{held} — a person must close: tradefleet stop ADDRESS --flatten, or at the venue"
@@ -265,7 +265,7 @@ def _closes_stuck(closes: Sequence[CloseStuck]) -> str:
 def _closes_retrying(closes: Sequence[CloseRetrying]) -> str:
     """The positions whose flatten close the venue keeps refusing, and what a person can do."""
     held = "; ".join(
-        f"{close.position:g} {close.symbol} (refused {close.refusals} times in a row since "
+        f"{close.position:.10g} {close.symbol} (refused {close.refusals} times in a row since "
         f"{_ts(close.since_ts)}, last: {close.code or 'no reason code'})"
         for close in closes
     )
@@ -282,7 +282,7 @@ def _positions_table(positions: Sequence[PositionView]) -> Table:
     for p in positions:
         table.add_row(
             p.symbol,
-            f"{p.quantity:g}",
+            f"{p.quantity:.10g}",
             _num(p.average_price, 4),
             _num(p.mark, 4),
             _num(p.unrealized_pnl),
@@ -303,8 +303,8 @@ def _orders_table(orders: Sequence[OrderView]) -> Table:
             o.symbol,
             o.side,
             o.order_type + (" (reduce)" if o.reduce_only else ""),
-            f"{o.quantity:g}",
-            f"{o.filled:g}",
+            f"{o.quantity:.10g}",
+            f"{o.filled:.10g}",
             _num(o.price, 4),
             # Why it has its status (a cancel's, a rejection's words) beside the status itself.
             o.status + (f": {o.status_reason}" if o.status_reason else ""),
@@ -362,7 +362,7 @@ def _trades_table(trades: Sequence[TradeView]) -> Table:
             str(t.seq),
             t.symbol,
             "long" if t.direction > 0 else "short",
-            f"{t.quantity:g}",
+            f"{t.quantity:.10g}",
             _num(t.entry_price, 4),
             _num(t.exit_price, 4),
             _num(t.net_pnl),

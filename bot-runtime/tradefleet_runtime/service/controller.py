@@ -1096,7 +1096,7 @@ class _Listener:
             # journal's update row has this time too.
             update.ts or order.created_ts,
             EventKind.ORDER,
-            f"{order.side} {order.quantity:g} {order.symbol} {order.order_type}: {update.status}"
+            f"{order.side} {order.quantity:.10g} {order.symbol} {order.order_type}: {update.status}"
             + (f" ({update.reason})" if update.reason else ""),
             {
                 "client_order_id": order.client_order_id,
@@ -1125,7 +1125,7 @@ class _Listener:
         c.hub.publish(
             fill.ts,
             EventKind.FILL,
-            f"filled {fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:g}",
+            f"filled {fill.side} {fill.quantity:.10g} {fill.symbol} @ {fill.price:.10g}",
             {
                 "client_order_id": fill.client_order_id,
                 "symbol": fill.symbol,

@@ -514,7 +514,7 @@ class Mt5Broker:
             bid, ask = float(tick.bid), float(tick.ask)
             stamp_ms = int(getattr(tick, "time_msc", 0) or 0) or int(tick.time) * 1000
         except Exception as error:  # no answer in time, no tick: no price, said
-            why = str(error) or f"no answer within {self._TICK_WAIT_S:g} s"
+            why = str(error) or f"no answer within {self._TICK_WAIT_S:.10g} s"
             log.warning("MT5 broker: no current price of %s: %s", spec.name, why)
             return None
         if not (math.isfinite(bid) and math.isfinite(ask) and 0.0 < bid <= ask):
@@ -563,7 +563,7 @@ class Mt5Broker:
         except TimeoutError:
             raise PluginError(
                 f"broker: the MetaTrader 5 terminal did not answer within "
-                f"{timeout or _QUERY_TIMEOUT_S:g} s"
+                f"{timeout or _QUERY_TIMEOUT_S:.10g} s"
             ) from None
 
     def _next_job(self) -> _Job | None:
@@ -1025,16 +1025,16 @@ class Mt5Broker:
             ]
             if all(placing == "in place" for placing in placings):
                 said = (
-                    f"already {_positions_words(tickets)}'s {role.upper()} at {held:g}: "
+                    f"already {_positions_words(tickets)}'s {role.upper()} at {held:.10g}: "
                     "nothing sent"
                 )
             elif "replaces" in placings:
                 refusal = (
                     ReasonCode.VENUE_REJECTED,
                     f"a netting account holds one SL/TP per position: {spec.name}'s "
-                    f"{rq.to_units(float(position.volume), spec):g} position (entries "
-                    f"{', '.join([parent, *found[1]])}) has {role.upper()} {held:g}, which "
-                    f"this {role.upper()} {want:g} would replace for the whole position; "
+                    f"{rq.to_units(float(position.volume), spec):.10g} position (entries "
+                    f"{', '.join([parent, *found[1]])}) has {role.upper()} {held:.10g}, which "
+                    f"this {role.upper()} {want:.10g} would replace for the whole position; "
                     "nothing sent",
                 )
             else:
@@ -1044,7 +1044,7 @@ class Mt5Broker:
                     refusal = self._set_stops(ticket, role, order.price)
                     if refusal is not None:
                         if done:  # said, as ``_set_child_stops`` does
-                            level = f"{role.upper()} {order.price:g}"
+                            level = f"{role.upper()} {order.price:.10g}"
                             words = f"on position {ticket}; {_positions_words(done)} hold {level}"
                             refusal = (refusal[0], f"{refusal[1]} {words}")
                         break
@@ -1133,7 +1133,7 @@ class Mt5Broker:
                 if order.reduce_only:
                     sub.remainder_code = ReasonCode.REDUCE_ONLY
                     sub.remainder_words = (
-                        f"reduce-only: {rq.to_units(left, spec):g} more would open a position"
+                        f"reduce-only: {rq.to_units(left, spec):.10g} more would open a position"
                     )
                 else:
                     legs.append(_Leg(left))
@@ -1176,7 +1176,7 @@ class Mt5Broker:
         if reducible < volume - _EPS:
             sub.remainder_code = ReasonCode.REDUCE_ONLY
             more = rq.to_units(volume, spec) - rq.to_units(reducible, spec)
-            sub.remainder_words = f"reduce-only: {more:g} more would reverse"
+            sub.remainder_words = f"reduce-only: {more:.10g} more would reverse"
             return reducible
         return volume
 
@@ -1205,9 +1205,9 @@ class Mt5Broker:
                 return None
             return (
                 f"a netting account holds one SL/TP per position: {spec.name}'s "
-                f"{rq.to_units(float(position.volume), spec):g} position has SL {sl:g} TP "
-                f"{tp:g}, which this entry's SL {want_sl:g} TP {want_tp:g} would replace for "
-                "the whole position; send it with the position's SL/TP, or close first"
+                f"{rq.to_units(float(position.volume), spec):.10g} position has SL {sl:.10g} TP "
+                f"{tp:.10g}, which this entry's SL {want_sl:.10g} TP {want_tp:.10g} would "
+                "replace for the whole position; send it with the position's SL/TP, or close first"
             )
         return None
 
@@ -1475,7 +1475,7 @@ class Mt5Broker:
             if sub.moved_to is not None:  # its resting order is gone: it ends here
                 status = OrderStatus.CANCELLED
                 words = (
-                    f"cancelled to trade at {sub.moved_to:g} through the market, and the rest "
+                    f"cancelled to trade at {sub.moved_to:.10g} through the market, and the rest "
                     f"was refused: {words}"
                 )
             self._emit(OrderUpdate(order_id, status, ts, words, code=code))
@@ -1529,7 +1529,7 @@ class Mt5Broker:
                     done, asked = rq.to_units(executed, spec), rq.to_units(wanted, spec)
                     code, words = (
                         ReasonCode.EXPIRED,
-                        (f"filled {done:g} of {asked:g}; the rest expired (IOC)"),
+                        (f"filled {done:.10g} of {asked:.10g}; the rest expired (IOC)"),
                     )
                 elif sub.remainder_words:
                     code, words = sub.remainder_code, sub.remainder_words
@@ -1538,8 +1538,8 @@ class Mt5Broker:
                     code, words = (
                         ReasonCode.INVALID_QUANTITY,
                         (
-                            f"{gone:g} below {spec.name}'s volume step {step:g} lots "
-                            f"({rq.to_units(step, spec):g} units)"
+                            f"{gone:.10g} below {spec.name}'s volume step {step:.10g} lots "
+                            f"({rq.to_units(step, spec):.10g} units)"
                         ),
                     )
                 events.append(OrderUpdate(order_id, OrderStatus.CANCELLED, ts, words, code=code))
@@ -1828,7 +1828,7 @@ class Mt5Broker:
                 gone = refusal
                 continue
             if done:
-                level = f"{role.upper()} {price:g}" if price else f"no {role.upper()}"
+                level = f"{role.upper()} {price:.10g}" if price else f"no {role.upper()}"
                 words = f"{refusal[1]} on position {ticket}; {_positions_words(done)} hold {level}"
                 log.warning("%s: %s", child_id, words)
                 refusal = (refusal[0], words)
@@ -3163,7 +3163,7 @@ def _closed_words(role: str, apart: Sequence[Any]) -> str:
         return "the position it protected is closed"
     name = role.upper()
     kept = [
-        f"position {int(p.ticket)} holds its {name} at {_level(p, role):g}"
+        f"position {int(p.ticket)} holds its {name} at {_level(p, role):.10g}"
         if _level(p, role) > 0.0
         else f"position {int(p.ticket)} holds no {name}"
         for p in apart
@@ -3187,14 +3187,14 @@ def _reduce_only_beyond(
     asked = rq.to_units(lots, spec)
     if not against:
         return (
-            f"reduce-only: the bot holds no {order.symbol} position this {verb} of {asked:g} "
+            f"reduce-only: the bot holds no {order.symbol} position this {verb} of {asked:.10g} "
             "could reduce (closed, or on the same side): it would open one"
         )
     tickets = [int(p.ticket) for p in against]
     holds = "hold" if len(tickets) > 1 else "holds"
     return (
-        f"reduce-only: {_positions_words(tickets)} {holds} {rq.to_units(held, spec):g} of "
-        f"{order.symbol}, less than this {verb} of {asked:g}: the rest would reverse it"
+        f"reduce-only: {_positions_words(tickets)} {holds} {rq.to_units(held, spec):.10g} of "
+        f"{order.symbol}, less than this {verb} of {asked:.10g}: the rest would reverse it"
     )
 
 
@@ -3421,11 +3421,12 @@ def _off_words(role: str, levels: TicketLevels, back: frozenset[int] = frozenset
         level = _level(position, role)
         ticket = int(position.ticket)
         if level > 0.0:
-            said.append(f"position {ticket} holds its {name} at {level:g}, outside the bot")
+            said.append(f"position {ticket} holds its {name} at {level:.10g}, outside the bot")
         else:
             said.append(f"position {ticket} no longer holds its {name}")
     said.extend(
-        f"position {ticket} holds its {name} at {levels.level:g} again" for ticket in sorted(back)
+        f"position {ticket} holds its {name} at {levels.level:.10g} again"
+        for ticket in sorted(back)
     )
     return f"{'; '.join(said)}: changed at the terminal; {_child_words(role, levels)}"
 
@@ -3434,9 +3435,8 @@ def _child_words(role: str, levels: TicketLevels) -> str:
     """``the SL child closes what position 7002 holds at 1.095``."""
     at = [int(p.ticket) for p in levels.at]
     holds = "hold" if len(at) > 1 else "holds"
-    return (
-        f"the {role.upper()} child closes what {_positions_words(at)} {holds} at {levels.level:g}"
-    )
+    where = _positions_words(at)
+    return f"the {role.upper()} child closes what {where} {holds} at {levels.level:.10g}"
 
 
 class _ChildChange(NamedTuple):
@@ -3469,7 +3469,7 @@ def _child_change(
     if last is None or abs(held - last) <= half:
         return None
     return _ChildChange(
-        held, f"{where} {holds} its {name} at {held:g}, not {last:g}: changed at the terminal"
+        held, f"{where} {holds} its {name} at {held:.10g}, not {last:.10g}: changed at the terminal"
     )
 
 

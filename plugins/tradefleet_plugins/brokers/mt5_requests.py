@@ -195,21 +195,24 @@ def calc_mode_problem(spec: SymbolSpec) -> str | None:
     if mode in CONTRACT_SIZE_MODES:
         if not spec.contract_size > 0:
             size = spec.contract_size
-            return f"{name} pays (close - open) × contract size, and its contract size is {size:g}"
+            return (
+                f"{name} pays (close - open) × contract size, and its contract size is {size:.10g}"
+            )
         if spec.tick_value > 0 and spec.tick_size > 0:
             expected = spec.tick_size * spec.contract_size
             if abs(spec.tick_value - expected) > _TICK_VALUE_TOLERANCE * expected:
                 return (
-                    f"{name} pays (close - open) × contract size {spec.contract_size:g}, i.e. "
-                    f"{expected:g} a tick of {spec.tick_size:g}, but the terminal says a tick is "
-                    f"worth {spec.tick_value:g} (a profit currency other than the account's?)"
+                    f"{name} pays (close - open) × contract size {spec.contract_size:.10g}, i.e. "
+                    f"{expected:.10g} a tick of {spec.tick_size:.10g}, but the terminal says a "
+                    f"tick is worth {spec.tick_value:.10g} (a profit currency other than the "
+                    "account's?)"
                 )
         return None
     if mode in TICK_VALUE_MODES:
         if not (spec.tick_value > 0 and spec.tick_size > 0):
             return (
                 f"{name} pays (close - open) / tick size × tick value, and its tick value is "
-                f"{spec.tick_value:g} a tick of {spec.tick_size:g} (no quote yet?)"
+                f"{spec.tick_value:.10g} a tick of {spec.tick_size:.10g} (no quote yet?)"
             )
         for field, value in (
             ("trade_tick_value_profit", spec.tick_value_profit),
@@ -218,8 +221,9 @@ def calc_mode_problem(spec: SymbolSpec) -> str | None:
             if value and abs(value - spec.tick_value) > _TICK_VALUE_TOLERANCE * spec.tick_value:
                 return (
                     f"{name} pays (close - open) / tick size × tick value, and its {field} "
-                    f"{value:g} differs from trade_tick_value {spec.tick_value:g}: the money a "
-                    "tick makes varies with a conversion rate, which the runtime cannot book"
+                    f"{value:.10g} differs from trade_tick_value {spec.tick_value:.10g}: the "
+                    "money a tick makes varies with a conversion rate, which the runtime "
+                    "cannot book"
                 )
         return None
     return (
@@ -334,24 +338,25 @@ def volume_problem(
     """Why ``volume`` (lots, already rounded) cannot be sent, naming the limit in lots and in
     units; None if it can. ``quantity``: the units the bot asked for (else ``volume``'s)."""
     asked = to_units(volume, spec) if quantity is None else quantity
-    what = f"quantity {asked:g} ({volume:g} lots)"
+    what = f"quantity {asked:.10g} ({volume:.10g} lots)"
     if volume <= 0:
         step = spec.volume_step
         return ReasonCode.INVALID_QUANTITY, (
-            f"quantity {asked:g} rounds to nothing on {spec.name}'s volume step {step:g} lots "
-            f"({to_units(step, spec):g} units)"
+            f"quantity {asked:.10g} rounds to nothing on {spec.name}'s volume step "
+            f"{step:.10g} lots "
+            f"({to_units(step, spec):.10g} units)"
         )
     if volume < spec.volume_min - _EPS:
         vmin = spec.volume_min
         return ReasonCode.BELOW_MIN_QUANTITY, (
-            f"{what} is below {spec.name}'s volume_min {vmin:g} lots "
-            f"({to_units(vmin, spec):g} units)"
+            f"{what} is below {spec.name}'s volume_min {vmin:.10g} lots "
+            f"({to_units(vmin, spec):.10g} units)"
         )
     if volume > spec.volume_max + _EPS:
         vmax = spec.volume_max
         return ReasonCode.INVALID_QUANTITY, (
-            f"{what} is above {spec.name}'s volume_max {vmax:g} lots "
-            f"({to_units(vmax, spec):g} units)"
+            f"{what} is above {spec.name}'s volume_max {vmax:.10g} lots "
+            f"({to_units(vmax, spec):.10g} units)"
         )
     return None
 
@@ -376,10 +381,10 @@ def stops_problem(
         distance = (reference - value) if below else (value - reference)
         if distance <= 0:
             where = "below" if below else "above"
-            return f"{name} {value:g} must be {where} {reference:g} for a {side} position"
+            return f"{name} {value:.10g} must be {where} {reference:.10g} for a {side} position"
         if distance < level - spec.point * 1e-3:
             return (
-                f"{name} {value:g} is {distance / spec.point:.0f} points from {reference:g}; "
+                f"{name} {value:.10g} is {distance / spec.point:.0f} points from {reference:.10g}; "
                 f"{spec.name} needs at least trade_stops_level {spec.stops_level} points"
             )
     return None

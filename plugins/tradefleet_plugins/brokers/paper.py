@@ -764,7 +764,7 @@ class PaperBroker:
         if limits.min_quantity and quantity < limits.min_quantity:
             return (
                 ReasonCode.BELOW_MIN_QUANTITY,
-                f"quantity {quantity:g} below minimum {limits.min_quantity:g}",
+                f"quantity {quantity:.10g} below minimum {limits.min_quantity:.10g}",
             )
         return None
 
@@ -993,7 +993,7 @@ class PaperBroker:
                     order_id,
                     OrderStatus.CANCELLED,
                     ts,
-                    f"reduce-only: {wanted - quantity:g} more would have opened a position",
+                    f"reduce-only: {wanted - quantity:.10g} more would have opened a position",
                     code=ReasonCode.REDUCE_ONLY,
                 )
             )

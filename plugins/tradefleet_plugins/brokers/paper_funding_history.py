@@ -399,7 +399,7 @@ def _rate(text: str, name: str, row: int, source: str) -> float:
     if abs(rate) > MAX_HISTORY_RATE:
         # Beyond any venue's cap: a percent written as a fraction.
         raise DataError(
-            f"{source}: row {row}: {name}: {rate:g} is beyond ±{MAX_HISTORY_RATE:g} an "
+            f"{source}: row {row}: {name}: {rate:.10g} is beyond ±{MAX_HISTORY_RATE:.10g} an "
             "interval (a fraction of the notional: 0.0001 is 0.01 %; a percent written here?)"
         )
     return rate
@@ -439,4 +439,4 @@ def _utc(ts: int) -> str:
 
 
 def _hours(seconds: int) -> str:
-    return f"{seconds / 3600:g} hours"
+    return f"{seconds / 3600:.10g} hours"

@@ -179,7 +179,7 @@ class PaperBrokerParams(PluginParams):
         for symbol in value:
             if symbol in per_symbol:
                 raise ValueError(
-                    f"{symbol}: also set in funding_rate_per_symbol ({per_symbol[symbol]:g}): "
+                    f"{symbol}: also set in funding_rate_per_symbol ({per_symbol[symbol]:.10g}): "
                     "give the symbol a history or a constant rate, not both"
                 )
         rate = info.data.get("funding_rate")
@@ -191,7 +191,7 @@ class PaperBrokerParams(PluginParams):
         if rate and value and symbols and all(s in value or s in per_symbol for s in symbols):
             raise ValueError(
                 f"every symbol pays by its history (or funding_rate_per_symbol), so "
-                f"funding_rate {rate:g} would apply to none: remove funding_rate, or the "
+                f"funding_rate {rate:.10g} would apply to none: remove funding_rate, or the "
                 "history of a symbol that should pay it"
             )
         return value

@@ -247,7 +247,7 @@ class CandleStitcher:
                     out.append(bar)
                 elif not queue and self.last_seen.get(symbol, at) < at:
                     self.report.notes.append(
-                        f"{symbol}: no candle {late_s:g}s after {iso(at + tf)}; passed over"
+                        f"{symbol}: no candle {late_s:.10g}s after {iso(at + tf)}; passed over"
                     )
             self.frontier = at
 

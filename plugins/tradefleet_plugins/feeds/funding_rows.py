@@ -196,7 +196,7 @@ def _entry_rate(entry: Mapping[str, object], at_ms: int, source: str) -> float:
         # The broker would refuse the file: said here, naming the venue's row.
         raise DataError(
             f"{source}: the venue's rate at {_utc(at_ms // 1000)}, {rate!r}, is beyond "
-            f"±{MAX_HISTORY_RATE:g} an interval, which the paper broker refuses"
+            f"±{MAX_HISTORY_RATE:.10g} an interval, which the paper broker refuses"
         )
     return float(rate)
 

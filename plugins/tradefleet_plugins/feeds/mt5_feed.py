@@ -220,7 +220,7 @@ class Mt5Feed:
                 raise DataError(
                     f"data_feed: the MetaTrader 5 terminal kept failing {function} for "
                     f"{now - started:.0f} s (last error {code} {message}); the feed gives up "
-                    f"after spec.data.params.max_outage_s ({limit:g} s)"
+                    f"after spec.data.params.max_outage_s ({limit:.10g} s)"
                 )
             log.warning(
                 "mt5 feed: %s failed (%s %s), retry in %.2fs", function, code, message, delay

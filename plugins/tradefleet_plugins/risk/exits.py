@@ -124,16 +124,19 @@ def exit_reason(
         and -profit >= p.early_exit_fraction * distance - 1e-12
     ):
         return (
-            f"loss {-profit:g} reached {p.early_exit_fraction:.0%} of the stop distance "
-            f"{distance:g}",
+            f"loss {-profit:.10g} reached {p.early_exit_fraction:.0%} of the stop distance "
+            f"{distance:.10g}",
             "early_exit",
         )
     gap = trailing_gap(best, atr, p)
     if gap and (best - mark) * direction >= gap - 1e-12:
-        return f"price {mark:g} trails the best {best:g} by {gap:g} or more", "trailing"
+        return f"price {mark:.10g} trails the best {best:.10g} by {gap:.10g} or more", "trailing"
     # An arm kept from a run whose manifest had break-even on does nothing once it is off.
     if p.break_even_r and (armed or break_even_armed(position, stop, best, p)) and profit <= 0:
-        return f"back at the entry {entry:g} after {p.break_even_r:g}R in profit", "break_even"
+        return (
+            f"back at the entry {entry:.10g} after {p.break_even_r:.10g}R in profit",
+            "break_even",
+        )
     return None
 
 
@@ -334,7 +337,7 @@ class Exits:
         trade.asked_stop = target
         return AccountAction(
             ActionKind.MOVE_STOP,
-            f"trail {gap:g} behind the best {trade.best:g}",
+            f"trail {gap:.10g} behind the best {trade.best:.10g}",
             symbol,
             code="trailing_stop",
             price=target,

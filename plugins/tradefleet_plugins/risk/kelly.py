@@ -61,7 +61,7 @@ class Kelly:
             recent = self._trades[-p.lookback_trades :] if p.lookback_trades else self._trades
             self._cached = (count, kelly_fraction([t.net_pnl for t in recent]))
         full = self._cached[1]
-        return min(p.max_risk, p.fraction * full), f"kelly {full:.3f} x {p.fraction:g}"
+        return min(p.max_risk, p.fraction * full), f"kelly {full:.3f} x {p.fraction:.10g}"
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
         if intent.reduce_only:

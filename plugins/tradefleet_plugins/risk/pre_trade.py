@@ -126,8 +126,8 @@ def risk_cap(
             f"{equity:,.2f} (max_risk_per_trade)"
         )
         below = (
-            f"{fits:.10g}, below {symbol}'s minimum quantity {instrument.min_quantity:g} "
-            f"(lot step {step:g})"
+            f"{fits:.10g}, below {symbol}'s minimum quantity {instrument.min_quantity:.10g} "
+            f"(lot step {step:.10g})"
         )
     opens = fits > 0.0 and fits >= instrument.min_quantity
     if closing <= 0.0:
@@ -186,7 +186,7 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         off = abs(intent.price - last) / last
         if off > p.price_band + 1e-12:
             return RiskDecision.veto(
-                f"price {intent.price:g} is {off:.2%} from the last price {last:g} "
+                f"price {intent.price:.10g} is {off:.2%} from the last price {last:.10g} "
                 f"(band {p.price_band:.0%})",
                 "price_band",
             )
@@ -230,7 +230,7 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
             if capped.action is VETO or capped.quantity is None:
                 return capped
             if cap_reason:  # the quantity or notional cap came first: both are said
-                cap_text = f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')}); "
+                cap_text = f"order capped at {quantity:.10g} ({cap_reason.replace('_', ' ')}); "
             quantity, cap_reason = capped.quantity, capped.code
             cap_text += capped.reason
     positions = ctx.positions
@@ -288,7 +288,7 @@ def static_checks(intent: OrderIntent, ctx: RiskContext, p: PreTradeParams) -> R
         else None
     )
     if cap_reason and not cap_text:
-        cap_text = f"order capped at {quantity:g} ({cap_reason.replace('_', ' ')})"
+        cap_text = f"order capped at {quantity:.10g} ({cap_reason.replace('_', ' ')})"
     if refused is not None:
         if closing <= 0.0:
             return refused
@@ -366,7 +366,7 @@ def exposure_refusal(
         )
         if size * price > cap * equity + 1e-9:
             return RiskDecision.veto(
-                f"{symbol} would be {size * price / equity:.1f}x equity (at most {cap:g}x)",
+                f"{symbol} would be {size * price / equity:.1f}x equity (at most {cap:.10g}x)",
                 "max_leverage",
             )
     return None
@@ -558,7 +558,7 @@ class PreTrade:
                 what = f"open {other}" if by_position else f"{other} (entry order working)"
                 return RiskDecision.veto(
                     f"{intent.symbol} correlates {rho:.2f} with {what} "
-                    f"(limit {p.max_correlation:g})",
+                    f"(limit {p.max_correlation:.10g})",
                     "correlation",
                 )
         if p.max_trades_per_day:

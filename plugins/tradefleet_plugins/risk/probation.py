@@ -246,7 +246,7 @@ class Probation:
             intent,
             quantity,
             factor,
-            f"probation:{named} {level(loss, factor, self.params)}, size x{factor:g}",
+            f"probation:{named} {level(loss, factor, self.params)}, size x{factor:.10g}",
             "probation",
             ctx,
         )

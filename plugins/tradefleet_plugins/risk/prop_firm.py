@@ -927,14 +927,14 @@ def check_entry(
     if worst < _less(floor):
         return RiskDecision.veto(
             f"prop-firm: if every stop is hit equity would be {worst:,.2f} (costs of "
-            f"{p.fee_bps:g} bps fee and {p.slippage_bps:g} bps slippage a fill included), "
+            f"{p.fee_bps:.10g} bps fee and {p.slippage_bps:.10g} bps slippage a fill included), "
             f"below the {label} {floor:,.2f}",
             which,
         )
     gross = open_gross + intent.quantity * entry
     if ctx.equity <= 0 or gross > limits.leverage * ctx.equity:
         return RiskDecision.veto(
-            f"prop-firm: exposure {gross:,.2f} would exceed {limits.leverage:g}x equity",
+            f"prop-firm: exposure {gross:,.2f} would exceed {limits.leverage:.10g}x equity",
             "max_leverage",
         )
     return APPROVE
@@ -1622,7 +1622,7 @@ class PropFirm:
         if closing:
             reason += (
                 " (not counting what working exits close: "
-                + ", ".join(f"{quantity:g} {symbol}" for symbol, quantity in closing.items())
+                + ", ".join(f"{quantity:.10g} {symbol}" for symbol, quantity in closing.items())
                 + ")"
             )
         return [AccountAction(ActionKind.REDUCE, reason, None, extra, which)]

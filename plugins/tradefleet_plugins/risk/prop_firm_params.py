@@ -185,8 +185,8 @@ class PropFirmParams(PluginParams):
         if daily > total:
             named = "max_daily_loss" if self.max_daily_loss is not None else "max_total_loss"
             raise ValueError(
-                f"{named}: the daily loss limit {daily:g} exceeds the total loss limit "
-                f"{total:g} (max_daily_loss may be at most max_total_loss)"
+                f"{named}: the daily loss limit {daily:.10g} exceeds the total loss limit "
+                f"{total:.10g} (max_daily_loss may be at most max_total_loss)"
             )
         return self
 

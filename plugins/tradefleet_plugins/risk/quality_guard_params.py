@@ -66,6 +66,6 @@ class QualityGuardParams(PluginParams):
         shrink = info.data.get("shrink_below_cpk")
         if shrink is not None and not value < shrink:
             raise ValueError(
-                f"stop_below_cpk ({value:g}) must be below shrink_below_cpk ({shrink:g})"
+                f"stop_below_cpk ({value:.10g}) must be below shrink_below_cpk ({shrink:.10g})"
             )
         return value

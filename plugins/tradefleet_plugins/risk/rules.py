@@ -408,7 +408,7 @@ def entry_cut(
     if kept <= 0.0 or kept < instrument.min_quantity:
         small = (
             f"; what it may open, {kept:.10g}, is below {symbol}'s minimum quantity "
-            f"{instrument.min_quantity:g} and is not sent"
+            f"{instrument.min_quantity:.10g} and is not sent"
             if kept > 0.0
             else ""
         )

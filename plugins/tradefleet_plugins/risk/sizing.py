@@ -95,9 +95,10 @@ def leverage_capped(
     fee, slippage = costs
     room = f" with its fill's {fee:.2%} fee and {slippage:.2%} slippage" if fee or slippage else ""
     if room and closing > 0.0:
-        room += f", and those of closing {closing:g} first,"
+        room += f", and those of closing {closing:.10g} first,"
     return (
-        f", capped by max_leverage {max_leverage:g} (notional{room} at most {max_leverage:g}x "
+        f", capped by max_leverage {max_leverage:.10g} (notional{room} at most "
+        f"{max_leverage:.10g}x "
         f"equity) to {by_leverage / by_risk:.0%} of that risk"
     )
 
@@ -125,15 +126,15 @@ def sized_within_leverage(
         return _APPROVE
     capped = to_step(closing + cap, ctx.instrument)
     why = (
-        f"{plugin}: {quantity - closing:g} {intent.symbol} opened is "
+        f"{plugin}: {quantity - closing:.10g} {intent.symbol} opened is "
         f"{(quantity - closing) * price / ctx.equity:.2f}x equity"
         if cap > 0
-        else f"{plugin}: no price or equity to bound {quantity:g} {intent.symbol}"
+        else f"{plugin}: no price or equity to bound {quantity:.10g} {intent.symbol}"
     )
     if capped <= 0.0 or capped < ctx.instrument.min_quantity:
-        return RiskDecision.veto(f"{why}, over max_leverage {max_leverage:g}", "max_leverage")
+        return RiskDecision.veto(f"{why}, over max_leverage {max_leverage:.10g}", "max_leverage")
     return RiskDecision.shrink(
-        capped, f"{why}, over max_leverage {max_leverage:g}: {quantity:g} -> {capped:g}"
+        capped, f"{why}, over max_leverage {max_leverage:.10g}: {quantity:.10g} -> {capped:.10g}"
     )
 
 
@@ -150,8 +151,8 @@ def sized(quantity: float, instrument: Instrument, reason: str) -> RiskDecision:
     rounded = to_step(quantity, instrument)
     if rounded <= 0.0 or rounded < instrument.min_quantity:
         return RiskDecision.veto(
-            f"size {quantity:g} rounds to {rounded:g}, below the minimum "
-            f"{instrument.min_quantity:g} of {instrument.symbol}",
+            f"size {quantity:.10g} rounds to {rounded:.10g}, below the minimum "
+            f"{instrument.min_quantity:.10g} of {instrument.symbol}",
             "below_minimum",
         )
     return RiskDecision.approve(rounded, reason)

@@ -93,5 +93,6 @@ class VolatilityTarget:
         return sized(
             quantity,
             ctx.instrument,
-            f"risk {p.risk_per_trade:.2%} over {p.atr_multiple:g} ATR ({atr.value:g}){capped}",
+            f"risk {p.risk_per_trade:.2%} over {p.atr_multiple:.10g} ATR "
+            f"({atr.value:.10g}){capped}",
         )

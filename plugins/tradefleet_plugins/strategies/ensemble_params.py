@@ -87,7 +87,7 @@ class EnsembleParams(PluginParams):
         counted = sum(child.confidence > floor for child in children)
         if counted < quorum:
             raise ValueError(
-                f"leaves {counted} of the children (confidence above {floor:g}) to vote, fewer "
+                f"leaves {counted} of the children (confidence above {floor:.10g}) to vote, fewer "
                 f"than the quorum of {quorum}: the ensemble would never trade"
             )
         return floor

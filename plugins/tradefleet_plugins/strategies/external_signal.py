@@ -78,7 +78,7 @@ class ExternalSignal(Strategy):
         if signal.received_at and now - signal.received_at > params.max_signal_age_s:
             return f"signal is stale ({now - signal.received_at:.1f}s old)"
         if signal.confidence is not None and signal.confidence < params.min_confidence:
-            return f"confidence {signal.confidence:g} is below {params.min_confidence:g}"
+            return f"confidence {signal.confidence:.10g} is below {params.min_confidence:.10g}"
         entry, stop, target = signal.entry, signal.stop_loss, signal.take_profit
         if min(entry, stop, target) <= 0:
             return "prices must be positive"
@@ -90,8 +90,8 @@ class ExternalSignal(Strategy):
         for name, price in (("entry", entry), ("current_price", signal.current_price)):
             if price is not None and abs(price - mark) / mark > limit:
                 return (
-                    f"{name} {price:g} is {abs(price - mark) / mark:.2%} from the market "
-                    f"price {mark:g}"
+                    f"{name} {price:.10g} is {abs(price - mark) / mark:.2%} from the market "
+                    f"price {mark:.10g}"
                 )
         held = self.ctx.position(signal.symbol).quantity
         wants = 1 if signal.direction is Direction.BUY else -1

@@ -302,7 +302,7 @@ def test_limits_are_named_in_units_and_lots() -> None:
     above = volume_problem(600.0, EURUSD, 60_000_000.0)
     assert above is not None
     assert above[1] == (
-        "quantity 6e+07 (600 lots) is above EURUSD's volume_max 500 lots (5e+07 units)"
+        "quantity 60000000 (600 lots) is above EURUSD's volume_max 500 lots (50000000 units)"
     )
     nothing = volume_problem(round_volume(to_lots(400.0, EURUSD), EURUSD), EURUSD, 400.0)
     assert nothing is not None and "(1000 units)" in nothing[1]

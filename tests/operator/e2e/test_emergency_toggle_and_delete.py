@@ -119,7 +119,7 @@ def test_deleting_a_bot_that_keeps_its_position_names_what_it_leaves(
         message = cluster.wait(left_open, timeout=10, message="a PositionsLeftOpen Warning")[0]
         after = stub.GetStatus(pb.GetStatusRequest(), metadata=control())
         assert after.halted and after.open_positions == 1  # not flattened: still held
-        assert f"position EURUSD long {abs(held[0].quantity):g}" in message
+        assert f"position EURUSD long {abs(held[0].quantity):.10g}" in message
         assert "1 position and" in message and "flattenPositions is false" in message
         for order in orders:
             assert f"order EURUSD {order.side} {order.order_type} " in message
