@@ -202,8 +202,8 @@ def _slow_lookup(harness: VenueHarness, seconds: float) -> None:
     broker: Any = harness.broker
     adopt = broker._adopt
 
-    async def slow(client_order_id: str) -> Any:
-        found = await adopt(client_order_id)
+    async def slow(client_order_id: str, strict: bool = False) -> Any:
+        found = await adopt(client_order_id, strict=strict)
         await asyncio.sleep(seconds)
         return found
 

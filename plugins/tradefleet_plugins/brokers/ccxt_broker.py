@@ -82,6 +82,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     target_reached,
     terms_by_trade,
     trade_id_of,
+    trade_owner,
     trade_problem,
     venue_client_id,
 )
@@ -346,12 +347,29 @@ def _amend_unanswered(client_order_id: str, failure: Failure) -> OrderUpdate:
     venue failed: whether the venue holds it is unknown, so it is kept as it was — OPEN with
     the failure's code (the engine journals the refusal and keeps the order, as for any amend
     the venue refused), never REJECTED ("no such order", which the engine drops)."""
+    return _kept_unanswered(client_order_id, failure, "amend refused", "")
+
+
+def _cancel_unanswered(client_order_id: str, failure: Failure) -> OrderUpdate:
+    """The answer to a cancel of an order this object does not follow whose look-up at the
+    venue failed: the venue may hold it (a bracket child an earlier run placed, its id not
+    among those loaded at start-up), so it is kept as it was — OPEN with the failure's code
+    (the engine journals it and keeps the order), never CANCELLED ("cancelled before it was
+    placed": the bot would forget a stop the venue works). The cancel is asked again."""
+    return _kept_unanswered(
+        client_order_id, failure, "cancel not made", ", the cancel asked again at the next poll"
+    )
+
+
+def _kept_unanswered(client_order_id: str, failure: Failure, what: str, then: str) -> OrderUpdate:
+    """An order kept as it was after a change to it (``what``) the venue could not be asked
+    about: OPEN with the failure's code."""
     return OrderUpdate(
         client_order_id,
         OrderStatus.OPEN,
         int(time.time()),
-        f"amend refused: the venue could not be asked whether it holds this order "
-        f"({failure.message}); kept as it was",
+        f"{what}: the venue could not be asked whether it holds this order "
+        f"({failure.message}); kept as it was{then}",
         # A code, always: an OPEN update without one is the order's plain acknowledgement.
         code=failure.code if failure.code is not ReasonCode.NONE else ReasonCode.VENUE_UNAVAILABLE,
     )
@@ -493,7 +511,7 @@ class CcxtBroker:
                 ) from None
             if isinstance(error, TimeoutError):
                 raise ConnectionError(
-                    f"exchange {self.params.exchange}: no answer within {_CONNECT_TIMEOUT_S:g}s"
+                    f"exchange {self.params.exchange}: no answer within {_CONNECT_TIMEOUT_S:.10g}s"
                 ) from None
             if isinstance(error, VenueFailure):
                 raise PluginError(
@@ -1044,7 +1062,7 @@ class CcxtBroker:
                 else:
                     tickers = await venue.once("fetch_tickers", due)
         except TimeoutError:
-            self._quote_failed(", ".join(due), f"no answer within {_QUOTE_READ_S:g}s")
+            self._quote_failed(", ".join(due), f"no answer within {_QUOTE_READ_S:.10g}s")
             return
         except VenueFailure as error:
             self._quote_failed(", ".join(due), error.failure.message)
@@ -1863,7 +1881,7 @@ class CcxtBroker:
             other_id,
             ReasonCode.CANCELLED_BY_VENUE,
             f"not placed: {lone_id}, which rested alone at the venue, filled first "
-            f"({executed:g}); one cancels the other",
+            f"({executed:.10g}); one cancels the other",
         )
         status = status_of(row.get("status"), executed)[0] if row is not None else None
         if status is not OrderStatus.CANCELLED:
@@ -1912,7 +1930,8 @@ class CcxtBroker:
             self._final(
                 lone,
                 OrderStatus.REJECTED,
-                f"the {rest:g} left after {executed:g} filled was not placed again: {args.reason}",
+                f"the {rest:.10g} left after {executed:.10g} filled was not placed again: "
+                f"{args.reason}",
                 args.code,
             )
             return
@@ -2433,9 +2452,22 @@ class CcxtBroker:
         return tracked
 
     async def _cancel(
-        self, client_order_id: str, code: ReasonCode = ReasonCode.CANCELLED_BY_USER
+        self,
+        client_order_id: str,
+        code: ReasonCode = ReasonCode.CANCELLED_BY_USER,
+        again: bool = False,
     ) -> None:
-        tracked = await self._followed(client_order_id)
+        """``again``: a cancel due from an earlier try (``_cancel_due``), answered already."""
+        try:
+            tracked = await self._followed(client_order_id, strict=True)
+        except VenueFailure as error:
+            # The venue could not be asked (its retries spent): it may hold the order. Not
+            # "cancelled before it was placed" (a child withheld while the venue works it):
+            # kept as it was, and asked again at the next poll (said once).
+            self._cancels_due[client_order_id] = code
+            if not again:
+                self._emit(_cancel_unanswered(client_order_id, error.failure))
+            return
         if tracked is None and self._withhold(client_order_id, code):
             return
         if tracked is None or tracked.final_sent:
@@ -2556,10 +2588,8 @@ class CcxtBroker:
         followed meanwhile) — the venue's answer is unknown, not "none"."""
         failed: VenueFailure | None = None
         try:
-            tracked = self._tracked.get(client_order_id) or (
-                await self._adopt(client_order_id, strict=True)
-                if strict
-                else await self._adopt(client_order_id)
+            tracked = self._tracked.get(client_order_id) or await self._adopt(
+                client_order_id, strict=strict
             )
         except VenueFailure as error:
             tracked, failed = None, error
@@ -2719,7 +2749,7 @@ class CcxtBroker:
         if rest <= _EPS:
             return Refusal(
                 ReasonCode.INVALID_QUANTITY,
-                f"quantity {changed.quantity:g} is not above the {executed:g} of "
+                f"quantity {changed.quantity:.10g} is not above the {executed:.10g} of "
                 f"{tracked.order.client_order_id} already filled",
             )
         return self._args(changed._replace(quantity=rest))
@@ -3106,8 +3136,9 @@ class CcxtBroker:
         due, self._cancels_due = self._cancels_due, {}
         for client_order_id, code in due.items():
             tracked = self._tracked.get(client_order_id)
-            if tracked is not None and not tracked.final_sent:
-                await self._cancel(client_order_id, code)
+            # None: an order whose look-up failed (``_cancel``), looked up again.
+            if tracked is None or not tracked.final_sent:
+                await self._cancel(client_order_id, code, again=True)
 
     async def _poll_market(self, market: str, cycle: _Lists) -> None:
         """Open orders first (cheap); own trades only when some order filled more than its
@@ -3325,16 +3356,15 @@ class CcxtBroker:
         return await self._fee_rates.of(trades, rules)
 
     async def _client_id_of(self, trade: dict[str, Any], market: str) -> str | None:
+        """The bot's id of the order ``trade`` is a fill of (``trade_owner``: one this run
+        follows); None for any other's (a person's trade on the account), which the poller
+        skips. A trade its row does not tell is looked up at the venue by its order."""
         venue_id = str(trade.get("order") or "")
-        known = self._by_venue_id.get(venue_id)
-        if known is not None:
-            return known
-        info = trade.get("info") or {}
-        link = info.get("orderLinkId") or trade.get("clientOrderId")
-        link = self._bot_cid(str(link)) if link else None
-        if link and link in self._tracked:
-            self._by_venue_id[venue_id] = str(link)
-            return str(link)
+        own = trade_owner(trade, self._by_venue_id, self._bot_cid, self._tracked.__contains__)
+        if own is not None:
+            if venue_id:
+                self._by_venue_id[venue_id] = own
+            return own
         if not venue_id or venue_id in self._foreign_ids:
             return None
         venue = self._venue
@@ -3794,7 +3824,7 @@ class CcxtBroker:
             copies.venue_cid,
             copies.working,
             copies.whole,
-            f"cut to the {left:g} left" if left > _EPS else "cancelled: nothing is left",
+            f"cut to the {left:.10g} left" if left > _EPS else "cancelled: nothing is left",
         )
         if left > _EPS:
             await self._amend(order.client_order_id, None, None)
@@ -3917,6 +3947,14 @@ class CcxtBroker:
         fills: list[Fill] = []
         lists: _Lists = {}
         prefix = bot_prefix(self._ctx.identity_seed) if self._ctx is not None else None
+
+        def mine(client_id: str) -> bool:
+            # The poller's test (an order this run follows), and for the ended orders no run
+            # follows, the reconciler's (the bot's prefix).
+            return client_id in self._tracked or (
+                prefix is not None and client_id.startswith(prefix)
+            )
+
         for bot_symbol, market in self._markets.items():
             rows = await self._orders_since(market, since_ts * 1000 - 86_400_000, lists)
             # A copy a cancel-replace placed (``<id>-a<n>``) is the bot's order ``<id>``.
@@ -3957,17 +3995,30 @@ class CcxtBroker:
                 for venue_id in (str(row.get("id")),)
                 if row.get("reduceOnly") is True or bracket_role(ids[venue_id]) is not None
             }
+            # Only the bot's own trades move its position, as the poller decides
+            # (``trade_owner``; ended orders no run follows are the bot's by its prefix): a
+            # person's sell on the account and symbol counted into it would make the bot's buy
+            # close a short the bot never had, whole, not open the long it did. Theirs are
+            # counted apart, from flat, only to be reported (the reconciler books none).
+            owners = {
+                str(t.get("id")): trade_owner(t, ids, self._order_of, mine) for t in counted_from
+            }
+            # The copies of an amended order count as one: their rests carry on.
+            keyed = [{**t, "order": one(str(t.get("order") or ""))} for t in counted_from]
             counted = terms_by_trade(
-                # The copies of an amended order count as one: their rests carry on.
-                [{**t, "order": one(str(t.get("order") or ""))} for t in counted_from],
+                [t for t in keyed if owners[str(t.get("id"))] is not None],
                 rules,
                 rates,
                 position=float(self._counted.get(bot_symbol, Decimal(0))),
                 closing=closing,
                 position_from_ms=since_ms,
             )
+            others = [t for t in keyed if owners[str(t.get("id"))] is None]
+            counted.update(terms_by_trade(others, rules, rates, closing=closing))
             for trade in trades:
-                client_id = ids.get(str(trade.get("order") or ""))
+                client_id = owners[str(trade.get("id"))]
+                if client_id is None:
+                    client_id = ids.get(str(trade.get("order") or ""))
                 if client_id is None:
                     link = str((trade.get("info") or {}).get("orderLinkId") or "")
                     client_id = self._order_of(link) if link else ""

@@ -260,8 +260,8 @@ def create_args(
     if not amount:
         return Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"quantity {order.quantity:g} rounds to nothing on {order.symbol}'s lot step "
-            f"{instrument.lot_step:g}",
+            f"quantity {order.quantity:.10g} rounds to nothing on {order.symbol}'s lot step "
+            f"{instrument.lot_step:.10g}",
         )
     price: float | None = None
     if order.order_type is not OrderType.MARKET:
@@ -271,7 +271,7 @@ def create_args(
             )
         price = _rounded(price_to_precision, market_symbol, order.price)
         if not price:
-            return Refusal(ReasonCode.INVALID_PRICE, f"price {order.price:g} rounds to nothing")
+            return Refusal(ReasonCode.INVALID_PRICE, f"price {order.price:.10g} rounds to nothing")
     exempt = order.reduce_only and dialect.reduce_only_below_min_notional
     # A reduce-only order the venue takes below its minimum notional (a close, a bracket's
     # child) is checked for its quantity alone: refused here, a close the venue would take
@@ -861,6 +861,32 @@ def trade_problem(trade: Mapping[str, Any], market: str, side: Side | None = Non
     return None
 
 
+def trade_owner(
+    trade: Mapping[str, Any],
+    orders: Mapping[str, str],
+    named: Callable[[str], str],
+    mine: Callable[[str], bool],
+) -> str | None:
+    """The bot's id of the order ``trade`` is a fill of; None when what is at hand does not
+    make it one of the bot's orders. A person may trade by hand on the bot's account and
+    symbol: their trades are never the bot's to book, nor to move the bot's position by (a
+    person's sell counted into it would make the bot's next buy close a short it never had).
+
+    The order is the one ``orders`` names by the trade's venue order id (venue id -> its
+    client id, in the bot's form), else the one the trade's row names (Bybit's
+    ``orderLinkId``, else ccxt's ``clientOrderId``), put in the bot's form by ``named``. It is
+    the bot's when ``mine`` says so: the running poller's test is "an order this run follows",
+    a restart's also "an id with the bot's prefix" (no run follows its ended orders yet)."""
+    venue_id = str(trade.get("order") or "")
+    client_id = orders.get(venue_id) if venue_id else None
+    if client_id is None:
+        info = trade.get("info")
+        link = info.get("orderLinkId") if isinstance(info, Mapping) else None
+        link = link or trade.get("clientOrderId")
+        client_id = named(str(link)) if link else ""
+    return client_id if client_id and mine(client_id) else None
+
+
 def fill_of(
     trade: Mapping[str, Any],
     client_order_id: str,
@@ -1004,6 +1030,7 @@ __all__ = [
     "terms_by_trade",
     "third_coin_fee",
     "trade_id_of",
+    "trade_owner",
     "trade_problem",
     "trigger_of",
     "venue_client_id",
