@@ -37,6 +37,7 @@ from tradefleet_runtime.service.webhook import (
     check_timestamp_window,
     client_address,
     compute_signature,
+    key_fingerprint,
     parse_signal_body,
     verify_signature,
 )
@@ -181,7 +182,7 @@ async def test_good_signal_is_accepted_once_with_the_right_signal(harness: Harne
     reply = await harness.send(nonce="alert-0001")
     assert reply.status == 202
     signal_id = reply.body["signal_id"]
-    assert signal_id.startswith("default:sig-")  # the nonce is not signed: never the id
+    assert signal_id.startswith(f"key-{key_fingerprint(KEY)}:sig-")  # never the unsigned nonce
     assert reply.body == {
         "accepted": True,
         "client_order_id": "wh-1",
@@ -222,7 +223,7 @@ async def test_minimal_sell_signal_with_another_key_and_no_nonce(harness: Harnes
     assert signal.direction is Direction.SELL
     assert signal.volume is None and signal.confidence is None and signal.current_price is None
     assert signal.source == "" and signal.timeframe == ""
-    assert signal.signal_id.startswith("alerts:sig-")
+    assert signal.signal_id.startswith(f"key-{key_fingerprint(ALERTS_KEY)}:sig-")
     assert reply.body["signal_id"] == signal.signal_id
 
 

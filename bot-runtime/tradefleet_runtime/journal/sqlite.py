@@ -1409,7 +1409,7 @@ class Journal:
         :meth:`pending_signal_order` then finds the order it led to, so a retry after the
         restart is answered with that order instead of sending another. The row remembers the
         newest order status journaled so far (the sequence of ``order_updates``): the signal's
-        orders are the ones whose first status comes after it, in this run. No schema change:
+        orders come after it, in this run, at its engine time ``ts``. No schema change:
         a pending row is ``accepted`` 0, no order id, and a reason starting with
         :data:`SIGNAL_PENDING` (a refusal's reason never does). A pending row of an earlier
         attempt that sent nothing is taken over (its run, time and mark replaced).
@@ -1424,17 +1424,34 @@ class Journal:
             )
         )
 
-    def pending_signal_order(self, signal_id: str) -> str | None:
-        """For a signal journaled pending (:meth:`begin_signal`) and never recorded: the first
-        entry order its run journaled after it ('' when there is none: nothing was sent, since
-        an order is journaled before the broker sees it). None when the signal is not pending
-        (unknown, or its outcome recorded)."""
+    def pending_signal_run(self, signal_id: str) -> str | None:
+        """The run that journaled ``signal_id`` pending (:meth:`begin_signal`) and never its
+        outcome; None when the signal is not pending (unknown, or its outcome recorded)."""
         rows = self.query(
-            "SELECT run_id, reason FROM signals WHERE signal_id = ? AND " + _PENDING, signal_id
+            "SELECT run_id FROM signals WHERE signal_id = ? AND " + _PENDING, signal_id
+        )
+        return str(rows[0][0]) if rows else None
+
+    def pending_signal_order(self, signal_id: str) -> str | None:
+        """For a signal journaled pending (:meth:`begin_signal`) and never recorded: the order
+        the engine named for it ('' when there is none: nothing was sent, since an order is
+        journaled before the broker sees it). None when the signal is not pending.
+
+        Its orders are the entry orders (no parent) its run journaled after the pending mark
+        whose first status carries the signal's own engine time (the row's ``ts``: the engine
+        stamps every order it journals while handling a signal with that time), so an order a
+        run that went on journaled later, for another alert, is not taken for its own. Of those,
+        the last, as ``Engine.handle_signal`` names it (a reversal: its entry, not its close).
+        Asked right after the engine raised handling it (nothing else ran since), or for a
+        run that ended (a kill); a running process answers its own signals from what it knows.
+        """
+        rows = self.query(
+            "SELECT run_id, ts, reason FROM signals WHERE signal_id = ? AND " + _PENDING,
+            signal_id,
         )
         if not rows:
             return None
-        run_id, reason = str(rows[0][0]), str(rows[0][1])
+        run_id, ts, reason = str(rows[0][0]), int(rows[0][1]), str(rows[0][2])
         try:
             mark = int(reason.removeprefix(SIGNAL_PENDING))
         except ValueError:  # pragma: no cover - a hand-edited row: take every order of its run
@@ -1443,9 +1460,12 @@ class Journal:
             "SELECT client_order_id FROM (SELECT o.client_order_id, (SELECT MIN(u.id)"
             " FROM order_updates u WHERE u.run_id = o.run_id"
             " AND u.client_order_id = o.client_order_id) AS first FROM orders o"
-            " WHERE o.run_id = ? AND o.parent_id IS NULL) WHERE first > ? ORDER BY first LIMIT 1",
+            " WHERE o.run_id = ? AND o.parent_id IS NULL) f"
+            " WHERE first > ? AND (SELECT ts FROM order_updates WHERE id = f.first) = ?"
+            " ORDER BY first DESC LIMIT 1",
             run_id,
             mark,
+            ts,
         )
         return str(orders[0][0]) if orders else ""
 

@@ -160,6 +160,10 @@ class BotController:
         self._snapshot = self._starting_snapshot()
         self._stopped = threading.Event()
         self._pump_queued = threading.Event()
+        # Signals this process handled whose outcome the journal could not take (its pending
+        # row stays): the outcome, or None when not even that is known. A retry is answered
+        # from here, never from orders the run journaled later (another alert's).
+        self._unjournaled: dict[str, SignalResult | None] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -629,11 +633,15 @@ class BotController:
             raise ControlError(f"{plugin} lock not reset: {refusal}", "plugin")
         return self._snapshot
 
-    def submit_signal(self, signal: Signal) -> SignalResult:
+    def submit_signal(self, signal: Signal, former_ids: Sequence[str] = ()) -> SignalResult:
         """Hand a signal to the bot. ``signal_id`` is an idempotency key: a repeat of an id the
         journal knows (this run or an earlier one) with the same content returns the first
         outcome and does nothing else, so a sender may retry after a timeout without doubling
         an order; with other content it is refused (``SignalConflict``).
+
+        ``former_ids``: the ids an older release journaled the same request under (the
+        webhook's, before its ids changed). One journaled with the same content answers with
+        its first outcome; they only ever answer, nothing is journaled under them.
 
         The id is journaled pending before the engine sees the signal, so a process killed
         between the signal's order and its outcome leaves a trace: a retry after the restart is
@@ -644,6 +652,8 @@ class BotController:
             engine = self._engine()
             if signal.signal_id:
                 first = self._first_outcome(signal.signal_id, digest)
+                if first is None:
+                    first = self._former_outcome(former_ids, digest)
                 if first is not None:
                     return first
             self._engine_to_change()  # a repeat is answered even when stopped; nothing new
@@ -656,8 +666,8 @@ class BotController:
                     self._settle_failed_signal(signal.signal_id, engine.now, digest)
                 raise
             if signal.signal_id:
-                self.journal.record_signal(
-                    signal.signal_id, engine.now, accepted, reason, order_id, digest
+                self._record_outcome(
+                    signal.signal_id, engine.now, SignalResult(accepted, reason, order_id), digest
                 )
             outcome = "accepted" if accepted else "refused"
             self.metrics.signals.labels(self.bot.name, outcome).inc()
@@ -673,15 +683,31 @@ class BotController:
         self._bar_arrival = time.perf_counter()
         return self._call(handle)
 
+    def _record_outcome(self, signal_id: str, now: int, result: SignalResult, digest: str) -> None:
+        """Journal ``result`` as the outcome of ``signal_id``; when the journal fails, this
+        process keeps it (a retry is answered with it) and the failure goes to the caller."""
+        try:
+            self.journal.record_signal(
+                signal_id, now, result.accepted, result.reason, result.client_order_id, digest
+            )
+        except Exception:
+            self._unjournaled[signal_id] = result
+            raise
+        self._unjournaled.pop(signal_id, None)
+
     def _settle_failed_signal(self, signal_id: str, now: int, digest: str) -> None:
         """The engine raised while handling ``signal_id``: its outcome is journaled now, from
-        what the journal holds (an order it journaled went, or may have gone, to the venue), so
-        a retry neither sends it again nor takes a later order of this run for its own."""
+        what the journal holds (an order it journaled went, or may have gone, to the venue;
+        nothing else ran since), so a retry never sends it again. When the journal fails, this
+        process keeps what it learnt (None: nothing), and a retry is answered from that."""
+        result: SignalResult | None = None
         try:
             order_id = self.journal.pending_signal_order(signal_id) or ""
             reason = "" if order_id else "the bot failed while handling it; nothing was sent"
-            self.journal.record_signal(signal_id, now, bool(order_id), reason, order_id, digest)
-        except Exception:  # the journal itself failing: the pending row stays, a restart reads it
+            result = SignalResult(bool(order_id), reason, order_id)
+            self._record_outcome(signal_id, now, result, digest)
+        except Exception:  # the journal itself failing: the pending row stays
+            self._unjournaled[signal_id] = result
             log.exception("signal %s: its outcome could not be journaled", signal_id)
 
     def _first_outcome(self, signal_id: str, digest: str) -> SignalResult | None:
@@ -689,9 +715,11 @@ class BotController:
         what was journaled with it. The id with other content is another signal, not a retry:
         answering it with the first outcome would claim success for a signal nothing trades.
 
-        A signal journaled pending and never completed (the process died while the engine had
-        it) is answered with the order the journal holds for it, now recorded as its outcome;
-        without one nothing was sent, and it is handled as new (None)."""
+        A signal journaled pending and never completed: when this process handled it (its
+        outcome could not be journaled), answered with what the process kept
+        (:meth:`_kept_outcome`); when the process died while the engine had it, with the order
+        the journal holds for it, now recorded as its outcome; without one nothing was sent,
+        and it is handled as new (None)."""
         first = self.journal.signal_outcome(signal_id)
         if first is None:
             return None
@@ -699,10 +727,15 @@ class BotController:
         if journaled and journaled != digest:  # '': journaled before digests, not comparable
             self.metrics.signals.labels(self.bot.name, "refused").inc()
             raise SignalConflict(signal_id)
-        pending = self.journal.pending_signal_order(signal_id)
-        if pending == "":
-            return None
-        if pending is not None:
+        run = self.journal.pending_signal_run(signal_id)
+        if run is not None and (run == self.journal.run_id or signal_id in self._unjournaled):
+            # Handled by this process: never guessed from the run's orders, later ones being
+            # other alerts' (the bot went on after the journal failed).
+            first = self._kept_outcome(signal_id, digest)
+        elif run is not None:
+            pending = self.journal.pending_signal_order(signal_id)
+            if not pending:
+                return None
             log.warning(
                 "signal %s was handed to the engine before a restart and led to order %s: "
                 "answered with it, not sent again",
@@ -713,6 +746,43 @@ class BotController:
             first = (True, "", pending)
         self.metrics.signals.labels(self.bot.name, "repeated").inc()
         return SignalResult(*first)
+
+    def _kept_outcome(self, signal_id: str, digest: str) -> tuple[bool, str, str]:
+        """The outcome this process kept for ``signal_id`` (:meth:`_record_outcome`), journaled
+        now if the journal takes it; unknown (the engine failed and the journal with it):
+        refused, pointing at the orders, never answered as new nor with another order."""
+        result = self._unjournaled.get(signal_id)
+        if result is None:
+            raise NotNow(
+                f"signal {signal_id!r} was handled but its outcome could not be journaled; "
+                "it is not sent again: check `tradefleet orders` for what it placed",
+                "signal_id",
+            )
+        try:
+            self._record_outcome(signal_id, self._engine().now, result, digest)
+        except Exception:  # still failing: the answer is known all the same
+            log.warning("signal %s: its outcome still could not be journaled", signal_id)
+        return result.accepted, result.reason, result.client_order_id
+
+    def _former_outcome(self, former_ids: Sequence[str], digest: str) -> SignalResult | None:
+        """The first outcome journaled under one of ``former_ids`` with this content (None:
+        none). Another content under a former id is another alert (a sender reusing a nonce),
+        not a conflict: former ids come from unsigned headers and identify nothing alone."""
+        for former in former_ids:
+            first = self.journal.signal_outcome(former)
+            if first is None or self.journal.signal_digest(former) != digest:
+                continue
+            if self.journal.pending_signal_run(former) is not None:
+                # Left pending by a killed older release: answered with the order it led to;
+                # none means nothing was sent, and this is a new signal.
+                order = self.journal.pending_signal_order(former)
+                if not order:
+                    continue
+                first = (True, "", order)
+            log.warning("signal journaled by an older release as %s: answered with it", former)
+            self.metrics.signals.labels(self.bot.name, "repeated").inc()
+            return SignalResult(*first)
+        return None
 
     def update_params(self, params: Mapping[str, object], who: str) -> StatusSnapshot:
         spec = self.bot.manifest.spec.strategy

@@ -37,9 +37,13 @@ Headers:
     identifies a signal; it only guards a sender against itself: another signed request under a
     nonce the bot saw within the window (in this process) is refused ``409 replay``.
 
-One signed request is one signal. Its id is ``KEYID:sig-<hash of the signature>``: it comes
-only from what is signed (the key, the timestamp, the body), never from an unsigned header, so
-the same request is the same signal in any run, with or without a nonce. The bot journals the
+One signed request is one signal. Its id is ``key-<fingerprint>:sig-<hash of the signature>``
+(the fingerprint a hash of the key's bytes, never the key): it comes only from what is signed
+(the key, the timestamp, the body), never from an unsigned header — neither the nonce nor the
+key id, so the same request is the same signal in any run, with or without a nonce, under any
+key id that holds the same key. (A request an older release journaled under its id then,
+``KEYID:sig-<hash>`` or, with a nonce, ``KEYID:NONCE``, is answered from that row when its
+content matches; those ids only answer, nothing is journaled under them.) The bot journals the
 id before it acts on the signal, and answers the id again with the first outcome (the 202 with
 its order id, or its refusal), in this run or after a restart, as long as the timestamp is in
 the window. So a captured request sent again trades nothing new, and a sender that got no
@@ -165,6 +169,7 @@ __all__ = [
     "Refusal",
     "SignalBody",
     "SourceFilter",
+    "SubmitWithFormerIds",
     "WebhookConfig",
     "add_webhook_routes",
     "check_key_id",
@@ -172,6 +177,8 @@ __all__ = [
     "check_timestamp_window",
     "client_address",
     "compute_signature",
+    "former_signal_ids",
+    "key_fingerprint",
     "parse_signal_body",
     "parse_timestamp",
     "signal_id_for",
@@ -213,6 +220,8 @@ _MAX_KEY_FILE_BYTES: Final = 4096
 # from a single signed request. Shorter keys are not used, and said so by file name.
 MIN_KEY_BYTES: Final = 32
 _MAX_REASON_CHARS: Final = 500
+#: Hands a checked signal to the bot with the ids older releases journaled its request under.
+SubmitWithFormerIds = Callable[[Signal, tuple[str, ...]], Awaitable[SignalResult]]
 #: Seconds a sender is told to wait before asking again about a signal still being handled.
 IN_PROGRESS_RETRY_S: Final = 2
 
@@ -504,11 +513,31 @@ def check_nonce(header: str | None) -> str | None:
     return header
 
 
-def signal_id_for(key_id: str, signature_hex: str) -> str:
-    """``KEYID:sig-<hash of the signature>``: only what is signed (key, timestamp, body) names a
-    signal. An unsigned header (the nonce) would let a captured request, replayed without it or
-    with another, pass as a new signal and trade again."""
-    return f"{key_id}:sig-{hashlib.sha256(signature_hex.encode('ascii')).hexdigest()[:32]}"
+def key_fingerprint(key: bytes) -> str:
+    """A short public name of a key's bytes: 16 hex digits of a hash of it, never the key (a
+    key has at least :data:`MIN_KEY_BYTES` random bytes: its hash reveals nothing usable)."""
+    return hashlib.sha256(b"tradefleet-webhook-key\x00" + key).hexdigest()[:16]
+
+
+def _signature_hash(signature_hex: str) -> str:
+    return hashlib.sha256(signature_hex.encode("ascii")).hexdigest()[:32]
+
+
+def signal_id_for(key: bytes, signature_hex: str) -> str:
+    """``key-<fingerprint>:sig-<hash of the signature>``: only what is signed (key, timestamp,
+    body) names a signal. An unsigned header (the nonce, the key id) would let a captured
+    request, replayed without it or with another, pass as a new signal and trade again: two key
+    ids holding the same key name one signal."""
+    return f"key-{key_fingerprint(key)}:sig-{_signature_hash(signature_hex)}"
+
+
+def former_signal_ids(key_id: str, nonce: str | None, signature_hex: str) -> tuple[str, ...]:
+    """The ids older releases journaled the same request under: ``KEYID:sig-<hash>``, and
+    ``KEYID:NONCE`` before that (with a nonce). Only to answer a request one of them handled
+    just before an upgrade (the sender retrying within the window): built from unsigned
+    headers, they must never name a new signal."""
+    ids = (f"{key_id}:sig-{_signature_hash(signature_hex)}",)
+    return ids if nonce is None else (*ids, f"{key_id}:{nonce}")
 
 
 # --------------------------------------------------------------------------- replay memory
@@ -630,8 +659,8 @@ def _refusal_response(refusal: Refusal) -> web.Response:
 
 def _conflict(signal_id: str) -> Refusal:
     """The bot journaled another signal under this id: 409, never the first signal's outcome as
-    if this one had it. (An id is a hash of the signature, so only a bot given the same id by
-    another front end, gRPC ``SubmitSignal``, can see this.)"""
+    if this one had it. (An id is a hash of the key and the signature, so only a bot given the
+    same id by another front end, gRPC ``SubmitSignal``, can see this.)"""
     return Refusal(
         409,
         "refused",
@@ -655,6 +684,7 @@ class _WebhookHandler:
         *,
         config: WebhookConfig,
         submit: Callable[[Signal], Awaitable[SignalResult]],
+        submit_former: SubmitWithFormerIds | None,
         known_symbols: Callable[[], Collection[str]],
         requests_total: prometheus_client.Counter,
         bot: str,
@@ -662,6 +692,7 @@ class _WebhookHandler:
     ) -> None:
         self.config = config
         self.submit = submit
+        self.submit_former = submit_former
         self.known_symbols = known_symbols
         self.bot = bot
         self.clock = clock
@@ -678,7 +709,7 @@ class _WebhookHandler:
         received_at = self.clock()
         context: dict[str, str] = {"key_id": "-", "source": request.remote or "-"}
         try:
-            signal = await self._check(request, received_at, context)
+            signal, former_ids = await self._check(request, received_at, context)
         except Refusal as refusal:
             return self._refuse(refusal, context)
         except _Unavailable:
@@ -688,7 +719,7 @@ class _WebhookHandler:
             return self._refuse(
                 Refusal(400, "malformed", "request could not be processed"), context
             )
-        return await self._submit(signal, context)
+        return await self._submit(signal, former_ids, context)
 
     def _refuse(self, refusal: Refusal, context: Mapping[str, str]) -> web.Response:
         self.counters[refusal.outcome].inc()
@@ -724,7 +755,7 @@ class _WebhookHandler:
 
     async def _check(
         self, request: web.Request, received_at: float, context: dict[str, str]
-    ) -> Signal:
+    ) -> tuple[Signal, tuple[str, ...]]:
         config = self.config
         headers = request.headers
 
@@ -761,7 +792,7 @@ class _WebhookHandler:
         ts = check_timestamp_window(timestamp, now, config.replay_window_s)
 
         # 5. the same signal still being handled; a nonce another request brought
-        signal_id = signal_id_for(key_id, signature)
+        signal_id = signal_id_for(key, signature)
         if signal_id in self.working:
             raise Refusal(
                 409,
@@ -808,12 +839,18 @@ class _WebhookHandler:
         if not known:
             raise Refusal(422, "unknown_symbol", f"symbol {parsed.symbol!r} is not traded here")
 
-        return parsed.to_signal(signal_id=signal_id, received_at=received_at)
+        signal = parsed.to_signal(signal_id=signal_id, received_at=received_at)
+        return signal, former_signal_ids(key_id, nonce, signature)
 
-    def _start(self, signal: Signal) -> asyncio.Future[SignalResult]:
+    def _start(self, signal: Signal, former_ids: tuple[str, ...]) -> asyncio.Future[SignalResult]:
         """Hands ``signal`` to the bot, marked as being handled until the bot answers (longer
         than this request waits, when the bot is slow)."""
-        task = asyncio.ensure_future(self.submit(signal))
+        handed = (
+            self.submit(signal)
+            if self.submit_former is None
+            else self.submit_former(signal, former_ids)
+        )
+        task = asyncio.ensure_future(handed)
         self.working[signal.signal_id] = task
 
         def done(finished: asyncio.Future[SignalResult]) -> None:
@@ -824,10 +861,12 @@ class _WebhookHandler:
         task.add_done_callback(done)
         return task
 
-    async def _submit(self, signal: Signal, context: Mapping[str, str]) -> web.Response:
+    async def _submit(
+        self, signal: Signal, former_ids: tuple[str, ...], context: Mapping[str, str]
+    ) -> web.Response:
         # Marked before the first await: ``_check`` saw the signal not being handled, and no
         # other request ran since (a copy arriving now is answered in_progress).
-        task = self._start(signal)
+        task = self._start(signal, former_ids)
         try:
             # Shielded: a timeout ends this wait, not the bot's handling (the mark stays).
             result = await asyncio.wait_for(asyncio.shield(task), self.config.submit_timeout_s)
@@ -842,6 +881,11 @@ class _WebhookHandler:
             log.warning("webhook: the bot did not answer signal %s in time", signal.signal_id)
             return self._unavailable(_MAY_STILL_ACT)
         except NotNow as exc:
+            if exc.field == "signal_id":
+                # About this signal, not the bot's state: handled, but its outcome could not be
+                # journaled (the controller's words say where to look).
+                log.warning("webhook: signal %s: %s", signal.signal_id, _truncate(str(exc)))
+                return self._refuse(Refusal(409, "refused", _truncate(str(exc))), context)
             # The bot's state (still starting, stopped), not a failure of the bot nor of the
             # request: gRPC answers FAILED_PRECONDITION, here 409 with the bot's reason. A
             # state the bot is in is no error of ours: a warning, no traceback.
@@ -899,10 +943,14 @@ def add_webhook_routes(
     requests_total: prometheus_client.Counter,
     bot: str,
     clock: Callable[[], float] = time.time,
+    submit_former: SubmitWithFormerIds | None = None,
 ) -> None:
     """Adds ``POST /webhook/signal`` to ``app``.
 
-    ``submit`` hands a fully checked signal to the bot; ``known_symbols`` names the symbols the
+    ``submit`` hands a fully checked signal to the bot; ``submit_former``, when given, does
+    instead, also told the ids older releases journaled the same request under
+    (:func:`former_signal_ids`), so a request the bot took just before an upgrade is answered
+    with its first outcome, not traded again; ``known_symbols`` names the symbols the
     bot trades; ``requests_total`` is a counter with labels ``("bot", "outcome")`` (its outcome
     values are :data:`OUTCOMES`, all created at zero here); ``clock`` is the wall clock in unix
     seconds.
@@ -910,6 +958,7 @@ def add_webhook_routes(
     handler = _WebhookHandler(
         config=config,
         submit=submit,
+        submit_former=submit_former,
         known_symbols=known_symbols,
         requests_total=requests_total,
         bot=bot,

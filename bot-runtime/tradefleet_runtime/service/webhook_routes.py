@@ -39,11 +39,19 @@ def webhook_routes(
             None, controller.submit_signal, signal
         )
 
+    async def submit_former(signal: Signal, former_ids: tuple[str, ...]) -> SignalResult:
+        # The same, told the ids older releases journaled this request under: a request the
+        # bot took just before an upgrade is answered with its first outcome, not traded again.
+        return await asyncio.get_running_loop().run_in_executor(
+            None, controller.submit_signal, signal, former_ids
+        )
+
     def add(app: web.Application) -> None:
         add_webhook_routes(
             app,
             config=config,
             submit=submit,
+            submit_former=submit_former,
             known_symbols=signal_symbols(controller),
             requests_total=controller.metrics.webhook_requests,
             bot=controller.bot.name,
