@@ -93,6 +93,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     position_reports,
     position_swaps,
     restart_apart,
+    restart_fired_outside,
     split_close,
     swap_flow,
     ticket_child_reports,
@@ -1685,7 +1686,9 @@ class Mt5Broker:
         own poll, which knows the level it holds for the child (``_child_levels``) and the
         tickets it found outside it (``_off``); else start-up reconciliation, for which a
         close at the level the journal holds for the child (``restore_orders``) is its fill,
-        and another is judged by the oldest ticket's level. Either as the entry's
+        and another is outside when the tickets at that level hold the whole child the
+        journal holds, else judged by the oldest ticket's level (``restart_fired_outside``).
+        Either as the entry's
         other tickets tell it: ``held``, the bot's positions, and ``closers``, the deals or
         orders read with ``closer`` (those of its tickets that fired, before or after it). Its
         close is then no fill of the child, but a change made outside the bot."""
@@ -1700,34 +1703,34 @@ class Mt5Broker:
         if level is None:
             return False
         tickets = entry_tickets(held, parent, self._parent_of)
-        fired = self._fired_levels(closers, role, parent)
         child_id = child_order_id(parent, role)
         half = self._half_tick(str(closer.symbol))
-        if running:
-            held_for = self._child_levels.get(child_id)
-            booked = None if held_for is None else held_for.price
-        else:
-            # A restart: a close at the level the journal holds for the child is its fill
-            # (the child's own line fired while the bot was down, whatever a ticket set apart
-            # holds). One at another level is judged as before, by the oldest ticket: the
-            # journal's level may be newer than the close (the running bot booked the close,
-            # then its child followed a line a person moved on the ticket left), so it never
-            # makes a close outside.
-            journaled = self._journaled_level(child_id)
-            if journaled is not None and abs(level - journaled) <= max(
-                half, _EPS * max(abs(journaled), 1.0)
-            ):
-                return False
-            booked = None
+        if not running:
+            # A restart: judged against the level and quantity the journal holds for the
+            # child (``restart_fired_outside``): its own line's close is its fill; another
+            # is outside when the tickets at the journal's level account for the whole
+            # child (the running bot had set the closed ticket apart), else judged by the
+            # oldest ticket, the journal's level maybe newer than the close.
+            return restart_fired_outside(
+                position_id,
+                role,
+                level,
+                tickets,
+                half,
+                fired=self._fired_lots(closers, role, parent),
+                booked=self._journaled_level(child_id),
+                journaled=self._journaled_lots(child_id),
+            )
+        held_for = self._child_levels.get(child_id)
         return fired_outside(
             position_id,
             role,
             level,
             tickets,
             half,
-            fired=fired,
-            booked=booked,
-            outside=self._off(child_id) if running else (),
+            fired=self._fired_levels(closers, role, parent),
+            booked=None if held_for is None else held_for.price,
+            outside=self._off(child_id),
         )
 
     def _journaled_level(self, child_id: str) -> float | None:
@@ -1741,7 +1744,15 @@ class Mt5Broker:
     def _fired_levels(self, closers: Iterable[Any], role: str, parent: str) -> dict[int, float]:
         """The tickets of entry ``parent`` that ``closers`` (deals or orders) say closed on
         their own ``role`` line, each with the level it fired at (``fired_level``)."""
-        fired: dict[int, float] = {}
+        return {t: level for t, (level, _lots) in self._fired_lots(closers, role, parent).items()}
+
+    def _fired_lots(
+        self, closers: Iterable[Any], role: str, parent: str
+    ) -> dict[int, tuple[float, float]]:
+        """``_fired_levels`` with the lots each ticket's close took: ticket -> (level, lots),
+        read from the close itself — an order's ``volume_initial``, a deal's ``volume`` —,
+        never from the ticket's opening order or deal, which shares its ``position_id``."""
+        fired: dict[int, tuple[float, float]] = {}
         for closer in closers:
             position_id = int(getattr(closer, "position_id", 0))
             if (
@@ -1752,20 +1763,10 @@ class Mt5Broker:
                 continue
             level = fired_level(str(closer.comment), role)
             if level is not None and self._parent_of(position_id) == parent:
-                fired[position_id] = level
-        return fired
-
-    def _fired_lots(
-        self, closers: Iterable[Any], role: str, parent: str
-    ) -> dict[int, tuple[float, float]]:
-        """``_fired_levels`` with the lots each ticket's close took (the closing order's
-        ``volume_initial``): ticket -> (level, lots)."""
-        levels = self._fired_levels(closers, role, parent)
-        fired: dict[int, tuple[float, float]] = {}
-        for closer in closers:
-            ticket = int(getattr(closer, "position_id", 0))
-            if ticket in levels:
-                fired[ticket] = (levels[ticket], float(getattr(closer, "volume_initial", 0.0)))
+                lots: Any = getattr(closer, "volume_initial", None)  # an order's
+                if lots is None:
+                    lots = getattr(closer, "volume", 0.0)  # a deal's
+                fired[position_id] = (level, float(lots))
         return fired
 
     def _journaled_lots(self, child_id: str) -> float:

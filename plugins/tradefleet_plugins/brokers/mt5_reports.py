@@ -477,10 +477,70 @@ def restart_apart(
     )
     if len(other) < len(positions):
         return other  # a ticket holds the child's level
-    closed = sum(lots for at, lots in fired.values() if abs(at - booked) <= room)
-    if closed <= 0.0 or closed + _EPS < journaled:
+    if not journal_child_whole(positions, role, booked, fired, half, journaled=journaled):
         return frozenset()  # the child still wants tickets: it follows them
     return other
+
+
+def journal_child_whole(
+    positions: Sequence[Any],
+    role: str,
+    booked: float,
+    fired: Mapping[int, tuple[float, float]],
+    half: float = 0.0,
+    *,
+    journaled: float,
+) -> bool:
+    """Whether the tickets of a hedging entry at ``booked`` (the level the journal holds its
+    ``role`` child at) — open (``positions``, volumes in lots) or closed on the line at it
+    (``fired``: ticket -> (level, lots)) — account for the whole child the journal holds
+    (``journaled``, in lots): the running bot had cut the child to them, any ticket at
+    another level set apart. False when none is there (nothing tells the child's quantity
+    was theirs) or they hold less (the child was wider: its line moved on the others)."""
+    room = max(half, _EPS * max(abs(booked), 1.0))
+    at = {
+        int(p.ticket): float(p.volume)
+        for p in positions
+        if abs(float(getattr(p, role)) - booked) <= room
+    }
+    # A ticket counted once: open at the level, or closed on the line at it.
+    closed = [n for t, (was, n) in fired.items() if t not in at and abs(was - booked) <= room]
+    there = sum(at.values()) + sum(closed)
+    return there > 0.0 and there + _EPS >= journaled
+
+
+def restart_fired_outside(
+    ticket: int,
+    role: str,
+    level: float | None,
+    open_tickets: Sequence[Any],
+    half: float = 0.0,
+    *,
+    fired: Mapping[int, tuple[float, float]],
+    booked: float | None,
+    journaled: float = 0.0,
+) -> bool:
+    """At a restart, whether hedging ticket ``ticket``, closed by its own ``role`` line at
+    ``level`` (``fired_level``) while the bot was down, was outside its entry's child
+    (``fired_outside``), given ``booked`` and ``journaled``: the level and quantity (lots) the
+    journal holds for the child (None, 0: not told). ``open_tickets``: the entry's tickets
+    still open (volumes in lots); ``fired``: those closed on their ``role`` line, ticket ->
+    (level, lots). A close at ``booked`` is the child's fill (its own line fired, whatever a
+    ticket set apart holds). One at another level is outside when the tickets at ``booked``
+    account for the journal's whole child (``journal_child_whole``, the quantity rule
+    ``restart_apart`` sets tickets apart by): the running bot had cut the child to them, the
+    closed ticket set apart. Otherwise it is judged by the oldest ticket's level, as a restart
+    not told the journal's: the journal's level may be newer than the close (the running bot
+    booked the close, then the child followed a line a person moved on the ticket left)."""
+    if level is None:
+        return False
+    levels = {t: at for t, (at, _lots) in fired.items()}
+    if booked is not None and booked > 0.0:
+        if abs(level - booked) <= max(half, _EPS * max(abs(booked), 1.0)):
+            return False
+        if journal_child_whole(open_tickets, role, booked, fired, half, journaled=journaled):
+            return True
+    return fired_outside(ticket, role, level, open_tickets, half, fired=levels)
 
 
 def with_fired_part(working: OrderReport, fired: OrderReport | None) -> OrderReport:
