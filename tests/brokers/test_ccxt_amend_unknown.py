@@ -25,15 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.harness import ORDER_PATH, VenueHarness, harness_for, updates
+from tests.brokers.resting_bracket import fail_lookups, resting_bracket
 from tradefleet_runtime.model import OrderStatus, OrderType, OrderUpdate, ReasonCode
-
-# Where each venue takes the broker's look-up of an order by its client id (the first request
-# of it: Bybit's open orders, Binance USDⓈ-M's order query, Kraken's open orders).
-LOOKUP = {
-    "bybit": ("GET", "/v5/order/realtime"),
-    "binance-usdm": ("GET", "/fapi/v1/order"),
-    "kraken": ("POST", "/0/private/OpenOrders"),
-}
 
 
 def _working(harness: VenueHarness, client_order_id: str) -> float | None:
@@ -60,21 +53,8 @@ def test_an_amend_whose_look_up_failed_keeps_the_child_and_it_is_placed(
     with harness_for(name, tmp_path, max_retries=2, **leverage) as harness:
         assert isinstance(harness, VenueHarness)
         broker = harness.broker
-        entry = harness.order(
-            f"lkfail-{how}",
-            quantity=0.1,
-            order_type=OrderType.LIMIT,
-            price=49_000.0,
-            stop_loss=48_000.0,
-            take_profit=52_000.0,
-        )
-        stop, target = f"{entry.client_order_id}-sl", f"{entry.client_order_id}-tp"
-        broker.submit(entry)
-        harness.wait_for(
-            lambda e: any(u.status is OrderStatus.OPEN for u in updates(e, entry.client_order_id))
-        )
-        method, path = LOOKUP[name]
-        harness.fake.faults.inject("server_error", path=path, method=method, times=None)
+        entry, stop, target = resting_bracket(harness, f"lkfail-{how}")
+        fail_lookups(harness)
         if how == "amend":
             broker.amend(target, None, 53_000.0)
         else:

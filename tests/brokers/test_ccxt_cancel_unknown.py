@@ -22,15 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.harness import Event, Harness, VenueHarness, harness_for, updates
+from tests.brokers.resting_bracket import fail_lookups, resting_bracket
 from tradefleet_plugins.brokers.ccxt_orders import Dialect, bot_client_id
-from tradefleet_runtime.model import OrderStatus, OrderType, OrderUpdate, ReasonCode
-
-# Where each venue takes the broker's look-up of an order by its client id (the first request
-# of it: Bybit's open orders, Kraken's open orders).
-LOOKUP = {
-    "bybit": ("GET", "/v5/order/realtime"),
-    "kraken": ("POST", "/0/private/OpenOrders"),
-}
+from tradefleet_runtime.model import OrderStatus, OrderUpdate, ReasonCode
 
 
 def _answers(harness: VenueHarness, client_order_id: str, after: int) -> list[OrderUpdate]:
@@ -79,8 +73,7 @@ def test_a_cancel_whose_look_up_failed_keeps_a_stop_the_venue_works_and_cancels_
         assert stop in harness.venue_client_ids()
 
         broker = harness.restart()
-        method, path = LOOKUP[name]
-        harness.fake.faults.inject("server_error", path=path, method=method, times=None)
+        fail_lookups(harness)
         after = len(harness.events)
         broker.cancel(stop)
         answer = _first_answer(harness, stop, after)
@@ -104,21 +97,8 @@ def test_a_cancel_whose_look_up_failed_withholds_an_unplaced_child_once_answered
     with _harness("bybit", tmp_path) as harness:
         assert isinstance(harness, VenueHarness)
         broker = harness.broker
-        entry = harness.order(
-            "cxfail-unplaced",
-            quantity=0.1,
-            order_type=OrderType.LIMIT,
-            price=49_000.0,
-            stop_loss=48_000.0,
-            take_profit=52_000.0,
-        )
-        stop, target = f"{entry.client_order_id}-sl", f"{entry.client_order_id}-tp"
-        broker.submit(entry)
-        harness.wait_for(
-            lambda e: any(u.status is OrderStatus.OPEN for u in updates(e, entry.client_order_id))
-        )
-        method, path = LOOKUP["bybit"]
-        harness.fake.faults.inject("server_error", path=path, method=method, times=None)
+        entry, stop, target = resting_bracket(harness, "cxfail-unplaced")
+        fail_lookups(harness)
         after = len(harness.events)
         broker.cancel(target)
         _kept(_first_answer(harness, target, after))

@@ -36,11 +36,12 @@ from tests.brokers.harness import (
     harness_for,
     updates,
 )
+from tests.brokers.resting_bracket import resting_bracket
 from tests.runtime.helpers import Action, Scripted, start_test_run
 from tradefleet_plugins.brokers.ccxt_nonce import TURN_HOLD_S
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, OrderStatus, OrderType
+from tradefleet_runtime.model import Bar, OrderStatus
 
 DELAY_MS = 800
 # Where each venue takes a bracket child's create (Binance USDⓈ-M: conditional orders apart;
@@ -304,19 +305,7 @@ def test_a_child_whose_amend_was_refused_is_never_placed(tmp_path: Path) -> None
     with harness_for("bybit", tmp_path, leverage=5) as harness:
         assert isinstance(harness, VenueHarness)
         broker = harness.broker
-        entry = harness.order(
-            "brk-refused",
-            quantity=0.1,
-            order_type=OrderType.LIMIT,
-            price=49_000.0,
-            stop_loss=48_000.0,
-            take_profit=52_000.0,
-        )
-        stop, target = f"{entry.client_order_id}-sl", f"{entry.client_order_id}-tp"
-        broker.submit(entry)
-        harness.wait_for(
-            lambda e: any(u.status is OrderStatus.OPEN for u in updates(e, entry.client_order_id))
-        )
+        entry, stop, target = resting_bracket(harness, "brk-refused")
         broker.amend(target, None, 53_000.0)
         refused = harness.wait_final(target)
         assert refused.status is OrderStatus.REJECTED

@@ -141,12 +141,18 @@ class Outcome:
 
 
 def _run(
-    folder: Path, harness: VenueHarness, bars: Iterable[Bar], orders: list[list[Step]]
+    folder: Path,
+    harness: VenueHarness,
+    bars: Iterable[Bar],
+    orders: list[list[Step]],
+    exchange: str = "binance",
+    market_type: str = "spot",
 ) -> Outcome:
     """One run of the bot on ``bars`` (its journal in ``folder``), left as a crash leaves it:
-    no stop policy, its resting orders working at the venue."""
+    no stop policy, its resting orders working at the venue. Binance spot unless ``exchange``
+    and ``market_type`` name another market (``test_ccxt_restart_person_trades`` runs USDⓈ-M)."""
     manifest = live_ccxt_manifest(
-        folder, harness, exchange="binance", market_type="spot", initial=50000
+        folder, harness, exchange=exchange, market_type=market_type, initial=50000
     )
     bot = assemble(load_manifest(manifest), PluginRegistry.discover(), folder)
     assert isinstance(bot.broker, CcxtBroker) and isinstance(bot.broker, PositionRestorer)

@@ -16,74 +16,28 @@ coin; the lot step 0.00001 BTC), and Binance USDⓈ-M, where fees are in USDT.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from tests.brokers.harness import SYMBOL, VenueHarness, harness_for
-from tests.brokers.live_manifests import live_ccxt_manifest
+from tests.brokers.harness import VenueHarness, harness_for
 from tests.brokers.test_ccxt_restart_missed_fills import (
     HOUR,
     LIMIT,
-    Orders,
     Outcome,
     Step,
     _bar,
     _live_bars,
-    _settled,
+    _run,
 )
 from tests.venues.binance.fixtures import make_ccxt_binance
-from tradefleet_plugins.brokers.ccxt_broker import CcxtBroker
 from tradefleet_plugins.brokers.ccxt_orders import trade_owner
-from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.plugins.registry import PluginRegistry
-from tradefleet_runtime.sdk import Bar, PositionRestorer, Side
-from tradefleet_runtime.session import BotSession, assemble
-from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.sdk import Bar, Side
 
 # The venue's market of each setup: (the harness, the manifest's exchange and market type).
 SPOT = ("binance-spot", "binance", "spot")
 USDM = ("binance-usdm", "binanceusdm", "linear")
-
-
-def _run(
-    folder: Path,
-    harness: VenueHarness,
-    bars: Iterable[Bar],
-    orders: list[list[Step]],
-    setup: tuple[str, str, str],
-) -> Outcome:
-    """One run of the bot on ``bars`` (its journal in ``folder``), left as a crash leaves it:
-    no stop policy, its resting orders working at the venue."""
-    _name, exchange, market_type = setup
-    manifest = live_ccxt_manifest(
-        folder, harness, exchange=exchange, market_type=market_type, initial=50000
-    )
-    bot = assemble(load_manifest(manifest), PluginRegistry.discover(), folder)
-    assert isinstance(bot.broker, CcxtBroker) and isinstance(bot.broker, PositionRestorer)
-    bot.strategy = Orders(orders)
-    journal = Journal(folder / "bot.sqlite", durable=False)
-    try:
-        session = BotSession(bot, journal, bars=bars, should_stop=threading.Event().is_set)
-        session.pacer = _settled(session)
-        engine = session.open()
-        assert session.run() == "completed"
-        session.close("completed")
-        position = engine.position(SYMBOL).quantity
-        degraded = engine.degraded_reason or ""
-    finally:
-        bot.broker.close()
-        journal.close()
-    db = sqlite3.connect(folder / "bot.sqlite")
-    try:
-        rows = db.execute("SELECT side, quantity, fee FROM fills ORDER BY ts, rowid").fetchall()
-    finally:
-        db.close()
-    return Outcome(position, degraded, [(Side(s), q, round(f, 9)) for s, q, f in rows])
 
 
 def _wait_filled(harness: VenueHarness, market: str) -> None:
@@ -108,13 +62,13 @@ def _down_and_up(
     """The bot's first run (its limit buy left resting), then, while it is down, the person's
     market orders (``person``: side, amount) on the same account and symbol, then the market
     through the bot's limit; then its second run. Both runs' outcomes."""
-    name, _exchange, market_type = setup
+    name, exchange, market_type = setup
     with harness_for(name, tmp_path, rate_limit_ms=10) as harness:
         assert isinstance(harness, VenueHarness)
         monkeypatch.setenv("TRADEFLEET_CREDENTIALS_DIR", str(harness.credentials))
         harness.broker.close()  # the bot brings its own broker
         bars: list[Bar] = []
-        first = _run(tmp_path, harness, _live_bars(bars), orders, setup)
+        first = _run(tmp_path, harness, _live_bars(bars), orders, exchange, market_type)
         hand = make_ccxt_binance(harness.fake, futures=market_type == "linear")
         for side, amount in person:
             hand.create_order(
@@ -124,7 +78,7 @@ def _down_and_up(
         harness.trade_through(LIMIT - 100)
         _wait_filled(harness, "spot" if market_type == "spot" else "usdm")
         bars.append(_bar(bars[-1].close_ts + HOUR))
-        second = _run(tmp_path, harness, bars, orders, setup)
+        second = _run(tmp_path, harness, bars, orders, exchange, market_type)
     return first, second
 
 

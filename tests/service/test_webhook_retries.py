@@ -12,7 +12,7 @@ import asyncio
 import http.client
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,21 +63,27 @@ def _keys(folder: Path) -> Path:
 
 
 @contextmanager
-def _served(folder: Path, journal: Journal) -> Iterator[tuple[BotController, int]]:
-    """The bot as ``tradefleet serve --webhook-keys`` wires it, at its first bar."""
-    controller = paper_controller(paper_manifest("tv-bot", SIGNALS, short_eurusd(folder)), journal)
-    server = HttpServer(
-        build_app(controller, webhook_routes(controller, _keys(folder))), "127.0.0.1", 0
-    )
+def _serving(controller: BotController, routes: Callable[[web.Application], None]) -> Iterator[int]:
+    """``controller`` started behind the HTTP server with ``routes``, at its first bar: the
+    server's port. Both stopped on the way out."""
+    server = HttpServer(build_app(controller, routes), "127.0.0.1", 0)
     port = server.start()
     controller.start()
     try:
         wait_for_a_bar(controller)
-        yield controller, port
+        yield port
     finally:
         server.stop()
         controller.stop()
         controller.wait(20)
+
+
+@contextmanager
+def _served(folder: Path, journal: Journal) -> Iterator[tuple[BotController, int]]:
+    """The bot as ``tradefleet serve --webhook-keys`` wires it, at its first bar."""
+    controller = paper_controller(paper_manifest("tv-bot", SIGNALS, short_eurusd(folder)), journal)
+    with _serving(controller, webhook_routes(controller, _keys(folder))) as port:
+        yield controller, port
 
 
 @contextmanager
@@ -108,16 +114,8 @@ def _served_slowly(folder: Path, journal: Journal) -> Iterator[tuple[BotControll
             bot="tv-bot",
         )
 
-    server = HttpServer(build_app(controller, add), "127.0.0.1", 0)
-    port = server.start()
-    controller.start()
-    try:
-        wait_for_a_bar(controller)
+    with _serving(controller, add) as port:
         yield controller, port
-    finally:
-        server.stop()
-        controller.stop()
-        controller.wait(20)
 
 
 def test_a_captured_request_replayed_after_a_restart_without_its_nonce_does_not_trade_again(

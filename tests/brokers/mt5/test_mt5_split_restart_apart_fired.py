@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.mt5.test_mt5_hedging_split_entry import LOT, SplitBot, _set_by_hand
-from tests.brokers.mt5.test_mt5_sltp_by_hand import PERSONS_SL, TP
+from tests.brokers.mt5.test_mt5_hedging_split_entry import LOT
+from tests.brokers.mt5.test_mt5_split_restart_journal_level import split_with_a_set_apart
 from tradefleet_plugins.brokers.mt5_reports import journal_child_whole, restart_fired_outside
 from tradefleet_runtime.sdk import OUTSIDE_TAG
 
@@ -27,12 +27,7 @@ pytestmark = pytest.mark.usefixtures("transport")  # on the emulator, and throug
 def test_a_ticket_set_apart_firing_at_the_persons_line_while_down_is_not_the_childs_fill(
     tmp_path: Path,
 ) -> None:
-    bot = SplitBot(tmp_path)
-    sl, _tp = bot.children()
-    a, _b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
-    _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
-    bot.bar()  # the poll: A outside the child, the child is B's 10,000 at 1.095
-    bot.bar()
+    bot, sl, _a = split_with_a_set_apart(tmp_path)
 
     def both_fire() -> None:
         bot.terminal.set_price("EURUSD", 1.0945)  # B's SL (the bot's 1.095)

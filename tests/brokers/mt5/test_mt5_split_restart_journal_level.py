@@ -22,15 +22,23 @@ from tradefleet_runtime.sdk import OUTSIDE_TAG
 pytestmark = pytest.mark.usefixtures("transport")  # on the emulator, and through the bridge
 
 
-def test_the_childs_sl_firing_while_down_is_its_fill_when_the_older_ticket_is_set_apart(
-    tmp_path: Path,
-) -> None:
+def split_with_a_set_apart(tmp_path: Path) -> tuple[SplitBot, str, int]:
+    """A ``SplitBot`` whose person lowered A's SL to 1.09, polled: the running bot set A apart
+    and its SL child is B's 10,000 at the bot's 1.095. The bot, its SL child's id, A's ticket.
+    (Also the setup of ``test_mt5_split_restart_apart_fired``.)"""
     bot = SplitBot(tmp_path)
     sl, _tp = bot.children()
     a, _b = sorted(p.ticket for p in bot.terminal.positions_get() or ())
     _set_by_hand(bot.terminal, a, PERSONS_SL, TP)
     bot.bar()  # the poll: A outside the child, the child is B's 10,000 at 1.095
     bot.bar()
+    return bot, sl, a
+
+
+def test_the_childs_sl_firing_while_down_is_its_fill_when_the_older_ticket_is_set_apart(
+    tmp_path: Path,
+) -> None:
+    bot, sl, a = split_with_a_set_apart(tmp_path)
 
     def childs_sl_fires() -> None:
         bot.terminal.set_price("EURUSD", 1.0945)  # B's SL (the bot's 1.095) fires, A's not
