@@ -87,6 +87,7 @@ from tradefleet_plugins.brokers.mt5_reports import (
     fill_from_deal,
     fired_level,
     fired_outside,
+    opened_lots,
     order_reports,
     ours,
     position_entries,
@@ -1711,15 +1712,17 @@ class Mt5Broker:
             # is outside when the tickets at the journal's level account for the whole
             # child (the running bot had set the closed ticket apart), else judged by the
             # oldest ticket, the journal's level maybe newer than the close.
+            fired = self._fired_lots(closers, role, parent)
             return restart_fired_outside(
                 position_id,
                 role,
                 level,
                 tickets,
                 half,
-                fired=self._fired_lots(closers, role, parent),
+                fired=fired,
                 booked=self._journaled_level(child_id),
                 journaled=self._journaled_lots(child_id),
+                opened=self._opened_lots([*(int(t.ticket) for t in tickets), *fired]),
             )
         held_for = self._child_levels.get(child_id)
         return fired_outside(
@@ -1768,6 +1771,14 @@ class Mt5Broker:
                     lots = getattr(closer, "volume", 0.0)  # a deal's
                 fired[position_id] = (level, float(lots))
         return fired
+
+    def _opened_lots(self, tickets: Iterable[int]) -> dict[int, float]:
+        """Each of ``tickets``' volume when it opened (lots), from its own deals: what a person
+        closed of a ticket by hand since does not make its entry's child look wider."""
+        opened: dict[int, float] = {}
+        for ticket in dict.fromkeys(tickets):
+            opened.update(opened_lots(self._call("history_deals_get", position=ticket) or ()))
+        return opened
 
     def _journaled_lots(self, child_id: str) -> float:
         """The quantity the journal holds SL/TP child ``child_id`` at (``restore_orders``), in
@@ -3048,7 +3059,10 @@ class Mt5Broker:
                 booked[role] = level
                 fired = self._fired_lots(history, role, parent)
                 journaled = self._journaled_lots(child_order_id(parent, role))
-                apart[role] = restart_apart(tickets, role, level, fired, half, journaled=journaled)
+                opened = self._opened_lots([*(int(t.ticket) for t in tickets), *fired])
+                apart[role] = restart_apart(
+                    tickets, role, level, fired, half, journaled=journaled, opened=opened
+                )
             found = ticket_child_reports(
                 tickets, parent, symbol, now, self._units, half, booked, apart
             )

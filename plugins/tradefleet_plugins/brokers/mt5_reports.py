@@ -48,6 +48,7 @@ POSITION_TYPE_BUY = 0
 
 _BUY_TYPES = frozenset({0, 2, 4, 6})
 _EPS = 1e-9
+_DEAL_ENTRY_IN = 0  # a deal that opened a position (the terminal's DEAL_ENTRY_IN)
 _TYPES = {
     0: OrderType.MARKET,
     1: OrderType.MARKET,
@@ -457,6 +458,7 @@ def restart_apart(
     half: float = 0.0,
     *,
     journaled: float = 0.0,
+    opened: Mapping[int, float] | None = None,
 ) -> frozenset[int]:
     """At a restart, the tickets of a hedging entry (``positions``: those open, volumes in
     lots) set apart from its ``role`` child, as the running bot had them or would set them:
@@ -477,7 +479,9 @@ def restart_apart(
     )
     if len(other) < len(positions):
         return other  # a ticket holds the child's level
-    if not journal_child_whole(positions, role, booked, fired, half, journaled=journaled):
+    if not journal_child_whole(
+        positions, role, booked, fired, half, journaled=journaled, opened=opened
+    ):
         return frozenset()  # the child still wants tickets: it follows them
     return other
 
@@ -490,23 +494,39 @@ def journal_child_whole(
     half: float = 0.0,
     *,
     journaled: float,
+    opened: Mapping[int, float] | None = None,
 ) -> bool:
     """Whether the tickets of a hedging entry at ``booked`` (the level the journal holds its
     ``role`` child at) — open (``positions``, volumes in lots) or closed on the line at it
     (``fired``: ticket -> (level, lots)) — account for the whole child the journal holds
     (``journaled``, in lots): the running bot had cut the child to them, any ticket at
     another level set apart. False when none is there (nothing tells the child's quantity
-    was theirs) or they hold less (the child was wider: its line moved on the others)."""
+    was theirs) or they hold less (the child was wider: its line moved on the others).
+    ``opened``: each ticket's volume when it opened (ticket -> lots), which a ticket counts
+    for when it is more than what it holds or closed on the line: a person may have closed
+    part of it by hand while the bot was down, which leaves the child no wider."""
     room = max(half, _EPS * max(abs(booked), 1.0))
+    first = opened or {}
     at = {
         int(p.ticket): float(p.volume)
         for p in positions
         if abs(float(getattr(p, role)) - booked) <= room
     }
     # A ticket counted once: open at the level, or closed on the line at it.
-    closed = [n for t, (was, n) in fired.items() if t not in at and abs(was - booked) <= room]
-    there = sum(at.values()) + sum(closed)
+    at.update({t: n for t, (was, n) in fired.items() if t not in at and abs(was - booked) <= room})
+    there = sum(max(lots, first.get(ticket, 0.0)) for ticket, lots in at.items())
     return there > 0.0 and there + _EPS >= journaled
+
+
+def opened_lots(deals: Iterable[Any]) -> dict[int, float]:
+    """Each position's volume when it opened (position ticket -> lots): the deal that opened
+    it (entry in: its ``volume``), among ``deals``. A position whose opening deal ``deals``
+    do not hold is absent (pure)."""
+    opened: dict[int, float] = {}
+    for deal in deals:
+        if int(getattr(deal, "entry", -1)) == _DEAL_ENTRY_IN:
+            opened.setdefault(int(deal.position_id), float(deal.volume))
+    return opened
 
 
 def restart_fired_outside(
@@ -519,6 +539,7 @@ def restart_fired_outside(
     fired: Mapping[int, tuple[float, float]],
     booked: float | None,
     journaled: float = 0.0,
+    opened: Mapping[int, float] | None = None,
 ) -> bool:
     """At a restart, whether hedging ticket ``ticket``, closed by its own ``role`` line at
     ``level`` (``fired_level``) while the bot was down, was outside its entry's child
@@ -538,7 +559,9 @@ def restart_fired_outside(
     if booked is not None and booked > 0.0:
         if abs(level - booked) <= max(half, _EPS * max(abs(booked), 1.0)):
             return False
-        if journal_child_whole(open_tickets, role, booked, fired, half, journaled=journaled):
+        if journal_child_whole(
+            open_tickets, role, booked, fired, half, journaled=journaled, opened=opened
+        ):
             return True
     return fired_outside(ticket, role, level, open_tickets, half, fired=levels)
 
