@@ -1432,16 +1432,36 @@ class Journal:
         )
         return str(rows[0][0]) if rows else None
 
+    def signal_written_by(self, signal_id: str) -> float | None:
+        """The latest wall-clock time (epoch seconds) the row of ``signal_id`` can have been
+        written at: its run's end, else (a run killed before it ended) the start of the run
+        after it, the journal being one process's at a time. None: no bound (its run is still
+        the latest, or the id is unknown)."""
+        rows = self.query(
+            "SELECT COALESCE(r.ended_at, (SELECT MIN(n.started_at) FROM runs n"
+            " WHERE n.started_at > r.started_at)) FROM signals s JOIN runs r USING (run_id)"
+            " WHERE s.signal_id = ?",
+            signal_id,
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def pending_signal_order(self, signal_id: str) -> str | None:
         """For a signal journaled pending (:meth:`begin_signal`) and never recorded: the order
         the engine named for it ('' when there is none: nothing was sent, since an order is
         journaled before the broker sees it). None when the signal is not pending.
+        :class:`SignalOrderUnknown` when the journal cannot tell its order from another
+        alert's: never a guess.
 
         Its orders are the entry orders (no parent) its run journaled after the pending mark
         whose first status carries the signal's own engine time (the row's ``ts``: the engine
-        stamps every order it journals while handling a signal with that time), so an order a
-        run that went on journaled later, for another alert, is not taken for its own. Of those,
-        the last, as ``Engine.handle_signal`` names it (a reversal: its entry, not its close).
+        stamps every order it journals while handling a signal with that time). Every signal
+        handled in the same bar shares that time, so another signal's orders are set apart:
+        the order another signal row of the run names, and every order after one, or after
+        another pending mark of the run (signals are handled one at a time: those came after
+        this signal ended). Of what is left, the last, as ``Engine.handle_signal`` names it (a
+        reversal: its entry, not its close) — unless another signal began after it, whose
+        orders before the one it names (its reversal's close) cannot be told from this
+        signal's, or another run's signal names one of them (order ids repeat across runs).
         Asked right after the engine raised handling it (nothing else ran since), or for a
         run that ended (a kill); a running process answers its own signals from what it knows.
         """
@@ -1452,22 +1472,30 @@ class Journal:
         if not rows:
             return None
         run_id, ts, reason = str(rows[0][0]), int(rows[0][1]), str(rows[0][2])
-        try:
-            mark = int(reason.removeprefix(SIGNAL_PENDING))
-        except ValueError:  # pragma: no cover - a hand-edited row: take every order of its run
-            mark = 0
+        mark = _pending_mark(reason)
         orders = self.query(
-            "SELECT client_order_id FROM (SELECT o.client_order_id, (SELECT MIN(u.id)"
+            "SELECT client_order_id, first FROM (SELECT o.client_order_id, (SELECT MIN(u.id)"
             " FROM order_updates u WHERE u.run_id = o.run_id"
             " AND u.client_order_id = o.client_order_id) AS first FROM orders o"
             " WHERE o.run_id = ? AND o.parent_id IS NULL) f"
             " WHERE first > ? AND (SELECT ts FROM order_updates WHERE id = f.first) = ?"
-            " ORDER BY first DESC LIMIT 1",
+            " ORDER BY first",
             run_id,
             mark,
             ts,
         )
-        return str(orders[0][0]) if orders else ""
+        others = self.query(
+            "SELECT run_id = ?, client_order_id, reason FROM signals WHERE signal_id != ?"
+            " AND (client_order_id != '' OR (run_id = ? AND " + _PENDING + "))",
+            run_id,
+            signal_id,
+            run_id,
+        )
+        candidates = [(str(order), int(first)) for order, first in orders]
+        try:
+            return signal_order(candidates, mark, others)
+        except SignalOrderUnknown:
+            raise SignalOrderUnknown(signal_id) from None
 
     def record_signal(
         self,
@@ -1490,6 +1518,42 @@ class Journal:
                 (signal_id, self.run_id, ts, int(accepted), reason, client_order_id, digest),
             )
         )
+
+
+class SignalOrderUnknown(Exception):
+    """The journal holds orders a pending signal may have led to but cannot tell them from
+    another alert's (:meth:`Journal.pending_signal_order`); the signal's id is the message."""
+
+
+def signal_order(
+    candidates: Sequence[tuple[str, int]], mark: int, others: Sequence[Sequence[Any]]
+) -> str:
+    """Which of ``candidates`` (entry orders of a pending signal's run and engine time after its
+    ``mark``: id and first ``order_updates.id``, in order) the signal led to, '' for none.
+    ``others``: the other signal rows (same run?, order id named, reason); pending ones are
+    of the same run. See :meth:`Journal.pending_signal_order`."""
+    named_here = {str(order) for same, order, _ in others if same and order}
+    named_elsewhere = {str(order) for same, order, _ in others if not same and order}
+    marks = [_pending_mark(str(reason)) for same, order, reason in others if same and not order]
+    if candidates and mark in marks:
+        raise SignalOrderUnknown  # handed over at the same point: which came first is unknown
+    # The first status another signal of the run that began after this one can have: after
+    # its pending mark, or (recorded, its mark gone) no later than the order it names.
+    later = [m + 1 for m in marks if m > mark]
+    later += [first for order, first in candidates if order in named_here]
+    bound = min(later, default=None)
+    own = [order for order, first in candidates if bound is None or first < bound]
+    if any(order in named_elsewhere for order in own) or (bound is not None and len(own) > 1):
+        raise SignalOrderUnknown
+    return own[-1] if own else ""
+
+
+def _pending_mark(reason: str) -> int:
+    """The order update id a pending signal row was journaled after (:data:`SIGNAL_PENDING`)."""
+    try:
+        return int(reason.removeprefix(SIGNAL_PENDING))
+    except ValueError:  # pragma: no cover - a hand-edited row: take every order of its run
+        return 0
 
 
 #: How a pending signal's reason starts (:meth:`Journal.begin_signal`); the number after it is

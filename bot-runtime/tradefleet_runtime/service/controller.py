@@ -32,6 +32,7 @@ from tradefleet_runtime.errors import (
     StrategyRefused,
 )
 from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.journal.sqlite import SignalOrderUnknown
 from tradefleet_runtime.model import (
     Bar,
     CashFlow,
@@ -80,6 +81,7 @@ from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.param_types import type_mismatch
 from tradefleet_runtime.service.quality import RollingQuality
+from tradefleet_runtime.service.webhook import WebhookConfig
 from tradefleet_runtime.session import STOP_CANCEL_WAIT_S, Bot, BotSession
 from tradefleet_runtime.spec import Mode
 from tradefleet_runtime.spec.checks import config_hash, plugin_context
@@ -96,6 +98,10 @@ HEARTBEAT_S = 0.5
 # Waits between tries of a venue that cannot be reached at start: doubling from the first.
 VENUE_WAIT_FIRST_S = 2.0
 VENUE_WAIT_MAX_S = 60.0
+# How long before a webhook request a row under one of its former ids can have been written by
+# the same request: the first attempt and the retry each reached the bot within the window of
+# the request's timestamp (``tradefleet serve`` uses the default window).
+FORMER_ID_MAX_AGE_S: float = 2 * WebhookConfig.replay_window_s
 
 
 class BotController:
@@ -640,8 +646,9 @@ class BotController:
         an order; with other content it is refused (``SignalConflict``).
 
         ``former_ids``: the ids an older release journaled the same request under (the
-        webhook's, before its ids changed). One journaled with the same content answers with
-        its first outcome; they only ever answer, nothing is journaled under them.
+        webhook's, before its ids changed). One journaled with the same content, by a run that
+        can have written it within the webhook's window of this request, answers with its first
+        outcome; they only ever answer, nothing is journaled under them.
 
         The id is journaled pending before the engine sees the signal, so a process killed
         between the signal's order and its outcome leaves a trace: a retry after the restart is
@@ -653,7 +660,7 @@ class BotController:
             if signal.signal_id:
                 first = self._first_outcome(signal.signal_id, digest)
                 if first is None:
-                    first = self._former_outcome(former_ids, digest)
+                    first = self._former_outcome(former_ids, digest, signal.received_at)
                 if first is not None:
                     return first
             self._engine_to_change()  # a repeat is answered even when stopped; nothing new
@@ -733,7 +740,7 @@ class BotController:
             # other alerts' (the bot went on after the journal failed).
             first = self._kept_outcome(signal_id, digest)
         elif run is not None:
-            pending = self.journal.pending_signal_order(signal_id)
+            pending = self._pending_order(signal_id)
             if not pending:
                 return None
             log.warning(
@@ -753,29 +760,40 @@ class BotController:
         refused, pointing at the orders, never answered as new nor with another order."""
         result = self._unjournaled.get(signal_id)
         if result is None:
-            raise NotNow(
-                f"signal {signal_id!r} was handled but its outcome could not be journaled; "
-                "it is not sent again: check `tradefleet orders` for what it placed",
-                "signal_id",
-            )
+            raise _unknown_outcome(signal_id)
         try:
             self._record_outcome(signal_id, self._engine().now, result, digest)
         except Exception:  # still failing: the answer is known all the same
             log.warning("signal %s: its outcome still could not be journaled", signal_id)
         return result.accepted, result.reason, result.client_order_id
 
-    def _former_outcome(self, former_ids: Sequence[str], digest: str) -> SignalResult | None:
+    def _pending_order(self, signal_id: str) -> str | None:
+        """:meth:`Journal.pending_signal_order`; refused (:func:`_unknown_outcome`) when the
+        journal cannot tell the signal's order from another alert's: never a guess."""
+        try:
+            return self.journal.pending_signal_order(signal_id)
+        except SignalOrderUnknown:
+            raise _unknown_outcome(signal_id) from None
+
+    def _former_outcome(
+        self, former_ids: Sequence[str], digest: str, received_at: float
+    ) -> SignalResult | None:
         """The first outcome journaled under one of ``former_ids`` with this content (None:
         none). Another content under a former id is another alert (a sender reusing a nonce),
-        not a conflict: former ids come from unsigned headers and identify nothing alone."""
+        not a conflict: former ids come from unsigned headers and identify nothing alone. So is
+        a row written before this request's window (:func:`former_row_in_window`): the same
+        text and a reused nonce, not a retry."""
         for former in former_ids:
             first = self.journal.signal_outcome(former)
             if first is None or self.journal.signal_digest(former) != digest:
                 continue
+            written_by = self.journal.signal_written_by(former)
+            if not former_row_in_window(written_by, received_at or time.time()):
+                continue
             if self.journal.pending_signal_run(former) is not None:
                 # Left pending by a killed older release: answered with the order it led to;
                 # none means nothing was sent, and this is a new signal.
-                order = self.journal.pending_signal_order(former)
+                order = self._pending_order(former)
                 if not order:
                     continue
                 first = (True, "", order)
@@ -1013,6 +1031,25 @@ class BotController:
             if age > max(3 * expected, 10.0):
                 return False, f"no bar for {age:.0f}s"
         return True, "ok"
+
+
+def former_row_in_window(written_by: float | None, received_at: float) -> bool:
+    """Whether a row under a former id, written no later than ``written_by`` (wall clock;
+    None: its run may be writing still), can be the same request as one received at
+    ``received_at``: written at most :data:`FORMER_ID_MAX_AGE_S` before it. Exact, from the
+    runs' wall-clock times; the row's ``ts`` is the engine's bar time, not when it was
+    written."""
+    return written_by is None or written_by >= received_at - FORMER_ID_MAX_AGE_S
+
+
+def _unknown_outcome(signal_id: str) -> NotNow:
+    """A signal handled, whose order the bot cannot name for sure: refused (409 at the
+    webhook), never handled again nor answered with another alert's order."""
+    return NotNow(
+        f"signal {signal_id!r} was handled but its outcome could not be journaled; "
+        "it is not sent again: check `tradefleet orders` for what it placed",
+        "signal_id",
+    )
 
 
 def _refusal(error: ValueError) -> tuple[str, str]:
