@@ -361,6 +361,32 @@ def _cancel_unanswered(client_order_id: str, failure: Failure) -> OrderUpdate:
     )
 
 
+# A cancel whose look-up keeps failing is asked again after 1, 2, 4, ... polls, at most this many
+# apart: a failure that lasts (a venue refusing the look-up for a reason no retry changes, an
+# endpoint answering 5xx) is not asked, and its retries waited out, at every poll.
+_LOOKUP_WAIT_MAX_POLLS = 64
+# After this many failed look-ups in a row the cancel is said again, once: it has lasted.
+_LOOKUP_SAID_AFTER = 5
+
+
+def _lookup_wait_polls(failed: int) -> int:
+    """How many polls after its ``failed``-th failed look-up in a row a cancel is asked again."""
+    return int(min(2 ** max(failed - 1, 0), _LOOKUP_WAIT_MAX_POLLS))
+
+
+def _cancel_lasting(client_order_id: str, failure: Failure, failed: int) -> OrderUpdate:
+    """The cancel of ``_cancel_unanswered`` said again, once, when its look-up has failed
+    ``failed`` times in a row: still OPEN (the venue may hold the order), for a person to see
+    that the cancel is not made and why."""
+    return _kept_unanswered(
+        client_order_id,
+        failure,
+        f"cancel still not made after {failed} look-ups",
+        f", the cancel asked again at most every {_LOOKUP_WAIT_MAX_POLLS} polls until the "
+        "venue answers",
+    )
+
+
 def _kept_unanswered(client_order_id: str, failure: Failure, what: str, then: str) -> OrderUpdate:
     """An order kept as it was after a change to it (``what``) the venue could not be asked
     about: OPEN with the failure's code."""
@@ -433,9 +459,14 @@ class CcxtBroker:
         # (market, venue id, client id). A copy left working would act on a later position.
         self._stale: list[tuple[str, str, str]] = []
         # Cancels the venue did not take (a fault outlasted the request's retries), by client
-        # id, with their code: asked again at each poll until the order ends. A bracket's
+        # id, with their code: asked again at the next poll until the order ends (one whose
+        # look-up keeps failing, slower: ``_lookups_failed``). A bracket's
         # other child left working would act on a later position.
         self._cancels_due: dict[str, ReasonCode] = {}
+        # Client id -> (its look-ups failed in a row, the poll it is asked again at) of a
+        # cancel due whose look-up failed (``_lookup_wait_polls``); ``_polls`` counts cycles.
+        self._lookups_failed: dict[str, tuple[int, int]] = {}
+        self._polls = 0
         # Bracket children cancelled before they were placed, or whose amend was refused as
         # not at the venue: never placed.
         self._withheld: set[str] = set()
@@ -2463,11 +2494,27 @@ class CcxtBroker:
         except VenueFailure as error:
             # The venue could not be asked (its retries spent): it may hold the order. Not
             # "cancelled before it was placed" (a child withheld while the venue works it):
-            # kept as it was, and asked again at the next poll (said once).
+            # kept as it was, and asked again at the next poll, then slower (said when first
+            # kept, and once more when it has lasted).
             self._cancels_due[client_order_id] = code
+            failed = self._lookups_failed.get(client_order_id, (0, 0))[0] + 1
+            self._lookups_failed[client_order_id] = (
+                failed,
+                self._polls + _lookup_wait_polls(failed),
+            )
             if not again:
                 self._emit(_cancel_unanswered(client_order_id, error.failure))
+            elif failed == _LOOKUP_SAID_AFTER:
+                log.warning(
+                    "ccxt broker: cancel of %s still not made, its look-up failed %d times "
+                    "(kept open, asked again slower): %s",
+                    client_order_id,
+                    failed,
+                    error.failure.message,
+                )
+                self._emit(_cancel_lasting(client_order_id, error.failure, failed))
             return
+        self._lookups_failed.pop(client_order_id, None)
         if tracked is None and self._withhold(client_order_id, code):
             return
         if tracked is None or tracked.final_sent:
@@ -3106,6 +3153,7 @@ class CcxtBroker:
         # The credential files are looked at each cycle, not only before a request: the
         # broker says it is not connected while they cannot be read, even with nothing to poll.
         venue.refresh_credentials()
+        self._polls += 1
         if self._stale:
             await self._cancel_stale()
         if self._cancels_due:
@@ -3135,6 +3183,10 @@ class CcxtBroker:
         left to the poll to report)."""
         due, self._cancels_due = self._cancels_due, {}
         for client_order_id, code in due.items():
+            failed = self._lookups_failed.get(client_order_id)
+            if failed is not None and failed[1] > self._polls:
+                self._cancels_due.setdefault(client_order_id, code)  # not yet: its look-up
+                continue
             tracked = self._tracked.get(client_order_id)
             # None: an order whose look-up failed (``_cancel``), looked up again.
             if tracked is None or not tracked.final_sent:
