@@ -2300,6 +2300,12 @@ class Mt5Broker:
         self._seen_deals.forget_before(self._poll_from - _DAY)
         # A read that failed (None: the terminal answers () when there is none) is no news:
         # read as empty, it would end every resting order and every bracket child the bot has.
+        # The positions before the orders: a resting exit that fills in part between the two
+        # reads then shows its rest against the position from before the fill, which holds
+        # more — never its volume from before the fill against a position that already holds
+        # less, whose covered rest ``_cancel_reduce_only_beyond`` would remove. (The bot sends
+        # nothing meanwhile: its requests go out on this thread.)
+        held = self._call("positions_get")
         orders = self._call("orders_get")
         resting = ours(orders, self._magic)
         live = {int(o.ticket) for o in resting}
@@ -2310,7 +2316,6 @@ class Mt5Broker:
             self._booked.pop(client_order_id, None)
             self._resting_gone(ticket, client_order_id, events)
         events.extend(self._report_moved_pending(resting))
-        held = self._call("positions_get")
         positions = {int(p.ticket): p for p in ours(held, self._magic)}
         for child_id, (position, role) in list(self._children.items()) if held is not None else ():
             left = self._ticket_left(child_id, position, positions)
@@ -2341,7 +2346,8 @@ class Mt5Broker:
     ) -> list[OrderUpdate]:
         """Netting: the bot's reduce-only orders resting at the terminal (``resting``, from the
         poll's ``orders_get``) for more than the bot's position holds against them
-        (``positions``: the bot's, by ticket) — its stop-loss or a person closed it, an
+        (``positions``: the bot's, by ticket, read before the orders, so an exit's fill between
+        the reads only makes it look smaller) — its stop-loss or a person closed it, an
         exit filled — removed and reported cancelled, naming the position. The terminal knows
         no reduce-only, so such an order would open (or reverse into) a position when the
         market reaches it. MT5 cannot change a pending order's volume (TRADE_ACTION_MODIFY
