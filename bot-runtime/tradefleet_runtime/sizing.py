@@ -37,6 +37,7 @@ def leverage_cap_quantity(
     closing: float = 0.0,
     closing_slippage: float | None = None,
     closing_price: float | None = None,
+    closing_loss: float = 0.0,
 ) -> float:
     """The most an order at ``price`` may open under ``max_leverage``: its fill, at ``price``
     moved ``slippage`` (a fraction) against the bot, taken at ``max_leverage`` as margin, plus
@@ -56,12 +57,19 @@ def leverage_cap_quantity(
     under it cost 25% more than priced at the limit, and the entry was refused again. The
     sizers pass the worse (higher) of the mark and the entry's price.
 
+    ``closing_loss``: what the closing part loses at its own fill, certain before what opens
+    does (a buy stop above the mark closing a short books the move from the mark to the
+    trigger), out of ``equity`` too: the cap holds at the fill, not at the mark. 0 (the
+    default, and every call that passes nothing) leaves the arithmetic as it was.
+
     Without costs: ``equity × max_leverage / price``, bit for bit as before costs were counted.
     0 when there is no equity or price (NaN included: a blank account bounds to nothing)."""
     if closing:
         close_slippage = slippage if closing_slippage is None else closing_slippage
         close_price = price if closing_price is None else closing_price
         equity = equity - closing_room(closing, close_price, taker_fee, close_slippage)
+    if closing_loss > 0.0:
+        equity = equity - closing_loss
     if not (equity > 0 and price > 0):
         return 0.0
     if not taker_fee and not slippage:

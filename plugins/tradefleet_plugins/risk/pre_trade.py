@@ -34,6 +34,7 @@ from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.rolling_corr import RollingReturns
 from tradefleet_plugins.risk.rolling_corr import correlation as correlation  # part of this API
 from tradefleet_plugins.risk.rules import DayClock, entry_symbols, local_weekday_minute
+from tradefleet_plugins.risk.sizing import loss_text, loss_to_trigger
 from tradefleet_runtime.sdk import (
     Bar,
     Instrument,
@@ -316,8 +317,18 @@ def exposure_refusal(
     exposure and margin with it, so each cap judges what the order leaves (the position's
     value at the mark, as ``gross`` counts it). ``gross`` and ``in_group_values``: the open
     positions' and working entries' values (the order's group's); ``pending_here``: the
-    signed quantities the symbol's working buy and sell entries add."""
-    symbol, equity = intent.symbol, ctx.equity
+    signed quantities the symbol's working buy and sell entries add.
+
+    Each cap reads the equity at the fill: less what a stop's closing part loses moving the
+    position from the mark to its trigger (``sizing.loss_to_trigger``), booked before what it
+    opens needs its margin. Without it a buy stop at 110 reversing a short of 400 at mark 100
+    passed the free margin on 10,000 while the close left 6,000 under what it opened."""
+    symbol = intent.symbol
+    loss = loss_to_trigger(intent, ctx, price, closing)
+    equity = ctx.equity - loss if loss > 0.0 else ctx.equity
+    counted = loss_text(loss, price)
+    if equity <= 0.0:  # the close's loss takes it all: nothing may open (and no x-equity text)
+        return RiskDecision.veto(f"no equity left to open on{counted}", "free_margin")
     notional = (quantity - closing) * price
     if closing > 0.0:
         held = ctx.positions[symbol]  # ``closing`` is of a position held
@@ -328,14 +339,14 @@ def exposure_refusal(
     free = equity - (gross - released) / leverage
     if notional / leverage > free + 1e-9:
         return RiskDecision.veto(
-            f"order margin {notional / leverage:,.2f} exceeds free margin {free:,.2f}",
+            f"order margin {notional / leverage:,.2f} exceeds free margin {free:,.2f}{counted}",
             "free_margin",
         )
     after = gross - released + notional
     if p.max_gross_exposure and after > p.max_gross_exposure * equity + 1e-9:
         return RiskDecision.veto(
             f"gross exposure would be {after / equity:.0%} of equity "
-            f"(cap {p.max_gross_exposure:.0%})",
+            f"(cap {p.max_gross_exposure:.0%}){counted}",
             "gross_exposure",
         )
     group = p.groups.get(symbol) if p.group_cap else None
@@ -344,7 +355,7 @@ def exposure_refusal(
         if in_group > p.group_cap * equity + 1e-9:
             return RiskDecision.veto(
                 f"group {group} would hold {in_group / equity:.0%} of equity "
-                f"(cap {p.group_cap:.0%})",
+                f"(cap {p.group_cap:.0%}){counted}",
                 "group_cap",
             )
     cap = p.max_leverage_per_symbol.get(symbol, p.max_leverage)
@@ -366,7 +377,8 @@ def exposure_refusal(
         )
         if size * price > cap * equity + 1e-9:
             return RiskDecision.veto(
-                f"{symbol} would be {size * price / equity:.1f}x equity (at most {cap:.10g}x)",
+                f"{symbol} would be {size * price / equity:.1f}x equity (at most {cap:.10g}x)"
+                f"{counted}",
                 "max_leverage",
             )
     return None

@@ -65,7 +65,12 @@ def leverage_cap(
     the instrument's fee and slippage (a market close's) and at ``closing_price``. Without it
     a reversal's entry sized at the cap (``ctx.close`` + an entry, on a 5x perpetual at
     max_leverage 5) came a few units over the equity the close's fee and slippage left, and
-    the broker refused it: the bot ended flat instead of reversed."""
+    the broker refused it: the bot ended flat instead of reversed.
+
+    And room for what the order's own closing part loses at its stop (``loss_to_trigger``):
+    the equity the opening part's margin stands on at the fill. Without it a buy stop of 900
+    at 110 reversing a short of 400 at mark 100 opened 454 on 10,000 at max_leverage 5, 8.3x
+    the 6,000 the close left."""
     instrument = ctx.instrument
     return leverage_cap_quantity(
         ctx.equity,
@@ -75,7 +80,30 @@ def leverage_cap(
         closing + closed_by_exits(intent, ctx),
         instrument.slippage,
         closing_price(intent, ctx, price),
+        loss_to_trigger(intent, ctx, price, closing),
     )
+
+
+def loss_to_trigger(intent: OrderIntent, ctx: RiskContext, price: float, closing: float) -> float:
+    """What ``closing``, the order's own closing part, loses filling at ``price`` rather than
+    the mark the equity was read at: the position's move from the mark to a stop on its losing
+    side (a buy stop above the mark closing a short, a sell stop below it closing a long), a
+    loss booked before what the order opens needs its margin. 0 for a market or limit order (a
+    marketable limit fills at the mark, a resting one on the position's winning side), a stop
+    on the winning side, no closing part, or no mark. The exits working ahead (``ctx.close``)
+    fill at the mark: nothing to count for them."""
+    if closing <= 0.0 or intent.order_type is not OrderType.STOP:
+        return 0.0
+    mark = ctx.mark(intent.symbol)
+    move = (price - mark) * intent.side.sign
+    if not (mark > 0.0 and move > 0.0):
+        return 0.0
+    return closing * move
+
+
+def loss_text(loss: float, price: float) -> str:
+    """What a cap's reason adds when it counted ``loss_to_trigger`` (an empty text otherwise)."""
+    return f" (its close loses {loss:.10g} to {price:.10g} first)" if loss > 0.0 else ""
 
 
 def leverage_capped(
@@ -115,7 +143,7 @@ def sized_within_leverage(
     bounded. A position an exit already works for (``ctx.close`` before a reversal's entry)
     is closed by that exit, not by this order, whose whole quantity then opens. The cap leaves
     room for the fill's fee and slippage, and for those of the closing part and of the exit
-    (``leverage_cap``)."""
+    (``leverage_cap``), and for what the closing part loses at its stop (``loss_to_trigger``)."""
     quantity = intent.quantity
     if quantity is None or intent.reduce_only:
         return _APPROVE
@@ -125,10 +153,11 @@ def sized_within_leverage(
     if quantity - closing <= cap:
         return _APPROVE
     capped = to_step(closing + cap, ctx.instrument)
+    loss = loss_to_trigger(intent, ctx, price, closing)
     why = (
         f"{plugin}: {quantity - closing:.10g} {intent.symbol} opened is "
-        f"{(quantity - closing) * price / ctx.equity:.2f}x equity"
-        if cap > 0
+        f"{(quantity - closing) * price / ctx.equity:.2f}x equity{loss_text(loss, price)}"
+        if cap > 0 or (loss > 0.0 and ctx.equity > 0.0)
         else f"{plugin}: no price or equity to bound {quantity:.10g} {intent.symbol}"
     )
     if capped <= 0.0 or capped < ctx.instrument.min_quantity:
