@@ -53,6 +53,9 @@ from tradefleet_runtime.model import (
 
 RECONCILED_REASON = "reconciled"
 ADOPTED_REASON = "reconciliation: venue position adopted"
+# The status-log reasons of a fill booked at a restart (``fill_statuses``).
+DOWN_FILLED_REASON = "filled at the venue while the bot was down"
+DOWN_PART_REASON = "filled in part at the venue while the bot was down"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,54 @@ class ReconcilePlan:
         if self.mismatches:
             parts.append("MISMATCH: " + "; ".join(self.mismatches))
         return ", ".join(parts)
+
+
+def closed_reason(report: OrderReport) -> str:
+    """The status-log reason of an order the venue closed while the bot was down."""
+    return f"{report.status.value} at the venue while the bot was down"
+
+
+@dataclass(frozen=True)
+class FillStatus:
+    """How a fill booked at a restart reads in its order's status log: the order's status
+    after it, why, and the venue's order id when the row is the venue's last word on it."""
+
+    status: OrderStatus
+    reason: str
+    venue_order_id: str | None = None
+
+
+def fill_statuses(plan: ReconcilePlan) -> tuple[tuple[FillStatus, ...], frozenset[str]]:
+    """The status row of each fill ``plan`` books (its ``missed_fills``, then its
+    ``adjustments``), and the closed orders whose closing row the last of their fills' rows
+    already is (written, it would only repeat it).
+
+    One row per event, each saying what was found: a fill leaves its order ``filled`` only
+    when it is the last missed fill of an order the venue reports filled, and that row is the
+    venue's word (``closed_reason``, the venue's order id). Any other fill of an order the
+    venue closed (cancelled after a part) or still works (adopted) left it filled in part: a
+    part-fill logged ``filled`` then ``cancelled`` is a false trail. A fill of an order the
+    plan has no report of keeps ``filled`` (the journal does not know what is left of it)
+    under the venue's word; a position adopted from the venue, under ``ADOPTED_REASON``."""
+    closed = dict(plan.closed)
+    adopted = {report.client_order_id for report in plan.adopted}
+    last = {fill.client_order_id: i for i, fill in enumerate(plan.missed_fills)}
+    rows: list[FillStatus] = []
+    said: set[str] = set()
+    for i, fill in enumerate(plan.missed_fills):
+        order_id = fill.client_order_id
+        report = closed.get(order_id)
+        if report is not None and report.status is OrderStatus.FILLED and last[order_id] == i:
+            rows.append(
+                FillStatus(OrderStatus.FILLED, closed_reason(report), report.venue_order_id)
+            )
+            said.add(order_id)
+        elif report is not None or order_id in adopted:
+            rows.append(FillStatus(OrderStatus.PARTIALLY_FILLED, DOWN_PART_REASON))
+        else:
+            rows.append(FillStatus(OrderStatus.FILLED, DOWN_FILLED_REASON))
+    rows.extend(FillStatus(OrderStatus.FILLED, fill.reason) for fill in plan.adjustments)
+    return tuple(rows), frozenset(said)
 
 
 def _net_positions(fills: Iterable[Fill]) -> dict[str, Position]:
@@ -437,10 +488,15 @@ def plan_reconciliation(
 
 __all__ = [
     "ADOPTED_REASON",
+    "DOWN_FILLED_REASON",
+    "DOWN_PART_REASON",
     "RECONCILED_REASON",
+    "FillStatus",
     "ReconcilePlan",
     "adopted_order",
     "booked_fill",
+    "closed_reason",
+    "fill_statuses",
     "order_from_report",
     "plan_reconciliation",
     "position_drift",

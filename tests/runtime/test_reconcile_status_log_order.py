@@ -1,8 +1,9 @@
 """A restart's reconciliation journals each order it carries over in the new run *before* the
 fills the order had while the bot was down (``Engine.restore_from_venue``): the order's status
 log in that run reads carried over, then its fills, then the venue's word — never a fill, then
-pending again. Both for an order the venue has closed meanwhile and for one still working
-there (adopted), a bracket's stop-loss filled in part while the bot was down."""
+pending again, and a part that filled reads ``partially_filled``, never ``filled``. Both for an
+order the venue has closed meanwhile and for one still working there (adopted), a bracket's
+stop-loss filled in part while the bot was down."""
 
 from __future__ import annotations
 
@@ -65,7 +66,11 @@ def test_an_order_filled_while_down_is_journaled_carried_over_before_its_fill(
         )
     finally:
         journal.close()
-    assert log[0] == ("pending", "carried over"), log
-    assert log[-1] == last, log
-    assert "pending" not in [status for status, _ in log[1:]], log
+    # Carried over, the part that filled while down (in part: never ``filled``, nor a bare
+    # row), then the venue's word.
+    assert log == [
+        ("pending", "carried over"),
+        ("partially_filled", "filled in part at the venue while the bot was down"),
+        last,
+    ], log
     assert fills == [("r2", pytest.approx(0.04))]  # booked once, in this run

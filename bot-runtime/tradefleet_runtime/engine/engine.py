@@ -127,9 +127,12 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.reconcile import (
+    FillStatus,
     ReconcilePlan,
     adopted_order,
     booked_fill,
+    closed_reason,
+    fill_statuses,
     order_from_report,
 )
 from tradefleet_runtime.signals import Signal
@@ -3269,7 +3272,6 @@ class Engine:
         """
         self._replay(state)
         self._carry()  # fills missed while down are this run's: journaled in it
-        adopted_ids = {report.client_order_id for report in plan.adopted}
         journaled = {order.client_order_id: order for order, _ in state.working}
         journaled.update({order.client_order_id: order for order in state.unacknowledged})
         # An order's status log lives in the run that journaled it: one carried over is
@@ -3278,25 +3280,26 @@ class Engine:
         adopted = self._journal_carried_over(plan, journaled, now)
         flows = sorted(missed_flows, key=lambda flow: flow.ts)
         done = 0
-        for fill in (*plan.missed_fills, *plan.adjustments):
+        # Each fill's status row says what was found (a part of an order later cancelled is
+        # ``partially_filled``); the last fill of an order the venue filled says the venue's
+        # word, which is then not written again below.
+        statuses, said = fill_statuses(plan)
+        for fill, status in zip((*plan.missed_fills, *plan.adjustments), statuses, strict=True):
             while done < len(flows) and flows[done].ts <= fill.ts:
                 if self._on_cash_flow(flows[done]):
                     self._flows_caught_up.append(flows[done])
                 done += 1
-            self._apply_reconciled_fill(
-                fill,
-                OrderStatus.PARTIALLY_FILLED
-                if fill.client_order_id in adopted_ids
-                else OrderStatus.FILLED,
-            )
+            self._apply_reconciled_fill(fill, status)
         for symbol, position in self.portfolio.open_positions.items():
             self.portfolio.marks.setdefault(symbol, position.average_price)
         for order_id, report in plan.closed:
+            if order_id in said:
+                continue
             self.journal.update_order(
                 order_id,
                 report.status,
                 report.ts or now,
-                f"{report.status.value} at the venue while the bot was down",
+                closed_reason(report),
                 report.venue_order_id,
             )
         for order_id in plan.never_sent:
@@ -3642,16 +3645,24 @@ class Engine:
         follower.protect_filled(parent, total)
         return len(placed) + len(resized)
 
-    def _apply_reconciled_fill(self, fill: Fill, status: OrderStatus) -> None:
+    def _apply_reconciled_fill(self, fill: Fill, status: FillStatus) -> None:
         """A fill the venue reports and the journal lacked: booked and journaled like any fill,
-        but not shown to the strategy (it has not started; it rebuilds from history)."""
+        under the status row ``status`` (``fill_statuses``), but not shown to the strategy (it
+        has not started; it rebuilds from history)."""
         portfolio = self.portfolio
         trades_before = len(portfolio.trades)
         portfolio.apply(fill)
         closed = [
             (seq, portfolio.trades[seq]) for seq in range(trades_before, len(portfolio.trades))
         ]
-        self.journal.record_fill(fill, portfolio.positions[fill.symbol], status, closed)
+        self.journal.record_fill(
+            fill,
+            portfolio.positions[fill.symbol],
+            status.status,
+            closed,
+            reason=status.reason,
+            venue_order_id=status.venue_order_id,
+        )
         self.stats.fills += 1
         if fill.reason in _VENUE_CHANGES:
             self._changed_outside(fill, portfolio.positions[fill.symbol].quantity)

@@ -73,6 +73,9 @@ class JournalWriter(Protocol):
         position: Position,
         order_status: OrderStatus,
         trades: Iterable[tuple[int, Trade]] = (),
+        *,
+        reason: str = "",
+        venue_order_id: str | None = None,
     ) -> None: ...
 
     def record_risk(

@@ -107,6 +107,9 @@ class DiscardingJournal:
         position: Position,
         order_status: OrderStatus,
         trades: Iterable[tuple[int, Trade]] = (),
+        *,
+        reason: str = "",
+        venue_order_id: str | None = None,
     ) -> None:
         pass
 

@@ -529,13 +529,25 @@ class Journal:
         position: Position,
         order_status: OrderStatus,
         trades: Iterable[tuple[int, Trade]] = (),
+        *,
+        reason: str = "",
+        venue_order_id: str | None = None,
     ) -> None:
         """A fill, the position it leaves, its order's status and any trade it closed: one
-        transaction, so a crash never leaves one without the others."""
+        transaction, so a crash never leaves one without the others. The status row says no
+        reason of a fill the bot saw as it came; ``reason`` (and ``venue_order_id``): what a
+        restart found the fill with (``reconcile.fill_statuses``)."""
         run = self.run_id
         fill_row = _fill_row(run, fill)
         position_row = _position_row(run, position, fill.ts)
-        update_row = (run, fill.client_order_id, fill.ts, order_status + "", "", None)
+        update_row = (
+            run,
+            fill.client_order_id,
+            fill.ts,
+            order_status + "",
+            reason,
+            venue_order_id,
+        )
         if self.batched:
             # The position's and the order's latest rows replace the batch's earlier ones (see
             # the module).

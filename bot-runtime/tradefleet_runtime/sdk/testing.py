@@ -426,10 +426,15 @@ class _RecordingJournal(Journal):
         position: Position,
         order_status: OrderStatus,
         trades: Iterable[tuple[int, Trade]] = (),
+        *,
+        reason: str = "",
+        venue_order_id: str | None = None,
     ) -> None:
-        super().record_fill(fill, position, order_status, trades)
+        super().record_fill(
+            fill, position, order_status, trades, reason=reason, venue_order_id=venue_order_id
+        )
         self.fills.append(fill)
-        self._set_status(fill.client_order_id, order_status, "", fill.quantity)
+        self._set_status(fill.client_order_id, order_status, reason, fill.quantity)
 
     def _set_status(
         self, order_id: str, status: OrderStatus, reason: str, filled: float = 0.0
