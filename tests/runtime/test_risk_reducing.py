@@ -82,8 +82,9 @@ def test_a_plain_sell_of_the_held_quantity_passes_the_breakers_tier_2() -> None:
 
 
 def test_a_halted_bot_lets_a_plain_exit_through_but_nothing_more() -> None:
-    """The gate lets reductions through a halt: a sell of the held 10 passes; a second sell of
-    10 with the first still working would open a short, and is refused; a sell of 11 too."""
+    """The gate lets reductions through a halt: a sell of 11 with 10 held goes as its closing
+    part, a reduce-only 10 (``test_halt_lock_closing_part.py``); the two sells of 10 after it,
+    with that 10 still working, would open a short, and are refused. Flat, never short."""
     journal = Journal(":memory:")
 
     def exits(context: Any, bar: Bar) -> None:
@@ -98,11 +99,18 @@ def test_a_halted_bot_lets_a_plain_exit_through_but_nothing_more() -> None:
     engine.halt("test", "kill switch")
     engine.run(bars[2:])
     assert _decisions(journal) == [
+        (
+            "engine.halted",
+            "shrink",
+            "bot is halted: kill switch; the sell of 11 cut to the 10 closing the TEST position,"
+            " sent reduce-only",
+        ),
         ("engine.halted", "veto", "bot is halted: kill switch"),
         ("engine.halted", "veto", "bot is halted: kill switch"),
     ]
     assert _orders(journal) == [(10.0, 1)]
     assert engine.position("TEST").quantity == 0
+    assert not engine.open_orders("TEST")
 
 
 def test_a_brackets_children_leave_the_position_to_be_closed() -> None:

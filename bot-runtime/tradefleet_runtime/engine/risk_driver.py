@@ -22,6 +22,13 @@ was to open, and once it fills the account is flat — reduce-only children ther
 nothing, be shown as protection of a position that does not exist, and at a venue stay working
 for a later position of the symbol. A reversal still opening after its cut keeps its bracket.
 
+The gate refuses what an order opens under a halt or a risk lock, never what it closes: an
+order past the position there is cut to its closing part (``gate_cut``: what ``reducible``
+leaves, net of the exits already working), a shrink journaled and counted as the gate's
+decision (``engine.halted``, ``engine.locked``), and goes on as an exit would: reduce-only,
+without its bracket (``bracket_dropped``), through the chain. With nothing left to close it is
+vetoed whole, as is every order under a pause.
+
 Before any of that, an intent no venue could work is refused (``intent_problem``,
 ``stops_problem``), by ``engine.order``, naming the field: a quantity or price that is not a
 positive finite number (a stop from an indicator not warmed up is NaN, and a NaN stop never
@@ -65,6 +72,9 @@ _INVALID_PRICE = ReasonCode.INVALID_PRICE.value
 _INVALID_STOPS = ReasonCode.INVALID_STOPS.value
 # Relative tolerance of "no more than is held": quantities are sums of fills and float.
 _HELD_TOLERANCE = 1e-9
+#: The gate's rules (``TradingState.gate``) that let an order's closing part through
+#: (``gate_cut``): a halt and a risk lock. A pause refuses the whole order, as it always did.
+GATE_CUTS = frozenset({"engine.halted", "engine.locked"})
 
 #: What an ``intent-only`` plugin is handed instead of the account: no time, NaN figures, no
 #: positions, marks, stops or closable quantities (read-only), so a plugin that declared
@@ -188,6 +198,29 @@ def closes_only(quantity: float, left: float) -> bool:
     return left > 0.0 and quantity <= left * (1.0 + _HELD_TOLERANCE)
 
 
+def gate_cut(
+    rule: str, veto: RiskDecision, intent: OrderIntent, left: float
+) -> RiskDecision | None:
+    """What the trading-state gate makes of ``intent`` when it refuses it by ``rule`` with
+    ``veto`` (pure): under a halt or a risk lock (``GATE_CUTS``), an order past the position —
+    ``left`` of it still to close on its side, ``reducible``'s figure, net of the exits already
+    working — is shrunk to that closing part (it goes reduce-only, without its bracket: module
+    docstring); a halt or a lock stops what an order opens, never what it closes. None when the
+    veto stands: another rule (a pause), nothing left to close (the order opens or adds, or
+    working exits close it all already), or no size (a sizer's to give, and sizers size
+    entries only)."""
+    quantity = intent.quantity
+    if rule not in GATE_CUTS or quantity is None or not left > 0.0:
+        return None
+    cut = min(quantity, left)
+    return RiskDecision.shrink(
+        cut,
+        f"{veto.reason}; the {intent.side.value} of {quantity:.10g} cut to the {cut:.10g} "
+        f"closing the {intent.symbol} position, sent reduce-only",
+        veto.code,
+    )
+
+
 def drops_bracket(reduce_only: bool, reduce_only_before: bool, bracketed: bool) -> bool:
     """Whether an order goes without its stop-loss and take-profit (pure): it has them
     (``bracketed``), and it is ``reduce_only`` only because the chain or the lot step shrank it
@@ -263,8 +296,21 @@ class RiskDriver:
             intent = self._mark_reducing(intent)
         gated = self.state.gate(intent)
         if gated is not None:
-            decide(gated[0], intent, order_id, gated[1])
-            return None
+            rule, veto = gated
+            left = 0.0 if self._reducible is None else self._reducible(intent.symbol, intent.side)
+            cut = gate_cut(rule, veto, intent, left)
+            if cut is None:
+                decide(rule, intent, order_id, veto)
+                return None
+            # The closing part goes on as an exit (the chain lets exits through), reduce-only
+            # and without the bracket of the position the reversal was to open
+            # (``drops_bracket``; the engine journals it, ``bracket_dropped``).
+            decide(rule, intent, order_id, cut)
+            # intent._replace(quantity=cut, stop_loss=None, take_profit=None, reduce_only=True)
+            intent = _new(
+                OrderIntent,
+                (*intent[:2], cut.quantity, *intent[3:5], None, None, True, *intent[8:]),
+            )
         quantity = intent.quantity
         shrunk = False  # whether a rule cut a size the order had (sizing one is no cut)
         for name, plugin, reads_account in self._links:

@@ -1,8 +1,10 @@
 """The bot's trading state: paused, halted (the kill switch), and the risk plugins' locks.
 
-Pure state with one rule, :meth:`TradingState.gate`: while halted or paused, every order that
-does not reduce a position is vetoed before any risk plugin sees it. A halt is lifted only by
-an explicit resume; a risk lock only by a person's reset (``ResetRiskLock``).
+Pure state with one rule, :meth:`TradingState.gate`: while halted, paused or locked, every order
+that does not reduce a position is vetoed before any risk plugin sees it — except that under a
+halt or a lock the driver lets an order past the position through as its closing part
+(``risk_driver.gate_cut``). A halt is lifted only by an explicit resume; a risk lock only by a
+person's reset (``ResetRiskLock``).
 """
 
 from __future__ import annotations
