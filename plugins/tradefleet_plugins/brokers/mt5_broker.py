@@ -1754,7 +1754,9 @@ class Mt5Broker:
     ) -> dict[int, tuple[float, float]]:
         """``_fired_levels`` with the lots each ticket's close took: ticket -> (level, lots),
         read from the close itself — an order's ``volume_initial``, a deal's ``volume`` —,
-        never from the ticket's opening order or deal, which shares its ``position_id``."""
+        never from the ticket's opening order or deal, which shares its ``position_id``. The
+        sum of all its closes on the line: a close filled in parts is several deals of one
+        ticket, and the last alone would make it look smaller than what it closed."""
         fired: dict[int, tuple[float, float]] = {}
         for closer in closers:
             position_id = int(getattr(closer, "position_id", 0))
@@ -1769,7 +1771,8 @@ class Mt5Broker:
                 lots: Any = getattr(closer, "volume_initial", None)  # an order's
                 if lots is None:
                     lots = getattr(closer, "volume", 0.0)  # a deal's
-                fired[position_id] = (level, float(lots))
+                _was, before = fired.get(position_id, (level, 0.0))
+                fired[position_id] = (level, before + float(lots))
         return fired
 
     def _opened_lots(self, tickets: Iterable[int]) -> dict[int, float]:

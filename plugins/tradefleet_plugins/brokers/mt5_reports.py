@@ -519,13 +519,15 @@ def journal_child_whole(
 
 
 def opened_lots(deals: Iterable[Any]) -> dict[int, float]:
-    """Each position's volume when it opened (position ticket -> lots): the deal that opened
-    it (entry in: its ``volume``), among ``deals``. A position whose opening deal ``deals``
-    do not hold is absent (pure)."""
+    """Each position's volume when it opened (position ticket -> lots): the sum of the deals
+    that opened it (entry in: their ``volume``), among ``deals`` — one order filled in parts
+    opens one hedging position through several such deals, each under its ``position_id``.
+    A position whose opening deals ``deals`` do not hold is absent (pure)."""
     opened: dict[int, float] = {}
     for deal in deals:
         if int(getattr(deal, "entry", -1)) == _DEAL_ENTRY_IN:
-            opened.setdefault(int(deal.position_id), float(deal.volume))
+            position_id = int(deal.position_id)
+            opened[position_id] = opened.get(position_id, 0.0) + float(deal.volume)
     return opened
 
 
