@@ -1472,8 +1472,11 @@ class Journal:
         another pending mark of the run (signals are handled one at a time: those came after
         this signal ended). Of what is left, the last, as ``Engine.handle_signal`` names it (a
         reversal: its entry, not its close) — unless another signal began after it, whose
-        orders before the one it names (its reversal's close) cannot be told from this
-        signal's, or another run's signal names one of them (order ids repeat across runs).
+        orders before the one it names (its reversal's reduce-only close) cannot be told from
+        this signal's: more than one left, or one that is reduce-only (this signal placing
+        nothing and the next reversing leaves the very rows of this signal closing and the
+        next entering) — or another run's signal names one of them (order ids repeat across
+        runs).
         Asked right after the engine raised handling it (nothing else ran since), or for a
         run that ended (a kill); a running process answers its own signals from what it knows.
         """
@@ -1486,8 +1489,8 @@ class Journal:
         run_id, ts, reason = str(rows[0][0]), int(rows[0][1]), str(rows[0][2])
         mark = _pending_mark(reason)
         orders = self.query(
-            "SELECT client_order_id, first FROM (SELECT o.client_order_id, (SELECT MIN(u.id)"
-            " FROM order_updates u WHERE u.run_id = o.run_id"
+            "SELECT client_order_id, first, reduce_only FROM (SELECT o.client_order_id,"
+            " o.reduce_only, (SELECT MIN(u.id) FROM order_updates u WHERE u.run_id = o.run_id"
             " AND u.client_order_id = o.client_order_id) AS first FROM orders o"
             " WHERE o.run_id = ? AND o.parent_id IS NULL) f"
             " WHERE first > ? AND (SELECT ts FROM order_updates WHERE id = f.first) = ?"
@@ -1503,9 +1506,10 @@ class Journal:
             signal_id,
             run_id,
         )
-        candidates = [(str(order), int(first)) for order, first in orders]
+        candidates = [(str(order), int(first)) for order, first, _ in orders]
+        closes = {str(order) for order, _, reduce_only in orders if reduce_only}
         try:
-            return signal_order(candidates, mark, others)
+            return signal_order(candidates, mark, others, closes)
         except SignalOrderUnknown:
             raise SignalOrderUnknown(signal_id) from None
 
@@ -1538,12 +1542,16 @@ class SignalOrderUnknown(Exception):
 
 
 def signal_order(
-    candidates: Sequence[tuple[str, int]], mark: int, others: Sequence[Sequence[Any]]
+    candidates: Sequence[tuple[str, int]],
+    mark: int,
+    others: Sequence[Sequence[Any]],
+    closes: Collection[str] | None = None,
 ) -> str:
     """Which of ``candidates`` (entry orders of a pending signal's run and engine time after its
     ``mark``: id and first ``order_updates.id``, in order) the signal led to, '' for none.
     ``others``: the other signal rows (same run?, order id named, reason); pending ones are
-    of the same run. See :meth:`Journal.pending_signal_order`."""
+    of the same run. ``closes``: the candidates that are reduce-only, which a reversal's close
+    is; None when not known (any can be one). See :meth:`Journal.pending_signal_order`."""
     named_here = {str(order) for same, order, _ in others if same and order}
     named_elsewhere = {str(order) for same, order, _ in others if not same and order}
     marks = [_pending_mark(str(reason)) for same, order, reason in others if same and not order]
@@ -1551,13 +1559,30 @@ def signal_order(
         raise SignalOrderUnknown  # handed over at the same point: which came first is unknown
     # The first status another signal of the run that began after this one can have: after
     # its pending mark, or (recorded, its mark gone) no later than the order it names.
-    later = [m + 1 for m in marks if m > mark]
-    later += [first for order, first in candidates if order in named_here]
-    bound = min(later, default=None)
+    began = min((m + 1 for m in marks if m > mark), default=None)
+    named = min((first for order, first in candidates if order in named_here), default=None)
+    bound = min((b for b in (began, named) if b is not None), default=None)
     own = [order for order, first in candidates if bound is None or first < bound]
     if any(order in named_elsewhere for order in own) or (bound is not None and len(own) > 1):
         raise SignalOrderUnknown
+    if own and _may_be_next_close(own[-1], began, named, closes):
+        raise SignalOrderUnknown
     return own[-1] if own else ""
+
+
+def _may_be_next_close(
+    order: str, began: int | None, named: int | None, closes: Collection[str] | None
+) -> bool:
+    """Whether ``order``, the one order left to a pending signal, can be the reduce-only close
+    of a reversal by the next signal of its run. Not when a later pending mark (``began``: the
+    first update after it) comes no later than the first status of the order a recorded signal
+    names (``named``): orders before the mark preceded every later signal (a recorded one that
+    ended before the mark would have put ``named`` first). Otherwise a recorded signal's close
+    comes just before ``named``, and this signal sending nothing while the next reverses leaves
+    the rows of this one closing and the next entering. ``closes`` None: any can be a close."""
+    if named is None or (began is not None and began <= named):
+        return False
+    return closes is None or order in closes
 
 
 def _pending_mark(reason: str) -> int:
