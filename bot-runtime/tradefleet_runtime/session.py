@@ -77,7 +77,7 @@ from tradefleet_runtime.contracts import (
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, EngineListener, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
-from tradefleet_runtime.engine.trading_state import restored_halt_reason
+from tradefleet_runtime.engine.trading_state import halts_in_force
 from tradefleet_runtime.errors import (
     DataError,
     FieldError,
@@ -292,6 +292,8 @@ class RunJournal(JournalWriter, Protocol):
     def finish_run(self, status: str, summary: dict[str, Any]) -> None: ...
 
     def last_control_event(self) -> tuple[str, str] | None: ...
+
+    def halt_events(self) -> list[tuple[str, str, dict[str, Any]]]: ...
 
     def flatten_owed(self) -> tuple[str, str] | None: ...
 
@@ -819,10 +821,13 @@ class BotSession:
             # as such, never trusted — a host clock behind the market's would let a later
             # restart fill these orders on a bar that closed before they were sent.
             self.journal.record_came_back(self._clock(), market=False)
-        control = self.journal.last_control_event()
-        restored = control is not None and control[0] == "halted"
-        if control is not None and restored:
-            engine.restore_halt(restored_halt_reason(control[1]))
+        # Each holder's halt (the fleet's, a person's given after it), so that a resume aimed
+        # at one still lifts that one alone. One lifted is not in force, even when its
+        # ``halted`` row is the newest halt or resume: a Degraded stop it was lifted beside is
+        # never journaled as a halt, and the reconciliation of this start decides it again.
+        halts = halts_in_force(self.journal.halt_events(), self.journal.last_control_event())
+        if halts:
+            engine.restore_halts(halts)
             self.journal.record_event(engine.now, "halt_restored", "the emergency stop still holds")
         # The account's past equity, before the locks (a restored lock is the last word on a
         # plugin's state); a first start has none.
@@ -852,7 +857,7 @@ class BotSession:
             # Once the account is the one the bot trades on (restored, or reconciled with the
             # venue): a plugin keeps only the state that fits its positions as they are now.
             engine.restore_states(self.journal.plugin_states(self.bot.name))
-        if restored:
+        if halts:
             # Only now are the working orders known (adopted from the venue, or re-armed): an
             # entry the halt's cancel never reached (the process died first) would otherwise
             # fill while the bot says it is halted.

@@ -35,8 +35,12 @@ an operator restart.
 that selector (a halt is undone only by a newer, explicit resume): the spec keeps naming every
 other stop that holds the bot, gets its own stop back alone (its own reason) once no fleet stop
 holds it, or loses its stop, and the operator resumes it on that spec change (only a spec change
-resumes, never its status timer). Never a Degraded bot's: the operator's Resume would clear the
-Degraded stop, which a person resumes (``tradefleet resume ADDRESS``). A stop that is not the
+resumes, never its status timer). Never a Degraded bot's: a runtime older than this release
+clears the Degraded stop with the operator's Resume (one that keeps each halt's holder lifts the
+spec's halt alone), and a person resumes that (``tradefleet resume ADDRESS``). The operator's
+Resume never lifts a halt a person gave the runtime directly after the fleet stop: the bot stays
+halted, and a fleet resume whose bot's status names such a halt next to the fleet's reports it
+left halted. A stop that is not the
 fleet's (never recorded, or changed since) stays, and so does one recorded by the record's first
 format (one stop, no selector); the report names each bot left halted with the stops that hold it.
 
@@ -51,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -430,15 +435,43 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
     raise ValueError("truncated varint")
 
 
+#: How the runtime's ``halt_reason`` names each further holder's halt after the first (a
+#: person's given after a fleet stop's; ``trading_state``): "<first>; emergency stop by WHO:
+#: REASON", or, restored after a restart, "...; restored after restart (emergency stop by ...)".
+_FURTHER_HALT = re.compile(r"; (?=emergency stop by |restored after restart \(emergency stop by )")
+
+
+#: Who the runtime names as the giver of the spec's halts (``trading_state.SPEC_ACTORS``): the
+#: operator's (``runtime_client.ACTOR``) and the fleet's own direct call (:data:`ACTOR`).
+_SPEC_GIVERS = ("tradefleet-operator (", "tradefleet-fleet (")
+
+
 def _halted_for(halt_reason: str) -> str:
     """The reason given for a halt, from the runtime's ``halt_reason``: after a restart it
-    reads ``restored after restart (emergency stop by WHO: REASON)``."""
+    reads ``restored after restart (emergency stop by WHO: REASON)``; the spec's halt given
+    while a person's held the runtime already reads ``emergency stop by WHO: REASON`` (WHO the
+    operator or the fleet; a person's keeps its whole text, never taken for the fleet's). The
+    journal's notes after REASON go: the flatten owed, and "(already halted)" of a halt given
+    to a runtime halted already, which a runtime of this release restores without it."""
     text = _one_line(halt_reason)
     prefix, suffix = "restored after restart (emergency stop by ", ")"
     if text.startswith(prefix) and text.endswith(suffix):
         inner = text[len(prefix) : -len(suffix)].partition(": ")[2]
-        return inner.removesuffix(" (to flatten once the venue answers)")
+        for note in (" (to flatten once the venue answers)", " (already halted)"):
+            inner = inner.removesuffix(note)
+        return inner
+    joined = "emergency stop by "
+    if text.startswith(joined) and text[len(joined) :].startswith(_SPEC_GIVERS):
+        return text[len(joined) :].partition("): ")[2] or text
     return text
+
+
+def _foreign_parts(halt_reason: str, reason: str, bot: Mapping[str, Any]) -> str:
+    """Of a runtime's ``halt_reason`` naming several holders' halts (:data:`_FURTHER_HALT`),
+    the ones no stop of the spec or the fleet gave (:func:`foreign_halt`), as it names them;
+    "" when there is none."""
+    parts = _FURTHER_HALT.split(halt_reason)
+    return "; ".join(part for part in parts if foreign_halt(part, reason, bot))
 
 
 def _fleet_forms(mark: FleetMark) -> set[str]:
@@ -550,8 +583,9 @@ def stop_patch(
         own, stops = current, []
     adopted, seen_in = "", ""
     halt, seen = (runtime_halt, SEEN_DIRECT) if runtime_halt else (status_halt(bot), SEEN_STATUS)
-    if own is None and foreign_halt(halt, reason, bot):
-        adopted, seen_in = _one_line(halt), seen
+    foreign = _foreign_parts(halt, reason, bot) if halt else ""
+    if own is None and foreign:
+        adopted, seen_in = _one_line(foreign), seen
         own = {"reason": _bounded(adopted), "flatten": False}
     key = canonical_selector(selector)
     same = [stop for stop in stops if stop.selector == key]
@@ -647,20 +681,48 @@ def resume_step(bot: Mapping[str, Any], selector: str = "") -> ResumeStep:
                 "until a fleet resume finds it no longer Degraded"
             ),
         )
-    return ResumeStep({**unmark, "spec": {"emergencyStop": None}}, resumed=True)
+    lifted = {**unmark, "spec": {"emergencyStop": None}}
+    held = _halted_besides_fleet(bot)
+    if held:
+        # The fleet's stop goes all the same (the operator's resume lifts only the fleet's
+        # halt in the runtime, which keeps each halt's holder); the bot stays halted.
+        return ResumeStep(lifted, left_halted=held)
+    return ResumeStep(lifted, resumed=True)
 
 
-def _halted_without_stop(bot: Mapping[str, Any]) -> str:
+def _halted_besides_fleet(bot: Mapping[str, Any]) -> str:
+    """Why ``bot`` stays halted once the fleet's stop, the last in its spec, goes: its status
+    shows its runtime halted by more than one holder, one of them not the fleet (a person's
+    ``tradefleet stop ADDRESS`` after the fleet stop: the runtime keeps each holder's halt,
+    names them all in its ``halt_reason`` and keeps that one through the operator's resume,
+    which lifts only the spec's); "" when it shows none. One halt alone is not read here: a
+    foreign one was recorded as the bot's own stop by the fleet stop, and a status a fleet
+    stop ago (not read again since) must not be taken for a halt kept."""
+    halt = status_halt(bot)
+    if len(_FURTHER_HALT.split(halt)) < 2 or not _foreign_parts(halt, "", bot):
+        return ""
+    return _halted_without_stop(bot, also=True)
+
+
+def _halted_without_stop(bot: Mapping[str, Any], *, also: bool = False) -> str:
     """Why ``bot`` stays halted though its spec has no stop, when its status shows its runtime
     halted (:func:`status_halt`); "" when it does not. A bot deleted and applied again during a
     fleet stop comes back without its spec stop and its record, and its runtime restores the
     halt from its journal; a halt given to the runtime directly is the same. The fleet resume
     lifts only the stops it recorded: saying "not halted" here would tell a person a bot trades
-    that does not."""
+    that does not. ``also``: the fleet's stop is being lifted, and the runtime is halted by
+    another halt besides (:func:`_halted_besides_fleet`)."""
     halt = status_halt(bot)
     if not halt:
         return ""
     address = runtime_address(bot.get("metadata") or {})
+    if also:
+        return (
+            f"its runtime is halted ({_one_line(halt)}, per {SEEN_STATUS}) by a halt given to "
+            "the runtime directly besides the fleet stop, which a fleet resume does not lift: "
+            "the fleet stop is lifted from its spec, that halt stays; a person resumes it "
+            f"(tradefleet resume {address})"
+        )
     return (
         f"its runtime is halted ({_one_line(halt)}, per {SEEN_STATUS}) while its spec has no "
         "stop: a halt restored from its journal (the bot applied again) or given to the "

@@ -23,6 +23,7 @@ from typing import Any
 from tradefleet_operator.bot_api import LiveSpec
 from tradefleet_operator.context import OperatorContext, event
 from tradefleet_operator.control import (
+    Call,
     Control,
     desired_control,
     parse_reset_request,
@@ -130,6 +131,14 @@ async def steer(
                 if snapshot is not None and snapshot.halted:
                     # Not the operator's halt (a person's, or a Degraded start): it stays.
                     message += f"; the runtime stays halted: {snapshot.halt_reason}"
+            elif snapshot is not None and _halt_kept(calls, snapshot):
+                # The runtime keeps each halt's holder: the spec's stop is lifted, a halt a
+                # person gave it directly (after a fleet stop, say) or a Degraded stop holds.
+                kept = "the runtime stays halted by a halt the spec did not give: "
+                kept += snapshot.halt_reason
+                lifted = desired is Control.RUNNING
+                message = f"emergency stop lifted; {kept}" if lifted else f"{message}; {kept}"
+                reason = "StillHalted" if lifted else reason
             event(body, reason=reason, message=message)
         if wants_reset:
             parsed = parse_reset_request(annotation)
@@ -173,6 +182,13 @@ async def steer(
         retry = not known and any(call.method in ("Resume", "EmergencyStop") for call in calls)
         return Steered(control, reset, snapshot, pending=retry)
     return Steered(control, reset, snapshot)
+
+
+def _halt_kept(calls: list[Call], snapshot: RuntimeSnapshot) -> bool:
+    """Whether a Resume that lifts the spec's halt (full, or ``halt_only``) left the runtime
+    halted: its answer (the last call's, or the Pause after a ``halt_only`` one) says so."""
+    lifts = any(call.method == "Resume" and not call.pause_only for call in calls)
+    return lifts and snapshot.halted
 
 
 def _older(generation: Any, recorded: ControlStatus | None) -> bool:

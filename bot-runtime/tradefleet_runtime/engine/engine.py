@@ -87,7 +87,14 @@ from tradefleet_runtime.engine.stop_moves import (
     protective_stop_losses,
     stop_held,
 )
-from tradefleet_runtime.engine.trading_state import TradingState
+from tradefleet_runtime.engine.trading_state import (
+    DEGRADED_HOLDER,
+    JOINED_SUFFIX,
+    Halt,
+    TradingState,
+    halt_holder,
+    resume_holder,
+)
 from tradefleet_runtime.errors import (
     DataError,
     JournalError,
@@ -2407,6 +2414,9 @@ class Engine:
     def resume(self, who: str, reason: str, *, pause_only: bool = False) -> None:
         """Clear a pause and a halt (a Degraded bot's too: a person has looked at the venue).
 
+        A resume aimed at one holder (``resume_holder``: the operator's, when the spec's stop
+        went) lifts that holder's halt alone while another holds the bot (:meth:`_lift`).
+
         ``pause_only`` clears the pause alone: a halt and a Degraded stop stay (the operator's
         undoing of a pause it applied must never lift a person's emergency stop). It is
         journaled as ``unpaused``, never ``resumed``: a restart must not read it as the resume
@@ -2420,6 +2430,10 @@ class Engine:
                     {"who": who, "reason": reason, "halted": self.halted},
                 )
             return
+        target = resume_holder(who)
+        if target is not None and any(h != target for h in self.state.holders()):
+            self._lift(target, who, reason)
+            return
         self.degraded_reason = ""
         if self.state.resume():
             self._flatten_in_force = None  # entries may fill again: the strategy trades
@@ -2428,18 +2442,42 @@ class Engine:
             self._closes_failed = {s for s in self._closes_failed if s in self._closers}
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
+    def _lift(self, holder: str, who: str, reason: str) -> None:
+        """A resume aimed at ``holder`` (``resume_holder``) while another holder halts the
+        bot too: that holder's halt goes (journaled ``halt_lifted``: a restart must not
+        restore it), the others stay, and so does the bot's halt — a halt is undone only by a
+        newer, explicit resume, and this one was never about them. A pause stays too: the
+        resume that lifts the last halt lifts it."""
+        if self.state.lift(holder):
+            self._state(
+                "halt_lifted",
+                f"emergency stop of the {holder} lifted by {who}: {reason}; still halted: "
+                f"{self.halt_reason}",
+                {"who": who, "reason": reason, "holder": holder, "left": self.state.holders()},
+            )
+
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> bool:
-        """The emergency stop. Returns False when already halted: then nothing changes, but a
-        flatten asked now is done (a person who halted first and then asks to flatten must
-        not have to resume — letting the strategy trade — to get it)."""
-        if not self.state.halt(reason):
+        """The emergency stop. Returns False when already halted: then the bot's halt does not
+        change, but one by a new holder (``halt_holder``: a person's after the fleet's) is
+        kept with it and journaled (``halt_joined``), so that a resume aimed at the first
+        holder does not lift it; and a flatten asked now is done (a person who halted first
+        and then asks to flatten must not have to resume — letting the strategy trade — to
+        get it)."""
+        holder = halt_holder(who)
+        if not self.state.halt(reason, holder):
+            if self.state.join(holder, f"emergency stop by {who}: {reason}"):
+                self._state(
+                    "halt_joined",
+                    f"emergency stop by {who}: {reason}{JOINED_SUFFIX}",
+                    {"who": who, "reason": reason, "holder": holder, "flatten": flatten},
+                )
             if flatten:
                 self.flatten(who, reason)
             return False
         self._state(
             "halted",
             f"emergency stop by {who}: {reason}",
-            {"who": who, "reason": reason, "flatten": flatten},
+            {"who": who, "reason": reason, "flatten": flatten, "holder": holder},
         )
         if flatten:
             self._flatten_journaled(who, reason)
@@ -3359,7 +3397,7 @@ class Engine:
         protected = self._protect_missed_entries(plan, journaled, now, followed, earlier)
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
-            self.state.halt(self.degraded_reason)
+            self._halt_degraded(self.degraded_reason)
         summary = f"reconciled with the venue: {plan.summary()}"
         if protected:
             summary += f", {protected} protective order(s) placed for entries filled while down"
@@ -3674,12 +3712,25 @@ class Engine:
         if self.degraded_reason:
             return
         self.degraded_reason = reason
-        self.state.halt(reason)
+        self._halt_degraded(reason)
         self._state("degraded", reason)
+
+    def _halt_degraded(self, reason: str) -> None:
+        """The Degraded stop's halt, a holder of its own (also of a bot halted already): only
+        a person's resume lifts it, never the operator's lifting of the spec's stop."""
+        if not self.state.halt(reason, DEGRADED_HOLDER):
+            self.state.join(DEGRADED_HOLDER, reason)
 
     def restore_halt(self, reason: str) -> None:
         """Re-enter a halt that was in force when the bot last stopped (no new event)."""
         self.state.halt(reason)
+
+    def restore_halts(self, halts: Sequence[Halt]) -> None:
+        """Re-enter the halts in force when the bot last stopped, each with its holder (no new
+        event: ``trading_state.restored_halts``)."""
+        for halt in halts:
+            if not self.state.halt(halt.text, halt.holder):
+                self.state.join(halt.holder, halt.text)
 
     def restore_clock(self, last_bar_ts: int) -> None:
         """Before its first bar, a restarted bot's clock is the close of the last bar its

@@ -27,7 +27,8 @@ order past the position there is cut to its closing part (``gate_cut``: what ``r
 leaves, net of the exits already working), a shrink journaled and counted as the gate's
 decision (``engine.halted``, ``engine.locked``), and goes on as an exit would: reduce-only,
 without its bracket (``bracket_dropped``), through the chain. With nothing left to close it is
-vetoed whole, as is every order under a pause.
+vetoed whole, as is every order that is not reduce-only under a pause alone. A bot halted and
+paused is gated by its halt first (``TradingState.gate``): such an order is cut there too.
 
 Before any of that, an intent no venue could work is refused (``intent_problem``,
 ``stops_problem``), by ``engine.order``, naming the field: a quantity or price that is not a

@@ -5,12 +5,19 @@ that does not reduce a position is vetoed before any risk plugin sees it — exc
 halt or a lock the driver lets an order past the position through as its closing part
 (``risk_driver.gate_cut``). A halt is lifted only by an explicit resume; a risk lock only by a
 person's reset (``ResetRiskLock``).
+
+A halt has holders (:class:`Halt`): the spec's (the operator enforcing ``spec.emergencyStop``, a
+fleet stop's direct call, the manifest's stop at start: :data:`SPEC_HOLDER`), a Degraded
+reconciliation's, and each person who halted the bot. A resume aimed at one holder (the
+operator's, when the spec's stop goes: :func:`resume_holder`) lifts that holder's halt only; the
+bot stays halted while another holds it. A person's resume lifts every halt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tradefleet_runtime.capabilities import RiskLockHolder, SymbolLockHolder
 from tradefleet_runtime.model import OrderIntent, RiskDecision
@@ -22,11 +29,96 @@ def restored_halt_reason(journaled: str) -> str:
     return f"restored after restart ({journaled})"
 
 
+#: The holder of the halts the TradingBot's spec asks for: the operator's (it enforces
+#: ``spec.emergencyStop``), a fleet stop's direct call (which writes the same stop into the
+#: spec) and the start's halt from the manifest's ``spec.emergencyStop``.
+SPEC_HOLDER = "spec"
+#: Who gives those halts: the actor each sends (``runtime_client.ACTOR``, ``fleet.ACTOR``) and
+#: the start's own name for the manifest's stop (``session.py``).
+SPEC_ACTORS = frozenset({"tradefleet-operator", "tradefleet-fleet", "spec.emergencyStop"})
+#: The holder of the halts people give the runtime directly (``tradefleet stop ADDRESS``): one
+#: holder, as their resume (every halt) is one.
+PERSON_HOLDER = "person"
+#: The holder of a Degraded reconciliation's halt: only a person's resume lifts it.
+DEGRADED_HOLDER = "degraded"
+#: The holder of a halt whose giver is not known (a journal row that does not say it).
+UNKNOWN_HOLDER = "unknown"
+#: How a ``halt_joined`` row's message ends (the engine's and ``HeldControl``'s).
+JOINED_SUFFIX = " (already halted)"
+
+
+def _actor(who: str) -> str:
+    """The actor in a ``who``: the gRPC API's reads ``<actor> (grpc, <scope>, <peer>)``."""
+    return who.partition(" (")[0].strip()
+
+
+def halt_holder(who: str) -> str:
+    """Who holds a halt ``who`` gave: :data:`SPEC_HOLDER` for the spec's givers, else
+    :data:`PERSON_HOLDER` (a second person's halt keeps the first's, as it always did)."""
+    return SPEC_HOLDER if _actor(who) in SPEC_ACTORS else PERSON_HOLDER
+
+
+def resume_holder(who: str) -> str | None:
+    """The holder a resume by ``who`` is aimed at; None when it lifts every halt. The operator
+    resumes because the spec's stop went (a fleet resume removes it): that lifts the spec's
+    halts only, never a person's given meanwhile. A person's resume is explicit and newest: it
+    lifts every halt, as it always did."""
+    return SPEC_HOLDER if _actor(who) in SPEC_ACTORS else None
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """One holder's halt: ``text`` is how the status shows it (the reason given, or, for a
+    halt given while another held the bot or restored after a restart, who gave it too)."""
+
+    holder: str
+    text: str
+
+
+def restored_halts(events: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[Halt]:
+    """The halts in force at a start, from the journal's halt events since the newest resume
+    (``Journal.halt_events``: ``halted``, ``halt_joined`` and ``halt_lifted`` rows, oldest
+    first, as (kind, message, data)). Each holder's first halt is kept (as a live bot keeps
+    it); ``halt_lifted`` drops its holder. A row without ``holder`` (an older runtime's) is
+    its ``who``'s: a journal holding only the old single halt restores it as one holder."""
+    halts: list[Halt] = []
+    for kind, message, data in events:
+        holder = data.get("holder")
+        if not isinstance(holder, str) or not holder:
+            who = data.get("who")
+            holder = halt_holder(who) if isinstance(who, str) and who else UNKNOWN_HOLDER
+        if kind == "halt_lifted":
+            halts = [halt for halt in halts if halt.holder != holder]
+        elif kind in ("halted", "halt_joined") and all(h.holder != holder for h in halts):
+            # A joined halt as a ``halted`` one reads (the bot's own words for it, not the
+            # journal's note that it was halted already): one form for every reader of it.
+            text = message.removesuffix(JOINED_SUFFIX) if kind == "halt_joined" else message
+            halts.append(Halt(holder, restored_halt_reason(text)))
+    return halts
+
+
+def halts_in_force(
+    events: Sequence[tuple[str, str, Mapping[str, Any]]], control: tuple[str, str] | None
+) -> list[Halt]:
+    """The halts a start restores: those of the journal's halt events (:func:`restored_halts`
+    of ``Journal.halt_events``; none when every one was lifted — the Degraded stop left by a
+    lift is the start's reconciliation's to decide again). A journal that lists no halt events
+    holds at most its newest control event (``control``, ``last_control_event``): its halt,
+    as one holder of unknown giver."""
+    if events:
+        return restored_halts(events)
+    if control is not None and control[0] == "halted":
+        return [Halt(UNKNOWN_HOLDER, restored_halt_reason(control[1]))]
+    return []
+
+
 @dataclass
 class TradingState:
     paused: bool = False
     pause_reason: str = ""
+    # Kept equal to ``halts`` by every change (read them; a state made halted is one holder's).
     halted: bool = False
+    # Every halt in force, the first first (one halt: its reason, as it always read).
     halt_reason: str = ""
     # Risk plugins that declared the ``risk-lock`` capability, by name, in chain order.
     lock_holders: Sequence[tuple[str, RiskLockHolder]] = field(default_factory=tuple)
@@ -39,6 +131,21 @@ class TradingState:
     # The symbols each held lock of a ``SymbolLockHolder`` held when it was last said (None:
     # every one): a symbol it holds beyond them is a lock taken since, said as the first was.
     said_symbols: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    # Every holder's halt in force, the first given first (empty: not halted).
+    halts: list[Halt] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.halted and not self.halts:
+            self.halts = [Halt(UNKNOWN_HOLDER, self.halt_reason)]
+        self._said()
+
+    def _said(self) -> None:
+        """``halted`` and ``halt_reason`` from ``halts``."""
+        self.halted = bool(self.halts)
+        self.halt_reason = "; ".join(halt.text for halt in self.halts)
+
+    def holders(self) -> list[str]:
+        return [halt.holder for halt in self.halts]
 
     def gate(self, intent: OrderIntent) -> tuple[str, RiskDecision] | None:
         """(deciding rule, veto) for an intent the state refuses, or None to let it on."""
@@ -129,12 +236,21 @@ class TradingState:
         return True
 
     def resume(self) -> bool:
-        """Clear a pause and a halt; False when there was neither."""
+        """Clear a pause and every halt; False when there was neither."""
         if not self.paused and not self.halted:
             return False
-        self.paused = self.halted = False
-        self.pause_reason = self.halt_reason = ""
+        self.paused, self.pause_reason = False, ""
+        self.halts = []
+        self._said()
         return True
+
+    def lift(self, holder: str) -> bool:
+        """Drop ``holder``'s halt alone (the others stay); False when it held none."""
+        kept = [halt for halt in self.halts if halt.holder != holder]
+        lifted = len(kept) != len(self.halts)
+        self.halts = kept
+        self._said()
+        return lifted
 
     def unpause(self) -> bool:
         """Clear a pause only (a halt stays); False when there was none."""
@@ -143,10 +259,22 @@ class TradingState:
         self.paused, self.pause_reason = False, ""
         return True
 
-    def halt(self, reason: str) -> bool:
+    def halt(self, reason: str, holder: str = UNKNOWN_HOLDER) -> bool:
+        """Halt for ``holder``; False when already halted (then nothing changes: see
+        :meth:`join`)."""
         if self.halted:
             return False
-        self.halted, self.halt_reason = True, reason
+        self.halts = [Halt(holder, reason)]
+        self._said()
+        return True
+
+    def join(self, holder: str, text: str) -> bool:
+        """Add ``holder``'s halt to a bot already halted by another; False when not halted or
+        when ``holder`` holds it already (its first halt is kept)."""
+        if not self.halted or holder in self.holders():
+            return False
+        self.halts.append(Halt(holder, text))
+        self._said()
         return True
 
     def locks(self) -> dict[str, str]:

@@ -153,6 +153,9 @@ class DiscardingJournal:
     def last_control_event(self) -> tuple[str, str] | None:
         return None
 
+    def halt_events(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return []
+
     def flatten_owed(self) -> tuple[str, str] | None:
         return None
 

@@ -1230,6 +1230,45 @@ class Journal:
         row = self._last_control_row()
         return (str(row[1]), str(row[2])) if row is not None else None
 
+    def halt_events(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The halts in force, as their events: (kind, message, data) of every ``halted``,
+        ``halt_joined`` (another holder's halt of the bot already halted) and ``halt_lifted``
+        (one holder's halt lifted, another's kept) since the newest ``resumed``, oldest first;
+        empty when there is none. ``trading_state.restored_halts`` makes the holders' halts of
+        them: a halt lifted is not in force (its ``halted`` row may still be the newest halt or
+        resume, :meth:`last_control_event`), and a ``halt_joined`` after a ``resumed`` is (a
+        person's halt of a bot a Degraded stop held, which is never journaled as a halt)."""
+        since = self.query("SELECT MAX(id) FROM events WHERE kind = 'resumed'")
+        after = since[0][0] if since and since[0][0] is not None else 0
+        rows = self.query(
+            "SELECT kind, message, data FROM events WHERE id > ?"
+            " AND kind IN ('halted', 'halt_joined', 'halt_lifted') ORDER BY id",
+            after,
+        )
+        return [(str(k), str(m), json.loads(d) if d else {}) for k, m, d in rows]
+
+    def _halt_row(self) -> tuple[Any, ...] | None:
+        """(id, kind, message, data) of the row the flatten readers take for the halt in
+        force: the newest ``halted`` since the halt began, else its first ``halt_joined``; None
+        when no journaled halt is in force. A halt ends with a ``resumed``, or with a
+        ``halt_lifted`` that left only holders no restart restores (the Degraded stop's: the
+        reconciliation decides it again) — the lifted holder's flatten is not owed either."""
+        rows = self.query(
+            "SELECT id, kind, message, data FROM events"
+            " WHERE kind IN ('halted', 'halt_joined', 'halt_lifted', 'resumed') ORDER BY id"
+        )
+        halted: tuple[Any, ...] | None = None
+        joined: tuple[Any, ...] | None = None
+        for row in rows:
+            kind = row[1]
+            if kind == "resumed" or (kind == "halt_lifted" and _lifts_the_last(row[3])):
+                halted = joined = None
+            elif kind == "halted":
+                halted = row
+            elif kind == "halt_joined" and joined is None:
+                joined = row
+        return halted or joined
+
     def flatten_owed(self) -> tuple[str, str] | None:
         """(who, reason) of the emergency stop in force whose flatten is still owed; None when
         no flatten is owed.
@@ -1241,9 +1280,10 @@ class Journal:
         it names no symbol left unclosed: a close the venue never received, or that the
         process died before it filled, leaves the position open, and a halt's flatten must
         not be forgotten by a restart. A ``flattened`` event with nothing to close (the
-        account was flat once reconciled) ends the debt; so does a newer resume."""
-        row = self._last_control_row()
-        if row is None or row[1] != "halted":
+        account was flat once reconciled) ends the debt; so does a newer resume, and a
+        ``halt_lifted`` that lifted the last journaled halt (:meth:`_halt_row`)."""
+        row = self._halt_row()
+        if row is None:
             return None
         fields = json.loads(row[3]) if row[3] else {}
         done = self.query(
@@ -1269,9 +1309,10 @@ class Journal:
         ``halted`` event, or as a ``flattened`` one after it (a flatten asked of the halted
         bot) —, done or not; None without one (no halt in force, or a halt that keeps its
         positions). A restarted bot keeps its promise of a flat account: a fill booked after
-        the flatten (reconciled at the start) is closed too."""
-        row = self._last_control_row()
-        if row is None or row[1] != "halted":
+        the flatten (reconciled at the start) is closed too. A halt lifted is not in force
+        (:meth:`_halt_row`)."""
+        row = self._halt_row()
+        if row is None:
             return None
         fields = json.loads(row[3]) if row[3] else {}
         if fields.get("flatten") or fields.get("flatten_when_connected"):
@@ -1534,6 +1575,21 @@ class Journal:
                 (signal_id, self.run_id, ts, int(accepted), reason, client_order_id, digest),
             )
         )
+
+
+#: The holders of halts no restart restores (``trading_state.DEGRADED_HOLDER``: a Degraded
+#: stop is never journaled as a halt; the start's reconciliation decides it again).
+_RESTART_DECIDES: Final = frozenset({"degraded"})
+
+
+def _lifts_the_last(data: str | None) -> bool:
+    """Whether a ``halt_lifted`` row (its ``data``) left no journaled halt in force: every
+    holder it names as left (``left``) is one no restart restores."""
+    fields = json.loads(data) if data else {}
+    left = fields.get("left")
+    if not isinstance(left, list):
+        return False  # not said: the halt is taken as still in force (the safe side)
+    return all(str(holder) in _RESTART_DECIDES for holder in left)
 
 
 class SignalOrderUnknown(Exception):

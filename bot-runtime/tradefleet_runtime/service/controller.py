@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.engine.trading_state import halts_in_force
 from tradefleet_runtime.errors import (
     DataError,
     JournalError,
@@ -276,7 +277,11 @@ class BotController:
         delay = min(VENUE_WAIT_FIRST_S * 2 ** (attempt - 1), VENUE_WAIT_MAX_S)
         delay *= 0.8 + 0.4 * random.random()  # a fleet does not retry in lockstep
         if self._held is None:
-            self._held = HeldControl(self.journal, self.bot.manifest.spec.paused)
+            # Each holder's halt in force (a person's kept apart from the fleet's; a lifted
+            # one is not), as the start restores them (``BotSession._restore``).
+            journal = self.journal
+            halts = halts_in_force(journal.halt_events(), journal.last_control_event())
+            self._held = HeldControl(self.journal, self.bot.manifest.spec.paused, halts)
         self.waiting_for = f"waiting for the venue: {error}"
         # The status says what it waits for, and a halt still in force from before — before
         # readiness says it waits (whoever sees that it waits then sees the status too).
@@ -599,12 +604,16 @@ class BotController:
                 if not engine.paused:
                     engine.pause(who, HALT_ONLY_PAUSE_REASON)
                 return
-            if engine.degraded_reason:
+            degraded = bool(engine.degraded_reason)
+            kept = halt_only_pause(engine.paused, engine.pause_reason) if halt_only else None
+            # A resume aimed at one holder (the operator's) lifts that holder's halt alone
+            # while another's holds (a person's given after a fleet stop): the bot then stays
+            # halted, and the answer says by whom (``Engine._lift``).
+            engine.resume(who, reason)
+            if degraded and not engine.degraded_reason:
                 # A person looked at the venue and the journal and resumed: from now on the
                 # bot trades on the account as it stands (journaled by the engine).
                 self.reconciled = True
-            kept = halt_only_pause(engine.paused, engine.pause_reason) if halt_only else None
-            engine.resume(who, reason)
             if kept is not None:
                 # The pause back at once (or a pause, when the runtime was halted but not
                 # paused: a restart between the operator's Pause and this Resume loses the

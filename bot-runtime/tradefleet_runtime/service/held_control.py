@@ -8,6 +8,10 @@ trading when the venue answers again. So each is taken now and carried out then:
   restores it as it restores a halt from before a restart, also when the pod restarts in the
   meantime. Its flatten, when asked for, is owed until done (``Journal.flatten_owed``): the
   session carries it out once the venue answers and the account is reconciled;
+- an emergency stop given while another holder's halt is in force (a person's after a fleet
+  stop's) is journaled as ``halt_joined``, and a resume aimed at one holder (the operator's,
+  when the spec's stop goes: ``trading_state.resume_holder``) lifts that holder's halt alone
+  (``halt_lifted``) while another's holds, as the engine does;
 - a resume undoes a halt in force by journaling ``resumed`` (a newer, explicit resume) and
   clears a pause; an emergency stop given after it holds (the newest control event wins); a
   resume with ``pause_only`` (the operator undoing the pause it applied) clears the pause alone,
@@ -19,10 +23,17 @@ trading when the venue answers again. So each is taken now and carried out then:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from tradefleet_runtime.engine.engine import Engine
-from tradefleet_runtime.engine.trading_state import restored_halt_reason
+from tradefleet_runtime.engine.trading_state import (
+    JOINED_SUFFIX,
+    Halt,
+    halt_holder,
+    halts_in_force,
+    resume_holder,
+)
 
 __all__ = ["HALT_ONLY_PAUSE_REASON", "HeldControl", "halt_only_pause"]
 
@@ -50,12 +61,17 @@ class ControlJournal(Protocol):
 class HeldControl:
     """The control state of a bot that has no engine yet, and the steps owed to its engine."""
 
-    def __init__(self, journal: ControlJournal, paused: bool) -> None:
+    def __init__(
+        self, journal: ControlJournal, paused: bool, halts: Sequence[Halt] | None = None
+    ) -> None:
+        """``halts``: the holders' halts the journal holds in force, as the start restores
+        them (``trading_state.halts_in_force``: a halt lifted is not); without them, the
+        newest control event's halt, as one holder."""
         self._journal = journal
-        control = journal.last_control_event()
-        # As the start will word the halt it restores (``BotSession._restore``).
-        in_force = control is not None and control[0] == "halted"
-        self.halt_reason = restored_halt_reason(control[1]) if control and in_force else ""
+        if halts is None:
+            # As the start will word the halt it restores (``BotSession._restore``).
+            halts = halts_in_force([], journal.last_control_event())
+        self._halts = list(halts)
         self.paused = paused  # the spec's pause, until a command changes it
         self.pause_reason = ""
         self._pause_by = ""  # who gave the pause in force (when a command gave it)
@@ -64,7 +80,12 @@ class HeldControl:
 
     @property
     def halted(self) -> bool:
-        return bool(self.halt_reason)
+        return bool(self._halts)
+
+    @property
+    def halt_reason(self) -> str:
+        """Every holder's halt in force, as the engine says it (``TradingState``)."""
+        return "; ".join(halt.text for halt in self._halts)
 
     def pause(self, who: str, reason: str) -> None:
         if not self.paused:
@@ -74,12 +95,26 @@ class HeldControl:
         self, who: str, reason: str, *, pause_only: bool = False, halt_only: bool = False
     ) -> None:
         """Undo a halt in force (journaled) and a pause; with ``pause_only``, the pause only;
-        with ``halt_only``, the halt only."""
-        if self.halt_reason and not pause_only:
+        with ``halt_only``, the halt only. One aimed at a holder while another's halt holds
+        (``resume_holder``) lifts that holder's halt alone, and nothing else changes."""
+        target = resume_holder(who)
+        others = [halt for halt in self._halts if halt.holder != target]
+        if target is not None and others and not pause_only:
+            if len(others) != len(self._halts):
+                self._halts = others
+                self._journal.record_event(
+                    0,
+                    "halt_lifted",
+                    f"emergency stop of the {target} lifted by {who}: {reason}; still halted: "
+                    f"{self.halt_reason}",
+                    {"who": who, "reason": reason, "holder": target, "left": _holders(others)},
+                )
+            return
+        if self._halts and not pause_only:
             self._journal.record_event(
                 0, "resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason}
             )
-            self.halt_reason = ""
+            self._halts = []
         if halt_only:
             # The pause (and the resume that undid an earlier one) stay as they were; a bot
             # not paused is paused now (halt_only keeps a bot paused, see halt_only_pause).
@@ -93,17 +128,35 @@ class HeldControl:
     def halt(self, who: str, reason: str, *, flatten: bool = False) -> None:
         """Journal the emergency stop now. When one is already in force nothing changes, as
         with the engine's, but a flatten asked now is owed: journaled as a halt that still
-        holds, with the flatten to do once the venue answers."""
-        if self.halt_reason and not flatten:
+        holds, with the flatten to do once the venue answers. A halt by a holder who holds
+        none yet, while another's holds, is kept with it (journaled ``halt_joined``)."""
+        holder = halt_holder(who)
+        if self._halts and holder not in _holders(self._halts):
+            text = f"emergency stop by {who}: {reason}"
+            self._halts.append(Halt(holder, text))
+            self._journal.record_event(
+                0,
+                "halt_joined",
+                f"{text}{JOINED_SUFFIX}",
+                {"who": who, "reason": reason, "holder": holder, "flatten": flatten},
+            )
+        if self._halts and not flatten:
             return
         self._journal.record_event(
             0,
             "halted",
             f"emergency stop by {who}: {reason}"
             + (" (to flatten once the venue answers)" if flatten else ""),
-            {"who": who, "reason": reason, "flatten": flatten, "flatten_when_connected": flatten},
+            {
+                "who": who,
+                "reason": reason,
+                "flatten": flatten,
+                "flatten_when_connected": flatten,
+                "holder": holder,
+            },
         )
-        self.halt_reason = self.halt_reason or reason
+        if not self._halts:
+            self._halts = [Halt(holder, reason)]
 
     def apply(self, engine: Engine) -> None:
         """Bring the engine just opened to the pause these commands left. Halts are not
@@ -120,3 +173,7 @@ class HeldControl:
         elif engine.paused and not engine.halted and not engine.degraded_reason:
             who, reason = self._resume_by or ("spec", "resumed before start")
             engine.resume(who, reason, pause_only=self._resume_pause_only)
+
+
+def _holders(halts: Sequence[Halt]) -> list[str]:
+    return [halt.holder for halt in halts]
