@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -107,6 +107,7 @@ from tradefleet_runtime.reconcile import (
     position_drift,
 )
 from tradefleet_runtime.report.metrics import Figures, compute_figures
+from tradefleet_runtime.restart_spec_check import restart_refusals
 from tradefleet_runtime.spec.checks import config_hash, plugin_context, validate_plugins
 from tradefleet_runtime.spec.model import BotManifest, CapitalSpec, Mode
 from tradefleet_runtime.tracing import configure_from_env
@@ -438,6 +439,48 @@ def _refuse_new_terms(terms: tuple[str, float] | None, capital: CapitalSpec, nam
         )
 
 
+class _RunRow(Protocol):
+    """The fields of a journal's run row the restart checks read (``RunRecord``)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def bot(self) -> str: ...
+    @property
+    def timeframe_s(self) -> int: ...
+
+
+@runtime_checkable
+class _RunLister(Protocol):
+    """A journal that lists its runs (the SQLite journal; an ephemeral one keeps none)."""
+
+    def runs(self) -> Sequence[_RunRow]: ...
+
+
+def journal_timeframe(journal: RunJournal, bot: str) -> int | None:
+    """The timeframe of the bot's latest earlier run (the runs ``carried_state`` reads: not the
+    journal's current one); None when the journal lists no runs of it."""
+    if not isinstance(journal, _RunLister):
+        return None
+    current = getattr(journal, "run_id", None)
+    runs = [r for r in journal.runs() if r.bot == bot and r.run_id != current]
+    return int(runs[-1].timeframe_s) if runs else None
+
+
+def _refuse_unreachable_holdings(bot: Bot, journal: RunJournal, earlier: CarriedState) -> None:
+    """An edited spec.market that cannot trade what the journal's account holds (a held symbol
+    no longer listed; another timeframe off its boundary: ``restart_spec_check``) is refused
+    before anything is journaled, sent or cancelled, naming the field: a refused start leaves
+    no run on the new spec (whose timeframe the next start would take for the journal's), and
+    a venue's own SL/TP keep working meanwhile."""
+    market = bot.manifest.spec.market
+    refusals = restart_refusals(
+        earlier, journal_timeframe(journal, bot.name), market.symbols, market.timeframe_s
+    )
+    if refusals:
+        raise SpecError(refusals)
+
+
 def live_identity(bot: Bot, journal: RunJournal) -> str:
     """The identity a live bot's order ids and venue tags derive from, kept in its journal.
 
@@ -686,6 +729,8 @@ class BotSession:
             first_run = spec.mode is Mode.LIVE and not carries
             if carries:
                 _refuse_new_terms(journal.account_terms(bot.name), spec.capital, bot.name)
+            if earlier is not None:
+                _refuse_unreachable_holdings(bot, journal, earlier)
         self._start_journal()
         config = EngineConfig(
             bot_name=bot.name,
