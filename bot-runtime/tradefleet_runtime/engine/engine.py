@@ -443,18 +443,23 @@ class RunResult:
 
 @runtime_checkable
 class TicketChildSizes(Protocol):
-    """A ``TicketBrackets`` broker (an MT5 hedging account) whose bracket children are levels
-    its venue positions hold, each ticket its own: a person may remove or move one ticket's
-    level alone, and the child then closes what the tickets still at its level hold. The
-    broker reports such a child with an update of it (open, unasked); the engine asks what it
-    closes now. Optional: no capability to declare.
+    """A broker that sizes reduce-only orders at its venue on its own and reports it (an MT5
+    account). On a hedging account (``TicketBrackets``) the bracket children are levels its
+    venue positions hold, each ticket its own: a person may remove or move one ticket's level
+    alone, and the child then closes what the tickets still at its level hold. On a netting
+    account a reduce-only exit rests as a plain pending order whose volume MT5 cannot change:
+    a person closing part of the position under it has the broker re-place it for what the
+    position still holds. The broker reports such an order with an update of it (open,
+    unasked); the engine asks what it closes now (a child: that; an exit that is no child:
+    only when smaller than what is left of it). Optional: no capability to declare.
 
     (Beside ``TicketBrackets`` in ``capabilities.py`` is where it belongs.)"""
 
     def child_held(self, client_order_id: str) -> float | None:
-        """What bracket child ``client_order_id`` closes now, by the venue (units), as the
-        broker noted it with its last update of the child; None when nothing is noted. Asked
-        once per update, on the engine thread: answered without waiting on the venue."""
+        """What reduce-only order ``client_order_id`` (a bracket child, or an exit the venue
+        cut) closes now, by the venue (units), as the broker noted it with its last update of
+        the order; None when nothing is noted. Asked once per update, on the engine thread:
+        answered without waiting on the venue."""
         ...
 
 
@@ -1646,19 +1651,23 @@ class Engine:
         return True
 
     def _venue_size(self, working: WorkingOrder, update: OrderUpdate) -> None:
-        """A bracket child's size as the venue reports it unasked (``TicketChildSizes``: an MT5
-        hedging entry whose tickets no longer all hold the child's level — a person removed or
-        moved one ticket's line —, or a ticket closed under a child no fill cut): the child
-        closes what the broker says (``child_held``), booked and journaled (a restart adopts
-        it so), said as a warning with the broker's words (which ticket, changed at the
-        terminal). It grows back (the line set again) only once its entry is done: while the
-        entry works its fills grow it, and one not booked yet would be counted twice. Then
+        """A reduce-only order's size as the venue reports it unasked (``TicketChildSizes``).
+        A bracket child: an MT5 hedging entry whose tickets no longer all hold the child's
+        level — a person removed or moved one ticket's line —, or a ticket closed under a
+        child no fill cut. A reduce-only exit that is no child: an MT5 netting account's
+        pending exit a person closed part of the position under, which the broker cut by
+        re-placing it for what the position still holds (MT5 cannot change a pending order's
+        volume; left whole, it would open the other side). The order closes what the broker
+        says (``child_held``), booked and journaled (a restart adopts it so), said as a
+        warning with the broker's words (which ticket, changed at the terminal). A child grows
+        back (the line set again) only once its entry is done: while the entry works its
+        fills grow it, and one not booked yet would be counted twice. An exit that is no child
+        only ever shrinks: nothing grows it, so a size above what is left is ignored. Then
         ``_venue_price`` takes the price the same update carries."""
         order = working.order
         sizes = self._child_sizes
         if (
             sizes is None
-            or order.parent_id is None
             or not order.reduce_only
             or update.status is not OrderStatus.OPEN
             or update.code is not ReasonCode.NONE
@@ -1671,7 +1680,7 @@ class Engine:
         left = order.quantity - working.filled
         if abs(held - left) <= _FLAT * max(left, 1.0):
             return
-        if held > left and order.parent_id in self.book:
+        if held > left and (order.parent_id is None or order.parent_id in self.book):
             return
         resized = self.book.shrink(order.client_order_id, held)
         if resized is None:

@@ -151,6 +151,13 @@ _ORDER_STATE_STARTED = 0
 _ORDER_STATE_CANCELED = 2
 _ORDER_STATE_EXPIRED = 6
 _RETCODE_DONE = 10009
+# An amend of a cut exit whose new order is in doubt (``_Recut``): answered OPEN with this
+# code (``_say_amend``), as an amend whose own outcome is unknown, so the engine keeps it.
+_RECUT_AMEND_REFUSAL = (
+    ReasonCode.UNKNOWN_OUTCOME,
+    "the exit is being re-placed at the terminal (a cut: its new order is in doubt until "
+    "the next poll looks it up); nothing was sent: it works as it was, ask again once settled",
+)
 _DEAL_ENTRY_IN = 0
 _DEAL_ENTRY_OUT = 1
 _DEAL_ENTRY_INOUT = 2
@@ -225,6 +232,38 @@ class _Move:
     rest: _Submission | None = None  # what is left of it to trade, once the cancel is settled
 
 
+@dataclass
+class _Recut:
+    """A netting account's reduce-only exit cut by re-placing it (``_cut_reduce_only``): its
+    ticket removed, a new pending order like it sent for what the position covers, with the
+    same comment. Kept from the removal until that send's outcome is known (its answer lost,
+    the terminal lost during it, or the reads sizing it failed): the next poll looks the
+    comment up before anything is sent again (``_settle_recuts``), so one client order id
+    never rests as two tickets, and the bot's requests on that id wait for it (a cancel is
+    noted, an amend refused)."""
+
+    client_order_id: str
+    symbol: str  # the terminal's name
+    request: dict[str, Any]  # the new order, as sent (sent again only when it is found nowhere)
+    ticket: int  # the ticket this cut removed
+    # Every ticket the exit's cuts removed, for its life: same comment, never the new order.
+    removed: frozenset[int]
+    was: float  # units the removed ticket had left when it was removed (its deals, once read)
+    units: float  # units the new order closes
+    said: str  # "cut from X to Y: position N holds Y against it"
+    sent_at: int  # server time of the removal (the history look-up's window)
+    initial: float = 0.0  # lots the removed ticket was placed for (its deals come off it)
+    tries: int = 1
+    unread: int = 0  # reads after the removal that failed (``_size_recut``)
+    cancel: bool = False  # the bot cancelled it meanwhile: found resting, it is removed
+    # False until the removed ticket's deals and the positions after the removal were read
+    # (``_size_recut``): the new order is sized on them, never on the poll's earlier reads.
+    sized: bool = True
+    # The removed ticket's deals (deal ticket -> (server time, units)): those the poll has
+    # not reported yet are still the engine's to book (``_recut_placed``).
+    fills: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+
 class Mt5Broker:
     """An MT5 account through a terminal (``terminal``: the module object, injected by tests
     and by the runtime; None: ``params.terminal`` is loaded at ``connect``)."""
@@ -275,12 +314,19 @@ class Mt5Broker:
         # by fill id, until the engine asks (``entries_reduced``).
         self._reduced: dict[str, str] = {}
         # Hedging: what each SL/TP child closes (units: the tickets at its level) as the poll
-        # last reported it changed, until the engine asks (``child_held``).
+        # last reported it changed; netting: what a reduce-only exit cut by re-placing it
+        # closes now (``_recut_placed``) — until the engine asks (``child_held``).
         self._held: dict[str, float] = {}
         # I/O-thread state
         self._comment_ids: dict[str, str] = {}  # comment -> client order id
         self._tickets: dict[int, str] = {}  # resting MT5 orders we watch -> client order id
         self._moves: dict[str, _Move] = {}  # amends moving a resting order through the market
+        # Netting: reduce-only exits cut by re-placing them whose new order is in doubt, by
+        # client order id (``_Recut``).
+        self._recuts: dict[str, _Recut] = {}
+        # Netting: every ticket a cut removed, by the exit's client order id, while the exit
+        # works: the look-up of a lost new order never takes one of them for it.
+        self._cut_away: dict[str, frozenset[int]] = {}
         # The price last reported (or booked at placement) for each watched resting order: the
         # poll reports the one the terminal holds when it differs. Absent after a restart: the
         # broker cannot know the journal's, so its first poll reports each once.
@@ -474,12 +520,15 @@ class Mt5Broker:
         return (entry,) if entry is not None else ()
 
     def child_held(self, client_order_id: str) -> float | None:
-        """What SL/TP child ``client_order_id`` closes now (units), when the poll reported it
-        changed (``_report_changed_children``, with an update of the child): on a hedging
-        account the volume of the entry's tickets at the child's level — a person who removed
-        or moved one ticket's line left the child to the others. Asked once per update, on
-        the engine thread: answered from what the poll noted, never waiting on the terminal;
-        None when nothing is noted (a netting account, or no change)."""
+        """What reduce-only order ``client_order_id`` closes now (units), when the poll
+        reported it changed, with an update of it: on a hedging account an SL/TP child, the
+        volume of the entry's tickets at the child's level (``_report_changed_children``) — a
+        person who removed or moved one ticket's line left the child to the others; on a
+        netting account a reduce-only exit a person closed part of the position under, the
+        volume of the new order it was re-placed as (``_cancel_reduce_only_beyond``: MT5
+        cannot change a pending order's volume). Asked once per update, on the engine thread:
+        answered from what the poll noted, never waiting on the terminal; None when nothing
+        is noted."""
         with self._lock:
             return self._held.pop(client_order_id, None)
 
@@ -1591,6 +1640,12 @@ class Mt5Broker:
                 )
             return
         ticket = next((t for t, cid in self._tickets.items() if cid == client_order_id), 0)
+        recut = self._recuts.get(client_order_id)
+        if not ticket and recut is not None:
+            # A cut exit whose new order is in doubt: the next poll's look-up removes it if
+            # it rests, and sends nothing again (``_settle_recuts``).
+            recut.cancel = True
+            return
         if not ticket:
             return  # not resting at the terminal (filled, or never placed): nothing to cancel
         result = self._call("order_send", rq.remove_request(ticket))
@@ -1955,6 +2010,11 @@ class Mt5Broker:
                     if booked is not None:
                         booked = booked._replace(price=price if held is None else held)
                         self._child_levels[client_order_id] = booked
+        elif client_order_id in self._recuts:
+            # A cut exit between its removed ticket and its new one (``_Recut``): no ticket
+            # to change, and the order is no less working — refused, never UNKNOWN_ORDER
+            # (REJECTED: the engine would drop an exit the next poll may find resting).
+            refusal = _RECUT_AMEND_REFUSAL
         else:
             decided = self._amend_against_market(client_order_id, quantity, price)
             if decided is True:
@@ -2338,6 +2398,8 @@ class Mt5Broker:
                     )
                 )
         if held is not None and orders is not None and not self._hedging:
+            # A cut exit's new order in doubt first: found, it is watched (and judged) again.
+            events.extend(self._settle_recuts(resting, positions))
             events.extend(self._cancel_reduce_only_beyond(resting, positions))
         if held is not None:
             events.extend(self._report_changed_children(positions))
@@ -2350,12 +2412,16 @@ class Mt5Broker:
         """Netting: the bot's reduce-only orders resting at the terminal (``resting``, from the
         poll's ``orders_get``) for more than the bot's position holds against them
         (``positions``: the bot's, by ticket, read before the orders, so an exit's fill between
-        the reads only makes it look smaller) — its stop-loss or a person closed it, an
-        exit filled — removed and reported cancelled, naming the position. The terminal knows
-        no reduce-only, so such an order would open (or reverse into) a position when the
-        market reaches it. MT5 cannot change a pending order's volume (TRADE_ACTION_MODIFY
-        moves its price, SL/TP and expiry only), so it is cancelled, never cut. A removal the
-        terminal refuses (it filled meanwhile) is left to the next poll."""
+        the reads only makes it look smaller) — a person closed part or all of it, its
+        stop-loss fired, an exit filled. The terminal knows no reduce-only, so such an order
+        would open (or reverse into) a position when the market reaches it, and MT5 cannot
+        change a pending order's volume (TRADE_ACTION_MODIFY moves its price, SL/TP and expiry
+        only): its ticket is removed, and while the position still covers at least the
+        symbol's minimum volume of it (``_covered_volume``) a new order like it is sent for
+        that, sized on what is true once the ticket is removed (``_size_recut``: the exit is
+        cut, not taken away from what is left); otherwise it is reported cancelled, naming the
+        position. A removal the terminal refuses (it filled meanwhile) is left to the next
+        poll."""
         found: list[OrderUpdate] = []
         for record in resting:
             ticket = int(record.ticket)
@@ -2369,13 +2435,9 @@ class Mt5Broker:
             spec = self._specs.get(order.symbol)
             if spec is None:
                 continue
-            against = [
-                p
-                for p in positions.values()
-                if str(p.symbol) == spec.name
-                and (int(p.type) == _POSITION_TYPE_BUY) != (order.side is Side.BUY)
-            ]
-            beyond = _reduce_only_beyond(order, float(record.volume_current), against, spec)
+            against = _against(order, spec, positions)
+            lots = float(record.volume_current)
+            beyond = _reduce_only_beyond(order, lots, against, spec)
             if beyond is None:
                 continue
             result = self._call("order_send", rq.remove_request(ticket))
@@ -2383,20 +2445,325 @@ class Mt5Broker:
                 continue
             del self._tickets[ticket]
             self._booked.pop(client_order_id, None)
-            with self._lock:
-                self._working.pop(client_order_id, None)
-            said = f"{beyond}; cancelled at the terminal, which knows no reduce-only"
-            log.warning("%s: %s", client_order_id, said)
-            found.append(
-                OrderUpdate(
-                    client_order_id,
-                    OrderStatus.CANCELLED,
-                    self._utc(self._server_now),
-                    said,
-                    code=ReasonCode.REDUCE_ONLY,
-                )
+            if _covered_volume(lots, against, spec) <= 0.0:
+                found.append(self._reduce_only_cancelled(client_order_id, beyond))
+                continue
+            # The poll's reads only bound the cut: the exit may have filled in part between
+            # them, or between them and the removal. Noted before any further call, so a
+            # terminal lost from here leaves it to the next poll (``_settle_recuts``).
+            removed = self._cut_away.get(client_order_id, frozenset()) | {ticket}
+            self._cut_away[client_order_id] = removed
+            recut = _Recut(
+                client_order_id,
+                spec.name,
+                _replacement_request(record, 0.0),
+                ticket,
+                removed,
+                rq.to_units(lots, spec),
+                0.0,
+                "",
+                self._server_now,
+                initial=float(record.volume_initial),
+                sized=False,
             )
+            self._recuts[client_order_id] = recut
+            found.extend(self._size_recut(recut))
         return found
+
+    def _reduce_only_cancelled(self, client_order_id: str, beyond: str) -> OrderUpdate:
+        """Reduce-only exit ``client_order_id``, its ticket removed for what no position covers
+        (``beyond``: why), ends cancelled."""
+        self._cut_away.pop(client_order_id, None)
+        with self._lock:
+            self._working.pop(client_order_id, None)
+        said = f"{beyond}; cancelled at the terminal, which knows no reduce-only"
+        log.warning("%s: %s", client_order_id, said)
+        return OrderUpdate(
+            client_order_id,
+            OrderStatus.CANCELLED,
+            self._utc(self._server_now),
+            said,
+            code=ReasonCode.REDUCE_ONLY,
+        )
+
+    def _size_recut(self, recut: _Recut) -> list[OrderUpdate]:
+        """Size the new order of cut exit ``recut`` on what is true once its ticket is removed,
+        and send it (``_cut_reduce_only``): what the removed ticket had left — its volume less
+        its deals, so a fill between the poll's reads or before the removal is counted — and
+        no more than the bot's positions read again now hold against it (the poll read them
+        before its orders: they may hold more than they do), rounded down to the volume step.
+        Below the symbol's minimum volume the exit ends cancelled, as a removal does. A read
+        that fails sends nothing on a guess: the next poll sizes it again, at most
+        ``unknown_retries`` times, then the exit ends cancelled."""
+        client_order_id = recut.client_order_id
+        with self._lock:
+            order = self._working.get(client_order_id)
+        spec = self._specs.get(order.symbol) if order is not None else None
+        if order is None or spec is None:
+            self._recuts.pop(client_order_id, None)
+            return []
+        deals = self._call("history_deals_get", ticket=recut.ticket)
+        held = None if deals is None else self._call("positions_get")
+        if deals is None or held is None:
+            recut.unread += 1
+            what = "deals" if deals is None else "positions"
+            if recut.unread > self.params.unknown_retries:
+                return self._recut_failed(
+                    recut,
+                    f"the {what} could not be read after its removal ({recut.unread} times): "
+                    "no new order was sent",
+                    sent=False,
+                )
+            log.warning(
+                "%s: ticket %d removed, the %s unread: the new order is sized and sent at the "
+                "next poll",
+                client_order_id,
+                recut.ticket,
+                what,
+            )
+            return []
+        mine = [d for d in deals if int(d.order) == recut.ticket]
+        recut.fills = {
+            int(d.ticket): (int(d.time), rq.to_units(float(d.volume), spec)) for d in mine
+        }
+        left = max(0.0, recut.initial - sum(float(d.volume) for d in mine))
+        recut.was = rq.to_units(left, spec)
+        against = _against(order, spec, {int(p.ticket): p for p in ours(held, self._magic)})
+        covered = _covered_volume(left, against, spec)
+        if covered <= 0.0:
+            self._recuts.pop(client_order_id, None)
+            beyond = _reduce_only_beyond(order, left, against, spec) or (
+                f"reduce-only: {recut.was:.10g} of it left after its fills, below "
+                f"{order.symbol}'s minimum volume"
+            )
+            return [self._reduce_only_cancelled(client_order_id, beyond)]
+        total = rq.to_units(sum(float(p.volume) for p in against), spec)
+        recut.units = rq.to_units(covered, spec)
+        recut.request = {**recut.request, "volume": covered}
+        recut.said = _cut_words(recut.was, recut.units, [int(p.ticket) for p in against], total)
+        recut.sized = True
+        return self._cut_reduce_only(recut)
+
+    def _cut_reduce_only(self, recut: _Recut) -> list[OrderUpdate]:
+        """Send the new order of a reduce-only exit whose ticket was removed (``recut``), and
+        what to report: the exit working at its new size (``_recut_placed``); cancelled,
+        naming the removal and the refusal, when the terminal refuses it; nothing while its
+        outcome is unknown — noted before the send, so a terminal lost during it leaves it
+        to the next poll's look-up (``_settle_recuts``) as well, never sent twice unseen."""
+        client_order_id = recut.client_order_id
+        self._recuts[client_order_id] = recut
+        result = self._call("order_send", recut.request)
+        if result is None:
+            code, message = self._link.last_error() if self._link else (0, "")
+            return self._recut_failed(recut, f"order_send refused: {code} {message}")
+        retcode = int(result.retcode)
+        v = verdict(retcode)
+        placed = v.action in (Action.PLACED, Action.DONE, Action.DONE_PARTIAL)
+        if placed and int(result.order):
+            return self._recut_placed(recut, int(result.order))
+        if placed or v.action is Action.RECONCILE:
+            log.warning(
+                "%s: %s; the new order's answer was lost (%s, %d): looked up by its comment "
+                "at the next poll",
+                client_order_id,
+                recut.said,
+                v.words or "no ticket",
+                retcode,
+            )
+            return []
+        return self._recut_failed(recut, f"{v.words} ({retcode})")
+
+    def _recut_placed(self, recut: _Recut, ticket: int, how: str = "") -> list[OrderUpdate]:
+        """The new order of cut exit ``recut`` rests as ``ticket``: watched under its client
+        order id, its size noted for the engine (``child_held``), reported working."""
+        client_order_id = recut.client_order_id
+        del self._recuts[client_order_id]
+        self._tickets[ticket] = client_order_id
+        self._booked[client_order_id] = float(recut.request["price"])
+        # The engine sizes the exit on the fills it has booked: the removed ticket's deals
+        # the poll has not reported yet (filled after it read the deals) are still to come.
+        unseen = sum(
+            units
+            for deal, (when, units) in recut.fills.items()
+            if not self._seen_deals.taken(deal, when)
+        )
+        with self._lock:
+            self._held[client_order_id] = recut.units + unseen
+            order = self._working.get(client_order_id)
+            if order is not None:
+                cut = order.quantity - (recut.was - recut.units)
+                self._working[client_order_id] = order._replace(quantity=cut)
+        said = (
+            f"{recut.said}; re-placed as ticket {ticket}{how} (MT5 cannot change a pending "
+            "order's volume)"
+        )
+        log.warning("%s: %s", client_order_id, said)
+        return [
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.OPEN,
+                self._utc(self._server_now),
+                said,
+                venue_order_id=str(ticket),
+            )
+        ]
+
+    def _recut_failed(self, recut: _Recut, why: str, sent: bool = True) -> list[OrderUpdate]:
+        """Cut exit ``recut`` ends: its ticket was removed and its new order is not resting
+        (``why``; ``sent``: one was sent, and refused): reported cancelled, naming both."""
+        client_order_id = recut.client_order_id
+        self._end_recut(client_order_id)
+        new = f"the new order for {recut.units:.10g} was refused: {why}" if sent else why
+        said = (
+            f"{recut.said or 'cut'}; ticket {recut.ticket} removed (MT5 cannot change a pending "
+            f"order's volume), and {new}; the exit is cancelled"
+        )
+        log.warning("%s: %s", client_order_id, said)
+        return [
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.CANCELLED,
+                self._utc(self._server_now),
+                said,
+                code=ReasonCode.REDUCE_ONLY,
+            )
+        ]
+
+    def _end_recut(self, client_order_id: str) -> None:
+        """Cut exit ``client_order_id`` ends here: forgotten, and its order no longer works."""
+        self._recuts.pop(client_order_id, None)
+        self._cut_away.pop(client_order_id, None)
+        with self._lock:
+            self._working.pop(client_order_id, None)
+
+    def _settle_recuts(
+        self, resting: Sequence[Any], positions: Mapping[int, Any]
+    ) -> list[OrderUpdate]:
+        """The cut exits whose new order's outcome was not known (``_Recut``), looked up by
+        its comment (as a lost create is, ``_reconcile``) before anything is sent again,
+        skipping every ticket the exit's cuts removed (``removed``), the newest first when
+        several match: found resting (``resting``, the poll's own ``orders_get``), it is the
+        exit at its new size — or removed, when the bot cancelled the exit meanwhile; found in
+        the history, it was placed and has ended (its fills were reported by the deals, by the
+        comment): the exit ends. Found nowhere, it is sent again — for what the position
+        covers now (``positions``), at most ``unknown_retries`` times — unless the bot
+        cancelled it; after that it is reported cancelled, naming the removal and the lost
+        answer. One whose reads after the removal failed (never sent) is sized again."""
+        with self._lock:
+            working = set(self._working)
+        for client_order_id in list(self._cut_away):
+            if client_order_id not in working and client_order_id not in self._recuts:
+                del self._cut_away[client_order_id]  # the exit ended (filled, or gone)
+        found: list[OrderUpdate] = []
+        for recut in list(self._recuts.values()):
+            if not recut.sized:
+                if recut.cancel:
+                    found.extend(self._recut_cancelled(recut, "no new order was sent"))
+                else:
+                    found.extend(self._size_recut(recut))
+                continue
+            comment = str(recut.request["comment"])
+            live = _newest(resting, comment, recut.removed)
+            if live is not None:
+                found.extend(self._recut_found(recut, int(live.ticket)))
+                continue
+            history = self._call(
+                "history_orders_get", recut.sent_at - _DAY, _FAR, group=recut.symbol
+            )
+            if history is None:
+                continue  # unread: no news, the next poll looks again
+            done = _newest(ours(history, self._magic), comment, recut.removed)
+            if done is not None:
+                found.extend(self._recut_ended(recut, done))
+                continue
+            if recut.cancel:
+                found.extend(self._recut_cancelled(recut, "the new order was never placed"))
+                continue
+            found.extend(self._resend_recut(recut, positions))
+        return found
+
+    def _recut_found(self, recut: _Recut, ticket: int) -> list[OrderUpdate]:
+        """The new order of cut exit ``recut`` whose answer was lost rests as ``ticket``."""
+        how = " (its answer was lost: found by its comment)"
+        if not recut.cancel:
+            return self._recut_placed(recut, ticket, how)
+        result = self._call("order_send", rq.remove_request(ticket))
+        if result is not None and verdict(int(result.retcode)).action is Action.DONE:
+            return self._recut_cancelled(recut, f"its new order, ticket {ticket}, removed")
+        # It filled or went meanwhile: watched at its new size, as the engine is told, so the
+        # next poll reports what happened to it against the right quantity.
+        return self._recut_placed(recut, ticket, how + ", and the bot's cancel of it refused")
+
+    def _recut_cancelled(self, recut: _Recut, what: str) -> list[OrderUpdate]:
+        """Cut exit ``recut``, cancelled by the bot while its new order was in doubt: ended."""
+        client_order_id = recut.client_order_id
+        self._end_recut(client_order_id)
+        return [
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.CANCELLED,
+                self._utc(self._server_now),
+                f"cancelled ({what})",
+                code=ReasonCode.CANCELLED_BY_USER,
+            )
+        ]
+
+    def _recut_ended(self, recut: _Recut, done: Any) -> list[OrderUpdate]:
+        """The new order of cut exit ``recut`` whose answer was lost was placed and has ended
+        before a poll saw it rest (``done``: its history record, the newest of the comment's
+        that no cut removed): what it filled was reported by its deals; the exit ends, what
+        is left of it at the bot cancelled."""
+        client_order_id = recut.client_order_id
+        self._end_recut(client_order_id)
+        state = int(done.state)
+        ended = "filled" if state in (_ORDER_STATE_FILLED, _ORDER_STATE_PARTIAL) else "ended"
+        said = (
+            f"{recut.said}; re-placed as ticket {int(done.ticket)} (its answer was lost: found "
+            f"by its comment), which has {ended} at the terminal"
+        )
+        log.warning("%s: %s", client_order_id, said)
+        return [
+            OrderUpdate(
+                client_order_id,
+                OrderStatus.CANCELLED,
+                self._utc(self._server_now),
+                said,
+                code=ReasonCode.REDUCE_ONLY if ended == "filled" else ReasonCode.CANCELLED_BY_VENUE,
+            )
+        ]
+
+    def _resend_recut(self, recut: _Recut, positions: Mapping[int, Any]) -> list[OrderUpdate]:
+        """The new order of cut exit ``recut`` is nowhere at the terminal (its answer was
+        lost, and it never arrived): sent again for what the position covers now, unless it
+        was tried ``unknown_retries`` times already — then the exit ends cancelled. The
+        poll's positions serve: no order of the exit rested since they were read (the look-up
+        found none), so none of its fills can have made them hold less."""
+        recut.tries += 1
+        if recut.tries > self.params.unknown_retries + 1:
+            return self._recut_failed(
+                recut,
+                f"no answer from the trade server after {recut.tries - 1} attempts, and the "
+                "terminal shows no such order",
+            )
+        with self._lock:
+            order = self._working.get(recut.client_order_id)
+        spec = self._specs.get(order.symbol) if order is not None else None
+        if order is None or spec is None:
+            self._recuts.pop(recut.client_order_id, None)
+            return []
+        lots = float(recut.request["volume"])
+        against = _against(order, spec, positions)
+        covered = _covered_volume(lots, against, spec)
+        if covered <= 0.0:
+            return self._recut_failed(
+                recut, "its answer was lost, and the position no longer covers it"
+            )
+        if covered != lots:  # the position changed meanwhile: what it covers now
+            recut.request = {**recut.request, "volume": covered}
+            recut.units = rq.to_units(covered, spec)
+            held = rq.to_units(sum(float(p.volume) for p in against), spec)
+            recut.said = _cut_words(recut.was, recut.units, [int(p.ticket) for p in against], held)
+        return self._cut_reduce_only(recut)
 
     def _report_moved_pending(self, resting: Sequence[Any]) -> list[OrderUpdate]:
         """The watched resting orders the terminal holds at another price than the one last
@@ -3220,6 +3587,70 @@ def _reduce_only_beyond(
         f"reduce-only: {_positions_words(tickets)} {holds} {rq.to_units(held, spec):.10g} of "
         f"{order.symbol}, less than this {verb} of {asked:.10g}: the rest would reverse it"
     )
+
+
+def _newest(records: Iterable[Any], comment: str, removed: Collection[int]) -> Any | None:
+    """The newest of ``records`` (orders, resting or in history) under ``comment`` that is
+    none of the ``removed`` tickets (a cut exit's earlier ones): a new order's ticket is
+    above any the terminal gave before it. None when none is."""
+    found = [r for r in records if str(r.comment) == comment and int(r.ticket) not in removed]
+    return max(found, key=lambda r: int(r.ticket), default=None)
+
+
+def _against(order: Order, spec: rq.SymbolSpec, positions: Mapping[int, Any]) -> list[Any]:
+    """The bot's positions (``positions``, by ticket) of ``spec``'s symbol on the other side
+    than ``order``: what a reduce-only ``order`` may close."""
+    return [
+        p
+        for p in positions.values()
+        if str(p.symbol) == spec.name
+        and (int(p.type) == _POSITION_TYPE_BUY) != (order.side is Side.BUY)
+    ]
+
+
+def _covered_volume(lots: float, against: Sequence[Any], spec: rq.SymbolSpec) -> float:
+    """The volume (lots) a reduce-only order of ``lots`` is cut to on a netting account: what
+    ``against`` (the positions it closes) hold of it, rounded down to the volume step (never
+    more than they hold, or the rest would open the other side); 0.0 when that is below the
+    symbol's minimum volume (no order can rest for it: the exit is removed whole)."""
+    held = sum(float(p.volume) for p in against)
+    covered = rq.round_volume(min(lots, held), spec)
+    return covered if covered >= spec.volume_min - _EPS and covered > 0.0 else 0.0
+
+
+def _cut_words(was: float, units: float, tickets: Sequence[int], held: float) -> str:
+    """What a cut of a reduce-only exit says: from ``was`` to ``units`` (units), because
+    ``tickets`` hold ``held`` against it."""
+    holds = "hold" if len(tickets) > 1 else "holds"
+    return (
+        f"cut from {was:.10g} to {units:.10g}: {_positions_words(tickets)} {holds} "
+        f"{held:.10g} against it"
+    )
+
+
+def _replacement_request(record: Any, volume: float) -> dict[str, Any]:
+    """The pending order re-placing resting order ``record`` (an ``orders_get`` record) for
+    ``volume`` lots: its symbol, type, price, stop-limit price, SL/TP, expiry, filling, magic
+    and comment (the client order id: the order is found by it after a lost answer or a
+    restart) — all but the volume as the terminal holds them."""
+    request: dict[str, Any] = {
+        "action": rq.TRADE_ACTION_PENDING,
+        "symbol": str(record.symbol),
+        "volume": volume,
+        "type": int(record.type),
+        "price": float(record.price_open),
+        "sl": float(record.sl),
+        "tp": float(record.tp),
+        "magic": int(record.magic),
+        "comment": str(record.comment),
+        "type_time": int(record.type_time),
+        "type_filling": int(record.type_filling),
+    }
+    if float(record.price_stoplimit):
+        request["stoplimit"] = float(record.price_stoplimit)
+    if int(record.time_expiration):
+        request["expiration"] = int(record.time_expiration)
+    return request
 
 
 def _money(value: float) -> str:

@@ -6,7 +6,8 @@ for the quantity it holds, rests as a pending order; once the position is closed
 stop-loss fires, a person closes it) the market reaching the order would open the other side.
 The broker refuses to rest one beyond what the bot's position holds against it, and at each
 poll removes one the position no longer covers (MT5 cannot change a pending order's volume),
-reporting it cancelled with ``REDUCE_ONLY``, naming the position.
+reporting it cancelled with ``REDUCE_ONLY``, naming the position — or, while the position
+still covers part of it, re-places it for that part (``test_mt5_netting_reduce_only_cut``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def test_a_cut_reversal_resting_on_netting_never_opens_after_the_stop_loss_close
         venue.close()
 
 
-def test_a_resting_reduce_only_exit_the_position_shrank_under_is_cancelled_naming_it() -> None:
+def test_a_resting_reduce_only_exit_the_position_shrank_under_is_cut_naming_it() -> None:
+    """Cut, not cancelled (test_mt5_netting_reduce_only_cut): re-placed for what is left."""
     venue = _netting()
     try:
         venue.submit(venue.order(Side.BUY, 2 * LOT))
@@ -87,14 +89,16 @@ def test_a_resting_reduce_only_exit_the_position_shrank_under_is_cancelled_namin
         )
         (placed,) = updates(venue.submit(exit_order))
         assert placed.status is OrderStatus.OPEN
-        # The position halves (0.1 lot left): the poll after it removes the exit.
+        # The position halves (0.1 lot left): the poll after it re-places the exit for that.
         events = [*venue.submit(venue.order(Side.SELL, LOT)), *venue.settle()]
         (position,) = venue.terminal.positions_get() or ()
-        cancelled = [u for u in updates(events) if u.status is OrderStatus.CANCELLED]
-        assert [u.client_order_id for u in cancelled] == [exit_order.client_order_id]
-        assert cancelled[0].code is ReasonCode.REDUCE_ONLY
-        assert f"position {position.ticket} holds 10000" in cancelled[0].reason
-        assert venue.terminal.orders_get() == ()
+        said = [u for u in updates(events) if u.client_order_id == exit_order.client_order_id]
+        assert [(u.status, u.code) for u in said] == [(OrderStatus.OPEN, ReasonCode.NONE)]
+        assert f"position {position.ticket} holds 10000 against it" in said[0].reason
+        ((volume, comment),) = [
+            (o.volume_current, o.comment) for o in venue.terminal.orders_get() or ()
+        ]
+        assert (volume, comment) == (0.1, exit_order.client_order_id)
     finally:
         venue.close()
 
