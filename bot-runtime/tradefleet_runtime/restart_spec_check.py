@@ -72,7 +72,13 @@ def removed_symbol_refusals(
     held: Mapping[str, Holding], symbols: Sequence[str]
 ) -> list[FieldError]:
     """One refusal per held symbol the spec no longer lists: nothing would price it, work its
-    orders or be allowed to close it."""
+    orders or be allowed to close it. It names the way out for a venue that closed the
+    position while the bot was down (a person, a stop-out not booked as the bot's fill):
+    putting the symbol back alone finds the journal's position against a flat venue and stops
+    the bot Degraded, and a resume books nothing, so the journal would hold it for ever. The
+    start-up reconciliation adopts the venue's position only on a listed symbol, hence both
+    edits, and ``adoptVenuePositions`` set back after: it takes over any difference on every
+    start."""
     listed = set(symbols)
     return [
         FieldError(
@@ -80,7 +86,10 @@ def removed_symbol_refusals(
             f"{symbol} is not listed, but the journal's account holds {holding.said()} on "
             f"{symbol}: keep it in spec.market.symbols until it is closed (a symbol not "
             "listed gets no bars, so its orders are never worked, and no order, an emergency "
-            "flatten's close included, may be sent on it); nothing was sent or cancelled",
+            "flatten's close included, may be sent on it); a live bot whose venue already "
+            f"closed it: list {symbol} again with spec.broker.adoptVenuePositions: true for "
+            "one start (the venue's position is booked as a reconciliation fill), then set it "
+            f"back to false and remove {symbol}; nothing was sent or cancelled",
         )
         for symbol, holding in held.items()
         if symbol not in listed

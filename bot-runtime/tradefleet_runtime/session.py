@@ -447,6 +447,8 @@ class _RunRow(Protocol):
     @property
     def bot(self) -> str: ...
     @property
+    def mode(self) -> str: ...
+    @property
     def timeframe_s(self) -> int: ...
 
 
@@ -458,12 +460,18 @@ class _RunLister(Protocol):
 
 
 def journal_timeframe(journal: RunJournal, bot: str) -> int | None:
-    """The timeframe of the bot's latest earlier run (the runs ``carried_state`` reads: not the
-    journal's current one); None when the journal lists no runs of it."""
+    """The timeframe of the bot's latest earlier paper or live run (the runs ``carried_state``
+    reads: not the journal's current one, never a backtest's, which the same journal may hold
+    on another timeframe and would hide the account's change of it); None when the journal
+    lists no such run of it."""
     if not isinstance(journal, _RunLister):
         return None
     current = getattr(journal, "run_id", None)
-    runs = [r for r in journal.runs() if r.bot == bot and r.run_id != current]
+    runs = [
+        r
+        for r in journal.runs()
+        if r.bot == bot and r.run_id != current and r.mode != Mode.BACKTEST.value
+    ]
     return int(runs[-1].timeframe_s) if runs else None
 
 

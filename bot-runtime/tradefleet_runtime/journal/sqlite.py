@@ -115,6 +115,8 @@ _CAME_BACK = "came_back:"
 #: Its value's markers: the market's time (trusted), the host's clock (never trusted).
 _CAME_BACK_MARKET = "market:"
 _CAME_BACK_HOST = "host:"
+#: A run's ``mode`` that is never carried into a restart (``_earlier_runs``).
+_BACKTEST_MODE = "backtest"
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -904,7 +906,16 @@ class Journal:
     # -- what earlier runs left (recovery) -------------------------------------------------
 
     def _earlier_runs(self, bot: str) -> tuple[list[RunRecord], str, tuple[str, ...]]:
-        runs = [r for r in self.runs() if r.bot == bot and r.run_id != self.run_id]
+        """The bot's earlier paper and live runs (oldest first), the SQL placeholders for
+        their ids, and the ids: the account a restart continues. A backtest run written into
+        the same journal (``tradefleet backtest --journal``, same bot name) is never a restart
+        point: its fills, working orders, equity and bars are a simulation's, and carried they
+        would hand the paper or live account positions it never held."""
+        runs = [
+            r
+            for r in self.runs()
+            if r.bot == bot and r.run_id != self.run_id and r.mode != _BACKTEST_MODE
+        ]
         ids = tuple(r.run_id for r in runs)
         return runs, ",".join("?" * len(ids)), ids
 
@@ -1042,7 +1053,8 @@ class Journal:
         return frozenset(row[0] for row in rows)
 
     def carried_state(self, bot: str) -> CarriedState | None:
-        """The bot's account and orders at the end of its earlier runs, or None if none."""
+        """The bot's account and orders at the end of its earlier paper and live runs, or None
+        if none (a backtest's are never carried: ``_earlier_runs``)."""
         runs, marks, previous = self._earlier_runs(bot)
         if not runs:
             return None
