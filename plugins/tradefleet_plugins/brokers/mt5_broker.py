@@ -240,7 +240,10 @@ class _Recut:
     the terminal lost during it, or the reads sizing it failed): the next poll looks the
     comment up before anything is sent again (``_settle_recuts``), so one client order id
     never rests as two tickets, and the bot's requests on that id wait for it (a cancel is
-    noted, an amend refused)."""
+    noted, an amend refused). Kept from the removal's own send too, when its answer was not
+    DONE (``removing``): the ticket, no longer watched, is looked up at the next poll
+    (``_settle_removal``) — resting, it is watched again; removed, the cut goes on; filled,
+    its deals said so."""
 
     client_order_id: str
     symbol: str  # the terminal's name
@@ -262,6 +265,9 @@ class _Recut:
     # The removed ticket's deals (deal ticket -> (server time, units)): those the poll has
     # not reported yet are still the engine's to book (``_recut_placed``).
     fills: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # True while the removal of ``ticket`` itself is in doubt (answered other than DONE): it
+    # may still rest, or have filled; not in ``removed`` until its history says removed.
+    removing: bool = False
 
 
 class Mt5Broker:
@@ -2420,8 +2426,9 @@ class Mt5Broker:
         symbol's minimum volume of it (``_covered_volume``) a new order like it is sent for
         that, sized on what is true once the ticket is removed (``_size_recut``: the exit is
         cut, not taken away from what is left); otherwise it is reported cancelled, naming the
-        position. A removal the terminal refuses (it filled meanwhile) is left to the next
-        poll."""
+        position. A removal answered other than DONE (its answer lost, the terminal lost, or
+        refused: it filled meanwhile) is in doubt: noted as a cut not sized yet, removing
+        (``_Recut.removing``), for the next poll to look the ticket up (``_settle_removal``)."""
         found: list[OrderUpdate] = []
         for record in resting:
             ticket = int(record.ticket)
@@ -2440,35 +2447,53 @@ class Mt5Broker:
             beyond = _reduce_only_beyond(order, lots, against, spec)
             if beyond is None:
                 continue
-            result = self._call("order_send", rq.remove_request(ticket))
-            if result is None or verdict(int(result.retcode)).action is not Action.DONE:
-                continue
+            # Noted before the send, so a terminal lost during it (the call raises) leaves
+            # the ticket to the next poll's look-up as well; unwatched meanwhile, so the poll
+            # never takes a removal that went through for the venue's cancel.
             del self._tickets[ticket]
-            self._booked.pop(client_order_id, None)
-            if _covered_volume(lots, against, spec) <= 0.0:
-                found.append(self._reduce_only_cancelled(client_order_id, beyond))
-                continue
-            # The poll's reads only bound the cut: the exit may have filled in part between
-            # them, or between them and the removal. Noted before any further call, so a
-            # terminal lost from here leaves it to the next poll (``_settle_recuts``).
-            removed = self._cut_away.get(client_order_id, frozenset()) | {ticket}
-            self._cut_away[client_order_id] = removed
             recut = _Recut(
                 client_order_id,
                 spec.name,
                 _replacement_request(record, 0.0),
                 ticket,
-                removed,
+                self._cut_away.get(client_order_id, frozenset()),
                 rq.to_units(lots, spec),
                 0.0,
                 "",
                 self._server_now,
                 initial=float(record.volume_initial),
                 sized=False,
+                removing=True,
             )
             self._recuts[client_order_id] = recut
+            result = self._call("order_send", rq.remove_request(ticket))
+            if result is None or verdict(int(result.retcode)).action is not Action.DONE:
+                log.warning(
+                    "%s: %s; the removal of ticket %d was answered %s: looked up at the next poll",
+                    client_order_id,
+                    beyond,
+                    ticket,
+                    "nothing" if result is None else int(result.retcode),
+                )
+                continue
+            self._booked.pop(client_order_id, None)
+            if _covered_volume(lots, against, spec) <= 0.0:
+                self._recuts.pop(client_order_id, None)
+                found.append(self._reduce_only_cancelled(client_order_id, beyond))
+                continue
+            # The poll's reads only bound the cut: the exit may have filled in part between
+            # them, or between them and the removal. Noted before any further call, so a
+            # terminal lost from here leaves it to the next poll (``_settle_recuts``).
+            self._removed(recut)
             found.extend(self._size_recut(recut))
         return found
+
+    def _removed(self, recut: _Recut) -> None:
+        """The ticket of cut exit ``recut`` is removed: counted among the exit's removed ones
+        (never taken for its new order), the new order still to size."""
+        recut.removing = False
+        recut.removed = self._cut_away.get(recut.client_order_id, frozenset()) | {recut.ticket}
+        self._cut_away[recut.client_order_id] = recut.removed
 
     def _reduce_only_cancelled(self, client_order_id: str, beyond: str) -> OrderUpdate:
         """Reduce-only exit ``client_order_id``, its ticket removed for what no position covers
@@ -2656,6 +2681,9 @@ class Mt5Broker:
                 del self._cut_away[client_order_id]  # the exit ended (filled, or gone)
         found: list[OrderUpdate] = []
         for recut in list(self._recuts.values()):
+            if recut.removing:
+                found.extend(self._settle_removal(recut, resting))
+                continue
             if not recut.sized:
                 if recut.cancel:
                     found.extend(self._recut_cancelled(recut, "no new order was sent"))
@@ -2681,6 +2709,61 @@ class Mt5Broker:
                 continue
             found.extend(self._resend_recut(recut, positions))
         return found
+
+    def _settle_removal(self, recut: _Recut, resting: Sequence[Any]) -> list[OrderUpdate]:
+        """Cut exit ``recut`` whose removal was answered other than DONE (``removing``),
+        looked up: still resting (``resting``, the poll's ``orders_get``), nothing changed —
+        watched again, and judged again by this poll's ``_cancel_reduce_only_beyond`` (or
+        removed, when the bot cancelled it meanwhile); gone and filled (history FILLED), its
+        deals were reported by the poll: it ends as any filled order; gone otherwise (removed:
+        CANCELED, or PARTIAL — part filled, the rest removed), the cut goes on as after a DONE
+        removal (``_size_recut``, which takes its deals off). Expired or rejected meanwhile:
+        reported as the poll reports any order gone (``_resting_gone``). History unread: no
+        news, the next poll looks again."""
+        client_order_id = recut.client_order_id
+        ticket = recut.ticket
+        if any(int(r.ticket) == ticket for r in resting):
+            del self._recuts[client_order_id]
+            self._tickets[ticket] = client_order_id
+            if not recut.cancel:
+                return []
+            result = self._call("order_send", rq.remove_request(ticket))
+            if result is None or verdict(int(result.retcode)).action is not Action.DONE:
+                # The bot's cancel in doubt as the cut's removal was: looked up again.
+                del self._tickets[ticket]
+                self._recuts[client_order_id] = recut
+                return []
+            del self._tickets[ticket]
+            self._booked.pop(client_order_id, None)
+            return self._recut_cancelled(recut, f"ticket {ticket} removed")
+        history = self._call("history_orders_get", ticket=ticket)
+        if history is None:
+            return []
+        self._booked.pop(client_order_id, None)
+        # Nothing in the history: gone, and nothing says it filled (as ``_resting_gone``).
+        state = int(history[0].state) if history else _ORDER_STATE_CANCELED
+        if state in (_ORDER_STATE_CANCELED, _ORDER_STATE_PARTIAL):
+            self._removed(recut)
+            if recut.cancel:
+                return self._recut_cancelled(recut, f"ticket {ticket} removed")
+            return self._size_recut(recut)
+        self._end_recut(client_order_id)
+        if state == _ORDER_STATE_FILLED:
+            return []  # its deals were reported by the poll
+        status, code = OrderStatus.CANCELLED, ReasonCode.CANCELLED_BY_VENUE
+        if state == _ORDER_STATE_EXPIRED:
+            code = ReasonCode.EXPIRED
+        elif state == 5:  # ORDER_STATE_REJECTED: activation refused (e.g. no money)
+            status, code = OrderStatus.REJECTED, ReasonCode.VENUE_REJECTED
+        return [
+            OrderUpdate(
+                client_order_id,
+                status,
+                self._utc(self._server_now),
+                "the terminal no longer holds the order",
+                code=code,
+            )
+        ]
 
     def _recut_found(self, recut: _Recut, ticket: int) -> list[OrderUpdate]:
         """The new order of cut exit ``recut`` whose answer was lost rests as ``ticket``."""

@@ -210,7 +210,13 @@ def order_reports(
     the legs still working at the terminal (then at the resting leg's price and type), else of
     its last leg. A leg's rest can go on as a later leg (a limit's deal that filled in part,
     a resting order moved through the market: cancelled, its rest sent again): summed whole,
-    that rest would count twice, and a restart adopt the order for more than the bot asked."""
+    that rest would count twice, and a restart adopt the order for more than the bot asked.
+
+    A cancelled leg counts no fills, except one a netting cut removed (``_cut_legs``: a
+    later leg carries its very comment): what it filled before the cut is the order's, and
+    in its quantity, as the running bot booked it."""
+    orders = list(orders)
+    cut = _cut_legs(orders)
     merged: dict[str, OrderReport] = {}
     notional: dict[str, float] = {}
     resting: dict[str, float] = {}  # what the working legs of each order have left
@@ -230,7 +236,7 @@ def order_reports(
         state = int(order.state)
         filled = (
             initial - units(venue_symbol, float(order.volume_current))
-            if state != ORDER_STATE_CANCELED
+            if state != ORDER_STATE_CANCELED or int(order.ticket) in cut
             else 0.0
         )
         if state in (ORDER_STATE_FILLED,):
@@ -286,6 +292,23 @@ def order_reports(
             left = resting[client_id] if client_id in resting else last[client_id][1]
             merged[client_id] = report._replace(quantity=round(report.filled_quantity + left, 8))
     return list(merged.values())
+
+
+def _cut_legs(orders: Sequence[Any]) -> set[int]:
+    """The tickets of ``orders`` (live and history) a netting cut removed: cancelled, with a
+    later ticket under the very same comment — a cut re-places an exit under its own comment
+    (``_replacement_request`` in mt5_broker), where any other new request of an order carries
+    a new leg's (``next_leg``) and a lost one is looked up, never sent again beside it."""
+    newest: dict[str, int] = {}
+    for order in orders:
+        comment = str(order.comment)
+        newest[comment] = max(newest.get(comment, 0), int(order.ticket))
+    return {
+        int(order.ticket)
+        for order in orders
+        if int(order.state) == ORDER_STATE_CANCELED
+        and int(order.ticket) < newest[str(order.comment)]
+    }
 
 
 def _rests(order: Any) -> bool:
