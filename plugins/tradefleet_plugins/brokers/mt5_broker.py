@@ -2636,21 +2636,21 @@ class Mt5Broker:
     def _recut_failed(self, recut: _Recut, why: str, sent: bool = True) -> list[OrderUpdate]:
         """Cut exit ``recut`` ends: its ticket was removed and its new order is not resting
         (``why``; ``sent``: one was sent, and refused): reported cancelled, naming both."""
-        client_order_id = recut.client_order_id
-        self._end_recut(client_order_id)
         new = f"the new order for {recut.units:.10g} was refused: {why}" if sent else why
         said = (
             f"{recut.said or 'cut'}; ticket {recut.ticket} removed (MT5 cannot change a pending "
             f"order's volume), and {new}; the exit is cancelled"
         )
+        return self._recut_over(recut, said, ReasonCode.REDUCE_ONLY)
+
+    def _recut_over(self, recut: _Recut, said: str, code: ReasonCode) -> list[OrderUpdate]:
+        """Cut exit ``recut`` ends cancelled (``said``, ``code``), said as a warning."""
+        client_order_id = recut.client_order_id
+        self._end_recut(client_order_id)
         log.warning("%s: %s", client_order_id, said)
         return [
             OrderUpdate(
-                client_order_id,
-                OrderStatus.CANCELLED,
-                self._utc(self._server_now),
-                said,
-                code=ReasonCode.REDUCE_ONLY,
+                client_order_id, OrderStatus.CANCELLED, self._utc(self._server_now), said, code=code
             )
         ]
 
@@ -2750,20 +2750,7 @@ class Mt5Broker:
         self._end_recut(client_order_id)
         if state == _ORDER_STATE_FILLED:
             return []  # its deals were reported by the poll
-        status, code = OrderStatus.CANCELLED, ReasonCode.CANCELLED_BY_VENUE
-        if state == _ORDER_STATE_EXPIRED:
-            code = ReasonCode.EXPIRED
-        elif state == 5:  # ORDER_STATE_REJECTED: activation refused (e.g. no money)
-            status, code = OrderStatus.REJECTED, ReasonCode.VENUE_REJECTED
-        return [
-            OrderUpdate(
-                client_order_id,
-                status,
-                self._utc(self._server_now),
-                "the terminal no longer holds the order",
-                code=code,
-            )
-        ]
+        return [self._gone_update(client_order_id, state)]
 
     def _recut_found(self, recut: _Recut, ticket: int) -> list[OrderUpdate]:
         """The new order of cut exit ``recut`` whose answer was lost rests as ``ticket``."""
@@ -2796,24 +2783,14 @@ class Mt5Broker:
         before a poll saw it rest (``done``: its history record, the newest of the comment's
         that no cut removed): what it filled was reported by its deals; the exit ends, what
         is left of it at the bot cancelled."""
-        client_order_id = recut.client_order_id
-        self._end_recut(client_order_id)
         state = int(done.state)
         ended = "filled" if state in (_ORDER_STATE_FILLED, _ORDER_STATE_PARTIAL) else "ended"
         said = (
             f"{recut.said}; re-placed as ticket {int(done.ticket)} (its answer was lost: found "
             f"by its comment), which has {ended} at the terminal"
         )
-        log.warning("%s: %s", client_order_id, said)
-        return [
-            OrderUpdate(
-                client_order_id,
-                OrderStatus.CANCELLED,
-                self._utc(self._server_now),
-                said,
-                code=ReasonCode.REDUCE_ONLY if ended == "filled" else ReasonCode.CANCELLED_BY_VENUE,
-            )
-        ]
+        code = ReasonCode.REDUCE_ONLY if ended == "filled" else ReasonCode.CANCELLED_BY_VENUE
+        return self._recut_over(recut, said, code)
 
     def _resend_recut(self, recut: _Recut, positions: Mapping[int, Any]) -> list[OrderUpdate]:
         """The new order of cut exit ``recut`` is nowhere at the terminal (its answer was
@@ -3272,19 +3249,23 @@ class Mt5Broker:
             self._working.pop(client_order_id, None)
         if state in (_ORDER_STATE_FILLED, _ORDER_STATE_PARTIAL):
             return  # its deals were reported above
-        expired = state == _ORDER_STATE_EXPIRED
-        code = ReasonCode.EXPIRED if expired else ReasonCode.CANCELLED_BY_VENUE
+        events.append(self._gone_update(client_order_id, state))
+
+    def _gone_update(self, client_order_id: str, state: int) -> OrderUpdate:
+        """A resting order the terminal no longer holds, its history ``state`` no fill: it
+        expired, its activation was refused, or it was cancelled there."""
+        code = (
+            ReasonCode.EXPIRED if state == _ORDER_STATE_EXPIRED else ReasonCode.CANCELLED_BY_VENUE
+        )
         status = OrderStatus.CANCELLED
         if state == 5:  # ORDER_STATE_REJECTED: activation refused (e.g. no money)
             status, code = OrderStatus.REJECTED, ReasonCode.VENUE_REJECTED
-        events.append(
-            OrderUpdate(
-                client_order_id,
-                status,
-                self._utc(self._server_now),
-                "the terminal no longer holds the order",
-                code=code,
-            )
+        return OrderUpdate(
+            client_order_id,
+            status,
+            self._utc(self._server_now),
+            "the terminal no longer holds the order",
+            code=code,
         )
 
     def _refresh_positions(self) -> list[Accrual]:
