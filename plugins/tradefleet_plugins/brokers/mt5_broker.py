@@ -151,8 +151,24 @@ _ORDER_STATE_STARTED = 0
 _ORDER_STATE_CANCELED = 2
 _ORDER_STATE_EXPIRED = 6
 _RETCODE_DONE = 10009
-# An amend of a cut exit whose new order is in doubt (``_Recut``): answered OPEN with this
-# code (``_say_amend``), as an amend whose own outcome is unknown, so the engine keeps it.
+# An amend of a cut exit while the cut is in doubt (``_Recut``, ``_recut_amend_refusal``):
+# answered OPEN with this code (``_say_amend``), as an amend whose own outcome is unknown, so
+# the engine keeps the exit; the words name the doubt that holds, one wording each.
+# The removal of the old ticket answered other than DONE (``_Recut.removing``).
+_RECUT_REMOVAL_AMEND_REFUSAL = (
+    ReasonCode.UNKNOWN_OUTCOME,
+    "the exit is being re-placed at the terminal (a cut: the removal of its old ticket is in "
+    "doubt until the next poll looks it up); nothing was sent: it works as it was, ask again "
+    "once settled",
+)
+# The old ticket removed, the reads sizing the new order failed (``_Recut.sized`` False).
+_RECUT_UNSIZED_AMEND_REFUSAL = (
+    ReasonCode.UNKNOWN_OUTCOME,
+    "the exit is being re-placed at the terminal (a cut: its old ticket was removed and its "
+    "new order is not sent yet; the next poll sizes and sends it); nothing was sent: it works "
+    "as it was, ask again once settled",
+)
+# The new order's answer lost: it may rest, under a ticket not known yet.
 _RECUT_AMEND_REFUSAL = (
     ReasonCode.UNKNOWN_OUTCOME,
     "the exit is being re-placed at the terminal (a cut: its new order is in doubt until "
@@ -248,9 +264,9 @@ class _Recut:
     client_order_id: str
     symbol: str  # the terminal's name
     request: dict[str, Any]  # the new order, as sent (sent again only when it is found nowhere)
-    ticket: int  # the ticket this cut removed
-    # Every ticket the exit's cuts removed, for its life: same comment, never the new order.
-    removed: frozenset[int]
+    # The ticket this cut removes. Its new order's ticket is above it, and every ticket the
+    # exit had before (an earlier cut's) below: the look-up takes only a ticket above it.
+    ticket: int
     was: float  # units the removed ticket had left when it was removed (its deals, once read)
     units: float  # units the new order closes
     said: str  # "cut from X to Y: position N holds Y against it"
@@ -266,7 +282,7 @@ class _Recut:
     # not reported yet are still the engine's to book (``_recut_placed``).
     fills: dict[int, tuple[int, float]] = field(default_factory=dict)
     # True while the removal of ``ticket`` itself is in doubt (answered other than DONE): it
-    # may still rest, or have filled; not in ``removed`` until its history says removed.
+    # may still rest, or have filled.
     removing: bool = False
 
 
@@ -330,9 +346,6 @@ class Mt5Broker:
         # Netting: reduce-only exits cut by re-placing them whose new order is in doubt, by
         # client order id (``_Recut``).
         self._recuts: dict[str, _Recut] = {}
-        # Netting: every ticket a cut removed, by the exit's client order id, while the exit
-        # works: the look-up of a lost new order never takes one of them for it.
-        self._cut_away: dict[str, frozenset[int]] = {}
         # The price last reported (or booked at placement) for each watched resting order: the
         # poll reports the one the terminal holds when it differs. Absent after a restart: the
         # broker cannot know the journal's, so its first poll reports each once.
@@ -1648,8 +1661,9 @@ class Mt5Broker:
         ticket = next((t for t, cid in self._tickets.items() if cid == client_order_id), 0)
         recut = self._recuts.get(client_order_id)
         if not ticket and recut is not None:
-            # A cut exit whose new order is in doubt: the next poll's look-up removes it if
-            # it rests, and sends nothing again (``_settle_recuts``).
+            # A cut exit in doubt (the removal of its old ticket, or its new order): the next
+            # poll's look-up removes whichever ticket rests, and sends nothing again
+            # (``_settle_removal``, ``_settle_recuts``).
             recut.cancel = True
             return
         if not ticket:
@@ -2017,10 +2031,15 @@ class Mt5Broker:
                         booked = booked._replace(price=price if held is None else held)
                         self._child_levels[client_order_id] = booked
         elif client_order_id in self._recuts:
-            # A cut exit between its removed ticket and its new one (``_Recut``): no ticket
-            # to change, and the order is no less working — refused, never UNKNOWN_ORDER
-            # (REJECTED: the engine would drop an exit the next poll may find resting).
-            refusal = _RECUT_AMEND_REFUSAL
+            # A cut exit between its removed ticket and its new one (``_Recut``): refused,
+            # never UNKNOWN_ORDER (REJECTED: the engine would drop an exit the next poll may
+            # find resting), and never applied: the old ticket's removal in doubt, a move sent
+            # to it may find it gone, and the cut re-places the exit at the price it copied
+            # before (the move lost though answered); the new order in doubt, its ticket is not
+            # known, and a price kept for a resend would miss a new order already resting —
+            # the id at two prices. Asked again once the poll settled the cut, it moves the
+            # ticket that rests.
+            refusal = _recut_amend_refusal(self._recuts[client_order_id])
         else:
             decided = self._amend_against_market(client_order_id, quantity, price)
             if decided is True:
@@ -2456,7 +2475,6 @@ class Mt5Broker:
                 spec.name,
                 _replacement_request(record, 0.0),
                 ticket,
-                self._cut_away.get(client_order_id, frozenset()),
                 rq.to_units(lots, spec),
                 0.0,
                 "",
@@ -2484,21 +2502,13 @@ class Mt5Broker:
             # The poll's reads only bound the cut: the exit may have filled in part between
             # them, or between them and the removal. Noted before any further call, so a
             # terminal lost from here leaves it to the next poll (``_settle_recuts``).
-            self._removed(recut)
+            recut.removing = False
             found.extend(self._size_recut(recut))
         return found
-
-    def _removed(self, recut: _Recut) -> None:
-        """The ticket of cut exit ``recut`` is removed: counted among the exit's removed ones
-        (never taken for its new order), the new order still to size."""
-        recut.removing = False
-        recut.removed = self._cut_away.get(recut.client_order_id, frozenset()) | {recut.ticket}
-        self._cut_away[recut.client_order_id] = recut.removed
 
     def _reduce_only_cancelled(self, client_order_id: str, beyond: str) -> OrderUpdate:
         """Reduce-only exit ``client_order_id``, its ticket removed for what no position covers
         (``beyond``: why), ends cancelled."""
-        self._cut_away.pop(client_order_id, None)
         with self._lock:
             self._working.pop(client_order_id, None)
         said = f"{beyond}; cancelled at the terminal, which knows no reduce-only"
@@ -2657,7 +2667,6 @@ class Mt5Broker:
     def _end_recut(self, client_order_id: str) -> None:
         """Cut exit ``client_order_id`` ends here: forgotten, and its order no longer works."""
         self._recuts.pop(client_order_id, None)
-        self._cut_away.pop(client_order_id, None)
         with self._lock:
             self._working.pop(client_order_id, None)
 
@@ -2665,20 +2674,16 @@ class Mt5Broker:
         self, resting: Sequence[Any], positions: Mapping[int, Any]
     ) -> list[OrderUpdate]:
         """The cut exits whose new order's outcome was not known (``_Recut``), looked up by
-        its comment (as a lost create is, ``_reconcile``) before anything is sent again,
-        skipping every ticket the exit's cuts removed (``removed``), the newest first when
-        several match: found resting (``resting``, the poll's own ``orders_get``), it is the
-        exit at its new size — or removed, when the bot cancelled the exit meanwhile; found in
-        the history, it was placed and has ended (its fills were reported by the deals, by the
-        comment): the exit ends. Found nowhere, it is sent again — for what the position
-        covers now (``positions``), at most ``unknown_retries`` times — unless the bot
-        cancelled it; after that it is reported cancelled, naming the removal and the lost
-        answer. One whose reads after the removal failed (never sent) is sized again."""
-        with self._lock:
-            working = set(self._working)
-        for client_order_id in list(self._cut_away):
-            if client_order_id not in working and client_order_id not in self._recuts:
-                del self._cut_away[client_order_id]  # the exit ended (filled, or gone)
+        its comment (as a lost create is, ``_reconcile``) before anything is sent again, only
+        among the tickets above the one the cut removed (``_newest``: never one an earlier cut
+        of the exit removed, before a restart too), the newest first when several match:
+        found resting (``resting``, the poll's own ``orders_get``), it is the exit at its new
+        size — or removed, when the bot cancelled the exit meanwhile; found in the history, it
+        was placed and has ended (its fills were reported by the deals, by the comment): the
+        exit ends. Found nowhere, it is sent again — for what the position covers now
+        (``positions``), at most ``unknown_retries`` times — unless the bot cancelled it;
+        after that it is reported cancelled, naming the removal and the lost answer. One whose
+        reads after the removal failed (never sent) is sized again."""
         found: list[OrderUpdate] = []
         for recut in list(self._recuts.values()):
             if recut.removing:
@@ -2691,7 +2696,7 @@ class Mt5Broker:
                     found.extend(self._size_recut(recut))
                 continue
             comment = str(recut.request["comment"])
-            live = _newest(resting, comment, recut.removed)
+            live = _newest(resting, comment, recut.ticket)
             if live is not None:
                 found.extend(self._recut_found(recut, int(live.ticket)))
                 continue
@@ -2700,7 +2705,7 @@ class Mt5Broker:
             )
             if history is None:
                 continue  # unread: no news, the next poll looks again
-            done = _newest(ours(history, self._magic), comment, recut.removed)
+            done = _newest(ours(history, self._magic), comment, recut.ticket)
             if done is not None:
                 found.extend(self._recut_ended(recut, done))
                 continue
@@ -2743,7 +2748,7 @@ class Mt5Broker:
         # Nothing in the history: gone, and nothing says it filled (as ``_resting_gone``).
         state = int(history[0].state) if history else _ORDER_STATE_CANCELED
         if state in (_ORDER_STATE_CANCELED, _ORDER_STATE_PARTIAL):
-            self._removed(recut)
+            recut.removing = False
             if recut.cancel:
                 return self._recut_cancelled(recut, f"ticket {ticket} removed")
             return self._size_recut(recut)
@@ -2781,8 +2786,8 @@ class Mt5Broker:
     def _recut_ended(self, recut: _Recut, done: Any) -> list[OrderUpdate]:
         """The new order of cut exit ``recut`` whose answer was lost was placed and has ended
         before a poll saw it rest (``done``: its history record, the newest of the comment's
-        that no cut removed): what it filled was reported by its deals; the exit ends, what
-        is left of it at the bot cancelled."""
+        above the ticket the cut removed): what it filled was reported by its deals; the exit
+        ends, what is left of it at the bot cancelled."""
         state = int(done.state)
         ended = "filled" if state in (_ORDER_STATE_FILLED, _ORDER_STATE_PARTIAL) else "ended"
         said = (
@@ -3653,12 +3658,24 @@ def _reduce_only_beyond(
     )
 
 
-def _newest(records: Iterable[Any], comment: str, removed: Collection[int]) -> Any | None:
-    """The newest of ``records`` (orders, resting or in history) under ``comment`` that is
-    none of the ``removed`` tickets (a cut exit's earlier ones): a new order's ticket is
-    above any the terminal gave before it. None when none is."""
-    found = [r for r in records if str(r.comment) == comment and int(r.ticket) not in removed]
+def _newest(records: Iterable[Any], comment: str, after: int) -> Any | None:
+    """The newest of ``records`` (orders, resting or in history) under ``comment`` whose
+    ticket is above ``after`` (the ticket a cut removed): the terminal numbers tickets
+    upward, so only an order sent after that removal can be its new order — every ticket
+    the exit had before (an earlier cut's, one removed before a restart, which the restarted
+    broker never saw removed) is below it. None when none is."""
+    found = [r for r in records if str(r.comment) == comment and int(r.ticket) > after]
     return max(found, key=lambda r: int(r.ticket), default=None)
+
+
+def _recut_amend_refusal(recut: _Recut) -> tuple[ReasonCode, str]:
+    """The refusal of an amend of cut exit ``recut``, naming what of the cut is in doubt: the
+    removal of its old ticket, the new order not sent yet, or the new order's answer."""
+    if recut.removing:
+        return _RECUT_REMOVAL_AMEND_REFUSAL
+    if not recut.sized:
+        return _RECUT_UNSIZED_AMEND_REFUSAL
+    return _RECUT_AMEND_REFUSAL
 
 
 def _against(order: Order, spec: rq.SymbolSpec, positions: Mapping[int, Any]) -> list[Any]:
