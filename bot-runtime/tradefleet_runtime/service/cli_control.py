@@ -15,7 +15,10 @@
 The token comes from ``--token-file`` or ``$TRADEFLEET_TOKEN``; ``--tls`` (or any ``--tls-*``
 option) connects with TLS. Output is rich tables, or JSON with ``--json`` (``events --json``
 prints one JSON object per line). Exit codes: 0 done, 1 the bot refused or could not be reached
-(the gRPC status code is printed), 2 bad usage.
+(the gRPC status code is printed), 2 bad usage: among it, an ADDRESS that is not ``host:port``,
+``[IPv6]:port`` (a port in 1..65535) or ``unix:PATH``, a ``--timeout`` or ``--duration`` that is
+not a finite number of seconds > 0, and a token file that cannot be read or holds no usable
+token — each said naming it, before anything is dialled.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from tradefleet_runtime.service.client import (
     TokenError,
     read_token,
 )
+from tradefleet_runtime.service.control_args import UsageProblem, checked_address, checked_seconds
 from tradefleet_runtime.terminal import PIPE_WIDTH
 
 
@@ -63,9 +67,23 @@ def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> 
         console = Console(file=stream, highlight=False, markup=False, width=PIPE_WIDTH)
     err = Console(stderr=True, highlight=False)
     try:
+        # Before anything is dialled: gRPC would call a wrapped port, or answer bad input as a
+        # bot that is down (exit 1).
+        address = checked_address(args.address)
+        timeout = checked_seconds("--timeout", args.timeout)
+        if getattr(args, "duration", None) is not None:
+            checked_seconds("--duration", args.duration)
+    except UsageProblem as error:
+        err.print(f"[bold red]error[/]: {escape(str(error))}")
+        return 2
+    try:
         token = read_token(args.token_file)
     except OSError as error:
-        err.print(f"[bold red]error[/]: cannot read the token file: {escape(str(error.strerror))}")
+        why = error.strerror or str(error)
+        err.print(
+            f"[bold red]error[/]: cannot read the token file {escape(str(args.token_file))}: "
+            f"{escape(why)}"
+        )
         return 2
     except TokenError as error:  # refused before any call: gRPC would only say INTERNAL
         err.print(f"[bold red]error[/]: {escape(str(error))}")
@@ -75,9 +93,7 @@ def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> 
         tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
     actor = getattr(args, "actor", None)
     try:
-        with RuntimeClient(
-            args.address, token=token, tls=tls, timeout=args.timeout, actor=actor
-        ) as client:
+        with RuntimeClient(address, token=token, tls=tls, timeout=timeout, actor=actor) as client:
             return _run(client, args, stream, console)
     except ApiError as error:
         field = f" (field {error.field})" if error.field else ""

@@ -114,10 +114,17 @@ def read_token(token_file: Path | None) -> str | None:
 
     ``TokenError`` unless it is one line of printable ASCII without spaces (surrounding
     whitespace, such as the newline ``echo`` adds, is dropped): gRPC cannot send anything else
-    as metadata and would fail every call with ``INTERNAL: Invalid metadata``."""
+    as metadata and would fail every call with ``INTERNAL: Invalid metadata``. A file with no
+    token in it (empty, or only whitespace) is a ``TokenError`` too: sent as no token, it was
+    answered ``UNAUTHENTICATED: missing bearer token``, naming no file — what ``kubectl get
+    secret ... | base64 -d > read.token`` leaves when the Secret or its key is misnamed.
+    ``OSError`` when the file cannot be read."""
     if token_file is not None:
         text = token_file.read_bytes().decode("utf-8", errors="replace")
-        return _checked_token(text, f"token file {token_file}")
+        token = _checked_token(text, f"token file {token_file}")
+        if token is None:
+            raise TokenError(f"token file {token_file} is empty: it holds no token")
+        return token
     return _checked_token(os.environ.get(TOKEN_ENV, ""), f"${TOKEN_ENV}")
 
 
