@@ -72,7 +72,13 @@ from tradefleet_runtime.engine.order_book import (
     children_over_position,
 )
 from tradefleet_runtime.engine.portfolio import Portfolio
-from tradefleet_runtime.engine.risk_driver import RiskDriver, bracket_dropped
+from tradefleet_runtime.engine.risk_driver import (
+    RiskDriver,
+    bracket_dropped,
+    closes_only,
+    closing_part,
+    unpriced_cut,
+)
 from tradefleet_runtime.engine.risk_hooks import ACTION_TAG, RiskHooks, action_intents
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, quoted_mark, reducible
 from tradefleet_runtime.engine.stop_moves import (
@@ -1324,22 +1330,32 @@ class Engine:
             return quote[1]
         return self.portfolio.marks.get(symbol)
 
-    def _quote_entry(self, intent: OrderIntent, order_id: str) -> bool:
+    def _quote_entry(self, intent: OrderIntent, order_id: str) -> OrderIntent | None:
         """Between bars a symbol's mark is its last close, up to a bar old, and a market
         entry fills at the market: one (not an exit, which sizes nothing on the price and is
         never refused) is sized and risk-checked at the broker's current price instead
         (``quotes-prices``), this order alone; equity and the bars' marks keep the close.
-        False when it is refused, journaled: the broker quotes prices but gave none usable
-        (``risk_snapshot.quoted_mark``). A live broker that quotes none: the decisions say the
-        order was judged on the last close."""
+        Returns the intent to decide: ``intent`` itself, or only its closing part; None when it
+        is refused whole. When the broker quotes prices but gave none usable
+        (``risk_snapshot.quoted_mark``), what the order opens is refused, journaled: an order
+        past the position goes as its closing part (``risk_driver.unpriced_cut``), reduce-only
+        without its bracket, the shrink ``engine.price``'s; any other is refused whole. A
+        reversal the gate stops (a halt, a lock: cut to its closing part; a pause: refused) is
+        left to the gate, as at a bar, and asks no price. A live broker that quotes none: the
+        decisions say the order was judged on the last close."""
         self._quote = None
         if intent.order_type is not OrderType.MARKET or intent.reduce_only:
-            return True
+            return intent
         symbol, side, quantity = intent.symbol, intent.side, intent.quantity
+        left = 0.0
         if quantity is not None:
             left = self._reducible(symbol, side)
-            if left > 0.0 and quantity <= left * (1.0 + 1e-9):  # the driver makes it reduce-only
-                return True
+            if closes_only(quantity, left):  # the driver makes it reduce-only
+                return intent
+            if left > 0.0 and self.state.gate(intent) is not None:
+                # Priced before the gate, an unpriced reversal was refused whole under a halt
+                # or a lock, its closing part (an exit, sized on nothing) with it.
+                return intent
         close = self.portfolio.marks.get(symbol)
         quoter = self._quoter
         if quoter is None:
@@ -1347,7 +1363,7 @@ class Engine:
                 last = f"{close:.10g} ({_utc(self._now)})" if close else "none yet"
                 why = f"judged at {symbol}'s last close, {last}: the broker quotes no current price"
                 self._decide("engine.price", intent, order_id, RiskDecision.approve(None, why))
-            return True
+            return intent
         try:
             quote: object = quoter.market_price(symbol, side)
         except Exception:  # a broker's fault is no price: the entry is refused, not misjudged
@@ -1355,11 +1371,17 @@ class Engine:
             quote = None
         mark, reason, code = quoted_mark(symbol, side, quote, close)
         if mark is None:
-            self._decide("engine.price", intent, order_id, RiskDecision.veto(reason, code))
-            return False
+            veto = RiskDecision.veto(reason, code)
+            # The mark the driver would judge the order's stops at with no quote: the close.
+            cut = unpriced_cut(veto, intent, left, close or 0.0)
+            if cut is None:
+                self._decide("engine.price", intent, order_id, veto)
+                return None
+            self._decide("engine.price", intent, order_id, cut)
+            return closing_part(intent, cut)
         self._quote = (symbol, mark)
         self._decide("engine.price", intent, order_id, RiskDecision.approve(None, reason))
-        return True
+        return intent
 
     def send_queued(self) -> None:
         """Pass queued intents through the risk chain to the broker now (outside a bar)."""
@@ -1431,9 +1453,16 @@ class Engine:
                 {"client_order_id": order_id},
             )
             return None
-        if self._between_bars and not self._quote_entry(intent, order_id):
-            return None
-        order = self.driver.order_for(intent, order_id, self._now + self._between_bars)
+        # What the driver decides: the intent, or between bars only its closing part when the
+        # broker cannot price the rest (``_quote_entry``); ``intent`` stays what was asked, for
+        # the journal's ``bracket_dropped`` and the instrument's refusal.
+        if self._between_bars:
+            decided = self._quote_entry(intent, order_id)
+            if decided is None:
+                return None
+        else:
+            decided = intent
+        order = self.driver.order_for(decided, order_id, self._now + self._between_bars)
         if order is None:
             return None
         if self._instrument_limits.get(order.symbol, True):

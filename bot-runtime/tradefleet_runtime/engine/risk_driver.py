@@ -29,6 +29,9 @@ decision (``engine.halted``, ``engine.locked``), and goes on as an exit would: r
 without its bracket (``bracket_dropped``), through the chain. With nothing left to close it is
 vetoed whole, as is every order that is not reduce-only under a pause alone. A bot halted and
 paused is gated by its halt first (``TradingState.gate``): such an order is cut there too.
+Between bars a market order past the position that the broker gives no usable price for is cut
+the same way, by the engine before the driver (``unpriced_cut``, journaled as ``engine.price``'s
+shrink): nothing opens unpriced, and its closing part, which sizes nothing on a price, goes.
 
 Before any of that, an intent no venue could work is refused (``intent_problem``,
 ``stops_problem``), by ``engine.order``, naming the field: a quantity or price that is not a
@@ -199,19 +202,16 @@ def closes_only(quantity: float, left: float) -> bool:
     return left > 0.0 and quantity <= left * (1.0 + _HELD_TOLERANCE)
 
 
-def gate_cut(
-    rule: str, veto: RiskDecision, intent: OrderIntent, left: float
-) -> RiskDecision | None:
-    """What the trading-state gate makes of ``intent`` when it refuses it by ``rule`` with
-    ``veto`` (pure): under a halt or a risk lock (``GATE_CUTS``), an order past the position —
-    ``left`` of it still to close on its side, ``reducible``'s figure, net of the exits already
-    working — is shrunk to that closing part (it goes reduce-only, without its bracket: module
-    docstring); a halt or a lock stops what an order opens, never what it closes. None when the
-    veto stands: another rule (a pause), nothing left to close (the order opens or adds, or
-    working exits close it all already), or no size (a sizer's to give, and sizers size
-    entries only)."""
+def closing_cut(veto: RiskDecision, intent: OrderIntent, left: float) -> RiskDecision | None:
+    """``veto`` of what ``intent`` opens, as a shrink to the part of it that closes (pure): an
+    order past the position — ``left`` of it still to close on its side, ``reducible``'s
+    figure, net of the exits already working — is cut to that closing part (it goes
+    reduce-only, without its bracket: ``closing_part``), the veto's reason and code kept. None
+    when the veto stands whole: nothing left to close (the order opens or adds, or working
+    exits close it all already), or no size (a sizer's to give, and sizers size entries
+    only)."""
     quantity = intent.quantity
-    if rule not in GATE_CUTS or quantity is None or not left > 0.0:
+    if quantity is None or not left > 0.0:
         return None
     cut = min(quantity, left)
     return RiskDecision.shrink(
@@ -220,6 +220,43 @@ def gate_cut(
         f"closing the {intent.symbol} position, sent reduce-only",
         veto.code,
     )
+
+
+def closing_part(intent: OrderIntent, cut: RiskDecision) -> OrderIntent:
+    """``intent`` cut to the part that closes its position, ``cut`` (``closing_cut``'s shrink):
+    an exit, reduce-only and without the bracket of the position it was to open (pure)."""
+    # intent._replace(quantity=cut.quantity, stop_loss=None, take_profit=None, reduce_only=True)
+    return _new(
+        OrderIntent, (*intent[:2], cut.quantity, *intent[3:5], None, None, True, *intent[8:])
+    )
+
+
+def gate_cut(
+    rule: str, veto: RiskDecision, intent: OrderIntent, left: float
+) -> RiskDecision | None:
+    """What the trading-state gate makes of ``intent`` when it refuses it by ``rule`` with
+    ``veto`` (pure): under a halt or a risk lock (``GATE_CUTS``), an order past the position is
+    shrunk to its closing part (``closing_cut``); a halt or a lock stops what an order opens,
+    never what it closes. None when the veto stands: another rule (a pause), or nothing to cut
+    (``closing_cut``)."""
+    if rule not in GATE_CUTS:
+        return None
+    return closing_cut(veto, intent, left)
+
+
+def unpriced_cut(
+    veto: RiskDecision, intent: OrderIntent, left: float, mark: float
+) -> RiskDecision | None:
+    """What is left of a market order decided between bars that the engine refuses, with
+    ``veto``, for want of a usable current price (``risk_snapshot.quoted_mark``) (pure): its
+    closing part (``closing_cut``) — an exit, which sizes nothing on the price and is never
+    refused — when the order is one a venue could work (``intent_problem``; ``stops_problem``
+    at ``mark``, the last close the driver would judge it at); None when the veto stands
+    whole. An order the driver would refuse before any cut (``engine.order``: a NaN quantity
+    would make a NaN cut) is never cut here."""
+    if intent_problem(intent) is not None or stops_problem(intent, mark) is not None:
+        return None
+    return closing_cut(veto, intent, left)
 
 
 def drops_bracket(reduce_only: bool, reduce_only_before: bool, bracketed: bool) -> bool:
@@ -307,11 +344,7 @@ class RiskDriver:
             # and without the bracket of the position the reversal was to open
             # (``drops_bracket``; the engine journals it, ``bracket_dropped``).
             decide(rule, intent, order_id, cut)
-            # intent._replace(quantity=cut, stop_loss=None, take_profit=None, reduce_only=True)
-            intent = _new(
-                OrderIntent,
-                (*intent[:2], cut.quantity, *intent[3:5], None, None, True, *intent[8:]),
-            )
+            intent = closing_part(intent, cut)
         quantity = intent.quantity
         shrunk = False  # whether a rule cut a size the order had (sizing one is no cut)
         for name, plugin, reads_account in self._links:
