@@ -361,29 +361,58 @@ def _cancel_unanswered(client_order_id: str, failure: Failure) -> OrderUpdate:
     )
 
 
-# A cancel whose look-up keeps failing is asked again after 1, 2, 4, ... polls, at most this many
-# apart: a failure that lasts (a venue refusing the look-up for a reason no retry changes, an
-# endpoint answering 5xx) is not asked, and its retries waited out, at every poll.
-_LOOKUP_WAIT_MAX_POLLS = 64
-# After this many failed look-ups in a row the cancel is said again, once: it has lasted.
-_LOOKUP_SAID_AFTER = 5
+# A cancel whose look-up keeps failing, or that the venue keeps refusing for a lasting reason
+# (``_refusal_lasts``), is asked again after 1, 2, 4, ... polls, at most this many apart: a
+# failure that lasts (a venue refusing the look-up or the cancel for a reason no retry changes,
+# an endpoint answering 5xx to the look-up) is not asked, and its retries waited out, at every
+# poll.
+_CANCEL_WAIT_MAX_POLLS = 64
+# After this many such tries in a row the cancel is said again, once: it has lasted.
+_CANCEL_SAID_AFTER = 5
 
 
-def _lookup_wait_polls(failed: int) -> int:
-    """How many polls after its ``failed``-th failed look-up in a row a cancel is asked again."""
-    return int(min(2 ** max(failed - 1, 0), _LOOKUP_WAIT_MAX_POLLS))
+def _cancel_wait_polls(failed: int) -> int:
+    """How many polls after its ``failed``-th failed try in a row a cancel is asked again."""
+    return int(min(2 ** max(failed - 1, 0), _CANCEL_WAIT_MAX_POLLS))
+
+
+def _refusal_lasts(failure: Failure) -> bool:
+    """Whether a cancel the venue refused with ``failure`` would be refused alike at the next
+    poll: the venue answered and refused it (a ccxt ``ExchangeError`` — ``PermissionDenied``,
+    ``BadRequest``, ``InvalidOrder`` … — or a venue code the classifier takes for a refusal,
+    e.g. Binance's -2015 that ccxt may raise as ``DDoSProtection``: ``Retry.NEVER``), and not
+    because it holds no such order (the order ended: the poll reports how). A fault that
+    passes (``NetworkError`` and its subclasses — timeouts, ``ExchangeNotAvailable``,
+    ``OnMaintenance``, rate limits, a refused nonce —, ``BadResponse``, any 5xx) is not."""
+    return failure.retry is Retry.NEVER and failure.code is not ReasonCode.UNKNOWN_ORDER
 
 
 def _cancel_lasting(client_order_id: str, failure: Failure, failed: int) -> OrderUpdate:
-    """The cancel of ``_cancel_unanswered`` said again, once, when its look-up has failed
-    ``failed`` times in a row: still OPEN (the venue may hold the order), for a person to see
-    that the cancel is not made and why."""
+    """The cancel of ``_cancel_unanswered`` said again, once, when it has failed ``failed``
+    times in a row, its look-up the last time: still OPEN (the venue may hold the order), for a
+    person to see that the cancel is not made and why."""
     return _kept_unanswered(
         client_order_id,
         failure,
-        f"cancel still not made after {failed} look-ups",
-        f", the cancel asked again at most every {_LOOKUP_WAIT_MAX_POLLS} polls until the "
+        f"cancel still not made after {failed} tries",
+        f", the cancel asked again at most every {_CANCEL_WAIT_MAX_POLLS} polls until the "
         "venue answers",
+    )
+
+
+def _cancel_refused_lasting(client_order_id: str, failure: Failure, failed: int) -> OrderUpdate:
+    """A cancel the venue has refused for a lasting reason (``_refusal_lasts``), said once when
+    it has failed ``failed`` times in a row: the venue holds the order, so it is OPEN, with
+    the refusal's code and words, for a person to see that it still works and why."""
+    return OrderUpdate(
+        client_order_id,
+        OrderStatus.OPEN,
+        int(time.time()),
+        f"cancel still not made after {failed} tries: the venue refused it "
+        f"({failure.message}); the order works at the venue, the cancel asked again at most "
+        f"every {_CANCEL_WAIT_MAX_POLLS} polls until the venue takes it",
+        # A code, always: an OPEN update without one is the order's plain acknowledgement.
+        code=failure.code if failure.code is not ReasonCode.NONE else ReasonCode.VENUE_REJECTED,
     )
 
 
@@ -458,14 +487,16 @@ class CcxtBroker:
         # Earlier copies of resized conditional orders the venue has not cancelled yet:
         # (market, venue id, client id). A copy left working would act on a later position.
         self._stale: list[tuple[str, str, str]] = []
-        # Cancels the venue did not take (a fault outlasted the request's retries), by client
-        # id, with their code: asked again at the next poll until the order ends (one whose
-        # look-up keeps failing, slower: ``_lookups_failed``). A bracket's
-        # other child left working would act on a later position.
+        # Cancels the venue did not take (a fault outlasted the request's retries, or it
+        # refused), by client id, with their code: asked again at the next poll until the order
+        # ends (one whose look-up keeps failing, or that the venue keeps refusing for a lasting
+        # reason, slower: ``_cancels_failed``). A bracket's other child left working would act
+        # on a later position.
         self._cancels_due: dict[str, ReasonCode] = {}
-        # Client id -> (its look-ups failed in a row, the poll it is asked again at) of a
-        # cancel due whose look-up failed (``_lookup_wait_polls``); ``_polls`` counts cycles.
-        self._lookups_failed: dict[str, tuple[int, int]] = {}
+        # Client id -> (its tries failed in a row, the poll it is asked again at) of a cancel due
+        # whose look-up failed or that the venue refused for a lasting reason
+        # (``_cancel_wait_polls``); ``_polls`` counts cycles. Dropped once it is no longer due.
+        self._cancels_failed: dict[str, tuple[int, int]] = {}
         self._polls = 0
         # Bracket children cancelled before they were placed, or whose amend was refused as
         # not at the venue: never placed.
@@ -2489,6 +2520,22 @@ class CcxtBroker:
         again: bool = False,
     ) -> None:
         """``again``: a cancel due from an earlier try (``_cancel_due``), answered already."""
+        await self._cancel_once(client_order_id, code, again)
+        if client_order_id not in self._cancels_due:
+            # Made, or no longer needed (the order ended, or was never placed): its pace ends.
+            self._cancels_failed.pop(client_order_id, None)
+
+    def _cancel_failed(self, client_order_id: str) -> int:
+        """One more try of a due cancel failed for a lasting reason (its look-up, or the
+        venue's refusal): it is asked again ``_cancel_wait_polls`` polls from now. The tries
+        failed in a row."""
+        failed = self._cancels_failed.get(client_order_id, (0, 0))[0] + 1
+        self._cancels_failed[client_order_id] = (failed, self._polls + _cancel_wait_polls(failed))
+        return failed
+
+    async def _cancel_once(self, client_order_id: str, code: ReasonCode, again: bool) -> None:
+        """One try of ``_cancel``: the cancel is left in ``_cancels_due`` when it must be asked
+        again."""
         try:
             tracked = await self._followed(client_order_id, strict=True)
         except VenueFailure as error:
@@ -2497,24 +2544,19 @@ class CcxtBroker:
             # kept as it was, and asked again at the next poll, then slower (said when first
             # kept, and once more when it has lasted).
             self._cancels_due[client_order_id] = code
-            failed = self._lookups_failed.get(client_order_id, (0, 0))[0] + 1
-            self._lookups_failed[client_order_id] = (
-                failed,
-                self._polls + _lookup_wait_polls(failed),
-            )
+            failed = self._cancel_failed(client_order_id)
             if not again:
                 self._emit(_cancel_unanswered(client_order_id, error.failure))
-            elif failed == _LOOKUP_SAID_AFTER:
+            elif failed == _CANCEL_SAID_AFTER:
                 log.warning(
-                    "ccxt broker: cancel of %s still not made, its look-up failed %d times "
-                    "(kept open, asked again slower): %s",
+                    "ccxt broker: cancel of %s still not made after %d tries, its look-up "
+                    "failing (kept open, asked again slower): %s",
                     client_order_id,
                     failed,
                     error.failure.message,
                 )
                 self._emit(_cancel_lasting(client_order_id, error.failure, failed))
             return
-        self._lookups_failed.pop(client_order_id, None)
         if tracked is None and self._withhold(client_order_id, code):
             return
         if tracked is None or tracked.final_sent:
@@ -2542,17 +2584,36 @@ class CcxtBroker:
         try:
             await venue.request("cancel_order", tracked.venue_id or "", tracked.market, params)
         except VenueFailure as error:
-            if error.failure.code is not ReasonCode.UNKNOWN_ORDER:
-                self._cancels_due[client_order_id] = tracked.cancel_code or code
+            failure = error.failure
+            if failure.code is ReasonCode.UNKNOWN_ORDER:
+                # Unknown at the venue: it filled or ended meanwhile; the poller reports how.
+                self._cancels_due.pop(client_order_id, None)
+                self._wake_poller()
+                return
+            # The venue holds the order: the cancel stays due, never dropped nor reported
+            # made; the poll still reads the order (a fill meanwhile is booked, and ends it).
+            self._cancels_due[client_order_id] = tracked.cancel_code or code
+            if not _refusal_lasts(failure):
+                # A fault that passes (its retries spent): asked again at the next poll.
                 log.warning(
                     "ccxt broker: cancel of %s failed (asked again at the next poll): %s",
                     client_order_id,
-                    error.failure.message,
+                    failure.message,
                 )
-            else:
-                self._cancels_due.pop(client_order_id, None)
-            # Unknown at the venue: it filled or ended meanwhile; the poller reports how.
-            self._wake_poller()
+                self._wake_poller()
+                return
+            # Refused, as it would be at the next poll: asked again slower, and the poller not
+            # woken (a poll at once would ask nothing new, and count against the pace).
+            failed = self._cancel_failed(client_order_id)
+            log.warning(
+                "ccxt broker: cancel of %s refused (%d in a row; asked again in %d polls): %s",
+                client_order_id,
+                failed,
+                _cancel_wait_polls(failed),
+                failure.message,
+            )
+            if failed == _CANCEL_SAID_AFTER:
+                self._emit(_cancel_refused_lasting(client_order_id, failure, failed))
             return
         self._cancels_due.pop(client_order_id, None)
         await self._settle(tracked, code)
@@ -3180,17 +3241,20 @@ class CcxtBroker:
     async def _cancel_due(self) -> None:
         """Ask again for the cancels the venue did not take (``_cancel`` keeps one due until
         the venue cancels the order or says it has none; an order that ended meanwhile is
-        left to the poll to report)."""
+        left to the poll to report). One whose tries keep failing for a lasting reason waits
+        its pace (``_cancels_failed``): still due, only not asked at this poll."""
         due, self._cancels_due = self._cancels_due, {}
         for client_order_id, code in due.items():
-            failed = self._lookups_failed.get(client_order_id)
-            if failed is not None and failed[1] > self._polls:
-                self._cancels_due.setdefault(client_order_id, code)  # not yet: its look-up
-                continue
             tracked = self._tracked.get(client_order_id)
+            if tracked is not None and tracked.final_sent:
+                self._cancels_failed.pop(client_order_id, None)  # ended: no longer due
+                continue
+            failed = self._cancels_failed.get(client_order_id)
+            if failed is not None and failed[1] > self._polls:
+                self._cancels_due.setdefault(client_order_id, code)  # not yet: paced
+                continue
             # None: an order whose look-up failed (``_cancel``), looked up again.
-            if tracked is None or not tracked.final_sent:
-                await self._cancel(client_order_id, code, again=True)
+            await self._cancel(client_order_id, code, again=True)
 
     async def _poll_market(self, market: str, cycle: _Lists) -> None:
         """Open orders first (cheap); own trades only when some order filled more than its
