@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
@@ -292,17 +292,17 @@ class RunJournal(JournalWriter, Protocol):
 
     def finish_run(self, status: str, summary: dict[str, Any]) -> None: ...
 
-    def last_control_event(self) -> tuple[str, str] | None: ...
+    def last_control_event(self, bot: str) -> tuple[str, str] | None: ...
 
-    def halt_events(self) -> list[tuple[str, str, dict[str, Any]]]: ...
+    def halt_events(self, bot: str) -> list[tuple[str, str, dict[str, Any]]]: ...
 
-    def flatten_owed(self) -> tuple[str, str] | None: ...
+    def flatten_owed(self, bot: str) -> tuple[str, str] | None: ...
 
-    def flatten_in_force(self) -> tuple[str, str] | None: ...
+    def flatten_in_force(self, bot: str) -> tuple[str, str] | None: ...
 
-    def closes_owed(self) -> dict[str, tuple[str, str | None]]: ...
+    def closes_owed(self, bot: str) -> dict[str, tuple[str, str | None]]: ...
 
-    def risk_locks(self) -> dict[str, tuple[str, int]]: ...
+    def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]: ...
 
     def account_terms(self, bot: str) -> tuple[str, float] | None: ...
 
@@ -334,9 +334,14 @@ class RunJournal(JournalWriter, Protocol):
 
     def carried_state(self, bot: str) -> CarriedState | None: ...
 
+    def run_timeframe(self, bot: str) -> int | None:
+        """The timeframe of the bot's latest earlier paper or live run (the runs
+        ``carried_state`` reads); None when the journal holds none."""
+        ...
+
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]: ...
 
-    def lock_resets(self) -> dict[str, int]: ...
+    def lock_resets(self, bot: str) -> dict[str, int]: ...
 
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]: ...
 
@@ -439,42 +444,6 @@ def _refuse_new_terms(terms: tuple[str, float] | None, capital: CapitalSpec, nam
         )
 
 
-class _RunRow(Protocol):
-    """The fields of a journal's run row the restart checks read (``RunRecord``)."""
-
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def bot(self) -> str: ...
-    @property
-    def mode(self) -> str: ...
-    @property
-    def timeframe_s(self) -> int: ...
-
-
-@runtime_checkable
-class _RunLister(Protocol):
-    """A journal that lists its runs (the SQLite journal; an ephemeral one keeps none)."""
-
-    def runs(self) -> Sequence[_RunRow]: ...
-
-
-def journal_timeframe(journal: RunJournal, bot: str) -> int | None:
-    """The timeframe of the bot's latest earlier paper or live run (the runs ``carried_state``
-    reads: not the journal's current one, never a backtest's, which the same journal may hold
-    on another timeframe and would hide the account's change of it); None when the journal
-    lists no such run of it."""
-    if not isinstance(journal, _RunLister):
-        return None
-    current = getattr(journal, "run_id", None)
-    runs = [
-        r
-        for r in journal.runs()
-        if r.bot == bot and r.run_id != current and r.mode != Mode.BACKTEST.value
-    ]
-    return int(runs[-1].timeframe_s) if runs else None
-
-
 def _refuse_unreachable_holdings(bot: Bot, journal: RunJournal, earlier: CarriedState) -> None:
     """An edited spec.market that cannot trade what the journal's account holds (a held symbol
     no longer listed; another timeframe off its boundary: ``restart_spec_check``) is refused
@@ -483,7 +452,7 @@ def _refuse_unreachable_holdings(bot: Bot, journal: RunJournal, earlier: Carried
     a venue's own SL/TP keep working meanwhile."""
     market = bot.manifest.spec.market
     refusals = restart_refusals(
-        earlier, journal_timeframe(journal, bot.name), market.symbols, market.timeframe_s
+        earlier, journal.run_timeframe(bot.name), market.symbols, market.timeframe_s
     )
     if refusals:
         raise SpecError(refusals)
@@ -817,8 +786,8 @@ class BotSession:
             # pod's bot.yaml): a pod that restarts before its halt was journaled, or on a journal
             # that is gone (ephemeral), must not trade until a resume. Journaled as any halt.
             engine.halt("spec.emergencyStop", " ".join(stop.reason.split()))
-        owed = journal.flatten_owed() if spec.mode is not Mode.BACKTEST else None
-        asked = journal.flatten_in_force() if spec.mode is not Mode.BACKTEST else None
+        owed = journal.flatten_owed(bot.name) if spec.mode is not Mode.BACKTEST else None
+        asked = journal.flatten_in_force(bot.name) if spec.mode is not Mode.BACKTEST else None
         if asked is not None:
             # The halt in force promised a flat account: an entry that fills from here on
             # (its cancel lost the race) is closed, as before the restart.
@@ -832,7 +801,7 @@ class BotSession:
             # or its closes had not all filled: now that the venue answers (and the account is
             # reconciled), close what the bot holds.
             engine.flatten(*owed)
-        closes = journal.closes_owed() if spec.mode is not Mode.BACKTEST else {}
+        closes = journal.closes_owed(bot.name) if spec.mode is not Mode.BACKTEST else {}
         if closes:
             # A risk plugin's or the stop policy's flatten an earlier run had not finished (its
             # close refused, unanswered, or never received): as the emergency's, after the
@@ -878,7 +847,10 @@ class BotSession:
         # at one still lifts that one alone. One lifted is not in force, even when its
         # ``halted`` row is the newest halt or resume: a Degraded stop it was lifted beside is
         # never journaled as a halt, and the reconciliation of this start decides it again.
-        halts = halts_in_force(self.journal.halt_events(), self.journal.last_control_event())
+        name = self.bot.name
+        halts = halts_in_force(
+            self.journal.halt_events(name), self.journal.last_control_event(name)
+        )
         if halts:
             engine.restore_halts(halts)
             self.journal.record_event(engine.now, "halt_restored", "the emergency stop still holds")
@@ -886,8 +858,8 @@ class BotSession:
         # plugin's state); a first start has none.
         timestamps, equity = self.journal.account_equity(self.bot.name)
         if timestamps:
-            engine.restore_equity(timestamps, equity, self.journal.lock_resets())
-        locks = self.journal.risk_locks()
+            engine.restore_equity(timestamps, equity, self.journal.lock_resets(name))
+        locks = self.journal.risk_locks(name)
         if locks:
             # A risk lock outlives the process: only a person's ResetRiskLock clears it.
             engine.restore_locks(locks)
@@ -899,7 +871,7 @@ class BotSession:
         if measured:
             # After the locks: a plugin that holds one again takes them, measuring from the
             # reset a person makes.
-            engine.restore_fills(measured, self.journal.lock_resets())
+            engine.restore_fills(measured, self.journal.lock_resets(name))
         if self.bot.venue is not None:
             self._reconcile(engine, self.bot.venue, carried)
         elif carried is not None:

@@ -126,7 +126,7 @@ def test_on_futures_a_refused_close_leaves_the_stop_working_at_the_venue(
             lambda: engine.position(harness.symbol).quantity == 0.0 and not engine.open_orders(),
         )
         assert all(_venue_status(harness, g) is OrderStatus.CANCELLED for g in guards)
-        assert journal.flatten_owed() is None
+        assert journal.flatten_owed(engine.config.bot_name) is None
         _each_id_once(harness)
 
 
@@ -148,7 +148,8 @@ def test_on_futures_the_stop_works_at_the_venue_until_the_close_filled(
             lambda: engine.position(harness.symbol).quantity == 0.0 and not engine.open_orders(),
         )
         assert all(_venue_status(harness, g) is OrderStatus.CANCELLED for g in guards)
-        assert journal.flatten_owed() is None and not _events(journal, "flatten_failed")
+        assert journal.flatten_owed(engine.config.bot_name) is None
+        assert not _events(journal, "flatten_failed")
         _each_id_once(harness)
 
 
@@ -166,5 +167,6 @@ def test_on_spot_the_close_goes_once_the_venue_released_the_coin(tmp_path: Path)
         assert "insufficient balance" in message.lower()
         assert base_balance(harness) == (Decimal(0), Decimal(0))
         assert all(_venue_status(harness, g) is OrderStatus.CANCELLED for g in guards)
-        assert journal.flatten_owed() is None and not _events(journal, "flatten_failed")
+        assert journal.flatten_owed(engine.config.bot_name) is None
+        assert not _events(journal, "flatten_failed")
         _each_id_once(harness)

@@ -130,7 +130,7 @@ def test_a_position_left_bare_by_a_part_fill_is_reported_as_a_stuck_close(
         seen["held"] = engine.portfolio.position(SYMBOL).quantity
         seen["stuck"] = engine.closes_stuck()
         seen["retrying"] = engine.closes_retrying()
-        seen["owed"] = journal.closes_owed()
+        seen["owed"] = journal.closes_owed(engine.config.bot_name)
         for kind in ("stop_refused", "flatten_failed", "close_owed"):
             said[kind] = _events(journal, kind)
 

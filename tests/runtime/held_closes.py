@@ -148,7 +148,7 @@ def last_status(engine: Engine, order_id: str) -> str:
 def owed_closes(engine: Engine) -> dict[str, tuple[str, str | None]]:
     """The closes the journal says risk plugins' and the stop policy's flattens still owe:
     symbol -> (their tag, the code of a refusal no retry changes, or None)."""
-    return engine.journal.closes_owed()  # type: ignore[attr-defined,no-any-return]
+    return engine.journal.closes_owed(engine.config.bot_name)  # type: ignore[attr-defined,no-any-return]
 
 
 def assert_closed_by(

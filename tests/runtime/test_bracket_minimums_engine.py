@@ -187,7 +187,8 @@ def test_a_bare_position_whose_close_is_under_the_minimum_is_a_close_stuck(
     [(failed, data)] = journaled_events(engine, "flatten_failed")
     assert ADVICE in failed and "no stop-loss protects it" in failed
     assert data["by"] == "stop-refused"
-    assert engine.journal.closes_owed() == {SYMBOL: ("stop-refused", "below_min_notional")}  # type: ignore[attr-defined]
+    owed = engine.journal.closes_owed(engine.config.bot_name)  # type: ignore[attr-defined]
+    assert owed == {SYMBOL: ("stop-refused", "below_min_notional")}
     engine.run([bar(2, 94.0, 94.0, 94.0, 94.0)])
     assert venue.closes == []  # not sent again
     assert engine.closes_stuck() == {SYMBOL: ("below_min_notional", 1.0)}
@@ -209,7 +210,7 @@ def test_a_bare_position_over_the_minimum_is_closed(tmp_path: Path) -> None:
     engine.run([bar(2, 99.0, 99.0, 99.0, 99.0)])
     assert engine.position(SYMBOL).quantity == 0.0
     assert engine.closes_stuck() == {}
-    assert engine.journal.closes_owed() == {}  # type: ignore[attr-defined]
+    assert engine.journal.closes_owed(engine.config.bot_name) == {}  # type: ignore[attr-defined]
     [trade] = engine.portfolio.trades
     assert trade.exit_reason == "stop-refused"
 
@@ -238,7 +239,7 @@ def test_a_close_the_venue_refuses_for_a_passing_reason_is_sent_again(tmp_path: 
 def test_a_restart_says_the_stuck_close_again(tmp_path: Path) -> None:
     engine, _venue = _bare(tmp_path, 94.0)
     engine.pump()
-    owed = engine.journal.closes_owed()  # type: ignore[attr-defined]
+    owed = engine.journal.closes_owed(engine.config.bot_name)  # type: ignore[attr-defined]
     later = _engine(tmp_path / "j2.sqlite", RefusesStops(), {})
     later.portfolio.apply(Fill("entry", SYMBOL, Side.BUY, 1.0, 100.0, 0.0, 0, "e-1"))
     assert later.resume_closes(owed) == []

@@ -96,7 +96,7 @@ def _journaled(manifest: dict[str, Any], path: Path) -> tuple[Any, dict[str, tup
     journal = Journal(path, batched=True)
     try:
         outcome = BotSession(bot, journal).run_to_end()
-        return outcome, journal.risk_locks()
+        return outcome, journal.risk_locks(bot.name)
     finally:
         journal.close()
 

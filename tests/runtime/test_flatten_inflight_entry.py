@@ -99,13 +99,13 @@ def test_an_entry_that_fills_after_the_flattens_cancel_is_closed_at_market(
     assert data["closes"] == [close.client_order_id] and data["left"] == []
     assert data["late_fill"] == entry
     # The process dying now, before the close fills, leaves the flatten owed at the next start.
-    assert engine.journal.flatten_owed() == ("alice", "incident")  # type: ignore[attr-defined]
+    assert engine.journal.flatten_owed(engine.config.bot_name) == ("alice", "incident")  # type: ignore[attr-defined]
 
     engine.run(BARS[3:5])
     assert engine.position(SYMBOL).quantity == 0.0
     assert not engine.open_orders() and not engine.broker.positions()
     assert engine.halted
-    assert engine.journal.flatten_owed() is None  # type: ignore[attr-defined]
+    assert engine.journal.flatten_owed(engine.config.bot_name) is None  # type: ignore[attr-defined]
     [trade] = engine.portfolio.trades
     assert trade.exit_reason == "emergency-flatten"
 
@@ -134,7 +134,7 @@ def test_the_closes_still_on_their_way_stay_named_with_the_late_one(
     assert data["closes"] == [first_close, late] and data["left"] == []
     engine.run(BARS[3:5])
     assert engine.position(SYMBOL).quantity == 0.0 and not engine.open_orders()
-    assert engine.journal.flatten_owed() is None  # type: ignore[attr-defined]
+    assert engine.journal.flatten_owed(engine.config.bot_name) is None  # type: ignore[attr-defined]
 
 
 def test_an_entry_that_fills_after_a_halt_without_flatten_keeps_its_position_and_bracket(
@@ -189,6 +189,6 @@ def test_on_mt5_an_entry_the_terminal_fills_after_the_flatten_is_closed(margin_m
         statuses = dict(journal.order_statuses())
         parent = entry.client_order_id
         assert (statuses[f"{parent}-sl"], statuses[f"{parent}-tp"]) == ("cancelled", "cancelled")
-        assert journal.flatten_owed() is None
+        assert journal.flatten_owed(venue.bot) is None
     finally:
         venue.close()

@@ -69,7 +69,7 @@ def _long_with_bracket(tmp_path: Path) -> tuple[Engine, HeldCloses, str]:
 
 
 def _owed(engine: Engine) -> tuple[str, str] | None:
-    return engine.journal.flatten_owed()  # type: ignore[attr-defined, no-any-return]
+    return engine.journal.flatten_owed(engine.config.bot_name)  # type: ignore[attr-defined, no-any-return]
 
 
 def test_a_refused_close_leaves_the_position_its_stop_and_the_bot_says_so(

@@ -105,7 +105,7 @@ def _journal_query(folder: Path, sql: str, *args: object) -> list[tuple[object, 
 def _owed(folder: Path) -> tuple[str, str] | None:
     journal = Journal(folder / "journal.sqlite")
     try:
-        return journal.flatten_owed()
+        return journal.flatten_owed(NAME)
     finally:
         journal.close()
 

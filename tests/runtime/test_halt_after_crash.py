@@ -18,6 +18,7 @@ import pytest
 from tests.plugin_hooks import registry_with
 from tests.runtime.test_reconcile import (
     HOOKS,
+    NAME,
     PREFIX,
     SharedVenue,
     _bars,
@@ -75,7 +76,7 @@ def _our_working() -> list[str]:
 def _owed(folder: Path) -> tuple[str, str] | None:
     journal = Journal(folder / "journal.sqlite")
     try:
-        return journal.flatten_owed()
+        return journal.flatten_owed(NAME)
     finally:
         journal.close()
 

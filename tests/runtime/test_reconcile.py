@@ -670,11 +670,11 @@ def test_an_emergency_stop_with_flatten_given_while_the_venue_is_down_is_carried
         assert status.phase is Phase.STARTING
         assert status.halted and status.halt_reason == "exchange incident"
         # Journaled at once: a restart of the pod meanwhile would keep it.
-        assert journal.last_control_event() == (
+        assert journal.last_control_event(NAME) == (
             "halted",
             "emergency stop by alice: exchange incident (to flatten once the venue answers)",
         )
-        assert journal.flatten_owed() == ("alice", "exchange incident")
+        assert journal.flatten_owed(NAME) == ("alice", "exchange incident")
         assert _venue().positions()["BTCUSDT"].quantity == 1.0  # nothing to be done yet
         SharedVenue.reachable.set()
         _until(lambda: controller.get_status().phase is Phase.HALTED)
@@ -690,9 +690,9 @@ def test_an_emergency_stop_with_flatten_given_while_the_venue_is_down_is_carried
     try:
         kinds = _event_kinds(journal)
         assert kinds.index("halted") < kinds.index("halt_restored") < kinds.index("flattened")
-        assert journal.flatten_owed() is None  # done: a later start does not flatten again
-        assert journal.last_control_event() is not None
-        assert journal.last_control_event()[0] == "halted"  # type: ignore[index]
+        assert journal.flatten_owed(NAME) is None  # done: a later start does not flatten again
+        assert journal.last_control_event(NAME) is not None
+        assert journal.last_control_event(NAME)[0] == "halted"  # type: ignore[index]
     finally:
         journal.close()
 
@@ -743,7 +743,7 @@ def test_a_resume_given_before_an_emergency_stop_never_undoes_it_when_the_venue_
         _until(lambda: controller.get_status().bars >= 1)
         engine = controller.engine
         assert engine is not None and engine.halted
-        last = journal.last_control_event()
+        last = journal.last_control_event(NAME)
         assert last is not None and last[0] == "halted", last
         assert _event_kinds(journal).count("resumed") == resumes
 
@@ -763,7 +763,7 @@ def test_a_halt_in_force_shows_while_the_bot_waits_and_a_resume_then_undoes_it(
         assert status.halt_reason == "restored after restart (emergency stop by carol: drill)"
         status = controller.resume("carol", "drill over")
         assert not status.halted and status.phase is Phase.STARTING
-        assert journal.last_control_event() == ("resumed", "resumed by carol: drill over")
+        assert journal.last_control_event(NAME) == ("resumed", "resumed by carol: drill over")
         SharedVenue.reachable.set()
         _until(lambda: controller.get_status().phase is Phase.RUNNING)
         assert "halt_restored" not in _event_kinds(journal)
@@ -781,7 +781,7 @@ def test_a_flatten_asked_of_a_bot_halted_from_before_is_owed_while_it_waits(
     with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
         status = controller.emergency_stop("carol", "flatten it", flatten=True)
         assert status.halt_reason == "restored after restart (emergency stop by carol: drill)"
-        assert journal.flatten_owed() == ("carol", "flatten it")
+        assert journal.flatten_owed(NAME) == ("carol", "flatten it")
         SharedVenue.reachable.set()
         _until(lambda: controller.get_status().phase is Phase.HALTED)
         _until(lambda: controller.get_status().bars >= 1)
@@ -798,7 +798,7 @@ def test_a_halt_and_a_resume_while_waiting_owe_no_flatten(
     with _waiting_controller(tmp_path, registry, monkeypatch) as (controller, journal):
         controller.emergency_stop("alice", "incident", flatten=True)
         controller.resume("alice", "false alarm")
-        assert journal.flatten_owed() is None
+        assert journal.flatten_owed(NAME) is None
         SharedVenue.reachable.set()
         _until(lambda: controller.get_status().phase is Phase.RUNNING)
         _until(lambda: controller.get_status().bars >= 1)

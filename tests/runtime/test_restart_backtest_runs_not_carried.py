@@ -1,11 +1,11 @@
 """A backtest run written into a paper or live bot's journal (``tradefleet backtest --journal``,
 same bot name) is never a restart point: the account a restart continues, and the timeframe its
 spec check compares with, are the bot's paper and live runs' alone (``Journal._earlier_runs``,
-``session.journal_timeframe``).
+``Journal.run_timeframe``).
 
 Before, ``carried_state`` read every earlier run of the bot whatever its mode: a paper restart
 after such a backtest restored the backtest's positions and working orders into the paper
-account (orders it never sent, a position it never bought), and ``journal_timeframe`` took the
+account (orders it never sent, a position it never bought), and the timeframe check took the
 backtest's timeframe for the account's, so a backtest on the new timeframe hid a 1h -> 4h change
 off a boundary while the paper account held a long.
 """
@@ -23,7 +23,6 @@ from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import Fill, OrderStatus, OrderType, Position, Side
 from tradefleet_runtime.restart_spec_check import restart_refusals
-from tradefleet_runtime.session import journal_timeframe
 from tradefleet_runtime.spec.model import Mode
 
 MONDAY = 1483315200  # 2017-01-02 00:00 UTC
@@ -62,11 +61,11 @@ def test_a_backtest_run_does_not_hide_a_timeframe_change_of_the_paper_account(
         _fill(journal, "o1", "EURUSD", 1000.0)  # the paper account holds a long
         _run(journal, "bt-1", "backtest", 4 * HOUR)  # a backtest on 4h, same bot, same file
         journal.run_id = "paper-2"  # the restart's run is not started yet
-        assert journal_timeframe(journal, "b") == HOUR, "the paper account's runs were on 1h"
+        assert journal.run_timeframe("b") == HOUR, "the paper account's runs were on 1h"
         state = journal.carried_state("b")
         assert state is not None
         state.last_bar_ts = MONDAY + 7 * HOUR  # 07:00: no 4h boundary
-        refusals = restart_refusals(state, journal_timeframe(journal, "b"), ["EURUSD"], 4 * HOUR)
+        refusals = restart_refusals(state, journal.run_timeframe("b"), ["EURUSD"], 4 * HOUR)
     finally:
         journal.close()
     assert [r.field for r in refusals] == ["spec.market.timeframe"], refusals
@@ -85,7 +84,7 @@ def test_a_backtests_open_position_is_not_a_holding_of_the_paper_account(
         journal.run_id = "paper-2"
         state = journal.carried_state("b")
         assert state is not None
-        refusals = restart_refusals(state, journal_timeframe(journal, "b"), ["EURUSD"], HOUR)
+        refusals = restart_refusals(state, journal.run_timeframe("b"), ["EURUSD"], HOUR)
     finally:
         journal.close()
     assert refusals == [], refusals
@@ -100,7 +99,7 @@ def test_only_backtest_runs_leave_nothing_to_carry(tmp_path: Path) -> None:
         _fill(journal, "bt-o1", "GBPUSD", 5.0)
         journal.run_id = "paper-1"
         assert journal.carried_state("b") is None
-        assert journal_timeframe(journal, "b") is None
+        assert journal.run_timeframe("b") is None
         assert journal.account_terms("b") is None
     finally:
         journal.close()

@@ -57,8 +57,11 @@ def test_backtest_trips_the_breaker(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert 2 in tiers and tiers[-1] == 3
     kinds = {k for (k,) in journal.query("SELECT kind FROM events WHERE kind LIKE 'risk%'")}
     assert {"risk_tier", "risk_action", "risk_locked"} <= kinds
-    [(reason, since)] = journal.risk_locks().values()
+    [(locked,)] = journal.query("SELECT data FROM events WHERE kind = 'risk_locked'")
+    reason, since = json.loads(locked)["reason"], json.loads(locked)["since_ts"]
     assert reason.startswith("circuit breaker tier 3") and since > 0
+    # A simulation's lock: a paper or live run of the bot on this journal starts unlocked.
+    assert journal.risk_locks("breaker-bt") == {}
     vetoes = journal.query(
         "SELECT plugin, COUNT(*) FROM risk_decisions WHERE action = 'veto' GROUP BY plugin"
     )

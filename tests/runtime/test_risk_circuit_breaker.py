@@ -162,7 +162,7 @@ def test_a_falling_account_walks_up_the_tiers_and_locks(
     assert shrunk == [(100.0, 75.0), (50.0, 37.5)]  # the market buy and the resting limit
     [(message, data)] = events(journal, "risk_locked")
     assert json.loads(data)["plugin"] == "circuit-breaker" and "tier 3" in message
-    assert journal.risk_locks()["circuit-breaker"][0].startswith("circuit breaker tier 3")
+    assert journal.risk_locks(bot.name)["circuit-breaker"][0].startswith("circuit breaker tier 3")
     vetoed = journal.query(
         "SELECT plugin, reason FROM risk_decisions WHERE action = 'veto' ORDER BY id DESC LIMIT 1"
     )
@@ -185,10 +185,10 @@ def test_reset_only_after_the_cooldown_and_journaled(
     assert engine is not None
     bars = flat_bars([*PRICES, *[96.0] * 6])
     done = 0
-    while "circuit-breaker" not in journal.risk_locks():
+    while "circuit-breaker" not in journal.risk_locks(bot.name):
         engine.run(bars[done : done + 1])
         done += 1
-    since = journal.risk_locks()["circuit-breaker"][1]
+    since = journal.risk_locks(bot.name)["circuit-breaker"][1]
     assert since == engine.now
     found, refusal = engine.reset_risk_lock("circuit-breaker", "ops", "reviewed")
     assert found and "cooldown" in refusal
@@ -201,7 +201,7 @@ def test_reset_only_after_the_cooldown_and_journaled(
     assert engine.reset_risk_lock("circuit-breaker", "ops", "reviewed") == (True, "")
     [(_, data)] = events(journal, "risk_lock_reset")
     assert json.loads(data) == {"plugin": "circuit-breaker", "who": "ops", "reason": "reviewed"}
-    assert journal.risk_locks() == {}
+    assert journal.risk_locks(bot.name) == {}
     assert engine.state.locks() == {} and engine.risk_states()[0][3] == NORMAL
     assert engine.reset_risk_lock("nope", "ops", "x") == (False, "")
 

@@ -352,7 +352,7 @@ def test_an_emergency_flatten_takes_a_risk_flatten_over(tmp_path: Path) -> None:
     assert sorted(working_at(venue)) == sorted([f"{entry}-sl", f"{entry}-tp", closes[0]])
     engine.run(BARS[3:4])
     assert engine.position(SYMBOL).quantity == 0.0 and not engine.open_orders()
-    assert engine.journal.flatten_owed() is None  # type: ignore[attr-defined]
+    assert engine.journal.flatten_owed(engine.config.bot_name) is None  # type: ignore[attr-defined]
 
 
 # -- the ccxt broker, linear futures (the fake Binance USDⓈ-M) ------------------------------

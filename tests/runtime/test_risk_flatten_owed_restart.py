@@ -178,7 +178,7 @@ class Bot:
     def owed(self) -> dict[str, tuple[str, str | None]]:
         journal = Journal(self.folder / "journal.sqlite")
         try:
-            return journal.closes_owed()
+            return journal.closes_owed(NAME)
         finally:
             journal.close()
 

@@ -158,7 +158,7 @@ def test_the_journal_shows_each_plugin_the_account_since_its_last_reset(tmp_path
     restarted = _engine(second, "run-2", RiskHooks(equity_restorers=[("a", a), ("b", b)]))
     timestamps, equity = second.account_equity("bot")
     assert len(timestamps) == 5 and list(equity) == [10_000.0] * 5
-    restarted.restore_equity(timestamps, equity, second.lock_resets())
+    restarted.restore_equity(timestamps, equity, second.lock_resets("bot"))
     assert a.shown == [(list(timestamps), list(equity))]
     # From the reset on: the snapshot at its time is the equity the reset started from.
     assert b.shown == [(list(timestamps[2:]), list(equity[2:]))]

@@ -369,8 +369,9 @@ def _phase(halted: bool, paused: bool) -> Phase:
 
 
 class HaltedJournal:
-    """The journal calls ``HeldControl`` makes, in memory, for a bot whose last control event
-    is an emergency stop (alice's, for a drill): ``events`` holds (kind, message) in order."""
+    """The journal ``HeldControl`` writes to, in memory, for a bot whose last control event is
+    an emergency stop (alice's, for a drill): ``events`` holds (kind, message) in order, and
+    ``last_control_event`` is the newest (the halt a test hands ``HeldControl``)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = [("halted", "emergency stop by alice: drill")]

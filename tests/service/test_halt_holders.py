@@ -142,7 +142,9 @@ def test_the_journal_says_each_holders_halt_and_its_lift(tmp_path: Path) -> None
     try:
         kinds = [k for k in event_kinds(journal) if k.startswith(("halt", "resumed"))]
         assert kinds == ["halted", "halt_joined", "halt_lifted"]
-        assert [holder for _, _, data in journal.halt_events() if (holder := data["holder"])] == [
+        assert [
+            holder for _, _, data in journal.halt_events("holders") if (holder := data["holder"])
+        ] == [
             SPEC_HOLDER,
             halt_holder(PERSON),
             SPEC_HOLDER,
@@ -190,10 +192,10 @@ def test_a_halt_held_before_the_venue_answers_keeps_its_holders(tmp_path: Path) 
         held.resume(OPERATOR, "spec asks for running")
         assert held.halted and held.halt_reason == "emergency stop by alice@desk: fills look wrong"
         # What the start then restores: the person's halt alone.
-        halts = restored_halts(journal.halt_events())
+        halts = restored_halts(journal.halt_events("holders"))
         assert [halt.holder for halt in halts] == [halt_holder(PERSON)]
         held.resume(PERSON, "all clear")
-        assert not held.halted and journal.halt_events() == []
+        assert not held.halted and journal.halt_events("holders") == []
     finally:
         journal.close()
 

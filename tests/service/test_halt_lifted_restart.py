@@ -21,6 +21,8 @@ from tradefleet_runtime.engine.trading_state import Halt, halts_in_force, restor
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.held_control import HeldControl
 
+BOT = "holders"  # ``_served``'s bot
+
 
 def test_a_spec_halt_lifted_beside_a_degraded_stop_is_not_restored(tmp_path: Path) -> None:
     with _served(tmp_path) as stub:
@@ -38,8 +40,8 @@ def test_a_spec_halt_lifted_beside_a_degraded_stop_is_not_restored(tmp_path: Pat
             {"who": who, "reason": "spec asks for running", "holder": "spec", "left": ["degraded"]},
         )
         # Before the venue answers the runtime says: not halted.
-        assert restored_halts(journal.halt_events()) == []
-        held = HeldControl(journal, False, restored_halts(journal.halt_events()))
+        assert restored_halts(journal.halt_events(BOT)) == []
+        held = HeldControl(journal, False, restored_halts(journal.halt_events(BOT)))
         assert not held.halted
     finally:
         journal.close()
@@ -80,14 +82,14 @@ def test_the_flatten_of_a_halt_lifted_beside_a_degraded_stop_is_not_owed(tmp_pat
     journal = Journal(tmp_path / "flatten.sqlite")
     try:
         _fleet_halt_with_flatten(journal)
-        assert journal.flatten_owed() == (
+        assert journal.flatten_owed(BOT) == (
             f"{FLEET} (grpc, control token, ipv4:10.0.0.7:5)",
             "desk drill",
         )
         _lift(journal, ["degraded"])
-        assert journal.flatten_owed() is None
-        assert journal.flatten_in_force() is None
-        assert halts_in_force(journal.halt_events(), journal.last_control_event()) == []
+        assert journal.flatten_owed(BOT) is None
+        assert journal.flatten_in_force(BOT) is None
+        assert halts_in_force(journal.halt_events(BOT), journal.last_control_event(BOT)) == []
     finally:
         journal.close()
 
@@ -106,8 +108,8 @@ def test_a_halt_lifted_while_a_persons_holds_keeps_the_flatten_in_force(tmp_path
             {"who": who, "reason": "fills look wrong", "holder": "person", "flatten": False},
         )
         _lift(journal, ["person"])
-        assert journal.flatten_owed() is not None and journal.flatten_in_force() is not None
-        halts = halts_in_force(journal.halt_events(), journal.last_control_event())
+        assert journal.flatten_owed(BOT) is not None and journal.flatten_in_force(BOT) is not None
+        halts = halts_in_force(journal.halt_events(BOT), journal.last_control_event(BOT))
         assert halts == [
             Halt("person", f"restored after restart (emergency stop by {who}: fills look wrong)")
         ]
@@ -130,11 +132,11 @@ def test_a_persons_halt_of_a_bot_only_degraded_survives_a_restart(tmp_path: Path
             f"emergency stop by {who}: look first (already halted)",
             {"who": who, "reason": "look first", "holder": "person", "flatten": True},
         )
-        halts = halts_in_force(journal.halt_events(), journal.last_control_event())
+        halts = halts_in_force(journal.halt_events(BOT), journal.last_control_event(BOT))
         assert halts == [
             Halt("person", f"restored after restart (emergency stop by {who}: look first)")
         ]
-        assert journal.flatten_owed() == (who, "look first")
+        assert journal.flatten_owed(BOT) == (who, "look first")
     finally:
         journal.close()
 

@@ -20,6 +20,7 @@ from tests.service.paper_bots import (
     signals_bot,
 )
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
+from tradefleet_runtime.engine.trading_state import halts_in_force
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.api import ControlError, Phase
 from tradefleet_runtime.service.controller import BotController
@@ -44,7 +45,7 @@ def test_a_halt_only_resume_lifts_the_halt_and_keeps_the_pause(
     assert answer.phase is Phase.PAUSED
     # The halt's end is journaled (a restart must not restore it); the pause is said again.
     assert event_kinds(journal)[-2:] == ["resumed", "paused"]
-    assert journal.last_control_event() == (
+    assert journal.last_control_event(running.bot.name) == (
         "resumed",
         "resumed by operator: spec.emergencyStop removed",
     )
@@ -82,7 +83,7 @@ def test_halt_only_goes_through_the_grpc_api(journal: Journal, tmp_path: Path) -
 
 def test_a_halt_only_resume_before_the_venue_answers_keeps_the_pause() -> None:
     journal = HaltedJournal()
-    held = HeldControl(journal, paused=True)
+    held = HeldControl(journal, True, halts_in_force([], journal.last_control_event()))
     assert held.halted and held.paused
     held.resume("operator", "spec.emergencyStop removed", halt_only=True)
     assert not held.halted and held.paused

@@ -18,6 +18,7 @@ import pytest
 
 from tests.service.fakes import HaltedJournal
 from tests.service.paper_bots import at_first_bar, eurusd_signal, event_kinds, signals_bot
+from tradefleet_runtime.engine.trading_state import halts_in_force
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.service.api import Phase
 from tradefleet_runtime.service.controller import BotController
@@ -57,7 +58,7 @@ def test_a_halt_only_resume_of_a_bot_neither_halted_nor_paused_pauses_it(
 def test_a_halt_only_resume_before_the_venue_answers_pauses_an_unpaused_bot() -> None:
     """The spec's pause is not known to a pod that restarted (``paused=False`` here)."""
     journal = HaltedJournal()
-    held = HeldControl(journal, paused=False)
+    held = HeldControl(journal, False, halts_in_force([], journal.last_control_event()))
     assert held.halted and not held.paused
     held.resume("operator", "spec.emergencyStop removed", halt_only=True)
     assert not held.halted and held.paused and held.pause_reason == HALT_ONLY_PAUSE_REASON

@@ -55,7 +55,10 @@ def test_a_pause_only_resume_leaves_a_person_s_halt_in_force(
     assert "unpaused" in kinds and "resumed" not in kinds  # a restart keeps the halt
     [(message,)] = journal.query("SELECT message FROM events WHERE kind = 'unpaused'")
     assert "the emergency stop stays: drawdown 11%" in message
-    assert journal.last_control_event() == ("halted", "emergency stop by alice: drawdown 11%")
+    assert journal.last_control_event(running.bot.name) == (
+        "halted",
+        "emergency stop by alice: drawdown 11%",
+    )
     # A person's resume is the way out.
     after = running.resume("alice", "reviewed")
     assert not after.halted and after.phase is Phase.RUNNING
@@ -79,7 +82,7 @@ def test_a_bot_whose_manifest_says_halted_starts_halted(journal: Journal, tmp_pa
     with at_first_bar(paper_controller(manifest, journal, speed=0.0001)) as controller:
         status = controller.get_status()
         assert status.halted and status.phase is Phase.HALTED
-        assert journal.last_control_event() == (
+        assert journal.last_control_event("halted-bot") == (
             "halted",
             "emergency stop by spec.emergencyStop: desk review",
         )

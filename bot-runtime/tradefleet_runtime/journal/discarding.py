@@ -150,22 +150,22 @@ class DiscardingJournal:
 
     # What earlier runs left: a backtest starts afresh, and a discarding journal holds none.
 
-    def last_control_event(self) -> tuple[str, str] | None:
+    def last_control_event(self, bot: str) -> tuple[str, str] | None:
         return None
 
-    def halt_events(self) -> list[tuple[str, str, dict[str, Any]]]:
+    def halt_events(self, bot: str) -> list[tuple[str, str, dict[str, Any]]]:
         return []
 
-    def flatten_owed(self) -> tuple[str, str] | None:
+    def flatten_owed(self, bot: str) -> tuple[str, str] | None:
         return None
 
-    def flatten_in_force(self) -> tuple[str, str] | None:
+    def flatten_in_force(self, bot: str) -> tuple[str, str] | None:
         return None
 
-    def closes_owed(self) -> dict[str, tuple[str, str | None]]:
+    def closes_owed(self, bot: str) -> dict[str, tuple[str, str | None]]:
         return {}
 
-    def risk_locks(self) -> dict[str, tuple[str, int]]:
+    def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]:
         return {}
 
     def account_terms(self, bot: str) -> tuple[str, float] | None:
@@ -195,10 +195,13 @@ class DiscardingJournal:
     def carried_state(self, bot: str) -> CarriedState | None:
         return None
 
+    def run_timeframe(self, bot: str) -> int | None:
+        return None
+
     def account_equity(self, bot: str) -> tuple[Sequence[int], Sequence[float]]:
         return (), ()
 
-    def lock_resets(self) -> dict[str, int]:
+    def lock_resets(self, bot: str) -> dict[str, int]:
         return {}
 
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]:

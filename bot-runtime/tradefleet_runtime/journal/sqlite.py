@@ -115,8 +115,14 @@ _CAME_BACK = "came_back:"
 #: Its value's markers: the market's time (trusted), the host's clock (never trusted).
 _CAME_BACK_MARKET = "market:"
 _CAME_BACK_HOST = "host:"
-#: A run's ``mode`` that is never carried into a restart (``_earlier_runs``).
+#: A run's ``mode`` that is never carried into a restart (``_earlier_runs``, ``_control_runs``).
 _BACKTEST_MODE = "backtest"
+#: ``Journal._control_runs``'s condition on a ``run_id`` column: not a run other than the
+#: current one that is another bot's or a backtest.
+_CONTROL_RUNS = (
+    "run_id NOT IN (SELECT run_id FROM runs WHERE run_id != ?"
+    f" AND (bot != ? OR mode = '{_BACKTEST_MODE}'))"
+)
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EQUITY = "INSERT OR REPLACE INTO equity_chunks VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -919,6 +925,31 @@ class Journal:
         ids = tuple(r.run_id for r in runs)
         return runs, ",".join("?" * len(ids)), ids
 
+    def run_timeframe(self, bot: str) -> int | None:
+        """The timeframe of the bot's latest earlier paper or live run (the runs
+        ``carried_state`` reads: not the current one, never a backtest's, which the same
+        journal may hold on another timeframe and would hide the account's change of it); None
+        when the journal holds no such run of it."""
+        runs, _, _ = self._earlier_runs(bot)
+        return int(runs[-1].timeframe_s) if runs else None
+
+    def _control_runs(self, bot: str) -> tuple[str, tuple[str, str]]:
+        """The runs whose halts, resumes, flattens, closes owed, risk locks and lock resets a
+        restart of ``bot`` takes, as a condition on a ``run_id`` column and its parameters.
+
+        Left out: another bot's runs sharing the file, whose resume would end this bot's halt,
+        and backtests (``tradefleet backtest --journal``, same bot name), whose lock only a
+        person could clear and whose reset would clear a real one. Taken: the bot's paper and
+        live runs, the current one among them (a halt given while it waits for its venue); the
+        journal's current run whatever its mode (what this very process journaled is its own;
+        no restart reads a backtest's); and an event under no run row (written outside any
+        run, by hand or by a tool that opened the file without starting one), as before: no
+        bot can be told from it, and a halt or lock dropped is the unsafe side. Every writer
+        of these events writes under its own run (the engine; ``HeldControl`` while the run
+        waits for its venue), so a person's command given while the bot was down is found by
+        that run row's bot."""
+        return _CONTROL_RUNS, (self.run_id, bot)
+
     def bot_identity(self, bot: str) -> str | None:
         """What the bot's order ids derive from in this journal (``keep_bot_identity``);
         None before one was kept."""
@@ -1218,56 +1249,65 @@ class Journal:
                 states[plugin] = state
         return states
 
-    def lock_resets(self) -> dict[str, int]:
-        """Plugin → bar time of the newest reset of its lock a person made, in any run."""
+    def lock_resets(self, bot: str) -> dict[str, int]:
+        """Plugin → bar time of the newest reset of its lock a person made, in the bot's runs
+        (``_control_runs``)."""
+        runs, ids = self._control_runs(bot)
         resets: dict[str, int] = {}
         for ts, data in self.query(
-            "SELECT ts, data FROM events WHERE kind = 'risk_lock_reset' ORDER BY id"
+            f"SELECT ts, data FROM events WHERE kind = 'risk_lock_reset' AND {runs} ORDER BY id",
+            *ids,
         ):
             plugin = str((json.loads(data) if data else {}).get("plugin", ""))
             if plugin:
                 resets[plugin] = int(ts)
         return resets
 
-    def _last_control_row(self) -> tuple[Any, ...] | None:
-        """(id, kind, message, data) of the newest halt or resume ever journaled here."""
+    def last_control_event(self, bot: str) -> tuple[str, str] | None:
+        """The newest halt or resume journaled in the bot's runs (``_control_runs``): (kind,
+        message)."""
+        runs, ids = self._control_runs(bot)
         rows = self.query(
-            "SELECT id, kind, message, data FROM events WHERE kind IN ('halted', 'resumed')"
-            " ORDER BY id DESC LIMIT 1"
+            "SELECT kind, message FROM events WHERE kind IN ('halted', 'resumed')"
+            f" AND {runs} ORDER BY id DESC LIMIT 1",
+            *ids,
         )
-        return rows[0] if rows else None
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
-    def last_control_event(self) -> tuple[str, str] | None:
-        """The newest halt or resume ever journaled in this file: (kind, message)."""
-        row = self._last_control_row()
-        return (str(row[1]), str(row[2])) if row is not None else None
-
-    def halt_events(self) -> list[tuple[str, str, dict[str, Any]]]:
+    def halt_events(self, bot: str) -> list[tuple[str, str, dict[str, Any]]]:
         """The halts in force, as their events: (kind, message, data) of every ``halted``,
         ``halt_joined`` (another holder's halt of the bot already halted) and ``halt_lifted``
         (one holder's halt lifted, another's kept) since the newest ``resumed``, oldest first;
         empty when there is none. ``trading_state.restored_halts`` makes the holders' halts of
         them: a halt lifted is not in force (its ``halted`` row may still be the newest halt or
         resume, :meth:`last_control_event`), and a ``halt_joined`` after a ``resumed`` is (a
-        person's halt of a bot a Degraded stop held, which is never journaled as a halt)."""
-        since = self.query("SELECT MAX(id) FROM events WHERE kind = 'resumed'")
+        person's halt of a bot a Degraded stop held, which is never journaled as a halt). Of
+        the bot's runs only (``_control_runs``): another bot's resume ends none of its halts."""
+        runs, ids = self._control_runs(bot)
+        since = self.query(f"SELECT MAX(id) FROM events WHERE kind = 'resumed' AND {runs}", *ids)
         after = since[0][0] if since and since[0][0] is not None else 0
         rows = self.query(
             "SELECT kind, message, data FROM events WHERE id > ?"
-            " AND kind IN ('halted', 'halt_joined', 'halt_lifted') ORDER BY id",
+            f" AND kind IN ('halted', 'halt_joined', 'halt_lifted') AND {runs}"
+            " ORDER BY id",
             after,
+            *ids,
         )
         return [(str(k), str(m), json.loads(d) if d else {}) for k, m, d in rows]
 
-    def _halt_row(self) -> tuple[Any, ...] | None:
+    def _halt_row(self, bot: str) -> tuple[Any, ...] | None:
         """(id, kind, message, data) of the row the flatten readers take for the halt in
         force: the newest ``halted`` since the halt began, else its first ``halt_joined``; None
         when no journaled halt is in force. A halt ends with a ``resumed``, or with a
         ``halt_lifted`` that left only holders no restart restores (the Degraded stop's: the
-        reconciliation decides it again) — the lifted holder's flatten is not owed either."""
+        reconciliation decides it again) — the lifted holder's flatten is not owed either.
+        Of the bot's runs only (``_control_runs``)."""
+        runs, ids = self._control_runs(bot)
         rows = self.query(
             "SELECT id, kind, message, data FROM events"
-            " WHERE kind IN ('halted', 'halt_joined', 'halt_lifted', 'resumed') ORDER BY id"
+            " WHERE kind IN ('halted', 'halt_joined', 'halt_lifted', 'resumed')"
+            f" AND {runs} ORDER BY id",
+            *ids,
         )
         halted: tuple[Any, ...] | None = None
         joined: tuple[Any, ...] | None = None
@@ -1281,7 +1321,7 @@ class Journal:
                 joined = row
         return halted or joined
 
-    def flatten_owed(self) -> tuple[str, str] | None:
+    def flatten_owed(self, bot: str) -> tuple[str, str] | None:
         """(who, reason) of the emergency stop in force whose flatten is still owed; None when
         no flatten is owed.
 
@@ -1293,14 +1333,18 @@ class Journal:
         process died before it filled, leaves the position open, and a halt's flatten must
         not be forgotten by a restart. A ``flattened`` event with nothing to close (the
         account was flat once reconciled) ends the debt; so does a newer resume, and a
-        ``halt_lifted`` that lifted the last journaled halt (:meth:`_halt_row`)."""
-        row = self._halt_row()
+        ``halt_lifted`` that lifted the last journaled halt (:meth:`_halt_row`). Of the bot's
+        runs only (``_control_runs``)."""
+        runs, ids = self._control_runs(bot)
+        row = self._halt_row(bot)
         if row is None:
             return None
         fields = json.loads(row[3]) if row[3] else {}
         done = self.query(
-            "SELECT data FROM events WHERE kind = 'flattened' AND id > ? ORDER BY id DESC LIMIT 1",
+            f"SELECT data FROM events WHERE kind = 'flattened' AND id > ? AND {runs}"
+            " ORDER BY id DESC LIMIT 1",
             row[0],
+            *ids,
         )
         if not done:
             if not (fields.get("flatten") or fields.get("flatten_when_connected")):
@@ -1312,45 +1356,49 @@ class Journal:
         # Events written before the closes were named (an older runtime) hold no ``closes``:
         # taken as finished, as that runtime did.
         closes = [str(order_id) for order_id in flattened.get("closes", ())]
-        if flattened.get("left") or any(self._latest_status(c) != "filled" for c in closes):
+        if flattened.get("left") or any(self._latest_status(bot, c) != "filled" for c in closes):
             return str(flattened.get("who", "")), str(flattened.get("reason", ""))
         return None
 
-    def flatten_in_force(self) -> tuple[str, str] | None:
+    def flatten_in_force(self, bot: str) -> tuple[str, str] | None:
         """(who, reason) of the emergency stop in force when it asked for a flatten — in its
         ``halted`` event, or as a ``flattened`` one after it (a flatten asked of the halted
         bot) —, done or not; None without one (no halt in force, or a halt that keeps its
         positions). A restarted bot keeps its promise of a flat account: a fill booked after
         the flatten (reconciled at the start) is closed too. A halt lifted is not in force
-        (:meth:`_halt_row`)."""
-        row = self._halt_row()
+        (:meth:`_halt_row`). Of the bot's runs only (``_control_runs``)."""
+        runs, ids = self._control_runs(bot)
+        row = self._halt_row(bot)
         if row is None:
             return None
         fields = json.loads(row[3]) if row[3] else {}
         if fields.get("flatten") or fields.get("flatten_when_connected"):
             return str(fields.get("who", "")), str(fields.get("reason", ""))
         later = self.query(
-            "SELECT data FROM events WHERE kind = 'flattened' AND id > ? ORDER BY id LIMIT 1",
+            f"SELECT data FROM events WHERE kind = 'flattened' AND id > ? AND {runs}"
+            " ORDER BY id LIMIT 1",
             row[0],
+            *ids,
         )
         if not later:
             return None
         asked = json.loads(later[0][0]) if later[0][0] else {}
         return str(asked.get("who", "")), str(asked.get("reason", ""))
 
-    def closes_owed(self) -> dict[str, tuple[str, str | None]]:
+    def closes_owed(self, bot: str) -> dict[str, tuple[str, str | None]]:
         """The closes risk plugins' and the stop policy's flattens still owe: symbol -> (their
         closes' tag, ``risk:<plugin>`` or ``stop-flatten``; the code of a refusal no retry
         changes — a person must close the position — or None: the close is to be sent).
 
-        The newest ``close_owed`` event of a symbol, in any paper or live run of this file,
-        says: owed from the flatten's first close (journaled before it leaves) until the
-        position is flat, or an emergency stop's flatten took it over (whose own record
-        ``flatten_owed`` reads). A backtest's never carries over."""
+        The newest ``close_owed`` event of a symbol, in the bot's runs (``_control_runs``:
+        its paper and live ones, never another bot's nor a backtest's), says: owed from the
+        flatten's first close (journaled before it leaves) until the position is flat, or an
+        emergency stop's flatten took it over (whose own record ``flatten_owed`` reads)."""
+        runs, ids = self._control_runs(bot)
         owed: dict[str, tuple[str, str | None]] = {}
         for (data,) in self.query(
-            "SELECT data FROM events WHERE kind = 'close_owed' AND run_id IN"
-            " (SELECT run_id FROM runs WHERE mode != 'backtest') ORDER BY id"
+            f"SELECT data FROM events WHERE kind = 'close_owed' AND {runs} ORDER BY id",
+            *ids,
         ):
             fields = json.loads(data) if data else {}
             symbol = str(fields.get("symbol", ""))
@@ -1363,26 +1411,34 @@ class Journal:
             owed[symbol] = (str(fields.get("by", "")), None if refused is None else str(refused))
         return owed
 
-    def _latest_status(self, client_order_id: str) -> str | None:
-        """An order's newest status in any run of this file: a close sent by one run is given
-        its venue's word (filled while down, never received) by the reconciliation of the
-        next, journaled in that run."""
+    def _latest_status(self, bot: str, client_order_id: str) -> str | None:
+        """An order's newest status in the bot's runs (``_control_runs``): a close sent by one
+        run is given its venue's word (filled while down, never received) by the reconciliation
+        of the next, journaled in that run. A backtest of the same bot name can send the same ids
+        (a bare name's prefix, the same bar time): its fill of one is not the close's."""
+        runs, ids = self._control_runs(bot)
         rows = self.query(
-            "SELECT status FROM order_updates WHERE client_order_id = ? ORDER BY id DESC LIMIT 1",
+            f"SELECT status FROM order_updates WHERE client_order_id = ? AND {runs}"
+            " ORDER BY id DESC LIMIT 1",
             client_order_id,
+            *ids,
         )
         return str(rows[0][0]) if rows else None
 
-    def risk_locks(self) -> dict[str, tuple[str, int]]:
-        """Risk locks still in force in this file: plugin → (reason, bar time locked).
+    def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]:
+        """The bot's risk locks still in force: plugin → (reason, bar time locked).
 
         A lock is the newest ``risk_locked`` event of a plugin with no ``risk_lock_reset``
-        after it, in any run: it outlives restarts until a person resets it.
+        after it, in the bot's runs (``_control_runs``): it outlives restarts until a person
+        resets it. A backtest's lock (same bot name, same file) is a simulation's and holds
+        nothing; neither a backtest's reset nor another bot's clears one of this bot's.
         """
+        runs, ids = self._control_runs(bot)
         held: dict[str, tuple[str, int]] = {}
         for kind, data in self.query(
             "SELECT kind, data FROM events WHERE kind IN ('risk_locked', 'risk_lock_reset')"
-            " ORDER BY id"
+            f" AND {runs} ORDER BY id",
+            *ids,
         ):
             fields = json.loads(data) if data else {}
             plugin = str(fields.get("plugin", ""))

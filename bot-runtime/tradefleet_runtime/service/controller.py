@@ -279,8 +279,8 @@ class BotController:
         if self._held is None:
             # Each holder's halt in force (a person's kept apart from the fleet's; a lifted
             # one is not), as the start restores them (``BotSession._restore``).
-            journal = self.journal
-            halts = halts_in_force(journal.halt_events(), journal.last_control_event())
+            journal, name = self.journal, self.bot.name
+            halts = halts_in_force(journal.halt_events(name), journal.last_control_event(name))
             self._held = HeldControl(self.journal, self.bot.manifest.spec.paused, halts)
         self.waiting_for = f"waiting for the venue: {error}"
         # The status says what it waits for, and a halt still in force from before — before

@@ -31,7 +31,6 @@ from tradefleet_runtime.engine.trading_state import (
     JOINED_SUFFIX,
     Halt,
     halt_holder,
-    halts_in_force,
     resume_holder,
 )
 
@@ -51,8 +50,6 @@ def halt_only_pause(paused: bool, pause_reason: str) -> str:
 
 
 class ControlJournal(Protocol):
-    def last_control_event(self) -> tuple[str, str] | None: ...
-
     def record_event(
         self, ts: int, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None: ...
@@ -61,16 +58,11 @@ class ControlJournal(Protocol):
 class HeldControl:
     """The control state of a bot that has no engine yet, and the steps owed to its engine."""
 
-    def __init__(
-        self, journal: ControlJournal, paused: bool, halts: Sequence[Halt] | None = None
-    ) -> None:
-        """``halts``: the holders' halts the journal holds in force, as the start restores
-        them (``trading_state.halts_in_force``: a halt lifted is not); without them, the
-        newest control event's halt, as one holder."""
+    def __init__(self, journal: ControlJournal, paused: bool, halts: Sequence[Halt]) -> None:
+        """``halts``: the holders' halts the journal holds in force for this bot, as the start
+        restores them (``trading_state.halts_in_force`` of the journal's readers given the
+        bot's name: a halt lifted is not, nor another bot's sharing the file)."""
         self._journal = journal
-        if halts is None:
-            # As the start will word the halt it restores (``BotSession._restore``).
-            halts = halts_in_force([], journal.last_control_event())
         self._halts = list(halts)
         self.paused = paused  # the spec's pause, until a command changes it
         self.pause_reason = ""

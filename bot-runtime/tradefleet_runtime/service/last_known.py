@@ -57,7 +57,7 @@ def last_known_account(journal: Journal, bot: str) -> LastKnownAccount | None:
             portfolio.book_cash_flow(flow.amount, flow.symbol)
     stuck = tuple(
         CloseStuck(symbol, code, portfolio.open_positions[symbol].quantity)
-        for symbol, (_, code) in sorted(journal.closes_owed().items())
+        for symbol, (_, code) in sorted(journal.closes_owed(bot).items())
         if code is not None and symbol in portfolio.open_positions
     )
     exposure = tuple(

@@ -58,7 +58,8 @@ def test_the_close_fills_and_the_positions_sl_tp_end_with_it(margin_mode: str) -
         assert venue.terminal.positions_get() == () and venue.terminal.orders_get() == ()
         statuses = dict(journal.order_statuses())
         assert (statuses[f"{entry}-sl"], statuses[f"{entry}-tp"]) == ("cancelled", "cancelled")
-        assert journal.flatten_owed() is None and _events(journal, "flatten_failed") == []
+        assert journal.flatten_owed(engine.config.bot_name) is None
+        assert _events(journal, "flatten_failed") == []
     finally:
         venue.close()
 
@@ -96,13 +97,13 @@ def test_a_close_the_terminal_never_executes_leaves_the_sl_tp_on_the_position(
         assert {o.client_order_id for o in engine.open_orders()} == {f"{entry}-sl", f"{entry}-tp"}
         [(message, data)] = _events(journal, "flatten_failed")
         assert data["status"] == "rejected" and f"{entry}-sl" in message
-        assert journal.flatten_owed() == ("alice", "incident")
+        assert journal.flatten_owed(engine.config.bot_name) == ("alice", "incident")
 
         # The link is back: another emergency stop with flatten closes it, SL/TP with it.
         engine.halt("alice", "incident", flatten=True)
         for _ in range(3):
             settle_and_pump(engine, venue)
         assert venue.terminal.positions_get() == () and not engine.open_orders()
-        assert journal.flatten_owed() is None
+        assert journal.flatten_owed(engine.config.bot_name) is None
     finally:
         venue.close()
