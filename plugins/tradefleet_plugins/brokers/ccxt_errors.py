@@ -96,7 +96,12 @@ BYBIT_CODES: dict[int, ReasonCode] = {
 }
 
 _CLOCK_CODES = frozenset({-1021, 10002})
-_SERVER_BUSY_CODES = frozenset({-1001, -1008, 10016})
+# States of the venue that pass within seconds, each looked up and asked again at once (never
+# taken for a refusal that lasts): a server busy or disconnected; Binance USDⓈ-M's -5028, its
+# matching engine reaching the request after its recvWindow (late under load, ccxt's
+# ``InvalidOrder``: not the bot's clock, which is -1021); Bybit's 110079, an order "processing
+# and can not be operated, please try again later".
+_SERVER_BUSY_CODES = frozenset({-1001, -1008, -5028, 10016, 110079})
 
 _BINANCE_FILTERS: tuple[tuple[str, ReasonCode], ...] = (
     ("NOTIONAL", ReasonCode.BELOW_MIN_NOTIONAL),  # NOTIONAL and MIN_NOTIONAL
