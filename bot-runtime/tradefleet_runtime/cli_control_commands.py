@@ -89,7 +89,13 @@ def control_commands() -> list[click.Command]:
         return _run("orders", options)
 
     @_command("trades", "A running bot's closed trades.")
-    @click.option("--page-size", type=int, default=100, show_default=True)
+    @click.option(
+        "--page-size",
+        type=int,
+        default=100,
+        show_default=True,
+        help="Trades per page: 1..1000 (0: the bot's default).",
+    )
     @click.option("--page-token", default="", help="next_page_token of a previous page.")
     @click.option("--all", "all", is_flag=True, help="Every page.")
     def trades(**options: Any) -> int:
@@ -103,7 +109,7 @@ def control_commands() -> list[click.Command]:
     @click.option(
         "--kind", multiple=True, type=click.Choice(kinds), help="Only this kind (repeatable)."
     )
-    @click.option("--count", type=int, help="Stop after this many events.")
+    @click.option("--count", type=int, help="Stop after this many events (at least 1).")
     @click.option("--duration", type=float, help="Stop after this many seconds.")
     @click.option(
         "--recent",

@@ -10,6 +10,12 @@ address was answered with gRPC's ``UNKNOWN`` and a C-core trace, a port that is 
 > read.token`` leaves when the Secret's name is wrong) was sent as no token and answered
 ``UNAUTHENTICATED: missing bearer token``, naming no file; a missing one was said without its
 path. Each is now exit 2, one line naming ADDRESS, the option or the file, before any call.
+
+W18, the read commands' number options: ``trades --page-size 99999999999999999999`` crashed with
+a traceback (``ValueError: Value out of range``, building the protobuf request); ``-1``, ``1001``
+were sent and refused by the bot naming its proto field (``INVALID_ARGUMENT ... (field
+page_size)``, exit 1, as if the bot had failed); ``events --count 0`` or ``-5`` printed one event,
+exit 0. Each is now exit 2 naming the option (``--page-size`` in 0..1000, ``--count`` >= 1).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pytest
 from tests.service.fakes import FakeControlPlane, running_server
 from tradefleet_runtime import cli
 from tradefleet_runtime.service import control_args
+from tradefleet_runtime.service.api import EventKind
 from tradefleet_runtime.service.auth import TokenAuth
 from tradefleet_runtime.service.grpc_server import GrpcEndpoint, build_grpc_server
 
@@ -238,3 +245,98 @@ def test_a_missing_token_file_is_named(
     assert code == 2 and out == "", (code, err)
     assert says(err, f"cannot read the token file {missing}: No such file or directory"), err
     assert control.calls == []
+
+
+# --- trades --page-size, events --count (W18) -------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["99999999999999999999", "-1", "1001", "100000000"])
+def test_trades_page_size_out_of_range_is_bad_usage_naming_the_option(
+    endpoint: GrpcEndpoint, tokens: Path, size: str
+) -> None:
+    """Before: past protobuf's int32 a traceback (``ValueError: Value out of range``, building
+    the request); else sent and refused by the bot naming its proto field, ``INVALID_ARGUMENT
+    ... (field page_size)``, exit 1 as if the bot had failed."""
+    code, out, err = run_cli(
+        "trades",
+        f"127.0.0.1:{endpoint.port}",
+        "--token-file",
+        str(tokens / "read.token"),
+        "--page-size",
+        size,
+        "--timeout",
+        "5",
+    )
+    assert code == 2 and out == "", (code, err)
+    assert says(err, f"--page-size {size}: a number of trades in 1..1000"), err
+    assert "INVALID_ARGUMENT" not in err and "field page_size" not in err, err
+
+
+@pytest.mark.parametrize("size", ["0", "1", "1000"])
+def test_trades_page_sizes_the_bot_takes_still_reach_it(
+    endpoint: GrpcEndpoint, tokens: Path, size: str
+) -> None:
+    code, out, err = run_cli(
+        "trades",
+        f"127.0.0.1:{endpoint.port}",
+        "--token-file",
+        str(tokens / "read.token"),
+        "--page-size",
+        size,
+        "--json",
+    )
+    assert code == 0, err
+    assert "trades" in json.loads(out)
+
+
+@pytest.mark.parametrize("count", ["0", "-5"])
+def test_events_count_below_one_is_bad_usage_naming_the_option(
+    endpoint: GrpcEndpoint, control: FakeControlPlane, tokens: Path, count: str
+) -> None:
+    """Before: taken, one event printed (the count is checked after each event), exit 0."""
+    control.publish(EventKind.STATE, "w18: an event in the bot's recent buffer")
+    code, out, err = run_cli(
+        "events",
+        f"127.0.0.1:{endpoint.port}",
+        "--token-file",
+        str(tokens / "read.token"),
+        "--recent",
+        "10",
+        "--count",
+        count,
+        "--duration",
+        "2",
+    )
+    assert code == 2 and out == "", (code, out, err)
+    assert says(err, f"--count {count}: the number of events to stop after, at least 1"), err
+
+
+def test_events_count_of_one_prints_one_event(
+    endpoint: GrpcEndpoint, control: FakeControlPlane, tokens: Path
+) -> None:
+    control.publish(EventKind.STATE, "w18: the first")
+    control.publish(EventKind.STATE, "w18: the second")
+    code, out, err = run_cli(
+        "events",
+        f"127.0.0.1:{endpoint.port}",
+        "--token-file",
+        str(tokens / "read.token"),
+        "--recent",
+        "10",
+        "--count",
+        "1",
+        "--duration",
+        "5",
+    )
+    assert code == 0, err
+    assert "w18: the first" in out and "w18: the second" not in out, out
+
+
+def test_number_options_in_range_are_taken() -> None:
+    assert control_args.checked_page_size(0) == 0
+    assert control_args.checked_page_size(1000) == 1000
+    assert control_args.checked_count(1) == 1
+    with pytest.raises(control_args.UsageProblem, match="--page-size 1001"):
+        control_args.checked_page_size(1001)
+    with pytest.raises(control_args.UsageProblem, match="--count 0"):
+        control_args.checked_count(0)

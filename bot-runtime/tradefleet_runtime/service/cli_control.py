@@ -17,8 +17,9 @@ option) connects with TLS. Output is rich tables, or JSON with ``--json`` (``eve
 prints one JSON object per line). Exit codes: 0 done, 1 the bot refused or could not be reached
 (the gRPC status code is printed), 2 bad usage: among it, an ADDRESS that is not ``host:port``,
 ``[IPv6]:port`` (a port in 1..65535) or ``unix:PATH``, a ``--timeout`` or ``--duration`` that is
-not a finite number of seconds > 0, and a token file that cannot be read or holds no usable
-token — each said naming it, before anything is dialled.
+not a finite number of seconds > 0, a ``trades --page-size`` outside 0..1000 (0: the bot's
+default), an ``events --count`` below 1, and a token file that cannot be read or holds no
+usable token — each said naming it, before anything is dialled.
 """
 
 from __future__ import annotations
@@ -53,7 +54,13 @@ from tradefleet_runtime.service.client import (
     TokenError,
     read_token,
 )
-from tradefleet_runtime.service.control_args import UsageProblem, checked_address, checked_seconds
+from tradefleet_runtime.service.control_args import (
+    UsageProblem,
+    checked_address,
+    checked_count,
+    checked_page_size,
+    checked_seconds,
+)
 from tradefleet_runtime.terminal import PIPE_WIDTH
 
 
@@ -73,6 +80,10 @@ def run_control_command(args: argparse.Namespace, out: TextIO | None = None) -> 
         timeout = checked_seconds("--timeout", args.timeout)
         if getattr(args, "duration", None) is not None:
             checked_seconds("--duration", args.duration)
+        if getattr(args, "page_size", None) is not None:  # trades
+            checked_page_size(args.page_size)
+        if getattr(args, "count", None) is not None:  # events
+            checked_count(args.count)
     except UsageProblem as error:
         err.print(f"[bold red]error[/]: {escape(str(error))}")
         return 2

@@ -1,12 +1,15 @@
-"""The control commands' names, token variable and the checks of their address and timeouts,
-kept apart from the gRPC client so that building the CLI loads no grpc: ``tradefleet backtest``
-must not (the commands themselves are in ``tradefleet_runtime.cli_control_commands``)."""
+"""The control commands' names, token variable and the checks of their address, timeouts and
+number options, kept apart from the gRPC client so that building the CLI loads no grpc:
+``tradefleet backtest`` must not (the commands themselves are in
+``tradefleet_runtime.cli_control_commands``)."""
 
 from __future__ import annotations
 
 import ipaddress
 import math
 import re
+
+from tradefleet_runtime.service.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 #: The environment variable a control command reads its bearer token from.
 TOKEN_ENV = "TRADEFLEET_TOKEN"
@@ -130,4 +133,26 @@ def checked_seconds(option: str, value: float) -> float:
         raise UsageProblem(
             f"{option} {value:g}: a finite number of seconds > 0 (at most {MAX_SECONDS:.0f})"
         )
+    return value
+
+
+def checked_page_size(value: int) -> int:
+    """``value`` if it is a ``trades --page-size`` the bot takes: 1..``MAX_PAGE_SIZE``, or 0
+    for its default; ``UsageProblem`` naming ``--page-size`` otherwise. Sent as it was, one
+    past protobuf's int32 raised ``ValueError`` building the request (a traceback), and any
+    other was refused by the bot naming its field (``page_size``), exit 1 as if it had failed."""
+    if not 0 <= value <= MAX_PAGE_SIZE:
+        raise UsageProblem(
+            f"--page-size {value}: a number of trades in 1..{MAX_PAGE_SIZE}, "
+            f"or 0 for the bot's default ({DEFAULT_PAGE_SIZE})"
+        )
+    return value
+
+
+def checked_count(value: int) -> int:
+    """``value`` if it is an ``events --count`` of at least 1; ``UsageProblem`` naming
+    ``--count`` otherwise. The count is checked after each event printed, so 0 or below
+    printed one event and ended, exit 0, as if it had been asked for one."""
+    if value < 1:
+        raise UsageProblem(f"--count {value}: the number of events to stop after, at least 1")
     return value

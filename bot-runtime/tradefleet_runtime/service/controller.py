@@ -77,7 +77,7 @@ from tradefleet_runtime.service.held_control import (
     HeldControl,
     halt_only_pause,
 )
-from tradefleet_runtime.service.last_known import last_known_account
+from tradefleet_runtime.service.last_known import held_risk_locks, last_known_account
 from tradefleet_runtime.service.metric_labels import bot_labels
 from tradefleet_runtime.service.metrics import RuntimeMetrics
 from tradefleet_runtime.service.param_types import type_mismatch
@@ -163,6 +163,13 @@ class BotController:
             last_known_account(journal, bot.name)
             if bot.manifest.spec.mode is not Mode.BACKTEST
             else None
+        )
+        # The risk locks the journal holds for the bot, which the start restores (a removed
+        # plugin's too): shown from now, not only once the engine runs, since each vetoes
+        # entries. Read once: only a reset clears one, and a reset needs the engine.
+        self._held_locks = held_risk_locks(
+            journal.risk_locks(bot.name) if bot.manifest.spec.mode is not Mode.BACKTEST else {},
+            self._plugins,
         )
         self._snapshot = self._starting_snapshot()
         self._stopped = threading.Event()
@@ -886,7 +893,8 @@ class BotController:
 
     def _starting_snapshot(self) -> StatusSnapshot:
         """The status while no engine runs: the account as the journal last held it (marked
-        ``last_known``), or on a first start the spec's capital with nothing open."""
+        ``last_known``), or on a first start the spec's capital with nothing open; the halts
+        and risk locks the journal holds in force, which the engine restores."""
         spec = self.bot.manifest.spec
         held = self._held
         known = self._last_known
@@ -917,6 +925,7 @@ class BotController:
             plugins=self._plugins,
             broker_connected=self.broker_connected,
             reconciled=False,
+            risk=self._held_locks,
             exposure=known.exposure if known else (),
             starting_reason=self.waiting_for if self.phase is Phase.STARTING else "",
             last_known=known is not None,

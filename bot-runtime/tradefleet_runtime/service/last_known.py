@@ -4,19 +4,22 @@ While a restarted bot waits for its venue (phase Starting) its engine holds noth
 status and the metrics then show what the previous run journaled — its last equity snapshot,
 the positions its fills add up to, the orders it left working — marked as last known, never the
 spec's starting capital as if the account were flat (an operator would read "no position" while
-the venue holds one).
+the venue holds one). So do the risk locks the journal holds, which the engine restores and which
+veto every entry once it runs: shown as none, ``tradefleet_risk_locked`` published no series and
+the operator set ``RiskLocked=False`` for as long as the venue was down.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tradefleet_runtime.cash_flows import books_in
 from tradefleet_runtime.engine.portfolio import Portfolio
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.service.api import CloseStuck, SymbolExposure
+from tradefleet_runtime.service.api import CloseStuck, PluginInfo, RiskPluginState, SymbolExposure
 
 DAY_S = 86400
 
@@ -82,4 +85,22 @@ def last_known_account(journal: Journal, bot: str) -> LastKnownAccount | None:
         exposure=exposure,
         last_bar_ts=last_ts,
         closes_stuck=stuck,
+    )
+
+
+def held_risk_locks(
+    locks: Mapping[str, tuple[str, int]], plugins: Sequence[PluginInfo]
+) -> tuple[RiskPluginState, ...]:
+    """The risk plugins ``locks`` (``Journal.risk_locks``: plugin → reason, since) hold, as
+    the engine's status shows them once it has restored them (``Engine.restore_locks``,
+    ``Engine.risk_states``): the spec's chain's in its order with their version, then a lock of
+    a plugin no longer in ``spec.risk`` (it still holds until a person resets it) with no
+    version; each locked, for the journaled reason. Only the locks: whether another plugin
+    locks or what tier one reports is its own to say once it runs, so the tier is 0 here."""
+    versions = {info.name: info.version for info in plugins if info.kind == "risk"}
+    names = [name for name in versions if name in locks]
+    names += [name for name in locks if name not in versions]
+    return tuple(
+        RiskPluginState(name, versions.get(name, ""), locked=True, reason=locks[name][0])
+        for name in names
     )
