@@ -6,7 +6,9 @@ already: owned by this TradingBot, or carrying its labels (``tradefleet.io/bot=<
 ``app.kubernetes.io/managed-by=tradefleet-operator``; a deleted predecessor's children carry
 them). Anything else of that name (a team's ``Service web`` when a bot is called ``web``) is
 left untouched, and :class:`NameTaken` names it; the bot's Deployment (its pod) is then neither
-created nor changed, so no half of the bot runs. The api-token Secret's tokens are generated
+created nor changed, so no half of the bot runs. Nor is it rolled (or made) onto a credentials
+Secret that does not exist (:class:`CredentialsSecretMissing`, asked for the Secret's metadata
+only): its pod could never start. The api-token Secret's tokens are generated
 once; an existing Secret is read, never rotated. Nothing is written when nothing differs
 (``object_diff.needs_update``).
 
@@ -179,6 +181,88 @@ class NotLanded(KubeError):
     @property
     def temporary(self) -> bool:
         return True  # a webhook back up, the API server less busy: the next pass applies it
+
+
+class CredentialsSecretMissing(KubeError):
+    """The Secret ``spec.broker.credentialsSecret`` names does not exist in the bot's namespace
+    (learnt from its metadata alone, never its data): a pod rolled onto it could never start
+    (the kubelet cannot mount it), and the ``Recreate`` rollout stops the running pod first.
+
+    A bot that has a Deployment gets nothing of the spec (as for :class:`SpecRefused`: its pod
+    runs on as it was rolled out); ``mounted`` names the Secret its pod template mounts. A bot
+    without one (``made``: its first pass) gets its other objects, not the Deployment. Retried by
+    the handler: creating the Secret rolls the bot, with no other edit."""
+
+    def __init__(
+        self, secret: str, namespace: str, *, made: bool, mounted: str | None = None
+    ) -> None:
+        self.secret = secret
+        #: No Deployment of the bot's yet: no pod of its own runs (the handler's retry delay).
+        self.made = made
+        self.head = missing_secret_head(secret, namespace)
+        fix = (
+            f"create the Secret {secret!r} (the bot is then rolled onto it, with no other "
+            "edit), or set spec.broker.credentialsSecret to a Secret that exists"
+        )
+        if made:
+            said = (
+                "the bot's other objects are made, its Deployment is not (its pod could not "
+                "mount the Secret and would never start): it is made once the Secret exists; "
+            )
+        elif mounted == secret:
+            said = (
+                "the bot's Deployment is left as it is (not rolled: a new pod could not mount "
+                "the Secret); a pod running now keeps the files it mounted, but the bot's next "
+                "pod (after a restart, a drain, an eviction) will not start; nothing of this "
+                "spec is applied until the Secret exists: "
+            )
+        else:
+            runs = f" (credentials from Secret {mounted!r})" if mounted else ""
+            said = (
+                "the bot's Deployment is left as it is (not rolled: the Recreate rollout would "
+                "stop the running pod for one that could not mount the Secret); its pod runs "
+                f"on as it was rolled out{runs}, and nothing of this spec is applied until the "
+                "Secret exists: "
+            )
+        super().__init__(404, "CredentialsSecretMissing", f"{self.head}: {said}{fix}")
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def temporary(self) -> bool:
+        return False  # a person must make the Secret; the handler looks again meanwhile
+
+
+def missing_secret_head(secret: str, namespace: str) -> str:
+    """The start of every message about a missing credentials Secret: the field and the
+    Secret's name (never anything of its data)."""
+    return (
+        f"spec.broker.credentialsSecret: Secret {secret!r} does not exist in namespace "
+        f"{namespace!r}"
+    )
+
+
+async def missing_credentials(ctx: OperatorContext, bot: TradingBot) -> str | None:
+    """The name of the credentials Secret the bot's pod template would mount when it does not
+    exist in the bot's namespace; None when it exists or none is named. Asked for the Secret's
+    metadata only (:meth:`KubeApi.exists`): its data never reaches the operator."""
+    secret = objects.credentials_secret_name(bot)
+    if secret is None:
+        return None
+    found = await ctx.kube.exists(api_path("v1", "secrets", bot.namespace, secret))
+    return None if found else secret
+
+
+async def mounted_credentials_of(
+    ctx: OperatorContext, namespace: str, name: str, uid: str
+) -> str | None:
+    """The credentials Secret the bot's Deployment's pod template mounts: the one its pod was
+    rolled out with. None when there is no Deployment of the bot's, or it mounts none."""
+    deployment = await ctx.kube.get(api_path("apps/v1", "deployments", namespace, name))
+    if deployment is None or not _is_bots_child(deployment, uid, name):
+        return None
+    return objects.mounted_credentials(deployment)
 
 
 @dataclass
@@ -474,6 +558,14 @@ async def _write_objects(
     # was rolled out with, which the ConfigMap keeps when this change rewrites it.
     running_deployment = None if fresh else await ctx.kube.get(object_path(deployment))
     running = seen.running = _running_hash(running_deployment, bot.uid, name)
+    # The Deployment is rolled (Recreate: the running pod is stopped first) or made only onto a
+    # credentials Secret that exists: a pod that cannot mount it never starts, and a bot holding
+    # positions would be replaced by no bot. A bot with a Deployment of its own gets nothing of
+    # the spec (its ConfigMap is settled as after a refusal); a bot without one gets the rest.
+    missing = await missing_credentials(ctx, bot)
+    if missing is not None and running is not None:
+        mounted = objects.mounted_credentials(running_deployment)
+        raise CredentialsSecretMissing(missing, namespace, made=False, mounted=mounted)
 
     async def one(
         obj: Mapping[str, Any], actual: Mapping[str, Any] | None = None, *, read: bool = False
@@ -533,6 +625,12 @@ async def _write_objects(
                 if found is not None and not is_the_bots(obj, found):
                     taken.append(_label(obj))
         raise NameTaken(taken, name)
+    if missing is not None:
+        # A first pass (or the bot's Deployment deleted): its other objects are made, not a
+        # Deployment whose pod would wait on the missing Secret (ContainerCreating, FailedMount)
+        # while the TradingBot says nothing of it. Made once the Secret exists (the handler
+        # retries), its pod starts at once.
+        raise CredentialsSecretMissing(missing, namespace, made=True)
     if stamp is not None:
         deployment = objects.with_repair_stamp(deployment, stamp)
     deployment = objects.with_template_written(deployment, running_deployment, _repair_time())

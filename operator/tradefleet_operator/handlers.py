@@ -6,11 +6,16 @@ the modules that do the work: :mod:`.steering` (the runtime's pause / halt / res
 :mod:`.status_mapping` (the new ``.status``, written only when it changed).
 
 - create / update / resume → :func:`reconcile`: steer the runtime first (a fleet stop must not
-  wait for object writes), then bring every child object to the spec.
+  wait for object writes), then bring every child object to the spec. A pod template naming a
+  credentials Secret that does not exist is neither rolled out nor made
+  (``Reconciled=False, reason=CredentialsSecretMissing``, a Warning naming the field and the
+  Secret); the pass is retried, so creating the Secret rolls the bot with no other edit.
 - the timer :func:`poll_status`, every ``TRADEFLEET_STATUS_INTERVAL`` seconds (10): reads
   ``GetStatus`` with the bot's read token, re-tries steering if an earlier attempt did not get
   through, and patches the status only when something changed. A runtime it cannot reach sets
-  ``Ready=False, reason=RuntimeUnreachable``; it never raises.
+  ``Ready=False, reason=RuntimeUnreachable``; it never raises. It also asks whether the
+  credentials Secret the bot's pod mounts still exists (its metadata only): the condition
+  ``CredentialsSecretFound``, and a Warning when it is gone.
 - delete → :func:`finalize`: ask the runtime to stop (``EmergencyStop``, flattening as
   ``spec.onStop.flattenPositions`` says), wait a bounded time, then let kopf drop the finalizer
   (owner references cascade the deletion). An unreachable runtime does not block deletion.
@@ -38,17 +43,19 @@ from tradefleet_operator import admission, objects, webhook_tls
 from tradefleet_operator.account_sharing import BotAccount, account_of, sharing_condition
 from tradefleet_operator.bot_api import LiveSpec, TradingBot
 from tradefleet_operator.children import (
+    CredentialsSecretMissing,
     HalfApplied,
     NameTaken,
     NotLanded,
     SpecRefused,
+    mounted_credentials_of,
     reconcile_config,
     reconcile_objects,
     settle_unparsed,
 )
 from tradefleet_operator.context import OperatorContext, context, event
 from tradefleet_operator.control import observed_control
-from tradefleet_operator.k8s_api import KubeApi, KubeError
+from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path
 from tradefleet_operator.metrics import (
     RECONCILE_SECONDS,
     RECONCILES,
@@ -70,6 +77,8 @@ from tradefleet_operator.snapshot import RuntimeSnapshot
 from tradefleet_operator.status_mapping import (
     advance,
     condition_of,
+    credentials_event,
+    credentials_status,
     failed_status,
     now_iso,
     precise_now,
@@ -101,6 +110,16 @@ FINALIZER = "tradefleet.io/finalizer"
 
 #: How often a bot whose child names are taken by other objects is looked at again (seconds).
 NAME_TAKEN_RETRY_S = 60
+
+#: The longest wait between two looks at a bot held back for a missing credentials Secret
+#: that has no pod of its own yet, or whose runtime did not take a control call (seconds; the
+#: first come sooner): creating the Secret makes (or rolls) the bot within it.
+CREDENTIALS_RETRY_S = 30
+
+#: The wait between two looks at a running bot whose rollout is held back for a missing
+#: credentials Secret (seconds): a pause, resume or emergency stop edited meanwhile reaches its
+#: runtime within it (see :func:`credentials_retry_delay`).
+CREDENTIALS_HOLD_RETRY_S = 2
 
 #: How often each bot's status is read from its runtime (seconds; read when kopf registers
 #: the timer, i.e. at import).
@@ -349,7 +368,14 @@ async def _reconcile(
                 raise kopf.TemporaryError(str(error), delay=min(30, 2 * (retry + 1))) from error
             outcome = "failed"
             taken = isinstance(error, NameTaken)
-            if not taken or retry == 0:
+            waiting = isinstance(error, CredentialsSecretMissing)
+            if isinstance(error, CredentialsSecretMissing):
+                # Once per Secret, not per retry (a running bot is looked at every 2 s): kopf
+                # keeps the retry count across edits, and an edit may name another missing
+                # Secret.
+                if _newly_missing(old, error):
+                    event(body, warning=True, reason=error.reason, message=str(error)[:1000])
+            elif not taken or retry == 0:
                 kind = (
                     error.reason
                     if isinstance(error, NameTaken | SpecRefused)
@@ -358,7 +384,9 @@ async def _reconcile(
                 event(body, warning=True, reason=kind, message=str(error)[:1000])
             new = new.model_copy(
                 update={
-                    "phase": _phase_not_reconciled(old, new),
+                    "phase": (
+                        _phase_waiting(old, new) if waiting else _phase_not_reconciled(old, new)
+                    ),
                     "observed_generation": generation,
                     "conditions": set_condition(
                         new.conditions, "Reconciled", False, error.reason or "ApiError",
@@ -370,6 +398,15 @@ async def _reconcile(
                 # Looked at again now and then: once a person renames or deletes the other
                 # object, the bot is made without another change to it.
                 raise kopf.TemporaryError(str(error), delay=NAME_TAKEN_RETRY_S) from error
+            if isinstance(error, CredentialsSecretMissing):
+                # Looked at again: once the Secret exists, the bot is rolled onto it with no
+                # other edit. This pass steered the runtime above (before its object pass);
+                # the delay bounds how late the next edit's steering comes.
+                deployed = not error.made
+                delay = credentials_retry_delay(
+                    retry, deployed=deployed, steering_left=steering_left
+                )
+                raise kopf.TemporaryError(str(error), delay=delay) from error
             return steering_left
         made = outcomes.get("created", []) + outcomes.get("adopted", [])
         if outcomes.get("created"):
@@ -408,6 +445,51 @@ def _phase_not_reconciled(old: BotStatus, new: BotStatus) -> Phase:
     if old.config_hash:
         return Phase(new.phase) if new.phase else Phase.PENDING
     return advance(old.phase, Phase.FAILED)
+
+
+def _phase_waiting(old: BotStatus, new: BotStatus) -> Phase:
+    """The phase of a bot held back for a missing credentials Secret. A bot made before runs on
+    as it was rolled out: the runtime's phase. A bot never made is Pending, not Failed: nothing
+    failed, no person must undo anything but make the Secret, and it starts by itself then
+    (its ``Reconciled`` condition and a Warning say what it waits for)."""
+    if old.config_hash:
+        return Phase(new.phase) if new.phase else Phase.PENDING
+    return advance(old.phase, Phase.PENDING)
+
+
+def credentials_retry_delay(retry: int, *, deployed: bool, steering_left: bool) -> float:
+    """Seconds until the reconcile handler looks again at a bot held back for a missing
+    credentials Secret (``retry``: kopf's count of earlier tries of this change).
+
+    kopf runs no handler still waiting out its retry delay, not even for a newer edit
+    (``execute_handlers_once`` takes only awakened handlers; the object's worker sleeps until
+    the delay ends, then touches the object), and the status timer skips a bot whose newest
+    generation no pass has ended (:func:`_change_at_work`). So a person's emergency stop, pause
+    or resume edited while a held pass waits is steered only when that wait ends: the delay is
+    how late it reaches the runtime. A bot with a Deployment (its pod runs on as it was rolled
+    out) is therefore looked at every :data:`CREDENTIALS_HOLD_RETRY_S`: the simplest bound that
+    is provably prompt. Letting the timer steer held generations would not be: it reads every
+    ``TRADEFLEET_STATUS_INTERVAL`` (10 s) and never resumes. A look costs a few reads (the
+    api-token Secret, the Deployment, the ConfigMap; the credentials Secret's metadata only)
+    and kopf's two progress patches: its steering calls the runtime only for a control that
+    changed, and a look that finds nothing new writes no object and no status, and posts no
+    Event (:func:`_newly_missing`).
+
+    A bot without a Deployment (no pod of its own to steer) waits longer, as does a runtime
+    that did not take a control call (each failed call posts a Warning; a pod that restarts
+    starts paused or halted anyway, from the ConfigMap the held pass settles with the live
+    fields): a backoff up to :data:`CREDENTIALS_RETRY_S`, as an un-held pass would retry."""
+    if deployed and not steering_left:
+        return CREDENTIALS_HOLD_RETRY_S
+    if steering_left:
+        return min(CREDENTIALS_RETRY_S, 1 + retry)
+    return min(CREDENTIALS_RETRY_S, 2 * (retry + 1))
+
+
+def _newly_missing(old: BotStatus, error: CredentialsSecretMissing) -> bool:
+    """The bot's ``Reconciled`` condition does not say yet that this Secret is missing."""
+    was = condition_of(old, "Reconciled")
+    return was is None or was.reason != error.reason or not was.message.startswith(error.head)
 
 
 def _phase_reconciled(old: BotStatus, new: BotStatus) -> Phase:
@@ -587,6 +669,7 @@ async def poll_status(
         return  # the change handler is still at work on this generation; it writes the status
     address = runtime_address(meta, ctx.settings)
     namespace, name = meta.get("namespace", "default"), meta["name"]
+    credentials = await _credentials_seen(ctx, body, old, generation)
     try:
         tokens = await ctx.bot_tokens(namespace, name)
         if tokens is None:
@@ -627,7 +710,53 @@ async def poll_status(
         after = steered.snapshot or snapshot
         new = steered.apply(reachable_status(old, after, generation, now_iso(), asked))
     new = _account_shared(body, old, new, generation, bot_accounts)
+    if credentials is not None:
+        secret, found = credentials
+        new = credentials_status(new, secret, found, namespace, generation, now_iso())
+        said = credentials_event(old, new)
+        if said is not None:
+            reason, message, warning = said
+            event(body, warning=warning, reason=reason, message=message[:1000])
     _write(patch, current, new, meta)
+
+
+def _credentials_named(body: Mapping[str, Any]) -> str | None:
+    """``spec.broker.credentialsSecret.name`` as the body holds it (no parse per tick)."""
+    broker = (body.get("spec") or {}).get("broker")
+    ref = broker.get("credentialsSecret") if isinstance(broker, Mapping) else None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+async def _credentials_seen(
+    ctx: OperatorContext, body: kopf.Body, old: BotStatus, generation: int | None
+) -> tuple[str | None, bool] | None:
+    """The credentials Secret the bot's pod template mounts (None: none, or no Deployment) and
+    whether it exists, asked for its metadata only (never its data); None when that could not
+    be read now (the condition then stays as it was).
+
+    While this generation's spec is rolled out (``Reconciled=True``), that is the spec's Secret;
+    else (a change held back or refused: the pod runs an older template, maybe on another
+    Secret) the Deployment is read for it: a Secret only the spec names is the change
+    handler's to say."""
+    meta = body["metadata"]
+    namespace, name = str(meta.get("namespace") or "default"), str(meta["name"])
+    reconciled = condition_of(old, "Reconciled")
+    try:
+        if (
+            reconciled is not None
+            and reconciled.status == "True"
+            and reconciled.observed_generation == generation
+        ):
+            secret = _credentials_named(body)
+        else:
+            uid = str(meta.get("uid") or "")
+            secret = await mounted_credentials_of(ctx, namespace, name, uid)
+        if secret is None:
+            return None, True
+        return secret, await ctx.kube.exists(api_path("v1", "secrets", namespace, secret))
+    except Exception:  # never crash the timer: the condition stays as it was
+        return None
 
 
 async def _runtime_failure(ctx: OperatorContext, namespace: str, name: str) -> str | None:

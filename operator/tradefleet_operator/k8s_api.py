@@ -1,9 +1,10 @@
 """A small Kubernetes REST client over aiohttp, and label selectors.
 
 :class:`KubeApi` creates, reads, merge-patches, lists and deletes objects: the operator uses it
-for a bot's child objects and token Secret, the fleet command for TradingBots. It takes its
-credentials from kopf's :class:`kopf.ConnectionInfo` (service account or kubeconfig), so no
-Kubernetes client library is needed.
+for a bot's child objects and token Secret, the fleet command for TradingBots; whether a bot's
+credentials Secret exists it learns from the Secret's metadata alone (:meth:`KubeApi.exists`),
+never asking for its data. It takes its credentials from kopf's :class:`kopf.ConnectionInfo`
+(service account or kubeconfig), so no Kubernetes client library is needed.
 
 Not the official ``kubernetes_asyncio`` client, by measurement (issue 18, item 6; figures in
 ARCHITECTURE.md, "The operator"): its import alone adds ~36 MB to the operator (the memory goal
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     import kopf
 
 MERGE_PATCH = "application/merge-patch+json"
+#: An object's metadata only (``meta.k8s.io/v1`` PartialObjectMetadata, kube-apiserver 1.15+):
+#: how the operator learns that a credentials Secret exists without the API server ever sending
+#: it the Secret's data. No fallback type is offered: a server that cannot answer so refuses
+#: (406) rather than send the whole Secret.
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class KubeError(Exception):
@@ -119,6 +125,17 @@ def _ssl_context(info: kopf.ConnectionInfo, folder: str) -> ssl.SSLContext | boo
     return context
 
 
+def _failure(status: int, reason: str | None, text: str) -> KubeError:
+    """The :class:`KubeError` of an answer ``status`` ≥ 400 (its ``Status`` object's reason
+    and message when it is one)."""
+    try:
+        answer = json.loads(text)
+        said, message = answer.get("reason", ""), answer.get("message", text)
+    except (ValueError, AttributeError):
+        said, message = reason or "", text
+    return KubeError(status, str(said), str(message)[:500])
+
+
 class KubeApi:
     """Create, read, merge-patch, list and delete Kubernetes objects over one HTTP session."""
 
@@ -189,13 +206,27 @@ class KubeApi:
                 text = await response.text()
                 self.requests += 1
                 if response.status >= 400:
-                    try:
-                        status = json.loads(text)
-                        reason, message = status.get("reason", ""), status.get("message", text)
-                    except ValueError:
-                        reason, message = response.reason or "", text
-                    raise KubeError(response.status, str(reason), str(message)[:500])
+                    raise _failure(response.status, response.reason, text)
                 return json.loads(text) if text else None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise KubeError(0, type(error).__name__, str(error)) from error
+
+    async def exists(self, path: str) -> bool:
+        """Whether the object at ``path`` exists, asked for its metadata only
+        (:data:`PARTIAL_METADATA`): for a Secret, its data is never sent. The answer's body is
+        read (so the connection is kept) and dropped, never parsed nor kept. Raises
+        :class:`KubeError` for any answer but 200 and 404."""
+        try:
+            async with self.session().request(
+                "GET", self.server + path, headers={"Accept": PARTIAL_METADATA}
+            ) as response:
+                self.requests += 1
+                if response.status == 404:
+                    return False
+                if response.status >= 400:
+                    raise _failure(response.status, response.reason, await response.text())
+                await response.read()
+                return True
         except (aiohttp.ClientError, TimeoutError) as error:
             raise KubeError(0, type(error).__name__, str(error)) from error
 

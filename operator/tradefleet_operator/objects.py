@@ -887,6 +887,29 @@ def _placement(runtime: RuntimeSpec) -> dict[str, Any]:
     return placed
 
 
+#: The pod volume of the broker credentials Secret (``spec.broker.credentialsSecret``).
+CREDENTIALS_VOLUME = "credentials"
+
+
+def credentials_secret_name(bot: TradingBot) -> str | None:
+    """The Secret the bot's pod mounts as its broker credentials
+    (``spec.broker.credentialsSecret``), None when it mounts none."""
+    ref = bot.spec.broker.credentials_secret
+    return ref.name if ref is not None and ref.name else None
+
+
+def mounted_credentials(deployment: Mapping[str, Any] | None) -> str | None:
+    """The Secret a Deployment's pod template mounts as the broker credentials (its
+    ``credentials`` volume): what the running pod was rolled out with. None when there is no
+    Deployment or it mounts none."""
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    for volume in (template.get("spec") or {}).get("volumes") or ():
+        if isinstance(volume, Mapping) and volume.get("name") == CREDENTIALS_VOLUME:
+            name = (volume.get("secret") or {}).get("secretName")
+            return str(name) if name else None
+    return None
+
+
 def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) -> dict[str, Any]:
     """The bot's Deployment: one non-root, read-only pod running ``tradefleet serve``."""
     name = bot.name
@@ -903,16 +926,15 @@ def deployment(bot: TradingBot, settings: OperatorSettings, config_hash: str) ->
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
     ]
-    secret_ref = bot.spec.broker.credentials_secret
-    credentials = secret_ref.name if secret_ref is not None else None
+    credentials = credentials_secret_name(bot)
     if credentials:
         volumes.append(
             {
-                "name": "credentials",
+                "name": CREDENTIALS_VOLUME,
                 "secret": {"secretName": credentials, "defaultMode": secret_mode},
             }
         )
-        mounts.append({"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True})
+        mounts.append({"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True})
     if runtime.webhook:
         volumes.append(
             {

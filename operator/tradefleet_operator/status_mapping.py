@@ -7,6 +7,8 @@
 - :func:`reachable_status` / :func:`unreachable_status`: the whole new status after a read;
 - :func:`unheard_conditions`: the conditions that report the runtime's own view, made Unknown
   while nobody can see it;
+- :func:`credentials_status` / :func:`credentials_event`: whether the credentials Secret the
+  bot's pod mounts exists (the condition ``CredentialsSecretFound``, and the Event of a flip);
 - ``status_model.status_changes``: the smallest merge patch (empty: no write).
 
 Every function returns a :class:`~.status_model.BotStatus`, so each key the operator writes is
@@ -23,11 +25,14 @@ from tradefleet_operator.snapshot import RuntimeSnapshot
 from tradefleet_operator.status_model import BotStatus, Condition, RiskLock, status_changes
 
 __all__ = [
+    "CREDENTIALS_FOUND",
     "RUNTIME_VIEW",
     "TRANSITIONS",
     "advance",
     "bar_time",
     "condition_of",
+    "credentials_event",
+    "credentials_status",
     "failed_status",
     "now_iso",
     "precise_now",
@@ -464,3 +469,67 @@ def failed_status(status: BotStatus, reason: str, generation: int | None, now: s
     return status.model_copy(
         update={"phase": advance(status.phase, Phase.FAILED), "conditions": conditions}
     )
+
+
+# --- the credentials Secret the pod mounts --------------------------------------------------------
+
+#: The condition saying whether the credentials Secret the bot's pod template mounts exists.
+CREDENTIALS_FOUND = "CredentialsSecretFound"
+#: Its reason (and the Warning's) while that Secret does not exist.
+CREDENTIALS_MISSING = "CredentialsSecretMissing"
+
+
+def credentials_status(
+    status: BotStatus,
+    secret: str | None,
+    found: bool,
+    namespace: str,
+    generation: int | None,
+    now: str,
+) -> BotStatus:
+    """``status`` with :data:`CREDENTIALS_FOUND` for ``secret``, the Secret the bot's pod
+    template mounts as ``spec.broker.credentialsSecret`` (``found``: it exists). False names it
+    and says what its absence costs: nothing to a pod running now (the kubelet keeps the files
+    it mounted), but no new pod can start. ``secret`` None (the pod mounts none, or the bot has
+    no Deployment): the condition is removed. Only names: nothing of a Secret's data is known
+    here."""
+    if secret is None:
+        if condition_of(status, CREDENTIALS_FOUND) is None:
+            return status
+        kept = [cond for cond in status.conditions or () if cond.type != CREDENTIALS_FOUND]
+        return status.model_copy(update={"conditions": kept})
+    if found:
+        reason = "SecretExists"
+        message = (
+            f"Secret {secret!r}, which the bot's pod mounts as spec.broker.credentialsSecret, "
+            f"exists in namespace {namespace!r} (its metadata is read, never its data)"
+        )
+    else:
+        reason = CREDENTIALS_MISSING
+        message = (
+            f"spec.broker.credentialsSecret: Secret {secret!r}, which the bot's pod mounts, "
+            f"does not exist in namespace {namespace!r}: a pod running now keeps the files it "
+            "mounted, but the bot's next pod (after a restart, a drain, an eviction, an OOM "
+            "kill) will not start, as the kubelet cannot mount the Secret; create the Secret "
+            "again, or set spec.broker.credentialsSecret to a Secret that exists"
+        )
+    conditions = set_condition(
+        status.conditions, CREDENTIALS_FOUND, found, reason, message, generation, now
+    )
+    return status.model_copy(update={"conditions": conditions})
+
+
+def credentials_event(old: BotStatus, new: BotStatus) -> tuple[str, str, bool] | None:
+    """The Event (reason, message, warning) of a change of :data:`CREDENTIALS_FOUND` from ``old``
+    to ``new``: a Warning when the Secret is found missing (or another one is), a Normal event
+    when it is found again; None otherwise (once per change, not per tick)."""
+    was, now = condition_of(old, CREDENTIALS_FOUND), condition_of(new, CREDENTIALS_FOUND)
+    if now is None:
+        return None
+    if now.status == "False":
+        if was is None or was.status != "False" or was.message != now.message:
+            return CREDENTIALS_MISSING, now.message, True
+        return None
+    if was is not None and was.status == "False":
+        return "CredentialsSecretFound", now.message, False
+    return None

@@ -10,7 +10,9 @@ without stalling the API server or the operator.
 reference; a log of write requests (to assert that a resync writes nothing); a Deployment or
 claim whose quantities kube-apiserver cannot read refused 422; and injected failures (a create
 that stores the object but answers 500, as a half-done create does; a write refused 422, as an
-admission policy refuses it).
+admission policy refuses it); a read of an object's metadata only (PartialObjectMetadata) answered
+so, and every read of a Secret by the operator recorded with whether it asked for the metadata
+only (``secret_reads``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     #: plural → how many creates or patches are still refused 422 (an admission policy, a
     #: quota: a refusal the operator's own checks cannot foresee).
     refused_writes: dict[str, int] = attrs.field(factory=dict)
+    #: Each GET of one Secret with the operator's token: (path, asked for its metadata only).
+    secret_reads: list[tuple[str, bool]] = attrs.field(factory=list)
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
@@ -85,6 +89,17 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 return refusal
         resource = request.resource
         data = request.data
+        if (
+            resource is not None
+            and request.action == kmock.action.FETCH
+            and request.name is not None
+            and request.subresource is None
+        ):
+            partial = _PARTIAL in _header(request, "Accept")
+            if resource.plural == "secrets" and _header(request, "Authorization"):
+                self.secret_reads.append((str(request.url.path), partial))
+            if partial:
+                return self._metadata_only(resource, request.namespace, request.name)
         if resource is not None and isinstance(data, dict):
             refs = (data.get("metadata") or {}).get("ownerReferences") or []
             if sum(1 for ref in refs if ref.get("controller")) > 1:
@@ -157,6 +172,26 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 await self._collect_garbage()
         return response
 
+    def _metadata_only(
+        self, resource: Any, namespace: str | None, name: str
+    ) -> aiohttp.web.StreamResponse:
+        """The answer to a GET asking for ``as=PartialObjectMetadata``: the object's metadata
+        alone (a Secret's data never in it), or 404, as kube-apiserver answers."""
+        key = (resource, namespace, name)  # kmock's ObjectsArray has no .get()
+        if key not in self.objects or self.objects[key].deleted:
+            return aiohttp.web.json_response(
+                {"kind": "Status", "code": 404, "reason": "NotFound",
+                 "message": f'{resource.plural} "{name}" not found'},
+                status=404,
+            )  # fmt: skip
+        return aiohttp.web.json_response(
+            {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": dict(self.objects[key].raw.get("metadata") or {}),
+            }
+        )
+
     def _invalid(self, plural: str, data: dict[str, Any]) -> str | None:
         """Why a create or patch is refused 422: a quantity kube-apiserver cannot read, or a
         refusal injected (``refused_writes``)."""
@@ -217,6 +252,17 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 raw = obj.raw
                 obj.delete()
                 await self._buses[resource].put({"type": "DELETED", "object": raw})
+
+
+#: What a client's ``Accept`` says to get an object's metadata only (kmock 0.8 ignores it and
+#: answers the whole object: EMULATOR_GAPS.md, 19).
+_PARTIAL = "as=PartialObjectMetadata"
+
+
+def _header(request: Any, name: str) -> str:
+    """A request header's value, its name matched in any case ("" when absent)."""
+    headers = request.headers or {}
+    return next((str(v) for k, v in headers.items() if str(k).lower() == name.lower()), "")
 
 
 # kube-apiserver's resource quantity grammar (apimachinery's resource.ParseQuantity), written
