@@ -446,14 +446,26 @@ class BotController:
     def _execute(self, command: Callable[[], Any], future: Future[Any]) -> None:
         if not future.set_running_or_notify_cancel():
             return
+        result: Any = None
+        failure: BaseException | None = None
         try:
             # Commands run between bars: orders they decide (a halt's flatten, a close, a
             # signal's) are created after the last bar's close (``Engine.between_bars``).
             with self.engine.between_bars() if self.engine is not None else nullcontext():
-                future.set_result(command())
+                result = command()
         except BaseException as error:  # handed to the caller's thread
-            future.set_exception(error)
-        self._publish(force=True)
+            failure = error
+        try:
+            # Published before the caller is answered: a command's answer is the status after
+            # it (a resume's says whether the bot still is halted, an emergency stop's that it
+            # is), never the one before, which the caller's thread would read while this one
+            # had not yet published.
+            self._publish(force=True)
+        finally:
+            if failure is not None:
+                future.set_exception(failure)
+            else:
+                future.set_result(result)
 
     def _fail_pending(self) -> None:
         while True:
