@@ -9,6 +9,11 @@ TradefleetBotDegraded). Admission refuses such a bot (``admission.admit``), and 
 marks bots that share anyway (created before the check, or while the webhook was not served)
 with the condition ``AccountShared``.
 
+A bot whose roll onto another credentials Secret is held (that Secret does not exist,
+``children.CredentialsSecretMissing``) trades on with the pod it has, on the Secret that pod
+mounts, which the operator records in ``status.credentialsSecretInUse``: until it is rolled out,
+such a bot counts as on both accounts, the spec's and its pod's (:func:`held_key`).
+
 What is compared is what the spec says, offline: the credentials Secret's name stands for the
 API key (admission cannot read Secrets, and must not), so two Secrets holding the same key are
 not found out; and each broker's symbol spelling is mapped as its runtime maps it, as far as that
@@ -17,6 +22,7 @@ can be done without the venue's market list.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +42,8 @@ __all__ = [
     "account_key",
     "account_of",
     "bot_account",
+    "credentials_in_use",
+    "held_key",
     "new_shares",
     "share_errors",
     "shared_symbols",
@@ -75,6 +83,13 @@ class BotAccount:
     key: AccountKey | None  # None: its orders reach no account another bot could share
     symbols: tuple[str, ...]  # as ``spec.market.symbols`` writes them
     venue_symbols: tuple[str, ...]  # the same, as the venue's instrument (compared)
+    #: The account its running pod still trades on while a roll onto ``key`` is held
+    #: (:func:`held_key`); None when it is ``key``'s, or nothing is held.
+    held: AccountKey | None = None
+
+    def accounts(self) -> tuple[AccountKey, ...]:
+        """Every account the bot's orders may reach now: the spec's, and a held pod's."""
+        return tuple(key for key in (self.key, self.held) if key is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +135,17 @@ def account_key(namespace: str, spec: BotSpec) -> AccountKey | None:
     # names the account. Two bots on one key may then be refused though a param of theirs picks
     # other sub-accounts: give each sub-account its own key (and Secret).
     return AccountKey(namespace, broker.name, secret)
+
+
+def held_key(key: AccountKey | None, in_use: str | None) -> AccountKey | None:
+    """The account a bot's running pod trades on while its roll onto ``key`` (the spec's) is
+    held: ``key`` with ``in_use``, the Secret the pod mounts, as the API key. None when nothing
+    is held, it is the same Secret, or the spec reaches no account. Only the Secret is known of
+    the pod's template (a name, recorded by the operator), so the spec's broker and selectors
+    stand for the pod's."""
+    if key is None or not in_use or in_use == key.secret:
+        return None
+    return dataclasses.replace(key, secret=in_use)
 
 
 def _ccxt_selectors(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -198,14 +224,26 @@ def _ccxt_market(symbol: str) -> str:
     return re.sub(r"[/\-_ ]", "", symbol).upper()
 
 
-def bot_account(namespace: str, name: str, spec: BotSpec) -> BotAccount:
+def bot_account(namespace: str, name: str, spec: BotSpec, in_use: str | None = None) -> BotAccount:
+    """The bot as the sharing check sees it; ``in_use``: the Secret its running pod mounts
+    while a roll is held (``status.credentialsSecretInUse``)."""
     symbols = tuple(spec.market.symbols)
+    key = account_key(namespace, spec)
     return BotAccount(
         name=name,
-        key=account_key(namespace, spec),
+        key=key,
         symbols=symbols,
         venue_symbols=tuple(venue_symbol(spec, symbol) for symbol in symbols),
+        held=held_key(key, in_use),
     )
+
+
+def credentials_in_use(body: Mapping[str, Any]) -> str | None:
+    """``status.credentialsSecretInUse`` of a TradingBot object (written by the operator only:
+    the status subresource), or None."""
+    status = body.get("status")
+    value = status.get("credentialsSecretInUse") if isinstance(status, Mapping) else None
+    return value if isinstance(value, str) and value else None
 
 
 def account_of(body: Mapping[str, Any]) -> BotAccount | None:
@@ -219,7 +257,7 @@ def account_of(body: Mapping[str, Any]) -> BotAccount | None:
         bot = TradingBot.parse(body)
     except Exception:  # any refusal of the model: not a bot that trades
         return None
-    return bot_account(bot.namespace, bot.name, bot.spec)
+    return bot_account(bot.namespace, bot.name, bot.spec, credentials_in_use(body))
 
 
 # --- sharing -------------------------------------------------------------------------------------
@@ -227,22 +265,25 @@ def account_of(body: Mapping[str, Any]) -> BotAccount | None:
 
 def shared_symbols(bot: BotAccount, others: Iterable[BotAccount]) -> list[SharedSymbol]:
     """Each of ``bot``'s symbols another bot on the same netting account trades (``others``:
-    the bots of its namespace; the bot itself, by name, is skipped)."""
-    key = bot.key
-    if key is None or not key.nets:
+    the bots of its namespace; the bot itself, by name, is skipped). A bot held on its pod's
+    account counts on both (:meth:`BotAccount.accounts`), on either side."""
+    keys = [key for key in bot.accounts() if key.nets]
+    if not keys:
         return []
     mine = {venue: i for i, venue in enumerate(bot.venue_symbols)}
     shares: list[SharedSymbol] = []
     for other in others:
-        if other.name == bot.name or other.key != key:
+        if other.name == bot.name:
             continue
-        for written, venue in zip(other.symbols, other.venue_symbols, strict=True):
-            index = mine.get(venue)
-            if index is not None:
-                shares.append(
-                    SharedSymbol(index, bot.symbols[index], other.name, written, venue, key)
-                )
-    return sorted(shares, key=lambda share: (share.index, share.other))
+        theirs = other.accounts()
+        for key in (key for key in keys if key in theirs):
+            for written, venue in zip(other.symbols, other.venue_symbols, strict=True):
+                index = mine.get(venue)
+                if index is not None:
+                    shares.append(
+                        SharedSymbol(index, bot.symbols[index], other.name, written, venue, key)
+                    )
+    return sorted(shares, key=lambda share: (share.index, share.other, share.key.secret))
 
 
 def new_shares(
@@ -324,8 +365,11 @@ def sharing_summary(shares: Sequence[SharedSymbol]) -> str:
         shown.append(pair)
     more = len(pairs) - len(shown)
     listed = "; ".join(shown) + (f"; and {more} more" if more else "")
+    # Two accounts only for a bot held on its pod's Secret (BotAccount.accounts).
+    accounts = list(dict.fromkeys(share.key.describe() for share in shares))
+    where = f"account{'s' if len(accounts) > 1 else ''} ({'; '.join(accounts)})"
     return (
-        f"shares symbols with other bots on the same account ({shares[0].key.describe()}): "
+        f"shares symbols with other bots on the same {where}: "
         f"{listed}. The venue nets their positions: each bot's reconciliation, flatten and "
         "stop-loss act on the other's too; give one a sub-account with its own key"
     )

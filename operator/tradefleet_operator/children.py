@@ -188,17 +188,30 @@ class CredentialsSecretMissing(KubeError):
     (learnt from its metadata alone, never its data): a pod rolled onto it could never start
     (the kubelet cannot mount it), and the ``Recreate`` rollout stops the running pod first.
 
-    A bot that has a Deployment gets nothing of the spec (as for :class:`SpecRefused`: its pod
-    runs on as it was rolled out); ``mounted`` names the Secret its pod template mounts. A bot
-    without one (``made``: its first pass) gets its other objects, not the Deployment. Retried by
-    the handler: creating the Secret rolls the bot, with no other edit."""
+    Raised only when the pass would change the pod: a bot whose Deployment runs another config
+    gets nothing of the spec (as for :class:`SpecRefused`: its pod runs on as it was rolled
+    out); one whose pod runs this config gets its other objects, not a pod template write that
+    would replace the pod (``same_config``); one whose pod template is the spec's already is no
+    hold at all (the status timer's ``CredentialsSecretFound`` says the Secret is gone).
+    ``mounted`` names the Secret its pod template mounts. A bot without a Deployment (``made``:
+    its first pass) gets its other objects, not the Deployment. Retried by the handler: creating
+    the Secret rolls the bot, with no other edit."""
 
     def __init__(
-        self, secret: str, namespace: str, *, made: bool, mounted: str | None = None
+        self,
+        secret: str,
+        namespace: str,
+        *,
+        made: bool,
+        mounted: str | None = None,
+        same_config: bool = False,
     ) -> None:
         self.secret = secret
         #: No Deployment of the bot's yet: no pod of its own runs (the handler's retry delay).
         self.made = made
+        #: The Secret the bot's running pod mounts (its Deployment's pod template), if any: the
+        #: account it still trades on while held (``status.credentialsSecretInUse``).
+        self.mounted = None if made else mounted
         self.head = missing_secret_head(secret, namespace)
         fix = (
             f"create the Secret {secret!r} (the bot is then rolled onto it, with no other "
@@ -208,6 +221,13 @@ class CredentialsSecretMissing(KubeError):
             said = (
                 "the bot's other objects are made, its Deployment is not (its pod could not "
                 "mount the Secret and would never start): it is made once the Secret exists; "
+            )
+        elif same_config:
+            said = (
+                "the bot's Deployment is left as it is (its pod runs this spec's config, but "
+                "writing it would replace the pod by one that could not mount the Secret); the "
+                "bot's next pod (after a restart, a drain, an eviction) will not start either; "
+                "its other objects are at the spec: "
             )
         elif mounted == secret:
             said = (
@@ -562,9 +582,12 @@ async def _write_objects(
     # credentials Secret that exists: a pod that cannot mount it never starts, and a bot holding
     # positions would be replaced by no bot. A bot with a Deployment of its own gets nothing of
     # the spec (its ConfigMap is settled as after a refusal); a bot without one gets the rest.
+    # Held only when the roll would change the pod: a pass finding the pod on this very config
+    # (an operator restart, a resume, a retry after the mounted Secret was deleted) goes on, and
+    # writes the Deployment only if its pod template is unchanged (checked before that write).
     missing = await missing_credentials(ctx, bot)
-    if missing is not None and running is not None:
-        mounted = objects.mounted_credentials(running_deployment)
+    mounted = objects.mounted_credentials(running_deployment)
+    if missing is not None and running is not None and running != config_hash:
         raise CredentialsSecretMissing(missing, namespace, made=False, mounted=mounted)
 
     async def one(
@@ -625,7 +648,7 @@ async def _write_objects(
                 if found is not None and not is_the_bots(obj, found):
                     taken.append(_label(obj))
         raise NameTaken(taken, name)
-    if missing is not None:
+    if missing is not None and running is None:
         # A first pass (or the bot's Deployment deleted): its other objects are made, not a
         # Deployment whose pod would wait on the missing Secret (ContainerCreating, FailedMount)
         # while the TradingBot says nothing of it. Made once the Secret exists (the handler
@@ -634,6 +657,13 @@ async def _write_objects(
     if stamp is not None:
         deployment = objects.with_repair_stamp(deployment, stamp)
     deployment = objects.with_template_written(deployment, running_deployment, _repair_time())
+    if missing is not None and rolls_pod(deployment, running_deployment):
+        # The spec's config is the pod's, but its template would still change (a repair roll,
+        # an operator setting): the Recreate rollout would stop the pod for one that cannot
+        # start. Every other object is at the spec; the Deployment is left as it is.
+        raise CredentialsSecretMissing(
+            missing, namespace, made=False, mounted=mounted, same_config=True
+        )
     seen.deployment_sent = True
     await one(deployment, running_deployment, read=not fresh)
     previous = before.get(_label(deployment))  # None: made now, or not the bot's (not written)
@@ -651,6 +681,15 @@ async def _write_objects(
     if taken:  # the Deployment's own name is taken
         raise NameTaken(taken, name)
     return outcomes
+
+
+def rolls_pod(desired: Mapping[str, Any], actual: Mapping[str, Any] | None) -> bool:
+    """Writing the Deployment ``desired`` over ``actual`` changes its pod template, so its
+    pod is replaced (None: no Deployment, a pod is made)."""
+    if actual is None:
+        return True
+    patch = needs_update(desired, actual) or {}
+    return "template" in (patch.get("spec") or {})
 
 
 def _refused(error: KubeError) -> bool:

@@ -40,7 +40,12 @@ from typing import Any, Literal
 import kopf
 
 from tradefleet_operator import admission, objects, webhook_tls
-from tradefleet_operator.account_sharing import BotAccount, account_of, sharing_condition
+from tradefleet_operator.account_sharing import (
+    BotAccount,
+    account_of,
+    credentials_in_use,
+    sharing_condition,
+)
 from tradefleet_operator.bot_api import LiveSpec, TradingBot
 from tradefleet_operator.children import (
     CredentialsSecretMissing,
@@ -399,6 +404,9 @@ async def _reconcile(
                 # object, the bot is made without another change to it.
                 raise kopf.TemporaryError(str(error), delay=NAME_TAKEN_RETRY_S) from error
             if isinstance(error, CredentialsSecretMissing):
+                # The pod trades on the Secret it mounts until it is rolled: admission and the
+                # account-sharing index read it here (they read TradingBots, not Deployments).
+                new = new.model_copy(update={"credentials_secret_in_use": held_secret(error)})
                 # Looked at again: once the Secret exists, the bot is rolled onto it with no
                 # other edit. This pass steered the runtime above (before its object pass);
                 # the delay bounds how late the next edit's steering comes.
@@ -420,6 +428,7 @@ async def _reconcile(
                 "phase": _phase_reconciled(old, new),
                 "observed_generation": generation,
                 "config_hash": config_hash,
+                "credentials_secret_in_use": None,  # the pod template is the spec's now
                 "conditions": set_condition(
                     new.conditions, "Reconciled", True, "UpToDate",
                     "every object matches the spec", generation, now_iso(),
@@ -484,6 +493,12 @@ def credentials_retry_delay(retry: int, *, deployed: bool, steering_left: bool) 
     if steering_left:
         return min(CREDENTIALS_RETRY_S, 1 + retry)
     return min(CREDENTIALS_RETRY_S, 2 * (retry + 1))
+
+
+def held_secret(error: CredentialsSecretMissing) -> str | None:
+    """``status.credentialsSecretInUse`` of a held bot: the Secret its running pod mounts when
+    that is not the one the spec names (None: no pod of its own, or the same Secret)."""
+    return error.mounted if error.mounted != error.secret else None
 
 
 def _newly_missing(old: BotStatus, error: CredentialsSecretMissing) -> bool:
@@ -565,7 +580,8 @@ def bot_accounts(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, BotAcc
     meta = body.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return {}
-    seen = (meta.get("uid"), meta.get("generation"))
+    # A status write changes no generation, but a held roll's Secret in use changes the account.
+    seen = (meta.get("uid"), meta.get("generation"), credentials_in_use(body))
     cached = memo.get(_ACCOUNT_MEMO)
     if isinstance(cached, tuple) and cached[0] == seen and seen[1] is not None:
         account: BotAccount | None = cached[1]

@@ -144,6 +144,12 @@ class BotStatus(_Model):
         "metadata.generation), at the first read after the Reconciled condition last changed.",
         json_schema_extra=_DATE_TIME,
     )
+    credentials_secret_in_use: str | None = Field(
+        default=None,
+        description="While a roll onto spec.broker.credentialsSecret is held (that Secret does "
+        "not exist): the Secret the running pod mounts, whose account it still trades on (a "
+        "name only). Cleared once the spec is rolled out.",
+    )
     equity: float | None = Field(
         default=None, description="Cash plus open positions at their marks, in the currency."
     )

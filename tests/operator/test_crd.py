@@ -207,6 +207,7 @@ def test_status_schema(built: dict[str, Any]) -> None:
         "pnlToday", "pnlTotal", "drawdownPct", "openPositions", "openOrders", "lastBarTime",
         "halted", "haltReason", "paused", "pauseReason", "riskLocks", "riskTier", "configHash",
         "runtimeConfigHash", "runtimeReportedAt", "control", "riskLockReset", "symbols",
+        "credentialsSecretInUse",
     }  # fmt: skip
     assert set(props) == expected
     condition = props["conditions"]["items"]["properties"]

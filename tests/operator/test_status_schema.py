@@ -62,7 +62,9 @@ def _every_status_the_operator_writes() -> list[BotStatus]:
         }
     )  # fmt: skip
     lost = unreachable_status(reconciled, "UNAVAILABLE", 2, NOW)
-    return [reached, steered, reconciled, lost]
+    # A roll held for a missing credentials Secret (handlers.held_secret): the pod's Secret.
+    held = reconciled.model_copy(update={"credentials_secret_in_use": "keys"})
+    return [reached, steered, reconciled, lost, held]
 
 
 def test_every_key_the_operator_writes_is_in_the_generated_status_schema() -> None:

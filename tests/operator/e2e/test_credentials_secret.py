@@ -96,8 +96,12 @@ def warnings(cluster: Cluster, bot: str, reason: str) -> list[dict[str, Any]]:
 
 
 def settled(cluster: Cluster, name: str) -> None:
+    # The operator looks at a held bot again at most 30 s apart (a bot never made backs off to
+    # 30 s, as does a running one whose runtime did not take a control call, as under load): a
+    # Secret created just after a look is rolled onto at the next, up to 30 s later.
     cluster.wait(
         lambda: (condition(cluster, name, "Reconciled") or {}).get("status") == "True",
+        timeout=45,
         message=f"{name} reconciled",
     )
 
