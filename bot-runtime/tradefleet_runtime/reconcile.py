@@ -50,7 +50,6 @@ from tradefleet_runtime.model import (
     Side,
     fill_reason,
 )
-from tradefleet_runtime.order_ids import child_order_id
 
 RECONCILED_REASON = "reconciled"
 ADOPTED_REASON = "reconciliation: venue position adopted"
@@ -89,8 +88,7 @@ class ReconcilePlan:
     def summary(self) -> str:
         parts = [
             f"{len(self.missed_fills)} fill(s) while down journaled",
-            # An orphan is adopted only to be cancelled at once: not counted as working.
-            f"{len(self.adopted) - len(self.orphaned)} working order(s) adopted",
+            f"{len(self.adopted)} working order(s) adopted",
             f"{len(self.closed)} order(s) closed at the venue",
             f"{len(self.never_sent)} never reached the venue",
         ]
@@ -112,66 +110,6 @@ class ReconcilePlan:
         if self.mismatches:
             parts.append("MISMATCH: " + "; ".join(self.mismatches))
         return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class SpentUncovered:
-    """A bracket entry's part that filled beyond what its children covered, its bracket ended
-    (a child filled): ``spent_uncovered``. ``side`` is the close's (the entry's opposite)."""
-
-    entry_id: str
-    symbol: str
-    side: Side
-    quantity: float
-
-
-def spent_close_id(entry_id: str) -> str:
-    """The id of the restart's close of bracket entry ``entry_id``'s uncovered part: derived
-    from the entry's, so that no later restart sends it twice (a known id is never sent).
-    ``-bs`` is no bracket role (``bracket_role``) nor a replacement's mark."""
-    return f"{entry_id}-bs"
-
-
-def spent_uncovered(
-    working: Sequence[tuple[Order, float]],
-    journal_fills: Sequence[Fill],
-    missed_fills: Sequence[Fill],
-    cuts: Mapping[str, float],
-    tolerance: float = 1e-9,
-) -> tuple[SpentUncovered, ...]:
-    """What of each bracket entry the journal held working (``working``: as the restart
-    carries it, with what of each order filled) filled beyond what its children covered, once
-    one of its children filled (journaled, or while the bot was down: ``missed_fills``) —
-    the restart's form of the running rule (``Engine._bracket_after_fill``): a part of an
-    entry that fills after its bracket ended is closed at market, reduce-only. While the bot
-    was down nothing grew the children as the entry filled, so the venue's stop closed only
-    what it covered and the rest is held with no stop. A child covers its quantity plus what
-    was cut off it as its position got smaller (``cuts``: ``carried_cuts``). An entry whose
-    children the journal does not hold working (ended before the restart) is left out: what
-    they covered is not known here. Not capped at the position: the engine does that."""
-    orders = {order.client_order_id: order for order, _ in working}
-    filled: dict[str, float] = {}
-    for fill in (*journal_fills, *missed_fills):
-        filled[fill.client_order_id] = filled.get(fill.client_order_id, 0.0) + fill.quantity
-    out: list[SpentUncovered] = []
-    for entry in orders.values():
-        if entry.parent_id is not None or entry.reduce_only:
-            continue
-        if entry.stop_loss is None and entry.take_profit is None:
-            continue
-        ids = [child_order_id(entry.client_order_id, role) for role in ("sl", "tp")]
-        if not any(filled.get(i, 0.0) > tolerance for i in ids):
-            continue  # the bracket has not ended: the engine grows its children
-        known = [orders[i] for i in ids if i in orders]
-        if not known:
-            continue
-        covered = max(c.quantity + cuts.get(c.client_order_id, 0.0) for c in known)
-        left = filled.get(entry.client_order_id, 0.0) - covered
-        if left > tolerance:
-            out.append(
-                SpentUncovered(entry.client_order_id, entry.symbol, entry.side.opposite, left)
-            )
-    return tuple(out)
 
 
 def closed_reason(report: OrderReport) -> str:
@@ -555,7 +493,6 @@ __all__ = [
     "RECONCILED_REASON",
     "FillStatus",
     "ReconcilePlan",
-    "SpentUncovered",
     "adopted_order",
     "booked_fill",
     "closed_reason",
@@ -563,6 +500,4 @@ __all__ = [
     "order_from_report",
     "plan_reconciliation",
     "position_drift",
-    "spent_close_id",
-    "spent_uncovered",
 ]

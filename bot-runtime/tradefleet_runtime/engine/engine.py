@@ -147,8 +147,6 @@ from tradefleet_runtime.reconcile import (
     closed_reason,
     fill_statuses,
     order_from_report,
-    spent_close_id,
-    spent_uncovered,
 )
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.timeframes import format_timeframe
@@ -171,8 +169,6 @@ _FLATTEN_TAG = "emergency-flatten"
 # The tag of the stop policy's closing orders (``spec.onStop.flattenPositions``).
 STOP_FLATTEN_TAG = "stop-flatten"
 _FLAT = 1e-12  # a position this close to 0 is flat (a float sum of fills)
-# Of an order a venue reports closed, the share left unexecuted above which it ended unfilled.
-_QTY_TOLERANCE = 1e-9
 
 
 def _guards(order: Order) -> bool:
@@ -1424,37 +1420,27 @@ class Engine:
             client_order_id=order_id,
         )
 
-    def _process_intent(
-        self, intent: OrderIntent, replay: bool = False, fixed_id: str | None = None
-    ) -> None:
+    def _process_intent(self, intent: OrderIntent, replay: bool = False) -> None:
         # The order's decisions and the order itself are journaled in one transaction, which
         # commits before the broker sees the order (write-ahead). A batched journal (a
         # backtest's) commits in large batches anyway: no block to enter per order.
         if self.journal.batched:
-            order = self._decide_order(intent, replay, fixed_id)
+            order = self._decide_order(intent, replay)
         else:
             with self.journal.grouped():
-                order = self._decide_order(intent, replay, fixed_id)
+                order = self._decide_order(intent, replay)
         if order is not None:
             self._send(order)
 
-    def _decide_order(
-        self, intent: OrderIntent, replay: bool = False, fixed_id: str | None = None
-    ) -> Order | None:
-        """``fixed_id``: the order's id is derived from what it is for (a restart's close of a
-        spent bracket's uncovered part, ``spent_close_id``), not the next free one: an earlier
-        run that sent it already means it is not sent again."""
+    def _decide_order(self, intent: OrderIntent, replay: bool = False) -> Order | None:
         if intent.symbol not in self._symbol_set:
             self.journal.record_event(
                 self._now, "order_refused", f"{intent.symbol!r} is not one of the bot's symbols"
             )
             return None
-        if fixed_id is not None:
-            order_id = fixed_id
-        else:
+        order_id = self._next_order_id(intent.symbol)
+        while order_id in self.known_ids and not replay:
             order_id = self._next_order_id(intent.symbol)
-            while order_id in self.known_ids and not replay:
-                order_id = self._next_order_id(intent.symbol)
         if order_id in self.known_ids:
             # An earlier run sent this very order (the bot is handling a bar again after a
             # crash): its fate is in the journal and at the venue; sending it again could fill
@@ -3458,78 +3444,7 @@ class Engine:
             summary,
             {"start_equity": self._start_equity},
         )
-        # After the account is the venue's and said so, before the first bar: what the
-        # running bot would have said or done as it saw these ends.
-        self._stops_ended_while_down(plan, journaled, state)
-        if not plan.degraded:  # a Degraded bot's position is a person's to settle
-            self._close_spent_while_down(state, plan)
         return summary
-
-    def _stops_ended_while_down(
-        self, plan: ReconcilePlan, journaled: Mapping[str, Order], state: CarriedState
-    ) -> None:
-        """A bracket's stop-loss the venue ended while the bot was down before it closed all
-        it was for — its market order executed only in part and the venue ended the rest (a
-        thin book: Binance ``EXPIRED``, Bybit ``PartiallyFilledCanceled``), or a person
-        cancelled it — with the position it protected still open: said as loudly as when the
-        bot runs (``_stop_cancelled_outside``), for the bot does not place it again. Its
-        take-profit is cancelled all the same (``plan.orphaned``), as the running ccxt broker
-        cancels a child's sibling once that child ended with a part filled
-        (``CcxtBroker._final``): the stop's fill ended the bracket's trade, and an id is sent
-        once."""
-        booked: dict[str, float] = {}
-        for fill in (*state.fills, *plan.missed_fills):
-            booked[fill.client_order_id] = booked.get(fill.client_order_id, 0.0) + fill.quantity
-        for order_id, report in plan.closed:
-            stop = journaled.get(order_id)
-            if stop is None or stop.tag != STOP_LOSS_TAG or stop.parent_id is None:
-                continue
-            if report.status is OrderStatus.REJECTED:
-                continue
-            # What executed, by the fills booked (a venue's report of a triggered stop may
-            # say 0), or by the report: a venue may close a part-executed market order as
-            # filled (ccxt reads Bybit's ``PartiallyFilledCanceled`` as closed).
-            executed = max(booked.get(order_id, 0.0), report.filled_quantity)
-            if executed >= report.quantity - _QTY_TOLERANCE * max(report.quantity, 1.0):
-                continue  # it closed all it was for
-            self._stop_cancelled_outside(
-                stop,
-                f"{report.status.value} at the venue while the bot was down, "
-                f"{executed:.10g} of {report.quantity:.10g} executed",
-            )
-
-    def _close_spent_while_down(self, state: CarriedState, plan: ReconcilePlan) -> None:
-        """A bracket entry that went on filling while the bot was down, its children not grown
-        (the bot grows them as it sees each fill), and whose child then filled: the part the
-        children did not cover is held with no stop. Closed at market, reduce-only, as the
-        running bot closes a part filled after its bracket ended (``_bracket_after_fill``:
-        ``bracket_spent``), at most what is held on that side, under an id derived from the
-        entry's (``spent_close_id``): a later restart never sends it twice."""
-        cuts = carried_cuts(state.working)
-        spent = spent_uncovered(state.working, state.fills, plan.missed_fills, cuts)
-        for part in spent:
-            held = self.portfolio.position(part.symbol).quantity * -part.side.sign
-            quantity = min(part.quantity, held)
-            if quantity <= _FLAT:
-                continue
-            close_id = spent_close_id(part.entry_id)
-            message = (
-                f"{part.entry_id}: {quantity:.10g} filled while the bot was down beyond what its "
-                f"stop-loss and take-profit covered, after its bracket ended; closing it at "
-                f"market ({close_id})"
-            )
-            log.warning("%s: %s", self.config.bot_name, message)
-            self._state(
-                "bracket_spent",
-                message,
-                {"client_order_id": part.entry_id, "quantity": quantity, "restart": True},
-            )
-            self._process_intent(
-                OrderIntent(
-                    part.symbol, part.side, quantity, reduce_only=True, tag=BRACKET_SPENT_TAG
-                ),
-                fixed_id=close_id,
-            )
 
     def _journal_carried_over(
         self, plan: ReconcilePlan, journaled: Mapping[str, Order], now: int
