@@ -35,7 +35,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import kopf
 
@@ -93,7 +93,7 @@ from tradefleet_operator.status_mapping import (
     status_changes,
     unreachable_status,
 )
-from tradefleet_operator.status_model import BotStatus
+from tradefleet_operator.status_model import BotStatus, guarded_status_write
 from tradefleet_operator.steering import Steered, steer
 from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
@@ -228,10 +228,12 @@ def live_only_change(reason: str, diff: Any) -> bool:
 def _write(
     patch: kopf.Patch, current: Mapping[str, Any], new: BotStatus, meta: Mapping[str, Any]
 ) -> None:
-    """Patch only the status keys that changed (none: no write at all)."""
-    changes = status_changes(current, new)
-    if changes:
-        patch.status.update(changes)
+    """The timer's write: only the status keys that changed (none: no write at all), each only
+    where the object still holds what the timer read (:func:`guarded_status_write`: the change
+    handler may have written since)."""
+    write = guarded_status_write(current, new)
+    if write is not None:
+        patch.fns.append(lambda raw: write(cast("dict[str, Any]", raw)))
     _record_phase(meta, str(new.phase or Phase.PENDING))
 
 
@@ -677,6 +679,9 @@ async def poll_status(
 ) -> None:
     """Read the runtime's status (read token) into the TradingBot; steer it (control token)
     if an earlier attempt failed; say whether it shares a symbol on its venue account."""
+    # A write left from a tick whose patch met a newer object (kopf keeps it for the next):
+    # dropped, as this tick decides again from what it reads now.
+    patch.fns.clear()
     ctx = context(memo)
     current: dict[str, Any] = dict(status)
     generation = meta.get("generation")

@@ -10,7 +10,7 @@ dropped, as if it had never been written, rather than stopping status updates fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -213,3 +213,76 @@ def status_changes(current: Mapping[str, Any], new: BotStatus) -> dict[str, Any]
     """The top-level status keys whose value differs from the stored ``current`` (the merge
     patch to send; empty when nothing changed, so an unchanged bot costs no write)."""
     return {key: value for key, value in new.wire().items() if current.get(key) != value}
+
+
+#: A write of status keys onto the freshest stored object (a kopf patch function).
+StatusWrite = Callable[[MutableMapping[str, Any]], None]
+
+
+def guarded_status_write(current: Mapping[str, Any], new: BotStatus) -> StatusWrite | None:
+    """The status keys that differ from ``current`` (what the writer read), as a write that
+    sets each only where the stored object still holds what the writer read; None: no change.
+
+    The status timer reads the bot, asks its runtime, and writes later; the change handler may
+    write in between. A merge patch replaces the whole ``conditions`` list, so the timer's list
+    (built on its earlier read) put back a ``Reconciled=False`` the handler had just made True,
+    and nothing wrote it again: a bot rolled out showed ``CredentialsSecretMissing`` for good.
+    Applied to the freshest object known (kopf sends the result as a JSON patch that tests
+    ``metadata.resourceVersion``, so nothing lands on an object changed since), each key, and
+    each condition by its type, is written only if unchanged since the read: a newer value from
+    another writer is kept, and the timer decides again on its next tick."""
+    changes = status_changes(current, new)
+    if not changes:
+        return None
+    seen = {key: current.get(key) for key in changes}
+
+    def write(body: MutableMapping[str, Any]) -> None:
+        stored = body.get("status")
+        status: MutableMapping[str, Any] = stored if isinstance(stored, MutableMapping) else {}
+        for key, value in changes.items():
+            if key == "conditions":
+                status[key] = _conditions_written(status.get(key), seen[key], value)
+            elif status.get(key) == seen[key]:
+                if value is None:
+                    status.pop(key, None)
+                else:
+                    status[key] = value
+        body["status"] = status
+
+    return write
+
+
+def _conditions_written(stored: Any, seen: Any, wanted: Any) -> list[Any]:
+    """``stored`` (the freshest list) with each condition the writer changed (from ``seen`` to
+    ``wanted``, by type) set, where ``stored`` still holds what the writer saw; the rest is
+    left as stored, in its order (a new type is appended)."""
+    before = _by_type(seen)
+    after = _by_type(wanted)
+    result = [dict(item) if isinstance(item, Mapping) else item for item in stored or ()]
+    present = _by_type(result)
+    for kind in list(before) + [k for k in after if k not in before]:
+        was, will = before.get(kind), after.get(kind)
+        if was == will or present.get(kind) != was:
+            continue  # not the writer's change, or another writer's newer value: kept
+        if will is None:
+            result = [item for item in result if _type_of(item) != kind]
+        elif was is None:
+            result.append(dict(will))
+        else:
+            result = [dict(will) if _type_of(item) == kind else item for item in result]
+    return result
+
+
+def _by_type(conditions: Any) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(conditions, list):
+        return {}
+    return {
+        str(item["type"]): item
+        for item in conditions
+        if isinstance(item, Mapping) and isinstance(item.get("type"), str)
+    }
+
+
+def _type_of(item: Any) -> str | None:
+    kind = item.get("type") if isinstance(item, Mapping) else None
+    return kind if isinstance(kind, str) else None

@@ -13,6 +13,7 @@ from typing import Any, cast
 import kopf
 import pytest
 
+from tests.operator.timer_writes import timer_status
 from tradefleet_operator import admission, handlers
 from tradefleet_operator.account_sharing import (
     NO_ACCOUNT,
@@ -321,7 +322,7 @@ def _tick(body: dict[str, Any], index: dict[str, list[BotAccount]]) -> dict[str,
             bot_accounts=cast(Any, index),
         )
     )
-    return dict(patch.get("status") or {})
+    return timer_status(patch, body)
 
 
 def test_the_status_timer_sets_account_shared_warns_once_and_clears(

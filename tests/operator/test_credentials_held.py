@@ -26,6 +26,7 @@ from tests.operator.test_credentials_secret import (
     secret_path,
 )
 from tests.operator.test_reconcile import FakeRuntimeClients
+from tests.operator.timer_writes import timer_status
 from tradefleet_operator import admission, handlers, objects
 from tradefleet_operator.account_sharing import (
     AccountKey,
@@ -87,7 +88,7 @@ def _tick(kube: Kube, body: dict[str, Any], index: dict[str, list[BotAccount]]) 
             bot_accounts=cast(Any, index),
         )
     )
-    return dict(patch.get("status") or {})
+    return timer_status(patch, body)
 
 
 def _account(body: dict[str, Any]) -> BotAccount:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.operator.test_reconcile import FakeKube, FakeRuntimeClients
+from tests.operator.timer_writes import timer_status
 from tradefleet_operator import handlers, objects
 from tradefleet_operator.bot_api import TradingBot
 from tradefleet_operator.children import CredentialsSecretMissing
@@ -133,7 +134,7 @@ def poll(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
             logger=cast(kopf.Logger, logging.getLogger("test")),
         )
     )
-    return dict(patch.get("status") or {})
+    return timer_status(patch, body)
 
 
 def mounted(kube: Kube) -> str | None:

@@ -17,6 +17,7 @@ import kopf
 import pytest
 import yaml
 
+from tests.operator.timer_writes import timer_status
 from tradefleet_operator import bot_api, handlers, objects
 from tradefleet_operator.context import OperatorContext
 from tradefleet_operator.k8s_api import KubeApi, KubeError, object_path
@@ -327,7 +328,7 @@ def _poll(kube: FakeKube, runtime: FakeRuntimeClients, body: dict[str, Any]) -> 
             logger=cast(kopf.Logger, logging.getLogger("test")),
         )
     )
-    return dict(patch.get("status") or {})
+    return timer_status(patch, body)
 
 
 def test_the_timer_reads_with_the_read_token_and_writes_only_changes(parses: list[str]) -> None:
@@ -412,7 +413,7 @@ def test_emergency_stop_briefly_undone_by_a_timer_tick_holding_the_previous_spec
         )
     )
     assert runtime.calls == [] and runtime.halted, "a timer tick resumed a halted bot"
-    written = dict(patch.get("status") or {})
+    written = timer_status(patch, body)
     assert written.get("phase") == "Halted"
     assert written.get("control", control) == control  # the tick records no control change
 

@@ -49,6 +49,7 @@ from tests.operator.test_reconcile_refused_whole import (
     _running_bot,
     events,  # noqa: F401  (autouse: Events recorded, not posted)
 )
+from tests.operator.timer_writes import timer_status
 from tradefleet_operator import handlers, objects
 from tradefleet_operator.bot_api import TradingBot
 from tradefleet_operator.context import OperatorContext
@@ -315,7 +316,7 @@ def _tick(ctx: OperatorContext, body: dict[str, Any]) -> dict[str, Any]:
             logger=cast(kopf.Logger, logging.getLogger("test")),
         )
     )
-    return dict(patch.get("status") or {})
+    return timer_status(patch, body)
 
 
 def test_the_timer_reports_a_failed_runtime_of_a_reconciled_bot() -> None:
