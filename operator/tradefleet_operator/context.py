@@ -44,10 +44,13 @@ class OperatorContext:
     #: (``children.NotLanded``). Lost at a restart: the next Deployment write of unknown
     #: outcome is then only retried, once more, before the ConfigMap is put back.
     unlanded: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: By (namespace, bot name): how many status timer writes in a row the API server refused.
+    refused_status_writes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def forget(self, namespace: str, name: str) -> None:
         self.tokens.pop((namespace, name), None)
         self.unlanded.pop((namespace, name), None)
+        self.refused_status_writes.pop((namespace, name), None)
 
     async def bot_tokens(self, namespace: str, name: str) -> ApiTokens | None:
         """The bot's tokens (cached), or None while it has no complete token Secret."""

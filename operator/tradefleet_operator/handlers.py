@@ -64,6 +64,7 @@ from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path
 from tradefleet_operator.metrics import (
     RECONCILE_SECONDS,
     RECONCILES,
+    STATUS_WRITES_REFUSED,
     ReconcileOutcome,
     forget_phase,
     record_phase,
@@ -235,6 +236,31 @@ def _write(
     if write is not None:
         patch.fns.append(lambda raw: write(cast("dict[str, Any]", raw)))
     _record_phase(meta, str(new.phase or Phase.PENDING))
+
+
+#: Status timer writes refused in a row before a Warning is logged (then every this many more).
+REFUSED_WRITES_WARN = 3
+
+
+def _count_refused_write(
+    ctx: OperatorContext, meta: Mapping[str, Any], *, refused: bool, logger: kopf.Logger
+) -> None:
+    """Count a status write the API server refused at the last tick; log a Warning when
+    :data:`REFUSED_WRITES_WARN` ticks in a row were refused (a status that stops being written
+    must not go unseen)."""
+    key = (str(meta.get("namespace") or "default"), str(meta.get("name", "")))
+    if not refused:
+        ctx.refused_status_writes.pop(key, None)
+        return
+    STATUS_WRITES_REFUSED.inc()
+    streak = ctx.refused_status_writes.get(key, 0) + 1
+    ctx.refused_status_writes[key] = streak
+    if streak % REFUSED_WRITES_WARN == 0:
+        logger.warning(
+            f"the status timer's write was refused {streak} ticks in a row (the API server "
+            "answered 422: the bot changed at every tick, or its status does not validate "
+            "against the CRD's schema): .status may be stale; kopf's debug log has the answer"
+        )
 
 
 def _record_phase(meta: Mapping[str, Any], phase: str) -> None:
@@ -679,10 +705,12 @@ async def poll_status(
 ) -> None:
     """Read the runtime's status (read token) into the TradingBot; steer it (control token)
     if an earlier attempt failed; say whether it shares a symbol on its venue account."""
-    # A write left from a tick whose patch met a newer object (kopf keeps it for the next):
-    # dropped, as this tick decides again from what it reads now.
-    patch.fns.clear()
     ctx = context(memo)
+    # A write left from a tick whose patch the API server refused (kopf keeps it for the next):
+    # dropped, as this tick decides again from what it reads now; counted, and said once it
+    # lasts (kopf logs any refusal at debug only, a status the schema refuses among them).
+    _count_refused_write(ctx, meta, refused=bool(patch.fns), logger=logger)
+    patch.fns.clear()
     current: dict[str, Any] = dict(status)
     generation = meta.get("generation")
     old = BotStatus.read(current)

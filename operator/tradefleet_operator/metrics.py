@@ -21,6 +21,14 @@ RECONCILE_SECONDS = Histogram(
     "Duration of one reconcile pass",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# A status timer's write the API server refused (kopf sends it as a JSON patch testing
+# resourceVersion: a newer object, or a status the CRD's schema refuses); the next tick decides
+# again. A rate that never falls means a bot's status is not being written.
+STATUS_WRITES_REFUSED = Counter(
+    "tradefleet_operator_status_writes_refused",
+    "Status timer writes the API server refused (retried from a fresh read at the next tick)",
+)
+STATUS_WRITES_REFUSED.inc(0)
 BOTS_BY_PHASE = Gauge("tradefleet_operator_bots", "TradingBots by phase", ["phase"])
 # Each bot's phase as the operator records it (1 for the phase it is in): what lasts when the
 # runtime cannot say it (a bot that failed exits, and its own ``tradefleet_phase`` is gone

@@ -30,6 +30,7 @@ from tests.operator.test_reconcile import FakeRuntimeClients
 from tests.operator.timer_writes import applied
 from tradefleet_operator import handlers
 from tradefleet_operator.account_sharing import BotAccount
+from tradefleet_operator.metrics import STATUS_WRITES_REFUSED as REFUSED
 from tradefleet_operator.status_model import BotStatus, guarded_status_write, status_changes
 
 
@@ -122,6 +123,54 @@ def test_a_tick_leaves_no_write_of_an_earlier_tick_behind() -> None:
         )
     )
     assert applied(patch, alpha)["status"].get("phase") != "Failed"
+
+
+def test_a_write_refused_tick_after_tick_is_counted_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kopf takes every 422 to the timer's JSON patch for a conflict and logs it at debug only,
+    a status the CRD's schema refuses among them (review R33a): refused at every tick, the
+    bot's status would stop with nothing said. kopf keeps a refused write for the next tick;
+    the tick counts it, and three in a row log a Warning; a write that lands ends the streak."""
+    kube = Kube()
+    alpha = _held_alpha(kube)
+    ctx = ctx_of(kube, FakeRuntimeClients())
+    refused_before = REFUSED.collect()[0].samples[0].value
+
+    def tick(left_by_kopf: bool) -> None:
+        patch = kopf.Patch()
+        if left_by_kopf:  # kopf's remainder of the last tick's refused JSON patch
+            patch.fns.append(lambda raw: None)
+        asyncio.run(
+            cast(Any, handlers.poll_status)(
+                body=cast(kopf.Body, alpha),
+                status=cast(kopf.Status, alpha["status"]),
+                meta=cast(kopf.Meta, alpha["metadata"]),
+                patch=patch,
+                memo=kopf.Memo(tradefleet=ctx),
+                logger=cast(kopf.Logger, logging.getLogger("timer")),
+                bot_accounts=cast(Any, {NS: [_account(alpha)]}),
+            )
+        )
+
+    def warnings() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.WARNING and "refused" in r.getMessage()
+        ]
+
+    with caplog.at_level(logging.DEBUG, logger="timer"):
+        tick(True)
+        tick(True)
+        assert warnings() == []
+        tick(True)
+        assert len(warnings()) == 1 and "3 ticks in a row" in warnings()[0]
+        tick(False)  # landed: the streak ends
+        tick(True)
+        tick(True)
+        assert len(warnings()) == 1
+    assert REFUSED.collect()[0].samples[0].value == refused_before + 5
 
 
 # --- the guard itself (pure) --------------------------------------------------------------------
