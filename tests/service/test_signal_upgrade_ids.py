@@ -49,9 +49,11 @@ def _served(folder: Path, journal: Journal) -> Iterator[tuple[BotController, int
         server.stop()
 
 
-def _upgrade_retry(tmp_path: Path, old_id: str, nonce: str | None) -> None:
+def _upgrade_retry(tmp_path: Path, old_id: str, request: dict[str, str]) -> None:
+    """``request``: the signed request the old pod journaled under ``old_id``, resent as is.
+    (Signed once by the caller: signing it again a second later gives another signature, so
+    another id, and the resend would be a new alert: a fresh-clone CI run failed so.)"""
     journal = Journal(tmp_path / "j.sqlite", durable=True)
-    request = sign(KEY, BODY, int(time.time()), nonce=nonce)
     with _served(tmp_path, journal) as (controller, _port):
         # the old webhook's way: the same checked body, journaled under the old id
         old = parse_signal_body(BODY).to_signal(signal_id=old_id, received_at=time.time())
@@ -71,7 +73,8 @@ def _upgrade_retry(tmp_path: Path, old_id: str, nonce: str | None) -> None:
 def test_a_request_journaled_under_its_nonce_id_is_answered_after_the_upgrade(
     tmp_path: Path,
 ) -> None:
-    _upgrade_retry(tmp_path, "default:tv-alert-1", nonce="tv-alert-1")
+    request = sign(KEY, BODY, int(time.time()), nonce="tv-alert-1")
+    _upgrade_retry(tmp_path, "default:tv-alert-1", request)
 
 
 def test_a_request_journaled_under_its_key_id_and_signature_is_answered_after_the_upgrade(
@@ -80,7 +83,7 @@ def test_a_request_journaled_under_its_key_id_and_signature_is_answered_after_th
     request = sign(KEY, BODY, int(time.time()))
     digest = request["X-Tradefleet-Signature"].removeprefix("sha256=")
     [old_id] = former_signal_ids("default", None, digest)
-    _upgrade_retry(tmp_path, old_id, nonce=None)
+    _upgrade_retry(tmp_path, old_id, request)
 
 
 def test_a_former_id_only_answers_the_same_content_and_never_records(tmp_path: Path) -> None:
