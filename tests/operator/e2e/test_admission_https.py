@@ -108,7 +108,11 @@ def test_plugin_typos_refused_at_apply_over_https_with_field_naming_messages(
         lambda: _configuration(cluster, "validatingwebhookconfigurations"),
         timeout=30, message="the operator registered its validating webhooks",
     )  # fmt: skip
-    mutating = _configuration(cluster, "mutatingwebhookconfigurations")
+    # Registered one after the other (kopf's two configuration managers): waited for too.
+    mutating = cluster.wait(
+        lambda: _configuration(cluster, "mutatingwebhookconfigurations"),
+        timeout=30, message="the operator registered its mutating webhook",
+    )  # fmt: skip
     hooks = {hook["name"].split(".")[0]: hook for hook in validating["webhooks"]}
     policies = {name: hook["failurePolicy"] for name, hook in hooks.items()}
     # Live and not-yet-labelled bots fail closed; paper and backtest bots fail open.
