@@ -34,7 +34,8 @@ for its orders, fills and positions and this module decides, without touching an
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tradefleet_runtime.accounting import apply_fill
@@ -50,6 +51,7 @@ from tradefleet_runtime.model import (
     Side,
     fill_reason,
 )
+from tradefleet_runtime.order_ids import child_order_id
 
 RECONCILED_REASON = "reconciled"
 ADOPTED_REASON = "reconciliation: venue position adopted"
@@ -88,7 +90,8 @@ class ReconcilePlan:
     def summary(self) -> str:
         parts = [
             f"{len(self.missed_fills)} fill(s) while down journaled",
-            f"{len(self.adopted)} working order(s) adopted",
+            # An orphan is adopted only to be cancelled at once: not counted as working.
+            f"{len(self.adopted) - len(self.orphaned)} working order(s) adopted",
             f"{len(self.closed)} order(s) closed at the venue",
             f"{len(self.never_sent)} never reached the venue",
         ]
@@ -110,6 +113,121 @@ class ReconcilePlan:
         if self.mismatches:
             parts.append("MISMATCH: " + "; ".join(self.mismatches))
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class SpentUncovered:
+    """A bracket entry's part that filled beyond what its children covered, its bracket ended
+    (a child filled): ``spent_uncovered``. ``side`` is the close's (the entry's opposite)."""
+
+    entry_id: str
+    symbol: str
+    side: Side
+    quantity: float
+
+
+# How many restart closes of one spent entry are ever sent (``spent_close_id``): each is
+# sent only when the ones before it ended at the venue without closing all they were for.
+SPENT_CLOSES_MAX = 9
+_SPENT_MARK = re.compile(r"-bs([2-9])?$")
+
+
+def spent_close_id(entry_id: str, attempt: int = 1) -> str:
+    """The id of the ``attempt``-th (1, 2, …) restart close of bracket entry ``entry_id``'s
+    uncovered part: derived from the entry's, so that no later restart sends one twice (a
+    known id is never sent). A later attempt only for what the ones before did not close
+    (ended at the venue part-filled, or never received). ``-bs``/``-bs<n>`` is no bracket
+    role (``bracket_role``) nor a replacement's mark (``original_order_id``)."""
+    if not 1 <= attempt <= SPENT_CLOSES_MAX:
+        raise ValueError(f"attempt: {attempt} is not in 1..{SPENT_CLOSES_MAX}")
+    return f"{entry_id}-bs" if attempt == 1 else f"{entry_id}-bs{attempt}"
+
+
+def spent_entry_of(client_order_id: str) -> str | None:
+    """The entry's id of a restart close of a spent bracket (``spent_close_id``); None for any
+    other id."""
+    match = _SPENT_MARK.search(client_order_id)
+    return client_order_id[: match.start()] if match and match.start() > 0 else None
+
+
+def spent_uncovered(
+    journaled: Mapping[str, Order],
+    fills: Sequence[Fill],
+    cuts: Mapping[str, float],
+    reports: Mapping[str, OrderReport],
+    never_sent: Collection[str] = (),
+    tolerance: float = 1e-9,
+) -> tuple[SpentUncovered, ...]:
+    """What of each bracket entry the journal held working (``journaled``: the orders the
+    journal held working or unacknowledged) filled beyond what its children covered, once one
+    of its children filled — the restart's form of the running rule
+    (``Engine._bracket_after_fill``): a part of an entry that fills after its bracket ended
+    is closed at market, reduce-only. While the bot was down nothing grew the children as the
+    entry filled, so the venue's stop closed only what it covered and the rest is held with
+    no stop.
+
+    ``fills``: every fill booked (the journal's and those missed while down). ``reports``:
+    the venue's word after the restart on each journaled order it holds or closed
+    (``plan.closed`` and ``plan.adopted``); ``never_sent``: those it never received.
+
+    What a child covered is its quantity *as the venue reports it* (the journal may hold a
+    resize the venue never made) plus what earlier runs cut off it as its position got
+    smaller (``cuts``: ``carried_cuts``); the most of the two children. An entry whose
+    children the venue reports neither (ended before the restart, not found) is left out:
+    what they covered is not known here. What earlier restarts' closes of it
+    (``spent_close_id``) filled is not owed again. An earlier restart's close the journal
+    held working while its entry is no longer (the entry's end journaled by that restart)
+    owes what it did not fill once the venue ended it (part filled, the rest expired or
+    cancelled) or never received it; one the venue still works is on its way: nothing.
+    Not capped at the position, nor checked against closes on their way: the engine does
+    that."""
+    filled: dict[str, float] = {}
+    for fill in fills:
+        filled[fill.client_order_id] = filled.get(fill.client_order_id, 0.0) + fill.quantity
+    closed_by: dict[str, float] = {}
+    for order_id, quantity in filled.items():
+        entry_id = spent_entry_of(order_id)
+        if entry_id is not None:
+            closed_by[entry_id] = closed_by.get(entry_id, 0.0) + quantity
+    out: list[SpentUncovered] = []
+    for entry in journaled.values():
+        if entry.parent_id is not None or entry.reduce_only:
+            continue
+        if entry.stop_loss is None and entry.take_profit is None:
+            continue
+        ids = [child_order_id(entry.client_order_id, role) for role in ("sl", "tp")]
+        if not any(filled.get(i, 0.0) > tolerance for i in ids):
+            continue  # the bracket has not ended: the engine grows its children
+        seen = [reports[i] for i in ids if i in reports]
+        if not seen:
+            continue
+        covered = max(r.quantity + cuts.get(r.client_order_id, 0.0) for r in seen)
+        left = (
+            filled.get(entry.client_order_id, 0.0)
+            - covered
+            - closed_by.get(entry.client_order_id, 0.0)
+        )
+        if left > tolerance:
+            out.append(
+                SpentUncovered(entry.client_order_id, entry.symbol, entry.side.opposite, left)
+            )
+    for close in journaled.values():
+        entry_id = spent_entry_of(close.client_order_id)
+        if entry_id is None or entry_id in journaled:
+            continue  # not such a close, or counted with its entry above
+        report = reports.get(close.client_order_id)
+        if report is not None and report.status.is_final:
+            whole = report.quantity
+        elif report is None and close.client_order_id in never_sent:
+            whole = close.quantity
+        else:
+            continue  # on its way at the venue, or its fate unknown
+        left = whole - filled.get(close.client_order_id, 0.0)
+        if report is not None:
+            left = min(left, whole - report.filled_quantity)
+        if left > tolerance:
+            out.append(SpentUncovered(entry_id, close.symbol, close.side, left))
+    return tuple(out)
 
 
 def closed_reason(report: OrderReport) -> str:
@@ -491,8 +609,10 @@ __all__ = [
     "DOWN_FILLED_REASON",
     "DOWN_PART_REASON",
     "RECONCILED_REASON",
+    "SPENT_CLOSES_MAX",
     "FillStatus",
     "ReconcilePlan",
+    "SpentUncovered",
     "adopted_order",
     "booked_fill",
     "closed_reason",
@@ -500,4 +620,7 @@ __all__ = [
     "order_from_report",
     "plan_reconciliation",
     "position_drift",
+    "spent_close_id",
+    "spent_entry_of",
+    "spent_uncovered",
 ]

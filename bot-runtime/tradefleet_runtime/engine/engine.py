@@ -140,6 +140,7 @@ from tradefleet_runtime.model import (
 )
 from tradefleet_runtime.order_ids import bot_prefix, child_order_id, client_order_id
 from tradefleet_runtime.reconcile import (
+    SPENT_CLOSES_MAX,
     FillStatus,
     ReconcilePlan,
     adopted_order,
@@ -147,6 +148,8 @@ from tradefleet_runtime.reconcile import (
     closed_reason,
     fill_statuses,
     order_from_report,
+    spent_close_id,
+    spent_uncovered,
 )
 from tradefleet_runtime.signals import Signal
 from tradefleet_runtime.timeframes import format_timeframe
@@ -169,6 +172,8 @@ _FLATTEN_TAG = "emergency-flatten"
 # The tag of the stop policy's closing orders (``spec.onStop.flattenPositions``).
 STOP_FLATTEN_TAG = "stop-flatten"
 _FLAT = 1e-12  # a position this close to 0 is flat (a float sum of fills)
+# Of an order a venue reports closed, the share left unexecuted above which it ended unfilled.
+_QTY_TOLERANCE = 1e-9
 
 
 def _guards(order: Order) -> bool:
@@ -445,6 +450,18 @@ class RunResult:
     def exposed(self) -> list[int]:
         """1 for each bar that closed with a position open, else 0."""
         return [1 if value > 0.0 else 0 for value in self.exposure]
+
+
+@runtime_checkable
+class _OwedReader(Protocol):
+    """A journal that reads the closes an earlier run owes (``Journal``; the session's
+    ``JournalPort``): a restart asks it before closing anything on its own."""
+
+    def flatten_owed(self, bot: str) -> tuple[str, str] | None: ...
+
+    def flatten_in_force(self, bot: str) -> tuple[str, str] | None: ...
+
+    def closes_owed(self, bot: str) -> dict[str, tuple[str, str | None]]: ...
 
 
 @runtime_checkable
@@ -1420,27 +1437,37 @@ class Engine:
             client_order_id=order_id,
         )
 
-    def _process_intent(self, intent: OrderIntent, replay: bool = False) -> None:
+    def _process_intent(
+        self, intent: OrderIntent, replay: bool = False, fixed_id: str | None = None
+    ) -> None:
         # The order's decisions and the order itself are journaled in one transaction, which
         # commits before the broker sees the order (write-ahead). A batched journal (a
         # backtest's) commits in large batches anyway: no block to enter per order.
         if self.journal.batched:
-            order = self._decide_order(intent, replay)
+            order = self._decide_order(intent, replay, fixed_id)
         else:
             with self.journal.grouped():
-                order = self._decide_order(intent, replay)
+                order = self._decide_order(intent, replay, fixed_id)
         if order is not None:
             self._send(order)
 
-    def _decide_order(self, intent: OrderIntent, replay: bool = False) -> Order | None:
+    def _decide_order(
+        self, intent: OrderIntent, replay: bool = False, fixed_id: str | None = None
+    ) -> Order | None:
+        """``fixed_id``: the order's id is derived from what it is for (a restart's close of a
+        spent bracket's uncovered part, ``spent_close_id``), not the next free one: an earlier
+        run that sent it already means it is not sent again."""
         if intent.symbol not in self._symbol_set:
             self.journal.record_event(
                 self._now, "order_refused", f"{intent.symbol!r} is not one of the bot's symbols"
             )
             return None
-        order_id = self._next_order_id(intent.symbol)
-        while order_id in self.known_ids and not replay:
+        if fixed_id is not None:
+            order_id = fixed_id
+        else:
             order_id = self._next_order_id(intent.symbol)
+            while order_id in self.known_ids and not replay:
+                order_id = self._next_order_id(intent.symbol)
         if order_id in self.known_ids:
             # An earlier run sent this very order (the bot is handling a bar again after a
             # crash): its fate is in the journal and at the venue; sending it again could fill
@@ -3444,7 +3471,161 @@ class Engine:
             summary,
             {"start_equity": self._start_equity},
         )
+        # After the account is the venue's and said so, before the first bar: what the
+        # running bot would have said or done as it saw these ends.
+        self._stops_ended_while_down(plan, journaled, state)
+        if not plan.degraded:  # a Degraded bot's position is a person's to settle
+            self._close_spent_while_down(state, plan, journaled)
         return summary
+
+    def _stops_ended_while_down(
+        self, plan: ReconcilePlan, journaled: Mapping[str, Order], state: CarriedState
+    ) -> None:
+        """A bracket's stop-loss the venue ended while the bot was down after executing only a
+        part of what it was for — its market order met a thin book and the venue ended the
+        rest (Binance ``EXPIRED``, Bybit ``PartiallyFilledCanceled``) — with the position it
+        protected still open: said as loudly as when the bot runs
+        (``_stop_cancelled_outside``), for the bot does not place it again. Its take-profit is
+        cancelled all the same (``plan.orphaned``), as the running ccxt broker cancels a
+        child's sibling once that child ended with a part filled (``CcxtBroker._final``).
+
+        A stop that ended with nothing executed is not said here: the journal does not keep
+        the cancels the bot asked before it died (a flatten's, a cut to nothing, an exit
+        ending its children: ``_cancels_asked`` lives in the process), so a person's cancel
+        cannot be told from the bot's own, and the bot's own is no news. Only the venue ends a
+        triggered stop's market order part-way."""
+        booked: dict[str, float] = {}
+        for fill in (*state.fills, *plan.missed_fills):
+            booked[fill.client_order_id] = booked.get(fill.client_order_id, 0.0) + fill.quantity
+        for order_id, report in plan.closed:
+            stop = journaled.get(order_id)
+            if stop is None or stop.tag != STOP_LOSS_TAG or stop.parent_id is None:
+                continue
+            if report.status is OrderStatus.REJECTED:
+                continue
+            # What executed, by the fills booked (a venue's report of a triggered stop may
+            # say 0), or by the report.
+            executed = max(booked.get(order_id, 0.0), report.filled_quantity)
+            tolerance = _QTY_TOLERANCE * max(report.quantity, 1.0)
+            if executed <= tolerance:
+                continue  # never executed: whose cancel it was is not known (above)
+            if executed >= report.quantity - tolerance:
+                continue  # it closed all it was for
+            self._stop_cancelled_outside(
+                stop,
+                f"{report.status.value} at the venue while the bot was down, "
+                f"{executed:.10g} of {report.quantity:.10g} executed",
+            )
+
+    def _closes_owed_at_restart(self) -> frozenset[str] | None:
+        """The symbols whose position a close already owed closes at this restart: None for
+        every symbol (a halt's flatten owed or in force — ``BotSession`` flattens right after
+        the reconciliation —, or a journal that cannot tell); else those a risk plugin's or
+        the stop policy's close is owed for (``Journal.closes_owed``, resumed right after
+        too). Read from the journal: the engine is told of them only after
+        ``restore_from_venue``."""
+        journal = self.journal
+        if not isinstance(journal, _OwedReader):
+            return None  # it cannot say: a close on its own could be the second one
+        bot = self.config.bot_name
+        if journal.flatten_owed(bot) is not None or journal.flatten_in_force(bot) is not None:
+            return None
+        return frozenset(journal.closes_owed(bot))
+
+    def _close_spent_while_down(
+        self, state: CarriedState, plan: ReconcilePlan, journaled: Mapping[str, Order]
+    ) -> None:
+        """A bracket entry that went on filling while the bot was down, its children not grown
+        (the bot grows them as it sees each fill), and whose child then filled: the part the
+        children did not cover (as the venue reports them) is held with no stop. Closed at
+        market, reduce-only, as the running bot closes a part filled after its bracket ended
+        (``_bracket_after_fill``: ``bracket_spent``), at most what is held on that side.
+
+        Never a second close of a position: none for a symbol a close already covers at this
+        restart — a halt's flatten owed or in force, a risk plugin's or the stop policy's
+        close owed (``_closes_owed_at_restart``: those close the whole position, and would
+        not count this one as on its way), or any close of the symbol still working (an
+        earlier restart's, adopted). Under an id derived from the entry's
+        (``spent_close_id``), the first one no run sent: a later restart never sends one
+        twice, and sends the next only for what the earlier ones did not close."""
+        cuts = carried_cuts(state.working)
+        reports = {order_id: report for order_id, report in plan.closed}
+        reports.update({report.client_order_id: report for report in plan.adopted})
+        spent = spent_uncovered(
+            journaled,
+            (*state.fills, *plan.missed_fills),
+            cuts,
+            reports,
+            plan.never_sent,
+        )
+        if not spent:
+            return
+        owed = self._closes_owed_at_restart()
+        on_way = {o.symbol for o in self.book.orders() if o.reduce_only and not _guards(o)}
+        sent: dict[str, float] = {}
+        for part in spent:
+            covered_by = (
+                "a flatten owed (or a journal that cannot rule one out)"
+                if owed is None
+                else "a close owed"
+                if part.symbol in owed
+                else "a close on its way"
+                if part.symbol in on_way
+                else ""
+            )
+            if covered_by:
+                log.warning(
+                    "%s: %s: %.10g filled beyond its spent bracket's stop is not closed on its "
+                    "own: %s closes %s",
+                    self.config.bot_name,
+                    part.entry_id,
+                    part.quantity,
+                    covered_by,
+                    part.symbol,
+                )
+                continue
+            held = self.portfolio.position(part.symbol).quantity * -part.side.sign
+            quantity = min(part.quantity, held - sent.get(part.symbol, 0.0))
+            if quantity <= _FLAT:
+                continue
+            close_id = self._next_spent_close_id(part.entry_id)
+            if close_id is None:
+                continue
+            message = (
+                f"{part.entry_id}: {quantity:.10g} filled while the bot was down beyond what its "
+                f"stop-loss and take-profit covered, after its bracket ended; closing it at "
+                f"market ({close_id})"
+            )
+            log.warning("%s: %s", self.config.bot_name, message)
+            self._state(
+                "bracket_spent",
+                message,
+                {"client_order_id": part.entry_id, "quantity": quantity, "restart": True},
+            )
+            orders = self.stats.orders
+            self._process_intent(
+                OrderIntent(
+                    part.symbol, part.side, quantity, reduce_only=True, tag=BRACKET_SPENT_TAG
+                ),
+                fixed_id=close_id,
+            )
+            if self.stats.orders > orders:
+                sent[part.symbol] = sent.get(part.symbol, 0.0) + quantity
+
+    def _next_spent_close_id(self, entry_id: str) -> str | None:
+        """The first restart close id of ``entry_id`` (``spent_close_id``) no run journaled;
+        None, said, once every one was."""
+        for attempt in range(1, SPENT_CLOSES_MAX + 1):
+            close_id = spent_close_id(entry_id, attempt)
+            if close_id not in self.known_ids:
+                return close_id
+        message = (
+            f"{entry_id}: {SPENT_CLOSES_MAX} restart closes of what filled beyond its spent "
+            "bracket were sent already; no more: a person must close the rest"
+        )
+        log.error("%s: %s", self.config.bot_name, message)
+        self.journal.record_event(self._now, "bracket_spent", message)
+        return None
 
     def _journal_carried_over(
         self, plan: ReconcilePlan, journaled: Mapping[str, Order], now: int

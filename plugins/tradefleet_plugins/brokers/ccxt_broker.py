@@ -67,6 +67,7 @@ from tradefleet_plugins.brokers.ccxt_orders import (
     FillRules,
     Refusal,
     bot_client_id,
+    ccxt_status,
     coin_fee_rate,
     copies_whole_quantity,
     create_args,
@@ -1392,7 +1393,7 @@ class CcxtBroker:
             tracked.venue_id = venue_id
             self._by_venue_id[venue_id] = order.client_order_id
         filled = self._venue_filled(tracked, raw)
-        status, code = status_of(raw.get("status"), filled)
+        status, code = status_of(ccxt_status(raw), filled)
         now = int(time.time())
         if tracked.status is OrderStatus.PENDING:
             tracked.status = OrderStatus.OPEN
@@ -1460,7 +1461,7 @@ class CcxtBroker:
                 value,
                 ordered,
             )
-        status, _ = status_of(raw.get("status"), 0.0)
+        status, _ = status_of(ccxt_status(raw), 0.0)
         return ordered if status is OrderStatus.FILLED else tracked.filled
 
     def _ordered(self, tracked: _Tracked) -> float:
@@ -1945,7 +1946,7 @@ class CcxtBroker:
             f"not placed: {lone_id}, which rested alone at the venue, filled first "
             f"({executed:.10g}); one cancels the other",
         )
-        status = status_of(row.get("status"), executed)[0] if row is not None else None
+        status = status_of(ccxt_status(row), executed)[0] if row is not None else None
         if status is not OrderStatus.CANCELLED:
             return  # it works on for the rest, or is over: the poller reports it
         await self._lone_rest(join, executed)
@@ -2074,7 +2075,7 @@ class CcxtBroker:
             # Cancelled: its answer says what of it had executed by then.
             row = dict(answer) if isinstance(answer, Mapping) else {}
             row["status"] = row.get("status") or "canceled"
-        status = None if row is None else status_of(row.get("status"), 0.0)[0]
+        status = None if row is None else status_of(ccxt_status(row), 0.0)[0]
         filled = max(lone.filled, lone.seen)
         if row is not None:
             filled = max(filled, self._venue_filled(lone, row))
@@ -2652,7 +2653,7 @@ class CcxtBroker:
         if row is not None:
             filled = self._venue_filled(tracked, row)
             tracked.filled = max(tracked.filled, filled)
-            status, _ = status_of(row.get("status"), filled)
+            status, _ = status_of(ccxt_status(row), filled)
             if status is OrderStatus.FILLED:
                 self._apply(tracked, row)
                 return
@@ -3043,7 +3044,7 @@ class CcxtBroker:
         move was on the way) is reported filled at once, after the refusal."""
         row = await self._lookup_quietly(tracked)
         if row is not None:
-            status, _ = status_of(row.get("status"), float(row.get("filled") or 0.0))
+            status, _ = status_of(ccxt_status(row), float(row.get("filled") or 0.0))
             if not status.is_final and _holds(row, changed, args):
                 self._replaced(tracked, changed, tracked.venue_cid, row)
                 return
@@ -3330,7 +3331,7 @@ class CcxtBroker:
             return True
         if not (replacing or tracked.replacing):
             return False
-        status, _ = status_of(raw.get("status"), self._venue_filled(tracked, raw))
+        status, _ = status_of(ccxt_status(raw), self._venue_filled(tracked, raw))
         return status.is_final and status is not OrderStatus.FILLED
 
     async def _poll_trades(

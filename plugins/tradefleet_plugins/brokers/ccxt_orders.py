@@ -387,6 +387,23 @@ def target_reached(side: Side, price: float, ticker: Mapping[str, Any]) -> bool:
     return ask > 0.0 and ask <= price
 
 
+# The venue's own words for an order it ended with only a part executed (the rest cancelled
+# by the venue: a market order in a thin book, an IOC), which ccxt reads as ``closed`` —
+# filled — whatever was left (Bybit v5 ``PartiallyFilledCanceled``: ccxt issue 18685).
+_ENDED_PART_FILLED = frozenset({"PartiallyFilledCanceled"})
+
+
+def ccxt_status(raw: Mapping[str, Any]) -> str | None:
+    """ccxt's unified status of order ``raw``, but ``expired`` for one the venue ended with
+    only a part executed (``_ENDED_PART_FILLED``): never taken as filled — its fill then
+    counting the whole order, and a stop that closed a part read as having closed all."""
+    info = raw.get("info")
+    if isinstance(info, Mapping) and str(info.get("orderStatus") or "") in _ENDED_PART_FILLED:
+        return "expired"
+    status = raw.get("status")
+    return None if status is None else str(status)
+
+
 def status_of(ccxt_status: str | None, filled: float) -> tuple[OrderStatus, ReasonCode]:
     """ccxt's unified order status as ours (``expired`` is a cancel with its own code)."""
     if ccxt_status == "closed":
@@ -439,7 +456,7 @@ def order_type_of(raw: Mapping[str, Any]) -> OrderType:
 def report_of(raw: Mapping[str, Any], bot_symbol: str) -> OrderReport:
     """A ccxt order dict as an ``OrderReport`` (quantities in the order's own units)."""
     filled = _num(raw.get("filled"))
-    status, _code = status_of(raw.get("status"), filled)
+    status, _code = status_of(ccxt_status(raw), filled)
     order_type = order_type_of(raw)
     price = trigger_of(raw) if order_type is OrderType.STOP else None
     if price is None:
