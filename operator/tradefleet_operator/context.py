@@ -18,6 +18,7 @@ from tradefleet_operator.k8s_api import KubeApi, api_path
 from tradefleet_operator.names import api_token_secret_name
 from tradefleet_operator.runtime_client import RuntimeClients
 from tradefleet_operator.settings import OperatorSettings
+from tradefleet_operator.status_model import ControlStatus
 from tradefleet_operator.tokens import ApiTokens, tokens_from_secret
 
 
@@ -44,6 +45,13 @@ class OperatorContext:
     #: (``children.NotLanded``). Lost at a restart: the next Deployment write of unknown
     #: outcome is then only retried, once more, before the ConfigMap is put back.
     unlanded: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: By TradingBot uid: the control the status timer applied while a change was at work
+    #: (``handlers._steer_while_at_work``), until a change handler's steering takes it in. Its
+    #: record in ``status.control`` is a guarded write that may be refused (the object moved)
+    #: or overwritten by the change pass's own status write; without this, the handler of a
+    #: newer spec that removed the stop would plan from "Running" and never resume the halt
+    #: (review R33c). Lost at an operator restart (said in docs/operations.md).
+    timer_controls: dict[str, ControlStatus] = field(default_factory=dict)
     #: By (namespace, bot name): how many status timer writes in a row the API server refused.
     refused_status_writes: dict[tuple[str, str], int] = field(default_factory=dict)
 

@@ -59,7 +59,7 @@ from tradefleet_operator.children import (
     settle_unparsed,
 )
 from tradefleet_operator.context import OperatorContext, context, event
-from tradefleet_operator.control import observed_control
+from tradefleet_operator.control import Control, desired_control, observed_control
 from tradefleet_operator.k8s_api import KubeApi, KubeError, api_path
 from tradefleet_operator.metrics import (
     RECONCILE_SECONDS,
@@ -500,13 +500,13 @@ def credentials_retry_delay(retry: int, *, deployed: bool, steering_left: bool) 
 
     kopf runs no handler still waiting out its retry delay, not even for a newer edit
     (``execute_handlers_once`` takes only awakened handlers; the object's worker sleeps until
-    the delay ends, then touches the object), and the status timer skips a bot whose newest
-    generation no pass has ended (:func:`_change_at_work`). So a person's emergency stop, pause
-    or resume edited while a held pass waits is steered only when that wait ends: the delay is
-    how late it reaches the runtime. A bot with a Deployment (its pod runs on as it was rolled
-    out) is therefore looked at every :data:`CREDENTIALS_HOLD_RETRY_S`: the simplest bound that
-    is provably prompt. Letting the timer steer held generations would not be: it reads every
-    ``TRADEFLEET_STATUS_INTERVAL`` (10 s) and never resumes. A look costs a few reads (the
+    the delay ends, then touches the object), and the status timer only enforces a halt or a
+    pause of a bot whose newest generation no pass has ended (:func:`_change_at_work`,
+    :func:`_steer_while_at_work`), every ``TRADEFLEET_STATUS_INTERVAL`` (10 s), and never
+    resumes. So a person's resume edited while a held pass waits is steered only when that
+    wait ends, and a stop may wait a status interval. A bot with a Deployment (its pod runs on
+    as it was rolled out) is therefore looked at every :data:`CREDENTIALS_HOLD_RETRY_S`: the
+    simplest bound that is provably prompt. A look costs a few reads (the
     api-token Secret, the Deployment, the ConfigMap; the credentials Secret's metadata only)
     and kopf's two progress patches: its steering calls the runtime only for a control that
     changed, and a look that finds nothing new writes no object and no status, and posts no
@@ -677,7 +677,8 @@ def _change_at_work(old: BotStatus, generation: int | None) -> bool:
     ``NotApplied``: its condition is of this generation, ``observedGeneration`` is not) leaves
     the bot running on its old config, maybe for long (a ConfigMap that keeps no copy of the
     running config stays HalfApplied until the spec is fixed): the timer still reads it, marks
-    it Failed when its runtime fails, and re-enforces its pause or halt."""
+    it Failed when its runtime fails, and re-enforces its pause or halt. While a change is at
+    work, the timer writes no status but the control it applies (:func:`_steer_while_at_work`)."""
     if old.observed_generation == generation:
         return False
     reconciled = condition_of(old, "Reconciled")
@@ -692,6 +693,71 @@ def _live_spec(body: Mapping[str, Any]) -> LiveSpec | None:
         return LiveSpec.salvage(body.get("spec") or {})
 
 
+def _safety_asked(old: BotStatus, live: LiveSpec) -> bool:
+    """Whether the timer steers a bot whose change is at work: its spec asks for a halt or a
+    pause, and the bot was made (a config rolled out, or a runtime that answered once). A bot
+    never made has no runtime to call; a spec that asks to run needs no call from the timer,
+    which never resumes."""
+    made = bool(old.config_hash or old.runtime_reported_at)
+    return made and desired_control(live) is not Control.RUNNING
+
+
+async def _steer_while_at_work(
+    ctx: OperatorContext, body: kopf.Body, old: BotStatus, logger: kopf.Logger
+) -> Steered | None:
+    """Enforce the halt or pause the bot's newest spec asks for while a change is at work.
+
+    kopf runs no newer edit of a bot while an earlier pass waits out its retry delay (a
+    ``HalfApplied`` or transient API error up to 30 s, a runtime that did not take a call, a
+    taken name 60 s): a person's emergency stop edited meanwhile would reach the runtime only
+    then. The timer reads the runtime (read token) and steers it as a tick does (control
+    token, :func:`.steering.steer` with the state it read: a halt or a pause, never a resume,
+    a flatten only as the spec's halt asks; no risk-lock reset, which lets a bot trade again).
+    What steering records (``status.control``) is all it writes: every other key is the change
+    handler's. None: nothing to steer, or the runtime could not be read (the next tick tries
+    again; the change handler says what it finds)."""
+    if not (old.config_hash or old.runtime_reported_at):
+        return None  # never made: no runtime, and no parse per tick
+    meta = body["metadata"]
+    generation = meta.get("generation")
+    live = _live_spec(body)
+    if live is None or not _safety_asked(old, live):
+        return None
+    namespace, name = meta.get("namespace", "default"), meta["name"]
+    try:
+        tokens = await ctx.bot_tokens(namespace, name)
+        if tokens is None:
+            return None
+        snapshot = await ctx.runtime.get_status(runtime_address(meta, ctx.settings), tokens.read)
+        if body["metadata"].get("generation") != generation:
+            # kopf's body is a live view (read it anew, not the metadata held above): a newer
+            # edit arrived during the read and may lift the halt. steer() records the generation
+            # it reads beside the spec it steers by.
+            live = _live_spec(body)
+            if live is None or not _safety_asked(old, live):
+                return None
+        steered = await steer(
+            ctx,
+            body,
+            live,
+            old,
+            observed=observed_control(snapshot),
+            known=True,
+            resets=False,
+            logger=logger,
+        )
+        if steered.control is not None:
+            # Remembered until a change handler's steering takes it in: the record written
+            # below may be refused or overwritten (see ``OperatorContext.timer_controls``).
+            ctx.timer_controls[str(meta.get("uid") or "")] = steered.control
+        return steered
+    except Exception as error:  # never crash the timer; the change handler reports the bot
+        if isinstance(error, RuntimeCallError) and error.code == "UNAUTHENTICATED":
+            ctx.forget(namespace, name)
+        logger.debug(f"status timer, change at work: the runtime was not steered: {error}")
+        return None
+
+
 @kopf.timer(GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL, initial_delay=first_tick)
 async def poll_status(
     body: kopf.Body,
@@ -704,7 +770,9 @@ async def poll_status(
     **_: Any,
 ) -> None:
     """Read the runtime's status (read token) into the TradingBot; steer it (control token)
-    if an earlier attempt failed; say whether it shares a symbol on its venue account."""
+    if an earlier attempt failed; say whether it shares a symbol on its venue account. While a
+    change is at work, only enforce a halt or a pause its newest spec asks for
+    (:func:`_steer_while_at_work`)."""
     ctx = context(memo)
     # A write left from a tick whose patch the API server refused (kopf keeps it for the next):
     # dropped, as this tick decides again from what it reads now; counted, and said once it
@@ -715,7 +783,12 @@ async def poll_status(
     generation = meta.get("generation")
     old = BotStatus.read(current)
     if _change_at_work(old, generation):
-        return  # the change handler is still at work on this generation; it writes the status
+        # The change handler is at work on this generation and writes the status; but a halt or
+        # a pause its newest spec asks for is enforced meanwhile (never a resume).
+        steered = await _steer_while_at_work(ctx, body, old, logger)
+        if steered is not None:
+            _write(patch, current, steered.apply(old), meta)
+        return
     address = runtime_address(meta, ctx.settings)
     namespace, name = meta.get("namespace", "default"), meta["name"]
     credentials = await _credentials_seen(ctx, body, old, generation)
@@ -1028,6 +1101,7 @@ async def finalize(
         event(body, warning=True, reason="PositionsLeftOpen", message=message)
         logger.warning(f"deleted: {line}")
     ctx.forget(meta.get("namespace", "default"), meta["name"])
+    ctx.timer_controls.pop(str(meta.get("uid") or ""), None)
     await ctx.runtime.drop(_address_or_empty(meta, ctx.settings))
     forget_phase(str(meta.get("uid")))
 

@@ -71,19 +71,30 @@ async def steer(
     *,
     observed: Control | None = None,
     known: bool = False,
+    resets: bool = True,
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
 ) -> Steered:
     """Bring the runtime to the spec (pause, halt, resume) and run a requested risk-lock reset.
 
     A runtime that does not answer changes nothing: the status timer tries again. Events are
     posted for each decision; "unreachable" only from change handlers (``known`` is false), so
-    that the timer does not repeat it every tick.
+    that the timer does not repeat it every tick. ``resets`` false leaves a requested risk-lock
+    reset for later (the timer while a change is at work steers only towards safety, and a
+    reset lets a locked bot trade again).
     """
     meta = body["metadata"]
     namespace, name = meta.get("namespace", "default"), meta["name"]
     generation = meta.get("generation")
     desired = desired_control(live)
     recorded = status.control
+    uid = str(meta.get("uid") or "")
+    # A halt or pause the status timer applied while a change was at work, whose record may
+    # not have landed: planned from as if recorded (else removing the stop resumes nothing).
+    by_timer = None if known else ctx.timer_controls.get(uid)
+    if by_timer is not None and not _older(by_timer.generation, recorded):
+        recorded = by_timer
+    else:
+        by_timer = None
     if not known and _older(generation, recorded):
         return Steered()  # a view older than the spec that decided the last control
     applied = recorded.applied if recorded else None
@@ -97,11 +108,16 @@ async def steer(
             return Steered(pending=gate is ResumeGate.RETRY)
     annotation = (meta.get("annotations") or {}).get(RESET_RISK_LOCK_ANNOTATION, "")
     reset_done = status.risk_lock_reset.request if status.risk_lock_reset else None
-    wants_reset = bool(annotation) and annotation != reset_done
+    wants_reset = resets and bool(annotation) and annotation != reset_done
     control: ControlStatus | None = None
     reset: RiskLockReset | None = None
     if not calls and applied != desired and (not known or observed is desired):
         control = ControlStatus(applied=desired, generation=generation)
+    if by_timer is not None and not calls:
+        # Taken in by this change handler, with nothing to send: recorded now, and no longer
+        # the timer's to remember (with calls: once they went through, below).
+        control = control or by_timer
+        ctx.timer_controls.pop(uid, None)
     if not calls and not wants_reset:
         return Steered(control)
 
@@ -181,6 +197,8 @@ async def steer(
         # pause is also re-enforced by the timer, so it needs no retry of its own.
         retry = not known and any(call.method in ("Resume", "EmergencyStop") for call in calls)
         return Steered(control, reset, snapshot, pending=retry)
+    if by_timer is not None:
+        ctx.timer_controls.pop(uid, None)  # the calls planned from it went through
     return Steered(control, reset, snapshot)
 
 
