@@ -761,6 +761,10 @@ class BotSession:
             started, "run_started", f"{bot.name} started in {spec.mode.value} mode"
         )
         if spec.mode is not Mode.BACKTEST:
+            if spec.emergency_stop is not None and spec.emergency_stop.flatten:
+                # Its flatten closes every position (sent by the operator once the runtime
+                # answers): the reconciliation must not close a part beside it.
+                engine.expect_spec_flatten()
             # A paper or live bot continues its account; a backtest always starts afresh.
             self._restore(engine)
             self._say_params_reverted(journal.params_left(bot.name))

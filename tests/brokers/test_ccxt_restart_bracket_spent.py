@@ -451,3 +451,15 @@ def test_a_flatten_owed_at_the_restart_closes_alone(
     assert seen["held"] == 0.0 and seen["venue_held"] == 0.0, seen
     closes = [row for row in seen["fills"] if row[3] == "emergency-flatten"]
     assert [qty for *_, qty, _reason in closes] == [pytest.approx(0.6)], seen
+
+
+def test_a_stop_ended_part_executed_is_never_said_filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Walkthrough W20: on Binance USDⓈ-M the finished conditional order may be reported
+    filled while its market order executed only 0.3 of 1.0; the restart said "filled at the
+    venue while the bot was down, 0.3 of 1 executed" in the very message that says 0.7 runs
+    without a stop. It is now said by what executed."""
+    seen = _journey(tmp_path, monkeypatch, "binance-usdm", seen_before_kill=1.0, stop_fills=0.3)
+    [said] = _kinds(seen, "stop_cancelled")
+    assert "0.3 of 1 executed" in said and "filled at the venue" not in said, said

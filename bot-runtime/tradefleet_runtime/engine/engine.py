@@ -737,6 +737,9 @@ class Engine:
         # at the venue (it refused the close while they held the position: a spot account's
         # resting sell holds the coin it sells). Sent when the last of them has ended.
         self._closes_waiting: set[str] = set()
+        # The bot's spec asks a halt with flatten (``expect_spec_flatten``): a restart closes
+        # nothing on its own, as the flatten the operator sends closes every position.
+        self._spec_flatten = False
         # Symbols whose flatten close ended without closing the position (refused, expired):
         # the flatten owes them a close until another is sent or the position is flat.
         self._closes_failed: set[str] = set()
@@ -3511,11 +3514,23 @@ class Engine:
                 continue  # never executed: whose cancel it was is not known (above)
             if executed >= report.quantity - tolerance:
                 continue  # it closed all it was for
+            # Said by what executed, not by the report's status: a venue may report the
+            # triggered conditional order itself as filled (Binance USDⓈ-M) while its market
+            # order executed only a part (walkthrough W20).
             self._stop_cancelled_outside(
                 stop,
-                f"{report.status.value} at the venue while the bot was down, "
-                f"{executed:.10g} of {report.quantity:.10g} executed",
+                f"ended at the venue while the bot was down with only {executed:.10g} of "
+                f"{report.quantity:.10g} executed",
             )
+
+    def expect_spec_flatten(self) -> None:
+        """The bot's spec holds an emergency stop with flatten (the operator writes
+        ``spec.emergencyStop`` into the pod's bot.yaml, and sends ``EmergencyStop(flatten)``
+        once the runtime answers): one given while the bot was down is in no journal yet, and
+        its flatten closes every position. Told before the reconciliation, so that a restart's
+        own close (``_close_spent_while_down``) is not sent beside it: the flatten would not
+        count it as on its way, and on spot, with no reduce-only, both could sell."""
+        self._spec_flatten = True
 
     def _closes_owed_at_restart(self) -> frozenset[str] | None:
         """The symbols whose position a close already owed closes at this restart: None for
@@ -3524,6 +3539,8 @@ class Engine:
         the stop policy's close is owed for (``Journal.closes_owed``, resumed right after
         too). Read from the journal: the engine is told of them only after
         ``restore_from_venue``."""
+        if self._spec_flatten:
+            return None  # the spec's halt flattens (``expect_spec_flatten``)
         journal = self.journal
         if not isinstance(journal, _OwedReader):
             return None  # it cannot say: a close on its own could be the second one
