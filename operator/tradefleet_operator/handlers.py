@@ -693,13 +693,10 @@ def _live_spec(body: Mapping[str, Any]) -> LiveSpec | None:
         return LiveSpec.salvage(body.get("spec") or {})
 
 
-def _safety_asked(old: BotStatus, live: LiveSpec) -> bool:
-    """Whether the timer steers a bot whose change is at work: its spec asks for a halt or a
-    pause, and the bot was made (a config rolled out, or a runtime that answered once). A bot
-    never made has no runtime to call; a spec that asks to run needs no call from the timer,
-    which never resumes."""
-    made = bool(old.config_hash or old.runtime_reported_at)
-    return made and desired_control(live) is not Control.RUNNING
+def _safety_asked(live: LiveSpec) -> bool:
+    """Whether the timer steers a made bot whose change is at work: its spec asks for a halt
+    or a pause. A spec that asks to run needs no call from the timer, which never resumes."""
+    return desired_control(live) is not Control.RUNNING
 
 
 async def _steer_while_at_work(
@@ -717,11 +714,13 @@ async def _steer_while_at_work(
     handler's. None: nothing to steer, or the runtime could not be read (the next tick tries
     again; the change handler says what it finds)."""
     if not (old.config_hash or old.runtime_reported_at):
-        return None  # never made: no runtime, and no parse per tick
+        # Never made (no config rolled out, no runtime that answered): no runtime to call,
+        # and no parse per tick.
+        return None
     meta = body["metadata"]
     generation = meta.get("generation")
     live = _live_spec(body)
-    if live is None or not _safety_asked(old, live):
+    if live is None or not _safety_asked(live):
         return None
     namespace, name = meta.get("namespace", "default"), meta["name"]
     try:
@@ -734,7 +733,7 @@ async def _steer_while_at_work(
             # edit arrived during the read and may lift the halt. steer() records the generation
             # it reads beside the spec it steers by.
             live = _live_spec(body)
-            if live is None or not _safety_asked(old, live):
+            if live is None or not _safety_asked(live):
                 return None
         steered = await steer(
             ctx,

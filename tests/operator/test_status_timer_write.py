@@ -15,7 +15,6 @@ still holds what the tick read; kopf sends it as a JSON patch testing the resour
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from typing import Any, cast
@@ -27,8 +26,7 @@ from tests.operator.test_account_sharing import bot as sharing_bot
 from tests.operator.test_credentials_held import _account, _held_alpha
 from tests.operator.test_credentials_secret import NS, Kube, ctx_of, reconcile, reconciled
 from tests.operator.test_reconcile import FakeRuntimeClients
-from tests.operator.timer_writes import applied
-from tradefleet_operator import handlers
+from tests.operator.timer_writes import applied, poll_tick
 from tradefleet_operator.account_sharing import BotAccount
 from tradefleet_operator.metrics import STATUS_WRITES_REFUSED as REFUSED
 from tradefleet_operator.status_model import BotStatus, guarded_status_write, status_changes
@@ -40,20 +38,7 @@ def _no_events(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _tick_patch(kube: Kube, body: dict[str, Any], index: dict[str, list[BotAccount]]) -> kopf.Patch:
-    patch = kopf.Patch()
-    timer = cast(Any, handlers.poll_status)  # kopf's decorator types it as a TimerFn
-    asyncio.run(
-        timer(
-            body=cast(kopf.Body, body),
-            status=cast(kopf.Status, body.get("status") or {}),
-            meta=cast(kopf.Meta, body["metadata"]),
-            patch=patch,
-            memo=kopf.Memo(tradefleet=ctx_of(kube, FakeRuntimeClients())),
-            logger=cast(kopf.Logger, logging.getLogger("test")),
-            bot_accounts=cast(Any, index),
-        )
-    )
-    return patch
+    return poll_tick(ctx_of(kube, FakeRuntimeClients()), body, index)
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -110,18 +95,7 @@ def test_a_tick_leaves_no_write_of_an_earlier_tick_behind() -> None:
     alpha = _held_alpha(kube)
     patch = kopf.Patch()
     patch.fns.append(lambda raw: cast(dict[str, Any], raw).update(status={"phase": "Failed"}))
-    timer = cast(Any, handlers.poll_status)
-    asyncio.run(
-        timer(
-            body=cast(kopf.Body, alpha),
-            status=cast(kopf.Status, alpha["status"]),
-            meta=cast(kopf.Meta, alpha["metadata"]),
-            patch=patch,
-            memo=kopf.Memo(tradefleet=ctx_of(kube, FakeRuntimeClients())),
-            logger=cast(kopf.Logger, logging.getLogger("test")),
-            bot_accounts=cast(Any, {NS: [_account(alpha)]}),
-        )
-    )
+    poll_tick(ctx_of(kube, FakeRuntimeClients()), alpha, {NS: [_account(alpha)]}, patch)
     assert applied(patch, alpha)["status"].get("phase") != "Failed"
 
 
@@ -141,17 +115,7 @@ def test_a_write_refused_tick_after_tick_is_counted_and_said(
         patch = kopf.Patch()
         if left_by_kopf:  # kopf's remainder of the last tick's refused JSON patch
             patch.fns.append(lambda raw: None)
-        asyncio.run(
-            cast(Any, handlers.poll_status)(
-                body=cast(kopf.Body, alpha),
-                status=cast(kopf.Status, alpha["status"]),
-                meta=cast(kopf.Meta, alpha["metadata"]),
-                patch=patch,
-                memo=kopf.Memo(tradefleet=ctx),
-                logger=cast(kopf.Logger, logging.getLogger("timer")),
-                bot_accounts=cast(Any, {NS: [_account(alpha)]}),
-            )
-        )
+        poll_tick(ctx, alpha, {NS: [_account(alpha)]}, patch)
 
     def warnings() -> list[str]:
         return [

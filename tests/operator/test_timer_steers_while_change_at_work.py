@@ -21,7 +21,7 @@ import kopf
 import pytest
 
 from tests.operator.test_reconcile import FakeKube, _body, _reconcile
-from tests.operator.timer_writes import timer_status
+from tests.operator.timer_writes import poll_tick, timer_status
 from tradefleet_operator import handlers
 from tradefleet_operator.context import OperatorContext
 from tradefleet_operator.k8s_api import KubeApi, api_path
@@ -96,19 +96,7 @@ def _tick(kube: FakeKube, runtime: Runtime, body: dict[str, Any]) -> dict[str, A
     ctx = OperatorContext(
         settings=OperatorSettings(), kube=cast(KubeApi, kube), runtime=cast(RuntimeClients, runtime)
     )
-    patch = kopf.Patch()
-    timer = cast(Any, handlers.poll_status)  # kopf's decorator types it as a TimerFn
-    asyncio.run(
-        timer(
-            body=cast(kopf.Body, body),
-            status=cast(kopf.Status, body.get("status") or {}),
-            meta=cast(kopf.Meta, body["metadata"]),
-            patch=patch,
-            memo=kopf.Memo(tradefleet=ctx),
-            logger=cast(kopf.Logger, logging.getLogger("test")),
-        )
-    )
-    return timer_status(patch, body)
+    return timer_status(poll_tick(ctx, body), body)
 
 
 def _tokens(kube: FakeKube) -> tuple[str, str]:
@@ -210,18 +198,7 @@ def test_an_unreachable_runtime_while_at_work_writes_nothing() -> None:
 
 def _shared_tick(ctx: OperatorContext, body: dict[str, Any]) -> dict[str, Any]:
     """A timer tick of the operator whose context is ``ctx`` (as kopf's memo shares it)."""
-    patch = kopf.Patch()
-    asyncio.run(
-        cast(Any, handlers.poll_status)(
-            body=cast(kopf.Body, body),
-            status=cast(kopf.Status, body.get("status") or {}),
-            meta=cast(kopf.Meta, body["metadata"]),
-            patch=patch,
-            memo=kopf.Memo(tradefleet=ctx),
-            logger=cast(kopf.Logger, logging.getLogger("test")),
-        )
-    )
-    return timer_status(patch, body)
+    return timer_status(poll_tick(ctx, body), body)
 
 
 def _handler_pass(ctx: OperatorContext, body: dict[str, Any], diff: Any) -> dict[str, Any]:

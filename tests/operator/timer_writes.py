@@ -33,3 +33,28 @@ def timer_status(patch: kopf.Patch, body: Mapping[str, Any]) -> dict[str, Any]:
     changed = {key: value for key, value in after.items() if before.get(key) != value}
     changed.update({key: None for key in before if key not in after})
     return changed
+
+
+def poll_tick(
+    ctx: Any, body: Mapping[str, Any], index: Any = None, patch: kopf.Patch | None = None
+) -> kopf.Patch:
+    """One status timer tick of the operator whose context is ``ctx`` (kopf's memo shares it
+    between the timer and the change handlers), over ``body``; its patch."""
+    import asyncio
+    import logging
+
+    from tradefleet_operator import handlers
+
+    patch = kopf.Patch() if patch is None else patch
+    asyncio.run(
+        cast(Any, handlers.poll_status)(  # kopf's decorator types it as a TimerFn
+            body=cast(kopf.Body, body),
+            status=cast(kopf.Status, body.get("status") or {}),
+            meta=cast(kopf.Meta, body["metadata"]),
+            patch=patch,
+            memo=kopf.Memo(tradefleet=ctx),
+            logger=cast(kopf.Logger, logging.getLogger("timer")),
+            bot_accounts=index,
+        )
+    )
+    return patch
