@@ -733,10 +733,14 @@ class Engine:
         # (who, reason) of the flatten the halt in force asked for, until a resume: an entry
         # whose cancel lost the race with its fill is closed too (``_close_late_entry``).
         self._flatten_in_force: tuple[str, str] | None = None
-        # Symbols whose flatten close waits for their stop-loss and take-profit to be cancelled
-        # at the venue (it refused the close while they held the position: a spot account's
-        # resting sell holds the coin it sells). Sent when the last of them has ended.
-        self._closes_waiting: set[str] = set()
+        # Symbol -> the orders its flatten close waits for to end before it is sent: its
+        # stop-loss and take-profit, cancelled because the venue refused the close while they
+        # held the position (a spot account's resting sell holds the coin it sells); or the
+        # orders that would reduce the position which the flatten asked to cancel (another
+        # close, a strategy's resting sell): one that fills before its cancel lands and the
+        # flatten's close together would sell twice what is held — on spot, which knows no
+        # reduce-only, the account's other coins. Sent when the last of them has ended.
+        self._closes_waiting: dict[str, frozenset[str]] = {}
         # The bot's spec asks a halt with flatten (``expect_spec_flatten``): a restart closes
         # nothing on its own, as the flatten the operator sends closes every position.
         self._spec_flatten = False
@@ -1845,7 +1849,21 @@ class Engine:
             },
         )
         if quantity >= abs(held) - _FLAT and self._closer_of(stop.symbol) is None:
-            self._send_flatten_close(stop.symbol, _STOP_REFUSED)
+            # Beside an order that would reduce the position too (a strategy's resting sell),
+            # the close waits for its cancel: both could fill.
+            self._close_or_wait(stop.symbol, _STOP_REFUSED)
+            return
+        if stop.symbol in self._closes_waiting:
+            return  # a flatten's close waits to close all that is held when it goes
+        on_way = sum(
+            working.order.quantity - working.filled
+            for working in self.book
+            if working.order.symbol == stop.symbol and self._is_close(working.order)
+        )
+        # A flatten's closes on their way cover part of the position (or all): only the rest
+        # of what the stop protected is closed beside them, never a second close of the same.
+        quantity = min(quantity, abs(held) - on_way)
+        if quantity <= _FLAT:
             return
         # Part of a position (another bracket's stop holds the rest), or a flatten closes it
         # already: a plain close of the part, as before.
@@ -2203,6 +2221,9 @@ class Engine:
             self._bracket_after_fill(order, fill, bool(placed or resized))
         if self._flatten_in_force is not None or self._closers or _ends_guards(order):
             self._flatten_after_fill(order, fill, position.quantity)
+            if fill.symbol in self._closes_waiting:
+                # A waited order its fill ended (no final status follows one on every venue).
+                self._close_when_unguarded(fill.symbol)
         if closed_any:
             self._cap_children(fill, order, reduced)
         if self.listener is not None:
@@ -2506,7 +2527,9 @@ class Engine:
         if self.state.resume():
             self._flatten_in_force = None  # entries may fill again: the strategy trades
             # The halt's closes are forgotten; a risk plugin's flatten under a plain halt goes on.
-            self._closes_waiting = {s for s in self._closes_waiting if s in self._closers}
+            self._closes_waiting = {
+                s: ids for s, ids in self._closes_waiting.items() if s in self._closers
+            }
             self._closes_failed = {s for s in self._closes_failed if s in self._closers}
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
 
@@ -2607,11 +2630,18 @@ class Engine:
         cancelled = self._flatten()
         closes, left = self._flatten_record()
         nothing = "" if closes or left else " (nothing was left to close)"
-        unclosed = f" ({', '.join(left)} could not be closed yet)" if left else ""
+        waiting = {s: sorted(self._closes_waiting[s]) for s in left if s in self._closes_waiting}
+        unclosed = [s for s in left if s not in waiting]
+        said = f" ({', '.join(unclosed)} could not be closed yet)" if unclosed else ""
+        said += "".join(
+            f" ({symbol}'s close waits for the venue to confirm the cancel of {', '.join(ids)}, "
+            "which would reduce the same position)"
+            for symbol, ids in waiting.items()
+        )
         self._state(
             "flattened",
-            f"flattened for the emergency stop by {who}: {reason}{nothing}{unclosed}",
-            {"who": who, "reason": reason, "closes": closes, "left": left},
+            f"flattened for the emergency stop by {who}: {reason}{nothing}{said}",
+            {"who": who, "reason": reason, "closes": closes, "left": left, "waiting": waiting},
         )
         return cancelled
 
@@ -2652,16 +2682,20 @@ class Engine:
         # fill arrives, and a close sent again before then would close it twice. A symbol
         # whose close waits for its guards' cancels is on its way too.
         closing = {order.symbol for order in self.book.orders() if self._is_close(order)}
-        closing |= self._closes_waiting
+        closing |= set(self._closes_waiting)
         held = self.portfolio.open_positions
         cancelled: list[str] = []
-        for working in self.book:
+        reducing: dict[str, list[str]] = {}
+        for working in list(self.book):
             order = working.order
             if symbols is not None and order.symbol not in symbols:
                 continue
             kept = self._is_close(order) or (_guards(order) and order.symbol in held)
             if not kept:
                 cancelled.append(order.client_order_id)
+                position = held.get(order.symbol)
+                if position is not None and order.side.sign * position.quantity < 0.0:
+                    reducing.setdefault(order.symbol, []).append(order.client_order_id)
                 self.cancel(order.client_order_id)
         for symbol in list(held):
             if (symbols is None or symbol in symbols) and symbol not in closing:
@@ -2674,8 +2708,63 @@ class Engine:
                         closer,
                     )
                     continue
+                # A cancel the venue answered at once has ended its order: only those still
+                # working hold the close back (``_close_after``).
+                behind = [i for i in reducing.get(symbol, ()) if i in self.book]
+                if behind:
+                    self._close_after(symbol, behind, closer)
+                    continue
                 self._send_flatten_close(symbol, closer, replay=replay)
         return cancelled
+
+    def _reducing(self, symbol: str) -> list[str]:
+        """The working orders of ``symbol`` that would reduce its position, but its guards and
+        the closes of the flatten closing it: what a close sent now could fill beside."""
+        position = self.portfolio.open_positions.get(symbol)
+        if position is None:
+            return []
+        return [
+            order.client_order_id
+            for order in self.book.orders(symbol)
+            if not _guards(order)
+            and not self._is_close(order)
+            and order.side.sign * position.quantity < 0.0
+        ]
+
+    def _close_or_wait(self, symbol: str, closer: _Closer, *, replay: bool = False) -> str:
+        """``closer``'s close of ``symbol``'s whole position, sent at once when no other order
+        would reduce it; else those are cancelled and the close waits for them to end
+        (``_close_after``). The close's id; empty when it waits or was refused."""
+        reducing = self._reducing(symbol)
+        for order_id in reducing:
+            self.cancel(order_id)
+        behind = [order_id for order_id in reducing if order_id in self.book]
+        if behind:
+            self._close_after(symbol, behind, closer)
+            return ""
+        return self._send_flatten_close(symbol, closer, replay=replay)
+
+    def _close_after(self, symbol: str, behind: list[str], closer: _Closer) -> None:
+        """Hold ``closer``'s close of ``symbol`` until ``behind`` — working orders that would
+        reduce the position, whose cancels the flatten asked — have ended
+        (``_close_when_unguarded``). Sent beside them, the close and one that fills before its
+        cancel lands would together close twice what is held: on spot, selling the account's
+        other coins. The position stays guarded meanwhile (its stop-loss and take-profit are
+        kept), and the flatten owes the close (a restart sends it)."""
+        self._closes_waiting[symbol] = frozenset(behind)
+        if closer is not _EMERGENCY:
+            self._closers[symbol] = closer  # whose close it is when it goes
+            self._journal_owed(symbol, closer)
+        held = self.portfolio.open_positions[symbol].quantity
+        message = (
+            f"the close of {held:.10g} {symbol} waits for the venue to confirm the cancel of "
+            f"{', '.join(behind)}, which would reduce the same position: sent beside it, both "
+            "could fill"
+        )
+        if closer is _EMERGENCY:
+            log.warning("%s: %s: %s", self.config.bot_name, symbol, message)
+            return  # the halt's own ``flattened`` event says it (``_flatten_record``)
+        self._journal_flattened(message, {"symbol": symbol, "waiting_for": behind}, closer)
 
     def _is_stuck(self, symbol: str) -> bool:
         """Whether ``symbol``'s position is still the one whose close was refused for a
@@ -2769,7 +2858,9 @@ class Engine:
         owed until every close named filled and none is left."""
         held = self.portfolio.open_positions
         on_way = [o for o in self.book.orders() if _flatten_close(o) and o.symbol in held]
-        closing = {order.symbol for order in on_way}
+        # A symbol whose close waits is owed whatever else of it is on its way (a late
+        # entry's close covers only what that entry added).
+        closing = {order.symbol for order in on_way} - set(self._closes_waiting)
         return [o.client_order_id for o in on_way], [s for s in held if s not in closing]
 
     def _journal_flattened(
@@ -2827,8 +2918,13 @@ class Engine:
         work and that no flatten asked to cancel (their close has not filled): what protects
         each position a flatten could not close."""
         held = self.portfolio.open_positions
-        kept = [s for s in symbols if s in held and s not in self._closes_waiting]
-        return self.protective_exits(kept)
+        return [
+            order_id
+            for symbol in symbols
+            if symbol in held
+            for order_id in self._guards_of(symbol)
+            if order_id not in self._closes_waiting.get(symbol, ())
+        ]
 
     def _flatten_after_fill(self, order: Order | None, fill: Fill, held: float) -> None:
         """A fill while a flatten closes its symbol (``held``: the position after it). What it
@@ -2876,7 +2972,7 @@ class Engine:
         person at the venue): it is cancelled, and the flatten no longer relies on it; nor does
         it owe a close that failed or waited (a further ``flattened`` event says so)."""
         owed = symbol in self._closes_waiting or symbol in self._closes_failed
-        self._closes_waiting.discard(symbol)
+        self._closes_waiting.pop(symbol, None)
         self._closes_failed.discard(symbol)
         self._retry.pop(symbol, None)
         self._stuck.pop(symbol, None)
@@ -2940,7 +3036,7 @@ class Engine:
         guards = self._guards_of(symbol)
         if update.code is ReasonCode.INSUFFICIENT_FUNDS and guards:
             held = self.portfolio.open_positions[symbol].quantity
-            self._closes_waiting.add(symbol)
+            self._closes_waiting[symbol] = frozenset(guards)
             message = (
                 f"{order.client_order_id}: the venue refused {closer.close_of} of {symbol} "
                 f"({update.reason or update.code.value}): its stop-loss and take-profit hold "
@@ -3076,18 +3172,33 @@ class Engine:
         }
 
     def _close_when_unguarded(self, symbol: str) -> None:
-        """Send the flatten close that waits for ``symbol``'s guards to end, once none is left
-        working (their cancels confirmed, or one filled: then nothing may be left to close)."""
-        if symbol not in self._closes_waiting or self._guards_of(symbol):
+        """Send the flatten close that waits for orders of ``symbol`` to end (its guards, or
+        orders that would reduce it: ``_closes_waiting``), once none of them is left working
+        (their cancels confirmed, or one filled: then nothing may be left to close)."""
+        behind = self._closes_waiting.get(symbol)
+        if behind is None or any(order_id in self.book for order_id in behind):
             return
-        self._closes_waiting.discard(symbol)
         closer = self._closer_of(symbol)
-        if symbol not in self.portfolio.open_positions or closer is None:
+        position = self.portfolio.open_positions.get(symbol)
+        if position is not None and closer is not None:
+            # Orders that would reduce the position sent since (a strategy's ``close`` while
+            # halted): cancelled too, and waited for as the first were.
+            since = self._reducing(symbol)
+            if since:
+                self._closes_waiting[symbol] = frozenset(since)
+                for order_id in since:
+                    self.cancel(order_id)
+                self._close_when_unguarded(symbol)  # a cancel answered at once ended them
+                return
+        del self._closes_waiting[symbol]
+        if position is None or closer is None:
             return
         close_id = self._send_flatten_close(symbol, closer)
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
         self._journal_flattened(
-            f"{symbol}'s stop-loss and take-profit are cancelled; {how}", {"symbol": symbol}, closer
+            f"{symbol}: {', '.join(sorted(behind))} ended; {how}",
+            {"symbol": symbol, "ended": sorted(behind)},
+            closer,
         )
 
     def _retry_close(self, symbol: str) -> None:
@@ -3113,7 +3224,9 @@ class Engine:
             {"symbol": symbol, "code": code.value},
             closer,
         )
-        self._send_flatten_close(symbol, closer, replay=True)
+        # An order that would reduce the position sent meanwhile (the strategy trades on
+        # under a risk plugin's flatten): the close waits for its cancel, never beside it.
+        self._close_or_wait(symbol, closer, replay=True)
 
     def _journal_owed(
         self, symbol: str, closer: _Closer, refused: ReasonCode | None = None, reason: str = ""
@@ -3264,6 +3377,9 @@ class Engine:
         (``flatten_owed`` reads the newest), so a process that dies before this close fills
         owes the flatten at its next start, as for the flatten's own closes."""
         entry_id = order.client_order_id
+        # Read before the cancels below: one the venue answers at once may end the wait and
+        # send the waiting close (``_close_when_unguarded``), which closes this fill's part too.
+        waiting = fill.symbol in self._closes_waiting
         if not order.reduce_only:
             for role in ("sl", "tp"):
                 self.cancel(child_order_id(entry_id, role))
@@ -3279,6 +3395,16 @@ class Engine:
         if quantity <= 0.0:
             return
         symbol = fill.symbol
+        if waiting:
+            # The flatten's close of the symbol waits for orders to end: sent then, it closes
+            # what is held then, this fill's part too. A close of it now beside would be two.
+            self._journal_flattened(
+                f"{entry_id} filled {fill.side} {fill.quantity:.10g} {symbol} after the flatten's "
+                "cancel; the close that waits closes it with the rest",
+                {"late_fill": entry_id, "quantity": quantity},
+                closer,
+            )
+            return
         close_id = self._send_close(symbol, fill.side.opposite, quantity, closer)
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
         what = (
