@@ -94,7 +94,7 @@ from tradefleet_operator.status_mapping import (
     status_changes,
     unreachable_status,
 )
-from tradefleet_operator.status_model import BotStatus, guarded_status_write
+from tradefleet_operator.status_model import BotStatus, conditions_write, guarded_status_write
 from tradefleet_operator.steering import Steered, steer
 from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
@@ -226,6 +226,24 @@ def live_only_change(reason: str, diff: Any) -> bool:
     return True
 
 
+def stop_removed(reason: str, diff: Any) -> bool:
+    """True for an update that removed the spec's ``emergencyStop``: a person's explicit
+    resume of the spec's halt, whatever ``status.control`` recorded (the status timer's halt
+    while a change was at work may have no record: refused, or lost with an operator restart).
+    The Resume it sends lifts only the spec's halt: one a person gave directly stays."""
+    if reason != "update":
+        return False
+    for item in diff or ():
+        path, old, new = tuple(item[1]), item[2], item[3]
+        if path == ("spec",):  # the whole spec in one item: its stop, before and after
+            path = ("spec", "emergencyStop")
+            old = old.get("emergencyStop") if isinstance(old, Mapping) else None
+            new = new.get("emergencyStop") if isinstance(new, Mapping) else None
+        if path == ("spec", "emergencyStop") and old is not None and new is None:
+            return True
+    return False
+
+
 def _write(
     patch: kopf.Patch, current: Mapping[str, Any], new: BotStatus, meta: Mapping[str, Any]
 ) -> None:
@@ -339,7 +357,8 @@ async def _reconcile(
             bot = None
         if live is not None:
             asked = precise_now()  # before the calls: a report is never dated after it
-            steered = await steer(ctx, body, live, new, logger=logger)
+            removed = stop_removed(reason, diff)
+            steered = await steer(ctx, body, live, new, stop_removed=removed, logger=logger)
             steering_left = steered.pending
             new = steered.apply(new)
             if steered.snapshot is not None:
@@ -468,8 +487,14 @@ async def _reconcile(
         RECONCILE_SECONDS.observe(time.perf_counter() - started)
         end_reconcile_span(span, outcome)
         changes = status_changes(current, new)
+        # The conditions it changed, by type, onto the freshest list (a merge patch of the
+        # whole list would put back the timer's newer ones: ``conditions_write``).
+        conditions = conditions_write(current, new) if "conditions" in changes else None
+        changes.pop("conditions", None)
         if changes:
             patch.status.update(changes)
+        if conditions is not None:
+            patch.fns.append(lambda raw: conditions(cast("dict[str, Any]", raw)))
         if new.phase:
             _record_phase(meta, str(new.phase))
     return steering_left

@@ -252,21 +252,59 @@ def guarded_status_write(current: Mapping[str, Any], new: BotStatus) -> StatusWr
     return write
 
 
-def _conditions_written(stored: Any, seen: Any, wanted: Any) -> list[Any]:
+#: The condition types only the change handler decides: its write sets them whatever the stored
+#: list holds. The others (the runtime's view, the account sharing, the credentials Secret) the
+#: status timer writes too: the handler sets them only where they still hold what it read.
+HANDLER_CONDITIONS = frozenset({"Reconciled"})
+
+
+def conditions_write(current: Mapping[str, Any], new: BotStatus) -> StatusWrite | None:
+    """The change handler's write of the conditions it changed from ``current`` (what it read)
+    to ``new``, by type, onto the freshest stored list; None: none changed.
+
+    A merge patch replaces the whole ``conditions`` list: the handler's list, built on its read,
+    put back what the status timer had written since to the conditions the handler never
+    touched — a ``RiskLocked=True`` the runtime had just reported went back to False, and
+    stayed so while the runtime was unreachable (the timer writes nothing new then). The
+    handler is the one writer of :data:`HANDLER_CONDITIONS`: each of those it changed is set
+    whatever the stored list holds; another it changed (from a runtime answer of its own) only
+    where the stored one is still what it read, as the timer writes; the rest is left as
+    stored. The other status keys stay a merge patch (the handler writes only those it
+    changed)."""
+    seen = current.get("conditions")
+    wanted = new.wire().get("conditions")
+    if seen == wanted:
+        return None
+
+    def write(body: MutableMapping[str, Any]) -> None:
+        stored = body.get("status")
+        status: MutableMapping[str, Any] = stored if isinstance(stored, MutableMapping) else {}
+        status["conditions"] = _conditions_written(
+            status.get("conditions"), seen, wanted, owned=HANDLER_CONDITIONS
+        )
+        body["status"] = status
+
+    return write
+
+
+def _conditions_written(
+    stored: Any, seen: Any, wanted: Any, *, owned: frozenset[str] = frozenset()
+) -> list[Any]:
     """``stored`` (the freshest list) with each condition the writer changed (from ``seen`` to
-    ``wanted``, by type) set, where ``stored`` still holds what the writer saw; the rest is
-    left as stored, in its order (a new type is appended)."""
+    ``wanted``, by type) set, where ``stored`` still holds what the writer saw — a type in
+    ``owned`` whatever it holds —; the rest is left as stored, in its order (a new type is
+    appended)."""
     before = _by_type(seen)
     after = _by_type(wanted)
     result = [dict(item) if isinstance(item, Mapping) else item for item in stored or ()]
     present = _by_type(result)
     for kind in list(before) + [k for k in after if k not in before]:
         was, will = before.get(kind), after.get(kind)
-        if was == will or present.get(kind) != was:
+        if was == will or (kind not in owned and present.get(kind) != was):
             continue  # not the writer's change, or another writer's newer value: kept
         if will is None:
             result = [item for item in result if _type_of(item) != kind]
-        elif was is None:
+        elif kind not in present:
             result.append(dict(will))
         else:
             result = [dict(will) if _type_of(item) == kind else item for item in result]

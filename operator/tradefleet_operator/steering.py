@@ -72,6 +72,7 @@ async def steer(
     observed: Control | None = None,
     known: bool = False,
     resets: bool = True,
+    stop_removed: bool = False,
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
 ) -> Steered:
     """Bring the runtime to the spec (pause, halt, resume) and run a requested risk-lock reset.
@@ -80,7 +81,9 @@ async def steer(
     posted for each decision; "unreachable" only from change handlers (``known`` is false), so
     that the timer does not repeat it every tick. ``resets`` false leaves a requested risk-lock
     reset for later (the timer while a change is at work steers only towards safety, and a
-    reset lets a locked bot trade again).
+    reset lets a locked bot trade again). ``stop_removed``: this change removed the spec's
+    ``emergencyStop`` (a change handler's): planned as a halt the operator applied, so its
+    Resume is sent even when no record of that halt landed.
     """
     meta = body["metadata"]
     namespace, name = meta.get("namespace", "default"), meta["name"]
@@ -98,6 +101,13 @@ async def steer(
     if not known and _older(generation, recorded):
         return Steered()  # a view older than the spec that decided the last control
     applied = recorded.applied if recorded else None
+    # Recorded for this very generation: this change's Resume went already (a retry of its
+    # pass, which kopf gives the same diff, must not send it again over a control given since).
+    done_here = recorded is not None and recorded.generation == generation
+    if stop_removed and not known and not done_here and live.emergency_stop is None:
+        # The halt's record may be missing (the status timer's, refused or lost with an
+        # operator restart): the Resume goes all the same, aimed at the spec's halt alone.
+        applied = Control.HALTED
     flattened = bool(recorded and recorded.flattened)
     calls = plan_control(live, applied, observed, known=known, flattened=flattened)
     if any(call.method == "Resume" for call in calls):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.operator.test_reconcile import FakeKube, FakeRuntimeClients
-from tests.operator.timer_writes import timer_status
+from tests.operator.timer_writes import timer_status, written_status
 from tradefleet_operator import handlers, objects
 from tradefleet_operator.bot_api import TradingBot
 from tradefleet_operator.children import CredentialsSecretMissing
@@ -119,7 +119,7 @@ def reconcile(kube: Kube, body: dict[str, Any], reason: str) -> tuple[dict[str, 
         )
     except kopf.TemporaryError:
         retried = True
-    return dict(patch.get("status") or {}), retried
+    return written_status(patch, body), retried
 
 
 def poll(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +323,7 @@ def held_pass(
         )
     except kopf.TemporaryError as error:
         delay = error.delay
-    return dict(patch.get("status") or {}), delay
+    return written_status(patch, body), delay
 
 
 def test_a_held_running_bot_is_steered_at_every_pass_and_looked_at_again_within_2_s(

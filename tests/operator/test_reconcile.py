@@ -17,7 +17,7 @@ import kopf
 import pytest
 import yaml
 
-from tests.operator.timer_writes import timer_status
+from tests.operator.timer_writes import timer_status, written_status
 from tradefleet_operator import bot_api, handlers, objects
 from tradefleet_operator.context import OperatorContext
 from tradefleet_operator.k8s_api import KubeApi, KubeError, object_path
@@ -123,7 +123,7 @@ def _reconcile(
     except kopf.TemporaryError:
         if not retried:
             raise
-    return dict(patch.get("status") or {})
+    return written_status(patch, body)
 
 
 def test_one_parse_per_reconcile_and_no_write_when_nothing_changed(parses: list[str]) -> None:
@@ -259,7 +259,7 @@ def test_a_pass_queued_behind_others_holds_no_parsed_spec_and_writes_the_same(
         assert not task.done() and queued.writes == []  # waiting for the slot
         ctx.object_passes.release()
         await task
-        return dict(patch.get("status") or {})
+        return written_status(patch, body)
 
     written = asyncio.run(behind_a_full_house())
     assert len(parses) == 2  # once to steer, once more when the slot came

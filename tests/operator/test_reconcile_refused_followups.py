@@ -49,7 +49,7 @@ from tests.operator.test_reconcile_refused_whole import (
     _running_bot,
     events,  # noqa: F401  (autouse: Events recorded, not posted)
 )
-from tests.operator.timer_writes import timer_status
+from tests.operator.timer_writes import timer_status, written_status
 from tradefleet_operator import handlers, objects
 from tradefleet_operator.bot_api import TradingBot
 from tradefleet_operator.context import OperatorContext
@@ -694,7 +694,7 @@ def _retried_pass(
         )
     except kopf.TemporaryError as raised:
         error = raised
-    return dict(patch.get("status") or {}), error
+    return written_status(patch, body), error
 
 
 def _invalid_and_retried(kube: ApiServer, ctx: OperatorContext) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import kopf
 import pytest
 
 from tests.operator.test_reconcile import FakeKube, _body, _merge
+from tests.operator.timer_writes import written_status
 from tradefleet_operator import children, handlers
 from tradefleet_operator.context import OperatorContext
 from tradefleet_operator.k8s_api import KubeApi, KubeError, object_path
@@ -173,7 +174,7 @@ def _pass(
         )
     except kopf.TemporaryError as error:
         retry = error
-    return dict(patch.get("status") or {}), retry
+    return written_status(patch, body), retry
 
 
 def _running_bot(kube: ApiServer, ctx: OperatorContext) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import kopf
 import pytest
 
 from tests.operator.test_reconcile import FakeKube, _body, _reconcile
-from tests.operator.timer_writes import poll_tick, timer_status
+from tests.operator.timer_writes import poll_tick, timer_status, written_status
 from tradefleet_operator import handlers
 from tradefleet_operator.context import OperatorContext
 from tradefleet_operator.k8s_api import KubeApi, api_path
@@ -216,7 +216,7 @@ def _handler_pass(ctx: OperatorContext, body: dict[str, Any], diff: Any) -> dict
                 diff=diff,
             )
         )
-    return dict(patch.get("status") or {})
+    return written_status(patch, body)
 
 
 @pytest.mark.parametrize("flatten", [False, True])

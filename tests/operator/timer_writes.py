@@ -3,7 +3,8 @@
 The timer writes through patch functions applied to the freshest object
 (:func:`tradefleet_operator.status_model.guarded_status_write`), not a merge patch: these
 helpers apply them to a copy of the object the tick read and return the status keys that
-changed, which is the merge patch the timer sent before.
+changed, which is the merge patch the timer sent before. A change handler's pass writes its
+conditions the same way (``written_status``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def timer_status(patch: kopf.Patch, body: Mapping[str, Any]) -> dict[str, Any]:
     changed = {key: value for key, value in after.items() if before.get(key) != value}
     changed.update({key: None for key in before if key not in after})
     return changed
+
+
+def written_status(patch: kopf.Patch, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The status keys a change handler's pass changed on ``body``, with their new values: its
+    merge patch, and the conditions it changed, which it writes by type onto the freshest list
+    (:func:`tradefleet_operator.status_model.conditions_write`)."""
+    return timer_status(patch, body)
 
 
 def poll_tick(
