@@ -162,8 +162,12 @@ def test_addresses_the_cli_dials(address: str) -> None:
         (" 127.0.0.1:50051", "is not a host name"),
         ("bot..ns:50051", "is not a host name"),
         ("-bot:50051", "is not a host name"),
-        ("dns:///127.0.0.1:50051", "is not host:port, [IPv6]:port or unix:PATH"),
-        ("ipv4:127.0.0.1:50051", "is not host:port, [IPv6]:port or unix:PATH"),
+        ("dns:///127.0.0.1:50051", "is in gRPC's dns: form, which the CLI does not take"),
+        ("ipv4:127.0.0.1:50051", "is in gRPC's ipv4: form, which the CLI does not take"),
+        # Each said "port 'bot' is not a number" or dialled another host than the one named.
+        ("unix-abstract:bot", "is in gRPC's unix-abstract: form"),
+        ("dns:50051", "is in gRPC's dns: form"),  # gRPC resolves a host named "50051"
+        ("vsock:2:50051", "is in gRPC's vsock: form"),
         ("unix:", "unix: needs the socket's path"),
         ("unix://bot.sock", "unix:// takes an absolute path"),
     ],

@@ -36,6 +36,9 @@ MAX_SECONDS = 86_400.0
 
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
 _PORT = re.compile(r"[0-9]{1,10}")
+#: gRPC's other target schemes: an address starting ``scheme:`` is read as that scheme by gRPC,
+#: whatever follows (``dns:50051`` resolves the host "50051"), never as ``host:port``.
+_GRPC_SCHEMES = frozenset(("dns", "ipv4", "ipv6", "unix-abstract", "vsock"))
 
 
 class UsageProblem(ValueError):
@@ -56,6 +59,12 @@ def checked_address(address: str) -> str:
         return _checked_unix(address, said)
     if not address:
         raise UsageProblem(f"{said} is empty; ADDRESS is {ADDRESS_FORMS}")
+    scheme, colon, _ = address.partition(":")
+    if colon and scheme.lower() in _GRPC_SCHEMES:
+        raise UsageProblem(
+            f"{said} is in gRPC's {scheme}: form, which the CLI does not take; "
+            f"ADDRESS is {ADDRESS_FORMS}"
+        )
     host, colon, port = address.rpartition(":")
     if not colon:
         raise UsageProblem(f"{said} has no port; ADDRESS is {ADDRESS_FORMS}")
