@@ -452,6 +452,21 @@ class PositionRestorer(Protocol):
 
 
 @runtime_checkable
+class SpotCloses(Protocol):
+    """A venue broker whose venue holds balances, not positions, for some symbols (the ccxt
+    broker on a spot market): a close there is a plain sell, which the venue takes from any
+    coin the account holds — a person's own too — and never caps at the bot's position. A
+    flatten's close sent while the position's stop-loss or take-profit still works could fill
+    beside one of them and sell twice what the bot holds: there the flatten cancels them and
+    closes once the venue confirmed (``Engine._close_after``), as it does for any other order
+    that would reduce the position. Optional: no capability to declare."""
+
+    def closes_from_balance(self, symbol: str) -> bool:
+        """Whether a close of ``symbol`` sells from the account's balance (spot)."""
+        ...
+
+
+@runtime_checkable
 class OrderRestorer(Protocol):
     """A venue broker that cannot read back from its venue everything the bot holds of an
     order it placed (MT5: an SL/TP child's level once a person moved one ticket's line, an
@@ -774,6 +789,7 @@ __all__ = [
     "PriceQuoter",
     "RiskLockHolder",
     "SignalReceiver",
+    "SpotCloses",
     "StateRestorer",
     "SymbolChecker",
     "TargetPlan",

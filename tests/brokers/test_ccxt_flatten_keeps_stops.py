@@ -3,9 +3,11 @@ close has filled.
 
 Linear futures (the fake Binance USDⓈ-M and Bybit): the stop-loss and take-profit are reduce-only
 conditional orders, the close a reduce-only market order; a close the venue refuses leaves the
-stop working there. Spot (the fake Binance spot, an account funded in USDT only): the
-stop-loss and take-profit are one OCO list holding the coin, so the venue refuses a close while
-they rest; the bot cancels them and sends the close once the venue has confirmed the cancel.
+stop working there. Spot (the fake Binance spot): the stop-loss and take-profit are one OCO list
+holding the coin, and no reduce-only caps a close at the bot's position: a close sent beside them
+is refused on an account funded in USDT only, and sells the account's other coins beside a
+take-profit that fills on one holding more. So on spot the bot cancels them first and sends the
+close once the venue has confirmed the cancel (``SpotCloses``).
 """
 
 from __future__ import annotations
@@ -153,20 +155,54 @@ def test_on_futures_the_stop_works_at_the_venue_until_the_close_filled(
         _each_id_once(harness)
 
 
-def test_on_spot_the_close_goes_once_the_venue_released_the_coin(tmp_path: Path) -> None:
+def test_on_spot_the_stop_and_target_are_cancelled_before_the_close(tmp_path: Path) -> None:
+    """The close is sent once, after the venue confirmed the OCO's cancel: never refused for
+    the coin the OCO holds (it was, then sent again, before ``SpotCloses``)."""
     with coinless_spot(tmp_path) as harness:
         engine, journal, guards = _guarded(harness)
         held = engine.position(harness.symbol).quantity
         assert held > 0.0 and base_balance(harness)[1] == Decimal(str(held))  # the OCO holds it
         assert engine.halt("alice", "incident", flatten=True)
+        [(message, flattened)] = _events(journal, "flattened")
+        assert flattened["waiting"] == {harness.symbol: sorted(guards)}
+        assert "confirm the cancel" in message
         _until(
             engine,
             lambda: engine.position(harness.symbol).quantity == 0.0 and not engine.open_orders(),
         )
-        [(message, _)] = _events(journal, "flatten_exits_cancelled")
-        assert "insufficient balance" in message.lower()
+        assert not _events(journal, "flatten_exits_cancelled")  # no close was refused
         assert base_balance(harness) == (Decimal(0), Decimal(0))
         assert all(_venue_status(harness, g) is OrderStatus.CANCELLED for g in guards)
         assert journal.flatten_owed(engine.config.bot_name) is None
         assert not _events(journal, "flatten_failed")
+        _each_id_once(harness)
+
+
+def test_on_spot_with_other_coins_a_target_that_fills_leaves_nothing_sold_twice(
+    tmp_path: Path,
+) -> None:
+    """Walkthrough W21: an account holding a person's own coins beside the bot's. The close
+    used to go at once beside the kept OCO (the venue took it from the person's coins), and a
+    take-profit that filled before its cancel landed sold the bot's too: twice what the bot
+    held, the surplus bought back at market. Now the OCO is cancelled first; a take-profit the
+    market reaches before that cancel lands closes the position alone."""
+    persons = Decimal("0.5")
+    with coinless_spot(tmp_path) as harness:
+        with harness.fake.state.lock:
+            harness.fake.state.accounts[harness.fake.api_key].spot_free["BTC"] = persons
+        engine, journal, _guards = _guarded(harness)
+        held = Decimal(str(engine.position(harness.symbol).quantity))
+        assert engine.halt("alice", "incident", flatten=True)
+        harness.trade_through(TP + 500)  # before the OCO's cancel is heard
+        _until(
+            engine,
+            lambda: engine.position(harness.symbol).quantity == 0.0 and not engine.open_orders(),
+        )
+        with harness.fake.state.lock:
+            orders = harness.fake.orders("spot")
+            sold = sum((o.executed_qty for o in orders if o.side == "SELL"), Decimal(0))
+            bought = sum((o.executed_qty for o in orders if o.side == "BUY"), Decimal(0))
+        assert sold == held and bought > 0  # the entry, and one sale of what it bought
+        assert sum(base_balance(harness)) == persons  # the person's coins untouched
+        assert journal.flatten_owed(engine.config.bot_name) is None
         _each_id_once(harness)

@@ -49,6 +49,7 @@ from tradefleet_runtime.capabilities import (
     PriceQuoter,
     RiskLockHolder,
     SignalReceiver,
+    SpotCloses,
     TicketBrackets,
     VenueExecution,
 )
@@ -655,6 +656,9 @@ class Engine:
         # with ``market_price`` that does not declare it), and (symbol, its price) while a
         # market entry decided between bars is judged on it (``_quote_entry``).
         self._quoter = broker if isinstance(broker, PriceQuoter) else None
+        # A broker whose closes sell from the account's balance (spot): a flatten cancels a
+        # position's stop-loss and take-profit before its close there (``_keeps_guards``).
+        self._spot = broker if isinstance(broker, SpotCloses) else None
         self._quote: tuple[str, float] | None = None
         self._sequence_ts = -1
         self._sequence = 0
@@ -2690,7 +2694,9 @@ class Engine:
             order = working.order
             if symbols is not None and order.symbol not in symbols:
                 continue
-            kept = self._is_close(order) or (_guards(order) and order.symbol in held)
+            kept = self._is_close(order) or (
+                _guards(order) and order.symbol in held and self._keeps_guards(order.symbol)
+            )
             if not kept:
                 cancelled.append(order.client_order_id)
                 position = held.get(order.symbol)
@@ -2717,16 +2723,28 @@ class Engine:
                 self._send_flatten_close(symbol, closer, replay=replay)
         return cancelled
 
+    def _keeps_guards(self, symbol: str) -> bool:
+        """Whether a flatten keeps ``symbol``'s stop-loss and take-profit working until its
+        close has filled: everywhere but where a close sells from the account's balance
+        (``SpotCloses``: spot), which no reduce-only caps. There a guard that fills beside the
+        close sells the account's other coins (a person's own): the guards are cancelled and
+        waited for first, as any other order that would reduce the position (``_close_after``),
+        leaving the position bare only between their cancel and the close's fill."""
+        spot = self._spot
+        return spot is None or not spot.closes_from_balance(symbol)
+
     def _reducing(self, symbol: str) -> list[str]:
-        """The working orders of ``symbol`` that would reduce its position, but its guards and
-        the closes of the flatten closing it: what a close sent now could fill beside."""
+        """The working orders of ``symbol`` that would reduce its position, but its guards
+        where a flatten keeps them (``_keeps_guards``) and the closes of the flatten closing
+        it: what a close sent now could fill beside."""
         position = self.portfolio.open_positions.get(symbol)
         if position is None:
             return []
+        keeps = self._keeps_guards(symbol)
         return [
             order.client_order_id
             for order in self.book.orders(symbol)
-            if not _guards(order)
+            if not (keeps and _guards(order))
             and not self._is_close(order)
             and order.side.sign * position.quantity < 0.0
         ]

@@ -588,6 +588,13 @@ class CcxtBroker:
         take-profit, sized on the rest, the venue would refuse (``bracket_problem``)."""
         return self._coin_fees.get(symbol, 0.0)
 
+    def closes_from_balance(self, symbol: str) -> bool:
+        """``SpotCloses``: whether a close of ``symbol`` sells from the account's balance — on
+        a spot market, where the venue has no position to reduce: a flatten then cancels the
+        position's stop-loss and take-profit before its close (a kept one that filled beside
+        it would sell the account's other coins); ``symbol`` is the same everywhere here."""
+        return self.params.market_type is MarketType.SPOT
+
     def reduce_only_below_min_notional(self, symbol: str) -> bool:
         """``ReduceOnlyMinimums``: whether the venue takes a reduce-only order of ``symbol``
         below its minimum notional (Binance USDⓈ-M and Bybit linear; ``Dialect``'s)."""
