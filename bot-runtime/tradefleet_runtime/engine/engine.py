@@ -1859,11 +1859,7 @@ class Engine:
             return
         if stop.symbol in self._closes_waiting:
             return  # a flatten's close waits to close all that is held when it goes
-        on_way = sum(
-            working.order.quantity - working.filled
-            for working in self.book
-            if working.order.symbol == stop.symbol and self._is_close(working.order)
-        )
+        on_way = self._closing_on_way(stop.symbol)
         # A flatten's closes on their way cover part of the position (or all): only the rest
         # of what the stop protected is closed beside them, never a second close of the same.
         quantity = min(quantity, abs(held) - on_way)
@@ -2531,11 +2527,41 @@ class Engine:
         if self.state.resume():
             self._flatten_in_force = None  # entries may fill again: the strategy trades
             # The halt's closes are forgotten; a risk plugin's flatten under a plain halt goes on.
+            dropped = {s: i for s, i in self._closes_waiting.items() if s not in self._closers}
             self._closes_waiting = {
                 s: ids for s, ids in self._closes_waiting.items() if s in self._closers
             }
             self._closes_failed = {s for s in self._closes_failed if s in self._closers}
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
+            for symbol, ids in sorted(dropped.items()):
+                self._exits_lost_to_resume(symbol, ids)
+
+    def _exits_lost_to_resume(self, symbol: str, waited: frozenset[str]) -> None:
+        """A resume forgot the halt's close of ``symbol`` while it waited for the cancel of
+        the position's stop-loss and take-profit (spot, or a close refused while they held its
+        coin): the close is not sent, and once the venue confirms those cancels the position
+        runs without them. Said loudly, as a stop cancelled outside the bot is: the bot does
+        not place them again, and the person who resumed decides."""
+        guards = sorted(
+            order_id
+            for order_id in waited
+            if (working := self.book.get(order_id)) is not None and _guards(working.order)
+        )
+        held = self.portfolio.open_positions.get(symbol)
+        if not guards or held is None:
+            return
+        message = (
+            f"{symbol}: resumed while the flatten's close waited for the cancel of the "
+            f"position's stop-loss and take-profit ({', '.join(guards)}): the close is not "
+            f"sent, and the {held.quantity:.10g} {symbol} position runs without them once the "
+            "venue confirms — the bot does not place them again"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "stop_cancelled",
+            message,
+            {"symbol": symbol, "guards": guards, "position": held.quantity, "reason": "resumed"},
+        )
 
     def _lift(self, holder: str, who: str, reason: str) -> None:
         """A resume aimed at ``holder`` (``resume_holder``) while another holder halts the
@@ -2723,6 +2749,14 @@ class Engine:
                 self._send_flatten_close(symbol, closer, replay=replay)
         return cancelled
 
+    def _closing_on_way(self, symbol: str) -> float:
+        """What the closes of the flatten closing ``symbol`` still working have left to fill."""
+        return sum(
+            working.order.quantity - working.filled
+            for working in self.book
+            if working.order.symbol == symbol and self._is_close(working.order)
+        )
+
     def _keeps_guards(self, symbol: str) -> bool:
         """Whether a flatten keeps ``symbol``'s stop-loss and take-profit working until its
         close has filled: everywhere but where a close sells from the account's balance
@@ -2816,11 +2850,16 @@ class Engine:
         return closer is not None and order.reduce_only and order.tag == closer.tag
 
     def _send_flatten_close(
-        self, symbol: str, closer: _Closer = _EMERGENCY, *, replay: bool = False
+        self,
+        symbol: str,
+        closer: _Closer = _EMERGENCY,
+        *,
+        replay: bool = False,
+        quantity: float | None = None,
     ) -> str:
-        """Close ``symbol``'s whole position at market, reduce-only, as ``closer``'s (nothing
-        else of the symbol is cancelled: its guards stay). The close's id; empty when it was
-        refused before it left."""
+        """Close ``symbol``'s whole position (``quantity``: that much of it) at market,
+        reduce-only, as ``closer``'s (nothing else of the symbol is cancelled: its guards
+        stay). The close's id; empty when it was refused before it left."""
         position = self.portfolio.open_positions.get(symbol)
         if position is None:
             return ""
@@ -2829,7 +2868,8 @@ class Engine:
         self._stuck.pop(symbol, None)
         side = Side.SELL if position.quantity > 0.0 else Side.BUY
         vetoes, skipped = self.stats.vetoes.total(), self.stats.known_ids_skipped
-        close_id = self._send_close(symbol, side, abs(position.quantity), closer, replay)
+        size = abs(position.quantity) if quantity is None else quantity
+        close_id = self._send_close(symbol, side, size, closer, replay)
         if not close_id and closer is not _EMERGENCY:
             # The emergency's ``flattened`` record names the symbol as left; the others say so.
             vetoed = self.last_veto if self.stats.vetoes.total() > vetoes else None
@@ -3211,7 +3251,14 @@ class Engine:
         del self._closes_waiting[symbol]
         if position is None or closer is None:
             return
-        close_id = self._send_flatten_close(symbol, closer)
+        # A close of the flatten's already on its way (a late entry waited for its own exits'
+        # cancels while the flatten's close of the rest went): only what it leaves is closed.
+        on_way = self._closing_on_way(symbol)
+        if on_way >= abs(position.quantity) - _FLAT:
+            return
+        close_id = self._send_flatten_close(
+            symbol, closer, quantity=abs(position.quantity) - on_way if on_way else None
+        )
         how = f"closing it at market ({close_id})" if close_id else "the close was refused"
         self._journal_flattened(
             f"{symbol}: {', '.join(sorted(behind))} ended; {how}",
@@ -3413,6 +3460,24 @@ class Engine:
         if quantity <= 0.0:
             return
         symbol = fill.symbol
+        children = [
+            child_order_id(entry_id, role)
+            for role in ("sl", "tp")
+            if not order.reduce_only and child_order_id(entry_id, role) in self.book
+        ]
+        if not waiting and children and not self._keeps_guards(symbol):
+            # Spot: the exits the venue placed for the late fill sell from the same coins; a
+            # close beside them and one of them filling would sell twice what was bought. The
+            # close waits for their cancels (asked above), then closes what no close covers.
+            self._closes_waiting[symbol] = frozenset(children)
+            self._journal_flattened(
+                f"{entry_id} filled {fill.side} {fill.quantity:.10g} {symbol} after the "
+                f"flatten's cancel; closing it once the venue confirmed the cancel of "
+                f"{', '.join(children)}",
+                {"late_fill": entry_id, "quantity": quantity, "waiting_for": children},
+                closer,
+            )
+            return
         if waiting:
             # The flatten's close of the symbol waits for orders to end: sent then, it closes
             # what is held then, this fill's part too. A close of it now beside would be two.
