@@ -745,6 +745,9 @@ class Engine:
         # flatten's close together would sell twice what is held — on spot, which knows no
         # reduce-only, the account's other coins. Sent when the last of them has ended.
         self._closes_waiting: dict[str, frozenset[str]] = {}
+        # Symbol -> the stop-loss and take-profit ids among what its close waits for (since the
+        # wait began): a resume that forgets the close says the position runs without them.
+        self._waited_guards: dict[str, frozenset[str]] = {}
         # The bot's spec asks a halt with flatten (``expect_spec_flatten``): a restart closes
         # nothing on its own, as the flatten the operator sends closes every position.
         self._spec_flatten = False
@@ -2533,20 +2536,16 @@ class Engine:
             }
             self._closes_failed = {s for s in self._closes_failed if s in self._closers}
             self._state("resumed", f"resumed by {who}: {reason}", {"who": who, "reason": reason})
-            for symbol, ids in sorted(dropped.items()):
-                self._exits_lost_to_resume(symbol, ids)
+            for symbol in sorted(dropped):
+                self._exits_lost_to_resume(symbol)
 
-    def _exits_lost_to_resume(self, symbol: str, waited: frozenset[str]) -> None:
+    def _exits_lost_to_resume(self, symbol: str) -> None:
         """A resume forgot the halt's close of ``symbol`` while it waited for the cancel of
         the position's stop-loss and take-profit (spot, or a close refused while they held its
         coin): the close is not sent, and once the venue confirms those cancels the position
         runs without them. Said loudly, as a stop cancelled outside the bot is: the bot does
         not place them again, and the person who resumed decides."""
-        guards = sorted(
-            order_id
-            for order_id in waited
-            if (working := self.book.get(order_id)) is not None and _guards(working.order)
-        )
+        guards = sorted(self._waited_guards.pop(symbol, frozenset()))
         held = self.portfolio.open_positions.get(symbol)
         if not guards or held is None:
             return
@@ -2796,6 +2795,19 @@ class Engine:
             return ""
         return self._send_flatten_close(symbol, closer, replay=replay)
 
+    def _wait_for(self, symbol: str, ids: Collection[str], *, more: bool = False) -> None:
+        """``symbol``'s flatten close waits for ``ids`` to end (``_closes_waiting``); ``more``:
+        the same wait goes on for orders sent since, and the guards it waited for count."""
+        self._closes_waiting[symbol] = frozenset(ids)
+        guards = frozenset(
+            order_id
+            for order_id in ids
+            if (working := self.book.get(order_id)) is not None and _guards(working.order)
+        )
+        if more:
+            guards |= self._waited_guards.get(symbol, frozenset())
+        self._waited_guards[symbol] = guards
+
     def _close_after(self, symbol: str, behind: list[str], closer: _Closer) -> None:
         """Hold ``closer``'s close of ``symbol`` until ``behind`` — working orders that would
         reduce the position, whose cancels the flatten asked — have ended
@@ -2803,7 +2815,7 @@ class Engine:
         cancel lands would together close twice what is held: on spot, selling the account's
         other coins. The position stays guarded meanwhile (its stop-loss and take-profit are
         kept), and the flatten owes the close (a restart sends it)."""
-        self._closes_waiting[symbol] = frozenset(behind)
+        self._wait_for(symbol, behind)
         if closer is not _EMERGENCY:
             self._closers[symbol] = closer  # whose close it is when it goes
             self._journal_owed(symbol, closer)
@@ -3094,7 +3106,7 @@ class Engine:
         guards = self._guards_of(symbol)
         if update.code is ReasonCode.INSUFFICIENT_FUNDS and guards:
             held = self.portfolio.open_positions[symbol].quantity
-            self._closes_waiting[symbol] = frozenset(guards)
+            self._wait_for(symbol, guards)
             message = (
                 f"{order.client_order_id}: the venue refused {closer.close_of} of {symbol} "
                 f"({update.reason or update.code.value}): its stop-loss and take-profit hold "
@@ -3243,7 +3255,7 @@ class Engine:
             # halted): cancelled too, and waited for as the first were.
             since = self._reducing(symbol)
             if since:
-                self._closes_waiting[symbol] = frozenset(since)
+                self._wait_for(symbol, since, more=True)
                 for order_id in since:
                     self.cancel(order_id)
                 self._close_when_unguarded(symbol)  # a cancel answered at once ended them
@@ -3255,6 +3267,13 @@ class Engine:
         # cancels while the flatten's close of the rest went): only what it leaves is closed.
         on_way = self._closing_on_way(symbol)
         if on_way >= abs(position.quantity) - _FLAT:
+            # Said, so that the flatten's record no longer names the symbol as left.
+            self._journal_flattened(
+                f"{symbol}: {', '.join(sorted(behind))} ended; the closes on their way cover "
+                f"the {abs(position.quantity):.10g} held",
+                {"symbol": symbol, "ended": sorted(behind)},
+                closer,
+            )
             return
         close_id = self._send_flatten_close(
             symbol, closer, quantity=abs(position.quantity) - on_way if on_way else None
@@ -3469,7 +3488,7 @@ class Engine:
             # Spot: the exits the venue placed for the late fill sell from the same coins; a
             # close beside them and one of them filling would sell twice what was bought. The
             # close waits for their cancels (asked above), then closes what no close covers.
-            self._closes_waiting[symbol] = frozenset(children)
+            self._wait_for(symbol, children)
             self._journal_flattened(
                 f"{entry_id} filled {fill.side} {fill.quantity:.10g} {symbol} after the "
                 f"flatten's cancel; closing it once the venue confirmed the cancel of "
