@@ -73,14 +73,40 @@ class HeldCloses(PaperBroker):
             self._queued.append(super().submit(self._honest(order)))
 
 
-class SpotVenue(HeldCloses):
+class AnsweredCancels(PaperBroker):
+    """The paper venue whose cancels take effect when the test answers them
+    (``answer_cancels``), as a real venue's do; until then the order works and may fill."""
+
+    asked: list[str]
+
+    def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        self.asked.append(client_order_id)
+        return None
+
+    def answer_cancels(self) -> None:
+        asked, self.asked = self.asked, []
+        for order_id in asked:
+            update = PaperBroker.cancel(self, order_id)
+            if update is not None:
+                self._queued.append(update)
+
+
+class SlowCancels(AnsweredCancels):
+    """The plain paper venue, its cancels answered when the test says."""
+
+    def __init__(self) -> None:
+        super().__init__(PaperBrokerParams())
+        self.asked = []
+
+
+class SpotVenue(AnsweredCancels, HeldCloses):
     """A spot account: a resting sell holds the coin it sells, so a market sell of what the
     resting sells hold is refused for want of funds; cancels take effect when the venue
     answers them (``answer_cancels``), as a real venue's do."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.asked: list[str] = []
+        self.asked = []
 
     def submit(self, order: Order) -> OrderUpdate:
         if order.tag == self.close_tag:
@@ -97,17 +123,6 @@ class SpotVenue(HeldCloses):
                 )
             return PaperBroker.submit(self, order)
         return super().submit(order)
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        self.asked.append(client_order_id)
-        return None
-
-    def answer_cancels(self) -> None:
-        asked, self.asked = self.asked, []
-        for order_id in asked:
-            update = PaperBroker.cancel(self, order_id)
-            if update is not None:
-                self._queued.append(update)
 
 
 def bracket_entry(engine: Engine) -> str:

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.runtime import held_closes
-from tests.runtime.held_closes import journaled_events
+from tests.runtime.held_closes import SlowCancels, journaled_events
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
-from tests.runtime.test_flatten_waits_for_reducing_orders import SlowCancels
 from tests.runtime.test_risk_flatten_keeps_stops import PLUGIN, Breaker, HeldCloses
 from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams

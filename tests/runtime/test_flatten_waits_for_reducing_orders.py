@@ -18,11 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.runtime import test_reconcile_spent_uncovered as spent
-from tests.runtime.held_closes import journaled_events
+from tests.runtime.held_closes import AnsweredCancels, SlowCancels, journaled_events
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
 from tests.runtime.test_risk_flatten_keeps_stops import PLUGIN, Breaker, HeldCloses
-from tradefleet_plugins.brokers.paper import PaperBroker
-from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_runtime.brackets import BRACKET_SPENT_TAG, STOP_LOSS_TAG
 from tradefleet_runtime.capabilities import ActionKind
 from tradefleet_runtime.contracts import BrokerContext, StrategyContext
@@ -47,26 +45,6 @@ BARS = flat_bars([100.0] * 4)
 FLATTEN = "emergency-flatten"
 
 
-class SlowCancels(PaperBroker):
-    """The paper venue whose cancels take effect when the test answers them
-    (``answer_cancels``); until then the order works and may fill."""
-
-    def __init__(self) -> None:
-        super().__init__(PaperBrokerParams())
-        self.asked: list[str] = []
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        self.asked.append(client_order_id)
-        return None
-
-    def answer_cancels(self) -> None:
-        asked, self.asked = self.asked, []
-        for order_id in asked:
-            update = PaperBroker.cancel(self, order_id)
-            if update is not None:
-                self._queued.append(update)
-
-
 def _buy(ctx: StrategyContext, _bar: Bar) -> None:
     ctx.buy(SYMBOL, 1.0, stop_loss=90.0, take_profit=130.0)
 
@@ -75,16 +53,21 @@ def _rest_a_sell(ctx: StrategyContext, _bar: Bar) -> None:
     ctx.sell(SYMBOL, 1.0, order_type=OrderType.LIMIT, price=120.0)
 
 
-def _long_with_a_resting_sell(tmp_path: Path) -> tuple[Engine, SlowCancels, str]:
-    """A bot holding 1 TEST with its stop-loss and take-profit working, and a limit sell of
-    the whole position resting at 120 (the strategy's own exit): (engine, venue, sell id)."""
+def _slow_engine(tmp_path: Path, actions: dict[int, Action]) -> tuple[Engine, SlowCancels]:
+    """A paper bot on TEST whose venue answers cancels when the test says (``SlowCancels``)."""
     venue = SlowCancels()
     venue.connect(BrokerContext("bot", Mode.PAPER, (SYMBOL,), "USD", 10_000.0))
     journal = Journal(tmp_path / "journal.sqlite")
     start_test_run(journal, "run-1")
     config = EngineConfig("bot", "paper", (SYMBOL,), HOUR, 10_000.0, equity_chunk=1)
-    actions: dict[int, Action] = {0: _buy, 1: _rest_a_sell}
     engine = Engine(config, Scripted(actions=actions), venue, journal, venue=venue)
+    return engine, venue
+
+
+def _long_with_a_resting_sell(tmp_path: Path) -> tuple[Engine, SlowCancels, str]:
+    """A bot holding 1 TEST with its stop-loss and take-profit working, and a limit sell of
+    the whole position resting at 120 (the strategy's own exit): (engine, venue, sell id)."""
+    engine, venue = _slow_engine(tmp_path, {0: _buy, 1: _rest_a_sell})
     engine.run(BARS[:2])
     assert engine.position(SYMBOL).quantity == 1.0
     [sell] = [o.client_order_id for o in engine.open_orders() if o.parent_id is None]
@@ -231,16 +214,6 @@ def test_an_emergency_flatten_right_after_a_restarts_spent_close_sends_nothing_b
 
 
 # -- found in review (R34) -------------------------------------------------------------------
-
-
-def _slow_engine(tmp_path: Path, actions: dict[int, Action]) -> tuple[Engine, SlowCancels]:
-    venue = SlowCancels()
-    venue.connect(BrokerContext("bot", Mode.PAPER, (SYMBOL,), "USD", 10_000.0))
-    journal = Journal(tmp_path / "journal.sqlite")
-    start_test_run(journal, "run-1")
-    config = EngineConfig("bot", "paper", (SYMBOL,), HOUR, 10_000.0, equity_chunk=1)
-    engine = Engine(config, Scripted(actions=actions), venue, journal, venue=venue)
-    return engine, venue
 
 
 def _reducing_in_flight(engine: Engine) -> float:
@@ -398,24 +371,13 @@ def test_the_flatten_is_owed_while_its_close_waits(tmp_path: Path) -> None:
 # -- 4. a close refused for good is sent again (and its refusal forgotten) through the wait ---
 
 
-class _SlowCancelsRefusingRiskCloses(HeldCloses):
+class _SlowCancelsRefusingRiskCloses(AnsweredCancels, HeldCloses):
     """The paper venue: the breaker's closes refused for good (below the minimum), cancels
     answered when the test says (``answer_cancels``)."""
 
     def __init__(self) -> None:
         super().__init__(ReasonCode.BELOW_MIN_QUANTITY)
-        self.asked: list[str] = []
-
-    def cancel(self, client_order_id: str) -> OrderUpdate | None:
-        self.asked.append(client_order_id)
-        return None
-
-    def answer_cancels(self) -> None:
-        asked, self.asked = self.asked, []
-        for order_id in asked:
-            update = PaperBroker.cancel(self, order_id)
-            if update is not None:
-                self._queued.append(update)
+        self.asked = []
 
 
 def test_a_stuck_close_stays_stuck_through_the_wait(tmp_path: Path) -> None:
