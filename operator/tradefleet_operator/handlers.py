@@ -91,10 +91,9 @@ from tradefleet_operator.status_mapping import (
     reachable_status,
     runtime_failure,
     set_condition,
-    status_changes,
     unreachable_status,
 )
-from tradefleet_operator.status_model import BotStatus, conditions_write, guarded_status_write
+from tradefleet_operator.status_model import BotStatus, guarded_status_write, handler_status_write
 from tradefleet_operator.steering import Steered, steer
 from tradefleet_operator.tracing import end_reconcile_span, start_reconcile_span
 from tradefleet_runtime.api.v1 import runtime_pb2 as pb
@@ -486,15 +485,12 @@ async def _reconcile(
         RECONCILES.labels(outcome).inc()
         RECONCILE_SECONDS.observe(time.perf_counter() - started)
         end_reconcile_span(span, outcome)
-        changes = status_changes(current, new)
-        # The conditions it changed, by type, onto the freshest list (a merge patch of the
-        # whole list would put back the timer's newer ones: ``conditions_write``).
-        conditions = conditions_write(current, new) if "conditions" in changes else None
-        changes.pop("conditions", None)
-        if changes:
-            patch.status.update(changes)
-        if conditions is not None:
-            patch.fns.append(lambda raw: conditions(cast("dict[str, Any]", raw)))
+        # One write of the keys it changed, its conditions by type onto the freshest list (a
+        # merge patch of the whole list would put back the timer's newer ones), so a reader
+        # never sees its phase without its conditions (``handler_status_write``).
+        write = handler_status_write(current, new)
+        if write is not None:
+            patch.fns.append(lambda raw: write(cast("dict[str, Any]", raw)))
         if new.phase:
             _record_phase(meta, str(new.phase))
     return steering_left

@@ -269,8 +269,8 @@ def conditions_write(current: Mapping[str, Any], new: BotStatus) -> StatusWrite 
     handler is the one writer of :data:`HANDLER_CONDITIONS`: each of those it changed is set
     whatever the stored list holds; another it changed (from a runtime answer of its own) only
     where the stored one is still what it read, as the timer writes; the rest is left as
-    stored. The other status keys stay a merge patch (the handler writes only those it
-    changed)."""
+    stored. The handler sends it with the other keys it changed, in one write
+    (:func:`handler_status_write`)."""
     seen = current.get("conditions")
     wanted = new.wire().get("conditions")
     if seen == wanted:
@@ -283,6 +283,37 @@ def conditions_write(current: Mapping[str, Any], new: BotStatus) -> StatusWrite 
             status.get("conditions"), seen, wanted, owned=HANDLER_CONDITIONS
         )
         body["status"] = status
+
+    return write
+
+
+def handler_status_write(current: Mapping[str, Any], new: BotStatus) -> StatusWrite | None:
+    """The change handler's whole status write, from ``current`` (what it read) to ``new``, as
+    one write onto the freshest object; None: nothing changed.
+
+    Each changed key is set (removed for None), as the merge patch set it; the conditions go by
+    type (:func:`conditions_write`). Sent as one write: kopf sends a merge patch of the status
+    before, and apart from, the JSON patch its functions make, so a merge patch of the other
+    keys beside the conditions' function made two writes, and a reader between them saw the
+    pass's ``phase: Failed`` without the ``Reconciled`` condition that says why (and for longer
+    when the second one was refused for a newer object and waited for kopf's next cycle)."""
+    changes = status_changes(current, new)
+    if not changes:
+        return None
+    conditions = conditions_write(current, new) if "conditions" in changes else None
+    changes.pop("conditions", None)
+
+    def write(body: MutableMapping[str, Any]) -> None:
+        stored = body.get("status")
+        status: MutableMapping[str, Any] = stored if isinstance(stored, MutableMapping) else {}
+        for key, value in changes.items():
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = value
+        body["status"] = status
+        if conditions is not None:
+            conditions(body)
 
     return write
 

@@ -7,7 +7,8 @@ again, and stayed so while the runtime was unreachable (the timer then writes no
 Now the conditions go as a patch function applied to the freshest object (kopf sends it as a
 JSON patch testing ``metadata.resourceVersion``): each condition the handler changed is set
 (``Reconciled``, its own, whatever is stored; the others only where unchanged since its read),
-every other one is left as stored. The other status keys stay a merge patch.
+every other one is left as stored. The other status keys go in the same write
+(``test_handler_status_one_write.py``).
 """
 
 from __future__ import annotations

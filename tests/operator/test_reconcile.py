@@ -463,7 +463,7 @@ def test_a_resume_from_a_superseded_generation_is_not_sent(parses: list[str]) ->
     patch = kopf.Patch()
     update()
     assert runtime.calls == ["Resume"]
-    assert dict(patch["status"])["control"] == {"applied": "Running", "generation": 2}
+    assert written_status(patch, body)["control"] == {"applied": "Running", "generation": 2}
 
 
 def test_a_halted_view_older_than_the_recorded_control_steers_nothing(parses: list[str]) -> None:

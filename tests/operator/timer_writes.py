@@ -4,7 +4,7 @@ The timer writes through patch functions applied to the freshest object
 (:func:`tradefleet_operator.status_model.guarded_status_write`), not a merge patch: these
 helpers apply them to a copy of the object the tick read and return the status keys that
 changed, which is the merge patch the timer sent before. A change handler's pass writes its
-conditions the same way (``written_status``).
+status the same way (``written_status``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def timer_status(patch: kopf.Patch, body: Mapping[str, Any]) -> dict[str, Any]:
 
 def written_status(patch: kopf.Patch, body: Mapping[str, Any]) -> dict[str, Any]:
     """The status keys a change handler's pass changed on ``body``, with their new values: its
-    merge patch, and the conditions it changed, which it writes by type onto the freshest list
-    (:func:`tradefleet_operator.status_model.conditions_write`)."""
+    one write, the conditions it changed by type onto the freshest list
+    (:func:`tradefleet_operator.status_model.handler_status_write`)."""
     return timer_status(patch, body)
 
 
