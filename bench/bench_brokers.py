@@ -173,6 +173,7 @@ def bench_reconcile(open_orders: int = 1000) -> dict[str, float]:
     import os
 
     from tradefleet_runtime.journal import Journal
+    from tradefleet_runtime.order_ids import new_identity
     from tradefleet_runtime.plugins.registry import PluginRegistry
     from tradefleet_runtime.sdk import bot_prefix, client_order_id
     from tradefleet_runtime.session import BotSession, assemble
@@ -187,10 +188,13 @@ def bench_reconcile(open_orders: int = 1000) -> dict[str, float]:
         client = make_ccxt_binance(fake, timeout_ms=10_000)
         client.load_markets()
         name = "bench-reconcile"
+        # The identity its journal keeps (drawn once per journal): its orders' ids derive
+        # from it, so the restarted bot knows them as its own.
+        identity = new_identity(name, "default", "0be4c4")
         now = int(time.time())
         orders = [
             Order(
-                client_order_id(bot_prefix(name), now - 60, SYMBOL, i),
+                client_order_id(bot_prefix(identity), now - 60, SYMBOL, i),
                 SYMBOL,
                 Side.BUY,
                 0.001,
@@ -247,6 +251,7 @@ def bench_reconcile(open_orders: int = 1000) -> dict[str, float]:
                     config_hash="",
                     manifest={},
                 )
+                journal.keep_bot_identity(name, identity)
                 for order in orders:
                     journal.record_order(order, OrderStatus.PENDING, now - 60)
                     journal.update_order(order.client_order_id, OrderStatus.OPEN, now - 59)
