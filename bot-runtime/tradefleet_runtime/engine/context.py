@@ -64,6 +64,7 @@ class BotContext:
         cancel: Callable[[str], None],
         record_event: Callable[[str, str, dict[str, Any] | None], None],
         clock: Callable[[], int] = lambda: 0,
+        close: Callable[[str, str], None] | None = None,
     ) -> None:
         self.bot_name = bot_name
         self.intents: list[OrderIntent] = []
@@ -76,6 +77,10 @@ class BotContext:
         self._instrument = instrument
         self._cancel = cancel
         self._record_event = record_event
+        # The engine's close of a position (it cancels the symbol's orders and waits for the
+        # venue to confirm those that would reduce it before the close goes); None: the close
+        # is queued at once, as in a replay.
+        self._close = close
         # True while the engine shows the strategy history (``Engine.catch_up``):
         # its cancels are dropped like its orders. The working orders are today's (re-armed
         # from the journal and the venue at a restart): a replayed bar's ``close`` must not
@@ -153,6 +158,9 @@ class BotContext:
         )
 
     def close(self, symbol: str, tag: str = "") -> None:
+        if not self.replaying and self._close is not None:
+            self._close(symbol, tag or "close")
+            return
         if not self.replaying:
             for working in self._book:
                 if working.order.symbol == symbol:

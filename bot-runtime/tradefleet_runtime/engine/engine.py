@@ -231,6 +231,17 @@ _STOP_REFUSED = _Closer(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _StrategyClose:
+    """A strategy's ``close`` of a position, held until the orders it waits for have ended;
+    the orders of the symbol the strategy asked for since, held to go after it."""
+
+    side: Side  # the closing side: the position's when the strategy asked
+    tag: str
+    behind: frozenset[str]  # the orders whose cancels it waits for the venue to confirm
+    then: list[OrderIntent] = field(default_factory=list)
+
+
 def _stop_intent(stop: Order) -> OrderIntent:
     """A moved stop-loss as the intent its risk decision row is journaled about."""
     return OrderIntent(
@@ -583,6 +594,9 @@ class Engine:
         self.brackets = brackets
         self.portfolio = Portfolio(cash=config.initial_capital, leverage=leverage)
         self.book = OrderBook()
+        # The strategy's closes waiting for the venue to confirm the cancel of orders that
+        # would reduce the same position (``_strategy_close``), by symbol.
+        self._strategy_closes: dict[str, _StrategyClose] = {}
         self._snapshots = RiskSnapshots(
             self.portfolio, self.book, self.instrument, config.initial_capital
         )
@@ -602,6 +616,7 @@ class Engine:
             self.cancel,
             lambda kind, message, data: self.journal.record_event(self._now, kind, message, data),
             clock=lambda: self._now,
+            close=self._strategy_close,
         )
         # Risk plugins' declared abilities beyond check (observe, act, tiers): the per-bar loop
         # touches them only when the chain declares one.
@@ -838,6 +853,93 @@ class Engine:
 
     def close(self, symbol: str, tag: str = "") -> None:
         self.ctx.close(symbol, tag)
+
+    def _strategy_close(self, symbol: str, tag: str) -> None:
+        """The strategy's ``close`` of ``symbol``: every order of it is cancelled but a
+        flatten's close (the flatten's own: the strategy's close sends only what those leave),
+        and the position is closed at market, reduce-only, once no order that would reduce it
+        is left working.
+
+        A venue confirms a cancel later than it is asked. A take-profit or resting sell that
+        fills before its cancel lands, beside a close sent at once, closed twice what was held:
+        on spot (no reduce-only caps a sale) the surplus was sold from the account's other
+        coins, a person's own, and elsewhere the second opened the other way where the venue
+        checks reduce-only only as an order is placed. Such orders are waited for as a
+        flatten's close waits for them (``_reducing``: a stop-loss or take-profit only where
+        no reduce-only caps a close, on spot); meanwhile the symbol's new orders are held to
+        go after the close (``_process_intents``), in the order asked: a ``close`` + ``sell``
+        still reverses. ``_strategy_close_ended`` sends them."""
+        for working in self.book:
+            order = working.order
+            if order.symbol == symbol and not self._is_close(order):
+                self.cancel(order.client_order_id)
+        earlier = self._strategy_closes.pop(symbol, None)
+        if earlier is not None and earlier.then:
+            # Held, not sent: a newer ``close`` would have cancelled them had they been.
+            self._state(
+                "close_waits",
+                f"{symbol}: {len(earlier.then)} order(s) held behind the strategy's close are "
+                "dropped: the strategy closed the position again",
+                {"symbol": symbol, "dropped": len(earlier.then)},
+            )
+        position = self.portfolio.open_positions.get(symbol)
+        if position is None:
+            return
+        held = position.quantity
+        side = Side.SELL if held > 0.0 else Side.BUY
+        behind = set(self._reducing(symbol))  # what a flatten's close waits for, too
+        if earlier is not None and earlier.side is side:
+            behind |= {order_id for order_id in earlier.behind if order_id in self.book}
+        if behind:
+            waiting = sorted(behind)
+            self._strategy_closes[symbol] = _StrategyClose(side, tag, frozenset(behind))
+            self._state(
+                "close_waits",
+                f"the strategy's close of {abs(held):.10g} {symbol} waits for the venue to "
+                f"confirm the cancel of {', '.join(waiting)}, which would reduce the same "
+                "position: sent beside it, both could fill; the symbol's next orders go after it",
+                {"symbol": symbol, "waiting_for": waiting},
+            )
+            return
+        quantity = abs(held) - self._closing_on_way(symbol)
+        if quantity > _FLAT:
+            self.ctx.intents.append(OrderIntent(symbol, side, quantity, reduce_only=True, tag=tag))
+
+    def _strategy_close_ended(self, symbol: str) -> None:
+        """Send the strategy's close of ``symbol`` that waits (``_strategy_close``) once none of
+        the orders it waits for is left working — what is still held on the side it closes,
+        less a flatten's closes on their way (nothing when an order that filled closed it) —
+        then the orders of the symbol the strategy asked for since, in their order, as if the
+        close had gone when asked."""
+        waiting = self._strategy_closes.get(symbol)
+        if waiting is None or any(order_id in self.book for order_id in waiting.behind):
+            return
+        del self._strategy_closes[symbol]
+        ended = sorted(waiting.behind)
+        position = self.portfolio.open_positions.get(symbol)
+        left = -waiting.side.sign * position.quantity if position is not None else 0.0
+        quantity = left - self._closing_on_way(symbol)
+        with self.between_bars():
+            if quantity <= _FLAT:
+                how = "nothing is left for the strategy's close to close"
+            else:
+                sent = self.stats.orders
+                self._process_intent(
+                    OrderIntent(symbol, waiting.side, quantity, reduce_only=True, tag=waiting.tag)
+                )
+                how = (
+                    f"the strategy's close goes: closing {quantity:.10g} at market "
+                    f"({self.last_order_id})"
+                    if self.stats.orders > sent
+                    else "the strategy's close was refused (its decision is journaled)"
+                )
+            self._state(
+                "close_waits",
+                f"{symbol}: {', '.join(ended)} ended; {how}",
+                {"symbol": symbol, "ended": ended, "then": len(waiting.then)},
+            )
+            for intent in waiting.then:
+                self._process_intent(intent)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1424,8 +1526,14 @@ class Engine:
         that very order and is not sent again. Intents from signals and control calls are new
         whatever their time, and take the next free id instead."""
         intents = self.ctx.intents
+        waiting = self._strategy_closes
         while intents:
-            self._process_intent(intents.pop(0), replay)
+            intent = intents.pop(0)
+            held = waiting.get(intent.symbol) if waiting else None
+            if held is not None:
+                held.then.append(intent)  # after the close that waits (``_strategy_close``)
+                continue
+            self._process_intent(intent, replay)
 
     def _decide(
         self, plugin: str, intent: OrderIntent, order_id: str, decision: RiskDecision
@@ -1679,6 +1787,8 @@ class Engine:
                     self._stop_cancelled_outside(order, update.reason)
             if self._flatten_in_force is not None or self._closers:
                 self._flatten_order_ended(working.order, update)
+            if self._strategy_closes:
+                self._strategy_close_ended(working.order.symbol)
             self._cancels_asked.discard(update.client_order_id)
             try:
                 self.strategy.on_order_update(update)
@@ -4381,6 +4491,8 @@ class Engine:
         if refused:
             return False, str(refused), ""
         orders_before = self.stats.orders
+        waiting = self._strategy_closes.get(signal.symbol)
+        held_before = len(waiting.then) if waiting is not None else 0
         self.last_veto = None
         with self.between_bars():
             if self.tracer is None:
@@ -4391,6 +4503,14 @@ class Engine:
                     self.tracer.signal(list(self.ctx.intents))
                     self._process_intents()
         if self.stats.orders == orders_before:
+            waiting = self._strategy_closes.get(signal.symbol)
+            if waiting is not None and len(waiting.then) > held_before:
+                return (
+                    True,
+                    f"held behind the strategy's close of {signal.symbol}, which waits for the "
+                    "venue to confirm a cancel: sent once it has",
+                    "",
+                )
             reason = self.last_veto.reason if self.last_veto is not None else "no order resulted"
             return False, reason, ""
         return True, "", self.last_order_id
