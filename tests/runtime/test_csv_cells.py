@@ -145,6 +145,15 @@ def test_undecodable_bytes_in_any_column_have_no_answer(tmp_path: Path) -> None:
     assert read_plain_table(path, 0, len(STAMP), [1]) is None
 
 
+def test_text_beyond_ascii_in_another_column_is_read(tmp_path: Path) -> None:
+    """Valid UTF-8 that is not ASCII (a note column) takes the decoding check, not the ASCII
+    one, and the numbers are read as plain."""
+    path = tmp_path / "cells.csv"
+    path.write_bytes(b"t,a,n\n" + f"{STAMP},1.5,caf\u00e9\n".encode())
+    table = read_plain_table(path, 0, len(STAMP), [1])
+    assert table is not None and table.numbers[1].tolist() == [1.5]
+
+
 def test_a_header_alone_has_no_answer(tmp_path: Path) -> None:
     path = tmp_path / "cells.csv"
     path.write_bytes(b"t,a,b\n")
