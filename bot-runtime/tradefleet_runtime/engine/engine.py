@@ -907,25 +907,44 @@ class Engine:
 
     def _strategy_close_ended(self, symbol: str) -> None:
         """Send the strategy's close of ``symbol`` that waits (``_strategy_close``) once none of
-        the orders it waits for is left working — what is still held on the side it closes,
-        less a flatten's closes on their way (nothing when an order that filled closed it) —
-        then the orders of the symbol the strategy asked for since, in their order, as if the
-        close had gone when asked."""
+        the orders it waits for is left working — what is held then, on whichever side (a
+        resting sell larger than the position that filled first left a short), less a
+        flatten's closes on their way; nothing when an order that filled closed it — then the
+        orders of the symbol the strategy asked for since, in their order, as if the close had
+        gone when asked. Orders that would reduce the position placed meanwhile (on spot, the
+        exits of an entry whose cancel came too late) are cancelled and waited for first, as
+        a flatten's close waits for them (``_close_when_unguarded``)."""
         waiting = self._strategy_closes.get(symbol)
         if waiting is None or any(order_id in self.book for order_id in waiting.behind):
             return
+        position = self.portfolio.open_positions.get(symbol)
+        since = self._reducing(symbol) if position is not None else []
+        if position is not None and since:
+            side = Side.SELL if position.quantity > 0.0 else Side.BUY
+            self._strategy_closes[symbol] = _StrategyClose(
+                side, waiting.tag, frozenset(since), waiting.then
+            )
+            self._state(
+                "close_waits",
+                f"the strategy's close of {abs(position.quantity):.10g} {symbol} also waits "
+                f"for the venue to confirm the cancel of {', '.join(sorted(since))}, placed "
+                "since it was asked, which would reduce the same position",
+                {"symbol": symbol, "waiting_for": sorted(since)},
+            )
+            for order_id in since:
+                self.cancel(order_id)  # answered at once, it ends the wait in there
+            return
         del self._strategy_closes[symbol]
         ended = sorted(waiting.behind)
-        position = self.portfolio.open_positions.get(symbol)
-        left = -waiting.side.sign * position.quantity if position is not None else 0.0
-        quantity = left - self._closing_on_way(symbol)
+        quantity = abs(position.quantity) - self._closing_on_way(symbol) if position else 0.0
         with self.between_bars():
-            if quantity <= _FLAT:
+            if position is None or quantity <= _FLAT:
                 how = "nothing is left for the strategy's close to close"
             else:
+                side = Side.SELL if position.quantity > 0.0 else Side.BUY
                 sent = self.stats.orders
                 self._process_intent(
-                    OrderIntent(symbol, waiting.side, quantity, reduce_only=True, tag=waiting.tag)
+                    OrderIntent(symbol, side, quantity, reduce_only=True, tag=waiting.tag)
                 )
                 how = (
                     f"the strategy's close goes: closing {quantity:.10g} at market "
