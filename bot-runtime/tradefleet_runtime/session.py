@@ -302,6 +302,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def closes_owed(self, bot: str) -> dict[str, tuple[str, str | None]]: ...
 
+    def strategy_closes_waiting(self, bot: str) -> dict[str, str]: ...
+
     def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]: ...
 
     def account_terms(self, bot: str) -> tuple[str, float] | None: ...
@@ -813,6 +815,16 @@ class BotSession:
             closed = engine.resume_closes(closes)
             if closed:
                 log.warning("%s: owed closes resumed: %s", bot.name, ", ".join(closed))
+        waiting = (
+            journal.strategy_closes_waiting(bot.name) if spec.mode is not Mode.BACKTEST else {}
+        )
+        if waiting:
+            # The strategy's closes an earlier run held back for the venue's cancel answers
+            # when it stopped: the strategy decided them, and their guards' cancels may have
+            # landed meanwhile; asked again now, after the reconciliation and the owed closes.
+            resumed = engine.resume_strategy_closes(waiting)
+            if resumed:
+                log.warning("%s: the strategy's closes resumed: %s", bot.name, ", ".join(resumed))
         return engine
 
     def _connect(self, context: BrokerContext) -> None:

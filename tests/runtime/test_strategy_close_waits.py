@@ -58,7 +58,7 @@ def test_the_close_waits_for_the_resting_sells_cancel_then_closes(tmp_path: Path
     assert sell in venue.asked
     assert _closes(engine, "close") == []  # nothing sent beside the sell
     [(message, data)] = journaled_events(engine, "close_waits")
-    assert data == {"symbol": SYMBOL, "waiting_for": [sell]}
+    assert data == {"symbol": SYMBOL, "waiting_for": [sell], "tag": "close"}
     assert "waits for the venue to confirm the cancel" in message
 
     venue.answer_cancels()

@@ -898,12 +898,41 @@ class Engine:
                 f"the strategy's close of {abs(held):.10g} {symbol} waits for the venue to "
                 f"confirm the cancel of {', '.join(waiting)}, which would reduce the same "
                 "position: sent beside it, both could fill; the symbol's next orders go after it",
-                {"symbol": symbol, "waiting_for": waiting},
+                {"symbol": symbol, "waiting_for": waiting, "tag": tag},
             )
             return
         quantity = abs(held) - self._closing_on_way(symbol)
         if quantity > _FLAT:
             self.ctx.intents.append(OrderIntent(symbol, side, quantity, reduce_only=True, tag=tag))
+
+    def resume_strategy_closes(self, waiting: Mapping[str, str]) -> list[str]:
+        """Ask again the strategy's closes an earlier run held back for the venue's cancel
+        answers when it stopped (``Journal.strategy_closes_waiting``: symbol -> the close's
+        tag), once the account is reconciled and before the first bar: the strategy decided
+        them, and the cancels of the position's exits may have landed while the bot was down,
+        leaving it bare. Each is journaled as resumed (a later start does not ask it again);
+        a position found flat, or one an emergency stop's flatten closes, needs none. The
+        orders held behind such a close are not asked again. The symbols whose close was
+        asked."""
+        resumed: list[str] = []
+        for symbol, tag in waiting.items():
+            if self._flatten_in_force is not None:
+                why = "the emergency stop's flatten closes it instead"
+            elif symbol not in self.portfolio.open_positions:
+                why = "the position was flat at the restart: nothing to close"
+            else:
+                why = "asked again now"
+                resumed.append(symbol)
+            self._state(
+                "close_waits",
+                f"{symbol}: the strategy's close that waited for the venue's cancel answers "
+                f"when the bot stopped: {why}",
+                {"symbol": symbol, "ended": [], "resumed": symbol in resumed},
+            )
+            if symbol in resumed:
+                self._strategy_close(symbol, tag)
+        self._process_intents()
+        return resumed
 
     def _strategy_close_ended(self, symbol: str) -> None:
         """Send the strategy's close of ``symbol`` that waits (``_strategy_close``) once none of
@@ -927,12 +956,13 @@ class Engine:
             self._state(
                 "close_waits",
                 f"the strategy's close of {abs(position.quantity):.10g} {symbol} also waits "
-                f"for the venue to confirm the cancel of {', '.join(sorted(since))}, placed "
-                "since it was asked, which would reduce the same position",
-                {"symbol": symbol, "waiting_for": sorted(since)},
+                f"for the venue to confirm the cancel of {', '.join(sorted(since))}, which "
+                "would reduce the position as it is now",
+                {"symbol": symbol, "waiting_for": sorted(since), "tag": waiting.tag},
             )
             for order_id in since:
-                self.cancel(order_id)  # answered at once, it ends the wait in there
+                if order_id not in self._cancels_asked:  # asked by the close already: once
+                    self.cancel(order_id)  # answered at once, it ends the wait in there
             return
         del self._strategy_closes[symbol]
         ended = sorted(waiting.behind)
@@ -2358,6 +2388,10 @@ class Engine:
                 self._close_when_unguarded(fill.symbol)
         if closed_any:
             self._cap_children(fill, order, reduced)
+        if self._strategy_closes and fill.symbol in self._strategy_closes:
+            # A waited order its fill ended (no final status follows one on every venue: the
+            # book forgets an order its fill completed, and MT5 reports none).
+            self._strategy_close_ended(fill.symbol)
         if self.listener is not None:
             if order is not None:
                 # The order's status change the journal just recorded (filled, partly filled),
@@ -4506,6 +4540,17 @@ class Engine:
         if refusal:
             self._state("signal_refused", f"signal refused: {refusal}")
             return False, refusal, ""
+        held = self._strategy_closes.get(signal.symbol)
+        if held is not None and held.then:
+            # Held orders are in no book: the strategy could not tell this signal from one
+            # against them (its ``close`` would drop them, answered accepted). Refused, it can
+            # be sent again once the venue has answered.
+            reason = (
+                f"a signal's order for {signal.symbol} is held behind the strategy's close, which "
+                "waits for the venue to confirm a cancel: send this one again once it has"
+            )
+            self._state("signal_refused", f"signal refused: {reason}")
+            return False, reason, ""
         refused = self.signals.on_signal(signal)
         if refused:
             return False, str(refused), ""

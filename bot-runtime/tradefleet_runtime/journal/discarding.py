@@ -165,6 +165,9 @@ class DiscardingJournal:
     def closes_owed(self, bot: str) -> dict[str, tuple[str, str | None]]:
         return {}
 
+    def strategy_closes_waiting(self, bot: str) -> dict[str, str]:
+        return {}
+
     def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]:
         return {}
 

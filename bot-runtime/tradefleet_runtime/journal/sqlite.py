@@ -1411,6 +1411,27 @@ class Journal:
             owed[symbol] = (str(fields.get("by", "")), None if refused is None else str(refused))
         return owed
 
+    def strategy_closes_waiting(self, bot: str) -> dict[str, str]:
+        """The strategy's closes that waited for the venue's cancel answers when the bot's last
+        paper or live run stopped: symbol -> the close's tag. The newest ``close_waits`` event
+        of a symbol that names what it waits for (``waiting_for``) and none since that says
+        it ended (``ended``: sent, nothing left, or resumed by a later start)."""
+        runs, ids = self._control_runs(bot)
+        waiting: dict[str, str] = {}
+        for (data,) in self.query(
+            f"SELECT data FROM events WHERE kind = 'close_waits' AND {runs} ORDER BY id",
+            *ids,
+        ):
+            fields = json.loads(data) if data else {}
+            symbol = str(fields.get("symbol", ""))
+            if not symbol:
+                continue
+            if "waiting_for" in fields:
+                waiting[symbol] = str(fields.get("tag") or "close")
+            elif "ended" in fields:
+                waiting.pop(symbol, None)
+        return waiting
+
     def _latest_status(self, bot: str, client_order_id: str) -> str | None:
         """An order's newest status in the bot's runs (``_control_runs``): a close sent by one
         run is given its venue's word (filled while down, never received) by the reconciliation
