@@ -94,3 +94,48 @@ def test_kraken_close_with_a_slow_cancel_sells_once(tmp_path: Path) -> None:
         _pump_for(engine, 1.0)
         assert bot.btc() == PERSONS
         assert not engine.open_orders()
+
+
+def test_kraken_close_while_the_watched_target_lifts_its_stop_journals_no_refusal(
+    tmp_path: Path,
+) -> None:
+    """The price reaches the watched take-profit: the broker lifts the stop at the venue (its
+    cancel slow) to sell under the take-profit's id. The strategy closes meanwhile: the
+    take-profit's cancel is answered "cancelled" by the broker at once, the lifted stop's too
+    (the bot asked both); the close then sells the position, and the take-profit's sell does
+    not go. The stop used to be reported refused by the venue ("lifted … which ended
+    cancelled"): a rejection counted, ``stop_refused`` and a stop-refused close journaled for a
+    position the strategy was closing."""
+    with _kraken(tmp_path) as harness:
+        bot = _Bot(harness)
+        engine, symbol = bot.engine, bot.symbol
+        held = Decimal(str(engine.position(symbol).quantity))
+        harness.fake.faults.inject("latency", delay_ms=1500, times=None, **CANCEL)
+        before = _cancels_asked(harness)
+        harness.trade_through(TARGET + 100.0)
+        deadline = time.monotonic() + 5.0
+        while _cancels_asked(harness) == before:  # the lift's cancel reached the venue
+            assert time.monotonic() < deadline, "the watched take-profit did not act"
+            time.sleep(0.02)
+        bot.next_bar()  # the strategy closes while the lift is on its way
+        _until(engine, lambda: engine.position(symbol).quantity <= 0.0, "flat", timeout=20.0)
+        _pump_for(engine, 4.0)  # whatever else the venue does
+        sold = [
+            o
+            for o in harness.fake.orders()
+            if o.side == "sell" and o.vol_exec > 0 and o.account == harness.fake.api_key
+        ]
+        assert sum((o.vol_exec for o in sold), Decimal(0)) == held, [
+            (o.cl_ord_id, o.ordertype, o.vol_exec) for o in sold
+        ]
+        assert bot.btc() == PERSONS  # the person's coins untouched
+        assert engine.position(symbol).quantity == 0.0
+        # The journal tells it as it was: the strategy's close (or the take-profit) sold the
+        # position; no stop-loss was refused by the venue.
+        alarms = bot.journal.query(
+            "SELECT kind, message FROM events WHERE kind IN "
+            "('order_rejected', 'stop_refused', 'stop_refused_close') ORDER BY id"
+        )
+        assert alarms == [], alarms
+        tags = [tag for (tag,) in bot.journal.query("SELECT tag FROM orders WHERE side = 'sell'")]
+        assert "stop-refused" not in tags, tags

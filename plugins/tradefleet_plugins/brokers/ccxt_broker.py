@@ -494,6 +494,10 @@ class CcxtBroker:
         # reason, slower: ``_cancels_failed``). A bracket's other child left working would act
         # on a later position.
         self._cancels_due: dict[str, ReasonCode] = {}
+        # The orders whose cancel the bot asked (``cancel``, on the engine's thread), until
+        # they end: a stop-loss lifted for its take-profit's sell whose cancel the bot asked is
+        # cancelled as asked when that sell ends unsold, not refused (``_unlifted``).
+        self._cancels_asked: set[str] = set()
         # Client id -> (its tries failed in a row, the poll it is asked again at) of a cancel due
         # whose look-up failed or that the venue refused for a lasting reason
         # (``_cancel_wait_polls``); ``_polls`` counts cycles. Dropped once it is no longer due.
@@ -647,6 +651,7 @@ class CcxtBroker:
         return OrderUpdate(order_id, OrderStatus.PENDING, order.created_ts)
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None:
+        self._cancels_asked.add(client_order_id)
         self._io().spawn(self._cancel(client_order_id))
         return None
 
@@ -1209,6 +1214,8 @@ class CcxtBroker:
         stop = self._tracked.get(child_order_id(parent, "sl")) if parent is not None else None
         if stop is not None and not stop.final_sent and not await self._lift(stop):
             return
+        if target.final_sent:
+            return  # cancelled while its stop was lifted (the bot's close): nothing is sold
         target.watched = False
         args = self._args(target.order._replace(order_type=OrderType.MARKET, price=None))
         if isinstance(args, Refusal):
@@ -1256,6 +1263,11 @@ class CcxtBroker:
         parent = target.order.parent_id
         stop = self._tracked.get(child_order_id(parent, "sl")) if parent is not None else None
         if stop is None or not stop.lifted or stop.final_sent:
+            return
+        if stop.order.client_order_id in self._cancels_asked:
+            # The bot asked the stop's cancel too (a close or a flatten cancelling the bracket
+            # while its take-profit sold): gone from the venue as asked, not refused.
+            self._final(stop, OrderStatus.CANCELLED, "cancelled", ReasonCode.CANCELLED_BY_USER)
             return
         self._final(
             stop,
@@ -1491,6 +1503,7 @@ class CcxtBroker:
         tracked.final_sent = True
         tracked.status = status
         order = tracked.order
+        self._cancels_asked.discard(order.client_order_id)
         self._cuts.pop(order.client_order_id, None)  # an ended child is sized no more
         if order.tag == TAKE_PROFIT_TAG and status is not OrderStatus.FILLED:
             self._unlifted(tracked, status)
@@ -2568,6 +2581,7 @@ class CcxtBroker:
         if tracked is None and self._withhold(client_order_id, code):
             return
         if tracked is None or tracked.final_sent:
+            self._cancels_asked.discard(client_order_id)  # never placed, or ended already
             return
         if tracked.watched or tracked.lifted:
             # Not at the venue: a watched take-profit, or a stop lifted for its take-profit's
