@@ -117,7 +117,7 @@ def test_a_close_killed_while_it_waited_is_asked_again_at_the_restart(
         life(tmp_path, harness, bars[:2], look, strategy=Scripted(), **SPOT)
         assert seen["position"] == 0.0 and _btc(harness) == 0, seen
         assert seen["at_venue"] == []
-        resumed = [m for k, m in seen["events"] if k == "close_waits" and "asked again" in m]
+        resumed = [m for k, m in seen["events"] if k == "close_waits" and "asked again now" in m]
         assert len(resumed) == 1, seen["events"]
         with harness.fake.state.lock:
             sold = sum(

@@ -49,9 +49,9 @@ def test_a_waiting_close_is_asked_again_once_and_said(tmp_path: Path) -> None:
     engine, _venue = _slow_engine(tmp_path, {0: _buy})
     engine.run(BARS[:2])
     assert engine.resume_strategy_closes({SYMBOL: "exit"}) == [SYMBOL]
-    [(message, data)] = journaled_events(engine, "close_waits")
-    assert data == {"symbol": SYMBOL, "ended": [], "resumed": True}
-    assert "asked again" in message
+    [(asked, first), (done, last)] = journaled_events(engine, "close_waits")
+    assert first == {"symbol": SYMBOL, "resumed": True} and "asked again" in asked
+    assert last == {"symbol": SYMBOL, "ended": [], "resumed": True} and "done" in done
     assert [q for _id, q in _closes(engine, "exit")] == [1.0]  # only the guards to cancel
     engine.journal.flush()  # type: ignore[attr-defined]
     assert engine.journal.strategy_closes_waiting("bot") == {}  # type: ignore[attr-defined]

@@ -884,12 +884,16 @@ class Engine:
             )
         position = self.portfolio.open_positions.get(symbol)
         if position is None:
+            if earlier is not None:
+                self._wait_over(symbol, earlier, "the position is flat: nothing to close")
             return
         held = position.quantity
         side = Side.SELL if held > 0.0 else Side.BUY
         behind = set(self._reducing(symbol))  # what a flatten's close waits for, too
         if earlier is not None and earlier.side is side:
             behind |= {order_id for order_id in earlier.behind if order_id in self.book}
+        if earlier is not None and not behind:
+            self._wait_over(symbol, earlier, "closed again, nothing left to wait for")
         if behind:
             waiting = sorted(behind)
             self._strategy_closes[symbol] = _StrategyClose(side, tag, frozenset(behind))
@@ -905,6 +909,17 @@ class Engine:
         if quantity > _FLAT:
             self.ctx.intents.append(OrderIntent(symbol, side, quantity, reduce_only=True, tag=tag))
 
+    def _wait_over(self, symbol: str, earlier: _StrategyClose, why: str) -> None:
+        """Journal that ``earlier``, a strategy's close that waited, waits no more (``why``): a
+        newer ``close`` took it over and has nothing to wait for, so a restart must not ask it
+        again (``Journal.strategy_closes_waiting``)."""
+        self._state(
+            "close_waits",
+            f"{symbol}: the strategy's close that waited for {', '.join(sorted(earlier.behind))} "
+            f"waits no more: {why}",
+            {"symbol": symbol, "ended": sorted(earlier.behind), "then": 0},
+        )
+
     def resume_strategy_closes(self, waiting: Mapping[str, str]) -> list[str]:
         """Ask again the strategy's closes an earlier run held back for the venue's cancel
         answers when it stopped (``Journal.strategy_closes_waiting``: symbol -> the close's
@@ -916,22 +931,39 @@ class Engine:
         asked."""
         resumed: list[str] = []
         for symbol, tag in waiting.items():
-            if self._flatten_in_force is not None:
-                why = "the emergency stop's flatten closes it instead"
-            elif symbol not in self.portfolio.open_positions:
-                why = "the position was flat at the restart: nothing to close"
-            else:
-                why = "asked again now"
+            if self._flatten_in_force is None and symbol in self.portfolio.open_positions:
                 resumed.append(symbol)
+                # Said first, but not as ended: only the close's own rows may end the wait.
+                self._state(
+                    "close_waits",
+                    f"{symbol}: the strategy's close that waited for the venue's cancel answers "
+                    "when the bot stopped is asked again now",
+                    {"symbol": symbol, "resumed": True},
+                )
+                self._strategy_close(symbol, tag)
+                continue
+            why = (
+                "the emergency stop's flatten closes it instead"
+                if self._flatten_in_force is not None
+                else "the position was flat at the restart: nothing to close"
+            )
             self._state(
                 "close_waits",
-                f"{symbol}: the strategy's close that waited for the venue's cancel answers "
-                f"when the bot stopped: {why}",
-                {"symbol": symbol, "ended": [], "resumed": symbol in resumed},
+                f"{symbol}: the strategy's close that waited for the venue's cancel answers when "
+                f"the bot stopped: {why}",
+                {"symbol": symbol, "ended": [], "resumed": False},
             )
-            if symbol in resumed:
-                self._strategy_close(symbol, tag)
         self._process_intents()
+        for symbol in resumed:
+            if symbol not in self._strategy_closes:
+                # Its close went (or was refused, said in its decision) and is journaled by
+                # now: a process that dies before this line asks it again at its next start,
+                # which then waits for that close on its way instead of sending a second.
+                self._state(
+                    "close_waits",
+                    f"{symbol}: the strategy's close asked again at the restart is done",
+                    {"symbol": symbol, "ended": [], "resumed": True},
+                )
         return resumed
 
     def _strategy_close_ended(self, symbol: str) -> None:
