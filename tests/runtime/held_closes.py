@@ -99,6 +99,14 @@ class SlowCancels(AnsweredCancels):
         self.asked = []
 
 
+class SpotSlowCancels(SlowCancels):
+    """The slow-cancel paper venue as a spot market (``SpotCloses``): no reduce-only caps a
+    close there, so a close waits for the position's stop-loss and take-profit too."""
+
+    def closes_from_balance(self, symbol: str) -> bool:
+        return True
+
+
 class SpotVenue(AnsweredCancels, HeldCloses):
     """A spot account: a resting sell holds the coin it sells, so a market sell of what the
     resting sells hold is refused for want of funds; cancels take effect when the venue

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.runtime.held_closes import SlowCancels, journaled_events
+from tests.runtime.held_closes import SlowCancels, SpotSlowCancels, journaled_events
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
 from tests.runtime.test_flatten_waits_for_reducing_orders import BARS, SYMBOL, _slow_engine
 from tradefleet_plugins.strategies.external_signal import ExternalSignal
@@ -76,11 +76,6 @@ class _CountedCancels(SlowCancels):
         return super().cancel(client_order_id)
 
 
-class _SpotSlowCancels(SlowCancels):
-    def closes_from_balance(self, symbol: str) -> bool:
-        return True
-
-
 def _engine(
     tmp_path: Path,
     venue: SlowCancels,
@@ -131,7 +126,7 @@ def test_a_second_signal_while_the_first_is_held_is_refused_as_before(tmp_path: 
     the second was accepted, its close dropped the first signal's entry, and the first
     signal's journaled answer still said its order would be sent. Now it is refused."""
     strategy = ExternalSignal(ExternalSignalParams.model_validate({"reverse_on_opposite": True}))
-    venue = _SpotSlowCancels()
+    venue = SpotSlowCancels()
     engine = _engine(tmp_path, venue, strategy, capital=100_000.0)
     engine.signals = strategy
     engine.run(BARS[:1])
@@ -258,7 +253,7 @@ def test_a_held_order_sent_inside_a_bar_fills_at_a_later_bar(tmp_path: Path) -> 
         ctx.close(SYMBOL)
         ctx.buy(SYMBOL, 1.0)
 
-    venue = _SpotSlowCancels()
+    venue = SpotSlowCancels()
     engine = _engine(tmp_path, venue, Scripted(actions={0: bracketed, 2: close_and_buy}))
     engine.run(BARS[:3])
     assert len(journaled_events(engine, "close_waits")[-1][1]["waiting_for"]) == 2  # type: ignore[arg-type]

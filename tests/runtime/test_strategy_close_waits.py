@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.runtime.held_closes import HeldCloses, SlowCancels, journaled_events
+from tests.runtime.held_closes import HeldCloses, SpotSlowCancels, journaled_events
 from tests.runtime.helpers import HOUR, Scripted, bar, start_test_run
 from tests.runtime.test_flatten_waits_for_reducing_orders import (
     BARS,
@@ -201,20 +201,12 @@ def test_with_no_order_to_wait_for_the_close_goes_at_once(tmp_path: Path) -> Non
     assert journaled_events(engine, "close_waits") == []
 
 
-class _SpotSlowCancels(SlowCancels):
-    """The slow-cancel paper venue as a spot market: no reduce-only caps a close there, so a
-    close waits for the position's stop-loss and take-profit too."""
-
-    def closes_from_balance(self, symbol: str) -> bool:
-        return True
-
-
 def test_a_signals_order_held_behind_the_close_is_answered_accepted(tmp_path: Path) -> None:
     """``external-signal`` reverses on an opposite signal with ``close`` + the new entry. The
     close waits for the bracket's cancels (spot), the entry is held: the signal is accepted,
     saying so, with no order id yet; both go once the venue confirmed the cancels."""
     strategy = ExternalSignal(ExternalSignalParams.model_validate({"reverse_on_opposite": True}))
-    venue = _SpotSlowCancels()
+    venue = SpotSlowCancels()
     venue.connect(BrokerContext("bot", Mode.PAPER, (SYMBOL,), "USD", 100_000.0))
     journal = Journal(tmp_path / "journal.sqlite")
     start_test_run(journal, "run-1")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.runtime.held_closes import SlowCancels, journaled_events
+from tests.runtime.held_closes import SlowCancels, SpotSlowCancels, journaled_events
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
 from tests.runtime.test_flatten_waits_for_reducing_orders import (
     BARS,
@@ -81,13 +81,8 @@ def _tags_sent(engine: Engine) -> list[tuple[str, float]]:
     return [(str(tag), float(quantity)) for tag, quantity in rows]
 
 
-class _SpotSlowCancels(SlowCancels):
-    def closes_from_balance(self, symbol: str) -> bool:
-        return True
-
-
-def _spot_engine(tmp_path: Path) -> tuple[Engine, _SpotSlowCancels]:
-    venue = _SpotSlowCancels()
+def _spot_engine(tmp_path: Path) -> tuple[Engine, SpotSlowCancels]:
+    venue = SpotSlowCancels()
     venue.connect(BrokerContext("bot", Mode.PAPER, (SYMBOL,), "USD", 10_000.0))
     journal = Journal(tmp_path / "journal.sqlite")
     start_test_run(journal, "run-1")
