@@ -895,19 +895,34 @@ class Engine:
         if earlier is not None and not behind:
             self._wait_over(symbol, earlier, "closed again, nothing left to wait for")
         if behind:
-            waiting = sorted(behind)
-            self._strategy_closes[symbol] = _StrategyClose(side, tag, frozenset(behind))
-            self._state(
-                "close_waits",
-                f"the strategy's close of {abs(held):.10g} {symbol} waits for the venue to "
-                f"confirm the cancel of {', '.join(waiting)}, which would reduce the same "
-                "position: sent beside it, both could fill; the symbol's next orders go after it",
-                {"symbol": symbol, "waiting_for": waiting, "tag": tag},
-            )
+            self._wait_strategy_close(symbol, _StrategyClose(side, tag, frozenset(behind)))
             return
         quantity = abs(held) - self._closing_on_way(symbol)
         if quantity > _FLAT:
             self.ctx.intents.append(OrderIntent(symbol, side, quantity, reduce_only=True, tag=tag))
+
+    def _wait_strategy_close(
+        self, symbol: str, close: _StrategyClose, *, also: bool = False
+    ) -> None:
+        """Hold ``close``, ``symbol``'s strategy close, until the orders it waits for have ended
+        (``_strategy_close_ended``), journaled with what it waits for and its tag: what a
+        restart reads (``Journal.strategy_closes_waiting``). ``also``: the same close, now
+        waiting for orders found since."""
+        self._strategy_closes[symbol] = close
+        waiting = sorted(close.behind)
+        held = abs(self.portfolio.position(symbol).quantity)
+        why = (
+            "which would reduce the position as it is now"
+            if also
+            else "which would reduce the same position: sent beside it, both could fill; the "
+            "symbol's next orders go after it"
+        )
+        self._state(
+            "close_waits",
+            f"the strategy's close of {held:.10g} {symbol} {'also ' if also else ''}waits for "
+            f"the venue to confirm the cancel of {', '.join(waiting)}, {why}",
+            {"symbol": symbol, "waiting_for": waiting, "tag": close.tag},
+        )
 
     def _wait_over(self, symbol: str, earlier: _StrategyClose, why: str) -> None:
         """Journal that ``earlier``, a strategy's close that waited, waits no more (``why``): a
@@ -982,16 +997,8 @@ class Engine:
         since = self._reducing(symbol) if position is not None else []
         if position is not None and since:
             side = Side.SELL if position.quantity > 0.0 else Side.BUY
-            self._strategy_closes[symbol] = _StrategyClose(
-                side, waiting.tag, frozenset(since), waiting.then
-            )
-            self._state(
-                "close_waits",
-                f"the strategy's close of {abs(position.quantity):.10g} {symbol} also waits "
-                f"for the venue to confirm the cancel of {', '.join(sorted(since))}, which "
-                "would reduce the position as it is now",
-                {"symbol": symbol, "waiting_for": sorted(since), "tag": waiting.tag},
-            )
+            again = _StrategyClose(side, waiting.tag, frozenset(since), waiting.then)
+            self._wait_strategy_close(symbol, again, also=True)
             for order_id in since:
                 if order_id not in self._cancels_asked:  # asked by the close already: once
                     self.cancel(order_id)  # answered at once, it ends the wait in there
