@@ -6,6 +6,7 @@ and sells at market under the take-profit's id."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -145,3 +146,36 @@ def test_after_a_restart_the_take_profit_sent_again_is_watched_again(
     assert kraken.wait_final(f"{entry}-tp").status is OrderStatus.FILLED
     assert kraken.wait_final(f"{entry}-sl").status is OrderStatus.CANCELLED
     assert kraken.fake.balance("XXBT") == 0
+
+
+def test_a_take_profit_cancelled_while_its_stop_is_lifted_leaves_no_stop_believed(
+    kraken: VenueHarness,
+) -> None:
+    """The price reaches the target and the broker lifts the stop; the bot cancels the
+    take-profit alone before the lift's answer comes (a strategy moving its target). Nothing
+    is sold, and the stop is no longer at the venue: it is said refused (the bot closes the
+    position at market, as for any refused stop), never left open in the bot's books while
+    the position has no stop at the venue."""
+    _bracket(kraken, "ktp7")
+    kraken.fake.faults.inject("latency", path="/0/private/CancelOrder", times=1, delay_ms=700)
+    kraken.trade_through(TARGET + 100.0)
+    kraken.wait_for(
+        lambda _e: any(r.path == "/0/private/CancelOrder" for r in kraken.fake.requests)
+    )
+    kraken.broker.cancel("ktp7-tp")
+    target = kraken.wait_final("ktp7-tp")
+    assert target.status is OrderStatus.CANCELLED
+    stop = kraken.wait_final("ktp7-sl")
+    assert stop.status is OrderStatus.REJECTED
+    assert "lifted at the venue for its take-profit" in stop.reason
+    kraken.wait_for(lambda _e: _at_venue(kraken)["ktp7-sl"] == "canceled")
+    # The lift answered: without the guard the sale goes at once, under the target's id. A
+    # negative check, so bounded: a second is many times what the sale takes to be asked.
+    lifted = [r.path for r in kraken.fake.requests].index("/0/private/CancelOrder")
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        after = [r.path for r in kraken.fake.requests[lifted + 1 :]]
+        assert "/0/private/AddOrder" not in after, after
+        time.sleep(0.05)
+    kraken.collect()
+    assert not any(isinstance(e, Fill) and e.client_order_id == "ktp7-tp" for e in kraken.events)
