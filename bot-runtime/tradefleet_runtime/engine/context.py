@@ -81,7 +81,8 @@ class BotContext:
         # venue to confirm those that would reduce it before the close goes); None: the close
         # is queued at once, as in a replay.
         self._close = close
-        # True while the engine shows the strategy history (``Engine.catch_up``):
+        # True while the engine shows the strategy a history bar (``Engine.catch_up``; not
+        # while a live feed waits there for its first new bar, serving signals):
         # its cancels are dropped like its orders. The working orders are today's (re-armed
         # from the journal and the venue at a restart): a replayed bar's ``close`` must not
         # cancel an open position's stop-loss and take-profit.

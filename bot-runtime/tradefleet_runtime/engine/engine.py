@@ -1143,7 +1143,6 @@ class Engine:
                 decided.extend((intent, traded) for intent in intents)
                 intents.clear()
 
-        ctx.replaying = True  # its cancels are dropped too (``BotContext.replaying``)
         try:
             for bar in bars:
                 count += 1
@@ -1153,6 +1152,11 @@ class Engine:
                     for observe in observers:
                         observe(bar)
                 deliver = decide if missed_on is not None and missed_on(bar) else strategy_on_bar
+                # Only while the strategy is shown a bar: its cancels are dropped too
+                # (``BotContext.replaying``). A live feed waits for its first new bar inside
+                # ``bars``, serving signals and control calls: those act on today's orders
+                # (a reversal's ``close`` cancels the opposite entry).
+                ctx.replaying = True
                 try:
                     if self._aggregators:
                         self._aggregate(bar, deliver)
@@ -1160,6 +1164,7 @@ class Engine:
                         deliver(bar)
                 except Exception as error:
                     self._bar_failed(error, bar)
+                ctx.replaying = False
                 if intents:
                     self.stats.warmup_intents += len(intents)
                     intents.clear()
