@@ -1,6 +1,8 @@
 """Control calls a real bot refuses without doing or journaling anything: every change once its
-data has ended (FAILED_PRECONDITION), a reason that is empty or spans lines (INVALID_ARGUMENT,
-``reason``), a risk lock reset for a plugin that holds no lock (FAILED_PRECONDITION)."""
+data has ended (FAILED_PRECONDITION), a reason with no text or too long (INVALID_ARGUMENT,
+``reason``), a risk lock reset for a plugin that holds no lock (FAILED_PRECONDITION). An
+emergency stop is never refused for its reason's form (walkthrough W24): the operator sends
+``spec.emergencyStop.reason`` as written, which the cluster takes with any text."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from tests.service.paper_bots import (
     wait_until,
 )
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.service.api import ControlError, NotNow, Phase
+from tradefleet_runtime.service.api import NO_HALT_REASON, ControlError, NotNow, Phase
 from tradefleet_runtime.service.controller import BotController
 
 
@@ -82,14 +84,13 @@ def test_a_bot_whose_data_ended_refuses_changes_and_still_answers_reads(
 
 
 @pytest.mark.parametrize("reason", ["", "   ", "\n\t\x07\u202e", "x" * 1001])
-def test_every_control_call_checks_its_reason_the_same_way(
+def test_every_control_call_but_a_halt_checks_its_reason_the_same_way(
     running: BotController, journal: Journal, reason: str
 ) -> None:
     before = _journaled(journal)
     calls: dict[str, Callable[[], object]] = {
         "pause": lambda: running.pause("alice", reason),
         "resume": lambda: running.resume("alice", reason),
-        "stop": lambda: running.emergency_stop("alice", reason),
         "reset": lambda: running.reset_risk_lock("circuit-breaker", "alice", reason),
     }
     for name, call in calls.items():
@@ -119,6 +120,29 @@ def test_a_reason_is_journaled_on_one_line_and_never_refuses_a_halt(
     assert status.halted and status.halt_reason == journaled
     [(message,)] = journal.query("SELECT message FROM events WHERE kind = 'halted'")
     assert message.endswith(f": {journaled}")
+
+
+@pytest.mark.parametrize(
+    "reason", [" ", "\n", "\u200b", "\u00a0", ""], ids=["blank", "newline", "zwsp", "nbsp", "empty"]
+)
+def test_a_halt_whose_reason_holds_no_text_halts_the_bot(
+    running: BotController, journal: Journal, reason: str
+) -> None:
+    """The CRD and the spec model take such a reason (``minLength: 1``); the operator sends it
+    as written. Refused, the bot traded on while its spec said halted (the operator only
+    warned and sent it again)."""
+    status = running.emergency_stop("operator", reason)
+    assert status.halted and status.halt_reason == NO_HALT_REASON
+    assert not running.submit_signal(eurusd_signal("after-the-halt")).accepted
+    [(message,)] = journal.query("SELECT message FROM events WHERE kind = 'halted'")
+    assert message.endswith(f": {NO_HALT_REASON}")
+
+
+def test_a_halt_whose_reason_is_too_long_halts_with_it_cut(running: BotController) -> None:
+    status = running.emergency_stop("alice", "x" * 5000)
+    assert status.halted
+    kept = status.halt_reason
+    assert kept.startswith("x" * 900) and kept.endswith("\u2026") and len(kept) <= 1000
 
 
 def test_a_reason_is_journaled_without_its_surrounding_whitespace(

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -446,24 +446,42 @@ _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def check_reason(reason: str, action: str) -> str:
-    """The one check of a control call's reason (pause, resume, emergency stop, risk lock
-    reset): the reason as journaled, on one line — line breaks, control and format characters
-    (a YAML block's newlines, a bidi override) become spaces, runs of space one — or
-    ``ControlError`` naming ``reason`` when no text is left or it exceeds
-    ``MAX_REASON_CHARS``. A reason's form never refuses an emergency stop: the operator sends
-    ``spec.emergencyStop.reason`` as written, and a halt refused for a line break would leave
-    the bot trading. ``action`` names the call in the message (``"a pause"``)."""
-    text = " ".join(
-        "".join(
-            " " if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
-            for char in reason
-        ).split()
-    )
+    """The one check of a control call's reason (pause, resume, risk lock reset): the reason
+    as journaled, on one line — line breaks, control and format characters (a YAML block's
+    newlines, a bidi override) become spaces, runs of space one — or ``ControlError`` naming
+    ``reason`` when no text is left or it exceeds ``MAX_REASON_CHARS``. ``action`` names the
+    call in the message (``"a pause"``). An emergency stop's is ``halt_reason``."""
+    text = _one_line(reason)
     if not text:
         raise ControlError(f"{action} needs a reason", "reason")
     if len(text) > limits.MAX_REASON_CHARS:
         raise ControlError(f"at most {limits.MAX_REASON_CHARS} characters", "reason")
     return text
+
+
+#: An emergency stop's reason when the one given holds no text (a blank, a zero-width space).
+NO_HALT_REASON: Final = "no reason given"
+
+
+def halt_reason(reason: str) -> str:
+    """An emergency stop's reason as journaled: on one line as ``check_reason`` writes it, and
+    never refused — a reason of no text is ``NO_HALT_REASON``, a longer one cut to
+    ``MAX_REASON_CHARS``. The operator sends ``spec.emergencyStop.reason`` as written, which
+    the cluster takes with any text (a blank, a zero-width space): a halt refused for its
+    reason's form would leave the bot trading while its spec says halted."""
+    text = _one_line(reason)
+    if len(text) > limits.MAX_REASON_CHARS:
+        return text[: limits.MAX_REASON_CHARS - 1].rstrip() + "\u2026"
+    return text or NO_HALT_REASON
+
+
+def _one_line(reason: str) -> str:
+    return " ".join(
+        "".join(
+            " " if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
+            for char in reason
+        ).split()
+    )
 
 
 class ControlPlane(Protocol):

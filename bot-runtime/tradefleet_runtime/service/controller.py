@@ -68,6 +68,7 @@ from tradefleet_runtime.service.api import (
     TradePage,
     TradeView,
     check_reason,
+    halt_reason,
     signal_digest,
 )
 from tradefleet_runtime.service.bar_clock import BarClock, expected_interval
@@ -644,7 +645,7 @@ class BotController:
         return self._snapshot
 
     def emergency_stop(self, who: str, reason: str, flatten: bool = False) -> StatusSnapshot:
-        reason = check_reason(reason, "an emergency stop")
+        reason = halt_reason(reason)
         self._call(lambda: self._engine_or_held().halt(who, reason, flatten=flatten))
         return self._snapshot
 
