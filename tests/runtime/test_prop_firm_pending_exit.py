@@ -1,11 +1,13 @@
 """prop-firm with an exit already working: a position being closed is at risk only for what its
 exit leaves of it.
 
-``close`` cancels the position's stops and sends a reduce-only market exit that fills at the
-next bar. Counted whole, the position looked unprotected: at that very close prop-firm asked a
-cut of it (whose orders were then cancelled, "no position to reduce": 19 misleading
-``risk_action`` events in a year's backtest) and vetoed the entry the strategy sent with the
-exit (a reversal), as if the closing position were still there to lose.
+``close`` sends a reduce-only market exit that fills at the next bar, the position's stops kept
+working until it has (walkthrough W23: a close refused left the position bare). Counted whole,
+the position looked unprotected: at that very close prop-firm asked a cut of it (whose orders
+were then cancelled, "no position to reduce": 19 misleading ``risk_action`` events in a year's
+backtest) and vetoed the entry the strategy sent with the exit (a reversal), as if the closing
+position were still there to lose; its stops, still working, were charged to the reversal as
+stops of the symbol an entry adds to (``stops_left``).
 """
 
 from __future__ import annotations
@@ -139,9 +141,10 @@ def test_closing_and_reversing_asks_no_cut_and_the_reversal_passes(
     registry: PluginRegistry, tmp_path: Path
 ) -> None:
     """10,000 bought at 100, stopped at 99.6: 4,000 at risk of the day's 5,000. Three bars on
-    the strategy closes it (the stop cancelled) and sells 10,000 stopped at 100.4. Counted
-    whole the closing long risked 20,000 unprotected: a 75% cut was asked, its order cancelled
-    with nothing to reduce, and the sell vetoed."""
+    the strategy closes it (its stop working until the close fills) and sells 10,000 stopped at
+    100.4. Counted whole the closing long risked 20,000 unprotected: a 75% cut was asked, its
+    order cancelled with nothing to reduce, and the sell vetoed; its stop counted beside the
+    close vetoed the sell too."""
 
     def reverse(context, bar):  # type: ignore[no-untyped-def]
         context.close("TEST")

@@ -99,16 +99,18 @@ def test_history_shown_at_a_restart_cancels_no_working_order(tmp_path: Path) -> 
     assert restarted.stats.warmup_intents == 2  # the closes themselves were dropped, counted
     cancelled = second.query("SELECT client_order_id FROM order_updates WHERE status = 'cancelled'")
     assert cancelled == []
-    # Live bars are not history: the same call cancels them then.
-    restarted.ctx.close("TEST")
+    # Live bars are not history: the same cancels act then.
+    for order in restarted.open_orders():
+        restarted.ctx.cancel(order.client_order_id)
     assert restarted.open_orders() == []
     second.close()
 
 
 def test_a_stop_keeps_an_exit_on_its_way(tmp_path: Path) -> None:
-    """Stopped right after the strategy closed its position (which cancelled the position's
-    SL/TP): the stop policy cancels the resting entry but keeps the reduce-only exit, or the
-    position would be left with no order protecting or closing it."""
+    """Stopped right after the strategy closed its position: the stop policy cancels the
+    resting entry but keeps the reduce-only exit and the position's SL/TP (which the close
+    keeps working until it fills), or the position would be left with no order protecting or
+    closing it."""
     journal = Journal(tmp_path / "journal.sqlite", durable=True)
 
     def exit_and_rest_an_entry(ctx: Any, b: Any) -> None:
@@ -118,27 +120,30 @@ def test_a_stop_keeps_an_exit_on_its_way(tmp_path: Path) -> None:
     strategy = Scripted(
         {
             0: lambda ctx, b: ctx.buy("TEST", 5, stop_loss=95, take_profit=110),
-            1: exit_and_rest_an_entry,
+            1: lambda ctx, b: ctx.buy("TEST", 1, order_type=OrderType.LIMIT, price=40),
+            2: exit_and_rest_an_entry,
         }
     )
     engine = _engine(journal, "run-1", strategy)
-    engine.run([bar(0, 100, 100, 100, 100), bar(1, 100, 101, 99, 100)])
+    engine.run([bar(0, 100, 100, 100, 100), bar(1, 100, 101, 99, 100), bar(2, 100, 101, 99, 100)])
     assert engine.position("TEST").quantity == 5
-    assert sorted((o.reduce_only, o.order_type.value) for o in engine.open_orders()) == [
-        (False, "limit"),
-        (True, "market"),
+    assert sorted((o.reduce_only, o.order_type.value, o.price) for o in engine.open_orders()) == [
+        (False, "limit", 50),
+        (True, "limit", 110),
+        (True, "market", None),
+        (True, "stop", 95),
     ]
-    # The close's cancels of the position's SL/TP are stamped when asked (the bar's close),
-    # not at the simulator's clock (the bar's open), before the orders they end.
-    decided = T0 + 2 * HOUR
+    # The close's cancel of the resting entry is stamped when asked (the bar's close), not at
+    # the simulator's clock (the bar's open), before the order it ends.
+    decided = T0 + 3 * HOUR
     stamps = journal.query(
         "SELECT u.ts, o.created_ts FROM order_updates u JOIN orders o"
         " USING (run_id, client_order_id) WHERE u.status = 'cancelled'"
     )
-    assert len(stamps) == 2 and all(ts == decided >= created for ts, created in stamps)
+    assert len(stamps) == 1 and all(ts == decided >= created for ts, created in stamps)
     apply_stop_policy(_paper_bot("2017-03-01"), engine)
-    [kept] = engine.open_orders()
-    assert kept.reduce_only and kept.order_type is OrderType.MARKET and kept.quantity == 5
+    kept = sorted((o.reduce_only, o.order_type.value, o.quantity) for o in engine.open_orders())
+    assert kept == [(True, "limit", 5), (True, "market", 5), (True, "stop", 5)]
     journal.close()
 
 

@@ -1,13 +1,14 @@
 """A strategy's ``close`` never goes beside another order that would reduce the same position.
 
-``ctx.close(symbol)`` cancels the symbol's working orders and closes the position at market.
-A venue confirms a cancel later than it is asked: a resting sell (the strategy's own exit)
-that fills before its cancel lands, beside a close sent at once, closed twice what the bot
-held — the second sale opened a short (on spot, which knows no reduce-only, it sold the
-account's other coins). Now the close waits for the venue to confirm those cancels (or for the
-order to end however it ends) and closes what is left then, never more than was held when the
-strategy asked; an order decided meanwhile counts the waiting close as an exit on its way.
-A flatten's close on its way is the flatten's: the strategy's close leaves it working and
+``ctx.close(symbol)`` cancels the symbol's working orders (but the position's stop-loss and
+take-profit, kept until the close fills) and closes the position at market. A venue confirms
+a cancel later than it is asked: a resting sell (the strategy's own exit) that fills before
+its cancel lands, beside a close sent at once, closed twice what the bot held — the second
+sale opened a short (on spot, which knows no reduce-only, it sold the account's other
+coins). Now the close waits for the venue to confirm those cancels (or for the order to end
+however it ends) and closes what is left then, never more than was held when the strategy
+asked; an order decided meanwhile counts the waiting close as an exit on its way. A
+flatten's close on its way is the flatten's: the strategy's close leaves it working and
 closes only what it does not.
 
 The venue is the paper broker whose cancels take effect only when the test answers them, as a
@@ -68,6 +69,12 @@ def test_the_close_waits_for_the_resting_sells_cancel_then_closes(tmp_path: Path
     # Sent between bars: worked from the next bar that opens after it (not the forming one's).
     engine.run([bar(i, 100.0, 100.0, 100.0, 100.0) for i in (3, 4)])
     assert engine.position(SYMBOL).quantity == 0.0
+    # The position's stop-loss and take-profit worked until the close filled (walkthrough
+    # W23: a close refused left it bare); then they protect nothing and are cancelled.
+    guards = sorted(o.client_order_id for o in engine.open_orders())
+    assert len(guards) == 2 and sorted(venue.asked) == guards
+    venue.answer_cancels()
+    engine.pump()
     assert not engine.open_orders()
     said = journaled_events(engine, "close_waits")[-1]
     assert said[1] == {"symbol": SYMBOL, "ended": [sell], "then": 0} and close_id in said[0]

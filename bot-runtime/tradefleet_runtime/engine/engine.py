@@ -869,9 +869,19 @@ class Engine:
         no reduce-only caps a close, on spot); meanwhile the symbol's new orders are held to
         go after the close (``_process_intents``), in the order asked: a ``close`` + ``sell``
         still reverses. ``_strategy_close_ended`` sends them."""
+        # The position's stop-loss and take-profit stay until the close has filled (then they
+        # protect nothing and are cancelled: ``_cap_children``), as a flatten keeps them: a
+        # close the venue refuses (requotes, a market closed, an outage) or a process that
+        # dies before its fill left the position with no stop at all. Not on spot, where no
+        # reduce-only caps a sale: there they are cancelled and waited for (``_reducing``).
+        keeps = symbol in self.portfolio.open_positions and self._keeps_guards(symbol)
         for working in self.book:
             order = working.order
-            if order.symbol == symbol and not self._is_close(order):
+            if (
+                order.symbol == symbol
+                and not self._is_close(order)
+                and not (keeps and _guards(order))
+            ):
                 self.cancel(order.client_order_id)
         earlier = self._strategy_closes.pop(symbol, None)
         if earlier is not None and earlier.then:
@@ -941,9 +951,10 @@ class Engine:
         tag), once the account is reconciled and before the first bar: the strategy decided
         them, and the cancels of the position's exits may have landed while the bot was down,
         leaving it bare. Each is journaled as resumed (a later start does not ask it again);
-        a position found flat, or one an emergency stop's flatten closes, needs none. The
-        orders held behind such a close are not asked again. The symbols whose close was
-        asked."""
+        a position found flat, or one an emergency stop's flatten closes, needs none — but the
+        flat one's working orders are cancelled, as the close asked (a death before its cancels
+        went left them working). The orders held behind such a close are not asked again. The
+        symbols whose close was asked."""
         resumed: list[str] = []
         for symbol, tag in waiting.items():
             if self._flatten_in_force is None and symbol in self.portfolio.open_positions:
@@ -957,17 +968,29 @@ class Engine:
                 )
                 self._strategy_close(symbol, tag)
                 continue
-            why = (
-                "the emergency stop's flatten closes it instead"
-                if self._flatten_in_force is not None
-                else "the position was flat at the restart: nothing to close"
-            )
+            cancelled: list[str] = []
+            if self._flatten_in_force is not None:
+                why = "the emergency stop's flatten closes it instead"
+            else:
+                why = "the position was flat at the restart: nothing to close"
+                # The close cancelled the symbol's orders when the strategy asked it; a death
+                # before those cancels went left them working (re-armed at the restart): an
+                # entry among them would open a position the strategy closed.
+                cancelled = [
+                    order.client_order_id
+                    for order in self.book.orders(symbol)
+                    if not self._is_close(order)
+                ]
+                if cancelled:
+                    why += f"; its cancel of {', '.join(cancelled)} is asked again"
             self._state(
                 "close_waits",
                 f"{symbol}: the strategy's close that waited for the venue's cancel answers when "
                 f"the bot stopped: {why}",
-                {"symbol": symbol, "ended": [], "resumed": False},
+                {"symbol": symbol, "ended": [], "resumed": False, "cancelled": cancelled},
             )
+            for order_id in cancelled:
+                self.cancel(order_id)
         self._process_intents()
         for symbol in resumed:
             if symbol not in self._strategy_closes:

@@ -50,9 +50,10 @@
   left short is asked, and at the next close nothing (its fills are still coming in).
 - A position being closed is not at risk for what its exit closes: the market exits let through
   at a bar close (reduce-only: a strategy's ``close``, another plugin's cut) count as closing
-  their quantity until the next close, less the fills on their side since. ``close`` cancels
-  the position's stops first, so counted whole it looked unprotected, and a cut was asked of a
-  position already going (its orders then cancelled: nothing left to reduce), an entry vetoed.
+  their quantity until the next close, less the fills on their side since, and the position's
+  stops cover only what they leave (``stops_left``: ``close`` keeps them working until its
+  fill). Counted whole, a position already going was cut (its orders then cancelled: nothing
+  left to reduce), and an entry beside the close (a reversal) vetoed.
   The cut's own orders are the cut asked, not an exit on top of it.
 - The day's start is taken at its first bar close with every symbol marked at that close
   (a bot of several symbols: once the last symbol's bar of it is in); fills made after the
@@ -1017,6 +1018,32 @@ def after_exits(
     return left
 
 
+def stops_left(left: Mapping[str, Position], stops: Mapping[str, Stops]) -> dict[str, Stops]:
+    """``stops`` of the positions as the working exits leave them (``left``, from
+    :func:`after_exits`): each symbol's stops, in order, covering no more than is left of its
+    position, and none of a position they close whole. A strategy's ``close`` and a flatten
+    keep the position's stops working until the close fills (a close refused would leave it
+    bare): counted beside the close, a stop whose position is closing looked like one already
+    working for an entry of the symbol, and the entry was charged what it could close (pure)."""
+    result: dict[str, Stops] = {}
+    for symbol, each in stops.items():
+        position = left.get(symbol)
+        if position is None:
+            result[symbol] = each
+            continue
+        room = abs(position.quantity)
+        kept: list[tuple[float, float]] = []
+        for quantity, price in each:
+            if room <= 1e-12:
+                break
+            take = min(quantity, room)
+            kept.append((take, price))
+            room -= take
+        if kept:
+            result[symbol] = tuple(kept)
+    return result
+
+
 def closed_cost(
     positions: Mapping[str, Position],
     left: Mapping[str, Position],
@@ -1533,7 +1560,7 @@ class PropFirm:
             sunk = closed_cost(ctx.positions, left, ctx.marks, self.limits.taker)
             if balance is not None:
                 balance += exit_gains(ctx.positions, left, ctx.marks)
-            ctx = ctx._replace(positions=left)
+            ctx = ctx._replace(positions=left, stops=stops_left(left, ctx.stops))
         base = self._base(initial)
         return check_entry(
             intent, ctx, self._day_start, initial, self.limits, self.params, sunk, base, balance
@@ -1569,23 +1596,25 @@ class PropFirm:
             return []
         initial = ctx.initial_equity or ctx.equity
         limits, p = self.limits, self.params
-        # An exit already working closes its part of a position (whose stops ``close``
-        # cancelled): only what it leaves is at risk, and a position it closes whole is not cut.
+        # An exit already working closes its part of a position: only what it leaves is at risk
+        # (covered by the position's stops as far as they go), and a position it closes whole
+        # is not cut.
         closing = self._closing(ctx)
         positions = after_exits(ctx.positions, closing) if closing else ctx.positions
+        stops = stops_left(positions, ctx.stops) if closing else ctx.stops
         # What is carried over the boundary must fit the next day's floor as well as today's:
         # measured from the balance the stops and exits may leave by then (``carried_floor``).
         next_balance = self._balance(ctx)
         if next_balance is not None:
             next_balance += exit_gains(ctx.positions, positions, ctx.marks)
-            next_balance += stops_gains(positions, ctx.stops, None, ctx.entries, ctx.marks)
+            next_balance += stops_gains(positions, stops, None, ctx.entries, ctx.marks)
         base = self._base(initial)
         today = floors(self._day_start, initial, limits, base)
         floor, which, label = carried_floor(today, next_balance, initial, limits, base)
         # The same worst case as an entry's: each stop's exit with its costs, and the working
         # exits' market fills with theirs.
         taker, move = limits.taker, p.unprotected_move
-        at_risk = open_risk(positions, ctx.marks, ctx.stops, move, taker)
+        at_risk = open_risk(positions, ctx.marks, stops, move, taker)
         if closing:
             at_risk += closed_cost(ctx.positions, positions, ctx.marks, taker)
         share = cut_to_fit(ctx.equity, at_risk, floor)
