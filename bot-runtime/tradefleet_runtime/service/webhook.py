@@ -839,7 +839,10 @@ class _WebhookHandler:
         if not known:
             raise Refusal(422, "unknown_symbol", f"symbol {parsed.symbol!r} is not traded here")
 
-        signal = parsed.to_signal(signal_id=signal_id, received_at=received_at)
+        # The alert's age counts from when it was signed (the sender's clock, within the
+        # window), not from when it arrived: a strategy's ``max_signal_age_s`` then refuses an
+        # alert a sender's queue or retries held back, which an arrival time never shows.
+        signal = parsed.to_signal(signal_id=signal_id, received_at=min(received_at, float(ts)))
         return signal, former_signal_ids(key_id, nonce, signature)
 
     def _start(self, signal: Signal, former_ids: tuple[str, ...]) -> asyncio.Future[SignalResult]:

@@ -21,7 +21,10 @@ class VolumeUnit(StrEnum):
 
 class ExternalSignalParams(PluginParams):
     max_signal_age_s: float = Field(
-        default=60, gt=0, description="Refuse signals received longer ago than this."
+        default=60,
+        gt=0,
+        description="Refuse signals older than this, in seconds: a webhook alert's age counts "
+        "from its signed timestamp, a signal sent over gRPC from its arrival.",
     )
     max_entry_deviation_pct: float = Field(
         default=1.0,
