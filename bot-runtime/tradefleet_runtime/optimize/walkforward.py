@@ -228,11 +228,16 @@ def walk_forward(
         trades=trades,
         fees=fees,
     )
-    is_values = [comparable(r.in_sample, metric) for r in results]
+    chosen = [r for r in results if r.out_of_sample is not None]
+    is_values = [comparable(r.in_sample, metric) for r in chosen]
     known = [v for v in is_values if v is not None]
     in_sample = sum(known) / len(known) if known else None
     out_of_sample = comparable(figures.as_json(), metric)
     ratio = efficiency(in_sample, out_of_sample, metric)
+    # Every window run out of sample counts in sample: the mean of some would leave out the
+    # ones the gate most needs (a profit factor infinite in sample: its best set never lost
+    # there, the most fitted of all), and the gate passed on the rest.
+    unmeasured = [r.index for r, v in zip(chosen, is_values, strict=True) if v is None]
     outcome = WalkForwardResult(
         metric,
         min_oos_ratio,
@@ -245,7 +250,15 @@ def walk_forward(
         ratio,
         warnings,
     )
-    if ratio is None:
+    if unmeasured:
+        outcome.efficiency = None
+        outcome.warnings.append(
+            f"the gate cannot be judged: in-sample {metric} of window(s) "
+            f"{', '.join(map(str, unmeasured))} is not a finite number (a profit factor of a "
+            "set that never lost a trade is infinite); the mean of the other windows is no "
+            "yardstick for them: treat the params as unvalidated"
+        )
+    elif ratio is None:
         outcome.warnings.append(
             f"the gate cannot be judged: in-sample {metric} is {in_sample} (not a positive "
             "yardstick); treat the params as unvalidated"
