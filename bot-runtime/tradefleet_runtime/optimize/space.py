@@ -226,13 +226,36 @@ def load_space(path: Path) -> Space:
 
 
 def check_names(space: Space, schema: Mapping[str, Any], strategy: str) -> list[FieldError]:
-    """Each searched param must be one the strategy takes (its params' JSON Schema)."""
-    known = list(schema.get("properties", {}))
-    return [
-        FieldError(
-            f"space.{name}",
-            f"strategy {strategy!r} has no param {name!r} (its params: {', '.join(known)})",
-        )
-        for name in space.dimensions
-        if name not in known
-    ]
+    """Each searched param must be one the strategy takes (its params' JSON Schema), and an
+    integer one searched by an ``int`` range or choices: a ``float`` range draws values the
+    params model refuses one trial at a time, writing a study the corrected space then cannot
+    continue."""
+    properties = schema.get("properties", {})
+    known = list(properties)
+    errors: list[FieldError] = []
+    for name, dimension in space.dimensions.items():
+        if name not in known:
+            errors.append(
+                FieldError(
+                    f"space.{name}",
+                    f"strategy {strategy!r} has no param {name!r} (its params: {', '.join(known)})",
+                )
+            )
+        elif isinstance(dimension, FloatRange) and _integer_only(properties[name]):
+            errors.append(
+                FieldError(
+                    f"space.{name}",
+                    f"strategy {strategy!r}'s param {name!r} is an integer: search it with an "
+                    f"int range ({{int: [{math.ceil(dimension.low)}, "
+                    f"{math.floor(dimension.high)}]}})",
+                )
+            )
+    return errors
+
+
+def _integer_only(field: Mapping[str, Any]) -> bool:
+    """Whether a param's JSON Schema takes integers only (``type: integer``, or only integer
+    and null in its ``anyOf``)."""
+    options = field.get("anyOf", [field])
+    types = {option.get("type") for option in options if isinstance(option, Mapping)}
+    return "integer" in types and types <= {"integer", "null"}

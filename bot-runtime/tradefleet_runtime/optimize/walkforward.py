@@ -207,6 +207,10 @@ def walk_forward(
         oos = evaluate(Task(manifest, base_dir, search.best_params, test, timeline, detail=True))
         results.append(WindowResult(index, train, test, search, oos))
     runs = [r.out_of_sample for r in results if r.out_of_sample is not None]
+    if results and all(r.search.invalid + r.search.refused == r.search.done for r in results):
+        # No set of the space ran at all (the params model or the strategy refused every one):
+        # the space is at fault, not the windows' length, as ``optimize`` says it.
+        raise SpecError([FieldError("--space", results[0].search.why_none)])
     if not runs:
         raise SpecError(
             [
