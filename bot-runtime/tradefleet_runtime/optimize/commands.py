@@ -477,6 +477,12 @@ def walkforward_json(
                 "trials": w.search.done,
                 "trials_ranked": w.search.complete,
                 "trials_without_trades": w.search.no_trades,
+                "trials_invalid": w.search.invalid,
+                "trials_refused_by_strategy": w.search.refused,
+                "trials_unranked": w.search.unranked,
+                # Which path ran the window's trials (the vectorised one, or the engine and
+                # why), as ``optimize`` prints them.
+                "notes": list(w.search.notes),
             }
             for w in result.windows
         ],

@@ -219,6 +219,8 @@ class SearchResult:
             "trials_unranked": self.unranked,
             "seconds": round(self.seconds, 3),
             "trials_per_s": round(self.trials_per_s, 3),
+            # Which path ran the trials (the vectorised one, or the engine and why).
+            "notes": list(self.notes),
         }
 
 
