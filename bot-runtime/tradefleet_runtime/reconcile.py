@@ -67,8 +67,13 @@ class ReconcilePlan:
     missed_fills: tuple[Fill, ...] = ()
     # Journal-working orders the venue has closed: (order id, the venue's report).
     closed: tuple[tuple[str, OrderReport], ...] = ()
-    # Journal-working orders the venue has never seen.
+    # Journal-working orders the venue reports nothing of: never received, or (``gone``) gone.
     never_sent: tuple[str, ...] = ()
+    # Of those and of ``resend``, orders the venue had acknowledged (the journal held them
+    # working, not pending): they ended at the venue while the bot was down and no report of
+    # them is left (an MT5 position's SL/TP when a person closed the position, or when the
+    # bot's own removal went unheard). Not "never received".
+    gone: tuple[str, ...] = ()
     # Of those, bracket children protecting a position still open: to send now, not close.
     resend: tuple[str, ...] = ()
     # The bot's orders still working at the venue (whether or not the journal knew them).
@@ -93,11 +98,18 @@ class ReconcilePlan:
             # An orphan is adopted only to be cancelled at once: not counted as working.
             f"{len(self.adopted) - len(self.orphaned)} working order(s) adopted",
             f"{len(self.closed)} order(s) closed at the venue",
-            f"{len(self.never_sent)} never reached the venue",
+            f"{len(set(self.never_sent).difference(self.gone))} never reached the venue",
         ]
-        if self.resend:
+        gone = set(self.gone).intersection(self.never_sent)
+        if gone:
+            parts.append(f"{len(gone)} acknowledged order(s) gone from the venue without a report")
+        unsent = set(self.resend).difference(self.gone)
+        if unsent:
+            parts.append(f"{len(unsent)} protective order(s) the venue never received sent again")
+        if len(unsent) < len(self.resend):
             parts.append(
-                f"{len(self.resend)} protective order(s) the venue never received sent again"
+                f"{len(self.resend) - len(unsent)} protective order(s) gone from the venue "
+                "without a report sent again"
             )
         if self.orphaned:
             parts.append(
@@ -493,12 +505,14 @@ def plan_reconciliation(
     now: int,
     tolerance: float = 1e-9,
     adopt_venue_positions: bool = False,
+    acknowledged: Collection[str] = (),
 ) -> ReconcilePlan:
     """The plan for making the journal agree with the venue (see the module doc).
 
     ``journal_working`` are the orders the journal thinks are working (by client order id);
     ``known_order_ids`` every id the bot ever journaled; ``tolerance`` the absolute quantity
-    difference that still counts as equal (e.g. half a lot step).
+    difference that still counts as equal (e.g. half a lot step); ``acknowledged``: those of
+    ``journal_working`` the venue had acknowledged (the rest were pending).
     """
     symbol_set = frozenset(symbols)
     ours = {r.client_order_id: r for r in venue_orders if r.client_order_id.startswith(prefix)}
@@ -593,6 +607,7 @@ def plan_reconciliation(
         missed_fills=missed,
         closed=tuple(closed),
         never_sent=tuple(never_sent),
+        gone=tuple(order_id for order_id in [*never_sent, *resend] if order_id in acknowledged),
         resend=tuple(resend),
         adopted=adopted,
         orphaned=orphaned,

@@ -962,6 +962,7 @@ class BotSession:
             now=now,
             tolerance=self._tolerance(engine),
             adopt_venue_positions=spec.broker.adopt_venue_positions,
+            acknowledged={order.client_order_id for order, _ in state.working},
         )
         self.reconciliation = plan
         # Asked before the missed fills are booked: a payment goes in among them, in time order.

@@ -210,3 +210,20 @@ def bots_position(term: MT5Terminal) -> Any:
     mine = [p for p in term.positions_get() or () if p.magic != 0]
     assert len(mine) <= 1, mine
     return mine[0] if mine else None
+
+
+def by_hand(term: MT5Terminal, side: int, volume: float, position: int = 0) -> None:
+    """A person trades EURUSD in the terminal (magic 0); ``position``: close that ticket."""
+    request: dict[str, Any] = {
+        "action": term.TRADE_ACTION_DEAL,
+        "symbol": "EURUSD",
+        "volume": volume,
+        "type": side,
+        "type_filling": term.ORDER_FILLING_IOC,
+        "magic": 0,
+        "comment": "by hand",
+    }
+    if position:
+        request["position"] = position
+    answer: Any = term.order_send(request)
+    assert answer.retcode == term.TRADE_RETCODE_DONE, answer

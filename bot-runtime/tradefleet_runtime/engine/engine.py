@@ -242,6 +242,14 @@ class _StrategyClose:
     then: list[OrderIntent] = field(default_factory=list)
 
 
+def _resent(order_id: str, plan: ReconcilePlan) -> str:
+    """Why a restart sends a protective order again: the venue never received it, or (one it
+    had acknowledged: ``ReconcilePlan.gone``) it reports it no more."""
+    if order_id in plan.gone:
+        return "gone from the venue while the bot was down (no report of it left); sent again"
+    return "the venue never received it; sent again"
+
+
 def _stop_intent(stop: Order) -> OrderIntent:
     """A moved stop-loss as the intent its risk decision row is journaled about."""
     return OrderIntent(
@@ -3871,7 +3879,10 @@ class Engine:
                 order_id,
                 OrderStatus.CANCELLED,
                 now,
-                "the venue never received it; not re-sent",
+                "gone from the venue while the bot was down (no report of it left: its "
+                "position closed, or cancelled there); not re-sent"
+                if order_id in plan.gone
+                else "the venue never received it; not re-sent",
             )
         for report, order in zip(plan.adopted, adopted, strict=True):
             self.journal.update_order(
@@ -3887,7 +3898,7 @@ class Engine:
         )
         # Children of a working entry the venue never received are booked (not sent yet) so
         # that they are cut and grown as the adopted ones are; sent below at that size.
-        unsent = self._book_resent(plan.resend, journaled, now)
+        unsent = self._book_resent(plan, journaled, now)
         # What earlier runs cut off children stays cut (before any of them is grown), and a cut
         # they decided but had not made is made now.
         self._restore_cuts(state.working)
@@ -3908,9 +3919,7 @@ class Engine:
                     self._send(booked.order)  # as cut, then grown to its entry's fills
                 continue
             order = journaled[order_id]
-            self.journal.record_order(
-                order, OrderStatus.PENDING, now, "the venue never received it; sent again"
-            )
+            self.journal.record_order(order, OrderStatus.PENDING, now, _resent(order_id, plan))
             if order.parent_id in asked:
                 self.book.add(order)  # placed by the broker, below
             else:
@@ -4159,7 +4168,7 @@ class Engine:
         return asked
 
     def _book_resent(
-        self, resend: Sequence[str], journaled: Mapping[str, Order], now: int
+        self, plan: ReconcilePlan, journaled: Mapping[str, Order], now: int
     ) -> frozenset[str]:
         """The bracket children to send again (the venue never received them) whose entry
         still works (adopted), booked and journaled now but not sent: so that their cut is
@@ -4167,13 +4176,11 @@ class Engine:
         their entry filled as the adopted children are, before any size leaves — else the
         entry's next fill grows a resent child back over its cut. Their ids."""
         booked: list[str] = []
-        for order_id in resend:
+        for order_id in plan.resend:
             child = journaled[order_id]
             if child.parent_id is None or child.parent_id not in self.book:
                 continue
-            self.journal.record_order(
-                child, OrderStatus.PENDING, now, "the venue never received it; sent again"
-            )
+            self.journal.record_order(child, OrderStatus.PENDING, now, _resent(order_id, plan))
             self.book.add(child)
             booked.append(order_id)
         return frozenset(booked)
