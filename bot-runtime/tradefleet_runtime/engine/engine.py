@@ -172,6 +172,8 @@ _VENUE_CHANGES = frozenset({OUTSIDE_TAG, LIQUIDATION_TAG})
 _FLATTEN_TAG = "emergency-flatten"
 # The tag of the stop policy's closing orders (``spec.onStop.flattenPositions``).
 STOP_FLATTEN_TAG = "stop-flatten"
+# The close of what a reduce-only order the venue let go past flat opened (``_close_past_flat``).
+PAST_FLAT_TAG = "past-flat"
 _FLAT = 1e-12  # a position this close to 0 is flat (a float sum of fills)
 # Of an order a venue reports closed, the share left unexecuted above which it ended unfilled.
 _QTY_TOLERANCE = 1e-9
@@ -2192,6 +2194,43 @@ class Engine:
         for child_id, left in cuts:
             self._cut_child(child_id, left, by, fill.ts)
 
+    def _close_past_flat(self, order: Order, fill: Fill, held: float) -> None:
+        """``fill`` of ``order``, reduce-only, took the position past flat (``held`` now): the
+        venue let it go, checking reduce-only as an order is placed, not as it fills — a
+        strategy's close the venue held while the position's stop-loss, kept working until
+        the close fills, filled first; or that stop-loss filling after the close, before its
+        cancel landed. No order of the bot asked for what it opened: that part is closed at
+        market, reduce-only (``PAST_FLAT_TAG``), and said (``reduce_only_past_flat``). Under
+        a flatten its own rule does this (``_close_late_entry``); a strategy's close that
+        waits closes what is held when its wait ends."""
+        sign = fill.side.sign
+        before = held - sign * fill.quantity
+        # On the fill's side before it (a guard of a position since reversed): all of it
+        # opened; else only what went past flat, read from the position.
+        quantity = fill.quantity if before * sign >= 0.0 else held * sign
+        if quantity <= _FLAT:
+            return
+        symbol = fill.symbol
+        sent = self.stats.orders
+        with self.between_bars():
+            self._process_intent(
+                OrderIntent(
+                    symbol, fill.side.opposite, quantity, reduce_only=True, tag=PAST_FLAT_TAG
+                )
+            )
+        how = (
+            f"closing it at market ({self.last_order_id})"
+            if self.stats.orders > sent
+            else "its close was refused (the decision is journaled): a person must close it"
+        )
+        self._state(
+            "reduce_only_past_flat",
+            f"{order.client_order_id} (reduce-only) went {quantity:.10g} {symbol} past flat "
+            f"({fill.side} {fill.quantity:.10g}: the venue did not hold it to reduce-only); "
+            f"{how}",
+            {"client_order_id": order.client_order_id, "symbol": symbol, "quantity": quantity},
+        )
+
     def _cut_child(self, child_id: str, left: float, by: str, ts: int) -> None:
         """Cut one bracket child to ``left`` still to close (``_cap_children``); ``by``: what
         made the position smaller, journaled with the cut."""
@@ -2467,6 +2506,14 @@ class Engine:
             # A waited order its fill ended (no final status follows one on every venue: the
             # book forgets an order its fill completed, and MT5 reports none).
             self._strategy_close_ended(fill.symbol)
+        elif (
+            order is not None
+            and order.reduce_only
+            and position.quantity * fill.side.sign > _FLAT
+            and self._flatten_in_force is None
+            and fill.symbol not in self._closers
+        ):
+            self._close_past_flat(order, fill, position.quantity)
         if self.listener is not None:
             if order is not None:
                 # The order's status change the journal just recorded (filled, partly filled),
