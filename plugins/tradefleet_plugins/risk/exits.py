@@ -12,10 +12,6 @@ protective stop-loss the strategy placed stays in force.
 - Break-even: once the best price was ``break_even_r`` × the initial risk in profit, a close back
   at the entry exits.
 
-A position the exits already working close whole (a strategy's ``close`` on its way, which keeps
-the stop-loss working until it fills) gets none of these: an exit asked on top of it took the
-strategy's close over.
-
 With ``trailing_native`` the trailing rule is also a *native* trailing stop: at each closed bar
 the plugin asks the engine (MOVE_STOP) to move the position's stop-loss order to the trailing
 distance behind the best price, whenever that tightens it; the engine refuses any move that
@@ -105,16 +101,6 @@ def trailed_stop(
     if not math.isnan(asked) and (target - asked) * direction <= 0:
         return None
     return target
-
-
-def _closing_whole(ctx: RiskContext, symbol: str, position: Position) -> bool:
-    """Whether exits already working close all of ``position`` (``RiskContext.closable``: a
-    strategy's ``close`` on its way, which keeps the position's stop-loss working until it
-    fills): no exit of this plugin's is asked on top of it, nor a stop moved."""
-    closable = ctx.closable
-    return closable is not None and closable.get(symbol, abs(position.quantity)) <= 1e-12 * max(
-        abs(position.quantity), 1.0
-    )
 
 
 def exit_reason(
@@ -246,7 +232,7 @@ class Exits:
                     else min(position.average_price, mark)
                 )
                 trade = self._trades[symbol] = _Trade(position.opened_ts, best, direction)
-            if trade.exiting or _closing_whole(ctx, symbol, position):
+            if trade.exiting:
                 continue
             stops = ctx.stops.get(symbol, ())
             stop = stops[0][1] if stops else None
