@@ -76,6 +76,10 @@ class ReconcilePlan:
     gone: tuple[str, ...] = ()
     # Of those, bracket children protecting a position still open: to send now, not close.
     resend: tuple[str, ...] = ()
+    # Of ``never_sent``, the children ``resend`` would hold, withheld because the plan is
+    # Degraded: a Degraded bot sends nothing (they would act on whatever position the account
+    # holds next, which a person settles first).
+    withheld: tuple[str, ...] = ()
     # The bot's orders still working at the venue (whether or not the journal knew them).
     adopted: tuple[OrderReport, ...] = ()
     # Adopted bracket children whose OCO sibling has filled: to cancel at the venue.
@@ -98,9 +102,15 @@ class ReconcilePlan:
             # An orphan is adopted only to be cancelled at once: not counted as working.
             f"{len(self.adopted) - len(self.orphaned)} working order(s) adopted",
             f"{len(self.closed)} order(s) closed at the venue",
-            f"{len(set(self.never_sent).difference(self.gone))} never reached the venue",
+            f"{len(set(self.never_sent).difference(self.gone, self.withheld))} never reached "
+            "the venue",
         ]
-        gone = set(self.gone).intersection(self.never_sent)
+        if self.withheld:
+            parts.append(
+                f"{len(self.withheld)} protective order(s) not sent again: Degraded, a person "
+                "settles the position first"
+            )
+        gone = set(self.gone).intersection(self.never_sent).difference(self.withheld)
         if gone:
             parts.append(f"{len(gone)} acknowledged order(s) gone from the venue without a report")
         unsent = set(self.resend).difference(self.gone)
@@ -603,10 +613,15 @@ def plan_reconciliation(
                 f"{symbol}: the journal holds {have:+.10g}, the venue {venue:+.10g} "
                 f"(difference {difference:+.10g})"
             )
+    withheld: list[str] = []
+    if mismatches:
+        withheld, resend = resend, []
+        never_sent += withheld
     return ReconcilePlan(
         missed_fills=missed,
         closed=tuple(closed),
         never_sent=tuple(never_sent),
+        withheld=tuple(withheld),
         gone=tuple(order_id for order_id in [*never_sent, *resend] if order_id in acknowledged),
         resend=tuple(resend),
         adopted=adopted,

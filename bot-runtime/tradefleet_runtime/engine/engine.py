@@ -3926,7 +3926,10 @@ class Engine:
                 order_id,
                 OrderStatus.CANCELLED,
                 now,
-                "gone from the venue while the bot was down (no report of it left: its "
+                "not sent again: the journal and the venue disagree (Degraded); a person "
+                "settles the position first"
+                if order_id in plan.withheld
+                else "gone from the venue while the bot was down (no report of it left: its "
                 "position closed, or cancelled there); not re-sent"
                 if order_id in plan.gone
                 else "the venue never received it; not re-sent",
@@ -3976,7 +3979,13 @@ class Engine:
             for entry, size in asked.values():
                 follower.protect_filled(entry, size)
         earlier = {order.client_order_id: done for order, done in state.working}
-        protected = self._protect_missed_entries(plan, journaled, now, followed, earlier)
+        # A Degraded bot sends nothing: no protective order for an entry filled while down
+        # either (the plan withheld the children it would have sent again, too).
+        protected = (
+            0
+            if plan.degraded
+            else self._protect_missed_entries(plan, journaled, now, followed, earlier)
+        )
         if plan.degraded:
             self.degraded_reason = "reconciliation: " + "; ".join(plan.mismatches)
             self._halt_degraded(self.degraded_reason)
