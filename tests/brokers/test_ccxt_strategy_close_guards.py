@@ -103,6 +103,13 @@ def test_stop_fires_while_the_strategys_close_is_on_its_way(tmp_path: Path, venu
         assert not engine.open_orders()
 
 
+def _slow_cancels(harness: VenueHarness, venue: str) -> None:
+    """Every cancel waits 0.8 s at the venue's door."""
+    harness.fake.faults.inject(
+        "latency", path=CANCEL_PATH[venue], method=CANCEL_METHOD[venue], delay_ms=800, times=None
+    )
+
+
 @pytest.mark.parametrize("venue", FUTURES)
 def test_close_fills_then_the_stop_fires_before_its_cancel_lands(
     tmp_path: Path, venue: str
@@ -110,13 +117,7 @@ def test_close_fills_then_the_stop_fires_before_its_cancel_lands(
     with _venue(venue, tmp_path) as harness:
         bot = _Bot(harness)
         engine, journal, symbol = bot.engine, bot.journal, bot.symbol
-        harness.fake.faults.inject(
-            "latency",
-            path=CANCEL_PATH[venue],
-            method=CANCEL_METHOD[venue],
-            delay_ms=800,
-            times=None,
-        )
+        _slow_cancels(harness, venue)
         bot.close_at_next_bar()
         _until(engine, lambda: engine.position(symbol).quantity == 0.0, "the close's fill")
         time.sleep(0.1)  # the guards' cancels at the venue's door
@@ -147,13 +148,7 @@ def test_reversal_old_take_profit_never_adds_to_the_new_short(tmp_path: Path, ve
     with _venue(venue, tmp_path) as harness:
         bot = _Bot(harness)
         engine, journal, symbol = bot.engine, bot.journal, bot.symbol
-        harness.fake.faults.inject(
-            "latency",
-            path=CANCEL_PATH[venue],
-            method=CANCEL_METHOD[venue],
-            delay_ms=800,
-            times=None,
-        )
+        _slow_cancels(harness, venue)
 
         def reverse(ctx: StrategyContext, _bar: Bar) -> None:
             ctx.close(symbol)

@@ -14,10 +14,11 @@ from pathlib import Path
 from tests.runtime import held_closes
 from tests.runtime.held_closes import AnsweredCancels, journaled_events, working_at
 from tests.runtime.helpers import HOUR, Action, Scripted, bar, flat_bars, start_test_run
-from tradefleet_runtime.contracts import BrokerContext, StrategyContext
+from tests.runtime.test_strategy_close_guards_kept import _buy, _close
+from tradefleet_runtime.contracts import BrokerContext
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
 from tradefleet_runtime.journal import Journal
-from tradefleet_runtime.model import Bar, Fill, Order, Side
+from tradefleet_runtime.model import Fill, Order, Side
 from tradefleet_runtime.spec.model import Mode
 
 SYMBOL = "TEST"
@@ -62,19 +63,6 @@ class Parted(AnsweredCancels, StrategyHeldCloses):
         order = self._by_id[client_order_id]
         self._drop(order)
         return order
-
-
-def _buy(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.buy(SYMBOL, 1.0, stop_loss=90.0, take_profit=110.0)
-
-
-def _close(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.close(SYMBOL)
-
-
-def _reverse(ctx: StrategyContext, _bar: Bar) -> None:
-    ctx.close(SYMBOL)
-    ctx.sell(SYMBOL, 1.0, stop_loss=110.0, take_profit=70.0)
 
 
 def _engine(tmp_path: Path, venue: Parted, actions: dict[int, Action]) -> Engine:
