@@ -1,7 +1,8 @@
 """A bracket's stop-loss that ends cancelled without the bot asking (a person at the venue)
 while its position is open is said loudly: journaled, logged and on the event stream. The bot
 neither places it again nor closes the position; its own cancels and a one-cancels-other
-cancel after the take-profit filled say nothing."""
+cancel after the take-profit filled say nothing. One that ends while the position's close is on
+its way names that close (a venue ends a reduce-only stop with nothing left to reduce)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ def test_the_stop_cancelled_because_its_take_profit_filled_says_nothing() -> Non
     engine.run(iter(flat_bars([100.0, 100.0, 100.0, 125.0, 125.0])[3:]))
     assert engine.position("TEST").quantity == 0.0 and not engine.open_orders()
     assert _events(engine, "stop_cancelled") == []
+
+
+def test_a_stop_ended_while_the_positions_close_is_on_its_way_says_so() -> None:
+    """Walkthrough W26: the close filled at the venue, its answer not heard yet, and the venue
+    ended the reduce-only stop with nothing left to reduce. Said as what it may be — the close
+    on its way, named — not as a position running bare; the event still comes, for a close
+    that does not fill."""
+    engine, stop = _bracketed()
+    engine.ctx.close("TEST")
+    engine.send_queued()  # between bars: the close works until the next bar's open
+    [close] = [o for o in engine.open_orders() if o.reduce_only and o.parent_id is None]
+    update = engine.broker.cancel(stop.client_order_id)
+    assert update is not None
+    engine._on_order_update(update)
+    (said,) = _events(engine, "stop_cancelled")
+    assert f"while the position's close {close.client_order_id} is on its way" in said
+    assert "if that close does not fill" in said and "runs without it" not in said

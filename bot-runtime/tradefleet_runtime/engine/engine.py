@@ -2013,16 +2013,38 @@ class Engine:
         if not (held > 0.0 if stop.side is Side.SELL else held < 0.0):
             return  # nothing left to protect on that side (its sibling filled, say)
         said = why or "no reason given"
-        message = (
-            f"{stop.client_order_id}: the stop-loss was cancelled outside the bot ({said}); "
-            f"the {held:.10g} {stop.symbol} position runs without it — the bot does not place "
-            "it again"
-        )
+        # A close of the position on its way (its fill not heard yet): a venue ends a
+        # reduce-only stop that has nothing left to reduce — the position may be closed
+        # already. Said as it is, not as a position running bare.
+        closing = [
+            order.client_order_id
+            for order in self.book.orders(stop.symbol)
+            if order.reduce_only and not _guards(order) and order.side is stop.side
+        ]
+        if closing:
+            message = (
+                f"{stop.client_order_id}: the stop-loss ended at the venue without the bot "
+                f"asking ({said}) while the position's close {', '.join(closing)} is on its "
+                f"way (a venue ends a reduce-only stop with nothing left to reduce); if that "
+                f"close does not fill, the {held:.10g} {stop.symbol} position runs without a "
+                "stop — the bot does not place it again"
+            )
+        else:
+            message = (
+                f"{stop.client_order_id}: the stop-loss was cancelled outside the bot ({said}); "
+                f"the {held:.10g} {stop.symbol} position runs without it — the bot does not "
+                "place it again"
+            )
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
             "stop_cancelled",
             message,
-            {"client_order_id": stop.client_order_id, "reason": why, "position": held},
+            {
+                "client_order_id": stop.client_order_id,
+                "reason": why,
+                "position": held,
+                "closing": closing,
+            },
         )
 
     def _changed_outside(self, fill: Fill, held: float) -> None:
