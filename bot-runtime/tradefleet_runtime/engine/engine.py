@@ -244,6 +244,17 @@ class _StrategyClose:
     then: list[OrderIntent] = field(default_factory=list)
 
 
+def _opened_by(fill: Fill, held: float) -> float:
+    """What ``fill`` opened of the position it left at ``held``: all of it when the position
+    was flat or on the fill's side before it; else only what went past flat, read from the
+    position, not as a difference of floats, which a venue would truncate a lot step short
+    (pure)."""
+    sign = fill.side.sign
+    if (held - sign * fill.quantity) * sign >= 0.0:
+        return fill.quantity
+    return held * sign if held * sign > 0.0 else 0.0
+
+
 def _resent(order_id: str, plan: ReconcilePlan) -> str:
     """Why a restart sends a protective order again: the venue never received it, or (one it
     had acknowledged: ``ReconcilePlan.gone``) it reports it no more."""
@@ -1044,14 +1055,10 @@ class Engine:
                 how = "nothing is left for the strategy's close to close"
             else:
                 side = Side.SELL if position.quantity > 0.0 else Side.BUY
-                sent = self.stats.orders
-                self._process_intent(
-                    OrderIntent(symbol, side, quantity, reduce_only=True, tag=waiting.tag)
-                )
+                close_id = self._send_reduce_only(symbol, side, quantity, waiting.tag)
                 how = (
-                    f"the strategy's close goes: closing {quantity:.10g} at market "
-                    f"({self.last_order_id})"
-                    if self.stats.orders > sent
+                    f"the strategy's close goes: closing {quantity:.10g} at market ({close_id})"
+                    if close_id
                     else "the strategy's close was refused (its decision is journaled)"
                 )
             self._state(
@@ -2225,24 +2232,16 @@ class Engine:
         market, reduce-only (``PAST_FLAT_TAG``), and said (``reduce_only_past_flat``). Under
         a flatten its own rule does this (``_close_late_entry``); a strategy's close that
         waits closes what is held when its wait ends."""
-        sign = fill.side.sign
-        before = held - sign * fill.quantity
-        # On the fill's side before it (a guard of a position since reversed): all of it
-        # opened; else only what went past flat, read from the position.
-        quantity = fill.quantity if before * sign >= 0.0 else held * sign
+        # A guard of a position since reversed (on the fill's side before it) opened all of it.
+        quantity = _opened_by(fill, held)
         if quantity <= _FLAT:
             return
         symbol = fill.symbol
-        sent = self.stats.orders
         with self.between_bars():
-            self._process_intent(
-                OrderIntent(
-                    symbol, fill.side.opposite, quantity, reduce_only=True, tag=PAST_FLAT_TAG
-                )
-            )
+            close_id = self._send_reduce_only(symbol, fill.side.opposite, quantity, PAST_FLAT_TAG)
         how = (
-            f"closing it at market ({self.last_order_id})"
-            if self.stats.orders > sent
+            f"closing it at market ({close_id})"
+            if close_id
             else "its close was refused (the decision is journaled): a person must close it"
         )
         self._state(
@@ -3217,15 +3216,21 @@ class Engine:
             self._closers[symbol] = closer  # first: the venue may refuse it as it is sent
             # Journaled before it leaves: a process that dies before its fill still owes it.
             self._journal_owed(symbol, closer)
-        sent = self.stats.orders
         acting = self._acting
         self._acting = acting or closer.acting
         try:
-            self._process_intent(
-                OrderIntent(symbol, side, quantity, reduce_only=True, tag=closer.tag), replay
-            )
+            return self._send_reduce_only(symbol, side, quantity, closer.tag, replay)
         finally:
             self._acting = acting
+
+    def _send_reduce_only(
+        self, symbol: str, side: Side, quantity: float, tag: str, replay: bool = False
+    ) -> str:
+        """A reduce-only market order of ``quantity`` ``symbol`` tagged ``tag``, through the
+        order path (the risk chain decides, the journal records it). Its id; empty when it was
+        refused before it left."""
+        sent = self.stats.orders
+        self._process_intent(OrderIntent(symbol, side, quantity, reduce_only=True, tag=tag), replay)
         return self.last_order_id if self.stats.orders > sent else ""
 
     def _flatten_record(self) -> tuple[list[str], list[str]]:
@@ -3775,14 +3780,9 @@ class Engine:
             for role in ("sl", "tp"):
                 self.cancel(child_order_id(entry_id, role))
         self.cancel(entry_id)  # what of it still works (asked once already: ask again)
-        sign = fill.side.sign
-        if (held - sign * fill.quantity) * sign >= 0.0:
-            quantity = fill.quantity  # flat or on the fill's side before: all of it opened
-        else:
-            # The fill reduced a position the flatten closes already (its close is reduce-only:
-            # it cannot reverse): only what went past flat is new. Read from the position, not
-            # as a difference of floats, which a venue would truncate a lot step short.
-            quantity = held * sign if held * sign > 0.0 else 0.0
+        # A fill that reduced a position the flatten closes already (its close is reduce-only:
+        # it cannot reverse) opened only what went past flat.
+        quantity = _opened_by(fill, held)
         if quantity <= 0.0:
             return
         symbol = fill.symbol
