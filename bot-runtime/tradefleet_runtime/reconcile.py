@@ -69,10 +69,10 @@ class ReconcilePlan:
     closed: tuple[tuple[str, OrderReport], ...] = ()
     # Journal-working orders the venue reports nothing of: never received, or (``gone``) gone.
     never_sent: tuple[str, ...] = ()
-    # Of those and of ``resend``, orders the venue had acknowledged (the journal held them
-    # working, not pending): they ended at the venue while the bot was down and no report of
-    # them is left (an MT5 position's SL/TP when a person closed the position, or when the
-    # bot's own removal went unheard). Not "never received".
+    # Of those (but ``withheld``) and of ``resend``, orders the venue had acknowledged (the
+    # journal held them working, not pending): they ended at the venue while the bot was down
+    # and no report of them is left (an MT5 position's SL/TP when a person closed the position,
+    # or when the bot's own removal went unheard). Not "never received".
     gone: tuple[str, ...] = ()
     # Of those, bracket children protecting a position still open: to send now, not close.
     resend: tuple[str, ...] = ()
@@ -110,7 +110,7 @@ class ReconcilePlan:
                 f"{len(self.withheld)} protective order(s) not sent again: Degraded, a person "
                 "settles the position first"
             )
-        gone = set(self.gone).intersection(self.never_sent).difference(self.withheld)
+        gone = set(self.gone).intersection(self.never_sent)
         if gone:
             parts.append(f"{len(gone)} acknowledged order(s) gone from the venue without a report")
         unsent = set(self.resend).difference(self.gone)
@@ -622,7 +622,11 @@ def plan_reconciliation(
         closed=tuple(closed),
         never_sent=tuple(never_sent),
         withheld=tuple(withheld),
-        gone=tuple(order_id for order_id in [*never_sent, *resend] if order_id in acknowledged),
+        gone=tuple(
+            order_id
+            for order_id in [*never_sent, *resend]
+            if order_id in acknowledged and order_id not in withheld
+        ),
         resend=tuple(resend),
         adopted=adopted,
         orphaned=orphaned,
