@@ -34,6 +34,7 @@ from tradefleet_runtime.brackets import (
     OUTSIDE_TAG,
     STOP_LOSS_TAG,
     STOP_REFUSED_TAG,
+    TAKE_PROFIT_TAG,
     bracket_children,
     bracket_entry,
 )
@@ -618,6 +619,11 @@ class Engine:
         # The strategy's closes waiting for the venue to confirm the cancel of orders that
         # would reduce the same position (``_strategy_close``), by symbol.
         self._strategy_closes: dict[str, _StrategyClose] = {}
+        # The tag of the strategy's last close of each symbol (``_strategy_close``), and its
+        # close the venue refused as reduce-only while the position may have shrunk under it
+        # (``_close_refused_larger``): what knows such a refusal when it comes.
+        self._closes_asked: dict[str, str] = {}
+        self._closes_refused: dict[str, Order] = {}
         self._snapshots = RiskSnapshots(
             self.portfolio, self.book, self.instrument, config.initial_capital
         )
@@ -930,6 +936,8 @@ class Engine:
             return
         quantity = abs(held) - self._closing_on_way(symbol)
         if quantity > _FLAT:
+            self._closes_asked[symbol] = tag
+            self._closes_refused.pop(symbol, None)
             self.ctx.intents.append(OrderIntent(symbol, side, quantity, reduce_only=True, tag=tag))
 
     def _wait_strategy_close(
@@ -1055,6 +1063,8 @@ class Engine:
                 how = "nothing is left for the strategy's close to close"
             else:
                 side = Side.SELL if position.quantity > 0.0 else Side.BUY
+                self._closes_asked[symbol] = waiting.tag
+                self._closes_refused.pop(symbol, None)
                 close_id = self._send_reduce_only(symbol, side, quantity, waiting.tag)
                 how = (
                     f"the strategy's close goes: closing {quantity:.10g} at market ({close_id})"
@@ -1910,6 +1920,14 @@ class Engine:
                     and update.code is not ReasonCode.DUPLICATE_CLIENT_ID  # the venue has it
                 ):
                     self._exit_unprotected(order, update.reason, update.code)
+                elif (
+                    update.code is ReasonCode.REDUCE_ONLY
+                    and self._closes_asked
+                    and order.reduce_only
+                    and order.parent_id is None
+                    and self._closes_asked.get(order.symbol) == order.tag
+                ):
+                    self._close_refused_larger(order)
             elif status is OrderStatus.CANCELLED:
                 order = working.order
                 if (
@@ -1929,6 +1947,45 @@ class Engine:
                 where = f"the {status.value} update of order {update.client_order_id}"
                 where += f" at {_utc(update.ts or self._now)}"
                 self._hook_failed(error, "on_order_update", where)
+
+    def _close_refused_larger(self, close: Order) -> None:
+        """The venue refused ``close``, the strategy's close, as reduce-only: larger than the
+        position it holds (Binance USDⓈ-M -2022), where something reduced the position while
+        the close was on its way — a take-profit that executed a part. The strategy asked for
+        the position closed: what is held now is closed at market, once. Asked again at each
+        fill of the symbol until the bot books the smaller position (the fill that shrank it
+        may come after the refusal); dropped when flat. One the bot booked at the close's size
+        is no such case (the venue holds none: a stop's fill not heard yet?) and waits."""
+        symbol = close.symbol
+        held = self.portfolio.position(symbol).quantity
+        if held * close.side.sign >= -_FLAT:
+            self._closes_refused.pop(symbol, None)
+            return  # flat, or the other way: nothing of the close is left to do
+        quantity = abs(held) - self._closing_on_way(symbol)
+        if quantity > close.quantity - _FLAT * max(close.quantity, 1.0):
+            self._closes_refused[symbol] = close
+            return
+        self._closes_refused.pop(symbol, None)
+        if quantity <= _FLAT:
+            return
+        with self.between_bars():
+            close_id = self._send_reduce_only(symbol, close.side, quantity, close.tag)
+            how = (
+                f"closing the {quantity:.10g} held at market ({close_id})"
+                if close_id
+                else "its close of what is held was refused (its decision is journaled)"
+            )
+            message = (
+                f"{close.client_order_id}: the venue refused the strategy's close of "
+                f"{price_text(close.quantity)} {symbol} as larger than the position, which "
+                f"something else reduced while it was on its way; {how}"
+            )
+            log.warning("%s: %s", self.config.bot_name, message)
+            self._state(
+                "close_resent",
+                message,
+                {"client_order_id": close.client_order_id, "symbol": symbol, "sent": close_id},
+            )
 
     def _venue_price(self, order: Order, update: OrderUpdate) -> bool:
         """An open order's price as the venue reports it unasked — not an amend's answer
@@ -2182,7 +2239,11 @@ class Engine:
         return OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN
 
     def _cap_children(
-        self, fill: Fill, order: Order | None, reduced: tuple[str, ...] | None
+        self,
+        fill: Fill,
+        order: Order | None,
+        reduced: tuple[str, ...] | None,
+        status: OrderStatus = OrderStatus.FILLED,
     ) -> None:
         """``fill`` made ``fill.symbol``'s position smaller (a plain reduce, a close, a person
         at the venue, a child of another bracket): the bracket children working for it are cut
@@ -2191,13 +2252,29 @@ class Engine:
         pyramid) would count 0.2 of stops for a 0.1 position — what a risk plugin reads as the
         risk at the stop. A cut child is resized at the venue (``amend``; its journal row says
         which fill cut it); one left nothing to close is cancelled. The filled child's own
-        bracket is left out (its sibling is being cancelled by the venue: one-cancels-other),
-        and so are children whose cancel is already asked. Where children follow the venue
-        position their entry opened (``TicketBrackets``: an MT5 hedging account) only the
-        children of the entries whose positions the fill reduced are cut, by what it closed
-        (``children_cut_by``): the oldest entry's would take the stops off a ticket still open
-        (``reduced``: the broker's ``entries_reduced`` of ``fill``)."""
-        spent = order.oco_group if order is not None and order.parent_id is not None else None
+        bracket is left out once the fill completed it (its sibling is being cancelled by the
+        venue or the broker: one-cancels-other), and so are children whose cancel is already
+        asked. A take-profit filled in part (``status``) does not end its stop-loss: one that
+        executes 0.004 of 0.01 (the venue expiring the rest, or resting it) leaves 0.006
+        held, which the stop-loss still protects, cut to it — but on spot, where the venue's
+        one-cancels-other list ends the other leg at a leg's first part (``_keeps_guards``).
+        A stop-loss filled in part ends its take-profit as before: that costs no protection.
+        Where children follow the venue position their entry opened (``TicketBrackets``: an
+        MT5 hedging account) only the children of the entries whose positions the fill reduced
+        are cut, by what it closed (``children_cut_by``): the oldest entry's would take the
+        stops off a ticket still open (``reduced``: the broker's ``entries_reduced`` of
+        ``fill``)."""
+        spent = (
+            order.oco_group
+            if order is not None
+            and order.parent_id is not None
+            and not (
+                status is not OrderStatus.FILLED
+                and order.tag == TAKE_PROFIT_TAG
+                and self._keeps_guards(fill.symbol)
+            )
+            else None
+        )
         asked = self._cancels_asked
         children = self.book.children_left(
             fill.symbol,
@@ -2209,6 +2286,12 @@ class Engine:
         )
         if not children:
             return
+        if order is not None and order.oco_group is not None and spent is None:
+            # A take-profit filled in part: its own stop-loss is cut first, not the oldest
+            # entry's — its own goes when the rest of it fills, and the other entry's stop
+            # must then still cover what that entry holds (a pyramid).
+            own = f"{order.oco_group}-"
+            children.sort(key=lambda child: not child.client_order_id.startswith(own))
         held = self.portfolio.position(fill.symbol).quantity
         step = self.instrument(fill.symbol).lot_step
         cuts = (
@@ -2522,7 +2605,9 @@ class Engine:
                 # A waited order its fill ended (no final status follows one on every venue).
                 self._close_when_unguarded(fill.symbol)
         if closed_any:
-            self._cap_children(fill, order, reduced)
+            self._cap_children(fill, order, reduced, status)
+        if self._closes_refused and fill.symbol in self._closes_refused:
+            self._close_refused_larger(self._closes_refused[fill.symbol])
         if self._strategy_closes and fill.symbol in self._strategy_closes:
             # A waited order its fill ended (no final status follows one on every venue: the
             # book forgets an order its fill completed, and MT5 reports none).

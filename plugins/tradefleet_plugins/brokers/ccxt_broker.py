@@ -1520,7 +1520,20 @@ class CcxtBroker:
         )
         if tracked.filled > _EPS:
             self._protect(tracked, tracked.held_filled)
-        if tracked.filled > _EPS and order.oco_group is not None:
+        if (
+            tracked.filled > _EPS
+            and order.oco_group is not None
+            and not (
+                status is not OrderStatus.FILLED
+                and order.tag == TAKE_PROFIT_TAG
+                and not self.closes_from_balance(order.symbol)
+            )
+        ):
+            # One-cancels-other once a child filled. A take-profit that ended with a part (a
+            # market order meeting a thin book, the venue expiring the rest) left a position
+            # its stop-loss still protects: the engine cuts that to what is held
+            # (``Engine._cap_children``) — cancelled, the rest ran with no stop. On spot the
+            # venue's OCO list ends the other leg at a leg's first part.
             self._spawn(self._cancel_siblings(order))
 
     def _spawn(self, coro: Any) -> None:
@@ -1613,8 +1626,19 @@ class CcxtBroker:
                 whole = bracket_children(entry.order, want, int(time.time()))
                 children = self._sized(whole)
                 if due is None and any(self._filled(child.client_order_id) for child in children):
-                    # One child filled: the bracket's trade is over, its sibling being
-                    # cancelled; nothing is placed or grown for it again.
+                    # One child filled: the bracket's trade is over; nothing is placed or grown
+                    # for it again. One filled in part leaves its sibling working for what is
+                    # held: a cut the engine asks for it (``Engine._cap_children``) still
+                    # brings the one at the venue down.
+                    if answer:
+                        for child in children:
+                            tracked = self._tracked.get(child.client_order_id)
+                            if (
+                                child.client_order_id in self._cuts
+                                and tracked is not None
+                                and not tracked.final_sent
+                            ):
+                                await self._cover(child, True, answer)
                     return
                 covered = True
                 if self._pair_waits(children, done):
