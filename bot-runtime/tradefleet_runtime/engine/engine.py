@@ -2645,17 +2645,32 @@ class Engine:
         """After a bar's orders: account actions, new locks and tier changes of risk plugins."""
         if self.hooks.actors:
             self._act()
-        for name, reason in self.state.newly_locked(self._now):
-            self._risk_notes.append(f"{self._now} {name} locked trading: {reason}")
-            self._state(
-                "risk_locked",
-                f"{name} locked trading until a person resets it: {reason}",
-                # A symbol locked after the first keeps the lock's since (a restart's too).
-                {"plugin": name, "reason": reason, "since_ts": self.state.held[name][1]},
-            )
+        self._journal_new_locks()
         self._refresh_tiers()
         if self._state_keepers:
             self._journal_plugin_states()
+
+    def _journal_new_locks(self) -> None:
+        """Journal the locks risk plugins took since last asked (``risk_locked``), with the
+        plugins' states in the same commit: a process killed between the two would restore
+        the lock with an older state (a symbol lock naming fewer symbols). Asked before an
+        acting plugin's actions are sent too (``_act``): sending a flatten takes network round
+        trips, and a kill meanwhile must not leave the flatten journaled and the lock not —
+        the restart, on a new day, would trade again with nobody having cleared it."""
+        taken = self.state.newly_locked(self._now)
+        if not taken:
+            return
+        with self.journal.grouped():
+            for name, reason in taken:
+                self._risk_notes.append(f"{self._now} {name} locked trading: {reason}")
+                self._state(
+                    "risk_locked",
+                    f"{name} locked trading until a person resets it: {reason}",
+                    # A symbol locked after the first keeps the lock's since (a restart's too).
+                    {"plugin": name, "reason": reason, "since_ts": self.state.held[name][1]},
+                )
+            if self._state_keepers:
+                self._journal_plugin_states()
 
     def _journal_plugin_states(self) -> None:
         """Journal each ``restores-state`` plugin's state that changed since it was last
@@ -2714,6 +2729,8 @@ class Engine:
                 log.exception("risk plugin %s failed to act", name)
                 self._state("risk_action_failed", f"{name} failed: {type(error).__name__}: {error}")
                 continue
+            if actions:
+                self._journal_before_acting(name, actions)
             for action in actions:
                 self._state(
                     "risk_action",
@@ -2747,6 +2764,29 @@ class Engine:
                             self.cancel(order.client_order_id)
                 self.ctx.intents.extend(action_intents(name, action, self.portfolio.open_positions))
             self._send_acted()
+
+    def _journal_before_acting(self, plugin: str, actions: Sequence[AccountAction]) -> None:
+        """Before anything is sent for ``actions`` (risk plugin ``plugin``'s): the locks taken
+        (``_journal_new_locks``) and the closes a FLATTEN among them owes (``close_owed``), in
+        one commit. Sending takes network round trips; a process killed meanwhile must leave
+        both or neither: the flatten owed without its lock, a restart on a new day trades again
+        with nobody having cleared it; the lock without the flatten owed, the position it was
+        to close stays open under the lock."""
+        with self.journal.grouped():
+            self._journal_new_locks()
+            if self._flatten_in_force is not None:
+                return  # a halt's flatten closes every position already (``_risk_flatten``)
+            closer = _risk_closer(plugin)
+            for action in actions:
+                if action.kind is not ActionKind.FLATTEN:
+                    continue
+                for symbol in list(self.portfolio.open_positions):
+                    # One owed already (another plugin's close, or a refusal no retry changes
+                    # that a person must see to) keeps its record: the close goes on as before.
+                    if (action.symbol is None or symbol == action.symbol) and (
+                        symbol not in self._owed
+                    ):
+                        self._journal_owed(symbol, closer)
 
     def _send_acted(self) -> None:
         """Send the orders the acting plugins' actions queued, under the actions' own ids."""
