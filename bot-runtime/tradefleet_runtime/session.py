@@ -58,6 +58,7 @@ from tradefleet_runtime.capabilities import (
     OrderObserver,
     OrderRestorer,
     PositionRestorer,
+    ReleaseSlack,
     RiskLockHolder,
     SignalReceiver,
     StateRestorer,
@@ -1057,13 +1058,30 @@ class BotSession:
                     engine.stats.missed_decisions,
                 )
             released = self.pacer(live())
+            late = None
+            if clock is not None and self.mode is not Mode.BACKTEST:
+                received: list[float | None] = [None]
+                released = _received_at(released, clock.market_time, received)
+                slack = int(clock.release_slack_s()) if isinstance(clock, ReleaseSlack) else 0
+                caught_up = [False]
+
+                def late(bar: Bar) -> bool:
+                    # After a newer bar closed, and past what the feed holds a bar on purpose;
+                    # once a bar came on time: what a feed hands over first is the start's
+                    # (a first start misses nothing, a restart's history was split already).
+                    now = received[0]
+                    missed = bar_missed(bar[2] + bar[1] + slack, bar[1], now)
+                    if now is not None and not missed:
+                        caught_up[0] = True
+                    return missed and caught_up[0]
+
             if self.bot.venue is not None:
                 released = self._watching_positions(engine, self.bot.venue, released)
             if self.mode is not Mode.BACKTEST:
                 symbols = frozenset(self.bot.manifest.spec.market.symbols)
                 released = _marking_handled(self.journal, engine, released, symbols)
             with _collector_frozen(self.mode is Mode.BACKTEST):
-                engine.run(released, self.should_stop)
+                engine.run(released, self.should_stop, late=late)
         except BaseException as error:
             self.fail(error)
             raise
@@ -1167,6 +1185,22 @@ class BotSession:
     def run_to_end(self) -> RunOutcome:
         self.open()
         return self.close(self.run())
+
+
+def _received_at(
+    bars: Iterator[Bar], market_time: Callable[[], float | None], received: list[float | None]
+) -> Iterator[Bar]:
+    """``bars``, with the market's time each timestamp's bars came at in ``received[0]``, by
+    which ``bar_missed`` judges a running bot's bars as a restart's (``Engine._late_shown``).
+    None for the first: ``split_history`` judged it at the market's time the bot came back."""
+    current = None
+    first = True
+    for bar in bars:
+        if bar[2] != current:
+            current = bar[2]
+            received[0] = None if first else market_time()
+            first = False
+        yield bar
 
 
 def _marking_handled(

@@ -565,6 +565,8 @@ class EngineStats:
     rejected: int = 0
     history_bars: int = 0  # bars the strategy saw as history (warm-up, already handled)
     warmup_intents: int = 0  # orders a strategy asked for while warming up (dropped)
+    late_bars: int = 0  # bars a live run got after a newer bar had closed (``_late_shown``)
+    late_intents: int = 0  # orders a strategy asked for on those (dropped)
     known_ids_skipped: int = 0  # intents whose id an earlier run already sent (not re-sent)
     # A restart's bars that closed while the bot was down (``catch_up``): orders decided on
     # the newest closed bar of a higher timeframe built from them (sent), and fills of orders
@@ -668,6 +670,8 @@ class Engine:
         self.last_order_id = ""
         # Client order ids earlier runs journaled: an intent that gets one is never re-sent.
         self.known_ids: frozenset[str] = frozenset()
+        self._vetoed_ids: frozenset[str] = frozenset()  # ``CarriedState.vetoed_order_ids``
+        self._late_closes: list[int] = []  # close times of late bars not said yet
         # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
         # ends cancelled without being among them was cancelled by someone else.
         self._cancels_asked: set[str] = set()
@@ -1225,6 +1229,64 @@ class Engine:
         self.stats.history_bars += count
         return count
 
+    def _late_shown(
+        self, on_bar: Callable[[Bar], None], late: Callable[[Bar], bool]
+    ) -> Callable[[Bar], None]:
+        """``on_bar``, but a bar that came ``late`` — after a newer bar of its series had
+        closed: an outage of the venue or the feed, which hands the bars that closed meanwhile
+        over in a burst once it is back — is shown to the strategy as history: the orders it
+        asks for on it are dropped (counted, each using up the id a running bot gave it, as a
+        restart drops them: ``_missed_order_id``), its cancels and closes too. Decided minutes
+        after the bar closed, on prices that are gone, they would trade what a bot restarted
+        after the same outage never trades (``session.split_history``). Each bar is judged on
+        its own series' timeframe: a higher timeframe's bar still the newest of its series is
+        traded. The venue still works the resting orders over those bars (the broker's
+        ``on_bar``). A run of late bars is said once the next bar on time comes, or the run
+        ends (``bars_late``)."""
+        ctx = self.ctx
+        intents = ctx.intents
+        closes = self._late_closes
+
+        def deliver(bar: Bar) -> None:
+            if not late(bar):
+                if closes:
+                    self._said_late(closes)
+                on_bar(bar)
+                return
+            before = len(intents)
+            ctx.replaying = True
+            try:
+                on_bar(bar)
+            finally:
+                ctx.replaying = False
+                if len(intents) > before:
+                    for intent in intents[before:]:
+                        self.stats.late_intents += 1
+                        self._missed_order_id(intent)
+                    del intents[before:]
+            close = bar[2] + bar[1]
+            if not closes or closes[-1] != close:
+                closes.append(close)
+
+        return deliver
+
+    def _said_late(self, closes: list[int]) -> None:
+        """Say (and empty) ``closes``: the close times of a run of bars that came late."""
+        self.stats.late_bars += len(closes)
+        first, last = closes[0], closes[-1]
+        message = (
+            f"{len(closes)} bar(s) came after a newer bar had closed (closes {_utc(first)} to "
+            f"{_utc(last)}): the venue or the feed was out; shown to the strategy as history, "
+            "no order sent for them"
+        )
+        log.warning("%s: %s", self.config.bot_name, message)
+        self._state(
+            "bars_late",
+            message,
+            {"bars": len(closes), "first_close": first, "last_close": last},
+        )
+        closes.clear()
+
     def _send_missed_decisions(self, decided: list[tuple[OrderIntent, bool]]) -> None:
         """Handle (and empty) ``decided``: the orders the strategy asked for on a bar that
         closed while the bot was down, in the order a running bot would have sent them. Those
@@ -1329,17 +1391,21 @@ class Engine:
         should_stop: Callable[[], bool] | None = None,
         *,
         warmup: bool = False,
+        late: Callable[[Bar], bool] | None = None,
     ) -> None:
         """Consume bars until they end or ``should_stop()`` says so (checked per timestamp).
 
         With ``warmup`` the strategy's orders are dropped (counted): it is still learning.
+        ``late`` (a live run's, ``session.bar_missed`` at the market's time each bar came):
+        whether a bar came after a newer one of its series had closed — the venue or the feed
+        was out — which the strategy is shown as history (``_late_shown``).
 
         This is the hot loop: about a microsecond a bar is the budget, so the end-of-timestamp
         snapshot is inlined and attributes are bound to locals.
         """
         if not self._started:
             self.start()
-        strategy_on_bar = self._on_bar
+        strategy_on_bar = self._on_bar if late is None else self._late_shown(self._on_bar, late)
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio
         marks = portfolio.marks
@@ -1438,6 +1504,8 @@ class Engine:
                 self._risk_after_bar()
         if current is not None:
             self._end_snapshot(current + timeframe)
+        if self._late_closes:
+            self._said_late(self._late_closes)  # a run that ended in a burst says it too
         self._journal_equity()
         self.stats.bars += count
 

@@ -107,6 +107,7 @@ class CcxtFeed:
         self._offset_s = 0.0
         self._synced_at: float | None = None  # monotonic seconds of that sync
         self._has_time = bool(self.client.has.get("fetchTime"))
+        self._symbol_count = 1  # the bot's symbols (``bars``): one waits for no other
         # The runtime's idle hook (``FeedRequest.idle``): control calls and the broker's
         # events are served on the engine thread while the feed waits for a candle.
         self._idle: Callable[[], None] | None = None
@@ -131,6 +132,14 @@ class CcxtFeed:
         None until the venue answered ``fetch_time``, and for a venue without it: the host's
         clock, which the feed then falls back on, may be off by more than a candle."""
         return None if self._synced_at is None else self._venue_clock()
+
+    def release_slack_s(self) -> float:
+        """``ReleaseSlack``: a candle is asked for ``settle_s`` after its close, then every
+        ``poll_s``; a timestamp waits up to ``late_s`` for a symbol whose candle is missing
+        (a bot of several symbols)."""
+        p = self.params
+        waits = p.late_s if self._symbol_count > 1 else 0.0
+        return p.settle_s + 2 * p.poll_s + waits
 
     # -- building the client ----------------------------------------------------------------
     def _make_client(self) -> Any:
@@ -173,6 +182,7 @@ class CcxtFeed:
 
     # -- the stream -------------------------------------------------------------------------
     def _stream(self, request: FeedRequest) -> Iterator[Bar]:
+        self._symbol_count = len(request.symbols)
         self._idle = request.idle
         self._should_stop = request.should_stop
         try:

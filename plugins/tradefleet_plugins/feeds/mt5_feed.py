@@ -176,6 +176,11 @@ class Mt5Feed:
         None before the first): a restarted bot trades only the newest closed bar."""
         return self._server.utc_now(self._clock())
 
+    def release_slack_s(self) -> float:
+        """``ReleaseSlack``: a bar is handed over ``settle_s`` after its close, found at the
+        next ask (every ``poll_s``)."""
+        return self.params.settle_s + 2 * self.params.poll_s
+
     def _note(self, text: str) -> None:
         log.warning("mt5 feed: %s", text)
         self._report.notes.append(text)
