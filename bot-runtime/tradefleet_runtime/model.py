@@ -379,6 +379,10 @@ class CarriedState:
     runs: int = 0
     # Every client order id the bot ever journaled: none of them may be sent again as new.
     known_order_ids: frozenset[str] = frozenset()
+    # The intents a risk plugin vetoed (never orders), by the id they took: (symbol, side, the
+    # quantity asked, None when the sizer decides it). A bar handled again after a crash
+    # decides the same intent no more (its decisions are journaled once).
+    vetoed_intents: dict[str, tuple[str, str, float | None]] = field(default_factory=dict)
     # Close time of the last timestamp the bot fully handled (0: none); a restart resumes
     # after it.
     last_bar_ts: int = 0

@@ -156,7 +156,9 @@ def tradefleet_risk_plugins() -> list[PluginSpec]:
             params=PreTradeParams,
             summary="Price band, size/notional, free margin, gross/group exposure, correlation, "
             "positions, leverage, hours, trades a day, holding, loss cooldown, balance.",
-            capabilities=frozenset({Capability.OBSERVES_BARS, Capability.READS_TRADES}),
+            capabilities=frozenset(
+                {Capability.OBSERVES_BARS, Capability.READS_TRADES, Capability.RESTORES_STATE}
+            ),
         ),
         PluginSpec(
             kind=PluginKind.RISK,

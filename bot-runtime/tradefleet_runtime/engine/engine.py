@@ -670,7 +670,8 @@ class Engine:
         self.last_order_id = ""
         # Client order ids earlier runs journaled: an intent that gets one is never re-sent.
         self.known_ids: frozenset[str] = frozenset()
-        self._vetoed_ids: frozenset[str] = frozenset()  # ``CarriedState.vetoed_order_ids``
+        # ``CarriedState.vetoed_intents``: what earlier runs vetoed, by the id it took.
+        self._vetoed: dict[str, tuple[str, str, float | None]] = {}
         self._late_closes: list[int] = []  # close times of late bars not said yet
         # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
         # ends cancelled without being among them was cancelled by someone else.
@@ -1781,6 +1782,10 @@ class Engine:
         else:
             with self.journal.grouped():
                 order = self._decide_order(intent, replay, fixed_id)
+                if self._state_keepers:
+                    # What the chain's approval changed (pre-trade's entries of the day) goes
+                    # with the order: a kill before the bar's end must not forget it.
+                    self._journal_plugin_states()
         if order is not None:
             self._send(order)
 
@@ -1799,7 +1804,7 @@ class Engine:
             order_id = fixed_id
         else:
             order_id = self._next_order_id(intent.symbol)
-            while order_id in self.known_ids and not replay:
+            while not replay and (order_id in self.known_ids or order_id in self._vetoed):
                 order_id = self._next_order_id(intent.symbol)
         if order_id in self.known_ids:
             # An earlier run sent this very order (the bot is handling a bar again after a
@@ -1811,6 +1816,22 @@ class Engine:
                 "order_known",
                 f"{order_id}: already sent by an earlier run; not sent again",
                 {"client_order_id": order_id},
+            )
+            return None
+        if self._vetoed and self._vetoed.get(order_id) == (
+            intent.symbol,
+            intent.side.value,
+            intent.quantity,
+        ):
+            # Vetoed by an earlier run on the bar handled again: decided and journaled once.
+            # Only the same intent: the strategy may ask something else on it now (the venue
+            # worked the outage: a close where an add was vetoed), which is decided.
+            self.journal.record_event(
+                self._now,
+                "order_known",
+                f"{order_id}: vetoed by an earlier run (its decision is journaled); not decided "
+                "again",
+                {"client_order_id": order_id, "vetoed": True},
             )
             return None
         # What the driver decides: the intent, or between bars only its closing part when the
@@ -4036,6 +4057,7 @@ class Engine:
                 # The paper broker's own funding: its cash must be the bot's, not the fills'.
                 self.restorer.restore_cash_flows(booked)
         self.known_ids = state.known_order_ids
+        self._vetoed = state.vetoed_intents
         rearmed = 0
         for order, filled in state.working:
             self.journal.record_order(order, OrderStatus.PENDING, self._now, "re-armed on restart")
@@ -4161,6 +4183,7 @@ class Engine:
         self.known_ids = state.known_order_ids | frozenset(
             report.client_order_id for report in plan.adopted
         )
+        self._vetoed = state.vetoed_intents
         # Children of a working entry the venue never received are booked (not sent yet) so
         # that they are cut and grown as the adopted ones are; sent below at that size.
         unsent = self._book_resent(plan, journaled, now)

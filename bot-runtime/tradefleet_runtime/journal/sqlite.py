@@ -51,6 +51,7 @@ from tradefleet_runtime.model import (
     OrderStatus,
     OrderType,
     Position,
+    RiskAction,
     RiskDecision,
     Side,
     Trade,
@@ -1139,6 +1140,19 @@ class Journal:
                 *previous,
             )
         )
+        # The first decision row of each vetoed id: what was asked, before any plugin shrank it.
+        state.vetoed_intents = {
+            str(order_id): (str(symbol), str(side), quantity)
+            for order_id, symbol, side, quantity in self.query(
+                "SELECT client_order_id, symbol, side, quantity_in FROM risk_decisions"
+                " WHERE id IN (SELECT MIN(id) FROM risk_decisions"
+                f" WHERE run_id IN ({marks}) AND client_order_id IS NOT NULL"
+                " GROUP BY client_order_id HAVING SUM(action = ?) > 0)",
+                *previous,
+                RiskAction.VETO.value,
+            )
+            if order_id not in state.known_order_ids
+        }
         state.last_bar_ts = self._last_bar_ts(marks, previous)
         state.cash_flows = [
             CashFlow(row[0], row[1], row[2], row[3], row[4], row[5])

@@ -25,10 +25,12 @@ leave their symbol in for ``max_correlation``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
 from tradefleet_plugins.risk.rolling_corr import RollingReturns
@@ -47,6 +49,8 @@ from tradefleet_runtime.sdk import (
     Trade,
     round_quantity,
 )
+
+log = logging.getLogger(__name__)
 
 APPROVE = RiskDecision.approve()
 VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
@@ -467,6 +471,26 @@ def correlated_with(
     return None
 
 
+STATE_VERSION = 1
+
+
+def kept_entries(state: Mapping[str, Any]) -> tuple[date | None, int] | str:
+    """``PreTrade.saved_state``'s (day, entries that day) read back, or what is wrong with it,
+    naming the field (pure)."""
+    if state.get("version") != STATE_VERSION:
+        return f"version {state.get('version')!r} is not {STATE_VERSION}"
+    count = state.get("entries_today")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return f"entries_today {count!r} is not a count"
+    day = state.get("day")
+    if day is None:
+        return None, 0
+    try:
+        return date.fromisoformat(str(day)), count
+    except ValueError:
+        return f"day {day!r} is not a date"
+
+
 class PreTrade:
     def __init__(self, params: PreTradeParams) -> None:
         self.params = params
@@ -483,6 +507,28 @@ class PreTrade:
 
     def bind_trades(self, trades: Sequence[Trade]) -> None:
         self._trades = trades
+
+    # -- the state a restart takes back -----------------------------------------------------
+
+    def saved_state(self) -> dict[str, Any]:
+        """The entries approved on the current day (``restores-state``): bars and fills do not
+        rebuild them (an entry still open is no closed trade), and a restart that forgot them
+        would approve ``max_trades_per_day`` more the same day. Journaled by the engine with
+        the order whose approval changed it."""
+        return {
+            "version": STATE_VERSION,
+            "day": None if self._day is None else self._day.isoformat(),
+            "entries_today": self._entries_today,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back an earlier run's count of the day's entries; one not as ``saved_state``
+        writes it is said as a warning naming the field, and left out."""
+        kept = kept_entries(state)
+        if isinstance(kept, str):
+            log.warning("pre-trade: the kept state is left out, %s", kept)
+            return
+        self._day, self._entries_today = kept
 
     def on_bar(self, bar: Bar) -> None:
         if not self.params.max_correlation:
