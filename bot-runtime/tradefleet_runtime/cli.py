@@ -705,6 +705,7 @@ def _report(args: argparse.Namespace, out: Console) -> int:
             )
         run = chosen[0]
         data = from_journal(journal, run)
+        refusals = journal.risk_refusals(run.run_id)
     finally:
         journal.close()
     report = build_report(data)
@@ -716,9 +717,29 @@ def _report(args: argparse.Namespace, out: Console) -> int:
         return 0
     title = f"{run.bot} run {run.run_id} ({run.status})"
     out.print(report_table(title, report, run.currency))
+    for line in risk_lines(refusals):
+        out.print(line, highlight=False)
     if args.trades:
         out.print(trades_table(f"{run.bot} run {run.run_id}: trades", data.trades, run.currency))
     return 0
+
+
+def risk_lines(refusals: Sequence[tuple[str, str, str, int]], shown: int = 3) -> list[str]:
+    """``Journal.risk_refusals`` as the backtest prints its vetoes: a line per plugin and
+    action, "risk: PLUGIN vetoed N order(s): 30× <reason>; …", its most frequent reasons
+    first (pure)."""
+    grouped: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for plugin, action, reason, count in refusals:
+        grouped.setdefault((plugin, action), []).append((reason, count))
+    lines = []
+    for (plugin, action), reasons in grouped.items():
+        total = sum(count for _, count in reasons)
+        parts = [f"{count}× {reason or 'no reason given'}" for reason, count in reasons[:shown]]
+        if len(reasons) > shown:
+            parts.append(f"{len(reasons) - shown} more reason(s) in the journal")
+        verb = "vetoed" if action == "veto" else "shrank"
+        lines.append(f"risk: {plugin} {verb} {total} order(s): {'; '.join(parts)}")
+    return lines
 
 
 def _known_journals() -> str:

@@ -178,9 +178,12 @@ def _packed(values: array[Any]) -> bytes:
     return values.tobytes()
 
 
-def _unpacked(typecode: str, blob: bytes) -> array[Any]:
+def _unpacked(typecode: str, blob: bytes, path: Path | str = "") -> array[Any]:
     values = array(typecode)
-    values.frombytes(blob)
+    try:
+        values.frombytes(blob)
+    except (TypeError, ValueError) as error:  # not a whole number of items: a damaged row
+        raise JournalError(f"journal {path}: an equity row is damaged ({error})") from None
     if sys.byteorder != "little":
         values.byteswap()
     return values
@@ -279,6 +282,10 @@ class Journal:
         # Batched: the latest status row of each (run, order) since the last commit.
         self._statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._grouping = False
+        # The reference price (the mark it was decided at) of each order earlier runs left
+        # working (``carried_state``): the row this run writes for it again — re-armed,
+        # carried over, adopted, resent — keeps it, so its fills are still measured.
+        self._carried_refs: dict[str, float] = {}
 
     def _open(self, durable: bool) -> sqlite3.Connection:
         if self.path != ":memory:":
@@ -473,6 +480,8 @@ class Journal:
         order was decided, its reference price when it has no price of its own."""
         run = self.run_id
         order_id = order.client_order_id
+        if mark is None and self._carried_refs:
+            mark = self._carried_refs.get(order_id)
         order_row = _order_row(run, order, mark)
         status_row = (run, order_id, ts, status + "", reason, None)
         if self.batched:
@@ -846,11 +855,21 @@ class Journal:
                 initial_capital=row[7],
                 timeframe_s=row[8],
                 config_hash=row[9],
-                manifest=json.loads(row[10]),
-                summary=json.loads(row[11]) if row[11] else None,
+                manifest=self._run_json(row[0], "manifest", row[10]),
+                summary=self._run_json(row[0], "summary", row[11]) if row[11] else None,
             )
             for row in rows
         ]
+
+    def _run_json(self, run_id: str, column: str, text: str) -> Any:
+        """A run row's JSON column; one that is not JSON (a hand edit, a damaged copy) is a
+        ``JournalError`` naming the file, the run and the column, not a traceback."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise JournalError(
+                f"journal {self.path}: run {run_id}'s {column} is damaged (not JSON: {error})"
+            ) from None
 
     def equity_curve(self, run_id: str) -> tuple[array[int], array[float], array[float]]:
         """(close times, equity, gross exposure) of every bar of a run."""
@@ -861,9 +880,9 @@ class Journal:
             "SELECT ts, equity, exposure FROM equity_chunks WHERE run_id = ? ORDER BY first_ts",
             (run_id,),
         ):
-            timestamps.extend(_unpacked("q", ts))
-            equity.extend(_unpacked("d", eq))
-            exposure.extend(_unpacked("d", ex))
+            timestamps.extend(_unpacked("q", ts, self.path))
+            equity.extend(_unpacked("d", eq, self.path))
+            exposure.extend(_unpacked("d", ex, self.path))
         return timestamps, equity, exposure
 
     def trades(self, run_id: str) -> list[Trade]:
@@ -1107,7 +1126,8 @@ class Journal:
         latest = self.query(
             "SELECT o.client_order_id, o.symbol, o.side, o.order_type, o.quantity, o.price,"
             " o.stop_loss, o.take_profit, o.reduce_only, o.parent_id, o.created_ts, o.tag,"
-            " u.status FROM order_updates u JOIN orders o USING (run_id, client_order_id)"
+            " u.status, o.reference_price FROM order_updates u"
+            " JOIN orders o USING (run_id, client_order_id)"
             " WHERE u.id IN (SELECT MAX(id) FROM order_updates"
             f" WHERE run_id IN ({marks}) GROUP BY client_order_id)"
             " AND u.status IN ('pending', 'open', 'partially_filled') ORDER BY u.id",
@@ -1129,6 +1149,8 @@ class Journal:
                 created_ts=row[10],
                 tag=row[11],
             )
+            if row[13] is not None:
+                self._carried_refs[order.client_order_id] = float(row[13])
             if row[12] == "pending":
                 state.unacknowledged.append(order)
             else:
@@ -1182,7 +1204,7 @@ class Journal:
             f" WHERE run_id IN ({marks}) GROUP BY run_id)",
             *runs,
         ):
-            stamps = _unpacked("q", blob)
+            stamps = _unpacked("q", blob, self.path)
             if stamps:
                 last = max(last, max(stamps))
         return last
@@ -1213,9 +1235,22 @@ class Journal:
             f"SELECT ts, equity FROM equity_chunks WHERE run_id IN ({marks}) ORDER BY first_ts",
             *previous,
         ):
-            timestamps.extend(_unpacked("q", ts))
-            equity.extend(_unpacked("d", values))
+            timestamps.extend(_unpacked("q", ts, self.path))
+            equity.extend(_unpacked("d", values, self.path))
         return timestamps, equity
+
+    def risk_refusals(self, run_id: str) -> list[tuple[str, str, str, int]]:
+        """What risk plugins vetoed or shrank in a run: (plugin, action, reason, how many),
+        each plugin's most frequent reasons first."""
+        rows = self.query(
+            "SELECT plugin, action, reason, COUNT(*) FROM risk_decisions"
+            " WHERE run_id = ? AND action IN (?, ?) GROUP BY plugin, action, reason"
+            " ORDER BY plugin, action DESC, COUNT(*) DESC, reason",
+            run_id,
+            RiskAction.VETO.value,
+            RiskAction.SHRINK.value,
+        )
+        return [(str(p), str(a), str(r or ""), int(n)) for p, a, r, n in rows]
 
     def measured_fills(self, bot: str, limit: int) -> list[tuple[Fill, float]]:
         """The last ``limit`` fills of the bot's earlier runs whose order has a reference price,
