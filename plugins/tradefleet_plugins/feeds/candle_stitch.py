@@ -105,6 +105,9 @@ class CandleStitcher:
         self._closes: dict[str, float] = {}  # last released close per symbol
         # Per symbol, the newest candle dropped as late: a run of them is one gap.
         self._late: dict[str, int] = {}
+        # The candles said to have no prices, by symbol: asked for again at every poll until
+        # the next one closes (the cursor stays on them), they are said once.
+        self._priceless: dict[str, int] = {}
 
     def next_ts(self) -> int:
         return self.frontier + self.timeframe_s
@@ -157,7 +160,11 @@ class CandleStitcher:
                 continue
             prices = _prices(row)
             if prices is None:
-                self.report.notes.append(f"{symbol}: candle at {iso(ts)} has no prices; skipped")
+                if self._priceless.get(symbol) != ts:
+                    self._priceless[symbol] = ts
+                    self.report.notes.append(
+                        f"{symbol}: candle at {iso(ts)} has no prices; skipped"
+                    )
                 continue
             if last is not None and ts - last > tf:
                 self._gap(symbol, last, ts)
