@@ -1277,8 +1277,9 @@ class Engine:
         first, last = closes[0], closes[-1]
         message = (
             f"{len(closes)} bar(s) came after a newer bar had closed (closes {_utc(first)} to "
-            f"{_utc(last)}): the venue or the feed was out; shown to the strategy as history, "
-            "no order sent for them"
+            f"{_utc(last)}): the venue or the feed was out, or the feed filled them in for a "
+            "quiet market (gap_policy fill); shown to the strategy as history, no order sent "
+            "for them"
         )
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
