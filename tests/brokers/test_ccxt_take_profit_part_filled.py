@@ -64,6 +64,19 @@ def _take_profit_part(harness: VenueHarness) -> None:
             del usdm._continue_partial_markets
 
 
+def _ends_flat(bot: _Bot) -> None:
+    """Flat at the venue and in the bot, nothing working, what was bought closed once."""
+    engine, symbol = bot.engine, bot.symbol
+    _until(
+        engine,
+        lambda: engine.position(symbol).quantity == 0.0 and not engine.open_orders(),
+        "flat with nothing working",
+    )
+    pump_for(engine, 1.0)
+    assert venue_position(bot.harness) == Decimal(0)
+    assert sum(t.quantity for t in engine.portfolio.trades) == pytest.approx(QUANTITY)
+
+
 @pytest.mark.parametrize("venue", ["binance-usdm", "bybit"])
 def test_a_take_profit_filled_in_part_leaves_the_rest_under_its_stop_cut_to_it(
     tmp_path: Path, venue: str
@@ -110,14 +123,7 @@ def test_the_strategys_close_after_a_part_of_the_take_profit_leaves_nothing(
         )
         pump_for(engine, 0.5)
         bot.close_at_next_bar()
-        _until(
-            engine,
-            lambda: engine.position(symbol).quantity == 0.0 and not engine.open_orders(),
-            "flat with nothing working",
-        )
-        pump_for(engine, 1.0)
-        assert venue_position(harness) == Decimal(0)
-        assert sum(t.quantity for t in engine.portfolio.trades) == pytest.approx(QUANTITY)
+        _ends_flat(bot)
 
 
 @pytest.mark.parametrize("venue", ["binance-usdm", "bybit"])
@@ -129,18 +135,11 @@ def test_a_take_profit_part_while_the_strategys_close_is_on_its_way_leaves_nothi
     closes the 0.006 at market, says so, and ends flat, never short."""
     with _venue(venue, tmp_path) as harness:
         bot = _Bot(harness)
-        engine, symbol = bot.engine, bot.symbol
+        engine = bot.engine
         harness.fake.faults.inject("latency", path=ORDER_PATH[venue], method="POST", delay_ms=1000)
         bot.close_at_next_bar()
         pump_for(engine, 0.3)  # the close is at the venue's door
         _take_profit_part(harness)
-        _until(
-            engine,
-            lambda: engine.position(symbol).quantity == 0.0 and not engine.open_orders(),
-            "flat with nothing working",
-        )
-        pump_for(engine, 1.0)
-        assert venue_position(harness) == Decimal(0)
-        assert sum(t.quantity for t in engine.portfolio.trades) == pytest.approx(QUANTITY)
+        _ends_flat(bot)
         resent = bot.journal.query("SELECT message FROM events WHERE kind = 'close_resent'")
         assert len(resent) == (1 if venue == "binance-usdm" else 0), resent

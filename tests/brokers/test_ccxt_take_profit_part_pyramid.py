@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.brokers.ccxt_venue_reads import pump_for
 from tests.brokers.harness import BOT, QUANTITY, START_PRICE, VenueHarness
 from tests.brokers.test_ccxt_flatten_beside_resting_sell import _until, _venue, _venue_status
 from tests.runtime.helpers import Scripted, start_test_run
@@ -26,14 +27,6 @@ from tradefleet_runtime.model import Bar, OrderStatus
 
 SL, TP_OLD, TP_NEW = 48_000.0, 52_000.0, 51_000.0
 PART = Decimal("0.004")
-
-
-def _pump_for(engine: Engine, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        engine.pump()
-        engine.send_queued()
-        time.sleep(0.02)
 
 
 def _bybit_fill(harness: VenueHarness, link_id: str, quantity: Decimal) -> None:
@@ -102,14 +95,14 @@ def test_a_pyramids_take_profit_filled_in_part_then_whole_leaves_the_rest_under_
             lambda: engine.position(symbol).quantity == pytest.approx(2 * QUANTITY - 0.004),
             "the part",
         )
-        _pump_for(engine, 1.0)
+        pump_for(engine, 1.0)
         _bybit_fill(harness, newer_tp, Decimal(str(QUANTITY)) - PART)  # and then the rest
         _until(
             engine,
             lambda: engine.position(symbol).quantity == pytest.approx(QUANTITY),
             "the rest",
         )
-        _pump_for(engine, 1.5)
+        pump_for(engine, 1.5)
         held = engine.position(symbol).quantity
         in_engine = sum(
             w.order.quantity - w.filled

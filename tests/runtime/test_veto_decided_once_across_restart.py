@@ -56,10 +56,9 @@ def _vetoes(path: Path) -> list[tuple[str, str]]:
     return [(str(r), str(c)) for r, c in rows]
 
 
-def test_a_veto_journaled_before_a_crash_is_not_decided_again(
-    registry: PluginRegistry, tmp_path: Path
-) -> None:
-    path = tmp_path / "journal.sqlite"
+def _killed_after_the_veto(registry: PluginRegistry, tmp: Path) -> Path:
+    """The first life: bar 1's add is vetoed, the veto committed, and the process dies."""
+    path = tmp / "journal.sqlite"
     journal = Journal(path, durable=True)
     record_risk = journal.record_risk
 
@@ -71,10 +70,17 @@ def test_a_veto_journaled_before_a_crash_is_not_decided_again(
 
     journal.record_risk = dying_record_risk  # type: ignore[method-assign]
     with pytest.raises(Killed):
-        BotSession(_bot(registry, tmp_path), journal, bars=BARS).run_to_end()
+        BotSession(_bot(registry, tmp), journal, bars=BARS).run_to_end()
     journal._db.close()
     if journal._lock_fd is not None:
         os.close(journal._lock_fd)
+    return path
+
+
+def test_a_veto_journaled_before_a_crash_is_not_decided_again(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    path = _killed_after_the_veto(registry, tmp_path)
     [(first_run, vetoed_id)] = _vetoes(path)
 
     journal = Journal(path, durable=True)
@@ -117,22 +123,7 @@ def test_another_intent_on_the_bar_handled_again_is_decided(
     handled again another intent can take the vetoed one's id — the restarted strategy, having
     seen the venue work the outage, closes where the killed run added. The close is decided
     and sent; only the same intent is skipped."""
-    path = tmp_path / "journal.sqlite"
-    journal = Journal(path, durable=True)
-    record_risk = journal.record_risk
-
-    def dying_record_risk(**row: Any) -> None:
-        record_risk(**row)
-        if row["decision"].action == "veto":
-            journal.flush()
-            raise Killed("after the veto")
-
-    journal.record_risk = dying_record_risk  # type: ignore[method-assign]
-    with pytest.raises(Killed):
-        BotSession(_bot(registry, tmp_path), journal, bars=BARS).run_to_end()
-    journal._db.close()
-    if journal._lock_fd is not None:
-        os.close(journal._lock_fd)
+    path = _killed_after_the_veto(registry, tmp_path)
 
     journal = Journal(path, durable=True)
     closes = Scripted({1: lambda ctx, b: ctx.close("TEST", "close")})
