@@ -112,3 +112,6 @@ def test_a_pyramids_take_profit_filled_in_part_then_whole_leaves_the_rest_under_
         at_venue = _venue_stops(harness, stops)
         assert at_venue == Decimal(str(held)), f"held {held}, stop-losses at the venue {at_venue}"
         assert in_engine == pytest.approx(held)
+        # The newer stop ended one-cancels-other, not "outside the bot": the older protects.
+        said = journal.query("SELECT message FROM events WHERE kind = 'stop_cancelled'")
+        assert said == [], said

@@ -673,6 +673,9 @@ class Engine:
         # ``CarriedState.vetoed_intents``: what earlier runs vetoed, by the id it took.
         self._vetoed: dict[str, tuple[str, str, float | None]] = {}
         self._late_closes: list[int] = []  # close times of late bars not said yet
+        # Bracket children whose sibling filled whole: the venue or the broker ends them
+        # (one-cancels-other), which is not "cancelled outside the bot".
+        self._oco_ending: set[str] = set()
         # Orders the bot asked to cancel and not yet heard ended: a bracket's stop-loss that
         # ends cancelled without being among them was cancelled by someone else.
         self._cancels_asked: set[str] = set()
@@ -2031,6 +2034,8 @@ class Engine:
             if self._strategy_closes:
                 self._strategy_close_ended(working.order.symbol)
             self._cancels_asked.discard(update.client_order_id)
+            if self._oco_ending:
+                self._oco_ending.discard(update.client_order_id)
             try:
                 self.strategy.on_order_update(update)
             except Exception as error:
@@ -2166,6 +2171,10 @@ class Engine:
         held = self.portfolio.position(stop.symbol).quantity
         if not (held > 0.0 if stop.side is Side.SELL else held < 0.0):
             return  # nothing left to protect on that side (its sibling filled, say)
+        if self._oco_ending and stop.client_order_id in self._oco_ending:
+            # Its take-profit filled whole: one-cancels-other; what remains held is another
+            # entry's (a pyramid), under that entry's own stop.
+            return
         said = why or "no reason given"
         # A close of the position on its way (its fill not heard yet): a venue ends a
         # reduce-only stop that has nothing left to reduce — the position may be closed
@@ -2365,6 +2374,15 @@ class Engine:
             )
             else None
         )
+        if spent is not None and status is OrderStatus.FILLED:
+            # Filled whole: its siblings end one-cancels-other (the venue's or the broker's
+            # cancel). Not one filled in part: a spot OCO list ending the stop then leaves the
+            # rest bare, which is said.
+            self._oco_ending.update(
+                other.client_order_id
+                for other in self.book.orders(fill.symbol)
+                if other.oco_group == spent and other.client_order_id != fill.client_order_id
+            )
         asked = self._cancels_asked
         children = self.book.children_left(
             fill.symbol,
