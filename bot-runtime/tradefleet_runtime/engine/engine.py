@@ -2021,6 +2021,8 @@ class Engine:
                     and self._closes_asked.get(order.symbol) == order.tag
                 ):
                     self._close_refused_larger(order)
+                elif self._closes_asked.get(order.symbol) == order.tag and order.reduce_only:
+                    del self._closes_asked[order.symbol]  # refused for good: no longer asked
             elif status is OrderStatus.CANCELLED:
                 order = working.order
                 if (
@@ -2716,6 +2718,11 @@ class Engine:
             self._cap_children(fill, order, reduced, status)
         if self._closes_refused and fill.symbol in self._closes_refused:
             self._close_refused_larger(self._closes_refused[fill.symbol])
+        if self._closes_asked and abs(position.quantity) <= _FLAT:
+            # The strategy's close is done with the position: a later reduce-only order of
+            # the same tag (a strategy tagging every exit alike) is not taken for it.
+            self._closes_asked.pop(fill.symbol, None)
+            self._closes_refused.pop(fill.symbol, None)
         if self._strategy_closes and fill.symbol in self._strategy_closes:
             # A waited order its fill ended (no final status follows one on every venue: the
             # book forgets an order its fill completed, and MT5 reports none).
