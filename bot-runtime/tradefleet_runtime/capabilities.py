@@ -625,10 +625,11 @@ class MarketClock(Protocol):
 
 @runtime_checkable
 class ReleaseSlack(Protocol):
-    """A ``MarketClock`` feed that may hand a bar over later than one timeframe after its close
-    by its own design (a wait for the venue to finish writing the candle, for a late symbol of
-    the same time, a poll): a running bot judges a bar late (``Engine._late_shown``) only past
-    that. Optional: a feed without it is judged on the timeframe alone."""
+    """A ``MarketClock`` feed that holds a closed bar back by its own design (a wait for the
+    venue to finish writing the candle, for a late symbol of the same time, a poll): a running
+    bot judges a bar late (``Engine._late_shown``) only once a newer bar closed more than what
+    of that hold goes beyond one timeframe before it came. Optional: a feed without it is
+    judged on the timeframe alone."""
 
     def release_slack_s(self) -> float:
         """The longest the feed holds a closed bar back on purpose, in seconds."""

@@ -1066,11 +1066,13 @@ class BotSession:
                 caught_up = [False]
 
                 def late(bar: Bar) -> bool:
-                    # After a newer bar closed, and past what the feed holds a bar on purpose;
-                    # once a bar came on time: what a feed hands over first is the start's
-                    # (a first start misses nothing, a restart's history was split already).
+                    # After a newer bar closed, give or take what the feed holds a bar back on
+                    # purpose beyond one timeframe; once a bar came on time: what a feed hands
+                    # over first is the start's (a first start misses nothing, a restart's
+                    # history was split already).
                     now = received[0]
-                    missed = bar_missed(bar[2] + bar[1] + slack, bar[1], now)
+                    beyond = max(slack - bar[1], 0)
+                    missed = bar_missed(bar[2] + bar[1] + beyond, bar[1], now)
                     if now is not None and not missed:
                         caught_up[0] = True
                     return missed and caught_up[0]
