@@ -2164,6 +2164,19 @@ class Engine:
         if self.listener is not None:
             self.listener.on_order(child, update)
 
+    def _stops_cover(self, stop: Order, held: float) -> bool:
+        """Whether the working stop-losses of ``stop``'s symbol and side but ``stop`` close all
+        of ``held``."""
+        left = sum(
+            working.order.quantity - working.filled
+            for working in self.book
+            if working.order.symbol == stop.symbol
+            and working.order.side is stop.side
+            and working.order.tag == STOP_LOSS_TAG
+            and working.order.client_order_id != stop.client_order_id
+        )
+        return left >= abs(held) - _FLAT * max(abs(held), 1.0)
+
     def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
         """A bracket's stop-loss ended cancelled though the bot never asked (a person at the
         venue, a venue's own clean-up) while the position it protected is open: say so loudly
@@ -2173,9 +2186,11 @@ class Engine:
         held = self.portfolio.position(stop.symbol).quantity
         if not (held > 0.0 if stop.side is Side.SELL else held < 0.0):
             return  # nothing left to protect on that side (its sibling filled, say)
-        if self._oco_ending and stop.client_order_id in self._oco_ending:
+        oco = bool(self._oco_ending) and stop.client_order_id in self._oco_ending
+        if oco and self._stops_cover(stop, held):
             # Its take-profit filled whole: one-cancels-other; what remains held is another
-            # entry's (a pyramid), under that entry's own stop.
+            # entry's (a pyramid), under that entry's own stop. Not when that does not cover
+            # it (the rest of its own entry filling after the take-profit): then it is bare.
             return
         said = why or "no reason given"
         # A close of the position on its way (its fill not heard yet): a venue ends a
@@ -2186,7 +2201,13 @@ class Engine:
             for order in self.book.orders(stop.symbol)
             if order.reduce_only and not _guards(order) and order.side is stop.side
         ]
-        if closing:
+        if oco:
+            message = (
+                f"{stop.client_order_id}: the stop-loss ended with its take-profit's fill "
+                f"(one-cancels-other); the {held:.10g} {stop.symbol} position left runs "
+                "without a stop of its own — the bot does not place one"
+            )
+        elif closing:
             message = (
                 f"{stop.client_order_id}: the stop-loss ended at the venue without the bot "
                 f"asking ({said}) while the position's close {', '.join(closing)} is on its "
