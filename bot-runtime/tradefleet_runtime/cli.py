@@ -26,7 +26,7 @@ from tradefleet_runtime import logs, terminal
 from tradefleet_runtime.cli_auth import auth_group
 from tradefleet_runtime.cli_control_commands import control_commands
 from tradefleet_runtime.cli_plugins import plugins_group
-from tradefleet_runtime.engine.engine import Engine, RunResult
+from tradefleet_runtime.engine.engine import Engine
 from tradefleet_runtime.errors import (
     DataError,
     JournalError,
@@ -559,12 +559,13 @@ def _print_outcome(
             f"open at the end: {position.symbol} {position.quantity:+.10g}"
             f" @ {position.average_price:.10g}"
         )
-    vetoes = {k: v for k, v in result.risk_decisions.items() if k[1] == "veto"}
-    for (plugin, _action), count in sorted(vetoes.items()):
-        out.print(
-            f"risk: {plugin} vetoed {count} order(s){_why_vetoed(result, plugin)}",
-            highlight=False,
-        )
+    vetoes = sorted(
+        ((plugin, "veto", result.veto_reasons[(plugin, why)], count)
+         for (plugin, why), count in result.vetoes.items()),
+        key=lambda row: (row[0], -row[3], row[2]),
+    )  # fmt: skip
+    for line in risk_lines(vetoes):
+        out.print(line, highlight=False)
     rejected = sum(result.rejections.values())
     if rejected:
         reasons = "; ".join(f"{n}× {why}" for why, n in result.rejections.most_common(3))
@@ -584,21 +585,6 @@ def _print_outcome(
             )
         )
     out.print(f"journal: {result.journal_path} (run {result.run_id})")
-
-
-def _why_vetoed(result: RunResult, plugin: str, shown: int = 3) -> str:
-    """What ``plugin`` refused most often: ": 30× <its reason>; 4× <another>", so a chain
-    that vetoes every entry says why (a sizer after a rule that needs a size, a lock...)."""
-    counts = sorted(
-        ((count, why) for (name, why), count in result.vetoes.items() if name == plugin),
-        key=lambda item: (-item[0], item[1]),
-    )
-    if not counts:
-        return ""
-    parts = [f"{count}× {result.veto_reasons[(plugin, why)]}" for count, why in counts[:shown]]
-    if len(counts) > shown:
-        parts.append(f"{len(counts) - shown} more reason(s) in the journal")
-    return ": " + "; ".join(parts)
 
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -725,9 +711,10 @@ def _report(args: argparse.Namespace, out: Console) -> int:
 
 
 def risk_lines(refusals: Sequence[tuple[str, str, str, int]], shown: int = 3) -> list[str]:
-    """``Journal.risk_refusals`` as the backtest prints its vetoes: a line per plugin and
-    action, "risk: PLUGIN vetoed N order(s): 30× <reason>; …", its most frequent reasons
-    first (pure)."""
+    """What risk plugins refused, (plugin, action, reason, how many) each plugin's most
+    frequent reason first (``Journal.risk_refusals``, a run's vetoes), as a line per plugin and
+    action: "risk: PLUGIN vetoed N order(s): 30× <reason>; …", so a chain that vetoes every
+    entry says why (a sizer after a rule that needs a size, a lock...) (pure)."""
     grouped: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for plugin, action, reason, count in refusals:
         grouped.setdefault((plugin, action), []).append((reason, count))

@@ -2165,16 +2165,12 @@ class Engine:
             self.listener.on_order(child, update)
 
     def _stops_cover(self, stop: Order, held: float) -> bool:
-        """Whether the working stop-losses of ``stop``'s symbol and side but ``stop`` close all
-        of ``held``."""
-        left = sum(
-            working.order.quantity - working.filled
-            for working in self.book
-            if working.order.symbol == stop.symbol
-            and working.order.side is stop.side
-            and working.order.tag == STOP_LOSS_TAG
-            and working.order.client_order_id != stop.client_order_id
+        """Whether the working bracket stop-losses of ``stop``'s symbol and side but ``stop``
+        close all of ``held``."""
+        others = self.book.children_left(
+            stop.symbol, lambda child: child.client_order_id == stop.client_order_id
         )
+        left = sum(c.left for c in others if c.tag == STOP_LOSS_TAG and c.side is stop.side)
         return left >= abs(held) - _FLAT * max(abs(held), 1.0)
 
     def _stop_cancelled_outside(self, stop: Order, why: str) -> None:
