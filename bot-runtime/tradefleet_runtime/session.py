@@ -1060,23 +1060,9 @@ class BotSession:
             released = self.pacer(live())
             late = None
             if clock is not None and self.mode is not Mode.BACKTEST:
-                received: list[float | None] = [None]
-                released = _received_at(released, clock.market_time, received)
                 slack = int(clock.release_slack_s()) if isinstance(clock, ReleaseSlack) else 0
-                caught_up = [False]
-
-                def late(bar: Bar) -> bool:
-                    # After a newer bar closed, give or take what the feed holds a bar back on
-                    # purpose beyond one timeframe; once a bar came on time: what a feed hands
-                    # over first is the start's (a first start misses nothing, a restart's
-                    # history was split already).
-                    now = received[0]
-                    beyond = max(slack - bar[1], 0)
-                    missed = bar_missed(bar[2] + bar[1] + beyond, bar[1], now)
-                    if now is not None and not missed:
-                        caught_up[0] = True
-                    return missed and caught_up[0]
-
+                late = LateBars(clock.market_time, slack)
+                released = late.watch(released)
             if self.bot.venue is not None:
                 released = self._watching_positions(engine, self.bot.venue, released)
             if self.mode is not Mode.BACKTEST:
@@ -1189,20 +1175,39 @@ class BotSession:
         return self.close(self.run())
 
 
-def _received_at(
-    bars: Iterator[Bar], market_time: Callable[[], float | None], received: list[float | None]
-) -> Iterator[Bar]:
-    """``bars``, with the market's time each timestamp's bars came at in ``received[0]``, by
-    which ``bar_missed`` judges a running bot's bars as a restart's (``Engine._late_shown``).
-    None for the first: ``split_history`` judged it at the market's time the bot came back."""
-    current = None
-    first = True
-    for bar in bars:
-        if bar[2] != current:
-            current = bar[2]
-            received[0] = None if first else market_time()
-            first = False
-        yield bar
+class LateBars:
+    """Which bars of a running live bot came late (``Engine._late_shown``): after a newer bar of
+    their series had closed, by ``bar_missed`` at the market's time each timestamp's bars came
+    (``watch``), as a restart judges the bars that closed while it was down — give or take what
+    the feed holds a bar back on purpose beyond one timeframe (``slack``, ``ReleaseSlack``).
+    Only once a bar came on time: what a feed hands over first is the start's (a first start
+    misses nothing; a restart's history was split already, its first live bar judged at the
+    market's time it came back, so none is read for it)."""
+
+    def __init__(self, market_time: Callable[[], float | None], slack: int) -> None:
+        self._market_time = market_time
+        self._slack = slack
+        self._received: float | None = None
+        self._caught_up = False
+
+    def watch(self, bars: Iterator[Bar]) -> Iterator[Bar]:
+        """``bars``, the market's time read as each timestamp's first bar comes."""
+        current = None
+        first = True
+        for bar in bars:
+            if bar[2] != current:
+                current = bar[2]
+                self._received = None if first else self._market_time()
+                first = False
+            yield bar
+
+    def __call__(self, bar: Bar) -> bool:
+        now = self._received
+        beyond = max(self._slack - bar[1], 0)
+        missed = bar_missed(bar[2] + bar[1] + beyond, bar[1], now)
+        if now is not None and not missed:
+            self._caught_up = True
+        return missed and self._caught_up
 
 
 def _marking_handled(

@@ -1,5 +1,5 @@
 """A running live bot judges each bar late at the market's time it came (``Engine._late_shown``,
-``session._received_at``), past what its feed holds a bar on purpose (``ReleaseSlack``; review
+``session.LateBars``), past what its feed holds a bar on purpose (``ReleaseSlack``; review
 R44): the ccxt feed holds a timestamp up to ``late_s`` for a symbol whose candle is missing,
 which on a 1m bot is a whole timeframe — a bar so held is on time, and traded. A run that ends
 in a burst of late bars says them too.

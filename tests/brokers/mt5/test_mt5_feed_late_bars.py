@@ -1,4 +1,4 @@
-"""A running live bot's late bars (``Engine._late_shown``, ``session._received_at``) on the real
+"""A running live bot's late bars (``Engine._late_shown``, ``session.LateBars``) on the real
 ``mt5`` feed against the terminal emulator (review R47): a normal run trades every bar, several
 symbols too; an IPC outage of a few minutes drops the bars that closed meanwhile (said once as
 ``bars_late``) and trades the newest; a market closed for a stretch trades the first bar back
