@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.feeds.conftest import MINUTE_MS, T0_MS, Venue, _binance
-from tests.feeds.test_ccxt_paper_bot import _iso
+from tests.feeds.test_ccxt_paper_bot import paper_bot_manifest
 from tests.feeds.test_ccxt_restart_missed_candles import CLOSES, NEWEST, _candles, _minute
 from tests.venues.candle_replay import ReplayClock
 from tradefleet_runtime.journal import Journal
@@ -39,39 +38,10 @@ def binance_spot_venue() -> Iterator[Venue]:
 
 
 def _manifest(folder: Path, venue: Venue) -> Path:
-    manifest: dict[str, Any] = {
-        "apiVersion": "tradefleet.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": "w28-outage"},
-        "spec": {
-            "mode": "paper",
-            "strategy": {
-                "name": "ema-cross",
-                "params": {"fast": 2, "slow": 3, "allow_short": False},
-            },
-            "market": {"symbols": [venue.symbols[0]], "timeframe": "1m"},
-            "broker": {"name": "paper", "params": {"fee_bps": 4, "slippage_bps": 1}},
-            "data": {
-                "name": "ccxt",
-                "params": {
-                    "exchange": venue.exchange,
-                    "market_type": venue.market_type,
-                    "api_url": venue.fake.url,
-                    "rate_limit_ms": 1,
-                    "settle_s": 1,
-                    # short backoff: the feed is back within seconds of the venue
-                    "backoff_s": 1,
-                    "backoff_max_s": 4,
-                    "end": _iso(T0_MS + (NEWEST + 1) * MINUTE_MS),
-                },
-            },
-            "risk": [{"name": "fixed-size", "params": {"quantity": 0.1}}],
-            "capital": {"currency": "USDT", "initial": 100000},
-        },
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return path
+    # A short backoff: the feed is back within seconds of the venue.
+    return paper_bot_manifest(
+        folder, venue, NEWEST + 1, "outage", (2, 3, False), backoff_s=1, backoff_max_s=4
+    )
 
 
 def _run_with_outage(folder: Path, venue: Venue) -> tuple[list[tuple[str, int]], Any]:

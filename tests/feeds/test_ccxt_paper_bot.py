@@ -38,10 +38,16 @@ def _manifest(folder: Path, venue: Venue) -> Path:
 
 
 def paper_bot_manifest(
-    folder: Path, venue: Venue, end_minute: int, name: str, ema: tuple[int, int, bool]
+    folder: Path,
+    venue: Venue,
+    end_minute: int,
+    name: str,
+    ema: tuple[int, int, bool],
+    **feed: Any,
 ) -> Path:
     """A paper ema-cross bot (``ema``: fast, slow, allow_short) of 0.1 on ``venue``'s first
-    symbol, 1m candles from its ccxt feed up to ``end_minute`` after ``T0_MS``."""
+    symbol, 1m candles from its ccxt feed up to ``end_minute`` after ``T0_MS``; ``feed``: more
+    of the feed's params."""
     fast, slow, allow_short = ema
     manifest: dict[str, Any] = {
         "apiVersion": "tradefleet.io/v1alpha1",
@@ -64,6 +70,7 @@ def paper_bot_manifest(
                     "rate_limit_ms": 1,
                     "settle_s": 1,
                     "end": _iso(T0_MS + end_minute * MINUTE_MS),
+                    **feed,
                 },
             },
             "risk": [{"name": "fixed-size", "params": {"quantity": 0.1}}],
