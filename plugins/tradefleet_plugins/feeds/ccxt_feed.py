@@ -8,9 +8,9 @@ the resume point, counted and noted like any other. Then each candle once it has
 forward on the monotonic clock in between, so a step of the host's clock changes nothing; the
 local clock otherwise) plus ``settle_s``; a candle still forming is never sent
 (``candle_stitch``). Gaps are counted and handled by ``gap_policy``, like the csv feed's.
-The venue's clock is the market's time the feed tells the runtime (``tells-market-time``; none
-for a venue without ``fetch_time``): a restarted bot trades only the newest closed candle, the
-ones before it are history.
+The venue's clock is the market's time the feed tells the runtime (``tells-market-time``; the
+host's clock for a venue without ``fetch_time``, the one the feed then decides a close by): a
+restarted bot trades only the newest closed candle, the ones before it are history.
 
 Requests that fail for a passing reason — ccxt's ``NetworkError`` family (timeouts, dropped
 connections, 5xx ``ExchangeNotAvailable``, ``RateLimitExceeded``/``DDoSProtection``) and
@@ -106,7 +106,6 @@ class CcxtFeed:
         # The venue's time minus the monotonic clock, as of the last ``fetch_time``.
         self._offset_s = 0.0
         self._synced_at: float | None = None  # monotonic seconds of that sync
-        self._has_time = bool(self.client.has.get("fetchTime"))
         self._symbol_count = 1  # the bot's symbols (``bars``): one waits for no other
         # The runtime's idle hook (``FeedRequest.idle``): control calls and the broker's
         # events are served on the engine thread while the feed waits for a candle.
@@ -129,8 +128,12 @@ class CcxtFeed:
     def market_time(self) -> float | None:
         """The venue's time now by the feed's last sync (no request: the engine thread asks,
         while the feed may wait on its own thread), the clock it decides a candle closed by.
-        None until the venue answered ``fetch_time``, and for a venue without it: the host's
-        clock, which the feed then falls back on, may be off by more than a candle."""
+        None until the venue answered ``fetch_time``. For a venue without it (Bitstamp,
+        Gemini, Bitfinex, …) the host's clock, which the feed decides a close by there: told
+        nothing, a restarted bot traded every candle that closed while it was down, one after
+        another at the prices of now."""
+        if not self._has_time:
+            return float(self.clock.time())
         return None if self._synced_at is None else self._venue_clock()
 
     def release_slack_s(self) -> float:
@@ -319,6 +322,11 @@ class CcxtFeed:
         clock: Any = self.clock
         read = getattr(clock, "monotonic", None)
         return float(read() if read is not None else clock.time())
+
+    @property
+    def _has_time(self) -> bool:
+        """Whether the venue tells its time (ccxt's ``has['fetchTime']``)."""
+        return bool(self.client.has.get("fetchTime"))
 
     def _venue_now(self) -> float:
         """The venue's time in epoch seconds, never ahead of it (the clock is resynchronised
