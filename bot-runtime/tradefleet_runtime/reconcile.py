@@ -252,6 +252,90 @@ def spent_uncovered(
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class PastFlat:
+    """What a reduce-only order took a position past flat and no close of the bot covers
+    (``past_flat_owed``): ``side`` is the close's, ``order_id`` the order that went past flat
+    (or the earlier close of it that the venue ended short or never received)."""
+
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+
+
+def past_flat_owed(
+    journaled: Mapping[str, Order],
+    booked: Sequence[Fill],
+    missed: Sequence[Fill],
+    reports: Mapping[str, OrderReport],
+    never_sent: Collection[str],
+    close_tag: str,
+    tolerance: float = 1e-9,
+) -> tuple[PastFlat, ...]:
+    """The restart's form of the running rule (``Engine._close_past_flat``): what of a
+    position a reduce-only order opened past flat is owed a close — the venue checks
+    reduce-only as an order is placed, not as it fills (a strategy's close filling after the
+    kept stop-loss that closed the position first). Pure.
+
+    ``booked``: the fills earlier runs booked, in order; ``missed``: those the venue reports
+    and the journal lacked, booked after them. A missed fill of a reduce-only order the journal
+    held (``journaled``) that left its position on the fill's own side owes what it opened —
+    the missed fills taken in the order the bot sent their orders (``_sent_order``), not the
+    order the venue filled them in: a strategy's reversal (``close``, then ``sell``) that the
+    venue filled the other way round opened what the strategy asked for, nothing past flat.
+    A close the running bot sent for such a part (tagged ``close_tag``) that the venue never
+    received (``never_sent``), or ended with a part unfilled (``reports``), owes what it did
+    not fill; one the venue still works is on its way: nothing. Not capped at the position,
+    nor checked against closes on their way: the engine does that."""
+    held: dict[str, float] = {}
+    filled: dict[str, float] = {}
+    for fill in booked:
+        held[fill.symbol] = held.get(fill.symbol, 0.0) + fill.side.sign * fill.quantity
+        filled[fill.client_order_id] = filled.get(fill.client_order_id, 0.0) + fill.quantity
+    out: list[PastFlat] = []
+    for fill in sorted(missed, key=lambda fill: _sent_order(fill, journaled)):
+        sign = fill.side.sign
+        before = held.get(fill.symbol, 0.0)
+        after = held[fill.symbol] = before + sign * fill.quantity
+        filled[fill.client_order_id] = filled.get(fill.client_order_id, 0.0) + fill.quantity
+        order = journaled.get(fill.client_order_id)
+        if order is None or not order.reduce_only or after * sign <= tolerance:
+            continue
+        # All of the fill when the position was flat or on its side before; else what went
+        # past flat.
+        opened = fill.quantity if before * sign >= -tolerance else after * sign
+        out.append(PastFlat(order.client_order_id, fill.symbol, fill.side.opposite, opened))
+    for close in journaled.values():
+        if close.tag != close_tag:
+            continue
+        report = reports.get(close.client_order_id)
+        if report is not None and report.status.is_final:
+            left = min(
+                close.quantity - filled.get(close.client_order_id, 0.0),
+                report.quantity - report.filled_quantity,
+            )
+        elif report is None and close.client_order_id in never_sent:
+            left = close.quantity - filled.get(close.client_order_id, 0.0)
+        else:
+            continue  # on its way at the venue, or its fate unknown
+        if left > tolerance:
+            out.append(PastFlat(close.client_order_id, close.symbol, close.side, left))
+    return tuple(out)
+
+
+def _sent_order(fill: Fill, journaled: Mapping[str, Order]) -> tuple[int, int]:
+    """Where ``fill``'s order stands in the order the bot sent its orders: by the time it was
+    decided; at one time a close first (a strategy's ``close`` before the entry it reverses
+    into), then an entry, then a bracket's children (placed for their entry). A fill of an
+    order the journal does not hold stands at its own time, after the bot's of that time."""
+    order = journaled.get(fill.client_order_id)
+    if order is None:
+        return fill.ts, 3
+    role = 2 if order.parent_id is not None else 0 if order.reduce_only else 1
+    return order.created_ts, role
+
+
 def closed_reason(report: OrderReport) -> str:
     """The status-log reason of an order the venue closed while the bot was down."""
     return f"{report.status.value} at the venue while the bot was down"

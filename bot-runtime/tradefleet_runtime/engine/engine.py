@@ -150,6 +150,7 @@ from tradefleet_runtime.reconcile import (
     closed_reason,
     fill_statuses,
     order_from_report,
+    past_flat_owed,
     spent_close_id,
     spent_uncovered,
 )
@@ -4283,6 +4284,7 @@ class Engine:
         self._stops_ended_while_down(plan, journaled, state)
         if not plan.degraded:  # a Degraded bot's position is a person's to settle
             self._close_spent_while_down(state, plan, journaled)
+            self._close_past_flat_while_down(state, plan, journaled)
         return summary
 
     def _stops_ended_while_down(
@@ -4432,6 +4434,56 @@ class Engine:
             )
             if self.stats.orders > orders:
                 sent[part.symbol] = sent.get(part.symbol, 0.0) + quantity
+
+    def _close_past_flat_while_down(
+        self, state: CarriedState, plan: ReconcilePlan, journaled: Mapping[str, Order]
+    ) -> None:
+        """What a reduce-only order took past flat while the bot was down, or what the running
+        bot's close of such a part left owed (the venue never received it, or ended it short):
+        closed at market, reduce-only (``PAST_FLAT_TAG``), as the running bot does
+        (``_close_past_flat``), at most what is held on that side. Left without it, the
+        restart held a position no order asked for, with no stop, and nothing closed it.
+
+        None for a symbol a close already covers at this restart: a flatten or close owed
+        (``_closes_owed_at_restart``), or any close of the symbol still working (the running
+        bot's own past-flat close, adopted). Under the bot's next free id: a later restart
+        finds it journaled, working (on its way), ended or never received (owed again)."""
+        reports = {order_id: report for order_id, report in plan.closed}
+        reports.update({report.client_order_id: report for report in plan.adopted})
+        owed_parts = past_flat_owed(
+            journaled, state.fills, plan.missed_fills, reports, plan.never_sent, PAST_FLAT_TAG
+        )
+        if not owed_parts:
+            return
+        owed = self._closes_owed_at_restart()
+        on_way = {o.symbol for o in self.book.orders() if o.reduce_only and not _guards(o)}
+        sent: dict[str, float] = {}
+        for part in owed_parts:
+            if owed is None or part.symbol in owed or part.symbol in on_way:
+                continue  # that close covers the whole position
+            held = self.portfolio.position(part.symbol).quantity * -part.side.sign
+            quantity = min(part.quantity, held - sent.get(part.symbol, 0.0))
+            if quantity <= _FLAT:
+                continue
+            close_id = self._send_reduce_only(part.symbol, part.side, quantity, PAST_FLAT_TAG)
+            if close_id:
+                sent[part.symbol] = sent.get(part.symbol, 0.0) + quantity
+            how = (
+                f"closing it at market ({close_id})"
+                if close_id
+                else "its close was refused (the decision is journaled): a person must close it"
+            )
+            self._state(
+                "reduce_only_past_flat",
+                f"{part.order_id} (reduce-only) left {quantity:.10g} {part.symbol} past flat "
+                f"while the bot was down, which no order of the bot asked for; {how}",
+                {
+                    "client_order_id": part.order_id,
+                    "symbol": part.symbol,
+                    "quantity": quantity,
+                    "restart": True,
+                },
+            )
 
     def _next_spent_close_id(self, entry_id: str) -> str | None:
         """The first restart close id of ``entry_id`` (``spent_close_id``) no run journaled;
