@@ -1364,8 +1364,11 @@ class PropFirm:
             self._ahead = [pair for pair in taken if self._clock.day(pair[0].ts) > day]
             if self._ahead:
                 taken = [pair for pair in taken if self._clock.day(pair[0].ts) <= day]
-        restored, self._restored_day = self._restored_day, None
         if day != self._day:
+            # The restored day is told to the first new day only, whatever asked before it: a
+            # signal judged at the restored clock, before the first bar after the restart,
+            # must not use it up (the new day then started after the loss made while down).
+            restored, self._restored_day = self._restored_day, None
             self._new_day(day, ts)
             self._start_day(ctx, equity, taken, restored)
         elif ts != self._day_ts:
