@@ -272,6 +272,12 @@ class RiskContext(NamedTuple):
     # ``closing`` takes the whole position. A reversal sent as ``close`` + an entry closes
     # nothing with the entry, and a cap on what an order opens must not credit it.
     closable: Mapping[str, float] | None = None
+    # What fills made after ``ts`` added to ``equity``, at ``marks``: 0 but after a restart,
+    # which books the fills the venue made while the bot was down before it hands over the
+    # bars that closed before them. ``equity - made_after`` is the account as it stood at
+    # ``ts``: where a day that began at ``ts`` starts (a stop filled after midnight while the
+    # bot was down is the new day's loss, not in its start).
+    made_after: float = 0.0
 
     def mark(self, symbol: str) -> float:
         return self.marks.get(symbol, 0.0)

@@ -363,6 +363,7 @@ def _decisions(
                     # exit works then, and the whole position is closable.
                     (),
                     MappingProxyType({symbol: abs(position.quantity)}),
+                    0.0,
                 ),
             )
         decision = check(intent, context)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
+from tradefleet_runtime.accounting import made_after
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
@@ -741,6 +742,10 @@ class Engine:
         self._accruals_refused: set[str] = set()
         self._next_day = 0
         self._day_start_equity = config.initial_capital
+        # The fills a restart's reconciliation booked that the venue made after the last bar
+        # the bot handled (``restore_from_venue``), until a bar closes after the last of them:
+        # the account as it stood at an older close leaves them out (``made_after``).
+        self._ahead: tuple[Fill, ...] = ()
         self._equity_ts: array[int] = array("q")
         self._equity: array[float] = array("d")
         self._exposure: array[float] = array("d")
@@ -1453,7 +1458,7 @@ class Engine:
                         if equity > peak:
                             peak = self._peak_equity = equity
                         if close_ts >= next_day:
-                            self._new_day(close_ts, equity)
+                            self._day_begins(close_ts, equity)
                             next_day = self._next_day
                         unjournaled += 1
                         if unjournaled >= chunk:
@@ -1519,6 +1524,20 @@ class Engine:
         self._day_start_equity = equity
         self._next_day = (close_ts // 86400 + 1) * 86400
 
+    def _day_begins(self, close_ts: int, equity: float) -> None:
+        """A day begins at ``close_ts``, its first close, from the account as it stood then:
+        ``equity`` less what fills made after it added (a restart over a stop the venue filled
+        after midnight while the bot was down: that loss is the new day's, not in its start)."""
+        if self._ahead:
+            equity -= self._made_after(close_ts)
+        self._new_day(close_ts, equity)
+
+    def _made_after(self, ts: int) -> float:
+        """``made_after`` the fills a restart booked ahead of the bars (``_ahead``), at the
+        marks now; those made by ``ts`` are dropped (the bars have caught up with them)."""
+        ahead = self._ahead = tuple(fill for fill in self._ahead if fill.ts > ts)
+        return made_after(ahead, ts, self.portfolio.marks) if ahead else 0.0
+
     def close_timestamp(self, ts: int) -> None:
         """Every symbol's bar at ``ts`` is handled and the run is about to wait for the next
         (a paper or live run, ``session._marking_handled``): snapshot the equity at the close
@@ -1536,7 +1555,7 @@ class Engine:
         if equity > self._peak_equity:
             self._peak_equity = equity
         if close_ts >= self._next_day:
-            self._new_day(close_ts, equity)
+            self._day_begins(close_ts, equity)
         self._journal_equity()
         self._sealed_ts, self._sealed = close_ts, (equity, exposure)
 
@@ -1667,8 +1686,9 @@ class Engine:
         return reducible(self.portfolio, self.book, symbol, side)
 
     def _risk_context(self, symbol: str) -> RiskContext:
+        moved = self._made_after(self._now) if self._ahead else 0.0
         return self._snapshots.context(
-            symbol, self._now, self._day_start_equity, self._peak_equity, self._quote
+            symbol, self._now, self._day_start_equity, self._peak_equity, self._quote, moved
         )
 
     def _decided_mark(self, symbol: str) -> float | None:
@@ -4184,6 +4204,9 @@ class Engine:
         # ``partially_filled``); the last fill of an order the venue filled says the venue's
         # word, which is then not written again below.
         statuses, said = fill_statuses(plan)
+        # Made by the venue while the bot was down, at their own times (the adjustments, a
+        # position found different, have none of their own).
+        self._ahead = tuple(plan.missed_fills)
         for fill, status in zip((*plan.missed_fills, *plan.adjustments), statuses, strict=True):
             while done < len(flows) and flows[done].ts <= fill.ts:
                 if self._on_cash_flow(flows[done]):

@@ -217,9 +217,11 @@ class RiskSnapshots:
         start_of_day_equity: float,
         peak_equity: float,
         quote: tuple[str, float] | None = None,
+        made_after: float = 0.0,
     ) -> RiskContext:
         """The snapshot ``symbol``'s intent is decided on; ``quote`` (symbol, price): that
-        symbol's mark in this snapshot alone (a market entry decided between bars)."""
+        symbol's mark in this snapshot alone (a market entry decided between bars);
+        ``made_after``: ``RiskContext.made_after``."""
         portfolio = self._portfolio
         version = portfolio.version
         if version != self._positions_at:
@@ -253,6 +255,7 @@ class RiskSnapshots:
                 self._initial,
                 self._entries,
                 self._closable,
+                made_after,
             ),
         )
         return context

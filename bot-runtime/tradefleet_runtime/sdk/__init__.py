@@ -33,7 +33,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tradefleet_runtime.accounting import FillEffect, apply_fill, netted_quantity
+from tradefleet_runtime.accounting import FillEffect, apply_fill, equity_made, netted_quantity
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.bar_columns import (
     BarColumns,
@@ -299,6 +299,7 @@ __all__ = [
     "capability_indices",
     "child_order_id",
     "client_order_id",
+    "equity_made",
     "fast_csv_columns",
     "fill_reason",
     "fixed_fractional_quantity",

@@ -133,7 +133,11 @@ class CircuitBreaker:
 
     # -- state from the account ------------------------------------------------------------
 
-    def _observe(self, ts: int, equity: float) -> None:
+    def _observe(self, ts: int, equity: float, made_after: float = 0.0) -> None:
+        """``equity`` at ``ts``; ``made_after`` (``RiskContext.made_after``): what fills made
+        after ``ts`` added to it, which a day beginning at ``ts`` does not start from (a
+        restart over a stop the venue filled after midnight while the bot was down: that loss
+        is the new day's)."""
         p = self.params
         if ts > self._now:
             self._now = ts
@@ -143,12 +147,13 @@ class CircuitBreaker:
         week = clock.week(ts)
         if self._peak <= 0.0:
             self._peak = equity
+        start = equity - made_after
         if day != self._day:
-            self._day, self._day_start, self._day_peak = day, equity, equity
+            self._day, self._day_start, self._day_peak = day, start, max(start, equity)
             if self._tier != LOCKED:
                 self._tier, self._reason = NORMAL, ""
         if week != self._week:
-            self._week, self._week_start = week, equity
+            self._week, self._week_start = week, start
         if equity > self._day_peak:
             self._day_peak = equity
         if equity > self._peak:
@@ -190,11 +195,11 @@ class CircuitBreaker:
     # -- the risk plugin -------------------------------------------------------------------
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
-        self._observe(ctx.ts, ctx.equity)
+        self._observe(ctx.ts, ctx.equity, ctx.made_after)
         return decide(intent, self._tier, self._reason, self.params, ctx)
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
-        self._observe(ctx.ts, ctx.equity)
+        self._observe(ctx.ts, ctx.equity, ctx.made_after)
         if not self._pending:
             return []
         actions: list[AccountAction] = []

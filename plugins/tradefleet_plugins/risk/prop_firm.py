@@ -116,6 +116,7 @@ from tradefleet_runtime.sdk import (
     Side,
     Trade,
     apply_fill,
+    equity_made,
 )
 
 log = logging.getLogger(__name__)
@@ -952,14 +953,6 @@ def still_to_cut(share: float, asked: float) -> float:
     return extra if extra > 1e-9 else 0.0
 
 
-def made(fill: Fill, marks: Mapping[str, float]) -> float:
-    """What ``fill`` added to equity at ``marks``: its quantity's move from its price to the
-    mark, less its fee."""
-    return fill.quantity * fill.side.sign * (marks.get(fill.symbol, fill.price) - fill.price) - (
-        fill.fee
-    )
-
-
 def close_moved(
     held: Mapping[str, float],
     seen: Mapping[str, float],
@@ -978,7 +971,7 @@ def close_moved(
         if before is not None and now is not None:
             moved += quantity * (now - before)
     for fill in early:
-        moved += made(fill, marks)
+        moved += equity_made(fill, marks)
     return moved
 
 
@@ -1396,7 +1389,7 @@ class PropFirm:
         late_equity = late_balance = 0.0
         for fill, amount in taken:
             if self._clock.day(fill.ts) == day:
-                late_equity += made(fill, ctx.marks)
+                late_equity += equity_made(fill, ctx.marks)
                 late_balance += amount
                 held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
         if restored is not None and day is not None and day > restored:
