@@ -687,7 +687,8 @@ class BotSession:
         return self.bot.manifest.spec.mode
 
     def open(self) -> Engine:
-        """Start the journal's run, connect the broker, restore what earlier runs left."""
+        """Start the journal's run and connect the broker (a backtest: the other way round),
+        restore what earlier runs left."""
         bot, journal = self.bot, self.journal
         spec = bot.manifest.spec
         first_run = False
@@ -711,7 +712,27 @@ class BotSession:
                 _refuse_new_terms(journal.account_terms(bot.name), spec.capital, bot.name)
             if earlier is not None:
                 _refuse_unreachable_holdings(bot, journal, earlier)
-        self._start_journal()
+        context = BrokerContext(
+            bot_name=bot.name,
+            mode=spec.mode,
+            symbols=tuple(spec.market.symbols),
+            currency=spec.capital.currency,
+            initial_capital=spec.capital.initial,
+            credentials_dir=_credentials_dir(),
+            wake=self._wake,
+            identity=self.identity,
+            first_run=first_run,
+        )
+        if spec.mode is Mode.BACKTEST:
+            # A backtest its broker refuses (a symbol it lacks, capital in another currency)
+            # is refused before the journal has a run of it, as the vectorised path refuses
+            # it: none is left 'running', which the next run would call interrupted and
+            # ``tradefleet report`` would show in place of the journal's last real one.
+            self._connect(context)
+            self._start_journal()
+        else:
+            self._start_journal()
+            self._connect(context)
         config = EngineConfig(
             bot_name=bot.name,
             identity=self.identity,
@@ -725,19 +746,6 @@ class BotSession:
             # A backtest journals equity in chunks; a paper or live bot after every bar, which
             # also marks the last bar it handled (where a restart resumes).
             equity_chunk=1024 if spec.mode is Mode.BACKTEST else 1,
-        )
-        self._connect(
-            BrokerContext(
-                bot_name=bot.name,
-                mode=spec.mode,
-                symbols=tuple(spec.market.symbols),
-                currency=spec.capital.currency,
-                initial_capital=spec.capital.initial,
-                credentials_dir=_credentials_dir(),
-                wake=self._wake,
-                identity=self.identity,
-                first_run=first_run,
-            )
         )
         engine = Engine(
             config,
