@@ -11,6 +11,10 @@ from typing import NamedTuple
 
 from tradefleet_runtime.model import Fill, Position
 
+# A position this close to 0 is flat (a float sum of fills): the engine's netting of what is
+# held, and the vectorised path, which refuses a size the engine would hold as nothing.
+FLAT_QUANTITY = 1e-12
+
 
 class FillEffect(NamedTuple):
     """What one fill did to a position (a named tuple: one is made per fill, and a frozen

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
-from tradefleet_runtime.accounting import made_after
+from tradefleet_runtime.accounting import FLAT_QUANTITY, made_after
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
@@ -177,7 +177,7 @@ _FLATTEN_TAG = "emergency-flatten"
 STOP_FLATTEN_TAG = "stop-flatten"
 # The close of what a reduce-only order the venue let go past flat opened (``_close_past_flat``).
 PAST_FLAT_TAG = "past-flat"
-_FLAT = 1e-12  # a position this close to 0 is flat (a float sum of fills)
+_FLAT = FLAT_QUANTITY  # a position this close to 0 is flat (a float sum of fills)
 # Of an order a venue reports closed, the share left unexecuted above which it ended unfilled.
 _QTY_TOLERANCE = 1e-9
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tradefleet_runtime.accounting import FLAT_QUANTITY
 from tradefleet_runtime.bar_columns import BarColumns
 from tradefleet_runtime.capabilities import TargetPlan
 from tradefleet_runtime.model import END_OF_DATA, Trade
@@ -212,6 +213,14 @@ def run_plan(
         if isinstance(found, str):
             return found
         sizes = found
+    tiny = sizes[(sizes > 0.0) & (sizes <= FLAT_QUANTITY)]
+    if tiny.size:
+        # The engine holds a position that small as none (its close sends nothing): another
+        # run than the one stated here.
+        return (
+            f"a size of {float(tiny[0]):.3g} is flat to the event engine (a position within "
+            f"{FLAT_QUANTITY:g} of 0)"
+        )
     wanted = target[turn] * sizes
     # The position after the first k turns' fills, k = 0 (flat) to all: indexed by a count of
     # turns, never by a turn, so a run without a turn (nothing traded after warm-up) indexes
