@@ -46,7 +46,14 @@ from tradefleet_runtime.report.sources import finish_backtest, from_journal, fro
 from tradefleet_runtime.report.table import report_table
 from tradefleet_runtime.report.trades_table import trades_table
 from tradefleet_runtime.service.serve_args import serve_command
-from tradefleet_runtime.session import Bot, BotSession, RunOutcome, assemble, wall_clock
+from tradefleet_runtime.session import (
+    Bot,
+    BotSession,
+    RunOutcome,
+    assemble,
+    started_warmup,
+    wall_clock,
+)
 from tradefleet_runtime.spec import Mode, load_manifest
 from tradefleet_runtime.terminal import labelled
 from tradefleet_runtime.trade_log import RunProgress, TradeLogListener
@@ -424,12 +431,13 @@ def _backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"note: {args.manifest} is a {manifest.spec.mode.value} bot; backtesting it anyway",
             highlight=False,
         )
-    bot = assemble(manifest, PluginRegistry.discover(), args.manifest.parent, str(args.manifest))
+    registry = PluginRegistry.discover()
+    bot = assemble(manifest, registry, args.manifest.parent, str(args.manifest))
     # Sees the traded bars: first open/last close per symbol and, for a chart, OHLC arrays and
     # each declared indicator's value at those bars.
     recorder = BarRecorder(ohlc=args.plot is not None, indicators=partial(_declared, bot))
     with _run_journal(_journal_path(args.journal, bot.name), batched=True) as journal:
-        vectorised, bars = _vectorised(args, bot, journal)
+        vectorised, bars = _vectorised(args, bot, journal, registry)
         if vectorised is not None:
             outcome = vectorised.outcome
             ranges = vectorised.ranges
@@ -487,10 +495,12 @@ def _run_journal(path: Path, **options: Any) -> Iterator[Journal]:
 
 
 def _vectorised(
-    args: argparse.Namespace, bot: Bot, journal: Journal
+    args: argparse.Namespace, bot: Bot, journal: Journal, registry: PluginRegistry
 ) -> tuple[VectorBacktest | None, Iterable[Bar] | None]:
     """The backtest by the vectorised path when the bot allows it; else the bars read for it
-    (None: not read yet), for the event engine. Why the engine runs it is logged."""
+    (None: not read yet), for the event engine. Why the engine runs it is logged. The
+    strategy is started first on a bot of its own (``started_warmup``): params its
+    ``on_start`` refuses are refused as the engine's run refuses them, never backtested."""
     if args.plot:
         why: str | None = "--plot charts the indicators the engine computes bar by bar"
     elif args.bar_by_bar:
@@ -506,7 +516,8 @@ def _vectorised(
         if columns is None:
             why = "the feed's bars are not one series of columns"
         else:
-            done = vector_backtest(bot, journal, columns)
+            warmup = started_warmup(bot.manifest, registry, bot.base_dir)
+            done = vector_backtest(bot, journal, columns, warmup)
             if not isinstance(done, str):
                 return done, None
             why = done

@@ -86,6 +86,7 @@ from tradefleet_runtime.errors import (
     StrategyError,
     StrategyRefused,
 )
+from tradefleet_runtime.journal.discarding import DiscardingJournal
 from tradefleet_runtime.model import (
     Bar,
     CarriedState,
@@ -1362,6 +1363,17 @@ def _came_back_journaled(
         return now
 
     return read
+
+
+def started_warmup(manifest: BotManifest, registry: PluginRegistry, base_dir: Path) -> int:
+    """The warm-up ``manifest``'s strategy asks for once started, as its run will: the default
+    (``Strategy.warmup_bars``) counts the indicators it declares in ``on_start``, so asked
+    before that it says 0. Started on a bot of its own, with nothing run or journaled (its feed
+    is never read): params its ``on_start`` refuses raise ``StrategyRefused`` here, as the run
+    would — what a path that never starts the strategy (the vectorised one) asks first."""
+    bot = assemble(manifest, registry, base_dir)
+    BotSession(bot, DiscardingJournal(), bars=()).open()
+    return bot.strategy.warmup_bars()
 
 
 def split_history(

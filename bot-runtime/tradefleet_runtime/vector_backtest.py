@@ -147,9 +147,13 @@ def columns_of(bars: object, bot: Bot) -> BarColumns | None:
     return None
 
 
-def vector_backtest(bot: Bot, journal: Journal, columns: BarColumns) -> VectorBacktest | str:
+def vector_backtest(
+    bot: Bot, journal: Journal, columns: BarColumns, warmup: int | None = None
+) -> VectorBacktest | str:
     """Backtest ``bot`` on ``columns`` by the vectorised path, journaling into ``journal`` what
-    the engine would; or why not (nothing is journaled then: the caller runs the engine)."""
+    the engine would; or why not (nothing is journaled then: the caller runs the engine).
+    ``warmup``: what the strategy asks for once started (``session.started_warmup``, which
+    also refuses params its ``on_start`` refuses); None: ``bot``'s strategy as it stands."""
     terms = vector_terms_of(bot)
     if isinstance(terms, str):
         return terms
@@ -159,7 +163,8 @@ def vector_backtest(bot: Bot, journal: Journal, columns: BarColumns) -> VectorBa
     plan = planner.target_positions(columns)
     if plan is None:
         return f"strategy {name!r} cannot state these params as target positions"
-    warmup = bot.strategy.warmup_bars()
+    if warmup is None:
+        warmup = bot.strategy.warmup_bars()
     peek = plan_looks_ahead(planner.target_positions, columns, plan.target, warmup)
     if peek is not None:
         # A strategy's bug, which a vectorised backtest would turn into foresight: said

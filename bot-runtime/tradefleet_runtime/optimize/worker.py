@@ -51,6 +51,7 @@ from tradefleet_runtime.plugins.registry import PluginKind, PluginRegistry
 from tradefleet_runtime.report.bars import BarRecorder
 from tradefleet_runtime.report.metrics import compute_figures, end_of_data_at_symbol_ends
 from tradefleet_runtime.session import Bot, BotSession, assemble
+from tradefleet_runtime.session import started_warmup as session_warmup
 from tradefleet_runtime.spec import parse_manifest
 from tradefleet_runtime.vector_backtest import vector_terms_of
 
@@ -286,10 +287,14 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
     registry = registry or default_registry()
     document = with_params(task.manifest, task.params)
     start = end = None
+    warmup: int | None = None
+    if task.window is not None or (task.vector and task.reuse_bars):
+        # Asked of the started strategy: params its ``on_start`` refuses are refused here
+        # (``StrategyRefused``) before the vectorised path, which never starts it, ranks them.
+        warmup = started_warmup(document, registry, task.base_dir)
     if task.window is not None:
-        start, end = feed_bounds(
-            task.timeline, task.window, started_warmup(document, registry, task.base_dir)
-        )
+        assert warmup is not None
+        start, end = feed_bounds(task.timeline, task.window, warmup)
     bars: Sequence[Bar] | None = None
     fallback = ""
     if task.reuse_bars:
@@ -299,7 +304,8 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
         fallback = "the bars are read by the feed for each trial (reuse_bars off)"
     bot = assemble(parse_manifest(document), registry, Path(task.base_dir))
     if task.vector and bars is not None:
-        vectorised = _vector_evaluation(task, bot, bars, start, end, registry)
+        assert warmup is not None
+        vectorised = _vector_evaluation(task, bot, bars, (start, end, warmup), registry)
         if isinstance(vectorised, Evaluation):
             return vectorised
         fallback = vectorised
@@ -351,26 +357,22 @@ def evaluate(task: Task, registry: PluginRegistry | None = None) -> Evaluation:
 
 
 def started_warmup(document: dict[str, Any], registry: PluginRegistry, base_dir: str) -> int:
-    """The warm-up ``document``'s strategy asks for once started, as its run will: the
-    default (``Strategy.warmup_bars``) counts the indicators it declares in ``on_start``, so
-    asked before that it says 0 — and a window's run would then spend its own first bars
-    warming up instead of the bars before it (its out-of-sample figures cut short).
-
-    Started on a bot of its own, with nothing run or journaled (its feed is never read)."""
-    bot = assemble(parse_manifest(document), registry, Path(base_dir))
-    BotSession(bot, DiscardingJournal(), bars=()).open()
-    return bot.strategy.warmup_bars()
+    """The warm-up ``document``'s strategy asks for once started (``session.started_warmup``):
+    asked before, a window's run would spend its own first bars warming up instead of the bars
+    before it (its out-of-sample figures cut short)."""
+    return session_warmup(parse_manifest(document), registry, Path(base_dir))
 
 
 def _vector_evaluation(
     task: Task,
     bot: Bot,
     bars: Sequence[Bar],
-    start: int | None,
-    end: int | None,
+    window: tuple[int | None, int | None, int],
     registry: PluginRegistry,
 ) -> Evaluation | str:
-    """The trial by the vectorised path, or why the event engine must run it."""
+    """The trial by the vectorised path, or why the event engine must run it. ``window``: the
+    feed's bounds and the warm-up the started strategy asks for."""
+    start, end, warmup = window
     spec = bot.manifest.spec
     name = spec.strategy.name
     terms = vector_terms_of(bot)
@@ -384,7 +386,6 @@ def _vector_evaluation(
     plan = strategy.target_positions(columns)
     if plan is None:
         return f"strategy {name!r} cannot state these params as target positions"
-    warmup = bot.strategy.warmup_bars()
     if plan_looks_ahead(strategy.target_positions, columns, plan.target, warmup) is not None:
         # One reason for every trial (the search counts trials by it); the CLI's backtest
         # names the bar.
