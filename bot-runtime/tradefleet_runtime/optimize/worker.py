@@ -187,10 +187,13 @@ def limit_feed(
 def feed_bars(
     manifest: Mapping[str, Any], base_dir: str, registry: PluginRegistry | None = None
 ) -> tuple[Bar, ...]:
-    """Every bar the bot's feed gives, in order; read once per process for the same feed."""
+    """Every bar the bot's feed gives, in order; read once per process for the same feed and
+    the same files (a data file changed since is read again: ``_files_read``)."""
     spec = manifest.get("spec", {})
     data, market = spec.get("data"), spec.get("market")
-    key = json.dumps([data, market, base_dir], sort_keys=True, default=str)
+    key = json.dumps(
+        [data, market, base_dir, _files_read(data, base_dir)], sort_keys=True, default=str
+    )
     cached = _BARS.get(key)
     if cached is not None:
         return cached
@@ -207,6 +210,26 @@ def feed_bars(
     _BARS.clear()  # one feed per process at a time: a search or walk-forward reads one
     _BARS[key] = bars
     return bars
+
+
+def _files_read(data: Any, base_dir: str) -> list[tuple[str, int, int]]:
+    """The files the feed's params name (a csv feed's ``path``), each with its size and time
+    of change: the bars cached for a file are not those of the file as it is now, once it
+    changed (a search in one process after the data was rewritten; a study resumed then is
+    hashed on the bars read now, and refused when they differ)."""
+    params = data.get("params") if isinstance(data, dict) else None
+    found: list[tuple[str, int, int]] = []
+    for value in (params or {}).values() if isinstance(params, dict) else ():
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(base_dir) / value
+        try:
+            stat = path.stat()
+        except (OSError, ValueError):
+            continue
+        if path.is_file():
+            found.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return found
 
 
 # The bars of the last feed read by this process (see feed_bars): a cache, not state.
