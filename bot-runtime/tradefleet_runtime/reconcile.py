@@ -294,7 +294,7 @@ def past_flat_owed(
         held[fill.symbol] = held.get(fill.symbol, 0.0) + fill.side.sign * fill.quantity
         filled[fill.client_order_id] = filled.get(fill.client_order_id, 0.0) + fill.quantity
     out: list[PastFlat] = []
-    for fill in sorted(missed, key=lambda fill: _sent_order(fill, journaled)):
+    for fill in _as_decided(missed, journaled):
         sign = fill.side.sign
         before = held.get(fill.symbol, 0.0)
         after = held[fill.symbol] = before + sign * fill.quantity
@@ -324,16 +324,24 @@ def past_flat_owed(
     return tuple(out)
 
 
-def _sent_order(fill: Fill, journaled: Mapping[str, Order]) -> tuple[int, int]:
-    """Where ``fill``'s order stands in the order the bot sent its orders: by the time it was
-    decided; at one time a close first (a strategy's ``close`` before the entry it reverses
-    into), then an entry, then a bracket's children (placed for their entry). A fill of an
-    order the journal does not hold stands at its own time, after the bot's of that time."""
-    order = journaled.get(fill.client_order_id)
-    if order is None:
-        return fill.ts, 3
-    role = 2 if order.parent_id is not None else 0 if order.reduce_only else 1
-    return order.created_ts, role
+def _as_decided(fills: Sequence[Fill], journaled: Mapping[str, Order]) -> list[Fill]:
+    """``fills`` in the order the venue made them, but the orders the bot decided at one time
+    taken together, where the first of them filled, a close first: a strategy's ``close``
+    before the entry it reverses into, as the bot sent them. A reversal the venue filled entry
+    first opened what the strategy asked for, nothing past flat. A bracket's child (it works
+    until its price comes, whenever it was placed) and an order the journal does not hold
+    stand where they filled: a take-profit resting from before that filled after a later exit
+    did go past flat."""
+    batches: dict[int, int] = {}
+    keyed: list[tuple[int, int, int]] = []
+    for index, fill in enumerate(fills):
+        order = journaled.get(fill.client_order_id)
+        if order is None or order.parent_id is not None:
+            keyed.append((index, 2, index))
+            continue
+        batch = batches.setdefault(order.created_ts, index)
+        keyed.append((batch, 0 if order.reduce_only else 1, index))
+    return [fills[index] for _, _, index in sorted(keyed)]
 
 
 def closed_reason(report: OrderReport) -> str:

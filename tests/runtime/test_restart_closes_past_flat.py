@@ -248,3 +248,126 @@ def test_a_reversal_the_venue_filled_entry_first_is_not_closed(tmp_path: Path) -
         assert _buys_sent(venue) == [], venue.sent
     finally:
         journal.close()
+
+
+def _sell(quantity: float) -> Order:
+    return Order(
+        PREFIX + "3", SYMBOL, Side.SELL, quantity, OrderType.MARKET, None,
+        tag="exit", created_ts=T0 + 60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sold", "held_after"),
+    [(0.1, -0.1), (0.2, -0.2)],
+    ids=["plain_exit_then_tp", "reversal_then_tp"],
+)
+def test_a_take_profit_filling_after_a_later_exit_is_closed_past_flat(
+    tmp_path: Path, sold: float, held_after: float
+) -> None:
+    """Long 0.1 (SL 90 / TP 110, children resting since T0). At T0+60 the strategy sells
+    ``sold`` (not reduce-only: an exit, or a reversal to short 0.1); the bot dies. The venue
+    fills the sell at T0+100, then the take-profit (reduce-only, accepted when placed) at
+    T0+150: it sold 0.1 past what the strategy asked for, which a running bot closes
+    (``_close_past_flat``). Taken in the order the orders were created, the take-profit
+    reduced the long first and nothing was owed."""
+    sell = _sell(sold)
+    sold_fill = Fill(sell.client_order_id, SYMBOL, Side.SELL, sold, 100.0, 0.0, T0 + 100, "t5")
+    tp_fill = Fill(TARGET.client_order_id, SYMBOL, Side.SELL, 0.1, 110.0, 0.0, T0 + 150, "t6")
+    state = CarriedState(
+        10_000.0,
+        fills=[BOUGHT],
+        working=[(STOP, 0.0), (TARGET, 0.0), (sell, 0.0)],
+        runs=1,
+        known_order_ids=(KNOWN - {PREFIX + "2"}) | {sell.client_order_id},
+    )
+    engine, journal, venue, plan = _restart(
+        tmp_path,
+        state,
+        [
+            _report(STOP, 0.0, OrderStatus.CANCELLED),
+            _report(TARGET, 0.1, OrderStatus.FILLED),
+            _report(sell, sold, OrderStatus.FILLED),
+        ],
+        [BOUGHT, sold_fill, tp_fill],
+        held_after,
+    )
+    try:
+        assert ENTRY.take_profit == 110.0
+        assert engine.position(SYMBOL).quantity == pytest.approx(held_after)
+        buys = _buys_sent(venue)
+        assert sum(q for _, q in buys) == pytest.approx(0.1), (
+            "the take-profit sold 0.1 past flat after the strategy's later sell had filled; "
+            f"the restart sends nothing to close it (sent {venue.sent}, "
+            f"missed {plan.missed_fills})"
+        )
+    finally:
+        journal.close()
+
+
+def test_both_bracket_children_filling_while_down_is_closed(tmp_path: Path) -> None:
+    """The take-profit and the stop-loss both filled while the bot was down (nobody cancelled
+    the sibling): the second went 0.1 past flat and the restart closes it, once."""
+    tp_fill = Fill(TARGET.client_order_id, SYMBOL, Side.SELL, 0.1, 110.0, 0.0, T0 + 100, "t6")
+    sl_fill = Fill(STOP.client_order_id, SYMBOL, Side.SELL, 0.1, 90.0, 0.0, T0 + 150, "t7")
+    state = CarriedState(
+        10_000.0,
+        fills=[BOUGHT],
+        working=[(STOP, 0.0), (TARGET, 0.0)],
+        runs=1,
+        known_order_ids=KNOWN - {PREFIX + "2"},
+    )
+    engine, journal, venue, _plan = _restart(
+        tmp_path,
+        state,
+        [_report(STOP, 0.1, OrderStatus.FILLED), _report(TARGET, 0.1, OrderStatus.FILLED)],
+        [BOUGHT, tp_fill, sl_fill],
+        -0.1,
+    )
+    try:
+        assert engine.position(SYMBOL).quantity == pytest.approx(-0.1)
+        assert sum(q for _, q in _buys_sent(venue)) == pytest.approx(0.1), venue.sent
+    finally:
+        journal.close()
+
+
+def test_a_working_reduce_only_sell_does_not_count_as_the_close_of_a_short(
+    tmp_path: Path,
+) -> None:
+    """Long 0.1 (SL 90). At T0+60 the strategy rests a reduce-only limit sell 0.1 @ 105 (an
+    exit it submits itself). While the bot is down the stop fills (flat), then the limit sell
+    fills 0.05 (the venue checked reduce-only when it was placed): short 0.05, and the limit's
+    other 0.05 still works, adopted. The restart owes a buy of 0.05: a reduce-only sell
+    working closes nothing of a short (it was counted as its close, and nothing was sent)."""
+    limit = Order(
+        PREFIX + "3", SYMBOL, Side.SELL, 0.1, OrderType.LIMIT, 105.0,
+        reduce_only=True, tag="scale-out", created_ts=T0 + 60,
+    )  # fmt: skip
+    stopped = Fill(STOP.client_order_id, SYMBOL, Side.SELL, 0.1, 90.0, 0.0, T0 + 100, "t2")
+    part = Fill(limit.client_order_id, SYMBOL, Side.SELL, 0.05, 105.0, 0.0, T0 + 150, "t8")
+    state = CarriedState(
+        10_000.0,
+        fills=[BOUGHT],
+        working=[(STOP, 0.0), (TARGET, 0.0), (limit, 0.0)],
+        runs=1,
+        known_order_ids=(KNOWN - {PREFIX + "2"}) | {limit.client_order_id},
+    )
+    engine, journal, venue, _plan = _restart(
+        tmp_path,
+        state,
+        [
+            _report(STOP, 0.1, OrderStatus.FILLED),
+            _report(TARGET, 0.0, OrderStatus.CANCELLED),
+            _report(limit, 0.05, OrderStatus.PARTIALLY_FILLED),
+        ],
+        [BOUGHT, stopped, part],
+        -0.05,
+    )
+    try:
+        assert engine.position(SYMBOL).quantity == pytest.approx(-0.05)
+        assert sum(q for _, q in _buys_sent(venue)) == pytest.approx(0.05), (
+            "short 0.05 past flat; the only order 'on its way' is a reduce-only SELL, which "
+            f"closes none of it, yet the restart sends nothing (sent {venue.sent})"
+        )
+    finally:
+        journal.close()

@@ -4407,7 +4407,9 @@ class Engine:
         if not spent:
             return
         owed = self._closes_owed_at_restart()
-        on_way = {o.symbol for o in self.book.orders() if o.reduce_only and not _guards(o)}
+        on_way = {
+            (o.symbol, o.side) for o in self.book.orders() if o.reduce_only and not _guards(o)
+        }
         sent: dict[str, float] = {}
         for part in spent:
             covered_by = (
@@ -4416,7 +4418,7 @@ class Engine:
                 else "a close owed"
                 if part.symbol in owed
                 else "a close on its way"
-                if part.symbol in on_way
+                if (part.symbol, part.side) in on_way
                 else ""
             )
             if covered_by:
@@ -4479,10 +4481,14 @@ class Engine:
         if not owed_parts:
             return
         owed = self._closes_owed_at_restart()
-        on_way = {o.symbol for o in self.book.orders() if o.reduce_only and not _guards(o)}
+        # A close on its way closes on the part's side: a reduce-only order the other way (a
+        # strategy's limit exit of the position before it went past flat) would add to it.
+        on_way = {
+            (o.symbol, o.side) for o in self.book.orders() if o.reduce_only and not _guards(o)
+        }
         sent: dict[str, float] = {}
         for part in owed_parts:
-            if owed is None or part.symbol in owed or part.symbol in on_way:
+            if owed is None or part.symbol in owed or (part.symbol, part.side) in on_way:
                 continue  # that close covers the whole position
             held = self.portfolio.position(part.symbol).quantity * -part.side.sign
             quantity = min(part.quantity, held - sent.get(part.symbol, 0.0))
