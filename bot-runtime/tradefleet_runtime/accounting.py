@@ -6,7 +6,7 @@ exactly the arithmetic the engine's portfolio uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from tradefleet_runtime.model import Fill, Position
@@ -69,10 +69,3 @@ def equity_made(fill: Fill, marks: Mapping[str, float]) -> float:
     mark (its own price where the symbol has none), less its fee."""
     mark = marks.get(fill.symbol, fill.price)
     return fill.quantity * fill.side.sign * (mark - fill.price) - fill.fee
-
-
-def made_after(fills: Iterable[Fill], ts: int, marks: Mapping[str, float]) -> float:
-    """What the fills made after ``ts`` added to equity at ``marks``: taken from the equity,
-    the account as it stood at ``ts`` (a restart books the fills the venue made while the bot
-    was down before it hands over the bars that closed before them)."""
-    return sum(equity_made(fill, marks) for fill in fills if fill.ts > ts)

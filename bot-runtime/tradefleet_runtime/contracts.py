@@ -272,12 +272,13 @@ class RiskContext(NamedTuple):
     # ``closing`` takes the whole position. A reversal sent as ``close`` + an entry closes
     # nothing with the entry, and a cap on what an order opens must not credit it.
     closable: Mapping[str, float] | None = None
-    # What fills made after ``ts`` added to ``equity``, at ``marks``: 0 but after a restart,
-    # which books the fills the venue made while the bot was down before it hands over the
-    # bars that closed before them. ``equity - made_after`` is the account as it stood at
-    # ``ts``: where a day that began at ``ts`` starts (a stop filled after midnight while the
-    # bot was down is the new day's loss, not in its start).
-    made_after: float = 0.0
+    # The fills a restart booked that the venue made while the bot was down (reconciled, at
+    # their own times): in ``equity`` and ``positions``, never shown to a plugin as fills, and
+    # booked before the bars that closed meanwhile are handed over — so a day that begins at
+    # one of those closes, or at a later one, would start after them. A day starts without
+    # what those of its own time added (``equity_made``): a stop filled after midnight while
+    # the bot was down is the new day's loss. Empty but after such a restart.
+    fills_while_down: tuple[Fill, ...] = ()
 
     def mark(self, symbol: str) -> float:
         return self.marks.get(symbol, 0.0)

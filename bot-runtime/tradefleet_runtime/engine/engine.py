@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
-from tradefleet_runtime.accounting import FLAT_QUANTITY, made_after
+from tradefleet_runtime.accounting import FLAT_QUANTITY, equity_made
 from tradefleet_runtime.aggregation import BarAggregator
 from tradefleet_runtime.brackets import (
     BRACKET_SPENT_TAG,
@@ -742,9 +742,9 @@ class Engine:
         self._accruals_refused: set[str] = set()
         self._next_day = 0
         self._day_start_equity = config.initial_capital
-        # The fills a restart's reconciliation booked that the venue made after the last bar
-        # the bot handled (``restore_from_venue``), until a bar closes after the last of them:
-        # the account as it stood at an older close leaves them out (``made_after``).
+        # The fills a restart's reconciliation booked that the venue made while the bot was
+        # down (``restore_from_venue``; ``RiskContext.fills_while_down``): a day that begins
+        # after them starts without those of its own time (``_day_begins``).
         self._ahead: tuple[Fill, ...] = ()
         self._equity_ts: array[int] = array("q")
         self._equity: array[float] = array("d")
@@ -1207,8 +1207,13 @@ class Engine:
                 decided.extend((intent, traded) for intent in intents)
                 intents.clear()
 
+        current = None
         try:
             for bar in bars:
+                if self._ahead and bar[2] != current:
+                    if current is not None:
+                        self._day_while_down(current + self.config.base_timeframe_s)
+                    current = bar[2]
                 count += 1
                 marks[bar[0]] = bar[6]
                 self._now = bar[2] + bar[1]
@@ -1234,10 +1239,22 @@ class Engine:
                     intents.clear()
                 if decided:
                     self._send_missed_decisions(decided)
+            if current is not None:
+                self._day_while_down(current + self.config.base_timeframe_s)
         finally:
             ctx.replaying = False
         self.stats.history_bars += count
         return count
+
+    def _day_while_down(self, close_ts: int) -> None:
+        """A bar the bot missed closed at ``close_ts``, every symbol's bar of it seen: a day
+        that began there (its first close, which came while the bot was down) begins now, at
+        those bars' marks, without the fills the venue made on it while the bot was down
+        (``_day_begins``). Begun at the first live close instead, the day started after them:
+        a stop filled after midnight was in no day's loss when the bot came back two bars
+        later. Only after a restart that booked such fills (``_ahead``)."""
+        if close_ts >= self._next_day:
+            self._day_begins(close_ts, self.portfolio.equity())
 
     def _late_shown(
         self, on_bar: Callable[[Bar], None], late: Callable[[Bar], bool]
@@ -1525,18 +1542,16 @@ class Engine:
         self._next_day = (close_ts // 86400 + 1) * 86400
 
     def _day_begins(self, close_ts: int, equity: float) -> None:
-        """A day begins at ``close_ts``, its first close, from the account as it stood then:
-        ``equity`` less what fills made after it added (a restart over a stop the venue filled
-        after midnight while the bot was down: that loss is the new day's, not in its start)."""
+        """A (UTC) day begins at ``close_ts``, its first close the bot handled, from ``equity``
+        less what the fills a restart booked that the venue made on that day while the bot
+        was down added, at the marks now: a stop filled after midnight while the bot was down
+        is the new day's loss, not in its start — whether the bot came back before the day's
+        first close or after it (those closes then history, no day begun at them)."""
         if self._ahead:
-            equity -= self._made_after(close_ts)
+            day = close_ts // 86400
+            marks = self.portfolio.marks
+            equity -= sum(equity_made(f, marks) for f in self._ahead if f.ts // 86400 >= day)
         self._new_day(close_ts, equity)
-
-    def _made_after(self, ts: int) -> float:
-        """``made_after`` the fills a restart booked ahead of the bars (``_ahead``), at the
-        marks now; those made by ``ts`` are dropped (the bars have caught up with them)."""
-        ahead = self._ahead = tuple(fill for fill in self._ahead if fill.ts > ts)
-        return made_after(ahead, ts, self.portfolio.marks) if ahead else 0.0
 
     def close_timestamp(self, ts: int) -> None:
         """Every symbol's bar at ``ts`` is handled and the run is about to wait for the next
@@ -1686,9 +1701,8 @@ class Engine:
         return reducible(self.portfolio, self.book, symbol, side)
 
     def _risk_context(self, symbol: str) -> RiskContext:
-        moved = self._made_after(self._now) if self._ahead else 0.0
         return self._snapshots.context(
-            symbol, self._now, self._day_start_equity, self._peak_equity, self._quote, moved
+            symbol, self._now, self._day_start_equity, self._peak_equity, self._quote, self._ahead
         )
 
     def _decided_mark(self, symbol: str) -> float | None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.order_book import OrderBook
 from tradefleet_runtime.engine.portfolio import Portfolio
-from tradefleet_runtime.model import Instrument, Order, OrderType, Position, Side
+from tradefleet_runtime.model import Fill, Instrument, Order, OrderType, Position, Side
 
 Stops = dict[str, tuple[tuple[float, float], ...]]
 _new = tuple.__new__  # a named tuple built positionally, without its generated __new__
@@ -217,11 +217,11 @@ class RiskSnapshots:
         start_of_day_equity: float,
         peak_equity: float,
         quote: tuple[str, float] | None = None,
-        made_after: float = 0.0,
+        fills_while_down: tuple[Fill, ...] = (),
     ) -> RiskContext:
         """The snapshot ``symbol``'s intent is decided on; ``quote`` (symbol, price): that
         symbol's mark in this snapshot alone (a market entry decided between bars);
-        ``made_after``: ``RiskContext.made_after``."""
+        ``fills_while_down``: ``RiskContext.fills_while_down``."""
         portfolio = self._portfolio
         version = portfolio.version
         if version != self._positions_at:
@@ -255,7 +255,7 @@ class RiskSnapshots:
                 self._initial,
                 self._entries,
                 self._closable,
-                made_after,
+                fills_while_down,
             ),
         )
         return context

@@ -60,8 +60,8 @@ BUILTIN_MODULE = "tradefleet_plugins.registry"
 #: closed while the bot was down, as a venue would have).
 #: 1.23: ``OrderRestorer`` (optional, on a venue broker: ``restore_orders`` hands it the orders
 #: the journal holds working after a restart, before the start-up reconciliation's reports).
-#: 1.24: ``RiskContext.made_after`` (what fills booked after the context's time added to its
-#: equity: a restart's fills made while the bot was down) and ``equity_made``.
+#: 1.24: ``RiskContext.fills_while_down`` (the fills a restart booked that the venue made
+#: while the bot was down, which a day beginning after them starts without) and ``equity_made``.
 CONTRACT_VERSION = "1.24"
 
 

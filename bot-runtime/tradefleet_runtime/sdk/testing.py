@@ -527,7 +527,7 @@ def risk_context(
     start_of_day_equity: float | None = None,
     peak_equity: float | None = None,
     closable: Mapping[str, float] | None = None,
-    made_after: float = 0.0,
+    fills_while_down: tuple[Fill, ...] = (),
 ) -> RiskContext:
     """The :class:`RiskContext` the engine would hand a risk plugin for an order in ``symbol``.
 
@@ -537,8 +537,8 @@ def risk_context(
     the plugin prices orders: a sizer without a mark has no price to size from. ``closable``
     (``RiskContext.closable``) defaults to the whole of each position, as when no exit is
     working; give less for a position an exit (``ctx.close``) is already closing.
-    ``made_after`` (``RiskContext.made_after``): what fills booked after ``ts`` added to
-    ``equity``, as after a restart over fills the venue made while the bot was down.
+    ``fills_while_down`` (``RiskContext.fills_while_down``): the fills a restart booked that
+    the venue made while the bot was down.
     """
     prices = dict(marks or {})
     held = {s: _position(s, quantity, prices) for s, quantity in (positions or {}).items()}
@@ -553,7 +553,7 @@ def risk_context(
         marks=prices,
         instrument=instrument if instrument is not None else Instrument(symbol),
         closable=left if closable is None else {**left, **closable},
-        made_after=made_after,
+        fills_while_down=fills_while_down,
     )
 
 

@@ -23,6 +23,7 @@ stands to it (``reason_text``), and a cooldown's time left in seconds under a mi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import NamedTuple
 
 from tradefleet_plugins.risk.circuit_breaker_params import CircuitBreakerParams
@@ -34,6 +35,7 @@ from tradefleet_runtime.sdk import (
     OrderIntent,
     RiskContext,
     RiskDecision,
+    equity_made,
 )
 
 # A plain approval: one immutable value, shared (no allocation per intent).
@@ -133,27 +135,35 @@ class CircuitBreaker:
 
     # -- state from the account ------------------------------------------------------------
 
-    def _observe(self, ts: int, equity: float, made_after: float = 0.0) -> None:
-        """``equity`` at ``ts``; ``made_after`` (``RiskContext.made_after``): what fills made
-        after ``ts`` added to it, which a day beginning at ``ts`` does not start from (a
-        restart over a stop the venue filled after midnight while the bot was down: that loss
-        is the new day's)."""
+    def _observe(self, ts: int, equity: float, ctx: RiskContext | None = None) -> None:
+        """``equity`` at ``ts``; ``ctx``: the snapshot it is from, whose fills made while the
+        bot was down (``RiskContext.fills_while_down``) on a day beginning now are not in the
+        day's start (a stop the venue filled after midnight while the bot was down is the new
+        day's loss)."""
         p = self.params
         if ts > self._now:
             self._now = ts
+        seen_day, seen = self._day, self._equity
         self._equity = equity
         clock = self._clock
         day = clock.day(ts)
         week = clock.week(ts)
         if self._peak <= 0.0:
             self._peak = equity
-        start = equity - made_after
         if day != self._day:
+            start = equity - self._made_while_down(ctx, day=day)
+            if ctx is not None and ctx.fills_while_down and _day_after(seen_day, day):
+                # After a restart over fills made while the bot was down: the equity last seen
+                # on the day before, when higher. The day's first close may have come while the
+                # bot was down (it came back bars later): this first look, at later marks,
+                # cannot price the day's start, and a stop filled after midnight meanwhile
+                # would be in it.
+                start = max(start, seen)
             self._day, self._day_start, self._day_peak = day, start, max(start, equity)
             if self._tier != LOCKED:
                 self._tier, self._reason = NORMAL, ""
         if week != self._week:
-            self._week, self._week_start = week, start
+            self._week, self._week_start = week, equity - self._made_while_down(ctx, week=week)
         if equity > self._day_peak:
             self._day_peak = equity
         if equity > self._peak:
@@ -177,6 +187,24 @@ class CircuitBreaker:
         if tier > self._tier:
             self._escalate(tier, reason)
 
+    def _made_while_down(
+        self,
+        ctx: RiskContext | None,
+        day: date | None = None,
+        week: tuple[int, int] | None = None,
+    ) -> float:
+        """What the fills made while the bot was down on ``day`` or later (or in ``week`` or
+        later) added to equity at the snapshot's marks (0 without them)."""
+        if ctx is None or not ctx.fills_while_down:
+            return 0.0
+        clock = self._clock
+        return sum(
+            equity_made(fill, ctx.marks)
+            for fill in ctx.fills_while_down
+            if (day is not None and clock.day(fill.ts) >= day)
+            or (week is not None and clock.week(fill.ts) >= week)
+        )
+
     def _escalate(self, tier: int, reason: str) -> None:
         p = self.params
         if tier >= REDUCE and self._tier < REDUCE:
@@ -195,11 +223,11 @@ class CircuitBreaker:
     # -- the risk plugin -------------------------------------------------------------------
 
     def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
-        self._observe(ctx.ts, ctx.equity, ctx.made_after)
+        self._observe(ctx.ts, ctx.equity, ctx)
         return decide(intent, self._tier, self._reason, self.params, ctx)
 
     def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
-        self._observe(ctx.ts, ctx.equity, ctx.made_after)
+        self._observe(ctx.ts, ctx.equity, ctx)
         if not self._pending:
             return []
         actions: list[AccountAction] = []
@@ -251,6 +279,11 @@ class CircuitBreaker:
         prefix = "circuit breaker tier 3: "
         self._reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
         self._now = max(self._now, since_ts)
+
+
+def _day_after(before: object, day: date) -> bool:
+    """Whether ``day`` is the trading day right after ``before`` (a day seen, or None)."""
+    return isinstance(before, date) and (day - before).days == 1
 
 
 def _marker(reason: str, fraction: float) -> AccountAction:

@@ -1394,6 +1394,12 @@ class PropFirm:
                 held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
         if restored is not None and day is not None and day > restored:
             late_balance += self._closed_unseen(day)
+        for fill in ctx.fills_while_down:
+            # Made at the venue on this day while the bot was down, booked before the bars that
+            # closed meanwhile (never shown here): the day's loss, not in its equity start (the
+            # balance start has it through ``_closed_unseen``).
+            if day is not None and self._clock.day(fill.ts) >= day:
+                late_equity += equity_made(fill, ctx.marks)
         self._seen, self._held = dict(ctx.marks), held
         self._set_start(balance_of(ctx.cash, ctx.positions) - late_balance, equity - late_equity)
 
