@@ -83,10 +83,28 @@ def _last_run(folder: Path) -> tuple[list[tuple[str, int]], list[str]]:
     return [(str(tag), int(ts)) for tag, ts in orders], [str(m) for (m,) in warmed]
 
 
+def _without_a_time_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The venue tells no time, as Bitstamp, Gemini or Bitfinex (ccxt's ``has['fetchTime']``
+    false): the feed decides a close by the host's clock there, and so is a restart's outage
+    judged. Told nothing, the restarted bot traded the crosses of candles 14 and 16 as well,
+    one after another at the prices of its restart."""
+    make_client = CcxtFeed._make_client
+
+    def without_time(feed: CcxtFeed) -> Any:
+        client = make_client(feed)
+        client.has = {**client.has, "fetchTime": False}  # this client's, not the class's
+        return client
+
+    monkeypatch.setattr(CcxtFeed, "_make_client", without_time)
+
+
+@pytest.mark.parametrize("tells_time", [True, False], ids=["fetch_time", "no_time_endpoint"])
 def test_a_restarted_bot_trades_only_the_newest_closed_candle_of_its_outage(
-    binance_spot_venue: Venue, tmp_path: Path
+    binance_spot_venue: Venue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tells_time: bool
 ) -> None:
     venue = binance_spot_venue
+    if not tells_time:
+        _without_a_time_endpoint(monkeypatch)
     clock = ReplayClock(
         venue.fake.state.clock,
         venue.apply,
@@ -128,35 +146,3 @@ def test_the_feed_tells_the_venues_time_not_the_hosts(binance_spot_venue: Venue)
     # The venue's time, never ahead of it (its reading is taken as made after the answer).
     assert venue_now - 1.0 <= told <= venue_now
     assert abs(told - clock.time()) > 40  # not the host's
-
-
-def test_a_venue_without_a_time_endpoint_is_judged_by_the_hosts_clock(
-    binance_spot_venue: Venue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Bitstamp, Gemini or Bitfinex tell no time (ccxt's ``has['fetchTime']`` is false): the
-    feed decides a close by the host's clock there, and so is a restart's outage judged. Told
-    nothing, the restarted bot traded the crosses of candles 14 and 16 as well, one after
-    another at the prices of its restart."""
-    venue = binance_spot_venue
-    make_client = CcxtFeed._make_client
-
-    def without_time(feed: CcxtFeed) -> Any:
-        client = make_client(feed)
-        client.has = {**client.has, "fetchTime": False}  # this client's, not the class's
-        return client
-
-    monkeypatch.setattr(CcxtFeed, "_make_client", without_time)
-    clock = ReplayClock(
-        venue.fake.state.clock,
-        venue.apply,
-        _candles(venue.ids[0]),
-        start_ms=T0_MS + 10 * MINUTE_MS + 5_000,
-    )
-    assert _life(tmp_path, venue, clock, FIRST_LIFE_END) == "completed"
-    clock.sleep((T0_MS + (NEWEST + 1) * MINUTE_MS + 5_000) / 1000 - clock.time())
-    assert _life(tmp_path, venue, clock, NEWEST + 1) == "completed"
-
-    orders, warmed = _last_run(tmp_path)
-    assert orders == [("cross-up", _minute(NEWEST + 1))], orders
-    (message,) = warmed
-    assert "6 bar(s) closed while the bot was down" in message, message

@@ -4421,9 +4421,7 @@ class Engine:
         if not spent:
             return
         owed = self._closes_owed_at_restart()
-        on_way = {
-            (o.symbol, o.side) for o in self.book.orders() if o.reduce_only and not _guards(o)
-        }
+        on_way = self._closes_on_way()
         sent: dict[str, float] = {}
         for part in spent:
             covered_by = (
@@ -4495,11 +4493,7 @@ class Engine:
         if not owed_parts:
             return
         owed = self._closes_owed_at_restart()
-        # A close on its way closes on the part's side: a reduce-only order the other way (a
-        # strategy's limit exit of the position before it went past flat) would add to it.
-        on_way = {
-            (o.symbol, o.side) for o in self.book.orders() if o.reduce_only and not _guards(o)
-        }
+        on_way = self._closes_on_way()
         sent: dict[str, float] = {}
         for part in owed_parts:
             if owed is None or part.symbol in owed or (part.symbol, part.side) in on_way:
@@ -4527,6 +4521,13 @@ class Engine:
                     "restart": True,
                 },
             )
+
+    def _closes_on_way(self) -> set[tuple[str, Side]]:
+        """(symbol, side) of each close working at a restart (reduce-only, not a bracket's
+        guard): one closes on its own side only — a reduce-only order the other way (a
+        strategy's limit exit of the position before it went past flat) would add to what
+        a restart's close is for."""
+        return {(o.symbol, o.side) for o in self.book.orders() if o.reduce_only and not _guards(o)}
 
     def _next_spent_close_id(self, entry_id: str) -> str | None:
         """The first restart close id of ``entry_id`` (``spent_close_id``) no run journaled;
