@@ -325,21 +325,21 @@ def past_flat_owed(
 
 
 def _as_decided(fills: Sequence[Fill], journaled: Mapping[str, Order]) -> list[Fill]:
-    """``fills`` in the order the venue made them, but the orders the bot decided at one time
-    taken together, where the first of them filled, a close first: a strategy's ``close``
+    """``fills`` in the order the venue made them, but a symbol's orders the bot decided at one
+    time taken together, where the first of them filled, a close first: a strategy's ``close``
     before the entry it reverses into, as the bot sent them. A reversal the venue filled entry
     first opened what the strategy asked for, nothing past flat. A bracket's child (it works
     until its price comes, whenever it was placed) and an order the journal does not hold
     stand where they filled: a take-profit resting from before that filled after a later exit
     did go past flat."""
-    batches: dict[int, int] = {}
+    batches: dict[tuple[str, int], int] = {}
     keyed: list[tuple[int, int, int]] = []
     for index, fill in enumerate(fills):
         order = journaled.get(fill.client_order_id)
         if order is None or order.parent_id is not None:
             keyed.append((index, 2, index))
             continue
-        batch = batches.setdefault(order.created_ts, index)
+        batch = batches.setdefault((order.symbol, order.created_ts), index)
         keyed.append((batch, 0 if order.reduce_only else 1, index))
     return [fills[index] for _, _, index in sorted(keyed)]
 
