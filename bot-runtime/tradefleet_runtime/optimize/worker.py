@@ -212,24 +212,30 @@ def feed_bars(
     return bars
 
 
-def _files_read(data: Any, base_dir: str) -> list[tuple[str, int, int]]:
-    """The files the feed's params name (a csv feed's ``path``), each with its size and time
-    of change: the bars cached for a file are not those of the file as it is now, once it
-    changed (a search in one process after the data was rewritten; a study resumed then is
-    hashed on the bars read now, and refused when they differ)."""
-    params = data.get("params") if isinstance(data, dict) else None
-    found: list[tuple[str, int, int]] = []
-    for value in (params or {}).values() if isinstance(params, dict) else ():
-        if not isinstance(value, str) or not value:
-            continue
-        path = Path(base_dir) / value
-        try:
-            stat = path.stat()
-        except (OSError, ValueError):
-            continue
-        if path.is_file():
-            found.append((str(path), stat.st_size, stat.st_mtime_ns))
-    return found
+def _files_read(data: Any, base_dir: str) -> list[tuple[str, int, int, int]]:
+    """The files the feed's params name anywhere in them (a csv feed's ``path``, or each of its
+    ``files``), each with its size and times of change (the inode's too, which no writer sets
+    back as ``cp -p`` or ``touch -r`` set the content's): the bars cached for a file are not
+    those of the file as it is now, once it changed (a search in one process after the data
+    was rewritten; a study resumed then is hashed on the bars read now, and refused when they
+    differ)."""
+    found: list[tuple[str, int, int, int]] = []
+    values = [data.get("params")] if isinstance(data, dict) else []
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list | tuple):
+            values.extend(value)
+        elif isinstance(value, str) and value:
+            path = Path(base_dir) / value
+            try:
+                stat = path.stat()
+            except (OSError, ValueError):
+                continue
+            if path.is_file():
+                found.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+    return sorted(found)
 
 
 # The bars of the last feed read by this process (see feed_bars): a cache, not state.
