@@ -1394,6 +1394,9 @@ class Engine:
             for event in events:
                 if isinstance(event, Fill):
                     self._say_filled_while_down(event)
+                    # Booked before the bars that closed meanwhile are shown, as a venue's
+                    # reconciled fills are: a day begun at one of those closes leaves it out.
+                    self._ahead = (*self._ahead, event)
             if intents:  # the strategy's answer to a fill (``on_fill``), on history: dropped
                 self.stats.warmup_intents += len(intents)
                 intents.clear()

@@ -126,6 +126,7 @@ class CircuitBreaker:
         self._reason = ""
         self._now = 0
         self._equity = 0.0
+        self._seen_ts = 0  # the bar time of the equity last seen
         self._day: object = None
         self._week: object = None
         self._day_start = self._day_peak = self._week_start = self._peak = 0.0
@@ -143,8 +144,8 @@ class CircuitBreaker:
         p = self.params
         if ts > self._now:
             self._now = ts
-        seen_day, seen = self._day, self._equity
-        self._equity = equity
+        seen_day, seen, seen_ts = self._day, self._equity, self._seen_ts
+        self._equity, self._seen_ts = equity, ts
         clock = self._clock
         day = clock.day(ts)
         week = clock.week(ts)
@@ -152,12 +153,12 @@ class CircuitBreaker:
             self._peak = equity
         if day != self._day:
             start = equity - self._made_while_down(ctx, day=day)
-            if ctx is not None and ctx.fills_while_down and _day_after(seen_day, day):
-                # After a restart over fills made while the bot was down: the equity last seen
-                # on the day before, when higher. The day's first close may have come while the
-                # bot was down (it came back bars later): this first look, at later marks,
-                # cannot price the day's start, and a stop filled after midnight meanwhile
-                # would be in it.
+            if _day_after(seen_day, day) and self._down_on(ctx, day, seen_ts):
+                # The venue filled orders on this day while the bot was down, after the
+                # equity last seen, on the day before: the day's first close may have come
+                # while the bot was down too (it came back bars later), and this first look,
+                # at later marks, cannot price the day's start. That equity, when higher,
+                # holds none of those fills.
                 start = max(start, seen)
             self._day, self._day_start, self._day_peak = day, start, max(start, equity)
             if self._tier != LOCKED:
@@ -186,6 +187,14 @@ class CircuitBreaker:
         tier, reason = tier_for(measures(equity, start, day_peak, week_start, peak), p)
         if tier > self._tier:
             self._escalate(tier, reason)
+
+    def _down_on(self, ctx: RiskContext | None, day: date, after: int) -> bool:
+        """Whether the venue filled an order on ``day`` (or later) while the bot was down,
+        after bar time ``after``."""
+        if ctx is None:
+            return False
+        clock = self._clock
+        return any(f.ts > after and clock.day(f.ts) >= day for f in ctx.fills_while_down)
 
     def _made_while_down(
         self,

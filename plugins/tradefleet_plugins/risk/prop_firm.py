@@ -1400,6 +1400,9 @@ class PropFirm:
             # balance start has it through ``_closed_unseen``).
             if day is not None and self._clock.day(fill.ts) >= day:
                 late_equity += equity_made(fill, ctx.marks)
+                # Held at the close without it: the start follows the other symbols' marks
+                # as their bars come in (``_follow_close``), a fill's own part too.
+                held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
         self._seen, self._held = dict(ctx.marks), held
         self._set_start(balance_of(ctx.cash, ctx.positions) - late_balance, equity - late_equity)
 
