@@ -191,3 +191,44 @@ def test_prop_firm_day_start_leaves_out_a_loss_made_after_midnight_while_down(
         f"day_start_from {basis}: the entry after the restart was sent although D+1 lost "
         "2,274 of its 2,500 allowance while the bot was down"
     )
+
+
+def test_a_second_restart_keeps_the_loss_the_first_found(
+    tmp_path: Path, usdm: VenueHarness
+) -> None:
+    """Restart 1 at 00:40 finds the stop filled at 00:30 and journals the midnight close as the
+    account stood then, before the fill (``Engine._account_at``). Restart 2 at 01:10, nothing
+    filled meanwhile, rebuilds D+1 from that snapshot: still tier 2, no entry, P&L today the
+    loss. Journaled with the fill, the snapshot started the rebuilt day after the loss: tier 0
+    and the entry sent on a day 4.5% down."""
+    first_life(tmp_path, usdm, BREAKER)
+    crash_while_down(usdm, AFTER_MIDNIGHT, DAILY_GAP)
+    midnight = hourly(D + 23 * HOUR, 50_000.0)
+    run(
+        tmp_path,
+        usdm,
+        BREAKER,
+        [hourly(D + 21 * HOUR, 50_000.0), midnight],
+        Entry(0, 0.1, 1.0),
+        {0: BACK},
+    )
+    sent = orders_sent(tmp_path)
+    later = hourly(D + 24 * HOUR, DAILY_GAP)
+    seen: list[tuple[int, float]] = []
+
+    def note(engine: Engine) -> None:
+        tier = dict(engine.risk_tiers()).get("circuit-breaker", 0)
+        seen.append((tier, engine.equity - engine.day_start_equity))
+
+    run(
+        tmp_path,
+        usdm,
+        BREAKER,
+        [midnight, later],
+        Entry(later.ts, 0.1, 44_000.0),
+        {0: BACK_LATER},
+        after=note,
+    )
+    ((tier, pnl_today),) = seen
+    assert (tier, orders_sent(tmp_path) - sent) == (2, 0), seen
+    assert pnl_today == pytest.approx(-(DAILY_LOSS - 12.5), abs=1.0)

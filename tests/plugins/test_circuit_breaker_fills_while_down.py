@@ -22,7 +22,7 @@ from tradefleet_runtime.sdk.testing import risk_context
 
 HOUR = 3600
 DAY = 86_400
-D = 1_700_000_000 // DAY * DAY + 3 * DAY  # a UTC midnight (a Thursday: no week turns below)
+D = 1_700_000_000 // DAY * DAY + 3 * DAY  # a UTC midnight (a Friday: no week turns below)
 SYMBOL = "BTCUSDT"
 
 

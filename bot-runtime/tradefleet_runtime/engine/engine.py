@@ -1253,8 +1253,37 @@ class Engine:
         (``_day_begins``). Begun at the first live close instead, the day started after them:
         a stop filled after midnight was in no day's loss when the bot came back two bars
         later. Only after a restart that booked such fills (``_ahead``)."""
-        if close_ts >= self._next_day:
-            self._day_begins(close_ts, self.portfolio.equity())
+        if close_ts < self._next_day:
+            return
+        raw, _ = self.portfolio.equity_and_exposure()
+        self._day_begins(close_ts, raw)
+        # And journaled as the account at that close: a later restart rebuilds the day from
+        # its first snapshot, which was the first live close's, after those fills — and
+        # forgot the loss this restart found.
+        equity, exposure = self._account_at(close_ts)
+        self._journal_equity()
+        self._pending_ts.append(close_ts)
+        self._pending_equity.append(equity)
+        self._pending_exposure.append(exposure)
+        self._peak_equity = max(self._peak_equity, equity)
+        self._journal_equity()
+
+    def _account_at(self, close_ts: int) -> tuple[float, float]:
+        """Equity and exposure at ``close_ts``, at the marks now: the account less the fills a
+        restart booked that the venue made after that close while the bot was down (``_ahead``;
+        the account as it is when there are none)."""
+        portfolio = self.portfolio
+        after = [fill for fill in self._ahead if fill.ts > close_ts]
+        if not after:
+            return portfolio.equity_and_exposure()
+        marks = portfolio.marks
+        held = {s: p.quantity for s, p in portfolio.open_positions.items()}
+        equity = portfolio.equity()
+        for fill in after:
+            equity -= equity_made(fill, marks)
+            held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.side.sign * fill.quantity
+        exposure = sum(abs(quantity * marks.get(s, 0.0)) for s, quantity in held.items())
+        return equity, exposure
 
     def _late_shown(
         self, on_bar: Callable[[Bar], None], late: Callable[[Bar], bool]
@@ -1565,7 +1594,11 @@ class Engine:
         close_ts = ts + self.config.base_timeframe_s
         if close_ts == self._sealed_ts:
             return
-        equity, exposure = self.portfolio.equity_and_exposure()
+        raw, raw_exposure = self.portfolio.equity_and_exposure()
+        # At the close, not with what a restart booked that the venue made after it while the
+        # bot was down (the day's first live close after an outage): a later restart rebuilds
+        # its day from this snapshot.
+        equity, exposure = self._account_at(close_ts) if self._ahead else (raw, raw_exposure)
         self._journal_equity()  # the close in a chunk of its own (``_end_snapshot`` adds to it)
         self._pending_ts.append(close_ts)
         self._pending_equity.append(equity)
@@ -1573,7 +1606,7 @@ class Engine:
         if equity > self._peak_equity:
             self._peak_equity = equity
         if close_ts >= self._next_day:
-            self._day_begins(close_ts, equity)
+            self._day_begins(close_ts, raw)
         self._journal_equity()
         self._sealed_ts, self._sealed = close_ts, (equity, exposure)
 

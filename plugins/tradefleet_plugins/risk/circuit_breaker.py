@@ -151,20 +151,25 @@ class CircuitBreaker:
         week = clock.week(ts)
         if self._peak <= 0.0:
             self._peak = equity
+        # The venue filled orders while the bot was down only after this boundary, after the
+        # equity last seen on the day before: the boundary's close may have come while the bot
+        # was down too (it came back bars later), and this first look, at later marks, cannot
+        # price the start of what begins now. That equity, when higher, holds none of those
+        # fills, and nothing the old day lost meanwhile (a stop before midnight is the old
+        # day's: with one, the start is priced here).
+        seen_before = _day_after(seen_day, day) and self._down_only_from(ctx, day, seen_ts)
         if day != self._day:
             start = equity - self._made_while_down(ctx, day=day)
-            if _day_after(seen_day, day) and self._down_on(ctx, day, seen_ts):
-                # The venue filled orders on this day while the bot was down, after the
-                # equity last seen, on the day before: the day's first close may have come
-                # while the bot was down too (it came back bars later), and this first look,
-                # at later marks, cannot price the day's start. That equity, when higher,
-                # holds none of those fills.
+            if seen_before:
                 start = max(start, seen)
             self._day, self._day_start, self._day_peak = day, start, max(start, equity)
             if self._tier != LOCKED:
                 self._tier, self._reason = NORMAL, ""
         if week != self._week:
-            self._week, self._week_start = week, equity - self._made_while_down(ctx, week=week)
+            week_start = equity - self._made_while_down(ctx, week=week)
+            if seen_before:
+                week_start = max(week_start, seen)
+            self._week, self._week_start = week, week_start
         if equity > self._day_peak:
             self._day_peak = equity
         if equity > self._peak:
@@ -188,13 +193,14 @@ class CircuitBreaker:
         if tier > self._tier:
             self._escalate(tier, reason)
 
-    def _down_on(self, ctx: RiskContext | None, day: date, after: int) -> bool:
-        """Whether the venue filled an order on ``day`` (or later) while the bot was down,
-        after bar time ``after``."""
-        if ctx is None:
+    def _down_only_from(self, ctx: RiskContext | None, day: date, after: int) -> bool:
+        """Whether the venue filled orders while the bot was down after bar time ``after``, on
+        ``day`` (or later) and none before it."""
+        if ctx is None or not ctx.fills_while_down:
             return False
         clock = self._clock
-        return any(f.ts > after and clock.day(f.ts) >= day for f in ctx.fills_while_down)
+        days = [clock.day(f.ts) for f in ctx.fills_while_down if f.ts > after]
+        return bool(days) and min(days) >= day
 
     def _made_while_down(
         self,
