@@ -167,9 +167,10 @@ def test_a_restart_keeps_the_days_loss_made_before_the_days_second_bar(
 def test_the_equity_journaled_for_a_close_is_the_equity_at_that_close(
     tmp_path: Path, usdm: VenueHarness
 ) -> None:
-    live = _run(tmp_path, usdm, _bars())
+    bars = _bars()  # once: the day is taken from the clock, which may pass midnight meanwhile
+    live = _run(tmp_path, usdm, bars)
     timestamps, equity = _journaled_equity(tmp_path)
-    closes = [bar.close_ts for bar in _bars()]
+    closes = [bar.close_ts for bar in bars]
     assert timestamps == closes
     # The day's first close: before the stop's loss (about 2,000), at most the entry's fee
     # below the capital. The loss is the second close's.
@@ -184,10 +185,11 @@ def test_a_fill_after_the_last_close_is_a_second_snapshot_of_that_close(
     """The run ends between bars, after the stop filled: its last close keeps the equity at the
     close, and the equity the run ended at is a second point of the same time (the restart's
     own figures start there)."""
-    live = _run(tmp_path, usdm, _bars(1))  # the day's first bar; the stop fills; stopped
+    bars = _bars(1)  # once: the day is taken from the clock, which may pass midnight meanwhile
+    live = _run(tmp_path, usdm, bars)  # the day's first bar; the stop fills; stopped
     assert live.tier == 1
     timestamps, equity = _journaled_equity(tmp_path)
-    close = _bars(1)[0].close_ts
+    close = bars[0].close_ts
     assert timestamps == [close, close]
     assert equity[0] >= CAPITAL - ENTRY_FEE - 1e-6
     assert equity[1] == pytest.approx(live.equity)
