@@ -130,7 +130,8 @@ def test_a_lock_reset_before_the_restarted_bots_first_bar_stays_reset(
         assert engine.reset_risk_lock(BREAKER, "w5", "reviewed") == (True, "")
         locked.append(engine.holds_risk_lock(BREAKER))
 
-    _life(tmp_path, usdm, _bars(), read)  # the 5 % loss locks the breaker
+    bars = _bars()  # once: the day is taken from the clock, which may pass midnight meanwhile
+    _life(tmp_path, usdm, bars, read)  # the 5 % loss locks the breaker
     _life(tmp_path, usdm, [], reset)  # restarted; reset before any bar
     _life(tmp_path, usdm, [], read)  # restarted again
     journal = Journal(tmp_path / "bot.sqlite")
@@ -143,7 +144,7 @@ def test_a_lock_reset_before_the_restarted_bots_first_bar_stays_reset(
         f"the lock a person reset is back after the next restart (reset journaled at ts "
         f"{[int(ts) for (ts,) in resets]})"
     )
-    assert [int(ts) for (ts,) in resets] == [_bars()[-1].close_ts]
+    assert [int(ts) for (ts,) in resets] == [bars[-1].close_ts]
 
 
 def test_a_resume_before_the_restarted_bots_first_bar_is_stamped_at_the_last_close(
