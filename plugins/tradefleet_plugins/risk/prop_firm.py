@@ -1122,6 +1122,8 @@ class PropFirm:
         # The first fill shown since the plugin was built: trades that ended before it were
         # not shown to it (an earlier run's, or reconciled at a restart).
         self._first_fill_ts: int | None = None
+        # The equity last seen, with its bar time: a call's, or the last journaled snapshot's.
+        self._last_seen: tuple[int, float] | None = None
         # Restored and not asked yet: the positions are unknown, so a fill shown now can be
         # neither netted nor told opening; it is left to the trades, as the reconciled ones.
         self._blind = False
@@ -1238,6 +1240,7 @@ class PropFirm:
             self._restored_low = low
             self._restored_day = self._day
             self._blind = True
+            self._last_seen = (int(timestamps[-1]), float(equity[-1]))
 
     def saved_state(self) -> dict[str, Any]:
         """The day (its start on both bases: the journaled equity holds no floating P&L, so a
@@ -1404,7 +1407,27 @@ class PropFirm:
                 # as their bars come in (``_follow_close``), a fill's own part too.
                 held[fill.symbol] = held.get(fill.symbol, 0.0) - fill.quantity * fill.side.sign
         self._seen, self._held = dict(ctx.marks), held
-        self._set_start(balance_of(ctx.cash, ctx.positions) - late_balance, equity - late_equity)
+        equity_start = equity - late_equity
+        if day is not None and self._seen_before(ctx, day):
+            # The venue filled orders while the bot was down only on this day, after the
+            # equity last seen on the day before: the day's first close may have come while
+            # the bot was down too (it came back bars later), and this first call, at later
+            # marks, cannot price the start. That equity, when higher, holds none of those
+            # fills (as circuit-breaker's day after such a restart).
+            assert self._last_seen is not None
+            equity_start = max(equity_start, self._last_seen[1])
+        self._set_start(balance_of(ctx.cash, ctx.positions) - late_balance, equity_start)
+
+    def _seen_before(self, ctx: RiskContext, day: date) -> bool:
+        """Whether the equity last seen is of the day before ``day`` and every fill made while
+        the bot was down after it falls on ``day`` or later (none on the old day)."""
+        if self._last_seen is None or not ctx.fills_while_down:
+            return False
+        seen_ts = self._last_seen[0]
+        if (day - self._clock.day(seen_ts)).days != 1:
+            return False
+        days = [self._clock.day(f.ts) for f in ctx.fills_while_down if f.ts > seen_ts]
+        return bool(days) and min(days) >= day
 
     def _closed_unseen(self, day: date) -> float:
         """The net P&L of the trades that closed on ``day`` before the first fill the plugin
@@ -1443,6 +1466,7 @@ class PropFirm:
         if self._restored_low is not None:
             self._settle_restored(ctx)
         self._roll_day(ctx.ts, ctx.equity, ctx)
+        self._last_seen = (ctx.ts, ctx.equity)
         self._equity_seen, self._initial_seen = ctx.equity, ctx.initial_equity or ctx.equity
         # The positions the next call's fills are netted into (``booked_each``).
         self._positions_seen, self._blind = ctx.positions, False
