@@ -13,10 +13,12 @@ says (the bars are two days back; signed requests are checked on the wall clock)
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -232,3 +234,26 @@ def signal_buy(price: float, stop: float) -> Signal:
 # short of the 4,000 total-loss lock), or about 4,274 (past the lock).
 DAILY_GAP, TOTAL_GAP = 45_500.0, 41_500.0
 DAILY_LOSS = 2_273.88
+
+
+class _MarketClock:
+    """The live feed's market time (``tells-market-time``): the restart's split of history."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def market_time(self) -> float:
+        return float(self.at)
+
+
+def back_at(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
+    """The next runs' feed tells ``at`` as the market's time: the bars that closed before the
+    newest one by then are history (they closed while the bot was down)."""
+    assembled = globals()["assemble"]
+
+    def with_clock(*args: Any, **kwargs: Any) -> Any:
+        bot = assembled(*args, **kwargs)
+        bot.market_clock = _MarketClock(at)
+        return bot
+
+    monkeypatch.setattr(sys.modules[__name__], "assemble", with_clock)

@@ -14,11 +14,9 @@ bot restarts at 00:40 and is handed the bar closing at midnight.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import tests.brokers.loss_while_down as lwd
 from tests.brokers.harness import VenueHarness
 from tests.brokers.loss_while_down import (
     BREAKER,
@@ -29,6 +27,7 @@ from tests.brokers.loss_while_down import (
     D,
     Entry,
     _usdm,  # noqa: F401  (the fixture)
+    back_at,
     crash_while_down,
     first_life,
     hourly,
@@ -103,24 +102,6 @@ def test_a_gap_the_midnight_close_already_marked_is_the_old_days(
     assert -100.0 < pnl <= 0.0, pnl
 
 
-class _MarketClock:
-    """The live feed's market time (``tells-market-time``): the restart's split of history."""
-
-    def market_time(self) -> float:
-        return float(BACK_LATER)
-
-
-def _with_market_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    assemble = lwd.assemble  # type: ignore[attr-defined]
-
-    def assembled(*args: Any, **kwargs: Any) -> Any:
-        bot = assemble(*args, **kwargs)
-        bot.market_clock = _MarketClock()
-        return bot
-
-    monkeypatch.setattr(lwd, "assemble", assembled)
-
-
 def test_a_loss_after_midnight_counts_when_the_bot_is_back_two_bars_later(
     tmp_path: Path, usdm: VenueHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,7 +113,7 @@ def test_a_loss_after_midnight_counts_when_the_bot_is_back_two_bars_later(
     first_life(tmp_path, usdm, BREAKER)
     crash_while_down(usdm, AFTER_MIDNIGHT, DAILY_GAP)
     sent = orders_sent(tmp_path)
-    _with_market_clock(monkeypatch)
+    back_at(monkeypatch, BACK_LATER)
     live = hourly(D + 24 * HOUR, DAILY_GAP)  # closes 01:00: the first live bar
     seen: list[tuple[int, float]] = []
 

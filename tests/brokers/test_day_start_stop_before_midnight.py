@@ -17,7 +17,6 @@ on D+1 and the entry refused.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,6 +28,7 @@ from tests.brokers.loss_while_down import (
     D,
     Entry,
     _usdm,  # noqa: F401  (the fixture)
+    back_at,
     crash_while_down,
     first_life,
     hourly,
@@ -74,36 +74,17 @@ def test_a_stop_filled_before_midnight_while_down_leaves_the_new_day_at_tier_0(
     )
 
 
-class _MarketClock:
-    """The live feed's market time (``tells-market-time``): the restart's split of history."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def market_time(self) -> float:
-        return float(self.at)
-
-
 def test_a_restart_two_days_later_starts_its_day_after_the_loss(
     tmp_path: Path, usdm: VenueHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Check that held: the stop fills at 00:30 of D+1 while down, and the bot is back at
     01:10 of D+2. D+1's loss is D+1's, not D+2's: D+2 begins at its midnight close (history)
     after the loss, P&L today about 0, circuit-breaker at tier 0 and the entry sent."""
-    import tests.brokers.loss_while_down as lwd
-
     back = D + 49 * HOUR + 600
     first_life(tmp_path, usdm, BREAKER)
     crash_while_down(usdm, D + 24 * HOUR + 1800, DAILY_GAP)
     sent = orders_sent(tmp_path)
-    assemble = lwd.assemble  # type: ignore[attr-defined]
-
-    def assembled(*args: Any, **kwargs: Any) -> Any:
-        bot = assemble(*args, **kwargs)
-        bot.market_clock = _MarketClock(back)
-        return bot
-
-    monkeypatch.setattr(lwd, "assemble", assembled)
+    back_at(monkeypatch, back)
     history = [hourly(D + h * HOUR, DAILY_GAP) for h in range(22, 48)]
     live = hourly(D + 48 * HOUR, DAILY_GAP)  # closes 01:00 of D+2
     seen: list[tuple[int, float]] = []

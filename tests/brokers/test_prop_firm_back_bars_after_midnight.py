@@ -20,11 +20,9 @@ equity last seen the day before, when higher, as circuit-breaker does after such
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import tests.brokers.loss_while_down as lwd
 from tests.brokers.harness import VenueHarness
 from tests.brokers.loss_while_down import (
     DAILY_GAP,
@@ -32,6 +30,7 @@ from tests.brokers.loss_while_down import (
     D,
     Entry,
     _usdm,  # noqa: F401  (the fixture)
+    back_at,
     crash_while_down,
     first_life,
     hourly,
@@ -43,22 +42,6 @@ AFTER_MIDNIGHT = D + 24 * HOUR + 1800  # 00:30 of D+1: the stop fills
 BACK_LATER = D + 25 * HOUR + 600  # 01:10: back two closes after midnight
 
 
-class _MarketClock:
-    def market_time(self) -> float:
-        return float(BACK_LATER)
-
-
-def _with_market_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    assemble = lwd.assemble  # type: ignore[attr-defined]
-
-    def assembled(*args: Any, **kwargs: Any) -> Any:
-        bot = assemble(*args, **kwargs)
-        bot.market_clock = _MarketClock()
-        return bot
-
-    monkeypatch.setattr(lwd, "assemble", assembled)
-
-
 @pytest.mark.parametrize("basis", ["equity", "balance"])
 def test_prop_firm_counts_a_loss_after_midnight_when_back_bars_later(
     tmp_path: Path, usdm: VenueHarness, monkeypatch: pytest.MonkeyPatch, basis: str
@@ -67,7 +50,7 @@ def test_prop_firm_counts_a_loss_after_midnight_when_back_bars_later(
     first_life(tmp_path, usdm, chain)
     crash_while_down(usdm, AFTER_MIDNIGHT, DAILY_GAP)
     sent = orders_sent(tmp_path)
-    _with_market_clock(monkeypatch)
+    back_at(monkeypatch, BACK_LATER)
     live = hourly(D + 24 * HOUR, DAILY_GAP)  # closes 01:00: the first live bar
     run(
         tmp_path,

@@ -6,12 +6,15 @@ to start with it (docs/optimize.md: such a set "is recorded the same way, with t
 message").
 
 The probe is ema-cross whose ``slow > fast`` check is made at start, not by its params model, as
-an indicator's own check is (MACD's).
+an indicator's own check is (MACD's), and whose warm-up is known only once started: a trial by
+the vectorised path warms up on as many bars as the engine's run of the same set.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +28,7 @@ from tests.runtime.test_backtest_refused_at_connect import _bot, _cli
 from tradefleet_plugins.strategies.ema_cross import EmaCross
 from tradefleet_runtime import cli
 from tradefleet_runtime.capabilities import Capability
+from tradefleet_runtime.contracts import Strategy
 from tradefleet_runtime.errors import StrategyRefused
 from tradefleet_runtime.optimize import commands, search, worker
 from tradefleet_runtime.optimize.worker import Task, evaluate
@@ -43,7 +47,11 @@ class _Params(PluginParams):
 
 
 class _RefusingCross(EmaCross):
+    """ema-cross whose warm-up is the SDK default (the declared indicators', known only once
+    started: 0 before ``on_start``) and which refuses ``slow <= fast`` at start."""
+
     params: _Params  # type: ignore[assignment]
+    warmup_bars = Strategy.warmup_bars
 
     def on_start(self, ctx: StrategyContext) -> None:
         if self.params.slow <= self.params.fast:
@@ -123,3 +131,36 @@ def test_a_backtest_of_a_set_refused_at_start_is_refused_on_the_vectorised_path(
     said = " ".join(err.split())  # the console wraps long lines
     assert "could not start" in said and "must be above fast" in said, err
     assert not journal.exists()
+
+
+def test_a_vectorised_trial_warms_up_as_the_engines_run(
+    tmp_path: Path, probe: PluginRegistry
+) -> None:
+    document = yaml.safe_load(_probe_bot(tmp_path, 5, 13).read_text())
+    vector = evaluate(Task(document, str(tmp_path), {}), probe)
+    engine = evaluate(Task(document, str(tmp_path), {}, vector=False), probe)
+    assert vector.path == "vector" and engine.path == "engine"
+    assert engine.history_bars > 0
+    assert vector.history_bars == engine.history_bars
+    for name in ("net_profit", "trades", "max_drawdown"):
+        if name in engine.figures:
+            assert vector.figures[name] == pytest.approx(engine.figures[name], rel=1e-6), name
+
+
+def _runs(journal: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(journal)) as db:
+        return [tuple(r) for r in db.execute("SELECT run_id, status FROM runs ORDER BY rowid")]
+
+
+def test_a_refused_backtest_leaves_an_existing_journal_as_it_was(
+    tmp_path: Path, probe: PluginRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = tmp_path / "bot.sqlite"
+    good = _probe_bot(tmp_path, 5, 13)
+    code, _, err = _cli(capsys, "backtest", str(good), "--json", "--journal", str(journal))
+    assert code == 0, err
+    before = _runs(journal)
+    refused = _probe_bot(tmp_path, 40, 20)
+    code, _, err = _cli(capsys, "backtest", str(refused), "--journal", str(journal))
+    assert code == 2 and "must be above fast" in " ".join(err.split()), err
+    assert _runs(journal) == before

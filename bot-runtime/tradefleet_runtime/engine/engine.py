@@ -2517,9 +2517,23 @@ class Engine:
         quantity = _opened_by(fill, held)
         if quantity <= _FLAT:
             return
-        symbol = fill.symbol
         with self.between_bars():
-            close_id = self._send_reduce_only(symbol, fill.side.opposite, quantity, PAST_FLAT_TAG)
+            self._send_past_flat_close(
+                order.client_order_id,
+                fill.symbol,
+                fill.side.opposite,
+                quantity,
+                f"went {quantity:.10g} {fill.symbol} past flat ({fill.side} {fill.quantity:.10g}: "
+                "the venue did not hold it to reduce-only)",
+            )
+
+    def _send_past_flat_close(
+        self, order_id: str, symbol: str, side: Side, quantity: float, what: str, **data: Any
+    ) -> str:
+        """Close ``quantity`` of ``symbol`` that reduce-only ``order_id`` took past flat (``what``
+        it did) at market, reduce-only (``PAST_FLAT_TAG``), and say it
+        (``reduce_only_past_flat``, with ``data``). The close's id; empty when refused."""
+        close_id = self._send_reduce_only(symbol, side, quantity, PAST_FLAT_TAG)
         how = (
             f"closing it at market ({close_id})"
             if close_id
@@ -2527,11 +2541,10 @@ class Engine:
         )
         self._state(
             "reduce_only_past_flat",
-            f"{order.client_order_id} (reduce-only) went {quantity:.10g} {symbol} past flat "
-            f"({fill.side} {fill.quantity:.10g}: the venue did not hold it to reduce-only); "
-            f"{how}",
-            {"client_order_id": order.client_order_id, "symbol": symbol, "quantity": quantity},
+            f"{order_id} (reduce-only) {what}; {how}",
+            {"client_order_id": order_id, "symbol": symbol, "quantity": quantity, **data},
         )
+        return close_id
 
     def _cut_child(self, child_id: str, left: float, by: str, ts: int) -> None:
         """Cut one bracket child to ``left`` still to close (``_cap_children``); ``by``: what
@@ -4538,25 +4551,14 @@ class Engine:
             quantity = min(part.quantity, held - sent.get(part.symbol, 0.0))
             if quantity <= _FLAT:
                 continue
-            close_id = self._send_reduce_only(part.symbol, part.side, quantity, PAST_FLAT_TAG)
-            if close_id:
+            what = (
+                f"left {quantity:.10g} {part.symbol} past flat while the bot was down, which no "
+                "order of the bot asked for"
+            )
+            if self._send_past_flat_close(
+                part.order_id, part.symbol, part.side, quantity, what, restart=True
+            ):
                 sent[part.symbol] = sent.get(part.symbol, 0.0) + quantity
-            how = (
-                f"closing it at market ({close_id})"
-                if close_id
-                else "its close was refused (the decision is journaled): a person must close it"
-            )
-            self._state(
-                "reduce_only_past_flat",
-                f"{part.order_id} (reduce-only) left {quantity:.10g} {part.symbol} past flat "
-                f"while the bot was down, which no order of the bot asked for; {how}",
-                {
-                    "client_order_id": part.order_id,
-                    "symbol": part.symbol,
-                    "quantity": quantity,
-                    "restart": True,
-                },
-            )
 
     def _closes_on_way(self) -> set[tuple[str, Side]]:
         """(symbol, side) of each close working at a restart (reduce-only, not a bracket's
