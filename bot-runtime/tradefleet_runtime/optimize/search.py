@@ -535,7 +535,12 @@ def _identity(
         # ``window_bars``, then still refuses it on other bars.
         "bars": bars,
         "plugins": dict(plugins or {}),
+        # Which trials a search picks: a study resumed with another seed would name the best
+        # of the first seed's trials (a finished one runs none) as this search's.
+        "seed": config.seed,
     }
+    if config.sampler not in BLIND_SAMPLERS:
+        identity["parallel"] = config.parallel  # TPE's trials in flight pick its trials too
     if window_bars is not None:
         identity[WINDOW_BARS] = window_bars
     return identity
@@ -643,6 +648,16 @@ def _check_resumed(
         )
         for key in ("metric", "sampler", "space", "strategy", "window")
         if stored.get(key) != wanted[key]
+    ]
+    # A study made before its seed was recorded cannot be checked for it: resumed as before.
+    problems += [
+        FieldError(
+            f"--{key}",
+            f"{study} was made with --{key} {stored[key]}, not {wanted[key]}: its trials are "
+            f"that search's; rerun with --{key} {stored[key]} to continue it, or {advice}",
+        )
+        for key in ("seed", "parallel")
+        if key in stored and key in wanted and stored[key] != wanted[key]
     ]
     changed = _changed(stored["bot"], wanted["bot"])
     problems += [
