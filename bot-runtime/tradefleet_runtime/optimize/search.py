@@ -160,7 +160,7 @@ class SearchResult:
     best_params: dict[str, Any] | None
     best_value: float  # NaN without best params
     best_figures: FigureValues
-    ran: int  # trials run by this call
+    ran: int  # trials run by this call (not the sets the params model refused, never run)
     complete: int  # complete trials in the study (earlier runs included)
     failed: int
     invalid: int  # refused by the params model (never run)
@@ -489,7 +489,7 @@ def suggest(trial: Trial, space: Space) -> dict[str, Value]:
         else:
             assert isinstance(dimension, Choice)
             params[name] = trial.suggest_categorical(name, list(dimension.options))
-    return params
+    return space.on_steps(params)
 
 
 def check_params(
@@ -825,9 +825,10 @@ def _grid_progress(study: optuna.Study) -> tuple[int, int]:
     return len(done), len(again) + len(waiting)
 
 
-def _trial_said(trial: Trial) -> str:
+def _trial_said(trial: Trial, space: Space) -> str:
     """ "trial 3 (fast=10, slow=30)": which trial failed, with the params to reproduce it."""
-    params = ", ".join(f"{name}={value!r}" for name, value in sorted(trial.params.items()))
+    ran = space.on_steps(trial.params)
+    params = ", ".join(f"{name}={value!r}" for name, value in sorted(ran.items()))
     return f"trial {trial.number} ({params or 'no params'})"
 
 
@@ -999,7 +1000,7 @@ def _search(
             _tell_interrupted(study, pending.trial, why)
         raise
     notes.extend(path_notes(trials.paths))
-    return _result(study, config, direction, trials.done, time.perf_counter() - started, notes)
+    return _result(study, config, direction, trials.ran, time.perf_counter() - started, notes)
 
 
 @dataclass(frozen=True)
@@ -1020,6 +1021,7 @@ class _Trials:
     progress: Progress | None
     total: int
     done: int = 0  # told by this call
+    ran: int = 0  # of them, run by a worker (not those the params model refused unrun)
     paths: Counter[tuple[str, str]] = field(default_factory=Counter)  # (path, why): trials
 
     def ask(self, pool: Executor) -> _Pending | None:
@@ -1057,19 +1059,21 @@ class _Trials:
             # fast): a property of these params, as a params-model refusal is, so the trial
             # is refused, saying why, and the search goes on.
             _tell_invalid(self.study, trial, STRATEGY, str(refused))
+            self.ran += 1
             self._told()
             return
         except StrategyError as error:
             # A bug of the strategy: it would recur, so the search ends, saying which trial
             # (its number and params) to reproduce it with.
             self.study.tell(trial, state=TrialState.FAIL)
-            raise error.in_context(_trial_said(trial)) from error
+            raise error.in_context(_trial_said(trial, self.config.space)) from error
         except BaseException as error:
             # Any other error of a worker (bad data, a plugin bug, a ValueError after the
             # start) would recur: end the search, loudly. Ctrl-C or SIGTERM while waiting
             # for it cut it short: recorded as interrupted, not failed.
             _tell_cut_short(self.study, trial, error)
             raise
+        self.ran += 1
         trial.set_user_attr("figures", evaluation.figures)
         self.paths[(evaluation.path, evaluation.fallback)] += 1
         # The first and last bar the run was given: walk-forward's proof that an in-sample
@@ -1118,7 +1122,7 @@ def _result(
         study_name=config.study_name,
         metric=config.metric,
         direction=direction,
-        best_params=dict(best.params) if best is not None else None,
+        best_params=config.space.on_steps(best.params) if best is not None else None,
         best_value=float(best.value) if best is not None and best.value is not None else math.nan,
         best_figures=dict(best.user_attrs.get("figures", {})) if best is not None else {},
         ran=ran,

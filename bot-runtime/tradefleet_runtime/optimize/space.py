@@ -53,9 +53,15 @@ class FloatRange:
         if self.step is None:
             raise ValueError("a float range without a step has no grid")
         count = round((self.high - self.low) / self.step)
-        # Rounded to the step's decimals: 0.1 + 2 * 0.1 is 0.30000000000000004 otherwise.
-        decimals = max(0, -math.floor(math.log10(self.step)) + 6)
-        return [round(self.low + i * self.step, decimals) for i in range(count + 1)]
+        return [self.on_step(self.low + i * self.step) for i in range(count + 1)]
+
+    def on_step(self, value: float) -> float:
+        """``value``, a point ``low + k * step``, rounded to the step's decimals: the sum is
+        0.30000000000000004 for 0.1 + 2 * 0.1, and a sampler's point 1.9000000000000001. A
+        range without a step keeps every digit."""
+        if self.step is None:
+            return value
+        return round(value, max(0, -math.floor(math.log10(self.step)) + 6))
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,17 @@ class Space:
         if problems:
             raise SpecError(problems, "search space")
         return {name: dimension.values() for name, dimension in self.dimensions.items()}
+
+    def on_steps(self, params: Mapping[str, Value]) -> dict[str, Value]:
+        """``params`` with each stepped float as its range writes it (``FloatRange.on_step``):
+        what a trial runs with and a search names, whatever noise a sampler's sum left."""
+        return {
+            name: dimension.on_step(value)
+            if isinstance(dimension := self.dimensions.get(name), FloatRange)
+            and isinstance(value, float)
+            else value
+            for name, value in params.items()
+        }
 
     def points(self) -> Iterator[dict[str, Value]]:
         """Every point of the grid, in file order (the last param varies fastest)."""
