@@ -27,6 +27,7 @@ from tradefleet_runtime.cli_auth import auth_group
 from tradefleet_runtime.cli_control_commands import control_commands
 from tradefleet_runtime.cli_plugins import plugins_group
 from tradefleet_runtime.engine.engine import Engine
+from tradefleet_runtime.engine.stop_moves import refused_move
 from tradefleet_runtime.errors import (
     DataError,
     JournalError,
@@ -36,7 +37,7 @@ from tradefleet_runtime.errors import (
     StrategyRefused,
 )
 from tradefleet_runtime.indicators import Indicator
-from tradefleet_runtime.journal import Journal
+from tradefleet_runtime.journal import REFUSED_MOVE, Journal
 from tradefleet_runtime.model import Bar
 from tradefleet_runtime.plugins.registry import PluginRegistry
 from tradefleet_runtime.report.bars import BarRecorder
@@ -571,9 +572,10 @@ def _print_outcome(
             f" @ {position.average_price:.10g}"
         )
     vetoes = sorted(
-        ((plugin, "veto", result.veto_reasons[(plugin, why)], count)
+        ((plugin, REFUSED_MOVE if refused_move(why) else "veto",
+          result.veto_reasons[(plugin, why)], count)
          for (plugin, why), count in result.vetoes.items()),
-        key=lambda row: (row[0], -row[3], row[2]),
+        key=lambda row: (row[0], row[1] == REFUSED_MOVE, -row[3], row[2]),
     )  # fmt: skip
     for line in risk_lines(vetoes):
         out.print(line, highlight=False)
@@ -721,6 +723,11 @@ def _report(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+# A risk decision's action as a summary line says it: a refused MOVE_STOP, journaled as the
+# plugin's veto, vetoed no order.
+_REFUSAL_SAID = {"veto": "vetoed {} order(s)", REFUSED_MOVE: "had {} stop move(s) refused"}
+
+
 def risk_lines(refusals: Sequence[tuple[str, str, str, int]], shown: int = 3) -> list[str]:
     """What risk plugins refused, (plugin, action, reason, how many) each plugin's most
     frequent reason first (``Journal.risk_refusals``, a run's vetoes), as a line per plugin and
@@ -735,8 +742,8 @@ def risk_lines(refusals: Sequence[tuple[str, str, str, int]], shown: int = 3) ->
         parts = [f"{count}× {reason or 'no reason given'}" for reason, count in reasons[:shown]]
         if len(reasons) > shown:
             parts.append(f"{len(reasons) - shown} more reason(s) in the journal")
-        verb = "vetoed" if action == "veto" else "shrank"
-        lines.append(f"risk: {plugin} {verb} {total} order(s): {'; '.join(parts)}")
+        said = _REFUSAL_SAID.get(action, "shrank {} order(s)").format(total)
+        lines.append(f"risk: {plugin} {said}: {'; '.join(parts)}")
     return lines
 
 

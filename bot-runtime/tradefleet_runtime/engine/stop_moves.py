@@ -32,6 +32,13 @@ NO_AMEND = "stop_move_no_amend"
 BROKER_REFUSED = "stop_move_refused_by_broker"
 # The code of a stop moved.
 MOVED = "trailing_stop"
+_REFUSAL_PREFIX = "stop_move_"
+
+
+def refused_move(code: str) -> bool:
+    """Whether a risk decision's ``code`` is a MOVE_STOP refused: journaled and counted as the
+    plugin's veto, it vetoed no order, and a summary says so."""
+    return code.startswith(_REFUSAL_PREFIX)
 
 
 class StopMove(NamedTuple):

@@ -101,6 +101,8 @@ _INSERT_RUN_SYMBOL = (
     "INSERT OR REPLACE INTO run_symbols (run_id, symbol, bars, first_ts, first_open, last_ts,"
     " last_close) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+# ``risk_refusals``' action of a MOVE_STOP refused: a veto of no order.
+REFUSED_MOVE = "refused move"
 _INSERT_RISK = (
     "INSERT INTO risk_decisions (run_id, ts, plugin, symbol, side, action, quantity_in,"
     " quantity_out, reason, client_order_id, code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -1241,14 +1243,19 @@ class Journal:
 
     def risk_refusals(self, run_id: str) -> list[tuple[str, str, str, int]]:
         """What risk plugins vetoed or shrank in a run: (plugin, action, reason, how many),
-        each plugin's most frequent reasons first."""
+        each plugin's most frequent reasons first. A veto of no order is a MOVE_STOP refused
+        (the engine journals it as the plugin's veto): its action is ``REFUSED_MOVE``."""
         rows = self.query(
-            "SELECT plugin, action, reason, COUNT(*) FROM risk_decisions"
-            " WHERE run_id = ? AND action IN (?, ?) GROUP BY plugin, action, reason"
-            " ORDER BY plugin, action DESC, COUNT(*) DESC, reason",
+            "SELECT plugin, CASE WHEN action = ? AND COALESCE(client_order_id, '') = ''"
+            " THEN ? ELSE action END AS kind, reason, COUNT(*) FROM risk_decisions"
+            " WHERE run_id = ? AND action IN (?, ?) GROUP BY plugin, kind, reason"
+            " ORDER BY plugin, kind = ?, kind DESC, COUNT(*) DESC, reason",
+            RiskAction.VETO.value,
+            REFUSED_MOVE,
             run_id,
             RiskAction.VETO.value,
             RiskAction.SHRINK.value,
+            REFUSED_MOVE,
         )
         return [(str(p), str(a), str(r or ""), int(n)) for p, a, r, n in rows]
 
