@@ -185,3 +185,29 @@ def test_held_risk_locks_in_chain_order_then_the_removed_plugins() -> None:
         RiskPluginState("gone", "", True, "old lock"),
     )
     assert held_risk_locks({}, plugins) == ()
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_the_starting_status_of_a_restarted_bot_shows_its_halt(
+    tmp_path: Path, resumed: bool
+) -> None:
+    """W34: a person halted the bot; it restarts. Until its engine ran, the Starting status said
+    ``halted=False`` (the halt showed only while the bot waited for its venue): the halt's
+    alert cleared and fired again, and the operator wrote ``halted: false`` into the
+    TradingBot. A halt a newer resume lifted is not shown."""
+    name = "halt-restart"
+    manifest = paper_manifest(name, {"name": "ema-cross"}, risk=(FIXED_SIZE,))
+    path = tmp_path / "bot.sqlite"
+    _locked_run(path, name, "paper", {}, halt=True)
+    if resumed:
+        journal = Journal(path)
+        journal.record_event(T0 + 60, "resumed", f"resumed by {ALICE}: drill over", {})
+        journal.close()
+    journal = Journal(path)
+    try:
+        starting = paper_controller(manifest, journal).get_status()
+    finally:
+        journal.close()
+    assert starting.phase is Phase.STARTING
+    assert starting.halted is not resumed
+    assert ("desk drill under v2" in starting.halt_reason) is not resumed

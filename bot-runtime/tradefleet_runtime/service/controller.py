@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
-from tradefleet_runtime.engine.trading_state import halts_in_force
+from tradefleet_runtime.engine.trading_state import Halt, halts_in_force
 from tradefleet_runtime.errors import (
     DataError,
     JournalError,
@@ -172,6 +172,18 @@ class BotController:
             journal.risk_locks(bot.name) if bot.manifest.spec.mode is not Mode.BACKTEST else {},
             self._plugins,
         )
+        # The halts the journal holds in force, which the start restores (``BotSession._restore``):
+        # shown from now, as the locks are — a restarted halted bot said "not halted" until its
+        # engine ran (an alert on the halt cleared and fired again, the TradingBot's status
+        # written ``halted: false``). Read once: only a resume lifts one, given to the engine or,
+        # while the bot waits for its venue, to ``HeldControl``, whose state then shows.
+        self._held_halts: tuple[Halt, ...] = (
+            tuple(
+                halts_in_force(journal.halt_events(bot.name), journal.last_control_event(bot.name))
+            )
+            if bot.manifest.spec.mode is not Mode.BACKTEST
+            else ()
+        )
         self._snapshot = self._starting_snapshot()
         self._stopped = threading.Event()
         self._pump_queued = threading.Event()
@@ -287,9 +299,7 @@ class BotController:
         if self._held is None:
             # Each holder's halt in force (a person's kept apart from the fleet's; a lifted
             # one is not), as the start restores them (``BotSession._restore``).
-            journal, name = self.journal, self.bot.name
-            halts = halts_in_force(journal.halt_events(name), journal.last_control_event(name))
-            self._held = HeldControl(self.journal, self.bot.manifest.spec.paused, halts)
+            self._held = HeldControl(self.journal, self.bot.manifest.spec.paused, self._held_halts)
         self.waiting_for = f"waiting for the venue: {error}"
         # The status says what it waits for, and a halt still in force from before — before
         # readiness says it waits (whoever sees that it waits then sees the status too).
@@ -929,8 +939,8 @@ class BotController:
             drawdown_pct=(peak - equity) / peak * 100.0 if peak > 0 else 0.0,
             open_positions=known.open_positions if known else 0,
             open_orders=known.open_orders if known else 0,
-            halted=held.halted if held else False,
-            halt_reason=held.halt_reason if held else "",
+            halted=held.halted if held else bool(self._held_halts),
+            halt_reason=held.halt_reason if held else "; ".join(h.text for h in self._held_halts),
             paused=held.paused if held else spec.paused,
             pause_reason=held.pause_reason if held else "",
             last_bar_ts=known.last_bar_ts if known else 0,
