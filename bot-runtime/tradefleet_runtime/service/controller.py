@@ -1221,10 +1221,13 @@ class _Listener:
     def __init__(self, controller: BotController) -> None:
         self.c = controller
         self.bot = controller.bot.name
+        # A label's values are bounded (``metric_labels``): a venue's fill or order in a symbol
+        # the spec does not list (a person's trade) is counted under ``other``.
+        self._symbol = controller.metrics.labels.symbol
 
     def on_order(self, order: Order, update: OrderUpdate) -> None:
         c = self.c
-        c.metrics.orders.labels(self.bot, order.symbol, update.status.value).inc()
+        c.metrics.orders.labels(self.bot, self._symbol(order.symbol), update.status.value).inc()
         if update.status is OrderStatus.OPEN and order.parent_id is None:
             engine = c.engine
             mark = engine.portfolio.marks.get(order.symbol) if engine is not None else None
@@ -1255,14 +1258,15 @@ class _Listener:
 
     def on_fill(self, fill: Fill, order: Order | None, position: Position) -> None:
         c = self.c
-        c.metrics.fills.labels(self.bot, fill.symbol, fill.side.value).inc()
-        c.metrics.fees.labels(self.bot, fill.symbol, c.metrics.labels.currency).inc(fill.fee)
+        symbol = self._symbol(fill.symbol)  # bounded: the spec's symbols, else ``other``
+        c.metrics.fills.labels(self.bot, symbol, fill.side.value).inc()
+        c.metrics.fees.labels(self.bot, symbol, c.metrics.labels.currency).inc(fill.fee)
         reference = c._decision_marks.pop(fill.client_order_id, None)
         if order is not None and order.parent_id is not None:
             reference = order.price
         if reference:
             slippage = slippage_bps(fill.side, fill.price, reference)
-            c.metrics.slippage.labels(self.bot, fill.symbol).observe(slippage)
+            c.metrics.slippage.labels(self.bot, symbol).observe(slippage)
             c.quality.add("slippage_bps", slippage)
         engine = c.engine
         if engine is not None:
