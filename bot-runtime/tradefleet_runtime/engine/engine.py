@@ -391,6 +391,10 @@ def _refusal_code(code: str) -> ReasonCode:
 _TOLD = (StrategyError, StrategyRefused, SpecError, DataError, PluginError, JournalError)
 
 
+def _always(_bar: Bar) -> bool:
+    return True
+
+
 def _utc(ts: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
@@ -1332,9 +1336,10 @@ class Engine:
         first, last = closes[0], closes[-1]
         message = (
             f"{len(closes)} bar(s) came after a newer bar had closed (closes {_utc(first)} to "
-            f"{_utc(last)}): the venue or the feed was out, or the feed filled them in for a "
-            "quiet market (gap_policy fill); shown to the strategy as history, no order sent "
-            "for them"
+            f"{_utc(last)}): the venue or the feed was out, the feed filled them in for a "
+            "quiet market (gap_policy fill), or a higher timeframe's bar lacked its last base "
+            "bars (a market closed for the weekend) and was ended by the next; shown to the "
+            "strategy as history, no order sent for them"
         )
         log.warning("%s: %s", self.config.bot_name, message)
         self._state(
@@ -1466,6 +1471,8 @@ class Engine:
         if not self._started:
             self.start()
         strategy_on_bar = self._on_bar if late is None else self._late_shown(self._on_bar, late)
+        # A higher bar ended only after a newer one of its timeframe closed (``_aggregate``).
+        history = self._late_shown(self._on_bar, _always) if self._aggregators else None
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio
         marks = portfolio.marks
@@ -1542,7 +1549,7 @@ class Engine:
             # A try costs nothing in CPython 3.11 until something raises (zero-cost exceptions).
             try:
                 if aggregators:
-                    self._aggregate(bar, strategy_on_bar)
+                    self._aggregate(bar, strategy_on_bar, history)
                 elif symbol in base_symbols:
                     strategy_on_bar(bar)
             except Exception as error:
@@ -1654,7 +1661,18 @@ class Engine:
         self._equity.extend(equity)
         self._exposure.extend(exposure)
 
-    def _aggregate(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
+    def _aggregate(
+        self,
+        bar: Bar,
+        deliver: Callable[[Bar], None],
+        history: Callable[[Bar], None] | None = None,
+    ) -> None:
+        """Hand ``bar`` and the higher-timeframe bars it ends to ``deliver``. A higher bar
+        whose last base bars never came (a gap; a market closed for the weekend: FX's Friday
+        20:00 4h bucket holds two hours) is ended by the symbol's next base bar: when a newer
+        bar of its timeframe had closed by then — on the bars' clock, the close of the bar
+        that ended it — it goes to ``history`` (``_late_shown``), as a live bot shows a bar
+        that came late (``session.bar_missed``): a backtest trades no bar its live bot drops."""
         # Each delivery has its own try (free until one raises): the error names the bar the
         # strategy failed on, a higher-timeframe one or the base bar.
         later = []
@@ -1662,7 +1680,10 @@ class Engine:
             before, after = aggregator.add(bar)
             if before is not None:
                 try:
-                    deliver(before)
+                    if history is not None and before[2] + 2 * before[1] <= bar[2] + bar[1]:
+                        history(before)
+                    else:
+                        deliver(before)
                 except Exception as error:
                     self._bar_failed(error, before)
             if after is not None:
