@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,12 @@ from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import END_OF_DATA, Bar, Trade
 from tradefleet_runtime.report import sources
 from tradefleet_runtime.report.bars import OHLC
-from tradefleet_runtime.report.metrics import SymbolRange, end_of_data_at_symbol_ends
+from tradefleet_runtime.report.metrics import (
+    ReportInput,
+    SymbolRange,
+    build_report,
+    end_of_data_at_symbol_ends,
+)
 from tradefleet_runtime.report.plot import chart_data
 
 INITIAL = 10_000.0
@@ -177,3 +183,28 @@ def test_only_end_of_data_trades_after_their_symbols_end_move() -> None:
     # Only the time moves: price and P&L are the ones the equity holds.
     assert [(t.exit_price, t.net_pnl) for t in stamped] == [(t.exit_price, 3.5) for t in trades]
     assert end_of_data_at_symbol_ends(stamped, ranges, HOUR) == stamped  # read again: the same
+
+
+def test_exposure_ends_with_a_symbols_end_of_data_trade() -> None:
+    """W33: a position in a symbol whose data ended early is held by the engine to the run's
+    end at its last mark, so the run's exposure counted it in the market after its trade had
+    ended at that symbol's last bar (98% where the trades held 88%)."""
+    stamps = [T0 + i * HOUR for i in range(1, 11)]
+    # Only SHORT is held: bought at the 2nd close, its data end at the 6th (held 2 × 50).
+    exposure = [0.0, 0.0, *[100.0] * 8]
+    early = Trade("SHORT", 1, 2.0, stamps[1], stamps[5], 50.0, 50.0, 0.0, 0.0, "buy", END_OF_DATA)
+    data = ReportInput(
+        initial=INITIAL,
+        currency="USD",
+        timeframe_s=HOUR,
+        timestamps=stamps,
+        equity=[INITIAL] * 10,
+        exposure=exposure,
+        trades=[early],
+        fees=0.0,
+    )
+    assert build_report(data).figures.exposure_pct == pytest.approx(40.0)  # closes 3 to 6
+    # Held to the run's end, or closed by the strategy: the exposure is as journaled.
+    for trade in (replace(early, exit_ts=stamps[-1]), replace(early, exit_reason="cross")):
+        kept = replace(data, trades=[trade])
+        assert build_report(kept).figures.exposure_pct == pytest.approx(80.0)

@@ -421,6 +421,34 @@ class Report:
     funding: float = 0.0
 
 
+def exposure_after_data_ends(
+    timestamps: Sequence[int] | np.ndarray,
+    exposure: Sequence[float] | np.ndarray,
+    trades: Sequence[Trade],
+) -> Sequence[float] | np.ndarray:
+    """``exposure`` without each end-of-data trade after it ended: a symbol whose data ended
+    before the run's (``end_of_data_at_symbol_ends``) ends its trade at its own last close,
+    but the engine held the position to the run's end at that mark, so the run's exposure
+    counted it in the market after its trade had ended (98% where its trades held 88%)."""
+    ended = [
+        (t.exit_ts, abs(t.quantity * t.exit_price))
+        for t in trades
+        if t.exit_reason == END_OF_DATA and t.quantity
+    ]
+    stamps = np.asarray(timestamps, dtype="int64")
+    if not ended or not stamps.size or all(end >= stamps[-1] for end, _ in ended):
+        return exposure
+    trimmed = np.array(exposure, dtype=float)
+    if trimmed.size != stamps.size:
+        return exposure
+    for end, value in ended:
+        after = stamps > end
+        trimmed[after] -= value
+    # What is left of a float sum of the same values is no position.
+    trimmed[trimmed <= 1e-9 * max(1.0, float(np.max(np.abs(exposure))))] = 0.0
+    return trimmed
+
+
 def build_report(data: ReportInput) -> Report:
     """All the report's figures, from a run's equity curve, trades and traded bars."""
     trades = data.trades
@@ -428,7 +456,7 @@ def build_report(data: ReportInput) -> Report:
         initial=data.initial,
         timestamps=data.timestamps,
         equity=data.equity,
-        exposure=data.exposure,
+        exposure=exposure_after_data_ends(data.timestamps, data.exposure, trades),
         trades=trades,
         fees=data.fees,
     )
