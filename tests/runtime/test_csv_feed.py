@@ -152,3 +152,22 @@ def test_missing_file_names_the_path() -> None:
 def test_params_need_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="either path"):
         CsvFeedParams.model_validate({})
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "said"),
+    [
+        ({"files": {"A": "a.csv"}}, "spec.data.params.files", "no file for B"),
+        ({"path": "a.csv"}, "spec.data.params.path", "use `files` with one file per symbol"),
+    ],
+    ids=["files-missing-a-symbol", "path-for-two-symbols"],
+)
+def test_a_symbol_without_its_file_is_refused_naming_the_field(
+    params: dict[str, object], field: str, said: str
+) -> None:
+    # W33: "csv feed: no file for B in `files`" named no field of the manifest.
+    feed = CsvFeed(CsvFeedParams.model_validate(params))
+    with pytest.raises(DataError) as refused:
+        list(feed.bars(FeedRequest(("A", "B"), HOUR, DATA)))
+    assert str(refused.value).startswith(f"{field}: ")
+    assert said in str(refused.value)

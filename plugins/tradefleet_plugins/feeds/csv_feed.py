@@ -399,14 +399,17 @@ class CsvFeed:
         if self.params.path is not None:
             if len(request.symbols) != 1:
                 raise DataError(
-                    "csv feed: `path` serves one symbol; this bot trades "
+                    "spec.data.params.path: `path` serves one symbol; this bot trades "
                     f"{len(request.symbols)}: use `files` with one file per symbol"
                 )
             files = {request.symbols[0]: self.params.path}
         else:
             missing = [s for s in request.symbols if s not in self.params.files]
             if missing:
-                raise DataError(f"csv feed: no file for {', '.join(missing)} in `files`")
+                raise DataError(
+                    f"spec.data.params.files: no file for {', '.join(missing)}, which "
+                    "spec.market.symbols lists: give one file per symbol"
+                )
             files = {s: self.params.files[s] for s in request.symbols}
         resolved = {s: (request.base_dir / p).resolve() for s, p in files.items()}
         for symbol, file in resolved.items():
