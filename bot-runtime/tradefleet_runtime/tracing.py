@@ -6,7 +6,12 @@ A span costs about 30 µs here, 150 times a bar's whole budget, so a trace start
     bar ─┬─ signal            the strategy's intents
          ├─ risk.<plugin>     one per risk decision
          └─ order             the order reaching the broker
-                └─ fill       when (and if) it fills, on a later bar
+                ├─ fill       when (and if) it fills, on a later bar
+                └─ order.rejected / .cancelled / .expired
+                              when it ends unfilled (a rejection marked as an error)
+
+A risk plugin's account actions (a lock's flatten) are a ``risk_action`` root of the same shape,
+and a bar whose ``on_bar`` raised a ``bar`` span marked as an error.
 
 Tracing is on when the standard ``OTEL_*`` variables ask for it: ``OTEL_TRACES_EXPORTER``
 (``otlp`` or ``console``) or an ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT``; ``OTEL_SDK_DISABLED=true``
@@ -21,7 +26,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from tradefleet_runtime.model import Fill, Order, OrderIntent, RiskDecision
+from tradefleet_runtime.model import (
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderUpdate,
+    RiskDecision,
+)
 
 MAX_OPEN_CONTEXTS = 10_000  # order span contexts kept for their fills (oldest dropped first)
 
@@ -159,6 +171,34 @@ class EngineTracer:
                 "tradefleet.reason": fill.reason,
             },
         )
+        span.end()
+
+    def order_ended(self, update: OrderUpdate) -> None:
+        """An order's final status: a rejection, cancel or expiry is a child of its order's
+        span (a rejection an error: its trace no longer reads as an order still working);
+        its context is forgotten (a fill ends its span itself)."""
+        context = self._orders.pop(update.client_order_id, None)
+        if context is None or update.status is OrderStatus.FILLED:
+            return
+        parent = self._trace.set_span_in_context(self._trace.NonRecordingSpan(context))
+        span = self._tracer.start_span(
+            f"order.{update.status.value}",
+            context=parent,
+            attributes={
+                "tradefleet.client_order_id": update.client_order_id,
+                "tradefleet.reason": update.reason,
+                "tradefleet.code": update.code.value,
+            },
+        )
+        if update.status is OrderStatus.REJECTED:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, update.reason))
+        span.end()
+
+    def failed(self, name: str, attributes: Mapping[str, Any], error: BaseException) -> None:
+        """A span marking ``error`` (a strategy's ``on_bar`` raised on a bar), as an error."""
+        span = self._tracer.start_span(name, attributes={"tradefleet.bot": self._bot, **attributes})
+        span.record_exception(error)
+        span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, type(error).__name__))
         span.end()
 
     def forget(self, client_order_id: str) -> None:

@@ -1134,6 +1134,9 @@ class Engine:
     def _bar_failed(self, error: Exception, bar: Bar) -> NoReturn:
         """Raise what ``on_bar`` raised on ``bar``; during ``catch_up`` (the context replays)
         it says the bar was history replayed at start."""
+        if self.tracer is not None:
+            attributes = {"tradefleet.symbol": bar[0], "tradefleet.bar_ts": bar[2]}
+            self.tracer.failed("bar", attributes, error)
         self._hook_failed(error, "on_bar", _bar_at(bar, self.ctx.replaying))
 
     def _wire(self, subscriptions: Iterable[Subscription]) -> None:
@@ -2087,6 +2090,8 @@ class Engine:
             update.venue_order_id,
         )
         if status in _FINAL:
+            if self.tracer is not None:
+                self.tracer.order_ended(update)
             ended = update.ts or self._now
             placed, resized = self.book.end(update.client_order_id, update.filled_quantity, ended)
             self._journal_children(placed, resized, ended)
@@ -2966,41 +2971,54 @@ class Engine:
                 log.exception("risk plugin %s failed to act", name)
                 self._state("risk_action_failed", f"{name} failed: {type(error).__name__}: {error}")
                 continue
-            if actions:
-                self._journal_before_acting(name, actions)
-            for action in actions:
-                self._state(
-                    "risk_action",
-                    f"{name} {action.kind.value}"
-                    f"{' ' + action.symbol if action.symbol else ''}"
-                    f"{f' {action.fraction:.2%}' if action.kind is ActionKind.REDUCE else ''}"
-                    f"{f' to {_asked(action.price)}' if action.kind is _MOVE_STOP else ''}"
-                    f": {action.reason}",
-                    {
-                        "plugin": name,
-                        "kind": action.kind.value,
-                        "symbol": action.symbol,
-                        "fraction": action.fraction,
-                        "reason": action.reason,
-                        "code": action.code,
-                        "price": action.price,
-                    },
-                )
-                if action.kind is ActionKind.MOVE_STOP:
-                    self._move_stop(name, action)
-                    continue
-                if action.kind is ActionKind.FLATTEN:
-                    self._risk_flatten(name, action)
-                    continue
-                if action.kind is ActionKind.CANCEL_ENTRIES:
-                    for working in self.book:
-                        order = working.order
-                        if action.symbol is not None and order.symbol != action.symbol:
-                            continue
-                        if not order.reduce_only:
-                            self.cancel(order.client_order_id)
-                self.ctx.intents.extend(action_intents(name, action, self.portfolio.open_positions))
-            self._send_acted()
+            if not actions:
+                self._send_acted()  # what an earlier caller queued, as before
+                continue
+            self._journal_before_acting(name, actions)
+            if self.tracer is None:
+                self._do_actions(name, actions)
+                continue
+            # The orders they send are a decision's, as a bar's are: one trace per plugin.
+            kinds = [action.kind.value for action in actions]
+            attributes = {"tradefleet.plugin": name, "tradefleet.actions": kinds}
+            with self.tracer.decision("risk_action", attributes, time.time_ns()):
+                self._do_actions(name, actions)
+
+    def _do_actions(self, name: str, actions: list[AccountAction]) -> None:
+        """Do risk plugin ``name``'s ``actions`` (journaled already) through the order path."""
+        for action in actions:
+            self._state(
+                "risk_action",
+                f"{name} {action.kind.value}"
+                f"{' ' + action.symbol if action.symbol else ''}"
+                f"{f' {action.fraction:.2%}' if action.kind is ActionKind.REDUCE else ''}"
+                f"{f' to {_asked(action.price)}' if action.kind is _MOVE_STOP else ''}"
+                f": {action.reason}",
+                {
+                    "plugin": name,
+                    "kind": action.kind.value,
+                    "symbol": action.symbol,
+                    "fraction": action.fraction,
+                    "reason": action.reason,
+                    "code": action.code,
+                    "price": action.price,
+                },
+            )
+            if action.kind is ActionKind.MOVE_STOP:
+                self._move_stop(name, action)
+                continue
+            if action.kind is ActionKind.FLATTEN:
+                self._risk_flatten(name, action)
+                continue
+            if action.kind is ActionKind.CANCEL_ENTRIES:
+                for working in self.book:
+                    order = working.order
+                    if action.symbol is not None and order.symbol != action.symbol:
+                        continue
+                    if not order.reduce_only:
+                        self.cancel(order.client_order_id)
+            self.ctx.intents.extend(action_intents(name, action, self.portfolio.open_positions))
+        self._send_acted()
 
     def _journal_before_acting(self, plugin: str, actions: Sequence[AccountAction]) -> None:
         """Before anything is sent for ``actions`` (risk plugin ``plugin``'s): the locks taken
