@@ -182,6 +182,29 @@ def test_a_stop_beyond_the_liquidation_price_comes_too_late() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "order",
+    [
+        Order("close", BTC, Side.SELL, 100.0, reduce_only=True, created_ts=T0 + HOUR),
+        Order("sl", BTC, Side.SELL, 100.0, OrderType.STOP, 93.0, reduce_only=True, created_ts=T0),
+    ],
+    ids=["market-close-sent-before-the-gap", "stop-above-the-liquidation-price"],
+)
+def test_a_bar_opening_beyond_the_price_liquidates_before_the_bots_orders(order: Order) -> None:
+    """The documented strict side (docs/writing-a-strategy.md, "Liquidation"): the venue's
+    liquidation acts as the market reopens, before the orders queued for it (W35 found the
+    user docs silent on it)."""
+    broker = _broker()
+    _enter(broker, Side.BUY)
+    broker.submit(order)
+    events = list(broker.on_bar(_bar(1, 80, 81, 79, 80)))
+    fills = [e for e in events if isinstance(e, Fill)]
+    assert [(f.reason, f.price) for f in fills] == [("liquidation", 80.0)]
+    assert [(e.client_order_id, e.status) for e in events if isinstance(e, OrderUpdate)] == [
+        (order.client_order_id, OrderStatus.CANCELLED)
+    ]
+
+
 def test_off_a_levered_account_goes_below_zero_as_before() -> None:
     broker = _broker(maintenance_margin_rate=0.0)
     _enter(broker, Side.BUY)

@@ -89,7 +89,9 @@ class PaperBrokerParams(PluginParams):
         lt=0.5,
         description="Liquidation: when the account's equity falls to this fraction of its gross "
         "notional (its maintenance margin), the venue closes the position at the price where "
-        "they meet (the bar's open when it gapped beyond), cancels the symbol's working orders, "
+        "they meet (the bar's open when it gapped beyond: before any order of the bot, a "
+        "market close or a stop the gap went through included), cancels the symbol's working "
+        "orders, "
         "and the fill's reason is `liquidation`. Binance and Bybit state it per symbol and tier "
         "(0.004-0.005 for BTC and ETH perpetuals, more for others); MT5's stop-out level is "
         "this too (50 % of the margin at 1:100 is 0.005). A long not borrowing "
