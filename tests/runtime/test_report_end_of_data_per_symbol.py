@@ -193,6 +193,10 @@ def test_exposure_ends_with_a_symbols_end_of_data_trade() -> None:
     # Only SHORT is held: bought at the 2nd close, its data end at the 6th (held 2 × 50).
     exposure = [0.0, 0.0, *[100.0] * 8]
     early = Trade("SHORT", 1, 2.0, stamps[1], stamps[5], 50.0, 50.0, 0.0, 0.0, "buy", END_OF_DATA)
+    ranges = (
+        SymbolRange("SHORT", 5, T0, 50.0, stamps[5] - HOUR, 50.0),  # its last close: stamps[5]
+        SymbolRange("LONG", 10, T0, 50.0, stamps[-1] - HOUR, 50.0),
+    )
     data = ReportInput(
         initial=INITIAL,
         currency="USD",
@@ -202,9 +206,17 @@ def test_exposure_ends_with_a_symbols_end_of_data_trade() -> None:
         exposure=exposure,
         trades=[early],
         fees=0.0,
+        symbols=ranges,
     )
     assert build_report(data).figures.exposure_pct == pytest.approx(40.0)  # closes 3 to 6
-    # Held to the run's end, or closed by the strategy: the exposure is as journaled.
-    for trade in (replace(early, exit_ts=stamps[-1]), replace(early, exit_reason="cross")):
-        kept = replace(data, trades=[trade])
+    # A short of two pyramided lots leaves whole (|-1 x 50| + |-1 x 50|).
+    lots = [replace(early, direction=-1, quantity=1.0, entry_reason="sell") for _ in range(2)]
+    assert build_report(replace(data, trades=lots)).figures.exposure_pct == pytest.approx(40.0)
+    # Held to the run's end, closed by the strategy, or a report without symbol ranges (a
+    # walk-forward's stitched windows, each ending its own position, R51): as journaled.
+    for kept in (
+        replace(data, trades=[replace(early, exit_ts=stamps[-1])]),
+        replace(data, trades=[replace(early, exit_reason="cross")]),
+        replace(data, symbols=()),
+    ):
         assert build_report(kept).figures.exposure_pct == pytest.approx(80.0)

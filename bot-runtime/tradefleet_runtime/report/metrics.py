@@ -425,15 +425,20 @@ def exposure_after_data_ends(
     timestamps: Sequence[int] | np.ndarray,
     exposure: Sequence[float] | np.ndarray,
     trades: Sequence[Trade],
+    symbols: Sequence[SymbolRange],
+    timeframe_s: int,
 ) -> Sequence[float] | np.ndarray:
-    """``exposure`` without each end-of-data trade after it ended: a symbol whose data ended
-    before the run's (``end_of_data_at_symbol_ends``) ends its trade at its own last close,
-    but the engine held the position to the run's end at that mark, so the run's exposure
-    counted it in the market after its trade had ended (98% where its trades held 88%)."""
+    """``exposure`` without each end-of-data trade of a symbol whose data ended before the
+    run's, after it ended: its trade ends at the symbol's own last close
+    (``end_of_data_at_symbol_ends``), but the engine held the position to the run's end at
+    that mark, so the run's exposure counted it in the market after its trade had ended (98%
+    where its trades held 88%). Only those: a walk-forward's stitched windows each end their
+    own positions, which later windows never held."""
+    ends = {s.symbol: s.last_ts + timeframe_s for s in symbols}
     ended = [
         (t.exit_ts, abs(t.quantity * t.exit_price))
         for t in trades
-        if t.exit_reason == END_OF_DATA and t.quantity
+        if t.exit_reason == END_OF_DATA and t.quantity and ends.get(t.symbol) == t.exit_ts
     ]
     stamps = np.asarray(timestamps, dtype="int64")
     if not ended or not stamps.size or all(end >= stamps[-1] for end, _ in ended):
@@ -456,7 +461,9 @@ def build_report(data: ReportInput) -> Report:
         initial=data.initial,
         timestamps=data.timestamps,
         equity=data.equity,
-        exposure=exposure_after_data_ends(data.timestamps, data.exposure, trades),
+        exposure=exposure_after_data_ends(
+            data.timestamps, data.exposure, trades, data.symbols, data.timeframe_s
+        ),
         trades=trades,
         fees=data.fees,
     )
