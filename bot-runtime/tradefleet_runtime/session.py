@@ -78,7 +78,7 @@ from tradefleet_runtime.contracts import (
 from tradefleet_runtime.engine.engine import Engine, EngineConfig, EngineListener, RunResult
 from tradefleet_runtime.engine.journal_port import JournalWriter
 from tradefleet_runtime.engine.risk_hooks import RiskHooks
-from tradefleet_runtime.engine.trading_state import halts_in_force
+from tradefleet_runtime.engine.trading_state import SPEC_STOP, halts_in_force
 from tradefleet_runtime.errors import (
     DataError,
     FieldError,
@@ -801,7 +801,7 @@ class BotSession:
             # The manifest says halted (the operator writes ``spec.emergencyStop`` into the
             # pod's bot.yaml): a pod that restarts before its halt was journaled, or on a journal
             # that is gone (ephemeral), must not trade until a resume. Journaled as any halt.
-            engine.halt("spec.emergencyStop", " ".join(stop.reason.split()))
+            engine.halt(SPEC_STOP, " ".join(stop.reason.split()))
         owed = journal.flatten_owed(bot.name) if spec.mode is not Mode.BACKTEST else None
         asked = journal.flatten_in_force(bot.name) if spec.mode is not Mode.BACKTEST else None
         if asked is not None:

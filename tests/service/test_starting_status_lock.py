@@ -32,6 +32,7 @@ from tradefleet_runtime.service.controller import BotController
 from tradefleet_runtime.service.last_known import held_risk_locks
 from tradefleet_runtime.session import BotSession, assemble
 from tradefleet_runtime.spec import load_manifest
+from tradefleet_runtime.spec.model import EmergencyStopSpec
 
 BOT = "w18-roll"
 T0 = 1_700_000_000
@@ -211,3 +212,26 @@ def test_the_starting_status_of_a_restarted_bot_shows_its_halt(
     assert starting.phase is Phase.STARTING
     assert starting.halted is not resumed
     assert ("desk drill under v2" in starting.halt_reason) is not resumed
+
+
+def test_the_starting_status_of_a_bot_whose_spec_holds_its_emergency_stop_shows_it(
+    tmp_path: Path,
+) -> None:
+    """R51: the halt the start applies from ``spec.emergencyStop`` (a first start, or a journal
+    that is gone) said ``halted=False`` while Starting and ``halted=True`` once the engine ran,
+    the same flap as a journaled halt's. The engine's words for it are shown."""
+    manifest = paper_manifest("spec-stop", {"name": "ema-cross"}, risk=(FIXED_SIZE,))
+    stop = EmergencyStopSpec(reason="fleet stop:  venue\\nincident")
+    manifest = manifest.model_copy(
+        update={"spec": manifest.spec.model_copy(update={"emergency_stop": stop})}
+    )
+    journal = Journal(tmp_path / "bot.sqlite")
+    try:
+        starting = paper_controller(manifest, journal).get_status()
+        engine = BotSession(assemble(manifest, PluginRegistry.discover(), ROOT), journal).open()
+        running_reason = engine.state.halt_reason
+    finally:
+        journal.close()
+    assert starting.phase is Phase.STARTING
+    assert starting.halted
+    assert starting.halt_reason == running_reason == "fleet stop: venue\\nincident"

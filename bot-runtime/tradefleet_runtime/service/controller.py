@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tradefleet_runtime.engine.engine import Engine
-from tradefleet_runtime.engine.trading_state import Halt, halts_in_force
+from tradefleet_runtime.engine.trading_state import SPEC_STOP, Halt, halt_holder, halts_in_force
 from tradefleet_runtime.errors import (
     DataError,
     JournalError,
@@ -87,6 +87,7 @@ from tradefleet_runtime.service.webhook import WebhookConfig
 from tradefleet_runtime.session import STOP_CANCEL_WAIT_S, Bot, BotSession
 from tradefleet_runtime.spec import Mode
 from tradefleet_runtime.spec.checks import config_hash, plugin_context
+from tradefleet_runtime.spec.model import BotSpec
 
 log = logging.getLogger("tradefleet.service")
 
@@ -178,9 +179,7 @@ class BotController:
         # written ``halted: false``). Read once: only a resume lifts one, given to the engine or,
         # while the bot waits for its venue, to ``HeldControl``, whose state then shows.
         self._held_halts: tuple[Halt, ...] = (
-            tuple(
-                halts_in_force(journal.halt_events(bot.name), journal.last_control_event(bot.name))
-            )
+            _halts_at_start(bot.manifest.spec, journal, bot.name)
             if bot.manifest.spec.mode is not Mode.BACKTEST
             else ()
         )
@@ -1213,6 +1212,17 @@ class TimedBroker:
 
     def on_bar(self, bar: Bar) -> Any:
         return self._broker.on_bar(bar)
+
+
+def _halts_at_start(spec: BotSpec, journal: Journal, bot: str) -> tuple[Halt, ...]:
+    """The halts the start restores (``BotSession.open``): those the journal holds in force,
+    else the spec's emergency stop (the operator's kill switch, applied when the journal holds
+    no halt: a first start, an ephemeral journal), in the engine's words for it."""
+    halts = halts_in_force(journal.halt_events(bot), journal.last_control_event(bot))
+    stop = spec.emergency_stop
+    if not halts and stop is not None:
+        halts = [Halt(halt_holder(SPEC_STOP), " ".join(stop.reason.split()))]
+    return tuple(halts)
 
 
 class _Listener:
