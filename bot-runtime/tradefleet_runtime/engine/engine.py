@@ -1333,6 +1333,17 @@ class Engine:
 
         return deliver
 
+    def _said_at_once(self, deliver: Callable[[Bar], None]) -> Callable[[Bar], None]:
+        """``deliver`` (a ``_late_shown`` one), each bar it shows as history said at once."""
+        closes = self._late_closes
+
+        def said(bar: Bar) -> None:
+            deliver(bar)
+            if closes:
+                self._said_late(closes)
+
+        return said
+
     def _said_late(self, closes: list[int]) -> None:
         """Say (and empty) ``closes``: the close times of a run of bars that came late."""
         self.stats.late_bars += len(closes)
@@ -1476,6 +1487,10 @@ class Engine:
         strategy_on_bar = self._on_bar if late is None else self._late_shown(self._on_bar, late)
         # A higher bar ended only after a newer one of its timeframe closed (``_aggregate``).
         history = self._late_shown(self._on_bar, _always) if self._aggregators else None
+        if history is not None and late is None:
+            # Said at once: without a live judge no bar on time comes to say it (a backtest
+            # would say every weekend's in one event at its end).
+            history = self._said_at_once(history)
         broker_on_bar = self.broker.on_bar
         portfolio = self.portfolio
         marks = portfolio.marks
