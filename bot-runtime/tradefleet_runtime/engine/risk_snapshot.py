@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any, cast
 
 from tradefleet_runtime.contracts import RiskContext
 from tradefleet_runtime.engine.order_book import OrderBook
@@ -175,9 +177,57 @@ def closable_quantities(portfolio: Portfolio, book: OrderBook) -> dict[str, floa
     }
 
 
+class HeldPosition(Position):
+    """A position as a risk plugin sees it: read-only. The context's mappings are read-only
+    views too: a plugin writing what it was shown (a mark near zero, a position cleared)
+    changed what the next plugin of the chain, and the next intent's, decided on — a notional
+    cap or a position count switched off by another plugin."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a risk context's position is read-only (not {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a risk context's position is read-only (not {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the position it copies (a dataclass compares its own class only).
+        if not isinstance(other, Position):
+            return NotImplemented
+        return (
+            self.symbol == other.symbol
+            and self.quantity == other.quantity
+            and self.average_price == other.average_price
+            and self.realized_pnl == other.realized_pnl
+            and self.opened_ts == other.opened_ts
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # as Position's: mutable there, so unhashable
+
+
+_set = object.__setattr__
+
+
+def held_position(position: Position) -> HeldPosition:
+    """A read-only copy of ``position``."""
+    held = object.__new__(HeldPosition)
+    _set(held, "symbol", position.symbol)
+    _set(held, "quantity", position.quantity)
+    _set(held, "average_price", position.average_price)
+    _set(held, "realized_pnl", position.realized_pnl)
+    _set(held, "opened_ts", position.opened_ts)
+    return held
+
+
+def _read_only(mapping: dict[str, Any]) -> Any:
+    # Typed as the dict the context's fields declare: a view reads as one.
+    return cast(Any, MappingProxyType(mapping))
+
+
 class RiskSnapshots:
     """Builds each intent's :class:`RiskContext`, copying positions and stops only when they
-    changed since the last copy."""
+    changed since the last copy; what it shows plugins is read-only (:class:`HeldPosition`)."""
 
     __slots__ = (
         "_book",
@@ -203,11 +253,11 @@ class RiskSnapshots:
         self._book = book
         self._instrument = instrument
         self._initial = initial_equity
-        self._positions: dict[str, Position] = {}
+        self._positions: dict[str, Position] = _read_only({})
         self._positions_at = -1
-        self._stops: Stops = {}
+        self._stops: Stops = _read_only({})
         self._entries: tuple[Order, ...] = ()
-        self._closable: dict[str, float] = {}
+        self._closable: dict[str, float] = _read_only({})
         self._stops_at = (-1, -1)
 
     def context(
@@ -225,16 +275,15 @@ class RiskSnapshots:
         portfolio = self._portfolio
         version = portfolio.version
         if version != self._positions_at:
-            self._positions = {
-                s: Position(s, p.quantity, p.average_price, p.realized_pnl, p.opened_ts)
-                for s, p in portfolio.open_positions.items()
-            }
+            self._positions = _read_only(
+                {s: held_position(p) for s, p in portfolio.open_positions.items()}
+            )
             self._positions_at = version
         at = (version, self._book.version)
         if at != self._stops_at:
-            self._stops = protective_stops(portfolio, self._book)
+            self._stops = _read_only(protective_stops(portfolio, self._book))
             self._entries = working_entries(self._book)
-            self._closable = closable_quantities(portfolio, self._book)
+            self._closable = _read_only(closable_quantities(portfolio, self._book))
             self._stops_at = at
         marks = dict(portfolio.marks)
         if quote is not None:
@@ -248,7 +297,7 @@ class RiskSnapshots:
                 start_of_day_equity,
                 peak_equity,
                 self._positions,
-                marks,
+                _read_only(marks),
                 self._instrument(symbol),
                 self._stops,
                 portfolio.leverage,
