@@ -308,6 +308,8 @@ class RunJournal(JournalWriter, Protocol):
 
     def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]: ...
 
+    def risk_lock_symbols(self, bot: str) -> dict[str, frozenset[str] | None]: ...
+
     def account_terms(self, bot: str) -> tuple[str, float] | None: ...
 
     def params_left(self, bot: str) -> dict[str, Any] | None: ...
@@ -888,7 +890,7 @@ class BotSession:
         locks = self.journal.risk_locks(name)
         if locks:
             # A risk lock outlives the process: only a person's ResetRiskLock clears it.
-            engine.restore_locks(locks)
+            engine.restore_locks(locks, self.journal.risk_lock_symbols(name))
         measured = (
             self.journal.measured_fills(self.bot.name, RESTORED_FILLS)
             if engine.hooks.fill_restorers

@@ -2920,11 +2920,18 @@ class Engine:
         with self.journal.grouped():
             for name, reason in taken:
                 self._risk_notes.append(f"{self._now} {name} locked trading: {reason}")
+                symbols = self.state.said_symbols.get(name)
                 self._state(
                     "risk_locked",
                     f"{name} locked trading until a person resets it: {reason}",
-                    # A symbol locked after the first keeps the lock's since (a restart's too).
-                    {"plugin": name, "reason": reason, "since_ts": self.state.held[name][1]},
+                    # A symbol locked after the first keeps the lock's since (a restart's too);
+                    # the symbols it holds (None: every one) are restored with it.
+                    {
+                        "plugin": name,
+                        "reason": reason,
+                        "since_ts": self.state.held[name][1],
+                        "symbols": None if symbols is None else sorted(symbols),
+                    },
                 )
             if self._state_keepers:
                 self._journal_plugin_states()
@@ -5013,15 +5020,28 @@ class Engine:
             )
         self._refresh_tiers()  # a tier the fills restored is journaled (and shown) now
 
-    def restore_locks(self, locks: dict[str, tuple[str, int]]) -> None:
+    def restore_locks(
+        self,
+        locks: dict[str, tuple[str, int]],
+        symbols: Mapping[str, frozenset[str] | None] | None = None,
+    ) -> None:
         """Re-enter the risk locks the journal says are still in force (plugin → reason,
         since): the gate refuses new entries at once, and a plugin that declared
-        ``restores-lock`` holds its lock again (its cooldown counts from ``since``)."""
+        ``restores-lock`` holds its lock again (its cooldown counts from ``since``). A lock of
+        some symbols holds those it was journaled holding (``symbols``), whatever its plugin
+        says after the restart."""
         names = {name for name, _ in self.risk}
         restorers = dict(self.hooks.lock_restorers)
+        keepers = {name for name, _ in self.hooks.state_restorers}
         for name, (reason, since) in locks.items():
             # A lock of a plugin no longer in the chain still holds: a person must clear it.
             self.state.held[name] = (reason, since)
+            if symbols is not None and name in symbols:
+                self.state.restore_symbols(name, symbols[name])
+            elif name not in restorers and name not in keepers:
+                # Journaled without its symbols (an older runtime), by a plugin that keeps
+                # nothing across a restart: it would say none; every symbol, until a reset.
+                self.state.restore_symbols(name, None)
             if name in restorers:
                 restorers[name].restore_lock(reason, since)
             note = "" if name in names else " (plugin no longer in spec.risk)"

@@ -173,12 +173,28 @@ class TradingState:
         for name, (reason, _) in self.held.items():
             holder = holders.get(name)  # None: a restored lock of a plugin no longer in spec
             if isinstance(holder, SymbolLockHolder):
-                symbols = holder.locked_symbols()
+                symbols = self._locked_symbols(name, holder)
                 if symbols is not None and (symbol is None or symbol not in symbols):
                     continue
                 reason = holder.lock_reason() or reason
             named[name] = reason
         return named
+
+    def _locked_symbols(self, name: str, holder: RiskLockHolder) -> frozenset[str] | None:
+        """The symbols lock ``name`` holds (None: every one): those its plugin says now and
+        those it was said (journaled) to hold — never fewer until a person resets it. Read
+        from the plugin alone, a plugin that said no symbol any more let entries of a symbol
+        it had locked through, its lock still journaled, with nobody having reset it; and a
+        restored lock of a plugin that keeps no state held none."""
+        now = _symbols_held(holder)
+        if name not in self.said_symbols:
+            return now
+        said = self.said_symbols[name]
+        return None if now is None or said is None else now | said
+
+    def restore_symbols(self, name: str, symbols: frozenset[str] | None) -> None:
+        """The symbols restored lock ``name`` held when last journaled (None: every one)."""
+        self.said_symbols[name] = symbols
 
     def refusal(self) -> str:
         """Why the bot takes no new entries now ("" when it does)."""
@@ -211,6 +227,7 @@ class TradingState:
                 said = self.said_symbols[name]
                 if said is None or (symbols is not None and symbols <= said):
                     continue
+                symbols = None if symbols is None else symbols | said
             reason = holder.lock_reason()
             if reason:
                 since = self.held[name][1] if name in self.held else now
@@ -225,7 +242,8 @@ class TradingState:
         is new."""
         for name, holder in self.lock_holders:
             if name in self.held:
-                self.said_symbols[name] = _symbols_held(holder)
+                # With those journaled (``restore_symbols``): a plugin keeping no state says none.
+                self.said_symbols[name] = self._locked_symbols(name, holder)
 
     def release(self, name: str) -> None:
         self.held.pop(name, None)

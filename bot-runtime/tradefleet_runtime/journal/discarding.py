@@ -168,6 +168,9 @@ class DiscardingJournal:
     def strategy_closes_waiting(self, bot: str) -> dict[str, str]:
         return {}
 
+    def risk_lock_symbols(self, bot: str) -> dict[str, frozenset[str] | None]:
+        return {}
+
     def risk_locks(self, bot: str) -> dict[str, tuple[str, int]]:
         return {}
 

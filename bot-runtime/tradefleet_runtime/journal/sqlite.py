@@ -1527,6 +1527,31 @@ class Journal:
                 held.pop(plugin, None)
         return held
 
+    def risk_lock_symbols(self, bot: str) -> dict[str, frozenset[str] | None]:
+        """The symbols each lock in force (``risk_locks``) was journaled holding: the union of
+        its ``risk_locked`` events since its last reset (None: every symbol). A lock journaled
+        before the symbols were (an older runtime) is left out: its plugin says them."""
+        runs, ids = self._control_runs(bot)
+        held: dict[str, frozenset[str] | None] = {}
+        for kind, data in self.query(
+            "SELECT kind, data FROM events WHERE kind IN ('risk_locked', 'risk_lock_reset')"
+            f" AND {runs} ORDER BY id",
+            *ids,
+        ):
+            fields = json.loads(data) if data else {}
+            plugin = str(fields.get("plugin", ""))
+            if not plugin:
+                continue
+            if kind != "risk_locked":
+                held.pop(plugin, None)
+            elif "symbols" in fields:
+                listed = fields["symbols"]
+                if listed is None or (plugin in held and held[plugin] is None):
+                    held[plugin] = None
+                else:
+                    held[plugin] = frozenset(map(str, listed)) | (held.get(plugin) or frozenset())
+        return held
+
     def order_rows(
         self, run_id: str | None = None, only: Collection[str] | None = None
     ) -> list[tuple[Any, ...]]:
