@@ -121,6 +121,20 @@ class PluginError(LookupError):
     """A plugin could not be found or loaded."""
 
 
+class RiskPluginError(RuntimeError):
+    """A risk plugin raised where the bot cannot go on without it (its ``on_bar``, its
+    ``lock_reason``): one line naming the plugin, the hook, where, and the exception; the
+    original is ``__cause__``. An error in ``check`` or ``account_actions`` is a veto or an
+    action not taken instead, journaled in the plugin's name."""
+
+    def __init__(self, plugin: str, hook: str, error: BaseException, where: str = "") -> None:
+        self.plugin, self.hook = plugin, hook
+        at = f" at {where}" if where else ""
+        super().__init__(
+            f"risk plugin {plugin} failed in {hook}{at}: {type(error).__name__}: {error}"
+        )
+
+
 def join_path(parts: Iterable[str | int]) -> str:
     """Join a location into a dotted path: ``("spec", "risk", 0)`` → ``spec.risk[0]``."""
     text = ""

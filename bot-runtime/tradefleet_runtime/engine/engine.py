@@ -82,7 +82,12 @@ from tradefleet_runtime.engine.risk_driver import (
     closing_part,
     unpriced_cut,
 )
-from tradefleet_runtime.engine.risk_hooks import ACTION_TAG, RiskHooks, action_intents
+from tradefleet_runtime.engine.risk_hooks import (
+    ACTION_TAG,
+    RiskHooks,
+    action_intents,
+    action_problem,
+)
 from tradefleet_runtime.engine.risk_snapshot import RiskSnapshots, quoted_mark, reducible
 from tradefleet_runtime.engine.stop_moves import (
     BROKER_REFUSED,
@@ -108,6 +113,7 @@ from tradefleet_runtime.errors import (
     DataError,
     JournalError,
     PluginError,
+    RiskPluginError,
     SpecError,
     StrategyError,
     StrategyRefused,
@@ -1131,6 +1137,16 @@ class Engine:
             raise error
         raise self.strategy_error(hook, error, where) from error
 
+    def _observe(self, observers: tuple[tuple[str, Callable[[Bar], None]], ...], bar: Bar) -> None:
+        """Show ``bar`` to the risk plugins that observe bars; one that raises ends the run,
+        naming itself (it raised bare: "bar broke", naming nothing)."""
+        for name, observe in observers:
+            try:
+                observe(bar)
+            except Exception as error:
+                where = _bar_at(bar, self.ctx.replaying)
+                raise RiskPluginError(name, "on_bar", error, where) from error
+
     def _bar_failed(self, error: Exception, bar: Bar) -> NoReturn:
         """Raise what ``on_bar`` raised on ``bar``; during ``catch_up`` (the context replays)
         it says the bar was history replayed at start."""
@@ -1190,7 +1206,7 @@ class Engine:
         ctx = self.ctx
         intents = ctx.intents
         # Risk plugins that observe bars rebuild their state (ATR, returns) from history too.
-        observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
+        observers = tuple((name, observer.on_bar) for name, observer in self.hooks.bar_observers)
         count = 0
         missed_on = outage.closed_while_down if outage is not None else None
         still_newest = outage.still_newest if outage is not None else None
@@ -1225,8 +1241,7 @@ class Engine:
                 marks[bar[0]] = bar[6]
                 self._now = bar[2] + bar[1]
                 if observers:
-                    for observe in observers:
-                        observe(bar)
+                    self._observe(observers, bar)
                 deliver = decide if missed_on is not None and missed_on(bar) else strategy_on_bar
                 # Only while the strategy is shown a bar: its cancels are dropped too
                 # (``BotContext.replaying``). A live feed waits for its first new bar inside
@@ -1504,7 +1519,7 @@ class Engine:
         equity_append = self._pending_equity.append
         exposure_append = self._pending_exposure.append
         tracer = self.tracer
-        observers = tuple(observer.on_bar for _, observer in self.hooks.bar_observers)
+        observers = tuple((name, observer.on_bar) for name, observer in self.hooks.bar_observers)
         risk_after_bar = self._risk_after_bar_needed
         retry = self._retry  # closes owed again at their symbol's bar: mostly empty
         started = 0
@@ -1560,8 +1575,7 @@ class Engine:
                 # before the strategy, which then sees the close on its way.
                 self._retry_close(symbol)
             if observers:
-                for observe in observers:
-                    observe(bar)
+                self._observe(observers, bar)
             if tracer is not None:
                 started = time.time_ns()
             # A try costs nothing in CPython 3.11 until something raises (zero-cost exceptions).
@@ -2993,6 +3007,8 @@ class Engine:
                 log.exception("risk plugin %s failed to act", name)
                 self._state("risk_action_failed", f"{name} failed: {type(error).__name__}: {error}")
                 continue
+            if actions:
+                actions = self._doable(name, actions)
             if not actions:
                 self._send_acted()  # what an earlier caller queued, as before
                 continue
@@ -3005,6 +3021,21 @@ class Engine:
             attributes = {"tradefleet.plugin": name, "tradefleet.actions": kinds}
             with self.tracer.decision("risk_action", attributes, time.time_ns()):
                 self._do_actions(name, actions)
+
+    def _doable(self, name: str, actions: list[Any]) -> list[AccountAction]:
+        """``actions`` without the items no action can be made of (``action_problem``), each
+        refused in the plugin's name (``risk_action_failed``), naming the field: one crashed
+        the bot, or (a REDUCE of 0 or a negative fraction) was said as done and did nothing."""
+        doable = []
+        for action in actions:
+            problem = action_problem(action)
+            if problem is None:
+                doable.append(action)
+                continue
+            message = f"{name} asked an action the bot cannot do: {problem}"
+            log.error("%s: %s", self.config.bot_name, message)
+            self._state("risk_action_failed", message, {"plugin": name})
+        return doable
 
     def _do_actions(self, name: str, actions: list[AccountAction]) -> None:
         """Do risk plugin ``name``'s ``actions`` (journaled already) through the order path."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 from tradefleet_runtime.model import RiskAction, RiskDecision
 
 _VETO = RiskAction.VETO  # a module name: an enum member read through its class costs ~0.3 µs
+_INF = float("inf")
 
 # Relative tolerance for "did not grow": sizers round, and floats wobble in the last bit.
 _GROWTH_TOLERANCE = 1e-9
@@ -30,13 +32,23 @@ def judge(plugin: str, quantity: float | None, decision: RiskDecision) -> Verdic
     if not isinstance(decision, RiskDecision):
         kind = type(decision).__name__
         return _fault(f"{plugin} returned {kind}, not a decision")
-    if decision.action is _VETO:
+    action = decision.action
+    if action is _VETO:
         return Verdict(0.0, decision)
+    if action.__class__ is not RiskAction:
+        # "approve" as a plain string, built by hand: the engine journals a RiskAction.
+        return _fault(f"{plugin} returned a decision whose action is {action!r}, not a RiskAction")
     proposed = decision.quantity
     if proposed is None:
         return Verdict(quantity, decision)
-    if proposed != proposed or proposed <= 0.0:  # NaN or not positive
+    if proposed.__class__ is not float and (
+        isinstance(proposed, bool) or not isinstance(proposed, numbers.Real)
+    ):
+        # A True is no quantity of 1, nor a string or a complex number one.
+        return _fault(f"{plugin} sized the order to {proposed!r}, which is not a number")
+    if not 0.0 < proposed < _INF:  # NaN, not positive, or infinite
         return _fault(f"{plugin} sized the order to {proposed}")
+    proposed = float(proposed)
     if quantity is not None and proposed > quantity * (1.0 + _GROWTH_TOLERANCE):
         return _fault(
             f"{plugin} tried to grow the order from {quantity:.10g} to {proposed:.10g}; "

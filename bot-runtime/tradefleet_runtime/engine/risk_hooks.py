@@ -8,6 +8,7 @@ orders: reduce-only market intents that can only take exposure away.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -79,4 +80,24 @@ def action_intents(
     return intents
 
 
-__all__ = ["ACTION_TAG", "RiskHooks", "action_intents"]
+def action_problem(action: object) -> str | None:
+    """Why ``action``, one item a plugin's ``account_actions`` returned, is no action the
+    engine can do, naming the field; None when it is one (pure). A REDUCE's fraction above 1
+    is the whole position (``action_intents`` clamps it); one that is not a number above 0
+    asks for nothing the plugin could have meant, and is refused in its name, not done as
+    nothing."""
+    if not isinstance(action, AccountAction):
+        return f"returned {type(action).__name__}, not an AccountAction"
+    if action.kind.__class__ is not ActionKind:
+        return f"kind: {action.kind!r} is not an ActionKind"
+    if action.symbol is not None and not isinstance(action.symbol, str):
+        return f"symbol: {action.symbol!r} is not a symbol"
+    if action.kind is ActionKind.REDUCE:
+        fraction = action.fraction
+        number = isinstance(fraction, numbers.Real) and not isinstance(fraction, bool)
+        if not number or not float(fraction) > 0.0:  # NaN too
+            return f"fraction: {fraction!r} must be a number above 0 (1: the whole position)"
+    return None
+
+
+__all__ = ["ACTION_TAG", "RiskHooks", "action_intents", "action_problem"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tradefleet_runtime.capabilities import RiskLockHolder, SymbolLockHolder
+from tradefleet_runtime.errors import RiskPluginError
 from tradefleet_runtime.model import OrderIntent, RiskDecision
 
 
@@ -213,28 +214,36 @@ class TradingState:
         """Ask every holder; record and return the (plugin, reason) of locks taken since: a
         lock newly held, or a held lock of some symbols that now holds one more (its reason
         then names every symbol it holds; the lock is still held since it was first taken)."""
-        taken = []
+        taken: list[tuple[str, str]] = []
         for name, holder in self.lock_holders:
-            symbols = _symbols_held(holder)
-            if name in self.held:
-                if not isinstance(holder, SymbolLockHolder):
-                    continue
-                if name not in self.said_symbols:
-                    # Restored without the symbols said (a holder that keeps no state): the
-                    # ones it holds now were said before the restart.
-                    self.said_symbols[name] = symbols
-                    continue
-                said = self.said_symbols[name]
-                if said is None or (symbols is not None and symbols <= said):
-                    continue
-                symbols = None if symbols is None else symbols | said
-            reason = holder.lock_reason()
-            if reason:
-                since = self.held[name][1] if name in self.held else now
-                self.held[name] = (reason, since)
-                self.said_symbols[name] = symbols
-                taken.append((name, reason))
+            try:
+                taken += self._newly_locked(name, holder, now)
+            except Exception as error:  # a lock it cannot tell ends the run, naming it
+                raise RiskPluginError(name, "lock_reason", error) from error
         return taken
+
+    def _newly_locked(self, name: str, holder: RiskLockHolder, now: int) -> list[tuple[str, str]]:
+        """``newly_locked`` of one holder: its lock taken since last asked, or none."""
+        symbols = _symbols_held(holder)
+        if name in self.held:
+            if not isinstance(holder, SymbolLockHolder):
+                return []
+            if name not in self.said_symbols:
+                # Restored without the symbols said (a holder that keeps no state): the
+                # ones it holds now were said before the restart.
+                self.said_symbols[name] = symbols
+                return []
+            said = self.said_symbols[name]
+            if said is None or (symbols is not None and symbols <= said):
+                return []
+            symbols = None if symbols is None else symbols | said
+        reason = holder.lock_reason()
+        if not reason:
+            return []
+        since = self.held[name][1] if name in self.held else now
+        self.held[name] = (reason, since)
+        self.said_symbols[name] = symbols
+        return [(name, reason)]
 
     def settle_restored(self) -> None:
         """After a restart restored the locks and the plugins' states: the symbols each
