@@ -158,3 +158,30 @@ def test_a_risk_plugins_lock_reason_error_ends_the_run_naming_it() -> None:
     assert str(raised.value) == (
         "risk plugin lockraiser failed in lock_reason: RuntimeError: lock broke"
     )
+
+
+class BigLock:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        return RiskDecision.approve()
+
+    def lock_reason(self) -> str | None:
+        return self.reason
+
+    def reset_lock(self) -> str | None:
+        return None
+
+
+def test_a_huge_lock_reason_is_kept_cut_to_its_first_characters() -> None:
+    # It was journaled whole with the lock and again in every order the lock refused.
+    lock = BigLock("x" * 10_000_000)
+    strategy = Scripted({2: lambda c, b: c.buy("A", 1), 4: lambda c, b: c.buy("A", 1)})
+    e = _engine(strategy, [("big", lock)], lock_holders=[("big", lock)])
+    e.run(BARS)
+    assert _rows(e, "SELECT 1 FROM orders") == []
+    reasons = [r for (r,) in _rows(e, "SELECT reason FROM risk_decisions")]
+    assert len(reasons) == 2 and all(len(r) < 3_000 for r in reasons)
+    assert reasons[0].endswith("… (9,998,000 more characters))")
+    assert e.state.locks()["big"].endswith("… (9,998,000 more characters)")

@@ -177,7 +177,7 @@ class TradingState:
                 symbols = self._locked_symbols(name, holder)
                 if symbols is not None and (symbol is None or symbol not in symbols):
                     continue
-                reason = holder.lock_reason() or reason
+                reason = bounded_reason(holder.lock_reason()) or reason
             named[name] = reason
         return named
 
@@ -237,7 +237,7 @@ class TradingState:
             if said is None or (symbols is not None and symbols <= said):
                 return []
             symbols = None if symbols is None else symbols | said
-        reason = holder.lock_reason()
+        reason = bounded_reason(holder.lock_reason())
         if not reason:
             return []
         since = self.held[name][1] if name in self.held else now
@@ -313,10 +313,22 @@ class TradingState:
             if name not in held or isinstance(holder, SymbolLockHolder):
                 # A lock of some symbols says the ones it holds now (a symbol locked since
                 # the lock was recorded included).
-                reason = holder.lock_reason()
+                reason = bounded_reason(holder.lock_reason())
                 if reason:
                     held[name] = reason
         return held
+
+
+# What of a plugin's lock reason is kept: it is journaled with the lock and in the decision of
+# every order the lock refuses, and shown in the status (a plugin's 10 MB of text was, whole).
+MAX_REASON = 2_000
+
+
+def bounded_reason(reason: str | None) -> str | None:
+    """``reason``, cut to ``MAX_REASON`` characters (saying how much more there was)."""
+    if reason is None or len(reason) <= MAX_REASON:
+        return reason
+    return f"{reason[:MAX_REASON]}… ({len(reason) - MAX_REASON:,} more characters)"
 
 
 def _symbols_held(holder: RiskLockHolder) -> frozenset[str] | None:
