@@ -8,6 +8,7 @@ the value that continues the study, without a byte written to the study file.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,21 @@ def test_a_study_from_before_seeds_were_recorded_resumes_with_any_seed(tmp_path:
     loaded.set_user_attr("identity", older)
     again = _search(study, "random", seed=7)
     assert (again.ran, again.done) == (0, 3)
+
+
+def test_a_whole_grid_rerun_with_another_seed_names_the_same_best(tmp_path: Path) -> None:
+    # R51: a grid's seed orders its points only; run to its end every seed holds them all.
+    space = {"fast": {"int": [6, 12, 6]}, "slow": {"int": [48, 96, 48]}}
+    config = SearchConfig(
+        manifest=eurusd_manifest(),
+        base_dir=str(ROOT),
+        space=parse_space(space),
+        study_path=tmp_path / "s.jsonl",
+        study_name=NAME,
+        sampler="grid",
+        seed=0,
+    )
+    with executor(1) as pool:
+        first = run_search(config, pool)
+        again = run_search(replace(config, seed=7), pool)
+    assert (again.ran, again.done, again.best_params) == (0, 4, first.best_params)

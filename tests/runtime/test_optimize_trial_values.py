@@ -80,3 +80,26 @@ def test_trials_run_counts_only_the_sets_that_ran(tmp_path: Path) -> None:
     assert (result.complete, result.invalid) == (4, 4)
     assert result.as_json()["trials_run"] == 4
     assert result.ran == result.complete
+
+
+@pytest.mark.parametrize(
+    ("bounds", "points"),
+    [
+        ([1.2e-7, 1.00000012, 0.5], [1.2e-07, 0.50000012, 1.00000012]),
+        ([1.23456789, 2.23456789, 0.5], [1.23456789, 1.73456789, 2.23456789]),
+    ],
+    ids=["fine-low", "long-low"],
+)
+def test_a_ranges_points_keep_the_digits_its_low_is_written_with(
+    bounds: list[float], points: list[float]
+) -> None:
+    # R51: rounding to the step's decimals alone cut 1.00000012 to 1.0000001.
+    space = parse_space({"stop_loss_pct": {"float": bounds}})
+    dimension = space.dimensions["stop_loss_pct"]
+    assert isinstance(dimension, FloatRange)
+    assert dimension.values() == points
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(12):
+        trial = study.ask()
+        assert suggest(trial, space)["stop_loss_pct"] in points
+        study.tell(trial, 0.0)

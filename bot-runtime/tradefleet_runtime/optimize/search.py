@@ -657,7 +657,10 @@ def _check_resumed(
             f"that search's; rerun with --{key} {stored[key]} to continue it, or {advice}",
         )
         for key in ("seed", "parallel")
-        if key in stored and key in wanted and stored[key] != wanted[key]
+        if key in stored
+        and key in wanted
+        and stored[key] != wanted[key]
+        and (key != "seed" or _seed_picks_trials(config))
     ]
     changed = _changed(stored["bot"], wanted["bot"])
     problems += [
@@ -680,6 +683,16 @@ def _check_resumed(
     problems += _bars_changed(stored, wanted, config, f"{study} was made on other bars", advice)
     if problems:
         raise SpecError(problems, str(config.study_path))
+
+
+def _seed_picks_trials(config: SearchConfig) -> bool:
+    """Whether ``config``'s seed decides which trials its study holds when done: a grid's seed
+    orders its points only, so a grid run to its end holds every point whatever the seed; one
+    that ``--trials`` caps below its size holds the points its seed put first."""
+    if config.sampler != "grid":
+        return True
+    size = config.space.grid_size() or 0
+    return config.trials is not None and config.trials < size
 
 
 def _bars_changed(

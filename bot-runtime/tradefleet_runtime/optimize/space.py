@@ -42,6 +42,16 @@ class IntRange:
         return list(range(self.low, self.high + 1, self.step))
 
 
+def _decimals(number: float) -> int:
+    """The decimals ``number`` is written with (its shortest repr: 0.07 → 2, 1.2e-07 → 8): a
+    point low + k * step has no more than the low and the step, and a float sum's noise is
+    below them."""
+    text = repr(float(number)).lower()
+    mantissa, _, exponent = text.partition("e")
+    written = len(mantissa.partition(".")[2].rstrip("0"))
+    return max(0, written - int(exponent or 0))
+
+
 @dataclass(frozen=True)
 class FloatRange:
     low: float
@@ -61,7 +71,9 @@ class FloatRange:
         range without a step keeps every digit."""
         if self.step is None:
             return value
-        return round(value, max(0, -math.floor(math.log10(self.step)) + 6))
+        # As fine as the step and the low are written: a low of 1.2e-7 with a step of 0.5
+        # keeps 1.00000012, not 1.0000001.
+        return round(value, max(_decimals(self.step), _decimals(self.low)))
 
 
 @dataclass(frozen=True)
