@@ -77,7 +77,7 @@ def test_a_bracketed_data_path_is_printed_whole(
     data = tmp_path / "[/x].csv"  # a closing tag: rich raised MarkupError on it
     assert main(["backtest", str(_manifest(tmp_path, data)), "--journal", str(tmp_path / "j")]) == 2
     err = capsys.readouterr().err
-    assert f"{data}: cannot read" in err
+    assert f"{data}: no such file" in err
     assert "Traceback" not in err and "MarkupError" not in err
 
 
@@ -115,7 +115,7 @@ def test_a_backtest_refused_before_its_run_leaves_no_journal(
     journals = tmp_path / "journals"
     journals.mkdir()
     assert main(["backtest", str(manifest), "--journal", str(journals / "new.sqlite")]) == 2
-    assert "missing.csv: cannot read" in capsys.readouterr().err
+    assert "missing.csv: no such file" in capsys.readouterr().err
     assert list(journals.iterdir()) == []
 
 

@@ -144,9 +144,19 @@ def test_multi_symbol_bars_are_merged_in_time_then_symbol_order(tmp_path: Path) 
     ]
 
 
-def test_missing_file_names_the_path() -> None:
-    with pytest.raises(DataError, match=r"nowhere\.csv: cannot read"):
+def test_missing_file_names_the_field_and_the_path() -> None:
+    with pytest.raises(
+        DataError, match=r"^spec\.data\.params\.path: .*nowhere\.csv: no such file$"
+    ):
         _bars({"path": "nowhere.csv"})
+
+
+def test_a_symbols_missing_file_names_its_field(tmp_path: Path) -> None:
+    # R51: "…/b.csv: cannot read: No such file or directory" named no field of the manifest.
+    (tmp_path / "a.csv").write_text("timestamp,open,high,low,close\n2020-01-01 00:00,1,2,1,2\n")
+    feed = CsvFeed(CsvFeedParams.model_validate({"files": {"A": "a.csv", "B": "b.csv"}}))
+    with pytest.raises(DataError, match=r"^spec\.data\.params\.files\.B: .*b\.csv: no such file$"):
+        list(feed.bars(FeedRequest(("A", "B"), HOUR, tmp_path)))
 
 
 def test_params_need_exactly_one_source() -> None:

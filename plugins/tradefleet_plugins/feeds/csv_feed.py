@@ -415,11 +415,14 @@ class CsvFeed:
         for symbol, file in resolved.items():
             # A device or FIFO would be read forever (/dev/zero) or block: refuse it by field.
             try:
-                irregular = file.exists() and not file.is_file()
+                missing = not file.exists()
+                irregular = not missing and not file.is_file()
             except OSError:
-                irregular = False  # e.g. a name too long: reading it reports why
+                missing = irregular = False  # e.g. a name too long: reading it reports why
+            where = "path" if self.params.path is not None else f"files.{symbol}"
+            if missing:
+                raise DataError(f"spec.data.params.{where}: {file}: no such file")
             if irregular:
-                where = "path" if self.params.path is not None else f"files.{symbol}"
                 raise DataError(
                     f"spec.data.params.{where}: {file} is not a regular file "
                     "(a device, FIFO or directory)"
