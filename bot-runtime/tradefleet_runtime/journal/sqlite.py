@@ -1510,29 +1510,18 @@ class Journal:
         resets it. A backtest's lock (same bot name, same file) is a simulation's and holds
         nothing; neither a backtest's reset nor another bot's clears one of this bot's.
         """
-        runs, ids = self._control_runs(bot)
         held: dict[str, tuple[str, int]] = {}
-        for kind, data in self.query(
-            "SELECT kind, data FROM events WHERE kind IN ('risk_locked', 'risk_lock_reset')"
-            f" AND {runs} ORDER BY id",
-            *ids,
-        ):
-            fields = json.loads(data) if data else {}
-            plugin = str(fields.get("plugin", ""))
-            if not plugin:
-                continue
+        for kind, plugin, fields in self._lock_events(bot):
             if kind == "risk_locked":
                 held[plugin] = (str(fields.get("reason", "")), int(fields.get("since_ts", 0)))
             else:
                 held.pop(plugin, None)
         return held
 
-    def risk_lock_symbols(self, bot: str) -> dict[str, frozenset[str] | None]:
-        """The symbols each lock in force (``risk_locks``) was journaled holding: the union of
-        its ``risk_locked`` events since its last reset (None: every symbol). A lock journaled
-        before the symbols were (an older runtime) is left out: its plugin says them."""
+    def _lock_events(self, bot: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """The bot's ``risk_locked`` and ``risk_lock_reset`` events, oldest first: (kind,
+        plugin, data); those naming no plugin left out."""
         runs, ids = self._control_runs(bot)
-        held: dict[str, frozenset[str] | None] = {}
         for kind, data in self.query(
             "SELECT kind, data FROM events WHERE kind IN ('risk_locked', 'risk_lock_reset')"
             f" AND {runs} ORDER BY id",
@@ -1540,8 +1529,15 @@ class Journal:
         ):
             fields = json.loads(data) if data else {}
             plugin = str(fields.get("plugin", ""))
-            if not plugin:
-                continue
+            if plugin:
+                yield str(kind), plugin, fields
+
+    def risk_lock_symbols(self, bot: str) -> dict[str, frozenset[str] | None]:
+        """The symbols each lock in force (``risk_locks``) was journaled holding: the union of
+        its ``risk_locked`` events since its last reset (None: every symbol). A lock journaled
+        before the symbols were (an older runtime) is left out: its plugin says them."""
+        held: dict[str, frozenset[str] | None] = {}
+        for kind, plugin, fields in self._lock_events(bot):
             if kind != "risk_locked":
                 held.pop(plugin, None)
             elif "symbols" in fields:
