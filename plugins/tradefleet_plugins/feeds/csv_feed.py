@@ -415,12 +415,12 @@ class CsvFeed:
         for symbol, file in resolved.items():
             # A device or FIFO would be read forever (/dev/zero) or block: refuse it by field.
             try:
-                missing = not file.exists()
-                irregular = not missing and not file.is_file()
+                absent = not file.exists()
+                irregular = not absent and not file.is_file()
             except OSError:
-                missing = irregular = False  # e.g. a name too long: reading it reports why
+                absent = irregular = False  # e.g. a name too long: reading it reports why
             where = "path" if self.params.path is not None else f"files.{symbol}"
-            if missing:
+            if absent:
                 raise DataError(f"spec.data.params.{where}: {file}: no such file")
             if irregular:
                 raise DataError(
