@@ -9,6 +9,9 @@ are read-only now: a plugin that writes one fails, which vetoes its intent, nami
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,8 +22,10 @@ from tradefleet_plugins.brokers.paper import PaperBroker
 from tradefleet_plugins.brokers.paper_params import PaperBrokerParams
 from tradefleet_plugins.risk.pre_trade import PreTrade
 from tradefleet_plugins.risk.pre_trade_params import PreTradeParams
+from tradefleet_runtime.capabilities import AccountAction, ActionKind
 from tradefleet_runtime.contracts import BrokerContext, RiskContext, RiskPlugin, Strategy
 from tradefleet_runtime.engine.engine import Engine, EngineConfig
+from tradefleet_runtime.engine.risk_hooks import RiskHooks
 from tradefleet_runtime.journal import Journal
 from tradefleet_runtime.model import OrderIntent, RiskDecision
 from tradefleet_runtime.spec.model import Mode
@@ -100,3 +105,50 @@ def test_a_position_a_plugin_was_shown_cannot_be_written_for_the_next_intent() -
     vetoed = _rows(e, "SELECT plugin, symbol, reason FROM risk_decisions WHERE action = 'veto'")
     assert ("count", "B") in {(plugin, symbol) for plugin, symbol, _ in vetoed}, vetoed
     assert any(plugin == "writer" and "read-only" in reason for plugin, _, reason in vetoed), vetoed
+
+
+class Copier:
+    """Models the position an order leaves on copies of what it was shown, writing nothing;
+    ``flatten``: keeps a deep copy of the positions and flattens A at its third call."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def check(self, intent: OrderIntent, ctx: RiskContext) -> RiskDecision:
+        held = ctx.positions.get(intent.symbol)
+        if held is not None and intent.quantity is not None:
+            after = dataclasses.replace(held, quantity=held.quantity + intent.quantity)
+            own = copy.copy(held)
+            own.quantity = 0.0  # the plugin's own copy: writable
+            assert after.quantity > held.quantity > own.quantity
+            assert pickle.loads(pickle.dumps(held)) == held
+        return RiskDecision.approve()
+
+    def account_actions(self, ctx: RiskContext) -> list[AccountAction]:
+        self.asked += 1
+        kept = copy.deepcopy(dict(ctx.positions))
+        if self.asked == 3 and "A" in kept:
+            return [AccountAction(ActionKind.FLATTEN, "drawdown", "A")]
+        return []
+
+
+def test_a_plugin_copying_what_it_was_shown_is_not_a_fault() -> None:
+    # R52: copy, deepcopy, pickle and dataclasses.replace of a read-only position raised: the
+    # plugin's orders were vetoed as its fault, and its flatten was never done.
+    strategy = Scripted({0: lambda c, b: c.buy("A", 1), 2: lambda c, b: c.buy("A", 1)})
+    copier = Copier()
+    hooks = RiskHooks(actors=[("copier", copier)])
+    paper = PaperBroker(PaperBrokerParams())
+    paper.connect(BrokerContext("ro", Mode.BACKTEST, SYMBOLS, "USD", 100_000.0))
+    journal = Journal(":memory:")
+    journal.start_run(
+        run_id="ro", bot="ro", mode="backtest", currency="USD", initial_capital=100_000.0,
+        timeframe_s=HOUR, config_hash="x", manifest={},
+    )  # fmt: skip
+    config = EngineConfig("ro", "backtest", SYMBOLS, HOUR, 100_000.0)
+    e = Engine(config, strategy, paper, journal, [("copier", copier)], hooks=hooks)
+    e.run(BARS)
+    assert _rows(e, "SELECT reason FROM risk_decisions WHERE code = 'plugin_fault'") == []
+    assert _rows(e, "SELECT 1 FROM events WHERE kind = 'risk_action_failed'") == []
+    orders = _rows(e, "SELECT side, quantity FROM orders WHERE symbol = 'A' ORDER BY rowid")
+    assert [side for side, _ in orders] == ["buy", "buy", "sell"], orders  # flatten done

@@ -205,6 +205,43 @@ class HeldPosition(Position):
 
     __hash__ = None  # type: ignore[assignment]  # as Position's: mutable there, so unhashable
 
+    # A copy is the plugin's own: a plain, writable Position (``copy``, ``deepcopy``, pickle and
+    # ``dataclasses.replace`` raised on the read-only one, failing a plugin that wrote nothing).
+    def _plain(self, **changes: Any) -> Position:
+        fields = {
+            "symbol": self.symbol,
+            "quantity": self.quantity,
+            "average_price": self.average_price,
+            "realized_pnl": self.realized_pnl,
+            "opened_ts": self.opened_ts,
+        }
+        return Position(**{**fields, **changes})
+
+    def __copy__(self) -> Position:
+        return self._plain()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Position:
+        return self._plain()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        plain = self._plain()
+        return (
+            Position,
+            (
+                plain.symbol,
+                plain.quantity,
+                plain.average_price,
+                plain.realized_pnl,
+                plain.opened_ts,
+            ),
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # ``dataclasses.replace`` builds ``type(obj)(**fields)``: set through the slots.
+        plain = Position(*args, **kwargs)
+        for name in ("symbol", "quantity", "average_price", "realized_pnl", "opened_ts"):
+            _set(self, name, getattr(plain, name))
+
 
 _set = object.__setattr__
 
