@@ -34,10 +34,10 @@ def restored_halt_reason(journaled: str) -> str:
 #: ``spec.emergencyStop``), a fleet stop's direct call (which writes the same stop into the
 #: spec) and the start's halt from the manifest's ``spec.emergencyStop``.
 SPEC_HOLDER = "spec"
+#: Who the manifest's emergency stop is given by, at a start (``BotSession.open``).
+SPEC_STOP = "spec.emergencyStop"
 #: Who gives those halts: the actor each sends (``runtime_client.ACTOR``, ``fleet.ACTOR``) and
 #: the start's own name for the manifest's stop (``session.py``).
-# Who the manifest's emergency stop is given by, at a start (``BotSession.open``).
-SPEC_STOP = "spec.emergencyStop"
 SPEC_ACTORS = frozenset({"tradefleet-operator", "tradefleet-fleet", SPEC_STOP})
 #: The holder of the halts people give the runtime directly (``tradefleet stop ADDRESS``): one
 #: holder, as their resume (every halt) is one.
